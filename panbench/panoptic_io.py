@@ -1,0 +1,188 @@
+"""Reading the COCO panoptic format, validated: every problem is an :class:`InputError` whose
+one-line message names the file or image and the fix.
+
+Only numpy and a PNG decoder are imported here, so ``panbench score`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.errors import InputError
+from panbench.pq import CategoryTable, Segments
+
+MAX_ID = 256**3
+_SENTINEL = np.uint16(0xFFFF)
+_LUT: np.ndarray | None = None
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """Load a JSON object, or raise an InputError that names the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: {what} not found; check the path")
+    try:
+        with open(p, "rb") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: {what} is not valid JSON ({e}); re-export or re-download it") from e
+    if not isinstance(data, dict):
+        raise InputError(f"{p}: {what} must be a JSON object with an 'annotations' list")
+    return data
+
+
+def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise InputError(f"{where}: missing field '{key}'; every entry needs it (COCO panoptic format)")
+    val = obj[key]
+    if not isinstance(val, kind) or isinstance(val, bool) and kind is not bool:
+        raise InputError(f"{where}: field '{key}' has the wrong type ({type(val).__name__})")
+    return val
+
+
+def parse_categories(data: dict[str, Any], path: str | os.PathLike[str]) -> CategoryTable:
+    """The ``categories`` list of a ground-truth JSON as a :class:`CategoryTable`."""
+    cats = data.get("categories")
+    if not isinstance(cats, list) or not cats:
+        raise InputError(f"{path}: missing field 'categories'; use the ground-truth panoptic JSON")
+    seen: set[int] = set()
+    for c in cats:
+        cid = _field(c, "id", f"{path}: category", int)
+        _field(c, "isthing", f"{path}: category {cid}", int)
+        if cid in seen:
+            raise InputError(f"{path}: duplicate category id {cid}; category ids must be unique")
+        seen.add(cid)
+    return CategoryTable.from_coco(cats)
+
+
+def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bool) -> dict[int, dict[str, Any]]:
+    """``annotations`` keyed by image id, with every field scoring needs checked."""
+    anns = data.get("annotations")
+    if not isinstance(anns, list):
+        raise InputError(f"{path}: missing field 'annotations'; expected the COCO panoptic format")
+    out: dict[int, dict[str, Any]] = {}
+    for ann in anns:
+        image_id = _field(ann, "image_id", f"{path}: annotation", (int, str))
+        where = f"{path}: image {image_id}"
+        fname = _field(ann, "file_name", where, str)
+        if not fname:
+            raise InputError(f"{where}: empty 'file_name'")
+        segs = _field(ann, "segments_info", where, list)
+        for s in segs:
+            _field(s, "id", f"{where} segment", int)
+            _field(s, "category_id", f"{where} segment {s['id']}", int)
+            if gt:
+                _field(s, "area", f"{where} segment {s['id']}", int)
+        if image_id in out:
+            raise InputError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
+        out[image_id] = ann
+    return out
+
+
+def safe_join(folder: str | os.PathLike[str], file_name: str, where: str) -> Path:
+    """``folder/file_name``, refusing names that point outside ``folder``."""
+    base = Path(folder).resolve()
+    target = (base / file_name).resolve()
+    if os.path.isabs(file_name) or base not in target.parents:
+        raise InputError(f"{where}: file name '{file_name}' points outside {base}; use a plain relative name")
+    return target
+
+
+def decode_png(path: Path, where: str) -> np.ndarray:
+    """Decode an RGB(A) PNG into an HxWx3 uint8 array (fast decoder first, then OpenCV, then PIL)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{where}: PNG {path} not found; check --pred-dir/--gt-dir and file_name") from None
+    try:
+        import pyspng
+
+        arr = pyspng.load(data)
+    except ImportError:  # pragma: no cover - pyspng is installed by make setup
+        arr = _decode_fallback(data)
+    except Exception as e:  # libspng reports truncated and corrupt files as errors
+        raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
+    if arr.ndim == 2:
+        raise InputError(f"{where}: PNG {path} is single-channel; panoptic PNGs are RGB (id = R + 256G + 256^2B)")
+    return arr[..., :3]
+
+
+def _decode_fallback(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def rgb2id(rgb: np.ndarray) -> np.ndarray:
+    """Segment ids ``R + 256 G + 256^2 B`` as uint32 (one pass through a 4-byte view)."""
+    h, w = rgb.shape[:2]
+    buf = np.zeros((h, w, 4), np.uint8)
+    buf[..., :3] = rgb
+    return buf.view("<u4")[..., 0]
+
+
+def _lut() -> np.ndarray:
+    global _LUT
+    if _LUT is None:
+        _LUT = np.full(MAX_ID, _SENTINEL, np.uint16)
+    return _LUT
+
+
+def index_map(ids: np.ndarray, seg_ids: np.ndarray) -> np.ndarray:
+    """Map segment ids to 1..n (0 stays VOID, unknown ids become 0xFFFF) with a reused table."""
+    lut = _lut()
+    lut[0] = 0
+    lut[seg_ids] = np.arange(1, len(seg_ids) + 1, dtype=np.uint16)
+    try:
+        return lut[ids]
+    finally:
+        lut[seg_ids] = _SENTINEL
+        lut[0] = _SENTINEL
+
+
+def parse_segments(
+    segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool
+) -> Segments:
+    """``segments_info`` as arrays; checks ids (unique, 1..2^24-1) and category ids."""
+    n = len(segments_info)
+    if n >= int(_SENTINEL):
+        raise InputError(f"{where}: {n} segments; at most 65534 per image are supported")
+    ids = np.fromiter((s["id"] for s in segments_info), np.int64, n)
+    if n and (ids.min() <= 0 or ids.max() >= MAX_ID):
+        bad = int(ids[(ids <= 0) | (ids >= MAX_ID)][0])
+        raise InputError(f"{where}: segment id {bad} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
+    if len(np.unique(ids)) != n:
+        u, c = np.unique(ids, return_counts=True)
+        raise InputError(f"{where}: duplicate segment id {int(u[c > 1][0])} in segments_info; ids must be unique")
+    cat_idx = np.empty(n, np.int64)
+    for k, s in enumerate(segments_info):
+        k_cat = cats.index.get(s["category_id"])
+        if k_cat is None:
+            raise InputError(
+                f"{where}: segment {s['id']} has unknown category_id {s['category_id']}; "
+                "use the category ids of the ground-truth JSON"
+            )
+        cat_idx[k] = k_cat
+    iscrowd = np.fromiter((s.get("iscrowd", 0) == 1 for s in segments_info), bool, n)
+    areas = (
+        np.fromiter((s["area"] for s in segments_info), np.int64, n) if gt else np.zeros(n, np.int64)
+    )
+    return Segments(ids, cat_idx, iscrowd, areas)
+
+
+def intersections(gt_index: np.ndarray, n_gt: int, pred_index: np.ndarray, n_pred: int) -> np.ndarray:
+    """Pixel counts of (ground truth, prediction) index pairs, shape ``(n_gt + 2, n_pred + 1)``.
+
+    ``gt_index`` holds 0 (VOID), 1..n_gt, or ``n_gt + 1`` for ids in no segment.
+    """
+    cols = n_pred + 1
+    flat = gt_index.ravel().astype(np.intp) * cols + pred_index.ravel()
+    return np.bincount(flat, minlength=(n_gt + 2) * cols).reshape(n_gt + 2, cols)

@@ -1,0 +1,232 @@
+"""Panoptic quality: pure per-image matching underneath, additive per-category sums on top.
+
+The rules are panopticapi's ``pq_compute_single_core``, reproduced exactly:
+
+* a predicted and a ground-truth segment match when they share a category, the ground truth is
+  not a crowd region and IoU > 0.5, where the union leaves out the prediction's VOID pixels;
+* the ground-truth area is the ``area`` of its ``segments_info`` entry (as panopticapi reads it),
+  the predicted area is counted from the prediction's pixels;
+* an unmatched non-crowd ground-truth segment is a false negative;
+* an unmatched prediction is a false positive unless more than half of it lies on VOID or on the
+  crowd region of its own category (the last crowd segment of that category in JSON order).
+
+Everything is per-category sums (``iou``, ``tp``, ``fp``, ``fn``) that add across images and
+across processes; :func:`summarize` turns them into PQ/SQ/RQ for All, Things and Stuff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+VOID = 0
+METRIC_KEYS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
+
+
+@dataclass
+class Segments:
+    """The ``segments_info`` of one image as parallel arrays (index 0..n-1 in JSON order)."""
+
+    ids: np.ndarray  # int64 segment ids (R + 256 G + 256^2 B)
+    cats: np.ndarray  # int64 index into the category table (not the COCO id)
+    iscrowd: np.ndarray  # bool
+    areas: np.ndarray  # int64, from JSON (ground truth) or counted (prediction)
+
+    @staticmethod
+    def empty() -> Segments:
+        z = np.zeros(0, np.int64)
+        return Segments(z, z.copy(), np.zeros(0, bool), z.copy())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class ImageStats:
+    """Per-category contributions of one image (indices into the category table)."""
+
+    tp_cats: np.ndarray
+    tp_ious: np.ndarray
+    fn_cats: np.ndarray
+    fp_cats: np.ndarray
+
+
+def match_segments(
+    inter: np.ndarray,
+    gt: Segments,
+    pred: Segments,
+) -> ImageStats:
+    """Match segments of one image given the intersection table.
+
+    ``inter`` has shape ``(len(gt) + 2, len(pred) + 1)``: row 0 is ground-truth VOID, rows
+    1..G the ground-truth segments, row G+1 pixels whose ground-truth id is in no segment
+    (panopticapi ignores those); column 0 is predicted VOID, columns 1..P the predictions.
+    ``pred.areas`` must be the pixel counts of the predictions.
+    """
+    n_gt, n_pred = len(gt), len(pred)
+    if n_gt and n_pred:
+        i = inter[1 : n_gt + 1, 1:].astype(np.int64)
+        void_p = inter[0, 1:].astype(np.int64)
+        union = pred.areas[None, :] + gt.areas[:, None] - i - void_p[None, :]
+        ok = (i > 0) & (gt.cats[:, None] == pred.cats[None, :]) & ~gt.iscrowd[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = np.where(ok, i / np.where(union == 0, 1, union), 0.0)
+        ok &= iou > 0.5
+        g_idx, p_idx = np.nonzero(ok)
+        tp_cats = gt.cats[g_idx]
+        tp_ious = iou[g_idx, p_idx]
+        gt_matched = np.zeros(n_gt, bool)
+        gt_matched[g_idx] = True
+        pred_matched = np.zeros(n_pred, bool)
+        pred_matched[p_idx] = True
+    else:
+        tp_cats = np.zeros(0, np.int64)
+        tp_ious = np.zeros(0, np.float64)
+        gt_matched = np.zeros(n_gt, bool)
+        pred_matched = np.zeros(n_pred, bool)
+
+    fn_cats = gt.cats[~gt_matched & ~gt.iscrowd]
+
+    # Unmatched predictions: ignored when more than half lies on VOID or on its category's crowd.
+    unmatched = np.nonzero(~pred_matched)[0]
+    if len(unmatched):
+        ignored_px = inter[0, 1 + unmatched].astype(np.int64)
+        crowd_rows = np.nonzero(gt.iscrowd)[0]
+        if len(crowd_rows):
+            crowd_row_of_cat: dict[int, int] = {}
+            for g in crowd_rows:  # JSON order: the last crowd segment of a category wins
+                crowd_row_of_cat[int(gt.cats[g])] = int(g) + 1
+            rows = np.array([crowd_row_of_cat.get(int(c), -1) for c in pred.cats[unmatched]], np.int64)
+            has = rows >= 0
+            ignored_px[has] += inter[rows[has], 1 + unmatched[has]].astype(np.int64)
+        keep = ~(ignored_px / pred.areas[unmatched] > 0.5)
+        fp_cats = pred.cats[unmatched[keep]]
+    else:
+        fp_cats = np.zeros(0, np.int64)
+    return ImageStats(tp_cats, tp_ious, fn_cats, fp_cats)
+
+
+@dataclass
+class PQStats:
+    """Per-category sums; ``+`` adds two of them (across images, shards or processes)."""
+
+    iou: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    n_images: int = 0
+
+    @staticmethod
+    def zeros(n_categories: int) -> PQStats:
+        return PQStats(
+            np.zeros(n_categories, np.float64),
+            np.zeros(n_categories, np.int64),
+            np.zeros(n_categories, np.int64),
+            np.zeros(n_categories, np.int64),
+        )
+
+    def add_image(self, s: ImageStats) -> None:
+        """Accumulate one image's contributions in place."""
+        np.add.at(self.iou, s.tp_cats, s.tp_ious)
+        np.add.at(self.tp, s.tp_cats, 1)
+        np.add.at(self.fn, s.fn_cats, 1)
+        np.add.at(self.fp, s.fp_cats, 1)
+        self.n_images += 1
+
+    def __add__(self, other: PQStats) -> PQStats:
+        return PQStats(
+            self.iou + other.iou,
+            self.tp + other.tp,
+            self.fp + other.fp,
+            self.fn + other.fn,
+            self.n_images + other.n_images,
+        )
+
+    def to_array(self) -> np.ndarray:
+        """Flatten into one float64 vector (for an all-reduce); exact for counts below 2**53."""
+        return np.concatenate(
+            [self.iou, self.tp.astype(np.float64), self.fp.astype(np.float64),
+             self.fn.astype(np.float64), [float(self.n_images)]]
+        )
+
+    @staticmethod
+    def from_array(a: np.ndarray) -> PQStats:
+        n = (len(a) - 1) // 4
+        return PQStats(
+            a[:n].astype(np.float64),
+            np.rint(a[n : 2 * n]).astype(np.int64),
+            np.rint(a[2 * n : 3 * n]).astype(np.int64),
+            np.rint(a[3 * n : 4 * n]).astype(np.int64),
+            int(round(float(a[-1]))),
+        )
+
+
+def _average(stats: PQStats, mask: np.ndarray) -> tuple[float, float, float, int]:
+    iou, tp, fp, fn = stats.iou[mask], stats.tp[mask], stats.fp[mask], stats.fn[mask]
+    present = (tp + fp + fn) > 0
+    n = int(present.sum())
+    if n == 0:
+        return 0.0, 0.0, 0.0, 0
+    iou, tp, fp, fn = iou[present], tp[present], fp[present], fn[present]
+    denom = tp + 0.5 * fp + 0.5 * fn
+    pq = iou / denom
+    sq = np.where(tp > 0, iou / np.maximum(tp, 1), 0.0)
+    rq = tp / denom
+    return float(pq.sum() / n), float(sq.sum() / n), float(rq.sum() / n), n
+
+
+def summarize(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
+    """PQ/SQ/RQ (0-100) for All, Things, Stuff; per class PQ/SQ/RQ (0-100) and TP/FP/FN.
+
+    Categories with no TP, FP or FN are left out of the averages, as in panopticapi; a group
+    with none at all gets 0.0 (panopticapi divides by zero there).
+    """
+    things = np.asarray(isthing, bool)
+    out: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    for suffix, mask in (("", np.ones_like(things)), ("_th", things), ("_st", ~things)):
+        pq, sq, rq, n = _average(stats, mask)
+        out["PQ" + suffix], out["SQ" + suffix], out["RQ" + suffix] = 100 * pq, 100 * sq, 100 * rq
+        counts[{"": "All", "_th": "Things", "_st": "Stuff"}[suffix]] = n
+    per_class: dict[str, dict[str, float | int]] = {}
+    for k, cid in enumerate(category_ids):
+        tp, fp, fn, iou = int(stats.tp[k]), int(stats.fp[k]), int(stats.fn[k]), float(stats.iou[k])
+        denom = tp + 0.5 * fp + 0.5 * fn
+        per_class[str(cid)] = {
+            "PQ": 100 * iou / denom if denom else 0.0,
+            "SQ": 100 * iou / tp if tp else 0.0,
+            "RQ": 100 * tp / denom if denom else 0.0,
+            "TP": tp,
+            "FP": fp,
+            "FN": fn,
+        }
+    out["n_categories"] = counts
+    out["per_class"] = per_class
+    out["n_images"] = stats.n_images
+    return out
+
+
+@dataclass
+class CategoryTable:
+    """COCO category ids, names and thing/stuff flags, with a lookup from id to index."""
+
+    ids: list[int]
+    names: list[str]
+    isthing: list[bool]
+    index: dict[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {cid: k for k, cid in enumerate(self.ids)}
+
+    @staticmethod
+    def from_coco(categories: list[dict[str, Any]]) -> CategoryTable:
+        return CategoryTable(
+            [int(c["id"]) for c in categories],
+            [str(c.get("name", c["id"])) for c in categories],
+            [bool(c.get("isthing", 0) == 1) for c in categories],
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)

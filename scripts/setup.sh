@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Idempotent set-up of panbench's virtual environment (.venv at the repository root).
+#
+# Steps: venv -> torch -> build tools -> mmcv 2.1.0 with ops (compiled once, wheel cached
+# outside the repository) -> mmengine/mmdet -> panopticapi and the rest -> panbench itself.
+# Every step prints "[setup k/N] ..." and, on failure, which step failed and what to do.
+#
+# Environment:
+#   PYTHON            interpreter used to create the venv (default: python3.11, else python3)
+#   PANBENCH_CACHE    where built wheels are cached (default: ~/.cache/panbench)
+#   MAX_JOBS          parallel compile jobs for mmcv (default: number of cores)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip --disable-pip-version-check -q)
+CACHE="${PANBENCH_CACHE:-$HOME/.cache/panbench}"
+STAMP="$VENV/.panbench-setup-ok"
+N=7
+T0=$(date +%s)
+
+step() { echo "[setup $1/$N] $2"; }
+fail() {
+  echo "[setup] FAILED at step $1: $2" >&2
+  echo "[setup] fix: $3" >&2
+  exit 1
+}
+quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v -E "is ignored: it is neither|dependency resolver does not|requires setuptools>=|^ERROR: pip's" || true; }
+
+# Fast path: everything installed from the same inputs as last time.
+HASH_INPUTS="$(cat "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "import panbench, mmdet, mmcv.ops" 2>/dev/null; then
+  echo "[setup] up to date ($VENV); nothing to do"
+  exit 0
+fi
+
+step 1 "virtual environment $VENV"
+if [[ ! -x "$PY" ]]; then
+  BASE_PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+  "$BASE_PY" -m venv "$VENV" || fail 1 "could not create the venv with $BASE_PY" \
+    "install Python 3.11 with venv support (apt-get install python3.11-venv) or set PYTHON=/path/to/python3.11"
+fi
+
+step 2 "torch"
+if "$PY" -c "import torch" 2>/dev/null; then
+  echo "        keeping installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
+elif command -v nvidia-smi >/dev/null 2>&1; then
+  quiet_pip install torch || fail 2 "pip install torch (CUDA build) failed" "check network access to PyPI, then rerun make setup"
+else
+  quiet_pip install torch==2.13.0 || fail 2 "pip install torch==2.13.0 failed" \
+    "install a CPU torch wheel into .venv by hand (.venv/bin/pip install torch) and rerun make setup"
+fi
+"$PY" -c "import torch" || fail 2 "torch does not import" "remove .venv and rerun make setup"
+
+step 3 "build tools (setuptools<70: mmcv's setup.py imports pkg_resources), numpy, mmengine"
+quiet_pip install "setuptools<70" wheel ninja numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
+  mmengine==0.10.7 || fail 3 "installing build tools failed" "check network access to PyPI and rerun make setup"
+
+TORCH_TAG="$("$PY" -c 'import sys, torch; v=torch.version.cuda; print(f"cp{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split("+")[0]}-" + (f"cu{v}" if v else "cpu"))')"
+WHEELDIR="$CACHE/wheels/mmcv-2.1.0-$TORCH_TAG"
+step 4 "mmcv 2.1.0 with compiled ops for $TORCH_TAG (cache: $WHEELDIR)"
+if "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
+  echo "        mmcv 2.1.0 with ops already installed"
+else
+  if ! ls "$WHEELDIR"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
+    echo "        no cached wheel: compiling mmcv from source (about 9 min on 2 cores; once per torch version)"
+    mkdir -p "$WHEELDIR"
+    BUILD_LOG="$CACHE/mmcv-build-$TORCH_TAG.log"
+    (cd "$CACHE" && MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$PY" -m pip wheel --no-build-isolation --no-deps \
+      mmcv==2.1.0 -w "$WHEELDIR") >"$BUILD_LOG" 2>&1 || fail 4 "compiling mmcv failed (log: $BUILD_LOG)" \
+      "install gcc/g++ and the Python headers (apt-get install build-essential python3-dev), then rerun make setup"
+  else
+    echo "        using cached wheel $(ls "$WHEELDIR"/mmcv-2.1.0-*.whl)"
+  fi
+  quiet_pip install --no-deps "$WHEELDIR"/mmcv-2.1.0-*.whl || fail 4 "installing the mmcv wheel failed" \
+    "delete $WHEELDIR and rerun make setup to rebuild it"
+fi
+"$PY" -c "import mmcv.ops" || fail 4 "mmcv's compiled ops do not load" "delete $WHEELDIR and rerun make setup"
+
+step 5 "mmdet 3.3.0 and its dependencies"
+quiet_pip install mmdet==3.3.0 "setuptools<70" || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
+
+step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), pycocotools, pandas, matplotlib, test tools"
+quiet_pip install --no-deps panopticapi-lite==0.2.0 || fail 6 "pip install panopticapi-lite failed" "check network access to PyPI and rerun make setup"
+quiet_pip install pycocotools pandas matplotlib tqdm tabulate pytest hypothesis ruff hotcoco nbclient nbformat ipykernel \
+  || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
+
+step 7 "panbench (editable)"
+quiet_pip install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
+"$PY" -c "import panbench, mmdet, mmcv.ops, panopticapi" || fail 7 "a package does not import" "run .venv/bin/panbench doctor"
+
+echo "$HASH_INPUTS" >"$STAMP"
+echo "[setup] done in $(( $(date +%s) - T0 )) s"

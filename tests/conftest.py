@@ -1,0 +1,48 @@
+"""Shared fixtures: the real COCO sample in ../shared, and panopticapi as the reference."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COCO_SAMPLE = Path(
+    os.environ.get("PANBENCH_COCO_SAMPLE", ROOT.parent / "shared" / "data" / "coco-panoptic-val2017-sample")
+)
+
+
+@pytest.fixture
+def coco_sample() -> Path:
+    """The 2-image COCO panoptic val2017 sample (read in place, never copied into the repo)."""
+    if not (COCO_SAMPLE / "annotations" / "panoptic_val2017.json").is_file():
+        pytest.skip(f"COCO sample not found at {COCO_SAMPLE} (set PANBENCH_COCO_SAMPLE)")
+    return COCO_SAMPLE
+
+
+def panopticapi_reference(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path) -> dict[str, Any]:
+    """panopticapi's numbers (single core, no multiprocessing) in panbench's key names."""
+    from panopticapi.evaluation import pq_compute_single_core
+
+    gt = json.loads(Path(gt_json).read_text())
+    pred = json.loads(Path(pred_json).read_text())
+    cats = {c["id"]: c for c in gt["categories"]}
+    pred_by_id = {a["image_id"]: a for a in pred["annotations"]}
+    pairs = [(a, pred_by_id[a["image_id"]]) for a in gt["annotations"]]
+    stat = pq_compute_single_core(0, pairs, str(gt_dir), str(pred_dir), cats)
+    out: dict[str, Any] = {}
+    for sfx, isthing in (("", None), ("_th", True), ("_st", False)):
+        try:
+            res, _ = stat.pq_average(cats, isthing=isthing)
+        except ZeroDivisionError:  # no category of the group present: panbench reports 0
+            res = {"pq": 0.0, "sq": 0.0, "rq": 0.0}
+        out["PQ" + sfx], out["SQ" + sfx], out["RQ" + sfx] = 100 * res["pq"], 100 * res["sq"], 100 * res["rq"]
+    out["per_class"] = {
+        str(cid): {"TP": stat.pq_per_cat[cid].tp, "FP": stat.pq_per_cat[cid].fp, "FN": stat.pq_per_cat[cid].fn,
+                   "IOU": stat.pq_per_cat[cid].iou}
+        for cid in cats
+    }
+    return out
