@@ -33,7 +33,9 @@ def evaluate_image(
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
 
-    gt_index = index_map(gt_ids, gt.ids)
+    cols = len(pred) + 1
+    step = cols if (len(gt) + 2) * cols < int(_SENTINEL) else 1  # fast path: one uint16 add per pixel
+    gt_index = index_map(gt_ids, gt.ids, step)
     unknown = gt_index == _SENTINEL
     if unknown.any():
         raise InputError(
@@ -47,7 +49,7 @@ def evaluate_image(
             f"{where} (prediction): PNG segment id {int(pred_ids[unknown][0])} is absent from segments_info; "
             "list every segment of the PNG in segments_info"
         )
-    inter = intersections(gt_index, len(gt), pred_index, len(pred))
+    inter = intersections(gt_index, len(gt), pred_index, len(pred), gt_step=step)
     pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
     missing = np.nonzero(pred.areas == 0)[0]
     if len(missing):

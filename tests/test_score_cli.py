@@ -1,0 +1,116 @@
+"""`panbench score`: output formats, and one-line errors (exit 2, no traceback) for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from panbench.cli import main
+from panbench.pq import METRIC_KEYS
+from panbench.synth import coco_like_categories, perturb, random_image, write_panoptic
+
+CATS = coco_like_categories()
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    gt = [(i, random_image(rng, 40 + 3 * i, 50, CATS)) for i in range(1, 4)]
+    pred = [(i, perturb(rng, g, CATS)) for i, g in gt]
+    gj, gd = write_panoptic(tmp_path, "gt", gt, CATS)
+    pj, pd = write_panoptic(tmp_path, "pred", pred, CATS)
+    return {"gt_json": gj, "gt_dir": gd, "pred_json": pj, "pred_dir": pd}
+
+
+def args(c: dict[str, Path], *extra: str) -> list[str]:
+    return ["score", "--gt-json", str(c["gt_json"]), "--gt-dir", str(c["gt_dir"]),
+            "--pred-json", str(c["pred_json"]), "--pred-dir", str(c["pred_dir"]), *extra]
+
+
+def test_json_output_has_metrics_per_class_and_n_images(case, capsys) -> None:
+    assert main(args(case, "--json")) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(METRIC_KEYS) <= set(out) and out["n_images"] == 3
+    assert set(out["per_class"]) == {str(c["id"]) for c in CATS}
+    assert set(out["per_class"][str(CATS[0]["id"])]) == {"PQ", "SQ", "RQ", "TP", "FP", "FN"}
+
+
+def test_table_output_and_workers_agree(case, capsys) -> None:
+    assert main(args(case)) == 0
+    table = capsys.readouterr().out
+    assert "All" in table and "Things" in table and "Stuff" in table
+    main(args(case, "--json"))
+    one = json.loads(capsys.readouterr().out)
+    main(args(case, "--json", "--workers", "2"))
+    two = json.loads(capsys.readouterr().out)
+    assert all(one[k] == pytest.approx(two[k], abs=1e-12) for k in METRIC_KEYS)
+
+
+def _edit_pred(case, fn) -> None:
+    data = json.loads(case["pred_json"].read_text())
+    fn(data)
+    case["pred_json"].write_text(json.dumps(data))
+
+
+def _first_png(case) -> Path:
+    data = json.loads(case["pred_json"].read_text())
+    return case["pred_dir"] / data["annotations"][0]["file_name"]
+
+
+def _write_ids(path: Path, ids: np.ndarray) -> None:
+    from panbench.synth import write_png
+
+    write_png(path, ids)
+
+
+def _load_ids(path: Path) -> np.ndarray:
+    from panbench.panoptic_io import decode_png, rgb2id
+
+    return rgb2id(decode_png(path, "test")).copy()
+
+
+BAD = {
+    "malformed_json": (lambda c: c["pred_json"].write_text("{not json"), "not valid JSON"),
+    "missing_field": (lambda c: _edit_pred(c, lambda d: d["annotations"][0].pop("segments_info")),
+                      "missing field 'segments_info'"),
+    "missing_png": (lambda c: _first_png(c).unlink(), "not found"),
+    "truncated_png": (lambda c: _first_png(c).write_bytes(_first_png(c).read_bytes()[:200]), "truncated or corrupt"),
+    "escaping_name": (lambda c: _edit_pred(c, lambda d: d["annotations"][0].update(file_name="../gt.json")),
+                      "points outside"),
+    "png_id_not_in_json": (lambda c: _edit_pred(c, lambda d: d["annotations"][0]["segments_info"].pop()),
+                           "absent from segments_info"),
+    "json_id_not_in_png": (lambda c: _edit_pred(c, lambda d: d["annotations"][0]["segments_info"].append(
+        {"id": 12345, "category_id": CATS[0]["id"]})), "absent from the PNG"),
+    "unknown_category": (lambda c: _edit_pred(c, lambda d: d["annotations"][0]["segments_info"][0].update(
+        category_id=999)), "unknown category_id 999"),
+    "duplicate_image_ids": (lambda c: _edit_pred(c, lambda d: d["annotations"].append(d["annotations"][0])),
+                            "duplicate image id"),
+    "duplicate_segment_ids": (lambda c: _edit_pred(c, lambda d: d["annotations"][0]["segments_info"].append(
+        d["annotations"][0]["segments_info"][0])), "duplicate segment id"),
+    "wrong_size": (lambda c: _write_ids(_first_png(c), _load_ids(_first_png(c))[:-1]), "predict at the original"),
+    "missing_prediction": (lambda c: _edit_pred(c, lambda d: d["annotations"].pop()), "no prediction for image"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_is_one_line_exit_2(case, capsys, name) -> None:
+    breaker, expected = BAD[name]
+    breaker(case)
+    assert main(args(case)) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err and "Traceback" not in err
+    assert err.startswith("panbench: error: ")
+
+
+def test_bad_input_through_the_console_script(case) -> None:
+    BAD["unknown_category"][0](case)
+    cmd = [sys.executable, "-m", "panbench", *args(case)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "image 1" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "panbench", "--debug", *args(case)], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" in r.stderr
