@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from panbench import __version__
 from panbench.errors import PanbenchError
@@ -46,6 +48,129 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(data_root=args.data_root)
 
 
+def cmd_ls(args: argparse.Namespace) -> int:
+    from panbench.checkpoints import cache_dir
+    from panbench.registry import all_models
+
+    specs = all_models()
+    if args.dataset:
+        specs = [s for s in specs if s.dataset == args.dataset]
+    rows = []
+    for s in specs:
+        cached = bool(s.checkpoint_filename and (cache_dir() / s.checkpoint_filename).exists())
+        pq = s.published.get("PQ") if s.published else None
+        rows.append((s.name, s.architecture, s.backbone, s.dataset, f"{pq:.1f}" if pq is not None else "-",
+                     _params(s) if args.params else "", "yes" if cached else "no", ", ".join(s.aliases)))
+    head = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params" if args.params else "", "cached",
+            "aliases")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _params(spec) -> str:
+    from panbench import mm
+
+    n = mm.count_parameters(mm.build_model(mm.load_config(spec.config), spec.config))
+    return f"{n / 1e6:.1f}M"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from panbench.dataset import load_dataset
+    from panbench.errors import PanbenchError
+    from panbench.evaluate import evaluate_model
+    from panbench.registry import resolve
+    from panbench.runner import EvalOptions
+
+    specs = resolve(args.model, dataset=args.dataset)
+    if args.checkpoint and len(specs) > 1:
+        raise PanbenchError("--checkpoint applies to one model; pass a single --model with it")
+    root = args.data_root or ("data/coco" if args.dataset == "coco" else f"data/{args.dataset}")
+    ds = load_dataset(root, name=args.dataset, limit=args.limit, subset=args.subset)
+    opts = EvalOptions(device=args.device, batch_size=args.batch_size, workers=args.workers, warmup=args.warmup,
+                       seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
+                       cache_root=Path(args.results) / "cache")
+    records = []
+    for spec in specs:
+        rec = evaluate_model(spec, ds, opts, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
+                             results_dir=Path(args.results), command=" ".join(sys.argv))
+        records.append(rec)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(format_record(rec))
+    if len(records) > 1 and int(os.environ.get("RANK", "0")) == 0:
+        print(format_comparison(records))
+    return 0
+
+
+def format_record(rec: dict) -> str:
+    """The model's All/Things/Stuff table, timings, and the delta to the published numbers."""
+    m = {**rec["metrics"], "n_categories": rec["n_categories"]}
+    t = rec["timings"]
+    lines = [format_metrics(m, f"{rec['model']} on {rec['dataset']} ({rec['n_images']} images, {rec['device']})")]
+    lines.append(f"  {t['images_per_s']:.2f} img/s; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, "
+                 f"post-processing {_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms")
+    pub = rec.get("published") or {}
+    if any(v is not None for v in pub.values()):
+        d = rec["delta_to_published"]
+        parts = [f"{k} {rec['metrics'][k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
+                 if pub.get(k) is not None]
+        lines.append("  published (zoo): " + "; ".join(parts))
+        if d.get("PQ") is not None and abs(d["PQ"]) > 1.0:
+            note = "on a subset, a gap is expected" if rec["n_images"] < 5000 else "check checkpoint and class order"
+            lines.append(f"  WARNING: PQ differs from the published value by {d['PQ']:+.1f} ({note})")
+    lines.append(f"  record: {rec.get('record')}")
+    return "\n".join(lines)
+
+
+def _ms(t: dict, key: str) -> str:
+    n = max(t.get("timed_images", 0), 1)
+    return f"{1000 * t.get(key, 0.0) / n:.1f}"
+
+
+def format_comparison(records: list[dict]) -> str:
+    """One row per model: the nine metrics and speed."""
+    head = f"{'model':24} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
+    rows = [head, "-" * len(head)]
+    for r in records:
+        m = r["metrics"]
+        rows.append(f"{r['model']:24} {m['PQ']:6.2f} {m['SQ']:6.2f} {m['RQ']:6.2f} {m['PQ_th']:6.2f} "
+                    f"{m['PQ_st']:6.2f} {r['timings']['images_per_s']:7.2f}")
+    return "\n".join(rows)
+
+
+def _add_ls(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ls", help="list the models panbench knows", description="Every registered model with "
+                       "architecture, backbone, published PQ and whether its checkpoint is cached.")
+    p.add_argument("--dataset", help="only models for this dataset (coco, demo)")
+    p.add_argument("--params", action="store_true", help="build each model to count its parameters (slower)")
+    p.set_defaults(func=cmd_ls)
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate zoo models on COCO panoptic val (or the demo set)",
+                       description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "
+                       "under results/ and a row in results/runs.csv.")
+    p.add_argument("--model", required=True,
+                   help="a name or alias from `panbench ls`, a comma-separated list, 'all', or a config path")
+    p.add_argument("--dataset", default="coco", help="coco (default) or demo")
+    p.add_argument("--data-root", help="dataset root (default data/coco or data/demo)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
+    p.add_argument("--checkpoint", help="your own weights instead of the zoo's")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow full unpickling of a checkpoint that weights_only loading refuses")
+    p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default 2)")
+    p.add_argument("--warmup", type=int, default=1, help="batches left out of the timings (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
@@ -73,7 +198,7 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_doctor, _add_score]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_doctor, _add_ls, _add_eval, _add_score]
 
 
 def build_parser() -> argparse.ArgumentParser:

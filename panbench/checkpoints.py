@@ -1,0 +1,149 @@
+"""Checkpoints: download with progress and resume, sha256 verification, safe loading.
+
+The cache is torch hub's ``checkpoints`` folder, the one mmengine's ``load_checkpoint``
+uses for URLs, so a checkpoint downloaded by either is found by both.  Zoo file names end in
+the first 8 hex digits of the file's sha256 (``..._20230118_125535-54df384a.pth``); panbench
+checks them after download and before every load, and records the full digest in results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from panbench.errors import PanbenchError
+
+HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.pth$")
+
+
+def cache_dir() -> Path:
+    """Where checkpoints live (``$TORCH_HOME/hub/checkpoints``, shared with mmengine)."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
+    )
+    return Path(torch_home) / "hub" / "checkpoints"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256 hex digest, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def expected_prefix(path_or_url: str) -> str | None:
+    """The sha256 prefix a zoo file name carries, if any."""
+    m = HASH_IN_NAME.search(path_or_url)
+    return m.group(1) if m else None
+
+
+def verify(path: Path, prefix: str | None) -> str:
+    """Return the sha256 of ``path``; refuse it when it does not start with ``prefix``."""
+    digest = sha256_file(path)
+    if prefix and not digest.startswith(prefix):
+        raise PanbenchError(
+            f"{path}: sha256 {digest[:12]}... does not match the expected {prefix}; the file is corrupt or "
+            "truncated: delete it and run again to re-download"
+        )
+    return digest
+
+
+def download(url: str, dest: Path, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` with a progress bar, resuming a partial ``dest.part``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_suffix(dest.suffix + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        resp = urllib.request.urlopen(req, timeout=60)
+    except OSError as e:
+        raise PanbenchError(
+            f"{url}: download failed ({e}); check the network, or download it yourself and pass --checkpoint PATH"
+        ) from e
+    with resp:
+        if start and resp.status != 206:  # server ignored the range: start over
+            start = 0
+        total = int(resp.headers.get("Content-Length", 0)) + start
+        done = start
+        with open(part, "ab" if start else "wb") as f:
+            while block := resp.read(1 << 20):
+                f.write(block)
+                done += len(block)
+                if progress and total:
+                    pct = 100 * done / total
+                    sys.stderr.write(f"\r  {dest.name}: {done / 2**20:7.1f} / {total / 2**20:.1f} MiB ({pct:5.1f}%)")
+        if progress:
+            sys.stderr.write("\n")
+    os.replace(part, dest)
+    return dest
+
+
+def fetch(url: str, prefix: str | None = None) -> tuple[Path, str]:
+    """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256."""
+    dest = cache_dir() / url.rsplit("/", 1)[-1]
+    prefix = prefix or expected_prefix(url)
+    if not dest.exists():
+        print(f"downloading {url}", file=sys.stderr)
+        download(url, dest)
+    return dest, verify(dest, prefix)
+
+
+def _numpy_safe_globals() -> list[Any]:
+    """numpy array/scalar reconstruction: plain data that zoo checkpoints carry in their meta."""
+    import numpy as np
+
+    out: list[Any] = [np.ndarray, np.dtype]
+    for mod in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            m = __import__(mod, fromlist=["_reconstruct", "scalar"])
+            out += [m._reconstruct, m.scalar]
+            break
+        except (ImportError, AttributeError):
+            continue
+    out += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "uint8", "bool")]
+    return out
+
+
+def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load a checkpoint safely: ``(state_dict, meta)``.
+
+    With ``weights_only=True`` only tensors, plain containers and numpy arrays load.  A file that
+    needs full unpickling (arbitrary classes) is refused unless ``trust`` (``--trust-checkpoint``).
+    """
+    import pickle
+
+    import torch
+
+    if not Path(path).is_file():
+        raise PanbenchError(f"{path}: checkpoint not found; check --checkpoint")
+    try:
+        if trust:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        else:
+            with torch.serialization.safe_globals(_numpy_safe_globals()):
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0][:200]
+        if trust:
+            raise PanbenchError(f"{path}: cannot be unpickled ({first}); the file is not a torch checkpoint") from e
+        raise PanbenchError(
+            f"{path}: refused by torch.load(weights_only=True): it holds pickled objects beyond tensors ({first}); "
+            "if you trust its source, pass --trust-checkpoint to load it with full unpickling"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise PanbenchError(f"{path}: not a readable checkpoint ({msg}); the file is truncated or corrupt") from e
+    meta: dict[str, Any] = {}
+    if isinstance(ckpt, dict) and "state_dict" in ckpt:
+        meta = ckpt.get("meta") or {}
+        ckpt = ckpt["state_dict"]
+    if not isinstance(ckpt, dict):
+        raise PanbenchError(f"{path}: holds a {type(ckpt).__name__}, not a state_dict; save model.state_dict()")
+    return ckpt, meta if isinstance(meta, dict) else {}

@@ -1,0 +1,130 @@
+"""``panbench doctor``: what is installed, whether it works, and how to fix what does not."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+FIX_SETUP = "run `make setup` from the repository root"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok else ("FAIL" if self.required else "note")
+        s = f"[{mark}] {self.name:12} {self.detail}"
+        return s + (f"  -> fix: {self.fix}" if not self.ok and self.fix else "")
+
+
+def _version(module: str, required: bool = True, fix: str = FIX_SETUP) -> Check:
+    try:
+        mod = importlib.import_module(module)
+        return Check(module, True, str(getattr(mod, "__version__", "installed")), required=required)
+    except Exception as e:  # any import failure is reported, not raised
+        return Check(module, False, f"does not import ({type(e).__name__}: {e})".splitlines()[0], fix, required)
+
+
+def mmcv_ops_check(device: str) -> Check:
+    """Run nms, RoIAlign and MultiScaleDeformableAttention from mmcv's compiled ops on ``device``."""
+    name = f"mmcv ops/{device}"
+    try:
+        import torch
+        from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
+
+        boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], dtype=torch.float32, device=device)
+        scores = torch.tensor([0.9, 0.8, 0.7], device=device)
+        _, keep = nms(boxes, scores, iou_threshold=0.5)
+        assert keep.tolist() == [0, 2], keep
+        feat = torch.arange(64, dtype=torch.float32, device=device).view(1, 1, 8, 8)
+        rois = torch.tensor([[0, 0, 0, 4, 4]], dtype=torch.float32, device=device)
+        out = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)(feat, rois)
+        assert out.shape == (1, 1, 2, 2)
+        attn = MultiScaleDeformableAttention(embed_dims=32, num_heads=4, num_levels=1, num_points=2,
+                                             batch_first=True).to(device)
+        q = torch.rand(1, 16, 32, device=device)
+        shapes = torch.tensor([[4, 4]], device=device)
+        ref = torch.rand(1, 16, 1, 2, device=device)
+        res = attn(q, value=q, reference_points=ref, spatial_shapes=shapes,
+                   level_start_index=torch.tensor([0], device=device))
+        assert res.shape == (1, 16, 32)
+        return Check(name, True, "nms, RoIAlign, MultiScaleDeformableAttention run")
+    except Exception as e:
+        msg = f"{type(e).__name__}: {e}".splitlines()[0][:160]
+        return Check(name, False, msg, "rebuild mmcv against this torch: delete ~/.cache/panbench/wheels and run make setup")
+
+
+def checkpoint_cache_dir() -> Path:
+    """mmengine's checkpoint cache (torch hub's ``checkpoints`` folder), shared with panbench."""
+    try:
+        import torch.hub
+
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    except Exception:  # pragma: no cover - torch missing
+        return Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
+
+
+def collect(data_root: str = "data/coco") -> list[Check]:
+    """Every check, in the order they are printed."""
+    checks = [Check("python", sys.version_info >= (3, 10), platform.python_version(), "use Python 3.10 or newer")]
+    checks.append(_version("numpy"))
+    torch_check = _version("torch")
+    checks.append(torch_check)
+    cuda = False
+    if torch_check.ok:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        torch_check.detail += f" (CUDA {torch.version.cuda})" if torch.version.cuda else " (CPU build)"
+        if cuda:
+            checks.append(Check("gpu", True, ", ".join(torch.cuda.get_device_name(i)
+                                                       for i in range(torch.cuda.device_count()))))
+        else:
+            checks.append(Check("gpu", False, "none: inference runs on the CPU (slow for COCO)",
+                                "use a machine with an NVIDIA GPU and a CUDA torch for full COCO runs", False))
+    mmcv = _version("mmcv")
+    checks.append(mmcv)
+    if mmcv.ok and torch_check.ok:
+        checks.append(mmcv_ops_check("cpu"))
+        if cuda:
+            checks.append(mmcv_ops_check("cuda"))
+    checks.append(_version("mmengine"))
+    checks.append(_version("mmdet"))
+    checks.append(_version("panopticapi", required=False,
+                           fix=".venv/bin/pip install --no-deps panopticapi-lite (only the parity tests need it)"))
+    root = Path(data_root)
+    ann = root / "annotations" / "panoptic_val2017.json"
+    if ann.is_file() and (root / "val2017").is_dir():
+        checks.append(Check("data", True, f"COCO panoptic val at {root}"))
+    else:
+        checks.append(Check("data", False, f"no COCO panoptic val at {root}",
+                            f"unzip COCO val2017 + panoptic annotations under {root} (README: Data), or use --dataset demo", False))
+    cache = checkpoint_cache_dir()
+    n = len(list(cache.glob("*.pth"))) if cache.is_dir() else 0
+    checks.append(Check("checkpoints", n > 0, f"{n} cached in {cache}",
+                        "downloaded on first `panbench eval` of a zoo model", False))
+    return checks
+
+
+def run_doctor(data_root: str = "data/coco") -> int:
+    """Print every check; exit 1 when a required part is broken, else 0."""
+    from panbench import __version__
+
+    print(f"panbench {__version__}")
+    checks = collect(data_root)
+    for c in checks:
+        print(c.line())
+    broken = [c for c in checks if c.required and not c.ok]
+    if broken:
+        print(f"{len(broken)} required part(s) broken: {', '.join(c.name for c in broken)}")
+        return 1
+    print("all required parts work")
+    return 0

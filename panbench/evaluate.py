@@ -1,0 +1,155 @@
+"""``panbench eval``: one model on one dataset, from config to result record."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from panbench import checkpoints, mm
+from panbench.dataset import PanopticDataset
+from panbench.errors import PanbenchError
+from panbench.evaluator import PanopticEvaluator
+from panbench.pq import METRIC_KEYS
+from panbench.registry import ModelSpec
+from panbench.resume import StatsCache, cache_key
+from panbench.results import now_iso, versions, write_record, git_commit
+from panbench.runner import (
+    EvalOptions,
+    all_reduce_stats,
+    dist_info,
+    peak_memory,
+    pick_device,
+    run_inference,
+    seed_everything,
+)
+
+
+@dataclass
+class Weights:
+    path: Path | None
+    sha256: str | None
+    url: str | None
+
+
+def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
+    """The user's ``--checkpoint`` (verified if its name carries a hash), else the zoo download."""
+    if checkpoint:
+        p = Path(checkpoint)
+        if not p.is_file():
+            raise PanbenchError(f"{p}: checkpoint not found; check --checkpoint")
+        return Weights(p, checkpoints.verify(p, checkpoints.expected_prefix(p.name)), None)
+    if spec.checkpoint:
+        path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix)
+        return Weights(path, digest, spec.checkpoint)
+    raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block; pass --checkpoint PATH")
+
+
+def evaluate_model(
+    spec: ModelSpec,
+    dataset: PanopticDataset,
+    opts: EvalOptions,
+    checkpoint: str | None = None,
+    trust_checkpoint: bool = False,
+    results_dir: Path = Path("results"),
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``spec`` on ``dataset``; returns the result record (written by rank 0)."""
+    import torch
+
+    rank, world = dist_info()
+    seed_everything(opts.seed)
+    device = pick_device(opts.device)
+    if device.startswith("cuda") and world > 1:
+        device = f"cuda:{torch.cuda.current_device()}"
+    cfg = mm.load_config(spec.config)
+    cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
+    names = mm.class_names(cfg)
+    label2cat = mm.label_to_category(names, dataset.categories, str(spec.config))
+    model = mm.build_model(cfg, spec.config)
+    weights = resolve_weights(spec, checkpoint)
+    state, meta = checkpoints.load_checkpoint(weights.path, trust=trust_checkpoint)
+    mm.load_weights(model, state, weights.path, names, meta)
+    del state
+    model.to(device)
+    pipeline = mm.test_pipeline(cfg)
+    postprocess = "default"
+
+    key_parts = {"config": cfg_hash, "checkpoint": weights.sha256, "dataset": dataset.fingerprint(),
+                 "postprocess": postprocess}
+    cache = None
+    if opts.resume:
+        run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
+        cache = StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts)
+    indices = list(range(rank, len(dataset.samples), world))
+    evaluator = PanopticEvaluator(dataset.categories)
+    resumed = 0
+    if cache is not None:
+        for i in indices:
+            if i in cache.done:
+                evaluator.stats.add_image(cache.done[i])
+                resumed += 1
+        if resumed and rank == 0:
+            print(f"resuming {spec.name}: {resumed} of {len(indices)} images already scored "
+                  f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
+    t0 = time.perf_counter()
+    timings = run_inference(model, pipeline, dataset, label2cat, len(names), opts, evaluator, cache, indices, device)
+    all_reduce_stats(evaluator, device)
+    res = evaluator.evaluate()
+    if res["n_images"] != len(dataset.samples):
+        raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
+    t_all = time.perf_counter() - t0
+    record = {
+        "schema": 1,
+        "model": spec.name,
+        "architecture": spec.architecture,
+        "backbone": spec.backbone,
+        "dataset": dataset.name,
+        "postprocess": postprocess,
+        "date": now_iso(),
+        "n_images": res["n_images"],
+        "metrics": {k: res[k] for k in METRIC_KEYS},
+        "n_categories": res["n_categories"],
+        "per_class": res["per_class"],
+        "published": spec.published if dataset.name == "coco" else {},
+        "delta_to_published": delta(res, spec.published) if dataset.name == "coco" else {},
+        "params": mm.count_parameters(model),
+        "device": device_name(device),
+        "world_size": world,
+        "batch_size": opts.batch_size,
+        "timings": {**timings.as_dict(), "total_s": t_all, "resumed_images": resumed},
+        "memory": peak_memory(device),
+        "provenance": {
+            "config_path": str(spec.config),
+            "config_sha256_16": cfg_hash,
+            "config": cfg_text,
+            "checkpoint": {"path": str(weights.path), "url": weights.url, "sha256": weights.sha256},
+            "dataset": {"name": dataset.name, "root": str(dataset.root), "ann_file": str(dataset.ann_file),
+                        "fingerprint": dataset.fingerprint(), "image_ids": dataset.image_ids},
+            "versions": versions(),
+            "git_commit": git_commit(),
+            "seed": opts.seed,
+            "command": command,
+            "category_names": {str(c): n for c, n in zip(dataset.categories.ids, dataset.categories.names)},
+        },
+    }
+    if rank == 0:
+        write_record(results_dir, record)
+    return record
+
+
+def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:
+    """Measured minus published, per metric (None where the zoo publishes nothing)."""
+    return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
+
+
+def device_name(device: str) -> str:
+    import platform
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

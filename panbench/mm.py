@@ -1,0 +1,138 @@
+"""Everything that touches MMDetection: registries, configs, models, weights, pipelines.
+
+``init_mmdet()`` is the one place where mmdet's modules are registered (explicitly, not as an
+import side effect).  Weights are checked on load: missing or unexpected keys, shape
+mismatches and a class order that differs from the dataset are refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from panbench.errors import PanbenchError
+
+_READY = False
+
+
+def init_mmdet() -> None:
+    """Register mmdet's modules and make ``mmdet`` the default scope (once per process)."""
+    global _READY
+    if not _READY:
+        from mmdet.utils import register_all_modules
+
+        register_all_modules(init_default_scope=True)
+        _READY = True
+
+
+def load_config(path: Path) -> Any:
+    """An mmengine Config from a panbench config file (one ``_base_ = 'mmdet::...'`` level)."""
+    init_mmdet()
+    from mmengine.config import Config
+
+    try:
+        return Config.fromfile(str(path))
+    except Exception as e:  # mmengine raises many types for a bad config
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise PanbenchError(f"{path}: config does not load ({type(e).__name__}: {msg}); fix the file") from e
+
+
+def config_text_and_hash(cfg: Any) -> tuple[str, str]:
+    """The resolved config as text (what each result record stores) and its sha256 (16 hex)."""
+    text = cfg.pretty_text
+    return text, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_model(cfg: Any, path: Path) -> Any:
+    """Build the detector of ``cfg`` (random weights; no pretrained download)."""
+    init_mmdet()
+    from mmdet.registry import MODELS
+
+    try:
+        model = MODELS.build(cfg.model)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise PanbenchError(f"{path}: model does not build ({type(e).__name__}: {msg}); fix the config") from e
+    model.eval()
+    return model
+
+
+def class_names(cfg: Any) -> list[str]:
+    """The class order the model predicts in: the config's metainfo, else mmdet's COCO panoptic order."""
+    for loader in ("test_dataloader", "val_dataloader"):
+        ds = cfg.get(loader, {}).get("dataset", {})
+        meta = ds.get("metainfo") if hasattr(ds, "get") else None
+        if meta and meta.get("classes"):
+            return list(meta["classes"])
+    init_mmdet()
+    from mmdet.datasets import CocoPanopticDataset
+
+    return list(CocoPanopticDataset.METAINFO["classes"])
+
+
+def label_to_category(names: list[str], categories: Any, where: str) -> list[int]:
+    """Map the model's class index to the dataset's category id, by name."""
+    by_name = {n: cid for n, cid in zip(categories.names, categories.ids)}
+    out = []
+    for n in names:
+        if n not in by_name:
+            raise PanbenchError(
+                f"{where}: the model's class '{n}' is not a category of the dataset; evaluate on the dataset "
+                "the model was trained for (--dataset) or set metainfo.classes in the config"
+            )
+        out.append(by_name[n])
+    return out
+
+
+def load_weights(model: Any, state: dict[str, Any], path: Path, names: list[str], meta: dict | None = None) -> None:
+    """Load ``state`` into ``model`` strictly; refuse a checkpoint of another architecture."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise PanbenchError(
+            f"{path}: checkpoint does not fit the model ({'; '.join(parts)}); it is for another architecture "
+            "or mmdet version: pass the matching --model or convert the checkpoint"
+        )
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise PanbenchError(
+                f"{path}: '{k}' has shape {tuple(state[k].shape)} but the model expects {tuple(v.shape)}; "
+                "the checkpoint was trained for another number of classes or another architecture"
+            )
+    ck_classes = _checkpoint_classes(meta or {})
+    if ck_classes is not None and list(ck_classes) != list(names):
+        diff = next((i for i, (a, b) in enumerate(zip(ck_classes, names)) if a != b), min(len(ck_classes), len(names)))
+        raise PanbenchError(
+            f"{path}: the checkpoint's class order differs from the config's at index {diff} "
+            f"({ck_classes[diff] if diff < len(ck_classes) else '-'} vs {names[diff] if diff < len(names) else '-'}); "
+            "predictions would be mislabelled: set metainfo.classes to the checkpoint's order"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _checkpoint_classes(meta: dict) -> list[str] | None:
+    if "dataset_meta" in meta and isinstance(meta["dataset_meta"], dict) and meta["dataset_meta"].get("classes"):
+        return list(meta["dataset_meta"]["classes"])
+    if meta.get("CLASSES"):
+        return list(meta["CLASSES"])
+    return None
+
+
+def test_pipeline(cfg: Any) -> Any:
+    """The config's test pipeline without ground-truth loading (panbench scores from the PNGs)."""
+    init_mmdet()
+    from mmengine.dataset import Compose
+
+    steps = [dict(t) for t in cfg.test_dataloader.dataset.pipeline if t["type"] != "LoadPanopticAnnotations"]
+    return Compose(steps)
+
+
+def count_parameters(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters()))

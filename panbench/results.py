@@ -1,0 +1,123 @@
+"""Result records: one JSON per run (metrics, timings, provenance) and one flat CSV row per run.
+
+Both are written atomically, so an interrupted write never leaves a half record, and
+``runs.csv`` loads with ``pandas.read_csv`` (one row per run, like timm's results tables).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from panbench.pq import METRIC_KEYS
+
+SCHEMA_VERSION = 1
+CSV_FIELDS = ["model", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "n_images",
+              "images_per_s", "device", "params", "date", "record"]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The repository's HEAD commit (with ``-dirty`` when there are local changes), if any."""
+    root = root or Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("-dirty" if dirty else "")) if head else None
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the stack that produced a result."""
+    import importlib
+
+    from panbench import __version__
+
+    out: dict[str, str | None] = {"panbench": __version__, "python": platform.python_version()}
+    for mod in ("torch", "mmcv", "mmengine", "mmdet", "numpy"):
+        try:
+            out[mod] = importlib.import_module(mod).__version__
+        except Exception:
+            out[mod] = None
+    try:
+        import torch
+
+        out["cuda"] = torch.version.cuda
+    except Exception:
+        out["cuda"] = None
+    return out
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def record_path(results_dir: Path, model: str, dataset: str, date: str) -> Path:
+    stamp = date.replace(":", "").replace("-", "").replace("+0000", "Z")
+    return results_dir / "runs" / f"{stamp}_{model}_{dataset}.json"
+
+
+def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
+    """Write the run's JSON record and append its row to ``runs.csv``; returns the record path."""
+    path = record_path(results_dir, record["model"], record["dataset"], record["date"])
+    k = 1
+    while path.exists():
+        path = path.with_name(path.stem.rsplit("~", 1)[0] + f"~{k}.json")
+        k += 1
+    record["record"] = str(path.relative_to(results_dir))
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=str) + "\n")
+    append_csv(results_dir / "runs.csv", csv_row(record))
+    return path
+
+
+def csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    m = record["metrics"]
+    return {
+        "model": record["model"], "architecture": record.get("architecture"), "backbone": record.get("backbone"),
+        "dataset": record["dataset"], "postprocess": record.get("postprocess", "default"),
+        **{k: round(m[k], 6) for k in METRIC_KEYS}, "n_images": record["n_images"],
+        "images_per_s": round(record["timings"].get("images_per_s", 0.0), 4), "device": record["device"],
+        "params": record.get("params"), "date": record["date"], "record": record["record"],
+    }
+
+
+def append_csv(path: Path, row: dict[str, Any]) -> None:
+    """Append one row atomically (the whole file is rewritten through a temporary file)."""
+    old = path.read_text() if path.exists() else ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    if not old:
+        w.writeheader()
+    w.writerow(row)
+    atomic_write_text(path, old + buf.getvalue())
+
+
+def load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """Every JSON record under ``results_dir/runs``, oldest first."""
+    out = []
+    for p in sorted((results_dir / "runs").glob("*.json")):
+        try:
+            out.append(json.loads(p.read_text()))
+        except json.JSONDecodeError:
+            continue
+    return sorted(out, key=lambda r: r.get("date", ""))

@@ -1,0 +1,99 @@
+"""Per-image PQ statistics cached on disk as they are made, for resuming interrupted runs.
+
+A run directory is named by a key that hashes everything the numbers depend on (config,
+checkpoint, dataset and subset, post-processing), so a cache made with another setting is
+never reused.  Chunks are written atomically (temporary file, then ``os.replace``): a kill
+loses at most the images of the chunk being filled, never a finished chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.pq import ImageStats
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """A 16-hex key of the JSON-serialised ``parts``."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class StatsCache:
+    """Per-image :class:`ImageStats` keyed by the image's index in the dataset."""
+
+    def __init__(self, run_dir: Path, flush_every: int = 16, tag: str = "r0", key_parts: dict | None = None) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if key_parts is not None:
+            _atomic_write(self.dir / "key.json", json.dumps(key_parts, sort_keys=True, default=str, indent=1).encode())
+        self.flush_every, self.tag = flush_every, tag
+        self.done: dict[int, ImageStats] = {}
+        self._pending: list[tuple[int, ImageStats]] = []
+        self._lock = threading.Lock()
+        self._seq = 0
+        for f in sorted(self.dir.glob("chunk-*.npz")):
+            self.done.update(_read_chunk(f))
+            self._seq += 1
+
+    def add(self, index: int, stats: ImageStats) -> None:
+        with self._lock:
+            self.done[index] = stats
+            self._pending.append((index, stats))
+            full = len(self._pending) >= self.flush_every
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            self._seq += 1
+            name = self.dir / f"chunk-{self.tag}-{os.getpid()}-{self._seq:06d}.npz"
+        _write_chunk(name, pending)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_chunk(path: Path, items: list[tuple[int, ImageStats]]) -> None:
+    import io
+
+    arrays: dict[str, np.ndarray] = {"index": np.array([i for i, _ in items], np.int64)}
+    for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats"):
+        parts = [getattr(s, name) for _, s in items]
+        arrays[name] = np.concatenate(parts) if parts else np.zeros(0)
+        arrays[name + "_len"] = np.array([len(p) for p in parts], np.int64)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    _atomic_write(path, buf.getvalue())
+
+
+def _read_chunk(path: Path) -> dict[int, ImageStats]:
+    try:
+        z = np.load(path)
+        idx = z["index"]
+        cols = {}
+        for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats"):
+            lens = z[name + "_len"]
+            cols[name] = np.split(z[name], np.cumsum(lens)[:-1]) if len(lens) else []
+    except Exception:  # an unreadable chunk is recomputed, never trusted
+        return {}
+    out = {}
+    for k, i in enumerate(idx.tolist()):
+        out[i] = ImageStats(cols["tp_cats"][k].astype(np.int64), cols["tp_ious"][k].astype(np.float64),
+                            cols["fn_cats"][k].astype(np.int64), cols["fp_cats"][k].astype(np.int64))
+    return out
