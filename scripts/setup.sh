@@ -26,7 +26,7 @@ fail() {
   echo "[setup] fix: $3" >&2
   exit 1
 }
-quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v -E "is ignored: it is neither|dependency resolver does not|requires setuptools>=|^ERROR: pip's" || true; }
+quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v -E "is ignored: it is neither|dependency resolver does not|requires setuptools>=|requires numpy<2|^ERROR: pip.s" || true; }
 
 # Fast path: everything installed from the same inputs as last time.
 HASH_INPUTS="$(cat "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
@@ -57,7 +57,10 @@ step 3 "build tools (setuptools<70: mmcv's setup.py imports pkg_resources), nump
 quiet_pip install "setuptools<70" wheel ninja numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
   mmengine==0.10.7 || fail 3 "installing build tools failed" "check network access to PyPI and rerun make setup"
 
-TORCH_TAG="$("$PY" -c 'import sys, torch; v=torch.version.cuda; print(f"cp{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split("+")[0]}-" + (f"cu{v}" if v else "cpu"))')"
+TORCH_TAG="$("$PY" -c 'import sys, torch
+v = torch.version.cuda
+t = torch.__version__.split("+")[0]
+print("cp%d%d-torch%s-%s" % (sys.version_info[0], sys.version_info[1], t, ("cu" + v) if v else "cpu"))')"
 WHEELDIR="$CACHE/wheels/mmcv-2.1.0-$TORCH_TAG"
 step 4 "mmcv 2.1.0 with compiled ops for $TORCH_TAG (cache: $WHEELDIR)"
 if "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
@@ -83,7 +86,7 @@ quiet_pip install mmdet==3.3.0 "setuptools<70" || fail 5 "pip install mmdet==3.3
 
 step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), pycocotools, pandas, matplotlib, test tools"
 quiet_pip install --no-deps panopticapi-lite==0.2.0 || fail 6 "pip install panopticapi-lite failed" "check network access to PyPI and rerun make setup"
-quiet_pip install pycocotools pandas matplotlib tqdm tabulate pytest hypothesis ruff hotcoco nbclient nbformat ipykernel \
+quiet_pip install pyspng pycocotools scikit-image pandas matplotlib tqdm tabulate pytest hypothesis ruff hotcoco nbclient nbformat ipykernel \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 
 step 7 "panbench (editable)"

@@ -1,0 +1,70 @@
+"""`panbench eval` of the three R50 architectures at full size on the real COCO sample (CPU),
+with random-init checkpoints in the zoo's file format; and the refusals of bad checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import save_zoo_style_checkpoint
+
+from panbench.cli import main
+from panbench.pq import METRIC_KEYS
+from panbench.registry import resolve
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ckpts")
+
+
+@pytest.mark.parametrize("model", ["panoptic-fpn", "maskformer", "mask2former"])
+def test_eval_writes_record_and_csv_row(coco_sample, tmp_path, ckpt_dir, model, capsys) -> None:
+    spec = resolve(model)[0]
+    ckpt = save_zoo_style_checkpoint(spec, ckpt_dir)
+    results = tmp_path / "results"
+    rc = main(["eval", "--model", model, "--data-root", str(coco_sample), "--checkpoint", str(ckpt),
+               "--results", str(results), "--workers", "0", "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "All" in out and "published (zoo)" in out and "WARNING" in out  # random weights: far from the zoo
+    rows = list(csv.DictReader(open(results / "runs.csv")))
+    assert len(rows) == 1 and rows[0]["model"] == spec.name and rows[0]["n_images"] == "2"
+    rec = json.loads((results / rows[0]["record"]).read_text())
+    assert set(METRIC_KEYS) <= set(rec["metrics"]) and rec["n_images"] == 2
+    assert len(rec["per_class"]) == 133
+    prov = rec["provenance"]
+    assert prov["checkpoint"]["sha256"].startswith(ckpt.stem.rsplit("-", 1)[1])
+    assert prov["dataset"]["image_ids"] == [142238, 439180]
+    assert "model = dict(" in prov["config"] and len(prov["config_sha256_16"]) == 16
+    for k in ("torch", "mmcv", "mmengine", "mmdet", "numpy", "panbench"):
+        assert prov["versions"][k]
+    t = rec["timings"]
+    assert t["timed_images"] + t["warmup_images"] == 2 and t["forward_s"] >= 0
+
+
+def test_wrong_architecture_is_refused(coco_sample, tmp_path, ckpt_dir, capsys) -> None:
+    ckpt = save_zoo_style_checkpoint(resolve("maskformer")[0], ckpt_dir, stem="mf")
+    rc = main(["eval", "--model", "mask2former", "--data-root", str(coco_sample), "--checkpoint", str(ckpt),
+               "--results", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not fit the model" in err and "missing keys" in err and "\n" not in err.strip()
+
+
+def test_sha_mismatch_and_truncated_checkpoints_are_refused(coco_sample, tmp_path, ckpt_dir, capsys) -> None:
+    good = save_zoo_style_checkpoint(resolve("panoptic-fpn")[0], ckpt_dir, stem="pf")
+    bad = tmp_path / "pf_random-deadbeef.pth"
+    shutil.copy(good, bad)
+    rc = main(["eval", "--model", "panoptic-fpn", "--data-root", str(coco_sample), "--checkpoint", str(bad),
+               "--results", str(tmp_path), "--no-progress"])
+    assert rc == 2 and "does not match the expected deadbeef" in capsys.readouterr().err
+    trunc = tmp_path / "pf_truncated.pth"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    rc = main(["eval", "--model", "panoptic-fpn", "--data-root", str(coco_sample), "--checkpoint", str(trunc),
+               "--results", str(tmp_path), "--no-progress"])
+    assert rc == 2 and "truncated or corrupt" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""The installed stack: `panbench doctor`, mmcv's compiled ops, the zoo configs bundled in mmdet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from panbench import mm
+from panbench.doctor import mmcv_ops_check
+
+
+def test_doctor_runs_and_reports_every_part(tmp_path) -> None:
+    r = subprocess.run([sys.executable, "-m", "panbench", "doctor", "--data-root", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for part in ("python", "numpy", "torch", "mmcv", "mmcv ops/cpu", "mmengine", "mmdet", "panopticapi", "data"):
+        assert f" {part}" in r.stdout, part
+    assert "no COCO panoptic val" in r.stdout  # a missing dataset is a notice, not a failure
+
+
+def test_doctor_fails_when_a_required_part_is_broken(tmp_path) -> None:
+    # a package named mmdet that fails to import, first on the path: doctor reports it and exits 1
+    (tmp_path / "mmdet").mkdir()
+    (tmp_path / "mmdet" / "__init__.py").write_text("raise ImportError('broken on purpose')\n")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-m", "panbench", "doctor"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1
+    assert "mmdet" in r.stdout and "fix:" in r.stdout
+
+
+def test_mmcv_compiled_ops_run_on_cpu() -> None:
+    check = mmcv_ops_check("cpu")
+    assert check.ok, check.detail
+
+
+def test_mmcv_ops_directly() -> None:
+    import torch
+    from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
+
+    boxes = torch.tensor([[0.0, 0, 10, 10], [0, 0, 9, 10], [50, 50, 60, 60]])
+    _, keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
+    assert keep.tolist() == [0, 2]
+    feat = torch.ones(1, 2, 8, 8)
+    out = RoIAlign((2, 2), 1.0, 2)(feat, torch.tensor([[0.0, 0, 0, 4, 4]]))
+    assert torch.allclose(out, torch.ones(1, 2, 2, 2))
+    assert MultiScaleDeformableAttention(embed_dims=16, num_heads=2, num_levels=1, num_points=1)
+
+
+@pytest.mark.parametrize("zoo_config", [
+    "panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py",
+    "maskformer/maskformer_r50_ms-16xb1-75e_coco.py",
+    "mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py",
+])
+def test_zoo_r50_configs_build_on_cpu_from_the_mmdet_package(zoo_config) -> None:
+    import torch
+    from mmengine.config import Config
+
+    mm.init_mmdet()
+    cfg = Config.fromfile(f"mmdet::{zoo_config}")
+    model = mm.build_model(cfg, zoo_config)
+    assert mm.count_parameters(model) > 20_000_000
+    assert next(model.parameters()).device == torch.device("cpu")
