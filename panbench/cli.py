@@ -171,6 +171,29 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_eval)
 
 
+def cmd_data_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from panbench.demo_data import make_demo, tree_digest
+
+    t = time.perf_counter()
+    root = make_demo(Path(args.root), seed=args.seed, force=args.force)
+    print(f"demo dataset at {root} ({time.perf_counter() - t:.1f} s); sha256 {tree_digest(root)[:16]}")
+    return 0
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="prepare datasets", description="Prepare datasets in the COCO panoptic layout.")
+    dsub = p.add_subparsers(dest="data_command", metavar="DATASET", required=True)
+    d = dsub.add_parser("demo", help="generate the synthetic demo dataset (offline, seconds)",
+                        description="Generate the seeded synthetic panoptic dataset under data/demo (train2017 "
+                        "and val2017 splits, COCO layout).")
+    d.add_argument("--root", default="data/demo", help="where to write it (default data/demo)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--force", action="store_true", help="regenerate even if present")
+    d.set_defaults(func=cmd_data_demo)
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
@@ -198,7 +221,7 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_doctor, _add_ls, _add_eval, _add_score]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_doctor, _add_ls, _add_eval, _add_score, _add_data]
 
 
 def build_parser() -> argparse.ArgumentParser:

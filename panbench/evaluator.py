@@ -35,14 +35,14 @@ def evaluate_image(
 
     cols = len(pred) + 1
     step = cols if (len(gt) + 2) * cols < int(_SENTINEL) else 1  # fast path: one uint16 add per pixel
-    gt_index = index_map(gt_ids, gt.ids, step)
+    gt_index = index_map(gt_ids, gt.ids, step, slot="gt_index")
     unknown = gt_index == _SENTINEL
     if unknown.any():
         raise InputError(
             f"{where} (ground truth): PNG segment id {int(gt_ids[unknown][0])} is absent from segments_info; "
             "the annotation PNG and JSON do not belong together"
         )
-    pred_index = index_map(pred_ids, pred.ids)
+    pred_index = index_map(pred_ids, pred.ids, slot="pred_index")
     unknown = pred_index == _SENTINEL
     if unknown.any():
         raise InputError(

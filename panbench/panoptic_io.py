@@ -19,6 +19,24 @@ from panbench.pq import CategoryTable, Segments
 MAX_ID = 256**3
 _SENTINEL = np.uint16(0xFFFF)
 _LUT: np.ndarray | None = None
+_BUFFERS: dict[tuple[str, tuple[int, ...], str], np.ndarray] = {}
+
+
+def workspace(slot: str | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A reusable per-process array for ``slot`` (a fresh one when ``slot`` is None).
+
+    Reusing image-sized buffers avoids a page fault per 4 KiB on every fresh allocation, which
+    otherwise costs as much as the arithmetic.  Scoring is single-threaded per process.
+    """
+    if slot is None:
+        return np.empty(shape, dtype)
+    key = (slot, tuple(shape), np.dtype(dtype).str)
+    buf = _BUFFERS.get(key)
+    if buf is None:
+        if len(_BUFFERS) > 64:
+            _BUFFERS.clear()
+        buf = _BUFFERS[key] = np.empty(shape, dtype)
+    return buf
 
 
 def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
@@ -121,11 +139,17 @@ def _decode_fallback(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def rgb2id(rgb: np.ndarray) -> np.ndarray:
-    """Segment ids ``R + 256 G + 256^2 B`` as uint32 (one SIMD pass: RGBA viewed as uint32)."""
+def rgb2id(rgb: np.ndarray, slot: str | None = None) -> np.ndarray:
+    """Segment ids ``R + 256 G + 256^2 B`` as uint32 (one SIMD pass: RGBA viewed as uint32).
+
+    With ``slot`` the result lives in a reused buffer, valid until the next call with that slot.
+    """
     import cv2
 
-    rgba = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
+    if cv2.getNumThreads() != 1:  # OpenCV's thread pool spins after each call and starves numpy
+        cv2.setNumThreads(1)
+    h, w = rgb.shape[:2]
+    rgba = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA, dst=workspace(slot, (h, w, 4), np.uint8))
     ids = rgba.view("<u4")[..., 0]
     ids &= 0x00FFFFFF
     return ids
@@ -138,14 +162,14 @@ def _lut() -> np.ndarray:
     return _LUT
 
 
-def index_map(ids: np.ndarray, seg_ids: np.ndarray, step: int = 1) -> np.ndarray:
+def index_map(ids: np.ndarray, seg_ids: np.ndarray, step: int = 1, slot: str | None = None) -> np.ndarray:
     """Map segment ids to ``k * step`` for the k-th segment (k = 1..n; VOID stays 0, ids in no
     segment become 0xFFFF), through a reused 2^24-entry table.  ``(n + 1) * step`` must be < 0xFFFF."""
     lut = _lut()
     lut[0] = 0
     lut[seg_ids] = np.arange(1, len(seg_ids) + 1, dtype=np.uint16) * np.uint16(step)
     try:
-        return lut[ids]
+        return np.take(lut, ids, out=workspace(slot, ids.shape, np.uint16))
     finally:
         lut[seg_ids] = _SENTINEL
         lut[0] = _SENTINEL
@@ -189,7 +213,7 @@ def intersections(gt_index: np.ndarray, n_gt: int, pred_index: np.ndarray, n_pre
     """
     cols = n_pred + 1
     if gt_step == cols:
-        flat = gt_index.ravel() + pred_index.ravel()
+        flat = np.add(gt_index.ravel(), pred_index.ravel(), out=workspace("pairs", (gt_index.size,), np.intp))
     else:
         flat = gt_index.ravel().astype(np.intp) * cols + pred_index.ravel()
     return np.bincount(flat, minlength=(n_gt + 2) * cols)[: (n_gt + 2) * cols].reshape(n_gt + 2, cols)

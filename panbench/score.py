@@ -48,9 +48,9 @@ def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair):
     """Decode one pair of PNGs and return the image's PQ contributions."""
     gt_ann, pred_ann = pair
     where = f"image {gt_ann['image_id']}"
-    gt_ids = rgb2id(decode_png(safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"), where))
+    gt_ids = rgb2id(decode_png(safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"), where), "gt")
     pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
-    pred_ids = rgb2id(decode_png(pred_png, where))
+    pred_ids = rgb2id(decode_png(pred_png, where), "pred")
     return evaluate_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
 
 
