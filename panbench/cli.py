@@ -90,7 +90,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ds = load_dataset(root, name=args.dataset, limit=args.limit, subset=args.subset)
     opts = EvalOptions(device=args.device, batch_size=args.batch_size, workers=args.workers, warmup=args.warmup,
                        seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
-                       cache_root=Path(args.results) / "cache")
+                       cache_root=Path(args.results) / "cache", flush_every=max(1, args.cache_every))
     records = []
     for spec in specs:
         rec = evaluate_model(spec, ds, opts, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
@@ -100,7 +100,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(format_record(rec))
     if len(records) > 1 and int(os.environ.get("RANK", "0")) == 0:
         print(format_comparison(records))
+    _finish_distributed()
     return 0
+
+
+def _finish_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def format_record(rec: dict) -> str:
@@ -167,6 +176,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results", default="results", help="results folder (default results/)")
     p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
+    p.add_argument("--cache-every", type=int, default=16,
+                   help="write the per-image results cache every N images (default 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
 
@@ -245,6 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if not args.debug:  # library deprecation chatter hides panbench's own messages
+        import warnings
+
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         return int(args.func(args) or 0)
     except PanbenchError as e:

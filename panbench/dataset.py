@@ -19,7 +19,8 @@ from panbench.panoptic_io import parse_annotations, parse_categories, read_json,
 from panbench.pq import CategoryTable
 
 HOW_TO_GET = {
-    "coco": "unzip val2017.zip and panoptic_annotations_trainval2017.zip from cocodataset.org under {root} (README: Data), or pass --data-root DIR",
+    "coco": "unzip val2017.zip and panoptic_annotations_trainval2017.zip from cocodataset.org under {root} "
+    "(README: Data), or pass --data-root DIR",
     "demo": "run `panbench data demo` (seconds, offline)",
 }
 
@@ -86,6 +87,10 @@ def load_dataset(
         if ann is None:
             raise InputError(f"{ann_file}: image {im['id']} has no entry in 'annotations'")
         where = f"{ann_file}: image {im['id']}"
+        for seg in ann["segments_info"]:
+            if seg["category_id"] not in cats.index:
+                raise InputError(f"{where}: segment {seg['id']} has unknown category_id {seg['category_id']}; "
+                                 "every category_id must be listed in 'categories'")
         samples.append(Sample(im["id"], safe_join(img_dir, im["file_name"], where),
                               safe_join(png_dir, ann["file_name"], where), int(im["height"]), int(im["width"]), ann))
     if subset is not None:

@@ -59,7 +59,8 @@ def mmcv_ops_check(device: str) -> Check:
         return Check(name, True, "nms, RoIAlign, MultiScaleDeformableAttention run")
     except Exception as e:
         msg = f"{type(e).__name__}: {e}".splitlines()[0][:160]
-        return Check(name, False, msg, "rebuild mmcv against this torch: delete ~/.cache/panbench/wheels and run make setup")
+        return Check(name, False, msg,
+                     "rebuild mmcv against this torch: delete ~/.cache/panbench/wheels and run make setup")
 
 
 def checkpoint_cache_dir() -> Path:
@@ -105,8 +106,8 @@ def collect(data_root: str = "data/coco") -> list[Check]:
     if ann.is_file() and (root / "val2017").is_dir():
         checks.append(Check("data", True, f"COCO panoptic val at {root}"))
     else:
-        checks.append(Check("data", False, f"no COCO panoptic val at {root}",
-                            f"unzip COCO val2017 + panoptic annotations under {root} (README: Data), or use --dataset demo", False))
+        fix = f"unzip COCO val2017 + panoptic annotations under {root} (README: Data), or use --dataset demo"
+        checks.append(Check("data", False, f"no COCO panoptic val at {root}", fix, False))
     cache = checkpoint_cache_dir()
     n = len(list(cache.glob("*.pth"))) if cache.is_dir() else 0
     checks.append(Check("checkpoints", n > 0, f"{n} cached in {cache}",

@@ -14,9 +14,12 @@ from panbench.errors import PanbenchError
 from panbench.evaluator import PanopticEvaluator
 from panbench.pq import METRIC_KEYS
 from panbench.registry import ModelSpec
+from panbench.results import git_commit, now_iso, versions, write_record
 from panbench.resume import StatsCache, cache_key
-from panbench.results import now_iso, versions, write_record, git_commit
-from panbench.runner import (
+
+REPO = Path(__file__).resolve().parents[1]
+
+from panbench.runner import (  # noqa: E402
     EvalOptions,
     all_reduce_stats,
     dist_info,
@@ -44,7 +47,12 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
     if spec.checkpoint:
         path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix)
         return Weights(path, digest, spec.checkpoint)
-    raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block; pass --checkpoint PATH")
+    committed = sorted((REPO / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth"))
+    if committed:  # the demo models' weights live in the repository
+        p = committed[-1]
+        return Weights(p, checkpoints.verify(p, checkpoints.expected_prefix(p.name)), None)
+    raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block and none under "
+                        f"checkpoints/{spec.dataset}/; pass --checkpoint PATH")
 
 
 def evaluate_model(

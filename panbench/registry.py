@@ -15,7 +15,8 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
 
 
 @dataclass
@@ -62,13 +63,16 @@ def _literal(node: ast.AST) -> Any:
 def load_spec(path: Path) -> ModelSpec:
     meta = read_metadata(path)
     known = set(ModelSpec.__dataclass_fields__) - {"config"}
-    return ModelSpec(config=path, **{k: v for k, v in meta.items() if k in known} | {"name": meta.get("name", path.stem)})
+    fields = {k: v for k, v in meta.items() if k in known}
+    fields["name"] = meta.get("name", path.stem)
+    return ModelSpec(config=path, **fields)
 
 
 def all_models(config_dir: Path = CONFIG_DIR, dataset: str | None = None) -> list[ModelSpec]:
     """Every registered model (``configs/*.py`` and ``configs/demo/*.py``), sorted by name."""
     specs = [load_spec(p) for p in sorted(config_dir.glob("*.py"))]
-    specs += [load_spec(p) for p in sorted((config_dir / "demo").glob("*.py"))] if (config_dir / "demo").is_dir() else []
+    if (config_dir / "demo").is_dir():
+        specs += [load_spec(p) for p in sorted((config_dir / "demo").glob("*.py"))]
     if dataset is not None:
         specs = [s for s in specs if s.dataset == dataset]
     return specs

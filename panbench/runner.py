@@ -235,7 +235,7 @@ def run_inference(
                 sync()
                 t1 = time.perf_counter()
                 converted = []
-                for it, out in zip(batch, outputs):
+                for out in outputs:
                     pan = out.pred_panoptic_seg.sem_seg[0]
                     converted.append(panoptic_to_segments(pan, num_classes, label2cat))
                 t2 = time.perf_counter()

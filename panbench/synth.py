@@ -79,6 +79,7 @@ def random_image(
             segs.append({"id": int(ids[r]), "category_id": stuff[cats_s[r]]["id"], "iscrowd": 0})
         label = region
     prev = None
+    last_center, last_axes = (0, 0), (0, 0)
     for t in range(k_things):
         cat = things[int(rng.integers(len(things)))] if prev is None or rng.random() > 0.3 else prev
         mask = np.zeros((height, width), np.uint8)

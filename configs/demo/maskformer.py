@@ -59,10 +59,10 @@ log_processor = dict(by_epoch=False)
 randomness = dict(seed=0, deterministic=False)
 
 model = dict(
-    backbone=dict(depth=18, init_cfg=None, frozen_stages=-1, norm_cfg=dict(type="BN", requires_grad=True),
-                  norm_eval=False),
+    backbone=dict(depth=18, base_channels=16, stem_channels=16, init_cfg=None, frozen_stages=-1,
+                  norm_cfg=dict(type="BN", requires_grad=True), norm_eval=False),
     panoptic_head=dict(
-        in_channels=[64, 128, 256, 512], feat_channels=64, out_channels=64,
+        in_channels=[16, 32, 64, 128], feat_channels=64, out_channels=64,
         num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes, num_queries=24,
         pixel_decoder=dict(
             norm_cfg=dict(type="GN", num_groups=8),

@@ -59,14 +59,14 @@ log_processor = dict(by_epoch=False)
 randomness = dict(seed=0, deterministic=False)
 
 model = dict(
-    backbone=dict(depth=18, init_cfg=None, frozen_stages=-1, norm_cfg=dict(type="BN", requires_grad=True),
-                  norm_eval=False),
-    neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
+    backbone=dict(depth=18, base_channels=16, stem_channels=16, init_cfg=None, frozen_stages=-1,
+                  norm_cfg=dict(type="BN", requires_grad=True), norm_eval=False),
+    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64,
                   anchor_generator=dict(scales=[4], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64])),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=num_things_classes),
+        bbox_head=dict(in_channels=64, fc_out_channels=128, num_classes=num_things_classes),
         mask_roi_extractor=dict(out_channels=64),
         mask_head=dict(in_channels=64, conv_out_channels=64, num_classes=num_things_classes)),
     semantic_head=dict(in_channels=64, inner_channels=32, num_things_classes=num_things_classes,

@@ -1,0 +1,164 @@
+"""Reliability: SIGKILL mid-run and resume, bad input (exit 2, one line, results intact),
+determinism, and two processes under torchrun (gloo) matching one process exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import save_zoo_style_checkpoint
+
+from panbench.demo_data import make_demo, make_split
+from panbench.registry import REPO_ROOT, resolve
+
+pytestmark = pytest.mark.slow
+PY = sys.executable
+VENV_BIN = Path(sys.executable).parent
+
+
+def eval_cmd(results: Path, *extra: str, model: str = "mask2former") -> list[str]:
+    return [PY, "-m", "panbench", "eval", "--model", model, "--dataset", "demo", "--data-root",
+            str(REPO_ROOT / "data" / "demo"), "--results", str(results), "--workers", "0", "--no-progress", *extra]
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, **kw)
+
+
+def metrics_of(results: Path) -> tuple[dict, dict, int]:
+    rec = json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+    return rec["metrics"], rec["per_class"], rec["n_images"]
+
+
+@pytest.fixture(scope="module")
+def demo_root() -> Path:
+    return make_demo(REPO_ROOT / "data" / "demo")
+
+
+@pytest.fixture(scope="module")
+def clean_run(demo_root, tmp_path_factory) -> Path:
+    results = tmp_path_factory.mktemp("clean")
+    r = run(eval_cmd(results, "--no-resume"))
+    assert r.returncode == 0, r.stderr
+    return results
+
+
+def test_sigkill_then_resume_gives_the_clean_result(clean_run, tmp_path) -> None:
+    results = tmp_path / "res"
+    proc = subprocess.Popen(eval_cmd(results, "--cache-every", "4"), cwd=REPO_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(results.glob("cache/*/chunk-*.npz"))) < 3:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_chunks = len(list(results.glob("cache/*/chunk-*.npz")))
+    assert n_chunks >= 3 and not (results / "runs").exists(), "killed before the end"
+    r = run(eval_cmd(results, "--cache-every", "4"))
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr and "already scored" in r.stderr
+    assert metrics_of(results) == metrics_of(clean_run)
+
+
+def test_two_runs_give_identical_metrics(clean_run, tmp_path) -> None:
+    r = run(eval_cmd(tmp_path, "--no-resume"))
+    assert r.returncode == 0, r.stderr
+    assert metrics_of(tmp_path) == metrics_of(clean_run)
+
+
+def test_cache_of_another_checkpoint_is_not_reused(clean_run, tmp_path) -> None:
+    ckpt = save_zoo_style_checkpoint(resolve("demo-mask2former", dataset="demo")[0], tmp_path / "ck")
+    shutil.copytree(clean_run / "cache", tmp_path / "res" / "cache")
+    r = run(eval_cmd(tmp_path / "res", "--checkpoint", str(ckpt)))
+    assert r.returncode == 0 and "resuming" not in r.stderr
+    assert metrics_of(tmp_path / "res")[0] != metrics_of(clean_run)[0]
+
+
+def test_torchrun_two_processes_match_one_process(clean_run, tmp_path) -> None:
+    cmd = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", "29517",
+           *eval_cmd(tmp_path, "--no-resume")[1:]]
+    r = run(cmd, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert metrics_of(tmp_path) == metrics_of(clean_run)
+    rec = json.loads(sorted((tmp_path / "runs").glob("*.json"))[-1].read_text())
+    assert rec["world_size"] == 2 and len(list((tmp_path / "runs").glob("*.json"))) == 1
+
+
+# ---- bad input: exit 2, one line naming the file and the fix, no traceback, earlier results intact ----
+
+@pytest.fixture
+def small(tmp_path) -> dict:
+    root = tmp_path / "data"
+    make_split(root, "val2017", 3, seed=7)
+    results = tmp_path / "results"
+    ckpt = save_zoo_style_checkpoint(resolve("demo-mask2former", dataset="demo")[0], tmp_path / "ck")
+    base = [PY, "-m", "panbench", "eval", "--model", "mask2former", "--dataset", "demo", "--data-root", str(root),
+            "--results", str(results), "--workers", "0", "--no-progress", "--checkpoint", str(ckpt)]
+    r = run(base)
+    assert r.returncode == 0, r.stderr
+    return {"root": root, "results": results, "cmd": base, "ckpt": ckpt,
+            "ann": root / "annotations" / "panoptic_val2017.json"}
+
+
+def _edit_json(path: Path, fn) -> None:
+    d = json.loads(path.read_text())
+    fn(d)
+    path.write_text(json.dumps(d))
+
+
+def _first_image(s) -> Path:
+    return sorted((s["root"] / "val2017").glob("*.jpg"))[0]
+
+
+BAD = {
+    "corrupt_image": (lambda s: _first_image(s).write_bytes(b"not a jpeg at all"), "cannot be decoded"),
+    "truncated_image": (lambda s: _first_image(s).write_bytes(_first_image(s).read_bytes()[:300]),
+                        "cannot be decoded"),
+    "missing_field": (lambda s: _edit_json(s["ann"], lambda d: d["annotations"][0]["segments_info"][0].pop("area")),
+                      "missing field 'area'"),
+    "escaping_name": (lambda s: _edit_json(s["ann"], lambda d: d["images"][0].update(file_name="../../x.jpg")),
+                      "points outside"),
+    "unknown_category": (lambda s: _edit_json(s["ann"], lambda d: d["annotations"][0]["segments_info"][0].update(
+        category_id=999)), "unknown category_id 999"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_dataset_input(small, name) -> None:
+    breaker, expected = BAD[name]
+    csv_before = (small["results"] / "runs.csv").read_text()
+    breaker(small)
+    r = run(small["cmd"] + ["--no-resume"])
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and expected in err[0] and "Traceback" not in r.stderr, r.stderr
+    assert (small["results"] / "runs.csv").read_text() == csv_before
+    assert all(json.loads(p.read_text())["n_images"] == 3 for p in (small["results"] / "runs").glob("*.json"))
+
+
+def test_checkpoint_of_another_architecture(small, tmp_path) -> None:
+    other = save_zoo_style_checkpoint(resolve("demo-maskformer", dataset="demo")[0], tmp_path / "ck2")
+    cmd = [c if c != str(small["ckpt"]) else str(other) for c in small["cmd"]]
+    r = run(cmd)
+    assert r.returncode == 2 and "does not fit the model" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("body,expected", [
+    (f"_base_ = '{REPO_ROOT / 'configs' / 'demo' / 'mask2former.py'}'\nmodel = dict(type='NoSuchNet')\n",
+     "model does not build"),
+    ("_base_ = 'mmdet::no/such_config.py'\n", "config does not load"),
+    ("this is not python(\n", "not valid Python"),
+])
+def test_config_that_does_not_build(small, tmp_path, body, expected) -> None:
+    cfg = tmp_path / "bad_config.py"
+    cfg.write_text(body)
+    cmd = [c if c != "mask2former" else str(cfg) for c in small["cmd"]]
+    r = run(cmd)
+    assert r.returncode == 2 and expected in r.stderr and "Traceback" not in r.stderr, r.stderr
