@@ -8,6 +8,7 @@ panbench = dict(
     backbone="Swin-B (IN-21k)",
     aliases=[],
     checkpoint="https://download.openmmlab.com/mmdetection/v3.0/mask2former/mask2former_swin-b-p4-w12-384-in21k_8xb2-lsj-50e_coco-panoptic/mask2former_swin-b-p4-w12-384-in21k_8xb2-lsj-50e_coco-panoptic_20220329_230021-05ec7315.pth",
+    params=106917822,
     sha256_prefix="05ec7315",
     # as published by the MMDetection zoo (configs/*/README.md); None where the zoo gives no number
     published=dict(PQ=56.3, SQ=None, RQ=None, PQ_th=None, SQ_th=None, RQ_th=None, PQ_st=None, SQ_st=None, RQ_st=None),

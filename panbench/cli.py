@@ -59,10 +59,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for s in specs:
         cached = bool(s.checkpoint_filename and (cache_dir() / s.checkpoint_filename).exists())
         pq = s.published.get("PQ") if s.published else None
+        params = _params(s) if args.params or s.params is None else f"{s.params / 1e6:.1f}M"
         rows.append((s.name, s.architecture, s.backbone, s.dataset, f"{pq:.1f}" if pq is not None else "-",
-                     _params(s) if args.params else "", "yes" if cached else "no", ", ".join(s.aliases)))
-    head = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params" if args.params else "", "cached",
-            "aliases")
+                     params, "yes" if cached else "no", ", ".join(s.aliases)))
+    head = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params", "cached", "aliases")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -88,7 +88,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise PanbenchError("--checkpoint applies to one model; pass a single --model with it")
     root = args.data_root or ("data/coco" if args.dataset == "coco" else f"data/{args.dataset}")
     ds = load_dataset(root, name=args.dataset, limit=args.limit, subset=args.subset)
-    opts = EvalOptions(device=args.device, batch_size=args.batch_size, workers=args.workers, warmup=args.warmup,
+    opts = EvalOptions(device=args.device, batch_size=args.batch_size, amp=args.amp, workers=args.workers, warmup=args.warmup,
                        seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
                        cache_root=Path(args.results) / "cache", flush_every=max(1, args.cache_every))
     records = []
@@ -152,7 +152,8 @@ def _add_ls(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ls", help="list the models panbench knows", description="Every registered model with "
                        "architecture, backbone, published PQ and whether its checkpoint is cached.")
     p.add_argument("--dataset", help="only models for this dataset (coco, demo)")
-    p.add_argument("--params", action="store_true", help="build each model to count its parameters (slower)")
+    p.add_argument("--params", action="store_true",
+                   help="build each model to count its parameters instead of reading the config's count")
     p.set_defaults(func=cmd_ls)
 
 
@@ -171,6 +172,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="allow full unpickling of a checkpoint that weights_only loading refuses")
     p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed-precision inference (default: fp32)")
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default 2)")
     p.add_argument("--warmup", type=int, default=1, help="batches left out of the timings (default 1)")
     p.add_argument("--seed", type=int, default=0)

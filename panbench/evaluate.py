@@ -86,7 +86,7 @@ def evaluate_model(
     postprocess = "default"
 
     key_parts = {"config": cfg_hash, "checkpoint": weights.sha256, "dataset": dataset.fingerprint(),
-                 "postprocess": postprocess}
+                 "postprocess": postprocess, "amp": opts.amp, "batch_size": opts.batch_size}
     cache = None
     if opts.resume:
         run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
@@ -127,6 +127,7 @@ def evaluate_model(
         "device": device_name(device),
         "world_size": world,
         "batch_size": opts.batch_size,
+        "amp": opts.amp or "fp32",
         "timings": {**timings.as_dict(), "total_s": t_all, "resumed_images": resumed},
         "memory": peak_memory(device),
         "provenance": {

@@ -182,10 +182,12 @@ def parse_segments(
     n = len(segments_info)
     if n >= int(_SENTINEL):
         raise InputError(f"{where}: {n} segments; at most 65534 per image are supported")
+    for s in segments_info:
+        if not 0 < s["id"] < MAX_ID:
+            raise InputError(f"{where}: segment id {s['id']} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
+        if gt and not 0 <= s["area"] < 2**62:
+            raise InputError(f"{where}: segment {s['id']} has area {s['area']}; areas are pixel counts")
     ids = np.fromiter((s["id"] for s in segments_info), np.int64, n)
-    if n and (ids.min() <= 0 or ids.max() >= MAX_ID):
-        bad = int(ids[(ids <= 0) | (ids >= MAX_ID)][0])
-        raise InputError(f"{where}: segment id {bad} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
     if len(np.unique(ids)) != n:
         u, c = np.unique(ids, return_counts=True)
         raise InputError(f"{where}: duplicate segment id {int(u[c > 1][0])} in segments_info; ids must be unique")

@@ -32,6 +32,7 @@ class ModelSpec:
     sha256_prefix: str | None = None
     published: dict[str, float | None] = field(default_factory=dict)
     dataset: str = "coco"
+    params: int | None = None
 
     @property
     def checkpoint_filename(self) -> str | None:

@@ -47,6 +47,7 @@ class EvalOptions:
     resume: bool = True
     cache_root: Path = Path("results/cache")
     flush_every: int = 16
+    amp: str | None = None  # None (fp32), "bf16" or "fp16"
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Timings:
     wall_s: float = 0.0
     timed_images: int = 0
     warmup_images: int = 0
+    oom_splits: int = 0
+    cpu_fallback_images: list = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
@@ -67,7 +70,8 @@ class Timings:
             "scoring_s": self.scoring_s, "wall_s": self.wall_s, "timed_images": self.timed_images,
             "warmup_images": self.warmup_images,
             "images_per_s": self.timed_images / self.wall_s if self.wall_s > 0 else 0.0,
-            "ms_per_image": 1000 * self.wall_s / n, **self.extra,
+            "ms_per_image": 1000 * self.wall_s / n, "oom_splits": self.oom_splits,
+            "cpu_fallback_images": list(self.cpu_fallback_images), **self.extra,
         }
 
 
@@ -132,6 +136,59 @@ class _Items:
 
 def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return batch
+
+
+def is_oom(e: BaseException) -> bool:
+    """Out of memory on a GPU (or a failed CPU allocation)."""
+    import torch
+
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return True
+    msg = str(e)
+    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def forward(model: Any, items: list[dict[str, Any]], device: str, amp: str | None) -> list[Any]:
+    """One forward pass of mmdet's ``test_step`` (data preprocessing, model, panoptic fusion)."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+
+    data = pseudo_collate([it["data"] for it in items])
+    if amp is None:
+        return model.test_step(data)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
+        return model.test_step(data)
+
+
+def forward_resilient(model: Any, items: list[dict[str, Any]], device: str, amp: str | None,
+                      timings: Timings, dataset: PanopticDataset) -> list[Any]:
+    """``forward`` that survives running out of memory: the batch is split in halves, and a single
+    image that still does not fit runs on the CPU; both are recorded in ``timings``."""
+    import torch
+
+    try:
+        return forward(model, items, device, amp)
+    except Exception as e:
+        if not is_oom(e):
+            raise
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        if len(items) > 1:
+            timings.oom_splits += 1
+            half = len(items) // 2
+            return (forward_resilient(model, items[:half], device, amp, timings, dataset)
+                    + forward_resilient(model, items[half:], device, amp, timings, dataset))
+        image_id = dataset.samples[items[0]["index"]].image_id
+        if device == "cpu":
+            raise PanbenchError(f"image {image_id}: out of memory on the CPU even alone ({str(e)[:120]}); "
+                                "free memory or use a smaller model") from e
+        timings.cpu_fallback_images.append(image_id)
+        model.to("cpu")
+        try:
+            return forward(model, items, "cpu", amp)
+        finally:
+            model.to(device)
 
 
 @contextmanager
@@ -202,7 +259,6 @@ def run_inference(
 ) -> Timings:
     """Run the model over ``indices`` of the dataset, feeding ``evaluator``; returns timings."""
     import torch
-    from mmengine.dataset import pseudo_collate
 
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     timings = Timings()
@@ -231,7 +287,7 @@ def run_inference(
                 sync()
                 t0 = time.perf_counter()
                 n_fusion = len(fusion_times)
-                outputs = model.test_step(pseudo_collate([it["data"] for it in batch]))
+                outputs = forward_resilient(model, batch, device, opts.amp, timings, dataset)
                 sync()
                 t1 = time.perf_counter()
                 converted = []

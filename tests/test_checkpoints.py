@@ -60,3 +60,71 @@ def test_pickled_extras_need_explicit_trust(tmp_path) -> None:
         checkpoints.load_checkpoint(p)
     state, _ = checkpoints.load_checkpoint(p, trust=True)
     assert "w" in state
+
+
+# ---- download: progress, resume of a partial file, sha256 check (a local HTTP server with Range support) ----
+
+import http.server  # noqa: E402
+import threading  # noqa: E402
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    requests_seen: list[str | None] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = Path(self.translate_path(self.path))
+        data = path.read_bytes()
+        rng = self.headers.get("Range")
+        RangeHandler.requests_seen.append(rng)
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+    def log_message(self, *a) -> None:
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "srv"
+    root.mkdir()
+    handler = lambda *a, **k: RangeHandler(*a, directory=str(root), **k)  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_download_verifies_and_resumes(server, tmp_path, monkeypatch) -> None:
+    root, url = server
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    p = _save({"state_dict": {"w": torch.arange(100000.0)}}, root, "zoo_model_20230101_000000")
+    path, digest = checkpoints.fetch(f"{url}/{p.name}")
+    assert path == checkpoints.cache_dir() / p.name and path.read_bytes() == p.read_bytes()
+    assert digest == hashlib.sha256(p.read_bytes()).hexdigest()
+    # a partial download is resumed with a Range request, not restarted
+    path.unlink()
+    part = path.with_suffix(".pth.part")
+    part.write_bytes(p.read_bytes()[:1000])
+    RangeHandler.requests_seen.clear()
+    path2, _ = checkpoints.fetch(f"{url}/{p.name}")
+    assert RangeHandler.requests_seen == ["bytes=1000-"] and path2.read_bytes() == p.read_bytes()
+
+
+def test_download_with_wrong_hash_is_refused(server, tmp_path, monkeypatch) -> None:
+    root, url = server
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    p = _save({"state_dict": {"w": torch.ones(3)}}, root, "m")
+    bad = root / "m-12345678.pth"
+    p.rename(bad)
+    with pytest.raises(PanbenchError, match="does not match the expected 12345678"):
+        checkpoints.fetch(f"{url}/{bad.name}")
+
+
+def test_unreachable_url_says_what_to_do(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(PanbenchError, match="--checkpoint PATH"):
+        checkpoints.fetch("http://127.0.0.1:9/none-abcdef12.pth")
