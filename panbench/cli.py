@@ -88,7 +88,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise PanbenchError("--checkpoint applies to one model; pass a single --model with it")
     root = args.data_root or ("data/coco" if args.dataset == "coco" else f"data/{args.dataset}")
     ds = load_dataset(root, name=args.dataset, limit=args.limit, subset=args.subset)
-    opts = EvalOptions(device=args.device, batch_size=args.batch_size, amp=args.amp, workers=args.workers, warmup=args.warmup,
+    opts = EvalOptions(device=args.device, batch_size=args.batch_size, amp=args.amp, workers=args.workers,
+                       warmup=args.warmup,
                        seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
                        cache_root=Path(args.results) / "cache", flush_every=max(1, args.cache_every))
     records = []
@@ -195,6 +196,17 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_coco(args: argparse.Namespace) -> int:
+    from panbench.data_coco import prepare_coco
+    from panbench.panoptic_io import read_json
+
+    sums = read_json(args.checksums, "checksums file") if args.checksums else None
+    root = prepare_coco(Path(args.root), Path(args.from_dir) if args.from_dir else None, sums,
+                        progress=not args.no_progress)
+    print(f"COCO panoptic val ready at {root}")
+    return 0
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="prepare datasets", description="Prepare datasets in the COCO panoptic layout.")
     dsub = p.add_subparsers(dest="data_command", metavar="DATASET", required=True)
@@ -205,6 +217,15 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--force", action="store_true", help="regenerate even if present")
     d.set_defaults(func=cmd_data_demo)
+    c = dsub.add_parser("coco", help="download and extract COCO-2017 panoptic val (about 1.6 GB of zips)",
+                        description="Get val2017 images and the panoptic val annotations: download (resumable) or "
+                        "--from a folder with val2017.zip and panoptic_annotations_trainval2017.zip; archives are "
+                        "checked (CRC, optional sha256, entry names) before extraction.")
+    c.add_argument("--root", default="data/coco", help="where to put it (default data/coco)")
+    c.add_argument("--from", dest="from_dir", help="folder that already holds the official zip files")
+    c.add_argument("--checksums", help='JSON file {"val2017.zip": "<sha256>", ...} to pin the archives')
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=cmd_data_coco)
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:

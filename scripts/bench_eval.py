@@ -75,7 +75,8 @@ def main() -> None:
         pq_mm, t_mm = mmdet_test(spec, ckpt, data_root, a.workers)
         pq_pb, t_pb = panbench_eval(spec, ckpt, data_root, a.workers)
         rows.append((spec.name, pq_mm, pq_pb, t_mm, t_pb))
-    print(f"\n{'model':22} {'PQ mmdet':>10} {'PQ panbench':>12} {'|diff|':>9} {'mmdet s':>8} {'panbench s':>10} {'speed-up':>8}")
+    print(f"\n{'model':22} {'PQ mmdet':>10} {'PQ panbench':>12} {'|diff|':>9} {'mmdet s':>8} "
+          f"{'panbench s':>10} {'speed-up':>8}")
     worst = 0.0
     for name, pq_mm, pq_pb, t_mm, t_pb in rows:
         worst = max(worst, abs(pq_mm - pq_pb))

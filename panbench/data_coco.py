@@ -1,0 +1,164 @@
+"""``panbench data coco``: COCO-2017 panoptic val, only what evaluation needs (about 1.6 GB of zips).
+
+* ``val2017.zip`` -> ``ROOT/val2017/*.jpg`` (5000 images)
+* ``panoptic_annotations_trainval2017.zip`` -> ``ROOT/annotations/panoptic_val2017.json`` and the PNGs
+  of its inner ``panoptic_val2017.zip`` -> ``ROOT/annotations/panoptic_val2017/``; the train parts
+  are never extracted.
+
+Downloads show progress and resume a partial ``.part`` file; ``--from DIR`` takes the official zips
+already on disk.  Every archive is checked before anything is extracted from it: the zip's own
+CRC-32 of every entry (a truncated or corrupt file fails), a sha256 when one is pinned
+(``--checksums FILE``: JSON ``{"val2017.zip": "<sha256>", ...}``; the digests of the files used are
+written to ``ROOT/.panbench-checksums.json``), and every entry name (absolute paths, ``..`` and
+links that would write outside the root are refused: nothing is written then).  Steps already done
+are skipped on a re-run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from panbench.checkpoints import download, sha256_file
+from panbench.errors import InputError, PanbenchError
+
+URLS = {
+    "val2017.zip": "http://images.cocodataset.org/zips/val2017.zip",
+    "panoptic_annotations_trainval2017.zip":
+        "http://images.cocodataset.org/annotations/panoptic_annotations_trainval2017.zip",
+}
+N_VAL_IMAGES = 5000
+
+
+def check_members(zf: zipfile.ZipFile, archive: Path) -> None:
+    """Refuse entries that would land outside the extraction root, and links."""
+    for info in zf.infolist():
+        name = info.filename
+        p = PurePosixPath(name.replace("\\", "/"))
+        if p.is_absolute() or ".." in p.parts or (len(name) > 1 and name[1] == ":"):
+            raise InputError(f"{archive}: entry '{name}' would be written outside the data root; "
+                             "the archive is not an official COCO file: delete it and download again")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise InputError(f"{archive}: entry '{name}' is a symbolic link; refusing the archive")
+
+
+def open_checked(path: Path, expected_sha256: str | None) -> zipfile.ZipFile:
+    """Open a zip after checking its sha256 (when pinned), CRCs and entry names."""
+    if expected_sha256:
+        digest = sha256_file(path)
+        if digest != expected_sha256:
+            raise InputError(f"{path}: sha256 {digest[:16]}... differs from the expected {expected_sha256[:16]}...; "
+                             "the file is corrupt or not the official one: delete it and download again")
+    try:
+        zf = zipfile.ZipFile(path)
+        bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise InputError(f"{path}: not a complete zip archive ({e}); the download is truncated: "
+                         "delete it and run again") from e
+    if bad is not None:
+        raise InputError(f"{path}: entry '{bad}' fails its CRC check; the file is corrupt: delete it and download again")
+    check_members(zf, path)
+    return zf
+
+
+def _extract(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path, strip: int) -> None:
+    """Extract ``members`` under ``dest``, dropping the first ``strip`` path components."""
+    root = dest.resolve()
+    for info in members:
+        parts = PurePosixPath(info.filename).parts[strip:]
+        if not parts or info.is_dir():
+            continue
+        target = (root / Path(*parts)).resolve()
+        if root not in target.parents:  # defence in depth; check_members already refused such names
+            raise InputError(f"entry '{info.filename}' escapes {root}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        with zf.open(info) as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        tmp.replace(target)
+
+
+def prepare_coco(root: Path, from_dir: Path | None = None, checksums: dict[str, str] | None = None,
+                 progress: bool = True) -> Path:
+    """Download (or take from ``from_dir``), check and extract COCO panoptic val under ``root``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    checksums = checksums or {}
+    zips = {}
+    for name, url in URLS.items():
+        if from_dir is not None:
+            p = Path(from_dir) / name
+            if not p.is_file():
+                raise InputError(f"{p}: not found; --from needs {', '.join(URLS)} (the official COCO zips)")
+        else:
+            p = root / "downloads" / name
+            if not p.exists():
+                try:
+                    download(url, p, progress=progress)
+                except PanbenchError as e:
+                    raise PanbenchError(f"{e}; or download {url} yourself and pass --from DIR") from None
+        zips[name] = p
+
+    done = root / ".panbench-done"
+    state = set(done.read_text().split()) if done.exists() else set()
+    used = {}
+
+    if "images" not in state:
+        with open_checked(zips["val2017.zip"], checksums.get("val2017.zip")) as zf:
+            members = [i for i in zf.infolist() if i.filename.startswith("val2017/") and not i.is_dir()]
+            if not members:
+                raise InputError(f"{zips['val2017.zip']}: no val2017/ entries; pass the official val2017.zip")
+            _extract(zf, members, root / "val2017", strip=1)
+        used["val2017.zip"] = sha256_file(zips["val2017.zip"])
+        state.add("images")
+        done.write_text("\n".join(sorted(state)))
+
+    if "annotations" not in state:
+        name = "panoptic_annotations_trainval2017.zip"
+        with open_checked(zips[name], checksums.get(name)) as zf:
+            names = {PurePosixPath(i.filename).name: i for i in zf.infolist()}
+            if "panoptic_val2017.json" not in names or "panoptic_val2017.zip" not in names:
+                raise InputError(f"{zips[name]}: lacks panoptic_val2017.json or panoptic_val2017.zip; "
+                                 "pass the official panoptic_annotations_trainval2017.zip")
+            _extract(zf, [names["panoptic_val2017.json"]], root / "annotations",
+                     strip=len(PurePosixPath(names["panoptic_val2017.json"].filename).parts) - 1)
+            inner_bytes = zf.read(names["panoptic_val2017.zip"])
+        inner = zipfile.ZipFile(io.BytesIO(inner_bytes))
+        if inner.testzip() is not None:
+            raise InputError(f"{zips[name]}: its panoptic_val2017.zip fails the CRC check; download again")
+        check_members(inner, zips[name])
+        pngs = [i for i in inner.infolist() if i.filename.endswith(".png")]
+        _extract(inner, pngs, root / "annotations" / "panoptic_val2017",
+                 strip=len(PurePosixPath(pngs[0].filename).parts) - 1 if pngs else 0)
+        used[name] = sha256_file(zips[name])
+        state.add("annotations")
+        done.write_text("\n".join(sorted(state)))
+
+    if used:
+        ck = root / ".panbench-checksums.json"
+        old = json.loads(ck.read_text()) if ck.exists() else {}
+        ck.write_text(json.dumps({**old, **used}, indent=1))
+    verify_tree(root)
+    return root
+
+
+def verify_tree(root: Path, expected_images: int | None = None) -> None:
+    """Every annotated image and PNG is present (and, for real COCO, 5000 of them)."""
+    ann = root / "annotations" / "panoptic_val2017.json"
+    try:
+        data = json.loads(ann.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{ann}: unreadable after extraction ({e}); delete {root} and run again") from e
+    missing = [im["file_name"] for im in data.get("images", []) if not (root / "val2017" / im["file_name"]).is_file()]
+    missing += [a["file_name"] for a in data.get("annotations", [])
+                if not (root / "annotations" / "panoptic_val2017" / a["file_name"]).is_file()]
+    if missing:
+        raise InputError(f"{root}: {len(missing)} files listed in {ann.name} are missing (e.g. {missing[0]}); "
+                         "delete the folder and run again")
+    n = len(data.get("images", []))
+    if expected_images is not None and n != expected_images:
+        raise InputError(f"{ann}: {n} images, expected {expected_images}")
