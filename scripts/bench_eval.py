@@ -42,14 +42,16 @@ def mmdet_test(spec, ckpt: Path, data_root: Path, workers: int) -> tuple[float, 
     return float(metrics["coco_panoptic/PQ"]), time.perf_counter() - t
 
 
-def panbench_eval(spec, ckpt: Path, data_root: Path, workers: int) -> tuple[float, float]:
+def panbench_eval(spec, ckpt: Path, data_root: Path, workers: int, batch_size: int = 1,
+                  amp: str | None = None) -> tuple[float, float]:
     from panbench.dataset import load_dataset
     from panbench.evaluate import evaluate_model
     from panbench.runner import EvalOptions
 
     t = time.perf_counter()
     ds = load_dataset(data_root, name="demo")
-    opts = EvalOptions(device="cpu", workers=workers, progress=False, resume=False, warmup=1)
+    opts = EvalOptions(device="cpu", workers=workers, progress=False, resume=False, warmup=1,
+                       batch_size=batch_size, amp=amp)
     rec = evaluate_model(spec, ds, opts, checkpoint=str(ckpt), results_dir=Path(tempfile.mkdtemp()))
     return rec["metrics"]["PQ"], time.perf_counter() - t
 
@@ -82,6 +84,14 @@ def main() -> None:
         worst = max(worst, abs(pq_mm - pq_pb))
         print(f"{name:22} {pq_mm:10.6f} {pq_pb:12.6f} {abs(pq_mm - pq_pb):9.2e} {t_mm:8.2f} {t_pb:10.2f} "
               f"{t_mm / t_pb:7.2f}x")
+    print("\nbatched and mixed-precision inference: PQ difference to fp32 batch 1 (panbench, same images)")
+    print(f"{'model':22} {'setting':>12} {'PQ':>10} {'diff':>9} {'s':>7}")
+    for name, _, pq_ref, _, _ in rows:
+        spec = resolve(name, dataset="demo")[0]
+        ckpt = sorted((ROOT / "checkpoints" / "demo").glob(f"{spec.name}-*.pth"))[-1]
+        for bs, amp in ((4, None), (1, "bf16"), (4, "bf16")):
+            pq, t = panbench_eval(spec, ckpt, data_root, a.workers, bs, amp)
+            print(f"{name:22} {f'b{bs} ' + (amp or 'fp32'):>12} {pq:10.4f} {pq - pq_ref:+9.4f} {t:7.2f}")
     total_mm, total_pb = sum(r[3] for r in rows), sum(r[4] for r in rows)
     print(f"total wall time: mmdet {total_mm:.2f} s, panbench {total_pb:.2f} s: {total_mm / total_pb:.2f}x "
           f"(target >= 1.5x); PQ agreement {'OK' if worst < 1e-6 else 'FAILED'} (max |diff| {worst:.2e})")

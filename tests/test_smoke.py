@@ -1,0 +1,39 @@
+"""The CI smoke test: eval of a demo model on the demo set, and of a full-size zoo architecture on the
+COCO sample through the committed subset file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import save_zoo_style_checkpoint
+
+from panbench.cli import main
+from panbench.demo_data import make_demo
+from panbench.registry import REPO_ROOT, resolve
+
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_demo_model(tmp_path) -> None:
+    make_demo(REPO_ROOT / "data" / "demo")
+    assert main(["eval", "--model", "panoptic-fpn", "--dataset", "demo", "--limit", "10", "--results",
+                 str(tmp_path), "--no-progress", "--workers", "1"]) == 0
+    rec = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())
+    assert rec["n_images"] == 10 and rec["model"] == "demo-panoptic-fpn" and rec["metrics"]["PQ"] > 0
+
+
+def test_smoke_zoo_architecture_on_the_coco_sample_subset(coco_sample, tmp_path) -> None:
+    ckpt = save_zoo_style_checkpoint(resolve("mask2former")[0], tmp_path / "ck")
+    subset = REPO_ROOT / "data" / "subsets" / "coco_sample.txt"
+    assert main(["eval", "--model", "mask2former", "--data-root", str(coco_sample), "--subset", str(subset),
+                 "--checkpoint", str(ckpt), "--results", str(tmp_path), "--no-progress", "--workers", "0"]) == 0
+    rec = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())
+    assert rec["provenance"]["dataset"]["image_ids"] == [142238, 439180]
+
+
+def test_subset_files_are_well_formed() -> None:
+    from panbench.dataset import read_subset
+
+    ids = read_subset(REPO_ROOT / "data" / "subsets" / "coco_val_smoke.txt")
+    assert len(ids) == len(set(ids)) >= 10 and {142238, 439180} <= set(ids)
