@@ -60,7 +60,8 @@ def open_checked(path: Path, expected_sha256: str | None) -> zipfile.ZipFile:
         raise InputError(f"{path}: not a complete zip archive ({e}); the download is truncated: "
                          "delete it and run again") from e
     if bad is not None:
-        raise InputError(f"{path}: entry '{bad}' fails its CRC check; the file is corrupt: delete it and download again")
+        raise InputError(f"{path}: entry '{bad}' fails its CRC check; the file is corrupt: "
+                         "delete it and download again")
     check_members(zf, path)
     return zf
 

@@ -2,7 +2,7 @@
 
 Same layout as ``data/coco`` (``val2017/``, ``annotations/panoptic_val2017.json``,
 ``annotations/panoptic_val2017/``) plus a ``train2017`` split.  Category ids are
-non-contiguous with things and stuff interleaved, as in COCO.  Each image has 2-4 textured
+non-contiguous, thing and stuff ids interleaved, listed things first as in COCO.  Each image has 2-4 textured
 stuff regions, 1-8 thing instances of several classes from small to large that occlude each
 other (same-class instances touch), 1-3% VOID pixels, some crowd segments, and a size that
 varies and is not square.  Everything follows from the seed.
@@ -19,14 +19,16 @@ import numpy as np
 
 from panbench.synth import random_image, write_png
 
+# Listed things first, as COCO's panoptic JSON does: mmdet numbers a model's classes in the JSON's order
+# and treats the first num_things_classes as things.  The ids are non-contiguous and interleave.
 DEMO_CATEGORIES: list[dict[str, Any]] = [
     {"id": 1, "name": "disk", "isthing": 1, "color": [220, 20, 60]},
-    {"id": 3, "name": "sky", "isthing": 0, "color": [70, 130, 180]},
     {"id": 4, "name": "tile", "isthing": 1, "color": [0, 160, 60]},
-    {"id": 7, "name": "grass", "isthing": 0, "color": [60, 170, 40]},
     {"id": 8, "name": "ring", "isthing": 1, "color": [250, 170, 30]},
-    {"id": 12, "name": "wall", "isthing": 0, "color": [150, 100, 100]},
     {"id": 15, "name": "blob", "isthing": 1, "color": [120, 40, 200]},
+    {"id": 3, "name": "sky", "isthing": 0, "color": [70, 130, 180]},
+    {"id": 7, "name": "grass", "isthing": 0, "color": [60, 170, 40]},
+    {"id": 12, "name": "wall", "isthing": 0, "color": [150, 100, 100]},
     {"id": 21, "name": "sand", "isthing": 0, "color": [210, 190, 140]},
 ]
 for _c in DEMO_CATEGORIES:

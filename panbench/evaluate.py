@@ -77,6 +77,7 @@ def evaluate_model(
     names = mm.class_names(cfg)
     label2cat = mm.label_to_category(names, dataset.categories, str(spec.config))
     model = mm.build_model(cfg, spec.config)
+    mm.check_thing_split(model, names, dataset.categories, str(spec.config))
     weights = resolve_weights(spec, checkpoint)
     state, meta = checkpoints.load_checkpoint(weights.path, trust=trust_checkpoint)
     mm.load_weights(model, state, weights.path, names, meta)

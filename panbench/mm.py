@@ -72,17 +72,46 @@ def class_names(cfg: Any) -> list[str]:
 
 
 def label_to_category(names: list[str], categories: Any, where: str) -> list[int]:
-    """Map the model's class index to the dataset's category id, by name."""
+    """Map the model's class index to the dataset's category id the way mmdet does.
+
+    mmdet numbers classes in the order the annotation file lists the categories (``get_cat_ids``),
+    not in the order of ``metainfo.classes``; when the two orders differ, a model is trained and
+    scored with shifted labels.  That is refused here rather than scored silently wrong.
+    """
     by_name = {n: cid for n, cid in zip(categories.names, categories.ids)}
-    out = []
     for n in names:
         if n not in by_name:
             raise PanbenchError(
                 f"{where}: the model's class '{n}' is not a category of the dataset; evaluate on the dataset "
                 "the model was trained for (--dataset) or set metainfo.classes in the config"
             )
-        out.append(by_name[n])
-    return out
+    wanted = set(names)
+    json_order = [n for n in categories.names if n in wanted]
+    if json_order != list(names):
+        k = next(i for i, (a, b) in enumerate(zip(json_order, names)) if a != b)
+        raise PanbenchError(
+            f"{where}: class {k} is '{names[k]}' in the config but '{json_order[k]}' in the annotation file's "
+            "category order, which mmdet uses to number classes: predictions would be mislabelled; list "
+            "metainfo.classes in the annotation file's order"
+        )
+    return [by_name[n] for n in names]
+
+
+def check_thing_split(model: Any, names: list[str], categories: Any, where: str) -> None:
+    """mmdet's panoptic heads treat the first ``num_things_classes`` labels as things: check that
+    the dataset agrees, class by class."""
+    head = getattr(model, "panoptic_fusion_head", None)
+    n_th = getattr(head, "num_things_classes", None)
+    if n_th is None:
+        return
+    isthing = dict(zip(categories.names, categories.isthing))
+    for k, n in enumerate(names):
+        if isthing[n] != (k < n_th):
+            raise PanbenchError(
+                f"{where}: class {k} '{n}' is a {'thing' if isthing[n] else 'stuff'} category in the dataset but "
+                f"the model treats labels {'>=' if k >= n_th else '<'} {n_th} as {'stuff' if k >= n_th else 'things'}; "
+                "list things first in metainfo.classes and set num_things_classes to match"
+            )
 
 
 def load_weights(model: Any, state: dict[str, Any], path: Path, names: list[str], meta: dict | None = None) -> None:

@@ -43,7 +43,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type="CocoPanopticMetric", ann_file=data_root + "annotations/panoptic_val2017.json",
                      seg_prefix=data_root + "annotations/panoptic_val2017/")
 test_evaluator = val_evaluator
-max_iters = 4000
+max_iters = 3000
 train_cfg = dict(_delete_=True, type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters + 1)
 val_cfg = dict(type="ValLoop")
 test_cfg = dict(type="TestLoop")
