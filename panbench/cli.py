@@ -228,6 +228,25 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_data_coco)
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from panbench.tables import table_from_dir
+
+    print(table_from_dir(Path(args.results), args.dataset, args.format, args.vs_published, args.per_class))
+    return 0
+
+
+def _add_table(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("table", help="compare the latest run of each model (pandas)",
+                       description="The latest run of each model side by side: PQ/SQ/RQ for All/Things/Stuff with "
+                       "category counts, images/s, device and parameters.")
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    p.add_argument("--dataset", help="only runs on this dataset (coco, demo)")
+    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"])
+    p.add_argument("--vs-published", action="store_true", help="add the zoo's published numbers and the deltas")
+    p.add_argument("--per-class", action="store_true", help="per-class PQ of the models instead")
+    p.set_defaults(func=cmd_table)
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
@@ -255,7 +274,7 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_doctor, _add_ls, _add_eval, _add_score, _add_data]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_doctor, _add_ls, _add_eval, _add_table, _add_score, _add_data]
 
 
 def build_parser() -> argparse.ArgumentParser:
