@@ -28,13 +28,24 @@ def format_metrics(m: dict, title: str = "") -> str:
         lines.append(
             f"{name:8}|{m['PQ' + sfx]:8.3f} {m['SQ' + sfx]:8.3f} {m['RQ' + sfx]:8.3f} | {n.get(name, 0):4d}"
         )
+    if "mIoU" in m:
+        lines.append(f"semantic: pixel accuracy {m['pixel_acc']:.3f}, mIoU {m['mIoU']:.3f}, mean Dice {m['mDice']:.3f}")
     return "\n".join(lines)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    import time
+
     from panbench.score import score_files
 
+    t = time.perf_counter()
     res = score_files(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, workers=args.workers)
+    if args.name:
+        from panbench.results import external_record, write_record
+
+        rec = external_record(args.name, args.dataset, res, args, time.perf_counter() - t)
+        path = write_record(Path(args.results), rec)
+        print(f"record: {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(res))
     else:
@@ -115,7 +126,7 @@ def _finish_distributed() -> None:
 
 def format_record(rec: dict) -> str:
     """The model's All/Things/Stuff table, timings, and the delta to the published numbers."""
-    m = {**rec["metrics"], "n_categories": rec["n_categories"]}
+    m = {**rec["metrics"], **rec.get("semantic", {}), "n_categories": rec["n_categories"]}
     t = rec["timings"]
     lines = [format_metrics(m, f"{rec['model']} on {rec['dataset']} ({rec['n_images']} images, {rec['device']})")]
     lines.append(f"  {t['images_per_s']:.2f} img/s; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, "
@@ -260,6 +271,10 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pred-dir", required=True, help="folder of predicted panoptic PNGs")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--name", help='store a result record under this model name (e.g. "Mask DINO (detectron2)") '
+                   "so that the system appears in `panbench table`")
+    p.add_argument("--dataset", default="coco", help="dataset name for the record (default coco)")
+    p.add_argument("--results", default="results", help="results folder for --name (default results/)")
     p.set_defaults(func=cmd_score)
 
 
@@ -274,7 +289,9 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_doctor, _add_ls, _add_eval, _add_table, _add_score, _add_data]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_doctor, _add_ls, _add_eval, _add_table, _add_score, _add_data,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -120,6 +120,7 @@ def evaluate_model(
         "date": now_iso(),
         "n_images": res["n_images"],
         "metrics": {k: res[k] for k in METRIC_KEYS},
+        "semantic": {k: res[k] for k in ("pixel_acc", "mIoU", "mDice")},
         "n_categories": res["n_categories"],
         "per_class": res["per_class"],
         "published": spec.published if dataset.name == "coco" else {},

@@ -55,6 +55,22 @@ class ImageStats:
     tp_ious: np.ndarray
     fn_cats: np.ndarray
     fp_cats: np.ndarray
+    # semantic confusion, sparse: pixels of (ground-truth category, predicted category); -1 is VOID
+    sem_gt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sem_pred: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sem_px: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+def semantic_pairs(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The intersection table folded to categories: (gt category, pred category, pixels), VOID = -1.
+    Rows of ground-truth ids in no segment (panopticapi ignores them) are left out."""
+    n_gt = len(gt)
+    row_cat = np.concatenate([[-1], gt.cats, [-2]]).astype(np.int64)
+    col_cat = np.concatenate([[-1], pred.cats]).astype(np.int64)
+    r, c = np.nonzero(inter)
+    keep = r != n_gt + 1
+    r, c = r[keep], c[keep]
+    return row_cat[r], col_cat[c], inter[r, c].astype(np.int64)
 
 
 def match_segments(
@@ -109,14 +125,15 @@ def match_segments(
         fp_cats = pred.cats[unmatched[keep]]
     else:
         fp_cats = np.zeros(0, np.int64)
-    return ImageStats(tp_cats, tp_ious, fn_cats, fp_cats)
+    return ImageStats(tp_cats, tp_ious, fn_cats, fp_cats, *semantic_pairs(inter, gt, pred))
 
 
 @dataclass
 class PQStats:
     """Per-category sums; ``+`` adds two of them (across images, shards or processes).
 
-    ``iou`` is fixed point: int64 in units of ``1 / IOU_SCALE``.
+    ``iou`` is fixed point: int64 in units of ``1 / IOU_SCALE``.  ``conf`` is the semantic confusion
+    matrix in pixels, ``(C + 1) x (C + 1)`` with VOID last (rows ground truth, columns prediction).
     """
 
     iou: np.ndarray
@@ -124,6 +141,12 @@ class PQStats:
     fp: np.ndarray
     fn: np.ndarray
     n_images: int = 0
+    conf: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.conf is None:
+            n = len(self.iou) + 1
+            self.conf = np.zeros((n, n), np.int64)
 
     @staticmethod
     def zeros(n_categories: int) -> PQStats:
@@ -135,6 +158,11 @@ class PQStats:
         np.add.at(self.tp, s.tp_cats, 1)
         np.add.at(self.fn, s.fn_cats, 1)
         np.add.at(self.fp, s.fp_cats, 1)
+        if len(s.sem_px):
+            void = len(self.iou)
+            g = np.where(s.sem_gt < 0, void, s.sem_gt)
+            p = np.where(s.sem_pred < 0, void, s.sem_pred)
+            np.add.at(self.conf, (g, p), s.sem_px)
         self.n_images += 1
 
     def __add__(self, other: PQStats) -> PQStats:
@@ -144,6 +172,7 @@ class PQStats:
             self.fp + other.fp,
             self.fn + other.fn,
             self.n_images + other.n_images,
+            self.conf + other.conf,
         )
 
     @property
@@ -153,17 +182,42 @@ class PQStats:
 
     def to_array(self) -> np.ndarray:
         """One int64 vector (for an all-reduce or a cache file); exact."""
-        return np.concatenate([self.iou, self.tp, self.fp, self.fn, [self.n_images]]).astype(np.int64)
+        return np.concatenate([self.iou, self.tp, self.fp, self.fn, self.conf.ravel(), [self.n_images]]).astype(
+            np.int64)
 
     @staticmethod
     def from_array(a: np.ndarray) -> PQStats:
         a = np.asarray(a, np.int64)
-        n = (len(a) - 1) // 4
-        return PQStats(a[:n].copy(), a[n : 2 * n].copy(), a[2 * n : 3 * n].copy(), a[3 * n : 4 * n].copy(),
-                       int(a[-1]))
+        n = int(round(-3 + np.sqrt(8 + len(a) - 1)))  # len - 1 = 4n + (n + 1)^2
+        parts = [a[k * n : (k + 1) * n].copy() for k in range(4)]
+        conf = a[4 * n : 4 * n + (n + 1) ** 2].reshape(n + 1, n + 1).copy()
+        return PQStats(*parts, n_images=int(a[-1]), conf=conf)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PQStats) and np.array_equal(self.to_array(), other.to_array())
+
+
+def semantic_metrics(conf: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Pixel accuracy, mIoU and mean Dice (0-100) from a confusion matrix with VOID last.
+
+    Ground-truth VOID pixels are ignored; a prediction of VOID on a labelled pixel counts as a miss.
+    Means are over the categories present in the ground truth or the prediction.
+    """
+    c = conf[:-1].astype(np.float64)  # drop ground-truth VOID rows
+    tp = np.diag(c[:, :-1])
+    gt = c.sum(axis=1)
+    pred = c[:, :-1].sum(axis=0)
+    present = (gt + pred) > 0
+    union = gt + pred - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), 0.0)
+    dice = np.where(gt + pred > 0, 2 * tp / np.maximum(gt + pred, 1), 0.0)
+    total = gt.sum()
+    out = {
+        "pixel_acc": 100 * float(tp.sum() / total) if total else 0.0,
+        "mIoU": 100 * float(iou[present].mean()) if present.any() else 0.0,
+        "mDice": 100 * float(dice[present].mean()) if present.any() else 0.0,
+    }
+    return out, 100 * iou, 100 * dice
 
 
 def _average(stats: PQStats, mask: np.ndarray) -> tuple[float, float, float, int]:
@@ -181,7 +235,8 @@ def _average(stats: PQStats, mask: np.ndarray) -> tuple[float, float, float, int
 
 
 def summarize(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
-    """PQ/SQ/RQ (0-100) for All, Things, Stuff; per class PQ/SQ/RQ (0-100) and TP/FP/FN.
+    """PQ/SQ/RQ (0-100) for All, Things, Stuff; pixel accuracy, mIoU, mean Dice; per class
+    PQ/SQ/RQ/IoU/Dice (0-100) and TP/FP/FN.
 
     Categories with no TP, FP or FN are left out of the averages, as in panopticapi; a group
     with none at all gets 0.0 (panopticapi divides by zero there).
@@ -193,6 +248,8 @@ def summarize(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> d
         pq, sq, rq, n = _average(stats, mask)
         out["PQ" + suffix], out["SQ" + suffix], out["RQ" + suffix] = 100 * pq, 100 * sq, 100 * rq
         counts[{"": "All", "_th": "Things", "_st": "Stuff"}[suffix]] = n
+    sem, iou_c, dice_c = semantic_metrics(stats.conf)
+    out.update(sem)
     per_class: dict[str, dict[str, float | int]] = {}
     for k, cid in enumerate(category_ids):
         tp, fp, fn, iou = int(stats.tp[k]), int(stats.fp[k]), int(stats.fn[k]), float(stats.iou_sum[k])
@@ -204,6 +261,8 @@ def summarize(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> d
             "TP": tp,
             "FP": fp,
             "FN": fn,
+            "IoU": float(iou_c[k]),
+            "Dice": float(dice_c[k]),
         }
     out["n_categories"] = counts
     out["per_class"] = per_class

@@ -19,7 +19,8 @@ from typing import Any
 from panbench.pq import METRIC_KEYS
 
 SCHEMA_VERSION = 1
-CSV_FIELDS = ["model", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "n_images",
+CSV_FIELDS = ["model", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc", "mIoU", "mDice",
+              "n_images",
               "images_per_s", "device", "params", "date", "record"]
 
 
@@ -73,8 +74,11 @@ def now_iso() -> str:
 
 
 def record_path(results_dir: Path, model: str, dataset: str, date: str) -> Path:
+    import re
+
     stamp = date.replace(":", "").replace("-", "").replace("+0000", "Z")
-    return results_dir / "runs" / f"{stamp}_{model}_{dataset}.json"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}_{dataset}").strip("_")
+    return results_dir / "runs" / f"{stamp}_{safe}.json"
 
 
 def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
@@ -95,7 +99,8 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": record["model"], "architecture": record.get("architecture"), "backbone": record.get("backbone"),
         "dataset": record["dataset"], "postprocess": record.get("postprocess", "default"),
-        **{k: round(m[k], 6) for k in METRIC_KEYS}, "n_images": record["n_images"],
+        **{k: round(m[k], 6) for k in METRIC_KEYS},
+        **{k: round(v, 6) for k, v in record.get("semantic", {}).items()}, "n_images": record["n_images"],
         "images_per_s": round(record["timings"].get("images_per_s", 0.0), 4), "device": record["device"],
         "params": record.get("params"), "date": record["date"], "record": record["record"],
     }
@@ -121,3 +126,27 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return sorted(out, key=lambda r: r.get("date", ""))
+
+
+def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, seconds: float) -> dict[str, Any]:
+    """A result record for predictions made elsewhere and scored with ``panbench score --name``."""
+    from pathlib import Path
+
+    from panbench.panoptic_io import read_json
+
+    cats = read_json(args.gt_json, "ground-truth JSON").get("categories", [])
+    return {
+        "schema": 1, "model": name, "architecture": "external", "backbone": "?", "dataset": dataset,
+        "postprocess": "external", "date": now_iso(), "n_images": res["n_images"],
+        "metrics": {k: res[k] for k in METRIC_KEYS},
+        "semantic": {k: res[k] for k in ("pixel_acc", "mIoU", "mDice")},
+        "n_categories": res["n_categories"], "per_class": res["per_class"], "published": {},
+        "delta_to_published": {}, "params": None, "device": "external", "world_size": 1, "batch_size": None,
+        "timings": {"scoring_s": seconds, "images_per_s": 0.0}, "memory": {},
+        "provenance": {
+            "predictions": {"json": str(Path(args.pred_json).resolve()), "dir": str(Path(args.pred_dir).resolve())},
+            "dataset": {"ann_file": str(Path(args.gt_json).resolve()), "png_dir": str(Path(args.gt_dir).resolve())},
+            "versions": versions(), "git_commit": git_commit(),
+            "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
+        },
+    }

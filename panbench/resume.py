@@ -19,9 +19,13 @@ import numpy as np
 
 from panbench.pq import ImageStats
 
+CACHE_FORMAT = 2  # part of every cache key: a cache written by another format is never read
+FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px")
+
 
 def cache_key(parts: dict[str, Any]) -> str:
-    """A 16-hex key of the JSON-serialised ``parts``."""
+    """A 16-hex key of the JSON-serialised ``parts`` (and the cache format)."""
+    parts = {**parts, "cache_format": CACHE_FORMAT}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -73,7 +77,7 @@ def _write_chunk(path: Path, items: list[tuple[int, ImageStats]]) -> None:
     import io
 
     arrays: dict[str, np.ndarray] = {"index": np.array([i for i, _ in items], np.int64)}
-    for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats"):
+    for name in FIELDS:
         parts = [getattr(s, name) for _, s in items]
         arrays[name] = np.concatenate(parts) if parts else np.zeros(0)
         arrays[name + "_len"] = np.array([len(p) for p in parts], np.int64)
@@ -87,13 +91,13 @@ def _read_chunk(path: Path) -> dict[int, ImageStats]:
         z = np.load(path)
         idx = z["index"]
         cols = {}
-        for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats"):
+        for name in FIELDS:
             lens = z[name + "_len"]
             cols[name] = np.split(z[name], np.cumsum(lens)[:-1]) if len(lens) else []
     except Exception:  # an unreadable chunk is recomputed, never trusted
         return {}
     out = {}
     for k, i in enumerate(idx.tolist()):
-        out[i] = ImageStats(cols["tp_cats"][k].astype(np.int64), cols["tp_ious"][k].astype(np.float64),
-                            cols["fn_cats"][k].astype(np.int64), cols["fp_cats"][k].astype(np.int64))
+        out[i] = ImageStats(**{name: cols[name][k].astype(np.float64 if name == "tp_ious" else np.int64)
+                               for name in FIELDS})
     return out

@@ -28,6 +28,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False) -> Any
         m, n = r["metrics"], r.get("n_categories", {})
         row: dict[str, Any] = {"model": r["model"], "postprocess": r.get("postprocess", "default")}
         row.update({k: m[k] for k in METRIC_KEYS})
+        row.update(r.get("semantic", {}))
         row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
                     "n_images": r["n_images"], "images_per_s": r["timings"].get("images_per_s"),
                     "device": r.get("device"), "params_M": (r.get("params") or 0) / 1e6})

@@ -37,7 +37,8 @@ def test_json_output_has_metrics_per_class_and_n_images(case, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert set(METRIC_KEYS) <= set(out) and out["n_images"] == 3
     assert set(out["per_class"]) == {str(c["id"]) for c in CATS}
-    assert set(out["per_class"][str(CATS[0]["id"])]) == {"PQ", "SQ", "RQ", "TP", "FP", "FN"}
+    assert set(out["per_class"][str(CATS[0]["id"])]) == {"PQ", "SQ", "RQ", "TP", "FP", "FN", "IoU", "Dice"}
+    assert {"pixel_acc", "mIoU", "mDice"} <= set(out)
 
 
 def test_table_output_and_workers_agree(case, capsys) -> None:
@@ -114,3 +115,12 @@ def test_bad_input_through_the_console_script(case) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr and "image 1" in r.stderr
     r = subprocess.run([sys.executable, "-m", "panbench", "--debug", *args(case)], capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_score_with_name_stores_a_record_for_the_table(case, tmp_path, capsys) -> None:
+    res = tmp_path / "res"
+    assert main(args(case, "--name", "Mask DINO (detectron2)", "--results", str(res), "--json")) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert main(["table", "--results", str(res), "--dataset", "coco", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "Mask DINO (detectron2)" in out and f"{scored['PQ']:.3f}"[:5] in out
