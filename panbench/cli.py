@@ -103,10 +103,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        warmup=args.warmup,
                        seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
                        cache_root=Path(args.results) / "cache", flush_every=max(1, args.cache_every))
+    from panbench.postprocess import PostProcess
+
+    pp = PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep)
     records = []
     for spec in specs:
         rec = evaluate_model(spec, ds, opts, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
-                             results_dir=Path(args.results), command=" ".join(sys.argv))
+                             results_dir=Path(args.results), command=" ".join(sys.argv), postprocess=pp)
         records.append(rec)
         if int(os.environ.get("RANK", "0")) == 0:
             print(format_record(rec))
@@ -185,6 +188,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
     p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed-precision inference (default: fp32)")
+    p.add_argument("--postprocess", default="default", choices=["default", "maskwise", "argmax"],
+                   help="panoptic post-processing for MaskFormer/Mask2Former: the model's own fusion (default), "
+                   "Panoptic SegFormer's mask-wise merging, or pixel-wise argmax")
+    p.add_argument("--pp-alpha", type=float, default=0.25, help="maskwise: exponent of the class probability")
+    p.add_argument("--pp-beta", type=float, default=1.0, help="maskwise: exponent of the mask quality")
+    p.add_argument("--pp-conf", type=float, default=0.25, help="maskwise: confidence threshold t_cnf")
+    p.add_argument("--pp-keep", type=float, default=0.6, help="maskwise: fraction of a mask that must remain")
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default 2)")
     p.add_argument("--warmup", type=int, default=1, help="batches left out of the timings (default 1)")
     p.add_argument("--seed", type=int, default=0)

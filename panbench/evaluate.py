@@ -12,6 +12,8 @@ from panbench import checkpoints, mm
 from panbench.dataset import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluator import PanopticEvaluator
+from panbench.postprocess import PostProcess
+from panbench.postprocess import install as install_postprocess
 from panbench.pq import METRIC_KEYS
 from panbench.registry import ModelSpec
 from panbench.results import git_commit, now_iso, versions, write_record
@@ -63,6 +65,7 @@ def evaluate_model(
     trust_checkpoint: bool = False,
     results_dir: Path = Path("results"),
     command: str | None = None,
+    postprocess: PostProcess | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``spec`` on ``dataset``; returns the result record (written by rank 0)."""
     import torch
@@ -84,7 +87,9 @@ def evaluate_model(
     del state
     model.to(device)
     pipeline = mm.test_pipeline(cfg)
-    postprocess = "default"
+    pp = postprocess or PostProcess()
+    install_postprocess(model, pp, str(spec.config))
+    postprocess = pp.label()
 
     key_parts = {"config": cfg_hash, "checkpoint": weights.sha256, "dataset": dataset.fingerprint(),
                  "postprocess": postprocess, "amp": opts.amp, "batch_size": opts.batch_size}

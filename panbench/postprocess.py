@@ -1,0 +1,124 @@
+"""Panoptic post-processing for query-based models (MaskFormer, Mask2Former) on the same outputs.
+
+* ``default``: the model's own fusion (mmdet's ``MaskFormerFusionHead.panoptic_postprocess``).
+* ``maskwise``: Panoptic SegFormer's mask-wise merging.  Each query gets a confidence
+  ``s = p^alpha * mean(m over pixels where m > 0.5)^beta`` (``p`` its best class probability,
+  ``m`` its sigmoid mask); masks are filled in descending order of ``s``, queries below
+  ``conf_thr`` are dropped, pixels already taken are removed from later masks, and a mask is kept
+  only when at least ``keep_thr`` of its binary area remains.
+* ``argmax``: pixel-wise argmax: every pixel goes to the query with the highest ``p * m`` among the
+  queries not classified as "no object"; no thresholds.
+
+All return mmdet's panoptic encoding: ``label + instance_id * 1000`` for things, ``label`` for stuff
+(same-class stuff merged), ``num_classes`` for VOID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+INSTANCE_OFFSET = 1000
+NAMES = ("default", "maskwise", "argmax")
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """A post-processing choice and its parameters (what the record and the table show)."""
+
+    name: str = "default"
+    alpha: float = 0.25
+    beta: float = 1.0
+    conf_thr: float = 0.25
+    keep_thr: float = 0.6
+    mask_thr: float = 0.5
+
+    def label(self) -> str:
+        if self.name == "maskwise":
+            return f"maskwise(a={self.alpha:g},b={self.beta:g},conf={self.conf_thr:g},keep={self.keep_thr:g})"
+        return self.name
+
+
+def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
+                    pp: PostProcess) -> torch.Tensor:
+    """Panoptic SegFormer's mask-wise merging; ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, H, W) logits."""
+    probs = F.softmax(mask_cls.float(), dim=-1)[:, :num_classes]
+    p, labels = probs.max(-1)
+    m = mask_pred.float().sigmoid()
+    binary = m > pp.mask_thr
+    area = binary.flatten(1).sum(1)
+    quality = (m * binary).flatten(1).sum(1) / area.clamp(min=1)
+    score = p.pow(pp.alpha) * quality.pow(pp.beta)
+    h, w = m.shape[-2:]
+    pan = torch.full((h, w), num_classes, dtype=torch.int32, device=m.device)
+    taken = torch.zeros((h, w), dtype=torch.bool, device=m.device)
+    instance = 1
+    for q in torch.argsort(score, descending=True, stable=True).tolist():
+        if score[q] < pp.conf_thr:
+            break
+        if area[q] == 0:
+            continue
+        mask = binary[q] & ~taken
+        if mask.sum() < pp.keep_thr * area[q]:
+            continue
+        label = int(labels[q])
+        if label < num_things:
+            pan[mask] = label + instance * INSTANCE_OFFSET
+            instance += 1
+        else:
+            pan[mask] = label
+        taken |= mask
+    return pan
+
+
+def pixel_argmax(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int) -> torch.Tensor:
+    """Each pixel to the query with the highest ``p * m`` (queries labelled "no object" excluded)."""
+    probs = F.softmax(mask_cls.float(), dim=-1)
+    p, labels = probs.max(-1)
+    keep = labels != num_classes
+    h, w = mask_pred.shape[-2:]
+    pan = torch.full((h, w), num_classes, dtype=torch.int32, device=mask_pred.device)
+    if not keep.any():
+        return pan
+    qs = torch.nonzero(keep).flatten()
+    weighted = p[qs].view(-1, 1, 1) * mask_pred[qs].float().sigmoid()
+    winner = weighted.argmax(0)
+    instance = 1
+    for k, q in enumerate(qs.tolist()):
+        mask = winner == k
+        if not mask.any():
+            continue
+        label = int(labels[q])
+        if label < num_things:
+            pan[mask] = label + instance * INSTANCE_OFFSET
+            instance += 1
+        else:
+            pan[mask] = label
+    return pan
+
+
+def install(model: Any, pp: PostProcess, where: str) -> None:
+    """Make ``model``'s fusion head use ``pp`` (explicitly, on this instance only)."""
+    if pp.name == "default":
+        return
+    from mmengine.structures import PixelData
+
+    from panbench.errors import PanbenchError
+
+    head = getattr(model, "panoptic_fusion_head", None)
+    if head is None or not hasattr(head, "panoptic_postprocess"):
+        raise PanbenchError(f"{where}: --postprocess {pp.name} needs a MaskFormer or Mask2Former model "
+                            "(query masks); PanopticFPN has its own heuristic fusion only")
+    n_cls, n_th = head.num_classes, head.num_things_classes
+
+    def run(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> Any:
+        if pp.name == "maskwise":
+            pan = mask_wise_merge(mask_cls, mask_pred, n_cls, n_th, pp)
+        else:
+            pan = pixel_argmax(mask_cls, mask_pred, n_cls, n_th)
+        return PixelData(sem_seg=pan[None])
+
+    head.panoptic_postprocess = run

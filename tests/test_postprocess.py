@@ -1,0 +1,67 @@
+"""Post-processing on hand-made query outputs with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from panbench.postprocess import PostProcess, mask_wise_merge, pixel_argmax
+
+BIG = 20.0  # logit that saturates sigmoid/softmax
+
+
+def logits_for(probs: list[list[float]]) -> torch.Tensor:
+    return torch.log(torch.tensor(probs))
+
+
+def masks(*grids: list[list[int]]) -> torch.Tensor:
+    """0/1 grids -> mask logits (+-BIG), or floats in (0, 1) -> their logit."""
+    out = []
+    for g in grids:
+        t = torch.tensor(g, dtype=torch.float32)
+        out.append(torch.where(t == 1, BIG, torch.where(t == 0, -BIG, torch.log(t / (1 - t)))))
+    return torch.stack(out)
+
+
+# 2 thing classes (0, 1), 1 stuff class (2); num_classes = 3, "no object" = 3
+CLS = logits_for([[0.9, 0.03, 0.03, 0.04],   # q0: thing 0, p=0.9
+                  [0.02, 0.8, 0.08, 0.1],    # q1: thing 1, p=0.8
+                  [0.05, 0.05, 0.85, 0.05],  # q2: stuff 2, p=0.85
+                  [0.01, 0.01, 0.01, 0.97]])  # q3: no object
+M = masks([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]],
+          [[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]],
+          [[0, 0, 0, 1], [0, 0, 0, 1], [1, 1, 1, 1]],
+          [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]])
+
+
+def test_mask_wise_merging_fills_by_confidence_and_removes_overlaps() -> None:
+    pan = mask_wise_merge(CLS, M, 3, 2, PostProcess("maskwise", alpha=1.0, beta=1.0, conf_thr=0.5, keep_thr=0.4))
+    # q0 (s=0.9) first, q2 (0.85) next, q1 (0.8) keeps 2 of its 4 pixels (0.5 >= 0.4); q3 is "no object"
+    # but its best real class has p=0.01 -> below conf_thr
+    expected = [[1000, 1000, 2001, 2], [1000, 1000, 2001, 2], [2, 2, 2, 2]]
+    assert pan.tolist() == expected
+
+
+def test_mask_wise_keep_threshold_drops_mostly_covered_masks() -> None:
+    pan = mask_wise_merge(CLS, M, 3, 2, PostProcess("maskwise", alpha=1.0, beta=1.0, conf_thr=0.5, keep_thr=0.6))
+    assert pan.tolist() == [[1000, 1000, 3, 2], [1000, 1000, 3, 2], [2, 2, 2, 2]]  # q1 dropped: VOID left
+
+
+def test_confidence_uses_alpha_beta_and_mask_quality() -> None:
+    cls = logits_for([[0.6, 0.1, 0.1, 0.2], [0.1, 0.7, 0.1, 0.1]])
+    soft = masks([[0.6, 0.6], [0.6, 0.6]], [[0.9, 0.9], [0.9, 0.9]])
+    # s0 = 0.6^a * 0.6^b, s1 = 0.7^a * 0.9^b; with a=b=1: 0.36 < 0.63 -> q1 wins every pixel
+    pan = mask_wise_merge(cls, soft, 3, 2, PostProcess("maskwise", alpha=1.0, beta=1.0, conf_thr=0.0, keep_thr=0.5))
+    assert pan.tolist() == [[1001, 1001], [1001, 1001]]
+    assert math.isclose(0.7 * 0.9, 0.63)
+
+
+def test_pixel_argmax_assigns_each_pixel_to_the_best_query() -> None:
+    pan = pixel_argmax(CLS, M, 3, 2)
+    # overlap pixels (0,1),(1,1): q0 0.9 beats q1 0.8; (0,3): q2; row 2: q2; (0,2): q1
+    assert pan.tolist() == [[1000, 1000, 2001, 2], [1000, 1000, 2001, 2], [2, 2, 2, 2]]
+
+
+def test_pixel_argmax_with_only_no_object_is_void() -> None:
+    assert pixel_argmax(CLS[3:], M[3:], 3, 2).tolist() == [[3] * 4] * 3
