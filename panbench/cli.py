@@ -268,6 +268,91 @@ def _add_table(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_table)
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from panbench.plots import make_plots
+    from panbench.results import load_records
+    from panbench.tables import latest_runs
+
+    records = latest_runs(load_records(Path(args.results)), args.dataset)
+    if not records:
+        from panbench.errors import PanbenchError
+
+        raise PanbenchError(f"{args.results}/runs: no result records; run `panbench eval` first")
+    for p in make_plots(records, Path(args.results) / "plots"):
+        print(p)
+    return 0
+
+
+def cmd_viz(args: argparse.Namespace) -> int:
+    from panbench.dataset import load_dataset
+    from panbench.errors import PanbenchError
+    from panbench.evaluate import load_model
+    from panbench.registry import resolve
+    from panbench.runner import pick_device
+    from panbench.viz import find_sample, predict, render
+
+    if len(args.model) > 2:
+        raise PanbenchError("--model: give one or two models")
+    if args.checkpoint and len(args.checkpoint) != len(args.model):
+        raise PanbenchError("--checkpoint: give one per --model, in the same order")
+    root = args.data_root or ("data/coco" if args.dataset == "coco" else f"data/{args.dataset}")
+    ds = load_dataset(root, name=args.dataset)
+    sample = find_sample(ds, args.image)
+    device = pick_device(args.device)
+    preds = []
+    for k, name in enumerate(args.model):
+        spec = resolve(name, dataset=args.dataset)[0]
+        lm = load_model(spec, ds.categories, args.checkpoint[k] if args.checkpoint else None, args.trust_checkpoint,
+                        device)
+        preds.append(predict(lm, spec.name, sample, len(lm.names)))
+    out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}.png")
+    print(render(sample, ds, preds, out))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from panbench.report import write_report
+
+    print(write_report(Path(args.results), args.dataset, Path(args.out) if args.out else None))
+    return 0
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="PNG plots of the results (matplotlib)",
+                       description="Grouped bars of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, "
+                       "and per-class PQ where the models differ most, under RESULTS/plots/.")
+    p.add_argument("--results", default="results")
+    p.add_argument("--dataset", help="only runs on this dataset")
+    p.set_defaults(func=cmd_plot)
+
+
+def _add_viz(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("viz", help="panoptic overlays of one or two models on one image",
+                       description="The image with each model's panoptic overlay beside the ground truth; for two "
+                       "models a map of where their labels disagree; for MaskFormer/Mask2Former the mask maps "
+                       "of the top queries.")
+    p.add_argument("--model", action="append", required=True, help="a model (repeat for a second one)")
+    p.add_argument("--image", type=int, required=True, help="image id")
+    p.add_argument("--dataset", default="coco")
+    p.add_argument("--data-root")
+    p.add_argument("--checkpoint", action="append", help="weights for each --model, in order")
+    p.add_argument("--trust-checkpoint", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", help="output PNG (default RESULTS/viz/<image>_<models>.png)")
+    p.set_defaults(func=cmd_viz)
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page: tables, plots, visualizations, provenance",
+                       description="Write RESULTS/report.html with the comparison tables, the plots, the images "
+                       "under RESULTS/viz and the provenance of each run, all embedded.")
+    p.add_argument("--results", default="results")
+    p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--out", help="output file (default RESULTS/report.html)")
+    p.set_defaults(func=cmd_report)
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
@@ -300,7 +385,7 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_doctor, _add_ls, _add_eval, _add_table, _add_score, _add_data,
+    _add_doctor, _add_ls, _add_eval, _add_table, _add_plot, _add_viz, _add_report, _add_score, _add_data,
 ]
 
 

@@ -57,6 +57,33 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
                         f"checkpoints/{spec.dataset}/; pass --checkpoint PATH")
 
 
+@dataclass
+class LoadedModel:
+    model: Any
+    names: list[str]
+    label2cat: list[int]
+    weights: Weights
+    pipeline: Any
+    cfg_text: str
+    cfg_hash: str
+
+
+def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str) -> LoadedModel:
+    """Config -> model with checked weights on ``device``, its class mapping and test pipeline."""
+    cfg = mm.load_config(spec.config)
+    cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
+    names = mm.class_names(cfg)
+    label2cat = mm.label_to_category(names, categories, str(spec.config))
+    model = mm.build_model(cfg, spec.config)
+    mm.check_thing_split(model, names, categories, str(spec.config))
+    weights = resolve_weights(spec, checkpoint)
+    state, meta = checkpoints.load_checkpoint(weights.path, trust=trust)
+    mm.load_weights(model, state, weights.path, names, meta)
+    del state
+    model.to(device)
+    return LoadedModel(model, names, label2cat, weights, mm.test_pipeline(cfg), cfg_text, cfg_hash)
+
+
 def evaluate_model(
     spec: ModelSpec,
     dataset: PanopticDataset,
@@ -75,18 +102,9 @@ def evaluate_model(
     device = pick_device(opts.device)
     if device.startswith("cuda") and world > 1:
         device = f"cuda:{torch.cuda.current_device()}"
-    cfg = mm.load_config(spec.config)
-    cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
-    names = mm.class_names(cfg)
-    label2cat = mm.label_to_category(names, dataset.categories, str(spec.config))
-    model = mm.build_model(cfg, spec.config)
-    mm.check_thing_split(model, names, dataset.categories, str(spec.config))
-    weights = resolve_weights(spec, checkpoint)
-    state, meta = checkpoints.load_checkpoint(weights.path, trust=trust_checkpoint)
-    mm.load_weights(model, state, weights.path, names, meta)
-    del state
-    model.to(device)
-    pipeline = mm.test_pipeline(cfg)
+    lm = load_model(spec, dataset.categories, checkpoint, trust_checkpoint, device)
+    model, names, label2cat, weights, pipeline = lm.model, lm.names, lm.label2cat, lm.weights, lm.pipeline
+    cfg_text, cfg_hash = lm.cfg_text, lm.cfg_hash
     pp = postprocess or PostProcess()
     install_postprocess(model, pp, str(spec.config))
     postprocess = pp.label()

@@ -1,0 +1,164 @@
+"""``panbench viz``: one image with the panoptic overlays of one or two models beside the ground truth,
+a map of where two models' labels disagree, and, for MaskFormer and Mask2Former, the mask maps of
+their top queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.dataset import PanopticDataset, Sample
+from panbench.errors import InputError
+from panbench.panoptic_io import decode_png, rgb2id
+
+
+@dataclass
+class Prediction:
+    model: str
+    ids: np.ndarray
+    segments: list[dict[str, Any]]
+    query_maps: list[tuple[str, float, np.ndarray]] = field(default_factory=list)  # (label, score, HxW in [0,1])
+
+
+def find_sample(dataset: PanopticDataset, image_id: int) -> Sample:
+    for s in dataset.samples:
+        if s.image_id == image_id:
+            return s
+    raise InputError(f"{dataset.ann_file}: image {image_id} is not in the dataset; pick an id from 'images'")
+
+
+def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queries: int = 4) -> Prediction:
+    """Run a loaded model (``evaluate.load_model``) on one image; capture query masks when it has them."""
+    import torch
+    import torch.nn.functional as F
+    from mmengine.dataset import pseudo_collate
+
+    from panbench.runner import panoptic_to_segments
+
+    model = lm.model
+    data = lm.pipeline({"img_path": str(sample.image_path), "img_id": sample.image_id})
+    captured: dict[str, Any] = {}
+    head = getattr(model, "panoptic_fusion_head", None)
+    orig = getattr(head, "predict", None)
+    if head is not None and hasattr(head, "panoptic_postprocess"):
+        def grab(mask_cls, mask_pred, *a, **k):
+            captured["cls"], captured["pred"] = mask_cls, mask_pred
+            return orig(mask_cls, mask_pred, *a, **k)
+
+        head.predict = grab
+    try:
+        with torch.inference_mode():
+            out = model.test_step(pseudo_collate([data]))[0]
+    finally:
+        if "predict" in vars(head or object()):
+            del head.predict
+    ids, segs = panoptic_to_segments(out.pred_panoptic_seg.sem_seg[0], num_classes, lm.label2cat)
+    maps = []
+    if captured:
+        probs = captured["cls"][0].softmax(-1)[:, :num_classes]
+        score, label = probs.max(-1)
+        h_in, w_in = data["data_samples"].img_shape
+        masks = captured["pred"][0][:, :h_in, :w_in].sigmoid()
+        masks = F.interpolate(masks[None], size=(sample.height, sample.width), mode="bilinear",
+                              align_corners=False)[0]
+        for q in torch.argsort(score, descending=True)[:top_queries].tolist():
+            maps.append((lm.names[int(label[q])], float(score[q]), masks[q].cpu().numpy()))
+    return Prediction(spec_name, ids, segs, maps)
+
+
+def colorize(ids: np.ndarray, segments: list[dict[str, Any]], colors: dict[int, list[int]],
+             isthing: dict[int, bool]) -> np.ndarray:
+    """Segment colors: the category color, jittered per thing instance (as panopticapi does)."""
+    rgb = np.zeros(ids.shape + (3,), np.uint8)
+    rng = np.random.default_rng(0)
+    for s in segments:
+        base = np.array(colors.get(s["category_id"], [128, 128, 128]), np.int32)
+        if isthing.get(s["category_id"], False):
+            base = np.clip(base + rng.integers(-40, 41, 3), 0, 255)
+        rgb[ids == s["id"]] = base
+    return rgb
+
+
+def boundaries(ids: np.ndarray) -> np.ndarray:
+    b = np.zeros(ids.shape, bool)
+    b[:-1] |= ids[:-1] != ids[1:]
+    b[:, :-1] |= ids[:, :-1] != ids[:, 1:]
+    return b
+
+
+def overlay(image: np.ndarray, ids: np.ndarray, segments: list[dict[str, Any]], colors, isthing) -> np.ndarray:
+    col = colorize(ids, segments, colors, isthing)
+    out = image.astype(np.float32)
+    labelled = ids > 0
+    out[labelled] = 0.45 * out[labelled] + 0.55 * col[labelled]
+    out[boundaries(ids)] = 255
+    return out.astype(np.uint8)
+
+
+def semantic(ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
+    sem = np.zeros(ids.shape, np.int64)
+    for s in segments:
+        sem[ids == s["id"]] = s["category_id"]
+    return sem
+
+
+def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dict[int, str]) -> None:
+    for s in segments:
+        ys, xs = np.nonzero(ids == s["id"])
+        if len(ys) > 0.002 * ids.size:
+            ax.text(xs.mean(), ys.mean(), names.get(s["category_id"], str(s["category_id"])), fontsize=6,
+                    ha="center", va="center", color="black",
+                    bbox={"facecolor": "white", "alpha": 0.6, "pad": 0.5, "linewidth": 0})
+
+
+def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path) -> Path:
+    """Write the figure: image, ground truth, each model; disagreement map; query mask maps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import json
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    cats = json.loads(dataset.ann_file.read_text())["categories"]
+    colors = {c["id"]: c.get("color", [128, 128, 128]) for c in cats}
+    isthing = {c["id"]: bool(c.get("isthing")) for c in cats}
+    names = {c["id"]: c.get("name", str(c["id"])) for c in cats}
+    image = np.asarray(Image.open(sample.image_path).convert("RGB"))
+    gt_ids = rgb2id(decode_png(sample.gt_png, f"image {sample.image_id}"))
+    gt_segs = sample.gt_ann["segments_info"]
+    panels = [("image", image, None), ("ground truth", overlay(image, gt_ids, gt_segs, colors, isthing),
+                                       (gt_ids, gt_segs))]
+    for p in preds:
+        panels.append((p.model, overlay(image, p.ids, p.segments, colors, isthing), (p.ids, p.segments)))
+    if len(preds) == 2:
+        a, b = (semantic(p.ids, p.segments) for p in preds)
+        dis = a != b
+        gray = np.repeat(image.mean(-1, keepdims=True), 3, -1) * 0.6
+        gray[dis] = [230, 30, 30]
+        panels.append((f"labels differ ({100 * dis.mean():.1f}% of pixels)", gray.astype(np.uint8), None))
+    maps = [(p.model, m) for p in preds for m in p.query_maps]
+    ncols = max(len(panels), len(maps), 1)
+    nrows = 2 if maps else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, img, seg) in zip(axes[0], panels):
+        ax.imshow(img)
+        ax.set_title(title, fontsize=8)
+        if seg is not None:
+            _labels(ax, seg[0], seg[1], names)
+    for ax, (model, (label, score, m)) in zip(axes[1] if maps else [], maps):
+        ax.imshow(image)
+        ax.imshow(m, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        ax.set_title(f"{model}: query '{label}' ({score:.2f})", fontsize=7)
+    fig.suptitle(f"image {sample.image_id}", fontsize=9)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

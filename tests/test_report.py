@@ -1,0 +1,86 @@
+"""Plots, visualizations and the HTML report, from demo results and from the COCO sample; the report
+opened in headless Chromium (Debian's chromium package) must render its tables and images."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import save_zoo_style_checkpoint
+
+from panbench.cli import main
+from panbench.demo_data import make_demo
+from panbench.registry import REPO_ROOT, resolve
+
+pytestmark = pytest.mark.slow
+GOLDEN = Path(__file__).parent / "data" / "record_mask2former_r50.json"
+
+
+def assert_png(path: Path, min_w: int = 300, min_h: int = 200) -> None:
+    from PIL import Image
+
+    assert path.is_file(), path
+    im = np.asarray(Image.open(path).convert("L"), np.float32)
+    assert im.shape[1] >= min_w and im.shape[0] >= min_h, (path, im.shape)
+    assert im.std() > 5, f"{path} looks blank"
+
+
+@pytest.fixture(scope="module")
+def demo_results(tmp_path_factory) -> Path:
+    make_demo(REPO_ROOT / "data" / "demo")
+    res = tmp_path_factory.mktemp("demo_results")
+    assert main(["eval", "--model", "all", "--dataset", "demo", "--limit", "12", "--results", str(res),
+                 "--no-progress", "--workers", "0"]) == 0
+    return res
+
+
+def test_plots_from_demo_results(demo_results) -> None:
+    assert main(["plot", "--results", str(demo_results)]) == 0
+    for name in ("pq_bars.png", "pq_vs_speed.png", "per_class_pq.png"):
+        assert_png(demo_results / "plots" / name)
+
+
+def test_plots_from_a_coco_record(tmp_path) -> None:
+    (tmp_path / "runs").mkdir()
+    shutil.copy(GOLDEN, tmp_path / "runs")
+    assert main(["plot", "--results", str(tmp_path)]) == 0
+    assert_png(tmp_path / "plots" / "pq_bars.png")
+
+
+def test_viz_two_demo_models_with_disagreement_and_query_maps(demo_results) -> None:
+    assert main(["viz", "--model", "mask2former", "--model", "panoptic-fpn", "--dataset", "demo", "--image", "2003",
+                 "--results", str(demo_results)]) == 0
+    out = demo_results / "viz" / "2003_demo-mask2former_vs_demo-panoptic-fpn.png"
+    assert_png(out, 900, 400)  # two rows: overlays + disagreement, then the top queries' mask maps
+
+
+def test_viz_on_the_coco_sample(coco_sample, tmp_path) -> None:
+    ckpt = save_zoo_style_checkpoint(resolve("panoptic-fpn")[0], tmp_path / "ck")
+    out = tmp_path / "viz.png"
+    assert main(["viz", "--model", "panoptic-fpn", "--image", "142238", "--data-root", str(coco_sample),
+                 "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    assert_png(out, 600, 200)
+
+
+def test_report_renders_in_headless_chromium(demo_results) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    assert main(["plot", "--results", str(demo_results)]) == 0
+    assert main(["report", "--results", str(demo_results)]) == 0
+    report = demo_results / "report.html"
+    text = report.read_text()
+    assert "demo-mask2former" in text and "resolved config" in text and "sha256" in text
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={demo_results / 'chromium'}", "--virtual-time-budget=10000",
+                          "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    n_tables = int(re.search(r'data-tables="(\d+)"', body).group(1))
+    n_images = int(re.search(r'data-images="(\d+)"', body).group(1))
+    rendered = int(re.search(r'data-images-rendered="(\d+)"', body).group(1))
+    assert n_tables >= 2 and n_images >= 4 and rendered == n_images
