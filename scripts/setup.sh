@@ -38,7 +38,13 @@ fi
 step 1 "virtual environment $VENV"
 if [[ ! -x "$PY" ]]; then
   BASE_PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
-  "$BASE_PY" -m venv "$VENV" || fail 1 "could not create the venv with $BASE_PY" \
+  VENV_FLAGS=()
+  # a CUDA torch already installed for this Python (Colab, a GPU image) is kept: the venv sees it
+  if "$BASE_PY" -c "import torch, sys; sys.exit(0 if torch.version.cuda else 1)" 2>/dev/null; then
+    VENV_FLAGS=(--system-site-packages)
+    echo "        found a CUDA torch in $BASE_PY: the venv will use it"
+  fi
+  "$BASE_PY" -m venv "${VENV_FLAGS[@]}" "$VENV" || fail 1 "could not create the venv with $BASE_PY" \
     "install Python 3.11 with venv support (apt-get install python3.11-venv) or set PYTHON=/path/to/python3.11"
 fi
 
