@@ -399,7 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
+    _debug_everywhere(sub)
     return parser
+
+
+def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
+    """Accept ``--debug`` after the command too (``panbench eval ... --debug``)."""
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _debug_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

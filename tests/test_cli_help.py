@@ -1,0 +1,40 @@
+"""Every command answers --help; --version; --debug works before and after the command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from panbench import __version__
+from panbench.cli import build_parser, main
+
+COMMANDS = ["doctor", "ls", "eval", "table", "plot", "viz", "report", "score", "data", "data demo", "data coco"]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help(cmd, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([*cmd.split(), "--help"])
+    assert e.value.code == 0 and "usage: panbench" in capsys.readouterr().out
+
+
+def test_every_registered_command_is_covered() -> None:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {c.split()[0] for c in COMMANDS}
+
+
+def test_version() -> None:
+    r = subprocess.run([sys.executable, "-m", "panbench", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"panbench {__version__}"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback(where, tmp_path) -> None:
+    args = ["score", "--gt-json", str(tmp_path / "none.json"), "--gt-dir", ".", "--pred-json", "x", "--pred-dir", "."]
+    argv = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    r = subprocess.run([sys.executable, "-m", "panbench", *argv], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "not found" in r.stderr
