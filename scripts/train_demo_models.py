@@ -89,11 +89,12 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     manifest_path = OUT / "MANIFEST.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     for name in a.models.split(","):
         entry = train_one(name, a.max_iters, a.work_dir)
         entry["command"] = " ".join(shlex.quote(x) for x in [".venv/bin/python", "scripts/train_demo_models.py",
                                                               *sys.argv[1:]])
+        # read just before writing: several trainings may run side by side
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         manifest[f"demo-{name}"] = entry
         OUT.mkdir(parents=True, exist_ok=True)
         manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -43,7 +43,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type="CocoPanopticMetric", ann_file=data_root + "annotations/panoptic_val2017.json",
                      seg_prefix=data_root + "annotations/panoptic_val2017/")
 test_evaluator = val_evaluator
-max_iters = 3000
+max_iters = 2000
 train_cfg = dict(_delete_=True, type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters + 1)
 val_cfg = dict(type="ValLoop")
 test_cfg = dict(type="TestLoop")
@@ -72,5 +72,7 @@ model = dict(
     semantic_head=dict(in_channels=64, inner_channels=32, num_things_classes=num_things_classes,
                        num_stuff_classes=num_stuff_classes, norm_cfg=dict(type="GN", num_groups=8, requires_grad=True)),
     panoptic_fusion_head=dict(num_things_classes=num_things_classes, num_stuff_classes=num_stuff_classes),
-    test_cfg=dict(panoptic=dict(stuff_area_limit=256)),
+    # fewer proposals and sampled RoIs than the zoo's 2000/1000/512: small images, few objects, CPU training
+    train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200), rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200), panoptic=dict(stuff_area_limit=256)),
 )
