@@ -157,8 +157,14 @@ def forward(model: Any, items: list[dict[str, Any]], device: str, amp: str | Non
     if amp is None:
         return model.test_step(data)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
-        return model.test_step(data)
+    try:
+        with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
+            return model.test_step(data)
+    except RuntimeError as e:
+        if "expected scalar type" in str(e) or "not implemented for" in str(e):
+            raise PanbenchError(f"--amp {amp}: an op of this model does not run in reduced precision on {device} "
+                                f"({str(e).splitlines()[0][:100]}); run without --amp") from e
+        raise
 
 
 def forward_resilient(model: Any, items: list[dict[str, Any]], device: str, amp: str | None,

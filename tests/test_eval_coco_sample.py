@@ -41,7 +41,7 @@ def test_eval_writes_record_and_csv_row(coco_sample, tmp_path, ckpt_dir, model, 
     prov = rec["provenance"]
     assert prov["checkpoint"]["sha256"].startswith(ckpt.stem.rsplit("-", 1)[1])
     assert prov["dataset"]["image_ids"] == [142238, 439180]
-    assert "model = dict(" in prov["config"] and len(prov["config_sha256_16"]) == 16
+    assert json.loads(prov["config"])["model"]["type"] and len(prov["config_sha256_16"]) == 16
     for k in ("torch", "mmcv", "mmengine", "mmdet", "numpy", "panbench"):
         assert prov["versions"][k]
     t = rec["timings"]
