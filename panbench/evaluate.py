@@ -111,10 +111,15 @@ def evaluate_model(
 
     key_parts = {"config": cfg_hash, "checkpoint": weights.sha256, "dataset": dataset.fingerprint(),
                  "postprocess": postprocess, "amp": opts.amp, "batch_size": opts.batch_size}
-    cache = None
-    if opts.resume:
-        run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
-        cache = StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts)
+    run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
+    if not opts.resume and rank == 0:  # start afresh, but keep caching so that this run can be resumed
+        for old in run_dir.glob("chunk-*.npz"):
+            old.unlink()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    cache = StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts)
     indices = list(range(rank, len(dataset.samples), world))
     evaluator = PanopticEvaluator(dataset.categories)
     resumed = 0
