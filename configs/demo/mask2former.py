@@ -1,4 +1,4 @@
-"""Demo Mask2Former: the zoo R-50 config shrunk (R-18, 64 channels, 24 queries, 1 encoder and
+"""Demo Mask2Former: the zoo R-50 config shrunk (R-18 with 16 base channels, 64-channel heads, 24 queries, 1 encoder and
 3 decoder layers, no 1024x1024 LSJ batch padding) for the 8 demo classes."""
 
 _base_ = "mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py"

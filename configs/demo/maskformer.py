@@ -1,4 +1,4 @@
-"""Demo MaskFormer: the zoo R-50 config shrunk (R-18, 64 channels, 24 queries, 1 encoder and
+"""Demo MaskFormer: the zoo R-50 config shrunk (R-18 with 16 base channels, 64-channel heads, 24 queries, 1 encoder and
 3 decoder layers) for the 8 demo classes."""
 
 _base_ = "mmdet::maskformer/maskformer_r50_ms-16xb1-75e_coco.py"

@@ -1,4 +1,4 @@
-"""Demo PanopticFPN: the zoo R-50 1x config shrunk (R-18, 64-channel FPN, small heads) for the 8
+"""Demo PanopticFPN: the zoo R-50 1x config shrunk (R-18 with 16 base channels, 64-channel FPN, small heads) for the 8
 demo classes; stuff_area_limit lowered to suit 100-200 px images."""
 
 _base_ = "mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py"
