@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from panbench.pq import ImageStats
+from panbench.results import atomic_write
 
 CACHE_FORMAT = 2  # part of every cache key: a cache written by another format is never read
 FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px")
@@ -36,7 +37,7 @@ class StatsCache:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if key_parts is not None:
-            _atomic_write(self.dir / "key.json", json.dumps(key_parts, sort_keys=True, default=str, indent=1).encode())
+            atomic_write(self.dir / "key.json", json.dumps(key_parts, sort_keys=True, default=str, indent=1).encode())
         self.flush_every, self.tag = flush_every, tag
         self.done: dict[int, ImageStats] = {}
         self._pending: list[tuple[int, ImageStats]] = []
@@ -64,15 +65,6 @@ class StatsCache:
         _write_chunk(name, pending)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _write_chunk(path: Path, items: list[tuple[int, ImageStats]]) -> None:
     import io
 
@@ -83,7 +75,7 @@ def _write_chunk(path: Path, items: list[tuple[int, ImageStats]]) -> None:
         arrays[name + "_len"] = np.array([len(p) for p in parts], np.int64)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def _read_chunk(path: Path) -> dict[int, ImageStats]:
