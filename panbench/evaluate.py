@@ -109,7 +109,8 @@ def evaluate_model(
     install_postprocess(model, pp, str(spec.config))
     postprocess = pp.label()
 
-    key_parts = {"config": cfg_hash, "checkpoint": weights.sha256, "dataset": dataset.fingerprint(),
+    fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
+    key_parts = {"config": cfg_hash, "checkpoint": weights.sha256, "dataset": fingerprint,
                  "postprocess": postprocess, "amp": opts.amp, "batch_size": opts.batch_size}
     run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
     if not opts.resume and rank == 0:  # start afresh, but keep caching so that this run can be resumed
@@ -166,7 +167,7 @@ def evaluate_model(
             "config": cfg_text,
             "checkpoint": {"path": str(weights.path), "url": weights.url, "sha256": weights.sha256},
             "dataset": {"name": dataset.name, "root": str(dataset.root), "ann_file": str(dataset.ann_file),
-                        "fingerprint": dataset.fingerprint(), "image_ids": dataset.image_ids},
+                        "fingerprint": fingerprint, "image_ids": dataset.image_ids},
             "versions": versions(),
             "git_commit": git_commit(),
             "seed": opts.seed,

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-INSTANCE_OFFSET = 1000
+from panbench.runner import INSTANCE_OFFSET
+
 NAMES = ("default", "maskwise", "argmax")
 
 
@@ -40,6 +41,15 @@ class PostProcess:
         if self.name == "maskwise":
             return f"maskwise(a={self.alpha:g},b={self.beta:g},conf={self.conf_thr:g},keep={self.keep_thr:g})"
         return self.name
+
+
+def _paint(pan: torch.Tensor, mask: torch.Tensor, label: int, num_things: int, instance: int) -> int:
+    """Write one segment in mmdet's encoding; returns the next free thing instance id."""
+    if label < num_things:
+        pan[mask] = label + instance * INSTANCE_OFFSET
+        return instance + 1
+    pan[mask] = label  # stuff of one class shares instance id 0
+    return instance
 
 
 def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
@@ -64,12 +74,7 @@ def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes
         mask = binary[q] & ~taken
         if mask.sum() < pp.keep_thr * area[q]:
             continue
-        label = int(labels[q])
-        if label < num_things:
-            pan[mask] = label + instance * INSTANCE_OFFSET
-            instance += 1
-        else:
-            pan[mask] = label
+        instance = _paint(pan, mask, int(labels[q]), num_things, instance)
         taken |= mask
     return pan
 
@@ -89,14 +94,8 @@ def pixel_argmax(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: i
     instance = 1
     for k, q in enumerate(qs.tolist()):
         mask = winner == k
-        if not mask.any():
-            continue
-        label = int(labels[q])
-        if label < num_things:
-            pan[mask] = label + instance * INSTANCE_OFFSET
-            instance += 1
-        else:
-            pan[mask] = label
+        if mask.any():
+            instance = _paint(pan, mask, int(labels[q]), num_things, instance)
     return pan
 
 
