@@ -33,6 +33,18 @@ def _version(module: str, required: bool = True, fix: str = FIX_SETUP) -> Check:
         return Check(module, False, f"does not import ({type(e).__name__}: {e})".splitlines()[0], fix, required)
 
 
+def scoring_path_check() -> Check:
+    """Which per-pixel path PQ scoring takes: the C extension with libdeflate, or numpy."""
+    from panbench import panoptic_io
+
+    if panoptic_io._native is not None and panoptic_io._deflate is not None:
+        return Check("pq-fast-path", True, "C extension + libdeflate (panbench._native, deflate)", required=False)
+    missing = "panbench._native (no C compiler at install)" if panoptic_io._native is None else "deflate"
+    return Check("pq-fast-path", False, f"{missing} missing: scoring uses the numpy path (same numbers, ~3x slower)",
+                 "install gcc and the Python headers, then `.venv/bin/pip install deflate` and rerun make setup",
+                 required=False)
+
+
 def mmcv_ops_check(device: str) -> Check:
     """Run nms, RoIAlign and MultiScaleDeformableAttention from mmcv's compiled ops on ``device``."""
     name = f"mmcv ops/{device}"
@@ -101,6 +113,7 @@ def collect(data_root: str = "data/coco") -> list[Check]:
     checks.append(_version("mmdet"))
     checks.append(_version("panopticapi", required=False,
                            fix=".venv/bin/pip install --no-deps panopticapi-lite (only the parity tests need it)"))
+    checks.append(scoring_path_check())
     root = Path(data_root)
     ann = root / "annotations" / "panoptic_val2017.json"
     if ann.is_file() and (root / "val2017").is_dir():

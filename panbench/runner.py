@@ -29,7 +29,7 @@ import numpy as np
 from panbench.dataset import PanopticDataset
 from panbench.errors import InputError, PanbenchError
 from panbench.evaluator import PanopticEvaluator, evaluate_image
-from panbench.panoptic_io import decode_png, rgb2id
+from panbench.panoptic_io import read_ids
 from panbench.pq import ImageStats
 from panbench.resume import StatsCache
 
@@ -125,7 +125,7 @@ class _Items:
             except Exception as e:
                 raise InputError(f"{s.image_path}: image {s.image_id} cannot be decoded ({type(e).__name__}); "
                                  "the file is corrupt or truncated: re-download it") from e
-            gt_ids = rgb2id(decode_png(s.gt_png, f"image {s.image_id} (ground truth)"))
+            gt_ids = read_ids(s.gt_png, f"image {s.image_id} (ground truth)")
             if gt_ids.shape != (s.height, s.width):
                 raise InputError(f"{s.gt_png}: ground truth is {gt_ids.shape[1]}x{gt_ids.shape[0]}, the annotation "
                                  f"says {s.width}x{s.height}; re-download the annotations")

@@ -14,11 +14,10 @@ from typing import Any
 from panbench.errors import InputError
 from panbench.evaluator import PanopticEvaluator, evaluate_image
 from panbench.panoptic_io import (
-    decode_png,
     parse_annotations,
     parse_categories,
+    read_ids,
     read_json,
-    rgb2id,
     safe_join,
 )
 from panbench.pq import CategoryTable, PQStats
@@ -48,9 +47,8 @@ def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair):
     """Decode one pair of PNGs and return the image's PQ contributions."""
     gt_ann, pred_ann = pair
     where = f"image {gt_ann['image_id']}"
-    gt_ids = rgb2id(decode_png(safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"), where), "gt")
-    pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
-    pred_ids = rgb2id(decode_png(pred_png, where), "pred")
+    gt_ids = read_ids(safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"), where, "gt")
+    pred_ids = read_ids(safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)"), where, "pred")
     return evaluate_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
 
 

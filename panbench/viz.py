@@ -12,7 +12,7 @@ import numpy as np
 
 from panbench.dataset import PanopticDataset, Sample
 from panbench.errors import InputError
-from panbench.panoptic_io import decode_png, rgb2id
+from panbench.panoptic_io import read_ids
 
 
 @dataclass
@@ -129,7 +129,7 @@ def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], ou
     isthing = {c["id"]: bool(c.get("isthing")) for c in cats}
     names = {c["id"]: c.get("name", str(c["id"])) for c in cats}
     image = np.asarray(Image.open(sample.image_path).convert("RGB"))
-    gt_ids = rgb2id(decode_png(sample.gt_png, f"image {sample.image_id}"))
+    gt_ids = read_ids(sample.gt_png, f"image {sample.image_id}")
     gt_segs = sample.gt_ann["segments_info"]
     panels = [("image", image, None), ("ground truth", overlay(image, gt_ids, gt_segs, colors, isthing),
                                        (gt_ids, gt_segs))]

@@ -8,8 +8,8 @@ predictions, written with PIL like COCO's converters), then times whole processe
                              vs  panopticapi pq_compute (all cores)
                              vs  hotcoco PanopticEval (its own threads, and 1 thread)
 
-plus panbench with in-memory predictions (ground truth still decoded from PNG, timed in
-process) and panbench's peak memory at N/4 and N images.  Prints ratios.
+plus panbench with in-memory predictions (JSONs read and ground truth decoded from PNG, timed
+in process: the predictions stand for a model's output) and panbench's peak memory at N/4 and N images.  Prints ratios.
 
     .venv/bin/python scripts/bench_pq.py --images 1000
 """
@@ -130,19 +130,20 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
 
 
 def in_memory_seconds(work: Path) -> tuple[float, float]:
-    """panbench with predictions already in memory: time to decode GT and score, per run."""
+    """panbench with predictions already in memory: seconds to read both JSONs, decode the
+    ground-truth PNGs and score (what eval does after the forward), and the PQ."""
     from panbench.evaluator import PanopticEvaluator
-    from panbench.panoptic_io import decode_png, parse_categories, rgb2id
+    from panbench.panoptic_io import read_ids
     from panbench.score import load_pairs
 
+    t = time.perf_counter()
     cats, pairs = load_pairs(work / "gt.json", work / "pred.json")
-    cats = parse_categories(json.loads((work / "gt.json").read_text()), "gt.json")
     ev = PanopticEvaluator(cats)
-    timed = 0.0
+    timed = time.perf_counter() - t
     for gt_ann, pred_ann in pairs:
-        pred_ids = rgb2id(decode_png(work / "pred" / pred_ann["file_name"], "pred"))  # the model's output
+        pred_ids = read_ids(work / "pred" / pred_ann["file_name"], "pred").copy()  # the model's output
         t = time.perf_counter()
-        gt_ids = rgb2id(decode_png(work / "gt" / gt_ann["file_name"], "gt"))
+        gt_ids = read_ids(work / "gt" / gt_ann["file_name"], "gt", slot="gt")
         ev.process(gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"])
         timed += time.perf_counter() - t
     return timed, ev.evaluate()["PQ"]

@@ -1,0 +1,13 @@
+"""Builds panbench's optional C extension (the per-pixel loops of PQ scoring).
+
+Everything else is in pyproject.toml.  ``optional=True``: without a C compiler panbench installs
+anyway and scores with its numpy path (``panbench doctor`` says which one is active).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("panbench._native", ["panbench/_native.c"], extra_compile_args=["-O3"], optional=True),
+    ]
+)

@@ -1,0 +1,189 @@
+"""The C fast path (panbench._native + libdeflate) against the general decoders and the numpy path.
+
+PNGs are built here byte by byte so that every PNG filter type (None, Sub, Up, Average, Paeth),
+RGB and RGBA, split IDAT chunks and each kind of damage are covered, whatever PIL would choose.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from panbench import evaluator, panoptic_io
+from panbench.errors import InputError
+from panbench.panoptic_io import decode_png, read_ids, rgb2id
+from panbench.pq import CategoryTable
+
+pytestmark = pytest.mark.skipif(panoptic_io._native is None, reason="C extension not built (no compiler at install)")
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+
+
+def _filter_row(ft: int, row: bytes, prev: bytes, bpp: int) -> bytes:
+    out = bytearray(len(row))
+    for i, x in enumerate(row):
+        a = row[i - bpp] if i >= bpp else 0
+        b = prev[i]
+        c = prev[i - bpp] if i >= bpp else 0
+        pred = (0, a, b, (a + b) // 2, _paeth(a, b, c))[ft]
+        out[i] = (x - pred) % 256
+    return bytes([ft]) + bytes(out)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def make_png(img: np.ndarray, filters: list[int], idat_parts: int = 1, interlace: int = 0, depth: int = 8) -> bytes:
+    """A PNG of an HxWx3/4 uint8 image with the given filter type per row."""
+    h, w, ch = img.shape
+    bpp = ch
+    raw, prev = b"", bytes(w * bpp)
+    for y in range(h):
+        row = img[y].tobytes()
+        raw += _filter_row(filters[y % len(filters)], row, prev, bpp)
+        prev = row
+    z = zlib.compress(raw, 9)
+    step = -(-len(z) // idat_parts)
+    idats = b"".join(_chunk(b"IDAT", z[i : i + step]) for i in range(0, len(z), step))
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, 2 if ch == 3 else 6, 0, 0, interlace)
+    return panoptic_io.PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"tEXt", b"k\0v") + idats + _chunk(b"IEND", b"")
+
+
+def _panoptic_like(rng: np.random.Generator, h: int, w: int, ch: int) -> np.ndarray:
+    """Flat regions (what panoptic PNGs are) plus noise rows (every filter branch)."""
+    colors = rng.integers(0, 256, (6, ch), dtype=np.uint8)
+    lab = np.zeros((h, w), int)
+    lab[:, w // 3 :] = 1
+    lab[h // 2 :, : w // 2] = 2
+    lab[h // 3 : h // 2, w // 4 : 3 * w // 4] = rng.integers(3, 6)
+    img = colors[lab]
+    img[h - 2] = rng.integers(0, 256, (w, ch), dtype=np.uint8)
+    return img
+
+
+@pytest.mark.parametrize("ch", [3, 4])
+@pytest.mark.parametrize("filters", [[0], [1], [2], [3], [4], [0, 1, 2, 3, 4], [4, 4, 3, 1, 2]])
+def test_every_filter_type_decodes_like_pil(tmp_path: Path, ch: int, filters: list[int]) -> None:
+    rng = np.random.default_rng(len(filters) * 10 + filters[0] + ch)
+    img = _panoptic_like(rng, 23, 37, ch)
+    p = tmp_path / "x.png"
+    p.write_bytes(make_png(img, filters, idat_parts=3))
+    expect = rgb2id(img[..., :3])
+    assert np.array_equal(read_ids(p, "test"), expect)
+    assert np.array_equal(np.asarray(Image.open(p).convert("RGB")), img[..., :3])  # the PNG itself is valid
+
+
+def test_pil_written_pngs_match_the_general_decoder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for k, (h, w) in enumerate([(1, 1), (480, 640), (17, 5), (5, 300)]):
+        img = _panoptic_like(rng, h, w, 3) if h > 2 else rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        p = tmp_path / f"{k}.png"
+        Image.fromarray(img).save(p)
+        assert np.array_equal(read_ids(p, "t", slot="gt"), rgb2id(decode_png(p, "t")))
+
+
+def test_other_png_kinds_take_the_general_decoder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    pal = tmp_path / "pal.png"
+    Image.fromarray(img).quantize(7).save(pal)
+    assert pal.read_bytes()[25] == 3  # colour type 3: palette
+    assert np.array_equal(read_ids(pal, "t"), rgb2id(np.asarray(Image.open(pal).convert("RGB"))))
+    grey = tmp_path / "grey.png"
+    Image.fromarray(img[..., 0]).save(grey)
+    with pytest.raises(InputError, match="single-channel"):
+        read_ids(grey, "image 7")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: b[:-20], "truncated or corrupt"),
+        (lambda b: b[:40], "truncated or corrupt"),
+        (lambda b: b"GIF89a" + b[6:], "no PNG signature"),
+        (lambda b: b[:60] + bytes([b[60] ^ 0xFF]) + b[61:], "CRC error"),
+        (lambda b: b[:-12], "ends before IEND"),
+    ],
+)
+def test_damaged_png_is_one_input_error(tmp_path: Path, damage, message: str) -> None:
+    img = _panoptic_like(np.random.default_rng(2), 20, 30, 3)
+    p = tmp_path / "bad.png"
+    p.write_bytes(damage(make_png(img, [4, 2])))
+    with pytest.raises(InputError, match=message) as e:
+        read_ids(p, "image 5")
+    assert str(e.value).startswith("image 5: PNG") and "\n" not in str(e.value)
+
+
+def test_bad_filter_type_is_reported(tmp_path: Path) -> None:
+    img = _panoptic_like(np.random.default_rng(3), 4, 4, 3)
+    good = make_png(img, [0])
+    raw = bytearray(zlib.decompress(good[good.index(b"IDAT") + 4 : good.index(b"IEND") - 8]))
+    raw[0] = 7
+    z = zlib.compress(bytes(raw))
+    png = good[: good.index(b"IDAT") - 4] + _chunk(b"IDAT", z) + _chunk(b"IEND", b"")
+    p = tmp_path / "f.png"
+    p.write_bytes(png)
+    with pytest.raises(InputError, match="unknown PNG filter type 7"):
+        read_ids(p, "image 1")
+
+
+def _cats() -> CategoryTable:
+    return CategoryTable([1, 2, 3], ["a", "b", "c"], [True, True, False])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 40, 2)
+    n_gt, n_pred = rng.integers(0, 6, 2)
+    gt_seg = rng.choice(np.arange(1, 2**24), n_gt, replace=False)
+    pred_seg = rng.choice(np.arange(1, 2**24), n_pred, replace=False)
+    gt = rng.choice(np.concatenate([[0], gt_seg]), (h, w)).astype(np.uint32)
+    pred = rng.choice(np.concatenate([[0], pred_seg]), (h, w)).astype(np.uint32)
+    pred_seg = [s for s in pred_seg if (pred == s).any()]
+    gsi = [{"id": int(s), "category_id": int(rng.integers(1, 4)), "area": int((gt == s).sum()),
+            "iscrowd": int(rng.random() < 0.2)} for s in gt_seg]
+    psi = [{"id": int(s), "category_id": int(rng.integers(1, 4))} for s in pred_seg]
+    fast = evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "t")
+    monkeypatch.setattr(panoptic_io, "_native", None)
+    slow = evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "t")
+    for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
+        assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
+
+
+@pytest.mark.parametrize("side", ["gt", "pred"])
+def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.MonkeyPatch, side: str) -> None:
+    gt = np.array([[5, 5, 0], [9, 9, 9]], np.uint32)
+    pred = np.array([[7, 7, 0], [7, 8, 8]], np.uint32)
+    gsi = [{"id": 5, "category_id": 1, "area": 2}, {"id": 9, "category_id": 3, "area": 3}]
+    psi = [{"id": 7, "category_id": 1}, {"id": 8, "category_id": 3}]
+    if side == "gt":
+        gsi = gsi[:1]
+    else:
+        psi = psi[:1]
+    messages = []
+    for native in (panoptic_io._native, None):
+        monkeypatch.setattr(panoptic_io, "_native", native)
+        with pytest.raises(InputError) as e:
+            evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "image 3")
+        messages.append(str(e.value))
+    assert messages[0] == messages[1] and ("9" if side == "gt" else "8") in messages[0]
+
+
+def test_wide_integer_id_maps_are_checked_not_wrapped() -> None:
+    gt = np.array([[1, 1]], np.int64)
+    pred = np.array([[2**32 + 1, 1]], np.int64)  # would wrap to 1 as uint32
+    gsi = [{"id": 1, "category_id": 1, "area": 2}]
+    psi = [{"id": 1, "category_id": 1}]
+    with pytest.raises(InputError, match="4294967297"):
+        evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "image 1")
