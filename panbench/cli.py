@@ -100,6 +100,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     root = args.data_root or ("data/coco" if args.dataset == "coco" else f"data/{args.dataset}")
     ds = load_dataset(root, name=args.dataset, limit=args.limit, subset=args.subset)
     opts = EvalOptions(device=args.device, batch_size=args.batch_size, amp=args.amp, workers=args.workers,
+                       cpu_procs=args.cpu_procs,
                        warmup=args.warmup,
                        seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
                        cache_root=Path(args.results) / "cache", flush_every=max(1, args.cache_every))
@@ -196,6 +197,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pp-conf", type=float, default=0.25, help="maskwise: confidence threshold t_cnf")
     p.add_argument("--pp-keep", type=float, default=0.6, help="maskwise: fraction of a mask that must remain")
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default 2)")
+    p.add_argument("--cpu-procs", type=int, default=0,
+                   help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
+                   "threads and its own data loading (default 0: one per core; 1: a single process)")
     p.add_argument("--warmup", type=int, default=1, help="batches left out of the timings (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results", default="results", help="results folder (default results/)")

@@ -24,10 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 from panbench.runner import (  # noqa: E402
     EvalOptions,
     all_reduce_stats,
+    cpu_procs_for,
     dist_info,
     peak_memory,
     pick_device,
     run_inference,
+    run_inference_cpu,
     seed_everything,
 )
 
@@ -71,6 +73,7 @@ class LoadedModel:
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str) -> LoadedModel:
     """Config -> model with checked weights on ``device``, its class mapping and test pipeline."""
     cfg = mm.load_config(spec.config)
+    mm.panoptic_only(cfg)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
     names = mm.class_names(cfg)
     label2cat = mm.label_to_category(names, categories, str(spec.config))
@@ -133,7 +136,13 @@ def evaluate_model(
             print(f"resuming {spec.name}: {resumed} of {len(indices)} images already scored "
                   f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
     t0 = time.perf_counter()
-    timings = run_inference(model, pipeline, dataset, label2cat, len(names), opts, evaluator, cache, indices, device)
+    procs = cpu_procs_for(opts, device, world, len(indices) - resumed)
+    if procs > 1:
+        timings = run_inference_cpu(model, pipeline, dataset, label2cat, len(names), opts, evaluator, cache, indices,
+                                    procs)
+    else:
+        timings = run_inference(model, pipeline, dataset, label2cat, len(names), opts, evaluator, cache, indices,
+                                device)
     all_reduce_stats(evaluator, device)
     res = evaluator.evaluate()
     if res["n_images"] != len(dataset.samples):

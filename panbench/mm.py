@@ -8,6 +8,11 @@ mismatches and a class order that differs from the dataset are refused with a cl
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +21,68 @@ from panbench.errors import PanbenchError
 _READY = False
 
 
+# Modules that mmengine 0.10 / mmdet 3.3 import eagerly but inference never uses, with the names
+# their importers read from them.  They cost ~1.6 s of a ~4.5 s start-up: ZeRO and FSDP pull in
+# DTensor and sympy, the MOT error plots matplotlib.pyplot, the Hungarian assigners scipy.optimize.
+# Functions become forwarders that import the real module on first call; classes (base classes
+# of training-only wrappers) become placeholders that refuse to be used.
+_TRAINING_ONLY: dict[str, tuple[str, ...]] = {
+    "torch.distributed.optim": (),  # mmengine's ZeroRedundancyOptimizer import is guarded: falls back
+    "torch.distributed.fsdp": (),  # mmengine's FSDPStrategy import is guarded: skipped
+    "mmengine.model.wrappers.fully_sharded_distributed": ("MMFullyShardedDataParallel",),
+    "mmdet.utils.mot_error_visualize": ("imshow_mot_errors",),
+    "scipy.optimize": ("linear_sum_assignment",),
+}
+
+
+def _stand_in(module: str, name: str) -> Any:
+    if name[0].isupper():
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise PanbenchError(f"{module}.{name} is not loaded by panbench (inference only); "
+                                "set PANBENCH_FULL_IMPORTS=1")
+
+        return type(name, (), {"__init__": refuse})
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    forward.__name__ = name
+    return forward
+
+
+@contextmanager
+def _inference_imports() -> Iterator[None]:
+    """While mmdet is first imported, stand in for the training-only modules above; afterwards
+    the stand-ins are removed, so a later ``import torch.distributed.optim`` gets the real one.
+    ``PANBENCH_FULL_IMPORTS=1`` turns this off."""
+    if os.environ.get("PANBENCH_FULL_IMPORTS") == "1" or "mmdet" in sys.modules:
+        yield
+        return
+    stubs = {}
+    for mod, names in _TRAINING_ONLY.items():
+        if mod not in sys.modules:
+            stub = types.ModuleType(mod, "panbench: not loaded for inference")
+            for n in names:
+                setattr(stub, n, _stand_in(mod, n))
+            stubs[mod] = sys.modules[mod] = stub
+    try:
+        yield
+    finally:
+        for mod, stub in stubs.items():
+            if sys.modules.get(mod) is stub:
+                del sys.modules[mod]
+
+
 def init_mmdet() -> None:
     """Register mmdet's modules and make ``mmdet`` the default scope (once per process)."""
     global _READY
     if not _READY:
-        from mmdet.utils import register_all_modules
+        with _inference_imports():
+            from mmdet.utils import register_all_modules
 
-        register_all_modules(init_default_scope=True)
+            register_all_modules(init_default_scope=True)
         _READY = True
 
 
@@ -47,6 +107,21 @@ def config_text_and_hash(cfg: Any) -> tuple[str, str]:
 
     text = json.dumps(cfg.to_dict(), sort_keys=True, indent=1, default=str)
     return text, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def panoptic_only(cfg: Any) -> list[str]:
+    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the
+    panoptic one (the zoo's Mask2Former configs set ``instance_on=True``); PQ reads only the
+    panoptic map, which does not depend on them.  Returns the keys changed (recorded in the
+    resolved config that goes into each result)."""
+    test_cfg = cfg.model.get("test_cfg")
+    changed = []
+    if isinstance(test_cfg, dict) and "panoptic_on" in test_cfg:
+        for key in ("instance_on", "semantic_on"):
+            if test_cfg.get(key):
+                test_cfg[key] = False
+                changed.append(f"model.test_cfg.{key}")
+    return changed
 
 
 def build_model(cfg: Any, path: Path) -> Any:

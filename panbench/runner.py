@@ -13,14 +13,16 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import queue
 import resource
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from panbench.dataset import PanopticDataset
 from panbench.errors import InputError, PanbenchError
 from panbench.evaluator import PanopticEvaluator, evaluate_image
 from panbench.panoptic_io import read_ids
-from panbench.pq import ImageStats
+from panbench.pq import ImageStats, PQStats
 from panbench.resume import StatsCache
 
 INSTANCE_OFFSET = 1000  # mmdet's panoptic label encoding: label + instance * INSTANCE_OFFSET
@@ -48,6 +50,7 @@ class EvalOptions:
     cache_root: Path = Path("results/cache")
     flush_every: int = 16
     amp: str | None = None  # None (fp32), "bf16" or "fp16"
+    cpu_procs: int = 0  # CPU inference processes forked after the model is loaded (0: one per core)
 
 
 @dataclass
@@ -328,6 +331,93 @@ def run_inference(
     timings.wall_s = time.perf_counter() - t_start if timings.timed_images else 0.0
     timings.scoring_s = scorer.busy_s
     return timings
+
+
+def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> int:
+    """How many CPU processes :func:`run_inference_cpu` uses: ``opts.cpu_procs`` or one per core;
+    1 on a GPU, under torchrun (ranks already split the work) or where fork is unavailable."""
+    if device != "cpu" or world > 1 or "fork" not in mp.get_all_start_methods():
+        return 1
+    n = opts.cpu_procs if opts.cpu_procs > 0 else (os.cpu_count() or 1)
+    return max(1, min(n, n_images // 2 or 1))
+
+
+_FORKED: dict[str, Any] = {}
+
+
+def _die_with_parent() -> None:
+    """Pool initializer: on Linux a forked process is killed when its parent dies (a SIGKILLed
+    eval leaves no orphans that keep computing)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _forked_shard(k: int) -> tuple[np.ndarray, Timings]:
+    """Body of a forked process: score shard ``k`` with the model inherited from the parent."""
+    import torch
+
+    a = _FORKED
+    torch.set_num_threads(a["threads"])
+    ev = PanopticEvaluator(a["evaluator"].categories)
+    t = run_inference(a["model"], a["pipeline"], a["dataset"], a["label2cat"], a["num_classes"], a["opts"], ev,
+                      a["cache"], a["shards"][k], "cpu")
+    return ev.stats.to_array(), t
+
+
+def run_inference_cpu(
+    model: Any,
+    pipeline: Any,
+    dataset: PanopticDataset,
+    label2cat: list[int],
+    num_classes: int,
+    opts: EvalOptions,
+    evaluator: PanopticEvaluator,
+    cache: StatsCache | None,
+    indices: list[int],
+    procs: int,
+) -> Timings:
+    """:func:`run_inference` on the CPU in ``procs`` processes forked after the model is loaded
+    (no second import or model load; weights shared copy-on-write), each with ``cores / procs``
+    torch threads and loading its own data.  On small inputs this beats one process with
+    ``cores`` threads, whose intra-op parallelism has little to split.  The per-category sums
+    are integers, so the metrics equal a single-process run exactly."""
+    import torch
+
+    todo = [i for i in indices if cache is None or i not in cache.done]
+    if procs <= 1 or len(todo) < 2:
+        return run_inference(model, pipeline, dataset, label2cat, num_classes, opts, evaluator, cache, indices, "cpu")
+    threads_before = torch.get_num_threads()
+    threads = max(1, threads_before // procs)
+    shards = [todo[k::procs] for k in range(procs)]
+    sub = replace(opts, workers=0)
+    _FORKED.update(model=model, pipeline=pipeline, dataset=dataset, label2cat=label2cat, num_classes=num_classes,
+                   opts=replace(sub, progress=False), evaluator=evaluator, cache=cache, shards=shards,
+                   threads=threads)
+    t0 = time.perf_counter()
+    try:
+        with mp.get_context("fork").Pool(procs - 1, initializer=_die_with_parent) as pool:
+            pending = [pool.apply_async(_forked_shard, (k,)) for k in range(1, procs)]
+            torch.set_num_threads(threads)
+            own = run_inference(model, pipeline, dataset, label2cat, num_classes, sub, evaluator, cache, shards[0],
+                                "cpu")
+            parts = [p.get() for p in pending]
+    finally:
+        torch.set_num_threads(threads_before)
+        _FORKED.clear()
+    total = Timings(**{**own.__dict__, "extra": {**own.extra, "cpu_procs": procs, "threads_per_proc": threads}})
+    for arr, t in parts:
+        evaluator.merge(PQStats.from_array(arr))
+        for f in ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images"):
+            setattr(total, f, getattr(total, f) + getattr(t, f))
+        total.wall_s = max(total.wall_s, t.wall_s)
+    total.extra["parallel_wall_s"] = time.perf_counter() - t0
+    return total
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:

@@ -1,5 +1,6 @@
 """Reliability: SIGKILL mid-run and resume, bad input (exit 2, one line, results intact),
-determinism, and two processes under torchrun (gloo) matching one process exactly."""
+determinism, and two processes (forked on the CPU, or under torchrun with gloo) matching one
+process exactly."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def demo_root() -> Path:
 @pytest.fixture(scope="module")
 def clean_run(demo_root, tmp_path_factory) -> Path:
     results = tmp_path_factory.mktemp("clean")
-    r = run(eval_cmd(results, "--no-resume"))
+    r = run(eval_cmd(results, "--no-resume", "--cpu-procs", "1"))  # the single-process reference
     assert r.returncode == 0, r.stderr
     return results
 
@@ -79,6 +80,17 @@ def test_cache_of_another_checkpoint_is_not_reused(clean_run, tmp_path) -> None:
     r = run(eval_cmd(tmp_path / "res", "--checkpoint", str(ckpt)))
     assert r.returncode == 0 and "resuming" not in r.stderr
     assert metrics_of(tmp_path / "res")[0] != metrics_of(clean_run)[0]
+
+
+def test_forked_cpu_processes_match_one_process(clean_run, tmp_path) -> None:
+    r = run(eval_cmd(tmp_path, "--no-resume", "--cpu-procs", "2"))
+    assert r.returncode == 0, r.stderr
+    assert metrics_of(tmp_path) == metrics_of(clean_run)
+    rec = json.loads(sorted((tmp_path / "runs").glob("*.json"))[-1].read_text())
+    assert rec["timings"]["cpu_procs"] == 2 and rec["timings"]["timed_images"] + rec["timings"]["warmup_images"] == 60
+    # every image went into the resume cache, whichever process scored it
+    again = run(eval_cmd(tmp_path, "--cpu-procs", "2"))
+    assert again.returncode == 0 and "60 of 60 images already scored" in again.stderr
 
 
 def test_torchrun_two_processes_match_one_process(clean_run, tmp_path) -> None:
