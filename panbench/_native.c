@@ -20,6 +20,14 @@
 #include <emmintrin.h>
 #endif
 
+/* The row loops are compiled twice, for AVX2 and for baseline x86-64, and the loader picks one
+ * (GCC function multi-versioning); other compilers and CPUs get the portable build. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define PB_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define PB_CLONES
+#endif
+
 static inline int paeth(int a, int b, int c) {
     int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
     int bc = pb <= pc ? b : c; /* written as selects: the compiler emits cmov, no branches */
@@ -39,8 +47,27 @@ static inline uint32_t load_src(const uint8_t *p, const int BPP) {
 
 static inline void store32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <tmmintrin.h>
+/* RGB -> ids, 4 pixels per byte shuffle; needs c[0 .. 3w + 3] readable (rows carry padding) */
+__attribute__((target("ssse3"))) static Py_ssize_t to_ids3_ssse3(const uint8_t *c, uint32_t *o, Py_ssize_t w) {
+    const __m128i shuf = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+    Py_ssize_t x = 0;
+    for (; x + 4 <= w && 3 * x + 16 <= 3 * w + 4; x += 4)
+        _mm_storeu_si128((__m128i *)(o + x), _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 3 * x)), shuf));
+    return x;
+}
+static int have_ssse3;
+#define PB_SSSE3_INIT() (have_ssse3 = __builtin_cpu_supports("ssse3"))
+#else
+static const int have_ssse3 = 0;
+static Py_ssize_t to_ids3_ssse3(const uint8_t *c, uint32_t *o, Py_ssize_t w) { return 0; }
+#define PB_SSSE3_INIT() 0
+#endif
+
 static inline void to_ids(const uint8_t *restrict c, uint32_t *restrict o, Py_ssize_t w, const int BPP) {
-    for (Py_ssize_t x = 0; x < w; x++)
+    Py_ssize_t x = BPP == 3 && have_ssse3 ? to_ids3_ssse3(c, o, w) : 0;
+    for (; x < w; x++)
         o[x] = (uint32_t)c[x * BPP] | ((uint32_t)c[x * BPP + 1] << 8) | ((uint32_t)c[x * BPP + 2] << 16);
 }
 
@@ -103,7 +130,7 @@ static inline int unfilter_row(int ft, const uint8_t *src, const uint8_t *prev, 
 }
 
 /* returns 0, or the offending filter type + 1 */
-static int unfilter(const uint8_t *raw, Py_ssize_t w, Py_ssize_t h, int bpp, uint8_t *rows, uint32_t *out) {
+static PB_CLONES int unfilter(const uint8_t *raw, Py_ssize_t w, Py_ssize_t h, int bpp, uint8_t *rows, uint32_t *out) {
     Py_ssize_t stride = w * bpp;
     uint8_t *prev = rows, *cur = rows + stride + 4;
     memset(rows, 0, (size_t)(2 * (stride + 4)));
@@ -265,4 +292,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "panbench's per-pixel loops in C.", -1, methods};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    PB_SSSE3_INIT();
+    return PyModule_Create(&module);
+}

@@ -40,7 +40,7 @@ def scoring_path_check() -> Check:
     if panoptic_io._native is not None and panoptic_io._deflate is not None:
         return Check("pq-fast-path", True, "C extension + libdeflate (panbench._native, deflate)", required=False)
     missing = "panbench._native (no C compiler at install)" if panoptic_io._native is None else "deflate"
-    return Check("pq-fast-path", False, f"{missing} missing: scoring uses the numpy path (same numbers, ~3x slower)",
+    return Check("pq-fast-path", False, f"{missing} missing: scoring uses the numpy path (same numbers, ~4x slower)",
                  "install gcc and the Python headers, then `.venv/bin/pip install deflate` and rerun make setup",
                  required=False)
 

@@ -7,14 +7,22 @@ as a model produces them) or from PNG files; ground truth from the COCO panoptic
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from panbench import panoptic_io
 from panbench.errors import InputError
-from panbench.panoptic_io import _SENTINEL, MAX_ID, index_map, intersections, parse_segments
-from panbench.pq import CategoryTable, ImageStats, PQStats, match_segments, summarize
+from panbench.panoptic_io import (
+    _SENTINEL,
+    MAX_ID,
+    index_map,
+    intersections,
+    parse_segments,
+    read_ids,
+)
+from panbench.pq import CategoryTable, ImageStats, PQStats, Segments, match_segments, summarize
 
 
 def evaluate_image(
@@ -27,16 +35,39 @@ def evaluate_image(
 ) -> ImageStats:
     """Per-category contributions of one image from two id maps (``R + 256G + 256^2B``)."""
     if gt_ids.shape != pred_ids.shape:
-        raise InputError(
-            f"{where}: prediction is {pred_ids.shape[1]}x{pred_ids.shape[0]} but the image is "
-            f"{gt_ids.shape[1]}x{gt_ids.shape[0]}; predict at the original image size"
-        )
+        raise _size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
     if panoptic_io._native is not None:
         inter = _native_intersections(gt_ids, gt, pred_ids, pred, where)
     else:
         inter = _numpy_intersections(gt_ids, gt, pred_ids, pred, where)
+    return _match(inter, gt, pred, where)
+
+
+def evaluate_png_pair(
+    cats: CategoryTable,
+    gt_png: Path,
+    gt_segments_info: list[dict[str, Any]],
+    pred_png: Path,
+    pred_segments_info: list[dict[str, Any]],
+    where: str,
+) -> ImageStats:
+    """:func:`evaluate_image` of two panoptic PNG files (decoded into reused buffers)."""
+    gt_ids = read_ids(gt_png, where, "gt")
+    pred_ids = read_ids(pred_png, where, "pred")
+    return evaluate_image(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
+
+
+def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> InputError:
+    return InputError(
+        f"{where}: prediction is {pred_shape[1]}x{pred_shape[0]} but the image is "
+        f"{gt_shape[1]}x{gt_shape[0]}; predict at the original image size"
+    )
+
+
+def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> ImageStats:
+    """Predicted areas from the intersection table (every listed segment must be in the PNG), then matching."""
     pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
     missing = np.nonzero(pred.areas == 0)[0]
     if len(missing):

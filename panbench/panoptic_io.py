@@ -19,6 +19,8 @@ from panbench.errors import InputError
 from panbench.pq import CategoryTable, Segments
 
 try:  # the C loops (setup.py builds them); without them the numpy path gives the same numbers
+    if os.environ.get("PANBENCH_NO_NATIVE") == "1":  # force the numpy path (benchmarks, debugging)
+        raise ImportError("PANBENCH_NO_NATIVE=1")
     from panbench import _native
 except ImportError:  # pragma: no cover - exercised by tests that hide the module
     _native = None
@@ -160,6 +162,22 @@ def read_ids(path: Path, where: str, slot: str | None = None) -> np.ndarray:
 
 def _fast_ids(data: bytes, path: Path, where: str, slot: str | None) -> np.ndarray | None:
     """The fast path of :func:`read_ids`; None when the PNG is not 8-bit RGB(A), non-interlaced."""
+    scan = png_scanlines(data, path, where)
+    if scan is None:
+        return None
+    raw, w, h, ch = scan
+    out = workspace(slot, (h, w), np.uint32)
+    try:
+        _native.unfilter_ids(raw, w, h, ch, out)
+    except ValueError as e:
+        raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
+    return out
+
+
+def png_scanlines(data: bytes, path: Path, where: str) -> tuple[bytes, int, int, int] | None:
+    """The inflated, still filtered scanlines of an 8-bit RGB(A) non-interlaced PNG with its
+    width, height and channels; None for other PNG kinds.  Chunk CRCs (IHDR, IDAT) and the zlib
+    checksum are verified: damage is an InputError naming the file."""
     corrupt = f"{where}: PNG {path} is truncated or corrupt"
     if data[:8] != PNG_SIGNATURE:
         raise InputError(f"{corrupt} (no PNG signature); re-export it")
@@ -195,12 +213,7 @@ def _fast_ids(data: bytes, path: Path, where: str, slot: str | None) -> np.ndarr
         raise InputError(f"{corrupt} (image data does not inflate: {e}); re-export it") from e
     if len(raw) != size:
         raise InputError(f"{corrupt} (image data is {len(raw)} bytes, {size} expected); re-export it")
-    out = workspace(slot, (h, w), np.uint32)
-    try:
-        _native.unfilter_ids(raw, w, h, ch, out)
-    except ValueError as e:
-        raise InputError(f"{corrupt} ({e}); re-export it") from e
-    return out
+    return raw, w, h, ch
 
 
 def decode_png(path: Path, where: str) -> np.ndarray:

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError
-from panbench.evaluator import PanopticEvaluator, evaluate_image
+from panbench.evaluator import PanopticEvaluator, evaluate_png_pair
 from panbench.panoptic_io import (
     parse_annotations,
     parse_categories,
-    read_ids,
     read_json,
     safe_join,
 )
@@ -47,9 +46,9 @@ def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair):
     """Decode one pair of PNGs and return the image's PQ contributions."""
     gt_ann, pred_ann = pair
     where = f"image {gt_ann['image_id']}"
-    gt_ids = read_ids(safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"), where, "gt")
-    pred_ids = read_ids(safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)"), where, "pred")
-    return evaluate_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
+    gt_png = safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)")
+    pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
+    return evaluate_png_pair(cats, gt_png, gt_ann["segments_info"], pred_png, pred_ann["segments_info"], where)
 
 
 _WORKER: dict[str, Any] = {}
