@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,8 +94,24 @@ def test_forked_cpu_processes_match_one_process(clean_run, tmp_path) -> None:
     assert again.returncode == 0 and "60 of 60 images already scored" in again.stderr
 
 
+def test_bad_image_in_a_forked_process_is_one_line(tmp_path) -> None:
+    root = tmp_path / "data"
+    make_split(root, "val2017", 6, seed=3)
+    images = json.loads((root / "annotations" / "panoptic_val2017.json").read_text())["images"]
+    (root / "val2017" / images[1]["file_name"]).write_bytes(b"not a jpeg")  # image 1: the forked process's shard
+    ckpt = save_zoo_style_checkpoint(resolve("demo-mask2former", dataset="demo")[0], tmp_path / "ck")
+    r = run([PY, "-m", "panbench", "eval", "--model", "mask2former", "--dataset", "demo", "--data-root", str(root),
+             "--results", str(tmp_path / "res"), "--no-progress", "--checkpoint", str(ckpt), "--cpu-procs", "2"])
+    assert r.returncode == 2, r.stderr
+    lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "cannot be decoded" in lines[0] and images[1]["file_name"] in lines[0], r.stderr
+
+
 def test_torchrun_two_processes_match_one_process(clean_run, tmp_path) -> None:
-    cmd = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", "29517",
+    with socket.socket() as sock:  # a free port: another test run on this machine may hold any fixed one
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(port),
            *eval_cmd(tmp_path, "--no-resume")[1:]]
     r = run(cmd, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
