@@ -164,7 +164,7 @@ def evaluate_model(
         "published": spec.published if dataset.name == "coco" else {},
         "delta_to_published": delta(res, spec.published) if dataset.name == "coco" else {},
         "params": mm.count_parameters(model),
-        "device": device_name(device),
+        "device": device_name(device, procs),
         "world_size": world,
         "batch_size": opts.batch_size,
         "amp": opts.amp or "fp32",
@@ -194,11 +194,18 @@ def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, 
     return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
 
 
-def device_name(device: str) -> str:
+def device_name(device: str, procs: int = 1) -> str:
+    """The GPU's name, or the CPU with its torch threads (and forked processes)."""
     import platform
 
     import torch
 
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    cpu = platform.processor() or platform.machine()
+    def threads(n: int) -> str:
+        return f"{n} thread{'s' if n != 1 else ''}"
+
+    if procs > 1:
+        return f"cpu ({cpu}, {procs} processes x {threads(max(1, torch.get_num_threads() // procs))})"
+    return f"cpu ({cpu}, {threads(torch.get_num_threads())})"
