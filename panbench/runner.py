@@ -335,8 +335,8 @@ def run_inference(
 
 def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> int:
     """How many CPU processes :func:`run_inference_cpu` uses: ``opts.cpu_procs`` or one per core;
-    1 on a GPU, under torchrun (ranks already split the work) or where fork is unavailable."""
-    if device != "cpu" or world > 1 or "fork" not in mp.get_all_start_methods():
+    1 on a GPU, under torchrun (ranks already split the work) or off Linux."""
+    if device != "cpu" or world > 1 or not sys.platform.startswith("linux"):  # fork after torch: Linux only
         return 1
     n = opts.cpu_procs if opts.cpu_procs > 0 else (os.cpu_count() or 1)
     return max(1, min(n, n_images // 2 or 1))
