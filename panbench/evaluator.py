@@ -99,7 +99,9 @@ def _as_u32(ids: np.ndarray, where: str, gt_side: bool) -> np.ndarray:
     return np.ascontiguousarray(ids, np.uint32)
 
 
-def _native_intersections(gt_ids: np.ndarray, gt, pred_ids: np.ndarray, pred, where: str) -> np.ndarray:
+def _native_intersections(
+    gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str
+) -> np.ndarray:
     """The (len(gt) + 2) x (len(pred) + 1) intersection table, one C pass over the pixels."""
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
     bad = panoptic_io._native.pair_counts(
@@ -110,7 +112,9 @@ def _native_intersections(gt_ids: np.ndarray, gt, pred_ids: np.ndarray, pred, wh
     return inter
 
 
-def _numpy_intersections(gt_ids: np.ndarray, gt, pred_ids: np.ndarray, pred, where: str) -> np.ndarray:
+def _numpy_intersections(
+    gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str
+) -> np.ndarray:
     """The same table as :func:`_native_intersections` through 2^24-entry lookup tables."""
     cols = len(pred) + 1
     step = cols if (len(gt) + 2) * cols < int(_SENTINEL) else 1  # fast path: one uint16 add per pixel
