@@ -235,12 +235,19 @@ static inline Py_ssize_t run_end(const uint32_t *g, const uint32_t *p, Py_ssize_
 static int count_pairs(const uint32_t *g, const uint32_t *p, Py_ssize_t n, const idmap *gm, const idmap *pm,
                        int64_t *counts, Py_ssize_t cols, uint32_t *bad) {
     Py_ssize_t i = 0;
+    uint32_t lg = 0, lp = 0; /* the last ids looked up (0 = VOID -> index 0): at a run break usually */
+    int32_t gi = 0, pi = 0;  /* only one side changes */
     while (i < n) {
         uint32_t cg = g[i], cp = p[i];
         Py_ssize_t j = run_end(g, p, i + 1, n, cg, cp);
-        int32_t gi = idmap_get(gm, cg), pi = idmap_get(pm, cp);
-        if (gi < 0) { *bad = cg; return 1; }
-        if (pi < 0) { *bad = cp; return 2; }
+        if (cg != lg) {
+            if ((gi = idmap_get(gm, cg)) < 0) { *bad = cg; return 1; }
+            lg = cg;
+        }
+        if (cp != lp) {
+            if ((pi = idmap_get(pm, cp)) < 0) { *bad = cp; return 2; }
+            lp = cp;
+        }
         counts[gi * cols + pi] += j - i;
         i = j;
     }
