@@ -7,7 +7,6 @@ as a model produces them) or from PNG files; ground truth from the COCO panoptic
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,6 @@ from panbench.panoptic_io import (
     index_map,
     intersections,
     parse_segments,
-    read_ids,
 )
 from panbench.pq import CategoryTable, ImageStats, PQStats, Segments, match_segments, summarize
 
@@ -43,20 +41,6 @@ def evaluate_image(
     else:
         inter = _numpy_intersections(gt_ids, gt, pred_ids, pred, where)
     return _match(inter, gt, pred, where)
-
-
-def evaluate_png_pair(
-    cats: CategoryTable,
-    gt_png: Path,
-    gt_segments_info: list[dict[str, Any]],
-    pred_png: Path,
-    pred_segments_info: list[dict[str, Any]],
-    where: str,
-) -> ImageStats:
-    """:func:`evaluate_image` of two panoptic PNG files (decoded into reused buffers)."""
-    gt_ids = read_ids(gt_png, where, "gt")
-    pred_ids = read_ids(pred_png, where, "pred")
-    return evaluate_image(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
 
 
 def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> InputError:

@@ -280,6 +280,16 @@ def index_map(ids: np.ndarray, seg_ids: np.ndarray, step: int = 1, slot: str | N
         lut[0] = _SENTINEL
 
 
+def _int64_in(values: list[int], lo: int, hi: int) -> tuple[np.ndarray, int | None]:
+    """``values`` as int64 and the position of the first one outside ``lo..hi-1`` (None if all fit)."""
+    try:
+        arr = np.array(values, np.int64) if values else np.zeros(0, np.int64)
+        bad = (arr < lo) | (arr >= hi)
+    except OverflowError:  # beyond int64: certainly out of range
+        arr, bad = np.zeros(len(values), np.int64), np.array([not lo <= v < hi for v in values])
+    return arr, (int(np.argmax(bad)) if bad.any() else None)
+
+
 def parse_segments(
     segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool
 ) -> Segments:
@@ -290,26 +300,16 @@ def parse_segments(
     index = cats.index
     ids_list = [s["id"] for s in segments_info]
     cat_list = [index.get(s["category_id"], -1) for s in segments_info]
-    try:
-        ids = np.array(ids_list, np.int64) if n else np.zeros(0, np.int64)
-        bad = (ids <= 0) | (ids >= MAX_ID)
-    except OverflowError:  # beyond int64: certainly out of range
-        bad = np.array([not 0 < i < MAX_ID for i in ids_list])
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InputError(f"{where}: segment id {ids_list[i]} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
+    ids, bad = _int64_in(ids_list, 1, MAX_ID)
+    if bad is not None:
+        raise InputError(f"{where}: segment id {ids_list[bad]} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
     cat_idx = np.array(cat_list, np.int64) if n else np.zeros(0, np.int64)
     areas = np.zeros(n, np.int64)
-    if gt and n:
+    if gt:
         area_list = [s["area"] for s in segments_info]
-        try:
-            areas = np.array(area_list, np.int64)
-            bad = (areas < 0) | (areas >= 2**62)
-        except OverflowError:
-            bad = np.array([not 0 <= a < 2**62 for a in area_list])
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise InputError(f"{where}: segment {ids_list[i]} has area {area_list[i]}; areas are pixel counts")
+        areas, bad = _int64_in(area_list, 0, 2**62)
+        if bad is not None:
+            raise InputError(f"{where}: segment {ids_list[bad]} has area {area_list[bad]}; areas are pixel counts")
     if len(set(ids_list)) != n:
         u, c = np.unique(ids, return_counts=True)
         raise InputError(f"{where}: duplicate segment id {int(u[c > 1][0])} in segments_info; ids must be unique")

@@ -43,15 +43,9 @@ class StatsCache:
         self._pending: list[tuple[int, ImageStats]] = []
         self._lock = threading.Lock()
         self._seq = 0
-        self.done.update(self.reload())
-        self._seq = len(list(self.dir.glob("chunk-*.npz")))
-
-    def reload(self) -> dict[int, ImageStats]:
-        """Every image in the chunks on disk (including those other processes wrote)."""
-        done: dict[int, ImageStats] = {}
         for f in sorted(self.dir.glob("chunk-*.npz")):
-            done.update(_read_chunk(f))
-        return done
+            self.done.update(_read_chunk(f))
+            self._seq += 1
 
     def add(self, index: int, stats: ImageStats) -> None:
         with self._lock:

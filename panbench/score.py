@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError
-from panbench.evaluator import PanopticEvaluator, evaluate_png_pair
+from panbench.evaluator import PanopticEvaluator, evaluate_image
 from panbench.panoptic_io import (
     parse_annotations,
     parse_categories,
+    read_ids,
     read_json,
     safe_join,
 )
@@ -48,7 +49,8 @@ def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair):
     where = f"image {gt_ann['image_id']}"
     gt_png = safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)")
     pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
-    return evaluate_png_pair(cats, gt_png, gt_ann["segments_info"], pred_png, pred_ann["segments_info"], where)
+    gt_ids, pred_ids = read_ids(gt_png, where, "gt"), read_ids(pred_png, where, "pred")  # reused buffers
+    return evaluate_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
 
 
 _WORKER: dict[str, Any] = {}

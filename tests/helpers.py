@@ -9,6 +9,18 @@ from panbench import mm
 from panbench.registry import ModelSpec
 
 
+def save_with_digest(obj: object, folder: Path, stem: str) -> Path:
+    """``torch.save`` ``obj`` as ``<stem>-<first 8 hex of its sha256>.pth`` (the zoo's naming)."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "tmp.pth"
+    torch.save(obj, tmp)
+    out = folder / f"{stem}-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]}.pth"
+    tmp.rename(out)
+    return out
+
+
 def save_zoo_style_checkpoint(spec: ModelSpec, folder: Path, stem: str | None = None, seed: int = 0) -> Path:
     """Build ``spec``'s model with random weights and save it as the zoo does
     (``{'meta': {...}, 'state_dict': ...}``), named ``<stem>-<first 8 hex of sha256>.pth``."""
@@ -20,10 +32,4 @@ def save_zoo_style_checkpoint(spec: ModelSpec, folder: Path, stem: str | None = 
     ckpt = {"meta": {"dataset_meta": {"classes": tuple(mm.class_names(cfg))}, "mmengine_version": "0.10.7",
                      "epoch": 0, "iter": 0},
             "state_dict": model.state_dict()}
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "tmp.pth"
-    torch.save(ckpt, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    out = folder / f"{stem or spec.name}_random-{digest[:8]}.pth"
-    tmp.rename(out)
-    return out
+    return save_with_digest(ckpt, folder, f"{stem or spec.name}_random")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import save_with_digest
 
 from panbench import checkpoints
 from panbench.errors import PanbenchError
@@ -18,19 +19,10 @@ class NotATensor:  # a pickled extra that weights_only loading must refuse
         self.x = 1
 
 
-def _save(obj, folder: Path, stem: str) -> Path:
-    tmp = folder / "t.pth"
-    torch.save(obj, tmp)
-    d = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    out = folder / f"{stem}-{d[:8]}.pth"
-    tmp.rename(out)
-    return out
-
-
 def test_good_checkpoint_loads_with_meta_and_numpy(tmp_path) -> None:
     import numpy as np
 
-    p = _save({"meta": {"dataset_meta": {"classes": ("a", "b")}, "arr": np.arange(3)},
+    p = save_with_digest({"meta": {"dataset_meta": {"classes": ("a", "b")}, "arr": np.arange(3)},
                "state_dict": {"w": torch.ones(2)}}, tmp_path, "m")
     assert checkpoints.verify(p, checkpoints.expected_prefix(p.name)) == hashlib.sha256(p.read_bytes()).hexdigest()
     state, meta = checkpoints.load_checkpoint(p)
@@ -38,7 +30,7 @@ def test_good_checkpoint_loads_with_meta_and_numpy(tmp_path) -> None:
 
 
 def test_sha256_mismatch_is_refused(tmp_path) -> None:
-    p = _save({"state_dict": {"w": torch.ones(2)}}, tmp_path, "m")
+    p = save_with_digest({"state_dict": {"w": torch.ones(2)}}, tmp_path, "m")
     wrong = p.with_name("m-00000000.pth")
     p.rename(wrong)
     with pytest.raises(PanbenchError, match="does not match the expected 00000000.*re-download"):
@@ -101,7 +93,7 @@ def server(tmp_path):
 def test_download_verifies_and_resumes(server, tmp_path, monkeypatch) -> None:
     root, url = server
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    p = _save({"state_dict": {"w": torch.arange(100000.0)}}, root, "zoo_model_20230101_000000")
+    p = save_with_digest({"state_dict": {"w": torch.arange(100000.0)}}, root, "zoo_model_20230101_000000")
     path, digest = checkpoints.fetch(f"{url}/{p.name}")
     assert path == checkpoints.cache_dir() / p.name and path.read_bytes() == p.read_bytes()
     assert digest == hashlib.sha256(p.read_bytes()).hexdigest()
@@ -117,7 +109,7 @@ def test_download_verifies_and_resumes(server, tmp_path, monkeypatch) -> None:
 def test_download_with_wrong_hash_is_refused(server, tmp_path, monkeypatch) -> None:
     root, url = server
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    p = _save({"state_dict": {"w": torch.ones(3)}}, root, "m")
+    p = save_with_digest({"state_dict": {"w": torch.ones(3)}}, root, "m")
     bad = root / "m-12345678.pth"
     p.rename(bad)
     with pytest.raises(PanbenchError, match="does not match the expected 12345678"):
