@@ -8,6 +8,6 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("panbench._native", ["panbench/_native.c"], extra_compile_args=["-O3"], optional=True),
+        Extension("panbench.pq._native", ["panbench/pq/_native.c"], extra_compile_args=["-O3"], optional=True),
     ]
 )

@@ -32,7 +32,7 @@ import logging, sys, tempfile, time
 t = time.perf_counter()
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
-from panbench import mm
+from panbench.models import mm
 cfg_path, ckpt, root, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 cfg = mm.load_config(cfg_path)  # the same file; mm.load_config only registers mmdet and reads it
 cfg.load_from = ckpt
@@ -94,9 +94,9 @@ def main() -> None:
 
     from mmengine.logging import MMLogger
 
-    from panbench.demo_data import make_demo
+    from panbench.data.demo import make_demo
     from panbench.errors import PanbenchError
-    from panbench.registry import resolve
+    from panbench.models.registry import resolve
 
     MMLogger.get_instance("mmengine").setLevel(logging.WARNING)
     data_root = make_demo(ROOT / "data" / "demo")

@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from panbench.synth import coco_like_categories, perturb, random_image, write_panoptic  # noqa: E402
+from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic  # noqa: E402
 
 PY = sys.executable
 RUN_AND_MEASURE = (
@@ -133,9 +133,9 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
 def in_memory_seconds(work: Path) -> tuple[float, float]:
     """panbench with predictions already in memory: seconds to read both JSONs, decode the
     ground-truth PNGs and score (what eval does after the forward), and the PQ."""
-    from panbench.evaluator import PanopticEvaluator
-    from panbench.panoptic_io import read_ids
-    from panbench.score import load_pairs
+    from panbench.pq.coco_format import read_ids
+    from panbench.pq.evaluator import PanopticEvaluator
+    from panbench.pq.score import load_pairs
 
     t = time.perf_counter()
     cats, pairs = load_pairs(work / "gt.json", work / "pred.json")

@@ -29,7 +29,7 @@ fail() {
 quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v -E "is ignored: it is neither|dependency resolver does not|requires setuptools>=|requires numpy<2|^ERROR: pip.s" || true; }
 
 # Fast path: everything installed from the same inputs as last time.
-HASH_INPUTS="$(cat "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/_native.c" | sha256sum | cut -c1-16)"
+HASH_INPUTS="$(cat "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/pq/_native.c" | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "import panbench, mmdet, mmcv.ops" 2>/dev/null; then
   echo "[setup] up to date ($VENV); nothing to do"
   exit 0
@@ -95,10 +95,10 @@ quiet_pip install --no-deps panopticapi-lite==0.2.0 || fail 6 "pip install panop
 quiet_pip install pyspng deflate pycocotools scikit-image pandas matplotlib tqdm tabulate pytest hypothesis ruff hotcoco nbclient nbformat ipykernel \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 
-step 7 "panbench (editable; compiles its C extension panbench/_native.c, a few seconds)"
+step 7 "panbench (editable; compiles its C extension panbench/pq/_native.c, a few seconds)"
 quiet_pip install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
 "$PY" -c "import panbench, mmdet, mmcv.ops, panopticapi" || fail 7 "a package does not import" "run .venv/bin/panbench doctor"
-"$PY" -c "import panbench._native" 2>/dev/null || echo "        note: the C extension did not build (no gcc/Python headers?): PQ scoring uses the slower numpy path"
+"$PY" -c "import panbench.pq._native" 2>/dev/null || echo "        note: the C extension did not build (no gcc/Python headers?): PQ scoring uses the slower numpy path"
 
 echo "$HASH_INPUTS" >"$STAMP"
 echo "[setup] done in $(( $(date +%s) - T0 )) s"

@@ -27,8 +27,8 @@ def train_one(name: str, max_iters: int | None, work_root: Path) -> dict:
     import torch
     from mmengine.runner import Runner
 
-    from panbench import mm
-    from panbench.demo_data import make_demo
+    from panbench.data.demo import make_demo
+    from panbench.models import mm
 
     make_demo(ROOT / "data" / "demo")
     cfg_path = ROOT / "configs" / "demo" / f"{name}.py"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from panbench import mm
-from panbench.registry import ModelSpec
+from panbench.models import mm
+from panbench.models.registry import ModelSpec
 
 
 def save_with_digest(obj: object, folder: Path, stem: str) -> Path:

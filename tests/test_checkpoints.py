@@ -10,8 +10,8 @@ import pytest
 import torch
 from helpers import save_with_digest
 
-from panbench import checkpoints
 from panbench.errors import PanbenchError
+from panbench.models import checkpoints
 
 
 class NotATensor:  # a pickled extra that weights_only loading must refuse

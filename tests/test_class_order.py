@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from panbench import mm
 from panbench.errors import PanbenchError
-from panbench.pq import CategoryTable
+from panbench.models import mm
+from panbench.pq.matching import CategoryTable
 
 
 def test_same_order_maps_by_name() -> None:

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from panbench.cli import main
-from panbench.synth import coco_like_categories, random_image
+from panbench.cli.main import main
+from panbench.data.synth import coco_like_categories, random_image
 
 
 def _png_bytes(ids: np.ndarray) -> bytes:
     from PIL import Image
 
-    from panbench.synth import id2rgb
+    from panbench.data.synth import id2rgb
 
     buf = io.BytesIO()
     Image.fromarray(id2rgb(ids)).save(buf, "PNG")
@@ -64,7 +64,7 @@ def test_good_pair_is_extracted_and_rerun_skips(tmp_path, capsys) -> None:
     assert main(["data", "coco", "--root", str(root), "--from", str(tmp_path / "zips")]) == 0
     assert (root / "val2017" / "000000000001.jpg").read_bytes() == b"marker"
     # and the result loads as a dataset
-    from panbench.dataset import load_dataset
+    from panbench.data.datasets import load_dataset
 
     assert len(load_dataset(root).samples) == 3
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from panbench.cli import main
-from panbench.demo_data import DEMO_CATEGORIES, make_demo, tree_digest
-from panbench.registry import REPO_ROOT
+from panbench import REPO_ROOT
+from panbench.cli.main import main
+from panbench.data.demo import DEMO_CATEGORIES, make_demo, tree_digest
 
 # PQ of each committed demo model on the demo val split (scripts/train_demo_models.py), +-0.5
 PINNED_PQ = {"demo-mask2former": 70.472, "demo-maskformer": 64.581, "demo-panoptic-fpn": 76.27}

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from helpers import save_zoo_style_checkpoint
 
-from panbench.cli import main
-from panbench.pq import METRIC_KEYS
-from panbench.registry import resolve
+from panbench.cli.main import main
+from panbench.models.registry import resolve
+from panbench.pq.matching import METRIC_KEYS
 
 pytestmark = pytest.mark.slow
 

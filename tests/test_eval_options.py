@@ -6,8 +6,8 @@ import os
 
 from mmengine.config import Config
 
-from panbench import mm
-from panbench.runner import EvalOptions, cpu_procs_for
+from panbench.evaluation.loop import EvalOptions, cpu_procs_for
+from panbench.models import mm
 
 
 def test_cpu_procs_default_is_one_per_core() -> None:

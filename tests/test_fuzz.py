@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panbench.errors import InputError
-from panbench.evaluator import evaluate_image
-from panbench.panoptic_io import parse_annotations, parse_categories
-from panbench.pq import CategoryTable
+from panbench.pq.coco_format import parse_annotations, parse_categories
+from panbench.pq.evaluator import evaluate_image
+from panbench.pq.matching import CategoryTable
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
                     st.text(max_size=5))

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 
-from panbench.registry import REPO_ROOT
+from panbench import REPO_ROOT
 
 PROBE = """
 import json, sys
-from panbench import mm
+from panbench.models import mm
 mm.init_mmdet()
 skipped = [m for m in mm._TRAINING_ONLY if m in sys.modules]
 heavy = [m for m in ("sympy", "matplotlib.pyplot", "scipy.optimize") if m in sys.modules]

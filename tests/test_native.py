@@ -1,4 +1,4 @@
-"""The C fast path (panbench._native + libdeflate) against the general decoders and the numpy path.
+"""The C fast path (panbench.pq._native + libdeflate) against the general decoders and the numpy path.
 
 PNGs are built here byte by byte so that every PNG filter type (None, Sub, Up, Average, Paeth),
 RGB and RGBA, split IDAT chunks and each kind of damage are covered, whatever PIL would choose.
@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panbench import evaluator, panoptic_io
 from panbench.errors import InputError
-from panbench.panoptic_io import decode_png, read_ids, rgb2id
-from panbench.pq import CategoryTable
+from panbench.pq import coco_format as panoptic_io
+from panbench.pq import evaluator
+from panbench.pq.coco_format import decode_png, read_ids, rgb2id
+from panbench.pq.matching import CategoryTable
 
 pytestmark = pytest.mark.skipif(panoptic_io._native is None, reason="C extension not built (no compiler at install)")
 

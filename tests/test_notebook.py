@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from panbench.registry import REPO_ROOT
+from panbench import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from panbench.dataset import PanopticDataset, Sample
+from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import PanbenchError
-from panbench.pq import CategoryTable
-from panbench.runner import Timings, forward_resilient
+from panbench.evaluation.loop import Timings, forward_resilient
+from panbench.pq.matching import CategoryTable
 
 
 class FakeModel:

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from panbench.postprocess import PostProcess, mask_wise_merge, pixel_argmax
+from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
 
 BIG = 20.0  # logit that saturates sigmoid/softmax
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import panopticapi_reference
 
-from panbench.panoptic_io import decode_png, rgb2id
-from panbench.pq import METRIC_KEYS
-from panbench.score import score_files
-from panbench.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
+from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
+from panbench.pq.coco_format import decode_png, rgb2id
+from panbench.pq.matching import METRIC_KEYS
+from panbench.pq.score import score_files
 
 CATS = coco_like_categories(8, 6)
 
@@ -49,7 +49,7 @@ def test_coco_sample_against_perturbed_copies(coco_sample: Path, tmp_path: Path,
     rng = np.random.default_rng(seed)
     anns = []
     (tmp_path / "pred").mkdir()
-    from panbench.synth import write_png
+    from panbench.data.synth import write_png
 
     for ann in gt["annotations"]:
         ids = rgb2id(decode_png(a / "panoptic_val2017" / ann["file_name"], "test"))

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_pq_parity import CATS, assert_parity
 
-from panbench.evaluator import PanopticEvaluator
-from panbench.pq import CategoryTable, summarize
-from panbench.synth import PanopticImage
+from panbench.data.synth import PanopticImage
+from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.matching import CategoryTable, summarize
 
 CAT_IDS = [c["id"] for c in CATS]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from panbench import mm
 from panbench.errors import PanbenchError
-from panbench.registry import CONFIG_DIR, all_models, load_spec, resolve
+from panbench.models import mm
+from panbench.models.registry import CONFIG_DIR, all_models, load_spec, resolve
 
 ZOO = [p for p in sorted(CONFIG_DIR.glob("*.py"))]
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from helpers import save_zoo_style_checkpoint
 
-from panbench.demo_data import make_demo, make_split
-from panbench.registry import REPO_ROOT, resolve
+from panbench import REPO_ROOT
+from panbench.data.demo import make_demo, make_split
+from panbench.models.registry import resolve
 
 pytestmark = pytest.mark.slow
 PY = sys.executable

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from helpers import save_zoo_style_checkpoint
 
-from panbench.cli import main
-from panbench.demo_data import make_demo
-from panbench.registry import REPO_ROOT, resolve
+from panbench import REPO_ROOT
+from panbench.cli.main import main
+from panbench.data.demo import make_demo
+from panbench.models.registry import resolve
 
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "data" / "record_mask2former_r50.json"

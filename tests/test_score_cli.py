@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from panbench.cli import main
-from panbench.pq import METRIC_KEYS
-from panbench.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.cli.main import main
+from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.pq.matching import METRIC_KEYS
 
 CATS = coco_like_categories()
 
@@ -64,13 +64,13 @@ def _first_png(case) -> Path:
 
 
 def _write_ids(path: Path, ids: np.ndarray) -> None:
-    from panbench.synth import write_png
+    from panbench.data.synth import write_png
 
     write_png(path, ids)
 
 
 def _load_ids(path: Path) -> np.ndarray:
-    from panbench.panoptic_io import decode_png, rgb2id
+    from panbench.pq.coco_format import decode_png, rgb2id
 
     return rgb2id(decode_png(path, "test")).copy()
 

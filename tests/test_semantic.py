@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from panbench.evaluator import PanopticEvaluator
-from panbench.pq import CategoryTable
-from panbench.synth import coco_like_categories, perturb, random_image
+from panbench.data.synth import coco_like_categories, perturb, random_image
+from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.matching import CategoryTable
 
 CATS = coco_like_categories(5, 4)
 TABLE = CategoryTable.from_coco(CATS)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from panbench import mm
-from panbench.doctor import mmcv_ops_check
+from panbench.cli.doctor import mmcv_ops_check
+from panbench.models import mm
 
 
 def test_doctor_runs_and_reports_every_part(tmp_path) -> None:

@@ -8,9 +8,10 @@ import json
 import pytest
 from helpers import save_zoo_style_checkpoint
 
-from panbench.cli import main
-from panbench.demo_data import make_demo
-from panbench.registry import REPO_ROOT, resolve
+from panbench import REPO_ROOT
+from panbench.cli.main import main
+from panbench.data.demo import make_demo
+from panbench.models.registry import resolve
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,7 @@ def test_smoke_zoo_architecture_on_the_coco_sample_subset(coco_sample, tmp_path)
 
 
 def test_subset_files_are_well_formed() -> None:
-    from panbench.dataset import read_subset
+    from panbench.data.datasets import read_subset
 
     ids = read_subset(REPO_ROOT / "data" / "subsets" / "coco_val_smoke.txt")
     assert len(ids) == len(set(ids)) >= 10 and {142238, 439180} <= set(ids)

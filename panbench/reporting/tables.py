@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.pq import METRIC_KEYS
-from panbench.results import load_records
+from panbench.pq.matching import METRIC_KEYS
+from panbench.reporting.records import load_records
 
 
 def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> list[dict[str, Any]]:

@@ -8,20 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panbench import checkpoints, mm
-from panbench.dataset import PanopticDataset
+from panbench import REPO_ROOT
+from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
-from panbench.evaluator import PanopticEvaluator
-from panbench.postprocess import PostProcess
-from panbench.postprocess import install as install_postprocess
-from panbench.pq import METRIC_KEYS
-from panbench.registry import ModelSpec
-from panbench.results import git_commit, now_iso, versions, write_record
-from panbench.resume import StatsCache, cache_key
-
-REPO = Path(__file__).resolve().parents[1]
-
-from panbench.runner import (  # noqa: E402
+from panbench.evaluation.cache import StatsCache, cache_key
+from panbench.evaluation.loop import (  # noqa: E402
     EvalOptions,
     all_reduce_stats,
     cpu_procs_for,
@@ -32,6 +23,13 @@ from panbench.runner import (  # noqa: E402
     run_inference_cpu,
     seed_everything,
 )
+from panbench.models import checkpoints, mm
+from panbench.models.postprocess import PostProcess
+from panbench.models.postprocess import install as install_postprocess
+from panbench.models.registry import ModelSpec
+from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.matching import METRIC_KEYS
+from panbench.reporting.records import git_commit, now_iso, versions, write_record
 
 
 @dataclass
@@ -51,7 +49,7 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
     if spec.checkpoint:
         path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix)
         return Weights(path, digest, spec.checkpoint)
-    committed = sorted((REPO / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth"))
+    committed = sorted((REPO_ROOT / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth"))
     if committed:  # the demo models' weights live in the repository
         p = committed[-1]
         return Weights(p, checkpoints.verify(p, checkpoints.expected_prefix(p.name)), None)

@@ -11,16 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from panbench import panoptic_io
 from panbench.errors import InputError
-from panbench.panoptic_io import (
+from panbench.pq import coco_format as panoptic_io
+from panbench.pq.coco_format import (
     _SENTINEL,
     MAX_ID,
     index_map,
     intersections,
     parse_segments,
 )
-from panbench.pq import CategoryTable, ImageStats, PQStats, Segments, match_segments, summarize
+from panbench.pq.matching import CategoryTable, ImageStats, PQStats, Segments, match_segments, summarize
 
 
 def evaluate_image(

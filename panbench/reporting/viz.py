@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from panbench.dataset import PanopticDataset, Sample
+from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import InputError
-from panbench.panoptic_io import read_ids
+from panbench.pq.coco_format import read_ids
 
 
 @dataclass
@@ -36,7 +36,7 @@ def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queri
     import torch.nn.functional as F
     from mmengine.dataset import pseudo_collate
 
-    from panbench.runner import panoptic_to_segments
+    from panbench.evaluation.loop import panoptic_to_segments
 
     model = lm.model
     data = lm.pipeline({"img_path": str(sample.image_path), "img_id": sample.image_id})

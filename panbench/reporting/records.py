@@ -16,7 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from panbench.pq import METRIC_KEYS
+from panbench import REPO_ROOT
+from panbench.pq.matching import METRIC_KEYS
 
 SCHEMA_VERSION = 1
 CSV_FIELDS = ["model", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc", "mIoU", "mDice",
@@ -42,7 +43,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def git_commit(root: Path | None = None) -> str | None:
     """The repository's HEAD commit (with ``-dirty`` when there are local changes), if any."""
-    root = root or Path(__file__).resolve().parents[1]
+    root = root or REPO_ROOT
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=5).stdout.strip()
@@ -137,7 +138,7 @@ def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, sec
     """A result record for predictions made elsewhere and scored with ``panbench score --name``."""
     from pathlib import Path
 
-    from panbench.panoptic_io import read_json
+    from panbench.pq.coco_format import read_json
 
     cats = read_json(args.gt_json, "ground-truth JSON").get("categories", [])
     return {

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.plots import make_plots
-from panbench.results import load_records
-from panbench.tables import comparison, latest_runs, render
+from panbench.reporting.plots import make_plots
+from panbench.reporting.records import load_records
+from panbench.reporting.tables import comparison, latest_runs, render
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_ID = 256**3
+from panbench.pq.coco_format import MAX_ID
 
 
 @dataclass

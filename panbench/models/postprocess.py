@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from panbench.runner import INSTANCE_OFFSET
+from panbench.evaluation.loop import INSTANCE_OFFSET
 
 NAMES = ("default", "maskwise", "argmax")
 

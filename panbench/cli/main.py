@@ -36,12 +36,12 @@ def format_metrics(m: dict, title: str = "") -> str:
 def cmd_score(args: argparse.Namespace) -> int:
     import time
 
-    from panbench.score import score_files
+    from panbench.pq.score import score_files
 
     t = time.perf_counter()
     res = score_files(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, workers=args.workers)
     if args.name:
-        from panbench.results import external_record, write_record
+        from panbench.reporting.records import external_record, write_record
 
         rec = external_record(args.name, args.dataset, res, args, time.perf_counter() - t)
         path = write_record(Path(args.results), rec)
@@ -54,14 +54,14 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from panbench.doctor import run_doctor
+    from panbench.cli.doctor import run_doctor
 
     return run_doctor(data_root=args.data_root)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from panbench.checkpoints import cache_dir
-    from panbench.registry import all_models
+    from panbench.models.checkpoints import cache_dir
+    from panbench.models.registry import all_models
 
     specs = all_models()
     if args.dataset:
@@ -81,18 +81,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _params(spec) -> str:
-    from panbench import mm
+    from panbench.models import mm
 
     n = mm.count_parameters(mm.build_model(mm.load_config(spec.config), spec.config))
     return f"{n / 1e6:.1f}M"
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from panbench.dataset import load_dataset
+    from panbench.data.datasets import load_dataset
     from panbench.errors import PanbenchError
-    from panbench.evaluate import evaluate_model
-    from panbench.registry import resolve
-    from panbench.runner import EvalOptions
+    from panbench.evaluation.loop import EvalOptions
+    from panbench.evaluation.run import evaluate_model
+    from panbench.models.registry import resolve
 
     specs = resolve(args.model, dataset=args.dataset)
     if args.checkpoint and len(specs) > 1:
@@ -104,7 +104,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        warmup=args.warmup,
                        seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
                        cache_root=Path(args.results) / "cache", flush_every=max(1, args.cache_every))
-    from panbench.postprocess import PostProcess
+    from panbench.models.postprocess import PostProcess
 
     pp = PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep)
     records = []
@@ -213,7 +213,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def cmd_data_demo(args: argparse.Namespace) -> int:
     import time
 
-    from panbench.demo_data import make_demo, tree_digest
+    from panbench.data.demo import make_demo, tree_digest
 
     t = time.perf_counter()
     root = make_demo(Path(args.root), seed=args.seed, force=args.force)
@@ -222,8 +222,8 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_data_coco(args: argparse.Namespace) -> int:
-    from panbench.data_coco import prepare_coco
-    from panbench.panoptic_io import read_json
+    from panbench.data.coco import prepare_coco
+    from panbench.pq.coco_format import read_json
 
     sums = read_json(args.checksums, "checksums file") if args.checksums else None
     root = prepare_coco(Path(args.root), Path(args.from_dir) if args.from_dir else None, sums,
@@ -254,7 +254,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from panbench.tables import table_from_dir
+    from panbench.reporting.tables import table_from_dir
 
     print(table_from_dir(Path(args.results), args.dataset, args.format, args.vs_published, args.per_class))
     return 0
@@ -273,9 +273,9 @@ def _add_table(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from panbench.plots import make_plots
-    from panbench.results import load_records
-    from panbench.tables import latest_runs
+    from panbench.reporting.plots import make_plots
+    from panbench.reporting.records import load_records
+    from panbench.reporting.tables import latest_runs
 
     records = latest_runs(load_records(Path(args.results)), args.dataset)
     if not records:
@@ -288,12 +288,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_viz(args: argparse.Namespace) -> int:
-    from panbench.dataset import load_dataset
+    from panbench.data.datasets import load_dataset
     from panbench.errors import PanbenchError
-    from panbench.evaluate import load_model
-    from panbench.registry import resolve
-    from panbench.runner import pick_device
-    from panbench.viz import find_sample, predict, render
+    from panbench.evaluation.loop import pick_device
+    from panbench.evaluation.run import load_model
+    from panbench.models.registry import resolve
+    from panbench.reporting.viz import find_sample, predict, render
 
     if len(args.model) > 2:
         raise PanbenchError("--model: give one or two models")
@@ -315,7 +315,7 @@ def cmd_viz(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from panbench.report import write_report
+    from panbench.reporting.report import write_report
 
     print(write_report(Path(args.results), args.dataset, Path(args.out) if args.out else None))
     return 0

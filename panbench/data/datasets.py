@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError
-from panbench.panoptic_io import parse_annotations, parse_categories, read_json, safe_join
-from panbench.pq import CategoryTable
+from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
+from panbench.pq.matching import CategoryTable
 
 HOW_TO_GET = {
     "coco": "unzip val2017.zip and panoptic_annotations_trainval2017.zip from cocodataset.org under {root} "

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError
-from panbench.evaluator import PanopticEvaluator, evaluate_image
-from panbench.panoptic_io import (
+from panbench.pq.coco_format import (
     parse_annotations,
     parse_categories,
     read_ids,
     read_json,
     safe_join,
 )
-from panbench.pq import CategoryTable, PQStats
+from panbench.pq.evaluator import PanopticEvaluator, evaluate_image
+from panbench.pq.matching import CategoryTable, PQStats
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
 
@@ -74,7 +74,7 @@ def score_files(
     pred_dir: str | os.PathLike[str],
     workers: int = 1,
 ) -> dict[str, Any]:
-    """panopticapi's ``pq_compute`` result, computed streaming; see :func:`panbench.pq.summarize`."""
+    """panopticapi's ``pq_compute`` result, computed streaming; see :func:`panbench.pq.matching.summarize`."""
     cats, pairs = load_pairs(gt_json, pred_json)
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq import ImageStats
-from panbench.results import atomic_write
+from panbench.pq.matching import ImageStats
+from panbench.reporting.records import atomic_write
 
 CACHE_FORMAT = 2  # part of every cache key: a cache written by another format is never read
 FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px")

@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from panbench.dataset import PanopticDataset
+from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError, PanbenchError
-from panbench.evaluator import PanopticEvaluator, evaluate_image
-from panbench.panoptic_io import read_ids
-from panbench.pq import ImageStats, PQStats
-from panbench.resume import StatsCache
+from panbench.evaluation.cache import StatsCache
+from panbench.pq.coco_format import read_ids
+from panbench.pq.evaluator import PanopticEvaluator, evaluate_image
+from panbench.pq.matching import ImageStats, PQStats
 
 INSTANCE_OFFSET = 1000  # mmdet's panoptic label encoding: label + instance * INSTANCE_OFFSET
 
@@ -482,7 +482,7 @@ def all_reduce_stats(evaluator: PanopticEvaluator, device: str) -> None:
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
-    from panbench.pq import PQStats
+    from panbench.pq.matching import PQStats
 
     dev = device if dist.get_backend() == "nccl" else "cpu"
     t = torch.from_numpy(evaluator.stats.to_array()).to(dev)

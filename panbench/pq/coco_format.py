@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import CategoryTable, Segments
+from panbench.pq.matching import CategoryTable, Segments
 
 try:  # the C loops (setup.py builds them); without them the numpy path gives the same numbers
     if os.environ.get("PANBENCH_NO_NATIVE") == "1":  # force the numpy path (benchmarks, debugging)
         raise ImportError("PANBENCH_NO_NATIVE=1")
-    from panbench import _native
+    from panbench.pq import _native
 except ImportError:  # pragma: no cover - exercised by tests that hide the module
     _native = None
 try:  # libdeflate: whole-buffer inflate, ~10x faster than zlib on panoptic PNGs

@@ -1,4 +1,4 @@
-/* panbench._native: the two per-pixel loops of PQ scoring, in C.
+/* panbench.pq._native: the two per-pixel loops of PQ scoring, in C.
  *
  *   unfilter_ids(raw, width, height, channels, out)
  *       PNG scanlines (inflated IDAT of an 8-bit RGB/RGBA, non-interlaced image) -> segment ids

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.synth import random_image, write_png
+from panbench.data.synth import random_image, write_png
 
 # Listed things first, as COCO's panoptic JSON does: mmdet numbers a model's classes in the JSON's order
 # and treats the first num_things_classes as things.  The ids are non-contiguous and interleave.

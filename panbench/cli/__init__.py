@@ -1,0 +1,1 @@
+"""The ``panbench`` command line: one module per command."""

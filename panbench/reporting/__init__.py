@@ -1,0 +1,3 @@
+"""What a run leaves behind and how it is shown: result records (:mod:`.records`), comparison
+tables (:mod:`.tables`, pandas), plots (:mod:`.plots`, matplotlib), panoptic overlays
+(:mod:`.viz`), the self-contained HTML page (:mod:`.report`)."""
