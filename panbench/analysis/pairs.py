@@ -1,0 +1,38 @@
+"""One image from id maps to (PQ contributions, analysis record), through the evaluator's code.
+
+:func:`evaluate_image_analysis` is :func:`panbench.evaluator.evaluate_image` that also returns the
+:class:`ImageAnalysis` of the same intersection table; the table is computed once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from panbench import evaluator, panoptic_io
+from panbench.analysis.image import ImageAnalysis, analyze_image
+from panbench.panoptic_io import parse_segments
+from panbench.pq import CategoryTable, ImageStats
+
+
+def evaluate_image_analysis(
+    cats: CategoryTable,
+    gt_ids: np.ndarray,
+    gt_segments_info: list[dict[str, Any]],
+    pred_ids: np.ndarray,
+    pred_segments_info: list[dict[str, Any]],
+    where: str = "image",
+) -> tuple[ImageStats, ImageAnalysis]:
+    """PQ contributions and the analysis record of one image (same checks and errors as
+    :func:`panbench.evaluator.evaluate_image`)."""
+    if gt_ids.shape != pred_ids.shape:
+        raise evaluator._size_error(where, gt_ids.shape, pred_ids.shape)
+    gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
+    pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
+    if panoptic_io._native is not None:
+        inter = evaluator._native_intersections(gt_ids, gt, pred_ids, pred, where)
+    else:
+        inter = evaluator._numpy_intersections(gt_ids, gt, pred_ids, pred, where)
+    stats = evaluator._match(inter, gt, pred, where)  # also sets pred.areas from the table
+    return stats, analyze_image(inter, gt, pred)
