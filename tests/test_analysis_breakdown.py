@@ -88,11 +88,15 @@ def test_tie_of_best_ground_truth_goes_to_the_first_in_segments_info(first: int)
                 [(20, 0, 8, 0, 20), (21, 8, 12, 0, 20)], {20: 1, 21: 1}, gt_order=order)
     fp, fn, rec = types(img)
     assert rec.fp_same.tolist() == [pytest.approx(1 / 6)]
+    seg = error_breakdown(one_set(img), TABLE.isthing)["errors"]["segmentation"]["delta_PQ"]
+    base = pq((0.8, 1, 1, 1))
     if first == 10:  # best = the matched g10: a duplicate; g11 keeps a segmentation error with no pair
         assert (fp, fn, rec.fn_pair.tolist()) == (["duplicate"], ["segmentation"], [0.0])
+        assert seg == pytest.approx(pq((0.8, 1, 1, 0)) - base)  # the unpaired FN just disappears
     else:  # best = the unmatched g11: a segmentation error, mutual pair
         assert (fp, fn) == (["segmentation"], ["segmentation"])
         assert rec.fn_pair.tolist() == [pytest.approx(1 / 6)]
+        assert seg == pytest.approx(pq((0.8 + 1 / 6, 2, 0, 0)) - base)  # the pair becomes a TP
 
 
 def pq(*cats):

@@ -73,6 +73,17 @@ def test_areas_and_best_overlaps_of_a_hand_built_image() -> None:
     assert rec.gt_iou_sum.tolist() == pytest.approx([992 / 1024, 60 / 200])
 
 
+def test_the_last_crowd_of_a_category_ignores_predictions() -> None:
+    # two A crowds: panopticapi keeps the last one in JSON order; a prediction on the first is counted
+    gt_ids = paint((10, 20), [(12, 0, 10, 0, 10), (13, 0, 10, 10, 20)])
+    pred_ids = paint((10, 20), [(20, 0, 10, 0, 6), (21, 0, 10, 10, 20)])
+    gt_info = infos(gt_ids, {12: 1, 13: 1}, crowd={12, 13})
+    stats, rec = run(gt_ids, gt_info, pred_ids, infos(pred_ids, {20: 1, 21: 1}, gt=False))
+    assert_same_decisions(stats, rec)
+    assert rec.fp_cats.tolist() == [A] and rec.fp_area.tolist() == [60]
+    assert rec.fp_same.tolist() == [0.0] and rec.fn_cats.tolist() == []
+
+
 def test_empty_images() -> None:
     z = np.zeros((4, 4), np.uint32)
     _, rec = run(z, [], z, [])
