@@ -183,3 +183,17 @@ def test_awkward_cases_hand_built() -> None:
         st_plain = PQStats.zeros(len(TABLE))
         st_plain.add_image(plain)
         assert o["PQ"] <= summarize(st_plain, TABLE.ids, TABLE.isthing)["PQ"] + 1e-12
+
+
+def test_predicted_boundary_on_void_leaves_the_union() -> None:
+    """gt: a 30x30 block on VOID; pred: the block and 3 columns of VOID.  Mask IoU 1 (VOID leaves the
+    union); boundary (d = 1): 88 shared ring pixels, 34 predicted ring pixels on VOID."""
+    g = np.zeros((40, 40), np.uint32)
+    g[5:35, 5:35] = 7
+    p = np.zeros((40, 40), np.uint32)
+    p[5:35, 5:38] = 9
+    images = [(g, [{"id": 7, "category_id": 1, "area": 900}], p, [{"id": 9, "category_id": 1}])]
+    assert dilation(40, 40) == 1
+    o = ours(images, 0.02)
+    assert o["PQ"] == pytest.approx(100 * 88 / (122 + 116 - 88 - 34), abs=1e-9)
+    assert o["PQ"] == pytest.approx(slow_boundary_pq(images, 0.02)["PQ"], abs=1e-9)
