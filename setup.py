@@ -9,5 +9,6 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension("panbench._native", ["panbench/_native.c"], extra_compile_args=["-O3"], optional=True),
+        Extension("panbench._boundary", ["panbench/_boundary.c"], extra_compile_args=["-O3"], optional=True),
     ]
 )

@@ -8,8 +8,9 @@
    not scores of any model.
 2. PQ by size, PQ-dagger and the error breakdown on the same records.
 3. Per-image cost of the record: ``evaluate_image`` vs ``evaluate_image_analysis`` (the same plus
-   ``analyze_image``) on in-memory 640x480 synthetic images (no PNG decoding, so the ratio is the
-   strictest possible; in ``score`` the decoding makes it smaller).  Medians of interleaved repeats.
+   ``analyze_image``) and vs boundary PQ on top (``evaluate_image_all(boundary=True)``) on in-memory
+   640x480 synthetic images (no PNG decoding, so the ratios are the strictest possible; in
+   ``score`` the decoding makes them smaller).  Medians of interleaved repeats.
 
     .venv/bin/python scripts/bench_analysis.py            # threads: OPENBLAS/OMP set to 2 below
 """
@@ -74,8 +75,8 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench_records(n_images: int, repeat: int) -> tuple[float, float]:
-    from panbench.analysis.pairs import evaluate_image_analysis
+def bench_records(n_images: int, repeat: int) -> tuple[float, float, float]:
+    from panbench.analysis.pairs import evaluate_image_all, evaluate_image_analysis
     from panbench.evaluator import evaluate_image
     from panbench.pq import CategoryTable
     from panbench.synth import coco_like_categories, perturb, random_image
@@ -87,7 +88,7 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, float]:
     for _ in range(n_images):
         g = random_image(rng, 480, 640, cats_json, n_things=(5, 30), n_stuff=(3, 8))
         imgs.append((g, perturb(rng, g, cats_json)))
-    plain, full = [], []
+    plain, full, bnd = [], [], []
     for _ in range(repeat):  # interleaved
         t = time.perf_counter()
         for g, p in imgs:
@@ -97,7 +98,11 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, float]:
         for g, p in imgs:
             evaluate_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
         full.append(time.perf_counter() - t)
-    return statistics.median(plain) / n_images, statistics.median(full) / n_images
+        t = time.perf_counter()
+        for g, p in imgs:
+            evaluate_image_all(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image", boundary=True)
+        bnd.append(time.perf_counter() - t)
+    return tuple(statistics.median(x) / n_images for x in (plain, full, bnd))
 
 
 def main() -> None:
@@ -123,10 +128,16 @@ def main() -> None:
     print(f"  paired_bootstrap + per class       {t_pair:8.3f} s   target < 5 s: {'ok' if t_pair < 5 else 'MISSED'}")
     print(f"  by size + PQ-dagger + errors       {t_rest:8.3f} s")
     if args.record_images:
-        plain, full = bench_records(args.record_images, args.repeat)
+        from panbench import panoptic_io
+        from panbench.analysis import boundary
+
+        plain, full, bnd = bench_records(args.record_images, args.repeat)
         print(f"per-image record, {args.record_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
         print(f"  evaluate_image                     {1e3 * plain:8.2f} ms/image")
         print(f"  evaluate_image_analysis            {1e3 * full:8.2f} ms/image   ratio {full / plain:.3f}")
+        print(f"  + boundary PQ (d = 16)             {1e3 * bnd:8.2f} ms/image   ratio {bnd / plain:.3f}")
+        print(f"  (PQ pixel pass: {'C' if panoptic_io._native is not None else 'numpy'}; "
+              f"boundary pixel pass: {'C' if boundary._native is not None else 'numpy'})")
 
 
 if __name__ == "__main__":

@@ -197,3 +197,40 @@ def test_predicted_boundary_on_void_leaves_the_union() -> None:
     o = ours(images, 0.02)
     assert o["PQ"] == pytest.approx(100 * 88 / (122 + 116 - 88 - 34), abs=1e-9)
     assert o["PQ"] == pytest.approx(slow_boundary_pq(images, 0.02)["PQ"], abs=1e-9)
+
+
+@pytest.mark.parametrize("shape,d", [((48, 64), 1), ((48, 64), 4), ((1, 30), 1), ((30, 1), 2), ((5, 7), 9)])
+def test_c_and_numpy_tables_agree(shape, d) -> None:
+    from panbench.analysis import boundary
+    from panbench.panoptic_io import parse_segments
+    from panbench.synth import coco_like_categories, perturb, random_image
+
+    if boundary._native is None:
+        pytest.skip("panbench._boundary is not built (python setup.py build_ext --inplace)")
+    cats_json = coco_like_categories(5, 4)
+    cats = CategoryTable.from_coco(cats_json)
+    rng = np.random.default_rng(d)
+    for _ in range(3):
+        g = random_image(rng, max(shape[0], 8), max(shape[1], 8), cats_json, crowd_prob=0.3)
+        p = perturb(rng, g, cats_json)
+        g_ids, p_ids = g.ids[: shape[0], : shape[1]].copy(), p.ids[: shape[0], : shape[1]].copy()
+        g_ids[0, 0] = 12345  # an id in no ground-truth segment
+        gt = parse_segments(g.segments_info, cats, "gt", gt=True)
+        pred = parse_segments([s for s in p.segments_info if (p_ids == s["id"]).any()], cats, "pred", gt=False)
+        c = boundary.boundary_tables(g_ids, gt, p_ids, pred, d)
+        n = boundary.boundary_tables(g_ids, gt, p_ids, pred, d, native=False)
+        for a, b in zip(c, n):
+            assert np.array_equal(a, b)
+
+
+def test_unknown_predicted_id_is_one_line() -> None:
+    from panbench.analysis import boundary
+    from panbench.errors import InputError
+    from panbench.panoptic_io import parse_segments
+
+    ids = np.ones((4, 4), np.uint32)
+    gt = parse_segments([{"id": 1, "category_id": 1, "area": 16}], TABLE, "gt", gt=True)
+    pred = parse_segments([{"id": 2, "category_id": 1}], TABLE, "pred", gt=False)
+    for native in (True, False):
+        with pytest.raises(InputError, match="PNG segment id 1 is absent"):
+            boundary.boundary_tables(ids, gt, ids, pred, 1, native=native)

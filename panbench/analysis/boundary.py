@@ -15,7 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from panbench.analysis.image import _ignored, pair_ious
+from panbench.errors import InputError
 from panbench.pq import ImageStats, Segments
+
+try:  # the per-pixel part in C (panbench/_boundary.c); the numpy path below gives the same tables
+    from panbench import _boundary as _native
+except ImportError:  # pragma: no cover - no C compiler at install time
+    _native = None
 
 
 def dilation(height: int, width: int, ratio: float = 0.02) -> int:
@@ -60,14 +66,7 @@ def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray,
     tp_cats, tp_ious = np.zeros(0, np.int64), np.zeros(0)
     gt_matched, pred_matched = np.zeros(n_gt, bool), np.zeros(n_pred, bool)
     if n_gt and n_pred:
-        bg, bp = boundary_mask(gt_ids, d), boundary_mask(pred_ids, d)
-        g_of = _index(gt_ids, gt.ids)  # 0 VOID, 1..G, G+1 not listed
-        p_of = _index(pred_ids, pred.ids)
-        bg_area = np.bincount(g_of[bg], minlength=n_gt + 2)[1 : n_gt + 1]
-        bp_area = np.bincount(p_of[bp], minlength=n_pred + 1)[1:]
-        sel = bp & (bg | (g_of == 0))  # predicted boundary on a ground-truth boundary or on VOID
-        bint = np.bincount(g_of[sel] * (n_pred + 1) + p_of[sel], minlength=(n_gt + 2) * (n_pred + 1)).reshape(
-            n_gt + 2, n_pred + 1)
+        bint, bg_area, bp_area = boundary_tables(gt_ids, gt, pred_ids, pred, d)
         b_i = bint[1 : n_gt + 1, 1:]
         b_union = bp_area[None, :] + bg_area[:, None] - b_i - bint[0, 1:][None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -83,6 +82,36 @@ def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray,
     unmatched = np.nonzero(~pred_matched)[0]
     fp = unmatched[~_ignored(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
     return ImageStats(tp_cats, tp_ious, fn_cats, pred.cats[fp])
+
+
+def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, d: int,
+                    native: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth boundary,
+    row 0: on ground-truth VOID), boundary areas of the G ground truths and of the P predictions."""
+    n_gt, n_pred = len(gt), len(pred)
+    if native and _native is not None:
+        h, w = gt_ids.shape
+        bint = np.empty((n_gt + 2, n_pred + 1), np.int64)
+        bg_area, bp_area = np.empty(n_gt + 2, np.int64), np.empty(n_pred + 1, np.int64)
+        bad = _native.boundary_counts(np.ascontiguousarray(gt_ids, np.uint32), np.ascontiguousarray(pred_ids, np.uint32),
+                                      w, h, np.ascontiguousarray(gt.ids, np.int64),
+                                      np.ascontiguousarray(pred.ids, np.int64), d, bint, bg_area, bp_area)
+        if bad is not None:
+            raise InputError(f"prediction: PNG segment id {bad[1]} is absent from segments_info; "
+                             "list every segment of the PNG in segments_info")
+        return bint, bg_area[1 : n_gt + 1], bp_area[1:]
+    bg, bp = boundary_mask(gt_ids, d), boundary_mask(pred_ids, d)
+    g_of = _index(gt_ids, gt.ids)  # 0 VOID, 1..G, G+1 not listed
+    p_of = _index(pred_ids, pred.ids)
+    if p_of.max(initial=0) > n_pred:
+        bad = int(pred_ids.ravel()[np.argmax(p_of.ravel() > n_pred)])
+        raise InputError(f"prediction: PNG segment id {bad} is absent from segments_info; "
+                         "list every segment of the PNG in segments_info")
+    bg_area = np.bincount(g_of[bg], minlength=n_gt + 2)[1 : n_gt + 1]
+    bp_area = np.bincount(p_of[bp], minlength=n_pred + 1)[1:]
+    sel = bp & (bg | (g_of == 0))  # predicted boundary on a ground-truth boundary or on VOID
+    bint = np.bincount(g_of[sel] * (n_pred + 1) + p_of[sel], minlength=(n_gt + 2) * (n_pred + 1))
+    return bint.reshape(n_gt + 2, n_pred + 1), bg_area, bp_area
 
 
 def _index(ids: np.ndarray, seg_ids: np.ndarray) -> np.ndarray:

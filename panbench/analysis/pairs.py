@@ -2,6 +2,7 @@
 
 :func:`evaluate_image_analysis` is :func:`panbench.evaluator.evaluate_image` that also returns the
 :class:`ImageAnalysis` of the same intersection table; the table is computed once.
+:func:`evaluate_image_all` adds the boundary-PQ contributions (opt-in: they cost a second pass).
 """
 
 from __future__ import annotations
@@ -26,6 +27,22 @@ def evaluate_image_analysis(
 ) -> tuple[ImageStats, ImageAnalysis]:
     """PQ contributions and the analysis record of one image (same checks and errors as
     :func:`panbench.evaluator.evaluate_image`)."""
+    stats, rec, _ = evaluate_image_all(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
+    return stats, rec
+
+
+def evaluate_image_all(
+    cats: CategoryTable,
+    gt_ids: np.ndarray,
+    gt_segments_info: list[dict[str, Any]],
+    pred_ids: np.ndarray,
+    pred_segments_info: list[dict[str, Any]],
+    where: str = "image",
+    boundary: bool = False,
+    dilation_ratio: float = 0.02,
+) -> tuple[ImageStats, ImageAnalysis, ImageStats | None]:
+    """PQ contributions, the analysis record and, with ``boundary``, the boundary-PQ contributions
+    of one image, from one intersection table."""
     if gt_ids.shape != pred_ids.shape:
         raise evaluator._size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
@@ -35,4 +52,9 @@ def evaluate_image_analysis(
     else:
         inter = evaluator._numpy_intersections(gt_ids, gt, pred_ids, pred, where)
     stats = evaluator._match(inter, gt, pred, where)  # also sets pred.areas from the table
-    return stats, analyze_image(inter, gt, pred)
+    bstats = None
+    if boundary:
+        from panbench.analysis.boundary import boundary_image_stats
+
+        bstats = boundary_image_stats(gt_ids, gt, pred_ids, pred, inter, dilation_ratio)
+    return stats, analyze_image(inter, gt, pred), bstats
