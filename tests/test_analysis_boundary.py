@@ -107,7 +107,8 @@ def slow_boundary_pq(images, ratio: float) -> dict:
         for p, s in ps.items():
             if p in pm:
                 continue
-            ign = pairs.get((0, p), 0) + (pairs.get((crowd[s["category_id"]], p), 0) if s["category_id"] in crowd else 0)
+            c = s["category_id"]
+            ign = pairs.get((0, p), 0) + (pairs.get((crowd[c], p), 0) if c in crowd else 0)
             if ign / s["area"] > 0.5:
                 continue
             per[s["category_id"]][2] += 1

@@ -93,8 +93,8 @@ def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred
         h, w = gt_ids.shape
         bint = np.empty((n_gt + 2, n_pred + 1), np.int64)
         bg_area, bp_area = np.empty(n_gt + 2, np.int64), np.empty(n_pred + 1, np.int64)
-        bad = _native.boundary_counts(np.ascontiguousarray(gt_ids, np.uint32), np.ascontiguousarray(pred_ids, np.uint32),
-                                      w, h, np.ascontiguousarray(gt.ids, np.int64),
+        g32, p32 = np.ascontiguousarray(gt_ids, np.uint32), np.ascontiguousarray(pred_ids, np.uint32)
+        bad = _native.boundary_counts(g32, p32, w, h, np.ascontiguousarray(gt.ids, np.int64),
                                       np.ascontiguousarray(pred.ids, np.int64), d, bint, bg_area, bp_area)
         if bad is not None:
             raise InputError(f"prediction: PNG segment id {bad[1]} is absent from segments_info; "
