@@ -78,7 +78,8 @@ def test_paired_difference_of_a_better_run_excludes_zero() -> None:
     rng = np.random.default_rng(5)
     a = synthetic_run(rng, 300)
     b = RunSums(a.iou * 0.9, a.tp, a.fp, a.fn, a.image_ids, a.fingerprint)  # the same run, every IoU 10% lower
-    out = paired_bootstrap(a, b, ISTHING, n_resamples=200, seed=1)
+    out = paired_bootstrap(a, b, ISTHING, n_resamples=200, seed=1, category_ids=[1, 3, 5, 7, 9])
+    assert list(out["per_class"]) == ["1", "3", "5", "7", "9"]
     lo, hi = out["metrics"]["PQ"]
     assert 0 < lo < hi and out["excludes_zero"]["PQ"]
     assert all(lo > 0 for lo, _ in out["per_class"].values())

@@ -102,10 +102,12 @@ def check_paired(a: RunSums, b: RunSums) -> None:
 
 
 def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
-                     level: float = 0.95, chunk: int = 250, per_class: bool = True) -> dict[str, Any]:
+                     level: float = 0.95, chunk: int = 250, per_class: bool = True,
+                     category_ids: list[int] | None = None) -> dict[str, Any]:
     """Intervals of A - B (0-100 points): ``metrics`` for PQ, SQ, RQ, PQ_th, PQ_st and, with
-    ``per_class``, ``per_class`` (category index -> [low, high] of the class PQ difference);
-    ``excludes_zero`` marks the metrics whose interval does not contain 0."""
+    ``per_class``, ``per_class`` (category id as a string, or the index without ``category_ids``
+    -> [low, high] of the class PQ difference); ``excludes_zero`` marks the metrics whose
+    interval does not contain 0."""
     check_paired(a, b)
     _check_args(a.n_images, n_resamples, level)
     w_all = resample_counts(a.n_images, n_resamples, seed)
@@ -125,7 +127,8 @@ def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: i
                            "excludes_zero": {k: bool(lo > 0 or hi < 0) for k, (lo, hi) in metrics.items()}}
     if per_class:
         iv = _interval(np.concatenate(cls), level)
-        out["per_class"] = {k: [float(iv[0, k]), float(iv[1, k])] for k in range(c)}
+        keys = [str(i) for i in category_ids] if category_ids is not None else list(range(c))
+        out["per_class"] = {keys[k]: [float(iv[0, k]), float(iv[1, k])] for k in range(c)}
     return out
 
 
