@@ -109,6 +109,17 @@ def test_pq_dagger_equals_torchmetrics(seed: int) -> None:
     stuffs = {c["id"] for c in cats_json if not c["isthing"]}
     rng = np.random.default_rng(seed)
     metric = tm.ModifiedPanopticQuality(things=things, stuffs=stuffs, allow_unknown_preds_category=True)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # torchmetrics divides int tensors: float64 IoUs, as panbench's
+    try:
+        tm_value = _feed(metric, torch, rng, cats_json, cats, stuffs)
+    finally:
+        torch.set_default_dtype(default)
+    ours = pq_dagger(AnalysisSet.from_images(tm_value[1], len(cats)), cats.isthing)["PQ_dagger"]
+    assert ours == pytest.approx(100 * tm_value[0], abs=1e-9)
+
+
+def _feed(metric, torch, rng, cats_json, cats, stuffs):
     recs = []
     for _ in range(4):
         gt = random_image(rng, 48, 64, cats_json, crowd_prob=0.0)
@@ -125,5 +136,4 @@ def test_pq_dagger_equals_torchmetrics(seed: int) -> None:
         recs.append(rec)
         metric.update(torch.from_numpy(_to_cat_instance(pred.ids, pred.segments_info))[None],
                       torch.from_numpy(_to_cat_instance(gt.ids, gt.segments_info))[None])
-    ours = pq_dagger(AnalysisSet.from_images(recs, len(cats)), cats.isthing)["PQ_dagger"]
-    assert ours == pytest.approx(100 * float(metric.compute()), abs=1e-9)
+    return float(metric.compute()), recs
