@@ -60,122 +60,131 @@ static inline int32_t idmap_get(const idmap *m, uint32_t key) {
     return -1;
 }
 
-/* ids -> indices; unknown -> `unknown` (>= 0) or, when unknown < 0, stop and report the id */
-static int to_index(const uint32_t *ids, Py_ssize_t n, const idmap *m, int32_t unknown, int32_t *out,
-                    uint32_t *bad) {
-    uint32_t last = 0;
-    int32_t li = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint32_t v = ids[i];
-        if (v != last) {
-            li = idmap_get(m, v);
-            if (li < 0) {
-                if (unknown < 0) { *bad = v; return 1; }
-                li = unknown;
+/* Row windows: o[x] = 1 where the run of equal ids around x extends d pixels both ways. */
+static void inner_row(const uint32_t *r, Py_ssize_t w, int d, uint8_t *o) {
+    Py_ssize_t s = 0;
+    while (s < w) {
+        Py_ssize_t e = s;
+        uint32_t v = r[s];
+        while (e + 1 < w && r[e + 1] == v) e++;
+        Py_ssize_t lo = s + d, hi = e - d; /* interior x in [lo, hi] */
+        memset(o + s, 0, (size_t)(e - s + 1));
+        if (lo <= hi) memset(o + lo, 1, (size_t)(hi - lo + 1));
+        s = e + 1;
+    }
+}
+
+/* up[x]: rows ending at row y (r) in which the pixel has a clean row window and the same id as
+ * the row below, saturating at 2d + 1.  Pixel (y - d, x) is interior iff up[x] == 2d + 1. */
+static void up_row(const uint32_t *restrict r, const uint32_t *restrict ra, const uint8_t *restrict in, uint16_t *restrict up,
+                   Py_ssize_t w, uint16_t full, int first) {
+    if (first) {
+        for (Py_ssize_t x = 0; x < w; x++) up[x] = in[x];
+        return;
+    }
+    for (Py_ssize_t x = 0; x < w; x++) {
+        uint16_t u = up[x];
+        uint16_t v = (r[x] == ra[x]) ? (uint16_t)(u + (u < full)) : 1;
+        up[x] = in[x] ? v : 0;
+    }
+}
+
+typedef struct {
+    const idmap *m;
+    uint32_t last;
+    int32_t li, unknown;
+} lookup;
+
+static inline int32_t look(lookup *l, uint32_t v) {
+    if (v != l->last) {
+        int32_t k = idmap_get(l->m, v);
+        l->li = k < 0 ? l->unknown : k;
+        l->last = v;
+    }
+    return l->li;
+}
+
+/* Tally row y: boundary flags from the up counts (NULL: the whole row is boundary), run by run. */
+static int tally_row(const uint32_t *g, const uint32_t *p, const uint16_t *ug, const uint16_t *up, uint16_t full,
+                     Py_ssize_t w, uint8_t *fl, lookup *lg, lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa,
+                     Py_ssize_t cols, uint32_t *bad) {
+    for (Py_ssize_t x = 0; x < w; x++) /* bit 0: gt boundary, bit 1: pred boundary */
+        fl[x] = (uint8_t)((ug ? ug[x] < full : 1) | ((up ? up[x] < full : 1) << 1));
+    Py_ssize_t x = 0;
+    while (x < w) {
+        uint32_t gv = g[x], pv = p[x];
+        uint8_t f = fl[x];
+        Py_ssize_t e = x + 1;
+        while (e < w && g[e] == gv && p[e] == pv && fl[e] == f) e++;
+        if (f) {
+            int32_t a = look(lg, gv), b = look(lp, pv);
+            int64_t n = e - x;
+            if (b < 0) { *bad = pv; return 1; }
+            if (f & 1) bga[a] += n;
+            if (f & 2) {
+                bpa[b] += n;
+                if ((f & 1) || a == 0) bint[a * cols + b] += n;
             }
-            last = v;
         }
-        out[i] = li;
+        x = e;
     }
     return 0;
 }
 
-/* bnd[i] = 1 where pixel i is on the boundary of its region (regions: equal index) */
-static void boundary_of(const int32_t *idx, Py_ssize_t w, Py_ssize_t h, int d, uint8_t *inner_h, uint16_t *up,
-                        uint16_t *down_row, uint8_t *bnd) {
-    const uint16_t full = (uint16_t)(d + 1);
-    for (Py_ssize_t y = 0; y < h; y++) { /* row windows: the run around x extends d both ways */
-        const int32_t *r = idx + y * w;
-        uint8_t *o = inner_h + y * w;
-        Py_ssize_t s = 0;
-        while (s < w) {
-            Py_ssize_t e = s;
-            while (e + 1 < w && r[e + 1] == r[s]) e++;
-            Py_ssize_t lo = s + d, hi = e - d; /* interior x in [lo, hi] */
-            memset(o + s, 0, (size_t)(e - s + 1));
-            if (lo <= hi) memset(o + lo, 1, (size_t)(hi - lo + 1));
-            s = e + 1;
+static int boundary_pass(const uint32_t *g, const uint32_t *p, Py_ssize_t w, Py_ssize_t h, int d, lookup *lg,
+                         lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, uint8_t *buf,
+                         uint32_t *bad) {
+    const uint16_t full = (uint16_t)(2 * d + 1);
+    uint8_t *ig = buf, *ip = buf + w;
+    uint16_t *ug = (uint16_t *)(buf + 2 * w + 16 - ((uintptr_t)(buf + 2 * w) % 16)), *up = ug + w;
+    uint8_t *fl = (uint8_t *)(up + w);
+    for (Py_ssize_t y = 0; y < h; y++) {
+        const uint32_t *gr = g + y * w, *pr = p + y * w;
+        inner_row(gr, w, d, ig);
+        inner_row(pr, w, d, ip);
+        up_row(gr, gr - (y ? w : 0), ig, ug, w, full, y == 0);
+        up_row(pr, pr - (y ? w : 0), ip, up, w, full, y == 0);
+        if (y >= 2 * d) { /* row y - d is decided: interior iff its column window reaches row y */
+            Py_ssize_t t = y - d;
+            if (tally_row(g + t * w, p + t * w, ug, up, full, w, fl, lg, lp, bint, bga, bpa, cols, bad)) return 1;
         }
     }
-    /* consecutive clean rows of the same region, from above (saturating at d + 1) */
-    for (Py_ssize_t x = 0; x < w; x++) up[x] = inner_h[x];
-    for (Py_ssize_t y = 1; y < h; y++) {
-        const int32_t *restrict r = idx + y * w, *restrict ra = r - w;
-        const uint8_t *restrict in = inner_h + y * w, *restrict ina = in - w;
-        const uint16_t *restrict ua = up + (y - 1) * w;
-        uint16_t *restrict u = up + y * w;
-        for (Py_ssize_t x = 0; x < w; x++) {
-            uint16_t cont = (uint16_t)((r[x] == ra[x]) & ina[x]);
-            uint16_t v = cont ? (uint16_t)(ua[x] + (ua[x] < full)) : 1;
-            u[x] = in[x] ? v : 0;
-        }
+    for (Py_ssize_t t = 0; t < h; t++) { /* rows within d of the top or bottom border: all boundary */
+        if (t >= d && t < h - d && h >= 2 * d + 1) continue;
+        if (tally_row(g + t * w, p + t * w, NULL, NULL, full, w, fl, lg, lp, bint, bga, bpa, cols, bad)) return 1;
     }
-    /* and from below; interior needs d + 1 both ways */
-    const uint16_t *ul = up + (h - 1) * w;
-    const uint8_t *il = inner_h + (h - 1) * w;
-    for (Py_ssize_t x = 0; x < w; x++) {
-        down_row[x] = il[x];
-        bnd[(h - 1) * w + x] = !(ul[x] >= full && il[x] >= full);
-    }
-    for (Py_ssize_t y = h - 2; y >= 0; y--) {
-        const int32_t *restrict r = idx + y * w, *restrict rb = r + w;
-        const uint8_t *restrict in = inner_h + y * w, *restrict inb = in + w;
-        const uint16_t *restrict u = up + y * w;
-        uint16_t *restrict dn = down_row;
-        uint8_t *restrict o = bnd + y * w;
-        for (Py_ssize_t x = 0; x < w; x++) {
-            uint16_t cont = (uint16_t)((r[x] == rb[x]) & inb[x]);
-            uint16_t v = cont ? (uint16_t)(dn[x] + (dn[x] < full)) : 1;
-            v = in[x] ? v : 0;
-            dn[x] = v;
-            o[x] = !((u[x] >= full) & (v >= full));
-        }
-    }
+    return 0;
 }
 
 static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
     Py_buffer g, p, gk, pk, bi, ga, pa;
     Py_ssize_t w, h;
     int d;
+    (void)self;
     if (!PyArg_ParseTuple(args, "y*y*nny*y*iw*w*w*", &g, &p, &w, &h, &gk, &pk, &d, &bi, &ga, &pa)) return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = w * h, n_gt = gk.len / 8, n_pred = pk.len / 8, cols = n_pred + 1;
     if (w < 0 || h < 0 || g.len != n * 4 || p.len != n * 4) {
         PyErr_SetString(PyExc_ValueError, "boundary_counts: id maps must be uint32 height x width");
-    } else if (gk.len % 8 || pk.len % 8 || d < 1 || d > 60000) {
-        PyErr_SetString(PyExc_ValueError, "boundary_counts: keys must be int64 and 1 <= d <= 60000");
+    } else if (gk.len % 8 || pk.len % 8 || d < 1 || d > 30000) {
+        PyErr_SetString(PyExc_ValueError, "boundary_counts: keys must be int64 and 1 <= d <= 30000");
     } else if (bi.len != (n_gt + 2) * cols * 8 || ga.len != (n_gt + 2) * 8 || pa.len != cols * 8) {
         PyErr_SetString(PyExc_ValueError, "boundary_counts: output arrays have the wrong sizes");
     } else {
         idmap gm = {0}, pm = {0};
-        int32_t *gi = malloc(n * sizeof(int32_t) + 1), *pi = malloc(n * sizeof(int32_t) + 1);
-        uint8_t *inner = malloc(n + 1), *bg = malloc(n + 1), *bp = malloc(n + 1);
-        uint16_t *up = malloc(n * sizeof(uint16_t) + 2), *row = malloc(w * sizeof(uint16_t) + 2);
-        if (!gi || !pi || !inner || !bg || !bp || !up || !row || idmap_init(&gm, gk.buf, n_gt) ||
-            idmap_init(&pm, pk.buf, n_pred)) {
+        uint8_t *buf = malloc(7 * (size_t)w + 64);
+        if (!buf || idmap_init(&gm, gk.buf, n_gt) || idmap_init(&pm, pk.buf, n_pred)) {
             PyErr_NoMemory();
         } else {
             uint32_t bad = 0;
-            int rc;
+            int rc = 0;
             Py_BEGIN_ALLOW_THREADS
-            int64_t *bint = bi.buf, *bga = ga.buf, *bpa = pa.buf;
-            memset(bint, 0, (size_t)bi.len);
-            memset(bga, 0, (size_t)ga.len);
-            memset(bpa, 0, (size_t)pa.len);
-            to_index(g.buf, n, &gm, (int32_t)(n_gt + 1), gi, &bad);
-            rc = to_index(p.buf, n, &pm, -1, pi, &bad);
-            if (!rc && n > 0) {
-                boundary_of(gi, w, h, d, inner, up, row, bg);
-                boundary_of(pi, w, h, d, inner, up, row, bp);
-                for (Py_ssize_t i = 0; i < n; i++) {
-                    int32_t a = gi[i], b = pi[i];
-                    if (bg[i]) bga[a]++;
-                    if (bp[i]) {
-                        bpa[b]++;
-                        if (bg[i] || a == 0) bint[a * cols + b]++;
-                    }
-                }
-            }
+            lookup lg = {&gm, 0, 0, (int32_t)(n_gt + 1)}, lp = {&pm, 0, 0, -1};
+            memset(bi.buf, 0, (size_t)bi.len);
+            memset(ga.buf, 0, (size_t)ga.len);
+            memset(pa.buf, 0, (size_t)pa.len);
+            if (n > 0)
+                rc = boundary_pass(g.buf, p.buf, w, h, d, &lg, &lp, bi.buf, ga.buf, pa.buf, cols, buf, &bad);
             Py_END_ALLOW_THREADS
             result = rc ? Py_BuildValue("(iI)", 1, bad) : Py_NewRef(Py_None);
         }
@@ -183,13 +192,7 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
         free(gm.vals);
         free(pm.keys);
         free(pm.vals);
-        free(gi);
-        free(pi);
-        free(inner);
-        free(bg);
-        free(bp);
-        free(up);
-        free(row);
+        free(buf);
     }
     PyBuffer_Release(&g);
     PyBuffer_Release(&p);

@@ -75,11 +75,16 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench_records(n_images: int, repeat: int) -> tuple[float, float, float]:
+def bench_records(n_images: int, repeat: int) -> tuple[float, ...]:
+    """Seconds per image: in memory (plain, record, record + boundary), then from PNG files as
+    ``score`` reads them (the same three)."""
+    import tempfile
+
     from panbench.analysis.pairs import evaluate_image_all, evaluate_image_analysis
     from panbench.evaluator import evaluate_image
+    from panbench.panoptic_io import read_ids
     from panbench.pq import CategoryTable
-    from panbench.synth import coco_like_categories, perturb, random_image
+    from panbench.synth import coco_like_categories, perturb, random_image, write_png
 
     rng = np.random.default_rng(1)
     cats_json = coco_like_categories(80, 53)
@@ -88,6 +93,24 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, float, float]:
     for _ in range(n_images):
         g = random_image(rng, 480, 640, cats_json, n_things=(5, 30), n_stuff=(3, 8))
         imgs.append((g, perturb(rng, g, cats_json)))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_analysis_"))
+    files = []
+    for k, (g, p) in enumerate(imgs):
+        write_png(tmp / f"g{k}.png", g.ids)
+        write_png(tmp / f"p{k}.png", p.ids)
+        files.append((tmp / f"g{k}.png", g.segments_info, tmp / f"p{k}.png", p.segments_info))
+
+    def from_files(kind: str) -> float:
+        t = time.perf_counter()
+        for gf, gi, pf, pi in files:
+            g_ids, p_ids = read_ids(gf, "image", "gt"), read_ids(pf, "image", "pred")
+            if kind == "plain":
+                evaluate_image(cats, g_ids, gi, p_ids, pi, "image")
+            else:
+                evaluate_image_all(cats, g_ids, gi, p_ids, pi, "image", boundary=kind == "boundary")
+        return time.perf_counter() - t
+
+    files_t: dict[str, list[float]] = {"plain": [], "record": [], "boundary": []}
     plain, full, bnd = [], [], []
     for _ in range(repeat):  # interleaved
         t = time.perf_counter()
@@ -102,7 +125,12 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, float, float]:
         for g, p in imgs:
             evaluate_image_all(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image", boundary=True)
         bnd.append(time.perf_counter() - t)
-    return tuple(statistics.median(x) / n_images for x in (plain, full, bnd))
+        for kind, times in files_t.items():
+            times.append(from_files(kind))
+    for f in tmp.iterdir():
+        f.unlink()
+    tmp.rmdir()
+    return tuple(statistics.median(x) / n_images for x in (plain, full, bnd, *files_t.values()))
 
 
 def main() -> None:
@@ -110,7 +138,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--categories", type=int, default=133)
     ap.add_argument("--resamples", type=int, default=1000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--record-images", type=int, default=40, help="images for the per-image record cost")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
@@ -131,11 +159,15 @@ def main() -> None:
         from panbench import panoptic_io
         from panbench.analysis import boundary
 
-        plain, full, bnd = bench_records(args.record_images, args.repeat)
+        plain, full, bnd, f_plain, f_full, f_bnd = bench_records(args.record_images, args.repeat)
         print(f"per-image record, {args.record_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
         print(f"  evaluate_image                     {1e3 * plain:8.2f} ms/image")
         print(f"  evaluate_image_analysis            {1e3 * full:8.2f} ms/image   ratio {full / plain:.3f}")
         print(f"  + boundary PQ (d = 16)             {1e3 * bnd:8.2f} ms/image   ratio {bnd / plain:.3f}")
+        print("  from PNG files, as score reads them (decode + the above):")
+        print(f"  read_ids x 2 + evaluate_image      {1e3 * f_plain:8.2f} ms/image")
+        print(f"  ... + per-image record             {1e3 * f_full:8.2f} ms/image   ratio {f_full / f_plain:.3f}")
+        print(f"  ... + record + boundary PQ         {1e3 * f_bnd:8.2f} ms/image   ratio {f_bnd / f_plain:.3f}")
         print(f"  (PQ pixel pass: {'C' if panoptic_io._native is not None else 'numpy'}; "
               f"boundary pixel pass: {'C' if boundary._native is not None else 'numpy'})")
 

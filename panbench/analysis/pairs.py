@@ -14,7 +14,7 @@ import numpy as np
 from panbench import evaluator, panoptic_io
 from panbench.analysis.image import ImageAnalysis, analyze_image
 from panbench.panoptic_io import parse_segments
-from panbench.pq import CategoryTable, ImageStats
+from panbench.pq import CategoryTable, ImageStats, semantic_pairs
 
 
 def evaluate_image_analysis(
@@ -51,10 +51,15 @@ def evaluate_image_all(
         inter = evaluator._native_intersections(gt_ids, gt, pred_ids, pred, where)
     else:
         inter = evaluator._numpy_intersections(gt_ids, gt, pred_ids, pred, where)
-    stats = evaluator._match(inter, gt, pred, where)  # also sets pred.areas from the table
+    pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
+    if not pred.areas.all():
+        evaluator._match(inter, gt, pred, where)  # raises its one-line error for a segment absent from the PNG
+    rec = analyze_image(inter, gt, pred)  # the same TP/FP/FN as match_segments (tested), so PQ comes from it
+    stats = rec.to_stats()
+    stats.sem_gt, stats.sem_pred, stats.sem_px = semantic_pairs(inter, gt, pred)
     bstats = None
     if boundary:
         from panbench.analysis.boundary import boundary_image_stats
 
         bstats = boundary_image_stats(gt_ids, gt, pred_ids, pred, inter, dilation_ratio)
-    return stats, analyze_image(inter, gt, pred), bstats
+    return stats, rec, bstats
