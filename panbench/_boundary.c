@@ -17,6 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef struct {
     uint32_t *keys;
@@ -60,13 +63,42 @@ static inline int32_t idmap_get(const idmap *m, uint32_t key) {
     return -1;
 }
 
+/* the first i >= from with r[i] != v, or n; SSE2 compares 4 pixels at a time */
+static inline Py_ssize_t run_end1(const uint32_t *r, Py_ssize_t from, Py_ssize_t n, uint32_t v) {
+    Py_ssize_t i = from;
+#ifdef __SSE2__
+    __m128i vv = _mm_set1_epi32((int)v);
+    for (; i + 4 <= n; i += 4) {
+        int m = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(r + i)), vv)));
+        if (m != 0xF) return i + __builtin_ctz(~m & 0xF);
+    }
+#endif
+    while (i < n && r[i] == v) i++;
+    return i;
+}
+
+/* the same for two arrays at once: (g[i], p[i]) != (cg, cp) */
+static inline Py_ssize_t run_end2(const uint32_t *g, const uint32_t *p, Py_ssize_t from, Py_ssize_t n, uint32_t cg,
+                                  uint32_t cp) {
+    Py_ssize_t i = from;
+#ifdef __SSE2__
+    __m128i vg = _mm_set1_epi32((int)cg), vp = _mm_set1_epi32((int)cp);
+    for (; i + 4 <= n; i += 4) {
+        __m128i eq = _mm_and_si128(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(g + i)), vg),
+                                   _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(p + i)), vp));
+        int m = _mm_movemask_ps(_mm_castsi128_ps(eq));
+        if (m != 0xF) return i + __builtin_ctz(~m & 0xF);
+    }
+#endif
+    while (i < n && g[i] == cg && p[i] == cp) i++;
+    return i;
+}
+
 /* Row windows: o[x] = 1 where the run of equal ids around x extends d pixels both ways. */
 static void inner_row(const uint32_t *r, Py_ssize_t w, int d, uint8_t *o) {
     Py_ssize_t s = 0;
     while (s < w) {
-        Py_ssize_t e = s;
-        uint32_t v = r[s];
-        while (e + 1 < w && r[e + 1] == v) e++;
+        Py_ssize_t e = run_end1(r, s + 1, w, r[s]) - 1; /* the run is [s, e] */
         Py_ssize_t lo = s + d, hi = e - d; /* interior x in [lo, hi] */
         memset(o + s, 0, (size_t)(e - s + 1));
         if (lo <= hi) memset(o + lo, 1, (size_t)(hi - lo + 1));
@@ -82,10 +114,26 @@ static void up_row(const uint32_t *restrict r, const uint32_t *restrict ra, cons
         for (Py_ssize_t x = 0; x < w; x++) up[x] = in[x];
         return;
     }
-    for (Py_ssize_t x = 0; x < w; x++) {
+    Py_ssize_t x = 0;
+#ifdef __SSE2__
+    const __m128i vfull = _mm_set1_epi16((short)full), one = _mm_set1_epi16(1), zero = _mm_setzero_si128();
+    for (; x + 8 <= w; x += 8) { /* counts stay <= 2d + 1 < 2^15: signed 16-bit compares are exact */
+        __m128i u = _mm_loadu_si128((const __m128i *)(up + x));
+        __m128i s0 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(r + x)), _mm_loadu_si128((const __m128i *)(ra + x)));
+        __m128i s1 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(r + x + 4)),
+                                     _mm_loadu_si128((const __m128i *)(ra + x + 4)));
+        __m128i same = _mm_packs_epi32(s0, s1);
+        __m128i inc = _mm_sub_epi16(u, _mm_cmplt_epi16(u, vfull));
+        __m128i v = _mm_or_si128(_mm_and_si128(same, inc), _mm_andnot_si128(same, one));
+        __m128i inb = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(in + x)), zero);
+        _mm_storeu_si128((__m128i *)(up + x), _mm_and_si128(v, _mm_cmpgt_epi16(inb, zero)));
+    }
+#endif
+    for (; x < w; x++) { /* branch-free */
         uint16_t u = up[x];
-        uint16_t v = (r[x] == ra[x]) ? (uint16_t)(u + (u < full)) : 1;
-        up[x] = in[x] ? v : 0;
+        uint16_t same = (uint16_t)-(uint16_t)(r[x] == ra[x]);
+        uint16_t v = (uint16_t)(((u + (u < full)) & same) | (1 & ~same));
+        up[x] = v & (uint16_t)-(uint16_t)in[x];
     }
 }
 
@@ -104,27 +152,45 @@ static inline int32_t look(lookup *l, uint32_t v) {
     return l->li;
 }
 
-/* Tally row y: boundary flags from the up counts (NULL: the whole row is boundary), run by run. */
+/* Tally row y: boundary flags from the up counts (NULL: the whole row is boundary); per run of
+ * equal (gt, pred) ids, the counts of gt-boundary, pred-boundary and both-boundary pixels. */
 static int tally_row(const uint32_t *g, const uint32_t *p, const uint16_t *ug, const uint16_t *up, uint16_t full,
                      Py_ssize_t w, uint8_t *fl, lookup *lg, lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa,
                      Py_ssize_t cols, uint32_t *bad) {
-    for (Py_ssize_t x = 0; x < w; x++) /* bit 0: gt boundary, bit 1: pred boundary */
-        fl[x] = (uint8_t)((ug ? ug[x] < full : 1) | ((up ? up[x] < full : 1) << 1));
+    if (ug) { /* bit 0: gt boundary, bit 1: pred boundary */
+        Py_ssize_t x = 0;
+#ifdef __SSE2__
+        const __m128i vfull = _mm_set1_epi16((short)full), b1 = _mm_set1_epi8(1), b2 = _mm_set1_epi8(2);
+        for (; x + 16 <= w; x += 16) {
+            __m128i g0 = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(ug + x)), vfull);
+            __m128i g1 = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(ug + x + 8)), vfull);
+            __m128i p0 = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(up + x)), vfull);
+            __m128i p1 = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(up + x + 8)), vfull);
+            __m128i f = _mm_or_si128(_mm_and_si128(_mm_packs_epi16(g0, g1), b1), _mm_and_si128(_mm_packs_epi16(p0, p1), b2));
+            _mm_storeu_si128((__m128i *)(fl + x), f);
+        }
+#endif
+        for (; x < w; x++) fl[x] = (uint8_t)((ug[x] < full) | ((up[x] < full) << 1));
+    } else {
+        memset(fl, 3, (size_t)w);
+    }
     Py_ssize_t x = 0;
     while (x < w) {
         uint32_t gv = g[x], pv = p[x];
-        uint8_t f = fl[x];
-        Py_ssize_t e = x + 1;
-        while (e < w && g[e] == gv && p[e] == pv && fl[e] == f) e++;
-        if (f) {
+        Py_ssize_t e = run_end2(g, p, x + 1, w, gv, pv);
+        int64_t cg = 0, cp = 0, cb = 0;
+        for (Py_ssize_t i = x; i < e; i++) {
+            uint8_t f = fl[i];
+            cg += f & 1;
+            cp += f >> 1;
+            cb += f == 3;
+        }
+        if (cg | cp) {
             int32_t a = look(lg, gv), b = look(lp, pv);
-            int64_t n = e - x;
             if (b < 0) { *bad = pv; return 1; }
-            if (f & 1) bga[a] += n;
-            if (f & 2) {
-                bpa[b] += n;
-                if ((f & 1) || a == 0) bint[a * cols + b] += n;
-            }
+            bga[a] += cg;
+            bpa[b] += cp;
+            bint[a * cols + b] += a == 0 ? cp : cb;
         }
         x = e;
     }
@@ -166,8 +232,8 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
     Py_ssize_t n = w * h, n_gt = gk.len / 8, n_pred = pk.len / 8, cols = n_pred + 1;
     if (w < 0 || h < 0 || g.len != n * 4 || p.len != n * 4) {
         PyErr_SetString(PyExc_ValueError, "boundary_counts: id maps must be uint32 height x width");
-    } else if (gk.len % 8 || pk.len % 8 || d < 1 || d > 30000) {
-        PyErr_SetString(PyExc_ValueError, "boundary_counts: keys must be int64 and 1 <= d <= 30000");
+    } else if (gk.len % 8 || pk.len % 8 || d < 1 || d > 16000) {
+        PyErr_SetString(PyExc_ValueError, "boundary_counts: keys must be int64 and 1 <= d <= 16000");
     } else if (bi.len != (n_gt + 2) * cols * 8 || ga.len != (n_gt + 2) * 8 || pa.len != cols * 8) {
         PyErr_SetString(PyExc_ValueError, "boundary_counts: output arrays have the wrong sizes");
     } else {

@@ -89,7 +89,7 @@ def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred
     """``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth boundary,
     row 0: on ground-truth VOID), boundary areas of the G ground truths and of the P predictions."""
     n_gt, n_pred = len(gt), len(pred)
-    if native and _native is not None:
+    if native and _native is not None and d <= 16000:  # the C counts are 16-bit
         h, w = gt_ids.shape
         bint = np.empty((n_gt + 2, n_pred + 1), np.int64)
         bg_area, bp_area = np.empty(n_gt + 2, np.int64), np.empty(n_pred + 1, np.int64)
