@@ -235,3 +235,19 @@ def test_unknown_predicted_id_is_one_line() -> None:
     for native in (True, False):
         with pytest.raises(InputError, match="PNG segment id 1 is absent"):
             boundary.boundary_tables(ids, gt, ids, pred, 1, native=native)
+
+
+def test_c_counts_saturate_on_tall_images() -> None:
+    """40000 rows: the C column counts are 16-bit and must saturate, not wrap."""
+    from panbench.analysis import boundary
+    from panbench.panoptic_io import parse_segments
+
+    if boundary._native is None:
+        pytest.skip("panbench._boundary is not built (python setup.py build_ext --inplace)")
+    ids = np.full((40000, 20), 5, np.uint32)  # wide enough for the SIMD paths
+    gt = parse_segments([{"id": 5, "category_id": 1, "area": ids.size}], TABLE, "gt", gt=True)
+    pred = parse_segments([{"id": 5, "category_id": 1}], TABLE, "pred", gt=False)
+    c = boundary.boundary_tables(ids, gt, ids, pred, 1)
+    n = boundary.boundary_tables(ids, gt, ids, pred, 1, native=False)
+    assert all(np.array_equal(a, b) for a, b in zip(c, n))
+    assert c[1].tolist() == [ids.size - 18 * 39998]  # all but the inner rows of the inner columns
