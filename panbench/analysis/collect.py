@@ -49,6 +49,17 @@ class AnalysisSet:
             cols[g + "_img"] = np.repeat(np.arange(len(records), dtype=np.int64), lens)
         return AnalysisSet(n_categories, ids, cols)
 
+    def records(self) -> list[ImageAnalysis]:
+        """The per-image records back (``from_images`` inverted), e.g. to re-split a cached chunk."""
+        if self.n_images == 0:
+            return []
+        out: dict[str, list[np.ndarray]] = {}
+        for name in FIELDS:
+            img = self.cols[_group(name) + "_img"]
+            cuts = np.searchsorted(img, np.arange(1, self.n_images))
+            out[name] = np.split(self.cols[name], cuts)
+        return [ImageAnalysis(**{name: out[name][k] for name in FIELDS}) for k in range(self.n_images)]
+
     @property
     def n_images(self) -> int:
         return len(self.image_ids)
