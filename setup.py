@@ -9,5 +9,7 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension("panbench.pq._native", ["panbench/pq/_native.c"], extra_compile_args=["-O3"], optional=True),
+        Extension("panbench.analysis._boundary", ["panbench/analysis/_boundary.c"], extra_compile_args=["-O3"],
+                  optional=True),
     ]
 )

@@ -1,0 +1,141 @@
+"""Image-level bootstrap confidence intervals for PQ, and the paired bootstrap of a difference.
+
+A resample draws N images with replacement from the N scored images; its metrics are computed
+from the per-category sums of the drawn images (an image drawn k times counts k times).  All
+resamples at once: the draws are an ``R x N`` matrix of counts ``W`` and the per-category sums of
+every resample are ``W @ X`` with ``X`` the ``N x 4C`` per-image sums (IoU, TP, FP, FN).  The
+interval is the percentile interval of the R resampled values (numpy's default linear
+interpolation).  Same seed, same data: the same interval, bit for bit.
+
+The paired bootstrap draws the same images for both runs and takes the percentiles of the
+difference A - B, so a run compared with itself gives exactly [0, 0].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.metrics import nine_metrics
+from panbench.errors import InputError
+
+CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
+
+
+@dataclass
+class RunSums:
+    """Per-image per-category sums of one run (``N x C`` each), with what identifies its images."""
+
+    iou: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    image_ids: list[Any]
+    fingerprint: str | None = None
+    name: str = "run"
+
+    @staticmethod
+    def from_analysis(a: AnalysisSet, fingerprint: str | None = None, name: str = "run") -> RunSums:
+        return RunSums(*a.per_image(), image_ids=list(a.image_ids), fingerprint=fingerprint, name=name)
+
+    @property
+    def n_images(self) -> int:
+        return self.iou.shape[0]
+
+    def stacked(self) -> np.ndarray:
+        return np.concatenate([self.iou, self.tp, self.fp, self.fn], axis=1)
+
+
+def resample_counts(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``R x N`` float64 counts: row r says how often each image is drawn in resample r."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_images, size=(n_resamples, n_images))
+    flat = draws + (np.arange(n_resamples, dtype=np.int64) * n_images)[:, None]
+    return np.bincount(flat.ravel(), minlength=n_resamples * n_images).reshape(n_resamples, n_images).astype(
+        np.float64)
+
+
+def _split(s: np.ndarray, n_cat: int) -> tuple[np.ndarray, ...]:
+    return tuple(s[:, k * n_cat:(k + 1) * n_cat] for k in range(4))
+
+
+def _resampled(x: np.ndarray, n_cat: int, isthing, w: np.ndarray) -> dict[str, np.ndarray]:
+    """The nine metrics of every resample (rows of ``w``) of the stacked per-image sums ``x``."""
+    return nine_metrics(*_split(w @ x, n_cat), isthing)
+
+
+def _class_pq(iou: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    denom = tp + 0.5 * fp + 0.5 * fn
+    return 100 * np.where(denom > 0, iou / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+def _interval(values: np.ndarray, level: float) -> np.ndarray:
+    a = (1 - level) / 2
+    return np.percentile(values, [100 * a, 100 * (1 - a)], axis=0)
+
+
+def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95, chunk: int = 250) -> dict[str, list[float]]:
+    """``metric -> [low, high]`` (0-100) for PQ, SQ, RQ, PQ_th, PQ_st."""
+    _check_args(run.n_images, n_resamples, level)
+    w_all = resample_counts(run.n_images, n_resamples, seed)
+    x, c = run.stacked(), run.iou.shape[1]
+    vals: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
+    for lo in range(0, n_resamples, chunk):
+        m = _resampled(x, c, isthing, w_all[lo:lo + chunk])
+        for k in CI_METRICS:
+            vals[k].append(m[k])
+    return {k: [float(v) for v in _interval(np.concatenate(vals[k]), level)] for k in CI_METRICS}
+
+
+def check_paired(a: RunSums, b: RunSums) -> None:
+    """Refuse, in one line, two runs that were not scored on the same images."""
+    if a.fingerprint != b.fingerprint:
+        raise InputError(f"{a.name} and {b.name} were scored on different datasets (fingerprint {a.fingerprint} "
+                         f"vs {b.fingerprint}); compare runs of the same dataset and subset")
+    if [str(i) for i in a.image_ids] != [str(i) for i in b.image_ids] or a.iou.shape != b.iou.shape:
+        raise InputError(f"{a.name} and {b.name} were scored on different images ({a.n_images} vs {b.n_images} "
+                         "images, or another order); compare runs of the same dataset and subset")
+
+
+def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
+                     level: float = 0.95, chunk: int = 250, per_class: bool = True,
+                     category_ids: list[int] | None = None) -> dict[str, Any]:
+    """Intervals of A - B (0-100 points): ``metrics`` for PQ, SQ, RQ, PQ_th, PQ_st and, with
+    ``per_class``, ``per_class`` (category id as a string, or the index without ``category_ids``
+    -> [low, high] of the class PQ difference); ``excludes_zero`` marks the metrics whose
+    interval does not contain 0."""
+    check_paired(a, b)
+    _check_args(a.n_images, n_resamples, level)
+    w_all = resample_counts(a.n_images, n_resamples, seed)
+    x, c = np.concatenate([a.stacked(), b.stacked()], axis=1), a.iou.shape[1]
+    diffs: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
+    cls: list[np.ndarray] = []
+    for lo in range(0, n_resamples, chunk):
+        s = w_all[lo:lo + chunk] @ x  # both runs in one product
+        sa, sb = _split(s[:, :4 * c], c), _split(s[:, 4 * c:], c)
+        ma, mb = nine_metrics(*sa, isthing), nine_metrics(*sb, isthing)
+        for k in CI_METRICS:
+            diffs[k].append(ma[k] - mb[k])
+        if per_class:
+            cls.append(_class_pq(*sa) - _class_pq(*sb))
+    metrics = {k: [float(v) for v in _interval(np.concatenate(diffs[k]), level)] for k in CI_METRICS}
+    out: dict[str, Any] = {"metrics": metrics,
+                           "excludes_zero": {k: bool(lo > 0 or hi < 0) for k, (lo, hi) in metrics.items()}}
+    if per_class:
+        iv = _interval(np.concatenate(cls), level)
+        keys = [str(i) for i in category_ids] if category_ids is not None else list(range(c))
+        out["per_class"] = {keys[k]: [float(iv[0, k]), float(iv[1, k])] for k in range(c)}
+    return out
+
+
+def _check_args(n_images: int, n_resamples: int, level: float) -> None:
+    if n_images < 1:
+        raise InputError("no images to resample; score at least one image before asking for intervals")
+    if n_resamples < 1:
+        raise InputError(f"{n_resamples} resamples; use at least 1 (1000 is the default)")
+    if not 0 < level < 1:
+        raise InputError(f"confidence level {level} is not between 0 and 1; use e.g. 0.95")

@@ -1,0 +1,103 @@
+"""A panoptic error breakdown: every FN and every counted FP gets one error type, plus the
+mask-quality loss of the TPs and, per type, the oracle gain in PQ (TIDE's dAP carried over to PQ).
+
+Types, checked in this order (the first that applies wins; "overlap" is IoU with a non-crowd
+segment, ties of best IoU go to the first segment in segments_info order):
+
+FP (counted, unmatched prediction of category c)
+  classification  a ground truth of another category overlaps it with IoU > 0.5
+  duplicate       its best same-category ground truth has IoU > 0.1 and is matched (to another prediction)
+  segmentation    its best same-category ground truth has 0.1 < IoU <= 0.5 and is unmatched
+  background      no ground truth of any category overlaps it with IoU > 0.1
+  other           the rest (only another category's ground truth overlaps, 0.1 < IoU <= 0.5)
+FN (unmatched non-crowd ground truth of category c)
+  classification  a prediction of another category overlaps it with IoU > 0.5
+  segmentation    a prediction of category c overlaps it with 0.1 < IoU <= 0.5
+  missed          no prediction of any category overlaps it with IoU > 0.1
+  other           the rest
+
+Oracle fixes (each type alone, then PQ recomputed from the fixed per-category sums):
+  classification  its FPs disappear; its FNs become TPs with IoU = their overlap with the
+                  other-category prediction (that prediction got the right class)
+  segmentation    its FPs disappear; an FN whose best same-category prediction is unmatched and has
+                  it as its own best same-category ground truth becomes a TP with their current IoU;
+                  the other segmentation FNs disappear
+  duplicate, background, missed, other   those FPs / FNs disappear
+  mask quality    every TP's IoU becomes 1
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.metrics import nine_metrics
+
+FP_TYPES = ("classification", "duplicate", "segmentation", "background", "other")
+FN_TYPES = ("classification", "segmentation", "missed", "other")
+ERROR_TYPES = ("classification", "segmentation", "duplicate", "background", "missed", "other")
+LOW, HIGH = 0.1, 0.5
+
+
+def fp_types(same: np.ndarray, other: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    """Index into :data:`ERROR_TYPES` for every counted FP."""
+    t = np.full(len(same), ERROR_TYPES.index("other"), np.int64)
+    rules = [
+        (other > HIGH, "classification"),
+        ((same > LOW) & matched, "duplicate"),
+        ((same > LOW) & (same <= HIGH) & ~matched, "segmentation"),
+        (np.maximum(same, other) <= LOW, "background"),
+    ]
+    done = np.zeros(len(same), bool)
+    for cond, name in rules:
+        hit = cond & ~done
+        t[hit] = ERROR_TYPES.index(name)
+        done |= hit
+    return t
+
+
+def fn_types(same: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Index into :data:`ERROR_TYPES` for every FN."""
+    t = np.full(len(same), ERROR_TYPES.index("other"), np.int64)
+    rules = [
+        (other > HIGH, "classification"),
+        ((same > LOW) & (same <= HIGH), "segmentation"),
+        (np.maximum(same, other) <= LOW, "missed"),
+    ]
+    done = np.zeros(len(same), bool)
+    for cond, name in rules:
+        hit = cond & ~done
+        t[hit] = ERROR_TYPES.index(name)
+        done |= hit
+    return t
+
+
+def error_breakdown(a: AnalysisSet, isthing: list[bool]) -> dict[str, Any]:
+    """``errors``: type -> {fp, fn, count, delta_PQ} (delta in PQ points, 0-100);
+    ``mask_quality``: {loss (summed 1 - IoU of TPs), mean_loss, delta_PQ}; ``PQ`` the base PQ."""
+    c = a.n_categories
+    iou, tp, fp, fn = (x.astype(np.float64) for x in a.totals())
+    base = float(nine_metrics(iou, tp, fp, fn, isthing)["PQ"])
+    tfp = fp_types(a.fp_same, a.fp_other, a.fp_matched)
+    tfn = fn_types(a.fn_same, a.fn_other)
+    errors: dict[str, Any] = {}
+    for k, name in enumerate(ERROR_TYPES):
+        sel_fp, sel_fn = tfp == k, tfn == k
+        f_iou, f_tp = iou.copy(), tp.copy()
+        f_fp = fp - np.bincount(a.fp_cats[sel_fp], minlength=c)
+        f_fn = fn - np.bincount(a.fn_cats[sel_fn], minlength=c)
+        if name in ("classification", "segmentation"):
+            gain = a.fn_other if name == "classification" else a.fn_pair
+            to_tp = sel_fn & (gain > 0)
+            f_iou += np.bincount(a.fn_cats[to_tp], gain[to_tp], minlength=c)
+            f_tp += np.bincount(a.fn_cats[to_tp], minlength=c)
+        fixed = float(nine_metrics(f_iou, f_tp, f_fp, f_fn, isthing)["PQ"])
+        errors[name] = {"fp": int(sel_fp.sum()), "fn": int(sel_fn.sum()),
+                        "count": int(sel_fp.sum() + sel_fn.sum()), "delta_PQ": fixed - base}
+    loss = float((1 - a.tp_ious).sum())
+    fixed = float(nine_metrics(tp, tp, fp, fn, isthing)["PQ"])
+    return {"PQ": base, "errors": errors,
+            "mask_quality": {"loss": loss, "mean_loss": loss / len(a.tp_ious) if len(a.tp_ious) else 0.0,
+                             "delta_PQ": fixed - base}}

@@ -1,0 +1,110 @@
+"""Many images' :class:`ImageAnalysis` records as columns, for the whole-dataset analyses.
+
+An :class:`AnalysisSet` keeps each field of every image concatenated, plus the image's position
+for every segment (``<group>_img``), so every analysis is a few ``bincount`` calls.  It saves to
+and loads from one ``.npz`` (exact: integers stay integers, IoUs stay float64).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.image import BOOL_FIELDS, FIELDS, FLOAT_FIELDS, ImageAnalysis
+
+GROUPS = ("tp", "fn", "fp", "gt")
+FORMAT = 1
+
+
+def _group(name: str) -> str:
+    return name.split("_", 1)[0]
+
+
+@dataclass
+class AnalysisSet:
+    """Columns of all images; ``n_categories`` is the length of the category table."""
+
+    n_categories: int
+    image_ids: list[Any]
+    cols: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @staticmethod
+    def from_images(records: list[ImageAnalysis], n_categories: int,
+                    image_ids: list[Any] | None = None) -> AnalysisSet:
+        """Concatenate per-image records (in dataset order)."""
+        ids = list(range(len(records))) if image_ids is None else list(image_ids)
+        if len(ids) != len(records):
+            raise ValueError("one image id per record")
+        cols: dict[str, np.ndarray] = {}
+        for name in FIELDS:
+            parts = [getattr(r, name) for r in records]
+            dtype = bool if name in BOOL_FIELDS else np.float64 if name in FLOAT_FIELDS else np.int64
+            cols[name] = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+        for g in GROUPS:
+            lens = np.array([len(getattr(r, g + "_cats")) for r in records], np.int64)
+            cols[g + "_img"] = np.repeat(np.arange(len(records), dtype=np.int64), lens)
+        return AnalysisSet(n_categories, ids, cols)
+
+    def records(self) -> list[ImageAnalysis]:
+        """The per-image records back (``from_images`` inverted), e.g. to re-split a cached chunk."""
+        if self.n_images == 0:
+            return []
+        out: dict[str, list[np.ndarray]] = {}
+        for name in FIELDS:
+            img = self.cols[_group(name) + "_img"]
+            cuts = np.searchsorted(img, np.arange(1, self.n_images))
+            out[name] = np.split(self.cols[name], cuts)
+        return [ImageAnalysis(**{name: out[name][k] for name in FIELDS}) for k in range(self.n_images)]
+
+    @property
+    def n_images(self) -> int:
+        return len(self.image_ids)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        cols = self.__dict__.get("cols")
+        if cols is not None and name in cols:
+            return cols[name]
+        raise AttributeError(name)
+
+    def per_image(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Dense ``N x C`` float64 per-image per-category sums: IoU, TP, FP, FN."""
+        n, c = self.n_images, self.n_categories
+
+        def dense(group: str, weights: np.ndarray | None = None) -> np.ndarray:
+            flat = self.cols[group + "_img"] * c + self.cols[group + "_cats"]
+            return np.bincount(flat, weights, minlength=n * c).astype(np.float64).reshape(n, c)
+
+        return dense("tp", self.tp_ious), dense("tp"), dense("fp"), dense("fn")
+
+    def totals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-category sums over all images: IoU (float64), TP, FP, FN (int64)."""
+        c = self.n_categories
+        return (np.bincount(self.tp_cats, self.tp_ious, minlength=c),
+                np.bincount(self.tp_cats, minlength=c), np.bincount(self.fp_cats, minlength=c),
+                np.bincount(self.fn_cats, minlength=c))
+
+    def save(self, path: str | Path) -> None:
+        from panbench.reporting.records import atomic_write
+
+        buf = io.BytesIO()
+        ids = np.array([str(i) for i in self.image_ids])
+        np.savez(buf, format=np.int64(FORMAT), n_categories=np.int64(self.n_categories), image_ids=ids, **self.cols)
+        atomic_write(Path(path), buf.getvalue())
+
+    @staticmethod
+    def load(path: str | Path) -> AnalysisSet:
+        from panbench.errors import InputError
+
+        try:
+            z = np.load(path, allow_pickle=False)
+            if int(z["format"]) != FORMAT:
+                raise ValueError(f"format {int(z['format'])}")
+            cols = {k: z[k] for k in z.files if k not in ("format", "n_categories", "image_ids")}
+            return AnalysisSet(int(z["n_categories"]), z["image_ids"].tolist(), cols)
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(f"{path}: not a panbench per-image analysis file ({e}); rerun the scoring "
+                             "to write it again") from None

@@ -1,0 +1,153 @@
+"""Per-image analysis record: everything the analyses need, from the intersection table.
+
+:func:`analyze_image` takes the same inputs as :func:`panbench.pq.matching.match_segments` (the
+``(G + 2) x (P + 1)`` intersection table, ground-truth and predicted :class:`~panbench.pq.matching.Segments`
+with ``pred.areas`` counted from the pixels) and applies the same rules, with the same IoU
+formula, so its TP/FP/FN are panopticapi's (``tests/test_analysis_image.py`` checks it against
+``match_segments``).  On top of the TP/FP/FN it keeps, per segment, what the analyses read:
+
+* every TP: its category, IoU and ground-truth area (``area`` from the JSON);
+* every FN (unmatched non-crowd ground truth): category, JSON area, best IoU with a prediction of
+  the same category and of another category, and the IoU of its mutual-best unmatched prediction
+  of the same category (0 when there is none);
+* every counted FP (unmatched and not ignored): category, pixel area, best IoU with a non-crowd
+  ground truth of the same category and of another category, and whether that best same-category
+  ground truth is matched;
+* every non-crowd ground truth: category and the summed IoU of all same-category predictions that
+  overlap it (for PQ-dagger).
+
+IoU of any pair is panopticapi's: ``inter / (pred area + gt area - inter - pred pixels on VOID)``.
+Crowd regions are never a "ground-truth segment" here: they are not matched, not FNs and not
+overlaps for the error breakdown; they only make predictions of their category ignored, as in PQ.
+Ties (equal best IoU) go to the lowest index in ``segments_info`` order.  Numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from panbench.pq.matching import ImageStats, Segments
+
+
+def _i64(a=()) -> np.ndarray:
+    return np.asarray(a, np.int64)
+
+
+def _f64(a=()) -> np.ndarray:
+    return np.asarray(a, np.float64)
+
+
+@dataclass
+class ImageAnalysis:
+    """One image's segments as the analyses need them; all arrays are 1-D and small."""
+
+    tp_cats: np.ndarray
+    tp_ious: np.ndarray
+    tp_area: np.ndarray  # ground-truth area from the JSON
+    fn_cats: np.ndarray
+    fn_area: np.ndarray  # ground-truth area from the JSON
+    fn_same: np.ndarray  # best IoU with a prediction of the same category
+    fn_other: np.ndarray  # best IoU with a prediction of another category
+    fn_pair: np.ndarray  # IoU with its mutual-best unmatched same-category prediction, else 0
+    fp_cats: np.ndarray
+    fp_area: np.ndarray  # pixel area
+    fp_same: np.ndarray  # best IoU with a non-crowd ground truth of the same category
+    fp_other: np.ndarray  # best IoU with a non-crowd ground truth of another category
+    fp_matched: np.ndarray  # bool: that best same-category ground truth is matched (and fp_same > 0)
+    gt_cats: np.ndarray  # every non-crowd ground truth
+    gt_iou_sum: np.ndarray  # summed IoU of the same-category predictions overlapping it
+
+    @staticmethod
+    def empty() -> ImageAnalysis:
+        return ImageAnalysis(**{f.name: (np.zeros(0, bool) if f.name == "fp_matched" else
+                                         _f64() if f.name in FLOAT_FIELDS else _i64())
+                                for f in fields(ImageAnalysis)})
+
+    def to_stats(self) -> ImageStats:
+        """The PQ contributions (as :func:`panbench.pq.matching.match_segments` gives them, without the
+        semantic confusion pairs)."""
+        return ImageStats(self.tp_cats, self.tp_ious, self.fn_cats, self.fp_cats)
+
+
+FIELDS = tuple(f.name for f in fields(ImageAnalysis))
+FLOAT_FIELDS = frozenset({"tp_ious", "fn_same", "fn_other", "fn_pair", "fp_same", "fp_other", "gt_iou_sum"})
+BOOL_FIELDS = frozenset({"fp_matched"})
+
+
+def pair_ious(inter: np.ndarray, gt: Segments, pred: Segments) -> np.ndarray:
+    """The G x P IoU of every ground-truth/prediction pair, panopticapi's formula (0 where disjoint)."""
+    n_gt = len(gt)
+    i = inter[1 : n_gt + 1, 1:].astype(np.int64)
+    void_p = inter[0, 1:].astype(np.int64)
+    union = pred.areas[None, :] + gt.areas[:, None] - i - void_p[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(i > 0, i / np.where(union == 0, 1, union), 0.0)
+
+
+def _ignored(inter: np.ndarray, gt: Segments, pred: Segments, cols: np.ndarray) -> np.ndarray:
+    """For unmatched predictions ``cols``: more than half on VOID or on its category's crowd
+    (the last crowd segment of the category in JSON order), as panopticapi."""
+    ignored_px = inter[0, 1 + cols].astype(np.int64)
+    crowd_rows = np.nonzero(gt.iscrowd)[0]
+    if len(crowd_rows):
+        row_of_cat: dict[int, int] = {}
+        for g in crowd_rows:
+            row_of_cat[int(gt.cats[g])] = int(g) + 1
+        rows = np.array([row_of_cat.get(int(c), -1) for c in pred.cats[cols]], np.int64)
+        has = rows >= 0
+        ignored_px[has] += inter[rows[has], 1 + cols[has]].astype(np.int64)
+    return ignored_px / pred.areas[cols] > 0.5
+
+
+def _best(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Max along ``axis`` and its first argmax (zeros when that axis is empty)."""
+    if m.shape[axis] == 0:
+        n = m.shape[1 - axis]
+        return np.zeros(n, np.float64), np.zeros(n, np.int64)
+    return m.max(axis=axis), m.argmax(axis=axis)
+
+
+def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnalysis:
+    """The per-image record (see the module docstring) from the intersection table."""
+    n_gt, n_pred = len(gt), len(pred)
+    if n_gt == 0 and n_pred == 0:
+        return ImageAnalysis.empty()
+    iou = pair_ious(inter, gt, pred)
+    same = gt.cats[:, None] == pred.cats[None, :]
+    crowd = gt.iscrowd[:, None]
+    iou_same = np.where(same & ~crowd, iou, 0.0)  # only where the categories agree, non-crowd rows
+    iou_other = np.where(~same & ~crowd, iou, 0.0)
+    g_idx, p_idx = np.nonzero(iou_same > 0.5)  # match_segments's rule: same category, not crowd, IoU > 0.5
+    gt_matched = np.zeros(n_gt, bool)
+    gt_matched[g_idx] = True
+    pred_matched = np.zeros(n_pred, bool)
+    pred_matched[p_idx] = True
+
+    best_same_g, best_p_of_g = _best(iou_same, 1)
+    best_other_g, _ = _best(iou_other, 1)
+    best_same_p, best_g_of_p = _best(iou_same, 0)
+    best_other_p, _ = _best(iou_other, 0)
+
+    fn = np.nonzero(~gt_matched & ~gt.iscrowd)[0]
+    if n_pred:
+        p = best_p_of_g[fn]
+        mutual = (best_same_g[fn] > 0) & ~pred_matched[p] & (best_g_of_p[p] == fn)
+        fn_pair = np.where(mutual, best_same_g[fn], 0.0)
+    else:
+        fn_pair = np.zeros(len(fn))
+
+    unmatched = np.nonzero(~pred_matched)[0]
+    fp = unmatched[~_ignored(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
+    fp_matched = (best_same_p[fp] > 0) & gt_matched[best_g_of_p[fp]] if n_gt else np.zeros(len(fp), bool)
+
+    nc = np.nonzero(~gt.iscrowd)[0]
+    return ImageAnalysis(
+        tp_cats=gt.cats[g_idx], tp_ious=iou[g_idx, p_idx], tp_area=gt.areas[g_idx].astype(np.int64),
+        fn_cats=gt.cats[fn], fn_area=gt.areas[fn].astype(np.int64),
+        fn_same=best_same_g[fn], fn_other=best_other_g[fn], fn_pair=fn_pair,
+        fp_cats=pred.cats[fp], fp_area=pred.areas[fp].astype(np.int64),
+        fp_same=best_same_p[fp], fp_other=best_other_p[fp], fp_matched=fp_matched,
+        gt_cats=gt.cats[nc], gt_iou_sum=iou_same[nc].sum(axis=1) if n_pred else np.zeros(len(nc)),
+    )

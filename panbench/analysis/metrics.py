@@ -1,0 +1,103 @@
+"""PQ variants from per-category sums: the group averages, PQ by object size and PQ-dagger.
+
+All functions take per-category arrays and work on a leading batch axis too (the bootstrap
+passes ``R x C`` arrays), so one rule serves the point estimate and every resample.
+Rules (docs/analysis.md has them in words):
+
+* a category enters an average when it has a TP, FP or FN (panopticapi's rule);
+* per category ``PQ = IoU / (TP + FP/2 + FN/2)``, ``SQ = IoU / TP``, ``RQ = TP / (TP + FP/2 + FN/2)``;
+* a group with no category present gets 0.0 (as :func:`panbench.pq.matching.summarize`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.collect import AnalysisSet
+
+# COCO's area ranges: small < 32^2 <= medium < 96^2 <= large
+SIZE_LIMITS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.iinfo(np.int64).max))
+GROUPS = (("", None), ("_th", True), ("_st", False))
+
+
+def group_average(iou: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, mask: np.ndarray,
+                  present: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """PQ, SQ, RQ (0-100) and the number of categories averaged, over the categories in ``mask``
+    that are present (default: TP + FP + FN > 0).  Arrays ``(..., C)``; results ``(...)``."""
+    iou, tp, fp, fn = (np.asarray(a, np.float64) for a in (iou, tp, fp, fn))
+    if present is None:
+        present = (tp + fp + fn) > 0
+    use = present & np.asarray(mask, bool)
+    denom = tp + 0.5 * fp + 0.5 * fn
+    safe = np.where(denom > 0, denom, 1.0)
+    pq = np.where(use, iou / safe, 0.0)
+    sq = np.where(use & (tp > 0), iou / np.where(tp > 0, tp, 1.0), 0.0)
+    rq = np.where(use, tp / safe, 0.0)
+    n = use.sum(axis=-1)
+    div = np.where(n > 0, n, 1)
+    return 100 * pq.sum(-1) / div, 100 * sq.sum(-1) / div, 100 * rq.sum(-1) / div, n
+
+
+def nine_metrics(iou, tp, fp, fn, isthing) -> dict[str, Any]:
+    """PQ/SQ/RQ for All, Things, Stuff (0-100), batched like :func:`group_average`."""
+    things = np.asarray(isthing, bool)
+    out: dict[str, Any] = {}
+    for sfx, th in GROUPS:
+        mask = np.ones_like(things) if th is None else things if th else ~things
+        out["PQ" + sfx], out["SQ" + sfx], out["RQ" + sfx], _ = group_average(iou, tp, fp, fn, mask)
+    return out
+
+
+def size_bucket(area: np.ndarray) -> np.ndarray:
+    """0 small, 1 medium, 2 large (COCO limits)."""
+    return np.searchsorted(np.array([32**2, 96**2]), np.asarray(area, np.int64), side="right")
+
+
+def pq_by_size(a: AnalysisSet, isthing: list[bool]) -> dict[str, dict[str, float | int]]:
+    """Things only.  TP and FN go to the bucket of the ground truth's JSON area, an FP to the bucket
+    of its own pixel area; per bucket, PQ/SQ/RQ averaged over the thing categories with a TP, FP or
+    FN in that bucket; ``n`` is that number of categories, ``segments`` the ground-truth segments."""
+    things = np.asarray(isthing, bool)
+    c = a.n_categories
+    tb, fnb, fpb = size_bucket(a.tp_area), size_bucket(a.fn_area), size_bucket(a.fp_area)
+    out: dict[str, dict[str, float | int]] = {}
+    for k, (name, _, _) in enumerate(SIZE_LIMITS):
+        t, f, p = tb == k, fnb == k, fpb == k
+        iou = np.bincount(a.tp_cats[t], a.tp_ious[t], minlength=c)
+        tp = np.bincount(a.tp_cats[t], minlength=c)
+        fn = np.bincount(a.fn_cats[f], minlength=c)
+        fp = np.bincount(a.fp_cats[p], minlength=c)
+        pq, sq, rq, n = group_average(iou, tp, fp, fn, things)
+        out[name] = {"PQ": float(pq), "SQ": float(sq), "RQ": float(rq), "n": int(n),
+                     "segments": int((tp + fn)[things].sum())}
+    return out
+
+
+def dagger_sums(a: AnalysisSet, isthing: list[bool]) -> tuple[np.ndarray, ...]:
+    """Per-category (IoU, TP, FP, FN) of PQ-dagger: things as in PQ; a stuff category gets the summed
+    IoU of every same-category prediction overlapping each of its ground truths, TP = its number
+    of non-crowd ground truths, no FP or FN."""
+    stuff = ~np.asarray(isthing, bool)
+    c = a.n_categories
+    iou, tp, fp, fn = (x.astype(np.float64) for x in a.totals())
+    gt_iou = np.bincount(a.gt_cats, a.gt_iou_sum, minlength=c)
+    n_gt = np.bincount(a.gt_cats, minlength=c).astype(np.float64)
+    iou = np.where(stuff, gt_iou, iou)
+    tp = np.where(stuff, n_gt, tp)
+    fp = np.where(stuff, 0.0, fp)
+    fn = np.where(stuff, 0.0, fn)
+    return iou, tp, fp, fn
+
+
+def pq_dagger(a: AnalysisSet, isthing: list[bool]) -> dict[str, float]:
+    """PQ-dagger (Porzi et al. 2019), 0-100, for All, Things and Stuff.  A stuff category enters the
+    average only when it has a ground truth (torchmetrics' ModifiedPanopticQuality does the same)."""
+    things = np.asarray(isthing, bool)
+    iou, tp, fp, fn = dagger_sums(a, isthing)
+    out = {}
+    for sfx, th in GROUPS:
+        mask = np.ones_like(things) if th is None else things if th else ~things
+        out["PQ_dagger" + sfx] = float(group_average(iou, tp, fp, fn, mask)[0])
+    return out

@@ -1,0 +1,66 @@
+"""One image from id maps to (PQ contributions, analysis record), through the evaluator's code.
+
+:func:`evaluate_image_analysis` is :func:`panbench.pq.evaluator.evaluate_image` that also returns the
+:class:`ImageAnalysis` of the same intersection table; the table is computed once.
+:func:`evaluate_image_all` adds the boundary-PQ contributions (opt-in: they cost a second pass).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.image import ImageAnalysis, analyze_image
+from panbench.pq import coco_format as panoptic_io
+from panbench.pq import evaluator
+from panbench.pq.coco_format import parse_segments
+from panbench.pq.matching import CategoryTable, ImageStats, semantic_pairs
+
+
+def evaluate_image_analysis(
+    cats: CategoryTable,
+    gt_ids: np.ndarray,
+    gt_segments_info: list[dict[str, Any]],
+    pred_ids: np.ndarray,
+    pred_segments_info: list[dict[str, Any]],
+    where: str = "image",
+) -> tuple[ImageStats, ImageAnalysis]:
+    """PQ contributions and the analysis record of one image (same checks and errors as
+    :func:`panbench.pq.evaluator.evaluate_image`)."""
+    stats, rec, _ = evaluate_image_all(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
+    return stats, rec
+
+
+def evaluate_image_all(
+    cats: CategoryTable,
+    gt_ids: np.ndarray,
+    gt_segments_info: list[dict[str, Any]],
+    pred_ids: np.ndarray,
+    pred_segments_info: list[dict[str, Any]],
+    where: str = "image",
+    boundary: bool = False,
+    dilation_ratio: float = 0.02,
+) -> tuple[ImageStats, ImageAnalysis, ImageStats | None]:
+    """PQ contributions, the analysis record and, with ``boundary``, the boundary-PQ contributions
+    of one image, from one intersection table."""
+    if gt_ids.shape != pred_ids.shape:
+        raise evaluator._size_error(where, gt_ids.shape, pred_ids.shape)
+    gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
+    pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
+    if panoptic_io._native is not None:
+        inter = evaluator._native_intersections(gt_ids, gt, pred_ids, pred, where)
+    else:
+        inter = evaluator._numpy_intersections(gt_ids, gt, pred_ids, pred, where)
+    pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
+    if not pred.areas.all():
+        evaluator._match(inter, gt, pred, where)  # raises its one-line error for a segment absent from the PNG
+    rec = analyze_image(inter, gt, pred)  # the same TP/FP/FN as match_segments (tested), so PQ comes from it
+    stats = rec.to_stats()
+    stats.sem_gt, stats.sem_pred, stats.sem_px = semantic_pairs(inter, gt, pred)
+    bstats = None
+    if boundary:
+        from panbench.analysis.boundary import boundary_image_stats
+
+        bstats = boundary_image_stats(gt_ids, gt, pred_ids, pred, inter, dilation_ratio)
+    return stats, rec, bstats

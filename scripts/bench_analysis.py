@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""Cost of the analyses (issue 16), on synthetic data, printed side by side.
+
+1. Bootstrap at COCO val scale: 5000 images, 133 categories (80 things, 53 stuff), 1000 resamples,
+   one run (``bootstrap_ci``) and a paired comparison of two runs (``paired_bootstrap``, with the
+   per-class intervals); the target is under 5 s on 2 cores.  The per-image records are synthetic
+   (random categories, IoUs, areas and overlaps; about 11 categories and 20 segments per image),
+   not scores of any model.
+2. PQ by size, PQ-dagger and the error breakdown on the same records.
+3. Per-image cost of the record: ``evaluate_image`` vs ``evaluate_image_analysis`` (the same plus
+   ``analyze_image``) and vs boundary PQ on top (``evaluate_image_all(boundary=True)``) on in-memory
+   640x480 synthetic images (no PNG decoding, so the ratios are the strictest possible; in
+   ``score`` the decoding makes them smaller).  Medians of interleaved repeats.
+
+    .venv/bin/python scripts/bench_analysis.py            # threads: OPENBLAS/OMP set to 2 below
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "2")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from panbench.analysis import (  # noqa: E402
+    AnalysisSet,
+    RunSums,
+    bootstrap_ci,
+    error_breakdown,
+    paired_bootstrap,
+    pq_by_size,
+    pq_dagger,
+)
+from panbench.analysis.image import BOOL_FIELDS, FIELDS, FLOAT_FIELDS  # noqa: E402
+
+
+def synthetic_set(rng: np.random.Generator, n_images: int, n_cat: int, per_image: int = 20) -> AnalysisSet:
+    """Random per-image records in the shape of COCO val (synthetic, not a measurement of a model)."""
+    cols: dict[str, np.ndarray] = {}
+    sizes = {"tp": per_image * 6 // 10, "fn": per_image * 2 // 10, "fp": per_image * 2 // 10, "gt": per_image * 8 // 10}
+    for g, k in sizes.items():
+        n = n_images * k
+        cols[g + "_img"] = np.repeat(np.arange(n_images, dtype=np.int64), k)
+        img_cats = rng.integers(0, n_cat, (n_images, 11))  # ~11 categories per image
+        cols[g + "_cats"] = np.take_along_axis(img_cats, rng.integers(0, 11, (n_images, k)), 1).ravel()
+    for name in FIELDS:
+        if name in cols:
+            continue
+        n = len(cols[name.split("_", 1)[0] + "_img"])
+        if name in BOOL_FIELDS:
+            cols[name] = rng.random(n) < 0.3
+        elif name in FLOAT_FIELDS:
+            cols[name] = rng.uniform(0.5, 1.0, n) if name == "tp_ious" else rng.uniform(0, 0.6, n)
+        else:
+            cols[name] = rng.lognormal(8, 2, n).astype(np.int64) + 1
+    return AnalysisSet(n_cat, list(range(n_images)), cols)
+
+
+def timed(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_records(n_images: int, repeat: int) -> tuple[float, ...]:
+    """Seconds per image: in memory (plain, record, record + boundary), then from PNG files as
+    ``score`` reads them (the same three)."""
+    import tempfile
+
+    from panbench.analysis.pairs import evaluate_image_all, evaluate_image_analysis
+    from panbench.data.synth import coco_like_categories, perturb, random_image, write_png
+    from panbench.pq.coco_format import read_ids
+    from panbench.pq.evaluator import evaluate_image
+    from panbench.pq.matching import CategoryTable
+
+    rng = np.random.default_rng(1)
+    cats_json = coco_like_categories(80, 53)
+    cats = CategoryTable.from_coco(cats_json)
+    imgs = []
+    for _ in range(n_images):
+        g = random_image(rng, 480, 640, cats_json, n_things=(5, 30), n_stuff=(3, 8))
+        imgs.append((g, perturb(rng, g, cats_json)))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_analysis_"))
+    files = []
+    for k, (g, p) in enumerate(imgs):
+        write_png(tmp / f"g{k}.png", g.ids)
+        write_png(tmp / f"p{k}.png", p.ids)
+        files.append((tmp / f"g{k}.png", g.segments_info, tmp / f"p{k}.png", p.segments_info))
+
+    def from_files(kind: str) -> float:
+        t = time.perf_counter()
+        for gf, gi, pf, pi in files:
+            g_ids, p_ids = read_ids(gf, "image", "gt"), read_ids(pf, "image", "pred")
+            if kind == "plain":
+                evaluate_image(cats, g_ids, gi, p_ids, pi, "image")
+            else:
+                evaluate_image_all(cats, g_ids, gi, p_ids, pi, "image", boundary=kind == "boundary")
+        return time.perf_counter() - t
+
+    files_t: dict[str, list[float]] = {"plain": [], "record": [], "boundary": []}
+    plain, full, bnd = [], [], []
+    for _ in range(repeat):  # interleaved
+        t = time.perf_counter()
+        for g, p in imgs:
+            evaluate_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
+        plain.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for g, p in imgs:
+            evaluate_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
+        full.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for g, p in imgs:
+            evaluate_image_all(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image", boundary=True)
+        bnd.append(time.perf_counter() - t)
+        for kind, times in files_t.items():
+            times.append(from_files(kind))
+    for f in tmp.iterdir():
+        f.unlink()
+    tmp.rmdir()
+    return tuple(statistics.median(x) / n_images for x in (plain, full, bnd, *files_t.values()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=5000)
+    ap.add_argument("--categories", type=int, default=133)
+    ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--record-images", type=int, default=40, help="images for the per-image record cost")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    isthing = [k < 80 for k in range(args.categories)]
+    a, b = synthetic_set(rng, args.images, args.categories), synthetic_set(rng, args.images, args.categories)
+    ra, rb = RunSums.from_analysis(a, "synthetic"), RunSums.from_analysis(b, "synthetic")
+    print(f"synthetic records: {args.images} images, {args.categories} categories, {args.resamples} resamples, "
+          f"threads {os.environ['OPENBLAS_NUM_THREADS']}, {os.cpu_count()} cpus")
+    t_sums = timed(lambda: RunSums.from_analysis(a), args.repeat)
+    t_ci = timed(lambda: bootstrap_ci(ra, isthing, n_resamples=args.resamples), args.repeat)
+    t_pair = timed(lambda: paired_bootstrap(ra, rb, isthing, n_resamples=args.resamples), args.repeat)
+    t_rest = timed(lambda: (pq_by_size(a, isthing), pq_dagger(a, isthing), error_breakdown(a, isthing)), args.repeat)
+    print(f"  per-image sums (N x C)             {t_sums:8.3f} s")
+    print(f"  bootstrap_ci, one run              {t_ci:8.3f} s   target < 5 s: {'ok' if t_ci < 5 else 'MISSED'}")
+    print(f"  paired_bootstrap + per class       {t_pair:8.3f} s   target < 5 s: {'ok' if t_pair < 5 else 'MISSED'}")
+    print(f"  by size + PQ-dagger + errors       {t_rest:8.3f} s")
+    if args.record_images:
+        from panbench.analysis import boundary
+        from panbench.pq import coco_format as panoptic_io
+
+        plain, full, bnd, f_plain, f_full, f_bnd = bench_records(args.record_images, args.repeat)
+        print(f"per-image record, {args.record_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
+        print(f"  evaluate_image                     {1e3 * plain:8.2f} ms/image")
+        print(f"  evaluate_image_analysis            {1e3 * full:8.2f} ms/image   ratio {full / plain:.3f}")
+        print(f"  + boundary PQ (d = 16)             {1e3 * bnd:8.2f} ms/image   ratio {bnd / plain:.3f}")
+        print("  from PNG files, as score reads them (decode + the above):")
+        print(f"  read_ids x 2 + evaluate_image      {1e3 * f_plain:8.2f} ms/image")
+        print(f"  ... + per-image record             {1e3 * f_full:8.2f} ms/image   ratio {f_full / f_plain:.3f}")
+        print(f"  ... + record + boundary PQ         {1e3 * f_bnd:8.2f} ms/image   ratio {f_bnd / f_plain:.3f}")
+        print(f"  (PQ pixel pass: {'C' if panoptic_io._native is not None else 'numpy'}; "
+              f"boundary pixel pass: {'C' if boundary._native is not None else 'numpy'})")
+
+
+if __name__ == "__main__":
+    main()

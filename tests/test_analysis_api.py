@@ -1,0 +1,33 @@
+"""panbench.analysis as a whole: the JSON-ready summary and its imports (numpy only)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from analysis_cases import TABLE, one_set
+from test_analysis_breakdown import CLASSIFICATION, DUPLICATE, SEGMENTATION
+from test_analysis_size_dagger import size_image
+
+from panbench.analysis import analyze, error_breakdown, pq_by_size, pq_dagger
+
+
+def test_analyze_collects_every_default_analysis() -> None:
+    a = one_set(size_image(), CLASSIFICATION, SEGMENTATION, DUPLICATE)
+    out = analyze(a, TABLE.isthing, n_resamples=50, seed=1)
+    assert set(out) == {"ci", "by_size", "pq_dagger", "errors", "mask_quality"}
+    assert set(out["ci"]) == {"PQ", "SQ", "RQ", "PQ_th", "PQ_st"}
+    assert out["by_size"] == pq_by_size(a, TABLE.isthing)
+    assert out["pq_dagger"] == pq_dagger(a, TABLE.isthing)["PQ_dagger"]
+    eb = error_breakdown(a, TABLE.isthing)
+    assert {k: v["delta_PQ"] for k, v in out["errors"].items()} == {k: v["delta_PQ"] for k, v in eb["errors"].items()}
+    json.dumps(out)  # JSON-ready: plain floats and ints
+    assert "ci" not in analyze(a, TABLE.isthing, n_resamples=0)
+
+
+def test_analysis_never_imports_torch_or_mmdet() -> None:
+    code = ("import sys, panbench.analysis, panbench.analysis.pairs, panbench.analysis.boundary; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

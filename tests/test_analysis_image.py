@@ -1,0 +1,145 @@
+"""analyze_image keeps match_segments's TP/FP/FN exactly and records what the analyses need."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analysis_cases import CATS, TABLE, A, B, infos, paint, run
+from hypothesis import HealthCheck, given, settings
+from test_pq_properties import image_pair
+
+from panbench.analysis import AnalysisSet, ImageAnalysis
+from panbench.analysis.pairs import evaluate_image_analysis
+from panbench.data.synth import coco_like_categories, perturb, random_image
+from panbench.pq.evaluator import evaluate_image
+from panbench.pq.matching import CategoryTable
+
+SYN_CATS = coco_like_categories(8, 6)
+
+
+def assert_same_decisions(stats, rec: ImageAnalysis) -> None:
+    assert np.array_equal(stats.tp_cats, rec.tp_cats)
+    assert np.array_equal(stats.tp_ious, rec.tp_ious)  # same formula, bit for bit
+    assert np.array_equal(stats.fn_cats, rec.fn_cats)
+    assert np.array_equal(stats.fp_cats, rec.fp_cats)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_same_decisions_as_match_segments_on_synthetic_images(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    cats = CategoryTable.from_coco(SYN_CATS)
+    for _ in range(3):
+        gt = random_image(rng, 60, 80, SYN_CATS, crowd_prob=0.3 if seed % 2 else 0.0)
+        pred = perturb(rng, gt, SYN_CATS)
+        stats, rec = evaluate_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        ref = evaluate_image(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info, "image")
+        assert_same_decisions(ref, rec)
+        for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
+            assert np.array_equal(getattr(stats, name), getattr(ref, name)), name
+        assert len(rec.tp_area) == len(rec.tp_cats) and len(rec.fp_area) == len(rec.fp_cats)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(image_pair())
+def test_same_decisions_on_random_label_maps(pair) -> None:
+    from test_pq_parity import CATS as PCATS
+
+    g, p = pair
+    cats = CategoryTable.from_coco(PCATS)
+    ref = evaluate_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
+    _, rec = evaluate_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info)
+    assert_same_decisions(ref, rec)
+    assert np.all((rec.fn_same <= 0.5) & (rec.fn_pair <= rec.fn_same))
+    assert np.all(rec.fp_same <= 0.5)
+
+
+def test_areas_and_best_overlaps_of_a_hand_built_image() -> None:
+    # gt: A1 (1024 px) matched, A2 unmatched, B crowd; pred: A over A1, A covering part of A2, B on A2's rest
+    gt_ids = paint((64, 64), [(10, 0, 32, 0, 32), (11, 40, 50, 0, 20), (12, 40, 64, 40, 64)])
+    pred_ids = paint((64, 64), [(20, 0, 32, 0, 31), (21, 40, 50, 0, 6), (22, 40, 50, 6, 20), (23, 40, 64, 40, 64)])
+    gt_info = infos(gt_ids, {10: 1, 11: 1, 12: 3}, crowd={12})
+    pred_info = infos(pred_ids, {20: 1, 21: 1, 22: 3, 23: 3}, gt=False)
+    stats, rec = run(gt_ids, gt_info, pred_ids, pred_info)
+    assert rec.tp_cats.tolist() == [A] and rec.tp_area.tolist() == [1024]
+    assert rec.tp_ious[0] == pytest.approx(992 / 1024)
+    assert rec.fn_cats.tolist() == [A] and rec.fn_area.tolist() == [200]  # the crowd is never an FN
+    assert rec.fn_same[0] == pytest.approx(60 / 200) and rec.fn_other[0] == pytest.approx(140 / 200)
+    assert rec.fn_pair[0] == pytest.approx(60 / 200)  # pred 21 is unmatched and A2 is its best A ground truth
+    # pred 23 (B on B's crowd) is ignored; pred 21 (A) and 22 (B) are counted FPs
+    assert rec.fp_cats.tolist() == [A, B] and rec.fp_area.tolist() == [60, 140]
+    assert rec.fp_same.tolist() == pytest.approx([60 / 200, 0.0])
+    assert rec.fp_other.tolist() == pytest.approx([0.0, 140 / 200])
+    assert rec.fp_matched.tolist() == [False, False]
+    assert rec.gt_cats.tolist() == [A, A]  # non-crowd only
+    assert rec.gt_iou_sum.tolist() == pytest.approx([992 / 1024, 60 / 200])
+
+
+def test_the_last_crowd_of_a_category_ignores_predictions() -> None:
+    # two A crowds: panopticapi keeps the last one in JSON order; a prediction on the first is counted
+    gt_ids = paint((10, 20), [(12, 0, 10, 0, 10), (13, 0, 10, 10, 20)])
+    pred_ids = paint((10, 20), [(20, 0, 10, 0, 6), (21, 0, 10, 10, 20)])
+    gt_info = infos(gt_ids, {12: 1, 13: 1}, crowd={12, 13})
+    stats, rec = run(gt_ids, gt_info, pred_ids, infos(pred_ids, {20: 1, 21: 1}, gt=False))
+    assert_same_decisions(stats, rec)
+    assert rec.fp_cats.tolist() == [A] and rec.fp_area.tolist() == [60]
+    assert rec.fp_same.tolist() == [0.0] and rec.fn_cats.tolist() == []
+
+
+def test_segment_absent_from_the_png_is_the_evaluators_error() -> None:
+    from panbench.errors import InputError
+
+    ids = paint((4, 4), [(5, 0, 4, 0, 4)])
+    with pytest.raises(InputError, match="segments_info id 6 is absent from the PNG"):
+        run(ids, infos(ids, {5: 1}), ids, [{"id": 5, "category_id": 1}, {"id": 6, "category_id": 1}])
+
+
+def test_empty_images() -> None:
+    z = np.zeros((4, 4), np.uint32)
+    _, rec = run(z, [], z, [])
+    assert all(len(getattr(rec, f)) == 0 for f in ("tp_cats", "fn_cats", "fp_cats", "gt_cats"))
+    only_gt = paint((4, 4), [(5, 0, 4, 0, 4)])
+    _, rec = run(only_gt, infos(only_gt, {5: 1}), z, [])
+    assert rec.fn_cats.tolist() == [A] and rec.fn_same.tolist() == [0.0] and rec.gt_iou_sum.tolist() == [0.0]
+    _, rec = run(z, [], only_gt, infos(only_gt, {5: 1}, gt=False))
+    assert rec.fp_cats.tolist() == []  # all on VOID: ignored
+
+
+def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    cats = CategoryTable.from_coco(SYN_CATS)
+    recs, refs = [], []
+    for _ in range(5):
+        gt = random_image(rng, 40, 50, SYN_CATS)
+        pred = perturb(rng, gt, SYN_CATS)
+        s, r = evaluate_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        recs.append(r)
+        refs.append(s)
+    a = AnalysisSet.from_images(recs, len(cats), image_ids=[10, 11, 12, 13, 14])
+    iou, tp, fp, fn = a.per_image()
+    for k, s in enumerate(refs):
+        assert tp[k].tolist() == np.bincount(s.tp_cats, minlength=len(cats)).tolist()
+        assert fp[k].tolist() == np.bincount(s.fp_cats, minlength=len(cats)).tolist()
+        assert fn[k].tolist() == np.bincount(s.fn_cats, minlength=len(cats)).tolist()
+        assert iou[k] == pytest.approx(np.bincount(s.tp_cats, s.tp_ious, minlength=len(cats)))
+    assert AnalysisSet.from_images([], len(cats)).records() == []
+    assert len(a.records()) == 5
+    for r0, r1 in zip(recs, a.records()):
+        for name in r0.__dataclass_fields__:
+            assert np.array_equal(getattr(r0, name), getattr(r1, name)), name
+    a.save(tmp_path / "a.npz")
+    b = AnalysisSet.load(tmp_path / "a.npz")
+    assert b.n_categories == a.n_categories and b.image_ids == ["10", "11", "12", "13", "14"]
+    for k, v in a.cols.items():
+        assert np.array_equal(v, b.cols[k]) and v.dtype == b.cols[k].dtype, k
+
+
+def test_load_refuses_a_foreign_file(tmp_path) -> None:
+    from panbench.errors import InputError
+
+    (tmp_path / "x.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="x.npz: not a panbench per-image analysis file"):
+        AnalysisSet.load(tmp_path / "x.npz")
+
+
+def test_cats_fixture_is_consistent() -> None:
+    assert [c["id"] for c in CATS] == TABLE.ids

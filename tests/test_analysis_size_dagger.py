@@ -1,0 +1,139 @@
+"""PQ by object size and PQ-dagger on hand-built images; PQ-dagger equals torchmetrics'
+ModifiedPanopticQuality on crowd-free images without predicted VOID."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analysis_cases import TABLE, infos, one_set, paint
+
+from panbench.analysis import AnalysisSet, pq_by_size, pq_dagger
+from panbench.analysis.metrics import size_bucket
+from panbench.analysis.pairs import evaluate_image_analysis
+from panbench.data.synth import coco_like_categories, perturb, random_image
+from panbench.pq.matching import CategoryTable, PQStats, summarize
+
+
+def test_size_bucket_limits_are_cocos() -> None:
+    assert size_bucket(np.array([0, 1023, 1024, 9215, 9216, 10**9])).tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def size_image():
+    # stuff S (gt id 5, pred id 50) everywhere else; things A = 1, B = 3
+    gt = paint((160, 160), [(5, 0, 160, 0, 160), (30, 0, 100, 0, 100),  # B 10000 px: large
+                            (10, 110, 142, 110, 142),  # A 1024 px: medium
+                            (11, 0, 30, 110, 140),  # A 900 px: small, missed
+                            (31, 145, 155, 145, 155)])  # B 100 px: small
+    pred = paint((160, 160), [(50, 0, 160, 0, 160), (60, 0, 90, 0, 100),  # B 9000 px on the large B
+                              (40, 110, 142, 110, 141),  # A 992 px (a small area) on the medium A
+                              (41, 140, 150, 10, 20),  # A 100 px on stuff: small FP
+                              (61, 105, 138, 20, 53),  # B 1089 px on stuff: medium FP
+                              (62, 145, 155, 145, 155)])  # B exact: small TP
+    return (gt, infos(gt, {5: 7, 30: 3, 10: 1, 11: 1, 31: 3}),
+            pred, infos(pred, {50: 7, 60: 3, 40: 1, 41: 1, 61: 3, 62: 3}, gt=False))
+
+
+def test_pq_by_size_hand_built() -> None:
+    out = pq_by_size(one_set(size_image()), TABLE.isthing)
+    # small: A (FP + FN, PQ 0, SQ 0, RQ 0) and B (TP IoU 1)
+    assert out["small"] == pytest.approx({"PQ": 50.0, "SQ": 50.0, "RQ": 50.0, "n": 2, "segments": 2})
+    # medium: A TP of IoU 992/1024 (its ground truth is medium, the prediction small), B FP 1089 px
+    assert out["medium"] == pytest.approx({"PQ": 50 * 992 / 1024, "SQ": 50 * 992 / 1024, "RQ": 50.0, "n": 2,
+                                           "segments": 1})
+    assert out["large"] == pytest.approx({"PQ": 90.0, "SQ": 90.0, "RQ": 100.0, "n": 1, "segments": 1})
+
+
+def test_size_bucket_of_tp_and_fn_is_the_json_area() -> None:
+    gt, gi, pred, pi = size_image()
+    for s in gi:
+        if s["id"] == 11:
+            s["area"] = 2000  # JSON says medium although 900 pixels are painted
+    out = pq_by_size(one_set((gt, gi, pred, pi)), TABLE.isthing)
+    assert out["small"]["segments"] == 1 and out["medium"]["segments"] == 2
+
+
+def test_pq_dagger_stuff_rule_hand_built() -> None:
+    # gt: S (id 5) 100 px, T (id 6) 100 px; pred: S covers 40 of S (IoU 0.4), T covers all of T and S's rest
+    gt = paint((10, 20), [(5, 0, 10, 0, 10), (6, 0, 10, 10, 20)])
+    pred = paint((10, 20), [(50, 0, 10, 0, 4), (60, 0, 10, 4, 20)])
+    a = one_set((gt, infos(gt, {5: 7, 6: 9}), pred, infos(pred, {50: 7, 60: 9}, gt=False)))
+    out = pq_dagger(a, TABLE.isthing)
+    # S: IoU 0.4 (no 0.5 threshold), T: IoU 100/160; no thing present
+    assert out["PQ_dagger"] == pytest.approx(100 * (0.4 + 100 / 160) / 2)
+    assert out["PQ_dagger_st"] == out["PQ_dagger"] and out["PQ_dagger_th"] == 0.0
+
+
+def test_pq_dagger_things_are_pq() -> None:
+    a = one_set(size_image())
+    iou, tp, fp, fn = a.totals()
+    things = np.array(TABLE.isthing)
+    ref = summarize(PQStats(np.rint(iou * 2**40).astype(np.int64), tp, fp, fn), TABLE.ids, TABLE.isthing)
+    assert pq_dagger(a, TABLE.isthing)["PQ_dagger_th"] == pytest.approx(ref["PQ_th"], abs=1e-9)
+    assert things.sum() == 2
+
+
+def _merge_stuff(ids: np.ndarray, info: list[dict], stuffs: set[int]) -> list[dict]:
+    """One segment per stuff category (torchmetrics merges a stuff category's instances)."""
+    first: dict[int, dict] = {}
+    out = []
+    for s in info:
+        cid = s["category_id"]
+        if cid in stuffs and cid in first:
+            ids[ids == s["id"]] = first[cid]["id"]
+            continue
+        if cid in stuffs:
+            first[cid] = s
+        out.append(dict(s))
+    for s in out:
+        s["area"] = int((ids == s["id"]).sum())
+    return out
+
+
+def _to_cat_instance(ids: np.ndarray, info: list[dict]) -> np.ndarray:
+    """An id map as torchmetrics' (category id, instance id) pairs; VOID is category 0."""
+    out = np.zeros(ids.shape + (2,), np.int64)
+    for k, s in enumerate(info):
+        m = ids == s["id"]
+        out[m, 0] = s["category_id"]
+        out[m, 1] = k + 1
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pq_dagger_equals_torchmetrics(seed: int) -> None:
+    tm = pytest.importorskip("torchmetrics.detection", reason="torchmetrics is a test dependency (PQ-dagger)")
+    torch = pytest.importorskip("torch")
+    cats_json = coco_like_categories(5, 4)
+    cats = CategoryTable.from_coco(cats_json)
+    things = {c["id"] for c in cats_json if c["isthing"]}
+    stuffs = {c["id"] for c in cats_json if not c["isthing"]}
+    rng = np.random.default_rng(seed)
+    metric = tm.ModifiedPanopticQuality(things=things, stuffs=stuffs, allow_unknown_preds_category=True)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # torchmetrics divides int tensors: float64 IoUs, as panbench's
+    try:
+        tm_value = _feed(metric, torch, rng, cats_json, cats, stuffs)
+    finally:
+        torch.set_default_dtype(default)
+    ours = pq_dagger(AnalysisSet.from_images(tm_value[1], len(cats)), cats.isthing)["PQ_dagger"]
+    assert ours == pytest.approx(100 * tm_value[0], abs=1e-9)
+
+
+def _feed(metric, torch, rng, cats_json, cats, stuffs):
+    recs = []
+    for _ in range(4):
+        gt = random_image(rng, 48, 64, cats_json, crowd_prob=0.0)
+        pred = perturb(rng, gt, cats_json)
+        # crowd-free, and no predicted VOID: torchmetrics also takes predicted-VOID pixels out of the union
+        holes = pred.ids == 0
+        if holes.any():
+            extra = 16777000
+            pred.ids[holes] = extra
+            pred.segments_info.append({"id": extra, "category_id": min(stuffs), "iscrowd": 0})
+        gt.segments_info[:] = _merge_stuff(gt.ids, gt.segments_info, stuffs)
+        pred.segments_info[:] = _merge_stuff(pred.ids, pred.segments_info, stuffs)
+        _, rec = evaluate_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        recs.append(rec)
+        metric.update(torch.from_numpy(_to_cat_instance(pred.ids, pred.segments_info))[None],
+                      torch.from_numpy(_to_cat_instance(gt.ids, gt.segments_info))[None])
+    return float(metric.compute()), recs
