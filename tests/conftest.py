@@ -24,7 +24,8 @@ def coco_sample() -> Path:
 
 
 def panopticapi_reference(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path) -> dict[str, Any]:
-    """panopticapi's numbers (single core, no multiprocessing) in panbench's key names."""
+    """panopticapi's numbers (single core, no multiprocessing) in panbench's key names; per class its
+    TP/FP/FN, IoU sum (``IOU``) and PQ/SQ/RQ (0-100)."""
     from panopticapi.evaluation import pq_compute_single_core
 
     gt = json.loads(Path(gt_json).read_text())
@@ -40,9 +41,14 @@ def panopticapi_reference(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir
         except ZeroDivisionError:  # no category of the group present: panbench reports 0
             res = {"pq": 0.0, "sq": 0.0, "rq": 0.0}
         out["PQ" + sfx], out["SQ" + sfx], out["RQ" + sfx] = 100 * res["pq"], 100 * res["sq"], 100 * res["rq"]
+    try:
+        _, per_class = stat.pq_average(cats, isthing=None)
+    except ZeroDivisionError:  # no category present at all: every class is 0
+        per_class = {cid: {"pq": 0.0, "sq": 0.0, "rq": 0.0} for cid in cats}
     out["per_class"] = {
         str(cid): {"TP": stat.pq_per_cat[cid].tp, "FP": stat.pq_per_cat[cid].fp, "FN": stat.pq_per_cat[cid].fn,
-                   "IOU": stat.pq_per_cat[cid].iou}
+                   "IOU": stat.pq_per_cat[cid].iou, "PQ": 100 * per_class[cid]["pq"],
+                   "SQ": 100 * per_class[cid]["sq"], "RQ": 100 * per_class[cid]["rq"]}
         for cid in cats
     }
     return out

@@ -1,4 +1,5 @@
-"""panbench's PQ equals panopticapi's pq_compute to 1e-9, with exact per-class TP/FP/FN."""
+"""panbench's PQ equals panopticapi's pq_compute to 1e-9, with exact per-class TP/FP/FN and per-class
+IoU sums and PQ/SQ/RQ to 1e-9, on the C path and on the numpy path (for every table size)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import pytest
 from conftest import panopticapi_reference
 
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
+from panbench.pq import coco_format as panoptic_io
+from panbench.pq import evaluator
 from panbench.pq.coco_format import decode_png, rgb2id
-from panbench.pq.matching import METRIC_KEYS
-from panbench.pq.score import score_files
+from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.matching import METRIC_KEYS, CategoryTable
+from panbench.pq.score import load_pairs, score_files, score_pair
 
 CATS = coco_like_categories(8, 6)
 
@@ -24,14 +28,27 @@ def assert_parity(tmp_path: Path, gt: list[tuple[int, PanopticImage]], pred: lis
     return assert_parity_files(gt_json, gt_dir, pred_json, pred_dir)
 
 
+def iou_sums(gt_json, gt_dir, pred_json, pred_dir) -> dict[str, float]:
+    """panbench's per-category IoU sums (the fixed-point sums, as float)."""
+    cats, pairs = load_pairs(gt_json, pred_json)
+    ev = PanopticEvaluator(cats)
+    for pair in pairs:
+        ev.stats.add_image(score_pair(cats, Path(gt_dir), Path(pred_dir), pair))
+    return {str(cid): float(v) for cid, v in zip(cats.ids, ev.stats.iou_sum)}
+
+
 def assert_parity_files(gt_json, gt_dir, pred_json, pred_dir) -> dict:
     ours = score_files(gt_json, gt_dir, pred_json, pred_dir)
     ref = panopticapi_reference(gt_json, gt_dir, pred_json, pred_dir)
+    iou = iou_sums(gt_json, gt_dir, pred_json, pred_dir)
     for k in METRIC_KEYS:
         assert ours[k] == pytest.approx(ref[k], abs=1e-9), k
     for cid, r in ref["per_class"].items():
         o = ours["per_class"][cid]
         assert (o["TP"], o["FP"], o["FN"]) == (r["TP"], r["FP"], r["FN"]), cid
+        assert iou[cid] == pytest.approx(r["IOU"], abs=1e-9), cid
+        for k in ("PQ", "SQ", "RQ"):
+            assert o[k] == pytest.approx(r[k], abs=1e-9), (cid, k)
     return ours
 
 
@@ -133,3 +150,60 @@ def test_generated_coco_like_sets(tmp_path: Path, seed: int) -> None:
     gt = [(i, random_image(rng, int(rng.integers(60, 160)), int(rng.integers(60, 160)), CATS)) for i in range(12)]
     pred = [(i, perturb(rng, g, CATS)) for i, g in gt]
     assert_parity(tmp_path, gt, pred)
+
+
+def _tiles(rng: np.random.Generator, offset: int, base: int, size: int = 96, tile: int = 4,
+           flip: float = 0.0, cats=CATS) -> tuple[PanopticImage, np.ndarray]:
+    """An image of tile x tile squares, shifted ``offset`` pixels to the left: one segment each."""
+    y, x = np.mgrid[:size, :size]
+    row, col = y // tile, (x + offset) // tile
+    n_cols = int(col.max()) + 1
+    ids = (base + row * n_cols + col).astype(np.uint32)
+    seg_ids, counts = np.unique(ids, return_counts=True)
+    tile_cat = np.array([cats[int((r + c) % len(cats))]["id"] for r, c in zip(*np.divmod(seg_ids - base, n_cols))])
+    changed = rng.random(len(seg_ids)) < flip
+    tile_cat[changed] = [cats[int(k)]["id"] for k in rng.integers(0, len(cats), int(changed.sum()))]
+    info = [{"id": int(i), "category_id": int(c), "area": int(n), "iscrowd": 0}
+            for i, c, n in zip(seg_ids, tile_cat, counts)]
+    return PanopticImage(ids, info), seg_ids
+
+
+def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """576 ground-truth by 600 predicted segments: a 578 x 601 table, past the uint16 pair index of
+    the numpy path's fast branch, so it takes the wide one (intp pair index).  Both paths equal
+    panopticapi, and each other image by image."""
+    rng = np.random.default_rng(7)
+    gt, gt_ids = _tiles(rng, 0, 1000)
+    pred, pred_ids = _tiles(rng, 1, 200000, flip=0.3)
+    gt.ids[:3] = 0  # some VOID
+    for s in gt.segments_info:
+        s["area"] = int((gt.ids == s["id"]).sum())
+    gt.segments_info = [s for s in gt.segments_info if s["area"]]
+    for s in gt.segments_info[::37]:
+        s["iscrowd"] = 1
+    assert (len(gt.segments_info) + 2) * (len(pred.segments_info) + 1) > 65534
+    steps = []
+    real = evaluator.intersections
+
+    def spy(*a, **kw):
+        steps.append(kw["gt_step"])
+        return real(*a, **kw)
+
+    ours = {}
+    for path in ("native", "numpy"):
+        if path == "native" and panoptic_io._native is None:
+            continue
+        if path == "numpy":
+            monkeypatch.setattr(panoptic_io, "_native", None)
+            monkeypatch.setattr(evaluator, "intersections", spy)
+        ours[path] = assert_parity(tmp_path / path, [(1, gt)], [(1, pred)])
+        cats = CategoryTable.from_coco(CATS)
+        ours[path + " image"] = evaluator.evaluate_image(cats, gt.ids, gt.segments_info, pred.ids,
+                                                         pred.segments_info, "image 1")
+    assert steps and all(s == 1 for s in steps)  # the wide branch ran
+    assert 0 < ours["numpy"]["PQ"] < 100 and ours["numpy"]["per_class"][str(CATS[0]["id"])]["TP"] > 0
+    if "native" in ours:
+        assert json.dumps(ours["native"], sort_keys=True) == json.dumps(ours["numpy"], sort_keys=True)
+        a, b = ours["native image"], ours["numpy image"]
+        for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
+            assert np.array_equal(getattr(a, f), getattr(b, f)), f

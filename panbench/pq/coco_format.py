@@ -11,7 +11,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +30,13 @@ except ImportError:  # pragma: no cover
     _deflate = None
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The most pixels a PNG may declare (2^28: 16384 x 16384), checked before anything is inflated, so
+# that a small file declaring a huge image cannot make panbench allocate gigabytes.  The
+# environment variable PANBENCH_MAX_PIXELS raises (or lowers) it.
+MAX_PIXELS = 2**28
+# IHDR (colour type -> name, allowed bit depths); panoptic ids need 8-bit RGB, RGBA or palette
+_COLOR_TYPES = {0: ("single-channel grey", (1, 2, 4, 8, 16)), 2: ("RGB", (8, 16)), 3: ("palette", (1, 2, 4, 8)),
+                4: ("grey+alpha", (8, 16)), 6: ("RGBA", (8, 16))}
 
 MAX_ID = 256**3
 _SENTINEL = np.uint16(0xFFFF)
@@ -145,27 +152,99 @@ def _read_png(path: Path, where: str) -> bytes:
         raise InputError(f"{where}: PNG {path} not found; check --pred-dir/--gt-dir and file_name") from None
 
 
-def read_ids(path: Path, where: str, slot: str | None = None) -> np.ndarray:
+class PngHeader(NamedTuple):
+    """The IHDR fields that panbench uses."""
+
+    width: int
+    height: int
+    depth: int
+    color: int
+    interlace: int
+
+
+def max_pixels() -> int:
+    """:data:`MAX_PIXELS`, or the value of PANBENCH_MAX_PIXELS when set."""
+    env = os.environ.get("PANBENCH_MAX_PIXELS")
+    if env is None:
+        return MAX_PIXELS
+    if not env.isdigit() or int(env) < 1:
+        raise InputError(f"PANBENCH_MAX_PIXELS={env!r} is not a positive integer; unset it or set e.g. {MAX_PIXELS}")
+    return int(env)
+
+
+def png_header(data: bytes, path: Path, where: str) -> PngHeader:
+    """The IHDR chunk (the first chunk, 13 bytes, CRC checked) of the PNG in ``data``."""
+    corrupt = f"{where}: PNG {path} is truncated or corrupt"
+    if data[:8] != PNG_SIGNATURE:
+        raise InputError(f"{corrupt} (no PNG signature); re-export it")
+    if len(data) < 16:
+        raise InputError(f"{corrupt} (ends before IHDR); re-export it")
+    length, kind = struct.unpack_from(">I4s", data, 8)
+    if kind != b"IHDR":
+        raise InputError(f"{corrupt} (first chunk is {kind!r}, not IHDR); re-export it")
+    if length != 13:
+        raise InputError(f"{corrupt} (IHDR chunk is {length} bytes, 13 expected); re-export it")
+    if len(data) < 33:
+        raise InputError(f"{corrupt} (IHDR chunk cut short); re-export it")
+    if zlib.crc32(data[12:29]) != struct.unpack_from(">I", data, 29)[0]:
+        raise InputError(f"{corrupt} (CRC error in IHDR); re-export it")
+    w, h, depth, color, method, filt, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    kind_ok = color in _COLOR_TYPES and depth in _COLOR_TYPES[color][1]
+    if not (0 < w < 2**31 and 0 < h < 2**31) or not kind_ok or method or filt or interlace > 1:
+        raise InputError(
+            f"{corrupt} (invalid IHDR: {w}x{h}, bit depth {depth}, colour type {color}); re-export it"
+        )
+    return PngHeader(w, h, depth, color, interlace)
+
+
+def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None = None) -> PngHeader:
+    """The PNG's header, checked before anything is inflated: the declared size against
+    ``shape`` (the ground truth's height and width, for a prediction) and :func:`max_pixels`, and
+    the kind (8-bit RGB, RGBA or palette; grey, grey+alpha and 16-bit carry no panoptic ids)."""
+    hdr = png_header(data, path, where)
+    w, h = hdr.width, hdr.height
+    if shape is not None and (h, w) != tuple(shape[:2]):
+        raise InputError(
+            f"{where}: prediction {path} is {w}x{h} but the image is {shape[1]}x{shape[0]}; "
+            "predict at the original image size"
+        )
+    limit = max_pixels()
+    if w * h > limit:
+        raise InputError(
+            f"{where}: PNG {path} declares {w}x{h} = {w * h} pixels, above the limit of {limit}; "
+            "re-export it at the image size (or raise PANBENCH_MAX_PIXELS for larger images)"
+        )
+    if hdr.color != 3 and (hdr.depth != 8 or hdr.color not in (2, 6)):
+        name = ("16-bit " if hdr.depth == 16 else "") + _COLOR_TYPES[hdr.color][0]
+        raise InputError(
+            f"{where}: PNG {path} is {name}; panoptic PNGs are 8-bit RGB, RGBA or palette "
+            "(id = R + 256G + 256^2B): re-export it as 8-bit RGB"
+        )
+    return hdr
+
+
+def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Segment ids ``R + 256 G + 256^2 B`` (HxW uint32) of a panoptic PNG.
 
-    8-bit RGB/RGBA PNGs take the fast path (chunks checked here, libdeflate inflate, C unfilter
-    straight to ids); any other PNG, or a missing C extension, goes through :func:`decode_png`.
+    The header is checked first (:func:`check_png`; ``shape`` is the size the PNG must have), then
+    the chunks (:func:`png_idat`), on every path.  8-bit RGB/RGBA PNGs take the fast path
+    (libdeflate inflate, C unfilter straight to ids); palette or interlaced PNGs, or a missing C
+    extension, go through the general decoder (:func:`decode_png`).
     With ``slot`` the result lives in a reused buffer, valid until the next call with that slot.
     """
     data = _read_png(path, where)
-    if _native is not None:
-        ids = _fast_ids(data, path, where, slot)
-        if ids is not None:
-            return ids
+    hdr = check_png(data, path, where, shape)
+    idat = png_idat(data, path, where)
+    if hdr.depth == 8 and hdr.color in (2, 6) and not hdr.interlace:
+        if _native is not None:
+            return _fast_ids(idat, hdr, path, where, slot)
+        png_scanlines(idat, path, where, hdr)  # the same size check as the fast path (libspng ignores extra data)
     return rgb2id(_decode(data, path, where), slot)
 
 
-def _fast_ids(data: bytes, path: Path, where: str, slot: str | None) -> np.ndarray | None:
-    """The fast path of :func:`read_ids`; None when the PNG is not 8-bit RGB(A), non-interlaced."""
-    scan = png_scanlines(data, path, where)
-    if scan is None:
-        return None
-    raw, w, h, ch = scan
+def _fast_ids(idat: bytes | memoryview, hdr: PngHeader, path: Path, where: str, slot: str | None) -> np.ndarray:
+    """The fast path of :func:`read_ids` (8-bit RGB(A), non-interlaced)."""
+    raw, w, h, ch = png_scanlines(idat, path, where, hdr)
     out = workspace(slot, (h, w), np.uint32)
     try:
         _native.unfilter_ids(raw, w, h, ch, out)
@@ -174,15 +253,12 @@ def _fast_ids(data: bytes, path: Path, where: str, slot: str | None) -> np.ndarr
     return out
 
 
-def png_scanlines(data: bytes, path: Path, where: str) -> tuple[bytes, int, int, int] | None:
-    """The inflated, still filtered scanlines of an 8-bit RGB(A) non-interlaced PNG with its
-    width, height and channels; None for other PNG kinds.  Chunk CRCs (IHDR, IDAT) and the zlib
-    checksum are verified: damage is an InputError naming the file."""
+def png_idat(data: bytes, path: Path, where: str) -> bytes | memoryview:
+    """The zlib stream of the PNG (its IDAT chunks joined), with the chunk structure checked: IDAT
+    CRCs, one IHDR only, an IEND at the end.  Damage is an InputError naming the file."""
     corrupt = f"{where}: PNG {path} is truncated or corrupt"
-    if data[:8] != PNG_SIGNATURE:
-        raise InputError(f"{corrupt} (no PNG signature); re-export it")
     mv = memoryview(data)
-    pos, end, ihdr, idat = 8, len(data), None, []
+    pos, end, idat = 33, len(data), []  # after the signature and IHDR (checked by png_header)
     while True:
         if pos + 12 > end:
             raise InputError(f"{corrupt} (ends before IEND); re-export it")
@@ -190,25 +266,29 @@ def png_scanlines(data: bytes, path: Path, where: str) -> tuple[bytes, int, int,
         stop = pos + 8 + length
         if stop + 4 > end:
             raise InputError(f"{corrupt} ({kind!r} chunk cut short); re-export it")
-        if kind in (b"IHDR", b"IDAT") and zlib.crc32(mv[pos + 4 : stop]) != struct.unpack_from(">I", data, stop)[0]:
-            raise InputError(f"{corrupt} (CRC error in {kind.decode()}); re-export it")
-        if kind == b"IHDR":
-            ihdr = struct.unpack_from(">IIBBBBB", data, pos + 8)
-        elif kind == b"IDAT":
+        if kind == b"IDAT":
+            if zlib.crc32(mv[pos + 4 : stop]) != struct.unpack_from(">I", data, stop)[0]:
+                raise InputError(f"{corrupt} (CRC error in IDAT); re-export it")
             idat.append(mv[pos + 8 : stop])
+        elif kind == b"IHDR":
+            raise InputError(f"{corrupt} (a second IHDR chunk); re-export it")
         elif kind == b"IEND":
             break
         pos = stop + 4
-    if ihdr is None or not idat:
-        raise InputError(f"{corrupt} (no IHDR or IDAT chunk); re-export it")
-    w, h, depth, color, _, _, interlace = ihdr
-    if depth != 8 or color not in (2, 6) or interlace or not w or not h:
-        return None  # palette, grey, 16-bit or interlaced: the general decoder handles it
-    ch = 3 if color == 2 else 4
+    if not idat:
+        raise InputError(f"{corrupt} (no IDAT chunk); re-export it")
+    return idat[0] if len(idat) == 1 else b"".join(idat)
+
+
+def png_scanlines(idat: bytes | memoryview, path: Path, where: str, hdr: PngHeader) -> tuple[bytes, int, int, int]:
+    """The inflated, still filtered scanlines of an 8-bit RGB(A) non-interlaced PNG (``idat``
+    from :func:`png_idat`, ``hdr`` from :func:`check_png`) with its width, height and channels.
+    The zlib checksum is verified and nothing inflates beyond the size that IHDR declares."""
+    corrupt = f"{where}: PNG {path} is truncated or corrupt"
+    w, h, ch = hdr.width, hdr.height, 3 if hdr.color == 2 else 4
     size = h * (w * ch + 1)
-    z = idat[0] if len(idat) == 1 else b"".join(idat)
     try:
-        raw = _deflate.zlib_decompress(z, size) if _deflate is not None else zlib.decompress(z, bufsize=size)
+        raw = _deflate.zlib_decompress(idat, size) if _deflate is not None else _inflate(idat, size)
     except Exception as e:
         raise InputError(f"{corrupt} (image data does not inflate: {e}); re-export it") from e
     if len(raw) != size:
@@ -216,9 +296,22 @@ def png_scanlines(data: bytes, path: Path, where: str) -> tuple[bytes, int, int,
     return raw, w, h, ch
 
 
+def _inflate(z: bytes | memoryview, size: int) -> bytes:
+    """A zlib stream that must inflate to ``size`` bytes, never inflating more than ``size + 1``."""
+    d = zlib.decompressobj()
+    raw = d.decompress(z, size + 1)
+    if not d.eof and len(raw) <= size:
+        raise ValueError("the zlib stream is cut short")
+    return raw
+
+
 def decode_png(path: Path, where: str) -> np.ndarray:
-    """Decode an RGB(A) PNG into an HxWx3 uint8 array (pyspng, else PIL)."""
-    return _decode(_read_png(path, where), path, where)
+    """Decode an RGB(A) or palette PNG into an HxWx3 uint8 array (pyspng, else PIL); the
+    header is checked first (:func:`check_png`)."""
+    data = _read_png(path, where)
+    check_png(data, path, where)
+    png_idat(data, path, where)
+    return _decode(data, path, where)
 
 
 def _decode(data: bytes, path: Path, where: str) -> np.ndarray:

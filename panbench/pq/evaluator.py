@@ -51,7 +51,17 @@ def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ..
 
 
 def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> ImageStats:
-    """Predicted areas from the intersection table (every listed segment must be in the PNG), then matching."""
+    """Predicted areas from the intersection table (every listed segment must be in the PNG),
+    ground-truth areas checked against it, then matching."""
+    pixels = inter[1 : len(gt) + 1].sum(axis=1)
+    short = np.nonzero(pixels > gt.areas)[0]
+    if len(short):  # an IoU above 1 would follow; panopticapi would add it to the sums unchecked
+        k = int(short[0])
+        raise InputError(
+            f"{where} (ground truth): segment {int(gt.ids[k])} has area {int(gt.areas[k])} in segments_info "
+            f"but {int(pixels[k])} pixels in the PNG; the annotation PNG and JSON do not belong together "
+            "(or set 'area' to the pixel count)"
+        )
     pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
     missing = np.nonzero(pred.areas == 0)[0]
     if len(missing):

@@ -12,9 +12,11 @@ The rules are panopticapi's ``pq_compute_single_core``, reproduced exactly:
 
 Everything is per-category sums (``iou``, ``tp``, ``fp``, ``fn``) that add across images and
 across processes; :func:`summarize` turns them into PQ/SQ/RQ for All, Things and Stuff.
-IoU sums are kept in fixed point (int64, units of 2^-40): integer addition is associative, so
-any split of the images (workers, ranks, resumed runs) gives bit-identical metrics, while the
-rounding (< 2^-41 per match) stays far below panopticapi parity's 1e-9.
+IoU sums are kept in fixed point (units of 2^-40): integer addition is associative, so any split
+of the images (workers, ranks, resumed runs) gives bit-identical metrics, while the rounding
+(< 2^-41 per match) stays far below panopticapi parity's 1e-9.  One int64 in those units would
+overflow after 2^23 (8.4 million) matches of one category, so each sum is two int64: whole units
+and a fraction in [0, 2^40) that carries into them after every addition.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 import numpy as np
 
 VOID = 0
-IOU_SCALE = float(2**40)
+IOU_BITS = 40  # fixed point: IoU sums in units of 2^-IOU_BITS
+IOU_SCALE = float(2**IOU_BITS)
 METRIC_KEYS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
 
 
@@ -132,8 +135,10 @@ def match_segments(
 class PQStats:
     """Per-category sums; ``+`` adds two of them (across images, shards or processes).
 
-    ``iou`` is fixed point: int64 in units of ``1 / IOU_SCALE``.  ``conf`` is the semantic confusion
-    matrix in pixels, ``(C + 1) x (C + 1)`` with VOID last (rows ground truth, columns prediction).
+    The IoU sum of category k is ``iou_int[k] + iou[k] / IOU_SCALE``: ``iou`` is the fraction
+    (int64 in units of ``1 / IOU_SCALE``, carried into ``iou_int`` whenever it reaches 1), so the
+    sums never overflow.  ``conf`` is the semantic confusion matrix in pixels, ``(C + 1) x (C + 1)``
+    with VOID last (rows ground truth, columns prediction).
     """
 
     iou: np.ndarray
@@ -142,19 +147,31 @@ class PQStats:
     fn: np.ndarray
     n_images: int = 0
     conf: np.ndarray | None = None
+    iou_int: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.conf is None:
             n = len(self.iou) + 1
             self.conf = np.zeros((n, n), np.int64)
+        if self.iou_int is None:
+            self.iou_int = np.zeros(len(self.iou), np.int64)
+        self._carry()
+
+    def _carry(self) -> None:
+        """Move whole units of the fraction ``iou`` into ``iou_int`` (``iou`` ends in [0, 2^40))."""
+        whole = self.iou >> IOU_BITS
+        if whole.any():
+            self.iou_int += whole
+            self.iou -= whole << IOU_BITS
 
     @staticmethod
     def zeros(n_categories: int) -> PQStats:
         return PQStats(*(np.zeros(n_categories, np.int64) for _ in range(4)))
 
     def add_image(self, s: ImageStats) -> None:
-        """Accumulate one image's contributions in place."""
+        """Accumulate one image's contributions in place (< 2^16 matches, so < 2^56 units at once)."""
         np.add.at(self.iou, s.tp_cats, np.rint(s.tp_ious * IOU_SCALE).astype(np.int64))
+        self._carry()
         np.add.at(self.tp, s.tp_cats, 1)
         np.add.at(self.fn, s.fn_cats, 1)
         np.add.at(self.fp, s.fp_cats, 1)
@@ -173,25 +190,28 @@ class PQStats:
             self.fn + other.fn,
             self.n_images + other.n_images,
             self.conf + other.conf,
+            self.iou_int + other.iou_int,
         )
 
     @property
     def iou_sum(self) -> np.ndarray:
-        """Per-category IoU sums as float64."""
-        return self.iou / IOU_SCALE
+        """Per-category IoU sums as float64 (the exact sum, rounded once)."""
+        return self.iou_int + self.iou / IOU_SCALE
 
     def to_array(self) -> np.ndarray:
-        """One int64 vector (for an all-reduce or a cache file); exact."""
-        return np.concatenate([self.iou, self.tp, self.fp, self.fn, self.conf.ravel(), [self.n_images]]).astype(
-            np.int64)
+        """One int64 vector (for an all-reduce or a cache file); exact.  Summing such vectors
+        element by element and reading the sum back with :meth:`from_array` adds the stats."""
+        return np.concatenate(
+            [self.iou_int, self.iou, self.tp, self.fp, self.fn, self.conf.ravel(), [self.n_images]]
+        ).astype(np.int64)
 
     @staticmethod
     def from_array(a: np.ndarray) -> PQStats:
         a = np.asarray(a, np.int64)
-        n = int(round(-3 + np.sqrt(8 + len(a) - 1)))  # len - 1 = 4n + (n + 1)^2
-        parts = [a[k * n : (k + 1) * n].copy() for k in range(4)]
-        conf = a[4 * n : 4 * n + (n + 1) ** 2].reshape(n + 1, n + 1).copy()
-        return PQStats(*parts, n_images=int(a[-1]), conf=conf)
+        n = int(round((-7 + np.sqrt(41 + 4 * len(a))) / 2))  # len = 5n + (n + 1)^2 + 1
+        iou_int, iou, tp, fp, fn = (a[k * n : (k + 1) * n].copy() for k in range(5))
+        conf = a[5 * n : 5 * n + (n + 1) ** 2].reshape(n + 1, n + 1).copy()
+        return PQStats(iou, tp, fp, fn, n_images=int(a[-1]), conf=conf, iou_int=iou_int)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PQStats) and np.array_equal(self.to_array(), other.to_array())

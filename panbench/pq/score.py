@@ -49,7 +49,8 @@ def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair):
     where = f"image {gt_ann['image_id']}"
     gt_png = safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)")
     pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
-    gt_ids, pred_ids = read_ids(gt_png, where, "gt"), read_ids(pred_png, where, "pred")  # reused buffers
+    gt_ids = read_ids(gt_png, where, "gt")  # reused buffers
+    pred_ids = read_ids(pred_png, where, "pred", shape=gt_ids.shape)  # size checked before inflating
     return evaluate_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
 
 
