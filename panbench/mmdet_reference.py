@@ -74,7 +74,7 @@ def _hook_once() -> None:
         return average(self, categories, isthing)
 
     def record_ids(self: Any, data_batch: Any, data_samples: Any) -> None:
-        _SEEN["ids"].extend(int(d["data_sample"]["img_id"]) for d in data_batch)
+        _SEEN["ids"].extend(int(s["img_id"]) for s in data_samples)
         return process(self, data_batch, data_samples)
 
     PQStat.pq_average = pq_average

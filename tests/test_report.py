@@ -67,7 +67,7 @@ def test_viz_on_the_coco_sample(coco_sample, tmp_path) -> None:
     assert_png(out, 600, 200)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # module scope like demo_results, so that it is set up first
 def chromium() -> str:
     """Debian's chromium; without it the browser test skips, except on CI (CI=true), where it fails."""
     path = shutil.which("chromium")
