@@ -1,21 +1,38 @@
 #!/usr/bin/env python
-"""End to end: panbench eval vs MMDetection's standard test loop, same config/checkpoint/images.
+"""End to end: ``panbench eval`` against MMDetection's own test loop, same checkpoints and images.
 
-MMDetection's way is what ``tools/test.py`` does: mmengine ``Runner.test`` with mmdet's
-``CocoPanopticMetric``.  Each side runs as a whole process (imports, model and data set-up,
-inference, scoring), one after the other, on the demo val split with the committed demo
-checkpoints; the script prints both PQs (they must agree to 1e-6) and the wall-time ratio.
+What each row runs (every run a whole child process: imports, model and data set-up, inference,
+scoring; demo val split, the committed demo checkpoints, ``--limit N`` images or all 60):
 
-    .venv/bin/python scripts/bench_eval.py [--models mask2former,maskformer,panoptic-fpn] [--workers 1] [--repeat 3]
+  mmdet stock        MMDetection's test loop (``panbench.models.mmdet_reference``: what ``tools/test.py``
+                     runs, mmengine ``Runner.test`` + ``CocoPanopticMetric``, which writes each
+                     prediction as a PNG and scores it with panopticapi) on the model's config as it
+                     is.  Mask2Former's config computes the instance output beside the panoptic one
+                     (``test_cfg.instance_on=True``).  One process; ``--workers`` data-loading workers.
+  mmdet pan-only     the same loop on the config panbench runs: ``panbench.models.mm.panoptic_only``
+                     (Mask2Former: ``instance_on=False``; for configs where it changes nothing the
+                     row repeats the stock row's runs and says so).
+  panbench 1proc     ``panbench eval --cpu-procs 1 --workers W``: one inference process (the same
+                     process layout as the mmdet rows), its loop, scoring in memory in a thread.
+  panbench forked    ``panbench eval`` with its default ``--cpu-procs 0``: one inference process per
+                     core, forked after the model is loaded, ``cores / N`` torch threads each.
 
-panbench runs with its defaults (on the CPU: one inference process per core, forked after the
-model is loaded) and, for comparison, with ``--cpu-procs 1``.  Runs of the two tools are
-interleaved and repeated; the medians are compared.
+So, per model: stock / pan-only is what the config costs, pan-only / 1proc what the loop costs
+(same config, same layout), 1proc / forked what the process layout gains, stock / forked all of it.
+The rows are run ``--repeat`` times; in every round each model's four runs go in turn, and the
+order is reversed every other round (so no side always runs first).  Medians are compared.  All
+nine metrics of every run must agree with MMDetection's stock run to 1e-9 (a NaN on either side
+fails), else the script exits 1 before printing any ratio.
+
+    .venv/bin/python scripts/bench_eval.py [--models mask2former,maskformer,panoptic-fpn] [--limit N]
+        [--workers 1] [--repeat 3] [--skip-batch-amp]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
 import subprocess
 import sys
@@ -26,51 +43,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from panbench import mmdet_reference  # noqa: E402
 
-MMDET_TEST = """
-import logging, sys, tempfile, time
-t = time.perf_counter()
-from mmengine.logging import MMLogger
-from mmengine.runner import Runner
-from panbench.models import mm
-cfg_path, ckpt, root, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-cfg = mm.load_config(cfg_path)  # the same file; mm.load_config only registers mmdet and reads it
-cfg.load_from = ckpt
-cfg.work_dir = tempfile.mkdtemp(prefix="bench_eval_")
-cfg.test_dataloader.dataset.data_root = root + "/"
-cfg.test_dataloader.num_workers = workers
-cfg.test_dataloader.persistent_workers = workers > 0
-cfg.test_evaluator.ann_file = root + "/annotations/panoptic_val2017.json"
-cfg.test_evaluator.seg_prefix = root + "/annotations/panoptic_val2017/"
-cfg.default_hooks.logger.interval = 10_000
-cfg.log_level = "WARNING"
-metrics = Runner.from_cfg(cfg).test()
-print("RESULT", metrics["coco_panoptic/PQ"], time.perf_counter() - t)
-"""
+SIDES = ("mmdet stock", "mmdet pan-only", "panbench 1proc", "panbench forked")
+TOLERANCE = 1e-9
 
 
-def mmdet_test(spec, ckpt: Path, data_root: Path, workers: int) -> tuple[float, float]:
-    """PQ and wall seconds of MMDetection's tools/test.py path (mmengine Runner.test with
-    CocoPanopticMetric), as a whole process."""
-    t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", MMDET_TEST, str(spec.config), str(ckpt), str(data_root), str(workers)],
-                       capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - t
-    line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
-    if r.returncode or not line:
-        raise SystemExit(f"mmdet test failed:\n{r.stderr[-3000:]}")
-    return float(line[-1].split()[1]), wall
+def mmdet_run(config: Path, ckpt: Path, data_root: Path, limit: int | None, workers: int,
+              panoptic_only: bool) -> tuple[dict[str, float], float]:
+    """Nine metrics and whole-process wall seconds of MMDetection's test loop."""
+    refs, wall = mmdet_reference.run([(config, ckpt)], data_root, limit=limit, workers=workers,
+                                     panoptic_only=panoptic_only, cwd=ROOT)
+    return refs[0].metrics, wall
 
 
-def panbench_eval(spec, ckpt: Path, data_root: Path, workers: int, batch_size: int = 1,
-                  amp: str | None = None, cpu_procs: int = 0) -> tuple[float, float]:
-    """PQ and wall seconds of ``panbench eval`` as a whole process."""
-    import json
-
+def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, workers: int, cpu_procs: int,
+                  batch_size: int = 1, amp: str | None = None) -> tuple[dict[str, float], float]:
+    """Nine metrics and whole-process wall seconds of ``panbench eval``."""
     res = Path(tempfile.mkdtemp(prefix="bench_eval_pb_"))
-    cmd = [sys.executable, "-m", "panbench", "eval", "--model", spec.name, "--dataset", "demo", "--data-root",
+    cmd = [sys.executable, "-m", "panbench", "eval", "--model", name, "--dataset", "demo", "--data-root",
            str(data_root), "--checkpoint", str(ckpt), "--workers", str(workers), "--batch-size", str(batch_size),
            "--results", str(res), "--no-progress", "--no-resume", "--device", "cpu", "--cpu-procs", str(cpu_procs)]
+    if limit is not None:
+        cmd += ["--limit", str(limit)]
     if amp:
         cmd += ["--amp", amp]
     t = time.perf_counter()
@@ -81,70 +76,106 @@ def panbench_eval(spec, ckpt: Path, data_root: Path, workers: int, batch_size: i
 
         raise PanbenchError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "panbench eval failed")
     rec = json.loads(next((res / "runs").glob("*.json")).read_text())
-    return rec["metrics"]["PQ"], wall
+    return {k: rec["metrics"][k] for k in mmdet_reference.METRICS}, wall
+
+
+def worst_difference(a: dict[str, float], b: dict[str, float]) -> float:
+    """Largest |difference| over the nine metrics; NaN when either side has a NaN (fails any check)."""
+    diffs = [abs(a[k] - b[k]) for k in mmdet_reference.METRICS]
+    return math.nan if any(math.isnan(d) for d in diffs) else max(diffs)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="mask2former,maskformer,panoptic-fpn")
     ap.add_argument("--workers", type=int, default=1, help="data-loading workers for both (default 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved runs per side; medians are compared")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds; medians are compared")
+    ap.add_argument("--limit", type=int, help="the first N demo val images (default: all 60)")
+    ap.add_argument("--skip-batch-amp", action="store_true", help="leave out the batch/AMP table")
     a = ap.parse_args()
-    import logging
-
-    from mmengine.logging import MMLogger
 
     from panbench.data.demo import make_demo
     from panbench.errors import PanbenchError
+    from panbench.models.mm import load_config, panoptic_only
     from panbench.models.registry import resolve
 
-    MMLogger.get_instance("mmengine").setLevel(logging.WARNING)
     data_root = make_demo(ROOT / "data" / "demo")
-    names = a.models.split(",")
-    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for rep in range(a.repeat):  # interleaved, so that a slow spell of the machine hits all sides
-        for name in names:
-            spec = resolve(name, dataset="demo")[0]
-            ckpt = sorted((ROOT / "checkpoints" / "demo").glob(f"{spec.name}-*.pth"))[-1]
-            runs.setdefault((spec.name, "mmdet"), []).append(mmdet_test(spec, ckpt, data_root, a.workers))
-            runs.setdefault((spec.name, "panbench"), []).append(panbench_eval(spec, ckpt, data_root, a.workers))
-            runs.setdefault((spec.name, "panbench-1proc"), []).append(
-                panbench_eval(spec, ckpt, data_root, a.workers, cpu_procs=1))
-            print(f"  round {rep + 1}/{a.repeat} {spec.name}: " + ", ".join(
-                f"{side} {runs[(spec.name, side)][-1][1]:.2f} s" for side in ("mmdet", "panbench", "panbench-1proc")),
-                flush=True)
-    med = {k: (v[0][0], statistics.median(t for _, t in v)) for k, v in runs.items()}
-    rows = []
-    for name in names:
-        spec_name = resolve(name, dataset="demo")[0].name
-        (pq_mm, t_mm), (pq_pb, t_pb), (pq_1, t_1) = (med[(spec_name, s)] for s in ("mmdet", "panbench",
-                                                                                    "panbench-1proc"))
-        rows.append((spec_name, pq_mm, pq_pb, t_mm, t_pb, pq_1, t_1))
-    print(f"\nmedian of {a.repeat} interleaved runs per side; panbench = default (--cpu-procs 0: one forked "
-          f"process per core), 1proc = --cpu-procs 1")
-    print(f"{'model':22} {'PQ mmdet':>10} {'PQ panbench':>12} {'|diff|':>9} {'mmdet s':>8} "
-          f"{'panbench s':>10} {'speed-up':>8} {'1proc s':>8} {'speed-up':>8}")
-    worst = 0.0
-    for name, pq_mm, pq_pb, t_mm, t_pb, pq_1, t_1 in rows:
-        worst = max(worst, abs(pq_mm - pq_pb), abs(pq_mm - pq_1))
-        print(f"{name:22} {pq_mm:10.6f} {pq_pb:12.6f} {abs(pq_mm - pq_pb):9.2e} {t_mm:8.2f} {t_pb:10.2f} "
-              f"{t_mm / t_pb:7.2f}x {t_1:8.2f} {t_mm / t_1:7.2f}x")
-    print("\nbatched and mixed-precision inference: PQ difference to fp32 batch 1 (panbench, same images)")
-    print(f"{'model':22} {'setting':>12} {'PQ':>10} {'diff':>9} {'s':>7}")
-    for name, _, pq_ref, *_ in rows:
+    models = []
+    for name in a.models.split(","):
         spec = resolve(name, dataset="demo")[0]
         ckpt = sorted((ROOT / "checkpoints" / "demo").glob(f"{spec.name}-*.pth"))[-1]
+        changed = panoptic_only(load_config(spec.config))
+        models.append((spec, ckpt, changed))
+        print(f"{spec.name}: panbench's config changes {', '.join(changed) or 'nothing'} "
+              f"({'mmdet pan-only is run' if changed else 'mmdet pan-only repeats mmdet stock'})")
+
+    runs: dict[tuple[str, str], list[tuple[dict[str, float], float]]] = {}
+    for rep in range(a.repeat):
+        order = SIDES if rep % 2 == 0 else tuple(reversed(SIDES))
+        for spec, ckpt, changed in models:
+            for side in order:
+                if side == "mmdet pan-only" and not changed:
+                    continue
+                if side.startswith("mmdet"):
+                    out = mmdet_run(spec.config, ckpt, data_root, a.limit, a.workers, side == "mmdet pan-only")
+                else:
+                    out = panbench_eval(spec.name, ckpt, data_root, a.limit, a.workers,
+                                        1 if side == "panbench 1proc" else 0)
+                runs.setdefault((spec.name, side), []).append(out)
+            if not changed:
+                runs[(spec.name, "mmdet pan-only")] = runs[(spec.name, "mmdet stock")]
+            print(f"  round {rep + 1}/{a.repeat} {spec.name} (order: {' -> '.join(order)}): " + ", ".join(
+                f"{side} {runs[(spec.name, side)][-1][1]:.2f} s" for side in SIDES), flush=True)
+
+    worst = 0.0
+    for spec, _, _ in models:
+        ref = runs[(spec.name, "mmdet stock")][0][0]
+        for side in SIDES:
+            for metrics, _ in runs[(spec.name, side)]:
+                d = worst_difference(ref, metrics)
+                worst = d if math.isnan(d) else max(worst, d)
+    agree = not math.isnan(worst) and worst <= TOLERANCE
+    print(f"\nall nine metrics of every run against mmdet stock: max |diff| {worst:.2e} "
+          f"({'OK' if agree else 'FAILED'}, tolerance {TOLERANCE:g}; a NaN fails)")
+    if not agree:
+        for (name, side), v in runs.items():
+            print(f"  {name:20} {side:16} PQ " + ", ".join(f"{m['PQ']!r}" for m, _ in v))
+        raise SystemExit(1)
+
+    n = a.limit or 60
+    med = {k: statistics.median(t for _, t in v) for k, v in runs.items()}
+    print(f"\n{n} demo val images; whole-process wall seconds, median of {a.repeat} rounds")
+    print(f"{'model':20} {'PQ':>10} " + " ".join(f"{s:>15}" for s in SIDES)
+          + f" {'config':>7} {'loop':>7} {'layout':>7} {'total':>7}")
+    tot = dict.fromkeys(SIDES, 0.0)
+    for spec, _, _ in models:
+        t = [med[(spec.name, s)] for s in SIDES]
+        for s, x in zip(SIDES, t):
+            tot[s] += x
+        print(f"{spec.name:20} {runs[(spec.name, 'mmdet stock')][0][0]['PQ']:10.6f} "
+              + " ".join(f"{x:15.2f}" for x in t)
+              + f" {t[0] / t[1]:6.2f}x {t[1] / t[2]:6.2f}x {t[2] / t[3]:6.2f}x {t[0] / t[3]:6.2f}x")
+    t = [tot[s] for s in SIDES]
+    print(f"{'total':20} {'':10} " + " ".join(f"{x:15.2f}" for x in t)
+          + f" {t[0] / t[1]:6.2f}x {t[1] / t[2]:6.2f}x {t[2] / t[3]:6.2f}x {t[0] / t[3]:6.2f}x")
+    print("config = mmdet stock / mmdet pan-only; loop = mmdet pan-only / panbench 1proc (same config, one "
+          "process);\nlayout = panbench 1proc / panbench forked; total = mmdet stock / panbench forked "
+          "(target >= 1.5x)")
+
+    if a.skip_batch_amp:
+        return
+    print("\nbatched and mixed-precision inference: PQ difference to fp32 batch 1 (panbench forked, same images)")
+    print(f"{'model':20} {'setting':>12} {'PQ':>10} {'diff':>9} {'s':>7}")
+    for spec, ckpt, _ in models:
+        pq_ref = runs[(spec.name, "panbench forked")][0][0]["PQ"]
         for bs, amp in ((4, None), (1, "bf16"), (4, "bf16")):
             try:
-                pq, t = panbench_eval(spec, ckpt, data_root, a.workers, bs, amp)
+                m, t1 = panbench_eval(spec.name, ckpt, data_root, a.limit, a.workers, 0, bs, amp)
             except PanbenchError as e:
-                print(f"{name:22} {f'b{bs} ' + (amp or 'fp32'):>12} unsupported: {str(e)[:90]}")
+                print(f"{spec.name:20} {f'b{bs} ' + (amp or 'fp32'):>12} unsupported: {str(e)[:90]}")
                 continue
-            print(f"{name:22} {f'b{bs} ' + (amp or 'fp32'):>12} {pq:10.4f} {pq - pq_ref:+9.4f} {t:7.2f}")
-    total_mm, total_pb, total_1 = (sum(r[k] for r in rows) for k in (3, 4, 6))
-    print(f"total wall time (medians): mmdet {total_mm:.2f} s, panbench {total_pb:.2f} s: {total_mm / total_pb:.2f}x "
-          f"(target >= 1.5x); panbench --cpu-procs 1 {total_1:.2f} s: {total_mm / total_1:.2f}x; "
-          f"PQ agreement {'OK' if worst < 1e-6 else 'FAILED'} (max |diff| {worst:.2e})")
+            print(f"{spec.name:20} {f'b{bs} ' + (amp or 'fp32'):>12} {m['PQ']:10.4f} {m['PQ'] - pq_ref:+9.4f} "
+                  f"{t1:7.2f}")
 
 
 if __name__ == "__main__":

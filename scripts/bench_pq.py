@@ -1,15 +1,28 @@
 #!/usr/bin/env python
 """PQ scoring speed: panbench vs panopticapi vs hotcoco, side by side in one run.
 
-Generates COCO-scale data (640x480, about 25 segments per image, ground truth and perturbed
-predictions, written with PIL like COCO's converters), then times whole processes:
+Generates COCO-scale data (640x480, about 20 segments per image, ground truth and perturbed
+predictions, written with PIL like COCO's converters), then compares two ways:
+
+Whole processes (the timer is around the child process: interpreter start, imports, reading both
+JSONs, decoding both PNG folders, scoring, printing):
 
   panbench score (1 worker)  vs  panopticapi pq_compute_single_core (1 core)
                              vs  panopticapi pq_compute (all cores)
                              vs  hotcoco PanopticEval (its own threads, and 1 thread)
 
-plus panbench with in-memory predictions (JSONs read and ground truth decoded from PNG, timed
-in process: the predictions stand for a model's output) and panbench's peak memory at N/4 and N images.  Prints ratios.
+In process (each side in its own child process; the timer starts after the imports and stops
+when the metrics are computed; interpreter start and imports are outside it):
+
+  hotcoco in process          inside: PanopticEval(gt.json, pred.json, gt_dir, pred_dir) and
+                              evaluate(): both JSONs, both PNG folders, scoring
+  panbench files in process   inside: both JSONs, both PNG folders, scoring (what hotcoco does)
+  panbench in-memory preds    inside: both JSONs, the ground-truth PNGs, scoring; outside: decoding
+                              the prediction PNGs (they stand for a model's output, which eval
+                              scores from memory; hotcoco has no in-memory input)
+
+Every tool's PQ must equal panbench's to 1e-9, or the script exits 1 before printing any ratio.
+Also panbench's peak memory at N/4 and N images.
 
     .venv/bin/python scripts/bench_pq.py --images 1000
 """
@@ -67,7 +80,42 @@ from hotcoco.panoptic import PanopticEval
 gj, gd, pj, pd = sys.argv[1:5]
 ev = PanopticEval(gj, pj, gt_folder=gd, pred_folder=pd)
 ev.evaluate()
-print(json.dumps({'stats': list(ev.stats)}))
+print(json.dumps({'PQ': 100 * ev.stats[0]}))
+"""
+
+# In process: the timer starts after the imports and stops when the metrics are computed.
+HOTCOCO_IN_PROCESS = """
+import json, sys, time
+from hotcoco.panoptic import PanopticEval
+gj, gd, pj, pd = sys.argv[1:5]
+t = time.perf_counter()
+ev = PanopticEval(gj, pj, gt_folder=gd, pred_folder=pd)
+ev.evaluate()
+dt = time.perf_counter() - t
+print(json.dumps({'PQ': 100 * ev.stats[0], 'seconds': dt}))
+"""
+
+PANBENCH_IN_PROCESS = """
+import json, sys, time
+from pathlib import Path
+from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.coco_format import read_ids
+from panbench.pq.score import load_pairs
+gj, gd, pj, pd, mode = sys.argv[1:6]
+preds = {}
+if mode == 'memory':  # the predictions stand for a model's output: decoded before the timer starts
+    for a in json.loads(Path(pj).read_text())['annotations']:
+        preds[a['file_name']] = read_ids(Path(pd) / a['file_name'], 'pred').copy()
+t = time.perf_counter()
+cats, pairs = load_pairs(Path(gj), Path(pj))
+ev = PanopticEvaluator(cats)
+for gt_ann, pred_ann in pairs:
+    pred_ids = preds[pred_ann['file_name']] if mode == 'memory' else read_ids(Path(pd) / pred_ann['file_name'], 'pred')
+    gt_ids = read_ids(Path(gd) / gt_ann['file_name'], 'gt', slot='gt')
+    ev.process(gt_ids, gt_ann['segments_info'], pred_ids, pred_ann['segments_info'])
+pq = ev.evaluate()['PQ']
+dt = time.perf_counter() - t
+print(json.dumps({'PQ': pq, 'seconds': dt}))
 """
 
 
@@ -130,24 +178,18 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     return float(dt), int(rss) / 1024, child_out
 
 
-def in_memory_seconds(work: Path) -> tuple[float, float]:
-    """panbench with predictions already in memory: seconds to read both JSONs, decode the
-    ground-truth PNGs and score (what eval does after the forward), and the PQ."""
-    from panbench.pq.coco_format import read_ids
-    from panbench.pq.evaluator import PanopticEvaluator
-    from panbench.pq.score import load_pairs
+def last_json(out: str) -> dict:
+    """The JSON a child printed last (panopticapi prints progress lines before it)."""
+    return json.loads(out.strip().splitlines()[-1])
 
-    t = time.perf_counter()
-    cats, pairs = load_pairs(work / "gt.json", work / "pred.json")
-    ev = PanopticEvaluator(cats)
-    timed = time.perf_counter() - t
-    for gt_ann, pred_ann in pairs:
-        pred_ids = read_ids(work / "pred" / pred_ann["file_name"], "pred").copy()  # the model's output
-        t = time.perf_counter()
-        gt_ids = read_ids(work / "gt" / gt_ann["file_name"], "gt", slot="gt")
-        ev.process(gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"])
-        timed += time.perf_counter() - t
-    return timed, ev.evaluate()["PQ"]
+
+def in_process(code: str, files: list[str], *extra: str) -> tuple[float, float]:
+    """Seconds inside a child's own timer (imports outside it) and the PQ it computed."""
+    r = subprocess.run([PY, "-c", code, *files, *extra], capture_output=True, text=True, cwd=ROOT)
+    if r.returncode:
+        raise SystemExit(f"failed in process:\n{r.stderr[-3000:]}")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    return out["seconds"], out["PQ"]
 
 
 def main() -> None:
@@ -165,36 +207,49 @@ def main() -> None:
              "--pred-json", files[2], "--pred-dir", files[3], "--json"]
     n = a.images
     rows = []
+    pqs: dict[str, float] = {}  # every tool's PQ, checked against panbench's before any ratio is printed
 
     # The headline comparisons run a.repeat times, interleaved, and their medians are compared
     # (this machine's speed drifts by 10-20% between runs).
     reps: dict[str, list[tuple[float, float, str]]] = {}
-    mem_runs: list[tuple[float, float]] = []
+    inproc: dict[str, list[tuple[float, float]]] = {}
     for _ in range(a.repeat):
         reps.setdefault("pb", []).append(measure([PY, *score]))
         reps.setdefault("api1", []).append(measure([PY, "-c", PANOPTICAPI_ONE_CORE, *files]))
         reps.setdefault("hc", []).append(measure([PY, "-c", HOTCOCO, *files]))
         reps.setdefault("hc1", []).append(measure([PY, "-c", HOTCOCO, *files], env={"RAYON_NUM_THREADS": "1"}))
-        mem_runs.append(in_memory_seconds(work))
+        inproc.setdefault("hc", []).append(in_process(HOTCOCO_IN_PROCESS, files))
+        inproc.setdefault("pb_files", []).append(in_process(PANBENCH_IN_PROCESS, files, "files"))
+        inproc.setdefault("pb_mem", []).append(in_process(PANBENCH_IN_PROCESS, files, "memory"))
+    for key in reps:
+        for k, r in enumerate(reps[key]):
+            pqs[f"{key} run {k + 1}"] = last_json(r[2])["PQ"]
+    for key in inproc:
+        for k, (_, pq) in enumerate(inproc[key]):
+            pqs[f"{key} in process run {k + 1}"] = pq
 
     def med(key: str) -> tuple[float, float]:
         return (statistics.median(r[0] for r in reps[key]), max(r[1] for r in reps[key]))
 
+    def med_in(key: str) -> float:
+        return statistics.median(t for t, _ in inproc[key])
+
     (t_pb, m_pb), (t_api1, m_api1), (t_hc, m_hc), (t_hc1, m_hc1) = (med(k) for k in ("pb", "api1", "hc", "hc1"))
-    t_mem, pq_mem = statistics.median(t for t, _ in mem_runs), mem_runs[0][1]
-    pq_pb = json.loads(reps["pb"][0][2])["PQ"]
+    t_hc_in, t_pbf_in, t_mem = med_in("hc"), med_in("pb_files"), med_in("pb_mem")
+    pq_pb = last_json(reps["pb"][0][2])["PQ"]
     rows.append(("panbench score, 1 worker (PNG->PNG)", t_pb, m_pb))
     t_np, m_np, out_np = measure([PY, *score], env={"PANBENCH_NO_NATIVE": "1"})
-    assert json.loads(out_np)["PQ"] == pq_pb, "the numpy path must give the same numbers"
+    pqs["panbench numpy path"] = last_json(out_np)["PQ"]
     rows.append(("panbench score, numpy path (PANBENCH_NO_NATIVE=1)", t_np, m_np))
     rows.append(("panopticapi, 1 core", t_api1, m_api1))
     if not a.skip_all_cores:
-        t_apiN, m_apiN, _ = measure([PY, "-c", PANOPTICAPI_ALL_CORES, *files])
+        t_apiN, m_apiN, out_apiN = measure([PY, "-c", PANOPTICAPI_ALL_CORES, *files])
+        pqs["panopticapi all cores"] = last_json(out_apiN)["PQ"]
         rows.append((f"panopticapi pq_compute, {os.cpu_count()} cores", t_apiN, m_apiN))
     rows.append(("hotcoco PanopticEval (own threads)", t_hc, m_hc))
     rows.append(("hotcoco PanopticEval (RAYON_NUM_THREADS=1)", t_hc1, m_hc1))
-    rows.append(("panbench in-memory preds (GT from PNG, in process)", t_mem, float("nan")))
-    t_pbw, m_pbw, _ = measure([PY, *score, "--workers", str(os.cpu_count())])
+    t_pbw, m_pbw, out_pbw = measure([PY, *score, "--workers", str(os.cpu_count())])
+    pqs[f"panbench {os.cpu_count()} workers"] = last_json(out_pbw)["PQ"]
     rows.append((f"panbench score, {os.cpu_count()} workers", t_pbw, m_pbw))
 
     quarter = max(1, n // 4)
@@ -202,21 +257,40 @@ def main() -> None:
     score_q[score_q.index(files[0])] = str(subset_json(work, "gt", quarter))
     t_q, m_q, _ = measure([PY, *score_q])
 
-    print(f"\n{n} images 640x480 (PQ panbench {pq_pb:.6f}, in-memory {pq_mem:.6f}); panbench 1 worker, "
-          f"panopticapi 1 core, hotcoco and in-memory: median of {a.repeat} interleaved runs")
+    bad = {k: v for k, v in pqs.items() if not abs(v - pq_pb) <= 1e-9}  # a NaN is bad too
+    print(f"\nPQ of every run against panbench score's {pq_pb!r}: "
+          + ("all equal to 1e-9" if not bad else "DIFFERENT: " + ", ".join(f"{k} {v!r}" for k, v in bad.items())))
+    if bad:
+        raise SystemExit(1)
+
+    print(f"\n{n} images 640x480 (PQ {pq_pb:.6f}); panbench 1 worker, panopticapi 1 core, hotcoco and the "
+          f"in-process runs: median of {a.repeat} interleaved runs")
     for key, label in (("pb", "panbench 1 worker"), ("api1", "panopticapi 1 core"), ("hc", "hotcoco")):
-        print(f"  {label:20} runs: " + ", ".join(f"{r[0]:.2f}" for r in reps[key]) + " s")
-    print(f"  {'in-memory':20} runs: " + ", ".join(f"{t:.2f}" for t, _ in mem_runs) + " s")
+        print(f"  {label:28} runs: " + ", ".join(f"{r[0]:.2f}" for r in reps[key]) + " s")
+    for key, label in (("hc", "hotcoco in process"), ("pb_files", "panbench files in process"),
+                       ("pb_mem", "panbench in-memory preds")):
+        print(f"  {label:28} runs: " + ", ".join(f"{t:.2f}" for t, _ in inproc[key]) + " s")
+    print("\nwhole processes (timer around the child: start-up, imports, JSONs, both PNG folders, scoring)")
     print(f"{'method':55} {'seconds':>8} {'ms/img':>8} {'peak MiB':>9}")
     for name, t, m in rows:
         print(f"{name:55} {t:8.2f} {1000 * t / n:8.2f} {m:9.0f}")
+    print("\nin process (timer after the imports, until the metrics are computed)")
+    print(f"{'method':55} {'seconds':>8} {'ms/img':>8}  inside the timer")
+    for name, t, inside in (
+            ("hotcoco PanopticEval + evaluate (own threads)", t_hc_in, "both JSONs, both PNG folders, scoring"),
+            ("panbench files (1 thread)", t_pbf_in, "both JSONs, both PNG folders, scoring"),
+            ("panbench in-memory preds (1 thread)", t_mem, "both JSONs, ground-truth PNGs, scoring")):
+        print(f"{name:55} {t:8.2f} {1000 * t / n:8.2f}  {inside}")
+    print("  (outside every timer: interpreter start and imports; for in-memory preds also decoding the "
+          "prediction PNGs, which stand for the model's output)")
     print("\nratios (higher = panbench faster)")
     print(f"  panopticapi 1 core / panbench 1 worker (PNG->PNG, whole process): {t_api1 / t_pb:.2f}x  (target >= 5x)")
     if not a.skip_all_cores:
         print(f"  panopticapi all cores / panbench 1 worker:                        {t_apiN / t_pb:.2f}x")
-    print(f"  hotcoco / panbench 1 worker (PNG->PNG):                           {t_hc / t_pb:.2f}x")
-    print(f"  hotcoco 1 thread / panbench 1 worker (PNG->PNG):                  {t_hc1 / t_pb:.2f}x")
-    print(f"  hotcoco (files) / panbench in-memory preds:                       {t_hc / t_mem:.2f}x  (target > 1x)")
+    print(f"  hotcoco / panbench 1 worker (PNG->PNG, whole process):            {t_hc / t_pb:.2f}x")
+    print(f"  hotcoco 1 thread / panbench 1 worker (PNG->PNG, whole process):   {t_hc1 / t_pb:.2f}x")
+    print(f"  hotcoco / panbench, both in process reading files:                {t_hc_in / t_pbf_in:.2f}x")
+    print(f"  hotcoco in process (files) / panbench in-memory preds:            {t_hc_in / t_mem:.2f}x  (target > 1x)")
     print(f"  peak memory, panbench {n} vs {quarter} images: {m_pb:.0f} / {m_q:.0f} MiB = {m_pb / m_q:.2f}x "
           f"(flat: ~1x; time {t_pb:.1f} vs {t_q:.1f} s)")
 

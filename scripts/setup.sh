@@ -9,6 +9,11 @@
 #   PYTHON            interpreter used to create the venv (default: python3.11, else python3)
 #   PANBENCH_CACHE    where built wheels are cached (default: ~/.cache/panbench)
 #   MAX_JOBS          parallel compile jobs for mmcv (default: number of cores)
+#
+# The venv keeps working when a user installs one more package: .venv/pip.conf points every pip of
+# the venv at .venv/panbench-constraints.txt, which keeps setuptools 77.0.3-80.x (torch 2.13 needs
+# >=77.0.3; mmengine 0.10.7 and mmcv's setup.py import pkg_resources, which setuptools 82 removed)
+# and, once installed, the torch, mmcv, mmengine and mmdet versions that mmcv's ops were compiled for.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +31,17 @@ fail() {
   echo "[setup] fix: $3" >&2
   exit 1
 }
-quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v -E "is ignored: it is neither|dependency resolver does not|requires setuptools>=|requires numpy<2|^ERROR: pip.s" || true; }
+quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v -E "is ignored: it is neither|dependency resolver does not|requires numpy<2|^ERROR: pip.s" || true; }
+SETUPTOOLS="setuptools>=77.0.3,<81"
+CONSTRAINTS="$VENV/panbench-constraints.txt"
+# pip reads $VIRTUAL_ENV/pip.conf (its "site" configuration) for every pip run with this venv's python
+write_pip_conf() {
+  { echo "# written by scripts/setup.sh: the versions panbench's environment needs (see there); pip reads it"
+    echo "# through $VENV/pip.conf. Remove a line here to upgrade that package on purpose."
+    echo "$SETUPTOOLS"
+    for pkg in "$@"; do echo "$pkg"; done; } >"$CONSTRAINTS"
+  printf '[install]\nconstraint = %s\n' "$CONSTRAINTS" >"$VENV/pip.conf"
+}
 
 # Fast path: everything installed from the same inputs as last time.
 HASH_INPUTS="$(cat "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/pq/_native.c" | sha256sum | cut -c1-16)"
@@ -48,6 +63,8 @@ if [[ ! -x "$PY" ]]; then
     "install Python 3.11 with venv support (apt-get install python3.11-venv) or set PYTHON=/path/to/python3.11"
 fi
 
+write_pip_conf  # setuptools only, until torch and mmcv are installed
+
 step 2 "torch"
 if "$PY" -c "import torch" 2>/dev/null; then
   echo "        keeping installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
@@ -59,8 +76,8 @@ else
 fi
 "$PY" -c "import torch" || fail 2 "torch does not import" "remove .venv and rerun make setup"
 
-step 3 "build tools (setuptools<70: mmcv's setup.py imports pkg_resources), numpy, mmengine"
-quiet_pip install "setuptools<70" wheel ninja numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
+step 3 "build tools ($SETUPTOOLS: mmcv's setup.py and mmengine import pkg_resources, torch needs >=77.0.3), numpy, mmengine"
+quiet_pip install "$SETUPTOOLS" wheel ninja numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
   mmengine==0.10.7 || fail 3 "installing build tools failed" "check network access to PyPI and rerun make setup"
 
 TORCH_TAG="$("$PY" -c 'import sys, torch
@@ -88,7 +105,7 @@ fi
 "$PY" -c "import mmcv.ops" || fail 4 "mmcv's compiled ops do not load" "delete $WHEELDIR and rerun make setup"
 
 step 5 "mmdet 3.3.0 and its dependencies"
-quiet_pip install mmdet==3.3.0 "setuptools<70" || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
+quiet_pip install mmdet==3.3.0 "$SETUPTOOLS" || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
 
 step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), pycocotools, pandas, matplotlib, test tools"
 quiet_pip install --no-deps panopticapi-lite==0.2.0 || fail 6 "pip install panopticapi-lite failed" "check network access to PyPI and rerun make setup"
@@ -99,6 +116,10 @@ step 7 "panbench (editable; compiles its C extension panbench/pq/_native.c, a fe
 quiet_pip install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
 "$PY" -c "import panbench, mmdet, mmcv.ops, panopticapi" || fail 7 "a package does not import" "run .venv/bin/panbench doctor"
 "$PY" -c "import panbench.pq._native" 2>/dev/null || echo "        note: the C extension did not build (no gcc/Python headers?): PQ scoring uses the slower numpy path"
+
+write_pip_conf "torch==$("$PY" -c 'import torch; print(torch.__version__)')" mmcv==2.1.0 mmengine==0.10.7 mmdet==3.3.0
+"$PY" -c "import pkg_resources" 2>/dev/null || fail 7 "pkg_resources does not import (setuptools >= 81?)" \
+  ".venv/bin/pip install '$SETUPTOOLS'"
 
 echo "$HASH_INPUTS" >"$STAMP"
 echo "[setup] done in $(( $(date +%s) - T0 )) s"

@@ -1,10 +1,11 @@
 """`panbench data coco --from DIR` on small zip files built here: a good pair, an entry with ../,
-a truncated zip, a wrong checksum; nothing is ever written outside the root."""
+an entry that is a symbolic link, a truncated zip, a wrong checksum; nothing is ever written outside the root."""
 
 from __future__ import annotations
 
 import io
 import json
+import stat
 import zipfile
 from pathlib import Path
 
@@ -25,8 +26,17 @@ def _png_bytes(ids: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def make_zips(folder: Path, evil: str | None = None) -> None:
-    """Miniature official zips: val2017.zip and panoptic_annotations_trainval2017.zip (with its inner zips)."""
+def _add_link(z: zipfile.ZipFile, name: str, target: str) -> None:
+    """A symbolic-link entry as Info-ZIP writes one (``zip --symlinks``): mode S_IFLNK, the target as data."""
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    z.writestr(info, target)
+
+
+def make_zips(folder: Path, evil: str | None = None, link: str | None = None) -> None:
+    """Miniature official zips: val2017.zip and panoptic_annotations_trainval2017.zip (with its inner zips);
+    ``link`` adds a symbolic-link entry to val2017.zip ("images") or to the inner panoptic PNG zip ("pngs")."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     cats = coco_like_categories(3, 2)
@@ -42,6 +52,10 @@ def make_zips(folder: Path, evil: str | None = None) -> None:
             anns.append({"image_id": k + 1, "file_name": f"{name}.png", "segments_info": im.segments_info})
         if evil:
             zv.writestr(evil, b"owned")
+        if link == "images":
+            _add_link(zv, "val2017/000000000009.jpg", "/etc/passwd")
+        if link == "pngs":
+            _add_link(zi, "panoptic_val2017/000000000009.png", "../../../../etc/passwd")
     with zipfile.ZipFile(folder / "panoptic_annotations_trainval2017.zip", "w") as za:
         za.writestr("annotations/panoptic_val2017.json",
                     json.dumps({"images": images, "annotations": anns, "categories": cats}))
@@ -97,3 +111,15 @@ def test_wrong_checksum_is_refused(tmp_path, capsys) -> None:
                "--checksums", str(sums)])
     assert rc == 2 and "differs from the expected" in capsys.readouterr().err
     assert not (tmp_path / "coco" / "val2017").exists()
+
+
+@pytest.mark.parametrize("where", ["images", "pngs"])
+def test_entry_that_is_a_link_is_refused(tmp_path, capsys, where) -> None:
+    make_zips(tmp_path / "zips", link=where)
+    root = tmp_path / "coco"
+    rc = main(["data", "coco", "--root", str(root), "--from", str(tmp_path / "zips")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is a symbolic link" in err and "000000000009" in err and "\n" not in err.strip()
+    folder = root / "val2017" if where == "images" else root / "annotations" / "panoptic_val2017"
+    assert not folder.exists() or not list(folder.iterdir())  # nothing of the refused archive is written
+    assert not any(p.is_symlink() for p in root.rglob("*"))

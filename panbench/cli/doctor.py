@@ -45,6 +45,36 @@ def scoring_path_check() -> Check:
                  required=False)
 
 
+SETUPTOOLS_PIN = "setuptools>=77.0.3,<81"  # what scripts/setup.sh installs and keeps (.venv/pip.conf)
+FIX_SETUPTOOLS = f".venv/bin/pip install '{SETUPTOOLS_PIN}'"
+
+
+def pkg_resources_check() -> Check:
+    """mmengine 0.10.7 imports ``pkg_resources`` to load any config; setuptools 82 no longer ships it.
+    A package that needs ``setuptools>=77`` (torch 2.13 does) makes an unconstrained pip upgrade to
+    the newest setuptools, and every ``panbench eval`` then fails: detect that state."""
+    import warnings
+
+    try:
+        import setuptools
+
+        version = setuptools.__version__
+    except Exception as e:  # setuptools missing or broken
+        version = f"does not import ({type(e).__name__})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # setuptools 80/81 warn that pkg_resources is deprecated
+            import pkg_resources  # noqa: F401
+    except Exception as e:
+        return Check("pkg_resources", False, f"does not import ({type(e).__name__}: {e}); setuptools {version}: "
+                     "mmengine cannot load any config".splitlines()[0], FIX_SETUPTOOLS)
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
+    if major >= 81:
+        return Check("pkg_resources", False, f"imports, but setuptools {version} is past the pinned range "
+                     "(82 removes pkg_resources)", FIX_SETUPTOOLS, required=False)
+    return Check("pkg_resources", True, f"imports (setuptools {version})")
+
+
 def mmcv_ops_check(device: str) -> Check:
     """Run nms, RoIAlign and MultiScaleDeformableAttention from mmcv's compiled ops on ``device``."""
     name = f"mmcv ops/{device}"
@@ -109,6 +139,7 @@ def collect(data_root: str = "data/coco") -> list[Check]:
         checks.append(mmcv_ops_check("cpu"))
         if cuda:
             checks.append(mmcv_ops_check("cuda"))
+    checks.append(pkg_resources_check())
     checks.append(_version("mmengine"))
     checks.append(_version("mmdet"))
     checks.append(_version("panopticapi", required=False,

@@ -79,6 +79,10 @@ def init_mmdet() -> None:
     """Register mmdet's modules and make ``mmdet`` the default scope (once per process)."""
     global _READY
     if not _READY:
+        import warnings
+
+        # mmengine 0.10.7 imports pkg_resources, which setuptools 80.x (pinned by the set-up) marks deprecated
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
         with _inference_imports():
             from mmdet.utils import register_all_modules
 
