@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from panbench import __version__
-from panbench.cli.main import build_parser, main
+from panbench.cli import build_parser, main
 
 COMMANDS = ["doctor", "ls", "eval", "table", "plot", "viz", "report", "score", "data", "data demo", "data coco"]
 

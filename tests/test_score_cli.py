@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from panbench.cli.main import main
+from panbench.cli import main
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.matching import METRIC_KEYS
 
