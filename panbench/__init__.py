@@ -12,8 +12,9 @@ The package is layered by what each part may import (docs/architecture.md draws 
 * :mod:`panbench.evaluation`: one run of a model on a dataset: the inference loop, forked CPU
   processes, torch.distributed, the resume cache.  Uses all of the above.
 * :mod:`panbench.reporting`: result records, tables (pandas), plots (matplotlib), visualizations,
-  the HTML report.  Reads records; never runs a model, except ``viz``, which draws one image.
-* :mod:`panbench.cli.main`: the ``panbench`` command, one module per command.  Imports each layer
+  the HTML report, the text tables printed in the terminal.  Reads records; never runs a model,
+  except ``viz``, which draws one image.
+* :mod:`panbench.cli`: the ``panbench`` command, one module per command.  Imports each layer
   only when its command runs, so ``panbench --help`` and ``panbench score`` never import torch.
 """
 

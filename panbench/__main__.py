@@ -2,6 +2,6 @@
 
 import sys
 
-from panbench.cli.main import main
+from panbench.cli import main
 
 sys.exit(main())

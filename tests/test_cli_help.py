@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from panbench import __version__
-from panbench.cli.main import build_parser, main
+from panbench.cli import build_parser, main
 
 COMMANDS = ["doctor", "ls", "eval", "table", "plot", "viz", "report", "score", "data", "data demo", "data coco"]
 
@@ -38,3 +38,12 @@ def test_debug_shows_the_traceback(where, tmp_path) -> None:
     assert r.returncode != 0 and "Traceback" in r.stderr
     r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "not found" in r.stderr
+
+
+def test_help_never_imports_torch() -> None:
+    code = ("import sys\nfrom panbench.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and "usage: panbench" in r.stdout, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from panbench.cli.main import main
+from panbench.cli import main
 from panbench.data.synth import coco_like_categories, random_image
 
 

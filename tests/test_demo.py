@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from panbench import REPO_ROOT
-from panbench.cli.main import main
+from panbench.cli import main
 from panbench.data.demo import DEMO_CATEGORIES, make_demo, tree_digest
 
 # PQ of each committed demo model on the demo val split (scripts/train_demo_models.py), +-0.5

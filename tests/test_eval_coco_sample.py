@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import save_zoo_style_checkpoint
 
-from panbench.cli.main import main
+from panbench.cli import main
 from panbench.models.registry import resolve
 from panbench.pq.matching import METRIC_KEYS
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from panbench.cli.main import main
+from panbench.cli import main
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq import score
 from panbench.pq.matching import METRIC_KEYS
@@ -154,3 +154,11 @@ def test_score_with_name_stores_a_record_for_the_table(case, tmp_path, capsys) -
     assert main(["table", "--results", str(res), "--dataset", "coco", "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert "Mask DINO (detectron2)" in out and f"{scored['PQ']:.3f}"[:5] in out
+
+
+def test_score_never_imports_torch(case) -> None:
+    code = ("import sys\nfrom panbench.cli import main\nassert main(sys.argv[1:]) == 0\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
+    r = subprocess.run([sys.executable, "-c", code, *args(case)], capture_output=True, text=True)
+    assert r.returncode == 0 and "Things" in r.stdout, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"

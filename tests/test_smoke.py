@@ -9,7 +9,7 @@ import pytest
 from helpers import save_zoo_style_checkpoint
 
 from panbench import REPO_ROOT
-from panbench.cli.main import main
+from panbench.cli import main
 from panbench.data.demo import make_demo
 from panbench.models.registry import resolve
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from panbench.cli.main import main
+from panbench.cli import main
 
 GOLDEN = Path(__file__).parent / "data" / "fixture_record.json"
 

@@ -1,1 +1,73 @@
-"""The ``panbench`` command line: one module per command."""
+"""The ``panbench`` command line: one module per command.
+
+Each command module has ``add_parser(sub, common)``, which defines the command's options next to
+the code that uses them and returns its parser, and ``run(args) -> int``, which runs it.  Options
+shared by several commands (``--results``, ``--data-root``) come from the parent parsers in
+:mod:`panbench.cli.options`.  A command imports its heavy dependencies (torch, mmdet, pandas) only
+when it runs, so ``panbench score`` and ``panbench --help`` start in a fraction of a second and
+never import torch.  Errors in the input are one line on stderr with exit code 2; ``--debug``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from panbench import __version__
+from panbench.cli import data, doctor, eval, ls, plot, report, score, table, viz
+from panbench.cli.options import common_parents
+from panbench.errors import PanbenchError
+
+COMMANDS = (doctor, ls, eval, table, plot, viz, report, score, data)  # in the order --help lists them
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="panbench",
+        description="Benchmark panoptic segmentation models from the MMDetection zoo on COCO panoptic.",
+    )
+    parser.add_argument("--version", action="version", version=f"panbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = common_parents()
+    for command in COMMANDS:
+        command.add_parser(sub, common).set_defaults(func=command.run)
+    _debug_everywhere(sub)
+    return parser
+
+
+def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
+    """Accept ``--debug`` after the command too (``panbench eval ... --debug``)."""
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _debug_everywhere(action)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``panbench`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    if not args.debug:  # library deprecation chatter hides panbench's own messages
+        import warnings
+
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        return int(args.func(args) or 0)
+    except PanbenchError as e:
+        if args.debug:
+            raise
+        print(f"panbench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("panbench: interrupted", file=sys.stderr)
+        return 130

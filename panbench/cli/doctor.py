@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from panbench.cli.options import Common, dataset_root
 
 FIX_SETUP = "run `make setup` from the repository root"
 
@@ -159,12 +162,21 @@ def collect(data_root: str = "data/coco") -> list[Check]:
     return checks
 
 
-def run_doctor(data_root: str = "data/coco") -> int:
+def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        "doctor", parents=[common.data_root],
+        help="check the installation: versions, compiled mmcv ops, GPU, data and checkpoints",
+        description="Print the versions of the stack and check that each part works; each problem on "
+        "one line with its fix. Exit 1 when a required part is broken.",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     """Print every check; exit 1 when a required part is broken, else 0."""
     from panbench import __version__
 
     print(f"panbench {__version__}")
-    checks = collect(data_root)
+    checks = collect(dataset_root(args))
     for c in checks:
         print(c.line())
     broken = [c for c in checks if c.required and not c.ok]

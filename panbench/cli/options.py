@@ -1,0 +1,53 @@
+"""What several commands share: the parent parsers of the common options, and value checks.
+
+Each option shared by several commands is defined once here and reaches a command through
+argparse's ``parents=``; a command module asks for the ones it takes.  The type functions turn a
+bad number into argparse's one-line usage error (exit code 2) before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text}")
+        return value
+    return check
+
+
+positive_int = _int_at_least(1)
+"""An argparse ``type``: an integer >= 1 (counts and sizes)."""
+
+non_negative_int = _int_at_least(0)
+"""An argparse ``type``: an integer >= 0 (where 0 means none, or the default choice)."""
+
+
+@dataclass(frozen=True)
+class Common:
+    """Parent parsers of the shared options; pass the ones a command takes as ``parents=``."""
+
+    results: argparse.ArgumentParser
+    data_root: argparse.ArgumentParser
+
+
+def common_parents() -> Common:
+    """The parent parsers, built once per :func:`panbench.cli.build_parser`."""
+    results = argparse.ArgumentParser(add_help=False)
+    results.add_argument("--results", default="results", help="results folder (default results/)")
+    data_root = argparse.ArgumentParser(add_help=False)
+    data_root.add_argument("--data-root", help="dataset root (default data/coco, or data/demo with --dataset demo)")
+    return Common(results=results, data_root=data_root)
+
+
+def dataset_root(args: argparse.Namespace) -> str:
+    """``--data-root``, or ``data/<dataset>`` (``data/coco`` for a command without ``--dataset``)."""
+    return args.data_root or f"data/{getattr(args, 'dataset', None) or 'coco'}"

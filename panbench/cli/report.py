@@ -1,0 +1,25 @@
+"""``panbench report``: one self-contained HTML page of tables, plots, visualizations and provenance."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from panbench.cli.options import Common
+
+
+def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
+    p = sub.add_parser("report", parents=[common.results],
+                       help="one self-contained HTML page: tables, plots, visualizations, provenance",
+                       description="Write RESULTS/report.html with the comparison tables, the plots, the images "
+                       "under RESULTS/viz and the provenance of each run, all embedded.")
+    p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--out", help="output file (default RESULTS/report.html)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from panbench.reporting.report import write_report
+
+    print(write_report(Path(args.results), args.dataset, Path(args.out) if args.out else None))
+    return 0

@@ -1,0 +1,61 @@
+"""Results as plain text for the terminal: the All/Things/Stuff table, one run, several runs.
+
+Pure functions of the metrics dict (``panbench score``) or the result record (``panbench eval``);
+no torch, no pandas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_metrics(m: dict[str, Any], title: str = "") -> str:
+    """The All/Things/Stuff table of PQ/SQ/RQ with category counts (as panopticapi prints it)."""
+    n = m.get("n_categories", {})
+    lines = [title] if title else []
+    lines.append(f"{'':8}|{'PQ':>8} {'SQ':>8} {'RQ':>8} | {'N':>4}")
+    lines.append("-" * 8 + "+" + "-" * 27 + "+" + "-" * 6)
+    for name, sfx in (("All", ""), ("Things", "_th"), ("Stuff", "_st")):
+        lines.append(
+            f"{name:8}|{m['PQ' + sfx]:8.3f} {m['SQ' + sfx]:8.3f} {m['RQ' + sfx]:8.3f} | {n.get(name, 0):4d}"
+        )
+    if "mIoU" in m:
+        lines.append(f"semantic: pixel accuracy {m['pixel_acc']:.3f}, mIoU {m['mIoU']:.3f}, mean Dice {m['mDice']:.3f}")
+    return "\n".join(lines)
+
+
+def format_record(rec: dict[str, Any]) -> str:
+    """The model's All/Things/Stuff table, timings, and the delta to the published numbers."""
+    m = {**rec["metrics"], **rec.get("semantic", {}), "n_categories": rec["n_categories"]}
+    t = rec["timings"]
+    lines = [format_metrics(m, f"{rec['model']} on {rec['dataset']} ({rec['n_images']} images, {rec['device']})")]
+    lines.append(f"  {t['images_per_s']:.2f} img/s; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, "
+                 f"post-processing {_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms")
+    pub = rec.get("published") or {}
+    if any(v is not None for v in pub.values()):
+        d = rec["delta_to_published"]
+        parts = [f"{k} {rec['metrics'][k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
+                 if pub.get(k) is not None]
+        lines.append("  published (zoo): " + "; ".join(parts))
+        if d.get("PQ") is not None and abs(d["PQ"]) > 1.0:
+            note = "on a subset, a gap is expected" if rec["n_images"] < 5000 else "check checkpoint and class order"
+            lines.append(f"  WARNING: PQ differs from the published value by {d['PQ']:+.1f} ({note})")
+    lines.append(f"  record: {rec.get('record')}")
+    return "\n".join(lines)
+
+
+def _ms(t: dict[str, Any], key: str) -> str:
+    """Milliseconds per timed image of the stage ``key`` (seconds summed over the timed images)."""
+    n = max(t.get("timed_images", 0), 1)
+    return f"{1000 * t.get(key, 0.0) / n:.1f}"
+
+
+def format_comparison(records: list[dict[str, Any]]) -> str:
+    """One row per model: the nine metrics and speed."""
+    head = f"{'model':24} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
+    rows = [head, "-" * len(head)]
+    for r in records:
+        m = r["metrics"]
+        rows.append(f"{r['model']:24} {m['PQ']:6.2f} {m['SQ']:6.2f} {m['RQ']:6.2f} {m['PQ_th']:6.2f} "
+                    f"{m['PQ_st']:6.2f} {r['timings']['images_per_s']:7.2f}")
+    return "\n".join(rows)
