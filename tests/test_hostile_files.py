@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panbench.cli.main import main
+from panbench.cli import main
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
 from panbench.errors import InputError
 from panbench.pq import coco_format as panoptic_io

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from panbench import REPO_ROOT
-from panbench.cli.main import main
+from panbench.cli import main
 from panbench.data.demo import make_demo
 from panbench.models.mmdet_reference import METRICS, run
 from panbench.models.registry import resolve
