@@ -49,7 +49,7 @@ def test_failed_chromium_install_is_a_note_off_ci(tmp_path) -> None:
 
 
 def test_browser_test_fails_instead_of_skipping_on_ci(tmp_path) -> None:
-    test = "tests/test_report.py::test_report_renders_in_headless_chromium"
+    test = "tests/reporting/test_report.py::test_report_renders_in_headless_chromium"
     base = {**os.environ, "PATH": str(tmp_path)}  # no chromium on this PATH
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
                        capture_output=True, text=True, cwd=REPO_ROOT, env={**base, "CI": "true"}, timeout=300)

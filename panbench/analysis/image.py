@@ -3,7 +3,7 @@
 :func:`analyze_image` takes the same inputs as :func:`panbench.pq.matching.match_segments` (the
 ``(G + 2) x (P + 1)`` intersection table, ground-truth and predicted :class:`~panbench.pq.matching.Segments`
 with ``pred.areas`` counted from the pixels) and applies the same rules, with the same IoU
-formula, so its TP/FP/FN are panopticapi's (``tests/test_analysis_image.py`` checks it against
+formula, so its TP/FP/FN are panopticapi's (``tests/analysis/test_analysis_image.py`` checks it against
 ``match_segments``).  On top of the TP/FP/FN it keeps, per segment, what the analyses read:
 
 * every TP: its category, IoU and ground-truth area (``area`` from the JSON);

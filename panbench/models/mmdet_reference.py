@@ -14,7 +14,7 @@ Per-class TP/FP/FN/IoU come from the ``PQStat`` that the metric averages: ``PQSt
 is wrapped to note the object it is called on before it computes.  The image ids are those the
 metric's ``process`` received.
 
-Used by ``tests/test_mmdet_parity.py`` and ``scripts/bench_eval.py``, always in a child process
+Used by ``tests/evaluation/test_mmdet_parity.py`` and ``scripts/bench_eval.py``, always in a child process
 (one process runs one or more models one after the other)::
 
     python -m panbench.models.mmdet_reference --data-root data/demo --model CONFIG=CHECKPOINT [--model ...]

@@ -19,7 +19,7 @@ from panbench.data.demo import make_demo
 from panbench.models.registry import resolve
 
 pytestmark = pytest.mark.slow
-GOLDEN = Path(__file__).parent / "data" / "fixture_record.json"  # invented numbers (tests/data/README.md)
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # invented numbers (tests/fixtures/README.md)
 
 
 def assert_png(path: Path, min_w: int = 300, min_h: int = 200) -> None:

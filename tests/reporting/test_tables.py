@@ -1,6 +1,6 @@
 """Golden tests of `panbench table` against a fixed results record (cells compared with a tolerance).
 
-The record is a fixture (tests/data/README.md): its numbers are invented, not measured."""
+The record is a fixture (tests/fixtures/README.md): its numbers are invented, not measured."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from panbench.cli import main
 
-GOLDEN = Path(__file__).parent / "data" / "fixture_record.json"
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"
 
 
 @pytest.fixture
