@@ -181,9 +181,11 @@ def forward(model: Any, items: list[dict[str, Any]], device: str, amp: str | Non
     data = pseudo_collate([it["data"] for it in items])
     if amp is None:
         return model.test_step(data)
-    from panbench.amp import keep_ops_fp32
+    if not getattr(model, "_panbench_fp32_ops", False):  # once per model
+        from panbench.amp import keep_ops_fp32
 
-    keep_ops_fp32(model)
+        keep_ops_fp32(model)
+        model._panbench_fp32_ops = True
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     try:
         with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
