@@ -64,6 +64,8 @@ def fp32_forward(forward: Any) -> Any:
 def keep_ops_fp32(model: Any) -> int:
     """Wrap the forward of each :data:`FP32_OPS` module of ``model`` (this instance only, once);
     returns how many modules are wrapped."""
+    if not hasattr(model, "modules"):  # not a torch module: nothing to wrap
+        return 0
     import mmcv.ops
 
     classes = tuple(getattr(mmcv.ops, n) for n in FP32_OPS)
