@@ -7,7 +7,9 @@ MultiScaleDeformableAttention (``ms_deform_attn_cuda.cu``) with
 the feature dtype), so PanopticFPN and Mask2Former would stop at their first image.
 :func:`keep_ops_fp32` makes these modules of a model run with autocast disabled on float32
 inputs, and casts their output back to the input's dtype; the rest of the model keeps running
-in reduced precision.  :func:`amp_support` runs each architecture's demo model once per mode on
+in reduced precision.  mmcv's ``nms`` reads ``float`` pointers on the CPU (boxes and scores) and on
+CUDA (boxes): it gets the same treatment (a process-wide wrapper of ``mmcv.ops.nms.nms``, the name
+``batched_nms`` looks up; a pass-through for float32 inputs outside autocast).  :func:`amp_support` runs each architecture's demo model once per mode on
 a device to say which modes work there (``panbench doctor``).
 """
 
@@ -66,7 +68,13 @@ def keep_ops_fp32(model: Any) -> int:
     returns how many modules are wrapped."""
     if not hasattr(model, "modules"):  # not a torch module: nothing to wrap
         return 0
+    import importlib
+
     import mmcv.ops
+
+    nms_module = importlib.import_module("mmcv.ops.nms")  # the module (mmcv.ops.nms is the function)
+    if not getattr(nms_module.nms, "__panbench_fp32__", False):
+        nms_module.nms = fp32_forward(nms_module.nms)
 
     classes = tuple(getattr(mmcv.ops, n) for n in FP32_OPS)
     n = 0
