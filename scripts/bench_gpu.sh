@@ -79,7 +79,7 @@ for model in $MODELS; do
   done
 done
 
-$PY - "$STATUS" <<'PY'
+$PY - "$STATUS" "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
 
@@ -91,7 +91,7 @@ for line in Path(sys.argv[1]).read_text().splitlines():
         failed += 1
         print(f"{model:20} {int(bs):5d} {amp:>5} {'-':>7} {'-':>11} {'-':>8} {'-':>7}  FAILED: {info[:100]}")
         continue
-    r = json.loads(Path(info).read_text())
+    r = json.loads(Path(sys.argv[2], info).read_text())  # the record path is relative to the results folder
     t = r["timings"]
     outside = 1 - t["forward_s"] / t["wall_s"] if t["wall_s"] else float("nan")
     mem = r["memory"].get("gpu_peak_mib")

@@ -379,6 +379,7 @@ def test_bench_gpu_script_records_a_failed_run_and_goes_on(tmp_path) -> None:
     assert "1 run(s) failed" in r.stdout
 
 
+@pytest.mark.slow
 def test_bench_gpu_script_checks_the_data_first(tmp_path) -> None:
     env = {**os.environ, "PY": PY, "DEVICE": "cpu", "DATASET": "coco", "DATA_ROOT": str(tmp_path / "none"),
            "OUT": str(tmp_path / "bench")}
