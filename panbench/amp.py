@@ -9,8 +9,9 @@ the feature dtype), so PanopticFPN and Mask2Former would stop at their first ima
 inputs, and casts their output back to the input's dtype; the rest of the model keeps running
 in reduced precision.  mmcv's ``nms`` reads ``float`` pointers on the CPU (boxes and scores) and on
 CUDA (boxes): it gets the same treatment (a process-wide wrapper of ``mmcv.ops.nms.nms``, the name
-``batched_nms`` looks up; a pass-through for float32 inputs outside autocast).  :func:`amp_support` runs each architecture's demo model once per mode on
-a device to say which modes work there (``panbench doctor``).
+``batched_nms`` looks up; a pass-through for float32 inputs outside autocast).
+:func:`amp_support` runs each architecture's demo model once per mode on a device to say which
+modes work there (``panbench doctor``).
 """
 
 from __future__ import annotations

@@ -107,7 +107,8 @@ def _toolkit() -> int:
     print(f"CUDA_HOME={Path(nvcc).resolve().parent.parent}")
     if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
         if torch.cuda.is_available():
-            archs = sorted({"%d.%d" % torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+            caps = {torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}
+            archs = sorted(f"{major}.{minor}" for major, minor in caps)
             print(f"TORCH_CUDA_ARCH_LIST={';'.join(archs)}")
         else:
             print("        note: no GPU visible: mmcv's CUDA ops are compiled for every architecture this torch "
