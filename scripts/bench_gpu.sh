@@ -1,37 +1,102 @@
 #!/usr/bin/env bash
 # What to run on a GPU machine (COCO val2017 under data/coco, zoo checkpoints downloadable or cached):
-# the R50 zoo architectures at full size, batch 1/4/8, fp32/bf16, on the smoke subset or the first
-# N images; prints images/s, the share of time outside the model's forward, peak GPU memory and PQ.
+# the R50 zoo architectures at full size, batch 1/4/8, fp32/bf16, on the first N images; prints
+# images/s, the share of time outside the model's forward, peak GPU memory and PQ, one row per run,
+# failed runs included (with their one-line error).
 #
 #   bash scripts/bench_gpu.sh [N_IMAGES=500]
-set -euo pipefail
+#
+# Environment (defaults for the GPU run; tests/evaluation/test_gpu_path.py runs it on the demo set on the CPU):
+#   MODELS="panoptic-fpn maskformer mask2former"  BATCHES="1 4 8"  AMPS="fp32 bf16"
+#   DEVICE=cuda  DATASET=coco  DATA_ROOT=data/coco  WORKERS=8  OUT=results/bench_gpu
+#
+# Checks first that the set-up works (panbench doctor), that the GPU and the data are there, and
+# that /dev/shm can hold what the data-loading workers pass (Docker's default is 64 MB): fewer
+# workers where it cannot.  A run that fails is recorded as failed and the others go on.
+set -uo pipefail  # no -e: one failed run must not kill the others or the summary
 cd "$(dirname "$0")/.."
 N="${1:-500}"
-PY=.venv/bin/python
-OUT=results/bench_gpu
-mkdir -p "$OUT"
-$PY -m panbench doctor
-for model in panoptic-fpn maskformer mask2former; do
-  for bs in 1 4 8; do
-    for amp in fp32 bf16; do
+PY="${PY:-.venv/bin/python}"
+OUT="${OUT:-results/bench_gpu}"
+MODELS="${MODELS:-panoptic-fpn maskformer mask2former}"
+BATCHES="${BATCHES:-1 4 8}"
+AMPS="${AMPS:-fp32 bf16}"
+DEVICE="${DEVICE:-cuda}"
+DATASET="${DATASET:-coco}"
+DATA_ROOT="${DATA_ROOT:-data/$DATASET}"
+WORKERS="${WORKERS:-8}"
+
+die() { echo "bench_gpu: $1" >&2; exit 2; }
+[[ -x "$PY" ]] || die "$PY not found: run \`make setup\` first"
+$PY -m panbench doctor --data-root "$DATA_ROOT" || die "panbench doctor reports a broken part (above): fix it, then rerun"
+if [[ "$DEVICE" == cuda* ]]; then
+  $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" \
+    || die "no CUDA GPU visible to torch (see doctor above): use a GPU machine with a CUDA torch, or DEVICE=cpu"
+fi
+if [[ "$DATASET" == coco ]]; then
+  [[ -f "$DATA_ROOT/annotations/panoptic_val2017.json" && -d "$DATA_ROOT/val2017" ]] \
+    || die "no COCO panoptic val under $DATA_ROOT: run \`$PY -m panbench data coco --root $DATA_ROOT\` first"
+elif [[ ! -d "$DATA_ROOT" ]]; then
+  die "no dataset under $DATA_ROOT: run \`$PY -m panbench data $DATASET\` first"
+fi
+
+# Each worker keeps up to 4 batches in flight (prefetch_factor 4) in shared memory; an 800x1333
+# COCO image is about 3 MiB as uint8, so allow 16 MiB per image per worker, within half of /dev/shm.
+shm_mib=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 {print int($4 / 1024)}')
+workers_for() {  # batch size -> workers that fit in /dev/shm
+  local bs=$1 w=$WORKERS
+  if [[ -n "$shm_mib" ]]; then
+    local fit=$(( shm_mib / 2 / (16 * bs) ))
+    (( fit < w )) && w=$fit
+  fi
+  echo "$w"
+}
+echo "bench_gpu: /dev/shm has ${shm_mib:-?} MiB free; workers per batch size:$(for b in $BATCHES; do
+  printf ' %s->%s' "$b" "$(workers_for "$b")"; done) (docker run --shm-size=8g lifts the limit)"
+
+mkdir -p "$OUT/logs"
+STATUS="$OUT/status.tsv"  # one line per run of this invocation: model batch amp status record/error
+: >"$STATUS"
+for model in $MODELS; do
+  for bs in $BATCHES; do
+    for amp in $AMPS; do
       extra=()
       [[ "$amp" != fp32 ]] && extra=(--amp "$amp")
-      $PY -m panbench eval --model "$model" --limit "$N" --batch-size "$bs" --device cuda --workers 8 \
-        --results "$OUT" --no-resume --no-progress "${extra[@]}" >/dev/null
+      log="$OUT/logs/$model-b$bs-$amp"
+      w=$(workers_for "$bs")
+      echo "bench_gpu: $model batch $bs $amp (workers $w)"
+      if $PY -m panbench eval --model "$model" --dataset "$DATASET" --data-root "$DATA_ROOT" --limit "$N" \
+          --batch-size "$bs" --device "$DEVICE" --workers "$w" --results "$OUT" --no-resume --no-progress \
+          "${extra[@]}" >"$log.out" 2>"$log.err"; then
+        rec=$(sed -n 's/^  record: //p' "$log.out" | tail -1)
+        printf '%s\t%s\t%s\tok\t%s\n' "$model" "$bs" "$amp" "$rec" >>"$STATUS"
+      else
+        err=$(grep -v '^\s*$' "$log.err" | tail -1)
+        printf "%s\t%s\t%s\tFAILED\t%s\n" "$model" "$bs" "$amp" "${err:-no message}" >>"$STATUS"
+        echo "bench_gpu:   FAILED: ${err:-no message} (log: $log.err)" >&2
+      fi
     done
   done
 done
-$PY - "$OUT" <<'PY'
+
+$PY - "$STATUS" "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
-rows = []
-for p in sorted(Path(sys.argv[1], "runs").glob("*.json")):
-    r = json.loads(p.read_text()); t = r["timings"]
-    busy = t["data_s"] + t["forward_s"] + t["postprocess_s"]
+
+print(f"{'model':20} {'batch':>5} {'amp':>5} {'img/s':>7} {'outside fwd':>11} {'GPU MiB':>8} {'PQ':>7}  status")
+failed = 0
+for line in Path(sys.argv[1]).read_text().splitlines():
+    model, bs, amp, status, info = line.split("\t", 4)
+    if status != "ok":
+        failed += 1
+        print(f"{model:20} {int(bs):5d} {amp:>5} {'-':>7} {'-':>11} {'-':>8} {'-':>7}  FAILED: {info[:100]}")
+        continue
+    r = json.loads(Path(sys.argv[2], info).read_text())  # the record path is relative to the results folder
+    t = r["timings"]
     outside = 1 - t["forward_s"] / t["wall_s"] if t["wall_s"] else float("nan")
-    rows.append((r["model"], r["batch_size"], r["amp"], t["images_per_s"], outside, r["memory"].get("gpu_peak_mib"),
-                 r["metrics"]["PQ"]))
-print(f"{'model':20} {'batch':>5} {'amp':>5} {'img/s':>7} {'outside fwd':>11} {'GPU MiB':>8} {'PQ':>7}")
-for m, b, a, ips, out, mem, pq in rows:
-    print(f"{m:20} {b:5d} {a:>5} {ips:7.2f} {out:11.1%} {mem or 0:8.0f} {pq:7.3f}")
+    mem = r["memory"].get("gpu_peak_mib")
+    print(f"{r['model']:20} {r['batch_size']:5d} {r['amp']:>5} {t['images_per_s']:7.2f} {outside:11.1%} "
+          f"{mem if mem is not None else float('nan'):8.0f} {r['metrics']['PQ']:7.3f}  ok")
+print(f"{failed} run(s) failed" if failed else "all runs ok")
+sys.exit(1 if failed else 0)
 PY

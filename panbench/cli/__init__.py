@@ -12,6 +12,7 @@ shows the traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -65,9 +66,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except PanbenchError as e:
         if args.debug:
+            _abort_distributed(None)
             raise
         print(f"panbench: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return _abort_distributed(e.exit_code)
     except KeyboardInterrupt:
         print("panbench: interrupted", file=sys.stderr)
-        return 130
+        return _abort_distributed(130)
+
+
+def _abort_distributed(code: int | None) -> int:
+    """Under torchrun, a rank that stops with an error tears its process group down and exits at
+    once, so that the other ranks (on every node) fail in their next collective instead of waiting
+    for the backend's timeout.  Returns ``code`` outside torchrun."""
+    if "torch.distributed" not in sys.modules:
+        return code or 0
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return code or 0
+    from panbench.evaluation.loop import abort_distributed
+
+    abort_distributed()
+    if code is None:  # --debug: the traceback follows
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -108,6 +108,26 @@ def mmcv_ops_check(device: str) -> Check:
                      "rebuild mmcv against this torch: delete ~/.cache/panbench/wheels and run make setup")
 
 
+def amp_checks(device: str) -> list[Check]:
+    """Which of fp32/bf16/fp16 each architecture runs on ``device`` (its demo model, one image)."""
+    from panbench.models.amp import MODES, amp_support
+
+    try:
+        support = amp_support(device)
+    except Exception as e:  # the probe itself broke: say so, do not stop the doctor
+        msg = f"{type(e).__name__}: {e}".splitlines()[0][:160]
+        return [Check(f"amp/{device}", False, f"could not probe: {msg}", "run `panbench doctor --debug`", False)]
+    out = []
+    for arch, res in support.items():
+        runs = [m for m in MODES if not res[m]]
+        fails = [f"{m} fails ({res[m]})" for m in MODES if res[m]]
+        detail = f"{arch}: {', '.join(runs) or 'nothing'} run" + ("; " + "; ".join(fails) if fails else "")
+        out.append(Check(f"amp/{device}", not fails, detail,
+                         f"use --amp {' or --amp '.join(m for m in runs if m != 'fp32')} or none" if len(runs) > 1
+                         else "run without --amp", required=False))
+    return out
+
+
 def checkpoint_cache_dir() -> Path:
     """mmengine's checkpoint cache (torch hub's ``checkpoints`` folder), shared with panbench."""
     try:
@@ -118,7 +138,7 @@ def checkpoint_cache_dir() -> Path:
         return Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
 
 
-def collect(data_root: str = "data/coco") -> list[Check]:
+def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]:
     """Every check, in the order they are printed."""
     checks = [Check("python", sys.version_info >= (3, 10), platform.python_version(), "use Python 3.10 or newer")]
     checks.append(_version("numpy"))
@@ -142,6 +162,9 @@ def collect(data_root: str = "data/coco") -> list[Check]:
         checks.append(mmcv_ops_check("cpu"))
         if cuda:
             checks.append(mmcv_ops_check("cuda"))
+        if not skip_amp:
+            for device in ("cpu", "cuda") if cuda else ("cpu",):
+                checks += amp_checks(device)
     checks.append(pkg_resources_check())
     checks.append(_version("mmengine"))
     checks.append(_version("mmdet"))

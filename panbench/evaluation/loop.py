@@ -141,24 +141,51 @@ def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return batch
 
 
+OOM_MARKERS = (
+    "out of memory",  # CUDA caching allocator, HIP
+    "can't allocate memory",  # DefaultCPUAllocator
+    "CUBLAS_STATUS_ALLOC_FAILED",  # cuBLAS could not allocate its workspace
+    "CUDNN_STATUS_ALLOC_FAILED",  # cuDNN, older releases
+    "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",  # cuDNN could not get the workspace an algorithm needs
+)
+
+
 def is_oom(e: BaseException) -> bool:
-    """Out of memory on a GPU (or a failed CPU allocation)."""
+    """Out of memory on a GPU, in cuBLAS/cuDNN's workspaces, or a failed CPU allocation."""
     import torch
 
     if isinstance(e, torch.cuda.OutOfMemoryError):
         return True
     msg = str(e)
-    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+    return isinstance(e, RuntimeError) and any(m in msg for m in OOM_MARKERS)
+
+
+def free_memory(device: str) -> None:
+    """Collect garbage (tracebacks of a failed step form reference cycles) and hand cached GPU
+    blocks back, so that a retry finds the memory the failed attempt held."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 def forward(model: Any, items: list[dict[str, Any]], device: str, amp: str | None) -> list[Any]:
-    """One forward pass of mmdet's ``test_step`` (data preprocessing, model, panoptic fusion)."""
+    """One forward pass of mmdet's ``test_step`` (data preprocessing, model, panoptic fusion).
+    Under ``amp`` the mmcv ops that have no reduced-precision kernel run in fp32 (panbench.models.amp)."""
     import torch
     from mmengine.dataset import pseudo_collate
 
     data = pseudo_collate([it["data"] for it in items])
     if amp is None:
         return model.test_step(data)
+    if not getattr(model, "_panbench_fp32_ops", False):  # once per model
+        from panbench.models.amp import keep_ops_fp32
+
+        keep_ops_fp32(model)
+        model._panbench_fp32_ops = True
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     try:
         with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
@@ -166,38 +193,41 @@ def forward(model: Any, items: list[dict[str, Any]], device: str, amp: str | Non
     except RuntimeError as e:
         if "expected scalar type" in str(e) or "not implemented for" in str(e):
             raise PanbenchError(f"--amp {amp}: an op of this model does not run in reduced precision on {device} "
-                                f"({str(e).splitlines()[0][:100]}); run without --amp") from e
+                                f"({str(e).splitlines()[0][:100]}); run without --amp (`panbench doctor` lists "
+                                "the modes each architecture runs)") from e
         raise
 
 
 def forward_resilient(model: Any, items: list[dict[str, Any]], device: str, amp: str | None,
                       timings: Timings, dataset: PanopticDataset) -> list[Any]:
     """``forward`` that survives running out of memory: the batch is split in halves, and a single
-    image that still does not fit runs on the CPU; both are recorded in ``timings``."""
-    import torch
+    image that still does not fit runs on the CPU in fp32; both are recorded in ``timings``.
 
+    The retry runs after the ``except`` block has been left: a live exception holds the failed
+    step's frames, and with them its activations, so memory could not be freed inside it."""
     try:
         return forward(model, items, device, amp)
     except Exception as e:
         if not is_oom(e):
             raise
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        if len(items) > 1:
-            timings.oom_splits += 1
-            half = len(items) // 2
-            return (forward_resilient(model, items[:half], device, amp, timings, dataset)
-                    + forward_resilient(model, items[half:], device, amp, timings, dataset))
-        image_id = dataset.samples[items[0]["index"]].image_id
-        if device == "cpu":
-            raise PanbenchError(f"image {image_id}: out of memory on the CPU even alone ({str(e)[:120]}); "
-                                "free memory or use a smaller model") from e
-        timings.cpu_fallback_images.append(image_id)
-        model.to("cpu")
-        try:
-            return forward(model, items, "cpu", amp)
-        finally:
-            model.to(device)
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+    free_memory(device)  # the exception and its frames are gone now
+    if len(items) > 1:
+        timings.oom_splits += 1
+        half = len(items) // 2
+        return (forward_resilient(model, items[:half], device, amp, timings, dataset)
+                + forward_resilient(model, items[half:], device, amp, timings, dataset))
+    image_id = dataset.samples[items[0]["index"]].image_id
+    if device == "cpu":
+        raise PanbenchError(f"image {image_id}: out of memory on the CPU even alone ({reason}); "
+                            "free memory or use a smaller model")
+    timings.cpu_fallback_images.append(image_id)
+    model.to("cpu")
+    try:  # fp32: CPU kernels such as mmcv's nms_cpu take float32 only
+        return forward(model, items, "cpu", None)
+    finally:
+        model.to(device)
+        free_memory(device)
 
 
 @contextmanager
@@ -269,7 +299,7 @@ def run_inference(
     """Run the model over ``indices`` of the dataset, feeding ``evaluator``; returns timings."""
     import torch
 
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
     timings = Timings()
     todo = [i for i in indices if cache is None or i not in cache.done]
     if not todo:
@@ -445,7 +475,29 @@ def peak_memory(device: str) -> dict[str, float]:
     out = {"cpu_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "cpu_children_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
     if device.startswith("cuda"):
-        out["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        out["gpu_peak_mib"] = torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
+    return out
+
+
+def precision_info(device: str, amp: str | None) -> dict[str, Any]:
+    """The arithmetic the run used: the autocast mode, and for fp32 matmuls and convolutions on
+    a GPU whether TF32 (10-bit mantissa) was allowed; PyTorch's defaults allow it for cuDNN
+    convolutions on Ampere and newer GPUs, so "fp32" alone would overstate the precision."""
+    import torch
+
+    out: dict[str, Any] = {"autocast": amp or "off",
+                           "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    if device.startswith("cuda"):
+        out["cuda_matmul_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
+        out["cudnn_conv_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
+        major, _ = torch.cuda.get_device_capability(torch.device(device))
+        tf32_hw = major >= 8  # TF32 tensor cores: Ampere (sm_80) and newer
+        out["matmul"] = "tf32" if tf32_hw and out["cuda_matmul_allow_tf32"] else "fp32"
+        out["conv"] = "tf32" if tf32_hw and out["cudnn_conv_allow_tf32"] else "fp32"
+    else:
+        out["matmul"] = out["conv"] = "fp32"
+    if amp:
+        out["matmul"] = out["conv"] = amp
     return out
 
 
@@ -459,35 +511,180 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def dist_info() -> tuple[int, int]:
-    """(rank, world size); initializes torch.distributed when started by torchrun."""
+def local_rank() -> int:
+    """This process's rank on its node (torchrun's ``LOCAL_RANK``; 0 outside torchrun)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def backend_for(device: str) -> str:
+    """The process-group backend for the device the ranks compute on: NCCL for CUDA tensors,
+    gloo for CPU tensors (whether or not a GPU is visible)."""
+    return "nccl" if device.startswith("cuda") else "gloo"
+
+
+def rank_device(device: str) -> str:
+    """The device of this rank under torchrun: ``cuda:LOCAL_RANK`` for CUDA, refused in one line
+    when the node runs more ranks than it has GPUs or names one GPU for every rank."""
     import torch
+
+    if not device.startswith("cuda"):
+        return device
+    n_gpus = torch.cuda.device_count()
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(local_rank() + 1)))
+    if ":" in device and per_node > 1:
+        raise PanbenchError(f"--device {device} under torchrun: every rank would use the same GPU; pass --device cuda "
+                            "(rank k uses GPU k of its node)")
+    if per_node > n_gpus:
+        raise PanbenchError(f"torchrun --nproc-per-node {per_node} with --device cuda, but this node has {n_gpus} "
+                            f"GPU(s) visible; use --nproc-per-node {n_gpus} or fewer (or --device cpu)")
+    return device if ":" in device else f"cuda:{local_rank()}"
+
+
+def use_device(device: str) -> None:
+    """Make ``device`` the current CUDA device (a no-op on the CPU), so that synchronization,
+    peak-memory counters and mmcv's kernels all act on the GPU the model is on; reset its peak
+    memory counter so that each model's record holds its own peak."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+        free_memory(device)
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+
+
+def dist_info(device: str = "cpu") -> tuple[int, int, str]:
+    """(rank, world size, this rank's device); initializes torch.distributed when started by
+    torchrun, with the backend that fits ``device`` (gloo for ``cpu``, NCCL bound to
+    ``cuda:LOCAL_RANK`` for ``cuda``)."""
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if world > 1:
+        device = rank_device(device)
+        if not dist.is_initialized():
+            import torch
+
+            if device.startswith("cuda"):
+                torch.cuda.set_device(torch.device(device))
+                dist.init_process_group("nccl", device_id=torch.device(device))
+            else:
+                dist.init_process_group("gloo")
     if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+        return dist.get_rank(), dist.get_world_size(), device
+    return 0, 1, device
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _reduce_device() -> str:
+    """Where collective tensors live: the current GPU under NCCL, else the CPU."""
+    import torch
+    import torch.distributed as dist
+
+    return f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+
+
+@contextmanager
+def collective(what: str) -> Iterator[None]:
+    """A collective call: when another rank has died (its socket closed, the group aborted),
+    stop with one line instead of a backend traceback."""
+    try:
+        yield
+    except (RuntimeError, OSError) as e:
+        if is_oom(e):
+            raise
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        raise PanbenchError(f"rank {rank}: {what} failed because another rank stopped (its own one-line error "
+                            f"is in its log: {str(e).splitlines()[0][:80] if str(e) else type(e).__name__}); "
+                            "fix that error and rerun (cached images are kept)") from e
+
+
+def dist_any(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank (also a barrier); ``flag`` alone
+    outside torchrun."""
+    if not _distributed():
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([int(flag)], dtype=torch.int64, device=_reduce_device())
+    with collective("waiting for the other ranks"):
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def barrier() -> None:
+    """``dist.barrier`` that fails in one line when another rank died (a no-op outside torchrun)."""
+    if _distributed():
+        dist_any(False)
 
 
 def all_reduce_stats(evaluator: PanopticEvaluator, device: str) -> None:
     """Sum the per-category statistics of every rank into every rank's evaluator (exact integers)."""
+    if not _distributed():
+        return
     import torch
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
     from panbench.pq.matching import PQStats
 
-    dev = device if dist.get_backend() == "nccl" else "cpu"
-    t = torch.from_numpy(evaluator.stats.to_array()).to(dev)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    t = torch.from_numpy(evaluator.stats.to_array()).to(_reduce_device())
+    with collective("summing the statistics of the ranks"):
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
     evaluator.stats = PQStats.from_array(t.cpu().numpy())
+
+
+SUMMED_TIMINGS = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits")
+
+
+def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[str, float]]:
+    """Timings and peak memory of the whole torchrun job: timed images and per-stage seconds
+    summed over the ranks (so per-image times stay per image), wall time and peak memory the
+    maximum over the ranks, the CPU-fallback image ids of all ranks; ``world_size`` beside them.
+    Unchanged outside torchrun."""
+    if not _distributed():
+        return t, memory
+    import torch
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    dev = _reduce_device()
+    summed = torch.tensor([float(getattr(t, f)) for f in SUMMED_TIMINGS], dtype=torch.float64, device=dev)
+    keys = sorted(memory)
+    maxed = torch.tensor([t.wall_s] + [memory[k] for k in keys], dtype=torch.float64, device=dev)
+    fallback: list[Any] = [None] * world
+    with collective("collecting the timings of the ranks"):
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        dist.all_reduce(maxed, op=dist.ReduceOp.MAX)
+        dist.all_gather_object(fallback, list(t.cpu_fallback_images))
+    out = replace(t, cpu_fallback_images=sorted(i for part in fallback for i in part),
+                  extra={**t.extra, "world_size": world})
+    for f, v in zip(SUMMED_TIMINGS, summed.tolist()):
+        setattr(out, f, int(v) if f in ("timed_images", "warmup_images", "oom_splits") else v)
+    out.wall_s = maxed[0].item()
+    return out, {k: v for k, v in zip(keys, maxed[1:].tolist())}
+
+
+def abort_distributed() -> None:
+    """After a rank's error: tear its process group down without waiting for the other ranks
+    (a collective that they wait in then fails instead of hanging until the backend's timeout)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    from torch.distributed import distributed_c10d as c10d
+
+    abort = getattr(c10d, "_abort_process_group", None)
+    try:
+        abort() if abort is not None else dist.destroy_process_group()
+    except Exception:  # tearing down after an error: never mask the error itself
+        pass
 
 
 __all__ = ["EvalOptions", "ImageStats", "Timings", "run_inference", "panoptic_to_segments"]

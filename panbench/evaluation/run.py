@@ -15,13 +15,18 @@ from panbench.evaluation.cache import StatsCache, cache_key
 from panbench.evaluation.loop import (  # noqa: E402
     EvalOptions,
     all_reduce_stats,
+    barrier,
     cpu_procs_for,
     dist_info,
+    local_rank,
     peak_memory,
     pick_device,
+    precision_info,
+    reduce_timings,
     run_inference,
     run_inference_cpu,
     seed_everything,
+    use_device,
 )
 from panbench.models import checkpoints, mm
 from panbench.models.postprocess import PostProcess
@@ -96,13 +101,10 @@ def evaluate_model(
     postprocess: PostProcess | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``spec`` on ``dataset``; returns the result record (written by rank 0)."""
-    import torch
-
-    rank, world = dist_info()
-    seed_everything(opts.seed)
     device = pick_device(opts.device)
-    if device.startswith("cuda") and world > 1:
-        device = f"cuda:{torch.cuda.current_device()}"
+    rank, world, device = dist_info(device)  # backend from the device; rank k on cuda:LOCAL_RANK
+    use_device(device)  # current CUDA device and a fresh peak-memory counter for this model
+    seed_everything(opts.seed)
     lm = load_model(spec, dataset.categories, checkpoint, trust_checkpoint, device)
     model, names, label2cat, weights, pipeline = lm.model, lm.names, lm.label2cat, lm.weights, lm.pipeline
     cfg_text, cfg_hash = lm.cfg_text, lm.cfg_hash
@@ -114,13 +116,10 @@ def evaluate_model(
     key_parts = {"config": cfg_hash, "checkpoint": weights.sha256, "dataset": fingerprint,
                  "postprocess": postprocess, "amp": opts.amp, "batch_size": opts.batch_size}
     run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
-    if not opts.resume and rank == 0:  # start afresh, but keep caching so that this run can be resumed
+    if not opts.resume and local_rank() == 0:  # start afresh, keep caching; once per node (each has its cache)
         for old in run_dir.glob("chunk-*.npz"):
-            old.unlink()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+            old.unlink(missing_ok=True)
+    barrier()
     cache = StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts)
     indices = list(range(rank, len(dataset.samples), world))
     evaluator = PanopticEvaluator(dataset.categories)
@@ -142,6 +141,7 @@ def evaluate_model(
         timings = run_inference(model, pipeline, dataset, label2cat, len(names), opts, evaluator, cache, indices,
                                 device)
     all_reduce_stats(evaluator, device)
+    timings, memory = reduce_timings(timings, peak_memory(device))  # whole job under torchrun
     res = evaluator.evaluate()
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
@@ -166,8 +166,9 @@ def evaluate_model(
         "world_size": world,
         "batch_size": opts.batch_size,
         "amp": opts.amp or "fp32",
+        "precision": precision_info(device, opts.amp),
         "timings": {**timings.as_dict(), "total_s": t_all, "resumed_images": resumed},
-        "memory": peak_memory(device),
+        "memory": memory,
         "provenance": {
             "config_path": str(spec.config),
             "config_sha256_16": cfg_hash,

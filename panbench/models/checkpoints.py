@@ -13,6 +13,8 @@ import os
 import re
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +88,56 @@ def download(url: str, dest: Path, progress: bool = True) -> Path:
 
 
 def fetch(url: str, prefix: str | None = None) -> tuple[Path, str]:
-    """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256."""
+    """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256.
+
+    Under torchrun only local rank 0 of each node downloads (each node has its own cache); the
+    other ranks wait for it and then verify the file.  A failed download stops every rank with
+    one line.  A lock file also keeps two separate runs from writing the same ``.part`` file."""
     dest = cache_dir() / url.rsplit("/", 1)[-1]
     prefix = prefix or expected_prefix(url)
-    if not dest.exists():
-        print(f"downloading {url}", file=sys.stderr)
-        download(url, dest)
+    error: PanbenchError | None = None
+    if _local_rank() == 0 and not dest.exists():
+        try:
+            with _download_lock(dest):
+                if not dest.exists():  # another run may have finished it while this one waited
+                    print(f"downloading {url}", file=sys.stderr)
+                    download(url, dest)
+        except PanbenchError as e:
+            error = e
+    if "torch.distributed" in sys.modules:  # a torchrun job: wait for local rank 0's download
+        from panbench.evaluation.loop import dist_any
+
+        if dist_any(error is not None) and error is None:
+            raise PanbenchError(f"{url}: the download on local rank 0 failed (its message is in its log); "
+                                "fix that and rerun, or pass --checkpoint PATH")
+    if error is not None:
+        raise error
+    if not dest.is_file():
+        raise PanbenchError(f"{dest}: not found after local rank 0's download; if the nodes share this folder, "
+                            "download the checkpoint once and pass --checkpoint PATH")
     return dest, verify(dest, prefix)
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+@contextmanager
+def _download_lock(dest: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``dest.lock`` (released when the process dies); a no-op where
+    ``fcntl`` does not exist."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(dest.with_suffix(dest.suffix + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _numpy_safe_globals() -> list[Any]:

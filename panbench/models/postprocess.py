@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,10 +46,10 @@ class PostProcess:
 
 def _paint(pan: torch.Tensor, mask: torch.Tensor, label: int, num_things: int, instance: int) -> int:
     """Write one segment in mmdet's encoding; returns the next free thing instance id."""
-    if label < num_things:
-        pan[mask] = label + instance * INSTANCE_OFFSET
+    if label < num_things:  # masked_fill_: no GPU-to-host sync (boolean indexing would count the mask first)
+        pan.masked_fill_(mask, label + instance * INSTANCE_OFFSET)
         return instance + 1
-    pan[mask] = label  # stuff of one class shares instance id 0
+    pan.masked_fill_(mask, label)  # stuff of one class shares instance id 0
     return instance
 
 
@@ -65,16 +66,23 @@ def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes
     h, w = m.shape[-2:]
     pan = torch.full((h, w), num_classes, dtype=torch.int32, device=m.device)
     taken = torch.zeros((h, w), dtype=torch.bool, device=m.device)
+    # the per-query numbers go to the host once (one sync), not four times per query; the
+    # thresholds are computed on the device as before, so every comparison gives the same answer
+    order = torch.argsort(score, descending=True, stable=True)
+    conf = torch.tensor(pp.conf_thr, dtype=score.dtype)  # compared in score's dtype, as score[q] < conf_thr was
+    need = pp.keep_thr * area  # float32, as pp.keep_thr * area[q]
+    order_l, score_l, area_l, need_l, labels_l = (t.tolist() for t in (order, score, area, need, labels))
+    conf_f = conf.item()
     instance = 1
-    for q in torch.argsort(score, descending=True, stable=True).tolist():
-        if score[q] < pp.conf_thr:
+    for q in order_l:
+        if score_l[q] < conf_f:
             break
-        if area[q] == 0:
+        if area_l[q] == 0:
             continue
         mask = binary[q] & ~taken
-        if mask.sum() < pp.keep_thr * area[q]:
+        if float(np.float32(int(mask.sum()))) < need_l[q]:  # one sync per candidate query
             continue
-        instance = _paint(pan, mask, int(labels[q]), num_things, instance)
+        instance = _paint(pan, mask, labels_l[q], num_things, instance)
         taken |= mask
     return pan
 

@@ -72,3 +72,97 @@ def test_other_errors_are_not_swallowed() -> None:
 
     with pytest.raises(ValueError):
         forward_resilient(Broken(limit=9), _items(2), "cuda:0", None, Timings(), _dataset(2))
+
+
+def test_cpu_fallback_runs_in_fp32_whatever_the_amp() -> None:
+    """The fallback runs without autocast: CPU kernels such as mmcv's nms_cpu take float32 only."""
+
+    class RecordsAutocast(FakeModel):
+        seen: list = []
+
+        def test_step(self, data):
+            if self.device == "cpu":
+                self.seen.append(torch.is_autocast_enabled("cpu"))
+            return super().test_step(data)
+
+    t = Timings()
+    model = RecordsAutocast(limit=0)
+    out = forward_resilient(model, _items(1), "cuda:0", "bf16", t, _dataset(1))
+    assert dict(out)[0] == "cpu" and t.cpu_fallback_images == [100]
+    assert model.seen == [False]
+
+
+@pytest.mark.parametrize("msg", [
+    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+    "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+    "cuDNN error: CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",
+    "CUDA out of memory. Tried to allocate 20.00 MiB",
+    "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1000 bytes",
+])
+def test_is_oom_knows_cublas_and_cudnn_allocation_failures(msg) -> None:
+    from panbench.evaluation.loop import is_oom
+
+    assert is_oom(RuntimeError(msg))
+    assert not is_oom(RuntimeError("CUDNN_STATUS_BAD_PARAM")) and not is_oom(ValueError(msg))
+
+
+# ---- real memory pressure on the CPU: the retry must find the failed attempt's memory freed ----
+
+PRESSURE = r'''
+import resource, sys
+from pathlib import Path
+import torch
+from panbench.data.datasets import PanopticDataset, Sample
+from panbench.errors import PanbenchError
+from panbench.pq.matching import CategoryTable
+from panbench.evaluation.loop import Timings, forward_resilient
+
+MIB = 2**20
+UNIT = 200 * MIB  # bytes of activations per image, allocated twice per forward pass
+
+
+class Activations:
+    """A FAKE model (test only) whose forward really allocates: UNIT bytes per image held in a
+    local variable (an activation), then as much again (the output).  A batch of 2 needs 4 UNITs,
+    one image 2 UNITs; the address-space limit below allows about 3."""
+
+    def test_step(self, data):
+        n = len(data["inputs"])
+        act = torch.ones(n * UNIT, dtype=torch.uint8)  # touched: real pages
+        out = torch.ones(n * UNIT, dtype=torch.uint8)
+        return [int(act[0]) + int(out[0])] * n
+
+
+def vm_bytes():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+
+torch.ones(1)  # start torch's allocator and threads before measuring
+limit = vm_bytes() + 3 * UNIT
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+samples = [Sample(100 + i, Path("x.jpg"), Path("x.png"), 4, 4, {}) for i in range(2)]
+ds = PanopticDataset("t", Path("."), CategoryTable([1], ["a"], [True]), samples, Path("a.json"))
+items = [{"index": i, "data": {"inputs": i, "data_samples": None}} for i in range(2)]
+t = Timings()
+try:
+    out = forward_resilient(Activations(), items, "cpu", None, t, ds)
+except PanbenchError as e:
+    print("FAILED", e)
+    sys.exit(3)
+print("OK", out, t.oom_splits)
+'''
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for the address-space size")
+def test_retry_after_a_real_allocation_failure_finds_the_memory_freed(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "pressure.py"
+    script.write_text(PRESSURE)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    # the batch of 2 failed for real (one split), and each half ran once the first attempt's memory was freed
+    assert r.returncode == 0 and "OK [2, 2] 1" in r.stdout, r.stdout + r.stderr[-2000:]

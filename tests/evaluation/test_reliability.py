@@ -28,7 +28,8 @@ VENV_BIN = Path(sys.executable).parent
 
 def eval_cmd(results: Path, *extra: str, model: str = "mask2former") -> list[str]:
     return [PY, "-m", "panbench", "eval", "--model", model, "--dataset", "demo", "--data-root",
-            str(REPO_ROOT / "data" / "demo"), "--results", str(results), "--workers", "0", "--no-progress", *extra]
+            str(REPO_ROOT / "data" / "demo"), "--results", str(results), "--workers", "0", "--no-progress",
+            "--device", "cpu", *extra]  # cpu: the same on a GPU machine (forked processes, gloo, exact metrics)
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -102,7 +103,8 @@ def test_bad_image_in_a_forked_process_is_one_line(tmp_path) -> None:
     (root / "val2017" / images[1]["file_name"]).write_bytes(b"not a jpeg")  # image 1: the forked process's shard
     ckpt = save_zoo_style_checkpoint(resolve("demo-mask2former", dataset="demo")[0], tmp_path / "ck")
     r = run([PY, "-m", "panbench", "eval", "--model", "mask2former", "--dataset", "demo", "--data-root", str(root),
-             "--results", str(tmp_path / "res"), "--no-progress", "--checkpoint", str(ckpt), "--cpu-procs", "2"])
+             "--results", str(tmp_path / "res"), "--no-progress", "--checkpoint", str(ckpt), "--cpu-procs", "2",
+             "--device", "cpu"])
     assert r.returncode == 2, r.stderr
     lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
     assert len(lines) == 1 and "cannot be decoded" in lines[0] and images[1]["file_name"] in lines[0], r.stderr
@@ -119,6 +121,9 @@ def test_torchrun_two_processes_match_one_process(clean_run, tmp_path) -> None:
     assert metrics_of(tmp_path) == metrics_of(clean_run)
     rec = json.loads(sorted((tmp_path / "runs").glob("*.json"))[-1].read_text())
     assert rec["world_size"] == 2 and len(list((tmp_path / "runs").glob("*.json"))) == 1
+    t = rec["timings"]  # the whole job's timings, not rank 0's: every image counted once
+    assert t["timed_images"] + t["warmup_images"] == 60 and t["world_size"] == 2
+    assert t["images_per_s"] == pytest.approx(t["timed_images"] / t["wall_s"])
 
 
 # ---- bad input: exit 2, one line naming the file and the fix, no traceback, earlier results intact ----

@@ -1,0 +1,133 @@
+"""CUDA checks for scripts/setup.sh (run with the venv's Python).
+
+  cuda_setup.py mmcv      exit 0 when the installed mmcv 2.1.0 has its compiled ops and, for a CUDA
+                          torch, was compiled with CUDA (and runs nms on a visible GPU); else print why
+  cuda_setup.py toolkit   for a CUDA torch: find nvcc, compare its release with torch.version.cuda;
+                          prints shell assignments (CUDA_HOME=..., TORCH_CUDA_ARCH_LIST=...) on stdout,
+                          warnings on stderr; exit 1 with the fix when the build cannot work
+
+The decisions are plain functions (tested in tests/evaluation/test_gpu_path.py); nothing here needs a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def mmcv_problem(torch_cuda: str | None, compiled_cuda: str) -> str | None:
+    """Why the installed mmcv does not fit this torch (None: it fits).  ``compiled_cuda`` is
+    ``mmcv.ops.get_compiling_cuda_version()``: "not available" for a build without CUDA ops."""
+    if torch_cuda and compiled_cuda == "not available":
+        return (f"mmcv's ops were compiled without CUDA, but torch is a CUDA {torch_cuda} build "
+                "(built on a machine with no GPU visible and without FORCE_CUDA=1)")
+    return None
+
+
+def installed_mmcv_problem() -> str | None:
+    """:func:`mmcv_problem` for the installed stack, plus nms on the GPU when one is visible."""
+    try:
+        import mmcv
+        import torch
+        from mmcv.ops import get_compiling_cuda_version, nms
+    except Exception as e:  # not installed or the compiled ops do not load
+        return f"mmcv's ops do not import ({type(e).__name__}: {e})".splitlines()[0]
+    if mmcv.__version__ != "2.1.0":
+        return f"mmcv {mmcv.__version__} installed, panbench needs 2.1.0"
+    gpu = bool(torch.version.cuda) and torch.cuda.is_available()
+    problem = mmcv_problem(torch.version.cuda, get_compiling_cuda_version())
+    if problem or not gpu:
+        return problem
+    try:
+        boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]], device="cuda")
+        nms(boxes, torch.tensor([0.9, 0.8], device="cuda"), iou_threshold=0.5)
+    except Exception as e:
+        return f"mmcv's nms does not run on the GPU ({type(e).__name__}: {e})".splitlines()[0]
+    return None
+
+
+def nvcc_release(nvcc: str) -> str | None:
+    """``12.1`` from ``nvcc --version`` (None when it does not run)."""
+    try:
+        out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"release (\d+\.\d+)", out)
+    return m.group(1) if m else None
+
+
+def find_nvcc(env: dict[str, str]) -> str | None:
+    """nvcc from ``$CUDA_HOME/bin``, then ``PATH``, then /usr/local/cuda."""
+    for cand in ([str(Path(env["CUDA_HOME"]) / "bin" / "nvcc")] if env.get("CUDA_HOME") else []) + \
+            [shutil.which("nvcc", path=env.get("PATH")) or "", "/usr/local/cuda/bin/nvcc"]:
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def toolkit_verdict(torch_cuda: str, nvcc: str | None, release: str | None) -> tuple[str | None, str | None]:
+    """(error with its fix, warning) for building mmcv's CUDA ops against a CUDA ``torch_cuda`` torch."""
+    want = ".".join(torch_cuda.split(".")[:2])
+    tag = want.replace(".", "")
+    if nvcc is None:
+        return (f"torch is a CUDA {want} build, and compiling mmcv's CUDA ops needs nvcc from the CUDA toolkit, "
+                f"but no nvcc was found (CUDA_HOME, PATH, /usr/local/cuda): install the CUDA {want} toolkit "
+                f"(NVIDIA's cuda-toolkit-{want.replace('.', '-')} package, or conda's nvidia::cuda-toolkit={want}) and "
+                f"export CUDA_HOME=/usr/local/cuda-{want} PATH=$CUDA_HOME/bin:$PATH, then rerun make setup", None)
+    if release is None:
+        return f"{nvcc} does not run (nvcc --version fails); fix the CUDA toolkit or set CUDA_HOME", None
+    if release.split(".")[0] != want.split(".")[0]:
+        return (f"the CUDA toolkit is {release} ({nvcc}) but torch is built for CUDA {want}: torch refuses to build "
+                f"extensions across major versions; install the CUDA {want} toolkit and set CUDA_HOME to it, or "
+                f"install a torch for CUDA {release} (.venv/bin/pip install torch==<version> --index-url "
+                f"https://download.pytorch.org/whl/cu{release.replace('.', '')}) and rerun make setup", None)
+    if release != want:
+        return None, (f"the CUDA toolkit is {release}, torch is built for CUDA {want} (cu{tag}): same major version, "
+                      "the build usually works; if it fails, install the CUDA " + want + " toolkit")
+    return None, None
+
+
+def _toolkit() -> int:
+    import torch
+
+    if not torch.version.cuda:
+        return 0
+    nvcc = find_nvcc(dict(os.environ))
+    err, warn = toolkit_verdict(torch.version.cuda, nvcc, nvcc_release(nvcc) if nvcc else None)
+    if err:
+        print(err, file=sys.stderr)
+        return 1
+    if warn:
+        print(f"        warning: {warn}", file=sys.stderr)
+    assert nvcc is not None
+    print(f"CUDA_HOME={Path(nvcc).resolve().parent.parent}")
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        if torch.cuda.is_available():
+            caps = {torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}
+            archs = sorted(f"{major}.{minor}" for major, minor in caps)
+            print(f"TORCH_CUDA_ARCH_LIST={';'.join(archs)}")
+        else:
+            print("        note: no GPU visible: mmcv's CUDA ops are compiled for every architecture this torch "
+                  "supports (much slower); set TORCH_CUDA_ARCH_LIST (e.g. 7.5 for a T4, 8.0 for an A100, 9.0 for "
+                  "an H100) to build for yours only", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["mmcv"]:
+        problem = installed_mmcv_problem()
+        if problem:
+            print(problem, file=sys.stderr)
+        return 1 if problem else 0
+    if argv[:1] == ["toolkit"]:
+        return _toolkit()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,409 @@
+"""The GPU and multi-GPU path, tested on the CPU: mixed precision around mmcv ops without bf16
+kernels, the checkpoint download under torchrun (two processes racing on a local HTTP server),
+the process-group backend and layout checks, reduced-sync mask-wise merging, the CUDA set-up
+checks, scripts/bench_gpu.sh on the demo set, and the notebook's model selection.
+
+No GPU ran any of this (docs/gpu.md says what was and was not run on one)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from panbench import REPO_ROOT
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- 1. bf16: mmcv's RoIAlign has no bf16 kernel (AT_DISPATCH_FLOATING_TYPES_AND_HALF) ----
+
+def _roi_inputs(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    feat = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16).div(100).to(dtype)
+    rois = torch.tensor([[0, 1, 1, 9, 9], [1, 0, 2, 12, 15]], dtype=dtype)  # mmdet casts RoIs to the feature dtype
+    return feat, rois
+
+
+def test_roi_align_refuses_bf16_without_the_fp32_wrapper() -> None:
+    from mmcv.ops import RoIAlign
+
+    with pytest.raises(RuntimeError, match="not implemented for 'BFloat16'"):
+        RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)(*_roi_inputs(torch.bfloat16))
+
+
+def test_roi_align_runs_in_fp32_under_bf16_autocast() -> None:
+    from mmcv.ops import RoIAlign
+
+    from panbench.models.amp import keep_ops_fp32
+
+    layer = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    ref = layer(*_roi_inputs(torch.float32))
+    model = torch.nn.Sequential(layer)
+    assert keep_ops_fp32(model) == 1 and keep_ops_fp32(model) == 1  # wrapped once
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(*_roi_inputs(torch.bfloat16))
+    assert out.dtype == torch.bfloat16  # back in the caller's precision
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.02)  # inputs were rounded to bf16
+    assert torch.equal(layer(*_roi_inputs(torch.float32)), ref)  # fp32 without autocast: untouched
+
+
+def test_demo_models_have_their_fp32_ops_wrapped() -> None:
+    from panbench.models import mm
+    from panbench.models.amp import keep_ops_fp32
+    from panbench.models.registry import resolve
+
+    counts = {}
+    for name in ("demo-panoptic-fpn", "demo-maskformer", "demo-mask2former"):
+        spec = resolve(name, dataset="demo")[0]
+        counts[spec.architecture] = keep_ops_fp32(mm.build_model(mm.load_config(spec.config), spec.config))
+    assert counts["PanopticFPN"] >= 2 and counts["Mask2Former"] >= 1 and counts["MaskFormer"] == 0, counts
+
+
+@pytest.mark.slow
+def test_amp_support_says_what_runs_on_this_cpu() -> None:
+    from panbench.models.amp import amp_support
+
+    support = amp_support("cpu")
+    assert set(support) == {"PanopticFPN", "MaskFormer", "Mask2Former"}
+    for arch, res in support.items():
+        assert res["fp32"] == "", (arch, res)
+        assert res["bf16"] == "", (arch, res)  # RoIAlign and deformable attention run in fp32 inside autocast
+
+
+# ---- 3. the checkpoint download under torchrun: local rank 0 downloads, the others verify ----
+
+PAYLOAD = os.urandom(3 * 2**20)
+NAME = f"ckpt_x-{hashlib.sha256(PAYLOAD).hexdigest()[:8]}.pth"
+
+FETCH = r'''
+import json, os, sys
+import torch.distributed as dist
+from panbench.errors import PanbenchError
+from panbench.models import checkpoints
+dist.init_process_group("gloo")
+try:
+    path, digest = checkpoints.fetch(sys.argv[1])
+    print(json.dumps({"rank": dist.get_rank(), "digest": digest, "path": str(path)}))
+    code = 0
+except PanbenchError as e:
+    print(json.dumps({"rank": dist.get_rank(), "error": str(e)}))
+    code = 2
+os._exit(code)
+'''
+
+
+class _Server:
+    """http.server on 127.0.0.1 serving PAYLOAD slowly (to widen any race); at most `limit` requests,
+    stops by itself after `seconds`."""
+
+    def __init__(self, status: int = 200, limit: int = 4, seconds: float = 90) -> None:
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                outer.requests.append(self.path)
+                if status != 200:
+                    self.send_error(status)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(PAYLOAD)))
+                self.end_headers()
+                for k in range(0, len(PAYLOAD), 256 * 1024):
+                    self.wfile.write(PAYLOAD[k:k + 256 * 1024])
+                    time.sleep(0.05)
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.timeout = 0.5
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{NAME}"
+        deadline = time.time() + seconds
+
+        def serve() -> None:
+            while len(self.requests) < limit and time.time() < deadline:
+                self.httpd.handle_request()
+            self.httpd.server_close()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+
+def _two_ranks(tmp_path: Path, url: str) -> list[tuple[int, dict]]:
+    script = tmp_path / "fetch.py"
+    script.write_text(FETCH)
+    port = free_port()
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "TORCH_HOME": str(tmp_path / "torch"), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([PY, str(script), url], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        lines = [x for x in stdout.splitlines() if x.startswith("{")]
+        assert lines, stderr[-2000:]
+        out.append((p.returncode, json.loads(lines[-1])))
+    return out
+
+
+@pytest.mark.slow
+def test_two_ranks_download_the_checkpoint_once(tmp_path) -> None:
+    server = _Server()
+    res = _two_ranks(tmp_path, server.url)
+    assert [code for code, _ in res] == [0, 0], res
+    assert len(server.requests) == 1, server.requests  # local rank 0 only
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    assert [r["digest"] for _, r in res] == [digest, digest]
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    assert (cache / NAME).read_bytes() == PAYLOAD and not list(cache.glob("*.part"))
+
+
+@pytest.mark.slow
+def test_a_failed_download_stops_every_rank_in_one_line(tmp_path) -> None:
+    server = _Server(status=404)
+    t = time.time()
+    res = _two_ranks(tmp_path, server.url)
+    assert time.time() - t < 100
+    assert [code for code, _ in res] == [2, 2], res
+    assert "download failed" in res[0][1]["error"] and "local rank 0 failed" in res[1][1]["error"]
+    assert len(server.requests) == 1
+
+
+# ---- 4. backend from the device; impossible layouts refused in one line ----
+
+def test_backend_follows_the_device_not_the_machine() -> None:
+    from panbench.evaluation.loop import backend_for
+
+    assert backend_for("cpu") == "gloo" and backend_for("cuda") == "nccl" and backend_for("cuda:1") == "nccl"
+
+
+def test_cpu_ranks_use_gloo_even_where_cuda_is_available(tmp_path) -> None:
+    """torchrun --device cpu on a GPU machine: gloo.  The GPU machine is simulated by making
+    torch.cuda.is_available() answer True (the only fake here): NCCL would fail on CPU tensors."""
+    script = tmp_path / "cpu_rank.py"
+    script.write_text(
+        "import torch, torch.distributed as dist\n"
+        "torch.cuda.is_available = lambda: True  # FAKE: pretend a GPU is visible\n"
+        "from panbench.evaluation.loop import dist_info, all_reduce_stats\n"
+        "rank, world, device = dist_info('cpu')\n"
+        "t = torch.ones(1); dist.all_reduce(t)\n"
+        "print(dist.get_backend(), world, device, int(t.item()))\n"
+        "dist.destroy_process_group()\n")
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    # WORLD_SIZE=1 does not start a group; run the two-rank case
+    port = str(free_port())
+    procs = [subprocess.Popen([PY, str(script)], env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                                      "LOCAL_WORLD_SIZE": "2", "MASTER_PORT": port},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert [o[0].split() for o in outs] == [["gloo", "2", "cpu", "2"]] * 2
+
+
+@pytest.mark.parametrize("device,per_node,gpus,expected", [
+    ("cuda", 4, 2, "--nproc-per-node 4 with --device cuda, but this node has 2 GPU(s)"),
+    ("cuda:1", 2, 2, "every rank would use the same GPU"),
+])
+def test_impossible_layouts_are_refused_in_one_line(monkeypatch, device, per_node, gpus, expected) -> None:
+    """The GPU count is faked (torch.cuda.device_count): this machine has none."""
+    from panbench.errors import PanbenchError
+    from panbench.evaluation.loop import rank_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(per_node))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(PanbenchError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        rank_device(device)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: per_node)
+    if ":" not in device:
+        assert rank_device(device) == "cuda:1"  # rank k on GPU k of its node
+
+
+# ---- 13. precision recorded; mask-wise merging with fewer syncs gives the same result ----
+
+def test_precision_is_recorded() -> None:
+    from panbench.evaluation.loop import precision_info
+
+    p = precision_info("cpu", None)
+    assert p["autocast"] == "off" and p["matmul"] == "fp32" and p["float32_matmul_precision"] in (
+        "highest", "high", "medium")
+    assert precision_info("cpu", "bf16")["matmul"] == "bf16"
+
+
+def _mask_wise_merge_before(mask_cls, mask_pred, num_classes, num_things, pp):
+    """mask_wise_merge as it was before the sync reduction (kept here as the reference)."""
+    import torch.nn.functional as F
+
+    from panbench.evaluation.loop import INSTANCE_OFFSET
+
+    probs = F.softmax(mask_cls.float(), dim=-1)[:, :num_classes]
+    p, labels = probs.max(-1)
+    m = mask_pred.float().sigmoid()
+    binary = m > pp.mask_thr
+    area = binary.flatten(1).sum(1)
+    quality = (m * binary).flatten(1).sum(1) / area.clamp(min=1)
+    score = p.pow(pp.alpha) * quality.pow(pp.beta)
+    h, w = m.shape[-2:]
+    pan = torch.full((h, w), num_classes, dtype=torch.int32, device=m.device)
+    taken = torch.zeros((h, w), dtype=torch.bool, device=m.device)
+    instance = 1
+    for q in torch.argsort(score, descending=True, stable=True).tolist():
+        if score[q] < pp.conf_thr:
+            break
+        if area[q] == 0:
+            continue
+        mask = binary[q] & ~taken
+        if mask.sum() < pp.keep_thr * area[q]:
+            continue
+        label = int(labels[q])
+        if label < num_things:
+            pan[mask] = label + instance * INSTANCE_OFFSET
+            instance += 1
+        else:
+            pan[mask] = label
+        taken |= mask
+    return pan
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_mask_wise_merge_gives_the_same_panoptic_map(seed) -> None:
+    from panbench.models.postprocess import PostProcess, mask_wise_merge
+
+    g = torch.Generator().manual_seed(seed)
+    q, c, h, w = 20, 6, 24, 32
+    cls = torch.randn(q, c + 1, generator=g) * 3
+    pred = torch.randn(q, h, w, generator=g) * 4
+    pred[seed % q] = -10  # an empty mask
+    pred[(seed + 1) % q] = pred[(seed + 2) % q]  # duplicates: ties in score and fully taken masks
+    for pp in (PostProcess("maskwise"), PostProcess("maskwise", alpha=1, beta=1, conf_thr=0.1, keep_thr=0.3),
+               PostProcess("maskwise", conf_thr=0.0, keep_thr=0.9)):
+        assert torch.equal(mask_wise_merge(cls, pred, c, 3, pp), _mask_wise_merge_before(cls, pred, c, 3, pp))
+
+
+# ---- 9. CUDA set-up checks (scripts/cuda_setup.py) ----
+
+def _cuda_setup():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cuda_setup", REPO_ROOT / "scripts" / "cuda_setup.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_mmcv_without_cuda_ops_is_refused_for_a_cuda_torch() -> None:
+    cs = _cuda_setup()
+    from mmcv.ops import get_compiling_cuda_version
+
+    compiled = get_compiling_cuda_version()  # the real answer of this machine's (CPU) build
+    if torch.version.cuda is None:
+        assert compiled == "not available"
+        assert "compiled without CUDA" in cs.mmcv_problem("12.1", compiled)  # this wheel under a CUDA torch
+        assert cs.installed_mmcv_problem() is None  # and fine for the CPU torch installed here
+    assert cs.mmcv_problem(None, "not available") is None and cs.mmcv_problem("12.1", "12.1") is None
+
+
+def test_toolkit_advice() -> None:
+    cs = _cuda_setup()
+    err, _ = cs.toolkit_verdict("12.1", None, None)
+    assert "no nvcc was found" in err and "CUDA 12.1 toolkit" in err and "CUDA_HOME" in err
+    err, _ = cs.toolkit_verdict("12.1", "/usr/local/cuda/bin/nvcc", "11.8")
+    assert "across major versions" in err and "cu118" in err
+    err, warn = cs.toolkit_verdict("12.4", "/usr/local/cuda/bin/nvcc", "12.1")
+    assert err is None and "12.1" in warn
+    assert cs.toolkit_verdict("12.1", "/x/nvcc", "12.1") == (None, None)
+
+
+def test_setup_sh_forces_cuda_ops_for_a_cuda_torch() -> None:
+    text = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    assert "FORCE_CUDA=1" in text and "cuda_setup.py\" toolkit" in text and "mmcv_ok" in text
+    assert subprocess.run(["bash", "-n", str(REPO_ROOT / "scripts" / "setup.sh")]).returncode == 0
+
+
+# ---- 11. the notebook selects the three R50 architectures for MODELS="all" ----
+
+def test_notebook_all_means_the_three_r50_architectures() -> None:
+    import nbformat
+
+    from panbench.models.registry import resolve
+
+    nb = nbformat.read(REPO_ROOT / "notebooks" / "panbench_colab.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    evaluate = next(c for c in nb.cells if "SELECTED" in c.source)
+    ns: dict = {}
+    exec(params.source + '\nDATASET = "coco"\n', ns)  # noqa: S102 - the notebook's own cells
+    src = evaluate.source.split("\ndef run_streaming")[0]  # the selection, not the runs
+    exec(src, ns)  # noqa: S102
+    specs = [resolve(m, dataset="coco")[0] for m in ns["SELECTED"]]
+    assert sorted((s.architecture, s.backbone.split()[0]) for s in specs) == [
+        ("Mask2Former", "R-50"), ("MaskFormer", "R-50"), ("PanopticFPN", "R-50")], specs
+
+
+# ---- 12. scripts/bench_gpu.sh: a failed run is recorded as failed, the others and the summary go on ----
+
+@pytest.mark.slow
+def test_bench_gpu_script_records_a_failed_run_and_goes_on(tmp_path) -> None:
+    from panbench.data.demo import make_demo
+
+    make_demo(REPO_ROOT / "data" / "demo")
+    env = {**os.environ, "PY": PY, "DEVICE": "cpu", "DATASET": "demo", "MODELS": "mask2former no-such-model",
+           "BATCHES": "1", "AMPS": "fp32", "WORKERS": "0", "OUT": str(tmp_path / "bench")}
+    r = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "bench_gpu.sh"), "4"], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]  # one run failed
+    rows = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith(("demo-mask2former",
+                                                                                         "no-such-model"))}
+    assert rows["demo-mask2former"].endswith(" ok") and "FAILED: panbench: error: unknown model" in rows[
+        "no-such-model"], r.stdout
+    assert "1 run(s) failed" in r.stdout
+
+
+@pytest.mark.slow
+def test_bench_gpu_script_checks_the_data_first(tmp_path) -> None:
+    env = {**os.environ, "PY": PY, "DEVICE": "cpu", "DATASET": "coco", "DATA_ROOT": str(tmp_path / "none"),
+           "OUT": str(tmp_path / "bench")}
+    r = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "bench_gpu.sh"), "4"], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 2 and "no COCO panoptic val under" in r.stderr and "panbench data coco" in r.stderr
+    assert not (tmp_path / "bench" / "status.tsv").exists()
+
+
+# ---- 6, 7. the current device and its peak-memory counter (no GPU here: torch.cuda's calls are recorded) ----
+
+def test_use_device_sets_the_current_gpu_and_resets_its_peak(monkeypatch) -> None:
+    """FAKE torch.cuda functions that record their calls (this machine has no GPU): checks that
+    panbench asks for cuda:1, not the default cuda:0, for set_device, the peak reset and the peak read."""
+    from panbench.evaluation import loop as runner
+
+    calls: list = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", str(d))))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(("empty_cache",)))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: calls.append(("reset", str(d))))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: calls.append(("peak", str(d))) or 2**20)
+    runner.use_device("cuda:1")
+    assert runner.peak_memory("cuda:1")["gpu_peak_mib"] == 1.0
+    assert calls == [("set_device", "cuda:1"), ("empty_cache",), ("reset", "cuda:1"), ("peak", "cuda:1")]
+    calls.clear()
+    runner.use_device("cpu")
+    assert calls == []

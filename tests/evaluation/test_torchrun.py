@@ -1,0 +1,90 @@
+"""Two torchrun "nodes" on one machine (gloo, --device cpu): each process gets the environment
+torchrun gives it (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR/PORT), started
+directly so that its stderr is panbench's own.  A rank that fails stops every rank in one line,
+and --no-resume cleans each node's cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import save_zoo_style_checkpoint
+
+from panbench import REPO_ROOT
+from panbench.data.demo import make_demo, make_split
+from panbench.models.registry import resolve
+
+pytestmark = pytest.mark.slow
+PY = sys.executable
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_nodes(args_per_node: list[list[str]], timeout: float = 240) -> list[subprocess.CompletedProcess]:
+    """Run `panbench eval ARGS` as global rank k on node k (one process per node), concurrently."""
+    port = str(_port())
+    procs = []
+    for rank, args in enumerate(args_per_node):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1",
+               "GROUP_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([PY, "-m", "panbench", "eval", *args], cwd=REPO_ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline = time.time() + timeout
+    out = []
+    for p in procs:
+        try:
+            stdout, stderr = p.communicate(timeout=max(1.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("a rank hung: the other rank's failure did not stop it")
+        out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    return out
+
+
+def _lines(text: str) -> list[str]:
+    return [x for x in text.strip().splitlines() if x.strip()]
+
+
+def test_a_failing_rank_stops_the_other_node_in_one_line(tmp_path) -> None:
+    root = tmp_path / "data"
+    make_split(root, "val2017", 4, seed=3)
+    images = json.loads((root / "annotations" / "panoptic_val2017.json").read_text())["images"]
+    (root / "val2017" / images[1]["file_name"]).write_bytes(b"not a jpeg")  # image 1: rank 1's shard
+    ckpt = save_zoo_style_checkpoint(resolve("demo-mask2former", dataset="demo")[0], tmp_path / "ck")
+    args = ["--model", "mask2former", "--dataset", "demo", "--data-root", str(root), "--device", "cpu",
+            "--workers", "0", "--no-progress", "--checkpoint", str(ckpt), "--results", str(tmp_path / "res")]
+    r0, r1 = two_nodes([args, args])
+    assert r1.returncode == 2 and len(_lines(r1.stderr)) == 1 and "cannot be decoded" in r1.stderr, r1.stderr
+    assert r0.returncode == 2, r0.stderr[-3000:]
+    assert len(_lines(r0.stderr)) == 1 and "another rank stopped" in r0.stderr and "Traceback" not in r0.stderr, \
+        r0.stderr[-3000:]
+    assert not (tmp_path / "res" / "runs").exists()  # no record of a partial run
+
+
+def test_no_resume_cleans_the_cache_of_every_node(tmp_path) -> None:
+    make_demo(REPO_ROOT / "data" / "demo")
+    common = ["--model", "mask2former", "--dataset", "demo", "--data-root", str(REPO_ROOT / "data" / "demo"),
+              "--device", "cpu", "--workers", "0", "--no-progress", "--limit", "8", "--cpu-procs", "1"]
+    node0, node1 = tmp_path / "node0", tmp_path / "node1"  # each node's own disk
+    first = subprocess.run([PY, "-m", "panbench", "eval", *common, "--results", str(node1)], cwd=REPO_ROOT,
+                           capture_output=True, text=True)  # leaves node 1 a cache of every image
+    assert first.returncode == 0, first.stderr
+    stale = sorted(node1.glob("cache/*/chunk-*.npz"))
+    assert stale
+    r0, r1 = two_nodes([[*common, "--results", str(node0), "--no-resume"],
+                        [*common, "--results", str(node1), "--no-resume"]])
+    assert r0.returncode == 0 and r1.returncode == 0, r0.stderr[-2000:] + r1.stderr[-2000:]
+    assert not any(p.exists() for p in stale), "node 1 kept its stale cache under --no-resume"
+    rec = json.loads(sorted((node0 / "runs").glob("*.json"))[-1].read_text())
+    t = rec["timings"]
+    assert rec["n_images"] == 8 and t["timed_images"] + t["warmup_images"] == 8  # every image run, none resumed
