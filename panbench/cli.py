@@ -18,6 +18,30 @@ from panbench import __version__
 from panbench.errors import PanbenchError
 
 
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``low`` (argparse turns the ValueError into a usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is not allowed: give an integer >= {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (``panbench eval: error: ...; see panbench eval --help``),
+    exit code 2, no usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def format_metrics(m: dict, title: str = "") -> str:
     """The All/Things/Stuff table of PQ/SQ/RQ with category counts (as panopticapi prints it)."""
     n = m.get("n_categories", {})
@@ -133,7 +157,7 @@ def format_record(rec: dict) -> str:
     m = {**rec["metrics"], **rec.get("semantic", {}), "n_categories": rec["n_categories"]}
     t = rec["timings"]
     lines = [format_metrics(m, f"{rec['model']} on {rec['dataset']} ({rec['n_images']} images, {rec['device']})")]
-    lines.append(f"  {t['images_per_s']:.2f} img/s; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, "
+    lines.append(f"  {_speed(rec)}; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, "
                  f"post-processing {_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms")
     pub = rec.get("published") or {}
     if any(v is not None for v in pub.values()):
@@ -148,6 +172,17 @@ def format_record(rec: dict) -> str:
     return "\n".join(lines)
 
 
+def _speed(rec: dict) -> str:
+    from panbench.results import measured_speed
+
+    v = measured_speed(rec)
+    if v is None:
+        return "speed not measured (no image past the warm-up was computed, nor a speed stored with the cache)"
+    t = rec["timings"]
+    cached = " (with the speed stored with the cached images)" if t.get("speed_from_cache") else ""
+    return f"{v:.2f} img/s{cached}"
+
+
 def _ms(t: dict, key: str) -> str:
     n = max(t.get("timed_images", 0), 1)
     return f"{1000 * t.get(key, 0.0) / n:.1f}"
@@ -156,11 +191,14 @@ def _ms(t: dict, key: str) -> str:
 def format_comparison(records: list[dict]) -> str:
     """One row per model: the nine metrics and speed."""
     head = f"{'model':24} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
+    from panbench.results import measured_speed
+
     rows = [head, "-" * len(head)]
     for r in records:
-        m = r["metrics"]
+        m, v = r["metrics"], measured_speed(r)
+        speed = f"{v:7.2f}" if v is not None else f"{'-':>7}"
         rows.append(f"{r['model']:24} {m['PQ']:6.2f} {m['SQ']:6.2f} {m['RQ']:6.2f} {m['PQ_th']:6.2f} "
-                    f"{m['PQ_st']:6.2f} {r['timings']['images_per_s']:7.2f}")
+                    f"{m['PQ_st']:6.2f} {speed}")
     return "\n".join(rows)
 
 
@@ -181,13 +219,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="a name or alias from `panbench ls`, a comma-separated list, 'all', or a config path")
     p.add_argument("--dataset", default="coco", help="coco (default) or demo")
     p.add_argument("--data-root", help="dataset root (default data/coco or data/demo)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--limit", type=int_at_least(1), help="evaluate only the first N images (N >= 1)")
     p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
     p.add_argument("--checkpoint", help="your own weights instead of the zoo's")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="allow full unpickling of a checkpoint that weights_only loading refuses")
     p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=1, help="images per forward pass (default 1)")
     p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed-precision inference (default: fp32)")
     p.add_argument("--postprocess", default="default", choices=["default", "maskwise", "argmax"],
                    help="panoptic post-processing for MaskFormer/Mask2Former: the model's own fusion (default), "
@@ -196,15 +234,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pp-beta", type=float, default=1.0, help="maskwise: exponent of the mask quality")
     p.add_argument("--pp-conf", type=float, default=0.25, help="maskwise: confidence threshold t_cnf")
     p.add_argument("--pp-keep", type=float, default=0.6, help="maskwise: fraction of a mask that must remain")
-    p.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default 2)")
-    p.add_argument("--cpu-procs", type=int, default=0,
+    p.add_argument("--workers", type=int_at_least(0), default=2, help="data-loading worker processes (default 2)")
+    p.add_argument("--cpu-procs", type=int_at_least(0), default=0,
                    help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
                    "threads and its own data loading (default 0: one per core; 1: a single process)")
-    p.add_argument("--warmup", type=int, default=1, help="batches left out of the timings (default 1)")
+    p.add_argument("--warmup", type=int_at_least(0), default=1, help="batches left out of the timings (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results", default="results", help="results folder (default results/)")
     p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
-    p.add_argument("--cache-every", type=int, default=16,
+    p.add_argument("--cache-every", type=int_at_least(1), default=16,
                    help="write the per-image results cache every N images (default 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
@@ -394,7 +432,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="panbench",
         description="Benchmark panoptic segmentation models from the MMDetection zoo on COCO panoptic.",
     )
