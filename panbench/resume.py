@@ -4,8 +4,9 @@ A run directory is named by a key that hashes everything a per-image result depe
 checkpoint, dataset and subset, post-processing, device type, AMP, batch size and, for batches
 above 1, the process layout, and the versions of panbench, mmdet, mmcv and torch), so a cache
 made with another setting is never reused.  Beside the chunks, ``timing-<rank>.json`` keeps the
-speed measured for the cached images, so that a resumed run can report it.  Chunks are written atomically (temporary file, then ``os.replace``): a kill
-loses at most the images of the chunk being filled, never a finished chunk.
+speed measured for the cached images, so that a resumed run can report it.  Chunks are written
+atomically (temporary file, then ``os.replace``): a kill loses at most the images of the chunk
+being filled, never a finished chunk.
 """
 
 from __future__ import annotations

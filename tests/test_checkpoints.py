@@ -107,7 +107,8 @@ def test_committed_demo_weights_are_checked_against_their_manifest(tmp_path) -> 
 
 # ---- files that are not checkpoints: refused before anything unpickles them, without --trust-checkpoint ----
 
-@pytest.mark.parametrize("content", [b"# panbench\n\nA README, not a checkpoint.\n", b"", b"\x80", b"PK\x05\x06" + bytes(18)])
+@pytest.mark.parametrize("content", [b"# panbench\n\nA README, not a checkpoint.\n", b"", b"\x80",
+                                     b"PK\x05\x06" + bytes(18)])
 def test_a_file_that_is_not_a_checkpoint_is_not_offered_trust(tmp_path, content) -> None:
     p = tmp_path / "README.md"
     p.write_bytes(content)

@@ -95,7 +95,8 @@ def test_old_records_with_zero_speed_are_shown_as_unmeasured() -> None:
 BASE = dict(cfg_hash="c" * 16, checkpoint_sha256="d" * 64, fingerprint="f" * 16, postprocess="default")
 
 
-def _key(opts: EvalOptions = EvalOptions(), device: str = "cpu", world: int = 1, n_images: int = 100) -> str:
+def _key(opts: EvalOptions | None = None, device: str = "cpu", world: int = 1, n_images: int = 100) -> str:
+    opts = opts or EvalOptions()
     return cache_key(evaluate.cache_key_parts(**BASE, opts=opts, device=device, world=world, n_images=n_images))
 
 
