@@ -157,8 +157,9 @@ def format_record(rec: dict) -> str:
     m = {**rec["metrics"], **rec.get("semantic", {}), "n_categories": rec["n_categories"]}
     t = rec["timings"]
     lines = [format_metrics(m, f"{rec['model']} on {rec['dataset']} ({rec['n_images']} images, {rec['device']})")]
-    lines.append(f"  {_speed(rec)}; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, "
-                 f"post-processing {_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms")
+    per_image = (f"; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, post-processing "
+                 f"{_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms" if t.get("timed_images") else "")
+    lines.append(f"  {_speed(rec)}{per_image}")
     pub = rec.get("published") or {}
     if any(v is not None for v in pub.values()):
         d = rec["delta_to_published"]

@@ -54,6 +54,7 @@ def test_a_resumed_run_reports_the_speed_stored_with_the_cache(demo_root, tmp_pa
     assert t2["images_per_s"] == pytest.approx(t1["images_per_s"]) and t2["speed_images"] == 2
     assert t2["speed_from_cache"]["device"] == first["device"] == second["device"]
     assert float(row2["images_per_s"]) > 0 and "with the speed stored with the cached images" in out
+    assert "per image" not in out  # this run timed nothing: no per-image times of 0 ms
     assert second["metrics"] == first["metrics"]
     points, missing = speed_points(load_records(results))
     assert [v for _, v in points] == pytest.approx([t1["images_per_s"]] * 2) and missing == []
