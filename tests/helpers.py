@@ -1,35 +1,185 @@
-"""Helpers for tests that need mmdet models: random-init checkpoints in the zoo's file format."""
+"""Helpers for tests that need mmdet models: random-init checkpoints written the way the zoo's files were.
+
+Two writers, each faithful to the layout of the tool that wrote the zoo's files (random weights, not trained):
+
+- mmdet 2.x (the PanopticFPN files): mmcv 1.x's ``runner/checkpoint.py:save_checkpoint`` wrote
+  ``{'meta', 'state_dict', 'optimizer'}``; ``meta`` held the runner's meta (``env_info``, ``config`` as
+  text, ``seed``, ``exp_name``), what mmdet 2.x's ``train_detector`` gave the CheckpointHook
+  (``mmdet_version``, ``CLASSES`` as the 2.x dataset spelled them), the runner's ``epoch``/``iter``,
+  ``hook_msgs`` and ``mmcv_version``/``time``.
+- mmdet 3.x (the MaskFormer/Mask2Former files): mmengine's ``Runner.save_checkpoint`` (called by the
+  CheckpointHook) writes ``{'meta', 'state_dict', 'message_hub', 'optimizer', 'param_schedulers'}``;
+  ``meta`` holds ``epoch``, ``iter``, ``cfg`` (text), ``seed``, ``experiment_name``, ``time``,
+  ``mmengine_version`` and ``dataset_meta`` (the train dataset's metainfo: classes, palette, ...).
+
+Both then go through mmdet's ``tools/model_converters/publish_model.py``: keep only ``meta`` and
+``state_dict``, ``torch.save(..., _use_new_zipfile_serialization=False)`` (the legacy pickle format) and
+rename to ``<name>-<first 8 hex of the file's sha256>.pth``; zoo names are ``<config>_<YYYYMMDD_HHMMSS>``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from hypothesis import strategies as st
+
+from panbench.data.synth import PanopticImage, coco_like_categories
 from panbench.models import mm
 from panbench.models.registry import ModelSpec
 
+# Version strings as an mmdet 2.x training run would have written them (labels, not measurements).
+MMDET2_VERSION = "2.25.0"
+MMCV1_VERSION = "1.6.0"
+MMDET2_ENV_INFO = "sys.platform: linux\nPython: 3.7.10\nPyTorch: 1.9.0\nMMCV: 1.6.0\nMMDetection: 2.25.0"
 
-def save_with_digest(obj: object, folder: Path, stem: str) -> Path:
-    """``torch.save`` ``obj`` as ``<stem>-<first 8 hex of its sha256>.pth`` (the zoo's naming)."""
+
+def save_with_digest(obj: object, folder: Path, stem: str, legacy: bool = False) -> Path:
+    """``torch.save`` ``obj`` as ``<stem>-<first 8 hex of its sha256>.pth`` (publish_model's naming);
+    ``legacy``: the pre-1.6 pickle format that publish_model writes."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "tmp.pth"
-    torch.save(obj, tmp)
+    tmp = folder / f"{stem}.tmp"
+    torch.save(obj, tmp, _use_new_zipfile_serialization=not legacy)
     out = folder / f"{stem}-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]}.pth"
     tmp.rename(out)
     return out
 
 
-def save_zoo_style_checkpoint(spec: ModelSpec, folder: Path, stem: str | None = None, seed: int = 0) -> Path:
-    """Build ``spec``'s model with random weights and save it as the zoo does
-    (``{'meta': {...}, 'state_dict': ...}``), named ``<stem>-<first 8 hex of sha256>.pth``."""
+def publish_model(ckpt: dict[str, Any], folder: Path, stem: str) -> Path:
+    """What mmdet's ``publish_model.py`` does to a training checkpoint (see the module docstring)."""
+    return save_with_digest({k: v for k, v in ckpt.items() if k in ("meta", "state_dict")}, folder, stem, legacy=True)
+
+
+def zoo_stem(name: str) -> str:
+    """``<name>_<YYYYMMDD>_<HHMMSS>``, the zoo's file stem before publish_model appends the digest."""
+    return f"{name}_{time.strftime('%Y%m%d_%H%M%S')}"
+
+
+def _random_model(spec: ModelSpec, seed: int) -> tuple[Any, Any]:
     import torch
 
     torch.manual_seed(seed)
     cfg = mm.load_config(spec.config)
-    model = mm.build_model(cfg, spec.config)
-    ckpt = {"meta": {"dataset_meta": {"classes": tuple(mm.class_names(cfg))}, "mmengine_version": "0.10.7",
-                     "epoch": 0, "iter": 0},
-            "state_dict": model.state_dict()}
-    return save_with_digest(ckpt, folder, f"{stem or spec.name}_random")
+    return cfg, mm.build_model(cfg, spec.config)
+
+
+def _optimizer(model: Any) -> Any:
+    import torch
+
+    return torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=1e-4)
+
+
+def mmdet2_classes(names: list[str]) -> tuple[str, ...]:
+    """The class names as mmdet 2.x's ``CocoPanopticDataset.CLASSES`` spelled them: ``' truck'`` with a
+    leading space (the rest as in 3.x)."""
+    return tuple(" truck" if n == "truck" else n for n in names)
+
+
+def mmcv1_checkpoint(model: Any, cfg: Any, classes: tuple[str, ...], epoch: int = 12,
+                     iter_: int = 87960) -> dict[str, Any]:
+    """The dict mmcv 1.x's ``save_checkpoint`` wrote for an mmdet 2.x EpochBasedRunner (before publishing)."""
+    meta: dict[str, Any] = {
+        # runner.meta, set by mmdet 2.x tools/train.py
+        "env_info": MMDET2_ENV_INFO, "config": cfg.pretty_text, "seed": 0, "exp_name": "panoptic_fpn.py",
+        # CheckpointHook meta from mmdet 2.x train_detector
+        "mmdet_version": MMDET2_VERSION + "+abc1234", "CLASSES": classes,
+        # BaseRunner.save_checkpoint, then mmcv's save_checkpoint
+        "hook_msgs": {"last_ckpt": f"work_dirs/panoptic_fpn/epoch_{epoch - 1}.pth"},
+        "epoch": epoch, "iter": iter_,
+        "mmcv_version": MMCV1_VERSION, "time": time.asctime(),
+    }
+    return {"meta": meta, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "optimizer": _optimizer(model).state_dict()}
+
+
+def mmengine_checkpoint(model: Any, cfg: Any, dataset_meta: dict[str, Any], epoch: int = 50,
+                        iter_: int = 368750) -> dict[str, Any]:
+    """The dict mmengine's ``Runner.save_checkpoint`` writes (before publishing), with a real MessageHub
+    state and real parameter schedulers."""
+    import mmengine
+    from mmengine.logging import MessageHub
+    from mmengine.optim import MultiStepLR, OptimWrapper
+
+    hub = MessageHub.get_instance(f"panbench-test-{id(model)}")
+    hub.update_scalar("train/loss", 1.5)
+    hub.update_info("iter", iter_)
+    wrapper = OptimWrapper(_optimizer(model))
+    schedulers = [MultiStepLR(wrapper, milestones=[327778, 355092], by_epoch=False)]
+    meta = {"epoch": epoch, "iter": iter_, "cfg": cfg.pretty_text, "seed": 0, "experiment_name": "mask2former",
+            "time": time.strftime("%Y%m%d_%H%M%S"), "mmengine_version": mmengine.__version__,
+            "dataset_meta": dataset_meta}
+    return {"meta": meta, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "message_hub": hub.state_dict(), "optimizer": wrapper.state_dict(),
+            "param_schedulers": [s.state_dict() for s in schedulers]}
+
+
+def dataset_metainfo(cfg: Any) -> dict[str, Any]:
+    """What ``CocoPanopticDataset.metainfo`` gives for ``cfg``'s dataset: mmdet's METAINFO (classes,
+    thing/stuff classes, palette as a list of tuples) updated with the config's metainfo."""
+    mm.init_mmdet()
+    from mmdet.datasets import CocoPanopticDataset
+
+    meta = {k: (list(v) if isinstance(v, list) else v) for k, v in CocoPanopticDataset.METAINFO.items()}
+    ds = cfg.get("test_dataloader", {}).get("dataset", {})
+    own = ds.get("metainfo") if hasattr(ds, "get") else None
+    if own:
+        meta.update({k: tuple(v) if isinstance(v, list | tuple) else v for k, v in own.items()})
+    meta["classes"] = tuple(mm.class_names(cfg))
+    return meta
+
+
+def save_mmdet2_checkpoint(spec: ModelSpec, folder: Path, stem: str | None = None, seed: int = 0) -> Path:
+    """``spec``'s model with random weights, saved as mmdet 2.x did (mmcv 1.x save_checkpoint, then
+    publish_model)."""
+    cfg, model = _random_model(spec, seed)
+    ckpt = mmcv1_checkpoint(model, cfg, mmdet2_classes(mm.class_names(cfg)))
+    return publish_model(ckpt, folder, zoo_stem(f"{stem or spec.name}_random"))
+
+
+def save_mmdet3_checkpoint(spec: ModelSpec, folder: Path, stem: str | None = None, seed: int = 0) -> Path:
+    """``spec``'s model with random weights, saved as mmdet 3.x does (mmengine's Runner.save_checkpoint,
+    then publish_model)."""
+    cfg, model = _random_model(spec, seed)
+    ckpt = mmengine_checkpoint(model, cfg, dataset_metainfo(cfg))
+    return publish_model(ckpt, folder, zoo_stem(f"{stem or spec.name}_random"))
+
+
+def save_zoo_style_checkpoint(spec: ModelSpec, folder: Path, stem: str | None = None, seed: int = 0) -> Path:
+    """``spec``'s model with random weights in the layout its zoo files have: mmdet 2.x for PanopticFPN,
+    mmdet 3.x for MaskFormer and Mask2Former."""
+    save = save_mmdet2_checkpoint if spec.architecture == "PanopticFPN" else save_mmdet3_checkpoint
+    return save(spec, folder, stem, seed)
+
+
+# Generated label maps (hypothesis strategies), shared by the PQ and the analysis tests
+
+GENERATED_CATS = coco_like_categories(8, 6)  # the categories of the generated parity tests
+CAT_IDS = [c["id"] for c in GENERATED_CATS]
+
+
+@st.composite
+def label_map(draw, shape, n_max=5, crowd=False):
+    h, w = shape
+    n = draw(st.integers(0, n_max))
+    ids = draw(st.lists(st.integers(1, 256**3 - 1), min_size=n, max_size=n, unique=True))
+    pool = [0] + ids
+    flat = draw(st.lists(st.sampled_from(pool), min_size=h * w, max_size=h * w))
+    arr = np.array(flat, np.uint32).reshape(h, w)
+    segs = []
+    for i in ids:
+        area = int((arr == i).sum())
+        if area:
+            segs.append({"id": i, "category_id": draw(st.sampled_from(CAT_IDS)),
+                         "iscrowd": int(crowd and draw(st.booleans())), "area": area})
+    return PanopticImage(arr, segs)
+
+
+@st.composite
+def image_pair(draw):
+    shape = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    return draw(label_map(shape, crowd=True)), draw(label_map(shape))

@@ -18,14 +18,14 @@ from collections.abc import Sequence
 
 from panbench import __version__
 from panbench.cli import data, doctor, eval, ls, plot, report, score, table, viz
-from panbench.cli.options import common_parents
+from panbench.cli.options import Parser, common_parents
 from panbench.errors import PanbenchError
 
 COMMANDS = (doctor, ls, eval, table, plot, viz, report, score, data)  # in the order --help lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="panbench",
         description="Benchmark panoptic segmentation models from the MMDetection zoo on COCO panoptic.",
     )

@@ -31,6 +31,14 @@ non_negative_int = _int_at_least(0)
 """An argparse ``type``: an integer >= 0 (where 0 means none, or the default choice)."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (``panbench eval: error: ...; see `panbench eval --help```),
+    exit code 2, no usage block; sub-command parsers inherit it."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 @dataclass(frozen=True)
 class Common:
     """Parent parsers of the shared options; pass the ones a command takes as ``parents=``."""

@@ -1,9 +1,12 @@
 """Per-image PQ statistics cached on disk as they are made, for resuming interrupted runs.
 
-A run directory is named by a key that hashes everything the numbers depend on (config,
-checkpoint, dataset and subset, post-processing), so a cache made with another setting is
-never reused.  Chunks are written atomically (temporary file, then ``os.replace``): a kill
-loses at most the images of the chunk being filled, never a finished chunk.
+A run directory is named by a key that hashes everything a per-image result depends on (config,
+checkpoint, dataset and subset, post-processing, device type, AMP, batch size and, for batches
+above 1, the process layout, and the versions of panbench, mmdet, mmcv and torch), so a cache
+made with another setting is never reused.  Beside the chunks, ``timing-<rank>.json`` keeps the
+speed measured for the cached images, so that a resumed run can report it.  Chunks are written
+atomically (temporary file, then ``os.replace``): a kill loses at most the images of the chunk
+being filled, never a finished chunk.
 """
 
 from __future__ import annotations
@@ -28,6 +31,27 @@ def cache_key(parts: dict[str, Any]) -> str:
     """A 16-hex key of the JSON-serialised ``parts`` (and the cache format)."""
     parts = {**parts, "cache_format": CACHE_FORMAT}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_timing(run_dir: Path, tag: str) -> dict[str, Any] | None:
+    """The speed stored with the cached images of ``tag`` (``{"device", "timed_images", "wall_s"}``), if any."""
+    try:
+        t = json.loads((Path(run_dir) / f"timing-{tag}.json").read_text())
+        if int(t["timed_images"]) > 0 and float(t["wall_s"]) > 0 and isinstance(t.get("device"), str):
+            return {"device": t["device"], "timed_images": int(t["timed_images"]), "wall_s": float(t["wall_s"])}
+    except (OSError, ValueError, KeyError, TypeError):  # absent or unreadable: no stored speed, never a guess
+        pass
+    return None
+
+
+def write_timing(run_dir: Path, tag: str, timing: dict[str, Any]) -> None:
+    atomic_write(Path(run_dir) / f"timing-{tag}.json", json.dumps(timing, sort_keys=True).encode())
+
+
+def clear(run_dir: Path) -> None:
+    """Forget a run directory's cached images and the speed stored with them."""
+    for old in [*Path(run_dir).glob("chunk-*.npz"), *Path(run_dir).glob("timing-*.json")]:
+        old.unlink()
 
 
 class StatsCache:

@@ -11,7 +11,8 @@ from typing import Any
 from panbench import REPO_ROOT
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
-from panbench.evaluation.cache import StatsCache, cache_key
+from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_timing
+from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.loop import (  # noqa: E402
     EvalOptions,
     all_reduce_stats,
@@ -45,19 +46,20 @@ class Weights:
 
 
 def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
-    """The user's ``--checkpoint`` (verified if its name carries a hash), else the zoo download."""
+    """The user's ``--checkpoint`` (verified if its name carries a zoo digest or a MANIFEST.json lists it),
+    else the zoo download, else the committed demo weights (verified against their MANIFEST.json)."""
     if checkpoint:
         p = Path(checkpoint)
         if not p.is_file():
             raise PanbenchError(f"{p}: checkpoint not found; check --checkpoint")
-        return Weights(p, checkpoints.verify(p, checkpoints.expected_prefix(p.name)), None)
+        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
     if spec.checkpoint:
         path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix)
         return Weights(path, digest, spec.checkpoint)
     committed = sorted((REPO_ROOT / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth"))
     if committed:  # the demo models' weights live in the repository
         p = committed[-1]
-        return Weights(p, checkpoints.verify(p, checkpoints.expected_prefix(p.name)), None)
+        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
     raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block and none under "
                         f"checkpoints/{spec.dataset}/; pass --checkpoint PATH")
 
@@ -113,12 +115,11 @@ def evaluate_model(
     postprocess = pp.label()
 
     fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
-    key_parts = {"config": cfg_hash, "checkpoint": weights.sha256, "dataset": fingerprint,
-                 "postprocess": postprocess, "amp": opts.amp, "batch_size": opts.batch_size}
+    key_parts = cache_key_parts(cfg_hash, weights.sha256, fingerprint, postprocess, opts, device, world,
+                                len(dataset.samples))
     run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
     if not opts.resume and local_rank() == 0:  # start afresh, keep caching; once per node (each has its cache)
-        for old in run_dir.glob("chunk-*.npz"):
-            old.unlink(missing_ok=True)
+        clear_cache(run_dir)
     barrier()
     cache = StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts)
     indices = list(range(rank, len(dataset.samples), world))
@@ -146,6 +147,11 @@ def evaluate_model(
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
     t_all = time.perf_counter() - t0
+    label = device_name(device, procs)
+    timing_dict, label = resumed_speed(timings.as_dict(), read_timing(run_dir, f"r{rank}"), label, resumed)
+    if timings.timed_images:  # what this run measured, with what the cache held, for the next resume
+        write_timing(run_dir, f"r{rank}", {"device": label, "timed_images": timing_dict["speed_images"],
+                                           "wall_s": timing_dict["speed_wall_s"]})
     record = {
         "schema": 1,
         "model": spec.name,
@@ -162,12 +168,12 @@ def evaluate_model(
         "published": spec.published if dataset.name == "coco" else {},
         "delta_to_published": delta(res, spec.published) if dataset.name == "coco" else {},
         "params": mm.count_parameters(model),
-        "device": device_name(device, procs),
+        "device": label,
         "world_size": world,
         "batch_size": opts.batch_size,
         "amp": opts.amp or "fp32",
         "precision": precision_info(device, opts.amp),
-        "timings": {**timings.as_dict(), "total_s": t_all, "resumed_images": resumed},
+        "timings": {**timing_dict, "total_s": t_all, "resumed_images": resumed},
         "memory": memory,
         "provenance": {
             "config_path": str(spec.config),
@@ -186,6 +192,42 @@ def evaluate_model(
     if rank == 0:
         write_record(results_dir, record)
     return record
+
+
+def cache_key_parts(cfg_hash: str, checkpoint_sha256: str | None, fingerprint: str, postprocess: str,
+                    opts: EvalOptions, device: str, world: int, n_images: int) -> dict[str, Any]:
+    """Everything that changes a per-image result, hashed into the cache's directory name: config, weights,
+    dataset and subset, post-processing, device type, AMP, batch size (with batches above 1, images are
+    padded to the largest of their batch, so the process layout that forms the batches counts too) and the
+    versions of the code that computes the numbers."""
+    v = versions()
+    parts: dict[str, Any] = {
+        "config": cfg_hash, "checkpoint": checkpoint_sha256, "dataset": fingerprint, "postprocess": postprocess,
+        "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
+        "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch")},
+    }
+    if opts.batch_size > 1:
+        parts["layout"] = {"world_size": world, "cpu_procs": cpu_procs_for(opts, device, world, n_images)}
+    return parts
+
+
+def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: str,
+                  resumed: int) -> tuple[dict[str, Any], str]:
+    """The run's timings with ``images_per_s`` over every image whose speed was measured: this run's timed
+    images, plus those stored with the cache when they were measured on the same device and layout.
+    ``None`` when nothing was measured (a run served entirely from a cache without a stored speed, or no
+    image past the warm-up): a speed is never made up.  Returns the timings and the device they describe."""
+    n, wall = int(now.get("timed_images", 0)), float(now.get("wall_s", 0.0))
+    if n == 0 or wall <= 0:
+        n, wall = 0, 0.0
+    cached = None
+    if stored is not None and resumed and (n == 0 or stored["device"] == device):
+        cached = stored
+        n, wall = n + stored["timed_images"], wall + stored["wall_s"]
+        device = stored["device"]
+    out = {**now, "images_per_s": n / wall if n and wall > 0 else None, "speed_images": n, "speed_wall_s": wall,
+           "speed_from_cache": cached}
+    return out, device
 
 
 def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:

@@ -4,11 +4,15 @@ The cache is torch hub's ``checkpoints`` folder, the one mmengine's ``load_check
 uses for URLs, so a checkpoint downloaded by either is found by both.  Zoo file names end in
 the first 8 hex digits of the file's sha256 (``..._20230118_125535-54df384a.pth``); panbench
 checks them after download and before every load, and records the full digest in results.
+Only names of that form (a ``_YYYYMMDD_HHMMSS`` stamp, then ``-`` and 8 lowercase hex digits)
+carry a digest: a user's ``model-20230101.pth`` is not checked against one.  The committed demo
+weights are checked against the full sha256 listed in the ``MANIFEST.json`` beside them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -20,7 +24,9 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 
-HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.pth$")
+# The zoo's published names: <config stem>_<YYYYMMDD>_<HHMMSS>-<first 8 hex of sha256>.pth
+HASH_IN_NAME = re.compile(r"_(?:19|20)\d{6}_\d{6}-([0-9a-f]{8})\.pth$")
+MANIFEST = "MANIFEST.json"  # beside committed weights: {"<model>": {"file": ..., "sha256": ...}}
 
 
 def cache_dir() -> Path:
@@ -41,17 +47,37 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def expected_prefix(path_or_url: str) -> str | None:
-    """The sha256 prefix a zoo file name carries, if any."""
-    m = HASH_IN_NAME.search(path_or_url)
+    """The sha256 prefix a zoo file name carries (``..._20230118_125535-54df384a.pth``), if any.
+
+    A name without the zoo's date and time stamp carries none, whatever it ends in
+    (``model-20230101.pth``, ``model-deadbeef.pth``)."""
+    m = HASH_IN_NAME.search(path_or_url.rsplit("/", 1)[-1])
     return m.group(1) if m else None
+
+
+def expected_digest(path: Path) -> str | None:
+    """What ``path`` must hash to: the full sha256 listed for it in a ``MANIFEST.json`` beside it
+    (the committed demo weights), else the prefix in a zoo file name, else nothing."""
+    path = Path(path)
+    manifest = path.parent / MANIFEST
+    if manifest.is_file():
+        try:
+            entries = json.loads(manifest.read_text())
+        except (OSError, ValueError) as e:
+            raise PanbenchError(f"{manifest}: not readable JSON ({e}); restore it from git") from e
+        for entry in entries.values() if isinstance(entries, dict) else []:
+            if isinstance(entry, dict) and entry.get("file") == path.name and entry.get("sha256"):
+                return str(entry["sha256"])
+    return expected_prefix(path.name)
 
 
 def verify(path: Path, prefix: str | None) -> str:
     """Return the sha256 of ``path``; refuse it when it does not start with ``prefix``."""
     digest = sha256_file(path)
     if prefix and not digest.startswith(prefix):
+        shown = prefix if len(prefix) <= 16 else prefix[:16] + "..."
         raise PanbenchError(
-            f"{path}: sha256 {digest[:12]}... does not match the expected {prefix}; the file is corrupt or "
+            f"{path}: sha256 {digest[:12]}... does not match the expected {shown}; the file is corrupt or "
             "truncated: delete it and run again to re-download"
         )
     return digest
@@ -152,8 +178,23 @@ def _numpy_safe_globals() -> list[Any]:
             break
         except (ImportError, AttributeError):
             continue
-    out += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "uint8", "bool")]
+    out += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+                                        "bool", "str", "bytes")]
     return out
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format since torch 1.6
+PICKLE_MAGIC = 0x80  # the legacy format (mmdet's publish_model writes it): a pickle, protocol >= 2
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse a file that is neither of torch.save's formats before anything unpickles it."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != ZIP_MAGIC and not (len(head) >= 2 and head[0] == PICKLE_MAGIC and 2 <= head[1] <= 5):
+        what = "is empty" if not head else f"starts with {head!r}, neither a zip archive nor a pickle"
+        raise PanbenchError(f"{path}: not a PyTorch checkpoint (the file {what}); pass the .pth file that "
+                            "torch.save or the model zoo wrote")
 
 
 def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -168,6 +209,7 @@ def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], di
 
     if not Path(path).is_file():
         raise PanbenchError(f"{path}: checkpoint not found; check --checkpoint")
+    _check_magic(path)
     try:
         if trust:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)

@@ -220,21 +220,48 @@ def load_weights(model: Any, state: dict[str, Any], path: Path, names: list[str]
                 "the checkpoint was trained for another number of classes or another architecture"
             )
     ck_classes = _checkpoint_classes(meta or {})
-    if ck_classes is not None and list(ck_classes) != list(names):
-        diff = next((i for i, (a, b) in enumerate(zip(ck_classes, names)) if a != b), min(len(ck_classes), len(names)))
-        raise PanbenchError(
-            f"{path}: the checkpoint's class order differs from the config's at index {diff} "
-            f"({ck_classes[diff] if diff < len(ck_classes) else '-'} vs {names[diff] if diff < len(names) else '-'}); "
-            "predictions would be mislabelled: set metainfo.classes to the checkpoint's order"
-        )
+    problem = compare_classes(ck_classes, list(names)) if ck_classes is not None else None
+    if problem:
+        raise PanbenchError(f"{path}: {problem}; predictions would be mislabelled: use the config the checkpoint "
+                            "was trained with, or set metainfo.classes to the checkpoint's classes")
     model.load_state_dict(state, strict=True)
 
 
+def _norm(name: str) -> str:
+    """A class name as compared: surrounding whitespace and case do not count (mmdet 2.x's COCO panoptic
+    classes spell ``' truck'`` with a leading space)."""
+    return name.strip().casefold()
+
+
+def _few(items: list[str], k: int = 3) -> str:
+    shown = ", ".join(repr(x) for x in items[:k])
+    return f"[{shown}{', ...' if len(items) > k else ''}] ({len(items)})"
+
+
+def compare_classes(ckpt: list[str], config: list[str]) -> str | None:
+    """None when the checkpoint's classes equal the config's after normalizing spelling; else what differs,
+    naming the entries of both lists."""
+    a, b = [_norm(x) for x in ckpt], [_norm(x) for x in config]
+    if a == b:
+        return None
+    only_ck = [x for x, n in zip(ckpt, a) if n not in set(b)]
+    only_cfg = [x for x, n in zip(config, b) if n not in set(a)]
+    if only_ck or only_cfg:
+        return (f"the checkpoint's classes differ from the config's: only in the checkpoint {_few(only_ck)}, "
+                f"only in the config {_few(only_cfg)}")
+    k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    at = lambda lst, i: repr(lst[i]) if i < len(lst) else "nothing"  # noqa: E731
+    return (f"the checkpoint's class order differs from the config's at index {k} (checkpoint {at(ckpt, k)}, "
+            f"config {at(config, k)}; {len(ckpt)} vs {len(config)} classes)")
+
+
 def _checkpoint_classes(meta: dict) -> list[str] | None:
-    if "dataset_meta" in meta and isinstance(meta["dataset_meta"], dict) and meta["dataset_meta"].get("classes"):
-        return list(meta["dataset_meta"]["classes"])
-    if meta.get("CLASSES"):
-        return list(meta["CLASSES"])
+    """The class names a checkpoint's meta holds: mmengine's ``dataset_meta['classes']`` or mmcv 1.x's
+    ``CLASSES`` (a tuple, a list or a numpy array of names)."""
+    dm = meta.get("dataset_meta")
+    for value in ((dm.get("classes") if isinstance(dm, dict) else None), meta.get("CLASSES")):
+        if value is not None and not isinstance(value, str | bytes) and len(value):
+            return [str(x) for x in list(value)]
     return None
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from panbench.reporting.records import measured_speed
+
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
 
 
@@ -38,12 +40,20 @@ def pq_bars(records: list[dict[str, Any]], out: Path) -> Path:
     return _save(fig, out / "pq_bars.png")
 
 
+def speed_points(records: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], float]], list[str]]:
+    """The records with a measured speed, each with its images/s, and the models left out for want of one."""
+    points = [(r, v) for r in records if (v := measured_speed(r)) is not None]
+    return points, [r["model"] for r in records if measured_speed(r) is None]
+
+
 def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
-    """PQ against images/s, each point labelled with the model and its device."""
+    """PQ against images/s, each point labelled with the model and its device; a model whose speed was not
+    measured is left out (named under the plot), never drawn at 0 images/s."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in records:
-        x, y = r["timings"].get("images_per_s", 0.0), r["metrics"]["PQ"]
+    points, missing = speed_points(records)
+    for r, x in points:
+        y = r["metrics"]["PQ"]
         ax.scatter(x, y, s=60)
         ax.annotate(f"{r['model']}\n{r.get('device', '')}", (x, y), fontsize=7, xytext=(5, 5),
                     textcoords="offset points")
@@ -51,6 +61,10 @@ def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
     ax.set_ylabel("PQ")
     ax.grid(alpha=0.3)
     ax.set_title("PQ against speed")
+    if missing:
+        ax.set_xlabel("images / s\nnot measured, left out: " + ", ".join(missing))
+    if not points:
+        ax.text(0.5, 0.5, "no measured speed", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, out / "pq_vs_speed.png")
 
 

@@ -100,6 +100,13 @@ def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
+def measured_speed(record: dict[str, Any]) -> float | None:
+    """The record's images/s when it was measured; None otherwise (a run served from a cache without a
+    stored speed, an external record, or an older record that wrote 0 for an unmeasured speed)."""
+    v = (record.get("timings") or {}).get("images_per_s")
+    return float(v) if isinstance(v, int | float) and v > 0 else None
+
+
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     m = record["metrics"]
     return {
@@ -107,7 +114,7 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
         "dataset": record["dataset"], "postprocess": record.get("postprocess", "default"),
         **{k: round(m[k], 6) for k in METRIC_KEYS},
         **{k: round(v, 6) for k, v in record.get("semantic", {}).items()}, "n_images": record["n_images"],
-        "images_per_s": round(record["timings"].get("images_per_s", 0.0), 4), "device": record["device"],
+        "images_per_s": "" if (v := measured_speed(record)) is None else round(v, 4), "device": record["device"],
         "params": record.get("params"), "date": record["date"], "record": record["record"],
     }
 
@@ -148,7 +155,7 @@ def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, sec
         "semantic": {k: res[k] for k in ("pixel_acc", "mIoU", "mDice")},
         "n_categories": res["n_categories"], "per_class": res["per_class"], "published": {},
         "delta_to_published": {}, "params": None, "device": "external", "world_size": 1, "batch_size": None,
-        "timings": {"scoring_s": seconds, "images_per_s": 0.0}, "memory": {},
+        "timings": {"scoring_s": seconds, "images_per_s": None}, "memory": {},
         "provenance": {
             "predictions": {"json": str(Path(args.pred_json).resolve()), "dir": str(Path(args.pred_dir).resolve())},
             "dataset": {"ann_file": str(Path(args.gt_json).resolve()), "png_dir": str(Path(args.gt_dir).resolve())},

@@ -7,7 +7,7 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.records import load_records
+from panbench.reporting.records import load_records, measured_speed
 
 
 def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> list[dict[str, Any]]:
@@ -30,7 +30,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False) -> Any
         row.update({k: m[k] for k in METRIC_KEYS})
         row.update(r.get("semantic", {}))
         row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
-                    "n_images": r["n_images"], "images_per_s": r["timings"].get("images_per_s"),
+                    "n_images": r["n_images"], "images_per_s": measured_speed(r),
                     "device": r.get("device"), "params_M": (r.get("params") or 0) / 1e6})
         if vs_published:
             pub = r.get("published") or {}
@@ -62,8 +62,8 @@ def per_class(records: list[dict[str, Any]]) -> Any:
 def render(df: Any, fmt: str, digits: int = 3) -> str:
     """The table as markdown, csv, latex or html."""
     df = df.round(digits)
-    if fmt == "md":
-        return df.to_markdown()
+    if fmt == "md":  # an unmeasured speed or an unpublished number is '-', never 'nan'
+        return df.astype(object).where(df.notna(), None).to_markdown(missingval="-")
     if fmt == "csv":
         return df.to_csv()
     if fmt == "latex":

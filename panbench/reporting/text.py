@@ -29,8 +29,9 @@ def format_record(rec: dict[str, Any]) -> str:
     m = {**rec["metrics"], **rec.get("semantic", {}), "n_categories": rec["n_categories"]}
     t = rec["timings"]
     lines = [format_metrics(m, f"{rec['model']} on {rec['dataset']} ({rec['n_images']} images, {rec['device']})")]
-    lines.append(f"  {t['images_per_s']:.2f} img/s; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, "
-                 f"post-processing {_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms")
+    per_image = (f"; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, post-processing "
+                 f"{_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms" if t.get("timed_images") else "")
+    lines.append(f"  {_speed(rec)}{per_image}")
     pub = rec.get("published") or {}
     if any(v is not None for v in pub.values()):
         d = rec["delta_to_published"]
@@ -44,8 +45,18 @@ def format_record(rec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _speed(rec: dict[str, Any]) -> str:
+    from panbench.reporting.records import measured_speed
+
+    v = measured_speed(rec)
+    if v is None:
+        return "speed not measured (no image past the warm-up was computed, nor a speed stored with the cache)"
+    t = rec["timings"]
+    cached = " (with the speed stored with the cached images)" if t.get("speed_from_cache") else ""
+    return f"{v:.2f} img/s{cached}"
+
+
 def _ms(t: dict[str, Any], key: str) -> str:
-    """Milliseconds per timed image of the stage ``key`` (seconds summed over the timed images)."""
     n = max(t.get("timed_images", 0), 1)
     return f"{1000 * t.get(key, 0.0) / n:.1f}"
 
@@ -53,9 +64,12 @@ def _ms(t: dict[str, Any], key: str) -> str:
 def format_comparison(records: list[dict[str, Any]]) -> str:
     """One row per model: the nine metrics and speed."""
     head = f"{'model':24} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
+    from panbench.reporting.records import measured_speed
+
     rows = [head, "-" * len(head)]
     for r in records:
-        m = r["metrics"]
+        m, v = r["metrics"], measured_speed(r)
+        speed = f"{v:7.2f}" if v is not None else f"{'-':>7}"
         rows.append(f"{r['model']:24} {m['PQ']:6.2f} {m['SQ']:6.2f} {m['RQ']:6.2f} {m['PQ_th']:6.2f} "
-                    f"{m['PQ_st']:6.2f} {r['timings']['images_per_s']:7.2f}")
+                    f"{m['PQ_st']:6.2f} {speed}")
     return "\n".join(rows)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers import label_map
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_pq_properties import label_map
 
 from panbench.analysis.boundary import boundary_image_stats, boundary_mask, dilation
 from panbench.analysis.pairs import evaluate_image_analysis

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from analysis_cases import CATS, TABLE, A, B, infos, paint, run
+from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
-from test_pq_properties import image_pair
 
 from panbench.analysis import AnalysisSet, ImageAnalysis
 from panbench.analysis.pairs import evaluate_image_analysis
@@ -42,7 +42,7 @@ def test_same_decisions_as_match_segments_on_synthetic_images(seed: int) -> None
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(image_pair())
 def test_same_decisions_on_random_label_maps(pair) -> None:
-    from test_pq_parity import CATS as PCATS
+    from helpers import GENERATED_CATS as PCATS
 
     g, p = pair
     cats = CategoryTable.from_coco(PCATS)

@@ -1,5 +1,7 @@
 """`panbench eval` of the three R50 architectures at full size on the real COCO sample (CPU),
-with random-init checkpoints in the zoo's file format; and the refusals of bad checkpoints."""
+with random-init checkpoints written as the zoo's files were (PanopticFPN: mmdet 2.x, mmcv 1.x meta with
+`CLASSES` spelled `' truck'`; MaskFormer/Mask2Former: mmdet 3.x, mmengine meta with `dataset_meta`,
+both through publish_model); and the refusals of bad checkpoints."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import save_zoo_style_checkpoint
 
 from panbench.cli import main
@@ -27,6 +30,11 @@ def ckpt_dir(tmp_path_factory) -> Path:
 def test_eval_writes_record_and_csv_row(coco_sample, tmp_path, ckpt_dir, model, capsys) -> None:
     spec = resolve(model)[0]
     ckpt = save_zoo_style_checkpoint(spec, ckpt_dir)
+    meta = torch.load(ckpt, weights_only=True)["meta"]
+    if model == "panoptic-fpn":  # the 2.x spelling that was refused before (issue 14)
+        assert meta["CLASSES"][7] == " truck" and "mmcv_version" in meta and "hook_msgs" in meta
+    else:
+        assert meta["dataset_meta"]["classes"][7] == "truck" and "mmengine_version" in meta
     results = tmp_path / "results"
     rc = main(["eval", "--model", model, "--data-root", str(coco_sample), "--checkpoint", str(ckpt),
                "--results", str(results), "--workers", "0", "--no-progress"])
@@ -58,7 +66,7 @@ def test_wrong_architecture_is_refused(coco_sample, tmp_path, ckpt_dir, capsys) 
 
 def test_sha_mismatch_and_truncated_checkpoints_are_refused(coco_sample, tmp_path, ckpt_dir, capsys) -> None:
     good = save_zoo_style_checkpoint(resolve("panoptic-fpn")[0], ckpt_dir, stem="pf")
-    bad = tmp_path / "pf_random-deadbeef.pth"
+    bad = tmp_path / "pf_random_20230101_000000-deadbeef.pth"
     shutil.copy(good, bad)
     rc = main(["eval", "--model", "panoptic-fpn", "--data-root", str(coco_sample), "--checkpoint", str(bad),
                "--results", str(tmp_path), "--no-progress"])

@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import panopticapi_reference
+from helpers import GENERATED_CATS as CATS
 
-from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
+from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
 from panbench.pq import coco_format as panoptic_io
 from panbench.pq import evaluator
 from panbench.pq.coco_format import decode_png, rgb2id
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.pq.score import load_pairs, score_files, score_pair
-
-CATS = coco_like_categories(8, 6)
 
 
 def assert_parity(tmp_path: Path, gt: list[tuple[int, PanopticImage]], pred: list[tuple[int, PanopticImage]],

@@ -7,38 +7,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from helpers import GENERATED_CATS as CATS
+from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_pq_parity import CATS, assert_parity
+from test_pq_parity import assert_parity
 
-from panbench.data.synth import PanopticImage
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import CategoryTable, summarize
-
-CAT_IDS = [c["id"] for c in CATS]
-
-
-@st.composite
-def label_map(draw, shape, n_max=5, crowd=False):
-    h, w = shape
-    n = draw(st.integers(0, n_max))
-    ids = draw(st.lists(st.integers(1, 256**3 - 1), min_size=n, max_size=n, unique=True))
-    pool = [0] + ids
-    flat = draw(st.lists(st.sampled_from(pool), min_size=h * w, max_size=h * w))
-    arr = np.array(flat, np.uint32).reshape(h, w)
-    segs = []
-    for i in ids:
-        area = int((arr == i).sum())
-        if area:
-            segs.append({"id": i, "category_id": draw(st.sampled_from(CAT_IDS)),
-                         "iscrowd": int(crowd and draw(st.booleans())), "area": area})
-    return PanopticImage(arr, segs)
-
-
-@st.composite
-def image_pair(draw):
-    shape = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
-    return draw(label_map(shape, crowd=True)), draw(label_map(shape))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,132 @@
+"""Resumed runs report only measured speeds (record, runs.csv, table, plot inputs); the cache key covers
+everything that changes a per-image result."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from panbench import REPO_ROOT
+from panbench.cli import format_comparison, format_record, main
+from panbench.data.demo import make_demo
+from panbench.evaluation import run as evaluate
+from panbench.evaluation.cache import cache_key
+from panbench.evaluation.loop import EvalOptions
+from panbench.reporting.plots import speed_points
+from panbench.reporting.records import load_records
+
+
+@pytest.fixture(scope="module")
+def demo_root() -> Path:
+    return make_demo(REPO_ROOT / "data" / "demo")
+
+
+def _run(demo_root: Path, results: Path, limit: int, capsys) -> tuple[dict, dict, str]:
+    rc = main(["eval", "--model", "demo-panoptic-fpn", "--dataset", "demo", "--data-root", str(demo_root),
+               "--results", str(results), "--limit", str(limit), "--workers", "0", "--cpu-procs", "1",
+               "--warmup", "1", "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    rows = list(csv.DictReader(open(results / "runs.csv")))
+    rec = json.loads((results / rows[-1]["record"]).read_text())
+    return rec, rows[-1], out
+
+
+def _table(results: Path, capsys) -> str:
+    assert main(["table", "--results", str(results), "--format", "md"]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_resumed_run_reports_the_speed_stored_with_the_cache(demo_root, tmp_path, capsys) -> None:
+    results = tmp_path / "results"
+    first, row1, _ = _run(demo_root, results, 3, capsys)
+    t1 = first["timings"]
+    assert t1["timed_images"] == 2 and t1["images_per_s"] > 0 and t1["resumed_images"] == 0
+    assert float(row1["images_per_s"]) == pytest.approx(t1["images_per_s"], rel=1e-3)
+
+    second, row2, out = _run(demo_root, results, 3, capsys)  # every image from the cache
+    t2 = second["timings"]
+    assert t2["resumed_images"] == 3 and t2["timed_images"] == 0
+    assert t2["images_per_s"] == pytest.approx(t1["images_per_s"]) and t2["speed_images"] == 2
+    assert t2["speed_from_cache"]["device"] == first["device"] == second["device"]
+    assert float(row2["images_per_s"]) > 0 and "with the speed stored with the cached images" in out
+    assert "per image" not in out  # this run timed nothing: no per-image times of 0 ms
+    assert second["metrics"] == first["metrics"]
+    points, missing = speed_points(load_records(results))
+    assert [v for _, v in points] == pytest.approx([t1["images_per_s"]] * 2) and missing == []
+
+
+def test_no_stored_speed_means_no_speed_anywhere(demo_root, tmp_path, capsys) -> None:
+    results = tmp_path / "results"
+    _run(demo_root, results, 3, capsys)
+    for f in (results / "cache").rglob("timing-*.json"):  # a cache written before speeds were stored
+        f.unlink()
+    rec, row, out = _run(demo_root, results, 3, capsys)
+    assert rec["timings"]["images_per_s"] is None and rec["timings"]["resumed_images"] == 3
+    assert row["images_per_s"] == "" and "speed not measured" in out
+    assert f"{'-':>7}" in format_comparison([rec]).splitlines()[-1]
+    table = _table(results, capsys)
+    line = next(x for x in table.splitlines() if "demo-panoptic-fpn" in x)
+    cols = [c.strip() for c in table.splitlines()[0].split("|")]
+    assert [c.strip() for c in line.split("|")][cols.index("images_per_s")] == "-"
+    points, missing = speed_points([rec])
+    assert points == [] and missing == ["demo-panoptic-fpn"]
+
+
+def test_warm_up_only_run_records_no_speed(demo_root, tmp_path, capsys) -> None:
+    rec, row, out = _run(demo_root, tmp_path / "results", 1, capsys)  # the one image is the warm-up batch
+    assert rec["timings"]["timed_images"] == 0 and rec["timings"]["images_per_s"] is None
+    assert row["images_per_s"] == "" and "speed not measured" in format_record(rec)
+
+
+def test_old_records_with_zero_speed_are_shown_as_unmeasured() -> None:
+    from panbench.reporting.records import csv_row, measured_speed
+
+    rec = {"model": "m", "dataset": "demo", "metrics": {k: 1.0 for k in evaluate.METRIC_KEYS}, "n_images": 3,
+           "timings": {"images_per_s": 0.0}, "device": "cpu", "date": "2025", "record": "r.json"}
+    assert measured_speed(rec) is None and csv_row(rec)["images_per_s"] == ""
+
+
+# ---- the cache key ----
+
+BASE = dict(cfg_hash="c" * 16, checkpoint_sha256="d" * 64, fingerprint="f" * 16, postprocess="default")
+
+
+def _key(opts: EvalOptions | None = None, device: str = "cpu", world: int = 1, n_images: int = 100) -> str:
+    opts = opts or EvalOptions()
+    return cache_key(evaluate.cache_key_parts(**BASE, opts=opts, device=device, world=world, n_images=n_images))
+
+
+def test_cache_key_changes_with_everything_that_changes_a_result(monkeypatch) -> None:
+    base = _key()
+    assert _key() == base
+    changed = {
+        "device type": _key(device="cuda"),
+        "amp": _key(replace(EvalOptions(), amp="bf16")),
+        "batch size": _key(replace(EvalOptions(), batch_size=2)),
+    }
+    b2 = replace(EvalOptions(), batch_size=2, cpu_procs=2)
+    assert _key(replace(b2, cpu_procs=3)) != _key(b2)  # the process layout, with batches above 1
+    assert _key(b2, device="cuda", world=2) != _key(b2, device="cuda", world=1)
+    for k, v in BASE.items():
+        changed[k] = cache_key(evaluate.cache_key_parts(**{**BASE, k: v + "x"}, opts=EvalOptions(), device="cpu",
+                                                        world=1, n_images=100))
+    for pkg in ("panbench", "mmdet", "mmcv", "torch"):
+        real = evaluate.versions
+        monkeypatch.setattr(evaluate, "versions", lambda pkg=pkg, real=real: {**real(), pkg: "0.0.0-other"})
+        changed[f"{pkg} version"] = _key()
+        monkeypatch.setattr(evaluate, "versions", real)
+    for what, key in changed.items():
+        assert key != base, what
+    assert len(set(changed.values())) == len(changed)
+
+
+def test_process_layout_does_not_split_the_cache_at_batch_one() -> None:
+    """With one image per batch, a result does not depend on which process computed it: a resume with
+    another --cpu-procs reuses the cache."""
+    assert _key(replace(EvalOptions(), cpu_procs=1)) == _key(replace(EvalOptions(), cpu_procs=2))
+    assert _key(device="cuda:0") == _key(device="cuda:1")
