@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from panbench import REPO_ROOT
-from panbench.cli import format_comparison, format_record, main
+from panbench.cli import main
 from panbench.data.demo import make_demo
 from panbench.evaluation import run as evaluate
 from panbench.evaluation.cache import cache_key
 from panbench.evaluation.loop import EvalOptions
 from panbench.reporting.plots import speed_points
 from panbench.reporting.records import load_records
+from panbench.reporting.text import format_comparison, format_record
 
 
 @pytest.fixture(scope="module")
