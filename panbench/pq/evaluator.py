@@ -23,7 +23,7 @@ from panbench.pq.coco_format import (
 from panbench.pq.matching import CategoryTable, ImageStats, PQStats, Segments, match_segments, summarize
 
 
-def evaluate_image(
+def score_image(
     cats: CategoryTable,
     gt_ids: np.ndarray,
     gt_segments_info: list[dict[str, Any]],
@@ -126,15 +126,23 @@ def _numpy_intersections(
 class PanopticEvaluator:
     """Accumulates PQ statistics image by image; ``evaluate()`` gives the metrics.
 
-    Instances add: ``a.stats + b.stats`` merges shards evaluated in other processes.
+    The evaluator is the only writer of its sums (as a torchmetrics metric owns its states):
+    :meth:`process` scores an image and adds it, :meth:`add` adds an image scored elsewhere (a
+    resumed cache), :meth:`merge` adds the sums of another process, :meth:`replace_with_reduced`
+    takes the sums all-reduced over torchrun's ranks.  ``stats`` reads them.
     """
 
     def __init__(self, categories: CategoryTable) -> None:
         self.categories = categories
         self.reset()
 
+    @property
+    def stats(self) -> PQStats:
+        """The per-category sums so far (read them; change them through the methods)."""
+        return self._stats
+
     def reset(self) -> None:
-        self.stats = PQStats.zeros(len(self.categories))
+        self._stats = PQStats.zeros(len(self.categories))
 
     def process(
         self,
@@ -145,14 +153,26 @@ class PanopticEvaluator:
         where: str = "image",
     ) -> ImageStats:
         """Score one image and add it to the running sums."""
-        s = evaluate_image(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
-        self.stats.add_image(s)
+        s = score_image(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
+        self._stats.add_image(s)
         return s
 
+    def add(self, image: ImageStats) -> None:
+        """Add one image scored elsewhere (a worker process, the resume cache)."""
+        self._stats.add_image(image)
+
     def merge(self, other: PQStats) -> None:
-        """Add sums computed elsewhere (another worker, rank or a resumed cache)."""
-        self.stats = self.stats + other
+        """Add sums computed elsewhere (another worker or forked process)."""
+        self._stats = self._stats + other
+
+    def sums_array(self) -> np.ndarray:
+        """The sums as one integer array (what crosses process boundaries); see :meth:`replace_with_reduced`."""
+        return self._stats.to_array()
+
+    def replace_with_reduced(self, sums: np.ndarray) -> None:
+        """Take ``sums``, the :meth:`sums_array` of every rank added up (torch.distributed's all-reduce)."""
+        self._stats = PQStats.from_array(sums)
 
     def evaluate(self) -> dict[str, Any]:
         """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images``."""
-        return summarize(self.stats, self.categories.ids, self.categories.isthing)
+        return summarize(self._stats, self.categories.ids, self.categories.isthing)

@@ -19,7 +19,7 @@ from panbench.pq.coco_format import (
     read_json,
     safe_join,
 )
-from panbench.pq.evaluator import PanopticEvaluator, evaluate_image
+from panbench.pq.evaluator import PanopticEvaluator, score_image
 from panbench.pq.matching import CategoryTable, PQStats
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
@@ -51,7 +51,7 @@ def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair):
     pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
     gt_ids = read_ids(gt_png, where, "gt")  # reused buffers
     pred_ids = read_ids(pred_png, where, "pred", shape=gt_ids.shape)  # size checked before inflating
-    return evaluate_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
+    return score_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
 
 
 _WORKER: dict[str, Any] = {}
@@ -84,7 +84,7 @@ def score_files(
     ev = PanopticEvaluator(cats)
     if workers <= 1 or len(pairs) < 2 * workers:
         for pair in pairs:
-            ev.stats.add_image(score_pair(cats, gt_dir, pred_dir, pair))
+            ev.add(score_pair(cats, gt_dir, pred_dir, pair))
     else:
         size = max(1, min(64, len(pairs) // (4 * workers)))
         chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panbench.analysis.boundary import boundary_image_stats, boundary_mask, dilation
-from panbench.analysis.pairs import evaluate_image_analysis
+from panbench.analysis.pairs import score_image_analysis
 from panbench.pq.matching import CategoryTable, PQStats, summarize
 
 
@@ -181,7 +181,7 @@ def test_awkward_cases_hand_built() -> None:
     for ratio in (0.02, 0.1):
         o, r = ours(images, ratio), slow_boundary_pq(images, ratio)
         assert o["PQ"] == pytest.approx(r["PQ"], abs=1e-9)
-        plain, _ = evaluate_image_analysis(TABLE, g, g_info, p, p_info)
+        plain, _ = score_image_analysis(TABLE, g, g_info, p, p_info)
         st_plain = PQStats.zeros(len(TABLE))
         st_plain.add_image(plain)
         assert o["PQ"] <= summarize(st_plain, TABLE.ids, TABLE.isthing)["PQ"] + 1e-12

@@ -95,10 +95,11 @@ FETCH = r'''
 import json, os, sys
 import torch.distributed as dist
 from panbench.errors import PanbenchError
+from panbench.evaluation.distributed import dist_any
 from panbench.models import checkpoints
 dist.init_process_group("gloo")
 try:
-    path, digest = checkpoints.fetch(sys.argv[1])
+    path, digest = checkpoints.fetch(sys.argv[1], any_rank=dist_any)
     print(json.dumps({"rank": dist.get_rank(), "digest": digest, "path": str(path)}))
     code = 0
 except PanbenchError as e:
@@ -192,7 +193,7 @@ def test_a_failed_download_stops_every_rank_in_one_line(tmp_path) -> None:
 # ---- 4. backend from the device; impossible layouts refused in one line ----
 
 def test_backend_follows_the_device_not_the_machine() -> None:
-    from panbench.evaluation.loop import backend_for
+    from panbench.evaluation.distributed import backend_for
 
     assert backend_for("cpu") == "gloo" and backend_for("cuda") == "nccl" and backend_for("cuda:1") == "nccl"
 
@@ -204,7 +205,7 @@ def test_cpu_ranks_use_gloo_even_where_cuda_is_available(tmp_path) -> None:
     script.write_text(
         "import torch, torch.distributed as dist\n"
         "torch.cuda.is_available = lambda: True  # FAKE: pretend a GPU is visible\n"
-        "from panbench.evaluation.loop import dist_info, all_reduce_stats\n"
+        "from panbench.evaluation.distributed import dist_info, all_reduce_stats\n"
         "rank, world, device = dist_info('cpu')\n"
         "t = torch.ones(1); dist.all_reduce(t)\n"
         "print(dist.get_backend(), world, device, int(t.item()))\n"
@@ -228,7 +229,7 @@ def test_cpu_ranks_use_gloo_even_where_cuda_is_available(tmp_path) -> None:
 def test_impossible_layouts_are_refused_in_one_line(monkeypatch, device, per_node, gpus, expected) -> None:
     """The GPU count is faked (torch.cuda.device_count): this machine has none."""
     from panbench.errors import PanbenchError
-    from panbench.evaluation.loop import rank_device
+    from panbench.evaluation.distributed import rank_device
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(per_node))
@@ -243,7 +244,7 @@ def test_impossible_layouts_are_refused_in_one_line(monkeypatch, device, per_nod
 # ---- 13. precision recorded; mask-wise merging with fewer syncs gives the same result ----
 
 def test_precision_is_recorded() -> None:
-    from panbench.evaluation.loop import precision_info
+    from panbench.evaluation.timings import precision_info
 
     p = precision_info("cpu", None)
     assert p["autocast"] == "off" and p["matmul"] == "fp32" and p["float32_matmul_precision"] in (
@@ -255,7 +256,7 @@ def _mask_wise_merge_before(mask_cls, mask_pred, num_classes, num_things, pp):
     """mask_wise_merge as it was before the sync reduction (kept here as the reference)."""
     import torch.nn.functional as F
 
-    from panbench.evaluation.loop import INSTANCE_OFFSET
+    from panbench.models.fusion import INSTANCE_OFFSET
 
     probs = F.softmax(mask_cls.float(), dim=-1)[:, :num_classes]
     p, labels = probs.max(-1)

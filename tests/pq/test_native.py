@@ -155,9 +155,9 @@ def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, see
     gsi = [{"id": int(s), "category_id": int(rng.integers(1, 4)), "area": int((gt == s).sum()),
             "iscrowd": int(rng.random() < 0.2)} for s in gt_seg]
     psi = [{"id": int(s), "category_id": int(rng.integers(1, 4))} for s in pred_seg]
-    fast = evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "t")
+    fast = evaluator.score_image(_cats(), gt, gsi, pred, psi, "t")
     monkeypatch.setattr(panoptic_io, "_native", None)
-    slow = evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "t")
+    slow = evaluator.score_image(_cats(), gt, gsi, pred, psi, "t")
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
         assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
 
@@ -176,7 +176,7 @@ def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.Monke
     for native in (panoptic_io._native, None):
         monkeypatch.setattr(panoptic_io, "_native", native)
         with pytest.raises(InputError) as e:
-            evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "image 3")
+            evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 3")
         messages.append(str(e.value))
     assert messages[0] == messages[1] and ("9" if side == "gt" else "8") in messages[0]
 
@@ -187,4 +187,4 @@ def test_wide_integer_id_maps_are_checked_not_wrapped() -> None:
     gsi = [{"id": 1, "category_id": 1, "area": 2}]
     psi = [{"id": 1, "category_id": 1}]
     with pytest.raises(InputError, match="4294967297"):
-        evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "image 1")
+        evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 1")

@@ -197,7 +197,7 @@ def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch:
             monkeypatch.setattr(evaluator, "intersections", spy)
         ours[path] = assert_parity(tmp_path / path, [(1, gt)], [(1, pred)])
         cats = CategoryTable.from_coco(CATS)
-        ours[path + " image"] = evaluator.evaluate_image(cats, gt.ids, gt.segments_info, pred.ids,
+        ours[path + " image"] = evaluator.score_image(cats, gt.ids, gt.segments_info, pred.ids,
                                                          pred.segments_info, "image 1")
     assert steps and all(s == 1 for s in steps)  # the wide branch ran
     assert 0 < ours["numpy"]["PQ"] < 100 and ours["numpy"]["per_class"][str(CATS[0]["id"])]["TP"] > 0
