@@ -395,16 +395,17 @@ def test_bench_gpu_script_checks_the_data_first(tmp_path) -> None:
 def test_use_device_sets_the_current_gpu_and_resets_its_peak(monkeypatch) -> None:
     """FAKE torch.cuda functions that record their calls (this machine has no GPU): checks that
     panbench asks for cuda:1, not the default cuda:0, for set_device, the peak reset and the peak read."""
-    from panbench.evaluation import loop as runner
+    from panbench.evaluation.distributed import use_device
+    from panbench.evaluation.memory import peak_memory
 
     calls: list = []
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", str(d))))
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(("empty_cache",)))
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: calls.append(("reset", str(d))))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: calls.append(("peak", str(d))) or 2**20)
-    runner.use_device("cuda:1")
-    assert runner.peak_memory("cuda:1")["gpu_peak_mib"] == 1.0
+    use_device("cuda:1")
+    assert peak_memory("cuda:1")["gpu_peak_mib"] == 1.0
     assert calls == [("set_device", "cuda:1"), ("empty_cache",), ("reset", "cuda:1"), ("peak", "cuda:1")]
     calls.clear()
-    runner.use_device("cpu")
+    use_device("cpu")
     assert calls == []
