@@ -82,9 +82,9 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, ...]:
 
     from panbench.analysis.pairs import score_image_all, score_image_analysis
     from panbench.data.synth import coco_like_categories, perturb, random_image, write_png
-    from panbench.pq.coco_format import read_ids
     from panbench.pq.evaluator import score_image
     from panbench.pq.matching import CategoryTable
+    from panbench.pq.png import read_ids
 
     rng = np.random.default_rng(1)
     cats_json = coco_like_categories(80, 53)
@@ -157,7 +157,7 @@ def main() -> None:
     print(f"  by size + PQ-dagger + errors       {t_rest:8.3f} s")
     if args.record_images:
         from panbench.analysis import boundary
-        from panbench.pq import coco_format as panoptic_io
+        from panbench.pq import kernels
 
         plain, full, bnd, f_plain, f_full, f_bnd = bench_records(args.record_images, args.repeat)
         print(f"per-image record, {args.record_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
@@ -168,7 +168,7 @@ def main() -> None:
         print(f"  read_ids x 2 + score_image      {1e3 * f_plain:8.2f} ms/image")
         print(f"  ... + per-image record             {1e3 * f_full:8.2f} ms/image   ratio {f_full / f_plain:.3f}")
         print(f"  ... + record + boundary PQ         {1e3 * f_bnd:8.2f} ms/image   ratio {f_bnd / f_plain:.3f}")
-        print(f"  (PQ pixel pass: {'C' if panoptic_io._native is not None else 'numpy'}; "
+        print(f"  (PQ pixel pass: {'C' if kernels._native is not None else 'numpy'}; "
               f"boundary pixel pass: {'C' if boundary._native is not None else 'numpy'})")
 
 

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis.image import ImageAnalysis, analyze_image
-from panbench.pq import coco_format as panoptic_io
-from panbench.pq import evaluator
+from panbench.pq import evaluator, kernels
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.matching import CategoryTable, ImageStats, semantic_pairs
 
@@ -48,7 +47,7 @@ def score_image_all(
         raise evaluator._size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
-    if panoptic_io._native is not None:
+    if kernels._native is not None:
         inter = evaluator._native_intersections(gt_ids, gt, pred_ids, pred, where)
     else:
         inter = evaluator._numpy_intersections(gt_ids, gt, pred_ids, pred, where)

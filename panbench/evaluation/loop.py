@@ -26,8 +26,8 @@ from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings
 from panbench.models.fusion import panoptic_to_segments, timed_fusion
-from panbench.pq.coco_format import read_ids
 from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.png import read_ids
 
 
 @dataclass

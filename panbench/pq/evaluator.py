@@ -12,14 +12,9 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import coco_format as panoptic_io
-from panbench.pq.coco_format import (
-    _SENTINEL,
-    MAX_ID,
-    index_map,
-    intersections,
-    parse_segments,
-)
+from panbench.pq import kernels
+from panbench.pq.coco_format import parse_segments
+from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
 from panbench.pq.matching import CategoryTable, ImageStats, PQStats, Segments, match_segments, summarize
 
 
@@ -36,7 +31,7 @@ def score_image(
         raise _size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
-    if panoptic_io._native is not None:
+    if kernels._native is not None:
         inter = _native_intersections(gt_ids, gt, pred_ids, pred, where)
     else:
         inter = _numpy_intersections(gt_ids, gt, pred_ids, pred, where)
@@ -98,7 +93,7 @@ def _native_intersections(
 ) -> np.ndarray:
     """The (len(gt) + 2) x (len(pred) + 1) intersection table, one C pass over the pixels."""
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
-    bad = panoptic_io._native.pair_counts(
+    bad = kernels._native.pair_counts(
         _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter
     )
     if bad is not None:

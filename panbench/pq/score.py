@@ -12,15 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError
-from panbench.pq.coco_format import (
-    parse_annotations,
-    parse_categories,
-    read_ids,
-    read_json,
-    safe_join,
-)
+from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
 from panbench.pq.evaluator import PanopticEvaluator, score_image
 from panbench.pq.matching import CategoryTable, PQStats
+from panbench.pq.png import read_ids
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
 

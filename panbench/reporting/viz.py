@@ -12,7 +12,7 @@ import numpy as np
 
 from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import InputError
-from panbench.pq.coco_format import read_ids
+from panbench.pq.png import read_ids
 
 
 @dataclass

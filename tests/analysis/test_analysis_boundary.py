@@ -121,13 +121,12 @@ def slow_boundary_pq(images, ratio: float) -> dict:
 
 
 def ours(images, ratio: float) -> dict:
-    from panbench.pq import coco_format as panoptic_io
-    from panbench.pq import evaluator
+    from panbench.pq import coco_format, evaluator
 
     stats = PQStats.zeros(len(TABLE))
     for g_ids, g_info, p_ids, p_info in images:
-        gt = panoptic_io.parse_segments(g_info, TABLE, "gt", gt=True)
-        pred = panoptic_io.parse_segments(p_info, TABLE, "pred", gt=False)
+        gt = coco_format.parse_segments(g_info, TABLE, "gt", gt=True)
+        pred = coco_format.parse_segments(p_info, TABLE, "pred", gt=False)
         inter = evaluator._numpy_intersections(g_ids, gt, p_ids, pred, "image")
         pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
         stats.add_image(boundary_image_stats(g_ids, gt, p_ids, pred, inter, ratio))
