@@ -7,8 +7,8 @@
    (random categories, IoUs, areas and overlaps; about 11 categories and 20 segments per image),
    not scores of any model.
 2. PQ by size, PQ-dagger and the error breakdown on the same records.
-3. Per-image cost of the record: ``evaluate_image`` vs ``evaluate_image_analysis`` (the same plus
-   ``analyze_image``) and vs boundary PQ on top (``evaluate_image_all(boundary=True)``) on in-memory
+3. Per-image cost of the record: ``score_image`` vs ``score_image_analysis`` (the same plus
+   ``analyze_image``) and vs boundary PQ on top (``score_image_all(boundary=True)``) on in-memory
    640x480 synthetic images (no PNG decoding, so the ratios are the strictest possible; in
    ``score`` the decoding makes them smaller).  Medians of interleaved repeats.
 
@@ -80,11 +80,11 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, ...]:
     ``score`` reads them (the same three)."""
     import tempfile
 
-    from panbench.analysis.pairs import evaluate_image_all, evaluate_image_analysis
+    from panbench.analysis.pairs import score_image_all, score_image_analysis
     from panbench.data.synth import coco_like_categories, perturb, random_image, write_png
-    from panbench.pq.coco_format import read_ids
-    from panbench.pq.evaluator import evaluate_image
+    from panbench.pq.evaluator import score_image
     from panbench.pq.matching import CategoryTable
+    from panbench.pq.png import read_ids
 
     rng = np.random.default_rng(1)
     cats_json = coco_like_categories(80, 53)
@@ -105,9 +105,9 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, ...]:
         for gf, gi, pf, pi in files:
             g_ids, p_ids = read_ids(gf, "image", "gt"), read_ids(pf, "image", "pred")
             if kind == "plain":
-                evaluate_image(cats, g_ids, gi, p_ids, pi, "image")
+                score_image(cats, g_ids, gi, p_ids, pi, "image")
             else:
-                evaluate_image_all(cats, g_ids, gi, p_ids, pi, "image", boundary=kind == "boundary")
+                score_image_all(cats, g_ids, gi, p_ids, pi, "image", boundary=kind == "boundary")
         return time.perf_counter() - t
 
     files_t: dict[str, list[float]] = {"plain": [], "record": [], "boundary": []}
@@ -115,15 +115,15 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, ...]:
     for _ in range(repeat):  # interleaved
         t = time.perf_counter()
         for g, p in imgs:
-            evaluate_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
+            score_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
         plain.append(time.perf_counter() - t)
         t = time.perf_counter()
         for g, p in imgs:
-            evaluate_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
+            score_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
         full.append(time.perf_counter() - t)
         t = time.perf_counter()
         for g, p in imgs:
-            evaluate_image_all(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image", boundary=True)
+            score_image_all(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image", boundary=True)
         bnd.append(time.perf_counter() - t)
         for kind, times in files_t.items():
             times.append(from_files(kind))
@@ -157,18 +157,18 @@ def main() -> None:
     print(f"  by size + PQ-dagger + errors       {t_rest:8.3f} s")
     if args.record_images:
         from panbench.analysis import boundary
-        from panbench.pq import coco_format as panoptic_io
+        from panbench.pq import kernels
 
         plain, full, bnd, f_plain, f_full, f_bnd = bench_records(args.record_images, args.repeat)
         print(f"per-image record, {args.record_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
-        print(f"  evaluate_image                     {1e3 * plain:8.2f} ms/image")
-        print(f"  evaluate_image_analysis            {1e3 * full:8.2f} ms/image   ratio {full / plain:.3f}")
+        print(f"  score_image                     {1e3 * plain:8.2f} ms/image")
+        print(f"  score_image_analysis            {1e3 * full:8.2f} ms/image   ratio {full / plain:.3f}")
         print(f"  + boundary PQ (d = 16)             {1e3 * bnd:8.2f} ms/image   ratio {bnd / plain:.3f}")
         print("  from PNG files, as score reads them (decode + the above):")
-        print(f"  read_ids x 2 + evaluate_image      {1e3 * f_plain:8.2f} ms/image")
+        print(f"  read_ids x 2 + score_image      {1e3 * f_plain:8.2f} ms/image")
         print(f"  ... + per-image record             {1e3 * f_full:8.2f} ms/image   ratio {f_full / f_plain:.3f}")
         print(f"  ... + record + boundary PQ         {1e3 * f_bnd:8.2f} ms/image   ratio {f_bnd / f_plain:.3f}")
-        print(f"  (PQ pixel pass: {'C' if panoptic_io._native is not None else 'numpy'}; "
+        print(f"  (PQ pixel pass: {'C' if kernels._native is not None else 'numpy'}; "
               f"boundary pixel pass: {'C' if boundary._native is not None else 'numpy'})")
 
 

@@ -99,7 +99,7 @@ PANBENCH_IN_PROCESS = """
 import json, sys, time
 from pathlib import Path
 from panbench.pq.evaluator import PanopticEvaluator
-from panbench.pq.coco_format import read_ids
+from panbench.pq.png import read_ids
 from panbench.pq.score import load_pairs
 gj, gd, pj, pd, mode = sys.argv[1:6]
 preds = {}

@@ -20,6 +20,7 @@ rename to ``<name>-<first 8 hex of the file's sha256>.pth``; zoo names are ``<co
 from __future__ import annotations
 
 import hashlib
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,10 @@ def label_map(draw, shape, n_max=5, crowd=False):
 def image_pair(draw):
     shape = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
     return draw(label_map(shape, crowd=True)), draw(label_map(shape))
+
+
+def free_port() -> int:
+    """A free TCP port on localhost (for torchrun's rendezvous; another test run may hold any fixed one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

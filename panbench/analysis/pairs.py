@@ -1,8 +1,8 @@
 """One image from id maps to (PQ contributions, analysis record), through the evaluator's code.
 
-:func:`evaluate_image_analysis` is :func:`panbench.pq.evaluator.evaluate_image` that also returns the
+:func:`score_image_analysis` is :func:`panbench.pq.evaluator.score_image` that also returns the
 :class:`ImageAnalysis` of the same intersection table; the table is computed once.
-:func:`evaluate_image_all` adds the boundary-PQ contributions (opt-in: they cost a second pass).
+:func:`score_image_all` adds the boundary-PQ contributions (opt-in: they cost a second pass).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis.image import ImageAnalysis, analyze_image
-from panbench.pq import coco_format as panoptic_io
-from panbench.pq import evaluator
+from panbench.pq import evaluator, kernels
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.matching import CategoryTable, ImageStats, semantic_pairs
 
 
-def evaluate_image_analysis(
+def score_image_analysis(
     cats: CategoryTable,
     gt_ids: np.ndarray,
     gt_segments_info: list[dict[str, Any]],
@@ -27,12 +26,12 @@ def evaluate_image_analysis(
     where: str = "image",
 ) -> tuple[ImageStats, ImageAnalysis]:
     """PQ contributions and the analysis record of one image (same checks and errors as
-    :func:`panbench.pq.evaluator.evaluate_image`)."""
-    stats, rec, _ = evaluate_image_all(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
+    :func:`panbench.pq.evaluator.score_image`)."""
+    stats, rec, _ = score_image_all(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
     return stats, rec
 
 
-def evaluate_image_all(
+def score_image_all(
     cats: CategoryTable,
     gt_ids: np.ndarray,
     gt_segments_info: list[dict[str, Any]],
@@ -48,7 +47,7 @@ def evaluate_image_all(
         raise evaluator._size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
-    if panoptic_io._native is not None:
+    if kernels._native is not None:
         inter = evaluator._native_intersections(gt_ids, gt, pred_ids, pred, where)
     else:
         inter = evaluator._numpy_intersections(gt_ids, gt, pred_ids, pred, where)

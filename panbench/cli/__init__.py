@@ -85,7 +85,7 @@ def _abort_distributed(code: int | None) -> int:
 
     if not (dist.is_available() and dist.is_initialized()):
         return code or 0
-    from panbench.evaluation.loop import abort_distributed
+    from panbench.evaluation.distributed import abort_distributed
 
     abort_distributed()
     if code is None:  # --debug: the traceback follows

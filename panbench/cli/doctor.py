@@ -38,11 +38,11 @@ def _version(module: str, required: bool = True, fix: str = FIX_SETUP) -> Check:
 
 def scoring_path_check() -> Check:
     """Which per-pixel path PQ scoring takes: the C extension with libdeflate, or numpy."""
-    from panbench.pq import coco_format as panoptic_io
+    from panbench.pq import kernels
 
-    if panoptic_io._native is not None and panoptic_io._deflate is not None:
+    if kernels._native is not None and kernels._deflate is not None:
         return Check("pq-fast-path", True, "C extension + libdeflate (panbench.pq._native, deflate)", required=False)
-    missing = "panbench.pq._native (no C compiler at install)" if panoptic_io._native is None else "deflate"
+    missing = "panbench.pq._native (no C compiler at install)" if kernels._native is None else "deflate"
     return Check("pq-fast-path", False, f"{missing} missing: scoring uses the numpy path (same numbers, ~4x slower)",
                  "install gcc and the Python headers, then `.venv/bin/pip install deflate` and rerun make setup",
                  required=False)

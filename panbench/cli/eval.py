@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 from panbench.cli.options import Common, dataset_root, non_negative_int, positive_int
 from panbench.errors import PanbenchError
@@ -49,9 +47,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     from panbench.data.datasets import load_dataset
-    from panbench.evaluation.loop import EvalOptions
+    from panbench.evaluation.options import EvalOptions
     from panbench.evaluation.run import evaluate_model
-    from panbench.models.postprocess import PostProcess
     from panbench.models.registry import resolve
     from panbench.reporting.text import format_comparison, format_record
 
@@ -59,16 +56,10 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint and len(specs) > 1:
         raise PanbenchError("--checkpoint applies to one model; pass a single --model with it")
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
-    opts = EvalOptions(device=args.device, batch_size=args.batch_size, amp=args.amp, workers=args.workers,
-                       cpu_procs=args.cpu_procs,
-                       warmup=args.warmup,
-                       seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
-                       cache_root=Path(args.results) / "cache", flush_every=args.cache_every)
-    pp = PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep)
+    opts = EvalOptions.from_cli(args)
     records = []
     for spec in specs:
-        rec = evaluate_model(spec, ds, opts, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
-                             results_dir=Path(args.results), command=" ".join(sys.argv), postprocess=pp)
+        rec = evaluate_model(spec, ds, opts)
         records.append(rec)
         if _rank() == 0:
             print(format_record(rec))

@@ -23,8 +23,8 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from panbench.downloads import download, sha256_file
 from panbench.errors import InputError, PanbenchError
-from panbench.models.checkpoints import download, sha256_file
 
 URLS = {
     "val2017.zip": "http://images.cocodataset.org/zips/val2017.zip",

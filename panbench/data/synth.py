@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.coco_format import MAX_ID
+from panbench.pq.kernels import MAX_ID
 
 
 @dataclass

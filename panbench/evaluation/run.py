@@ -1,146 +1,61 @@
-"""``panbench eval``: one model on one dataset, from config to result record."""
+"""``panbench eval``: one model on one dataset, from config to result record.
+
+The pipeline of one run: load the model (:mod:`~panbench.evaluation.loading`), pick the device
+and the ranks (:mod:`~panbench.evaluation.distributed`), resume from the cache
+(:mod:`~panbench.evaluation.cache`), run inference in one process
+(:mod:`~panbench.evaluation.loop`) or in forked CPU processes
+(:mod:`~panbench.evaluation.cpu_procs`), reduce over the ranks, write the record
+(:mod:`panbench.reporting.records`).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from panbench import REPO_ROOT
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_timing
 from panbench.evaluation.cache import clear as clear_cache
-from panbench.evaluation.loop import (  # noqa: E402
-    EvalOptions,
-    all_reduce_stats,
-    barrier,
-    cpu_procs_for,
-    dist_info,
-    local_rank,
-    peak_memory,
-    pick_device,
-    precision_info,
-    reduce_timings,
-    run_inference,
-    run_inference_cpu,
-    seed_everything,
-    use_device,
-)
-from panbench.models import checkpoints, mm
-from panbench.models.postprocess import PostProcess
-from panbench.models.postprocess import install as install_postprocess
+from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
+from panbench.evaluation.device import device_name, pick_device, seed_everything
+from panbench.evaluation.distributed import all_reduce_stats, barrier, dist_info, local_rank, reduce_timings, use_device
+from panbench.evaluation.loading import LoadedModel, load_model
+from panbench.evaluation.loop import Shard, run_inference
+from panbench.evaluation.memory import peak_memory
+from panbench.evaluation.options import EvalOptions
+from panbench.evaluation.progress import Progress
+from panbench.evaluation.timings import Timings, precision_info
+from panbench.models import mm
+from panbench.models.fusion import install_postprocess
 from panbench.models.registry import ModelSpec
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.records import git_commit, now_iso, versions, write_record
+from panbench.reporting.records import RunRecord, git_commit, make_record, versions, write_record
 
 
-@dataclass
-class Weights:
-    path: Path | None
-    sha256: str | None
-    url: str | None
-
-
-def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
-    """The user's ``--checkpoint`` (verified if its name carries a zoo digest or a MANIFEST.json lists it),
-    else the zoo download, else the committed demo weights (verified against their MANIFEST.json)."""
-    if checkpoint:
-        p = Path(checkpoint)
-        if not p.is_file():
-            raise PanbenchError(f"{p}: checkpoint not found; check --checkpoint")
-        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
-    if spec.checkpoint:
-        path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix)
-        return Weights(path, digest, spec.checkpoint)
-    committed = sorted((REPO_ROOT / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth"))
-    if committed:  # the demo models' weights live in the repository
-        p = committed[-1]
-        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
-    raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block and none under "
-                        f"checkpoints/{spec.dataset}/; pass --checkpoint PATH")
-
-
-@dataclass
-class LoadedModel:
-    model: Any
-    names: list[str]
-    label2cat: list[int]
-    weights: Weights
-    pipeline: Any
-    cfg_text: str
-    cfg_hash: str
-
-
-def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str) -> LoadedModel:
-    """Config -> model with checked weights on ``device``, its class mapping and test pipeline."""
-    cfg = mm.load_config(spec.config)
-    mm.panoptic_only(cfg)
-    cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
-    names = mm.class_names(cfg)
-    label2cat = mm.label_to_category(names, categories, str(spec.config))
-    model = mm.build_model(cfg, spec.config)
-    mm.check_thing_split(model, names, categories, str(spec.config))
-    weights = resolve_weights(spec, checkpoint)
-    state, meta = checkpoints.load_checkpoint(weights.path, trust=trust)
-    mm.load_weights(model, state, weights.path, names, meta)
-    del state
-    model.to(device)
-    return LoadedModel(model, names, label2cat, weights, mm.test_pipeline(cfg), cfg_text, cfg_hash)
-
-
-def evaluate_model(
-    spec: ModelSpec,
-    dataset: PanopticDataset,
-    opts: EvalOptions,
-    checkpoint: str | None = None,
-    trust_checkpoint: bool = False,
-    results_dir: Path = Path("results"),
-    command: str | None = None,
-    postprocess: PostProcess | None = None,
-) -> dict[str, Any]:
+def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> RunRecord:
     """Evaluate ``spec`` on ``dataset``; returns the result record (written by rank 0)."""
     device = pick_device(opts.device)
     rank, world, device = dist_info(device)  # backend from the device; rank k on cuda:LOCAL_RANK
     use_device(device)  # current CUDA device and a fresh peak-memory counter for this model
     seed_everything(opts.seed)
-    lm = load_model(spec, dataset.categories, checkpoint, trust_checkpoint, device)
-    model, names, label2cat, weights, pipeline = lm.model, lm.names, lm.label2cat, lm.weights, lm.pipeline
-    cfg_text, cfg_hash = lm.cfg_text, lm.cfg_hash
-    pp = postprocess or PostProcess()
-    install_postprocess(model, pp, str(spec.config))
-    postprocess = pp.label()
-
+    lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, device)
+    install_postprocess(lm.model, opts.postprocess, str(spec.config))
     fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
-    key_parts = cache_key_parts(cfg_hash, weights.sha256, fingerprint, postprocess, opts, device, world,
-                                len(dataset.samples))
+    key_parts = cache_key_parts(lm, fingerprint, opts, device, world, len(dataset.samples))
     run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
     if not opts.resume and local_rank() == 0:  # start afresh, keep caching; once per node (each has its cache)
         clear_cache(run_dir)
     barrier()
-    cache = StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts)
-    indices = list(range(rank, len(dataset.samples), world))
+    shard = Shard(list(range(rank, len(dataset.samples), world)), device, opts,
+                  StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts))
     evaluator = PanopticEvaluator(dataset.categories)
-    resumed = 0
-    if cache is not None:
-        for i in indices:
-            if i in cache.done:
-                evaluator.stats.add_image(cache.done[i])
-                resumed += 1
-        if resumed and rank == 0:
-            print(f"resuming {spec.name}: {resumed} of {len(indices)} images already scored "
-                  f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
+    resumed = _resume(spec, evaluator, shard, rank)
     t0 = time.perf_counter()
-    procs = cpu_procs_for(opts, device, world, len(indices) - resumed)
-    if procs > 1:
-        timings = run_inference_cpu(model, pipeline, dataset, label2cat, len(names), opts, evaluator, cache, indices,
-                                    procs)
-    else:
-        timings = run_inference(model, pipeline, dataset, label2cat, len(names), opts, evaluator, cache, indices,
-                                device)
+    procs = cpu_procs_for(opts, device, world, len(shard.indices) - resumed)
+    timings = _infer(spec, lm, dataset, evaluator, shard, procs, rank)
     all_reduce_stats(evaluator, device)
     timings, memory = reduce_timings(timings, peak_memory(device))  # whole job under torchrun
     res = evaluator.evaluate()
@@ -152,57 +67,78 @@ def evaluate_model(
     if timings.timed_images:  # what this run measured, with what the cache held, for the next resume
         write_timing(run_dir, f"r{rank}", {"device": label, "timed_images": timing_dict["speed_images"],
                                            "wall_s": timing_dict["speed_wall_s"]})
-    record = {
-        "schema": 1,
-        "model": spec.name,
-        "architecture": spec.architecture,
-        "backbone": spec.backbone,
-        "dataset": dataset.name,
-        "postprocess": postprocess,
-        "date": now_iso(),
-        "n_images": res["n_images"],
-        "metrics": {k: res[k] for k in METRIC_KEYS},
-        "semantic": {k: res[k] for k in ("pixel_acc", "mIoU", "mDice")},
-        "n_categories": res["n_categories"],
-        "per_class": res["per_class"],
-        "published": spec.published if dataset.name == "coco" else {},
-        "delta_to_published": delta(res, spec.published) if dataset.name == "coco" else {},
-        "params": mm.count_parameters(model),
-        "device": label,
-        "world_size": world,
-        "batch_size": opts.batch_size,
-        "amp": opts.amp or "fp32",
-        "precision": precision_info(device, opts.amp),
-        "timings": {**timing_dict, "total_s": t_all, "resumed_images": resumed},
-        "memory": memory,
-        "provenance": {
-            "config_path": str(spec.config),
-            "config_sha256_16": cfg_hash,
-            "config": cfg_text,
-            "checkpoint": {"path": str(weights.path), "url": weights.url, "sha256": weights.sha256},
-            "dataset": {"name": dataset.name, "root": str(dataset.root), "ann_file": str(dataset.ann_file),
-                        "fingerprint": fingerprint, "image_ids": dataset.image_ids},
-            "versions": versions(),
-            "git_commit": git_commit(),
-            "seed": opts.seed,
-            "command": command,
-            "category_names": {str(c): n for c, n in zip(dataset.categories.ids, dataset.categories.names)},
-        },
-    }
+    record = make_record(
+        res, model=spec.name, architecture=spec.architecture, backbone=spec.backbone, dataset=dataset.name,
+        postprocess=opts.postprocess.label(),
+        published=spec.published if dataset.name == "coco" else {},
+        delta_to_published=delta(res, spec.published) if dataset.name == "coco" else {},
+        params=mm.count_parameters(lm.model), device=label, world_size=world, batch_size=opts.batch_size,
+        amp=opts.amp or "fp32", precision=precision_info(device, opts.amp),
+        timings={**timing_dict, "total_s": t_all, "resumed_images": resumed}, memory=memory,
+        provenance=provenance(spec, lm, dataset, fingerprint, opts),
+    )
     if rank == 0:
-        write_record(results_dir, record)
+        write_record(opts.results_dir, record)
     return record
 
 
-def cache_key_parts(cfg_hash: str, checkpoint_sha256: str | None, fingerprint: str, postprocess: str,
-                    opts: EvalOptions, device: str, world: int, n_images: int) -> dict[str, Any]:
+def _resume(spec: ModelSpec, evaluator: PanopticEvaluator, shard: Shard, rank: int) -> int:
+    """Add the images the cache holds to ``evaluator``; returns how many."""
+    resumed = 0
+    if shard.cache is not None:
+        for i in shard.indices:
+            if i in shard.cache.done:
+                evaluator.add(shard.cache.done[i])
+                resumed += 1
+        if resumed and rank == 0:
+            print(f"resuming {spec.name}: {resumed} of {len(shard.indices)} images already scored "
+                  f"({shard.cache.dir}); --no-resume starts afresh", file=sys.stderr)
+    return resumed
+
+
+def _infer(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, evaluator: PanopticEvaluator, shard: Shard,
+           procs: int, rank: int) -> Timings:
+    """Inference over the shard's images not cached yet, in one process or ``procs`` forked ones, with a
+    progress bar that names the model and its post-processing and counts every image of this rank."""
+    desc = f"eval {spec.name} [{shard.opts.postprocess.label()}] on {dataset.name}"
+    shard.progress = Progress(len(shard.todo()), desc, enabled=shard.opts.progress)
+    try:
+        if procs > 1:
+            return run_inference_cpu(lm, dataset, evaluator, shard, procs)
+        return run_inference(lm, dataset, evaluator, shard)
+    finally:
+        shard.progress.close()
+
+
+def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, fingerprint: str,
+               opts: EvalOptions) -> dict[str, Any]:
+    """Where a record's numbers come from: config, weights, dataset, code versions, the command."""
+    w = lm.weights
+    return {
+        "config_path": str(spec.config),
+        "config_sha256_16": lm.cfg_hash,
+        "config": lm.cfg_text,
+        "checkpoint": {"path": str(w.path), "url": w.url, "sha256": w.sha256},
+        "dataset": {"name": dataset.name, "root": str(dataset.root), "ann_file": str(dataset.ann_file),
+                    "fingerprint": fingerprint, "image_ids": dataset.image_ids},
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "seed": opts.seed,
+        "command": opts.command,
+        "category_names": {str(c): n for c, n in zip(dataset.categories.ids, dataset.categories.names)},
+    }
+
+
+def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device: str, world: int,
+                    n_images: int) -> dict[str, Any]:
     """Everything that changes a per-image result, hashed into the cache's directory name: config, weights,
     dataset and subset, post-processing, device type, AMP, batch size (with batches above 1, images are
     padded to the largest of their batch, so the process layout that forms the batches counts too) and the
     versions of the code that computes the numbers."""
     v = versions()
     parts: dict[str, Any] = {
-        "config": cfg_hash, "checkpoint": checkpoint_sha256, "dataset": fingerprint, "postprocess": postprocess,
+        "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,
+        "postprocess": opts.postprocess.label(),
         "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
         "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch")},
     }
@@ -233,20 +169,3 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
 def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:
     """Measured minus published, per metric (None where the zoo publishes nothing)."""
     return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
-
-
-def device_name(device: str, procs: int = 1) -> str:
-    """The GPU's name, or the CPU with its torch threads (and forked processes)."""
-    import platform
-
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    cpu = platform.processor() or platform.machine()
-    def threads(n: int) -> str:
-        return f"{n} thread{'s' if n != 1 else ''}"
-
-    if procs > 1:
-        return f"cpu ({cpu}, {procs} processes x {threads(max(1, torch.get_num_threads() // procs))})"
-    return f"cpu ({cpu}, {threads(torch.get_num_threads())})"

@@ -105,6 +105,7 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
     import torch
 
     from panbench.models import mm
+    from panbench.models.fusion import panoptic_only
     from panbench.models.registry import CONFIG_DIR, all_models
 
     root = config_dir or CONFIG_DIR
@@ -113,7 +114,7 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
         if spec.dataset != "demo" or spec.architecture in out:
             continue
         cfg = mm.load_config(spec.config)
-        mm.panoptic_only(cfg)
+        panoptic_only(cfg)
         torch.manual_seed(0)
         model = mm.build_model(cfg, spec.config).to(device).eval()
         keep_ops_fp32(model)

@@ -11,17 +11,16 @@ weights are checked against the full sha256 listed in the ``MANIFEST.json`` besi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import sys
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from panbench.downloads import download, sha256_file
 from panbench.errors import PanbenchError
 
 # The zoo's published names: <config stem>_<YYYYMMDD>_<HHMMSS>-<first 8 hex of sha256>.pth
@@ -35,15 +34,6 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
     )
     return Path(torch_home) / "hub" / "checkpoints"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """The file's sha256 hex digest, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def expected_prefix(path_or_url: str) -> str | None:
@@ -83,42 +73,15 @@ def verify(path: Path, prefix: str | None) -> str:
     return digest
 
 
-def download(url: str, dest: Path, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` with a progress bar, resuming a partial ``dest.part``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_suffix(dest.suffix + ".part")
-    start = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
-    try:
-        resp = urllib.request.urlopen(req, timeout=60)
-    except OSError as e:
-        raise PanbenchError(
-            f"{url}: download failed ({e}); check the network, or download it yourself and pass --checkpoint PATH"
-        ) from e
-    with resp:
-        if start and resp.status != 206:  # server ignored the range: start over
-            start = 0
-        total = int(resp.headers.get("Content-Length", 0)) + start
-        done = start
-        with open(part, "ab" if start else "wb") as f:
-            while block := resp.read(1 << 20):
-                f.write(block)
-                done += len(block)
-                if progress and total:
-                    pct = 100 * done / total
-                    sys.stderr.write(f"\r  {dest.name}: {done / 2**20:7.1f} / {total / 2**20:.1f} MiB ({pct:5.1f}%)")
-        if progress:
-            sys.stderr.write("\n")
-    os.replace(part, dest)
-    return dest
-
-
-def fetch(url: str, prefix: str | None = None) -> tuple[Path, str]:
+def fetch(url: str, prefix: str | None = None,
+          any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str]:
     """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256.
 
     Under torchrun only local rank 0 of each node downloads (each node has its own cache); the
-    other ranks wait for it and then verify the file.  A failed download stops every rank with
-    one line.  A lock file also keeps two separate runs from writing the same ``.part`` file."""
+    other ranks wait for it in ``any_rank`` (a collective that is true on every rank when it is
+    true on any: :func:`panbench.evaluation.distributed.dist_any`) and then verify the file.  A
+    failed download stops every rank with one line.  A lock file also keeps two separate runs from
+    writing the same ``.part`` file."""
     dest = cache_dir() / url.rsplit("/", 1)[-1]
     prefix = prefix or expected_prefix(url)
     error: PanbenchError | None = None
@@ -130,10 +93,8 @@ def fetch(url: str, prefix: str | None = None) -> tuple[Path, str]:
                     download(url, dest)
         except PanbenchError as e:
             error = e
-    if "torch.distributed" in sys.modules:  # a torchrun job: wait for local rank 0's download
-        from panbench.evaluation.loop import dist_any
-
-        if dist_any(error is not None) and error is None:
+    if any_rank is not None:  # a torchrun job: wait for local rank 0's download
+        if any_rank(error is not None) and error is None:
             raise PanbenchError(f"{url}: the download on local rank 0 failed (its message is in its log); "
                                 "fix that and rerun, or pass --checkpoint PATH")
     if error is not None:

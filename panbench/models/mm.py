@@ -113,21 +113,6 @@ def config_text_and_hash(cfg: Any) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def panoptic_only(cfg: Any) -> list[str]:
-    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the
-    panoptic one (the zoo's Mask2Former configs set ``instance_on=True``); PQ reads only the
-    panoptic map, which does not depend on them.  Returns the keys changed (recorded in the
-    resolved config that goes into each result)."""
-    test_cfg = cfg.model.get("test_cfg")
-    changed = []
-    if isinstance(test_cfg, dict) and "panoptic_on" in test_cfg:
-        for key in ("instance_on", "semantic_on"):
-            if test_cfg.get(key):
-                test_cfg[key] = False
-                changed.append(f"model.test_cfg.{key}")
-    return changed
-
-
 def build_model(cfg: Any, path: Path) -> Any:
     """Build the detector of ``cfg`` (random weights; no pretrained download)."""
     init_mmdet()

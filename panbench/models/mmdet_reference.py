@@ -7,7 +7,7 @@ per-image ``pq_compute_single_core``).  Nothing of panbench takes part: no impor
 panbench model loading, no panbench scoring.  The only changes to the config are where the data
 and the checkpoint are (``data_root``, ``ann_file``, ``seg_prefix``, ``load_from``), a scratch
 ``work_dir``, quiet logging and, when asked, the first ``limit`` images (``dataset.indices``),
-the data-loading workers and :func:`panbench.models.mm.panoptic_only` (the instance/semantic outputs
+the data-loading workers and :func:`panbench.models.fusion.panoptic_only` (the instance/semantic outputs
 off, as ``panbench eval`` runs MaskFormer-family models).
 
 Per-class TP/FP/FN/IoU come from the ``PQStat`` that the metric averages: ``PQStat.pq_average``
@@ -100,7 +100,7 @@ def _configure(config: str, checkpoint: str, data_root: Path, limit: int | None,
     cfg.test_evaluator.ann_file = str(data_root / "annotations" / "panoptic_val2017.json")
     cfg.test_evaluator.seg_prefix = str(data_root / "annotations" / "panoptic_val2017") + "/"
     if panoptic_only:
-        from panbench.models.mm import panoptic_only as switch_off
+        from panbench.models.fusion import panoptic_only as switch_off
 
         switch_off(cfg)
     return cfg

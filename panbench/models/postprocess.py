@@ -16,13 +16,12 @@ All return mmdet's panoptic encoding: ``label + instance_id * 1000`` for things,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panbench.evaluation.loop import INSTANCE_OFFSET
+from panbench.models.fusion import INSTANCE_OFFSET
 
 NAMES = ("default", "maskwise", "argmax")
 
@@ -105,27 +104,3 @@ def pixel_argmax(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: i
         if mask.any():
             instance = _paint(pan, mask, int(labels[q]), num_things, instance)
     return pan
-
-
-def install(model: Any, pp: PostProcess, where: str) -> None:
-    """Make ``model``'s fusion head use ``pp`` (explicitly, on this instance only)."""
-    if pp.name == "default":
-        return
-    from mmengine.structures import PixelData
-
-    from panbench.errors import PanbenchError
-
-    head = getattr(model, "panoptic_fusion_head", None)
-    if head is None or not hasattr(head, "panoptic_postprocess"):
-        raise PanbenchError(f"{where}: --postprocess {pp.name} needs a MaskFormer or Mask2Former model "
-                            "(query masks); PanopticFPN has its own heuristic fusion only")
-    n_cls, n_th = head.num_classes, head.num_things_classes
-
-    def run(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> Any:
-        if pp.name == "maskwise":
-            pan = mask_wise_merge(mask_cls, mask_pred, n_cls, n_th, pp)
-        else:
-            pan = pixel_argmax(mask_cls, mask_pred, n_cls, n_th)
-        return PixelData(sem_seg=pan[None])
-
-    head.panoptic_postprocess = run

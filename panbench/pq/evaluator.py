@@ -12,18 +12,13 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import coco_format as panoptic_io
-from panbench.pq.coco_format import (
-    _SENTINEL,
-    MAX_ID,
-    index_map,
-    intersections,
-    parse_segments,
-)
+from panbench.pq import kernels
+from panbench.pq.coco_format import parse_segments
+from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
 from panbench.pq.matching import CategoryTable, ImageStats, PQStats, Segments, match_segments, summarize
 
 
-def evaluate_image(
+def score_image(
     cats: CategoryTable,
     gt_ids: np.ndarray,
     gt_segments_info: list[dict[str, Any]],
@@ -36,7 +31,7 @@ def evaluate_image(
         raise _size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
-    if panoptic_io._native is not None:
+    if kernels._native is not None:
         inter = _native_intersections(gt_ids, gt, pred_ids, pred, where)
     else:
         inter = _numpy_intersections(gt_ids, gt, pred_ids, pred, where)
@@ -98,7 +93,7 @@ def _native_intersections(
 ) -> np.ndarray:
     """The (len(gt) + 2) x (len(pred) + 1) intersection table, one C pass over the pixels."""
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
-    bad = panoptic_io._native.pair_counts(
+    bad = kernels._native.pair_counts(
         _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter
     )
     if bad is not None:
@@ -126,15 +121,23 @@ def _numpy_intersections(
 class PanopticEvaluator:
     """Accumulates PQ statistics image by image; ``evaluate()`` gives the metrics.
 
-    Instances add: ``a.stats + b.stats`` merges shards evaluated in other processes.
+    The evaluator is the only writer of its sums (as a torchmetrics metric owns its states):
+    :meth:`process` scores an image and adds it, :meth:`add` adds an image scored elsewhere (a
+    resumed cache), :meth:`merge` adds the sums of another process, :meth:`replace_with_reduced`
+    takes the sums all-reduced over torchrun's ranks.  ``stats`` reads them.
     """
 
     def __init__(self, categories: CategoryTable) -> None:
         self.categories = categories
         self.reset()
 
+    @property
+    def stats(self) -> PQStats:
+        """The per-category sums so far (read them; change them through the methods)."""
+        return self._stats
+
     def reset(self) -> None:
-        self.stats = PQStats.zeros(len(self.categories))
+        self._stats = PQStats.zeros(len(self.categories))
 
     def process(
         self,
@@ -145,14 +148,26 @@ class PanopticEvaluator:
         where: str = "image",
     ) -> ImageStats:
         """Score one image and add it to the running sums."""
-        s = evaluate_image(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
-        self.stats.add_image(s)
+        s = score_image(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
+        self._stats.add_image(s)
         return s
 
+    def add(self, image: ImageStats) -> None:
+        """Add one image scored elsewhere (a worker process, the resume cache)."""
+        self._stats.add_image(image)
+
     def merge(self, other: PQStats) -> None:
-        """Add sums computed elsewhere (another worker, rank or a resumed cache)."""
-        self.stats = self.stats + other
+        """Add sums computed elsewhere (another worker or forked process)."""
+        self._stats = self._stats + other
+
+    def sums_array(self) -> np.ndarray:
+        """The sums as one integer array (what crosses process boundaries); see :meth:`replace_with_reduced`."""
+        return self._stats.to_array()
+
+    def replace_with_reduced(self, sums: np.ndarray) -> None:
+        """Take ``sums``, the :meth:`sums_array` of every rank added up (torch.distributed's all-reduce)."""
+        self._stats = PQStats.from_array(sums)
 
     def evaluate(self) -> dict[str, Any]:
         """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images``."""
-        return summarize(self.stats, self.categories.ids, self.categories.isthing)
+        return summarize(self._stats, self.categories.ids, self.categories.isthing)

@@ -12,15 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError
-from panbench.pq.coco_format import (
-    parse_annotations,
-    parse_categories,
-    read_ids,
-    read_json,
-    safe_join,
-)
-from panbench.pq.evaluator import PanopticEvaluator, evaluate_image
+from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
+from panbench.pq.evaluator import PanopticEvaluator, score_image
 from panbench.pq.matching import CategoryTable, PQStats
+from panbench.pq.png import read_ids
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
 
@@ -51,7 +46,7 @@ def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair):
     pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
     gt_ids = read_ids(gt_png, where, "gt")  # reused buffers
     pred_ids = read_ids(pred_png, where, "pred", shape=gt_ids.shape)  # size checked before inflating
-    return evaluate_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
+    return score_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
 
 
 _WORKER: dict[str, Any] = {}
@@ -84,7 +79,7 @@ def score_files(
     ev = PanopticEvaluator(cats)
     if workers <= 1 or len(pairs) < 2 * workers:
         for pair in pairs:
-            ev.stats.add_image(score_pair(cats, gt_dir, pred_dir, pair))
+            ev.add(score_pair(cats, gt_dir, pred_dir, pair))
     else:
         size = max(1, min(64, len(pairs) // (4 * workers)))
         chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]

@@ -14,15 +14,60 @@ import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from panbench import REPO_ROOT
 from panbench.pq.matching import METRIC_KEYS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the "schema" field of every record; raise it when a field changes meaning
 CSV_FIELDS = ["model", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc", "mIoU", "mDice",
               "n_images",
               "images_per_s", "device", "params", "date", "record"]
+SEMANTIC_KEYS = ("pixel_acc", "mIoU", "mDice")
+
+
+class RunRecord(TypedDict, total=False):
+    """One result record (``results/runs/*.json``), in the order its fields are written.
+    ``panbench eval`` writes every field; ``panbench score --name`` (an external system) leaves
+    out ``amp`` and ``precision``."""
+
+    schema: int  # SCHEMA_VERSION
+    model: str  # registry name, or the --name of an external system
+    architecture: str  # PanopticFPN, MaskFormer, Mask2Former; "external"
+    backbone: str  # e.g. R-50, Swin-L; "?" for an external system
+    dataset: str  # coco, demo
+    postprocess: str  # PostProcess.label(): default, argmax, maskwise(...); "external"
+    date: str  # UTC, ISO 8601, seconds
+    n_images: int  # images scored
+    metrics: dict[str, float]  # PQ, SQ, RQ and their _th / _st variants (METRIC_KEYS), 0-100
+    semantic: dict[str, float]  # pixel_acc, mIoU, mDice from the same panoptic maps, 0-100
+    n_categories: int  # categories of the dataset
+    per_class: dict[str, Any]  # per category id: PQ, SQ, RQ, tp, fp, fn
+    published: dict[str, float | None]  # the model zoo's metrics (COCO only)
+    delta_to_published: dict[str, float | None]  # measured minus published, per metric
+    params: int | None  # model parameters
+    device: str  # GPU name, or "cpu (<cpu>, N threads)"; "external"
+    world_size: int  # torchrun ranks
+    batch_size: int | None  # images per forward pass
+    amp: str  # fp32, bf16, fp16
+    precision: dict[str, Any]  # autocast mode and whether TF32 was allowed (evaluation.timings.precision_info)
+    timings: dict[str, Any]  # per-stage seconds, images_per_s (None when not measured), resumed_images ...
+    memory: dict[str, float]  # peak CPU / GPU memory in MiB
+    provenance: dict[str, Any]  # config, checkpoint sha256, dataset fingerprint, versions, git commit, command
+    record: str  # path of the JSON below the results folder (set by write_record)
+
+
+def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
+    """The record of a scored run: ``res`` (``PanopticEvaluator.evaluate()``) gives the metric
+    fields, ``fields`` the others (every :class:`RunRecord` field but those and ``record``)."""
+    metric = {"n_images": res["n_images"], "metrics": {k: res[k] for k in METRIC_KEYS},
+              "semantic": {k: res[k] for k in SEMANTIC_KEYS}, "n_categories": res["n_categories"],
+              "per_class": res["per_class"]}
+    given = {"schema": SCHEMA_VERSION, "date": now_iso(), **metric, **fields}
+    unknown = set(given) - set(RunRecord.__annotations__)
+    if unknown:
+        raise TypeError(f"make_record: unknown record fields {sorted(unknown)}")
+    return cast(RunRecord, {k: given[k] for k in RunRecord.__annotations__ if k in given})
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -141,25 +186,19 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r.get("date", ""))
 
 
-def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, seconds: float) -> dict[str, Any]:
+def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, seconds: float) -> RunRecord:
     """A result record for predictions made elsewhere and scored with ``panbench score --name``."""
-    from pathlib import Path
-
     from panbench.pq.coco_format import read_json
 
     cats = read_json(args.gt_json, "ground-truth JSON").get("categories", [])
-    return {
-        "schema": 1, "model": name, "architecture": "external", "backbone": "?", "dataset": dataset,
-        "postprocess": "external", "date": now_iso(), "n_images": res["n_images"],
-        "metrics": {k: res[k] for k in METRIC_KEYS},
-        "semantic": {k: res[k] for k in ("pixel_acc", "mIoU", "mDice")},
-        "n_categories": res["n_categories"], "per_class": res["per_class"], "published": {},
-        "delta_to_published": {}, "params": None, "device": "external", "world_size": 1, "batch_size": None,
-        "timings": {"scoring_s": seconds, "images_per_s": None}, "memory": {},
-        "provenance": {
-            "predictions": {"json": str(Path(args.pred_json).resolve()), "dir": str(Path(args.pred_dir).resolve())},
-            "dataset": {"ann_file": str(Path(args.gt_json).resolve()), "png_dir": str(Path(args.gt_dir).resolve())},
-            "versions": versions(), "git_commit": git_commit(),
-            "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
-        },
+    provenance = {
+        "predictions": {"json": str(Path(args.pred_json).resolve()), "dir": str(Path(args.pred_dir).resolve())},
+        "dataset": {"ann_file": str(Path(args.gt_json).resolve()), "png_dir": str(Path(args.gt_dir).resolve())},
+        "versions": versions(), "git_commit": git_commit(),
+        "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
     }
+    return make_record(
+        res, model=name, architecture="external", backbone="?", dataset=dataset, postprocess="external",
+        published={}, delta_to_published={}, params=None, device="external", world_size=1, batch_size=None,
+        timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance,
+    )

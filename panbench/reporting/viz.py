@@ -12,7 +12,7 @@ import numpy as np
 
 from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import InputError
-from panbench.pq.coco_format import read_ids
+from panbench.pq.png import read_ids
 
 
 @dataclass
@@ -31,12 +31,12 @@ def find_sample(dataset: PanopticDataset, image_id: int) -> Sample:
 
 
 def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queries: int = 4) -> Prediction:
-    """Run a loaded model (``evaluate.load_model``) on one image; capture query masks when it has them."""
+    """Run a loaded model (``evaluation.loading.load_model``) on one image; capture query masks when it has them."""
     import torch
     import torch.nn.functional as F
     from mmengine.dataset import pseudo_collate
 
-    from panbench.evaluation.loop import panoptic_to_segments
+    from panbench.models.fusion import panoptic_to_segments
 
     model = lm.model
     data = lm.pipeline({"img_path": str(sample.image_path), "img_id": sample.image_id})

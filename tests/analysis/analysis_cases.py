@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from panbench.analysis import AnalysisSet, ImageAnalysis
-from panbench.analysis.pairs import evaluate_image_analysis
+from panbench.analysis.pairs import score_image_analysis
 from panbench.pq.matching import CategoryTable, ImageStats
 
 # A, B things; S, T stuff (COCO-like non-contiguous ids)
@@ -43,7 +43,7 @@ def infos(ids: np.ndarray, cats: dict[int, int], crowd: set[int] = frozenset(), 
 
 
 def run(gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageStats, ImageAnalysis]:
-    return evaluate_image_analysis(TABLE, gt_ids, gt_info, pred_ids, pred_info, "test image")
+    return score_image_analysis(TABLE, gt_ids, gt_info, pred_ids, pred_info, "test image")
 
 
 def one_set(*images) -> AnalysisSet:

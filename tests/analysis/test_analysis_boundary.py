@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panbench.analysis.boundary import boundary_image_stats, boundary_mask, dilation
-from panbench.analysis.pairs import evaluate_image_analysis
+from panbench.analysis.pairs import score_image_analysis
 from panbench.pq.matching import CategoryTable, PQStats, summarize
 
 
@@ -121,13 +121,12 @@ def slow_boundary_pq(images, ratio: float) -> dict:
 
 
 def ours(images, ratio: float) -> dict:
-    from panbench.pq import coco_format as panoptic_io
-    from panbench.pq import evaluator
+    from panbench.pq import coco_format, evaluator
 
     stats = PQStats.zeros(len(TABLE))
     for g_ids, g_info, p_ids, p_info in images:
-        gt = panoptic_io.parse_segments(g_info, TABLE, "gt", gt=True)
-        pred = panoptic_io.parse_segments(p_info, TABLE, "pred", gt=False)
+        gt = coco_format.parse_segments(g_info, TABLE, "gt", gt=True)
+        pred = coco_format.parse_segments(p_info, TABLE, "pred", gt=False)
         inter = evaluator._numpy_intersections(g_ids, gt, p_ids, pred, "image")
         pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
         stats.add_image(boundary_image_stats(g_ids, gt, p_ids, pred, inter, ratio))
@@ -181,7 +180,7 @@ def test_awkward_cases_hand_built() -> None:
     for ratio in (0.02, 0.1):
         o, r = ours(images, ratio), slow_boundary_pq(images, ratio)
         assert o["PQ"] == pytest.approx(r["PQ"], abs=1e-9)
-        plain, _ = evaluate_image_analysis(TABLE, g, g_info, p, p_info)
+        plain, _ = score_image_analysis(TABLE, g, g_info, p, p_info)
         st_plain = PQStats.zeros(len(TABLE))
         st_plain.add_image(plain)
         assert o["PQ"] <= summarize(st_plain, TABLE.ids, TABLE.isthing)["PQ"] + 1e-12

@@ -9,9 +9,9 @@ from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
 
 from panbench.analysis import AnalysisSet, ImageAnalysis
-from panbench.analysis.pairs import evaluate_image_analysis
+from panbench.analysis.pairs import score_image_analysis
 from panbench.data.synth import coco_like_categories, perturb, random_image
-from panbench.pq.evaluator import evaluate_image
+from panbench.pq.evaluator import score_image
 from panbench.pq.matching import CategoryTable
 
 SYN_CATS = coco_like_categories(8, 6)
@@ -31,8 +31,8 @@ def test_same_decisions_as_match_segments_on_synthetic_images(seed: int) -> None
     for _ in range(3):
         gt = random_image(rng, 60, 80, SYN_CATS, crowd_prob=0.3 if seed % 2 else 0.0)
         pred = perturb(rng, gt, SYN_CATS)
-        stats, rec = evaluate_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
-        ref = evaluate_image(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info, "image")
+        stats, rec = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        ref = score_image(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info, "image")
         assert_same_decisions(ref, rec)
         for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
             assert np.array_equal(getattr(stats, name), getattr(ref, name)), name
@@ -46,8 +46,8 @@ def test_same_decisions_on_random_label_maps(pair) -> None:
 
     g, p = pair
     cats = CategoryTable.from_coco(PCATS)
-    ref = evaluate_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
-    _, rec = evaluate_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info)
+    ref = score_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
+    _, rec = score_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info)
     assert_same_decisions(ref, rec)
     assert np.all((rec.fn_same <= 0.5) & (rec.fn_pair <= rec.fn_same))
     assert np.all(rec.fp_same <= 0.5)
@@ -111,7 +111,7 @@ def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
     for _ in range(5):
         gt = random_image(rng, 40, 50, SYN_CATS)
         pred = perturb(rng, gt, SYN_CATS)
-        s, r = evaluate_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        s, r = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
         recs.append(r)
         refs.append(s)
     a = AnalysisSet.from_images(recs, len(cats), image_ids=[10, 11, 12, 13, 14])

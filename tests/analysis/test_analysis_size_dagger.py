@@ -9,7 +9,7 @@ from analysis_cases import TABLE, infos, one_set, paint
 
 from panbench.analysis import AnalysisSet, pq_by_size, pq_dagger
 from panbench.analysis.metrics import size_bucket
-from panbench.analysis.pairs import evaluate_image_analysis
+from panbench.analysis.pairs import score_image_analysis
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq.matching import CategoryTable, PQStats, summarize
 
@@ -132,7 +132,7 @@ def _feed(metric, torch, rng, cats_json, cats, stuffs):
             pred.segments_info.append({"id": extra, "category_id": min(stuffs), "iscrowd": 0})
         gt.segments_info[:] = _merge_stuff(gt.ids, gt.segments_info, stuffs)
         pred.segments_info[:] = _merge_stuff(pred.ids, pred.segments_info, stuffs)
-        _, rec = evaluate_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        _, rec = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
         recs.append(rec)
         metric.update(torch.from_numpy(_to_cat_instance(pred.ids, pred.segments_info))[None],
                       torch.from_numpy(_to_cat_instance(gt.ids, gt.segments_info))[None])

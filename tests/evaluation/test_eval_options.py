@@ -6,8 +6,9 @@ import os
 
 from mmengine.config import Config
 
-from panbench.evaluation.loop import EvalOptions, cpu_procs_for
-from panbench.models import mm
+from panbench.evaluation.cpu_procs import cpu_procs_for
+from panbench.evaluation.options import EvalOptions
+from panbench.models import fusion
 
 
 def test_cpu_procs_default_is_one_per_core() -> None:
@@ -28,11 +29,11 @@ def test_one_process_on_gpu_under_torchrun_or_when_asked() -> None:
 
 def test_panoptic_only_switches_off_unused_outputs() -> None:
     cfg = Config(dict(model=dict(test_cfg=dict(panoptic_on=True, semantic_on=False, instance_on=True))))
-    assert mm.panoptic_only(cfg) == ["model.test_cfg.instance_on"]
+    assert fusion.panoptic_only(cfg) == ["model.test_cfg.instance_on"]
     assert cfg.model.test_cfg.instance_on is False and cfg.model.test_cfg.panoptic_on is True
 
 
 def test_panoptic_only_leaves_other_heads_alone() -> None:
     rcnn = dict(rcnn=dict(score_thr=0.6), panoptic=dict(mask_overlap=0.5))
     cfg = Config(dict(model=dict(test_cfg=rcnn)))
-    assert mm.panoptic_only(cfg) == [] and cfg.model.test_cfg.to_dict() == rcnn
+    assert fusion.panoptic_only(cfg) == [] and cfg.model.test_cfg.to_dict() == rcnn

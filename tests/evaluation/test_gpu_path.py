@@ -1,35 +1,23 @@
 """The GPU and multi-GPU path, tested on the CPU: mixed precision around mmcv ops without bf16
-kernels, the checkpoint download under torchrun (two processes racing on a local HTTP server),
-the process-group backend and layout checks, reduced-sync mask-wise merging, the CUDA set-up
+kernels, the process-group backend and layout checks (the checkpoint download under torchrun:
+test_download_torchrun.py), reduced-sync mask-wise merging, the CUDA set-up
 checks, scripts/bench_gpu.sh on the demo set, and the notebook's model selection.
 
 No GPU ran any of this (docs/gpu.md says what was and was not run on one)."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
-import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port
 
 from panbench import REPO_ROOT
 
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- 1. bf16: mmcv's RoIAlign has no bf16 kernel (AT_DISPATCH_FLOATING_TYPES_AND_HALF) ----
@@ -86,113 +74,10 @@ def test_amp_support_says_what_runs_on_this_cpu() -> None:
         assert res["bf16"] == "", (arch, res)  # RoIAlign and deformable attention run in fp32 inside autocast
 
 
-# ---- 3. the checkpoint download under torchrun: local rank 0 downloads, the others verify ----
-
-PAYLOAD = os.urandom(3 * 2**20)
-NAME = f"ckpt_x-{hashlib.sha256(PAYLOAD).hexdigest()[:8]}.pth"
-
-FETCH = r'''
-import json, os, sys
-import torch.distributed as dist
-from panbench.errors import PanbenchError
-from panbench.models import checkpoints
-dist.init_process_group("gloo")
-try:
-    path, digest = checkpoints.fetch(sys.argv[1])
-    print(json.dumps({"rank": dist.get_rank(), "digest": digest, "path": str(path)}))
-    code = 0
-except PanbenchError as e:
-    print(json.dumps({"rank": dist.get_rank(), "error": str(e)}))
-    code = 2
-os._exit(code)
-'''
-
-
-class _Server:
-    """http.server on 127.0.0.1 serving PAYLOAD slowly (to widen any race); at most `limit` requests,
-    stops by itself after `seconds`."""
-
-    def __init__(self, status: int = 200, limit: int = 4, seconds: float = 90) -> None:
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                outer.requests.append(self.path)
-                if status != 200:
-                    self.send_error(status)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(PAYLOAD)))
-                self.end_headers()
-                for k in range(0, len(PAYLOAD), 256 * 1024):
-                    self.wfile.write(PAYLOAD[k:k + 256 * 1024])
-                    time.sleep(0.05)
-
-            def log_message(self, *a) -> None:
-                pass
-
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.timeout = 0.5
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{NAME}"
-        deadline = time.time() + seconds
-
-        def serve() -> None:
-            while len(self.requests) < limit and time.time() < deadline:
-                self.httpd.handle_request()
-            self.httpd.server_close()
-
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-
-
-def _two_ranks(tmp_path: Path, url: str) -> list[tuple[int, dict]]:
-    script = tmp_path / "fetch.py"
-    script.write_text(FETCH)
-    port = free_port()
-    procs = []
-    for rank in (0, 1):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "TORCH_HOME": str(tmp_path / "torch"), "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([PY, str(script), url], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
-    out = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=120)
-        lines = [x for x in stdout.splitlines() if x.startswith("{")]
-        assert lines, stderr[-2000:]
-        out.append((p.returncode, json.loads(lines[-1])))
-    return out
-
-
-@pytest.mark.slow
-def test_two_ranks_download_the_checkpoint_once(tmp_path) -> None:
-    server = _Server()
-    res = _two_ranks(tmp_path, server.url)
-    assert [code for code, _ in res] == [0, 0], res
-    assert len(server.requests) == 1, server.requests  # local rank 0 only
-    digest = hashlib.sha256(PAYLOAD).hexdigest()
-    assert [r["digest"] for _, r in res] == [digest, digest]
-    cache = tmp_path / "torch" / "hub" / "checkpoints"
-    assert (cache / NAME).read_bytes() == PAYLOAD and not list(cache.glob("*.part"))
-
-
-@pytest.mark.slow
-def test_a_failed_download_stops_every_rank_in_one_line(tmp_path) -> None:
-    server = _Server(status=404)
-    t = time.time()
-    res = _two_ranks(tmp_path, server.url)
-    assert time.time() - t < 100
-    assert [code for code, _ in res] == [2, 2], res
-    assert "download failed" in res[0][1]["error"] and "local rank 0 failed" in res[1][1]["error"]
-    assert len(server.requests) == 1
-
-
 # ---- 4. backend from the device; impossible layouts refused in one line ----
 
 def test_backend_follows_the_device_not_the_machine() -> None:
-    from panbench.evaluation.loop import backend_for
+    from panbench.evaluation.distributed import backend_for
 
     assert backend_for("cpu") == "gloo" and backend_for("cuda") == "nccl" and backend_for("cuda:1") == "nccl"
 
@@ -204,7 +89,7 @@ def test_cpu_ranks_use_gloo_even_where_cuda_is_available(tmp_path) -> None:
     script.write_text(
         "import torch, torch.distributed as dist\n"
         "torch.cuda.is_available = lambda: True  # FAKE: pretend a GPU is visible\n"
-        "from panbench.evaluation.loop import dist_info, all_reduce_stats\n"
+        "from panbench.evaluation.distributed import dist_info, all_reduce_stats\n"
         "rank, world, device = dist_info('cpu')\n"
         "t = torch.ones(1); dist.all_reduce(t)\n"
         "print(dist.get_backend(), world, device, int(t.item()))\n"
@@ -228,7 +113,7 @@ def test_cpu_ranks_use_gloo_even_where_cuda_is_available(tmp_path) -> None:
 def test_impossible_layouts_are_refused_in_one_line(monkeypatch, device, per_node, gpus, expected) -> None:
     """The GPU count is faked (torch.cuda.device_count): this machine has none."""
     from panbench.errors import PanbenchError
-    from panbench.evaluation.loop import rank_device
+    from panbench.evaluation.distributed import rank_device
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(per_node))
@@ -243,7 +128,7 @@ def test_impossible_layouts_are_refused_in_one_line(monkeypatch, device, per_nod
 # ---- 13. precision recorded; mask-wise merging with fewer syncs gives the same result ----
 
 def test_precision_is_recorded() -> None:
-    from panbench.evaluation.loop import precision_info
+    from panbench.evaluation.timings import precision_info
 
     p = precision_info("cpu", None)
     assert p["autocast"] == "off" and p["matmul"] == "fp32" and p["float32_matmul_precision"] in (
@@ -255,7 +140,7 @@ def _mask_wise_merge_before(mask_cls, mask_pred, num_classes, num_things, pp):
     """mask_wise_merge as it was before the sync reduction (kept here as the reference)."""
     import torch.nn.functional as F
 
-    from panbench.evaluation.loop import INSTANCE_OFFSET
+    from panbench.models.fusion import INSTANCE_OFFSET
 
     probs = F.softmax(mask_cls.float(), dim=-1)[:, :num_classes]
     p, labels = probs.max(-1)
@@ -394,16 +279,17 @@ def test_bench_gpu_script_checks_the_data_first(tmp_path) -> None:
 def test_use_device_sets_the_current_gpu_and_resets_its_peak(monkeypatch) -> None:
     """FAKE torch.cuda functions that record their calls (this machine has no GPU): checks that
     panbench asks for cuda:1, not the default cuda:0, for set_device, the peak reset and the peak read."""
-    from panbench.evaluation import loop as runner
+    from panbench.evaluation.distributed import use_device
+    from panbench.evaluation.memory import peak_memory
 
     calls: list = []
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", str(d))))
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(("empty_cache",)))
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: calls.append(("reset", str(d))))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: calls.append(("peak", str(d))) or 2**20)
-    runner.use_device("cuda:1")
-    assert runner.peak_memory("cuda:1")["gpu_peak_mib"] == 1.0
+    use_device("cuda:1")
+    assert peak_memory("cuda:1")["gpu_peak_mib"] == 1.0
     assert calls == [("set_device", "cuda:1"), ("empty_cache",), ("reset", "cuda:1"), ("peak", "cuda:1")]
     calls.clear()
-    runner.use_device("cpu")
+    use_device("cpu")
     assert calls == []

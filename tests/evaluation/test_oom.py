@@ -10,7 +10,8 @@ import torch
 
 from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import PanbenchError
-from panbench.evaluation.loop import Timings, forward_resilient
+from panbench.evaluation.memory import forward_resilient
+from panbench.evaluation.timings import Timings
 from panbench.pq.matching import CategoryTable
 
 
@@ -100,7 +101,7 @@ def test_cpu_fallback_runs_in_fp32_whatever_the_amp() -> None:
     "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1000 bytes",
 ])
 def test_is_oom_knows_cublas_and_cudnn_allocation_failures(msg) -> None:
-    from panbench.evaluation.loop import is_oom
+    from panbench.evaluation.memory import is_oom
 
     assert is_oom(RuntimeError(msg))
     assert not is_oom(RuntimeError("CUDNN_STATUS_BAD_PARAM")) and not is_oom(ValueError(msg))
@@ -115,7 +116,8 @@ import torch
 from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import PanbenchError
 from panbench.pq.matching import CategoryTable
-from panbench.evaluation.loop import Timings, forward_resilient
+from panbench.evaluation.memory import forward_resilient
+from panbench.evaluation.timings import Timings
 
 MIB = 2**20
 UNIT = 200 * MIB  # bytes of activations per image, allocated twice per forward pass

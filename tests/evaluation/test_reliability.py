@@ -8,14 +8,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import save_zoo_style_checkpoint
+from helpers import free_port, save_zoo_style_checkpoint
 
 from panbench import REPO_ROOT
 from panbench.data.demo import make_demo, make_split
@@ -111,9 +110,7 @@ def test_bad_image_in_a_forked_process_is_one_line(tmp_path) -> None:
 
 
 def test_torchrun_two_processes_match_one_process(clean_run, tmp_path) -> None:
-    with socket.socket() as sock:  # a free port: another test run on this machine may hold any fixed one
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     cmd = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(port),
            *eval_cmd(tmp_path, "--no-resume")[1:]]
     r = run(cmd, timeout=600)

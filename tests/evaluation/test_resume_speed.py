@@ -15,7 +15,9 @@ from panbench.cli import main
 from panbench.data.demo import make_demo
 from panbench.evaluation import run as evaluate
 from panbench.evaluation.cache import cache_key
-from panbench.evaluation.loop import EvalOptions
+from panbench.evaluation.loading import LoadedModel, Weights
+from panbench.evaluation.options import EvalOptions
+from panbench.models.postprocess import PostProcess
 from panbench.reporting.plots import speed_points
 from panbench.reporting.records import load_records
 from panbench.reporting.text import format_comparison, format_record
@@ -94,12 +96,19 @@ def test_old_records_with_zero_speed_are_shown_as_unmeasured() -> None:
 
 # ---- the cache key ----
 
-BASE = dict(cfg_hash="c" * 16, checkpoint_sha256="d" * 64, fingerprint="f" * 16, postprocess="default")
+BASE = dict(cfg_hash="c" * 16, checkpoint_sha256="d" * 64, fingerprint="f" * 16)
+
+
+def _parts(opts: EvalOptions, device: str = "cpu", world: int = 1, n_images: int = 100, cfg_hash: str = "",
+           checkpoint_sha256: str = "", fingerprint: str = "") -> dict:
+    """The cache key's parts for a model with this config hash and these weights (no model built)."""
+    lm = LoadedModel(model=None, names=[], label2cat=[], weights=Weights(None, checkpoint_sha256, None),
+                     pipeline=None, cfg_text="", cfg_hash=cfg_hash)
+    return evaluate.cache_key_parts(lm, fingerprint, opts, device, world, n_images)
 
 
 def _key(opts: EvalOptions | None = None, device: str = "cpu", world: int = 1, n_images: int = 100) -> str:
-    opts = opts or EvalOptions()
-    return cache_key(evaluate.cache_key_parts(**BASE, opts=opts, device=device, world=world, n_images=n_images))
+    return cache_key(_parts(opts or EvalOptions(), device, world, n_images, **BASE))
 
 
 def test_cache_key_changes_with_everything_that_changes_a_result(monkeypatch) -> None:
@@ -109,13 +118,13 @@ def test_cache_key_changes_with_everything_that_changes_a_result(monkeypatch) ->
         "device type": _key(device="cuda"),
         "amp": _key(replace(EvalOptions(), amp="bf16")),
         "batch size": _key(replace(EvalOptions(), batch_size=2)),
+        "postprocess": _key(replace(EvalOptions(), postprocess=PostProcess("argmax"))),
     }
     b2 = replace(EvalOptions(), batch_size=2, cpu_procs=2)
     assert _key(replace(b2, cpu_procs=3)) != _key(b2)  # the process layout, with batches above 1
     assert _key(b2, device="cuda", world=2) != _key(b2, device="cuda", world=1)
     for k, v in BASE.items():
-        changed[k] = cache_key(evaluate.cache_key_parts(**{**BASE, k: v + "x"}, opts=EvalOptions(), device="cpu",
-                                                        world=1, n_images=100))
+        changed[k] = cache_key(_parts(EvalOptions(), **{**BASE, k: v + "x"}))
     for pkg in ("panbench", "mmdet", "mmcv", "torch"):
         real = evaluate.versions
         monkeypatch.setattr(evaluate, "versions", lambda pkg=pkg, real=real: {**real(), pkg: "0.0.0-other"})

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from helpers import save_zoo_style_checkpoint
+from helpers import free_port, save_zoo_style_checkpoint
 
 from panbench import REPO_ROOT
 from panbench.data.demo import make_demo, make_split
@@ -23,15 +22,9 @@ pytestmark = pytest.mark.slow
 PY = sys.executable
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def two_nodes(args_per_node: list[list[str]], timeout: float = 240) -> list[subprocess.CompletedProcess]:
     """Run `panbench eval ARGS` as global rank k on node k (one process per node), concurrently."""
-    port = str(_port())
+    port = str(free_port())
     procs = []
     for rank, args in enumerate(args_per_node):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1",

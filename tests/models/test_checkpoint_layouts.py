@@ -18,7 +18,7 @@ from helpers import (
 from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
-from panbench.evaluation.run import load_model
+from panbench.evaluation.loading import load_model
 from panbench.models import checkpoints, mm
 from panbench.models.registry import resolve
 

@@ -21,9 +21,9 @@ from PIL import Image
 from panbench.cli import main
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
 from panbench.errors import InputError
-from panbench.pq import coco_format as panoptic_io
-from panbench.pq.coco_format import PNG_SIGNATURE, read_ids
+from panbench.pq import kernels
 from panbench.pq.matching import IOU_SCALE, ImageStats, PQStats, summarize
+from panbench.pq.png import PNG_SIGNATURE, read_ids
 
 CATS = coco_like_categories()
 PATHS = ["native", "numpy"]
@@ -178,7 +178,7 @@ def test_unusual_png_is_one_line_exit_2(case, capsys, monkeypatch, name: str, pa
     make, expected = HOSTILE[name]
     case["pred_png"].write_bytes(make(case))
     if path == "numpy":
-        monkeypatch.setattr(panoptic_io, "_native", None)
+        monkeypatch.setattr(kernels, "_native", None)
     assert main(args(case)) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err, err
@@ -201,7 +201,7 @@ def test_ground_truth_area_smaller_than_its_pixels_is_refused(case, capsys, monk
     true_area, seg["area"] = seg["area"], seg["area"] // 3
     case["gt_json"].write_text(json.dumps(gt))
     if path == "numpy":
-        monkeypatch.setattr(panoptic_io, "_native", None)
+        monkeypatch.setattr(kernels, "_native", None)
     assert main(args(case)) == 2
     err = capsys.readouterr().err.strip()
     assert f"segment {seg['id']} has area {seg['area']} in segments_info but {true_area} pixels in the PNG" in err

@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 from panbench.errors import InputError
-from panbench.pq import coco_format as panoptic_io
-from panbench.pq import evaluator
-from panbench.pq.coco_format import decode_png, read_ids, rgb2id
+from panbench.pq import evaluator, kernels, png
+from panbench.pq.kernels import rgb2id
 from panbench.pq.matching import CategoryTable
+from panbench.pq.png import decode_png, read_ids
 
-pytestmark = pytest.mark.skipif(panoptic_io._native is None, reason="C extension not built (no compiler at install)")
+pytestmark = pytest.mark.skipif(kernels._native is None, reason="C extension not built (no compiler at install)")
 
 
 def _paeth(a: int, b: int, c: int) -> int:
@@ -57,7 +57,7 @@ def make_png(img: np.ndarray, filters: list[int], idat_parts: int = 1, interlace
     step = -(-len(z) // idat_parts)
     idats = b"".join(_chunk(b"IDAT", z[i : i + step]) for i in range(0, len(z), step))
     ihdr = struct.pack(">IIBBBBB", w, h, depth, 2 if ch == 3 else 6, 0, 0, interlace)
-    return panoptic_io.PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"tEXt", b"k\0v") + idats + _chunk(b"IEND", b"")
+    return png.PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"tEXt", b"k\0v") + idats + _chunk(b"IEND", b"")
 
 
 def _panoptic_like(rng: np.random.Generator, h: int, w: int, ch: int) -> np.ndarray:
@@ -155,9 +155,9 @@ def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, see
     gsi = [{"id": int(s), "category_id": int(rng.integers(1, 4)), "area": int((gt == s).sum()),
             "iscrowd": int(rng.random() < 0.2)} for s in gt_seg]
     psi = [{"id": int(s), "category_id": int(rng.integers(1, 4))} for s in pred_seg]
-    fast = evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "t")
-    monkeypatch.setattr(panoptic_io, "_native", None)
-    slow = evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "t")
+    fast = evaluator.score_image(_cats(), gt, gsi, pred, psi, "t")
+    monkeypatch.setattr(kernels, "_native", None)
+    slow = evaluator.score_image(_cats(), gt, gsi, pred, psi, "t")
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
         assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
 
@@ -173,10 +173,10 @@ def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.Monke
     else:
         psi = psi[:1]
     messages = []
-    for native in (panoptic_io._native, None):
-        monkeypatch.setattr(panoptic_io, "_native", native)
+    for native in (kernels._native, None):
+        monkeypatch.setattr(kernels, "_native", native)
         with pytest.raises(InputError) as e:
-            evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "image 3")
+            evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 3")
         messages.append(str(e.value))
     assert messages[0] == messages[1] and ("9" if side == "gt" else "8") in messages[0]
 
@@ -187,4 +187,4 @@ def test_wide_integer_id_maps_are_checked_not_wrapped() -> None:
     gsi = [{"id": 1, "category_id": 1, "area": 2}]
     psi = [{"id": 1, "category_id": 1}]
     with pytest.raises(InputError, match="4294967297"):
-        evaluator.evaluate_image(_cats(), gt, gsi, pred, psi, "image 1")
+        evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 1")

@@ -12,11 +12,11 @@ from conftest import panopticapi_reference
 from helpers import GENERATED_CATS as CATS
 
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
-from panbench.pq import coco_format as panoptic_io
-from panbench.pq import evaluator
-from panbench.pq.coco_format import decode_png, rgb2id
+from panbench.pq import evaluator, kernels
 from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.kernels import rgb2id
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
+from panbench.pq.png import decode_png
 from panbench.pq.score import load_pairs, score_files, score_pair
 
 
@@ -190,14 +190,14 @@ def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch:
 
     ours = {}
     for path in ("native", "numpy"):
-        if path == "native" and panoptic_io._native is None:
+        if path == "native" and kernels._native is None:
             continue
         if path == "numpy":
-            monkeypatch.setattr(panoptic_io, "_native", None)
+            monkeypatch.setattr(kernels, "_native", None)
             monkeypatch.setattr(evaluator, "intersections", spy)
         ours[path] = assert_parity(tmp_path / path, [(1, gt)], [(1, pred)])
         cats = CategoryTable.from_coco(CATS)
-        ours[path + " image"] = evaluator.evaluate_image(cats, gt.ids, gt.segments_info, pred.ids,
+        ours[path + " image"] = evaluator.score_image(cats, gt.ids, gt.segments_info, pred.ids,
                                                          pred.segments_info, "image 1")
     assert steps and all(s == 1 for s in steps)  # the wide branch ran
     assert 0 < ours["numpy"]["PQ"] < 100 and ours["numpy"]["per_class"][str(CATS[0]["id"])]["TP"] > 0

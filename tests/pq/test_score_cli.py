@@ -100,7 +100,8 @@ def _write_ids(path: Path, ids: np.ndarray) -> None:
 
 
 def _load_ids(path: Path) -> np.ndarray:
-    from panbench.pq.coco_format import decode_png, rgb2id
+    from panbench.pq.kernels import rgb2id
+    from panbench.pq.png import decode_png
 
     return rgb2id(decode_png(path, "test")).copy()
 

@@ -1,0 +1,52 @@
+"""Downloads with a progress bar and resume, and file digests: used by the COCO download
+(:mod:`panbench.data.coco`) and the checkpoint cache (:mod:`panbench.models.checkpoints`).
+Standard library only, so that neither of them imports the other."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+from panbench.errors import PanbenchError
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256 hex digest, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, dest: Path, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` with a progress bar, resuming a partial ``dest.part``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_suffix(dest.suffix + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        resp = urllib.request.urlopen(req, timeout=60)
+    except OSError as e:
+        raise PanbenchError(
+            f"{url}: download failed ({e}); check the network, or download it yourself and pass --checkpoint PATH"
+        ) from e
+    with resp:
+        if start and resp.status != 206:  # server ignored the range: start over
+            start = 0
+        total = int(resp.headers.get("Content-Length", 0)) + start
+        done = start
+        with open(part, "ab" if start else "wb") as f:
+            while block := resp.read(1 << 20):
+                f.write(block)
+                done += len(block)
+                if progress and total:
+                    pct = 100 * done / total
+                    sys.stderr.write(f"\r  {dest.name}: {done / 2**20:7.1f} / {total / 2**20:.1f} MiB ({pct:5.1f}%)")
+        if progress:
+            sys.stderr.write("\n")
+    os.replace(part, dest)
+    return dest

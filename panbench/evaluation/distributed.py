@@ -1,0 +1,191 @@
+"""torch.distributed under ``torchrun``: backend choice, initialization, this rank's device,
+the all-reduce of the per-category sums (exact: they are integers) and of the timings, and
+tearing the group down after an error.  Outside torchrun every function is a no-op or returns
+the single-process answer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from panbench.errors import PanbenchError
+from panbench.evaluation.memory import free_memory, is_oom
+from panbench.evaluation.timings import Timings
+from panbench.pq.evaluator import PanopticEvaluator
+
+
+def local_rank() -> int:
+    """This process's rank on its node (torchrun's ``LOCAL_RANK``; 0 outside torchrun)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def backend_for(device: str) -> str:
+    """The process-group backend for the device the ranks compute on: NCCL for CUDA tensors,
+    gloo for CPU tensors (whether or not a GPU is visible)."""
+    return "nccl" if device.startswith("cuda") else "gloo"
+
+
+def rank_device(device: str) -> str:
+    """The device of this rank under torchrun: ``cuda:LOCAL_RANK`` for CUDA, refused in one line
+    when the node runs more ranks than it has GPUs or names one GPU for every rank."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return device
+    n_gpus = torch.cuda.device_count()
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(local_rank() + 1)))
+    if ":" in device and per_node > 1:
+        raise PanbenchError(f"--device {device} under torchrun: every rank would use the same GPU; pass --device cuda "
+                            "(rank k uses GPU k of its node)")
+    if per_node > n_gpus:
+        raise PanbenchError(f"torchrun --nproc-per-node {per_node} with --device cuda, but this node has {n_gpus} "
+                            f"GPU(s) visible; use --nproc-per-node {n_gpus} or fewer (or --device cpu)")
+    return device if ":" in device else f"cuda:{local_rank()}"
+
+
+def use_device(device: str) -> None:
+    """Make ``device`` the current CUDA device (a no-op on the CPU), so that synchronization,
+    peak-memory counters and mmcv's kernels all act on the GPU the model is on; reset its peak
+    memory counter so that each model's record holds its own peak."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+        free_memory(device)
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+
+
+def dist_info(device: str = "cpu") -> tuple[int, int, str]:
+    """(rank, world size, this rank's device); initializes torch.distributed when started by
+    torchrun, with the backend that fits ``device`` (gloo for ``cpu``, NCCL bound to
+    ``cuda:LOCAL_RANK`` for ``cuda``)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        device = rank_device(device)
+        if not dist.is_initialized():
+            import torch
+
+            if device.startswith("cuda"):
+                torch.cuda.set_device(torch.device(device))
+                dist.init_process_group("nccl", device_id=torch.device(device))
+            else:
+                dist.init_process_group("gloo")
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), device
+    return 0, 1, device
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _reduce_device() -> str:
+    """Where collective tensors live: the current GPU under NCCL, else the CPU."""
+    import torch
+    import torch.distributed as dist
+
+    return f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+
+
+@contextmanager
+def collective(what: str) -> Iterator[None]:
+    """A collective call: when another rank has died (its socket closed, the group aborted),
+    stop with one line instead of a backend traceback."""
+    try:
+        yield
+    except (RuntimeError, OSError) as e:
+        if is_oom(e):
+            raise
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        raise PanbenchError(f"rank {rank}: {what} failed because another rank stopped (its own one-line error "
+                            f"is in its log: {str(e).splitlines()[0][:80] if str(e) else type(e).__name__}); "
+                            "fix that error and rerun (cached images are kept)") from e
+
+
+def dist_any(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank (also a barrier); ``flag`` alone
+    outside torchrun."""
+    if not _distributed():
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([int(flag)], dtype=torch.int64, device=_reduce_device())
+    with collective("waiting for the other ranks"):
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def barrier() -> None:
+    """``dist.barrier`` that fails in one line when another rank died (a no-op outside torchrun)."""
+    if _distributed():
+        dist_any(False)
+
+
+def all_reduce_stats(evaluator: PanopticEvaluator, device: str) -> None:
+    """Sum the per-category statistics of every rank into every rank's evaluator (exact integers)."""
+    if not _distributed():
+        return
+    import torch
+    import torch.distributed as dist
+
+    t = torch.from_numpy(evaluator.sums_array()).to(_reduce_device())
+    with collective("summing the statistics of the ranks"):
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    evaluator.replace_with_reduced(t.cpu().numpy())
+
+
+SUMMED_TIMINGS = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits")
+
+
+def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[str, float]]:
+    """Timings and peak memory of the whole torchrun job: timed images and per-stage seconds
+    summed over the ranks (so per-image times stay per image), wall time and peak memory the
+    maximum over the ranks, the CPU-fallback image ids of all ranks; ``world_size`` beside them.
+    Unchanged outside torchrun."""
+    if not _distributed():
+        return t, memory
+    import torch
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    dev = _reduce_device()
+    summed = torch.tensor([float(getattr(t, f)) for f in SUMMED_TIMINGS], dtype=torch.float64, device=dev)
+    keys = sorted(memory)
+    maxed = torch.tensor([t.wall_s] + [memory[k] for k in keys], dtype=torch.float64, device=dev)
+    fallback: list[Any] = [None] * world
+    with collective("collecting the timings of the ranks"):
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        dist.all_reduce(maxed, op=dist.ReduceOp.MAX)
+        dist.all_gather_object(fallback, list(t.cpu_fallback_images))
+    out = replace(t, cpu_fallback_images=sorted(i for part in fallback for i in part),
+                  extra={**t.extra, "world_size": world})
+    for f, v in zip(SUMMED_TIMINGS, summed.tolist()):
+        setattr(out, f, int(v) if f in ("timed_images", "warmup_images", "oom_splits") else v)
+    out.wall_s = maxed[0].item()
+    return out, {k: v for k, v in zip(keys, maxed[1:].tolist())}
+
+
+def abort_distributed() -> None:
+    """After a rank's error: tear its process group down without waiting for the other ranks
+    (a collective that they wait in then fails instead of hanging until the backend's timeout)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    from torch.distributed import distributed_c10d as c10d
+
+    abort = getattr(c10d, "_abort_process_group", None)
+    try:
+        abort() if abort is not None else dist.destroy_process_group()
+    except Exception:  # tearing down after an error: never mask the error itself
+        pass

@@ -1,0 +1,76 @@
+"""A model ready to evaluate: config, checked weights (the user's, the zoo's or the committed demo
+weights), class mapping and test pipeline, carried as one :class:`LoadedModel`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from panbench import REPO_ROOT
+from panbench.errors import PanbenchError
+from panbench.evaluation.distributed import dist_any
+from panbench.models import checkpoints, mm
+from panbench.models.fusion import panoptic_only
+from panbench.models.registry import ModelSpec
+
+
+@dataclass
+class Weights:
+    path: Path | None
+    sha256: str | None
+    url: str | None
+
+
+def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
+    """The user's ``--checkpoint`` (verified if its name carries a zoo digest or a MANIFEST.json lists it),
+    else the zoo download, else the committed demo weights (verified against their MANIFEST.json)."""
+    if checkpoint:
+        p = Path(checkpoint)
+        if not p.is_file():
+            raise PanbenchError(f"{p}: checkpoint not found; check --checkpoint")
+        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
+    if spec.checkpoint:
+        path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix, any_rank=dist_any)
+        return Weights(path, digest, spec.checkpoint)
+    committed = sorted((REPO_ROOT / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth"))
+    if committed:  # the demo models' weights live in the repository
+        p = committed[-1]
+        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
+    raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block and none under "
+                        f"checkpoints/{spec.dataset}/; pass --checkpoint PATH")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with what the run records about it."""
+
+    model: Any  # the mmdet model on its device, weights loaded and checked
+    names: list[str]  # the config's class names, in label order
+    label2cat: list[int]  # model label -> dataset category id
+    weights: Weights  # where the weights came from, their sha256
+    pipeline: Any  # the config's test pipeline (image file -> model input)
+    cfg_text: str  # the resolved config, as recorded
+    cfg_hash: str  # its sha256, first 16 hex digits
+
+    @property
+    def num_classes(self) -> int:
+        """Model labels; label ``num_classes`` is VOID in mmdet's panoptic encoding."""
+        return len(self.names)
+
+
+def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str) -> LoadedModel:
+    """Config -> model with checked weights on ``device``, its class mapping and test pipeline."""
+    cfg = mm.load_config(spec.config)
+    panoptic_only(cfg)
+    cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
+    names = mm.class_names(cfg)
+    label2cat = mm.label_to_category(names, categories, str(spec.config))
+    model = mm.build_model(cfg, spec.config)
+    mm.check_thing_split(model, names, categories, str(spec.config))
+    weights = resolve_weights(spec, checkpoint)
+    state, meta = checkpoints.load_checkpoint(weights.path, trust=trust)
+    mm.load_weights(model, state, weights.path, names, meta)
+    del state
+    model.to(device)
+    return LoadedModel(model, names, label2cat, weights, mm.test_pipeline(cfg), cfg_text, cfg_hash)

@@ -1,0 +1,110 @@
+"""Out of memory during inference: recognise it, free what the failed step held, and retry
+(the batch split in halves; a single image that still does not fit runs on the CPU in fp32).
+Also the peak memory a run reports."""
+
+from __future__ import annotations
+
+import resource
+from typing import Any
+
+from panbench.data.datasets import PanopticDataset
+from panbench.errors import PanbenchError
+from panbench.evaluation.timings import Timings
+from panbench.models.fusion import amp_ops_fp32
+
+OOM_MARKERS = (
+    "out of memory",  # CUDA caching allocator, HIP
+    "can't allocate memory",  # DefaultCPUAllocator
+    "CUBLAS_STATUS_ALLOC_FAILED",  # cuBLAS could not allocate its workspace
+    "CUDNN_STATUS_ALLOC_FAILED",  # cuDNN, older releases
+    "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",  # cuDNN could not get the workspace an algorithm needs
+)
+
+
+def is_oom(e: BaseException) -> bool:
+    """Out of memory on a GPU, in cuBLAS/cuDNN's workspaces, or a failed CPU allocation."""
+    import torch
+
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return True
+    msg = str(e)
+    return isinstance(e, RuntimeError) and any(m in msg for m in OOM_MARKERS)
+
+
+def free_memory(device: str) -> None:
+    """Collect garbage (tracebacks of a failed step form reference cycles) and hand cached GPU
+    blocks back, so that a retry finds the memory the failed attempt held."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def forward(model: Any, items: list[dict[str, Any]], device: str, amp: str | None) -> list[Any]:
+    """One forward pass of mmdet's ``test_step`` (data preprocessing, model, panoptic fusion).
+    Under ``amp`` the mmcv ops that have no reduced-precision kernel run in fp32 (panbench.models.fusion)."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+
+    data = pseudo_collate([it["data"] for it in items])
+    if amp is None:
+        return model.test_step(data)
+    amp_ops_fp32(model)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    try:
+        with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
+            return model.test_step(data)
+    except RuntimeError as e:
+        if "expected scalar type" in str(e) or "not implemented for" in str(e):
+            raise PanbenchError(f"--amp {amp}: an op of this model does not run in reduced precision on {device} "
+                                f"({str(e).splitlines()[0][:100]}); run without --amp (`panbench doctor` lists "
+                                "the modes each architecture runs)") from e
+        raise
+
+
+def forward_resilient(model: Any, items: list[dict[str, Any]], device: str, amp: str | None,
+                      timings: Timings, dataset: PanopticDataset) -> list[Any]:
+    """``forward`` that survives running out of memory: the batch is split in halves, and a single
+    image that still does not fit runs on the CPU in fp32; both are recorded in ``timings``.
+
+    The retry runs after the ``except`` block has been left: a live exception holds the failed
+    step's frames, and with them its activations, so memory could not be freed inside it."""
+    try:
+        return forward(model, items, device, amp)
+    except Exception as e:
+        if not is_oom(e):
+            raise
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+    free_memory(device)  # the exception and its frames are gone now
+    if len(items) > 1:
+        timings.oom_splits += 1
+        half = len(items) // 2
+        return (forward_resilient(model, items[:half], device, amp, timings, dataset)
+                + forward_resilient(model, items[half:], device, amp, timings, dataset))
+    image_id = dataset.samples[items[0]["index"]].image_id
+    if device == "cpu":
+        raise PanbenchError(f"image {image_id}: out of memory on the CPU even alone ({reason}); "
+                            "free memory or use a smaller model")
+    timings.cpu_fallback_images.append(image_id)
+    model.to("cpu")
+    try:  # fp32: CPU kernels such as mmcv's nms_cpu take float32 only
+        return forward(model, items, "cpu", None)
+    finally:
+        model.to(device)
+        free_memory(device)
+
+
+def peak_memory(device: str) -> dict[str, float]:
+    """Peak resident CPU memory of this process, of its largest finished child process (forked
+    inference processes, data-loading workers; pages shared copy-on-write count in both), and
+    peak GPU memory allocated, in MiB."""
+    import torch
+
+    out = {"cpu_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "cpu_children_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    if device.startswith("cuda"):
+        out["gpu_peak_mib"] = torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
+    return out

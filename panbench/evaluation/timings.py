@@ -1,0 +1,55 @@
+"""What a run measures: per-stage seconds, timed and warm-up images, OOM splits and CPU
+fallbacks (as detectron2's ``inference_on_dataset``: warm-up batches excluded, CUDA
+synchronized before the clocks are read), and the arithmetic the run used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Timings:
+    data_s: float = 0.0
+    forward_s: float = 0.0
+    postprocess_s: float = 0.0
+    scoring_s: float = 0.0
+    wall_s: float = 0.0
+    timed_images: int = 0
+    warmup_images: int = 0
+    oom_splits: int = 0
+    cpu_fallback_images: list = field(default_factory=list)
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        n = max(self.timed_images, 1)
+        return {
+            "data_s": self.data_s, "forward_s": self.forward_s, "postprocess_s": self.postprocess_s,
+            "scoring_s": self.scoring_s, "wall_s": self.wall_s, "timed_images": self.timed_images,
+            "warmup_images": self.warmup_images,
+            "images_per_s": self.timed_images / self.wall_s if self.wall_s > 0 else 0.0,
+            "ms_per_image": 1000 * self.wall_s / n, "oom_splits": self.oom_splits,
+            "cpu_fallback_images": list(self.cpu_fallback_images), **self.extra,
+        }
+
+
+def precision_info(device: str, amp: str | None) -> dict[str, Any]:
+    """The arithmetic the run used: the autocast mode, and for fp32 matmuls and convolutions on
+    a GPU whether TF32 (10-bit mantissa) was allowed; PyTorch's defaults allow it for cuDNN
+    convolutions on Ampere and newer GPUs, so "fp32" alone would overstate the precision."""
+    import torch
+
+    out: dict[str, Any] = {"autocast": amp or "off",
+                           "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    if device.startswith("cuda"):
+        out["cuda_matmul_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
+        out["cudnn_conv_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
+        major, _ = torch.cuda.get_device_capability(torch.device(device))
+        tf32_hw = major >= 8  # TF32 tensor cores: Ampere (sm_80) and newer
+        out["matmul"] = "tf32" if tf32_hw and out["cuda_matmul_allow_tf32"] else "fp32"
+        out["conv"] = "tf32" if tf32_hw and out["cudnn_conv_allow_tf32"] else "fp32"
+    else:
+        out["matmul"] = out["conv"] = "fp32"
+    if amp:
+        out["matmul"] = out["conv"] = amp
+    return out

@@ -1,0 +1,94 @@
+"""The pixel kernels of PQ: segment ids from RGB, ids to compact indices, and the intersection
+table of two id maps; reused per-thread work buffers.  The C extension (``_native``) runs them
+when it is built; the numpy path gives the same numbers.  numpy only."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+try:  # the C loops (setup.py builds them); without them the numpy path gives the same numbers
+    if os.environ.get("PANBENCH_NO_NATIVE") == "1":  # force the numpy path (benchmarks, debugging)
+        raise ImportError("PANBENCH_NO_NATIVE=1")
+    from panbench.pq import _native
+except ImportError:  # pragma: no cover - exercised by tests that hide the module
+    _native = None
+try:  # libdeflate: whole-buffer inflate, ~10x faster than zlib on panoptic PNGs
+    import deflate as _deflate
+except ImportError:  # pragma: no cover
+    _deflate = None
+
+MAX_ID = 256**3
+_SENTINEL = np.uint16(0xFFFF)
+_LUT: np.ndarray | None = None
+_BUFFERS: dict[tuple[str, tuple[int, ...], str], np.ndarray] = {}
+
+
+
+def workspace(slot: str | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A reusable per-process array for ``slot`` (a fresh one when ``slot`` is None).
+
+    Reusing image-sized buffers avoids a page fault per 4 KiB on every fresh allocation, which
+    otherwise costs as much as the arithmetic.  Scoring is single-threaded per process.
+    """
+    if slot is None:
+        return np.empty(shape, dtype)
+    key = (slot, tuple(shape), np.dtype(dtype).str)
+    buf = _BUFFERS.get(key)
+    if buf is None:
+        if len(_BUFFERS) > 64:
+            _BUFFERS.clear()
+        buf = _BUFFERS[key] = np.empty(shape, dtype)
+    return buf
+
+
+def rgb2id(rgb: np.ndarray, slot: str | None = None) -> np.ndarray:
+    """Segment ids ``R + 256 G + 256^2 B`` as uint32 (one SIMD pass: RGBA viewed as uint32).
+
+    With ``slot`` the result lives in a reused buffer, valid until the next call with that slot.
+    """
+    import cv2
+
+    if cv2.getNumThreads() != 1:  # OpenCV's thread pool spins after each call and starves numpy
+        cv2.setNumThreads(1)
+    h, w = rgb.shape[:2]
+    rgba = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA, dst=workspace(slot, (h, w, 4), np.uint8))
+    ids = rgba.view("<u4")[..., 0]
+    ids &= 0x00FFFFFF
+    return ids
+
+
+def _lut() -> np.ndarray:
+    global _LUT
+    if _LUT is None:
+        _LUT = np.full(MAX_ID, _SENTINEL, np.uint16)
+    return _LUT
+
+
+def index_map(ids: np.ndarray, seg_ids: np.ndarray, step: int = 1, slot: str | None = None) -> np.ndarray:
+    """Map segment ids to ``k * step`` for the k-th segment (k = 1..n; VOID stays 0, ids in no
+    segment become 0xFFFF), through a reused 2^24-entry table.  ``(n + 1) * step`` must be < 0xFFFF."""
+    lut = _lut()
+    lut[0] = 0
+    lut[seg_ids] = np.arange(1, len(seg_ids) + 1, dtype=np.uint16) * np.uint16(step)
+    try:
+        return np.take(lut, ids, out=workspace(slot, ids.shape, np.uint16))
+    finally:
+        lut[seg_ids] = _SENTINEL
+        lut[0] = _SENTINEL
+
+
+def intersections(gt_index: np.ndarray, n_gt: int, pred_index: np.ndarray, n_pred: int, gt_step: int = 1) -> np.ndarray:
+    """Pixel counts of (ground truth, prediction) index pairs, shape ``(n_gt + 2, n_pred + 1)``.
+
+    ``gt_index`` holds ``g * gt_step`` for g in 0 (VOID), 1..n_gt; with ``gt_step == n_pred + 1``
+    (the fast path) the pair index is a plain uint16 sum.
+    """
+    cols = n_pred + 1
+    if gt_step == cols:
+        flat = np.add(gt_index.ravel(), pred_index.ravel(), out=workspace("pairs", (gt_index.size,), np.intp))
+    else:
+        flat = gt_index.ravel().astype(np.intp) * cols + pred_index.ravel()
+    return np.bincount(flat, minlength=(n_gt + 2) * cols)[: (n_gt + 2) * cols].reshape(n_gt + 2, cols)

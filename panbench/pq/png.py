@@ -1,0 +1,218 @@
+"""Panoptic PNGs to segment ids, validated before anything is inflated: signature, header,
+colour type, size (a small file cannot declare a huge image), chunk structure.  Every problem is
+an :class:`InputError` naming the file and the fix.  numpy, zlib (or libdeflate), the C kernels."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from panbench.errors import InputError
+from panbench.pq import kernels
+from panbench.pq.kernels import rgb2id, workspace
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The most pixels a PNG may declare (2^28: 16384 x 16384), checked before anything is inflated, so
+# that a small file declaring a huge image cannot make panbench allocate gigabytes.  The
+# environment variable PANBENCH_MAX_PIXELS raises (or lowers) it.
+MAX_PIXELS = 2**28
+# IHDR (colour type -> name, allowed bit depths); panoptic ids need 8-bit RGB, RGBA or palette
+_COLOR_TYPES = {0: ("single-channel grey", (1, 2, 4, 8, 16)), 2: ("RGB", (8, 16)), 3: ("palette", (1, 2, 4, 8)),
+                4: ("grey+alpha", (8, 16)), 6: ("RGBA", (8, 16))}
+
+
+def _read_png(path: Path, where: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{where}: PNG {path} not found; check --pred-dir/--gt-dir and file_name") from None
+
+
+class PngHeader(NamedTuple):
+    """The IHDR fields that panbench uses."""
+
+    width: int
+    height: int
+    depth: int
+    color: int
+    interlace: int
+
+
+def max_pixels() -> int:
+    """:data:`MAX_PIXELS`, or the value of PANBENCH_MAX_PIXELS when set."""
+    env = os.environ.get("PANBENCH_MAX_PIXELS")
+    if env is None:
+        return MAX_PIXELS
+    if not env.isdigit() or int(env) < 1:
+        raise InputError(f"PANBENCH_MAX_PIXELS={env!r} is not a positive integer; unset it or set e.g. {MAX_PIXELS}")
+    return int(env)
+
+
+def png_header(data: bytes, path: Path, where: str) -> PngHeader:
+    """The IHDR chunk (the first chunk, 13 bytes, CRC checked) of the PNG in ``data``."""
+    corrupt = f"{where}: PNG {path} is truncated or corrupt"
+    if data[:8] != PNG_SIGNATURE:
+        raise InputError(f"{corrupt} (no PNG signature); re-export it")
+    if len(data) < 16:
+        raise InputError(f"{corrupt} (ends before IHDR); re-export it")
+    length, kind = struct.unpack_from(">I4s", data, 8)
+    if kind != b"IHDR":
+        raise InputError(f"{corrupt} (first chunk is {kind!r}, not IHDR); re-export it")
+    if length != 13:
+        raise InputError(f"{corrupt} (IHDR chunk is {length} bytes, 13 expected); re-export it")
+    if len(data) < 33:
+        raise InputError(f"{corrupt} (IHDR chunk cut short); re-export it")
+    if zlib.crc32(data[12:29]) != struct.unpack_from(">I", data, 29)[0]:
+        raise InputError(f"{corrupt} (CRC error in IHDR); re-export it")
+    w, h, depth, color, method, filt, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    kind_ok = color in _COLOR_TYPES and depth in _COLOR_TYPES[color][1]
+    if not (0 < w < 2**31 and 0 < h < 2**31) or not kind_ok or method or filt or interlace > 1:
+        raise InputError(
+            f"{corrupt} (invalid IHDR: {w}x{h}, bit depth {depth}, colour type {color}); re-export it"
+        )
+    return PngHeader(w, h, depth, color, interlace)
+
+
+def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None = None) -> PngHeader:
+    """The PNG's header, checked before anything is inflated: the declared size against
+    ``shape`` (the ground truth's height and width, for a prediction) and :func:`max_pixels`, and
+    the kind (8-bit RGB, RGBA or palette; grey, grey+alpha and 16-bit carry no panoptic ids)."""
+    hdr = png_header(data, path, where)
+    w, h = hdr.width, hdr.height
+    if shape is not None and (h, w) != tuple(shape[:2]):
+        raise InputError(
+            f"{where}: prediction {path} is {w}x{h} but the image is {shape[1]}x{shape[0]}; "
+            "predict at the original image size"
+        )
+    limit = max_pixels()
+    if w * h > limit:
+        raise InputError(
+            f"{where}: PNG {path} declares {w}x{h} = {w * h} pixels, above the limit of {limit}; "
+            "re-export it at the image size (or raise PANBENCH_MAX_PIXELS for larger images)"
+        )
+    if hdr.color != 3 and (hdr.depth != 8 or hdr.color not in (2, 6)):
+        name = ("16-bit " if hdr.depth == 16 else "") + _COLOR_TYPES[hdr.color][0]
+        raise InputError(
+            f"{where}: PNG {path} is {name}; panoptic PNGs are 8-bit RGB, RGBA or palette "
+            "(id = R + 256G + 256^2B): re-export it as 8-bit RGB"
+        )
+    return hdr
+
+
+def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Segment ids ``R + 256 G + 256^2 B`` (HxW uint32) of a panoptic PNG.
+
+    The header is checked first (:func:`check_png`; ``shape`` is the size the PNG must have), then
+    the chunks (:func:`png_idat`), on every path.  8-bit RGB/RGBA PNGs take the fast path
+    (libdeflate inflate, C unfilter straight to ids); palette or interlaced PNGs, or a missing C
+    extension, go through the general decoder (:func:`decode_png`).
+    With ``slot`` the result lives in a reused buffer, valid until the next call with that slot.
+    """
+    data = _read_png(path, where)
+    hdr = check_png(data, path, where, shape)
+    idat = png_idat(data, path, where)
+    if hdr.depth == 8 and hdr.color in (2, 6) and not hdr.interlace:
+        if kernels._native is not None:
+            return _fast_ids(idat, hdr, path, where, slot)
+        png_scanlines(idat, path, where, hdr)  # the same size check as the fast path (libspng ignores extra data)
+    return rgb2id(_decode(data, path, where), slot)
+
+
+def _fast_ids(idat: bytes | memoryview, hdr: PngHeader, path: Path, where: str, slot: str | None) -> np.ndarray:
+    """The fast path of :func:`read_ids` (8-bit RGB(A), non-interlaced)."""
+    raw, w, h, ch = png_scanlines(idat, path, where, hdr)
+    out = workspace(slot, (h, w), np.uint32)
+    try:
+        kernels._native.unfilter_ids(raw, w, h, ch, out)
+    except ValueError as e:
+        raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
+    return out
+
+
+def png_idat(data: bytes, path: Path, where: str) -> bytes | memoryview:
+    """The zlib stream of the PNG (its IDAT chunks joined), with the chunk structure checked: IDAT
+    CRCs, one IHDR only, an IEND at the end.  Damage is an InputError naming the file."""
+    corrupt = f"{where}: PNG {path} is truncated or corrupt"
+    mv = memoryview(data)
+    pos, end, idat = 33, len(data), []  # after the signature and IHDR (checked by png_header)
+    while True:
+        if pos + 12 > end:
+            raise InputError(f"{corrupt} (ends before IEND); re-export it")
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        stop = pos + 8 + length
+        if stop + 4 > end:
+            raise InputError(f"{corrupt} ({kind!r} chunk cut short); re-export it")
+        if kind == b"IDAT":
+            if zlib.crc32(mv[pos + 4 : stop]) != struct.unpack_from(">I", data, stop)[0]:
+                raise InputError(f"{corrupt} (CRC error in IDAT); re-export it")
+            idat.append(mv[pos + 8 : stop])
+        elif kind == b"IHDR":
+            raise InputError(f"{corrupt} (a second IHDR chunk); re-export it")
+        elif kind == b"IEND":
+            break
+        pos = stop + 4
+    if not idat:
+        raise InputError(f"{corrupt} (no IDAT chunk); re-export it")
+    return idat[0] if len(idat) == 1 else b"".join(idat)
+
+
+def png_scanlines(idat: bytes | memoryview, path: Path, where: str, hdr: PngHeader) -> tuple[bytes, int, int, int]:
+    """The inflated, still filtered scanlines of an 8-bit RGB(A) non-interlaced PNG (``idat``
+    from :func:`png_idat`, ``hdr`` from :func:`check_png`) with its width, height and channels.
+    The zlib checksum is verified and nothing inflates beyond the size that IHDR declares."""
+    corrupt = f"{where}: PNG {path} is truncated or corrupt"
+    w, h, ch = hdr.width, hdr.height, 3 if hdr.color == 2 else 4
+    size = h * (w * ch + 1)
+    try:
+        raw = kernels._deflate.zlib_decompress(idat, size) if kernels._deflate is not None else _inflate(idat, size)
+    except Exception as e:
+        raise InputError(f"{corrupt} (image data does not inflate: {e}); re-export it") from e
+    if len(raw) != size:
+        raise InputError(f"{corrupt} (image data is {len(raw)} bytes, {size} expected); re-export it")
+    return raw, w, h, ch
+
+
+def _inflate(z: bytes | memoryview, size: int) -> bytes:
+    """A zlib stream that must inflate to ``size`` bytes, never inflating more than ``size + 1``."""
+    d = zlib.decompressobj()
+    raw = d.decompress(z, size + 1)
+    if not d.eof and len(raw) <= size:
+        raise ValueError("the zlib stream is cut short")
+    return raw
+
+
+def decode_png(path: Path, where: str) -> np.ndarray:
+    """Decode an RGB(A) or palette PNG into an HxWx3 uint8 array (pyspng, else PIL); the
+    header is checked first (:func:`check_png`)."""
+    data = _read_png(path, where)
+    check_png(data, path, where)
+    png_idat(data, path, where)
+    return _decode(data, path, where)
+
+
+def _decode(data: bytes, path: Path, where: str) -> np.ndarray:
+    try:
+        import pyspng
+
+        arr = pyspng.load(data)
+    except ImportError:  # pragma: no cover - pyspng is installed by make setup
+        arr = _decode_fallback(data)
+    except Exception as e:  # libspng reports truncated and corrupt files as errors
+        raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
+    if arr.ndim == 2:
+        raise InputError(f"{where}: PNG {path} is single-channel; panoptic PNGs are RGB (id = R + 256G + 256^2B)")
+    return arr[..., :3]
+
+
+def _decode_fallback(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))

@@ -1,0 +1,32 @@
+"""The result record is declared once (RunRecord) and made by one function for ``eval`` and
+``score --name``; its schema field is SCHEMA_VERSION."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+
+import pytest
+
+from panbench.pq.matching import METRIC_KEYS
+from panbench.reporting.records import SCHEMA_VERSION, RunRecord, external_record, make_record
+
+RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,
+       "n_categories": {"All": 2, "Things": 1, "Stuff": 1}, "per_class": {}}
+
+
+def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
+    gt = tmp_path / "gt.json"
+    gt.write_text('{"categories": [{"id": 1, "name": "a"}]}')
+    args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
+    rec = external_record("sys", "coco", RES, args, 1.5)
+    declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "record")]
+    assert list(rec) == declared
+    assert rec["schema"] == SCHEMA_VERSION and rec["metrics"]["PQ"] == 50.0 and rec["semantic"]["mDice"] == 3.0
+
+
+def test_make_record_orders_fields_as_declared_and_refuses_unknown_ones() -> None:
+    rec = make_record(RES, provenance={}, model="m", amp="fp32", device="cpu")
+    assert list(rec) == ["schema", "model", "date", "n_images", "metrics", "semantic", "n_categories", "per_class",
+                         "device", "amp", "provenance"]
+    with pytest.raises(TypeError, match="unknown record fields"):
+        make_record(RES, modle="m")
