@@ -34,7 +34,8 @@ install_cached() {
     || fail "installing the mmcv wheel failed" "delete $WHEELDIR and rerun make setup"
 }
 
-if [[ "$DRY" != 1 ]] && mmcv_ok 2>/dev/null; then
+has_mmcv() { "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('mmcv') is None)"; }
+if [[ "$DRY" != 1 ]] && has_mmcv && mmcv_ok 2>/dev/null; then
   echo "        mmcv 2.1.0 with ops already installed"
   exit 0
 fi
@@ -42,10 +43,11 @@ mkdir -p "$WHEELDIR"
 if cached; then
   echo "        using cached wheel $(ls "$WHEELDIR"/mmcv-2.1.0-*.whl | head -1)"
   install_cached
-  if ! mmcv_ok; then  # e.g. a wheel built without CUDA ops by an older set-up: get another one
-    echo "        the cached wheel does not fit: removing it"
-    rm -f "$WHEELDIR"/mmcv-2.1.0-*.whl
-  fi
+  if mmcv_ok; then
+    exit 0
+  fi  # e.g. a wheel built without CUDA ops by an older set-up: get another one
+  echo "        the cached wheel does not fit: removing it"
+  rm -f "$WHEELDIR"/mmcv-2.1.0-*.whl
 fi
 if ! cached; then
   # OpenMMLab's index names: cu121/torch2.1/index.html, cpu/torch2.1/index.html
@@ -57,10 +59,11 @@ if ! cached; then
       --timeout 15 --retries 1 -f "$URL" -d "$WHEELDIR" mmcv==2.1.0 >/dev/null 2>&1 && cached; then
     echo "        found $(basename "$(ls "$WHEELDIR"/mmcv-2.1.0-*.whl | head -1)"): installing it (no compiling)"
     install_cached
-    if ! mmcv_ok; then
-      echo "        the prebuilt wheel does not load here: compiling instead"
-      rm -f "$WHEELDIR"/mmcv-2.1.0-*.whl
+    if mmcv_ok; then
+      exit 0
     fi
+    echo "        the prebuilt wheel does not load here: compiling instead"
+    rm -f "$WHEELDIR"/mmcv-2.1.0-*.whl
   else
     echo "        none published for torch $TORCH_MM / $CU: compiling"
   fi

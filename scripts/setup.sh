@@ -67,13 +67,24 @@ uv_args() {
     esac
   done
 }
+# a uv on PATH, or the one an earlier set-up kept in $CACHE/bin (a single static binary)
+find_uv() {
+  [[ "${PANBENCH_NO_UV:-0}" == 1 ]] && return
+  UV="$(command -v uv || true)"
+  [[ -z "$UV" && -x "$CACHE/bin/uv" ]] && UV="$CACHE/bin/uv"
+  return 0
+}
 use_uv() {
   [[ "${PANBENCH_NO_UV:-0}" == 1 ]] && return
-  if [[ ! -x "$VENV/bin/uv" ]]; then
+  [[ -z "$UV" ]] && find_uv
+  if [[ -z "$UV" ]]; then  # the first set-up on this machine: uv from PyPI, kept for the next ones
     quiet_pip install uv >/dev/null 2>&1 || true
+    if [[ -x "$VENV/bin/uv" ]]; then
+      UV="$VENV/bin/uv"
+      mkdir -p "$CACHE/bin" && cp "$UV" "$CACHE/bin/uv.part" && mv "$CACHE/bin/uv.part" "$CACHE/bin/uv" || true
+    fi
   fi
-  if [[ -x "$VENV/bin/uv" ]]; then
-    UV="$VENV/bin/uv"
+  if [[ -n "$UV" ]]; then
     # shellcheck disable=SC2207
     INSTALL=("$UV" pip install --python "$PY" -q $(uv_args) -c "$CONSTRAINTS")
     echo "        installing with $("$UV" --version) (PANBENCH_NO_UV=1: pip)"
@@ -104,7 +115,13 @@ if [[ ! -x "$PY" ]]; then
     VENV_FLAGS=(--system-site-packages)
     echo "        found a CUDA torch in $BASE_PY: the venv will use it"
   fi
-  "$BASE_PY" -m venv "${VENV_FLAGS[@]}" "$VENV" || fail 1 "could not create the venv with $BASE_PY" \
+  find_uv
+  if [[ -n "$UV" ]]; then  # uv's venv, with pip in it (users' pip, and pip.conf's constraints)
+    "$UV" venv -q --seed --python "$BASE_PY" "${VENV_FLAGS[@]}" "$VENV" || fail 1 "could not create the venv with $UV" \
+      "rerun with PANBENCH_NO_UV=1 (pip's venv)"
+  else
+    "$BASE_PY" -m venv "${VENV_FLAGS[@]}" "$VENV"
+  fi || fail 1 "could not create the venv with $BASE_PY" \
     "install Python 3.11 with venv support (apt-get install python3.11-venv) or set PYTHON=/path/to/python3.11"
 fi
 
@@ -112,8 +129,8 @@ write_pip_conf  # setuptools only, until torch and mmcv are installed
 use_uv
 
 step 2 "torch"
-if "$PY" -c "import torch" 2>/dev/null; then
-  echo "        keeping installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
+if "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"; then
+  echo "        keeping the installed torch"
 elif command -v nvidia-smi >/dev/null 2>&1; then
   # the same torch version as on the CPU (PyPI's Linux wheel is a CUDA build); step 4 checks it against nvcc
   pkg_install torch==2.13.0 || fail 2 "pip install torch==2.13.0 (CUDA build) failed" \
@@ -122,16 +139,20 @@ else
   pkg_install torch==2.13.0 || fail 2 "pip install torch==2.13.0 failed" \
     "install a CPU torch wheel into .venv by hand (.venv/bin/pip install torch) and rerun make setup"
 fi
-"$PY" -c "import torch" || fail 2 "torch does not import" "remove .venv and rerun make setup"
+# one import of torch for its version and the mmcv wheel tag (each import costs seconds; numpy comes in step 3)
+TORCH_INFO="$("$PY" -W ignore -c 'import sys, torch
+v = torch.version.cuda
+t = torch.__version__.split("+")[0]
+print(torch.__version__, "cp%d%d-torch%s-%s" % (sys.version_info[0], sys.version_info[1], t, ("cu" + v) if v else "cpu"))')" \
+  || fail 2 "torch does not import" "remove .venv and rerun make setup"
+TORCH_VERSION="${TORCH_INFO% *}"
+TORCH_TAG="${TORCH_INFO#* }"
+echo "        torch $TORCH_VERSION"
 
 step 3 "build tools ($SETUPTOOLS: mmcv's setup.py and mmengine import pkg_resources, torch needs >=77.0.3), numpy, mmengine"
 pkg_install "$SETUPTOOLS" wheel ninja numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
   mmengine==0.10.7 || fail 3 "installing build tools failed" "check network access to PyPI and rerun make setup"
 
-TORCH_TAG="$("$PY" -c 'import sys, torch
-v = torch.version.cuda
-t = torch.__version__.split("+")[0]
-print("cp%d%d-torch%s-%s" % (sys.version_info[0], sys.version_info[1], t, ("cu" + v) if v else "cpu"))')"
 WHEELDIR="$CACHE/wheels/mmcv-2.1.0-$TORCH_TAG"
 step 4 "mmcv 2.1.0 with compiled ops for $TORCH_TAG (cache: $WHEELDIR)"
 BUILD_ENV=(MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}")
@@ -159,7 +180,7 @@ pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e 
 "$PY" -c "import panbench, mmdet, mmcv.ops, panopticapi" || fail 7 "a package does not import" "run .venv/bin/panbench doctor"
 "$PY" -c "import panbench.pq._native" 2>/dev/null || echo "        note: the C extension did not build (no gcc/Python headers?): PQ scoring uses the slower numpy path"
 
-write_pip_conf "torch==$("$PY" -c 'import torch; print(torch.__version__)')" mmcv==2.1.0 mmengine==0.10.7 mmdet==3.3.0
+write_pip_conf "torch==$TORCH_VERSION" mmcv==2.1.0 mmengine==0.10.7 mmdet==3.3.0
 "$PY" -c "import pkg_resources" 2>/dev/null || fail 7 "pkg_resources does not import (setuptools >= 81?)" \
   ".venv/bin/pip install '$SETUPTOOLS'"
 
