@@ -10,6 +10,7 @@
 #   PANBENCH_INSTALL      the install command (default: PYTHON -m pip install -q; setup.sh passes uv's)
 #   PANBENCH_MMCV_INDEX   where OpenMMLab's wheel indexes are (default https://download.openmmlab.com/mmcv/dist;
 #                         a local folder or file:// URL works too: tests/test_setup_speed.py uses one)
+#   PANBENCH_CHECK_LATER=1  install a cached wheel without loading it (setup.sh checks it at the end)
 #   PANBENCH_SETUP_DRY_RUN=1  look for the wheel (downloads it) but print the install or compile command
 #                         instead of running it, and do not check the installed mmcv
 set -euo pipefail
@@ -43,6 +44,7 @@ mkdir -p "$WHEELDIR"
 if cached; then
   echo "        using cached wheel $(ls "$WHEELDIR"/mmcv-2.1.0-*.whl | head -1)"
   install_cached
+  [[ "${PANBENCH_CHECK_LATER:-0}" == 1 ]] && exit 0
   if mmcv_ok; then
     exit 0
   fi  # e.g. a wheel built without CUDA ops by an older set-up: get another one
