@@ -139,11 +139,18 @@ else
   pkg_install torch==2.13.0 || fail 2 "pip install torch==2.13.0 failed" \
     "install a CPU torch wheel into .venv by hand (.venv/bin/pip install torch) and rerun make setup"
 fi
-# one import of torch for its version and the mmcv wheel tag (each import costs seconds; numpy comes in step 3)
-TORCH_INFO="$("$PY" -W ignore -c 'import sys, torch
-v = torch.version.cuda
-t = torch.__version__.split("+")[0]
-print(torch.__version__, "cp%d%d-torch%s-%s" % (sys.version_info[0], sys.version_info[1], t, ("cu" + v) if v else "cpu"))')" \
+# torch's version and CUDA from its version.py, without importing torch (seconds; the final check imports it),
+# else from an import; they name the mmcv wheel (numpy comes in step 3)
+TORCH_INFO="$("$PY" -W ignore -c 'import importlib.util, os, sys
+try:
+    ns = {}
+    exec(open(os.path.join(importlib.util.find_spec("torch").submodule_search_locations[0], "version.py")).read(), ns)
+    full, v = ns["__version__"], ns["cuda"]
+except Exception:
+    import torch
+    full, v = torch.__version__, torch.version.cuda
+t = full.split("+")[0]
+print(full, "cp%d%d-torch%s-%s" % (sys.version_info[0], sys.version_info[1], t, ("cu" + v) if v else "cpu"))')" \
   || fail 2 "torch does not import" "remove .venv and rerun make setup"
 TORCH_VERSION="${TORCH_INFO% *}"
 TORCH_TAG="${TORCH_INFO#* }"

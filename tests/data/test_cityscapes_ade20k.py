@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.datasets import load_dataset
 
@@ -94,7 +95,11 @@ def test_cityscapes_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["data", "cityscapes", "--from", str(src), "--root", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert f"{CITY_IDS[1]}_leftImg8bit.png: image not found" in err and "Traceback" not in err
-    assert main(["eval", "--model", "x.py", "--dataset", "cityscapes", "--data-root", str(tmp_path / "none")]) == 2
+    assert main(["eval", "--model", str(REPO_ROOT / "configs" / "mask2former_r50.py"), "--dataset", "cityscapes",
+                 "--data-root", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "cityscapes_panoptic_val.json: dataset 'cityscapes' not found" in err
+    assert "panbench data cityscapes --from DIR" in err
 
 
 ADE_IDS = ["ADE_val_00000001", "ADE_val_00000002"]
