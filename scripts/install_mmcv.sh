@@ -7,7 +7,7 @@
 #
 # Usage: install_mmcv.sh PYTHON WHEELDIR TORCH_TAG [VAR=value ...]   (the VAR=value: compile environment)
 # Environment:
-#   PANBENCH_INSTALL      the install command (default: PYTHON -m pip install -q; setup.sh passes uv's)
+#   PANBENCH_UV           uv to install the wheel with (setup.sh passes its uv; default: PYTHON -m pip)
 #   PANBENCH_MMCV_INDEX   where OpenMMLab's wheel indexes are (default https://download.openmmlab.com/mmcv/dist;
 #                         a local folder or file:// URL works too: tests/test_setup_speed.py uses one)
 #   PANBENCH_CHECK_LATER=1  install a cached wheel without loading it (setup.sh checks it at the end)
@@ -20,7 +20,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="$(dirname "$(dirname "$WHEELDIR")")"
 DRY="${PANBENCH_SETUP_DRY_RUN:-0}"
 INDEX="${PANBENCH_MMCV_INDEX:-https://download.openmmlab.com/mmcv/dist}"
-read -r -a INSTALL <<<"${PANBENCH_INSTALL:-$PY -m pip install -q}"
+if [[ -n "${PANBENCH_UV:-}" ]]; then
+  INSTALL=("$PANBENCH_UV" pip install --python "$PY" -q)
+else
+  INSTALL=("$PY" -m pip install -q)  # pip reads .venv/pip.conf's constraints itself
+fi
 
 fail() {
   echo "[setup] FAILED at step 4: $1" >&2

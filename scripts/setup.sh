@@ -172,7 +172,7 @@ if [[ "$TORCH_TAG" == *-cu* ]]; then
   BUILD_ENV+=(FORCE_CUDA=1 $TOOLKIT)
 fi
 # a cached wheel is checked once at the end, with the other imports (each import of torch costs seconds)
-PANBENCH_INSTALL="${INSTALL[*]}" PANBENCH_CHECK_LATER=1 bash "$ROOT/scripts/install_mmcv.sh" "$PY" "$WHEELDIR" \
+PANBENCH_UV="$UV" PANBENCH_CHECK_LATER=1 bash "$ROOT/scripts/install_mmcv.sh" "$PY" "$WHEELDIR" \
   "$TORCH_TAG" "${BUILD_ENV[@]}" || exit 1  # it said what failed and the fix
 
 step 5 "mmdet 3.3.0 and its dependencies"
@@ -199,7 +199,7 @@ import panbench, mmdet, panopticapi"
 if final_check; then :; elif [[ $? == 3 ]]; then  # e.g. a cached wheel built without CUDA ops by an older set-up
   echo "        the cached mmcv wheel does not fit: getting another one"
   rm -f "$WHEELDIR"/mmcv-2.1.0-*.whl
-  PANBENCH_INSTALL="${INSTALL[*]}" bash "$ROOT/scripts/install_mmcv.sh" "$PY" "$WHEELDIR" "$TORCH_TAG" "${BUILD_ENV[@]}" \
+  PANBENCH_UV="$UV" bash "$ROOT/scripts/install_mmcv.sh" "$PY" "$WHEELDIR" "$TORCH_TAG" "${BUILD_ENV[@]}" \
     || exit 1
   final_check || fail 7 "a package does not import" "run .venv/bin/panbench doctor"
 else
