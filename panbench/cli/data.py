@@ -1,4 +1,4 @@
-"""``panbench data demo|coco``: prepare a dataset in the COCO panoptic layout."""
+"""``panbench data demo|coco|cityscapes|ade20k``: prepare a dataset in the COCO panoptic layout."""
 
 from __future__ import annotations
 
@@ -26,11 +26,27 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     c.add_argument("--from", dest="from_dir", help="folder that already holds the official zip files")
     c.add_argument("--checksums", help='JSON file {"val2017.zip": "<sha256>", ...} to pin the archives')
     c.add_argument("--no-progress", action="store_true")
+    cs = dsub.add_parser("cityscapes", help="convert Cityscapes val (gtFine + leftImg8bit) to COCO panoptic",
+                         description="Convert the official Cityscapes val split to COCO panoptic with "
+                         "cityscapesscripts' createPanopticImgs (label ids, 19 categories, crowd regions); "
+                         "docs/datasets.md.")
+    cs.add_argument("--from", dest="from_dir", required=True,
+                    help="folder holding the official gtFine/ and leftImg8bit/ (unzipped)")
+    cs.add_argument("--root", default="data/cityscapes", help="where to write it (default data/cityscapes)")
+    cs.add_argument("--force", action="store_true", help="convert again even if present")
+    a = dsub.add_parser("ade20k", help="convert ADE20K val (ADEChallengeData2016 + instances) to COCO panoptic",
+                        description="Convert ADEChallengeData2016's validation split with its instance annotations "
+                        "(annotations_instance/) to COCO panoptic as MMDetection's ade20k2coco.py does (150 "
+                        "categories, 100 things first); docs/datasets.md.")
+    a.add_argument("--from", dest="from_dir", required=True,
+                   help="the ADEChallengeData2016 folder (images/, annotations/, annotations_instance/)")
+    a.add_argument("--root", default="data/ade20k", help="where to write it (default data/ade20k)")
+    a.add_argument("--force", action="store_true", help="convert again even if present")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"demo": demo, "coco": coco}[args.data_command](args)
+    return {"demo": demo, "coco": coco, "cityscapes": converted, "ade20k": converted}[args.data_command](args)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -52,4 +68,25 @@ def coco(args: argparse.Namespace) -> int:
     root = prepare_coco(Path(args.root), Path(args.from_dir) if args.from_dir else None, sums,
                         progress=not args.no_progress)
     print(f"COCO panoptic val ready at {root}")
+    return 0
+
+
+def converted(args: argparse.Namespace) -> int:
+    """Convert Cityscapes or ADE20K val (``--from`` the official folders) into ``--root``."""
+    from panbench.data.datasets import load_dataset
+    from panbench.errors import InputError
+
+    src = Path(args.from_dir)
+    if not src.is_dir():
+        raise InputError(f"{src}: --from folder not found; give the folder of the official {args.data_command} files")
+    t = time.perf_counter()
+    if args.data_command == "cityscapes":
+        from panbench.data.cityscapes import prepare_cityscapes as prepare
+    else:
+        from panbench.data.ade20k import prepare_ade20k as prepare
+    root = prepare(Path(args.root), src, force=args.force)
+    ds = load_dataset(root, name=args.data_command)  # checks what was written
+    n_things = sum(ds.categories.isthing)
+    print(f"{args.data_command} panoptic val ready at {root}: {len(ds.samples)} images, {len(ds.categories.ids)} "
+          f"categories ({n_things} things) ({time.perf_counter() - t:.1f} s); use --dataset {args.data_command}")
     return 0

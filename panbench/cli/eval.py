@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                        "under results/ and a row in results/runs.csv.")
     p.add_argument("--model", required=True,
                    help="a name or alias from `panbench ls`, a comma-separated list, 'all', or a config path")
-    p.add_argument("--dataset", default="coco", help="coco (default) or demo")
+    p.add_argument("--dataset", default="coco", help="coco (default), demo, cityscapes or ade20k (panbench data)")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
     p.add_argument("--checkpoint", help="your own weights instead of the zoo's")

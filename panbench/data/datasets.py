@@ -5,6 +5,10 @@ Layout under the root::
     val2017/*.jpg                        images
     annotations/panoptic_val2017.json    images, annotations, categories
     annotations/panoptic_val2017/*.png   ground-truth segment ids (R + 256G + 256^2B)
+
+Cityscapes and ADE20K (converted by ``panbench data cityscapes|ade20k``, docs/datasets.md) keep
+their converters' names: ``annotations/<name>_panoptic_val.json``, ``annotations/<name>_panoptic_val/``
+and the images in ``val/``; their image ids are strings.
 """
 
 from __future__ import annotations
@@ -22,7 +26,22 @@ HOW_TO_GET = {
     "coco": "unzip val2017.zip and panoptic_annotations_trainval2017.zip from cocodataset.org under {root} "
     "(README: Data), or pass --data-root DIR",
     "demo": "run `panbench data demo` (seconds, offline)",
+    "cityscapes": "convert the official gtFine/ and leftImg8bit/ with `panbench data cityscapes --from DIR` "
+    "(docs/datasets.md), or pass --data-root DIR",
+    "ade20k": "convert ADEChallengeData2016 with its instance annotations with `panbench data ade20k --from DIR` "
+    "(docs/datasets.md), or pass --data-root DIR",
 }
+# datasets whose files keep their converter's names: ROOT/annotations/<name>_panoptic_val.json,
+# ROOT/annotations/<name>_panoptic_val/*.png, images in ROOT/val/
+CONVERTED = ("cityscapes", "ade20k")
+
+
+def layout(root: Path, name: str, split: str) -> tuple[Path, Path, Path]:
+    """The annotation JSON, the ground-truth PNG folder and the image folder of a dataset."""
+    if name in CONVERTED:
+        base = root / "annotations" / f"{name}_panoptic_val"
+        return base.with_suffix(".json"), base, root / "val"
+    return root / "annotations" / f"panoptic_{split}.json", root / "annotations" / f"panoptic_{split}", root / split
 
 
 @dataclass
@@ -68,7 +87,7 @@ def load_dataset(
 ) -> PanopticDataset:
     """Read and check ``root``; select ``subset`` (a file of image ids) and/or the first ``limit``."""
     root = Path(root)
-    ann_file = root / "annotations" / f"panoptic_{split}.json"
+    ann_file, png_dir, img_dir = layout(root, name, split)
     if not ann_file.is_file():
         how = HOW_TO_GET.get(name, HOW_TO_GET["coco"]).format(root=root)
         raise InputError(f"{ann_file}: dataset '{name}' not found; {how}")
@@ -78,7 +97,6 @@ def load_dataset(
     images = data.get("images")
     if not isinstance(images, list):
         raise InputError(f"{ann_file}: missing field 'images'; use the official panoptic_{split}.json")
-    img_dir, png_dir = root / split, root / "annotations" / f"panoptic_{split}"
     samples = []
     for im in images:
         if not isinstance(im, dict) or not {"id", "file_name", "height", "width"} <= set(im):
@@ -105,18 +123,16 @@ def load_dataset(
     return PanopticDataset(name, root, cats, samples, ann_file)
 
 
-def read_subset(path: str | Path) -> list[int]:
-    """Image ids, one per line (``#`` comments allowed), in file order."""
+def read_subset(path: str | Path) -> list[int | str]:
+    """Image ids, one per line (``#`` comments allowed), in file order; an id that is not an integer
+    is kept as a string (Cityscapes and ADE20K ids such as ``frankfurt_000000_000294``)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: subset file not found; give a file with one image id per line")
-    ids = []
-    for k, line in enumerate(p.read_text().splitlines(), 1):
+    ids: list[int | str] = []
+    for line in p.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        try:
-            ids.append(int(line))
-        except ValueError:
-            raise InputError(f"{p}: line {k} is not an image id ({line!r}); one integer per line") from None
+        ids.append(int(line) if line.lstrip("-").isdigit() else line)
     return ids
