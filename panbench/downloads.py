@@ -5,8 +5,10 @@ Standard library only, so that neither of them imports the other."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +32,12 @@ def download(url: str, dest: Path, progress: bool = True) -> Path:
     req = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
     try:
         resp = urllib.request.urlopen(req, timeout=60)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:  # the range starts at the end: the partial file is already whole
+            os.replace(part, dest)
+            return dest
+        raise PanbenchError(f"{url}: download failed ({e}); check the URL, or download it yourself and pass "
+                            "--checkpoint PATH") from e
     except OSError as e:
         raise PanbenchError(
             f"{url}: download failed ({e}); check the network, or download it yourself and pass --checkpoint PATH"
@@ -40,12 +48,20 @@ def download(url: str, dest: Path, progress: bool = True) -> Path:
         total = int(resp.headers.get("Content-Length", 0)) + start
         done = start
         with open(part, "ab" if start else "wb") as f:
-            while block := resp.read(1 << 20):
-                f.write(block)
-                done += len(block)
-                if progress and total:
-                    pct = 100 * done / total
-                    sys.stderr.write(f"\r  {dest.name}: {done / 2**20:7.1f} / {total / 2**20:.1f} MiB ({pct:5.1f}%)")
+            try:
+                while block := resp.read(1 << 20):
+                    f.write(block)
+                    done += len(block)
+                    if progress and total:
+                        pct = 100 * done / total
+                        sys.stderr.write(f"\r  {dest.name}: {done / 2**20:7.1f} / {total / 2**20:.1f} MiB "
+                                         f"({pct:5.1f}%)")
+            except (OSError, http.client.HTTPException) as e:
+                raise PanbenchError(f"{url}: download interrupted after {done / 2**20:.1f} MiB ({e}); run again to "
+                                    f"resume it ({part} is kept)") from e
+        if total and done < total:
+            raise PanbenchError(f"{url}: download ended after {done} of {total} bytes; run again to resume it "
+                                f"({part} is kept)")
         if progress:
             sys.stderr.write("\n")
     os.replace(part, dest)

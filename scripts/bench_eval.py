@@ -9,7 +9,7 @@ scoring; demo val split, the committed demo checkpoints, ``--limit N`` images or
                      prediction as a PNG and scores it with panopticapi) on the model's config as it
                      is.  Mask2Former's config computes the instance output beside the panoptic one
                      (``test_cfg.instance_on=True``).  One process; ``--workers`` data-loading workers.
-  mmdet pan-only     the same loop on the config panbench runs: ``panbench.models.mm.panoptic_only``
+  mmdet pan-only     the same loop on the config panbench runs: ``panbench.models.fusion.panoptic_only``
                      (Mask2Former: ``instance_on=False``; for configs where it changes nothing the
                      row repeats the stock row's runs and says so).
   panbench 1proc     ``panbench eval --cpu-procs 1 --workers W``: one inference process (the same
@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from panbench import mmdet_reference  # noqa: E402
+from panbench.models import mmdet_reference  # noqa: E402
 
 SIDES = ("mmdet stock", "mmdet pan-only", "panbench 1proc", "panbench forked")
 TOLERANCE = 1e-9
@@ -96,7 +96,8 @@ def main() -> None:
 
     from panbench.data.demo import make_demo
     from panbench.errors import PanbenchError
-    from panbench.models.mm import load_config, panoptic_only
+    from panbench.models.fusion import panoptic_only
+    from panbench.models.mm import load_config
     from panbench.models.registry import resolve
 
     data_root = make_demo(ROOT / "data" / "demo")

@@ -95,7 +95,9 @@ for line in Path(sys.argv[1]).read_text().splitlines():
     t = r["timings"]
     outside = 1 - t["forward_s"] / t["wall_s"] if t["wall_s"] else float("nan")
     mem = r["memory"].get("gpu_peak_mib")
-    print(f"{r['model']:20} {r['batch_size']:5d} {r['amp']:>5} {t['images_per_s']:7.2f} {outside:11.1%} "
+    ips = t["images_per_s"]  # None when no image past the warm-up was timed
+    speed = f"{ips:7.2f}" if ips is not None else f"{'-':>7}"
+    print(f"{r['model']:20} {r['batch_size']:5d} {r['amp']:>5} {speed} {outside:11.1%} "
           f"{mem if mem is not None else float('nan'):8.0f} {r['metrics']['PQ']:7.3f}  ok")
 print(f"{failed} run(s) failed" if failed else "all runs ok")
 sys.exit(1 if failed else 0)

@@ -51,7 +51,7 @@ def write_timing(run_dir: Path, tag: str, timing: dict[str, Any]) -> None:
 def clear(run_dir: Path) -> None:
     """Forget a run directory's cached images and the speed stored with them."""
     for old in [*Path(run_dir).glob("chunk-*.npz"), *Path(run_dir).glob("timing-*.json")]:
-        old.unlink()
+        old.unlink(missing_ok=True)  # nodes sharing a results folder may race here
 
 
 class StatsCache:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from panbench.errors import PanbenchError
@@ -53,9 +54,11 @@ def use_device(device: str) -> None:
     import torch
 
     if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
+        dev = torch.device(device)
+        if dev.index is not None:  # a bare "cuda" (one process) means the current device already
+            torch.cuda.set_device(dev)
         free_memory(device)
-        torch.cuda.reset_peak_memory_stats(torch.device(device))
+        torch.cuda.reset_peak_memory_stats(dev)
 
 
 def dist_info(device: str = "cpu") -> tuple[int, int, str]:
@@ -70,11 +73,13 @@ def dist_info(device: str = "cpu") -> tuple[int, int, str]:
         if not dist.is_initialized():
             import torch
 
-            if device.startswith("cuda"):
+            # generous: ranks wait in collectives while local rank 0 downloads a checkpoint
+            timeout = timedelta(minutes=int(os.environ.get("PANBENCH_DIST_TIMEOUT_MIN", "120")))
+            if backend_for(device) == "nccl":
                 torch.cuda.set_device(torch.device(device))
-                dist.init_process_group("nccl", device_id=torch.device(device))
+                dist.init_process_group("nccl", device_id=torch.device(device), timeout=timeout)
             else:
-                dist.init_process_group("gloo")
+                dist.init_process_group("gloo", timeout=timeout)
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), device
     return 0, 1, device

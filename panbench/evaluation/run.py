@@ -62,7 +62,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
     t_all = time.perf_counter() - t0
-    label = device_name(device, procs)
+    label = device_name(device, procs) + (f" x {world} ranks" if world > 1 else "")  # speed is the whole job's
     timing_dict, label = resumed_speed(timings.as_dict(), read_timing(run_dir, f"r{rank}"), label, resumed)
     if timings.timed_images:  # what this run measured, with what the cache held, for the next resume
         write_timing(run_dir, f"r{rank}", {"device": label, "timed_images": timing_dict["speed_images"],
@@ -101,7 +101,7 @@ def _infer(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, evaluator
     """Inference over the shard's images not cached yet, in one process or ``procs`` forked ones, with a
     progress bar that names the model and its post-processing and counts every image of this rank."""
     desc = f"eval {spec.name} [{shard.opts.postprocess.label()}] on {dataset.name}"
-    shard.progress = Progress(len(shard.todo()), desc, enabled=shard.opts.progress)
+    shard.progress = Progress(len(shard.todo()), desc, enabled=shard.opts.progress and rank == 0)  # one bar per job
     try:
         if procs > 1:
             return run_inference_cpu(lm, dataset, evaluator, shard, procs)

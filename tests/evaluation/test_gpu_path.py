@@ -283,7 +283,11 @@ def test_use_device_sets_the_current_gpu_and_resets_its_peak(monkeypatch) -> Non
     from panbench.evaluation.memory import peak_memory
 
     calls: list = []
-    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", str(d))))
+    def set_device(d) -> None:  # torch's own argument check first: a device without an index is refused
+        torch.cuda._utils._get_device_index(d)
+        calls.append(("set_device", str(d)))
+
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(("empty_cache",)))
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: calls.append(("reset", str(d))))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: calls.append(("peak", str(d))) or 2**20)
@@ -291,5 +295,29 @@ def test_use_device_sets_the_current_gpu_and_resets_its_peak(monkeypatch) -> Non
     assert peak_memory("cuda:1")["gpu_peak_mib"] == 1.0
     assert calls == [("set_device", "cuda:1"), ("empty_cache",), ("reset", "cuda:1"), ("peak", "cuda:1")]
     calls.clear()
+    use_device("cuda")  # one process, --device cuda or auto: the current device, nothing to set
+    assert calls == [("empty_cache",), ("reset", "cuda")]
+    calls.clear()
     use_device("cpu")
     assert calls == []
+
+
+@pytest.mark.parametrize("bad", ["gpu", "CUDA", "cuda:x", "cuda:0:1"])
+def test_device_values_are_checked(bad) -> None:
+    from panbench.errors import PanbenchError
+    from panbench.evaluation.device import pick_device
+
+    with pytest.raises(PanbenchError, match="not a device; use auto, cpu, cuda or cuda:K"):
+        pick_device(bad)
+
+
+def test_a_gpu_index_beyond_the_visible_ones_is_refused(monkeypatch) -> None:
+    """FAKE: torch.cuda reports 2 visible GPUs (none here)."""
+    from panbench.errors import PanbenchError
+    from panbench.evaluation.device import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == "cuda:1"
+    with pytest.raises(PanbenchError, match="2 visible GPU"):
+        pick_device("cuda:7")

@@ -153,6 +153,7 @@ import threading  # noqa: E402
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     requests_seen: list[str | None] = []
+    cut_after: int | None = None  # send only this many bytes of the body, then close (a dropped connection)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = Path(self.translate_path(self.path))
@@ -163,7 +164,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.send_response(206 if rng else 200)
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
-        self.wfile.write(data[start:])
+        body = data[start:]
+        if RangeHandler.cut_after is not None:
+            body, self.close_connection = body[:RangeHandler.cut_after], True
+        self.wfile.write(body)
 
     def log_message(self, *a) -> None:
         pass
@@ -195,6 +199,22 @@ def test_download_verifies_and_resumes(server, tmp_path, monkeypatch) -> None:
     RangeHandler.requests_seen.clear()
     path2, _ = checkpoints.fetch(f"{url}/{p.name}")
     assert RangeHandler.requests_seen == ["bytes=1000-"] and path2.read_bytes() == p.read_bytes()
+
+
+def test_a_dropped_connection_is_one_line_and_the_partial_file_resumes(server, tmp_path, monkeypatch) -> None:
+    root, url = server
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    p = save_with_digest({"state_dict": {"w": torch.arange(100000.0)}}, root, "zoo_model_20230101_000000")
+    RangeHandler.cut_after = 5000
+    try:
+        with pytest.raises(PanbenchError, match="run again to resume it"):
+            checkpoints.fetch(f"{url}/{p.name}")
+    finally:
+        RangeHandler.cut_after = None
+    part = checkpoints.cache_dir() / (p.name + ".part")
+    assert part.stat().st_size == 5000 and not (checkpoints.cache_dir() / p.name).exists()
+    path, _ = checkpoints.fetch(f"{url}/{p.name}")  # resumes from byte 5000
+    assert path.read_bytes() == p.read_bytes()
 
 
 def test_download_with_wrong_hash_is_refused(server, tmp_path, monkeypatch) -> None:
