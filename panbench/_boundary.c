@@ -94,47 +94,115 @@ static inline Py_ssize_t run_end2(const uint32_t *g, const uint32_t *p, Py_ssize
     return i;
 }
 
-/* Row windows: o[x] = 1 where the run of equal ids around x extends d pixels both ways. */
-static void inner_row(const uint32_t *r, Py_ssize_t w, int d, uint8_t *o) {
-    Py_ssize_t s = 0;
+/* The runs of equal ids of one row: run k is [start[k], start[k + 1]) with id val[k]; start[n] = w. */
+typedef struct {
+    Py_ssize_t *start;
+    uint32_t *val;
+    Py_ssize_t n;
+} runs;
+
+static void row_runs(const uint32_t *r, Py_ssize_t w, runs *o) {
+    Py_ssize_t s = 0, n = 0;
     while (s < w) {
-        Py_ssize_t e = run_end1(r, s + 1, w, r[s]) - 1; /* the run is [s, e] */
-        Py_ssize_t lo = s + d, hi = e - d; /* interior x in [lo, hi] */
-        memset(o + s, 0, (size_t)(e - s + 1));
-        if (lo <= hi) memset(o + lo, 1, (size_t)(hi - lo + 1));
-        s = e + 1;
+        o->start[n] = s;
+        o->val[n++] = r[s];
+        s = run_end1(r, s + 1, w, r[s]);
+    }
+    o->start[n] = w;
+    o->n = n;
+}
+
+static inline void fill16(uint16_t *u, Py_ssize_t a, Py_ssize_t b, uint16_t v) {
+    for (Py_ssize_t x = a; x < b; x++) u[x] = v;
+}
+
+/* u[x] = min(u[x] + 1, full) on [a, b); counts stay <= 2d + 1 < 2^15: signed 16-bit min is exact */
+static inline void inc16(uint16_t *u, Py_ssize_t a, Py_ssize_t b, uint16_t full) {
+    Py_ssize_t x = a;
+#ifdef __SSE2__
+    const __m128i one = _mm_set1_epi16(1), vf = _mm_set1_epi16((short)full);
+    for (; x + 8 <= b; x += 8) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(u + x));
+        _mm_storeu_si128((__m128i *)(u + x), _mm_min_epi16(_mm_add_epi16(v, one), vf));
+    }
+#endif
+    for (; x < b; x++) {
+        uint16_t t = (uint16_t)(u[x] + 1);
+        u[x] = t < full ? t : full;
     }
 }
 
-/* up[x]: rows ending at row y (r) in which the pixel has a clean row window and the same id as
- * the row below, saturating at 2d + 1.  Pixel (y - d, x) is interior iff up[x] == 2d + 1. */
-static void up_row(const uint32_t *restrict r, const uint32_t *restrict ra, const uint8_t *restrict in, uint16_t *restrict up,
-                   Py_ssize_t w, uint16_t full, int first) {
-    if (first) {
-        for (Py_ssize_t x = 0; x < w; x++) up[x] = in[x];
-        return;
+/* Column counts after row y (runs c; the row above: runs p, unless first): up[x] = the number of
+ * consecutive rows ending at y in which pixel x has a clean row window (its run extends d pixels
+ * both ways) and, but for the first of them, the id of the row above; saturating at full = 2d + 1.
+ * Along a stretch where both rows are one run each, "same id as above" is one test, so the counts
+ * are updated per stretch: + 1 (saturating) or reset to 1; 0 outside the clean windows.
+ * Pixel (y - d, x) is interior iff up[x] == full. */
+static void up_update(uint16_t *up, const runs *c, const runs *p, int first, int d, uint16_t full) {
+    Py_ssize_t j = 0;
+    for (Py_ssize_t k = 0; k < c->n; k++) {
+        Py_ssize_t s = c->start[k], e = c->start[k + 1], lo = s + d, hi = e - d; /* clean windows: [lo, hi) */
+        if (lo >= hi) {
+            fill16(up, s, e, 0);
+            continue;
+        }
+        fill16(up, s, lo, 0);
+        fill16(up, hi, e, 0);
+        if (first) {
+            fill16(up, lo, hi, 1);
+            continue;
+        }
+        while (p->start[j + 1] <= lo) j++;
+        for (Py_ssize_t a = lo; a < hi;) {
+            Py_ssize_t b = p->start[j + 1] < hi ? p->start[j + 1] : hi;
+            if (p->val[j] == c->val[k]) inc16(up, a, b, full);
+            else fill16(up, a, b, 1);
+            a = b;
+            if (a < hi) j++;
+        }
     }
+}
+
+/* bits[x / 64] bit x % 64 = 1 where up[x] < full (a boundary pixel); bits past w are 0 */
+static void make_bits(const uint16_t *u, Py_ssize_t w, uint16_t full, uint64_t *bits) {
     Py_ssize_t x = 0;
 #ifdef __SSE2__
-    const __m128i vfull = _mm_set1_epi16((short)full), one = _mm_set1_epi16(1), zero = _mm_setzero_si128();
-    for (; x + 8 <= w; x += 8) { /* counts stay <= 2d + 1 < 2^15: signed 16-bit compares are exact */
-        __m128i u = _mm_loadu_si128((const __m128i *)(up + x));
-        __m128i s0 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(r + x)), _mm_loadu_si128((const __m128i *)(ra + x)));
-        __m128i s1 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(r + x + 4)),
-                                     _mm_loadu_si128((const __m128i *)(ra + x + 4)));
-        __m128i same = _mm_packs_epi32(s0, s1);
-        __m128i inc = _mm_sub_epi16(u, _mm_cmplt_epi16(u, vfull));
-        __m128i v = _mm_or_si128(_mm_and_si128(same, inc), _mm_andnot_si128(same, one));
-        __m128i inb = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(in + x)), zero);
-        _mm_storeu_si128((__m128i *)(up + x), _mm_and_si128(v, _mm_cmpgt_epi16(inb, zero)));
+    const __m128i vf = _mm_set1_epi16((short)full);
+    for (; x + 64 <= w; x += 64) {
+        uint64_t word = 0;
+        for (int q = 0; q < 4; q++) {
+            __m128i a = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(u + x + 16 * q)), vf);
+            __m128i b = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(u + x + 16 * q + 8)), vf);
+            word |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_packs_epi16(a, b)) << (16 * q);
+        }
+        bits[x >> 6] = word;
     }
 #endif
-    for (; x < w; x++) { /* branch-free */
-        uint16_t u = up[x];
-        uint16_t same = (uint16_t)-(uint16_t)(r[x] == ra[x]);
-        uint16_t v = (uint16_t)(((u + (u < full)) & same) | (1 & ~same));
-        up[x] = v & (uint16_t)-(uint16_t)in[x];
+    for (; x < w; x += 64) {
+        uint64_t word = 0;
+        for (Py_ssize_t i = x; i < w && i < x + 64; i++) word |= (uint64_t)(u[i] < full) << (i - x);
+        bits[x >> 6] = word;
     }
+}
+
+static inline int64_t pc64(uint64_t v) { /* SWAR popcount: no -mpopcnt needed */
+    v = v - ((v >> 1) & 0x5555555555555555ULL);
+    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int64_t)((v * 0x0101010101010101ULL) >> 56);
+}
+
+/* set bits of a (and of b, unless NULL) in [x, e), x < e */
+static inline int64_t count_bits(const uint64_t *a, const uint64_t *b, Py_ssize_t x, Py_ssize_t e) {
+    Py_ssize_t wx = x >> 6, we = (e - 1) >> 6;
+    uint64_t first = ~0ULL << (x & 63), last = ~0ULL >> (63 - ((e - 1) & 63));
+    if (wx == we) return pc64(a[wx] & (b ? b[wx] : ~0ULL) & first & last);
+    int64_t c = pc64(a[wx] & (b ? b[wx] : ~0ULL) & first) + pc64(a[we] & (b ? b[we] : ~0ULL) & last);
+    if (b)
+        for (Py_ssize_t k = wx + 1; k < we; k++) c += pc64(a[k] & b[k]);
+    else
+        for (Py_ssize_t k = wx + 1; k < we; k++) c += pc64(a[k]);
+    return c;
 }
 
 typedef struct {
@@ -152,72 +220,116 @@ static inline int32_t look(lookup *l, uint32_t v) {
     return l->li;
 }
 
-/* Tally row y: boundary flags from the up counts (NULL: the whole row is boundary); per run of
- * equal (gt, pred) ids, the counts of gt-boundary, pred-boundary and both-boundary pixels. */
-static int tally_row(const uint32_t *g, const uint32_t *p, const uint16_t *ug, const uint16_t *up, uint16_t full,
-                     Py_ssize_t w, uint8_t *fl, lookup *lg, lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa,
-                     Py_ssize_t cols, uint32_t *bad) {
-    if (ug) { /* bit 0: gt boundary, bit 1: pred boundary */
-        Py_ssize_t x = 0;
-#ifdef __SSE2__
-        const __m128i vfull = _mm_set1_epi16((short)full), b1 = _mm_set1_epi8(1), b2 = _mm_set1_epi8(2);
-        for (; x + 16 <= w; x += 16) {
-            __m128i g0 = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(ug + x)), vfull);
-            __m128i g1 = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(ug + x + 8)), vfull);
-            __m128i p0 = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(up + x)), vfull);
-            __m128i p1 = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(up + x + 8)), vfull);
-            __m128i f = _mm_or_si128(_mm_and_si128(_mm_packs_epi16(g0, g1), b1), _mm_and_si128(_mm_packs_epi16(p0, p1), b2));
-            _mm_storeu_si128((__m128i *)(fl + x), f);
-        }
-#endif
-        for (; x < w; x++) fl[x] = (uint8_t)((ug[x] < full) | ((up[x] < full) << 1));
-    } else {
-        memset(fl, 3, (size_t)w);
+static inline int tally_run(uint32_t gv, uint32_t pv, Py_ssize_t x, Py_ssize_t e, const uint64_t *bg,
+                            const uint64_t *bp, lookup *lg, lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa,
+                            Py_ssize_t cols, uint32_t *bad) {
+    int64_t cg = e - x, cp = e - x;
+    if (bg) {
+        cg = count_bits(bg, NULL, x, e);
+        cp = count_bits(bp, NULL, x, e);
     }
+    if (cg | cp) {
+        int32_t a = look(lg, gv), b = look(lp, pv);
+        if (b < 0) {
+            *bad = pv;
+            return 1;
+        }
+        bga[a] += cg;
+        bpa[b] += cp;
+        if (a == 0) bint[b] += cp;
+        else if (cg && cp) bint[a * cols + b] += bg ? count_bits(bg, bp, x, e) : e - x;
+    }
+    return 0;
+}
+
+/* Tally a row given as its runs of gt ids and of pred ids: per run of equal (gt, pred) ids (the
+ * runs merged), the counts of gt-boundary, pred-boundary and both-boundary pixels (bits: boundary
+ * pixels of the row, NULL: the whole row is boundary). */
+static int tally_runs(const runs *rg, const runs *rp, const uint64_t *bg, const uint64_t *bp, lookup *lg,
+                      lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, uint32_t *bad) {
+    Py_ssize_t i = 0, j = 0, x = 0, w = rg->start[rg->n];
+    while (x < w) {
+        Py_ssize_t eg = rg->start[i + 1], ep = rp->start[j + 1], e = eg < ep ? eg : ep;
+        if (tally_run(rg->val[i], rp->val[j], x, e, bg, bp, lg, lp, bint, bga, bpa, cols, bad)) return 1;
+        x = e;
+        i += eg == e;
+        j += ep == e;
+    }
+    return 0;
+}
+
+/* The same from the id rows (scanned here). */
+static int tally_row(const uint32_t *g, const uint32_t *p, Py_ssize_t w, lookup *lg, lookup *lp, int64_t *bint,
+                     int64_t *bga, int64_t *bpa, Py_ssize_t cols, uint32_t *bad) {
     Py_ssize_t x = 0;
     while (x < w) {
-        uint32_t gv = g[x], pv = p[x];
-        Py_ssize_t e = run_end2(g, p, x + 1, w, gv, pv);
-        int64_t cg = 0, cp = 0, cb = 0;
-        for (Py_ssize_t i = x; i < e; i++) {
-            uint8_t f = fl[i];
-            cg += f & 1;
-            cp += f >> 1;
-            cb += f == 3;
-        }
-        if (cg | cp) {
-            int32_t a = look(lg, gv), b = look(lp, pv);
-            if (b < 0) { *bad = pv; return 1; }
-            bga[a] += cg;
-            bpa[b] += cp;
-            bint[a * cols + b] += a == 0 ? cp : cb;
-        }
+        Py_ssize_t e = run_end2(g, p, x + 1, w, g[x], p[x]);
+        if (tally_run(g[x], p[x], x, e, NULL, NULL, lg, lp, bint, bga, bpa, cols, bad)) return 1;
         x = e;
     }
     return 0;
 }
 
+/* Work space: column counts, boundary bits, and the runs of the last R = min(d + 1, h) rows of each
+ * map (row t's runs are tallied d rows later), in slots t % R. */
+typedef struct {
+    uint16_t *ug, *up;
+    uint64_t *bg, *bp;
+    Py_ssize_t R;
+    runs *rg, *rp;
+} work;
+
+static int work_init(work *k, Py_ssize_t w, Py_ssize_t h, int d) {
+    size_t nw = (size_t)(w + 63) / 64 + 1;
+    memset(k, 0, sizeof(*k));
+    k->R = (Py_ssize_t)d + 1 < h ? (Py_ssize_t)d + 1 : (h > 0 ? h : 1);
+    k->ug = malloc(2 * (size_t)w * sizeof(uint16_t) + 16);
+    k->bg = calloc(2 * nw, sizeof(uint64_t));
+    k->rg = calloc(2 * (size_t)k->R, sizeof(runs));
+    if (!k->ug || !k->bg || !k->rg) return -1;
+    k->up = k->ug + w;
+    k->bp = k->bg + nw;
+    k->rp = k->rg + k->R;
+    for (Py_ssize_t i = 0; i < 2 * k->R; i++) {
+        k->rg[i].start = malloc(((size_t)w + 1) * sizeof(Py_ssize_t));
+        k->rg[i].val = malloc(((size_t)w + 1) * sizeof(uint32_t));
+        if (!k->rg[i].start || !k->rg[i].val) return -1;
+    }
+    return 0;
+}
+
+static void work_free(work *k) {
+    free(k->ug);
+    free(k->bg);
+    if (k->rg)
+        for (Py_ssize_t i = 0; i < 2 * k->R; i++) {
+            free(k->rg[i].start);
+            free(k->rg[i].val);
+        }
+    free(k->rg);
+}
+
 static int boundary_pass(const uint32_t *g, const uint32_t *p, Py_ssize_t w, Py_ssize_t h, int d, lookup *lg,
-                         lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, uint8_t *buf,
+                         lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, work *k,
                          uint32_t *bad) {
     const uint16_t full = (uint16_t)(2 * d + 1);
-    uint8_t *ig = buf, *ip = buf + w;
-    uint16_t *ug = (uint16_t *)(buf + 2 * w + 16 - ((uintptr_t)(buf + 2 * w) % 16)), *up = ug + w;
-    uint8_t *fl = (uint8_t *)(up + w);
+    const Py_ssize_t R = k->R;
     for (Py_ssize_t y = 0; y < h; y++) {
-        const uint32_t *gr = g + y * w, *pr = p + y * w;
-        inner_row(gr, w, d, ig);
-        inner_row(pr, w, d, ip);
-        up_row(gr, gr - (y ? w : 0), ig, ug, w, full, y == 0);
-        up_row(pr, pr - (y ? w : 0), ip, up, w, full, y == 0);
+        Py_ssize_t s = y % R, s1 = (y + R - 1) % R;
+        row_runs(g + y * w, w, &k->rg[s]);
+        row_runs(p + y * w, w, &k->rp[s]);
+        up_update(k->ug, &k->rg[s], &k->rg[s1], y == 0, d, full);
+        up_update(k->up, &k->rp[s], &k->rp[s1], y == 0, d, full);
         if (y >= 2 * d) { /* row y - d is decided: interior iff its column window reaches row y */
-            Py_ssize_t t = y - d;
-            if (tally_row(g + t * w, p + t * w, ug, up, full, w, fl, lg, lp, bint, bga, bpa, cols, bad)) return 1;
+            Py_ssize_t t = (y - d) % R;
+            make_bits(k->ug, w, full, k->bg);
+            make_bits(k->up, w, full, k->bp);
+            if (tally_runs(&k->rg[t], &k->rp[t], k->bg, k->bp, lg, lp, bint, bga, bpa, cols, bad)) return 1;
         }
     }
     for (Py_ssize_t t = 0; t < h; t++) { /* rows within d of the top or bottom border: all boundary */
         if (t >= d && t < h - d && h >= 2 * d + 1) continue;
-        if (tally_row(g + t * w, p + t * w, NULL, NULL, full, w, fl, lg, lp, bint, bga, bpa, cols, bad)) return 1;
+        if (tally_row(g + t * w, p + t * w, w, lg, lp, bint, bga, bpa, cols, bad)) return 1;
     }
     return 0;
 }
@@ -238,8 +350,8 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "boundary_counts: output arrays have the wrong sizes");
     } else {
         idmap gm = {0}, pm = {0};
-        uint8_t *buf = malloc(7 * (size_t)w + 64);
-        if (!buf || idmap_init(&gm, gk.buf, n_gt) || idmap_init(&pm, pk.buf, n_pred)) {
+        work k;
+        if (work_init(&k, w, h, d) || idmap_init(&gm, gk.buf, n_gt) || idmap_init(&pm, pk.buf, n_pred)) {
             PyErr_NoMemory();
         } else {
             uint32_t bad = 0;
@@ -250,7 +362,7 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
             memset(ga.buf, 0, (size_t)ga.len);
             memset(pa.buf, 0, (size_t)pa.len);
             if (n > 0)
-                rc = boundary_pass(g.buf, p.buf, w, h, d, &lg, &lp, bi.buf, ga.buf, pa.buf, cols, buf, &bad);
+                rc = boundary_pass(g.buf, p.buf, w, h, d, &lg, &lp, bi.buf, ga.buf, pa.buf, cols, &k, &bad);
             Py_END_ALLOW_THREADS
             result = rc ? Py_BuildValue("(iI)", 1, bad) : Py_NewRef(Py_None);
         }
@@ -258,7 +370,7 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
         free(gm.vals);
         free(pm.keys);
         free(pm.vals);
-        free(buf);
+        work_free(&k);
     }
     PyBuffer_Release(&g);
     PyBuffer_Release(&p);
