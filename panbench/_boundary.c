@@ -112,75 +112,59 @@ static void row_runs(const uint32_t *r, Py_ssize_t w, runs *o) {
     o->n = n;
 }
 
-static inline void fill16(uint16_t *u, Py_ssize_t a, Py_ssize_t b, uint16_t v) {
+static inline void fill32(int32_t *u, Py_ssize_t a, Py_ssize_t b, int32_t v) {
     for (Py_ssize_t x = a; x < b; x++) u[x] = v;
 }
 
-/* u[x] = min(u[x] + 1, full) on [a, b); counts stay <= 2d + 1 < 2^15: signed 16-bit min is exact */
-static inline void inc16(uint16_t *u, Py_ssize_t a, Py_ssize_t b, uint16_t full) {
-    Py_ssize_t x = a;
-#ifdef __SSE2__
-    const __m128i one = _mm_set1_epi16(1), vf = _mm_set1_epi16((short)full);
-    for (; x + 8 <= b; x += 8) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(u + x));
-        _mm_storeu_si128((__m128i *)(u + x), _mm_min_epi16(_mm_add_epi16(v, one), vf));
-    }
-#endif
-    for (; x < b; x++) {
-        uint16_t t = (uint16_t)(u[x] + 1);
-        u[x] = t < full ? t : full;
-    }
-}
-
-/* Column counts after row y (runs c; the row above: runs p, unless first): up[x] = the number of
- * consecutive rows ending at y in which pixel x has a clean row window (its run extends d pixels
- * both ways) and, but for the first of them, the id of the row above; saturating at full = 2d + 1.
- * Along a stretch where both rows are one run each, "same id as above" is one test, so the counts
- * are updated per stretch: + 1 (saturating) or reset to 1; 0 outside the clean windows.
- * Pixel (y - d, x) is interior iff up[x] == full. */
-static void up_update(uint16_t *up, const runs *c, const runs *p, int first, int d, uint16_t full) {
+/* Column streaks after row y (runs c; the row above: runs p, unless first): st[x] = the first row of
+ * the streak of rows ending at y in which pixel x has a clean row window (its run extends d pixels
+ * both ways) and, but for the streak's first row, the id of the row above; y + 1 when its window
+ * at row y is not clean.  Pixel (y - d, x) is interior iff st[x] <= y - 2d.  Along a stretch where
+ * both rows are one run each, "same id as above" is one test; a streak that goes on is not written. */
+static void streak_update(int32_t *st, const runs *c, const runs *p, int first, int d, int32_t y) {
     Py_ssize_t j = 0;
     for (Py_ssize_t k = 0; k < c->n; k++) {
         Py_ssize_t s = c->start[k], e = c->start[k + 1], lo = s + d, hi = e - d; /* clean windows: [lo, hi) */
         if (lo >= hi) {
-            fill16(up, s, e, 0);
+            fill32(st, s, e, y + 1);
             continue;
         }
-        fill16(up, s, lo, 0);
-        fill16(up, hi, e, 0);
+        fill32(st, s, lo, y + 1);
+        fill32(st, hi, e, y + 1);
         if (first) {
-            fill16(up, lo, hi, 1);
+            fill32(st, lo, hi, y);
             continue;
         }
         while (p->start[j + 1] <= lo) j++;
         for (Py_ssize_t a = lo; a < hi;) {
             Py_ssize_t b = p->start[j + 1] < hi ? p->start[j + 1] : hi;
-            if (p->val[j] == c->val[k]) inc16(up, a, b, full);
-            else fill16(up, a, b, 1);
+            if (p->val[j] != c->val[k]) fill32(st, a, b, y);
             a = b;
             if (a < hi) j++;
         }
     }
 }
 
-/* bits[x / 64] bit x % 64 = 1 where up[x] < full (a boundary pixel); bits past w are 0 */
-static void make_bits(const uint16_t *u, Py_ssize_t w, uint16_t full, uint64_t *bits) {
+/* bits[x / 64] bit x % 64 = 1 where st[x] > thr (a boundary pixel); bits past w are 0 */
+static void make_bits(const int32_t *st, Py_ssize_t w, int32_t thr, uint64_t *bits) {
     Py_ssize_t x = 0;
 #ifdef __SSE2__
-    const __m128i vf = _mm_set1_epi16((short)full);
+    const __m128i vt = _mm_set1_epi32(thr);
     for (; x + 64 <= w; x += 64) {
         uint64_t word = 0;
         for (int q = 0; q < 4; q++) {
-            __m128i a = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(u + x + 16 * q)), vf);
-            __m128i b = _mm_cmplt_epi16(_mm_loadu_si128((const __m128i *)(u + x + 16 * q + 8)), vf);
-            word |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_packs_epi16(a, b)) << (16 * q);
+            const __m128i *v = (const __m128i *)(st + x + 16 * q);
+            __m128i c0 = _mm_cmpgt_epi32(_mm_loadu_si128(v), vt), c1 = _mm_cmpgt_epi32(_mm_loadu_si128(v + 1), vt);
+            __m128i c2 = _mm_cmpgt_epi32(_mm_loadu_si128(v + 2), vt), c3 = _mm_cmpgt_epi32(_mm_loadu_si128(v + 3), vt);
+            __m128i m = _mm_packs_epi16(_mm_packs_epi32(c0, c1), _mm_packs_epi32(c2, c3));
+            word |= (uint64_t)(uint16_t)_mm_movemask_epi8(m) << (16 * q);
         }
         bits[x >> 6] = word;
     }
 #endif
     for (; x < w; x += 64) {
         uint64_t word = 0;
-        for (Py_ssize_t i = x; i < w && i < x + 64; i++) word |= (uint64_t)(u[i] < full) << (i - x);
+        for (Py_ssize_t i = x; i < w && i < x + 64; i++) word |= (uint64_t)(st[i] > thr) << (i - x);
         bits[x >> 6] = word;
     }
 }
@@ -273,7 +257,7 @@ static int tally_row(const uint32_t *g, const uint32_t *p, Py_ssize_t w, lookup 
 /* Work space: column counts, boundary bits, and the runs of the last R = min(d + 1, h) rows of each
  * map (row t's runs are tallied d rows later), in slots t % R. */
 typedef struct {
-    uint16_t *ug, *up;
+    int32_t *sg, *sp;
     uint64_t *bg, *bp;
     Py_ssize_t R;
     runs *rg, *rp;
@@ -283,11 +267,11 @@ static int work_init(work *k, Py_ssize_t w, Py_ssize_t h, int d) {
     size_t nw = (size_t)(w + 63) / 64 + 1;
     memset(k, 0, sizeof(*k));
     k->R = (Py_ssize_t)d + 1 < h ? (Py_ssize_t)d + 1 : (h > 0 ? h : 1);
-    k->ug = malloc(2 * (size_t)w * sizeof(uint16_t) + 16);
+    k->sg = malloc(2 * (size_t)w * sizeof(int32_t) + 16);
     k->bg = calloc(2 * nw, sizeof(uint64_t));
     k->rg = calloc(2 * (size_t)k->R, sizeof(runs));
-    if (!k->ug || !k->bg || !k->rg) return -1;
-    k->up = k->ug + w;
+    if (!k->sg || !k->bg || !k->rg) return -1;
+    k->sp = k->sg + w;
     k->bp = k->bg + nw;
     k->rp = k->rg + k->R;
     for (Py_ssize_t i = 0; i < 2 * k->R; i++) {
@@ -299,7 +283,7 @@ static int work_init(work *k, Py_ssize_t w, Py_ssize_t h, int d) {
 }
 
 static void work_free(work *k) {
-    free(k->ug);
+    free(k->sg);
     free(k->bg);
     if (k->rg)
         for (Py_ssize_t i = 0; i < 2 * k->R; i++) {
@@ -312,23 +296,22 @@ static void work_free(work *k) {
 static int boundary_pass(const uint32_t *g, const uint32_t *p, Py_ssize_t w, Py_ssize_t h, int d, lookup *lg,
                          lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, work *k,
                          uint32_t *bad) {
-    const uint16_t full = (uint16_t)(2 * d + 1);
-    const Py_ssize_t R = k->R;
+    const Py_ssize_t R = k->R, D = d;
     for (Py_ssize_t y = 0; y < h; y++) {
         Py_ssize_t s = y % R, s1 = (y + R - 1) % R;
         row_runs(g + y * w, w, &k->rg[s]);
         row_runs(p + y * w, w, &k->rp[s]);
-        up_update(k->ug, &k->rg[s], &k->rg[s1], y == 0, d, full);
-        up_update(k->up, &k->rp[s], &k->rp[s1], y == 0, d, full);
-        if (y >= 2 * d) { /* row y - d is decided: interior iff its column window reaches row y */
-            Py_ssize_t t = (y - d) % R;
-            make_bits(k->ug, w, full, k->bg);
-            make_bits(k->up, w, full, k->bp);
+        streak_update(k->sg, &k->rg[s], &k->rg[s1], y == 0, d, (int32_t)y);
+        streak_update(k->sp, &k->rp[s], &k->rp[s1], y == 0, d, (int32_t)y);
+        if (y >= 2 * D) { /* row y - d is decided: interior iff its column window reaches row y */
+            Py_ssize_t t = (y - D) % R;
+            make_bits(k->sg, w, (int32_t)(y - 2 * D), k->bg);
+            make_bits(k->sp, w, (int32_t)(y - 2 * D), k->bp);
             if (tally_runs(&k->rg[t], &k->rp[t], k->bg, k->bp, lg, lp, bint, bga, bpa, cols, bad)) return 1;
         }
     }
     for (Py_ssize_t t = 0; t < h; t++) { /* rows within d of the top or bottom border: all boundary */
-        if (t >= d && t < h - d && h >= 2 * d + 1) continue;
+        if (t >= D && t < h - D && h >= 2 * D + 1) continue;
         if (tally_row(g + t * w, p + t * w, w, lg, lp, bint, bga, bpa, cols, bad)) return 1;
     }
     return 0;
@@ -342,10 +325,10 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*nny*y*iw*w*w*", &g, &p, &w, &h, &gk, &pk, &d, &bi, &ga, &pa)) return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = w * h, n_gt = gk.len / 8, n_pred = pk.len / 8, cols = n_pred + 1;
-    if (w < 0 || h < 0 || g.len != n * 4 || p.len != n * 4) {
-        PyErr_SetString(PyExc_ValueError, "boundary_counts: id maps must be uint32 height x width");
-    } else if (gk.len % 8 || pk.len % 8 || d < 1 || d > 16000) {
-        PyErr_SetString(PyExc_ValueError, "boundary_counts: keys must be int64 and 1 <= d <= 16000");
+    if (w < 0 || h < 0 || h > INT32_MAX - 2 || g.len != n * 4 || p.len != n * 4) {
+        PyErr_SetString(PyExc_ValueError, "boundary_counts: id maps must be uint32 height x width, height < 2^31 - 2");
+    } else if (gk.len % 8 || pk.len % 8 || d < 1) {
+        PyErr_SetString(PyExc_ValueError, "boundary_counts: keys must be int64 and d >= 1");
     } else if (bi.len != (n_gt + 2) * cols * 8 || ga.len != (n_gt + 2) * 8 || pa.len != cols * 8) {
         PyErr_SetString(PyExc_ValueError, "boundary_counts: output arrays have the wrong sizes");
     } else {

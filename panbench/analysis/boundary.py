@@ -94,8 +94,8 @@ def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred
     """``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth boundary,
     row 0: on ground-truth VOID), boundary areas of the G ground truths and of the P predictions."""
     n_gt, n_pred = len(gt), len(pred)
-    if native and _native is not None and d <= 16000:  # the C counts are 16-bit
-        h, w = gt_ids.shape
+    h, w = gt_ids.shape
+    if native and _native is not None and h <= 2**31 - 3:  # the C streaks are int32 row numbers
         bint = np.empty((n_gt + 2, n_pred + 1), np.int64)
         bg_area, bp_area = np.empty(n_gt + 2, np.int64), np.empty(n_pred + 1, np.int64)
         g32, p32 = np.ascontiguousarray(gt_ids, np.uint32), np.ascontiguousarray(pred_ids, np.uint32)
