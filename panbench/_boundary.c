@@ -77,23 +77,6 @@ static inline Py_ssize_t run_end1(const uint32_t *r, Py_ssize_t from, Py_ssize_t
     return i;
 }
 
-/* the same for two arrays at once: (g[i], p[i]) != (cg, cp) */
-static inline Py_ssize_t run_end2(const uint32_t *g, const uint32_t *p, Py_ssize_t from, Py_ssize_t n, uint32_t cg,
-                                  uint32_t cp) {
-    Py_ssize_t i = from;
-#ifdef __SSE2__
-    __m128i vg = _mm_set1_epi32((int)cg), vp = _mm_set1_epi32((int)cp);
-    for (; i + 4 <= n; i += 4) {
-        __m128i eq = _mm_and_si128(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(g + i)), vg),
-                                   _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(p + i)), vp));
-        int m = _mm_movemask_ps(_mm_castsi128_ps(eq));
-        if (m != 0xF) return i + __builtin_ctz(~m & 0xF);
-    }
-#endif
-    while (i < n && g[i] == cg && p[i] == cp) i++;
-    return i;
-}
-
 /* The runs of equal ids of one row: run k is [start[k], start[k + 1]) with id val[k]; start[n] = w. */
 typedef struct {
     Py_ssize_t *start;
@@ -283,18 +266,6 @@ static int tally_runs(const runs *rg, const runs *rp, const uint64_t *bg, const 
     return 0;
 }
 
-/* The same from the id rows (scanned here). */
-static int tally_row(const uint32_t *g, const uint32_t *p, Py_ssize_t w, lookup *lg, lookup *lp, int64_t *bint,
-                     int64_t *bga, int64_t *bpa, Py_ssize_t cols, uint32_t *bad) {
-    Py_ssize_t x = 0;
-    while (x < w) {
-        Py_ssize_t e = run_end2(g, p, x + 1, w, g[x], p[x]);
-        if (tally_run(g[x], p[x], x, e, NULL, NULL, lg, lp, bint, bga, bpa, cols, bad)) return 1;
-        x = e;
-    }
-    return 0;
-}
-
 /* Work space: column counts, boundary bits, and the runs of the last R = min(d + 1, h) rows of each
  * map (row t's runs are tallied d rows later), in slots t % R. */
 typedef struct {
@@ -342,18 +313,17 @@ static int boundary_pass(const uint32_t *g, const uint32_t *p, Py_ssize_t w, Py_
         Py_ssize_t s = y % R, s1 = (y + R - 1) % R;
         row_runs(g + y * w, w, &k->rg[s]);
         row_runs(p + y * w, w, &k->rp[s]);
+        if (y < D || y >= h - D) { /* within d of the top or bottom border: the whole row is boundary */
+            if (tally_runs(&k->rg[s], &k->rp[s], NULL, NULL, lg, lp, bint, bga, bpa, cols, bad)) return 1;
+        }
         streak_update(k->sg, &k->rg[s], &k->rg[s1], y == 0, d, (int32_t)y);
         streak_update(k->sp, &k->rp[s], &k->rp[s1], y == 0, d, (int32_t)y);
-        if (y >= 2 * D) { /* row y - d is decided: interior iff its column window reaches row y */
+        if (y >= 2 * D && y - D < h - D) { /* row y - d is decided: interior iff its column window reaches row y */
             Py_ssize_t t = (y - D) % R;
             make_bits(k->sg, w, (int32_t)(y - 2 * D), k->bg);
             make_bits(k->sp, w, (int32_t)(y - 2 * D), k->bp);
             if (tally_runs(&k->rg[t], &k->rp[t], k->bg, k->bp, lg, lp, bint, bga, bpa, cols, bad)) return 1;
         }
-    }
-    for (Py_ssize_t t = 0; t < h; t++) { /* rows within d of the top or bottom border: all boundary */
-        if (t >= D && t < h - D && h >= 2 * D + 1) continue;
-        if (tally_row(g + t * w, p + t * w, w, lg, lp, bint, bga, bpa, cols, bad)) return 1;
     }
     return 0;
 }
