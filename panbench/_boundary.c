@@ -11,6 +11,14 @@
  *            boundary, or on ground-truth VOID (row 0);
  *     bg_area (n_gt + 2), bp_area (n_pred + 1) int64: boundary pixels of each segment.
  *   Returns (1, id) for a predicted pixel id in no segment, else None.  Releases the GIL.
+ *
+ *   One pass over the rows of both maps, each pixel read once: a row's runs of equal ids (AVX2
+ *   where the CPU has it); per column, the first row of its current streak of clean windows
+ *   (updated per stretch of two runs, written only where a streak starts or breaks); the boundary
+ *   bits of row y - d from the streaks; per run of equal (gt, pred) ids, popcounts of the bits.
+ *   Work space: the runs of the last min(d + 1, height) rows of each map, and O(width).
+ *
+ *   use_avx2(flag) -> bool: the tests switch the AVX2 row scan off and on.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
