@@ -126,7 +126,7 @@ static int have_avx2, cpu_avx2;
 #else
 static int have_avx2, cpu_avx2;
 static void row_runs_avx2(const uint32_t *r, Py_ssize_t w, runs *o) { (void)r, (void)w, (void)o; }
-#define PB_AVX2_INIT() 0
+#define PB_AVX2_INIT() ((void)0)
 #endif
 
 static void row_runs(const uint32_t *r, Py_ssize_t w, runs *o) {

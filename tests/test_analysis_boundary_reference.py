@@ -114,8 +114,20 @@ def test_coco_sample_against_perturbed_copies(coco_sample: Path, tmp_path: Path,
 SIZES = [(45, 60), (75, 100), (15, 20), (375, 500), (480, 640), (1, 40), (40, 1), (9, 7)]
 
 
+@pytest.fixture(params=["C", "numpy"])
+def pixel_pass(request, monkeypatch) -> str:
+    """Boundary tables from the C extension (where built) or from the numpy path."""
+    from panbench.analysis import boundary
+
+    if request.param == "numpy":
+        monkeypatch.setattr(boundary, "_native", None)
+    elif boundary._native is None:
+        pytest.skip("panbench._boundary is not built (python setup.py build_ext --inplace)")
+    return request.param
+
+
 @pytest.mark.parametrize("shape", SIZES)
-def test_generated_images(tmp_path: Path, shape: tuple[int, int]) -> None:
+def test_generated_images(tmp_path: Path, shape: tuple[int, int], pixel_pass: str) -> None:
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
     gts, preds = [], []
     for _ in range(3):
@@ -173,11 +185,29 @@ def awkward_pair() -> tuple[PanopticImage, PanopticImage]:
 
 
 @pytest.mark.parametrize("ratio", [0.005, 0.02, 0.06])
-def test_awkward_hand_built(tmp_path: Path, ratio: float) -> None:
+def test_awkward_hand_built(tmp_path: Path, ratio: float, pixel_pass: str) -> None:
     gt, pred = awkward_pair()
     flipped = [PanopticImage(np.ascontiguousarray(im.ids[::-1, ::-1]), im.segments_info) for im in (gt, pred)]
     ours = assert_reference_parity(*write_case(tmp_path, [gt, flipped[0]], [pred, flipped[1]]), ratio=ratio)
     assert ours["per_class"][str(THING2)]["TP"] >= 2  # the diagonal lines match in both images
+
+
+@pytest.mark.parametrize("d_ratio", [0.02, 0.05])
+def test_predicted_boundary_deep_in_void(tmp_path: Path, d_ratio: float, pixel_pass: str) -> None:
+    """A ground-truth block inside a wide VOID frame; the predictions cover the block and reach into
+    the VOID by 3 to 9 columns, so their boundaries lie deep in VOID (away from VOID's own
+    boundary) and only the "- pred boundary on VOID" term of the union keeps the IoUs up."""
+    gts, preds = [], []
+    for k, extra in enumerate((3, 6, 9)):
+        g = np.zeros((60, 60), np.uint32)
+        g[10:40, 10:40] = 50 + k
+        p = np.zeros((60, 60), np.uint32)
+        p[10:40, 10 : 40 + extra] = 80 + k
+        p[45:55, 45:55] = 90 + k  # a prediction wholly on VOID: ignored
+        gts.append(_img(g, [(50 + k, THING, 0)]))
+        preds.append(_img(p, [(80 + k, THING, 0), (90 + k, THING2, 0)]))
+    ours = assert_reference_parity(*write_case(tmp_path, gts, preds), ratio=d_ratio)
+    assert ours["per_class"][str(THING)]["TP"] >= 2 and ours["per_class"][str(THING2)]["FP"] == 0
 
 
 def test_the_reference_boundary_id_quirk(tmp_path: Path) -> None:
