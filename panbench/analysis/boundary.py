@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from panbench.analysis.image import _ignored, pair_ious
+from panbench.analysis.image import _ignored
 from panbench.errors import InputError
 from panbench.pq.matching import ImageStats, Segments
 
@@ -67,17 +67,22 @@ def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray,
     gt_matched, pred_matched = np.zeros(n_gt, bool), np.zeros(n_pred, bool)
     if n_gt and n_pred:
         bint, bg_area, bp_area = boundary_tables(gt_ids, gt, pred_ids, pred, d)
-        b_i = bint[1 : n_gt + 1, 1:]
-        b_union = bp_area[None, :] + bg_area[:, None] - b_i - bint[0, 1:][None, :]
+        # only the pairs that can match: pixels in common, same category, ground truth not crowd
+        g, p = np.nonzero(inter[1 : n_gt + 1, 1:])
+        keep = (gt.cats[g] == pred.cats[p]) & ~gt.iscrowd[g]
+        g, p = g[keep], p[keep]
+        i = inter[1 + g, 1 + p].astype(np.int64)
+        union = pred.areas[p] + gt.areas[g] - i - inter[0, 1 + p].astype(np.int64)  # as pair_ious
+        b_i = bint[1 + g, 1 + p]
+        b_union = bp_area[p] + bg_area[g] - b_i - bint[0, 1 + p]
         with np.errstate(divide="ignore", invalid="ignore"):
+            m_iou = i / np.where(union == 0, 1, union)
             b_iou = np.where(b_i > 0, b_i / np.where(b_union == 0, 1, b_union), 0.0)
-        m_iou = pair_ious(inter, gt, pred)
-        ok = (inter[1 : n_gt + 1, 1:] > 0) & (gt.cats[:, None] == pred.cats[None, :]) & ~gt.iscrowd[:, None]
-        iou = np.where(ok, np.minimum(m_iou, b_iou), 0.0)
-        g_idx, p_idx = np.nonzero(iou > 0.5)
-        tp_cats, tp_ious = gt.cats[g_idx], iou[g_idx, p_idx]
-        gt_matched[g_idx] = True
-        pred_matched[p_idx] = True
+        iou = np.minimum(m_iou, b_iou)
+        hit = iou > 0.5
+        tp_cats, tp_ious = gt.cats[g[hit]], iou[hit]
+        gt_matched[g[hit]] = True
+        pred_matched[p[hit]] = True
     fn_cats = gt.cats[~gt_matched & ~gt.iscrowd]
     unmatched = np.nonzero(~pred_matched)[0]
     fp = unmatched[~_ignored(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
@@ -89,8 +94,8 @@ def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred
     """``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth boundary,
     row 0: on ground-truth VOID), boundary areas of the G ground truths and of the P predictions."""
     n_gt, n_pred = len(gt), len(pred)
-    if native and _native is not None and d <= 16000:  # the C counts are 16-bit
-        h, w = gt_ids.shape
+    h, w = gt_ids.shape
+    if native and _native is not None and h <= 2**31 - 3:  # the C streaks are int32 row numbers
         bint = np.empty((n_gt + 2, n_pred + 1), np.int64)
         bg_area, bp_area = np.empty(n_gt + 2, np.int64), np.empty(n_pred + 1, np.int64)
         g32, p32 = np.ascontiguousarray(gt_ids, np.uint32), np.ascontiguousarray(pred_ids, np.uint32)

@@ -200,14 +200,29 @@ def test_predicted_boundary_on_void_leaves_the_union() -> None:
     assert o["PQ"] == pytest.approx(slow_boundary_pq(images, 0.02)["PQ"], abs=1e-9)
 
 
-@pytest.mark.parametrize("shape,d", [((48, 64), 1), ((48, 64), 4), ((1, 30), 1), ((30, 1), 2), ((5, 7), 9)])
-def test_c_and_numpy_tables_agree(shape, d) -> None:
+@pytest.mark.parametrize("avx2", [True, False])
+@pytest.mark.parametrize("shape,d", [((48, 64), 1), ((48, 64), 4), ((1, 30), 1), ((30, 1), 2), ((5, 7), 9),
+                                     ((37, 71), 3), ((60, 83), 16), ((9, 9), 4)])
+def test_c_and_numpy_tables_agree(shape, d, avx2) -> None:
+    """The C tables (with the AVX2 row scan and with the portable one) equal the numpy ones."""
+    from panbench.analysis import boundary
+
+    if boundary._native is None:
+        pytest.skip("panbench.analysis._boundary is not built (python setup.py build_ext --inplace)")
+    if boundary._native.use_avx2(avx2) != avx2:
+        boundary._native.use_avx2(True)
+        pytest.skip("this CPU has no AVX2")
+    try:
+        _tables_agree(shape, d)
+    finally:
+        boundary._native.use_avx2(True)
+
+
+def _tables_agree(shape, d) -> None:
     from panbench.analysis import boundary
     from panbench.data.synth import coco_like_categories, perturb, random_image
     from panbench.pq.coco_format import parse_segments
 
-    if boundary._native is None:
-        pytest.skip("panbench.analysis._boundary is not built (python setup.py build_ext --inplace)")
     cats_json = coco_like_categories(5, 4)
     cats = CategoryTable.from_coco(cats_json)
     rng = np.random.default_rng(d)
@@ -222,6 +237,15 @@ def test_c_and_numpy_tables_agree(shape, d) -> None:
         n = boundary.boundary_tables(g_ids, gt, p_ids, pred, d, native=False)
         for a, b in zip(c, n):
             assert np.array_equal(a, b)
+    # pixel noise: runs of one to a few pixels, several id changes within 8 pixels
+    g_ids = gt.ids[rng.integers(0, min(3, len(gt)), shape)].astype(np.uint32)
+    p_ids = pred.ids[rng.integers(0, min(3, len(pred)), shape)].astype(np.uint32)
+    g_ids[rng.random(shape) < 0.2] = 0
+    keep = [s for s in p.segments_info if (p_ids == s["id"]).any()]
+    pred = parse_segments(keep, cats, "pred", gt=False)
+    c = boundary.boundary_tables(g_ids, gt, p_ids, pred, d)
+    n = boundary.boundary_tables(g_ids, gt, p_ids, pred, d, native=False)
+    assert all(np.array_equal(a, b) for a, b in zip(c, n))
 
 
 def test_unknown_predicted_id_is_one_line() -> None:
