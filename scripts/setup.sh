@@ -136,8 +136,12 @@ elif command -v nvidia-smi >/dev/null 2>&1; then
   pkg_install torch==2.13.0 || fail 2 "pip install torch==2.13.0 (CUDA build) failed" \
     "check network access to PyPI, then rerun make setup"
 else
-  pkg_install torch==2.13.0 || fail 2 "pip install torch==2.13.0 failed" \
-    "install a CPU torch wheel into .venv by hand (.venv/bin/pip install torch) and rerun make setup"
+  # the CPU build (PyPI's Linux torch is the CUDA build, which would then ask for nvcc): from the configured
+  # indexes if one carries it, else from PyTorch's CPU index
+  pkg_install "torch==2.13.0+cpu" 2>/dev/null \
+    || pkg_install --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu" \
+    || fail 2 "installing the CPU build of torch 2.13.0 failed" \
+    "install a CPU torch wheel into .venv by hand (.venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu) and rerun make setup"
 fi
 # torch's version and CUDA from its version.py, without importing torch (seconds; the final check imports it),
 # else from an import; they name the mmcv wheel (numpy comes in step 3)
