@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from panbench.data.synth import random_image, write_png
+from panbench.errors import InputError
 
 # Listed things first, as COCO's panoptic JSON does: mmdet numbers a model's classes in the JSON's order
 # and treats the first num_things_classes as things.  The ids are non-contiguous and interleave.
@@ -101,11 +102,15 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
 
 
 def make_demo(root: Path, seed: int = 0, force: bool = False) -> Path:
-    """Generate the demo dataset under ``root`` (skipped when it exists with the same seed)."""
+    """Generate the demo dataset under ``root`` (skipped when it exists with the same seed; another seed
+    needs ``force``)."""
     root = Path(root)
     stamp = root / ".panbench-demo"
-    if stamp.exists() and stamp.read_text() == str(seed) and not force:
-        return root
+    if stamp.exists() and not force:
+        if stamp.read_text() == str(seed):
+            return root
+        raise InputError(f"{root}: holds the demo set generated with seed {stamp.read_text().strip()}, not "
+                         f"{seed}; pass --force to overwrite it, or another --root")
     for split, (offset, n) in SPLITS.items():
         make_split(root, split, n, seed * 100 + offset)
     stamp.write_text(str(seed))

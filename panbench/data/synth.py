@@ -80,6 +80,7 @@ def random_image(
         label = region
     prev = None
     last_center, last_axes = (0, 0), (0, 0)
+    crowd_cats: set[int] = set()  # at most one crowd segment per category: panopticapi keeps only one
     for t in range(k_things):
         cat = things[int(rng.integers(len(things)))] if prev is None or rng.random() > 0.3 else prev
         mask = np.zeros((height, width), np.uint8)
@@ -94,7 +95,9 @@ def random_image(
         last_center, last_axes, prev = (center[1], center[0]), ax, cat
         if not mask.any():
             continue
-        crowd = int(rng.random() < crowd_prob)
+        crowd = int(rng.random() < crowd_prob and cat["id"] not in crowd_cats)
+        if crowd:
+            crowd_cats.add(cat["id"])
         label[mask.astype(bool)] = len(segs)
         segs.append({"id": int(ids[k_stuff + t]), "category_id": cat["id"], "iscrowd": crowd})
     if void_fraction > 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -50,9 +51,107 @@ def test_formats(results, capsys, fmt, marker) -> None:
 def test_per_class(results, capsys) -> None:
     assert main(["table", "--results", str(results), "--per-class", "--format", "csv"]) == 0
     df = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col="category_id")
-    assert df.loc[1, "name"] == "person" and df.loc[92, "fixture-model"] == pytest.approx(40.0)
+    assert df.loc[1, "name"] == "person" and df.loc[92, "fixture-model [default]"] == pytest.approx(40.0)
 
 
 def test_no_records_is_a_clear_error(tmp_path, capsys) -> None:
     assert main(["table", "--results", str(tmp_path)]) == 2
     assert "run `panbench eval` first" in capsys.readouterr().err
+
+
+def _write(results: Path, name: str, **changes) -> dict:
+    rec = json.loads(GOLDEN.read_text())
+    for k, v in changes.items():
+        rec[k] = v
+    (results / "runs" / f"{name}.json").write_text(json.dumps(rec))
+    return rec
+
+
+def _csv(results: Path, capsys, *extra: str) -> pd.DataFrame:
+    assert main(["table", "--results", str(results), "--format", "csv", *extra]) == 0
+    return pd.read_csv(io.StringIO(capsys.readouterr().out), keep_default_na=False)
+
+
+def test_dataset_column_and_runs_grouped_by_fingerprint(results, capsys) -> None:
+    """Two demo sets (different seeds, so different fingerprints) are two datasets, each with its image
+    count; a COCO row is told apart from demo rows by the dataset column."""
+    base = json.loads(GOLDEN.read_text())
+    for name, fp, n in (("seed0", "aaaaaaaa11111111", 60), ("seed4", "bbbbbbbb22222222", 40)):
+        prov = {**base["provenance"], "dataset": {"fingerprint": fp}}
+        _write(results, name, dataset="demo", model="demo-m", n_images=n, provenance=prov,
+               date=f"2001-01-0{n // 20}T00:00:00+00:00")
+    df = _csv(results, capsys)
+    demo = df[df["model"] == "demo-m"].set_index("dataset")
+    assert sorted(demo.index) == ["demo aaaaaaaa", "demo bbbbbbbb"]
+    assert demo.loc["demo aaaaaaaa", "n_images"] == 60 and demo.loc["demo bbbbbbbb", "n_images"] == 40
+    assert df[df["model"] == "fixture-model"]["dataset"].tolist() == ["coco"]
+
+
+def test_limit_subset_batch_and_amp_columns(results, capsys) -> None:
+    base = json.loads(GOLDEN.read_text())
+    prov = {**base["provenance"], "command": "panbench eval --model m2 --limit 12 --batch-size 2 --amp bf16"}
+    _write(results, "limited", model="m2", batch_size=2, amp="bf16", provenance=prov)
+    prov = {**base["provenance"], "command": "panbench eval --model m3 --subset ids.txt"}
+    _write(results, "subset", model="m3", provenance=prov)
+    df = _csv(results, capsys).set_index("model")
+    assert df.loc["m2", "selection"] == "limit 12" and df.loc["m2", "batch"] == 2 and df.loc["m2", "amp"] == "bf16"
+    assert df.loc["m3", "selection"] == "subset ids.txt"
+    assert df.loc["fixture-model", "selection"] == "all" and df.loc["fixture-model", "amp"] == "fp32"
+
+
+def test_external_rows_are_blank_not_zero(results, capsys) -> None:
+    """`score --name` records have no speed and no parameter count: blank, never 0."""
+    _write(results, "ext", model="ext", architecture="external", params=None, batch_size=None,
+           timings={"images_per_s": None}, device="external", published={}, delta_to_published={})
+    df = _csv(results, capsys).set_index("model")
+    assert df.loc["ext", "images_per_s"] == "" and df.loc["ext", "params_M"] == ""
+    assert df.loc["ext", "selection"] == "external"
+    assert main(["table", "--results", str(results)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ext"))
+    assert "| 0 " not in row and "0.0" not in row
+
+
+def test_vs_published_says_which_rows_have_none(results, capsys) -> None:
+    _write(results, "demo", model="demo-m", dataset="demo", published={}, delta_to_published={})
+    df = _csv(results, capsys, "--vs-published").set_index("model")
+    assert df.loc["demo-m", "published"] == "none for this model and dataset"
+    assert df.loc["fixture-model", "published"] == "zoo" and float(df.loc["fixture-model", "PQ_pub"]) == 12.5
+    # with no row published, no empty number columns, only the note
+    df = _csv(results, capsys, "--vs-published", "--dataset", "demo")
+    assert df["published"].tolist() == ["none for this model and dataset"]
+    assert not [c for c in df.columns if c.endswith("_pub") or c.endswith("_delta")]
+
+
+def test_latex_escapes_and_compiles(results, capsys, tmp_path) -> None:
+    """Underscores (and the like) escaped, no empty index row; compiled with pdflatex when installed."""
+    _write(results, "under", model="my_model_50%&#")
+    assert main(["table", "--results", str(results), "--format", "latex", "--vs-published"]) == 0
+    tex = capsys.readouterr().out
+    assert r"my\_model\_50\%\&\#" in tex and r"PQ\_th" in tex
+    head = tex.split(r"\midrule")[0].strip().splitlines()
+    assert head[-1].startswith("model &"), head  # one header row: no row of the index's name
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+    doc = tmp_path / "t.tex"
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex + "\\end{document}\n")
+    res = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-2000:]
+
+
+def test_html_has_no_empty_index_row(results, capsys) -> None:
+    assert main(["table", "--results", str(results), "--format", "html"]) == 0
+    html = capsys.readouterr().out
+    assert html.count("<tr") == 2  # the header and the one run
+    assert "<th>model</th>" in html
+
+
+def test_per_class_absent_categories_blank_and_columns_name_the_postprocessing(results, capsys) -> None:
+    base = json.loads(GOLDEN.read_text())
+    pc = {**base["per_class"], "5": {"PQ": 0.0, "SQ": 0.0, "RQ": 0.0, "TP": 0, "FP": 0, "FN": 0}}
+    _write(results, "maskwise", postprocess="maskwise", per_class=pc, date="2001-01-01T00:00:00+00:00")
+    df = _csv(results, capsys, "--per-class").set_index("category_id")
+    assert list(df.columns) == ["name", "fixture-model [default]", "fixture-model [maskwise]"]
+    assert df.loc[5, "fixture-model [maskwise]"] == ""  # absent from GT and predictions: blank, not 0
+    assert float(df.loc[92, "fixture-model [maskwise]"]) == pytest.approx(40.0)
