@@ -11,7 +11,7 @@ from panbench.errors import PanbenchError
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("eval", parents=[common.results, common.data_root],
-                       help="evaluate zoo models on COCO panoptic val (or the demo set)",
+                       help="evaluate models on COCO panoptic val (or demo, cityscapes, ade20k)",
                        description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "
                        "under results/ and a row in results/runs.csv.")
     p.add_argument("--model", required=True,

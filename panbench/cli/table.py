@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p = sub.add_parser("table", parents=[common.results], help="compare the latest run of each model (pandas)",
                        description="The latest run of each model side by side: PQ/SQ/RQ for All/Things/Stuff with "
                        "category counts, images/s, device and parameters.")
-    p.add_argument("--dataset", help="only runs on this dataset (coco, demo)")
+    p.add_argument("--dataset", help="only runs on this dataset (coco, demo, cityscapes, ade20k)")
     p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"])
     p.add_argument("--vs-published", action="store_true", help="add the zoo's published numbers and the deltas")
     p.add_argument("--per-class", action="store_true", help="per-class PQ of the models instead")
