@@ -21,23 +21,63 @@ def _plt() -> Any:
     return plt
 
 
+HATCHES = ("", "//", "..", "xx", "\\\\", "++")
+
+
+def styles(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Bar styles (color by model, hatch by post-processing) and legend handles that name each model and
+    each post-processing once, never a model twice."""
+    from matplotlib.patches import Patch
+
+    cmap = _plt().get_cmap("tab10")
+    models = list(dict.fromkeys(r["model"] for r in records))
+    pps = list(dict.fromkeys(r.get("postprocess", "default") for r in records))
+    out = [{"color": cmap(models.index(r["model"]) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
+            "linewidth": 0.5, "hatch": HATCHES[pps.index(r.get("postprocess", "default")) % len(HATCHES)]}
+           for r in records]
+    handles = [Patch(color=cmap(k % 10), label=m) for k, m in enumerate(models)]
+    if len(pps) > 1:
+        handles += [Patch(facecolor="white", edgecolor="black", hatch=HATCHES[k % len(HATCHES)],
+                          label=f"post-processing: {p}") for k, p in enumerate(pps)]
+    return out, handles
+
+
+def _legend_below(fig: Any, handles: list[Any]) -> None:
+    """The legend under the axes, where it covers no bar, in as many columns as the figure's width holds."""
+    w, h = fig.get_size_inches()
+    ncol = max(1, min(len(handles), int(w / 3.4)))
+    rows = -(-len(handles) // ncol)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.1 + 0.24 * rows) / h, 1, 1))
+
+
+def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
+    """Values on the bars, turned upright when bars are narrow so that neighbours never overlap."""
+    if n_bars <= 3:
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    else:
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, rotation=90, padding=2)
+
+
 def pq_bars(records: list[dict[str, Any]], out: Path) -> Path:
-    """Grouped bars: PQ, SQ, RQ for All / Things / Stuff, one bar per model."""
+    """Grouped bars: PQ, SQ, RQ for All / Things / Stuff, one bar per run."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=True)
     width = 0.8 / max(len(records), 1)
+    style, handles = styles(records)
     for ax, (title, sfx) in zip(axes, GROUPS):
         for k, r in enumerate(records):
             vals = [r["metrics"][m + sfx] for m in ("PQ", "SQ", "RQ")]
-            bars = ax.bar(np.arange(3) + k * width, vals, width, label=r["model"])
-            ax.bar_label(bars, fmt="%.1f", fontsize=7)
+            bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
+            _value_labels(ax, bars, len(records))
         ax.set_xticks(np.arange(3) + width * (len(records) - 1) / 2, ["PQ", "SQ", "RQ"])
         ax.set_title(title)
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, 112)  # room for the value labels above a bar at 100
+        ax.set_yticks(range(0, 101, 20))
     axes[0].set_ylabel("score (0-100)")
-    axes[-1].legend(fontsize=8, loc="upper right")
     fig.suptitle(f"{records[0]['dataset']}: PQ / SQ / RQ")
-    return _save(fig, out / "pq_bars.png")
+    _legend_below(fig, handles)
+    return _save(fig, out / "pq_bars.png", layout=False)
 
 
 def speed_points(records: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], float]], list[str]]:
@@ -53,47 +93,82 @@ def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     points, missing = speed_points(records)
     for r, x in points:
-        y = r["metrics"]["PQ"]
-        ax.scatter(x, y, s=60)
-        ax.annotate(f"{r['model']}\n{r.get('device', '')}", (x, y), fontsize=7, xytext=(5, 5),
-                    textcoords="offset points")
-    ax.set_xlabel("images / s")
+        ax.scatter(x, r["metrics"]["PQ"], s=60)
     ax.set_ylabel("PQ")
-    ax.grid(alpha=0.3)
     ax.set_title("PQ against speed")
-    if missing:
-        ax.set_xlabel("images / s\nnot measured, left out: " + ", ".join(missing))
-    if not points:
-        ax.text(0.5, 0.5, "no measured speed", ha="center", va="center", transform=ax.transAxes)
+    if points:  # from 0, so that one point (or points of equal speed) gets a meaningful axis
+        xs, ys = [x for _, x in points], [r["metrics"]["PQ"] for r, _ in points]
+        ax.set_xlim(0, 1.4 * max(xs))
+        ax.set_ylim(max(0.0, min(ys) - 10), min(100.0, max(ys) + 10))
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("images / s" + ("\nnot measured, left out: " + ", ".join(missing) if missing else ""))
+        _speed_labels(ax, points)
+    else:  # no axis to read: say why
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no measured speed\n(left out: " + ", ".join(missing) + ")", ha="center",
+                va="center", transform=ax.transAxes)
     return _save(fig, out / "pq_vs_speed.png")
 
 
+def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
+    """Label each point with its model, post-processing and device; a label that would overlap one placed
+    before moves down (with a line to its point)."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    gap, near = 0.12 * (y1 - y0), 0.3 * (x1 - x0)  # a two-line label is about 0.1 of the height
+    placed: list[tuple[float, float]] = []
+    for r, x in sorted(points, key=lambda p: -p[0]["metrics"]["PQ"]):
+        y = ly = r["metrics"]["PQ"]
+        for _ in placed:  # at most one move per label placed before
+            hit = [py for px, py in placed if abs(x - px) < near and abs(ly - py) < 0.999 * gap]
+            if not hit:
+                break
+            ly = min(hit) - gap
+        placed.append((x, ly))
+        pp = r.get("postprocess", "default")
+        text = f"{r['model']}{'' if pp == 'default' else f' [{pp}]'}\n{r.get('device', '')}"
+        ax.annotate(text, (x, y), xytext=(x + 0.02 * (x1 - x0), ly), textcoords="data", fontsize=7, va="center",
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if ly != y else None)
+
+
+def ranked_classes(records: list[dict[str, Any]], top: int = 15) -> tuple[list[str], Any, Any]:
+    """Category ids, the runs' PQ table (NaN where a class is absent from ground truth and predictions), and
+    the indices of the ``top`` classes where the runs differ most, among the classes defined for every run."""
+    from panbench.reporting.tables import absent
+
+    cids = sorted({c for r in records for c in r["per_class"]}, key=lambda c: int(c) if c.isdigit() else c)
+    table = np.array([[np.nan if (v := r["per_class"].get(c)) is None or absent(v) else v["PQ"] for c in cids]
+                      for r in records], float)
+    ranked = np.flatnonzero(~np.isnan(table).any(0))
+    spread = (table.max(0) - table.min(0) if len(records) > 1 else table[0])[ranked]
+    return cids, table, ranked[np.argsort(-spread, kind="stable")[:top]]
+
+
 def per_class_differences(records: list[dict[str, Any]], out: Path, top: int = 15) -> Path:
-    """Per-class PQ of the models for the classes where they differ most."""
+    """Per-class PQ of the runs for the classes where they differ most; a class absent from both ground
+    truth and predictions (PQ undefined) is not drawn and left out of the ranking."""
     plt = _plt()
     names = {}
     for r in records:
         names.update(r.get("provenance", {}).get("category_names", {}))
-    cids = sorted({c for r in records for c in r["per_class"]}, key=lambda c: int(c) if c.isdigit() else c)
-    table = np.array([[r["per_class"].get(c, {}).get("PQ", 0.0) for c in cids] for r in records])
-    spread = table.max(0) - table.min(0) if len(records) > 1 else table[0]
-    order = np.argsort(-spread, kind="stable")[:top]
-    fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(order) + 2), 4.5))
+    cids, table, order = ranked_classes(records, top)
+    fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(order) + 2), 5))
     width = 0.8 / max(len(records), 1)
-    for k, r in enumerate(records):
-        ax.bar(np.arange(len(order)) + k * width, table[k, order], width, label=r["model"])
+    style, handles = styles(records)
+    for k in range(len(records)):
+        ax.bar(np.arange(len(order)) + k * width, table[k, order], width, **style[k])
     ax.set_xticks(np.arange(len(order)) + width * (len(records) - 1) / 2,
                   [names.get(cids[i], cids[i]) for i in order], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("PQ")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
     ax.set_title("per-class PQ where the models differ most")
-    return _save(fig, out / "per_class_pq.png")
+    _legend_below(fig, handles)
+    return _save(fig, out / "per_class_pq.png", layout=False)
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, layout: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     fig.savefig(path, dpi=100)
     _plt().close(fig)
     return path
