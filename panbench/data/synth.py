@@ -68,16 +68,7 @@ def random_image(
     segs: list[dict[str, Any]] = []
 
     if k_stuff:
-        yy, xx = np.mgrid[0:height, 0:width]
-        region = np.zeros((height, width), np.int32)
-        for r in range(1, k_stuff):  # random half-planes carve the stuff regions
-            a = rng.uniform(0, np.pi)
-            off = rng.uniform(0.2, 0.8) * (height * abs(np.sin(a)) + width * abs(np.cos(a)))
-            region[(xx * np.cos(a) + yy * np.sin(a)) > off * 0.9] = r
-        cats_s = rng.choice(len(stuff), k_stuff)
-        for r in range(k_stuff):
-            segs.append({"id": int(ids[r]), "category_id": stuff[cats_s[r]]["id"], "iscrowd": 0})
-        label = region
+        label = _stuff_regions(rng, height, width, k_stuff, stuff, ids, segs)
     prev = None
     last_center, last_axes = (0, 0), (0, 0)
     crowd_cats: set[int] = set()  # at most one crowd segment per category: panopticapi keeps only one
@@ -106,6 +97,26 @@ def random_image(
             r = max(1, int(np.sqrt(void_fraction * height * width / 3 / np.pi)))
             cv2.circle(void, (int(rng.integers(0, width)), int(rng.integers(0, height))), r, 1, -1)
         label[void.astype(bool)] = -1
+    return _image_of(label, segs)
+
+
+def _stuff_regions(rng: np.random.Generator, height: int, width: int, k_stuff: int, stuff: list[dict[str, Any]],
+                   ids: np.ndarray, segs: list[dict[str, Any]]) -> np.ndarray:
+    """The stuff regions carved by random half-planes (indices into ``segs``, to which they are appended)."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    region = np.zeros((height, width), np.int32)
+    for r in range(1, k_stuff):
+        a = rng.uniform(0, np.pi)
+        off = rng.uniform(0.2, 0.8) * (height * abs(np.sin(a)) + width * abs(np.cos(a)))
+        region[(xx * np.cos(a) + yy * np.sin(a)) > off * 0.9] = r
+    cats_s = rng.choice(len(stuff), k_stuff)
+    for r in range(k_stuff):
+        segs.append({"id": int(ids[r]), "category_id": stuff[cats_s[r]]["id"], "iscrowd": 0})
+    return region
+
+
+def _image_of(label: np.ndarray, segs: list[dict[str, Any]]) -> PanopticImage:
+    """The id map of a label map (indices into ``segs``, -1 VOID), keeping the segments that have pixels."""
     id_of = np.array([s["id"] for s in segs] + [0], np.uint32)
     idmap = id_of[label]  # -1 picks the trailing 0 (VOID)
     areas = np.bincount(label.ravel() + 1, minlength=len(segs) + 1)[1:]
