@@ -191,3 +191,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def write_perturbed_sample(annotations: Path, out: Path, seed: int) -> tuple[Path, Path]:
+    """Perturbed copies of the COCO sample's ground truth (``annotations``: its annotations folder) as a
+    prediction JSON and PNG folder under ``out``; returns ``(pred_json, pred_dir)``."""
+    import json
+
+    from panbench.data.synth import perturb, write_png
+    from panbench.pq.kernels import rgb2id
+    from panbench.pq.png import decode_png
+
+    gt = json.loads((annotations / "panoptic_val2017.json").read_text())
+    rng = np.random.default_rng(seed)
+    (out / "pred").mkdir()
+    anns = []
+    for ann in gt["annotations"]:
+        ids = rgb2id(decode_png(annotations / "panoptic_val2017" / ann["file_name"], "test"))
+        p = perturb(rng, PanopticImage(ids, ann["segments_info"]), gt["categories"])
+        write_png(out / "pred" / ann["file_name"], p.ids)
+        anns.append({"image_id": ann["image_id"], "file_name": ann["file_name"], "segments_info": p.segments_info})
+    (out / "pred.json").write_text(json.dumps({"annotations": anns}))
+    return out / "pred.json", out / "pred"

@@ -43,14 +43,18 @@ LOW, HIGH = 0.1, 0.5
 
 def fp_types(same: np.ndarray, other: np.ndarray, matched: np.ndarray) -> np.ndarray:
     """Index into :data:`ERROR_TYPES` for every counted FP."""
-    t = np.full(len(same), ERROR_TYPES.index("other"), np.int64)
-    rules = [
+    return _first_rule(len(same), [
         (other > HIGH, "classification"),
         ((same > LOW) & matched, "duplicate"),
         ((same > LOW) & (same <= HIGH) & ~matched, "segmentation"),
         (np.maximum(same, other) <= LOW, "background"),
-    ]
-    done = np.zeros(len(same), bool)
+    ])
+
+
+def _first_rule(n: int, rules: list[tuple[np.ndarray, str]]) -> np.ndarray:
+    """Index into :data:`ERROR_TYPES` of the first rule each segment meets, ``other`` when none."""
+    t = np.full(n, ERROR_TYPES.index("other"), np.int64)
+    done = np.zeros(n, bool)
     for cond, name in rules:
         hit = cond & ~done
         t[hit] = ERROR_TYPES.index(name)
@@ -60,18 +64,11 @@ def fp_types(same: np.ndarray, other: np.ndarray, matched: np.ndarray) -> np.nda
 
 def fn_types(same: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Index into :data:`ERROR_TYPES` for every FN."""
-    t = np.full(len(same), ERROR_TYPES.index("other"), np.int64)
-    rules = [
+    return _first_rule(len(same), [
         (other > HIGH, "classification"),
         ((same > LOW) & (same <= HIGH), "segmentation"),
         (np.maximum(same, other) <= LOW, "missed"),
-    ]
-    done = np.zeros(len(same), bool)
-    for cond, name in rules:
-        hit = cond & ~done
-        t[hit] = ERROR_TYPES.index(name)
-        done |= hit
-    return t
+    ])
 
 
 def error_breakdown(a: AnalysisSet, isthing: list[bool]) -> dict[str, Any]:

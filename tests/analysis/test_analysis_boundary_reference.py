@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_perturbed_sample
 from panopticapi.evaluation import PQStat
 from panopticapi.utils import rgb2id as ref_rgb2id
 from PIL import Image
@@ -22,10 +23,9 @@ from reference import boundary_iou_api as ref
 
 from panbench.analysis.boundary import dilation
 from panbench.analysis.pairs import score_image_all
-from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic, write_png
-from panbench.pq.kernels import rgb2id
+from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.matching import METRIC_KEYS, PQStats, summarize
-from panbench.pq.png import decode_png, read_ids
+from panbench.pq.png import read_ids
 from panbench.pq.score import load_pairs
 
 CATS = coco_like_categories(8, 6)
@@ -94,18 +94,8 @@ def test_coco_sample_against_itself(coco_sample: Path) -> None:
 @pytest.mark.parametrize("seed", range(4))
 def test_coco_sample_against_perturbed_copies(coco_sample: Path, tmp_path: Path, seed: int) -> None:
     a = coco_sample / "annotations"
-    gt = json.loads((a / "panoptic_val2017.json").read_text())
-    rng = np.random.default_rng(seed)
-    (tmp_path / "pred").mkdir()
-    anns = []
-    for ann in gt["annotations"]:
-        ids = rgb2id(decode_png(a / "panoptic_val2017" / ann["file_name"], "test"))
-        p = perturb(rng, PanopticImage(ids, ann["segments_info"]), gt["categories"])
-        write_png(tmp_path / "pred" / ann["file_name"], p.ids)
-        anns.append({"image_id": ann["image_id"], "file_name": ann["file_name"], "segments_info": p.segments_info})
-    (tmp_path / "pred.json").write_text(json.dumps({"annotations": anns}))
-    ours = assert_reference_parity(a / "panoptic_val2017.json", a / "panoptic_val2017", tmp_path / "pred.json",
-                                   tmp_path / "pred")
+    pred_json, pred_dir = write_perturbed_sample(a, tmp_path, seed)
+    ours = assert_reference_parity(a / "panoptic_val2017.json", a / "panoptic_val2017", pred_json, pred_dir)
     assert 0 < ours["PQ"] < 100
     assert dilation(360, 640) == 15  # the sample's images are 640x360 (d = round(14.68))
 

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from conftest import panopticapi_reference
 from helpers import GENERATED_CATS as CATS
+from helpers import write_perturbed_sample
 
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
 from panbench.pq import evaluator, kernels
 from panbench.pq.evaluator import PanopticEvaluator
-from panbench.pq.kernels import rgb2id
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
-from panbench.pq.png import decode_png
 from panbench.pq.score import load_pairs, score_files, score_pair
 
 
@@ -61,20 +60,8 @@ def test_coco_sample_against_itself(coco_sample: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_coco_sample_against_perturbed_copies(coco_sample: Path, tmp_path: Path, seed: int) -> None:
     a = coco_sample / "annotations"
-    gt = json.loads((a / "panoptic_val2017.json").read_text())
-    rng = np.random.default_rng(seed)
-    anns = []
-    (tmp_path / "pred").mkdir()
-    from panbench.data.synth import write_png
-
-    for ann in gt["annotations"]:
-        ids = rgb2id(decode_png(a / "panoptic_val2017" / ann["file_name"], "test"))
-        p = perturb(rng, PanopticImage(ids, ann["segments_info"]), gt["categories"])
-        write_png(tmp_path / "pred" / ann["file_name"], p.ids)
-        anns.append({"image_id": ann["image_id"], "file_name": ann["file_name"], "segments_info": p.segments_info})
-    (tmp_path / "pred.json").write_text(json.dumps({"annotations": anns}))
-    ours = assert_parity_files(a / "panoptic_val2017.json", a / "panoptic_val2017", tmp_path / "pred.json",
-                               tmp_path / "pred")
+    pred_json, pred_dir = write_perturbed_sample(a, tmp_path, seed)
+    ours = assert_parity_files(a / "panoptic_val2017.json", a / "panoptic_val2017", pred_json, pred_dir)
     assert 0 < ours["PQ"] < 100
 
 
