@@ -1,4 +1,4 @@
-"""``panbench plot``: PNG plots of the latest runs under RESULTS/plots (matplotlib)."""
+"""``panbench plot``: PNG plots of the latest runs under RESULTS/plots/<dataset>/ (matplotlib)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,27 @@ from panbench.errors import PanbenchError
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("plot", parents=[common.results], help="PNG plots of the results (matplotlib)",
-                       description="Grouped bars of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, "
-                       "and per-class PQ where the models differ most, under RESULTS/plots/.")
+                       description="Per dataset, under RESULTS/plots/<dataset>/ (where `panbench report` puts "
+                       "them too): grouped bars of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, "
+                       "per-class PQ where the models differ most, and, for runs that have the analyses, PQ with "
+                       "its confidence interval, PQ by object size and the errors by type.")
     p.add_argument("--dataset", help="only runs on this dataset")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.reporting.plots import make_plots
+    from panbench.reporting.plots import make_plots, plot_dir
     from panbench.reporting.records import load_records
     from panbench.reporting.tables import latest_runs
 
     records = latest_runs(load_records(Path(args.results)), args.dataset)
     if not records:
-        raise PanbenchError(f"{args.results}/runs: no result records; run `panbench eval` first")
-    for p in make_plots(records, Path(args.results) / "plots"):
-        print(p)
+        where = f" for dataset '{args.dataset}'" if args.dataset else ""
+        raise PanbenchError(f"{args.results}/runs: no result records{where}; run `panbench eval` first")
+    for ds in sorted({r["dataset"] for r in records}):
+        paths, notes = make_plots([r for r in records if r["dataset"] == ds], plot_dir(Path(args.results), ds))
+        for p in paths:
+            print(p)
+        for n in notes:
+            print(n)
     return 0

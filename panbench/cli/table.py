@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from panbench.cli.options import Common
@@ -11,16 +12,32 @@ from panbench.cli.options import Common
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("table", parents=[common.results], help="compare the latest run of each model (pandas)",
                        description="The latest run of each model side by side: PQ/SQ/RQ for All/Things/Stuff with "
-                       "category counts, images/s, device and parameters.")
+                       "category counts, images/s, device and parameters; with an analysis option, that "
+                       "analysis instead (options combine; docs/reporting.md says how to read each).")
     p.add_argument("--dataset", help="only runs on this dataset (coco, demo, cityscapes, ade20k)")
     p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"])
-    p.add_argument("--vs-published", action="store_true", help="add the zoo's published numbers and the deltas")
+    p.add_argument("--vs-published", action="store_true", help="add the published numbers and the deltas")
     p.add_argument("--per-class", action="store_true", help="per-class PQ of the models instead")
+    p.add_argument("--ci", action="store_true", help="PQ, SQ, RQ, PQ_th, PQ_st with their 95%% bootstrap "
+                   "intervals, and each row's paired PQ difference to the first row on the same images")
+    p.add_argument("--by-size", action="store_true", help="PQ/SQ/RQ of things by object size (small, medium, "
+                   "large: COCO's area limits)")
+    p.add_argument("--errors", action="store_true", help="the error breakdown: count and oracle delta PQ per "
+                   "error type")
+    p.add_argument("--boundary", action="store_true", help="boundary PQ (runs scored with --boundary)")
+    p.add_argument("--dagger", action="store_true", help="PQ-dagger beside PQ")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.reporting.tables import table_from_dir
+    from panbench.reporting.columns import ANALYSES
+    from panbench.reporting.tables import table_with_notes
 
-    print(table_from_dir(Path(args.results), args.dataset, args.format, args.vs_published, args.per_class))
+    analyses = [a for a in ANALYSES if getattr(args, a)]
+    text, notes = table_with_notes(Path(args.results), args.dataset, args.format, args.vs_published,
+                                   args.per_class, analyses)
+    print(text)
+    if args.format == "csv":  # the CSV stays machine-readable: its footnotes go to stderr
+        for n in notes:
+            print(n, file=sys.stderr)
     return 0

@@ -1,4 +1,4 @@
-"""Plots of result records (matplotlib, written as PNG files under ``results/plots``)."""
+"""Plots of result records (matplotlib, PNG files under ``results/plots/<dataset>/``)."""
 
 from __future__ import annotations
 
@@ -174,6 +174,16 @@ def _save(fig: Any, path: Path, layout: bool = True) -> Path:
     return path
 
 
-def make_plots(records: list[dict[str, Any]], out: Path) -> list[Path]:
-    """All three plots for ``records`` (the latest run of each model on one dataset)."""
-    return [pq_bars(records, out), pq_vs_speed(records, out), per_class_differences(records, out)]
+def plot_dir(results_dir: Path, dataset: str) -> Path:
+    """Where the plots of one dataset go: ``RESULTS/plots/<dataset>/`` (for `plot` and `report` alike)."""
+    return Path(results_dir) / "plots" / dataset
+
+
+def make_plots(records: list[dict[str, Any]], out: Path) -> tuple[list[Path], list[str]]:
+    """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, and a one-line
+    note for each analysis plot skipped because no record has its data."""
+    from panbench.reporting.analysis_plots import analysis_plots
+
+    paths = [pq_bars(records, out), pq_vs_speed(records, out), per_class_differences(records, out)]
+    more, notes = analysis_plots(records, out)
+    return paths + more, notes

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.reporting.plots import make_plots
+from panbench.pq.matching import METRIC_KEYS
+from panbench.reporting.columns import ANALYSES, FIELD
+from panbench.reporting.plots import make_plots, plot_dir
 from panbench.reporting.records import load_records
-from panbench.reporting.tables import comparison, latest_runs, render
+from panbench.reporting.tables import comparison, dataset_key, latest_runs, per_class, render
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -19,6 +21,7 @@ table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th { background: #f0f0f0; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
+p.note { font-size: 12px; color: #555; max-width: 60em; }
 details { margin: 0.5em 0; } pre { font-size: 11px; background: #f8f8f8; padding: 0.5em; overflow-x: auto; }
 """
 
@@ -38,6 +41,46 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
 
 
+ANALYSIS_TITLES = {"ci": "confidence intervals (95%, image bootstrap) and paired differences",
+                   "by_size": "PQ by object size (things)", "errors": "error breakdown (count and oracle delta PQ)",
+                   "boundary": "boundary PQ", "dagger": "PQ-dagger"}
+
+
+def provenance_title(r: dict[str, Any]) -> str:
+    """A provenance section's title: model, post-processing, dataset (name, fingerprint) and image count."""
+    return (f"{r['model']} · post-processing {r.get('postprocess', 'default')} · {dataset_key(r)} "
+            f"({r.get('n_images')} images)")
+
+
+def _published(recs: list[dict[str, Any]]) -> str:
+    """Measured against published numbers, for the metrics some run has a published number of."""
+    if not any(any(v is not None for v in (r.get("published") or {}).values()) for r in recs):
+        return "<p class='note'>No published numbers for these models on this dataset.</p>"
+    df = comparison(recs, vs_published=True)
+    keep = [k for k in METRIC_KEYS if df[f"{k}_pub"].notna().any()]
+    cols = [c for c in ("postprocess", "framework", "dataset", "n_images", "published") if c in df.columns]
+    df = df[cols + [c for k in keep for c in (k, f"{k}_pub", f"{k}_delta")]]
+    note = ("<p class='note'>_pub: the published number; _delta: measured minus published. On a subset of the "
+            "images a gap is expected.</p>")
+    return render(df, "html") + note
+
+
+def _analyses(recs: list[dict[str, Any]], results: Path) -> str:
+    """One table per analysis that some run has; a line for those none has."""
+    parts, absent = [], []
+    for a in ANALYSES:
+        if not any(r.get(FIELD[a]) is not None for r in recs):
+            absent.append(ANALYSIS_TITLES[a])
+            continue
+        notes: list[str] = []
+        df = comparison(recs, analyses=[a], results_dir=results, notes=notes)
+        parts.append(f"<h4>{html.escape(ANALYSIS_TITLES[a])}</h4>" + render(df, "html", notes=notes))
+    if absent:
+        parts.append("<p class='note'>Not in these records (older records, or runs without the analysis; boundary "
+                     "PQ needs --boundary): " + html.escape("; ".join(absent)) + ".</p>")
+    return "<h3>analyses</h3>" + "".join(parts) + "<p class='note'>How to read them: docs/reporting.md.</p>"
+
+
 def _provenance(r: dict[str, Any]) -> str:
     p = r.get("provenance", {})
     ck = p.get("checkpoint", {})
@@ -55,12 +98,14 @@ def _provenance(r: dict[str, Any]) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
                    for k, v in rows.items())
     cfg = html.escape(p.get("config", ""))
-    return (f"<details><summary>{html.escape(r['model'])}</summary><table>{body}</table>"
+    return (f"<details><summary>{html.escape(provenance_title(r))}</summary><table>{body}</table>"
             f"<details><summary>resolved config</summary><pre>{cfg}</pre></details></details>")
 
 
 def write_report(results: Path, dataset: str | None = None, out: Path | None = None) -> Path:
-    """Tables, plots, visualizations under ``results/viz`` and provenance, in one HTML file."""
+    """Per dataset: the comparison table, the comparison with published numbers, the analyses, the per-class
+    table and the plots (written under ``results/plots/<dataset>/``); then the visualizations under
+    ``results/viz`` and each run's provenance, in one HTML file."""
     records = latest_runs(load_records(results), dataset)
     if not records:
         raise PanbenchError(f"{results}/runs: no result records; run `panbench eval` first")
@@ -70,9 +115,15 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     for ds in sorted({r["dataset"] for r in records}):
         recs = [r for r in records if r["dataset"] == ds]
         parts.append(f"<h2>{html.escape(ds)}: PQ / SQ / RQ</h2>")
-        parts.append(render(comparison(recs, vs_published=any(r.get("published") for r in recs)), "html"))
-        plot_dir = results / "plots" / ds
-        parts.append("<h3>plots</h3>" + "".join(_img(p) for p in make_plots(recs, plot_dir)))
+        parts.append(render(comparison(recs), "html"))
+        parts.append("<h3>comparison with published numbers</h3>" + _published(recs))
+        parts.append(_analyses(recs, results))
+        parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
+                     "absent from ground truth and predictions)</summary>" + render(per_class(recs), "html") +
+                     "</details>")
+        paths, notes = make_plots(recs, plot_dir(results, ds))
+        parts.append("<h3>plots</h3>" + "".join(_img(p) for p in paths) +
+                     "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
     viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []
     if viz:
         parts.append("<h2>visualizations</h2>" + "".join(_img(p) for p in viz))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
+from panbench.reporting.frames import framework, selection
 from panbench.reporting.records import load_records, measured_speed
 
 
@@ -26,36 +28,35 @@ def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> li
     return list(out.values())
 
 
-def selection(r: dict[str, Any]) -> str:
-    """How the run's images were chosen: 'all', 'limit N' or 'subset FILE' (read from the record's command
-    for records that do not store it)."""
-    if r.get("selection"):
-        return str(r["selection"])
-    if r.get("architecture") == "external":
-        return "external"
-    cmd = ((r.get("provenance") or {}).get("command") or "").split()
-    parts = [f"{o[2:]} {cmd[i + 1]}" for i, o in enumerate(cmd[:-1]) if o in ("--limit", "--subset")]
-    return ", ".join(parts) or "all"
-
-
-def comparison(records: list[dict[str, Any]], vs_published: bool = False) -> Any:
-    """One row per run: dataset, how its images were chosen, batch size and precision, PQ/SQ/RQ for
-    All/Things/Stuff, category counts, images/s, device, parameters (blank where not measured)."""
+def comparison(records: list[dict[str, Any]], vs_published: bool = False, analyses: list[str] | tuple = (),
+               results_dir: Path | None = None, notes: list[str] | None = None) -> Any:
+    """One row per run. Without ``analyses``: framework, dataset, how its images were chosen, batch size and
+    precision, PQ/SQ/RQ for All/Things/Stuff, category counts, images/s, device, parameters (blank where not
+    measured). With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the run's identity
+    columns and those analyses' columns; ``notes`` (when given) receives the footnotes."""
     import pandas as pd
 
+    from panbench.reporting.columns import analysis_columns
+
     published = vs_published and any(_has_published(r) for r in records)
+    extra, more = analysis_columns(records, list(analyses), Path(results_dir or ".")) if analyses else ([], [])
+    if notes is not None:
+        notes += more
     rows = []
-    for r in records:
+    for i, r in enumerate(records):
         m, n = r["metrics"], r.get("n_categories", {})
         row: dict[str, Any] = {"model": r["model"], "postprocess": r.get("postprocess", "default"),
-                               "dataset": dataset_key(r), "n_images": r["n_images"], "selection": selection(r),
-                               "batch": r.get("batch_size"), "amp": r.get("amp", "fp32") if r.get("batch_size")
-                               else None}
-        row.update({k: m[k] for k in METRIC_KEYS})
-        row.update(r.get("semantic", {}))
-        row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
-                    "images_per_s": measured_speed(r), "device": r.get("device"),
-                    "params_M": r["params"] / 1e6 if r.get("params") else None})
+                               "framework": framework(r), "dataset": dataset_key(r), "n_images": r["n_images"]}
+        if analyses:
+            row.update(extra[i])
+        else:
+            row.update({"selection": selection(r), "batch": r.get("batch_size"),
+                        "amp": r.get("amp", "fp32") if r.get("batch_size") else None})
+            row.update({k: m[k] for k in METRIC_KEYS})
+            row.update(r.get("semantic", {}))
+            row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
+                        "images_per_s": measured_speed(r), "device": r.get("device"),
+                        "params_M": r["params"] / 1e6 if r.get("params") else None})
         if vs_published:
             pub = r.get("published") or {}
             row["published"] = "zoo" if _has_published(r) else "none for this model and dataset"
@@ -104,26 +105,70 @@ def per_class(records: list[dict[str, Any]]) -> Any:
     return df
 
 
-def render(df: Any, fmt: str, digits: int = 3) -> str:
+def render(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
     """The table as markdown, csv, latex (compiles: special characters escaped) or html; a missing value
-    (unmeasured speed, unpublished number, absent category) is '-' (empty in csv)."""
+    (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).
+    Outside CSV an interval (``X_low``, ``X_high``) is one column ``X 95% CI`` and ``PQ_diff`` carries its
+    mark; ``notes`` follow the table as footnotes (CSV has none: the caller prints them apart)."""
     df = df.round(digits)
-    if fmt == "md":
-        return df.astype(object).where(df.notna(), None).to_markdown(missingval="-")
     if fmt == "csv":
         return df.to_csv()
+    df = _display(df, digits)
+    if fmt == "md":
+        text = df.astype(object).where(df.notna(), None).to_markdown(missingval="-")
+        return text + "".join(f"\n\n{n}" for n in notes)
     flat = df.reset_index()  # the index as a plain column: no empty index-name row
     if fmt == "latex":
-        return flat.to_latex(index=False, float_format=f"%.{digits}f", na_rep="-", escape=True)
+        text = flat.to_latex(index=False, float_format=f"%.{digits}f", na_rep="-", escape=True)
+        return text + "".join(f"\n\\par {latex_escape(n)}\n" for n in notes)
     if fmt == "html":
-        return flat.to_html(index=False, na_rep="-", float_format=f"%.{digits}f".__mod__)
+        text = flat.to_html(index=False, na_rep="-", float_format=f"%.{digits}f".__mod__)
+        return text + "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
     raise PanbenchError(f"--format {fmt}: use md, csv, latex or html")
 
 
-def table_from_dir(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool) -> str:
+def _display(df: Any, digits: int) -> Any:
+    """Intervals as one '[low, high]' column named 'X 95% CI'; PQ_diff signed, with its mark."""
+    import pandas as pd
+
+    df = df.copy()
+    for col in [c for c in df.columns if c.endswith("_low") and c[:-4] + "_high" in df.columns]:
+        base = col[:-4]
+        lo, hi = df[col], df[base + "_high"]
+        cell = [None if pd.isna(a) or pd.isna(b) else f"[{a:.{digits}f}, {b:.{digits}f}]" for a, b in zip(lo, hi)]
+        df.insert(list(df.columns).index(col), f"{base} 95% CI", cell)
+        df = df.drop(columns=[col, base + "_high"])
+    if "PQ_diff_mark" in df.columns:
+        df["PQ_diff"] = [None if pd.isna(d) else f"{d:+.{digits}f}{mk or ''}"
+                         for d, mk in zip(df["PQ_diff"], df["PQ_diff_mark"])]
+        df = df.drop(columns="PQ_diff_mark")
+    return df
+
+
+def latex_escape(text: str) -> str:
+    """Plain text for LaTeX (the characters pandas' ``escape=True`` escapes in cells)."""
+    out = text.replace("\\", r"\textbackslash ")
+    for ch in "&%$#_{}":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("~", r"\textasciitilde ").replace("^", r"\textasciicircum ")
+
+
+def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
+                     analyses: list[str] | tuple = ()) -> tuple[str, list[str]]:
+    """The table of the latest runs in ``results_dir`` and its footnotes (already in the text, except in
+    CSV, where the caller prints them apart)."""
     records = latest_runs(load_records(results_dir), dataset)
     if not records:
         where = f" for dataset '{dataset}'" if dataset else ""
         raise PanbenchError(f"{results_dir}/runs: no result records{where}; run `panbench eval` first")
-    df = per_class(records) if by_class else comparison(records, vs_published)
-    return render(df, fmt)
+    if by_class and analyses:
+        raise PanbenchError("--per-class: give it alone, not with " + ", ".join("--" + a.replace("_", "-")
+                                                                               for a in analyses))
+    notes: list[str] = []
+    df = per_class(records) if by_class else comparison(records, vs_published, analyses, results_dir, notes)
+    return render(df, fmt, notes=notes), notes
+
+
+def table_from_dir(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
+                   analyses: list[str] | tuple = ()) -> str:
+    return table_with_notes(results_dir, dataset, fmt, vs_published, by_class, analyses)[0]

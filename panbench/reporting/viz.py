@@ -105,17 +105,42 @@ def semantic(ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
     return sem
 
 
+def label_point(mask: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the segment pixel farthest from the segment's edge (the maximum of its distance transform;
+    the image border counts as edge): a pixel of the segment itself, also for a C or a ring, whose centre
+    of mass lies on another segment."""
+    import cv2
+
+    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return int(x), int(y)
+
+
 def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dict[int, str]) -> None:
+    """The category name of each segment larger than 0.2% of the image, on a pixel of that segment."""
     for s in segments:
-        ys, xs = np.nonzero(ids == s["id"])
-        if len(ys) > 0.002 * ids.size:
-            ax.text(xs.mean(), ys.mean(), names.get(s["category_id"], str(s["category_id"])), fontsize=6,
+        mask = ids == s["id"]
+        if mask.sum() > 0.002 * ids.size:
+            x, y = label_point(mask)
+            ax.text(x, y, names.get(s["category_id"], str(s["category_id"])), fontsize=6,
                     ha="center", va="center", color="black",
                     bbox={"facecolor": "white", "alpha": 0.6, "pad": 0.5, "linewidth": 0})
 
 
 def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path) -> Path:
-    """Write the figure: image, ground truth, each model; disagreement map; query mask maps."""
+    """Write the figure (:func:`figure`) as a PNG."""
+    fig = figure(sample, dataset, preds)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return out
+
+
+def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction]) -> Any:
+    """Image, ground truth, each model; disagreement map; query mask maps in a second row. The layout engine
+    (constrained) keeps every title in the gap above its own image, never over the row above."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,7 +169,8 @@ def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], ou
     maps = [(p.model, m) for p in preds for m in p.query_maps]
     ncols = max(len(panels), len(maps), 1)
     nrows = 2 if maps else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows + 0.4), squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (title, img, seg) in zip(axes[0], panels):
@@ -155,10 +181,6 @@ def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], ou
     for ax, (model, (label, score, m)) in zip(axes[1] if maps else [], maps):
         ax.imshow(image)
         ax.imshow(m, cmap="jet", alpha=0.5, vmin=0, vmax=1)
-        ax.set_title(f"{model}: query '{label}' ({score:.2f})", fontsize=7)
+        ax.set_title(f"{model}\nquery '{label}' ({score:.2f})", fontsize=7)
     fig.suptitle(f"image {sample.image_id}", fontsize=9)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig

@@ -43,14 +43,14 @@ def demo_results(tmp_path_factory) -> Path:
 def test_plots_from_demo_results(demo_results) -> None:
     assert main(["plot", "--results", str(demo_results)]) == 0
     for name in ("pq_bars.png", "pq_vs_speed.png", "per_class_pq.png"):
-        assert_png(demo_results / "plots" / name)
+        assert_png(demo_results / "plots" / "demo" / name)
 
 
 def test_plots_from_a_coco_record(tmp_path) -> None:
     (tmp_path / "runs").mkdir()
     shutil.copy(GOLDEN, tmp_path / "runs")
     assert main(["plot", "--results", str(tmp_path)]) == 0
-    assert_png(tmp_path / "plots" / "pq_bars.png")
+    assert_png(tmp_path / "plots" / "coco" / "pq_bars.png")
 
 
 def test_viz_two_demo_models_with_disagreement_and_query_maps(demo_results) -> None:

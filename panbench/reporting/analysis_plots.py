@@ -1,0 +1,122 @@
+"""Plots of the analyses in the records (docs/analysis.md): PQ with its bootstrap interval, PQ by object size,
+and the errors by type. A run that lacks an analysis is left out of that plot and named under it; a plot no
+run has the data for is skipped (:func:`analysis_plots` says so in one line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.breakdown import ERROR_TYPES
+from panbench.reporting.columns import SIZES
+from panbench.reporting.plots import _legend_below, _plt, _save, _value_labels, styles
+
+
+def _left_out(records: list[dict[str, Any]], key: str) -> str:
+    from panbench.reporting.tables import run_label
+
+    missing = [run_label(r, records) for r in records if not r.get(key)]
+    return f"no `{key}` in the record, left out: {', '.join(missing)}" if missing else ""
+
+
+def pq_intervals(records: list[dict[str, Any]], out: Path) -> Path:
+    """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run)."""
+    from panbench.reporting.tables import run_label
+
+    plt = _plt()
+    have = [r for r in records if r.get("ci")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
+    style, _ = styles(have)
+    y = np.arange(len(have))[::-1]
+    for ax, key in zip(axes[0], ("PQ", "PQ_th", "PQ_st")):
+        x = np.array([r["metrics"][key] for r in have])
+        lo = np.array([r["ci"][key][0] for r in have])
+        hi = np.array([r["ci"][key][1] for r in have])
+        for k in range(len(have)):
+            ax.errorbar(x[k], y[k], xerr=[[x[k] - lo[k]], [hi[k] - x[k]]], fmt="o", color=style[k]["color"],
+                        capsize=4, ms=5)
+            ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
+                        textcoords="offset points", ha="center", fontsize=7)
+        pad = max(1.0, 0.15 * float(hi.max() - lo.min()))
+        ax.set_xlim(max(0.0, float(lo.min()) - pad), min(100.0, float(hi.max()) + pad))
+        ax.set_ylim(-0.7, len(have) - 0.3)
+        ax.set_title(key)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(y, [run_label(r, records) for r in have], fontsize=8)
+    axes[0, 1].set_xlabel("PQ points; bars: 95% image-bootstrap interval" +
+                          (f"\n{note}" if (note := _left_out(records, "ci")) else ""), fontsize=8)
+    fig.suptitle(f"{records[0]['dataset']}: PQ with its 95% confidence interval")
+    return _save(fig, out / "pq_intervals.png")
+
+
+def pq_by_size(records: list[dict[str, Any]], out: Path) -> Path:
+    """PQ of things in each COCO size bucket, one bar per run; the bucket's ground-truth segments in the label
+    of the first run."""
+    plt = _plt()
+    have = [r for r in records if r.get("by_size")]
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
+    width = 0.8 / max(len(have), 1)
+    style, handles = styles(have)
+    for k, r in enumerate(have):
+        vals = [r["by_size"][s]["PQ"] for s in SIZES]
+        bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
+        _value_labels(ax, bars, len(have))
+    ticks = ["small\narea < 32²", "medium\n32² ≤ area < 96²", "large\narea ≥ 96²"]
+    ax.set_xticks(np.arange(3) + width * (len(have) - 1) / 2, ticks, fontsize=8)
+    ax.set_ylim(0, 112)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel("PQ of things (0-100)")
+    ax.set_title(f"{records[0]['dataset']}: PQ by object size (things only)")
+    if note := _left_out(records, "by_size"):
+        ax.set_xlabel(note, fontsize=8)
+    _legend_below(fig, handles)
+    return _save(fig, out / "pq_by_size.png", layout=False)
+
+
+ERROR_COLORS = {"classification": "#d62728", "segmentation": "#ff7f0e", "duplicate": "#9467bd",
+                "background": "#8c564b", "missed": "#1f77b4", "other": "#7f7f7f"}
+
+
+def error_bars(records: list[dict[str, Any]], out: Path) -> Path:
+    """One stacked bar per run: its errors (FPs + FNs) by type, counted (each FP or FN has one type, so the
+    stack is the run's FP + FN total)."""
+    from matplotlib.patches import Patch
+
+    from panbench.reporting.tables import run_label
+
+    plt = _plt()
+    have = [r for r in records if r.get("errors")]
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(have) + 4), 4.8))
+    bottom = np.zeros(len(have))
+    for t in ERROR_TYPES:
+        n = np.array([float((r["errors"].get(t) or {}).get("count", 0)) for r in have])
+        ax.bar(np.arange(len(have)), n, 0.6, bottom=bottom, color=ERROR_COLORS[t], edgecolor="white", linewidth=0.5)
+        bottom += n
+    for k, total in enumerate(bottom):
+        ax.annotate(f"{int(total)}", (k, total), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
+    ax.set_xticks(np.arange(len(have)), [run_label(r, records) for r in have], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.12 * max(float(bottom.max()) if len(bottom) else 0.0, 1.0))
+    ax.set_ylabel("errors (FP + FN count)")
+    ax.set_title(f"{records[0]['dataset']}: errors by type (count)" +
+                 (f"\n{note}" if (note := _left_out(records, "errors")) else ""), fontsize=10)
+    handles = [Patch(color=ERROR_COLORS[t], label=t) for t in ERROR_TYPES]
+    _legend_below(fig, handles)
+    return _save(fig, out / "errors.png", layout=False)
+
+
+PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", pq_by_size),
+         ("errors", "errors.png", error_bars))
+
+
+def analysis_plots(records: list[dict[str, Any]], out: Path) -> tuple[list[Path], list[str]]:
+    """The analysis plots that some record has the data for, and a one-line note for each skipped plot."""
+    paths, notes = [], []
+    for key, name, fn in PLOTS:
+        if any(r.get(key) for r in records):
+            paths.append(fn(records, out))
+        else:
+            notes.append(f"{out / name}: skipped, no record has `{key}` (records written before schema 2, or runs "
+                         "without the analysis)")
+    return paths, notes

@@ -1,0 +1,113 @@
+"""The columns of the analysis tables (`panbench table --ci/--by-size/--errors/--boundary/--dagger`), one
+builder per analysis, from the record fields that ``score``/``eval`` write (docs/analysis.md has the rules).
+
+Each builder gives, per record, the row's columns (empty when the record lacks the analysis) and a note
+for the records that lack it. Intervals are two columns ``X_low`` / ``X_high``;
+:func:`panbench.reporting.tables.render` shows them as one ``X 95% CI`` column outside CSV.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from panbench.analysis.bootstrap import CI_METRICS
+from panbench.analysis.breakdown import ERROR_TYPES
+from panbench.analysis.metrics import SIZE_LIMITS
+from panbench.pq.matching import METRIC_KEYS
+
+ANALYSES = ("ci", "by_size", "errors", "boundary", "dagger")
+SIZES = tuple(name for name, _, _ in SIZE_LIMITS)
+# the record field each option reads, and how to get it when a record lacks it
+FIELD = {"ci": "ci", "by_size": "by_size", "errors": "errors", "boundary": "boundary", "dagger": "pq_dagger"}
+HOW = {"boundary": "re-run `panbench eval` or `panbench score` with --boundary"}
+PAIRED_NOTE = ("PQ_diff: PQ minus that of the first row of the same dataset (same fingerprint: same annotation "
+               "file and images), with its 95% paired-bootstrap interval (1000 resamples of the images, seed 0); "
+               "'*' marks an interval that excludes 0: a difference that resampling the images does not explain.")
+
+
+def ci_columns(records: list[dict[str, Any]], results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """PQ, SQ, RQ, PQ_th, PQ_st with their 95% bootstrap intervals; the paired difference of PQ to the
+    first row of the group of rows that share a dataset fingerprint."""
+    from panbench.reporting.frames import paired_differences
+
+    paired, notes = paired_differences(records, results_dir)
+    rows = []
+    for r, p in zip(records, paired):
+        row: dict[str, Any] = {}
+        ci = r.get("ci") or {}
+        for k in CI_METRICS:
+            row[k] = r["metrics"][k]
+            lo, hi = ci.get(k) or (None, None)
+            row[f"{k}_low"], row[f"{k}_high"] = lo, hi
+        row["PQ_diff_vs"] = "reference" if p and p.get("reference") else p["vs"] if p else None
+        d = p if p and not p.get("reference") else None
+        row["PQ_diff"] = d["diff"]["PQ"] if d else None
+        row["PQ_diff_low"], row["PQ_diff_high"] = d["interval"]["PQ"] if d else (None, None)
+        row["PQ_diff_mark"] = ("*" if d["excludes_zero"]["PQ"] else "") if d else None
+        rows.append(row)
+    if any(p and not p.get("reference") for p in paired):
+        notes.insert(0, PAIRED_NOTE)
+    return rows, notes
+
+
+def by_size_columns(r: dict[str, Any]) -> dict[str, Any]:
+    """Things only: PQ/SQ/RQ per COCO size bucket, the categories averaged (N) and ground-truth segments."""
+    bs = r.get("by_size") or {}
+    row: dict[str, Any] = {}
+    for s in SIZES:
+        b = bs.get(s) or {}
+        row.update({f"PQ_{s}": b.get("PQ"), f"SQ_{s}": b.get("SQ"), f"RQ_{s}": b.get("RQ"), f"N_{s}": b.get("n"),
+                    f"segments_{s}": b.get("segments")})
+    return row
+
+
+def errors_columns(r: dict[str, Any]) -> dict[str, Any]:
+    """Per error type: the number of FPs + FNs of that type and the oracle delta PQ (PQ points gained were
+    all errors of that type fixed); the same delta for perfect masks on the true positives."""
+    errs = r.get("errors") or {}
+    row: dict[str, Any] = {"PQ": r["metrics"]["PQ"]}
+    for t in ERROR_TYPES:
+        e = errs.get(t) or {}
+        row[f"{t}_count"], row[f"{t}_delta_PQ"] = e.get("count"), e.get("delta_PQ")
+    row["mask_quality_delta_PQ"] = (r.get("mask_quality") or {}).get("delta_PQ") if errs else None
+    return row
+
+
+def boundary_columns(r: dict[str, Any]) -> dict[str, Any]:
+    """Mask PQ beside the nine boundary-PQ metrics (IoU = min(mask IoU, boundary IoU))."""
+    b = r.get("boundary") or {}
+    return {"PQ": r["metrics"]["PQ"], **{f"boundary_{k}": b.get(k) for k in METRIC_KEYS}}
+
+
+def dagger_columns(r: dict[str, Any]) -> dict[str, Any]:
+    """PQ beside PQ-dagger (stuff scored without the 0.5 IoU threshold)."""
+    return {"PQ": r["metrics"]["PQ"], "PQ_dagger": r.get("pq_dagger")}
+
+
+BUILDERS = {"by_size": by_size_columns, "errors": errors_columns, "boundary": boundary_columns,
+            "dagger": dagger_columns}
+
+
+def analysis_columns(records: list[dict[str, Any]], analyses: list[str], results_dir: Path
+                     ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The columns of every requested analysis for each record (in the order of ``analyses``), and notes:
+    the paired-difference footnote, and which rows lack which analysis."""
+    from panbench.reporting.tables import run_label
+
+    rows: list[dict[str, Any]] = [{} for _ in records]
+    notes: list[str] = []
+    for a in analyses:
+        if a == "ci":
+            cols, more = ci_columns(records, results_dir)
+            notes += more
+        else:
+            cols = [BUILDERS[a](r) for r in records]
+        for row, c in zip(rows, cols):
+            row.update({k: v for k, v in c.items() if k not in row})
+        lacking = [run_label(r, records) for r in records if r.get(FIELD[a]) is None]
+        if lacking:
+            how = HOW.get(a, "records written before schema 2, or runs without the analysis; re-run them")
+            notes.append(f"--{a.replace('_', '-')}: blank for {', '.join(lacking)} (no `{FIELD[a]}` in the record: "
+                         f"{how})")
+    return rows, notes

@@ -1,0 +1,125 @@
+"""What the tables, plots and report read from a record beyond its metrics: the framework, how its images
+were chosen, its per-image analysis file, and the paired-bootstrap difference of runs on the same images.
+
+Every reader accepts old (schema 1) records and runs without the analysis: a missing field is ``None``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from panbench.errors import PanbenchError
+
+PAIRED_RESAMPLES = 1000  # the paired bootstrap of `table --ci` and the report: panbench.analysis' defaults
+PAIRED_SEED = 0
+
+
+def framework(r: dict[str, Any]) -> str:
+    """``mmdet``, ``transformers`` or ``external``; records without the field: ``external`` for a
+    ``score --name`` run, else ``mmdet`` (the only framework before schema 2)."""
+    if r.get("framework"):
+        return str(r["framework"])
+    return "external" if r.get("architecture") == "external" else "mmdet"
+
+
+def fingerprint(r: dict[str, Any]) -> str | None:
+    """The full fingerprint of the run's dataset (annotation file and selected image ids), if recorded."""
+    return ((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint")
+
+
+def selection(r: dict[str, Any]) -> str:
+    """How the run's images were chosen: 'all', 'limit N', 'subset FILE' (and both); 'external' for a
+    ``score --name`` record without the field. Records that do not store ``selection`` (before schema 2)
+    are read from their recorded command."""
+    sel = r.get("selection")
+    if isinstance(sel, dict):
+        parts = [f"limit {sel['limit']}" if sel.get("limit") is not None else "",
+                 f"subset {sel['subset']}" if sel.get("subset") else ""]
+        return ", ".join(p for p in parts if p) or "all"
+    if sel:
+        return str(sel)
+    if r.get("architecture") == "external":
+        return "external"
+    cmd = ((r.get("provenance") or {}).get("command") or "").split()
+    parts = [f"{o[2:]} {cmd[i + 1]}" for i, o in enumerate(cmd[:-1]) if o in ("--limit", "--subset")]
+    return ", ".join(parts) or "all"
+
+
+def analysis_path(results_dir: Path, r: dict[str, Any]) -> Path | None:
+    """The run's per-image analysis file (``analysis_file``, relative to the results folder), when the
+    record names one and it exists."""
+    rel = r.get("analysis_file")
+    if not rel:
+        return None
+    p = Path(results_dir) / rel
+    return p if p.is_file() else None
+
+
+def isthing_of(r: dict[str, Any], n_categories: int) -> list[bool] | None:
+    """The thing/stuff flag of every category in the order of the run's category table, read from the
+    run's annotation file (``provenance.dataset.ann_file``); None when it cannot be read or does not
+    have ``n_categories`` categories."""
+    from panbench.pq.matching import CategoryTable
+
+    ann = ((r.get("provenance") or {}).get("dataset") or {}).get("ann_file")
+    if not ann or not Path(ann).is_file():
+        return None
+    try:
+        from panbench.pq.coco_format import read_json
+
+        cats = read_json(Path(ann), "ground-truth JSON").get("categories", [])
+        table = CategoryTable.from_coco(cats)
+    except (PanbenchError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return table.isthing if len(table) == n_categories else None
+
+
+def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tuple[list[dict[str, Any] | None],
+                                                                                   list[str]]:
+    """For each record: the paired bootstrap of (this run - the first run of its group) or None, and notes.
+
+    A group is the records that share a dataset fingerprint (same annotation file, same images), in the
+    order given; its first record with an analysis file is the reference (``{"reference": True}``).
+    Each other record with an analysis file gets ``{"vs": label, "diff": {metric: point difference},
+    "interval": {metric: [low, high]}, "excludes_zero": {metric: bool}}`` from
+    :func:`panbench.analysis.paired_bootstrap` (1000 resamples, seed 0)."""
+    from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
+    from panbench.reporting.tables import run_label
+
+    out: list[dict[str, Any] | None] = [None] * len(records)
+    notes: list[str] = []
+    refs: dict[str, tuple[int, RunSums]] = {}
+    for k, r in enumerate(records):
+        fp, path = fingerprint(r), analysis_path(results_dir, r)
+        if fp is None or path is None:
+            continue
+        label = run_label(r, records)
+        try:
+            a = AnalysisSet.load(path)
+        except PanbenchError as e:
+            notes.append(f"{label}: {e}")
+            continue
+        sums = RunSums.from_analysis(a, fingerprint=fp, name=label)
+        if fp not in refs:
+            refs[fp] = (k, sums)
+            out[k] = {"reference": True}
+            continue
+        ref_k, ref = refs[fp]
+        isthing = isthing_of(r, a.n_categories)
+        if isthing is None:
+            notes.append(f"{label}: no paired difference (the annotation file "
+                         f"{((r.get('provenance') or {}).get('dataset') or {}).get('ann_file')} that gives the "
+                         "thing/stuff classes cannot be read)")
+            continue
+        try:
+            res = paired_bootstrap(sums, ref, isthing, n_resamples=PAIRED_RESAMPLES, seed=PAIRED_SEED,
+                                   per_class=False)
+        except PanbenchError as e:
+            notes.append(f"{label}: no paired difference ({e})")
+            continue
+        m, m_ref = r["metrics"], records[ref_k]["metrics"]
+        out[k] = {"vs": run_label(records[ref_k], records),
+                  "diff": {x: m[x] - m_ref[x] for x in res["metrics"]},
+                  "interval": res["metrics"], "excludes_zero": res["excludes_zero"]}
+    return out, notes

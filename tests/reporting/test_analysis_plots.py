@@ -1,0 +1,107 @@
+"""`panbench plot`: PQ with interval bars, PQ by size, errors by type (records made for real,
+tests/reporting/analysis_records.py), skipped in one line without the data; one folder per dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from analysis_records import add_run, ground_truth
+
+from panbench.analysis.breakdown import ERROR_TYPES
+from panbench.cli import main
+from panbench.reporting import analysis_plots, plots
+from panbench.reporting.records import load_records
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("plot_results")
+    gt_json, images = ground_truth(root / "data", n_images=10)
+    add_run(root, "noisy", gt_json, images, pred_seed=1, date="2001-01-01T00:00:01+00:00")
+    add_run(root, "noisier", gt_json, images, pred_seed=2, date="2001-01-01T00:00:02+00:00")
+    add_run(root, "old", gt_json, images, pred_seed=3, date="2001-01-01T00:00:03+00:00")
+    old = next(p for p in (root / "runs").glob("*old.json"))
+    rec = json.loads(old.read_text())
+    for k in ("ci", "by_size", "errors", "pq_dagger", "mask_quality", "analysis_file"):
+        rec.pop(k)
+    old.write_text(json.dumps(rec))  # a record without the analyses, on the same dataset
+    return root
+
+
+def _drawn(fn, records, out):
+    """Call a plot function and keep what its axes hold when it is saved."""
+    seen = {}
+    orig = plots._save
+
+    def keep(fig, path, layout=True):
+        fig.canvas.draw()
+        seen["fig"] = fig
+        seen["axes"] = fig.axes
+        seen["texts"] = [t.get_text() for ax in fig.axes for t in [*ax.texts, ax.xaxis.label, ax.title]]
+        seen["bars"] = [[(p.get_x(), p.get_y(), p.get_height()) for p in ax.patches] for ax in fig.axes]
+        seen["lines"] = [[line.get_xydata().copy() for line in ax.lines] for ax in fig.axes]
+        return orig(fig, path, layout)
+
+    analysis_plots._save = keep
+    try:
+        path = fn(records, out)
+    finally:
+        analysis_plots._save = orig
+    return path, seen
+
+
+def test_intervals_are_the_records_ci(results, tmp_path) -> None:
+    recs = load_records(results)
+    path, seen = _drawn(analysis_plots.pq_intervals, recs, tmp_path)
+    assert path.name == "pq_intervals.png" and path.is_file()
+    have = [r for r in recs if r.get("ci")]
+    for ax, key in zip(seen["axes"], ("PQ", "PQ_th", "PQ_st")):
+        # each errorbar draws its whisker as one line from low to high
+        whiskers = sorted(tuple(np.round(line[:, 0], 9)) for line in ax.lines if len(line.get_xdata()) == 2)
+        want = sorted((round(r["ci"][key][0], 9), round(r["ci"][key][1], 9)) for r in have)
+        assert whiskers == want, key
+    assert any("left out: old [default]" in t for t in seen["texts"])
+
+
+def test_stacked_error_bars_are_the_counts_by_type(results, tmp_path) -> None:
+    recs = [r for r in load_records(results) if r.get("errors")]
+    _, seen = _drawn(analysis_plots.error_bars, recs, tmp_path)
+    bars = seen["bars"][0]  # type by type, run by run
+    for k, r in enumerate(recs):
+        heights = [bars[t * len(recs) + k][2] for t in range(len(ERROR_TYPES))]
+        assert heights == [r["errors"][t]["count"] for t in ERROR_TYPES]
+        bottoms = [bars[t * len(recs) + k][1] for t in range(len(ERROR_TYPES))]
+        assert bottoms == list(np.cumsum([0, *heights[:-1]]))  # stacked
+
+
+def test_by_size_bars(results, tmp_path) -> None:
+    recs = [r for r in load_records(results) if r.get("by_size")]
+    _, seen = _drawn(analysis_plots.pq_by_size, recs, tmp_path)
+    heights = [p[2] for p in seen["bars"][0]]
+    assert heights == [r["by_size"][s]["PQ"] for r in recs for s in ("small", "medium", "large")]
+
+
+def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_path, capsys) -> None:
+    """`plot` and `report` share RESULTS/plots/<dataset>/; a plot no record has the data for is skipped
+    with a note (the coco fixture record is schema 1: no analyses)."""
+    res = tmp_path / "res"
+    shutil.copytree(results, res)
+    shutil.copy(FIXTURE, res / "runs" / FIXTURE.name)
+    assert main(["plot", "--results", str(res)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    for name in ("pq_bars.png", "pq_vs_speed.png", "per_class_pq.png", "pq_intervals.png", "pq_by_size.png",
+                 "errors.png"):
+        assert (res / "plots" / "synth" / name).is_file(), name
+    assert (res / "plots" / "coco" / "pq_bars.png").is_file()
+    assert not (res / "plots" / "pq_bars.png").exists()  # nothing at the top, where one dataset overwrote another
+    assert not (res / "plots" / "coco" / "errors.png").exists()
+    skipped = [line for line in out if "skipped" in line]
+    assert len(skipped) == 3 and all(str(res / "plots" / "coco") in line for line in skipped)
+    assert main(["report", "--results", str(res)]) == 0
+    assert sorted(p.name for p in (res / "plots").iterdir()) == ["coco", "synth"]

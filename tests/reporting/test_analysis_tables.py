@@ -1,0 +1,146 @@
+"""`panbench table --ci/--by-size/--errors/--boundary/--dagger` and the framework column, on records made for
+real (tests/reporting/analysis_records.py) beside an old schema-1 record (the invented fixture)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from analysis_records import TABLE, add_run, ground_truth
+
+from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
+from panbench.analysis.breakdown import ERROR_TYPES
+from panbench.cli import main
+from panbench.pq.matching import METRIC_KEYS
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """Four runs on one generated set (fingerprint f1a2...): a noisy model (the group's first row), the ground
+    truth itself, a copy of the noisy model, and a second noisy model with boundary PQ; one run on another
+    set; and the old schema-1 fixture record (coco)."""
+    root = tmp_path_factory.mktemp("analysis_results")
+    gt_json, images = ground_truth(root / "data")
+    add_run(root, "noisy", gt_json, images, pred_seed=1, date="2001-01-01T00:00:01+00:00")
+    add_run(root, "perfect", gt_json, images, pred_seed=None, date="2001-01-01T00:00:02+00:00")
+    add_run(root, "noisy-copy", gt_json, images, pred_seed=1, date="2001-01-01T00:00:03+00:00")
+    add_run(root, "bnd", gt_json, images, pred_seed=2, boundary=True, framework="transformers",
+            date="2001-01-01T00:00:04+00:00", selection={"limit": 16, "subset": None, "images": 16})
+    gt2, images2 = ground_truth(root / "data2", n_images=8, seed=5)
+    add_run(root, "other-set", gt2, images2, pred_seed=3, fingerprint="0000aaaa0000aaaa",
+            date="2001-01-01T00:00:05+00:00")
+    shutil.copy(FIXTURE, root / "runs" / FIXTURE.name)
+    return root
+
+
+def _csv(results: Path, capsys, *opts: str) -> tuple[pd.DataFrame, str]:
+    assert main(["table", "--results", str(results), "--format", "csv", *opts]) == 0
+    out = capsys.readouterr()
+    return pd.read_csv(io.StringIO(out.out), index_col="model"), out.err
+
+
+def _record(results: Path, model: str) -> dict:
+    return next(r for p in (results / "runs").glob("*.json") if (r := json.loads(p.read_text()))["model"] == model)
+
+
+def test_ci_intervals_and_paired_differences_with_a_mark(results, capsys) -> None:
+    df, err = _csv(results, capsys, "--ci")
+    noisy, perfect = _record(results, "noisy"), _record(results, "perfect")
+    for k in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"):
+        assert df.loc["noisy", f"{k}_low"] == pytest.approx(noisy["ci"][k][0], abs=5e-4)
+        assert df.loc["noisy", f"{k}_high"] == pytest.approx(noisy["ci"][k][1], abs=5e-4)
+    assert df.loc["noisy", "PQ_diff_vs"] == "reference" and pd.isna(df.loc["noisy", "PQ_diff"])
+    # the ground truth against the noisy run: the paired bootstrap, recomputed here, excludes 0
+    sums = [RunSums.from_analysis(AnalysisSet.load(results / r["analysis_file"]), fingerprint="f", name=r["model"])
+            for r in (perfect, noisy)]
+    want = paired_bootstrap(*sums, TABLE.isthing, per_class=False)
+    assert df.loc["perfect", "PQ_diff_vs"] == "noisy [default]"
+    assert df.loc["perfect", "PQ_diff"] == pytest.approx(perfect["metrics"]["PQ"] - noisy["metrics"]["PQ"], abs=5e-4)
+    assert df.loc["perfect", "PQ_diff_low"] == pytest.approx(want["metrics"]["PQ"][0], abs=5e-4)
+    assert df.loc["perfect", "PQ_diff_high"] == pytest.approx(want["metrics"]["PQ"][1], abs=5e-4)
+    assert want["excludes_zero"]["PQ"] and df.loc["perfect", "PQ_diff_mark"] == "*"
+    # the same predictions under another name: [0, 0], no mark
+    assert df.loc["noisy-copy", ["PQ_diff", "PQ_diff_low", "PQ_diff_high"]].tolist() == [0, 0, 0]
+    assert pd.isna(df.loc["noisy-copy", "PQ_diff_mark"])
+    # another dataset: its own group, its own reference; the old record: blank, and said so (CSV: on stderr)
+    assert df.loc["other-set", "PQ_diff_vs"] == "reference"
+    assert pd.isna(df.loc["fixture-model", "PQ_low"]) and pd.isna(df.loc["fixture-model", "PQ_diff_vs"])
+    assert "'*' marks an interval that excludes 0" in err and "--ci: blank for fixture-model [default]" in err
+
+
+def test_ci_in_markdown_shows_intervals_marks_and_the_footnote(results, capsys) -> None:
+    assert main(["table", "--results", str(results), "--ci"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| perfect"))
+    noisy, perfect = _record(results, "noisy"), _record(results, "perfect")
+    assert f"[{noisy['ci']['PQ'][0]:.3f}, {noisy['ci']['PQ'][1]:.3f}]" in out
+    assert f"{perfect['metrics']['PQ'] - noisy['metrics']['PQ']:+.3f}*" in row
+    assert "PQ 95% CI" in out.splitlines()[0] and "'*' marks an interval that excludes 0" in out
+
+
+def test_by_size_errors_boundary_dagger_columns_are_the_record_fields(results, capsys) -> None:
+    rec = _record(results, "bnd")
+    df, err = _csv(results, capsys, "--by-size", "--errors", "--boundary", "--dagger")
+    row = df.loc["bnd"]
+    for s in ("small", "medium", "large"):
+        for k, col in (("PQ", f"PQ_{s}"), ("SQ", f"SQ_{s}"), ("RQ", f"RQ_{s}"), ("n", f"N_{s}"),
+                       ("segments", f"segments_{s}")):
+            assert row[col] == pytest.approx(rec["by_size"][s][k], abs=5e-4), col
+    for t in ERROR_TYPES:
+        assert row[f"{t}_count"] == rec["errors"][t]["count"]
+        assert row[f"{t}_delta_PQ"] == pytest.approx(rec["errors"][t]["delta_PQ"], abs=5e-4)
+    assert row["mask_quality_delta_PQ"] == pytest.approx(rec["mask_quality"]["delta_PQ"], abs=5e-4)
+    for k in METRIC_KEYS:
+        assert row[f"boundary_{k}"] == pytest.approx(rec["boundary"][k], abs=5e-4)
+    assert row["PQ_dagger"] == pytest.approx(rec["pq_dagger"], abs=5e-4)
+    assert sum(rec["errors"][t]["count"] for t in ERROR_TYPES) > 0
+    # a run without --boundary, and the old record: blank, and the note says how to get them
+    assert pd.isna(df.loc["noisy", "boundary_PQ"]) and pd.isna(df.loc["fixture-model", "PQ_small"])
+    assert "--boundary: blank for" in err and "with --boundary" in err and "--by-size: blank for fixture-model" in err
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "latex", "html"])
+@pytest.mark.parametrize("opt", ["--ci", "--by-size", "--errors", "--boundary", "--dagger"])
+def test_every_option_in_every_format(results, capsys, fmt, opt) -> None:
+    assert main(["table", "--results", str(results), "--format", fmt, opt]) == 0
+    out = capsys.readouterr().out
+    assert "perfect" in out and "fixture-model" in out
+
+
+def test_latex_with_intervals_and_footnotes_compiles(results, capsys, tmp_path) -> None:
+    assert main(["table", "--results", str(results), "--format", "latex", "--ci", "--errors"]) == 0
+    tex = capsys.readouterr().out
+    assert r"PQ 95\% CI" in tex and r"\par" in tex and r"classification\_count" in tex
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+    doc = tmp_path / "t.tex"
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex + "\\end{document}\n")
+    res = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-2000:]
+
+
+def test_framework_and_selection_columns(results, capsys) -> None:
+    ext = json.loads(FIXTURE.read_text())
+    ext.update(model="ext", architecture="external", date="2001-01-02T00:00:00+00:00")
+    (results / "runs" / "ext.json").write_text(json.dumps(ext))
+    try:
+        df, _ = _csv(results, capsys)
+    finally:
+        (results / "runs" / "ext.json").unlink()
+    assert df.loc["bnd", "framework"] == "transformers"  # recorded
+    assert df.loc["fixture-model", "framework"] == "mmdet" and df.loc["ext", "framework"] == "external"  # schema 1
+    assert df.loc["bnd", "selection"] == "limit 16" and df.loc["noisy", "selection"] == "all"
+
+
+def test_per_class_with_an_analysis_option_is_refused(results, capsys) -> None:
+    assert main(["table", "--results", str(results), "--per-class", "--ci"]) == 2
+    assert "--per-class: give it alone" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""What the HTML report shows (no browser: tests/reporting/test_report.py renders it in Chromium): the analyses,
+the per-class table, the comparison with published numbers, and provenance titles with model, post-processing
+and dataset. Records made for real (analysis_records.py) beside the invented schema-1 fixture (coco)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from analysis_records import add_run, ground_truth
+
+from panbench.cli import main
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("report_results")
+    gt_json, images = ground_truth(root / "data", n_images=10)
+    add_run(root, "noisy", gt_json, images, pred_seed=1, date="2001-01-01T00:00:01+00:00")
+    add_run(root, "perfect", gt_json, images, pred_seed=None, boundary=True, postprocess="maskwise",
+            date="2001-01-01T00:00:02+00:00")
+    shutil.copy(FIXTURE, root / "runs" / FIXTURE.name)
+    assert main(["report", "--results", str(root)]) == 0
+    return root, (root / "report.html").read_text()
+
+
+def _section(html: str, start: str, end: str) -> str:
+    return html[html.index(start):html.index(end, html.index(start))]
+
+
+def test_analysis_tables_in_the_report(report) -> None:
+    root, html = report
+    synth = _section(html, "<h2>synth", "<h2>")
+    for title in ("confidence intervals", "PQ by object size", "error breakdown", "boundary PQ", "PQ-dagger"):
+        assert f"<h4>{title}" in synth, title
+    perfect = json.loads(next((root / "runs").glob("*perfect.json")).read_text())
+    noisy = json.loads(next((root / "runs").glob("*noisy.json")).read_text())
+    assert f"[{noisy['ci']['PQ'][0]:.3f}, {noisy['ci']['PQ'][1]:.3f}]" in synth
+    assert f"{perfect['metrics']['PQ'] - noisy['metrics']['PQ']:+.3f}*" in synth  # the paired difference, marked
+    assert "excludes 0" in synth
+    assert f"{perfect['boundary']['PQ']:.3f}" in synth
+    coco = _section(html, "<h2>coco", "<h2>synth")
+    assert "Not in these records" in coco and "<h4>" not in coco  # the old record: no analysis tables
+
+
+def test_per_class_table_and_published_numbers(report) -> None:
+    _, html = report
+    coco = _section(html, "<h2>coco", "<h2>synth")
+    assert "<h3>per-class PQ</h3>" in coco and "<td>person</td>" in coco  # the fixture's category 1
+    pub = _section(coco, "comparison with published numbers", "<h3>analyses")
+    assert "PQ_pub" in pub and "12.500" in pub and "-2.500" in pub  # the fixture's published PQ and delta
+    assert "SQ_pub" not in pub  # no published SQ: no empty column
+    synth = _section(html, "<h2>synth", "<h2>")
+    assert "No published numbers for these models on this dataset" in synth
+    assert "<h3>per-class PQ</h3>" in synth and "thing0" in synth
+
+
+def test_provenance_titles_name_model_postprocessing_and_dataset(report) -> None:
+    _, html = report
+    titles = re.findall(r"<details><summary>([^<]*)</summary><table>", _section(html, "<h2>provenance", "</body>"))
+    assert "perfect · post-processing maskwise · synth f1a2b3c4 (10 images)" in titles
+    assert "noisy · post-processing default · synth f1a2b3c4 (10 images)" in titles
+    assert any(t.startswith("fixture-model · post-processing default · coco") for t in titles)

@@ -1,0 +1,99 @@
+"""The two-model viz: second-row titles clear of the first row's images, and labels on a pixel of their own
+segment for non-convex shapes (hand-built C and ring). Generated images and hand-built predictions: no model
+runs here (tests/reporting/test_report.py runs real models through `panbench viz`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from panbench.data.datasets import PanopticDataset, Sample
+from panbench.data.synth import coco_like_categories, random_image, write_panoptic
+from panbench.pq.matching import CategoryTable
+from panbench.reporting import viz
+
+
+def ring() -> np.ndarray:
+    """A 60 x 60 ring (outer radius 25, inner 15): its centre of mass is in the hole."""
+    yy, xx = np.mgrid[:60, :60]
+    r = np.hypot(yy - 30, xx - 30)
+    return (r <= 25) & (r >= 15)
+
+
+def c_shape() -> np.ndarray:
+    """A C opening to the right: its centre of mass lies in the opening."""
+    m = np.zeros((60, 60), bool)
+    m[5:55, 5:20] = True
+    m[5:18, 5:55] = True
+    m[42:55, 5:55] = True
+    return m
+
+
+@pytest.mark.parametrize("mask", [ring(), c_shape()], ids=["ring", "C"])
+def test_label_point_is_on_the_segment_and_away_from_its_edge(mask) -> None:
+    ys, xs = np.nonzero(mask)
+    assert not mask[int(round(ys.mean())), int(round(xs.mean()))]  # the old place: off the segment
+    x, y = viz.label_point(mask)
+    assert mask[y, x]
+    inner = mask[y - 3:y + 4, x - 3:x + 4]
+    assert inner.all()  # well inside, not on the edge
+
+
+def test_labels_land_on_their_segment(tmp_path) -> None:
+    """A ring of one category around a disc of another: the ring's label is drawn on the ring."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ids = np.where(ring(), 7, 0).astype(np.uint32)
+    yy, xx = np.mgrid[:60, :60]
+    ids[np.hypot(yy - 30, xx - 30) < 15] = 9
+    segs = [{"id": 7, "category_id": 1}, {"id": 9, "category_id": 2}]
+    fig, ax = plt.subplots()
+    viz._labels(ax, ids, segs, {1: "ring", 2: "disc"})
+    for t in ax.texts:
+        x, y = (int(v) for v in t.get_position())
+        assert ids[y, x] == {"ring": 7, "disc": 9}[t.get_text()], t.get_text()
+    plt.close(fig)
+
+
+def _dataset(tmp_path) -> tuple[PanopticDataset, Sample]:
+    from PIL import Image
+
+    cats = coco_like_categories(4, 3)
+    im = random_image(np.random.default_rng(3), 120, 200, cats)
+    js, png_dir = write_panoptic(tmp_path, "gt", [(5, im)], cats)
+    (tmp_path / "img").mkdir()
+    rgb = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "img" / "5.jpg")
+    sample = Sample(5, tmp_path / "img" / "5.jpg", png_dir / "000000000005.png", 120, 200,
+                    {"image_id": 5, "segments_info": im.segments_info})
+    return PanopticDataset("synth", tmp_path, CategoryTable.from_coco(cats), [sample], js), sample
+
+
+def test_second_row_titles_are_not_drawn_over_the_first_row(tmp_path) -> None:
+    import matplotlib.pyplot as plt
+
+    ds, sample = _dataset(tmp_path)
+    from panbench.pq.png import read_ids
+
+    ids = read_ids(sample.gt_png, "gt")
+    maps = [(f"thing{k}", 0.9 - 0.1 * k, np.random.default_rng(k).random((120, 200))) for k in range(4)]
+    preds = [viz.Prediction("a-long-model-name-mask2former", ids, sample.gt_ann["segments_info"], maps),
+             viz.Prediction("b-long-model-name-maskformer", ids, sample.gt_ann["segments_info"], maps)]
+    fig = viz.figure(sample, ds, preds)
+    fig.canvas.draw()
+    axes = np.array(fig.axes).reshape(2, -1)
+    r = fig.canvas.get_renderer()
+    top_images = [ax.get_window_extent(r) for ax in axes[0] if ax.images]
+    titles = [ax.title.get_window_extent(r) for ax in axes[1] if ax.images]
+    assert len(titles) == 8 and len(top_images) == 5
+    for t in titles:
+        for im in top_images:
+            assert not t.overlaps(im), (t, im)
+    first_titles = [ax.title.get_window_extent(r) for ax in axes[0] if ax.images]
+    assert not any(fig._suptitle.get_window_extent(r).overlaps(t) for t in first_titles)
+    viz.render(sample, ds, preds, tmp_path / "out.png")
+    assert (tmp_path / "out.png").is_file()
+    plt.close("all")
