@@ -11,7 +11,7 @@ import numpy as np
 
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.reporting.columns import SIZES
-from panbench.reporting.plots import _legend_below, _plt, _save, _value_labels, styles
+from panbench.reporting.plots import _legend_below, _plt, _save, styles
 
 
 def _left_out(records: list[dict[str, Any]], key: str) -> str:
@@ -40,7 +40,7 @@ def pq_intervals(records: list[dict[str, Any]], out: Path) -> Path:
             ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
                         textcoords="offset points", ha="center", fontsize=7)
         pad = max(1.0, 0.15 * float(hi.max() - lo.min()))
-        ax.set_xlim(max(0.0, float(lo.min()) - pad), min(100.0, float(hi.max()) + pad))
+        ax.set_xlim(max(0.0, float(lo.min()) - pad), float(hi.max()) + pad)  # past 100: room for a label there
         ax.set_ylim(-0.7, len(have) - 0.3)
         ax.set_title(key)
         ax.grid(axis="x", alpha=0.3)
@@ -52,19 +52,28 @@ def pq_intervals(records: list[dict[str, Any]], out: Path) -> Path:
 
 
 def pq_by_size(records: list[dict[str, Any]], out: Path) -> Path:
-    """PQ of things in each COCO size bucket, one bar per run; the bucket's ground-truth segments in the label
-    of the first run."""
+    """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category: its PQ
+    is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them."""
     plt = _plt()
     have = [r for r in records if r.get("by_size")]
     fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
     width = 0.8 / max(len(have), 1)
     style, handles = styles(have)
     for k, r in enumerate(have):
-        vals = [r["by_size"][s]["PQ"] for s in SIZES]
+        vals = [r["by_size"][s]["PQ"] if r["by_size"][s].get("n") else np.nan for s in SIZES]
         bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
-        _value_labels(ax, bars, len(have))
+        labels = ["" if np.isnan(v) else f"{v:.1f}" for v in vals]
+        if len(have) <= 3:
+            ax.bar_label(bars, labels=labels, fontsize=7, padding=1)
+        else:
+            ax.bar_label(bars, labels=labels, fontsize=6, rotation=90, padding=2)
     ticks = ["small\narea < 32²", "medium\n32² ≤ area < 96²", "large\narea ≥ 96²"]
+    for i, s in enumerate(SIZES):
+        segs = {r["by_size"][s].get("segments") for r in have}
+        if len(segs) == 1:
+            ticks[i] += f"\n{segs.pop()} segments"
     ax.set_xticks(np.arange(3) + width * (len(have) - 1) / 2, ticks, fontsize=8)
+    ax.set_xlim(-width, 2.8)  # the three buckets, an empty one too
     ax.set_ylim(0, 112)
     ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("PQ of things (0-100)")

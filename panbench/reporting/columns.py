@@ -52,12 +52,14 @@ def ci_columns(records: list[dict[str, Any]], results_dir: Path) -> tuple[list[d
 
 
 def by_size_columns(r: dict[str, Any]) -> dict[str, Any]:
-    """Things only: PQ/SQ/RQ per COCO size bucket, the categories averaged (N) and ground-truth segments."""
+    """Things only: PQ/SQ/RQ per COCO size bucket, the categories averaged (N) and ground-truth segments; a
+    bucket without any category (N = 0) has no PQ/SQ/RQ (blank, not 0)."""
     bs = r.get("by_size") or {}
     row: dict[str, Any] = {}
     for s in SIZES:
         b = bs.get(s) or {}
-        row.update({f"PQ_{s}": b.get("PQ"), f"SQ_{s}": b.get("SQ"), f"RQ_{s}": b.get("RQ"), f"N_{s}": b.get("n"),
+        pq = {k: b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")}
+        row.update({f"PQ_{s}": pq["PQ"], f"SQ_{s}": pq["SQ"], f"RQ_{s}": pq["RQ"], f"N_{s}": b.get("n"),
                     f"segments_{s}": b.get("segments")})
     return row
 

@@ -6,6 +6,7 @@ Every reader accepts old (schema 1) records and runs without the analysis: a mis
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +61,21 @@ def isthing_of(r: dict[str, Any], n_categories: int) -> list[bool] | None:
     """The thing/stuff flag of every category in the order of the run's category table, read from the
     run's annotation file (``provenance.dataset.ann_file``); None when it cannot be read or does not
     have ``n_categories`` categories."""
+    ann = ((r.get("provenance") or {}).get("dataset") or {}).get("ann_file")
+    flags = _isthing(str(ann)) if ann and Path(ann).is_file() else None
+    return list(flags) if flags is not None and len(flags) == n_categories else None
+
+
+@functools.lru_cache(maxsize=8)
+def _isthing(ann: str) -> tuple[bool, ...] | None:
+    """The thing flags of an annotation file's categories (read once per file: COCO's is large)."""
+    from panbench.pq.coco_format import read_json
     from panbench.pq.matching import CategoryTable
 
-    ann = ((r.get("provenance") or {}).get("dataset") or {}).get("ann_file")
-    if not ann or not Path(ann).is_file():
-        return None
     try:
-        from panbench.pq.coco_format import read_json
-
-        cats = read_json(Path(ann), "ground-truth JSON").get("categories", [])
-        table = CategoryTable.from_coco(cats)
+        return tuple(CategoryTable.from_coco(read_json(ann, "ground-truth JSON").get("categories", [])).isthing)
     except (PanbenchError, KeyError, TypeError, ValueError, AttributeError):
         return None
-    return table.isthing if len(table) == n_categories else None
 
 
 def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tuple[list[dict[str, Any] | None],

@@ -30,7 +30,7 @@ def report(tmp_path_factory) -> tuple[Path, str]:
 
 
 def _section(html: str, start: str, end: str) -> str:
-    return html[html.index(start):html.index(end, html.index(start))]
+    return html[html.index(start):html.index(end, html.index(start) + len(start))]
 
 
 def test_analysis_tables_in_the_report(report) -> None:
@@ -38,8 +38,8 @@ def test_analysis_tables_in_the_report(report) -> None:
     synth = _section(html, "<h2>synth", "<h2>")
     for title in ("confidence intervals", "PQ by object size", "error breakdown", "boundary PQ", "PQ-dagger"):
         assert f"<h4>{title}" in synth, title
-    perfect = json.loads(next((root / "runs").glob("*perfect.json")).read_text())
-    noisy = json.loads(next((root / "runs").glob("*noisy.json")).read_text())
+    perfect = json.loads(next((root / "runs").glob("*perfect_synth.json")).read_text())
+    noisy = json.loads(next((root / "runs").glob("*noisy_synth.json")).read_text())
     assert f"[{noisy['ci']['PQ'][0]:.3f}, {noisy['ci']['PQ'][1]:.3f}]" in synth
     assert f"{perfect['metrics']['PQ'] - noisy['metrics']['PQ']:+.3f}*" in synth  # the paired difference, marked
     assert "excludes 0" in synth
