@@ -84,7 +84,8 @@ def test_by_size_bars(results, tmp_path) -> None:
     recs = [r for r in load_records(results) if r.get("by_size")]
     _, seen = _drawn(analysis_plots.pq_by_size, recs, tmp_path)
     heights = [p[2] for p in seen["bars"][0]]
-    want = [r["by_size"][s]["PQ"] if r["by_size"][s]["n"] else np.nan for r in recs for s in ("small", "medium", "large")]
+    want = [r["by_size"][s]["PQ"] if r["by_size"][s]["n"] else np.nan
+            for r in recs for s in ("small", "medium", "large")]
     assert np.array_equal(heights, want, equal_nan=True)
     assert any(np.isnan(want))  # the generated images have no large things: that bucket is empty, not 0
 
