@@ -62,33 +62,37 @@ def _dataset(tmp_path) -> tuple[PanopticDataset, Sample]:
     from PIL import Image
 
     cats = coco_like_categories(4, 3)
-    im = random_image(np.random.default_rng(3), 120, 200, cats)
+    im = random_image(np.random.default_rng(3), 104, 130, cats)  # the size of demo image 2003
     js, png_dir = write_panoptic(tmp_path, "gt", [(5, im)], cats)
     (tmp_path / "img").mkdir()
-    rgb = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    rgb = np.random.default_rng(0).integers(0, 255, (104, 130, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "img" / "5.jpg")
-    sample = Sample(5, tmp_path / "img" / "5.jpg", png_dir / "000000000005.png", 120, 200,
+    sample = Sample(5, tmp_path / "img" / "5.jpg", png_dir / "000000000005.png", 104, 130,
                     {"image_id": 5, "segments_info": im.segments_info})
     return PanopticDataset("synth", tmp_path, CategoryTable.from_coco(cats), [sample], js), sample
 
 
-def test_second_row_titles_are_not_drawn_over_the_first_row(tmp_path) -> None:
+@pytest.mark.parametrize("second_has_queries", [False, True], ids=["mask2former+fpn", "two-query-models"])
+def test_second_row_titles_are_not_drawn_over_the_first_row(tmp_path, second_has_queries) -> None:
+    """As `viz --model mask2former --model panoptic-fpn --dataset demo --image 2003` draws it (same image size,
+    four query maps), and with two query models (eight maps)."""
     import matplotlib.pyplot as plt
 
-    ds, sample = _dataset(tmp_path)
     from panbench.pq.png import read_ids
 
+    ds, sample = _dataset(tmp_path)
     ids = read_ids(sample.gt_png, "gt")
-    maps = [(f"thing{k}", 0.9 - 0.1 * k, np.random.default_rng(k).random((120, 200))) for k in range(4)]
-    preds = [viz.Prediction("a-long-model-name-mask2former", ids, sample.gt_ann["segments_info"], maps),
-             viz.Prediction("b-long-model-name-maskformer", ids, sample.gt_ann["segments_info"], maps)]
+    maps = [(f"thing{k}", 0.9 - 0.1 * k, np.random.default_rng(k).random((104, 130))) for k in range(4)]
+    preds = [viz.Prediction("demo-mask2former", ids, sample.gt_ann["segments_info"], maps),
+             viz.Prediction("demo-panoptic-fpn", ids, sample.gt_ann["segments_info"], maps if second_has_queries
+                            else [])]
     fig = viz.figure(sample, ds, preds)
     fig.canvas.draw()
     axes = np.array(fig.axes).reshape(2, -1)
     r = fig.canvas.get_renderer()
     top_images = [ax.get_window_extent(r) for ax in axes[0] if ax.images]
     titles = [ax.title.get_window_extent(r) for ax in axes[1] if ax.images]
-    assert len(titles) == 8 and len(top_images) == 5
+    assert len(titles) == (8 if second_has_queries else 4) and len(top_images) == 5
     for t in titles:
         for im in top_images:
             assert not t.overlaps(im), (t, im)
