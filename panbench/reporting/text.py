@@ -41,8 +41,34 @@ def format_record(rec: dict[str, Any]) -> str:
         if d.get("PQ") is not None and abs(d["PQ"]) > 1.0:
             note = "on a subset, a gap is expected" if rec["n_images"] < 5000 else "check checkpoint and class order"
             lines.append(f"  WARNING: PQ differs from the published value by {d['PQ']:+.1f} ({note})")
+    lines += ["  " + line for line in format_analyses(rec)]
     lines.append(f"  record: {rec.get('record')}")
     return "\n".join(lines)
+
+
+def format_analyses(res: dict[str, Any]) -> list[str]:
+    """One line per analysis that ``res`` (a record, or ``score --json``'s dict) has: the 95% intervals, PQ by
+    size, PQ-dagger and boundary PQ, the error types by oracle delta PQ (largest first)."""
+    lines = []
+    if ci := res.get("ci"):
+        lines.append("95% interval (image bootstrap): " + ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in
+                                                                     ci.items() if k in ("PQ", "PQ_th", "PQ_st")))
+    if bs := res.get("by_size"):
+        lines.append("PQ by size (things): " + ", ".join(
+            f"{k} {v['PQ']:.2f} ({v.get('segments', 0)} segments)" if v.get("n") else f"{k} - (no segments)"
+            for k, v in bs.items()))
+    extra = [f"PQ-dagger {res['pq_dagger']:.2f}"] if res.get("pq_dagger") is not None else []
+    if (b := res.get("boundary")) and b.get("PQ") is not None:
+        extra.append(f"boundary PQ {b['PQ']:.2f}")
+    if extra:
+        lines.append("; ".join(extra))
+    if errs := res.get("errors"):
+        order = sorted(errs.items(), key=lambda kv: -kv[1].get("delta_PQ", 0.0))
+        parts = [f"{k} {v.get('delta_PQ', 0.0):+.2f} ({v.get('count', 0)})" for k, v in order]
+        if (mq := res.get("mask_quality")) and mq.get("delta_PQ") is not None:
+            parts.append(f"mask quality {mq['delta_PQ']:+.2f}")
+        lines.append("oracle delta PQ by error type (errors): " + ", ".join(parts))
+    return lines
 
 
 def _speed(rec: dict[str, Any]) -> str:

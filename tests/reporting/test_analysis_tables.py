@@ -146,3 +146,19 @@ def test_framework_and_selection_columns(results, capsys) -> None:
 def test_per_class_with_an_analysis_option_is_refused(results, capsys) -> None:
     assert main(["table", "--results", str(results), "--per-class", "--ci"]) == 2
     assert "--per-class: give it alone" in capsys.readouterr().err
+
+
+def test_eval_summary_names_each_analysis(results) -> None:
+    """`panbench eval` prints format_record: the intervals, PQ by size, PQ-dagger, boundary PQ and the error types
+    by oracle gain, from the record; an old record prints none of these lines."""
+    from panbench.reporting.text import format_record
+
+    rec = _record(results, "bnd")
+    text = format_record({**rec, "timings": {"images_per_s": None}})
+    assert f"95% interval (image bootstrap): PQ [{rec['ci']['PQ'][0]:.2f}, {rec['ci']['PQ'][1]:.2f}]" in text
+    assert f"small {rec['by_size']['small']['PQ']:.2f}" in text and "large - (no segments)" in text
+    assert f"PQ-dagger {rec['pq_dagger']:.2f}; boundary PQ {rec['boundary']['PQ']:.2f}" in text
+    top = max(rec["errors"], key=lambda t: rec["errors"][t]["delta_PQ"])
+    assert f"oracle delta PQ by error type (errors): {top} {rec['errors'][top]['delta_PQ']:+.2f}" in text
+    old = format_record(json.loads(FIXTURE.read_text()))
+    assert "interval" not in old and "PQ-dagger" not in old
