@@ -109,7 +109,7 @@ def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tupl
             out[k] = {"reference": True}
             continue
         ref_k, ref = refs[fp]
-        isthing = isthing_of(r, a.n_categories)
+        isthing = getattr(a, "isthing", None) or isthing_of(r, a.n_categories)  # newer analysis files carry it
         if isthing is None:
             notes.append(f"{label}: no paired difference (the annotation file "
                          f"{((r.get('provenance') or {}).get('dataset') or {}).get('ann_file')} that gives the "
