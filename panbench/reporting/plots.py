@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from panbench.reporting.frames import framework
 from panbench.reporting.records import measured_speed
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
@@ -26,7 +27,7 @@ HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
 def styles(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Any]]:
     """Bar styles (color by model, hatch by post-processing) and legend handles that name each model and
-    each post-processing once, never a model twice."""
+    each post-processing once, never a model twice; with runs of several frameworks, each model's framework."""
     from matplotlib.patches import Patch
 
     cmap = _plt().get_cmap("tab10")
@@ -35,7 +36,9 @@ def styles(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[An
     out = [{"color": cmap(models.index(r["model"]) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
             "linewidth": 0.5, "hatch": HATCHES[pps.index(r.get("postprocess", "default")) % len(HATCHES)]}
            for r in records]
-    handles = [Patch(color=cmap(k % 10), label=m) for k, m in enumerate(models)]
+    fw = {r["model"]: framework(r) for r in records}
+    mixed = len(set(fw.values())) > 1  # an mmdet and a transformers model side by side: say which is which
+    handles = [Patch(color=cmap(k % 10), label=f"{m} ({fw[m]})" if mixed else m) for k, m in enumerate(models)]
     if len(pps) > 1:
         handles += [Patch(facecolor="white", edgecolor="black", hatch=HATCHES[k % len(HATCHES)],
                           label=f"post-processing: {p}") for k, p in enumerate(pps)]

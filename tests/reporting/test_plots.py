@@ -26,6 +26,13 @@ def test_legend_names_each_model_once_with_several_postprocessings() -> None:
     assert labels == ["fixture-model", "other", "post-processing: default", "post-processing: maskwise"]
 
 
+def test_legend_names_the_framework_when_runs_mix_frameworks() -> None:
+    recs = [_rec(), _rec(model="hf:m2f", framework="transformers"), _rec(model="ext", architecture="external")]
+    labels = [h.get_label() for h in plots.styles(recs)[1]]
+    assert labels == ["fixture-model (mmdet)", "hf:m2f (transformers)", "ext (external)"]
+    assert [h.get_label() for h in plots.styles(recs[:1])[1]] == ["fixture-model"]  # one framework: not repeated
+
+
 def test_absent_categories_are_left_out_of_the_ranking() -> None:
     a = _rec()
     b = _rec(per_class={**a["per_class"], "5": {"PQ": 0.0, "SQ": 0.0, "RQ": 0.0, "TP": 0, "FP": 0, "FN": 0}})
