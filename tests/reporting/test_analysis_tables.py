@@ -162,3 +162,14 @@ def test_eval_summary_names_each_analysis(results) -> None:
     assert f"oracle delta PQ by error type (errors): {top} {rec['errors'][top]['delta_PQ']:+.2f}" in text
     old = format_record(json.loads(FIXTURE.read_text()))
     assert "interval" not in old and "PQ-dagger" not in old
+
+
+def test_no_paired_difference_without_the_thing_flags_says_why(tmp_path, capsys) -> None:
+    """An analysis file without the category table and an annotation file that is gone: no difference, a note."""
+    gt_json, images = ground_truth(tmp_path / "data", n_images=6)
+    add_run(tmp_path, "a", gt_json, images, pred_seed=1, date="2001-01-01T00:00:01+00:00")
+    add_run(tmp_path, "b", gt_json, images, pred_seed=2, date="2001-01-01T00:00:02+00:00")
+    gt_json.rename(tmp_path / "moved.json")
+    df, err = _csv(tmp_path, capsys, "--ci")
+    assert df.loc["a", "PQ_diff_vs"] == "reference" and pd.isna(df.loc["b", "PQ_diff"])
+    assert f"b [default]: no paired difference (the annotation file {gt_json}" in err
