@@ -16,6 +16,7 @@ written down in docs/huggingface.md.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -291,6 +292,10 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
     if kind not in PANOPTIC:
         raise PanbenchError(f"{where}: model type '{kind}' is not a panoptic segmentation model (transformers' "
                             "AutoModelForUniversalSegmentation: Mask2Former, MaskFormer, OneFormer, DETR, ...)")
+    if kind == "oneformer" and importlib.util.find_spec("torchvision") is None:
+        raise PanbenchError(f"{where}: OneFormer's post_process_panoptic_segmentation needs torchvision in "
+                            f"transformers {transformers.__version__} (its PIL backend calls torchvision's resize); "
+                            "install the torchvision that matches your torch")
     auto = AutoProcessor if kind == "oneformer" else AutoImageProcessor
     processor = _step(lambda: auto.from_pretrained(d), d, "its processor does not load (preprocessor_config.json)")
     model = _step(lambda: AutoModelForUniversalSegmentation.from_pretrained(d), d, "the model does not load")

@@ -9,11 +9,11 @@ same evaluator."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
@@ -29,16 +29,7 @@ from panbench.data.demo import make_demo  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
 from panbench.models import hf  # noqa: E402
 from panbench.models.registry import all_models, hf_spec, resolve  # noqa: E402
-from panbench.pq.evaluator import PanopticEvaluator  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
-from panbench.pq.png import read_ids  # noqa: E402
-
-# the original releases' settings (Mask2Former's COCO panoptic config: OBJECT_MASK_THRESHOLD 0.8,
-# OVERLAP_THRESHOLD 0.8; DETR's PostProcessPanoptic threshold 0.85), written out independently of hf.SETTINGS
-PUBLISHED = {"mask2former": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
-             "maskformer": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
-             "detr": dict(threshold=0.85, mask_threshold=0.5, overlap_mask_area_threshold=0.8)}
-
 
 @pytest.fixture(scope="module")
 def demo_root() -> Path:
@@ -59,36 +50,7 @@ def _eval(model: str, root: Path, dataset: str, results: Path, *extra: str) -> t
 
 
 def reference(d: Path, root: Path, dataset: str, limit: int | None, kind: str, spelled: dict[str, str]) -> dict:
-    """What a user of transformers computes by hand: processor, model, post-processing per image; labels to
-    category ids through ``spelled`` (model label name -> dataset name); placeholders unmapped (VOID)."""
-    from PIL import Image
-    from transformers import AutoImageProcessor, AutoModelForUniversalSegmentation
-
-    ds = load_dataset(root, name=dataset, limit=limit)
-    proc = AutoImageProcessor.from_pretrained(d)
-    model = AutoModelForUniversalSegmentation.from_pretrained(d).eval()
-    cat = dict(zip(ds.categories.names, ds.categories.ids))
-    thing = dict(zip(ds.categories.ids, ds.categories.isthing))
-    label_cat = {i: cat[spelled[n]] for i, n in model.config.id2label.items() if n in spelled}
-    stuff = {i for i, c in label_cat.items() if not thing[c]}
-    ev = PanopticEvaluator(ds.categories)
-    for s in ds.samples:
-        img = Image.open(s.image_path).convert("RGB")
-        with torch.no_grad():
-            out = model(**proc(images=img, return_tensors="pt"))
-        r = proc.post_process_panoptic_segmentation(out, label_ids_to_fuse=stuff, target_sizes=[(s.height, s.width)],
-                                                    **PUBLISHED[kind])[0]
-        seg = r["segmentation"].numpy().astype(np.int64)
-        seg[seg < 0] = 0
-        segs = {}
-        for info in r["segments_info"]:
-            if info["label_id"] in label_cat:
-                segs[info["id"]] = {"id": info["id"], "category_id": label_cat[info["label_id"]], "iscrowd": 0}
-            else:
-                seg[seg == info["id"]] = 0
-        ev.process(read_ids(s.gt_png, "gt"), s.gt_ann["segments_info"], seg.astype(np.uint32), list(segs.values()),
-                   f"image {s.image_id}")
-    return ev.evaluate()
+    return hf_tiny.reference(d, load_dataset(root, name=dataset, limit=limit), kind, spelled)
 
 
 def _same(rec: dict, ref: dict) -> None:
@@ -98,8 +60,13 @@ def _same(rec: dict, ref: dict) -> None:
         {str(c): (v["tp"], v["fp"], v["fn"]) for c, v in ref["per_class"].items()}
 
 
+HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+
+
 @pytest.mark.parametrize("kind", hf_tiny.KINDS)
 def test_demo_set_whole_path_equals_the_transformers_reference(kind, demo_root, tmp_path) -> None:
+    if kind == "oneformer" and not HAS_TORCHVISION:
+        pytest.skip("OneFormer's post-processing needs torchvision (test_oneformer_without_torchvision_is_refused)")
     names = _names(demo_root / "annotations" / "panoptic_val2017.json")
     d = hf_tiny.build(kind, names, tmp_path / kind)
     rc, rec = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "results", "--limit", "4")
@@ -107,7 +74,7 @@ def test_demo_set_whole_path_equals_the_transformers_reference(kind, demo_root, 
     assert rec["framework"] == "transformers" and rec["model"] == f"hf-{kind}"
     assert rec["architecture"] == hf.ARCHITECTURES[kind] and rec["postprocess"] == "default"
     assert rec["provenance"]["checkpoint"] == {"path": str(d), "url": None, "sha256": hf.digest(d)}
-    assert json.loads(rec["provenance"]["config"])["postprocess"] == PUBLISHED[kind]
+    assert json.loads(rec["provenance"]["config"])["postprocess"] == hf_tiny.PUBLISHED[kind]
     assert rec["params"] == sum(p.numel() for p in AutoModel.from_pretrained(d).parameters())
     _same(rec, reference(d, demo_root, "demo", 4, kind, {n: n for n in names}))
 
@@ -173,6 +140,16 @@ def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None
         assert rc == 2 and "\n" not in err and "Traceback" not in err, err
         for n in needles:
             assert n in err, err
+
+
+@pytest.mark.skipif(HAS_TORCHVISION, reason="torchvision is installed: OneFormer runs (the whole-path test)")
+def test_oneformer_without_torchvision_is_refused(demo_root, tmp_path, capsys) -> None:
+    """transformers' OneFormer post-processing calls torchvision's resize even in its PIL backend: without
+    torchvision the model is refused before any image runs, in one line."""
+    d = hf_tiny.build("oneformer", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "of")
+    rc, _ = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "2")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "OneFormer's post_process_panoptic_segmentation needs torchvision" in err
 
 
 def test_label_mapping_rule() -> None:
