@@ -48,7 +48,7 @@ def build(kind: str, names: list[str], out: Path, seed: int = 0, size: int = 64,
     if kind == "mask2former":
         cfg = Mask2FormerConfig(backbone_config=_swin(), feature_size=32, mask_feature_size=32, hidden_dim=32,
                                 encoder_feedforward_dim=64, encoder_layers=1, decoder_layers=2, num_attention_heads=2,
-                                dim_feedforward=64, num_queries=12, id2label=id2label, label2id=label2id)
+                                dim_feedforward=64, num_queries=4, id2label=id2label, label2id=label2id)
         model = Mask2FormerForUniversalSegmentation(cfg)
         proc = Mask2FormerImageProcessorPil(size={"shortest_edge": size, "longest_edge": 2 * size},
                                             size_divisor=32, ignore_index=255)
@@ -56,7 +56,7 @@ def build(kind: str, names: list[str], out: Path, seed: int = 0, size: int = 64,
         cfg = MaskFormerConfig(backbone_config=_swin(), decoder_config={
             "model_type": "detr", "d_model": 32, "encoder_layers": 1, "decoder_layers": 1,
             "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
-            "num_queries": 12}, fpn_feature_size=32, mask_feature_size=32, num_queries=12, id2label=id2label,
+            "num_queries": 4}, fpn_feature_size=32, mask_feature_size=32, num_queries=4, id2label=id2label,
             label2id=label2id)
         model = MaskFormerForInstanceSegmentation(cfg)
         proc = MaskFormerImageProcessorPil(size={"shortest_edge": size, "longest_edge": 2 * size}, size_divisor=32,
@@ -64,7 +64,7 @@ def build(kind: str, names: list[str], out: Path, seed: int = 0, size: int = 64,
     elif kind == "detr":
         cfg = DetrConfig(backbone_config=_resnet(), use_timm_backbone=False, d_model=32, encoder_layers=1,
                          decoder_layers=1, encoder_ffn_dim=64, decoder_ffn_dim=64, encoder_attention_heads=8,
-                         decoder_attention_heads=8, num_queries=12, id2label=id2label, label2id=label2id)
+                         decoder_attention_heads=8, num_queries=4, id2label=id2label, label2id=label2id)
         model = DetrForSegmentation(cfg)
         proc = DetrImageProcessorPil(format="coco_panoptic", size={"shortest_edge": size, "longest_edge": 2 * size})
     elif kind == "oneformer":
@@ -114,7 +114,8 @@ def _oneformer(labels: list[str], id2label: dict, label2id: dict, out: Path, siz
 
 def _confident(model, kind: str) -> None:
     """Random weights give near-uniform class scores, below the 0.8 threshold: large random classifier weights
-    make each query confident in one label (a different one per query), so that segments are predicted."""
+    make each query confident in one label (a different one per query), and larger mask embeddings sharpen the
+    masks, so that (with few queries) segments pass the overlap threshold and are predicted."""
     import torch
 
     head = {"detr": lambda: model.detr.class_labels_classifier,
@@ -122,6 +123,13 @@ def _confident(model, kind: str) -> None:
     with torch.no_grad():
         head.weight.normal_(0, 3.0)
         head.bias.zero_()
+        head.bias[-1] = -30.0  # never "no object" (DETR's near-identical queries all chose it)
+        for i, name in model.config.id2label.items():  # nor a placeholder label, as in a trained model
+            if name == "N/A":
+                head.bias[int(i)] = -30.0
+        for name, p in model.named_parameters():
+            if "mask_embed" in name and name.endswith("weight"):
+                p.mul_(2.2)
 
 
 # the original releases' settings (Mask2Former's COCO panoptic config: OBJECT_MASK_THRESHOLD 0.8,

@@ -285,6 +285,10 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
     except ImportError as e:
         raise PanbenchError("hf: models need the transformers package: .venv/bin/pip install transformers "
                             "(make setup installs it)") from e
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # its weight-loading bars and warnings would cover panbench's output
+    transformers_logging.set_verbosity_error()
     cfg = _step(lambda: AutoConfig.from_pretrained(d), d, "config.json does not load")
     kind = cfg.model_type
     from transformers.models.auto.modeling_auto import MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES as PANOPTIC

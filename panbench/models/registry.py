@@ -104,8 +104,8 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
                 by_name[a] = s
     out: list[ModelSpec] = []
     for raw in [n.strip() for n in names.split(",") if n.strip()]:
-        if raw == "all":
-            out += [s for s in specs if s.dataset == dataset]
+        if raw == "all":  # the MMDetection models; transformers checkpoints (hub downloads) are chosen by name
+            out += [s for s in specs if s.dataset == dataset and s.framework == "mmdet"]
         elif raw.startswith("hf:"):
             out.append(hf_spec(raw[3:]))
         elif raw in by_name:

@@ -56,8 +56,9 @@ def reference(d: Path, root: Path, dataset: str, limit: int | None, kind: str, s
 def _same(rec: dict, ref: dict) -> None:
     assert rec["n_images"] == ref["n_images"]
     assert {k: rec["metrics"][k] for k in METRIC_KEYS} == {k: ref[k] for k in METRIC_KEYS}
-    assert {c: (v["tp"], v["fp"], v["fn"]) for c, v in rec["per_class"].items()} == \
-        {str(c): (v["tp"], v["fp"], v["fn"]) for c, v in ref["per_class"].items()}
+    assert rec["per_class"] == json.loads(json.dumps(ref["per_class"]))  # TP/FP/FN and PQ per category
+    assert rec["semantic"] == {k: ref[k] for k in rec["semantic"]}  # pixel accuracy, mIoU: the id maps agree
+    assert sum(v["TP"] + v["FP"] for v in rec["per_class"].values()) > 0  # segments were predicted and scored
 
 
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
@@ -121,6 +122,15 @@ def test_batch_amp_and_mask_wise_postprocess(demo_root, tmp_path) -> None:
     assert rc == 0 and mw["postprocess"].startswith("maskwise")
 
 
+def test_viz_draws_an_hf_model_beside_a_demo_model(demo_root, tmp_path) -> None:
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    image_id = load_dataset(demo_root, name="demo").image_ids[0]
+    out = tmp_path / "viz.png"
+    assert main(["viz", "--model", f"hf:{d}", "--model", "demo-mask2former", "--image", str(image_id), "--dataset",
+                 "demo", "--data-root", str(demo_root), "--device", "cpu", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+
+
 def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None:
     names = _names(demo_root / "annotations" / "panoptic_val2017.json")
     bad = hf_tiny.build("mask2former", [*names, "unicorn", "dragon"], tmp_path / "bad")
@@ -147,6 +157,7 @@ def test_oneformer_without_torchvision_is_refused(demo_root, tmp_path, capsys) -
     """transformers' OneFormer post-processing calls torchvision's resize even in its PIL backend: without
     torchvision the model is refused before any image runs, in one line."""
     d = hf_tiny.build("oneformer", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "of")
+    capsys.readouterr()
     rc, _ = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "2")
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and "OneFormer's post_process_panoptic_segmentation needs torchvision" in err
