@@ -118,8 +118,12 @@ def _confident(model, kind: str) -> None:
     masks, so that (with few queries) segments pass the overlap threshold and are predicted."""
     import torch
 
-    head = {"detr": lambda: model.detr.class_labels_classifier,
-            "oneformer": lambda: model.model.transformer_module.decoder.class_embed}.get(kind, lambda: model.class_predictor)()
+    if kind == "detr":
+        head = model.detr.class_labels_classifier
+    elif kind == "oneformer":
+        head = model.model.transformer_module.decoder.class_embed
+    else:
+        head = model.class_predictor
     with torch.no_grad():
         head.weight.normal_(0, 3.0)
         head.bias.zero_()

@@ -199,7 +199,8 @@ def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, sec
         "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
     }
     return make_record(
-        res, model=name, framework="external", architecture="external", backbone="?", dataset=dataset, postprocess="external",
+        res, model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
+        postprocess="external",
         published={}, delta_to_published={}, params=None, device="external", world_size=1, batch_size=None,
         timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance,
     )

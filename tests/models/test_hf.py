@@ -31,6 +31,7 @@ from panbench.models import hf  # noqa: E402
 from panbench.models.registry import all_models, hf_spec, resolve  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
+
 @pytest.fixture(scope="module")
 def demo_root() -> Path:
     return make_demo(REPO_ROOT / "data" / "demo")
