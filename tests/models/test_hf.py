@@ -113,6 +113,35 @@ def test_forked_processes_and_resume_give_the_single_process_metrics(demo_root, 
     assert rc == 0 and other["timings"]["resumed_images"] == 0
 
 
+@pytest.mark.slow
+def test_two_torchrun_ranks_give_the_single_process_metrics(demo_root, tmp_path) -> None:
+    """Two ranks (gloo, the environment torchrun gives each process), each scoring half of the images."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    _, one = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "one", "--limit", "6")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    args = ["eval", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--device", "cpu",
+            "--workers", "0", "--no-progress", "--limit", "6", "--results", str(tmp_path / "two")]
+    procs = [subprocess.Popen([sys.executable, "-m", "panbench", *args], cwd=REPO_ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
+                                   "OMP_NUM_THREADS": "1"}) for r in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "two" / "runs.csv")))
+    assert len(rows) == 1  # rank 0 writes the record
+    two = json.loads((tmp_path / "two" / rows[0]["record"]).read_text())
+    assert two["world_size"] == 2 and two["n_images"] == 6
+    assert two["metrics"] == one["metrics"] and two["per_class"] == one["per_class"]
+
+
 def test_batch_amp_and_mask_wise_postprocess(demo_root, tmp_path) -> None:
     d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
     rc, rec = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "4", "--batch-size", "2",
