@@ -222,6 +222,18 @@ def test_encoding_of_segments() -> None:
     assert pan.tolist() == [[1000, 1000, 2001], [void, 2001, void], [void, 4000, 4000]]
 
 
+def test_batch_padding_is_cropped_from_each_images_mask_logits() -> None:
+    """An image padded further by its batch gets its mask logits cropped back to its own processed size (the
+    padding at the mask resolution, rounded up); class logits and an image of the batch's size pass unchanged."""
+    masks = torch.arange(2 * 3 * 16 * 32, dtype=torch.float32).reshape(2, 3, 16, 32)
+    outputs = {"class_queries_logits": torch.zeros(2, 3, 5), "masks_queries_logits": masks}
+    small = hf._one_image(outputs, 0, (64, 90), (64, 128))  # 90 px of 128 -> ceil(22.5) = 23 of 32 mask columns
+    assert tuple(small.masks_queries_logits.shape) == (1, 3, 16, 23)
+    assert torch.equal(small.masks_queries_logits[0], masks[0, :, :, :23])
+    full = hf._one_image(outputs, 1, (64, 128), (64, 128))
+    assert torch.equal(full.masks_queries_logits[0], masks[1]) and tuple(full.class_queries_logits.shape) == (1, 3, 5)
+
+
 def test_registry_entries_and_ls(capsys) -> None:
     entries = all_models(framework="transformers")
     assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR"}
