@@ -305,6 +305,8 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
     model = _step(lambda: AutoModelForUniversalSegmentation.from_pretrained(d), d, "the model does not load")
     model.eval()
     order, label2cat, skipped = map_labels(cfg.id2label, categories, where)
+    if len(order) >= INSTANCE_OFFSET:  # labels are carried in mmdet's encoding, label + instance * 1000
+        raise PanbenchError(f"{where}: {len(order)} labels; panbench's panoptic encoding takes at most 999")
     isthing = dict(zip(categories.ids, categories.isthing))
     fuse = {h for h, c in zip(order, label2cat) if not isthing[c]}
     settings = SETTINGS.get(kind, {})
