@@ -182,9 +182,9 @@ PANBENCH_UV="$UV" PANBENCH_CHECK_LATER=1 bash "$ROOT/scripts/install_mmcv.sh" "$
 step 5 "mmdet 3.3.0 and its dependencies"
 pkg_install mmdet==3.3.0 "$SETUPTOOLS" || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
 
-step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), pycocotools, pandas, matplotlib, cityscapesscripts, test tools"
+step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), pycocotools, pandas, matplotlib, cityscapesscripts, transformers (hf: models), test tools"
 pkg_install --no-deps panopticapi-lite==0.2.0 || fail 6 "pip install panopticapi-lite failed" "check network access to PyPI and rerun make setup"
-pkg_install pyspng deflate pycocotools scikit-image pandas matplotlib tqdm tabulate pytest hypothesis ruff hotcoco torchmetrics nbclient nbformat ipykernel cityscapesscripts \
+pkg_install pyspng deflate pycocotools scikit-image pandas matplotlib tqdm tabulate pytest hypothesis ruff hotcoco torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 
 step 7 "panbench (editable; compiles its C extension panbench/pq/_native.c, a few seconds)"

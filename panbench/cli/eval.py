@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                        description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "
                        "under results/ and a row in results/runs.csv.")
     p.add_argument("--model", required=True,
-                   help="a name or alias from `panbench ls`, a comma-separated list, 'all', or a config path")
+                   help="a name or alias from `panbench ls`, a comma-separated list, 'all' (the MMDetection models), a "
+                   "config path, or hf:<hub id or directory> (a Hugging Face transformers model, docs/huggingface.md)")
     p.add_argument("--dataset", default="coco", help="coco (default), demo, cityscapes or ade20k (panbench data)")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--subset", help="file of image ids (one per line) to evaluate")

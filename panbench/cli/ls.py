@@ -27,9 +27,12 @@ def run(args: argparse.Namespace) -> int:
         specs = [s for s in specs if s.dataset == args.dataset]
     rows = []
     for s in specs:
-        cached = bool(s.checkpoint_filename and (cache_dir() / s.checkpoint_filename).exists())
+        cached = bool(s.checkpoint_filename and (cache_dir() / s.checkpoint_filename).exists()) or _hf_cached(s)
         pq = s.published.get("PQ") if s.published else None
-        params = _params(s) if args.params or s.params is None else f"{s.params / 1e6:.1f}M"
+        if s.hf:  # a transformers model: counted only once downloaded (its record has the count)
+            params = "-"
+        else:
+            params = _params(s) if args.params or s.params is None else f"{s.params / 1e6:.1f}M"
         rows.append((s.name, s.architecture, s.backbone, s.dataset, f"{pq:.1f}" if pq is not None else "-",
                      params, "yes" if cached else "no", ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
@@ -44,3 +47,18 @@ def _params(spec) -> str:
 
     n = mm.count_parameters(mm.build_model(mm.load_config(spec.config), spec.config))
     return f"{n / 1e6:.1f}M"
+
+
+def _hf_cached(spec) -> bool:
+    """A transformers model is in huggingface_hub's cache (or is a local directory)."""
+    if not spec.hf:
+        return False
+    from pathlib import Path
+
+    if Path(spec.hf).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(spec.hf, "config.json"), str)

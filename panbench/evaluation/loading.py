@@ -61,6 +61,8 @@ class LoadedModel:
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str) -> LoadedModel:
     """Config -> model with checked weights on ``device``, its class mapping and test pipeline."""
+    if spec.hf:
+        return _load_hf(spec, categories, checkpoint, device)
     cfg = mm.load_config(spec.config)
     panoptic_only(cfg)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
@@ -74,3 +76,16 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     del state
     model.to(device)
     return LoadedModel(model, names, label2cat, weights, mm.test_pipeline(cfg), cfg_text, cfg_hash)
+
+
+def _load_hf(spec: ModelSpec, categories: Any, checkpoint: str | None, device: str) -> LoadedModel:
+    """A transformers model (``hf:``) behind the same interface (:class:`panbench.models.hf.HFPanoptic`)."""
+    from panbench.models import hf
+
+    if checkpoint:
+        raise PanbenchError(f"--checkpoint does not apply to hf:{spec.hf}; pass the model's directory as hf:DIR")
+    m = hf.load(spec.hf, categories, device, any_rank=dist_any)
+    if spec.architecture == "transformers":  # an unregistered hf: model: named by its config (a fresh spec)
+        spec.architecture, spec.backbone = m.architecture, m.backbone
+    weights = Weights(m.directory, m.sha256, m.hub_id)
+    return LoadedModel(m.module, m.names, m.label2cat, weights, m.module.pipeline, m.cfg_text, m.cfg_hash)

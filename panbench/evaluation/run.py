@@ -68,7 +68,8 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         write_timing(run_dir, f"r{rank}", {"device": label, "timed_images": timing_dict["speed_images"],
                                            "wall_s": timing_dict["speed_wall_s"]})
     record = make_record(
-        res, model=spec.name, architecture=spec.architecture, backbone=spec.backbone, dataset=dataset.name,
+        res, model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
+        dataset=dataset.name,
         postprocess=opts.postprocess.label(),
         published=spec.published if dataset.name == "coco" else {},
         delta_to_published=delta(res, spec.published) if dataset.name == "coco" else {},

@@ -50,8 +50,8 @@ def install_postprocess(model: Any, pp: PostProcess, where: str) -> None:
 
     head = getattr(model, "panoptic_fusion_head", None)
     if head is None or not hasattr(head, "panoptic_postprocess"):
-        raise PanbenchError(f"{where}: --postprocess {pp.name} needs a MaskFormer or Mask2Former model "
-                            "(query masks); PanopticFPN has its own heuristic fusion only")
+        raise PanbenchError(f"{where}: --postprocess {pp.name} needs a MaskFormer, Mask2Former or OneFormer model "
+                            "(query masks); PanopticFPN and DETR have their own fusion only")
     n_cls, n_th = head.num_classes, head.num_things_classes
 
     def run(mask_cls: Any, mask_pred: Any) -> Any:

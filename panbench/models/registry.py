@@ -1,4 +1,5 @@
-"""The model registry: one file per model under ``configs/``, found by name or alias.
+"""The model registry: one file per model under ``configs/``, found by name or alias, and the
+Hugging Face ``transformers`` checkpoints of :data:`HF_MODELS` (``hf:<hub id or directory>``).
 
 Each config file inherits one MMDetection zoo config and carries a ``panbench = dict(...)``
 block with its metadata; the block is read with ``ast`` so listing models needs neither
@@ -33,6 +34,13 @@ class ModelSpec:
     published: dict[str, float | None] = field(default_factory=dict)
     dataset: str = "coco"
     params: int | None = None
+    hf: str | None = None  # a transformers model: its hub id or local directory (``config`` is then ``hf:<ref>``)
+    published_source: str | None = None  # where ``published`` comes from (paper table, model zoo page)
+
+    @property
+    def framework(self) -> str:
+        """What runs the model: ``mmdet`` (a config under configs/) or ``transformers`` (``hf:``)."""
+        return "transformers" if self.hf else "mmdet"
 
     @property
     def checkpoint_filename(self) -> str | None:
@@ -69,13 +77,18 @@ def load_spec(path: Path) -> ModelSpec:
     return ModelSpec(config=path, **fields)
 
 
-def all_models(config_dir: Path = CONFIG_DIR, dataset: str | None = None) -> list[ModelSpec]:
-    """Every registered model (``configs/*.py`` and ``configs/demo/*.py``), sorted by name."""
+def all_models(config_dir: Path = CONFIG_DIR, dataset: str | None = None,
+               framework: str | None = None) -> list[ModelSpec]:
+    """Every registered model (``configs/*.py``, ``configs/demo/*.py``, then :data:`HF_MODELS`), optionally
+    only those of one dataset and one framework (``mmdet``, ``transformers``)."""
     specs = [load_spec(p) for p in sorted(config_dir.glob("*.py"))]
     if (config_dir / "demo").is_dir():
         specs += [load_spec(p) for p in sorted((config_dir / "demo").glob("*.py"))]
+    specs += hf_models()
     if dataset is not None:
         specs = [s for s in specs if s.dataset == dataset]
+    if framework is not None:
+        specs = [s for s in specs if s.framework == framework]
     return specs
 
 
@@ -91,8 +104,10 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
                 by_name[a] = s
     out: list[ModelSpec] = []
     for raw in [n.strip() for n in names.split(",") if n.strip()]:
-        if raw == "all":
-            out += [s for s in specs if s.dataset == dataset]
+        if raw == "all":  # the MMDetection models; transformers checkpoints (hub downloads) are chosen by name
+            out += [s for s in specs if s.dataset == dataset and s.framework == "mmdet"]
+        elif raw.startswith("hf:"):
+            out.append(hf_spec(raw[3:]))
         elif raw in by_name:
             out.append(by_name[raw])
         elif raw.endswith(".py") or "/" in raw:
@@ -107,3 +122,55 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
     if not out:
         raise PanbenchError(f"no model selected by --model {names!r}; run `panbench ls`")
     return out
+
+
+# The COCO panoptic checkpoints of transformers' panoptic models on the Hugging Face hub, with the published PQ
+# of the original release each was converted from (docs/huggingface.md: the sources, and why a number is left out).
+_M2F = "facebookresearch/Mask2Former MODEL_ZOO.md, COCO panoptic table"
+_MF = "facebookresearch/MaskFormer MODEL_ZOO.md, COCO panoptic table"
+_ONEFORMER = "SHI-Labs/OneFormer README.md, COCO table"
+_DETR = "facebookresearch/detr README.md, COCO panoptic val5k models table"
+_HF_TABLE: list[tuple[str, str, str, str, dict[str, float], str | None]] = [
+    # name, hub id, architecture, backbone, published, source
+    ("hf-mask2former_swin-t", "facebook/mask2former-swin-tiny-coco-panoptic", "Mask2Former", "Swin-T",
+     {"PQ": 53.2}, _M2F),
+    ("hf-mask2former_swin-s", "facebook/mask2former-swin-small-coco-panoptic", "Mask2Former", "Swin-S",
+     {"PQ": 54.6}, _M2F),
+    # the zoo has two Swin-B models (IN-1k: 55.1, IN-21k: 56.4); the model card does not say which one this is
+    ("hf-mask2former_swin-b", "facebook/mask2former-swin-base-coco-panoptic", "Mask2Former", "Swin-B",
+     {}, None),
+    ("hf-mask2former_swin-l", "facebook/mask2former-swin-large-coco-panoptic", "Mask2Former", "Swin-L (IN-21k)",
+     {"PQ": 57.8}, _M2F),
+    ("hf-maskformer_swin-t", "facebook/maskformer-swin-tiny-coco", "MaskFormer", "Swin-T", {"PQ": 47.7}, _MF),
+    ("hf-maskformer_swin-s", "facebook/maskformer-swin-small-coco", "MaskFormer", "Swin-S", {"PQ": 49.7}, _MF),
+    ("hf-maskformer_swin-b", "facebook/maskformer-swin-base-coco", "MaskFormer", "Swin-B (IN-21k)", {"PQ": 51.8}, _MF),
+    ("hf-maskformer_swin-l", "facebook/maskformer-swin-large-coco", "MaskFormer", "Swin-L (IN-21k)", {"PQ": 52.7}, _MF),
+    ("hf-oneformer_swin-l", "shi-labs/oneformer_coco_swin_large", "OneFormer", "Swin-L (IN-21k)",
+     {"PQ": 57.9, "PQ_th": 64.4, "PQ_st": 48.0}, _ONEFORMER),
+    ("hf-detr_r50", "facebook/detr-resnet-50-panoptic", "DETR", "R-50", {"PQ": 43.4}, _DETR),
+    ("hf-detr_r101", "facebook/detr-resnet-101-panoptic", "DETR", "R-101", {"PQ": 45.1}, _DETR),
+]
+
+
+def hf_models() -> list[ModelSpec]:
+    """The registered transformers checkpoints (:data:`_HF_TABLE`), in table order."""
+    return [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, hf=ref,
+                      published=dict(published), published_source=source)
+            for name, ref, arch, backbone, published, source in _HF_TABLE]
+
+
+def hf_spec(ref: str) -> ModelSpec:
+    """``--model hf:<ref>``: the registered entry of that hub id, else a spec named after the id or directory
+    (its architecture is read from the model's config when it loads)."""
+    import re
+
+    ref = ref.strip()
+    if not ref:
+        raise PanbenchError("--model hf: needs a hub id or a local directory after 'hf:' (e.g. "
+                            "hf:facebook/mask2former-swin-tiny-coco-panoptic)")
+    for s in hf_models():
+        if s.hf == ref:
+            return s
+    stem = Path(ref.rstrip("/")).name or ref
+    return ModelSpec(name="hf-" + re.sub(r"[^A-Za-z0-9._-]+", "_", stem), config=Path(f"hf:{ref}"),
+                     architecture="transformers", hf=ref)

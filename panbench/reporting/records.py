@@ -33,6 +33,7 @@ class RunRecord(TypedDict, total=False):
 
     schema: int  # SCHEMA_VERSION
     model: str  # registry name, or the --name of an external system
+    framework: str  # what ran the model: "mmdet", "transformers" (hf: models) or "external" (score --name)
     architecture: str  # PanopticFPN, MaskFormer, Mask2Former; "external"
     backbone: str  # e.g. R-50, Swin-L; "?" for an external system
     dataset: str  # coco, demo
@@ -198,7 +199,8 @@ def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, sec
         "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
     }
     return make_record(
-        res, model=name, architecture="external", backbone="?", dataset=dataset, postprocess="external",
+        res, model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
+        postprocess="external",
         published={}, delta_to_published={}, params=None, device="external", world_size=1, batch_size=None,
         timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance,
     )

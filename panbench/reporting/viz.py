@@ -43,7 +43,7 @@ def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queri
     captured: dict[str, Any] = {}
     head = getattr(model, "panoptic_fusion_head", None)
     orig = getattr(head, "predict", None)
-    if head is not None and hasattr(head, "panoptic_postprocess"):
+    if head is not None and hasattr(head, "panoptic_postprocess") and "data_samples" in data:  # mmdet's heads
         def grab(mask_cls, mask_pred, *a, **k):
             captured["cls"], captured["pred"] = mask_cls, mask_pred
             return orig(mask_cls, mask_pred, *a, **k)

@@ -20,7 +20,7 @@ def test_registry_has_the_zoo_models() -> None:
 
 
 def test_every_spec_has_url_hash_and_published_pq() -> None:
-    for s in all_models(dataset="coco"):
+    for s in all_models(dataset="coco", framework="mmdet"):
         assert s.checkpoint and s.checkpoint.startswith("https://download.openmmlab.com/")
         assert s.sha256_prefix and len(s.sha256_prefix) == 8 and s.checkpoint.endswith(f"-{s.sha256_prefix}.pth")
         assert s.published["PQ"] > 35
@@ -29,7 +29,7 @@ def test_every_spec_has_url_hash_and_published_pq() -> None:
 def test_aliases_and_lists() -> None:
     assert [s.name for s in resolve("mask2former")] == ["mask2former_r50"]
     assert [s.name for s in resolve("panoptic-fpn,maskformer")] == ["panoptic-fpn_r50_1x", "maskformer_r50"]
-    assert len(resolve("all")) == len(all_models(dataset="coco"))
+    assert len(resolve("all")) == len(all_models(dataset="coco", framework="mmdet"))
     assert resolve(str(ZOO[0]))[0].config == ZOO[0]
 
 

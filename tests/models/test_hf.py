@@ -1,0 +1,248 @@
+"""``--model hf:``: transformers panoptic models through panbench's eval path, offline.
+
+Tiny random-init models (tests/models/hf_tiny.py) are saved with ``save_pretrained`` and their processor, as
+the hub ships them, with the label names of the demo set's or the COCO sample's categories.  Each run's
+record must equal an independent reference: the model and processor called the way a model card shows, the
+original release's post-processing settings (written out again here), labels mapped by name, scored by the
+same evaluator."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("transformers")
+
+import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
+import torch  # noqa: E402
+from transformers import AutoModelForUniversalSegmentation as AutoModel  # noqa: E402
+
+from panbench import REPO_ROOT  # noqa: E402
+from panbench.cli import main  # noqa: E402
+from panbench.data.datasets import load_dataset  # noqa: E402
+from panbench.data.demo import make_demo  # noqa: E402
+from panbench.errors import PanbenchError  # noqa: E402
+from panbench.models import hf  # noqa: E402
+from panbench.models.registry import all_models, hf_spec, resolve  # noqa: E402
+from panbench.pq.matching import METRIC_KEYS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def demo_root() -> Path:
+    return make_demo(REPO_ROOT / "data" / "demo")
+
+
+def _names(ann: Path) -> list[str]:
+    return [c["name"] for c in json.loads(ann.read_text())["categories"]]
+
+
+def _eval(model: str, root: Path, dataset: str, results: Path, *extra: str) -> tuple[int, dict | None]:
+    rc = main(["eval", "--model", model, "--dataset", dataset, "--data-root", str(root), "--results", str(results),
+               "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
+    if rc != 0:
+        return rc, None
+    rows = list(csv.DictReader(open(results / "runs.csv")))
+    return rc, json.loads((results / rows[-1]["record"]).read_text())
+
+
+def reference(d: Path, root: Path, dataset: str, limit: int | None, kind: str, spelled: dict[str, str]) -> dict:
+    return hf_tiny.reference(d, load_dataset(root, name=dataset, limit=limit), kind, spelled)
+
+
+def _same(rec: dict, ref: dict) -> None:
+    assert rec["n_images"] == ref["n_images"]
+    assert {k: rec["metrics"][k] for k in METRIC_KEYS} == {k: ref[k] for k in METRIC_KEYS}
+    assert rec["per_class"] == json.loads(json.dumps(ref["per_class"]))  # TP/FP/FN and PQ per category
+    assert rec["semantic"] == {k: ref[k] for k in rec["semantic"]}  # pixel accuracy, mIoU: the id maps agree
+    assert sum(v["TP"] + v["FP"] for v in rec["per_class"].values()) > 0  # segments were predicted and scored
+
+
+HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+
+
+@pytest.mark.parametrize("kind", hf_tiny.KINDS)
+def test_demo_set_whole_path_equals_the_transformers_reference(kind, demo_root, tmp_path) -> None:
+    if kind == "oneformer" and not HAS_TORCHVISION:
+        pytest.skip("OneFormer's post-processing needs torchvision (test_oneformer_without_torchvision_is_refused)")
+    names = _names(demo_root / "annotations" / "panoptic_val2017.json")
+    d = hf_tiny.build(kind, names, tmp_path / kind)
+    rc, rec = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "results", "--limit", "4")
+    assert rc == 0
+    assert rec["framework"] == "transformers" and rec["model"] == f"hf-{kind}"
+    assert rec["architecture"] == hf.ARCHITECTURES[kind] and rec["postprocess"] == "default"
+    assert rec["provenance"]["checkpoint"] == {"path": str(d), "url": None, "sha256": hf.digest(d)}
+    assert json.loads(rec["provenance"]["config"])["postprocess"] == hf_tiny.PUBLISHED[kind]
+    assert rec["params"] == sum(p.numel() for p in AutoModel.from_pretrained(d).parameters())
+    _same(rec, reference(d, demo_root, "demo", 4, kind, {n: n for n in names}))
+
+
+def test_coco_sample_with_detr_label_layout_and_mask2former_spelling(coco_sample, tmp_path) -> None:
+    """DETR's hub layout: label id = COCO category id, 'N/A' for the ids no category uses; Mask2Former's labels
+    spelled with other case and '_' for spaces: both map by name to the COCO sample's categories."""
+    cats = json.loads((coco_sample / "annotations" / "panoptic_val2017.json").read_text())["categories"]
+    by_id = {c["id"]: c["name"] for c in cats}
+    detr_labels = [by_id.get(i, "N/A") for i in range(max(by_id) + 1)]
+    d = hf_tiny.build("detr", [], tmp_path / "detr", labels=detr_labels)
+    rc, rec = _eval(f"hf:{d}", coco_sample, "coco", tmp_path / "r1")
+    assert rc == 0 and rec["framework"] == "transformers" and rec["n_images"] == 2
+    _same(rec, reference(d, coco_sample, "coco", None, "detr", {n: n for n in by_id.values()}))
+    spelled = {n.replace(" ", "_").title(): n for n in by_id.values()}  # 'Traffic_Light' -> 'traffic light'
+    d2 = hf_tiny.build("mask2former", list(spelled), tmp_path / "m2f")
+    rc, rec2 = _eval(f"hf:{d2}", coco_sample, "coco", tmp_path / "r2")
+    assert rc == 0 and rec2["architecture"] == "Mask2Former"
+    _same(rec2, reference(d2, coco_sample, "coco", None, "mask2former", spelled))
+
+
+def test_forked_processes_and_resume_give_the_single_process_metrics(demo_root, tmp_path) -> None:
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    _, one = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "a", "--limit", "6")
+    rc, forked = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "b", "--limit", "6", "--cpu-procs", "2",
+                       "--workers", "1")
+    assert rc == 0 and forked["timings"]["cpu_procs"] == 2
+    rc, resumed = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "a", "--limit", "6")
+    assert rc == 0 and resumed["timings"]["resumed_images"] == 6
+    for rec in (forked, resumed):
+        assert rec["metrics"] == one["metrics"] and rec["per_class"] == one["per_class"]
+    hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), d, seed=1)
+    rc, other = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "a", "--limit", "6")  # new weights: new cache key
+    assert rc == 0 and other["timings"]["resumed_images"] == 0
+
+
+@pytest.mark.slow
+def test_two_torchrun_ranks_give_the_single_process_metrics(demo_root, tmp_path) -> None:
+    """Two ranks (gloo, the environment torchrun gives each process), each scoring half of the images."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    _, one = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "one", "--limit", "6")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    args = ["eval", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--device", "cpu",
+            "--workers", "0", "--no-progress", "--limit", "6", "--results", str(tmp_path / "two")]
+    procs = [subprocess.Popen([sys.executable, "-m", "panbench", *args], cwd=REPO_ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
+                                   "OMP_NUM_THREADS": "1"}) for r in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "two" / "runs.csv")))
+    assert len(rows) == 1  # rank 0 writes the record
+    two = json.loads((tmp_path / "two" / rows[0]["record"]).read_text())
+    assert two["world_size"] == 2 and two["n_images"] == 6
+    assert two["metrics"] == one["metrics"] and two["per_class"] == one["per_class"]
+
+
+def test_batch_amp_and_mask_wise_postprocess(demo_root, tmp_path) -> None:
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    rc, rec = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "4", "--batch-size", "2",
+                    "--amp", "bf16", "--postprocess", "argmax")
+    assert rc == 0 and rec["n_images"] == 4 and rec["batch_size"] == 2 and rec["amp"] == "bf16"
+    assert rec["postprocess"] == "argmax"
+    rc, mw = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "2", "--postprocess", "maskwise")
+    assert rc == 0 and mw["postprocess"].startswith("maskwise")
+
+
+def test_viz_draws_an_hf_model_beside_a_demo_model(demo_root, tmp_path) -> None:
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    image_id = load_dataset(demo_root, name="demo").image_ids[0]
+    out = tmp_path / "viz.png"
+    assert main(["viz", "--model", f"hf:{d}", "--model", "demo-mask2former", "--image", str(image_id), "--dataset",
+                 "demo", "--data-root", str(demo_root), "--device", "cpu", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+
+
+def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None:
+    names = _names(demo_root / "annotations" / "panoptic_val2017.json")
+    bad = hf_tiny.build("mask2former", [*names, "unicorn", "dragon"], tmp_path / "bad")
+    detr = hf_tiny.build("detr", names, tmp_path / "detr")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cases = [
+        (f"hf:{bad}", [], ["'unicorn'", "'dragon'", "2 of the model's"]),
+        (f"hf:{tmp_path / 'missing'}", [], ["model directory not found"]),
+        ("hf:nobody-here/no-such-model", [], ["not in the Hugging Face cache", "hf download"]),
+        (f"hf:{detr}", ["--postprocess", "maskwise"], ["needs a MaskFormer, Mask2Former or OneFormer model"]),
+        (f"hf:{detr}", ["--checkpoint", str(detr / "config.json")], ["--checkpoint does not apply"]),
+    ]
+    for model, extra, needles in cases:
+        capsys.readouterr()
+        rc, _ = _eval(model, demo_root, "demo", tmp_path / "r", "--limit", "2", *extra)
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "\n" not in err and "Traceback" not in err, err
+        for n in needles:
+            assert n in err, err
+
+
+@pytest.mark.skipif(HAS_TORCHVISION, reason="torchvision is installed: OneFormer runs (the whole-path test)")
+def test_oneformer_without_torchvision_is_refused(demo_root, tmp_path, capsys) -> None:
+    """transformers' OneFormer post-processing calls torchvision's resize even in its PIL backend: without
+    torchvision the model is refused before any image runs, in one line."""
+    d = hf_tiny.build("oneformer", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "of")
+    capsys.readouterr()
+    rc, _ = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "2")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "OneFormer's post_process_panoptic_segmentation needs torchvision" in err
+
+
+def test_label_mapping_rule() -> None:
+    cats = SimpleNamespace(ids=[1, 2, 3, 4, 5, 6], names=["person", "traffic light", "wall-other-merged", "sky",
+                                                           "floor-wood", "floor-other-merged"],
+                           isthing=[1, 1, 0, 0, 0, 0])
+    labels = {0: "Sky", 1: "N/A", 2: "wall", 3: "traffic_light", 4: "person", 5: "floor-wood", 6: "floor"}
+    order, cat_ids, skipped = hf.map_labels(labels, cats, "m")
+    assert skipped == [1]
+    assert order == [3, 4, 0, 2, 5, 6] and cat_ids == [2, 1, 4, 3, 5, 6]  # things first, then stuff, by label id
+    with pytest.raises(PanbenchError, match="'horse'"):
+        hf.map_labels({0: "person", 1: "horse"}, cats, "m")
+    two = SimpleNamespace(ids=[1, 2], names=["wall-other", "wall-merged"], isthing=[0, 0])  # 'wall' is ambiguous
+    with pytest.raises(PanbenchError, match="'wall'"):
+        hf.map_labels({0: "wall"}, two, "m")
+    with pytest.raises(PanbenchError, match="both map to category 1"):
+        hf.map_labels({0: "person", 1: "Person"}, cats, "m")
+
+
+def test_encoding_of_segments() -> None:
+    """transformers' segment map -> mmdet's encoding: one value per segment id (a fused stuff class lists its id
+    once per query), placeholder labels and -1/0 VOID."""
+    f = hf._Fusion("detr", None, {}, order=[5, 2], n_things=1, fuse={2}, n_hf=7)
+    seg = torch.tensor([[1, 1, 2], [3, 2, 0], [-1, 4, 4]])
+    infos = [{"id": 1, "label_id": 5}, {"id": 2, "label_id": 2}, {"id": 2, "label_id": 2},
+             {"id": 3, "label_id": 6}, {"id": 4, "label_id": 5}]
+    pan = f.encode(seg, infos)
+    void = 2
+    assert pan.tolist() == [[1000, 1000, 2001], [void, 2001, void], [void, 4000, 4000]]
+
+
+def test_batch_padding_is_cropped_from_each_images_mask_logits() -> None:
+    """An image padded further by its batch gets its mask logits cropped back to its own processed size (the
+    padding at the mask resolution, rounded up); class logits and an image of the batch's size pass unchanged."""
+    masks = torch.arange(2 * 3 * 16 * 32, dtype=torch.float32).reshape(2, 3, 16, 32)
+    outputs = {"class_queries_logits": torch.zeros(2, 3, 5), "masks_queries_logits": masks}
+    small = hf._one_image(outputs, 0, (64, 90), (64, 128))  # 90 px of 128 -> ceil(22.5) = 23 of 32 mask columns
+    assert tuple(small.masks_queries_logits.shape) == (1, 3, 16, 23)
+    assert torch.equal(small.masks_queries_logits[0], masks[0, :, :, :23])
+    full = hf._one_image(outputs, 1, (64, 128), (64, 128))
+    assert torch.equal(full.masks_queries_logits[0], masks[1]) and tuple(full.class_queries_logits.shape) == (1, 3, 5)
+
+
+def test_registry_entries_and_ls(capsys) -> None:
+    entries = all_models(framework="transformers")
+    assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR"}
+    for s in entries:
+        assert s.hf and s.dataset == "coco" and s.framework == "transformers"
+        assert bool(s.published) == bool(s.published_source)  # a number only with its source
+    spec = resolve("hf:facebook/detr-resnet-50-panoptic")[0]
+    assert spec.name == "hf-detr_r50" and spec.published == {"PQ": 43.4}
+    assert hf_spec("/some/dir/my-model/").name == "hf-my-model"
+    assert main(["ls", "--dataset", "coco"]) == 0
+    out = capsys.readouterr().out
+    assert "hf-mask2former_swin-t" in out and "hf-oneformer_swin-l" in out and "57.9" in out
