@@ -59,9 +59,11 @@ class LoadedModel:
         return len(self.names)
 
 
-def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str) -> LoadedModel:
-    """Config -> model with checked weights on ``device``, its class mapping and test pipeline."""
-    cfg = mm.load_config(spec.config)
+def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
+               cfg_options: dict[str, Any] | None = None) -> LoadedModel:
+    """Config (with ``--cfg-options`` merged) -> model with checked weights on ``device``, its class
+    mapping and test pipeline."""
+    cfg = mm.load_config(spec.config, cfg_options)
     panoptic_only(cfg)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
     names = mm.class_names(cfg)
