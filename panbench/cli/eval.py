@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from panbench.cli.options import Common, dataset_root, non_negative_int, positive_int
 from panbench.errors import PanbenchError
@@ -103,13 +104,13 @@ def models_and_dataset(args: argparse.Namespace) -> list:
     specs = resolve(args.model, dataset=guess)
     found = sorted({s.dataset for s in specs})
     if len(found) > 1:
-        raise PanbenchError(f"--model {args.model}: the models were trained on different datasets ({', '.join(found)}); "
-                            "pass --dataset")
+        raise PanbenchError(f"--model {args.model}: the models were trained on different datasets "
+                            f"({', '.join(found)}); pass --dataset")
     args.dataset = found[0]
     return specs
 
 
-def _predict(args: argparse.Namespace, specs: list, opts) -> int:
+def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:
     """``--images``: each model's predictions saved, nothing scored, no record."""
     from panbench.data.images import load_images
     from panbench.evaluation.options import check_models

@@ -13,8 +13,8 @@ HEAD = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params", "we
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("ls", help="list the models panbench knows", description="Every registered model with "
-                       "architecture, backbone, published PQ and whether its weights are cached, to be downloaded or committed "
-                       "in the repository (the demo models).")
+                       "architecture, backbone, published PQ and whether its weights are cached, to be "
+                       "downloaded or committed in the repository (the demo models).")
     p.add_argument("--dataset", help="only models for this dataset (coco, demo, ...)")
     p.add_argument("--params", action="store_true",
                    help="build each model to count its parameters instead of reading the config's count")

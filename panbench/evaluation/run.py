@@ -22,8 +22,15 @@ from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_
 from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.device import device_name, pick_device, seed_everything
-from panbench.evaluation.distributed import (all_reduce_stats, barrier, dist_info, dist_sum, local_rank, reduce_timings,
-                                             use_device)
+from panbench.evaluation.distributed import (
+    all_reduce_stats,
+    barrier,
+    dist_info,
+    dist_sum,
+    local_rank,
+    reduce_timings,
+    use_device,
+)
 from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.loop import Shard, run_inference
 from panbench.evaluation.memory import peak_memory
@@ -124,7 +131,8 @@ def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) 
     return writer.json_path
 
 
-def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions, key: str) -> PredictionWriter | None:
+def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
+                      key: str) -> PredictionWriter | None:
     """The writer of ``--save-predictions`` (None without it), its folders made and checked once per node;
     its ``saved`` set holds the images whose prediction an earlier run of the same key saved."""
     if opts.save_predictions is None:

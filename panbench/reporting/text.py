@@ -73,6 +73,6 @@ def format_comparison(records: list[dict[str, Any]]) -> str:
     for r in records:
         m, v = r["metrics"], measured_speed(r)
         speed = f"{v:7.2f}" if v is not None else f"{'-':>7}"
-        rows.append(f"{r['model']:24} {r.get('postprocess', 'default'):{w}} {m['PQ']:6.2f} {m['SQ']:6.2f} {m['RQ']:6.2f} {m['PQ_th']:6.2f} "
-                    f"{m['PQ_st']:6.2f} {speed}")
+        rows.append(f"{r['model']:24} {r.get('postprocess', 'default'):{w}} {m['PQ']:6.2f} {m['SQ']:6.2f} "
+                    f"{m['RQ']:6.2f} {m['PQ_th']:6.2f} {m['PQ_st']:6.2f} {speed}")
     return "\n".join(rows)

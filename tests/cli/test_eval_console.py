@@ -47,7 +47,7 @@ def test_the_dataset_is_inferred_from_the_model(demo_root, tmp_path, capsys) -> 
 
 
 def test_models_of_two_datasets_need_dataset(tmp_path, capsys) -> None:
-    rc = main(["eval", "--model", "demo-mask2former,panoptic-fpn", "--results", str(tmp_path)])
+    rc = main(["eval", "--model", "demo-mask2former,panoptic-fpn_r50_1x", "--results", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "different datasets (coco, demo)" in err and "--dataset" in err
 

@@ -39,7 +39,7 @@ def test_a_folder_of_images_gives_the_same_predictions_as_the_scored_run(demo_ro
     assert rc == 0  # no --dataset: the demo model's dataset, its categories from data/demo
     assert not (tmp_path / "res" / "runs").exists()  # nothing scored, no record
     name = results_name("panoptic_my-images", MODEL)
-    assert f"not scored" in capsys.readouterr().out
+    assert "not scored" in capsys.readouterr().out
     got = json.loads((out / f"{name}.json").read_text())
     stems = sorted(f.stem for f in folder.iterdir())
     assert [a["image_id"] for a in got["annotations"]] == [int(s) if s.isdigit() else s for s in stems]

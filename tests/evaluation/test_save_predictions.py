@@ -122,3 +122,20 @@ def test_torchrun_ranks_write_one_json(root, tmp_path) -> None:
     rec = json.loads(sorted((tmp_path / "n0" / "runs").glob("*.json"))[-1].read_text())
     assert rec["world_size"] == 2 and not (tmp_path / "n1" / "runs").exists()
     _same_metrics(_score(root, out), rec)
+
+
+def test_no_json_is_written_while_an_image_lacks_its_prediction(root, tmp_path) -> None:
+    from panbench.data.datasets import load_dataset
+    from panbench.errors import PanbenchError
+    from panbench.evaluation.predictions import PredictionWriter
+
+    ds = load_dataset(root, name="demo")
+    w = PredictionWriter(tmp_path, "panoptic_val2017", MODEL, "k1", ds.samples, [])
+    w.prepare(fresh=False)
+    for s in ds.samples[:5]:  # the sixth image never written (a rank on another machine, a lost file)
+        w.write(s, np.ones((4, 4), np.uint32), [{"id": 1, "category_id": 1}])
+    with pytest.raises(PanbenchError, match="predictions of 1 image"):
+        w.finish({})
+    assert not w.json_path.exists()
+    w.write(ds.samples[5], np.ones((4, 4), np.uint32), [{"id": 1, "category_id": 1}])
+    assert w.load_saved() == set(range(6)) and w.finish({}).is_file()
