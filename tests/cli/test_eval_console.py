@@ -32,7 +32,8 @@ def test_maskwise_with_all_models_fails_before_any_model_runs(demo_root, tmp_pat
     assert not (tmp_path / "runs").exists()
 
 
-def test_the_dataset_is_inferred_from_the_model(demo_root, tmp_path, capsys) -> None:
+def test_the_dataset_is_inferred_from_the_model(demo_root, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)  # the default --data-root data/demo is relative
     assert main(["eval", "--model", "demo-mask2former,demo-panoptic-fpn", "--results", str(tmp_path), "--limit", "2",
                  "--workers", "0", "--cpu-procs", "1", "--no-progress"]) == 0  # no --dataset, no --data-root
     recs = _records(tmp_path)
