@@ -77,3 +77,18 @@ def test_images_without_save_predictions_is_refused(folder, tmp_path, capsys) ->
     rc = main(["eval", "--model", MODEL, "--images", str(folder), "--results", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--save-predictions" in err
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_predict_one_json(folder, tmp_path) -> None:
+    from test_torchrun import two_nodes
+
+    out = tmp_path / "preds"
+    args = ["--model", MODEL, "--images", str(folder), "--save-predictions", str(out), "--device", "cpu",
+            "--workers", "0", "--no-progress"]
+    r0, r1 = two_nodes([[*args, "--results", str(tmp_path / "n0")], [*args, "--results", str(tmp_path / "n1")]])
+    assert r0.returncode == 0 and r1.returncode == 0, r0.stderr[-2000:] + r1.stderr[-2000:]
+    name = results_name("panoptic_my-images", MODEL)
+    got = json.loads((out / f"{name}.json").read_text())
+    assert len(got["annotations"]) == 4 and len(list((out / name).glob("*.png"))) == 4
+    assert "not scored" in r0.stdout and r1.stdout == ""
