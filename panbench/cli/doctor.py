@@ -176,7 +176,7 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     if ann.is_file() and (root / "val2017").is_dir():
         checks.append(Check("data", True, f"COCO panoptic val at {root}"))
     else:
-        fix = f"unzip COCO val2017 + panoptic annotations under {root} (README: Data), or use --dataset demo"
+        fix = f"run `panbench data coco --root {root}` (or --from DIR with the official zips), or use --dataset demo"
         checks.append(Check("data", False, f"no COCO panoptic val at {root}", fix, False))
     cache = checkpoint_cache_dir()
     n = len(list(cache.glob("*.pth"))) if cache.is_dir() else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from panbench.cli.options import Common, dataset_root, non_negative_int, positive_int
 from panbench.errors import PanbenchError
@@ -17,9 +18,19 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--model", required=True,
                    help="a name or alias from `panbench ls`, a comma-separated list, 'all' (the MMDetection models), a "
                    "config path, or hf:<hub id or directory> (a Hugging Face transformers model, docs/huggingface.md)")
-    p.add_argument("--dataset", default="coco", help="coco (default), demo, cityscapes or ade20k (panbench data)")
+    p.add_argument("--dataset", help="coco, demo, cityscapes or ade20k (panbench data); default: the dataset the "
+                   "models were trained on (coco for the zoo, demo for the demo models)")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
+    p.add_argument("--save-predictions", metavar="DIR",
+                   help="also write the predictions in the COCO panoptic format (PNGs + JSON) under DIR")
+    p.add_argument("--images", metavar="DIR|JSON",
+                   help="run on images without ground truth (a folder, or an image-info JSON such as COCO's "
+                   "image_info_test-dev2017.json) and save the predictions (needs --save-predictions); no scoring")
+    p.add_argument("--image-dir", help="with --images JSON: the folder of its images (default DATA_ROOT/test2017)")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
+                   help="override settings of the model config, mmengine's syntax (as mmdet's tools/test.py), e.g. "
+                   "model.test_cfg.object_mask_thr=0.9; part of the record and of the resume-cache key")
     p.add_argument("--checkpoint", help="your own weights instead of the zoo's")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="allow full unpickling of a checkpoint that weights_only loading refuses")
@@ -48,16 +59,23 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     from panbench.data.datasets import load_dataset
-    from panbench.evaluation.options import EvalOptions
+    from panbench.evaluation.options import EvalOptions, check_models
     from panbench.evaluation.run import evaluate_model
-    from panbench.models.registry import resolve
     from panbench.reporting.text import format_comparison, format_record
 
-    specs = resolve(args.model, dataset=args.dataset)
+    specs = models_and_dataset(args)
     if args.checkpoint and len(specs) > 1:
         raise PanbenchError("--checkpoint applies to one model; pass a single --model with it")
-    ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
+    if args.images and not args.save_predictions:
+        raise PanbenchError("--images runs models without scoring them: pass --save-predictions DIR to keep "
+                            "their predictions")
+    if args.image_dir and not args.images:
+        raise PanbenchError("--image-dir goes with --images FILE.json")
     opts = EvalOptions.from_cli(args)
+    if args.images:
+        return _predict(args, specs, opts)
+    ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
+    check_models(specs, ds.categories, opts)  # every model and option, before any model runs
     records = []
     for spec in specs:
         rec = evaluate_model(spec, ds, opts)
@@ -66,6 +84,49 @@ def run(args: argparse.Namespace) -> int:
             print(format_record(rec))
     if len(records) > 1 and _rank() == 0:
         print(format_comparison(records))
+    _finish_distributed()
+    return 0
+
+
+def models_and_dataset(args: argparse.Namespace) -> list:
+    """The models of ``--model``; without ``--dataset``, the dataset they were trained on (set in
+    ``args.dataset``): the demo models run on the demo set, zoo models on COCO.  Models of different
+    datasets need ``--dataset``.  An explicit ``--dataset`` is kept (a model whose classes do not map
+    to it is refused by the class check)."""
+    from panbench.models.registry import resolve
+
+    if args.dataset:
+        return resolve(args.model, dataset=args.dataset)
+    first = args.model.split(",")[0].strip()
+    guess = "coco"
+    if first != "all":
+        spec = resolve(first)[0]
+        guess = spec.dataset
+    specs = resolve(args.model, dataset=guess)
+    found = sorted({s.dataset for s in specs})
+    if len(found) > 1:
+        raise PanbenchError(f"--model {args.model}: the models were trained on different datasets "
+                            f"({', '.join(found)}); pass --dataset")
+    args.dataset = found[0]
+    return specs
+
+
+def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:
+    """``--images``: each model's predictions saved, nothing scored, no record."""
+    from panbench.data.images import load_images
+    from panbench.evaluation.options import check_models
+    from panbench.evaluation.run import predict_images
+
+    if args.subset:
+        raise PanbenchError("--subset selects images of a dataset with ground truth; with --images, list the "
+                            "images in the folder or the JSON")
+    images = load_images(args.images, args.dataset, dataset_root(args), args.image_dir, limit=args.limit)
+    check_models(specs, images.categories, opts)
+    for spec in specs:
+        path = predict_images(spec, images, opts)
+        if _rank() == 0:
+            print(f"{spec.name} [{opts.postprocess.label()}]: predictions of {len(images.samples)} images in "
+                  f"{path} and {path.with_suffix('')}/ (not scored: no ground truth)")
     _finish_distributed()
     return 0
 

@@ -1,4 +1,6 @@
-"""``panbench ls``: the registered models, their published PQ, and whether their checkpoint is cached."""
+"""``panbench ls``: the registered models, their published PQ, and where their weights are: ``cached``
+(downloaded), ``download`` (fetched on first use), ``committed`` (the demo models' weights, in the
+repository under ``checkpoints/``)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,13 @@ import argparse
 
 from panbench.cli.options import Common
 
-HEAD = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params", "cached", "aliases")
+HEAD = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params", "weights", "aliases")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("ls", help="list the models panbench knows", description="Every registered model with "
-                       "architecture, backbone, published PQ and whether its checkpoint is cached.")
+                       "architecture, backbone, published PQ and whether its weights are cached, to be "
+                       "downloaded or committed in the repository (the demo models).")
     p.add_argument("--dataset", help="only models for this dataset (coco, demo, ...)")
     p.add_argument("--params", action="store_true",
                    help="build each model to count its parameters instead of reading the config's count")
@@ -27,14 +30,13 @@ def run(args: argparse.Namespace) -> int:
         specs = [s for s in specs if s.dataset == args.dataset]
     rows = []
     for s in specs:
-        cached = bool(s.checkpoint_filename and (cache_dir() / s.checkpoint_filename).exists()) or _hf_cached(s)
         pq = s.published.get("PQ") if s.published else None
         if s.hf:  # a transformers model: counted only once downloaded (its record has the count)
             params = "-"
         else:
             params = _params(s) if args.params or s.params is None else f"{s.params / 1e6:.1f}M"
         rows.append((s.name, s.architecture, s.backbone, s.dataset, f"{pq:.1f}" if pq is not None else "-",
-                     params, "yes" if cached else "no", ", ".join(s.aliases)))
+                     params, weights_state(s, cache_dir()), ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
     for r in [HEAD, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -47,6 +49,19 @@ def _params(spec) -> str:
 
     n = mm.count_parameters(mm.build_model(mm.load_config(spec.config), spec.config))
     return f"{n / 1e6:.1f}M"
+
+
+def weights_state(spec, cache) -> str:
+    """``cached``, ``download`` or ``committed`` (a model without a URL whose weights are in the repository)."""
+    from panbench import REPO_ROOT
+
+    if spec.hf:
+        return "cached" if _hf_cached(spec) else "download"
+    if spec.checkpoint_filename:
+        return "cached" if (cache / spec.checkpoint_filename).exists() else "download"
+    if sorted((REPO_ROOT / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth")):
+        return "committed"
+    return "none"
 
 
 def _hf_cached(spec) -> bool:

@@ -23,8 +23,8 @@ from panbench.pq.coco_format import parse_annotations, parse_categories, read_js
 from panbench.pq.matching import CategoryTable
 
 HOW_TO_GET = {
-    "coco": "unzip val2017.zip and panoptic_annotations_trainval2017.zip from cocodataset.org under {root} "
-    "(README: Data), or pass --data-root DIR",
+    "coco": "run `panbench data coco --root {root}` (downloads and checks val2017 and the panoptic annotations), "
+    "or pass --data-root DIR",
     "demo": "run `panbench data demo` (seconds, offline)",
     "cityscapes": "convert the official gtFine/ and leftImg8bit/ with `panbench data cityscapes --from DIR` "
     "(docs/datasets.md), or pass --data-root DIR",

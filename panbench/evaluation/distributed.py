@@ -130,6 +130,19 @@ def dist_any(flag: bool) -> bool:
     return bool(t.item())
 
 
+def dist_sum(n: int) -> int:
+    """The sum of ``n`` over the ranks, on every rank (``n`` outside torchrun)."""
+    if not _distributed():
+        return n
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([n], dtype=torch.int64, device=_reduce_device())
+    with collective("waiting for the other ranks"):
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return int(t.item())
+
+
 def barrier() -> None:
     """``dist.barrier`` that fails in one line when another rank died (a no-op outside torchrun)."""
     if _distributed():

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench import REPO_ROOT
-from panbench.errors import PanbenchError
+from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.distributed import dist_any
 from panbench.models import checkpoints, mm
 from panbench.models.fusion import panoptic_only
@@ -59,11 +59,16 @@ class LoadedModel:
         return len(self.names)
 
 
-def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str) -> LoadedModel:
-    """Config -> model with checked weights on ``device``, its class mapping and test pipeline."""
+def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
+               cfg_options: dict[str, Any] | None = None) -> LoadedModel:
+    """Config (with ``--cfg-options`` merged) -> model with checked weights on ``device``, its class
+    mapping and test pipeline."""
     if spec.hf:
+        if cfg_options:
+            raise InputError(f"{spec.name}: --cfg-options changes MMDetection configs; a transformers model "
+                             "(hf:) has none: leave --cfg-options out")
         return _load_hf(spec, categories, checkpoint, device)
-    cfg = mm.load_config(spec.config)
+    cfg = mm.load_config(spec.config, cfg_options)
     panoptic_only(cfg)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
     names = mm.class_names(cfg)

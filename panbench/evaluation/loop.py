@@ -23,6 +23,7 @@ from panbench.evaluation.cache import StatsCache
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.memory import forward_resilient
 from panbench.evaluation.options import EvalOptions
+from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings
 from panbench.models.fusion import panoptic_to_segments, timed_fusion
@@ -39,10 +40,17 @@ class Shard:
     opts: EvalOptions
     cache: StatsCache | None = None
     progress: Progress | None = None
+    predictions: PredictionWriter | None = None  # --save-predictions: saves each image's prediction
+    scored: bool = True  # False for images without ground truth (--images): predictions only
 
     def todo(self) -> list[int]:
-        """The indices the cache does not hold yet."""
-        return [i for i in self.indices if self.cache is None or i not in self.cache.done]
+        """The indices to run: not in the cache yet, or whose prediction is to be saved and is not."""
+        return [i for i in self.indices if self._needs(i)]
+
+    def _needs(self, i: int) -> bool:
+        if self.predictions is not None and i not in self.predictions.saved:
+            return True
+        return self.scored and (self.cache is None or i not in self.cache.done)
 
 
 class _Items:
@@ -65,6 +73,8 @@ class _Items:
             except Exception as e:
                 raise InputError(f"{s.image_path}: image {s.image_id} cannot be decoded ({type(e).__name__}); "
                                  "the file is corrupt or truncated: re-download it") from e
+            if s.gt_png is None:  # --images: no ground truth
+                return {"index": i, "data": data, "gt_ids": None, "error": None}
             gt_ids = read_ids(s.gt_png, f"image {s.image_id} (ground truth)")
             if gt_ids.shape != (s.height, s.width):
                 raise InputError(f"{s.gt_png}: ground truth is {gt_ids.shape[1]}x{gt_ids.shape[0]}, the annotation "
@@ -81,10 +91,11 @@ def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class _Scorer(threading.Thread):
     """Scores images from a queue so that matching overlaps the next forward pass."""
 
-    def __init__(self, evaluator: PanopticEvaluator, dataset: PanopticDataset, cache: StatsCache | None) -> None:
+    def __init__(self, evaluator: PanopticEvaluator, dataset: PanopticDataset, cache: StatsCache | None,
+                 predictions: PredictionWriter | None = None) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=64)
-        self.evaluator, self.dataset, self.cache = evaluator, dataset, cache
+        self.evaluator, self.dataset, self.cache, self.predictions = evaluator, dataset, cache, predictions
         self.busy_s = 0.0
         self.error: BaseException | None = None
 
@@ -96,15 +107,19 @@ class _Scorer(threading.Thread):
             if self.error is not None:
                 continue
             i, gt_ids, pred_ids, segs = item
-            t = time.perf_counter()
+            s = self.dataset.samples[i]
             try:
-                s = self.dataset.samples[i]
-                st = self.evaluator.process(gt_ids, s.gt_ann["segments_info"], pred_ids, segs, f"image {s.image_id}")
-                if self.cache is not None:
-                    self.cache.add(i, st)
+                if self.predictions is not None:
+                    self.predictions.write(s, pred_ids, segs)
+                t = time.perf_counter()
+                if gt_ids is not None:
+                    st = self.evaluator.process(gt_ids, s.gt_ann["segments_info"], pred_ids, segs,
+                                                f"image {s.image_id}")
+                    if self.cache is not None:
+                        self.cache.add(i, st)
+                self.busy_s += time.perf_counter() - t
             except BaseException as e:  # re-raised in the main thread
                 self.error = e
-            self.busy_s += time.perf_counter() - t
 
 
 def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: PanopticEvaluator, shard: Shard) -> Timings:
@@ -121,7 +136,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: Panoptic
         _Items(dataset, todo, lm.pipeline), batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if opts.workers > 0 else None,
     )
-    scorer = _Scorer(evaluator, dataset, cache)
+    scorer = _Scorer(evaluator, dataset, cache, shard.predictions)
     scorer.start()
     fusion_times: list[float] = []
     try:

@@ -7,7 +7,9 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from panbench.errors import PanbenchError
 from panbench.models.postprocess import PostProcess
 
 
@@ -31,6 +33,10 @@ class EvalOptions:
     results_dir: Path = Path("results")  # where records and runs.csv go
     command: str | None = None  # the command line, kept in the record's provenance
     postprocess: PostProcess = field(default_factory=PostProcess)
+    cfg_options: dict[str, Any] | None = None  # --cfg-options, merged into the model config before building
+    save_predictions: Path | None = None  # --save-predictions DIR: COCO panoptic PNGs + JSON
+    limit: int | None = None  # --limit, recorded in the record's selection
+    subset: str | None = None  # --subset FILE, recorded in the record's selection
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -42,4 +48,51 @@ class EvalOptions:
             cpu_procs=args.cpu_procs, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
             results_dir=Path(args.results), command=" ".join(sys.argv),
             postprocess=PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep),
+            cfg_options=parse_cfg_options(args.cfg_options), limit=args.limit, subset=args.subset,
+            save_predictions=Path(args.save_predictions) if args.save_predictions else None,
         )
+
+
+def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
+    """``--cfg-options KEY=VALUE ...`` parsed as mmengine's ``DictAction`` parses them (MMDetection's
+    ``tools/test.py``): ``a.b=1`` sets a nested key; values are int, float, bool, None, a string, or a
+    list/tuple of them (``[1,2]``, ``(a,b)``, ``1,2``).  None when no option is given."""
+    if not items:
+        return None
+    from mmengine.config import DictAction
+
+    out: dict[str, Any] = {}
+    for kv in items:
+        key, sep, val = kv.partition("=")
+        if not sep or not key:
+            raise PanbenchError(f"--cfg-options {kv!r}: expected KEY=VALUE (e.g. model.test_cfg.max_per_image=50)")
+        out[key] = DictAction._parse_iterable(val)
+    return out
+
+
+def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
+    """Before any model runs: each model's config loads with ``--cfg-options``, its classes map to the
+    dataset's categories, and it takes ``--postprocess`` (so that ``--model all`` does not stop at the
+    fifth model).  Specs that are not mmdet config files are left to their own loader."""
+    from panbench.models import mm
+
+    for spec in specs:
+        path = Path(spec.config)
+        if path.suffix != ".py" or not path.is_file():
+            continue
+        cfg = mm.load_config(path, opts.cfg_options)
+        mm.label_to_category(mm.class_names(cfg), categories, str(path))
+        if opts.postprocess.name != "default" and not _has_query_fusion(cfg):
+            raise PanbenchError(f"{path}: --postprocess {opts.postprocess.name} needs a MaskFormer or Mask2Former "
+                                f"model (query masks), and {spec.name} is {spec.architecture}; leave it out of "
+                                "--model (nothing was run)")
+
+
+def _has_query_fusion(cfg: Any) -> bool:
+    """Whether the config's panoptic fusion head merges query masks (``panoptic_postprocess``, what
+    ``--postprocess`` replaces), as MaskFormer's and Mask2Former's ``MaskFormerFusionHead`` does."""
+    from mmdet.registry import MODELS
+
+    head = (cfg.model.get("panoptic_fusion_head") or {}).get("type")
+    cls = MODELS.get(head) if isinstance(head, str) else head
+    return cls is not None and hasattr(cls, "panoptic_postprocess")

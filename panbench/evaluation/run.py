@@ -10,8 +10,10 @@ and the ranks (:mod:`~panbench.evaluation.distributed`), resume from the cache
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from panbench.data.datasets import PanopticDataset
@@ -20,11 +22,20 @@ from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_
 from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.device import device_name, pick_device, seed_everything
-from panbench.evaluation.distributed import all_reduce_stats, barrier, dist_info, local_rank, reduce_timings, use_device
+from panbench.evaluation.distributed import (
+    all_reduce_stats,
+    barrier,
+    dist_info,
+    dist_sum,
+    local_rank,
+    reduce_timings,
+    use_device,
+)
 from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.loop import Shard, run_inference
 from panbench.evaluation.memory import peak_memory
 from panbench.evaluation.options import EvalOptions
+from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models import mm
@@ -32,7 +43,7 @@ from panbench.models.fusion import install_postprocess
 from panbench.models.registry import ModelSpec
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.records import RunRecord, git_commit, make_record, versions, write_record
+from panbench.reporting.records import RunRecord, git_commit, make_record, now_iso, versions, write_record
 
 
 def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> RunRecord:
@@ -41,26 +52,33 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     rank, world, device = dist_info(device)  # backend from the device; rank k on cuda:LOCAL_RANK
     use_device(device)  # current CUDA device and a fresh peak-memory counter for this model
     seed_everything(opts.seed)
-    lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, device)
+    lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, device, opts.cfg_options)
     install_postprocess(lm.model, opts.postprocess, str(spec.config))
     fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
     key_parts = cache_key_parts(lm, fingerprint, opts, device, world, len(dataset.samples))
-    run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{cache_key(key_parts)}"
+    key = cache_key(key_parts)
+    run_dir = opts.cache_root / f"{spec.name}-{dataset.name}-{key}"
+    writer = prediction_writer(spec, dataset, opts, key)
     if not opts.resume and local_rank() == 0:  # start afresh, keep caching; once per node (each has its cache)
         clear_cache(run_dir)
     barrier()
     shard = Shard(list(range(rank, len(dataset.samples), world)), device, opts,
-                  StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts))
+                  StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts), predictions=writer)
     evaluator = PanopticEvaluator(dataset.categories)
     resumed = _resume(spec, evaluator, shard, rank)
     t0 = time.perf_counter()
-    procs = cpu_procs_for(opts, device, world, len(shard.indices) - resumed)
-    timings = _infer(spec, lm, dataset, evaluator, shard, procs, rank)
-    all_reduce_stats(evaluator, device)
+    procs = cpu_procs_for(opts, device, world, len(shard.todo()))
+    try:
+        timings = _infer(spec, lm, dataset, evaluator, shard, procs, rank, world)
+        all_reduce_stats(evaluator, device)  # also waits for every rank: the bar then shows the whole job
+    finally:
+        if shard.progress is not None:
+            shard.progress.close()
     timings, memory = reduce_timings(timings, peak_memory(device))  # whole job under torchrun
     res = evaluator.evaluate()
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
+    saved = writer.finish(_info(spec, opts, key)) if writer is not None and rank == 0 else None
     t_all = time.perf_counter() - t0
     label = device_name(device, procs) + (f" x {world} ranks" if world > 1 else "")  # speed is the whole job's
     timing_dict, label = resumed_speed(timings.as_dict(), read_timing(run_dir, f"r{rank}"), label, resumed)
@@ -76,19 +94,75 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         params=mm.count_parameters(lm.model), device=label, world_size=world, batch_size=opts.batch_size,
         amp=opts.amp or "fp32", precision=precision_info(device, opts.amp),
         timings={**timing_dict, "total_s": t_all, "resumed_images": resumed}, memory=memory,
-        provenance=provenance(spec, lm, dataset, fingerprint, opts),
+        provenance={**provenance(spec, lm, dataset, fingerprint, opts),
+                    "predictions": {"json": str(saved), "dir": str(writer.png_dir)} if saved else None},
+        selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
     )
     if rank == 0:
         write_record(opts.results_dir, record)
     return record
 
 
+def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) -> Path:
+    """``eval --images``: run ``spec`` on images without ground truth and save its predictions
+    (``opts.save_predictions``); nothing is scored and no record is written.  Returns the JSON's path
+    (on rank 0; on the other ranks the path rank 0 writes)."""
+    device = pick_device(opts.device)
+    rank, world, device = dist_info(device)
+    use_device(device)
+    seed_everything(opts.seed)
+    lm = load_model(spec, images.categories, opts.checkpoint, opts.trust_checkpoint, device, opts.cfg_options)
+    install_postprocess(lm.model, opts.postprocess, str(spec.config))
+    key = cache_key(cache_key_parts(lm, images.fingerprint(), opts, device, world, len(images.samples)))
+    writer = prediction_writer(spec, images, opts, key)
+    shard = Shard(list(range(rank, len(images.samples), world)), device, opts, predictions=writer, scored=False)
+    done = len(shard.indices) - len(shard.todo())
+    if done and rank == 0:
+        print(f"resuming {spec.name}: {done} of {len(shard.indices)} predictions already saved in "
+              f"{writer.png_dir}; --no-resume starts afresh", file=sys.stderr)
+    procs = cpu_procs_for(opts, device, world, len(shard.todo()))
+    try:
+        _infer(spec, lm, images, PanopticEvaluator(images.categories), shard, procs, rank, world)
+        barrier()  # every rank's predictions are on disk
+    finally:
+        if shard.progress is not None:
+            shard.progress.close()
+    if rank == 0:
+        writer.finish(_info(spec, opts, key))
+    return writer.json_path
+
+
+def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
+                      key: str) -> PredictionWriter | None:
+    """The writer of ``--save-predictions`` (None without it), its folders made and checked once per node;
+    its ``saved`` set holds the images whose prediction an earlier run of the same key saved."""
+    if opts.save_predictions is None:
+        return None
+    prefix = getattr(dataset, "prefix", None) or dataset.ann_file.stem  # panoptic_val2017, panoptic_test-dev2017
+    cats = [{"id": c, "name": n, "isthing": int(t)}
+            for c, n, t in zip(dataset.categories.ids, dataset.categories.names, dataset.categories.isthing)]
+    writer = PredictionWriter(opts.save_predictions, prefix, spec.name, key, dataset.samples, cats)
+    if local_rank() == 0:
+        writer.prepare(fresh=not opts.resume)
+    barrier()
+    writer.load_saved()
+    return writer
+
+
+def _info(spec: ModelSpec, opts: EvalOptions, key: str) -> dict[str, Any]:
+    """The ``info`` block of a saved prediction JSON: what made it."""
+    return {"description": f"{spec.name} predictions ({opts.postprocess.label()}) written by panbench",
+            "model": spec.name, "postprocess": opts.postprocess.label(), "cfg_options": opts.cfg_options,
+            "run_key": key, "date": now_iso(), "command": opts.command}
+
+
 def _resume(spec: ModelSpec, evaluator: PanopticEvaluator, shard: Shard, rank: int) -> int:
-    """Add the images the cache holds to ``evaluator``; returns how many."""
+    """Add the images the cache holds, and that need not run again, to ``evaluator``; returns how many."""
     resumed = 0
     if shard.cache is not None:
+        todo = set(shard.todo())  # a cached image whose prediction is to be saved and is not runs again
         for i in shard.indices:
-            if i in shard.cache.done:
+            if i in shard.cache.done and i not in todo:
                 evaluator.add(shard.cache.done[i])
                 resumed += 1
         if resumed and rank == 0:
@@ -98,17 +172,20 @@ def _resume(spec: ModelSpec, evaluator: PanopticEvaluator, shard: Shard, rank: i
 
 
 def _infer(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, evaluator: PanopticEvaluator, shard: Shard,
-           procs: int, rank: int) -> Timings:
-    """Inference over the shard's images not cached yet, in one process or ``procs`` forked ones, with a
-    progress bar that names the model and its post-processing and counts every image of this rank."""
-    desc = f"eval {spec.name} [{shard.opts.postprocess.label()}] on {dataset.name}"
-    shard.progress = Progress(len(shard.todo()), desc, enabled=shard.opts.progress and rank == 0)  # one bar per job
-    try:
-        if procs > 1:
-            return run_inference_cpu(lm, dataset, evaluator, shard, procs)
-        return run_inference(lm, dataset, evaluator, shard)
-    finally:
-        shard.progress.close()
+           procs: int, rank: int, world: int) -> Timings:
+    """Inference over the shard's images still to run, in one process or ``procs`` forked ones, with a
+    progress bar (``shard.progress``, closed by the caller once every rank is done) that names the model
+    and its post-processing and counts every image of the job, whichever process or rank ran it."""
+    desc = f"{'eval' if shard.scored else 'predict'} {spec.name} [{shard.opts.postprocess.label()}] on {dataset.name}"
+    total = dist_sum(len(shard.todo()))  # every rank's share
+    shard.progress = Progress(total, desc, enabled=shard.opts.progress and rank == 0,  # one bar per job
+                              store_key=f"panbench-progress-{next(_RUNS)}" if world > 1 else None)
+    if procs > 1:
+        return run_inference_cpu(lm, dataset, evaluator, shard, procs)
+    return run_inference(lm, dataset, evaluator, shard)
+
+
+_RUNS = itertools.count()  # the same sequence on every rank: one progress key per model run
 
 
 def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, fingerprint: str,
@@ -126,6 +203,7 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
         "git_commit": git_commit(),
         "seed": opts.seed,
         "command": opts.command,
+        "cfg_options": opts.cfg_options,
         "category_names": {str(c): n for c, n in zip(dataset.categories.ids, dataset.categories.names)},
     }
 
@@ -143,6 +221,8 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
         "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch")},
     }
+    if opts.cfg_options:  # also in the config hash; named apart so that the key file shows them
+        parts["cfg_options"] = opts.cfg_options
     if opts.batch_size > 1:
         parts["layout"] = {"world_size": world, "cpu_procs": cpu_procs_for(opts, device, world, n_images)}
     return parts

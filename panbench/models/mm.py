@@ -90,16 +90,25 @@ def init_mmdet() -> None:
         _READY = True
 
 
-def load_config(path: Path) -> Any:
-    """An mmengine Config from a panbench config file (one ``_base_ = 'mmdet::...'`` level)."""
+def load_config(path: Path, options: dict[str, Any] | None = None) -> Any:
+    """An mmengine Config from a panbench config file (one ``_base_ = 'mmdet::...'`` level), with
+    ``options`` (``--cfg-options``, parsed) merged in as MMDetection's ``tools/test.py`` does."""
     init_mmdet()
     from mmengine.config import Config
 
     try:
-        return Config.fromfile(str(path))
+        cfg = Config.fromfile(str(path))
     except Exception as e:  # mmengine raises many types for a bad config
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise PanbenchError(f"{path}: config does not load ({type(e).__name__}: {msg}); fix the file") from e
+    if options:
+        try:
+            cfg.merge_from_dict(options)
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise PanbenchError(f"{path}: --cfg-options do not apply ({type(e).__name__}: {msg}); "
+                                "check the keys against the resolved config in a run record") from e
+    return cfg
 
 
 def config_text_and_hash(cfg: Any) -> tuple[str, str]:

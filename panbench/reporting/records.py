@@ -55,6 +55,9 @@ class RunRecord(TypedDict, total=False):
     timings: dict[str, Any]  # per-stage seconds, images_per_s (None when not measured), resumed_images ...
     memory: dict[str, float]  # peak CPU / GPU memory in MiB
     provenance: dict[str, Any]  # config, checkpoint sha256, dataset fingerprint, versions, git commit, command
+    # which images of the dataset ran: {"limit": --limit or None, "subset": the --subset file or None,
+    # "images": how many}; so that tables tell a subset run from a full one without parsing the command
+    selection: dict[str, Any]
     record: str  # path of the JSON below the results folder (set by write_record)
 
 

@@ -28,7 +28,9 @@ def format_record(rec: dict[str, Any]) -> str:
     """The model's All/Things/Stuff table, timings, and the delta to the published numbers."""
     m = {**rec["metrics"], **rec.get("semantic", {}), "n_categories": rec["n_categories"]}
     t = rec["timings"]
-    lines = [format_metrics(m, f"{rec['model']} on {rec['dataset']} ({rec['n_images']} images, {rec['device']})")]
+    title = (f"{rec['model']} [{rec.get('postprocess', 'default')}] on {rec['dataset']} ({rec['n_images']} images, "
+             f"{rec['device']})")  # [post-processing] as on the progress bar
+    lines = [format_metrics(m, title)]
     per_image = (f"; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, post-processing "
                  f"{_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms" if t.get("timed_images") else "")
     lines.append(f"  {_speed(rec)}{per_image}")
@@ -88,14 +90,15 @@ def _ms(t: dict[str, Any], key: str) -> str:
 
 
 def format_comparison(records: list[dict[str, Any]]) -> str:
-    """One row per model: the nine metrics and speed."""
-    head = f"{'model':24} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
+    """One row per model: its post-processing, the nine metrics and speed."""
+    w = max([len("post-processing"), *(len(r.get("postprocess", "default")) for r in records)])
+    head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     from panbench.reporting.records import measured_speed
 
     rows = [head, "-" * len(head)]
     for r in records:
         m, v = r["metrics"], measured_speed(r)
         speed = f"{v:7.2f}" if v is not None else f"{'-':>7}"
-        rows.append(f"{r['model']:24} {m['PQ']:6.2f} {m['SQ']:6.2f} {m['RQ']:6.2f} {m['PQ_th']:6.2f} "
-                    f"{m['PQ_st']:6.2f} {speed}")
+        rows.append(f"{r['model']:24} {r.get('postprocess', 'default'):{w}} {m['PQ']:6.2f} {m['SQ']:6.2f} "
+                    f"{m['RQ']:6.2f} {m['PQ_th']:6.2f} {m['PQ_st']:6.2f} {speed}")
     return "\n".join(rows)

@@ -1,0 +1,158 @@
+"""``eval --save-predictions DIR``: a model's predictions in the COCO panoptic format, as panopticapi,
+``panbench score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``, detectron2's
+inference output).
+
+For one model on a dataset whose annotation file is ``<stem>.json`` (``panoptic_val2017``, or
+``panoptic_test-dev2017`` for test-dev's image info), DIR gets, named as COCO's upload page asks::
+
+    <prefix>_<model>_results.json     images, annotations (segments_info: id, category_id, iscrowd 0,
+                                      area, bbox), categories of the dataset
+    <prefix>_<model>_results/*.png    one id map per image (R + 256 G + 256^2 B), named after the image
+
+Every process (forked CPU processes, torchrun ranks) writes the PNGs of its images and appends their
+``segments_info`` to its own part file under ``DIR/.panbench/<name>/``; rank 0 assembles the JSON once
+every image is there, and refuses to write one that lacks an image.  The part files stay: a resumed
+run re-runs only the images whose prediction is not saved yet (an image whose statistics come from
+the resume cache but whose PNG is missing is run again), and ``key.json`` beside them names the run
+(the resume cache's key), so that predictions of another run are never mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.errors import PanbenchError
+from panbench.reporting.records import atomic_write
+
+STATE = ".panbench"  # DIR/.panbench/<name>/: key.json and the part files of every process
+
+
+def results_name(prefix: str, model: str) -> str:
+    """``<prefix>_<model>_results``: COCO's naming (``panoptic_test-dev2017_<method>_results``)."""
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9.-]+', '-', model).strip('-')}_results"
+
+
+def segment_boxes(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``segments`` with ``area`` (pixels) and ``bbox`` ([x, y, width, height], COCO's, inclusive
+    pixel extents) of each segment's pixels in the id map ``ids``; ``iscrowd`` 0."""
+    h, w = ids.shape
+    seg_ids = np.array([s["id"] for s in segments], np.int64)
+    if not len(seg_ids):
+        return []
+    lut = np.full(int(max(seg_ids.max(), ids.max())) + 1, len(seg_ids), np.int64)
+    lut[seg_ids] = np.arange(len(seg_ids))
+    k = lut[ids]  # segment index per pixel, len(seg_ids) for pixels of no listed segment
+    n = len(seg_ids) + 1
+    area = np.bincount(k.ravel(), minlength=n)
+    rows = np.bincount((k * h + np.arange(h)[:, None]).ravel(), minlength=n * h).reshape(n, h) > 0
+    cols = np.bincount((k * w + np.arange(w)[None, :]).ravel(), minlength=n * w).reshape(n, w) > 0
+    out = []
+    for j, s in enumerate(segments):
+        if not area[j]:
+            raise PanbenchError(f"internal: predicted segment {s['id']} has no pixels; please report")
+        y0, x0 = int(rows[j].argmax()), int(cols[j].argmax())
+        y1, x1 = h - 1 - int(rows[j][::-1].argmax()), w - 1 - int(cols[j][::-1].argmax())
+        out.append({"id": int(s["id"]), "category_id": int(s["category_id"]), "iscrowd": 0,
+                    "area": int(area[j]), "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1]})
+    return out
+
+
+def encode_png(ids: np.ndarray) -> bytes:
+    """An id map as an RGB PNG (``id = R + 256 G + 256^2 B``, COCO's encoding)."""
+    import io
+
+    from PIL import Image
+
+    ids = ids.astype(np.uint32)
+    rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+class PredictionWriter:
+    """One model's predictions on one image set, saved under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: Path, prefix: str, model: str, key: str, samples: list[Any],
+                 categories: list[dict[str, Any]]) -> None:
+        self.root, self.key, self.samples, self.categories = Path(root), key, samples, categories
+        self.name = results_name(prefix, model)
+        self.png_dir = self.root / self.name
+        self.json_path = self.root / f"{self.name}.json"
+        self.state = self.root / STATE / self.name
+        self.saved: set[int] = set()  # dataset indices whose prediction is on disk (set by load_saved)
+
+    def png_name(self, sample: Any) -> str:
+        return Path(sample.image_path.name).with_suffix(".png").name
+
+    def prepare(self, fresh: bool) -> None:
+        """Make the folders (once per node, before the other ranks read them).  Predictions of another
+        run (another key) are refused unless ``fresh`` (``--no-resume``), which starts afresh."""
+        key_file = self.state / "key.json"
+        if key_file.is_file() and json.loads(key_file.read_text()).get("key") != self.key:
+            if not fresh:
+                raise PanbenchError(f"{self.root}: holds predictions {self.name} of another run (other config, "
+                                    "weights, images or settings); pass --no-resume to replace them, or choose "
+                                    "another --save-predictions DIR")
+        if fresh:
+            for p in [*self.state.glob("part-*.jsonl"), self.json_path]:
+                p.unlink(missing_ok=True)  # stale PNGs are overwritten; the JSON lists only this run's
+        self.png_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(key_file, json.dumps({"key": self.key}).encode())
+
+    def _entries(self) -> dict[Any, dict[str, Any]]:
+        """Every saved image's annotation entry, by image id (the last line of a cut-off write is skipped)."""
+        out: dict[Any, dict[str, Any]] = {}
+        for part in sorted(self.state.glob("part-*.jsonl")):
+            for line in part.read_text().splitlines():
+                try:
+                    e = json.loads(line)
+                except ValueError:  # a line cut by a kill: that image is run again
+                    continue
+                out[e["image_id"]] = e
+        return out
+
+    def load_saved(self) -> set[int]:
+        """The dataset indices whose PNG and entry are both on disk (they need not run again)."""
+        entries = self._entries()
+        self.saved = {i for i, s in enumerate(self.samples)
+                      if s.image_id in entries and (self.png_dir / entries[s.image_id]["file_name"]).is_file()}
+        return self.saved
+
+    def write(self, sample: Any, ids: np.ndarray, segments: list[dict[str, Any]]) -> None:
+        """Save one image: its PNG (atomically), then its entry in this process's part file."""
+        name = self.png_name(sample)
+        atomic_write(self.png_dir / name, encode_png(ids))
+        h, w = ids.shape
+        entry = {"image_id": sample.image_id, "file_name": name, "height": h, "width": w,
+                 "image_file": sample.image_path.name, "segments_info": segment_boxes(ids, segments)}
+        self.state.mkdir(parents=True, exist_ok=True)
+        with open(self.state / f"part-{socket.gethostname()}-{os.getpid()}.jsonl", "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def finish(self, info: dict[str, Any]) -> Path:
+        """Write the JSON of every image (rank 0, after every process has written its images)."""
+        entries = self._entries()
+        missing = [s.image_id for s in self.samples
+                   if s.image_id not in entries or not (self.png_dir / entries[s.image_id]["file_name"]).is_file()]
+        if missing:
+            raise PanbenchError(f"{self.root}: the predictions of {len(missing)} image(s) are missing (e.g. image "
+                                f"{missing[0]}), so no {self.json_path.name} was written; under torchrun on several "
+                                "machines --save-predictions must be a folder they share; rerun to complete it")
+        images, annotations = [], []
+        for s in self.samples:
+            e = entries[s.image_id]
+            images.append({"id": s.image_id, "file_name": e["image_file"], "height": e["height"],
+                           "width": e["width"]})
+            annotations.append({"image_id": s.image_id, "file_name": e["file_name"],
+                                "segments_info": e["segments_info"]})
+        data = {"info": info, "images": images, "annotations": annotations, "categories": self.categories}
+        atomic_write(self.json_path, json.dumps(data).encode())
+        return self.json_path

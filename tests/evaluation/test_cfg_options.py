@@ -1,0 +1,63 @@
+"""``eval --cfg-options`` (issue 19): mmengine's syntax, applied to the model config before it is built,
+part of the config hash, the record and the resume-cache key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from panbench import REPO_ROOT
+from panbench.cli import main
+from panbench.data.demo import make_demo
+from panbench.errors import PanbenchError
+from panbench.evaluation.options import parse_cfg_options
+
+
+@pytest.fixture(scope="module")
+def demo_root() -> Path:
+    return make_demo(REPO_ROOT / "data" / "demo")
+
+
+def test_values_parse_as_mmengines_dict_action() -> None:
+    got = parse_cfg_options(["model.test_cfg.object_mask_thr=0.9", "a.b=3", "c=True", "d=None", "e=[1,2]",
+                             "f=x,y", "g=(1,[2,3])", "h=text=with=equals"])
+    assert got == {"model.test_cfg.object_mask_thr": 0.9, "a.b": 3, "c": True, "d": None, "e": [1, 2],
+                   "f": ["x", "y"], "g": (1, [2, 3]), "h": "text=with=equals"}
+    assert parse_cfg_options(None) is None and parse_cfg_options([]) is None
+    with pytest.raises(PanbenchError, match="expected KEY=VALUE"):
+        parse_cfg_options(["model.test_cfg.object_mask_thr"])
+
+
+def _eval(demo_root: Path, results: Path, *extra: str) -> dict:
+    assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
+                 "--results", str(results), "--limit", "4", "--workers", "0", "--cpu-procs", "1", "--no-progress",
+                 *extra]) == 0
+    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+
+
+def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root, tmp_path) -> None:
+    res = tmp_path / "res"
+    plain = _eval(demo_root, res)
+    strict = _eval(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
+    assert len(list((res / "cache").iterdir())) == 2  # another cache: nothing resumed from the plain run
+    assert strict["timings"]["resumed_images"] == 0
+    assert strict["provenance"]["cfg_options"] == {"model.test_cfg.object_mask_thr": 0.99}
+    assert plain["provenance"]["cfg_options"] is None
+    assert json.loads(strict["provenance"]["config"])["model"]["test_cfg"]["object_mask_thr"] == 0.99
+    assert strict["provenance"]["config_sha256_16"] != plain["provenance"]["config_sha256_16"]
+    assert strict["metrics"] != plain["metrics"]  # fewer queries kept: other segments
+    loose = _eval(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.5")
+    assert len(list((res / "cache").iterdir())) == 3 and loose["metrics"] != strict["metrics"]
+    again = _eval(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
+    assert again["timings"]["resumed_images"] == 4 and again["metrics"] == strict["metrics"]  # same key: resumed
+
+
+def test_an_override_that_breaks_the_model_is_refused_in_one_line(demo_root, tmp_path, capsys) -> None:
+    rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
+               "--results", str(tmp_path), "--limit", "2", "--no-progress",
+               "--cfg-options", "model.panoptic_fusion_head.type=NoSuchHead"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "NoSuchHead" in err, err
+    assert not (tmp_path / "runs").exists()
