@@ -5,7 +5,8 @@
 * The main thread runs the model; a scoring thread matches segments while the next batch runs.
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`).
-* Per-image statistics go to the resume cache as they are made (:mod:`panbench.evaluation.cache`).
+* Per-image statistics and analysis records (:class:`panbench.analysis.scoring.RunAnalysis`) go to
+  the resume cache as they are made (:mod:`panbench.evaluation.cache`).
 * Out of memory is survived by :func:`panbench.evaluation.memory.forward_resilient`.
 """
 
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from panbench.analysis.scoring import RunAnalysis
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError
 from panbench.evaluation.cache import StatsCache
@@ -32,13 +34,15 @@ from panbench.pq.png import read_ids
 
 @dataclass
 class Shard:
-    """The images one process runs and how: dataset indices, device, options, resume cache, progress bar."""
+    """The images one process runs and how: dataset indices, device, options, resume cache, progress bar,
+    and where its per-image analysis records go."""
 
     indices: list[int]
     device: str
     opts: EvalOptions
     cache: StatsCache | None = None
     progress: Progress | None = None
+    analysis: RunAnalysis | None = None
 
     def todo(self) -> list[int]:
         """The indices the cache does not hold yet."""
@@ -81,10 +85,11 @@ def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class _Scorer(threading.Thread):
     """Scores images from a queue so that matching overlaps the next forward pass."""
 
-    def __init__(self, evaluator: PanopticEvaluator, dataset: PanopticDataset, cache: StatsCache | None) -> None:
+    def __init__(self, evaluator: PanopticEvaluator, dataset: PanopticDataset, cache: StatsCache | None,
+                 analysis: RunAnalysis) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=64)
-        self.evaluator, self.dataset, self.cache = evaluator, dataset, cache
+        self.evaluator, self.dataset, self.cache, self.analysis = evaluator, dataset, cache, analysis
         self.busy_s = 0.0
         self.error: BaseException | None = None
 
@@ -99,9 +104,11 @@ class _Scorer(threading.Thread):
             t = time.perf_counter()
             try:
                 s = self.dataset.samples[i]
-                st = self.evaluator.process(gt_ids, s.gt_ann["segments_info"], pred_ids, segs, f"image {s.image_id}")
+                st, (rec, bst) = self.analysis.score(self.evaluator.categories, i, gt_ids, s.gt_ann["segments_info"],
+                                                     pred_ids, segs, f"image {s.image_id}")
+                self.evaluator.add(st)
                 if self.cache is not None:
-                    self.cache.add(i, st)
+                    self.cache.add(i, st, rec, bst)
             except BaseException as e:  # re-raised in the main thread
                 self.error = e
             self.busy_s += time.perf_counter() - t
@@ -121,7 +128,9 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: Panoptic
         _Items(dataset, todo, lm.pipeline), batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if opts.workers > 0 else None,
     )
-    scorer = _Scorer(evaluator, dataset, cache)
+    if shard.analysis is None:
+        shard.analysis = RunAnalysis(opts.boundary)
+    scorer = _Scorer(evaluator, dataset, cache, shard.analysis)
     scorer.start()
     fusion_times: list[float] = []
     try:

@@ -31,6 +31,7 @@ class EvalOptions:
     results_dir: Path = Path("results")  # where records and runs.csv go
     command: str | None = None  # the command line, kept in the record's provenance
     postprocess: PostProcess = field(default_factory=PostProcess)
+    boundary: bool = False  # also boundary PQ per image (opt-in, docs/analysis.md); part of the cache key
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -42,4 +43,5 @@ class EvalOptions:
             cpu_procs=args.cpu_procs, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
             results_dir=Path(args.results), command=" ".join(sys.argv),
             postprocess=PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep),
+            boundary=getattr(args, "boundary", False),
         )

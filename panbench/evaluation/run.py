@@ -14,13 +14,15 @@ import sys
 import time
 from typing import Any
 
+from panbench.analysis.scoring import RunAnalysis, run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_timing
 from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.device import device_name, pick_device, seed_everything
-from panbench.evaluation.distributed import all_reduce_stats, barrier, dist_info, local_rank, reduce_timings, use_device
+from panbench.evaluation.distributed import (all_gather_analysis, all_reduce_stats, barrier, dist_info, local_rank,
+                                             reduce_timings, use_device)
 from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.loop import Shard, run_inference
 from panbench.evaluation.memory import peak_memory
@@ -50,17 +52,22 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         clear_cache(run_dir)
     barrier()
     shard = Shard(list(range(rank, len(dataset.samples), world)), device, opts,
-                  StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts))
+                  StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts),
+                  analysis=RunAnalysis(opts.boundary))
     evaluator = PanopticEvaluator(dataset.categories)
     resumed = _resume(spec, evaluator, shard, rank)
     t0 = time.perf_counter()
     procs = cpu_procs_for(opts, device, world, len(shard.indices) - resumed)
     timings = _infer(spec, lm, dataset, evaluator, shard, procs, rank)
     all_reduce_stats(evaluator, device)
+    all_gather_analysis(shard.analysis)  # every rank's per-image records, keyed by dataset index
     timings, memory = reduce_timings(timings, peak_memory(device))  # whole job under torchrun
     res = evaluator.evaluate()
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
+    cats = dataset.categories
+    aset = shard.analysis.analysis_set(len(cats), dataset.image_ids)
+    analyses = run_fields(aset, cats, shard.analysis.boundary_stats(len(cats), len(dataset.samples)))
     t_all = time.perf_counter() - t0
     label = device_name(device, procs) + (f" x {world} ranks" if world > 1 else "")  # speed is the whole job's
     timing_dict, label = resumed_speed(timings.as_dict(), read_timing(run_dir, f"r{rank}"), label, resumed)
@@ -75,10 +82,10 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         params=mm.count_parameters(lm.model), device=label, world_size=world, batch_size=opts.batch_size,
         amp=opts.amp or "fp32", precision=precision_info(device, opts.amp),
         timings={**timing_dict, "total_s": t_all, "resumed_images": resumed}, memory=memory,
-        provenance=provenance(spec, lm, dataset, fingerprint, opts),
+        provenance=provenance(spec, lm, dataset, fingerprint, opts), **analyses,
     )
     if rank == 0:
-        write_record(opts.results_dir, record)
+        write_record(opts.results_dir, record, analysis=aset)
     return record
 
 
@@ -89,6 +96,7 @@ def _resume(spec: ModelSpec, evaluator: PanopticEvaluator, shard: Shard, rank: i
         for i in shard.indices:
             if i in shard.cache.done:
                 evaluator.add(shard.cache.done[i])
+                shard.analysis.add(i, shard.cache.records[i])
                 resumed += 1
         if resumed and rank == 0:
             print(f"resuming {spec.name}: {resumed} of {len(shard.indices)} images already scored "
@@ -141,6 +149,7 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         "postprocess": opts.postprocess.label(),
         "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
         "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch")},
+        "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
     }
     if opts.batch_size > 1:
         parts["layout"] = {"world_size": world, "cpu_procs": cpu_procs_for(opts, device, world, n_images)}
