@@ -70,13 +70,14 @@ class RunAnalysis:
     def update(self, payload: dict[int, ImageRecord]) -> None:
         self.records.update(payload)
 
-    def analysis_set(self, n_categories: int, image_ids: list[Any]) -> AnalysisSet:
+    def analysis_set(self, cats: CategoryTable, image_ids: list[Any]) -> AnalysisSet:
         """The records of images 0..N-1 as one :class:`AnalysisSet`, in dataset order."""
         missing = [i for i in range(len(image_ids)) if i not in self.records]
         if missing:
             raise PanbenchError(f"internal: no per-image analysis for {len(missing)} of {len(image_ids)} images "
                                 f"(first: index {missing[0]}); please report")
-        return AnalysisSet.from_images([self.records[i][0] for i in range(len(image_ids))], n_categories, image_ids)
+        return AnalysisSet.from_images([self.records[i][0] for i in range(len(image_ids))], len(cats), image_ids,
+                                       cats.ids, cats.isthing)
 
     def boundary_stats(self, n_categories: int, n_images: int) -> PQStats | None:
         """The boundary-PQ sums of images 0..N-1 (None without boundary PQ)."""
@@ -115,7 +116,8 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
 
     ev, pairs, recs = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, analysis_scorer(boundary))
     cats = ev.categories
-    aset = AnalysisSet.from_images([r[0] for r in recs], len(cats), [gt["image_id"] for gt, _ in pairs])
+    aset = AnalysisSet.from_images([r[0] for r in recs], len(cats), [gt["image_id"] for gt, _ in pairs],
+                                   cats.ids, cats.isthing)
     bstats = boundary_sums([r[1] for r in recs], len(cats)) if boundary else None
     return ev.evaluate(), aset, run_fields(aset, cats, bstats)
 

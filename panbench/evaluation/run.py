@@ -66,7 +66,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
     cats = dataset.categories
-    aset = shard.analysis.analysis_set(len(cats), dataset.image_ids)
+    aset = shard.analysis.analysis_set(cats, dataset.image_ids)
     analyses = run_fields(aset, cats, shard.analysis.boundary_stats(len(cats), len(dataset.samples)))
     t_all = time.perf_counter() - t0
     label = device_name(device, procs) + (f" x {world} ranks" if world > 1 else "")  # speed is the whole job's

@@ -37,12 +37,14 @@ def format_analyses(a: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_compare(result: dict[str, Any], names: dict[str, str], top: int | None = None) -> str:
-    """The paired intervals of ``compare``: whole metrics, then the categories (largest difference
-    first); ``*`` where the interval excludes 0."""
-    diff = f"{names['b']} - {names['a']}"
-    lines = [f"{diff}: 95% paired bootstrap interval ({result['n_images']} images, {result['resamples']} resamples, "
-             f"seed {result['seed']}); * the interval excludes 0"]
+def format_compare(result: dict[str, Any], top: int | None = None) -> str:
+    """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest
+    difference first); ``*`` where the interval excludes 0."""
+    a, b = result["a"], result["b"]
+    lines = [f"A: {a['model']} [{a.get('postprocess')}] ({a.get('record')})",
+             f"B: {b['model']} [{b.get('postprocess')}] ({b.get('record')})",
+             f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
+             f"{result['resamples']} resamples, seed {result['seed']}); * the interval excludes 0"]
     head = f"{'':24} {'A':>8} {'B':>8} {'B - A':>8}  {'interval':>20}"
     lines += [head, "-" * len(head)]
 
