@@ -25,6 +25,8 @@ CSV_FIELDS = ["model", "architecture", "backbone", "dataset", "postprocess", *ME
               "n_images",
               "images_per_s", "device", "params", "date", "record"]
 SEMANTIC_KEYS = ("pixel_acc", "mIoU", "mDice")
+# the record fields of the analyses (schema 2; boundary only with --boundary, analysis_file set by write_record)
+ANALYSIS_FIELDS = ("ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary", "analysis_file")
 
 
 class RunRecord(TypedDict, total=False):
