@@ -66,7 +66,8 @@ def test_score_json_keys_equal_the_library(files, capsys) -> None:
     lib, boundary = library(files)
     assert {k: out[k] for k in ANALYSIS_KEYS} == json.loads(json.dumps(lib))
     assert out["boundary"] == boundary and set(out["boundary"]) == set(METRIC_KEYS)
-    assert set(out["by_size"]) == {"small", "medium", "large"} and set(out["ci"]) == {"PQ", "SQ", "RQ", "PQ_th", "PQ_st"}
+    assert set(out["by_size"]) == {"small", "medium", "large"}
+    assert set(out["ci"]) == {"PQ", "SQ", "RQ", "PQ_th", "PQ_st"}
     assert all(set(v) >= {"count", "delta_PQ"} for v in out["errors"].values())
     assert "boundary" not in score_json(capsys, files)  # opt-in
 
@@ -176,8 +177,7 @@ def test_a_run_against_itself_is_zero_everywhere(two_runs, capsys) -> None:
     r = two_runs["results"]
     code, text, _ = compare(capsys, r, "sys-a", "sys-a")
     assert code == 0 and "*" not in text.split("\n", 3)[3]
-    out = json.loads(compare(capsys, r, "sys-a", two_runs["results"] .joinpath(two_runs["a"]["record"]).as_posix(),
-                             "--json")[1])
+    out = json.loads(compare(capsys, r, "sys-a", str(r / two_runs["a"]["record"]), "--json")[1])
     ivs = [v["interval"] for v in out["metrics"].values()] + [v["interval"] for v in out["per_class"].values()]
     assert ivs and all(iv == [0.0, 0.0] for iv in ivs)
 
