@@ -21,8 +21,15 @@ from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_
 from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.device import device_name, pick_device, seed_everything
-from panbench.evaluation.distributed import (all_gather_analysis, all_reduce_stats, barrier, dist_info, local_rank,
-                                             reduce_timings, use_device)
+from panbench.evaluation.distributed import (
+    all_gather_analysis,
+    all_reduce_stats,
+    barrier,
+    dist_info,
+    local_rank,
+    reduce_timings,
+    use_device,
+)
 from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.loop import Shard, run_inference
 from panbench.evaluation.memory import peak_memory
