@@ -250,3 +250,16 @@ def test_schema_1_records_are_still_read(two_runs, capsys) -> None:
     assert "old-model" in capsys.readouterr().out
     err = one_line(*compare(capsys, r, "old-model", "sys-a")[::2])
     assert "schema 1" in err
+
+
+def test_compare_and_score_never_import_torch(two_runs) -> None:
+    import subprocess
+    import sys
+
+    f = two_runs["files"]
+    code = ("import sys; from panbench.cli import main; "
+            f"main(['compare', 'sys-a', 'sys-b', '--results', {str(two_runs['results'])!r}]); "
+            f"main({score_args(f, 0, '--boundary', '--json')!r}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
