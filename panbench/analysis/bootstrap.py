@@ -74,7 +74,30 @@ def _class_pq(iou: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -
 
 def _interval(values: np.ndarray, level: float) -> np.ndarray:
     a = (1 - level) / 2
-    return np.percentile(values, [100 * a, 100 * (1 - a)], axis=0)
+    return percentile(values, [100 * a, 100 * (1 - a)])
+
+
+def percentile(values: np.ndarray, q: list[float]) -> np.ndarray:
+    """``np.percentile(values, q, axis=0)`` with its default linear method, bit for bit (the same index
+    and interpolation arithmetic; tested), without importing ``numpy.ma`` as ``np.percentile`` does
+    (tens of milliseconds of every ``score`` run).  NaN-free input."""
+    v = np.sort(values, axis=0)
+    n = v.shape[0]
+    qs = np.true_divide(np.asarray(q, np.float64), 100)
+    virtual = (n - 1) * qs  # numpy's virtual index of the linear method
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    prev[virtual >= n - 1] = -1
+    nxt[virtual >= n - 1] = -1
+    prev[virtual < 0] = 0
+    nxt[virtual < 0] = 0
+    prev_i, next_i = prev.astype(np.intp), nxt.astype(np.intp)
+    gamma = (virtual - prev_i).reshape((-1,) + (1,) * (v.ndim - 1))
+    a, b = v[prev_i], v[next_i]
+    diff = b - a
+    out = a + diff * gamma  # numpy's _lerp
+    np.subtract(b, diff * (1 - gamma), out=out, where=np.broadcast_to(gamma >= 0.5, out.shape))
+    return out
 
 
 def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,

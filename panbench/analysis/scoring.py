@@ -16,7 +16,6 @@ Label maps are never kept: a record is a few small arrays per image.  Numpy only
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -125,6 +124,8 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
 def files_fingerprint(gt_json: str | os.PathLike[str], image_ids: list[Any]) -> str:
     """The dataset fingerprint of scored files, computed as
     :meth:`panbench.data.datasets.PanopticDataset.fingerprint` (annotation file and image ids)."""
+    import hashlib
+
     h = hashlib.sha256()
     h.update(Path(gt_json).read_bytes())
     h.update(repr(list(image_ids)).encode())
