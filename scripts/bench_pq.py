@@ -29,7 +29,8 @@ The analyses (issue 16), interleaved with the runs above (``--analyses-only``: o
   panbench score (default: PQ + per-image records + intervals, PQ by size, PQ-dagger, errors)
                              vs  panbench score --no-analysis (PQ only)      target: under 1.10x
   panbench score --boundary  vs  panbench score --no-analysis                target: under 2x
-  (whole processes, 1 worker; their PQ must be equal, bit for bit, before a ratio is printed)
+  (whole processes, 1 worker and one BLAS thread; their PQ must be equal, bit for bit, before a ratio
+  is printed)
 
 With ``--eval-demo``, the cost for ``eval`` on the demo set (needs mmdet): one
 ``panbench eval --model mask2former --dataset demo --device cpu --cpu-procs 1`` gives eval's time
@@ -209,13 +210,18 @@ def in_process(code: str, files: list[str], *extra: str) -> tuple[float, float]:
     return out["seconds"], out["PQ"]
 
 
+# 1 worker on 1 core: OpenBLAS (the bootstrap's matrix product) would otherwise start a thread per core,
+# whose spinning costs a loaded shared machine more than the product itself
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
     """score with the default analyses / with --boundary vs --no-analysis, interleaved; PQ checked equal."""
     runs: dict[str, list[tuple[float, float, str]]] = {}
     sides = {"plain": ["--no-analysis"], "default": [], "boundary": ["--boundary"]}
     for _ in range(repeat):
         for key, extra in sides.items():
-            runs.setdefault(key, []).append(measure([PY, *score, *extra]))
+            runs.setdefault(key, []).append(measure([PY, *score, *extra], env=ONE_THREAD))
     pqs = {f"{key} run {k + 1}": last_json(r[2])["PQ"] for key in runs for k, r in enumerate(runs[key])}
     base = pqs["plain run 1"]
     bad = {k: v for k, v in pqs.items() if v != base}
@@ -224,7 +230,8 @@ def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
     if bad:
         raise SystemExit(1)
     t = {key: statistics.median(r[0] for r in runs[key]) for key in runs}
-    print(f"analyses in `panbench score`, {n} images, 1 worker, whole processes, median of {repeat} interleaved runs")
+    print(f"analyses in `panbench score`, {n} images, 1 worker, OPENBLAS/OMP/MKL_NUM_THREADS=1, whole processes, "
+          f"median of {repeat} interleaved runs")
     for key, label in (("plain", "score --no-analysis (PQ only)"),
                        ("default", "score (PQ + records + ci, by_size, pq_dagger, errors)"),
                        ("boundary", "score --boundary (the same + boundary PQ)")):
