@@ -137,10 +137,13 @@ def barrier() -> None:
         dist_any(False)
 
 
-def all_reduce_stats(evaluator: PanopticEvaluator, device: str) -> None:
-    """Sum the per-category statistics of every rank into every rank's evaluator (exact integers)."""
+def all_reduce_stats(evaluator: PanopticEvaluator, device: str, analysis: Any = None) -> None:
+    """Sum the per-category statistics of every rank into every rank's evaluator (exact integers) and,
+    with ``analysis`` (a ``RunAnalysis``), give it the per-image analysis records of every rank."""
     if not _distributed():
         return
+    if analysis is not None:
+        all_gather_analysis(analysis)
     import torch
     import torch.distributed as dist
 

@@ -21,15 +21,7 @@ from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_
 from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.device import device_name, pick_device, seed_everything
-from panbench.evaluation.distributed import (
-    all_gather_analysis,
-    all_reduce_stats,
-    barrier,
-    dist_info,
-    local_rank,
-    reduce_timings,
-    use_device,
-)
+from panbench.evaluation.distributed import all_reduce_stats, barrier, dist_info, local_rank, reduce_timings, use_device
 from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.loop import Shard, run_inference
 from panbench.evaluation.memory import peak_memory
@@ -66,8 +58,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     t0 = time.perf_counter()
     procs = cpu_procs_for(opts, device, world, len(shard.indices) - resumed)
     timings = _infer(spec, lm, dataset, evaluator, shard, procs, rank)
-    all_reduce_stats(evaluator, device)
-    all_gather_analysis(shard.analysis)  # every rank's per-image records, keyed by dataset index
+    all_reduce_stats(evaluator, device, shard.analysis)  # and every rank's per-image analysis records
     timings, memory = reduce_timings(timings, peak_memory(device))  # whole job under torchrun
     res = evaluator.evaluate()
     if res["n_images"] != len(dataset.samples):
