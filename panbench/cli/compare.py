@@ -54,7 +54,17 @@ def find_record(what: str, results: Path, dataset: str | None) -> tuple[dict[str
         return rec, root
     if path.suffix == ".json":
         raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
-    runs = [r for r in load_records(results) if r.get("model") == what and (dataset is None or r["dataset"] == dataset)]
+    records = [r for r in load_records(results) if dataset is None or r["dataset"] == dataset]
+    runs = [r for r in records if r.get("model") == what]
+    if not runs:  # a registry alias (`mask2former` with --dataset demo is demo-mask2former)
+        from panbench.errors import PanbenchError
+        from panbench.models.registry import resolve
+
+        try:
+            names = {s.name for s in resolve(what, dataset=dataset or "coco")}
+        except PanbenchError:
+            names = set()
+        runs = [r for r in records if r.get("model") in names]
     if not runs:
         where = f" on {dataset}" if dataset else ""
         raise InputError(f"{results / 'runs'}: no record of model '{what}'{where}; run `panbench eval --model {what}` "

@@ -263,3 +263,15 @@ def test_compare_and_score_never_import_torch(two_runs) -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_compare_finds_a_model_by_its_registry_alias(two_runs, capsys) -> None:
+    """`mask2former` with --dataset demo names the record of demo-mask2former (the records are relabelled)."""
+    r = two_runs["results"]
+    for k, model in (("a", "sys-a"), ("b", "demo-mask2former")):
+        path = r / two_runs[k]["record"]
+        path.write_text(json.dumps({**json.loads(path.read_text()), "model": model, "dataset": "demo"}))
+    code, out, err = compare(capsys, r, "sys-a", "mask2former", "--dataset", "demo", "--json")
+    assert code == 0, err
+    assert json.loads(out)["b"]["model"] == "demo-mask2former"
+    assert "no record of model 'mask2former'" in one_line(*compare(capsys, r, "sys-a", "mask2former")[::2])
