@@ -24,7 +24,24 @@ when the metrics are computed; interpreter start and imports are outside it):
 Every tool's PQ must equal panbench's to 1e-9, or the script exits 1 before printing any ratio.
 Also panbench's peak memory at N/4 and N images.
 
+The analyses (issue 16), interleaved with the runs above (``--analyses-only``: only these):
+
+  panbench score (default: PQ + per-image records + intervals, PQ by size, PQ-dagger, errors)
+                             vs  panbench score --no-analysis (PQ only)      target: under 1.10x
+  panbench score --boundary  vs  panbench score --no-analysis                target: under 2x
+  (whole processes, 1 worker and one BLAS thread; their PQ must be equal, bit for bit, before a ratio
+  is printed)
+
+With ``--eval-demo``, the cost for ``eval`` on the demo set (needs mmdet): one
+``panbench eval --model mask2former --dataset demo --device cpu --cpu-procs 1`` gives eval's time
+per image (the record's wall time over its timed images); then, on the same 60 images in memory
+(ground-truth ids and a perturbed copy as the prediction, as eval scores a model's map), the time
+of ``score_image`` (PQ only) vs ``score_image_analysis`` (PQ and the record) per image, and the
+end-of-run analyses (``run_fields`` on the eval's per-image file).  The cost printed is
+(record - PQ only) per image + end-of-run analyses / images, relative to eval's time per image.
+
     .venv/bin/python scripts/bench_pq.py --images 1000
+    .venv/bin/python scripts/bench_pq.py --images 500 --analyses-only --eval-demo
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -192,12 +210,102 @@ def in_process(code: str, files: list[str], *extra: str) -> tuple[float, float]:
     return out["seconds"], out["PQ"]
 
 
+# 1 worker on 1 core: OpenBLAS (the bootstrap's matrix product) would otherwise start a thread per core,
+# whose spinning costs a loaded shared machine more than the product itself
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
+    """score with the default analyses / with --boundary vs --no-analysis, interleaved; PQ checked equal."""
+    runs: dict[str, list[tuple[float, float, str]]] = {}
+    sides = {"plain": ["--no-analysis"], "default": [], "boundary": ["--boundary"]}
+    for _ in range(repeat):
+        for key, extra in sides.items():
+            runs.setdefault(key, []).append(measure([PY, *score, *extra], env=ONE_THREAD))
+    pqs = {f"{key} run {k + 1}": last_json(r[2])["PQ"] for key in runs for k, r in enumerate(runs[key])}
+    base = pqs["plain run 1"]
+    bad = {k: v for k, v in pqs.items() if v != base}
+    print(f"\nPQ of score with and without the analyses: {base!r} "
+          + ("in every run, bit for bit" if not bad else "DIFFERENT: " + str(bad)))
+    if bad:
+        raise SystemExit(1)
+    t = {key: statistics.median(r[0] for r in runs[key]) for key in runs}
+    print(f"analyses in `panbench score`, {n} images, 1 worker, OPENBLAS/OMP/MKL_NUM_THREADS=1, whole processes, "
+          f"median of {repeat} interleaved runs")
+    for key, label in (("plain", "score --no-analysis (PQ only)"),
+                       ("default", "score (PQ + records + ci, by_size, pq_dagger, errors)"),
+                       ("boundary", "score --boundary (the same + boundary PQ)")):
+        print(f"  {label:58} " + ", ".join(f"{r[0]:.2f}" for r in runs[key]) + f" s  (median {t[key]:.2f} s)")
+    print(f"  default analyses / PQ only: {t['default'] / t['plain']:.3f}x  (target < 1.10x)")
+    print(f"  boundary / PQ only:         {t['boundary'] / t['plain']:.3f}x  (target < 2x)")
+
+
+def eval_overhead(work: Path, repeat: int) -> None:
+    """The analyses' cost for eval on the demo set, relative to eval's time per image."""
+    from panbench.analysis import AnalysisSet
+    from panbench.analysis.pairs import score_image_analysis
+    from panbench.analysis.scoring import run_fields
+    from panbench.data.datasets import load_dataset
+    from panbench.data.demo import make_demo
+    from panbench.data.synth import PanopticImage, perturb
+    from panbench.pq.evaluator import score_image
+    from panbench.pq.png import read_ids
+
+    root = make_demo(ROOT / "data" / "demo")
+    results = work / "eval-demo"
+    shutil.rmtree(results, ignore_errors=True)
+    cmd = [PY, "-m", "panbench", "eval", "--model", "mask2former", "--dataset", "demo", "--data-root", str(root),
+           "--device", "cpu", "--cpu-procs", "1", "--no-resume", "--no-progress", "--results", str(results)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if r.returncode:
+        raise SystemExit(f"eval failed:\n{r.stderr[-2000:]}")
+    rec = json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+    per_image_eval = rec["timings"]["wall_s"] / rec["timings"]["timed_images"]
+    ds = load_dataset(root, name="demo")
+    cats, rng = ds.categories, np.random.default_rng(0)
+    cat_dicts = [{"id": i, "isthing": int(t)} for i, t in zip(cats.ids, cats.isthing)]
+    items = []
+    for s in ds.samples:
+        gt_ids = read_ids(s.gt_png, "gt").copy()
+        p = perturb(rng, PanopticImage(gt_ids, s.gt_ann["segments_info"]), cat_dicts)
+        items.append((gt_ids, s.gt_ann["segments_info"], p.ids, p.segments_info))
+    sides = {"plain": lambda it: score_image(cats, *it, "image"), "record": lambda it: score_image_analysis(cats, *it)}
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    for _ in range(repeat):
+        for key, fn in sides.items():
+            t = time.perf_counter()
+            for it in items:
+                fn(it)
+            times[key].append((time.perf_counter() - t) / len(items))
+    aset = AnalysisSet.load(results / rec["analysis_file"])
+    t_end = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        run_fields(aset, cats)
+        t_end.append(time.perf_counter() - t)
+    plain, with_rec, end = (statistics.median(times["plain"]), statistics.median(times["record"]),
+                            statistics.median(t_end))
+    n = len(items)
+    cost = (with_rec - plain) + end / n
+    print(f"\nanalyses in `panbench eval` on the demo set ({n} images, median of {repeat} interleaved repeats)")
+    print(f"  eval's time per image (mask2former, CPU, 1 process: record wall_s / timed_images): "
+          f"{1000 * per_image_eval:.1f} ms")
+    print(f"  per image, in memory: score_image (PQ only) {1000 * plain:.3f} ms, score_image_analysis "
+          f"(PQ + record) {1000 * with_rec:.3f} ms")
+    print(f"  end of run: run_fields (ci with 1000 resamples, by_size, pq_dagger, errors) on the eval's {n}-image "
+          f"file: {1000 * end:.1f} ms")
+    print(f"  cost: (record - PQ only) + end of run / {n} = {1000 * cost:.3f} ms per image = "
+          f"{100 * cost / per_image_eval:.2f}% of eval's time per image  (target < 10%)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/panbench-bench-pq"))
     ap.add_argument("--skip-all-cores", action="store_true", help="skip panopticapi's multi-core run")
     ap.add_argument("--repeat", type=int, default=3, help="runs of the headline comparisons (medians compared)")
+    ap.add_argument("--analyses-only", action="store_true", help="only the analyses' cost (no panopticapi, hotcoco)")
+    ap.add_argument("--eval-demo", action="store_true", help="also the analyses' cost for eval on the demo set")
     a = ap.parse_args()
     work = a.workdir / f"n{a.images}"
     work.mkdir(parents=True, exist_ok=True)
@@ -206,6 +314,11 @@ def main() -> None:
     score = ["-m", "panbench", "score", "--gt-json", files[0], "--gt-dir", files[1],
              "--pred-json", files[2], "--pred-dir", files[3], "--json"]
     n = a.images
+    if a.analyses_only:
+        analyses_overhead(score, a.repeat, n)
+        if a.eval_demo:
+            eval_overhead(a.workdir, a.repeat)
+        return
     rows = []
     pqs: dict[str, float] = {}  # every tool's PQ, checked against panbench's before any ratio is printed
 
@@ -293,6 +406,9 @@ def main() -> None:
     print(f"  hotcoco in process (files) / panbench in-memory preds:            {t_hc_in / t_mem:.2f}x  (target > 1x)")
     print(f"  peak memory, panbench {n} vs {quarter} images: {m_pb:.0f} / {m_q:.0f} MiB = {m_pb / m_q:.2f}x "
           f"(flat: ~1x; time {t_pb:.1f} vs {t_q:.1f} s)")
+    analyses_overhead(score, a.repeat, n)
+    if a.eval_demo:
+        eval_overhead(a.workdir, a.repeat)
 
 
 if __name__ == "__main__":

@@ -26,15 +26,20 @@ def _group(name: str) -> str:
 
 @dataclass
 class AnalysisSet:
-    """Columns of all images; ``n_categories`` is the length of the category table."""
+    """Columns of all images; ``n_categories`` is the length of the category table, whose COCO ids
+    and thing flags ``category_ids`` and ``isthing`` give when known (what a saved run needs to be
+    analysed again on its own, e.g. by ``panbench compare``)."""
 
     n_categories: int
     image_ids: list[Any]
     cols: dict[str, np.ndarray] = field(default_factory=dict)
+    category_ids: list[int] | None = None
+    isthing: list[bool] | None = None
 
     @staticmethod
     def from_images(records: list[ImageAnalysis], n_categories: int,
-                    image_ids: list[Any] | None = None) -> AnalysisSet:
+                    image_ids: list[Any] | None = None, category_ids: list[int] | None = None,
+                    isthing: list[bool] | None = None) -> AnalysisSet:
         """Concatenate per-image records (in dataset order)."""
         ids = list(range(len(records))) if image_ids is None else list(image_ids)
         if len(ids) != len(records):
@@ -47,7 +52,7 @@ class AnalysisSet:
         for g in GROUPS:
             lens = np.array([len(getattr(r, g + "_cats")) for r in records], np.int64)
             cols[g + "_img"] = np.repeat(np.arange(len(records), dtype=np.int64), lens)
-        return AnalysisSet(n_categories, ids, cols)
+        return AnalysisSet(n_categories, ids, cols, _opt(category_ids, int), _opt(isthing, bool))
 
     def records(self) -> list[ImageAnalysis]:
         """The per-image records back (``from_images`` inverted), e.g. to re-split a cached chunk."""
@@ -92,7 +97,10 @@ class AnalysisSet:
 
         buf = io.BytesIO()
         ids = np.array([str(i) for i in self.image_ids])
-        np.savez(buf, format=np.int64(FORMAT), n_categories=np.int64(self.n_categories), image_ids=ids, **self.cols)
+        cats = {} if self.category_ids is None or self.isthing is None else {
+            "category_ids": np.array(self.category_ids, np.int64), "isthing": np.array(self.isthing, bool)}
+        np.savez(buf, format=np.int64(FORMAT), n_categories=np.int64(self.n_categories), image_ids=ids, **cats,
+                 **self.cols)
         atomic_write(Path(path), buf.getvalue())
 
     @staticmethod
@@ -103,8 +111,15 @@ class AnalysisSet:
             z = np.load(path, allow_pickle=False)
             if int(z["format"]) != FORMAT:
                 raise ValueError(f"format {int(z['format'])}")
-            cols = {k: z[k] for k in z.files if k not in ("format", "n_categories", "image_ids")}
-            return AnalysisSet(int(z["n_categories"]), z["image_ids"].tolist(), cols)
+            meta = ("format", "n_categories", "image_ids", "category_ids", "isthing")
+            cols = {k: z[k] for k in z.files if k not in meta}
+            known = "category_ids" in z.files and "isthing" in z.files
+            return AnalysisSet(int(z["n_categories"]), z["image_ids"].tolist(), cols,
+                               z["category_ids"].tolist() if known else None, z["isthing"].tolist() if known else None)
         except (OSError, KeyError, ValueError) as e:
             raise InputError(f"{path}: not a panbench per-image analysis file ({e}); rerun the scoring "
                              "to write it again") from None
+
+
+def _opt(values: list[Any] | None, kind: type) -> list[Any] | None:
+    return None if values is None else [kind(v) for v in values]

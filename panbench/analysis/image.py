@@ -101,11 +101,13 @@ def _ignored(inter: np.ndarray, gt: Segments, pred: Segments, cols: np.ndarray) 
     return ignored_px / pred.areas[cols] > 0.5
 
 
-def _best(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Max along ``axis`` and its first argmax (zeros when that axis is empty)."""
+def _best(m: np.ndarray, axis: int, argmax: bool = True) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+    """Max along ``axis`` and (with ``argmax``) its first argmax (zeros when that axis is empty)."""
     if m.shape[axis] == 0:
         n = m.shape[1 - axis]
-        return np.zeros(n, np.float64), np.zeros(n, np.int64)
+        return (np.zeros(n, np.float64), np.zeros(n, np.int64)) if argmax else np.zeros(n, np.float64)
+    if not argmax:
+        return m.max(axis=axis)
     return m.max(axis=axis), m.argmax(axis=axis)
 
 
@@ -126,9 +128,9 @@ def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnaly
     pred_matched[p_idx] = True
 
     best_same_g, best_p_of_g = _best(iou_same, 1)
-    best_other_g, _ = _best(iou_other, 1)
+    best_other_g = _best(iou_other, 1, argmax=False)
     best_same_p, best_g_of_p = _best(iou_same, 0)
-    best_other_p, _ = _best(iou_other, 0)
+    best_other_p = _best(iou_other, 0, argmax=False)
 
     fn = np.nonzero(~gt_matched & ~gt.iscrowd)[0]
     if n_pred:

@@ -52,8 +52,8 @@ def score_image_all(
     else:
         inter = evaluator._numpy_intersections(gt_ids, gt, pred_ids, pred, where)
     pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
-    if not pred.areas.all():
-        evaluator._match(inter, gt, pred, where)  # raises its one-line error for a segment absent from the PNG
+    if not pred.areas.all() or (inter[1 : len(gt) + 1].sum(axis=1) > gt.areas).any():
+        evaluator._match(inter, gt, pred, where)  # raises score_image's one-line error (areas that do not fit)
     rec = analyze_image(inter, gt, pred)  # the same TP/FP/FN as match_segments (tested), so PQ comes from it
     stats = rec.to_stats()
     stats.sem_gt, stats.sem_pred, stats.sem_px = semantic_pairs(inter, gt, pred)

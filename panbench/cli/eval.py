@@ -54,6 +54,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--cache-every", type=positive_int, default=16,
                    help="write the per-image results cache every N images (default 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--boundary", action="store_true",
+                   help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels of each image)")
     return p
 
 

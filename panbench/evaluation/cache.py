@@ -3,7 +3,10 @@
 A run directory is named by a key that hashes everything a per-image result depends on (config,
 checkpoint, dataset and subset, post-processing, device type, AMP, batch size and, for batches
 above 1, the process layout, and the versions of panbench, mmdet, mmcv and torch), so a cache
-made with another setting is never reused.  Beside the chunks, ``timing-<rank>.json`` keeps the
+made with another setting is never reused.  Each image's entry is its PQ contributions, its
+per-image analysis record (:class:`panbench.analysis.ImageAnalysis`) and, with ``--boundary`` (part
+of the key), its boundary-PQ contributions, all stored exactly (integers, float64), so a resumed run
+gives the same metrics and analyses, bit for bit.  Beside the chunks, ``timing-<rank>.json`` keeps the
 speed measured for the cached images, so that a resumed run can report it.  Chunks are written
 atomically (temporary file, then ``os.replace``): a kill loses at most the images of the chunk
 being filled, never a finished chunk.
@@ -20,11 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from panbench.analysis.image import BOOL_FIELDS, FLOAT_FIELDS, ImageAnalysis
+from panbench.analysis.image import FIELDS as ANALYSIS_FIELDS
 from panbench.pq.matching import ImageStats
 from panbench.reporting.records import atomic_write
 
-CACHE_FORMAT = 2  # part of every cache key: a cache written by another format is never read
+CACHE_FORMAT = 3  # part of every cache key: a cache written by another format is never read (3: analyses)
 FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px")
+BOUNDARY_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats")
+Entry = tuple[ImageStats, ImageAnalysis, "ImageStats | None"]  # PQ contributions, analysis record, boundary PQ
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -55,7 +62,8 @@ def clear(run_dir: Path) -> None:
 
 
 class StatsCache:
-    """Per-image :class:`ImageStats` keyed by the image's index in the dataset."""
+    """Per-image entries (:data:`Entry`) keyed by the image's index in the dataset; ``done`` holds the
+    PQ contributions, ``records`` the analysis record and boundary-PQ contributions."""
 
     def __init__(self, run_dir: Path, flush_every: int = 16, tag: str = "r0", key_parts: dict | None = None) -> None:
         self.dir = Path(run_dir)
@@ -64,17 +72,21 @@ class StatsCache:
             atomic_write(self.dir / "key.json", json.dumps(key_parts, sort_keys=True, default=str, indent=1).encode())
         self.flush_every, self.tag = flush_every, tag
         self.done: dict[int, ImageStats] = {}
-        self._pending: list[tuple[int, ImageStats]] = []
+        self.records: dict[int, tuple[ImageAnalysis, ImageStats | None]] = {}
+        self._pending: list[tuple[int, Entry]] = []
         self._lock = threading.Lock()
         self._seq = 0
         for f in sorted(self.dir.glob("chunk-*.npz")):
-            self.done.update(_read_chunk(f))
+            for i, (st, rec, bst) in _read_chunk(f).items():
+                self.done[i] = st
+                self.records[i] = (rec, bst)
             self._seq += 1
 
-    def add(self, index: int, stats: ImageStats) -> None:
+    def add(self, index: int, stats: ImageStats, rec: ImageAnalysis, bstats: ImageStats | None = None) -> None:
         with self._lock:
             self.done[index] = stats
-            self._pending.append((index, stats))
+            self.records[index] = (rec, bstats)
+            self._pending.append((index, (stats, rec, bstats)))
             full = len(self._pending) >= self.flush_every
         if full:
             self.flush()
@@ -89,31 +101,54 @@ class StatsCache:
         _write_chunk(name, pending)
 
 
-def _write_chunk(path: Path, items: list[tuple[int, ImageStats]]) -> None:
+def _columns(arrays: dict[str, np.ndarray], prefix: str, names: tuple[str, ...], objs: list[Any]) -> None:
+    for name in names:
+        parts = [getattr(o, name) for o in objs]
+        arrays[prefix + name] = np.concatenate(parts) if parts else np.zeros(0)
+        arrays[prefix + name + "_len"] = np.array([len(p) for p in parts], np.int64)
+
+
+def _split(z: Any, prefix: str, names: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
+    cols = {}
+    for name in names:
+        lens = z[prefix + name + "_len"]
+        cols[name] = np.split(z[prefix + name], np.cumsum(lens)[:-1]) if len(lens) else []
+    return cols
+
+
+def _dtype(name: str) -> type:
+    return bool if name in BOOL_FIELDS else np.float64 if name in FLOAT_FIELDS else np.int64
+
+
+def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
     import io
 
     arrays: dict[str, np.ndarray] = {"index": np.array([i for i, _ in items], np.int64)}
-    for name in FIELDS:
-        parts = [getattr(s, name) for _, s in items]
-        arrays[name] = np.concatenate(parts) if parts else np.zeros(0)
-        arrays[name + "_len"] = np.array([len(p) for p in parts], np.int64)
+    _columns(arrays, "", FIELDS, [e[0] for _, e in items])
+    _columns(arrays, "a_", ANALYSIS_FIELDS, [e[1] for _, e in items])
+    bounds = [e[2] for _, e in items]
+    if all(b is not None for b in bounds):
+        _columns(arrays, "b_", BOUNDARY_FIELDS, bounds)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write(path, buf.getvalue())
 
 
-def _read_chunk(path: Path) -> dict[int, ImageStats]:
+def _read_chunk(path: Path) -> dict[int, Entry]:
     try:
         z = np.load(path)
         idx = z["index"]
-        cols = {}
-        for name in FIELDS:
-            lens = z[name + "_len"]
-            cols[name] = np.split(z[name], np.cumsum(lens)[:-1]) if len(lens) else []
+        cols = _split(z, "", FIELDS)
+        acols = _split(z, "a_", ANALYSIS_FIELDS)
+        bcols = _split(z, "b_", BOUNDARY_FIELDS) if "b_tp_cats" in z.files else None
     except Exception:  # an unreadable chunk is recomputed, never trusted
         return {}
     out = {}
     for k, i in enumerate(idx.tolist()):
-        out[i] = ImageStats(**{name: cols[name][k].astype(np.float64 if name == "tp_ious" else np.int64)
-                               for name in FIELDS})
+        st = ImageStats(**{name: cols[name][k].astype(np.float64 if name == "tp_ious" else np.int64)
+                           for name in FIELDS})
+        rec = ImageAnalysis(**{name: acols[name][k].astype(_dtype(name)) for name in ANALYSIS_FIELDS})
+        bst = None if bcols is None else ImageStats(
+            **{name: bcols[name][k].astype(np.float64 if name == "tp_ious" else np.int64) for name in BOUNDARY_FIELDS})
+        out[i] = (st, rec, bst)
     return out

@@ -1,7 +1,8 @@
 """On the CPU: inference in processes forked after the model is loaded (no second import or
 model load; weights shared copy-on-write), each with ``cores / procs`` torch threads and its own
 data loading.  The per-category sums are integers, so the metrics equal a single-process run
-exactly.  Every process reports its images to the parent's progress bar."""
+exactly.  Every process returns its per-image analysis records with its sums, and reports its
+images to the parent's progress bar."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from panbench.analysis.scoring import RunAnalysis
 from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.loop import Shard, run_inference
@@ -49,15 +51,17 @@ def _die_with_parent() -> None:
             pass
 
 
-def _forked_shard(k: int) -> tuple[np.ndarray, Timings]:
-    """Body of a forked process: score shard ``k`` with the model inherited from the parent."""
+def _forked_shard(k: int) -> tuple[np.ndarray, Timings, dict]:
+    """Body of a forked process: score shard ``k`` with the model inherited from the parent; returns
+    its sums, timings and per-image analysis records."""
     import torch
 
     a = _FORKED
     torch.set_num_threads(a["threads"])
     ev = PanopticEvaluator(a["evaluator"].categories)
-    t = run_inference(a["lm"], a["dataset"], ev, a["shards"][k])
-    return ev.sums_array(), t
+    shard = replace(a["shards"][k], analysis=RunAnalysis(a["shards"][k].opts.boundary))  # this process's images only
+    t = run_inference(a["lm"], a["dataset"], ev, shard)
+    return ev.sums_array(), t, shard.analysis.payload()
 
 
 def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluator: PanopticEvaluator, shard: Shard,
@@ -86,8 +90,10 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluator: Pano
         torch.set_num_threads(threads_before)
         _FORKED.clear()
     total = Timings(**{**own.__dict__, "extra": {**own.extra, "cpu_procs": procs, "threads_per_proc": threads}})
-    for arr, t in parts:
+    for arr, t, records in parts:
         evaluator.merge(PQStats.from_array(arr))
+        if shard.analysis is not None:
+            shard.analysis.update(records)
         for f in ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images"):
             setattr(total, f, getattr(total, f) + getattr(t, f))
         total.wall_s = max(total.wall_s, t.wall_s)

@@ -1,5 +1,6 @@
 """torch.distributed under ``torchrun``: backend choice, initialization, this rank's device,
-the all-reduce of the per-category sums (exact: they are integers) and of the timings, and
+the all-reduce of the per-category sums (exact: they are integers) and of the timings, the
+gathering of the per-image analysis records, and
 tearing the group down after an error.  Outside torchrun every function is a no-op or returns
 the single-process answer."""
 
@@ -149,10 +150,13 @@ def barrier() -> None:
         dist_any(False)
 
 
-def all_reduce_stats(evaluator: PanopticEvaluator, device: str) -> None:
-    """Sum the per-category statistics of every rank into every rank's evaluator (exact integers)."""
+def all_reduce_stats(evaluator: PanopticEvaluator, device: str, analysis: Any = None) -> None:
+    """Sum the per-category statistics of every rank into every rank's evaluator (exact integers) and,
+    with ``analysis`` (a ``RunAnalysis``), give it the per-image analysis records of every rank."""
     if not _distributed():
         return
+    if analysis is not None:
+        all_gather_analysis(analysis)
     import torch
     import torch.distributed as dist
 
@@ -160,6 +164,20 @@ def all_reduce_stats(evaluator: PanopticEvaluator, device: str) -> None:
     with collective("summing the statistics of the ranks"):
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     evaluator.replace_with_reduced(t.cpu().numpy())
+
+
+def all_gather_analysis(analysis: Any) -> None:
+    """Give every rank the per-image analysis records of all ranks (a ``RunAnalysis``; records are
+    keyed by dataset index, so the union does not depend on the split)."""
+    if not _distributed():
+        return
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * dist.get_world_size()
+    with collective("collecting the per-image analyses of the ranks"):
+        dist.all_gather_object(parts, analysis.payload())
+    for p in parts:
+        analysis.update(p)
 
 
 SUMMED_TIMINGS = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits")

@@ -5,7 +5,8 @@
 * The main thread runs the model; a scoring thread matches segments while the next batch runs.
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`).
-* Per-image statistics go to the resume cache as they are made (:mod:`panbench.evaluation.cache`).
+* Per-image statistics and analysis records (:class:`panbench.analysis.scoring.RunAnalysis`) go to
+  the resume cache as they are made (:mod:`panbench.evaluation.cache`).
 * Out of memory is survived by :func:`panbench.evaluation.memory.forward_resilient`.
 """
 
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from panbench.analysis.scoring import RunAnalysis
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError
 from panbench.evaluation.cache import StatsCache
@@ -33,7 +35,8 @@ from panbench.pq.png import read_ids
 
 @dataclass
 class Shard:
-    """The images one process runs and how: dataset indices, device, options, resume cache, progress bar."""
+    """The images one process runs and how: dataset indices, device, options, resume cache, progress bar,
+    and where its per-image analysis records go."""
 
     indices: list[int]
     device: str
@@ -42,6 +45,7 @@ class Shard:
     progress: Progress | None = None
     predictions: PredictionWriter | None = None  # --save-predictions: saves each image's prediction
     scored: bool = True  # False for images without ground truth (--images): predictions only
+    analysis: RunAnalysis | None = None  # per-image analysis records (panbench.analysis.scoring)
 
     def todo(self) -> list[int]:
         """The indices to run: not in the cache yet, or whose prediction is to be saved and is not."""
@@ -92,10 +96,11 @@ class _Scorer(threading.Thread):
     """Scores images from a queue so that matching overlaps the next forward pass."""
 
     def __init__(self, evaluator: PanopticEvaluator, dataset: PanopticDataset, cache: StatsCache | None,
-                 predictions: PredictionWriter | None = None) -> None:
+                 analysis: RunAnalysis, predictions: PredictionWriter | None = None) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=64)
-        self.evaluator, self.dataset, self.cache, self.predictions = evaluator, dataset, cache, predictions
+        self.evaluator, self.dataset, self.cache, self.analysis = evaluator, dataset, cache, analysis
+        self.predictions = predictions
         self.busy_s = 0.0
         self.error: BaseException | None = None
 
@@ -113,10 +118,12 @@ class _Scorer(threading.Thread):
                     self.predictions.write(s, pred_ids, segs)
                 t = time.perf_counter()
                 if gt_ids is not None:
-                    st = self.evaluator.process(gt_ids, s.gt_ann["segments_info"], pred_ids, segs,
-                                                f"image {s.image_id}")
+                    st, (rec, bst) = self.analysis.score(self.evaluator.categories, i, gt_ids,
+                                                         s.gt_ann["segments_info"], pred_ids, segs,
+                                                         f"image {s.image_id}")
+                    self.evaluator.add(st)
                     if self.cache is not None:
-                        self.cache.add(i, st)
+                        self.cache.add(i, st, rec, bst)
                 self.busy_s += time.perf_counter() - t
             except BaseException as e:  # re-raised in the main thread
                 self.error = e
@@ -136,7 +143,9 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: Panoptic
         _Items(dataset, todo, lm.pipeline), batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if opts.workers > 0 else None,
     )
-    scorer = _Scorer(evaluator, dataset, cache, shard.predictions)
+    if shard.analysis is None:
+        shard.analysis = RunAnalysis(opts.boundary)
+    scorer = _Scorer(evaluator, dataset, cache, shard.analysis, shard.predictions)
     scorer.start()
     fusion_times: list[float] = []
     try:

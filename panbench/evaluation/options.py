@@ -37,6 +37,7 @@ class EvalOptions:
     save_predictions: Path | None = None  # --save-predictions DIR: COCO panoptic PNGs + JSON
     limit: int | None = None  # --limit, recorded in the record's selection
     subset: str | None = None  # --subset FILE, recorded in the record's selection
+    boundary: bool = False  # also boundary PQ per image (opt-in, docs/analysis.md); part of the cache key
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -50,6 +51,7 @@ class EvalOptions:
             postprocess=PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep),
             cfg_options=parse_cfg_options(args.cfg_options), limit=args.limit, subset=args.subset,
             save_predictions=Path(args.save_predictions) if args.save_predictions else None,
+            boundary=getattr(args, "boundary", False),
         )
 
 

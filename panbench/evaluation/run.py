@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from panbench.analysis.scoring import RunAnalysis, run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_timing
@@ -63,14 +64,15 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         clear_cache(run_dir)
     barrier()
     shard = Shard(list(range(rank, len(dataset.samples), world)), device, opts,
-                  StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts), predictions=writer)
+                  StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts), predictions=writer,
+                  analysis=RunAnalysis(opts.boundary))
     evaluator = PanopticEvaluator(dataset.categories)
     resumed = _resume(spec, evaluator, shard, rank)
     t0 = time.perf_counter()
     procs = cpu_procs_for(opts, device, world, len(shard.todo()))
     try:
         timings = _infer(spec, lm, dataset, evaluator, shard, procs, rank, world)
-        all_reduce_stats(evaluator, device)  # also waits for every rank: the bar then shows the whole job
+        all_reduce_stats(evaluator, device, shard.analysis)  # and the per-image analysis records; waits for every rank
     finally:
         if shard.progress is not None:
             shard.progress.close()
@@ -79,6 +81,9 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
     saved = writer.finish(_info(spec, opts, key)) if writer is not None and rank == 0 else None
+    cats = dataset.categories
+    aset = shard.analysis.analysis_set(cats, dataset.image_ids)
+    analyses = run_fields(aset, cats, shard.analysis.boundary_stats(len(cats), len(dataset.samples)))
     t_all = time.perf_counter() - t0
     label = device_name(device, procs) + (f" x {world} ranks" if world > 1 else "")  # speed is the whole job's
     timing_dict, label = resumed_speed(timings.as_dict(), read_timing(run_dir, f"r{rank}"), label, resumed)
@@ -97,9 +102,10 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         provenance={**provenance(spec, lm, dataset, fingerprint, opts),
                     "predictions": {"json": str(saved), "dir": str(writer.png_dir)} if saved else None},
         selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
+        **analyses,
     )
     if rank == 0:
-        write_record(opts.results_dir, record)
+        write_record(opts.results_dir, record, analysis=aset)
     return record
 
 
@@ -164,6 +170,7 @@ def _resume(spec: ModelSpec, evaluator: PanopticEvaluator, shard: Shard, rank: i
         for i in shard.indices:
             if i in shard.cache.done and i not in todo:
                 evaluator.add(shard.cache.done[i])
+                shard.analysis.add(i, shard.cache.records[i])
                 resumed += 1
         if resumed and rank == 0:
             print(f"resuming {spec.name}: {resumed} of {len(shard.indices)} images already scored "
@@ -220,6 +227,7 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         "postprocess": opts.postprocess.label(),
         "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
         "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch")},
+        "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
     }
     if opts.cfg_options:  # also in the config hash; named apart so that the key file shows them
         parts["cfg_options"] = opts.cfg_options

@@ -2,22 +2,37 @@
 
 Streaming: images are read, scored and dropped one by one; ``workers > 1`` splits the
 images into chunks scored in worker processes whose per-category sums are added.
+
+:func:`score_stream` takes the per-image scoring function as an argument, so that a layer above
+(:mod:`panbench.analysis.scoring`) can keep a small per-image record beside the sums without this
+package importing it; the records come back in the order of the images, whatever the workers.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
 from panbench.pq.evaluator import PanopticEvaluator, score_image
-from panbench.pq.matching import CategoryTable, PQStats
+from panbench.pq.matching import CategoryTable, ImageStats, PQStats
 from panbench.pq.png import read_ids
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
+# (categories, gt ids, gt segments_info, pred ids, pred segments_info, where) -> (PQ contributions, a record)
+ImageScorer = Callable[[CategoryTable, np.ndarray, list, np.ndarray, list, str], tuple[ImageStats, Any]]
+
+
+def plain_scorer(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
+                 where: str) -> tuple[ImageStats, None]:
+    """PQ contributions only (no per-image record)."""
+    return score_image(cats, gt_ids, gt_segs, pred_ids, pred_segs, where), None
 
 
 def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str]) -> tuple[CategoryTable, list[Pair]]:
@@ -38,29 +53,72 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     return cats, pairs
 
 
-def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair):
-    """Decode one pair of PNGs and return the image's PQ contributions."""
+def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, list, np.ndarray, list, str]:
+    """Decode one pair of PNGs: ground-truth ids and segments, predicted ids and segments, and
+    the image's name for messages."""
     gt_ann, pred_ann = pair
     where = f"image {gt_ann['image_id']}"
     gt_png = safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)")
     pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
     gt_ids = read_ids(gt_png, where, "gt")  # reused buffers
     pred_ids = read_ids(pred_png, where, "pred", shape=gt_ids.shape)  # size checked before inflating
-    return score_image(cats, gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where)
+    return gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where
+
+
+def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair) -> ImageStats:
+    """Decode one pair of PNGs and return the image's PQ contributions."""
+    return score_image(cats, *read_pair(gt_dir, pred_dir, pair))
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path) -> None:
-    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir)
+def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer) -> None:
+    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, scorer=scorer)
 
 
-def _score_chunk(chunk: list[Pair]) -> PQStats:
+def _score_chunk(chunk: list[Pair]) -> tuple[PQStats, list[Any]]:
     stats = PQStats.zeros(len(_WORKER["cats"]))
+    records = []
     for pair in chunk:
-        stats.add_image(score_pair(_WORKER["cats"], _WORKER["gt_dir"], _WORKER["pred_dir"], pair))
-    return stats
+        st, rec = _WORKER["scorer"](_WORKER["cats"], *read_pair(_WORKER["gt_dir"], _WORKER["pred_dir"], pair))
+        stats.add_image(st)
+        records.append(rec)
+    return stats, records
+
+
+def score_stream(
+    gt_json: str | os.PathLike[str],
+    gt_dir: str | os.PathLike[str],
+    pred_json: str | os.PathLike[str],
+    pred_dir: str | os.PathLike[str],
+    workers: int = 1,
+    scorer: ImageScorer = plain_scorer,
+) -> tuple[PanopticEvaluator, list[Pair], list[Any]]:
+    """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
+    pairs in scoring order and ``scorer``'s per-image records in the same order.  With
+    ``workers > 1`` the scorer runs in forked processes (it is inherited, not pickled)."""
+    cats, pairs = load_pairs(gt_json, pred_json)
+    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
+    for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
+        if not d.is_dir():
+            raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
+    ev = PanopticEvaluator(cats)
+    records: list[Any] = []
+    if workers <= 1 or len(pairs) < 2 * workers:
+        for pair in pairs:
+            st, rec = scorer(cats, *read_pair(gt_dir, pred_dir, pair))
+            ev.add(st)
+            records.append(rec)
+    else:
+        size = max(1, min(64, len(pairs) // (4 * workers)))
+        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(cats, gt_dir, pred_dir, scorer)) as pool:
+            for part, recs in pool.imap(_score_chunk, chunks):  # in chunk order
+                ev.merge(part)
+                records.extend(recs)
+    return ev, pairs, records
 
 
 def score_files(
@@ -71,20 +129,4 @@ def score_files(
     workers: int = 1,
 ) -> dict[str, Any]:
     """panopticapi's ``pq_compute`` result, computed streaming; see :func:`panbench.pq.matching.summarize`."""
-    cats, pairs = load_pairs(gt_json, pred_json)
-    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
-    for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
-        if not d.is_dir():
-            raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
-    ev = PanopticEvaluator(cats)
-    if workers <= 1 or len(pairs) < 2 * workers:
-        for pair in pairs:
-            ev.add(score_pair(cats, gt_dir, pred_dir, pair))
-    else:
-        size = max(1, min(64, len(pairs) // (4 * workers)))
-        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(cats, gt_dir, pred_dir)) as pool:
-            for part in pool.imap(_score_chunk, chunks):
-                ev.merge(part)
-    return ev.evaluate()
+    return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers)[0].evaluate()

@@ -19,11 +19,14 @@ from typing import Any, TypedDict, cast
 from panbench import REPO_ROOT
 from panbench.pq.matching import METRIC_KEYS
 
-SCHEMA_VERSION = 1  # the "schema" field of every record; raise it when a field changes meaning
+SCHEMA_VERSION = 2  # the "schema" field of every record; raise it when a field changes meaning
+# 2: the analysis fields (ci ... analysis_file); schema-1 records lack them and are read as they are
 CSV_FIELDS = ["model", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc", "mIoU", "mDice",
               "n_images",
               "images_per_s", "device", "params", "date", "record"]
 SEMANTIC_KEYS = ("pixel_acc", "mIoU", "mDice")
+# the record fields of the analyses (schema 2; boundary only with --boundary, analysis_file set by write_record)
+ANALYSIS_FIELDS = ("ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary", "analysis_file")
 
 
 class RunRecord(TypedDict, total=False):
@@ -58,6 +61,14 @@ class RunRecord(TypedDict, total=False):
     # which images of the dataset ran: {"limit": --limit or None, "subset": the --subset file or None,
     # "images": how many}; so that tables tell a subset run from a full one without parsing the command
     selection: dict[str, Any]
+    # the analyses of issue 16 (docs/analysis.md), from the per-image records; absent in schema-1 records
+    ci: dict[str, list[float]]  # PQ, SQ, RQ, PQ_th, PQ_st -> [low, high], 95% image bootstrap, 0-100
+    by_size: dict[str, dict[str, float | int]]  # small/medium/large -> PQ, SQ, RQ (0-100), n categories, segments
+    pq_dagger: float  # PQ-dagger (Porzi et al. 2019), 0-100
+    errors: dict[str, dict[str, float | int]]  # error type -> count, fp, fn, delta_PQ (oracle gain, PQ points)
+    mask_quality: dict[str, float]  # TPs: loss (summed 1 - IoU), mean_loss, delta_PQ (every TP IoU set to 1)
+    boundary: dict[str, float]  # boundary PQ: the nine METRIC_KEYS, 0-100; only with --boundary
+    analysis_file: str  # the per-image AnalysisSet (.npz) below the results folder, beside the record
     record: str  # path of the JSON below the results folder (set by write_record)
 
 
@@ -136,13 +147,19 @@ def record_path(results_dir: Path, model: str, dataset: str, date: str) -> Path:
     return results_dir / "runs" / f"{stamp}_{safe}.json"
 
 
-def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
-    """Write the run's JSON record and append its row to ``runs.csv``; returns the record path."""
+def write_record(results_dir: Path, record: dict[str, Any], analysis: Any = None) -> Path:
+    """Write the run's JSON record and append its row to ``runs.csv``; returns the record path.
+    ``analysis`` (a :class:`panbench.analysis.AnalysisSet`) is saved first, beside the record as
+    ``<record stem>.analysis.npz``, and named in its ``analysis_file``."""
     path = record_path(results_dir, record["model"], record["dataset"], record["date"])
     k = 1
     while path.exists():
         path = path.with_name(path.stem.rsplit("~", 1)[0] + f"~{k}.json")
         k += 1
+    if analysis is not None:
+        npz = path.with_name(path.stem + ".analysis.npz")
+        analysis.save(npz)
+        record["analysis_file"] = str(npz.relative_to(results_dir))
     record["record"] = str(path.relative_to(results_dir))
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=str) + "\n")
     append_csv(results_dir / "runs.csv", csv_row(record))
@@ -190,14 +207,17 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r.get("date", ""))
 
 
-def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, seconds: float) -> RunRecord:
-    """A result record for predictions made elsewhere and scored with ``panbench score --name``."""
+def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, seconds: float,
+                    fingerprint: str | None = None, **analyses: Any) -> RunRecord:
+    """A result record for predictions made elsewhere and scored with ``panbench score --name``;
+    ``analyses``: the analysis fields (``ci`` ... ``boundary``)."""
     from panbench.pq.coco_format import read_json
 
     cats = read_json(args.gt_json, "ground-truth JSON").get("categories", [])
     provenance = {
         "predictions": {"json": str(Path(args.pred_json).resolve()), "dir": str(Path(args.pred_dir).resolve())},
-        "dataset": {"ann_file": str(Path(args.gt_json).resolve()), "png_dir": str(Path(args.gt_dir).resolve())},
+        "dataset": {"ann_file": str(Path(args.gt_json).resolve()), "png_dir": str(Path(args.gt_dir).resolve()),
+                    **({"fingerprint": fingerprint} if fingerprint else {})},
         "versions": versions(), "git_commit": git_commit(),
         "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
     }
@@ -205,5 +225,5 @@ def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, sec
         res, model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
         postprocess="external",
         published={}, delta_to_published={}, params=None, device="external", world_size=1, batch_size=None,
-        timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance,
+        timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance, **analyses,
     )

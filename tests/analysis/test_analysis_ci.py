@@ -114,3 +114,17 @@ def test_coverage_of_the_population_pq() -> None:
         lo, hi = bootstrap_ci(synthetic_run(rng, 150), ISTHING, n_resamples=400, seed=t)["PQ"]
         hits += lo <= truth <= hi
     assert abs(hits / trials - 0.95) <= 0.04, hits / trials
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 40, 41, 999, 1000])
+def test_percentile_equals_numpys_bit_for_bit(n: int) -> None:
+    """The intervals' own percentile (numpy's linear method, without importing numpy.ma) is np.percentile's."""
+    from panbench.analysis.bootstrap import percentile
+
+    rng = np.random.default_rng(n)
+    for level in (0.95, 0.9, 0.5, 0.99, 0.999):
+        q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+        for shape in ((n,), (n, 5), (n, 3, 4)):
+            v = rng.normal(size=shape) * 37
+            v[: n // 3] = np.round(v[: n // 3], 1)  # ties
+            assert np.array_equal(percentile(v, q), np.percentile(v, q, axis=0)), (level, shape)

@@ -119,6 +119,7 @@ def test_cache_key_changes_with_everything_that_changes_a_result(monkeypatch) ->
         "amp": _key(replace(EvalOptions(), amp="bf16")),
         "batch size": _key(replace(EvalOptions(), batch_size=2)),
         "postprocess": _key(replace(EvalOptions(), postprocess=PostProcess("argmax"))),
+        "boundary": _key(replace(EvalOptions(), boundary=True)),  # the cache then holds boundary-PQ sums too
     }
     b2 = replace(EvalOptions(), batch_size=2, cpu_procs=2)
     assert _key(replace(b2, cpu_procs=3)) != _key(b2)  # the process layout, with batches above 1

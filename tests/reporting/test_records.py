@@ -8,7 +8,7 @@ from argparse import Namespace
 import pytest
 
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.records import SCHEMA_VERSION, RunRecord, external_record, make_record
+from panbench.reporting.records import ANALYSIS_FIELDS, SCHEMA_VERSION, RunRecord, external_record, make_record
 
 RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,
        "n_categories": {"All": 2, "Things": 1, "Stuff": 1}, "per_class": {}}
@@ -19,8 +19,13 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     gt.write_text('{"categories": [{"id": 1, "name": "a"}]}')
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     rec = external_record("sys", "coco", RES, args, 1.5)
-    declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "record")]
-    assert list(rec) == declared
+    declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "record", *ANALYSIS_FIELDS)]
+    assert list(rec) == declared  # scored with --no-analysis: no analysis fields
+    analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
+    rec = external_record("sys", "coco", RES, args, 1.5, "f" * 16, **analyses)
+    assert list(rec) == [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "record",
+                                                                            "analysis_file")]
+    assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16
     assert rec["schema"] == SCHEMA_VERSION and rec["metrics"]["PQ"] == 50.0 and rec["semantic"]["mDice"] == 3.0
 
 

@@ -1,0 +1,132 @@
+"""The analyses wired to whole runs: per-image records kept while ``score`` and ``eval`` score,
+then every analysis of the run as the keys its JSON output and its record carry.
+
+* :func:`analysis_scorer` is the per-image function :func:`panbench.pq.score.score_stream` calls:
+  PQ contributions from the same intersection table as the record (and, with ``boundary``, the
+  boundary-PQ contributions), so the PQ sums are those of :func:`panbench.pq.evaluator.score_image`.
+* :class:`RunAnalysis` keeps the records of one run keyed by the image's position in the dataset;
+  it crosses processes as :meth:`RunAnalysis.payload` (forked CPU processes, torchrun ranks) and
+  is filled from the resume cache, so any split of the images gives the same set.
+* :func:`run_fields` computes the record fields ``ci``, ``by_size``, ``pq_dagger``, ``errors``,
+  ``mask_quality`` and, with boundary PQ, ``boundary`` (the nine metrics, 0-100).
+
+Label maps are never kept: a record is a few small arrays per image.  Numpy only.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis import analyze
+from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.image import ImageAnalysis
+from panbench.analysis.pairs import score_image_all
+from panbench.errors import PanbenchError
+from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats, PQStats, summarize
+
+N_RESAMPLES = 1000  # bootstrap resamples of the default intervals (docs/analysis.md)
+ImageRecord = tuple[ImageAnalysis, "ImageStats | None"]  # the analysis record, boundary-PQ contributions
+
+
+def _score(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
+           where: str, boundary: bool = False) -> tuple[ImageStats, ImageRecord]:
+    stats, rec, bstats = score_image_all(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, boundary=boundary)
+    return stats, (rec, bstats)
+
+
+def analysis_scorer(boundary: bool = False):
+    """The per-image scorer for :func:`panbench.pq.score.score_stream`: ``(stats, (record, boundary stats))``."""
+    return functools.partial(_score, boundary=boundary)
+
+
+class RunAnalysis:
+    """The per-image records of one run, keyed by the image's index in the dataset."""
+
+    def __init__(self, boundary: bool = False) -> None:
+        self.boundary = boundary
+        self.records: dict[int, ImageRecord] = {}
+
+    def score(self, cats: CategoryTable, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray,
+              pred_segs: list, where: str) -> tuple[ImageStats, ImageRecord]:
+        """Score image ``index``; keep its record and return its PQ contributions and the record."""
+        stats, rec = _score(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, self.boundary)
+        self.records[index] = rec
+        return stats, rec
+
+    def add(self, index: int, rec: ImageRecord) -> None:
+        """Keep the record of an image scored elsewhere (the resume cache)."""
+        self.records[index] = rec
+
+    def payload(self) -> dict[int, ImageRecord]:
+        """What crosses process boundaries (picklable); :meth:`update` takes it."""
+        return dict(self.records)
+
+    def update(self, payload: dict[int, ImageRecord]) -> None:
+        self.records.update(payload)
+
+    def analysis_set(self, cats: CategoryTable, image_ids: list[Any]) -> AnalysisSet:
+        """The records of images 0..N-1 as one :class:`AnalysisSet`, in dataset order."""
+        missing = [i for i in range(len(image_ids)) if i not in self.records]
+        if missing:
+            raise PanbenchError(f"internal: no per-image analysis for {len(missing)} of {len(image_ids)} images "
+                                f"(first: index {missing[0]}); please report")
+        return AnalysisSet.from_images([self.records[i][0] for i in range(len(image_ids))], len(cats), image_ids,
+                                       cats.ids, cats.isthing)
+
+    def boundary_stats(self, n_categories: int, n_images: int) -> PQStats | None:
+        """The boundary-PQ sums of images 0..N-1 (None without boundary PQ)."""
+        if not self.boundary:
+            return None
+        return boundary_sums([self.records[i][1] for i in range(n_images)], n_categories)
+
+
+def boundary_sums(per_image: list[ImageStats | None], n_categories: int) -> PQStats:
+    stats = PQStats.zeros(n_categories)
+    for s in per_image:
+        if s is None:
+            raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
+        stats.add_image(s)
+    return stats
+
+
+def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None = None,
+               n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """The record fields of the default analyses (``ci``, ``by_size``, ``pq_dagger``, ``errors``,
+    ``mask_quality``) and, when ``boundary`` is given, ``boundary``: the nine metrics, 0-100."""
+    out = analyze(aset, cats.isthing, n_resamples=n_resamples if aset.n_images else 0, seed=seed)
+    if boundary is not None:
+        res = summarize(boundary, cats.ids, cats.isthing)
+        out["boundary"] = {k: res[k] for k in METRIC_KEYS}
+    return out
+
+
+def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
+                         pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int = 1,
+                         boundary: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
+    """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit),
+    the per-image records as an :class:`AnalysisSet` (images in ground-truth annotation order) and
+    :func:`run_fields`."""
+    from panbench.pq.score import score_stream
+
+    ev, pairs, recs = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, analysis_scorer(boundary))
+    cats = ev.categories
+    aset = AnalysisSet.from_images([r[0] for r in recs], len(cats), [gt["image_id"] for gt, _ in pairs],
+                                   cats.ids, cats.isthing)
+    bstats = boundary_sums([r[1] for r in recs], len(cats)) if boundary else None
+    return ev.evaluate(), aset, run_fields(aset, cats, bstats)
+
+
+def files_fingerprint(gt_json: str | os.PathLike[str], image_ids: list[Any]) -> str:
+    """The dataset fingerprint of scored files, computed as
+    :meth:`panbench.data.datasets.PanopticDataset.fingerprint` (annotation file and image ids)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(Path(gt_json).read_bytes())
+    h.update(repr(list(image_ids)).encode())
+    return h.hexdigest()[:16]

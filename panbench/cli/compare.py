@@ -1,0 +1,134 @@
+"""``panbench compare A B``: is B really better than A?  The paired image bootstrap of B - A on the
+same images, for the whole metrics and per class, from the runs' per-image analysis files.
+
+A and B are record JSON paths or model names (the latest record of that model in ``--results``).
+Imports numpy, :mod:`panbench.analysis` and :mod:`panbench.reporting.records` only, never torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from panbench.cli.options import Common, non_negative_int, positive_int
+from panbench.errors import InputError
+
+CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
+
+
+def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "compare", parents=[common.results],
+        help="paired bootstrap of two runs on the same images: is the difference real?",
+        description="Compare two runs (record JSON paths or model names: the latest record of that model) "
+        "scored on the same images: the 95%% paired image-bootstrap interval of B - A for PQ, SQ, RQ, PQ_th, "
+        "PQ_st and per class; * marks an interval that excludes 0 (docs/analysis.md).")
+    p.add_argument("a", help="run A: a record JSON (results/runs/*.json) or a model name")
+    p.add_argument("b", help="run B: a record JSON or a model name")
+    p.add_argument("--dataset", help="with model names: only records of this dataset (e.g. coco, demo)")
+    p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--top", type=non_negative_int, default=15,
+                   help="categories shown, largest difference first (default 15; 0: all); --json has all")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    return p
+
+
+def find_record(what: str, results: Path, dataset: str | None) -> tuple[dict[str, Any], Path]:
+    """The record ``what`` names (a JSON path, or the latest record of that model) and its results folder."""
+    from panbench.reporting.records import load_records
+
+    path = Path(what)
+    if path.suffix == ".json" and path.is_file():
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"{path}: not a readable record ({e}); pass a results/runs/*.json file") from None
+        if not isinstance(rec, dict) or "metrics" not in rec:
+            raise InputError(f"{path}: not a panbench result record; pass a results/runs/*.json file")
+        rel = Path(rec.get("record") or Path("runs") / path.name)
+        root = path.resolve().parents[len(rel.parts) - 1] if path.resolve().parts[-len(rel.parts):] == rel.parts \
+            else results
+        return rec, root
+    if path.suffix == ".json":
+        raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
+    records = [r for r in load_records(results) if dataset is None or r["dataset"] == dataset]
+    runs = [r for r in records if r.get("model") == what]
+    if not runs:  # a registry alias (`mask2former` with --dataset demo is demo-mask2former)
+        from panbench.errors import PanbenchError
+        from panbench.models.registry import resolve
+
+        try:
+            names = {s.name for s in resolve(what, dataset=dataset or "coco")}
+        except PanbenchError:
+            names = set()
+        runs = [r for r in records if r.get("model") in names]
+    if not runs:
+        where = f" on {dataset}" if dataset else ""
+        raise InputError(f"{results / 'runs'}: no record of model '{what}'{where}; run `panbench eval --model {what}` "
+                         "(or `panbench score --name`), or pass a record JSON path")
+    return runs[-1], results
+
+
+def load_run(rec: dict[str, Any], root: Path) -> Any:
+    """The record's per-image :class:`panbench.analysis.AnalysisSet`, refused in one line when absent."""
+    from panbench.analysis import AnalysisSet
+
+    name = rec.get("record") or rec.get("model")
+    fix = ("rerun `panbench eval` (or `panbench score --name`) with this version of panbench, which writes "
+           "the per-image analysis file beside the record")
+    if not rec.get("analysis_file"):
+        raise InputError(f"{name}: the record has no per-image analysis file (schema {rec.get('schema', 1)}); {fix}")
+    path = root / rec["analysis_file"]
+    if not path.is_file():
+        raise InputError(f"{path}: the per-image analysis file of {name} is missing; {fix}")
+    aset = AnalysisSet.load(path)
+    if aset.isthing is None or aset.category_ids is None:
+        raise InputError(f"{path}: the analysis file lacks the category table; {fix}")
+    return aset
+
+
+def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: int, seed: int) -> dict[str, Any]:
+    """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
+    from panbench.analysis import RunSums, paired_bootstrap
+
+    fa, fb = (((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint") for r in (ra, rb))
+    sa = RunSums.from_analysis(a, fa, f"A ({ra.get('record') or ra.get('model')})")
+    sb = RunSums.from_analysis(b, fb, f"B ({rb.get('record') or rb.get('model')})")
+    if fa is None or fb is None:
+        raise InputError(f"{sa.name if fa is None else sb.name}: the record names no dataset fingerprint; rerun it "
+                         "with this version of panbench")
+    res = paired_bootstrap(sb, sa, a.isthing, n_resamples=resamples, seed=seed, category_ids=a.category_ids)  # B - A
+    out: dict[str, Any] = {"a": _who(ra), "b": _who(rb), "difference": "B - A", "n_images": a.n_images,
+                           "resamples": resamples, "seed": seed, "metrics": {}, "per_class": {}}
+    for k in CI_METRICS:
+        out["metrics"][k] = {"a": ra["metrics"][k], "b": rb["metrics"][k], "interval": res["metrics"][k],
+                             "excludes_zero": res["excludes_zero"][k]}
+    names = ((ra.get("provenance") or {}).get("category_names")) or {}
+    for cid, iv in res["per_class"].items():
+        ca, cb = ra["per_class"].get(cid, {}), rb["per_class"].get(cid, {})
+        if not any(c.get(f, 0) for c in (ca, cb) for f in ("TP", "FP", "FN")):
+            continue  # in neither run: nothing to compare
+        out["per_class"][cid] = {"name": names.get(cid, cid), "a": ca.get("PQ", 0.0), "b": cb.get("PQ", 0.0),
+                                 "interval": iv, "excludes_zero": bool(iv[0] > 0 or iv[1] < 0)}
+    return out
+
+
+def _who(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: rec.get(k) for k in ("model", "dataset", "postprocess", "record", "date")}
+
+
+def run(args: argparse.Namespace) -> int:
+    from panbench.reporting.analysis_text import format_compare
+
+    results = Path(args.results)
+    ra, root_a = find_record(args.a, results, args.dataset)
+    rb, root_b = find_record(args.b, results, args.dataset)
+    out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.seed)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(format_compare(out, top=args.top or None))
+    return 0

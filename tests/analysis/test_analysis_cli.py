@@ -1,0 +1,277 @@
+"""The analyses through the commands: `score --json` keys equal to the library's on the same files,
+`score --name` records and their per-image file, `compare`, and schema-1 records still read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from panbench.analysis import AnalysisSet, analyze
+from panbench.analysis.pairs import score_image_all
+from panbench.cli import main
+from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.pq.coco_format import parse_categories, read_json
+from panbench.pq.matching import METRIC_KEYS, PQStats, summarize
+from panbench.pq.score import load_pairs, read_pair
+from panbench.reporting.records import load_records
+
+CATS = coco_like_categories()
+ANALYSIS_KEYS = {"ci", "by_size", "pq_dagger", "errors", "mask_quality"}
+
+
+def _write(tmp: Path, n: int = 12, seed: int = 0, systems: int = 2) -> dict[str, Path]:
+    rng = np.random.default_rng(seed)
+    gt = [(i, random_image(rng, int(rng.integers(40, 90)), int(rng.integers(40, 90)), CATS)) for i in range(1, n + 1)]
+    out = dict(zip(("gt_json", "gt_dir"), write_panoptic(tmp, "gt", gt, CATS)))
+    for k in range(systems):
+        out[f"pred{k}_json"], out[f"pred{k}_dir"] = write_panoptic(tmp, f"pred{k}", [(i, perturb(rng, g, CATS))
+                                                                                     for i, g in gt], CATS)
+    return out
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    return _write(tmp_path)
+
+
+def score_args(f: dict[str, Path], k: int = 0, *extra: str) -> list[str]:
+    return ["score", "--gt-json", str(f["gt_json"]), "--gt-dir", str(f["gt_dir"]), "--pred-json",
+            str(f[f"pred{k}_json"]), "--pred-dir", str(f[f"pred{k}_dir"]), *extra]
+
+
+def score_json(capsys, f, k: int = 0, *extra: str) -> dict:
+    assert main(score_args(f, k, "--json", *extra)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def library(f: dict[str, Path], k: int = 0) -> tuple[dict, dict]:
+    """The analyses computed with the library, image by image, from the same files."""
+    cats = parse_categories(read_json(f["gt_json"], "gt"), f["gt_json"])
+    _, pairs = load_pairs(f["gt_json"], f[f"pred{k}_json"])
+    recs, bstats = [], PQStats.zeros(len(cats))
+    for pair in pairs:
+        _, rec, b = score_image_all(cats, *read_pair(f["gt_dir"], f[f"pred{k}_dir"], pair), boundary=True)
+        recs.append(rec)
+        bstats.add_image(b)
+    a = AnalysisSet.from_images(recs, len(cats), [gt["image_id"] for gt, _ in pairs])
+    b = summarize(bstats, cats.ids, cats.isthing)
+    return analyze(a, cats.isthing), {k: b[k] for k in METRIC_KEYS}
+
+
+def test_score_json_keys_equal_the_library(files, capsys) -> None:
+    out = score_json(capsys, files, 0, "--boundary")
+    lib, boundary = library(files)
+    assert {k: out[k] for k in ANALYSIS_KEYS} == json.loads(json.dumps(lib))
+    assert out["boundary"] == boundary and set(out["boundary"]) == set(METRIC_KEYS)
+    assert set(out["by_size"]) == {"small", "medium", "large"}
+    assert set(out["ci"]) == {"PQ", "SQ", "RQ", "PQ_th", "PQ_st"}
+    assert all(set(v) >= {"count", "delta_PQ"} for v in out["errors"].values())
+    assert "boundary" not in score_json(capsys, files)  # opt-in
+
+
+def test_analyses_leave_the_metrics_bit_identical(files, capsys) -> None:
+    plain = score_json(capsys, files, 0, "--no-analysis")
+    full = score_json(capsys, files, 0, "--boundary")
+    assert not ANALYSIS_KEYS & set(plain)
+    assert {k: full[k] for k in plain} == plain  # every metric, per class included, bit for bit
+
+
+def test_analyses_of_the_coco_sample_leave_its_metrics_bit_identical(coco_sample, tmp_path, capsys) -> None:
+    from helpers import write_perturbed_sample
+
+    ann = coco_sample / "annotations"
+    pj, pd = write_perturbed_sample(ann, tmp_path, seed=3)
+    base = ["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
+            "--pred-json", str(pj), "--pred-dir", str(pd), "--json"]
+    assert main([*base, "--no-analysis"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*base, "--boundary"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert {k: full[k] for k in plain} == plain and ANALYSIS_KEYS | {"boundary"} <= set(full)
+
+
+def test_workers_give_the_same_analyses_bit_for_bit(tmp_path, capsys) -> None:
+    f = _write(tmp_path, n=17, seed=5, systems=1)
+    one = score_json(capsys, f, 0, "--boundary")
+    two = score_json(capsys, f, 0, "--boundary", "--workers", "2")
+    assert two == one and ANALYSIS_KEYS <= set(one)
+
+
+def test_text_output_shows_the_analyses(files, capsys) -> None:
+    assert main(score_args(files, 0, "--boundary")) == 0
+    text = capsys.readouterr().out
+    for word in ("95% interval", "by size", "PQ-dagger", "errors", "boundary PQ"):
+        assert word in text
+
+
+def test_no_analysis_with_boundary_is_refused(files, capsys) -> None:
+    assert main(score_args(files, 0, "--no-analysis", "--boundary")) == 2
+    assert "--boundary" in capsys.readouterr().err
+
+
+def _name(f, capsys, results: Path, name: str, k: int = 0, *extra: str) -> dict:
+    assert main(score_args(f, k, "--name", name, "--dataset", "syn", "--results", str(results), "--json", *extra)) == 0
+    out = json.loads(capsys.readouterr().out)
+    rec = [r for r in load_records(results) if r["model"] == name][-1]
+    return {"out": out, "rec": rec}
+
+
+def test_score_name_record_carries_the_analyses_and_the_per_image_file(files, tmp_path, capsys) -> None:
+    results = tmp_path / "res"
+    r = _name(files, capsys, results, "sys a", 0, "--boundary")
+    rec, out = r["rec"], r["out"]
+    assert rec["schema"] == 2
+    for k in (*ANALYSIS_KEYS, "boundary"):
+        assert rec[k] == out[k], k
+    path = results / rec["analysis_file"]
+    assert path.name == Path(rec["record"]).stem + ".analysis.npz" and path.parent == (results / rec["record"]).parent
+    a = AnalysisSet.load(path)
+    cats = parse_categories(read_json(files["gt_json"], "gt"), files["gt_json"])
+    assert a.category_ids == cats.ids and a.isthing == cats.isthing and a.n_images == 12
+    assert json.loads(json.dumps(analyze(a, cats.isthing))) == {k: rec[k] for k in ANALYSIS_KEYS}
+    assert rec["provenance"]["dataset"]["fingerprint"]
+
+
+# ---- compare ----
+
+@pytest.fixture
+def two_runs(files, tmp_path, capsys) -> dict:
+    results = tmp_path / "res"
+    a = _name(files, capsys, results, "sys-a", 0)["rec"]
+    b = _name(files, capsys, results, "sys-b", 1)["rec"]
+    return {"results": results, "a": a, "b": b, "files": files}
+
+
+def compare(capsys, results: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["compare", *args, "--results", str(results)])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_compare_same_seed_same_result_and_other_seed_other_result(two_runs, capsys) -> None:
+    r = two_runs["results"]
+    outs = [json.loads(compare(capsys, r, "sys-a", "sys-b", "--json", "--seed", s)[1]) for s in ("3", "3", "4")]
+    assert outs[0] == outs[1] and outs[0]["metrics"] != outs[2]["metrics"]
+    m = outs[0]["metrics"]["PQ"]
+    assert outs[0]["difference"] == "B - A" and m["a"] == two_runs["a"]["metrics"]["PQ"]
+    assert m["b"] == two_runs["b"]["metrics"]["PQ"] and m["interval"][0] <= m["b"] - m["a"] <= m["interval"][1]
+
+
+def test_compare_equals_the_library_paired_bootstrap(two_runs, capsys) -> None:
+    from panbench.analysis import RunSums, paired_bootstrap
+
+    r = two_runs["results"]
+    out = json.loads(compare(capsys, r, "sys-a", "sys-b", "--json", "--resamples", "200")[1])
+    a, b = (AnalysisSet.load(r / two_runs[k]["analysis_file"]) for k in ("a", "b"))
+    lib = paired_bootstrap(RunSums.from_analysis(b), RunSums.from_analysis(a), a.isthing, n_resamples=200,
+                           category_ids=a.category_ids)
+    assert {k: v["interval"] for k, v in out["metrics"].items()} == lib["metrics"]
+    assert {k: v["interval"] for k, v in out["per_class"].items()} == {k: lib["per_class"][k] for k in out["per_class"]}
+    assert out["per_class"]  # categories present in either run
+
+
+def test_a_run_against_itself_is_zero_everywhere(two_runs, capsys) -> None:
+    r = two_runs["results"]
+    code, text, _ = compare(capsys, r, "sys-a", "sys-a")
+    assert code == 0 and "*" not in text.split("\n", 3)[3]
+    out = json.loads(compare(capsys, r, "sys-a", str(r / two_runs["a"]["record"]), "--json")[1])
+    ivs = [v["interval"] for v in out["metrics"].values()] + [v["interval"] for v in out["per_class"].values()]
+    assert ivs and all(iv == [0.0, 0.0] for iv in ivs)
+
+
+def test_compare_marks_an_interval_that_excludes_zero(two_runs, capsys) -> None:
+    r = two_runs["results"]
+    out = json.loads(compare(capsys, r, "sys-a", "sys-b", "--json")[1])
+    code, text, _ = compare(capsys, r, "sys-a", "sys-b", "--top", "0")
+    rows = {line.split()[0]: line for line in text.splitlines()[5:10]}
+    for k, v in out["metrics"].items():
+        assert rows[k].rstrip().endswith("*") == v["excludes_zero"]
+        assert v["excludes_zero"] == (v["interval"][0] > 0 or v["interval"][1] < 0)
+
+
+def one_line(code: int, err: str) -> str:
+    assert code == 2 and "\n" not in err.strip() and "Traceback" not in err, err
+    return err
+
+
+def test_compare_refuses_runs_of_other_images(two_runs, tmp_path, capsys) -> None:
+    other = _write(tmp_path / "other", n=11, seed=9, systems=1)
+    _name(other, capsys, two_runs["results"], "sys-c", 0)
+    err = one_line(*compare(capsys, two_runs["results"], "sys-a", "sys-c")[::2])
+    assert "different datasets" in err
+
+
+def test_compare_refuses_same_dataset_other_image_ids(two_runs, tmp_path, capsys) -> None:
+    """Same fingerprint, other ids: the records are edited to claim one dataset."""
+    r = two_runs["results"]
+    path = r / two_runs["b"]["analysis_file"]
+    a = AnalysisSet.load(path)
+    a.image_ids = [f"x{i}" for i in a.image_ids]
+    a.save(path)
+    err = one_line(*compare(capsys, r, "sys-a", "sys-b")[::2])
+    assert "different images" in err
+
+
+def test_compare_refuses_a_record_without_analysis_file(two_runs, capsys) -> None:
+    r = two_runs["results"]
+    path = r / two_runs["b"]["record"]
+    rec = json.loads(path.read_text())
+    for k in ("analysis_file", "ci", "by_size", "pq_dagger", "errors", "mask_quality"):
+        rec.pop(k)
+    rec["schema"] = 1
+    path.write_text(json.dumps(rec))
+    err = one_line(*compare(capsys, r, "sys-a", "sys-b")[::2])
+    assert "no per-image analysis file" in err and "rerun" in err
+    assert "no record of model 'nobody'" in one_line(*compare(capsys, r, "sys-a", "nobody")[::2])
+
+
+# ---- schema-1 records ----
+
+OLD_RECORD = {  # a record as panbench wrote it before the analyses (schema 1), trimmed to what readers use
+    "schema": 1, "model": "old-model", "architecture": "external", "backbone": "?", "dataset": "syn",
+    "postprocess": "external", "date": "2026-01-01T00:00:00+00:00", "n_images": 12,
+    "metrics": {k: 10.0 for k in METRIC_KEYS}, "semantic": {"pixel_acc": 50.0, "mIoU": 20.0, "mDice": 30.0},
+    "n_categories": {"All": 3, "Things": 2, "Stuff": 1}, "per_class": {}, "published": {}, "delta_to_published": {},
+    "params": None, "device": "external", "world_size": 1, "batch_size": None,
+    "timings": {"scoring_s": 1.0, "images_per_s": None}, "memory": {}, "provenance": {},
+    "record": "runs/20260101T000000Z_old-model_syn.json",
+}
+
+
+def test_schema_1_records_are_still_read(two_runs, capsys) -> None:
+    r = two_runs["results"]
+    (r / OLD_RECORD["record"]).write_text(json.dumps(OLD_RECORD))
+    recs = load_records(r)
+    assert [x["schema"] for x in recs] == [1, 2, 2] and recs[0]["model"] == "old-model"
+    assert main(["table", "--results", str(r)]) == 0
+    assert "old-model" in capsys.readouterr().out
+    err = one_line(*compare(capsys, r, "old-model", "sys-a")[::2])
+    assert "schema 1" in err
+
+
+def test_compare_and_score_never_import_torch(two_runs) -> None:
+    import subprocess
+    import sys
+
+    f = two_runs["files"]
+    code = ("import sys; from panbench.cli import main; "
+            f"main(['compare', 'sys-a', 'sys-b', '--results', {str(two_runs['results'])!r}]); "
+            f"main({score_args(f, 0, '--boundary', '--json')!r}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_compare_finds_a_model_by_its_registry_alias(two_runs, capsys) -> None:
+    """`mask2former` with --dataset demo names the record of demo-mask2former (the records are relabelled)."""
+    r = two_runs["results"]
+    for k, model in (("a", "sys-a"), ("b", "demo-mask2former")):
+        path = r / two_runs[k]["record"]
+        path.write_text(json.dumps({**json.loads(path.read_text()), "model": model, "dataset": "demo"}))
+    code, out, err = compare(capsys, r, "sys-a", "mask2former", "--dataset", "demo", "--json")
+    assert code == 0, err
+    assert json.loads(out)["b"]["model"] == "demo-mask2former"
+    assert "no record of model 'mask2former'" in one_line(*compare(capsys, r, "sys-a", "mask2former")[::2])

@@ -1,0 +1,148 @@
+"""The analyses through `panbench eval`: the record carries them and equals `score` (the library) on the
+same predicted maps; one process, forked CPU processes, a resumed run and torchrun (gloo, 2 ranks) give
+the same analyses and per-image file, bit for bit; --boundary is part of the resume-cache key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import free_port
+
+from panbench import REPO_ROOT
+from panbench.data.demo import make_demo
+
+pytestmark = pytest.mark.slow
+PY = sys.executable
+VENV_BIN = Path(sys.executable).parent
+LIMIT = 8
+FIELDS = ("metrics", "per_class", "ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary")
+
+
+@pytest.fixture(scope="module")
+def demo_root() -> Path:
+    return make_demo(REPO_ROOT / "data" / "demo")
+
+
+def eval_args(demo_root: Path, results: Path, *extra: str) -> list[str]:
+    return ["eval", "--model", "mask2former", "--dataset", "demo", "--data-root", str(demo_root), "--results",
+            str(results), "--workers", "0", "--no-progress", "--device", "cpu", "--limit", str(LIMIT), "--boundary",
+            *extra]
+
+
+def run(args: list[str], torchrun: bool = False) -> subprocess.CompletedProcess:
+    head = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(free_port())] if torchrun \
+        else [PY]
+    return subprocess.run([*head, "-m", "panbench", *args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+
+
+def record(results: Path) -> dict:
+    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+
+
+def same_run(a: Path, b: Path) -> None:
+    """Records with the same metrics and analyses, per-image files with the same arrays."""
+    ra, rb = record(a), record(b)
+    for k in FIELDS:
+        assert ra[k] == rb[k], k
+    za, zb = np.load(a / ra["analysis_file"]), np.load(b / rb["analysis_file"])
+    assert za.files == zb.files
+    for k in za.files:
+        assert za[k].dtype == zb[k].dtype and np.array_equal(za[k], zb[k]), k
+
+
+@pytest.fixture(scope="module")
+def one_process(demo_root, tmp_path_factory) -> Path:
+    results = tmp_path_factory.mktemp("one")
+    r = run(eval_args(demo_root, results, "--no-resume", "--cpu-procs", "1", "--cache-every", "2"))
+    assert r.returncode == 0, r.stderr
+    return results
+
+
+class _Capture:
+    """Records the predicted maps the evaluation scores (and scores them as it would)."""
+
+    maps: dict[int, tuple[np.ndarray, list]] = {}
+
+    @classmethod
+    def make(cls, base):
+        class Capturing(base):
+            def score(self, cats, index, gt_ids, gt_segs, pred_ids, pred_segs, where):
+                cls.maps[index] = (np.array(pred_ids, copy=True), list(pred_segs))
+                return super().score(cats, index, gt_ids, gt_segs, pred_ids, pred_segs, where)
+        return Capturing
+
+
+def test_record_equals_score_of_the_same_maps(demo_root, tmp_path, monkeypatch, capsys) -> None:
+    from panbench.cli import main
+    from panbench.data.synth import write_png
+    from panbench.evaluation import run as run_mod
+
+    monkeypatch.setattr(run_mod, "RunAnalysis", _Capture.make(run_mod.RunAnalysis))
+    results = tmp_path / "res"
+    assert main(eval_args(demo_root, results, "--no-resume", "--cpu-procs", "1")) == 0
+    capsys.readouterr()
+    rec = record(results)
+    assert rec["schema"] == 2 and set(FIELDS) <= set(rec) and rec["analysis_file"].endswith(".analysis.npz")
+    # the same maps, written as COCO panoptic predictions, through `panbench score`
+    gt = json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+    images = gt["images"][:LIMIT]
+    anns = {a["image_id"]: a for a in gt["annotations"]}
+    gt_small = {**gt, "images": images, "annotations": [anns[im["id"]] for im in images]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt_small))
+    (tmp_path / "pred").mkdir()
+    pred = []
+    for k, im in enumerate(images):
+        ids, segs = _Capture.maps[k]
+        name = anns[im["id"]]["file_name"]
+        write_png(tmp_path / "pred" / name, ids)
+        pred.append({"image_id": im["id"], "file_name": name, "segments_info": segs})
+    (tmp_path / "pred.json").write_text(json.dumps({"annotations": pred}))
+    assert main(["score", "--gt-json", str(tmp_path / "gt.json"), "--gt-dir",
+                 str(demo_root / "annotations" / "panoptic_val2017"), "--pred-json", str(tmp_path / "pred.json"),
+                 "--pred-dir", str(tmp_path / "pred"), "--json", "--boundary"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {k: out[k] for k in rec["metrics"]} == rec["metrics"] and out["per_class"] == rec["per_class"]
+    for k in FIELDS[2:]:
+        assert out[k] == rec[k], k
+    assert rec["errors"] and sum(v["count"] for v in rec["errors"].values()) > 0  # a real model makes errors
+
+
+def test_forked_cpu_processes_give_the_same_analyses(one_process, demo_root, tmp_path) -> None:
+    r = run(eval_args(demo_root, tmp_path, "--no-resume", "--cpu-procs", "2"))
+    assert r.returncode == 0, r.stderr
+    assert record(tmp_path)["timings"]["cpu_procs"] == 2
+    same_run(tmp_path, one_process)
+
+
+def test_a_resumed_run_gives_the_same_analyses(one_process, demo_root, tmp_path) -> None:
+    shutil.copytree(one_process / "cache", tmp_path / "cache")
+    chunks = sorted((tmp_path / "cache").glob("*/chunk-*.npz"))
+    assert len(chunks) == LIMIT // 2
+    for c in chunks[1::2]:  # half of the images are scored again
+        c.unlink()
+    r = run(eval_args(demo_root, tmp_path, "--cpu-procs", "1"))
+    assert r.returncode == 0 and f"{LIMIT // 2} of {LIMIT} images already scored" in r.stderr, r.stderr
+    same_run(tmp_path, one_process)
+
+
+def test_boundary_is_part_of_the_cache_key(one_process, demo_root, tmp_path) -> None:
+    shutil.copytree(one_process / "cache", tmp_path / "cache")
+    args = [a for a in eval_args(demo_root, tmp_path, "--cpu-procs", "1") if a != "--boundary"]
+    r = run(args)
+    assert r.returncode == 0 and "resuming" not in r.stderr, r.stderr
+    rec = record(tmp_path)
+    assert "boundary" not in rec and rec["metrics"] == record(one_process)["metrics"]
+    assert rec["ci"] == record(one_process)["ci"]
+
+
+def test_torchrun_two_ranks_give_the_same_analyses(one_process, demo_root, tmp_path) -> None:
+    r = run(eval_args(demo_root, tmp_path, "--no-resume"), torchrun=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert record(tmp_path)["world_size"] == 2 and len(list((tmp_path / "runs").glob("*.json"))) == 1
+    same_run(tmp_path, one_process)
