@@ -121,7 +121,7 @@ def _who(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.reporting.analysis_text import format_compare
+    from panbench.reporting.compare_text import format_compare
 
     results = Path(args.results)
     ra, root_a = find_record(args.a, results, args.dataset)

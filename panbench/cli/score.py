@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_metrics(res, f"{res['n_images']} images"))
         if fields:
-            from panbench.reporting.analysis_text import format_analyses
+            from panbench.reporting.text import format_analyses
 
-            print(format_analyses(fields))
+            print("\n".join(format_analyses(fields)))
     return 0

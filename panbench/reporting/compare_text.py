@@ -1,0 +1,36 @@
+"""The table of ``panbench compare`` as plain text for the terminal (the analyses of one run:
+:func:`panbench.reporting.text.format_analyses`).  How to read each number: docs/analysis.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_compare(result: dict[str, Any], top: int | None = None) -> str:
+    """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest
+    difference first); ``*`` where the interval excludes 0."""
+    a, b = result["a"], result["b"]
+    lines = [f"A: {a['model']} [{a.get('postprocess')}] ({a.get('record')})",
+             f"B: {b['model']} [{b.get('postprocess')}] ({b.get('record')})",
+             f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
+             f"{result['resamples']} resamples, seed {result['seed']}); * the interval excludes 0"]
+    head = f"{'':24} {'A':>8} {'B':>8} {'B - A':>8}  {'interval':>20}"
+    lines += [head, "-" * len(head)]
+
+    def row(label: str, v: dict[str, Any]) -> str:
+        lo, hi = v["interval"]
+        mark = "*" if v["excludes_zero"] else ""
+        return (f"{label[:24]:24} {v['a']:8.2f} {v['b']:8.2f} {v['b'] - v['a']:+8.2f}  "
+                f"[{lo:+8.2f}, {hi:+8.2f}] {mark}")
+
+    for k, v in result["metrics"].items():
+        lines.append(row(k, v))
+    classes = result.get("per_class") or {}
+    if classes:
+        order = sorted(classes, key=lambda c: -abs(classes[c]["b"] - classes[c]["a"]))
+        shown = order if top is None else order[:top]
+        lines.append(f"per class (PQ; {len(shown)} of {len(classes)} categories, largest difference first)")
+        for c in shown:
+            lines.append(row(classes[c]["name"], classes[c]))
+    return "\n".join(lines)
