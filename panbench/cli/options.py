@@ -52,7 +52,7 @@ def common_parents() -> Common:
     results = argparse.ArgumentParser(add_help=False)
     results.add_argument("--results", default="results", help="results folder (default results/)")
     data_root = argparse.ArgumentParser(add_help=False)
-    data_root.add_argument("--data-root", help="dataset root (default data/coco, or data/demo with --dataset demo)")
+    data_root.add_argument("--data-root", help="dataset root (default data/<dataset>, e.g. data/coco)")
     return Common(results=results, data_root=data_root)
 
 
