@@ -32,6 +32,10 @@ _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "mmengine.model.wrappers.fully_sharded_distributed": ("MMFullyShardedDataParallel",),
     "mmdet.utils.mot_error_visualize": ("imshow_mot_errors",),
     "scipy.optimize": ("linear_sum_assignment",),
+    # mmdet's GLIP/grounding modules try `from transformers import ...` and fall back to None on ImportError;
+    # with transformers installed (for hf: models) that import took seconds and pulled in DTensor and sympy.
+    # An empty stand-in makes each of those imports fail as if transformers were absent.
+    "transformers": (),
 }
 
 

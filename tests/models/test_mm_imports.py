@@ -15,7 +15,7 @@ import json, sys
 from panbench.models import mm
 mm.init_mmdet()
 skipped = [m for m in mm._TRAINING_ONLY if m in sys.modules]
-heavy = [m for m in ("sympy", "matplotlib.pyplot", "scipy.optimize") if m in sys.modules]
+heavy = [m for m in ("sympy", "matplotlib.pyplot", "scipy.optimize", "transformers") if m in sys.modules]
 from mmdet.models.task_modules.assigners import hungarian_assigner
 import numpy as np
 rows, cols = hungarian_assigner.linear_sum_assignment(np.array([[0.0, 1.0], [1.0, 0.0]]))
