@@ -47,6 +47,23 @@ def selection(r: dict[str, Any]) -> str:
     return ", ".join(parts) or "all"
 
 
+def cfg_words(r: dict[str, Any]) -> list[str]:
+    """The run's ``--cfg-options`` (``provenance.cfg_options``) as KEY=VALUE words, in key order."""
+    cfg = (r.get("provenance") or {}).get("cfg_options") or {}
+    return [f"{k}={v}" for k, v in sorted(cfg.items())]
+
+
+def settings(r: dict[str, Any]) -> str:
+    """The run's settings beyond model, post-processing and dataset that change its numbers or speed, as a
+    label: a batch size above 1, AMP other than fp32 and the ``--cfg-options`` (:func:`cfg_words`); '' for
+    a run with none.  Runs that differ in them are different rows of a table
+    (:func:`panbench.reporting.tables.latest_runs`)."""
+    parts = [f"batch {b}"] if isinstance(b := r.get("batch_size"), int) and b > 1 else []
+    if r.get("amp") not in (None, "fp32"):
+        parts.append(f"amp {r['amp']}")
+    return "; ".join(parts + cfg_words(r))
+
+
 def analysis_path(results_dir: Path, r: dict[str, Any]) -> Path | None:
     """The run's per-image analysis file (``analysis_file``, relative to the results folder), when the
     record names one and it exists."""

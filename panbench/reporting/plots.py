@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.reporting.frames import framework
+from panbench.reporting.frames import framework, settings
 from panbench.reporting.records import measured_speed
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
@@ -31,18 +31,23 @@ def styles(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[An
     from matplotlib.patches import Patch
 
     cmap = _plt().get_cmap("tab10")
-    models = list(dict.fromkeys(r["model"] for r in records))
+    models = list(dict.fromkeys(_model(r) for r in records))  # runs with other settings get their own colour
     pps = list(dict.fromkeys(r.get("postprocess", "default") for r in records))
-    out = [{"color": cmap(models.index(r["model"]) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
+    out = [{"color": cmap(models.index(_model(r)) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
             "linewidth": 0.5, "hatch": HATCHES[pps.index(r.get("postprocess", "default")) % len(HATCHES)]}
            for r in records]
-    fw = {r["model"]: framework(r) for r in records}
+    fw = {_model(r): framework(r) for r in records}
     mixed = len(set(fw.values())) > 1  # an mmdet and a transformers model side by side: say which is which
     handles = [Patch(color=cmap(k % 10), label=f"{m} ({fw[m]})" if mixed else m) for k, m in enumerate(models)]
     if len(pps) > 1:
         handles += [Patch(facecolor="white", edgecolor="black", hatch=HATCHES[k % len(HATCHES)],
                           label=f"post-processing: {p}") for k, p in enumerate(pps)]
     return out, handles
+
+
+def _model(r: dict[str, Any]) -> str:
+    """A run's model with its settings (batch size, AMP, --cfg-options) when it has any."""
+    return f"{r['model']} ({s})" if (s := settings(r)) else r["model"]
 
 
 def _legend_below(fig: Any, handles: list[Any]) -> None:
@@ -128,7 +133,7 @@ def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
             ly = min(hit) - gap
         placed.append((x, ly))
         pp = r.get("postprocess", "default")
-        text = f"{r['model']}{'' if pp == 'default' else f' [{pp}]'}\n{r.get('device', '')}"
+        text = f"{_model(r)}{'' if pp == 'default' else f' [{pp}]'}\n{r.get('device', '')}"
         ax.annotate(text, (x, y), xytext=(x + 0.02 * (x1 - x0), ly), textcoords="data", fontsize=7, va="center",
                     arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if ly != y else None)
 

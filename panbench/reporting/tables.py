@@ -8,7 +8,7 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.frames import framework, selection
+from panbench.reporting.frames import cfg_words, framework, selection, settings
 from panbench.reporting.records import load_records, measured_speed
 
 
@@ -20,11 +20,12 @@ def dataset_key(r: dict[str, Any]) -> str:
 
 
 def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> list[dict[str, Any]]:
-    """The newest record of each (model, post-processing, dataset fingerprint), in first-seen order."""
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    """The newest record of each (model, post-processing, dataset fingerprint, settings: batch size, AMP and
+    ``--cfg-options``), in first-seen order."""
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: r.get("date", "")):
         if dataset is None or r.get("dataset") == dataset:
-            out[(r["model"], r.get("postprocess", "default"), dataset_key(r))] = r
+            out[(r["model"], r.get("postprocess", "default"), dataset_key(r), settings(r))] = r
     return list(out.values())
 
 
@@ -43,15 +44,18 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     if notes is not None:
         notes += more
     rows = []
+    with_cfg = any(cfg_words(r) for r in records)
     for i, r in enumerate(records):
         m, n = r["metrics"], r.get("n_categories", {})
         row: dict[str, Any] = {"model": r["model"], "postprocess": r.get("postprocess", "default"),
-                               "framework": framework(r), "dataset": dataset_key(r), "n_images": r["n_images"]}
+                               "framework": framework(r), "dataset": dataset_key(r), "n_images": r["n_images"],
+                               "selection": selection(r), "batch": r.get("batch_size"),
+                               "amp": r.get("amp", "fp32") if r.get("batch_size") else None}
+        if with_cfg:
+            row["cfg_options"] = " ".join(cfg_words(r)) or None
         if analyses:
             row.update(extra[i])
         else:
-            row.update({"selection": selection(r), "batch": r.get("batch_size"),
-                        "amp": r.get("amp", "fp32") if r.get("batch_size") else None})
             row.update({k: m[k] for k in METRIC_KEYS})
             row.update(r.get("semantic", {}))
             row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
@@ -67,6 +71,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     df = pd.DataFrame(rows).set_index("model")
     if df["postprocess"].nunique() <= 1:
         df = df.drop(columns="postprocess")
+    if analyses:  # the analysis tables keep only the settings columns that tell their rows apart
+        df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     return df
 
 
@@ -80,9 +86,12 @@ def absent(v: dict[str, Any]) -> bool:
 
 
 def run_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """The model's name, with its post-processing (and dataset) where several runs would share it."""
+    """The model's name with its post-processing, its settings (batch size, AMP, ``--cfg-options``) when it
+    has any, and its dataset where the model ran on several: one label per row of :func:`latest_runs`."""
     same = [x for x in records if x["model"] == r["model"]]
     label = f"{r['model']} [{r.get('postprocess', 'default')}]"
+    if s := settings(r):
+        label += f" ({s})"
     if len({dataset_key(x) for x in same}) > 1:
         label += f" ({dataset_key(r)})"
     return label

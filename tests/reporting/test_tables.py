@@ -155,3 +155,23 @@ def test_per_class_absent_categories_blank_and_columns_name_the_postprocessing(r
     assert list(df.columns) == ["name", "fixture-model [default]", "fixture-model [maskwise]"]
     assert df.loc[5, "fixture-model [maskwise]"] == ""  # absent from GT and predictions: blank, not 0
     assert float(df.loc[92, "fixture-model [maskwise]"]) == pytest.approx(40.0)
+
+
+def test_runs_that_differ_in_cfg_options_amp_or_batch_stay_apart_and_labelled(results, capsys) -> None:
+    """Two runs of one model on one dataset that differ only by --cfg-options (or AMP, or batch size) are
+    separate rows, told apart by their columns and labels; a re-run with the same settings replaces the older."""
+    base = json.loads(GOLDEN.read_text())
+    cfg = {"model.test_cfg.object_mask_thr": 0.9}
+    _write(results, "strict", provenance={**base["provenance"], "cfg_options": cfg},
+           date="2001-01-01T00:00:00+00:00", metrics={**base["metrics"], "PQ": 7.0})
+    _write(results, "amp", amp="bf16", date="2001-01-01T00:00:00+00:00", metrics={**base["metrics"], "PQ": 8.0})
+    df = _csv(results, capsys)
+    rows = df[df["model"] == "fixture-model"].set_index("cfg_options")
+    assert len(rows) == 3  # the older run of the same settings is still replaced by the newest
+    assert rows.loc["model.test_cfg.object_mask_thr=0.9", "PQ"] == 7.0
+    assert sorted(rows.loc["", "PQ"].tolist()) == [8.0, 10.0] and "bf16" in rows.loc["", "amp"].tolist()
+    # the per-class table (and every label: plots, notes, paired differences) names each run apart
+    assert main(["table", "--results", str(results), "--per-class", "--format", "csv"]) == 0
+    cols = pd.read_csv(io.StringIO(capsys.readouterr().out)).columns.tolist()
+    assert sorted(cols[2:]) == ["fixture-model [default]", "fixture-model [default] (amp bf16)",
+                                "fixture-model [default] (model.test_cfg.object_mask_thr=0.9)"]
