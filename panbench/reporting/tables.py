@@ -85,16 +85,20 @@ def absent(v: dict[str, Any]) -> bool:
     return all(k in v for k in ("TP", "FP", "FN")) and v["TP"] + v["FP"] + v["FN"] == 0
 
 
-def run_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """The model's name with its post-processing, its settings (batch size, AMP, ``--cfg-options``) when it
-    has any, and its dataset where the model ran on several: one label per row of :func:`latest_runs`."""
-    same = [x for x in records if x["model"] == r["model"]]
-    label = f"{r['model']} [{r.get('postprocess', 'default')}]"
+def model_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """The model's name with its settings (batch size, AMP, ``--cfg-options``) when it has any, and its
+    dataset where the model ran on several: what tells a run apart but its post-processing."""
+    label = r["model"]
     if s := settings(r):
         label += f" ({s})"
-    if len({dataset_key(x) for x in same}) > 1:
+    if len({dataset_key(x) for x in records if x["model"] == r["model"]}) > 1:
         label += f" ({dataset_key(r)})"
     return label
+
+
+def run_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """:func:`model_label` with the post-processing after the name: one label per row of :func:`latest_runs`."""
+    return f"{r['model']} [{r.get('postprocess', 'default')}]" + model_label(r, records)[len(r["model"]):]
 
 
 def per_class(records: list[dict[str, Any]]) -> Any:
