@@ -12,7 +12,7 @@ import pytest
 from panbench.analysis import AnalysisSet, analyze
 from panbench.analysis.pairs import score_image_all
 from panbench.cli import main
-from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.coco_format import parse_categories, read_json
 from panbench.pq.matching import METRIC_KEYS, PQStats, summarize
 from panbench.pq.score import load_pairs, read_pair
@@ -190,6 +190,26 @@ def test_compare_marks_an_interval_that_excludes_zero(two_runs, capsys) -> None:
     for k, v in out["metrics"].items():
         assert rows[k].rstrip().endswith("*") == v["excludes_zero"]
         assert v["excludes_zero"] == (v["interval"][0] > 0 or v["interval"][1] < 0)
+
+
+def test_compare_shows_a_class_undefined_in_one_run_blank_not_0(tmp_path, capsys) -> None:
+    """A category with no ground truth, predicted by B only: A has no TP, FP or FN there, so its PQ is undefined:
+    None in --json and '-' in the table (not 0.00)."""
+    rng = np.random.default_rng(3)
+    cats = [*CATS, {"id": 99, "name": "never", "isthing": 1, "supercategory": "synthetic", "color": [9, 9, 9]}]
+    gt = [(i, random_image(rng, 60, 80, CATS)) for i in (1, 2)]
+    f = dict(zip(("gt_json", "gt_dir"), write_panoptic(tmp_path, "gt", gt, cats)))
+    relabelled = [(i, PanopticImage(g.ids, [{**g.segments_info[0], "category_id": 99}, *g.segments_info[1:]]))
+                  for i, g in gt]
+    for k, pred in enumerate((gt, relabelled)):
+        f[f"pred{k}_json"], f[f"pred{k}_dir"] = write_panoptic(tmp_path, f"pred{k}", pred, cats)
+        _name(f, capsys, tmp_path / "res", f"sys{k}", k)
+    out = json.loads(compare(capsys, tmp_path / "res", "sys0", "sys1", "--json")[1])
+    never = out["per_class"]["99"]
+    assert never["a"] is None and never["b"] == 0.0 and never["interval"] == [0.0, 0.0]
+    text = compare(capsys, tmp_path / "res", "sys0", "sys1", "--top", "0")[1]
+    row = next(line for line in text.splitlines() if line.startswith("never"))
+    assert row.split()[1:4] == ["-", "0.00", "-"]
 
 
 def one_line(code: int, err: str) -> str:
