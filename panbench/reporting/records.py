@@ -197,13 +197,21 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
 
 
 def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Every JSON record under ``results_dir/runs``, oldest first."""
+    """Every JSON record under ``results_dir/runs``, oldest first; a JSON file there that is not a result
+    record (unreadable, or without ``model`` and ``metrics``) is a one-line error naming it."""
+    from panbench.errors import InputError
+
     out = []
     for p in sorted((results_dir / "runs").glob("*.json")):
         try:
-            out.append(json.loads(p.read_text()))
-        except json.JSONDecodeError:
-            continue
+            rec = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            rec = e
+        if not isinstance(rec, dict) or not {"model", "metrics"} <= set(rec):
+            why = f"({rec})" if isinstance(rec, Exception) else "(no 'model' and 'metrics')"
+            raise InputError(f"{p}: not a panbench result record {why}; move it out of {p.parent} (it holds "
+                             "the records of `panbench eval` and `score --name` only)")
+        out.append(rec)
     return sorted(out, key=lambda r: r.get("date", ""))
 
 
