@@ -92,8 +92,9 @@ def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: i
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
     from panbench.analysis import RunSums, paired_bootstrap
     from panbench.analysis.bootstrap import CI_METRICS
+    from panbench.reporting.frames import fingerprint
 
-    fa, fb = (((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint") for r in (ra, rb))
+    fa, fb = fingerprint(ra), fingerprint(rb)
     sa = RunSums.from_analysis(a, fa, f"A ({ra.get('record') or ra.get('model')})")
     sb = RunSums.from_analysis(b, fb, f"B ({rb.get('record') or rb.get('model')})")
     if fa is None or fb is None:

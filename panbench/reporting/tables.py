@@ -8,14 +8,14 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.frames import cfg_words, framework, selection, settings
+from panbench.reporting.frames import cfg_words, fingerprint, framework, selection, settings
 from panbench.reporting.records import load_records, measured_speed
 
 
 def dataset_key(r: dict[str, Any]) -> str:
     """The dataset a run used: its name and the fingerprint of its annotation file and image ids (two demo
     sets generated with different seeds, or a --limit run and a full run, are different datasets)."""
-    fp = ((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint")
+    fp = fingerprint(r)
     return f"{r.get('dataset')} {fp[:8]}" if fp else str(r.get("dataset"))
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from analysis_records import TABLE, add_run, ground_truth
+from latex import assert_compiles
 
 from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
 from panbench.analysis.breakdown import ERROR_TYPES
@@ -120,14 +120,7 @@ def test_latex_with_intervals_and_footnotes_compiles(results, capsys, tmp_path) 
     assert main(["table", "--results", str(results), "--format", "latex", "--ci", "--errors"]) == 0
     tex = capsys.readouterr().out
     assert r"PQ 95\% CI" in tex and r"\par" in tex and r"classification\_count" in tex
-    pdflatex = shutil.which("pdflatex")
-    if pdflatex is None:
-        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
-    doc = tmp_path / "t.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex + "\\end{document}\n")
-    res = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stdout[-2000:]
+    assert_compiles(tex, tmp_path)
 
 
 def test_framework_and_selection_columns(results, capsys) -> None:
