@@ -295,3 +295,29 @@ def test_compare_finds_a_model_by_its_registry_alias(two_runs, capsys) -> None:
     assert code == 0, err
     assert json.loads(out)["b"]["model"] == "demo-mask2former"
     assert "no record of model 'mask2former'" in one_line(*compare(capsys, r, "sys-a", "mask2former")[::2])
+
+
+def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_predictions(tmp_path, capsys) -> None:
+    """eval --save-predictions, then score --name on those files: the two records share the dataset fingerprint
+    and image ids (score computes them as eval does), so compare pairs them, gives [0, 0] everywhere, and the
+    analyses of the two records are equal."""
+    from panbench.data.demo import make_split
+    from panbench.evaluation.predictions import results_name
+
+    root, res, out = tmp_path / "demo", tmp_path / "res", tmp_path / "preds"
+    make_split(root, "val2017", 5, seed=7)
+    assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(root), "--results",
+                 str(res), "--workers", "0", "--no-progress", "--save-predictions", str(out)]) == 0
+    ann, name = root / "annotations", results_name("panoptic_val2017", "demo-mask2former")
+    assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
+                 "--pred-json", str(out / f"{name}.json"), "--pred-dir", str(out / name), "--name", "saved",
+                 "--dataset", "demo", "--results", str(res), "--json"]) == 0
+    capsys.readouterr()
+    ev, sc = (next(r for r in load_records(res) if r["model"] == m) for m in ("demo-mask2former", "saved"))
+    assert ev["provenance"]["dataset"]["fingerprint"] == sc["provenance"]["dataset"]["fingerprint"]
+    assert {k: ev[k] for k in ANALYSIS_KEYS} == {k: sc[k] for k in ANALYSIS_KEYS}
+    code, text, err = compare(capsys, res, "demo-mask2former", "saved", "--dataset", "demo", "--json")
+    assert code == 0, err
+    pair = json.loads(text)
+    ivs = [v["interval"] for v in pair["metrics"].values()] + [v["interval"] for v in pair["per_class"].values()]
+    assert pair["n_images"] == 5 and all(iv == [0.0, 0.0] for iv in ivs)
