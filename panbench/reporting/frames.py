@@ -112,9 +112,12 @@ def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tupl
     refs: dict[str, tuple[int, RunSums]] = {}
     for k, r in enumerate(records):
         fp, path = fingerprint(r), analysis_path(results_dir, r)
+        label = run_label(r, records)
+        if fp is not None and path is None and r.get("analysis_file"):
+            notes.append(f"{label}: no paired difference (its analysis file {Path(results_dir) / r['analysis_file']} "
+                         "is missing; re-run it to write it again)")
         if fp is None or path is None:
             continue
-        label = run_label(r, records)
         try:
             a = AnalysisSet.load(path)
         except PanbenchError as e:

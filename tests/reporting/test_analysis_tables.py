@@ -166,3 +166,13 @@ def test_no_paired_difference_without_the_thing_flags_says_why(tmp_path, capsys)
     df, err = _csv(tmp_path, capsys, "--ci")
     assert df.loc["a", "PQ_diff_vs"] == "reference" and pd.isna(df.loc["b", "PQ_diff"])
     assert f"b [default]: no paired difference (the annotation file {gt_json}" in err
+
+
+def test_a_missing_analysis_file_is_named_not_silently_left_out(tmp_path, capsys) -> None:
+    gt_json, images = ground_truth(tmp_path / "data", n_images=6)
+    add_run(tmp_path, "a", gt_json, images, pred_seed=1, date="2001-01-01T00:00:01+00:00")
+    b = add_run(tmp_path, "b", gt_json, images, pred_seed=2, date="2001-01-01T00:00:02+00:00")
+    (tmp_path / b["analysis_file"]).unlink()
+    df, err = _csv(tmp_path, capsys, "--ci")
+    assert pd.isna(df.loc["b", "PQ_diff"])
+    assert f"b [default]: no paired difference (its analysis file {tmp_path / b['analysis_file']} is missing" in err
