@@ -163,6 +163,9 @@ def test_runs_that_differ_in_cfg_options_amp_or_batch_stay_apart_and_labelled(re
     assert len(rows) == 3  # the older run of the same settings is still replaced by the newest
     assert rows.loc["model.test_cfg.object_mask_thr=0.9", "PQ"] == 7.0
     assert sorted(rows.loc["", "PQ"].tolist()) == [8.0, 10.0] and "bf16" in rows.loc["", "amp"].tolist()
+    # an analysis table keeps the settings columns that tell its rows apart, and drops the uniform ones
+    dagger = _csv(results, capsys, "--dagger")
+    assert {"cfg_options", "amp"} <= set(dagger.columns) and "selection" not in dagger.columns and len(dagger) == 3
     # the per-class table (and every label: plots, notes, paired differences) names each run apart
     assert main(["table", "--results", str(results), "--per-class", "--format", "csv"]) == 0
     cols = pd.read_csv(io.StringIO(capsys.readouterr().out)).columns.tolist()
