@@ -165,7 +165,8 @@ def test_runs_that_differ_in_cfg_options_amp_or_batch_stay_apart_and_labelled(re
     assert sorted(rows.loc["", "PQ"].tolist()) == [8.0, 10.0] and "bf16" in rows.loc["", "amp"].tolist()
     # an analysis table keeps the settings columns that tell its rows apart, and drops the uniform ones
     dagger = _csv(results, capsys, "--dagger")
-    assert {"cfg_options", "amp"} <= set(dagger.columns) and "selection" not in dagger.columns and len(dagger) == 3
+    assert {"cfg_options", "amp"} <= set(dagger.columns) and len(dagger) == 3
+    assert "selection" not in dagger.columns and "batch" not in dagger.columns  # all "all", all 1
     # the per-class table (and every label: plots, notes, paired differences) names each run apart
     assert main(["table", "--results", str(results), "--per-class", "--format", "csv"]) == 0
     cols = pd.read_csv(io.StringIO(capsys.readouterr().out)).columns.tolist()
