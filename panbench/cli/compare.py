@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("b", help="run B: a record JSON or a model name")
     p.add_argument("--dataset", help="with model names: only records of this dataset (e.g. coco, demo)")
     p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--top", type=non_negative_int, default=15,
                    help="categories shown, largest difference first (default 15; 0: all); --json has all")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

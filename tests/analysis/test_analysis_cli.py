@@ -321,3 +321,10 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     pair = json.loads(text)
     ivs = [v["interval"] for v in pair["metrics"].values()] + [v["interval"] for v in pair["per_class"].values()]
     assert pair["n_images"] == 5 and all(iv == [0.0, 0.0] for iv in ivs)
+
+
+def test_compare_refuses_a_negative_seed_without_a_traceback(two_runs, capsys) -> None:
+    with pytest.raises(SystemExit) as e:  # argparse's usage error
+        main(["compare", "sys-a", "sys-b", "--seed", "-1", "--results", str(two_runs["results"])])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--seed" in err and "Traceback" not in err
