@@ -111,7 +111,8 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     ``results/viz`` and each run's provenance, in one HTML file."""
     records = latest_runs(load_records(results), dataset)
     if not records:
-        raise PanbenchError(f"{results}/runs: no result records; run `panbench eval` first")
+        where = f" for dataset '{dataset}'" if dataset else ""
+        raise PanbenchError(f"{results}/runs: no result records{where}; run `panbench eval` first")
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>panbench report</title>",
              f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
              "<h1>panbench report</h1>"]
@@ -133,5 +134,6 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     parts.append("<h2>provenance</h2>" + "".join(_provenance(r) for r in records))
     parts.append("</body></html>")
     out = out or results / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
     return out
