@@ -103,19 +103,26 @@ def run_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
 
 def per_class(records: list[dict[str, Any]]) -> Any:
     """Per-class PQ: one row per category (id, name), one column per run labelled with its post-processing;
-    a category absent from both ground truth and predictions is blank (NaN), not 0."""
+    a category absent from both ground truth and predictions is blank (NaN), not 0.  Runs on several datasets
+    get one block of rows per dataset (a ``dataset`` column): their category ids name different things."""
     import pandas as pd
 
-    cols = {}
-    names: dict[str, str] = {}
-    for r in records:
-        cols[run_label(r, records)] = {cid: (None if absent(v) else v["PQ"]) for cid, v in r["per_class"].items()}
-        names.update(r.get("provenance", {}).get("category_names", {}))
-    df = pd.DataFrame(cols).astype(float)
-    df = df.loc[sorted(df.index, key=lambda c: int(c) if str(c).isdigit() else 0)]
-    df.index.name = "category_id"
-    df.insert(0, "name", [names.get(str(c), str(c)) for c in df.index])
-    return df
+    datasets = list(dict.fromkeys(str(r.get("dataset")) for r in records))
+    blocks = []
+    for ds in datasets:
+        cols = {}
+        names: dict[str, str] = {}
+        for r in (r for r in records if str(r.get("dataset")) == ds):
+            cols[run_label(r, records)] = {cid: (None if absent(v) else v["PQ"]) for cid, v in r["per_class"].items()}
+            names.update(r.get("provenance", {}).get("category_names", {}))
+        df = pd.DataFrame(cols).astype(float)
+        df = df.loc[sorted(df.index, key=lambda c: int(c) if str(c).isdigit() else 0)]
+        df.index.name = "category_id"
+        df.insert(0, "name", [names.get(str(c), str(c)) for c in df.index])
+        if len(datasets) > 1:
+            df.insert(0, "dataset", ds)
+        blocks.append(df)
+    return pd.concat(blocks) if len(blocks) > 1 else blocks[0]
 
 
 def render(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:

@@ -182,3 +182,16 @@ def test_a_json_in_runs_that_is_not_a_record_is_a_one_line_error(results, capsys
     err = capsys.readouterr().err
     assert f"{results / 'runs' / 'notes.json'}: not a panbench result record" in err and "move it out of" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_per_class_keeps_the_categories_of_each_dataset_apart(results, capsys) -> None:
+    """Category 1 is `person` in COCO and `disk` in the demo set: one block of rows per dataset, each run's PQ in
+    its own dataset's rows, never a COCO row named after a demo category."""
+    base = json.loads(GOLDEN.read_text())
+    _write(results, "demo", model="demo-m", dataset="demo", per_class={"1": {**base["per_class"]["1"], "PQ": 77.0}},
+           provenance={"category_names": {"1": "disk"}})
+    assert main(["table", "--results", str(results), "--per-class", "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index(["dataset", "category_id"])
+    assert df.loc[("coco", 1), "name"] == "person" and df.loc[("demo", 1), "name"] == "disk"
+    assert df.loc[("demo", 1), "demo-m [default]"] == 77.0 and pd.isna(df.loc[("coco", 1), "demo-m [default]"])
+    assert pd.isna(df.loc[("demo", 1), "fixture-model [default]"])
