@@ -12,9 +12,6 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 
-PAIRED_RESAMPLES = 1000  # the paired bootstrap of `table --ci` and the report: panbench.analysis' defaults
-PAIRED_SEED = 0
-
 
 def framework(r: dict[str, Any]) -> str:
     """``mmdet``, ``transformers`` or ``external``; records without the field: ``external`` for a
@@ -136,8 +133,7 @@ def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tupl
                          "thing/stuff classes cannot be read)")
             continue
         try:
-            res = paired_bootstrap(sums, ref, isthing, n_resamples=PAIRED_RESAMPLES, seed=PAIRED_SEED,
-                                   per_class=False)
+            res = paired_bootstrap(sums, ref, isthing, per_class=False)  # the defaults: 1000 resamples, seed 0
         except PanbenchError as e:
             notes.append(f"{label}: no paired difference ({e})")
             continue
