@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from panbench.analysis.bootstrap import RunSums, bootstrap_ci, check_paired, paired_bootstrap
+from panbench.analysis.bootstrap import N_RESAMPLES, RunSums, bootstrap_ci, check_paired, paired_bootstrap
 from panbench.analysis.breakdown import error_breakdown
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.image import ImageAnalysis, analyze_image
@@ -21,7 +21,7 @@ __all__ = ["AnalysisSet", "ImageAnalysis", "RunSums", "analyze", "analyze_image"
            "check_paired", "error_breakdown", "paired_bootstrap", "pq_by_size", "pq_dagger"]
 
 
-def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """The default (cheap) analyses as the keys ``score --json`` adds: ``ci``, ``by_size``,
     ``pq_dagger``, ``errors`` (and ``mask_quality``); ``n_resamples=0`` leaves ``ci`` out."""
     out: dict[str, Any] = {}

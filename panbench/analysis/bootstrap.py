@@ -23,6 +23,7 @@ from panbench.analysis.metrics import nine_metrics
 from panbench.errors import InputError
 
 CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
+N_RESAMPLES = 1000  # the default number of resamples of every interval (docs/analysis.md)
 
 
 @dataclass
@@ -105,7 +106,7 @@ def percentile(values: np.ndarray, q: list[float]) -> np.ndarray:
     return out
 
 
-def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
+def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0,
                  level: float = 0.95, chunk: int = 250) -> dict[str, list[float]]:
     """``metric -> [low, high]`` (0-100) for PQ, SQ, RQ, PQ_th, PQ_st."""
     _check_args(run.n_images, n_resamples, level)
@@ -129,7 +130,7 @@ def check_paired(a: RunSums, b: RunSums) -> None:
                          "images, or another order); compare runs of the same dataset and subset")
 
 
-def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
+def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0,
                      level: float = 0.95, chunk: int = 250, per_class: bool = True,
                      category_ids: list[int] | None = None) -> dict[str, Any]:
     """Intervals of A - B (0-100 points): ``metrics`` for PQ, SQ, RQ, PQ_th, PQ_st and, with
@@ -164,6 +165,6 @@ def _check_args(n_images: int, n_resamples: int, level: float) -> None:
     if n_images < 1:
         raise InputError("no images to resample; score at least one image before asking for intervals")
     if n_resamples < 1:
-        raise InputError(f"{n_resamples} resamples; use at least 1 (1000 is the default)")
+        raise InputError(f"{n_resamples} resamples; use at least 1 ({N_RESAMPLES} is the default)")
     if not 0 < level < 1:
         raise InputError(f"confidence level {level} is not between 0 and 1; use e.g. 0.95")

@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis import analyze
+from panbench.analysis.bootstrap import N_RESAMPLES
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.image import ImageAnalysis
 from panbench.analysis.pairs import score_image_all
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats, PQStats, summarize
 
-N_RESAMPLES = 1000  # bootstrap resamples of the default intervals (docs/analysis.md)
 ImageRecord = tuple[ImageAnalysis, "ImageStats | None"]  # the analysis record, boundary-PQ contributions
 
 

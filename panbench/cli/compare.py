@@ -15,8 +15,6 @@ from typing import Any
 from panbench.cli.options import Common, non_negative_int, positive_int
 from panbench.errors import InputError
 
-CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
-
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -29,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("b", help="run B: a record JSON or a model name")
     p.add_argument("--dataset", help="with model names: only records of this dataset (e.g. coco, demo)")
     p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--top", type=non_negative_int, default=15,
                    help="categories shown, largest difference first (default 15; 0: all); --json has all")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -93,8 +91,10 @@ def load_run(rec: dict[str, Any], root: Path) -> Any:
 def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: int, seed: int) -> dict[str, Any]:
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
     from panbench.analysis import RunSums, paired_bootstrap
+    from panbench.analysis.bootstrap import CI_METRICS
+    from panbench.reporting.frames import fingerprint
 
-    fa, fb = (((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint") for r in (ra, rb))
+    fa, fb = fingerprint(ra), fingerprint(rb)
     sa = RunSums.from_analysis(a, fa, f"A ({ra.get('record') or ra.get('model')})")
     sb = RunSums.from_analysis(b, fb, f"B ({rb.get('record') or rb.get('model')})")
     if fa is None or fb is None:
@@ -111,9 +111,16 @@ def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: i
         ca, cb = ra["per_class"].get(cid, {}), rb["per_class"].get(cid, {})
         if not any(c.get(f, 0) for c in (ca, cb) for f in ("TP", "FP", "FN")):
             continue  # in neither run: nothing to compare
-        out["per_class"][cid] = {"name": names.get(cid, cid), "a": ca.get("PQ", 0.0), "b": cb.get("PQ", 0.0),
+        # a category with no TP, FP or FN in one run (an FP-only class of the other): PQ undefined, None not 0
+        out["per_class"][cid] = {"name": names.get(cid, cid), "a": _class_pq(ca), "b": _class_pq(cb),
                                  "interval": iv, "excludes_zero": bool(iv[0] > 0 or iv[1] < 0)}
     return out
+
+
+def _class_pq(c: dict[str, Any]) -> float | None:
+    from panbench.reporting.tables import absent
+
+    return None if absent(c) else c.get("PQ")
 
 
 def _who(rec: dict[str, Any]) -> dict[str, Any]:

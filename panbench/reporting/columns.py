@@ -21,8 +21,9 @@ SIZES = tuple(name for name, _, _ in SIZE_LIMITS)
 # the record field each option reads, and how to get it when a record lacks it
 FIELD = {"ci": "ci", "by_size": "by_size", "errors": "errors", "boundary": "boundary", "dagger": "pq_dagger"}
 HOW = {"boundary": "re-run `panbench eval` or `panbench score` with --boundary"}
-PAIRED_NOTE = ("PQ_diff: PQ minus that of the first row of the same dataset (same fingerprint: same annotation "
-               "file and images), with its 95% paired-bootstrap interval (1000 resamples of the images, seed 0); "
+PAIRED_NOTE = ("PQ_diff: PQ minus that of PQ_diff_vs, the first row of the same dataset (same fingerprint: same "
+               "annotation file and images) that has a per-image analysis file, with its 95% paired-bootstrap "
+               "interval (1000 resamples of the images, seed 0); "
                "'*' marks an interval that excludes 0: a difference that resampling the images does not explain.")
 
 

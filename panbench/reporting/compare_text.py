@@ -21,16 +21,21 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
     def row(label: str, v: dict[str, Any]) -> str:
         lo, hi = v["interval"]
         mark = "*" if v["excludes_zero"] else ""
-        return (f"{label[:24]:24} {v['a']:8.2f} {v['b']:8.2f} {v['b'] - v['a']:+8.2f}  "
-                f"[{lo:+8.2f}, {hi:+8.2f}] {mark}")
+        a, b, d = (f"{'-':>8}" if x is None else f"{x:{f}}" for x, f in ((v["a"], "8.2f"), (v["b"], "8.2f"),
+                                                                         (_diff(v), "+8.2f")))
+        return f"{label[:24]:24} {a} {b} {d}  [{lo:+8.2f}, {hi:+8.2f}] {mark}"
 
     for k, v in result["metrics"].items():
         lines.append(row(k, v))
     classes = result.get("per_class") or {}
-    if classes:
-        order = sorted(classes, key=lambda c: -abs(classes[c]["b"] - classes[c]["a"]))
+    if classes:  # a class undefined in one run ('-': no TP, FP or FN there) ranks as no difference
+        order = sorted(classes, key=lambda c: -abs(_diff(classes[c]) or 0.0))
         shown = order if top is None else order[:top]
         lines.append(f"per class (PQ; {len(shown)} of {len(classes)} categories, largest difference first)")
         for c in shown:
             lines.append(row(classes[c]["name"], classes[c]))
     return "\n".join(lines)
+
+
+def _diff(v: dict[str, Any]) -> float | None:
+    return None if v["a"] is None or v["b"] is None else v["b"] - v["a"]

@@ -12,9 +12,6 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 
-PAIRED_RESAMPLES = 1000  # the paired bootstrap of `table --ci` and the report: panbench.analysis' defaults
-PAIRED_SEED = 0
-
 
 def framework(r: dict[str, Any]) -> str:
     """``mmdet``, ``transformers`` or ``external``; records without the field: ``external`` for a
@@ -45,6 +42,23 @@ def selection(r: dict[str, Any]) -> str:
     cmd = ((r.get("provenance") or {}).get("command") or "").split()
     parts = [f"{o[2:]} {cmd[i + 1]}" for i, o in enumerate(cmd[:-1]) if o in ("--limit", "--subset")]
     return ", ".join(parts) or "all"
+
+
+def cfg_words(r: dict[str, Any]) -> list[str]:
+    """The run's ``--cfg-options`` (``provenance.cfg_options``) as KEY=VALUE words, in key order."""
+    cfg = (r.get("provenance") or {}).get("cfg_options") or {}
+    return [f"{k}={v}" for k, v in sorted(cfg.items())]
+
+
+def settings(r: dict[str, Any]) -> str:
+    """The run's settings beyond model, post-processing and dataset that change its numbers or speed, as a
+    label: a batch size above 1, AMP other than fp32 and the ``--cfg-options`` (:func:`cfg_words`); '' for
+    a run with none.  Runs that differ in them are different rows of a table
+    (:func:`panbench.reporting.tables.latest_runs`)."""
+    parts = [f"batch {b}"] if isinstance(b := r.get("batch_size"), int) and b > 1 else []
+    if r.get("amp") not in (None, "fp32"):
+        parts.append(f"amp {r['amp']}")
+    return "; ".join(parts + cfg_words(r))
 
 
 def analysis_path(results_dir: Path, r: dict[str, Any]) -> Path | None:
@@ -95,9 +109,12 @@ def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tupl
     refs: dict[str, tuple[int, RunSums]] = {}
     for k, r in enumerate(records):
         fp, path = fingerprint(r), analysis_path(results_dir, r)
+        label = run_label(r, records)
+        if fp is not None and path is None and r.get("analysis_file"):
+            notes.append(f"{label}: no paired difference (its analysis file {Path(results_dir) / r['analysis_file']} "
+                         "is missing; re-run it to write it again)")
         if fp is None or path is None:
             continue
-        label = run_label(r, records)
         try:
             a = AnalysisSet.load(path)
         except PanbenchError as e:
@@ -116,8 +133,7 @@ def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tupl
                          "thing/stuff classes cannot be read)")
             continue
         try:
-            res = paired_bootstrap(sums, ref, isthing, n_resamples=PAIRED_RESAMPLES, seed=PAIRED_SEED,
-                                   per_class=False)
+            res = paired_bootstrap(sums, ref, isthing, per_class=False)  # the defaults: 1000 resamples, seed 0
         except PanbenchError as e:
             notes.append(f"{label}: no paired difference ({e})")
             continue

@@ -9,6 +9,7 @@ import numpy as np
 
 from panbench.reporting.frames import framework
 from panbench.reporting.records import measured_speed
+from panbench.reporting.tables import model_label
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
 
@@ -31,12 +32,13 @@ def styles(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[An
     from matplotlib.patches import Patch
 
     cmap = _plt().get_cmap("tab10")
-    models = list(dict.fromkeys(r["model"] for r in records))
+    labels = [model_label(r, records) for r in records]  # other settings or data: another colour
+    models = list(dict.fromkeys(labels))
     pps = list(dict.fromkeys(r.get("postprocess", "default") for r in records))
-    out = [{"color": cmap(models.index(r["model"]) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
+    out = [{"color": cmap(models.index(m) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
             "linewidth": 0.5, "hatch": HATCHES[pps.index(r.get("postprocess", "default")) % len(HATCHES)]}
-           for r in records]
-    fw = {r["model"]: framework(r) for r in records}
+           for r, m in zip(records, labels)]
+    fw = {m: framework(r) for r, m in zip(records, labels)}
     mixed = len(set(fw.values())) > 1  # an mmdet and a transformers model side by side: say which is which
     handles = [Patch(color=cmap(k % 10), label=f"{m} ({fw[m]})" if mixed else m) for k, m in enumerate(models)]
     if len(pps) > 1:
@@ -105,7 +107,7 @@ def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
         ax.set_ylim(max(0.0, min(ys) - 10), min(100.0, max(ys) + 10))
         ax.grid(alpha=0.3)
         ax.set_xlabel("images / s" + ("\nnot measured, left out: " + ", ".join(missing) if missing else ""))
-        _speed_labels(ax, points)
+        _speed_labels(ax, points, records)
     else:  # no axis to read: say why
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no measured speed\n(left out: " + ", ".join(missing) + ")", ha="center",
@@ -113,7 +115,7 @@ def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
     return _save(fig, out / "pq_vs_speed.png")
 
 
-def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
+def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]], records: list[dict[str, Any]]) -> None:
     """Label each point with its model, post-processing and device; a label that would overlap one placed
     before moves down (with a line to its point)."""
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
@@ -128,7 +130,7 @@ def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
             ly = min(hit) - gap
         placed.append((x, ly))
         pp = r.get("postprocess", "default")
-        text = f"{r['model']}{'' if pp == 'default' else f' [{pp}]'}\n{r.get('device', '')}"
+        text = f"{model_label(r, records)}{'' if pp == 'default' else f' [{pp}]'}\n{r.get('device', '')}"
         ax.annotate(text, (x, y), xytext=(x + 0.02 * (x1 - x0), ly), textcoords="data", fontsize=7, va="center",
                     arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if ly != y else None)
 

@@ -21,9 +21,8 @@ from panbench.pq.matching import METRIC_KEYS
 
 SCHEMA_VERSION = 2  # the "schema" field of every record; raise it when a field changes meaning
 # 2: the analysis fields (ci ... analysis_file); schema-1 records lack them and are read as they are
-CSV_FIELDS = ["model", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc", "mIoU", "mDice",
-              "n_images",
-              "images_per_s", "device", "params", "date", "record"]
+CSV_FIELDS = ["model", "framework", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc",
+              "mIoU", "mDice", "n_images", "images_per_s", "device", "params", "date", "record"]
 SEMANTIC_KEYS = ("pixel_acc", "mIoU", "mDice")
 # the record fields of the analyses (schema 2; boundary only with --boundary, analysis_file set by write_record)
 ANALYSIS_FIELDS = ("ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary", "analysis_file")
@@ -176,7 +175,8 @@ def measured_speed(record: dict[str, Any]) -> float | None:
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     m = record["metrics"]
     return {
-        "model": record["model"], "architecture": record.get("architecture"), "backbone": record.get("backbone"),
+        "model": record["model"], "framework": record.get("framework"), "architecture": record.get("architecture"),
+        "backbone": record.get("backbone"),
         "dataset": record["dataset"], "postprocess": record.get("postprocess", "default"),
         **{k: round(m[k], 6) for k in METRIC_KEYS},
         **{k: round(v, 6) for k, v in record.get("semantic", {}).items()}, "n_images": record["n_images"],
@@ -186,24 +186,38 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
-    """Append one row atomically (the whole file is rewritten through a temporary file)."""
+    """Append one row atomically (the whole file is rewritten through a temporary file).  A file written
+    with other columns (an older panbench) is rewritten under today's columns plus its own others, its rows
+    kept and a column they lack left empty, so that every row stays under its own header."""
     old = path.read_text() if path.exists() else ""
+    have = next(csv.reader([old.splitlines()[0]])) if old else []
+    fields = CSV_FIELDS + [c for c in have if c not in CSV_FIELDS]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    if not old:
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    if have != fields:
         w.writeheader()
+        w.writerows(csv.DictReader(io.StringIO(old)))
+        old = ""
     w.writerow(row)
     atomic_write_text(path, old + buf.getvalue())
 
 
 def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Every JSON record under ``results_dir/runs``, oldest first."""
+    """Every JSON record under ``results_dir/runs``, oldest first; a JSON file there that is not a result
+    record (unreadable, or without ``model`` and ``metrics``) is a one-line error naming it."""
+    from panbench.errors import InputError
+
     out = []
     for p in sorted((results_dir / "runs").glob("*.json")):
         try:
-            out.append(json.loads(p.read_text()))
-        except json.JSONDecodeError:
-            continue
+            rec = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            rec = e
+        if not isinstance(rec, dict) or not {"model", "metrics"} <= set(rec):
+            why = f"({rec})" if isinstance(rec, Exception) else "(no 'model' and 'metrics')"
+            raise InputError(f"{p}: not a panbench result record {why}; move it out of {p.parent} (it holds "
+                             "the records of `panbench eval` and `score --name` only)")
+        out.append(rec)
     return sorted(out, key=lambda r: r.get("date", ""))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.reporting.columns import ANALYSES, FIELD
+from panbench.reporting.frames import cfg_words, settings
 from panbench.reporting.plots import make_plots, plot_dir
 from panbench.reporting.records import load_records
 from panbench.reporting.tables import comparison, dataset_key, latest_runs, per_class, render
@@ -48,7 +49,8 @@ ANALYSIS_TITLES = {"ci": "confidence intervals (95%, image bootstrap) and paired
 
 def provenance_title(r: dict[str, Any]) -> str:
     """A provenance section's title: model, post-processing, dataset (name, fingerprint) and image count."""
-    return (f"{r['model']} · post-processing {r.get('postprocess', 'default')} · {dataset_key(r)} "
+    more = f" · {s}" if (s := settings(r)) else ""
+    return (f"{r['model']} · post-processing {r.get('postprocess', 'default')}{more} · {dataset_key(r)} "
             f"({r.get('n_images')} images)")
 
 
@@ -58,7 +60,8 @@ def _published(recs: list[dict[str, Any]]) -> str:
         return "<p class='note'>No published numbers for these models on this dataset.</p>"
     df = comparison(recs, vs_published=True)
     keep = [k for k in METRIC_KEYS if df[f"{k}_pub"].notna().any()]
-    cols = [c for c in ("postprocess", "framework", "dataset", "n_images", "published") if c in df.columns]
+    cols = [c for c in ("postprocess", "framework", "dataset", "n_images", "cfg_options", "published")
+            if c in df.columns]
     df = df[cols + [c for k in keep for c in (k, f"{k}_pub", f"{k}_delta")]]
     note = ("<p class='note'>_pub: the published number; _delta: measured minus published. On a subset of the "
             "images a gap is expected.</p>")
@@ -89,7 +92,7 @@ def _provenance(r: dict[str, Any]) -> str:
         "date": r.get("date"), "dataset": f"{r.get('dataset')} ({r.get('n_images')} images, "
                                           f"fingerprint {ds.get('fingerprint')})",
         "device": r.get("device"), "batch / amp": f"{r.get('batch_size')} / {r.get('amp', 'fp32')}",
-        "post-processing": r.get("postprocess"),
+        "post-processing": r.get("postprocess"), "--cfg-options": " ".join(cfg_words(r)) or "none",
         "config": f"{p.get('config_path')} (sha256 {p.get('config_sha256_16')})",
         "checkpoint": f"{ck.get('url') or ck.get('path')} (sha256 {ck.get('sha256')})",
         "versions": json.dumps(p.get("versions", {})), "git commit": p.get("git_commit"),
@@ -108,7 +111,8 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     ``results/viz`` and each run's provenance, in one HTML file."""
     records = latest_runs(load_records(results), dataset)
     if not records:
-        raise PanbenchError(f"{results}/runs: no result records; run `panbench eval` first")
+        where = f" for dataset '{dataset}'" if dataset else ""
+        raise PanbenchError(f"{results}/runs: no result records{where}; run `panbench eval` first")
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>panbench report</title>",
              f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
              "<h1>panbench report</h1>"]
@@ -130,5 +134,6 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     parts.append("<h2>provenance</h2>" + "".join(_provenance(r) for r in records))
     parts.append("</body></html>")
     out = out or results / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
     return out

@@ -8,23 +8,24 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.frames import framework, selection
+from panbench.reporting.frames import cfg_words, fingerprint, framework, selection, settings
 from panbench.reporting.records import load_records, measured_speed
 
 
 def dataset_key(r: dict[str, Any]) -> str:
     """The dataset a run used: its name and the fingerprint of its annotation file and image ids (two demo
     sets generated with different seeds, or a --limit run and a full run, are different datasets)."""
-    fp = ((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint")
+    fp = fingerprint(r)
     return f"{r.get('dataset')} {fp[:8]}" if fp else str(r.get("dataset"))
 
 
 def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> list[dict[str, Any]]:
-    """The newest record of each (model, post-processing, dataset fingerprint), in first-seen order."""
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    """The newest record of each (model, post-processing, dataset fingerprint, settings: batch size, AMP and
+    ``--cfg-options``), in first-seen order."""
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: r.get("date", "")):
         if dataset is None or r.get("dataset") == dataset:
-            out[(r["model"], r.get("postprocess", "default"), dataset_key(r))] = r
+            out[(r["model"], r.get("postprocess", "default"), dataset_key(r), settings(r))] = r
     return list(out.values())
 
 
@@ -43,15 +44,18 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     if notes is not None:
         notes += more
     rows = []
+    with_cfg = any(cfg_words(r) for r in records)
     for i, r in enumerate(records):
         m, n = r["metrics"], r.get("n_categories", {})
         row: dict[str, Any] = {"model": r["model"], "postprocess": r.get("postprocess", "default"),
-                               "framework": framework(r), "dataset": dataset_key(r), "n_images": r["n_images"]}
+                               "framework": framework(r), "dataset": dataset_key(r), "n_images": r["n_images"],
+                               "selection": selection(r), "batch": r.get("batch_size"),
+                               "amp": r.get("amp", "fp32") if r.get("batch_size") else None}
+        if with_cfg:
+            row["cfg_options"] = " ".join(cfg_words(r)) or None
         if analyses:
             row.update(extra[i])
         else:
-            row.update({"selection": selection(r), "batch": r.get("batch_size"),
-                        "amp": r.get("amp", "fp32") if r.get("batch_size") else None})
             row.update({k: m[k] for k in METRIC_KEYS})
             row.update(r.get("semantic", {}))
             row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
@@ -67,6 +71,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     df = pd.DataFrame(rows).set_index("model")
     if df["postprocess"].nunique() <= 1:
         df = df.drop(columns="postprocess")
+    if analyses:  # the analysis tables keep only the settings columns that tell their rows apart
+        df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     return df
 
 
@@ -79,30 +85,44 @@ def absent(v: dict[str, Any]) -> bool:
     return all(k in v for k in ("TP", "FP", "FN")) and v["TP"] + v["FP"] + v["FN"] == 0
 
 
-def run_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """The model's name, with its post-processing (and dataset) where several runs would share it."""
-    same = [x for x in records if x["model"] == r["model"]]
-    label = f"{r['model']} [{r.get('postprocess', 'default')}]"
-    if len({dataset_key(x) for x in same}) > 1:
+def model_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """The model's name with its settings (batch size, AMP, ``--cfg-options``) when it has any, and its
+    dataset where the model ran on several: what tells a run apart but its post-processing."""
+    label = r["model"]
+    if s := settings(r):
+        label += f" ({s})"
+    if len({dataset_key(x) for x in records if x["model"] == r["model"]}) > 1:
         label += f" ({dataset_key(r)})"
     return label
 
 
+def run_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """:func:`model_label` with the post-processing after the name: one label per row of :func:`latest_runs`."""
+    return f"{r['model']} [{r.get('postprocess', 'default')}]" + model_label(r, records)[len(r["model"]):]
+
+
 def per_class(records: list[dict[str, Any]]) -> Any:
     """Per-class PQ: one row per category (id, name), one column per run labelled with its post-processing;
-    a category absent from both ground truth and predictions is blank (NaN), not 0."""
+    a category absent from both ground truth and predictions is blank (NaN), not 0.  Runs on several datasets
+    get one block of rows per dataset (a ``dataset`` column): their category ids name different things."""
     import pandas as pd
 
-    cols = {}
-    names: dict[str, str] = {}
-    for r in records:
-        cols[run_label(r, records)] = {cid: (None if absent(v) else v["PQ"]) for cid, v in r["per_class"].items()}
-        names.update(r.get("provenance", {}).get("category_names", {}))
-    df = pd.DataFrame(cols).astype(float)
-    df = df.loc[sorted(df.index, key=lambda c: int(c) if str(c).isdigit() else 0)]
-    df.index.name = "category_id"
-    df.insert(0, "name", [names.get(str(c), str(c)) for c in df.index])
-    return df
+    datasets = list(dict.fromkeys(str(r.get("dataset")) for r in records))
+    blocks = []
+    for ds in datasets:
+        cols = {}
+        names: dict[str, str] = {}
+        for r in (r for r in records if str(r.get("dataset")) == ds):
+            cols[run_label(r, records)] = {cid: (None if absent(v) else v["PQ"]) for cid, v in r["per_class"].items()}
+            names.update(r.get("provenance", {}).get("category_names", {}))
+        df = pd.DataFrame(cols).astype(float)
+        df = df.loc[sorted(df.index, key=lambda c: int(c) if str(c).isdigit() else 0)]
+        df.index.name = "category_id"
+        df.insert(0, "name", [names.get(str(c), str(c)) for c in df.index])
+        if len(datasets) > 1:
+            df.insert(0, "dataset", ds)
+        blocks.append(df)
+    return pd.concat(blocks) if len(blocks) > 1 else blocks[0]
 
 
 def render(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:

@@ -12,7 +12,7 @@ import pytest
 from panbench.analysis import AnalysisSet, analyze
 from panbench.analysis.pairs import score_image_all
 from panbench.cli import main
-from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.coco_format import parse_categories, read_json
 from panbench.pq.matching import METRIC_KEYS, PQStats, summarize
 from panbench.pq.score import load_pairs, read_pair
@@ -192,6 +192,26 @@ def test_compare_marks_an_interval_that_excludes_zero(two_runs, capsys) -> None:
         assert v["excludes_zero"] == (v["interval"][0] > 0 or v["interval"][1] < 0)
 
 
+def test_compare_shows_a_class_undefined_in_one_run_blank_not_0(tmp_path, capsys) -> None:
+    """A category with no ground truth, predicted by B only: A has no TP, FP or FN there, so its PQ is undefined:
+    None in --json and '-' in the table (not 0.00)."""
+    rng = np.random.default_rng(3)
+    cats = [*CATS, {"id": 99, "name": "never", "isthing": 1, "supercategory": "synthetic", "color": [9, 9, 9]}]
+    gt = [(i, random_image(rng, 60, 80, CATS)) for i in (1, 2)]
+    f = dict(zip(("gt_json", "gt_dir"), write_panoptic(tmp_path, "gt", gt, cats)))
+    relabelled = [(i, PanopticImage(g.ids, [{**g.segments_info[0], "category_id": 99}, *g.segments_info[1:]]))
+                  for i, g in gt]
+    for k, pred in enumerate((gt, relabelled)):
+        f[f"pred{k}_json"], f[f"pred{k}_dir"] = write_panoptic(tmp_path, f"pred{k}", pred, cats)
+        _name(f, capsys, tmp_path / "res", f"sys{k}", k)
+    out = json.loads(compare(capsys, tmp_path / "res", "sys0", "sys1", "--json")[1])
+    never = out["per_class"]["99"]
+    assert never["a"] is None and never["b"] == 0.0 and never["interval"] == [0.0, 0.0]
+    text = compare(capsys, tmp_path / "res", "sys0", "sys1", "--top", "0")[1]
+    row = next(line for line in text.splitlines() if line.startswith("never"))
+    assert row.split()[1:4] == ["-", "0.00", "-"]
+
+
 def one_line(code: int, err: str) -> str:
     assert code == 2 and "\n" not in err.strip() and "Traceback" not in err, err
     return err
@@ -275,3 +295,36 @@ def test_compare_finds_a_model_by_its_registry_alias(two_runs, capsys) -> None:
     assert code == 0, err
     assert json.loads(out)["b"]["model"] == "demo-mask2former"
     assert "no record of model 'mask2former'" in one_line(*compare(capsys, r, "sys-a", "mask2former")[::2])
+
+
+def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_predictions(tmp_path, capsys) -> None:
+    """eval --save-predictions, then score --name on those files: the two records share the dataset fingerprint
+    and image ids (score computes them as eval does), so compare pairs them, gives [0, 0] everywhere, and the
+    analyses of the two records are equal."""
+    from panbench.data.demo import make_split
+    from panbench.evaluation.predictions import results_name
+
+    root, res, out = tmp_path / "demo", tmp_path / "res", tmp_path / "preds"
+    make_split(root, "val2017", 5, seed=7)
+    assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(root), "--results",
+                 str(res), "--workers", "0", "--no-progress", "--save-predictions", str(out)]) == 0
+    ann, name = root / "annotations", results_name("panoptic_val2017", "demo-mask2former")
+    assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
+                 "--pred-json", str(out / f"{name}.json"), "--pred-dir", str(out / name), "--name", "saved",
+                 "--dataset", "demo", "--results", str(res), "--json"]) == 0
+    capsys.readouterr()
+    ev, sc = (next(r for r in load_records(res) if r["model"] == m) for m in ("demo-mask2former", "saved"))
+    assert ev["provenance"]["dataset"]["fingerprint"] == sc["provenance"]["dataset"]["fingerprint"]
+    assert {k: ev[k] for k in ANALYSIS_KEYS} == {k: sc[k] for k in ANALYSIS_KEYS}
+    code, text, err = compare(capsys, res, "demo-mask2former", "saved", "--dataset", "demo", "--json")
+    assert code == 0, err
+    pair = json.loads(text)
+    ivs = [v["interval"] for v in pair["metrics"].values()] + [v["interval"] for v in pair["per_class"].values()]
+    assert pair["n_images"] == 5 and all(iv == [0.0, 0.0] for iv in ivs)
+
+
+def test_compare_refuses_a_negative_seed_without_a_traceback(two_runs, capsys) -> None:
+    with pytest.raises(SystemExit) as e:  # argparse's usage error
+        main(["compare", "sys-a", "sys-b", "--seed", "-1", "--results", str(two_runs["results"])])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--seed" in err and "Traceback" not in err

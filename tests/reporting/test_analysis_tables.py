@@ -6,12 +6,12 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from analysis_records import TABLE, add_run, ground_truth
+from latex import assert_compiles
 
 from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
 from panbench.analysis.breakdown import ERROR_TYPES
@@ -120,14 +120,7 @@ def test_latex_with_intervals_and_footnotes_compiles(results, capsys, tmp_path) 
     assert main(["table", "--results", str(results), "--format", "latex", "--ci", "--errors"]) == 0
     tex = capsys.readouterr().out
     assert r"PQ 95\% CI" in tex and r"\par" in tex and r"classification\_count" in tex
-    pdflatex = shutil.which("pdflatex")
-    if pdflatex is None:
-        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
-    doc = tmp_path / "t.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex + "\\end{document}\n")
-    res = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stdout[-2000:]
+    assert_compiles(tex, tmp_path)
 
 
 def test_framework_and_selection_columns(results, capsys) -> None:
@@ -173,3 +166,13 @@ def test_no_paired_difference_without_the_thing_flags_says_why(tmp_path, capsys)
     df, err = _csv(tmp_path, capsys, "--ci")
     assert df.loc["a", "PQ_diff_vs"] == "reference" and pd.isna(df.loc["b", "PQ_diff"])
     assert f"b [default]: no paired difference (the annotation file {gt_json}" in err
+
+
+def test_a_missing_analysis_file_is_named_not_silently_left_out(tmp_path, capsys) -> None:
+    gt_json, images = ground_truth(tmp_path / "data", n_images=6)
+    add_run(tmp_path, "a", gt_json, images, pred_seed=1, date="2001-01-01T00:00:01+00:00")
+    b = add_run(tmp_path, "b", gt_json, images, pred_seed=2, date="2001-01-01T00:00:02+00:00")
+    (tmp_path / b["analysis_file"]).unlink()
+    df, err = _csv(tmp_path, capsys, "--ci")
+    assert pd.isna(df.loc["b", "PQ_diff"])
+    assert f"b [default]: no paired difference (its analysis file {tmp_path / b['analysis_file']} is missing" in err

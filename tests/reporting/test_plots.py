@@ -26,6 +26,19 @@ def test_legend_names_each_model_once_with_several_postprocessings() -> None:
     assert labels == ["fixture-model", "other", "post-processing: default", "post-processing: maskwise"]
 
 
+def test_runs_of_one_model_with_other_settings_or_data_get_their_own_colour_and_entry() -> None:
+    """--cfg-options, AMP, batch size or another demo set: another bar colour and legend entry (not one model
+    drawn twice in the same colour)."""
+    demo4 = {**_rec()["provenance"], "dataset": {"fingerprint": "bbbbbbbb22222222"}}
+    recs = [_rec(), _rec(provenance={**_rec()["provenance"], "cfg_options": {"a.b": 0.9}}),
+            _rec(amp="bf16", batch_size=2), _rec(provenance=demo4)]
+    style, handles = plots.styles(recs)
+    assert [h.get_label() for h in handles] == [
+        "fixture-model (coco)", "fixture-model (a.b=0.9) (coco)", "fixture-model (batch 2; amp bf16) (coco)",
+        "fixture-model (coco bbbbbbbb)"]
+    assert len({s["color"] for s in style}) == 4
+
+
 def test_legend_names_the_framework_when_runs_mix_frameworks() -> None:
     recs = [_rec(), _rec(model="hf:m2f", framework="transformers"), _rec(model="ext", architecture="external")]
     labels = [h.get_label() for h in plots.styles(recs)[1]]

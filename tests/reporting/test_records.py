@@ -8,7 +8,14 @@ from argparse import Namespace
 import pytest
 
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.records import ANALYSIS_FIELDS, SCHEMA_VERSION, RunRecord, external_record, make_record
+from panbench.reporting.records import (
+    ANALYSIS_FIELDS,
+    SCHEMA_VERSION,
+    RunRecord,
+    external_record,
+    make_record,
+    write_record,
+)
 
 RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,
        "n_categories": {"All": 2, "Things": 1, "Stuff": 1}, "per_class": {}}
@@ -19,11 +26,13 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     gt.write_text('{"categories": [{"id": 1, "name": "a"}]}')
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     rec = external_record("sys", "coco", RES, args, 1.5)
-    declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "record", *ANALYSIS_FIELDS)]
+    # an external system has no AMP, precision or image selection (tables show its selection as "external")
+    declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection", "record",
+                                                                   *ANALYSIS_FIELDS)]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
     rec = external_record("sys", "coco", RES, args, 1.5, "f" * 16, **analyses)
-    assert list(rec) == [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "record",
+    assert list(rec) == [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection", "record",
                                                                             "analysis_file")]
     assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16
     assert rec["schema"] == SCHEMA_VERSION and rec["metrics"]["PQ"] == 50.0 and rec["semantic"]["mDice"] == 3.0
@@ -35,3 +44,24 @@ def test_make_record_orders_fields_as_declared_and_refuses_unknown_ones() -> Non
                          "device", "amp", "provenance"]
     with pytest.raises(TypeError, match="unknown record fields"):
         make_record(RES, modle="m")
+
+
+OLD_HEADER = ("model,architecture,backbone,dataset,postprocess,PQ,SQ,RQ,PQ_th,SQ_th,RQ_th,PQ_st,SQ_st,RQ_st,"
+              "pixel_acc,mIoU,mDice,n_images,images_per_s,device,params,date,record")  # before the framework column
+
+
+def test_runs_csv_has_the_framework_and_an_older_file_keeps_every_row_under_its_header(tmp_path) -> None:
+    import pandas as pd
+
+    gt = tmp_path / "gt.json"
+    gt.write_text('{"categories": [{"id": 1, "name": "a"}]}')
+    args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
+    old_row = "old,Mask2Former,R-50,coco,default," + ",".join(["40.0"] * 12) + ",60,1.5,cpu,44,2001-01-01,runs/o.json"
+    (tmp_path / "runs.csv").write_text(OLD_HEADER + "\n" + old_row + "\n" + old_row.replace("old,", "old2,") + "\n")
+    write_record(tmp_path, dict(external_record("sys", "coco", RES, args, 1.5)))
+    df = pd.read_csv(tmp_path / "runs.csv", keep_default_na=False).set_index("model")
+    assert list(df.index) == ["old", "old2", "sys"] and list(df.columns[:1]) == ["framework"]
+    assert df.loc["old", "framework"] == "" and df.loc["old", "n_images"] == 60 and df.loc["old", "params"] == "44"
+    assert df.loc["sys", "framework"] == "external" and df.loc["sys", "PQ"] == 50.0
+    write_record(tmp_path, dict(external_record("sys2", "coco", RES, args, 1.5)))  # now appended as it is
+    assert (tmp_path / "runs.csv").read_text().count("\n") == 5

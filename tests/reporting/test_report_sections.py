@@ -66,3 +66,13 @@ def test_provenance_titles_name_model_postprocessing_and_dataset(report) -> None
     assert "perfect · post-processing maskwise · synth f1a2b3c4 (10 images)" in titles
     assert "noisy · post-processing default · synth f1a2b3c4 (10 images)" in titles
     assert any(t.startswith("fixture-model · post-processing default · coco") for t in titles)
+
+
+def test_report_out_in_a_new_folder_and_an_unknown_dataset(report, tmp_path, capsys) -> None:
+    root, _ = report
+    out = tmp_path / "new" / "folder" / "r.html"
+    assert main(["report", "--results", str(root), "--dataset", "coco", "--out", str(out)]) == 0
+    assert out.is_file() and "<h2>coco" in out.read_text()
+    capsys.readouterr()
+    assert main(["report", "--results", str(root), "--dataset", "nope"]) == 2
+    assert "no result records for dataset 'nope'" in capsys.readouterr().err

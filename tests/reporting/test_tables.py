@@ -7,11 +7,11 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from latex import assert_compiles
 
 from panbench.cli import main
 
@@ -130,14 +130,7 @@ def test_latex_escapes_and_compiles(results, capsys, tmp_path) -> None:
     assert r"my\_model\_50\%\&\#" in tex and r"PQ\_th" in tex
     head = tex.split(r"\midrule")[0].strip().splitlines()
     assert head[-1].startswith("model &"), head  # one header row: no row of the index's name
-    pdflatex = shutil.which("pdflatex")
-    if pdflatex is None:
-        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
-    doc = tmp_path / "t.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex + "\\end{document}\n")
-    res = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stdout[-2000:]
+    assert_compiles(tex, tmp_path)
 
 
 def test_html_has_no_empty_index_row(results, capsys) -> None:
@@ -155,3 +148,50 @@ def test_per_class_absent_categories_blank_and_columns_name_the_postprocessing(r
     assert list(df.columns) == ["name", "fixture-model [default]", "fixture-model [maskwise]"]
     assert df.loc[5, "fixture-model [maskwise]"] == ""  # absent from GT and predictions: blank, not 0
     assert float(df.loc[92, "fixture-model [maskwise]"]) == pytest.approx(40.0)
+
+
+def test_runs_that_differ_in_cfg_options_amp_or_batch_stay_apart_and_labelled(results, capsys) -> None:
+    """Two runs of one model on one dataset that differ only by --cfg-options (or AMP, or batch size) are
+    separate rows, told apart by their columns and labels; a re-run with the same settings replaces the older."""
+    base = json.loads(GOLDEN.read_text())
+    cfg = {"model.test_cfg.object_mask_thr": 0.9}
+    _write(results, "strict", provenance={**base["provenance"], "cfg_options": cfg},
+           date="2001-01-01T00:00:00+00:00", metrics={**base["metrics"], "PQ": 7.0})
+    _write(results, "amp", amp="bf16", date="2001-01-01T00:00:00+00:00", metrics={**base["metrics"], "PQ": 8.0})
+    df = _csv(results, capsys)
+    rows = df[df["model"] == "fixture-model"].set_index("cfg_options")
+    assert len(rows) == 3  # the older run of the same settings is still replaced by the newest
+    assert rows.loc["model.test_cfg.object_mask_thr=0.9", "PQ"] == 7.0
+    assert sorted(rows.loc["", "PQ"].tolist()) == [8.0, 10.0] and "bf16" in rows.loc["", "amp"].tolist()
+    # an analysis table keeps the settings columns that tell its rows apart, and drops the uniform ones
+    dagger = _csv(results, capsys, "--dagger")
+    assert {"cfg_options", "amp"} <= set(dagger.columns) and len(dagger) == 3
+    assert "selection" not in dagger.columns and "batch" not in dagger.columns  # all "all", all 1
+    # the per-class table (and every label: plots, notes, paired differences) names each run apart
+    assert main(["table", "--results", str(results), "--per-class", "--format", "csv"]) == 0
+    cols = pd.read_csv(io.StringIO(capsys.readouterr().out)).columns.tolist()
+    assert sorted(cols[2:]) == ["fixture-model [default]", "fixture-model [default] (amp bf16)",
+                                "fixture-model [default] (model.test_cfg.object_mask_thr=0.9)"]
+
+
+@pytest.mark.parametrize("text", ['{"note": "not a record"}', "[1, 2]", '{"model": "m", '])
+@pytest.mark.parametrize("command", ["table", "plot", "report"])
+def test_a_json_in_runs_that_is_not_a_record_is_a_one_line_error(results, capsys, text, command) -> None:
+    (results / "runs" / "notes.json").write_text(text)
+    assert main([command, "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert f"{results / 'runs' / 'notes.json'}: not a panbench result record" in err and "move it out of" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_per_class_keeps_the_categories_of_each_dataset_apart(results, capsys) -> None:
+    """Category 1 is `person` in COCO and `disk` in the demo set: one block of rows per dataset, each run's PQ in
+    its own dataset's rows, never a COCO row named after a demo category."""
+    base = json.loads(GOLDEN.read_text())
+    _write(results, "demo", model="demo-m", dataset="demo", per_class={"1": {**base["per_class"]["1"], "PQ": 77.0}},
+           provenance={"category_names": {"1": "disk"}})
+    assert main(["table", "--results", str(results), "--per-class", "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index(["dataset", "category_id"])
+    assert df.loc[("coco", 1), "name"] == "person" and df.loc[("demo", 1), "name"] == "disk"
+    assert df.loc[("demo", 1), "demo-m [default]"] == 77.0 and pd.isna(df.loc[("coco", 1), "demo-m [default]"])
+    assert pd.isna(df.loc[("demo", 1), "fixture-model [default]"])
