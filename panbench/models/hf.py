@@ -297,9 +297,7 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
         raise PanbenchError(f"{where}: model type '{kind}' is not a panoptic segmentation model (transformers' "
                             "AutoModelForUniversalSegmentation: Mask2Former, MaskFormer, OneFormer, DETR, ...)")
     if kind == "oneformer" and importlib.util.find_spec("torchvision") is None:
-        raise PanbenchError(f"{where}: OneFormer's post_process_panoptic_segmentation needs torchvision in "
-                            f"transformers {transformers.__version__} (its PIL backend calls torchvision's resize); "
-                            "install the torchvision that matches your torch")
+        _oneformer_resize_without_torchvision()
     auto = AutoProcessor if kind == "oneformer" else AutoImageProcessor
     processor = _step(lambda: auto.from_pretrained(d), d, "its processor does not load (preprocessor_config.json)")
     model = _step(lambda: AutoModelForUniversalSegmentation.from_pretrained(d), d, "the model does not load")
@@ -334,3 +332,23 @@ def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:
         hint = "pip install timm (DETR's hub checkpoints use a timm backbone)" if "timm" in msg.lower() else \
             "check the directory (save_pretrained writes config.json, the weights and preprocessor_config.json)"
         raise PanbenchError(f"{d}: {what} ({type(e).__name__}: {msg}); {hint}") from e
+
+
+def _oneformer_resize_without_torchvision() -> None:
+    """transformers' OneFormer post-processing (PIL backend, ``compute_segments``) resizes the mask
+    probabilities with torchvision's ``tvF.resize`` even when torchvision is absent (a NameError, transformers
+    5.23).  On a float tensor, torchvision's bilinear resize is ``torch.nn.functional.interpolate(mode="bilinear",
+    align_corners=False, antialias=True)``; give the module exactly that under the name it calls."""
+    import types
+
+    import torch.nn.functional as F
+    from transformers.models.oneformer import image_processing_pil_oneformer as pil
+
+    if hasattr(pil, "tvF"):
+        return
+
+    def resize(x, size, interpolation="bilinear", antialias=True):
+        return F.interpolate(x, size=list(size), mode="bilinear", align_corners=False, antialias=antialias)
+
+    pil.tvF = types.SimpleNamespace(resize=resize, InterpolationMode=types.SimpleNamespace(BILINEAR="bilinear"))
+

@@ -67,8 +67,6 @@ HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 @pytest.mark.parametrize("kind", hf_tiny.KINDS)
 def test_demo_set_whole_path_equals_the_transformers_reference(kind, demo_root, tmp_path) -> None:
-    if kind == "oneformer" and not HAS_TORCHVISION:
-        pytest.skip("OneFormer's post-processing needs torchvision (test_oneformer_without_torchvision_is_refused)")
     names = _names(demo_root / "annotations" / "panoptic_val2017.json")
     d = hf_tiny.build(kind, names, tmp_path / kind)
     rc, rec = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "results", "--limit", "4")
@@ -180,17 +178,6 @@ def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None
         assert rc == 2 and "\n" not in err and "Traceback" not in err, err
         for n in needles:
             assert n in err, err
-
-
-@pytest.mark.skipif(HAS_TORCHVISION, reason="torchvision is installed: OneFormer runs (the whole-path test)")
-def test_oneformer_without_torchvision_is_refused(demo_root, tmp_path, capsys) -> None:
-    """transformers' OneFormer post-processing calls torchvision's resize even in its PIL backend: without
-    torchvision the model is refused before any image runs, in one line."""
-    d = hf_tiny.build("oneformer", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "of")
-    capsys.readouterr()
-    rc, _ = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "2")
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and "\n" not in err and "OneFormer's post_process_panoptic_segmentation needs torchvision" in err
 
 
 def test_label_mapping_rule() -> None:
