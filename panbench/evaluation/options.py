@@ -68,7 +68,11 @@ def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
         key, sep, val = kv.partition("=")
         if not sep or not key:
             raise PanbenchError(f"--cfg-options {kv!r}: expected KEY=VALUE (e.g. model.test_cfg.max_per_image=50)")
-        out[key] = DictAction._parse_iterable(val)
+        try:
+            out[key] = DictAction._parse_iterable(val)
+        except AssertionError as e:  # mmengine asserts on unbalanced brackets
+            raise PanbenchError(f"--cfg-options {kv!r}: {e}; balance the brackets of the value (e.g. "
+                                "model.test_cfg.x=[1,2])") from e
     return out
 
 
