@@ -182,6 +182,21 @@ def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None
             assert n in err, err
 
 
+def test_options_an_hf_model_refuses_stop_a_list_before_any_model_runs(demo_root, tmp_path, capsys) -> None:
+    names = _names(demo_root / "annotations" / "panoptic_val2017.json")
+    detr = hf_tiny.build("detr", names, tmp_path / "detr")
+    m2f = hf_tiny.build("mask2former", names, tmp_path / "m2f")
+    cases = [(f"demo-mask2former,hf:{detr}", ["--postprocess", "maskwise"], "is DETR"),
+             (f"demo-mask2former,hf:{m2f}", ["--cfg-options", "model.test_cfg.object_mask_thr=0.9"],
+              "--cfg-options changes MMDetection configs")]
+    for k, (models, extra, needle) in enumerate(cases):
+        capsys.readouterr()
+        rc, _ = _eval(models, demo_root, "demo", tmp_path / f"r{k}", "--limit", "2", *extra)
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "\n" not in err and needle in err, err
+        assert not (tmp_path / f"r{k}" / "runs").exists()  # demo-mask2former, listed first, did not run
+
+
 @pytest.mark.skipif(HAS_TORCHVISION, reason="torchvision is installed: OneFormer runs (the whole-path test)")
 def test_oneformer_without_torchvision_is_refused(demo_root, tmp_path, capsys) -> None:
     """transformers' OneFormer post-processing calls torchvision's resize even in its PIL backend: without
