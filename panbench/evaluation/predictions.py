@@ -107,6 +107,17 @@ class PredictionWriter:
         self.png_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(key_file, json.dumps({"key": self.key}).encode())
 
+    def mark(self, token: str) -> Path:
+        """Leave a mark named ``token`` in the state folder (torchrun: each rank checks that it sees every
+        rank's mark, i.e. that all ranks share the folder rank 0 assembles the JSON from)."""
+        path = self.state / f"seen-{token}"
+        atomic_write(path, b"")
+        return path
+
+    def sees(self, tokens: list[str]) -> bool:
+        """Whether the marks of all ``tokens`` are in this process's view of the folder."""
+        return all((self.state / f"seen-{t}").is_file() for t in tokens)
+
     def _entries(self) -> dict[Any, dict[str, Any]]:
         """Every saved image's annotation entry, by image id (the last line of a cut-off write is skipped)."""
         out: dict[Any, dict[str, Any]] = {}
