@@ -249,6 +249,17 @@ def test_batch_padding_is_cropped_from_each_images_mask_logits() -> None:
     assert torch.equal(full.masks_queries_logits[0], masks[1]) and tuple(full.class_queries_logits.shape) == (1, 3, 5)
 
 
+def test_only_the_fields_post_processing_reads_are_cast_to_float32() -> None:
+    """Under --amp the pixel decoder's features (bf16, 256 channels at a quarter of the input) are not copied to
+    float32 per image: only the logits the post-processing reads are."""
+    outputs = {"class_queries_logits": torch.zeros(1, 3, 5, dtype=torch.bfloat16),
+               "masks_queries_logits": torch.zeros(1, 3, 8, 8, dtype=torch.bfloat16),
+               "pixel_decoder_last_hidden_state": torch.zeros(1, 256, 8, 8, dtype=torch.bfloat16)}
+    one = hf._one_image(outputs, 0, (32, 32), (32, 32))
+    assert set(vars(one)) == {"class_queries_logits", "masks_queries_logits"}
+    assert {v.dtype for v in vars(one).values()} == {torch.float32}
+
+
 def test_registry_entries_and_ls(capsys) -> None:
     entries = all_models(framework="transformers")
     assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR"}
