@@ -182,6 +182,16 @@ def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None
             assert n in err, err
 
 
+def test_an_unregistered_hf_model_follows_the_dataset_of_the_others(demo_root, tmp_path, monkeypatch) -> None:
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    monkeypatch.chdir(REPO_ROOT)  # the default --data-root data/demo is relative
+    for k, models in enumerate([f"hf:{d},demo-mask2former", f"demo-mask2former,hf:{d}"]):
+        assert main(["eval", "--model", models, "--results", str(tmp_path / f"r{k}"), "--limit", "2", "--workers",
+                     "0", "--cpu-procs", "1", "--no-progress"]) == 0  # no --dataset: the demo model's
+        rows = list(csv.DictReader(open(tmp_path / f"r{k}" / "runs.csv")))
+        assert [r["dataset"] for r in rows] == ["demo", "demo"]
+
+
 def test_options_an_hf_model_refuses_stop_a_list_before_any_model_runs(demo_root, tmp_path, capsys) -> None:
     names = _names(demo_root / "annotations" / "panoptic_val2017.json")
     detr = hf_tiny.build("detr", names, tmp_path / "detr")
