@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.errors import PanbenchError
+from panbench.errors import InputError, PanbenchError
 from panbench.reporting.records import atomic_write
 
 STATE = ".panbench"  # DIR/.panbench/<name>/: key.json and the part files of every process
@@ -88,6 +88,12 @@ class PredictionWriter:
         self.json_path = self.root / f"{self.name}.json"
         self.state = self.root / STATE / self.name
         self.saved: set[int] = set()  # dataset indices whose prediction is on disk (set by load_saved)
+        owner: dict[str, Any] = {}
+        for s in samples:  # an image-info JSON may list x/1.jpg and y/1.jpg: one PNG would overwrite the other
+            other = owner.setdefault(self.png_name(s), s)
+            if other is not s:
+                raise InputError(f"{s.image_path}: its prediction would be saved as {self.png_name(s)}, as that of "
+                                 f"{other.image_path} (image {other.image_id}); give the images distinct file names")
 
     def png_name(self, sample: Any) -> str:
         return Path(sample.image_path.name).with_suffix(".png").name
