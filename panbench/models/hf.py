@@ -305,7 +305,11 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
                             "install the torchvision that matches your torch")
     auto = AutoProcessor if kind == "oneformer" else AutoImageProcessor
     processor = _step(lambda: auto.from_pretrained(d), d, "its processor does not load (preprocessor_config.json)")
-    model = _step(lambda: AutoModelForUniversalSegmentation.from_pretrained(d), d, "the model does not load")
+    # float32 whatever dtype the weights were saved in (transformers 5 loads them as saved, "auto"): --amp is
+    # the one way to run reduced precision, and the record's "amp" says which
+    dtype_kw = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
+    model = _step(lambda: AutoModelForUniversalSegmentation.from_pretrained(d, **{dtype_kw: torch.float32}), d,
+                  "the model does not load")
     model.eval()
     order, label2cat, skipped = map_labels(cfg.id2label, categories, where)
     if len(order) >= INSTANCE_OFFSET:  # labels are carried in mmdet's encoding, label + instance * 1000
@@ -326,6 +330,11 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
     backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or "?"
     return HFModel(module, label2cat, [cfg.id2label[h] for h in order], d, hub_id, digest(d), text,
                    hashlib.sha256(text.encode()).hexdigest()[:16], ARCHITECTURES.get(kind, kind), backbone)
+
+
+def _version(v: str) -> tuple[int, ...]:
+    """``"4.56.0.dev0"`` -> ``(4, 56)``: major and minor."""
+    return tuple(int(x) for x in (v.split(".") + ["0"])[:2] if x.isdigit())
 
 
 def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:

@@ -142,6 +142,23 @@ def test_two_torchrun_ranks_give_the_single_process_metrics(demo_root, tmp_path)
     assert two["metrics"] == one["metrics"] and two["per_class"] == one["per_class"]
 
 
+def test_weights_saved_in_bf16_run_in_float32_without_amp(demo_root, tmp_path) -> None:
+    """transformers 5 loads weights in the dtype they were saved in: panbench loads float32, so a model saved in
+    bf16 gives, without --amp, the metrics of the same (bf16-rounded) weights saved in float32."""
+    import shutil
+
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    rounded = AutoModel.from_pretrained(d, dtype=torch.float32).to(torch.bfloat16)
+    d16, d32 = shutil.copytree(d, tmp_path / "bf16"), shutil.copytree(d, tmp_path / "fp32")
+    rounded.save_pretrained(d16)
+    rounded.to(torch.float32).save_pretrained(d32)
+    assert json.loads((d16 / "config.json").read_text())["dtype"] == "bfloat16"
+    rc16, rec16 = _eval(f"hf:{d16}", demo_root, "demo", tmp_path / "r16", "--limit", "3", "--device", "cpu")
+    rc32, rec32 = _eval(f"hf:{d32}", demo_root, "demo", tmp_path / "r32", "--limit", "3", "--device", "cpu")
+    assert rc16 == rc32 == 0 and rec16["amp"] == "fp32"
+    assert rec16["metrics"] == rec32["metrics"] and rec16["per_class"] == rec32["per_class"]
+
+
 def test_batch_amp_and_mask_wise_postprocess(demo_root, tmp_path) -> None:
     d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
     rc, rec = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "4", "--batch-size", "2",
