@@ -92,6 +92,10 @@ def test_images_without_save_predictions_is_refused(folder, tmp_path, capsys) ->
     rc = main(["eval", "--model", MODEL, "--images", str(folder), "--results", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--save-predictions" in err
+    rc = main(["eval", "--model", MODEL, "--images", str(folder), "--image-dir", str(tmp_path), "--results",
+               str(tmp_path), "--save-predictions", str(tmp_path / "out")])  # --image-dir would be ignored
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--image-dir goes with an image-info JSON" in err, err
 
 
 @pytest.mark.slow
