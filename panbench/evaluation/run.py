@@ -206,7 +206,8 @@ def _infer(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, evaluator
     desc = f"{'eval' if shard.scored else 'predict'} {spec.name} [{shard.opts.postprocess.label()}] on {dataset.name}"
     total = dist_sum(len(shard.todo()))  # every rank's share
     shard.progress = Progress(total, desc, enabled=shard.opts.progress and rank == 0,  # one bar per job
-                              store_key=f"panbench-progress-{next(_RUNS)}" if world > 1 else None)
+                              store_key=f"panbench-progress-{next(_RUNS)}" if world > 1 and shard.opts.progress
+                              else None)  # --no-progress: no round trip to the store per batch
     if procs > 1:
         return run_inference_cpu(lm, dataset, evaluator, shard, procs)
     return run_inference(lm, dataset, evaluator, shard)
