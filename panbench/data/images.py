@@ -47,6 +47,9 @@ def load_images(path: str | Path, dataset: str, data_root: str | Path, image_dir
     image-info JSON (its ``images`` list, files under ``image_dir``, default ``DATA_ROOT/test2017``)."""
     p = Path(path)
     if p.is_dir():
+        if image_dir is not None:
+            raise InputError(f"{p}: --image-dir goes with an image-info JSON; the folder given to --images holds the "
+                             "images: leave --image-dir out")
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
         if not files:
             raise InputError(f"{p}: no images (*.jpg, *.png, ...) in this folder; pass --images a folder of images "

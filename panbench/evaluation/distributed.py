@@ -166,17 +166,25 @@ def all_reduce_stats(evaluator: PanopticEvaluator, device: str, analysis: Any = 
     evaluator.replace_with_reduced(t.cpu().numpy())
 
 
+def dist_gather(obj: Any, what: str = "waiting for the other ranks") -> list[Any]:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank (``[obj]`` outside torchrun).
+    Under NCCL the bytes travel through the current CUDA device (set by :func:`dist_info`)."""
+    if not _distributed():
+        return [obj]
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * dist.get_world_size()
+    with collective(what):
+        dist.all_gather_object(parts, obj)
+    return parts
+
+
 def all_gather_analysis(analysis: Any) -> None:
     """Give every rank the per-image analysis records of all ranks (a ``RunAnalysis``; records are
     keyed by dataset index, so the union does not depend on the split)."""
     if not _distributed():
         return
-    import torch.distributed as dist
-
-    parts: list[Any] = [None] * dist.get_world_size()
-    with collective("collecting the per-image analyses of the ranks"):
-        dist.all_gather_object(parts, analysis.payload())
-    for p in parts:
+    for p in dist_gather(analysis.payload(), "collecting the per-image analyses of the ranks"):
         analysis.update(p)
 
 

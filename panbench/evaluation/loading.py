@@ -64,9 +64,7 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     """Config (with ``--cfg-options`` merged) -> model with checked weights on ``device``, its class
     mapping and test pipeline."""
     if spec.hf:
-        if cfg_options:
-            raise InputError(f"{spec.name}: --cfg-options changes MMDetection configs; a transformers model "
-                             "(hf:) has none: leave --cfg-options out")
+        refuse_cfg_options(spec, cfg_options)
         return _load_hf(spec, categories, checkpoint, device)
     cfg = mm.load_config(spec.config, cfg_options)
     panoptic_only(cfg)
@@ -81,6 +79,13 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     del state
     model.to(device)
     return LoadedModel(model, names, label2cat, weights, mm.test_pipeline(cfg), cfg_text, cfg_hash)
+
+
+def refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:
+    """``--cfg-options`` with a transformers model (``hf:``), which has no MMDetection config: refused."""
+    if spec.hf and cfg_options:
+        raise InputError(f"{spec.name}: --cfg-options changes MMDetection configs; a transformers model "
+                         "(hf:) has none: leave --cfg-options out")
 
 
 def _load_hf(spec: ModelSpec, categories: Any, checkpoint: str | None, device: str) -> LoadedModel:

@@ -68,17 +68,24 @@ def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
         key, sep, val = kv.partition("=")
         if not sep or not key:
             raise PanbenchError(f"--cfg-options {kv!r}: expected KEY=VALUE (e.g. model.test_cfg.max_per_image=50)")
-        out[key] = DictAction._parse_iterable(val)
+        try:
+            out[key] = DictAction._parse_iterable(val)
+        except AssertionError as e:  # mmengine asserts on unbalanced brackets
+            raise PanbenchError(f"--cfg-options {kv!r}: {e}; balance the brackets of the value (e.g. "
+                                "model.test_cfg.x=[1,2])") from e
     return out
 
 
 def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
     """Before any model runs: each model's config loads with ``--cfg-options``, its classes map to the
     dataset's categories, and it takes ``--postprocess`` (so that ``--model all`` does not stop at the
-    fifth model).  Specs that are not mmdet config files are left to their own loader."""
+    fifth model); an ``hf:`` model, that it takes the options given (:func:`_check_hf`)."""
     from panbench.models import mm
 
     for spec in specs:
+        if spec.hf:
+            _check_hf(spec, opts)
+            continue
         path = Path(spec.config)
         if path.suffix != ".py" or not path.is_file():
             continue
@@ -88,6 +95,30 @@ def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
             raise PanbenchError(f"{path}: --postprocess {opts.postprocess.name} needs a MaskFormer or Mask2Former "
                                 f"model (query masks), and {spec.name} is {spec.architecture}; leave it out of "
                                 "--model (nothing was run)")
+
+
+def _check_hf(spec: Any, opts: EvalOptions) -> None:
+    """A transformers model (``hf:``) takes no ``--cfg-options``, and DETR no ``--postprocess`` (its type read
+    from the registry, or from the config.json of a local directory; a hub id not registered is left to the
+    loader)."""
+    import json
+
+    from panbench.evaluation.loading import refuse_cfg_options
+
+    refuse_cfg_options(spec, opts.cfg_options)
+    if opts.postprocess.name == "default":
+        return
+    kind = spec.architecture
+    cfg = Path(spec.hf).expanduser() / "config.json"
+    if cfg.is_file():
+        try:
+            kind = json.loads(cfg.read_text()).get("model_type", kind)
+        except ValueError:
+            return  # the loader names the broken file
+    if str(kind).lower() == "detr":
+        raise PanbenchError(f"{spec.hf}: --postprocess {opts.postprocess.name} needs a MaskFormer, Mask2Former or "
+                            f"OneFormer model (query masks), and {spec.name} is DETR; leave it out of --model "
+                            "(nothing was run)")
 
 
 def _has_query_fusion(cfg: Any) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.errors import PanbenchError
+from panbench.errors import InputError, PanbenchError
 from panbench.reporting.records import atomic_write
 
 STATE = ".panbench"  # DIR/.panbench/<name>/: key.json and the part files of every process
@@ -88,6 +88,12 @@ class PredictionWriter:
         self.json_path = self.root / f"{self.name}.json"
         self.state = self.root / STATE / self.name
         self.saved: set[int] = set()  # dataset indices whose prediction is on disk (set by load_saved)
+        owner: dict[str, Any] = {}
+        for s in samples:  # an image-info JSON may list x/1.jpg and y/1.jpg: one PNG would overwrite the other
+            other = owner.setdefault(self.png_name(s), s)
+            if other is not s:
+                raise InputError(f"{s.image_path}: its prediction would be saved as {self.png_name(s)}, as that of "
+                                 f"{other.image_path} (image {other.image_id}); give the images distinct file names")
 
     def png_name(self, sample: Any) -> str:
         return Path(sample.image_path.name).with_suffix(".png").name
@@ -106,6 +112,17 @@ class PredictionWriter:
                 p.unlink(missing_ok=True)  # stale PNGs are overwritten; the JSON lists only this run's
         self.png_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(key_file, json.dumps({"key": self.key}).encode())
+
+    def mark(self, token: str) -> Path:
+        """Leave a mark named ``token`` in the state folder (torchrun: each rank checks that it sees every
+        rank's mark, i.e. that all ranks share the folder rank 0 assembles the JSON from)."""
+        path = self.state / f"seen-{token}"
+        atomic_write(path, b"")
+        return path
+
+    def sees(self, tokens: list[str]) -> bool:
+        """Whether the marks of all ``tokens`` are in this process's view of the folder."""
+        return all((self.state / f"seen-{t}").is_file() for t in tokens)
 
     def _entries(self) -> dict[Any, dict[str, Any]]:
         """Every saved image's annotation entry, by image id (the last line of a cut-off write is skipped)."""

@@ -26,6 +26,8 @@ from panbench.evaluation.device import device_name, pick_device, seed_everything
 from panbench.evaluation.distributed import (
     all_reduce_stats,
     barrier,
+    dist_any,
+    dist_gather,
     dist_info,
     dist_sum,
     local_rank,
@@ -151,8 +153,26 @@ def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptio
     if local_rank() == 0:
         writer.prepare(fresh=not opts.resume)
     barrier()
+    _check_shared(writer)
     writer.load_saved()
     return writer
+
+
+def _check_shared(writer: PredictionWriter) -> None:
+    """Under torchrun, before any image runs: every rank sees the folder of ``--save-predictions`` that
+    rank 0 sees (rank 0 assembles the JSON from every rank's files); else each rank stops in one line."""
+    if dist_info()[1] == 1:
+        return
+    import uuid
+
+    mark = writer.mark(uuid.uuid4().hex)  # a fresh name: no stale mark of another job, no cached lookup
+    blind = not writer.sees(dist_gather(mark.name[len("seen-"):]))  # the gather: every mark is written
+    stop = dist_any(blind)  # and the barrier before the marks go
+    mark.unlink(missing_ok=True)
+    if stop:
+        raise PanbenchError(f"{writer.root}: --save-predictions under torchrun on several machines needs a folder "
+                            "that every rank sees (a shared file system), and this one is not shared; choose a "
+                            "shared folder (nothing was run)")
 
 
 def _info(spec: ModelSpec, opts: EvalOptions, key: str) -> dict[str, Any]:
@@ -186,7 +206,8 @@ def _infer(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, evaluator
     desc = f"{'eval' if shard.scored else 'predict'} {spec.name} [{shard.opts.postprocess.label()}] on {dataset.name}"
     total = dist_sum(len(shard.todo()))  # every rank's share
     shard.progress = Progress(total, desc, enabled=shard.opts.progress and rank == 0,  # one bar per job
-                              store_key=f"panbench-progress-{next(_RUNS)}" if world > 1 else None)
+                              store_key=f"panbench-progress-{next(_RUNS)}" if world > 1 and shard.opts.progress
+                              else None)  # --no-progress: no round trip to the store per batch
     if procs > 1:
         return run_inference_cpu(lm, dataset, evaluator, shard, procs)
     return run_inference(lm, dataset, evaluator, shard)

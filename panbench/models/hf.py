@@ -45,6 +45,9 @@ SETTINGS: dict[str, dict[str, float]] = {
 ARCHITECTURES = {"mask2former": "Mask2Former", "maskformer": "MaskFormer", "oneformer": "OneFormer", "detr": "DETR"}
 MASK_CLASSIFICATION = ("mask2former", "maskformer", "oneformer")  # class logits + mask logits per query
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
+# what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder
+# features) is never copied to float32 per image
+POST_FIELDS = ("class_queries_logits", "logits", "pred_boxes", *MASK_FIELDS)
 PLACEHOLDERS = ("n/a",)  # DETR's label name for the COCO ids no category uses: never predicted, never mapped
 WEIGHT_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model"]  # what a model directory needs from the hub
 
@@ -207,11 +210,11 @@ class _Fusion:
 
 
 def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
-    """Image ``i`` of a batch's outputs (float32), its mask logits cropped to the image's own processed size
-    when the batch padded it further (a batch of one is passed on as transformers made it)."""
+    """Image ``i`` of a batch's outputs (:data:`POST_FIELDS`, float32), its mask logits cropped to the image's own
+    processed size when the batch padded it further (a batch of one is passed on as transformers made it)."""
     fields = {}
     for k, v in outputs.items():
-        if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] > i:
+        if k in POST_FIELDS and isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] > i:
             v = v[i:i + 1].float() if v.is_floating_point() else v[i:i + 1]
             if k in MASK_FIELDS and tuple(size) != tuple(padded):
                 mh, mw = v.shape[-2:]
@@ -300,7 +303,11 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
         _oneformer_resize_without_torchvision()
     auto = AutoProcessor if kind == "oneformer" else AutoImageProcessor
     processor = _step(lambda: auto.from_pretrained(d), d, "its processor does not load (preprocessor_config.json)")
-    model = _step(lambda: AutoModelForUniversalSegmentation.from_pretrained(d), d, "the model does not load")
+    # float32 whatever dtype the weights were saved in (transformers 5 loads them as saved, "auto"): --amp is
+    # the one way to run reduced precision, and the record's "amp" says which
+    dtype_kw = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
+    model = _step(lambda: AutoModelForUniversalSegmentation.from_pretrained(d, **{dtype_kw: torch.float32}), d,
+                  "the model does not load")
     model.eval()
     order, label2cat, skipped = map_labels(cfg.id2label, categories, where)
     if len(order) >= INSTANCE_OFFSET:  # labels are carried in mmdet's encoding, label + instance * 1000
@@ -321,6 +328,11 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
     backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or "?"
     return HFModel(module, label2cat, [cfg.id2label[h] for h in order], d, hub_id, digest(d), text,
                    hashlib.sha256(text.encode()).hexdigest()[:16], ARCHITECTURES.get(kind, kind), backbone)
+
+
+def _version(v: str) -> tuple[int, ...]:
+    """``"4.56.0.dev0"`` -> ``(4, 56)``: major and minor."""
+    return tuple(int(x) for x in (v.split(".") + ["0"])[:2] if x.isdigit())
 
 
 def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:

@@ -121,7 +121,11 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
             raise PanbenchError(f"unknown model '{raw}'; {hint}")
     if not out:
         raise PanbenchError(f"no model selected by --model {names!r}; run `panbench ls`")
-    return out
+    unique: list[ModelSpec] = []
+    for s in out:  # "mask2former,all", or an alias beside its name: each model once
+        if all((s.name, s.config) != (u.name, u.config) for u in unique):
+            unique.append(s)
+    return unique
 
 
 # The COCO panoptic checkpoints of transformers' panoptic models on the Hugging Face hub, with the published PQ

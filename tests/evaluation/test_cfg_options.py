@@ -30,6 +30,14 @@ def test_values_parse_as_mmengines_dict_action() -> None:
         parse_cfg_options(["model.test_cfg.object_mask_thr"])
 
 
+@pytest.mark.parametrize("value", ["a=[1,2", "a=(1,[2)", "a=[1,2]]"])
+def test_unbalanced_brackets_are_one_line_exit_2(value, tmp_path, capsys) -> None:
+    rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--results", str(tmp_path),
+               "--cfg-options", value])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Imbalanced brackets" in err and value in err, err
+
+
 def _eval(demo_root: Path, results: Path, *extra: str) -> dict:
     assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
                  "--results", str(results), "--limit", "4", "--workers", "0", "--cpu-procs", "1", "--no-progress",

@@ -73,10 +73,29 @@ def test_an_image_info_json_names_the_test_dev_results(demo_root, folder, tmp_pa
                  str(out), "--results", str(tmp_path / "res"), "--workers", "0", "--no-progress"]) == 0
 
 
+def test_two_images_of_one_file_name_are_refused_before_any_runs(folder, tmp_path, capsys) -> None:
+    """An image-info JSON whose images share a file name in two folders: one PNG would overwrite the other."""
+    for sub in ("a", "b"):
+        (tmp_path / "img" / sub).mkdir(parents=True)
+        shutil.copy(sorted(folder.iterdir())[0], tmp_path / "img" / sub / "x.jpg")
+    info = tmp_path / "image_info_two.json"
+    info.write_text(json.dumps({"images": [{"id": 1, "file_name": "a/x.jpg"}, {"id": 2, "file_name": "b/x.jpg"}]}))
+    rc = main(["eval", "--model", MODEL, "--images", str(info), "--image-dir", str(tmp_path / "img"),
+               "--save-predictions", str(tmp_path / "out"), "--results", str(tmp_path / "res"), "--workers", "0",
+               "--cpu-procs", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "x.png" in err and "distinct file names" in err, err
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
 def test_images_without_save_predictions_is_refused(folder, tmp_path, capsys) -> None:
     rc = main(["eval", "--model", MODEL, "--images", str(folder), "--results", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--save-predictions" in err
+    rc = main(["eval", "--model", MODEL, "--images", str(folder), "--image-dir", str(tmp_path), "--results",
+               str(tmp_path), "--save-predictions", str(tmp_path / "out")])  # --image-dir would be ignored
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--image-dir goes with an image-info JSON" in err, err
 
 
 @pytest.mark.slow

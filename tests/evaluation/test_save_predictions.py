@@ -124,6 +124,21 @@ def test_torchrun_ranks_write_one_json(root, tmp_path) -> None:
     _same_metrics(_score(root, out), rec)
 
 
+@pytest.mark.slow
+def test_torchrun_nodes_that_do_not_share_the_folder_stop_before_any_image_runs(root, tmp_path) -> None:
+    """Two nodes whose --save-predictions folders differ (a path on each machine's own disk): rank 0 could
+    never assemble the JSON, so both ranks stop in one line at the start, not after the whole run."""
+    from test_torchrun import two_nodes
+
+    args = ["--model", MODEL, "--dataset", "demo", "--data-root", str(root), "--device", "cpu", "--workers", "0",
+            "--no-progress", "--results", str(tmp_path / "res")]
+    runs = two_nodes([[*args, "--save-predictions", str(tmp_path / f"p{k}")] for k in range(2)])
+    for r in runs:
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "not shared" in r.stderr, r.stderr[-2000:]
+    assert not list(tmp_path.glob("p*/*/*.png"))  # no image ran
+
+
 def test_no_json_is_written_while_an_image_lacks_its_prediction(root, tmp_path) -> None:
     from panbench.data.datasets import load_dataset
     from panbench.errors import PanbenchError

@@ -9,7 +9,6 @@ same evaluator."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -62,7 +61,6 @@ def _same(rec: dict, ref: dict) -> None:
     assert sum(v["TP"] + v["FP"] for v in rec["per_class"].values()) > 0  # segments were predicted and scored
 
 
-HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 
 @pytest.mark.parametrize("kind", hf_tiny.KINDS)
@@ -140,6 +138,23 @@ def test_two_torchrun_ranks_give_the_single_process_metrics(demo_root, tmp_path)
     assert two["metrics"] == one["metrics"] and two["per_class"] == one["per_class"]
 
 
+def test_weights_saved_in_bf16_run_in_float32_without_amp(demo_root, tmp_path) -> None:
+    """transformers 5 loads weights in the dtype they were saved in: panbench loads float32, so a model saved in
+    bf16 gives, without --amp, the metrics of the same (bf16-rounded) weights saved in float32."""
+    import shutil
+
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    rounded = AutoModel.from_pretrained(d, dtype=torch.float32).to(torch.bfloat16)
+    d16, d32 = shutil.copytree(d, tmp_path / "bf16"), shutil.copytree(d, tmp_path / "fp32")
+    rounded.save_pretrained(d16)
+    rounded.to(torch.float32).save_pretrained(d32)
+    assert json.loads((d16 / "config.json").read_text())["dtype"] == "bfloat16"
+    rc16, rec16 = _eval(f"hf:{d16}", demo_root, "demo", tmp_path / "r16", "--limit", "3", "--device", "cpu")
+    rc32, rec32 = _eval(f"hf:{d32}", demo_root, "demo", tmp_path / "r32", "--limit", "3", "--device", "cpu")
+    assert rc16 == rc32 == 0 and rec16["amp"] == "fp32"
+    assert rec16["metrics"] == rec32["metrics"] and rec16["per_class"] == rec32["per_class"]
+
+
 def test_batch_amp_and_mask_wise_postprocess(demo_root, tmp_path) -> None:
     d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
     rc, rec = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "4", "--batch-size", "2",
@@ -178,6 +193,31 @@ def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None
         assert rc == 2 and "\n" not in err and "Traceback" not in err, err
         for n in needles:
             assert n in err, err
+
+
+def test_an_unregistered_hf_model_follows_the_dataset_of_the_others(demo_root, tmp_path, monkeypatch) -> None:
+    d = hf_tiny.build("mask2former", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    monkeypatch.chdir(REPO_ROOT)  # the default --data-root data/demo is relative
+    for k, models in enumerate([f"hf:{d},demo-mask2former", f"demo-mask2former,hf:{d}"]):
+        assert main(["eval", "--model", models, "--results", str(tmp_path / f"r{k}"), "--limit", "2", "--workers",
+                     "0", "--cpu-procs", "1", "--no-progress"]) == 0  # no --dataset: the demo model's
+        rows = list(csv.DictReader(open(tmp_path / f"r{k}" / "runs.csv")))
+        assert [r["dataset"] for r in rows] == ["demo", "demo"]
+
+
+def test_options_an_hf_model_refuses_stop_a_list_before_any_model_runs(demo_root, tmp_path, capsys) -> None:
+    names = _names(demo_root / "annotations" / "panoptic_val2017.json")
+    detr = hf_tiny.build("detr", names, tmp_path / "detr")
+    m2f = hf_tiny.build("mask2former", names, tmp_path / "m2f")
+    cases = [(f"demo-mask2former,hf:{detr}", ["--postprocess", "maskwise"], "is DETR"),
+             (f"demo-mask2former,hf:{m2f}", ["--cfg-options", "model.test_cfg.object_mask_thr=0.9"],
+              "--cfg-options changes MMDetection configs")]
+    for k, (models, extra, needle) in enumerate(cases):
+        capsys.readouterr()
+        rc, _ = _eval(models, demo_root, "demo", tmp_path / f"r{k}", "--limit", "2", *extra)
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "\n" not in err and needle in err, err
+        assert not (tmp_path / f"r{k}" / "runs").exists()  # demo-mask2former, listed first, did not run
 
 
 def test_label_mapping_rule() -> None:
@@ -219,6 +259,17 @@ def test_batch_padding_is_cropped_from_each_images_mask_logits() -> None:
     assert torch.equal(small.masks_queries_logits[0], masks[0, :, :, :23])
     full = hf._one_image(outputs, 1, (64, 128), (64, 128))
     assert torch.equal(full.masks_queries_logits[0], masks[1]) and tuple(full.class_queries_logits.shape) == (1, 3, 5)
+
+
+def test_only_the_fields_post_processing_reads_are_cast_to_float32() -> None:
+    """Under --amp the pixel decoder's features (bf16, 256 channels at a quarter of the input) are not copied to
+    float32 per image: only the logits the post-processing reads are."""
+    outputs = {"class_queries_logits": torch.zeros(1, 3, 5, dtype=torch.bfloat16),
+               "masks_queries_logits": torch.zeros(1, 3, 8, 8, dtype=torch.bfloat16),
+               "pixel_decoder_last_hidden_state": torch.zeros(1, 256, 8, 8, dtype=torch.bfloat16)}
+    one = hf._one_image(outputs, 0, (32, 32), (32, 32))
+    assert set(vars(one)) == {"class_queries_logits", "masks_queries_logits"}
+    assert {v.dtype for v in vars(one).values()} == {torch.float32}
 
 
 def test_registry_entries_and_ls(capsys) -> None:

@@ -31,6 +31,9 @@ def test_aliases_and_lists() -> None:
     assert [s.name for s in resolve("panoptic-fpn,maskformer")] == ["panoptic-fpn_r50_1x", "maskformer_r50"]
     assert len(resolve("all")) == len(all_models(dataset="coco", framework="mmdet"))
     assert resolve(str(ZOO[0]))[0].config == ZOO[0]
+    assert [s.name for s in resolve("mask2former,mask2former_r50")] == ["mask2former_r50"]  # each model once
+    both = resolve("maskformer,all")
+    assert len(both) == len(resolve("all")) and both[0].name == "maskformer_r50"
 
 
 @pytest.mark.parametrize("bad,suggestion", [("mask2formr", "mask2former"), ("maskformer_r5", "maskformer_r50"),
