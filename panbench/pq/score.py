@@ -42,7 +42,8 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     gt = parse_annotations(gt_data, gt_json, gt=True)
     pred = parse_annotations(read_json(pred_json, "prediction JSON"), pred_json, gt=False)
     pairs = []
-    for image_id, gt_ann in gt.items():
+    for image_id in image_order(gt_data, gt):
+        gt_ann = gt[image_id]
         pred_ann = pred.get(image_id)
         if pred_ann is None:
             raise InputError(
@@ -51,6 +52,14 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
             )
         pairs.append((gt_ann, pred_ann))
     return cats, pairs
+
+
+def image_order(gt_data: dict[str, Any], gt: dict[Any, Any]) -> list[Any]:
+    """The ground truth's image ids in the order of its ``images`` list, as ``eval`` orders them (the
+    per-image records and the dataset fingerprint depend on it), then any annotated image that list lacks."""
+    listed = [im["id"] for im in gt_data.get("images") or [] if isinstance(im, dict) and im.get("id") in gt]
+    seen = set(listed)
+    return list(dict.fromkeys(listed)) + [i for i in gt if i not in seen]
 
 
 def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, list, np.ndarray, list, str]:

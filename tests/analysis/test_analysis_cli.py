@@ -328,3 +328,23 @@ def test_compare_refuses_a_negative_seed_without_a_traceback(two_runs, capsys) -
         main(["compare", "sys-a", "sys-b", "--seed", "-1", "--results", str(two_runs["results"])])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--seed" in err and "Traceback" not in err
+
+
+def test_score_orders_images_as_eval_does_when_annotations_are_in_another_order(files, tmp_path, capsys) -> None:
+    """panbench orders a dataset's images by the ground truth's `images` list (eval's PanopticDataset); score
+    does the same when `annotations` come in another order, so that the per-image file, the fingerprint and
+    compare agree with an eval of the same images."""
+    from panbench.analysis.scoring import files_fingerprint
+
+    gt = json.loads(Path(files["gt_json"]).read_text())
+    gt["annotations"] = gt["annotations"][::-1]  # images stay in id order
+    shuffled = tmp_path / "gt_reversed.json"
+    shuffled.write_text(json.dumps(gt))
+    f = {**files, "gt_json": shuffled}
+    assert main([*score_args(f), "--name", "sys", "--dataset", "synth", "--results", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    (rec,) = load_records(tmp_path / "r")
+    ids = [im["id"] for im in gt["images"]]
+    assert ids != [a["image_id"] for a in gt["annotations"]]
+    assert AnalysisSet.load(tmp_path / "r" / rec["analysis_file"]).image_ids == [str(i) for i in ids]
+    assert files_fingerprint(shuffled, ids) == rec["provenance"]["dataset"]["fingerprint"]  # eval's, same images
