@@ -77,7 +77,7 @@ def load_images(path: str | Path, dataset: str, data_root: str | Path, image_dir
             if not f.is_file():
                 raise InputError(f"{f}: image {im['id']} of {p.name} not found; pass --image-dir, the folder that "
                                  "holds the JSON's images (COCO test-dev: test2017/)")
-            samples.append(Sample(im["id"], f, None, int(im.get("height", 0)), int(im.get("width", 0)), None))
+            samples.append(Sample(im["id"], f, None, int(im.get("height") or 0), int(im.get("width") or 0), None))
         cats_raw = data.get("categories")
         with_isthing = isinstance(cats_raw, list) and cats_raw and all(
             isinstance(c, dict) and "isthing" in c for c in cats_raw)

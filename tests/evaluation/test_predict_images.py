@@ -59,6 +59,7 @@ def test_a_folder_of_images_gives_the_same_predictions_as_the_scored_run(demo_ro
 
 def test_an_image_info_json_names_the_test_dev_results(demo_root, folder, tmp_path) -> None:
     images = [{"id": int(f.stem), "file_name": f.name, "width": 0, "height": 0} for f in sorted(folder.iterdir())]
+    images[1].update(width=None, height=None)  # sizes are read from the images; null in the JSON is fine
     info = tmp_path / "image_info_test-dev2017.json"
     info.write_text(json.dumps({"images": images[:3], "categories": [{"id": 1, "name": "person"}]}))  # no isthing
     out = tmp_path / "preds"
