@@ -28,8 +28,12 @@ def format_record(rec: dict[str, Any]) -> str:
     """The model's All/Things/Stuff table, timings, and the delta to the published numbers."""
     m = {**rec["metrics"], **rec.get("semantic", {}), "n_categories": rec["n_categories"]}
     t = rec["timings"]
-    title = (f"{rec['model']} [{rec.get('postprocess', 'default')}] on {rec['dataset']} ({rec['n_images']} images, "
-             f"{rec['device']})")  # [post-processing] as on the progress bar
+    from panbench.reporting.frames import settings
+
+    extra = settings(rec)  # batch size, AMP, --cfg-options: what else changes the numbers
+    # [post-processing] as on the progress bar
+    title = (f"{rec['model']} [{rec.get('postprocess', 'default')}]{f' ({extra})' if extra else ''} on "
+             f"{rec['dataset']} ({rec['n_images']} images, {rec['device']})")
     lines = [format_metrics(m, title)]
     per_image = (f"; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, post-processing "
                  f"{_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms" if t.get("timed_images") else "")

@@ -45,10 +45,12 @@ def _eval(demo_root: Path, results: Path, *extra: str) -> dict:
     return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
 
 
-def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root, tmp_path) -> None:
+def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root, tmp_path, capsys) -> None:
     res = tmp_path / "res"
     plain = _eval(demo_root, res)
+    capsys.readouterr()
     strict = _eval(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
+    assert "demo-mask2former [default] (model.test_cfg.object_mask_thr=0.99) on demo" in capsys.readouterr().out
     assert len(list((res / "cache").iterdir())) == 2  # another cache: nothing resumed from the plain run
     assert strict["timings"]["resumed_images"] == 0
     assert strict["provenance"]["cfg_options"] == {"model.test_cfg.object_mask_thr": 0.99}
