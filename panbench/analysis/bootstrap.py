@@ -118,6 +118,11 @@ def _ci_values(s: np.ndarray, n_cat: int, things: np.ndarray) -> dict[str, np.nd
     return out
 
 
+def _resampled(x: np.ndarray, n_cat: int, isthing, w: np.ndarray) -> dict[str, np.ndarray]:
+    """The five CI metrics of every resample (rows of ``w``) of the stacked per-image sums ``x``."""
+    return _ci_values(_product(w, *_factors(x, n_cat)), n_cat, np.asarray(isthing, bool))
+
+
 def _class_pq(iou: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     denom = tp + 0.5 * fp + 0.5 * fn
     return 100 * np.where(denom > 0, iou / np.where(denom > 0, denom, 1.0), 0.0)

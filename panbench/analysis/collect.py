@@ -81,7 +81,7 @@ class AnalysisSet:
 
         def dense(group: str, weights: np.ndarray | None = None) -> np.ndarray:
             flat = self.cols[group + "_img"] * c + self.cols[group + "_cats"]
-            return np.bincount(flat, weights, minlength=n * c).astype(np.float64).reshape(n, c)
+            return np.bincount(flat, weights, minlength=n * c).astype(np.float64, copy=False).reshape(n, c)
 
         return dense("tp", self.tp_ious), dense("tp"), dense("fp"), dense("fn")
 
