@@ -119,8 +119,8 @@ def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnaly
         return ImageAnalysis.empty()
     iou = pair_ious(inter, gt, pred)
     same = gt.cats[:, None] == pred.cats[None, :]
-    crowd = gt.iscrowd[:, None]
-    iou_nc = np.where(crowd, 0.0, iou)  # non-crowd rows
+    not_crowd = ~gt.iscrowd
+    iou_nc = np.where(gt.iscrowd[:, None], 0.0, iou)  # non-crowd rows
     iou_same = iou_nc * same  # only where the categories agree (x * 1 = x, x * 0 = 0: exact)
     iou_other = iou_nc - iou_same
     g_idx, p_idx = np.nonzero(iou_same > 0.5)  # match_segments's rule: same category, not crowd, IoU > 0.5
@@ -134,7 +134,7 @@ def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnaly
     best_same_p, best_g_of_p = _best(iou_same, 0)
     best_other_p = _best(iou_other, 0, argmax=False)
 
-    fn = np.nonzero(~gt_matched & ~gt.iscrowd)[0]
+    fn = np.nonzero(~gt_matched & not_crowd)[0]
     if n_pred:
         p = best_p_of_g[fn]
         mutual = (best_same_g[fn] > 0) & ~pred_matched[p] & (best_g_of_p[p] == fn)
@@ -146,12 +146,12 @@ def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnaly
     fp = unmatched[~_ignored(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
     fp_matched = (best_same_p[fp] > 0) & gt_matched[best_g_of_p[fp]] if n_gt else np.zeros(len(fp), bool)
 
-    nc = np.nonzero(~gt.iscrowd)[0]
+    nc = np.nonzero(not_crowd)[0]
     return ImageAnalysis(
-        tp_cats=gt.cats[g_idx], tp_ious=iou[g_idx, p_idx], tp_area=gt.areas[g_idx].astype(np.int64),
-        fn_cats=gt.cats[fn], fn_area=gt.areas[fn].astype(np.int64),
+        tp_cats=gt.cats[g_idx], tp_ious=iou[g_idx, p_idx], tp_area=gt.areas[g_idx].astype(np.int64, copy=False),
+        fn_cats=gt.cats[fn], fn_area=gt.areas[fn].astype(np.int64, copy=False),
         fn_same=best_same_g[fn], fn_other=best_other_g[fn], fn_pair=fn_pair,
-        fp_cats=pred.cats[fp], fp_area=pred.areas[fp].astype(np.int64),
+        fp_cats=pred.cats[fp], fp_area=pred.areas[fp].astype(np.int64, copy=False),
         fp_same=best_same_p[fp], fp_other=best_other_p[fp], fp_matched=fp_matched,
         gt_cats=gt.cats[nc], gt_iou_sum=iou_same[nc].sum(axis=1) if n_pred else np.zeros(len(nc)),
     )
