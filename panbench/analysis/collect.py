@@ -48,7 +48,7 @@ class AnalysisSet:
         for name in FIELDS:
             parts = [getattr(r, name) for r in records]
             dtype = bool if name in BOOL_FIELDS else np.float64 if name in FLOAT_FIELDS else np.int64
-            cols[name] = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+            cols[name] = np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
         for g in GROUPS:
             lens = np.array([len(getattr(r, g + "_cats")) for r in records], np.int64)
             cols[g + "_img"] = np.repeat(np.arange(len(records), dtype=np.int64), lens)
@@ -81,7 +81,7 @@ class AnalysisSet:
 
         def dense(group: str, weights: np.ndarray | None = None) -> np.ndarray:
             flat = self.cols[group + "_img"] * c + self.cols[group + "_cats"]
-            return np.bincount(flat, weights, minlength=n * c).astype(np.float64).reshape(n, c)
+            return np.bincount(flat, weights, minlength=n * c).astype(np.float64, copy=False).reshape(n, c)
 
         return dense("tp", self.tp_ious), dense("tp"), dense("fp"), dense("fn")
 

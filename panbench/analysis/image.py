@@ -77,13 +77,13 @@ BOOL_FIELDS = frozenset({"fp_matched"})
 
 
 def pair_ious(inter: np.ndarray, gt: Segments, pred: Segments) -> np.ndarray:
-    """The G x P IoU of every ground-truth/prediction pair, panopticapi's formula (0 where disjoint)."""
+    """The G x P IoU of every ground-truth/prediction pair, panopticapi's formula (0 where disjoint).
+    The union is never 0 where the pair overlaps (it holds the overlap), so no division by 0."""
     n_gt = len(gt)
-    i = inter[1 : n_gt + 1, 1:].astype(np.int64)
-    void_p = inter[0, 1:].astype(np.int64)
+    i = inter[1 : n_gt + 1, 1:].astype(np.int64, copy=False)
+    void_p = inter[0, 1:].astype(np.int64, copy=False)
     union = pred.areas[None, :] + gt.areas[:, None] - i - void_p[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(i > 0, i / np.where(union == 0, 1, union), 0.0)
+    return np.where(i > 0, i / np.where(union == 0, 1, union), 0.0)
 
 
 def _ignored(inter: np.ndarray, gt: Segments, pred: Segments, cols: np.ndarray) -> np.ndarray:
@@ -92,12 +92,13 @@ def _ignored(inter: np.ndarray, gt: Segments, pred: Segments, cols: np.ndarray) 
     ignored_px = inter[0, 1 + cols].astype(np.int64)
     crowd_rows = np.nonzero(gt.iscrowd)[0]
     if len(crowd_rows):
-        row_of_cat: dict[int, int] = {}
-        for g in crowd_rows:
-            row_of_cat[int(gt.cats[g])] = int(g) + 1
-        rows = np.array([row_of_cat.get(int(c), -1) for c in pred.cats[cols]], np.int64)
+        pc = pred.cats[cols]
+        row_of_cat = np.full(max(int(pc.max()), int(gt.cats.max())) + 1, -1, np.int64)
+        for g in crowd_rows.tolist():  # a few crowd segments: the last of each category wins
+            row_of_cat[gt.cats[g]] = g + 1
+        rows = row_of_cat[pc]
         has = rows >= 0
-        ignored_px[has] += inter[rows[has], 1 + cols[has]].astype(np.int64)
+        ignored_px[has] += inter[rows[has], 1 + cols[has]]
     return ignored_px / pred.areas[cols] > 0.5
 
 
@@ -118,9 +119,10 @@ def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnaly
         return ImageAnalysis.empty()
     iou = pair_ious(inter, gt, pred)
     same = gt.cats[:, None] == pred.cats[None, :]
-    crowd = gt.iscrowd[:, None]
-    iou_same = np.where(same & ~crowd, iou, 0.0)  # only where the categories agree, non-crowd rows
-    iou_other = np.where(~same & ~crowd, iou, 0.0)
+    not_crowd = ~gt.iscrowd
+    iou_nc = np.where(gt.iscrowd[:, None], 0.0, iou)  # non-crowd rows
+    iou_same = iou_nc * same  # only where the categories agree (x * 1 = x, x * 0 = 0: exact)
+    iou_other = iou_nc - iou_same
     g_idx, p_idx = np.nonzero(iou_same > 0.5)  # match_segments's rule: same category, not crowd, IoU > 0.5
     gt_matched = np.zeros(n_gt, bool)
     gt_matched[g_idx] = True
@@ -132,7 +134,7 @@ def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnaly
     best_same_p, best_g_of_p = _best(iou_same, 0)
     best_other_p = _best(iou_other, 0, argmax=False)
 
-    fn = np.nonzero(~gt_matched & ~gt.iscrowd)[0]
+    fn = np.nonzero(~gt_matched & not_crowd)[0]
     if n_pred:
         p = best_p_of_g[fn]
         mutual = (best_same_g[fn] > 0) & ~pred_matched[p] & (best_g_of_p[p] == fn)
@@ -144,12 +146,12 @@ def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnaly
     fp = unmatched[~_ignored(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
     fp_matched = (best_same_p[fp] > 0) & gt_matched[best_g_of_p[fp]] if n_gt else np.zeros(len(fp), bool)
 
-    nc = np.nonzero(~gt.iscrowd)[0]
+    nc = np.nonzero(not_crowd)[0]
     return ImageAnalysis(
-        tp_cats=gt.cats[g_idx], tp_ious=iou[g_idx, p_idx], tp_area=gt.areas[g_idx].astype(np.int64),
-        fn_cats=gt.cats[fn], fn_area=gt.areas[fn].astype(np.int64),
+        tp_cats=gt.cats[g_idx], tp_ious=iou[g_idx, p_idx], tp_area=gt.areas[g_idx].astype(np.int64, copy=False),
+        fn_cats=gt.cats[fn], fn_area=gt.areas[fn].astype(np.int64, copy=False),
         fn_same=best_same_g[fn], fn_other=best_other_g[fn], fn_pair=fn_pair,
-        fp_cats=pred.cats[fp], fp_area=pred.areas[fp].astype(np.int64),
+        fp_cats=pred.cats[fp], fp_area=pred.areas[fp].astype(np.int64, copy=False),
         fp_same=best_same_p[fp], fp_other=best_other_p[fp], fp_matched=fp_matched,
         gt_cats=gt.cats[nc], gt_iou_sum=iou_same[nc].sum(axis=1) if n_pred else np.zeros(len(nc)),
     )
