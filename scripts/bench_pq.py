@@ -25,6 +25,9 @@ when the metrics are computed; interpreter start and imports are outside it):
 Every tool's PQ must equal panbench's to 1e-9, or the script exits 1 before printing any ratio.
 Also panbench's peak memory at N/4 and N images.
 
+Every child process runs with Python's bytecode caches on (as an installed package; the script clears
+PYTHONDONTWRITEBYTECODE).
+
 The analyses (issue 16), interleaved with the runs above (``--analyses-only``: only these):
 
   panbench score (default: PQ + per-image records + intervals, PQ by size, PQ-dagger, errors)
@@ -220,6 +223,8 @@ def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
     """score with the default analyses / with --boundary vs --no-analysis, interleaved; PQ checked equal."""
     runs: dict[str, list[tuple[float, float, str]]] = {}
     sides = {"plain": ["--no-analysis"], "default": [], "boundary": ["--boundary"]}
+    for extra in sides.values():  # untimed: writes the bytecode caches each side imports (see main)
+        measure([PY, *score, *extra], env=ONE_THREAD)
     for _ in range(repeat):
         for key, extra in sides.items():
             runs.setdefault(key, []).append(measure([PY, *score, *extra], env=ONE_THREAD))
@@ -232,7 +237,7 @@ def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
         raise SystemExit(1)
     t = {key: statistics.median(r[0] for r in runs[key]) for key in runs}
     print(f"analyses in `panbench score`, {n} images, 1 worker, OPENBLAS/OMP/MKL_NUM_THREADS=1, whole processes, "
-          f"median of {repeat} interleaved runs")
+          f"bytecode caches on, one untimed warm-up run per side, median of {repeat} interleaved runs")
     for key, label in (("plain", "score --no-analysis (PQ only)"),
                        ("default", "score (PQ + records + ci, by_size, pq_dagger, errors)"),
                        ("boundary", "score --boundary (the same + boundary PQ)")):
@@ -308,6 +313,9 @@ def main() -> None:
     ap.add_argument("--analyses-only", action="store_true", help="only the analyses' cost (no panopticapi, hotcoco)")
     ap.add_argument("--eval-demo", action="store_true", help="also the analyses' cost for eval on the demo set")
     a = ap.parse_args()
+    # Every child runs as an installed package does: with Python's bytecode caches (a shell with
+    # PYTHONDONTWRITEBYTECODE=1 would make each run compile every module it imports again).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     work = a.workdir / f"n{a.images}"
     work.mkdir(parents=True, exist_ok=True)
     make_data(work, a.images)
