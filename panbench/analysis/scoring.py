@@ -109,7 +109,7 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
                          pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int = 1,
                          boundary: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
     """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit),
-    the per-image records as an :class:`AnalysisSet` (images in ground-truth annotation order) and
+    the per-image records as an :class:`AnalysisSet` (images in the ground truth's `images` order, as eval) and
     :func:`run_fields`."""
     from panbench.pq.score import score_stream
 
