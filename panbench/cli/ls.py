@@ -66,8 +66,6 @@ def weights_state(spec, cache) -> str:
 
 def _hf_cached(spec) -> bool:
     """A transformers model is in huggingface_hub's cache (or is a local directory)."""
-    if not spec.hf:
-        return False
     from pathlib import Path
 
     if Path(spec.hf).expanduser().is_dir():

@@ -70,10 +70,10 @@ def encode_png(ids: np.ndarray) -> bytes:
 
     from PIL import Image
 
-    ids = ids.astype(np.uint32)
-    rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+    from panbench.data.synth import id2rgb
+
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    Image.fromarray(id2rgb(ids)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
