@@ -1,4 +1,5 @@
-"""Builds panbench's optional C extension (the per-pixel loops of PQ scoring).
+"""Builds panbench's optional C extension (the per-pixel loops of PQ scoring, boundary PQ and the per-image
+analysis record).
 
 Everything else is in pyproject.toml.  ``optional=True``: without a C compiler panbench installs
 anyway and scores with its numpy path (``panbench doctor`` says which one is active).
@@ -11,5 +12,6 @@ setup(
         Extension("panbench.pq._native", ["panbench/pq/_native.c"], extra_compile_args=["-O3"], optional=True),
         Extension("panbench.analysis._boundary", ["panbench/analysis/_boundary.c"], extra_compile_args=["-O3"],
                   optional=True),
+        Extension("panbench.analysis._image", ["panbench/analysis/_image.c"], extra_compile_args=["-O3"], optional=True),
     ]
 )

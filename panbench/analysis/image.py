@@ -19,7 +19,11 @@ formula, so its TP/FP/FN are panopticapi's (``tests/analysis/test_analysis_image
 IoU of any pair is panopticapi's: ``inter / (pred area + gt area - inter - pred pixels on VOID)``.
 Crowd regions are never a "ground-truth segment" here: they are not matched, not FNs and not
 overlaps for the error breakdown; they only make predictions of their category ignored, as in PQ.
-Ties (equal best IoU) go to the lowest index in ``segments_info`` order.  Numpy only.
+Ties (equal best IoU) go to the lowest index in ``segments_info`` order.
+
+The record is built in C (``_image.c``, an optional extension) where it was built, else by
+:func:`analyze_image_numpy`; the two give the same record bit for bit
+(``tests/analysis/test_analysis_image_native.py``).  Numpy only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from panbench.pq.matching import ImageStats, Segments
+
+try:  # the optional C extension (setup.py builds it where a C compiler is found)
+    from panbench.analysis import _image as _native
+except ImportError:  # pragma: no cover - depends on the install
+    _native = None
 
 
 def _i64(a=()) -> np.ndarray:
@@ -114,6 +123,37 @@ def _best(m: np.ndarray, axis: int, argmax: bool = True) -> tuple[np.ndarray, np
 
 def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnalysis:
     """The per-image record (see the module docstring) from the intersection table."""
+    n_gt, n_pred = len(gt), len(pred)
+    if _native is None or (n_gt == 0 and n_pred == 0):
+        return analyze_image_numpy(inter, gt, pred)
+    packed = _native.analyze(np.ascontiguousarray(inter, np.int64), n_gt, n_pred,
+                             np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(gt.areas, np.int64),
+                             np.ascontiguousarray(gt.iscrowd, np.bool_), np.ascontiguousarray(pred.cats, np.int64),
+                             np.ascontiguousarray(pred.areas, np.int64))
+    if packed is None:  # a segment with two matches: no table counted from pixels has one
+        return analyze_image_numpy(inter, gt, pred)
+    ints, floats, bools, n_tp, n_fn, n_fp, n_nc = packed  # the layout is _image.c's docstring
+    tp_cats, tp_area, fn_cats, fn_area, fp_cats, fp_area, gt_cats = _cut(
+        np.frombuffer(ints, np.int64), (n_tp, n_tp, n_fn, n_fn, n_fp, n_fp, n_nc))
+    tp_ious, fn_same, fn_other, fn_pair, fp_same, fp_other, gt_iou_sum = _cut(
+        np.frombuffer(floats, np.float64), (n_tp, n_fn, n_fn, n_fn, n_fp, n_fp, n_nc))
+    return ImageAnalysis(tp_cats=tp_cats, tp_ious=tp_ious, tp_area=tp_area, fn_cats=fn_cats, fn_area=fn_area,
+                         fn_same=fn_same, fn_other=fn_other, fn_pair=fn_pair, fp_cats=fp_cats, fp_area=fp_area,
+                         fp_same=fp_same, fp_other=fp_other, fp_matched=np.frombuffer(bools, np.bool_),
+                         gt_cats=gt_cats, gt_iou_sum=gt_iou_sum)
+
+
+def _cut(a: np.ndarray, sizes: tuple[int, ...]) -> list[np.ndarray]:
+    """Consecutive views of ``a`` with the given sizes."""
+    out, o = [], 0
+    for n in sizes:
+        out.append(a[o : o + n])
+        o += n
+    return out
+
+
+def analyze_image_numpy(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnalysis:
+    """:func:`analyze_image` in numpy (the reference for the C extension, and its fallback)."""
     n_gt, n_pred = len(gt), len(pred)
     if n_gt == 0 and n_pred == 0:
         return ImageAnalysis.empty()

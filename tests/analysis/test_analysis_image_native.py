@@ -1,0 +1,141 @@
+"""The per-image analysis record from the C extension (panbench.analysis._image) equals the numpy path's
+bit for bit: same values, same dtypes, same order, on label maps and on arbitrary intersection tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analysis_cases import TABLE, A, B, S, infos, paint
+from helpers import image_pair
+from hypothesis import HealthCheck, given, settings
+
+from panbench.analysis import image
+from panbench.analysis.image import FIELDS, ImageAnalysis, analyze_image, analyze_image_numpy
+from panbench.analysis.pairs import score_image_analysis
+from panbench.data.synth import coco_like_categories, perturb, random_image
+from panbench.pq.matching import CategoryTable, Segments
+
+pytestmark = pytest.mark.skipif(image._native is None, reason="panbench.analysis._image not built (no compiler at install)")
+
+
+def assert_identical(a: ImageAnalysis, b: ImageAnalysis) -> None:
+    for name in FIELDS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.shape == y.shape, (name, x.dtype, y.dtype, x.shape, y.shape)
+        assert x.tobytes() == y.tobytes(), name  # bit for bit (array_equal would accept -0.0 for 0.0)
+
+
+def both(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[ImageAnalysis, ImageAnalysis]:
+    return analyze_image(inter, gt, pred), analyze_image_numpy(inter, gt, pred)
+
+
+def score_both(cats: CategoryTable, gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageAnalysis, ImageAnalysis]:
+    """One image's record through the C path and through the numpy path."""
+    _, rec = score_image_analysis(cats, gt_ids, gt_info, pred_ids, pred_info, "image")
+    native, image._native = image._native, None
+    try:
+        _, ref = score_image_analysis(cats, gt_ids, gt_info, pred_ids, pred_info, "image")
+    finally:
+        image._native = native
+    return rec, ref
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_synthetic_images(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    syn = coco_like_categories(8, 6)
+    cats = CategoryTable.from_coco(syn)
+    for _ in range(4):
+        gt = random_image(rng, 60, 80, syn, crowd_prob=0.4 if seed % 2 else 0.0)
+        pred = perturb(rng, gt, syn)
+        assert_identical(*score_both(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(image_pair())
+def test_random_label_maps(pair) -> None:
+    from helpers import GENERATED_CATS
+
+    g, p = pair
+    assert_identical(*score_both(CategoryTable.from_coco(GENERATED_CATS), g.ids, g.segments_info, p.ids,
+                                 p.segments_info))
+
+
+def random_table(rng: np.random.Generator, n_gt: int, n_pred: int, n_cats: int = 4):
+    """An intersection table with the invariants of one counted from pixels (every prediction's area is
+    its column sum, ground-truth areas at least their row sums) but otherwise arbitrary."""
+    inter = rng.integers(0, 40, (n_gt + 2, n_pred + 1)) * (rng.random((n_gt + 2, n_pred + 1)) < 0.35)
+    inter[:, 1:] += (inter[:, 1:].sum(axis=0) == 0)  # no empty prediction
+    gt = Segments(np.arange(1, n_gt + 1), rng.integers(0, n_cats, n_gt), rng.random(n_gt) < 0.25,
+                  inter[1 : n_gt + 1].sum(axis=1) + rng.integers(0, 3, n_gt))
+    pred = Segments(np.arange(1, n_pred + 1), rng.integers(0, n_cats, n_pred), np.zeros(n_pred, bool),
+                    inter[:, 1:].sum(axis=0))
+    return inter.astype(np.int64), gt, pred
+
+
+@pytest.mark.parametrize("shape", [(0, 1), (1, 0), (0, 5), (5, 0), (1, 1), (3, 7), (7, 3), (9, 9), (20, 40)])
+def test_random_tables(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    for _ in range(200):
+        assert_identical(*both(*random_table(rng, *shape)))
+
+
+@pytest.mark.parametrize("n_pred", [7, 8, 9, 15, 16, 17, 127, 128, 129, 130, 300, 1000])
+def test_many_predictions_on_one_ground_truth_sum_in_numpys_order(n_pred: int) -> None:
+    """gt_iou_sum (PQ-dagger) adds a row of IoUs: below 8, up to 128 and above 128 entries numpy adds in
+    three different orders; the C record must reproduce each (fractions chosen so the order shows)."""
+    rng = np.random.default_rng(n_pred)
+    for _ in range(20):
+        inter, gt, pred = random_table(rng, 2, n_pred, n_cats=1)
+        inter[1:3, 1:] = rng.integers(1, 997, (2, n_pred))  # every prediction overlaps both ground truths
+        pred.areas = inter[:, 1:].sum(axis=0)
+        gt.areas = inter[1:3].sum(axis=1) + 5
+        gt.iscrowd[:] = False
+        rec, ref = both(inter, gt, pred)
+        assert_identical(rec, ref)
+        assert rec.gt_iou_sum.tobytes() == np.array([ref.gt_iou_sum[0], ref.gt_iou_sum[1]]).tobytes()
+
+
+def test_ties_go_to_the_lowest_index() -> None:
+    """Ground truth 1 (100 px) has IoU 0.25 with both predictions; prediction 0 lies on it alone, prediction 1's
+    best is ground truth 2 (IoU 0.4).  The tie goes to prediction 0, so ground truth 1 has a mutual-best pair."""
+    inter = np.array([[0, 0, 0], [45, 25, 30], [0, 0, 20], [0, 0, 0]], np.int64)
+    gt = Segments(np.array([1, 2]), np.array([A, A]), np.zeros(2, bool), np.array([100, 20]))
+    pred = Segments(np.array([1, 2]), np.array([A, A]), np.zeros(2, bool), np.array([25, 50]))
+    rec, ref = both(inter, gt, pred)
+    assert_identical(rec, ref)
+    assert rec.fn_same.tolist() == [0.25, 0.4] and rec.fn_pair.tolist() == [0.25, 0.4]
+
+
+def test_a_table_with_two_matches_of_one_segment_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No table counted from pixels has a ground truth with two IoU > 0.5 matches; the C path hands such a
+    table to numpy rather than writing past the one-match-per-segment record."""
+    inter = np.array([[0, 0, 0], [0, 10, 10], [0, 0, 0]], np.int64)
+    gt = Segments(np.array([1]), np.array([A]), np.array([False]), np.array([1]))  # area 1 < 20: inconsistent
+    pred = Segments(np.array([1, 2]), np.array([A, A]), np.zeros(2, bool), np.array([10, 10]))
+    assert image._native.analyze(inter, 1, 2, gt.cats, gt.areas, gt.iscrowd, pred.cats, pred.areas) is None
+    assert_identical(*both(inter, gt, pred))
+    assert len(analyze_image(inter, gt, pred).tp_cats) == 2  # numpy lists both pairs, as match_segments would
+
+
+def test_hand_built_image_with_crowd_void_and_duplicates() -> None:
+    """A prediction on a crowd of its category, one on VOID, a mutual-best unmatched pair and a stuff FN."""
+    gt_ids = paint((40, 60), [(1, 0, 20, 0, 20), (2, 0, 20, 20, 40), (3, 20, 40, 0, 30), (4, 20, 40, 30, 60)])
+    pred_ids = paint((40, 60), [(11, 0, 20, 0, 19), (12, 0, 20, 19, 26), (13, 20, 40, 0, 31), (14, 20, 40, 46, 60),
+                                (15, 0, 5, 45, 60)])
+    gt_info = infos(gt_ids, {1: 1, 2: 1, 3: 3, 4: 7}, crowd={3})
+    pred_info = infos(pred_ids, {11: 1, 12: 1, 13: 3, 14: 7, 15: 9}, gt=False)
+    rec, ref = score_both(TABLE, gt_ids, gt_info, pred_ids, pred_info)
+    assert_identical(rec, ref)
+    assert rec.tp_cats.tolist() == [A] and rec.fn_cats.tolist() == [A, S]  # gt 2 and the less than half-covered stuff
+    assert rec.fp_cats.tolist() == [A, S]  # not B (on the crowd) nor T (on VOID): both ignored
+    assert rec.fn_pair[0] == rec.fn_same[0] == 120 / (140 + 400 - 120)  # gt 2 and prediction 12: mutual best
+    assert rec.fn_pair[1] == rec.fn_same[1] == 280 / 600 and not rec.fp_matched.any()
+
+
+def test_bad_buffers_are_a_value_error() -> None:
+    inter, gt, pred = random_table(np.random.default_rng(0), 3, 4)
+    with pytest.raises(ValueError, match="int64 table"):
+        image._native.analyze(inter[:-1], 3, 4, gt.cats, gt.areas, gt.iscrowd, pred.cats, pred.areas)
+    with pytest.raises(ValueError, match="int64 table"):
+        image._native.analyze(inter, 3, 4, gt.cats, gt.areas, gt.iscrowd.astype(np.int64), pred.cats, pred.areas)
