@@ -12,6 +12,7 @@ setup(
         Extension("panbench.pq._native", ["panbench/pq/_native.c"], extra_compile_args=["-O3"], optional=True),
         Extension("panbench.analysis._boundary", ["panbench/analysis/_boundary.c"], extra_compile_args=["-O3"],
                   optional=True),
-        Extension("panbench.analysis._image", ["panbench/analysis/_image.c"], extra_compile_args=["-O3"], optional=True),
+        Extension("panbench.analysis._image", ["panbench/analysis/_image.c"], extra_compile_args=["-O3"],
+                  optional=True),
     ]
 )

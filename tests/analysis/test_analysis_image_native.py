@@ -15,7 +15,8 @@ from panbench.analysis.pairs import score_image_analysis
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq.matching import CategoryTable, Segments
 
-pytestmark = pytest.mark.skipif(image._native is None, reason="panbench.analysis._image not built (no compiler at install)")
+pytestmark = pytest.mark.skipif(image._native is None,
+                                reason="panbench.analysis._image not built (no compiler at install)")
 
 
 def assert_identical(a: ImageAnalysis, b: ImageAnalysis) -> None:
