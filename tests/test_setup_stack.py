@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +16,8 @@ def test_doctor_runs_and_reports_every_part(tmp_path) -> None:
     r = subprocess.run([sys.executable, "-m", "panbench", "doctor", "--data-root", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    for part in ("python", "numpy", "torch", "mmcv", "mmcv ops/cpu", "mmengine", "mmdet", "panopticapi", "data"):
+    for part in ("python", "numpy", "torch", "mmcv", "mmcv ops/cpu", "mmengine", "mmdet", "panopticapi", "data",
+                 "pq-fast-path", "analysis-fast-path"):
         assert f" {part}" in r.stdout, part
     assert "no COCO panoptic val" in r.stdout  # a missing dataset is a notice, not a failure
 
@@ -28,6 +30,18 @@ def test_doctor_fails_when_a_required_part_is_broken(tmp_path) -> None:
     r = subprocess.run([sys.executable, "-m", "panbench", "doctor"], capture_output=True, text=True, env=env)
     assert r.returncode == 1
     assert "mmdet" in r.stdout and "fix:" in r.stdout
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler: the extensions are optional")
+def test_c_extensions_were_built() -> None:
+    """With a compiler, `make setup` builds all three C extensions (their tests skip when one is missing, so
+    this is the test that notices a build that silently fell back to numpy)."""
+    from panbench.analysis import boundary, image
+    from panbench.pq import kernels
+
+    assert kernels._native is not None, "panbench.pq._native"
+    assert boundary._native is not None, "panbench.analysis._boundary"
+    assert image._native is not None, "panbench.analysis._image"
 
 
 def test_mmcv_compiled_ops_run_on_cpu() -> None:

@@ -48,6 +48,18 @@ def scoring_path_check() -> Check:
                  required=False)
 
 
+def analysis_path_check() -> Check:
+    """Whether the analyses' C extensions were built (the per-image record and boundary PQ)."""
+    from panbench.analysis import boundary, image
+
+    missing = [name for name, mod in (("panbench.analysis._image", image._native),
+                                      ("panbench.analysis._boundary", boundary._native)) if mod is None]
+    if not missing:
+        return Check("analysis-fast-path", True, "C extensions (panbench.analysis._image, _boundary)", required=False)
+    return Check("analysis-fast-path", False, f"{', '.join(missing)} missing: the analyses use numpy (same numbers, "
+                 "slower)", "install gcc and the Python headers and rerun make setup", required=False)
+
+
 SETUPTOOLS_PIN = "setuptools>=77.0.3,<81"  # what scripts/setup.sh installs and keeps (.venv/pip.conf)
 FIX_SETUPTOOLS = f".venv/bin/pip install '{SETUPTOOLS_PIN}'"
 
@@ -171,6 +183,7 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     checks.append(_version("panopticapi", required=False,
                            fix=".venv/bin/pip install --no-deps panopticapi-lite (only the parity tests need it)"))
     checks.append(scoring_path_check())
+    checks.append(analysis_path_check())
     root = Path(data_root)
     ann = root / "annotations" / "panoptic_val2017.json"
     if ann.is_file() and (root / "val2017").is_dir():
