@@ -99,7 +99,7 @@ pkg_install() {
 mmcv_ok() { "$PY" "$ROOT/scripts/cuda_setup.py" mmcv; }
 
 # Fast path: everything installed from the same inputs as last time.
-HASH_INPUTS="$(cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/install_mmcv.sh" "$ROOT/scripts/cuda_setup.py" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/pq/_native.c" "$ROOT/panbench/analysis/_boundary.c" | sha256sum | cut -c1-16)"
+HASH_INPUTS="$(cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/install_mmcv.sh" "$ROOT/scripts/cuda_setup.py" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/panbench/*/*.c | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "import panbench, mmdet, mmcv.ops" 2>/dev/null \
   && mmcv_ok 2>/dev/null; then
   echo "[setup] up to date ($VENV); nothing to do"
@@ -187,7 +187,7 @@ pkg_install --no-deps panopticapi-lite==0.2.0 || fail 6 "pip install panopticapi
 pkg_install pyspng deflate pycocotools scikit-image pandas matplotlib tqdm tabulate pytest hypothesis ruff hotcoco torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 
-step 7 "panbench (editable; compiles its C extension panbench/pq/_native.c, a few seconds)"
+step 7 "panbench (editable; compiles its C extensions panbench/pq/_native.c, panbench/analysis/_boundary.c and _image.c, a few seconds)"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
 # one process: mmcv's ops (scripts/cuda_setup.py mmcv; exit 3 when they do not fit), then the other packages
 final_check() {
@@ -209,7 +209,8 @@ if final_check; then :; elif [[ $? == 3 ]]; then  # e.g. a cached wheel built wi
 else
   fail 7 "a package does not import" "run .venv/bin/panbench doctor"
 fi
-"$PY" -c "import panbench.pq._native" 2>/dev/null || echo "        note: the C extension did not build (no gcc/Python headers?): PQ scoring uses the slower numpy path"
+"$PY" -c "import panbench.pq._native, panbench.analysis._boundary, panbench.analysis._image" 2>/dev/null \
+  || echo "        note: a C extension did not build (no gcc/Python headers?): scoring uses the slower numpy path (.venv/bin/panbench doctor says which)"
 
 write_pip_conf "torch==$TORCH_VERSION" mmcv==2.1.0 mmengine==0.10.7 mmdet==3.3.0
 "$PY" -c "import pkg_resources" 2>/dev/null || fail 7 "pkg_resources does not import (setuptools >= 81?)" \

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from analysis_cases import TABLE, A, B, S, infos, paint
+from analysis_cases import TABLE, A, S, infos, paint
 from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
 
