@@ -49,6 +49,13 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.reporting.records import RunRecord, git_commit, make_record, now_iso, versions, write_record
 
 
+def published_source(spec: ModelSpec) -> str | None:
+    """Where ``spec.published`` comes from (None when it is empty)."""
+    if not any(v is not None for v in spec.published.values()):
+        return None
+    return spec.published_source or ("MMDetection model zoo" if spec.framework == "mmdet" else None)
+
+
 def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> RunRecord:
     """Evaluate ``spec`` on ``dataset``; returns the result record (written by rank 0)."""
     device = pick_device(opts.device)
@@ -98,6 +105,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         postprocess=opts.postprocess.label(),
         published=spec.published if dataset.name == "coco" else {},
         delta_to_published=delta(res, spec.published) if dataset.name == "coco" else {},
+        published_source=published_source(spec) if dataset.name == "coco" else None,
         params=mm.count_parameters(lm.model), device=label, world_size=world, batch_size=opts.batch_size,
         amp=opts.amp or "fp32", precision=precision_info(device, opts.amp),
         timings={**timing_dict, "total_s": t_all, "resumed_images": resumed}, memory=memory,

@@ -48,6 +48,9 @@ class RunRecord(TypedDict, total=False):
     per_class: dict[str, Any]  # per category id: PQ, SQ, RQ, tp, fp, fn
     published: dict[str, float | None]  # the model zoo's metrics (COCO only)
     delta_to_published: dict[str, float | None]  # measured minus published, per metric
+    # where ``published`` comes from: "MMDetection model zoo" or, for hf: models, the original release's
+    # table (models.registry); absent in records written before it was kept
+    published_source: str | None
     params: int | None  # model parameters
     device: str  # GPU name, or "cpu (<cpu>, N threads)"; "external"
     world_size: int  # torchrun ranks

@@ -63,7 +63,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
                         "params_M": r["params"] / 1e6 if r.get("params") else None})
         if vs_published:
             pub = r.get("published") or {}
-            row["published"] = "zoo" if _has_published(r) else "none for this model and dataset"
+            row["published"] = published_label(r)
             for k in METRIC_KEYS if published else ():
                 row[f"{k}_pub"] = pub.get(k)
                 row[f"{k}_delta"] = m[k] - pub[k] if pub.get(k) is not None else None
@@ -74,6 +74,17 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     if analyses:  # the analysis tables keep only the settings columns that tell their rows apart
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     return df
+
+
+def published_label(r: dict[str, Any]) -> str:
+    """Where a row's published numbers come from, in a few words."""
+    if not _has_published(r):
+        return "none for this model and dataset"
+    if r.get("published_source"):
+        return r["published_source"]
+    # records written before published_source was kept: an mmdet model's come from the zoo, an hf: model's
+    # from the original release it was converted from
+    return "MMDetection model zoo" if framework(r) == "mmdet" else "original release (docs/huggingface.md)"
 
 
 def _has_published(r: dict[str, Any]) -> bool:

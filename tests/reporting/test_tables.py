@@ -115,11 +115,28 @@ def test_vs_published_says_which_rows_have_none(results, capsys) -> None:
     _write(results, "demo", model="demo-m", dataset="demo", published={}, delta_to_published={})
     df = _csv(results, capsys, "--vs-published").set_index("model")
     assert df.loc["demo-m", "published"] == "none for this model and dataset"
-    assert df.loc["fixture-model", "published"] == "zoo" and float(df.loc["fixture-model", "PQ_pub"]) == 12.5
+    assert df.loc["fixture-model", "published"] == "MMDetection model zoo"  # a record without published_source
+    assert float(df.loc["fixture-model", "PQ_pub"]) == 12.5
     # with no row published, no empty number columns, only the note
     df = _csv(results, capsys, "--vs-published", "--dataset", "demo")
     assert df["published"].tolist() == ["none for this model and dataset"]
     assert not [c for c in df.columns if c.endswith("_pub") or c.endswith("_delta")]
+
+
+def test_vs_published_names_the_source_of_each_row(results, capsys) -> None:
+    """An hf: model's published PQ is the original release's, not the MMDetection zoo's: the column says so."""
+    from panbench.evaluation.run import published_source
+    from panbench.models.registry import hf_models
+
+    m2f = next(s for s in hf_models() if s.name == "hf-mask2former_swin-t")
+    _write(results, "hf", model=m2f.name, framework="transformers", published=m2f.published,
+           published_source=published_source(m2f))
+    _write(results, "hf-old", model="hf-old", framework="transformers", published={"PQ": 50.0})  # no source kept
+    df = _csv(results, capsys, "--vs-published").set_index("model")
+    assert df.loc[m2f.name, "published"] == "facebookresearch/Mask2Former MODEL_ZOO.md, COCO panoptic table"
+    assert df.loc["hf-old", "published"] == "original release (docs/huggingface.md)"
+    swin_b = next(s for s in hf_models() if s.name == "hf-mask2former_swin-b")  # no published number
+    assert published_source(swin_b) is None
 
 
 def test_latex_escapes_and_compiles(results, capsys, tmp_path) -> None:
