@@ -89,7 +89,12 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     res = evaluator.evaluate()
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
-    saved = writer.finish(_info(spec, opts, key)) if writer is not None and rank == 0 else None
+    saved, unsaved = None, None
+    if writer is not None and rank == 0:
+        try:
+            saved = writer.finish(_info(spec, opts, key))
+        except (PanbenchError, OSError) as e:  # the scores are not lost with the JSON: the record is written first
+            unsaved = e
     cats = dataset.categories
     aset = shard.analysis.analysis_set(cats, dataset.image_ids)
     analyses = run_fields(aset, cats, shard.analysis.boundary_stats(len(cats), len(dataset.samples)))
@@ -115,8 +120,18 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         **analyses,
     )
     if rank == 0:
-        write_record(opts.results_dir, record, analysis=aset)
+        path = write_record(opts.results_dir, record, analysis=aset)
+        if unsaved is not None:
+            raise _unsaved_error(writer, unsaved, path)
     return record
+
+
+def _unsaved_error(writer: PredictionWriter, e: Exception, record: Path) -> PanbenchError:
+    """The one-line error of a predictions JSON that could not be written, after the record was."""
+    what = str(e) if isinstance(e, PanbenchError) else (f"{writer.json_path}: could not be written "
+                                                       f"({e.strerror or e}); free space or choose another "
+                                                       "--save-predictions folder, and rerun")
+    return PanbenchError(f"{what} (the scores are in {record}; a rerun takes the cached images)")
 
 
 def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) -> Path:

@@ -91,11 +91,15 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, fsync and ``os.replace``: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a folder in the way: no stray temporary file
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

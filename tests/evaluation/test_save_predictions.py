@@ -110,6 +110,25 @@ def test_predictions_of_another_run_are_refused_or_replaced(root, tmp_path, caps
     _same_metrics(_score(root, out), rec)
 
 
+def test_a_json_that_cannot_be_written_does_not_lose_the_record(root, tmp_path, capsys) -> None:
+    """Writing the predictions JSON fails at the end of the run (here a folder stands where it goes): the
+    record is written all the same, and the error names the file, the fix and the record, in one line."""
+    out, res = tmp_path / "preds", tmp_path / "res"
+    (out / f"{NAME}.json").mkdir(parents=True)
+    args = ["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(root), "--results", str(res),
+            "--workers", "0", "--no-progress", "--cpu-procs", "1", "--save-predictions", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{NAME}.json: could not be written" in err and "the scores are in" in err
+    rec = json.loads(sorted((res / "runs").glob("*.json"))[-1].read_text())
+    assert rec["n_images"] == 6 and rec["provenance"]["predictions"] is None
+    assert str(res / "runs") in err and not list(out.glob("*.tmp*"))  # no temporary file left behind
+    (out / f"{NAME}.json").rmdir()
+    again = _eval(root, res, out, "--cpu-procs", "1")  # the rerun takes every image from the cache
+    assert again["timings"]["resumed_images"] == 6 and again["metrics"] == rec["metrics"]
+    _same_metrics(_score(root, out), again)
+
+
 @pytest.mark.slow
 def test_torchrun_ranks_write_one_json(root, tmp_path) -> None:
     from test_torchrun import two_nodes
