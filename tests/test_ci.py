@@ -1,4 +1,4 @@
-"""On CI (CI=true) the report's browser test runs or the run fails (issue 14 §8).
+"""On CI (CI=true) the report's browser test and the LaTeX compile checks run or the run fails (issue 14 §8).
 
 ``.ci/run`` is run for real with a PATH that has no chromium and an ``apt-get`` that fails (a
 stand-in for an install that does not work, e.g. no network), and a ``make`` that only says that
@@ -28,8 +28,13 @@ def _fake_path(tmp_path: Path) -> Path:
     return bin_
 
 
-def _ci_run(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
-    env = {"PATH": str(_fake_path(tmp_path)), "HOME": str(tmp_path)}
+def _ci_run(tmp_path: Path, ci: str | None, have: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``.ci/run`` with the commands ``have`` present (stand-ins) and every apt-get install failing."""
+    bin_ = _fake_path(tmp_path)
+    for cmd in have:
+        (bin_ / cmd).write_text("#!/bin/sh\nexit 0\n")
+        (bin_ / cmd).chmod(0o755)
+    env = {"PATH": str(bin_), "HOME": str(tmp_path)}
     if ci is not None:
         env["CI"] = ci
     return subprocess.run([shutil.which("bash"), str(REPO_ROOT / ".ci" / "run")], capture_output=True, text=True,
@@ -46,6 +51,26 @@ def test_failed_chromium_install_is_a_note_off_ci(tmp_path) -> None:
     r = _ci_run(tmp_path, None)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "browser test will be skipped" in r.stdout and "make test ran" in r.stdout
+
+
+def test_failed_pdflatex_install_fails_the_ci_run(tmp_path) -> None:
+    r = _ci_run(tmp_path, "true", have=("chromium",))
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "could not install pdflatex" in r.stderr and "make test ran" not in r.stdout
+    (tmp_path / "off").mkdir()
+    r = _ci_run(tmp_path / "off", None, have=("chromium",))
+    assert r.returncode == 0 and "LaTeX table checks will be skipped" in r.stdout and "make test ran" in r.stdout
+
+
+def test_latex_check_fails_instead_of_skipping_on_ci(tmp_path) -> None:
+    test = "tests/reporting/test_tables.py::test_latex_escapes_and_compiles"
+    base = {**os.environ, "PATH": str(tmp_path)}  # no pdflatex on this PATH
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                       capture_output=True, text=True, cwd=REPO_ROOT, env={**base, "CI": "true"}, timeout=300)
+    assert r.returncode == 1 and "1 failed" in r.stdout and "pdflatex not installed" in r.stdout, r.stdout[-2000:]
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                       capture_output=True, text=True, cwd=REPO_ROOT, env={**base, "CI": "false"}, timeout=300)
+    assert r.returncode == 0 and "1 skipped" in r.stdout, r.stdout[-2000:]
 
 
 def test_browser_test_fails_instead_of_skipping_on_ci(tmp_path) -> None:
