@@ -14,7 +14,8 @@ def assert_compiles(tex: str, tmp_path: Path) -> None:
     """The table in an article with booktabs compiles without error."""
     pdflatex = shutil.which("pdflatex")
     if pdflatex is None:
-        msg = "pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended; .ci/run installs it)"
+        msg = ("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended; "
+               ".ci/run installs it)")
         if os.environ.get("CI") == "true":  # on CI the compile check must run, never skip
             pytest.fail(msg)
         pytest.skip(msg)
