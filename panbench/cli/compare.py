@@ -1,7 +1,8 @@
 """``panbench compare A B``: is B really better than A?  The paired image bootstrap of B - A on the
 same images, for the whole metrics and per class, from the runs' per-image analysis files.
 
-A and B are record JSON paths or model names (the latest record of that model in ``--results``).
+A and B are record JSON paths or model names: a model's latest record in ``--results`` that has a
+partner run on the same images (the same dataset fingerprint and image count), else its latest.
 Imports numpy, :mod:`panbench.analysis` and :mod:`panbench.reporting.records` only, never torch.
 """
 
@@ -20,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p = sub.add_parser(
         "compare", parents=[common.results],
         help="paired bootstrap of two runs on the same images: is the difference real?",
-        description="Compare two runs (record JSON paths or model names: the latest record of that model) "
+        description="Compare two runs (record JSON paths or model names: the model's latest record on the "
+        "same images as the other run) "
         "scored on the same images: the 95%% paired image-bootstrap interval of B - A for PQ, SQ, RQ, PQ_th, "
         "PQ_st and per class; * marks an interval that excludes 0 (docs/analysis.md).")
     p.add_argument("a", help="run A: a record JSON (results/runs/*.json) or a model name")
@@ -34,8 +36,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     return p
 
 
-def find_record(what: str, results: Path, dataset: str | None) -> tuple[dict[str, Any], Path]:
-    """The record ``what`` names (a JSON path, or the latest record of that model) and its results folder."""
+def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[dict[str, Any]], Path]:
+    """The records ``what`` may name, oldest first (a JSON path: that one; a model name: every record of that
+    model), and their results folder."""
     from panbench.reporting.records import load_records
 
     path = Path(what)
@@ -49,7 +52,7 @@ def find_record(what: str, results: Path, dataset: str | None) -> tuple[dict[str
         rel = Path(rec.get("record") or Path("runs") / path.name)
         root = path.resolve().parents[len(rel.parts) - 1] if path.resolve().parts[-len(rel.parts):] == rel.parts \
             else results
-        return rec, root
+        return [rec], root
     if path.suffix == ".json":
         raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
     records = [r for r in load_records(results) if dataset is None or r["dataset"] == dataset]
@@ -67,7 +70,19 @@ def find_record(what: str, results: Path, dataset: str | None) -> tuple[dict[str
         where = f" on {dataset}" if dataset else ""
         raise InputError(f"{results / 'runs'}: no record of model '{what}'{where}; run `panbench eval --model {what}` "
                          "(or `panbench score --name`), or pass a record JSON path")
-    return runs[-1], results
+    return runs, results
+
+
+def pick_pair(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The latest A with a B on the same images (dataset fingerprint and image count), and the latest such B;
+    else the latest of each (the paired check then says, in one line, how they differ)."""
+    from panbench.reporting.frames import fingerprint
+
+    for ra in reversed(runs_a):
+        same = [rb for rb in runs_b if fingerprint(rb) == fingerprint(ra) and rb.get("n_images") == ra.get("n_images")]
+        if same:
+            return ra, same[-1]
+    return runs_a[-1], runs_b[-1]
 
 
 def load_run(rec: dict[str, Any], root: Path) -> Any:
@@ -131,8 +146,9 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.compare_text import format_compare
 
     results = Path(args.results)
-    ra, root_a = find_record(args.a, results, args.dataset)
-    rb, root_b = find_record(args.b, results, args.dataset)
+    runs_a, root_a = find_records(args.a, results, args.dataset)
+    runs_b, root_b = find_records(args.b, results, args.dataset)
+    ra, rb = pick_pair(runs_a, runs_b)  # model names: their latest runs on the same images
     out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.seed)
     if args.json:
         print(json.dumps(out))

@@ -224,6 +224,22 @@ def test_compare_refuses_runs_of_other_images(two_runs, tmp_path, capsys) -> Non
     assert "different datasets" in err
 
 
+def test_compare_pairs_a_model_name_with_its_run_on_the_same_images(two_runs, tmp_path, capsys) -> None:
+    """sys-b's latest run is on another image set; compare takes its earlier run on sys-a's images (either
+    order, and with sys-a given as a record path), and says which record it used."""
+    r = two_runs["results"]
+    other = _write(tmp_path / "other", n=11, seed=9, systems=1)
+    _name(other, capsys, r, "sys-b", 0)  # the latest sys-b record: other images
+    for args in (("sys-a", "sys-b"), ("sys-b", "sys-a"), (str(r / two_runs["a"]["record"]), "sys-b"),
+                 ("sys-b", str(r / two_runs["a"]["record"]))):
+        code, out, err = compare(capsys, r, *args, "--json")
+        assert code == 0, err
+        used = {v["model"]: v["record"] for v in (json.loads(out)["a"], json.loads(out)["b"])}
+        assert used["sys-b"] == two_runs["b"]["record"]
+    code, text, _ = compare(capsys, r, "sys-a", "sys-b")
+    assert two_runs["b"]["record"] in text  # the text output names the record it compared
+
+
 def test_compare_refuses_same_dataset_other_image_ids(two_runs, tmp_path, capsys) -> None:
     """Same fingerprint, other ids: the records are edited to claim one dataset."""
     r = two_runs["results"]
