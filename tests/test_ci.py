@@ -62,24 +62,25 @@ def test_failed_pdflatex_install_fails_the_ci_run(tmp_path) -> None:
     assert r.returncode == 0 and "LaTeX table checks will be skipped" in r.stdout and "make test ran" in r.stdout
 
 
+def _child_pytest(test: str, empty_dir: Path, ci: str) -> subprocess.CompletedProcess:
+    """One test in a child pytest whose PATH is an empty folder (no chromium, no pdflatex)."""
+    env = {**os.environ, "PATH": str(empty_dir), "CI": ci}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                          capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
+
+
 def test_latex_check_fails_instead_of_skipping_on_ci(tmp_path) -> None:
     test = "tests/reporting/test_tables.py::test_latex_escapes_and_compiles"
-    base = {**os.environ, "PATH": str(tmp_path)}  # no pdflatex on this PATH
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-                       capture_output=True, text=True, cwd=REPO_ROOT, env={**base, "CI": "true"}, timeout=300)
+    r = _child_pytest(test, tmp_path, "true")
     assert r.returncode == 1 and "1 failed" in r.stdout and "pdflatex not installed" in r.stdout, r.stdout[-2000:]
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-                       capture_output=True, text=True, cwd=REPO_ROOT, env={**base, "CI": "false"}, timeout=300)
+    r = _child_pytest(test, tmp_path, "false")
     assert r.returncode == 0 and "1 skipped" in r.stdout, r.stdout[-2000:]
 
 
 def test_browser_test_fails_instead_of_skipping_on_ci(tmp_path) -> None:
     test = "tests/reporting/test_report.py::test_report_renders_in_headless_chromium"
-    base = {**os.environ, "PATH": str(tmp_path)}  # no chromium on this PATH
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-                       capture_output=True, text=True, cwd=REPO_ROOT, env={**base, "CI": "true"}, timeout=300)
+    r = _child_pytest(test, tmp_path, "true")
     # failed in its set-up (an error), before the demo evaluation that the test needs
     assert r.returncode == 1 and "1 error" in r.stdout and "chromium is not installed" in r.stdout, r.stdout[-2000:]
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-                       capture_output=True, text=True, cwd=REPO_ROOT, env={**base, "CI": "false"}, timeout=300)
+    r = _child_pytest(test, tmp_path, "false")
     assert r.returncode == 0 and "1 skipped" in r.stdout, r.stdout[-2000:]
