@@ -7,8 +7,8 @@
  * VOID), cats and areas are int64, gt_iscrowd is bool (one byte each).  The record comes back
  * packed, in exact sizes, as three bytearrays that image.py cuts into the ImageAnalysis fields:
  *   ints   (int64):   tp_cats, tp_area [n_tp], fn_cats, fn_area [n_fn], fp_cats, fp_area [n_fp], gt_cats [n_nc]
- *   floats (float64): tp_ious [n_tp], fn_same, fn_other, fn_pair [n_fn], fp_same, fp_other [n_fp],
- *                     gt_iou_sum [n_nc]
+ *   floats (float64): tp_ious [n_tp], fn_same, fn_other, fn_pair, fn_pair_other [n_fn], fp_same, fp_other
+ *                     [n_fp], gt_iou_sum [n_nc]
  *   bools  (bool):    fp_matched [n_fp]
  * None means "a ground truth or prediction with two IoU > 0.5 matches", which a table counted from
  * pixels cannot give: the caller then takes the numpy path, which handles any table.
@@ -167,13 +167,14 @@ static PyObject *py_analyze(PyObject *self, PyObject *args) {
         n_fp += fp_flag[p];
     }
     oi = PyByteArray_FromStringAndSize(NULL, (2 * n_tp + 2 * n_fn + 2 * n_fp + n_nc) * 8);
-    of = PyByteArray_FromStringAndSize(NULL, (n_tp + 3 * n_fn + 2 * n_fp + n_nc) * 8);
+    of = PyByteArray_FromStringAndSize(NULL, (n_tp + 4 * n_fn + 2 * n_fp + n_nc) * 8);
     ob = PyByteArray_FromStringAndSize(NULL, n_fp);
     if (!oi || !of || !ob) goto done;
     int64_t *tp_cats = (int64_t *)PyByteArray_AS_STRING(oi), *tp_area = tp_cats + n_tp, *fn_cats = tp_area + n_tp,
             *fn_area = fn_cats + n_fn, *fp_cats = fn_area + n_fn, *fp_area = fp_cats + n_fp, *gt_cats = fp_area + n_fp;
     double *tp_ious = (double *)PyByteArray_AS_STRING(of), *fn_same = tp_ious + n_tp, *fn_other = fn_same + n_fn,
-           *fn_pair = fn_other + n_fn, *fp_same = fn_pair + n_fn, *fp_other = fp_same + n_fp,
+           *fn_pair = fn_other + n_fn, *fn_pair_other = fn_pair + n_fn, *fp_same = fn_pair_other + n_fn,
+           *fp_other = fp_same + n_fp,
            *gt_iou_sum = fp_other + n_fp;
     uint8_t *fp_matched = (uint8_t *)PyByteArray_AS_STRING(ob);
     for (Py_ssize_t k = 0; k < n_tp; k++) {
@@ -193,7 +194,9 @@ static PyObject *py_analyze(PyObject *self, PyObject *args) {
         fn_area[f] = ga[g];
         fn_same[f] = bs;
         fn_other[f] = s.best_other_g[g];
-        fn_pair[f++] = P && bs > 0 && !s.pred_matched[p] && s.best_g_of_p[p] == g ? bs : 0.0;
+        int pair = P && bs > 0 && !s.pred_matched[p] && s.best_g_of_p[p] == g;
+        fn_pair[f] = pair ? bs : 0.0;
+        fn_pair_other[f++] = pair && fp_flag[p] ? s.best_other_p[p] : 0.0;
     }
     f = 0;
     for (Py_ssize_t p = 0; p < P; p++) {

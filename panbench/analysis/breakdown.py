@@ -20,8 +20,10 @@ Oracle fixes (each type alone, then PQ recomputed from the fixed per-category su
   classification  its FPs disappear; its FNs become TPs with IoU = their overlap with the
                   other-category prediction (that prediction got the right class)
   segmentation    its FPs disappear; an FN whose best same-category prediction is unmatched and has
-                  it as its own best same-category ground truth becomes a TP with their current IoU;
-                  the other segmentation FNs disappear
+                  it as its own best same-category ground truth becomes a TP with their current IoU,
+                  and that prediction leaves the FPs whatever its own type (it can be a classification
+                  FP: another category's ground truth overlaps it with IoU > 0.5); the other
+                  segmentation FNs disappear
   duplicate, background, missed, other   those FPs / FNs disappear
   mask quality    every TP's IoU becomes 1
 """
@@ -90,6 +92,8 @@ def error_breakdown(a: AnalysisSet, isthing: list[bool]) -> dict[str, Any]:
             to_tp = sel_fn & (gain > 0)
             f_iou += np.bincount(a.fn_cats[to_tp], gain[to_tp], minlength=c)
             f_tp += np.bincount(a.fn_cats[to_tp], minlength=c)
+            if name == "segmentation":  # the partner now matches: not an FP, even one of another type
+                f_fp -= np.bincount(a.fn_cats[to_tp & (a.fn_pair_other > HIGH)], minlength=c)
         fixed = float(nine_metrics(f_iou, f_tp, f_fp, f_fn, isthing)["PQ"])
         errors[name] = {"fp": int(sel_fp.sum()), "fn": int(sel_fn.sum()),
                         "count": int(sel_fp.sum() + sel_fn.sum()), "delta_PQ": fixed - base}

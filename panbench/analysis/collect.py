@@ -17,7 +17,7 @@ import numpy as np
 from panbench.analysis.image import BOOL_FIELDS, FIELDS, FLOAT_FIELDS, ImageAnalysis
 
 GROUPS = ("tp", "fn", "fp", "gt")
-FORMAT = 1
+FORMAT = 2  # 2: fn_pair_other; format-1 files still load (that column as zeros)
 
 
 def _group(name: str) -> str:
@@ -109,10 +109,12 @@ class AnalysisSet:
 
         try:
             z = np.load(path, allow_pickle=False)
-            if int(z["format"]) != FORMAT:
+            if int(z["format"]) not in (1, FORMAT):
                 raise ValueError(f"format {int(z['format'])}")
             meta = ("format", "n_categories", "image_ids", "category_ids", "isthing")
             cols = {k: z[k] for k in z.files if k not in meta}
+            if "fn_pair_other" not in cols:  # format 1: the oracle then keeps a classification FP partner
+                cols["fn_pair_other"] = np.zeros(len(cols["fn_cats"]), np.float64)
             known = "category_ids" in z.files and "isthing" in z.files
             return AnalysisSet(int(z["n_categories"]), z["image_ids"].tolist(), cols,
                                z["category_ids"].tolist() if known else None, z["isthing"].tolist() if known else None)

@@ -8,8 +8,9 @@ formula, so its TP/FP/FN are panopticapi's (``tests/analysis/test_analysis_image
 
 * every TP: its category, IoU and ground-truth area (``area`` from the JSON);
 * every FN (unmatched non-crowd ground truth): category, JSON area, best IoU with a prediction of
-  the same category and of another category, and the IoU of its mutual-best unmatched prediction
-  of the same category (0 when there is none);
+  the same category and of another category, the IoU of its mutual-best unmatched prediction of
+  the same category (0 when there is none) and, when that partner is a counted FP, the partner's
+  best IoU with a ground truth of another category (else 0: the error breakdown's oracle needs it);
 * every counted FP (unmatched and not ignored): category, pixel area, best IoU with a non-crowd
   ground truth of the same category and of another category, and whether that best same-category
   ground truth is matched;
@@ -60,6 +61,7 @@ class ImageAnalysis:
     fn_same: np.ndarray  # best IoU with a prediction of the same category
     fn_other: np.ndarray  # best IoU with a prediction of another category
     fn_pair: np.ndarray  # IoU with its mutual-best unmatched same-category prediction, else 0
+    fn_pair_other: np.ndarray  # that partner's best IoU with another category's ground truth if a counted FP, else 0
     fp_cats: np.ndarray
     fp_area: np.ndarray  # pixel area
     fp_same: np.ndarray  # best IoU with a non-crowd ground truth of the same category
@@ -81,7 +83,8 @@ class ImageAnalysis:
 
 
 FIELDS = tuple(f.name for f in fields(ImageAnalysis))
-FLOAT_FIELDS = frozenset({"tp_ious", "fn_same", "fn_other", "fn_pair", "fp_same", "fp_other", "gt_iou_sum"})
+FLOAT_FIELDS = frozenset({"tp_ious", "fn_same", "fn_other", "fn_pair", "fn_pair_other", "fp_same", "fp_other",
+                          "gt_iou_sum"})
 BOOL_FIELDS = frozenset({"fp_matched"})
 
 
@@ -135,10 +138,11 @@ def analyze_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageAnaly
     ints, floats, bools, n_tp, n_fn, n_fp, n_nc = packed  # the layout is _image.c's docstring
     tp_cats, tp_area, fn_cats, fn_area, fp_cats, fp_area, gt_cats = _cut(
         np.frombuffer(ints, np.int64), (n_tp, n_tp, n_fn, n_fn, n_fp, n_fp, n_nc))
-    tp_ious, fn_same, fn_other, fn_pair, fp_same, fp_other, gt_iou_sum = _cut(
-        np.frombuffer(floats, np.float64), (n_tp, n_fn, n_fn, n_fn, n_fp, n_fp, n_nc))
+    tp_ious, fn_same, fn_other, fn_pair, fn_pair_other, fp_same, fp_other, gt_iou_sum = _cut(
+        np.frombuffer(floats, np.float64), (n_tp, n_fn, n_fn, n_fn, n_fn, n_fp, n_fp, n_nc))
     return ImageAnalysis(tp_cats=tp_cats, tp_ious=tp_ious, tp_area=tp_area, fn_cats=fn_cats, fn_area=fn_area,
-                         fn_same=fn_same, fn_other=fn_other, fn_pair=fn_pair, fp_cats=fp_cats, fp_area=fp_area,
+                         fn_same=fn_same, fn_other=fn_other, fn_pair=fn_pair, fn_pair_other=fn_pair_other,
+                         fp_cats=fp_cats, fp_area=fp_area,
                          fp_same=fp_same, fp_other=fp_other, fp_matched=np.frombuffer(bools, np.bool_),
                          gt_cats=gt_cats, gt_iou_sum=gt_iou_sum)
 
@@ -174,23 +178,27 @@ def analyze_image_numpy(inter: np.ndarray, gt: Segments, pred: Segments) -> Imag
     best_same_p, best_g_of_p = _best(iou_same, 0)
     best_other_p = _best(iou_other, 0, argmax=False)
 
+    unmatched = np.nonzero(~pred_matched)[0]
+    fp = unmatched[~_ignored(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
+
     fn = np.nonzero(~gt_matched & not_crowd)[0]
     if n_pred:
         p = best_p_of_g[fn]
         mutual = (best_same_g[fn] > 0) & ~pred_matched[p] & (best_g_of_p[p] == fn)
         fn_pair = np.where(mutual, best_same_g[fn], 0.0)
+        counted = np.zeros(n_pred, bool)
+        counted[fp] = True
+        fn_pair_other = np.where(mutual & counted[p], best_other_p[p], 0.0)
     else:
         fn_pair = np.zeros(len(fn))
-
-    unmatched = np.nonzero(~pred_matched)[0]
-    fp = unmatched[~_ignored(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
+        fn_pair_other = np.zeros(len(fn))
     fp_matched = (best_same_p[fp] > 0) & gt_matched[best_g_of_p[fp]] if n_gt else np.zeros(len(fp), bool)
 
     nc = np.nonzero(not_crowd)[0]
     return ImageAnalysis(
         tp_cats=gt.cats[g_idx], tp_ious=iou[g_idx, p_idx], tp_area=gt.areas[g_idx].astype(np.int64, copy=False),
         fn_cats=gt.cats[fn], fn_area=gt.areas[fn].astype(np.int64, copy=False),
-        fn_same=best_same_g[fn], fn_other=best_other_g[fn], fn_pair=fn_pair,
+        fn_same=best_same_g[fn], fn_other=best_other_g[fn], fn_pair=fn_pair, fn_pair_other=fn_pair_other,
         fp_cats=pred.cats[fp], fp_area=pred.areas[fp].astype(np.int64, copy=False),
         fp_same=best_same_p[fp], fp_other=best_other_p[fp], fp_matched=fp_matched,
         gt_cats=gt.cats[nc], gt_iou_sum=iou_same[nc].sum(axis=1) if n_pred else np.zeros(len(nc)),

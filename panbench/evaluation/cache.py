@@ -28,7 +28,8 @@ from panbench.analysis.image import FIELDS as ANALYSIS_FIELDS
 from panbench.pq.matching import ImageStats
 from panbench.reporting.records import atomic_write
 
-CACHE_FORMAT = 3  # part of every cache key: a cache written by another format is never read (3: analyses)
+CACHE_FORMAT = 4  # part of every cache key: a cache written by another format is never read (3: analyses,
+# 4: the record's fn_pair_other)
 FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px")
 BOUNDARY_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats")
 Entry = tuple[ImageStats, ImageAnalysis, "ImageStats | None"]  # PQ contributions, analysis record, boundary PQ

@@ -118,6 +118,31 @@ def test_oracle_gains_one_image_each() -> None:
                                                "delta_PQ": pq((1, 1, 1, 0)) - pq((0.8, 1, 1, 0))})
 
 
+def test_segmentation_oracle_takes_a_classification_fp_partner_out_of_the_fps() -> None:
+    """A (g, 20 px) is an FN whose mutual-best partner p (A, 95 px) lies mostly on B (g', 100 px): p is a
+    classification FP (IoU 80/115 with B) and g a segmentation FN (IoU 15/100).  Fixing segmentation pairs
+    g with p, so p is a TP, not also an FP: A goes from PQ 0 to 0.15 (not 0.15 / 1.5)."""
+    gt = paint(SHAPE, [(5, 0, 40, 0, 40), (30, 0, 10, 0, 10), (10, 10, 12, 0, 10)])
+    pred = paint(SHAPE, [(50, 0, 40, 0, 40), (20, 2, 10, 0, 10), (20, 10, 11, 0, 10), (20, 11, 12, 0, 5)])
+    img = (gt, infos(gt, {5: 7, 30: 3, 10: 1}), pred, infos(pred, {50: 7, 20: 1}, gt=False))
+    fp, fn, rec = types(img)
+    assert fp == ["classification"] and fn == ["segmentation", "classification"]
+    assert rec.fn_pair.tolist() == [0.15, 0.0] and rec.fn_pair_other.tolist() == [80 / 115, 0.0]
+    e = error_breakdown(one_set(img), TABLE.isthing)["errors"]
+    assert e["segmentation"]["delta_PQ"] == pytest.approx(100 * 0.15 / 3)  # A, B and S present (T is not)
+    assert e["classification"]["delta_PQ"] == pytest.approx(100 * (80 / 115) / 3)  # g' pairs with p as B
+
+
+def test_a_partner_that_is_not_a_counted_fp_has_no_other_iou() -> None:
+    """fn_pair_other is the partner's other-category IoU only when the partner is a counted FP: a partner
+    ignored on VOID (more than half of it) is no FP to take out."""
+    gt = paint(SHAPE, [(10, 0, 10, 0, 10), (30, 0, 10, 10, 20)])  # A (100 px) and B beside it, VOID below
+    pred = paint(SHAPE, [(20, 5, 25, 0, 16)])  # A: 5x10 on A, 5x6 on B, 15x16 on VOID (more than half)
+    img = (gt, infos(gt, {10: 1, 30: 3}), pred, infos(pred, {20: 1}, gt=False))
+    _, rec = run(*img)
+    assert len(rec.fp_cats) == 0 and rec.fn_pair[0] > 0.1 and rec.fn_pair_other.tolist() == [0.0, 0.0]
+
+
 def test_oracle_gains_over_several_images() -> None:
     e = error_breakdown(one_set(CLASSIFICATION, SEGMENTATION, DUPLICATE, OTHER), TABLE.isthing)
     # A: TP 0.8; FP seg + dup; FN class + seg + other.  B: FP class + other
