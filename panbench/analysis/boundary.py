@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from panbench.analysis.image import _ignored
@@ -19,6 +21,8 @@ from panbench.errors import InputError
 from panbench.pq.matching import ImageStats, Segments
 
 try:  # the per-pixel part in C (panbench/analysis/_boundary.c); the numpy path below gives the same tables
+    if os.environ.get("PANBENCH_NO_NATIVE") == "1":  # force the numpy paths (benchmarks, debugging)
+        raise ImportError("PANBENCH_NO_NATIVE=1")
     from panbench.analysis import _boundary as _native
 except ImportError:  # pragma: no cover - no C compiler at install time
     _native = None

@@ -45,7 +45,7 @@ class RunRecord(TypedDict, total=False):
     metrics: dict[str, float]  # PQ, SQ, RQ and their _th / _st variants (METRIC_KEYS), 0-100
     semantic: dict[str, float]  # pixel_acc, mIoU, mDice from the same panoptic maps, 0-100
     n_categories: int  # categories of the dataset
-    per_class: dict[str, Any]  # per category id: PQ, SQ, RQ, tp, fp, fn
+    per_class: dict[str, Any]  # per category id: PQ, SQ, RQ, TP, FP, FN
     published: dict[str, float | None]  # the model zoo's metrics (COCO only)
     delta_to_published: dict[str, float | None]  # measured minus published, per metric
     # where ``published`` comes from: "MMDetection model zoo" or, for hf: models, the original release's

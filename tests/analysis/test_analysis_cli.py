@@ -107,6 +107,25 @@ def test_text_output_shows_the_analyses(files, capsys) -> None:
         assert word in text
 
 
+def test_the_numpy_paths_give_the_same_json_bit_for_bit(files) -> None:
+    """`score --boundary --json` with every C extension (PQ's pixel pass, the record, boundary PQ) and with
+    none (PANBENCH_NO_NATIVE=1): the same output, every analysis to the last digit."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for flag in ("0", "1"):
+        code = ("import sys; from panbench.analysis import boundary, image; from panbench.pq import kernels; "
+                "assert (kernels._native is None) == (image._native is None) == (boundary._native is None) == "
+                f"({flag!r} == '1'); from panbench.cli import main; sys.exit(main(sys.argv[1:]))")
+        r = subprocess.run([sys.executable, "-c", code, *score_args(files, 0, "--boundary", "--json")],
+                           capture_output=True, text=True, env={**os.environ, "PANBENCH_NO_NATIVE": flag})
+        assert r.returncode == 0, r.stderr[-2000:]
+        outs.append(json.loads(r.stdout))
+    assert outs[0] == outs[1] and outs[0]["boundary"] and outs[0]["errors"]
+
+
 def test_no_analysis_with_boundary_is_refused(files, capsys) -> None:
     assert main(score_args(files, 0, "--no-analysis", "--boundary")) == 2
     assert "--boundary" in capsys.readouterr().err
@@ -186,10 +205,14 @@ def test_compare_marks_an_interval_that_excludes_zero(two_runs, capsys) -> None:
     r = two_runs["results"]
     out = json.loads(compare(capsys, r, "sys-a", "sys-b", "--json")[1])
     code, text, _ = compare(capsys, r, "sys-a", "sys-b", "--top", "0")
-    rows = {line.split()[0]: line for line in text.splitlines()[5:10]}
-    for k, v in out["metrics"].items():
-        assert rows[k].rstrip().endswith("*") == v["excludes_zero"]
+    rows = {line[:24].strip(): line for line in text.splitlines()[5:] if not line.startswith("per class")}
+    shown = [*out["metrics"].items(), *((c["name"], c) for c in out["per_class"].values())]
+    assert len(rows) == len(shown)
+    for name, v in shown:
+        assert rows[name].rstrip().endswith("*") == v["excludes_zero"], name
         assert v["excludes_zero"] == (v["interval"][0] > 0 or v["interval"][1] < 0)
+    marks = [v["excludes_zero"] for _, v in shown]
+    assert any(marks) and not all(marks)  # both kinds of row are checked (the fixture has a class that differs)
 
 
 def test_compare_shows_a_class_undefined_in_one_run_blank_not_0(tmp_path, capsys) -> None:

@@ -52,6 +52,21 @@ def test_size_bucket_of_tp_and_fn_is_the_json_area() -> None:
     assert out["small"]["segments"] == 1 and out["medium"]["segments"] == 2
 
 
+def test_a_tp_goes_by_its_json_area_not_its_pixels() -> None:
+    """A thing of 1000 painted pixels whose JSON area is 1024 (COCO's areas count pixels the PNG may not
+    show), predicted exactly: a TP (IoU 1000 / 1024) in the medium bucket, not the small one."""
+    gt = paint((64, 64), [(5, 0, 64, 0, 64), (10, 0, 25, 0, 40)])
+    pred = paint((64, 64), [(50, 0, 64, 0, 64), (20, 0, 25, 0, 40)])
+    gi = infos(gt, {5: 7, 10: 1})
+    next(s for s in gi if s["id"] == 10)["area"] = 1024
+    a = one_set((gt, gi, pred, infos(pred, {50: 7, 20: 1}, gt=False)))
+    assert a.tp_area.tolist() == [3096, 1024] and len(a.fn_cats) == 0  # S, then A at its JSON area
+    out = pq_by_size(a, TABLE.isthing)
+    assert out["medium"] == pytest.approx({"PQ": 100 * 1000 / 1024, "SQ": 100 * 1000 / 1024, "RQ": 100.0, "n": 1,
+                                           "segments": 1})
+    assert out["small"]["segments"] == 0
+
+
 def test_pq_dagger_stuff_rule_hand_built() -> None:
     # gt: S (id 5) 100 px, T (id 6) 100 px; pred: S covers 40 of S (IoU 0.4), T covers all of T and S's rest
     gt = paint((10, 20), [(5, 0, 10, 0, 10), (6, 0, 10, 10, 20)])
@@ -69,7 +84,7 @@ def test_pq_dagger_things_are_pq() -> None:
     things = np.array(TABLE.isthing)
     ref = summarize(PQStats(np.rint(iou * 2**40).astype(np.int64), tp, fp, fn), TABLE.ids, TABLE.isthing)
     assert pq_dagger(a, TABLE.isthing)["PQ_dagger_th"] == pytest.approx(ref["PQ_th"], abs=1e-9)
-    assert things.sum() == 2
+    assert 0 < ref["PQ_th"] < 100 and things.sum() == 2  # both things present, neither perfect: a real check
 
 
 def _merge_stuff(ids: np.ndarray, info: list[dict], stuffs: set[int]) -> list[dict]:
@@ -101,7 +116,7 @@ def _to_cat_instance(ids: np.ndarray, info: list[dict]) -> np.ndarray:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_pq_dagger_equals_torchmetrics(seed: int) -> None:
-    tm = pytest.importorskip("torchmetrics.detection", reason="torchmetrics is a test dependency (PQ-dagger)")
+    import torchmetrics.detection as tm  # a test dependency (make setup installs it): never a silent skip
     torch = pytest.importorskip("torch")
     cats_json = coco_like_categories(5, 4)
     cats = CategoryTable.from_coco(cats_json)
@@ -117,6 +132,29 @@ def test_pq_dagger_equals_torchmetrics(seed: int) -> None:
         torch.set_default_dtype(default)
     ours = pq_dagger(AnalysisSet.from_images(tm_value[1], len(cats)), cats.isthing)["PQ_dagger"]
     assert ours == pytest.approx(100 * tm_value[0], abs=1e-9)
+
+
+def test_predicted_void_is_where_torchmetrics_and_panopticapi_part() -> None:
+    """Why the comparison above fills predicted VOID: torchmetrics also takes the ground truth's pixels
+    predicted VOID out of the union, panopticapi (and panbench) do not.  A thing of 50 px predicted on 30 px,
+    its other 20 px VOID: IoU 30 / 30 = 1 for torchmetrics (PQ and PQ-dagger alike), 30 / 50 for panopticapi."""
+    import torch
+    import torchmetrics.detection as tm
+
+    from panbench.pq.evaluator import score_image
+
+    gt = paint((10, 10), [(5, 0, 10, 0, 10), (1, 0, 10, 0, 5)])  # S everywhere, A on the left half
+    pred = paint((10, 10), [(5, 0, 10, 5, 10), (1, 0, 10, 0, 3)])  # A on 30 px, VOID on A's other 20 px
+    cats = {1: 1, 5: 7}
+    gi, pi = infos(gt, cats), infos(pred, cats, gt=False)
+    pair = [torch.tensor(_to_cat_instance(m, info)[None]) for m, info in ((pred, pi), (gt, gi))]
+    for metric in (tm.PanopticQuality, tm.ModifiedPanopticQuality):
+        m = metric(things={1, 3}, stuffs={7, 9}, allow_unknown_preds_category=True)
+        m.update(*pair)
+        assert float(m.compute()) == 1.0  # A: IoU 1; S: IoU 1
+    stats = score_image(TABLE, gt, gi, pred, pi, "void image")
+    assert stats.tp_ious.tolist() == [0.6, 1.0]  # panopticapi's IoUs: A 30 / 50, S 50 / 50
+    assert pq_dagger(one_set((gt, gi, pred, pi)), TABLE.isthing)["PQ_dagger"] == pytest.approx(80.0)
 
 
 def _feed(metric, torch, rng, cats_json, cats, stuffs):
