@@ -143,5 +143,7 @@ def _finish_distributed() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        from panbench.evaluation.distributed import barrier
+
+        barrier()  # one line, not a traceback, when rank 0 stopped at the end (e.g. a predictions JSON unwritten)
         dist.destroy_process_group()

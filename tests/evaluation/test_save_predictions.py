@@ -144,6 +144,24 @@ def test_torchrun_ranks_write_one_json(root, tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_torchrun_json_that_cannot_be_written_keeps_the_record_and_stops_both_ranks_in_one_line(root,
+                                                                                                 tmp_path) -> None:
+    from test_torchrun import two_nodes
+
+    out = tmp_path / "preds"
+    (out / f"{NAME}.json").mkdir(parents=True)  # rank 0 cannot write the JSON at the end
+    args = ["--model", MODEL, "--dataset", "demo", "--data-root", str(root), "--device", "cpu", "--workers", "0",
+            "--no-progress", "--save-predictions", str(out)]
+    r0, r1 = two_nodes([[*args, "--results", str(tmp_path / "n0")], [*args, "--results", str(tmp_path / "n1")]])
+    for r in (r0, r1):
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "could not be written" in r0.stderr and "the scores are in" in r0.stderr
+    rec = json.loads(sorted((tmp_path / "n0" / "runs").glob("*.json"))[-1].read_text())
+    assert rec["world_size"] == 2 and rec["n_images"] == 6 and rec["provenance"]["predictions"] is None
+
+
+@pytest.mark.slow
 def test_torchrun_nodes_that_do_not_share_the_folder_stop_before_any_image_runs(root, tmp_path) -> None:
     """Two nodes whose --save-predictions folders differ (a path on each machine's own disk): rank 0 could
     never assemble the JSON, so both ranks stop in one line at the start, not after the whole run."""
