@@ -50,10 +50,8 @@ from panbench.reporting.records import RunRecord, git_commit, make_record, now_i
 
 
 def published_source(spec: ModelSpec) -> str | None:
-    """Where ``spec.published`` comes from (None when it is empty)."""
-    if not any(v is not None for v in spec.published.values()):
-        return None
-    return spec.published_source or ("MMDetection model zoo" if spec.framework == "mmdet" else None)
+    """Where ``spec.published`` comes from (None when nothing is published)."""
+    return spec.published_source if any(v is not None for v in spec.published.values()) else None
 
 
 def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> RunRecord:

@@ -47,6 +47,9 @@ class ModelSpec:
         return self.checkpoint.rsplit("/", 1)[-1] if self.checkpoint else None
 
 
+MMDET_ZOO = "MMDetection model zoo"  # the source of a config's published numbers (reporting.tables says it too)
+
+
 def read_metadata(path: Path) -> dict[str, Any]:
     """The literal ``panbench = dict(...)`` block of a config file ({} when absent)."""
     try:
@@ -74,6 +77,8 @@ def load_spec(path: Path) -> ModelSpec:
     known = set(ModelSpec.__dataclass_fields__) - {"config"}
     fields = {k: v for k, v in meta.items() if k in known}
     fields["name"] = meta.get("name", path.stem)
+    if fields.get("published"):  # a config's published numbers are the zoo's unless it names another source
+        fields.setdefault("published_source", MMDET_ZOO)
     return ModelSpec(config=path, **fields)
 
 

@@ -137,6 +137,10 @@ def test_vs_published_names_the_source_of_each_row(results, capsys) -> None:
     assert df.loc["hf-old", "published"] == "original release (docs/huggingface.md)"
     swin_b = next(s for s in hf_models() if s.name == "hf-mask2former_swin-b")  # no published number
     assert published_source(swin_b) is None
+    from panbench.models.registry import resolve
+
+    zoo = resolve("mask2former")[0]  # a config's published numbers: the zoo's
+    assert zoo.published and published_source(zoo) == "MMDetection model zoo"
 
 
 def test_latex_escapes_and_compiles(results, capsys, tmp_path) -> None:
