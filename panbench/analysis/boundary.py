@@ -12,20 +12,15 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from panbench.analysis.image import _ignored
 from panbench.errors import InputError
+from panbench.pq.kernels import load_extension
 from panbench.pq.matching import ImageStats, Segments
 
-try:  # the per-pixel part in C (panbench/analysis/_boundary.c); the numpy path below gives the same tables
-    if os.environ.get("PANBENCH_NO_NATIVE") == "1":  # force the numpy paths (benchmarks, debugging)
-        raise ImportError("PANBENCH_NO_NATIVE=1")
-    from panbench.analysis import _boundary as _native
-except ImportError:  # pragma: no cover - no C compiler at install time
-    _native = None
+# the per-pixel part in C (panbench/analysis/_boundary.c); the numpy path below gives the same tables
+_native = load_extension("panbench.analysis._boundary")
 
 
 def dilation(height: int, width: int, ratio: float = 0.02) -> int:

@@ -29,19 +29,14 @@ The record is built in C (``_image.c``, an optional extension) where it was buil
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from panbench.pq.kernels import load_extension
 from panbench.pq.matching import ImageStats, Segments
 
-try:  # the optional C extension (setup.py builds it where a C compiler is found)
-    if os.environ.get("PANBENCH_NO_NATIVE") == "1":  # force the numpy paths (benchmarks, debugging)
-        raise ImportError("PANBENCH_NO_NATIVE=1")
-    from panbench.analysis import _image as _native
-except ImportError:  # pragma: no cover - depends on the install
-    _native = None
+_native = load_extension("panbench.analysis._image")  # the record in C, where it was built
 
 
 def _i64(a=()) -> np.ndarray:

@@ -4,17 +4,25 @@ when it is built; the numpy path gives the same numbers.  numpy only."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
 import numpy as np
 
-try:  # the C loops (setup.py builds them); without them the numpy path gives the same numbers
-    if os.environ.get("PANBENCH_NO_NATIVE") == "1":  # force the numpy path (benchmarks, debugging)
-        raise ImportError("PANBENCH_NO_NATIVE=1")
-    from panbench.pq import _native
-except ImportError:  # pragma: no cover - exercised by tests that hide the module
-    _native = None
+
+def load_extension(module: str) -> Any:
+    """One of panbench's optional C extensions (setup.py builds them), or None when it was not built or
+    ``PANBENCH_NO_NATIVE=1`` forces the numpy paths (benchmarks, debugging); they give the same numbers."""
+    if os.environ.get("PANBENCH_NO_NATIVE") == "1":
+        return None
+    try:
+        return importlib.import_module(module)
+    except ImportError:  # pragma: no cover - no C compiler at install time
+        return None
+
+
+_native = load_extension("panbench.pq._native")  # the C loops of this module
 try:  # libdeflate: whole-buffer inflate, ~10x faster than zlib on panoptic PNGs
     import deflate as _deflate
 except ImportError:  # pragma: no cover
