@@ -188,9 +188,6 @@ def all_gather_analysis(analysis: Any) -> None:
         analysis.update(p)
 
 
-SUMMED_TIMINGS = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits")
-
-
 def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[str, float]]:
     """Timings and peak memory of the whole torchrun job: timed images and per-stage seconds
     summed over the ranks (so per-image times stay per image), wall time and peak memory the
@@ -203,7 +200,7 @@ def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[
 
     world = dist.get_world_size()
     dev = _reduce_device()
-    summed = torch.tensor([float(getattr(t, f)) for f in SUMMED_TIMINGS], dtype=torch.float64, device=dev)
+    summed = torch.tensor([float(getattr(t, f)) for f in Timings.SUMMED], dtype=torch.float64, device=dev)
     keys = sorted(memory)
     maxed = torch.tensor([t.wall_s] + [memory[k] for k in keys], dtype=torch.float64, device=dev)
     fallback: list[Any] = [None] * world
@@ -213,8 +210,8 @@ def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[
         dist.all_gather_object(fallback, list(t.cpu_fallback_images))
     out = replace(t, cpu_fallback_images=sorted(i for part in fallback for i in part),
                   extra={**t.extra, "world_size": world})
-    for f, v in zip(SUMMED_TIMINGS, summed.tolist()):
-        setattr(out, f, int(v) if f in ("timed_images", "warmup_images", "oom_splits") else v)
+    for f, v in zip(Timings.SUMMED, summed.tolist()):
+        setattr(out, f, int(v) if f in Timings.COUNTS else v)
     out.wall_s = maxed[0].item()
     return out, {k: v for k, v in zip(keys, maxed[1:].tolist())}
 

@@ -10,6 +10,9 @@ from typing import Any
 
 @dataclass
 class Timings:
+    """One process's measurements; :meth:`merge` adds another process's (forked CPU processes,
+    torchrun ranks), the one place that says which fields add up and which take the maximum."""
+
     data_s: float = 0.0
     forward_s: float = 0.0
     postprocess_s: float = 0.0
@@ -20,6 +23,18 @@ class Timings:
     oom_splits: int = 0
     cpu_fallback_images: list = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
+
+    #: per-stage seconds and counts that add over processes (wall time takes the maximum)
+    SUMMED = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits")
+    COUNTS = ("timed_images", "warmup_images", "oom_splits")
+
+    def merge(self, other: Timings) -> None:
+        """Add ``other``'s measurements to these: :attr:`SUMMED` fields summed, wall time the maximum,
+        CPU-fallback image ids joined (sorted)."""
+        for f in self.SUMMED:
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        self.wall_s = max(self.wall_s, other.wall_s)
+        self.cpu_fallback_images = sorted([*self.cpu_fallback_images, *other.cpu_fallback_images])
 
     def as_dict(self) -> dict[str, float]:
         n = max(self.timed_images, 1)

@@ -168,3 +168,28 @@ def test_retry_after_a_real_allocation_failure_finds_the_memory_freed(tmp_path) 
                        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     # the batch of 2 failed for real (one split), and each half ran once the first attempt's memory was freed
     assert r.returncode == 0 and "OK [2, 2] 1" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+def test_forked_cpu_processes_keep_every_process_oom_split_count(monkeypatch) -> None:
+    """Each forked process's OOM splits reach the run's total (one merge rule for processes and ranks)."""
+    from panbench.evaluation import cpu_procs
+    from panbench.evaluation.loop import Shard
+    from panbench.evaluation.options import EvalOptions
+    from panbench.pq.evaluator import PanopticEvaluator
+
+    def fake_inference(lm, dataset, evaluator, shard) -> Timings:  # one split and one timed image per image
+        n = len(shard.indices)
+        return Timings(forward_s=0.5 * n, wall_s=1.0, timed_images=n, oom_splits=n)
+
+    monkeypatch.setattr(cpu_procs, "run_inference", fake_inference)  # the forked children inherit it
+    ds = _dataset(6)
+    ev = PanopticEvaluator(ds.categories)
+    shard = Shard(indices=list(range(6)), device="cpu", opts=EvalOptions(progress=False))
+    t = cpu_procs.run_inference_cpu(None, ds, ev, shard, procs=3)
+    assert (t.timed_images, t.oom_splits, t.forward_s, t.wall_s) == (6, 6, 3.0, 1.0)
+
+
+def test_merging_timings_sums_stages_and_takes_the_longest_wall_time() -> None:
+    a = Timings(data_s=1.0, wall_s=5.0, timed_images=2, oom_splits=1, cpu_fallback_images=[7])
+    a.merge(Timings(data_s=2.0, wall_s=3.0, timed_images=3, oom_splits=2, cpu_fallback_images=[4]))
+    assert (a.data_s, a.wall_s, a.timed_images, a.oom_splits, a.cpu_fallback_images) == (3.0, 5.0, 5, 3, [4, 7])
