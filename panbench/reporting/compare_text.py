@@ -11,10 +11,10 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
     """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest
     difference first); ``*`` where the interval excludes 0."""
     a, b = result["a"], result["b"]
-    lines = [f"A: {a['model']} [{a.get('postprocess')}], settings: {a.get('settings') or 'default'} ({a.get('record')})",
-             f"B: {b['model']} [{b.get('postprocess')}], settings: {b.get('settings') or 'default'} ({b.get('record')})",
-             f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
-             f"{result['resamples']} resamples, seed {result['seed']}); * the interval excludes 0"]
+    lines = [f"{k}: {r['model']} [{r.get('postprocess')}], settings: {r.get('settings') or 'default'} "
+             f"({r.get('record')})" for k, r in (("A", a), ("B", b))]
+    lines += [f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
+              f"{result['resamples']} resamples, seed {result['seed']}); * the interval excludes 0"]
     head = f"{'':24} {'A':>8} {'B':>8} {'B - A':>8}  {'interval':>20}"
     lines += [head, "-" * len(head)]
 

@@ -52,7 +52,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
 
     records = ranked(records)
     published = vs_published and any(_has_published(r) for r in records)
-    extra, more = analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses else ([], [])
+    extra, more = (analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses
+                   else ([], []))
     if notes is not None:
         notes += more
     rows = []

@@ -109,7 +109,8 @@ def frame(v: Verdict) -> Any:
     import pandas as pd
 
     col = f"PQ - {v.reference}" if v.reference else "paired difference"
-    df = pd.DataFrame([{"rank": k + 1, "model": r["label"], "PQ": f"{r['PQ']:.2f}", col: cell(r)} for k, r in enumerate(v.rows)])
+    df = pd.DataFrame([{"rank": k + 1, "model": r["label"], "PQ": f"{r['PQ']:.2f}", col: cell(r)}
+                       for k, r in enumerate(v.rows)])
     return df.set_index("rank")
 
 
