@@ -37,7 +37,7 @@ INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable int
 
 def comparison(records: list[dict[str, Any]], vs_published: bool = False, analyses: list[str] | tuple = (),
                results_dir: Path | None = None, notes: list[str] | None = None, all_columns: bool = False,
-               reference: str | None = None) -> Any:
+               reference: str | None = None, compact: bool = False) -> Any:
     """One row per run, the best PQ first within each dataset. Without ``analyses``: the columns a reader
     compares (:data:`DEFAULT_COLUMNS`: post-processing where rows differ in it, settings where some row has
     any, dataset, images, PQ with its 95% interval, PQ_th, PQ_st, SQ, RQ, images/s, parameters); with
@@ -45,7 +45,9 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     ``--cfg-options``, PQ/SQ/RQ for All/Things/Stuff, the semantic metrics, category counts, device and any
     other field a row has. With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the
     run's identity columns and those analyses' columns (``--ci``'s paired differences to ``reference``, by
-    default the best PQ); ``notes`` (when given) receives the footnotes."""
+    default the best PQ); ``notes`` (when given) receives the footnotes.  ``compact`` (the report's analysis
+    tables, under a heading that names the dataset): the run's label (model, settings, post-processing where
+    not the default) and the analysis columns only."""
     import pandas as pd
 
     from panbench.reporting.columns import analysis_columns
@@ -85,6 +87,12 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
                 row[f"{k}_delta"] = m[k] - pub[k] if pub.get(k) is not None else None
         rows.append(row)
     df = pd.DataFrame(rows).set_index("model")
+    if compact and analyses:
+        from panbench.reporting.verdict import short_label
+
+        df.index = pd.Index([short_label(r, records) for r in records], name="model")
+        return df.drop(columns=[c for c in ("postprocess", "framework", "settings", "dataset", "n_images",
+                                            "selection", "batch", "amp", "cfg_options") if c in df.columns])
     for c in INTEGER_COLUMNS:
         if c in df.columns:
             df[c] = df[c].astype("Int64")
@@ -183,9 +191,33 @@ def render(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) ->
         text = flat.to_latex(index=False, float_format=f"%.{digits}f", na_rep="-", escape=True)
         return text + "".join(f"\n\\par {latex_escape(n)}\n" for n in notes)
     if fmt == "html":
-        text = flat.to_html(index=False, na_rep="-", float_format=f"%.{digits}f".__mod__)
-        return text + "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
+        return _html(flat, digits) + "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
     raise PanbenchError(f"--format {fmt}: use md, csv, latex or html")
+
+
+def _breakable(text: str) -> str:
+    """Escaped text that a browser may wrap after ``_``, ``.``, ``;`` or ``=`` (column names, --cfg-options):
+    a long name wraps in its cell instead of widening the table; numbers have none of these but the point."""
+    import re
+
+    return re.sub(r"([_;=]|\.(?=[A-Za-z]))", r"\1<wbr>", html.escape(text))
+
+
+def _html(flat: Any, digits: int) -> str:
+    """The table as HTML: numbers with ``digits`` decimals, a missing value '-', text and column names
+    breakable (:func:`_breakable`), numbers never broken."""
+    import pandas as pd
+
+    def cell(v: Any) -> str:
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.{digits}f}"
+        return _breakable(str(v))
+
+    out = flat.astype(object).map(cell)
+    out.columns = [_breakable(str(c)) for c in flat.columns]
+    return out.to_html(index=False, escape=False)
 
 
 def _display(df: Any, digits: int) -> Any:
