@@ -65,7 +65,7 @@ def _published(recs: list[dict[str, Any]]) -> str:
     """Measured against published numbers, for the metrics some run has a published number of."""
     if not any(any(v is not None for v in (r.get("published") or {}).values()) for r in recs):
         return "<p class='note'>No published numbers for these models on this dataset.</p>"
-    df = comparison(recs, vs_published=True)
+    df = comparison(recs, vs_published=True, all_columns=True)
     keep = [k for k in METRIC_KEYS if df[f"{k}_pub"].notna().any()]
     cols = [c for c in ("postprocess", "framework", "dataset", "n_images", "cfg_options", "published")
             if c in df.columns]

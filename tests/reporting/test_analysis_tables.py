@@ -50,8 +50,23 @@ def _record(results: Path, model: str) -> dict:
     return next(r for p in (results / "runs").glob("*.json") if (r := json.loads(p.read_text()))["model"] == model)
 
 
+def test_ci_paired_differences_are_to_the_best_pq_by_default(results, capsys) -> None:
+    """Without --reference the reference of a group is its best PQ (the ground truth itself), whichever run was
+    made first; each other row's difference is its PQ minus the reference's, with the paired interval."""
+    df, _ = _csv(results, capsys, "--ci")
+    noisy, perfect = _record(results, "noisy"), _record(results, "perfect")
+    assert df.loc["perfect", "PQ_diff_vs"] == "reference" and pd.isna(df.loc["perfect", "PQ_diff"])
+    sums = [RunSums.from_analysis(AnalysisSet.load(results / r["analysis_file"]), fingerprint="f", name=r["model"])
+            for r in (noisy, perfect)]
+    want = paired_bootstrap(*sums, TABLE.isthing, per_class=False)
+    assert df.loc["noisy", "PQ_diff_vs"] == "perfect [default]" and df.loc["noisy", "PQ_diff_mark"] == "*"
+    assert df.loc["noisy", "PQ_diff"] == pytest.approx(noisy["metrics"]["PQ"] - perfect["metrics"]["PQ"], abs=5e-4)
+    assert [df.loc["noisy", "PQ_diff_low"], df.loc["noisy", "PQ_diff_high"]] == pytest.approx(
+        want["metrics"]["PQ"], abs=5e-4)
+
+
 def test_ci_intervals_and_paired_differences_with_a_mark(results, capsys) -> None:
-    df, err = _csv(results, capsys, "--ci")
+    df, err = _csv(results, capsys, "--ci", "--reference", "noisy")
     noisy, perfect = _record(results, "noisy"), _record(results, "perfect")
     for k in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"):
         assert df.loc["noisy", f"{k}_low"] == pytest.approx(noisy["ci"][k][0], abs=5e-4)
@@ -76,13 +91,14 @@ def test_ci_intervals_and_paired_differences_with_a_mark(results, capsys) -> Non
 
 
 def test_ci_in_markdown_shows_intervals_marks_and_the_footnote(results, capsys) -> None:
-    assert main(["table", "--results", str(results), "--ci"]) == 0
+    assert main(["table", "--results", str(results), "--ci", "--reference", "noisy"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| perfect"))
     noisy, perfect = _record(results, "noisy"), _record(results, "perfect")
     assert f"[{noisy['ci']['PQ'][0]:.3f}, {noisy['ci']['PQ'][1]:.3f}]" in out
     assert f"{perfect['metrics']['PQ'] - noisy['metrics']['PQ']:+.3f}*" in row
-    assert "PQ 95% CI" in out.splitlines()[0] and "'*' marks an interval that excludes 0" in out
+    head = next(line for line in out.splitlines() if line.startswith("| model"))  # after the verdict
+    assert "PQ 95% CI" in head and "'*' marks an interval that excludes 0" in out
 
 
 def test_by_size_errors_boundary_dagger_columns_are_the_record_fields(results, capsys) -> None:
@@ -128,7 +144,7 @@ def test_framework_and_selection_columns(results, capsys) -> None:
     ext.update(model="ext", architecture="external", date="2001-01-02T00:00:00+00:00")
     (results / "runs" / "ext.json").write_text(json.dumps(ext))
     try:
-        df, _ = _csv(results, capsys)
+        df, _ = _csv(results, capsys, "--all-columns")
     finally:
         (results / "runs" / "ext.json").unlink()
     assert df.loc["bnd", "framework"] == "transformers"  # recorded

@@ -29,7 +29,7 @@ def results(tmp_path) -> Path:
 
 
 def test_csv_cells_match_the_record(results, capsys) -> None:
-    assert main(["table", "--results", str(results), "--format", "csv", "--vs-published"]) == 0
+    assert main(["table", "--results", str(results), "--format", "csv", "--vs-published", "--all-columns"]) == 0
     df = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col="model")
     row = df.loc["fixture-model"]
     expected = {"PQ": 10.0, "SQ": 20.0, "RQ": 30.0, "PQ_th": 11.0, "SQ_th": 21.0, "RQ_th": 31.0,
@@ -93,7 +93,7 @@ def test_limit_subset_batch_and_amp_columns(results, capsys) -> None:
     _write(results, "limited", model="m2", batch_size=2, amp="bf16", provenance=prov)
     prov = {**base["provenance"], "command": "panbench eval --model m3 --subset ids.txt"}
     _write(results, "subset", model="m3", provenance=prov)
-    df = _csv(results, capsys).set_index("model")
+    df = _csv(results, capsys, "--all-columns").set_index("model")
     assert df.loc["m2", "selection"] == "limit 12" and df.loc["m2", "batch"] == 2 and df.loc["m2", "amp"] == "bf16"
     assert df.loc["m3", "selection"] == "subset ids.txt"
     assert df.loc["fixture-model", "selection"] == "all" and df.loc["fixture-model", "amp"] == "fp32"
@@ -103,7 +103,7 @@ def test_external_rows_are_blank_not_zero(results, capsys) -> None:
     """`score --name` records have no speed and no parameter count: blank, never 0."""
     _write(results, "ext", model="ext", architecture="external", params=None, batch_size=None,
            timings={"images_per_s": None}, device="external", published={}, delta_to_published={})
-    df = _csv(results, capsys).set_index("model")
+    df = _csv(results, capsys, "--all-columns").set_index("model")
     assert df.loc["ext", "images_per_s"] == "" and df.loc["ext", "params_M"] == ""
     assert df.loc["ext", "selection"] == "external"
     assert main(["table", "--results", str(results)]) == 0
@@ -149,7 +149,7 @@ def test_latex_escapes_and_compiles(results, capsys, tmp_path) -> None:
     assert main(["table", "--results", str(results), "--format", "latex", "--vs-published"]) == 0
     tex = capsys.readouterr().out
     assert r"my\_model\_50\%\&\#" in tex and r"PQ\_th" in tex
-    head = tex.split(r"\midrule")[0].strip().splitlines()
+    head = tex.split(r"\begin{tabular}")[-1].split(r"\midrule")[0].strip().splitlines()  # the table after the verdict
     assert head[-1].startswith("model &"), head  # one header row: no row of the index's name
     assert_compiles(tex, tmp_path)
 
@@ -157,7 +157,8 @@ def test_latex_escapes_and_compiles(results, capsys, tmp_path) -> None:
 def test_html_has_no_empty_index_row(results, capsys) -> None:
     assert main(["table", "--results", str(results), "--format", "html"]) == 0
     html = capsys.readouterr().out
-    assert html.count("<tr") == 2  # the header and the one run
+    table = html.split("</table>")[-2]  # the comparison, after the verdict's ranking
+    assert table.count("<tr") == 2  # the header and the one run
     assert "<th>model</th>" in html
 
 
@@ -179,7 +180,7 @@ def test_runs_that_differ_in_cfg_options_amp_or_batch_stay_apart_and_labelled(re
     _write(results, "strict", provenance={**base["provenance"], "cfg_options": cfg},
            date="2001-01-01T00:00:00+00:00", metrics={**base["metrics"], "PQ": 7.0})
     _write(results, "amp", amp="bf16", date="2001-01-01T00:00:00+00:00", metrics={**base["metrics"], "PQ": 8.0})
-    df = _csv(results, capsys)
+    df = _csv(results, capsys, "--all-columns")
     rows = df[df["model"] == "fixture-model"].set_index("cfg_options")
     assert len(rows) == 3  # the older run of the same settings is still replaced by the newest
     assert rows.loc["model.test_cfg.object_mask_thr=0.9", "PQ"] == 7.0
