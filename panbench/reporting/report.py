@@ -37,7 +37,7 @@ window.addEventListener('load', () => {
   document.body.dataset.images = imgs.length;
   document.body.dataset.imagesRendered = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
   // the right edge of the widest table that shows without opening a <details>, in CSS pixels
-  const shown = Array.from(document.querySelectorAll('table')).filter(t => t.getClientRects().length > 0);
+  const shown = Array.from(document.querySelectorAll('table')).filter(t => !t.closest('details:not([open])'));
   document.body.dataset.widestTable = Math.ceil(Math.max(0, ...shown.map(t => t.getBoundingClientRect().right)));
   document.body.dataset.shownTables = shown.length;
 });

@@ -91,8 +91,14 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
         from panbench.reporting.verdict import short_label
 
         df.index = pd.Index([short_label(r, records) for r in records], name="model")
-        return df.drop(columns=[c for c in ("postprocess", "framework", "settings", "dataset", "n_images",
-                                            "selection", "batch", "amp", "cfg_options") if c in df.columns])
+        df = df.drop(columns=[c for c in ("postprocess", "framework", "settings", "dataset", "n_images",
+                                          "selection", "batch", "amp", "cfg_options") if c in df.columns])
+        for c in [c[:-6] for c in df.columns if c.endswith("_count") and c[:-6] + "_delta_PQ" in df.columns]:
+            n, d = df.pop(f"{c}_count"), df.pop(f"{c}_delta_PQ")  # an error type in one column: half as wide
+            df[f"{c}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
+        if "mask_quality_delta_PQ" in df.columns:
+            df["mask_quality_delta_PQ"] = df.pop("mask_quality_delta_PQ")
+        return df
     for c in INTEGER_COLUMNS:
         if c in df.columns:
             df[c] = df[c].astype("Int64")

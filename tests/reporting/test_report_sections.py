@@ -77,3 +77,19 @@ def test_report_out_in_a_new_folder_and_an_unknown_dataset(report, tmp_path, cap
     capsys.readouterr()
     assert main(["report", "--results", str(root), "--dataset", "nope"]) == 2
     assert "no result records for dataset 'nope'" in capsys.readouterr().err
+
+
+def test_report_opens_each_dataset_with_the_verdict_then_the_compared_columns(report) -> None:
+    root, html = report
+    synth = _section(html, "<h2>synth", "<h2>")
+    assert synth.index("<h3>verdict</h3>") < synth.index("<h3>PQ / SQ / RQ</h3>") < synth.index("<h3>details</h3>")
+    verdict = _section(synth, "<h3>verdict</h3>", "<h3>PQ / SQ / RQ</h3>")
+    assert "10 images: ranking on PQ; paired difference to perfect [maskwise]" in verdict
+    reading = re.search(r"<p class='verdict'>(.*?)</p>", verdict).group(1)
+    assert reading.startswith("perfect [maskwise] beats noisy by ") and "on these 10 images" in reading
+    main_table = _section(synth, "<h3>PQ / SQ / RQ</h3>", "<h3>details</h3>").replace("<wbr>", "")
+    heads = re.findall(r"<th>(.*?)</th>", main_table)
+    assert heads == ["model", "postprocess", "dataset", "n_images", "PQ", "PQ 95% CI", "PQ_th", "PQ_st", "SQ", "RQ",
+                     "images_per_s", "params_M"]
+    details = _section(synth, "<h3>details</h3>", "<h3>comparison with published").replace("<wbr>", "")
+    assert "<details><summary>every column" in details and "<th>framework</th>" in details

@@ -217,3 +217,38 @@ def test_per_class_keeps_the_categories_of_each_dataset_apart(results, capsys) -
     assert df.loc[("coco", 1), "name"] == "person" and df.loc[("demo", 1), "name"] == "disk"
     assert df.loc[("demo", 1), "demo-m [default]"] == 77.0 and pd.isna(df.loc[("coco", 1), "demo-m [default]"])
     assert pd.isna(df.loc[("demo", 1), "fixture-model [default]"])
+
+
+def _cells(text: str, fmt: str) -> list[list[str]]:
+    """The rows of the last table in ``text`` (the comparison, after the verdict's ranking), as cell texts."""
+    import re
+
+    if fmt == "md":
+        lines = text[text.index("\n| model"):].strip().splitlines()
+        return [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|:")]
+    if fmt == "html":
+        table = text.split("<table")[-1]
+        return [[c.replace("<wbr>", "").strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+                for row in re.findall(r"<tr.*?</tr>", table, re.S)]
+    table = text.split(r"\begin{tabular}")[-1]
+    return [[c.strip().replace(r"\_", "_") for c in line.rstrip("\\ ").split("&")] for line in table.splitlines()
+            if "&" in line]
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "latex"])
+def test_batch_size_is_an_integer_beside_an_external_row(results, capsys, fmt) -> None:
+    """An external (`score --name`) row has no batch size: the others still show `1`, never `1.000`."""
+    _write(results, "ext", model="ext", architecture="external", batch_size=None, amp=None)
+    assert main(["table", "--results", str(results), "--all-columns", "--format", fmt]) == 0
+    rows = _cells(capsys.readouterr().out, fmt)
+    head, body = rows[0], {r[0]: r for r in rows[1:]}
+    assert body["fixture-model"][head.index("batch")] == "1" and body["ext"][head.index("batch")] == "-"
+    assert body["fixture-model"][head.index("n_images")] == "10"
+
+
+def test_default_table_holds_the_compared_columns_and_all_columns_the_rest(results, capsys) -> None:
+    df = _csv(results, capsys)
+    assert list(df.columns) == ["model", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th", "PQ_st", "SQ",
+                                "RQ", "images_per_s", "params_M"]
+    every = _csv(results, capsys, "--all-columns")
+    assert {"framework", "selection", "batch", "amp", "SQ_th", "RQ_st", "N_all", "device"} <= set(every)
