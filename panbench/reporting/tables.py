@@ -212,6 +212,8 @@ def _breakable(text: str) -> str:
 def _html(flat: Any, digits: int) -> str:
     """The table as HTML: numbers with ``digits`` decimals, a missing value '-', text and column names
     breakable (:func:`_breakable`), numbers never broken."""
+    import re
+
     import pandas as pd
 
     def cell(v: Any) -> str:
@@ -219,7 +221,10 @@ def _html(flat: Any, digits: int) -> str:
             return "-"
         if isinstance(v, float):
             return f"{v:.{digits}f}"
-        return _breakable(str(v))
+        text = str(v)
+        if re.match(r"[-+\[\d]", text):  # an integer, an interval, a signed difference: aligned as numbers
+            return _breakable(text)
+        return f"<span class='t'>{_breakable(text)}</span>"  # text: the report aligns it left
 
     out = flat.astype(object).map(cell)
     out.columns = [_breakable(str(c)) for c in flat.columns]

@@ -482,10 +482,11 @@ def test_score_name_files_its_record_under_the_dataset_of_its_ground_truth(demo_
     assert main([*score, "--results", str(tmp_path / "empty")]) == 0
     mine = tmp_path / "mydata" / "annotations"
     shutil.copytree(ann, mine)
-    assert main([*score, "--results", str(tmp_path / "empty"), "--gt-json", str(mine / "panoptic_val2017.json"),
+    assert main([*score, "--results", str(tmp_path / "empty2"), "--gt-json", str(mine / "panoptic_val2017.json"),
                  "--gt-dir", str(mine / "panoptic_val2017")]) == 0
     capsys.readouterr()
-    assert [r["dataset"] for r in load_records(tmp_path / "empty")] == ["demo", "mydata"]
+    assert [r["dataset"] for r in load_records(tmp_path / "empty")] == ["demo"]
+    assert [r["dataset"] for r in load_records(tmp_path / "empty2")] == ["mydata"]
     # an explicit --dataset that the records of the same images contradict: refused, nothing written
     before = sorted((res / "runs").iterdir())
     err = one_line(main([*score, "--results", str(res), "--dataset", "coco"]), capsys.readouterr().err)

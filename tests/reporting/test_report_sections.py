@@ -52,7 +52,7 @@ def test_analysis_tables_in_the_report(report) -> None:
 def test_per_class_table_and_published_numbers(report) -> None:
     _, html = report
     coco = _section(html, "<h2>coco", "<h2>synth")
-    assert "<h3>per-class PQ</h3>" in coco and "<td>person</td>" in coco  # the fixture's category 1
+    assert "<h3>per-class PQ</h3>" in coco and "<span class='t'>person</span></td>" in coco  # the fixture's category 1
     pub = _section(coco, "comparison with published numbers", "<h3>analyses").replace("<wbr>", "")  # break points
     assert "PQ_pub" in pub and "12.500" in pub and "-2.500" in pub  # the fixture's published PQ and delta
     assert "SQ_pub" not in pub  # no published SQ: no empty column

@@ -228,7 +228,7 @@ def _cells(text: str, fmt: str) -> list[list[str]]:
         return [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|:")]
     if fmt == "html":
         table = text.split("<table")[-1]
-        return [[c.replace("<wbr>", "").strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
                 for row in re.findall(r"<tr.*?</tr>", table, re.S)]
     table = text.split(r"\begin{tabular}")[-1]
     return [[c.strip().replace(r"\_", "_") for c in line.rstrip("\\ ").split("&")] for line in table.splitlines()
