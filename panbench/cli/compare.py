@@ -91,7 +91,7 @@ def choose_settings(what: str, runs: list[dict[str, Any]], wanted: str | None, i
 
     if is_path:
         return runs, None
-    shown = latest_runs(runs)
+    shown = sorted(latest_runs(runs), key=lambda r: r.get("date", ""))  # oldest first, as pick_pair reads them
     found = sorted({settings(r) for r in shown})
     pick = [r for r in shown if settings_match(r, wanted)]
     listed = "; ".join(f"'{s}'" if s else "'default'" for s in found)
