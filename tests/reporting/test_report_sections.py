@@ -93,3 +93,13 @@ def test_report_opens_each_dataset_with_the_verdict_then_the_compared_columns(re
                      "images_per_s", "params_M"]
     details = _section(synth, "<h3>details</h3>", "<h3>comparison with published").replace("<wbr>", "")
     assert "<details><summary>every column" in details and "<th>framework</th>" in details
+
+
+def test_report_reference_chooses_the_run_the_verdict_compares_with(report, tmp_path) -> None:
+    root, _ = report
+    out = tmp_path / "r.html"
+    args = ["--dataset", "synth", "--reference", "noisy", "--out", str(out)]
+    assert main(["report", "--results", str(root), *args]) == 0
+    verdict = _section(out.read_text(), "<h3>verdict</h3>", "<h3>PQ / SQ / RQ</h3>")
+    assert "paired difference to noisy (" in verdict
+    assert re.search(r"<p class='verdict'>perfect \[maskwise\] beats noisy by [0-9.]+ PQ", verdict)
