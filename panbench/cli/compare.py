@@ -1,8 +1,10 @@
 """``panbench compare A B``: is B really better than A?  The paired image bootstrap of B - A on the
 same images, for the whole metrics and per class, from the runs' per-image analysis files.
 
-A and B are record JSON paths or model names: a model's latest record in ``--results`` that has a
-partner run on the same images (the same dataset fingerprint and image count), else its latest.
+A and B are record JSON paths or model names.  A model name stands for the runs that ``panbench table`` shows
+for it (the latest of each post-processing, dataset and settings), those without settings (batch size, AMP,
+``--cfg-options``) unless ``--settings`` names others; of them, the latest that has a partner run on the same
+images (the same dataset fingerprint and image count), else the latest.
 Imports numpy, :mod:`panbench.analysis` and :mod:`panbench.reporting.records` only, never torch.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,18 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p = sub.add_parser(
         "compare", parents=[common.results],
         help="paired bootstrap of two runs on the same images: is the difference real?",
-        description="Compare two runs (record JSON paths or model names: the model's latest record on the "
-        "same images as the other run) "
+        description="Compare two runs (record JSON paths or model names: the run `panbench table` shows for "
+        "the model, with default settings unless --settings names others, on the same images as the other run) "
         "scored on the same images: the 95%% paired image-bootstrap interval of B - A for PQ, SQ, RQ, PQ_th, "
         "PQ_st and per class; * marks an interval that excludes 0 (docs/analysis.md).")
     p.add_argument("a", help="run A: a record JSON (results/runs/*.json) or a model name")
     p.add_argument("b", help="run B: a record JSON or a model name")
     p.add_argument("--dataset", help="with model names: only records of this dataset (e.g. coco, demo)")
+    p.add_argument("--settings", metavar="TEXT", help="with model names: the runs with these settings, as "
+                   "`table` labels them (e.g. 'batch 2; amp bf16' or 'model.test_cfg.iou_thr=0.95'; words in any "
+                   "order); default: the runs without settings")
+    p.add_argument("--settings-a", metavar="TEXT", help="--settings for A only (e.g. an ablation of one model)")
+    p.add_argument("--settings-b", metavar="TEXT", help="--settings for B only")
     p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--top", type=non_negative_int, default=15,
@@ -73,6 +81,34 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[di
     return runs, results
 
 
+def choose_settings(what: str, runs: list[dict[str, Any]], wanted: str | None, is_path: bool
+                    ) -> tuple[list[dict[str, Any]], str | None]:
+    """The runs a model name stands for, as ``panbench table`` shows them (its latest run of each post-processing,
+    dataset and settings), with the settings ``wanted`` (None: those without settings), and a note when the model
+    has runs with other settings; a record path stands for itself."""
+    from panbench.reporting.frames import settings, settings_match
+    from panbench.reporting.tables import latest_runs
+
+    if is_path:
+        return runs, None
+    shown = sorted(latest_runs(runs), key=lambda r: r.get("date", ""))  # oldest first, as pick_pair reads them
+    found = sorted({settings(r) for r in shown})
+    pick = [r for r in shown if settings_match(r, wanted)]
+    listed = "; ".join(f"'{s}'" if s else "'default'" for s in found)
+    if wanted is not None and not pick:
+        raise InputError(f"--settings {wanted}: {what} has no run with these settings; its runs have: {listed}")
+    if not pick and len(found) == 1:  # one set of settings, not the default: that run, said so
+        return shown, f"{what}: its only runs have settings {found[0]}"
+    if not pick:
+        raise InputError(f"{what}: runs with several settings ({listed}) and none without; choose one with "
+                         "--settings TEXT or pass a record path")
+    others = [s for s in found if s != settings(pick[0])]
+    note = (f"{what}: compared its run with {'default settings' if wanted is None else 'settings ' + wanted}; it also "
+            f"has runs with {', '.join(repr(s) if s else 'default settings' for s in others)} (choose with "
+            "--settings, --settings-a/-b or a record path)") if others else None
+    return pick, note
+
+
 def pick_pair(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The latest A with a B on the same images (dataset fingerprint and image count), and the latest such B;
     else the latest of each (the paired check then says, in one line, how they differ)."""
@@ -105,9 +141,9 @@ def load_run(rec: dict[str, Any], root: Path) -> Any:
 
 def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: int, seed: int) -> dict[str, Any]:
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
-    from panbench.analysis import RunSums, paired_bootstrap
+    from panbench.analysis import RunSums
     from panbench.analysis.bootstrap import CI_METRICS
-    from panbench.reporting.frames import fingerprint
+    from panbench.reporting.frames import fingerprint, paired_difference
 
     fa, fb = fingerprint(ra), fingerprint(rb)
     sa = RunSums.from_analysis(a, fa, f"A ({ra.get('record') or ra.get('model')})")
@@ -115,7 +151,8 @@ def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: i
     if fa is None or fb is None:
         raise InputError(f"{sa.name if fa is None else sb.name}: the record names no dataset fingerprint; rerun it "
                          "with this version of panbench")
-    res = paired_bootstrap(sb, sa, a.isthing, n_resamples=resamples, seed=seed, category_ids=a.category_ids)  # B - A
+    res = paired_difference(sb, sa, a.isthing, n_resamples=resamples, seed=seed, per_class=True,  # B - A
+                            category_ids=a.category_ids)
     out: dict[str, Any] = {"a": _who(ra), "b": _who(rb), "difference": "B - A", "n_images": a.n_images,
                            "resamples": resamples, "seed": seed, "metrics": {}, "per_class": {}}
     for k in CI_METRICS:
@@ -139,16 +176,26 @@ def _class_pq(c: dict[str, Any]) -> float | None:
 
 
 def _who(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: rec.get(k) for k in ("model", "dataset", "postprocess", "record", "date")}
+    from panbench.reporting.frames import settings
+
+    return {**{k: rec.get(k) for k in ("model", "dataset", "postprocess", "record", "date")},
+            "settings": settings(rec)}
 
 
 def run(args: argparse.Namespace) -> int:
     from panbench.reporting.compare_text import format_compare
 
     results = Path(args.results)
-    runs_a, root_a = find_records(args.a, results, args.dataset)
-    runs_b, root_b = find_records(args.b, results, args.dataset)
-    ra, rb = pick_pair(runs_a, runs_b)  # model names: their latest runs on the same images
+    picked = []
+    for what, own in ((args.a, args.settings_a), (args.b, args.settings_b)):
+        runs, root = find_records(what, results, args.dataset)
+        runs, note = choose_settings(what, runs, own if own is not None else args.settings, len(runs) == 1 and
+                                     Path(what).suffix == ".json")
+        if note:
+            print(note, file=sys.stderr)
+        picked.append((runs, root))
+    (runs_a, root_a), (runs_b, root_b) = picked
+    ra, rb = pick_pair(runs_a, runs_b)  # model names: their runs that `table` shows, on the same images
     out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.seed)
     if args.json:
         print(json.dumps(out))

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if _rank() == 0:
             print(format_record(rec))
     if len(records) > 1 and _rank() == 0:
-        print(format_comparison(records))
+        print(format_comparison(records, args.results))
     _finish_distributed()
     return 0
 

@@ -11,15 +11,18 @@ from panbench.cli.options import Common
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common.results],
                        help="one self-contained HTML page: tables, plots, visualizations, provenance",
-                       description="Write RESULTS/report.html with the comparison tables, the plots, the images "
-                       "under RESULTS/viz and the provenance of each run, all embedded.")
+                       description="Write RESULTS/report.html: per dataset the verdict (ranking on PQ with "
+                       "paired differences), the comparison table, the details (every column, analyses, per-class "
+                       "PQ, plots), then the images under RESULTS/viz and the provenance of each run, all embedded.")
     p.add_argument("--dataset", help="only runs on this dataset")
     p.add_argument("--out", help="output file (default RESULTS/report.html)")
+    p.add_argument("--reference", metavar="MODEL", help="the run the verdict's paired differences are taken to "
+                   "(default: the best PQ on each dataset)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from panbench.reporting.report import write_report
 
-    print(write_report(Path(args.results), args.dataset, Path(args.out) if args.out else None))
+    print(write_report(Path(args.results), args.dataset, Path(args.out) if args.out else None, args.reference))
     return 0

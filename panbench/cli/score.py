@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--name", help='store a result record under this model name (e.g. "Mask DINO (detectron2)") '
                    "so that the system appears in `panbench table`")
-    p.add_argument("--dataset", default="coco", help="dataset name for the record (default coco)")
+    p.add_argument("--dataset", help="dataset name for the record (default: the dataset of the ground truth: the "
+                   "name of earlier records of the same images, else the dataset its folder names, e.g. demo for "
+                   "data/demo/annotations/...)")
     p.add_argument("--boundary", action="store_true",
                    help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels)")
     p.add_argument("--no-analysis", action="store_true",
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             from panbench.analysis.scoring import files_fingerprint
 
             fingerprint = files_fingerprint(args.gt_json, aset.image_ids)
-        rec = external_record(args.name, args.dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
+        dataset = record_dataset(Path(args.gt_json), fingerprint, Path(args.results), args.dataset)
+        rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
         path = write_record(Path(args.results), rec, analysis=aset)
         print(f"record: {path}", file=sys.stderr)
     if args.json:
@@ -77,3 +80,49 @@ def run(args: argparse.Namespace) -> int:
 
             print("\n".join(format_analyses(fields)))
     return 0
+
+
+def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given: str | None) -> str:
+    """The dataset a ``score --name`` record is filed under: the one its ground truth is.  The dataset of the
+    records in ``results`` scored on the same images (same fingerprint); else the known dataset (coco, demo,
+    cityscapes, ade20k) that the ground truth's root folder (``ROOT/annotations/FILE.json``) or file names
+    (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.  ``given``
+    (``--dataset``) is taken unless records of the same images name another dataset (refused in one line)."""
+    from panbench.data.datasets import CONVERTED, HOW_TO_GET
+    from panbench.errors import InputError, PanbenchError
+    from panbench.reporting.frames import fingerprint as fingerprint_of
+    from panbench.reporting.records import load_records
+
+    try:
+        seen = {r["dataset"] for r in load_records(results) if fingerprint and fingerprint_of(r) == fingerprint}
+    except PanbenchError:  # a stray file in the runs folder: `table` names it; scoring goes on
+        seen = set()
+    if len(seen) == 1:
+        (known,) = seen
+        if given is not None and given != known:
+            raise InputError(f"--dataset {given}: {gt_json} is the ground truth of the '{known}' records in "
+                             f"{results / 'runs'} (same fingerprint {fingerprint}); leave out --dataset or pass "
+                             f"--dataset {known}")
+        return str(known)
+    if given is not None:
+        return given
+    gt_json = gt_json.resolve()
+    root = gt_json.parent.parent if gt_json.parent.name == "annotations" else gt_json.parent
+    if root.name in HOW_TO_GET:
+        return root.name
+    stem = gt_json.stem.removesuffix("_panoptic_val")
+    if stem in CONVERTED:
+        return stem
+    if gt_json.name == "panoptic_val2017.json" and _n_categories(gt_json) == 133:
+        return "coco"
+    return root.name or "dataset"
+
+
+def _n_categories(path: Path) -> int | None:
+    from panbench.errors import PanbenchError
+    from panbench.pq.coco_format import read_json
+
+    try:
+        return len(read_json(path, "ground-truth JSON").get("categories") or [])
+    except (PanbenchError, AttributeError):
+        return None

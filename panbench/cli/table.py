@@ -11,15 +11,21 @@ from panbench.cli.options import Common
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("table", parents=[common.results], help="compare the latest run of each model (pandas)",
-                       description="The latest run of each model side by side: PQ/SQ/RQ for All/Things/Stuff with "
-                       "category counts, images/s, device and parameters; with an analysis option, that "
-                       "analysis instead (options combine; docs/reporting.md says how to read each).")
+                       description="The verdict first (per dataset, the ranking on PQ with each run's 95%% paired "
+                       "bootstrap difference to a reference run, and one line that reads it), then the latest "
+                       "run of each model side by side: dataset and images, PQ with its interval, PQ_th, PQ_st, "
+                       "SQ, RQ, images/s and parameters (--all-columns: every column); with an analysis option, "
+                       "that analysis instead (options combine; docs/reporting.md says how to read each).")
     p.add_argument("--dataset", help="only runs on this dataset (coco, demo, cityscapes, ade20k)")
     p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"])
+    p.add_argument("--reference", metavar="MODEL", help="the run the paired differences are taken to (a model "
+                   "name, or a label as the table prints it); default: the best PQ on each dataset")
+    p.add_argument("--all-columns", action="store_true", help="every column: framework, selection, batch, amp, "
+                   "--cfg-options, PQ/SQ/RQ of things and stuff, semantic metrics, category counts, device")
     p.add_argument("--vs-published", action="store_true", help="add the published numbers and the deltas")
     p.add_argument("--per-class", action="store_true", help="per-class PQ of the models instead")
     p.add_argument("--ci", action="store_true", help="PQ, SQ, RQ, PQ_th, PQ_st with their 95%% bootstrap "
-                   "intervals, and each row's paired PQ difference to the first row on the same images")
+                   "intervals, and each row's paired PQ difference to the reference run on the same images")
     p.add_argument("--by-size", action="store_true", help="PQ/SQ/RQ of things by object size (small, medium, "
                    "large: COCO's area limits)")
     p.add_argument("--errors", action="store_true", help="the error breakdown: count and oracle delta PQ per "
@@ -35,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     analyses = [a for a in ANALYSES if getattr(args, a)]
     text, notes = table_with_notes(Path(args.results), args.dataset, args.format, args.vs_published,
-                                   args.per_class, analyses)
+                                   args.per_class, analyses, args.reference, args.all_columns)
     print(text)
     if args.format == "csv":  # the CSV stays machine-readable: its footnotes go to stderr
         for n in notes:

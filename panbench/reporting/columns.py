@@ -21,18 +21,20 @@ SIZES = tuple(name for name, _, _ in SIZE_LIMITS)
 # the record field each option reads, and how to get it when a record lacks it
 FIELD = {"ci": "ci", "by_size": "by_size", "errors": "errors", "boundary": "boundary", "dagger": "pq_dagger"}
 HOW = {"boundary": "re-run `panbench eval` or `panbench score` with --boundary"}
-PAIRED_NOTE = ("PQ_diff: PQ minus that of PQ_diff_vs, the first row of the same dataset (same fingerprint: same "
-               "annotation file and images) that has a per-image analysis file, with its 95% paired-bootstrap "
+PAIRED_NOTE = ("PQ_diff: PQ minus that of PQ_diff_vs, the reference run of the same dataset (same fingerprint: "
+               "same annotation file and images): the best PQ among the runs with a per-image analysis file, or "
+               "the run --reference names; with its 95% paired-bootstrap "
                "interval (1000 resamples of the images, seed 0); "
                "'*' marks an interval that excludes 0: a difference that resampling the images does not explain.")
 
 
-def ci_columns(records: list[dict[str, Any]], results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def ci_columns(records: list[dict[str, Any]], results_dir: Path, reference: str | None = None
+               ) -> tuple[list[dict[str, Any]], list[str]]:
     """PQ, SQ, RQ, PQ_th, PQ_st with their 95% bootstrap intervals; the paired difference of PQ to the
-    first row of the group of rows that share a dataset fingerprint."""
+    reference run (``reference``, else the best PQ) of the group of rows that share a dataset fingerprint."""
     from panbench.reporting.frames import paired_differences
 
-    paired, notes = paired_differences(records, results_dir)
+    paired, notes = paired_differences(records, results_dir, reference)
     rows = []
     for r, p in zip(records, paired):
         row: dict[str, Any] = {}
@@ -92,8 +94,8 @@ BUILDERS = {"by_size": by_size_columns, "errors": errors_columns, "boundary": bo
             "dagger": dagger_columns}
 
 
-def analysis_columns(records: list[dict[str, Any]], analyses: list[str], results_dir: Path
-                     ) -> tuple[list[dict[str, Any]], list[str]]:
+def analysis_columns(records: list[dict[str, Any]], analyses: list[str], results_dir: Path,
+                     reference: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """The columns of every requested analysis for each record (in the order of ``analyses``), and notes:
     the paired-difference footnote, and which rows lack which analysis."""
     from panbench.reporting.tables import run_label
@@ -102,7 +104,7 @@ def analysis_columns(records: list[dict[str, Any]], analyses: list[str], results
     notes: list[str] = []
     for a in analyses:
         if a == "ci":
-            cols, more = ci_columns(records, results_dir)
+            cols, more = ci_columns(records, results_dir, reference)
             notes += more
         else:
             cols = [BUILDERS[a](r) for r in records]

@@ -11,10 +11,10 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
     """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest
     difference first); ``*`` where the interval excludes 0."""
     a, b = result["a"], result["b"]
-    lines = [f"A: {a['model']} [{a.get('postprocess')}] ({a.get('record')})",
-             f"B: {b['model']} [{b.get('postprocess')}] ({b.get('record')})",
-             f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
-             f"{result['resamples']} resamples, seed {result['seed']}); * the interval excludes 0"]
+    lines = [f"{k}: {r['model']} [{r.get('postprocess')}], settings: {r.get('settings') or 'default'} "
+             f"({r.get('record')})" for k, r in (("A", a), ("B", b))]
+    lines += [f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
+              f"{result['resamples']} resamples, seed {result['seed']}); * the interval excludes 0"]
     head = f"{'':24} {'A':>8} {'B':>8} {'B - A':>8}  {'interval':>20}"
     lines += [head, "-" * len(head)]
 
@@ -31,7 +31,9 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
     if classes:  # a class undefined in one run ('-': no TP, FP or FN there) ranks as no difference
         order = sorted(classes, key=lambda c: -abs(_diff(classes[c]) or 0.0))
         shown = order if top is None else order[:top]
-        lines.append(f"per class (PQ; {len(shown)} of {len(classes)} categories, largest difference first)")
+        lines.append(f"per class (PQ; {len(shown)} of {len(classes)} categories, largest difference first; * per "
+                     f"class is not corrected for the {len(classes)} comparisons: where no class differs, about 1 in "
+                     "20 would still get one)")
         for c in shown:
             lines.append(row(classes[c]["name"], classes[c]))
     return "\n".join(lines)

@@ -92,21 +92,65 @@ def _isthing(ann: str) -> tuple[bool, ...] | None:
         return None
 
 
-def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tuple[list[dict[str, Any] | None],
-                                                                                   list[str]]:
-    """For each record: the paired bootstrap of (this run - the first run of its group) or None, and notes.
+def settings_match(r: dict[str, Any], wanted: str | None) -> bool:
+    """Whether the run's :func:`settings` are ``wanted``: the same words in any order, separated by spaces or
+    ``;`` (``"batch 2; a.b=1"`` is ``"a.b=1 batch 2"``); ``default`` or ``''`` names a run without settings."""
+    import re
 
-    A group is the records that share a dataset fingerprint (same annotation file, same images), in the
-    order given; its first record with an analysis file is the reference (``{"reference": True}``).
-    Each other record with an analysis file gets ``{"vs": label, "diff": {metric: point difference},
-    "interval": {metric: [low, high]}, "excludes_zero": {metric: bool}}`` from
-    :func:`panbench.analysis.paired_bootstrap` (1000 resamples, seed 0)."""
-    from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
+    def words(text: str) -> list[str]:
+        return sorted(w for w in re.split(r"[;\s]+", text) if w)
+
+    want = "" if wanted in (None, "default") else str(wanted)
+    return words(settings(r)) == words(want)
+
+
+def paired_difference(x: Any, ref: Any, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
+                      per_class: bool = False, category_ids: list[int] | None = None) -> dict[str, Any]:
+    """The paired image bootstrap of run ``x`` minus run ``ref`` (:class:`panbench.analysis.RunSums`): the one
+    rule behind ``table --ci``, the verdict and ``compare`` (there B - A), so that they print the same
+    interval for the same pair.  Defaults: 1000 resamples, seed 0."""
+    from panbench.analysis import paired_bootstrap
+
+    return paired_bootstrap(x, ref, isthing, n_resamples=n_resamples, seed=seed, per_class=per_class,
+                            category_ids=category_ids)
+
+
+def is_reference(r: dict[str, Any], reference: str, records: list[dict[str, Any]]) -> bool:
+    """Whether ``--reference`` names the run: its model name, or its label in the tables (with settings)."""
+    from panbench.reporting.tables import model_label, run_label
+
+    return reference in (r["model"], model_label(r, records), run_label(r, records))
+
+
+def pick_reference(group: list[int], records: list[dict[str, Any]], reference: str | None) -> int | None:
+    """The reference run of a group of runs on the same images (indices into ``records``): the run that
+    ``reference`` names (of several, the one without settings, then the best PQ), else the run with the best
+    PQ (the first of equals); None when ``reference`` names no run of the group."""
+    cands = group
+    if reference is not None:
+        cands = [k for k in group if is_reference(records[k], reference, records)]
+        cands = [k for k in cands if not settings(records[k])] or cands
+    if not cands:
+        return None
+    return max(cands, key=lambda k: (records[k]["metrics"]["PQ"], -group.index(k)))
+
+
+def paired_differences(records: list[dict[str, Any]], results_dir: Path, reference: str | None = None
+                       ) -> tuple[list[dict[str, Any] | None], list[str]]:
+    """For each record: the paired bootstrap of (this run - the reference run of its group) or None, and notes.
+
+    A group is the records that share a dataset fingerprint (same annotation file, same images) and have a
+    readable per-image analysis file.  Its reference (``{"reference": True}``) is the run ``reference`` names
+    (:func:`is_reference`) or, by default or where it names no run of the group, the run with the best PQ.
+    Each other record gets ``{"vs": label, "diff": {metric: point difference}, "interval": {metric: [low,
+    high]}, "excludes_zero": {metric: bool}}`` from :func:`paired_difference` (1000 resamples, seed 0)."""
+    from panbench.analysis import AnalysisSet, RunSums
     from panbench.reporting.tables import run_label
 
     out: list[dict[str, Any] | None] = [None] * len(records)
     notes: list[str] = []
-    refs: dict[str, tuple[int, RunSums]] = {}
+    loaded: dict[int, tuple[Any, Any]] = {}
+    groups: dict[str, list[int]] = {}
     for k, r in enumerate(records):
         fp, path = fingerprint(r), analysis_path(results_dir, r)
         label = run_label(r, records)
@@ -120,25 +164,38 @@ def paired_differences(records: list[dict[str, Any]], results_dir: Path) -> tupl
         except PanbenchError as e:
             notes.append(f"{label}: {e}")
             continue
-        sums = RunSums.from_analysis(a, fingerprint=fp, name=label)
-        if fp not in refs:
-            refs[fp] = (k, sums)
-            out[k] = {"reference": True}
-            continue
-        ref_k, ref = refs[fp]
-        isthing = getattr(a, "isthing", None) or isthing_of(r, a.n_categories)  # newer analysis files carry it
-        if isthing is None:
-            notes.append(f"{label}: no paired difference (the annotation file "
-                         f"{((r.get('provenance') or {}).get('dataset') or {}).get('ann_file')} that gives the "
-                         "thing/stuff classes cannot be read)")
-            continue
-        try:
-            res = paired_bootstrap(sums, ref, isthing, per_class=False)  # the defaults: 1000 resamples, seed 0
-        except PanbenchError as e:
-            notes.append(f"{label}: no paired difference ({e})")
-            continue
-        m, m_ref = r["metrics"], records[ref_k]["metrics"]
-        out[k] = {"vs": run_label(records[ref_k], records),
-                  "diff": {x: m[x] - m_ref[x] for x in res["metrics"]},
-                  "interval": res["metrics"], "excludes_zero": res["excludes_zero"]}
+        loaded[k] = (a, RunSums.from_analysis(a, fingerprint=fp, name=label))
+        groups.setdefault(fp, []).append(k)
+    if reference is not None and not any(is_reference(r, reference, records) for r in records):
+        names = ", ".join(dict.fromkeys(r["model"] for r in records))
+        raise PanbenchError(f"--reference {reference}: no such run among these records; use one of: {names}")
+    for group in groups.values():
+        ref_k = pick_reference(group, records, reference)
+        if ref_k is None:
+            ref_k = pick_reference(group, records, None)
+            notes.append(f"--reference {reference}: no run of it on the images of "
+                         f"{run_label(records[group[0]], records)}; that group's reference is the best PQ")
+        assert ref_k is not None
+        out[ref_k] = {"reference": True}
+        ref = loaded[ref_k][1]
+        for k in group:
+            if k == ref_k:
+                continue
+            r, (a, sums) = records[k], loaded[k]
+            label = run_label(r, records)
+            isthing = getattr(a, "isthing", None) or isthing_of(r, a.n_categories)  # newer analysis files carry it
+            if isthing is None:
+                notes.append(f"{label}: no paired difference (the annotation file "
+                             f"{((r.get('provenance') or {}).get('dataset') or {}).get('ann_file')} that gives the "
+                             "thing/stuff classes cannot be read)")
+                continue
+            try:
+                res = paired_difference(sums, ref, isthing)
+            except PanbenchError as e:
+                notes.append(f"{label}: no paired difference ({e})")
+                continue
+            m, m_ref = r["metrics"], records[ref_k]["metrics"]
+            out[k] = {"vs": run_label(records[ref_k], records),
+                      "diff": {x: m[x] - m_ref[x] for x in res["metrics"]},
+                      "interval": res["metrics"], "excludes_zero": res["excludes_zero"]}
     return out, notes

@@ -47,13 +47,53 @@ def styles(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[An
     return out, handles
 
 
-def _legend_below(fig: Any, handles: list[Any]) -> None:
-    """The legend under the axes, where it covers no bar, in as many columns as the figure's width holds."""
+def _wrap(text: str, width: int = 60) -> str:
+    """A long legend label (a model with its --cfg-options) on lines of at most ``width`` characters, broken at
+    spaces where it can."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
+    """The legend under the axes, where it covers no bar: long labels wrapped, in as many columns as fit the
+    figure's width (measured with the renderer), the figure made taller by the legend's height so that the axes
+    keep theirs; ``note`` (a line such as what was left out) under the legend, wrapped to the width."""
+    labels = [hd.get_label() for hd in handles]
     w, h = fig.get_size_inches()
-    ncol = max(1, min(len(handles), int(w / 3.4)))
-    rows = -(-len(handles) // ncol)
-    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, (0.1 + 0.24 * rows) / h, 1, 1))
+    renderer = fig.canvas.get_renderer()
+    leg = None
+    for width in (60, 45, 30, 20):  # narrower lines only where one column of them is still too wide
+        for hd, label in zip(handles, labels):
+            hd.set_label(_wrap(label, width))
+        for ncol in range(max(1, min(len(handles), int(w / 2.2))), 0, -1):
+            leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
+                             bbox_to_anchor=(0.5, 0.0))
+            if leg.get_window_extent(renderer).width <= 0.96 * fig.bbox.width:
+                break
+            leg.remove()
+            leg = None
+        if leg is not None:
+            break
+    if leg is None:  # labels of unbreakable 20-character words: one column, as narrow as it gets
+        leg = fig.legend(handles=handles, loc="lower center", ncol=1, fontsize=8, frameon=False,
+                         bbox_to_anchor=(0.5, 0.0))
+    assert leg is not None
+    leg_h = leg.get_window_extent(renderer).height / fig.dpi
+    note_h = 0.0
+    txt = None
+    if note:
+        import textwrap
+
+        txt = fig.text(0.5, 0.02, "\n".join(textwrap.wrap(note, int(w * 14))), ha="center", va="bottom", fontsize=8)
+        note_h = txt.get_window_extent(renderer).height / fig.dpi + 0.08
+    extra = leg_h + note_h + 0.15
+    fig.set_figheight(h + extra)
+    H = h + extra
+    leg.set_bbox_to_anchor((0.5, (note_h + 0.04) / H), transform=fig.transFigure)
+    if txt is not None:
+        txt.set_position((0.5, 0.04 / H))
+    fig.tight_layout(rect=(0, extra / H, 1, 1))
 
 
 def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
@@ -86,52 +126,69 @@ def pq_bars(records: list[dict[str, Any]], out: Path) -> Path:
 
 
 def speed_points(records: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], float]], list[str]]:
-    """The records with a measured speed, each with its images/s, and the models left out for want of one."""
+    """The records with a measured speed, each with its images/s, and the runs left out for want of one (each
+    named as the legend names it: model, settings, post-processing where not the default)."""
+    from panbench.reporting.verdict import short_label
+
     points = [(r, v) for r in records if (v := measured_speed(r)) is not None]
-    return points, [r["model"] for r in records if measured_speed(r) is None]
+    return points, [short_label(r, records) for r in records if measured_speed(r) is None]
 
 
 def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
-    """PQ against images/s, each point labelled with the model and its device; a model whose speed was not
-    measured is left out (named under the plot), never drawn at 0 images/s."""
+    """PQ against images/s: each run a numbered point in its colour, the key under the axes (the number, the
+    run and its device); a run whose speed was not measured is left out (named under the key), never drawn at
+    0 images/s."""
+    from matplotlib.lines import Line2D
+
+    from panbench.reporting.verdict import short_label
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     points, missing = speed_points(records)
-    for r, x in points:
-        ax.scatter(x, r["metrics"]["PQ"], s=60)
+    style, _ = styles(records)
+    color = {id(r): st["color"] for r, st in zip(records, style)}
     ax.set_ylabel("PQ")
     ax.set_title("PQ against speed")
-    if points:  # from 0, so that one point (or points of equal speed) gets a meaningful axis
-        xs, ys = [x for _, x in points], [r["metrics"]["PQ"] for r, _ in points]
-        ax.set_xlim(0, 1.4 * max(xs))
-        ax.set_ylim(max(0.0, min(ys) - 10), min(100.0, max(ys) + 10))
-        ax.grid(alpha=0.3)
-        ax.set_xlabel("images / s" + ("\nnot measured, left out: " + ", ".join(missing) if missing else ""))
-        _speed_labels(ax, points, records)
-    else:  # no axis to read: say why
+    left_out = "not measured, left out: " + ", ".join(missing) if missing else ""
+    if not points:  # no axis to read: say why
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "no measured speed\n(left out: " + ", ".join(missing) + ")", ha="center",
-                va="center", transform=ax.transAxes)
-    return _save(fig, out / "pq_vs_speed.png")
+        ax.text(0.5, 0.5, "no measured speed", ha="center", va="center", transform=ax.transAxes)
+        _legend_below(fig, [Line2D([], [], linestyle="none", label="")], left_out)
+        return _save(fig, out / "pq_vs_speed.png", layout=False)
+    handles = []
+    for k, (r, x) in enumerate(points, 1):
+        ax.scatter(x, r["metrics"]["PQ"], s=50, color=color[id(r)], zorder=3)
+        handles.append(Line2D([], [], marker="o", linestyle="none", color=color[id(r)],
+                              label=f"{k}: {short_label(r, records)} · {r.get('device', '')}"))
+    # from 0, so that one point (or points of equal speed) gets a meaningful axis; room for the numbers
+    xs, ys = [x for _, x in points], [r["metrics"]["PQ"] for r, _ in points]
+    ax.set_xlim(0, 1.25 * max(xs))
+    ax.set_ylim(max(0.0, min(ys) - 5), min(100.0, max(ys) + 5) + 2)
+    ax.grid(alpha=0.3)
+    ax.set_xlabel("images / s")
+    _speed_labels(ax, points)
+    _legend_below(fig, handles, left_out)
+    return _save(fig, out / "pq_vs_speed.png", layout=False)
 
 
-def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]], records: list[dict[str, Any]]) -> None:
-    """Label each point with its model, post-processing and device; a label that would overlap one placed
-    before moves down (with a line to its point)."""
+def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
+    """Each point's number beside it (the key under the axes names the run); a number that would overlap one
+    placed before moves down, with a line to its point."""
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    gap, near = 0.12 * (y1 - y0), 0.3 * (x1 - x0)  # a two-line label is about 0.1 of the height
+    gap, near = 0.06 * (y1 - y0), 0.05 * (x1 - x0)
     placed: list[tuple[float, float]] = []
-    for r, x in sorted(points, key=lambda p: -p[0]["metrics"]["PQ"]):
+    order = sorted(range(len(points)), key=lambda k: -points[k][0]["metrics"]["PQ"])
+    for k in order:
+        r, x = points[k]
         y = ly = r["metrics"]["PQ"]
-        for _ in placed:  # at most one move per label placed before
+        for _ in placed:  # at most one move per number placed before
             hit = [py for px, py in placed if abs(x - px) < near and abs(ly - py) < 0.999 * gap]
             if not hit:
                 break
             ly = min(hit) - gap
         placed.append((x, ly))
-        pp = r.get("postprocess", "default")
-        text = f"{model_label(r, records)}{'' if pp == 'default' else f' [{pp}]'}\n{r.get('device', '')}"
-        ax.annotate(text, (x, y), xytext=(x + 0.02 * (x1 - x0), ly), textcoords="data", fontsize=7, va="center",
+        ax.annotate(str(k + 1), (x, y), xytext=(x + 0.015 * (x1 - x0), ly), textcoords="data", fontsize=8,
+                    va="center", annotation_clip=False,
                     arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if ly != y else None)
 
 

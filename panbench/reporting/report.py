@@ -19,10 +19,13 @@ from panbench.reporting.tables import comparison, dataset_key, latest_runs, per_
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+td:has(> span.t) { text-align: left; }
 th { background: #f0f0f0; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
 p.note { font-size: 12px; color: #555; max-width: 60em; }
+p.verdict { font-size: 15px; font-weight: 600; max-width: 70em; }
+div.wide { overflow-x: auto; max-width: 100%; }
 details { margin: 0.5em 0; } pre { font-size: 11px; background: #f8f8f8; padding: 0.5em; overflow-x: auto; }
 """
 
@@ -33,6 +36,10 @@ window.addEventListener('load', () => {
   document.body.dataset.tables = document.querySelectorAll('table').length;
   document.body.dataset.images = imgs.length;
   document.body.dataset.imagesRendered = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  // the right edge of the widest table that shows without opening a <details>, in CSS pixels
+  const shown = Array.from(document.querySelectorAll('table')).filter(t => !t.closest('details:not([open])'));
+  document.body.dataset.widestTable = Math.ceil(Math.max(0, ...shown.map(t => t.getBoundingClientRect().right)));
+  document.body.dataset.shownTables = shown.length;
 });
 """
 
@@ -58,7 +65,7 @@ def _published(recs: list[dict[str, Any]]) -> str:
     """Measured against published numbers, for the metrics some run has a published number of."""
     if not any(any(v is not None for v in (r.get("published") or {}).values()) for r in recs):
         return "<p class='note'>No published numbers for these models on this dataset.</p>"
-    df = comparison(recs, vs_published=True)
+    df = comparison(recs, vs_published=True, all_columns=True)
     keep = [k for k in METRIC_KEYS if df[f"{k}_pub"].notna().any()]
     cols = [c for c in ("postprocess", "framework", "dataset", "n_images", "cfg_options", "published")
             if c in df.columns]
@@ -68,7 +75,17 @@ def _published(recs: list[dict[str, Any]]) -> str:
     return render(df, "html") + note
 
 
-def _analyses(recs: list[dict[str, Any]], results: Path) -> str:
+def _verdict(recs: list[dict[str, Any]], results: Path, reference: str | None) -> str:
+    """The verdict (:mod:`panbench.reporting.verdict`): per group of runs on the same images, the ranking on PQ
+    with the paired differences to the reference run, and the reading in one line."""
+    from panbench.reporting.tables import ranked, verdict_text
+    from panbench.reporting.verdict import verdicts
+
+    found, notes = verdicts(ranked(recs), results, reference)
+    return verdict_text(found, "html") + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
+
+
+def _analyses(recs: list[dict[str, Any]], results: Path, reference: str | None = None) -> str:
     """One table per analysis that some run has; a line for those none has."""
     parts, absent = [], []
     for a in ANALYSES:
@@ -76,7 +93,7 @@ def _analyses(recs: list[dict[str, Any]], results: Path) -> str:
             absent.append(ANALYSIS_TITLES[a])
             continue
         notes: list[str] = []
-        df = comparison(recs, analyses=[a], results_dir=results, notes=notes)
+        df = comparison(recs, analyses=[a], results_dir=results, notes=notes, reference=reference, compact=True)
         parts.append(f"<h4>{html.escape(ANALYSIS_TITLES[a])}</h4>" + render(df, "html", notes=notes))
     if absent:
         parts.append("<p class='note'>Not in these records (older records, or runs without the analysis; boundary "
@@ -105,10 +122,13 @@ def _provenance(r: dict[str, Any]) -> str:
             f"<details><summary>resolved config</summary><pre>{cfg}</pre></details></details>")
 
 
-def write_report(results: Path, dataset: str | None = None, out: Path | None = None) -> Path:
-    """Per dataset: the comparison table, the comparison with published numbers, the analyses, the per-class
-    table and the plots (written under ``results/plots/<dataset>/``); then the visualizations under
-    ``results/viz`` and each run's provenance, in one HTML file."""
+def write_report(results: Path, dataset: str | None = None, out: Path | None = None,
+                 reference: str | None = None) -> Path:
+    """Per dataset: the verdict (ranking on PQ with the paired differences to ``reference``, by default the best
+    PQ), the comparison table of the columns a reader compares, then the details: every column (folded), the
+    comparison with published numbers, the analyses, the per-class table (folded) and the plots (written under
+    ``results/plots/<dataset>/``); then the visualizations under ``results/viz`` and each run's provenance, in
+    one HTML file."""
     records = latest_runs(load_records(results), dataset)
     if not records:
         where = f" for dataset '{dataset}'" if dataset else ""
@@ -118,10 +138,14 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
              "<h1>panbench report</h1>"]
     for ds in sorted({r["dataset"] for r in records}):
         recs = [r for r in records if r["dataset"] == ds]
-        parts.append(f"<h2>{html.escape(ds)}: PQ / SQ / RQ</h2>")
-        parts.append(render(comparison(recs), "html"))
+        parts.append(f"<h2>{html.escape(ds)}</h2>")
+        parts.append("<h3>verdict</h3>" + _verdict(recs, results, reference))
+        parts.append("<h3>PQ / SQ / RQ</h3>" + render(comparison(recs), "html"))
+        parts.append("<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
+                     "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>"
+                     "<div class='wide'>" + render(comparison(recs, all_columns=True), "html") + "</div></details>")
         parts.append("<h3>comparison with published numbers</h3>" + _published(recs))
-        parts.append(_analyses(recs, results))
+        parts.append(_analyses(recs, results, reference))
         parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
                      "absent from ground truth and predictions)</summary>" + render(per_class(recs), "html") +
                      "</details>")

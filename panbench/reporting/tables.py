@@ -29,18 +29,33 @@ def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> li
     return list(out.values())
 
 
+# the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
+DEFAULT_COLUMNS = ("postprocess", "settings", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th", "PQ_st", "SQ",
+                   "RQ", "images_per_s", "params_M")
+INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
+
+
 def comparison(records: list[dict[str, Any]], vs_published: bool = False, analyses: list[str] | tuple = (),
-               results_dir: Path | None = None, notes: list[str] | None = None) -> Any:
-    """One row per run. Without ``analyses``: framework, dataset, how its images were chosen, batch size and
-    precision, PQ/SQ/RQ for All/Things/Stuff, category counts, images/s, device, parameters (blank where not
-    measured). With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the run's identity
-    columns and those analyses' columns; ``notes`` (when given) receives the footnotes."""
+               results_dir: Path | None = None, notes: list[str] | None = None, all_columns: bool = False,
+               reference: str | None = None, compact: bool = False) -> Any:
+    """One row per run, the best PQ first within each dataset. Without ``analyses``: the columns a reader
+    compares (:data:`DEFAULT_COLUMNS`: post-processing where rows differ in it, settings where some row has
+    any, dataset, images, PQ with its 95% interval, PQ_th, PQ_st, SQ, RQ, images/s, parameters); with
+    ``all_columns`` every column: framework, how its images were chosen, batch size and precision,
+    ``--cfg-options``, PQ/SQ/RQ for All/Things/Stuff, the semantic metrics, category counts, device and any
+    other field a row has. With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the
+    run's identity columns and those analyses' columns (``--ci``'s paired differences to ``reference``, by
+    default the best PQ); ``notes`` (when given) receives the footnotes.  ``compact`` (the report's analysis
+    tables, under a heading that names the dataset): the run's label (model, settings, post-processing where
+    not the default) and the analysis columns only."""
     import pandas as pd
 
     from panbench.reporting.columns import analysis_columns
 
+    records = ranked(records)
     published = vs_published and any(_has_published(r) for r in records)
-    extra, more = analysis_columns(records, list(analyses), Path(results_dir or ".")) if analyses else ([], [])
+    extra, more = (analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses
+                   else ([], []))
     if notes is not None:
         notes += more
     rows = []
@@ -48,7 +63,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     for i, r in enumerate(records):
         m, n = r["metrics"], r.get("n_categories", {})
         row: dict[str, Any] = {"model": r["model"], "postprocess": r.get("postprocess", "default"),
-                               "framework": framework(r), "dataset": dataset_key(r), "n_images": r["n_images"],
+                               "framework": framework(r), "settings": settings(r) or None,
+                               "dataset": dataset_key(r), "n_images": r["n_images"],
                                "selection": selection(r), "batch": r.get("batch_size"),
                                "amp": r.get("amp", "fp32") if r.get("batch_size") else None}
         if with_cfg:
@@ -56,7 +72,9 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
         if analyses:
             row.update(extra[i])
         else:
+            ci = (r.get("ci") or {}).get("PQ") or (None, None)
             row.update({k: m[k] for k in METRIC_KEYS})
+            row["PQ_low"], row["PQ_high"] = ci
             row.update(r.get("semantic", {}))
             row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
                         "images_per_s": measured_speed(r), "device": r.get("device"),
@@ -69,11 +87,37 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
                 row[f"{k}_delta"] = m[k] - pub[k] if pub.get(k) is not None else None
         rows.append(row)
     df = pd.DataFrame(rows).set_index("model")
+    if compact and analyses:
+        from panbench.reporting.verdict import short_label
+
+        df.index = pd.Index([short_label(r, records) for r in records], name="model")
+        df = df.drop(columns=[c for c in ("postprocess", "framework", "settings", "dataset", "n_images",
+                                          "selection", "batch", "amp", "cfg_options") if c in df.columns])
+        for c in [c[:-6] for c in df.columns if c.endswith("_count") and c[:-6] + "_delta_PQ" in df.columns]:
+            n, d = df.pop(f"{c}_count"), df.pop(f"{c}_delta_PQ")  # an error type in one column: half as wide
+            df[f"{c}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
+        if "mask_quality_delta_PQ" in df.columns:
+            df["mask_quality_delta_PQ"] = df.pop("mask_quality_delta_PQ")
+        return df
+    for c in INTEGER_COLUMNS:
+        if c in df.columns:
+            df[c] = df[c].astype("Int64")
     if df["postprocess"].nunique() <= 1:
         df = df.drop(columns="postprocess")
+    if df["settings"].isna().all() or analyses or all_columns:  # the settings' own columns say it there
+        df = df.drop(columns="settings")
     if analyses:  # the analysis tables keep only the settings columns that tell their rows apart
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
+    elif not all_columns:
+        keep = [c for c in DEFAULT_COLUMNS if c in df.columns]
+        df = df[keep + [c for c in df.columns if c == "published" or c.endswith(("_pub", "_delta"))]]
     return df
+
+
+def ranked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records grouped by dataset (in first-seen order), the best PQ first within each (a stable sort)."""
+    order = list(dict.fromkeys(dataset_key(r) for r in records))
+    return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r["metrics"]["PQ"]))
 
 
 def published_label(r: dict[str, Any]) -> str:
@@ -153,9 +197,38 @@ def render(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) ->
         text = flat.to_latex(index=False, float_format=f"%.{digits}f", na_rep="-", escape=True)
         return text + "".join(f"\n\\par {latex_escape(n)}\n" for n in notes)
     if fmt == "html":
-        text = flat.to_html(index=False, na_rep="-", float_format=f"%.{digits}f".__mod__)
-        return text + "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
+        return _html(flat, digits) + "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
     raise PanbenchError(f"--format {fmt}: use md, csv, latex or html")
+
+
+def _breakable(text: str) -> str:
+    """Escaped text that a browser may wrap after ``_``, ``.``, ``;`` or ``=`` (column names, --cfg-options):
+    a long name wraps in its cell instead of widening the table; numbers have none of these but the point."""
+    import re
+
+    return re.sub(r"([_;=]|\.(?=[A-Za-z]))", r"\1<wbr>", html.escape(text))
+
+
+def _html(flat: Any, digits: int) -> str:
+    """The table as HTML: numbers with ``digits`` decimals, a missing value '-', text and column names
+    breakable (:func:`_breakable`), numbers never broken."""
+    import re
+
+    import pandas as pd
+
+    def cell(v: Any) -> str:
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.{digits}f}"
+        text = str(v)
+        if re.match(r"[-+\[\d]", text):  # an integer, an interval, a signed difference: aligned as numbers
+            return _breakable(text)
+        return f"<span class='t'>{_breakable(text)}</span>"  # text: the report aligns it left
+
+    out = flat.astype(object).map(cell)
+    out.columns = [_breakable(str(c)) for c in flat.columns]
+    return out.to_html(index=False, escape=False)
 
 
 def _display(df: Any, digits: int) -> Any:
@@ -184,10 +257,34 @@ def latex_escape(text: str) -> str:
     return out.replace("~", r"\textasciitilde ").replace("^", r"\textasciicircum ")
 
 
+def verdict_text(verdicts: list[Any], fmt: str) -> str:
+    """The verdicts (:mod:`panbench.reporting.verdict`) in ``fmt``: per group its heading, the ranking as a
+    table and the one-line reading; plain text lines for csv (the caller prints them apart)."""
+    from panbench.reporting import verdict as vd
+
+    if fmt == "csv":
+        return "\n".join(line for v in verdicts for line in vd.lines(v))
+    parts = []
+    for v in verdicts:
+        body = render(vd.frame(v), fmt, digits=2)
+        if fmt == "md":
+            parts.append(f"**{v.heading()}**\n\n{body}\n\n{v.reading}")
+        elif fmt == "latex":
+            parts.append(f"\\par {latex_escape(v.heading())}\n{body}\\par {latex_escape(v.reading)}\n")
+        else:
+            parts.append(f"<p class='verdict-head'>{html.escape(v.heading())}</p>{body}"
+                         f"<p class='verdict'>{html.escape(v.reading)}</p>")
+    return "\n\n".join(parts)
+
+
 def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
-                     analyses: list[str] | tuple = ()) -> tuple[str, list[str]]:
-    """The table of the latest runs in ``results_dir`` and its footnotes (already in the text, except in
-    CSV, where the caller prints them apart)."""
+                     analyses: list[str] | tuple = (), reference: str | None = None, all_columns: bool = False
+                     ) -> tuple[str, list[str]]:
+    """The verdict (ranking on PQ with paired differences to the reference run) and the table of the latest
+    runs in ``results_dir`` with its footnotes (already in the text, except in CSV, where the caller prints
+    the verdict and the footnotes apart); ``--per-class`` has no verdict."""
+    from panbench.reporting.verdict import verdicts
+
     records = latest_runs(load_records(results_dir), dataset)
     if not records:
         where = f" for dataset '{dataset}'" if dataset else ""
@@ -196,10 +293,17 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
         raise PanbenchError("--per-class: give it alone, not with " + ", ".join("--" + a.replace("_", "-")
                                                                                for a in analyses))
     notes: list[str] = []
-    df = per_class(records) if by_class else comparison(records, vs_published, analyses, results_dir, notes)
-    return render(df, fmt, notes=notes), notes
+    if by_class:
+        return render(per_class(records), fmt), notes
+    found, more = verdicts(ranked(records), results_dir, reference)
+    head = verdict_text(found, fmt)
+    df = comparison(records, vs_published, analyses, results_dir, notes, all_columns, reference)
+    notes += [n for n in more if n not in notes]
+    if fmt == "csv":
+        return render(df, fmt), [head, *notes]
+    return head + "\n\n" + render(df, fmt, notes=notes), notes
 
 
 def table_from_dir(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
-                   analyses: list[str] | tuple = ()) -> str:
-    return table_with_notes(results_dir, dataset, fmt, vs_published, by_class, analyses)[0]
+                   analyses: list[str] | tuple = (), reference: str | None = None, all_columns: bool = False) -> str:
+    return table_with_notes(results_dir, dataset, fmt, vs_published, by_class, analyses, reference, all_columns)[0]

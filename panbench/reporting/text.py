@@ -93,13 +93,21 @@ def _ms(t: dict[str, Any], key: str) -> str:
     return f"{1000 * t.get(key, 0.0) / n:.1f}"
 
 
-def format_comparison(records: list[dict[str, Any]]) -> str:
-    """One row per model: its post-processing, the nine metrics and speed."""
+def format_comparison(records: list[dict[str, Any]], results_dir: Any = None) -> str:
+    """One row per model: its post-processing, the nine metrics and speed; with ``results_dir`` (where the
+    records' per-image analysis files are) the verdict first: the ranking on PQ with each run's paired
+    difference to the best (:mod:`panbench.reporting.verdict`)."""
     w = max([len("post-processing"), *(len(r.get("postprocess", "default")) for r in records)])
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     from panbench.reporting.records import measured_speed
 
-    rows = [head, "-" * len(head)]
+    rows = []
+    if results_dir is not None:
+        from panbench.reporting.verdict import lines, verdicts
+
+        found, notes = verdicts(records, results_dir)
+        rows += [line for v in found for line in lines(v)] + [f"  {n}" for n in notes] + [""]
+    rows += [head, "-" * len(head)]
     for r in records:
         m, v = r["metrics"], measured_speed(r)
         speed = f"{v:7.2f}" if v is not None else f"{'-':>7}"

@@ -195,7 +195,7 @@ def test_compare_equals_the_library_paired_bootstrap(two_runs, capsys) -> None:
 def test_a_run_against_itself_is_zero_everywhere(two_runs, capsys) -> None:
     r = two_runs["results"]
     code, text, _ = compare(capsys, r, "sys-a", "sys-a")
-    assert code == 0 and "*" not in text.split("\n", 3)[3]
+    assert code == 0 and not any(line.rstrip().endswith("*") for line in text.splitlines())
     out = json.loads(compare(capsys, r, "sys-a", str(r / two_runs["a"]["record"]), "--json")[1])
     ivs = [v["interval"] for v in out["metrics"].values()] + [v["interval"] for v in out["per_class"].values()]
     assert ivs and all(iv == [0.0, 0.0] for iv in ivs)
@@ -387,3 +387,107 @@ def test_score_orders_images_as_eval_does_when_annotations_are_in_another_order(
     assert ids != [a["image_id"] for a in gt["annotations"]]
     assert AnalysisSet.load(tmp_path / "r" / rec["analysis_file"]).image_ids == [str(i) for i in ids]
     assert files_fingerprint(shuffled, ids) == rec["provenance"]["dataset"]["fingerprint"]  # eval's, same images
+
+
+# ---- compare picks the run `table` shows; score --name files its record under its ground truth's dataset ----
+
+ABLATION = ("model.test_cfg.object_mask_thr=0.95", "model.test_cfg.iou_thr=0.95")
+
+
+@pytest.fixture(scope="module")
+def demo_ablation(tmp_path_factory) -> dict:
+    """Demo evals as a user makes them: demo-maskformer (its predictions saved), demo-mask2former, then an
+    ablation of demo-mask2former with --cfg-options: the latest demo-mask2former record is the ablation."""
+    from panbench.data.demo import make_split
+    from panbench.evaluation.predictions import results_name
+
+    tmp = tmp_path_factory.mktemp("demo_ablation")
+    root, res, preds = tmp / "demo", tmp / "res", tmp / "preds"
+    make_split(root, "val2017", 12, seed=0)
+    common = ["--dataset", "demo", "--data-root", str(root), "--results", str(res), "--workers", "0", "--no-progress"]
+    assert main(["eval", "--model", "demo-maskformer", *common, "--save-predictions", str(preds)]) == 0
+    assert main(["eval", "--model", "demo-mask2former", *common]) == 0
+    assert main(["eval", "--model", "demo-mask2former", *common, "--cfg-options", *ABLATION]) == 0
+    recs = load_records(res)
+    name = results_name("panoptic_val2017", "demo-maskformer")
+    return {"root": root, "results": res, "pred_json": preds / f"{name}.json", "pred_dir": preds / name,
+            "default": next(r for r in recs if r["model"] == "demo-mask2former"
+                            and not r["provenance"].get("cfg_options")),
+            "ablation": next(r for r in recs if r["provenance"].get("cfg_options"))}
+
+
+def _ci_row(capsys, res: Path, with_cfg: bool) -> list[float]:
+    import io
+
+    import pandas as pd
+
+    assert main(["table", "--results", str(res), "--ci", "--reference", "demo-maskformer", "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out), keep_default_na=False)
+    (row,) = [r for _, r in df.iterrows() if r["model"] == "demo-mask2former" and bool(r["cfg_options"]) == with_cfg]
+    return [float(row["PQ_diff_low"]), float(row["PQ_diff_high"])]
+
+
+def test_compare_takes_the_default_settings_run_that_table_shows_with_the_same_interval(demo_ablation, capsys) -> None:
+    """The ablation is the latest demo-mask2former record; compare still takes the default-settings run (the
+    row `table` shows without settings), says that another run exists, names the settings, and prints the
+    interval that `table --ci` prints for the same pair."""
+    d = demo_ablation
+    code, out, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--dataset", "demo", "--json")
+    assert code == 0, err
+    pair = json.loads(out)
+    assert pair["b"]["record"] == d["default"]["record"] and pair["b"]["settings"] == ""
+    assert "demo-mask2former: compared its run with default settings; it also has runs with" in err
+    table_iv = _ci_row(capsys, d["results"], with_cfg=False)
+    assert table_iv == [round(v, 3) for v in pair["metrics"]["PQ"]["interval"]]
+    text = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--dataset", "demo")[1]
+    assert text.splitlines()[1].startswith("B: demo-mask2former [default], settings: default (")
+
+
+def test_compare_settings_choose_the_ablation_and_name_it(demo_ablation, capsys) -> None:
+    d = demo_ablation
+    wanted = " ".join(ABLATION)  # in another order than the label, separated by a space: the same settings
+    code, out, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--dataset", "demo",
+                             "--settings-b", wanted, "--json")
+    assert code == 0, err
+    pair = json.loads(out)
+    assert pair["b"]["record"] == d["ablation"]["record"]
+    assert pair["b"]["settings"] == "model.test_cfg.iou_thr=0.95; model.test_cfg.object_mask_thr=0.95"
+    assert _ci_row(capsys, d["results"], with_cfg=True) == [round(v, 3) for v in pair["metrics"]["PQ"]["interval"]]
+    assert _ci_row(capsys, d["results"], with_cfg=False) != _ci_row(capsys, d["results"], with_cfg=True)
+    code, _, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--dataset", "demo",
+                           "--settings", "batch 4")
+    assert "--settings batch 4: demo-maskformer has no run with these settings; its runs have: 'default'" in \
+        one_line(code, err)
+
+
+def test_score_name_files_its_record_under_the_dataset_of_its_ground_truth(demo_ablation, tmp_path, capsys) -> None:
+    """Predictions saved by an eval on the demo set, scored with --name and no --dataset: the record is filed
+    under demo (the dataset of the eval records of the same images), and compare pairs it with a demo run."""
+    import shutil
+
+    d = demo_ablation
+    res = tmp_path / "res"
+    shutil.copytree(d["results"], res)
+    ann = d["root"] / "annotations"
+    score = ["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
+             "--pred-json", str(d["pred_json"]), "--pred-dir", str(d["pred_dir"]), "--name", "m2f saved"]
+    assert main([*score, "--results", str(res)]) == 0
+    capsys.readouterr()
+    rec = next(r for r in load_records(res) if r["model"] == "m2f saved")
+    assert rec["dataset"] == "demo" and rec["record"].endswith("_m2f_saved_demo.json")
+    code, out, err = compare(capsys, res, "m2f saved", "demo-mask2former", "--dataset", "demo", "--json")
+    assert code == 0, err
+    assert json.loads(out)["a"]["model"] == "m2f saved"
+    # an empty results folder: the dataset its folder names (ROOT/annotations/...: demo; another root: its name)
+    assert main([*score, "--results", str(tmp_path / "empty")]) == 0
+    mine = tmp_path / "mydata" / "annotations"
+    shutil.copytree(ann, mine)
+    assert main([*score, "--results", str(tmp_path / "empty2"), "--gt-json", str(mine / "panoptic_val2017.json"),
+                 "--gt-dir", str(mine / "panoptic_val2017")]) == 0
+    capsys.readouterr()
+    assert [r["dataset"] for r in load_records(tmp_path / "empty")] == ["demo"]
+    assert [r["dataset"] for r in load_records(tmp_path / "empty2")] == ["mydata"]
+    # an explicit --dataset that the records of the same images contradict: refused, nothing written
+    before = sorted((res / "runs").iterdir())
+    err = one_line(main([*score, "--results", str(res), "--dataset", "coco"]), capsys.readouterr().err)
+    assert "--dataset coco:" in err and "'demo' records" in err and sorted((res / "runs").iterdir()) == before

@@ -150,7 +150,8 @@ def test_bad_input_through_the_console_script(case) -> None:
 
 def test_score_with_name_stores_a_record_for_the_table(case, tmp_path, capsys) -> None:
     res = tmp_path / "res"
-    assert main(args(case, "--name", "Mask DINO (detectron2)", "--results", str(res), "--json")) == 0
+    assert main(args(case, "--name", "Mask DINO (detectron2)", "--dataset", "coco", "--results", str(res),
+                     "--json")) == 0
     scored = json.loads(capsys.readouterr().out)
     assert main(["table", "--results", str(res), "--dataset", "coco", "--format", "csv"]) == 0
     out = capsys.readouterr().out

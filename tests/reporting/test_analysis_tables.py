@@ -50,8 +50,23 @@ def _record(results: Path, model: str) -> dict:
     return next(r for p in (results / "runs").glob("*.json") if (r := json.loads(p.read_text()))["model"] == model)
 
 
+def test_ci_paired_differences_are_to_the_best_pq_by_default(results, capsys) -> None:
+    """Without --reference the reference of a group is its best PQ (the ground truth itself), whichever run was
+    made first; each other row's difference is its PQ minus the reference's, with the paired interval."""
+    df, _ = _csv(results, capsys, "--ci")
+    noisy, perfect = _record(results, "noisy"), _record(results, "perfect")
+    assert df.loc["perfect", "PQ_diff_vs"] == "reference" and pd.isna(df.loc["perfect", "PQ_diff"])
+    sums = [RunSums.from_analysis(AnalysisSet.load(results / r["analysis_file"]), fingerprint="f", name=r["model"])
+            for r in (noisy, perfect)]
+    want = paired_bootstrap(*sums, TABLE.isthing, per_class=False)
+    assert df.loc["noisy", "PQ_diff_vs"] == "perfect [default]" and df.loc["noisy", "PQ_diff_mark"] == "*"
+    assert df.loc["noisy", "PQ_diff"] == pytest.approx(noisy["metrics"]["PQ"] - perfect["metrics"]["PQ"], abs=5e-4)
+    assert [df.loc["noisy", "PQ_diff_low"], df.loc["noisy", "PQ_diff_high"]] == pytest.approx(
+        want["metrics"]["PQ"], abs=5e-4)
+
+
 def test_ci_intervals_and_paired_differences_with_a_mark(results, capsys) -> None:
-    df, err = _csv(results, capsys, "--ci")
+    df, err = _csv(results, capsys, "--ci", "--reference", "noisy")
     noisy, perfect = _record(results, "noisy"), _record(results, "perfect")
     for k in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"):
         assert df.loc["noisy", f"{k}_low"] == pytest.approx(noisy["ci"][k][0], abs=5e-4)
@@ -76,13 +91,14 @@ def test_ci_intervals_and_paired_differences_with_a_mark(results, capsys) -> Non
 
 
 def test_ci_in_markdown_shows_intervals_marks_and_the_footnote(results, capsys) -> None:
-    assert main(["table", "--results", str(results), "--ci"]) == 0
+    assert main(["table", "--results", str(results), "--ci", "--reference", "noisy"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| perfect"))
     noisy, perfect = _record(results, "noisy"), _record(results, "perfect")
     assert f"[{noisy['ci']['PQ'][0]:.3f}, {noisy['ci']['PQ'][1]:.3f}]" in out
     assert f"{perfect['metrics']['PQ'] - noisy['metrics']['PQ']:+.3f}*" in row
-    assert "PQ 95% CI" in out.splitlines()[0] and "'*' marks an interval that excludes 0" in out
+    head = next(line for line in out.splitlines() if line.startswith("| model"))  # after the verdict
+    assert "PQ 95% CI" in head and "'*' marks an interval that excludes 0" in out
 
 
 def test_by_size_errors_boundary_dagger_columns_are_the_record_fields(results, capsys) -> None:
@@ -128,7 +144,7 @@ def test_framework_and_selection_columns(results, capsys) -> None:
     ext.update(model="ext", architecture="external", date="2001-01-02T00:00:00+00:00")
     (results / "runs" / "ext.json").write_text(json.dumps(ext))
     try:
-        df, _ = _csv(results, capsys)
+        df, _ = _csv(results, capsys, "--all-columns")
     finally:
         (results / "runs" / "ext.json").unlink()
     assert df.loc["bnd", "framework"] == "transformers"  # recorded
@@ -176,3 +192,60 @@ def test_a_missing_analysis_file_is_named_not_silently_left_out(tmp_path, capsys
     df, err = _csv(tmp_path, capsys, "--ci")
     assert pd.isna(df.loc["b", "PQ_diff"])
     assert f"b [default]: no paired difference (its analysis file {tmp_path / b['analysis_file']} is missing" in err
+
+
+def _paired(results: Path, x: str, ref: str) -> tuple[float, list[float], bool]:
+    """PQ(x) - PQ(ref), its paired interval and mark, recomputed here from the two analysis files."""
+    rx, rr = _record(results, x), _record(results, ref)
+    sums = [RunSums.from_analysis(AnalysisSet.load(results / r["analysis_file"]), fingerprint="f", name=r["model"])
+            for r in (rx, rr)]
+    want = paired_bootstrap(*sums, TABLE.isthing, per_class=False)
+    return rx["metrics"]["PQ"] - rr["metrics"]["PQ"], want["metrics"]["PQ"], want["excludes_zero"]["PQ"]
+
+
+def test_table_opens_with_the_verdict_ranked_on_pq_against_the_best(results, capsys) -> None:
+    assert main(["table", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    first_table = out.index("\n| model")  # the comparison table, after the verdicts
+    verdict = out[:first_table]
+    head = next(line for line in verdict.splitlines() if "f1a2b3c4" in line)
+    assert "16 images: ranking on PQ; paired difference to perfect (95% paired image bootstrap" in head
+    ranks = [line.split("|")[2].strip() for line in verdict[verdict.index(head):].splitlines()
+             if line.startswith("|") and line.split("|")[1].strip().isdigit()][:4]
+    pqs = {m: _record(results, m)["metrics"]["PQ"] for m in ("noisy", "perfect", "noisy-copy", "bnd")}
+    assert ranks == sorted(pqs, key=lambda m: -pqs[m]) and ranks[0] == "perfect"
+    d, (lo, hi), mark = _paired(results, "noisy", "perfect")
+    assert mark and f"perfect beats noisy by {-d:.1f} PQ [{-hi:.1f}, {-lo:.1f}]" in verdict
+    assert f"| {d:+.2f} [{lo:+.2f}, {hi:+.2f}]* " in verdict  # the ranking's cell, marked
+    assert "on these 16 images" in verdict and "other-set: the only run on these 8 images" in verdict
+
+
+def test_reference_chosen_and_not_distinguishable_said_so(results, capsys) -> None:
+    assert main(["table", "--results", str(results), "--reference", "noisy"]) == 0
+    out = capsys.readouterr().out
+    assert "paired difference to noisy (" in out
+    d, (lo, hi), mark = _paired(results, "perfect", "noisy")
+    assert mark and f"perfect beats noisy by {d:.1f} PQ [{lo:.1f}, {hi:.1f}]" in out
+    assert "noisy-copy vs noisy: not distinguishable (+0.0 PQ [+0.0, +0.0])" in out  # the same predictions
+    assert main(["table", "--results", str(results), "--reference", "nobody"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--reference nobody: no such run" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_csv_keeps_stdout_one_table_and_prints_the_verdict_on_stderr(results, capsys) -> None:
+    df, err = _csv(results, capsys)
+    assert "perfect" in df.index and "ranking on PQ" in err and "perfect beats noisy by" in err
+    assert list(df.columns[:3]) == ["dataset", "n_images", "PQ"] and "framework" not in df.columns
+
+
+def test_eval_summary_of_several_models_opens_with_the_verdict(results) -> None:
+    from panbench.reporting.text import format_comparison
+
+    recs = [_record(results, m) for m in ("noisy", "perfect", "noisy-copy")]
+    text = format_comparison(recs, results)
+    lines = text.splitlines()
+    assert lines[0].startswith("synth f1a2b3c4, 16 images: ranking on PQ; paired difference to perfect")
+    assert lines[1].split()[:2] == ["1.", "perfect"] and lines[1].endswith("reference")
+    d, (lo, hi), _ = _paired(results, "noisy", "perfect")
+    assert f"perfect beats noisy by {-d:.1f} PQ [{-hi:.1f}, {-lo:.1f}]" in lines[4]
+    assert text.index("ranking on PQ") < text.index("post-processing")  # before the metrics table

@@ -95,3 +95,37 @@ def test_report_renders_in_headless_chromium(chromium, demo_results) -> None:  #
     n_images = int(re.search(r'data-images="(\d+)"', body).group(1))
     rendered = int(re.search(r'data-images-rendered="(\d+)"', body).group(1))
     assert n_tables >= 2 and n_images >= 4 and rendered == n_images
+
+
+def _dom_body(chromium: str, page: Path, profile: Path, width: int = 1400) -> str:
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={profile}", "--virtual-time-budget=10000", f"--window-size={width},2000",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    return re.search(r"<body[^>]*>", dom).group(0)
+
+
+def test_report_tables_fit_1400_px_with_eight_runs(chromium, tmp_path) -> None:
+    """Eight runs with long names, --cfg-options and a post-processing with parameters, the analyses of each:
+    every table that shows without opening a fold ends within 1400 px in Chromium."""
+    import json
+
+    from analysis_records import add_run, ground_truth
+
+    gt_json, images = ground_truth(tmp_path / "data", n_images=8)
+    names = ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn", "hf-mask2former_swin-t",
+             "mask2former_swin-l-p4-w12-384-in21k_8xb2-lsj-100e_coco-panoptic", "demo-mask2former",
+             "demo-mask2former", "Mask DINO (detectron2) saved predictions"]
+    for k, name in enumerate(names):
+        rec = add_run(tmp_path, name, gt_json, images, pred_seed=k, boundary=k == 3,
+                      date=f"2001-01-01T00:00:0{k}+00:00", postprocess="maskwise(alpha=0.5,beta=0.3)" if k == 6
+                      else "default")
+        if k == 5:  # an ablation: --cfg-options in the record's provenance
+            path = tmp_path / rec["record"]
+            rec["provenance"]["cfg_options"] = {"model.test_cfg.object_mask_thr": 0.95, "model.test_cfg.iou_thr": 0.95}
+            path.write_text(json.dumps(rec))
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    body = _dom_body(chromium, tmp_path / "report.html", tmp_path / "chromium")
+    shown = int(re.search(r'data-shown-tables="(\d+)"', body).group(1))
+    widest = int(re.search(r'data-widest-table="(\d+)"', body).group(1))
+    assert shown >= 7 and widest <= 1400, (shown, widest)

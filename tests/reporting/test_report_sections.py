@@ -41,7 +41,8 @@ def test_analysis_tables_in_the_report(report) -> None:
     perfect = json.loads(next((root / "runs").glob("*perfect_synth.json")).read_text())
     noisy = json.loads(next((root / "runs").glob("*noisy_synth.json")).read_text())
     assert f"[{noisy['ci']['PQ'][0]:.3f}, {noisy['ci']['PQ'][1]:.3f}]" in synth
-    assert f"{perfect['metrics']['PQ'] - noisy['metrics']['PQ']:+.3f}*" in synth  # the paired difference, marked
+    # the paired difference to the best PQ (the ground truth itself), marked
+    assert f"{noisy['metrics']['PQ'] - perfect['metrics']['PQ']:+.3f}*" in synth
     assert "excludes 0" in synth
     assert f"{perfect['boundary']['PQ']:.3f}" in synth
     coco = _section(html, "<h2>coco", "<h2>synth")
@@ -51,8 +52,8 @@ def test_analysis_tables_in_the_report(report) -> None:
 def test_per_class_table_and_published_numbers(report) -> None:
     _, html = report
     coco = _section(html, "<h2>coco", "<h2>synth")
-    assert "<h3>per-class PQ</h3>" in coco and "<td>person</td>" in coco  # the fixture's category 1
-    pub = _section(coco, "comparison with published numbers", "<h3>analyses")
+    assert "<h3>per-class PQ</h3>" in coco and "<span class='t'>person</span></td>" in coco  # the fixture's category 1
+    pub = _section(coco, "comparison with published numbers", "<h3>analyses").replace("<wbr>", "")  # break points
     assert "PQ_pub" in pub and "12.500" in pub and "-2.500" in pub  # the fixture's published PQ and delta
     assert "SQ_pub" not in pub  # no published SQ: no empty column
     synth = _section(html, "<h2>synth", "<h2>")
@@ -76,3 +77,29 @@ def test_report_out_in_a_new_folder_and_an_unknown_dataset(report, tmp_path, cap
     capsys.readouterr()
     assert main(["report", "--results", str(root), "--dataset", "nope"]) == 2
     assert "no result records for dataset 'nope'" in capsys.readouterr().err
+
+
+def test_report_opens_each_dataset_with_the_verdict_then_the_compared_columns(report) -> None:
+    root, html = report
+    synth = _section(html, "<h2>synth", "<h2>")
+    assert synth.index("<h3>verdict</h3>") < synth.index("<h3>PQ / SQ / RQ</h3>") < synth.index("<h3>details</h3>")
+    verdict = _section(synth, "<h3>verdict</h3>", "<h3>PQ / SQ / RQ</h3>")
+    assert "10 images: ranking on PQ; paired difference to perfect [maskwise]" in verdict
+    reading = re.search(r"<p class='verdict'>(.*?)</p>", verdict).group(1)
+    assert reading.startswith("perfect [maskwise] beats noisy by ") and "on these 10 images" in reading
+    main_table = _section(synth, "<h3>PQ / SQ / RQ</h3>", "<h3>details</h3>").replace("<wbr>", "")
+    heads = re.findall(r"<th>(.*?)</th>", main_table)
+    assert heads == ["model", "postprocess", "dataset", "n_images", "PQ", "PQ 95% CI", "PQ_th", "PQ_st", "SQ", "RQ",
+                     "images_per_s", "params_M"]
+    details = _section(synth, "<h3>details</h3>", "<h3>comparison with published").replace("<wbr>", "")
+    assert "<details><summary>every column" in details and "<th>framework</th>" in details
+
+
+def test_report_reference_chooses_the_run_the_verdict_compares_with(report, tmp_path) -> None:
+    root, _ = report
+    out = tmp_path / "r.html"
+    args = ["--dataset", "synth", "--reference", "noisy", "--out", str(out)]
+    assert main(["report", "--results", str(root), *args]) == 0
+    verdict = _section(out.read_text(), "<h3>verdict</h3>", "<h3>PQ / SQ / RQ</h3>")
+    assert "paired difference to noisy (" in verdict
+    assert re.search(r"<p class='verdict'>perfect \[maskwise\] beats noisy by [0-9.]+ PQ", verdict)

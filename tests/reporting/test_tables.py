@@ -29,7 +29,7 @@ def results(tmp_path) -> Path:
 
 
 def test_csv_cells_match_the_record(results, capsys) -> None:
-    assert main(["table", "--results", str(results), "--format", "csv", "--vs-published"]) == 0
+    assert main(["table", "--results", str(results), "--format", "csv", "--vs-published", "--all-columns"]) == 0
     df = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col="model")
     row = df.loc["fixture-model"]
     expected = {"PQ": 10.0, "SQ": 20.0, "RQ": 30.0, "PQ_th": 11.0, "SQ_th": 21.0, "RQ_th": 31.0,
@@ -93,7 +93,7 @@ def test_limit_subset_batch_and_amp_columns(results, capsys) -> None:
     _write(results, "limited", model="m2", batch_size=2, amp="bf16", provenance=prov)
     prov = {**base["provenance"], "command": "panbench eval --model m3 --subset ids.txt"}
     _write(results, "subset", model="m3", provenance=prov)
-    df = _csv(results, capsys).set_index("model")
+    df = _csv(results, capsys, "--all-columns").set_index("model")
     assert df.loc["m2", "selection"] == "limit 12" and df.loc["m2", "batch"] == 2 and df.loc["m2", "amp"] == "bf16"
     assert df.loc["m3", "selection"] == "subset ids.txt"
     assert df.loc["fixture-model", "selection"] == "all" and df.loc["fixture-model", "amp"] == "fp32"
@@ -103,7 +103,7 @@ def test_external_rows_are_blank_not_zero(results, capsys) -> None:
     """`score --name` records have no speed and no parameter count: blank, never 0."""
     _write(results, "ext", model="ext", architecture="external", params=None, batch_size=None,
            timings={"images_per_s": None}, device="external", published={}, delta_to_published={})
-    df = _csv(results, capsys).set_index("model")
+    df = _csv(results, capsys, "--all-columns").set_index("model")
     assert df.loc["ext", "images_per_s"] == "" and df.loc["ext", "params_M"] == ""
     assert df.loc["ext", "selection"] == "external"
     assert main(["table", "--results", str(results)]) == 0
@@ -149,7 +149,7 @@ def test_latex_escapes_and_compiles(results, capsys, tmp_path) -> None:
     assert main(["table", "--results", str(results), "--format", "latex", "--vs-published"]) == 0
     tex = capsys.readouterr().out
     assert r"my\_model\_50\%\&\#" in tex and r"PQ\_th" in tex
-    head = tex.split(r"\midrule")[0].strip().splitlines()
+    head = tex.split(r"\begin{tabular}")[-1].split(r"\midrule")[0].strip().splitlines()  # the table after the verdict
     assert head[-1].startswith("model &"), head  # one header row: no row of the index's name
     assert_compiles(tex, tmp_path)
 
@@ -157,7 +157,8 @@ def test_latex_escapes_and_compiles(results, capsys, tmp_path) -> None:
 def test_html_has_no_empty_index_row(results, capsys) -> None:
     assert main(["table", "--results", str(results), "--format", "html"]) == 0
     html = capsys.readouterr().out
-    assert html.count("<tr") == 2  # the header and the one run
+    table = html.split("</table>")[-2]  # the comparison, after the verdict's ranking
+    assert table.count("<tr") == 2  # the header and the one run
     assert "<th>model</th>" in html
 
 
@@ -179,7 +180,7 @@ def test_runs_that_differ_in_cfg_options_amp_or_batch_stay_apart_and_labelled(re
     _write(results, "strict", provenance={**base["provenance"], "cfg_options": cfg},
            date="2001-01-01T00:00:00+00:00", metrics={**base["metrics"], "PQ": 7.0})
     _write(results, "amp", amp="bf16", date="2001-01-01T00:00:00+00:00", metrics={**base["metrics"], "PQ": 8.0})
-    df = _csv(results, capsys)
+    df = _csv(results, capsys, "--all-columns")
     rows = df[df["model"] == "fixture-model"].set_index("cfg_options")
     assert len(rows) == 3  # the older run of the same settings is still replaced by the newest
     assert rows.loc["model.test_cfg.object_mask_thr=0.9", "PQ"] == 7.0
@@ -216,3 +217,38 @@ def test_per_class_keeps_the_categories_of_each_dataset_apart(results, capsys) -
     assert df.loc[("coco", 1), "name"] == "person" and df.loc[("demo", 1), "name"] == "disk"
     assert df.loc[("demo", 1), "demo-m [default]"] == 77.0 and pd.isna(df.loc[("coco", 1), "demo-m [default]"])
     assert pd.isna(df.loc[("demo", 1), "fixture-model [default]"])
+
+
+def _cells(text: str, fmt: str) -> list[list[str]]:
+    """The rows of the last table in ``text`` (the comparison, after the verdict's ranking), as cell texts."""
+    import re
+
+    if fmt == "md":
+        lines = text[text.index("\n| model"):].strip().splitlines()
+        return [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|:")]
+    if fmt == "html":
+        table = text.split("<table")[-1]
+        return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+                for row in re.findall(r"<tr.*?</tr>", table, re.S)]
+    table = text.split(r"\begin{tabular}")[-1]
+    return [[c.strip().replace(r"\_", "_") for c in line.rstrip("\\ ").split("&")] for line in table.splitlines()
+            if "&" in line]
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "latex"])
+def test_batch_size_is_an_integer_beside_an_external_row(results, capsys, fmt) -> None:
+    """An external (`score --name`) row has no batch size: the others still show `1`, never `1.000`."""
+    _write(results, "ext", model="ext", architecture="external", batch_size=None, amp=None)
+    assert main(["table", "--results", str(results), "--all-columns", "--format", fmt]) == 0
+    rows = _cells(capsys.readouterr().out, fmt)
+    head, body = rows[0], {r[0]: r for r in rows[1:]}
+    assert body["fixture-model"][head.index("batch")] == "1" and body["ext"][head.index("batch")] == "-"
+    assert body["fixture-model"][head.index("n_images")] == "10"
+
+
+def test_default_table_holds_the_compared_columns_and_all_columns_the_rest(results, capsys) -> None:
+    df = _csv(results, capsys)
+    assert list(df.columns) == ["model", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th", "PQ_st", "SQ",
+                                "RQ", "images_per_s", "params_M"]
+    every = _csv(results, capsys, "--all-columns")
+    assert {"framework", "selection", "batch", "amp", "SQ_th", "RQ_st", "N_all", "device"} <= set(every)
