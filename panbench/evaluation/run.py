@@ -72,7 +72,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     barrier()
     shard = Shard(list(range(rank, len(dataset.samples), world)), device, opts,
                   StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts), predictions=writer,
-                  analysis=RunAnalysis(opts.boundary))
+                  analysis=RunAnalysis(opts.boundary, opts.strict))
     evaluator = PanopticEvaluator(dataset.categories)
     resumed = _resume(spec, evaluator, shard, rank)
     t0 = time.perf_counter()
@@ -271,6 +271,8 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch")},
         "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
     }
+    if opts.strict:  # a cache that scored unlisted ground-truth ids must not serve a --strict run
+        parts["strict"] = True
     if opts.cfg_options:  # also in the config hash; named apart so that the key file shows them
         parts["cfg_options"] = opts.cfg_options
     if opts.batch_size > 1:

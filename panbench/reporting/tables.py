@@ -73,6 +73,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
         df = df.drop(columns="postprocess")
     if analyses:  # the analysis tables keep only the settings columns that tell their rows apart
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
+    if vs_published:  # a metric that no row's source publishes: its _pub and _delta columns say nothing
+        df = df.drop(columns=[c for c in df.columns if c.endswith(("_pub", "_delta")) and df[c].isna().all()])
     return df
 
 
