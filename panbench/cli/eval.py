@@ -92,13 +92,24 @@ def run(args: argparse.Namespace) -> int:
         records.append(rec)
         if _rank() == 0:
             print(format_record(rec))
-            note = unlisted_note(rec)
-            if note:
-                print(note, file=sys.stderr)
+            for note in (unlisted_note(rec), shared_note(rec)):
+                if note:
+                    print(note, file=sys.stderr)
     if len(records) > 1 and _rank() == 0:
         print(format_comparison(records))
     _finish_distributed()
     return 0
+
+
+def shared_note(rec: dict[str, Any]) -> str | None:
+    """The line that says that the run's speed was measured while other panbench runs shared the machine."""
+    ctx = rec.get("speed_context") or {}
+    if not ctx.get("overlapped"):
+        return None
+    runs = ctx.get("overlapped_runs") or []
+    who = ", ".join(f"pid {o['pid']}" for o in runs[:3]) or "on another rank's machine"
+    return (f"note: another panbench run overlapped this one ({who}): its speed shares the machine and is marked "
+            "~ in tables; rerun alone for a speed to compare")
 
 
 def models_and_dataset(args: argparse.Namespace) -> list:

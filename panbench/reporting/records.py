@@ -187,6 +187,21 @@ def measured_speed(record: dict[str, Any]) -> float | None:
     return float(v) if isinstance(v, int | float) and v > 0 else None
 
 
+SHARED_SPEED_MARK = "~"  # after a speed measured while another panbench run shared the machine
+
+
+def speed_shared(record: dict[str, Any]) -> bool:
+    """Whether the record's speed was measured while another panbench run overlapped it (its
+    ``speed_context``; False for records without one)."""
+    return bool((record.get("speed_context") or {}).get("overlapped"))
+
+
+def mark_shared_speed(text: str, record: dict[str, Any]) -> str:
+    """``text`` (a formatted speed) with :data:`SHARED_SPEED_MARK` when :func:`speed_shared`; tables and plots
+    show speeds through it, with a note saying that ``~`` marks a speed measured beside another run."""
+    return text + SHARED_SPEED_MARK if text and speed_shared(record) else text
+
+
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     m = record["metrics"]
     return {
