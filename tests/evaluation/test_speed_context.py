@@ -45,7 +45,7 @@ def test_runs_whose_intervals_intersect_overlap_and_stale_or_foreign_markers_do_
         _marker(tmp_path, 12, t + 10, t + 50)  # finished before we started
         _marker(tmp_path, dead.pid, t + 100, None)  # killed: when it ended is unknown
         _marker(tmp_path, 13, t + 100, t + 150, host="another-host")  # another machine's cores
-        _marker(tmp_path, 14, t + 100, t + 150, job="pid-%d" % os.getpid())  # a rank of our own job
+        _marker(tmp_path, 14, t + 100, t + 150, job=f"pid-{os.getpid()}")  # a rank of our own job
         _marker(tmp_path, 15, t - 2 * 86400, t - 86400 - 10)  # finished more than a day ago: removed
         me = RunMarker(tmp_path)
         got = sorted(o["pid"] for o in me.overlapping(t + 120, t + 130))
@@ -78,7 +78,7 @@ def test_an_eval_beside_another_running_eval_records_the_overlap_and_says_so(dem
         err = capsys.readouterr().err
         ctx = rec["speed_context"]
         assert ctx["overlapped"] is True and [o["pid"] for o in ctx["overlapped_runs"]] == [other.pid]
-        assert "another panbench run overlapped this one (pid %d)" % other.pid in err
+        assert f"another panbench run overlapped this one (pid {other.pid})" in err
         assert speed_shared(rec) and mark_shared_speed("40.1", rec) == "40.1~"
     finally:
         other.send_signal(signal.SIGKILL)  # killed: its marker keeps no end time and becomes stale
