@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
+    if "panbench.evaluation.cache" in sys.modules:  # main() called again in one process (tests)
+        sys.modules["panbench.evaluation.cache"]._OPENED.clear()
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
