@@ -34,27 +34,30 @@ ImageRecord = tuple[ImageAnalysis, "ImageStats | None"]  # the analysis record, 
 
 
 def _score(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
-           where: str, boundary: bool = False) -> tuple[ImageStats, ImageRecord]:
-    stats, rec, bstats = score_image_all(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, boundary=boundary)
+           where: str, boundary: bool = False, strict: bool = False) -> tuple[ImageStats, ImageRecord]:
+    stats, rec, bstats = score_image_all(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, boundary=boundary,
+                                         strict=strict)
     return stats, (rec, bstats)
 
 
-def analysis_scorer(boundary: bool = False):
-    """The per-image scorer for :func:`panbench.pq.score.score_stream`: ``(stats, (record, boundary stats))``."""
-    return functools.partial(_score, boundary=boundary)
+def analysis_scorer(boundary: bool = False, strict: bool = False):
+    """The per-image scorer for :func:`panbench.pq.score.score_stream`: ``(stats, (record, boundary stats))``;
+    ``strict`` refuses ground-truth ids that segments_info does not list."""
+    return functools.partial(_score, boundary=boundary, strict=strict)
 
 
 class RunAnalysis:
     """The per-image records of one run, keyed by the image's index in the dataset."""
 
-    def __init__(self, boundary: bool = False) -> None:
+    def __init__(self, boundary: bool = False, strict: bool = False) -> None:
         self.boundary = boundary
+        self.strict = strict  # refuse ground-truth ids that segments_info does not list
         self.records: dict[int, ImageRecord] = {}
 
     def score(self, cats: CategoryTable, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray,
               pred_segs: list, where: str) -> tuple[ImageStats, ImageRecord]:
         """Score image ``index``; keep its record and return its PQ contributions and the record."""
-        stats, rec = _score(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, self.boundary)
+        stats, rec = _score(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, self.boundary, self.strict)
         self.records[index] = rec
         return stats, rec
 
@@ -107,13 +110,14 @@ def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None 
 
 def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
                          pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int = 1,
-                         boundary: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
+                         boundary: bool = False,
+                         strict: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
     """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit),
     the per-image records as an :class:`AnalysisSet` (images in the ground truth's `images` order, as eval) and
     :func:`run_fields`."""
     from panbench.pq.score import score_stream
 
-    ev, pairs, recs = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, analysis_scorer(boundary))
+    ev, pairs, recs = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, analysis_scorer(boundary, strict))
     cats = ev.categories
     aset = AnalysisSet.from_images([r[0] for r in recs], len(cats), [gt["image_id"] for gt, _ in pairs],
                                    cats.ids, cats.isthing)

@@ -12,6 +12,7 @@ shows the traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -62,8 +63,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
+    if "panbench.evaluation.cache" in sys.modules:  # main() called again in one process (tests)
+        sys.modules["panbench.evaluation.cache"]._OPENED.clear()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:  # `panbench table | head`: the reader has gone, nothing more to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush at exit goes nowhere
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the closed pipe
+    except OSError as e:
+        if args.debug or e.errno not in _WRITE_ERRORS or not e.filename:
+            raise
+        print(f"panbench: error: {e.filename}: {e.strerror}; {_write_fix(args)}", file=sys.stderr)
+        return _abort_distributed(2)
     except PanbenchError as e:
         if args.debug:
             _abort_distributed(None)
@@ -71,8 +85,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"panbench: error: {e}", file=sys.stderr)
         return _abort_distributed(e.exit_code)
     except KeyboardInterrupt:
-        print("panbench: interrupted", file=sys.stderr)
+        print(f"panbench: interrupted{_resume_hint(args)}", file=sys.stderr)
         return _abort_distributed(130)
+
+
+_WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST,
+                 errno.EISDIR}
+
+
+def _write_fix(args: argparse.Namespace) -> str:
+    """The fix of a file that could not be written: the options of the command that choose where it writes."""
+    options = [o for o, attr in (("--results", "results"), ("--out", "out"), ("--save-predictions", "save_predictions"))
+               if getattr(args, attr, None) is not None]
+    where = f" or pass another {' / '.join(options)}" if options else ""
+    return f"make the folder writable (free space, permissions, a file in the way){where}"
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them."""
+    cache = sys.modules.get("panbench.evaluation.cache")
+    if cache is None:
+        return ""
+    try:
+        n = cache.cached_images()
+    except Exception:  # never let the hint hide the interrupt
+        return ""
+    if n is None:
+        return ""
+    again = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+    return f"; {again} to resume from the {n} image{'s' if n != 1 else ''} already scored"
 
 
 def _abort_distributed(code: int | None) -> int:

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
         help="paired bootstrap of two runs on the same images: is the difference real?",
         description="Compare two runs (record JSON paths or model names: the run `panbench table` shows for "
         "the model, with default settings unless --settings names others, on the same images as the other run) "
-        "scored on the same images: the 95%% paired image-bootstrap interval of B - A for PQ, SQ, RQ, PQ_th, "
+        "scored on the same images: the 95% paired image-bootstrap interval of B - A for PQ, SQ, RQ, PQ_th, "
         "PQ_st and per class; * marks an interval that excludes 0 (docs/analysis.md).")
     p.add_argument("a", help="run A: a record JSON (results/runs/*.json) or a model name")
     p.add_argument("b", help="run B: a record JSON or a model name")
@@ -63,8 +63,10 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[di
         return [rec], root
     if path.suffix == ".json":
         raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
-    records = [r for r in load_records(results) if dataset is None or r["dataset"] == dataset]
+    every = load_records(results)
+    records = [r for r in every if dataset is None or r["dataset"] == dataset]
     runs = [r for r in records if r.get("model") == what]
+    names: set[str] = set()
     if not runs:  # a registry alias (`mask2former` with --dataset demo is demo-mask2former)
         from panbench.errors import PanbenchError
         from panbench.models.registry import resolve
@@ -75,9 +77,7 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[di
             names = set()
         runs = [r for r in records if r.get("model") in names]
     if not runs:
-        where = f" on {dataset}" if dataset else ""
-        raise InputError(f"{results / 'runs'}: no record of model '{what}'{where}; run `panbench eval --model {what}` "
-                         "(or `panbench score --name`), or pass a record JSON path")
+        raise InputError(f"{results / 'runs'}: {no_record_hint(what, names, every, dataset)}")
     return runs, results
 
 
@@ -107,6 +107,29 @@ def choose_settings(what: str, runs: list[dict[str, Any]], wanted: str | None, i
             f"has runs with {', '.join(repr(s) if s else 'default settings' for s in others)} (choose with "
             "--settings, --settings-a/-b or a record path)") if others else None
     return pick, note
+
+
+def no_record_hint(what: str, names: set[str], every: list[dict[str, Any]], dataset: str | None) -> str:
+    """Why no record of ``what`` was found and the fix: the datasets its records are on, the names meant (a
+    mistyped model), the ``eval`` of a registered model, or the ``score --name`` of an external system (quoted)."""
+    import shlex
+
+    from panbench.models.registry import did_you_mean, registered_names
+
+    where = f" on {dataset}" if dataset else ""
+    head = f"no record of model '{what}'{where}"
+    elsewhere = sorted({r["dataset"] for r in every if r.get("model") == what or r.get("model") in names})
+    if elsewhere:
+        return f"{head}; its records are on {', '.join(elsewhere)}: pass --dataset {elsewhere[0]}"
+    if names:
+        model = shlex.quote(sorted(names)[0])
+        return f"{head}; run `panbench eval --model {model}{f' --dataset {dataset}' if dataset else ''}`"
+    recorded = [str(r.get("model")) for r in every if dataset is None or r["dataset"] == dataset]
+    hint = did_you_mean(what, recorded + registered_names())
+    if hint:
+        return f"{head}; {hint}"
+    return (f"{head}; record a system scored elsewhere with `panbench score ... --name {shlex.quote(what)}`, "
+            "or pass a record JSON path (`panbench ls` lists the models `panbench eval` runs)")
 
 
 def pick_pair(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:

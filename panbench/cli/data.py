@@ -50,12 +50,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Generate the synthetic demo set and print its digest."""
+    """Generate the synthetic demo set and print its dataset fingerprint (the hash tables show beside the
+    dataset's name) and the checksum of its files."""
+    from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo, tree_digest
 
     t = time.perf_counter()
     root = make_demo(Path(args.root), seed=args.seed, force=args.force)
-    print(f"demo dataset at {root} ({time.perf_counter() - t:.1f} s); sha256 {tree_digest(root)[:16]}")
+    ds = load_dataset(root, name="demo")
+    print(f"demo dataset at {root} ({time.perf_counter() - t:.1f} s): {len(ds.samples)} val images, "
+          f"fingerprint {ds.fingerprint()[:8]} (tables show `demo {ds.fingerprint()[:8]}`); "
+          f"files sha256 {tree_digest(root)[:16]}")
     return 0
 
 

@@ -184,18 +184,30 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
                            fix=".venv/bin/pip install --no-deps panopticapi-lite (only the parity tests need it)"))
     checks.append(scoring_path_check())
     checks.append(analysis_path_check())
-    root = Path(data_root)
-    ann = root / "annotations" / "panoptic_val2017.json"
-    if ann.is_file() and (root / "val2017").is_dir():
-        checks.append(Check("data", True, f"COCO panoptic val at {root}"))
-    else:
-        fix = f"run `panbench data coco --root {root}` (or --from DIR with the official zips), or use --dataset demo"
-        checks.append(Check("data", False, f"no COCO panoptic val at {root}", fix, False))
+    checks.append(data_check(Path(data_root)))
     cache = checkpoint_cache_dir()
     n = len(list(cache.glob("*.pth"))) if cache.is_dir() else 0
     checks.append(Check("checkpoints", n > 0, f"{n} cached in {cache}",
                         "downloaded on first `panbench eval` of a zoo model", False))
     return checks
+
+
+def data_check(root: Path) -> Check:
+    """The COCO-layout dataset at ``root``: its annotation file read and checked as ``eval`` reads it, and how
+    many images it lists."""
+    from panbench.data.datasets import load_dataset
+    from panbench.errors import PanbenchError
+
+    ann = root / "annotations" / "panoptic_val2017.json"
+    if not (ann.is_file() and (root / "val2017").is_dir()):
+        fix = f"run `panbench data coco --root {root}` (or --from DIR with the official zips), or use --dataset demo"
+        return Check("data", False, f"no COCO panoptic val at {root}", fix, False)
+    try:
+        n = len(load_dataset(root).samples)
+    except PanbenchError as e:
+        return Check("data", False, f"COCO panoptic val at {root} is not usable: {e}",
+                     "fix or replace the annotation file", False)
+    return Check("data", True, f"COCO panoptic val at {root} ({n} image{'s' if n != 1 else ''})")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:

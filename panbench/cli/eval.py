@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
-from panbench.cli.options import Common, dataset_root, non_negative_int, positive_int
+from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
 from panbench.errors import PanbenchError
 
 
@@ -56,6 +57,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--boundary", action="store_true",
                    help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels of each image)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse ground-truth PNG ids that segments_info does not list (default: score them as "
+                   "panopticapi does and say how many pixels)")
     return p
 
 
@@ -63,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.options import EvalOptions, check_models
     from panbench.evaluation.run import evaluate_model
+    from panbench.pq.score import unlisted_note
     from panbench.reporting.text import format_comparison, format_record
 
     specs = models_and_dataset(args)
@@ -73,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
                             "their predictions")
     if args.image_dir and not args.images:
         raise PanbenchError("--image-dir goes with --images FILE.json")
+    check_writable(args.results, "--results")
+    if args.save_predictions:
+        check_writable(args.save_predictions, "--save-predictions")
     opts = EvalOptions.from_cli(args)
     if args.images:
         return _predict(args, specs, opts)
@@ -84,10 +92,24 @@ def run(args: argparse.Namespace) -> int:
         records.append(rec)
         if _rank() == 0:
             print(format_record(rec))
+            for note in (unlisted_note(rec), shared_note(rec)):
+                if note:
+                    print(note, file=sys.stderr)
     if len(records) > 1 and _rank() == 0:
         print(format_comparison(records, args.results))
     _finish_distributed()
     return 0
+
+
+def shared_note(rec: dict[str, Any]) -> str | None:
+    """The line that says that the run's speed was measured while other panbench runs shared the machine."""
+    ctx = rec.get("speed_context") or {}
+    if not ctx.get("overlapped"):
+        return None
+    runs = ctx.get("overlapped_runs") or []
+    who = ", ".join(f"pid {o['pid']}" for o in runs[:3]) or "on another rank's machine"
+    return (f"note: another panbench run overlapped this one ({who}): its speed shares the machine and is marked "
+            "~ in tables; rerun alone for a speed to compare")
 
 
 def models_and_dataset(args: argparse.Namespace) -> list:

@@ -8,8 +8,12 @@ bad number into argparse's one-line usage error (exit code 2) before anything ru
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+from panbench.errors import PanbenchError
 
 
 def _int_at_least(low: int) -> Callable[[str], int]:
@@ -59,3 +63,19 @@ def common_parents() -> Common:
 def dataset_root(args: argparse.Namespace) -> str:
     """``--data-root``, or ``data/<dataset>`` (``data/coco`` for a command without ``--dataset``)."""
     return args.data_root or f"data/{getattr(args, 'dataset', None) or 'coco'}"
+
+
+def check_writable(folder: str | Path, option: str) -> None:
+    """Refuse, before anything is computed or written, a folder that cannot be made or written: the nearest
+    part of ``folder`` that exists must be a folder this process may write to.  (Errors found only when
+    writing, such as a full disk, are one line too: :func:`panbench.cli.main`.)"""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise PanbenchError(f"{folder}: cannot be written ({probe} is a file, not a folder); pass another {option} "
+                            "(nothing was run)")
+    if not os.access(probe if str(probe) else ".", os.W_OK | os.X_OK):
+        raise PanbenchError(f"{folder}: cannot be written (no write permission on {probe}); fix its permissions "
+                            f"or pass another {option} (nothing was run)")

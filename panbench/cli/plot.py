@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panbench.cli.options import Common
+from panbench.cli.options import Common, check_writable
 from panbench.errors import PanbenchError
 
 
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         where = f" for dataset '{args.dataset}'" if args.dataset else ""
         raise PanbenchError(f"{args.results}/runs: no result records{where}; run `panbench eval` first")
+    check_writable(Path(args.results) / "plots", "--results")
     for ds in sorted({r["dataset"] for r in records}):
         paths, notes = make_plots([r for r in records if r["dataset"] == ds], plot_dir(Path(args.results), ds))
         for p in paths:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panbench.cli.options import Common
+from panbench.cli.options import Common, check_writable
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -24,5 +24,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     from panbench.reporting.report import write_report
 
-    print(write_report(Path(args.results), args.dataset, Path(args.out) if args.out else None, args.reference))
+    out = Path(args.out) if args.out else Path(args.results) / "report.html"
+    check_writable(out.parent, "--out" if args.out else "--results (or --out)")
+    print(write_report(Path(args.results), args.dataset, Path(args.out) if args.out else None,
+                       args.reference))
     return 0

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "data/demo/annotations/...)")
     p.add_argument("--boundary", action="store_true",
                    help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse ground-truth PNG ids that segments_info does not list (default: score them as "
+                   "panopticapi does and say how many pixels)")
     p.add_argument("--no-analysis", action="store_true",
                    help="PQ only: no intervals, PQ by size, PQ-dagger or error breakdown (the baseline of "
                    "scripts/bench_pq.py)")
@@ -48,17 +51,22 @@ def run(args: argparse.Namespace) -> int:
         from panbench.errors import InputError
 
         raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
+    if args.name:
+        from panbench.cli.options import check_writable
+
+        check_writable(Path(args.results) / "runs", "--results")
     t = time.perf_counter()
     aset, fields = None, {}
     if args.no_analysis:
         from panbench.pq.score import score_files
 
-        res = score_files(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, workers=args.workers)
+        res = score_files(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, workers=args.workers,
+                          strict=args.strict)
     else:
         from panbench.analysis.scoring import score_files_analysis
 
         res, aset, fields = score_files_analysis(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir,
-                                                 workers=args.workers, boundary=args.boundary)
+                                                 workers=args.workers, boundary=args.boundary, strict=args.strict)
     if args.name:
         from panbench.reporting.records import external_record, write_record
 
@@ -71,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
         path = write_record(Path(args.results), rec, analysis=aset)
         print(f"record: {path}", file=sys.stderr)
+    from panbench.pq.score import unlisted_note
+
+    note = unlisted_note(res)
+    if note:
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps({**res, **fields}))
     else:

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                        "of the top queries.")
     p.add_argument("--model", action="append", required=True, help="a model (repeat for a second one)")
     p.add_argument("--image", type=int, required=True, help="image id")
-    p.add_argument("--dataset", default="coco")
+    p.add_argument("--dataset", help="coco, demo, cityscapes or ade20k; default: the dataset the models were "
+                   "trained on (as `panbench eval`)")
     p.add_argument("--checkpoint", action="append", help="weights for each --model, in order")
     p.add_argument("--trust-checkpoint", action="store_true")
     p.add_argument("--device", default="auto")
@@ -36,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
         raise PanbenchError("--model: give one or two models")
     if args.checkpoint and len(args.checkpoint) != len(args.model):
         raise PanbenchError("--checkpoint: give one per --model, in the same order")
+    if not args.dataset:  # the models' own dataset, as eval infers it (demo for the demo models)
+        from panbench.cli.eval import models_and_dataset
+
+        guess = argparse.Namespace(model=",".join(args.model), dataset=None)
+        models_and_dataset(guess)
+        args.dataset = guess.dataset
     ds = load_dataset(dataset_root(args), name=args.dataset)
     sample = find_sample(ds, args.image)
     device = pick_device(args.device)

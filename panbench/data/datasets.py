@@ -36,6 +36,32 @@ HOW_TO_GET = {
 CONVERTED = ("cityscapes", "ade20k")
 
 
+def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
+    """The fix for a dataset not found at ``root``: the dataset meant (a mistyped ``--dataset``), a folder
+    beside ``root`` that holds it (a mistyped ``--data-root``), or the command that makes it at ``root``."""
+    import difflib
+    import shlex
+
+    if name not in HOW_TO_GET:
+        near = difflib.get_close_matches(name, list(HOW_TO_GET), n=1, cutoff=0.7)
+        if near:
+            return f"did you mean --dataset {near[0]}?"
+        return (f"--dataset is one of {', '.join(HOW_TO_GET)}; for a dataset of your own in the COCO panoptic layout "
+                "(docs/datasets.md) pass --data-root DIR")
+    parent = root.parent if str(root.parent) else Path(".")
+    if parent.is_dir():
+        try:
+            siblings = sorted(p.name for p in parent.iterdir() if p != root and layout(p, name, split)[0].is_file())
+        except OSError:
+            siblings = []
+        near = difflib.get_close_matches(root.name, siblings, n=1, cutoff=0.6)
+        if near:
+            return f"did you mean --data-root {shlex.quote(str(parent / near[0]))}?"
+    if name == "demo" and root != Path("data/demo"):
+        return f"run `panbench data demo --root {shlex.quote(str(root))}` (seconds, offline), or pass --data-root DIR"
+    return HOW_TO_GET[name].format(root=shlex.quote(str(root)))
+
+
 def layout(root: Path, name: str, split: str) -> tuple[Path, Path, Path]:
     """The annotation JSON, the ground-truth PNG folder and the image folder of a dataset."""
     if name in CONVERTED:
@@ -89,14 +115,16 @@ def load_dataset(
     root = Path(root)
     ann_file, png_dir, img_dir = layout(root, name, split)
     if not ann_file.is_file():
-        how = HOW_TO_GET.get(name, HOW_TO_GET["coco"]).format(root=root)
-        raise InputError(f"{ann_file}: dataset '{name}' not found; {how}")
+        raise InputError(f"{ann_file}: dataset '{name}' not found; {how_to_get(root, name, split)}")
     data = read_json(ann_file, "panoptic annotation JSON")
     cats = parse_categories(data, ann_file)
     anns = parse_annotations(data, ann_file, gt=True)
     images = data.get("images")
     if not isinstance(images, list):
         raise InputError(f"{ann_file}: missing field 'images'; use the official panoptic_{split}.json")
+    if not images:
+        raise InputError(f"{ann_file}: 'images' is empty, there is nothing to evaluate; use an annotation file "
+                         "that lists its images (nothing was run)")
     samples = []
     for im in images:
         if not isinstance(im, dict) or not {"id", "file_name", "height", "width"} <= set(im):
@@ -120,6 +148,8 @@ def load_dataset(
         samples = [by_id[i] for i in wanted]
     if limit is not None:
         samples = samples[: max(0, limit)]
+    if not samples:
+        raise InputError(f"{subset}: selects no image; list at least one image id of {ann_file} (nothing was run)")
     return PanopticDataset(name, root, cats, samples, ann_file)
 
 

@@ -30,7 +30,7 @@ from panbench.reporting.records import atomic_write
 
 CACHE_FORMAT = 4  # part of every cache key: a cache written by another format is never read (3: analyses,
 # 4: the record's fn_pair_other)
-FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px")
+FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px")
 BOUNDARY_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats")
 Entry = tuple[ImageStats, ImageAnalysis, "ImageStats | None"]  # PQ contributions, analysis record, boundary PQ
 
@@ -62,6 +62,21 @@ def clear(run_dir: Path) -> None:
         old.unlink(missing_ok=True)  # nodes sharing a results folder may race here
 
 
+_OPENED: list[Path] = []  # the run folders of the caches opened in this process, in order
+
+
+def cached_images() -> int | None:
+    """How many images the caches opened in this process hold on disk now (read afresh, so that the images
+    that forked processes cached count too); None when no cache was opened.  Said after an interrupt."""
+    if not _OPENED:
+        return None
+    n = 0
+    for d in dict.fromkeys(_OPENED):
+        for f in sorted(d.glob("chunk-*.npz")):
+            n += len(_read_chunk(f))
+    return n
+
+
 class StatsCache:
     """Per-image entries (:data:`Entry`) keyed by the image's index in the dataset; ``done`` holds the
     PQ contributions, ``records`` the analysis record and boundary-PQ contributions."""
@@ -69,6 +84,7 @@ class StatsCache:
     def __init__(self, run_dir: Path, flush_every: int = 16, tag: str = "r0", key_parts: dict | None = None) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        _OPENED.append(self.dir)
         if key_parts is not None:
             atomic_write(self.dir / "key.json", json.dumps(key_parts, sort_keys=True, default=str, indent=1).encode())
         self.flush_every, self.tag = flush_every, tag

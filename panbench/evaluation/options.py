@@ -38,6 +38,7 @@ class EvalOptions:
     limit: int | None = None  # --limit, recorded in the record's selection
     subset: str | None = None  # --subset FILE, recorded in the record's selection
     boundary: bool = False  # also boundary PQ per image (opt-in, docs/analysis.md); part of the cache key
+    strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list (default: score them)
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -51,7 +52,7 @@ class EvalOptions:
             postprocess=PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep),
             cfg_options=parse_cfg_options(args.cfg_options), limit=args.limit, subset=args.subset,
             save_predictions=Path(args.save_predictions) if args.save_predictions else None,
-            boundary=getattr(args, "boundary", False),
+            boundary=getattr(args, "boundary", False), strict=getattr(args, "strict", False),
         )
 
 

@@ -11,10 +11,12 @@ For one model on a dataset whose annotation file is ``<stem>.json`` (``panoptic_
 
 Every process (forked CPU processes, torchrun ranks) writes the PNGs of its images and appends their
 ``segments_info`` to its own part file under ``DIR/.panbench/<name>/``; rank 0 assembles the JSON once
-every image is there, and refuses to write one that lacks an image.  The part files stay: a resumed
-run re-runs only the images whose prediction is not saved yet (an image whose statistics come from
-the resume cache but whose PNG is missing is run again), and ``key.json`` beside them names the run
-(the resume cache's key), so that predictions of another run are never mixed in.
+every image is there, and refuses to write one that lacks an image.  Until then the part files stay: a
+resumed run re-runs only the images whose prediction is not saved yet (an image whose statistics come
+from the resume cache but whose PNG is missing is run again), and ``key.json`` beside them names the
+run (the resume cache's key), so that predictions of another run are never mixed in.  Once the JSON is
+written the staging folder is removed (``DIR/.panbench`` too when nothing else is in it); a rerun of
+the same run reads the saved predictions from the JSON (its ``info.run_key`` names the run).
 """
 
 from __future__ import annotations
@@ -102,6 +104,12 @@ class PredictionWriter:
         """Make the folders (once per node, before the other ranks read them).  Predictions of another
         run (another key) are refused unless ``fresh`` (``--no-resume``), which starts afresh."""
         key_file = self.state / "key.json"
+        if not key_file.is_file() and self.json_path.is_file():
+            done = self._finished_key()
+            if done is not None and done != self.key and not fresh:
+                raise PanbenchError(f"{self.root}: holds predictions {self.name} of another run (other config, "
+                                    "weights, images or settings); pass --no-resume to replace them, or choose "
+                                    "another --save-predictions DIR")
         if key_file.is_file() and json.loads(key_file.read_text()).get("key") != self.key:
             if not fresh:
                 raise PanbenchError(f"{self.root}: holds predictions {self.name} of another run (other config, "
@@ -124,9 +132,31 @@ class PredictionWriter:
         """Whether the marks of all ``tokens`` are in this process's view of the folder."""
         return all((self.state / f"seen-{t}").is_file() for t in tokens)
 
+    def _finished_key(self) -> str | None:
+        """The ``run_key`` of the assembled JSON (None when it is unreadable or names none)."""
+        try:
+            return (json.loads(self.json_path.read_text()).get("info") or {}).get("run_key")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _finished_entries(self) -> dict[Any, dict[str, Any]]:
+        """The entries of the assembled JSON when it is this run's (``info.run_key``), as the part files hold them."""
+        try:
+            data = json.loads(self.json_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or (data.get("info") or {}).get("run_key") != self.key:
+            return {}
+        images = {im["id"]: im for im in data.get("images", [])}
+        return {a["image_id"]: {"image_id": a["image_id"], "file_name": a["file_name"],
+                                "height": images[a["image_id"]]["height"], "width": images[a["image_id"]]["width"],
+                                "image_file": images[a["image_id"]]["file_name"], "segments_info": a["segments_info"]}
+                for a in data.get("annotations", []) if a.get("image_id") in images}
+
     def _entries(self) -> dict[Any, dict[str, Any]]:
-        """Every saved image's annotation entry, by image id (the last line of a cut-off write is skipped)."""
-        out: dict[Any, dict[str, Any]] = {}
+        """Every saved image's annotation entry, by image id (the last line of a cut-off write is skipped):
+        the assembled JSON's when it is this run's, then the part files'."""
+        out: dict[Any, dict[str, Any]] = self._finished_entries() if self.json_path.is_file() else {}
         for part in sorted(self.state.glob("part-*.jsonl")):
             for line in part.read_text().splitlines():
                 try:
@@ -172,4 +202,15 @@ class PredictionWriter:
                                 "segments_info": e["segments_info"]})
         data = {"info": info, "images": images, "annotations": annotations, "categories": self.categories}
         atomic_write(self.json_path, json.dumps(data).encode())
+        self.clean_up()
         return self.json_path
+
+    def clean_up(self) -> None:
+        """Remove the staging folder of this run, and ``DIR/.panbench`` when nothing else is in it."""
+        import shutil
+
+        shutil.rmtree(self.state, ignore_errors=True)
+        try:
+            self.state.parent.rmdir()  # only when empty: another model's staging may be under way
+        except OSError:
+            pass

@@ -21,6 +21,7 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_timing
 from panbench.evaluation.cache import clear as clear_cache
+from panbench.evaluation.context import load_average, marker, speed_context
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.device import device_name, pick_device, seed_everything
 from panbench.evaluation.distributed import (
@@ -72,17 +73,22 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     barrier()
     shard = Shard(list(range(rank, len(dataset.samples), world)), device, opts,
                   StatsCache(run_dir, opts.flush_every, tag=f"r{rank}", key_parts=key_parts), predictions=writer,
-                  analysis=RunAnalysis(opts.boundary))
+                  analysis=RunAnalysis(opts.boundary, opts.strict))
     evaluator = PanopticEvaluator(dataset.categories)
     resumed = _resume(spec, evaluator, shard, rank)
     t0 = time.perf_counter()
     procs = cpu_procs_for(opts, device, world, len(shard.todo()))
+    run_marker, wall0, load0 = marker(), time.time(), load_average()  # the speed's context: who ran beside it
+    beside = run_marker.overlapping(wall0, wall0)
     try:
         timings = _infer(spec, lm, dataset, evaluator, shard, procs, rank, world)
         all_reduce_stats(evaluator, device, shard.analysis)  # and the per-image analysis records; waits for every rank
     finally:
         if shard.progress is not None:
             shard.progress.close()
+    wall1 = time.time()
+    beside += [o for o in run_marker.overlapping(wall0, wall1) if o not in beside]
+    shared = dist_any(bool(beside))  # another run beside any rank shared that rank's machine
     timings, memory = reduce_timings(timings, peak_memory(device))  # whole job under torchrun
     res = evaluator.evaluate()
     if res["n_images"] != len(dataset.samples):
@@ -99,9 +105,10 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     t_all = time.perf_counter() - t0
     label = device_name(device, procs) + (f" x {world} ranks" if world > 1 else "")  # speed is the whole job's
     timing_dict, label = resumed_speed(timings.as_dict(), read_timing(run_dir, f"r{rank}"), label, resumed)
+    shared = shared or bool((timing_dict["speed_from_cache"] or {}).get("overlapped"))
     if timings.timed_images:  # what this run measured, with what the cache held, for the next resume
         write_timing(run_dir, f"r{rank}", {"device": label, "timed_images": timing_dict["speed_images"],
-                                           "wall_s": timing_dict["speed_wall_s"]})
+                                           "wall_s": timing_dict["speed_wall_s"], "overlapped": shared})
     record = make_record(
         res, model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
         dataset=dataset.name,
@@ -112,6 +119,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         params=mm.count_parameters(lm.model), device=label, world_size=world, batch_size=opts.batch_size,
         amp=opts.amp or "fp32", precision=precision_info(device, opts.amp),
         timings={**timing_dict, "total_s": t_all, "resumed_images": resumed}, memory=memory,
+        speed_context=speed_context(device, procs, world, load0, beside, shared),
         provenance={**provenance(spec, lm, dataset, fingerprint, opts),
                     "predictions": {"json": str(saved), "dir": str(writer.png_dir)} if saved else None},
         selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
@@ -271,6 +279,8 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch")},
         "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
     }
+    if opts.strict:  # a cache that scored unlisted ground-truth ids must not serve a --strict run
+        parts["strict"] = True
     if opts.cfg_options:  # also in the config hash; named apart so that the key file shows them
         parts["cfg_options"] = opts.cfg_options
     if opts.batch_size > 1:

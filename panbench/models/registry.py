@@ -97,6 +97,18 @@ def all_models(config_dir: Path = CONFIG_DIR, dataset: str | None = None,
     return specs
 
 
+def did_you_mean(word: str, choices: list[str], n: int = 3, cutoff: float = 0.4) -> str | None:
+    """``"did you mean a, b?"`` with the choices closest to ``word`` (difflib), or None when none is close;
+    the one wording of every suggestion of a name (models, datasets, record names)."""
+    near = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=n, cutoff=cutoff)
+    return f"did you mean {', '.join(near)}?" if near else None
+
+
+def registered_names(config_dir: Path = CONFIG_DIR) -> list[str]:
+    """Every registered model name and alias."""
+    return [n for s in all_models(config_dir) for n in (s.name, *s.aliases)]
+
+
 def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") -> list[ModelSpec]:
     """Turn ``--model`` (a name, an alias, ``all``, a comma list or a config path) into specs."""
     specs = all_models(config_dir)
@@ -121,8 +133,7 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
                 raise PanbenchError(f"{p}: config file not found; pass a registered name (panbench ls) or a path")
             out.append(load_spec(p))
         else:
-            near = difflib.get_close_matches(raw, list(by_name), n=3, cutoff=0.4)
-            hint = f"did you mean {', '.join(near)}?" if near else "run `panbench ls` for the list"
+            hint = did_you_mean(raw, list(by_name)) or "run `panbench ls` for the list"
             raise PanbenchError(f"unknown model '{raw}'; {hint}")
     if not out:
         raise PanbenchError(f"no model selected by --model {names!r}; run `panbench ls`")
@@ -180,6 +191,6 @@ def hf_spec(ref: str) -> ModelSpec:
     for s in hf_models():
         if s.hf == ref:
             return s
-    stem = Path(ref.rstrip("/")).name or ref
-    return ModelSpec(name="hf-" + re.sub(r"[^A-Za-z0-9._-]+", "_", stem), config=Path(f"hf:{ref}"),
-                     architecture="transformers", hf=ref)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(ref.rstrip("/")).name or ref)
+    name = stem if stem.startswith("hf-") else "hf-" + stem  # a directory named hf-x is model hf-x, not hf-hf-x
+    return ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="transformers", hf=ref)

@@ -3,11 +3,12 @@
  *   unfilter_ids(raw, width, height, channels, out)
  *       PNG scanlines (inflated IDAT of an 8-bit RGB/RGBA, non-interlaced image) -> segment ids
  *       R + 256 G + 256^2 B as uint32, written to `out` (height * width uint32).
- *   pair_counts(gt_ids, pred_ids, gt_keys, pred_keys, counts) -> None | (side, id)
+ *   pair_counts(gt_ids, pred_ids, gt_keys, pred_keys, counts, strict_gt=1) -> None | (side, id)
  *       Pixel counts of (ground-truth segment, predicted segment) pairs into `counts`
  *       ((n_gt + 2) x (n_pred + 1) int64, row/column 0 = VOID, the layout of pq.match_segments).
- *       Returns (0, id) for a ground-truth or (1, id) for a predicted pixel id that is in no
- *       segment (the caller raises the error), else None.
+ *       Returns (1, id) for a predicted pixel id that is in no segment and, with strict_gt, (0, id)
+ *       for such a ground-truth id (the caller raises the error), else None.  Without strict_gt a
+ *       ground-truth id in no segment is counted in row n_gt + 1 (panopticapi scores such pixels).
  *
  * Both release the GIL.  Everything else (PNG chunks, inflate, validation, matching) is Python.
  */
@@ -231,9 +232,10 @@ static inline Py_ssize_t run_end(const uint32_t *g, const uint32_t *p, Py_ssize_
     return i;
 }
 
-/* returns 0, 1 (unknown gt id in *bad) or 2 (unknown pred id in *bad) */
+/* returns 0, 1 (unknown gt id in *bad, with strict_gt) or 2 (unknown pred id in *bad); without strict_gt an
+ * unknown gt id goes to row unlisted_row */
 static int count_pairs(const uint32_t *g, const uint32_t *p, Py_ssize_t n, const idmap *gm, const idmap *pm,
-                       int64_t *counts, Py_ssize_t cols, uint32_t *bad) {
+                       int64_t *counts, Py_ssize_t cols, uint32_t *bad, int strict_gt, int32_t unlisted_row) {
     Py_ssize_t i = 0;
     uint32_t lg = 0, lp = 0; /* the last ids looked up (0 = VOID -> index 0): at a run break usually */
     int32_t gi = 0, pi = 0;  /* only one side changes */
@@ -241,7 +243,10 @@ static int count_pairs(const uint32_t *g, const uint32_t *p, Py_ssize_t n, const
         uint32_t cg = g[i], cp = p[i];
         Py_ssize_t j = run_end(g, p, i + 1, n, cg, cp);
         if (cg != lg) {
-            if ((gi = idmap_get(gm, cg)) < 0) { *bad = cg; return 1; }
+            if ((gi = idmap_get(gm, cg)) < 0) {
+                if (strict_gt) { *bad = cg; return 1; }
+                gi = unlisted_row;
+            }
             lg = cg;
         }
         if (cp != lp) {
@@ -256,7 +261,8 @@ static int count_pairs(const uint32_t *g, const uint32_t *p, Py_ssize_t n, const
 
 static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
     Py_buffer g, p, gk, pk, c;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*w*", &g, &p, &gk, &pk, &c)) return NULL;
+    int strict_gt = 1;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*|p", &g, &p, &gk, &pk, &c, &strict_gt)) return NULL;
     PyObject *result = NULL;
     Py_ssize_t n_gt = gk.len / 8, n_pred = pk.len / 8, cols = n_pred + 1;
     if (g.len != p.len || g.len % 4) {
@@ -274,7 +280,7 @@ static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
             uint32_t bad = 0;
             Py_BEGIN_ALLOW_THREADS
             memset(c.buf, 0, (size_t)c.len);
-            rc = count_pairs(g.buf, p.buf, g.len / 4, &gm, &pm, c.buf, cols, &bad);
+            rc = count_pairs(g.buf, p.buf, g.len / 4, &gm, &pm, c.buf, cols, &bad, strict_gt, (int32_t)(n_gt + 1));
             Py_END_ALLOW_THREADS
             result = rc ? Py_BuildValue("(iI)", rc - 1, bad) : Py_NewRef(Py_None);
         }

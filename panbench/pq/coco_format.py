@@ -47,8 +47,11 @@ def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any
 def parse_categories(data: dict[str, Any], path: str | os.PathLike[str]) -> CategoryTable:
     """The ``categories`` list of a ground-truth JSON as a :class:`CategoryTable`."""
     cats = data.get("categories")
-    if not isinstance(cats, list) or not cats:
+    if not isinstance(cats, list):
         raise InputError(f"{path}: missing field 'categories'; use the ground-truth panoptic JSON")
+    if not cats:
+        raise InputError(f"{path}: 'categories' is empty; list the dataset's categories (id, name, isthing), as "
+                         "the ground-truth panoptic JSON does")
     seen: set[int] = set()
     for c in cats:
         cid = _field(c, "id", f"{path}: category", int)

@@ -25,17 +25,34 @@ def score_image(
     pred_ids: np.ndarray,
     pred_segments_info: list[dict[str, Any]],
     where: str,
+    strict: bool = False,
 ) -> ImageStats:
-    """Per-category contributions of one image from two id maps (``R + 256G + 256^2B``)."""
+    """Per-category contributions of one image from two id maps (``R + 256G + 256^2B``).
+
+    Ground-truth pixels whose id ``segments_info`` does not list are scored as panopticapi scores
+    them (neither matched nor VOID: a prediction overlapping them keeps them in its union) and
+    counted in ``unlisted_px``; with ``strict`` they are refused."""
     if gt_ids.shape != pred_ids.shape:
         raise _size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
-    if kernels._native is not None:
-        inter = _native_intersections(gt_ids, gt, pred_ids, pred, where)
-    else:
-        inter = _numpy_intersections(gt_ids, gt, pred_ids, pred, where)
+    inter = intersection_table(gt_ids, gt, pred_ids, pred, where, strict)
     return _match(inter, gt, pred, where)
+
+
+def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
+                       strict: bool = False) -> np.ndarray:
+    """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_segments` (C or numpy)."""
+    if kernels._native is not None:
+        return _native_intersections(gt_ids, gt, pred_ids, pred, where, strict)
+    return _numpy_intersections(gt_ids, gt, pred_ids, pred, where, strict)
+
+
+def unlisted_pixels(inter: np.ndarray, n_gt: int) -> np.ndarray:
+    """The ground-truth pixels whose id is in no segment (row ``n_gt + 1``), as the ``unlisted_px`` of
+    :class:`~panbench.pq.matching.ImageStats`: empty when there are none."""
+    n = int(inter[n_gt + 1].sum())
+    return np.array([n], np.int64) if n else np.zeros(0, np.int64)
 
 
 def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> InputError:
@@ -64,14 +81,17 @@ def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> Image
             f"{where} (prediction): segments_info id {int(pred.ids[missing[0]])} is absent from the PNG; "
             "drop empty segments from segments_info"
         )
-    return match_segments(inter, gt, pred)
+    stats = match_segments(inter, gt, pred)
+    stats.unlisted_px = unlisted_pixels(inter, len(gt))
+    return stats
 
 
 def _unknown_id(where: str, gt_side: bool, seg_id: int) -> InputError:
     if gt_side:
         return InputError(
             f"{where} (ground truth): PNG segment id {seg_id} is absent from segments_info; "
-            "the annotation PNG and JSON do not belong together"
+            "the annotation PNG and JSON do not belong together (without --strict such pixels are "
+            "scored as panopticapi scores them)"
         )
     return InputError(
         f"{where} (prediction): PNG segment id {seg_id} is absent from segments_info; "
@@ -89,12 +109,12 @@ def _as_u32(ids: np.ndarray, where: str, gt_side: bool) -> np.ndarray:
 
 
 def _native_intersections(
-    gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str
+    gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str, strict: bool = False
 ) -> np.ndarray:
     """The (len(gt) + 2) x (len(pred) + 1) intersection table, one C pass over the pixels."""
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
     bad = kernels._native.pair_counts(
-        _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter
+        _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter, strict
     )
     if bad is not None:
         raise _unknown_id(where, bad[0] == 0, bad[1])
@@ -102,7 +122,7 @@ def _native_intersections(
 
 
 def _numpy_intersections(
-    gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str
+    gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str, strict: bool = False
 ) -> np.ndarray:
     """The same table as :func:`_native_intersections` through 2^24-entry lookup tables."""
     cols = len(pred) + 1
@@ -110,7 +130,9 @@ def _numpy_intersections(
     gt_index = index_map(gt_ids, gt.ids, step, slot="gt_index")
     unknown = gt_index == _SENTINEL
     if unknown.any():
-        raise _unknown_id(where, True, int(gt_ids[unknown][0]))
+        if strict:
+            raise _unknown_id(where, True, int(gt_ids[unknown][0]))
+        gt_index[unknown] = (len(gt) + 1) * step  # the row of ids in no segment
     pred_index = index_map(pred_ids, pred.ids, slot="pred_index")
     unknown = pred_index == _SENTINEL
     if unknown.any():
@@ -127,8 +149,9 @@ class PanopticEvaluator:
     takes the sums all-reduced over torchrun's ranks.  ``stats`` reads them.
     """
 
-    def __init__(self, categories: CategoryTable) -> None:
+    def __init__(self, categories: CategoryTable, strict: bool = False) -> None:
         self.categories = categories
+        self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
         self.reset()
 
     @property
@@ -148,7 +171,7 @@ class PanopticEvaluator:
         where: str = "image",
     ) -> ImageStats:
         """Score one image and add it to the running sums."""
-        s = score_image(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where)
+        s = score_image(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, self.strict)
         self._stats.add_image(s)
         return s
 
@@ -169,5 +192,8 @@ class PanopticEvaluator:
         self._stats = PQStats.from_array(sums)
 
     def evaluate(self) -> dict[str, Any]:
-        """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images``."""
-        return summarize(self._stats, self.categories.ids, self.categories.isthing)
+        """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images`` and ``unlisted_gt``
+        (ground-truth pixels whose id segments_info does not list, and the images that hold them)."""
+        out = summarize(self._stats, self.categories.ids, self.categories.isthing)
+        out["unlisted_gt"] = {"pixels": int(self._stats.unlisted[0]), "images": int(self._stats.unlisted[1])}
+        return out

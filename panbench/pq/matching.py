@@ -62,6 +62,8 @@ class ImageStats:
     sem_gt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     sem_pred: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     sem_px: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # ground-truth pixels whose id segments_info does not list: [pixels], or empty when there are none
+    unlisted_px: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def semantic_pairs(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,7 +87,8 @@ def match_segments(
 
     ``inter`` has shape ``(len(gt) + 2, len(pred) + 1)``: row 0 is ground-truth VOID, rows
     1..G the ground-truth segments, row G+1 pixels whose ground-truth id is in no segment
-    (panopticapi ignores those); column 0 is predicted VOID, columns 1..P the predictions.
+    (panopticapi neither matches them nor treats them as VOID: they stay in a prediction's area,
+    hence in its union); column 0 is predicted VOID, columns 1..P the predictions.
     ``pred.areas`` must be the pixel counts of the predictions.
     """
     n_gt, n_pred = len(gt), len(pred)
@@ -138,7 +141,8 @@ class PQStats:
     The IoU sum of category k is ``iou_int[k] + iou[k] / IOU_SCALE``: ``iou`` is the fraction
     (int64 in units of ``1 / IOU_SCALE``, carried into ``iou_int`` whenever it reaches 1), so the
     sums never overflow.  ``conf`` is the semantic confusion matrix in pixels, ``(C + 1) x (C + 1)``
-    with VOID last (rows ground truth, columns prediction).
+    with VOID last (rows ground truth, columns prediction).  ``unlisted`` counts the ground-truth
+    pixels whose id ``segments_info`` does not list, and the images that hold any: ``[pixels, images]``.
     """
 
     iou: np.ndarray
@@ -148,8 +152,11 @@ class PQStats:
     n_images: int = 0
     conf: np.ndarray | None = None
     iou_int: np.ndarray | None = None
+    unlisted: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.unlisted is None:
+            self.unlisted = np.zeros(2, np.int64)
         if self.conf is None:
             n = len(self.iou) + 1
             self.conf = np.zeros((n, n), np.int64)
@@ -180,6 +187,8 @@ class PQStats:
             g = np.where(s.sem_gt < 0, void, s.sem_gt)
             p = np.where(s.sem_pred < 0, void, s.sem_pred)
             np.add.at(self.conf, (g, p), s.sem_px)
+        if len(s.unlisted_px):
+            self.unlisted += np.array([int(s.unlisted_px.sum()), 1], np.int64)
         self.n_images += 1
 
     def __add__(self, other: PQStats) -> PQStats:
@@ -191,6 +200,7 @@ class PQStats:
             self.n_images + other.n_images,
             self.conf + other.conf,
             self.iou_int + other.iou_int,
+            self.unlisted + other.unlisted,
         )
 
     @property
@@ -202,16 +212,16 @@ class PQStats:
         """One int64 vector (for an all-reduce or a cache file); exact.  Summing such vectors
         element by element and reading the sum back with :meth:`from_array` adds the stats."""
         return np.concatenate(
-            [self.iou_int, self.iou, self.tp, self.fp, self.fn, self.conf.ravel(), [self.n_images]]
+            [self.iou_int, self.iou, self.tp, self.fp, self.fn, self.conf.ravel(), [self.n_images], self.unlisted]
         ).astype(np.int64)
 
     @staticmethod
     def from_array(a: np.ndarray) -> PQStats:
         a = np.asarray(a, np.int64)
-        n = int(round((-7 + np.sqrt(41 + 4 * len(a))) / 2))  # len = 5n + (n + 1)^2 + 1
+        n = int(round((-7 + np.sqrt(33 + 4 * len(a))) / 2))  # len = 5n + (n + 1)^2 + 3
         iou_int, iou, tp, fp, fn = (a[k * n : (k + 1) * n].copy() for k in range(5))
         conf = a[5 * n : 5 * n + (n + 1) ** 2].reshape(n + 1, n + 1).copy()
-        return PQStats(iou, tp, fp, fn, n_images=int(a[-1]), conf=conf, iou_int=iou_int)
+        return PQStats(iou, tp, fp, fn, n_images=int(a[-3]), conf=conf, iou_int=iou_int, unlisted=a[-2:].copy())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PQStats) and np.array_equal(self.to_array(), other.to_array())

@@ -10,6 +10,7 @@ package importing it; the records come back in the order of the images, whatever
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 from collections.abc import Callable
@@ -30,9 +31,9 @@ ImageScorer = Callable[[CategoryTable, np.ndarray, list, np.ndarray, list, str],
 
 
 def plain_scorer(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
-                 where: str) -> tuple[ImageStats, None]:
+                 where: str, strict: bool = False) -> tuple[ImageStats, None]:
     """PQ contributions only (no per-image record)."""
-    return score_image(cats, gt_ids, gt_segs, pred_ids, pred_segs, where), None
+    return score_image(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, strict), None
 
 
 def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str]) -> tuple[CategoryTable, list[Pair]]:
@@ -51,6 +52,9 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
                 "or restrict the ground-truth JSON to the images you predicted"
             )
         pairs.append((gt_ann, pred_ann))
+    if not pairs:
+        raise InputError(f"{gt_json}: no image to score ('annotations' is empty); use a ground-truth JSON that "
+                         "annotates the images you predicted")
     return cats, pairs
 
 
@@ -136,6 +140,19 @@ def score_files(
     pred_json: str | os.PathLike[str],
     pred_dir: str | os.PathLike[str],
     workers: int = 1,
+    strict: bool = False,
 ) -> dict[str, Any]:
-    """panopticapi's ``pq_compute`` result, computed streaming; see :func:`panbench.pq.matching.summarize`."""
-    return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers)[0].evaluate()
+    """panopticapi's ``pq_compute`` result, computed streaming; see :func:`panbench.pq.matching.summarize`.
+    ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them)."""
+    scorer = functools.partial(plain_scorer, strict=strict)
+    return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, scorer)[0].evaluate()
+
+
+def unlisted_note(res: dict[str, Any]) -> str | None:
+    """The line that says how many ground-truth pixels (of how many images) carry an id that segments_info
+    does not list (None when none do): panopticapi scores them, neither matched nor VOID."""
+    u = res.get("unlisted_gt") or {}
+    if not u.get("pixels"):
+        return None
+    return (f"note: {u['pixels']} ground-truth pixels of {u['images']} image(s) have a PNG id that segments_info "
+            "does not list; scored as panopticapi scores them (neither matched nor VOID); --strict refuses them")

@@ -46,6 +46,9 @@ class RunRecord(TypedDict, total=False):
     semantic: dict[str, float]  # pixel_acc, mIoU, mDice from the same panoptic maps, 0-100
     n_categories: int  # categories of the dataset
     per_class: dict[str, Any]  # per category id: PQ, SQ, RQ, TP, FP, FN
+    # ground-truth pixels whose PNG id segments_info does not list, scored as panopticapi scores them:
+    # {"pixels": N, "images": M}; absent in records written before it was counted
+    unlisted_gt: dict[str, int]
     published: dict[str, float | None]  # the model zoo's metrics (COCO only)
     delta_to_published: dict[str, float | None]  # measured minus published, per metric
     # where ``published`` comes from: "MMDetection model zoo" or, for hf: models, the original release's
@@ -58,6 +61,9 @@ class RunRecord(TypedDict, total=False):
     amp: str  # fp32, bf16, fp16
     precision: dict[str, Any]  # autocast mode and whether TF32 was allowed (evaluation.timings.precision_info)
     timings: dict[str, Any]  # per-stage seconds, images_per_s (None when not measured), resumed_images ...
+    # what the speed was measured on and beside (evaluation.context.speed_context): cpu, gpu, torch_threads,
+    # processes, ranks, load_start / load_end (1-minute load average), overlapped (other panbench runs, by pid)
+    speed_context: dict[str, Any]
     memory: dict[str, float]  # peak CPU / GPU memory in MiB
     provenance: dict[str, Any]  # config, checkpoint sha256, dataset fingerprint, versions, git commit, command
     # which images of the dataset ran: {"limit": --limit or None, "subset": the --subset file or None,
@@ -80,6 +86,8 @@ def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
     metric = {"n_images": res["n_images"], "metrics": {k: res[k] for k in METRIC_KEYS},
               "semantic": {k: res[k] for k in SEMANTIC_KEYS}, "n_categories": res["n_categories"],
               "per_class": res["per_class"]}
+    if "unlisted_gt" in res:
+        metric["unlisted_gt"] = res["unlisted_gt"]
     given = {"schema": SCHEMA_VERSION, "date": now_iso(), **metric, **fields}
     unknown = set(given) - set(RunRecord.__annotations__)
     if unknown:
@@ -177,6 +185,21 @@ def measured_speed(record: dict[str, Any]) -> float | None:
     stored speed, an external record, or an older record that wrote 0 for an unmeasured speed)."""
     v = (record.get("timings") or {}).get("images_per_s")
     return float(v) if isinstance(v, int | float) and v > 0 else None
+
+
+SHARED_SPEED_MARK = "~"  # after a speed measured while another panbench run shared the machine
+
+
+def speed_shared(record: dict[str, Any]) -> bool:
+    """Whether the record's speed was measured while another panbench run overlapped it (its
+    ``speed_context``; False for records without one)."""
+    return bool((record.get("speed_context") or {}).get("overlapped"))
+
+
+def mark_shared_speed(text: str, record: dict[str, Any]) -> str:
+    """``text`` (a formatted speed) with :data:`SHARED_SPEED_MARK` when :func:`speed_shared`; tables and plots
+    show speeds through it, with a note saying that ``~`` marks a speed measured beside another run."""
+    return text + SHARED_SPEED_MARK if text and speed_shared(record) else text
 
 
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:

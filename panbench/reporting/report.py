@@ -66,7 +66,7 @@ def _published(recs: list[dict[str, Any]]) -> str:
     if not any(any(v is not None for v in (r.get("published") or {}).values()) for r in recs):
         return "<p class='note'>No published numbers for these models on this dataset.</p>"
     df = comparison(recs, vs_published=True, all_columns=True)
-    keep = [k for k in METRIC_KEYS if df[f"{k}_pub"].notna().any()]
+    keep = [k for k in METRIC_KEYS if f"{k}_pub" in df.columns]  # comparison drops the all-empty ones
     cols = [c for c in ("postprocess", "framework", "dataset", "n_images", "cfg_options", "published")
             if c in df.columns]
     df = df[cols + [c for k in keep for c in (k, f"{k}_pub", f"{k}_delta")]]
@@ -127,12 +127,26 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     """Per dataset: the verdict (ranking on PQ with the paired differences to ``reference``, by default the best
     PQ), the comparison table of the columns a reader compares, then the details: every column (folded), the
     comparison with published numbers, the analyses, the per-class table (folded) and the plots (written under
-    ``results/plots/<dataset>/``); then the visualizations under ``results/viz`` and each run's provenance, in
+    ``results/plots/<dataset>/``, or in a temporary folder when ``out`` is given); then the visualizations under ``results/viz`` and each run's provenance, in
     one HTML file."""
     records = latest_runs(load_records(results), dataset)
     if not records:
         where = f" for dataset '{dataset}'" if dataset else ""
         raise PanbenchError(f"{results}/runs: no result records{where}; run `panbench eval` first")
+    import tempfile
+
+    # the plots are embedded: a report written elsewhere (--out) leaves nothing under results/
+    tmp = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else None
+    scratch = Path(tmp.name) if tmp is not None else results
+    try:
+        return _write(records, results, out, scratch, reference)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _write(records: list[dict[str, Any]], results: Path, out: Path | None, scratch: Path,
+           reference: str | None) -> Path:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>panbench report</title>",
              f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
              "<h1>panbench report</h1>"]
@@ -149,7 +163,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
         parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
                      "absent from ground truth and predictions)</summary>" + render(per_class(recs), "html") +
                      "</details>")
-        paths, notes = make_plots(recs, plot_dir(results, ds))
+        paths, notes = make_plots(recs, plot_dir(results if out is None else scratch, ds))
         parts.append("<h3>plots</h3>" + "".join(_img(p) for p in paths) +
                      "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
     viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []

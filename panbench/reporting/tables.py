@@ -111,6 +111,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     elif not all_columns:
         keep = [c for c in DEFAULT_COLUMNS if c in df.columns]
         df = df[keep + [c for c in df.columns if c == "published" or c.endswith(("_pub", "_delta"))]]
+    if vs_published:  # a metric that no row's source publishes: its _pub and _delta columns say nothing
+        df = df.drop(columns=[c for c in df.columns if c.endswith(("_pub", "_delta")) and df[c].isna().all()])
     return df
 
 

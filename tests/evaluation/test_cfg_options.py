@@ -71,3 +71,20 @@ def test_an_override_that_breaks_the_model_is_refused_in_one_line(demo_root, tmp
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "NoSuchHead" in err, err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("option,expected", [
+    ("model.test_cfg.object_mask_th=0.9", "has no key 'object_mask_th' under model.test_cfg; "
+     "did you mean model.test_cfg.object_mask_thr?"),
+    ("model.test_cfgs.iou_thr=0.9", "has no key 'test_cfgs' under model; did you mean model.test_cfg?"),
+    ("model.test_cfg.object_mask_thr=abc", "model.test_cfg.object_mask_thr='abc': expected a number like the "
+     "config's value 0.8, got a string"),
+    ("model.test_cfg.panoptic_on=1", "expected a bool like the config's value True, got a number"),
+])
+def test_an_unknown_key_or_a_value_of_another_kind_is_refused_in_one_line(demo_root, tmp_path, capsys, option,
+                                                                           expected) -> None:
+    rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
+               "--results", str(tmp_path), "--limit", "2", "--no-progress", "--cfg-options", option])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and expected in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()

@@ -164,6 +164,7 @@ def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, see
 
 @pytest.mark.parametrize("side", ["gt", "pred"])
 def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.MonkeyPatch, side: str) -> None:
+    """A predicted id in no segment is refused; a ground-truth one with ``strict`` (else it is scored)."""
     gt = np.array([[5, 5, 0], [9, 9, 9]], np.uint32)
     pred = np.array([[7, 7, 0], [7, 8, 8]], np.uint32)
     gsi = [{"id": 5, "category_id": 1, "area": 2}, {"id": 9, "category_id": 3, "area": 3}]
@@ -176,9 +177,23 @@ def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.Monke
     for native in (kernels._native, None):
         monkeypatch.setattr(kernels, "_native", native)
         with pytest.raises(InputError) as e:
-            evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 3")
+            evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 3", strict=True)
         messages.append(str(e.value))
     assert messages[0] == messages[1] and ("9" if side == "gt" else "8") in messages[0]
+
+
+def test_native_unlisted_ground_truth_ids_score_as_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    gt = np.array([[5, 5, 0], [9, 9, 9]], np.uint32)  # 9 is in no segment of segments_info
+    pred = np.array([[7, 7, 0], [7, 8, 8]], np.uint32)
+    gsi = [{"id": 5, "category_id": 1, "area": 2}]
+    psi = [{"id": 7, "category_id": 1}, {"id": 8, "category_id": 3}]
+    out = []
+    for native in (kernels._native, None):
+        monkeypatch.setattr(kernels, "_native", native)
+        out.append(evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 3"))
+    for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px"):
+        assert np.array_equal(getattr(out[0], f), getattr(out[1], f)), f
+    assert out[0].unlisted_px.tolist() == [3] and out[0].tp_ious.tolist() == [2 / 3]  # union 3: id 9's pixel stays
 
 
 def test_wide_integer_id_maps_are_checked_not_wrapped() -> None:

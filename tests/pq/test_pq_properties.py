@@ -35,4 +35,5 @@ def test_sums_add_across_any_split(pairs, cut) -> None:
     merged = a.stats + b.stats
     assert np.array_equal(merged.tp, whole.stats.tp) and np.array_equal(merged.fp, whole.stats.fp)
     assert merged == whole.stats  # fixed-point sums: bit-identical whatever the split
-    assert summarize(merged, cats.ids, cats.isthing) == whole.evaluate()
+    assert summarize(merged, cats.ids, cats.isthing) == {k: v for k, v in whole.evaluate().items()
+                                                         if k != "unlisted_gt"}

@@ -18,7 +18,7 @@ from panbench.reporting.records import (
 )
 
 RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,
-       "n_categories": {"All": 2, "Things": 1, "Stuff": 1}, "per_class": {}}
+       "n_categories": {"All": 2, "Things": 1, "Stuff": 1}, "per_class": {}, "unlisted_gt": {"pixels": 0, "images": 0}}
 
 
 def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
@@ -26,13 +26,16 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     gt.write_text('{"categories": [{"id": 1, "name": "a"}]}')
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     rec = external_record("sys", "coco", RES, args, 1.5)
-    # an external system has no AMP, precision or image selection (tables show its selection as "external")
-    declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection", "record",
+    # an external system has no AMP, precision, image selection (tables show its selection as "external") or
+    # speed context (its speed was not measured)
+    declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection", "speed_context",
+                                                                   "record",
                                                                    *ANALYSIS_FIELDS)]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
     rec = external_record("sys", "coco", RES, args, 1.5, "f" * 16, **analyses)
-    assert list(rec) == [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection", "record",
+    assert list(rec) == [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection",
+                                                                            "speed_context", "record",
                                                                             "analysis_file")]
     assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16
     assert rec["schema"] == SCHEMA_VERSION and rec["metrics"]["PQ"] == 50.0 and rec["semantic"]["mDice"] == 3.0
@@ -41,7 +44,7 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
 def test_make_record_orders_fields_as_declared_and_refuses_unknown_ones() -> None:
     rec = make_record(RES, provenance={}, model="m", amp="fp32", device="cpu")
     assert list(rec) == ["schema", "model", "date", "n_images", "metrics", "semantic", "n_categories", "per_class",
-                         "device", "amp", "provenance"]
+                         "unlisted_gt", "device", "amp", "provenance"]
     with pytest.raises(TypeError, match="unknown record fields"):
         make_record(RES, modle="m")
 

@@ -1,0 +1,157 @@
+"""What a speed was measured on and beside: the CPU model, the GPU, threads, processes and ranks, the
+machine's load average at the start and the end of the run, and whether another panbench run
+overlapped it.
+
+Each ``panbench eval`` process leaves a marker, ``<host>-<pid>.json``, in a folder shared by the
+runs of one user (``~/.cache/panbench/running``, or ``PANBENCH_RUNNING_DIR``): its pid, its job (the
+torchrun job id, so that the ranks of one job are not "other runs") and its start and end times.
+The end time is written when the process exits, and the marker stays a day, so that a run that
+started and finished inside another is still seen by it.  A run overlapped another when their
+intervals intersect; a marker without an end time whose process is gone (a killed run) is stale and
+ignored.  Markers of other hosts are ignored (they do not share this machine's cores).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+KEEP_S = 86400.0  # finished markers older than this are removed
+
+
+def running_dir() -> Path:
+    """The folder of the markers of running and recent ``panbench eval`` processes."""
+    env = os.environ.get("PANBENCH_RUNNING_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "panbench" / "running"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def _job() -> str:
+    """What the processes of one job share: the torchrun job id, else this process's pid."""
+    return os.environ.get("TORCHELASTIC_RUN_ID") or f"pid-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+class RunMarker:
+    """This process's marker (one per process, whatever the number of models it evaluates)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or running_dir()
+        self.host = socket.gethostname()
+        self.path = self.folder / f"{self.host}-{os.getpid()}.json"
+        self.info: dict[str, Any] = {"pid": os.getpid(), "host": self.host, "job": _job(), "start": time.time(),
+                                     "end": None, "command": " ".join(sys.argv)[:300]}
+        self.written = False
+
+    def begin(self) -> None:
+        """Write the marker (once; a failure to write it only means that others cannot see this run)."""
+        if self.written:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._write()
+            self.written = True
+            atexit.register(self.end)
+        except OSError:
+            pass
+
+    def end(self) -> None:
+        """Record the end time in the marker (at exit)."""
+        if self.written and self.info["end"] is None and self.info["pid"] == os.getpid():
+            self.info["end"] = time.time()
+            try:
+                self._write()
+            except OSError:
+                pass
+
+    def _write(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.info))
+        os.replace(tmp, self.path)
+
+    def overlapping(self, t0: float, t1: float) -> list[dict[str, Any]]:
+        """The other runs on this host whose interval intersects ``[t0, t1]`` (times from ``time.time()``):
+        their pid and command.  Stale markers (no end time, process gone) are ignored and removed."""
+        out = []
+        now = time.time()
+        try:
+            files = sorted(self.folder.glob("*.json"))
+        except OSError:
+            return []
+        for f in files:
+            try:
+                m = json.loads(f.read_text())
+                pid, start, end = int(m["pid"]), float(m["start"]), m.get("end")
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if m.get("host") != self.host or m.get("job") == self.info["job"] or pid == os.getpid():
+                continue
+            if end is None:
+                if not _alive(pid):
+                    f.unlink(missing_ok=True)  # a killed run: when it ended is unknown
+                    continue
+                end = now
+            elif now - float(end) > KEEP_S:
+                f.unlink(missing_ok=True)
+                continue
+            if start < t1 and float(end) > t0:
+                out.append({"pid": pid, "command": m.get("command")})
+        return out
+
+
+_MARKER: RunMarker | None = None
+
+
+def marker() -> RunMarker:
+    """This process's marker, written on first use."""
+    global _MARKER
+    if _MARKER is None or _MARKER.info["pid"] != os.getpid() or _MARKER.folder != running_dir():
+        _MARKER = RunMarker()
+    _MARKER.begin()
+    return _MARKER
+
+
+def speed_context(device: str, procs: int, world: int, load_start: float | None, overlapped: list[dict[str, Any]],
+                  overlapped_any_rank: bool) -> dict[str, Any]:
+    """The record's ``speed_context``: what the speed was measured on and beside."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+    return {"cpu": cpu_model(), "gpu": gpu, "torch_threads": torch.get_num_threads(), "processes": max(1, procs),
+            "ranks": world, "load_start": load_start, "load_end": load_average(),
+            "overlapped": bool(overlapped) or overlapped_any_rank, "overlapped_runs": overlapped}

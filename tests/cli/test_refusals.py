@@ -1,0 +1,259 @@
+"""What a user is refused, and what they are told: one line, exit code 2, nothing written; suggestions that
+name what exists (the dataset or model meant, the folder beside, a quoted command); the small promises of
+the console (Ctrl-C resumes, one dataset hash, help text, staging folders cleaned up)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from panbench import REPO_ROOT
+from panbench.cli import main
+from panbench.data.demo import make_demo
+
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"
+FAST = ["--workers", "0", "--cpu-procs", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def demo_root() -> Path:
+    return make_demo(REPO_ROOT / "data" / "demo")
+
+
+@pytest.fixture(scope="module")
+def demo_results(demo_root, tmp_path_factory) -> Path:
+    """Two demo models evaluated on 2 images."""
+    res = tmp_path_factory.mktemp("results")
+    assert main(["eval", "--model", "demo-mask2former,demo-maskformer", "--data-root", str(demo_root),
+                 "--results", str(res), "--limit", "2", *FAST]) == 0
+    return res
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("panbench: error: "), err
+    return err.strip()
+
+
+def _copy_demo(demo_root: Path, dst: Path, edit=None) -> Path:
+    """The demo set's annotation file (and its PNG folder, linked) under ``dst``, edited by ``edit``."""
+    ann = dst / "annotations"
+    ann.mkdir(parents=True)
+    (ann / "panoptic_val2017").symlink_to(demo_root / "annotations" / "panoptic_val2017")
+    (dst / "val2017").symlink_to(demo_root / "val2017")
+    data = json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+    if edit:
+        edit(data)
+    (ann / "panoptic_val2017.json").write_text(json.dumps(data))
+    return dst
+
+
+# --- empty data -------------------------------------------------------------------------------------------------
+
+def test_an_annotation_file_without_images_is_refused_by_eval_and_not_ok_in_doctor(demo_root, tmp_path,
+                                                                                   capsys) -> None:
+    root = _copy_demo(demo_root, tmp_path / "empty", lambda d: d.update(images=[], annotations=[]))
+    res = tmp_path / "res"
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(root), "--results", str(res), *FAST]) == 2
+    assert "'images' is empty, there is nothing to evaluate" in _one_line(capsys)
+    assert not res.exists()  # no record, no cache, no folder
+    from panbench.cli.doctor import data_check
+
+    check = data_check(root)
+    assert not check.ok and "'images' is empty" in check.detail
+    full = data_check(_copy_demo(demo_root, tmp_path / "two", lambda d: (
+        d.update(images=d["images"][:2], annotations=d["annotations"][:2]))))
+    assert full.ok and full.detail.endswith("(2 images)")
+
+
+def test_empty_categories_are_called_empty_not_missing(demo_root, tmp_path, capsys) -> None:
+    root = _copy_demo(demo_root, tmp_path / "nocats", lambda d: d.update(categories=[]))
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(root), "--results",
+                 str(tmp_path / "res"), *FAST]) == 2
+    err = _one_line(capsys)
+    assert "'categories' is empty" in err and "missing field" not in err
+
+
+def test_score_refuses_ground_truth_without_annotations(demo_root, tmp_path, capsys) -> None:
+    gt = json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+    gt["images"], gt["annotations"] = [], []
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    pred = {"annotations": [], "categories": gt["categories"]}
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    (tmp_path / "png").mkdir()
+    assert main(["score", "--gt-json", str(tmp_path / "gt.json"), "--gt-dir", str(tmp_path / "png"), "--pred-json",
+                 str(tmp_path / "pred.json"), "--pred-dir", str(tmp_path / "png"), "--name", "x", "--results",
+                 str(tmp_path / "res")]) == 2
+    assert "no image to score ('annotations' is empty)" in _one_line(capsys)
+    assert not (tmp_path / "res").exists()
+
+
+# --- folders that cannot be written -----------------------------------------------------------------------------
+
+def test_eval_refuses_a_results_folder_under_a_file_before_running(demo_root, tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results",
+                 str(tmp_path / "file" / "sub"), "--limit", "1", *FAST]) == 2
+    err = _one_line(capsys)
+    assert f"{tmp_path / 'file' / 'sub'}: cannot be written ({tmp_path / 'file'} is a file" in err
+    assert "--results" in err
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results",
+                 str(tmp_path / "res"), "--save-predictions", str(tmp_path / "file" / "p"), "--limit", "1",
+                 *FAST]) == 2
+    assert "--save-predictions" in _one_line(capsys) and not (tmp_path / "res").exists()
+
+
+def test_plot_report_and_score_name_refuse_unwritable_folders_in_one_line(demo_results, tmp_path, capsys) -> None:
+    res = tmp_path / "res"
+    shutil.copytree(demo_results / "runs", res / "runs")
+    (res / "plots").write_text("a file where the plots folder goes")
+    assert main(["plot", "--results", str(res)]) == 2
+    assert f"{res / 'plots'}: cannot be written" in _one_line(capsys)
+    (tmp_path / "file").write_text("x")
+    assert main(["report", "--results", str(res), "--out", str(tmp_path / "file" / "r.html")]) == 2
+    assert "--out" in _one_line(capsys)
+    a = REPO_ROOT / "data" / "demo" / "annotations"
+    files = ["--gt-json", str(a / "panoptic_val2017.json"), "--gt-dir", str(a / "panoptic_val2017"),
+             "--pred-json", str(a / "panoptic_val2017.json"), "--pred-dir", str(a / "panoptic_val2017")]
+    assert main(["score", *files, "--name", "gt", "--results", str(tmp_path / "file" / "res")]) == 2
+    assert "cannot be written" in _one_line(capsys)
+
+
+def test_a_write_that_fails_midway_is_one_line_naming_the_file_and_the_option(demo_results, tmp_path, monkeypatch,
+                                                                              capsys) -> None:
+    import panbench.reporting.records as records
+
+    def denied(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(records, "atomic_write", denied)
+    a = REPO_ROOT / "data" / "demo" / "annotations"
+    assert main(["score", "--gt-json", str(a / "panoptic_val2017.json"), "--gt-dir", str(a / "panoptic_val2017"),
+                 "--pred-json", str(a / "panoptic_val2017.json"), "--pred-dir", str(a / "panoptic_val2017"),
+                 "--name", "gt", "--results", str(tmp_path / "res"), "--no-analysis"]) == 2
+    err = _one_line(capsys)
+    assert "Permission denied" in err and str(tmp_path / "res" / "runs") in err and "--results" in err
+
+
+def test_report_written_elsewhere_leaves_no_plots_in_the_results_folder(demo_results, tmp_path) -> None:
+    res = tmp_path / "res"
+    shutil.copytree(demo_results / "runs", res / "runs")
+    assert main(["report", "--results", str(res), "--out", str(tmp_path / "elsewhere" / "r.html")]) == 0
+    assert (tmp_path / "elsewhere" / "r.html").stat().st_size > 10000  # the plots are embedded
+    assert sorted(p.name for p in res.iterdir()) == ["runs"]
+
+
+def test_a_closed_pipe_ends_table_quietly(demo_results) -> None:
+    p = subprocess.Popen([sys.executable, "-m", "panbench", "table", "--results", str(demo_results)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT,
+                         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    p.stdout.close()  # `| head` that has read enough
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and err == "", err
+
+
+# --- suggestions ------------------------------------------------------------------------------------------------
+
+def test_a_mistyped_dataset_is_answered_with_the_dataset_meant(capsys) -> None:
+    assert main(["eval", "--model", "demo-mask2former", "--dataset", "dmeo", "--results", "/nonexistent-x"]) == 2
+    err = _one_line(capsys)
+    assert err.endswith("dataset 'dmeo' not found; did you mean --dataset demo?") and "panbench data" not in err
+
+
+def test_a_mistyped_data_root_is_answered_with_the_folder_beside_or_the_command_that_writes_there(
+        demo_root, tmp_path, capsys) -> None:
+    (tmp_path / "demo").symlink_to(demo_root)
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(tmp_path / "demoo")]) == 2
+    assert _one_line(capsys).endswith(f"did you mean --data-root {tmp_path / 'demo'}?")
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(tmp_path / "mine")]) == 2
+    assert f"run `panbench data demo --root {tmp_path / 'mine'}`" in _one_line(capsys)
+
+
+def test_compare_answers_a_mistyped_model_an_external_name_and_another_dataset(demo_results, capsys) -> None:
+    r = str(demo_results)
+    assert main(["compare", "demo-mask2fromer", "demo-maskformer", "--results", r]) == 2
+    assert "no record of model 'demo-mask2fromer'; did you mean demo-mask2former" in _one_line(capsys)
+    assert main(["compare", "my system saved", "demo-maskformer", "--results", r]) == 2
+    assert "`panbench score ... --name 'my system saved'`" in _one_line(capsys)
+    assert main(["compare", "demo-mask2former", "demo-maskformer", "--results", r, "--dataset", "coco"]) == 2
+    assert "its records are on demo: pass --dataset demo" in _one_line(capsys)
+
+
+def test_viz_infers_the_dataset_of_a_demo_model_as_eval_does(demo_root, tmp_path, capsys) -> None:
+    assert main(["viz", "--model", "demo-mask2former", "--image", "987654", "--data-root", str(demo_root),
+                 "--results", str(tmp_path)]) == 2
+    assert "image 987654 is not in the dataset" in _one_line(capsys)  # the demo set was read, not COCO's
+
+
+# --- small promises ---------------------------------------------------------------------------------------------
+
+def test_an_interrupted_eval_says_how_many_images_a_rerun_resumes_from(demo_root, tmp_path, monkeypatch,
+                                                                       capsys) -> None:
+    from panbench.pq.evaluator import PanopticEvaluator
+
+    def interrupt(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PanopticEvaluator, "evaluate", interrupt)  # Ctrl-C once the images are scored
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results",
+                 str(tmp_path), "--limit", "3", *FAST]) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "panbench: interrupted; rerun the same command to resume from the 3 images already scored"
+    monkeypatch.undo()
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results",
+                 str(tmp_path), "--limit", "3", *FAST]) == 0
+    rec = json.loads(sorted((tmp_path / "runs").glob("*.json"))[-1].read_text())
+    assert rec["timings"]["resumed_images"] == 3  # what the message promised
+
+
+def test_data_demo_prints_the_fingerprint_tables_show(tmp_path, capsys) -> None:
+    from panbench.data.datasets import load_dataset
+
+    assert main(["data", "demo", "--root", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    fp = load_dataset(tmp_path / "d", name="demo").fingerprint()[:8]
+    assert f"fingerprint {fp} (tables show `demo {fp}`)" in out and "files sha256 " in out
+
+
+def test_compare_help_shows_a_single_percent_sign(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = capsys.readouterr().out
+    assert "95% paired" in out and "%%" not in out
+
+
+def test_an_hf_directory_named_hf_x_is_model_hf_x() -> None:
+    from panbench.models.registry import hf_spec
+
+    assert hf_spec("models/hf-tiny-m2f").name == "hf-tiny-m2f"
+    assert hf_spec("models/tiny m2f/").name == "hf-tiny_m2f"
+
+
+def test_vs_published_leaves_out_metrics_no_row_publishes(tmp_path, capsys) -> None:
+    (tmp_path / "runs").mkdir()
+    shutil.copy(GOLDEN, tmp_path / "runs" / GOLDEN.name)  # publishes PQ only
+    assert main(["table", "--results", str(tmp_path), "--format", "csv", "--vs-published"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert [c for c in df.columns if c.endswith(("_pub", "_delta"))] == ["PQ_pub", "PQ_delta"]
+
+
+def test_saved_predictions_leave_no_staging_folder_and_a_rerun_reads_them(demo_root, tmp_path, capsys) -> None:
+    preds = tmp_path / "preds"
+    run = ["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results", str(tmp_path / "r"),
+           "--limit", "2", "--save-predictions", str(preds), *FAST]
+    assert main(run) == 0
+    assert sorted(p.name for p in preds.iterdir()) == ["panoptic_val2017_demo-mask2former_results",
+                                                       "panoptic_val2017_demo-mask2former_results.json"]
+    first = (preds / "panoptic_val2017_demo-mask2former_results.json").read_text()
+    assert main(run) == 0  # resumed: nothing runs, the JSON is assembled again from itself
+    rec = json.loads(sorted((tmp_path / "r" / "runs").glob("*.json"))[-1].read_text())
+    assert rec["timings"]["resumed_images"] == 2 and not (preds / ".panbench").exists()
+    again = json.loads((preds / "panoptic_val2017_demo-mask2former_results.json").read_text())
+    assert again["annotations"] == json.loads(first)["annotations"]
