@@ -127,8 +127,8 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     """Per dataset: the verdict (ranking on PQ with the paired differences to ``reference``, by default the best
     PQ), the comparison table of the columns a reader compares, then the details: every column (folded), the
     comparison with published numbers, the analyses, the per-class table (folded) and the plots (written under
-    ``results/plots/<dataset>/``, or in a temporary folder when ``out`` is given); then the visualizations under ``results/viz`` and each run's provenance, in
-    one HTML file."""
+    ``results/plots/<dataset>/``, or in a temporary folder when ``out`` is given); then the visualizations under
+    ``results/viz`` and each run's provenance, in one HTML file."""
     records = latest_runs(load_records(results), dataset)
     if not records:
         where = f" for dataset '{dataset}'" if dataset else ""
