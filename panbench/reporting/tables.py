@@ -8,7 +8,7 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.frames import cfg_words, fingerprint, framework, selection, settings
+from panbench.reporting.frames import cfg_words, fingerprint, framework, ops_backend, selection, settings
 from panbench.reporting.records import load_records, measured_speed
 
 
@@ -21,20 +21,21 @@ def dataset_key(r: dict[str, Any]) -> str:
 
 def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> list[dict[str, Any]]:
     """The newest record of each (model, post-processing, dataset fingerprint, settings: batch size, AMP and
-    ``--cfg-options``), in first-seen order."""
-    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    ``--cfg-options``, backend of mmcv's ops), in first-seen order."""
+    out: dict[tuple[str, str, str, str, str | None], dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: r.get("date", "")):
         if dataset is None or r.get("dataset") == dataset:
-            out[(r["model"], r.get("postprocess", "default"), dataset_key(r), settings(r))] = r
+            out[(r["model"], r.get("postprocess", "default"), dataset_key(r), settings(r), ops_backend(r))] = r
     return list(out.values())
 
 
 def comparison(records: list[dict[str, Any]], vs_published: bool = False, analyses: list[str] | tuple = (),
                results_dir: Path | None = None, notes: list[str] | None = None) -> Any:
     """One row per run. Without ``analyses``: framework, dataset, how its images were chosen, batch size and
-    precision, PQ/SQ/RQ for All/Things/Stuff, category counts, images/s, device, parameters (blank where not
-    measured). With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the run's identity
-    columns and those analyses' columns; ``notes`` (when given) receives the footnotes."""
+    precision, the backend of mmcv's ops (where runs differ in it), PQ/SQ/RQ for All/Things/Stuff, category
+    counts, images/s, device, parameters (blank where not measured). With ``analyses`` (names in
+    :data:`panbench.reporting.columns.ANALYSES`): the run's identity columns and those analyses' columns;
+    ``notes`` (when given) receives the footnotes."""
     import pandas as pd
 
     from panbench.reporting.columns import analysis_columns
@@ -53,6 +54,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
                                "amp": r.get("amp", "fp32") if r.get("batch_size") else None}
         if with_cfg:
             row["cfg_options"] = " ".join(cfg_words(r)) or None
+        row["ops"] = ops_backend(r)
         if analyses:
             row.update(extra[i])
         else:
@@ -71,6 +73,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     df = pd.DataFrame(rows).set_index("model")
     if df["postprocess"].nunique() <= 1:
         df = df.drop(columns="postprocess")
+    if df["ops"].nunique() <= 1:  # shown only where runs used different backends of mmcv's ops
+        df = df.drop(columns="ops")
     if analyses:  # the analysis tables keep only the settings columns that tell their rows apart
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     return df
