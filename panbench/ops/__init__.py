@@ -66,6 +66,18 @@ def install() -> str:
     return "panbench"
 
 
+def compiled_mmcv() -> bool:
+    """Whether the installed mmcv ships a compiled ``mmcv._ext`` (found on disk; nothing is imported but
+    ``mmcv`` itself)."""
+    import importlib.machinery
+
+    try:
+        mmcv = importlib.import_module("mmcv")
+    except ImportError:
+        return False
+    return importlib.machinery.PathFinder.find_spec("_ext", list(getattr(mmcv, "__path__", []))) is not None
+
+
 def backend() -> str:
     """The backend serving mmcv's ops in this process (installing it if needed)."""
     return active() or install()
