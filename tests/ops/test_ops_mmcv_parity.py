@@ -140,24 +140,24 @@ def test_c_nms_equals_the_torch_path_on_random_boxes(seed: int) -> None:
 
 @pytest.mark.skipif(kernels._cpu is None, reason="panbench.ops._cpu is not built")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 def test_c_roi_align_equals_the_torch_path_on_random_rois(seed: int, dtype: torch.dtype) -> None:
     g = torch.Generator().manual_seed(seed)
-    feat = torch.randn(2, 5, 25 + seed, 38, generator=g).to(dtype)
-    boxes, _ = _random_boxes(g, 150, 30)
-    rois = torch.cat([torch.randint(0, 2, (150, 1), generator=g).float(), boxes / 4 - 40], 1).to(dtype)
+    feat = torch.randn(2, 3, 25 + seed, 38, generator=g).to(dtype)
+    boxes, _ = _random_boxes(g, 60, 30)
+    rois = torch.cat([torch.randint(0, 2, (60, 1), generator=g).float(), boxes / 4 - 40], 1).to(dtype)
+    scale, size = ((0.125, (7, 7)), (0.3, (14, 9)))[seed]
     for aligned in (True, False):
         for mode in (0, 1):
             for sr in (0, 1, 3):
-                for scale, size in ((0.125, (7, 7)), (0.3, (14, 9))):
-                    shape = (150, 5, *size)
-                    o = feat.new_zeros(shape)
-                    ay, ax = (feat.new_zeros(shape), feat.new_zeros(shape)) if mode == 0 else (feat.new_zeros(0),) * 2
-                    kernels.roi_align_c(feat, rois, o, ay, ax, *size, scale, sr, mode, aligned)
-                    out, ty, tx = kernels.roi_align_torch(feat, rois, *size, scale, sr, mode, aligned)
-                    assert torch.equal(o, out), (aligned, mode, sr, scale)
-                    if mode == 0:
-                        assert torch.equal(ay, ty) and torch.equal(ax, tx)
+                shape = (60, 3, *size)
+                o = feat.new_zeros(shape)
+                ay, ax = (feat.new_zeros(shape), feat.new_zeros(shape)) if mode == 0 else (feat.new_zeros(0),) * 2
+                kernels.roi_align_c(feat, rois, o, ay, ax, *size, scale, sr, mode, aligned)
+                out, ty, tx = kernels.roi_align_torch(feat, rois, *size, scale, sr, mode, aligned)
+                assert torch.equal(o, out), (aligned, mode, sr, scale)
+                if mode == 0:
+                    assert torch.equal(ay, ty) and torch.equal(ax, tx)
 
 
 def test_roi_align_refuses_a_negative_roi_when_aligned_on_every_path() -> None:
