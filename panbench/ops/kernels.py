@@ -48,7 +48,8 @@ def nms(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any:
     if boxes.is_cuda and offset == 0:
         return nms_torchvision(boxes, scores, iou_threshold)
     if boxes.device.type == "cpu" and boxes.dtype != torch.float32:
-        raise TypeError(f"nms on the CPU takes float32 boxes, got {boxes.dtype} (as mmcv's nms_cpu)")
+        raise RuntimeError(f"expected scalar type Float but found {boxes.dtype}: nms on the CPU takes float32 boxes "
+                           "(as mmcv's nms_cpu)")
     if boxes.device.type == "cpu" and _cpu is not None:
         return nms_c(boxes, scores, iou_threshold, offset)
     return nms_torch(boxes, scores, iou_threshold, offset)
