@@ -15,7 +15,8 @@ and exits 2.  Three parts, all on the CPU:
    one per backend (``PANBENCH_OPS=mmcv`` / ``panbench``), alternated for ``--rounds`` rounds; prints the
    median time per image and the ratio (target: panbench within 1.05x of compiled mmcv).
 
-Both sides do the same work on the same inputs with torch's default threads.
+Both sides do the same work on the same inputs, with the same number of torch threads (``--threads``,
+default 1: steadier figures on a shared machine).
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ def step(model: Any, item: Any) -> float:
         return time.perf_counter() - t
 
 
-def worker(n_images: int, warmup: int) -> int:
+def worker(n_images: int, warmup: int, threads: int) -> int:
     """One backend (PANBENCH_OPS): the seconds of each image's test_step after ``warmup`` images, as JSON."""
+    import torch
+
     from panbench.ops import install
 
+    torch.set_num_threads(threads)
     backend = install()
     model, items = demo_model(n_images)
     for item in items[:warmup]:
@@ -163,14 +167,15 @@ def bench_calls(calls: dict[str, list[tuple]], repeat: int, torch_path: bool) ->
     return rows
 
 
-def bench_forward(n_images: int, warmup: int, rounds: int) -> dict[str, list[float]]:
+def bench_forward(n_images: int, warmup: int, rounds: int, threads: int) -> dict[str, list[float]]:
     """Per-image test_step seconds of each backend, from alternating subprocesses."""
     times: dict[str, list[float]] = {"mmcv": [], "panbench": []}
     for r in range(rounds):
         for backend in (("mmcv", "panbench") if r % 2 == 0 else ("panbench", "mmcv")):
             env = {**os.environ, "PANBENCH_OPS": backend, "PYTHONPATH": str(ROOT)}
-            out = subprocess.run([sys.executable, __file__, "--worker", "--images", str(n_images), "--warmup",
-                                  str(warmup)], capture_output=True, text=True, env=env, cwd=ROOT)
+            cmd = [sys.executable, __file__, "--worker", "--images", str(n_images), "--warmup", str(warmup),
+                   "--threads", str(threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             if out.returncode:
                 raise SystemExit(f"bench_ops: the {backend} worker failed:\n{out.stderr[-2000:]}")
             res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -186,10 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="alternating worker pairs for the model (default 3)")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each recorded op call, best taken (default 5)")
     ap.add_argument("--torch-path", action="store_true", help="also time panbench's PyTorch fallback")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads on both sides (default 1)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        return worker(a.images, a.warmup)
+        return worker(a.images, a.warmup, a.threads)
     from panbench.ops import compiled_mmcv, install
 
     if not compiled_mmcv():
@@ -199,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     install()
     import torch
 
+    torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {MODEL}, {a.images} demo val images")
     calls = record_calls(a.images)
     print(f"\nops: each recorded call replayed, best of {a.repeat}; total ms over the calls")
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         ms = r["ms"]
         print(f"{r['op']:18} {r['calls']:5d} " + " ".join(f"{ms[s]:15.1f}" for s in sides)
               + f"   {ms['mmcv'] / ms['panbench C']:15.2f}x  {'yes' if r['identical'] else 'NO'}")
-    times = bench_forward(a.images, a.warmup, a.rounds)
+    times = bench_forward(a.images, a.warmup, a.rounds, a.threads)
     med = {k: statistics.median(v) for k, v in times.items()}
     tot = {k: sum(v) for k, v in times.items()}
     print(f"\nmodel: test_step per image, {a.rounds} rounds x {a.images} images per backend (subprocesses)")
