@@ -154,6 +154,9 @@ def roi_align_c(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any
     kind = "f" if input.dtype == torch.float32 else "d"
     x = input.detach().contiguous()
     r = rois.detach().to(input.dtype).contiguous()
+    batch = r[:, 0].to(torch.int64)  # (int) in C: truncation
+    if int(batch.min()) < 0 or int(batch.max()) >= x.shape[0]:
+        raise IndexError(f"roi_align: an RoI's image index is outside 0..{x.shape[0] - 1}")
     out, out_t = _writable(output)
     if pool_mode == 0:
         ay, ay_t = _writable(argmax_y)

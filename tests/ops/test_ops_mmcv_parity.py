@@ -193,3 +193,13 @@ def test_demo_predictions_are_pixel_identical_to_compiled_mmcv(tmp_path: Path) -
         assert got[model]["PQ"] == want[model]["PQ"], model
     for rec in (res / "runs").glob("*.json"):
         assert json.loads(rec.read_text())["provenance"]["versions"]["mmcv_ops"] == "panbench"
+
+
+@pytest.mark.skipif(kernels._cpu is None, reason="panbench.ops._cpu is not built")
+def test_c_roi_align_refuses_an_image_index_outside_the_batch() -> None:
+    feat = torch.zeros(2, 1, 8, 8)
+    for index in (2.0, -1.0):
+        rois = torch.tensor([[index, 1, 1, 4, 4]])
+        with pytest.raises(IndexError, match=r"image index is outside 0\.\.1"):
+            kernels.roi_align_c(feat, rois, feat.new_zeros(1, 1, 2, 2), feat.new_zeros(0), feat.new_zeros(0),
+                                2, 2, 1.0, 2, 1, True)
