@@ -16,6 +16,7 @@ same way, so boxes with tied scores are visited in mmcv's order.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from panbench.errors import PanbenchError
@@ -29,7 +30,10 @@ def path(device_type: str = "cpu") -> str:
     """Which kernels serve ``device_type``'s tensors, in a few words (``panbench doctor``)."""
     if device_type == "cuda":
         return "torchvision nms/roi_align, PyTorch deformable attention"
-    return "C extension (panbench.ops._cpu)" if _cpu is not None else "PyTorch (panbench.ops._cpu not built)"
+    if _cpu is not None:
+        return "C extension (panbench.ops._cpu)"
+    return "PyTorch: PANBENCH_NO_NATIVE=1" if os.environ.get("PANBENCH_NO_NATIVE") == "1" else \
+        "PyTorch: panbench.ops._cpu not built (same results, slower; install gcc and rerun make setup)"
 
 
 def _f32(x: float) -> float:
