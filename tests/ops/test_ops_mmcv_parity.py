@@ -203,3 +203,38 @@ def test_c_roi_align_refuses_an_image_index_outside_the_batch() -> None:
         with pytest.raises(IndexError, match=r"image index is outside 0\.\.1"):
             kernels.roi_align_c(feat, rois, feat.new_zeros(1, 1, 2, 2), feat.new_zeros(0), feat.new_zeros(0),
                                 2, 2, 1.0, 2, 1, True)
+
+
+def test_deformable_attention_through_mmcv_function_is_mmcv_pytorch_version(monkeypatch) -> None:
+    """What runs for CUDA tensors (MultiScaleDeformableAttnFunction -> ms_deform_attn_forward), here on CPU
+    tensors: mmcv's own PyTorch function, the one mmcv runs on the CPU."""
+    install()
+    import mmcv.ops.multi_scale_deform_attn as msda
+
+    monkeypatch.setattr(msda, "ext_module", ext)
+    g = torch.Generator().manual_seed(0)
+    shapes = torch.tensor([[6, 8], [3, 4]])
+    start = torch.tensor([0, 48])
+    value = torch.randn(2, 60, 4, 8, generator=g)
+    loc = torch.rand(2, 10, 4, 2, 3, 2, generator=g)
+    attn = torch.rand(2, 10, 4, 2, 3, generator=g).softmax(-1)
+    out = msda.MultiScaleDeformableAttnFunction.apply(value, shapes, start, loc, attn, 64)
+    assert out.shape == (2, 10, 32)
+    assert torch.equal(out, msda.multi_scale_deformable_attn_pytorch(value, shapes, loc, attn))
+
+
+def test_torchvision_nms_is_given_mmcv_order_for_tied_scores(monkeypatch) -> None:
+    """nms_torchvision (CUDA tensors) with a stand-in for torchvision.ops.nms that follows torchvision's
+    kernel (a stable descending sort, then greedy suppression at IoU > threshold), since torchvision's ops do
+    not load with this CPU torch: the kept boxes are mmcv's, ties included."""
+
+    def tv_nms(boxes, scores, thr):
+        order = scores.sort(stable=True, dim=0, descending=True)[1]
+        keep = kernels.nms_torch(boxes[order], torch.arange(len(order), 0, -1).float(), thr, 0)
+        return order[keep]
+
+    monkeypatch.setitem(sys.modules, "torchvision", types.SimpleNamespace(ops=types.SimpleNamespace(nms=tv_nms)))
+    for case in ("ties_offset0", "duplicates_offset0", "rpn_random"):
+        boxes, scores = torch.from_numpy(NMS[f"{case}/boxes"]), torch.from_numpy(NMS[f"{case}/scores"])
+        keep = kernels.nms_torchvision(boxes, scores, float(NMS[f"{case}/thr"]))
+        assert torch.equal(keep, torch.from_numpy(NMS[f"{case}/keep"])), case
