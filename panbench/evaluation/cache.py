@@ -1,15 +1,15 @@
 """Per-image PQ statistics cached on disk as they are made, for resuming interrupted runs.
 
-A run directory is named by a key that hashes everything a per-image result depends on (config, checkpoint,
-dataset and subset, post-processing, device type, AMP, batch size and, for batches above 1, the process
-layout, the versions of panbench, mmdet, mmcv and torch, and the backend of mmcv's ops: compiled mmcv or
-:mod:`panbench.ops`), so a cache made with another setting is never reused. Each image's entry is its PQ
-contributions, its per-image analysis record (:class:`panbench.analysis.ImageAnalysis`) and, with
-``--boundary`` (part of the key), its boundary-PQ contributions, all stored exactly (integers, float64), so a
-resumed run gives the same metrics and analyses, bit for bit. Beside the chunks, ``timing-<rank>.json`` keeps
-the speed measured for the cached images, so that a resumed run can report it. Chunks are written atomically
-(temporary file, then ``os.replace``): a kill loses at most the images of the chunk being filled, never a
-finished chunk.
+A run directory is named by a key that hashes everything a per-image result depends on (config,
+checkpoint, dataset and subset, post-processing, device type, AMP, batch size and, for batches
+above 1, the process layout, the versions of panbench, mmdet, mmcv and torch, and mmcv's ops backend), so a cache
+made with another setting is never reused.  Each image's entry is its PQ contributions, its
+per-image analysis record (:class:`panbench.analysis.ImageAnalysis`) and, with ``--boundary`` (part
+of the key), its boundary-PQ contributions, all stored exactly (integers, float64), so a resumed run
+gives the same metrics and analyses, bit for bit.  Beside the chunks, ``timing-<rank>.json`` keeps the
+speed measured for the cached images, so that a resumed run can report it.  Chunks are written
+atomically (temporary file, then ``os.replace``): a kill loses at most the images of the chunk
+being filled, never a finished chunk.
 """
 
 from __future__ import annotations
