@@ -1,5 +1,5 @@
-"""Builds panbench's optional C extension (the per-pixel loops of PQ scoring, boundary PQ and the per-image
-analysis record).
+"""Builds panbench's optional C extensions (the per-pixel loops of PQ scoring, boundary PQ and the per-image
+analysis record; mmcv's CPU nms and RoIAlign for panbench.ops).
 
 Everything else is in pyproject.toml.  ``optional=True``: without a C compiler panbench installs
 anyway and scores with its numpy path (``panbench doctor`` says which one is active).
@@ -13,6 +13,9 @@ setup(
         Extension("panbench.analysis._boundary", ["panbench/analysis/_boundary.c"], extra_compile_args=["-O3"],
                   optional=True),
         Extension("panbench.analysis._image", ["panbench/analysis/_image.c"], extra_compile_args=["-O3"],
+                  optional=True),
+        # mmcv's CPU nms and RoIAlign (panbench.ops): no fused multiply-add, which would round differently
+        Extension("panbench.ops._cpu", ["panbench/ops/_cpu.c"], extra_compile_args=["-O3", "-ffp-contract=off"],
                   optional=True),
     ]
 )

@@ -1,4 +1,4 @@
-"""The installed stack: `panbench doctor`, mmcv's compiled ops, the zoo configs bundled in mmdet."""
+"""The installed stack: `panbench doctor`, mmcv's ops (compiled or panbench's), the zoo configs bundled in mmdet."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from panbench.cli.doctor import mmcv_ops_check
 from panbench.models import mm
+from panbench.ops import active
 
 
 def test_doctor_runs_and_reports_every_part(tmp_path) -> None:
@@ -44,13 +45,18 @@ def test_c_extensions_were_built() -> None:
     assert image._native is not None, "panbench.analysis._image"
 
 
-def test_mmcv_compiled_ops_run_on_cpu() -> None:
+def test_mmcv_ops_run_on_cpu_with_the_installed_backend() -> None:
     check = mmcv_ops_check("cpu")
     assert check.ok, check.detail
+    assert {"mmcv": "compiled mmcv", "panbench": "panbench's ops"}[active()] in check.detail
 
 
 def test_mmcv_ops_directly() -> None:
     import torch
+
+    from panbench.ops import install
+
+    install()
     from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
 
     boxes = torch.tensor([[0.0, 0, 10, 10], [0, 0, 9, 10], [50, 50, 60, 60]])

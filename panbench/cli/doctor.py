@@ -90,11 +90,26 @@ def pkg_resources_check() -> Check:
     return Check("pkg_resources", True, f"imports (setuptools {version})")
 
 
+def ops_backend_detail(backend: str, device: str) -> str:
+    """Which kernels serve mmcv's ops on ``device``, in a few words."""
+    if backend == "mmcv":
+        return "compiled mmcv"
+    from panbench.ops import kernels
+
+    return f"panbench's ops: {kernels.path(device.split(':')[0])}"
+
+
 def mmcv_ops_check(device: str) -> Check:
-    """Run nms, RoIAlign and MultiScaleDeformableAttention from mmcv's compiled ops on ``device``."""
+    """Run nms, RoIAlign and MultiScaleDeformableAttention through mmcv.ops on ``device``, with the backend
+    :func:`panbench.ops.install` picks (compiled mmcv, or panbench's ops on mmcv-lite)."""
     name = f"mmcv ops/{device}"
+    backend = None
     try:
         import torch
+
+        from panbench.ops import install
+
+        backend = install()
         from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
 
         boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], dtype=torch.float32, device=device)
@@ -113,11 +128,16 @@ def mmcv_ops_check(device: str) -> Check:
         res = attn(q, value=q, reference_points=ref, spatial_shapes=shapes,
                    level_start_index=torch.tensor([0], device=device))
         assert res.shape == (1, 16, 32)
-        return Check(name, True, "nms, RoIAlign, MultiScaleDeformableAttention run")
+        detail = ops_backend_detail(backend, device)
+        return Check(name, True, f"nms, RoIAlign, MultiScaleDeformableAttention run ({detail})")
     except Exception as e:
         msg = f"{type(e).__name__}: {e}".splitlines()[0][:160]
-        return Check(name, False, msg,
-                     "rebuild mmcv against this torch: delete ~/.cache/panbench/wheels and run make setup")
+        if backend == "mmcv":
+            fix = ("rebuild compiled mmcv against this torch (PANBENCH_MMCV=compiled make setup, docs/setup.md), or "
+                   "set PANBENCH_OPS=panbench")
+        else:
+            fix = "run make setup (mmcv-lite and panbench's ops); `panbench doctor --debug` shows the traceback"
+        return Check(name, False, msg, fix)
 
 
 def amp_checks(device: str) -> list[Check]:

@@ -2,7 +2,7 @@
 
 A run directory is named by a key that hashes everything a per-image result depends on (config,
 checkpoint, dataset and subset, post-processing, device type, AMP, batch size and, for batches
-above 1, the process layout, and the versions of panbench, mmdet, mmcv and torch), so a cache
+above 1, the process layout, the versions of panbench, mmdet, mmcv and torch, and mmcv's ops backend), so a cache
 made with another setting is never reused.  Each image's entry is its PQ contributions, its
 per-image analysis record (:class:`panbench.analysis.ImageAnalysis`) and, with ``--boundary`` (part
 of the key), its boundary-PQ contributions, all stored exactly (integers, float64), so a resumed run

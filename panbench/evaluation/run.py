@@ -276,7 +276,7 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,
         "postprocess": opts.postprocess.label(),
         "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
-        "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch")},
+        "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch", "mmcv_ops")},
         "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
     }
     if opts.strict:  # a cache that scored unlisted ground-truth ids must not serve a --strict run

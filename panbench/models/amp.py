@@ -71,6 +71,9 @@ def keep_ops_fp32(model: Any) -> int:
         return 0
     import importlib
 
+    from panbench.ops import install
+
+    install()
     import mmcv.ops
 
     nms_module = importlib.import_module("mmcv.ops.nms")  # the module (mmcv.ops.nms is the function)

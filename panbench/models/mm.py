@@ -87,6 +87,9 @@ def init_mmdet() -> None:
 
         # mmengine 0.10.7 imports pkg_resources, which setuptools 80.x (pinned by the set-up) marks deprecated
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        from panbench.ops import install
+
+        install()  # mmcv's compiled ops, or panbench's stand-in when mmcv has none (mmcv-lite)
         with _inference_imports():
             from mmdet.utils import register_all_modules
 

@@ -114,6 +114,9 @@ def run_in_this_process(config: str, checkpoint: str, data_root: Path, limit: in
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
+    from panbench.ops import install
+
+    install()  # before the runner builds the model (mmdet's models import mmcv.ops)
     _hook_once()
     _SEEN.update(ids=[], stat={})
     t = time.perf_counter()

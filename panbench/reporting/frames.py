@@ -21,6 +21,16 @@ def framework(r: dict[str, Any]) -> str:
     return "external" if r.get("architecture") == "external" else "mmdet"
 
 
+def ops_backend(r: dict[str, Any]) -> str | None:
+    """What served mmcv's compiled ops in the run (``provenance.versions.mmcv_ops``): "mmcv" or "panbench"
+    (:mod:`panbench.ops`); None for a run that reached none (``hf:``, ``score``).  An mmdet record without the
+    field ran compiled mmcv: there was no other backend before the field was written."""
+    v = ((r.get("provenance") or {}).get("versions") or {})
+    if "mmcv_ops" in v:
+        return v["mmcv_ops"]
+    return "mmcv" if framework(r) == "mmdet" and v.get("mmcv") else None
+
+
 def fingerprint(r: dict[str, Any]) -> str | None:
     """The full fingerprint of the run's dataset (annotation file and selected image ids), if recorded."""
     return ((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint")

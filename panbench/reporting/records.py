@@ -146,6 +146,9 @@ def versions() -> dict[str, str | None]:
         out["cuda"] = torch.version.cuda
     except Exception:
         out["cuda"] = None
+    from panbench.ops import active
+
+    out["mmcv_ops"] = active()  # "mmcv" (compiled) or "panbench" (panbench.ops); None: no mmcv op reached
     return out
 
 

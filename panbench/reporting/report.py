@@ -11,7 +11,7 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.reporting.columns import ANALYSES, FIELD
-from panbench.reporting.frames import cfg_words, settings
+from panbench.reporting.frames import cfg_words, ops_backend, settings
 from panbench.reporting.plots import make_plots, plot_dir
 from panbench.reporting.records import load_records
 from panbench.reporting.tables import comparison, dataset_key, latest_runs, per_class, render
@@ -112,6 +112,7 @@ def _provenance(r: dict[str, Any]) -> str:
         "post-processing": r.get("postprocess"), "--cfg-options": " ".join(cfg_words(r)) or "none",
         "config": f"{p.get('config_path')} (sha256 {p.get('config_sha256_16')})",
         "checkpoint": f"{ck.get('url') or ck.get('path')} (sha256 {ck.get('sha256')})",
+        "mmcv ops": ops_backend(r) or "none reached",
         "versions": json.dumps(p.get("versions", {})), "git commit": p.get("git_commit"),
         "command": p.get("command"), "record": r.get("record"),
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.frames import cfg_words, fingerprint, framework, selection, settings
+from panbench.reporting.frames import cfg_words, fingerprint, framework, ops_backend, selection, settings
 from panbench.reporting.records import load_records, measured_speed
 
 
@@ -21,17 +21,17 @@ def dataset_key(r: dict[str, Any]) -> str:
 
 def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> list[dict[str, Any]]:
     """The newest record of each (model, post-processing, dataset fingerprint, settings: batch size, AMP and
-    ``--cfg-options``), in first-seen order."""
-    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    ``--cfg-options``, backend of mmcv's ops), in first-seen order."""
+    out: dict[tuple[str, str, str, str, str | None], dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: r.get("date", "")):
         if dataset is None or r.get("dataset") == dataset:
-            out[(r["model"], r.get("postprocess", "default"), dataset_key(r), settings(r))] = r
+            out[(r["model"], r.get("postprocess", "default"), dataset_key(r), settings(r), ops_backend(r))] = r
     return list(out.values())
 
 
 # the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
-DEFAULT_COLUMNS = ("postprocess", "settings", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th", "PQ_st", "SQ",
-                   "RQ", "images_per_s", "params_M")
+DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
+                   "PQ_st", "SQ", "RQ", "images_per_s", "params_M")
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
 
 
@@ -40,7 +40,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
                reference: str | None = None, compact: bool = False) -> Any:
     """One row per run, the best PQ first within each dataset. Without ``analyses``: the columns a reader
     compares (:data:`DEFAULT_COLUMNS`: post-processing where rows differ in it, settings where some row has
-    any, dataset, images, PQ with its 95% interval, PQ_th, PQ_st, SQ, RQ, images/s, parameters); with
+    any, the backend of mmcv's ops where runs differ in it, dataset, images, PQ with its 95% interval, PQ_th,
+    PQ_st, SQ, RQ, images/s, parameters); with
     ``all_columns`` every column: framework, how its images were chosen, batch size and precision,
     ``--cfg-options``, PQ/SQ/RQ for All/Things/Stuff, the semantic metrics, category counts, device and any
     other field a row has. With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the
@@ -69,6 +70,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
                                "amp": r.get("amp", "fp32") if r.get("batch_size") else None}
         if with_cfg:
             row["cfg_options"] = " ".join(cfg_words(r)) or None
+        row["ops"] = ops_backend(r)
         if analyses:
             row.update(extra[i])
         else:
@@ -106,6 +108,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
         df = df.drop(columns="postprocess")
     if df["settings"].isna().all() or analyses or all_columns:  # the settings' own columns say it there
         df = df.drop(columns="settings")
+    if df["ops"].nunique() <= 1:  # shown only where runs used different backends of mmcv's ops
+        df = df.drop(columns="ops")
     if analyses:  # the analysis tables keep only the settings columns that tell their rows apart
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     elif not all_columns:

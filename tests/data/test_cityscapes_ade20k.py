@@ -190,6 +190,9 @@ def test_ade20k_matches_mmdet_converter(tmp_path: Path) -> None:
 def test_ade20k_categories_match_mmdet() -> None:
     """The category lists copied into panbench.data.ade20k are mmdet's."""
     pytest.importorskip("mmdet")
+    from panbench.ops import install
+
+    install()  # mmdet.datasets imports mmcv.ops
     from mmdet.datasets.ade20k import ADE20KPanopticDataset
 
     from panbench.data import ade20k

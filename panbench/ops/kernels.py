@@ -1,0 +1,280 @@
+"""nms and RoIAlign forward as mmcv 2.1.0 computes them, for the stand-in ``mmcv._ext`` (:mod:`panbench.ops.ext`).
+
+Which kernel runs:
+
+* CPU tensors: the C extension ``panbench.ops._cpu`` (mmcv's ``cpu/nms.cpp`` and ``cpu/roi_align.cpp`` ported
+  line for line), or, when it was not built or ``PANBENCH_NO_NATIVE=1``, :func:`nms_torch` and
+  :func:`roi_align_torch`: the same float operations in the same order with PyTorch tensors.  All
+  bit-identical to compiled mmcv's CPU ops.
+* CUDA tensors: torchvision's kernels (imported only then): :func:`nms_torchvision` (mmcv's order for tied
+  scores) for ``offset=0`` and ``torchvision.ops.roi_align`` for average pooling; ``offset=1`` and max pooling
+  take the PyTorch functions above.
+
+mmcv sorts the scores with ``scores.sort(0, descending=True)`` (not a stable sort); every path here sorts the
+same way, so boxes with tied scores are visited in mmcv's order.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from panbench.errors import PanbenchError
+from panbench.pq.kernels import load_extension
+
+_cpu = load_extension("panbench.ops._cpu")
+ROI_CHUNK = 128  # RoIs gathered at once by roi_align_torch (bounds its temporary memory)
+
+
+def path(device_type: str = "cpu") -> str:
+    """Which kernels serve ``device_type``'s tensors, in a few words (``panbench doctor``)."""
+    if device_type == "cuda":
+        return "torchvision nms/roi_align, PyTorch deformable attention"
+    if _cpu is not None:
+        return "C extension (panbench.ops._cpu)"
+    return "PyTorch: PANBENCH_NO_NATIVE=1" if os.environ.get("PANBENCH_NO_NATIVE") == "1" else \
+        "PyTorch: panbench.ops._cpu not built (same results, slower; install gcc and rerun make setup)"
+
+
+def _f32(x: float) -> float:
+    """``x`` rounded to float32, as mmcv's bindings take ``iou_threshold`` and ``spatial_scale`` (C float)."""
+    import numpy as np
+
+    return float(np.float32(x))
+
+
+def nms(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any:
+    """mmcv's ``ext_module.nms``: int64 indices of the kept boxes, by descending score."""
+    import torch
+
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    if boxes.is_cuda and offset == 0:
+        return nms_torchvision(boxes, scores, iou_threshold)
+    if boxes.device.type == "cpu" and boxes.dtype != torch.float32:
+        raise RuntimeError(f"expected scalar type Float but found {boxes.dtype}: nms on the CPU takes float32 boxes "
+                           "(as mmcv's nms_cpu)")
+    if boxes.device.type == "cpu" and _cpu is not None:
+        return nms_c(boxes, scores, iou_threshold, offset)
+    return nms_torch(boxes, scores, iou_threshold, offset)
+
+
+def nms_c(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any:
+    """mmcv's ``nms_cpu`` with its suppression loop in C (CPU float32 tensors)."""
+    import numpy as np
+    import torch
+
+    order = scores.sort(0, descending=True)[1]
+    select = np.ones(boxes.shape[0], np.uint8)
+    _cpu.nms(boxes.detach().contiguous().numpy(), order.numpy(), select, float(iou_threshold), int(offset))
+    return order[torch.from_numpy(select.view(np.bool_))]
+
+
+def nms_torch(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any:
+    """mmcv's ``nms_cpu`` with PyTorch tensors (any device): the same float32 operations in the same order."""
+    import torch
+
+    order = scores.sort(0, descending=True)[1]
+    b = boxes.detach()[order]
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    areas = (x2 - x1 + offset) * (y2 - y1 + offset)
+    thr = _f32(iou_threshold)
+    n = b.shape[0]
+    select = torch.ones(n, dtype=torch.bool, device=b.device)
+    for i in range(n - 1):
+        if not bool(select[i]):
+            continue
+        xx1 = torch.maximum(x1[i], x1[i + 1:])
+        yy1 = torch.maximum(y1[i], y1[i + 1:])
+        xx2 = torch.minimum(x2[i], x2[i + 1:])
+        yy2 = torch.minimum(y2[i], y2[i + 1:])
+        w = (xx2 - xx1 + offset).clamp_min(0)
+        h = (yy2 - yy1 + offset).clamp_min(0)
+        inter = w * h
+        ovr = inter / (areas[i] + areas[i + 1:] - inter)
+        select[i + 1:] &= ~(ovr > thr)
+    return order[select]
+
+
+def nms_torchvision(boxes: Any, scores: Any, iou_threshold: float) -> Any:
+    """``torchvision.ops.nms`` (offset 0) visiting boxes in mmcv's order: sorted as mmcv sorts, then given to
+    torchvision, whose stable sort keeps that order; its indices mapped back."""
+    import torchvision
+
+    order = scores.sort(0, descending=True)[1]
+    keep = torchvision.ops.nms(boxes[order], scores[order].to(boxes.dtype), float(iou_threshold))
+    return order[keep]
+
+
+def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any, aligned_height: int,
+                      aligned_width: int, spatial_scale: float, sampling_ratio: int, pool_mode: int,
+                      aligned: bool) -> None:
+    """mmcv's ``ext_module.roi_align_forward``: writes ``output`` (and, for ``pool_mode`` 0 (max),
+    ``argmax_y``/``argmax_x``) in place."""
+    import torch
+
+    if rois.shape[0] == 0:
+        return
+    if input.is_cuda and pool_mode == 1:
+        import torchvision
+
+        output.copy_(torchvision.ops.roi_align(input, rois.to(input.dtype), (aligned_height, aligned_width),
+                                               spatial_scale, sampling_ratio, bool(aligned)))
+        return
+    if input.device.type == "cpu" and input.dtype not in (torch.float32, torch.float64):
+        raise PanbenchError(f"mmcv op roi_align_forward: {input.dtype} input on the CPU is not in panbench's ops "
+                            "(float32, float64); run it in float32 (panbench's --amp does) or install compiled "
+                            "mmcv (PANBENCH_MMCV=compiled make setup, docs/setup.md)")
+    if input.device.type == "cpu" and _cpu is not None:
+        roi_align_c(input, rois, output, argmax_y, argmax_x, aligned_height, aligned_width, spatial_scale,
+                    sampling_ratio, pool_mode, aligned)
+        return
+    out, ay, ax = roi_align_torch(input, rois, aligned_height, aligned_width, spatial_scale, sampling_ratio,
+                                  pool_mode, aligned)
+    output.copy_(out)
+    if pool_mode == 0:
+        argmax_y.copy_(ay)
+        argmax_x.copy_(ax)
+
+
+def _negative_roi() -> RuntimeError:
+    return RuntimeError("roi_align: an RoI has a negative width or height with aligned=True (mmcv refuses it too)")
+
+
+def _writable(t: Any) -> tuple[Any, Any]:
+    """A numpy view of tensor ``t`` to write into, and the tensor to copy back from (None: the view is ``t``)."""
+    if t.is_contiguous():
+        return t.detach().numpy(), None
+    tmp = t.detach().contiguous()
+    return tmp.numpy(), tmp
+
+
+def roi_align_c(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any, aligned_height: int,
+                aligned_width: int, spatial_scale: float, sampling_ratio: int, pool_mode: int,
+                aligned: bool) -> None:
+    """mmcv's ``ROIAlignForward`` in C (CPU, float32 or float64)."""
+    import torch
+
+    kind = "f" if input.dtype == torch.float32 else "d"
+    x = input.detach().contiguous()
+    r = rois.detach().to(input.dtype).contiguous()
+    batch = r[:, 0].to(torch.int64)  # (int) in C: truncation
+    if int(batch.min()) < 0 or int(batch.max()) >= x.shape[0]:
+        raise IndexError(f"roi_align: an RoI's image index is outside 0..{x.shape[0] - 1}")
+    out, out_t = _writable(output)
+    if pool_mode == 0:
+        ay, ay_t = _writable(argmax_y)
+        ax, ax_t = _writable(argmax_x)
+    else:
+        ay = ax = bytearray()
+        ay_t = ax_t = None
+    ok = _cpu.roi_align(kind, x.numpy(), r.numpy(), out, ay, ax, x.shape[1], x.shape[2], x.shape[3],
+                        int(aligned_height), int(aligned_width), float(spatial_scale), int(sampling_ratio),
+                        int(pool_mode), bool(aligned))
+    for dst, tmp in ((output, out_t), (argmax_y, ay_t), (argmax_x, ax_t)):
+        if tmp is not None:
+            dst.copy_(tmp)
+    if not ok:
+        raise _negative_roi()
+
+
+def roi_align_torch(input: Any, rois: Any, aligned_height: int, aligned_width: int, spatial_scale: float,
+                    sampling_ratio: int, pool_mode: int, aligned: bool) -> tuple[Any, Any, Any]:
+    """mmcv's ``ROIAlignForward`` with PyTorch tensors (any device): ``(output, argmax_y, argmax_x)`` (the last
+    two None for average pooling).  The same float operations in the same order as the C loop: RoIs are
+    taken in groups with the same sampling grid, and each output sums its grid's samples one by one."""
+    import torch
+
+    dt, dev = input.dtype, input.device
+    n_img, C, H, W = input.shape
+    K, ph_n, pw_n = rois.shape[0], int(aligned_height), int(aligned_width)
+    out = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev)
+    amy = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev) if pool_mode == 0 else None
+    amx = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev) if pool_mode == 0 else None
+    feat = input.detach().permute(0, 2, 3, 1).reshape(n_img * H * W, C)  # one row per pixel
+    r = rois.detach().to(dt)
+    scale = _f32(spatial_scale)
+    off = 0.5 if aligned else 0.0
+    batch = r[:, 0].to(torch.int64)
+    start_w, start_h = r[:, 1] * scale - off, r[:, 2] * scale - off
+    end_w, end_h = r[:, 3] * scale - off, r[:, 4] * scale - off
+    roi_w, roi_h = end_w - start_w, end_h - start_h
+    if aligned:
+        if not bool(((roi_w >= 0) & (roi_h >= 0)).all()):
+            raise _negative_roi()
+    else:
+        one = torch.ones((), dtype=dt, device=dev)
+        roi_w = torch.where(roi_w < 1.0, one, roi_w)
+        roi_h = torch.where(roi_h < 1.0, one, roi_h)
+    bin_h, bin_w = roi_h / ph_n, roi_w / pw_n
+    if sampling_ratio > 0:
+        grid_h = torch.full((K,), int(sampling_ratio), dtype=torch.int64, device=dev)
+        grid_w = grid_h
+    else:  # ceilf(roi_height / pooled_height): the quotient rounded to float32, then ceil
+        grid_h = bin_h.to(torch.float32).ceil().to(torch.int64)
+        grid_w = bin_w.to(torch.float32).ceil().to(torch.int64)
+    ph_i = torch.arange(ph_n, dtype=dt, device=dev)
+    pw_i = torch.arange(pw_n, dtype=dt, device=dev)
+    pairs = torch.stack([grid_h, grid_w], 1)
+    for gh, gw in torch.unique(pairs, dim=0).tolist():
+        members = torch.nonzero((pairs[:, 0] == gh) & (pairs[:, 1] == gw)).flatten()
+        count = float(max(gh * gw, 1))
+        for chunk in members.split(ROI_CHUNK):
+            sh, sw, bh, bw = start_h[chunk, None], start_w[chunk, None], bin_h[chunk, None], bin_w[chunk, None]
+            base = (batch[chunk] * (H * W))[:, None, None]
+            acc = torch.zeros((len(chunk), ph_n, pw_n, C), dtype=dt, device=dev)
+            maxval = torch.full_like(acc, -10000.0) if pool_mode == 0 else None
+            my = torch.full_like(acc, -1.0) if pool_mode == 0 else None
+            mx = torch.full_like(acc, -1.0) if pool_mode == 0 else None
+            for iy in range(gh):
+                yy = sh + ph_i * bh + (iy + 0.5) * bh / gh  # (R, ph)
+                for ix in range(gw):
+                    xx = sw + pw_i * bw + (ix + 0.5) * bw / gw  # (R, pw)
+                    val = _bilinear(feat, base, yy[:, :, None], xx[:, None, :], H, W)
+                    if pool_mode == 0:
+                        upd = val > maxval
+                        maxval = torch.where(upd, val, maxval)
+                        my = torch.where(upd, yy[:, :, None, None], my)
+                        mx = torch.where(upd, xx[:, None, :, None], mx)
+                    acc = acc + val
+            if pool_mode == 0:
+                out[chunk], amy[chunk], amx[chunk] = maxval, my, mx
+            else:
+                out[chunk] = acc / count
+    perm = (0, 3, 1, 2)
+    return (out.permute(perm).contiguous(), amy.permute(perm).contiguous() if amy is not None else None,
+            amx.permute(perm).contiguous() if amx is not None else None)
+
+
+def _bilinear(feat: Any, base: Any, y: Any, x: Any, H: int, W: int) -> Any:
+    """The sample at (y, x) of each RoI's image, per channel: mmcv's ``pre_calc_for_bilinear_interpolate``
+    weights and positions, then ``w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4``.  ``y`` is (R, ph, 1), ``x``
+    (R, 1, pw); returns (R, ph, pw, C)."""
+    import torch
+
+    y, x = torch.broadcast_tensors(y, x)
+    empty = (y < -1.0) | (y > H) | (x < -1.0) | (x > W)
+    y = torch.where(y <= 0, torch.zeros_like(y), y)
+    x = torch.where(x <= 0, torch.zeros_like(x), x)
+    y_low = torch.where(empty, 0, y.to(torch.int64).clamp(max=H - 1))
+    x_low = torch.where(empty, 0, x.to(torch.int64).clamp(max=W - 1))
+    top_y, top_x = y_low >= H - 1, x_low >= W - 1
+    y = torch.where(top_y, y_low.to(y.dtype), y)
+    x = torch.where(top_x, x_low.to(x.dtype), x)
+    y_high = torch.where(top_y, y_low, y_low + 1)
+    x_high = torch.where(top_x, x_low, x_low + 1)
+    ly = y - y_low.to(y.dtype)
+    lx = x - x_low.to(x.dtype)
+    hy, hx = 1.0 - ly, 1.0 - lx
+    zero = torch.zeros((), dtype=y.dtype, device=y.device)
+    w1 = torch.where(empty, zero, hy * hx)[..., None]
+    w2 = torch.where(empty, zero, hy * lx)[..., None]
+    w3 = torch.where(empty, zero, ly * hx)[..., None]
+    w4 = torch.where(empty, zero, ly * lx)[..., None]
+    y_high = torch.where(empty, 0, y_high)
+    x_high = torch.where(empty, 0, x_high)
+    v1 = feat[base + y_low * W + x_low]
+    v2 = feat[base + y_low * W + x_high]
+    v3 = feat[base + y_high * W + x_low]
+    v4 = feat[base + y_high * W + x_high]
+    return w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4
