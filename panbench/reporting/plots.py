@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from panbench.reporting.frames import framework
-from panbench.reporting.records import measured_speed
+from panbench.reporting.records import SHARED_SPEED_MARK, mark_shared_speed, measured_speed, speed_shared
 from panbench.reporting.tables import model_label
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
@@ -159,7 +159,7 @@ def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
     for k, (r, x) in enumerate(points, 1):
         ax.scatter(x, r["metrics"]["PQ"], s=50, color=color[id(r)], zorder=3)
         handles.append(Line2D([], [], marker="o", linestyle="none", color=color[id(r)],
-                              label=f"{k}: {short_label(r, records)} · {r.get('device', '')}"))
+                              label=mark_shared_speed(f"{k}: {short_label(r, records)} · {r.get('device', '')}", r)))
     # from 0, so that one point (or points of equal speed) gets a meaningful axis; room for the numbers
     xs, ys = [x for _, x in points], [r["metrics"]["PQ"] for r, _ in points]
     ax.set_xlim(0, 1.25 * max(xs))
@@ -167,6 +167,9 @@ def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.set_xlabel("images / s")
     _speed_labels(ax, points)
+    if any(speed_shared(r) for r, _ in points):
+        shared = f"{SHARED_SPEED_MARK}: speed measured while another panbench run shared the machine"
+        left_out = f"{left_out}; {shared}" if left_out else shared
     _legend_below(fig, handles, left_out)
     return _save(fig, out / "pq_vs_speed.png", layout=False)
 

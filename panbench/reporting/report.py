@@ -155,7 +155,8 @@ def _write(records: list[dict[str, Any]], results: Path, out: Path | None, scrat
         recs = [r for r in records if r["dataset"] == ds]
         parts.append(f"<h2>{html.escape(ds)}</h2>")
         parts.append("<h3>verdict</h3>" + _verdict(recs, results, reference))
-        parts.append("<h3>PQ / SQ / RQ</h3>" + render(comparison(recs), "html"))
+        main_notes: list[str] = []
+        parts.append("<h3>PQ / SQ / RQ</h3>" + render(comparison(recs, notes=main_notes), "html", notes=main_notes))
         parts.append("<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
                      "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>"
                      "<div class='wide'>" + render(comparison(recs, all_columns=True), "html") + "</div></details>")

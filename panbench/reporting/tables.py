@@ -9,7 +9,7 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.reporting.frames import cfg_words, fingerprint, framework, ops_backend, selection, settings
-from panbench.reporting.records import load_records, measured_speed
+from panbench.reporting.records import SHARED_SPEED_MARK, load_records, measured_speed, speed_shared
 
 
 def dataset_key(r: dict[str, Any]) -> str:
@@ -31,7 +31,7 @@ def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> li
 
 # the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
 DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
-                   "PQ_st", "SQ", "RQ", "images_per_s", "params_M")
+                   "PQ_st", "SQ", "RQ", "images_per_s", "images_per_s_shared", "params_M")
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
 
 
@@ -79,7 +79,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
             row["PQ_low"], row["PQ_high"] = ci
             row.update(r.get("semantic", {}))
             row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
-                        "images_per_s": measured_speed(r), "device": r.get("device"),
+                        "images_per_s": measured_speed(r), "images_per_s_shared": speed_shared(r),
+                        "device": r.get("device"),
                         "params_M": r["params"] / 1e6 if r.get("params") else None})
         if vs_published:
             pub = r.get("published") or {}
@@ -104,6 +105,12 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     for c in INTEGER_COLUMNS:
         if c in df.columns:
             df[c] = df[c].astype("Int64")
+    if "images_per_s_shared" in df.columns:
+        if not df["images_per_s_shared"].any():  # no speed measured beside another run: nothing to mark
+            df = df.drop(columns="images_per_s_shared")
+        elif notes is not None:
+            notes.append(f"{SHARED_SPEED_MARK} after images/s: measured while another panbench run shared the "
+                         "machine (the record's speed_context), so slower than alone")
     if df["postprocess"].nunique() <= 1:
         df = df.drop(columns="postprocess")
     if df["settings"].isna().all() or analyses or all_columns:  # the settings' own columns say it there
@@ -248,6 +255,10 @@ def _display(df: Any, digits: int) -> Any:
         cell = [None if pd.isna(a) or pd.isna(b) else f"[{a:.{digits}f}, {b:.{digits}f}]" for a, b in zip(lo, hi)]
         df.insert(list(df.columns).index(col), f"{base} 95% CI", cell)
         df = df.drop(columns=[col, base + "_high"])
+    if "images_per_s_shared" in df.columns:  # a speed measured beside another run, marked
+        df["images_per_s"] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
+                              for v, sh in zip(df["images_per_s"], df["images_per_s_shared"])]
+        df = df.drop(columns="images_per_s_shared")
     if "PQ_diff_mark" in df.columns:
         df["PQ_diff"] = [None if pd.isna(d) else f"{d:+.{digits}f}{mk or ''}"
                          for d, mk in zip(df["PQ_diff"], df["PQ_diff_mark"])]

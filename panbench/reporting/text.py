@@ -99,7 +99,7 @@ def format_comparison(records: list[dict[str, Any]], results_dir: Any = None) ->
     difference to the best (:mod:`panbench.reporting.verdict`)."""
     w = max([len("post-processing"), *(len(r.get("postprocess", "default")) for r in records)])
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
-    from panbench.reporting.records import measured_speed
+    from panbench.reporting.records import SHARED_SPEED_MARK, mark_shared_speed, measured_speed, speed_shared
 
     rows = []
     if results_dir is not None:
@@ -110,7 +110,9 @@ def format_comparison(records: list[dict[str, Any]], results_dir: Any = None) ->
     rows += [head, "-" * len(head)]
     for r in records:
         m, v = r["metrics"], measured_speed(r)
-        speed = f"{v:7.2f}" if v is not None else f"{'-':>7}"
+        speed = mark_shared_speed(f"{v:.2f}", r).rjust(7) if v is not None else f"{'-':>7}"
         rows.append(f"{r['model']:24} {r.get('postprocess', 'default'):{w}} {m['PQ']:6.2f} {m['SQ']:6.2f} "
                     f"{m['RQ']:6.2f} {m['PQ_th']:6.2f} {m['PQ_st']:6.2f} {speed}")
+    if any(speed_shared(r) for r in records):
+        rows.append(f"{SHARED_SPEED_MARK} after img/s: measured while another panbench run shared the machine")
     return "\n".join(rows)

@@ -252,3 +252,34 @@ def test_default_table_holds_the_compared_columns_and_all_columns_the_rest(resul
                                 "RQ", "images_per_s", "params_M"]
     every = _csv(results, capsys, "--all-columns")
     assert {"framework", "selection", "batch", "amp", "SQ_th", "RQ_st", "N_all", "device"} <= set(every)
+
+
+def test_a_speed_measured_beside_another_run_is_marked_in_the_table_and_the_plot(results, capsys, tmp_path) -> None:
+    from panbench.reporting.plots import pq_vs_speed
+
+    rec = _write(results, "shared", model="shared-model", speed_context={"overlapped": True})
+    assert main(["table", "--results", str(results), "--format", "md"]) == 0
+    rows = _cells(capsys.readouterr().out, "md")
+    head, body = rows[0], {r[0]: r for r in rows[1:]}
+    col = head.index("images_per_s")
+    assert body["shared-model"][col] == "1.500~" and body["fixture-model"][col] == "1.500"
+    assert main(["table", "--results", str(results)]) == 0
+    assert "~ after images/s: measured while another panbench run shared the machine" in capsys.readouterr().out
+    df = _csv(results, capsys, "--all-columns")
+    assert df.set_index("model").loc["shared-model", "images_per_s_shared"] in (True, "True")
+    fig_text = []
+    import matplotlib.figure
+
+    save = matplotlib.figure.Figure.savefig
+
+    def keep_text(fig, *a, **k):  # the legend and note texts of the figure as drawn
+        fig_text.extend(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+        return save(fig, *a, **k)
+
+    matplotlib.figure.Figure.savefig = keep_text
+    try:
+        pq_vs_speed([json.loads(GOLDEN.read_text()), rec], tmp_path)
+    finally:
+        matplotlib.figure.Figure.savefig = save
+    assert any(t.endswith("~") and "shared-model" in t for t in fig_text)
+    assert any("~: speed measured while another panbench run shared the machine" in t for t in fig_text)
