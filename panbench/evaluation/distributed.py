@@ -188,7 +188,8 @@ def all_gather_analysis(analysis: Any) -> None:
         analysis.update(p)
 
 
-SUMMED_TIMINGS = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits")
+SUMMED_TIMINGS = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits",
+                  "corrupt_s", "corrupt_images")
 
 
 def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[str, float]]:
@@ -214,7 +215,7 @@ def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[
     out = replace(t, cpu_fallback_images=sorted(i for part in fallback for i in part),
                   extra={**t.extra, "world_size": world})
     for f, v in zip(SUMMED_TIMINGS, summed.tolist()):
-        setattr(out, f, int(v) if f in ("timed_images", "warmup_images", "oom_splits") else v)
+        setattr(out, f, int(v) if f in ("timed_images", "warmup_images", "oom_splits", "corrupt_images") else v)
     out.wall_s = maxed[0].item()
     return out, {k: v for k, v in zip(keys, maxed[1:].tolist())}
 

@@ -20,6 +20,8 @@ class Timings:
     oom_splits: int = 0
     cpu_fallback_images: list = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
+    corrupt_s: float = 0.0  # --corruption: seconds spent corrupting images (data-loading side), every image
+    corrupt_images: int = 0  # the images those seconds are of
 
     def as_dict(self) -> dict[str, float]:
         n = max(self.timed_images, 1)
@@ -30,6 +32,7 @@ class Timings:
             "images_per_s": self.timed_images / self.wall_s if self.wall_s > 0 else 0.0,
             "ms_per_image": 1000 * self.wall_s / n, "oom_splits": self.oom_splits,
             "cpu_fallback_images": list(self.cpu_fallback_images), **self.extra,
+            **({"corrupt_s": self.corrupt_s, "corrupt_images": self.corrupt_images} if self.corrupt_images else {}),
         }
 
 

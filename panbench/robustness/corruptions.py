@@ -84,6 +84,20 @@ class Corruption:
         return corrupt(img, self.name, self.severity, self.seed(image_id))
 
 
+def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
+    """``--corruption NAME --severity S`` checked (None without them): known name, severity 1-5, the
+    package installed where the corruption needs it."""
+    if name is None and severity is None:
+        return None
+    if name is None:
+        raise InputError(f"--severity {severity} goes with --corruption NAME (one of {', '.join(NAMES)})")
+    name = check_name(name)
+    if severity is None:
+        raise InputError(f"--corruption {name} needs --severity S (1 to 5)")
+    require_package(name)
+    return Corruption(name, check_severity(severity))
+
+
 def check_name(name: str) -> str:
     """A corruption name, or a one-line error with the list and the closest name."""
     if name in NAMES:
