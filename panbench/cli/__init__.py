@@ -21,7 +21,8 @@ from panbench.cli import compare, data, doctor, eval, ls, plot, report, robustne
 from panbench.cli.options import Parser, common_parents
 from panbench.errors import PanbenchError
 
-COMMANDS = (doctor, ls, eval, robustness, table, compare, plot, viz, report, score, data)  # in the order --help lists them
+# in the order --help lists them
+COMMANDS = (doctor, ls, eval, robustness, table, compare, plot, viz, report, score, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -193,9 +193,8 @@ def corrupt(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
             out = {"glass_blur": glass_blur, "fog": fog, "impulse_noise": impulse_noise}[name](img, severity, rng)
         else:
             require_package(name)
-            from PIL import Image
-
             from imagecorruptions import corruptions as ref
+            from PIL import Image
 
             out = getattr(ref, name)(Image.fromarray(img), severity)
     return np.uint8(out)  # the package's conversion: truncation of the clipped floats

@@ -26,8 +26,8 @@ class CorruptedPipeline:
     corrupted RGB image as ``img``.
     """
 
-    def __init__(self, pipeline: Any, corruption: Corruption) -> None:
-        self.pipeline, self.corruption = pipeline, corruption
+    def __init__(self, pipeline: Any, corruption: Corruption, timed: bool = True) -> None:
+        self.pipeline, self.corruption, self.timed = pipeline, corruption, timed
         steps = getattr(pipeline, "transforms", None)
         self.mmdet = bool(steps) and type(steps[0]).__name__ == "LoadImageFromFile"
 
@@ -56,6 +56,7 @@ class CorruptedPipeline:
             img = self.corruption.apply(self.load_rgb(item), item["img_id"])
             dt = time.perf_counter() - t
             data = self.pipeline({**item, "img": img})
-        data["corrupt_s"] = dt
+        if self.timed:
+            data["corrupt_s"] = dt
         return data
 
