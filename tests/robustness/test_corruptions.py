@@ -90,6 +90,9 @@ def test_a_corruption_is_seeded_per_image_and_leaves_the_global_random_state_alo
     assert not np.array_equal(a, c.apply(img, 8))  # another image id, other noise
     assert not np.array_equal(a, C.Corruption("impulse_noise", 5).apply(img, 7))
     assert C.image_seed(7, "impulse_noise", 4) != C.image_seed(7, "gaussian_noise", 4)
+    assert C.image_seed(7, "impulse_noise", 4) != C.image_seed(7, "impulse_noise", 5)
+    digest = __import__("hashlib").sha256(b"7|impulse_noise|4").digest()  # the documented seed
+    assert C.image_seed(7, "impulse_noise", 4) == int.from_bytes(digest[:4], "little")
 
 
 def test_glass_blur_replays_the_reference_pixel_loop() -> None:
