@@ -65,6 +65,7 @@ def test_a_corrupted_run_gives_the_same_numbers_in_one_process_forked_processes_
     ranks = two_ranks([*CORRUPTED, "--results", str(tmp_path / "ranks"), *c, "--workers", "0"])
     assert all(r.returncode == 0 for r in ranks), ranks[0].stderr[-2000:] + ranks[1].stderr[-2000:]
     clean = run_eval(tmp_path / "clean", "--cpu-procs", "1")
+    assert clean.returncode == 0, clean.stderr[-2000:]
     a, b, d, e = (the_record(tmp_path / k) for k in ("one", "forked", "ranks", "clean"))
     assert b["timings"].get("cpu_procs") == 2 and d["world_size"] == 2
     for other in (b, d):
