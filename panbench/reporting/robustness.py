@@ -112,6 +112,7 @@ def plots(summaries: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                 ax.plot(xs, ys, marker="o", markersize=3, label=label)
         ax.set_title(name, fontsize=8)
         ax.set_xticks(range(6))
+        ax.set_ylim(bottom=0)
         ax.tick_params(labelsize=7)
     for ax in axes[:, 0]:
         ax.set_ylabel("PQ", fontsize=8)
@@ -136,7 +137,9 @@ def plots(summaries: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     for i in range(len(names)):
         for j in range(len(summaries)):
             if not np.isnan(drop[i, j]):
-                ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=6)
+                dark = drop[i, j] > 0.6 * np.nanmax(drop)
+                ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=6,
+                        color="white" if dark else "black")
     fig.colorbar(im, ax=ax, label="PQ drop (clean - mean over severities)")
     ax.set_title("PQ drop per corruption", fontsize=9)
     p2 = out_dir / "robustness_drop.png"
