@@ -55,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
     from panbench.data.datasets import load_dataset
     from panbench.errors import PanbenchError
     from panbench.evaluation.options import EvalOptions, check_models
-    from panbench.robustness.corruptions import Corruption, parse_names, parse_severities, require_package
+    from panbench.robustness.corruptions import (
+        Corruption,
+        parse_names,
+        parse_severities,
+        preload,
+        require_package,
+    )
 
     names = parse_names(args.corruptions)
     specs = models_and_dataset(args)
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     severities = parse_severities(args.severities or (DEMO_SEVERITIES if args.dataset == "demo" else "1-5"))
     for n in names:  # every corruption's package, before any model runs
         require_package(n)
+    preload(names)
     for k in ("postprocess", "pp_alpha", "pp_beta", "pp_conf", "pp_keep", "cfg_options", "save_predictions",
               "boundary"):
         setattr(args, k, {"postprocess": "default", "pp_alpha": 0.25, "pp_beta": 1.0, "pp_conf": 0.25,

@@ -95,7 +95,19 @@ def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
     if severity is None:
         raise InputError(f"--corruption {name} needs --severity S (1 to 5)")
     require_package(name)
-    return Corruption(name, check_severity(severity))
+    c = Corruption(name, check_severity(severity))
+    preload([name])
+    return c
+
+
+def preload(names: list[str]) -> None:
+    """Import what the corruptions use, once in the process that forks the data-loading workers and CPU
+    processes: they inherit the modules instead of each importing them on its first image (which the
+    measured corruption cost would count)."""
+    import skimage.filters  # noqa: F401  (glass_blur; the package imports it too)
+
+    if any(n not in OWN for n in names):
+        from imagecorruptions import corruptions  # noqa: F401
 
 
 def check_name(name: str) -> str:
