@@ -136,12 +136,14 @@ def parse_names(text: str) -> list[str]:
             chosen.update(NAMES)
         elif part in GROUPS:
             chosen.update(GROUPS[part])
+        elif part in NAMES:
+            chosen.add(part)
         else:
-            try:
-                chosen.add(check_name(part))
-            except InputError as e:
-                raise InputError(str(e).replace("--corruption ", "--corruptions ", 1)
-                                 .replace("choose one of", "choose all, noise, blur, weather, digital or")) from None
+            choices = ["all", *GROUPS, *NAMES]
+            close = difflib.get_close_matches(part, choices, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise InputError(f"--corruptions {part}: unknown corruption or group; {hint}choose from "
+                             f"{', '.join(choices)}")
     if not chosen:
         raise InputError(f"--corruptions {text!r}: name at least one corruption or group (e.g. all, noise, fog)")
     return [n for n in NAMES if n in chosen]

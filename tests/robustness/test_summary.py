@@ -60,3 +60,52 @@ def test_models_are_summarized_apart() -> None:
             record("a", 25.0, 25.0, 25.0, ("snow", 1)), record("b", 20.0, 20.0, 20.0, ("snow", 1))]
     by = {s["model"]: s for s in summarize(recs)}
     assert by["a"]["rPC"]["PQ"] == pytest.approx(50.0) and by["b"]["rPC"]["PQ"] == pytest.approx(25.0)
+
+
+def test_table_robustness_shows_clean_mpc_rpc_and_the_groups_and_the_plots_are_written(tmp_path, capsys) -> None:
+    import json
+
+    from panbench.cli import main
+    from panbench.reporting.robustness import plots
+
+    recs = [record("a", 50.0, 40.0, 60.0), record("a", 20.0, 10.0, 30.0, ("gaussian_noise", 1)),
+            record("a", 30.0, 20.0, 40.0, ("fog", 2))]
+    (tmp_path / "runs").mkdir()
+    for k, r in enumerate(recs):
+        (tmp_path / "runs" / f"{k}.json").write_text(json.dumps(r))
+    assert main(["table", "--robustness", "--results", str(tmp_path), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    row = dict(zip(lines[0].split(","), lines[1].split(",")))
+    assert float(row["clean PQ"]) == 50.0 and float(row["mPC PQ"]) == 25.0 and float(row["rPC PQ"]) == 50.0
+    assert float(row["mPC PQ_th"]) == 15.0 and float(row["noise PQ"]) == 20.0 and float(row["weather PQ_st"]) == 40.0
+    assert "blur PQ" not in row  # no blur run
+    paths = plots(summarize(recs), tmp_path / "plots")
+    assert [p.name for p in paths] == ["robustness_severity.png", "robustness_drop.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_table_robustness_without_corrupted_runs_says_what_to_run(tmp_path, capsys) -> None:
+    from panbench.cli import main
+
+    (tmp_path / "runs").mkdir()
+    assert main(["table", "--robustness", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "panbench robustness --model" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "--model", "panoptic-fpn", "--dataset", "demo", "--corruption", "glas_blur", "--severity", "3"],
+     "did you mean glass_blur?"),
+    (["eval", "--model", "panoptic-fpn", "--dataset", "demo", "--corruption", "fog", "--severity", "0"],
+     "severity is 1, 2, 3, 4 or 5"),
+    (["robustness", "--model", "panoptic-fpn", "--dataset", "demo", "--severities", "2-6"],
+     "severity is 1, 2, 3, 4 or 5"),
+    (["robustness", "--model", "panoptic-fpn", "--dataset", "demo", "--corruptions", "weathr"],
+     "did you mean weather?"),
+])
+def test_bad_corruption_arguments_stop_in_one_line_with_exit_2(argv, message, capsys) -> None:
+    from panbench.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
