@@ -101,13 +101,13 @@ def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
 
 
 def preload(names: list[str]) -> None:
-    """Import what the corruptions use, once in the process that forks the data-loading workers and CPU
-    processes: they inherit the modules instead of each importing them on its first image (which the
-    measured corruption cost would count)."""
-    import skimage.filters  # noqa: F401  (glass_blur; the package imports it too)
-
-    if any(n not in OWN for n in names):
-        from imagecorruptions import corruptions  # noqa: F401
+    """Run each corruption once on a small image in the process that forks the data-loading workers and
+    CPU processes: they inherit the modules the corruptions load on first use (scikit-image and scipy load
+    theirs lazily, about half a second) instead of each loading them on its first image, which the
+    measured corruption cost would count."""
+    tiny = np.zeros((32, 32, 3), np.uint8)
+    for name in names:
+        corrupt(tiny, name, 1, 0)
 
 
 def check_name(name: str) -> str:
