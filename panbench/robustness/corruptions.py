@@ -101,13 +101,23 @@ def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
 
 
 def preload(names: list[str]) -> None:
-    """Run each corruption once on a small image in the process that forks the data-loading workers and
-    CPU processes: they inherit the modules the corruptions load on first use (scikit-image and scipy load
-    theirs lazily, about half a second) instead of each loading them on its first image, which the
-    measured corruption cost would count."""
-    tiny = np.zeros((32, 32, 3), np.uint8)
-    for name in names:
-        corrupt(tiny, name, 1, 0)
+    """Load the modules the corruptions use, in the process that forks the data-loading workers and CPU
+    processes, so that they inherit them instead of each loading them on its first image (which the
+    measured corruption cost would count): scikit-image and scipy load theirs lazily, on first use
+    (about half a second), so a Gaussian filter and an HSV conversion run once on a small image.  No
+    OpenCV function runs here: OpenCV's thread pool, once started, can hang a forked process."""
+    from skimage.color import rgb2hsv
+    from skimage.filters import gaussian
+
+    tiny = np.zeros((8, 8, 3))
+    gaussian(tiny, sigma=1, channel_axis=-1)
+    rgb2hsv(tiny)
+    if any(n not in OWN for n in names):
+        from imagecorruptions import corruptions  # noqa: F401
+        from scipy.ndimage import map_coordinates, zoom
+
+        zoom(tiny, (1.5, 1.5, 1), order=1)
+        map_coordinates(tiny, np.zeros((3, 1)), order=1)
 
 
 def check_name(name: str) -> str:

@@ -29,7 +29,8 @@ CORRUPTED = ["--model", "panoptic-fpn", "--dataset", "demo", "--data-root", str(
 
 def run_eval(results: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([PY, "-m", "panbench", "eval", *CORRUPTED, "--results", str(results), *args],
-                          cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=600)
 
 
 def the_record(results: Path) -> dict:
