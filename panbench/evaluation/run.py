@@ -292,10 +292,10 @@ def corruption_fields(opts: EvalOptions) -> dict[str, Any]:
     c = opts.corruption
     if c is None:
         return {}
-    from panbench.robustness.corruptions import IMPLEMENTATION
+    from panbench.robustness.corruptions import implementation
 
     return {"corruption": {"name": c.name, "severity": c.severity, "group": c.group,
-                           "implementation": IMPLEMENTATION, "seed": "sha256(image_id|name|severity)[:4]"}}
+                           "implementation": implementation(c.name), "seed": "sha256(image_id|name|severity)[:4]"}}
 
 
 def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: str,

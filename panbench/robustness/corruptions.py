@@ -57,7 +57,19 @@ PACKAGE = "imagecorruptions"
 PACKAGE_VERSION = "1.1.2"
 INSTALL = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}"  # its other requirements are panbench's
 OWN = ("glass_blur", "fog", "impulse_noise")  # computed here (module docstring); the others by the package
-IMPLEMENTATION = f"{PACKAGE} {PACKAGE_VERSION} (glass_blur, fog, impulse_noise: panbench, equal outputs)"
+
+
+def implementation(name: str) -> str:
+    """What computes ``name``, as records and cache keys name it: the installed package's version, or
+    panbench's version of the package's function."""
+    if name in OWN:
+        return f"panbench (the {name} of {PACKAGE} {PACKAGE_VERSION}, equal outputs)"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{PACKAGE} {version(PACKAGE)}"
+    except PackageNotFoundError:
+        return f"{PACKAGE} (not installed)"
 
 
 @dataclass(frozen=True)
