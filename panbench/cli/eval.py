@@ -55,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--cache-every", type=positive_int, default=16,
                    help="write the per-image results cache every N images (default 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--corruption", metavar="NAME", help="corrupt each image after loading (one of the 15 "
+                   "COCO-C corruptions, docs/robustness.md); needs --severity")
+    p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")
     p.add_argument("--boundary", action="store_true",
                    help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels of each image)")
     p.add_argument("--strict", action="store_true",

@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "error type")
     p.add_argument("--boundary", action="store_true", help="boundary PQ (runs scored with --boundary)")
     p.add_argument("--dagger", action="store_true", help="PQ-dagger beside PQ")
+    p.add_argument("--robustness", action="store_true", help="clean PQ, mPC, rPC and the PQ per corruption group "
+                   "of each model with corrupted runs (docs/robustness.md)")
     return p
 
 
@@ -39,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.columns import ANALYSES
     from panbench.reporting.tables import table_with_notes
 
+    if args.robustness:
+        from panbench.reporting.robustness import table_from_dir
+
+        print(table_from_dir(Path(args.results), args.dataset, args.format))
+        return 0
     analyses = [a for a in ANALYSES if getattr(args, a)]
     text, notes = table_with_notes(Path(args.results), args.dataset, args.format, args.vs_published,
                                    args.per_class, analyses, args.reference, args.all_columns)

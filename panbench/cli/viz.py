@@ -22,7 +22,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--checkpoint", action="append", help="weights for each --model, in order")
     p.add_argument("--trust-checkpoint", action="store_true")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", help="output PNG (default RESULTS/viz/<image>_<models>.png)")
+    p.add_argument("--corruption", metavar="NAME", help="show and run the models on the corrupted image "
+                   "(docs/robustness.md); needs --severity")
+    p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")
+    p.add_argument("--out", help="output PNG (default RESULTS/viz/<image>_<models>[_<corruption>].png)")
     return p
 
 
@@ -43,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         guess = argparse.Namespace(model=",".join(args.model), dataset=None)
         models_and_dataset(guess)
         args.dataset = guess.dataset
+    from panbench.robustness.corruptions import corruption_of
+
+    corruption = corruption_of(args.corruption, args.severity)
     ds = load_dataset(dataset_root(args), name=args.dataset)
     sample = find_sample(ds, args.image)
     device = pick_device(args.device)
@@ -51,7 +57,16 @@ def run(args: argparse.Namespace) -> int:
         spec = resolve(name, dataset=args.dataset)[0]
         lm = load_model(spec, ds.categories, args.checkpoint[k] if args.checkpoint else None, args.trust_checkpoint,
                         device)
+        image = None
+        if corruption is not None:  # corrupted as `eval --corruption` corrupts it, after the model's decoding
+            from panbench.robustness.pipeline import CorruptedPipeline
+
+            lm.pipeline = CorruptedPipeline(lm.pipeline, corruption, timed=False)
+            image = corruption.apply(lm.pipeline.load_rgb({"img_path": str(sample.image_path),
+                                                           "img_id": sample.image_id}), sample.image_id)
         preds.append(predict(lm, spec.name, sample, len(lm.names)))
-    out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}.png")
-    print(render(sample, ds, preds, out))
+    tail = f"_{corruption.label}" if corruption else ""
+    out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}{tail}.png")
+    print(render(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
+                 if corruption else ""))
     return 0

@@ -77,13 +77,14 @@ class _Items:
             except Exception as e:
                 raise InputError(f"{s.image_path}: image {s.image_id} cannot be decoded ({type(e).__name__}); "
                                  "the file is corrupt or truncated: re-download it") from e
+            corrupt_s = data.pop("corrupt_s", None) if isinstance(data, dict) else None  # --corruption's cost
             if s.gt_png is None:  # --images: no ground truth
-                return {"index": i, "data": data, "gt_ids": None, "error": None}
+                return {"index": i, "data": data, "gt_ids": None, "error": None, "corrupt_s": corrupt_s}
             gt_ids = read_ids(s.gt_png, f"image {s.image_id} (ground truth)")
             if gt_ids.shape != (s.height, s.width):
                 raise InputError(f"{s.gt_png}: ground truth is {gt_ids.shape[1]}x{gt_ids.shape[0]}, the annotation "
                                  f"says {s.width}x{s.height}; re-download the annotations")
-            return {"index": i, "data": data, "gt_ids": gt_ids, "error": None}
+            return {"index": i, "data": data, "gt_ids": gt_ids, "error": None, "corrupt_s": corrupt_s}
         except InputError as e:  # travels back as data: worker exceptions would lose the one-line message
             return {"index": i, "data": None, "gt_ids": None, "error": str(e)}
 
@@ -139,8 +140,13 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: Panoptic
     todo = shard.todo()
     if not todo:
         return timings
+    pipeline = lm.pipeline
+    if opts.corruption is not None:  # corrupted in the workers, after the image is loaded
+        from panbench.robustness.pipeline import CorruptedPipeline
+
+        pipeline = CorruptedPipeline(lm.pipeline, opts.corruption)
     loader = torch.utils.data.DataLoader(
-        _Items(dataset, todo, lm.pipeline), batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
+        _Items(dataset, todo, pipeline), batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if opts.workers > 0 else None,
     )
     if shard.analysis is None:
@@ -173,6 +179,9 @@ def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Sc
         for item in batch:
             if item["error"]:
                 raise InputError(item["error"])
+            if item.get("corrupt_s") is not None:
+                timings.corrupt_s += item["corrupt_s"]
+                timings.corrupt_images += 1
         data_dt = time.perf_counter() - t_data
         sync()
         t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.models.postprocess import PostProcess
+from panbench.robustness.corruptions import Corruption, corruption_of
 
 
 @dataclass
@@ -39,6 +40,7 @@ class EvalOptions:
     subset: str | None = None  # --subset FILE, recorded in the record's selection
     boundary: bool = False  # also boundary PQ per image (opt-in, docs/analysis.md); part of the cache key
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list (default: score them)
+    corruption: Corruption | None = None  # --corruption NAME --severity S (docs/robustness.md); part of the key
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -53,6 +55,7 @@ class EvalOptions:
             cfg_options=parse_cfg_options(args.cfg_options), limit=args.limit, subset=args.subset,
             save_predictions=Path(args.save_predictions) if args.save_predictions else None,
             boundary=getattr(args, "boundary", False), strict=getattr(args, "strict", False),
+            corruption=corruption_of(getattr(args, "corruption", None), getattr(args, "severity", None)),
         )
 
 

@@ -109,13 +109,14 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     if timings.timed_images:  # what this run measured, with what the cache held, for the next resume
         write_timing(run_dir, f"r{rank}", {"device": label, "timed_images": timing_dict["speed_images"],
                                            "wall_s": timing_dict["speed_wall_s"], "overlapped": shared})
+    coco = dataset.name == "coco" and opts.corruption is None  # the zoo publishes clean COCO numbers
     record = make_record(
         res, model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
-        dataset=dataset.name,
+        dataset=dataset_label(dataset.name, opts),
         postprocess=opts.postprocess.label(),
-        published=spec.published if dataset.name == "coco" else {},
-        delta_to_published=delta(res, spec.published) if dataset.name == "coco" else {},
-        published_source=published_source(spec) if dataset.name == "coco" else None,
+        published=spec.published if coco else {},
+        delta_to_published=delta(res, spec.published) if coco else {},
+        published_source=published_source(spec) if coco else None,
         params=mm.count_parameters(lm.model), device=label, world_size=world, batch_size=opts.batch_size,
         amp=opts.amp or "fp32", precision=precision_info(device, opts.amp),
         timings={**timing_dict, "total_s": t_all, "resumed_images": resumed}, memory=memory,
@@ -123,7 +124,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         provenance={**provenance(spec, lm, dataset, fingerprint, opts),
                     "predictions": {"json": str(saved), "dir": str(writer.png_dir)} if saved else None},
         selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
-        **analyses,
+        **corruption_fields(opts), **analyses,
     )
     if rank == 0:
         path = write_record(opts.results_dir, record, analysis=aset)
@@ -232,7 +233,8 @@ def _infer(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, evaluator
     """Inference over the shard's images still to run, in one process or ``procs`` forked ones, with a
     progress bar (``shard.progress``, closed by the caller once every rank is done) that names the model
     and its post-processing and counts every image of the job, whichever process or rank ran it."""
-    desc = f"{'eval' if shard.scored else 'predict'} {spec.name} [{shard.opts.postprocess.label()}] on {dataset.name}"
+    desc = (f"{'eval' if shard.scored else 'predict'} {spec.name} [{shard.opts.postprocess.label()}] on "
+            f"{dataset_label(dataset.name, shard.opts)}")
     total = dist_sum(len(shard.todo()))  # every rank's share
     shard.progress = Progress(total, desc, enabled=shard.opts.progress and rank == 0,  # one bar per job
                               store_key=f"panbench-progress-{next(_RUNS)}" if world > 1 and shard.opts.progress
@@ -281,11 +283,29 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
     }
     if opts.strict:  # a cache that scored unlisted ground-truth ids must not serve a --strict run
         parts["strict"] = True
+    if opts.corruption is not None:  # only then: a clean run keeps the key it had
+        parts.update(corruption_fields(opts))
     if opts.cfg_options:  # also in the config hash; named apart so that the key file shows them
         parts["cfg_options"] = opts.cfg_options
     if opts.batch_size > 1:
         parts["layout"] = {"world_size": world, "cpu_procs": cpu_procs_for(opts, device, world, n_images)}
     return parts
+
+
+def dataset_label(name: str, opts: EvalOptions) -> str:
+    """The record's dataset: ``coco``, or ``coco+fog-3`` for a corrupted run (never the clean run's row)."""
+    return name if opts.corruption is None else f"{name}+{opts.corruption.label}"
+
+
+def corruption_fields(opts: EvalOptions) -> dict[str, Any]:
+    """The record's ``corruption`` (none for a clean run): name, severity, group and implementation."""
+    c = opts.corruption
+    if c is None:
+        return {}
+    from panbench.robustness.corruptions import implementation
+
+    return {"corruption": {"name": c.name, "severity": c.severity, "group": c.group,
+                           "implementation": implementation(c.name), "seed": "sha256(image_id|name|severity)[:4]"}}
 
 
 def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: str,

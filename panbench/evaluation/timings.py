@@ -23,10 +23,13 @@ class Timings:
     oom_splits: int = 0
     cpu_fallback_images: list = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
+    corrupt_s: float = 0.0  # --corruption: seconds spent corrupting images (data-loading side), every image
+    corrupt_images: int = 0  # the images those seconds are of
 
     #: per-stage seconds and counts that add over processes (wall time takes the maximum)
-    SUMMED = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits")
-    COUNTS = ("timed_images", "warmup_images", "oom_splits")
+    SUMMED = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits",
+              "corrupt_s", "corrupt_images")
+    COUNTS = ("timed_images", "warmup_images", "oom_splits", "corrupt_images")
 
     def merge(self, other: Timings) -> None:
         """Add ``other``'s measurements to these: :attr:`SUMMED` fields summed, wall time the maximum,
@@ -45,6 +48,7 @@ class Timings:
             "images_per_s": self.timed_images / self.wall_s if self.wall_s > 0 else 0.0,
             "ms_per_image": 1000 * self.wall_s / n, "oom_splits": self.oom_splits,
             "cpu_fallback_images": list(self.cpu_fallback_images), **self.extra,
+            **({"corrupt_s": self.corrupt_s, "corrupt_images": self.corrupt_images} if self.corrupt_images else {}),
         }
 
 

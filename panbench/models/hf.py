@@ -235,8 +235,11 @@ class HFPanoptic(torch.nn.Module):
         """Image file -> the processor's tensors for it (run in the DataLoader workers) and its size."""
         from PIL import Image
 
-        with Image.open(item["img_path"]) as im:
-            img = im.convert("RGB")
+        if "img" in item:  # an RGB array decoded (and corrupted) before the pipeline (panbench.robustness)
+            img = Image.fromarray(item["img"])
+        else:
+            with Image.open(item["img_path"]) as im:
+                img = im.convert("RGB")
         kw = {"task_inputs": ["panoptic"]} if self.kind == "oneformer" else {}
         enc = self.processor(images=img, return_tensors="pt", **kw)
         out: dict[str, Any] = {k: v[0] for k, v in enc.items() if isinstance(v, torch.Tensor)}

@@ -77,6 +77,8 @@ class RunRecord(TypedDict, total=False):
     mask_quality: dict[str, float]  # TPs: loss (summed 1 - IoU), mean_loss, delta_PQ (every TP IoU set to 1)
     boundary: dict[str, float]  # boundary PQ: the nine METRIC_KEYS, 0-100; only with --boundary
     analysis_file: str  # the per-image AnalysisSet (.npz) below the results folder, beside the record
+    # --corruption runs (docs/robustness.md): name, severity, group, implementation; absent for a clean run
+    corruption: dict[str, Any]
     record: str  # path of the JSON below the results folder (set by write_record)
 
 

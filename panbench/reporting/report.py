@@ -151,7 +151,7 @@ def _write(records: list[dict[str, Any]], results: Path, out: Path | None, scrat
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>panbench report</title>",
              f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
              "<h1>panbench report</h1>"]
-    for ds in sorted({r["dataset"] for r in records}):
+    for ds in sorted({r["dataset"] for r in records if not r.get("corruption")}):  # corrupted: the robustness part
         recs = [r for r in records if r["dataset"] == ds]
         parts.append(f"<h2>{html.escape(ds)}</h2>")
         parts.append("<h3>verdict</h3>" + _verdict(recs, results, reference))
@@ -168,6 +168,10 @@ def _write(records: list[dict[str, Any]], results: Path, out: Path | None, scrat
         paths, notes = make_plots(recs, plot_dir(results if out is None else scratch, ds))
         parts.append("<h3>plots</h3>" + "".join(_img(p) for p in paths) +
                      "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
+    from panbench.reporting.robustness import report_section
+
+    parts.append(report_section([r for r in latest_runs(load_records(results)) if dataset is None or
+                                 r["dataset"].split("+")[0] == dataset], results, _img))
     viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []
     if viz:
         parts.append("<h2>visualizations</h2>" + "".join(_img(p) for p in viz))

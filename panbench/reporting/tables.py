@@ -61,6 +61,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
         notes += more
     rows = []
     with_cfg = any(cfg_words(r) for r in records)
+    with_corruption = any(r.get("corruption") for r in records)  # docs/robustness.md
     for i, r in enumerate(records):
         m, n = r["metrics"], r.get("n_categories", {})
         row: dict[str, Any] = {"model": r["model"], "postprocess": r.get("postprocess", "default"),
@@ -71,6 +72,9 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
         if with_cfg:
             row["cfg_options"] = " ".join(cfg_words(r)) or None
         row["ops"] = ops_backend(r)
+        if with_corruption:
+            c = r.get("corruption") or {}
+            row.update({"corruption": c.get("name"), "severity": c.get("severity")})
         if analyses:
             row.update(extra[i])
         else:

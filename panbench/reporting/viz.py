@@ -127,9 +127,10 @@ def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dic
                     bbox={"facecolor": "white", "alpha": 0.6, "pad": 0.5, "linewidth": 0})
 
 
-def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path) -> Path:
+def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path,
+           image: np.ndarray | None = None, heading: str = "") -> Path:
     """Write the figure (:func:`figure`) as a PNG."""
-    fig = figure(sample, dataset, preds)
+    fig = figure(sample, dataset, preds, image, heading)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     import matplotlib.pyplot as plt
@@ -138,7 +139,8 @@ def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], ou
     return out
 
 
-def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction]) -> Any:
+def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], image: np.ndarray | None = None,
+           heading: str = "") -> Any:
     """Image, ground truth, each model; disagreement map; query mask maps in a second row. The layout engine
     (constrained) keeps every title in the gap above its own image, never over the row above."""
     import matplotlib
@@ -153,7 +155,8 @@ def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction]) ->
     colors = {c["id"]: c.get("color", [128, 128, 128]) for c in cats}
     isthing = {c["id"]: bool(c.get("isthing")) for c in cats}
     names = {c["id"]: c.get("name", str(c["id"])) for c in cats}
-    image = np.asarray(Image.open(sample.image_path).convert("RGB"))
+    if image is None:  # else the image the models saw (a corrupted one: viz --corruption)
+        image = np.asarray(Image.open(sample.image_path).convert("RGB"))
     gt_ids = read_ids(sample.gt_png, f"image {sample.image_id}")
     gt_segs = sample.gt_ann["segments_info"]
     panels = [("image", image, None), ("ground truth", overlay(image, gt_ids, gt_segs, colors, isthing),
@@ -182,5 +185,5 @@ def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction]) ->
         ax.imshow(image)
         ax.imshow(m, cmap="jet", alpha=0.5, vmin=0, vmax=1)
         ax.set_title(f"{model}\nquery '{label}' ({score:.2f})", fontsize=7)
-    fig.suptitle(f"image {sample.image_id}", fontsize=9)
+    fig.suptitle(f"image {sample.image_id}{heading}", fontsize=9)
     return fig

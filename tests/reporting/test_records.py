@@ -29,13 +29,13 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     # an external system has no AMP, precision, image selection (tables show its selection as "external") or
     # speed context (its speed was not measured)
     declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection", "speed_context",
-                                                                   "record",
+                                                                   "record", "corruption",
                                                                    *ANALYSIS_FIELDS)]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
     rec = external_record("sys", "coco", RES, args, 1.5, "f" * 16, **analyses)
     assert list(rec) == [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection",
-                                                                            "speed_context", "record",
+                                                                            "speed_context", "record", "corruption",
                                                                             "analysis_file")]
     assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16
     assert rec["schema"] == SCHEMA_VERSION and rec["metrics"]["PQ"] == 50.0 and rec["semantic"]["mDice"] == 3.0

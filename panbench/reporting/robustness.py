@@ -1,0 +1,170 @@
+"""Robustness tables and plots: clean PQ, mPC, rPC and the mean PQ per corruption group of each model
+(:mod:`panbench.robustness.summary`), PQ against severity per corruption, and the PQ drop per corruption
+and model as a heatmap.  Used by ``panbench robustness``, ``panbench table --robustness`` and the report."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from panbench.errors import PanbenchError
+from panbench.robustness.corruptions import GROUPS, NAMES
+from panbench.robustness.summary import METRICS, summarize
+
+NOTE = ("mPC: mean PQ over the corruption x severity runs; rPC: mPC / clean PQ in %; a group: mean PQ over its "
+        "corruptions and severities. Comparable only across rows with the same corruptions, severities, "
+        "corruption implementation and images.")
+
+
+def frame(summaries: list[dict[str, Any]]) -> Any:
+    """One row per summary: model, dataset, images, runs, then clean, mPC, rPC and each group, with
+    PQ_th and PQ_st beside PQ (0-100; rPC in %)."""
+    import pandas as pd
+
+    rows = []
+    for s in summaries:
+        row: dict[str, Any] = {"model": s["model"], "postprocess": s.get("postprocess", "default"),
+                               "dataset": s["dataset"], "n_images": s["n_images"],
+                               "runs": f"{len(s['corruptions'])} x sev {_sev(s['severities'])}"}
+        for part in ("clean", "mPC", "rPC"):
+            row.update({f"{part} {k}": s[part].get(k) for k in METRICS})
+        for g in GROUPS:
+            row.update({f"{g} {k}": (s["groups"].get(g) or {}).get(k) for k in METRICS})
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if len(df):
+        df = df.dropna(axis=1, how="all")  # a group no summary ran
+    return df
+
+
+def _sev(sev: list[int]) -> str:
+    return f"{sev[0]}-{sev[-1]}" if sev == list(range(sev[0], sev[-1] + 1)) and len(sev) > 1 else \
+        ",".join(map(str, sev))
+
+
+def render(df: Any, fmt: str, digits: int = 2, notes: tuple[str, ...] = (NOTE,)) -> str:
+    """The table as md, csv, latex or html; '-' where a value is absent (empty in csv)."""
+    df = df.round(digits)
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "md":
+        return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval="-") + \
+            "".join(f"\n\n{n}" for n in notes)
+    if fmt == "latex":
+        return df.to_latex(index=False, float_format=f"%.{digits}f", na_rep="-", escape=True) + \
+            "".join(f"\n\\par {n}\n" for n in notes)
+    if fmt == "html":
+        return df.to_html(index=False, na_rep="-", float_format=f"%.{digits}f".__mod__) + \
+            "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
+    raise PanbenchError(f"--format {fmt}: use md, csv, latex or html")
+
+
+def runs_frame(summaries: list[dict[str, Any]]) -> Any:
+    """Every corrupted run of the summaries: model, corruption, severity, PQ, PQ_th, PQ_st, the PQ drop
+    from clean and the corruption's cost per image."""
+    import pandas as pd
+
+    rows = [{"model": s["model"], "dataset": s["dataset"], "corruption": x["corruption"], "severity": x["severity"],
+             **{k: x[k] for k in METRICS}, "PQ drop": s["clean"]["PQ"] - x["PQ"],
+             "corrupt ms/image": x["corrupt_ms_per_image"]} for s in summaries for x in s["runs"]]
+    return pd.DataFrame(rows)
+
+
+def table_from_dir(results_dir: Path, dataset: str | None, fmt: str) -> str:
+    """``panbench table --robustness``: the summaries of the newest records under ``results_dir``."""
+    from panbench.reporting.records import load_records
+
+    summaries = [s for s in summarize(load_records(Path(results_dir))) if dataset is None or s["dataset"] == dataset]
+    if not summaries:
+        where = f" on dataset '{dataset}'" if dataset else ""
+        raise PanbenchError(f"{results_dir}/runs: no model has a clean and a corrupted run{where}; run `panbench "
+                            "robustness --model NAME` (or `panbench eval --corruption NAME --severity S`) first")
+    return render(frame(summaries), fmt)
+
+
+def plots(summaries: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """``robustness_severity.png`` (PQ against severity, one panel per corruption, one line per model, the
+    clean PQ at severity 0) and ``robustness_drop.png`` (clean PQ minus the mean PQ over the severities, per
+    corruption and model).  Returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if not summaries:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [n for n in NAMES if any(n in s["corruptions"] for s in summaries)]
+    labels = [_label(s, summaries) for s in summaries]
+    ncols = min(5, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows + 0.6), squeeze=False,
+                             sharey=True, layout="constrained")
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), names):
+        for s, label in zip(summaries, labels):
+            pts = sorted((x["severity"], x["PQ"]) for x in s["runs"] if x["corruption"] == name)
+            if pts:
+                xs, ys = zip(*[(0, s["clean"]["PQ"]), *pts])
+                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks(range(6))
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("PQ", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("severity (0: clean)", fontsize=7)
+    axes.ravel()[0].legend(fontsize=6)
+    fig.suptitle("PQ under corruption", fontsize=9)
+    p1 = out_dir / "robustness_severity.png"
+    fig.savefig(p1, dpi=110)
+    plt.close(fig)
+
+    drop = np.full((len(names), len(summaries)), np.nan)
+    for j, s in enumerate(summaries):
+        for i, name in enumerate(names):
+            vals = [x["PQ"] for x in s["runs"] if x["corruption"] == name]
+            if vals:
+                drop[i, j] = s["clean"]["PQ"] - sum(vals) / len(vals)
+    fig, ax = plt.subplots(figsize=(1.4 * len(summaries) + 2.6, 0.32 * len(names) + 1.4), layout="constrained")
+    im = ax.imshow(drop, cmap="Reds", aspect="auto")
+    ax.set_xticks(range(len(summaries)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    for i in range(len(names)):
+        for j in range(len(summaries)):
+            if not np.isnan(drop[i, j]):
+                dark = drop[i, j] > 0.6 * np.nanmax(drop)
+                ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=6,
+                        color="white" if dark else "black")
+    fig.colorbar(im, ax=ax, label="PQ drop (clean - mean over severities)")
+    ax.set_title("PQ drop per corruption", fontsize=9)
+    p2 = out_dir / "robustness_drop.png"
+    fig.savefig(p2, dpi=110)
+    plt.close(fig)
+    return [p1, p2]
+
+
+def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
+    """The model's name, with its dataset and post-processing where the summaries differ in them."""
+    label = s["model"]
+    if len({x["dataset"] for x in summaries}) > 1:
+        label += f" ({s['dataset']})"
+    if s.get("postprocess", "default") != "default":
+        label += f" [{s['postprocess']}]"
+    return label
+
+
+def report_section(records: list[dict[str, Any]], results_dir: Path, img: Any) -> str:
+    """The report's robustness section (empty without a model that has a clean and a corrupted run): the
+    summary table, the corrupted runs in a fold, the two plots (``img(path)`` embeds one)."""
+    summaries = summarize(records)
+    if not summaries:
+        return ""
+    paths = plots(summaries, Path(results_dir) / "plots" / "robustness")
+    return ("<h2>robustness (common corruptions)</h2>" + render(frame(summaries), "html") +
+            "<details><summary>every corrupted run</summary>" + render(runs_frame(summaries), "html", notes=()) +
+            "</details>" + "".join(img(p) for p in paths))

@@ -1,0 +1,112 @@
+"""Robustness summaries from result records (Michaelis et al. 2019, "Benchmarking Robustness in Object
+Detection", with PQ as the performance measure P):
+
+* clean: P on the clean images;
+* mPC (mean performance under corruption): the mean of P over every corruption and severity run;
+* rPC (relative performance under corruption): mPC / clean, as a percentage;
+* per group (noise, blur, weather, digital): the mean of P over the group's corruptions and severities.
+
+Each is given for PQ, PQ_th and PQ_st.  A summary groups the runs of one model (and post-processing and
+settings) on one set of images (the dataset fingerprint, which covers the image ids): a corrupted run
+and its clean run are on the same images.  Robustness numbers compare only across summaries with the
+same corruptions, severities, corruption implementation and images.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from panbench.robustness.corruptions import GROUPS, NAMES
+
+METRICS = ("PQ", "PQ_th", "PQ_st")
+SCHEMA = 1  # the "schema" field of a robustness summary (results/robustness/*.json)
+
+
+def _fingerprint(r: dict[str, Any]) -> str | None:
+    return ((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint")
+
+
+def base_dataset(r: dict[str, Any]) -> str:
+    """The record's dataset without its corruption: ``coco`` for ``coco+fog-3``."""
+    return str(r.get("dataset", "")).split("+", 1)[0]
+
+
+def group_key(r: dict[str, Any]) -> tuple:
+    """What a corrupted run and its clean run share: model, post-processing, the images (dataset
+    fingerprint), batch size, AMP and ``--cfg-options``."""
+    cfg = json.dumps((r.get("provenance") or {}).get("cfg_options") or {}, sort_keys=True)
+    return (r.get("model"), r.get("postprocess", "default"), base_dataset(r), _fingerprint(r),
+            r.get("batch_size"), r.get("amp", "fp32"), cfg)
+
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One summary per group of records (:func:`group_key`) that has a clean run and at least one
+    corrupted run; the newest record of each (corruption, severity) counts.  In first-seen order."""
+    groups: dict[tuple, dict[Any, dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: r.get("date", "")):
+        c = r.get("corruption")
+        slot = (c["name"], int(c["severity"])) if c else None
+        groups.setdefault(group_key(r), {})[slot] = r
+    out = []
+    for runs in groups.values():
+        clean = runs.pop(None, None)
+        if clean is None or not runs:
+            continue
+        out.append(summary(clean, [runs[k] for k in sorted(runs, key=lambda k: (NAMES.index(k[0]), k[1]))]))
+    return out
+
+
+def summary(clean: dict[str, Any], corrupted: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of one model's clean record and its corrupted records (module docstring)."""
+    cm = clean["metrics"]
+    runs = []
+    for r in corrupted:
+        c, m, t = r["corruption"], r["metrics"], r.get("timings") or {}
+        n = t.get("corrupt_images") or 0
+        runs.append({"corruption": c["name"], "severity": int(c["severity"]), "group": c.get("group"),
+                     **{k: m[k] for k in METRICS},
+                     "corrupt_ms_per_image": 1000 * t["corrupt_s"] / n if n else None,
+                     "record": r.get("record")})
+    mpc = {k: mean([x[k] for x in runs]) for k in METRICS}
+    rpc = {k: 100 * mpc[k] / cm[k] if cm[k] else None for k in METRICS}
+    groups = {}
+    for g, names in GROUPS.items():
+        vals = [x for x in runs if x["corruption"] in names]
+        if vals:
+            groups[g] = {k: mean([x[k] for x in vals]) for k in METRICS}
+    implementations = sorted({str(r["corruption"].get("implementation")) for r in corrupted})
+    return {
+        "schema": SCHEMA, "model": clean["model"], "postprocess": clean.get("postprocess", "default"),
+        "dataset": base_dataset(clean), "fingerprint": _fingerprint(clean), "n_images": clean["n_images"],
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+        "corruptions": sorted({x["corruption"] for x in runs}, key=NAMES.index),
+        "severities": sorted({x["severity"] for x in runs}),
+        "n_runs": len(runs), "implementation": "; ".join(implementations),
+        "clean": {**{k: cm[k] for k in METRICS}, "record": clean.get("record")},
+        "mPC": mpc, "rPC": rpc, "groups": groups, "runs": runs,
+    }
+
+
+def write_summary(results_dir: Path, s: dict[str, Any]) -> Path:
+    """``results/robustness/<date>_<model>_<dataset>.json``."""
+    import re
+
+    from panbench.reporting.records import atomic_write_text
+
+    stamp = s["date"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{s['model']}_{s['dataset']}").strip("_")
+    path = Path(results_dir) / "robustness" / f"{stamp}_{safe}.json"
+    k = 1
+    while path.exists():
+        path = path.with_name(f"{stamp}_{safe}~{k}.json")
+        k += 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(s, indent=1) + "\n")
+    return path

@@ -1,0 +1,111 @@
+"""mPC, rPC and the group means on hand-made records equal their definitions (Michaelis et al. 2019:
+mPC = mean over corruptions and severities, rPC = mPC / clean), and a summary pairs a model's corrupted
+runs with its clean run on the same images only."""
+
+from __future__ import annotations
+
+import pytest
+
+from panbench.robustness.corruptions import GROUP_OF
+from panbench.robustness.summary import summarize
+
+
+def record(model: str, pq: float, th: float, st: float, corruption: tuple[str, int] | None = None,
+           fingerprint: str = "fp1", date: str = "2026-01-01T00:00:00+0000") -> dict:
+    r = {"model": model, "postprocess": "default", "dataset": "demo", "n_images": 10, "date": date,
+         "batch_size": 1, "amp": "fp32", "metrics": {"PQ": pq, "PQ_th": th, "PQ_st": st},
+         "provenance": {"dataset": {"fingerprint": fingerprint}}, "record": f"runs/{model}-{corruption}.json"}
+    if corruption:
+        name, sev = corruption
+        r["dataset"] = f"demo+{name}-{sev}"
+        r["corruption"] = {"name": name, "severity": sev, "group": GROUP_OF[name], "implementation": "x"}
+        r["timings"] = {"corrupt_s": 0.5, "corrupt_images": 10}
+    return r
+
+
+def test_mpc_rpc_and_group_means_equal_their_definitions() -> None:
+    runs = {("gaussian_noise", 1): (40.0, 30.0, 50.0), ("gaussian_noise", 3): (20.0, 10.0, 30.0),
+            ("fog", 1): (35.0, 33.0, 37.0), ("fog", 3): (25.0, 21.0, 29.0), ("contrast", 2): (10.0, 12.0, 8.0)}
+    recs = [record("m", 50.0, 40.0, 60.0)] + [record("m", *v, corruption=k) for k, v in runs.items()]
+    (s,) = summarize(recs)
+    pq = [v[0] for v in runs.values()]
+    mpc = sum(pq) / 5
+    assert s["clean"]["PQ"] == 50.0 and s["n_runs"] == 5
+    assert s["mPC"]["PQ"] == pytest.approx(mpc) and s["mPC"]["PQ"] == pytest.approx(26.0)
+    assert s["mPC"]["PQ_th"] == pytest.approx((30 + 10 + 33 + 21 + 12) / 5)
+    assert s["mPC"]["PQ_st"] == pytest.approx((50 + 30 + 37 + 29 + 8) / 5)
+    assert s["rPC"]["PQ"] == pytest.approx(100 * 26.0 / 50.0)
+    assert s["rPC"]["PQ_th"] == pytest.approx(100 * s["mPC"]["PQ_th"] / 40.0)
+    assert s["groups"]["noise"]["PQ"] == pytest.approx(30.0)
+    assert s["groups"]["weather"]["PQ"] == pytest.approx(30.0)
+    assert s["groups"]["digital"]["PQ_st"] == pytest.approx(8.0)
+    assert "blur" not in s["groups"]
+    assert s["corruptions"] == ["gaussian_noise", "fog", "contrast"] and s["severities"] == [1, 2, 3]
+    assert s["runs"][0]["corrupt_ms_per_image"] == pytest.approx(50.0)
+
+
+def test_a_summary_takes_the_newest_run_of_each_corruption_and_only_runs_on_the_same_images() -> None:
+    recs = [record("m", 50.0, 40.0, 60.0),
+            record("m", 10.0, 10.0, 10.0, ("fog", 2)),
+            record("m", 30.0, 30.0, 30.0, ("fog", 2), date="2026-01-02T00:00:00+0000"),  # the newer fog-2
+            record("m", 1.0, 1.0, 1.0, ("fog", 3), fingerprint="fp2"),  # other images: no clean partner
+            record("n", 60.0, 60.0, 60.0)]  # no corrupted run: no summary
+    (s,) = summarize(recs)
+    assert s["model"] == "m" and s["n_runs"] == 1
+    assert s["mPC"]["PQ"] == 30.0 and s["rPC"]["PQ"] == pytest.approx(60.0)
+
+
+def test_models_are_summarized_apart() -> None:
+    recs = [record("a", 50.0, 50.0, 50.0), record("b", 80.0, 80.0, 80.0),
+            record("a", 25.0, 25.0, 25.0, ("snow", 1)), record("b", 20.0, 20.0, 20.0, ("snow", 1))]
+    by = {s["model"]: s for s in summarize(recs)}
+    assert by["a"]["rPC"]["PQ"] == pytest.approx(50.0) and by["b"]["rPC"]["PQ"] == pytest.approx(25.0)
+
+
+def test_table_robustness_shows_clean_mpc_rpc_and_the_groups_and_the_plots_are_written(tmp_path, capsys) -> None:
+    import json
+
+    from panbench.cli import main
+    from panbench.reporting.robustness import plots
+
+    recs = [record("a", 50.0, 40.0, 60.0), record("a", 20.0, 10.0, 30.0, ("gaussian_noise", 1)),
+            record("a", 30.0, 20.0, 40.0, ("fog", 2))]
+    (tmp_path / "runs").mkdir()
+    for k, r in enumerate(recs):
+        (tmp_path / "runs" / f"{k}.json").write_text(json.dumps(r))
+    assert main(["table", "--robustness", "--results", str(tmp_path), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    row = dict(zip(lines[0].split(","), lines[1].split(",")))
+    assert float(row["clean PQ"]) == 50.0 and float(row["mPC PQ"]) == 25.0 and float(row["rPC PQ"]) == 50.0
+    assert float(row["mPC PQ_th"]) == 15.0 and float(row["noise PQ"]) == 20.0 and float(row["weather PQ_st"]) == 40.0
+    assert "blur PQ" not in row  # no blur run
+    paths = plots(summarize(recs), tmp_path / "plots")
+    assert [p.name for p in paths] == ["robustness_severity.png", "robustness_drop.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_table_robustness_without_corrupted_runs_says_what_to_run(tmp_path, capsys) -> None:
+    from panbench.cli import main
+
+    (tmp_path / "runs").mkdir()
+    assert main(["table", "--robustness", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "panbench robustness --model" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "--model", "panoptic-fpn", "--dataset", "demo", "--corruption", "glas_blur", "--severity", "3"],
+     "did you mean glass_blur?"),
+    (["eval", "--model", "panoptic-fpn", "--dataset", "demo", "--corruption", "fog", "--severity", "0"],
+     "severity is 1, 2, 3, 4 or 5"),
+    (["robustness", "--model", "panoptic-fpn", "--dataset", "demo", "--severities", "2-6"],
+     "severity is 1, 2, 3, 4 or 5"),
+    (["robustness", "--model", "panoptic-fpn", "--dataset", "demo", "--corruptions", "weathr"],
+     "did you mean weather?"),
+])
+def test_bad_corruption_arguments_stop_in_one_line_with_exit_2(argv, message, capsys) -> None:
+    from panbench.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
