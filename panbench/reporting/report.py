@@ -140,14 +140,14 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     tmp = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else None
     scratch = Path(tmp.name) if tmp is not None else results
     try:
-        return _write(records, results, out, scratch, reference)
+        return _write(records, results, out, scratch, reference, dataset)
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
 def _write(records: list[dict[str, Any]], results: Path, out: Path | None, scratch: Path,
-           reference: str | None) -> Path:
+           reference: str | None, dataset: str | None) -> Path:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>panbench report</title>",
              f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
              "<h1>panbench report</h1>"]
@@ -171,7 +171,7 @@ def _write(records: list[dict[str, Any]], results: Path, out: Path | None, scrat
     from panbench.reporting.robustness import report_section
 
     parts.append(report_section([r for r in latest_runs(load_records(results)) if dataset is None or
-                                 r["dataset"].split("+")[0] == dataset], results, _img))
+                                 r["dataset"].split("+")[0] == dataset], results if out is None else scratch, _img))
     viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []
     if viz:
         parts.append("<h2>visualizations</h2>" + "".join(_img(p) for p in viz))
