@@ -131,7 +131,8 @@ use_uv() {
 }
 INSTALL=("${PIP[@]}" install)
 pkg_install() {
-  if [[ -n "$UV" ]]; then "${INSTALL[@]}" "$@"; else quiet_pip install "$@"; fi
+  # pip: no bytecode compiled at install (as uv; Python compiles what it imports, once)
+  if [[ -n "$UV" ]]; then "${INSTALL[@]}" "$@"; else quiet_pip install --no-compile "$@"; fi
 }
 # where torch is, and its version, without importing it (seconds saved): "<version> <path>" or nothing
 torch_here() {
@@ -218,8 +219,8 @@ if [[ "$MMCV" == lite ]]; then
     if [[ -n "$UV" ]]; then
       pkg_install --only-binary mmcv-lite --reinstall-package mmcv-lite mmcv-lite==2.1.0
     else
-      quiet_pip install --no-cache-dir --only-binary mmcv-lite --force-reinstall --no-deps mmcv-lite==2.1.0 \
-        && quiet_pip install mmcv-lite==2.1.0
+      quiet_pip install --no-compile --no-cache-dir --only-binary mmcv-lite --force-reinstall --no-deps \
+        mmcv-lite==2.1.0 && pkg_install mmcv-lite==2.1.0
     fi || fail 4 "installing mmcv-lite 2.1.0 failed" "check network access to PyPI and rerun make setup"
   fi
   MMCV_PIN=mmcv-lite==2.1.0
