@@ -8,6 +8,8 @@
   cuda_setup.py torch-build   (any Python, no torch needed) which build of torch to install: reads
                           ``nvidia-smi``; prints ``cpu`` or ``cuXYZ`` on stdout and the reason on stderr
   cuda_setup.py max-jobs  parallel nvcc/g++ jobs for compiling mmcv: min(cores, RAM GiB / 2), at least 1
+  cuda_setup.py half      (the venv's Python) the half precision for the visible GPUs: fp16 when one has compute
+                          capability below 8.0 (no bf16 there, e.g. a T4 or a V100), else bf16 (also without a GPU)
 
 The decisions are plain functions (tested in tests/evaluation/test_gpu_path.py and tests/test_setup_torch.py);
 nothing here needs a GPU.
@@ -176,6 +178,21 @@ def max_jobs(cores: int, mem_bytes: int) -> int:
     return max(1, min(cores, mem_bytes // (2 * 1024 ** 3)))
 
 
+def half_precision(capabilities: list[tuple[int, int]]) -> str:
+    """``--amp`` for these GPUs: bf16 needs compute capability 8.0 (Ampere) or newer, fp16 runs on all;
+    bf16 when there is no GPU (the CPU runs it)."""
+    return "fp16" if capabilities and min(capabilities) < (8, 0) else "bf16"
+
+
+def _half() -> int:
+    import torch
+
+    caps = ([torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_available() else [])
+    print(half_precision(caps))
+    return 0
+
+
 def _run(cmd: list[str]) -> str:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
@@ -211,6 +228,8 @@ def main(argv: list[str]) -> int:
         return _torch_build()
     if argv[:1] == ["max-jobs"]:
         return _max_jobs()
+    if argv[:1] == ["half"]:
+        return _half()
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -128,3 +128,13 @@ def test_setup_keeps_a_torch_installed_beforehand(tmp_path: Path) -> None:
     assert not list((repo / ".venv").glob("lib/python3*/site-packages/torch"))  # nothing shadows it
     assert f"torch=={torch.__version__}" in (repo / ".venv" / "panbench-constraints.txt").read_text()
     assert "mmcv ops: panbench" in r.stdout and "torch kept from" in r.stdout
+
+
+def test_bench_gpu_runs_fp16_below_compute_capability_8() -> None:
+    cs = _cuda_setup()
+    assert cs.half_precision([(7, 5)]) == "fp16"          # T4
+    assert cs.half_precision([(7, 0), (8, 0)]) == "fp16"  # one V100 among the GPUs
+    assert cs.half_precision([(8, 0)]) == "bf16" and cs.half_precision([(9, 0), (8, 9)]) == "bf16"
+    assert cs.half_precision([]) == "bf16"                # no GPU: the CPU runs bf16
+    text = (REPO_ROOT / "scripts" / "bench_gpu.sh").read_text()
+    assert 'HALF="$($PY scripts/cuda_setup.py half)"' in text and 'AMPS="fp32 $HALF"' in text

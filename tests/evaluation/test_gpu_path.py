@@ -344,3 +344,17 @@ def test_unusable_gpu_note_names_the_cuda_build() -> None:
     assert unusable_gpu_note(False, "2.13.0", "13.0") is None
     note = unusable_gpu_note(True, "2.13.0", "13.0")
     assert "built for CUDA 13.0" in note and "nvidia-smi" in note and "\n" not in note
+
+
+def test_collectives_time_out_in_minutes_and_only_downloads_wait_long() -> None:
+    from datetime import timedelta
+
+    from panbench.errors import PanbenchError
+    from panbench.evaluation.distributed import dist_timeouts
+
+    assert dist_timeouts({}) == (timedelta(minutes=10), timedelta(minutes=120))
+    assert dist_timeouts({"PANBENCH_DIST_TIMEOUT_MIN": "3", "PANBENCH_DOWNLOAD_TIMEOUT_MIN": "300"}) == \
+        (timedelta(minutes=3), timedelta(minutes=300))
+    for bad in ("0", "ten", "-1", "1.5"):
+        with pytest.raises(PanbenchError, match="PANBENCH_DIST_TIMEOUT_MIN=.*whole number"):
+            dist_timeouts({"PANBENCH_DIST_TIMEOUT_MIN": bad})
