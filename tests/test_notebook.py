@@ -99,6 +99,7 @@ def test_notebook_setup_cell_keeps_the_preinstalled_torch(tmp_path: Path) -> Non
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert f"keeping torch=={before[0]}" in r.stdout
         assert ("using the clone in" in r.stdout) == (run == 2)
+        assert ("panbench already installed from" in r.stdout) == (run == 2)
         assert "all required parts work" in r.stdout and "panbench doctor: exit" not in r.stdout, r.stdout[-3000:]
         assert f"panbench in {clone}; python" in r.stdout
     assert _torch_of(python) == before  # the same torch: version and file
