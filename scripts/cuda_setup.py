@@ -8,6 +8,7 @@
   cuda_setup.py torch-build   (any Python, no torch needed) which build of torch to install: reads
                           ``nvidia-smi``; prints ``cpu`` or ``cuXYZ`` on stdout and the reason on stderr
   cuda_setup.py max-jobs  parallel nvcc/g++ jobs for compiling mmcv: min(cores, RAM GiB / 2), at least 1
+  cuda_setup.py wheel-tag TORCH_VERSION CUDA ARCHS   the compiled-mmcv wheel cache's folder tag (see wheel_tag)
   cuda_setup.py half      (the venv's Python) the half precision for the visible GPUs: fp16 when one has compute
                           capability below 8.0 (no bf16 there, e.g. a T4 or a V100), else bf16 (also without a GPU)
 
@@ -178,6 +179,17 @@ def max_jobs(cores: int, mem_bytes: int) -> int:
     return max(1, min(cores, mem_bytes // (2 * 1024 ** 3)))
 
 
+def wheel_tag(python: tuple[int, int], torch_version: str, cuda: str, archs: str) -> str:
+    """The compiled-mmcv wheel cache key: Python, torch, its CUDA and, for CUDA, the GPU architectures the
+    wheel's kernels are compiled for (``TORCH_CUDA_ARCH_LIST``; "all" when unset): a wheel built for a T4
+    (7.5) has no kernels for an A100 (8.0), so each list gets its own wheel."""
+    tag = f"cp{python[0]}{python[1]}-torch{torch_version.split('+')[0]}-" + (f"cu{cuda}" if cuda else "cpu")
+    if cuda:
+        arch = ";".join(sorted(a.strip() for a in archs.replace(" ", ";").split(";") if a.strip())) or "all"
+        tag += "-arch" + re.sub(r"[^0-9A-Za-z.+]", "_", arch)
+    return tag
+
+
 def half_precision(capabilities: list[tuple[int, int]]) -> str:
     """``--amp`` for these GPUs: bf16 needs compute capability 8.0 (Ampere) or newer, fp16 runs on all;
     bf16 when there is no GPU (the CPU runs it)."""
@@ -228,6 +240,9 @@ def main(argv: list[str]) -> int:
         return _torch_build()
     if argv[:1] == ["max-jobs"]:
         return _max_jobs()
+    if argv[:1] == ["wheel-tag"] and len(argv) == 4:
+        print(wheel_tag(sys.version_info[:2], argv[1], argv[2], argv[3]))
+        return 0
     if argv[:1] == ["half"]:
         return _half()
     print(__doc__, file=sys.stderr)

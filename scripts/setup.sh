@@ -229,11 +229,9 @@ else
 ns = {}
 exec(open(os.path.join(importlib.util.find_spec("torch").submodule_search_locations[0], "version.py")).read(), ns)
 print(ns.get("cuda") or "")')"
-  TORCH_TAG="$("$PY" -c "import sys; print('cp%d%d' % sys.version_info[:2])")-torch${TORCH_VERSION%%+*}-"
-  if [[ -n "$CUDA_V" ]]; then TORCH_TAG+="cu$CUDA_V"; else TORCH_TAG+="cpu"; fi
   JOBS="${MAX_JOBS:-$("$PY" "$ROOT/scripts/cuda_setup.py" max-jobs)}"
   BUILD_ENV=(MMCV_WITH_OPS=1 MAX_JOBS="$JOBS")
-  ARCH_KEY=""
+  ARCHS=""
   if [[ -n "$CUDA_V" ]]; then
     # a CUDA torch: mmcv must be compiled with its CUDA ops even where no GPU is visible at build time
     # (without FORCE_CUDA=1 mmcv's setup.py checks torch.cuda.is_available() and silently leaves them out)
@@ -242,11 +240,12 @@ print(ns.get("cuda") or "")')"
     # shellcheck disable=SC2086
     BUILD_ENV+=(FORCE_CUDA=1 $TOOLKIT)
     ARCHS="${TORCH_CUDA_ARCH_LIST:-$(sed -nE 's/^TORCH_CUDA_ARCH_LIST=(.*)$/\1/p' <<<"$TOOLKIT")}"
-    # the wheel holds kernels for these architectures only: another GPU type needs another wheel
-    ARCH_KEY="-arch$(tr -c '0-9.\n' '_' <<<"${ARCHS:-all}")"
   fi
-  WHEELDIR="$CACHE/wheels/mmcv-2.1.0-$TORCH_TAG$ARCH_KEY"
-  step 4 "mmcv 2.1.0 with its compiled ops (PANBENCH_MMCV=compiled) for $TORCH_TAG$ARCH_KEY, MAX_JOBS=$JOBS (cache: $WHEELDIR)"
+  # the wheel holds kernels for these GPU architectures only: another GPU type gets another wheel
+  KEY="$("$PY" "$ROOT/scripts/cuda_setup.py" wheel-tag "$TORCH_VERSION" "$CUDA_V" "$ARCHS")"
+  TORCH_TAG="${KEY%-arch*}"  # names OpenMMLab's prebuilt wheel index (scripts/install_mmcv.sh)
+  WHEELDIR="$CACHE/wheels/mmcv-2.1.0-$KEY"
+  step 4 "mmcv 2.1.0 with its compiled ops (PANBENCH_MMCV=compiled) for $KEY, MAX_JOBS=$JOBS (cache: $WHEELDIR)"
   if [[ -n "$(dist_version mmcv-lite)" ]]; then
     echo "        removing mmcv-lite"
     quiet_pip uninstall -y mmcv-lite || fail 4 "pip uninstall mmcv-lite failed" "remove .venv and rerun make setup"

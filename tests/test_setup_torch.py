@@ -138,3 +138,13 @@ def test_bench_gpu_runs_fp16_below_compute_capability_8() -> None:
     assert cs.half_precision([]) == "bf16"                # no GPU: the CPU runs bf16
     text = (REPO_ROOT / "scripts" / "bench_gpu.sh").read_text()
     assert 'HALF="$($PY scripts/cuda_setup.py half)"' in text and 'AMPS="fp32 $HALF"' in text
+
+
+def test_compiled_mmcv_wheel_cache_key_holds_the_gpu_architectures() -> None:
+    cs = _cuda_setup()
+    assert cs.wheel_tag((3, 11), "2.13.0+cpu", "", "") == "cp311-torch2.13.0-cpu"  # the CPU wheel: no GPU code
+    t4 = cs.wheel_tag((3, 12), "2.11.0+cu128", "12.8", "7.5")
+    a100 = cs.wheel_tag((3, 12), "2.11.0+cu128", "12.8", "8.0")
+    assert t4 == "cp312-torch2.11.0-cu12.8-arch7.5" and a100 != t4
+    assert cs.wheel_tag((3, 12), "2.11.0", "12.8", "8.0;7.5") == cs.wheel_tag((3, 12), "2.11.0", "12.8", "7.5 8.0")
+    assert cs.wheel_tag((3, 13), "2.11.0", "12.8", "").endswith("-archall")  # every architecture torch supports
