@@ -58,7 +58,8 @@ fail() {
 quiet_pip() {  # pip without its known harmless warnings; pip's exit status
   local out rc=0
   out="$("${PIP[@]}" "$@" 2>&1)" || rc=$?
-  grep -v -E "is ignored: it is neither|dependency resolver does not|requires numpy<2|^ERROR: pip.s" <<<"$out" || true
+  [[ -z "$out" ]] || grep -v -E "is ignored: it is neither|dependency resolver does not|requires numpy<2|^ERROR: pip.s" \
+    <<<"$out" || true
   return "$rc"
 }
 SETUPTOOLS="setuptools>=77.0.3,<81"
@@ -277,8 +278,9 @@ backend = o.install()
 import mmdet, mmcv.ops, panopticapi, torch
 if backend != '$WANT_OPS':
     sys.exit(f'mmcv ops backend {backend}, expected $WANT_OPS (PANBENCH_MMCV=$MMCV)')
-if torch.__version__ != '$TORCH_VERSION' or not torch.__file__.startswith('$TORCH_DIR'):
-    sys.exit(f'torch changed during set-up: {torch.__version__} at {torch.__file__}, was $TORCH_VERSION at $TORCH_DIR')
+import importlib.metadata as md  # its version as pip names it (PyPI's 2.13.0 reports 2.13.0+cu130 itself)
+if md.version('torch') != '$TORCH_VERSION' or not torch.__file__.startswith('$TORCH_DIR/'):
+    sys.exit(f'torch changed during set-up: {md.version(\"torch\")} at {torch.__file__}, was $TORCH_VERSION at $TORCH_DIR')
 print(f'        mmcv ops: {backend}; torch {torch.__version__} ({\"CUDA \" + torch.version.cuda if torch.version.cuda else \"CPU build\"})')
 " || fail 7 "a package does not import (message above)" "run .venv/bin/panbench doctor"
 "$PY" -c "import panbench.pq._native, panbench.analysis._boundary, panbench.analysis._image" 2>/dev/null \
