@@ -128,6 +128,10 @@ def test_setup_keeps_a_torch_installed_beforehand(tmp_path: Path) -> None:
     assert not list((repo / ".venv").glob("lib/python3*/site-packages/torch"))  # nothing shadows it
     assert f"torch=={torch.__version__}" in (repo / ".venv" / "panbench-constraints.txt").read_text()
     assert "mmcv ops: panbench" in r.stdout and "torch kept from" in r.stdout
+    dists = subprocess.run([str(venv_py), "-c", "import importlib.metadata as md\nfor d in ('mmcv-lite', 'mmcv'):\n"
+                            "    try: print(d, md.version(d))\n    except md.PackageNotFoundError: print(d, None)"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert dists == ["mmcv-lite 2.1.0", "mmcv None"]  # the default: mmcv-lite, no compiled mmcv
 
 
 def test_bench_gpu_runs_fp16_below_compute_capability_8() -> None:
