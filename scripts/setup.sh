@@ -149,8 +149,14 @@ if [[ ! -x "$PY" ]]; then
   VENV_FLAGS=()
   # a torch already installed for this Python (Colab, a CUDA image, conda) is kept: the venv sees it
   if "$BASE_PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" 2>/dev/null; then
-    VENV_FLAGS=(--system-site-packages)
-    echo "        found torch in $BASE_PY: the venv uses it (--system-site-packages) and installs with pip"
+    if "$BASE_PY" -c "import sys; sys.exit(sys.prefix == sys.base_prefix)"; then
+      # a venv made from a venv sees the base interpreter's site-packages, not that venv's
+      echo "        note: $BASE_PY is a venv: .venv cannot see its torch and gets its own; to use that torch," \
+        "install panbench into that venv instead (pip install -e '.[mmdet]', docs/setup.md)"
+    else
+      VENV_FLAGS=(--system-site-packages)
+      echo "        found torch in $BASE_PY: the venv uses it (--system-site-packages) and installs with pip"
+    fi
   fi
   "$BASE_PY" -m venv "${VENV_FLAGS[@]}" "$VENV" || fail 1 "could not create the venv with $BASE_PY" \
     "install Python 3.11-3.13 with venv support (apt-get install python3.11-venv) or set PYTHON=/path/to/python3"
