@@ -3,10 +3,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PANBENCH := $(VENV)/bin/panbench
 
-.PHONY: setup demo test lint bench-pq clean
+.PHONY: setup setup-mmcv demo test lint bench-pq clean
 
+# mmcv-lite and panbench's own mmcv ops: nothing compiled but panbench's C (docs/setup.md)
 setup:
 	@bash scripts/setup.sh
+
+# the opt-in: mmcv 2.1.0 with its own compiled ops (a cached wheel, else a compile of 10 min to an hour);
+# the venv keeps it until `PANBENCH_MMCV=lite make setup`
+setup-mmcv:
+	@PANBENCH_MMCV=compiled bash scripts/setup.sh
 
 demo: setup
 	$(PANBENCH) data demo

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # What to run on a GPU machine (COCO val2017 under data/coco, zoo checkpoints downloadable or cached):
-# the R50 zoo architectures at full size, batch 1/4/8, fp32/bf16, on the first N images; prints
+# the R50 zoo architectures at full size, batch 1/4/8, fp32 and bf16 (fp16 on a GPU below compute capability
+# 8.0, e.g. a T4 or a V100: no bf16 there), on the first N images; prints
 # images/s, the share of time outside the model's forward, peak GPU memory and PQ, one row per run,
 # failed runs included (with their one-line error).
 #
 #   bash scripts/bench_gpu.sh [N_IMAGES=500]
 #
 # Environment (defaults for the GPU run; tests/evaluation/test_gpu_path.py runs it on the demo set on the CPU):
-#   MODELS="panoptic-fpn maskformer mask2former"  BATCHES="1 4 8"  AMPS="fp32 bf16"
+#   MODELS="panoptic-fpn maskformer mask2former"  BATCHES="1 4 8"  AMPS="fp32 bf16" (or "fp32 fp16", above)
 #   DEVICE=cuda  DATASET=coco  DATA_ROOT=data/coco  WORKERS=8  OUT=results/bench_gpu
 #
 # Checks first that the set-up works (panbench doctor), that the GPU and the data are there, and
@@ -20,7 +21,6 @@ PY="${PY:-.venv/bin/python}"
 OUT="${OUT:-results/bench_gpu}"
 MODELS="${MODELS:-panoptic-fpn maskformer mask2former}"
 BATCHES="${BATCHES:-1 4 8}"
-AMPS="${AMPS:-fp32 bf16}"
 DEVICE="${DEVICE:-cuda}"
 DATASET="${DATASET:-coco}"
 DATA_ROOT="${DATA_ROOT:-data/$DATASET}"
@@ -38,6 +38,13 @@ if [[ "$DATASET" == coco ]]; then
     || die "no COCO panoptic val under $DATA_ROOT: run \`$PY -m panbench data coco --root $DATA_ROOT\` first"
 elif [[ ! -d "$DATA_ROOT" ]]; then
   die "no dataset under $DATA_ROOT: run \`$PY -m panbench data $DATASET\` first"
+fi
+
+if [[ -z "${AMPS:-}" ]]; then
+  HALF=bf16
+  [[ "$DEVICE" == cuda* ]] && HALF="$($PY scripts/cuda_setup.py half)"
+  AMPS="fp32 $HALF"
+  echo "bench_gpu: AMPS=\"$AMPS\" ($([[ $HALF == fp16 ]] && echo "a GPU below compute capability 8.0: no bf16" || echo "bf16"))"
 fi
 
 # Each worker keeps up to 4 batches in flight (prefetch_factor 4) in shared memory; an 800x1333

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Step 4 of scripts/setup.sh: mmcv 2.1.0 with its compiled ops, the fastest way there is:
+# Step 4 of scripts/setup.sh for the compiled-mmcv opt-in (PANBENCH_MMCV=compiled, `make setup-mmcv`):
+# mmcv 2.1.0 with its compiled ops, the fastest way there is:
 #   1. the wheel cached by an earlier set-up ($WHEELDIR), else
 #   2. OpenMMLab's prebuilt wheel for this torch/CUDA pair, when they publish one
 #      ($PANBENCH_MMCV_INDEX/<cu121|cpu>/torch<major.minor>/index.html; downloaded into $WHEELDIR), else

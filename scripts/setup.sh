@@ -1,28 +1,42 @@
 #!/usr/bin/env bash
 # Idempotent set-up of panbench's virtual environment (.venv at the repository root).
 #
-# Steps: venv -> torch -> build tools -> mmcv 2.1.0 with ops (scripts/install_mmcv.sh: the cached wheel,
-# else OpenMMLab's prebuilt wheel for this torch/CUDA pair, else compiled once; the wheel is cached
-# outside the repository) -> mmengine/mmdet -> panopticapi and the rest -> panbench itself.
+# Steps: venv -> torch -> build tools, numpy, mmengine -> mmcv 2.1.0 -> mmdet -> panopticapi and the rest
+# -> panbench itself (editable, with its C extensions).  Nothing is compiled but panbench's own C.
 # Every step prints "[setup k/N] ..." and, on failure, which step failed and what to do.
-# Packages are installed with uv (PyPI's `uv`, installed into the venv by pip in step 1; about 5x faster
-# than pip here, docs/setup-speed.md); PANBENCH_NO_UV=1, or a uv that cannot be installed, falls back to
-# pip.  uv does not read pip's configuration: its index, find-links and constraint settings
-# (`pip config list`) and .venv/panbench-constraints.txt are passed to uv on its command line.
+#
+# mmcv: by default `mmcv-lite==2.1.0` (mmcv's pure-Python wheel, no compile) and panbench's own
+# implementation of the compiled mmcv functions inference needs (panbench.ops, installed as mmcv._ext).
+# PANBENCH_MMCV=compiled installs mmcv 2.1.0 with its compiled ops instead (scripts/install_mmcv.sh: a
+# cached wheel, OpenMMLab's prebuilt one, else a compile of 10 min to an hour); the choice is remembered
+# in .venv/panbench-mmcv until PANBENCH_MMCV=lite.  `make setup-mmcv` is that opt-in.
+#
+# torch: a torch the Python already has (Colab, a CUDA image, conda) is kept: the venv is made with
+# --system-site-packages, every install goes through pip (uv does not see system site-packages, so it
+# would install a second torch into the venv, shadowing the first) and pip's constraints pin the present
+# torch and torchvision before the first install.  Otherwise torch 2.13.0 is installed: the CPU build
+# without a GPU, with nvidia-smi the CUDA build its driver supports (scripts/cuda_setup.py torch-build).
+#
+# Packages are installed with uv (PyPI's `uv`, installed into the venv by pip in step 1) when torch is the
+# venv's own; PANBENCH_NO_UV=1, a kept torch, or a uv that cannot be installed: pip.  uv does not read pip's
+# configuration: its index, find-links and constraint settings (`pip config list`) and
+# .venv/panbench-constraints.txt are passed to uv on its command line.
 #
 # Environment:
 #   PYTHON            interpreter used to create the venv (default: python3.11, else python3)
-#   PANBENCH_CACHE    where built wheels are cached (default: ~/.cache/panbench)
-#   MAX_JOBS          parallel compile jobs for mmcv (default: number of cores)
-#   PANBENCH_MMCV_INDEX  OpenMMLab's mmcv wheel indexes (default https://download.openmmlab.com/mmcv/dist)
+#   PANBENCH_MMCV     lite (default) or compiled (mmcv's own compiled ops; see above)
+#   PANBENCH_CACHE    where uv and compiled mmcv wheels are cached (default: ~/.cache/panbench)
 #   PANBENCH_NO_UV=1  install with pip instead of uv
+#   for PANBENCH_MMCV=compiled only:
+#   MAX_JOBS          parallel compile jobs (default: min(cores, RAM GiB / 2))
+#   PANBENCH_MMCV_INDEX  OpenMMLab's mmcv wheel indexes (default https://download.openmmlab.com/mmcv/dist)
 #   CUDA_HOME         CUDA toolkit used to compile mmcv's CUDA ops for a CUDA torch (default: nvcc on PATH)
 #   TORCH_CUDA_ARCH_LIST  GPU architectures to compile for (default: the visible GPUs'; all when none is visible)
 #
 # The venv keeps working when a user installs one more package: .venv/pip.conf points every pip of
 # the venv at .venv/panbench-constraints.txt, which keeps setuptools 77.0.3-80.x (torch 2.13 needs
-# >=77.0.3; mmengine 0.10.7 and mmcv's setup.py import pkg_resources, which setuptools 82 removed)
-# and, once installed, the torch, mmcv, mmengine and mmdet versions that mmcv's ops were compiled for.
+# >=77.0.3; mmengine 0.10.7 imports pkg_resources, which setuptools 82 removed) and the torch (and
+# torchvision), mmcv, mmengine and mmdet versions.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +45,7 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check -q)
 CACHE="${PANBENCH_CACHE:-$HOME/.cache/panbench}"
 STAMP="$VENV/.panbench-setup-ok"
+CHOICE_FILE="$VENV/panbench-mmcv"
 N=7
 T0=$(date +%s)
 
@@ -40,7 +55,13 @@ fail() {
   echo "[setup] fix: $3" >&2
   exit 1
 }
-quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v -E "is ignored: it is neither|dependency resolver does not|requires numpy<2|^ERROR: pip.s" || true; }
+quiet_pip() {  # pip without its known harmless warnings; pip's exit status
+  local out rc=0
+  out="$("${PIP[@]}" "$@" 2>&1)" || rc=$?
+  [[ -z "$out" ]] || grep -v -E "is ignored: it is neither|dependency resolver does not|requires numpy<2|^ERROR: pip.s" \
+    <<<"$out" || true
+  return "$rc"
+}
 SETUPTOOLS="setuptools>=77.0.3,<81"
 CONSTRAINTS="$VENV/panbench-constraints.txt"
 # pip reads $VIRTUAL_ENV/pip.conf (its "site" configuration) for every pip run with this venv's python
@@ -51,6 +72,25 @@ write_pip_conf() {
     for pkg in "$@"; do echo "$pkg"; done; } >"$CONSTRAINTS"
   printf '[install]\nconstraint = %s\n' "$CONSTRAINTS" >"$VENV/pip.conf"
 }
+
+# mmcv: lite (default) or compiled; an explicit PANBENCH_MMCV wins, else the venv's remembered choice
+MMCV="${PANBENCH_MMCV:-}"
+[[ -z "$MMCV" && -f "$CHOICE_FILE" ]] && MMCV="$(cat "$CHOICE_FILE")"
+MMCV="${MMCV:-lite}"
+[[ "$MMCV" == lite || "$MMCV" == compiled ]] || fail 0 "PANBENCH_MMCV=$MMCV" \
+  "use PANBENCH_MMCV=lite (the default: no compile) or PANBENCH_MMCV=compiled (mmcv's compiled ops)"
+
+# Fast path: everything installed from the same inputs as last time (checked without importing torch)
+HASH_INPUTS="$( (cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/install_mmcv.sh" "$ROOT/scripts/cuda_setup.py" \
+  "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV") | sha256sum | cut -c1-16)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "
+import importlib.metadata as md, importlib.util as u, sys
+dist = {'lite': 'mmcv-lite', 'compiled': 'mmcv'}['$MMCV']
+sys.exit(any(u.find_spec(m) is None for m in ('torch', 'mmcv', 'mmdet', 'panbench', 'panopticapi'))
+         or md.version(dist) != '2.1.0')" 2>/dev/null; then
+  echo "[setup] up to date ($VENV, mmcv: $MMCV); nothing to do"
+  exit 0
+fi
 
 # uv (when there is one) with pip's own settings, else pip; the constraints file in both cases
 UV=""
@@ -92,129 +132,172 @@ use_uv() {
 }
 INSTALL=("${PIP[@]}" install)
 pkg_install() {
-  if [[ -n "$UV" ]]; then "${INSTALL[@]}" "$@"; else quiet_pip install "$@"; fi
+  # pip: no bytecode compiled at install (as uv; Python compiles what it imports, once)
+  if [[ -n "$UV" ]]; then "${INSTALL[@]}" "$@"; else quiet_pip install --no-compile "$@"; fi
 }
-
-# mmcv 2.1.0 with its ops, compiled with CUDA for a CUDA torch (and running on a visible GPU)
-mmcv_ok() { "$PY" "$ROOT/scripts/cuda_setup.py" mmcv; }
-
-# Fast path: everything installed from the same inputs as last time.
-HASH_INPUTS="$(cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/install_mmcv.sh" "$ROOT/scripts/cuda_setup.py" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/panbench/*/*.c | sha256sum | cut -c1-16)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "import panbench, mmdet, mmcv.ops" 2>/dev/null \
-  && mmcv_ok 2>/dev/null; then
-  echo "[setup] up to date ($VENV); nothing to do"
-  exit 0
-fi
+# where torch is, and its version, without importing it (seconds saved): "<version> <path>" or nothing
+torch_here() {
+  "$PY" -W ignore -c 'import importlib.metadata as md, importlib.util as u
+s = u.find_spec("torch")
+if s is not None:
+    print(md.version("torch"), s.submodule_search_locations[0])' 2>/dev/null || true
+}
 
 step 1 "virtual environment $VENV"
 if [[ ! -x "$PY" ]]; then
   BASE_PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
   VENV_FLAGS=()
-  # a CUDA torch already installed for this Python (Colab, a GPU image) is kept: the venv sees it
-  if "$BASE_PY" -c "import torch, sys; sys.exit(0 if torch.version.cuda else 1)" 2>/dev/null; then
-    VENV_FLAGS=(--system-site-packages)
-    echo "        found a CUDA torch in $BASE_PY: the venv will use it"
+  # a torch already installed for this Python (Colab, a CUDA image, conda) is kept: the venv sees it
+  if "$BASE_PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" 2>/dev/null; then
+    if "$BASE_PY" -c "import sys; sys.exit(sys.prefix == sys.base_prefix)"; then
+      # a venv made from a venv sees the base interpreter's site-packages, not that venv's
+      echo "        note: $BASE_PY is a venv: .venv cannot see its torch and gets its own; to use that torch," \
+        "install panbench into that venv instead (pip install -e '.[mmdet]', docs/setup.md)"
+    else
+      VENV_FLAGS=(--system-site-packages)
+      echo "        found torch in $BASE_PY: the venv uses it (--system-site-packages) and installs with pip"
+    fi
   fi
-  find_uv
-  if [[ -n "$UV" ]]; then  # uv's venv, with pip in it (users' pip, and pip.conf's constraints)
-    "$UV" venv -q --seed --python "$BASE_PY" "${VENV_FLAGS[@]}" "$VENV" || fail 1 "could not create the venv with $UV" \
-      "rerun with PANBENCH_NO_UV=1 (pip's venv)"
-  else
-    "$BASE_PY" -m venv "${VENV_FLAGS[@]}" "$VENV"
-  fi || fail 1 "could not create the venv with $BASE_PY" \
-    "install Python 3.11 with venv support (apt-get install python3.11-venv) or set PYTHON=/path/to/python3.11"
+  "$BASE_PY" -m venv "${VENV_FLAGS[@]}" "$VENV" || fail 1 "could not create the venv with $BASE_PY" \
+    "install Python 3.11-3.13 with venv support (apt-get install python3.11-venv) or set PYTHON=/path/to/python3"
 fi
-
-write_pip_conf  # setuptools only, until torch and mmcv are installed
-use_uv
+read -r TORCH_VERSION TORCH_DIR <<<"$(torch_here)" || true
+KEPT_TORCH=0
+if [[ -n "${TORCH_DIR:-}" && "$TORCH_DIR" != "$VENV"/* ]]; then
+  # torch outside the venv (system site-packages): pip sees it and, with the pins below, keeps it
+  KEPT_TORCH=1
+  PINS=("torch==$TORCH_VERSION")
+  TV="$("$PY" -c 'import importlib.metadata as md; print(md.version("torchvision"))' 2>/dev/null || true)"
+  [[ -n "$TV" ]] && PINS+=("torchvision==$TV")
+  write_pip_conf "${PINS[@]}"
+  echo "        keeping $TORCH_DIR (torch $TORCH_VERSION${TV:+, torchvision $TV}): pinned for every install"
+else
+  PINS=()
+  [[ -n "${TORCH_VERSION:-}" ]] && PINS=("torch==$TORCH_VERSION")
+  write_pip_conf "${PINS[@]}"
+  use_uv
+fi
 
 step 2 "torch"
-if "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"; then
-  echo "        keeping the installed torch"
-elif command -v nvidia-smi >/dev/null 2>&1; then
-  # the same torch version as on the CPU (PyPI's Linux wheel is a CUDA build); step 4 checks it against nvcc
-  pkg_install torch==2.13.0 || fail 2 "pip install torch==2.13.0 (CUDA build) failed" \
-    "check network access to PyPI, then rerun make setup"
+if [[ -n "${TORCH_VERSION:-}" ]]; then
+  echo "        keeping torch $TORCH_VERSION ($TORCH_DIR)"
 else
-  # the CPU build (PyPI's Linux torch is the CUDA build, which would then ask for nvcc): from the configured
-  # indexes if one carries it, else from PyTorch's CPU index
-  pkg_install "torch==2.13.0+cpu" 2>/dev/null \
-    || pkg_install --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu" \
-    || fail 2 "installing the CPU build of torch 2.13.0 failed" \
-    "install a CPU torch wheel into .venv by hand (.venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu) and rerun make setup"
+  BUILD="$("$PY" "$ROOT/scripts/cuda_setup.py" torch-build 2>"$VENV/torch-build.txt")" || BUILD=cpu
+  echo "        $(cat "$VENV/torch-build.txt")"
+  if [[ "$BUILD" == cu* ]]; then
+    pkg_install --extra-index-url "https://download.pytorch.org/whl/$BUILD" "torch==2.13.0+$BUILD" \
+      || pkg_install torch==2.13.0 \
+      || fail 2 "installing torch 2.13.0+$BUILD failed" \
+      "check network access to download.pytorch.org/whl/$BUILD, or install a torch into the Python you set up with (the set-up keeps it)"
+  else
+    # the CPU build: from the configured indexes if one carries it, else PyTorch's CPU index, else PyPI's
+    # plain Linux wheel (a CUDA build, which runs on the CPU; some 4 GB with its CUDA libraries)
+    pkg_install "torch==2.13.0+cpu" 2>/dev/null \
+      || pkg_install --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu" 2>/dev/null \
+      || { echo "        no CPU build of torch 2.13.0 reachable for this Python: PyPI's torch==2.13.0 (a CUDA build; runs on the CPU)"
+           pkg_install torch==2.13.0; } \
+      || fail 2 "installing torch 2.13.0 failed" \
+      "install a torch into .venv by hand (.venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu) and rerun make setup"
+  fi
+  read -r TORCH_VERSION TORCH_DIR <<<"$(torch_here)" || true
+  [[ -n "${TORCH_VERSION:-}" ]] || fail 2 "torch is not installed after step 2" "remove .venv and rerun make setup"
+  PINS=("torch==$TORCH_VERSION")
+  write_pip_conf "${PINS[@]}"  # nothing later may replace it
 fi
-# torch's version and CUDA from its version.py, without importing torch (seconds; the final check imports it),
-# else from an import; they name the mmcv wheel (numpy comes in step 3)
-TORCH_INFO="$("$PY" -W ignore -c 'import importlib.util, os, sys
-try:
-    ns = {}
-    exec(open(os.path.join(importlib.util.find_spec("torch").submodule_search_locations[0], "version.py")).read(), ns)
-    full, v = ns["__version__"], ns["cuda"]
-except Exception:
-    import torch
-    full, v = torch.__version__, torch.version.cuda
-t = full.split("+")[0]
-print(full, "cp%d%d-torch%s-%s" % (sys.version_info[0], sys.version_info[1], t, ("cu" + v) if v else "cpu"))')" \
-  || fail 2 "torch does not import" "remove .venv and rerun make setup"
-TORCH_VERSION="${TORCH_INFO% *}"
-TORCH_TAG="${TORCH_INFO#* }"
 echo "        torch $TORCH_VERSION"
 
-step 3 "build tools ($SETUPTOOLS: mmcv's setup.py and mmengine import pkg_resources, torch needs >=77.0.3), numpy, mmengine"
-pkg_install "$SETUPTOOLS" wheel ninja numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
+step 3 "build tools ($SETUPTOOLS: mmengine imports pkg_resources, torch needs >=77.0.3), numpy, mmengine"
+pkg_install "$SETUPTOOLS" wheel numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
   mmengine==0.10.7 || fail 3 "installing build tools failed" "check network access to PyPI and rerun make setup"
 
-WHEELDIR="$CACHE/wheels/mmcv-2.1.0-$TORCH_TAG"
-step 4 "mmcv 2.1.0 with compiled ops for $TORCH_TAG (cache: $WHEELDIR)"
-BUILD_ENV=(MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}")
-if [[ "$TORCH_TAG" == *-cu* ]]; then
-  # a CUDA torch: mmcv must be compiled with its CUDA ops even where no GPU is visible at build time
-  # (without FORCE_CUDA=1 mmcv's setup.py checks torch.cuda.is_available() and silently leaves them out)
-  TOOLKIT="$("$PY" "$ROOT/scripts/cuda_setup.py" toolkit)" || fail 4 "no CUDA toolkit that fits this CUDA torch" \
-    "see the message above"
-  # shellcheck disable=SC2086
-  BUILD_ENV+=(FORCE_CUDA=1 $TOOLKIT)
+# mmcv-lite and mmcv install the same `mmcv` package: the other one goes first, so that neither's
+# uninstall can later remove the other's files
+dist_version() { "$PY" -c "import importlib.metadata as md; print(md.version('$1'))" 2>/dev/null || true; }
+if [[ "$MMCV" == lite ]]; then
+  step 4 "mmcv-lite 2.1.0 (mmcv's Python code, no compile; its compiled functions come from panbench.ops)"
+  REINSTALL=0
+  if [[ -n "$(dist_version mmcv)" ]]; then
+    echo "        removing the compiled mmcv $(dist_version mmcv) (PANBENCH_MMCV=compiled make setup keeps it)"
+    quiet_pip uninstall -y mmcv || fail 4 "pip uninstall mmcv failed" "remove .venv and rerun make setup"
+    REINSTALL=1  # its uninstall removed the files the two share
+  fi
+  if [[ "$REINSTALL" == 1 || "$(dist_version mmcv-lite)" != 2.1.0 ]]; then
+    # the wheel from the index only: never a locally built (or pip-cached) wheel with compiled ops
+    if [[ -n "$UV" ]]; then
+      pkg_install --only-binary mmcv-lite --reinstall-package mmcv-lite mmcv-lite==2.1.0
+    else
+      quiet_pip install --no-compile --no-cache-dir --only-binary mmcv-lite --force-reinstall --no-deps \
+        mmcv-lite==2.1.0 && pkg_install mmcv-lite==2.1.0
+    fi || fail 4 "installing mmcv-lite 2.1.0 failed" "check network access to PyPI and rerun make setup"
+  fi
+  MMCV_PIN=mmcv-lite==2.1.0
+else
+  CUDA_V="$("$PY" -W ignore -c 'import importlib.util, os
+ns = {}
+exec(open(os.path.join(importlib.util.find_spec("torch").submodule_search_locations[0], "version.py")).read(), ns)
+print(ns.get("cuda") or "")')"
+  JOBS="${MAX_JOBS:-$("$PY" "$ROOT/scripts/cuda_setup.py" max-jobs)}"
+  BUILD_ENV=(MMCV_WITH_OPS=1 MAX_JOBS="$JOBS")
+  ARCHS=""
+  if [[ -n "$CUDA_V" ]]; then
+    # a CUDA torch: mmcv must be compiled with its CUDA ops even where no GPU is visible at build time
+    # (without FORCE_CUDA=1 mmcv's setup.py checks torch.cuda.is_available() and silently leaves them out)
+    TOOLKIT="$("$PY" "$ROOT/scripts/cuda_setup.py" toolkit)" || fail 4 "no CUDA toolkit that fits this CUDA torch" \
+      "see the message above"
+    # shellcheck disable=SC2086
+    BUILD_ENV+=(FORCE_CUDA=1 $TOOLKIT)
+    ARCHS="${TORCH_CUDA_ARCH_LIST:-$(sed -nE 's/^TORCH_CUDA_ARCH_LIST=(.*)$/\1/p' <<<"$TOOLKIT")}"
+  fi
+  # the wheel holds kernels for these GPU architectures only: another GPU type gets another wheel
+  KEY="$("$PY" "$ROOT/scripts/cuda_setup.py" wheel-tag "$TORCH_VERSION" "$CUDA_V" "$ARCHS")"
+  TORCH_TAG="${KEY%-arch*}"  # names OpenMMLab's prebuilt wheel index (scripts/install_mmcv.sh)
+  WHEELDIR="$CACHE/wheels/mmcv-2.1.0-$KEY"
+  step 4 "mmcv 2.1.0 with its compiled ops (PANBENCH_MMCV=compiled) for $KEY, MAX_JOBS=$JOBS (cache: $WHEELDIR)"
+  if [[ -n "$(dist_version mmcv-lite)" ]]; then
+    echo "        removing mmcv-lite"
+    quiet_pip uninstall -y mmcv-lite || fail 4 "pip uninstall mmcv-lite failed" "remove .venv and rerun make setup"
+  fi
+  PANBENCH_UV="$UV" bash "$ROOT/scripts/install_mmcv.sh" "$PY" "$WHEELDIR" "$TORCH_TAG" "${BUILD_ENV[@]}" \
+    || exit 1  # it said what failed and the fix
+  MMCV_PIN=mmcv==2.1.0
 fi
-# a cached wheel is checked once at the end, with the other imports (each import of torch costs seconds)
-PANBENCH_UV="$UV" PANBENCH_CHECK_LATER=1 bash "$ROOT/scripts/install_mmcv.sh" "$PY" "$WHEELDIR" \
-  "$TORCH_TAG" "${BUILD_ENV[@]}" || exit 1  # it said what failed and the fix
+echo "$MMCV" >"$CHOICE_FILE"
+write_pip_conf "${PINS[@]}" "$MMCV_PIN"
 
 step 5 "mmdet 3.3.0 and its dependencies"
-pkg_install mmdet==3.3.0 "$SETUPTOOLS" || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
+pkg_install mmdet==3.3.0 "$SETUPTOOLS" \
+  || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
 
-step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), pycocotools, pandas, matplotlib, cityscapesscripts, transformers (hf: models), test tools"
-pkg_install --no-deps panopticapi-lite==0.2.0 || fail 6 "pip install panopticapi-lite failed" "check network access to PyPI and rerun make setup"
-pkg_install pyspng deflate pycocotools scikit-image pandas matplotlib tqdm tabulate pytest hypothesis ruff hotcoco torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers \
+step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers (hf: models), test tools"
+pkg_install --no-deps panopticapi-lite==0.2.0 imagecorruptions==1.1.2 \
+  || fail 6 "pip install panopticapi-lite imagecorruptions failed" "check network access to PyPI and rerun make setup"
+pkg_install pyspng deflate pycocotools scikit-image scipy pandas matplotlib tqdm tabulate pytest hypothesis ruff mypy hotcoco \
+  torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 
-step 7 "panbench (editable; compiles its C extensions panbench/pq/_native.c, panbench/analysis/_boundary.c and _image.c, a few seconds)"
+step 7 "panbench (editable; compiles its C extensions in panbench/*/*.c, a few seconds)"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
-# one process: mmcv's ops (scripts/cuda_setup.py mmcv; exit 3 when they do not fit), then the other packages
-final_check() {
-  "$PY" -W ignore -c "import runpy, sys
-sys.argv = ['cuda_setup.py', 'mmcv']
-try:
-    runpy.run_path('$ROOT/scripts/cuda_setup.py', run_name='__main__')
-except SystemExit as e:
-    if e.code:
-        sys.exit(3)
-import panbench, mmdet, panopticapi"
-}
-if final_check; then :; elif [[ $? == 3 ]]; then  # e.g. a cached wheel built without CUDA ops by an older set-up
-  echo "        the cached mmcv wheel does not fit: getting another one"
-  rm -f "$WHEELDIR"/mmcv-2.1.0-*.whl
-  PANBENCH_UV="$UV" bash "$ROOT/scripts/install_mmcv.sh" "$PY" "$WHEELDIR" "$TORCH_TAG" "${BUILD_ENV[@]}" \
-    || exit 1
-  final_check || fail 7 "a package does not import" "run .venv/bin/panbench doctor"
-else
-  fail 7 "a package does not import" "run .venv/bin/panbench doctor"
-fi
+WANT_OPS=panbench; [[ "$MMCV" == compiled ]] && WANT_OPS=mmcv
+# one process (each import of torch costs seconds): the ops backend, the stack, and the torch that was kept
+"$PY" -W ignore -c "import sys
+import panbench.ops as o
+backend = o.install()
+import mmdet, mmcv.ops, panopticapi, torch
+if backend != '$WANT_OPS':
+    sys.exit(f'mmcv ops backend {backend}, expected $WANT_OPS (PANBENCH_MMCV=$MMCV)')
+import importlib.metadata as md  # its version as pip names it (PyPI's 2.13.0 reports 2.13.0+cu130 itself)
+if md.version('torch') != '$TORCH_VERSION' or not torch.__file__.startswith('$TORCH_DIR/'):
+    sys.exit(f'torch changed during set-up: {md.version(\"torch\")} at {torch.__file__}, was $TORCH_VERSION at $TORCH_DIR')
+print(f'        mmcv ops: {backend}; torch {torch.__version__} ({\"CUDA \" + torch.version.cuda if torch.version.cuda else \"CPU build\"})')
+" || fail 7 "a package does not import (message above)" "run .venv/bin/panbench doctor"
 "$PY" -c "import panbench.pq._native, panbench.analysis._boundary, panbench.analysis._image" 2>/dev/null \
   || echo "        note: a C extension did not build (no gcc/Python headers?): scoring uses the slower numpy path (.venv/bin/panbench doctor says which)"
 
-write_pip_conf "torch==$TORCH_VERSION" mmcv==2.1.0 mmengine==0.10.7 mmdet==3.3.0
-"$PY" -c "import pkg_resources" 2>/dev/null || fail 7 "pkg_resources does not import (setuptools >= 81?)" \
+TV="$(dist_version torchvision)"
+[[ -n "$TV" && "${PINS[*]}" != *torchvision* ]] && PINS+=("torchvision==$TV")
+write_pip_conf "${PINS[@]}" "$MMCV_PIN" mmengine==0.10.7 mmdet==3.3.0
+"$PY" -W ignore -c "import pkg_resources" 2>/dev/null || fail 7 "pkg_resources does not import (setuptools >= 81?)" \
   ".venv/bin/pip install '$SETUPTOOLS'"
 
 echo "$HASH_INPUTS" >"$STAMP"
-echo "[setup] done in $(( $(date +%s) - T0 )) s"
+echo "[setup] done in $(( $(date +%s) - T0 )) s (mmcv: $MMCV$([[ $KEPT_TORCH == 1 ]] && echo ", torch kept from $TORCH_DIR"))"

@@ -1,8 +1,13 @@
 """The Colab notebook runs headless (nbclient) with the demo dataset on CPU; a model that fails does
-not stop the others."""
+not stop the others.  Its set-up cell, run by a Python that has torch installed beforehand (as Colab's
+does), installs panbench with pip and keeps that torch; with the placeholder REPO_URL it stops in one line."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -28,3 +33,76 @@ def test_notebook_executes_on_the_demo_dataset(tmp_path: Path) -> None:
     assert "done: 3 of 4 models evaluated; failed: no-such-model" in outputs
     assert "eval demo" in outputs  # the progress bar reached the cell while the model ran
     assert (tmp_path / "runs.csv").is_file() and (tmp_path / "notebook_pq_bars.png").stat().st_size > 5000
+
+
+# ---- the set-up cell on a simulated Colab: pip into a Python whose torch was installed beforehand ----
+
+def _cells(nb, *tags: str) -> str:
+    return "\n".join(next(c.source for c in nb.cells if tag in c.metadata.get("tags", [])) for tag in tags)
+
+
+def _colab_python(root: Path) -> Path:
+    """A stand-in for Colab's Python: a venv with this torch installed into it before anything else (from the
+    package indexes pip is configured with; torch's CPU wheel on the development machine)."""
+    import venv
+
+    import torch
+
+    venv.EnvBuilder(with_pip=True).create(root)
+    python = root / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile",
+                    f"torch=={torch.__version__}"], check=True, capture_output=True, text=True, timeout=600)
+    return python
+
+
+def _torch_of(python: Path) -> list[str]:
+    return subprocess.run([str(python), "-c", "import torch; print(torch.__version__, torch.__file__)"],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def _source_repo(root: Path) -> Path:
+    """This checkout's files (committed or not) as a git repository to clone, like the user's REPO_URL."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    for f in files:
+        if (REPO_ROOT / f).is_file():
+            (root / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / f, root / f)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(root)]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run(git + cmd, check=True, capture_output=True)
+    return root
+
+
+def test_notebook_setup_stops_in_one_line_while_repo_url_is_the_placeholder(tmp_path: Path) -> None:
+    nb = nbformat.read(REPO_ROOT / "notebooks" / "panbench_colab.ipynb", as_version=4)
+    script = _cells(nb, "parameters") + f'\nSETUP = "pip"\nPANBENCH_DIR = "{tmp_path / "panbench"}"\n' + \
+        _cells(nb, "setup")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and r.stderr == ("set REPO_URL in the parameters cell to the git URL of your clone of "
+                                              "panbench, then run again\n"), r.stderr
+    assert not (tmp_path / "panbench").exists()
+
+
+def test_notebook_setup_cell_keeps_the_preinstalled_torch(tmp_path: Path) -> None:
+    python = _colab_python(tmp_path / "colab")
+    before = _torch_of(python)
+    src = _source_repo(tmp_path / "src")
+    nb = nbformat.read(REPO_ROOT / "notebooks" / "panbench_colab.ipynb", as_version=4)
+    clone = tmp_path / "content" / "panbench"
+    script = _cells(nb, "parameters") + (f'\nSETUP = "pip"\nREPO_URL = "{src}"\nPANBENCH_DIR = "{clone}"\n') + \
+        _cells(nb, "setup", "doctor")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    for run in (1, 2):  # the cells run again on the clone they made
+        r = subprocess.run([str(python), "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
+                           timeout=900)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert f"keeping torch=={before[0]}" in r.stdout
+        assert ("using the clone in" in r.stdout) == (run == 2)
+        assert ("panbench already installed from" in r.stdout) == (run == 2)
+        assert "all required parts work" in r.stdout and "panbench doctor: exit" not in r.stdout, r.stdout[-3000:]
+        assert f"panbench in {clone}; python" in r.stdout
+    assert _torch_of(python) == before  # the same torch: version and file
+    versions = subprocess.run([str(python), "-c", "import importlib.metadata as md; print(md.version('mmcv-lite'))"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert versions == ["2.1.0"]

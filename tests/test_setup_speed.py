@@ -1,4 +1,5 @@
-"""scripts/install_mmcv.sh (step 4 of `make setup`) against a local wheel index served on 127.0.0.1:
+"""scripts/install_mmcv.sh (step 4 of the compiled-mmcv opt-in, `make setup-mmcv`; the default `make setup`
+installs mmcv-lite and compiles nothing of mmcv) against a local wheel index served on 127.0.0.1:
 OpenMMLab's prebuilt wheel for the torch/CUDA pair is downloaded and installed instead of compiling;
 with none published for the pair (or one for another Python) it falls back to compiling, saying how
 long that takes first.  PANBENCH_SETUP_DRY_RUN=1 prints the install and compile commands instead of

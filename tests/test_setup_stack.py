@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,16 @@ def test_zoo_r50_configs_build_on_cpu_from_the_mmdet_package(zoo_config, tmp_pat
     model = mm.build_model(cfg, path)
     assert mm.count_parameters(model) > 20_000_000
     assert next(model.parameters()).device == torch.device("cpu")
+
+
+def test_doctor_fix_outside_the_setup_venv_is_pip_with_the_mmdet_extra(monkeypatch) -> None:
+    from panbench import REPO_ROOT
+    from panbench.cli import doctor
+
+    assert doctor.in_setup_venv() == (Path(sys.prefix).resolve() == (REPO_ROOT / ".venv").resolve())
+    monkeypatch.setattr(doctor, "in_setup_venv", lambda: False)  # as after `pip install .[mmdet]` on Colab
+    check = doctor._version("panbench_no_such_module")
+    assert not check.ok and check.fix == f"{sys.executable} -m pip install -e '{REPO_ROOT}[mmdet]'"
+    assert doctor.fix_setuptools().startswith(f"{sys.executable} -m pip install 'setuptools")
+    monkeypatch.setattr(doctor, "in_setup_venv", lambda: True)
+    assert doctor._version("panbench_no_such_module").fix == "run `make setup` from the repository root"

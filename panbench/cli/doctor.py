@@ -9,9 +9,32 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from panbench import REPO_ROOT
 from panbench.cli.options import Common, dataset_root
 
-FIX_SETUP = "run `make setup` from the repository root"
+
+def in_setup_venv() -> bool:
+    """Whether this Python is the checkout's ``.venv`` made by ``make setup`` (else: pip into an environment)."""
+    return Path(sys.prefix).resolve() == (REPO_ROOT / ".venv").resolve()
+
+
+def pip_command() -> str:
+    """How to run pip for this Python, as a user would type it."""
+    return ".venv/bin/pip" if in_setup_venv() else f"{sys.executable} -m pip"
+
+
+def install_fix() -> str:
+    """The fix for a missing or broken package of the stack: ``make setup`` in the checkout's venv, else pip
+    with the ``mmdet`` extra into this Python (it keeps the installed torch; docs/setup.md)."""
+    if in_setup_venv():
+        return "run `make setup` from the repository root"
+    if (REPO_ROOT / "pyproject.toml").is_file():  # a checkout installed into this Python
+        return f"{pip_command()} install -e '{REPO_ROOT}[mmdet]'"
+    return f"{pip_command()} install 'panbench[mmdet]'"
+
+
+FIX_TORCH = ("install torch for this machine first (https://pytorch.org/get-started/locally; on a GPU machine the "
+             "build for its driver, docs/gpu.md), then rerun")
 
 
 @dataclass
@@ -28,12 +51,13 @@ class Check:
         return s + (f"  -> fix: {self.fix}" if not self.ok and self.fix else "")
 
 
-def _version(module: str, required: bool = True, fix: str = FIX_SETUP) -> Check:
+def _version(module: str, required: bool = True, fix: str | None = None) -> Check:
     try:
         mod = importlib.import_module(module)
         return Check(module, True, str(getattr(mod, "__version__", "installed")), required=required)
     except Exception as e:  # any import failure is reported, not raised
-        return Check(module, False, f"does not import ({type(e).__name__}: {e})".splitlines()[0], fix, required)
+        return Check(module, False, f"does not import ({type(e).__name__}: {e})".splitlines()[0],
+                     fix or install_fix(), required)
 
 
 def scoring_path_check() -> Check:
@@ -44,7 +68,7 @@ def scoring_path_check() -> Check:
         return Check("pq-fast-path", True, "C extension + libdeflate (panbench.pq._native, deflate)", required=False)
     missing = "panbench.pq._native (no C compiler at install)" if kernels._native is None else "deflate"
     return Check("pq-fast-path", False, f"{missing} missing: scoring uses the numpy path (same numbers, ~4x slower)",
-                 "install gcc and the Python headers, then `.venv/bin/pip install deflate` and rerun make setup",
+                 f"install gcc and the Python headers, then `{pip_command()} install deflate` and reinstall panbench",
                  required=False)
 
 
@@ -61,7 +85,10 @@ def analysis_path_check() -> Check:
 
 
 SETUPTOOLS_PIN = "setuptools>=77.0.3,<81"  # what scripts/setup.sh installs and keeps (.venv/pip.conf)
-FIX_SETUPTOOLS = f".venv/bin/pip install '{SETUPTOOLS_PIN}'"
+
+
+def fix_setuptools() -> str:
+    return f"{pip_command()} install '{SETUPTOOLS_PIN}'"
 
 
 def pkg_resources_check() -> Check:
@@ -82,11 +109,11 @@ def pkg_resources_check() -> Check:
             import pkg_resources  # noqa: F401
     except Exception as e:
         return Check("pkg_resources", False, f"does not import ({type(e).__name__}: {e}); setuptools {version}: "
-                     "mmengine cannot load any config".splitlines()[0], FIX_SETUPTOOLS)
+                     "mmengine cannot load any config".splitlines()[0], fix_setuptools())
     major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
     if major >= 81:
         return Check("pkg_resources", False, f"imports, but setuptools {version} is past the pinned range "
-                     "(82 removes pkg_resources)", FIX_SETUPTOOLS, required=False)
+                     "(82 removes pkg_resources)", fix_setuptools(), required=False)
     return Check("pkg_resources", True, f"imports (setuptools {version})")
 
 
@@ -172,9 +199,11 @@ def checkpoint_cache_dir() -> Path:
 
 def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]:
     """Every check, in the order they are printed."""
-    checks = [Check("python", sys.version_info >= (3, 10), platform.python_version(), "use Python 3.10 or newer")]
+    checks = [Check("python", (3, 11) <= sys.version_info[:2] <= (3, 13), platform.python_version(),
+                    "use Python 3.11, 3.12 or 3.13 (the versions panbench is set up and tested with)",
+                    required=sys.version_info >= (3, 11))]
     checks.append(_version("numpy"))
-    torch_check = _version("torch")
+    torch_check = _version("torch", fix=FIX_TORCH if not in_setup_venv() else None)
     checks.append(torch_check)
     cuda = False
     if torch_check.ok:
@@ -186,8 +215,15 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
             checks.append(Check("gpu", True, ", ".join(torch.cuda.get_device_name(i)
                                                        for i in range(torch.cuda.device_count()))))
         else:
-            checks.append(Check("gpu", False, "none: inference runs on the CPU (slow for COCO)",
-                                "use a machine with an NVIDIA GPU and a CUDA torch for full COCO runs", False))
+            from panbench.evaluation.device import gpu_present, unusable_gpu_note
+
+            note = unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda)
+            if note:
+                checks.append(Check("gpu", False, note.removeprefix("panbench: ").split(": running on")[0],
+                                    "install the torch build for the driver (docs/gpu.md)", False))
+            else:
+                checks.append(Check("gpu", False, "none: inference runs on the CPU (slow for COCO)",
+                                    "use a machine with an NVIDIA GPU and a CUDA torch for full COCO runs", False))
     mmcv = _version("mmcv")
     checks.append(mmcv)
     if mmcv.ok and torch_check.ok:
@@ -201,7 +237,8 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     checks.append(_version("mmengine"))
     checks.append(_version("mmdet"))
     checks.append(_version("panopticapi", required=False,
-                           fix=".venv/bin/pip install --no-deps panopticapi-lite (only the parity tests need it)"))
+                           fix=f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests "
+                           "need it)"))
     checks.append(scoring_path_check())
     checks.append(analysis_path_check())
     checks.append(data_check(Path(data_root)))

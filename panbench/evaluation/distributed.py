@@ -6,8 +6,9 @@ the single-process answer."""
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -62,6 +63,25 @@ def use_device(device: str) -> None:
         torch.cuda.reset_peak_memory_stats(dev)
 
 
+COLLECTIVE_TIMEOUT_MIN = 10  # a collective waits this long for a dead or stuck rank before failing
+DOWNLOAD_TIMEOUT_MIN = 120  # the node's ranks wait this long for local rank 0's checkpoint or hub download
+
+
+def dist_timeouts(env: Mapping[str, str]) -> tuple[timedelta, timedelta]:
+    """(the collectives' timeout, the wait for a download through the store), from
+    ``PANBENCH_DIST_TIMEOUT_MIN`` and ``PANBENCH_DOWNLOAD_TIMEOUT_MIN`` (whole minutes).  The first is
+    short so that a dead rank stops the others within minutes; only a download is waited for long, and
+    that wait is on the store (:func:`download_wait`), not in a collective."""
+    out = []
+    for var, default in (("PANBENCH_DIST_TIMEOUT_MIN", COLLECTIVE_TIMEOUT_MIN),
+                         ("PANBENCH_DOWNLOAD_TIMEOUT_MIN", DOWNLOAD_TIMEOUT_MIN)):
+        raw = env.get(var, "").strip() or str(default)
+        if not raw.isdigit() or int(raw) < 1:
+            raise PanbenchError(f"{var}={raw!r}: not a number of minutes; set a whole number >= 1 or unset it")
+        out.append(timedelta(minutes=int(raw)))
+    return out[0], out[1]
+
+
 def dist_info(device: str = "cpu") -> tuple[int, int, str]:
     """(rank, world size, this rank's device); initializes torch.distributed when started by
     torchrun, with the backend that fits ``device`` (gloo for ``cpu``, NCCL bound to
@@ -74,9 +94,12 @@ def dist_info(device: str = "cpu") -> tuple[int, int, str]:
         if not dist.is_initialized():
             import torch
 
-            # generous: ranks wait in collectives while local rank 0 downloads a checkpoint
-            timeout = timedelta(minutes=int(os.environ.get("PANBENCH_DIST_TIMEOUT_MIN", "120")))
+            timeout, _ = dist_timeouts(os.environ)
             if backend_for(device) == "nccl":
+                # NCCL collectives are asynchronous: without blocking wait, a dead peer ends in the watchdog's
+                # C++ abort after the timeout; with it, the waiting call raises, and collective() makes that
+                # one line
+                os.environ.setdefault("TORCH_NCCL_BLOCKING_WAIT", "1")
                 torch.cuda.set_device(torch.device(device))
                 dist.init_process_group("nccl", device_id=torch.device(device), timeout=timeout)
             else:
@@ -129,6 +152,37 @@ def dist_any(flag: bool) -> bool:
     with collective("waiting for the other ranks"):
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+_download_calls = itertools.count()
+
+
+def download_wait(failed: bool) -> bool:
+    """For a download made by local rank 0 of each node (a checkpoint, a hub model): local rank 0 posts
+    whether it failed in the process group's key-value store, and the node's other ranks wait for that
+    post (up to ``PANBENCH_DOWNLOAD_TIMEOUT_MIN``) on the store, not in a collective, so the collectives'
+    timeout stays short.  Returns whether the node's download failed; ``failed`` alone outside torchrun.
+    Every rank calls it in the same order (the key counts the calls)."""
+    if not _distributed():
+        return failed
+    import torch.distributed as dist
+    from torch.distributed import distributed_c10d
+
+    store = distributed_c10d._get_default_store()
+    key = f"panbench/download/{dist.get_rank() - local_rank()}/{next(_download_calls)}"
+    if local_rank() == 0:
+        store.set(key, b"1" if failed else b"0")
+        return failed
+    _, wait = dist_timeouts(os.environ)
+    try:
+        store.wait([key], wait)
+    except (RuntimeError, OSError) as e:  # the store's timeout, or the store itself gone
+        minutes = int(wait.total_seconds() // 60)
+        raise PanbenchError(f"rank {dist.get_rank()}: local rank 0's download did not finish within {minutes} min "
+                            f"({str(e).splitlines()[0][:80] if str(e) else type(e).__name__}); download it once "
+                            "with a single process (panbench eval --model X --limit 1) or raise "
+                            "PANBENCH_DOWNLOAD_TIMEOUT_MIN, and rerun") from e
+    return store.get(key) == b"1"
 
 
 def dist_sum(n: int) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from panbench import REPO_ROOT
 from panbench.errors import InputError, PanbenchError
-from panbench.evaluation.distributed import dist_any
+from panbench.evaluation.distributed import download_wait
 from panbench.models import checkpoints, mm
 from panbench.models.fusion import panoptic_only
 from panbench.models.registry import ModelSpec
@@ -31,7 +31,7 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
             raise PanbenchError(f"{p}: checkpoint not found; check --checkpoint")
         return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
     if spec.checkpoint:
-        path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix, any_rank=dist_any)
+        path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix, any_rank=download_wait)
         return Weights(path, digest, spec.checkpoint)
     committed = sorted((REPO_ROOT / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth"))
     if committed:  # the demo models' weights live in the repository
@@ -94,7 +94,7 @@ def _load_hf(spec: ModelSpec, categories: Any, checkpoint: str | None, device: s
 
     if checkpoint:
         raise PanbenchError(f"--checkpoint does not apply to hf:{spec.hf}; pass the model's directory as hf:DIR")
-    m = hf.load(spec.hf, categories, device, any_rank=dist_any)
+    m = hf.load(spec.hf, categories, device, any_rank=download_wait)
     if spec.architecture == "transformers":  # an unregistered hf: model: named by its config (a fresh spec)
         spec.architecture, spec.backbone = m.architecture, m.backbone
     weights = Weights(m.directory, m.sha256, m.hub_id)

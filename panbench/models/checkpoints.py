@@ -78,8 +78,9 @@ def fetch(url: str, prefix: str | None = None,
     """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256.
 
     Under torchrun only local rank 0 of each node downloads (each node has its own cache); the
-    other ranks wait for it in ``any_rank`` (a collective that is true on every rank when it is
-    true on any: :func:`panbench.evaluation.distributed.dist_any`) and then verify the file.  A
+    other ranks wait for it in ``any_rank`` (true on the node's ranks when local rank 0's download
+    failed: :func:`panbench.evaluation.distributed.download_wait`, a wait on the store) and then verify
+    the file.  A
     failed download stops every rank with one line.  A lock file also keeps two separate runs from
     writing the same ``.part`` file."""
     dest = cache_dir() / url.rsplit("/", 1)[-1]

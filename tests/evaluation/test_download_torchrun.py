@@ -1,5 +1,6 @@
 """The checkpoint download under torchrun, tested on the CPU: two ranks racing on a local HTTP
-server; local rank 0 downloads, the other waits in a collective and verifies the file."""
+server; local rank 0 downloads, the other waits on the process group's store (download_wait) and verifies
+the file."""
 
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ FETCH = r'''
 import json, os, sys
 import torch.distributed as dist
 from panbench.errors import PanbenchError
-from panbench.evaluation.distributed import dist_any
+from panbench.evaluation.distributed import download_wait
 from panbench.models import checkpoints
 dist.init_process_group("gloo")
 try:
-    path, digest = checkpoints.fetch(sys.argv[1], any_rank=dist_any)
+    path, digest = checkpoints.fetch(sys.argv[1], any_rank=download_wait)
     print(json.dumps({"rank": dist.get_rank(), "digest": digest, "path": str(path)}))
     code = 0
 except PanbenchError as e:

@@ -233,7 +233,8 @@ def test_toolkit_advice() -> None:
 
 def test_setup_sh_forces_cuda_ops_for_a_cuda_torch() -> None:
     text = (REPO_ROOT / "scripts" / "setup.sh").read_text()
-    assert "FORCE_CUDA=1" in text and "cuda_setup.py\" toolkit" in text and "mmcv_ok" in text
+    assert "FORCE_CUDA=1" in text and "cuda_setup.py\" toolkit" in text
+    assert "mmcv_ok" in (REPO_ROOT / "scripts" / "install_mmcv.sh").read_text()  # the installed wheel is checked
     assert subprocess.run(["bash", "-n", str(REPO_ROOT / "scripts" / "setup.sh")]).returncode == 0
 
 
@@ -332,3 +333,40 @@ def test_a_gpu_index_beyond_the_visible_ones_is_refused(monkeypatch) -> None:
     assert pick_device("cuda:1") == "cuda:1"
     with pytest.raises(PanbenchError, match="2 visible GPU"):
         pick_device("cuda:7")
+
+
+def test_auto_device_says_in_one_line_when_a_gpu_is_present_that_torch_cannot_use(monkeypatch, capsys) -> None:
+    """FAKE: nvidia-smi present (none here); torch.cuda.is_available() is the real False of this CPU torch."""
+    from panbench.evaluation import device as dev
+
+    assert not torch.cuda.is_available()
+    monkeypatch.setattr(dev, "gpu_present", lambda: True)
+    assert dev.pick_device("auto") == "cpu"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "an NVIDIA GPU is present but torch cannot use it" in err
+    assert f"torch {torch.__version__} is a CPU build" in err and "--device cpu" in err
+    assert dev.pick_device("cpu") == "cpu" and capsys.readouterr().err == ""  # asked for the CPU: no note
+    monkeypatch.setattr(dev, "gpu_present", lambda: False)
+    assert dev.pick_device("auto") == "cpu" and capsys.readouterr().err == ""  # no GPU: nothing to say
+
+
+def test_unusable_gpu_note_names_the_cuda_build() -> None:
+    from panbench.evaluation.device import unusable_gpu_note
+
+    assert unusable_gpu_note(False, "2.13.0", "13.0") is None
+    note = unusable_gpu_note(True, "2.13.0", "13.0")
+    assert "built for CUDA 13.0" in note and "nvidia-smi" in note and "\n" not in note
+
+
+def test_collectives_time_out_in_minutes_and_only_downloads_wait_long() -> None:
+    from datetime import timedelta
+
+    from panbench.errors import PanbenchError
+    from panbench.evaluation.distributed import dist_timeouts
+
+    assert dist_timeouts({}) == (timedelta(minutes=10), timedelta(minutes=120))
+    assert dist_timeouts({"PANBENCH_DIST_TIMEOUT_MIN": "3", "PANBENCH_DOWNLOAD_TIMEOUT_MIN": "300"}) == \
+        (timedelta(minutes=3), timedelta(minutes=300))
+    for bad in ("0", "ten", "-1", "1.5"):
+        with pytest.raises(PanbenchError, match="PANBENCH_DIST_TIMEOUT_MIN=.*whole number"):
+            dist_timeouts({"PANBENCH_DIST_TIMEOUT_MIN": bad})
