@@ -38,6 +38,8 @@ class EvalOptions:
     limit: int | None = None  # --limit, recorded in the record's selection
     subset: str | None = None  # --subset FILE, recorded in the record's selection
     boundary: bool = False  # also boundary PQ per image (opt-in, docs/analysis.md); part of the cache key
+    fusion: str = "panbench"  # the model's own panoptic fusion: panbench's vectorized one, or mmdet's
+    flops_images: int = 1  # images of the GFLOPs pass (panbench.evaluation.flops); 0: none
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -51,7 +53,8 @@ class EvalOptions:
             postprocess=PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep),
             cfg_options=parse_cfg_options(args.cfg_options), limit=args.limit, subset=args.subset,
             save_predictions=Path(args.save_predictions) if args.save_predictions else None,
-            boundary=getattr(args, "boundary", False),
+            boundary=getattr(args, "boundary", False), fusion=getattr(args, "fusion", "panbench"),
+            flops_images=getattr(args, "flops_images", 1),
         )
 
 
