@@ -110,13 +110,12 @@ def _panoptic_maps(model, datas):
 def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
     """The first 20 demo val images (scripts/bench_eval.py compares all 60 through the metrics), each demo model
     with its committed weights: the same map with either fusion."""
+    from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
     from panbench.evaluation.loading import load_model
     from panbench.evaluation.loop import _Items
     from panbench.models.registry import resolve
-
-    from panbench import REPO_ROOT
 
     root = make_demo(REPO_ROOT / "data" / "demo")
     ds = load_dataset(root, name="demo")
