@@ -50,7 +50,7 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     k = masks.shape[0]
     if k == 0:
         return torch.full((h, w), num_classes, dtype=torch.int32, device=masks.device)
-    owner = (cur_scores.view(-1, 1, 1) * masks).argmax(0)
+    owner = first_argmax(cur_scores.view(-1, 1, 1) * masks)
     area = torch.bincount(owner.flatten(), minlength=k)
     original = (masks >= 0.5).flatten(1).sum(1)
     ratio = area.double() / original.double().clamp(min=1)
@@ -65,12 +65,28 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     return pan
 
 
+def first_argmax(x: torch.Tensor) -> torch.Tensor:
+    """``x.argmax(0)`` (the first index of the largest value on ties; a NaN counts as the largest), as a
+    running maximum on the CPU, where a reduction over the first of three dimensions is slow."""
+    if x.device.type != "cpu" or x.shape[0] < 2:
+        return x.argmax(0)
+    best = x[0].clone()
+    owner = torch.zeros(x.shape[1:], dtype=torch.long)
+    better = torch.empty(x.shape[1:], dtype=torch.bool)
+    for k in range(1, x.shape[0]):
+        torch.gt(x[k], best, out=better)
+        owner.masked_fill_(better, k)
+        torch.maximum(best, x[k], out=best)
+    return x.argmax(0) if best.isnan().any() else owner
+
+
 def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, seg_preds: torch.Tensor,
                      num_things: int, num_classes: int, mask_overlap: float, stuff_area_limit: int) -> torch.Tensor:
     """The panoptic map of one image: the instance results' ``scores`` (N,), ``labels`` (N,), ``masks``
     (N, H, W) bool, and ``seg_preds`` (num_stuff + 1, H, W) semantic logits."""
-    pan = seg_preds.argmax(dim=0) + num_things
+    sem = first_argmax(seg_preds) + num_things
     n = masks.shape[0]
+    layer = None
     if n:
         order = torch.argsort(-scores)
         labels, masks = labels[order], masks[order].bool()
@@ -91,15 +107,19 @@ def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Te
             area, intersect = m.sum(), (m & pasted).sum()
             ok = ~((intersect / (area + 1e-5)) > mask_overlap)  # mmdet's expression, on the same tensors
             part.masked_fill_(m & ~pasted & ok, i + 1)
+    # stuff areas: the semantic map's pixels that no instance took (a thing's label is below num_things)
+    counts = torch.bincount((sem if layer is None else torch.where(layer > 0, 0, sem)).flatten(),
+                            minlength=num_classes + 1)
+    small = counts < stuff_area_limit
+    small[:num_things] = False
+    pan = torch.where(small[sem], num_classes, sem)
+    if layer is not None:
         # mmdet numbers the laid instances 1, 2, ... and then the non-empty ones among them again
         filled = torch.bincount(layer.flatten(), minlength=n + 1)[1:] > 0
         instance = torch.cumsum(filled.long(), 0)
-        table = torch.cat([torch.zeros(1, dtype=torch.long, device=pan.device), labels + instance * INSTANCE_OFFSET])
+        table = torch.cat([torch.zeros(1, dtype=torch.long, device=sem.device), labels + instance * INSTANCE_OFFSET])
         pan = torch.where(layer > 0, table[layer], pan)
-    counts = torch.bincount((pan % INSTANCE_OFFSET).flatten(), minlength=num_classes + 1)
-    small = counts < stuff_area_limit
-    small[:num_things] = False
-    return torch.where(small[pan % INSTANCE_OFFSET], torch.full_like(pan, num_classes), pan).int()
+    return pan.int()
 
 
 def maskformer_predict(head: Any) -> Any:
