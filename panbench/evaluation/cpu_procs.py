@@ -94,7 +94,7 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluator: Pano
         evaluator.merge(PQStats.from_array(arr))
         if shard.analysis is not None:
             shard.analysis.update(records)
-        for f in ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images"):
+        for f in ("data_s", "forward_s", "postprocess_s", "fusion_s", "scoring_s", "timed_images", "warmup_images"):
             setattr(total, f, getattr(total, f) + getattr(t, f))
         total.wall_s = max(total.wall_s, t.wall_s)
     total.extra["parallel_wall_s"] = time.perf_counter() - t0

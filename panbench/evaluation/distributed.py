@@ -188,7 +188,8 @@ def all_gather_analysis(analysis: Any) -> None:
         analysis.update(p)
 
 
-SUMMED_TIMINGS = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits")
+SUMMED_TIMINGS = ("data_s", "forward_s", "postprocess_s", "fusion_s", "scoring_s", "timed_images", "warmup_images",
+                  "oom_splits")
 
 
 def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[str, float]]:
