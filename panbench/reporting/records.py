@@ -256,8 +256,9 @@ def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, sec
     }
     return make_record(
         res, model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
-        postprocess="external",
-        published={}, delta_to_published={}, published_source=None, params=None, device="external", world_size=1,
+        postprocess="external", fusion=None,
+        published={}, delta_to_published={}, published_source=None, params=None, flops=None, device="external",
+        world_size=1,
         batch_size=None,
         timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance, **analyses,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.reporting.frames import cfg_words, fingerprint, framework, selection, settings
-from panbench.reporting.records import load_records, measured_speed
+from panbench.reporting.records import gflops, load_records, measured_speed
 
 
 def dataset_key(r: dict[str, Any]) -> str:
@@ -32,9 +32,9 @@ def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> li
 def comparison(records: list[dict[str, Any]], vs_published: bool = False, analyses: list[str] | tuple = (),
                results_dir: Path | None = None, notes: list[str] | None = None) -> Any:
     """One row per run. Without ``analyses``: framework, dataset, how its images were chosen, batch size and
-    precision, PQ/SQ/RQ for All/Things/Stuff, category counts, images/s, device, parameters (blank where not
-    measured). With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the run's identity
-    columns and those analyses' columns; ``notes`` (when given) receives the footnotes."""
+    precision, PQ/SQ/RQ for All/Things/Stuff, category counts, images/s, device, parameters and GFLOPs per
+    image (blank where not measured). With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the
+    run's identity columns and those analyses' columns; ``notes`` (when given) receives the footnotes."""
     import pandas as pd
 
     from panbench.reporting.columns import analysis_columns
@@ -60,7 +60,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
             row.update(r.get("semantic", {}))
             row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
                         "images_per_s": measured_speed(r), "device": r.get("device"),
-                        "params_M": r["params"] / 1e6 if r.get("params") else None})
+                        "params_M": r["params"] / 1e6 if r.get("params") else None, "GFLOPs": gflops(r)})
         if vs_published:
             pub = r.get("published") or {}
             row["published"] = published_label(r)
