@@ -3,6 +3,7 @@ choice is part of the resume-cache key while the numbers stay the same."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -42,9 +43,8 @@ def test_flops_images_counts_gflops_per_image_into_the_record(demo_root, tmp_pat
     assert f["images"] == 3 and len(f["per_image_gflops"]) == 3 and len(f["input_hw"]) == 3
     assert f["gflops"] == pytest.approx(sum(f["per_image_gflops"]) / 3) and 0.05 < f["gflops"] < 5
     assert f["counter"] == "torch.utils.flop_counter.FlopCounterMode" and "halved" in f["convention"]
-    rows = (tmp_path / "res" / "runs.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    assert float(rows[-1].split(",")[header.index("gflops")]) == round(f["gflops"], 3)
+    rows = list(csv.DictReader(open(tmp_path / "res" / "runs.csv")))
+    assert float(rows[-1]["gflops"]) == round(f["gflops"], 3)
 
 
 def test_postprocess_maskwise_records_no_fusion(demo_root, tmp_path, capsys) -> None:
