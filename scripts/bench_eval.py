@@ -17,6 +17,12 @@ scoring; demo val split, the committed demo checkpoints, ``--limit N`` images or
   panbench forked    ``panbench eval`` with its default ``--cpu-procs 0``: one inference process per
                      core, forked after the model is loaded, ``cores / N`` torch threads each.
 
+Every panbench row runs panbench's default fusion (``--fusion panbench``: each architecture's own fusion
+rules, vectorized, pixel-identical to mmdet's) and ``--flops-images 0`` (no GFLOPs pass: the mmdet rows
+count none).  The fusion table adds one ``panbench 1proc --fusion mmdet`` run per model and round, and
+prints the fusion's share (the record's ``fusion_s`` over its ``wall_s``) with mmdet's fusion and with
+panbench's; its metrics are checked against mmdet's stock run too.
+
 So, per model: stock / pan-only is what the config costs, pan-only / 1proc what the loop costs
 (same config, same layout), 1proc / forked what the process layout gains, stock / forked all of it.
 The rows are run ``--repeat`` times; in every round each model's four runs go in turn, and the
@@ -46,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from panbench.models import mmdet_reference  # noqa: E402
 
 SIDES = ("mmdet stock", "mmdet pan-only", "panbench 1proc", "panbench forked")
+FUSION_SIDE = "panbench 1proc --fusion mmdet"  # the fusion table's "before"
 TOLERANCE = 1e-9
 
 
@@ -57,13 +64,18 @@ def mmdet_run(config: Path, ckpt: Path, data_root: Path, limit: int | None, work
     return refs[0].metrics, wall
 
 
+LAST_TIMINGS: dict[str, float] = {}  # the record's timings of the last panbench_eval
+
+
 def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, workers: int, cpu_procs: int,
-                  batch_size: int = 1, amp: str | None = None) -> tuple[dict[str, float], float]:
-    """Nine metrics and whole-process wall seconds of ``panbench eval``."""
+                  batch_size: int = 1, amp: str | None = None,
+                  fusion: str = "panbench") -> tuple[dict[str, float], float]:
+    """Nine metrics and whole-process wall seconds of ``panbench eval`` (its timings in LAST_TIMINGS)."""
     res = Path(tempfile.mkdtemp(prefix="bench_eval_pb_"))
     cmd = [sys.executable, "-m", "panbench", "eval", "--model", name, "--dataset", "demo", "--data-root",
            str(data_root), "--checkpoint", str(ckpt), "--workers", str(workers), "--batch-size", str(batch_size),
-           "--results", str(res), "--no-progress", "--no-resume", "--device", "cpu", "--cpu-procs", str(cpu_procs)]
+           "--results", str(res), "--no-progress", "--no-resume", "--device", "cpu", "--cpu-procs", str(cpu_procs),
+           "--fusion", fusion, "--flops-images", "0"]
     if limit is not None:
         cmd += ["--limit", str(limit)]
     if amp:
@@ -76,6 +88,8 @@ def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, wor
 
         raise PanbenchError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "panbench eval failed")
     rec = json.loads(next((res / "runs").glob("*.json")).read_text())
+    LAST_TIMINGS.clear()
+    LAST_TIMINGS.update(rec["timings"])
     return {k: rec["metrics"][k] for k in mmdet_reference.METRICS}, wall
 
 
@@ -92,6 +106,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="rounds; medians are compared")
     ap.add_argument("--limit", type=int, help="the first N demo val images (default: all 60)")
     ap.add_argument("--skip-batch-amp", action="store_true", help="leave out the batch/AMP table")
+    ap.add_argument("--skip-fusion", action="store_true",
+                    help="leave out the fusion table (panbench 1proc with --fusion mmdet against its default)")
     a = ap.parse_args()
 
     from panbench.data.demo import make_demo
@@ -111,6 +127,7 @@ def main() -> None:
               f"({'mmdet pan-only is run' if changed else 'mmdet pan-only repeats mmdet stock'})")
 
     runs: dict[tuple[str, str], list[tuple[dict[str, float], float]]] = {}
+    shares: dict[tuple[str, str], list[dict[str, float]]] = {}
     for rep in range(a.repeat):
         order = SIDES if rep % 2 == 0 else tuple(reversed(SIDES))
         for spec, ckpt, changed in models:
@@ -122,7 +139,13 @@ def main() -> None:
                 else:
                     out = panbench_eval(spec.name, ckpt, data_root, a.limit, a.workers,
                                         1 if side == "panbench 1proc" else 0)
+                    if side == "panbench 1proc":
+                        shares.setdefault((spec.name, "panbench"), []).append(dict(LAST_TIMINGS))
                 runs.setdefault((spec.name, side), []).append(out)
+            if not a.skip_fusion:  # panbench's loop with mmdet's fusion: the fusion's share before
+                runs.setdefault((spec.name, FUSION_SIDE), []).append(
+                    panbench_eval(spec.name, ckpt, data_root, a.limit, a.workers, 1, fusion="mmdet"))
+                shares.setdefault((spec.name, "mmdet"), []).append(dict(LAST_TIMINGS))
             if not changed:
                 runs[(spec.name, "mmdet pan-only")] = runs[(spec.name, "mmdet stock")]
             print(f"  round {rep + 1}/{a.repeat} {spec.name} (order: {' -> '.join(order)}): " + ", ".join(
@@ -131,8 +154,8 @@ def main() -> None:
     worst = 0.0
     for spec, _, _ in models:
         ref = runs[(spec.name, "mmdet stock")][0][0]
-        for side in SIDES:
-            for metrics, _ in runs[(spec.name, side)]:
+        for side in (*SIDES, FUSION_SIDE):
+            for metrics, _ in runs.get((spec.name, side), []):
                 d = worst_difference(ref, metrics)
                 worst = d if math.isnan(d) else max(worst, d)
     agree = not math.isnan(worst) and worst <= TOLERANCE
@@ -162,6 +185,23 @@ def main() -> None:
     print("config = mmdet stock / mmdet pan-only; loop = mmdet pan-only / panbench 1proc (same config, one "
           "process);\nlayout = panbench 1proc / panbench forked; total = mmdet stock / panbench forked "
           "(target >= 1.5x)")
+
+    if not a.skip_fusion:
+        print(f"\nthe panoptic fusion's share of panbench 1proc (record timings: fusion_s over wall_s, timed images; "
+              f"median of {a.repeat})")
+        print(f"{'model':20} {'fusion':>9} {'ms/img':>8} {'share':>7} {'wall s':>8}")
+        for spec, _, _ in models:
+            for fusion in ("mmdet", "panbench"):
+                ts = shares[(spec.name, fusion)]
+                ms = statistics.median(1000 * t["fusion_s"] / max(t["timed_images"], 1) for t in ts)
+                share = statistics.median(t["fusion_s"] / t["wall_s"] for t in ts if t["wall_s"] > 0)
+                wall = statistics.median(t["wall_s"] for t in ts)
+                print(f"{spec.name:20} {fusion:>9} {ms:8.2f} {100 * share:6.1f}% {wall:8.2f}")
+        tot = {f: sum(statistics.median(t["fusion_s"] for t in shares[(s.name, f)]) for s, _, _ in models)
+               for f in ("mmdet", "panbench")}
+        print(f"fusion seconds, all models: mmdet {tot['mmdet']:.2f}, panbench {tot['panbench']:.2f} "
+              f"({tot['mmdet'] / max(tot['panbench'], 1e-9):.2f}x); every map is mmdet's, pixel for pixel "
+              "(tests/models/test_fast_fusion.py), and the metrics above agree")
 
     if a.skip_batch_amp:
         return

@@ -11,6 +11,13 @@ every side computes PQ only (the analyses' cost is measured separately, below):
   panbench score (1 worker)  vs  panopticapi pq_compute_single_core (1 core)
                              vs  panopticapi pq_compute (all cores)
                              vs  hotcoco PanopticEval (its own threads, and 1 thread)
+  panbench score (default: a worker per available core)  vs  hotcoco PanopticEval (default: its own
+                             threads): each tool as a user runs it, at its defaults
+
+The floor: a child process that only decodes both PNG folders into id maps (no JSON, no scoring,
+one thread) with each decoder available (panbench's ``read_ids``, pyspng, PIL; the last two with
+panbench's C ``rgb2id``); the fastest is what a PNG-based scorer cannot beat, and panbench's single
+worker is compared with it (whole processes, and in process).
 
 In process (each side in its own child process; the timer starts after the imports and stops
 when the metrics are computed; interpreter start and imports are outside it):
@@ -66,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic  # noqa: E402
+from panbench.pq.score import default_workers  # noqa: E402
 
 PY = sys.executable
 RUN_AND_MEASURE = (
@@ -104,6 +112,40 @@ ev = PanopticEval(gj, pj, gt_folder=gd, pred_folder=pd)
 ev.evaluate()
 print(json.dumps({'PQ': 100 * ev.stats[0]}))
 """
+
+# The floor: decoding both PNG folders into id maps (R + 256 G + 256^2 B), no JSON, no scoring, one process, one
+# thread, with each decoder available; the fastest is the floor a PNG-based scorer cannot beat.  Whole process
+# (the timer of `measure` around it) and in process (its own timer, after the imports).
+FLOOR = """
+import json, sys, time
+from pathlib import Path
+import numpy as np
+gd, pd, decoder = sys.argv[1:4]
+files = sorted(Path(gd).glob('*.png')) + sorted(Path(pd).glob('*.png'))
+if decoder == 'panbench':
+    from panbench.pq.png import read_ids
+    def ids(f):
+        return read_ids(f, 'floor', slot='floor')
+elif decoder == 'pyspng':
+    import pyspng
+    from panbench.pq.kernels import rgb2id
+    def ids(f):
+        return rgb2id(pyspng.load(f.read_bytes())[..., :3], 'floor')
+else:
+    from PIL import Image
+    from panbench.pq.kernels import rgb2id
+    def ids(f):
+        with Image.open(f) as im:
+            return rgb2id(np.asarray(im.convert('RGB')), 'floor')
+t = time.perf_counter()
+total = 0
+for f in files:
+    x = ids(f)
+    total += int(x[0, 0]) + int(x[-1, -1])
+dt = time.perf_counter() - t
+print(json.dumps({'seconds': dt, 'files': len(files), 'check': total}))
+"""
+FLOOR_DECODERS = ("panbench", "pyspng", "PIL")
 
 # In process: the timer starts after the imports and stops when the metrics are computed.
 HOTCOCO_IN_PROCESS = """
@@ -324,11 +366,11 @@ def main() -> None:
              "--pred-json", files[2], "--pred-dir", files[3], "--json"]
     n = a.images
     if a.analyses_only:
-        analyses_overhead(score, a.repeat, n)
+        analyses_overhead([*score, "--workers", "1"], a.repeat, n)
         if a.eval_demo:
             eval_overhead(a.workdir, a.repeat)
         return
-    analyses = score
+    analyses = [*score, "--workers", "1"]
     score = [*score, "--no-analysis"]  # the tool comparisons: PQ only on every side (the analyses: below)
     rows = []
     pqs: dict[str, float] = {}  # every tool's PQ, checked against panbench's before any ratio is printed
@@ -337,15 +379,26 @@ def main() -> None:
     # (this machine's speed drifts by 10-20% between runs).
     reps: dict[str, list[tuple[float, float, str]]] = {}
     inproc: dict[str, list[tuple[float, float]]] = {}
+    floor_in: dict[str, list[float]] = {}
     for _ in range(a.repeat):
-        reps.setdefault("pb", []).append(measure([PY, *score]))
+        reps.setdefault("pb", []).append(measure([PY, *score, "--workers", "1"]))
+        reps.setdefault("pb_default", []).append(measure([PY, *score]))
+        for dec in FLOOR_DECODERS:
+            r = measure([PY, "-c", FLOOR, files[1], files[3], dec], env=ONE_THREAD)
+            reps.setdefault(f"floor {dec}", []).append(r)
+            floor_in.setdefault(dec, []).append(last_json(r[2])["seconds"])
         reps.setdefault("api1", []).append(measure([PY, "-c", PANOPTICAPI_ONE_CORE, *files]))
         reps.setdefault("hc", []).append(measure([PY, "-c", HOTCOCO, *files]))
         reps.setdefault("hc1", []).append(measure([PY, "-c", HOTCOCO, *files], env={"RAYON_NUM_THREADS": "1"}))
         inproc.setdefault("hc", []).append(in_process(HOTCOCO_IN_PROCESS, files))
         inproc.setdefault("pb_files", []).append(in_process(PANBENCH_IN_PROCESS, files, "files"))
         inproc.setdefault("pb_mem", []).append(in_process(PANBENCH_IN_PROCESS, files, "memory"))
+    checks = {last_json(r[2])["check"] for dec in FLOOR_DECODERS for r in reps[f"floor {dec}"]}
+    if len(checks) != 1:
+        raise SystemExit(f"the floor's decoders decode different ids: {checks}")
     for key in reps:
+        if key.startswith("floor"):
+            continue
         for k, r in enumerate(reps[key]):
             pqs[f"{key} run {k + 1}"] = last_json(r[2])["PQ"]
     for key in inproc:
@@ -362,7 +415,7 @@ def main() -> None:
     t_hc_in, t_pbf_in, t_mem = med_in("hc"), med_in("pb_files"), med_in("pb_mem")
     pq_pb = last_json(reps["pb"][0][2])["PQ"]
     rows.append(("panbench score, 1 worker (PNG->PNG)", t_pb, m_pb))
-    t_np, m_np, out_np = measure([PY, *score], env={"PANBENCH_NO_NATIVE": "1"})
+    t_np, m_np, out_np = measure([PY, *score, "--workers", "1"], env={"PANBENCH_NO_NATIVE": "1"})
     pqs["panbench numpy path"] = last_json(out_np)["PQ"]
     rows.append(("panbench score, numpy path (PANBENCH_NO_NATIVE=1)", t_np, m_np))
     rows.append(("panopticapi, 1 core", t_api1, m_api1))
@@ -372,14 +425,13 @@ def main() -> None:
         rows.append((f"panopticapi pq_compute, {os.cpu_count()} cores", t_apiN, m_apiN))
     rows.append(("hotcoco PanopticEval (own threads)", t_hc, m_hc))
     rows.append(("hotcoco PanopticEval (RAYON_NUM_THREADS=1)", t_hc1, m_hc1))
-    t_pbw, m_pbw, out_pbw = measure([PY, *score, "--workers", str(os.cpu_count())])
-    pqs[f"panbench {os.cpu_count()} workers"] = last_json(out_pbw)["PQ"]
-    rows.append((f"panbench score, {os.cpu_count()} workers", t_pbw, m_pbw))
+    t_pbd, m_pbd = med("pb_default")
+    rows.append((f"panbench score, default ({default_workers(n)} workers)", t_pbd, m_pbd))
 
     quarter = max(1, n // 4)
     score_q = list(score)
     score_q[score_q.index(files[0])] = str(subset_json(work, "gt", quarter))
-    t_q, m_q, _ = measure([PY, *score_q])
+    t_q, m_q, _ = measure([PY, *score_q, "--workers", "1"])
 
     bad = {k: v for k, v in pqs.items() if not abs(v - pq_pb) <= 1e-9}  # a NaN is bad too
     print(f"\nPQ of every run against panbench score's {pq_pb!r}: "
@@ -407,7 +459,25 @@ def main() -> None:
         print(f"{name:55} {t:8.2f} {1000 * t / n:8.2f}  {inside}")
     print("  (outside every timer: interpreter start and imports; for in-memory preds also decoding the "
           "prediction PNGs, which stand for the model's output)")
-    print("\nratios (higher = panbench faster)")
+    floor_whole = {dec: statistics.median(r[0] for r in reps[f"floor {dec}"]) for dec in FLOOR_DECODERS}
+    floor_inp = {dec: statistics.median(v) for dec, v in floor_in.items()}
+    best = min(floor_whole, key=floor_whole.get)
+    best_in = min(floor_inp, key=floor_inp.get)
+    print(f"\nthe floor: decoding both PNG folders ({2 * n} PNGs) into id maps, no JSON, no scoring, one process, "
+          f"OPENBLAS/OMP/MKL_NUM_THREADS=1, median of {a.repeat} runs")
+    print(f"{'decoder':55} {'whole s':>8} {'in-proc s':>9}")
+    for dec, label in (("panbench", "panbench read_ids (libdeflate + C unfilter to ids)"),
+                       ("pyspng", "pyspng.load (libspng) + panbench's rgb2id"),
+                       ("PIL", "PIL Image.open().convert('RGB') + panbench's rgb2id")):
+        print(f"{label:55} {floor_whole[dec]:8.2f} {floor_inp[dec]:9.2f}")
+    print(f"  fastest: {best} (whole process), {best_in} (in process)")
+    print("\nratios (higher = panbench faster; the floor ratios: lower = closer to the floor)")
+    print(f"  panbench 1 worker / the floor, whole processes:                   {t_pb / floor_whole[best]:.2f}x  "
+          "(target <= 1.3x)")
+    print(f"  panbench files in process (1 thread) / the floor in process:      {t_pbf_in / floor_inp[best_in]:.2f}x")
+    print(f"  hotcoco / panbench, both at their defaults (whole process):       {t_hc / t_pbd:.2f}x  "
+          f"(target >= 1.5x; hotcoco: its own threads, panbench: {default_workers(n)} workers on "
+          f"{os.cpu_count()} cores)")
     print(f"  panopticapi 1 core / panbench 1 worker (PNG->PNG, whole process): {t_api1 / t_pb:.2f}x  (target >= 5x)")
     if not a.skip_all_cores:
         print(f"  panopticapi all cores / panbench 1 worker:                        {t_apiN / t_pb:.2f}x")

@@ -109,7 +109,8 @@ def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None 
 
 
 def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
-                         pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int = 1,
+                         pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
+                         workers: int | None = None,
                          boundary: bool = False,
                          strict: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
     """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit),

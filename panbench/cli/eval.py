@@ -41,6 +41,12 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--postprocess", default="default", choices=["default", "maskwise", "argmax"],
                    help="panoptic post-processing for MaskFormer/Mask2Former: the model's own fusion (default), "
                    "Panoptic SegFormer's mask-wise merging, or pixel-wise argmax")
+    p.add_argument("--fusion", default="panbench", choices=["panbench", "mmdet"],
+                   help="how the model's own panoptic fusion runs: panbench's vectorized implementation of the "
+                   "same rules, pixel-identical (default), or mmdet's per-segment loop")
+    p.add_argument("--flops-images", type=non_negative_int, default=1, metavar="N",
+                   help="GFLOPs per image averaged over the first N images, counted in a separate pass after the "
+                   "timed inference (default 1; the Mask2Former paper uses 100; 0: not counted)")
     p.add_argument("--pp-alpha", type=float, default=0.25, help="maskwise: exponent of the class probability")
     p.add_argument("--pp-beta", type=float, default=1.0, help="maskwise: exponent of the mask quality")
     p.add_argument("--pp-conf", type=float, default=0.25, help="maskwise: confidence threshold t_cnf")

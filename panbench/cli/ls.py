@@ -8,7 +8,7 @@ import argparse
 
 from panbench.cli.options import Common
 
-HEAD = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params", "weights", "aliases")
+HEAD = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params", "GFLOPs", "weights", "aliases")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                        "downloaded or committed in the repository (the demo models).")
     p.add_argument("--dataset", help="only models for this dataset (coco, demo, ...)")
     p.add_argument("--params", action="store_true",
-                   help="build each model to count its parameters instead of reading the config's count")
+                   help="build each model (random weights) to count its parameters and its GFLOPs on one 640x480 "
+                   "image (COCO val's most common size) through its test pipeline (COCO models: 800x1067 after "
+                   "the resize), instead of reading the config's counts; slow (a forward pass per model)")
     return p
 
 
@@ -32,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     for s in specs:
         pq = s.published.get("PQ") if s.published else None
         if s.hf:  # a transformers model: counted only once downloaded (its record has the count)
-            params = "-"
+            params, gflops = "-", "-"
         else:
             params = _params(s) if args.params or s.params is None else f"{s.params / 1e6:.1f}M"
+            gflops = _gflops(s) if args.params else "-"
         rows.append((s.name, s.architecture, s.backbone, s.dataset, f"{pq:.1f}" if pq is not None else "-",
-                     params, weights_state(s, cache_dir()), ", ".join(s.aliases)))
+                     params, gflops, weights_state(s, cache_dir()), ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
     for r in [HEAD, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -49,6 +52,13 @@ def _params(spec) -> str:
 
     n = mm.count_parameters(mm.build_model(mm.load_config(spec.config), spec.config))
     return f"{n / 1e6:.1f}M"
+
+
+def _gflops(spec) -> str:
+    """GFLOPs of the model (random weights) on one 640x480 image (panbench.evaluation.flops.config_gflops)."""
+    from panbench.evaluation.flops import config_gflops
+
+    return f"{config_gflops(spec.config)['gflops']:.1f}"
 
 
 def weights_state(spec, cache) -> str:

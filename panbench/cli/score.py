@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--pred-json", required=True, help="prediction JSON in the COCO panoptic format")
     p.add_argument("--pred-dir", required=True, help="folder of predicted panoptic PNGs")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: every available core, at most one per image; 1: one "
+                   "process); every choice gives the same numbers, bit for bit")
     p.add_argument("--name", help='store a result record under this model name (e.g. "Mask DINO (detectron2)") '
                    "so that the system appears in `panbench table`")
     p.add_argument("--dataset", help="dataset name for the record (default: the dataset of the ground truth: the "

@@ -202,6 +202,7 @@ def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Sc
             timings.data_s += data_dt
             timings.forward_s += (t1 - t0) - fusion
             timings.postprocess_s += fusion + (t2 - t1)
+            timings.fusion_s += fusion
             timings.timed_images += len(batch)
         else:
             timings.warmup_images += len(batch)

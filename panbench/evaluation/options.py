@@ -41,6 +41,8 @@ class EvalOptions:
     boundary: bool = False  # also boundary PQ per image (opt-in, docs/analysis.md); part of the cache key
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list (default: score them)
     corruption: Corruption | None = None  # --corruption NAME --severity S (docs/robustness.md); part of the key
+    fusion: str = "panbench"  # the model's own panoptic fusion: panbench's vectorized one, or mmdet's
+    flops_images: int = 1  # images of the GFLOPs pass (panbench.evaluation.flops); 0: none
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -55,6 +57,7 @@ class EvalOptions:
             cfg_options=parse_cfg_options(args.cfg_options), limit=args.limit, subset=args.subset,
             save_predictions=Path(args.save_predictions) if args.save_predictions else None,
             boundary=getattr(args, "boundary", False), strict=getattr(args, "strict", False),
+            fusion=getattr(args, "fusion", "panbench"), flops_images=getattr(args, "flops_images", 1),
             corruption=corruption_of(getattr(args, "corruption", None), getattr(args, "severity", None)),
         )
 

@@ -43,6 +43,7 @@ from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models import mm
+from panbench.models.fast_fusion import install_fusion
 from panbench.models.fusion import install_postprocess
 from panbench.models.registry import ModelSpec
 from panbench.pq.evaluator import PanopticEvaluator
@@ -63,6 +64,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     seed_everything(opts.seed)
     lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, device, opts.cfg_options)
     install_postprocess(lm.model, opts.postprocess, str(spec.config))
+    fusion = fusion_label(spec, opts, install_fusion(lm.model, opts.fusion))
     fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
     key_parts = cache_key_parts(lm, fingerprint, opts, device, world, len(dataset.samples))
     key = cache_key(key_parts)
@@ -90,6 +92,11 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     beside += [o for o in run_marker.overlapping(wall0, wall1) if o not in beside]
     shared = dist_any(bool(beside))  # another run beside any rank shared that rank's machine
     timings, memory = reduce_timings(timings, peak_memory(device))  # whole job under torchrun
+    flops = None
+    if opts.flops_images and rank == 0:  # a pass of its own, after the timed inference
+        from panbench.evaluation.flops import dataset_gflops
+
+        flops = dataset_gflops(lm, dataset, opts.flops_images, device)
     res = evaluator.evaluate()
     if res["n_images"] != len(dataset.samples):
         raise PanbenchError(f"internal: scored {res['n_images']} images of {len(dataset.samples)}; please report")
@@ -113,11 +120,11 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
     record = make_record(
         res, model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
         dataset=dataset_label(dataset.name, opts),
-        postprocess=opts.postprocess.label(),
+        postprocess=opts.postprocess.label(), fusion=fusion,
         published=spec.published if coco else {},
         delta_to_published=delta(res, spec.published) if coco else {},
         published_source=published_source(spec) if coco else None,
-        params=mm.count_parameters(lm.model), device=label, world_size=world, batch_size=opts.batch_size,
+        params=mm.count_parameters(lm.model), flops=flops, device=label, world_size=world, batch_size=opts.batch_size,
         amp=opts.amp or "fp32", precision=precision_info(device, opts.amp),
         timings={**timing_dict, "total_s": t_all, "resumed_images": resumed}, memory=memory,
         speed_context=speed_context(device, procs, world, load0, beside, shared),
@@ -151,6 +158,7 @@ def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) 
     seed_everything(opts.seed)
     lm = load_model(spec, images.categories, opts.checkpoint, opts.trust_checkpoint, device, opts.cfg_options)
     install_postprocess(lm.model, opts.postprocess, str(spec.config))
+    install_fusion(lm.model, opts.fusion)
     key = cache_key(cache_key_parts(lm, images.fingerprint(), opts, device, world, len(images.samples)))
     writer = prediction_writer(spec, images, opts, key)
     shard = Shard(list(range(rank, len(images.samples), world)), device, opts, predictions=writer, scored=False)
@@ -276,7 +284,7 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
     v = versions()
     parts: dict[str, Any] = {
         "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,
-        "postprocess": opts.postprocess.label(),
+        "postprocess": opts.postprocess.label(), "fusion": opts.fusion,
         "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
         "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch", "mmcv_ops")},
         "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
@@ -325,6 +333,14 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
     out = {**now, "images_per_s": n / wall if n and wall > 0 else None, "speed_images": n, "speed_wall_s": wall,
            "speed_from_cache": cached}
     return out, device
+
+
+def fusion_label(spec: ModelSpec, opts: EvalOptions, replaced: str | None) -> str | None:
+    """What ran the model's own panoptic fusion: ``panbench`` (its vectorized implementation), ``mmdet`` (mmdet's
+    loop); None when the model's own fusion did not run (``--postprocess maskwise|argmax``, a transformers model)."""
+    if replaced:
+        return "panbench"
+    return "mmdet" if not spec.hf and opts.postprocess.name == "default" else None
 
 
 def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:

@@ -16,6 +16,7 @@ class Timings:
     data_s: float = 0.0
     forward_s: float = 0.0
     postprocess_s: float = 0.0
+    fusion_s: float = 0.0  # the fusion head's predict, a part of postprocess_s
     scoring_s: float = 0.0
     wall_s: float = 0.0
     timed_images: int = 0
@@ -27,8 +28,8 @@ class Timings:
     corrupt_images: int = 0  # the images those seconds are of
 
     #: per-stage seconds and counts that add over processes (wall time takes the maximum)
-    SUMMED = ("data_s", "forward_s", "postprocess_s", "scoring_s", "timed_images", "warmup_images", "oom_splits",
-              "corrupt_s", "corrupt_images")
+    SUMMED = ("data_s", "forward_s", "postprocess_s", "fusion_s", "scoring_s", "timed_images", "warmup_images",
+              "oom_splits", "corrupt_s", "corrupt_images")
     COUNTS = ("timed_images", "warmup_images", "oom_splits", "corrupt_images")
 
     def merge(self, other: Timings) -> None:
@@ -43,7 +44,8 @@ class Timings:
         n = max(self.timed_images, 1)
         return {
             "data_s": self.data_s, "forward_s": self.forward_s, "postprocess_s": self.postprocess_s,
-            "scoring_s": self.scoring_s, "wall_s": self.wall_s, "timed_images": self.timed_images,
+            "fusion_s": self.fusion_s, "scoring_s": self.scoring_s, "wall_s": self.wall_s,
+            "timed_images": self.timed_images,
             "warmup_images": self.warmup_images,
             "images_per_s": self.timed_images / self.wall_s if self.wall_s > 0 else 0.0,
             "ms_per_image": 1000 * self.wall_s / n, "oom_splits": self.oom_splits,

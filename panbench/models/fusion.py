@@ -72,7 +72,7 @@ def timed_fusion(model: Any, sink: list[float], sync: Any) -> Iterator[None]:
     if obj is None or not hasattr(obj, name):
         yield
         return
-    orig = getattr(obj, name)
+    orig, own = getattr(obj, name), name in vars(obj)  # own: an instance's predict (panbench's fusion)
 
     def wrapper(*a: Any, **k: Any) -> Any:
         sync()
@@ -86,7 +86,7 @@ def timed_fusion(model: Any, sink: list[float], sync: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        delattr(obj, name) if name in vars(obj) else None
+        setattr(obj, name, orig) if own else delattr(obj, name)
 
 
 def amp_ops_fp32(model: Any) -> None:

@@ -30,6 +30,19 @@ Pair = tuple[dict[str, Any], dict[str, Any]]
 ImageScorer = Callable[[CategoryTable, np.ndarray, list, np.ndarray, list, str], tuple[ImageStats, Any]]
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers(n_images: int) -> int:
+    """``score``'s worker processes when none are asked for: every available core, at most one per image."""
+    return max(1, min(available_cores(), n_images))
+
+
 def plain_scorer(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
                  where: str, strict: bool = False) -> tuple[ImageStats, None]:
     """PQ contributions only (no per-image record)."""
@@ -105,13 +118,16 @@ def score_stream(
     gt_dir: str | os.PathLike[str],
     pred_json: str | os.PathLike[str],
     pred_dir: str | os.PathLike[str],
-    workers: int = 1,
+    workers: int | None = None,
     scorer: ImageScorer = plain_scorer,
 ) -> tuple[PanopticEvaluator, list[Pair], list[Any]]:
     """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
     pairs in scoring order and ``scorer``'s per-image records in the same order.  With
-    ``workers > 1`` the scorer runs in forked processes (it is inherited, not pickled)."""
+    ``workers > 1`` the scorer runs in forked processes (it is inherited, not pickled); ``None``
+    takes :func:`default_workers`.  Every choice gives the same sums, bit for bit."""
     cats, pairs = load_pairs(gt_json, pred_json)
+    if workers is None:
+        workers = default_workers(len(pairs))
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
         if not d.is_dir():
@@ -139,10 +155,11 @@ def score_files(
     gt_dir: str | os.PathLike[str],
     pred_json: str | os.PathLike[str],
     pred_dir: str | os.PathLike[str],
-    workers: int = 1,
+    workers: int | None = None,
     strict: bool = False,
 ) -> dict[str, Any]:
-    """panopticapi's ``pq_compute`` result, computed streaming; see :func:`panbench.pq.matching.summarize`.
+    """panopticapi's ``pq_compute`` result, computed streaming (on every available core unless ``workers``
+    says otherwise); see :func:`panbench.pq.matching.summarize`.
     ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them)."""
     scorer = functools.partial(plain_scorer, strict=strict)
     return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, scorer)[0].evaluate()

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from panbench.reporting.frames import framework
-from panbench.reporting.records import SHARED_SPEED_MARK, mark_shared_speed, measured_speed, speed_shared
+from panbench.reporting.records import SHARED_SPEED_MARK, gflops, mark_shared_speed, measured_speed, speed_shared
 from panbench.reporting.tables import model_label
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
@@ -195,6 +195,27 @@ def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
                     arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if ly != y else None)
 
 
+def pq_vs_gflops(records: list[dict[str, Any]], out: Path) -> Path:
+    """PQ against GFLOPs per image (the papers' cost axis), each point labelled with its model; a model whose
+    GFLOPs were not counted is left out (named under the plot)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    points = [(r, g) for r in records if (g := gflops(r)) is not None]
+    missing = [r["model"] for r in records if gflops(r) is None]
+    for r, x in points:
+        ax.scatter(x, r["metrics"]["PQ"], s=60)
+        ax.annotate(model_label(r, records), (x, r["metrics"]["PQ"]), xytext=(4, 4), textcoords="offset points",
+                    fontsize=7)
+    ax.set_ylabel("PQ")
+    ax.set_title("PQ against GFLOPs per image")
+    if points:
+        ax.set_xlim(0, 1.3 * max(x for _, x in points))
+        ax.grid(alpha=0.3)
+    ax.set_xlabel("GFLOPs per image (1 multiply-add = 1 FLOP)"
+                  + ("\nnot counted, left out: " + ", ".join(missing) if missing else ""))
+    return _save(fig, out / "pq_vs_gflops.png")
+
+
 def ranked_classes(records: list[dict[str, Any]], top: int = 15) -> tuple[list[str], Any, Any]:
     """Category ids, the runs' PQ table (NaN where a class is absent from ground truth and predictions), and
     the indices of the ``top`` classes where the runs differ most, among the classes defined for every run."""
@@ -250,5 +271,7 @@ def make_plots(records: list[dict[str, Any]], out: Path) -> tuple[list[Path], li
     from panbench.reporting.analysis_plots import analysis_plots
 
     paths = [pq_bars(records, out), pq_vs_speed(records, out), per_class_differences(records, out)]
+    if any(r.get("flops") for r in records):
+        paths.append(pq_vs_gflops(records, out))
     more, notes = analysis_plots(records, out)
     return paths + more, notes

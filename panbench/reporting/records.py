@@ -22,7 +22,7 @@ from panbench.pq.matching import METRIC_KEYS
 SCHEMA_VERSION = 2  # the "schema" field of every record; raise it when a field changes meaning
 # 2: the analysis fields (ci ... analysis_file); schema-1 records lack them and are read as they are
 CSV_FIELDS = ["model", "framework", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc",
-              "mIoU", "mDice", "n_images", "images_per_s", "device", "params", "date", "record"]
+              "mIoU", "mDice", "n_images", "images_per_s", "device", "params", "gflops", "date", "record"]
 SEMANTIC_KEYS = ("pixel_acc", "mIoU", "mDice")
 # the record fields of the analyses (schema 2; boundary only with --boundary, analysis_file set by write_record)
 ANALYSIS_FIELDS = ("ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary", "analysis_file")
@@ -40,6 +40,9 @@ class RunRecord(TypedDict, total=False):
     backbone: str  # e.g. R-50, Swin-L; "?" for an external system
     dataset: str  # coco, demo
     postprocess: str  # PostProcess.label(): default, argmax, maskwise(...); "external"
+    # what ran the model's own panoptic fusion: "panbench" (vectorized, pixel-identical) or "mmdet" (eval --fusion
+    # mmdet); None when it did not run (--postprocess maskwise|argmax, hf: models); absent in older records
+    fusion: str | None
     date: str  # UTC, ISO 8601, seconds
     n_images: int  # images scored
     metrics: dict[str, float]  # PQ, SQ, RQ and their _th / _st variants (METRIC_KEYS), 0-100
@@ -55,6 +58,9 @@ class RunRecord(TypedDict, total=False):
     # table (models.registry); absent in records written before it was kept
     published_source: str | None
     params: int | None  # model parameters
+    # GFLOPs per image (panbench.evaluation.flops): gflops, images, per_image_gflops, input_hw, counter, convention,
+    # seconds; None with --flops-images 0; absent in older records
+    flops: dict[str, Any] | None
     device: str  # GPU name, or "cpu (<cpu>, N threads)"; "external"
     world_size: int  # torchrun ranks
     batch_size: int | None  # images per forward pass
@@ -207,6 +213,12 @@ def mark_shared_speed(text: str, record: dict[str, Any]) -> str:
     return text + SHARED_SPEED_MARK if text and speed_shared(record) else text
 
 
+def gflops(record: dict[str, Any]) -> float | None:
+    """GFLOPs per image of a record (None when not counted)."""
+    f = record.get("flops")
+    return round(f["gflops"], 3) if isinstance(f, dict) and f.get("gflops") is not None else None
+
+
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     m = record["metrics"]
     return {
@@ -216,7 +228,7 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
         **{k: round(m[k], 6) for k in METRIC_KEYS},
         **{k: round(v, 6) for k, v in record.get("semantic", {}).items()}, "n_images": record["n_images"],
         "images_per_s": "" if (v := measured_speed(record)) is None else round(v, 4), "device": record["device"],
-        "params": record.get("params"), "date": record["date"], "record": record["record"],
+        "params": record.get("params"), "gflops": gflops(record), "date": record["date"], "record": record["record"],
     }
 
 
@@ -272,8 +284,9 @@ def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, sec
     }
     return make_record(
         res, model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
-        postprocess="external",
-        published={}, delta_to_published={}, published_source=None, params=None, device="external", world_size=1,
+        postprocess="external", fusion=None,
+        published={}, delta_to_published={}, published_source=None, params=None, flops=None, device="external",
+        world_size=1,
         batch_size=None,
         timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance, **analyses,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.reporting.frames import cfg_words, fingerprint, framework, ops_backend, selection, settings
-from panbench.reporting.records import SHARED_SPEED_MARK, load_records, measured_speed, speed_shared
+from panbench.reporting.records import SHARED_SPEED_MARK, gflops, load_records, measured_speed, speed_shared
 
 
 def dataset_key(r: dict[str, Any]) -> str:
@@ -31,7 +31,7 @@ def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> li
 
 # the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
 DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
-                   "PQ_st", "SQ", "RQ", "images_per_s", "images_per_s_shared", "params_M")
+                   "PQ_st", "SQ", "RQ", "images_per_s", "images_per_s_shared", "params_M", "GFLOPs")
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
 
 
@@ -41,7 +41,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     """One row per run, the best PQ first within each dataset. Without ``analyses``: the columns a reader
     compares (:data:`DEFAULT_COLUMNS`: post-processing where rows differ in it, settings where some row has
     any, the backend of mmcv's ops where runs differ in it, dataset, images, PQ with its 95% interval, PQ_th,
-    PQ_st, SQ, RQ, images/s, parameters); with
+    PQ_st, SQ, RQ, images/s, parameters, GFLOPs per image where counted); with
     ``all_columns`` every column: framework, how its images were chosen, batch size and precision,
     ``--cfg-options``, PQ/SQ/RQ for All/Things/Stuff, the semantic metrics, category counts, device and any
     other field a row has. With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the
@@ -85,7 +85,7 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
             row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
                         "images_per_s": measured_speed(r), "images_per_s_shared": speed_shared(r),
                         "device": r.get("device"),
-                        "params_M": r["params"] / 1e6 if r.get("params") else None})
+                        "params_M": r["params"] / 1e6 if r.get("params") else None, "GFLOPs": gflops(r)})
         if vs_published:
             pub = r.get("published") or {}
             row["published"] = published_label(r)
@@ -109,6 +109,8 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     for c in INTEGER_COLUMNS:
         if c in df.columns:
             df[c] = df[c].astype("Int64")
+    if "GFLOPs" in df.columns and df["GFLOPs"].isna().all() and not all_columns:  # not counted for any run
+        df = df.drop(columns="GFLOPs")
     if "images_per_s_shared" in df.columns:
         if not df["images_per_s_shared"].any():  # no speed measured beside another run: nothing to mark
             df = df.drop(columns="images_per_s_shared")

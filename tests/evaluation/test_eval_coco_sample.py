@@ -54,6 +54,9 @@ def test_eval_writes_record_and_csv_row(coco_sample, tmp_path, ckpt_dir, model, 
         assert prov["versions"][k]
     t = rec["timings"]
     assert t["timed_images"] + t["warmup_images"] == 2 and t["forward_s"] >= 0
+    assert rec["fusion"] == "panbench" and 0 <= t["fusion_s"] <= t["postprocess_s"]
+    assert rec["flops"]["images"] == 1 and rec["flops"]["input_hw"] == [[800, 1199]]  # 142238, resized
+    assert rec["flops"]["gflops"] > 50  # full size (the paper comparison: tests/evaluation/test_flops.py)
 
 
 def test_wrong_architecture_is_refused(coco_sample, tmp_path, ckpt_dir, capsys) -> None:

@@ -265,7 +265,7 @@ def test_bench_gpu_script_records_a_failed_run_and_goes_on(tmp_path) -> None:
 
     make_demo(REPO_ROOT / "data" / "demo")
     env = {**os.environ, "PY": PY, "DEVICE": "cpu", "DATASET": "demo", "MODELS": "mask2former no-such-model",
-           "BATCHES": "1", "AMPS": "fp32", "WORKERS": "0", "OUT": str(tmp_path / "bench")}
+           "BATCHES": "1", "AMPS": "fp32", "FUSIONS": "panbench", "WORKERS": "0", "OUT": str(tmp_path / "bench")}
     r = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "bench_gpu.sh"), "4"], capture_output=True, text=True,
                        env=env, timeout=300)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]  # one run failed

@@ -59,27 +59,41 @@ def _chunk_in_child(chunk):
     return _REAL_CHUNK(chunk)
 
 
-@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("workers", [2, 3, None])
 def test_workers_pool_runs_and_equals_one_worker_bit_for_bit(tmp_path, capsys, monkeypatch, workers) -> None:
-    """Enough images that score_files takes the pool (it scores serially below 2 images per worker)."""
-    rng = np.random.default_rng(workers)
+    """Enough images that score_files takes the pool (it scores serially below 2 images per worker).
+    ``None``: no --workers, the default path, on a machine with 3 available cores."""
+    rng = np.random.default_rng(workers or 4)
     gt = [(i, random_image(rng, int(rng.integers(30, 70)), int(rng.integers(30, 70)), CATS)) for i in range(1, 18)]
     pred = [(i, perturb(rng, g, CATS)) for i, g in gt]
     gj, gd = write_panoptic(tmp_path, "gt", gt, CATS)
     pj, pd = write_panoptic(tmp_path, "pred", pred, CATS)
     c = {"gt_json": gj, "gt_dir": gd, "pred_json": pj, "pred_dir": pd}
-    assert main(args(c, "--json")) == 0
+    assert main(args(c, "--json", "--workers", "1")) == 0
     one = capsys.readouterr().out
     pids = tmp_path / "pids.txt"
     monkeypatch.setenv("PANBENCH_TEST_PIDS", str(pids))
     monkeypatch.setattr(score, "_score_chunk", _chunk_in_child)
-    assert main(args(c, "--json", "--workers", str(workers))) == 0
+    monkeypatch.setattr(score, "available_cores", lambda: 3)
+    assert main(args(c, "--json", *(["--workers", str(workers)] if workers else []))) == 0
     many = capsys.readouterr().out
     ran = [line.split() for line in pids.read_text().splitlines()]
     assert sum(int(n) for _, n in ran) == 17 and len(ran) > 1  # every image, in several chunks
     assert {int(pid) for pid, _ in ran}.isdisjoint({os.getpid()})  # in the pool's processes
     assert json.loads(one)["n_images"] == 17 and json.loads(one)["per_class"]
     assert many == one  # the whole JSON, per class included, bit for bit
+
+
+def test_default_workers_are_the_available_cores_at_most_one_per_image(monkeypatch) -> None:
+    monkeypatch.setattr(score.os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert score.available_cores() == 3
+    assert [score.default_workers(n) for n in (0, 1, 2, 3, 1000)] == [1, 1, 2, 3, 3]
+
+
+def test_one_worker_scores_in_this_process(case, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(score, "available_cores", lambda: 8)
+    monkeypatch.setattr(score.mp, "get_context", lambda *a: pytest.fail("--workers 1 started a pool"))
+    assert main(args(case, "--json", "--workers", "1")) == 0
 
 
 def _edit_pred(case, fn) -> None:

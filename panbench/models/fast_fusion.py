@@ -1,0 +1,177 @@
+"""Each architecture's own panoptic fusion, with mmdet's rules and mmdet's output pixel for pixel, without
+its per-segment loops (``--fusion panbench``, the default; ``--fusion mmdet`` runs mmdet's).
+
+* :func:`maskformer_fusion`: MaskFormer's and Mask2Former's (mmdet 3.3 ``MaskFormerFusionHead.predict``
+  with ``panoptic_postprocess``).  A query survives when its class is not "no object" and its score is
+  above ``object_mask_thr``; every pixel goes to the surviving query with the highest ``score * sigmoid(mask)``
+  (the first on ties, as ``argmax``); a query keeps its pixels when it has some, its binary mask
+  (sigmoid >= 0.5) is not empty and ``pixels / binary area >= iou_thr`` (the ratio in float64, as Python
+  divides ints); things get instance ids 1, 2, ... in query order, stuff of one class shares id 0;
+  ``filter_low_score`` also drops pixels whose sigmoid is below 0.5.  Since the argmax gives each pixel to
+  one query, all of this is a per-query table looked up once per pixel.  mmdet upsamples every query's
+  mask to the image size before it discards any; here only the surviving queries' masks are upsampled
+  (bilinear interpolation is per mask: the same values).
+* :func:`heuristic_fusion`: PanopticFPN's (``HeuristicFusionHead._predict_single``).  Instances in
+  descending score order (mmdet's ``argsort``); one is laid when its mask is not empty and
+  ``intersect / (area + 1e-5) <= mask_overlap`` with the pixels already laid (the same float32 tensor
+  arithmetic), on the pixels not yet taken; the semantic head's argmax elsewhere; stuff classes with fewer
+  than ``stuff_area_limit`` pixels become VOID.  Each instance's test reads its mask's bounding box only,
+  and the decision stays on the device (no host round trip per instance).
+
+Both return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_classes``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from panbench.models.fusion import INSTANCE_OFFSET
+
+NAMES = ("panbench", "mmdet")
+
+
+def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
+                      object_mask_thr: float = 0.8, iou_thr: float = 0.8, filter_low_score: bool = False,
+                      out_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """The panoptic map of one image: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits
+    (padding removed); ``out_size`` (H, W): upsample the masks to it first (mmdet's ``rescale``)."""
+    scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
+    keep = labels.ne(num_classes) & (scores > object_mask_thr)
+    idx = torch.nonzero(keep).flatten()
+    cur_scores, cur_classes = scores[idx], labels[idx]
+    masks = mask_pred[idx]
+    if out_size is not None:
+        masks = F.interpolate(masks[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
+    masks = masks.sigmoid()
+    h, w = masks.shape[-2:]
+    k = masks.shape[0]
+    if k == 0:
+        return torch.full((h, w), num_classes, dtype=torch.int32, device=masks.device)
+    owner = first_argmax(cur_scores.view(-1, 1, 1) * masks)
+    area = torch.bincount(owner.flatten(), minlength=k)
+    original = (masks >= 0.5).flatten(1).sum(1)
+    ratio = area.double() / original.double().clamp(min=1)
+    kept = (area > 0) & (original > 0) & ~(ratio < iou_thr)
+    thing = kept & (cur_classes < num_things)
+    instance = torch.cumsum(thing.long(), 0)
+    table = torch.where(thing, cur_classes + instance * INSTANCE_OFFSET, cur_classes)
+    table = torch.where(kept, table, torch.full_like(table, num_classes)).int()
+    pan = table[owner]
+    if filter_low_score:
+        pan = torch.where(masks.gather(0, owner[None])[0] >= 0.5, pan, torch.full_like(pan, num_classes))
+    return pan
+
+
+def first_argmax(x: torch.Tensor) -> torch.Tensor:
+    """``x.argmax(0)`` (the first index of the largest value on ties; a NaN counts as the largest), as a
+    running maximum on the CPU, where a reduction over the first of three dimensions is slow."""
+    if x.device.type != "cpu" or x.shape[0] < 2:
+        return x.argmax(0)
+    best = x[0].clone()
+    owner = torch.zeros(x.shape[1:], dtype=torch.long)
+    better = torch.empty(x.shape[1:], dtype=torch.bool)
+    for k in range(1, x.shape[0]):
+        torch.gt(x[k], best, out=better)
+        owner.masked_fill_(better, k)
+        torch.maximum(best, x[k], out=best)
+    return x.argmax(0) if best.isnan().any() else owner
+
+
+def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, seg_preds: torch.Tensor,
+                     num_things: int, num_classes: int, mask_overlap: float, stuff_area_limit: int) -> torch.Tensor:
+    """The panoptic map of one image: the instance results' ``scores`` (N,), ``labels`` (N,), ``masks``
+    (N, H, W) bool, and ``seg_preds`` (num_stuff + 1, H, W) semantic logits."""
+    sem = first_argmax(seg_preds) + num_things
+    n = masks.shape[0]
+    layer = None
+    if n:
+        order = torch.argsort(-scores)
+        labels, masks = labels[order], masks[order].bool()
+        rows, cols = masks.any(2), masks.any(1)  # each mask's bounding box, read to the host at once
+        ar = torch.arange(max(rows.shape[1], cols.shape[1]), device=masks.device)
+        y0 = torch.where(rows, ar[: rows.shape[1]], rows.shape[1]).amin(1)
+        y1 = torch.where(rows, ar[: rows.shape[1]] + 1, 0).amax(1)
+        x0 = torch.where(cols, ar[: cols.shape[1]], cols.shape[1]).amin(1)
+        x1 = torch.where(cols, ar[: cols.shape[1]] + 1, 0).amax(1)
+        boxes = torch.stack([y0, y1, x0, x1], 1).tolist()
+        layer = torch.zeros(masks.shape[-2:], dtype=torch.long, device=masks.device)  # 1 + order position, 0 free
+        for i, (a, b, c, d) in enumerate(boxes):
+            if b <= a:  # an empty mask: mmdet skips it
+                continue
+            m = masks[i, a:b, c:d]
+            part = layer[a:b, c:d]
+            pasted = part > 0
+            area, intersect = m.sum(), (m & pasted).sum()
+            ok = ~((intersect / (area + 1e-5)) > mask_overlap)  # mmdet's expression, on the same tensors
+            part.masked_fill_(m & ~pasted & ok, i + 1)
+    # stuff areas: the semantic map's pixels that no instance took (a thing's label is below num_things)
+    counts = torch.bincount((sem if layer is None else torch.where(layer > 0, 0, sem)).flatten(),
+                            minlength=num_classes + 1)
+    small = counts < stuff_area_limit
+    small[:num_things] = False
+    pan = torch.where(small[sem], num_classes, sem)
+    if layer is not None:
+        # mmdet numbers the laid instances 1, 2, ... and then the non-empty ones among them again
+        filled = torch.bincount(layer.flatten(), minlength=n + 1)[1:] > 0
+        instance = torch.cumsum(filled.long(), 0)
+        table = torch.cat([torch.zeros(1, dtype=torch.long, device=sem.device), labels + instance * INSTANCE_OFFSET])
+        pan = torch.where(layer > 0, table[layer], pan)
+    return pan.int()
+
+
+def maskformer_predict(head: Any) -> Any:
+    """A ``predict`` for ``head`` (a ``MaskFormerFusionHead``) that runs :func:`maskformer_fusion`; mmdet's own
+    ``predict`` when the head is asked for more than the panoptic output."""
+    from mmengine.structures import PixelData
+
+    orig = head.predict
+
+    def predict(mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
+                rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
+        cfg = head.test_cfg
+        if not cfg.get("panoptic_on", True) or cfg.get("instance_on", False) or cfg.get("semantic_on", False):
+            return orig(mask_cls_results, mask_pred_results, batch_data_samples, rescale=rescale, **kwargs)
+        out = []
+        for mask_cls, mask_pred, sample in zip(mask_cls_results, mask_pred_results, batch_data_samples):
+            meta = sample.metainfo
+            ih, iw = meta["img_shape"][:2]
+            pan = maskformer_fusion(mask_cls, mask_pred[:, :ih, :iw], head.num_classes, head.num_things_classes,
+                                    cfg.get("object_mask_thr", 0.8), cfg.get("iou_thr", 0.8),
+                                    cfg.get("filter_low_score", False),
+                                    tuple(meta["ori_shape"][:2]) if rescale else None)
+            out.append({"pan_results": PixelData(sem_seg=pan[None])})
+        return out
+
+    return predict
+
+
+def heuristic_predict_single(head: Any) -> Any:
+    """A ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``) that runs :func:`heuristic_fusion`."""
+    from mmengine.structures import PixelData
+
+    def predict_single(mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
+        pan = heuristic_fusion(mask_results.scores, mask_results.labels, mask_results.masks, seg_preds,
+                               head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
+                               head.test_cfg.stuff_area_limit)
+        return PixelData(sem_seg=pan[None])
+
+    return predict_single
+
+
+def install_fusion(model: Any, name: str) -> str | None:
+    """Make ``model``'s panoptic fusion head run panbench's implementation of its own fusion (``name``
+    "panbench") or leave mmdet's (``"mmdet"``).  Returns the head's class name when it was replaced."""
+    head = getattr(model, "panoptic_fusion_head", None)
+    if name != "panbench" or head is None or "panoptic_postprocess" in vars(head):  # --postprocess has its own
+        return None
+    kind = type(head).__name__
+    if kind == "MaskFormerFusionHead":
+        head.predict = maskformer_predict(head)
+    elif kind == "HeuristicFusionHead":
+        head._predict_single = heuristic_predict_single(head)
+    else:
+        return None
+    return kind

@@ -1,0 +1,107 @@
+"""GFLOPs of the full-size zoo architectures (random weights, the 2-image COCO sample through each model's
+test pipeline) against the FLOPs their papers publish, and panbench's fusion on their outputs against mmdet's.
+
+Published (1 multiply-add = 1 FLOP, fvcore, averaged over 100 COCO val images at the 800-pixel short side):
+Mask2Former R50 226 G and Swin-L 868 G (Cheng et al., "Masked-attention Mask Transformer for Universal Image
+Segmentation", CVPR 2022, Table 1, COCO panoptic val); MaskFormer R50 181 G (Cheng et al., "Per-Pixel
+Classification is Not All You Need for Semantic Segmentation", NeurIPS 2021, Table 2, COCO panoptic val).
+PanopticFPN: no FLOPs published in its paper or detectron2's model zoo; its count is checked to be positive only.
+
+The comparison runs on one 640x480 image (COCO val's most common size; 800x1067 after the test pipeline's
+resize): the sample's images are larger (640x427 and 640x360, resized to 800x1199 and 750x1333) than COCO's
+average, and their count is checked to grow with the pixels instead.  Tolerance: 10%.  The gap comes from
+(a) the image sizes (one size instead of COCO's first 100 images), and (b) the ops counted: FlopCounterMode counts
+convolutions and matrix products only; fvcore also counts normalisations and upsampling, and neither counts
+deformable attention's ``grid_sample`` sampling (Mask2Former's pixel decoder).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from panbench.evaluation.flops import model_gflops
+
+pytestmark = pytest.mark.slow
+
+PUBLISHED = {  # config -> (GFLOPs, source)
+    "mask2former_r50": (226.0, "Cheng et al. 2022, Table 1"),
+    "mask2former_swin-l-in21k": (868.0, "Cheng et al. 2022, Table 1"),
+    "maskformer_r50": (181.0, "Cheng et al. 2021, Table 2"),
+    "panoptic-fpn_r50_1x": (None, "none published"),
+}
+TOLERANCE = 0.10
+
+
+def _sample_inputs(cfg, coco_sample, n):
+    from panbench.data.datasets import load_dataset
+    from panbench.models import mm
+
+    ds = load_dataset(coco_sample, name="coco")
+    pipe = mm.test_pipeline(cfg)
+    return [pipe({"img_path": str(s.image_path), "img_id": s.image_id}) for s in ds.samples[:n]]
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_zoo_gflops_match_the_papers_and_fusion_matches_mmdet(name, coco_sample, tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from panbench.models import mm
+    from panbench.models.fast_fusion import install_fusion
+    from panbench.models.fusion import panoptic_only
+    from panbench.models.registry import CONFIG_DIR
+
+    path = CONFIG_DIR / f"{name}.py"
+    cfg = mm.load_config(path)
+    panoptic_only(cfg)
+    torch.manual_seed(0)
+    model = mm.build_model(cfg, path).eval()
+    img = tmp_path / "coco-size.jpg"  # 640x480, COCO val's most common size: the papers' typical input
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(img)
+    typical = mm.test_pipeline(cfg)({"img_path": str(img), "img_id": 0})
+    sample = _sample_inputs(cfg, coco_sample, 0 if "swin" in name else 1)  # Swin-L: CPU time
+    head = model.panoptic_fusion_head
+    calls = []
+    orig = head.predict
+
+    def capture(*a, **k):
+        calls.append((a, k))
+        return orig(*a, **k)
+
+    head.predict = capture
+    res = model_gflops(model, [typical], "cpu")
+    res_sample = model_gflops(model, sample, "cpu")
+    del head.predict
+    pub, source = PUBLISHED[name]
+    assert res["input_hw"] == [[800, 1067]] and res["convention"].startswith("1 multiply-add = 1 FLOP")
+    if pub is None:
+        assert res["gflops"] > 50
+    else:
+        assert abs(res["gflops"] / pub - 1) <= TOLERANCE, (name, res["gflops"], pub, source)
+    if res_sample is not None:  # the sample's first image is larger (1199x800): more FLOPs, in proportion
+        assert res_sample["input_hw"] == [[800, 1199]]
+        if pub is not None:  # PanopticFPN's mask head runs once per detection: random weights set the count
+            assert 1.0 < res_sample["gflops"] / res["gflops"] < 1199 / 1067 * 1.05
+    print(f"\n{name}: {res['gflops']:.1f} GFLOPs at 800x1067 (published {pub}, {source}); sample image "
+          f"{res_sample['gflops'] if res_sample else float('nan'):.1f} GFLOPs at 800x1199")
+
+    # the fusion on these outputs: mmdet's and panbench's, pixel for pixel; random weights keep few segments,
+    # so the thresholds are lowered too (the same rules at other settings)
+    for settings in ({}, {"object_mask_thr": 0.0, "iou_thr": 0.3, "mask_overlap": 0.9, "stuff_area_limit": 64}):
+        cfg_before = dict(head.test_cfg)
+        for k, v in settings.items():
+            if k in head.test_cfg:
+                head.test_cfg[k] = v
+        with torch.inference_mode():
+            ref = [_maps(orig(*a, **k)) for a, k in calls]
+            assert install_fusion(model, "panbench")
+            ours = [_maps(head.predict(*a, **k)) for a, k in calls]
+        for k in [k for k in vars(head) if k in ("predict", "_predict_single")]:
+            delattr(head, k)
+        head.test_cfg.update(cfg_before)
+        assert all(torch.equal(r, o) for rs, os_ in zip(ref, ours) for r, o in zip(rs, os_))
+
+
+def _maps(out):
+    return [o["pan_results"].sem_seg[0] if isinstance(o, dict) else o.sem_seg[0] for o in out]

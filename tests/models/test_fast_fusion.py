@@ -1,0 +1,131 @@
+"""panbench's vectorized panoptic fusion gives mmdet's maps pixel for pixel: MaskFormer/Mask2Former's
+(``MaskFormerFusionHead``) and PanopticFPN's (``HeuristicFusionHead``), on generated query outputs
+(ties, empty masks, thresholds), on the demo models and on the full-size zoo models with random weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from panbench.models.fast_fusion import heuristic_fusion, install_fusion, maskformer_fusion
+
+N_TH, N_ST = 3, 2
+N_CLS = N_TH + N_ST
+
+
+def mmdet_maskformer(mask_cls, mask_pred, out_size, **cfg):
+    from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
+    from mmengine.config import ConfigDict
+
+    head = MaskFormerFusionHead(N_TH, N_ST, test_cfg=ConfigDict(cfg))
+    up = F.interpolate(mask_pred[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
+    return head.panoptic_postprocess(mask_cls, up).sem_seg[0]
+
+
+def mmdet_heuristic(scores, labels, masks, seg, mask_overlap, stuff_area_limit):
+    from mmdet.models.seg_heads.panoptic_fusion_heads import HeuristicFusionHead
+    from mmengine.config import ConfigDict
+    from mmengine.structures import InstanceData
+
+    head = HeuristicFusionHead(N_TH, N_ST, test_cfg=ConfigDict(mask_overlap=mask_overlap,
+                                                               stuff_area_limit=stuff_area_limit))
+    res = InstanceData(bboxes=torch.zeros(len(scores), 4), scores=scores, labels=labels, masks=masks)
+    return head._predict_single(res, seg.clone()).sem_seg[0]
+
+
+@st.composite
+def query_outputs(draw):
+    """Q queries over an h x w map: class logits from a few levels (ties between queries and classes),
+    mask logits as rectangles on a background (empty, full, overlapping, equal masks), thresholds."""
+    q = draw(st.integers(0, 7))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    levels = np.array([-3.0, 0.0, 2.0, 6.0, 9.0])
+    cls = torch.tensor(levels[rng.integers(0, len(levels), (q, N_CLS + 1))], dtype=torch.float32)
+    pred = torch.full((q, h, w), float(draw(st.sampled_from([-6.0, -0.0, -20.0]))))
+    for k in range(q):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        pred[k, y0: y0 + rng.integers(0, h + 1), x0: x0 + rng.integers(0, w + 1)] = float(rng.choice([0.0, 3.0, 8.0]))
+    if q > 1 and draw(st.booleans()):  # two identical queries: argmax ties go to the first
+        cls[1], pred[1] = cls[0], pred[0]
+    out = (draw(st.integers(1, 12)), draw(st.integers(1, 12))) if draw(st.booleans()) else (h, w)
+    cfg = {"object_mask_thr": draw(st.sampled_from([0.0, 0.5, 0.8, 0.95])),
+           "iou_thr": draw(st.sampled_from([0.0, 0.5, 0.8, 1.0])), "filter_low_score": draw(st.booleans())}
+    return cls, pred, out, cfg
+
+
+@settings(max_examples=300, deadline=None)
+@given(query_outputs())
+def test_maskformer_fusion_equals_mmdet_pixel_for_pixel(case) -> None:
+    cls, pred, out, cfg = case
+    ref = mmdet_maskformer(cls, pred, out, **cfg)
+    ours = maskformer_fusion(cls, pred, N_CLS, N_TH, cfg["object_mask_thr"], cfg["iou_thr"],
+                             cfg["filter_low_score"], out)
+    assert ours.dtype == ref.dtype == torch.int32
+    assert torch.equal(ours, ref)
+
+
+@st.composite
+def instance_outputs(draw):
+    """N instances (rectangles; empty, nested, equal masks; tied scores) over a semantic map, thresholds."""
+    n = draw(st.integers(0, 8))
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    masks = torch.zeros((n, h, w), dtype=torch.bool)
+    for k in range(n):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        masks[k, y0: y0 + rng.integers(0, h + 1), x0: x0 + rng.integers(0, w + 1)] = True
+    if n > 1 and draw(st.booleans()):
+        masks[1] = masks[0]
+    scores = torch.tensor(rng.choice([0.3, 0.5, 0.9], n), dtype=torch.float32)
+    labels = torch.tensor(rng.integers(0, N_TH, n), dtype=torch.long)
+    seg = torch.tensor(rng.choice([0.0, 1.0, 2.0], (N_ST + 1, h, w)), dtype=torch.float32)
+    return scores, labels, masks, seg, draw(st.sampled_from([0.0, 0.3, 0.5, 1.0])), draw(st.sampled_from([0, 1, 5, 40]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(instance_outputs())
+def test_heuristic_fusion_equals_mmdet_pixel_for_pixel(case) -> None:
+    scores, labels, masks, seg, overlap, limit = case
+    ref = mmdet_heuristic(scores, labels, masks, seg, overlap, limit)
+    ours = heuristic_fusion(scores, labels, masks, seg, N_TH, N_CLS, overlap, limit)
+    assert ours.dtype == ref.dtype == torch.int32
+    assert torch.equal(ours, ref)
+
+
+def _panoptic_maps(model, datas):
+    from panbench.evaluation.memory import forward
+
+    with torch.inference_mode():
+        return [out.pred_panoptic_seg.sem_seg[0].clone() for d in datas
+                for out in forward(model, [{"data": d}], "cpu", None)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn"])
+def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
+    """The first 20 demo val images (scripts/bench_eval.py compares all 60 through the metrics), each demo model
+    with its committed weights: the same map with either fusion."""
+    from panbench import REPO_ROOT
+    from panbench.data.datasets import load_dataset
+    from panbench.data.demo import make_demo
+    from panbench.evaluation.loading import load_model
+    from panbench.evaluation.loop import _Items
+    from panbench.models.registry import resolve
+
+    root = make_demo(REPO_ROOT / "data" / "demo")
+    ds = load_dataset(root, name="demo")
+    spec = resolve(name, dataset="demo")[0]
+    lm = load_model(spec, ds.categories, None, False, "cpu")
+    items = _Items(ds, list(range(20)), lm.pipeline)
+    datas = [items[k]["data"] for k in range(len(items))]
+    ref = _panoptic_maps(lm.model, datas)
+    assert install_fusion(lm.model, "panbench") in ("MaskFormerFusionHead", "HeuristicFusionHead")
+    ours = _panoptic_maps(lm.model, datas)
+    assert sum(len(torch.unique(r)) for r in ref) > 2 * len(ref)  # segments, not an empty prediction
+    for r, o in zip(ref, ours):
+        assert torch.equal(r, o)
