@@ -35,7 +35,7 @@ Also panbench's peak memory at N/4 and N images.
 Every child process runs with Python's bytecode caches on (as an installed package; the script clears
 PYTHONDONTWRITEBYTECODE).
 
-The analyses (issue 16), interleaved with the runs above (``--analyses-only``: only these):
+The analyses, interleaved with the runs above (``--analyses-only``: only these):
 
   panbench score (default: PQ + per-image records + intervals, PQ by size, PQ-dagger, errors)
                              vs  panbench score --no-analysis (PQ only)      target: under 1.10x

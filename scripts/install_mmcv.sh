@@ -82,7 +82,7 @@ if ! cached; then
   else
     CORES="$(sed -nE 's/^MAX_JOBS=([0-9]+)$/\1/p' <<<"$(printf '%s\n' "${BUILD_ENV[@]}")")"
     CORES="${CORES:-$(nproc)}"
-    # measured (issue 17): about 12 min on a 2-core machine; the 77 C++ sources compile in parallel
+    # measured on 2026-11-22: about 12 min on a 2-core machine; the 77 C++ sources compile in parallel
     echo "        compiling mmcv from source: this takes about $(( (24 + CORES - 1) / CORES )) min with $CORES" \
       "parallel jobs (about 12 min on 2 cores; once per torch version; the wheel is cached in $WHEELDIR)"
   fi

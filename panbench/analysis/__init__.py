@@ -1,4 +1,4 @@
-"""Analyses beyond one PQ number (issue 16): per-image records, bootstrap confidence intervals,
+"""Analyses beyond one PQ number: per-image records, bootstrap confidence intervals,
 PQ by object size, PQ-dagger and a panoptic error breakdown.  Numpy only (never torch or mmdet).
 
 Entry points: :func:`analyze_image` (one image, from the intersection table that PQ uses),

@@ -75,7 +75,7 @@ class RunRecord(TypedDict, total=False):
     # which images of the dataset ran: {"limit": --limit or None, "subset": the --subset file or None,
     # "images": how many}; so that tables tell a subset run from a full one without parsing the command
     selection: dict[str, Any]
-    # the analyses of issue 16 (docs/analysis.md), from the per-image records; absent in schema-1 records
+    # the analyses (docs/analysis.md), from the per-image records; absent in schema-1 records
     ci: dict[str, list[float]]  # PQ, SQ, RQ, PQ_th, PQ_st -> [low, high], 95% image bootstrap, 0-100
     by_size: dict[str, dict[str, float | int]]  # small/medium/large -> PQ, SQ, RQ (0-100), n categories, segments
     pq_dagger: float  # PQ-dagger (Porzi et al. 2019), 0-100

@@ -146,7 +146,7 @@ def published_label(r: dict[str, Any]) -> str:
     if r.get("published_source"):
         return r["published_source"]
     # records written before published_source was kept: an mmdet model's come from the zoo (the label
-    # models.registry.MMDET_ZOO gives them now), an hf: model's from the original release it was converted from
+    # models.registry.MMDET_ZOO gives), an hf: model's from the original release it was converted from
     return "MMDetection model zoo" if framework(r) == "mmdet" else "original release (docs/huggingface.md)"
 
 

@@ -31,7 +31,7 @@ def test_eval_writes_record_and_csv_row(coco_sample, tmp_path, ckpt_dir, model, 
     spec = resolve(model)[0]
     ckpt = save_zoo_style_checkpoint(spec, ckpt_dir)
     meta = torch.load(ckpt, weights_only=True)["meta"]
-    if model == "panoptic-fpn":  # the 2.x spelling that was refused before (issue 14)
+    if model == "panoptic-fpn":  # the 2.x spelling of the class names
         assert meta["CLASSES"][7] == " truck" and "mmcv_version" in meta and "hook_msgs" in meta
     else:
         assert meta["dataset_meta"]["classes"][7] == "truck" and "mmengine_version" in meta

@@ -1,4 +1,4 @@
-"""The eval progress bar (issue 19): it counts every image of the run, also those scored by
+"""The eval progress bar: it counts every image of the run, also those scored by
 forked CPU processes, and names the model and its post-processing."""
 
 from __future__ import annotations
