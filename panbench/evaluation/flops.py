@@ -35,8 +35,10 @@ def count_step(model: Any, data: dict[str, Any], device: str) -> int:
 
 
 def input_shape(data: dict[str, Any]) -> list[int]:
-    """Height and width of the network's input (after the pipeline's resize)."""
-    return [int(x) for x in data["inputs"].shape[-2:]]
+    """Height and width of the network's input (after the pipeline's resize): mmdet's ``inputs``, a
+    ``transformers`` processor's ``pixel_values``."""
+    x = data["inputs"] if "inputs" in data else data["pixel_values"]
+    return [int(v) for v in x.shape[-2:]]
 
 
 def model_gflops(model: Any, datas: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
