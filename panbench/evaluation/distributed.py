@@ -161,7 +161,8 @@ def download_wait(failed: bool) -> bool:
     """For a download made by local rank 0 of each node (a checkpoint, a hub model): local rank 0 posts
     whether it failed in the process group's key-value store, and the node's other ranks wait for that
     post (up to ``PANBENCH_DOWNLOAD_TIMEOUT_MIN``) on the store, not in a collective, so the collectives'
-    timeout stays short.  Returns whether the node's download failed; ``failed`` alone outside torchrun.
+    timeout stays short; then every rank meets in one short collective (:func:`dist_any`).  Returns whether a
+    download failed; ``failed`` alone outside torchrun.
     Every rank calls it in the same order (the key counts the calls)."""
     if not _distributed():
         return failed
@@ -172,7 +173,9 @@ def download_wait(failed: bool) -> bool:
     key = f"panbench/download/{dist.get_rank() - local_rank()}/{next(_download_calls)}"
     if local_rank() == 0:
         store.set(key, b"1" if failed else b"0")
-        return failed
+        # then a short collective with the others, who arrive once they have read the post: rank 0, which
+        # holds the store, must not stop (after a failed download) before they have read it
+        return dist_any(failed)
     _, wait = dist_timeouts(os.environ)
     try:
         store.wait([key], wait)
@@ -182,7 +185,7 @@ def download_wait(failed: bool) -> bool:
                             f"({str(e).splitlines()[0][:80] if str(e) else type(e).__name__}); download it once "
                             "with a single process (panbench eval --model X --limit 1) or raise "
                             "PANBENCH_DOWNLOAD_TIMEOUT_MIN, and rerun") from e
-    return store.get(key) == b"1"
+    return dist_any(store.get(key) == b"1")
 
 
 def dist_sum(n: int) -> int:

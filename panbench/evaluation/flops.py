@@ -22,6 +22,20 @@ COUNTER = "torch.utils.flop_counter.FlopCounterMode"
 CONVENTION = "1 multiply-add = 1 FLOP (FlopCounterMode's count halved, as fvcore counts)"
 
 
+class _TotalOnly:
+    """Stands in for FlopCounterMode's module tracker: only the total ("Global") is read, and the tracker's
+    hooks need a gradient function on every module input, which a parameter passed as an input (OneFormer's
+    task embeddings) lacks under ``inference_mode``."""
+
+    parents = {"Global"}
+
+    def __enter__(self) -> _TotalOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def count_step(model: Any, data: dict[str, Any], device: str) -> int:
     """Multiply-adds of one ``test_step`` on one pipeline output ``data``."""
     import torch
@@ -29,7 +43,9 @@ def count_step(model: Any, data: dict[str, Any], device: str) -> int:
 
     from panbench.evaluation.memory import forward
 
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _TotalOnly()  # the total only: no per-module hooks
+    with torch.inference_mode(), counter:
         forward(model, [{"data": data}], device, None)
     return counter.get_total_flops() // 2
 

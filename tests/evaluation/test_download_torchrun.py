@@ -32,6 +32,9 @@ from panbench.errors import PanbenchError
 from panbench.evaluation.distributed import download_wait
 from panbench.models import checkpoints
 dist.init_process_group("gloo")
+if dist.get_rank() == 1:
+    import time
+    time.sleep(float(os.environ.get("LATE_S", "0")))  # a rank that reaches the download late
 try:
     path, digest = checkpoints.fetch(sys.argv[1], any_rank=download_wait)
     print(json.dumps({"rank": dist.get_rank(), "digest": digest, "path": str(path)}))
@@ -81,7 +84,7 @@ class _Server:
         self.thread.start()
 
 
-def _two_ranks(tmp_path: Path, url: str) -> list[tuple[int, dict]]:
+def _two_ranks(tmp_path: Path, url: str, late_s: float = 0.0) -> list[tuple[int, dict]]:
     script = tmp_path / "fetch.py"
     script.write_text(FETCH)
     port = free_port()
@@ -89,7 +92,7 @@ def _two_ranks(tmp_path: Path, url: str) -> list[tuple[int, dict]]:
     for rank in (0, 1):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
                "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "TORCH_HOME": str(tmp_path / "torch"), "OMP_NUM_THREADS": "1"}
+               "TORCH_HOME": str(tmp_path / "torch"), "OMP_NUM_THREADS": "1", "LATE_S": str(late_s)}
         procs.append(subprocess.Popen([PY, str(script), url], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     out = []
@@ -122,3 +125,12 @@ def test_a_failed_download_stops_every_rank_in_one_line(tmp_path) -> None:
     assert [code for code, _ in res] == [2, 2], res
     assert "download failed" in res[0][1]["error"] and "local rank 0 failed" in res[1][1]["error"]
     assert len(server.requests) == 1
+
+
+def test_a_failed_download_reaches_a_rank_that_arrives_late(tmp_path) -> None:
+    """Local rank 0 (which holds the store) fails at once and waits for the other rank to read its post
+    before it stops: the late rank gets the one-line error, not a reset connection."""
+    server = _Server(status=404)
+    res = _two_ranks(tmp_path, server.url, late_s=3.0)
+    assert [code for code, _ in res] == [2, 2], res
+    assert "local rank 0 failed" in res[1][1]["error"]

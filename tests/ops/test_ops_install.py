@@ -108,8 +108,9 @@ def test_the_ops_backend_is_in_the_versions_and_the_cache_key(monkeypatch) -> No
     from panbench.reporting.records import versions
 
     lm = types.SimpleNamespace(cfg_hash="c", weights=types.SimpleNamespace(sha256="w"))
-    opts = types.SimpleNamespace(postprocess=types.SimpleNamespace(label=lambda: "default"), amp="fp32",
-                                 batch_size=1, boundary=False, cfg_options=None)
+    from panbench.evaluation.options import EvalOptions
+
+    opts = EvalOptions()
     keys = {}
     for name, module in (("panbench", ext), ("mmcv", types.ModuleType("mmcv._ext"))):
         monkeypatch.setitem(sys.modules, "mmcv._ext", module)
