@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cost of the analyses (issue 16), on synthetic data, printed side by side.
+"""Cost of the analyses, on synthetic data, printed side by side.
 
 1. Bootstrap at COCO val scale: 5000 images, 133 categories (80 things, 53 stuff), 1000 resamples,
    one run (``bootstrap_ci``) and a paired comparison of two runs (``paired_bootstrap``, with the

@@ -1,4 +1,4 @@
-"""The eval console and messages (issue 19): post-processing in the header and the summary, every model
+"""The eval console and messages: post-processing in the header and the summary, every model
 and option checked before any model runs, the dataset inferred from the model, the progress bar of a
 torchrun job, `panbench data coco` named where COCO is missing, committed demo weights in `ls`."""
 

@@ -13,7 +13,7 @@ from panbench.cli import main
 from panbench.data.demo import DEMO_CATEGORIES, make_demo, tree_digest
 
 # PQ of each committed demo model on the demo val split, +-0.5: measured by `panbench eval --model all
-# --dataset demo` on the val set regenerated for issue 19 (one crowd segment per category; not retrained)
+# --dataset demo` on the val set `panbench data demo` generates (at most one crowd segment per category; not retrained)
 PINNED_PQ = {"demo-mask2former": 70.712, "demo-maskformer": 64.921, "demo-panoptic-fpn": 76.378}
 
 
