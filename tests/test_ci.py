@@ -1,4 +1,4 @@
-"""On CI (CI=true) the report's browser test and the LaTeX compile checks run or the run fails (issue 14 §8).
+"""On CI (CI=true) the report's browser test and the LaTeX compile checks run or the run fails.
 
 ``.ci/run`` is run for real with a PATH that has no chromium and an ``apt-get`` that fails (a
 stand-in for an install that does not work, e.g. no network), and a ``make`` that only says that

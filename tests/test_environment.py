@@ -1,4 +1,4 @@
-"""An environment that stays working (issue 14 §7).
+"""An environment that stays working.
 
 mmengine 0.10.7 imports ``pkg_resources`` to load any config, setuptools 82 no longer ships it,
 and torch 2.13 requires ``setuptools>=77.0.3``: an unconstrained pip that installs one more

@@ -21,7 +21,7 @@ def test_generated_dataset_is_identical_across_runs(tmp_path: Path) -> None:
     a, b = make_demo(tmp_path / "a"), make_demo(tmp_path / "b")
     assert tree_digest(a) == tree_digest(b)
     js = (a / "annotations" / "panoptic_val2017.json").read_bytes()
-    # changed by issue 19: at most one crowd segment per category and image
+    # at most one crowd segment per category and image
     assert hashlib.sha256(js).hexdigest()[:16] == "2e1aa0aa7efaa188"
 
 

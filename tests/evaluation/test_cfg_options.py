@@ -1,4 +1,4 @@
-"""``eval --cfg-options`` (issue 19): mmengine's syntax, applied to the model config before it is built,
+"""``eval --cfg-options``: mmengine's syntax, applied to the model config before it is built,
 part of the config hash, the record and the resume-cache key."""
 
 from __future__ import annotations

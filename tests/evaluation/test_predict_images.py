@@ -1,4 +1,4 @@
-"""``eval --images`` (issue 19): a model on images without ground truth, its predictions saved in the
+"""``eval --images``: a model on images without ground truth, its predictions saved in the
 COCO panoptic format, nothing scored, no record."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``eval --save-predictions`` (issue 19): COCO panoptic PNGs + one JSON that ``panbench score`` and
+"""``eval --save-predictions``: COCO panoptic PNGs + one JSON that ``panbench score`` and
 panopticapi read back to the record's metrics exactly, from forked CPU processes, torchrun ranks and
 resumed runs; never a JSON that lacks an image."""
 
