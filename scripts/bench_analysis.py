@@ -3,12 +3,12 @@
 
 1. Bootstrap at COCO val scale: 5000 images, 133 categories (80 things, 53 stuff), 1000 resamples,
    one run (``bootstrap_ci``) and a paired comparison of two runs (``paired_bootstrap``, with the
-   per-class intervals); the target is under 5 s on 2 cores.  The per-image records are synthetic
+   per-class intervals); the target is under 5 s on 2 cores.  The per-image matches are synthetic
    (random categories, IoUs, areas and overlaps; about 11 categories and 20 segments per image),
    not scores of any model.
-2. PQ by size, PQ-dagger and the error breakdown on the same records.
-3. Per-image cost of the record: ``score_image`` vs ``score_image_analysis`` (the same plus
-   ``analyze_image``) and vs boundary PQ on top (``score_image_all(boundary=True)``) on in-memory
+2. PQ by size, PQ-dagger and the error breakdown on the same matches.
+3. Per-image cost of keeping the match: ``score_image`` vs ``score_image_analysis`` (the same, also
+   returning the ``ImageMatch``) and vs boundary PQ on top (``score_image_all(boundary=True)``) on in-memory
    640x480 synthetic images (no PNG decoding, so the ratios are the strictest possible; in
    ``score`` the decoding makes them smaller).  Medians of interleaved repeats.
 
@@ -41,11 +41,11 @@ from panbench.analysis import (  # noqa: E402
     pq_by_size,
     pq_dagger,
 )
-from panbench.analysis.image import BOOL_FIELDS, FIELDS, FLOAT_FIELDS  # noqa: E402
+from panbench.pq.matching import BOOL_FIELDS, FIELDS, FLOAT_FIELDS  # noqa: E402
 
 
 def synthetic_set(rng: np.random.Generator, n_images: int, n_cat: int, per_image: int = 20) -> AnalysisSet:
-    """Random per-image records in the shape of COCO val (synthetic, not a measurement of a model)."""
+    """Random per-image matches in the shape of COCO val (synthetic, not a measurement of a model)."""
     cols: dict[str, np.ndarray] = {}
     sizes = {"tp": per_image * 6 // 10, "fn": per_image * 2 // 10, "fp": per_image * 2 // 10, "gt": per_image * 8 // 10}
     for g, k in sizes.items():
@@ -75,8 +75,8 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench_records(n_images: int, repeat: int) -> tuple[float, ...]:
-    """Seconds per image: in memory (plain, record, record + boundary), then from PNG files as
+def bench_matches(n_images: int, repeat: int) -> tuple[float, ...]:
+    """Seconds per image: in memory (plain, match, match + boundary), then from PNG files as
     ``score`` reads them (the same three)."""
     import tempfile
 
@@ -110,7 +110,7 @@ def bench_records(n_images: int, repeat: int) -> tuple[float, ...]:
                 score_image_all(cats, g_ids, gi, p_ids, pi, "image", boundary=kind == "boundary")
         return time.perf_counter() - t
 
-    files_t: dict[str, list[float]] = {"plain": [], "record": [], "boundary": []}
+    files_t: dict[str, list[float]] = {"plain": [], "match": [], "boundary": []}
     plain, full, bnd = [], [], []
     for _ in range(repeat):  # interleaved
         t = time.perf_counter()
@@ -139,17 +139,17 @@ def main() -> None:
     ap.add_argument("--categories", type=int, default=133)
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--record-images", type=int, default=40, help="images for the per-image record cost")
-    ap.add_argument("--records-only", action="store_true", help="only the per-image costs (part 3)")
+    ap.add_argument("--match-images", type=int, default=40, help="images for the per-image match cost")
+    ap.add_argument("--matches-only", action="store_true", help="only the per-image costs (part 3)")
     args = ap.parse_args()
-    if args.records_only:
-        records(args)
+    if args.matches_only:
+        matches(args)
         return
     rng = np.random.default_rng(0)
     isthing = [k < 80 for k in range(args.categories)]
     a, b = synthetic_set(rng, args.images, args.categories), synthetic_set(rng, args.images, args.categories)
     ra, rb = RunSums.from_analysis(a, "synthetic"), RunSums.from_analysis(b, "synthetic")
-    print(f"synthetic records: {args.images} images, {args.categories} categories, {args.resamples} resamples, "
+    print(f"synthetic matches: {args.images} images, {args.categories} categories, {args.resamples} resamples, "
           f"threads {os.environ['OPENBLAS_NUM_THREADS']}, {os.cpu_count()} cpus")
     t_sums = timed(lambda: RunSums.from_analysis(a), args.repeat)
     t_ci = timed(lambda: bootstrap_ci(ra, isthing, n_resamples=args.resamples), args.repeat)
@@ -159,25 +159,25 @@ def main() -> None:
     print(f"  bootstrap_ci, one run              {t_ci:8.3f} s   target < 5 s: {'ok' if t_ci < 5 else 'MISSED'}")
     print(f"  paired_bootstrap + per class       {t_pair:8.3f} s   target < 5 s: {'ok' if t_pair < 5 else 'MISSED'}")
     print(f"  by size + PQ-dagger + errors       {t_rest:8.3f} s")
-    if args.record_images:
-        records(args)
+    if args.match_images:
+        matches(args)
 
 
-def records(args: argparse.Namespace) -> None:
+def matches(args: argparse.Namespace) -> None:
     """Part 3: the per-image costs, printed side by side."""
-    if args.record_images:
+    if args.match_images:
         from panbench.analysis import boundary
         from panbench.pq import kernels
 
-        plain, full, bnd, f_plain, f_full, f_bnd = bench_records(args.record_images, args.repeat)
-        print(f"per-image record, {args.record_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
+        plain, full, bnd, f_plain, f_full, f_bnd = bench_matches(args.match_images, args.repeat)
+        print(f"per-image match, {args.match_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
         print(f"  score_image                     {1e3 * plain:8.2f} ms/image")
         print(f"  score_image_analysis            {1e3 * full:8.2f} ms/image   ratio {full / plain:.3f}")
         print(f"  + boundary PQ (d = 16)             {1e3 * bnd:8.2f} ms/image   ratio {bnd / plain:.3f}")
         print("  from PNG files, as score reads them (decode + the above):")
         print(f"  read_ids x 2 + score_image      {1e3 * f_plain:8.2f} ms/image")
-        print(f"  ... + per-image record             {1e3 * f_full:8.2f} ms/image   ratio {f_full / f_plain:.3f}")
-        print(f"  ... + record + boundary PQ         {1e3 * f_bnd:8.2f} ms/image   ratio {f_bnd / f_plain:.3f}   "
+        print(f"  ... + per-image match              {1e3 * f_full:8.2f} ms/image   ratio {f_full / f_plain:.3f}")
+        print(f"  ... + match + boundary PQ          {1e3 * f_bnd:8.2f} ms/image   ratio {f_bnd / f_plain:.3f}   "
               f"target < 2: {'ok' if f_bnd < 2 * f_plain else 'MISSED'}")
         print(f"  (PQ pixel pass: {'C' if kernels._native is not None else 'numpy'}; "
               f"boundary pixel pass: {'C' if boundary._native is not None else 'numpy'})")

@@ -1,8 +1,9 @@
-"""Analyses beyond one PQ number: per-image records, bootstrap confidence intervals,
-PQ by object size, PQ-dagger and a panoptic error breakdown.  Numpy only (never torch or mmdet).
+"""Analyses beyond one PQ number: bootstrap confidence intervals, PQ by object size, PQ-dagger and a
+panoptic error breakdown, from the per-image matches of :mod:`panbench.pq.matching`.  Numpy only
+(never torch or mmdet).
 
-Entry points: :func:`analyze_image` (one image, from the intersection table that PQ uses),
-:class:`AnalysisSet` (all images, as columns; save/load), :func:`analyze` (every default analysis
+Entry points: :class:`AnalysisSet` (the :class:`~panbench.pq.matching.ImageMatch` of every image, as
+columns; save/load), :func:`analyze` (every default analysis
 of a set as one JSON-ready dict), :func:`bootstrap_ci`, :func:`paired_bootstrap`,
 :func:`pq_by_size`, :func:`pq_dagger`, :func:`error_breakdown`.  The rules: docs/analysis.md.
 """
@@ -14,10 +15,9 @@ from typing import Any
 from panbench.analysis.bootstrap import N_RESAMPLES, RunSums, bootstrap_ci, check_paired, paired_bootstrap
 from panbench.analysis.breakdown import error_breakdown
 from panbench.analysis.collect import AnalysisSet
-from panbench.analysis.image import ImageAnalysis, analyze_image
 from panbench.analysis.metrics import pq_by_size, pq_dagger
 
-__all__ = ["AnalysisSet", "ImageAnalysis", "RunSums", "analyze", "analyze_image", "bootstrap_ci",
+__all__ = ["AnalysisSet", "RunSums", "analyze", "bootstrap_ci",
            "check_paired", "error_breakdown", "paired_bootstrap", "pq_by_size", "pq_dagger"]
 
 

@@ -74,7 +74,7 @@ def _count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int):
         yield w[:m]
 
 
-def _split(s: np.ndarray, n_cat: int) -> tuple[np.ndarray, ...]:
+def _split(s: np.ndarray, n_cat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """IoU, TP, FP, FN of :meth:`RunSums.stacked` sums, with FP + FN as FP and 0 as FN."""
     iou, tp, err = (s[:, k * n_cat:(k + 1) * n_cat] for k in range(3))
     return iou, tp, err, np.zeros_like(err)

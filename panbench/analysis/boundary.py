@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from panbench.analysis.image import _ignored
 from panbench.errors import InputError
 from panbench.pq.kernels import load_extension
-from panbench.pq.matching import ImageStats, Segments
+from panbench.pq.matching import ImageStats, Segments, ignored_predictions
 
 # the per-pixel part in C (panbench/analysis/_boundary.c); the numpy path below gives the same tables
 _native = load_extension("panbench.analysis._boundary")
@@ -59,9 +58,10 @@ def boundary_mask(ids: np.ndarray, d: int) -> np.ndarray:
 def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments,
                          inter: np.ndarray, ratio: float = 0.02) -> ImageStats:
     """PQ contributions of one image with IoU = min(mask IoU, boundary IoU).  ``inter`` is the mask
-    intersection table (as for :func:`panbench.pq.matching.match_segments`), ``pred.areas`` set."""
+    intersection table (as for :func:`panbench.pq.matching.match_image`), ``pred.areas`` set."""
     n_gt, n_pred = len(gt), len(pred)
-    d = dilation(*gt_ids.shape, ratio)
+    height, width = gt_ids.shape
+    d = dilation(height, width, ratio)
     tp_cats, tp_ious = np.zeros(0, np.int64), np.zeros(0)
     gt_matched, pred_matched = np.zeros(n_gt, bool), np.zeros(n_pred, bool)
     if n_gt and n_pred:
@@ -84,7 +84,7 @@ def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray,
         pred_matched[p[hit]] = True
     fn_cats = gt.cats[~gt_matched & ~gt.iscrowd]
     unmatched = np.nonzero(~pred_matched)[0]
-    fp = unmatched[~_ignored(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
+    fp = unmatched[~ignored_predictions(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
     return ImageStats(tp_cats, tp_ious, fn_cats, pred.cats[fp])
 
 

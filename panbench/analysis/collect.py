@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from panbench.analysis.image import BOOL_FIELDS, FIELDS, FLOAT_FIELDS, ImageAnalysis
+from panbench.pq.matching import BOOL_FIELDS, FIELDS, FLOAT_FIELDS
+from panbench.pq.matching import ImageMatch as ImageAnalysis
 
 GROUPS = ("tp", "fn", "fp", "gt")
 FORMAT = 2  # 2: fn_pair_other; format-1 files still load (that column as zeros)

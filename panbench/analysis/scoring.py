@@ -25,10 +25,11 @@ import numpy as np
 from panbench.analysis import analyze
 from panbench.analysis.bootstrap import N_RESAMPLES
 from panbench.analysis.collect import AnalysisSet
-from panbench.analysis.image import ImageAnalysis
 from panbench.analysis.pairs import score_image_all
 from panbench.errors import PanbenchError
-from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats, PQStats, summarize
+from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
+from panbench.pq.matching import ImageMatch as ImageAnalysis
+from panbench.pq.sums import PQStats, summarize
 
 ImageRecord = tuple[ImageAnalysis, "ImageStats | None"]  # the analysis record, boundary-PQ contributions
 

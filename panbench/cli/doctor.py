@@ -74,7 +74,8 @@ def scoring_path_check() -> Check:
 
 def analysis_path_check() -> Check:
     """Whether the analyses' C extensions were built (the per-image record and boundary PQ)."""
-    from panbench.analysis import boundary, image
+    from panbench.analysis import boundary
+    from panbench.pq import matching as image
 
     missing = [name for name, mod in (("panbench.analysis._image", image._native),
                                       ("panbench.analysis._boundary", boundary._native)) if mod is None]

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from panbench.analysis.image import BOOL_FIELDS, FLOAT_FIELDS, ImageAnalysis
-from panbench.analysis.image import FIELDS as ANALYSIS_FIELDS
-from panbench.pq.matching import ImageStats
+from panbench.pq.matching import BOOL_FIELDS, FLOAT_FIELDS, ImageStats
+from panbench.pq.matching import FIELDS as ANALYSIS_FIELDS
+from panbench.pq.matching import ImageMatch as ImageAnalysis
 from panbench.reporting.records import atomic_write
 
 CACHE_FORMAT = 4  # part of every cache key: a cache written by another format is never read (3: analyses,

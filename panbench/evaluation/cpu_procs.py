@@ -23,7 +23,7 @@ from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings
 from panbench.pq.evaluator import PanopticEvaluator
-from panbench.pq.matching import PQStats
+from panbench.pq.sums import PQStats
 
 
 def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> int:

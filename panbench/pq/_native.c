@@ -5,7 +5,7 @@
  *       R + 256 G + 256^2 B as uint32, written to `out` (height * width uint32).
  *   pair_counts(gt_ids, pred_ids, gt_keys, pred_keys, counts, strict_gt=1) -> None | (side, id)
  *       Pixel counts of (ground-truth segment, predicted segment) pairs into `counts`
- *       ((n_gt + 2) x (n_pred + 1) int64, row/column 0 = VOID, the layout of pq.match_segments).
+ *       ((n_gt + 2) x (n_pred + 1) int64, row/column 0 = VOID, the layout of pq.matching.match_image).
  *       Returns (1, id) for a predicted pixel id that is in no segment and, with strict_gt, (0, id)
  *       for such a ground-truth id (the caller raises the error), else None.  Without strict_gt a
  *       ground-truth id in no segment is counted in row n_gt + 1 (panopticapi scores such pixels).

@@ -15,7 +15,8 @@ from panbench.errors import InputError
 from panbench.pq import kernels
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
-from panbench.pq.matching import CategoryTable, ImageStats, PQStats, Segments, match_segments, summarize
+from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats, Segments, match_image, semantic_pairs
+from panbench.pq.sums import PQStats, summarize
 
 
 def score_image(
@@ -32,17 +33,40 @@ def score_image(
     Ground-truth pixels whose id ``segments_info`` does not list are scored as panopticapi scores
     them (neither matched nor VOID: a prediction overlapping them keeps them in its union) and
     counted in ``unlisted_px``; with ``strict`` they are refused."""
+    return image_stats(*match_ids(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict))
+
+
+def match_ids(
+    cats: CategoryTable,
+    gt_ids: np.ndarray,
+    gt_segments_info: list[dict[str, Any]],
+    pred_ids: np.ndarray,
+    pred_segments_info: list[dict[str, Any]],
+    where: str,
+    strict: bool = False,
+) -> tuple[np.ndarray, Segments, Segments, ImageMatch]:
+    """One image's intersection table, its segments (``pred.areas`` counted from the pixels) and its
+    :class:`~panbench.pq.matching.ImageMatch`, from two id maps, with :func:`score_image`'s checks."""
     if gt_ids.shape != pred_ids.shape:
         raise _size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
     inter = intersection_table(gt_ids, gt, pred_ids, pred, where, strict)
-    return _match(inter, gt, pred, where)
+    return inter, gt, pred, _match(inter, gt, pred, where)
+
+
+def image_stats(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageStats:
+    """The PQ contributions of one image: the TP/FN/FP of its match, with the semantic confusion pairs and
+    the unlisted ground-truth pixels of its intersection table."""
+    stats = match.to_stats()
+    stats.sem_gt, stats.sem_pred, stats.sem_px = semantic_pairs(inter, gt, pred)
+    stats.unlisted_px = unlisted_pixels(inter, len(gt))
+    return stats
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
                        strict: bool = False) -> np.ndarray:
-    """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_segments` (C or numpy)."""
+    """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_image` (C or numpy)."""
     if kernels._native is not None:
         return _native_intersections(gt_ids, gt, pred_ids, pred, where, strict)
     return _numpy_intersections(gt_ids, gt, pred_ids, pred, where, strict)
@@ -62,9 +86,9 @@ def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ..
     )
 
 
-def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> ImageStats:
+def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> ImageMatch:
     """Predicted areas from the intersection table (every listed segment must be in the PNG),
-    ground-truth areas checked against it, then matching."""
+    ground-truth areas checked against it, then the match."""
     pixels = inter[1 : len(gt) + 1].sum(axis=1)
     short = np.nonzero(pixels > gt.areas)[0]
     if len(short):  # an IoU above 1 would follow; panopticapi would add it to the sums unchecked
@@ -81,9 +105,7 @@ def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> Image
             f"{where} (prediction): segments_info id {int(pred.ids[missing[0]])} is absent from the PNG; "
             "drop empty segments from segments_info"
         )
-    stats = match_segments(inter, gt, pred)
-    stats.unlisted_px = unlisted_pixels(inter, len(gt))
-    return stats
+    return match_image(inter, gt, pred)
 
 
 def _unknown_id(where: str, gt_side: bool, seg_id: int) -> InputError:

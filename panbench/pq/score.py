@@ -22,8 +22,9 @@ import numpy as np
 from panbench.errors import InputError
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
 from panbench.pq.evaluator import PanopticEvaluator, score_image
-from panbench.pq.matching import CategoryTable, ImageStats, PQStats
+from panbench.pq.matching import CategoryTable, ImageStats
 from panbench.pq.png import read_ids
+from panbench.pq.sums import PQStats
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
 # (categories, gt ids, gt segments_info, pred ids, pred segments_info, where) -> (PQ contributions, a record)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from panbench.analysis import AnalysisSet, ImageAnalysis
+from panbench.analysis import AnalysisSet
 from panbench.analysis.pairs import score_image_analysis
-from panbench.pq.matching import CategoryTable, ImageStats
+from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
 
 # A, B things; S, T stuff (COCO-like non-contiguous ids)
 CATS = [
@@ -42,7 +42,7 @@ def infos(ids: np.ndarray, cats: dict[int, int], crowd: set[int] = frozenset(), 
     return out
 
 
-def run(gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageStats, ImageAnalysis]:
+def run(gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageStats, ImageMatch]:
     return score_image_analysis(TABLE, gt_ids, gt_info, pred_ids, pred_info, "test image")
 
 

@@ -108,7 +108,7 @@ def test_text_output_shows_the_analyses(files, capsys) -> None:
 
 
 def test_the_numpy_paths_give_the_same_json_bit_for_bit(files) -> None:
-    """`score --boundary --json` with every C extension (PQ's pixel pass, the record, boundary PQ) and with
+    """`score --boundary --json` with every C extension (PQ's pixel pass, the match, boundary PQ) and with
     none (PANBENCH_NO_NATIVE=1): the same output, every analysis to the last digit."""
     import os
     import subprocess
@@ -116,8 +116,8 @@ def test_the_numpy_paths_give_the_same_json_bit_for_bit(files) -> None:
 
     outs = []
     for flag in ("0", "1"):
-        code = ("import sys; from panbench.analysis import boundary, image; from panbench.pq import kernels; "
-                "assert (kernels._native is None) == (image._native is None) == (boundary._native is None) == "
+        code = ("import sys; from panbench.analysis import boundary; from panbench.pq import kernels, matching; "
+                "assert (kernels._native is None) == (matching._native is None) == (boundary._native is None) == "
                 f"({flag!r} == '1'); from panbench.cli import main; sys.exit(main(sys.argv[1:]))")
         r = subprocess.run([sys.executable, "-c", code, *score_args(files, 0, "--boundary", "--json")],
                            capture_output=True, text=True, env={**os.environ, "PANBENCH_NO_NATIVE": flag})

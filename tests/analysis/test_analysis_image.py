@@ -1,4 +1,5 @@
-"""analyze_image keeps match_segments's TP/FP/FN exactly and records what the analyses need."""
+"""The analyses' per-image match is the one score_image derives its PQ contributions from, and it keeps
+what the analyses need."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ from analysis_cases import CATS, TABLE, A, B, infos, paint, run
 from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
 
-from panbench.analysis import AnalysisSet, ImageAnalysis
+from panbench.analysis import AnalysisSet
 from panbench.analysis.pairs import score_image_analysis
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq.evaluator import score_image
-from panbench.pq.matching import CategoryTable
+from panbench.pq.matching import CategoryTable, ImageMatch
 
 SYN_CATS = coco_like_categories(8, 6)
 
 
-def assert_same_decisions(stats, rec: ImageAnalysis) -> None:
+def assert_same_decisions(stats, rec: ImageMatch) -> None:
     assert np.array_equal(stats.tp_cats, rec.tp_cats)
     assert np.array_equal(stats.tp_ious, rec.tp_ious)  # same formula, bit for bit
     assert np.array_equal(stats.fn_cats, rec.fn_cats)
@@ -25,7 +26,7 @@ def assert_same_decisions(stats, rec: ImageAnalysis) -> None:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_same_decisions_as_match_segments_on_synthetic_images(seed: int) -> None:
+def test_score_image_gives_the_matchs_decisions_on_synthetic_images(seed: int) -> None:
     rng = np.random.default_rng(seed)
     cats = CategoryTable.from_coco(SYN_CATS)
     for _ in range(3):

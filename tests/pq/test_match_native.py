@@ -1,43 +1,60 @@
-"""The per-image analysis record from the C extension (panbench.analysis._image) equals the numpy path's
-bit for bit: same values, same dtypes, same order, on label maps and on arbitrary intersection tables."""
+"""match_image from the C extension (panbench.pq._match) equals the numpy path's bit for bit: same values,
+same dtypes, same order, on label maps and on arbitrary intersection tables."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from analysis_cases import TABLE, A, S, infos, paint
 from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
 
-from panbench.analysis import image
-from panbench.analysis.image import FIELDS, ImageAnalysis, analyze_image, analyze_image_numpy
-from panbench.analysis.pairs import score_image_analysis
 from panbench.data.synth import coco_like_categories, perturb, random_image
-from panbench.pq.matching import CategoryTable, Segments
+from panbench.pq import matching
+from panbench.pq.evaluator import match_ids
+from panbench.pq.matching import FIELDS, CategoryTable, ImageMatch, Segments, match_image, match_image_numpy
 
-pytestmark = pytest.mark.skipif(image._native is None,
-                                reason="panbench.analysis._image not built (no compiler at install)")
+pytestmark = pytest.mark.skipif(matching._native is None,
+                                reason="panbench.pq._match not built (no compiler at install)")
+
+# A, B things; S, T stuff (COCO-like non-contiguous ids)
+TABLE = CategoryTable.from_coco([{"id": 1, "name": "A", "isthing": 1}, {"id": 3, "name": "B", "isthing": 1},
+                                 {"id": 7, "name": "S", "isthing": 0}, {"id": 9, "name": "T", "isthing": 0}])
+A, S = 0, 2  # indices into the table
 
 
-def assert_identical(a: ImageAnalysis, b: ImageAnalysis) -> None:
+def paint(shape: tuple[int, int], rects: list[tuple[int, int, int, int, int]]) -> np.ndarray:
+    """Id map: rects (id, y0, y1, x0, x1) painted in order over VOID (0)."""
+    m = np.zeros(shape, np.uint32)
+    for sid, y0, y1, x0, x1 in rects:
+        m[y0:y1, x0:x1] = sid
+    return m
+
+
+def infos(ids: np.ndarray, cats: dict[int, int], crowd: frozenset[int] = frozenset(), gt: bool = True) -> list:
+    """segments_info of the ids in ``ids`` (COCO category id per segment id); ``area`` on the ground truth."""
+    return [{"id": sid, "category_id": c, "iscrowd": int(sid in crowd), **({"area": int((ids == sid).sum())}
+             if gt else {})} for sid, c in sorted(cats.items()) if (ids == sid).any()]
+
+
+def assert_identical(a: ImageMatch, b: ImageMatch) -> None:
     for name in FIELDS:
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype and x.shape == y.shape, (name, x.dtype, y.dtype, x.shape, y.shape)
         assert x.tobytes() == y.tobytes(), name  # bit for bit (array_equal would accept -0.0 for 0.0)
 
 
-def both(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[ImageAnalysis, ImageAnalysis]:
-    return analyze_image(inter, gt, pred), analyze_image_numpy(inter, gt, pred)
+def both(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[ImageMatch, ImageMatch]:
+    return match_image(inter, gt, pred), match_image_numpy(inter, gt, pred)
 
 
-def score_both(cats: CategoryTable, gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageAnalysis, ImageAnalysis]:
-    """One image's record through the C path and through the numpy path."""
-    _, rec = score_image_analysis(cats, gt_ids, gt_info, pred_ids, pred_info, "image")
-    native, image._native = image._native, None
+def score_both(cats: CategoryTable, gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageMatch, ImageMatch]:
+    """One image's match through the C path and through the numpy path (the evaluator's checks on both)."""
+    rec = match_ids(cats, gt_ids, gt_info, pred_ids, pred_info, "image")[3]
+    native, matching._native = matching._native, None
     try:
-        _, ref = score_image_analysis(cats, gt_ids, gt_info, pred_ids, pred_info, "image")
+        ref = match_ids(cats, gt_ids, gt_info, pred_ids, pred_info, "image")[3]
     finally:
-        image._native = native
+        matching._native = native
     return rec, ref
 
 
@@ -84,7 +101,7 @@ def test_random_tables(shape: tuple[int, int]) -> None:
 @pytest.mark.parametrize("n_pred", [7, 8, 9, 15, 16, 17, 127, 128, 129, 130, 300, 1000])
 def test_many_predictions_on_one_ground_truth_sum_in_numpys_order(n_pred: int) -> None:
     """gt_iou_sum (PQ-dagger) adds a row of IoUs: below 8, up to 128 and above 128 entries numpy adds in
-    three different orders; the C record must reproduce each (fractions chosen so the order shows)."""
+    three different orders; the C match must reproduce each (fractions chosen so the order shows)."""
     rng = np.random.default_rng(n_pred)
     for _ in range(20):
         inter, gt, pred = random_table(rng, 2, n_pred, n_cats=1)
@@ -110,13 +127,13 @@ def test_ties_go_to_the_lowest_index() -> None:
 
 def test_a_table_with_two_matches_of_one_segment_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     """No table counted from pixels has a ground truth with two IoU > 0.5 matches; the C path hands such a
-    table to numpy rather than writing past the one-match-per-segment record."""
+    table to numpy rather than writing past the one-match-per-segment arrays."""
     inter = np.array([[0, 0, 0], [0, 10, 10], [0, 0, 0]], np.int64)
     gt = Segments(np.array([1]), np.array([A]), np.array([False]), np.array([1]))  # area 1 < 20: inconsistent
     pred = Segments(np.array([1, 2]), np.array([A, A]), np.zeros(2, bool), np.array([10, 10]))
-    assert image._native.analyze(inter, 1, 2, gt.cats, gt.areas, gt.iscrowd, pred.cats, pred.areas) is None
+    assert matching._native.match(inter, 1, 2, gt.cats, gt.areas, gt.iscrowd, pred.cats, pred.areas) is None
     assert_identical(*both(inter, gt, pred))
-    assert len(analyze_image(inter, gt, pred).tp_cats) == 2  # numpy lists both pairs, as match_segments would
+    assert len(match_image(inter, gt, pred).tp_cats) == 2  # numpy lists both pairs
 
 
 def test_hand_built_image_with_crowd_void_and_duplicates() -> None:
@@ -137,6 +154,6 @@ def test_hand_built_image_with_crowd_void_and_duplicates() -> None:
 def test_bad_buffers_are_a_value_error() -> None:
     inter, gt, pred = random_table(np.random.default_rng(0), 3, 4)
     with pytest.raises(ValueError, match="int64 table"):
-        image._native.analyze(inter[:-1], 3, 4, gt.cats, gt.areas, gt.iscrowd, pred.cats, pred.areas)
+        matching._native.match(inter[:-1], 3, 4, gt.cats, gt.areas, gt.iscrowd, pred.cats, pred.areas)
     with pytest.raises(ValueError, match="int64 table"):
-        image._native.analyze(inter, 3, 4, gt.cats, gt.areas, gt.iscrowd.astype(np.int64), pred.cats, pred.areas)
+        matching._native.match(inter, 3, 4, gt.cats, gt.areas, gt.iscrowd.astype(np.int64), pred.cats, pred.areas)

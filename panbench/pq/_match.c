@@ -1,11 +1,11 @@
-/* panbench.analysis._image: the per-image analysis record (panbench/analysis/image.py) in C.
+/* panbench.pq._match: match_image (panbench/pq/matching.py) in C.
  *
- *   analyze(inter, n_gt, n_pred, gt_cats, gt_areas, gt_iscrowd, pred_cats, pred_areas)
+ *   match(inter, n_gt, n_pred, gt_cats, gt_areas, gt_iscrowd, pred_cats, pred_areas)
  *       -> (ints, floats, bools, n_tp, n_fn, n_fp, n_nc)  or None
  *
  * inter is the (n_gt + 2) x (n_pred + 1) int64 intersection table of panbench.pq (row/column 0 =
- * VOID), cats and areas are int64, gt_iscrowd is bool (one byte each).  The record comes back
- * packed, in exact sizes, as three bytearrays that image.py cuts into the ImageAnalysis fields:
+ * VOID), cats and areas are int64, gt_iscrowd is bool (one byte each).  The match comes back
+ * packed, in exact sizes, as three bytearrays that matching.py cuts into the ImageMatch fields:
  *   ints   (int64):   tp_cats, tp_area [n_tp], fn_cats, fn_area [n_fn], fp_cats, fp_area [n_fp], gt_cats [n_nc]
  *   floats (float64): tp_ious [n_tp], fn_same, fn_other, fn_pair, fn_pair_other [n_fn], fp_same, fp_other
  *                     [n_fp], gt_iou_sum [n_nc]
@@ -13,7 +13,7 @@
  * None means "a ground truth or prediction with two IoU > 0.5 matches", which a table counted from
  * pixels cannot give: the caller then takes the numpy path, which handles any table.
  *
- * The numbers are bit-identical to the numpy path (tests/analysis/test_analysis_image_native.py):
+ * The numbers are bit-identical to the numpy path (tests/pq/test_match_native.py):
  * the same IoU formula (int64 -> double, one division), first-index argmax, and gt_iou_sum added
  * in numpy's pairwise order (pairwise_sum in numpy's loops_utils.h: 8 accumulators, blocks of 128).
  */
@@ -119,7 +119,7 @@ static int ignored(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, const int64
     return (double)px / (double)pa[p] > 0.5;
 }
 
-static PyObject *py_analyze(PyObject *self, PyObject *args) {
+static PyObject *py_match(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer bi, bgc, bga, bcr, bpc, bpa;
     Py_ssize_t G, P;
@@ -128,7 +128,7 @@ static PyObject *py_analyze(PyObject *self, PyObject *args) {
     void *mem = NULL;
     if (G < 0 || P < 0 || bi.len != (G + 2) * (P + 1) * 8 || bgc.len != G * 8 || bga.len != G * 8 ||
         bcr.len != G || bpc.len != P * 8 || bpa.len != P * 8) {
-        PyErr_SetString(PyExc_ValueError, "analyze: expected an (n_gt + 2) x (n_pred + 1) int64 table, int64 "
+        PyErr_SetString(PyExc_ValueError, "match: expected an (n_gt + 2) x (n_pred + 1) int64 table, int64 "
                                           "cats/areas and one byte per crowd flag");
         goto done;
     }
@@ -223,11 +223,11 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"analyze", py_analyze, METH_VARARGS, "The per-image analysis record, packed (see the module source)."},
+    {"match", py_match, METH_VARARGS, "match_image of panbench.pq.matching, packed (see the module source)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_image", "panbench's per-image analysis record in C.",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_match", "panbench's per-image match in C.",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__image(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__match(void) { return PyModule_Create(&module); }
