@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from panbench.analysis.boundary import boundary_image_stats, boundary_mask, dilation
 from panbench.analysis.pairs import score_image_analysis
-from panbench.pq.matching import CategoryTable, PQStats, summarize
+from panbench.pq.matching import CategoryTable
+from panbench.pq.sums import PQStats, summarize
 
 
 def slow_boundary(ids: np.ndarray, d: int) -> np.ndarray:

@@ -24,9 +24,10 @@ from reference import boundary_iou_api as ref
 from panbench.analysis.boundary import dilation
 from panbench.analysis.pairs import score_image_all
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
-from panbench.pq.matching import METRIC_KEYS, PQStats, summarize
+from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.png import read_ids
 from panbench.pq.score import load_pairs
+from panbench.pq.sums import PQStats, summarize
 
 CATS = coco_like_categories(8, 6)
 

@@ -9,7 +9,7 @@ import pytest
 from panbench.analysis import RunSums, bootstrap_ci, paired_bootstrap
 from panbench.analysis.bootstrap import CI_METRICS, _resampled, resample_counts
 from panbench.errors import InputError
-from panbench.pq.matching import PQStats, summarize
+from panbench.pq.sums import PQStats, summarize
 
 ISTHING = [True, True, True, False, False]
 

@@ -14,8 +14,9 @@ from panbench.analysis.pairs import score_image_all
 from panbench.cli import main
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.coco_format import parse_categories, read_json
-from panbench.pq.matching import METRIC_KEYS, PQStats, summarize
+from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.score import load_pairs, read_pair
+from panbench.pq.sums import PQStats, summarize
 from panbench.reporting.records import load_records
 
 CATS = coco_like_categories()

@@ -11,7 +11,8 @@ from panbench.analysis import AnalysisSet, pq_by_size, pq_dagger
 from panbench.analysis.metrics import size_bucket
 from panbench.analysis.pairs import score_image_analysis
 from panbench.data.synth import coco_like_categories, perturb, random_image
-from panbench.pq.matching import CategoryTable, PQStats, summarize
+from panbench.pq.matching import CategoryTable
+from panbench.pq.sums import PQStats, summarize
 
 
 def test_size_bucket_limits_are_cocos() -> None:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from panbench.pq.evaluator import PanopticEvaluator, score_image
-from panbench.pq.matching import CategoryTable, PQStats
+from panbench.pq.matching import CategoryTable
+from panbench.pq.sums import PQStats
 
 CATS = CategoryTable([1, 2], ["a", "b"], [True, False])
 

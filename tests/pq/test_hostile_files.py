@@ -22,8 +22,9 @@ from panbench.cli import main
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
 from panbench.errors import InputError
 from panbench.pq import kernels
-from panbench.pq.matching import IOU_SCALE, ImageStats, PQStats, summarize
+from panbench.pq.matching import ImageStats
 from panbench.pq.png import PNG_SIGNATURE, read_ids
+from panbench.pq.sums import IOU_SCALE, PQStats, summarize
 
 CATS = coco_like_categories()
 PATHS = ["native", "numpy"]

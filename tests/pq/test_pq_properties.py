@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from test_pq_parity import assert_parity
 
 from panbench.pq.evaluator import PanopticEvaluator
-from panbench.pq.matching import CategoryTable, summarize
+from panbench.pq.matching import CategoryTable
+from panbench.pq.sums import summarize
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
