@@ -1,5 +1,7 @@
 """panbench's PQ equals panopticapi's pq_compute to 1e-9, with exact per-class TP/FP/FN and per-class
-IoU sums and PQ/SQ/RQ to 1e-9, on the C path and on the numpy path (for every table size)."""
+IoU sums and PQ/SQ/RQ to 1e-9, on the C path and on the numpy path (for every table size), through the
+paths score and eval use: ``score_files`` (score_stream with the plain scorer, i.e. score_image),
+``score_files_analysis`` (score_stream with the analysis scorer) and ``PanopticEvaluator.process``."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ from conftest import panopticapi_reference
 from helpers import GENERATED_CATS as CATS
 from helpers import write_perturbed_sample
 
+from panbench.analysis.scoring import score_files_analysis
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
-from panbench.pq import evaluator, kernels
+from panbench.pq import evaluator, kernels, matching
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
-from panbench.pq.score import load_pairs, score_files, score_pair
+from panbench.pq.score import load_pairs, read_pair, score_files
 
 
 def assert_parity(tmp_path: Path, gt: list[tuple[int, PanopticImage]], pred: list[tuple[int, PanopticImage]],
@@ -26,19 +29,23 @@ def assert_parity(tmp_path: Path, gt: list[tuple[int, PanopticImage]], pred: lis
     return assert_parity_files(gt_json, gt_dir, pred_json, pred_dir)
 
 
-def iou_sums(gt_json, gt_dir, pred_json, pred_dir) -> dict[str, float]:
-    """panbench's per-category IoU sums (the fixed-point sums, as float)."""
+def process_images(gt_json, gt_dir, pred_json, pred_dir) -> tuple[dict, dict[str, float]]:
+    """The metrics and per-category IoU sums (the fixed-point sums, as float) of eval's evaluator, fed one
+    image at a time through :meth:`PanopticEvaluator.process`."""
     cats, pairs = load_pairs(gt_json, pred_json)
     ev = PanopticEvaluator(cats)
     for pair in pairs:
-        ev.stats.add_image(score_pair(cats, Path(gt_dir), Path(pred_dir), pair))
-    return {str(cid): float(v) for cid, v in zip(cats.ids, ev.stats.iou_sum)}
+        ev.process(*read_pair(Path(gt_dir), Path(pred_dir), pair))
+    return ev.evaluate(), {str(cid): float(v) for cid, v in zip(cats.ids, ev.stats.iou_sum)}
 
 
 def assert_parity_files(gt_json, gt_dir, pred_json, pred_dir) -> dict:
     ours = score_files(gt_json, gt_dir, pred_json, pred_dir)
     ref = panopticapi_reference(gt_json, gt_dir, pred_json, pred_dir)
-    iou = iou_sums(gt_json, gt_dir, pred_json, pred_dir)
+    processed, iou = process_images(gt_json, gt_dir, pred_json, pred_dir)
+    with_analyses = score_files_analysis(gt_json, gt_dir, pred_json, pred_dir)[0]
+    assert json.dumps(processed, sort_keys=True) == json.dumps(ours, sort_keys=True)  # bit for bit
+    assert json.dumps(with_analyses, sort_keys=True) == json.dumps(ours, sort_keys=True)
     for k in METRIC_KEYS:
         assert ours[k] == pytest.approx(ref[k], abs=1e-9), k
     for cid, r in ref["per_class"].items():
@@ -156,8 +163,8 @@ def _tiles(rng: np.random.Generator, offset: int, base: int, size: int = 96, til
 
 def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """576 ground-truth by 600 predicted segments: a 578 x 601 table, past the uint16 pair index of
-    the numpy path's fast branch, so it takes the wide one (intp pair index).  Both paths equal
-    panopticapi, and each other image by image."""
+    the numpy path's fast branch, so it takes the wide one (intp pair index).  Both paths (the pixel
+    pass and the match, each in C and in numpy) equal panopticapi, and each other image by image."""
     rng = np.random.default_rng(7)
     gt, gt_ids = _tiles(rng, 0, 1000)
     pred, pred_ids = _tiles(rng, 1, 200000, flip=0.3)
@@ -177,10 +184,11 @@ def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch:
 
     ours = {}
     for path in ("native", "numpy"):
-        if path == "native" and kernels._native is None:
+        if path == "native" and (kernels._native is None or matching._native is None):
             continue
         if path == "numpy":
             monkeypatch.setattr(kernels, "_native", None)
+            monkeypatch.setattr(matching, "_native", None)
             monkeypatch.setattr(evaluator, "intersections", spy)
         ours[path] = assert_parity(tmp_path / path, [(1, gt)], [(1, pred)])
         cats = CategoryTable.from_coco(CATS)
