@@ -19,10 +19,10 @@ def image(gt_rects, gt_cats, pred_rects, pred_cats, crowd=(), gt_order=None):
 
 
 def types(img):
-    _, rec = run(*img)
-    fp = [ERROR_TYPES[t] for t in fp_types(rec.fp_same, rec.fp_other, rec.fp_matched)]
-    fn = [ERROR_TYPES[t] for t in fn_types(rec.fn_same, rec.fn_other)]
-    return fp, fn, rec
+    _, match = run(*img)
+    fp = [ERROR_TYPES[t] for t in fp_types(match.fp_same, match.fp_other, match.fp_matched)]
+    fn = [ERROR_TYPES[t] for t in fn_types(match.fn_same, match.fn_other)]
+    return fp, fn, match
 
 
 CLASSIFICATION = image([(10, *THING)], {10: 1}, [(20, *THING)], {20: 3})  # A predicted as B
@@ -40,14 +40,14 @@ def test_classification() -> None:
 
 
 def test_segmentation() -> None:
-    fp, fn, rec = types(SEGMENTATION)
+    fp, fn, match = types(SEGMENTATION)
     assert (fp, fn) == (["segmentation"], ["segmentation"])
-    assert rec.fn_pair.tolist() == [pytest.approx(0.4)]
+    assert match.fn_pair.tolist() == [pytest.approx(0.4)]
 
 
 def test_duplicate() -> None:
-    fp, fn, rec = types(DUPLICATE)
-    assert (fp, fn) == (["duplicate"], []) and rec.tp_ious.tolist() == [pytest.approx(0.8)]
+    fp, fn, match = types(DUPLICATE)
+    assert (fp, fn) == (["duplicate"], []) and match.tp_ious.tolist() == [pytest.approx(0.8)]
 
 
 def test_background_and_missed() -> None:
@@ -61,8 +61,8 @@ def test_other() -> None:
 
 def test_crowd_is_no_overlap_and_ignores_its_category() -> None:
     img = image([(12, *THING)], {12: 1}, [(20, 0, 10, 0, 5), (21, 0, 10, 5, 10)], {20: 3, 21: 1}, crowd=(12,))
-    fp, fn, rec = types(img)
-    assert rec.fp_cats.tolist() == [1]  # B counted, A on A's crowd ignored
+    fp, fn, match = types(img)
+    assert match.fp_cats.tolist() == [1]  # B counted, A on A's crowd ignored
     assert (fp, fn) == (["background"], [])  # the crowd is never a ground truth to overlap
 
 
@@ -86,16 +86,16 @@ def test_tie_of_best_ground_truth_goes_to_the_first_in_segments_info(first: int)
     order = [10, 11] if first == 10 else [11, 10]
     img = image([(10, 0, 10, 0, 20), (11, 10, 20, 0, 20)], {10: 1, 11: 1},
                 [(20, 0, 8, 0, 20), (21, 8, 12, 0, 20)], {20: 1, 21: 1}, gt_order=order)
-    fp, fn, rec = types(img)
-    assert rec.fp_same.tolist() == [pytest.approx(1 / 6)]
+    fp, fn, match = types(img)
+    assert match.fp_same.tolist() == [pytest.approx(1 / 6)]
     seg = error_breakdown(one_set(img), TABLE.isthing)["errors"]["segmentation"]["delta_PQ"]
     base = pq((0.8, 1, 1, 1))
     if first == 10:  # best = the matched g10: a duplicate; g11 keeps a segmentation error with no pair
-        assert (fp, fn, rec.fn_pair.tolist()) == (["duplicate"], ["segmentation"], [0.0])
+        assert (fp, fn, match.fn_pair.tolist()) == (["duplicate"], ["segmentation"], [0.0])
         assert seg == pytest.approx(pq((0.8, 1, 1, 0)) - base)  # the unpaired FN just disappears
     else:  # best = the unmatched g11: a segmentation error, mutual pair
         assert (fp, fn) == (["segmentation"], ["segmentation"])
-        assert rec.fn_pair.tolist() == [pytest.approx(1 / 6)]
+        assert match.fn_pair.tolist() == [pytest.approx(1 / 6)]
         assert seg == pytest.approx(pq((0.8 + 1 / 6, 2, 0, 0)) - base)  # the pair becomes a TP
 
 
@@ -125,9 +125,9 @@ def test_segmentation_oracle_takes_a_classification_fp_partner_out_of_the_fps() 
     gt = paint(SHAPE, [(5, 0, 40, 0, 40), (30, 0, 10, 0, 10), (10, 10, 12, 0, 10)])
     pred = paint(SHAPE, [(50, 0, 40, 0, 40), (20, 2, 10, 0, 10), (20, 10, 11, 0, 10), (20, 11, 12, 0, 5)])
     img = (gt, infos(gt, {5: 7, 30: 3, 10: 1}), pred, infos(pred, {50: 7, 20: 1}, gt=False))
-    fp, fn, rec = types(img)
+    fp, fn, match = types(img)
     assert fp == ["classification"] and fn == ["segmentation", "classification"]
-    assert rec.fn_pair.tolist() == [0.15, 0.0] and rec.fn_pair_other.tolist() == [80 / 115, 0.0]
+    assert match.fn_pair.tolist() == [0.15, 0.0] and match.fn_pair_other.tolist() == [80 / 115, 0.0]
     e = error_breakdown(one_set(img), TABLE.isthing)["errors"]
     assert e["segmentation"]["delta_PQ"] == pytest.approx(100 * 0.15 / 3)  # A, B and S present (T is not)
     assert e["classification"]["delta_PQ"] == pytest.approx(100 * (80 / 115) / 3)  # g' pairs with p as B
@@ -139,8 +139,8 @@ def test_a_partner_that_is_not_a_counted_fp_has_no_other_iou() -> None:
     gt = paint(SHAPE, [(10, 0, 10, 0, 10), (30, 0, 10, 10, 20)])  # A (100 px) and B beside it, VOID below
     pred = paint(SHAPE, [(20, 5, 25, 0, 16)])  # A: 5x10 on A, 5x6 on B, 15x16 on VOID (more than half)
     img = (gt, infos(gt, {10: 1, 30: 3}), pred, infos(pred, {20: 1}, gt=False))
-    _, rec = run(*img)
-    assert len(rec.fp_cats) == 0 and rec.fn_pair[0] > 0.1 and rec.fn_pair_other.tolist() == [0.0, 0.0]
+    _, match = run(*img)
+    assert len(match.fp_cats) == 0 and match.fn_pair[0] > 0.1 and match.fn_pair_other.tolist() == [0.0, 0.0]
 
 
 def test_oracle_gains_over_several_images() -> None:

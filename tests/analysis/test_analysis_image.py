@@ -18,11 +18,11 @@ from panbench.pq.matching import CategoryTable, ImageMatch
 SYN_CATS = coco_like_categories(8, 6)
 
 
-def assert_same_decisions(stats, rec: ImageMatch) -> None:
-    assert np.array_equal(stats.tp_cats, rec.tp_cats)
-    assert np.array_equal(stats.tp_ious, rec.tp_ious)  # same formula, bit for bit
-    assert np.array_equal(stats.fn_cats, rec.fn_cats)
-    assert np.array_equal(stats.fp_cats, rec.fp_cats)
+def assert_same_decisions(stats, match: ImageMatch) -> None:
+    assert np.array_equal(stats.tp_cats, match.tp_cats)
+    assert np.array_equal(stats.tp_ious, match.tp_ious)  # same formula, bit for bit
+    assert np.array_equal(stats.fn_cats, match.fn_cats)
+    assert np.array_equal(stats.fp_cats, match.fp_cats)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -32,12 +32,12 @@ def test_score_image_gives_the_matchs_decisions_on_synthetic_images(seed: int) -
     for _ in range(3):
         gt = random_image(rng, 60, 80, SYN_CATS, crowd_prob=0.3 if seed % 2 else 0.0)
         pred = perturb(rng, gt, SYN_CATS)
-        stats, rec = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        stats, match = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
         ref = score_image(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info, "image")
-        assert_same_decisions(ref, rec)
+        assert_same_decisions(ref, match)
         for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
             assert np.array_equal(getattr(stats, name), getattr(ref, name)), name
-        assert len(rec.tp_area) == len(rec.tp_cats) and len(rec.fp_area) == len(rec.fp_cats)
+        assert len(match.tp_area) == len(match.tp_cats) and len(match.fp_area) == len(match.fp_cats)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -48,10 +48,10 @@ def test_same_decisions_on_random_label_maps(pair) -> None:
     g, p = pair
     cats = CategoryTable.from_coco(PCATS)
     ref = score_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
-    _, rec = score_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info)
-    assert_same_decisions(ref, rec)
-    assert np.all((rec.fn_same <= 0.5) & (rec.fn_pair <= rec.fn_same))
-    assert np.all(rec.fp_same <= 0.5)
+    _, match = score_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info)
+    assert_same_decisions(ref, match)
+    assert np.all((match.fn_same <= 0.5) & (match.fn_pair <= match.fn_same))
+    assert np.all(match.fp_same <= 0.5)
 
 
 def test_areas_and_best_overlaps_of_a_hand_built_image() -> None:
@@ -60,19 +60,19 @@ def test_areas_and_best_overlaps_of_a_hand_built_image() -> None:
     pred_ids = paint((64, 64), [(20, 0, 32, 0, 31), (21, 40, 50, 0, 6), (22, 40, 50, 6, 20), (23, 40, 64, 40, 64)])
     gt_info = infos(gt_ids, {10: 1, 11: 1, 12: 3}, crowd={12})
     pred_info = infos(pred_ids, {20: 1, 21: 1, 22: 3, 23: 3}, gt=False)
-    stats, rec = run(gt_ids, gt_info, pred_ids, pred_info)
-    assert rec.tp_cats.tolist() == [A] and rec.tp_area.tolist() == [1024]
-    assert rec.tp_ious[0] == pytest.approx(992 / 1024)
-    assert rec.fn_cats.tolist() == [A] and rec.fn_area.tolist() == [200]  # the crowd is never an FN
-    assert rec.fn_same[0] == pytest.approx(60 / 200) and rec.fn_other[0] == pytest.approx(140 / 200)
-    assert rec.fn_pair[0] == pytest.approx(60 / 200)  # pred 21 is unmatched and A2 is its best A ground truth
+    stats, match = run(gt_ids, gt_info, pred_ids, pred_info)
+    assert match.tp_cats.tolist() == [A] and match.tp_area.tolist() == [1024]
+    assert match.tp_ious[0] == pytest.approx(992 / 1024)
+    assert match.fn_cats.tolist() == [A] and match.fn_area.tolist() == [200]  # the crowd is never an FN
+    assert match.fn_same[0] == pytest.approx(60 / 200) and match.fn_other[0] == pytest.approx(140 / 200)
+    assert match.fn_pair[0] == pytest.approx(60 / 200)  # pred 21 is unmatched and A2 is its best A ground truth
     # pred 23 (B on B's crowd) is ignored; pred 21 (A) and 22 (B) are counted FPs
-    assert rec.fp_cats.tolist() == [A, B] and rec.fp_area.tolist() == [60, 140]
-    assert rec.fp_same.tolist() == pytest.approx([60 / 200, 0.0])
-    assert rec.fp_other.tolist() == pytest.approx([0.0, 140 / 200])
-    assert rec.fp_matched.tolist() == [False, False]
-    assert rec.gt_cats.tolist() == [A, A]  # non-crowd only
-    assert rec.gt_iou_sum.tolist() == pytest.approx([992 / 1024, 60 / 200])
+    assert match.fp_cats.tolist() == [A, B] and match.fp_area.tolist() == [60, 140]
+    assert match.fp_same.tolist() == pytest.approx([60 / 200, 0.0])
+    assert match.fp_other.tolist() == pytest.approx([0.0, 140 / 200])
+    assert match.fp_matched.tolist() == [False, False]
+    assert match.gt_cats.tolist() == [A, A]  # non-crowd only
+    assert match.gt_iou_sum.tolist() == pytest.approx([992 / 1024, 60 / 200])
 
 
 def test_the_last_crowd_of_a_category_ignores_predictions() -> None:
@@ -80,10 +80,10 @@ def test_the_last_crowd_of_a_category_ignores_predictions() -> None:
     gt_ids = paint((10, 20), [(12, 0, 10, 0, 10), (13, 0, 10, 10, 20)])
     pred_ids = paint((10, 20), [(20, 0, 10, 0, 6), (21, 0, 10, 10, 20)])
     gt_info = infos(gt_ids, {12: 1, 13: 1}, crowd={12, 13})
-    stats, rec = run(gt_ids, gt_info, pred_ids, infos(pred_ids, {20: 1, 21: 1}, gt=False))
-    assert_same_decisions(stats, rec)
-    assert rec.fp_cats.tolist() == [A] and rec.fp_area.tolist() == [60]
-    assert rec.fp_same.tolist() == [0.0] and rec.fn_cats.tolist() == []
+    stats, match = run(gt_ids, gt_info, pred_ids, infos(pred_ids, {20: 1, 21: 1}, gt=False))
+    assert_same_decisions(stats, match)
+    assert match.fp_cats.tolist() == [A] and match.fp_area.tolist() == [60]
+    assert match.fp_same.tolist() == [0.0] and match.fn_cats.tolist() == []
 
 
 def test_segment_absent_from_the_png_is_the_evaluators_error() -> None:
@@ -96,26 +96,26 @@ def test_segment_absent_from_the_png_is_the_evaluators_error() -> None:
 
 def test_empty_images() -> None:
     z = np.zeros((4, 4), np.uint32)
-    _, rec = run(z, [], z, [])
-    assert all(len(getattr(rec, f)) == 0 for f in ("tp_cats", "fn_cats", "fp_cats", "gt_cats"))
+    _, match = run(z, [], z, [])
+    assert all(len(getattr(match, f)) == 0 for f in ("tp_cats", "fn_cats", "fp_cats", "gt_cats"))
     only_gt = paint((4, 4), [(5, 0, 4, 0, 4)])
-    _, rec = run(only_gt, infos(only_gt, {5: 1}), z, [])
-    assert rec.fn_cats.tolist() == [A] and rec.fn_same.tolist() == [0.0] and rec.gt_iou_sum.tolist() == [0.0]
-    _, rec = run(z, [], only_gt, infos(only_gt, {5: 1}, gt=False))
-    assert rec.fp_cats.tolist() == []  # all on VOID: ignored
+    _, match = run(only_gt, infos(only_gt, {5: 1}), z, [])
+    assert match.fn_cats.tolist() == [A] and match.fn_same.tolist() == [0.0] and match.gt_iou_sum.tolist() == [0.0]
+    _, match = run(z, [], only_gt, infos(only_gt, {5: 1}, gt=False))
+    assert match.fp_cats.tolist() == []  # all on VOID: ignored
 
 
 def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
     rng = np.random.default_rng(3)
     cats = CategoryTable.from_coco(SYN_CATS)
-    recs, refs = [], []
+    matches, refs = [], []
     for _ in range(5):
         gt = random_image(rng, 40, 50, SYN_CATS)
         pred = perturb(rng, gt, SYN_CATS)
         s, r = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
-        recs.append(r)
+        matches.append(r)
         refs.append(s)
-    a = AnalysisSet.from_images(recs, len(cats), image_ids=[10, 11, 12, 13, 14])
+    a = AnalysisSet.from_images(matches, len(cats), image_ids=[10, 11, 12, 13, 14])
     iou, tp, fp, fn = a.per_image()
     for k, s in enumerate(refs):
         assert tp[k].tolist() == np.bincount(s.tp_cats, minlength=len(cats)).tolist()
@@ -124,7 +124,7 @@ def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
         assert iou[k] == pytest.approx(np.bincount(s.tp_cats, s.tp_ious, minlength=len(cats)))
     assert AnalysisSet.from_images([], len(cats)).records() == []
     assert len(a.records()) == 5
-    for r0, r1 in zip(recs, a.records()):
+    for r0, r1 in zip(matches, a.records()):
         for name in r0.__dataclass_fields__:
             assert np.array_equal(getattr(r0, name), getattr(r1, name)), name
     a.save(tmp_path / "a.npz")

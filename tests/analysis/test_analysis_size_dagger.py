@@ -171,8 +171,8 @@ def _feed(metric, torch, rng, cats_json, cats, stuffs):
             pred.segments_info.append({"id": extra, "category_id": min(stuffs), "iscrowd": 0})
         gt.segments_info[:] = _merge_stuff(gt.ids, gt.segments_info, stuffs)
         pred.segments_info[:] = _merge_stuff(pred.ids, pred.segments_info, stuffs)
-        _, rec = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
-        recs.append(rec)
+        _, match = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        recs.append(match)
         metric.update(torch.from_numpy(_to_cat_instance(pred.ids, pred.segments_info))[None],
                       torch.from_numpy(_to_cat_instance(gt.ids, gt.segments_info))[None])
     return float(metric.compute()), recs

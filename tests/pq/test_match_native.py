@@ -49,13 +49,13 @@ def both(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[ImageMatch, I
 
 def score_both(cats: CategoryTable, gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageMatch, ImageMatch]:
     """One image's match through the C path and through the numpy path (the evaluator's checks on both)."""
-    rec = match_ids(cats, gt_ids, gt_info, pred_ids, pred_info, "image")[3]
+    match = match_ids(cats, gt_ids, gt_info, pred_ids, pred_info, "image")[3]
     native, matching._native = matching._native, None
     try:
         ref = match_ids(cats, gt_ids, gt_info, pred_ids, pred_info, "image")[3]
     finally:
         matching._native = native
-    return rec, ref
+    return match, ref
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -109,9 +109,9 @@ def test_many_predictions_on_one_ground_truth_sum_in_numpys_order(n_pred: int) -
         pred.areas = inter[:, 1:].sum(axis=0)
         gt.areas = inter[1:3].sum(axis=1) + 5
         gt.iscrowd[:] = False
-        rec, ref = both(inter, gt, pred)
-        assert_identical(rec, ref)
-        assert rec.gt_iou_sum.tobytes() == np.array([ref.gt_iou_sum[0], ref.gt_iou_sum[1]]).tobytes()
+        match, ref = both(inter, gt, pred)
+        assert_identical(match, ref)
+        assert match.gt_iou_sum.tobytes() == np.array([ref.gt_iou_sum[0], ref.gt_iou_sum[1]]).tobytes()
 
 
 def test_ties_go_to_the_lowest_index() -> None:
@@ -120,9 +120,9 @@ def test_ties_go_to_the_lowest_index() -> None:
     inter = np.array([[0, 0, 0], [45, 25, 30], [0, 0, 20], [0, 0, 0]], np.int64)
     gt = Segments(np.array([1, 2]), np.array([A, A]), np.zeros(2, bool), np.array([100, 20]))
     pred = Segments(np.array([1, 2]), np.array([A, A]), np.zeros(2, bool), np.array([25, 50]))
-    rec, ref = both(inter, gt, pred)
-    assert_identical(rec, ref)
-    assert rec.fn_same.tolist() == [0.25, 0.4] and rec.fn_pair.tolist() == [0.25, 0.4]
+    match, ref = both(inter, gt, pred)
+    assert_identical(match, ref)
+    assert match.fn_same.tolist() == [0.25, 0.4] and match.fn_pair.tolist() == [0.25, 0.4]
 
 
 def test_a_table_with_two_matches_of_one_segment_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,12 +143,12 @@ def test_hand_built_image_with_crowd_void_and_duplicates() -> None:
                                 (15, 0, 5, 45, 60)])
     gt_info = infos(gt_ids, {1: 1, 2: 1, 3: 3, 4: 7}, crowd={3})
     pred_info = infos(pred_ids, {11: 1, 12: 1, 13: 3, 14: 7, 15: 9}, gt=False)
-    rec, ref = score_both(TABLE, gt_ids, gt_info, pred_ids, pred_info)
-    assert_identical(rec, ref)
-    assert rec.tp_cats.tolist() == [A] and rec.fn_cats.tolist() == [A, S]  # gt 2 and the less than half-covered stuff
-    assert rec.fp_cats.tolist() == [A, S]  # not B (on the crowd) nor T (on VOID): both ignored
-    assert rec.fn_pair[0] == rec.fn_same[0] == 120 / (140 + 400 - 120)  # gt 2 and prediction 12: mutual best
-    assert rec.fn_pair[1] == rec.fn_same[1] == 280 / 600 and not rec.fp_matched.any()
+    match, ref = score_both(TABLE, gt_ids, gt_info, pred_ids, pred_info)
+    assert_identical(match, ref)
+    assert match.tp_cats.tolist() == [A] and match.fn_cats.tolist() == [A, S]  # gt 2, the half-covered stuff
+    assert match.fp_cats.tolist() == [A, S]  # not B (on the crowd) nor T (on VOID): both ignored
+    assert match.fn_pair[0] == match.fn_same[0] == 120 / (140 + 400 - 120)  # gt 2 and prediction 12: mutual best
+    assert match.fn_pair[1] == match.fn_same[1] == 280 / 600 and not match.fp_matched.any()
 
 
 def test_bad_buffers_are_a_value_error() -> None:

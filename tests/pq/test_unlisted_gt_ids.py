@@ -80,7 +80,7 @@ def test_unlisted_ground_truth_ids_are_counted_by_score_and_refused_with_strict(
             "--pred-dir", str(pred_dir), "--json"]
     assert main(base) == 0
     out, err = capsys.readouterr()
-    res = json.loads(out)  # the analysis path (per-image records) scores them as score_files does
+    res = json.loads(out)  # the analysis path (per-image matches kept) scores them as score_files does
     assert res["unlisted_gt"] == {"pixels": 5, "images": 2}
     plain = score_files(gt_json, gt_dir, pred_json, pred_dir)
     assert [res[k] for k in METRIC_KEYS] == [plain[k] for k in METRIC_KEYS]

@@ -37,16 +37,16 @@ def add_run(results: Path, model: str, gt_json: Path, images: list[tuple[int, Pa
     None) and write the run's record and analysis file under ``results``; returns the record."""
     rng = np.random.default_rng(pred_seed)
     ev, bev = PanopticEvaluator(TABLE), PanopticEvaluator(TABLE)
-    recs = []
+    matches = []
     for image_id, gt in images:
         pred = gt if pred_seed is None else perturb(rng, gt, CATS)
-        stats, rec, bstats = score_image_all(TABLE, gt.ids, gt.segments_info, pred.ids, pred.segments_info,
-                                             f"image {image_id}", boundary=boundary)
+        stats, match, bstats = score_image_all(TABLE, gt.ids, gt.segments_info, pred.ids, pred.segments_info,
+                                               f"image {image_id}", boundary=boundary)
         ev.add(stats)
-        recs.append(rec)
+        matches.append(match)
         if boundary:
             bev.add(bstats)
-    aset = AnalysisSet.from_images(recs, len(TABLE), [i for i, _ in images])
+    aset = AnalysisSet.from_images(matches, len(TABLE), [i for i, _ in images])
     rel = f"analysis/{model}.npz"
     aset.save(results / rel)
     res = ev.evaluate()
