@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "2")
@@ -75,24 +76,31 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def synthetic_images(n_images: int) -> tuple[Any, list[tuple[Any, Any]]]:
+    """The category table and ``n_images`` (ground truth, perturbed prediction) pairs, 640x480."""
+    from panbench.data.synth import coco_like_categories, perturb, random_image
+    from panbench.pq.matching import CategoryTable
+
+    rng = np.random.default_rng(1)
+    cats_json = coco_like_categories(80, 53)
+    imgs = []
+    for _ in range(n_images):
+        g = random_image(rng, 480, 640, cats_json, n_things=(5, 30), n_stuff=(3, 8))
+        imgs.append((g, perturb(rng, g, cats_json)))
+    return CategoryTable.from_coco(cats_json), imgs
+
+
 def bench_matches(n_images: int, repeat: int) -> tuple[float, ...]:
     """Seconds per image: in memory (plain, match, match + boundary), then from PNG files as
     ``score`` reads them (the same three)."""
     import tempfile
 
     from panbench.analysis.pairs import score_image_all, score_image_analysis
-    from panbench.data.synth import coco_like_categories, perturb, random_image, write_png
+    from panbench.data.synth import write_png
     from panbench.pq.evaluator import score_image
-    from panbench.pq.matching import CategoryTable
     from panbench.pq.png import read_ids
 
-    rng = np.random.default_rng(1)
-    cats_json = coco_like_categories(80, 53)
-    cats = CategoryTable.from_coco(cats_json)
-    imgs = []
-    for _ in range(n_images):
-        g = random_image(rng, 480, 640, cats_json, n_things=(5, 30), n_stuff=(3, 8))
-        imgs.append((g, perturb(rng, g, cats_json)))
+    cats, imgs = synthetic_images(n_images)
     tmp = Path(tempfile.mkdtemp(prefix="bench_analysis_"))
     files = []
     for k, (g, p) in enumerate(imgs):

@@ -72,18 +72,7 @@ def slow_boundary_pq(images, ratio: float) -> dict:
         d = max(1, int(round(ratio * (h * h + w * w) ** 0.5)))
         gs = {s["id"]: s for s in g_info}
         ps = {s["id"]: dict(s, area=int((p_ids == s["id"]).sum())) for s in p_info}
-        gb, pb = slow_boundary(g_ids, d), slow_boundary(p_ids, d)
-        pairs, bpairs, gb_area, pb_area = {}, {}, {}, {}
-        for y in range(h):
-            for x in range(w):
-                g, p = int(g_ids[y, x]), int(p_ids[y, x])
-                pairs[g, p] = pairs.get((g, p), 0) + 1
-                if pb[y, x] and p in ps:
-                    pb_area[p] = pb_area.get(p, 0) + 1
-                if gb[y, x] and g in gs:
-                    gb_area[g] = gb_area.get(g, 0) + 1
-                if pb[y, x] and (gb[y, x] or g == 0):
-                    bpairs[g, p] = bpairs.get((g, p), 0) + 1
+        pairs, bpairs, gb_area, pb_area = slow_counts(g_ids, p_ids, gs, ps, d)
         gm, pm = set(), set()
         for (g, p), n in pairs.items():
             if g not in gs or p not in ps or gs[g].get("iscrowd", 0) or gs[g]["category_id"] != ps[p]["category_id"]:
@@ -121,15 +110,31 @@ def slow_boundary_pq(images, ratio: float) -> dict:
     return out
 
 
+def slow_counts(g_ids, p_ids, gs: dict, ps: dict, d: int) -> tuple[dict, dict, dict, dict]:
+    """Pixel by pixel: mask pairs, boundary pairs (a predicted boundary pixel on a ground-truth boundary or
+    on VOID) and the boundary areas of the listed segments."""
+    gb, pb = slow_boundary(g_ids, d), slow_boundary(p_ids, d)
+    pairs, bpairs, gb_area, pb_area = {}, {}, {}, {}
+    h, w = g_ids.shape
+    for y in range(h):
+        for x in range(w):
+            g, p = int(g_ids[y, x]), int(p_ids[y, x])
+            pairs[g, p] = pairs.get((g, p), 0) + 1
+            if pb[y, x] and p in ps:
+                pb_area[p] = pb_area.get(p, 0) + 1
+            if gb[y, x] and g in gs:
+                gb_area[g] = gb_area.get(g, 0) + 1
+            if pb[y, x] and (gb[y, x] or g == 0):
+                bpairs[g, p] = bpairs.get((g, p), 0) + 1
+    return pairs, bpairs, gb_area, pb_area
+
+
 def ours(images, ratio: float) -> dict:
-    from panbench.pq import coco_format, evaluator
+    from panbench.pq.evaluator import match_ids
 
     stats = PQStats.zeros(len(TABLE))
     for g_ids, g_info, p_ids, p_info in images:
-        gt = coco_format.parse_segments(g_info, TABLE, "gt", gt=True)
-        pred = coco_format.parse_segments(p_info, TABLE, "pred", gt=False)
-        inter = evaluator._numpy_intersections(g_ids, gt, p_ids, pred, "image")
-        pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
+        inter, gt, pred, _ = match_ids(TABLE, g_ids, g_info, p_ids, p_info, "image")
         stats.add_image(boundary_image_stats(g_ids, gt, p_ids, pred, inter, ratio))
     return summarize(stats, TABLE.ids, TABLE.isthing)
 
