@@ -1,8 +1,11 @@
-"""The streaming panoptic evaluator: ``reset / process / evaluate``.
+"""One image from id maps to its match and PQ contributions, and the streaming panoptic evaluator.
 
-Memory does not grow with the number of images: each image is reduced to per-category sums
-as soon as it is processed.  Predictions come from memory (an id map and its segments_info,
-as a model produces them) or from PNG files; ground truth from the COCO panoptic PNGs.
+:func:`match_ids` checks two id maps and their segments_info, counts the intersection table and
+matches it (:func:`panbench.pq.matching.match_image`); :func:`score_image` derives the image's PQ
+contributions from that match (:func:`image_stats`).  :class:`PanopticEvaluator` (``reset / process /
+evaluate``) adds them up: memory does not grow with the number of images.  Predictions come from memory
+(an id map and its segments_info, as a model produces them) or from PNG files; ground truth from the
+COCO panoptic PNGs.
 """
 
 from __future__ import annotations
