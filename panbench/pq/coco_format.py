@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -117,6 +117,27 @@ def _int64_in(values: list[int], lo: int, hi: int) -> tuple[np.ndarray, int | No
     return arr, (int(np.argmax(bad)) if bad.any() else None)
 
 
+def _in_range(table: np.ndarray, n: int, gt: bool) -> bool:
+    """Every id in 1..2^24-1 and, for ground truth, every area in 0..2^62-1."""
+    if not n:
+        return True
+    ids, areas = table[:, 0], table[:, 3]
+    return bool(ids.min() >= 1 and ids.max() < MAX_ID and (not gt or (areas.min() >= 0 and areas.max() < 2**62)))
+
+
+def _range_error(segments_info: list[dict[str, Any]], where: str, gt: bool) -> NoReturn:
+    """Raise the one-line error of the first id (then area) out of range."""
+    ids_list = [s["id"] for s in segments_info]
+    _, bad = _int64_in(ids_list, 1, MAX_ID)
+    if bad is not None:
+        raise InputError(f"{where}: segment id {ids_list[bad]} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
+    area_list = [s["area"] for s in segments_info]
+    _, bad = _int64_in(area_list, 0, 2**62)
+    if bad is not None:
+        raise InputError(f"{where}: segment {ids_list[bad]} has area {area_list[bad]}; areas are pixel counts")
+    raise InputError(f"{where}: segments_info does not fit 64-bit integers")  # pragma: no cover - caught above
+
+
 def parse_segments(
     segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool
 ) -> Segments:
@@ -125,19 +146,18 @@ def parse_segments(
     if n >= int(_SENTINEL):
         raise InputError(f"{where}: {n} segments; at most 65534 per image are supported")
     index = cats.index
-    ids_list = [s["id"] for s in segments_info]
-    cat_list = [index.get(s["category_id"], -1) for s in segments_info]
-    ids, bad = _int64_in(ids_list, 1, MAX_ID)
-    if bad is not None:
-        raise InputError(f"{where}: segment id {ids_list[bad]} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
-    cat_idx = np.array(cat_list, np.int64) if n else np.zeros(0, np.int64)
-    areas = np.zeros(n, np.int64)
-    if gt:
-        area_list = [s["area"] for s in segments_info]
-        areas, bad = _int64_in(area_list, 0, 2**62)
-        if bad is not None:
-            raise InputError(f"{where}: segment {ids_list[bad]} has area {area_list[bad]}; areas are pixel counts")
-    if len(set(ids_list)) != n:
+    if gt:  # one pass over the dicts, one array: the columns are id, category index, crowd flag, area
+        rows = [(s["id"], index.get(s["category_id"], -1), s.get("iscrowd", 0) == 1, s["area"]) for s in segments_info]
+    else:
+        rows = [(s["id"], index.get(s["category_id"], -1), s.get("iscrowd", 0) == 1, 0) for s in segments_info]
+    try:
+        table = np.array(rows, np.int64).reshape(n, 4)
+    except OverflowError:  # an id or area beyond int64: the checks below name it
+        table = None
+    if table is None or not _in_range(table, n, gt):
+        _range_error(segments_info, where, gt)
+    ids, cat_idx, iscrowd, areas = table[:, 0].copy(), table[:, 1].copy(), table[:, 2].astype(bool), table[:, 3].copy()
+    if n > 1 and len(set(ids.tolist())) != n:
         u, c = np.unique(ids, return_counts=True)
         raise InputError(f"{where}: duplicate segment id {int(u[c > 1][0])} in segments_info; ids must be unique")
     if n and cat_idx.min() < 0:
@@ -146,5 +166,4 @@ def parse_segments(
             f"{where}: segment {s['id']} has unknown category_id {s['category_id']}; "
             "use the category ids of the ground-truth JSON"
         )
-    iscrowd = np.array([s.get("iscrowd", 0) == 1 for s in segments_info], bool) if n else np.zeros(0, bool)
     return Segments(ids, cat_idx, iscrowd, areas)

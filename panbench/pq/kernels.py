@@ -23,6 +23,7 @@ def load_extension(module: str) -> Any:
 
 
 _native = load_extension("panbench.pq._native")  # the C loops of this module
+_deflate: Any
 try:  # libdeflate: whole-buffer inflate, ~10x faster than zlib on panoptic PNGs
     import deflate as _deflate
 except ImportError:  # pragma: no cover

@@ -161,7 +161,8 @@ def png_idat(data: bytes, path: Path, where: str) -> bytes | memoryview:
     return idat[0] if len(idat) == 1 else b"".join(idat)
 
 
-def png_scanlines(idat: bytes | memoryview, path: Path, where: str, hdr: PngHeader) -> tuple[bytes, int, int, int]:
+def png_scanlines(idat: bytes | memoryview, path: Path, where: str,
+                  hdr: PngHeader) -> tuple[bytes | bytearray, int, int, int]:
     """The inflated, still filtered scanlines of an 8-bit RGB(A) non-interlaced PNG (``idat``
     from :func:`png_idat`, ``hdr`` from :func:`check_png`) with its width, height and channels.
     The zlib checksum is verified and nothing inflates beyond the size that IHDR declares."""

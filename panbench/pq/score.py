@@ -11,9 +11,11 @@ package importing it; the records come back in the order of the images, whatever
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing as mp
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,18 +102,34 @@ def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair) ->
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer) -> None:
-    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, scorer=scorer)
+def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer, pairs: list[Pair]) -> None:
+    gc.disable()  # scoring makes no reference cycles; a collection would walk (and copy) the inherited annotations
+    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, scorer=scorer, pairs=pairs)
 
 
-def _score_chunk(chunk: list[Pair]) -> tuple[PQStats, list[Any]]:
-    stats = PQStats.zeros(len(_WORKER["cats"]))
+def _score_chunk(span: tuple[int, int]) -> tuple[PQStats, list[Any]]:
+    """Score the images ``span`` (start, stop) of the worker's pairs (inherited when forked: only two ints travel)."""
+    w = _WORKER
+    stats = PQStats.zeros(len(w["cats"]))
     records = []
-    for pair in chunk:
-        st, rec = _WORKER["scorer"](_WORKER["cats"], *read_pair(_WORKER["gt_dir"], _WORKER["pred_dir"], pair))
+    for pair in w["pairs"][span[0] : span[1]]:
+        st, rec = w["scorer"](w["cats"], *read_pair(w["gt_dir"], w["pred_dir"], pair))
         stats.add_image(st)
         records.append(rec)
     return stats, records
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while JSON is parsed: the parse makes ~10^5 objects and no cycles, and
+    collections triggered by those allocations walk them all again."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def score_stream(
@@ -126,7 +144,8 @@ def score_stream(
     pairs in scoring order and ``scorer``'s per-image records in the same order.  With
     ``workers > 1`` the scorer runs in forked processes (it is inherited, not pickled); ``None``
     takes :func:`default_workers`.  Every choice gives the same sums, bit for bit."""
-    cats, pairs = load_pairs(gt_json, pred_json)
+    with _no_gc():
+        cats, pairs = load_pairs(gt_json, pred_json)
     if workers is None:
         workers = default_workers(len(pairs))
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
@@ -136,16 +155,17 @@ def score_stream(
     ev = PanopticEvaluator(cats)
     records: list[Any] = []
     if workers <= 1 or len(pairs) < 2 * workers:
-        for pair in pairs:
-            st, rec = scorer(cats, *read_pair(gt_dir, pred_dir, pair))
-            ev.add(st)
-            records.append(rec)
+        with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
+            for pair in pairs:
+                st, rec = scorer(cats, *read_pair(gt_dir, pred_dir, pair))
+                ev.add(st)
+                records.append(rec)
     else:
         size = max(1, min(64, len(pairs) // (4 * workers)))
-        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+        spans = [(i, min(i + size, len(pairs))) for i in range(0, len(pairs), size)]
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(cats, gt_dir, pred_dir, scorer)) as pool:
-            for part, recs in pool.imap(_score_chunk, chunks):  # in chunk order
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(cats, gt_dir, pred_dir, scorer, pairs)) as pool:
+            for part, recs in pool.imap(_score_chunk, spans):  # in chunk order
                 ev.merge(part)
                 records.extend(recs)
     return ev, pairs, records
