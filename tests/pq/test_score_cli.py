@@ -52,11 +52,12 @@ def test_table_output(case, capsys) -> None:
 _REAL_CHUNK = score._score_chunk
 
 
-def _chunk_in_child(chunk):
-    """score._score_chunk, noting the process it ran in (the pool pickles this by name)."""
+def _chunk_in_child(span):
+    """score._score_chunk, noting the process it ran in and its number of images (the pool pickles this by
+    name; a chunk is a (start, stop) span of the pairs the workers inherit)."""
     with open(os.environ["PANBENCH_TEST_PIDS"], "a") as f:
-        f.write(f"{os.getpid()} {len(chunk)}\n")
-    return _REAL_CHUNK(chunk)
+        f.write(f"{os.getpid()} {span[1] - span[0]}\n")
+    return _REAL_CHUNK(span)
 
 
 @pytest.mark.parametrize("workers", [2, 3, None])
