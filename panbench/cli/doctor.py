@@ -92,7 +92,7 @@ def fix_setuptools() -> str:
 
 
 def pkg_resources_check() -> Check:
-    """mmengine 0.10.7 imports ``pkg_resources`` to load any config; setuptools 82 no longer ships it.
+    """mmengine 0.10.7 imports ``pkg_resources`` to load any config; setuptools 82 does not ship it.
     A package that needs ``setuptools>=77`` (torch 2.13 does) makes an unconstrained pip upgrade to
     the newest setuptools, and every ``panbench eval`` then fails: detect that state."""
     import warnings
