@@ -1,6 +1,6 @@
 """An environment that stays working.
 
-mmengine 0.10.7 imports ``pkg_resources`` to load any config, setuptools 82 no longer ships it,
+mmengine 0.10.7 imports ``pkg_resources`` to load any config, setuptools 82 does not ship it,
 and torch 2.13 requires ``setuptools>=77.0.3``: an unconstrained pip that installs one more
 torch-dependent package upgrades setuptools to the newest and breaks every ``panbench eval``.
 

@@ -1,62 +1,24 @@
 """Demo MaskFormer: the zoo R-50 config shrunk (R-18 with 16 base channels, 64-channel heads, 24 queries, 1 encoder and
 3 decoder layers) for the 8 demo classes."""
 
-_base_ = "mmdet::maskformer/maskformer_r50_ms-16xb1-75e_coco.py"
+_base_ = ["mmdet::maskformer/maskformer_r50_ms-16xb1-75e_coco.py", "./_base_/demo_dataset.py"]
 
 panbench = dict(name="demo-maskformer", architecture="MaskFormer", backbone="R-18 (small)", dataset="demo",
                 aliases=["maskformer"], checkpoint=None, sha256_prefix=None, published={})
 
-# ---- the demo dataset (panbench data demo): 4 thing and 4 stuff classes, things first ----
-classes = ("disk", "tile", "ring", "blob", "sky", "grass", "wall", "sand")
-metainfo = dict(classes=classes, thing_classes=classes[:4], stuff_classes=classes[4:])
-num_things_classes, num_stuff_classes = 4, 4
-data_root = "data/demo/"
-dataset_type = "CocoPanopticDataset"
-train_pipeline = [
-    dict(type="LoadImageFromFile"),
-    dict(type="LoadPanopticAnnotations", with_bbox=True, with_mask=True, with_seg=True),
-    dict(type="RandomFlip", prob=0.5),
-    dict(type="RandomResize", scale=(208, 160), ratio_range=(0.8, 1.25), keep_ratio=True),
-    dict(type="PackDetInputs"),
-]
-test_pipeline = [
-    dict(type="LoadImageFromFile"),
-    dict(type="Resize", scale=(208, 160), keep_ratio=True),
-    dict(type="LoadPanopticAnnotations", with_bbox=True, with_mask=True, with_seg=True),
-    dict(type="PackDetInputs", meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor")),
-]
-train_dataloader = dict(
-    _delete_=True, batch_size=4, num_workers=1, persistent_workers=True,
-    sampler=dict(type="InfiniteSampler", shuffle=True), batch_sampler=None,
-    dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo,
-                 ann_file="annotations/panoptic_train2017.json",
-                 data_prefix=dict(img="train2017/", seg="annotations/panoptic_train2017/"),
-                 filter_cfg=dict(filter_empty_gt=True, min_size=1), pipeline=train_pipeline))
-val_dataloader = dict(
-    _delete_=True, batch_size=1, num_workers=1, persistent_workers=False, drop_last=False,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo,
-                 ann_file="annotations/panoptic_val2017.json",
-                 data_prefix=dict(img="val2017/", seg="annotations/panoptic_val2017/"),
-                 test_mode=True, pipeline=test_pipeline))
+# ---- the demo dataset and training recipe (./_base_/demo_dataset.py) in place of the zoo's COCO settings ----
+num_things_classes, num_stuff_classes = _base_.demo_num_things_classes, _base_.demo_num_stuff_classes
+data_root, dataset_type = _base_.demo_data_root, _base_.demo_dataset_type
+train_pipeline, test_pipeline = _base_.demo_train_pipeline, _base_.demo_test_pipeline
+train_dataloader, val_dataloader = _base_.demo_train_dataloader, _base_.demo_val_dataloader
 test_dataloader = val_dataloader
-val_evaluator = dict(_delete_=True, type="CocoPanopticMetric", ann_file=data_root + "annotations/panoptic_val2017.json",
-                     seg_prefix=data_root + "annotations/panoptic_val2017/")
+val_evaluator = _base_.demo_val_evaluator
 test_evaluator = val_evaluator
-max_iters = 3000
-train_cfg = dict(_delete_=True, type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters + 1)
-val_cfg = dict(type="ValLoop")
-test_cfg = dict(type="TestLoop")
-optim_wrapper = dict(_delete_=True, type="OptimWrapper", optimizer=dict(type="AdamW", lr=0.0005, weight_decay=0.05),
-                     clip_grad=dict(max_norm=1.0, norm_type=2))
-param_scheduler = [dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=200),
-                   dict(type="MultiStepLR", by_epoch=False, begin=0, end=max_iters,
-                        milestones=[int(max_iters * 0.8)], gamma=0.1)]
-auto_scale_lr = dict(enable=False, base_batch_size=4)
-default_hooks = dict(checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=max_iters, max_keep_ckpts=1),
-                     logger=dict(type="LoggerHook", interval=50))
-log_processor = dict(by_epoch=False)
-randomness = dict(seed=0, deterministic=False)
+max_iters = _base_.demo_max_iters
+train_cfg, val_cfg, test_cfg = _base_.demo_train_cfg, _base_.demo_val_cfg, _base_.demo_test_cfg
+optim_wrapper, param_scheduler = _base_.demo_optim_wrapper, _base_.demo_param_scheduler
+auto_scale_lr, log_processor = _base_.demo_auto_scale_lr, _base_.demo_log_processor
+default_hooks = _base_.demo_default_hooks
 
 model = dict(
     backbone=dict(depth=18, base_channels=16, stem_channels=16, init_cfg=None, frozen_stages=-1,

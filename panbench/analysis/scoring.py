@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,14 +124,3 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
                                    cats.ids, cats.isthing)
     bstats = boundary_sums([r[1] for r in recs], len(cats)) if boundary else None
     return ev.evaluate(), aset, run_fields(aset, cats, bstats)
-
-
-def files_fingerprint(gt_json: str | os.PathLike[str], image_ids: list[Any]) -> str:
-    """The dataset fingerprint of scored files, computed as
-    :meth:`panbench.data.datasets.PanopticDataset.fingerprint` (annotation file and image ids)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    h.update(Path(gt_json).read_bytes())
-    h.update(repr(list(image_ids)).encode())
-    return h.hexdigest()[:16]

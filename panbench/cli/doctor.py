@@ -93,7 +93,7 @@ def fix_setuptools() -> str:
 
 
 def pkg_resources_check() -> Check:
-    """mmengine 0.10.7 imports ``pkg_resources`` to load any config; setuptools 82 no longer ships it.
+    """mmengine 0.10.7 imports ``pkg_resources`` to load any config; setuptools 82 does not ship it.
     A package that needs ``setuptools>=77`` (torch 2.13 does) makes an unconstrained pip upgrade to
     the newest setuptools, and every ``panbench eval`` then fails: detect that state."""
     import warnings
@@ -206,25 +206,7 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     checks.append(_version("numpy"))
     torch_check = _version("torch", fix=FIX_TORCH if not in_setup_venv() else None)
     checks.append(torch_check)
-    cuda = False
-    if torch_check.ok:
-        import torch
-
-        cuda = torch.cuda.is_available()
-        torch_check.detail += f" (CUDA {torch.version.cuda})" if torch.version.cuda else " (CPU build)"
-        if cuda:
-            checks.append(Check("gpu", True, ", ".join(torch.cuda.get_device_name(i)
-                                                       for i in range(torch.cuda.device_count()))))
-        else:
-            from panbench.evaluation.device import gpu_present, unusable_gpu_note
-
-            note = unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda)
-            if note:
-                checks.append(Check("gpu", False, note.removeprefix("panbench: ").split(": running on")[0],
-                                    "install the torch build for the driver (docs/gpu.md)", False))
-            else:
-                checks.append(Check("gpu", False, "none: inference runs on the CPU (slow for COCO)",
-                                    "use a machine with an NVIDIA GPU and a CUDA torch for full COCO runs", False))
+    cuda = _gpu_checks(torch_check, checks) if torch_check.ok else False
     mmcv = _version("mmcv")
     checks.append(mmcv)
     if mmcv.ok and torch_check.ok:
@@ -243,11 +225,38 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     checks.append(scoring_path_check())
     checks.append(analysis_path_check())
     checks.append(data_check(Path(data_root)))
+    checks.append(checkpoints_check())
+    return checks
+
+
+def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
+    """Append the GPU check to ``checks`` and the CUDA version to ``torch_check``; whether CUDA is usable."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    torch_check.detail += f" (CUDA {torch.version.cuda})" if torch.version.cuda else " (CPU build)"
+    if cuda:
+        checks.append(Check("gpu", True, ", ".join(torch.cuda.get_device_name(i)
+                                                   for i in range(torch.cuda.device_count()))))
+        return True
+    from panbench.evaluation.device import gpu_present, unusable_gpu_note
+
+    note = unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda)
+    if note:
+        checks.append(Check("gpu", False, note.removeprefix("panbench: ").split(": running on")[0],
+                            "install the torch build for the driver (docs/gpu.md)", False))
+    else:
+        checks.append(Check("gpu", False, "none: inference runs on the CPU (slow for COCO)",
+                            "use a machine with an NVIDIA GPU and a CUDA torch for full COCO runs", False))
+    return False
+
+
+def checkpoints_check() -> Check:
+    """How many zoo checkpoints the download cache holds (none is fine: they download on first use)."""
     cache = checkpoint_cache_dir()
     n = len(list(cache.glob("*.pth"))) if cache.is_dir() else 0
-    checks.append(Check("checkpoints", n > 0, f"{n} cached in {cache}",
-                        "downloaded on first `panbench eval` of a zoo model", False))
-    return checks
+    return Check("checkpoints", n > 0, f"{n} cached in {cache}", "downloaded on first `panbench eval` of a zoo model",
+                 False)
 
 
 def data_check(root: Path) -> Check:

@@ -7,7 +7,14 @@ import os
 import sys
 from typing import Any
 
-from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
+from panbench.cli.options import (
+    Common,
+    add_image_selection,
+    add_run_options,
+    check_writable,
+    dataset_root,
+    non_negative_int,
+)
 from panbench.errors import PanbenchError
 
 
@@ -21,8 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "config path, or hf:<hub id or directory> (a Hugging Face transformers model, docs/huggingface.md)")
     p.add_argument("--dataset", help="coco, demo, cityscapes or ade20k (panbench data); default: the dataset the "
                    "models were trained on (coco for the zoo, demo for the demo models)")
-    p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
-    p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
+    add_image_selection(p)
     p.add_argument("--save-predictions", metavar="DIR",
                    help="also write the predictions in the COCO panoptic format (PNGs + JSON) under DIR")
     p.add_argument("--images", metavar="DIR|JSON",
@@ -35,9 +41,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--checkpoint", help="your own weights instead of the zoo's")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="allow full unpickling of a checkpoint that weights_only loading refuses")
-    p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass (default 1)")
-    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed-precision inference (default: fp32)")
+    add_run_options(p)
     p.add_argument("--postprocess", default="default", choices=["default", "maskwise", "argmax"],
                    help="panoptic post-processing for MaskFormer/Mask2Former: the model's own fusion (default), "
                    "Panoptic SegFormer's mask-wise merging, or pixel-wise argmax")
@@ -51,16 +55,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--pp-beta", type=float, default=1.0, help="maskwise: exponent of the mask quality")
     p.add_argument("--pp-conf", type=float, default=0.25, help="maskwise: confidence threshold t_cnf")
     p.add_argument("--pp-keep", type=float, default=0.6, help="maskwise: fraction of a mask that must remain")
-    p.add_argument("--workers", type=non_negative_int, default=2, help="data-loading worker processes (default 2)")
-    p.add_argument("--cpu-procs", type=non_negative_int, default=0,
-                   help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
-                   "threads and its own data loading (default 0: one per core; 1: a single process)")
-    p.add_argument("--warmup", type=non_negative_int, default=1, help="batches left out of the timings (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
-    p.add_argument("--cache-every", type=positive_int, default=16,
-                   help="write the per-image results cache every N images (default 16)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--corruption", metavar="NAME", help="corrupt each image after loading (one of the 15 "
                    "COCO-C corruptions, docs/robustness.md); needs --severity")
     p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")

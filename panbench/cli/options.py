@@ -60,6 +60,32 @@ def common_parents() -> Common:
     return Common(results=results, data_root=data_root)
 
 
+def add_image_selection(p: argparse.ArgumentParser) -> None:
+    """``--limit`` and ``--subset``: which images of the dataset a run takes (eval, robustness)."""
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
+    p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
+
+
+def add_run_options(p: argparse.ArgumentParser,
+                    workers_help: str = "data-loading worker processes (default 2)") -> None:
+    """The options of a command that runs models over images (eval, robustness): device, batch size,
+    precision, data loading and inference processes, timing warm-up, seed, the per-image results cache and
+    the progress bar.  ``workers_help`` says what the data-loading workers do in that command."""
+    p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed-precision inference (default: fp32)")
+    p.add_argument("--workers", type=non_negative_int, default=2, help=workers_help)
+    p.add_argument("--cpu-procs", type=non_negative_int, default=0,
+                   help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
+                   "threads and its own data loading (default 0: one per core; 1: a single process)")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="batches left out of the timings (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
+    p.add_argument("--cache-every", type=positive_int, default=16,
+                   help="write the per-image results cache every N images (default 16)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def dataset_root(args: argparse.Namespace) -> str:
     """``--data-root``, or ``data/<dataset>`` (``data/coco`` for a command without ``--dataset``)."""
     return args.data_root or f"data/{getattr(args, 'dataset', None) or 'coco'}"

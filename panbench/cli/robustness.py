@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from panbench.cli.options import Common, dataset_root, non_negative_int, positive_int
+from panbench.cli.options import Common, add_image_selection, add_run_options, dataset_root
 
 DEMO_SEVERITIES = "3"  # the demo set's default: 15 runs per model, a few minutes on two cores (docs/robustness.md)
 
@@ -27,24 +27,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "or a comma-separated list of groups and corruption names")
     p.add_argument("--severities", help="severities to run, e.g. 1-5 (default), 3 or 1,3,5; on the demo set "
                    f"the default is {DEMO_SEVERITIES}")
-    p.add_argument("--limit", type=positive_int, help="only the first N images")
-    p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
+    add_image_selection(p)
     p.add_argument("--checkpoint", help="your own weights instead of the zoo's (one model)")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="allow full unpickling of a checkpoint that weights_only loading refuses")
-    p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass (default 1)")
-    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed-precision inference (default: fp32)")
-    p.add_argument("--workers", type=non_negative_int, default=2, help="data-loading worker processes, where the "
-                   "images are corrupted (default 2)")
-    p.add_argument("--cpu-procs", type=non_negative_int, default=0,
-                   help="on the CPU: inference processes (default 0: one per core; 1: a single process)")
-    p.add_argument("--warmup", type=non_negative_int, default=1, help="batches left out of the timings (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
-    p.add_argument("--cache-every", type=positive_int, default=16,
-                   help="write the per-image results cache every N images (default 16)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(p, workers_help="data-loading worker processes, where the images are corrupted (default 2)")
     p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"], help="of the printed table")
     p.add_argument("--no-plots", action="store_true", help="do not write the plots")
     return p

@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
         fingerprint = None
         if aset is not None:
-            from panbench.analysis.scoring import files_fingerprint
+            from panbench.data.datasets import dataset_fingerprint
 
-            fingerprint = files_fingerprint(args.gt_json, aset.image_ids)
+            fingerprint = dataset_fingerprint(args.gt_json, aset.image_ids)
         dataset = record_dataset(Path(args.gt_json), fingerprint, Path(args.results), args.dataset)
         rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
         path = write_record(Path(args.results), rec, analysis=aset)

@@ -89,6 +89,31 @@ def prepare_coco(root: Path, from_dir: Path | None = None, checksums: dict[str, 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     checksums = checksums or {}
+    zips = _coco_zips(root, from_dir, progress)
+    done = root / ".panbench-done"
+    state = set(done.read_text().split()) if done.exists() else set()
+    used = {}
+    if "images" not in state:
+        _extract_images(root, zips["val2017.zip"], checksums.get("val2017.zip"))
+        used["val2017.zip"] = sha256_file(zips["val2017.zip"])
+        state.add("images")
+        done.write_text("\n".join(sorted(state)))
+    if "annotations" not in state:
+        name = "panoptic_annotations_trainval2017.zip"
+        _extract_annotations(root, zips[name], checksums.get(name))
+        used[name] = sha256_file(zips[name])
+        state.add("annotations")
+        done.write_text("\n".join(sorted(state)))
+    if used:
+        ck = root / ".panbench-checksums.json"
+        old = json.loads(ck.read_text()) if ck.exists() else {}
+        ck.write_text(json.dumps({**old, **used}, indent=1))
+    verify_tree(root)
+    return root
+
+
+def _coco_zips(root: Path, from_dir: Path | None, progress: bool) -> dict[str, Path]:
+    """Each official zip of :data:`URLS`: from ``from_dir`` when given, else downloaded to ``root/downloads``."""
     zips = {}
     for name, url in URLS.items():
         if from_dir is not None:
@@ -103,48 +128,35 @@ def prepare_coco(root: Path, from_dir: Path | None = None, checksums: dict[str, 
                 except PanbenchError as e:
                     raise PanbenchError(f"{e}; or download {url} yourself and pass --from DIR") from None
         zips[name] = p
+    return zips
 
-    done = root / ".panbench-done"
-    state = set(done.read_text().split()) if done.exists() else set()
-    used = {}
 
-    if "images" not in state:
-        with open_checked(zips["val2017.zip"], checksums.get("val2017.zip")) as zf:
-            members = [i for i in zf.infolist() if i.filename.startswith("val2017/") and not i.is_dir()]
-            if not members:
-                raise InputError(f"{zips['val2017.zip']}: no val2017/ entries; pass the official val2017.zip")
-            _extract(zf, members, root / "val2017", strip=1)
-        used["val2017.zip"] = sha256_file(zips["val2017.zip"])
-        state.add("images")
-        done.write_text("\n".join(sorted(state)))
+def _extract_images(root: Path, zip_path: Path, checksum: str | None) -> None:
+    """The images of val2017.zip into ``root/val2017``."""
+    with open_checked(zip_path, checksum) as zf:
+        members = [i for i in zf.infolist() if i.filename.startswith("val2017/") and not i.is_dir()]
+        if not members:
+            raise InputError(f"{zip_path}: no val2017/ entries; pass the official val2017.zip")
+        _extract(zf, members, root / "val2017", strip=1)
 
-    if "annotations" not in state:
-        name = "panoptic_annotations_trainval2017.zip"
-        with open_checked(zips[name], checksums.get(name)) as zf:
-            names = {PurePosixPath(i.filename).name: i for i in zf.infolist()}
-            if "panoptic_val2017.json" not in names or "panoptic_val2017.zip" not in names:
-                raise InputError(f"{zips[name]}: lacks panoptic_val2017.json or panoptic_val2017.zip; "
-                                 "pass the official panoptic_annotations_trainval2017.zip")
-            _extract(zf, [names["panoptic_val2017.json"]], root / "annotations",
-                     strip=len(PurePosixPath(names["panoptic_val2017.json"].filename).parts) - 1)
-            inner_bytes = zf.read(names["panoptic_val2017.zip"])
-        inner = zipfile.ZipFile(io.BytesIO(inner_bytes))
-        if inner.testzip() is not None:
-            raise InputError(f"{zips[name]}: its panoptic_val2017.zip fails the CRC check; download again")
-        check_members(inner, zips[name])
-        pngs = [i for i in inner.infolist() if i.filename.endswith(".png")]
-        _extract(inner, pngs, root / "annotations" / "panoptic_val2017",
-                 strip=len(PurePosixPath(pngs[0].filename).parts) - 1 if pngs else 0)
-        used[name] = sha256_file(zips[name])
-        state.add("annotations")
-        done.write_text("\n".join(sorted(state)))
 
-    if used:
-        ck = root / ".panbench-checksums.json"
-        old = json.loads(ck.read_text()) if ck.exists() else {}
-        ck.write_text(json.dumps({**old, **used}, indent=1))
-    verify_tree(root)
-    return root
+def _extract_annotations(root: Path, zip_path: Path, checksum: str | None) -> None:
+    """panoptic_val2017.json and the PNGs of its inner panoptic_val2017.zip into ``root/annotations``."""
+    with open_checked(zip_path, checksum) as zf:
+        names = {PurePosixPath(i.filename).name: i for i in zf.infolist()}
+        if "panoptic_val2017.json" not in names or "panoptic_val2017.zip" not in names:
+            raise InputError(f"{zip_path}: lacks panoptic_val2017.json or panoptic_val2017.zip; "
+                             "pass the official panoptic_annotations_trainval2017.zip")
+        _extract(zf, [names["panoptic_val2017.json"]], root / "annotations",
+                 strip=len(PurePosixPath(names["panoptic_val2017.json"].filename).parts) - 1)
+        inner_bytes = zf.read(names["panoptic_val2017.zip"])
+    inner = zipfile.ZipFile(io.BytesIO(inner_bytes))
+    if inner.testzip() is not None:
+        raise InputError(f"{zip_path}: its panoptic_val2017.zip fails the CRC check; download again")
+    check_members(inner, zip_path)
+    pngs = [i for i in inner.infolist() if i.filename.endswith(".png")]
+    _extract(inner, pngs, root / "annotations" / "panoptic_val2017",
+             strip=len(PurePosixPath(pngs[0].filename).parts) - 1 if pngs else 0)
 
 
 def verify_tree(root: Path, expected_images: int | None = None) -> None:

@@ -98,10 +98,17 @@ class PanopticDataset:
 
     def fingerprint(self) -> str:
         """A short hash of the annotation file and the selected image ids (keys caches and results)."""
-        h = hashlib.sha256()
-        h.update(self.ann_file.read_bytes())
-        h.update(repr(self.image_ids).encode())
-        return h.hexdigest()[:16]
+        return dataset_fingerprint(self.ann_file, self.image_ids)
+
+
+def dataset_fingerprint(ann_file: str | Path, image_ids: list[Any]) -> str:
+    """The dataset fingerprint: a short hash of the annotation file's bytes and the image ids in their order; the
+    one definition for evaluated datasets (:meth:`PanopticDataset.fingerprint`) and scored files
+    (``panbench score``)."""
+    h = hashlib.sha256()
+    h.update(Path(ann_file).read_bytes())
+    h.update(repr(list(image_ids)).encode())
+    return h.hexdigest()[:16]
 
 
 def load_dataset(

@@ -14,6 +14,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from panbench.data.datasets import HOW_TO_GET, PanopticDataset, Sample, layout
 from panbench.errors import InputError
@@ -46,38 +47,16 @@ def load_images(path: str | Path, dataset: str, data_root: str | Path, image_dir
     """The images of a folder (sorted by name; an all-digit file stem is an integer id, as in COCO) or of an
     image-info JSON (its ``images`` list, files under ``image_dir``, default ``DATA_ROOT/test2017``)."""
     p = Path(path)
+    cats: CategoryTable | None
     if p.is_dir():
         if image_dir is not None:
             raise InputError(f"{p}: --image-dir goes with an image-info JSON; the folder given to --images holds the "
                              "images: leave --image-dir out")
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-        if not files:
-            raise InputError(f"{p}: no images (*.jpg, *.png, ...) in this folder; pass --images a folder of images "
-                             "or an image-info JSON")
-        samples, seen = [], {}
-        for f in files:
-            image_id = int(f.stem) if f.stem.isdigit() else f.stem
-            if image_id in seen:
-                raise InputError(f"{f}: image id {image_id} also names {seen[image_id].name}; give each image its "
-                                 "own file stem")
-            seen[image_id] = f
-            samples.append(Sample(image_id, f, None, 0, 0, None))  # type: ignore[arg-type]
+        samples = _folder_samples(p)
         cats, prefix, ann = None, "panoptic_" + re.sub(r"[^A-Za-z0-9.-]+", "-", p.name), p
     elif p.is_file():
         data = read_json(p, "image-info JSON")
-        images = data.get("images")
-        if not isinstance(images, list) or not images:
-            raise InputError(f"{p}: no 'images' list; pass COCO's image_info_test-dev2017.json or a folder of images")
-        folder = Path(image_dir) if image_dir else Path(data_root) / "test2017"
-        samples = []
-        for im in images:
-            if not isinstance(im, dict) or not {"id", "file_name"} <= set(im):
-                raise InputError(f"{p}: an entry of 'images' lacks id or file_name")
-            f = safe_join(folder, im["file_name"], f"{p}: image {im['id']}")
-            if not f.is_file():
-                raise InputError(f"{f}: image {im['id']} of {p.name} not found; pass --image-dir, the folder that "
-                                 "holds the JSON's images (COCO test-dev: test2017/)")
-            samples.append(Sample(im["id"], f, None, int(im.get("height") or 0), int(im.get("width") or 0), None))
+        samples = _json_samples(p, data, Path(image_dir) if image_dir else Path(data_root) / "test2017")
         cats_raw = data.get("categories")
         with_isthing = isinstance(cats_raw, list) and cats_raw and all(
             isinstance(c, dict) and "isthing" in c for c in cats_raw)
@@ -91,6 +70,42 @@ def load_images(path: str | Path, dataset: str, data_root: str | Path, image_dir
     if limit is not None:
         samples = samples[:limit]
     return ImageSet(dataset, p if p.is_dir() else p.parent, cats, samples, ann, prefix=prefix)
+
+
+def _folder_samples(p: Path) -> list[Sample]:
+    """One sample per image file of folder ``p``, sorted by name, without size or annotation."""
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    if not files:
+        raise InputError(f"{p}: no images (*.jpg, *.png, ...) in this folder; pass --images a folder of images "
+                         "or an image-info JSON")
+    samples: list[Sample] = []
+    seen: dict[int | str, Path] = {}
+    for f in files:
+        image_id = int(f.stem) if f.stem.isdigit() else f.stem
+        if image_id in seen:
+            raise InputError(f"{f}: image id {image_id} also names {seen[image_id].name}; give each image its "
+                             "own file stem")
+        seen[image_id] = f
+        samples.append(Sample(image_id, f, None, 0, 0, None))  # type: ignore[arg-type]
+    return samples
+
+
+def _json_samples(p: Path, data: dict[str, Any], folder: Path) -> list[Sample]:
+    """One sample per entry of the ``images`` list of image-info JSON ``p`` (``data``), files under ``folder``."""
+    images = data.get("images")
+    if not isinstance(images, list) or not images:
+        raise InputError(f"{p}: no 'images' list; pass COCO's image_info_test-dev2017.json or a folder of images")
+    samples = []
+    for im in images:
+        if not isinstance(im, dict) or not {"id", "file_name"} <= set(im):
+            raise InputError(f"{p}: an entry of 'images' lacks id or file_name")
+        f = safe_join(folder, im["file_name"], f"{p}: image {im['id']}")
+        if not f.is_file():
+            raise InputError(f"{f}: image {im['id']} of {p.name} not found; pass --image-dir, the folder that "
+                             "holds the JSON's images (COCO test-dev: test2017/)")
+        size = int(im.get("height") or 0), int(im.get("width") or 0)
+        samples.append(Sample(im["id"], f, None, *size, None))  # type: ignore[arg-type]
+    return samples
 
 
 def dataset_categories(dataset: str, root: Path) -> CategoryTable:

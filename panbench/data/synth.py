@@ -91,13 +91,22 @@ def random_image(
             crowd_cats.add(cat["id"])
         label[mask.astype(bool)] = len(segs)
         segs.append({"id": int(ids[k_stuff + t]), "category_id": cat["id"], "iscrowd": crowd})
-    if void_fraction > 0:
-        void = np.zeros((height, width), np.uint8)
-        for _ in range(3):
-            r = max(1, int(np.sqrt(void_fraction * height * width / 3 / np.pi)))
-            cv2.circle(void, (int(rng.integers(0, width)), int(rng.integers(0, height))), r, 1, -1)
-        label[void.astype(bool)] = -1
+    _paint_void(rng, label, void_fraction)
     return _image_of(label, segs)
+
+
+def _paint_void(rng: np.random.Generator, label: np.ndarray, void_fraction: float) -> None:
+    """Set three random discs of ``label`` to -1 (VOID), ``void_fraction`` of the image in all."""
+    import cv2
+
+    if void_fraction <= 0:
+        return
+    height, width = label.shape
+    void = np.zeros((height, width), np.uint8)
+    for _ in range(3):
+        r = max(1, int(np.sqrt(void_fraction * height * width / 3 / np.pi)))
+        cv2.circle(void, (int(rng.integers(0, width)), int(rng.integers(0, height))), r, 1, -1)
+    label[void.astype(bool)] = -1
 
 
 def _stuff_regions(rng: np.random.Generator, height: int, width: int, k_stuff: int, stuff: list[dict[str, Any]],

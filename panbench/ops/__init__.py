@@ -24,9 +24,7 @@ import os
 import sys
 
 from panbench.errors import PanbenchError
-
-BACKENDS = ("mmcv", "panbench")
-COMPILED_FIX = "compiled mmcv (PANBENCH_MMCV=compiled make setup, docs/setup.md)"
+from panbench.ops.backends import BACKENDS, COMPILED_FIX
 
 
 def active() -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.ops import COMPILED_FIX
+from panbench.ops.backends import COMPILED_FIX
 
 PANBENCH_STAND_IN = True
 

@@ -192,7 +192,26 @@ def roi_align_torch(input: Any, rois: Any, aligned_height: int, aligned_width: i
     amy = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev) if pool_mode == 0 else None
     amx = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev) if pool_mode == 0 else None
     feat = input.detach().permute(0, 2, 3, 1).reshape(n_img * H * W, C)  # one row per pixel
-    r = rois.detach().to(dt)
+    batch, start_h, start_w, bin_h, bin_w = _roi_bins(rois.detach().to(dt), spatial_scale, aligned, ph_n, pw_n)
+    pairs = torch.stack(_sampling_grid(bin_h, bin_w, sampling_ratio), 1)
+    for gh, gw in torch.unique(pairs, dim=0).tolist():
+        members = torch.nonzero((pairs[:, 0] == gh) & (pairs[:, 1] == gw)).flatten()
+        for chunk in members.split(ROI_CHUNK):
+            boxes = start_h[chunk, None], start_w[chunk, None], bin_h[chunk, None], bin_w[chunk, None]
+            base = (batch[chunk] * (H * W))[:, None, None]
+            pooled, my, mx = _pool_rois(feat, base, boxes, (gh, gw), (ph_n, pw_n), (H, W), pool_mode)
+            out[chunk] = pooled
+            if amy is not None and amx is not None:
+                amy[chunk], amx[chunk] = my, mx
+    perm = (0, 3, 1, 2)
+    return (out.permute(perm).contiguous(), amy.permute(perm).contiguous() if amy is not None else None,
+            amx.permute(perm).contiguous() if amx is not None else None)
+
+
+def _roi_bins(r: Any, spatial_scale: float, aligned: bool, ph_n: int, pw_n: int) -> tuple[Any, Any, Any, Any, Any]:
+    """``(image index, start_h, start_w, bin_h, bin_w)`` of each RoI row ``(b, x1, y1, x2, y2)`` of ``r``."""
+    import torch
+
     scale = _f32(spatial_scale)
     off = 0.5 if aligned else 0.0
     batch = r[:, 0].to(torch.int64)
@@ -203,47 +222,52 @@ def roi_align_torch(input: Any, rois: Any, aligned_height: int, aligned_width: i
         if not bool(((roi_w >= 0) & (roi_h >= 0)).all()):
             raise _negative_roi()
     else:
-        one = torch.ones((), dtype=dt, device=dev)
+        one = torch.ones((), dtype=r.dtype, device=r.device)
         roi_w = torch.where(roi_w < 1.0, one, roi_w)
         roi_h = torch.where(roi_h < 1.0, one, roi_h)
-    bin_h, bin_w = roi_h / ph_n, roi_w / pw_n
+    return batch, start_h, start_w, roi_h / ph_n, roi_w / pw_n
+
+
+def _sampling_grid(bin_h: Any, bin_w: Any, sampling_ratio: int) -> tuple[Any, Any]:
+    """The number of samples per bin along y and x of each RoI (int64)."""
+    import torch
+
     if sampling_ratio > 0:
-        grid_h = torch.full((K,), int(sampling_ratio), dtype=torch.int64, device=dev)
-        grid_w = grid_h
-    else:  # ceilf(roi_height / pooled_height): the quotient rounded to float32, then ceil
-        grid_h = bin_h.to(torch.float32).ceil().to(torch.int64)
-        grid_w = bin_w.to(torch.float32).ceil().to(torch.int64)
+        grid_h = torch.full((bin_h.shape[0],), int(sampling_ratio), dtype=torch.int64, device=bin_h.device)
+        return grid_h, grid_h
+    # ceilf(roi_height / pooled_height): the quotient rounded to float32, then ceil
+    return bin_h.to(torch.float32).ceil().to(torch.int64), bin_w.to(torch.float32).ceil().to(torch.int64)
+
+
+def _pool_rois(feat: Any, base: Any, boxes: tuple[Any, Any, Any, Any], grid: tuple[int, int],
+               pooled: tuple[int, int], hw: tuple[int, int], pool_mode: int) -> tuple[Any, Any, Any]:
+    """One chunk of RoIs with the same sampling grid: ``(max, argmax_y, argmax_x)`` for max pooling
+    (``pool_mode`` 0), else ``(mean, None, None)``, each ``(R, ph, pw, C)``."""
+    import torch
+
+    (sh, sw, bh, bw), (gh, gw), (ph_n, pw_n), (H, W) = boxes, grid, pooled, hw
+    dt, dev = feat.dtype, feat.device
     ph_i = torch.arange(ph_n, dtype=dt, device=dev)
     pw_i = torch.arange(pw_n, dtype=dt, device=dev)
-    pairs = torch.stack([grid_h, grid_w], 1)
-    for gh, gw in torch.unique(pairs, dim=0).tolist():
-        members = torch.nonzero((pairs[:, 0] == gh) & (pairs[:, 1] == gw)).flatten()
-        count = float(max(gh * gw, 1))
-        for chunk in members.split(ROI_CHUNK):
-            sh, sw, bh, bw = start_h[chunk, None], start_w[chunk, None], bin_h[chunk, None], bin_w[chunk, None]
-            base = (batch[chunk] * (H * W))[:, None, None]
-            acc = torch.zeros((len(chunk), ph_n, pw_n, C), dtype=dt, device=dev)
-            maxval = torch.full_like(acc, -10000.0) if pool_mode == 0 else None
-            my = torch.full_like(acc, -1.0) if pool_mode == 0 else None
-            mx = torch.full_like(acc, -1.0) if pool_mode == 0 else None
-            for iy in range(gh):
-                yy = sh + ph_i * bh + (iy + 0.5) * bh / gh  # (R, ph)
-                for ix in range(gw):
-                    xx = sw + pw_i * bw + (ix + 0.5) * bw / gw  # (R, pw)
-                    val = _bilinear(feat, base, yy[:, :, None], xx[:, None, :], H, W)
-                    if pool_mode == 0:
-                        upd = val > maxval
-                        maxval = torch.where(upd, val, maxval)
-                        my = torch.where(upd, yy[:, :, None, None], my)
-                        mx = torch.where(upd, xx[:, None, :, None], mx)
-                    acc = acc + val
+    acc = torch.zeros((sh.shape[0], ph_n, pw_n, feat.shape[1]), dtype=dt, device=dev)
+    maxval = my = mx = acc
+    if pool_mode == 0:
+        maxval, my, mx = torch.full_like(acc, -10000.0), torch.full_like(acc, -1.0), torch.full_like(acc, -1.0)
+    for iy in range(gh):
+        yy = sh + ph_i * bh + (iy + 0.5) * bh / gh  # (R, ph)
+        for ix in range(gw):
+            xx = sw + pw_i * bw + (ix + 0.5) * bw / gw  # (R, pw)
+            val = _bilinear(feat, base, yy[:, :, None], xx[:, None, :], H, W)
             if pool_mode == 0:
-                out[chunk], amy[chunk], amx[chunk] = maxval, my, mx
+                upd = val > maxval
+                maxval = torch.where(upd, val, maxval)
+                my = torch.where(upd, yy[:, :, None, None], my)
+                mx = torch.where(upd, xx[:, None, :, None], mx)
             else:
-                out[chunk] = acc / count
-    perm = (0, 3, 1, 2)
-    return (out.permute(perm).contiguous(), amy.permute(perm).contiguous() if amy is not None else None,
-            amx.permute(perm).contiguous() if amx is not None else None)
+                acc = acc + val
+    if pool_mode == 0:
+        return maxval, my, mx
+    return acc / float(max(gh * gw, 1)), None, None
 
 
 def _bilinear(feat: Any, base: Any, y: Any, x: Any, H: int, W: int) -> Any:

@@ -38,7 +38,7 @@ import importlib.util
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -233,7 +233,7 @@ def corrupt(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
             from PIL import Image
 
             out = getattr(ref, name)(Image.fromarray(img), severity)
-    return np.uint8(out)  # the package's conversion: truncation of the clipped floats
+    return cast(np.ndarray, np.uint8(out))  # the package's conversion: truncation of the clipped floats
 
 
 def glass_blur(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
@@ -241,7 +241,7 @@ def glass_blur(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.n
     from skimage.filters import gaussian
 
     sigma, delta, iterations = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][severity - 1]
-    x = np.uint8(gaussian(np.array(x) / 255., sigma=sigma, channel_axis=-1) * 255)
+    x = cast(np.ndarray, np.uint8(gaussian(np.array(x) / 255., sigma=sigma, channel_axis=-1) * 255))
     h, w = x.shape[:2]
     rows, cols = range(h - delta, delta, -1), range(w - delta, delta, -1)
     src = list(range(h * w))  # src[p]: the pixel of the blurred image that position p holds

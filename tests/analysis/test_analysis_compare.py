@@ -245,7 +245,7 @@ def test_score_orders_images_as_eval_does_when_annotations_are_in_another_order(
     """panbench orders a dataset's images by the ground truth's `images` list (eval's PanopticDataset); score
     does the same when `annotations` come in another order, so that the per-image file, the fingerprint and
     compare agree with an eval of the same images."""
-    from panbench.analysis.scoring import files_fingerprint
+    from panbench.data.datasets import dataset_fingerprint
 
     gt = json.loads(Path(files["gt_json"]).read_text())
     gt["annotations"] = gt["annotations"][::-1]  # images stay in id order
@@ -258,7 +258,7 @@ def test_score_orders_images_as_eval_does_when_annotations_are_in_another_order(
     ids = [im["id"] for im in gt["images"]]
     assert ids != [a["image_id"] for a in gt["annotations"]]
     assert AnalysisSet.load(tmp_path / "r" / rec["analysis_file"]).image_ids == [str(i) for i in ids]
-    assert files_fingerprint(shuffled, ids) == rec["provenance"]["dataset"]["fingerprint"]  # eval's, same images
+    assert dataset_fingerprint(shuffled, ids) == rec["provenance"]["dataset"]["fingerprint"]  # eval's, same images
 
 
 # ---- compare picks the run `table` shows; score --name files its record under its ground truth's dataset ----

@@ -48,3 +48,16 @@ def test_help_never_imports_torch() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "usage: panbench" in r.stdout, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_eval_and_robustness_share_their_run_options() -> None:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+
+    def options(cmd: str) -> dict[str, tuple]:
+        return {a.dest: (a.option_strings, a.help, a.default, a.type, a.choices) for a in sub.choices[cmd]._actions}
+
+    ev, rob = options("eval"), options("robustness")
+    shared = ["limit", "subset", "device", "batch_size", "amp", "cpu_procs", "warmup", "seed", "no_resume",
+              "cache_every", "no_progress"]
+    assert {k: ev[k] for k in shared} == {k: rob[k] for k in shared}
+    assert ev["workers"][2:] == rob["workers"][2:]  # the help says what the workers do in each command

@@ -82,3 +82,26 @@ def test_demo_models_reach_pinned_pq(tmp_path: Path, capsys) -> None:
     for name, pq in PINNED_PQ.items():
         assert got[name] == pytest.approx(pq, abs=0.5), (name, got[name])
         assert got[name] >= 20, name
+
+
+def test_the_demo_configs_are_the_three_demo_models_and_their_shared_base_is_none() -> None:
+    from panbench.models.registry import all_models
+
+    demo_dir = REPO_ROOT / "configs" / "demo"
+    listed = sorted(s.name for s in all_models() if s.framework == "mmdet" and s.config.parent == demo_dir)
+    assert listed == ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn"]
+    assert all(s.config.parent.name != "_base_" for s in all_models() if s.framework == "mmdet")
+
+
+@pytest.mark.parametrize("name", ["mask2former", "maskformer", "panoptic-fpn"])
+def test_each_demo_config_takes_the_demo_dataset_from_the_shared_base(name: str) -> None:
+    from panbench.models.mm import load_config
+
+    cfg = load_config(REPO_ROOT / "configs" / "demo" / f"{name}.py")
+    classes = tuple(c["name"] for c in DEMO_CATEGORIES)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert tuple(loader.dataset.metainfo.classes) == classes and loader.dataset.data_root == "data/demo/"
+    assert cfg.test_dataloader.dataset.pipeline[1] == {"type": "Resize", "scale": (208, 160), "keep_ratio": True}
+    assert cfg.val_evaluator.ann_file == "data/demo/annotations/panoptic_val2017.json"
+    assert cfg.train_cfg.max_iters == (2000 if name == "panoptic-fpn" else 3000)
+    assert cfg.model.panoptic_fusion_head.num_things_classes == 4
