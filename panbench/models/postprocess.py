@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panbench.models.fusion import INSTANCE_OFFSET
+from panbench.models.encoding import INSTANCE_OFFSET
 
 NAMES = ("default", "maskwise", "argmax")
 
