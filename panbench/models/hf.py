@@ -98,15 +98,21 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
                      sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, kind, fusion, names, label2cat).to(device)
-    meta = {k: v for k, v in cfg.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
-    text = json.dumps({"framework": "transformers", "model_type": kind, "model_class": type(model).__name__,
-                       "processor_class": type(image_processor).__name__, "config": meta,
-                       "processor": image_processor.to_dict(), "postprocess": settings,
-                       "label_ids_to_fuse": sorted(fuse), "skipped_labels": skipped,
-                       "transformers": transformers.__version__}, sort_keys=True, indent=1, default=str)
+    text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
     backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or "?"
     return HFModel(module, d, hub_id, digest(d), text,
                    hashlib.sha256(text.encode()).hexdigest()[:16], ARCHITECTURES.get(kind, kind), backbone)
+
+
+def _record_text(cfg: Any, model: Any, image_processor: Any, settings: dict, fuse: list[int], skipped: list[int],
+                 version: str) -> str:
+    """What the run records as the model's resolved configuration (JSON; its sha256 is the config hash)."""
+    meta = {k: v for k, v in cfg.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
+    return json.dumps({"framework": "transformers", "model_type": cfg.model_type, "model_class": type(model).__name__,
+                       "processor_class": type(image_processor).__name__, "config": meta,
+                       "processor": image_processor.to_dict(), "postprocess": settings,
+                       "label_ids_to_fuse": fuse, "skipped_labels": skipped,
+                       "transformers": version}, sort_keys=True, indent=1, default=str)
 
 
 def _version(v: str) -> tuple[int, ...]:
