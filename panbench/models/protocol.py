@@ -7,9 +7,10 @@ Implementations: :class:`panbench.models.mmdet_family.MMDetModel` (MMDetection c
 :class:`panbench.models.hf_model.HFPanoptic` (Hugging Face ``transformers``).
 
 Adding a family (detectron2, a plain torch model) is one module under ``panbench/models/``: a class with
-the members below and a ``load`` function that builds it (weights checked, labels mapped to the dataset's
-category ids), which :func:`panbench.evaluation.loading.load_model` returns as ``LoadedModel.family``.
-Its outputs need not use mmdet's encoding: ``to_segments`` is the only reader of what ``forward`` returns.
+the members below and a function that builds it (weights checked, labels mapped to the dataset's category
+ids), called by :func:`panbench.evaluation.loading.load_model` for that family's ``--model`` entries and
+returned as ``LoadedModel.family``.  ``to_segments`` is the only reader of what ``forward`` returns, so a
+family keeps its own output format (docs/models.md, "Model families").
 """
 
 from __future__ import annotations
