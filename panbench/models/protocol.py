@@ -1,8 +1,10 @@
 """What the evaluation needs from a model family (as detectron2's models hand ``panoptic_seg`` to its
 evaluator): :class:`PanopticModel`.
 
-The eval loop (:mod:`panbench.evaluation.loop`), the out-of-memory retry (:mod:`panbench.evaluation.memory`),
-the FLOPs counter, ``panbench viz`` and the robustness pipeline drive a model through these members only.
+The eval loop (:mod:`panbench.evaluation.loop`), the out-of-memory retry (:mod:`panbench.evaluation.memory`)
+and the FLOPs counter drive a model through these members only; ``panbench viz`` also reads the query masks
+of mmdet's MaskFormer heads, and the corruption wrapper (:mod:`panbench.robustness.pipeline`) puts its step
+after an mmdet pipeline's image loading.
 Implementations: :class:`panbench.models.mmdet_family.MMDetModel` (MMDetection configs) and
 :class:`panbench.models.hf_model.HFPanoptic` (Hugging Face ``transformers``).
 
