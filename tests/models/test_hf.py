@@ -1,6 +1,6 @@
 """``--model hf:``: transformers panoptic models through panbench's eval path, offline.
 
-Tiny random-init models (tests/models/hf_tiny.py) are saved with ``save_pretrained`` and their processor, as
+Tiny random-init models (tests/hf_tiny.py) are saved with ``save_pretrained`` and their processor, as
 the hub ships them, with the label names of the demo set's or the COCO sample's categories.  Each run's
 record must equal an independent reference: the model and processor called the way a model card shows, the
 original release's post-processing settings (written out again here), labels mapped by name, scored by the
