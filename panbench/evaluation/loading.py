@@ -71,6 +71,7 @@ class LoadedModel:
 
 
 def _loaded(family: PanopticModel, weights: Weights, cfg_text: str, cfg_hash: str) -> LoadedModel:
+    """``family`` with what the run records about it."""
     return LoadedModel(family.module, family.names, family.label2cat, weights, family.pipeline, cfg_text, cfg_hash,
                        family)
 
