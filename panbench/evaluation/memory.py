@@ -58,7 +58,7 @@ def forward_resilient(model: PanopticModel, items: list[dict[str, Any]], device:
         if not is_oom(e):
             raise
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-    free_memory(device)  # the exception and its frames are gone now
+    free_memory(device)  # the exception and its frames are gone here
     if len(items) > 1:
         timings.oom_splits += 1
         half = len(items) // 2

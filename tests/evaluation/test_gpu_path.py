@@ -143,7 +143,7 @@ def test_precision_is_recorded() -> None:
 
 
 def _mask_wise_merge_before(mask_cls, mask_pred, num_classes, num_things, pp):
-    """mask_wise_merge as it was before the sync reduction (kept here as the reference)."""
+    """mask_wise_merge with a host read per query and threshold (the reference for the one-sync version)."""
     import torch.nn.functional as F
 
     from panbench.models.encoding import INSTANCE_OFFSET
