@@ -170,7 +170,8 @@ def mmcv_ops_check(device: str) -> Check:
 
 def amp_checks(device: str) -> list[Check]:
     """Which of fp32/bf16/fp16 each architecture runs on ``device`` (its demo model, one image)."""
-    from panbench.models.amp import MODES, amp_support
+    from panbench.cli.doctor_probes import amp_support
+    from panbench.models.amp import MODES
 
     try:
         support = amp_support(device)

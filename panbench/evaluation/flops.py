@@ -8,8 +8,9 @@ matrix products and convolutions (``mm``, ``addmm``, ``bmm``, ``baddbmm``, convo
 attention) at 2 FLOPs per multiply-add; the papers count with fvcore, 1 per multiply-add, so the count is
 halved.  Not counted: element-wise ops, normalisations, interpolation, ``grid_sample`` (deformable
 attention's sampling) and mmcv's compiled ops (RoIAlign, NMS); fvcore counts a few of them (norms,
-upsampling), which are small beside the convolutions.  What is counted is one whole inference step
-(``test_step``: preprocessing, network, panoptic fusion) on each image after the model's own test pipeline.
+upsampling), which are small beside the convolutions.  What is counted is one whole inference step (the
+model family's ``forward``: for mmdet's ``test_step``, preprocessing, network, panoptic fusion) on each image
+after the model's own test pipeline.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import statistics
 import time
 from typing import Any
+
+from panbench.models.protocol import PanopticModel
 
 COUNTER = "torch.utils.flop_counter.FlopCounterMode"
 CONVENTION = "1 multiply-add = 1 FLOP (FlopCounterMode's count halved, as fvcore counts)"
@@ -36,17 +39,15 @@ class _TotalOnly:
         return None
 
 
-def count_step(model: Any, data: dict[str, Any], device: str) -> int:
-    """Multiply-adds of one ``test_step`` on one pipeline output ``data``."""
+def count_step(model: PanopticModel, data: dict[str, Any], device: str) -> int:
+    """Multiply-adds of one ``forward`` on one pipeline output ``data``."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from panbench.evaluation.memory import forward
-
     counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _TotalOnly()  # the total only: no per-module hooks
+    counter.mod_tracker = _TotalOnly()  # type: ignore[assignment]  # the total only: no per-module hooks
     with torch.inference_mode(), counter:
-        forward(model, [{"data": data}], device, None)
+        model.forward([data], device, None)
     return counter.get_total_flops() // 2
 
 
@@ -57,7 +58,7 @@ def input_shape(data: dict[str, Any]) -> list[int]:
     return [int(v) for v in x.shape[-2:]]
 
 
-def model_gflops(model: Any, datas: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
+def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
     """The record's ``flops`` field: GFLOPs per image averaged over ``datas`` (pipeline outputs), with the
     counter, its convention and the input sizes; None without images."""
     if not datas:
@@ -82,7 +83,7 @@ def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any]
         if it["error"]:
             raise InputError(it["error"])
         datas.append(it["data"])
-    return model_gflops(lm.model, datas, device)
+    return model_gflops(lm.panoptic, datas, device)
 
 
 def config_gflops(config: Any, image_hw: tuple[int, int] = (480, 640), device: str = "cpu") -> dict[str, Any]:
@@ -95,15 +96,17 @@ def config_gflops(config: Any, image_hw: tuple[int, int] = (480, 640), device: s
     from PIL import Image
 
     from panbench.models import mm
+    from panbench.models.fusion import panoptic_only
+    from panbench.models.mmdet_family import MMDetModel
 
     cfg = mm.load_config(config)
-    from panbench.models.fusion import panoptic_only
-
     panoptic_only(cfg)
-    model = mm.build_model(cfg, config).to(device).eval()
+    detector = mm.build_model(cfg, config).to(device).eval()
+    pipeline = mm.test_pipeline(cfg)
     with tempfile.TemporaryDirectory() as d:
         img = Path(d) / "image.jpg"
         rng = np.random.default_rng(0)
         Image.fromarray(rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8)).save(img)
-        data = mm.test_pipeline(cfg)({"img_path": str(img), "img_id": 0})
+        data = pipeline({"img_path": str(img), "img_id": 0})
+    model = MMDetModel(detector, mm.class_names(cfg), [], pipeline)  # no dataset: no category ids to map to
     return model_gflops(model, [data], device) or {}

@@ -1,5 +1,6 @@
 """A model ready to evaluate: config, checked weights (the user's, the zoo's or the committed demo
-weights), class mapping and test pipeline, carried as one :class:`LoadedModel`."""
+weights), class mapping and test pipeline, carried as one :class:`LoadedModel` around the model family's
+:class:`panbench.models.protocol.PanopticModel` (MMDetection's or transformers')."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.distributed import download_wait
 from panbench.models import checkpoints, mm
 from panbench.models.fusion import panoptic_only
+from panbench.models.mmdet_family import MMDetModel
+from panbench.models.protocol import PanopticModel
 from panbench.models.registry import ModelSpec
 
 
@@ -45,18 +48,32 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
 class LoadedModel:
     """A model ready for inference, with what the run records about it."""
 
-    model: Any  # the mmdet model on its device, weights loaded and checked
-    names: list[str]  # the config's class names, in label order
+    model: Any  # the torch module on its device, weights loaded and checked (family.module)
+    names: list[str]  # the model's class names, in label order
     label2cat: list[int]  # model label -> dataset category id
     weights: Weights  # where the weights came from, their sha256
-    pipeline: Any  # the config's test pipeline (image file -> model input)
+    pipeline: Any  # image file -> model input (family.pipeline, or --corruption's wrapper of it)
     cfg_text: str  # the resolved config, as recorded
     cfg_hash: str  # its sha256, first 16 hex digits
+    family: PanopticModel | None = None  # what inference drives; None where only the record's fields are at hand
 
     @property
     def num_classes(self) -> int:
         """Model labels; label ``num_classes`` is VOID in mmdet's panoptic encoding."""
         return len(self.names)
+
+    @property
+    def panoptic(self) -> PanopticModel:
+        """The model family's implementation of the protocol: forward, to_segments, the fusion timer."""
+        if self.family is None:
+            raise PanbenchError("no model loaded: load it with panbench.evaluation.loading.load_model")
+        return self.family
+
+
+def _loaded(family: PanopticModel, weights: Weights, cfg_text: str, cfg_hash: str) -> LoadedModel:
+    """``family`` with what the run records about it."""
+    return LoadedModel(family.module, family.names, family.label2cat, weights, family.pipeline, cfg_text, cfg_hash,
+                       family)
 
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
@@ -65,7 +82,7 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     mapping and test pipeline."""
     if spec.hf:
         refuse_cfg_options(spec, cfg_options)
-        return _load_hf(spec, categories, checkpoint, device)
+        return _load_hf(spec, spec.hf, categories, checkpoint, device)
     cfg = mm.load_config(spec.config, cfg_options)
     panoptic_only(cfg)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
@@ -74,11 +91,12 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     model = mm.build_model(cfg, spec.config)
     mm.check_thing_split(model, names, categories, str(spec.config))
     weights = resolve_weights(spec, checkpoint)
+    assert weights.path is not None  # resolve_weights names a file or refuses
     state, meta = checkpoints.load_checkpoint(weights.path, trust=trust)
     mm.load_weights(model, state, weights.path, names, meta)
     del state
     model.to(device)
-    return LoadedModel(model, names, label2cat, weights, mm.test_pipeline(cfg), cfg_text, cfg_hash)
+    return _loaded(MMDetModel(model, names, label2cat, mm.test_pipeline(cfg)), weights, cfg_text, cfg_hash)
 
 
 def refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:
@@ -88,14 +106,14 @@ def refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> N
                          "(hf:) has none: leave --cfg-options out")
 
 
-def _load_hf(spec: ModelSpec, categories: Any, checkpoint: str | None, device: str) -> LoadedModel:
-    """A transformers model (``hf:``) behind the same interface (:class:`panbench.models.hf.HFPanoptic`)."""
+def _load_hf(spec: ModelSpec, ref: str, categories: Any, checkpoint: str | None, device: str) -> LoadedModel:
+    """A transformers model (``hf:``): the family's :class:`panbench.models.hf_model.HFPanoptic`."""
     from panbench.models import hf
 
     if checkpoint:
-        raise PanbenchError(f"--checkpoint does not apply to hf:{spec.hf}; pass the model's directory as hf:DIR")
-    m = hf.load(spec.hf, categories, device, any_rank=download_wait)
+        raise PanbenchError(f"--checkpoint does not apply to hf:{ref}; pass the model's directory as hf:DIR")
+    m = hf.load(ref, categories, device, any_rank=download_wait)
     if spec.architecture == "transformers":  # an unregistered hf: model: named by its config (a fresh spec)
         spec.architecture, spec.backbone = m.architecture, m.backbone
     weights = Weights(m.directory, m.sha256, m.hub_id)
-    return LoadedModel(m.module, m.names, m.label2cat, weights, m.module.pipeline, m.cfg_text, m.cfg_hash)
+    return _loaded(m.module, weights, m.cfg_text, m.cfg_hash)

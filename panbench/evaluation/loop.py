@@ -28,7 +28,6 @@ from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings
-from panbench.models.fusion import panoptic_to_segments, timed_fusion
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.png import read_ids
 
@@ -155,7 +154,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: Panoptic
     scorer.start()
     fusion_times: list[float] = []
     try:
-        with torch.inference_mode(), timed_fusion(lm.model, fusion_times, sync):
+        with torch.inference_mode(), lm.panoptic.timed_fusion(fusion_times, sync):
             t_start = _batches(lm, dataset, loader, scorer, shard, timings, fusion_times, sync)
     finally:
         scorer.q.put(None)
@@ -186,11 +185,10 @@ def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Sc
         sync()
         t0 = time.perf_counter()
         n_fusion = len(fusion_times)
-        outputs = forward_resilient(lm.model, batch, shard.device, shard.opts.amp, timings, dataset)
+        outputs = forward_resilient(lm.panoptic, batch, shard.device, shard.opts.amp, timings, dataset)
         sync()
         t1 = time.perf_counter()
-        converted = [panoptic_to_segments(out.pred_panoptic_seg.sem_seg[0], lm.num_classes, lm.label2cat)
-                     for out in outputs]
+        converted = [lm.panoptic.to_segments(out) for out in outputs]
         t2 = time.perf_counter()
         if scorer.error is not None:
             raise scorer.error

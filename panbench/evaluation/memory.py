@@ -1,5 +1,6 @@
 """Out of memory during inference: recognise it, free what the failed step held, and retry
-(the batch split in halves; a single image that still does not fit runs on the CPU in fp32).
+(the batch split in halves; a single image that still does not fit runs on the CPU in fp32) through the
+model family's ``forward`` (:class:`panbench.models.protocol.PanopticModel`).
 Also the peak memory a run reports."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.timings import Timings
-from panbench.models.fusion import amp_ops_fp32
+from panbench.models.protocol import PanopticModel
 
 OOM_MARKERS = (
     "out of memory",  # CUDA caching allocator, HIP
@@ -43,42 +44,21 @@ def free_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def forward(model: Any, items: list[dict[str, Any]], device: str, amp: str | None) -> list[Any]:
-    """One forward pass of mmdet's ``test_step`` (data preprocessing, model, panoptic fusion).
-    Under ``amp`` the mmcv ops that have no reduced-precision kernel run in fp32 (panbench.models.fusion)."""
-    import torch
-    from mmengine.dataset import pseudo_collate
-
-    data = pseudo_collate([it["data"] for it in items])
-    if amp is None:
-        return model.test_step(data)
-    amp_ops_fp32(model)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    try:
-        with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
-            return model.test_step(data)
-    except RuntimeError as e:
-        if "expected scalar type" in str(e) or "not implemented for" in str(e):
-            raise PanbenchError(f"--amp {amp}: an op of this model does not run in reduced precision on {device} "
-                                f"({str(e).splitlines()[0][:100]}); run without --amp (`panbench doctor` lists "
-                                "the modes each architecture runs)") from e
-        raise
-
-
-def forward_resilient(model: Any, items: list[dict[str, Any]], device: str, amp: str | None,
+def forward_resilient(model: PanopticModel, items: list[dict[str, Any]], device: str, amp: str | None,
                       timings: Timings, dataset: PanopticDataset) -> list[Any]:
-    """``forward`` that survives running out of memory: the batch is split in halves, and a single
-    image that still does not fit runs on the CPU in fp32; both are recorded in ``timings``.
+    """``model.forward`` on the items' pipeline outputs (``item["data"]``), surviving out of memory: the batch
+    is split in halves, and a single image that still does not fit runs on the CPU in fp32; both are
+    recorded in ``timings``.
 
     The retry runs after the ``except`` block has been left: a live exception holds the failed
     step's frames, and with them its activations, so memory could not be freed inside it."""
     try:
-        return forward(model, items, device, amp)
+        return model.forward([it["data"] for it in items], device, amp)
     except Exception as e:
         if not is_oom(e):
             raise
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-    free_memory(device)  # the exception and its frames are gone now
+    free_memory(device)  # the exception and its frames are gone here
     if len(items) > 1:
         timings.oom_splits += 1
         half = len(items) // 2
@@ -91,7 +71,7 @@ def forward_resilient(model: Any, items: list[dict[str, Any]], device: str, amp:
     timings.cpu_fallback_images.append(image_id)
     model.to("cpu")
     try:  # fp32: CPU kernels such as mmcv's nms_cpu take float32 only
-        return forward(model, items, "cpu", None)
+        return model.forward([it["data"] for it in items], "cpu", None)
     finally:
         model.to(device)
         free_memory(device)

@@ -10,13 +10,12 @@ inputs, and casts their output back to the input's dtype; the rest of the model 
 in reduced precision.  mmcv's ``nms`` reads ``float`` pointers on the CPU (boxes and scores) and on
 CUDA (boxes): it gets the same treatment (a process-wide wrapper of ``mmcv.ops.nms.nms``, the name
 ``batched_nms`` looks up; a pass-through for float32 inputs outside autocast).
-:func:`amp_support` runs each architecture's demo model once per mode on a device to say which
-modes work there (``panbench doctor``).
+:func:`autocast_forward` runs a model family's forward step under autocast (``--amp``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 FP32_OPS = ("RoIAlign", "MultiScaleDeformableAttention")  # mmcv.ops classes without a bf16 kernel
@@ -76,7 +75,7 @@ def keep_ops_fp32(model: Any) -> int:
     install()
     import mmcv.ops
 
-    nms_module = importlib.import_module("mmcv.ops.nms")  # the module (mmcv.ops.nms is the function)
+    nms_module: Any = importlib.import_module("mmcv.ops.nms")  # the module (mmcv.ops.nms is the function)
     if not getattr(nms_module.nms, "__panbench_fp32__", False):
         nms_module.nms = fp32_forward(nms_module.nms)
 
@@ -90,49 +89,22 @@ def keep_ops_fp32(model: Any) -> int:
     return n
 
 
-def _tiny_batch(size: int = 64) -> dict[str, Any]:
-    """One synthetic image in the form mmdet's ``test_step`` takes."""
-    import torch
-    from mmdet.structures import DetDataSample
-
-    g = torch.Generator().manual_seed(0)
-    img = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g)
-    meta = {"img_id": 0, "img_shape": (size, size), "ori_shape": (size, size), "scale_factor": (1.0, 1.0),
-            "pad_shape": (size, size), "batch_input_shape": (size, size)}
-    return {"inputs": [img], "data_samples": [DetDataSample(metainfo=meta)]}
-
-
-def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[str, str]]:
-    """For each architecture (its demo model, random weights, one 64x64 image): ``{mode: ""}``
-    when ``test_step`` runs under that mode on ``device``, else the first line of its error."""
+def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> Any:
+    """``step()`` under ``torch.autocast`` in the ``amp`` precision (``bf16``, ``fp16``; None: as it is) on
+    ``device``; an op without a kernel in that precision is refused in one line naming the fix."""
+    if amp is None:
+        return step()
     import torch
 
-    from panbench.models import mm
-    from panbench.models.fusion import panoptic_only
-    from panbench.models.registry import CONFIG_DIR, all_models
+    from panbench.errors import PanbenchError
 
-    root = config_dir or CONFIG_DIR
-    out: dict[str, dict[str, str]] = {}
-    for spec in all_models(root):
-        if spec.dataset != "demo" or spec.architecture in out:
-            continue
-        cfg = mm.load_config(spec.config)
-        panoptic_only(cfg)
-        torch.manual_seed(0)
-        model = mm.build_model(cfg, spec.config).to(device).eval()
-        keep_ops_fp32(model)
-        res: dict[str, str] = {}
-        for mode in MODES:
-            try:
-                with torch.inference_mode():
-                    if mode == "fp32":
-                        model.test_step(_tiny_batch())
-                    else:
-                        dtype = torch.bfloat16 if mode == "bf16" else torch.float16
-                        with torch.autocast(device.split(":")[0], dtype=dtype):
-                            model.test_step(_tiny_batch())
-                res[mode] = ""
-            except Exception as e:  # reported, not raised: this is a capability probe
-                res[mode] = (f"{type(e).__name__}: {e}".splitlines() or [""])[0][:120]
-        out[spec.architecture] = res
-    return out
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    try:
+        with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
+            return step()
+    except RuntimeError as e:
+        if "expected scalar type" in str(e) or "not implemented for" in str(e):
+            raise PanbenchError(f"--amp {amp}: an op of this model does not run in reduced precision on {device} "
+                                f"({str(e).splitlines()[0][:100]}); run without --amp (`panbench doctor` lists "
+                                "the modes each architecture runs)") from e
+        raise

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from panbench.models.fusion import INSTANCE_OFFSET
+from panbench.models.encoding import INSTANCE_OFFSET
 
 NAMES = ("panbench", "mmdet")
 

@@ -1,12 +1,9 @@
-"""Every change panbench makes to an mmdet model's panoptic fusion head and its outputs, in one place.
+"""Every change panbench makes to a model's panoptic fusion head (``panoptic_fusion_head``), in one place.
 
 * :func:`panoptic_only`: the config computes the panoptic output only.
 * :func:`install_postprocess`: ``--postprocess maskwise|argmax`` replaces the head's fusion.
-* :func:`timed_fusion`: the eval loop times the head's ``predict`` (post-processing) apart.
-* :func:`amp_ops_fp32`: under ``--amp`` the mmcv ops without a reduced-precision kernel run in
-  fp32 (:mod:`panbench.models.amp`).
-* :data:`INSTANCE_OFFSET` and :func:`panoptic_to_segments`: mmdet's panoptic encoding and its
-  translation to an id map with ``segments_info``.
+* :func:`timed_fusion`: the head's ``predict`` (post-processing) timed apart; what the model families'
+  fusion timers (:mod:`panbench.models.protocol`) run.
 """
 
 from __future__ import annotations
@@ -16,12 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from panbench.models.postprocess import PostProcess
-
-INSTANCE_OFFSET = 1000  # mmdet's panoptic label encoding: label + instance * INSTANCE_OFFSET
 
 
 def panoptic_only(cfg: Any) -> list[str]:
@@ -87,32 +80,3 @@ def timed_fusion(model: Any, sink: list[float], sync: Any) -> Iterator[None]:
         yield
     finally:
         setattr(obj, name, orig) if own else delattr(obj, name)
-
-
-def amp_ops_fp32(model: Any) -> None:
-    """Make the mmcv ops of ``model`` that have no reduced-precision kernel run in fp32 (once per model)."""
-    if not getattr(model, "_panbench_fp32_ops", False):
-        from panbench.models.amp import keep_ops_fp32
-
-        keep_ops_fp32(model)
-        model._panbench_fp32_ops = True
-
-
-def panoptic_to_segments(pan: Any, num_classes: int, label2cat: list[int]) -> tuple[np.ndarray, list[dict]]:
-    """mmdet's panoptic map (label + instance * 1000, VOID = num_classes) to an id map and
-    segments_info with compact ids 1..n (0 = VOID)."""
-    import torch
-
-    if isinstance(pan, torch.Tensor):
-        u, inv = torch.unique(pan, return_inverse=True)
-        u, inv = u.cpu().numpy(), inv.cpu().numpy()
-    else:
-        u, inv = np.unique(pan, return_inverse=True)
-        inv = inv.reshape(pan.shape)
-    labels = u % INSTANCE_OFFSET
-    keep = labels != num_classes
-    new_id = np.zeros(len(u), np.uint32)
-    new_id[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-    segs = [{"id": int(new_id[k]), "category_id": int(label2cat[int(labels[k])]), "iscrowd": 0}
-            for k in np.nonzero(keep)[0]]
-    return new_id[inv], segs

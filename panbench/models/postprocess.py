@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panbench.models.fusion import INSTANCE_OFFSET
+from panbench.models.encoding import INSTANCE_OFFSET
 
 NAMES = ("default", "maskwise", "argmax")
 
@@ -66,9 +66,9 @@ def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes
     pan = torch.full((h, w), num_classes, dtype=torch.int32, device=m.device)
     taken = torch.zeros((h, w), dtype=torch.bool, device=m.device)
     # the per-query numbers go to the host once (one sync), not four times per query; the
-    # thresholds are computed on the device as before, so every comparison gives the same answer
+    # thresholds are computed on the device, so every comparison gives the device's answer
     order = torch.argsort(score, descending=True, stable=True)
-    conf = torch.tensor(pp.conf_thr, dtype=score.dtype)  # compared in score's dtype, as score[q] < conf_thr was
+    conf = torch.tensor(pp.conf_thr, dtype=score.dtype)  # compared in score's dtype, as score[q] < conf_thr is
     need = pp.keep_thr * area  # float32, as pp.keep_thr * area[q]
     order_l, score_l, area_l, need_l, labels_l = (t.tolist() for t in (order, score, area, need, labels))
     conf_f = conf.item()

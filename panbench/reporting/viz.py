@@ -34,9 +34,6 @@ def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queri
     """Run a loaded model (``evaluation.loading.load_model``) on one image; capture query masks when it has them."""
     import torch
     import torch.nn.functional as F
-    from mmengine.dataset import pseudo_collate
-
-    from panbench.models.fusion import panoptic_to_segments
 
     model = lm.model
     data = lm.pipeline({"img_path": str(sample.image_path), "img_id": sample.image_id})
@@ -51,11 +48,11 @@ def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queri
         head.predict = grab
     try:
         with torch.inference_mode():
-            out = model.test_step(pseudo_collate([data]))[0]
+            out = lm.panoptic.forward([data], str(next(model.parameters()).device), None)[0]
     finally:
-        if "predict" in vars(head or object()):
+        if head is not None and "predict" in vars(head):
             del head.predict
-    ids, segs = panoptic_to_segments(out.pred_panoptic_seg.sem_seg[0], num_classes, lm.label2cat)
+    ids, segs = lm.panoptic.to_segments(out)
     maps = []
     if captured:
         probs = captured["cls"][0].softmax(-1)[:, :num_classes]

@@ -22,13 +22,13 @@ class CorruptedPipeline:
 
     An MMDetection pipeline (mmengine ``Compose`` starting with ``LoadImageFromFile``): the loading step
     runs, its BGR image is corrupted in RGB (the order the corruptions are defined in) and the other
-    steps follow.  A transformers model's pipeline (:class:`panbench.models.hf.HFPanoptic`) takes the
+    steps follow.  A transformers model's pipeline (:class:`panbench.models.hf_model.HFPanoptic`) takes the
     corrupted RGB image as ``img``.
     """
 
     def __init__(self, pipeline: Any, corruption: Corruption, timed: bool = True) -> None:
         self.pipeline, self.corruption, self.timed = pipeline, corruption, timed
-        steps = getattr(pipeline, "transforms", None)
+        steps = getattr(pipeline, "transforms", None) or []
         self.mmdet = bool(steps) and type(steps[0]).__name__ == "LoadImageFromFile"
 
     def load_rgb(self, item: dict[str, Any]) -> np.ndarray:

@@ -50,6 +50,7 @@ def test_zoo_gflops_match_the_papers_and_fusion_matches_mmdet(name, coco_sample,
     from panbench.models import mm
     from panbench.models.fast_fusion import install_fusion
     from panbench.models.fusion import panoptic_only
+    from panbench.models.mmdet_family import MMDetModel
     from panbench.models.registry import CONFIG_DIR
 
     path = CONFIG_DIR / f"{name}.py"
@@ -70,8 +71,9 @@ def test_zoo_gflops_match_the_papers_and_fusion_matches_mmdet(name, coco_sample,
         return orig(*a, **k)
 
     head.predict = capture
-    res = model_gflops(model, [typical], "cpu")
-    res_sample = model_gflops(model, sample, "cpu")
+    family = MMDetModel(model, mm.class_names(cfg), [], mm.test_pipeline(cfg))
+    res = model_gflops(family, [typical], "cpu")
+    res_sample = model_gflops(family, sample, "cpu")
     del head.predict
     pub, source = PUBLISHED[name]
     assert res["input_hw"] == [[800, 1067]] and res["convention"].startswith("1 multiply-add = 1 FLOP")

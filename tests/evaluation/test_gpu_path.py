@@ -71,7 +71,7 @@ def test_demo_models_have_their_fp32_ops_wrapped() -> None:
 
 @pytest.mark.slow
 def test_amp_support_says_what_runs_on_this_cpu() -> None:
-    from panbench.models.amp import amp_support
+    from panbench.cli.doctor_probes import amp_support
 
     support = amp_support("cpu")
     assert set(support) == {"PanopticFPN", "MaskFormer", "Mask2Former"}
@@ -143,10 +143,10 @@ def test_precision_is_recorded() -> None:
 
 
 def _mask_wise_merge_before(mask_cls, mask_pred, num_classes, num_things, pp):
-    """mask_wise_merge as it was before the sync reduction (kept here as the reference)."""
+    """mask_wise_merge with a host read per query and threshold (the reference for the one-sync version)."""
     import torch.nn.functional as F
 
-    from panbench.models.fusion import INSTANCE_OFFSET
+    from panbench.models.encoding import INSTANCE_OFFSET
 
     probs = F.softmax(mask_cls.float(), dim=-1)[:, :num_classes]
     p, labels = probs.max(-1)

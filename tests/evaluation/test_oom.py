@@ -26,8 +26,8 @@ class FakeModel:
         self.device = device
         return self
 
-    def test_step(self, data: dict) -> list:
-        ids = [d for d in data["inputs"]]
+    def forward(self, batch: list, device: str, amp: str | None) -> list:
+        ids = [d["inputs"] for d in batch]
         if self.device != "cpu" and (len(ids) > self.limit or self.huge in ids):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return [(i, self.device) for i in ids]
@@ -59,7 +59,7 @@ def test_single_image_falls_back_to_cpu_and_is_recorded() -> None:
 
 def test_out_of_memory_on_cpu_is_a_clear_error() -> None:
     class CpuOom(FakeModel):
-        def test_step(self, data):
+        def forward(self, batch, device, amp):
             raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 99 GB")
 
     with pytest.raises(PanbenchError, match="image 100: out of memory on the CPU"):
@@ -68,7 +68,7 @@ def test_out_of_memory_on_cpu_is_a_clear_error() -> None:
 
 def test_other_errors_are_not_swallowed() -> None:
     class Broken(FakeModel):
-        def test_step(self, data):
+        def forward(self, batch, device, amp):
             raise ValueError("bug")
 
     with pytest.raises(ValueError):
@@ -81,10 +81,10 @@ def test_cpu_fallback_runs_in_fp32_whatever_the_amp() -> None:
     class RecordsAutocast(FakeModel):
         seen: list = []
 
-        def test_step(self, data):
+        def forward(self, batch, device, amp):
             if self.device == "cpu":
                 self.seen.append(torch.is_autocast_enabled("cpu"))
-            return super().test_step(data)
+            return super().forward(batch, device, amp)
 
     t = Timings()
     model = RecordsAutocast(limit=0)
@@ -128,8 +128,8 @@ class Activations:
     local variable (an activation), then as much again (the output).  A batch of 2 needs 4 UNITs,
     one image 2 UNITs; the address-space limit below allows about 3."""
 
-    def test_step(self, data):
-        n = len(data["inputs"])
+    def forward(self, batch, device, amp):
+        n = len(batch)
         act = torch.ones(n * UNIT, dtype=torch.uint8)  # touched: real pages
         out = torch.ones(n * UNIT, dtype=torch.uint8)
         return [int(act[0]) + int(out[0])] * n

@@ -98,11 +98,8 @@ def test_heuristic_fusion_equals_mmdet_pixel_for_pixel(case) -> None:
 
 
 def _panoptic_maps(model, datas):
-    from panbench.evaluation.memory import forward
-
     with torch.inference_mode():
-        return [out.pred_panoptic_seg.sem_seg[0].clone() for d in datas
-                for out in forward(model, [{"data": d}], "cpu", None)]
+        return [out.pred_panoptic_seg.sem_seg[0].clone() for d in datas for out in model.forward([d], "cpu", None)]
 
 
 @pytest.mark.slow
@@ -123,9 +120,9 @@ def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
     lm = load_model(spec, ds.categories, None, False, "cpu")
     items = _Items(ds, list(range(20)), lm.pipeline)
     datas = [items[k]["data"] for k in range(len(items))]
-    ref = _panoptic_maps(lm.model, datas)
+    ref = _panoptic_maps(lm.panoptic, datas)
     assert install_fusion(lm.model, "panbench") in ("MaskFormerFusionHead", "HeuristicFusionHead")
-    ours = _panoptic_maps(lm.model, datas)
+    ours = _panoptic_maps(lm.panoptic, datas)
     assert sum(len(torch.unique(r)) for r in ref) > 2 * len(ref)  # segments, not an empty prediction
     for r, o in zip(ref, ours):
         assert torch.equal(r, o)

@@ -1,0 +1,31 @@
+"""The panoptic encoding the model families hand over (MMDetection's: ``label + instance * INSTANCE_OFFSET``
+per pixel, VOID = ``num_classes``) and its translation to what the evaluator scores: a uint32 id map with
+0 = VOID and COCO-panoptic ``segments_info``.  A leaf: imports nothing of panbench."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+INSTANCE_OFFSET = 1000  # mmdet's panoptic label encoding: label + instance * INSTANCE_OFFSET
+
+
+def panoptic_to_segments(pan: Any, num_classes: int, label2cat: list[int]) -> tuple[np.ndarray, list[dict]]:
+    """mmdet's panoptic map (label + instance * 1000, VOID = num_classes) to an id map and
+    segments_info with compact ids 1..n (0 = VOID)."""
+    import torch
+
+    if isinstance(pan, torch.Tensor):
+        u, inv = torch.unique(pan, return_inverse=True)
+        u, inv = u.cpu().numpy(), inv.cpu().numpy()
+    else:
+        u, inv = np.unique(pan, return_inverse=True)
+        inv = inv.reshape(pan.shape)
+    labels = u % INSTANCE_OFFSET
+    keep = labels != num_classes
+    new_id = np.zeros(len(u), np.uint32)
+    new_id[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
+    segs = [{"id": int(new_id[k]), "category_id": int(label2cat[int(labels[k])]), "iscrowd": 0}
+            for k in np.nonzero(keep)[0]]
+    return new_id[inv], segs

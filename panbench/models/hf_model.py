@@ -1,0 +1,150 @@
+"""The transformers family behind :class:`panbench.models.protocol.PanopticModel`: :class:`HFPanoptic` runs a
+model loaded by :func:`panbench.models.hf.load` with its processor: the processor as the data pipeline,
+padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
+original releases' settings) as the model's own panoptic fusion, its segments carried in mmdet's panoptic
+encoding (:mod:`panbench.models.encoding`) in panbench's label order."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from panbench.models.amp import autocast_forward
+from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
+from panbench.models.fusion import timed_fusion
+
+MASK_CLASSIFICATION = ("mask2former", "maskformer", "oneformer")  # class logits + mask logits per query
+MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
+# what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder
+# features) is never copied to float32 per image
+POST_FIELDS = ("class_queries_logits", "logits", "pred_boxes", *MASK_FIELDS)
+
+
+class _Fusion:
+    """The post-processing stage the eval loop times (``panoptic_fusion_head.predict``): the processor's
+    ``post_process_panoptic_segmentation`` per image, its segments re-encoded in panbench's label order.
+    Mask-classification models also take ``--postprocess maskwise|argmax``
+    (:func:`panbench.models.fusion.install_postprocess` sets ``panoptic_postprocess``)."""
+
+    def __init__(self, kind: str, post: Callable, settings: dict, order: list[int], n_things: int,
+                 fuse: set[int], n_hf: int) -> None:
+        self.post, self.settings, self.fuse = post, settings, fuse
+        self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
+        self.num_classes, self.num_things_classes = len(order), n_things
+        if kind in MASK_CLASSIFICATION and len(order) == n_hf:
+            self.panoptic_postprocess: Callable | None = None  # replaced by --postprocess maskwise|argmax
+            self.columns = [*order, n_hf]  # class logits in panbench's label order, "no object" last
+
+    def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
+                targets: list[tuple[int, int]]) -> list[Any]:
+        out = []
+        for i, (size, target) in enumerate(zip(sizes, targets)):
+            one = _one_image(outputs, i, size, padded)
+            replaced = getattr(self, "panoptic_postprocess", None)
+            if replaced is not None:
+                masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
+                pan = replaced(one.class_queries_logits[0][:, self.columns], masks[0]).sem_seg[0]
+            else:
+                r = self.post(one, target_sizes=[target], label_ids_to_fuse=self.fuse, **self.settings)[0]
+                pan = self.encode(r["segmentation"], r["segments_info"])
+            out.append(pan)
+        return out
+
+    def encode(self, seg: torch.Tensor, segments: list[dict]) -> torch.Tensor:
+        """transformers' segment-id map (0 or -1: no segment) -> ``label + k * 1000`` per segment, VOID elsewhere."""
+        seg = seg.to(torch.int64)
+        pan = torch.full(seg.shape, self.num_classes, dtype=torch.int32, device=seg.device)
+        seen: set[int] = set()
+        for s in segments:  # a fused stuff class lists one entry per query, all with one id
+            if s["id"] in seen:
+                continue
+            seen.add(s["id"])
+            label = self.label_of.get(int(s["label_id"]))
+            if label is not None:  # a placeholder label (DETR's N/A) stays VOID
+                pan.masked_fill_(seg == s["id"], label + len(seen) * INSTANCE_OFFSET)
+        return pan
+
+
+def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
+    """Image ``i`` of a batch's outputs (:data:`POST_FIELDS`, float32), its mask logits cropped to the image's own
+    processed size when the batch padded it further (a batch of one is passed on as transformers made it)."""
+    fields = {}
+    for k, v in outputs.items():
+        if k in POST_FIELDS and isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] > i:
+            v = v[i:i + 1].float() if v.is_floating_point() else v[i:i + 1]
+            if k in MASK_FIELDS and tuple(size) != tuple(padded):
+                mh, mw = v.shape[-2:]
+                v = v[..., : math.ceil(size[0] * mh / padded[0]), : math.ceil(size[1] * mw / padded[1])]
+            fields[k] = v
+    return SimpleNamespace(**fields)
+
+
+class HFPanoptic(torch.nn.Module):
+    """A transformers panoptic model and its processor as a :class:`panbench.models.protocol.PanopticModel`.
+
+    Its fusion stage (:class:`_Fusion`) sits where mmdet's detectors have theirs, ``panoptic_fusion_head``,
+    so that ``--postprocess`` (:func:`panbench.models.fusion.install_postprocess`) and the fusion timer patch
+    both families alike."""
+
+    def __init__(self, model: Any, processor: Any, kind: str, fusion: _Fusion, names: list[str],
+                 label2cat: list[int]) -> None:
+        super().__init__()
+        self.model, self.processor, self.kind = model, processor, kind
+        self.panoptic_fusion_head = fusion
+        self.names, self.label2cat = names, label2cat
+
+    @property
+    def module(self) -> HFPanoptic:
+        """This module (the transformers model and its fusion)."""
+        return self
+
+    def pipeline(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Image file -> the processor's tensors for it (run in the DataLoader workers) and its size."""
+        from PIL import Image
+
+        if "img" in item:  # an RGB array decoded (and corrupted) before the pipeline (panbench.robustness)
+            img = Image.fromarray(item["img"])
+        else:
+            with Image.open(item["img_path"]) as im:
+                img = im.convert("RGB")
+        kw = {"task_inputs": ["panoptic"]} if self.kind == "oneformer" else {}
+        enc = self.processor(images=img, return_tensors="pt", **kw)
+        out: dict[str, Any] = {k: v[0] for k, v in enc.items() if isinstance(v, torch.Tensor)}
+        out["height"], out["width"] = img.height, img.width
+        return out
+
+    def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[torch.Tensor]:
+        """Pipeline outputs -> one panoptic map per image: pad, network, post-processing (all under ``amp``)."""
+        return autocast_forward(lambda: self._step(batch), device, amp)
+
+    def _step(self, batch: list[dict[str, Any]]) -> list[torch.Tensor]:
+        pv = [b["pixel_values"] for b in batch]
+        sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in pv]
+        h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
+        dev = next(self.model.parameters()).device
+        pixels = pv[0].new_zeros((len(pv), pv[0].shape[0], h, w))
+        mask = torch.zeros((len(pv), h, w), dtype=torch.int64)
+        for k, (t, (th, tw)) in enumerate(zip(pv, sizes)):
+            pixels[k, :, :th, :tw] = t
+            mask[k, :th, :tw] = batch[k]["pixel_mask"] if "pixel_mask" in batch[0] else 1
+        inputs = {"pixel_values": pixels.to(dev), "pixel_mask": mask.to(dev)}
+        if "task_inputs" in batch[0]:
+            inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
+        outputs = self.model(**inputs)
+        targets = [(int(b["height"]), int(b["width"])) for b in batch]
+        return self.panoptic_fusion_head.predict(outputs, sizes, (h, w), targets)
+
+    def to_segments(self, output: torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """One image's panoptic map (mmdet's encoding, VOID = number of labels) as segments."""
+        return panoptic_to_segments(output, len(self.names), self.label2cat)
+
+    def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
+        """The calls of the post-processing stage (``panoptic_fusion_head.predict``) timed into ``sink``."""
+        return timed_fusion(self, sink, sync)

@@ -1,0 +1,56 @@
+"""The MMDetection family behind :class:`panbench.models.protocol.PanopticModel`: a detector built from a
+config (:mod:`panbench.models.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing, network,
+panoptic fusion) and mmdet's panoptic encoding read back by :func:`panbench.models.encoding.panoptic_to_segments`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from panbench.models.amp import autocast_forward, keep_ops_fp32
+from panbench.models.encoding import panoptic_to_segments
+from panbench.models.fusion import timed_fusion
+
+
+@dataclass
+class MMDetModel:
+    """An mmdet detector with checked weights, its class mapping and its test pipeline."""
+
+    detector: Any  # the mmdet model on its device
+    names: list[str]  # the config's class names, in label order
+    label2cat: list[int]  # model label -> dataset category id
+    pipeline: Any  # the config's test pipeline (mmengine ``Compose``): image file -> {"inputs", "data_samples"}
+    fp32_ops: bool = False  # the mmcv ops without a reduced-precision kernel are wrapped (``--amp``)
+
+    @property
+    def module(self) -> Any:
+        """The mmdet detector."""
+        return self.detector
+
+    def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
+        """mmdet's ``test_step`` on the collated batch; under ``amp`` the mmcv ops that have no
+        reduced-precision kernel run in fp32 (:func:`panbench.models.amp.keep_ops_fp32`)."""
+        from mmengine.dataset import pseudo_collate
+
+        data = pseudo_collate(batch)
+        if amp is not None and not self.fp32_ops:
+            keep_ops_fp32(self.detector)
+            self.fp32_ops = True
+        return autocast_forward(lambda: self.detector.test_step(data), device, amp)
+
+    def to_segments(self, output: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """The data sample's ``pred_panoptic_seg`` (mmdet's encoding, VOID = number of classes) as segments."""
+        return panoptic_to_segments(output.pred_panoptic_seg.sem_seg[0], len(self.names), self.label2cat)
+
+    def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
+        """The calls of the panoptic fusion head's ``predict`` timed into ``sink``."""
+        return timed_fusion(self.detector, sink, sync)
+
+    def to(self, device: str) -> MMDetModel:
+        """The detector moved to ``device``."""
+        self.detector.to(device)
+        return self
