@@ -39,12 +39,11 @@ def test_c_extensions_were_built() -> None:
     """With a compiler, `make setup` builds all three C extensions (their tests skip when one is missing, so
     this is the test that notices a build that silently fell back to numpy)."""
     from panbench.analysis import boundary
-    from panbench.pq import kernels
-    from panbench.pq import matching as image
+    from panbench.pq import kernels, matching
 
     assert kernels._native is not None, "panbench.pq._native"
     assert boundary._native is not None, "panbench.analysis._boundary"
-    assert image._native is not None, "panbench.analysis._image"
+    assert matching._native is not None, "panbench.pq._match"
 
 
 def test_mmcv_ops_run_on_cpu_with_the_installed_backend() -> None:

@@ -73,14 +73,15 @@ def scoring_path_check() -> Check:
 
 
 def analysis_path_check() -> Check:
-    """Whether the analyses' C extensions were built (the per-image record and boundary PQ)."""
+    """Whether the C extensions of the per-image match and of boundary PQ were built."""
     from panbench.analysis import boundary
-    from panbench.pq import matching as image
+    from panbench.pq import matching
 
-    missing = [name for name, mod in (("panbench.analysis._image", image._native),
+    missing = [name for name, mod in (("panbench.pq._match", matching._native),
                                       ("panbench.analysis._boundary", boundary._native)) if mod is None]
     if not missing:
-        return Check("analysis-fast-path", True, "C extensions (panbench.analysis._image, _boundary)", required=False)
+        return Check("analysis-fast-path", True, "C extensions (panbench.pq._match, panbench.analysis._boundary)",
+                     required=False)
     return Check("analysis-fast-path", False, f"{', '.join(missing)} missing: the analyses use numpy (same numbers, "
                  "slower)", "install gcc and the Python headers and rerun make setup", required=False)
 
