@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[dict[str, Any]], Path]:
     """The records ``what`` may name, oldest first (a JSON path: that one; a model name: every record of that
     model), and their results folder."""
-    from panbench.reporting.records import load_records
+    from panbench.records.io import load_records
 
     path = Path(what)
     if path.suffix == ".json" and path.is_file():

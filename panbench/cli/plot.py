@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     from panbench.reporting.plots import make_plots, plot_dir
-    from panbench.reporting.records import load_records
+    from panbench.records.io import load_records
     from panbench.reporting.tables import latest_runs
 
     records = latest_runs(load_records(Path(args.results)), args.dataset)

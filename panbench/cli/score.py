@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         res, aset, fields = score_files_analysis(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir,
                                                  workers=args.workers, boundary=args.boundary, strict=args.strict)
     if args.name:
-        from panbench.reporting.records import external_record, write_record
+        from panbench.records.build import external_record
+        from panbench.records.io import write_record
 
         fingerprint = None
         if aset is not None:
@@ -79,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
             fingerprint = files_fingerprint(args.gt_json, aset.image_ids)
         dataset = record_dataset(Path(args.gt_json), fingerprint, Path(args.results), args.dataset)
         rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
-        path = write_record(Path(args.results), rec, analysis=aset)
-        print(f"record: {path}", file=sys.stderr)
+        written = write_record(Path(args.results), rec, analysis=aset)
+        print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
     from panbench.pq.score import unlisted_note
 
     note = unlisted_note(res)
@@ -106,7 +107,7 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
     from panbench.data.datasets import CONVERTED, HOW_TO_GET
     from panbench.errors import InputError, PanbenchError
     from panbench.reporting.frames import fingerprint as fingerprint_of
-    from panbench.reporting.records import load_records
+    from panbench.records.io import load_records
 
     try:
         seen = {r["dataset"] for r in load_records(results) if fingerprint and fingerprint_of(r) == fingerprint}

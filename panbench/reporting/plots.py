@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from panbench.reporting.frames import framework
-from panbench.reporting.records import SHARED_SPEED_MARK, gflops, mark_shared_speed, measured_speed, speed_shared
+from panbench.records.rows import SHARED_SPEED_MARK, gflops, mark_shared_speed, measured_speed, speed_shared
 from panbench.reporting.tables import model_label
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))

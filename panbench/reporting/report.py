@@ -13,7 +13,7 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.reporting.columns import ANALYSES, FIELD
 from panbench.reporting.frames import cfg_words, ops_backend, settings
 from panbench.reporting.plots import make_plots, plot_dir
-from panbench.reporting.records import load_records
+from panbench.records.io import load_records
 from panbench.reporting.tables import comparison, dataset_key, latest_runs, per_class, render
 
 STYLE = """

@@ -73,7 +73,7 @@ def runs_frame(summaries: list[dict[str, Any]]) -> Any:
 
 def table_from_dir(results_dir: Path, dataset: str | None, fmt: str) -> str:
     """``panbench table --robustness``: the summaries of the newest records under ``results_dir``."""
-    from panbench.reporting.records import load_records
+    from panbench.records.io import load_records
 
     summaries = [s for s in summarize(load_records(Path(results_dir))) if dataset is None or s["dataset"] == dataset]
     if not summaries:

@@ -9,7 +9,8 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.reporting.frames import cfg_words, fingerprint, framework, ops_backend, selection, settings
-from panbench.reporting.records import SHARED_SPEED_MARK, gflops, load_records, measured_speed, speed_shared
+from panbench.records.io import load_records
+from panbench.records.rows import SHARED_SPEED_MARK, gflops, measured_speed, speed_shared
 
 
 def dataset_key(r: dict[str, Any]) -> str:

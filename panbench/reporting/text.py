@@ -78,7 +78,7 @@ def format_analyses(res: dict[str, Any]) -> list[str]:
 
 
 def _speed(rec: dict[str, Any]) -> str:
-    from panbench.reporting.records import measured_speed
+    from panbench.records.rows import measured_speed
 
     v = measured_speed(rec)
     if v is None:
@@ -99,7 +99,7 @@ def format_comparison(records: list[dict[str, Any]], results_dir: Any = None) ->
     difference to the best (:mod:`panbench.reporting.verdict`)."""
     w = max([len("post-processing"), *(len(r.get("postprocess", "default")) for r in records)])
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
-    from panbench.reporting.records import SHARED_SPEED_MARK, mark_shared_speed, measured_speed, speed_shared
+    from panbench.records.rows import SHARED_SPEED_MARK, mark_shared_speed, measured_speed, speed_shared
 
     rows = []
     if results_dir is not None:

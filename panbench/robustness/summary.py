@@ -98,7 +98,7 @@ def write_summary(results_dir: Path, s: dict[str, Any]) -> Path:
     """``results/robustness/<date>_<model>_<dataset>.json``."""
     import re
 
-    from panbench.reporting.records import atomic_write_text
+    from panbench.records.io import atomic_write_text
 
     stamp = s["date"].replace(":", "").replace("-", "").replace("+0000", "Z")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{s['model']}_{s['dataset']}").strip("_")

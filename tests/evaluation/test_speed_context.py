@@ -18,7 +18,7 @@ from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
 from panbench.evaluation.context import RunMarker, cpu_model
-from panbench.reporting.records import mark_shared_speed, speed_shared
+from panbench.records.rows import mark_shared_speed, speed_shared
 
 
 @pytest.fixture(scope="module")

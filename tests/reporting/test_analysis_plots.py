@@ -14,7 +14,7 @@ from analysis_records import add_run, ground_truth
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.cli import main
 from panbench.reporting import analysis_plots, plots
-from panbench.reporting.records import load_records
+from panbench.records.io import load_records
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from panbench.reporting.plots import make_plots, pq_vs_gflops
-from panbench.reporting.records import csv_row
+from panbench.records.rows import csv_row
 from panbench.reporting.tables import comparison
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "fixture_record.json"
