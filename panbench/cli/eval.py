@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
 from panbench.errors import PanbenchError
+
+if TYPE_CHECKING:
+    from panbench.records.schema import RunRecord
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -110,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def shared_note(rec: dict[str, Any]) -> str | None:
+def shared_note(rec: RunRecord) -> str | None:
     """The line that says that the run's speed was measured while other panbench runs shared the machine."""
-    ctx = rec.get("speed_context") or {}
+    ctx = rec.speed_context or {}
     if not ctx.get("overlapped"):
         return None
     runs = ctx.get("overlapped_runs") or []

@@ -106,11 +106,11 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
     (``--dataset``) is taken unless records of the same images name another dataset (refused in one line)."""
     from panbench.data.datasets import CONVERTED, HOW_TO_GET
     from panbench.errors import InputError, PanbenchError
-    from panbench.reporting.frames import fingerprint as fingerprint_of
     from panbench.records.io import load_records
+    from panbench.reporting.labels import fingerprint as fingerprint_of
 
     try:
-        seen = {r["dataset"] for r in load_records(results) if fingerprint and fingerprint_of(r) == fingerprint}
+        seen = {r.dataset for r in load_records(results) if fingerprint and fingerprint_of(r) == fingerprint}
     except PanbenchError:  # a stray file in the runs folder: `table` names it; scoring goes on
         seen = set()
     if len(seen) == 1:

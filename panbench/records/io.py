@@ -121,6 +121,11 @@ def load_record(path: Path) -> RunRecord:
         why = f"({raw})" if isinstance(raw, Exception) else "(no 'model' and 'metrics')"
         raise InputError(f"{path}: not a panbench result record {why}; move it out of {path.parent} (it holds "
                          "the records of `panbench eval` and `score --name` only)")
+    return record_from_json(raw)
+
+
+def record_from_json(raw: dict[str, Any]) -> RunRecord:
+    """The record of a JSON object as read from a file (:func:`migrate`; no ``schema``: schema 1)."""
     return RunRecord.from_json({"schema": 1, **migrate(raw)})
 
 

@@ -18,8 +18,8 @@ from panbench.evaluation.cache import cache_key
 from panbench.evaluation.loading import LoadedModel, Weights
 from panbench.evaluation.options import EvalOptions
 from panbench.models.postprocess import PostProcess
-from panbench.reporting.plots import speed_points
 from panbench.records.io import load_records
+from panbench.reporting.plots import speed_points
 from panbench.reporting.text import format_comparison, format_record
 
 

@@ -17,6 +17,8 @@ from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.cli import main
 from panbench.pq.matching import METRIC_KEYS
+from panbench.records.io import load_record
+from panbench.records.schema import RunRecord
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
 
@@ -46,8 +48,8 @@ def _csv(results: Path, capsys, *opts: str) -> tuple[pd.DataFrame, str]:
     return pd.read_csv(io.StringIO(out.out), index_col="model"), out.err
 
 
-def _record(results: Path, model: str) -> dict:
-    return next(r for p in (results / "runs").glob("*.json") if (r := json.loads(p.read_text()))["model"] == model)
+def _record(results: Path, model: str) -> RunRecord:
+    return next(r for p in (results / "runs").glob("*.json") if (r := load_record(p)).model == model)
 
 
 def test_ci_paired_differences_are_to_the_best_pq_by_default(results, capsys) -> None:
@@ -163,13 +165,13 @@ def test_eval_summary_names_each_analysis(results) -> None:
     from panbench.reporting.text import format_record
 
     rec = _record(results, "bnd")
-    text = format_record({**rec, "timings": {"images_per_s": None}})
+    text = format_record(rec.with_fields(timings={"images_per_s": None}))
     assert f"95% interval (image bootstrap): PQ [{rec['ci']['PQ'][0]:.2f}, {rec['ci']['PQ'][1]:.2f}]" in text
     assert f"small {rec['by_size']['small']['PQ']:.2f}" in text and "large - (no segments)" in text
     assert f"PQ-dagger {rec['pq_dagger']:.2f}; boundary PQ {rec['boundary']['PQ']:.2f}" in text
     top = max(rec["errors"], key=lambda t: rec["errors"][t]["delta_PQ"])
     assert f"oracle delta PQ by error type (errors): {top} {rec['errors'][top]['delta_PQ']:+.2f}" in text
-    old = format_record(json.loads(FIXTURE.read_text()))
+    old = format_record(load_record(FIXTURE))
     assert "interval" not in old and "PQ-dagger" not in old
 
 
