@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         records.append(rec)
         if _rank() == 0:
             print(format_record(rec))
-            for note in (unlisted_note(rec), shared_note(rec)):
+            for note in (unlisted_note(rec.to_json()), shared_note(rec)):
                 if note:
                     print(note, file=sys.stderr)
     if len(records) > 1 and _rank() == 0:

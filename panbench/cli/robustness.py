@@ -112,6 +112,7 @@ def sweep(spec, ds, opts, plan) -> dict:
             print(f"  {spec.name} {c.label if c else 'clean'}: PQ {m['PQ']:.3f}  "
                   f"PQ_th {m['PQ_th']:.3f}  PQ_st {m['PQ_st']:.3f}  ({t:.1f} s{cost})",
                   file=sys.stderr)
+    assert clean is not None, "the plan starts with the clean run"
     return summary(clean, corrupted)
 
 

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
         check_writable(Path(args.results) / "runs", "--results")
     t = time.perf_counter()
-    aset, fields = None, {}
+    aset, fields = None, dict[str, object]()
     if args.no_analysis:
         from panbench.pq.score import score_files
 

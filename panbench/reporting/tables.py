@@ -115,8 +115,8 @@ def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
     m, pub = r.metrics, r.published
     row: dict[str, Any] = {"published": published_label(r)}
     for k in METRIC_KEYS if published else ():
-        row[f"{k}_pub"] = pub.get(k)
-        row[f"{k}_delta"] = m[k] - pub[k] if pub.get(k) is not None else None
+        row[f"{k}_pub"] = p = pub.get(k)
+        row[f"{k}_delta"] = m[k] - p if p is not None else None
     return row
 
 

@@ -47,9 +47,9 @@ def format_record(rec: RunRecord) -> str:
         parts = [f"{k} {rec.metrics[k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
                  if pub.get(k) is not None]
         lines.append("  published (zoo): " + "; ".join(parts))
-        if d.get("PQ") is not None and abs(d["PQ"]) > 1.0:
+        if (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
-            lines.append(f"  WARNING: PQ differs from the published value by {d['PQ']:+.1f} ({note})")
+            lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
     lines += ["  " + line for line in format_analyses(rec)]
     lines.append(f"  record: {rec.record}")
     return "\n".join(lines)

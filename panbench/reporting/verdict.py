@@ -44,8 +44,8 @@ def verdicts(records: list[RunRecord], results_dir: Path, reference: str | None 
     out = []
     for ks in groups.values():
         ks = sorted(ks, key=lambda k: -records[k].metrics["PQ"])
-        ref = next((k for k in ks if paired[k] and paired[k].get("reference")), None)
-        has_diff = any(paired[k] and not paired[k].get("reference") for k in ks)
+        ref = next((k for k in ks if (p := paired[k]) and p.get("reference")), None)
+        has_diff = any((p := paired[k]) and not p.get("reference") for k in ks)
         v = Verdict(dataset_key(records[ks[0]]), records[ks[0]].n_images,
                     short_label(records[ref], records) if ref is not None and has_diff else None)
         for k in ks:

@@ -53,7 +53,7 @@ def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queri
         with torch.inference_mode():
             out = model.test_step(pseudo_collate([data]))[0]
     finally:
-        if "predict" in vars(head or object()):
+        if head is not None and "predict" in vars(head):
             del head.predict
     ids, segs = panoptic_to_segments(out.pred_panoptic_seg.sem_seg[0], num_classes, lm.label2cat)
     maps = []

@@ -70,7 +70,7 @@ def summary(clean: RunRecord, corrupted: list[RunRecord]) -> dict[str, Any]:
     cm = clean.metrics
     runs = [_run(r) for r in corrupted]
     mpc = {k: mean([x[k] for x in runs]) for k in METRICS}
-    rpc = {k: 100 * mpc[k] / cm[k] if cm[k] else None for k in METRICS}
+    rpc = {k: 100 * v / cm[k] if cm[k] and (v := mpc[k]) is not None else None for k in METRICS}
     groups = {}
     for g, names in GROUPS.items():
         vals = [x for x in runs if x["corruption"] in names]

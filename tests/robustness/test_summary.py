@@ -73,7 +73,7 @@ def test_table_robustness_shows_clean_mpc_rpc_and_the_groups_and_the_plots_are_w
             record("a", 30.0, 20.0, 40.0, ("fog", 2))]
     (tmp_path / "runs").mkdir()
     for k, r in enumerate(recs):
-        (tmp_path / "runs" / f"{k}.json").write_text(json.dumps(r))
+        (tmp_path / "runs" / f"{k}.json").write_text(json.dumps(r.to_json()))
     assert main(["table", "--robustness", "--results", str(tmp_path), "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     row = dict(zip(lines[0].split(","), lines[1].split(",")))
