@@ -14,11 +14,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.cli.options import Common, non_negative_int, positive_int
 from panbench.errors import InputError
-from panbench.records.schema import RunRecord
+
+if TYPE_CHECKING:
+    from panbench.records.schema import RunRecord
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:

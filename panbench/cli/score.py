@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
         res, aset, fields = score_files_analysis(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir,
                                                  workers=args.workers, boundary=args.boundary, strict=args.strict)
     if args.name:
-        from panbench.records.build import external_record
-        from panbench.records.io import write_record
+        from panbench.records import external_record, write_record
 
         fingerprint = None
         if aset is not None:

@@ -7,6 +7,8 @@ Layering: this package sits below :mod:`panbench.evaluation`, :mod:`panbench.ana
 :mod:`panbench.errors` and the standard library at module level.
 """
 
+from panbench.records.build import external_record, make_record
+from panbench.records.io import load_record, load_records, write_record
 from panbench.records.schema import RunRecord
 
-__all__ = ["RunRecord"]
+__all__ = ["RunRecord", "external_record", "load_record", "load_records", "make_record", "write_record"]
