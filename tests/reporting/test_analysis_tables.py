@@ -251,3 +251,25 @@ def test_eval_summary_of_several_models_opens_with_the_verdict(results) -> None:
     d, (lo, hi), _ = _paired(results, "noisy", "perfect")
     assert f"perfect beats noisy by {-d:.1f} PQ [{-hi:.1f}, {-lo:.1f}]" in lines[4]
     assert text.index("ranking on PQ") < text.index("post-processing")  # before the metrics table
+
+
+def test_table_ci_and_compare_print_the_same_interval_for_the_same_pair(results, capsys, tmp_path) -> None:
+    """`table --ci --reference A` and `compare A B` pair the same two runs by one rule and print one interval for
+    B - A (1000 resamples, seed 0)."""
+    pair = tmp_path / "pair"
+    for name in ("noisy", "perfect"):  # the category table that `compare` needs, as `eval` and `score` write it
+        rec = _record(results, name)
+        a = AnalysisSet.load(results / rec.analysis_file)
+        a.category_ids, a.isthing = list(TABLE.ids), list(TABLE.isthing)
+        a.save(pair / rec.analysis_file)
+        (pair / rec.record).parent.mkdir(parents=True, exist_ok=True)
+        (pair / rec.record).write_text(json.dumps(rec.to_json()))
+    df, _ = _csv(pair, capsys, "--ci", "--reference", "noisy")
+    assert main(["compare", "noisy", "perfect", "--results", str(pair), "--json"]) == 0
+    pq = json.loads(capsys.readouterr().out)["metrics"]["PQ"]
+    assert [df.loc["perfect", "PQ_diff_low"], df.loc["perfect", "PQ_diff_high"]] == pytest.approx(pq["interval"],
+                                                                                                   abs=5e-4)
+    assert df.loc["perfect", "PQ_diff"] == pytest.approx(pq["b"] - pq["a"], abs=5e-4)
+    assert main(["compare", "noisy", "perfect", "--results", str(pair)]) == 0
+    lo, hi = pq["interval"]
+    assert f"[{lo:+8.2f}, {hi:+8.2f}] *" in capsys.readouterr().out
