@@ -4,8 +4,8 @@ same images, for the whole metrics and per class, from the runs' per-image analy
 A and B are record JSON paths or model names.  A model name stands for the runs that ``panbench table`` shows
 for it (the latest of each post-processing, dataset and settings), those without settings (batch size, AMP,
 ``--cfg-options``) unless ``--settings`` names others; of them, the latest that has a partner run on the same
-images (the same dataset fingerprint and image count), else the latest.
-Imports numpy, :mod:`panbench.analysis` and :mod:`panbench.reporting.records` only, never torch.
+images (:func:`panbench.reporting.pairing.pick_pair`: the pairing rule of ``table --ci``), else the latest.
+Imports numpy, :mod:`panbench.analysis`, :mod:`panbench.records` and :mod:`panbench.reporting` only, never torch.
 """
 
 from __future__ import annotations
