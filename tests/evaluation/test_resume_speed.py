@@ -18,7 +18,7 @@ from panbench.evaluation.cache import cache_key
 from panbench.evaluation.loading import LoadedModel, Weights
 from panbench.evaluation.options import EvalOptions
 from panbench.models.postprocess import PostProcess
-from panbench.records.io import load_records
+from panbench.records.io import load_record, load_records
 from panbench.reporting.plots import speed_points
 from panbench.reporting.text import format_comparison, format_record
 
@@ -35,7 +35,7 @@ def _run(demo_root: Path, results: Path, limit: int, capsys) -> tuple[dict, dict
     assert rc == 0
     out = capsys.readouterr().out
     rows = list(csv.DictReader(open(results / "runs.csv")))
-    rec = json.loads((results / rows[-1]["record"]).read_text())
+    rec = load_record(results / rows[-1]["record"])
     return rec, rows[-1], out
 
 
