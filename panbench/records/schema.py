@@ -103,8 +103,8 @@ class RunRecord(Mapping[str, Any]):
     errors: dict[str, ErrorBlock] | None = None  # error type -> count, fp, fn, delta_PQ
     mask_quality: dict[str, float] | None = None  # TPs: loss (summed 1 - IoU), mean_loss, delta_PQ
     boundary: dict[str, float] | None = None  # boundary PQ: the nine METRIC_KEYS, 0-100; only with --boundary
-    analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder
     corruption: Corruption | None = None  # a --corruption run's corruption; None for a clean run
+    analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder (io.write_record)
     record: str | None = None  # path of the JSON below the results folder (set by io.write_record)
     # the fields the JSON holds (the others were absent); empty: every field that is not None
     written: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
