@@ -89,12 +89,17 @@ def _command_selection(command: str, n_images: int) -> dict[str, Any]:
             "images": n_images}
 
 
+# the blocks every record holds (a null one reads as empty)
+BLOCKS = ("metrics", "semantic", "n_categories", "per_class", "published", "delta_to_published", "timings", "memory",
+          "provenance")
+
+
 def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """The fields of a record as today's schema holds them: a record without ``framework`` ran ``mmdet``
     (``external`` for ``score --name``), one without ``selection`` ran what its command line says, one without
     ``published_source`` has the model zoo's numbers (an mmdet model) or the original release's (an hf: model),
     and a speed of 0 was not measured."""
-    rec = dict(raw)
+    rec = {k: ({} if v is None and k in BLOCKS else v) for k, v in raw.items()}
     external = rec.get("architecture") == "external"
     if not rec.get("framework"):
         rec["framework"] = "external" if external else "mmdet"
