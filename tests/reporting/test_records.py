@@ -58,12 +58,12 @@ def test_runs_csv_has_the_framework_and_an_older_file_keeps_every_row_under_its_
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     old_row = "old,Mask2Former,R-50,coco,default," + ",".join(["40.0"] * 12) + ",60,1.5,cpu,44,2001-01-01,runs/o.json"
     (tmp_path / "runs.csv").write_text(OLD_HEADER + "\n" + old_row + "\n" + old_row.replace("old,", "old2,") + "\n")
-    write_record(tmp_path, (external_record("sys", "coco", RES, args, 1.5)))
+    write_record(tmp_path, external_record("sys", "coco", RES, args, 1.5))
     df = pd.read_csv(tmp_path / "runs.csv", keep_default_na=False).set_index("model")
     assert list(df.index) == ["old", "old2", "sys"] and list(df.columns[:1]) == ["framework"]
     assert df.loc["old", "framework"] == "" and df.loc["old", "n_images"] == 60 and df.loc["old", "params"] == "44"
     assert df.loc["sys", "framework"] == "external" and df.loc["sys", "PQ"] == 50.0
-    write_record(tmp_path, (external_record("sys2", "coco", RES, args, 1.5)))  # now appended as it is
+    write_record(tmp_path, external_record("sys2", "coco", RES, args, 1.5))  # appended as it is
     assert (tmp_path / "runs.csv").read_text().count("\n") == 5
 
 
