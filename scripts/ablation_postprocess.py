@@ -24,7 +24,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "panbench", "eval", "--model", "maskformer,mask2former", "--dataset",
                         "demo", "--postprocess", pp, "--results", str(a.results), "--no-progress", "--no-resume"],
                        check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    from panbench.reporting.records import load_records
+    from panbench.records.io import load_records
     from panbench.reporting.tables import latest_runs
 
     print("| model | post-processing | PQ | PQ_th | PQ_st | mIoU | pixel acc |")

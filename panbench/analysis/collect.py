@@ -94,7 +94,7 @@ class AnalysisSet:
                 np.bincount(self.fn_cats, minlength=c))
 
     def save(self, path: str | Path) -> None:
-        from panbench.reporting.records import atomic_write
+        from panbench.records.io import atomic_write
 
         buf = io.BytesIO()
         ids = np.array([str(i) for i in self.image_ids])

@@ -4,8 +4,8 @@ same images, for the whole metrics and per class, from the runs' per-image analy
 A and B are record JSON paths or model names.  A model name stands for the runs that ``panbench table`` shows
 for it (the latest of each post-processing, dataset and settings), those without settings (batch size, AMP,
 ``--cfg-options``) unless ``--settings`` names others; of them, the latest that has a partner run on the same
-images (the same dataset fingerprint and image count), else the latest.
-Imports numpy, :mod:`panbench.analysis` and :mod:`panbench.reporting.records` only, never torch.
+images (:func:`panbench.reporting.pairing.pick_pair`: the pairing rule of ``table --ci``), else the latest.
+Imports numpy, :mod:`panbench.analysis`, :mod:`panbench.records` and :mod:`panbench.reporting` only, never torch.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.cli.options import Common, non_negative_int, positive_int
 from panbench.errors import InputError
+
+if TYPE_CHECKING:
+    from panbench.records.schema import RunRecord
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -44,10 +47,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     return p
 
 
-def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[dict[str, Any]], Path]:
+def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[RunRecord], Path]:
     """The records ``what`` may name, oldest first (a JSON path: that one; a model name: every record of that
     model), and their results folder."""
-    from panbench.reporting.records import load_records
+    from panbench.records.io import load_records, record_from_json
 
     path = Path(what)
     if path.suffix == ".json" and path.is_file():
@@ -57,15 +60,16 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[di
             raise InputError(f"{path}: not a readable record ({e}); pass a results/runs/*.json file") from None
         if not isinstance(rec, dict) or "metrics" not in rec:
             raise InputError(f"{path}: not a panbench result record; pass a results/runs/*.json file")
-        rel = Path(rec.get("record") or Path("runs") / path.name)
+        run = record_from_json(rec)
+        rel = Path(run.record or Path("runs") / path.name)
         root = path.resolve().parents[len(rel.parts) - 1] if path.resolve().parts[-len(rel.parts):] == rel.parts \
             else results
-        return [rec], root
+        return [run], root
     if path.suffix == ".json":
         raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
     every = load_records(results)
-    records = [r for r in every if dataset is None or r["dataset"] == dataset]
-    runs = [r for r in records if r.get("model") == what]
+    records = [r for r in every if dataset is None or r.dataset == dataset]
+    runs = [r for r in records if r.model == what]
     names: set[str] = set()
     if not runs:  # a registry alias (`mask2former` with --dataset demo is demo-mask2former)
         from panbench.errors import PanbenchError
@@ -75,23 +79,23 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[di
             names = {s.name for s in resolve(what, dataset=dataset or "coco")}
         except PanbenchError:
             names = set()
-        runs = [r for r in records if r.get("model") in names]
+        runs = [r for r in records if r.model in names]
     if not runs:
         raise InputError(f"{results / 'runs'}: {no_record_hint(what, names, every, dataset)}")
     return runs, results
 
 
-def choose_settings(what: str, runs: list[dict[str, Any]], wanted: str | None, is_path: bool
-                    ) -> tuple[list[dict[str, Any]], str | None]:
+def choose_settings(what: str, runs: list[RunRecord], wanted: str | None, is_path: bool
+                    ) -> tuple[list[RunRecord], str | None]:
     """The runs a model name stands for, as ``panbench table`` shows them (its latest run of each post-processing,
     dataset and settings), with the settings ``wanted`` (None: those without settings), and a note when the model
     has runs with other settings; a record path stands for itself."""
-    from panbench.reporting.frames import settings, settings_match
+    from panbench.reporting.labels import settings, settings_match
     from panbench.reporting.tables import latest_runs
 
     if is_path:
         return runs, None
-    shown = sorted(latest_runs(runs), key=lambda r: r.get("date", ""))  # oldest first, as pick_pair reads them
+    shown = sorted(latest_runs(runs), key=lambda r: r.date)  # oldest first, as pick_pair reads them
     found = sorted({settings(r) for r in shown})
     pick = [r for r in shown if settings_match(r, wanted)]
     listed = "; ".join(f"'{s}'" if s else "'default'" for s in found)
@@ -109,7 +113,7 @@ def choose_settings(what: str, runs: list[dict[str, Any]], wanted: str | None, i
     return pick, note
 
 
-def no_record_hint(what: str, names: set[str], every: list[dict[str, Any]], dataset: str | None) -> str:
+def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: str | None) -> str:
     """Why no record of ``what`` was found and the fix: the datasets its records are on, the names meant (a
     mistyped model), the ``eval`` of a registered model, or the ``score --name`` of an external system (quoted)."""
     import shlex
@@ -118,13 +122,13 @@ def no_record_hint(what: str, names: set[str], every: list[dict[str, Any]], data
 
     where = f" on {dataset}" if dataset else ""
     head = f"no record of model '{what}'{where}"
-    elsewhere = sorted({r["dataset"] for r in every if r.get("model") == what or r.get("model") in names})
+    elsewhere = sorted({r.dataset for r in every if r.model == what or r.model in names})
     if elsewhere:
         return f"{head}; its records are on {', '.join(elsewhere)}: pass --dataset {elsewhere[0]}"
     if names:
         model = shlex.quote(sorted(names)[0])
         return f"{head}; run `panbench eval --model {model}{f' --dataset {dataset}' if dataset else ''}`"
-    recorded = [str(r.get("model")) for r in every if dataset is None or r["dataset"] == dataset]
+    recorded = [r.model for r in every if dataset is None or r.dataset == dataset]
     hint = did_you_mean(what, recorded + registered_names())
     if hint:
         return f"{head}; {hint}"
@@ -132,28 +136,16 @@ def no_record_hint(what: str, names: set[str], every: list[dict[str, Any]], data
             "or pass a record JSON path (`panbench ls` lists the models `panbench eval` runs)")
 
 
-def pick_pair(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The latest A with a B on the same images (dataset fingerprint and image count), and the latest such B;
-    else the latest of each (the paired check then says, in one line, how they differ)."""
-    from panbench.reporting.frames import fingerprint
-
-    for ra in reversed(runs_a):
-        same = [rb for rb in runs_b if fingerprint(rb) == fingerprint(ra) and rb.get("n_images") == ra.get("n_images")]
-        if same:
-            return ra, same[-1]
-    return runs_a[-1], runs_b[-1]
-
-
-def load_run(rec: dict[str, Any], root: Path) -> Any:
+def load_run(rec: RunRecord, root: Path) -> Any:
     """The record's per-image :class:`panbench.analysis.AnalysisSet`, refused in one line when absent."""
     from panbench.analysis import AnalysisSet
 
-    name = rec.get("record") or rec.get("model")
+    name = rec.record or rec.model
     fix = ("rerun `panbench eval` (or `panbench score --name`) with this version of panbench, which writes "
            "the per-image analysis file beside the record")
-    if not rec.get("analysis_file"):
-        raise InputError(f"{name}: the record has no per-image analysis file (schema {rec.get('schema', 1)}); {fix}")
-    path = root / rec["analysis_file"]
+    if not rec.analysis_file:
+        raise InputError(f"{name}: the record has no per-image analysis file (schema {rec.schema}); {fix}")
+    path = root / rec.analysis_file
     if not path.is_file():
         raise InputError(f"{path}: the per-image analysis file of {name} is missing; {fix}")
     aset = AnalysisSet.load(path)
@@ -162,15 +154,16 @@ def load_run(rec: dict[str, Any], root: Path) -> Any:
     return aset
 
 
-def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: int, seed: int) -> dict[str, Any]:
+def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int) -> dict[str, Any]:
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
     from panbench.analysis import RunSums
     from panbench.analysis.bootstrap import CI_METRICS
-    from panbench.reporting.frames import fingerprint, paired_difference
+    from panbench.reporting.labels import fingerprint
+    from panbench.reporting.pairing import paired_difference
 
     fa, fb = fingerprint(ra), fingerprint(rb)
-    sa = RunSums.from_analysis(a, fa, f"A ({ra.get('record') or ra.get('model')})")
-    sb = RunSums.from_analysis(b, fb, f"B ({rb.get('record') or rb.get('model')})")
+    sa = RunSums.from_analysis(a, fa, f"A ({ra.record or ra.model})")
+    sb = RunSums.from_analysis(b, fb, f"B ({rb.record or rb.model})")
     if fa is None or fb is None:
         raise InputError(f"{sa.name if fa is None else sb.name}: the record names no dataset fingerprint; rerun it "
                          "with this version of panbench")
@@ -179,11 +172,11 @@ def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: i
     out: dict[str, Any] = {"a": _who(ra), "b": _who(rb), "difference": "B - A", "n_images": a.n_images,
                            "resamples": resamples, "seed": seed, "metrics": {}, "per_class": {}}
     for k in CI_METRICS:
-        out["metrics"][k] = {"a": ra["metrics"][k], "b": rb["metrics"][k], "interval": res["metrics"][k],
+        out["metrics"][k] = {"a": ra.metrics[k], "b": rb.metrics[k], "interval": res["metrics"][k],
                              "excludes_zero": res["excludes_zero"][k]}
-    names = ((ra.get("provenance") or {}).get("category_names")) or {}
+    names = ra.provenance.get("category_names") or {}
     for cid, iv in res["per_class"].items():
-        ca, cb = ra["per_class"].get(cid, {}), rb["per_class"].get(cid, {})
+        ca, cb = ra.per_class.get(cid, {}), rb.per_class.get(cid, {})
         if not any(c.get(f, 0) for c in (ca, cb) for f in ("TP", "FP", "FN")):
             continue  # in neither run: nothing to compare
         # a category with no TP, FP or FN in one run (an FP-only class of the other): PQ undefined, None not 0
@@ -193,20 +186,21 @@ def compare(ra: dict[str, Any], a: Any, rb: dict[str, Any], b: Any, resamples: i
 
 
 def _class_pq(c: dict[str, Any]) -> float | None:
-    from panbench.reporting.tables import absent
+    from panbench.reporting.labels import absent
 
     return None if absent(c) else c.get("PQ")
 
 
-def _who(rec: dict[str, Any]) -> dict[str, Any]:
-    from panbench.reporting.frames import settings
+def _who(rec: RunRecord) -> dict[str, Any]:
+    from panbench.reporting.labels import settings
 
-    return {**{k: rec.get(k) for k in ("model", "dataset", "postprocess", "record", "date")},
+    return {**{k: getattr(rec, k) for k in ("model", "dataset", "postprocess", "record", "date")},
             "settings": settings(rec)}
 
 
 def run(args: argparse.Namespace) -> int:
     from panbench.reporting.compare_text import format_compare
+    from panbench.reporting.pairing import pick_pair
 
     results = Path(args.results)
     picked = []

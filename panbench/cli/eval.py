@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.cli.options import (
     Common,
@@ -16,6 +16,9 @@ from panbench.cli.options import (
     non_negative_int,
 )
 from panbench.errors import PanbenchError
+
+if TYPE_CHECKING:
+    from panbench.records.schema import RunRecord
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         records.append(rec)
         if _rank() == 0:
             print(format_record(rec))
-            for note in (unlisted_note(rec), shared_note(rec)):
+            for note in (unlisted_note(rec.to_json()), shared_note(rec)):
                 if note:
                     print(note, file=sys.stderr)
     if len(records) > 1 and _rank() == 0:
@@ -104,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def shared_note(rec: dict[str, Any]) -> str | None:
+def shared_note(rec: RunRecord) -> str | None:
     """The line that says that the run's speed was measured while other panbench runs shared the machine."""
-    ctx = rec.get("speed_context") or {}
+    ctx = rec.speed_context or {}
     if not ctx.get("overlapped"):
         return None
     runs = ctx.get("overlapped_runs") or []

@@ -20,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.records.io import load_records
     from panbench.reporting.plots import make_plots, plot_dir
-    from panbench.reporting.records import load_records
     from panbench.reporting.tables import latest_runs
 
     records = latest_runs(load_records(Path(args.results)), args.dataset)
@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
         where = f" for dataset '{args.dataset}'" if args.dataset else ""
         raise PanbenchError(f"{args.results}/runs: no result records{where}; run `panbench eval` first")
     check_writable(Path(args.results) / "plots", "--results")
-    for ds in sorted({r["dataset"] for r in records}):
-        paths, notes = make_plots([r for r in records if r["dataset"] == ds], plot_dir(Path(args.results), ds))
+    for ds in sorted({r.dataset for r in records}):
+        paths, notes = make_plots([r for r in records if r.dataset == ds], plot_dir(Path(args.results), ds))
         for p in paths:
             print(p)
         for n in notes:

@@ -93,12 +93,13 @@ def sweep(spec, ds, opts, plan) -> dict:
         else:
             corrupted.append(rec)
         if _rank0():
-            tm = rec.get("timings") or {}
+            tm, m = rec.timings, rec.metrics
             n = tm.get("corrupt_images") or 0
             cost = f", corruption {1000 * tm['corrupt_s'] / n:.1f} ms/image (data loading)" if n else ""
-            print(f"  {spec.name} {c.label if c else 'clean'}: PQ {rec['metrics']['PQ']:.3f}  "
-                  f"PQ_th {rec['metrics']['PQ_th']:.3f}  PQ_st {rec['metrics']['PQ_st']:.3f}  ({t:.1f} s{cost})",
+            print(f"  {spec.name} {c.label if c else 'clean'}: PQ {m['PQ']:.3f}  "
+                  f"PQ_th {m['PQ_th']:.3f}  PQ_st {m['PQ_st']:.3f}  ({t:.1f} s{cost})",
                   file=sys.stderr)
+    assert clean is not None, "the plan starts with the clean run"
     return summary(clean, corrupted)
 
 

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
         check_writable(Path(args.results) / "runs", "--results")
     t = time.perf_counter()
-    aset, fields = None, {}
+    aset, fields = None, dict[str, object]()
     if args.no_analysis:
         from panbench.pq.score import score_files
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         res, aset, fields = score_files_analysis(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir,
                                                  workers=args.workers, boundary=args.boundary, strict=args.strict)
     if args.name:
-        from panbench.reporting.records import external_record, write_record
+        from panbench.records import external_record, write_record
 
         fingerprint = None
         if aset is not None:
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
             fingerprint = dataset_fingerprint(args.gt_json, aset.image_ids)
         dataset = record_dataset(Path(args.gt_json), fingerprint, Path(args.results), args.dataset)
         rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
-        path = write_record(Path(args.results), rec, analysis=aset)
-        print(f"record: {path}", file=sys.stderr)
+        written = write_record(Path(args.results), rec, analysis=aset)
+        print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
     from panbench.pq.score import unlisted_note
 
     note = unlisted_note(res)
@@ -105,11 +105,11 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
     (``--dataset``) is taken unless records of the same images name another dataset (refused in one line)."""
     from panbench.data.datasets import CONVERTED, HOW_TO_GET
     from panbench.errors import InputError, PanbenchError
-    from panbench.reporting.frames import fingerprint as fingerprint_of
-    from panbench.reporting.records import load_records
+    from panbench.records.io import load_records
+    from panbench.reporting.labels import fingerprint as fingerprint_of
 
     try:
-        seen = {r["dataset"] for r in load_records(results) if fingerprint and fingerprint_of(r) == fingerprint}
+        seen = {r.dataset for r in load_records(results) if fingerprint and fingerprint_of(r) == fingerprint}
     except PanbenchError:  # a stray file in the runs folder: `table` names it; scoring goes on
         seen = set()
     if len(seen) == 1:

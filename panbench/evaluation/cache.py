@@ -26,7 +26,7 @@ import numpy as np
 from panbench.pq.matching import BOOL_FIELDS, FLOAT_FIELDS, ImageStats
 from panbench.pq.matching import FIELDS as ANALYSIS_FIELDS
 from panbench.pq.matching import ImageMatch as ImageAnalysis
-from panbench.reporting.records import atomic_write
+from panbench.records.io import atomic_write
 
 CACHE_FORMAT = 4  # part of every cache key: a cache written by another format is never read (3: analyses,
 # 4: the record's fn_pair_other)

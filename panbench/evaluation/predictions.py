@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError, PanbenchError
-from panbench.reporting.records import atomic_write
+from panbench.records.io import atomic_write
 
 STATE = ".panbench"  # DIR/.panbench/<name>/: key.json and the part files of every process
 

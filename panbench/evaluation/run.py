@@ -48,7 +48,10 @@ from panbench.models.fusion import install_postprocess
 from panbench.models.registry import ModelSpec
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.records import RunRecord, git_commit, make_record, now_iso, versions, write_record
+from panbench.records.build import make_record
+from panbench.records.io import write_record
+from panbench.records.provenance import git_commit, now_iso, versions
+from panbench.records.schema import RunRecord
 
 
 def published_source(spec: ModelSpec) -> str | None:
@@ -134,9 +137,9 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
         **corruption_fields(opts), **analyses,
     )
     if rank == 0:
-        path = write_record(opts.results_dir, record, analysis=aset)
+        record = write_record(opts.results_dir, record, analysis=aset)
         if unsaved is not None:
-            raise _unsaved_error(writer, unsaved, path)
+            raise _unsaved_error(writer, unsaved, opts.results_dir / str(record.record))
     return record
 
 

@@ -5,35 +5,33 @@ run has the data for is skipped (:func:`analysis_plots` says so in one line)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from panbench.analysis.breakdown import ERROR_TYPES
-from panbench.reporting.columns import SIZES
-from panbench.reporting.plots import _legend_below, _plt, _save, styles
+from panbench.records.schema import RunRecord
+from panbench.reporting.figures import legend_below, plt, save, styles
+from panbench.reporting.labels import SIZES, run_label
 
 
-def _left_out(records: list[dict[str, Any]], key: str) -> str:
-    from panbench.reporting.tables import run_label
+def _left_out(records: list[RunRecord], key: str) -> str:
 
-    missing = [run_label(r, records) for r in records if not r.get(key)]
+    missing = [run_label(r, records) for r in records if not getattr(r, key)]
     return f"no `{key}` in the record, left out: {', '.join(missing)}" if missing else ""
 
 
-def pq_intervals(records: list[dict[str, Any]], out: Path) -> Path:
+def pq_intervals(records: list[RunRecord], out: Path) -> Path:
     """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run)."""
-    from panbench.reporting.tables import run_label
 
-    plt = _plt()
-    have = [r for r in records if r.get("ci")]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
+    pyplot = plt()
+    have = [r for r in records if r.ci]
+    fig, axes = pyplot.subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
     style, _ = styles(have)
     y = np.arange(len(have))[::-1]
     for ax, key in zip(axes[0], ("PQ", "PQ_th", "PQ_st")):
-        x = np.array([r["metrics"][key] for r in have])
-        lo = np.array([r["ci"][key][0] for r in have])
-        hi = np.array([r["ci"][key][1] for r in have])
+        x = np.array([r.metrics[key] for r in have])
+        lo = np.array([(r.ci or {})[key][0] for r in have])
+        hi = np.array([(r.ci or {})[key][1] for r in have])
         for k in range(len(have)):
             ax.errorbar(x[k], y[k], xerr=[[x[k] - lo[k]], [hi[k] - x[k]]], fmt="o", color=style[k]["color"],
                         capsize=4, ms=5)
@@ -48,19 +46,19 @@ def pq_intervals(records: list[dict[str, Any]], out: Path) -> Path:
     axes[0, 1].set_xlabel("PQ points; bars: 95% image-bootstrap interval" +
                           (f"\n{note}" if (note := _left_out(records, "ci")) else ""), fontsize=8)
     fig.suptitle(f"{records[0]['dataset']}: PQ with its 95% confidence interval")
-    return _save(fig, out / "pq_intervals.png")
+    return save(fig, out / "pq_intervals.png")
 
 
-def pq_by_size(records: list[dict[str, Any]], out: Path) -> Path:
+def pq_by_size(records: list[RunRecord], out: Path) -> Path:
     """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category: its PQ
     is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them."""
-    plt = _plt()
-    have = [r for r in records if r.get("by_size")]
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
+    pyplot = plt()
+    have = [r for r in records if r.by_size]
+    fig, ax = pyplot.subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
     width = 0.8 / max(len(have), 1)
     style, handles = styles(have)
     for k, r in enumerate(have):
-        vals = [r["by_size"][s]["PQ"] if r["by_size"][s].get("n") else np.nan for s in SIZES]
+        vals = [(r.by_size or {})[s]["PQ"] if (r.by_size or {})[s].get("n") else np.nan for s in SIZES]
         bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
         labels = ["" if np.isnan(v) else f"{v:.1f}" for v in vals]
         if len(have) <= 3:
@@ -69,7 +67,7 @@ def pq_by_size(records: list[dict[str, Any]], out: Path) -> Path:
             ax.bar_label(bars, labels=labels, fontsize=6, rotation=90, padding=2)
     ticks = ["small\narea < 32²", "medium\n32² ≤ area < 96²", "large\narea ≥ 96²"]
     for i, s in enumerate(SIZES):
-        segs = {r["by_size"][s].get("segments") for r in have}
+        segs = {(r.by_size or {})[s].get("segments") for r in have}
         if len(segs) == 1:
             ticks[i] += f"\n{segs.pop()} segments"
     ax.set_xticks(np.arange(3) + width * (len(have) - 1) / 2, ticks, fontsize=8)
@@ -80,27 +78,26 @@ def pq_by_size(records: list[dict[str, Any]], out: Path) -> Path:
     ax.set_title(f"{records[0]['dataset']}: PQ by object size (things only)")
     if note := _left_out(records, "by_size"):
         ax.set_xlabel(note, fontsize=8)
-    _legend_below(fig, handles)
-    return _save(fig, out / "pq_by_size.png", layout=False)
+    legend_below(fig, handles)
+    return save(fig, out / "pq_by_size.png", layout=False)
 
 
 ERROR_COLORS = {"classification": "#d62728", "segmentation": "#ff7f0e", "duplicate": "#9467bd",
                 "background": "#8c564b", "missed": "#1f77b4", "other": "#7f7f7f"}
 
 
-def error_bars(records: list[dict[str, Any]], out: Path) -> Path:
+def error_bars(records: list[RunRecord], out: Path) -> Path:
     """One stacked bar per run: its errors (FPs + FNs) by type, counted (each FP or FN has one type, so the
     stack is the run's FP + FN total)."""
     from matplotlib.patches import Patch
 
-    from panbench.reporting.tables import run_label
 
-    plt = _plt()
-    have = [r for r in records if r.get("errors")]
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(have) + 4), 4.8))
+    pyplot = plt()
+    have = [r for r in records if r.errors]
+    fig, ax = pyplot.subplots(figsize=(max(7.0, 1.1 * len(have) + 4), 4.8))
     bottom = np.zeros(len(have))
     for t in ERROR_TYPES:
-        n = np.array([float((r["errors"].get(t) or {}).get("count", 0)) for r in have])
+        n = np.array([float(((r.errors or {}).get(t) or {}).get("count", 0)) for r in have])
         ax.bar(np.arange(len(have)), n, 0.6, bottom=bottom, color=ERROR_COLORS[t], edgecolor="white", linewidth=0.5)
         bottom += n
     for k, total in enumerate(bottom):
@@ -111,19 +108,19 @@ def error_bars(records: list[dict[str, Any]], out: Path) -> Path:
     ax.set_title(f"{records[0]['dataset']}: errors by type (count)" +
                  (f"\n{note}" if (note := _left_out(records, "errors")) else ""), fontsize=10)
     handles = [Patch(color=ERROR_COLORS[t], label=t) for t in ERROR_TYPES]
-    _legend_below(fig, handles)
-    return _save(fig, out / "errors.png", layout=False)
+    legend_below(fig, handles)
+    return save(fig, out / "errors.png", layout=False)
 
 
 PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", pq_by_size),
          ("errors", "errors.png", error_bars))
 
 
-def analysis_plots(records: list[dict[str, Any]], out: Path) -> tuple[list[Path], list[str]]:
+def analysis_plots(records: list[RunRecord], out: Path) -> tuple[list[Path], list[str]]:
     """The analysis plots that some record has the data for, and a one-line note for each skipped plot."""
     paths, notes = [], []
     for key, name, fn in PLOTS:
-        if any(r.get(key) for r in records):
+        if any(getattr(r, key) for r in records):
             paths.append(fn(records, out))
         else:
             notes.append(f"{out / name}: skipped, no record has `{key}` (records written before schema 2, or runs "

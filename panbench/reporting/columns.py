@@ -13,11 +13,12 @@ from typing import Any
 
 from panbench.analysis.bootstrap import CI_METRICS
 from panbench.analysis.breakdown import ERROR_TYPES
-from panbench.analysis.metrics import SIZE_LIMITS
 from panbench.pq.matching import METRIC_KEYS
+from panbench.records.schema import RunRecord
+from panbench.reporting.labels import SIZES, run_label
+from panbench.reporting.pairing import paired_differences
 
 ANALYSES = ("ci", "by_size", "errors", "boundary", "dagger")
-SIZES = tuple(name for name, _, _ in SIZE_LIMITS)
 # the record field each option reads, and how to get it when a record lacks it
 FIELD = {"ci": "ci", "by_size": "by_size", "errors": "errors", "boundary": "boundary", "dagger": "pq_dagger"}
 HOW = {"boundary": "re-run `panbench eval` or `panbench score` with --boundary"}
@@ -28,19 +29,17 @@ PAIRED_NOTE = ("PQ_diff: PQ minus that of PQ_diff_vs, the reference run of the s
                "'*' marks an interval that excludes 0: a difference that resampling the images does not explain.")
 
 
-def ci_columns(records: list[dict[str, Any]], results_dir: Path, reference: str | None = None
+def ci_columns(records: list[RunRecord], results_dir: Path, reference: str | None = None
                ) -> tuple[list[dict[str, Any]], list[str]]:
     """PQ, SQ, RQ, PQ_th, PQ_st with their 95% bootstrap intervals; the paired difference of PQ to the
     reference run (``reference``, else the best PQ) of the group of rows that share a dataset fingerprint."""
-    from panbench.reporting.frames import paired_differences
-
     paired, notes = paired_differences(records, results_dir, reference)
     rows = []
     for r, p in zip(records, paired):
         row: dict[str, Any] = {}
-        ci = r.get("ci") or {}
+        ci = r.ci or {}
         for k in CI_METRICS:
-            row[k] = r["metrics"][k]
+            row[k] = r.metrics[k]
             lo, hi = ci.get(k) or (None, None)
             row[f"{k}_low"], row[f"{k}_high"] = lo, hi
         row["PQ_diff_vs"] = "reference" if p and p.get("reference") else p["vs"] if p else None
@@ -54,10 +53,10 @@ def ci_columns(records: list[dict[str, Any]], results_dir: Path, reference: str 
     return rows, notes
 
 
-def by_size_columns(r: dict[str, Any]) -> dict[str, Any]:
+def by_size_columns(r: RunRecord) -> dict[str, Any]:
     """Things only: PQ/SQ/RQ per COCO size bucket, the categories averaged (N) and ground-truth segments; a
     bucket without any category (N = 0) has no PQ/SQ/RQ (blank, not 0)."""
-    bs = r.get("by_size") or {}
+    bs: dict[str, Any] = dict(r.by_size or {})
     row: dict[str, Any] = {}
     for s in SIZES:
         b = bs.get(s) or {}
@@ -67,39 +66,37 @@ def by_size_columns(r: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def errors_columns(r: dict[str, Any]) -> dict[str, Any]:
+def errors_columns(r: RunRecord) -> dict[str, Any]:
     """Per error type: the number of FPs + FNs of that type and the oracle delta PQ (PQ points gained were
     all errors of that type fixed); the same delta for perfect masks on the true positives."""
-    errs = r.get("errors") or {}
-    row: dict[str, Any] = {"PQ": r["metrics"]["PQ"]}
+    errs: dict[str, Any] = dict(r.errors or {})
+    row: dict[str, Any] = {"PQ": r.metrics["PQ"]}
     for t in ERROR_TYPES:
         e = errs.get(t) or {}
         row[f"{t}_count"], row[f"{t}_delta_PQ"] = e.get("count"), e.get("delta_PQ")
-    row["mask_quality_delta_PQ"] = (r.get("mask_quality") or {}).get("delta_PQ") if errs else None
+    row["mask_quality_delta_PQ"] = (r.mask_quality or {}).get("delta_PQ") if errs else None
     return row
 
 
-def boundary_columns(r: dict[str, Any]) -> dict[str, Any]:
+def boundary_columns(r: RunRecord) -> dict[str, Any]:
     """Mask PQ beside the nine boundary-PQ metrics (IoU = min(mask IoU, boundary IoU))."""
-    b = r.get("boundary") or {}
-    return {"PQ": r["metrics"]["PQ"], **{f"boundary_{k}": b.get(k) for k in METRIC_KEYS}}
+    b = r.boundary or {}
+    return {"PQ": r.metrics["PQ"], **{f"boundary_{k}": b.get(k) for k in METRIC_KEYS}}
 
 
-def dagger_columns(r: dict[str, Any]) -> dict[str, Any]:
+def dagger_columns(r: RunRecord) -> dict[str, Any]:
     """PQ beside PQ-dagger (stuff scored without the 0.5 IoU threshold)."""
-    return {"PQ": r["metrics"]["PQ"], "PQ_dagger": r.get("pq_dagger")}
+    return {"PQ": r.metrics["PQ"], "PQ_dagger": r.pq_dagger}
 
 
 BUILDERS = {"by_size": by_size_columns, "errors": errors_columns, "boundary": boundary_columns,
             "dagger": dagger_columns}
 
 
-def analysis_columns(records: list[dict[str, Any]], analyses: list[str], results_dir: Path,
+def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir: Path,
                      reference: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """The columns of every requested analysis for each record (in the order of ``analyses``), and notes:
     the paired-difference footnote, and which rows lack which analysis."""
-    from panbench.reporting.tables import run_label
-
     rows: list[dict[str, Any]] = [{} for _ in records]
     notes: list[str] = []
     for a in analyses:
@@ -110,7 +107,7 @@ def analysis_columns(records: list[dict[str, Any]], analyses: list[str], results
             cols = [BUILDERS[a](r) for r in records]
         for row, c in zip(rows, cols):
             row.update({k: v for k, v in c.items() if k not in row})
-        lacking = [run_label(r, records) for r in records if r.get(FIELD[a]) is None]
+        lacking = [run_label(r, records) for r in records if getattr(r, FIELD[a]) is None]
         if lacking:
             how = HOW.get(a, "records written before schema 2, or runs without the analysis; re-run them")
             notes.append(f"--{a.replace('_', '-')}: blank for {', '.join(lacking)} (no `{FIELD[a]}` in the record: "

@@ -7,93 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from panbench.reporting.frames import framework
-from panbench.reporting.records import SHARED_SPEED_MARK, gflops, mark_shared_speed, measured_speed, speed_shared
-from panbench.reporting.tables import model_label
+from panbench.records.rows import SHARED_SPEED_MARK, gflops, mark_shared_speed, measured_speed, speed_shared
+from panbench.records.schema import RunRecord
+from panbench.reporting.figures import legend_below, plt, save, styles
+from panbench.reporting.labels import absent, model_label, short_label
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
-HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
 
-def styles(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Bar styles (color by model, hatch by post-processing) and legend handles that name each model and
-    each post-processing once, never a model twice; with runs of several frameworks, each model's framework."""
-    from matplotlib.patches import Patch
-
-    cmap = _plt().get_cmap("tab10")
-    labels = [model_label(r, records) for r in records]  # other settings or data: another colour
-    models = list(dict.fromkeys(labels))
-    pps = list(dict.fromkeys(r.get("postprocess", "default") for r in records))
-    out = [{"color": cmap(models.index(m) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
-            "linewidth": 0.5, "hatch": HATCHES[pps.index(r.get("postprocess", "default")) % len(HATCHES)]}
-           for r, m in zip(records, labels)]
-    fw = {m: framework(r) for r, m in zip(records, labels)}
-    mixed = len(set(fw.values())) > 1  # an mmdet and a transformers model side by side: say which is which
-    handles = [Patch(color=cmap(k % 10), label=f"{m} ({fw[m]})" if mixed else m) for k, m in enumerate(models)]
-    if len(pps) > 1:
-        handles += [Patch(facecolor="white", edgecolor="black", hatch=HATCHES[k % len(HATCHES)],
-                          label=f"post-processing: {p}") for k, p in enumerate(pps)]
-    return out, handles
 
 
-def _wrap(text: str, width: int = 60) -> str:
-    """A long legend label (a model with its --cfg-options) on lines of at most ``width`` characters, broken at
-    spaces where it can."""
-    import textwrap
 
-    return "\n".join(textwrap.wrap(text, width)) or text
-
-
-def _legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
-    """The legend under the axes, where it covers no bar: long labels wrapped, in as many columns as fit the
-    figure's width (measured with the renderer), the figure made taller by the legend's height so that the axes
-    keep theirs; ``note`` (a line such as what was left out) under the legend, wrapped to the width."""
-    labels = [hd.get_label() for hd in handles]
-    w, h = fig.get_size_inches()
-    renderer = fig.canvas.get_renderer()
-    leg = None
-    for width in (60, 45, 30, 20):  # narrower lines only where one column of them is still too wide
-        for hd, label in zip(handles, labels):
-            hd.set_label(_wrap(label, width))
-        for ncol in range(max(1, min(len(handles), int(w / 2.2))), 0, -1):
-            leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
-                             bbox_to_anchor=(0.5, 0.0))
-            if leg.get_window_extent(renderer).width <= 0.96 * fig.bbox.width:
-                break
-            leg.remove()
-            leg = None
-        if leg is not None:
-            break
-    if leg is None:  # labels of unbreakable 20-character words: one column, as narrow as it gets
-        leg = fig.legend(handles=handles, loc="lower center", ncol=1, fontsize=8, frameon=False,
-                         bbox_to_anchor=(0.5, 0.0))
-    assert leg is not None
-    leg_h = leg.get_window_extent(renderer).height / fig.dpi
-    note_h = 0.0
-    txt = None
-    if note:
-        import textwrap
-
-        txt = fig.text(0.5, 0.02, "\n".join(textwrap.wrap(note, int(w * 14))), ha="center", va="bottom", fontsize=8)
-        note_h = txt.get_window_extent(renderer).height / fig.dpi + 0.08
-    extra = leg_h + note_h + 0.15
-    fig.set_figheight(h + extra)
-    H = h + extra
-    leg.set_bbox_to_anchor((0.5, (note_h + 0.04) / H), transform=fig.transFigure)
-    if txt is not None:
-        txt.set_position((0.5, 0.04 / H))
-    fig.tight_layout(rect=(0, extra / H, 1, 1))
 
 
 def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
@@ -104,15 +32,15 @@ def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
         ax.bar_label(bars, fmt="%.1f", fontsize=6, rotation=90, padding=2)
 
 
-def pq_bars(records: list[dict[str, Any]], out: Path) -> Path:
+def pq_bars(records: list[RunRecord], out: Path) -> Path:
     """Grouped bars: PQ, SQ, RQ for All / Things / Stuff, one bar per run."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=True)
+    pyplot = plt()
+    fig, axes = pyplot.subplots(1, 3, figsize=(13, 4.6), sharey=True)
     width = 0.8 / max(len(records), 1)
     style, handles = styles(records)
     for ax, (title, sfx) in zip(axes, GROUPS):
         for k, r in enumerate(records):
-            vals = [r["metrics"][m + sfx] for m in ("PQ", "SQ", "RQ")]
+            vals = [r.metrics[m + sfx] for m in ("PQ", "SQ", "RQ")]
             bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
             _value_labels(ax, bars, len(records))
         ax.set_xticks(np.arange(3) + width * (len(records) - 1) / 2, ["PQ", "SQ", "RQ"])
@@ -120,30 +48,26 @@ def pq_bars(records: list[dict[str, Any]], out: Path) -> Path:
         ax.set_ylim(0, 112)  # room for the value labels above a bar at 100
         ax.set_yticks(range(0, 101, 20))
     axes[0].set_ylabel("score (0-100)")
-    fig.suptitle(f"{records[0]['dataset']}: PQ / SQ / RQ")
-    _legend_below(fig, handles)
-    return _save(fig, out / "pq_bars.png", layout=False)
+    fig.suptitle(f"{records[0].dataset}: PQ / SQ / RQ")
+    legend_below(fig, handles)
+    return save(fig, out / "pq_bars.png", layout=False)
 
 
-def speed_points(records: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], float]], list[str]]:
+def speed_points(records: list[RunRecord]) -> tuple[list[tuple[RunRecord, float]], list[str]]:
     """The records with a measured speed, each with its images/s, and the runs left out for want of one (each
     named as the legend names it: model, settings, post-processing where not the default)."""
-    from panbench.reporting.verdict import short_label
-
     points = [(r, v) for r in records if (v := measured_speed(r)) is not None]
     return points, [short_label(r, records) for r in records if measured_speed(r) is None]
 
 
-def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
+def pq_vs_speed(records: list[RunRecord], out: Path) -> Path:
     """PQ against images/s: each run a numbered point in its colour, the key under the axes (the number, the
     run and its device); a run whose speed was not measured is left out (named under the key), never drawn at
     0 images/s."""
     from matplotlib.lines import Line2D
 
-    from panbench.reporting.verdict import short_label
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    pyplot = plt()
+    fig, ax = pyplot.subplots(figsize=(8, 4.5))
     points, missing = speed_points(records)
     style, _ = styles(records)
     color = {id(r): st["color"] for r, st in zip(records, style)}
@@ -153,15 +77,15 @@ def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
     if not points:  # no axis to read: say why
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no measured speed", ha="center", va="center", transform=ax.transAxes)
-        _legend_below(fig, [Line2D([], [], linestyle="none", label="")], left_out)
-        return _save(fig, out / "pq_vs_speed.png", layout=False)
+        legend_below(fig, [Line2D([], [], linestyle="none", label="")], left_out)
+        return save(fig, out / "pq_vs_speed.png", layout=False)
     handles = []
     for k, (r, x) in enumerate(points, 1):
-        ax.scatter(x, r["metrics"]["PQ"], s=50, color=color[id(r)], zorder=3)
+        ax.scatter(x, r.metrics["PQ"], s=50, color=color[id(r)], zorder=3)
         handles.append(Line2D([], [], marker="o", linestyle="none", color=color[id(r)],
-                              label=mark_shared_speed(f"{k}: {short_label(r, records)} · {r.get('device', '')}", r)))
+                              label=mark_shared_speed(f"{k}: {short_label(r, records)} · {r.device}", r)))
     # from 0, so that one point (or points of equal speed) gets a meaningful axis; room for the numbers
-    xs, ys = [x for _, x in points], [r["metrics"]["PQ"] for r, _ in points]
+    xs, ys = [x for _, x in points], [r.metrics["PQ"] for r, _ in points]
     ax.set_xlim(0, 1.25 * max(xs))
     ax.set_ylim(max(0.0, min(ys) - 5), min(100.0, max(ys) + 5) + 2)
     ax.grid(alpha=0.3)
@@ -170,11 +94,11 @@ def pq_vs_speed(records: list[dict[str, Any]], out: Path) -> Path:
     if any(speed_shared(r) for r, _ in points):
         shared = f"{SHARED_SPEED_MARK}: speed measured while another panbench run shared the machine"
         left_out = f"{left_out}; {shared}" if left_out else shared
-    _legend_below(fig, handles, left_out)
-    return _save(fig, out / "pq_vs_speed.png", layout=False)
+    legend_below(fig, handles, left_out)
+    return save(fig, out / "pq_vs_speed.png", layout=False)
 
 
-def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
+def _speed_labels(ax: Any, points: list[tuple[RunRecord, float]]) -> None:
     """Each point's number beside it (the key under the axes names the run); a number that would overlap one
     placed before moves down, with a line to its point."""
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
@@ -183,7 +107,7 @@ def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
     order = sorted(range(len(points)), key=lambda k: -points[k][0]["metrics"]["PQ"])
     for k in order:
         r, x = points[k]
-        y = ly = r["metrics"]["PQ"]
+        y = ly = r.metrics["PQ"]
         for _ in placed:  # at most one move per number placed before
             hit = [py for px, py in placed if abs(x - px) < near and abs(ly - py) < 0.999 * gap]
             if not hit:
@@ -195,16 +119,16 @@ def _speed_labels(ax: Any, points: list[tuple[dict[str, Any], float]]) -> None:
                     arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if ly != y else None)
 
 
-def pq_vs_gflops(records: list[dict[str, Any]], out: Path) -> Path:
+def pq_vs_gflops(records: list[RunRecord], out: Path) -> Path:
     """PQ against GFLOPs per image (the papers' cost axis), each point labelled with its model; a model whose
     GFLOPs were not counted is left out (named under the plot)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    pyplot = plt()
+    fig, ax = pyplot.subplots(figsize=(7, 4.5))
     points = [(r, g) for r in records if (g := gflops(r)) is not None]
-    missing = [r["model"] for r in records if gflops(r) is None]
+    missing = [r.model for r in records if gflops(r) is None]
     for r, x in points:
-        ax.scatter(x, r["metrics"]["PQ"], s=60)
-        ax.annotate(model_label(r, records), (x, r["metrics"]["PQ"]), xytext=(4, 4), textcoords="offset points",
+        ax.scatter(x, r.metrics["PQ"], s=60)
+        ax.annotate(model_label(r, records), (x, r.metrics["PQ"]), xytext=(4, 4), textcoords="offset points",
                     fontsize=7)
     ax.set_ylabel("PQ")
     ax.set_title("PQ against GFLOPs per image")
@@ -213,31 +137,29 @@ def pq_vs_gflops(records: list[dict[str, Any]], out: Path) -> Path:
         ax.grid(alpha=0.3)
     ax.set_xlabel("GFLOPs per image (1 multiply-add = 1 FLOP)"
                   + ("\nnot counted, left out: " + ", ".join(missing) if missing else ""))
-    return _save(fig, out / "pq_vs_gflops.png")
+    return save(fig, out / "pq_vs_gflops.png")
 
 
-def ranked_classes(records: list[dict[str, Any]], top: int = 15) -> tuple[list[str], Any, Any]:
+def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], Any, Any]:
     """Category ids, the runs' PQ table (NaN where a class is absent from ground truth and predictions), and
     the indices of the ``top`` classes where the runs differ most, among the classes defined for every run."""
-    from panbench.reporting.tables import absent
-
-    cids = sorted({c for r in records for c in r["per_class"]}, key=lambda c: int(c) if c.isdigit() else c)
-    table = np.array([[np.nan if (v := r["per_class"].get(c)) is None or absent(v) else v["PQ"] for c in cids]
+    cids = sorted({c for r in records for c in r.per_class}, key=lambda c: int(c) if c.isdigit() else c)
+    table = np.array([[np.nan if (v := r.per_class.get(c)) is None or absent(v) else v["PQ"] for c in cids]
                       for r in records], float)
     ranked = np.flatnonzero(~np.isnan(table).any(0))
     spread = (table.max(0) - table.min(0) if len(records) > 1 else table[0])[ranked]
     return cids, table, ranked[np.argsort(-spread, kind="stable")[:top]]
 
 
-def per_class_differences(records: list[dict[str, Any]], out: Path, top: int = 15) -> Path:
+def per_class_differences(records: list[RunRecord], out: Path, top: int = 15) -> Path:
     """Per-class PQ of the runs for the classes where they differ most; a class absent from both ground
     truth and predictions (PQ undefined) is not drawn and left out of the ranking."""
-    plt = _plt()
+    pyplot = plt()
     names = {}
     for r in records:
-        names.update(r.get("provenance", {}).get("category_names", {}))
+        names.update(r.provenance.get("category_names", {}))
     cids, table, order = ranked_classes(records, top)
-    fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(order) + 2), 5))
+    fig, ax = pyplot.subplots(figsize=(max(7, 0.6 * len(order) + 2), 5))
     width = 0.8 / max(len(records), 1)
     style, handles = styles(records)
     for k in range(len(records)):
@@ -247,17 +169,10 @@ def per_class_differences(records: list[dict[str, Any]], out: Path, top: int = 1
     ax.set_ylabel("PQ")
     ax.set_ylim(0, 100)
     ax.set_title("per-class PQ where the models differ most")
-    _legend_below(fig, handles)
-    return _save(fig, out / "per_class_pq.png", layout=False)
+    legend_below(fig, handles)
+    return save(fig, out / "per_class_pq.png", layout=False)
 
 
-def _save(fig: Any, path: Path, layout: bool = True) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if layout:
-        fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    _plt().close(fig)
-    return path
 
 
 def plot_dir(results_dir: Path, dataset: str) -> Path:
@@ -265,13 +180,13 @@ def plot_dir(results_dir: Path, dataset: str) -> Path:
     return Path(results_dir) / "plots" / dataset
 
 
-def make_plots(records: list[dict[str, Any]], out: Path) -> tuple[list[Path], list[str]]:
+def make_plots(records: list[RunRecord], out: Path) -> tuple[list[Path], list[str]]:
     """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, and a one-line
     note for each analysis plot skipped because no record has its data."""
     from panbench.reporting.analysis_plots import analysis_plots
 
     paths = [pq_bars(records, out), pq_vs_speed(records, out), per_class_differences(records, out)]
-    if any(r.get("flops") for r in records):
+    if any(r.flops for r in records):
         paths.append(pq_vs_gflops(records, out))
     more, notes = analysis_plots(records, out)
     return paths + more, notes

@@ -6,15 +6,15 @@ import base64
 import html
 import json
 from pathlib import Path
-from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
+from panbench.records.io import load_records
+from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ANALYSES, FIELD
-from panbench.reporting.frames import cfg_words, ops_backend, settings
+from panbench.reporting.labels import cfg_words, dataset_key, has_published, ops_backend, settings
 from panbench.reporting.plots import make_plots, plot_dir
-from panbench.reporting.records import load_records
-from panbench.reporting.tables import comparison, dataset_key, latest_runs, per_class, render
+from panbench.reporting.tables import comparison, latest_runs, per_class, render
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -54,16 +54,15 @@ ANALYSIS_TITLES = {"ci": "confidence intervals (95%, image bootstrap) and paired
                    "boundary": "boundary PQ", "dagger": "PQ-dagger"}
 
 
-def provenance_title(r: dict[str, Any]) -> str:
+def provenance_title(r: RunRecord) -> str:
     """A provenance section's title: model, post-processing, dataset (name, fingerprint) and image count."""
     more = f" · {s}" if (s := settings(r)) else ""
-    return (f"{r['model']} · post-processing {r.get('postprocess', 'default')}{more} · {dataset_key(r)} "
-            f"({r.get('n_images')} images)")
+    return f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({r.n_images} images)"
 
 
-def _published(recs: list[dict[str, Any]]) -> str:
+def _published(recs: list[RunRecord]) -> str:
     """Measured against published numbers, for the metrics some run has a published number of."""
-    if not any(any(v is not None for v in (r.get("published") or {}).values()) for r in recs):
+    if not any(has_published(r) for r in recs):
         return "<p class='note'>No published numbers for these models on this dataset.</p>"
     df = comparison(recs, vs_published=True, all_columns=True)
     keep = [k for k in METRIC_KEYS if f"{k}_pub" in df.columns]  # comparison drops the all-empty ones
@@ -75,7 +74,7 @@ def _published(recs: list[dict[str, Any]]) -> str:
     return render(df, "html") + note
 
 
-def _verdict(recs: list[dict[str, Any]], results: Path, reference: str | None) -> str:
+def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str:
     """The verdict (:mod:`panbench.reporting.verdict`): per group of runs on the same images, the ranking on PQ
     with the paired differences to the reference run, and the reading in one line."""
     from panbench.reporting.tables import ranked, verdict_text
@@ -85,11 +84,11 @@ def _verdict(recs: list[dict[str, Any]], results: Path, reference: str | None) -
     return verdict_text(found, "html") + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
 
 
-def _analyses(recs: list[dict[str, Any]], results: Path, reference: str | None = None) -> str:
+def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None) -> str:
     """One table per analysis that some run has; a line for those none has."""
     parts, absent = [], []
     for a in ANALYSES:
-        if not any(r.get(FIELD[a]) is not None for r in recs):
+        if not any(getattr(r, FIELD[a]) is not None for r in recs):
             absent.append(ANALYSIS_TITLES[a])
             continue
         notes: list[str] = []
@@ -101,20 +100,20 @@ def _analyses(recs: list[dict[str, Any]], results: Path, reference: str | None =
     return "<h3>analyses</h3>" + "".join(parts) + "<p class='note'>How to read them: docs/reporting.md.</p>"
 
 
-def _provenance(r: dict[str, Any]) -> str:
-    p = r.get("provenance", {})
+def _provenance(r: RunRecord) -> str:
+    p = r.provenance
     ck = p.get("checkpoint", {})
     ds = p.get("dataset", {})
     rows = {
-        "date": r.get("date"), "dataset": f"{r.get('dataset')} ({r.get('n_images')} images, "
+        "date": r.date, "dataset": f"{r.dataset} ({r.n_images} images, "
                                           f"fingerprint {ds.get('fingerprint')})",
-        "device": r.get("device"), "batch / amp": f"{r.get('batch_size')} / {r.get('amp', 'fp32')}",
-        "post-processing": r.get("postprocess"), "--cfg-options": " ".join(cfg_words(r)) or "none",
+        "device": r.device, "batch / amp": f"{r.batch_size} / {r.amp or 'fp32'}",
+        "post-processing": r.postprocess, "--cfg-options": " ".join(cfg_words(r)) or "none",
         "config": f"{p.get('config_path')} (sha256 {p.get('config_sha256_16')})",
         "checkpoint": f"{ck.get('url') or ck.get('path')} (sha256 {ck.get('sha256')})",
         "mmcv ops": ops_backend(r) or "none reached",
         "versions": json.dumps(p.get("versions", {})), "git commit": p.get("git_commit"),
-        "command": p.get("command"), "record": r.get("record"),
+        "command": p.get("command"), "record": r.record,
     }
     body = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
                    for k, v in rows.items())
@@ -146,13 +145,13 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
             tmp.cleanup()
 
 
-def _write(records: list[dict[str, Any]], results: Path, out: Path | None, scratch: Path,
+def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: Path,
            reference: str | None, dataset: str | None) -> Path:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>panbench report</title>",
              f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
              "<h1>panbench report</h1>"]
-    for ds in sorted({r["dataset"] for r in records if not r.get("corruption")}):  # corrupted: the robustness part
-        recs = [r for r in records if r["dataset"] == ds]
+    for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
+        recs = [r for r in records if r.dataset == ds]
         parts.append(f"<h2>{html.escape(ds)}</h2>")
         parts.append("<h3>verdict</h3>" + _verdict(recs, results, reference))
         main_notes: list[str] = []
@@ -171,7 +170,7 @@ def _write(records: list[dict[str, Any]], results: Path, out: Path | None, scrat
     from panbench.reporting.robustness import report_section
 
     parts.append(report_section([r for r in latest_runs(load_records(results)) if dataset is None or
-                                 r["dataset"].split("+")[0] == dataset], results if out is None else scratch, _img))
+                                 r.dataset.split("+")[0] == dataset], results if out is None else scratch, _img))
     viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []
     if viz:
         parts.append("<h2>visualizations</h2>" + "".join(_img(p) for p in viz))

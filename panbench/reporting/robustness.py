@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
+from panbench.records.schema import RunRecord
+from panbench.reporting.figures import plt
 from panbench.robustness.corruptions import GROUPS, NAMES
 from panbench.robustness.summary import METRICS, summarize
 
@@ -73,7 +75,7 @@ def runs_frame(summaries: list[dict[str, Any]]) -> Any:
 
 def table_from_dir(results_dir: Path, dataset: str | None, fmt: str) -> str:
     """``panbench table --robustness``: the summaries of the newest records under ``results_dir``."""
-    from panbench.reporting.records import load_records
+    from panbench.records.io import load_records
 
     summaries = [s for s in summarize(load_records(Path(results_dir))) if dataset is None or s["dataset"] == dataset]
     if not summaries:
@@ -87,21 +89,22 @@ def plots(summaries: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """``robustness_severity.png`` (PQ against severity, one panel per corruption, one line per model, the
     clean PQ at severity 0) and ``robustness_drop.png`` (clean PQ minus the mean PQ over the severities, per
     corruption and model).  Returns the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     if not summaries:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n in NAMES if any(n in s["corruptions"] for s in summaries)]
     labels = [_label(s, summaries) for s in summaries]
+    return [_severity_plot(summaries, names, labels, out_dir / "robustness_severity.png"),
+            _drop_plot(summaries, names, labels, out_dir / "robustness_drop.png")]
+
+
+def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path) -> Path:
+    """PQ against severity, one panel per corruption in ``names``, one line per summary."""
+    pyplot = plt()
     ncols = min(5, len(names))
     nrows = -(-len(names) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows + 0.6), squeeze=False,
-                             sharey=True, layout="constrained")
+    fig, axes = pyplot.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows + 0.6), squeeze=False,
+                                sharey=True, layout="constrained")
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names):
@@ -120,17 +123,23 @@ def plots(summaries: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         ax.set_xlabel("severity (0: clean)", fontsize=7)
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle("PQ under corruption", fontsize=9)
-    p1 = out_dir / "robustness_severity.png"
-    fig.savefig(p1, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+    return path
 
+
+def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path) -> Path:
+    """Clean PQ minus the mean PQ over the severities, per corruption (rows) and summary (columns)."""
+    import numpy as np
+
+    pyplot = plt()
     drop = np.full((len(names), len(summaries)), np.nan)
     for j, s in enumerate(summaries):
         for i, name in enumerate(names):
             vals = [x["PQ"] for x in s["runs"] if x["corruption"] == name]
             if vals:
                 drop[i, j] = s["clean"]["PQ"] - sum(vals) / len(vals)
-    fig, ax = plt.subplots(figsize=(1.4 * len(summaries) + 2.6, 0.32 * len(names) + 1.4), layout="constrained")
+    fig, ax = pyplot.subplots(figsize=(1.4 * len(summaries) + 2.6, 0.32 * len(names) + 1.4), layout="constrained")
     im = ax.imshow(drop, cmap="Reds", aspect="auto")
     ax.set_xticks(range(len(summaries)), labels, rotation=30, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
@@ -142,10 +151,9 @@ def plots(summaries: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                         color="white" if dark else "black")
     fig.colorbar(im, ax=ax, label="PQ drop (clean - mean over severities)")
     ax.set_title("PQ drop per corruption", fontsize=9)
-    p2 = out_dir / "robustness_drop.png"
-    fig.savefig(p2, dpi=110)
-    plt.close(fig)
-    return [p1, p2]
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+    return path
 
 
 def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
@@ -158,7 +166,7 @@ def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
     return label
 
 
-def report_section(records: list[dict[str, Any]], results_dir: Path, img: Any) -> str:
+def report_section(records: list[RunRecord], results_dir: Path, img: Any) -> str:
     """The report's robustness section (empty without a model that has a clean and a corrupted run): the
     summary table, the corrupted runs in a fold, the two plots (``img(path)`` embeds one)."""
     summaries = summarize(records)

@@ -8,24 +8,30 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.frames import cfg_words, fingerprint, framework, ops_backend, selection, settings
-from panbench.reporting.records import SHARED_SPEED_MARK, gflops, load_records, measured_speed, speed_shared
+from panbench.records.io import load_records
+from panbench.records.rows import SHARED_SPEED_MARK, gflops, measured_speed, speed_shared
+from panbench.records.schema import RunRecord
+from panbench.reporting.labels import (
+    absent,
+    cfg_words,
+    dataset_key,
+    has_published,
+    ops_backend,
+    published_label,
+    run_label,
+    selection,
+    settings,
+    short_label,
+)
 
 
-def dataset_key(r: dict[str, Any]) -> str:
-    """The dataset a run used: its name and the fingerprint of its annotation file and image ids (two demo
-    sets generated with different seeds, or a --limit run and a full run, are different datasets)."""
-    fp = fingerprint(r)
-    return f"{r.get('dataset')} {fp[:8]}" if fp else str(r.get("dataset"))
-
-
-def latest_runs(records: list[dict[str, Any]], dataset: str | None = None) -> list[dict[str, Any]]:
+def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[RunRecord]:
     """The newest record of each (model, post-processing, dataset fingerprint, settings: batch size, AMP and
     ``--cfg-options``, backend of mmcv's ops), in first-seen order."""
-    out: dict[tuple[str, str, str, str, str | None], dict[str, Any]] = {}
-    for r in sorted(records, key=lambda r: r.get("date", "")):
-        if dataset is None or r.get("dataset") == dataset:
-            out[(r["model"], r.get("postprocess", "default"), dataset_key(r), settings(r), ops_backend(r))] = r
+    out: dict[tuple[str, str, str, str, str | None], RunRecord] = {}
+    for r in sorted(records, key=lambda r: r.date):
+        if dataset is None or r.dataset == dataset:
+            out[(r.model, r.postprocess, dataset_key(r), settings(r), ops_backend(r))] = r
     return list(out.values())
 
 
@@ -35,7 +41,7 @@ DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ"
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
 
 
-def comparison(records: list[dict[str, Any]], vs_published: bool = False, analyses: list[str] | tuple = (),
+def comparison(records: list[RunRecord], vs_published: bool = False, analyses: list[str] | tuple = (),
                results_dir: Path | None = None, notes: list[str] | None = None, all_columns: bool = False,
                reference: str | None = None, compact: bool = False) -> Any:
     """One row per run, the best PQ first within each dataset. Without ``analyses``: the columns a reader
@@ -54,58 +60,85 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     from panbench.reporting.columns import analysis_columns
 
     records = ranked(records)
-    published = vs_published and any(_has_published(r) for r in records)
     extra, more = (analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses
                    else ([], []))
     if notes is not None:
         notes += more
-    rows = []
     with_cfg = any(cfg_words(r) for r in records)
-    with_corruption = any(r.get("corruption") for r in records)  # docs/robustness.md
+    with_corruption = any(r.corruption for r in records)  # docs/robustness.md
+    published = vs_published and any(has_published(r) for r in records)
+    rows = []
     for i, r in enumerate(records):
-        m, n = r["metrics"], r.get("n_categories", {})
-        row: dict[str, Any] = {"model": r["model"], "postprocess": r.get("postprocess", "default"),
-                               "framework": framework(r), "settings": settings(r) or None,
-                               "dataset": dataset_key(r), "n_images": r["n_images"],
-                               "selection": selection(r), "batch": r.get("batch_size"),
-                               "amp": r.get("amp", "fp32") if r.get("batch_size") else None}
-        if with_cfg:
-            row["cfg_options"] = " ".join(cfg_words(r)) or None
-        row["ops"] = ops_backend(r)
-        if with_corruption:
-            c = r.get("corruption") or {}
-            row.update({"corruption": c.get("name"), "severity": c.get("severity")})
-        if analyses:
-            row.update(extra[i])
-        else:
-            ci = (r.get("ci") or {}).get("PQ") or (None, None)
-            row.update({k: m[k] for k in METRIC_KEYS})
-            row["PQ_low"], row["PQ_high"] = ci
-            row.update(r.get("semantic", {}))
-            row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
-                        "images_per_s": measured_speed(r), "images_per_s_shared": speed_shared(r),
-                        "device": r.get("device"),
-                        "params_M": r["params"] / 1e6 if r.get("params") else None, "GFLOPs": gflops(r)})
+        row = _identity_row(r, with_cfg, with_corruption)
+        row.update(extra[i] if analyses else _metric_columns(r))
         if vs_published:
-            pub = r.get("published") or {}
-            row["published"] = published_label(r)
-            for k in METRIC_KEYS if published else ():
-                row[f"{k}_pub"] = pub.get(k)
-                row[f"{k}_delta"] = m[k] - pub[k] if pub.get(k) is not None else None
+            row.update(_published_columns(r, published))
         rows.append(row)
     df = pd.DataFrame(rows).set_index("model")
     if compact and analyses:
-        from panbench.reporting.verdict import short_label
+        return _compact(df, records)
+    return _drop_columns(df, notes, analyses, all_columns, vs_published)
 
-        df.index = pd.Index([short_label(r, records) for r in records], name="model")
-        df = df.drop(columns=[c for c in ("postprocess", "framework", "settings", "dataset", "n_images",
-                                          "selection", "batch", "amp", "cfg_options") if c in df.columns])
-        for c in [c[:-6] for c in df.columns if c.endswith("_count") and c[:-6] + "_delta_PQ" in df.columns]:
-            n, d = df.pop(f"{c}_count"), df.pop(f"{c}_delta_PQ")  # an error type in one column: half as wide
-            df[f"{c}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
-        if "mask_quality_delta_PQ" in df.columns:
-            df["mask_quality_delta_PQ"] = df.pop("mask_quality_delta_PQ")
-        return df
+
+def _identity_row(r: RunRecord, with_cfg: bool, with_corruption: bool) -> dict[str, Any]:
+    """The columns that say which run a row is: model, post-processing, framework, settings, dataset, images,
+    selection, batch size and precision, ``--cfg-options`` (``with_cfg``), ops backend, corruption."""
+    row: dict[str, Any] = {"model": r.model, "postprocess": r.postprocess, "framework": r.framework,
+                           "settings": settings(r) or None, "dataset": dataset_key(r), "n_images": r.n_images,
+                           "selection": selection(r), "batch": r.batch_size,
+                           "amp": (r.amp or "fp32") if r.batch_size else None}
+    if with_cfg:
+        row["cfg_options"] = " ".join(cfg_words(r)) or None
+    row["ops"] = ops_backend(r)
+    if with_corruption:
+        c = r.corruption or {}
+        row.update({"corruption": c.get("name"), "severity": c.get("severity")})
+    return row
+
+
+def _metric_columns(r: RunRecord) -> dict[str, Any]:
+    """The metrics, PQ's interval, the semantic metrics, category counts, speed, device, size and GFLOPs."""
+    n = r.n_categories
+    ci = (r.ci or {}).get("PQ") or (None, None)
+    row: dict[str, Any] = {k: r.metrics[k] for k in METRIC_KEYS}
+    row["PQ_low"], row["PQ_high"] = ci
+    row.update(r.semantic)
+    row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
+                "images_per_s": measured_speed(r), "images_per_s_shared": speed_shared(r), "device": r.device,
+                "params_M": r.params / 1e6 if r.params else None, "GFLOPs": gflops(r)})
+    return row
+
+
+def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
+    """Where the published numbers come from and, when some row has any (``published``), each metric's
+    published value and the difference to it."""
+    m, pub = r.metrics, r.published
+    row: dict[str, Any] = {"published": published_label(r)}
+    for k in METRIC_KEYS if published else ():
+        row[f"{k}_pub"] = p = pub.get(k)
+        row[f"{k}_delta"] = m[k] - p if p is not None else None
+    return row
+
+
+def _compact(df: Any, records: list[RunRecord]) -> Any:
+    """The report's analysis table: the run's short label and the analysis columns, an error type in one
+    column (count, delta PQ)."""
+    import pandas as pd
+
+    df.index = pd.Index([short_label(r, records) for r in records], name="model")
+    df = df.drop(columns=[c for c in ("postprocess", "framework", "settings", "dataset", "n_images",
+                                      "selection", "batch", "amp", "cfg_options") if c in df.columns])
+    for c in [c[:-6] for c in df.columns if c.endswith("_count") and c[:-6] + "_delta_PQ" in df.columns]:
+        n, d = df.pop(f"{c}_count"), df.pop(f"{c}_delta_PQ")  # an error type in one column: half as wide
+        df[f"{c}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
+    if "mask_quality_delta_PQ" in df.columns:
+        df["mask_quality_delta_PQ"] = df.pop("mask_quality_delta_PQ")
+    return df
+
+
+def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple, all_columns: bool,
+                  vs_published: bool) -> Any:
+    """The table without the columns that say nothing for these rows (see :func:`comparison`)."""
     for c in INTEGER_COLUMNS:
         if c in df.columns:
             df[c] = df[c].astype("Int64")
@@ -133,62 +166,36 @@ def comparison(records: list[dict[str, Any]], vs_published: bool = False, analys
     return df
 
 
-def ranked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ranked(records: list[RunRecord]) -> list[RunRecord]:
     """The records grouped by dataset (in first-seen order), the best PQ first within each (a stable sort)."""
     order = list(dict.fromkeys(dataset_key(r) for r in records))
-    return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r["metrics"]["PQ"]))
+    return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r.metrics["PQ"]))
 
 
-def published_label(r: dict[str, Any]) -> str:
-    """Where a row's published numbers come from, in a few words."""
-    if not _has_published(r):
-        return "none for this model and dataset"
-    if r.get("published_source"):
-        return r["published_source"]
-    # records written before published_source was kept: an mmdet model's come from the zoo (the label
-    # models.registry.MMDET_ZOO gives), an hf: model's from the original release it was converted from
-    return "MMDetection model zoo" if framework(r) == "mmdet" else "original release (docs/huggingface.md)"
 
 
-def _has_published(r: dict[str, Any]) -> bool:
-    return any(v is not None for v in (r.get("published") or {}).values())
 
 
-def absent(v: dict[str, Any]) -> bool:
-    """A category absent from both the ground truth and the predictions: its PQ is undefined, not 0."""
-    return all(k in v for k in ("TP", "FP", "FN")) and v["TP"] + v["FP"] + v["FN"] == 0
 
 
-def model_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """The model's name with its settings (batch size, AMP, ``--cfg-options``) when it has any, and its
-    dataset where the model ran on several: what tells a run apart but its post-processing."""
-    label = r["model"]
-    if s := settings(r):
-        label += f" ({s})"
-    if len({dataset_key(x) for x in records if x["model"] == r["model"]}) > 1:
-        label += f" ({dataset_key(r)})"
-    return label
 
 
-def run_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """:func:`model_label` with the post-processing after the name: one label per row of :func:`latest_runs`."""
-    return f"{r['model']} [{r.get('postprocess', 'default')}]" + model_label(r, records)[len(r["model"]):]
 
 
-def per_class(records: list[dict[str, Any]]) -> Any:
+def per_class(records: list[RunRecord]) -> Any:
     """Per-class PQ: one row per category (id, name), one column per run labelled with its post-processing;
     a category absent from both ground truth and predictions is blank (NaN), not 0.  Runs on several datasets
     get one block of rows per dataset (a ``dataset`` column): their category ids name different things."""
     import pandas as pd
 
-    datasets = list(dict.fromkeys(str(r.get("dataset")) for r in records))
+    datasets = list(dict.fromkeys(r.dataset for r in records))
     blocks = []
     for ds in datasets:
         cols = {}
         names: dict[str, str] = {}
-        for r in (r for r in records if str(r.get("dataset")) == ds):
-            cols[run_label(r, records)] = {cid: (None if absent(v) else v["PQ"]) for cid, v in r["per_class"].items()}
-            names.update(r.get("provenance", {}).get("category_names", {}))
+        for r in (r for r in records if r.dataset == ds):
+            cols[run_label(r, records)] = {cid: (None if absent(v) else v["PQ"]) for cid, v in r.per_class.items()}
+            names.update(r.provenance.get("category_names", {}))
         df = pd.DataFrame(cols).astype(float)
         df = df.loc[sorted(df.index, key=lambda c: int(c) if str(c).isdigit() else 0)]
         df.index.name = "category_id"

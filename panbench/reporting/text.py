@@ -6,7 +6,12 @@ no torch, no pandas.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from panbench.records.rows import SHARED_SPEED_MARK, mark_shared_speed, measured_speed, speed_shared
+from panbench.records.schema import RunRecord
+from panbench.reporting.labels import settings
 
 
 def format_metrics(m: dict[str, Any], title: str = "") -> str:
@@ -24,35 +29,33 @@ def format_metrics(m: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
-def format_record(rec: dict[str, Any]) -> str:
+def format_record(rec: RunRecord) -> str:
     """The model's All/Things/Stuff table, timings, and the delta to the published numbers."""
-    m = {**rec["metrics"], **rec.get("semantic", {}), "n_categories": rec["n_categories"]}
-    t = rec["timings"]
-    from panbench.reporting.frames import settings
-
+    m = {**rec.metrics, **rec.semantic, "n_categories": rec.n_categories}
+    t = rec.timings
     extra = settings(rec)  # batch size, AMP, --cfg-options: what else changes the numbers
     # [post-processing] as on the progress bar
-    title = (f"{rec['model']} [{rec.get('postprocess', 'default')}]{f' ({extra})' if extra else ''} on "
-             f"{rec['dataset']} ({rec['n_images']} images, {rec['device']})")
+    title = (f"{rec.model} [{rec.postprocess}]{f' ({extra})' if extra else ''} on "
+             f"{rec.dataset} ({rec.n_images} images, {rec.device})")
     lines = [format_metrics(m, title)]
     per_image = (f"; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, post-processing "
                  f"{_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms" if t.get("timed_images") else "")
     lines.append(f"  {_speed(rec)}{per_image}")
-    pub = rec.get("published") or {}
+    pub = rec.published
     if any(v is not None for v in pub.values()):
-        d = rec["delta_to_published"]
-        parts = [f"{k} {rec['metrics'][k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
+        d = rec.delta_to_published
+        parts = [f"{k} {rec.metrics[k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
                  if pub.get(k) is not None]
         lines.append("  published (zoo): " + "; ".join(parts))
-        if d.get("PQ") is not None and abs(d["PQ"]) > 1.0:
-            note = "on a subset, a gap is expected" if rec["n_images"] < 5000 else "check checkpoint and class order"
-            lines.append(f"  WARNING: PQ differs from the published value by {d['PQ']:+.1f} ({note})")
+        if (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
+            note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
+            lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
     lines += ["  " + line for line in format_analyses(rec)]
-    lines.append(f"  record: {rec.get('record')}")
+    lines.append(f"  record: {rec.record}")
     return "\n".join(lines)
 
 
-def format_analyses(res: dict[str, Any]) -> list[str]:
+def format_analyses(res: Mapping[str, Any]) -> list[str]:
     """One line per analysis that ``res`` (a record, or ``score --json``'s dict) has: the 95% intervals, PQ by
     size, PQ-dagger and boundary PQ, the error types by oracle delta PQ (largest first)."""
     lines = []
@@ -77,13 +80,12 @@ def format_analyses(res: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _speed(rec: dict[str, Any]) -> str:
-    from panbench.reporting.records import measured_speed
-
+def _speed(rec: RunRecord) -> str:
+    """The run's speed in images/s, or why it was not measured."""
     v = measured_speed(rec)
     if v is None:
         return "speed not measured (no image past the warm-up was computed, nor a speed stored with the cache)"
-    t = rec["timings"]
+    t = rec.timings
     cached = " (with the speed stored with the cached images)" if t.get("speed_from_cache") else ""
     return f"{v:.2f} img/s{cached}"
 
@@ -93,14 +95,12 @@ def _ms(t: dict[str, Any], key: str) -> str:
     return f"{1000 * t.get(key, 0.0) / n:.1f}"
 
 
-def format_comparison(records: list[dict[str, Any]], results_dir: Any = None) -> str:
+def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
     """One row per model: its post-processing, the nine metrics and speed; with ``results_dir`` (where the
     records' per-image analysis files are) the verdict first: the ranking on PQ with each run's paired
     difference to the best (:mod:`panbench.reporting.verdict`)."""
-    w = max([len("post-processing"), *(len(r.get("postprocess", "default")) for r in records)])
+    w = max([len("post-processing"), *(len(r.postprocess) for r in records)])
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
-    from panbench.reporting.records import SHARED_SPEED_MARK, mark_shared_speed, measured_speed, speed_shared
-
     rows = []
     if results_dir is not None:
         from panbench.reporting.verdict import lines, verdicts
@@ -109,9 +109,9 @@ def format_comparison(records: list[dict[str, Any]], results_dir: Any = None) ->
         rows += [line for v in found for line in lines(v)] + [f"  {n}" for n in notes] + [""]
     rows += [head, "-" * len(head)]
     for r in records:
-        m, v = r["metrics"], measured_speed(r)
+        m, v = r.metrics, measured_speed(r)
         speed = mark_shared_speed(f"{v:.2f}", r).rjust(7) if v is not None else f"{'-':>7}"
-        rows.append(f"{r['model']:24} {r.get('postprocess', 'default'):{w}} {m['PQ']:6.2f} {m['SQ']:6.2f} "
+        rows.append(f"{r.model:24} {r.postprocess:{w}} {m['PQ']:6.2f} {m['SQ']:6.2f} "
                     f"{m['RQ']:6.2f} {m['PQ_th']:6.2f} {m['PQ_st']:6.2f} {speed}")
     if any(speed_shared(r) for r in records):
         rows.append(f"{SHARED_SPEED_MARK} after img/s: measured while another panbench run shared the machine")

@@ -1,7 +1,7 @@
 """The verdict that opens ``table``, the summary of a multi-model ``eval`` and the report: per group of runs on
 the same images, the ranking on PQ with each run's paired bootstrap difference to a reference run (the best PQ,
 or ``--reference MODEL``), and one line that reads it ("a beats b by 5.8 PQ [2.6, 9.0] on these 60 images; c vs
-a: not distinguishable").  The differences are :func:`panbench.reporting.frames.paired_differences`, the same
+a: not distinguishable").  The differences are :func:`panbench.reporting.pairing.paired_differences`, the same
 numbers as ``table --ci`` and ``panbench compare``.
 """
 
@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from panbench.records.schema import RunRecord
+from panbench.reporting.labels import dataset_key, fingerprint, short_label
+from panbench.reporting.pairing import paired_differences
 
 HOW = "95% paired image bootstrap, 1000 resamples, seed 0; * the interval excludes 0"
 
@@ -29,35 +33,24 @@ class Verdict:
         return f"{self.dataset}, {self.n_images} images: ranking on PQ{ref}"
 
 
-def short_label(r: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """The model with its settings and, when not the default, its post-processing: how the verdict names a run."""
-    from panbench.reporting.tables import model_label
-
-    pp = r.get("postprocess", "default")
-    return model_label(r, records) + ("" if pp in ("default", "external") else f" [{pp}]")
-
-
-def verdicts(records: list[dict[str, Any]], results_dir: Path, reference: str | None = None
+def verdicts(records: list[RunRecord], results_dir: Path, reference: str | None = None
              ) -> tuple[list[Verdict], list[str]]:
     """One :class:`Verdict` per group of runs that share a dataset fingerprint (in the records' order), and the
-    notes of :func:`panbench.reporting.frames.paired_differences` (runs without a paired difference, and why)."""
-    from panbench.reporting.frames import fingerprint, paired_differences
-    from panbench.reporting.tables import dataset_key
-
+    notes of :func:`panbench.reporting.pairing.paired_differences` (runs without a paired difference, and why)."""
     paired, notes = paired_differences(records, Path(results_dir), reference)
     groups: dict[str, list[int]] = {}
     for k, r in enumerate(records):
-        groups.setdefault(f"{fingerprint(r) or dataset_key(r)} {r['n_images']}", []).append(k)
+        groups.setdefault(f"{fingerprint(r) or dataset_key(r)} {r.n_images}", []).append(k)
     out = []
     for ks in groups.values():
-        ks = sorted(ks, key=lambda k: -records[k]["metrics"]["PQ"])
-        ref = next((k for k in ks if paired[k] and paired[k].get("reference")), None)
-        has_diff = any(paired[k] and not paired[k].get("reference") for k in ks)
-        v = Verdict(dataset_key(records[ks[0]]), records[ks[0]]["n_images"],
+        ks = sorted(ks, key=lambda k: -records[k].metrics["PQ"])
+        ref = next((k for k in ks if (p := paired[k]) and p.get("reference")), None)
+        has_diff = any((p := paired[k]) and not p.get("reference") for k in ks)
+        v = Verdict(dataset_key(records[ks[0]]), records[ks[0]].n_images,
                     short_label(records[ref], records) if ref is not None and has_diff else None)
         for k in ks:
             p = paired[k]
-            row = {"label": short_label(records[k], records), "PQ": records[k]["metrics"]["PQ"],
+            row = {"label": short_label(records[k], records), "PQ": records[k].metrics["PQ"],
                    "reference": bool(p and p.get("reference") and has_diff), "diff": None, "interval": None,
                    "mark": ""}
             if p and not p.get("reference"):

@@ -19,39 +19,41 @@ import json
 from pathlib import Path
 from typing import Any
 
+from panbench.records.io import atomic_write_text
+from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import GROUPS, NAMES
 
 METRICS = ("PQ", "PQ_th", "PQ_st")
 SCHEMA = 1  # the "schema" field of a robustness summary (results/robustness/*.json)
 
 
-def _fingerprint(r: dict[str, Any]) -> str | None:
-    return ((r.get("provenance") or {}).get("dataset") or {}).get("fingerprint")
+def _fingerprint(r: RunRecord) -> str | None:
+    """The fingerprint of the run's images (``provenance.dataset.fingerprint``), if recorded."""
+    return (r.provenance.get("dataset") or {}).get("fingerprint")
 
 
-def base_dataset(r: dict[str, Any]) -> str:
+def base_dataset(r: RunRecord) -> str:
     """The record's dataset without its corruption: ``coco`` for ``coco+fog-3``."""
-    return str(r.get("dataset", "")).split("+", 1)[0]
+    return r.dataset.split("+", 1)[0]
 
 
-def group_key(r: dict[str, Any]) -> tuple:
+def group_key(r: RunRecord) -> tuple:
     """What a corrupted run and its clean run share: model, post-processing, the images (dataset
     fingerprint), batch size, AMP and ``--cfg-options``."""
-    cfg = json.dumps((r.get("provenance") or {}).get("cfg_options") or {}, sort_keys=True)
-    return (r.get("model"), r.get("postprocess", "default"), base_dataset(r), _fingerprint(r),
-            r.get("batch_size"), r.get("amp", "fp32"), cfg)
+    cfg = json.dumps(r.provenance.get("cfg_options") or {}, sort_keys=True)
+    return (r.model, r.postprocess, base_dataset(r), _fingerprint(r), r.batch_size, r.amp or "fp32", cfg)
 
 
 def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
     """One summary per group of records (:func:`group_key`) that has a clean run and at least one
     corrupted run; the newest record of each (corruption, severity) counts.  In first-seen order."""
-    groups: dict[tuple, dict[Any, dict[str, Any]]] = {}
-    for r in sorted(records, key=lambda r: r.get("date", "")):
-        c = r.get("corruption")
+    groups: dict[tuple, dict[Any, RunRecord]] = {}
+    for r in sorted(records, key=lambda r: r.date):
+        c = r.corruption
         slot = (c["name"], int(c["severity"])) if c else None
         groups.setdefault(group_key(r), {})[slot] = r
     out = []
@@ -63,42 +65,42 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def summary(clean: dict[str, Any], corrupted: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(clean: RunRecord, corrupted: list[RunRecord]) -> dict[str, Any]:
     """The summary of one model's clean record and its corrupted records (module docstring)."""
-    cm = clean["metrics"]
-    runs = []
-    for r in corrupted:
-        c, m, t = r["corruption"], r["metrics"], r.get("timings") or {}
-        n = t.get("corrupt_images") or 0
-        runs.append({"corruption": c["name"], "severity": int(c["severity"]), "group": c.get("group"),
-                     **{k: m[k] for k in METRICS},
-                     "corrupt_ms_per_image": 1000 * t["corrupt_s"] / n if n else None,
-                     "record": r.get("record")})
+    cm = clean.metrics
+    runs = [_run(r) for r in corrupted]
     mpc = {k: mean([x[k] for x in runs]) for k in METRICS}
-    rpc = {k: 100 * mpc[k] / cm[k] if cm[k] else None for k in METRICS}
+    rpc = {k: 100 * v / cm[k] if cm[k] and (v := mpc[k]) is not None else None for k in METRICS}
     groups = {}
     for g, names in GROUPS.items():
         vals = [x for x in runs if x["corruption"] in names]
         if vals:
             groups[g] = {k: mean([x[k] for x in vals]) for k in METRICS}
-    implementations = sorted({str(r["corruption"].get("implementation")) for r in corrupted})
+    implementations = sorted({str((r.corruption or {}).get("implementation")) for r in corrupted})
     return {
-        "schema": SCHEMA, "model": clean["model"], "postprocess": clean.get("postprocess", "default"),
-        "dataset": base_dataset(clean), "fingerprint": _fingerprint(clean), "n_images": clean["n_images"],
+        "schema": SCHEMA, "model": clean.model, "postprocess": clean.postprocess,
+        "dataset": base_dataset(clean), "fingerprint": _fingerprint(clean), "n_images": clean.n_images,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
         "corruptions": sorted({x["corruption"] for x in runs}, key=NAMES.index),
         "severities": sorted({x["severity"] for x in runs}),
         "n_runs": len(runs), "implementation": "; ".join(implementations),
-        "clean": {**{k: cm[k] for k in METRICS}, "record": clean.get("record")},
+        "clean": {**{k: cm[k] for k in METRICS}, "record": clean.record},
         "mPC": mpc, "rPC": rpc, "groups": groups, "runs": runs,
     }
+
+
+def _run(r: RunRecord) -> dict[str, Any]:
+    """One corrupted run of a summary: corruption, severity, group, the METRICS, cost per image, record."""
+    c, m, t = r.corruption or {}, r.metrics, r.timings
+    n = t.get("corrupt_images") or 0
+    return {"corruption": c["name"], "severity": int(c["severity"]), "group": c.get("group"),
+            **{k: m[k] for k in METRICS}, "corrupt_ms_per_image": 1000 * t["corrupt_s"] / n if n else None,
+            "record": r.record}
 
 
 def write_summary(results_dir: Path, s: dict[str, Any]) -> Path:
     """``results/robustness/<date>_<model>_<dataset>.json``."""
     import re
-
-    from panbench.reporting.records import atomic_write_text
 
     stamp = s["date"].replace(":", "").replace("-", "").replace("+0000", "Z")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{s['model']}_{s['dataset']}").strip("_")

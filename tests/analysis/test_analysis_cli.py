@@ -17,7 +17,7 @@ from panbench.pq.coco_format import parse_categories, read_json
 from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.score import load_pairs, read_pair
 from panbench.pq.sums import PQStats, summarize
-from panbench.reporting.records import load_records
+from panbench.records.io import load_records
 
 CATS = coco_like_categories()
 ANALYSIS_KEYS = {"ci", "by_size", "pq_dagger", "errors", "mask_quality"}

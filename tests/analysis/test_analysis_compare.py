@@ -20,7 +20,7 @@ from panbench.analysis import AnalysisSet
 from panbench.cli import main
 from panbench.data.synth import PanopticImage, random_image, write_panoptic
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.records import load_records
+from panbench.records.io import load_records
 
 
 @pytest.fixture

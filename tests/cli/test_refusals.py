@@ -128,7 +128,7 @@ def test_plot_report_and_score_name_refuse_unwritable_folders_in_one_line(demo_r
 
 def test_a_write_that_fails_midway_is_one_line_naming_the_file_and_the_option(demo_results, tmp_path, monkeypatch,
                                                                               capsys) -> None:
-    import panbench.reporting.records as records
+    import panbench.records.io as records
 
     def denied(path, data):
         raise PermissionError(13, "Permission denied", str(path))

@@ -18,8 +18,8 @@ from panbench.evaluation.cache import cache_key
 from panbench.evaluation.loading import LoadedModel, Weights
 from panbench.evaluation.options import EvalOptions
 from panbench.models.postprocess import PostProcess
+from panbench.records.io import load_record, load_records
 from panbench.reporting.plots import speed_points
-from panbench.reporting.records import load_records
 from panbench.reporting.text import format_comparison, format_record
 
 
@@ -35,7 +35,7 @@ def _run(demo_root: Path, results: Path, limit: int, capsys) -> tuple[dict, dict
     assert rc == 0
     out = capsys.readouterr().out
     rows = list(csv.DictReader(open(results / "runs.csv")))
-    rec = json.loads((results / rows[-1]["record"]).read_text())
+    rec = load_record(results / rows[-1]["record"])
     return rec, rows[-1], out
 
 
@@ -87,11 +87,14 @@ def test_warm_up_only_run_records_no_speed(demo_root, tmp_path, capsys) -> None:
     assert row["images_per_s"] == "" and "speed not measured" in format_record(rec)
 
 
-def test_old_records_with_zero_speed_are_shown_as_unmeasured() -> None:
-    from panbench.reporting.records import csv_row, measured_speed
+def test_old_records_with_zero_speed_are_shown_as_unmeasured(tmp_path) -> None:
+    from panbench.records.io import load_record
+    from panbench.records.rows import csv_row, measured_speed
 
-    rec = {"model": "m", "dataset": "demo", "metrics": {k: 1.0 for k in evaluate.METRIC_KEYS}, "n_images": 3,
+    raw = {"model": "m", "dataset": "demo", "metrics": {k: 1.0 for k in evaluate.METRIC_KEYS}, "n_images": 3,
            "timings": {"images_per_s": 0.0}, "device": "cpu", "date": "2025", "record": "r.json"}
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    rec = load_record(tmp_path / "r.json")
     assert measured_speed(rec) is None and csv_row(rec)["images_per_s"] == ""
 
 

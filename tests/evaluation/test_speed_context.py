@@ -18,7 +18,9 @@ from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
 from panbench.evaluation.context import RunMarker, cpu_model
-from panbench.reporting.records import mark_shared_speed, speed_shared
+from panbench.records.io import load_record
+from panbench.records.rows import mark_shared_speed, speed_shared
+from panbench.records.schema import RunRecord
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +60,10 @@ def test_runs_whose_intervals_intersect_overlap_and_stale_or_foreign_markers_do_
         sleeper.wait()
 
 
-def _eval(demo_root: Path, results: Path) -> dict:
+def _eval(demo_root: Path, results: Path) -> RunRecord:
     assert main(["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results", str(results),
                  "--limit", "2", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--no-resume"]) == 0
-    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+    return load_record(sorted((results / "runs").glob("*.json"))[-1])
 
 
 def test_an_eval_beside_another_running_eval_records_the_overlap_and_says_so(demo_root, tmp_path, monkeypatch,

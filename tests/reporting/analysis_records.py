@@ -16,7 +16,9 @@ from panbench.analysis.pairs import score_image_all
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
-from panbench.reporting.records import make_record, write_record
+from panbench.records.build import make_record
+from panbench.records.io import write_record
+from panbench.records.schema import RunRecord
 
 CATS = coco_like_categories(4, 3)
 TABLE = CategoryTable.from_coco(CATS)
@@ -62,5 +64,5 @@ def add_run(results: Path, model: str, gt_json: Path, images: list[tuple[int, Pa
         b = bev.evaluate()
         record["boundary"] = {k: b[k] for k in METRIC_KEYS}
     record.update({"date": date, "analysis_file": rel, "schema": 2, **fields})
-    write_record(results, record)
-    return json.loads((results / record["record"]).read_text())
+    written = write_record(results, RunRecord.from_json(record))
+    return json.loads((results / str(written.record)).read_text())

@@ -13,8 +13,8 @@ from analysis_records import add_run, ground_truth
 
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.cli import main
+from panbench.records.io import load_records
 from panbench.reporting import analysis_plots, plots
-from panbench.reporting.records import load_records
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
 
@@ -37,7 +37,7 @@ def results(tmp_path_factory) -> Path:
 def _drawn(fn, records, out):
     """Call a plot function and keep what its axes hold when it is saved."""
     seen = {}
-    orig = plots._save
+    orig = plots.save
 
     def keep(fig, path, layout=True):
         fig.canvas.draw()
@@ -48,11 +48,11 @@ def _drawn(fn, records, out):
         seen["lines"] = [[line.get_xydata().copy() for line in ax.lines] for ax in fig.axes]
         return orig(fig, path, layout)
 
-    analysis_plots._save = keep
+    analysis_plots.save = keep
     try:
         path = fn(records, out)
     finally:
-        analysis_plots._save = orig
+        analysis_plots.save = orig
     return path, seen
 
 

@@ -17,6 +17,8 @@ from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.cli import main
 from panbench.pq.matching import METRIC_KEYS
+from panbench.records.io import load_record
+from panbench.records.schema import RunRecord
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
 
@@ -46,8 +48,8 @@ def _csv(results: Path, capsys, *opts: str) -> tuple[pd.DataFrame, str]:
     return pd.read_csv(io.StringIO(out.out), index_col="model"), out.err
 
 
-def _record(results: Path, model: str) -> dict:
-    return next(r for p in (results / "runs").glob("*.json") if (r := json.loads(p.read_text()))["model"] == model)
+def _record(results: Path, model: str) -> RunRecord:
+    return next(r for p in (results / "runs").glob("*.json") if (r := load_record(p)).model == model)
 
 
 def test_ci_paired_differences_are_to_the_best_pq_by_default(results, capsys) -> None:
@@ -163,13 +165,13 @@ def test_eval_summary_names_each_analysis(results) -> None:
     from panbench.reporting.text import format_record
 
     rec = _record(results, "bnd")
-    text = format_record({**rec, "timings": {"images_per_s": None}})
+    text = format_record(rec.with_fields(timings={"images_per_s": None}))
     assert f"95% interval (image bootstrap): PQ [{rec['ci']['PQ'][0]:.2f}, {rec['ci']['PQ'][1]:.2f}]" in text
     assert f"small {rec['by_size']['small']['PQ']:.2f}" in text and "large - (no segments)" in text
     assert f"PQ-dagger {rec['pq_dagger']:.2f}; boundary PQ {rec['boundary']['PQ']:.2f}" in text
     top = max(rec["errors"], key=lambda t: rec["errors"][t]["delta_PQ"])
     assert f"oracle delta PQ by error type (errors): {top} {rec['errors'][top]['delta_PQ']:+.2f}" in text
-    old = format_record(json.loads(FIXTURE.read_text()))
+    old = format_record(load_record(FIXTURE))
     assert "interval" not in old and "PQ-dagger" not in old
 
 
@@ -249,3 +251,25 @@ def test_eval_summary_of_several_models_opens_with_the_verdict(results) -> None:
     d, (lo, hi), _ = _paired(results, "noisy", "perfect")
     assert f"perfect beats noisy by {-d:.1f} PQ [{-hi:.1f}, {-lo:.1f}]" in lines[4]
     assert text.index("ranking on PQ") < text.index("post-processing")  # before the metrics table
+
+
+def test_table_ci_and_compare_print_the_same_interval_for_the_same_pair(results, capsys, tmp_path) -> None:
+    """`table --ci --reference A` and `compare A B` pair the same two runs by one rule and print one interval for
+    B - A (1000 resamples, seed 0)."""
+    pair = tmp_path / "pair"
+    for name in ("noisy", "perfect"):  # the category table that `compare` needs, as `eval` and `score` write it
+        rec = _record(results, name)
+        a = AnalysisSet.load(results / rec.analysis_file)
+        a.category_ids, a.isthing = list(TABLE.ids), list(TABLE.isthing)
+        a.save(pair / rec.analysis_file)
+        (pair / rec.record).parent.mkdir(parents=True, exist_ok=True)
+        (pair / rec.record).write_text(json.dumps(rec.to_json()))
+    df, _ = _csv(pair, capsys, "--ci", "--reference", "noisy")
+    assert main(["compare", "noisy", "perfect", "--results", str(pair), "--json"]) == 0
+    pq = json.loads(capsys.readouterr().out)["metrics"]["PQ"]
+    assert [df.loc["perfect", "PQ_diff_low"], df.loc["perfect", "PQ_diff_high"]] == pytest.approx(pq["interval"],
+                                                                                                   abs=5e-4)
+    assert df.loc["perfect", "PQ_diff"] == pytest.approx(pq["b"] - pq["a"], abs=5e-4)
+    assert main(["compare", "noisy", "perfect", "--results", str(pair)]) == 0
+    lo, hi = pq["interval"]
+    assert f"[{lo:+8.2f}, {hi:+8.2f}] *" in capsys.readouterr().out

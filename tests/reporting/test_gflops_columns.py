@@ -6,21 +6,23 @@ import copy
 import json
 from pathlib import Path
 
+from panbench.records.io import record_from_json
+from panbench.records.rows import csv_row
+from panbench.records.schema import RunRecord
 from panbench.reporting.plots import make_plots, pq_vs_gflops
-from panbench.reporting.records import csv_row
 from panbench.reporting.tables import comparison
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "fixture_record.json"
 
 
-def _records() -> list[dict]:
+def _records() -> list[RunRecord]:
     base = json.loads(FIXTURE.read_text())
     a, b = copy.deepcopy(base), copy.deepcopy(base)
     a["model"], b["model"] = "counted", "not-counted"
     a["flops"] = {"gflops": 12.3456, "images": 2}  # an example value, not a measurement
     b.pop("flops", None)
     b["date"] = "2099-01-01T00:00:00"
-    return [a, b]
+    return [record_from_json(a), record_from_json(b)]
 
 
 def test_table_has_a_gflops_column_blank_where_not_counted() -> None:

@@ -8,15 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from panbench.records.io import record_from_json
+from panbench.records.schema import RunRecord
 from panbench.reporting import plots
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"
 
 
-def _rec(**changes) -> dict:
+def _raw(**changes) -> dict:
     r = copy.deepcopy(json.loads(GOLDEN.read_text()))
     r.update(changes)
     return r
+
+
+def _rec(**changes) -> RunRecord:
+    return record_from_json(_raw(**changes))
 
 
 def test_legend_names_each_model_once_with_several_postprocessings() -> None:
@@ -59,9 +65,9 @@ def test_one_point_gets_an_axis_from_zero_and_labels_do_not_overlap(tmp_path) ->
     import matplotlib.pyplot as plt
 
     recs = [_rec(), _rec(postprocess="maskwise")]  # same speed, close PQ: labels would overlap
-    recs[1]["metrics"] = {**recs[1]["metrics"], "PQ": 9.5}
+    recs[1] = recs[1].with_fields(metrics={**recs[1].metrics, "PQ": 9.5})
     seen = {}
-    orig = plots._save
+    orig = plots.save
 
     def keep(fig, path, layout=True):
         fig.canvas.draw()
@@ -71,11 +77,11 @@ def test_one_point_gets_an_axis_from_zero_and_labels_do_not_overlap(tmp_path) ->
         seen["ylim"] = ax.get_ylim()
         return orig(fig, path, layout)
 
-    plots._save = keep
+    plots.save = keep
     try:
         plots.pq_vs_speed(recs, tmp_path)
     finally:
-        plots._save = orig
+        plots.save = orig
     plt.close("all")
     assert seen["xlim"][0] == 0 and seen["xlim"][1] == pytest.approx(1.25 * 1.5)
     a, b = seen["ys"]
@@ -85,7 +91,7 @@ def test_one_point_gets_an_axis_from_zero_and_labels_do_not_overlap(tmp_path) ->
 def test_legend_below_the_bars(tmp_path) -> None:
     recs = [_rec(), _rec(postprocess="maskwise"), _rec(model="other")]
     seen = {}
-    orig = plots._save
+    orig = plots.save
 
     def keep(fig, path, layout=True):
         fig.canvas.draw()
@@ -93,14 +99,14 @@ def test_legend_below_the_bars(tmp_path) -> None:
         seen["axes"] = [ax.get_window_extent() for ax in fig.axes]
         return orig(fig, path, layout)
 
-    plots._save = keep
+    plots.save = keep
     try:
         plots.pq_bars(recs, tmp_path)
         assert all(not seen["legend"].overlaps(ax) for ax in seen["axes"])
         plots.per_class_differences(recs, tmp_path)
         assert all(not seen["legend"].overlaps(ax) for ax in seen["axes"])
     finally:
-        plots._save = orig
+        plots.save = orig
 
 
 EIGHT = ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn",
@@ -108,12 +114,12 @@ EIGHT = ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn",
          "demo-mask2former", "Mask DINO (detectron2) saved predictions"]
 
 
-def _eight() -> list[dict]:
+def _eight() -> list[RunRecord]:
     """Eight runs with long labels (a long config name, --cfg-options, a post-processing with parameters), close
     speeds and PQs, two of them without a measured speed: one a run of a model that has others."""
     recs = []
     for i, name in enumerate(EIGHT):
-        r = _rec(model=name)
+        r = _raw(model=name)
         r["metrics"] = {k: v + 3 * i for k, v in r["metrics"].items()}
         r["timings"] = {"images_per_s": None if i in (5, 7) else 1.5 + (i % 3) * 0.02}
         if i == 1:
@@ -126,14 +132,14 @@ def _eight() -> list[dict]:
                                                                   "model.test_cfg.iou_thr": 0.95}}
         if i == 6:
             r["postprocess"] = "maskwise(alpha=0.5,beta=0.3)"
-        recs.append(r)
+        recs.append(record_from_json(r))
     return recs
 
 
 def _layout(monkeypatch, tmp_path, plot) -> dict:
     """Draw one plot and keep the window extents (pixels) of the figure, its legends, axes and every text."""
     seen: dict = {}
-    orig = plots._save
+    orig = plots.save
 
     def keep(fig, path, layout=True):
         fig.canvas.draw()
@@ -147,7 +153,7 @@ def _layout(monkeypatch, tmp_path, plot) -> dict:
         seen["drawn"] = fig.get_tightbbox(r).transformed(fig.dpi_scale_trans)  # all that is drawn, in pixels
         return orig(fig, path, layout)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save", keep)
     plot(_eight(), tmp_path)
     return seen
 

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
+import json
 from argparse import Namespace
+from pathlib import Path
 
 import pytest
 
 from panbench.pq.matching import METRIC_KEYS
-from panbench.reporting.records import (
-    ANALYSIS_FIELDS,
-    SCHEMA_VERSION,
-    RunRecord,
-    external_record,
-    make_record,
-    write_record,
-)
+from panbench.records.build import external_record, make_record
+from panbench.records.io import load_record, write_record
+from panbench.records.schema import ANALYSIS_FIELDS, FIELDS, SCHEMA_VERSION
 
 RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,
        "n_categories": {"All": 2, "Things": 1, "Stuff": 1}, "per_class": {}, "unlisted_gt": {"pixels": 0, "images": 0}}
@@ -28,13 +25,13 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     rec = external_record("sys", "coco", RES, args, 1.5)
     # an external system has no AMP, precision, image selection (tables show its selection as "external") or
     # speed context (its speed was not measured)
-    declared = [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection", "speed_context",
+    declared = [k for k in FIELDS if k not in ("amp", "precision", "selection", "speed_context",
                                                                    "record", "corruption",
                                                                    *ANALYSIS_FIELDS)]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
     rec = external_record("sys", "coco", RES, args, 1.5, "f" * 16, **analyses)
-    assert list(rec) == [k for k in RunRecord.__annotations__ if k not in ("amp", "precision", "selection",
+    assert list(rec) == [k for k in FIELDS if k not in ("amp", "precision", "selection",
                                                                             "speed_context", "record", "corruption",
                                                                             "analysis_file")]
     assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16
@@ -61,10 +58,38 @@ def test_runs_csv_has_the_framework_and_an_older_file_keeps_every_row_under_its_
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     old_row = "old,Mask2Former,R-50,coco,default," + ",".join(["40.0"] * 12) + ",60,1.5,cpu,44,2001-01-01,runs/o.json"
     (tmp_path / "runs.csv").write_text(OLD_HEADER + "\n" + old_row + "\n" + old_row.replace("old,", "old2,") + "\n")
-    write_record(tmp_path, dict(external_record("sys", "coco", RES, args, 1.5)))
+    write_record(tmp_path, external_record("sys", "coco", RES, args, 1.5))
     df = pd.read_csv(tmp_path / "runs.csv", keep_default_na=False).set_index("model")
     assert list(df.index) == ["old", "old2", "sys"] and list(df.columns[:1]) == ["framework"]
     assert df.loc["old", "framework"] == "" and df.loc["old", "n_images"] == 60 and df.loc["old", "params"] == "44"
     assert df.loc["sys", "framework"] == "external" and df.loc["sys", "PQ"] == 50.0
-    write_record(tmp_path, dict(external_record("sys2", "coco", RES, args, 1.5)))  # now appended as it is
+    write_record(tmp_path, external_record("sys2", "coco", RES, args, 1.5))  # appended as it is
     assert (tmp_path / "runs.csv").read_text().count("\n") == 5
+
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"
+
+
+def test_a_schema_1_record_loads_as_today_s_record() -> None:
+    rec = load_record(FIXTURE)  # schema 1: no framework, selection or published_source
+    assert (rec.schema, rec.framework, rec.published_source) == (1, "mmdet", "MMDetection model zoo")
+    assert rec.selection == {"limit": None, "subset": None, "images": 10}
+    assert rec.n_categories == {"All": 133, "Things": 80, "Stuff": 53} and rec.ci is None and "ci" not in rec
+
+
+def test_selection_of_a_schema_1_record_comes_from_its_command(tmp_path) -> None:
+    raw = json.loads(FIXTURE.read_text())
+    raw["provenance"] = {"command": "panbench eval --model m --subset ids.txt --limit 5"}
+    raw["timings"] = {"images_per_s": 0}  # written for an unmeasured speed before it was None
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    rec = load_record(tmp_path / "r.json")
+    assert rec.selection == {"limit": 5, "subset": "ids.txt", "images": 10} and rec.timings["images_per_s"] is None
+
+
+def test_write_record_leaves_its_input_as_it_was_and_writes_the_same_json(tmp_path) -> None:
+    rec = make_record(RES, model="m", dataset="demo", device="cpu", provenance={}, timings={"images_per_s": None},
+                      selection={"limit": None, "subset": None, "images": 2})
+    written = write_record(tmp_path, rec)
+    assert rec.record is None and "record" not in rec and written.record == "runs/" + Path(written.record).name
+    on_disk = json.loads((tmp_path / written.record).read_text())
+    assert list(on_disk) == list(rec) + ["record"] and load_record(tmp_path / written.record) == written

@@ -255,6 +255,7 @@ def test_default_table_holds_the_compared_columns_and_all_columns_the_rest(resul
 
 
 def test_a_speed_measured_beside_another_run_is_marked_in_the_table_and_the_plot(results, capsys, tmp_path) -> None:
+    from panbench.records.io import record_from_json
     from panbench.reporting.plots import pq_vs_speed
 
     rec = _write(results, "shared", model="shared-model", speed_context={"overlapped": True})
@@ -278,7 +279,7 @@ def test_a_speed_measured_beside_another_run_is_marked_in_the_table_and_the_plot
 
     matplotlib.figure.Figure.savefig = keep_text
     try:
-        pq_vs_speed([json.loads(GOLDEN.read_text()), rec], tmp_path)
+        pq_vs_speed([record_from_json(json.loads(GOLDEN.read_text())), record_from_json(rec)], tmp_path)
     finally:
         matplotlib.figure.Figure.savefig = save
     assert any(t.endswith("~") and "shared-model" in t for t in fig_text)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import GROUP_OF
 from panbench.robustness.summary import summarize
 
 
 def record(model: str, pq: float, th: float, st: float, corruption: tuple[str, int] | None = None,
-           fingerprint: str = "fp1", date: str = "2026-01-01T00:00:00+0000") -> dict:
+           fingerprint: str = "fp1", date: str = "2026-01-01T00:00:00+0000") -> RunRecord:
     r = {"model": model, "postprocess": "default", "dataset": "demo", "n_images": 10, "date": date,
          "batch_size": 1, "amp": "fp32", "metrics": {"PQ": pq, "PQ_th": th, "PQ_st": st},
          "provenance": {"dataset": {"fingerprint": fingerprint}}, "record": f"runs/{model}-{corruption}.json"}
@@ -20,7 +21,7 @@ def record(model: str, pq: float, th: float, st: float, corruption: tuple[str, i
         r["dataset"] = f"demo+{name}-{sev}"
         r["corruption"] = {"name": name, "severity": sev, "group": GROUP_OF[name], "implementation": "x"}
         r["timings"] = {"corrupt_s": 0.5, "corrupt_images": 10}
-    return r
+    return RunRecord.from_json(r)
 
 
 def test_mpc_rpc_and_group_means_equal_their_definitions() -> None:
@@ -72,7 +73,7 @@ def test_table_robustness_shows_clean_mpc_rpc_and_the_groups_and_the_plots_are_w
             record("a", 30.0, 20.0, 40.0, ("fog", 2))]
     (tmp_path / "runs").mkdir()
     for k, r in enumerate(recs):
-        (tmp_path / "runs" / f"{k}.json").write_text(json.dumps(r))
+        (tmp_path / "runs" / f"{k}.json").write_text(json.dumps(r.to_json()))
     assert main(["table", "--robustness", "--results", str(tmp_path), "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     row = dict(zip(lines[0].split(","), lines[1].split(",")))

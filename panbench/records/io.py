@@ -1,0 +1,140 @@
+"""Writing and reading records: atomic writes (an interrupted write never leaves half a file), the JSON
+record and its ``runs.csv`` row, and :func:`load_record`, the one place that reads older records (schema 1
+and records written before a field was kept) into today's :class:`RunRecord`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from panbench.errors import InputError
+from panbench.records.rows import CSV_FIELDS, csv_row
+from panbench.records.schema import RunRecord
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and ``os.replace``: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a folder in the way: no stray temporary file
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write` for text."""
+    atomic_write(path, text.encode())
+
+
+def record_path(results_dir: Path, model: str, dataset: str, date: str) -> Path:
+    """``results/runs/<date>_<model>_<dataset>.json``."""
+    stamp = date.replace(":", "").replace("-", "").replace("+0000", "Z")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}_{dataset}").strip("_")
+    return results_dir / "runs" / f"{stamp}_{safe}.json"
+
+
+def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> RunRecord:
+    """Write the run's JSON record and append its row to ``runs.csv``; returns the written record (``record``
+    set to its path below ``results_dir``).  ``analysis`` (a :class:`panbench.analysis.AnalysisSet`) is saved
+    first, beside the record as ``<record stem>.analysis.npz``, and named in its ``analysis_file``."""
+    path = record_path(results_dir, record.model, record.dataset, record.date)
+    k = 1
+    while path.exists():
+        path = path.with_name(path.stem.rsplit("~", 1)[0] + f"~{k}.json")
+        k += 1
+    if analysis is not None:
+        npz = path.with_name(path.stem + ".analysis.npz")
+        analysis.save(npz)
+        record = record.with_fields(analysis_file=str(npz.relative_to(results_dir)))
+    record = record.with_fields(record=str(path.relative_to(results_dir)))
+    atomic_write_text(path, json.dumps(record.to_json(), indent=1, sort_keys=False, default=str) + "\n")
+    append_csv(results_dir / "runs.csv", csv_row(record))
+    return record
+
+
+def append_csv(path: Path, row: dict[str, Any]) -> None:
+    """Append one row atomically (the whole file is rewritten through a temporary file).  A file written
+    with other columns (an older panbench) is rewritten under today's columns plus its own others, its rows
+    kept and a column they lack left empty, so that every row stays under its own header."""
+    old = path.read_text() if path.exists() else ""
+    have = next(csv.reader([old.splitlines()[0]])) if old else []
+    fields = CSV_FIELDS + [c for c in have if c not in CSV_FIELDS]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    if have != fields:
+        w.writeheader()
+        w.writerows(csv.DictReader(io.StringIO(old)))
+        old = ""
+    w.writerow(row)
+    atomic_write_text(path, old + buf.getvalue())
+
+
+def _command_selection(command: str, n_images: int) -> dict[str, Any]:
+    """``selection`` read from a recorded command line (``--limit N``, ``--subset FILE``)."""
+    cmd = command.split()
+    opts = {o[2:]: cmd[i + 1] for i, o in enumerate(cmd[:-1]) if o in ("--limit", "--subset")}
+    limit = opts.get("limit")
+    return {"limit": int(limit) if limit is not None and limit.isdigit() else limit, "subset": opts.get("subset"),
+            "images": n_images}
+
+
+# the blocks every record holds (a null one reads as empty)
+BLOCKS = ("metrics", "semantic", "n_categories", "per_class", "published", "delta_to_published", "timings", "memory",
+          "provenance")
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a record as today's schema holds them: a record without ``framework`` ran ``mmdet``
+    (``external`` for ``score --name``), one without ``selection`` ran what its command line says, one without
+    ``published_source`` has the model zoo's numbers (an mmdet model) or the original release's (an hf: model),
+    and a speed of 0 was not measured."""
+    rec = {k: ({} if v is None and k in BLOCKS else v) for k, v in raw.items()}
+    external = rec.get("architecture") == "external"
+    if not rec.get("framework"):
+        rec["framework"] = "external" if external else "mmdet"
+    if "selection" not in rec and not external:
+        rec["selection"] = _command_selection((rec.get("provenance") or {}).get("command") or "",
+                                              rec.get("n_images", 0))
+    if not rec.get("published_source") and any(v is not None for v in (rec.get("published") or {}).values()):
+        rec["published_source"] = ("MMDetection model zoo" if rec["framework"] == "mmdet"
+                                   else "original release (docs/huggingface.md)")
+    timings = rec.get("timings") or {}
+    if isinstance(timings.get("images_per_s"), int | float) and not timings["images_per_s"] > 0:
+        rec["timings"] = {**timings, "images_per_s": None}
+    return rec
+
+
+def load_record(path: Path) -> RunRecord:
+    """The record in ``path`` (:func:`migrate`); a file that is not a result record (unreadable, or without
+    ``model`` and ``metrics``) is a one-line error naming it."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raw = e
+    if not isinstance(raw, dict) or not {"model", "metrics"} <= set(raw):
+        why = f"({raw})" if isinstance(raw, Exception) else "(no 'model' and 'metrics')"
+        raise InputError(f"{path}: not a panbench result record {why}; move it out of {path.parent} (it holds "
+                         "the records of `panbench eval` and `score --name` only)")
+    return record_from_json(raw)
+
+
+def record_from_json(raw: dict[str, Any]) -> RunRecord:
+    """The record of a JSON object as read from a file (:func:`migrate`; no ``schema``: schema 1)."""
+    return RunRecord.from_json({"schema": 1, **migrate(raw)})
+
+
+def load_records(results_dir: Path) -> list[RunRecord]:
+    """Every JSON record under ``results_dir/runs`` (:func:`load_record`), oldest first."""
+    out = [load_record(p) for p in sorted((results_dir / "runs").glob("*.json"))]
+    return sorted(out, key=lambda r: r.date)

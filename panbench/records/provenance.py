@@ -1,0 +1,52 @@
+"""Where a result came from: the versions of the stack, the git commit, the time of the run."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from pathlib import Path
+
+from panbench import REPO_ROOT
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The repository's HEAD commit (with ``-dirty`` when there are local changes), if any."""
+    root = root or REPO_ROOT
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("-dirty" if dirty else "")) if head else None
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the stack that produced a result."""
+    import importlib
+
+    from panbench import __version__
+
+    out: dict[str, str | None] = {"panbench": __version__, "python": platform.python_version()}
+    for mod in ("torch", "mmcv", "mmengine", "mmdet", "numpy"):
+        try:
+            out[mod] = importlib.import_module(mod).__version__
+        except Exception:
+            out[mod] = None
+    try:
+        import torch
+
+        out["cuda"] = torch.version.cuda
+    except Exception:
+        out["cuda"] = None
+    from panbench.ops import active
+
+    out["mmcv_ops"] = active()  # "mmcv" (compiled) or "panbench" (panbench.ops); None: no mmcv op reached
+    return out
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()

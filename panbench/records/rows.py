@@ -1,0 +1,52 @@
+"""A record as one row of ``runs.csv`` (loads with ``pandas.read_csv``, one row per run, like timm's results
+tables) and the record's speed and GFLOPs as tables and plots show them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from panbench.pq.matching import METRIC_KEYS
+from panbench.records.schema import RunRecord
+
+CSV_FIELDS = ["model", "framework", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc",
+              "mIoU", "mDice", "n_images", "images_per_s", "device", "params", "gflops", "date", "record"]
+SEMANTIC_KEYS = ("pixel_acc", "mIoU", "mDice")
+SHARED_SPEED_MARK = "~"  # after a speed measured while another panbench run shared the machine
+
+
+def measured_speed(record: RunRecord) -> float | None:
+    """The record's images/s when it was measured; None otherwise (a run served from a cache without a
+    stored speed, an external record; :func:`panbench.records.io.load_record` reads an unmeasured 0 as None)."""
+    v = record.timings.get("images_per_s")
+    return None if v is None else float(v)
+
+
+def speed_shared(record: RunRecord) -> bool:
+    """Whether the record's speed was measured while another panbench run overlapped it (its
+    ``speed_context``; False for records without one)."""
+    return bool((record.speed_context or {}).get("overlapped"))
+
+
+def mark_shared_speed(text: str, record: RunRecord) -> str:
+    """``text`` (a formatted speed) with :data:`SHARED_SPEED_MARK` when :func:`speed_shared`; tables and plots
+    show speeds through it, with a note saying that ``~`` marks a speed measured beside another run."""
+    return text + SHARED_SPEED_MARK if text and speed_shared(record) else text
+
+
+def gflops(record: RunRecord) -> float | None:
+    """GFLOPs per image of a record (None when not counted)."""
+    f = record.flops
+    return round(f["gflops"], 3) if isinstance(f, dict) and f.get("gflops") is not None else None
+
+
+def csv_row(record: RunRecord) -> dict[str, Any]:
+    """The record's row of ``runs.csv`` (:data:`CSV_FIELDS`)."""
+    m = record.metrics
+    return {
+        "model": record.model, "framework": record.framework, "architecture": record.architecture,
+        "backbone": record.backbone, "dataset": record.dataset, "postprocess": record.postprocess,
+        **{k: round(m[k], 6) for k in METRIC_KEYS},
+        **{k: round(v, 6) for k, v in record.semantic.items()}, "n_images": record.n_images,
+        "images_per_s": "" if (v := measured_speed(record)) is None else round(v, 4), "device": record.device,
+        "params": record.params, "gflops": gflops(record), "date": record.date, "record": record.record,
+    }

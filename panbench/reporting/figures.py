@@ -1,0 +1,106 @@
+"""The figure helpers of every plot: matplotlib (headless), the bar styles and legend handles of a set of runs,
+the legend below the axes, and saving a figure to PNG.
+
+A leaf of the plotting modules (:mod:`.plots`, :mod:`.analysis_plots`, :mod:`.robustness`): it imports no
+plotting module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from panbench.records.schema import RunRecord
+from panbench.reporting.labels import model_label
+
+HATCHES = ("", "//", "..", "xx", "\\\\", "++")
+
+
+def plt() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def styles(records: list[RunRecord]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Bar styles (color by model, hatch by post-processing) and legend handles that name each model and
+    each post-processing once, never a model twice; with runs of several frameworks, each model's framework."""
+    from matplotlib.patches import Patch
+
+    cmap = plt().get_cmap("tab10")
+    labels = [model_label(r, records) for r in records]  # other settings or data: another colour
+    models = list(dict.fromkeys(labels))
+    pps = list(dict.fromkeys(r.postprocess for r in records))
+    out = [{"color": cmap(models.index(m) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
+            "linewidth": 0.5, "hatch": HATCHES[pps.index(r.postprocess) % len(HATCHES)]}
+           for r, m in zip(records, labels)]
+    fw = {m: r.framework for r, m in zip(records, labels)}
+    mixed = len(set(fw.values())) > 1  # an mmdet and a transformers model side by side: say which is which
+    handles = [Patch(color=cmap(k % 10), label=f"{m} ({fw[m]})" if mixed else m) for k, m in enumerate(models)]
+    if len(pps) > 1:
+        handles += [Patch(facecolor="white", edgecolor="black", hatch=HATCHES[k % len(HATCHES)],
+                          label=f"post-processing: {p}") for k, p in enumerate(pps)]
+    return out, handles
+
+
+def wrap(text: str, width: int = 60) -> str:
+    """A long legend label (a model with its --cfg-options) on lines of at most ``width`` characters, broken at
+    spaces where it can."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
+    """The legend under the axes, where it covers no bar: long labels wrapped, in as many columns as fit the
+    figure's width (measured with the renderer), the figure made taller by the legend's height so that the axes
+    keep theirs; ``note`` (a line such as what was left out) under the legend, wrapped to the width."""
+    labels = [hd.get_label() for hd in handles]
+    w, h = fig.get_size_inches()
+    renderer = fig.canvas.get_renderer()
+    leg = None
+    for width in (60, 45, 30, 20):  # narrower lines only where one column of them is still too wide
+        for hd, label in zip(handles, labels):
+            hd.set_label(wrap(label, width))
+        for ncol in range(max(1, min(len(handles), int(w / 2.2))), 0, -1):
+            leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
+                             bbox_to_anchor=(0.5, 0.0))
+            if leg.get_window_extent(renderer).width <= 0.96 * fig.bbox.width:
+                break
+            leg.remove()
+            leg = None
+        if leg is not None:
+            break
+    if leg is None:  # labels of unbreakable 20-character words: one column, as narrow as it gets
+        leg = fig.legend(handles=handles, loc="lower center", ncol=1, fontsize=8, frameon=False,
+                         bbox_to_anchor=(0.5, 0.0))
+    assert leg is not None
+    leg_h = leg.get_window_extent(renderer).height / fig.dpi
+    note_h = 0.0
+    txt = None
+    if note:
+        import textwrap
+
+        txt = fig.text(0.5, 0.02, "\n".join(textwrap.wrap(note, int(w * 14))), ha="center", va="bottom", fontsize=8)
+        note_h = txt.get_window_extent(renderer).height / fig.dpi + 0.08
+    extra = leg_h + note_h + 0.15
+    fig.set_figheight(h + extra)
+    H = h + extra
+    leg.set_bbox_to_anchor((0.5, (note_h + 0.04) / H), transform=fig.transFigure)
+    if txt is not None:
+        txt.set_position((0.5, 0.04 / H))
+    fig.tight_layout(rect=(0, extra / H, 1, 1))
+
+
+def save(fig: Any, path: Path, layout: bool = True) -> Path:
+    """Save ``fig`` as a 100-dpi PNG at ``path`` (its folder made), close it; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if layout:
+        fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt().close(fig)
+    return path

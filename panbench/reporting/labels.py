@@ -1,0 +1,116 @@
+"""How tables, plots, the verdict and the report name a run and its settings: the labels of a record
+(:func:`run_label`, :func:`model_label`, :func:`short_label`, :func:`published_label`), the settings and
+dataset that tell runs apart, and the size classes of the analyses (:data:`SIZES`).
+
+A leaf of :mod:`panbench.reporting`: it imports no other reporting module.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from panbench.analysis.metrics import SIZE_LIMITS
+from panbench.records.schema import RunRecord
+
+SIZES = tuple(name for name, _, _ in SIZE_LIMITS)  # small, medium, large
+
+
+def ops_backend(r: RunRecord) -> str | None:
+    """What served mmcv's compiled ops in the run (``provenance.versions.mmcv_ops``): "mmcv" or "panbench"
+    (:mod:`panbench.ops`); None for a run that reached none (``hf:``, ``score``).  An mmdet record without the
+    field ran compiled mmcv: there was no other backend before the field was written."""
+    v = r.provenance.get("versions") or {}
+    if "mmcv_ops" in v:
+        return v["mmcv_ops"]
+    return "mmcv" if r.framework == "mmdet" and v.get("mmcv") else None
+
+
+def fingerprint(r: RunRecord) -> str | None:
+    """The full fingerprint of the run's dataset (annotation file and selected image ids), if recorded."""
+    return (r.provenance.get("dataset") or {}).get("fingerprint")
+
+
+def selection(r: RunRecord) -> str:
+    """How the run's images were chosen: 'all', 'limit N', 'subset FILE' (and both); 'external' for a
+    ``score --name`` record without the field."""
+    sel: Any = r.selection
+    if isinstance(sel, dict):
+        parts = [f"limit {sel['limit']}" if sel.get("limit") is not None else "",
+                 f"subset {sel['subset']}" if sel.get("subset") else ""]
+        return ", ".join(p for p in parts if p) or "all"
+    return str(sel) if sel else "external"
+
+
+def cfg_words(r: RunRecord) -> list[str]:
+    """The run's ``--cfg-options`` (``provenance.cfg_options``) as KEY=VALUE words, in key order."""
+    cfg = r.provenance.get("cfg_options") or {}
+    return [f"{k}={v}" for k, v in sorted(cfg.items())]
+
+
+def settings(r: RunRecord) -> str:
+    """The run's settings beyond model, post-processing and dataset that change its numbers or speed, as a
+    label: a batch size above 1, AMP other than fp32 and the ``--cfg-options`` (:func:`cfg_words`); '' for
+    a run with none.  Runs that differ in them are different rows of a table
+    (:func:`panbench.reporting.tables.latest_runs`)."""
+    parts = [f"batch {b}"] if isinstance(b := r.batch_size, int) and b > 1 else []
+    if r.amp not in (None, "fp32"):
+        parts.append(f"amp {r.amp}")
+    return "; ".join(parts + cfg_words(r))
+
+
+def settings_match(r: RunRecord, wanted: str | None) -> bool:
+    """Whether the run's :func:`settings` are ``wanted``: the same words in any order, separated by spaces or
+    ``;`` (``"batch 2; a.b=1"`` is ``"a.b=1 batch 2"``); ``default`` or ``''`` names a run without settings."""
+
+    def words(text: str) -> list[str]:
+        return sorted(w for w in re.split(r"[;\s]+", text) if w)
+
+    want = "" if wanted in (None, "default") else str(wanted)
+    return words(settings(r)) == words(want)
+
+
+def dataset_key(r: RunRecord) -> str:
+    """The dataset a run used: its name and the fingerprint of its annotation file and image ids (two demo
+    sets generated with different seeds, or a --limit run and a full run, are different datasets)."""
+    fp = fingerprint(r)
+    return f"{r.dataset} {fp[:8]}" if fp else str(r.dataset)
+
+
+def model_label(r: RunRecord, records: list[RunRecord]) -> str:
+    """The model's name with its settings (batch size, AMP, ``--cfg-options``) when it has any, and its
+    dataset where the model ran on several: what tells a run apart but its post-processing."""
+    label = r.model
+    if s := settings(r):
+        label += f" ({s})"
+    if len({dataset_key(x) for x in records if x.model == r.model}) > 1:
+        label += f" ({dataset_key(r)})"
+    return label
+
+
+def run_label(r: RunRecord, records: list[RunRecord]) -> str:
+    """:func:`model_label` with the post-processing after the name: one label per row of a table."""
+    return f"{r.model} [{r.postprocess}]" + model_label(r, records)[len(r.model):]
+
+
+def short_label(r: RunRecord, records: list[RunRecord]) -> str:
+    """The model with its settings and, when not the default, its post-processing: how the verdict names a run."""
+    pp = r.postprocess
+    return model_label(r, records) + ("" if pp in ("default", "external") else f" [{pp}]")
+
+
+def has_published(r: RunRecord) -> bool:
+    """Whether the record holds a published number for some metric."""
+    return any(v is not None for v in r.published.values())
+
+
+def published_label(r: RunRecord) -> str:
+    """Where a row's published numbers come from, in a few words."""
+    if not has_published(r):
+        return "none for this model and dataset"
+    return r.published_source or "none for this model and dataset"
+
+
+def absent(v: dict[str, Any]) -> bool:
+    """A category absent from both the ground truth and the predictions: its PQ is undefined, not 0."""
+    return all(k in v for k in ("TP", "FP", "FN")) and v["TP"] + v["FP"] + v["FN"] == 0

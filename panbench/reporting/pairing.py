@@ -1,0 +1,171 @@
+"""The paired difference of runs on the same images: the one pairing rule behind ``table --ci``, the verdict
+and ``panbench compare`` (:func:`paired_difference`), the reference run of a group (:func:`pick_reference`)
+and each record's difference to it (:func:`paired_differences`), read from the runs' per-image analysis files.
+
+Every reader accepts old (schema 1) records and runs without the analysis: they get no paired difference.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from panbench.errors import PanbenchError
+from panbench.records.schema import RunRecord
+from panbench.reporting.labels import fingerprint, model_label, run_label, settings
+
+
+def analysis_path(results_dir: Path, r: RunRecord) -> Path | None:
+    """The run's per-image analysis file (``analysis_file``, relative to the results folder), when the
+    record names one and it exists."""
+    if not r.analysis_file:
+        return None
+    p = Path(results_dir) / r.analysis_file
+    return p if p.is_file() else None
+
+
+def ann_file(r: RunRecord) -> str | None:
+    """The run's annotation file (``provenance.dataset.ann_file``), if recorded."""
+    return (r.provenance.get("dataset") or {}).get("ann_file")
+
+
+def isthing_of(r: RunRecord, n_categories: int) -> list[bool] | None:
+    """The thing/stuff flag of every category in the order of the run's category table, read from the
+    run's annotation file; None when it cannot be read or does not have ``n_categories`` categories."""
+    ann = ann_file(r)
+    flags = _isthing(str(ann)) if ann and Path(ann).is_file() else None
+    return list(flags) if flags is not None and len(flags) == n_categories else None
+
+
+@functools.lru_cache(maxsize=8)
+def _isthing(ann: str) -> tuple[bool, ...] | None:
+    """The thing flags of an annotation file's categories (read once per file: COCO's is large)."""
+    from panbench.pq.coco_format import read_json
+    from panbench.pq.matching import CategoryTable
+
+    try:
+        return tuple(CategoryTable.from_coco(read_json(ann, "ground-truth JSON").get("categories", [])).isthing)
+    except (PanbenchError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def pair_key(r: RunRecord) -> tuple[str | None, int]:
+    """What two runs on the same images share: the dataset fingerprint (annotation file and image ids) and the
+    image count.  Runs with the same key are paired by :func:`paired_differences` and :func:`pick_pair`."""
+    return fingerprint(r), r.n_images
+
+
+def pick_pair(runs_a: list[RunRecord], runs_b: list[RunRecord]) -> tuple[RunRecord, RunRecord]:
+    """The latest A with a B on the same images (:func:`pair_key`), and the latest such B; else the latest of
+    each (the paired check then says, in one line, how they differ)."""
+    for ra in reversed(runs_a):
+        same = [rb for rb in runs_b if pair_key(rb) == pair_key(ra)]
+        if same:
+            return ra, same[-1]
+    return runs_a[-1], runs_b[-1]
+
+
+def paired_difference(x: Any, ref: Any, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
+                      per_class: bool = False, category_ids: list[int] | None = None) -> dict[str, Any]:
+    """The paired image bootstrap of run ``x`` minus run ``ref`` (:class:`panbench.analysis.RunSums`): the one
+    rule behind ``table --ci``, the verdict and ``compare`` (there B - A), so that they print the same
+    interval for the same pair.  Defaults: 1000 resamples, seed 0."""
+    from panbench.analysis import paired_bootstrap
+
+    return paired_bootstrap(x, ref, isthing, n_resamples=n_resamples, seed=seed, per_class=per_class,
+                            category_ids=category_ids)
+
+
+def is_reference(r: RunRecord, reference: str, records: list[RunRecord]) -> bool:
+    """Whether ``--reference`` names the run: its model name, or its label in the tables (with settings)."""
+    return reference in (r.model, model_label(r, records), run_label(r, records))
+
+
+def pick_reference(group: list[int], records: list[RunRecord], reference: str | None) -> int | None:
+    """The reference run of a group of runs on the same images (indices into ``records``): the run that
+    ``reference`` names (of several, the one without settings, then the best PQ), else the run with the best
+    PQ (the first of equals); None when ``reference`` names no run of the group."""
+    cands = group
+    if reference is not None:
+        cands = [k for k in group if is_reference(records[k], reference, records)]
+        cands = [k for k in cands if not settings(records[k])] or cands
+    if not cands:
+        return None
+    return max(cands, key=lambda k: (records[k].metrics["PQ"], -group.index(k)))
+
+
+def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
+                 ) -> tuple[dict[int, tuple[Any, Any]], dict[tuple[str | None, int], list[int]]]:
+    """Each record's analysis (AnalysisSet, RunSums) by index, and the indices grouped by :func:`pair_key`; a
+    record whose analysis file is missing or unreadable gets a note."""
+    from panbench.analysis import AnalysisSet, RunSums
+
+    loaded: dict[int, tuple[Any, Any]] = {}
+    groups: dict[tuple[str | None, int], list[int]] = {}
+    for k, r in enumerate(records):
+        fp, path = fingerprint(r), analysis_path(results_dir, r)
+        label = run_label(r, records)
+        if fp is not None and path is None and r.analysis_file:
+            notes.append(f"{label}: no paired difference (its analysis file {Path(results_dir) / r.analysis_file} "
+                         "is missing; re-run it to write it again)")
+        if fp is None or path is None:
+            continue
+        try:
+            a = AnalysisSet.load(path)
+        except PanbenchError as e:
+            notes.append(f"{label}: {e}")
+            continue
+        loaded[k] = (a, RunSums.from_analysis(a, fingerprint=fp, name=label))
+        groups.setdefault(pair_key(r), []).append(k)
+    return loaded, groups
+
+
+def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, tuple[Any, Any]],
+                notes: list[str]) -> dict[str, Any] | None:
+    """Run ``k`` minus the reference run ``ref_k``: vs, diff, interval, excludes_zero; None (and a note)
+    when it cannot be computed."""
+    r, (a, sums) = records[k], loaded[k]
+    label = run_label(r, records)
+    isthing = getattr(a, "isthing", None) or isthing_of(r, a.n_categories)  # newer analysis files carry it
+    if isthing is None:
+        notes.append(f"{label}: no paired difference (the annotation file {ann_file(r)} that gives the "
+                     "thing/stuff classes cannot be read)")
+        return None
+    try:
+        res = paired_difference(sums, loaded[ref_k][1], isthing)
+    except PanbenchError as e:
+        notes.append(f"{label}: no paired difference ({e})")
+        return None
+    m, m_ref = r.metrics, records[ref_k].metrics
+    return {"vs": run_label(records[ref_k], records), "diff": {x: m[x] - m_ref[x] for x in res["metrics"]},
+            "interval": res["metrics"], "excludes_zero": res["excludes_zero"]}
+
+
+def paired_differences(records: list[RunRecord], results_dir: Path, reference: str | None = None
+                       ) -> tuple[list[dict[str, Any] | None], list[str]]:
+    """For each record: the paired bootstrap of (this run - the reference run of its group) or None, and notes.
+
+    A group is the records that share a :func:`pair_key` (same annotation file, same images) and have a
+    readable per-image analysis file.  Its reference (``{"reference": True}``) is the run ``reference`` names
+    (:func:`is_reference`) or, by default or where it names no run of the group, the run with the best PQ.
+    Each other record gets ``{"vs": label, "diff": {metric: point difference}, "interval": {metric: [low,
+    high]}, "excludes_zero": {metric: bool}}`` from :func:`paired_difference` (1000 resamples, seed 0)."""
+    out: list[dict[str, Any] | None] = [None] * len(records)
+    notes: list[str] = []
+    loaded, groups = _load_groups(records, results_dir, notes)
+    if reference is not None and not any(is_reference(r, reference, records) for r in records):
+        names = ", ".join(dict.fromkeys(r.model for r in records))
+        raise PanbenchError(f"--reference {reference}: no such run among these records; use one of: {names}")
+    for group in groups.values():
+        ref_k = pick_reference(group, records, reference)
+        if ref_k is None:
+            ref_k = pick_reference(group, records, None)
+            notes.append(f"--reference {reference}: no run of it on the images of "
+                         f"{run_label(records[group[0]], records)}; that group's reference is the best PQ")
+        assert ref_k is not None
+        out[ref_k] = {"reference": True}
+        for k in group:
+            if k != ref_k:
+                out[k] = _difference(k, ref_k, records, loaded, notes)
+    return out, notes
