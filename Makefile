@@ -21,8 +21,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q tests
 
+# ruff over the code, mypy over the package (its settings in pyproject.toml); CI runs it before the tests
 lint: setup
 	$(VENV)/bin/ruff check panbench tests scripts
+	$(VENV)/bin/mypy
 
 bench-pq: setup
 	$(PY) scripts/bench_pq.py

@@ -1,0 +1,128 @@
+"""The package's shape (docs/architecture.md): no import circle among modules or packages, counting
+imports inside functions; no module over 350 lines; no function of 50 lines or more."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "panbench"
+MAX_MODULE_LINES = 350
+MAX_FUNCTION_LINES = 49
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its own name)."""
+    out = {}
+    for p in sorted(ROOT.rglob("*.py")):
+        name = ".".join(p.relative_to(ROOT.parent).with_suffix("").parts)
+        out[name.removesuffix(".__init__")] = p
+    return out
+
+
+def _resolve(name: str, mods: dict[str, Path]) -> str | None:
+    """The module that ``name`` (a module, or a name inside one) lives in."""
+    while name and name not in mods:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _targets(node: ast.AST, name: str, path: Path, mods: dict[str, Path]) -> list[str]:
+    """The panbench modules one import statement reads."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        base = ".".join(pkg.split(".")[: len(pkg.split(".")) - node.level + 1]) if node.level else ""
+        mod = ".".join(p for p in (base, node.module or "") if p)
+        names = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in mods else mod for a in node.names]
+    else:
+        return []
+    return [t for n in names if n.startswith("panbench") and (t := _resolve(n, mods))]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the panbench modules it imports, at the top or inside functions."""
+    mods = modules()
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            graph[name].update(t for t in _targets(node, name, path, mods) if t != name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one member (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while (w := stack.pop()) != v:
+                comp.append(w)
+            if comp:
+                out.append(sorted([v, *comp]))
+
+    for v in list(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same graph between panbench's sub-packages (``panbench.pq``, ``panbench.models``, ...)."""
+    def pkg(m: str) -> str:
+        return ".".join(m.split(".")[:2])
+
+    out: dict[str, set[str]] = defaultdict(set)
+    for a, targets in graph.items():
+        out[pkg(a)].update(pkg(b) for b in targets if pkg(b) != pkg(a))
+    return out
+
+
+def test_no_import_circle_among_modules() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_no_import_circle_among_packages() -> None:
+    assert cycles(package_graph(import_graph())) == []
+
+
+def test_cycles_finds_a_circle_through_a_lazy_import() -> None:
+    graph = {"panbench.a": {"panbench.b"}, "panbench.b": {"panbench.c"}, "panbench.c": {"panbench.a"}}
+    assert cycles(graph) == [["panbench.a", "panbench.b", "panbench.c"]]
+    tree = ast.parse("def f():\n    from panbench.pq import matching\n")
+    mods = {"panbench.pq": Path("__init__.py"), "panbench.pq.matching": Path("matching.py"), "panbench.x": Path()}
+    found = [t for n in ast.walk(tree) for t in _targets(n, "panbench.x", Path("x.py"), mods)]
+    assert found == ["panbench.pq.matching"]
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_module_is_short_enough_to_read_in_one_sitting(name: str) -> None:
+    n = len(modules()[name].read_text().splitlines())
+    assert n <= MAX_MODULE_LINES, f"{name}: {n} lines"
+
+
+def test_every_function_is_under_50_lines() -> None:
+    long = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {n} lines")
+    assert long == []
