@@ -100,8 +100,8 @@ class AnalysisSet:
         ids = np.array([str(i) for i in self.image_ids])
         cats = {} if self.category_ids is None or self.isthing is None else {
             "category_ids": np.array(self.category_ids, np.int64), "isthing": np.array(self.isthing, bool)}
-        np.savez(buf, format=np.int64(FORMAT), n_categories=np.int64(self.n_categories), image_ids=ids, **cats,
-                 **self.cols)
+        arrays: dict[str, Any] = {**cats, **self.cols}
+        np.savez(buf, format=np.int64(FORMAT), n_categories=np.int64(self.n_categories), image_ids=ids, **arrays)
         atomic_write(Path(path), buf.getvalue())
 
     @staticmethod

@@ -4,9 +4,10 @@ then every analysis of the run as the keys its JSON output and its record carry.
 * :func:`analysis_scorer` is the per-image function :func:`panbench.pq.score.score_stream` calls:
   PQ contributions from the same intersection table as the record (and, with ``boundary``, the
   boundary-PQ contributions), so the PQ sums are those of :func:`panbench.pq.evaluator.score_image`.
-* :class:`RunAnalysis` keeps the records of one run keyed by the image's position in the dataset;
-  it crosses processes as :meth:`RunAnalysis.payload` (forked CPU processes, torchrun ranks) and
-  is filled from the resume cache, so any split of the images gives the same set.
+* :class:`RunAnalysis` keeps the records of one run keyed by the image's position in the dataset,
+  so any split of the images gives the same set; an eval run's
+  :class:`~panbench.evaluation.sink.ImageSink` holds it, fills it from the resume cache and carries
+  its :meth:`RunAnalysis.payload` across forked CPU processes and torchrun ranks.
 * :func:`run_fields` computes the record fields ``ci``, ``by_size``, ``pq_dagger``, ``errors``,
   ``mask_quality`` and, with boundary PQ, ``boundary`` (the nine metrics, 0-100).
 

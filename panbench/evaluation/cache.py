@@ -78,8 +78,9 @@ def cached_images() -> int | None:
 
 
 class StatsCache:
-    """Per-image entries (:data:`Entry`) keyed by the image's index in the dataset; ``done`` holds the
-    PQ contributions, ``records`` the analysis record and boundary-PQ contributions."""
+    """The resume cache of one run folder: :meth:`load` reads the per-image entries (:data:`Entry`)
+    keyed by the image's index in the dataset, :meth:`add` writes one through (in chunks of
+    ``flush_every``).  It keeps no entry in memory beyond the chunk being filled."""
 
     def __init__(self, run_dir: Path, flush_every: int = 16, tag: str = "r0", key_parts: dict | None = None) -> None:
         self.dir = Path(run_dir)
@@ -88,21 +89,19 @@ class StatsCache:
         if key_parts is not None:
             atomic_write(self.dir / "key.json", json.dumps(key_parts, sort_keys=True, default=str, indent=1).encode())
         self.flush_every, self.tag = flush_every, tag
-        self.done: dict[int, ImageStats] = {}
-        self.records: dict[int, tuple[ImageAnalysis, ImageStats | None]] = {}
         self._pending: list[tuple[int, Entry]] = []
         self._lock = threading.Lock()
-        self._seq = 0
+        self._seq = len(list(self.dir.glob("chunk-*.npz")))
+
+    def load(self) -> dict[int, Entry]:
+        """Every image the folder's chunks hold (an unreadable chunk holds none)."""
+        out: dict[int, Entry] = {}
         for f in sorted(self.dir.glob("chunk-*.npz")):
-            for i, (st, rec, bst) in _read_chunk(f).items():
-                self.done[i] = st
-                self.records[i] = (rec, bst)
-            self._seq += 1
+            out.update(_read_chunk(f))
+        return out
 
     def add(self, index: int, stats: ImageStats, rec: ImageAnalysis, bstats: ImageStats | None = None) -> None:
         with self._lock:
-            self.done[index] = stats
-            self.records[index] = (rec, bstats)
             self._pending.append((index, (stats, rec, bstats)))
             full = len(self._pending) >= self.flush_every
         if full:
@@ -118,7 +117,7 @@ class StatsCache:
         _write_chunk(name, pending)
 
 
-def _columns(arrays: dict[str, np.ndarray], prefix: str, names: tuple[str, ...], objs: list[Any]) -> None:
+def _columns(arrays: dict[str, Any], prefix: str, names: tuple[str, ...], objs: list[Any]) -> None:
     for name in names:
         parts = [getattr(o, name) for o in objs]
         arrays[prefix + name] = np.concatenate(parts) if parts else np.zeros(0)
@@ -140,7 +139,7 @@ def _dtype(name: str) -> type:
 def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
     import io
 
-    arrays: dict[str, np.ndarray] = {"index": np.array([i for i, _ in items], np.int64)}
+    arrays: dict[str, Any] = {"index": np.array([i for i, _ in items], np.int64)}
     _columns(arrays, "", FIELDS, [e[0] for _, e in items])
     _columns(arrays, "a_", ANALYSIS_FIELDS, [e[1] for _, e in items])
     bounds = [e[2] for _, e in items]

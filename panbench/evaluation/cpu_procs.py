@@ -1,8 +1,9 @@
 """On the CPU: inference in processes forked after the model is loaded (no second import or
 model load; weights shared copy-on-write), each with ``cores / procs`` torch threads and its own
 data loading.  The per-category sums are integers, so the metrics equal a single-process run
-exactly.  Every process returns its per-image analysis records with its sums, and reports its
-images to the parent's progress bar."""
+exactly.  Every process returns what its :class:`~panbench.evaluation.sink.ImageSink` holds (one
+:class:`~panbench.evaluation.sink.SinkPart`) with its timings, which the parent's sink and
+:meth:`Timings.merge` add up; each reports its images to the parent's progress bar."""
 
 from __future__ import annotations
 
@@ -13,17 +14,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
-from panbench.analysis.scoring import RunAnalysis
 from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.loop import Shard, run_inference
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
+from panbench.evaluation.sink import ImageSink, SinkPart
 from panbench.evaluation.timings import Timings
-from panbench.pq.evaluator import PanopticEvaluator
-from panbench.pq.sums import PQStats
 
 
 def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> int:
@@ -51,21 +48,20 @@ def _die_with_parent() -> None:
             pass
 
 
-def _forked_shard(k: int) -> tuple[np.ndarray, Timings, dict]:
-    """Body of a forked process: score shard ``k`` with the model inherited from the parent; returns
-    its sums, timings and per-image analysis records."""
+def _forked_shard(k: int) -> tuple[SinkPart, Timings]:
+    """Body of a forked process: score shard ``k`` with the model inherited from the parent into a sink
+    of its own (this process's images only); returns what the sink holds and the timings."""
     import torch
 
     a = _FORKED
     torch.set_num_threads(a["threads"])
-    ev = PanopticEvaluator(a["evaluator"].categories)
-    shard = replace(a["shards"][k], analysis=RunAnalysis(a["shards"][k].opts.boundary))  # this process's images only
-    t = run_inference(a["lm"], a["dataset"], ev, shard)
-    return ev.sums_array(), t, shard.analysis.payload()
+    sink = a["sink"].empty()
+    t = run_inference(a["lm"], a["dataset"], sink, a["shards"][k], a["progress"])
+    return sink.part(), t
 
 
-def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluator: PanopticEvaluator, shard: Shard,
-                      procs: int) -> Timings:
+def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, shard: Shard,
+                      procs: int, progress: Progress | None = None) -> Timings:
     """:func:`run_inference` on the CPU in ``procs`` processes forked after the model is loaded,
     each with ``cores / procs`` torch threads and loading its own data.  On small inputs this
     beats one process with ``cores`` threads, whose intra-op parallelism has little to split."""
@@ -73,27 +69,25 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluator: Pano
 
     todo = shard.todo()
     if procs <= 1 or len(todo) < 2:
-        return run_inference(lm, dataset, evaluator, replace(shard, device="cpu"))
+        return run_inference(lm, dataset, sink, replace(shard, device="cpu"), progress)
     threads_before = torch.get_num_threads()
     threads = max(1, threads_before // procs)
     sub = replace(shard.opts, workers=0)
     shards = [replace(shard, indices=todo[k::procs], device="cpu", opts=sub) for k in range(procs)]
-    _FORKED.update(lm=lm, dataset=dataset, evaluator=evaluator, shards=shards, threads=threads)
+    _FORKED.update(lm=lm, dataset=dataset, sink=sink, shards=shards, threads=threads, progress=progress)
     t0 = time.perf_counter()
     try:
         with mp.get_context("fork").Pool(procs - 1, initializer=_die_with_parent) as pool:
             pending = [pool.apply_async(_forked_shard, (k,)) for k in range(1, procs)]
             torch.set_num_threads(threads)
-            own = run_inference(lm, dataset, evaluator, shards[0])
-            parts = [_wait(p, shard.progress) for p in pending]
+            own = run_inference(lm, dataset, sink, shards[0], progress)
+            parts = [_wait(p, progress) for p in pending]
     finally:
         torch.set_num_threads(threads_before)
         _FORKED.clear()
     total = Timings(**{**own.__dict__, "extra": {**own.extra, "cpu_procs": procs, "threads_per_proc": threads}})
-    for arr, t, records in parts:
-        evaluator.merge(PQStats.from_array(arr))
-        if shard.analysis is not None:
-            shard.analysis.update(records)
+    sink.reduce(part for part, _ in parts)
+    for _, t in parts:
         total.merge(t)
     total.extra["parallel_wall_s"] = time.perf_counter() - t0
     return total

@@ -1,6 +1,5 @@
 """torch.distributed under ``torchrun``: backend choice, initialization, this rank's device,
-the all-reduce of the per-category sums (exact: they are integers) and of the timings, the
-gathering of the per-image analysis records, and
+the reduction of the ranks' per-image results (:func:`reduce_sink`) and of their timings, and
 tearing the group down after an error.  Outside torchrun every function is a no-op or returns
 the single-process answer."""
 
@@ -12,12 +11,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
 from panbench.evaluation.memory import free_memory, is_oom
 from panbench.evaluation.timings import Timings
-from panbench.pq.evaluator import PanopticEvaluator
+
+if TYPE_CHECKING:
+    from panbench.evaluation.sink import ImageSink
 
 
 def local_rank() -> int:
@@ -172,7 +173,7 @@ def download_wait(failed: bool) -> bool:
     store = distributed_c10d._get_default_store()
     key = f"panbench/download/{dist.get_rank() - local_rank()}/{next(_download_calls)}"
     if local_rank() == 0:
-        store.set(key, b"1" if failed else b"0")
+        store.set(key, "1" if failed else "0")
         # then a short collective with the others, who arrive once they have read the post: rank 0, which
         # holds the store, must not stop (after a failed download) before they have read it
         return dist_any(failed)
@@ -207,20 +208,16 @@ def barrier() -> None:
         dist_any(False)
 
 
-def all_reduce_stats(evaluator: PanopticEvaluator, device: str, analysis: Any = None) -> None:
-    """Sum the per-category statistics of every rank into every rank's evaluator (exact integers) and,
-    with ``analysis`` (a ``RunAnalysis``), give it the per-image analysis records of every rank."""
+def reduce_sink(sink: ImageSink) -> None:
+    """Give every rank's sink the parts of every other rank (:meth:`ImageSink.reduce`): the PQ sums
+    (exact integers) and the per-image records, keyed by dataset index, so the union does not
+    depend on the split."""
     if not _distributed():
         return
-    if analysis is not None:
-        all_gather_analysis(analysis)
-    import torch
     import torch.distributed as dist
 
-    t = torch.from_numpy(evaluator.sums_array()).to(_reduce_device())
-    with collective("summing the statistics of the ranks"):
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    evaluator.replace_with_reduced(t.cpu().numpy())
+    parts = dist_gather(sink.part(), "collecting the per-image results of the ranks")
+    sink.reduce(p for r, p in enumerate(parts) if r != dist.get_rank())
 
 
 def dist_gather(obj: Any, what: str = "waiting for the other ranks") -> list[Any]:
@@ -236,41 +233,21 @@ def dist_gather(obj: Any, what: str = "waiting for the other ranks") -> list[Any
     return parts
 
 
-def all_gather_analysis(analysis: Any) -> None:
-    """Give every rank the per-image analysis records of all ranks (a ``RunAnalysis``; records are
-    keyed by dataset index, so the union does not depend on the split)."""
-    if not _distributed():
-        return
-    for p in dist_gather(analysis.payload(), "collecting the per-image analyses of the ranks"):
-        analysis.update(p)
-
-
 def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[str, float]]:
-    """Timings and peak memory of the whole torchrun job: timed images and per-stage seconds
-    summed over the ranks (so per-image times stay per image), wall time and peak memory the
-    maximum over the ranks, the CPU-fallback image ids of all ranks; ``world_size`` beside them.
-    Unchanged outside torchrun."""
+    """Timings and peak memory of the whole torchrun job: every rank's timings added by
+    :meth:`Timings.merge` (timed images and per-stage seconds summed, so per-image times stay per
+    image; wall time the maximum; the CPU-fallback image ids of all ranks), peak memory the maximum
+    over the ranks; ``world_size`` beside them.  Unchanged outside torchrun."""
     if not _distributed():
         return t, memory
-    import torch
     import torch.distributed as dist
 
-    world = dist.get_world_size()
-    dev = _reduce_device()
-    summed = torch.tensor([float(getattr(t, f)) for f in Timings.SUMMED], dtype=torch.float64, device=dev)
-    keys = sorted(memory)
-    maxed = torch.tensor([t.wall_s] + [memory[k] for k in keys], dtype=torch.float64, device=dev)
-    fallback: list[Any] = [None] * world
-    with collective("collecting the timings of the ranks"):
-        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
-        dist.all_reduce(maxed, op=dist.ReduceOp.MAX)
-        dist.all_gather_object(fallback, list(t.cpu_fallback_images))
-    out = replace(t, cpu_fallback_images=sorted(i for part in fallback for i in part),
-                  extra={**t.extra, "world_size": world})
-    for f, v in zip(Timings.SUMMED, summed.tolist()):
-        setattr(out, f, int(v) if f in Timings.COUNTS else v)
-    out.wall_s = maxed[0].item()
-    return out, {k: v for k, v in zip(keys, maxed[1:].tolist())}
+    parts = dist_gather((t, memory), "collecting the timings of the ranks")
+    out = replace(t, extra={**t.extra, "world_size": len(parts)})
+    for r, (other, _) in enumerate(parts):
+        if r != dist.get_rank():
+            out.merge(other)
+    return out, {k: float(max(m[k] for _, m in parts)) for k in sorted(memory)}
 
 
 def abort_distributed() -> None:

@@ -5,8 +5,8 @@
 * The main thread runs the model; a scoring thread matches segments while the next batch runs.
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`).
-* Per-image statistics and analysis records (:class:`panbench.analysis.scoring.RunAnalysis`) go to
-  the resume cache as they are made (:mod:`panbench.evaluation.cache`).
+* Each scored image goes to the run's :class:`~panbench.evaluation.sink.ImageSink` (PQ sums,
+  analysis record, resume-cache write-through) as it is made.
 * Out of memory is survived by :func:`panbench.evaluation.memory.forward_resilient`.
 """
 
@@ -18,33 +18,29 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from panbench.analysis.scoring import RunAnalysis
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError
-from panbench.evaluation.cache import StatsCache
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.memory import forward_resilient
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
+from panbench.evaluation.sink import ImageSink
 from panbench.evaluation.timings import Timings
-from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.png import read_ids
 
 
-@dataclass
+@dataclass(frozen=True)
 class Shard:
-    """The images one process runs and how: dataset indices, device, options, resume cache, progress bar,
-    and where its per-image analysis records go."""
+    """The images one process runs and how: dataset indices, device, options, the indices whose result
+    the run already holds (resumed from the cache), where predictions are saved."""
 
     indices: list[int]
     device: str
     opts: EvalOptions
-    cache: StatsCache | None = None
-    progress: Progress | None = None
+    done: frozenset[int] = frozenset()  # scored already (resumed from the cache): not run again
     predictions: PredictionWriter | None = None  # --save-predictions: saves each image's prediction
     scored: bool = True  # False for images without ground truth (--images): predictions only
-    analysis: RunAnalysis | None = None  # per-image analysis records (panbench.analysis.scoring)
 
     def todo(self) -> list[int]:
         """The indices to run: not in the cache yet, or whose prediction is to be saved and is not."""
@@ -53,7 +49,7 @@ class Shard:
     def _needs(self, i: int) -> bool:
         if self.predictions is not None and i not in self.predictions.saved:
             return True
-        return self.scored and (self.cache is None or i not in self.cache.done)
+        return self.scored and i not in self.done
 
 
 class _Items:
@@ -95,11 +91,10 @@ def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class _Scorer(threading.Thread):
     """Scores images from a queue so that matching overlaps the next forward pass."""
 
-    def __init__(self, evaluator: PanopticEvaluator, dataset: PanopticDataset, cache: StatsCache | None,
-                 analysis: RunAnalysis, predictions: PredictionWriter | None = None) -> None:
+    def __init__(self, sink: ImageSink, dataset: PanopticDataset, predictions: PredictionWriter | None = None) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=64)
-        self.evaluator, self.dataset, self.cache, self.analysis = evaluator, dataset, cache, analysis
+        self.sink, self.dataset = sink, dataset
         self.predictions = predictions
         self.busy_s = 0.0
         self.error: BaseException | None = None
@@ -118,22 +113,19 @@ class _Scorer(threading.Thread):
                     self.predictions.write(s, pred_ids, segs)
                 t = time.perf_counter()
                 if gt_ids is not None:
-                    st, (rec, bst) = self.analysis.score(self.evaluator.categories, i, gt_ids,
-                                                         s.gt_ann["segments_info"], pred_ids, segs,
-                                                         f"image {s.image_id}")
-                    self.evaluator.add(st)
-                    if self.cache is not None:
-                        self.cache.add(i, st, rec, bst)
+                    self.sink.score(i, gt_ids, s.gt_ann["segments_info"], pred_ids, segs, f"image {s.image_id}")
                 self.busy_s += time.perf_counter() - t
             except BaseException as e:  # re-raised in the main thread
                 self.error = e
 
 
-def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: PanopticEvaluator, shard: Shard) -> Timings:
-    """Run the model over ``shard.indices`` of the dataset, feeding ``evaluator``; returns timings."""
+def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, shard: Shard,
+                  progress: Progress | None = None) -> Timings:
+    """Run the model over the images of ``shard`` still to run, feeding ``sink``, counting them on
+    ``progress``; returns timings."""
     import torch
 
-    device, opts, cache = shard.device, shard.opts, shard.cache
+    device, opts = shard.device, shard.opts
     sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
     timings = Timings()
     todo = shard.todo()
@@ -144,23 +136,21 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: Panoptic
         from panbench.robustness.pipeline import CorruptedPipeline
 
         pipeline = CorruptedPipeline(lm.pipeline, opts.corruption)
-    loader = torch.utils.data.DataLoader(
-        _Items(dataset, todo, pipeline), batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
+    items: Any = _Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
+    loader: Any = torch.utils.data.DataLoader(
+        items, batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if opts.workers > 0 else None,
     )
-    if shard.analysis is None:
-        shard.analysis = RunAnalysis(opts.boundary)
-    scorer = _Scorer(evaluator, dataset, cache, shard.analysis, shard.predictions)
+    scorer = _Scorer(sink, dataset, shard.predictions)
     scorer.start()
     fusion_times: list[float] = []
     try:
         with torch.inference_mode(), lm.panoptic.timed_fusion(fusion_times, sync):
-            t_start = _batches(lm, dataset, loader, scorer, shard, timings, fusion_times, sync)
+            t_start = _batches(lm, dataset, loader, scorer, shard, timings, fusion_times, sync, progress)
     finally:
         scorer.q.put(None)
         scorer.join()
-        if cache is not None:
-            cache.flush()
+        sink.flush()
     if scorer.error is not None:
         raise scorer.error
     timings.wall_s = time.perf_counter() - t_start if timings.timed_images else 0.0
@@ -169,7 +159,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluator: Panoptic
 
 
 def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Scorer, shard: Shard,
-             timings: Timings, fusion_times: list[float], sync: Any) -> float:
+             timings: Timings, fusion_times: list[float], sync: Any, progress: Progress | None) -> float:
     """The loop over batches: forward, panoptic map to segments, queue for scoring, timings.
     Returns when the timed part's wall clock started (after the warm-up batches)."""
     n_batches = 0
@@ -205,7 +195,7 @@ def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Sc
         else:
             timings.warmup_images += len(batch)
             t_start = time.perf_counter()  # wall clock of the timed part starts after warm-up
-        if shard.progress is not None:
-            shard.progress.add(len(batch))
+        if progress is not None:
+            progress.add(len(batch))
         t_data = time.perf_counter()
     return t_start

@@ -21,7 +21,8 @@ class Progress:
         self._count = mp.Value("q", 0)  # shared with processes forked later
         self._owner = os.getpid()
         self._bar: Any = None
-        self._store, self._key = (_default_store(), store_key) if store_key else (None, None)
+        self._store: Any = _default_store() if store_key else None
+        self._key = store_key
         if enabled:
             from tqdm import tqdm
 

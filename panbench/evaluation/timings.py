@@ -40,7 +40,7 @@ class Timings:
         self.wall_s = max(self.wall_s, other.wall_s)
         self.cpu_fallback_images = sorted([*self.cpu_fallback_images, *other.cpu_fallback_images])
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         n = max(self.timed_images, 1)
         return {
             "data_s": self.data_s, "forward_s": self.forward_s, "postprocess_s": self.postprocess_s,

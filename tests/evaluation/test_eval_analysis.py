@@ -72,9 +72,9 @@ class _Capture:
     @classmethod
     def make(cls, base):
         class Capturing(base):
-            def score(self, cats, index, gt_ids, gt_segs, pred_ids, pred_segs, where):
+            def score(self, index, gt_ids, gt_segs, pred_ids, pred_segs, where):
                 cls.maps[index] = (np.array(pred_ids, copy=True), list(pred_segs))
-                return super().score(cats, index, gt_ids, gt_segs, pred_ids, pred_segs, where)
+                return super().score(index, gt_ids, gt_segs, pred_ids, pred_segs, where)
         return Capturing
 
 
@@ -83,7 +83,7 @@ def test_record_equals_score_of_the_same_maps(demo_root, tmp_path, monkeypatch, 
     from panbench.data.synth import write_png
     from panbench.evaluation import run as run_mod
 
-    monkeypatch.setattr(run_mod, "RunAnalysis", _Capture.make(run_mod.RunAnalysis))
+    monkeypatch.setattr(run_mod, "ImageSink", _Capture.make(run_mod.ImageSink))
     results = tmp_path / "res"
     assert main(eval_args(demo_root, results, "--no-resume", "--cpu-procs", "1")) == 0
     capsys.readouterr()

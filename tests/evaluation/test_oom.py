@@ -175,17 +175,16 @@ def test_forked_cpu_processes_keep_every_process_oom_split_count(monkeypatch) ->
     from panbench.evaluation import cpu_procs
     from panbench.evaluation.loop import Shard
     from panbench.evaluation.options import EvalOptions
-    from panbench.pq.evaluator import PanopticEvaluator
+    from panbench.evaluation.sink import ImageSink
 
-    def fake_inference(lm, dataset, evaluator, shard) -> Timings:  # one split and one timed image per image
+    def fake_inference(lm, dataset, sink, shard, progress=None) -> Timings:  # one split and one timed image per image
         n = len(shard.indices)
         return Timings(forward_s=0.5 * n, wall_s=1.0, timed_images=n, oom_splits=n)
 
     monkeypatch.setattr(cpu_procs, "run_inference", fake_inference)  # the forked children inherit it
     ds = _dataset(6)
-    ev = PanopticEvaluator(ds.categories)
     shard = Shard(indices=list(range(6)), device="cpu", opts=EvalOptions(progress=False))
-    t = cpu_procs.run_inference_cpu(None, ds, ev, shard, procs=3)
+    t = cpu_procs.run_inference_cpu(None, ds, ImageSink(ds.categories), shard, procs=3)
     assert (t.timed_images, t.oom_splits, t.forward_s, t.wall_s) == (6, 6, 3.0, 1.0)
 
 

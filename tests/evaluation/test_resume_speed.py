@@ -13,7 +13,7 @@ import pytest
 from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
-from panbench.evaluation import run as evaluate
+from panbench.evaluation import record_fields
 from panbench.evaluation.cache import cache_key
 from panbench.evaluation.loading import LoadedModel, Weights
 from panbench.evaluation.options import EvalOptions
@@ -91,7 +91,7 @@ def test_old_records_with_zero_speed_are_shown_as_unmeasured(tmp_path) -> None:
     from panbench.records.io import load_record
     from panbench.records.rows import csv_row, measured_speed
 
-    raw = {"model": "m", "dataset": "demo", "metrics": {k: 1.0 for k in evaluate.METRIC_KEYS}, "n_images": 3,
+    raw = {"model": "m", "dataset": "demo", "metrics": {k: 1.0 for k in record_fields.METRIC_KEYS}, "n_images": 3,
            "timings": {"images_per_s": 0.0}, "device": "cpu", "date": "2025", "record": "r.json"}
     (tmp_path / "r.json").write_text(json.dumps(raw))
     rec = load_record(tmp_path / "r.json")
@@ -108,7 +108,7 @@ def _parts(opts: EvalOptions, device: str = "cpu", world: int = 1, n_images: int
     """The cache key's parts for a model with this config hash and these weights (no model built)."""
     lm = LoadedModel(model=None, names=[], label2cat=[], weights=Weights(None, checkpoint_sha256, None),
                      pipeline=None, cfg_text="", cfg_hash=cfg_hash)
-    return evaluate.cache_key_parts(lm, fingerprint, opts, device, world, n_images)
+    return record_fields.cache_key_parts(lm, fingerprint, opts, device, world, n_images)
 
 
 def _key(opts: EvalOptions | None = None, device: str = "cpu", world: int = 1, n_images: int = 100) -> str:
@@ -131,10 +131,10 @@ def test_cache_key_changes_with_everything_that_changes_a_result(monkeypatch) ->
     for k, v in BASE.items():
         changed[k] = cache_key(_parts(EvalOptions(), **{**BASE, k: v + "x"}))
     for pkg in ("panbench", "mmdet", "mmcv", "torch"):
-        real = evaluate.versions
-        monkeypatch.setattr(evaluate, "versions", lambda pkg=pkg, real=real: {**real(), pkg: "0.0.0-other"})
+        real = record_fields.versions
+        monkeypatch.setattr(record_fields, "versions", lambda pkg=pkg, real=real: {**real(), pkg: "0.0.0-other"})
         changed[f"{pkg} version"] = _key()
-        monkeypatch.setattr(evaluate, "versions", real)
+        monkeypatch.setattr(record_fields, "versions", real)
     for what, key in changed.items():
         assert key != base, what
     assert len(set(changed.values())) == len(changed)

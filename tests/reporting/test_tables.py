@@ -125,7 +125,7 @@ def test_vs_published_says_which_rows_have_none(results, capsys) -> None:
 
 def test_vs_published_names_the_source_of_each_row(results, capsys) -> None:
     """An hf: model's published PQ is the original release's, not the MMDetection zoo's: the column says so."""
-    from panbench.evaluation.run import published_source
+    from panbench.evaluation.record_fields import published_source
     from panbench.models.registry import hf_models
 
     m2f = next(s for s in hf_models() if s.name == "hf-mask2former_swin-t")

@@ -1,0 +1,114 @@
+"""The fields of a run's record, and the parts of its resume-cache key, computed from what the run
+loaded and measured: provenance, the cache key's parts, the speed with what a resumed cache stored,
+the corruption, the published numbers and their source, the difference to them, the labels of the
+dataset and of the fusion that ran."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from panbench.data.datasets import PanopticDataset
+from panbench.evaluation.cpu_procs import cpu_procs_for
+from panbench.evaluation.loading import LoadedModel
+from panbench.evaluation.options import EvalOptions
+from panbench.models.registry import ModelSpec
+from panbench.pq.matching import METRIC_KEYS
+from panbench.records.provenance import git_commit, versions
+
+
+def published_source(spec: ModelSpec) -> str | None:
+    """Where ``spec.published`` comes from (None when nothing is published)."""
+    return spec.published_source if any(v is not None for v in spec.published.values()) else None
+
+
+def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, fingerprint: str,
+               opts: EvalOptions) -> dict[str, Any]:
+    """Where a record's numbers come from: config, weights, dataset, code versions, the command."""
+    w = lm.weights
+    return {
+        "config_path": str(spec.config),
+        "config_sha256_16": lm.cfg_hash,
+        "config": lm.cfg_text,
+        "checkpoint": {"path": str(w.path), "url": w.url, "sha256": w.sha256},
+        "dataset": {"name": dataset.name, "root": str(dataset.root), "ann_file": str(dataset.ann_file),
+                    "fingerprint": fingerprint, "image_ids": dataset.image_ids},
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "seed": opts.seed,
+        "command": opts.command,
+        "cfg_options": opts.cfg_options,
+        "category_names": {str(c): n for c, n in zip(dataset.categories.ids, dataset.categories.names)},
+    }
+
+
+def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device: str, world: int,
+                    n_images: int) -> dict[str, Any]:
+    """Everything that changes a per-image result, hashed into the cache's directory name: config, weights,
+    dataset and subset, post-processing, device type, AMP, batch size (with batches above 1, images are
+    padded to the largest of their batch, so the process layout that forms the batches counts too) and the
+    versions of the code that computes the numbers."""
+    v = versions()
+    parts: dict[str, Any] = {
+        "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,
+        "postprocess": opts.postprocess.label(), "fusion": opts.fusion,
+        "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
+        "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch", "mmcv_ops")},
+        "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
+    }
+    if opts.strict:  # a cache that scored unlisted ground-truth ids must not serve a --strict run
+        parts["strict"] = True
+    if opts.corruption is not None:  # only then: a clean run keeps the key it had
+        parts.update(corruption_fields(opts))
+    if opts.cfg_options:  # also in the config hash; named apart so that the key file shows them
+        parts["cfg_options"] = opts.cfg_options
+    if opts.batch_size > 1:
+        parts["layout"] = {"world_size": world, "cpu_procs": cpu_procs_for(opts, device, world, n_images)}
+    return parts
+
+
+def dataset_label(name: str, opts: EvalOptions) -> str:
+    """The record's dataset: ``coco``, or ``coco+fog-3`` for a corrupted run (never the clean run's row)."""
+    return name if opts.corruption is None else f"{name}+{opts.corruption.label}"
+
+
+def corruption_fields(opts: EvalOptions) -> dict[str, Any]:
+    """The record's ``corruption`` (none for a clean run): name, severity, group and implementation."""
+    c = opts.corruption
+    if c is None:
+        return {}
+    from panbench.robustness.corruptions import implementation
+
+    return {"corruption": {"name": c.name, "severity": c.severity, "group": c.group,
+                           "implementation": implementation(c.name), "seed": "sha256(image_id|name|severity)[:4]"}}
+
+
+def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: str,
+                  resumed: int) -> tuple[dict[str, Any], str]:
+    """The run's timings with ``images_per_s`` over every image whose speed was measured: this run's timed
+    images, plus those stored with the cache when they were measured on the same device and layout.
+    ``None`` when nothing was measured (a run served entirely from a cache without a stored speed, or no
+    image past the warm-up): a speed is never made up.  Returns the timings and the device they describe."""
+    n, wall = int(now.get("timed_images", 0)), float(now.get("wall_s", 0.0))
+    if n == 0 or wall <= 0:
+        n, wall = 0, 0.0
+    cached = None
+    if stored is not None and resumed and (n == 0 or stored["device"] == device):
+        cached = stored
+        n, wall = n + stored["timed_images"], wall + stored["wall_s"]
+        device = stored["device"]
+    out = {**now, "images_per_s": n / wall if n and wall > 0 else None, "speed_images": n, "speed_wall_s": wall,
+           "speed_from_cache": cached}
+    return out, device
+
+
+def fusion_label(spec: ModelSpec, opts: EvalOptions, replaced: str | None) -> str | None:
+    """What ran the model's own panoptic fusion: ``panbench`` (its vectorized implementation), ``mmdet`` (mmdet's
+    loop); None when the model's own fusion did not run (``--postprocess maskwise|argmax``, a transformers model)."""
+    if replaced:
+        return "panbench"
+    return "mmdet" if not spec.hf and opts.postprocess.name == "default" else None
+
+
+def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:
+    """Measured minus published, per metric (None where the zoo publishes nothing)."""
+    return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
