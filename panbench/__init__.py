@@ -5,7 +5,7 @@ The package is layered by what each part may import (docs/architecture.md draws 
 * :mod:`panbench.pq`: panoptic quality itself: COCO-panoptic file reading, per-image matching,
   per-category sums, the streaming evaluator and ``score``.  numpy only (plus its C extension);
   never torch or mmdet.
-* :mod:`panbench.analysis`: analyses beyond one PQ from per-image records: bootstrap intervals,
+* :mod:`panbench.analysis`: analyses beyond one PQ from per-image matches: bootstrap intervals,
   PQ by object size, PQ-dagger, the error breakdown, boundary PQ (C extension).  numpy and
   :mod:`panbench.pq`; never torch.
 * :mod:`panbench.data`: datasets in the COCO panoptic layout, the COCO download, the synthetic

@@ -37,7 +37,7 @@ PYTHONDONTWRITEBYTECODE).
 
 The analyses, interleaved with the runs above (``--analyses-only``: only these):
 
-  panbench score (default: PQ + per-image records + intervals, PQ by size, PQ-dagger, errors)
+  panbench score (default: PQ + per-image matches + intervals, PQ by size, PQ-dagger, errors)
                              vs  panbench score --no-analysis (PQ only)      target: under 1.10x
   panbench score --boundary  vs  panbench score --no-analysis                target: under 2x
   (whole processes, 1 worker and one BLAS thread; their PQ must be equal, bit for bit, before a ratio

@@ -1,4 +1,4 @@
-"""Many images' :class:`ImageAnalysis` records as columns, for the whole-dataset analyses.
+"""Many images' :class:`ImageMatch` records as columns, for the whole-dataset analyses.
 
 An :class:`AnalysisSet` keeps each field of every image concatenated, plus the image's position
 for every segment (``<group>_img``), so every analysis is a few ``bincount`` calls.  It saves to
@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.matching import BOOL_FIELDS, FIELDS, FLOAT_FIELDS
-from panbench.pq.matching import ImageMatch as ImageAnalysis
+from panbench.pq.matching import BOOL_FIELDS, FIELDS, FLOAT_FIELDS, ImageMatch
 
 GROUPS = ("tp", "fn", "fp", "gt")
 FORMAT = 2  # 2: fn_pair_other; format-1 files still load (that column as zeros)
@@ -38,10 +37,10 @@ class AnalysisSet:
     isthing: list[bool] | None = None
 
     @staticmethod
-    def from_images(records: list[ImageAnalysis], n_categories: int,
+    def from_images(records: list[ImageMatch], n_categories: int,
                     image_ids: list[Any] | None = None, category_ids: list[int] | None = None,
                     isthing: list[bool] | None = None) -> AnalysisSet:
-        """Concatenate per-image records (in dataset order)."""
+        """Concatenate per-image matches (in dataset order)."""
         ids = list(range(len(records))) if image_ids is None else list(image_ids)
         if len(ids) != len(records):
             raise ValueError("one image id per record")
@@ -55,8 +54,8 @@ class AnalysisSet:
             cols[g + "_img"] = np.repeat(np.arange(len(records), dtype=np.int64), lens)
         return AnalysisSet(n_categories, ids, cols, _opt(category_ids, int), _opt(isthing, bool))
 
-    def records(self) -> list[ImageAnalysis]:
-        """The per-image records back (``from_images`` inverted), e.g. to re-split a cached chunk."""
+    def records(self) -> list[ImageMatch]:
+        """The per-image matches back (``from_images`` inverted), e.g. to re-split a cached chunk."""
         if self.n_images == 0:
             return []
         out: dict[str, list[np.ndarray]] = {}
@@ -64,7 +63,7 @@ class AnalysisSet:
             img = self.cols[_group(name) + "_img"]
             cuts = np.searchsorted(img, np.arange(1, self.n_images))
             out[name] = np.split(self.cols[name], cuts)
-        return [ImageAnalysis(**{name: out[name][k] for name in FIELDS}) for k in range(self.n_images)]
+        return [ImageMatch(**{name: out[name][k] for name in FIELDS}) for k in range(self.n_images)]
 
     @property
     def n_images(self) -> int:

@@ -1,4 +1,4 @@
-"""The analyses wired to whole runs: per-image records kept while ``score`` and ``eval`` score,
+"""The analyses wired to whole runs: per-image matches kept while ``score`` and ``eval`` score,
 then every analysis of the run as the keys its JSON output and its record carry.
 
 * :func:`analysis_scorer` is the per-image function :func:`panbench.pq.score.score_stream` calls:
@@ -27,15 +27,14 @@ from panbench.analysis.bootstrap import N_RESAMPLES
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.pairs import score_image_all
 from panbench.errors import PanbenchError
-from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
-from panbench.pq.matching import ImageMatch as ImageAnalysis
+from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageMatch, ImageStats
 from panbench.pq.sums import PQStats, summarize
 
-ImageRecord = tuple[ImageAnalysis, "ImageStats | None"]  # the analysis record, boundary-PQ contributions
+ImageEntry = tuple[ImageMatch, "ImageStats | None"]  # the match, boundary-PQ contributions
 
 
 def _score(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
-           where: str, boundary: bool = False, strict: bool = False) -> tuple[ImageStats, ImageRecord]:
+           where: str, boundary: bool = False, strict: bool = False) -> tuple[ImageStats, ImageEntry]:
     stats, rec, bstats = score_image_all(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, boundary=boundary,
                                          strict=strict)
     return stats, (rec, bstats)
@@ -48,29 +47,29 @@ def analysis_scorer(boundary: bool = False, strict: bool = False):
 
 
 class RunAnalysis:
-    """The per-image records of one run, keyed by the image's index in the dataset."""
+    """The per-image matches of one run, keyed by the image's index in the dataset."""
 
     def __init__(self, boundary: bool = False, strict: bool = False) -> None:
         self.boundary = boundary
         self.strict = strict  # refuse ground-truth ids that segments_info does not list
-        self.records: dict[int, ImageRecord] = {}
+        self.records: dict[int, ImageEntry] = {}
 
     def score(self, cats: CategoryTable, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray,
-              pred_segs: list, where: str) -> tuple[ImageStats, ImageRecord]:
+              pred_segs: list, where: str) -> tuple[ImageStats, ImageEntry]:
         """Score image ``index``; keep its record and return its PQ contributions and the record."""
         stats, rec = _score(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, self.boundary, self.strict)
         self.records[index] = rec
         return stats, rec
 
-    def add(self, index: int, rec: ImageRecord) -> None:
+    def add(self, index: int, rec: ImageEntry) -> None:
         """Keep the record of an image scored elsewhere (the resume cache)."""
         self.records[index] = rec
 
-    def payload(self) -> dict[int, ImageRecord]:
+    def payload(self) -> dict[int, ImageEntry]:
         """What crosses process boundaries (picklable); :meth:`update` takes it."""
         return dict(self.records)
 
-    def update(self, payload: dict[int, ImageRecord]) -> None:
+    def update(self, payload: dict[int, ImageEntry]) -> None:
         self.records.update(payload)
 
     def analysis_set(self, cats: CategoryTable, image_ids: list[Any]) -> AnalysisSet:
@@ -115,7 +114,7 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
                          boundary: bool = False,
                          strict: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
     """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit),
-    the per-image records as an :class:`AnalysisSet` (images in the ground truth's `images` order, as eval) and
+    the per-image matches as an :class:`AnalysisSet` (images in the ground truth's `images` order, as eval) and
     :func:`run_fields`."""
     from panbench.pq.score import score_stream
 

@@ -4,7 +4,7 @@ A run directory is named by a key that hashes everything a per-image result depe
 checkpoint, dataset and subset, post-processing, device type, AMP, batch size and, for batches
 above 1, the process layout, the versions of panbench, mmdet, mmcv and torch, and mmcv's ops backend), so a cache
 made with another setting is never reused.  Each image's entry is its PQ contributions, its
-per-image analysis record (:class:`panbench.analysis.ImageAnalysis`) and, with ``--boundary`` (part
+per-image match (:class:`panbench.analysis.ImageMatch`) and, with ``--boundary`` (part
 of the key), its boundary-PQ contributions, all stored exactly (integers, float64), so a resumed run
 gives the same metrics and analyses, bit for bit.  Beside the chunks, ``timing-<rank>.json`` keeps the
 speed measured for the cached images, so that a resumed run can report it.  Chunks are written
@@ -23,16 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.matching import BOOL_FIELDS, FLOAT_FIELDS, ImageStats
+from panbench.pq.matching import BOOL_FIELDS, FLOAT_FIELDS, ImageMatch, ImageStats
 from panbench.pq.matching import FIELDS as ANALYSIS_FIELDS
-from panbench.pq.matching import ImageMatch as ImageAnalysis
 from panbench.records.io import atomic_write
 
 CACHE_FORMAT = 4  # part of every cache key: a cache written by another format is never read (3: analyses,
 # 4: the record's fn_pair_other)
 FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px")
 BOUNDARY_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats")
-Entry = tuple[ImageStats, ImageAnalysis, "ImageStats | None"]  # PQ contributions, analysis record, boundary PQ
+Entry = tuple[ImageStats, ImageMatch, "ImageStats | None"]  # PQ contributions, match, boundary PQ
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -100,7 +99,7 @@ class StatsCache:
             out.update(_read_chunk(f))
         return out
 
-    def add(self, index: int, stats: ImageStats, rec: ImageAnalysis, bstats: ImageStats | None = None) -> None:
+    def add(self, index: int, stats: ImageStats, rec: ImageMatch, bstats: ImageStats | None = None) -> None:
         with self._lock:
             self._pending.append((index, (stats, rec, bstats)))
             full = len(self._pending) >= self.flush_every
@@ -163,7 +162,7 @@ def _read_chunk(path: Path) -> dict[int, Entry]:
     for k, i in enumerate(idx.tolist()):
         st = ImageStats(**{name: cols[name][k].astype(np.float64 if name == "tp_ious" else np.int64)
                            for name in FIELDS})
-        rec = ImageAnalysis(**{name: acols[name][k].astype(_dtype(name)) for name in ANALYSIS_FIELDS})
+        rec = ImageMatch(**{name: acols[name][k].astype(_dtype(name)) for name in ANALYSIS_FIELDS})
         bst = None if bcols is None else ImageStats(
             **{name: bcols[name][k].astype(np.float64 if name == "tp_ious" else np.int64) for name in BOUNDARY_FIELDS})
         out[i] = (st, rec, bst)

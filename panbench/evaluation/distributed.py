@@ -210,7 +210,7 @@ def barrier() -> None:
 
 def reduce_sink(sink: ImageSink) -> None:
     """Give every rank's sink the parts of every other rank (:meth:`ImageSink.reduce`): the PQ sums
-    (exact integers) and the per-image records, keyed by dataset index, so the union does not
+    (exact integers) and the per-image matches, keyed by dataset index, so the union does not
     depend on the split."""
     if not _distributed():
         return

@@ -6,7 +6,7 @@
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`).
 * Each scored image goes to the run's :class:`~panbench.evaluation.sink.ImageSink` (PQ sums,
-  analysis record, resume-cache write-through) as it is made.
+  match, resume-cache write-through) as it is made.
 * Out of memory is survived by :func:`panbench.evaluation.memory.forward_resilient`.
 """
 

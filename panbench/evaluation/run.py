@@ -179,7 +179,7 @@ def run_images(run: Loaded) -> Ran:
     progress = _progress(run.spec, run.dataset, shard, run.rank, run.world)
     try:
         timings = _infer(run.lm, run.dataset, sink, shard, procs, progress)
-        reduce_sink(sink)  # the sums and the per-image records of every rank; waits for every rank
+        reduce_sink(sink)  # the sums and the per-image matches of every rank; waits for every rank
     finally:
         progress.close()
     beside += [o for o in run_marker.overlapping(wall0, time.time()) if o not in beside]

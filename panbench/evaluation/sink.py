@@ -2,7 +2,7 @@
 the one writer of its state).
 
 An :class:`ImageSink` owns the PQ sums (:class:`~panbench.pq.evaluator.PanopticEvaluator`), the
-per-image analysis records and boundary-PQ contributions
+per-image matches and boundary-PQ contributions
 (:class:`~panbench.analysis.scoring.RunAnalysis`) and the write-through to the resume cache
 (:class:`~panbench.evaluation.cache.StatsCache`).  Each image's result is held once: its record in
 the analysis, its contributions in the sums.  What one process or rank holds crosses as a
@@ -18,23 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from panbench.analysis.scoring import ImageRecord, RunAnalysis
+from panbench.analysis.scoring import ImageEntry, RunAnalysis
 from panbench.evaluation.cache import StatsCache
 from panbench.pq.evaluator import PanopticEvaluator
-from panbench.pq.matching import CategoryTable, ImageStats, PQStats
+from panbench.pq.matching import CategoryTable, ImageStats
+from panbench.pq.sums import PQStats
 
 
 @dataclass(frozen=True)
 class SinkPart:
     """What one process or rank adds to a run (picklable): its PQ sums as one int64 vector
-    (:meth:`PQStats.to_array`) and its per-image records keyed by dataset index."""
+    (:meth:`PQStats.to_array`) and its per-image matches keyed by dataset index."""
 
     sums: np.ndarray
-    records: dict[int, ImageRecord]
+    records: dict[int, ImageEntry]
 
 
 class ImageSink:
-    """The PQ sums, per-image analysis records and resume-cache write-through of one run
+    """The PQ sums, per-image matches and resume-cache write-through of one run
     (or of one process's share of it)."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
@@ -59,7 +60,7 @@ class ImageSink:
         if self.cache is not None:
             self.cache.add(index, stats, *rec)
 
-    def _keep(self, index: int, stats: ImageStats, rec: ImageRecord) -> None:
+    def _keep(self, index: int, stats: ImageStats, rec: ImageEntry) -> None:
         self.evaluator.add(stats)
         self.analysis.add(index, rec)
 

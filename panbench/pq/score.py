@@ -4,7 +4,7 @@ Streaming: images are read, scored and dropped one by one; ``workers > 1`` split
 images into chunks scored in worker processes whose per-category sums are added.
 
 :func:`score_stream` takes the per-image scoring function as an argument, so that a layer above
-(:mod:`panbench.analysis.scoring`) can keep a small per-image record beside the sums without this
+(:mod:`panbench.analysis.scoring`) can keep a small per-image match beside the sums without this
 package importing it; the records come back in the order of the images, whatever the workers.
 """
 
@@ -48,7 +48,7 @@ def default_workers(n_images: int) -> int:
 
 def plain_scorer(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
                  where: str, strict: bool = False) -> tuple[ImageStats, None]:
-    """PQ contributions only (no per-image record)."""
+    """PQ contributions only (no per-image match)."""
     return score_image(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, strict), None
 
 
@@ -76,7 +76,7 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
 
 def image_order(gt_data: dict[str, Any], gt: dict[Any, Any]) -> list[Any]:
     """The ground truth's image ids in the order of its ``images`` list, as ``eval`` orders them (the
-    per-image records and the dataset fingerprint depend on it), then any annotated image that list lacks."""
+    per-image matches and the dataset fingerprint depend on it), then any annotated image that list lacks."""
     listed = [im["id"] for im in gt_data.get("images") or [] if isinstance(im, dict) and im.get("id") in gt]
     seen = set(listed)
     return list(dict.fromkeys(listed)) + [i for i in gt if i not in seen]
@@ -141,7 +141,7 @@ def score_stream(
     scorer: ImageScorer = plain_scorer,
 ) -> tuple[PanopticEvaluator, list[Pair], list[Any]]:
     """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
-    pairs in scoring order and ``scorer``'s per-image records in the same order.  With
+    pairs in scoring order and ``scorer``'s per-image matches in the same order.  With
     ``workers > 1`` the scorer runs in forked processes (it is inherited, not pickled); ``None``
     takes :func:`default_workers`.  Every choice gives the same sums, bit for bit."""
     with _no_gc():
