@@ -385,7 +385,7 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
 }
 
 /* use_avx2(flag) -> bool: for the tests, switch the AVX2 row scan off (0) or back on where the CPU
- * has it (1); returns whether it is used now. */
+ * has it (1); returns whether it is in use. */
 static PyObject *py_use_avx2(PyObject *self, PyObject *args) {
     int flag;
     (void)self;

@@ -92,7 +92,7 @@ def error_breakdown(a: AnalysisSet, isthing: list[bool]) -> dict[str, Any]:
             to_tp = sel_fn & (gain > 0)
             f_iou += np.bincount(a.fn_cats[to_tp], gain[to_tp], minlength=c)
             f_tp += np.bincount(a.fn_cats[to_tp], minlength=c)
-            if name == "segmentation":  # the partner now matches: not an FP, even one of another type
+            if name == "segmentation":  # the fixed partner matches: not an FP, even one of another type
                 f_fp -= np.bincount(a.fn_cats[to_tp & (a.fn_pair_other > HIGH)], minlength=c)
         fixed = float(nine_metrics(f_iou, f_tp, f_fp, f_fn, isthing)["PQ"])
         errors[name] = {"fp": int(sel_fp.sum()), "fn": int(sel_fn.sum()),
