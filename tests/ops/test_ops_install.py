@@ -120,15 +120,17 @@ def test_the_ops_backend_is_in_the_versions_and_the_cache_key(monkeypatch) -> No
 
 
 def test_the_table_shows_the_ops_backend_only_where_runs_differ() -> None:
+    from panbench.records import RunRecord
+    from panbench.records.io import record_from_json
     from panbench.reporting.tables import comparison
 
     base = json.loads((REPO_ROOT / "tests" / "fixtures" / "fixture_record.json").read_text())
 
-    def record(model: str, ops: str | None) -> dict:
+    def record(model: str, ops: str | None) -> RunRecord:
         r = json.loads(json.dumps(base))
         r["model"] = model
         r.setdefault("provenance", {}).setdefault("versions", {})["mmcv_ops"] = ops
-        return r
+        return record_from_json(r)
 
     same = comparison([record("a", "panbench"), record("b", "panbench")])
     assert "ops" not in same.columns
