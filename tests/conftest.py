@@ -1,4 +1,4 @@
-"""Shared fixtures: the real COCO sample in ../shared, and panopticapi as the reference."""
+"""Shared fixtures: the demo dataset, the real COCO sample in ../shared, and panopticapi as the reference."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 COCO_SAMPLE = Path(
     os.environ.get("PANBENCH_COCO_SAMPLE", ROOT.parent / "shared" / "data" / "coco-panoptic-val2017-sample")
 )
+
+
+@pytest.fixture(scope="module")
+def demo_root() -> Path:
+    """The demo dataset under data/demo (``panbench data demo``), made once per test module when absent."""
+    from panbench.data.demo import make_demo
+
+    return make_demo(ROOT / "data" / "demo")
 
 
 @pytest.fixture

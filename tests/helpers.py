@@ -213,3 +213,15 @@ def write_perturbed_sample(annotations: Path, out: Path, seed: int) -> tuple[Pat
         anns.append({"image_id": ann["image_id"], "file_name": ann["file_name"], "segments_info": p.segments_info})
     (out / "pred.json").write_text(json.dumps({"annotations": anns}))
     return out / "pred.json", out / "pred"
+
+
+def eval_demo_record(demo_root: Path, results: Path, *extra: str) -> dict[str, Any]:
+    """``panbench eval`` of demo-mask2former on 4 demo images in one process; its record as JSON."""
+    import json
+
+    from panbench.cli import main
+
+    assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
+                 "--results", str(results), "--limit", "4", "--workers", "0", "--cpu-procs", "1", "--no-progress",
+                 *extra]) == 0
+    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())

@@ -12,12 +12,7 @@ import pytest
 
 from panbench import REPO_ROOT
 from panbench.cli import main
-from panbench.data.demo import make_demo, make_split
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
+from panbench.data.demo import make_split
 
 
 def _records(results: Path) -> list[dict]:

@@ -16,15 +16,9 @@ import pytest
 
 from panbench import REPO_ROOT
 from panbench.cli import main
-from panbench.data.demo import make_demo
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"
 FAST = ["--workers", "0", "--cpu-procs", "1", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 @pytest.fixture(scope="module")

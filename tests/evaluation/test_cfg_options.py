@@ -4,20 +4,13 @@ part of the config hash, the record and the resume-cache key."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from helpers import eval_demo_record
 
-from panbench import REPO_ROOT
 from panbench.cli import main
-from panbench.data.demo import make_demo
 from panbench.errors import PanbenchError
 from panbench.evaluation.options import parse_cfg_options
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 def test_values_parse_as_mmengines_dict_action() -> None:
@@ -38,18 +31,11 @@ def test_unbalanced_brackets_are_one_line_exit_2(value, tmp_path, capsys) -> Non
     assert rc == 2 and err.count("\n") == 1 and "Imbalanced brackets" in err and value in err, err
 
 
-def _eval(demo_root: Path, results: Path, *extra: str) -> dict:
-    assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
-                 "--results", str(results), "--limit", "4", "--workers", "0", "--cpu-procs", "1", "--no-progress",
-                 *extra]) == 0
-    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
-
-
 def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root, tmp_path, capsys) -> None:
     res = tmp_path / "res"
-    plain = _eval(demo_root, res)
+    plain = eval_demo_record(demo_root, res)
     capsys.readouterr()
-    strict = _eval(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
+    strict = eval_demo_record(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
     assert "demo-mask2former [default] (model.test_cfg.object_mask_thr=0.99) on demo" in capsys.readouterr().out
     assert len(list((res / "cache").iterdir())) == 2  # another cache: nothing resumed from the plain run
     assert strict["timings"]["resumed_images"] == 0
@@ -58,9 +44,9 @@ def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root,
     assert json.loads(strict["provenance"]["config"])["model"]["test_cfg"]["object_mask_thr"] == 0.99
     assert strict["provenance"]["config_sha256_16"] != plain["provenance"]["config_sha256_16"]
     assert strict["metrics"] != plain["metrics"]  # fewer queries kept: other segments
-    loose = _eval(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.5")
+    loose = eval_demo_record(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.5")
     assert len(list((res / "cache").iterdir())) == 3 and loose["metrics"] != strict["metrics"]
-    again = _eval(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
+    again = eval_demo_record(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
     assert again["timings"]["resumed_images"] == 4 and again["metrics"] == strict["metrics"]  # same key: resumed
 
 

@@ -15,18 +15,12 @@ import pytest
 from helpers import free_port
 
 from panbench import REPO_ROOT
-from panbench.data.demo import make_demo
 
 pytestmark = pytest.mark.slow
 PY = sys.executable
 VENV_BIN = Path(sys.executable).parent
 LIMIT = 8
 FIELDS = ("metrics", "per_class", "ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary")
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 def eval_args(demo_root: Path, results: Path, *extra: str) -> list[str]:

@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
-from panbench.data.demo import make_demo
 from panbench.evaluation.predictions import results_name
 
 MODEL = "demo-maskformer"
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 @pytest.fixture

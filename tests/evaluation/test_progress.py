@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import sys
-from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
-from panbench.data.demo import make_demo
 from panbench.evaluation.progress import Progress
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked CPU processes: Linux only")
@@ -29,11 +26,6 @@ def test_forked_processes_add_to_the_parents_count() -> None:
     child.join()
     progress.add(2)
     assert child.exitcode == 0 and progress.count == 5
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 @linux_only

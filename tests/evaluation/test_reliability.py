@@ -17,7 +17,7 @@ import pytest
 from helpers import free_port, save_zoo_style_checkpoint
 
 from panbench import REPO_ROOT
-from panbench.data.demo import make_demo, make_split
+from panbench.data.demo import make_split
 from panbench.models.registry import resolve
 
 pytestmark = pytest.mark.slow
@@ -38,11 +38,6 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 def metrics_of(results: Path) -> tuple[dict, dict, int]:
     rec = json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
     return rec["metrics"], rec["per_class"], rec["n_images"]
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
-from panbench.data.demo import make_demo
 from panbench.evaluation import record_fields
 from panbench.evaluation.cache import cache_key
 from panbench.evaluation.loading import LoadedModel, Weights
@@ -21,11 +19,6 @@ from panbench.models.postprocess import PostProcess
 from panbench.records.io import load_record, load_records
 from panbench.reporting.plots import speed_points
 from panbench.reporting.text import format_comparison, format_record
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 def _run(demo_root: Path, results: Path, limit: int, capsys) -> tuple[dict, dict, str]:

@@ -12,20 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from panbench import REPO_ROOT
 from panbench.cli import main
-from panbench.data.demo import make_demo
 from panbench.evaluation.context import RunMarker, cpu_model
 from panbench.records.io import load_record
 from panbench.records.rows import mark_shared_speed, speed_shared
 from panbench.records.schema import RunRecord
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 def _marker(folder: Path, pid: int, start: float, end: float | None, host: str | None = None,

@@ -15,19 +15,12 @@ from helpers import (
     zoo_stem,
 )
 
-from panbench import REPO_ROOT
 from panbench.cli import main
-from panbench.data.demo import make_demo
 from panbench.evaluation.loading import load_model
 from panbench.models import checkpoints, mm
 from panbench.models.registry import resolve
 
 DEMO_MODELS = ["demo-panoptic-fpn", "demo-maskformer", "demo-mask2former"]
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,10 @@ from transformers import AutoModelForUniversalSegmentation as AutoModel  # noqa:
 from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
-from panbench.data.demo import make_demo  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
 from panbench.models import hf, hf_hub, hf_labels, hf_model  # noqa: E402
 from panbench.models.registry import all_models, hf_spec, resolve  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def demo_root() -> Path:
-    return make_demo(REPO_ROOT / "data" / "demo")
 
 
 def _names(ann: Path) -> list[str]:
