@@ -83,7 +83,7 @@ def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any]
         if it["error"]:
             raise InputError(it["error"])
         datas.append(it["data"])
-    return model_gflops(lm.panoptic, datas, device)
+    return model_gflops(lm.family, datas, device)
 
 
 def config_gflops(config: Any, image_hw: tuple[int, int] = (480, 640), device: str = "cpu") -> dict[str, Any]:

@@ -46,34 +46,38 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
 
 @dataclass
 class LoadedModel:
-    """A model ready for inference, with what the run records about it."""
+    """A model ready for inference (its family's :class:`~panbench.models.protocol.PanopticModel`), with what
+    the run records about it."""
 
-    model: Any  # the torch module on its device, weights loaded and checked (family.module)
-    names: list[str]  # the model's class names, in label order
-    label2cat: list[int]  # model label -> dataset category id
+    family: PanopticModel  # what inference drives: pipeline, forward, to_segments, the fusion timer
     weights: Weights  # where the weights came from, their sha256
-    pipeline: Any  # image file -> model input (family.pipeline, or --corruption's wrapper of it)
     cfg_text: str  # the resolved config, as recorded
     cfg_hash: str  # its sha256, first 16 hex digits
-    family: PanopticModel | None = None  # what inference drives; None where only the record's fields are at hand
+    pipeline: Any = None  # image file -> model input: the family's, or `viz --corruption`'s wrapper of it
+
+    def __post_init__(self) -> None:
+        if self.pipeline is None:
+            self.pipeline = self.family.pipeline
+
+    @property
+    def model(self) -> Any:
+        """The torch module on its device, weights loaded and checked."""
+        return self.family.module
+
+    @property
+    def names(self) -> list[str]:
+        """The model's class names, in label order."""
+        return self.family.names
+
+    @property
+    def label2cat(self) -> list[int]:
+        """Model label -> dataset category id."""
+        return self.family.label2cat
 
     @property
     def num_classes(self) -> int:
         """Model labels; label ``num_classes`` is VOID in mmdet's panoptic encoding."""
         return len(self.names)
-
-    @property
-    def panoptic(self) -> PanopticModel:
-        """The model family's implementation of the protocol: forward, to_segments, the fusion timer."""
-        if self.family is None:
-            raise PanbenchError("no model loaded: load it with panbench.evaluation.loading.load_model")
-        return self.family
-
-
-def _loaded(family: PanopticModel, weights: Weights, cfg_text: str, cfg_hash: str) -> LoadedModel:
-    """``family`` with what the run records about it."""
-    return LoadedModel(family.module, family.names, family.label2cat, weights, family.pipeline, cfg_text, cfg_hash,
-                       family)
 
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
@@ -96,7 +100,7 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     mm.load_weights(model, state, weights.path, names, meta)
     del state
     model.to(device)
-    return _loaded(MMDetModel(model, names, label2cat, mm.test_pipeline(cfg)), weights, cfg_text, cfg_hash)
+    return LoadedModel(MMDetModel(model, names, label2cat, mm.test_pipeline(cfg)), weights, cfg_text, cfg_hash)
 
 
 def refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:
@@ -116,4 +120,4 @@ def _load_hf(spec: ModelSpec, ref: str, categories: Any, checkpoint: str | None,
     if spec.architecture == "transformers":  # an unregistered hf: model: named by its config (a fresh spec)
         spec.architecture, spec.backbone = m.architecture, m.backbone
     weights = Weights(m.directory, m.sha256, m.hub_id)
-    return _loaded(m.module, weights, m.cfg_text, m.cfg_hash)
+    return LoadedModel(m.module, weights, m.cfg_text, m.cfg_hash)

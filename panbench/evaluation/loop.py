@@ -145,7 +145,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     scorer.start()
     fusion_times: list[float] = []
     try:
-        with torch.inference_mode(), lm.panoptic.timed_fusion(fusion_times, sync):
+        with torch.inference_mode(), lm.family.timed_fusion(fusion_times, sync):
             t_start = _batches(lm, dataset, loader, scorer, shard, timings, fusion_times, sync, progress)
     finally:
         scorer.q.put(None)
@@ -175,10 +175,10 @@ def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Sc
         sync()
         t0 = time.perf_counter()
         n_fusion = len(fusion_times)
-        outputs = forward_resilient(lm.panoptic, batch, shard.device, shard.opts.amp, timings, dataset)
+        outputs = forward_resilient(lm.family, batch, shard.device, shard.opts.amp, timings, dataset)
         sync()
         t1 = time.perf_counter()
-        converted = [lm.panoptic.to_segments(out) for out in outputs]
+        converted = [lm.family.to_segments(out) for out in outputs]
         t2 = time.perf_counter()
         if scorer.error is not None:
             raise scorer.error

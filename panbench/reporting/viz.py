@@ -48,11 +48,11 @@ def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queri
         head.predict = grab
     try:
         with torch.inference_mode():
-            out = lm.panoptic.forward([data], str(next(model.parameters()).device), None)[0]
+            out = lm.family.forward([data], str(next(model.parameters()).device), None)[0]
     finally:
         if head is not None and "predict" in vars(head):
             del head.predict
-    ids, segs = lm.panoptic.to_segments(out)
+    ids, segs = lm.family.to_segments(out)
     maps = []
     if captured:
         probs = captured["cls"][0].softmax(-1)[:, :num_classes]

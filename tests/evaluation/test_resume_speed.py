@@ -7,13 +7,14 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from panbench.cli import main
 from panbench.evaluation import record_fields
 from panbench.evaluation.cache import cache_key
-from panbench.evaluation.loading import LoadedModel, Weights
+from panbench.evaluation.loading import Weights
 from panbench.evaluation.options import EvalOptions
 from panbench.models.postprocess import PostProcess
 from panbench.records.io import load_record, load_records
@@ -99,8 +100,7 @@ BASE = dict(cfg_hash="c" * 16, checkpoint_sha256="d" * 64, fingerprint="f" * 16)
 def _parts(opts: EvalOptions, device: str = "cpu", world: int = 1, n_images: int = 100, cfg_hash: str = "",
            checkpoint_sha256: str = "", fingerprint: str = "") -> dict:
     """The cache key's parts for a model with this config hash and these weights (no model built)."""
-    lm = LoadedModel(model=None, names=[], label2cat=[], weights=Weights(None, checkpoint_sha256, None),
-                     pipeline=None, cfg_text="", cfg_hash=cfg_hash)
+    lm = SimpleNamespace(cfg_hash=cfg_hash, weights=Weights(None, checkpoint_sha256, None))  # what the key reads
     return record_fields.cache_key_parts(lm, fingerprint, opts, device, world, n_images)
 
 

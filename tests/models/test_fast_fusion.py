@@ -120,9 +120,9 @@ def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
     lm = load_model(spec, ds.categories, None, False, "cpu")
     items = _Items(ds, list(range(20)), lm.pipeline)
     datas = [items[k]["data"] for k in range(len(items))]
-    ref = _panoptic_maps(lm.panoptic, datas)
+    ref = _panoptic_maps(lm.family, datas)
     assert install_fusion(lm.model, "panbench") in ("MaskFormerFusionHead", "HeuristicFusionHead")
-    ours = _panoptic_maps(lm.panoptic, datas)
+    ours = _panoptic_maps(lm.family, datas)
     assert sum(len(torch.unique(r)) for r in ref) > 2 * len(ref)  # segments, not an empty prediction
     for r, o in zip(ref, ours):
         assert torch.equal(r, o)

@@ -57,7 +57,7 @@ def test_the_mmdetection_family_implements_the_protocol() -> None:
 
     ds = load_dataset(make_demo(REPO_ROOT / "data" / "demo"), name="demo")
     lm = load_model(resolve("demo-panoptic-fpn", dataset="demo")[0], ds.categories, None, False, "cpu")
-    model = lm.panoptic
+    model = lm.family
     assert isinstance(model, PanopticModel) and model.module is lm.model
     s = ds.samples[0]
     data = model.pipeline({"img_path": str(s.image_path), "img_id": s.image_id})
