@@ -116,12 +116,15 @@ class RunRecord(Mapping[str, Any]):
         known = {k: v for k, v in obj.items() if k in FIELDS}
         return cls(**known, written=frozenset(known))
 
+    def is_written(self, name: str) -> bool:
+        """Whether the JSON holds field ``name``."""
+        if self.written:
+            return name in self.written
+        return name in FIELDS and getattr(self, name) is not None
+
     def keys_written(self) -> list[str]:
         """The JSON's fields, in the order they are written."""
-        names = [f.name for f in dataclasses.fields(self) if f.name != "written"]
-        if self.written:
-            return [n for n in names if n in self.written]
-        return [n for n in names if getattr(self, n) is not None]
+        return [n for n in FIELDS if self.is_written(n)]
 
     def to_json(self) -> dict[str, Any]:
         """The record as its JSON object."""
@@ -132,7 +135,7 @@ class RunRecord(Mapping[str, Any]):
         return dataclasses.replace(self, written=frozenset(self.keys_written()) | set(fields), **fields)
 
     def __getitem__(self, key: str) -> Any:
-        if key not in self.keys_written():
+        if not self.is_written(key):
             raise KeyError(key)
         return getattr(self, key)
 
