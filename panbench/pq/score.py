@@ -94,11 +94,6 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
     return gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where
 
 
-def score_pair(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair) -> ImageStats:
-    """Decode one pair of PNGs and return the image's PQ contributions."""
-    return score_image(cats, *read_pair(gt_dir, pred_dir, pair))
-
-
 _WORKER: dict[str, Any] = {}
 
 
@@ -107,16 +102,22 @@ def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: Imag
     _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, scorer=scorer, pairs=pairs)
 
 
-def _score_chunk(span: tuple[int, int]) -> tuple[PQStats, list[Any]]:
-    """Score the images ``span`` (start, stop) of the worker's pairs (inherited when forked: only two ints travel)."""
-    w = _WORKER
-    stats = PQStats.zeros(len(w["cats"]))
+def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer,
+                 pairs: list[Pair]) -> tuple[PQStats, list[Any]]:
+    """The sums and ``scorer``'s per-image records of ``pairs``, in order."""
+    stats = PQStats.zeros(len(cats))
     records = []
-    for pair in w["pairs"][span[0] : span[1]]:
-        st, rec = w["scorer"](w["cats"], *read_pair(w["gt_dir"], w["pred_dir"], pair))
+    for pair in pairs:
+        st, rec = scorer(cats, *read_pair(gt_dir, pred_dir, pair))
         stats.add_image(st)
         records.append(rec)
     return stats, records
+
+
+def _score_chunk(span: tuple[int, int]) -> tuple[PQStats, list[Any]]:
+    """Score the images ``span`` (start, stop) of the worker's pairs (inherited when forked: only two ints travel)."""
+    w = _WORKER
+    return _score_pairs(w["cats"], w["gt_dir"], w["pred_dir"], w["scorer"], w["pairs"][span[0] : span[1]])
 
 
 @contextmanager
@@ -156,10 +157,8 @@ def score_stream(
     records: list[Any] = []
     if workers <= 1 or len(pairs) < 2 * workers:
         with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
-            for pair in pairs:
-                st, rec = scorer(cats, *read_pair(gt_dir, pred_dir, pair))
-                ev.add(st)
-                records.append(rec)
+            part, records = _score_pairs(cats, gt_dir, pred_dir, scorer, pairs)
+        ev.merge(part)
     else:
         size = max(1, min(64, len(pairs) // (4 * workers)))
         spans = [(i, min(i + size, len(pairs))) for i in range(0, len(pairs), size)]
