@@ -270,25 +270,24 @@ def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) 
     """``eval --images``: run ``spec`` on images without ground truth and save its predictions
     (``opts.save_predictions``); nothing is scored and no record is written.  Returns the JSON's path
     (on rank 0; on the other ranks the path rank 0 writes)."""
-    lm, device, rank, world, _ = _model(spec, images, opts)
-    key = cache_key(cache_key_parts(lm, images.fingerprint(), opts, device, world, len(images.samples)))
-    writer = prediction_writer(spec, images, opts, key)
+    run = load(spec, images, opts)
+    writer, rank, world = run.writer, run.rank, run.world
     if writer is None:
         raise PanbenchError("--images runs models without scoring them: pass --save-predictions DIR")
-    shard = Shard(list(range(rank, len(images.samples), world)), device, opts, predictions=writer, scored=False)
+    shard = Shard(list(range(rank, len(images.samples), world)), run.device, opts, predictions=writer, scored=False)
     done = len(shard.indices) - len(shard.todo())
     if done and rank == 0:
         print(f"resuming {spec.name}: {done} of {len(shard.indices)} predictions already saved in "
               f"{writer.png_dir}; --no-resume starts afresh", file=sys.stderr)
-    procs = cpu_procs_for(opts, device, world, len(shard.todo()))
+    procs = cpu_procs_for(opts, run.device, world, len(shard.todo()))
     progress = _progress(spec, images, shard, rank, world)
     try:
-        _infer(lm, images, ImageSink(images.categories), shard, procs, progress)
+        _infer(run.lm, images, ImageSink(images.categories), shard, procs, progress)
         barrier()  # every rank's predictions are on disk
     finally:
         progress.close()
     if rank == 0:
-        writer.finish(predictions_info(spec, opts, key))
+        writer.finish(predictions_info(spec, opts, run.key))
     return writer.json_path
 
 
