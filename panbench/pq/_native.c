@@ -9,6 +9,8 @@
  *       Returns (1, id) for a predicted pixel id that is in no segment and, with strict_gt, (0, id)
  *       for such a ground-truth id (the caller raises the error), else None.  Without strict_gt a
  *       ground-truth id in no segment is counted in row n_gt + 1 (panopticapi scores such pixels).
+ *   use_avx2(flag) -> bool
+ *       The tests switch pair_counts' AVX2 loop off and on (the SSE2 loop gives the same counts).
  *
  * Both release the GIL.  Everything else (PNG chunks, inflate, validation, matching) is Python.
  */
@@ -21,13 +23,15 @@
 #include <emmintrin.h>
 #endif
 
-/* The row loops are compiled twice, for AVX2 and for baseline x86-64, and the loader picks one
- * (GCC function multi-versioning); other compilers and CPUs get the portable build. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define PB_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define PB_CLONES
-#endif
+/* A pixel is kept as its id: R | G << 8 | B << 16 in a uint32 (the top byte 0).  PNG filters work
+ * on each byte with the same byte of the left, upper and upper-left pixels, so the three colour
+ * bytes unfilter on their own: an RGBA PNG's alpha never reaches them and is dropped, and the row
+ * above is read from the ids already written (no byte copy of the image is kept). */
+#define PB_RGB 0x00FFFFFFu
+
+/* four bytes added (or averaged, rounding down) byte by byte, without carries between bytes */
+static inline uint32_t add8(uint32_t x, uint32_t y) { return ((x & 0x7F7F7F7Fu) + (y & 0x7F7F7F7Fu)) ^ ((x ^ y) & 0x80808080u); }
+static inline uint32_t avg8(uint32_t x, uint32_t y) { return (x & y) + (((x ^ y) & 0xFEFEFEFEu) >> 1); }
 
 static inline int paeth(int a, int b, int c) {
     int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
@@ -35,114 +39,129 @@ static inline int paeth(int a, int b, int c) {
     return (pa <= pb && pa <= pc) ? a : bc;
 }
 
-static inline uint32_t load32(const uint8_t *p) { /* p[0..3] readable: rows carry 4 bytes of padding */
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
+static inline uint32_t paeth3(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t r = 0;
+    for (int sh = 0; sh < 24; sh += 8)
+        r |= (uint32_t)paeth((a >> sh) & 0xFF, (b >> sh) & 0xFF, (c >> sh) & 0xFF) << sh;
+    return r;
 }
 
-/* a pixel of the (unpadded) inflated data: never reads past its last byte */
-static inline uint32_t load_src(const uint8_t *p, const int BPP) {
-    return BPP == 4 ? load32(p) : (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16);
+/* the colour bytes of pixel x of a filtered row (never reads past the row's last byte) */
+static inline uint32_t src_px(const uint8_t *s, Py_ssize_t x, const int BPP) {
+    const uint8_t *p = s + x * BPP;
+    if (BPP == 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v & PB_RGB;
+    }
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16);
 }
 
-static inline void store32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+#ifdef __SSE2__
+/* the colour bytes of pixels x..x+3 are all 0 (needs x * BPP + 16 <= the row's bytes) */
+static inline int src_zero4(const uint8_t *s, Py_ssize_t x, const int BPP) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(s + x * BPP));
+    if (BPP == 4) v = _mm_and_si128(v, _mm_set1_epi32((int)PB_RGB));
+    return (_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())) & (BPP == 4 ? 0xFFFF : 0xFFF)) ==
+           (BPP == 4 ? 0xFFFF : 0xFFF);
+}
+static inline void fill4(uint32_t *o, uint32_t v) { _mm_storeu_si128((__m128i *)o, _mm_set1_epi32((int)v)); }
+/* prev[x..x+3] == prev[x-1..x+2] (x >= 1) */
+static inline int flat_above4(const uint32_t *prev, Py_ssize_t x) {
+    __m128i eq = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(prev + x)),
+                                 _mm_loadu_si128((const __m128i *)(prev + x - 1)));
+    return _mm_movemask_epi8(eq) == 0xFFFF;
+}
+#define PB_BLOCKS 1
+#else
+#define PB_BLOCKS 0
+static inline int src_zero4(const uint8_t *s, Py_ssize_t x, const int BPP) { return 0; }
+static inline void fill4(uint32_t *o, uint32_t v) {}
+static inline int flat_above4(const uint32_t *prev, Py_ssize_t x) { return 0; }
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <tmmintrin.h>
-/* RGB -> ids, 4 pixels per byte shuffle; needs c[0 .. 3w + 3] readable (rows carry padding) */
-__attribute__((target("ssse3"))) static Py_ssize_t to_ids3_ssse3(const uint8_t *c, uint32_t *o, Py_ssize_t w) {
-    const __m128i shuf = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+/* None (up = 0) and Up (up = 1) filters, 4 pixels per byte shuffle; returns the pixels done */
+__attribute__((target("ssse3"))) static Py_ssize_t none_up_ssse3(const uint8_t *s, const uint32_t *prev, uint32_t *o,
+                                                                 Py_ssize_t w, int bpp, int up) {
+    const __m128i shuf = bpp == 3 ? _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1)
+                                  : _mm_setr_epi8(0, 1, 2, -1, 4, 5, 6, -1, 8, 9, 10, -1, 12, 13, 14, -1);
     Py_ssize_t x = 0;
-    for (; x + 4 <= w && 3 * x + 16 <= 3 * w + 4; x += 4)
-        _mm_storeu_si128((__m128i *)(o + x), _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(c + 3 * x)), shuf));
+    for (; (x + 4) * bpp + (bpp == 3 ? 4 : 0) <= w * bpp; x += 4) {
+        __m128i v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(s + x * bpp)), shuf);
+        if (up) v = _mm_add_epi8(v, _mm_loadu_si128((const __m128i *)(prev + x)));
+        _mm_storeu_si128((__m128i *)(o + x), v);
+    }
     return x;
 }
 static int have_ssse3;
 #define PB_SSSE3_INIT() (have_ssse3 = __builtin_cpu_supports("ssse3"))
 #else
 static const int have_ssse3 = 0;
-static Py_ssize_t to_ids3_ssse3(const uint8_t *c, uint32_t *o, Py_ssize_t w) { return 0; }
+static Py_ssize_t none_up_ssse3(const uint8_t *s, const uint32_t *prev, uint32_t *o, Py_ssize_t w, int bpp, int up) {
+    return 0;
+}
 #define PB_SSSE3_INIT() 0
 #endif
 
-static inline void to_ids(const uint8_t *restrict c, uint32_t *restrict o, Py_ssize_t w, const int BPP) {
-    Py_ssize_t x = BPP == 3 && have_ssse3 ? to_ids3_ssse3(c, o, w) : 0;
-    for (; x < w; x++)
-        o[x] = (uint32_t)c[x * BPP] | ((uint32_t)c[x * BPP + 1] << 8) | ((uint32_t)c[x * BPP + 2] << 16);
-}
-
-/* One scanline of 8-bit pixels with BPP (3 or 4) bytes, written to cur and, as ids, to out.
- * Pixels travel packed in a uint32 (the left pixel stays in a register: a store-to-load round
- * trip per byte costs 4-5 cycles).  Panoptic PNGs are mostly flat: a zero delta where the row
- * above is flat (b == c) makes Paeth predict the left pixel, with no per-byte arithmetic. */
-static inline int unfilter_row(int ft, const uint8_t *src, const uint8_t *prev, uint8_t *cur, uint32_t *out,
-                               Py_ssize_t w, const int BPP) {
-    const uint32_t mask = BPP == 3 ? 0xFFFFFFu : 0xFFFFFFFFu;
-    Py_ssize_t stride = w * BPP, i, x;
+/* One scanline: the filtered bytes `src` (BPP = 3 or 4 per pixel) and the row above as ids `prev`
+ * -> ids `out`.  Panoptic PNGs are mostly flat: where a Sub pixel's bytes are 0, or a Paeth pixel's
+ * bytes are 0 and the row above is flat there, the pixel repeats its left neighbour; such pixels go
+ * four at a time. */
+static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev, uint32_t *out, Py_ssize_t w,
+                               const int BPP) {
+    /* x < blocks: pixels x..x+3 may go as a block (their 16 bytes of src lie in the row) */
+    Py_ssize_t x = 0, blocks = PB_BLOCKS && w * BPP >= 16 ? (w * BPP - 16) / BPP + 1 : 0;
+    uint32_t a = 0, c = 0;
     switch (ft) {
     case 0:
     case 2:
-        if (ft == 0)
-            memcpy(cur, src, (size_t)stride);
-        else
-            for (i = 0; i < stride; i++) cur[i] = (uint8_t)(src[i] + prev[i]);
-        to_ids(cur, out, w, BPP);
+        if (have_ssse3) x = none_up_ssse3(src, prev, out, w, BPP, ft == 2);
+        for (; x < w; x++) out[x] = ft == 2 ? add8(src_px(src, x, BPP), prev[x]) : src_px(src, x, BPP);
         return 0;
-    case 1: {
-        uint8_t a[4] = {0, 0, 0, 0};
-        for (x = 0; x < w; x++) {
-            for (int k = 0; k < BPP; k++) cur[x * BPP + k] = a[k] = (uint8_t)(src[x * BPP + k] + a[k]);
-            out[x] = (uint32_t)a[0] | ((uint32_t)a[1] << 8) | ((uint32_t)a[2] << 16);
-        }
-        return 0;
-    }
-    case 3: {
-        uint8_t a[4] = {0, 0, 0, 0};
-        for (x = 0; x < w; x++) {
-            for (int k = 0; k < BPP; k++)
-                cur[x * BPP + k] = a[k] = (uint8_t)(src[x * BPP + k] + ((a[k] + prev[x * BPP + k]) >> 1));
-            out[x] = (uint32_t)a[0] | ((uint32_t)a[1] << 8) | ((uint32_t)a[2] << 16);
-        }
-        return 0;
-    }
-    case 4: {
-        uint32_t a = 0, c = 0;
-        for (x = 0; x < w; x++) {
-            uint32_t d = load_src(src + x * BPP, BPP), b = load32(prev + x * BPP) & mask;
-            if (d != 0 || b != c) {
-                uint32_t r = 0;
-                for (int k = 0; k < BPP; k++) {
-                    int sh = 8 * k;
-                    int pred = paeth((a >> sh) & 0xFF, (b >> sh) & 0xFF, (c >> sh) & 0xFF);
-                    r |= (uint32_t)((pred + (int)((d >> sh) & 0xFF)) & 0xFF) << sh;
-                }
-                a = r;
+    case 1:
+        while (x < w) {
+            if (x < blocks && src_zero4(src, x, BPP)) {
+                fill4(out + x, a);
+                x += 4;
+                continue;
             }
-            store32(cur + x * BPP, a);
-            out[x] = a & 0xFFFFFFu;
-            c = b;
+            out[x] = a = add8(a, src_px(src, x, BPP));
+            x++;
         }
         return 0;
-    }
+    case 3:
+        for (; x < w; x++) out[x] = a = add8(src_px(src, x, BPP), avg8(a, prev[x]));
+        return 0;
+    case 4:
+        out[0] = a = add8(src_px(src, 0, BPP), prev[0]); /* at x = 0, a = c = 0: Paeth predicts b */
+        for (x = 1; x < w;) {
+            if (x < blocks && src_zero4(src, x, BPP) && flat_above4(prev, x)) {
+                fill4(out + x, a);
+                x += 4;
+                continue;
+            }
+            uint32_t d = src_px(src, x, BPP), b = prev[x];
+            c = prev[x - 1];
+            if (d != 0 || b != c) a = add8(d, paeth3(a, b, c));
+            out[x++] = a;
+        }
+        return 0;
     default:
         return ft + 1;
     }
 }
 
-/* returns 0, or the offending filter type + 1 */
-static PB_CLONES int unfilter(const uint8_t *raw, Py_ssize_t w, Py_ssize_t h, int bpp, uint8_t *rows, uint32_t *out) {
+/* returns 0, or the offending filter type + 1; `zero` holds w + 4 zero uint32 (the row above the first) */
+static int unfilter(const uint8_t *raw, Py_ssize_t w, Py_ssize_t h, int bpp, const uint32_t *zero, uint32_t *out) {
     Py_ssize_t stride = w * bpp;
-    uint8_t *prev = rows, *cur = rows + stride + 4;
-    memset(rows, 0, (size_t)(2 * (stride + 4)));
     for (Py_ssize_t y = 0; y < h; y++) {
         const uint8_t *src = raw + y * (stride + 1);
-        int bad = bpp == 3 ? unfilter_row(src[0], src + 1, prev, cur, out + y * w, w, 3)
-                           : unfilter_row(src[0], src + 1, prev, cur, out + y * w, w, 4);
+        const uint32_t *prev = y ? out + (y - 1) * w : zero;
+        int bad = bpp == 3 ? unfilter_row(src[0], src + 1, prev, out + y * w, w, 3)
+                           : unfilter_row(src[0], src + 1, prev, out + y * w, w, 4);
         if (bad) return bad;
-        uint8_t *t = prev;
-        prev = cur;
-        cur = t;
     }
     return 0;
 }
@@ -160,15 +179,15 @@ static PyObject *py_unfilter_ids(PyObject *self, PyObject *args) {
     } else if (out.len != h * w * 4) {
         PyErr_SetString(PyExc_ValueError, "unfilter_ids: out must hold height * width uint32");
     } else {
-        uint8_t *rows = malloc((size_t)(2 * (w * ch + 4)));
-        if (!rows) {
+        uint32_t *zero = calloc((size_t)w + 4, sizeof(uint32_t));
+        if (!zero) {
             PyErr_NoMemory();
         } else {
             int bad;
             Py_BEGIN_ALLOW_THREADS
-            bad = unfilter(raw.buf, w, h, ch, rows, out.buf);
+            bad = unfilter(raw.buf, w, h, ch, zero, out.buf);
             Py_END_ALLOW_THREADS
-            free(rows);
+            free(zero);
             if (bad)
                 PyErr_Format(PyExc_ValueError, "unknown PNG filter type %d", bad - 1);
             else
@@ -215,48 +234,110 @@ static inline int32_t idmap_get(const idmap *m, uint32_t key) {
     return -1;
 }
 
-/* the first i >= from where (g[i], p[i]) != (cg, cp), or n; SSE2 compares 4 pixels at a time */
-static inline Py_ssize_t run_end(const uint32_t *g, const uint32_t *p, Py_ssize_t from, Py_ssize_t n, uint32_t cg,
-                                 uint32_t cp) {
-    Py_ssize_t i = from;
+/* The pair counts are taken run by run: a run is a stretch of pixels (in raster order) with one
+ * (ground truth, prediction) id pair.  The pixels are compared with their left neighbours a block
+ * at a time (8 with AVX2, 4 with SSE2), and the set bits of the block's mask of changes are the
+ * run starts: a block without a change (most of them: runs are tens of pixels long) costs a few
+ * instructions and no branch miss. */
+typedef struct {
+    const idmap *gm, *pm;
+    int64_t *counts;
+    Py_ssize_t cols;
+    int strict_gt;
+    int32_t unlisted_row;
+    uint32_t lg, lp; /* the last ids looked up (0 = VOID -> index 0): at a run start usually */
+    int32_t gi, pi;  /* only one side changes */
+    uint32_t bad;
+} pair_counter;
+
+/* Add the run of `len` pixels of ids (cg, cp); returns 0, 1 (unknown gt id in c->bad, with strict_gt) or 2
+ * (unknown pred id in c->bad); without strict_gt an unknown gt id goes to row unlisted_row. */
+static inline int add_run(pair_counter *c, uint32_t cg, uint32_t cp, Py_ssize_t len) {
+    if (cg != c->lg) {
+        if ((c->gi = idmap_get(c->gm, cg)) < 0) {
+            if (c->strict_gt) { c->bad = cg; return 1; }
+            c->gi = c->unlisted_row;
+        }
+        c->lg = cg;
+    }
+    if (cp != c->lp) {
+        if ((c->pi = idmap_get(c->pm, cp)) < 0) { c->bad = cp; return 2; }
+        c->lp = cp;
+    }
+    c->counts[c->gi * c->cols + c->pi] += len;
+    return 0;
+}
+
+/* the bits of a block: bit k set where pixel i + k differs from pixel i + k - 1 (either map) */
+#define PB_RUN_STARTS(mask, i)                                                                              \
+    while (mask) {                                                                                         \
+        Py_ssize_t j = (i) + __builtin_ctz(mask);                                                          \
+        if ((rc = add_run(c, g[s], p[s], j - s))) return rc;                                               \
+        s = j;                                                                                             \
+        mask &= mask - 1;                                                                                  \
+    }
+
+/* the scalar tail from pixel i on (s: the start of the open run); returns add_run's code */
+static inline int count_tail(const uint32_t *g, const uint32_t *p, Py_ssize_t s, Py_ssize_t i, Py_ssize_t n,
+                             pair_counter *c) {
+    int rc;
+    for (; i < n; i++)
+        if (g[i] != g[i - 1] || p[i] != p[i - 1]) {
+            if ((rc = add_run(c, g[s], p[s], i - s))) return rc;
+            s = i;
+        }
+    return add_run(c, g[s], p[s], n - s);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx2"))) static int count_avx2(const uint32_t *g, const uint32_t *p, Py_ssize_t n,
+                                                      pair_counter *c) {
+    Py_ssize_t s = 0, i = 1;
+    int rc;
+    for (; i + 8 <= n; i += 8) {
+        __m256i eg = _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(g + i)),
+                                        _mm256_loadu_si256((const __m256i *)(g + i - 1)));
+        __m256i ep = _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(p + i)),
+                                        _mm256_loadu_si256((const __m256i *)(p + i - 1)));
+        unsigned m = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(eg, ep))) & 0xFFu;
+        PB_RUN_STARTS(m, i)
+    }
+    return count_tail(g, p, s, i, n, c);
+}
+static int have_avx2, cpu_avx2;
+#define PB_AVX2_INIT() (have_avx2 = cpu_avx2 = __builtin_cpu_supports("avx2"))
+#else
+static int have_avx2, cpu_avx2;
+static int count_avx2(const uint32_t *g, const uint32_t *p, Py_ssize_t n, pair_counter *c) { return 0; }
+#define PB_AVX2_INIT() ((void)0)
+#endif
+
+static int count_portable(const uint32_t *g, const uint32_t *p, Py_ssize_t n, pair_counter *c) {
+    Py_ssize_t s = 0, i = 1;
 #ifdef __SSE2__
-    __m128i vg = _mm_set1_epi32((int)cg), vp = _mm_set1_epi32((int)cp);
+    int rc;
     for (; i + 4 <= n; i += 4) {
-        __m128i eq = _mm_and_si128(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(g + i)), vg),
-                                   _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(p + i)), vp));
-        int m = _mm_movemask_ps(_mm_castsi128_ps(eq));
-        if (m != 0xF) return i + __builtin_ctz(~m & 0xF);
+        __m128i eg = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(g + i)),
+                                     _mm_loadu_si128((const __m128i *)(g + i - 1)));
+        __m128i ep = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(p + i)),
+                                     _mm_loadu_si128((const __m128i *)(p + i - 1)));
+        unsigned m = ~(unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_and_si128(eg, ep))) & 0xFu;
+        PB_RUN_STARTS(m, i)
     }
 #endif
-    while (i < n && g[i] == cg && p[i] == cp) i++;
-    return i;
+    return count_tail(g, p, s, i, n, c);
 }
 
 /* returns 0, 1 (unknown gt id in *bad, with strict_gt) or 2 (unknown pred id in *bad); without strict_gt an
  * unknown gt id goes to row unlisted_row */
 static int count_pairs(const uint32_t *g, const uint32_t *p, Py_ssize_t n, const idmap *gm, const idmap *pm,
                        int64_t *counts, Py_ssize_t cols, uint32_t *bad, int strict_gt, int32_t unlisted_row) {
-    Py_ssize_t i = 0;
-    uint32_t lg = 0, lp = 0; /* the last ids looked up (0 = VOID -> index 0): at a run break usually */
-    int32_t gi = 0, pi = 0;  /* only one side changes */
-    while (i < n) {
-        uint32_t cg = g[i], cp = p[i];
-        Py_ssize_t j = run_end(g, p, i + 1, n, cg, cp);
-        if (cg != lg) {
-            if ((gi = idmap_get(gm, cg)) < 0) {
-                if (strict_gt) { *bad = cg; return 1; }
-                gi = unlisted_row;
-            }
-            lg = cg;
-        }
-        if (cp != lp) {
-            if ((pi = idmap_get(pm, cp)) < 0) { *bad = cp; return 2; }
-            lp = cp;
-        }
-        counts[gi * cols + pi] += j - i;
-        i = j;
-    }
-    return 0;
+    pair_counter c = {gm, pm, counts, cols, strict_gt, unlisted_row, 0, 0, 0, 0, 0};
+    if (n == 0) return 0;
+    int rc = have_avx2 ? count_avx2(g, p, n, &c) : count_portable(g, p, n, &c);
+    *bad = c.bad;
+    return rc;
 }
 
 static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
@@ -297,7 +378,18 @@ static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* use_avx2(flag) -> bool: for the tests, switch the AVX2 pair count off (0) or back on where the CPU has
+ * it (1); returns whether it is in use. */
+static PyObject *py_use_avx2(PyObject *self, PyObject *args) {
+    int flag;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "p", &flag)) return NULL;
+    have_avx2 = flag && cpu_avx2;
+    return PyBool_FromLong(have_avx2);
+}
+
 static PyMethodDef methods[] = {
+    {"use_avx2", py_use_avx2, METH_VARARGS, "Switch the AVX2 pair count off or on (tests)."},
     {"unfilter_ids", py_unfilter_ids, METH_VARARGS, "PNG scanlines -> uint32 segment ids (in place into out)."},
     {"pair_counts", py_pair_counts, METH_VARARGS, "Pixel counts of (gt, pred) segment pairs into counts."},
     {NULL, NULL, 0, NULL},
@@ -307,5 +399,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "panbench'
 
 PyMODINIT_FUNC PyInit__native(void) {
     PB_SSSE3_INIT();
+    PB_AVX2_INIT();
     return PyModule_Create(&module);
 }

@@ -84,6 +84,26 @@ def test_every_filter_type_decodes_like_pil(tmp_path: Path, ch: int, filters: li
     assert np.array_equal(np.asarray(Image.open(p).convert("RGB")), img[..., :3])  # the PNG itself is valid
 
 
+@pytest.mark.parametrize("ch", [3, 4])
+@pytest.mark.parametrize("ft", [0, 1, 2, 3, 4])
+def test_every_filter_type_decodes_noise_and_flat_runs_at_every_width(tmp_path: Path, ch: int, ft: int) -> None:
+    """Widths 1..40 (the four-pixel blocks and their scalar tails), random alpha (it must not reach the
+    ids), rows of noise, flat rows and runs: each filter's flat-pixel shortcut and its exits."""
+    rng = np.random.default_rng(100 * ch + ft)
+    for w in range(1, 41):
+        h = int(rng.integers(1, 9))
+        img = rng.integers(0, 256, (h, w, ch), dtype=np.uint8)  # rows 0, 4: noise
+        img[1::4] = img[1::4, :1]  # flat rows
+        img[2::4] = img[2::4, :1]
+        img[2::4, w // 3 :, 2] += 1  # a flat row whose blue byte alone steps, below a flat row
+        img[3::4, : w // 2] = img[0, :1]  # a run, then noise
+        if ch == 4:
+            img[..., 3] = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        p = tmp_path / f"{w}.png"
+        p.write_bytes(make_png(img, [ft]))
+        assert np.array_equal(read_ids(p, "t", slot="gt"), rgb2id(img[..., :3])), w
+
+
 def test_pil_written_pngs_match_the_general_decoder(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for k, (h, w) in enumerate([(1, 1), (480, 640), (17, 5), (5, 300)]):
@@ -160,6 +180,44 @@ def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, see
     slow = evaluator.score_image(_cats(), gt, gsi, pred, psi, "t")
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
         assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
+
+
+@pytest.mark.parametrize("avx2", [True, False])
+def test_native_counts_of_blocky_maps_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, avx2: bool) -> None:
+    """Runs of every length across the 4- and 8-pixel blocks (the AVX2 and the SSE2 loop), and ids in no
+    segment on either side at the first, a middle and the last pixel."""
+    rng = np.random.default_rng(7)
+    ids = rng.choice(np.arange(1, 2**24), 9, replace=False)
+    try:
+        assert kernels._native.use_avx2(avx2) is avx2 or avx2  # off when asked; on where the CPU has AVX2
+        for n in (1, 2, 7, 8, 9, 15, 16, 17, 33, 200, 1001):
+            runs = rng.integers(1, 12, n)
+            gt = np.repeat(rng.choice(np.concatenate([[0], ids[:4]]), n), runs)[:n].reshape(1, -1).astype(np.uint32)
+            pred = np.repeat(rng.choice(np.concatenate([[0], ids[4:8]]), n), runs[::-1])[:n].reshape(1, -1)
+            pred = pred.astype(np.uint32)
+            gsi = [{"id": int(s), "category_id": 1 + k % 3, "area": int((gt == s).sum())} for k, s in enumerate(ids[:4])]
+            psi = [{"id": int(s), "category_id": 1 + k % 3} for k, s in enumerate(ids[4:8]) if (pred == s).any()]
+            for where in (0, n // 2, n - 1):
+                for side, arr in (("gt", gt), ("pred", pred)):
+                    bad = arr.copy()
+                    bad[0, where] = ids[8]
+                    args = (bad, pred) if side == "gt" else (gt, bad)
+                    messages = []
+                    for native in (kernels._native, None):
+                        monkeypatch.setattr(kernels, "_native", native)
+                        with pytest.raises(InputError) as e:
+                            evaluator.score_image(_cats(), args[0], gsi, args[1], psi, "i", strict=True)
+                        messages.append(str(e.value))
+                    monkeypatch.undo()
+                    assert messages[0] == messages[1] and str(ids[8]) in messages[0]
+            out = []
+            for native in (kernels._native, None):
+                monkeypatch.setattr(kernels, "_native", native)
+                out.append(evaluator.match_ids(_cats(), gt, gsi, pred, psi, "i")[0])
+            monkeypatch.undo()
+            assert np.array_equal(out[0], out[1]), n
+    finally:
+        kernels._native.use_avx2(True)
 
 
 @pytest.mark.parametrize("side", ["gt", "pred"])
