@@ -117,14 +117,6 @@ def _int64_in(values: list[int], lo: int, hi: int) -> tuple[np.ndarray, int | No
     return arr, (int(np.argmax(bad)) if bad.any() else None)
 
 
-def _in_range(table: np.ndarray, n: int, gt: bool) -> bool:
-    """Every id in 1..2^24-1 and, for ground truth, every area in 0..2^62-1."""
-    if not n:
-        return True
-    ids, areas = table[:, 0], table[:, 3]
-    return bool(ids.min() >= 1 and ids.max() < MAX_ID and (not gt or (areas.min() >= 0 and areas.max() < 2**62)))
-
-
 def _range_error(segments_info: list[dict[str, Any]], where: str, gt: bool) -> NoReturn:
     """Raise the one-line error of the first id (then area) out of range."""
     ids_list = [s["id"] for s in segments_info]
@@ -141,29 +133,27 @@ def _range_error(segments_info: list[dict[str, Any]], where: str, gt: bool) -> N
 def parse_segments(
     segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool
 ) -> Segments:
-    """``segments_info`` as arrays; checks ids (unique, 1..2^24-1) and category ids."""
+    """``segments_info`` as arrays; checks ids (unique, 1..2^24-1), areas and category ids.  The checks run on
+    the Python lists (a few tens of segments: cheaper than numpy's per-call cost, and no int64 overflow)."""
     n = len(segments_info)
     if n >= int(_SENTINEL):
         raise InputError(f"{where}: {n} segments; at most 65534 per image are supported")
     index = cats.index
-    if gt:  # one pass over the dicts, one array: the columns are id, category index, crowd flag, area
-        rows = [(s["id"], index.get(s["category_id"], -1), s.get("iscrowd", 0) == 1, s["area"]) for s in segments_info]
-    else:
-        rows = [(s["id"], index.get(s["category_id"], -1), s.get("iscrowd", 0) == 1, 0) for s in segments_info]
-    try:
-        table = np.array(rows, np.int64).reshape(n, 4)
-    except OverflowError:  # an id or area beyond int64: the checks below name it
-        table = None
-    if table is None or not _in_range(table, n, gt):
-        _range_error(segments_info, where, gt)
-    ids, cat_idx, iscrowd, areas = table[:, 0].copy(), table[:, 1].copy(), table[:, 2].astype(bool), table[:, 3].copy()
-    if n > 1 and len(set(ids.tolist())) != n:
-        u, c = np.unique(ids, return_counts=True)
-        raise InputError(f"{where}: duplicate segment id {int(u[c > 1][0])} in segments_info; ids must be unique")
-    if n and cat_idx.min() < 0:
-        s = segments_info[int(np.argmax(cat_idx < 0))]
-        raise InputError(
-            f"{where}: segment {s['id']} has unknown category_id {s['category_id']}; "
-            "use the category ids of the ground-truth JSON"
-        )
-    return Segments(ids, cat_idx, iscrowd, areas)
+    ids = [s["id"] for s in segments_info]
+    cat_idx = [index.get(s["category_id"], -1) for s in segments_info]
+    crowd = [s.get("iscrowd", 0) == 1 for s in segments_info]
+    areas = [s["area"] for s in segments_info] if gt else None
+    if n:
+        if min(ids) < 1 or max(ids) >= MAX_ID or areas is not None and (min(areas) < 0 or max(areas) >= 2**62):
+            _range_error(segments_info, where, gt)
+        if len(set(ids)) != n:
+            u, c = np.unique(np.array(ids, np.int64), return_counts=True)
+            raise InputError(f"{where}: duplicate segment id {int(u[c > 1][0])} in segments_info; ids must be unique")
+        if min(cat_idx) < 0:
+            s = segments_info[cat_idx.index(-1)]
+            raise InputError(
+                f"{where}: segment {s['id']} has unknown category_id {s['category_id']}; "
+                "use the category ids of the ground-truth JSON"
+            )
+    return Segments(np.array(ids, np.int64), np.array(cat_idx, np.int64), np.array(crowd, bool),
+                    np.array(areas, np.int64) if areas is not None else np.zeros(n, np.int64))

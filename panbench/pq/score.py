@@ -95,6 +95,7 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
 
 
 _WORKER: dict[str, Any] = {}
+_ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQStats.add_images)
 
 
 def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer, pairs: list[Pair]) -> None:
@@ -106,11 +107,15 @@ def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: Imag
                  pairs: list[Pair]) -> tuple[PQStats, list[Any]]:
     """The sums and ``scorer``'s per-image records of ``pairs``, in order."""
     stats = PQStats.zeros(len(cats))
-    records = []
+    records, images = [], []
     for pair in pairs:
         st, rec = scorer(cats, *read_pair(gt_dir, pred_dir, pair))
-        stats.add_image(st)
+        images.append(st)
         records.append(rec)
+        if len(images) == _ADD_EVERY:
+            stats.add_images(images)
+            images.clear()
+    stats.add_images(images)
     return stats, records
 
 

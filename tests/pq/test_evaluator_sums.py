@@ -47,3 +47,30 @@ def test_the_sums_cannot_be_replaced_from_outside() -> None:
     ev = PanopticEvaluator(CATS)
     with pytest.raises(AttributeError):
         ev.stats = PQStats.zeros(len(CATS))  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 2**22])
+def test_adding_images_at_once_gives_the_sums_of_adding_them_one_by_one(monkeypatch: pytest.MonkeyPatch,
+                                                                          batch: int) -> None:
+    """Every field (IoU fraction and carry, TP/FP/FN, confusion, unlisted pixels, images), whatever the batch
+    after which add_images carries the IoU fraction."""
+    from panbench.pq import sums
+    from panbench.pq.matching import ImageStats
+
+    monkeypatch.setattr(sums, "_BATCH_MATCHES", batch)
+    rng = np.random.default_rng(3)
+    images = []
+    for k in range(40):
+        n_tp, n_sem = int(rng.integers(0, 5)), int(rng.integers(0, 4))
+        images.append(ImageStats(
+            tp_cats=rng.integers(0, 2, n_tp), tp_ious=rng.uniform(0.5, 1.0, n_tp), fn_cats=rng.integers(0, 2, k % 3),
+            fp_cats=rng.integers(0, 2, k % 2), sem_gt=rng.integers(-1, 2, n_sem), sem_pred=rng.integers(-1, 2, n_sem),
+            sem_px=rng.integers(1, 100, n_sem),
+            unlisted_px=np.array([k], np.int64) if k % 7 == 1 else np.zeros(0, np.int64)))
+    one_by_one, at_once = PQStats.zeros(2), PQStats.zeros(2)
+    for s in images:
+        one_by_one.add_image(s)
+    at_once.add_images(images)
+    assert at_once == one_by_one and at_once.n_images == 40
+    assert at_once.unlisted.tolist() == [1 + 8 + 15 + 22 + 29 + 36, 6]
+    assert at_once.iou_int.sum() > 0 and (at_once.iou < 2**sums.IOU_BITS).all()  # carried

@@ -195,7 +195,8 @@ def test_native_counts_of_blocky_maps_equal_the_numpy_path(monkeypatch: pytest.M
             gt = np.repeat(rng.choice(np.concatenate([[0], ids[:4]]), n), runs)[:n].reshape(1, -1).astype(np.uint32)
             pred = np.repeat(rng.choice(np.concatenate([[0], ids[4:8]]), n), runs[::-1])[:n].reshape(1, -1)
             pred = pred.astype(np.uint32)
-            gsi = [{"id": int(s), "category_id": 1 + k % 3, "area": int((gt == s).sum())} for k, s in enumerate(ids[:4])]
+            gsi = [{"id": int(s), "category_id": 1 + k % 3, "area": int((gt == s).sum())}
+                   for k, s in enumerate(ids[:4])]
             psi = [{"id": int(s), "category_id": 1 + k % 3} for k, s in enumerate(ids[4:8]) if (pred == s).any()]
             for where in (0, n // 2, n - 1):
                 for side, arr in (("gt", gt), ("pred", pred)):
@@ -261,3 +262,16 @@ def test_wide_integer_id_maps_are_checked_not_wrapped() -> None:
     psi = [{"id": 1, "category_id": 1}]
     with pytest.raises(InputError, match="4294967297"):
         evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 1")
+
+
+def test_a_png_that_grows_after_its_size_was_read_is_read_to_the_end(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    img = _panoptic_like(np.random.default_rng(4), 30, 40, 3)
+    p = tmp_path / "x.png"
+    p.write_bytes(make_png(img, [4, 2]))
+
+    class Small:
+        st_size = 20  # as if the file had 20 bytes when its size was read
+
+    monkeypatch.setattr(png.os, "fstat", lambda fd: Small())
+    assert np.array_equal(read_ids(p, "t"), rgb2id(img))
