@@ -95,6 +95,26 @@ __attribute__((target("ssse3"))) static Py_ssize_t none_up_ssse3(const uint8_t *
     }
     return x;
 }
+/* Sub filter: a running byte-wise sum along the row, 4 pixels at a time (two shifted adds make the
+ * block's prefix sums, then the last pixel of the block before is added); no branch per pixel.
+ * `a` is the pixel left of the first (updated to the last one done); returns the pixels done. */
+__attribute__((target("ssse3"))) static Py_ssize_t sub_ssse3(const uint8_t *s, uint32_t *o, Py_ssize_t w, int bpp,
+                                                             uint32_t *a) {
+    const __m128i shuf = bpp == 3 ? _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1)
+                                  : _mm_setr_epi8(0, 1, 2, -1, 4, 5, 6, -1, 8, 9, 10, -1, 12, 13, 14, -1);
+    __m128i carry = _mm_set1_epi32((int)*a);
+    Py_ssize_t x = 0;
+    for (; (x + 4) * bpp + (bpp == 3 ? 4 : 0) <= w * bpp; x += 4) {
+        __m128i v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(s + x * bpp)), shuf);
+        v = _mm_add_epi8(v, _mm_slli_si128(v, 4));
+        v = _mm_add_epi8(v, _mm_slli_si128(v, 8));
+        v = _mm_add_epi8(v, carry);
+        _mm_storeu_si128((__m128i *)(o + x), v);
+        carry = _mm_shuffle_epi32(v, 0xFF);
+    }
+    *a = (uint32_t)_mm_cvtsi128_si32(carry);
+    return x;
+}
 static int have_ssse3;
 #define PB_SSSE3_INIT() (have_ssse3 = __builtin_cpu_supports("ssse3"))
 #else
@@ -102,13 +122,14 @@ static const int have_ssse3 = 0;
 static Py_ssize_t none_up_ssse3(const uint8_t *s, const uint32_t *prev, uint32_t *o, Py_ssize_t w, int bpp, int up) {
     return 0;
 }
+static Py_ssize_t sub_ssse3(const uint8_t *s, uint32_t *o, Py_ssize_t w, int bpp, uint32_t *a) { return 0; }
 #define PB_SSSE3_INIT() 0
 #endif
 
 /* One scanline: the filtered bytes `src` (BPP = 3 or 4 per pixel) and the row above as ids `prev`
- * -> ids `out`.  Panoptic PNGs are mostly flat: where a Sub pixel's bytes are 0, or a Paeth pixel's
- * bytes are 0 and the row above is flat there, the pixel repeats its left neighbour; such pixels go
- * four at a time. */
+ * -> ids `out`.  None, Up and Sub go four pixels at a time.  Panoptic PNGs are mostly flat: where a
+ * Paeth pixel's bytes are 0 and the row above is flat there, the pixel repeats its left neighbour;
+ * such pixels go four at a time too. */
 static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev, uint32_t *out, Py_ssize_t w,
                                const int BPP) {
     /* x < blocks: pixels x..x+3 may go as a block (their 16 bytes of src lie in the row) */
@@ -121,15 +142,8 @@ static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev,
         for (; x < w; x++) out[x] = ft == 2 ? add8(src_px(src, x, BPP), prev[x]) : src_px(src, x, BPP);
         return 0;
     case 1:
-        while (x < w) {
-            if (x < blocks && src_zero4(src, x, BPP)) {
-                fill4(out + x, a);
-                x += 4;
-                continue;
-            }
-            out[x] = a = add8(a, src_px(src, x, BPP));
-            x++;
-        }
+        if (have_ssse3) x = sub_ssse3(src, out, w, BPP, &a);
+        for (; x < w; x++) out[x] = a = add8(a, src_px(src, x, BPP));
         return 0;
     case 3:
         for (; x < w; x++) out[x] = a = add8(src_px(src, x, BPP), avg8(a, prev[x]));
