@@ -61,10 +61,9 @@ def match_ids(
 def image_stats(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageStats:
     """The PQ contributions of one image: the TP/FN/FP of its match, with the semantic confusion pairs and
     the unlisted ground-truth pixels of its intersection table."""
-    stats = match.to_stats()
-    stats.sem_gt, stats.sem_pred, stats.sem_px = semantic_pairs(inter, gt, pred)
-    stats.unlisted_px = unlisted_pixels(inter, len(gt))
-    return stats
+    sem_gt, sem_pred, sem_px = semantic_pairs(inter, gt, pred)
+    return ImageStats(match.tp_cats, match.tp_ious, match.fn_cats, match.fp_cats, sem_gt, sem_pred, sem_px,
+                      unlisted_pixels(inter, len(gt)))
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
@@ -75,11 +74,15 @@ def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, p
     return _numpy_intersections(gt_ids, gt, pred_ids, pred, where, strict)
 
 
+_NONE = np.zeros(0, np.int64)
+_NONE.flags.writeable = False  # shared by every image without unlisted pixels
+
+
 def unlisted_pixels(inter: np.ndarray, n_gt: int) -> np.ndarray:
     """The ground-truth pixels whose id is in no segment (row ``n_gt + 1``), as the ``unlisted_px`` of
     :class:`~panbench.pq.matching.ImageStats`: empty when there are none."""
     n = int(inter[n_gt + 1].sum())
-    return np.array([n], np.int64) if n else np.zeros(0, np.int64)
+    return np.array([n], np.int64) if n else _NONE
 
 
 def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> InputError:
@@ -93,19 +96,17 @@ def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> Image
     """Predicted areas from the intersection table (every listed segment must be in the PNG),
     ground-truth areas checked against it, then the match."""
     pixels = inter[1 : len(gt) + 1].sum(axis=1)
-    short = np.nonzero(pixels > gt.areas)[0]
-    if len(short):  # an IoU above 1 would follow; panopticapi would add it to the sums unchecked
-        k = int(short[0])
+    if (pixels > gt.areas).any():  # an IoU above 1 would follow; panopticapi would add it to the sums unchecked
+        k = int(np.argmax(pixels > gt.areas))
         raise InputError(
             f"{where} (ground truth): segment {int(gt.ids[k])} has area {int(gt.areas[k])} in segments_info "
             f"but {int(pixels[k])} pixels in the PNG; the annotation PNG and JSON do not belong together "
             "(or set 'area' to the pixel count)"
         )
-    pred.areas = inter[:, 1:].sum(axis=0).astype(np.int64)
-    missing = np.nonzero(pred.areas == 0)[0]
-    if len(missing):
+    pred.areas = inter[:, 1:].sum(axis=0)  # int64, as the table
+    if not pred.areas.all():
         raise InputError(
-            f"{where} (prediction): segments_info id {int(pred.ids[missing[0]])} is absent from the PNG; "
+            f"{where} (prediction): segments_info id {int(pred.ids[np.argmin(pred.areas)])} is absent from the PNG; "
             "drop empty segments from segments_info"
         )
     return match_image(inter, gt, pred)

@@ -82,13 +82,10 @@ class ImageStats:
 def semantic_pairs(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The intersection table folded to categories: (gt category, pred category, pixels), VOID = -1.
     Rows of ground-truth ids in no segment (panopticapi ignores them) are left out."""
-    n_gt = len(gt)
-    row_cat = np.concatenate([[-1], gt.cats, [-2]]).astype(np.int64)
-    col_cat = np.concatenate([[-1], pred.cats]).astype(np.int64)
-    r, c = np.nonzero(inter)
-    keep = r != n_gt + 1
-    r, c = r[keep], c[keep]
-    return row_cat[r], col_cat[c], inter[r, c].astype(np.int64)
+    r, c = np.nonzero(inter[: len(gt) + 1])
+    row_cat = np.concatenate(([-1], gt.cats)).astype(np.int64, copy=False)
+    col_cat = np.concatenate(([-1], pred.cats)).astype(np.int64, copy=False)
+    return row_cat[r], col_cat[c], inter[r, c].astype(np.int64, copy=False)
 
 
 @dataclass
