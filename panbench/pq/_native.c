@@ -123,7 +123,7 @@ static Py_ssize_t none_up_ssse3(const uint8_t *s, const uint32_t *prev, uint32_t
     return 0;
 }
 static Py_ssize_t sub_ssse3(const uint8_t *s, uint32_t *o, Py_ssize_t w, int bpp, uint32_t *a) { return 0; }
-#define PB_SSSE3_INIT() 0
+#define PB_SSSE3_INIT() ((void)0)
 #endif
 
 /* One scanline: the filtered bytes `src` (BPP = 3 or 4 per pixel) and the row above as ids `prev`

@@ -96,6 +96,9 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
 
 _WORKER: dict[str, Any] = {}
 _ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQStats.add_images)
+# images per task of a worker: small enough that the workers finish together (the last task is all that one
+# may wait for), large enough that a task's overhead (two ints out, the sparse sums back) stays small
+_CHUNK = 16
 
 
 def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer, pairs: list[Pair]) -> None:
@@ -165,7 +168,7 @@ def score_stream(
             part, records = _score_pairs(cats, gt_dir, pred_dir, scorer, pairs)
         ev.merge(part)
     else:
-        size = max(1, min(64, len(pairs) // (4 * workers)))
+        size = max(1, min(_CHUNK, len(pairs) // (4 * workers)))
         spans = [(i, min(i + size, len(pairs))) for i in range(0, len(pairs), size)]
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         with ctx.Pool(workers, initializer=_init_worker, initargs=(cats, gt_dir, pred_dir, scorer, pairs)) as pool:

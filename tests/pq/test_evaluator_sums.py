@@ -74,3 +74,14 @@ def test_adding_images_at_once_gives_the_sums_of_adding_them_one_by_one(monkeypa
     assert at_once == one_by_one and at_once.n_images == 40
     assert at_once.unlisted.tolist() == [1 + 8 + 15 + 22 + 29 + 36, 6]
     assert at_once.iou_int.sum() > 0 and (at_once.iou < 2**sums.IOU_BITS).all()  # carried
+
+
+def test_sums_survive_pickling_with_a_sparse_confusion_matrix() -> None:
+    import pickle
+
+    stats = PQStats.zeros(133)
+    stats.conf[3, 7], stats.conf[133, 0], stats.iou[5], stats.n_images = 11, 2**40, 9, 4
+    data = pickle.dumps(stats)
+    back = pickle.loads(data)
+    assert back == stats and back.n_images == 4 and back.conf.shape == (134, 134) and back.conf[133, 0] == 2**40
+    assert len(data) < 134 * 134 * 8 / 10  # sparse: not the dense matrix
