@@ -13,6 +13,10 @@
  * None means "a ground truth or prediction with two IoU > 0.5 matches", which a table counted from
  * pixels cannot give: the caller then takes the numpy path, which handles any table.
  *
+ *   areas(inter, n_gt, n_pred, gt_areas, pred_areas) -> None | (side, index)
+ *   fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> (packed, m, unlisted)
+ *       The area checks and the semantic fold of the same table (each documented at its function).
+ *
  * The numbers are bit-identical to the numpy path (tests/pq/test_match_native.py):
  * the same IoU formula (int64 -> double, one division), first-index argmax, and gt_iou_sum added
  * in numpy's pairwise order (pairwise_sum in numpy's loops_utils.h: 8 accumulators, blocks of 128).
@@ -222,8 +226,86 @@ done:
     return result;
 }
 
+/* areas(inter, n_gt, n_pred, gt_areas, pred_areas) -> None | (0, g) | (1, p)
+ * The checks of evaluator._match on the same table: (0, g) for the first ground truth whose pixels (row
+ * g + 1, every column) exceed its JSON area; else the predictions' areas (columns 1..n_pred, every row)
+ * go into pred_areas and (1, p) names the first that is 0.  None: both checks pass. */
+static PyObject *py_areas(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer bi, bga, bpa;
+    Py_ssize_t G, P;
+    if (!PyArg_ParseTuple(args, "y*nny*w*", &bi, &G, &P, &bga, &bpa)) return NULL;
+    PyObject *result = NULL;
+    if (G < 0 || P < 0 || bi.len != (G + 2) * (P + 1) * 8 || bga.len != G * 8 || bpa.len != P * 8) {
+        PyErr_SetString(PyExc_ValueError, "areas: expected an (n_gt + 2) x (n_pred + 1) int64 table, int64 areas");
+    } else {
+        const int64_t *t = bi.buf, *ga = bga.buf;
+        int64_t *pa = bpa.buf;
+        Py_ssize_t cols = P + 1, bad = -1;
+        for (Py_ssize_t g = 0; g < G && bad < 0; g++) {
+            int64_t sum = 0;
+            for (Py_ssize_t c = 0; c < cols; c++) sum += t[(g + 1) * cols + c];
+            if (sum > ga[g]) bad = g;
+        }
+        if (bad >= 0) {
+            result = Py_BuildValue("(in)", 0, bad);
+        } else {
+            memset(pa, 0, (size_t)P * 8);
+            for (Py_ssize_t r = 0; r < G + 2; r++)
+                for (Py_ssize_t c = 1; c < cols; c++) pa[c - 1] += t[r * cols + c];
+            for (Py_ssize_t p = 0; p < P && bad < 0; p++)
+                if (pa[p] == 0) bad = p;
+            result = bad >= 0 ? Py_BuildValue("(in)", 1, bad) : Py_NewRef(Py_None);
+        }
+    }
+    PyBuffer_Release(&bi);
+    PyBuffer_Release(&bga);
+    PyBuffer_Release(&bpa);
+    return result;
+}
+
+/* fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> (packed, m, unlisted)
+ * matching.semantic_pairs and evaluator.unlisted_pixels on the same table: the m non-zero cells of rows
+ * 0..n_gt in row-major order as (ground-truth category, predicted category, pixels), VOID = -1, packed as
+ * int64 [m] x 3 in one bytearray; unlisted = the pixels of row n_gt + 1. */
+static PyObject *py_fold(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer bi, bgc, bpc;
+    Py_ssize_t G, P;
+    if (!PyArg_ParseTuple(args, "y*nny*y*", &bi, &G, &P, &bgc, &bpc)) return NULL;
+    PyObject *result = NULL;
+    if (G < 0 || P < 0 || bi.len != (G + 2) * (P + 1) * 8 || bgc.len != G * 8 || bpc.len != P * 8) {
+        PyErr_SetString(PyExc_ValueError, "fold: expected an (n_gt + 2) x (n_pred + 1) int64 table, int64 cats");
+    } else {
+        const int64_t *t = bi.buf, *gc = bgc.buf, *pc = bpc.buf;
+        Py_ssize_t cols = P + 1, m = 0, k = 0;
+        int64_t unlisted = 0;
+        for (Py_ssize_t i = 0; i < (G + 1) * cols; i++) m += t[i] != 0;
+        for (Py_ssize_t c = 0; c < cols; c++) unlisted += t[(G + 1) * cols + c];
+        PyObject *packed = PyByteArray_FromStringAndSize(NULL, 3 * m * 8);
+        if (packed) {
+            int64_t *o = (int64_t *)PyByteArray_AS_STRING(packed);
+            for (Py_ssize_t r = 0; r <= G; r++)
+                for (Py_ssize_t c = 0; c < cols; c++) {
+                    int64_t v = t[r * cols + c];
+                    if (!v) continue;
+                    o[k] = r ? gc[r - 1] : -1;
+                    o[m + k] = c ? pc[c - 1] : -1;
+                    o[2 * m + k++] = v;
+                }
+            result = Py_BuildValue("(NnL)", packed, m, (long long)unlisted);
+        }
+    }
+    PyBuffer_Release(&bi);
+    PyBuffer_Release(&bgc);
+    PyBuffer_Release(&bpc);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"match", py_match, METH_VARARGS, "match_image of panbench.pq.matching, packed (see the module source)."},
+    {"areas", py_areas, METH_VARARGS, "The area checks of evaluator._match and the predictions' areas."},
+    {"fold", py_fold, METH_VARARGS, "semantic_pairs and unlisted_pixels of one table, packed."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import kernels
+from panbench.pq import kernels, matching
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats, Segments, match_image, semantic_pairs
@@ -60,10 +60,18 @@ def match_ids(
 
 def image_stats(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageStats:
     """The PQ contributions of one image: the TP/FN/FP of its match, with the semantic confusion pairs and
-    the unlisted ground-truth pixels of its intersection table."""
-    sem_gt, sem_pred, sem_px = semantic_pairs(inter, gt, pred)
-    return ImageStats(match.tp_cats, match.tp_ious, match.fn_cats, match.fp_cats, sem_gt, sem_pred, sem_px,
-                      unlisted_pixels(inter, len(gt)))
+    the unlisted ground-truth pixels of its intersection table (one C pass where ``_match`` was built)."""
+    ext = matching._native
+    if ext is None:
+        sem_gt, sem_pred, sem_px = semantic_pairs(inter, gt, pred)
+        unlisted = unlisted_pixels(inter, len(gt))
+    else:
+        packed, m, n = ext.fold(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
+                                np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(pred.cats, np.int64))
+        a = np.frombuffer(packed, np.int64)
+        sem_gt, sem_pred, sem_px = a[:m], a[m : 2 * m], a[2 * m :]
+        unlisted = np.array([n], np.int64) if n else _NONE
+    return ImageStats(match.tp_cats, match.tp_ious, match.fn_cats, match.fp_cats, sem_gt, sem_pred, sem_px, unlisted)
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
@@ -94,22 +102,39 @@ def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ..
 
 def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> ImageMatch:
     """Predicted areas from the intersection table (every listed segment must be in the PNG),
-    ground-truth areas checked against it, then the match."""
-    pixels = inter[1 : len(gt) + 1].sum(axis=1)
-    if (pixels > gt.areas).any():  # an IoU above 1 would follow; panopticapi would add it to the sums unchecked
-        k = int(np.argmax(pixels > gt.areas))
-        raise InputError(
-            f"{where} (ground truth): segment {int(gt.ids[k])} has area {int(gt.areas[k])} in segments_info "
-            f"but {int(pixels[k])} pixels in the PNG; the annotation PNG and JSON do not belong together "
-            "(or set 'area' to the pixel count)"
-        )
-    pred.areas = inter[:, 1:].sum(axis=0)  # int64, as the table
-    if not pred.areas.all():
-        raise InputError(
-            f"{where} (prediction): segments_info id {int(pred.ids[np.argmin(pred.areas)])} is absent from the PNG; "
-            "drop empty segments from segments_info"
-        )
+    ground-truth areas checked against it (an IoU above 1 would follow; panopticapi would add it to the
+    sums unchecked), then the match.  One C pass where ``_match`` was built."""
+    ext = matching._native
+    if ext is None:
+        pixels = inter[1 : len(gt) + 1].sum(axis=1)
+        if (pixels > gt.areas).any():
+            raise _area_error(where, gt, int(np.argmax(pixels > gt.areas)), inter)
+        pred.areas = inter[:, 1:].sum(axis=0)  # int64, as the table
+        if not pred.areas.all():
+            raise _absent_error(where, pred, int(np.argmin(pred.areas)))
+    else:
+        areas = np.empty(len(pred), np.int64)
+        bad = ext.areas(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
+                        np.ascontiguousarray(gt.areas, np.int64), areas)
+        if bad is not None:
+            raise _area_error(where, gt, bad[1], inter) if bad[0] == 0 else _absent_error(where, pred, bad[1])
+        pred.areas = areas
     return match_image(inter, gt, pred)
+
+
+def _area_error(where: str, gt: Segments, k: int, inter: np.ndarray) -> InputError:
+    return InputError(
+        f"{where} (ground truth): segment {int(gt.ids[k])} has area {int(gt.areas[k])} in segments_info "
+        f"but {int(inter[k + 1].sum())} pixels in the PNG; the annotation PNG and JSON do not belong together "
+        "(or set 'area' to the pixel count)"
+    )
+
+
+def _absent_error(where: str, pred: Segments, k: int) -> InputError:
+    return InputError(
+        f"{where} (prediction): segments_info id {int(pred.ids[k])} is absent from the PNG; "
+        "drop empty segments from segments_info"
+    )
 
 
 def _unknown_id(where: str, gt_side: bool, seg_id: int) -> InputError:

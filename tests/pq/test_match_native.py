@@ -157,3 +157,36 @@ def test_bad_buffers_are_a_value_error() -> None:
         matching._native.match(inter[:-1], 3, 4, gt.cats, gt.areas, gt.iscrowd, pred.cats, pred.areas)
     with pytest.raises(ValueError, match="int64 table"):
         matching._native.match(inter, 3, 4, gt.cats, gt.areas, gt.iscrowd.astype(np.int64), pred.cats, pred.areas)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> None:
+    """evaluator._match's area checks (their one-line errors included) and image_stats' semantic pairs and
+    unlisted pixels, from the C extension and from numpy, on arbitrary tables: equal values, dtypes, order."""
+    from panbench.errors import InputError
+    from panbench.pq.evaluator import _match, image_stats
+
+    rng = np.random.default_rng(seed)
+    n_gt, n_pred = (int(x) for x in rng.integers(0, 6, 2))
+    inter = rng.integers(0, 4, (n_gt + 2, n_pred + 1)) * rng.integers(0, 2, (n_gt + 2, n_pred + 1))
+    slack = rng.integers(-1, 3, n_gt) if rng.random() < 0.3 else np.zeros(n_gt, np.int64)  # -1: too small
+    gt = Segments(np.arange(1, n_gt + 1), rng.integers(0, 4, n_gt), rng.random(n_gt) < 0.2,
+                  inter[1 : n_gt + 1].sum(axis=1) + slack)
+    out = []
+    for native in (matching._native, None):
+        pred = Segments(np.arange(10, 10 + n_pred), np.arange(n_pred) % 4, np.zeros(n_pred, bool),
+                        np.zeros(n_pred, np.int64))
+        saved, matching._native = matching._native, native
+        try:
+            m = _match(inter, gt, pred, "image 1")
+            s = image_stats(inter, gt, pred, m)
+            out.append((pred.areas, s.sem_gt, s.sem_pred, s.sem_px, s.unlisted_px))
+        except InputError as e:
+            out.append(str(e))
+        finally:
+            matching._native = saved
+    if isinstance(out[0], str) or isinstance(out[1], str):
+        assert out[0] == out[1]
+        return
+    for x, y in zip(out[0], out[1]):
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
