@@ -10,7 +10,8 @@
  *       for such a ground-truth id (the caller raises the error), else None.  Without strict_gt a
  *       ground-truth id in no segment is counted in row n_gt + 1 (panopticapi scores such pixels).
  *   use_avx2(flag) -> bool
- *       The tests switch pair_counts' AVX2 loop off and on (the SSE2 loop gives the same counts).
+ *       The tests switch the AVX2 loops (pair_counts, Paeth rows) off and on; the others give the same
+ *       numbers.
  *
  * Both release the GIL.  Everything else (PNG chunks, inflate, validation, matching) is Python.
  */
@@ -22,6 +23,9 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+
+/* AVX2 loops are picked at import where the CPU has AVX2 (use_avx2 switches them off for the tests) */
+static int have_avx2, cpu_avx2;
 
 /* A pixel is kept as its id: R | G << 8 | B << 16 in a uint32 (the top byte 0).  PNG filters work
  * on each byte with the same byte of the left, upper and upper-left pixels, so the three colour
@@ -126,6 +130,70 @@ static Py_ssize_t sub_ssse3(const uint8_t *s, uint32_t *o, Py_ssize_t w, int bpp
 #define PB_SSSE3_INIT() ((void)0)
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The Paeth row of unfilter_row with AVX2: eight pixels checked at a time (x < blocks: pixels x..x+7
+ * go as a block; their src bytes, 28 for RGB and 32 for RGBA from x * bpp, lie in the row). */
+__attribute__((target("avx2"))) static void paeth_row_avx2(const uint8_t *src, const uint32_t *prev, uint32_t *out,
+                                                           Py_ssize_t w, int bpp) {
+    const Py_ssize_t span = bpp == 3 ? 28 : 32, blocks = w * bpp >= span ? (w * bpp - span) / bpp + 1 : 0;
+    const __m256i shuf = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
+                                          0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+    uint32_t a = add8(bpp == 3 ? src_px(src, 0, 3) : src_px(src, 0, 4), prev[0]); /* x = 0: Paeth predicts b */
+    out[0] = a;
+    for (Py_ssize_t x = 1; x < w;) {
+        if (x < blocks) {
+            __m256i v;
+            if (bpp == 3) {
+                __m128i lo = _mm_loadu_si128((const __m128i *)(src + 3 * x));
+                __m128i hi = _mm_loadu_si128((const __m128i *)(src + 3 * x + 12));
+                v = _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), shuf);
+            } else {
+                v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(src + 4 * x)), _mm256_set1_epi32((int)PB_RGB));
+            }
+            __m256i flat = _mm256_and_si256(_mm256_cmpeq_epi32(v, _mm256_setzero_si256()),
+                                            _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(prev + x)),
+                                                               _mm256_loadu_si256((const __m256i *)(prev + x - 1))));
+            if (_mm256_movemask_ps(_mm256_castsi256_ps(flat)) == 0xFF) {
+                _mm256_storeu_si256((__m256i *)(out + x), _mm256_set1_epi32((int)a));
+                x += 8;
+                continue;
+            }
+        }
+        uint32_t d = bpp == 3 ? src_px(src, x, 3) : src_px(src, x, 4), b = prev[x], c = prev[x - 1];
+        if (d != 0 || b != c) a = add8(d, paeth3(a, b, c));
+        out[x++] = a;
+    }
+}
+/* None (up = 0) and Up (up = 1) rows with AVX2, eight pixels per step; returns the pixels done */
+__attribute__((target("avx2"))) static Py_ssize_t none_up_avx2(const uint8_t *s, const uint32_t *prev, uint32_t *o,
+                                                               Py_ssize_t w, int bpp, int up) {
+    const __m256i shuf = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
+                                          0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+    Py_ssize_t x = 0;
+    for (; x * bpp + (bpp == 3 ? 28 : 32) <= w * bpp; x += 8) {
+        __m256i v;
+        if (bpp == 3) {
+            __m128i lo = _mm_loadu_si128((const __m128i *)(s + 3 * x));
+            __m128i hi = _mm_loadu_si128((const __m128i *)(s + 3 * x + 12));
+            v = _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), shuf);
+        } else {
+            v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(s + 4 * x)), _mm256_set1_epi32((int)PB_RGB));
+        }
+        if (up) v = _mm256_add_epi8(v, _mm256_loadu_si256((const __m256i *)(prev + x)));
+        _mm256_storeu_si256((__m256i *)(o + x), v);
+    }
+    return x;
+}
+#define PB_ROWS_AVX2 1
+#else
+static void paeth_row_avx2(const uint8_t *src, const uint32_t *prev, uint32_t *out, Py_ssize_t w, int bpp) {}
+static Py_ssize_t none_up_avx2(const uint8_t *s, const uint32_t *prev, uint32_t *o, Py_ssize_t w, int bpp, int up) {
+    return 0;
+}
+#define PB_ROWS_AVX2 0
+#endif
+
 /* One scanline: the filtered bytes `src` (BPP = 3 or 4 per pixel) and the row above as ids `prev`
  * -> ids `out`.  None, Up and Sub go four pixels at a time.  Panoptic PNGs are mostly flat: where a
  * Paeth pixel's bytes are 0 and the row above is flat there, the pixel repeats its left neighbour;
@@ -138,7 +206,10 @@ static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev,
     switch (ft) {
     case 0:
     case 2:
-        if (have_ssse3) x = none_up_ssse3(src, prev, out, w, BPP, ft == 2);
+        if (PB_ROWS_AVX2 && have_avx2)
+            x = none_up_avx2(src, prev, out, w, BPP, ft == 2);
+        else if (have_ssse3)
+            x = none_up_ssse3(src, prev, out, w, BPP, ft == 2);
         for (; x < w; x++) out[x] = ft == 2 ? add8(src_px(src, x, BPP), prev[x]) : src_px(src, x, BPP);
         return 0;
     case 1:
@@ -149,6 +220,10 @@ static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev,
         for (; x < w; x++) out[x] = a = add8(src_px(src, x, BPP), avg8(a, prev[x]));
         return 0;
     case 4:
+        if (PB_ROWS_AVX2 && have_avx2) {
+            paeth_row_avx2(src, prev, out, w, BPP);
+            return 0;
+        }
         out[0] = a = add8(src_px(src, 0, BPP), prev[0]); /* at x = 0, a = c = 0: Paeth predicts b */
         for (x = 1; x < w;) {
             if (x < blocks && src_zero4(src, x, BPP) && flat_above4(prev, x)) {
@@ -319,10 +394,8 @@ __attribute__((target("avx2"))) static int count_avx2(const uint32_t *g, const u
     }
     return count_tail(g, p, s, i, n, c);
 }
-static int have_avx2, cpu_avx2;
 #define PB_AVX2_INIT() (have_avx2 = cpu_avx2 = __builtin_cpu_supports("avx2"))
 #else
-static int have_avx2, cpu_avx2;
 static int count_avx2(const uint32_t *g, const uint32_t *p, Py_ssize_t n, pair_counter *c) { return 0; }
 #define PB_AVX2_INIT() ((void)0)
 #endif
@@ -392,8 +465,8 @@ static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* use_avx2(flag) -> bool: for the tests, switch the AVX2 pair count off (0) or back on where the CPU has
- * it (1); returns whether it is in use. */
+/* use_avx2(flag) -> bool: for the tests, switch the AVX2 loops off (0) or back on where the CPU has
+ * AVX2 (1); returns whether they are in use. */
 static PyObject *py_use_avx2(PyObject *self, PyObject *args) {
     int flag;
     (void)self;
@@ -403,7 +476,7 @@ static PyObject *py_use_avx2(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"use_avx2", py_use_avx2, METH_VARARGS, "Switch the AVX2 pair count off or on (tests)."},
+    {"use_avx2", py_use_avx2, METH_VARARGS, "Switch the AVX2 loops off or on (tests)."},
     {"unfilter_ids", py_unfilter_ids, METH_VARARGS, "PNG scanlines -> uint32 segment ids (in place into out)."},
     {"pair_counts", py_pair_counts, METH_VARARGS, "Pixel counts of (gt, pred) segment pairs into counts."},
     {NULL, NULL, 0, NULL},

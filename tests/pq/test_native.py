@@ -84,12 +84,23 @@ def test_every_filter_type_decodes_like_pil(tmp_path: Path, ch: int, filters: li
     assert np.array_equal(np.asarray(Image.open(p).convert("RGB")), img[..., :3])  # the PNG itself is valid
 
 
+@pytest.mark.parametrize("avx2", [True, False])
 @pytest.mark.parametrize("ch", [3, 4])
 @pytest.mark.parametrize("ft", [0, 1, 2, 3, 4])
-def test_every_filter_type_decodes_noise_and_flat_runs_at_every_width(tmp_path: Path, ch: int, ft: int) -> None:
-    """Widths 1..40 (the four-pixel blocks and their scalar tails), random alpha (it must not reach the
-    ids), rows of noise, flat rows and runs: each filter's flat-pixel shortcut and its exits."""
+def test_every_filter_type_decodes_noise_and_flat_runs_at_every_width(tmp_path: Path, ch: int, ft: int,
+                                                                       avx2: bool) -> None:
+    """Widths 1..40 (the four- and eight-pixel blocks and their scalar tails), random alpha (it must not
+    reach the ids), rows of noise, flat rows and runs: each filter's flat-pixel shortcut and its exits, with
+    the AVX2 loops and without."""
     rng = np.random.default_rng(100 * ch + ft)
+    kernels._native.use_avx2(avx2)
+    try:
+        _decode_every_width(tmp_path, rng, ch, ft)
+    finally:
+        kernels._native.use_avx2(True)
+
+
+def _decode_every_width(tmp_path: Path, rng: np.random.Generator, ch: int, ft: int) -> None:
     for w in range(1, 41):
         h = int(rng.integers(1, 9))
         img = rng.integers(0, 256, (h, w, ch), dtype=np.uint8)  # rows 0, 4: noise
