@@ -27,6 +27,6 @@ Beside them: :mod:`panbench.errors` (the one error type the CLI prints in one li
 
 from pathlib import Path
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: configs/, checkpoints/, results/
