@@ -10,8 +10,8 @@
  *       for such a ground-truth id (the caller raises the error), else None.  Without strict_gt a
  *       ground-truth id in no segment is counted in row n_gt + 1 (panopticapi scores such pixels).
  *   use_avx2(flag) -> bool
- *       The tests switch the AVX2 loops (pair_counts, Paeth rows) off and on; the others give the same
- *       numbers.
+ *       The tests switch the AVX2 loops (pair_counts; None, Up and Paeth rows) off and on; the others
+ *       give the same numbers.
  *
  * Both release the GIL.  Everything else (PNG chunks, inflate, validation, matching) is Python.
  */
