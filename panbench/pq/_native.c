@@ -61,6 +61,16 @@ static inline uint32_t src_px(const uint8_t *s, Py_ssize_t x, const int BPP) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16);
 }
 
+/* Paeth: pixel 0 of a row (a = c = 0: Paeth predicts the pixel above), and pixel x >= 1 after its left
+ * neighbour a (it repeats a where its filtered bytes are 0 and the row above does not change) */
+static inline uint32_t paeth_first(const uint8_t *src, const uint32_t *prev, const int BPP) {
+    return add8(src_px(src, 0, BPP), prev[0]);
+}
+static inline uint32_t paeth_px(const uint8_t *src, const uint32_t *prev, Py_ssize_t x, uint32_t a, const int BPP) {
+    uint32_t d = src_px(src, x, BPP), b = prev[x], c = prev[x - 1];
+    return d != 0 || b != c ? add8(d, paeth3(a, b, c)) : a;
+}
+
 #ifdef __SSE2__
 /* the colour bytes of pixels x..x+3 are all 0 (needs x * BPP + 16 <= the row's bytes) */
 static inline int src_zero4(const uint8_t *s, Py_ssize_t x, const int BPP) {
@@ -86,14 +96,18 @@ static inline int flat_above4(const uint32_t *prev, Py_ssize_t x) { return 0; }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <tmmintrin.h>
+/* the colour bytes of pixels x..x+3 as four ids, one byte shuffle (needs x * bpp + 16 <= the row's bytes) */
+__attribute__((target("ssse3"))) static inline __m128i ids4_ssse3(const uint8_t *s, Py_ssize_t x, int bpp) {
+    const __m128i shuf = bpp == 3 ? _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1)
+                                  : _mm_setr_epi8(0, 1, 2, -1, 4, 5, 6, -1, 8, 9, 10, -1, 12, 13, 14, -1);
+    return _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(s + x * bpp)), shuf);
+}
 /* None (up = 0) and Up (up = 1) filters, 4 pixels per byte shuffle; returns the pixels done */
 __attribute__((target("ssse3"))) static Py_ssize_t none_up_ssse3(const uint8_t *s, const uint32_t *prev, uint32_t *o,
                                                                  Py_ssize_t w, int bpp, int up) {
-    const __m128i shuf = bpp == 3 ? _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1)
-                                  : _mm_setr_epi8(0, 1, 2, -1, 4, 5, 6, -1, 8, 9, 10, -1, 12, 13, 14, -1);
     Py_ssize_t x = 0;
     for (; (x + 4) * bpp + (bpp == 3 ? 4 : 0) <= w * bpp; x += 4) {
-        __m128i v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(s + x * bpp)), shuf);
+        __m128i v = ids4_ssse3(s, x, bpp);
         if (up) v = _mm_add_epi8(v, _mm_loadu_si128((const __m128i *)(prev + x)));
         _mm_storeu_si128((__m128i *)(o + x), v);
     }
@@ -104,12 +118,10 @@ __attribute__((target("ssse3"))) static Py_ssize_t none_up_ssse3(const uint8_t *
  * `a` is the pixel left of the first (updated to the last one done); returns the pixels done. */
 __attribute__((target("ssse3"))) static Py_ssize_t sub_ssse3(const uint8_t *s, uint32_t *o, Py_ssize_t w, int bpp,
                                                              uint32_t *a) {
-    const __m128i shuf = bpp == 3 ? _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1)
-                                  : _mm_setr_epi8(0, 1, 2, -1, 4, 5, 6, -1, 8, 9, 10, -1, 12, 13, 14, -1);
     __m128i carry = _mm_set1_epi32((int)*a);
     Py_ssize_t x = 0;
     for (; (x + 4) * bpp + (bpp == 3 ? 4 : 0) <= w * bpp; x += 4) {
-        __m128i v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(s + x * bpp)), shuf);
+        __m128i v = ids4_ssse3(s, x, bpp);
         v = _mm_add_epi8(v, _mm_slli_si128(v, 4));
         v = _mm_add_epi8(v, _mm_slli_si128(v, 8));
         v = _mm_add_epi8(v, carry);
@@ -132,26 +144,25 @@ static Py_ssize_t sub_ssse3(const uint8_t *s, uint32_t *o, Py_ssize_t w, int bpp
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+/* the colour bytes of pixels x..x+7 as eight ids (needs x * bpp + 28 (RGB) or + 32 (RGBA) <= the row's
+ * bytes): RGB as two 12-byte halves, one per 128-bit lane, each shuffled in its lane */
+__attribute__((target("avx2"))) static inline __m256i ids8_avx2(const uint8_t *s, Py_ssize_t x, int bpp) {
+    if (bpp == 4)
+        return _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(s + 4 * x)), _mm256_set1_epi32((int)PB_RGB));
+    const __m256i shuf = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
+                                          0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+    __m128i lo = _mm_loadu_si128((const __m128i *)(s + 3 * x)), hi = _mm_loadu_si128((const __m128i *)(s + 3 * x + 12));
+    return _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), shuf);
+}
 /* The Paeth row of unfilter_row with AVX2: eight pixels checked at a time (x < blocks: pixels x..x+7
  * go as a block; their src bytes, 28 for RGB and 32 for RGBA from x * bpp, lie in the row). */
 __attribute__((target("avx2"))) static void paeth_row_avx2(const uint8_t *src, const uint32_t *prev, uint32_t *out,
                                                            Py_ssize_t w, int bpp) {
     const Py_ssize_t span = bpp == 3 ? 28 : 32, blocks = w * bpp >= span ? (w * bpp - span) / bpp + 1 : 0;
-    const __m256i shuf = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
-                                          0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
-    uint32_t a = add8(bpp == 3 ? src_px(src, 0, 3) : src_px(src, 0, 4), prev[0]); /* x = 0: Paeth predicts b */
-    out[0] = a;
+    uint32_t a = out[0] = paeth_first(src, prev, bpp);
     for (Py_ssize_t x = 1; x < w;) {
         if (x < blocks) {
-            __m256i v;
-            if (bpp == 3) {
-                __m128i lo = _mm_loadu_si128((const __m128i *)(src + 3 * x));
-                __m128i hi = _mm_loadu_si128((const __m128i *)(src + 3 * x + 12));
-                v = _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), shuf);
-            } else {
-                v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(src + 4 * x)), _mm256_set1_epi32((int)PB_RGB));
-            }
-            __m256i flat = _mm256_and_si256(_mm256_cmpeq_epi32(v, _mm256_setzero_si256()),
+            __m256i flat = _mm256_and_si256(_mm256_cmpeq_epi32(ids8_avx2(src, x, bpp), _mm256_setzero_si256()),
                                             _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(prev + x)),
                                                                _mm256_loadu_si256((const __m256i *)(prev + x - 1))));
             if (_mm256_movemask_ps(_mm256_castsi256_ps(flat)) == 0xFF) {
@@ -160,26 +171,16 @@ __attribute__((target("avx2"))) static void paeth_row_avx2(const uint8_t *src, c
                 continue;
             }
         }
-        uint32_t d = bpp == 3 ? src_px(src, x, 3) : src_px(src, x, 4), b = prev[x], c = prev[x - 1];
-        if (d != 0 || b != c) a = add8(d, paeth3(a, b, c));
-        out[x++] = a;
+        out[x] = a = paeth_px(src, prev, x, a, bpp);
+        x++;
     }
 }
 /* None (up = 0) and Up (up = 1) rows with AVX2, eight pixels per step; returns the pixels done */
 __attribute__((target("avx2"))) static Py_ssize_t none_up_avx2(const uint8_t *s, const uint32_t *prev, uint32_t *o,
                                                                Py_ssize_t w, int bpp, int up) {
-    const __m256i shuf = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
-                                          0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
     Py_ssize_t x = 0;
     for (; x * bpp + (bpp == 3 ? 28 : 32) <= w * bpp; x += 8) {
-        __m256i v;
-        if (bpp == 3) {
-            __m128i lo = _mm_loadu_si128((const __m128i *)(s + 3 * x));
-            __m128i hi = _mm_loadu_si128((const __m128i *)(s + 3 * x + 12));
-            v = _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), shuf);
-        } else {
-            v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(s + 4 * x)), _mm256_set1_epi32((int)PB_RGB));
-        }
+        __m256i v = ids8_avx2(s, x, bpp);
         if (up) v = _mm256_add_epi8(v, _mm256_loadu_si256((const __m256i *)(prev + x)));
         _mm256_storeu_si256((__m256i *)(o + x), v);
     }
@@ -202,7 +203,7 @@ static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev,
                                const int BPP) {
     /* x < blocks: pixels x..x+3 may go as a block (their 16 bytes of src lie in the row) */
     Py_ssize_t x = 0, blocks = PB_BLOCKS && w * BPP >= 16 ? (w * BPP - 16) / BPP + 1 : 0;
-    uint32_t a = 0, c = 0;
+    uint32_t a = 0;
     switch (ft) {
     case 0:
     case 2:
@@ -224,17 +225,15 @@ static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev,
             paeth_row_avx2(src, prev, out, w, BPP);
             return 0;
         }
-        out[0] = a = add8(src_px(src, 0, BPP), prev[0]); /* at x = 0, a = c = 0: Paeth predicts b */
+        out[0] = a = paeth_first(src, prev, BPP);
         for (x = 1; x < w;) {
             if (x < blocks && src_zero4(src, x, BPP) && flat_above4(prev, x)) {
                 fill4(out + x, a);
                 x += 4;
                 continue;
             }
-            uint32_t d = src_px(src, x, BPP), b = prev[x];
-            c = prev[x - 1];
-            if (d != 0 || b != c) a = add8(d, paeth3(a, b, c));
-            out[x++] = a;
+            out[x] = a = paeth_px(src, prev, x, a, BPP);
+            x++;
         }
         return 0;
     default:
@@ -379,7 +378,6 @@ static inline int count_tail(const uint32_t *g, const uint32_t *p, Py_ssize_t s,
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 __attribute__((target("avx2"))) static int count_avx2(const uint32_t *g, const uint32_t *p, Py_ssize_t n,
                                                       pair_counter *c) {
     Py_ssize_t s = 0, i = 1;
