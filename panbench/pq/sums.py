@@ -89,20 +89,8 @@ class PQStats:
         return PQStats(iou, tp, fp, fn)
 
     def add_image(self, s: ImageStats) -> None:
-        """Accumulate one image's contributions in place (< 2^16 matches, so < 2^56 units at once)."""
-        np.add.at(self.iou, s.tp_cats, np.rint(s.tp_ious * IOU_SCALE).astype(np.int64))
-        self._carry()
-        np.add.at(self.tp, s.tp_cats, 1)
-        np.add.at(self.fn, s.fn_cats, 1)
-        np.add.at(self.fp, s.fp_cats, 1)
-        if len(s.sem_px):
-            void = len(self.iou)
-            g = np.where(s.sem_gt < 0, void, s.sem_gt)
-            p = np.where(s.sem_pred < 0, void, s.sem_pred)
-            np.add.at(self.conf, (g, p), s.sem_px)
-        if len(s.unlisted_px):
-            self.unlisted += np.array([int(s.unlisted_px.sum()), 1], np.int64)
-        self.n_images += 1
+        """Accumulate one image's contributions in place (:meth:`add_images` of one image)."""
+        self.add_images((s,))
 
     def add_images(self, images: Sequence[ImageStats]) -> None:
         """Accumulate many images' contributions at once: the same integers as :meth:`add_image` on each
