@@ -33,7 +33,9 @@ def pq_intervals(records: list[RunRecord], out: Path) -> Path:
         lo = np.array([(r.ci or {})[key][0] for r in have])
         hi = np.array([(r.ci or {})[key][1] for r in have])
         for k in range(len(have)):
-            ax.errorbar(x[k], y[k], xerr=[[x[k] - lo[k]], [hi[k] - x[k]]], fmt="o", color=style[k]["color"],
+            # an interval end can differ from the point by float rounding (one image: every resample is it)
+            err = [[max(0.0, x[k] - lo[k])], [max(0.0, hi[k] - x[k])]]
+            ax.errorbar(x[k], y[k], xerr=err, fmt="o", color=style[k]["color"],
                         capsize=4, ms=5)
             ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
                         textcoords="offset points", ha="center", fontsize=7)

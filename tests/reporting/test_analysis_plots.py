@@ -108,3 +108,13 @@ def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_p
     assert len(skipped) == 3 and all(str(res / "plots" / "coco") in line for line in skipped)
     assert main(["report", "--results", str(res)]) == 0
     assert sorted(p.name for p in (res / "plots").iterdir()) == ["coco", "synth"]
+
+
+def test_an_interval_end_past_its_point_by_rounding_draws(results, tmp_path) -> None:
+    # one image: every resample is that image, and the interval ends differ from PQ by float rounding
+    recs = [r for r in load_records(results) if r.get("ci")]
+    for r in recs:
+        pq = r.metrics["PQ"]
+        r.ci["PQ"] = [pq + 4.4e-12, pq - 4.4e-12]
+    path, seen = _drawn(analysis_plots.pq_intervals, recs, tmp_path)
+    assert path.is_file()
