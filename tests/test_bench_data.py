@@ -1,0 +1,70 @@
+"""scripts/pq_bench_data.py: the real-PNG benchmark set is COCO's own ground truth, byte for byte, and
+predictions whose segments_info agrees with their pixels; panbench and panopticapi score it alike."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from panbench import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from pq_bench_data import SAMPLE, make_real_set, perturb_real  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (SAMPLE / "panoptic_val2017.json").is_file(),
+                                reason=f"the COCO panoptic sample is not at {SAMPLE}")
+
+
+@pytest.fixture(scope="module")
+def real_set(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("real")
+    make_real_set(work, 12)
+    return work
+
+
+def test_ground_truth_is_cocos_own_pngs(real_set: Path) -> None:
+    gt = json.loads((real_set / "gt.json").read_text())
+    sources = {p.read_bytes() for p in (SAMPLE / "panoptic_val2017").glob("*.png")}
+    assert len(gt["annotations"]) == 12
+    assert all((real_set / "gt" / a["file_name"]).read_bytes() in sources for a in gt["annotations"])
+
+
+def test_predictions_areas_are_their_pixels(real_set: Path) -> None:
+    from panbench.pq.png import read_ids
+
+    pred = json.loads((real_set / "pred.json").read_text())
+    for a in pred["annotations"]:
+        ids = read_ids(real_set / "pred" / a["file_name"], "pred")
+        present, counts = np.unique(ids, return_counts=True)
+        want = {int(i): int(c) for i, c in zip(present, counts) if i}
+        assert {s["id"]: s["area"] for s in a["segments_info"]} == want
+
+
+def test_every_kind_of_error_occurs() -> None:
+    ids = np.zeros((60, 80), np.uint32)
+    ids[:, :40], ids[:30, 40:], ids[30:, 40:] = 1, 2, 3
+    segs = [{"id": 1, "category_id": 100}, {"id": 2, "category_id": 1}, {"id": 3, "category_id": 1}]
+    rng = np.random.default_rng(0)
+    outs = [perturb_real(rng, ids, segs, things=[1, 2], stuff=[100, 101]) for _ in range(200)]
+    assert any(len({s["id"] for s in info} & {1, 2, 3}) < 3 for _, info in outs)  # dropped or merged
+    assert any(any(s["id"] > 3 for s in info) for _, info in outs)  # split or hallucinated
+    assert any(any(s["id"] == 1 and s["category_id"] == 101 for s in info) for _, info in outs)  # relabelled
+    assert any((out == 0).sum() > 0 for out, _ in outs)  # shifted or eroded: VOID appears
+
+
+def test_panbench_scores_it_as_panopticapi(real_set: Path) -> None:
+    pytest.importorskip("panopticapi")
+    from panopticapi.evaluation import pq_compute
+
+    f = [str(real_set / n) for n in ("gt.json", "gt", "pred.json", "pred")]
+    r = subprocess.run([sys.executable, "-m", "panbench", "score", "--gt-json", f[0], "--gt-dir", f[1],
+                        "--pred-json", f[2], "--pred-dir", f[3], "--json", "--workers", "1"],
+                       capture_output=True, text=True, check=True)
+    ours = json.loads(r.stdout)
+    ref = pq_compute(f[0], f[2], gt_folder=f[1], pred_folder=f[3])
+    assert abs(ours["PQ"] - 100 * ref["All"]["pq"]) < 1e-9
