@@ -63,6 +63,12 @@ def perturb_real(rng: np.random.Generator, ids: np.ndarray, segs: list[dict[str,
     out[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = ids[max(0, -dy):h - max(0, dy),
                                                                      max(0, -dx):w - max(0, dx)]
     cat_of = {s["id"]: s["category_id"] for s in segs}
+    here = sorted(set(cat_of.values()))  # a model's mistakes name classes the image has
+
+    def pick(pool: list[int], own: int) -> int:
+        near = [c for c in here if c in pool and c != own]
+        return int(rng.choice(near)) if near else int(rng.choice(pool))
+
     next_id = int(ids.max()) + 1
     thing_set = set(things)
     for s in segs:
@@ -74,7 +80,7 @@ def perturb_real(rng: np.random.Generator, ids: np.ndarray, segs: list[dict[str,
             out[mask] = 0
         elif u < PERTURBATIONS["drop"] + PERTURBATIONS["relabel"]:
             pool = things if s["category_id"] in thing_set else stuff
-            cat_of[sid] = int(rng.choice(pool))
+            cat_of[sid] = pick(pool, s["category_id"])
         elif u < PERTURBATIONS["drop"] + PERTURBATIONS["relabel"] + PERTURBATIONS["split"]:
             ys, xs = np.nonzero(mask)
             cut = mask & (np.arange(w)[None, :] > int(np.median(xs)))
@@ -96,7 +102,7 @@ def perturb_real(rng: np.random.Generator, ids: np.ndarray, segs: list[dict[str,
         ry, rx = int(rng.integers(8, 60)), int(rng.integers(8, 60))
         yy, xx = np.ogrid[:h, :w]
         out[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = next_id
-        cat_of[next_id] = int(rng.choice(things))
+        cat_of[next_id] = pick(things, -1)
         next_id += 1
     present, counts = np.unique(out, return_counts=True)
     info = [{"id": int(i), "category_id": int(cat_of[int(i)]), "iscrowd": 0, "area": int(c)}
