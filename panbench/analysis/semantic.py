@@ -41,7 +41,7 @@ class SemanticConfusion:
         g = np.asarray(gt, np.int64).ravel()
         p = np.asarray(pred, np.int64).ravel()
         if g.shape != p.shape:
-            raise ValueError(f"SemanticConfusion: ground truth of {np.shape(gt)} pixels, prediction of {np.shape(pred)}")
+            raise ValueError(f"SemanticConfusion: ground truth {np.shape(gt)}, prediction {np.shape(pred)}")
         g = np.where((g < 0) | (g >= n - 1), n - 1, g)
         p = np.where((p < 0) | (p >= n - 1), n - 1, p)
         self.conf += np.bincount(g * n + p, minlength=n * n).reshape(n, n)

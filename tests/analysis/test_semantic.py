@@ -93,8 +93,9 @@ def test_a_semantic_map_painted_from_the_panoptic_prediction_gives_the_panoptic_
         pred = perturb(rng, gt, cats)
         gt.segments_info.pop()  # an id the ground truth's segments_info does not list: not counted
         ev.process(gt.ids, gt.segments_info, pred.ids, pred.segments_info)
-        cat_of = {s["id"]: s["category_id"] for s in pred.segments_info}
-        pred_cats = np.vectorize(lambda i: cat_of.get(int(i), -1))(pred.ids)  # VOID: -1
+        pred_cats = np.full(pred.ids.shape, -1)  # VOID: -1
+        for s in pred.segments_info:
+            pred_cats[pred.ids == s["id"]] = s["category_id"]
         sem.add_image(gt.ids, gt.segments_info, pred_cats)
     res = ev.evaluate()
     assert np.array_equal(sem.conf[:-1], ev.stats.conf[:-1])
