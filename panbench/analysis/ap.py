@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
+from panbench.pq.matching import CategoryTable
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[0:6], in percent
 MAX_DETS = 100  # COCO's maxDets for AP: the best 100 predictions of an image and category
@@ -122,6 +123,12 @@ class APAccumulator:
         """For a dataset's ``categories`` (id, name, isthing): its thing categories."""
         return APAccumulator([{"id": int(c["id"]), "name": str(c.get("name", c["id"]))}
                               for c in categories if c.get("isthing")])
+
+    @staticmethod
+    def for_table(table: CategoryTable) -> APAccumulator:
+        """For a dataset's :class:`~panbench.pq.matching.CategoryTable`: its thing categories."""
+        return APAccumulator([{"id": int(i), "name": n} for i, n, t in zip(table.ids, table.names, table.isthing)
+                              if t])
 
     @property
     def thing_ids(self) -> list[int]:
