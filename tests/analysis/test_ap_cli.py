@@ -47,6 +47,11 @@ def test_score_instances_gives_pycocotools_ap_and_writes_it_in_the_record(coco_s
     assert rec.ap == out["ap"] and rec.ap_source == "instances JSON"
     assert main(score_args(coco_sample, "--instances", str(instances), "--no-analysis")) == 0
     assert "mask AP (things): AP " in capsys.readouterr().out
+    assert main(["table", "--results", str(results), "--format", "csv"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    row = dict(zip(table[0].split(","), table[1].split(",")))
+    assert abs(float(row["AP"]) - out["ap"]["AP"]) < 1e-3 and row["mIoU_from"] == "panoptic"
+    assert float(row["mIoU"]) == pytest.approx(out["mIoU"], abs=1e-3)
 
 
 @pytest.mark.parametrize("content, says", [
