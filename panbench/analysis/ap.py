@@ -100,12 +100,35 @@ def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[
     segs = [s for s in segments_info if s["category_id"] in things]
     if not segs:
         return []
-    seg_ids = np.array([s["id"] for s in segs], np.int64)
-    ids_t = np.asarray(ids).T  # (W, H): each mask comes out column-major, as RLE counts
-    stack = (ids_t[None] == seg_ids.astype(ids_t.dtype)[:, None, None]).view(np.uint8)
-    rles = _rles(_hotcoco().mask.encode(stack.transpose(2, 1, 0)))
+    rles = segment_rles(np.asarray(ids), [int(s["id"]) for s in segs])
     return [{"image_id": image_id, "category_id": int(s["category_id"]), "iscrowd": int(s.get("iscrowd", 0)),
              "area": s["area"], "bbox": list(s["bbox"]), "segmentation": r} for s, r in zip(segs, rles)]
+
+
+def segment_rles(ids: np.ndarray, seg_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The RLE of each segment of an id map (H x W), as ``encode_masks(ids == seg_id)`` gives it, from one pass over
+    the pixels: the runs of equal ids in column-major order, grouped by id."""
+    h, w = ids.shape
+    flat = ids.T.ravel()
+    n = flat.size
+    starts = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1)) if n else np.zeros(0, np.int64)
+    lengths = np.diff(np.append(starts, n))
+    order = np.argsort(flat[starts], kind="stable")  # runs grouped by id, each group in pixel order
+    by_id = flat[starts][order]
+    encode = _hotcoco().mask.rle_to_string
+    out = []
+    for seg_id in seg_ids:
+        run = order[np.searchsorted(by_id, seg_id) : np.searchsorted(by_id, seg_id, side="right")]
+        st, ln = starts[run], lengths[run]
+        ends = st + ln
+        counts = np.empty(2 * len(st) + 1, np.int64)  # zeros, ones, zeros, ..., the zeros after the last run
+        counts[0:-1:2] = st - np.concatenate(([0], ends[:-1]))
+        counts[1::2] = ln
+        counts[-1] = n - (ends[-1] if len(ends) else 0)
+        if counts[-1] == 0 and len(counts) > 1:
+            counts = counts[:-1]
+        out.append({"size": [int(h), int(w)], "counts": encode({"size": [h, w], "counts": counts.tolist()})})
+    return out
 
 
 @dataclass

@@ -102,3 +102,16 @@ def test_gt_annotations_leave_stuff_out() -> None:
             {"id": 2, "category_id": 6, "iscrowd": 0, "area": 3, "bbox": [0, 0, 2, 2]}]
     (ann,) = gt_annotations(1, ids, segs, [6])
     assert ann["category_id"] == 6 and _decode(ann["segmentation"]).tolist() == [[False, True], [True, True]]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_segment_rles_from_one_pass_equal_the_encoded_masks(seed: int) -> None:
+    from panbench.analysis.ap import segment_rles
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, 5, (13, 9)).astype(np.uint32)
+    ids[0, 0], ids[-1, -1] = 7, 8  # segments on the first and the last pixel (column-major)
+    seg_ids = [1, 2, 3, 4, 7, 8, 99]  # 99: listed, no pixel
+    assert segment_rles(ids, seg_ids) == encode_masks(ids[None] == np.array(seg_ids)[:, None, None])
+    whole = np.full((4, 6), 5, np.uint32)
+    assert segment_rles(whole, [5, 6]) == encode_masks(np.array([whole == 5, whole == 6]))
