@@ -199,6 +199,13 @@ class APAccumulator:
         return coco_segm_ap(self.gt_dataset(), self.results())
 
 
+def ap_fields(acc: APAccumulator, source: str) -> dict[str, Any]:
+    """The record's ``ap`` and ``ap_source`` of a run's accumulator (``source``: one of :data:`AP_SOURCES`)."""
+    if source not in AP_SOURCES:
+        raise ValueError(f"ap_fields: source {source!r} is not one of {AP_SOURCES}")
+    return {"ap": acc.evaluate(), "ap_source": source}
+
+
 def coco_segm_ap(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float]:
     """COCO mask AP (pycocotools' ``COCOeval(..., "segm")`` ``stats[0:6]``, in percent) of ``results`` on the COCO
     detection dataset ``gt``; -1 where COCO has no number (no ground truth of a size, as pycocotools)."""

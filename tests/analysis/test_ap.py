@@ -115,3 +115,14 @@ def test_segment_rles_from_one_pass_equal_the_encoded_masks(seed: int) -> None:
     assert segment_rles(ids, seg_ids) == encode_masks(ids[None] == np.array(seg_ids)[:, None, None])
     whole = np.full((4, 6), 5, np.uint32)
     assert segment_rles(whole, [5, 6]) == encode_masks(np.array([whole == 5, whole == 6]))
+
+
+def test_ap_fields_name_the_source_of_the_instances() -> None:
+    from panbench.analysis.ap import ap_fields
+
+    acc, ids_by_image = synthetic_set(6, n_images=3)
+    perturbed_predictions(acc, ids_by_image, 6)
+    fields = ap_fields(acc, "mmdet instance_on")
+    assert fields == {"ap": acc.evaluate(), "ap_source": "mmdet instance_on"}
+    with pytest.raises(ValueError, match="not one of"):
+        ap_fields(acc, "somewhere")

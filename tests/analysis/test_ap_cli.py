@@ -69,3 +69,14 @@ def test_a_bad_instances_file_is_a_one_line_error(coco_sample: Path, tmp_path: P
     assert main(score_args(coco_sample, "--instances", str(bad), "--no-analysis")) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and str(bad) in err and len(err.splitlines()) == 1
+
+
+def test_score_instances_never_imports_torch(coco_sample: Path, instances: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from panbench.cli import main; "
+            f"rc = main({score_args(coco_sample, '--instances', str(instances), '--no-analysis', '--json')!r}); "
+            "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.splitlines()[-1] == "0 []"
