@@ -54,17 +54,29 @@ class SemanticConfusion:
 
     def indices(self, category_map: np.ndarray) -> np.ndarray:
         """A map of dataset category ids as category indices (-1 for an id the dataset lacks)."""
-        values, inverse = np.unique(np.asarray(category_map), return_inverse=True)
-        lut = np.array([self._index.get(int(v), -1) for v in values], np.int64)
-        return lut[inverse].reshape(np.shape(category_map))
+        m = np.asarray(category_map)
+        lut = self._lut()
+        inside = (m >= 0) & (m < len(lut))
+        return np.where(inside, lut[np.where(inside, m, 0)], -1)
+
+    def _lut(self) -> np.ndarray:
+        """Category id -> index (-1: none), for ids up to the largest."""
+        lut = np.full(max(self.category_ids, default=0) + 1, -1, np.int64)
+        lut[np.asarray(self.category_ids, np.int64)] = np.arange(len(self.category_ids))
+        return lut
 
     def gt_indices(self, ids: np.ndarray, segments_info: Sequence[dict[str, Any]]) -> np.ndarray:
         """The category index of each ground-truth pixel: its segment's category; VOID (-1) for id 0 and for ids
         ``segments_info`` does not list (as the panoptic confusion matrix counts them)."""
-        values, inverse = np.unique(np.asarray(ids), return_inverse=True)
-        cat_of = {int(s["id"]): self._index.get(int(s["category_id"]), -1) for s in segments_info}
-        lut = np.array([cat_of.get(int(v), -1) for v in values], np.int64)
-        return lut[inverse].reshape(np.shape(ids))
+        ids = np.asarray(ids)
+        if not segments_info:
+            return np.full(ids.shape, -1, np.int64)
+        seg = np.array([int(s["id"]) for s in segments_info], np.int64)
+        cat = np.array([self._index.get(int(s["category_id"]), -1) for s in segments_info], np.int64)
+        order = np.argsort(seg, kind="stable")
+        seg, cat = seg[order], cat[order]
+        pos = np.minimum(np.searchsorted(seg, ids), len(seg) - 1)
+        return np.where(seg[pos] == ids, cat[pos], -1)
 
     def __add__(self, other: SemanticConfusion) -> SemanticConfusion:
         if list(self.category_ids) != list(other.category_ids):

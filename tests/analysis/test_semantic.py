@@ -102,3 +102,12 @@ def test_a_semantic_map_painted_from_the_panoptic_prediction_gives_the_panoptic_
     assert sem.metrics() == {k: res[k] for k in ("pixel_acc", "mIoU", "mDice")}
     assert miou_fields(res, sem) == {"miou": res["mIoU"], "miou_source": "semantic"}
     assert miou_fields(res) == {"miou": res["mIoU"], "miou_source": "panoptic"}
+
+
+def test_category_maps_with_unknown_ids_and_an_image_without_segments() -> None:
+    c = SemanticConfusion([3, 8, 5])
+    assert c.indices(np.array([[8, 3], [-1, 99]])).tolist() == [[1, 0], [-1, -1]]
+    assert c.indices(np.array([4, 5])).tolist() == [-1, 2]
+    ids = np.array([[0, 7], [9, 7]], np.uint32)
+    assert c.gt_indices(ids, [{"id": 7, "category_id": 5}]).tolist() == [[-1, 2], [-1, 2]]
+    assert c.gt_indices(ids, []).tolist() == [[-1, -1], [-1, -1]]
