@@ -30,7 +30,9 @@ from panbench.errors import InputError
 from panbench.pq.matching import CategoryTable
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[0:6], in percent
-MAX_DETS = 100  # COCO's maxDets for AP: the best 100 predictions of an image and category
+# the predictions an image keeps (the best scores), as the zoos' max_per_image / test_topk_per_image; COCO's own
+# maxDets (100) then applies per image and category
+MAX_DETS = 100
 # the record's ap_source: what gave the instances
 AP_SOURCES = ("mmdet instance_on", "mmdet roi_head", "transformers post_process_instance_segmentation",
               "instances JSON")

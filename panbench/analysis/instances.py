@@ -42,9 +42,8 @@ def categories_of(labels: Any, label2cat: Sequence[int]) -> np.ndarray:
 
 def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
                 max_dets: int | None = MAX_DETS) -> Instances:
-    """Binary masks (N, H, W), scores (N,) and model labels (N,) as :class:`Instances` in dataset category ids;
-    the ``max_dets`` best scores kept (COCO evaluates at most 100 per image and category: a model's own cap, e.g.
-    ``max_per_image``, is what it outputs)."""
+    """Binary masks (N, H, W), scores (N,) and model labels (N,) as :class:`Instances` in dataset category ids,
+    in the order of decreasing score; the ``max_dets`` best kept (None: all), as the zoos' ``max_per_image``."""
     scores = as_numpy(scores).astype(np.float64).reshape(-1)
     order = np.argsort(-scores, kind="stable")[:max_dets] if max_dets else np.arange(len(scores))
     masks = as_numpy(masks)
