@@ -10,8 +10,8 @@ import pytest
 
 from panbench import REPO_ROOT
 
-SCRIPTS = ["ablation_postprocess", "bench_analysis", "bench_eval", "bench_ops", "bench_pq", "record_mmcv_ops",
-           "train_demo_models"]
+SCRIPTS = ["ablation_postprocess", "bench_analysis", "bench_ap", "bench_eval", "bench_ops", "bench_pq",
+           "record_mmcv_ops", "train_demo_models"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--strict", action="store_true",
                    help="refuse ground-truth PNG ids that segments_info does not list (default: score them as "
                    "panopticapi does and say how many pixels)")
+    p.add_argument("--instances", metavar="FILE.json",
+                   help="COCO instance results (RLE masks with scores, the dataset's category ids): also COCO mask AP "
+                   "of the thing classes against the ground truth converted from the panoptic PNGs")
     p.add_argument("--no-analysis", action="store_true",
                    help="PQ only: no intervals, PQ by size, PQ-dagger or error breakdown (the baseline of "
                    "scripts/bench_pq.py)")
@@ -47,8 +50,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.reporting.text import format_metrics
-
     if args.no_analysis and args.boundary:
         from panbench.errors import InputError
 
@@ -69,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
 
         res, aset, fields = score_files_analysis(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir,
                                                  workers=args.workers, boundary=args.boundary, strict=args.strict)
+    if args.instances:
+        from panbench.analysis.ap_files import score_instances
+
+        fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
     if args.name:
         from panbench.records import external_record, write_record
 
@@ -86,15 +91,20 @@ def run(args: argparse.Namespace) -> int:
     note = unlisted_note(res)
     if note:
         print(note, file=sys.stderr)
-    if args.json:
-        print(json.dumps({**res, **fields}))
-    else:
-        print(format_metrics(res, f"{res['n_images']} images"))
-        if fields:
-            from panbench.reporting.text import format_analyses
-
-            print("\n".join(format_analyses(fields)))
+    print(json.dumps({**res, **fields}) if args.json else _text(res, fields))
     return 0
+
+
+def _text(res: dict[str, object], fields: dict[str, object]) -> str:
+    """The terminal output: PQ's table, a line per analysis, the mask AP."""
+    from panbench.reporting.text import format_analyses, format_metrics
+
+    lines = [format_metrics(res, f"{res['n_images']} images"), *format_analyses(fields)]
+    if "ap" in fields:
+        from panbench.analysis.ap import ap_line
+
+        lines.append(ap_line(fields["ap"]))  # type: ignore[arg-type]
+    return "\n".join(lines)
 
 
 def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given: str | None) -> str:

@@ -104,6 +104,12 @@ class RunRecord(Mapping[str, Any]):
     mask_quality: dict[str, float] | None = None  # TPs: loss (summed 1 - IoU), mean_loss, delta_PQ
     boundary: dict[str, float] | None = None  # boundary PQ: the nine METRIC_KEYS, 0-100; only with --boundary
     corruption: Corruption | None = None  # a --corruption run's corruption; None for a clean run
+    # COCO mask AP of the thing classes (panbench.analysis.ap): AP, AP50, AP75, APs, APm, APl, 0-100 (-1: no
+    # ground truth of that size); None: not computed
+    ap: dict[str, float] | None = None
+    ap_source: str | None = None  # what gave the scored instances (AP_SOURCES in panbench.analysis.ap)
+    miou: float | None = None  # mIoU 0-100 of miou_source's output (panbench.analysis.semantic); None: not computed
+    miou_source: str | None = None  # "semantic": the model's semantic output; "panoptic": its panoptic output
     analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder (io.write_record)
     record: str | None = None  # path of the JSON below the results folder (set by io.write_record)
     # the fields the JSON holds (the others were absent); empty: every field that is not None

@@ -89,6 +89,16 @@ def dagger_columns(r: RunRecord) -> dict[str, Any]:
     return {"PQ": r.metrics["PQ"], "PQ_dagger": r.pq_dagger}
 
 
+def ap_miou_columns(r: RunRecord) -> dict[str, Any]:
+    """The default table's mask AP of the thing classes (blank where not computed) and mIoU with the output it
+    comes from: the model's semantic output (``miou``, ``miou_source`` "semantic") or the panoptic one (a record
+    without ``miou`` has the panoptic output's, ``semantic["mIoU"]``); ``mIoU_panoptic`` keeps the panoptic one."""
+    panoptic = r.semantic.get("mIoU")
+    miou, source = (r.miou, r.miou_source) if r.miou is not None else (panoptic, "panoptic" if panoptic is not None
+                                                                         else None)
+    return {"AP": (r.ap or {}).get("AP"), "mIoU": miou, "mIoU_from": source, "mIoU_panoptic": panoptic}
+
+
 BUILDERS = {"by_size": by_size_columns, "errors": errors_columns, "boundary": boundary_columns,
             "dagger": dagger_columns}
 

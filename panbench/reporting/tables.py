@@ -11,6 +11,7 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.rows import SHARED_SPEED_MARK, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
+from panbench.reporting.columns import ap_miou_columns
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -37,7 +38,8 @@ def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[Ru
 
 # the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
 DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
-                   "PQ_st", "SQ", "RQ", "images_per_s", "images_per_s_shared", "params_M", "GFLOPs")
+                   "PQ_st", "SQ", "RQ", "AP", "mIoU", "mIoU_from", "images_per_s", "images_per_s_shared", "params_M",
+                   "GFLOPs")
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
 
 
@@ -103,6 +105,7 @@ def _metric_columns(r: RunRecord) -> dict[str, Any]:
     row: dict[str, Any] = {k: r.metrics[k] for k in METRIC_KEYS}
     row["PQ_low"], row["PQ_high"] = ci
     row.update(r.semantic)
+    row.update(ap_miou_columns(r))  # mIoU: the semantic output's where the model has one
     row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
                 "images_per_s": measured_speed(r), "images_per_s_shared": speed_shared(r), "device": r.device,
                 "params_M": r.params / 1e6 if r.params else None, "GFLOPs": gflops(r)})
@@ -142,8 +145,9 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
     for c in INTEGER_COLUMNS:
         if c in df.columns:
             df[c] = df[c].astype("Int64")
-    if "GFLOPs" in df.columns and df["GFLOPs"].isna().all() and not all_columns:  # not counted for any run
-        df = df.drop(columns="GFLOPs")
+    for c in ("GFLOPs", "AP"):
+        if c in df.columns and df[c].isna().all() and not all_columns:  # not counted / computed for any run
+            df = df.drop(columns=c)
     if "images_per_s_shared" in df.columns:
         if not df["images_per_s_shared"].any():  # no speed measured beside another run: nothing to mark
             df = df.drop(columns="images_per_s_shared")

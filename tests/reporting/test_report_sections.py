@@ -90,7 +90,7 @@ def test_report_opens_each_dataset_with_the_verdict_then_the_compared_columns(re
     main_table = _section(synth, "<h3>PQ / SQ / RQ</h3>", "<h3>details</h3>").replace("<wbr>", "")
     heads = re.findall(r"<th>(.*?)</th>", main_table)
     assert heads == ["model", "postprocess", "dataset", "n_images", "PQ", "PQ 95% CI", "PQ_th", "PQ_st", "SQ", "RQ",
-                     "images_per_s", "params_M"]
+                     "mIoU", "mIoU_from", "images_per_s", "params_M"]
     details = _section(synth, "<h3>details</h3>", "<h3>comparison with published").replace("<wbr>", "")
     assert "<details><summary>every column" in details and "<th>framework</th>" in details
 

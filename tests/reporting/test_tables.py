@@ -249,7 +249,7 @@ def test_batch_size_is_an_integer_beside_an_external_row(results, capsys, fmt) -
 def test_default_table_holds_the_compared_columns_and_all_columns_the_rest(results, capsys) -> None:
     df = _csv(results, capsys)
     assert list(df.columns) == ["model", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th", "PQ_st", "SQ",
-                                "RQ", "images_per_s", "params_M"]
+                                "RQ", "mIoU", "mIoU_from", "images_per_s", "params_M"]
     every = _csv(results, capsys, "--all-columns")
     assert {"framework", "selection", "batch", "amp", "SQ_th", "RQ_st", "N_all", "device"} <= set(every)
 

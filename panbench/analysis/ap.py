@@ -1,0 +1,242 @@
+"""COCO mask AP of the thing categories beside PQ (the model zoos' AP^Th_pan), from instance predictions with
+scores.
+
+The ground truth is the panoptic annotation turned into COCO detection annotations as panopticapi's
+``converters/panoptic2detection_coco_format.py --things_only`` turns it: one annotation per thing segment of
+``segments_info`` with its ``category_id``, ``iscrowd``, ``area`` and ``bbox`` as the panoptic JSON gives them and
+the segment's pixels of the panoptic PNG as an RLE mask (no second download).  One difference: annotation ids
+count from 1 (panopticapi's from 0), since pycocotools' ``accumulate`` reads a match to id 0 as no match.
+
+:class:`APAccumulator` collects, image by image, the ground-truth annotations and the predictions
+(:class:`Instances`: RLE masks, scores, dataset category ids); parts add (``+``) across processes and ranks, and
+:meth:`APAccumulator.evaluate` runs COCO's segm evaluation once at the end with hotcoco (pycocotools'
+``COCOeval`` numbers, tested to 1e-9).  Numpy only here; hotcoco is imported inside the functions that use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.errors import InputError
+from panbench.pq.matching import CategoryTable
+
+AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[0:6], in percent
+# the predictions an image keeps (the best scores), as the zoos' max_per_image / test_topk_per_image; COCO's own
+# maxDets (100) then applies per image and category
+MAX_DETS = 100
+# the record's ap_source: what gave the instances
+AP_SOURCES = ("mmdet instance_on", "mmdet roi_head", "transformers post_process_instance_segmentation",
+              "instances JSON")
+
+
+def _hotcoco() -> Any:
+    try:
+        import hotcoco
+    except ImportError as e:
+        raise InputError("AP needs the hotcoco package (COCO evaluation); install it with `pip install hotcoco`, "
+                         "or leave AP out") from e
+    return hotcoco
+
+
+@dataclass
+class Instances:
+    """One image's instance predictions: COCO RLE masks (``{"size": [h, w], "counts": str}``), their scores and
+    dataset category ids (not model labels)."""
+
+    rles: list[dict[str, Any]]
+    scores: np.ndarray  # float64, (N,)
+    category_ids: np.ndarray  # int64, (N,)
+
+    def __post_init__(self) -> None:
+        self.scores = np.asarray(self.scores, np.float64).reshape(-1)
+        self.category_ids = np.asarray(self.category_ids, np.int64).reshape(-1)
+        if not len(self.rles) == len(self.scores) == len(self.category_ids):
+            raise ValueError(f"Instances: {len(self.rles)} masks, {len(self.scores)} scores and "
+                             f"{len(self.category_ids)} category ids; give one of each per instance")
+
+    def __len__(self) -> int:
+        return len(self.rles)
+
+    @staticmethod
+    def empty() -> Instances:
+        return Instances([], np.zeros(0, np.float64), np.zeros(0, np.int64))
+
+    @staticmethod
+    def from_masks(masks: np.ndarray, scores: Any, category_ids: Any) -> Instances:
+        """From binary masks ``(N, H, W)`` (any dtype; nonzero is inside)."""
+        return Instances(encode_masks(masks), scores, category_ids)
+
+
+def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
+    """COCO RLEs (counts as ``str``, JSON-ready) of binary masks ``(N, H, W)``, as ``pycocotools.mask.encode``."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"encode_masks: masks of shape {masks.shape}; give (N, H, W)")
+    if len(masks) == 0:
+        return []
+    fortran = np.ascontiguousarray(masks.transpose(0, 2, 1) != 0).view(np.uint8).transpose(2, 1, 0)  # (H, W, N)
+    return _rles(_hotcoco().mask.encode(fortran))
+
+
+def _rles(encoded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")
+             if isinstance(r["counts"], bytes) else r["counts"]} for r in encoded]
+
+
+def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[str, Any]],
+                   thing_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The COCO detection annotations of one image's thing segments (panopticapi's converter, ``--things_only``):
+    ``image_id``, ``category_id``, ``iscrowd``, ``area`` and ``bbox`` from ``segments_info``, the segment's pixels of
+    the id map ``ids`` (H x W, ``R + 256 G + 256^2 B``) as an RLE ``segmentation``; without ``id`` (numbered at the
+    end)."""
+    things = set(thing_ids)
+    segs = [s for s in segments_info if s["category_id"] in things]
+    if not segs:
+        return []
+    rles = segment_rles(np.asarray(ids), [int(s["id"]) for s in segs])
+    return [{"image_id": image_id, "category_id": int(s["category_id"]), "iscrowd": int(s.get("iscrowd", 0)),
+             "area": s["area"], "bbox": list(s["bbox"]), "segmentation": r} for s, r in zip(segs, rles)]
+
+
+def segment_rles(ids: np.ndarray, seg_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The RLE of each segment of an id map (H x W), as ``encode_masks(ids == seg_id)`` gives it, from one pass over
+    the pixels: the runs of equal ids in column-major order, grouped by id."""
+    h, w = ids.shape
+    flat = ids.T.ravel()
+    n = flat.size
+    starts = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1)) if n else np.zeros(0, np.int64)
+    lengths = np.diff(np.append(starts, n))
+    order = np.argsort(flat[starts], kind="stable")  # runs grouped by id, each group in pixel order
+    by_id = flat[starts][order]
+    encode = _hotcoco().mask.rle_to_string
+    out = []
+    for seg_id in seg_ids:
+        run = order[np.searchsorted(by_id, seg_id) : np.searchsorted(by_id, seg_id, side="right")]
+        st, ln = starts[run], lengths[run]
+        ends = st + ln
+        counts = np.empty(2 * len(st) + 1, np.int64)  # zeros, ones, zeros, ..., the zeros after the last run
+        counts[0:-1:2] = st - np.concatenate(([0], ends[:-1]))
+        counts[1::2] = ln
+        counts[-1] = n - (ends[-1] if len(ends) else 0)
+        if counts[-1] == 0 and len(counts) > 1:
+            counts = counts[:-1]
+        out.append({"size": [int(h), int(w)], "counts": encode({"size": [h, w], "counts": counts.tolist()})})
+    return out
+
+
+@dataclass
+class APAccumulator:
+    """The ground truth and predictions of the images scored so far (one process's share, or the run's): ``add``
+    one image at a time, ``+`` two shares (any split gives the same AP), :meth:`evaluate` at the end."""
+
+    categories: list[dict[str, Any]]  # the thing categories: id, name
+    images: dict[int, tuple[int, int]] = field(default_factory=dict)  # image id -> (height, width)
+    gt: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # image id -> annotations without "id"
+    dt: dict[int, Instances] = field(default_factory=dict)
+
+    @staticmethod
+    def for_categories(categories: Iterable[dict[str, Any]]) -> APAccumulator:
+        """For a dataset's ``categories`` (id, name, isthing): its thing categories."""
+        return APAccumulator([{"id": int(c["id"]), "name": str(c.get("name", c["id"]))}
+                              for c in categories if c.get("isthing")])
+
+    @staticmethod
+    def for_table(table: CategoryTable) -> APAccumulator:
+        """For a dataset's :class:`~panbench.pq.matching.CategoryTable`: its thing categories."""
+        return APAccumulator([{"id": int(i), "name": n} for i, n, t in zip(table.ids, table.names, table.isthing)
+                              if t])
+
+    @property
+    def thing_ids(self) -> list[int]:
+        return [c["id"] for c in self.categories]
+
+    def add_image(self, image_id: int, ids: np.ndarray, segments_info: Sequence[dict[str, Any]],
+                  instances: Instances | None) -> None:
+        """One image: its ground-truth id map and ``segments_info`` and its predictions (None or empty: none)."""
+        h, w = np.shape(ids)
+        self.add(image_id, (int(h), int(w)), gt_annotations(image_id, ids, segments_info, self.thing_ids),
+                 instances)
+
+    def add(self, image_id: int, size: tuple[int, int], gt: list[dict[str, Any]], instances: Instances | None) -> None:
+        """One image from its size (height, width), converted ground truth and predictions."""
+        if image_id in self.images:
+            raise ValueError(f"APAccumulator: image {image_id} added twice")
+        self.images[image_id] = size
+        self.gt[image_id] = gt
+        self.dt[image_id] = instances if instances is not None else Instances.empty()
+
+    def __add__(self, other: APAccumulator) -> APAccumulator:
+        both = set(self.images) & set(other.images)
+        if both:
+            raise ValueError(f"APAccumulator: images {sorted(both)[:5]} in both parts")
+        return APAccumulator(self.categories, {**self.images, **other.images}, {**self.gt, **other.gt},
+                             {**self.dt, **other.dt})
+
+    def gt_dataset(self) -> dict[str, Any]:
+        """The ground truth as a COCO detection dataset (images in id order, annotation ids from 1)."""
+        anns: list[dict[str, Any]] = []
+        for image_id in sorted(self.images):
+            for a in self.gt[image_id]:
+                anns.append({**a, "id": len(anns) + 1})
+        images = [{"id": i, "height": self.images[i][0], "width": self.images[i][1]} for i in sorted(self.images)]
+        return {"images": images, "annotations": anns, "categories": self.categories}
+
+    def results(self) -> list[dict[str, Any]]:
+        """The predictions as COCO instance results (``image_id``, ``category_id``, ``segmentation``, ``score``)."""
+        return [{"image_id": image_id, "category_id": int(c), "segmentation": r, "score": float(s)}
+                for image_id in sorted(self.dt)
+                for r, s, c in zip(self.dt[image_id].rles, self.dt[image_id].scores, self.dt[image_id].category_ids)]
+
+    def evaluate(self) -> dict[str, float]:
+        """AP, AP50, AP75, APs, APm, APl (0-100) of the thing categories: COCO's segm evaluation (hotcoco)."""
+        return coco_segm_ap(self.gt_dataset(), self.results())
+
+
+def ap_fields(acc: APAccumulator, source: str) -> dict[str, Any]:
+    """The record's ``ap`` and ``ap_source`` of a run's accumulator (``source``: one of :data:`AP_SOURCES`)."""
+    if source not in AP_SOURCES:
+        raise ValueError(f"ap_fields: source {source!r} is not one of {AP_SOURCES}")
+    return {"ap": acc.evaluate(), "ap_source": source}
+
+
+def coco_segm_ap(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float]:
+    """COCO mask AP (pycocotools' ``COCOeval(..., "segm")`` ``stats[0:6]``, in percent) of ``results`` on the COCO
+    detection dataset ``gt``; -1 where COCO has no number (no ground truth of a size, as pycocotools)."""
+    hc = _hotcoco()
+    coco_gt = hc.COCO(gt)
+    known = {c["id"] for c in gt["categories"]}
+    results = [r for r in results if r["category_id"] in known]  # stuff predictions: not thing AP
+    ev = hc.COCOeval(coco_gt, coco_gt.load_res(results), "segm")
+    with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints its summary; panbench prints its own
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {k: _percent(float(v)) for k, v in zip(AP_KEYS, ev.stats[:6])}
+
+
+def _percent(v: float) -> float:
+    return 100.0 * v if v >= 0 else -1.0
+
+
+def ap_line(ap: dict[str, float]) -> str:
+    """The terminal line of an AP block (``-`` where COCO has no number)."""
+    return "mask AP (things): " + ", ".join(f"{k} {v:.2f}" if v >= 0 else f"{k} -" for k, v in ap.items())
+
+
+def write_results(path: str | os.PathLike[str], results: list[dict[str, Any]]) -> Path:
+    """Write COCO instance results (what ``loadRes`` reads) to ``path``; returns it."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(results))
+    tmp.replace(p)
+    return p

@@ -1,0 +1,84 @@
+"""Instance predictions of each model family as :class:`panbench.analysis.ap.Instances` (RLE masks, scores, dataset
+category ids), and a family's semantic output as a map of dataset category ids, from the outputs the libraries
+document.  Tensors are read through ``detach().cpu().numpy()`` (duck-typed: this module never imports torch).
+
+- MMDetection: the ``pred_instances`` of a ``DetDataSample`` (an ``InstanceData``: ``masks`` (N, H, W) bool,
+  ``scores`` (N,), ``labels`` (N,) model labels): Mask2Former's and MaskFormer's fusion head with
+  ``test_cfg.instance_on`` (``instance_postprocess``), and PanopticFPN's instance branch (the ``InstanceData`` of
+  ``roi_head.predict(..., rescale=True)``, which its fusion head consumes).
+- transformers: one image's dict of ``post_process_instance_segmentation`` (``segmentation`` an (H, W) map of
+  segment ids, -1 none, or with ``return_binary_maps=True`` an (N, H, W) stack; ``segments_info`` with ``id``,
+  ``label_id``, ``score``), and the (H, W) label map of ``post_process_semantic_segmentation``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.ap import MAX_DETS, Instances, encode_masks
+
+
+def as_numpy(x: Any) -> np.ndarray:
+    """A tensor (torch, on any device) or array as a numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+        if str(getattr(x, "dtype", "")) in ("torch.bfloat16", "torch.float16"):
+            x = x.float()
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def categories_of(labels: Any, label2cat: Sequence[int]) -> np.ndarray:
+    """Model labels as dataset category ids (``label2cat[label]``)."""
+    lut = np.asarray(label2cat, np.int64)
+    labels = as_numpy(labels).astype(np.int64).reshape(-1)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(lut)):
+        raise ValueError(f"model labels {sorted(set(labels.tolist()))[:5]}... outside the {len(lut)} the model maps")
+    return lut[labels]
+
+
+def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
+                max_dets: int | None = MAX_DETS) -> Instances:
+    """Binary masks (N, H, W), scores (N,) and model labels (N,) as :class:`Instances` in dataset category ids,
+    in the order of decreasing score; the ``max_dets`` best kept (None: all), as the zoos' ``max_per_image``."""
+    scores = as_numpy(scores).astype(np.float64).reshape(-1)
+    order = np.argsort(-scores, kind="stable")[:max_dets] if max_dets else np.arange(len(scores))
+    masks = as_numpy(masks)
+    if masks.ndim != 3 or len(masks) != len(scores):
+        raise ValueError(f"masks of shape {masks.shape} for {len(scores)} scores; give (N, H, W)")
+    return Instances(encode_masks(masks[order]), scores[order], categories_of(labels, label2cat)[order])
+
+
+def from_mmdet(pred_instances: Any, label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
+    """An mmdet ``InstanceData`` (``DetDataSample.pred_instances``, or an element of ``roi_head.predict``'s list):
+    ``masks``, ``scores``, ``labels``."""
+    return from_arrays(pred_instances.masks, pred_instances.scores, pred_instances.labels, label2cat, max_dets)
+
+
+def from_hf_instances(result: dict[str, Any], label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
+    """One image's dict of transformers' ``post_process_instance_segmentation``: an (N, H, W) stack of binary maps
+    (``return_binary_maps=True``, what COCO's instance AP reads) in the order of ``segments_info``, or an (H, W)
+    map of segment ids (each pixel given to one instance)."""
+    info = result["segments_info"]
+    seg = as_numpy(result["segmentation"]) if result["segmentation"] is not None else np.zeros((0, 0, 0))
+    if not info:
+        return Instances.empty()
+    if seg.ndim == 3:
+        masks = seg[: len(info)] != 0
+    else:
+        masks = seg[None] == np.array([s["id"] for s in info])[:, None, None]
+    return from_arrays(masks, [s["score"] for s in info], [s["label_id"] for s in info], label2cat, max_dets)
+
+
+def semantic_categories(label_map: Any, label2cat: Sequence[int], void_label: int | None = None) -> np.ndarray:
+    """An (H, W) map of model labels (transformers' ``post_process_semantic_segmentation``, an argmax) as dataset
+    category ids; ``void_label`` (or a label outside ``label2cat``) becomes -1 (VOID)."""
+    labels = as_numpy(label_map).astype(np.int64)
+    lut = np.append(np.asarray(label2cat, np.int64), -1)
+    bad = (labels < 0) | (labels >= len(label2cat))
+    if void_label is not None:
+        bad |= labels == void_label
+    return lut[np.where(bad, len(label2cat), labels)]
