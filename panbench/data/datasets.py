@@ -14,6 +14,7 @@ and the images in ``val/``; their image ids are strings.
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,4 +173,9 @@ def read_subset(path: str | Path) -> list[int | str]:
         if not line:
             continue
         ids.append(int(line) if line.lstrip("-").isdigit() else line)
-    return ids
+    unique = list(dict.fromkeys(ids))  # an image is scored once, however often it is listed
+    if len(unique) < len(ids):
+        first = next(i for i in unique if ids.count(i) > 1)
+        print(f"note: {p}: {len(ids) - len(unique)} repeated image id(s) (first: {first}) counted once; "
+              f"{len(unique)} images selected", file=sys.stderr)
+    return unique
