@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from panbench.cli.options import Common, check_writable
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     from panbench.records.io import load_records
-    from panbench.reporting.plots import make_plots, plot_dir
+    from panbench.reporting.plots import FAILED, make_plots, plot_dir
     from panbench.reporting.tables import latest_runs
 
     records = latest_runs(load_records(Path(args.results)), args.dataset)
@@ -29,10 +30,12 @@ def run(args: argparse.Namespace) -> int:
         where = f" for dataset '{args.dataset}'" if args.dataset else ""
         raise PanbenchError(f"{args.results}/runs: no result records{where}; run `panbench eval` first")
     check_writable(Path(args.results) / "plots", "--results")
+    failed = 0
     for ds in sorted({r.dataset for r in records}):
         paths, notes = make_plots([r for r in records if r.dataset == ds], plot_dir(Path(args.results), ds))
         for p in paths:
             print(p)
         for n in notes:
-            print(n)
-    return 0
+            print(n, file=sys.stderr if n.startswith(FAILED) else sys.stdout)
+            failed += n.startswith(FAILED)
+    return 1 if failed else 0

@@ -1,6 +1,6 @@
 """Plots of the analyses in the records (docs/analysis.md): PQ with its bootstrap interval, PQ by object size,
 and the errors by type. A run that lacks an analysis is left out of that plot and named under it; a plot no
-run has the data for is skipped (:func:`analysis_plots` says so in one line)."""
+run has the data for is skipped (:func:`panbench.reporting.plots.make_plots` says so in one line)."""
 
 from __future__ import annotations
 
@@ -114,17 +114,6 @@ def error_bars(records: list[RunRecord], out: Path) -> Path:
     return save(fig, out / "errors.png", layout=False)
 
 
+# (the record field a plot needs, its file name, the function that draws it)
 PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", pq_by_size),
          ("errors", "errors.png", error_bars))
-
-
-def analysis_plots(records: list[RunRecord], out: Path) -> tuple[list[Path], list[str]]:
-    """The analysis plots that some record has the data for, and a one-line note for each skipped plot."""
-    paths, notes = [], []
-    for key, name, fn in PLOTS:
-        if any(getattr(r, key) for r in records):
-            paths.append(fn(records, out))
-        else:
-            notes.append(f"{out / name}: skipped, no record has `{key}` (records written before schema 2, or runs "
-                         "without the analysis)")
-    return paths, notes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pathlib import Path
 from typing import Any
 
@@ -182,11 +184,28 @@ def plot_dir(results_dir: Path, dataset: str) -> Path:
 
 def make_plots(records: list[RunRecord], out: Path) -> tuple[list[Path], list[str]]:
     """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, and a one-line
-    note for each analysis plot skipped because no record has its data."""
-    from panbench.reporting.analysis_plots import analysis_plots
+    note for each analysis plot skipped because no record has its data, and for each plot that failed (the
+    others are still drawn; :data:`FAILED` starts that note)."""
+    from panbench.reporting.analysis_plots import PLOTS
 
-    paths = [pq_bars(records, out), pq_vs_speed(records, out), per_class_differences(records, out)]
+    drawn: list[tuple[str, Callable[[list[RunRecord], Path], Path]]] = [
+        ("pq_bars.png", pq_bars), ("pq_vs_speed.png", pq_vs_speed), ("per_class_pq.png", per_class_differences)]
     if any(r.flops for r in records):
-        paths.append(pq_vs_gflops(records, out))
-    more, notes = analysis_plots(records, out)
-    return paths + more, notes
+        drawn.append(("pq_vs_gflops.png", pq_vs_gflops))
+    paths, notes = [], []
+    for key, name, fn in PLOTS:
+        if any(getattr(r, key) for r in records):
+            drawn.append((name, fn))
+        else:
+            notes.append(f"{out / name}: skipped, no record has `{key}` (records written before schema 2, or runs "
+                         "without the analysis)")
+    for name, fn in drawn:
+        try:
+            paths.append(fn(records, out))
+        except Exception as e:  # one broken plot must not cost the others (nor the report its other sections)
+            notes.append(f"{FAILED} {out / name}: not drawn ({type(e).__name__}: {e}); the other plots are; "
+                         "please report it with the records")
+    return paths, notes
+
+
+FAILED = "error:"

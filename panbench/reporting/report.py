@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import sys
 from pathlib import Path
 
 from panbench.errors import PanbenchError
@@ -13,7 +14,7 @@ from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ANALYSES, FIELD
 from panbench.reporting.labels import cfg_words, dataset_key, has_published, ops_backend, settings
-from panbench.reporting.plots import make_plots, plot_dir
+from panbench.reporting.plots import FAILED, make_plots, plot_dir
 from panbench.reporting.tables import comparison, latest_runs, per_class, render
 
 STYLE = """
@@ -165,6 +166,9 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
                      "absent from ground truth and predictions)</summary>" + render(per_class(recs), "html") +
                      "</details>")
         paths, notes = make_plots(recs, plot_dir(results if out is None else scratch, ds))
+        for n in notes:
+            if n.startswith(FAILED):
+                print(n, file=sys.stderr)
         parts.append("<h3>plots</h3>" + "".join(_img(p) for p in paths) +
                      "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
     from panbench.reporting.robustness import report_section

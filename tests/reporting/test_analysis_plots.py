@@ -118,3 +118,21 @@ def test_an_interval_end_past_its_point_by_rounding_draws(results, tmp_path) -> 
         r.ci["PQ"] = [pq + 4.4e-12, pq - 4.4e-12]
     path, seen = _drawn(analysis_plots.pq_intervals, recs, tmp_path)
     assert path.is_file()
+
+
+def test_a_failing_plot_costs_neither_the_others_nor_the_report(results, tmp_path, monkeypatch, capsys) -> None:
+    from panbench.reporting.report import write_report
+
+    def broken(records, out):
+        raise ValueError("a plotting bug")
+
+    monkeypatch.setattr(plots, "pq_bars", broken)
+    paths, notes = plots.make_plots(load_records(results), tmp_path)
+    assert "pq_bars.png" not in {p.name for p in paths} and {"pq_vs_speed.png", "pq_intervals.png"} <= {
+        p.name for p in paths}
+    assert [n for n in notes if n.startswith(plots.FAILED)] == [
+        f"error: {tmp_path / 'pq_bars.png'}: not drawn (ValueError: a plotting bug); the other plots are; please "
+        "report it with the records"]
+    out = write_report(results, out=tmp_path / "report.html")
+    assert "pq_vs_speed" in out.read_text() and "a plotting bug" in capsys.readouterr().err
+    assert main(["plot", "--results", str(results)]) == 1
