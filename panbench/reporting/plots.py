@@ -192,9 +192,9 @@ def make_plots(records: list[RunRecord], out: Path) -> tuple[list[Path], list[st
     if any(r.flops for r in records):
         drawn.append(("pq_vs_gflops.png", pq_vs_gflops))
     paths, notes = [], []
-    for key, name, fn in PLOTS:
+    for key, name, analysis_plot in PLOTS:
         if any(getattr(r, key) for r in records):
-            drawn.append((name, fn))
+            drawn.append((name, analysis_plot))
         else:
             notes.append(f"{out / name}: skipped, no record has `{key}` (records written before schema 2, or runs "
                          "without the analysis)")
