@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from panbench.analysis.bootstrap import N_RESAMPLES, RunSums, bootstrap_ci, check_paired, paired_bootstrap
+from panbench.analysis.bootstrap import (
+    N_RESAMPLES,
+    RunSums,
+    bootstrap_ci,
+    check_paired,
+    paired_bootstrap,
+    too_few,
+)
 from panbench.analysis.breakdown import error_breakdown
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.metrics import pq_by_size, pq_dagger
@@ -23,9 +30,10 @@ __all__ = ["AnalysisSet", "RunSums", "analyze", "bootstrap_ci",
 
 def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """The default (cheap) analyses as the keys ``score --json`` adds: ``ci``, ``by_size``,
-    ``pq_dagger``, ``errors`` (and ``mask_quality``); ``n_resamples=0`` leaves ``ci`` out."""
+    ``pq_dagger``, ``errors`` (and ``mask_quality``); ``n_resamples=0``, or fewer images or resamples than an
+    interval needs (:func:`~panbench.analysis.bootstrap.too_few`), leaves ``ci`` out."""
     out: dict[str, Any] = {}
-    if n_resamples:
+    if n_resamples and too_few(a.n_images, n_resamples) is None:
         out["ci"] = bootstrap_ci(RunSums.from_analysis(a), isthing, n_resamples=n_resamples, seed=seed)
     out["by_size"] = pq_by_size(a, isthing)
     out["pq_dagger"] = pq_dagger(a, isthing)["PQ_dagger"]

@@ -24,6 +24,10 @@ from panbench.errors import InputError
 
 CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
 N_RESAMPLES = 1000  # the default number of resamples of every interval (docs/analysis.md)
+# Below these no interval (nor a '*') is given: resampling 1 image repeats it ([28.7, 28.7]), a few images give
+# intervals far narrower than the truth, and a percentile of a handful of resamples may exclude its own point.
+MIN_IMAGES = 10
+MIN_RESAMPLES = 100
 
 
 @dataclass
@@ -209,6 +213,19 @@ def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: i
         keys = [str(i) for i in category_ids] if category_ids is not None else list(range(c))
         out["per_class"] = {keys[k]: [float(iv[0, k]), float(iv[1, k])] for k in range(c)}
     return out
+
+
+def too_few(n_images: int, n_resamples: int = N_RESAMPLES) -> str | None:
+    """Why no interval is shown for ``n_images`` images and ``n_resamples`` resamples (None: one is).  The
+    functions here compute one for any count; a run's ``ci``, the paired differences of ``table`` and the
+    verdict, and ``compare`` ask this first."""
+    if n_images < MIN_IMAGES:
+        return (f"{n_images} image{'s' * (n_images != 1)}: too few for a bootstrap interval (it needs at least "
+                f"{MIN_IMAGES} images)")
+    if n_resamples < MIN_RESAMPLES:
+        return f"{n_resamples} resamples: too few for a 95% interval (use at least {MIN_RESAMPLES}; {N_RESAMPLES} " \
+               "is the default)"
+    return None
 
 
 def _check_args(n_images: int, n_resamples: int, level: float) -> None:

@@ -157,7 +157,7 @@ def load_run(rec: RunRecord, root: Path) -> Any:
 def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int) -> dict[str, Any]:
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
     from panbench.analysis import RunSums
-    from panbench.analysis.bootstrap import CI_METRICS
+    from panbench.analysis.bootstrap import CI_METRICS, too_few
     from panbench.reporting.labels import fingerprint
     from panbench.reporting.pairing import paired_difference
 
@@ -167,6 +167,10 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     if fa is None or fb is None:
         raise InputError(f"{sa.name if fa is None else sb.name}: the record names no dataset fingerprint; rerun it "
                          "with this version of panbench")
+    if (why := too_few(a.n_images, resamples)) is not None:
+        d = rb.metrics["PQ"] - ra.metrics["PQ"]
+        raise InputError(f"no interval: {why}; B - A is {d:+.2f} PQ on these {a.n_images} image(s), which "
+                         "says nothing about other images")
     res = paired_difference(sb, sa, a.isthing, n_resamples=resamples, seed=seed, per_class=True,  # B - A
                             category_ids=a.category_ids)
     out: dict[str, Any] = {"a": _who(ra), "b": _who(rb), "difference": "B - A", "n_images": a.n_images,

@@ -132,6 +132,11 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
         notes.append(f"{label}: no paired difference (the annotation file {ann_file(r)} that gives the "
                      "thing/stuff classes cannot be read)")
         return None
+    from panbench.analysis.bootstrap import too_few
+
+    if (why := too_few(a.n_images)) is not None:
+        notes.append(f"{label}: no paired difference ({why})")
+        return None
     try:
         res = paired_difference(sums, loaded[ref_k][1], isthing)
     except PanbenchError as e:

@@ -13,9 +13,16 @@ from test_analysis_size_dagger import size_image
 from panbench.analysis import analyze, error_breakdown, pq_by_size, pq_dagger
 
 
+def test_analyze_gives_no_interval_for_fewer_images_or_resamples_than_it_needs() -> None:
+    few = one_set(size_image(), CLASSIFICATION, SEGMENTATION, DUPLICATE)
+    assert "ci" not in analyze(few, TABLE.isthing, n_resamples=1000)
+    many = one_set(*[size_image(), CLASSIFICATION, SEGMENTATION, DUPLICATE] * 3)
+    assert "ci" not in analyze(many, TABLE.isthing, n_resamples=99) and "ci" in analyze(many, TABLE.isthing, 100)
+
+
 def test_analyze_collects_every_default_analysis() -> None:
-    a = one_set(size_image(), CLASSIFICATION, SEGMENTATION, DUPLICATE)
-    out = analyze(a, TABLE.isthing, n_resamples=50, seed=1)
+    a = one_set(*[size_image(), CLASSIFICATION, SEGMENTATION, DUPLICATE] * 3)  # 12 images: MIN_IMAGES
+    out = analyze(a, TABLE.isthing, n_resamples=100, seed=1)
     assert set(out) == {"ci", "by_size", "pq_dagger", "errors", "mask_quality"}
     assert set(out["ci"]) == {"PQ", "SQ", "RQ", "PQ_th", "PQ_st"}
     assert out["by_size"] == pq_by_size(a, TABLE.isthing)

@@ -18,7 +18,7 @@ from test_analysis_cli import (
 
 from panbench.analysis import AnalysisSet
 from panbench.cli import main
-from panbench.data.synth import PanopticImage, random_image, write_panoptic
+from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 
@@ -92,7 +92,7 @@ def test_compare_shows_a_class_undefined_in_one_run_blank_not_0(tmp_path, capsys
     None in --json and '-' in the table (not 0.00)."""
     rng = np.random.default_rng(3)
     cats = [*CATS, {"id": 99, "name": "never", "isthing": 1, "supercategory": "synthetic", "color": [9, 9, 9]}]
-    gt = [(i, random_image(rng, 60, 80, CATS)) for i in (1, 2)]
+    gt = [(i, random_image(rng, 60, 80, CATS)) for i in range(1, 11)]  # MIN_IMAGES: fewer get no interval
     f = dict(zip(("gt_json", "gt_dir"), write_panoptic(tmp_path, "gt", gt, cats)))
     relabelled = [(i, PanopticImage(g.ids, [{**g.segments_info[0], "category_id": 99}, *g.segments_info[1:]]))
                   for i, g in gt]
@@ -216,7 +216,7 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     from panbench.evaluation.predictions import results_name
 
     root, res, out = tmp_path / "demo", tmp_path / "res", tmp_path / "preds"
-    make_split(root, "val2017", 5, seed=7)
+    make_split(root, "val2017", 10, seed=7)  # MIN_IMAGES: fewer images get no interval
     assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(root), "--results",
                  str(res), "--workers", "0", "--no-progress", "--save-predictions", str(out)]) == 0
     ann, name = root / "annotations", results_name("panoptic_val2017", "demo-mask2former")
@@ -231,7 +231,7 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     assert code == 0, err
     pair = json.loads(text)
     ivs = [v["interval"] for v in pair["metrics"].values()] + [v["interval"] for v in pair["per_class"].values()]
-    assert pair["n_images"] == 5 and all(iv == [0.0, 0.0] for iv in ivs)
+    assert pair["n_images"] == 10 and all(iv == [0.0, 0.0] for iv in ivs)
 
 
 def test_compare_refuses_a_negative_seed_without_a_traceback(two_runs, capsys) -> None:
@@ -363,3 +363,23 @@ def test_score_name_files_its_record_under_the_dataset_of_its_ground_truth(demo_
     before = sorted((res / "runs").iterdir())
     err = one_line(main([*score, "--results", str(res), "--dataset", "coco"]), capsys.readouterr().err)
     assert "--dataset coco:" in err and "'demo' records" in err and sorted((res / "runs").iterdir()) == before
+
+
+def test_compare_of_too_few_images_or_resamples_shows_no_interval_and_says_why(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(4)
+    gt = [(i, random_image(rng, 60, 80, CATS)) for i in (1, 2)]
+    f = dict(zip(("gt_json", "gt_dir"), write_panoptic(tmp_path, "gt", gt, CATS)))
+    for k, pred in enumerate((gt, [(i, perturb(rng, g, CATS)) for i, g in gt])):
+        f[f"pred{k}_json"], f[f"pred{k}_dir"] = write_panoptic(tmp_path, f"pred{k}", pred, CATS)
+        _name(f, capsys, tmp_path / "res", f"sys{k}", k)
+    err = one_line(*compare(capsys, tmp_path / "res", "sys0", "sys1")[::2])
+    assert "no interval: 2 images: too few for a bootstrap interval (it needs at least 10 images)" in err
+    assert main(["table", "--results", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr()
+    assert "]*" not in out.out and "beats" not in out.out
+    assert "no paired difference (2 images: too few for a bootstrap interval" in out.out + out.err
+
+
+def test_compare_with_one_resample_shows_no_interval(two_runs, capsys) -> None:
+    err = one_line(*compare(capsys, two_runs["results"], "sys-a", "sys-b", "--resamples", "1")[::2])
+    assert "1 resamples: too few for a 95% interval (use at least 100" in err
