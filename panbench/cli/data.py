@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                         description="Generate the seeded synthetic panoptic dataset under data/demo (train2017 "
                         "and val2017 splits, COCO layout).")
     d.add_argument("--root", default="data/demo", help="where to write it (default data/demo)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=int, default=0, help="seed of the generated images and labels (default 0)")
     d.add_argument("--force", action="store_true", help="regenerate even if present")
     c = dsub.add_parser("coco", help="download and extract COCO-2017 panoptic val (about 1.6 GB of zips)",
                         description="Get val2017 images and the panoptic val annotations: download (resumable) or "
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     c.add_argument("--root", default="data/coco", help="where to put it (default data/coco)")
     c.add_argument("--from", dest="from_dir", help="folder that already holds the official zip files")
     c.add_argument("--checksums", help='JSON file {"val2017.zip": "<sha256>", ...} to pin the archives')
-    c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     cs = dsub.add_parser("cityscapes", help="convert Cityscapes val (gtFine + leftImg8bit) to COCO panoptic",
                          description="Convert the official Cityscapes val split to COCO panoptic with "
                          "cityscapesscripts' createPanopticImgs (label ids, 19 categories, crowd regions); "

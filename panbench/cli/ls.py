@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from panbench.cli.options import Common
+from panbench.errors import PanbenchError
 
 HEAD = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params", "GFLOPs", "weights", "aliases")
 
@@ -29,7 +30,11 @@ def run(args: argparse.Namespace) -> int:
 
     specs = all_models()
     if args.dataset:
+        known = sorted({s.dataset for s in specs})
         specs = [s for s in specs if s.dataset == args.dataset]
+        if not specs:
+            raise PanbenchError(f"--dataset {args.dataset}: no registered model is for it; use one of: "
+                                f"{', '.join(known)}")
     rows = []
     for s in specs:
         pq = s.published.get("PQ") if s.published else None

@@ -35,6 +35,13 @@ non_negative_int = _int_at_least(0)
 """An argparse ``type``: an integer >= 0 (where 0 means none, or the default choice)."""
 
 
+def model_name(text: str) -> str:
+    """An argparse ``type``: a name a record is filed and shown under (not empty, not only spaces; trimmed)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"needs a name to show the system under in tables, got {text!r}")
+    return text.strip()
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with usage errors on one line (``panbench eval: error: ...; see `panbench eval --help```),
     exit code 2, no usage block; sub-command parsers inherit it."""
@@ -79,7 +86,9 @@ def add_run_options(p: argparse.ArgumentParser,
                    help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
                    "threads and its own data loading (default 0: one per core; 1: a single process)")
     p.add_argument("--warmup", type=non_negative_int, default=1, help="batches left out of the timings (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of python's, numpy's and torch's random generators at the start of the run "
+                   "(default 0)")
     p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
     p.add_argument("--cache-every", type=positive_int, default=16,
                    help="write the per-image results cache every N images (default 16)")

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from panbench.cli.options import Common
+from panbench.cli.options import Common, model_name, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -27,11 +27,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--pred-json", required=True, help="prediction JSON in the COCO panoptic format")
     p.add_argument("--pred-dir", required=True, help="folder of predicted panoptic PNGs")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="worker processes (default: every available core, at most one per image; 1: one "
                    "process); every choice gives the same numbers, bit for bit")
-    p.add_argument("--name", help='store a result record under this model name (e.g. "Mask DINO (detectron2)") '
-                   "so that the system appears in `panbench table`")
+    p.add_argument("--name", type=model_name, help="store a result record under this model name (e.g. "
+                   '"Mask DINO (detectron2)") so that the system appears in `panbench table`')
     p.add_argument("--dataset", help="dataset name for the record (default: the dataset of the ground truth: the "
                    "name of earlier records of the same images, else the dataset its folder names, e.g. demo for "
                    "data/demo/annotations/...)")

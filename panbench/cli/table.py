@@ -11,13 +11,14 @@ from panbench.cli.options import Common
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("table", parents=[common.results], help="compare the latest run of each model (pandas)",
-                       description="The verdict first (per dataset, the ranking on PQ with each run's 95%% paired "
+                       description="The verdict first (per dataset, the ranking on PQ with each run's 95% paired "
                        "bootstrap difference to a reference run, and one line that reads it), then the latest "
                        "run of each model side by side: dataset and images, PQ with its interval, PQ_th, PQ_st, "
                        "SQ, RQ, images/s and parameters (--all-columns: every column); with an analysis option, "
                        "that analysis instead (options combine; docs/reporting.md says how to read each).")
     p.add_argument("--dataset", help="only runs on this dataset (coco, demo, cityscapes, ade20k)")
-    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"])
+    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"],
+                   help="of the printed tables (default md: Markdown)")
     p.add_argument("--reference", metavar="MODEL", help="the run the paired differences are taken to (a model "
                    "name, or a label as the table prints it); default: the best PQ on each dataset")
     p.add_argument("--all-columns", action="store_true", help="every column: framework, selection, batch, amp, "

@@ -20,8 +20,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--dataset", help="coco, demo, cityscapes or ade20k; default: the dataset the models were "
                    "trained on (as `panbench eval`)")
     p.add_argument("--checkpoint", action="append", help="weights for each --model, in order")
-    p.add_argument("--trust-checkpoint", action="store_true")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow full unpickling of a checkpoint that weights_only loading refuses (as eval's)")
+    p.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (default: a GPU when there is one)")
     p.add_argument("--corruption", metavar="NAME", help="show and run the models on the corrupted image "
                    "(docs/robustness.md); needs --severity")
     p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")

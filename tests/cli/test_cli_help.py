@@ -61,3 +61,43 @@ def test_eval_and_robustness_share_their_run_options() -> None:
               "cache_every", "no_progress"]
     assert {k: ev[k] for k in shared} == {k: rob[k] for k in shared}
     assert ev["workers"][2:] == rob["workers"][2:]  # the help says what the workers do in each command
+
+
+def _parsers():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        yield name, p
+        for a in p._actions:
+            if a.dest == "data_command" or (a.choices and isinstance(a.choices, dict)):
+                yield from ((f"{name} {n}", q) for n, q in a.choices.items())
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    missing = [f"{name} {a.option_strings[0]}" for name, p in _parsers() for a in p._actions
+               if a.option_strings and a.help is None]
+    assert missing == []
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help_prints_no_doubled_percent(cmd, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main([*cmd.split(), "--help"])
+    assert "%%" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["ls", "--dataset", "foo"], "--dataset foo: no registered model is for it; use one of: coco, demo"),
+    (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--workers", "0"],
+     "--workers: must be an integer >= 1, got 0"),
+    (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--name", ""],
+     "--name: needs a name"),
+    (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--name", "   "],
+     "--name: needs a name"),
+])
+def test_a_value_that_cannot_work_is_one_line_and_exit_2(argv, says, capsys) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
