@@ -14,6 +14,7 @@ import functools
 import gc
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,15 +64,25 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
         gt_ann = gt[image_id]
         pred_ann = pred.get(image_id)
         if pred_ann is None:
-            raise InputError(
-                f"{pred_json}: no prediction for image {image_id}; predict every ground-truth image "
-                "or restrict the ground-truth JSON to the images you predicted"
-            )
+            raise _no_prediction(pred_json, image_id, pred)
         pairs.append((gt_ann, pred_ann))
+    extra = [i for i in pred if i not in gt]
+    if extra:
+        print(f"note: {pred_json}: {len(extra)} prediction(s) for images the ground truth does not have (first: "
+              f"image {extra[0]!r}) are not scored", file=sys.stderr)
     if not pairs:
         raise InputError(f"{gt_json}: no image to score ('annotations' is empty); use a ground-truth JSON that "
                          "annotates the images you predicted")
     return cats, pairs
+
+
+def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[Any, Any]) -> InputError:
+    other = str(image_id) if not isinstance(image_id, str) else int(image_id) if image_id.isdigit() else None
+    if other is not None and other in pred:  # "142238" where the ground truth has 142238, or the other way
+        return InputError(f"{pred_json}: image_id {other!r} is written as a {type(other).__name__} but the ground "
+                          f"truth has {image_id!r}; write the image ids as the ground-truth JSON does")
+    return InputError(f"{pred_json}: no prediction for image {image_id}; predict every ground-truth image or "
+                      "restrict the ground-truth JSON to the images you predicted")
 
 
 def image_order(gt_data: dict[str, Any], gt: dict[Any, Any]) -> list[Any]:

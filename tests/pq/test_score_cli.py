@@ -179,3 +179,24 @@ def test_score_never_imports_torch(case) -> None:
     r = subprocess.run([sys.executable, "-c", code, *args(case)], capture_output=True, text=True)
     assert r.returncode == 0 and "Things" in r.stdout, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_image_id_written_as_a_string_is_named_as_such(case, capsys) -> None:
+    def stringify(d):
+        d["annotations"][0]["image_id"] = str(d["annotations"][0]["image_id"])
+
+    _edit_pred(case, stringify)
+    assert main(args(case)) == 2
+    err = capsys.readouterr().err
+    assert "image_id '1' is written as a str but the ground truth has 1; write the image ids as the ground-truth " \
+           "JSON does" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_prediction_for_an_image_the_ground_truth_lacks_is_named_in_a_note(case, capsys) -> None:
+    def add(d):
+        d["annotations"].append({**d["annotations"][0], "image_id": 99})
+
+    _edit_pred(case, add)
+    assert main(args(case, "--json")) == 0
+    err = capsys.readouterr().err
+    assert "1 prediction(s) for images the ground truth does not have (first: image 99) are not scored" in err
