@@ -68,3 +68,16 @@ def test_panbench_scores_it_as_panopticapi(real_set: Path) -> None:
     ours = json.loads(r.stdout)
     ref = pq_compute(f[0], f[2], gt_folder=f[1], pred_folder=f[3])
     assert abs(ours["PQ"] - 100 * ref["All"]["pq"]) < 1e-9
+
+
+def test_workers_and_analyses_leave_the_numbers_bit_identical_on_real_pngs(real_set: Path) -> None:
+    f = [str(real_set / n) for n in ("gt.json", "gt", "pred.json", "pred")]
+    base = [sys.executable, "-m", "panbench", "score", "--gt-json", f[0], "--gt-dir", f[1], "--pred-json", f[2],
+            "--pred-dir", f[3], "--json"]
+    out = {}
+    for name, extra in (("1", ["--workers", "1"]), ("2", ["--workers", "2"]), ("2 plain", ["--workers", "2",
+                        "--no-analysis"])):
+        r = subprocess.run([*base, *extra], capture_output=True, text=True, check=True)
+        out[name] = json.loads(r.stdout)
+    assert out["1"] == out["2"]  # every metric and analysis, per class included
+    assert {k: out["2"][k] for k in out["2 plain"]} == out["2 plain"]

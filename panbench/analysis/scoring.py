@@ -42,8 +42,20 @@ def _score(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.
 
 def analysis_scorer(boundary: bool = False, strict: bool = False):
     """The per-image scorer for :func:`panbench.pq.score.score_stream`: ``(stats, (record, boundary stats))``;
-    ``strict`` refuses ground-truth ids that segments_info does not list."""
-    return functools.partial(_score, boundary=boundary, strict=strict)
+    ``strict`` refuses ground-truth ids that segments_info does not list.  Its ``pack``/``unpack`` hand a
+    worker's matches over as the columns of one :class:`AnalysisSet` (a few arrays, not 16 per image)."""
+    scorer = functools.partial(_score, boundary=boundary, strict=strict)
+    if not boundary:  # the boundary-PQ contributions travel as they are
+        scorer.pack, scorer.unpack = _pack, _unpack  # type: ignore[attr-defined]
+    return scorer
+
+
+def _pack(records: list[ImageEntry]) -> AnalysisSet:
+    return AnalysisSet.from_images([m for m, _ in records], 0)
+
+
+def _unpack(packed: AnalysisSet) -> list[ImageEntry]:
+    return [(m, None) for m in packed.records()]
 
 
 class RunAnalysis:

@@ -107,14 +107,16 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
 
 _WORKER: dict[str, Any] = {}
 _ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQStats.add_images)
-# images per task of a worker: small enough that the workers finish together (the last task is all that one
-# may wait for), large enough that a task's overhead (two ints out, the sparse sums back) stays small
+# images a worker takes from the shared counter at a time: small enough that the workers finish together (the
+# last chunk is all that one may wait for); each worker hands its sums and records back once, at its end
 _CHUNK = 16
 
 
-def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer, pairs: list[Pair]) -> None:
+def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer, pairs: list[Pair],
+                 next_image: Any, size: int) -> None:
     gc.disable()  # scoring makes no reference cycles; a collection would walk (and copy) the inherited annotations
-    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, scorer=scorer, pairs=pairs)
+    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, scorer=scorer, pairs=pairs, next_image=next_image,
+                   size=size)
 
 
 def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer,
@@ -134,9 +136,29 @@ def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: Imag
 
 
 def _score_chunk(span: tuple[int, int]) -> tuple[PQStats, list[Any]]:
-    """Score the images ``span`` (start, stop) of the worker's pairs (inherited when forked: only two ints travel)."""
+    """Score the images ``span`` (start, stop) of the worker's pairs (inherited when forked)."""
     w = _WORKER
     return _score_pairs(w["cats"], w["gt_dir"], w["pred_dir"], w["scorer"], w["pairs"][span[0] : span[1]])
+
+
+def _work(_: int) -> tuple[PQStats, list[tuple[int, list[Any]]]]:
+    """One worker's share: it takes the next ``size`` images from the shared counter until none are left (so the
+    workers finish together), adds their sums, and hands back once: its sums and each chunk's records by start."""
+    w = _WORKER
+    n, size, counter = len(w["pairs"]), w["size"], w["next_image"]
+    stats = PQStats.zeros(len(w["cats"]))
+    parts: list[tuple[int, list[Any]]] = []
+    while True:
+        with counter.get_lock():
+            start = counter.value
+            counter.value = start + size
+        if start >= n:
+            break
+        part, recs = _score_chunk((start, min(start + size, n)))
+        stats = stats + part
+        parts.append((start, recs))
+    pack = getattr(w["scorer"], "pack", None)  # a scorer may hand its records over in a cheaper form
+    return stats, [(start, pack(recs)) for start, recs in parts] if pack else parts
 
 
 @contextmanager
@@ -163,7 +185,9 @@ def score_stream(
     """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
     pairs in scoring order and ``scorer``'s per-image matches in the same order.  With
     ``workers > 1`` the scorer runs in forked processes (it is inherited, not pickled); ``None``
-    takes :func:`default_workers`.  Every choice gives the same sums, bit for bit."""
+    takes :func:`default_workers`.  Every choice gives the same sums, bit for bit.  A scorer with ``pack`` and
+    ``unpack`` attributes has each worker's records packed (``pack(list) -> object``) before they are handed
+    back and unpacked (``unpack(object) -> list``) here: one pickle of a few arrays instead of many small ones."""
     with _no_gc():
         cats, pairs = load_pairs(gt_json, pred_json)
     if workers is None:
@@ -180,12 +204,17 @@ def score_stream(
         ev.merge(part)
     else:
         size = max(1, min(_CHUNK, len(pairs) // (4 * workers)))
-        spans = [(i, min(i + size, len(pairs))) for i in range(0, len(pairs), size)]
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(cats, gt_dir, pred_dir, scorer, pairs)) as pool:
-            for part, recs in pool.imap(_score_chunk, spans):  # in chunk order
+        counter = ctx.Value("l", 0)  # the next image to score, shared by the workers
+        init = (cats, gt_dir, pred_dir, scorer, pairs, counter, size)
+        chunks: list[tuple[int, list[Any]]] = []
+        with ctx.Pool(workers, initializer=_init_worker, initargs=init) as pool:
+            for part, parts in pool.map(_work, range(workers), chunksize=1):  # one hand-off per worker
                 ev.merge(part)
-                records.extend(recs)
+                chunks.extend(parts)
+        unpack = getattr(scorer, "unpack", None)
+        for _, recs in sorted(chunks, key=lambda c: c[0]):  # the images' order, whatever the workers
+            records.extend(unpack(recs) if unpack else recs)
     return ev, pairs, records
 
 
