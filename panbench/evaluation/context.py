@@ -20,6 +20,7 @@ import platform
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +147,67 @@ def marker() -> RunMarker:
     return _MARKER
 
 
-def speed_context(device: str, procs: int, world: int, load_start: float | None, overlapped: list[dict[str, Any]],
+@dataclass(frozen=True)
+class CpuClock:
+    """The machine's and this process tree's CPU use at one moment (:func:`cpu_clock`)."""
+
+    load: float | None  # the 1-minute load average
+    busy: float | None  # seconds the cores were busy since boot (/proc/stat); None off Linux
+    own: float  # CPU seconds of this process, its live descendants and its reaped children
+    wall: float
+
+
+def cpu_clock() -> CpuClock:
+    return CpuClock(load_average(), _busy_seconds(), _own_seconds(), time.time())
+
+
+def _busy_seconds() -> float | None:
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    """CPU seconds of this process and every process below it (DataLoader workers, forked CPU processes)."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for p in Path("/proc").glob("[0-9]*/stat"):
+        try:  # after the command's ")": state, ppid, ... utime and stime are the 12th and 13th fields
+            f = p.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(int(f[1]), []).append(int(p.parent.name))
+        ticks[int(p.parent.name)] = int(f[11]) + int(f[12])
+    below, stack = 0, list(children.get(os.getpid(), []))
+    while stack:
+        pid = stack.pop()
+        below += ticks.get(pid, 0)
+        stack += children.get(pid, [])
+    return total + below / os.sysconf("SC_CLK_TCK")
+
+
+def speed_context(device: str, procs: int, world: int, start: CpuClock, overlapped: list[dict[str, Any]],
                   overlapped_any_rank: bool) -> dict[str, Any]:
-    """The record's ``speed_context``: what the speed was measured on and beside."""
+    """The record's ``speed_context``: what the speed was measured on and beside, and how many cores other work
+    kept busy on average while it ran (``other_cores``: all busy core-seconds less this process tree's, over
+    the wall time; None off Linux)."""
     import torch
 
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+    cores = os.cpu_count() or 1
+    # the cores the run kept busy: its torch threads in each process on the CPU, one per process with a GPU
+    used = min(cores, max(1, procs) * (torch.get_num_threads() if gpu is None else 1))
+    end = cpu_clock()
+    wall = end.wall - start.wall
+    others = None
+    if start.busy is not None and end.busy is not None and wall > 0:
+        others = round(max(0.0, (end.busy - start.busy) - (end.own - start.own)) / wall, 2)
     return {"cpu": cpu_model(), "gpu": gpu, "torch_threads": torch.get_num_threads(), "processes": max(1, procs),
-            "ranks": world, "load_start": load_start, "load_end": load_average(),
+            "ranks": world, "cores": cores, "cores_used": used, "other_cores": others, "load_start": start.load,
+            "load_end": end.load,
             "overlapped": bool(overlapped) or overlapped_any_rank, "overlapped_runs": overlapped}

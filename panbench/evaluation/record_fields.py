@@ -14,6 +14,7 @@ from panbench.evaluation.options import EvalOptions
 from panbench.models.registry import ModelSpec
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.provenance import git_commit, versions
+from panbench.records.rows import MIN_TIMED_IMAGES
 
 
 def published_source(spec: ModelSpec) -> str | None:
@@ -86,8 +87,9 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
                   resumed: int) -> tuple[dict[str, Any], str]:
     """The run's timings with ``images_per_s`` over every image whose speed was measured: this run's timed
     images, plus those stored with the cache when they were measured on the same device and layout.
-    ``None`` when nothing was measured (a run served entirely from a cache without a stored speed, or no
-    image past the warm-up): a speed is never made up.  Returns the timings and the device they describe."""
+    ``None`` when fewer than :data:`~panbench.records.rows.MIN_TIMED_IMAGES` were timed (a run served entirely
+    from a cache without a stored speed, a short ``--limit``): a speed is never made up.  Returns the timings
+    and the device they describe."""
     n, wall = int(now.get("timed_images", 0)), float(now.get("wall_s", 0.0))
     if n == 0 or wall <= 0:
         n, wall = 0, 0.0
@@ -96,7 +98,8 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
         cached = stored
         n, wall = n + stored["timed_images"], wall + stored["wall_s"]
         device = stored["device"]
-    out = {**now, "images_per_s": n / wall if n and wall > 0 else None, "speed_images": n, "speed_wall_s": wall,
+    out = {**now, "images_per_s": n / wall if n >= MIN_TIMED_IMAGES and wall > 0 else None, "speed_images": n,
+           "speed_wall_s": wall,
            "speed_from_cache": cached}
     return out, device
 

@@ -23,7 +23,7 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_timing
 from panbench.evaluation.cache import clear as clear_cache
-from panbench.evaluation.context import load_average, marker, speed_context
+from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.device import device_name, pick_device, seed_everything
 from panbench.evaluation.distributed import (
@@ -99,7 +99,7 @@ class Ran:
     procs: int  # forked CPU processes
     resumed: int  # images taken from the resume cache
     t0: float  # perf_counter when the run started (after the resume)
-    load0: Any  # load_average() at the start
+    load0: Any  # cpu_clock() at the start: the load and the CPU use of other work
     beside: list  # the runs that overlapped this one on this machine
     shared: bool  # another run shared any rank's machine
 
@@ -174,7 +174,7 @@ def run_images(run: Loaded) -> Ran:
     sink, shard = open_sink(run)
     t0 = time.perf_counter()
     procs = cpu_procs_for(run.opts, run.device, run.world, len(shard.todo()))
-    run_marker, wall0, load0 = marker(), time.time(), load_average()  # the speed's context: who ran beside it
+    run_marker, wall0, load0 = marker(), time.time(), cpu_clock()  # the speed's context: who ran beside it
     beside = run_marker.overlapping(wall0, wall0)
     progress = _progress(run.spec, run.dataset, shard, run.rank, run.world)
     try:

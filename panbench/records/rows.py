@@ -11,7 +11,10 @@ from panbench.records.schema import RunRecord
 CSV_FIELDS = ["model", "framework", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc",
               "mIoU", "mDice", "n_images", "images_per_s", "device", "params", "gflops", "date", "record"]
 SEMANTIC_KEYS = ("pixel_acc", "mIoU", "mDice")
-SHARED_SPEED_MARK = "~"  # after a speed measured while another panbench run shared the machine
+SHARED_SPEED_MARK = "~"  # after a speed measured beside another panbench run or on a loaded machine
+SHARED_SPEED_NOTE = "measured beside another panbench run or while other work loaded the cores it used"
+MIN_TIMED_IMAGES = 10  # fewer timed images give no images/s: one or two images say little about a speed
+LOAD_SLACK = 0.5  # cores busy with other work, beyond those panbench left free, that still count as idle
 
 
 def measured_speed(record: RunRecord) -> float | None:
@@ -22,9 +25,21 @@ def measured_speed(record: RunRecord) -> float | None:
 
 
 def speed_shared(record: RunRecord) -> bool:
-    """Whether the record's speed was measured while another panbench run overlapped it (its
-    ``speed_context``; False for records without one)."""
-    return bool((record.speed_context or {}).get("overlapped"))
+    """Whether the record's speed was measured while another panbench run overlapped it, or while other work
+    kept more cores busy than the run left free (:func:`loaded`; from its ``speed_context``; False for records
+    without one)."""
+    ctx = record.speed_context or {}
+    return bool(ctx.get("overlapped")) or loaded(ctx)
+
+
+def loaded(ctx: dict[str, Any]) -> bool:
+    """Other work on the cores while the run was timed: on average more cores busy with other processes
+    (``other_cores``) than the run left free, by more than :data:`LOAD_SLACK`.  A context without these counts
+    (records before them, or off Linux) is not judged."""
+    cores, used, others = ctx.get("cores"), ctx.get("cores_used"), ctx.get("other_cores")
+    if not cores or used is None or others is None:
+        return False
+    return others > max(0.0, cores - used) + LOAD_SLACK
 
 
 def mark_shared_speed(text: str, record: RunRecord) -> str:

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from panbench.records.rows import SHARED_SPEED_MARK, gflops, mark_shared_speed, measured_speed, speed_shared
+from panbench.records.rows import (
+    SHARED_SPEED_MARK,
+    SHARED_SPEED_NOTE,
+    gflops,
+    mark_shared_speed,
+    measured_speed,
+    speed_shared,
+)
 from panbench.records.schema import RunRecord
 from panbench.reporting.figures import legend_below, plt, save, styles
 from panbench.reporting.labels import absent, model_label, short_label
@@ -93,7 +100,7 @@ def pq_vs_speed(records: list[RunRecord], out: Path) -> Path:
     ax.set_xlabel("images / s")
     _speed_labels(ax, points)
     if any(speed_shared(r) for r, _ in points):
-        shared = f"{SHARED_SPEED_MARK}: speed measured while another panbench run shared the machine"
+        shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}"
         left_out = f"{left_out}; {shared}" if left_out else shared
     legend_below(fig, handles, left_out)
     return save(fig, out / "pq_vs_speed.png", layout=False)

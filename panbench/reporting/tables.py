@@ -9,7 +9,7 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
-from panbench.records.rows import SHARED_SPEED_MARK, gflops, measured_speed, speed_shared
+from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ap_miou_columns
 from panbench.reporting.labels import (
@@ -152,8 +152,8 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
         if not df["images_per_s_shared"].any():  # no speed measured beside another run: nothing to mark
             df = df.drop(columns="images_per_s_shared")
         elif notes is not None:
-            notes.append(f"{SHARED_SPEED_MARK} after images/s: measured while another panbench run shared the "
-                         "machine (the record's speed_context), so slower than alone")
+            notes.append(f"{SHARED_SPEED_MARK} after images/s: {SHARED_SPEED_NOTE} (the record's speed_context), so "
+                         "slower than alone")
     if df["postprocess"].nunique() <= 1:
         df = df.drop(columns="postprocess")
     if df["settings"].isna().all() or analyses or all_columns:  # the settings' own columns say it there

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from panbench.records.rows import SHARED_SPEED_MARK, mark_shared_speed, measured_speed, speed_shared
+from panbench.records.rows import (
+    MIN_TIMED_IMAGES,
+    SHARED_SPEED_MARK,
+    SHARED_SPEED_NOTE,
+    mark_shared_speed,
+    measured_speed,
+    speed_shared,
+)
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import settings
 
@@ -84,7 +91,9 @@ def _speed(rec: RunRecord) -> str:
     """The run's speed in images/s, or why it was not measured."""
     v = measured_speed(rec)
     if v is None:
-        return "speed not measured (no image past the warm-up was computed, nor a speed stored with the cache)"
+        n = rec.timings.get("speed_images") or 0
+        return (f"speed not measured ({n} timed image{'s' * (n != 1)}: a speed needs at least {MIN_TIMED_IMAGES} "
+                "past the warm-up, computed or stored with the cache)")
     t = rec.timings
     cached = " (with the speed stored with the cached images)" if t.get("speed_from_cache") else ""
     return f"{v:.2f} img/s{cached}"
@@ -114,5 +123,5 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
         rows.append(f"{r.model:24} {r.postprocess:{w}} {m['PQ']:6.2f} {m['SQ']:6.2f} "
                     f"{m['RQ']:6.2f} {m['PQ_th']:6.2f} {m['PQ_st']:6.2f} {speed}")
     if any(speed_shared(r) for r in records):
-        rows.append(f"{SHARED_SPEED_MARK} after img/s: measured while another panbench run shared the machine")
+        rows.append(f"{SHARED_SPEED_MARK} after img/s: {SHARED_SPEED_NOTE}")
     return "\n".join(rows)

@@ -40,15 +40,15 @@ def _table(results: Path, capsys) -> str:
 
 def test_a_resumed_run_reports_the_speed_stored_with_the_cache(demo_root, tmp_path, capsys) -> None:
     results = tmp_path / "results"
-    first, row1, _ = _run(demo_root, results, 3, capsys)
+    first, row1, _ = _run(demo_root, results, 11, capsys)  # 10 timed: MIN_TIMED_IMAGES
     t1 = first["timings"]
-    assert t1["timed_images"] == 2 and t1["images_per_s"] > 0 and t1["resumed_images"] == 0
+    assert t1["timed_images"] == 10 and t1["images_per_s"] > 0 and t1["resumed_images"] == 0
     assert float(row1["images_per_s"]) == pytest.approx(t1["images_per_s"], rel=1e-3)
 
-    second, row2, out = _run(demo_root, results, 3, capsys)  # every image from the cache
+    second, row2, out = _run(demo_root, results, 11, capsys)  # every image from the cache
     t2 = second["timings"]
-    assert t2["resumed_images"] == 3 and t2["timed_images"] == 0
-    assert t2["images_per_s"] == pytest.approx(t1["images_per_s"]) and t2["speed_images"] == 2
+    assert t2["resumed_images"] == 11 and t2["timed_images"] == 0
+    assert t2["images_per_s"] == pytest.approx(t1["images_per_s"]) and t2["speed_images"] == 10
     assert t2["speed_from_cache"]["device"] == first["device"] == second["device"]
     assert float(row2["images_per_s"]) > 0 and "with the speed stored with the cached images" in out
     assert "per image" not in out  # this run timed nothing: no per-image times of 0 ms
@@ -59,13 +59,14 @@ def test_a_resumed_run_reports_the_speed_stored_with_the_cache(demo_root, tmp_pa
 
 def test_no_stored_speed_means_no_speed_anywhere(demo_root, tmp_path, capsys) -> None:
     results = tmp_path / "results"
-    _run(demo_root, results, 3, capsys)
+    _run(demo_root, results, 11, capsys)
     for f in (results / "cache").rglob("timing-*.json"):  # a cache written before speeds were stored
         f.unlink()
-    rec, row, out = _run(demo_root, results, 3, capsys)
-    assert rec["timings"]["images_per_s"] is None and rec["timings"]["resumed_images"] == 3
+    rec, row, out = _run(demo_root, results, 11, capsys)
+    assert rec["timings"]["images_per_s"] is None and rec["timings"]["resumed_images"] == 11
     assert row["images_per_s"] == "" and "speed not measured" in out
-    assert f"{'-':>7}" in format_comparison([rec]).splitlines()[-1]
+    row_line = next(x for x in format_comparison([rec]).splitlines() if x.startswith("demo-panoptic-fpn"))
+    assert row_line.endswith(f"{'-':>7}")
     table = _table(results, capsys)
     table = table[table.index("\n| model") + 1:]  # the comparison, after the verdict
     line = next(x for x in table.splitlines() if "demo-panoptic-fpn" in x)
@@ -73,6 +74,12 @@ def test_no_stored_speed_means_no_speed_anywhere(demo_root, tmp_path, capsys) ->
     assert [c.strip() for c in line.split("|")][cols.index("images_per_s")] == "-"
     points, missing = speed_points([rec])
     assert points == [] and missing == ["demo-panoptic-fpn"]
+
+
+def test_fewer_timed_images_than_a_speed_needs_record_no_speed_and_say_why(demo_root, tmp_path, capsys) -> None:
+    rec, row, out = _run(demo_root, tmp_path / "results", 3, capsys)  # 2 timed, past the warm-up image
+    assert rec["timings"]["timed_images"] == 2 and rec["timings"]["images_per_s"] is None
+    assert row["images_per_s"] == "" and "2 timed images: a speed needs at least 10" in format_record(rec)
 
 
 def test_warm_up_only_run_records_no_speed(demo_root, tmp_path, capsys) -> None:
