@@ -24,8 +24,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: Path, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` with a progress bar, resuming a partial ``dest.part``."""
+def download(url: str, dest: Path, progress: bool = True, instead: str = "download it yourself") -> Path:
+    """Download ``url`` to ``dest`` with a progress bar, resuming a partial ``dest.part``; ``instead`` is what the
+    error suggests doing without the network (e.g. "download it yourself and pass --from DIR")."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_suffix(dest.suffix + ".part")
     start = part.stat().st_size if part.exists() else 0
@@ -36,12 +37,9 @@ def download(url: str, dest: Path, progress: bool = True) -> Path:
         if e.code == 416 and start:  # the range starts at the end: the partial file is already whole
             os.replace(part, dest)
             return dest
-        raise PanbenchError(f"{url}: download failed ({e}); check the URL, or download it yourself and pass "
-                            "--checkpoint PATH") from e
+        raise PanbenchError(f"{url}: download failed ({e}); check the URL, or {instead}") from e
     except OSError as e:
-        raise PanbenchError(
-            f"{url}: download failed ({e}); check the network, or download it yourself and pass --checkpoint PATH"
-        ) from e
+        raise PanbenchError(f"{url}: download failed ({e}); check the network, or {instead}") from e
     with resp:
         if start and resp.status != 206:  # server ignored the range: start over
             start = 0

@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from panbench.downloads import download, sha256_file
-from panbench.errors import InputError, PanbenchError
+from panbench.errors import InputError
 
 URLS = {
     "val2017.zip": "http://images.cocodataset.org/zips/val2017.zip",
@@ -123,10 +123,8 @@ def _coco_zips(root: Path, from_dir: Path | None, progress: bool) -> dict[str, P
         else:
             p = root / "downloads" / name
             if not p.exists():
-                try:
-                    download(url, p, progress=progress)
-                except PanbenchError as e:
-                    raise PanbenchError(f"{e}; or download {url} yourself and pass --from DIR") from None
+                download(url, p, progress=progress, instead=f"download {', '.join(URLS)} yourself into one folder and "
+                         "pass --from DIR")
         zips[name] = p
     return zips
 

@@ -91,7 +91,8 @@ def fetch(url: str, prefix: str | None = None,
             with _download_lock(dest):
                 if not dest.exists():  # another run may have finished it while this one waited
                     print(f"downloading {url}", file=sys.stderr)
-                    download(url, dest)
+                    download(url, dest, instead=f"download it elsewhere and put it at {dest} (checked against "
+                             f"its sha256 prefix {prefix}), or pass --checkpoint PATH for this one model")
         except PanbenchError as e:
             error = e
     if any_rank is not None:  # a torchrun job: wait for local rank 0's download

@@ -123,3 +123,14 @@ def test_entry_that_is_a_link_is_refused(tmp_path, capsys, where) -> None:
     folder = root / "val2017" if where == "images" else root / "annotations" / "panoptic_val2017"
     assert not folder.exists() or not list(folder.iterdir())  # nothing of the refused archive is written
     assert not any(p.is_symlink() for p in root.rglob("*"))
+
+
+def test_offline_download_names_from_dir_not_a_checkpoint_flag(tmp_path, monkeypatch) -> None:
+    from panbench.data import coco
+    from panbench.errors import PanbenchError
+
+    monkeypatch.setattr(coco, "URLS", {name: f"http://127.0.0.1:9/{name}" for name in coco.URLS})
+    with pytest.raises(PanbenchError) as e:
+        coco.prepare_coco(tmp_path / "coco", progress=False)
+    msg = str(e.value)
+    assert "yourself into one folder and pass --from DIR" in msg and "--checkpoint" not in msg

@@ -229,5 +229,8 @@ def test_download_with_wrong_hash_is_refused(server, tmp_path, monkeypatch) -> N
 
 def test_unreachable_url_says_what_to_do(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(PanbenchError, match="--checkpoint PATH"):
+    with pytest.raises(PanbenchError) as e:
         checkpoints.fetch("http://127.0.0.1:9/none_20230101_000000-abcdef12.pth")
+    dest = checkpoints.cache_dir() / "none_20230101_000000-abcdef12.pth"
+    assert f"put it at {dest} (checked against its sha256 prefix abcdef12)" in str(e.value)
+    assert "--checkpoint PATH for this one model" in str(e.value)
