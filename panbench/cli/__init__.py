@@ -114,6 +114,11 @@ def _resume_hint(args: argparse.Namespace) -> str:
     if n is None:
         return ""
     again = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+    done, left = getattr(args, "models_done", []), getattr(args, "models_left", [])
+    if done and left:  # a multi-model run: the finished models are not run (nor recorded) again
+        flags = f"--model {','.join(left)}" + (" without --no-resume" if getattr(args, "no_resume", False) else "")
+        return (f"; {', '.join(done)} finished; rerun with {flags} to resume {left[0]} from the {n} "
+                f"image{'s' if n != 1 else ''} already scored")
     return f"; {again} to resume from the {n} image{'s' if n != 1 else ''} already scored"
 
 

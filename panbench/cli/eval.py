@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     check_models(specs, ds.categories, opts)  # every model and option, before any model runs
     records = []
-    for spec in specs:
+    for k, spec in enumerate(specs):
+        args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C
         rec = evaluate_model(spec, ds, opts)
         records.append(rec)
         if _rank() == 0:

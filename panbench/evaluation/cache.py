@@ -65,15 +65,12 @@ _OPENED: list[Path] = []  # the run folders of the caches opened in this process
 
 
 def cached_images() -> int | None:
-    """How many images the caches opened in this process hold on disk now (read afresh, so that the images
-    that forked processes cached count too); None when no cache was opened.  Said after an interrupt."""
+    """How many images the cache opened last in this process (the run an interrupt stopped) holds on disk now
+    (read afresh, so that the images that forked processes cached count too); None when no cache was opened.
+    Said after an interrupt."""
     if not _OPENED:
         return None
-    n = 0
-    for d in dict.fromkeys(_OPENED):
-        for f in sorted(d.glob("chunk-*.npz")):
-            n += len(_read_chunk(f))
-    return n
+    return sum(len(_read_chunk(f)) for f in sorted(_OPENED[-1].glob("chunk-*.npz")))
 
 
 class StatsCache:

@@ -251,3 +251,24 @@ def test_saved_predictions_leave_no_staging_folder_and_a_rerun_reads_them(demo_r
     assert rec["timings"]["resumed_images"] == 2 and not (preds / ".panbench").exists()
     again = json.loads((preds / "panoptic_val2017_demo-mask2former_results.json").read_text())
     assert again["annotations"] == json.loads(first)["annotations"]
+
+
+def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root, tmp_path, monkeypatch,
+                                                                      capsys) -> None:
+    from panbench.evaluation import run as run_mod
+
+    real, calls = run_mod.evaluate_model, []
+
+    def second_interrupted(spec, ds, opts):
+        calls.append(spec.name)
+        if len(calls) == 2:  # Ctrl-C as the second model ends, its images cached
+            real(spec, ds, opts)
+            raise KeyboardInterrupt
+        return real(spec, ds, opts)
+
+    monkeypatch.setattr("panbench.evaluation.run.evaluate_model", second_interrupted)
+    assert main(["eval", "--model", "demo-mask2former,demo-maskformer,demo-panoptic-fpn", "--data-root",
+                 str(demo_root), "--results", str(tmp_path), "--limit", "3", *FAST]) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("panbench: interrupted; demo-mask2former finished; rerun with --model demo-maskformer,"
+                   "demo-panoptic-fpn to resume demo-maskformer from the 3 images already scored")
