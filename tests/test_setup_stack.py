@@ -21,7 +21,7 @@ def test_doctor_runs_and_reports_every_part(tmp_path) -> None:
     for part in ("python", "numpy", "torch", "mmcv", "mmcv ops/cpu", "mmengine", "mmdet", "panopticapi", "data",
                  "pq-fast-path", "analysis-fast-path"):
         assert f" {part}" in r.stdout, part
-    assert "no COCO panoptic val" in r.stdout  # a missing dataset is a notice, not a failure
+    assert "no COCO-layout panoptic val" in r.stdout  # a missing dataset is a notice, not a failure
 
 
 def test_doctor_fails_when_a_required_part_is_broken(tmp_path) -> None:

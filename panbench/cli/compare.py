@@ -125,10 +125,15 @@ def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: 
     elsewhere = sorted({r.dataset for r in every if r.model == what or r.model in names})
     if elsewhere:
         return f"{head}; its records are on {', '.join(elsewhere)}: pass --dataset {elsewhere[0]}"
+    recorded = [r.model for r in every if dataset is None or r.dataset == dataset]
     if names:
         model = shlex.quote(sorted(names)[0])
-        return f"{head}; run `panbench eval --model {model}{f' --dataset {dataset}' if dataset else ''}`"
-    recorded = [r.model for r in every if dataset is None or r.dataset == dataset]
+        run = f"run `panbench eval --model {model}{f' --dataset {dataset}' if dataset else ''}`"
+        near = [m for m in dict.fromkeys(recorded) if what in m or m in names]  # e.g. demo-maskformer for maskformer
+        if near:  # records of a model that the name may mean: compare them, as they exist
+            on = sorted({r.dataset for r in every if r.model == near[0]})
+            return f"{head}; records exist of {', '.join(near)} (on {', '.join(on)}): compare those, or {run}"
+        return f"{head}; {run}"
     hint = did_you_mean(what, recorded + registered_names())
     if hint:
         return f"{head}; {hint}"

@@ -270,13 +270,19 @@ def data_check(root: Path) -> Check:
     ann = root / "annotations" / "panoptic_val2017.json"
     if not (ann.is_file() and (root / "val2017").is_dir()):
         fix = f"run `panbench data coco --root {root}` (or --from DIR with the official zips), or use --dataset demo"
-        return Check("data", False, f"no COCO panoptic val at {root}", fix, False)
+        return Check("data", False, f"no COCO-layout panoptic val at {root}", fix, False)
+    what = f"{_dataset_name(root)} panoptic val (COCO layout)"
     try:
         n = len(load_dataset(root).samples)
     except PanbenchError as e:
-        return Check("data", False, f"COCO panoptic val at {root} is not usable: {e}",
-                     "fix or replace the annotation file", False)
-    return Check("data", True, f"COCO panoptic val at {root} ({n} image{'s' if n != 1 else ''})")
+        return Check("data", False, f"{what} at {root} is not usable: {e}", "fix or replace the annotation file", False)
+    return Check("data", True, f"{what} at {root} ({n} image{'s' if n != 1 else ''})")
+
+
+def _dataset_name(root: Path) -> str:
+    """The dataset a root holds, as far as its folder says (data/demo, data/coco, data/cityscapes...)."""
+    names = {"demo": "the demo set's", "coco": "COCO", "cityscapes": "Cityscapes", "ade20k": "ADE20K"}
+    return next((v for k, v in names.items() if k in {p.name for p in (root, root.parent)}), "a")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:

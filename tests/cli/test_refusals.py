@@ -178,6 +178,15 @@ def test_compare_answers_a_mistyped_model_an_external_name_and_another_dataset(d
     assert "`panbench score ... --name 'my system saved'`" in _one_line(capsys)
     assert main(["compare", "demo-mask2former", "demo-maskformer", "--results", r, "--dataset", "coco"]) == 2
     assert "its records are on demo: pass --dataset demo" in _one_line(capsys)
+    assert main(["compare", "maskformer", "mask2former", "--results", r]) == 2  # zoo aliases, demo records
+    assert ("no record of model 'maskformer'; records exist of demo-maskformer (on demo): compare those, or run "
+            "`panbench eval --model maskformer_r50`") in _one_line(capsys)
+
+
+def test_doctor_names_the_demo_set_as_the_demo_set(demo_root, capsys) -> None:
+    main(["doctor", "--data-root", str(demo_root)])
+    line = next(x for x in capsys.readouterr().out.splitlines() if " data " in x)
+    assert "the demo set's panoptic val (COCO layout)" in line and "COCO panoptic val at" not in line
 
 
 def test_viz_infers_the_dataset_of_a_demo_model_as_eval_does(demo_root, tmp_path, capsys) -> None:
