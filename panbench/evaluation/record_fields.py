@@ -16,6 +16,16 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.provenance import git_commit, versions
 from panbench.records.rows import MIN_TIMED_IMAGES
 
+OWN_WEIGHTS = "own checkpoint (--checkpoint): the published numbers are of other weights"
+
+
+def own_weights(spec: ModelSpec, checkpoint: str | None, sha256: str | None) -> bool:
+    """Whether ``--checkpoint`` gave other weights than the registry's (a copy of the zoo's file, whose sha256
+    starts with the registry's prefix, is the zoo's)."""
+    if not checkpoint:
+        return False
+    return not (spec.sha256_prefix and sha256 and sha256.startswith(spec.sha256_prefix))
+
 
 def published_source(spec: ModelSpec) -> str | None:
     """Where ``spec.published`` comes from (None when nothing is published)."""

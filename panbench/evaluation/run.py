@@ -43,11 +43,13 @@ from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.record_fields import (
+    OWN_WEIGHTS,
     cache_key_parts,
     corruption_fields,
     dataset_label,
     delta,
     fusion_label,
+    own_weights,
     provenance,
     published_source,
     resumed_speed,
@@ -235,14 +237,16 @@ def _speed(run: Loaded, ran: Ran) -> tuple[dict[str, Any], str, bool]:
 def record(run: Loaded, ran: Ran, summary: Summary) -> RunRecord:
     """The last step: the result record, written by rank 0."""
     spec, dataset, opts, res = run.spec, run.dataset, run.opts, summary.res
-    coco = dataset.name == "coco" and opts.corruption is None  # the zoo publishes clean COCO numbers
+    # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
+    own = own_weights(spec, opts.checkpoint, run.lm.weights.sha256)
+    coco = dataset.name == "coco" and opts.corruption is None and not own
     rec = make_record(
         res, model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
         dataset=dataset_label(dataset.name, opts),
         postprocess=opts.postprocess.label(), fusion=run.fusion,
         published=spec.published if coco else {},
         delta_to_published=delta(res, spec.published) if coco else {},
-        published_source=published_source(spec) if coco else None,
+        published_source=published_source(spec) if coco else OWN_WEIGHTS if own else None,
         params=mm.count_parameters(run.lm.model), flops=summary.flops, device=summary.device, world_size=run.world,
         batch_size=opts.batch_size, amp=opts.amp or "fp32", precision=precision_info(run.device, opts.amp),
         timings=summary.timings, memory=ran.memory,

@@ -107,7 +107,7 @@ def has_published(r: RunRecord) -> bool:
 def published_label(r: RunRecord) -> str:
     """Where a row's published numbers come from, in a few words."""
     if not has_published(r):
-        return "none for this model and dataset"
+        return r.published_source or "none for this model and dataset"  # e.g. an own checkpoint's run
     return r.published_source or "none for this model and dataset"
 
 

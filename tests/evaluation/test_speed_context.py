@@ -35,14 +35,26 @@ def test_the_slack_is_what_the_rule_allows() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
 def test_a_childs_cpu_counts_as_this_runs_not_as_other_work() -> None:
-    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(5)"
+    spin = ("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
+            "print('spun', flush=True)\ntime.sleep(30)")
     before = _own_seconds()
-    child = subprocess.Popen([sys.executable, "-c", spin])
+    child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.5)  # the child has spun 0.6 s of CPU and sleeps, alive (not reaped)
+        assert child.stdout is not None and child.stdout.readline().strip() == "spun"  # alive, not reaped
+        time.sleep(0.1)
         assert _own_seconds() - before >= 0.5
     finally:
         child.kill()
         child.wait()
     a = cpu_clock()
     assert a.busy is not None and a.wall > 0
+
+
+def test_a_checkpoint_is_the_zoos_only_when_its_digest_starts_with_the_registrys_prefix() -> None:
+    from panbench.evaluation.record_fields import own_weights
+    from panbench.models.registry import resolve
+
+    spec = resolve("mask2former")[0]
+    assert not own_weights(spec, None, None)  # the registry's own download
+    assert not own_weights(spec, "m.pth", spec.sha256_prefix + "0" * 56)  # a copy of the zoo's file
+    assert own_weights(spec, "my.pth", "f" * 64)
