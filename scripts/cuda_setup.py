@@ -9,6 +9,8 @@
                           ``nvidia-smi``; prints ``cpu`` or ``cuXYZ`` on stdout and the reason on stderr
   cuda_setup.py max-jobs  parallel nvcc/g++ jobs for compiling mmcv: min(cores, RAM GiB / 2), at least 1
   cuda_setup.py wheel-tag TORCH_VERSION CUDA ARCHS   the compiled-mmcv wheel cache's folder tag (see wheel_tag)
+  cuda_setup.py torchvision TORCH_VERSION   the torchvision that pairs with this torch: prints
+                          ``torchvision==0.28.0+cu130`` and, for a PyTorch-index build, its index URL on a second line
   cuda_setup.py half      (the venv's Python) the half precision for the visible GPUs: fp16 when one has compute
                           capability below 8.0 (no bf16 there, e.g. a T4 or a V100), else bf16 (also without a GPU)
 
@@ -164,6 +166,45 @@ def torch_build(driver: str | None, capabilities: list[tuple[int, int]]) -> tupl
     return tag, f"the driver supports CUDA {driver}: torch 2.13.0+{tag} (download.pytorch.org/whl/{tag})"
 
 
+def torchvision_for(torch_version: str) -> str:
+    """The torchvision release built against ``torch_version`` (``2.13.0+cu130`` -> ``0.28.0+cu130``): torch 2.m.p
+    pairs with torchvision 0.(m+15).p since torch 2.0 (2.0 -> 0.15, 2.11 -> 0.26, 2.13 -> 0.28)."""
+    base, _, local = torch_version.partition("+")
+    parts = base.split(".")
+    if len(parts) < 2 or parts[0] != "2" or not parts[1].isdigit():
+        raise ValueError(f"torch {torch_version}: no known torchvision pairing (torch 2.x only)")
+    patch = re.match(r"\d+", parts[2]).group(0) if len(parts) > 2 and re.match(r"\d+", parts[2]) else "0"
+    return f"0.{int(parts[1]) + 15}.{patch}" + (f"+{local}" if local else "")
+
+
+def pairing_problem(torch_version: str, torchvision_version: str | None) -> str | None:
+    """Why this torchvision does not fit this torch (None: it fits, or torch is not 2.x).  A missing torchvision
+    is a problem too: panbench's CUDA ops run nms and RoIAlign with torchvision's kernels."""
+    try:
+        want = torchvision_for(torch_version)
+    except ValueError:
+        return None
+    if torchvision_version is None:
+        return f"torchvision is not installed; torch {torch_version} needs torchvision {want}"
+    have_base, _, have_local = torchvision_version.partition("+")
+    want_base, _, want_local = want.partition("+")
+    if have_base.split(".")[:2] != want_base.split(".")[:2]:
+        return f"torchvision {torchvision_version} is not built for torch {torch_version} (needs {want})"
+    if want_local.startswith("cu") and have_local.startswith("cpu") or want_local.startswith("cpu") and \
+            have_local.startswith("cu"):
+        return f"torchvision {torchvision_version} is a {have_local} build, torch {torch_version} a {want_local} one"
+    return None
+
+
+def _torchvision(torch_version: str) -> int:
+    pin = torchvision_for(torch_version)
+    print(f"torchvision=={pin}")
+    local = pin.partition("+")[2]
+    if local:  # a PyTorch-index build (cu130, cpu): the same index carries its torchvision
+        print(f"https://download.pytorch.org/whl/{local}")
+    return 0
+
+
 def gpu_capabilities(nvidia_smi_query: str) -> list[tuple[int, int]]:
     """``[(7, 5)]`` from ``nvidia-smi --query-gpu=compute_cap --format=csv,noheader`` (one ``7.5`` a line)."""
     out = []
@@ -243,6 +284,8 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["wheel-tag"] and len(argv) == 4:
         print(wheel_tag(sys.version_info[:2], argv[1], argv[2], argv[3]))
         return 0
+    if argv[:1] == ["torchvision"] and len(argv) == 2:
+        return _torchvision(argv[1])
     if argv[:1] == ["half"]:
         return _half()
     print(__doc__, file=sys.stderr)
