@@ -37,3 +37,19 @@ def checkpoint_dir(dataset: str) -> Path:
 def committed_checkpoints(name: str, dataset: str) -> list[Path]:
     """The committed weight files of model ``name``, oldest name first."""
     return sorted(checkpoint_dir(dataset).glob(f"{name}-*.pth"))
+
+
+# which of pyproject.toml's extras installs a module a command imports: what "No module named X" asks for
+EXTRAS = {"torch": "mmdet", "mmdet": "mmdet", "mmcv": "mmdet", "mmengine": "mmdet", "pandas": "report",
+          "matplotlib": "report", "transformers": "hf", "huggingface_hub": "hf", "timm": "hf",
+          "skimage": "robustness", "scipy": "robustness", "torchvision": "cuda"}
+
+
+def missing_extra_message(module: str | None) -> str | None:
+    """The one-line fix for a missing module that one of panbench's extras installs (None: not one of them)."""
+    top = (module or "").partition(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    return (f"this command needs {top}, which is not installed; install panbench's {extra!r} extra: "
+            f"pip install \"panbench[{extra}]\" (or in a clone: pip install -e \".[{extra}]\"; docs/setup.md)")

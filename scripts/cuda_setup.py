@@ -27,6 +27,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # panbench's source, before it is installed
+from panbench.ops.pairing import torchvision_for  # noqa: E402  (standard library only)
+
 
 def mmcv_problem(torch_cuda: str | None, compiled_cuda: str) -> str | None:
     """Why the installed mmcv does not fit this torch (None: it fits).  ``compiled_cuda`` is
@@ -164,36 +167,6 @@ def torch_build(driver: str | None, capabilities: list[tuple[int, int]]) -> tupl
     best = fits[-1]
     tag = "cu" + best.replace(".", "")
     return tag, f"the driver supports CUDA {driver}: torch 2.13.0+{tag} (download.pytorch.org/whl/{tag})"
-
-
-def torchvision_for(torch_version: str) -> str:
-    """The torchvision release built against ``torch_version`` (``2.13.0+cu130`` -> ``0.28.0+cu130``): torch 2.m.p
-    pairs with torchvision 0.(m+15).p since torch 2.0 (2.0 -> 0.15, 2.11 -> 0.26, 2.13 -> 0.28)."""
-    base, _, local = torch_version.partition("+")
-    parts = base.split(".")
-    if len(parts) < 2 or parts[0] != "2" or not parts[1].isdigit():
-        raise ValueError(f"torch {torch_version}: no known torchvision pairing (torch 2.x only)")
-    patch = re.match(r"\d+", parts[2]).group(0) if len(parts) > 2 and re.match(r"\d+", parts[2]) else "0"
-    return f"0.{int(parts[1]) + 15}.{patch}" + (f"+{local}" if local else "")
-
-
-def pairing_problem(torch_version: str, torchvision_version: str | None) -> str | None:
-    """Why this torchvision does not fit this torch (None: it fits, or torch is not 2.x).  A missing torchvision
-    is a problem too: panbench's CUDA ops run nms and RoIAlign with torchvision's kernels."""
-    try:
-        want = torchvision_for(torch_version)
-    except ValueError:
-        return None
-    if torchvision_version is None:
-        return f"torchvision is not installed; torch {torch_version} needs torchvision {want}"
-    have_base, _, have_local = torchvision_version.partition("+")
-    want_base, _, want_local = want.partition("+")
-    if have_base.split(".")[:2] != want_base.split(".")[:2]:
-        return f"torchvision {torchvision_version} is not built for torch {torch_version} (needs {want})"
-    if want_local.startswith("cu") and have_local.startswith("cpu") or want_local.startswith("cpu") and \
-            have_local.startswith("cu"):
-        return f"torchvision {torchvision_version} is a {have_local} build, torch {torch_version} a {want_local} one"
-    return None
 
 
 def _torchvision(torch_version: str) -> int:
