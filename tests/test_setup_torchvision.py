@@ -28,6 +28,10 @@ def test_a_matching_pair_has_no_problem_and_a_missing_or_other_torchvision_has_o
         "torchvision is not installed; torch 2.13.0+cu130 needs torchvision 0.28.0+cu130"
     assert "not built for torch 2.13.0" in pairing_problem("2.13.0", "0.27.1")
     assert "is a cpu build" in pairing_problem("2.13.0+cu130", "0.28.0+cpu")
+    # PyPI's torchvision (a CUDA build) beside a CPU torch from PyTorch's CPU index: its ops do not load
+    assert pairing_problem("2.13.0+cpu", "0.28.0") == \
+        "torchvision 0.28.0 is a CUDA build, torch 2.13.0+cpu a cpu one (needs 0.28.0+cpu)"
+    assert pairing_problem("2.13.0+cu128", "0.28.0") is None  # both CUDA builds
 
 
 def test_cuda_setup_prints_the_torchvision_pin_and_its_index() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import platform
 import sys
 from dataclasses import dataclass
@@ -239,7 +240,7 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
 
     cuda = torch.cuda.is_available()
     torch_check.detail += f" (CUDA {torch.version.cuda})" if torch.version.cuda else " (CPU build)"
-    if torch.version.cuda:  # a CUDA torch: panbench's CUDA nms and RoIAlign are torchvision's
+    if torch.version.cuda or importlib.util.find_spec("torchvision"):  # panbench's CUDA nms/RoIAlign use it
         checks.append(doctor_probes.torchvision_check(Check))
     if cuda:
         checks.append(Check("gpu", True, ", ".join(torch.cuda.get_device_name(i)

@@ -31,7 +31,13 @@ def pairing_problem(torch_version: str, torchvision_version: str | None) -> str 
     want_base, _, want_local = want.partition("+")
     if have_base.split(".")[:2] != want_base.split(".")[:2]:
         return f"torchvision {torchvision_version} is not built for torch {torch_version} (needs {want})"
-    if want_local.startswith("cu") and have_local.startswith("cpu") or want_local.startswith("cpu") and \
-            have_local.startswith("cu"):
-        return f"torchvision {torchvision_version} is a {have_local} build, torch {torch_version} a {want_local} one"
+    if _build(want_local) != _build(have_local):
+        return (f"torchvision {torchvision_version} is a {_build(have_local)} build, torch {torch_version} a "
+                f"{_build(want_local)} one (needs {want})")
     return None
+
+
+def _build(local: str) -> str:
+    """``cpu`` or ``CUDA`` from a version's local part: none (PyPI's Linux wheels of torch and torchvision are CUDA
+    builds), ``cu130`` or ``cpu``."""
+    return "cpu" if local.startswith("cpu") else "CUDA"
