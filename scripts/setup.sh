@@ -282,12 +282,26 @@ step 5 "mmdet 3.3.0 and its dependencies"
 pkg_install mmdet==3.3.0 "$SETUPTOOLS" \
   || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
 
-step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers and timm (hf: models), test and packaging tools"
+step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers (hf: models), timm where a fitting torchvision is, test and packaging tools"
 pkg_install --no-deps panopticapi-lite==0.2.0 imagecorruptions==1.1.2 \
   || fail 6 "pip install panopticapi-lite imagecorruptions failed" "check network access to PyPI and rerun make setup"
 pkg_install pyspng deflate pycocotools scikit-image scipy pandas matplotlib tqdm tabulate pytest hypothesis ruff mypy hotcoco \
-  torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers timm build twine \
+  torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers build twine \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
+
+# timm (DETR's hub checkpoints build their backbone with it) requires torchvision: only beside one that fits this
+# torch (PyPI's torchvision, a CUDA build, does not load with a CPU torch and breaks `import torchvision` for all)
+TV="$(dist_version torchvision)"
+if [[ -z "$TV" && -z "$TORCH_CUDA" && "$TORCH_VERSION" == *+cpu ]]; then
+  pkg_install --extra-index-url https://download.pytorch.org/whl/cpu "torchvision==$("$PY" \
+    "$ROOT/scripts/cuda_setup.py" torchvision "$TORCH_VERSION" | head -1 | cut -d= -f3)" 2>/dev/null || true
+  TV="$(dist_version torchvision)"
+fi
+if [[ -n "$TV" ]]; then
+  pkg_install timm "torchvision==$TV" || fail 6 "pip install timm failed" "check network access to PyPI and rerun make setup"
+else
+  echo "        note: no torchvision built for torch $TORCH_VERSION reachable: timm (DETR's hub checkpoints) not installed"
+fi
 
 step 7 "panbench (editable; compiles its C extensions in panbench/*/*.c, a few seconds)"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
