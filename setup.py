@@ -1,13 +1,44 @@
 """Builds panbench's optional C extensions (the per-pixel loops of PQ scoring, the per-image match, boundary
-PQ; mmcv's CPU nms and RoIAlign for panbench.ops).
+PQ; mmcv's CPU nms and RoIAlign for panbench.ops), copies the model configs and the demo weights into the
+package, and installs the ``mmcv._ext`` import hook.
 
 Everything else is in pyproject.toml.  ``optional=True``: without a C compiler panbench installs
 anyway and scores with its numpy path (``panbench doctor`` says which one is active).
+
+Package data: the top-level ``configs/`` and ``checkpoints/demo/`` stay the source; a wheel (and a
+non-editable install) gets copies under ``panbench/_data/``, as MMDetection ships its configs as
+``mmdet/.mim/configs``.  An editable install reads them from the clone (panbench/resources.py).
 """
 
+import shutil
+from pathlib import Path
+
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+PACKAGE_DATA = {"configs": "configs", "checkpoints/demo": "checkpoints/demo"}  # source -> panbench/_data/...
+HOOK = "panbench-mmcv-ext.pth"  # site-packages/<HOOK>: `import panbench.ops.hook` at start-up (cheap)
+
+
+class BuildPyWithData(build_py):
+    """build_py, plus the configs and demo weights copied into ``panbench/_data`` and the ``.pth`` hook
+    beside the package (a non-editable build only: an editable install reads the clone)."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = Path(self.build_lib) / "panbench" / "_data"
+        for src, dst in PACKAGE_DATA.items():
+            if (ROOT / src).is_dir():
+                shutil.rmtree(target / dst, ignore_errors=True)
+                shutil.copytree(ROOT / src, target / dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copyfile(ROOT / "panbench" / "ops" / HOOK, Path(self.build_lib) / HOOK)
+
 
 setup(
+    cmdclass={"build_py": BuildPyWithData},
     ext_modules=[
         Extension("panbench.pq._native", ["panbench/pq/_native.c"], extra_compile_args=["-O3"], optional=True),
         Extension("panbench.pq._match", ["panbench/pq/_match.c"], extra_compile_args=["-O3"], optional=True),

@@ -9,6 +9,8 @@
                           ``nvidia-smi``; prints ``cpu`` or ``cuXYZ`` on stdout and the reason on stderr
   cuda_setup.py max-jobs  parallel nvcc/g++ jobs for compiling mmcv: min(cores, RAM GiB / 2), at least 1
   cuda_setup.py wheel-tag TORCH_VERSION CUDA ARCHS   the compiled-mmcv wheel cache's folder tag (see wheel_tag)
+  cuda_setup.py torchvision TORCH_VERSION   the torchvision that pairs with this torch: prints
+                          ``torchvision==0.28.0+cu130`` and, for a PyTorch-index build, its index URL on a second line
   cuda_setup.py half      (the venv's Python) the half precision for the visible GPUs: fp16 when one has compute
                           capability below 8.0 (no bf16 there, e.g. a T4 or a V100), else bf16 (also without a GPU)
 
@@ -24,6 +26,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # panbench's source, before it is installed
+from panbench.ops.pairing import torchvision_for  # noqa: E402  (standard library only)
 
 
 def mmcv_problem(torch_cuda: str | None, compiled_cuda: str) -> str | None:
@@ -164,6 +169,15 @@ def torch_build(driver: str | None, capabilities: list[tuple[int, int]]) -> tupl
     return tag, f"the driver supports CUDA {driver}: torch 2.13.0+{tag} (download.pytorch.org/whl/{tag})"
 
 
+def _torchvision(torch_version: str) -> int:
+    pin = torchvision_for(torch_version)
+    print(f"torchvision=={pin}")
+    local = pin.partition("+")[2]
+    if local:  # a PyTorch-index build (cu130, cpu): the same index carries its torchvision
+        print(f"https://download.pytorch.org/whl/{local}")
+    return 0
+
+
 def gpu_capabilities(nvidia_smi_query: str) -> list[tuple[int, int]]:
     """``[(7, 5)]`` from ``nvidia-smi --query-gpu=compute_cap --format=csv,noheader`` (one ``7.5`` a line)."""
     out = []
@@ -243,6 +257,8 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["wheel-tag"] and len(argv) == 4:
         print(wheel_tag(sys.version_info[:2], argv[1], argv[2], argv[3]))
         return 0
+    if argv[:1] == ["torchvision"] and len(argv) == 2:
+        return _torchvision(argv[1])
     if argv[:1] == ["half"]:
         return _half()
     print(__doc__, file=sys.stderr)

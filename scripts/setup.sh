@@ -185,8 +185,10 @@ else
   BUILD="$("$PY" "$ROOT/scripts/cuda_setup.py" torch-build 2>"$VENV/torch-build.txt")" || BUILD=cpu
   echo "        $(cat "$VENV/torch-build.txt")"
   if [[ "$BUILD" == cu* ]]; then
+    # with its torchvision: panbench's CUDA ops run nms and RoIAlign with torchvision's kernels
     pkg_install --extra-index-url "https://download.pytorch.org/whl/$BUILD" "torch==2.13.0+$BUILD" \
-      || pkg_install torch==2.13.0 \
+      "torchvision==0.28.0+$BUILD" \
+      || pkg_install torch==2.13.0 torchvision==0.28.0 \
       || fail 2 "installing torch 2.13.0+$BUILD failed" \
       "check network access to download.pytorch.org/whl/$BUILD, or install a torch into the Python you set up with (the set-up keeps it)"
   else
@@ -205,6 +207,18 @@ else
   write_pip_conf "${PINS[@]}"  # nothing later may replace it
 fi
 echo "        torch $TORCH_VERSION"
+# a CUDA torch (installed above or kept) needs its torchvision; one that is present is kept
+TORCH_CUDA="$("$PY" -W ignore -c 'import importlib.util, os
+ns = {}
+exec(open(os.path.join(importlib.util.find_spec("torch").submodule_search_locations[0], "version.py")).read(), ns)
+print(ns.get("cuda") or "")')"
+if [[ -n "$TORCH_CUDA" && -z "$("$PY" -c 'import importlib.metadata as md; print(md.version("torchvision"))' 2>/dev/null)" ]]; then
+  mapfile -t TV_PIN < <("$PY" "$ROOT/scripts/cuda_setup.py" torchvision "$TORCH_VERSION")
+  echo "        CUDA torch without torchvision: installing ${TV_PIN[0]} (panbench's CUDA nms and RoIAlign use it)"
+  pkg_install ${TV_PIN[1]:+--extra-index-url "${TV_PIN[1]}"} "${TV_PIN[0]}" \
+    || fail 2 "installing ${TV_PIN[0]} failed" \
+    "install the torchvision built for torch $TORCH_VERSION into .venv by hand (pytorch.org/get-started) and rerun make setup"
+fi
 
 step 3 "build tools ($SETUPTOOLS: mmengine imports pkg_resources, torch needs >=77.0.3), numpy, mmengine"
 pkg_install "$SETUPTOOLS" wheel numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
@@ -268,15 +282,33 @@ step 5 "mmdet 3.3.0 and its dependencies"
 pkg_install mmdet==3.3.0 "$SETUPTOOLS" \
   || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
 
-step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers (hf: models), test tools"
+step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers (hf: models), timm where a fitting torchvision is, test and packaging tools"
 pkg_install --no-deps panopticapi-lite==0.2.0 imagecorruptions==1.1.2 \
   || fail 6 "pip install panopticapi-lite imagecorruptions failed" "check network access to PyPI and rerun make setup"
 pkg_install pyspng deflate pycocotools scikit-image scipy pandas matplotlib tqdm tabulate pytest hypothesis ruff mypy hotcoco \
-  torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers \
+  torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers build twine \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
+
+# timm (DETR's hub checkpoints build their backbone with it) requires torchvision: only beside one that fits this
+# torch (PyPI's torchvision, a CUDA build, does not load with a CPU torch and breaks `import torchvision` for all)
+TV="$(dist_version torchvision)"
+if [[ -z "$TV" && -z "$TORCH_CUDA" && "$TORCH_VERSION" == *+cpu ]]; then
+  pkg_install --extra-index-url https://download.pytorch.org/whl/cpu "torchvision==$("$PY" \
+    "$ROOT/scripts/cuda_setup.py" torchvision "$TORCH_VERSION" | head -1 | cut -d= -f3)" 2>/dev/null || true
+  TV="$(dist_version torchvision)"
+fi
+if [[ -n "$TV" ]]; then
+  pkg_install timm "torchvision==$TV" || fail 6 "pip install timm failed" "check network access to PyPI and rerun make setup"
+else
+  echo "        note: no torchvision built for torch $TORCH_VERSION reachable: timm (DETR's hub checkpoints) not installed"
+fi
 
 step 7 "panbench (editable; compiles its C extensions in panbench/*/*.c, a few seconds)"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
+# the mmcv._ext import hook a wheel install puts into site-packages (panbench/ops/hook.py): mmdet's own tools
+# work in this venv without importing panbench first
+cp "$ROOT/panbench/ops/panbench-mmcv-ext.pth" "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/" \
+  || fail 7 "could not write the mmcv._ext hook into site-packages" "check that .venv is writable, or remove it and rerun"
 WANT_OPS=panbench; [[ "$MMCV" == compiled ]] && WANT_OPS=mmcv
 # one process (each import of torch costs seconds): the ops backend, the stack, and the torch that was kept
 "$PY" -W ignore -c "import sys

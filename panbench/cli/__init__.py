@@ -74,6 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush at exit goes nowhere
         return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the closed pipe
+    except ModuleNotFoundError as e:  # an extra not installed (pip install "panbench[mmdet]"): one line, exit 2
+        from panbench.resources import missing_extra_message
+
+        if args.debug or not (fix := missing_extra_message(e.name)):
+            raise
+        print(f"panbench: error: {fix}", file=sys.stderr)
+        return _abort_distributed(2)
     except OSError as e:
         if args.debug or e.errno not in _WRITE_ERRORS or not e.filename:
             raise

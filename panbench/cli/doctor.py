@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from panbench import REPO_ROOT
+from panbench.cli import doctor_probes
 from panbench.cli.options import Common, dataset_root
 
 
@@ -228,6 +230,7 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     checks.append(analysis_path_check())
     checks.append(data_check(Path(data_root)))
     checks.append(checkpoints_check())
+    checks.append(doctor_probes.configs_check(Check))
     return checks
 
 
@@ -237,6 +240,8 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
 
     cuda = torch.cuda.is_available()
     torch_check.detail += f" (CUDA {torch.version.cuda})" if torch.version.cuda else " (CPU build)"
+    if torch.version.cuda or importlib.util.find_spec("torchvision"):  # panbench's CUDA nms/RoIAlign use it
+        checks.append(doctor_probes.torchvision_check(Check))
     if cuda:
         checks.append(Check("gpu", True, ", ".join(torch.cuda.get_device_name(i)
                                                    for i in range(torch.cuda.device_count()))))

@@ -63,3 +63,44 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
         keep_ops_fp32(model)
         out[spec.architecture] = _modes(model, device)
     return out
+
+
+def configs_check(check: Any) -> Any:
+    """The model configs and the demo weights are there (a clone's folders, or a wheel's package data): without
+    them ``panbench ls`` shows only the hf: models and no zoo or demo model runs."""
+    from panbench.resources import checkpoint_dir, config_dir
+
+    root = config_dir()
+    n_zoo, n_demo = len(list(root.glob("*.py"))), len(list(root.glob("demo/*.py")))
+    n_weights = len(list(checkpoint_dir("demo").glob("*.pth")))
+    return check("configs", n_zoo > 0 and n_demo > 0 and n_weights > 0,
+                 f"{n_zoo} zoo and {n_demo} demo configs in {root}, {n_weights} demo weight files",
+                 "reinstall panbench from a wheel (pip install \"panbench[mmdet]\", docs/setup.md) or from a clone "
+                 "(pip install -e \".[mmdet]\"); a copied panbench/ folder has no configs")
+
+
+def torchvision_check(check: Any) -> Any:
+    """A CUDA torch's torchvision: installed, built for this torch, its ops load (panbench's CUDA nms and RoIAlign
+    are torchvision's)."""
+    import importlib.metadata as md
+
+    import torch
+
+    from panbench.ops.pairing import pairing_problem, torchvision_for
+
+    try:
+        have: str | None = md.version("torchvision")
+    except md.PackageNotFoundError:
+        have = None
+    problem = pairing_problem(torch.__version__, have)
+    if problem is None:
+        try:
+            import torchvision.ops
+
+            torchvision.ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5)
+        except Exception as e:  # a torchvision whose compiled ops do not load with this torch
+            problem = f"torchvision {have}: its ops do not load ({type(e).__name__}: {e})".splitlines()[0][:200]
+    want = torchvision_for(torch.__version__)
+    index = f" --extra-index-url https://download.pytorch.org/whl/{want.partition('+')[2]}" if "+" in want else ""
+    return check("torchvision", problem is None, problem or f"{have} (for torch {torch.__version__})",
+                 f"pip install{index} torchvision=={want}")

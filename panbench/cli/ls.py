@@ -68,13 +68,13 @@ def _gflops(spec) -> str:
 
 def weights_state(spec, cache) -> str:
     """``cached``, ``download`` or ``committed`` (a model without a URL whose weights are in the repository)."""
-    from panbench import REPO_ROOT
+    from panbench.resources import committed_checkpoints
 
     if spec.hf:
         return "cached" if _hf_cached(spec) else "download"
     if spec.checkpoint_filename:
         return "cached" if (cache / spec.checkpoint_filename).exists() else "download"
-    if sorted((REPO_ROOT / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth")):
+    if committed_checkpoints(spec.name, spec.dataset):
         return "committed"
     return "none"
 

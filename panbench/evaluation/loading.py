@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panbench import REPO_ROOT
 from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.distributed import download_wait
 from panbench.models import checkpoints, mm
@@ -16,6 +15,7 @@ from panbench.models.fusion import panoptic_only
 from panbench.models.mmdet_family import MMDetModel
 from panbench.models.protocol import PanopticModel
 from panbench.models.registry import ModelSpec
+from panbench.resources import committed_checkpoints
 
 
 @dataclass
@@ -36,7 +36,7 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
     if spec.checkpoint:
         path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix, any_rank=download_wait)
         return Weights(path, digest, spec.checkpoint)
-    committed = sorted((REPO_ROOT / "checkpoints" / spec.dataset).glob(f"{spec.name}-*.pth"))
+    committed = committed_checkpoints(spec.name, spec.dataset)
     if committed:  # the demo models' weights live in the repository
         p = committed[-1]
         return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from panbench import REPO_ROOT
 from panbench.errors import PanbenchError
+from panbench.resources import config_dir
 
-CONFIG_DIR = REPO_ROOT / "configs"
+CONFIG_DIR = config_dir()  # the clone's configs/, or the installed package's copy (panbench/resources.py)
 
 
 @dataclass

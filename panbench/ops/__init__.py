@@ -24,7 +24,7 @@ import os
 import sys
 
 from panbench.errors import PanbenchError
-from panbench.ops.backends import BACKENDS, COMPILED_FIX
+from panbench.ops.backends import BACKENDS, COMPILED_FIX, Bypass
 
 
 def active() -> str | None:
@@ -51,7 +51,8 @@ def install() -> str:
         return have
     if want != "panbench":
         try:
-            importlib.import_module("mmcv._ext")
+            with Bypass():  # the compiled one only, not panbench's import hook (panbench/ops/hook.py)
+                importlib.import_module("mmcv._ext")
             return "mmcv"
         except ImportError as e:
             if want == "mmcv":

@@ -1,0 +1,55 @@
+"""Where panbench's own files are: the model configs (``configs/``, ``configs/demo/``) and the demo models'
+weights (``checkpoints/demo/``).
+
+In a clone (an editable install) they are read from the clone's top-level folders, the source of truth.
+A wheel carries copies of them as package data under ``panbench/_data/`` (``setup.py`` copies them at build
+time), read here with :mod:`importlib.resources`.  Data and results are not package files: they stay
+relative to the working directory.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import as_file, files
+from pathlib import Path
+
+from panbench import REPO_ROOT
+
+
+def data_root() -> Path:
+    """The folder holding ``configs/`` and ``checkpoints/``: the wheel's package data, else the clone."""
+    packaged = files("panbench").joinpath("_data")
+    if packaged.is_dir():
+        with as_file(packaged) as path:  # an installed package is a folder: the path itself, nothing extracted
+            return Path(path)
+    return REPO_ROOT
+
+
+def config_dir() -> Path:
+    """The model configs (``<name>.py``, ``demo/<name>.py``)."""
+    return data_root() / "configs"
+
+
+def checkpoint_dir(dataset: str) -> Path:
+    """The committed weights of a dataset's models (``checkpoints/demo/<name>-<sha256 prefix>.pth``)."""
+    return data_root() / "checkpoints" / dataset
+
+
+def committed_checkpoints(name: str, dataset: str) -> list[Path]:
+    """The committed weight files of model ``name``, oldest name first."""
+    return sorted(checkpoint_dir(dataset).glob(f"{name}-*.pth"))
+
+
+# which of pyproject.toml's extras installs a module a command imports: what "No module named X" asks for
+EXTRAS = {"torch": "mmdet", "mmdet": "mmdet", "mmcv": "mmdet", "mmengine": "mmdet", "pandas": "report",
+          "matplotlib": "report", "transformers": "hf", "huggingface_hub": "hf", "timm": "hf",
+          "skimage": "robustness", "scipy": "robustness", "torchvision": "cuda"}
+
+
+def missing_extra_message(module: str | None) -> str | None:
+    """The one-line fix for a missing module that one of panbench's extras installs (None: not one of them)."""
+    top = (module or "").partition(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    return (f"this command needs {top}, which is not installed; install panbench's {extra!r} extra: "
+            f"pip install \"panbench[{extra}]\" (or in a clone: pip install -e \".[{extra}]\"; docs/setup.md)")

@@ -1,0 +1,110 @@
+"""panbench as a package: ``python -m build`` makes an sdist and a wheel that pass ``twine check``; the wheel,
+installed with its extras into a fresh venv outside the clone, lists and runs the zoo and demo models from its
+package data (the demo PQs as pinned in docs/demo.md).
+
+How this differs from a user's fresh install: the fresh venv gets panbench from the wheel, but its
+dependencies (torch, mmdet, ...) from this clone's .venv (its site-packages is on the fresh venv's path through a
+plain path entry, so the clone's editable install and its ``.pth`` files are not active), and pip resolves the
+``[mmdet,report]`` extras against them with ``--no-index`` instead of downloading: the test checks the wheel's
+files, metadata and extras, not PyPI's packages.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from panbench import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+PINNED_PQ = {"demo-mask2former": 70.712, "demo-maskformer": 64.921, "demo-panoptic-fpn": 76.378}  # docs/demo.md
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 600, env: dict[str, str] | None = None) -> str:
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert out.returncode == 0, f"{' '.join(map(str, cmd))} exited {out.returncode}:\n{out.stdout[-3000:]}" \
+                                f"\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> Path:
+    """The sdist and the wheel built from it (``python -m build``: the wheel is built from the unpacked sdist)."""
+    if importlib.util.find_spec("build") is None:
+        pytest.fail("the `build` package is missing: rerun make setup (scripts/setup.sh step 6 installs it)")
+    out = tmp_path_factory.mktemp("dist")
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(REPO_ROOT)], cwd=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fresh(dist, tmp_path_factory) -> dict[str, Path]:
+    """A venv outside the clone with the wheel installed (``[mmdet,report]``); the clone's .venv supplies the
+    dependencies (module docstring)."""
+    root = tmp_path_factory.mktemp("fresh")
+    venv = root / "venv"
+    base = getattr(sys, "_base_executable", sys.executable)
+    _run([base, "-m", "venv", "--without-pip", str(venv)], cwd=root)
+    py = venv / "bin" / "python"
+    site = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root).strip())
+    here = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (site / "zz-clone-venv-dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(here)))
+    wheel = next(dist.glob("panbench-*.whl"))
+    pip = [str(py), "-m", "pip", "install", "-q", "--no-index", "--disable-pip-version-check"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+    _run(pip + ["--force-reinstall", "--no-deps", str(wheel)], cwd=root, env=env)
+    _run(pip + [f"{wheel}[mmdet,report]"], cwd=root, env=env)  # the extras' requirements, resolved offline
+    work = root / "work"
+    work.mkdir()
+    return {"py": py, "bin": venv / "bin", "site": site, "work": work}
+
+
+def test_build_makes_an_sdist_and_a_wheel_that_pass_twine_check(dist) -> None:
+    files = sorted(p.name for p in dist.iterdir())
+    assert any(f.endswith(".tar.gz") for f in files) and any(f.endswith(".whl") for f in files), files
+    if importlib.util.find_spec("twine") is None:
+        pytest.fail("twine is missing: rerun make setup (scripts/setup.sh step 6 installs it)")
+    out = _run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())], cwd=dist)
+    assert out.count("PASSED") == 2, out
+
+
+def test_the_wheel_outside_the_clone_lists_runs_and_scores_the_demo_models_as_pinned(fresh) -> None:
+    py, work, panbench = fresh["py"], fresh["work"], str(fresh["bin"] / "panbench")
+    where = _run([str(py), "-c", "import panbench, panbench.resources as r; print(panbench.__file__); "
+                  "print(r.config_dir())"], cwd=work).split()
+    assert all(w.startswith(str(fresh["site"])) for w in where), where  # the wheel's files, not the clone's
+    listed = _run([panbench, "ls"], cwd=work)
+    for name in ("mask2former_r50", "panoptic-fpn_r50_1x", "maskformer_r50", *PINNED_PQ):
+        assert name in listed, listed
+    doctor = _run([panbench, "doctor"], cwd=work)
+    assert "[ok  ] configs      13 zoo and 3 demo configs" in doctor, doctor
+    _run([panbench, "data", "demo"], cwd=work)
+    _run([panbench, "eval", "--model", "all", "--dataset", "demo"], cwd=work, timeout=900)
+    with open(work / "results" / "runs.csv", newline="") as f:
+        pq = {row["model"]: round(float(row["PQ"]), 3) for row in csv.DictReader(f)}
+    assert pq == PINNED_PQ
+
+
+def test_the_wheel_carries_the_mmcv_ext_hook_and_mmdet_works_there_without_panbench(fresh) -> None:
+    assert (fresh["site"] / "panbench-mmcv-ext.pth").is_file()
+    code = ("import sys; from mmdet.utils import register_all_modules; register_all_modules(); "
+            "import mmdet.models, mmcv.ops; print(sys.modules['mmcv._ext'].__name__)")
+    assert _run([str(fresh["py"]), "-W", "ignore", "-c", code], cwd=fresh["work"]).split() == ["panbench.ops.ext"]
+
+
+def test_eval_without_torch_names_the_extra_in_one_line_exit_2(tmp_path) -> None:
+    code = ("import sys; sys.modules['torch'] = None; from panbench.cli import main; "
+            "sys.exit(main(['eval', '--model', 'panoptic-fpn', '--dataset', 'demo', '--limit', '1']))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "panbench: error: this command needs torch, which is not installed; install panbench's 'mmdet' extra: "
+        "pip install \"panbench[mmdet]\" (or in a clone: pip install -e \".[mmdet]\"; docs/setup.md)"]
