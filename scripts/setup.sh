@@ -292,15 +292,11 @@ pkg_install pyspng deflate pycocotools scikit-image scipy pandas matplotlib tqdm
 # timm (DETR's hub checkpoints build their backbone with it) requires torchvision: only beside one that fits this
 # torch (PyPI's torchvision, a CUDA build, does not load with a CPU torch and breaks `import torchvision` for all)
 TV="$(dist_version torchvision)"
-if [[ -z "$TV" && -z "$TORCH_CUDA" && "$TORCH_VERSION" == *+cpu ]]; then
-  pkg_install --extra-index-url https://download.pytorch.org/whl/cpu "torchvision==$("$PY" \
-    "$ROOT/scripts/cuda_setup.py" torchvision "$TORCH_VERSION" | head -1 | cut -d= -f3)" 2>/dev/null || true
-  TV="$(dist_version torchvision)"
-fi
 if [[ -n "$TV" ]]; then
   pkg_install timm "torchvision==$TV" || fail 6 "pip install timm failed" "check network access to PyPI and rerun make setup"
 else
-  echo "        note: no torchvision built for torch $TORCH_VERSION reachable: timm (DETR's hub checkpoints) not installed"
+  echo "        note: no torchvision beside torch $TORCH_VERSION: timm (DETR's hub checkpoints) not installed; with a" \
+       "CPU torch: .venv/bin/pip install torchvision timm --index-url https://download.pytorch.org/whl/cpu"
 fi
 
 step 7 "panbench (editable; compiles its C extensions in panbench/*/*.c, a few seconds)"
