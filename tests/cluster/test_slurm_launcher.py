@@ -93,3 +93,17 @@ def test_two_ranks_under_the_slurm_launcher_write_torchrun_s_record(demo_root, t
     for code, err in _wait(procs, 600):
         assert code == 0, err[-2000:]
     _same_results(_record(tmp_path / "slurm"), _record(tmp_path / "torchrun"))
+
+
+@pytest.mark.slow
+def test_srun_two_tasks_write_torchrun_s_record(slurm, demo_root, tmp_path) -> None:
+    ref = subprocess.run([str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(free_port()),
+                          "-m", "panbench", *_eval_args(tmp_path / "torchrun")], capture_output=True, text=True,
+                         cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    clean = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    r = subprocess.run(["srun", "-n", "2", "--time", "10", PY, "-m", "panbench", *_eval_args(tmp_path / "slurm"),
+                        "--launcher", "slurm"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=600,
+                       env={**clean, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    _same_results(_record(tmp_path / "slurm"), _record(tmp_path / "torchrun"))
