@@ -67,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "panbench.evaluation.cache" in sys.modules:  # main() called again in one process (tests)
         sys.modules["panbench.evaluation.cache"]._OPENED.clear()
     try:
+        if getattr(args, "launcher", None) == "slurm":
+            from panbench.cluster.launcher import apply_launcher
+
+            apply_launcher(args.launcher)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return code

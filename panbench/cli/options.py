@@ -93,6 +93,8 @@ def add_run_options(p: argparse.ArgumentParser,
     p.add_argument("--cache-every", type=positive_int, default=16,
                    help="write the per-image results cache every N images (default 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--launcher", choices=["torchrun", "slurm"], default="torchrun",
+                   help="where the ranks come from: torchrun (default; one process without it) or slurm (under srun)")
 
 
 def dataset_root(args: argparse.Namespace) -> str:

@@ -1,0 +1,1 @@
+"""Running panbench on a Slurm cluster: the ``--launcher slurm`` environment (:mod:`.launcher`)."""
