@@ -196,8 +196,8 @@ class PanopticEvaluator:
 
     The evaluator is the only writer of its sums (as a torchmetrics metric owns its states):
     :meth:`process` scores an image and adds it, :meth:`add` adds an image scored elsewhere (a
-    resumed cache), :meth:`merge` adds the sums of another process, :meth:`replace_with_reduced`
-    takes the sums all-reduced over torchrun's ranks.  ``stats`` reads them.
+    resumed cache), :meth:`merge` adds the sums of another process or rank (:meth:`sums_array` is what
+    crosses the boundary).  ``stats`` reads them.
     """
 
     def __init__(self, categories: CategoryTable, strict: bool = False) -> None:
@@ -235,12 +235,8 @@ class PanopticEvaluator:
         self._stats = self._stats + other
 
     def sums_array(self) -> np.ndarray:
-        """The sums as one integer array (what crosses process boundaries); see :meth:`replace_with_reduced`."""
+        """The sums as one integer array (what crosses process boundaries; ``PQStats.from_array`` reads it back)."""
         return self._stats.to_array()
-
-    def replace_with_reduced(self, sums: np.ndarray) -> None:
-        """Take ``sums``, the :meth:`sums_array` of every rank added up (torch.distributed's all-reduce)."""
-        self._stats = PQStats.from_array(sums)
 
     def evaluate(self) -> dict[str, Any]:
         """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images`` and ``unlisted_gt``
