@@ -16,7 +16,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq.kernels import load_extension
-from panbench.pq.matching import ImageStats, Segments, ignored_predictions
+from panbench.pq.matching import MATCH_IOU, ImageStats, Segments, ignored_predictions
 
 # the per-pixel part in C (panbench/analysis/_boundary.c); the numpy path below gives the same tables
 _native = load_extension("panbench.analysis._boundary")
@@ -78,7 +78,7 @@ def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray,
             m_iou = i / np.where(union == 0, 1, union)
             b_iou = np.where(b_i > 0, b_i / np.where(b_union == 0, 1, b_union), 0.0)
         iou = np.minimum(m_iou, b_iou)
-        hit = iou > 0.5
+        hit = iou > MATCH_IOU
         tp_cats, tp_ious = gt.cats[g[hit]], iou[hit]
         gt_matched[g[hit]] = True
         pred_matched[p[hit]] = True

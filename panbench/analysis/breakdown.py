@@ -36,11 +36,12 @@ import numpy as np
 
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.metrics import nine_metrics
+from panbench.pq.matching import MATCH_IOU
 
 FP_TYPES = ("classification", "duplicate", "segmentation", "background", "other")
 FN_TYPES = ("classification", "segmentation", "missed", "other")
 ERROR_TYPES = ("classification", "segmentation", "duplicate", "background", "missed", "other")
-LOW, HIGH = 0.1, 0.5
+LOW, HIGH = 0.1, MATCH_IOU
 
 
 def fp_types(same: np.ndarray, other: np.ndarray, matched: np.ndarray) -> np.ndarray:

@@ -64,11 +64,11 @@ def _version(module: str, required: bool = True, fix: str | None = None) -> Chec
 
 def scoring_path_check() -> Check:
     """Which per-pixel path PQ scoring takes: the C extension with libdeflate, or numpy."""
-    from panbench.pq import kernels
+    from panbench.pq import native
 
-    if kernels._native is not None and kernels._deflate is not None:
+    if native.pixels() is not None and native.deflate() is not None:
         return Check("pq-fast-path", True, "C extension + libdeflate (panbench.pq._native, deflate)", required=False)
-    missing = "panbench.pq._native (no C compiler at install)" if kernels._native is None else "deflate"
+    missing = "panbench.pq._native (no C compiler at install)" if native.pixels() is None else "deflate"
     return Check("pq-fast-path", False, f"{missing} missing: scoring uses the numpy path (same numbers, ~4x slower)",
                  f"install gcc and the Python headers, then `{pip_command()} install deflate` and reinstall panbench",
                  required=False)
@@ -77,9 +77,9 @@ def scoring_path_check() -> Check:
 def analysis_path_check() -> Check:
     """Whether the C extensions of the per-image match and of boundary PQ were built."""
     from panbench.analysis import boundary
-    from panbench.pq import matching
+    from panbench.pq import native
 
-    missing = [name for name, mod in (("panbench.pq._match", matching._native),
+    missing = [name for name, mod in (("panbench.pq._match", native.match()),
                                       ("panbench.analysis._boundary", boundary._native)) if mod is None]
     if not missing:
         return Check("analysis-fast-path", True, "C extensions (panbench.pq._match, panbench.analysis._boundary)",

@@ -27,6 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* MATCH_IOU and IGNORED_SHARE of matching.py (tests/test_architecture_rules.py keeps them equal) */
+#define PB_MATCH_IOU 0.5
+#define PB_IGNORED_SHARE 0.5
+
 /* numpy's float64 add.reduce over a contiguous row: its exact order of additions */
 static double pairwise_sum(const double *a, Py_ssize_t n) {
     if (n < 8) {
@@ -92,7 +96,7 @@ static Py_ssize_t row_pass(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, con
             if (vo > bo) bo = vo;
             if (vs > s->best_same_p[p]) { s->best_same_p[p] = vs; s->best_g_of_p[p] = g; }
             if (vo > s->best_other_p[p]) s->best_other_p[p] = vo;
-            if (vs > 0.5) {
+            if (vs > PB_MATCH_IOU) {
                 if (s->gt_matched[g] || s->pred_matched[p]) return -1;
                 s->gt_matched[g] = s->pred_matched[p] = 1;
                 s->tp_g[n_tp] = g;
@@ -120,7 +124,7 @@ static int ignored(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, const int64
             break;
         }
     if (pa[p] == 0) return px > 0; /* numpy: px / 0 is inf (> 0.5) or nan (not) */
-    return (double)px / (double)pa[p] > 0.5;
+    return (double)px / (double)pa[p] > PB_IGNORED_SHARE;
 }
 
 static PyObject *py_match(PyObject *self, PyObject *args) {

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import kernels, matching
+from panbench.pq import native
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats, Segments, match_image, semantic_pairs
@@ -61,7 +61,7 @@ def match_ids(
 def image_stats(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageStats:
     """The PQ contributions of one image: the TP/FN/FP of its match, with the semantic confusion pairs and
     the unlisted ground-truth pixels of its intersection table (one C pass where ``_match`` was built)."""
-    ext = matching._native
+    ext = native.match()
     if ext is None:
         sem_gt, sem_pred, sem_px = semantic_pairs(inter, gt, pred)
         unlisted = unlisted_pixels(inter, len(gt))
@@ -77,7 +77,7 @@ def image_stats(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMat
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
                        strict: bool = False) -> np.ndarray:
     """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_image` (C or numpy)."""
-    if kernels._native is not None:
+    if native.pixels() is not None:
         return _native_intersections(gt_ids, gt, pred_ids, pred, where, strict)
     return _numpy_intersections(gt_ids, gt, pred_ids, pred, where, strict)
 
@@ -104,7 +104,7 @@ def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> Image
     """Predicted areas from the intersection table (every listed segment must be in the PNG),
     ground-truth areas checked against it (an IoU above 1 would follow; panopticapi would add it to the
     sums unchecked), then the match.  One C pass where ``_match`` was built."""
-    ext = matching._native
+    ext = native.match()
     if ext is None:
         pixels = inter[1 : len(gt) + 1].sum(axis=1)
         if (pixels > gt.areas).any():
@@ -164,7 +164,7 @@ def _native_intersections(
 ) -> np.ndarray:
     """The (len(gt) + 2) x (len(pred) + 1) intersection table, one C pass over the pixels."""
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
-    bad = kernels._native.pair_counts(
+    bad = native.pixels().pair_counts(
         _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter, strict
     )
     if bad is not None:
@@ -196,8 +196,8 @@ class PanopticEvaluator:
 
     The evaluator is the only writer of its sums (as a torchmetrics metric owns its states):
     :meth:`process` scores an image and adds it, :meth:`add` adds an image scored elsewhere (a
-    resumed cache), :meth:`merge` adds the sums of another process, :meth:`replace_with_reduced`
-    takes the sums all-reduced over torchrun's ranks.  ``stats`` reads them.
+    resumed cache), :meth:`merge` adds the sums of another process or rank (:meth:`sums_array` is what
+    crosses the boundary).  ``stats`` reads them.
     """
 
     def __init__(self, categories: CategoryTable, strict: bool = False) -> None:
@@ -235,12 +235,8 @@ class PanopticEvaluator:
         self._stats = self._stats + other
 
     def sums_array(self) -> np.ndarray:
-        """The sums as one integer array (what crosses process boundaries); see :meth:`replace_with_reduced`."""
+        """The sums as one integer array (what crosses process boundaries; ``PQStats.from_array`` reads it back)."""
         return self._stats.to_array()
-
-    def replace_with_reduced(self, sums: np.ndarray) -> None:
-        """Take ``sums``, the :meth:`sums_array` of every rank added up (torch.distributed's all-reduce)."""
-        self._stats = PQStats.from_array(sums)
 
     def evaluate(self) -> dict[str, Any]:
         """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images`` and ``unlisted_gt``

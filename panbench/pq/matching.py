@@ -41,6 +41,13 @@ import numpy as np
 
 from panbench.pq.kernels import load_extension
 
+#: A predicted and a ground-truth segment match when their IoU is above this (panopticapi's rule; the
+#: C twin is ``PB_MATCH_IOU`` in ``_match.c``).  Every IoU threshold of the package is this name.
+MATCH_IOU = 0.5
+#: An unmatched prediction is not a false positive when more than this share of it lies on VOID or
+#: on its category's crowd region (``PB_IGNORED_SHARE`` in ``_match.c``).
+IGNORED_SHARE = 0.5
+
 METRIC_KEYS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
 _native = load_extension("panbench.pq._match")  # match_image in C, where it was built
 
@@ -152,7 +159,7 @@ def ignored_predictions(inter: np.ndarray, gt: Segments, pred: Segments, cols: n
         rows = row_of_cat[pc]
         has = rows >= 0
         ignored_px[has] += inter[rows[has], 1 + cols[has]]
-    return ignored_px / pred.areas[cols] > 0.5
+    return ignored_px / pred.areas[cols] > IGNORED_SHARE
 
 
 def _best(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +221,7 @@ def match_image_numpy(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageM
     iou_nc = np.where(gt.iscrowd[:, None], 0.0, iou)  # non-crowd rows
     iou_same = iou_nc * (gt.cats[:, None] == pred.cats[None, :])  # only where the categories agree (exact)
     iou_other = iou_nc - iou_same
-    g_idx, p_idx = np.nonzero(iou_same > 0.5)  # the match: same category, not crowd, IoU > 0.5
+    g_idx, p_idx = np.nonzero(iou_same > MATCH_IOU)  # the match: same category, not crowd, IoU > MATCH_IOU
     gt_matched = np.zeros(n_gt, bool)
     gt_matched[g_idx] = True
     pred_matched = np.zeros(n_pred, bool)

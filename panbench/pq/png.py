@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import kernels
+from panbench.pq import native
 from panbench.pq.kernels import rgb2id, workspace
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -23,7 +23,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PIXELS = 2**28
 # IHDR (colour type -> name, allowed bit depths); panoptic ids need 8-bit RGB, RGBA or palette
 # a chunk's CRC: libdeflate's (about 10x faster than zlib's on IDAT data) where it is installed
-_crc32 = kernels._deflate.crc32 if kernels._deflate is not None else zlib.crc32
+_crc32 = native.deflate().crc32 if native.deflate() is not None else zlib.crc32
 _COLOR_TYPES = {0: ("single-channel grey", (1, 2, 4, 8, 16)), 2: ("RGB", (8, 16)), 3: ("palette", (1, 2, 4, 8)),
                 4: ("grey+alpha", (8, 16)), 6: ("RGBA", (8, 16))}
 
@@ -131,7 +131,7 @@ def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, 
     hdr = check_png(data, path, where, shape)
     idat = png_idat(data, path, where)
     if hdr.depth == 8 and hdr.color in (2, 6) and not hdr.interlace:
-        if kernels._native is not None:
+        if native.pixels() is not None:
             return _fast_ids(idat, hdr, path, where, slot)
         png_scanlines(idat, path, where, hdr)  # the same size check as the fast path (libspng ignores extra data)
     return rgb2id(_decode(data, path, where), slot)
@@ -142,7 +142,7 @@ def _fast_ids(idat: bytes | memoryview, hdr: PngHeader, path: Path, where: str, 
     raw, w, h, ch = png_scanlines(idat, path, where, hdr)
     out = workspace(slot, (h, w), np.uint32)
     try:
-        kernels._native.unfilter_ids(raw, w, h, ch, out)
+        native.pixels().unfilter_ids(raw, w, h, ch, out)
     except ValueError as e:
         raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
     return out
@@ -184,7 +184,7 @@ def png_scanlines(idat: bytes | memoryview, path: Path, where: str,
     w, h, ch = hdr.width, hdr.height, 3 if hdr.color == 2 else 4
     size = h * (w * ch + 1)
     try:
-        raw = kernels._deflate.zlib_decompress(idat, size) if kernels._deflate is not None else _inflate(idat, size)
+        raw = native.deflate().zlib_decompress(idat, size) if native.deflate() is not None else _inflate(idat, size)
     except Exception as e:
         raise InputError(f"{corrupt} (image data does not inflate: {e}); re-export it") from e
     if len(raw) != size:

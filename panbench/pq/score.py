@@ -227,7 +227,7 @@ def score_files(
     strict: bool = False,
 ) -> dict[str, Any]:
     """panopticapi's ``pq_compute`` result, computed streaming (on every available core unless ``workers``
-    says otherwise); see :func:`panbench.pq.matching.summarize`.
+    says otherwise); see :func:`panbench.pq.sums.summarize`.
     ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them)."""
     scorer = functools.partial(plain_scorer, strict=strict)
     return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, scorer)[0].evaluate()

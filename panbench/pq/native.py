@@ -1,0 +1,41 @@
+"""The C extensions of :mod:`panbench.pq`, read through one public place.
+
+``kernels`` (``_native.c``: the pixel loops, PNG unfiltering), ``matching`` (``_match.c``: the match)
+and libdeflate (the ``deflate`` package) are each optional: where one was not built or installed its
+accessor returns None and the caller takes the numpy path, which gives the same numbers.  The
+accessors read the module attribute at each call, so a test that sets ``kernels._native`` or
+``matching._native`` to None sends every caller down the numpy path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from panbench.pq import kernels, matching
+
+
+def pixels() -> Any:
+    """``panbench.pq._native`` (intersection counts, PNG unfiltering), or None."""
+    return kernels._native
+
+
+def match() -> Any:
+    """``panbench.pq._match`` (the per-image match), or None."""
+    return matching._native
+
+
+def deflate() -> Any:
+    """The ``deflate`` module (libdeflate), or None."""
+    return kernels._deflate
+
+
+def missing() -> list[str]:
+    """The names of the extensions this install lacks, each with why it matters."""
+    out = []
+    if pixels() is None:
+        out.append("panbench.pq._native (no C compiler at install)")
+    if deflate() is None:
+        out.append("deflate")
+    if match() is None:
+        out.append("panbench.pq._match")
+    return out

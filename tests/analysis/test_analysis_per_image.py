@@ -1,0 +1,70 @@
+"""The per-image table: its counts add up to the run's, and each row is the PQ of its image alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from panbench.analysis import AnalysisSet
+from panbench.analysis.per_image import COLUMNS, per_image_columns, write_per_image
+from panbench.data.synth import coco_like_categories, perturb, random_image
+from panbench.errors import InputError
+from panbench.pq.evaluator import PanopticEvaluator, score_image
+from panbench.pq.matching import CategoryTable
+
+CATS = coco_like_categories(8, 6)
+TABLE = CategoryTable.from_coco(CATS)
+
+
+def _images(n: int) -> list[tuple]:
+    rng = np.random.default_rng(n)
+    out = []
+    for _ in range(n):
+        gt = random_image(rng, 60, 80, CATS, crowd_prob=0.3)
+        pred = perturb(rng, gt, CATS)
+        out.append((gt.ids, gt.segments_info, pred.ids, pred.segments_info))
+    return out
+
+
+def _set(images: list[tuple]) -> AnalysisSet:
+    from panbench.analysis.pairs import score_image_analysis
+
+    matches = [score_image_analysis(TABLE, *im, f"image {k}")[1] for k, im in enumerate(images)]
+    return AnalysisSet.from_images(matches, len(TABLE), [f"im{k}" for k in range(len(images))],
+                                   TABLE.ids, TABLE.isthing)
+
+
+def test_per_image_counts_add_up_to_the_run_counts() -> None:
+    images = _images(6)
+    ev = PanopticEvaluator(TABLE)
+    for im in images:
+        ev.add(score_image(TABLE, *im, "image"))
+    per_class = ev.evaluate()["per_class"].values()
+    cols = per_image_columns(_set(images))
+    for key in ("TP", "FP", "FN"):
+        assert int(np.sum(cols[key])) == sum(c[key] for c in per_class)
+
+
+def test_each_row_is_the_pq_of_its_image_alone() -> None:
+    images = _images(4)
+    cols = per_image_columns(_set(images))
+    for k, im in enumerate(images):
+        ev = PanopticEvaluator(TABLE)
+        ev.add(score_image(TABLE, *im, "image"))
+        alone = ev.evaluate()
+        for key in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"):
+            assert cols[key][k] == pytest.approx(alone[key], abs=1e-9)
+
+
+def test_the_table_is_written_as_csv(tmp_path) -> None:
+    import pandas as pd
+
+    aset = _set(_images(3))
+    frame = pd.read_csv(write_per_image(aset, tmp_path / "images.csv"))
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == 3
+    assert frame["TP"].sum() == len(aset.tp_cats)
+
+
+def test_another_suffix_is_refused_in_one_line(tmp_path) -> None:
+    with pytest.raises(InputError, match=r"\.csv or \.parquet"):
+        write_per_image(_set(_images(1)), tmp_path / "images.txt")

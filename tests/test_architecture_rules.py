@@ -1,0 +1,60 @@
+"""Rules of the code read from its source: the IoU threshold is written once, as ``MATCH_IOU``."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from panbench.pq.matching import IGNORED_SHARE, MATCH_IOU
+
+PACKAGE = Path(__file__).resolve().parents[1] / "panbench"
+C_MATCH = PACKAGE / "pq" / "_match.c"
+
+
+def _names(node: ast.AST) -> set[str]:
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+    return out
+
+
+def _iou_literal(node: ast.AST) -> bool:
+    """A comparison with the literal 0.5 of which one side names an IoU (``iou``, ``ious``, ...)."""
+    if not isinstance(node, ast.Compare):
+        return False
+    operands = [node.left, *node.comparators]
+    if not any(isinstance(o, ast.Constant) and o.value == 0.5 for o in operands):
+        return False
+    return any("iou" in name.lower() for name in _names(node))
+
+
+def bare_iou_thresholds(source: str) -> list[int]:
+    """Lines of ``source`` that compare an IoU with a bare 0.5 instead of ``MATCH_IOU``."""
+    return sorted(n.lineno for n in ast.walk(ast.parse(source)) if _iou_literal(n))
+
+
+def test_no_iou_threshold_is_a_bare_literal() -> None:
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line in bare_iou_thresholds(path.read_text())
+    ]
+    assert not found, f"compare the IoU with panbench.pq.matching.MATCH_IOU, not 0.5: {found}"
+
+
+def test_the_rule_catches_a_bare_threshold() -> None:
+    assert bare_iou_thresholds("hit = iou > 0.5\nok = iou > MATCH_IOU\nshare = px / area > 0.5\n") == [1]
+    assert bare_iou_thresholds("m = 0.5 < pair_ious(a, b)\n") == [1]
+
+
+def test_the_c_matcher_uses_the_python_thresholds() -> None:
+    text = C_MATCH.read_text()
+    defined = dict(re.findall(r"#define (PB_MATCH_IOU|PB_IGNORED_SHARE) ([0-9.]+)", text))
+    assert float(defined["PB_MATCH_IOU"]) == MATCH_IOU
+    assert float(defined["PB_IGNORED_SHARE"]) == IGNORED_SHARE
+    code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    assert not re.search(r"[<>]=?\s*0\.5\b", code), "_match.c compares with a bare 0.5: use PB_MATCH_IOU"
