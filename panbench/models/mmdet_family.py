@@ -7,13 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from panbench.models.amp import autocast_forward, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
 from panbench.models.fusion import timed_fusion
+
+if TYPE_CHECKING:
+    from panbench.analysis.ap import Instances
 
 
 @dataclass
@@ -25,6 +28,7 @@ class MMDetModel:
     label2cat: list[int]  # model label -> dataset category id
     pipeline: Any  # the config's test pipeline (mmengine ``Compose``): image file -> {"inputs", "data_samples"}
     fp32_ops: bool = False  # the mmcv ops without a reduced-precision kernel are wrapped (``--amp``)
+    instance_source: str | None = None  # "mmdet instance_on" when the fusion head's instance output is on
 
     @property
     def module(self) -> Any:
@@ -45,6 +49,18 @@ class MMDetModel:
     def to_segments(self, output: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """The data sample's ``pred_panoptic_seg`` (mmdet's encoding, VOID = number of classes) as segments."""
         return panoptic_to_segments(output.pred_panoptic_seg.sem_seg[0], len(self.names), self.label2cat)
+
+    def to_instances(self, output: Any) -> Instances | None:
+        """The data sample's ``pred_instances`` (the fusion head's ``instance_on`` output) in dataset ids."""
+        if self.instance_source is None or "pred_instances" not in output:
+            return None
+        from panbench.analysis.instances import from_mmdet
+
+        return from_mmdet(output.pred_instances, self.label2cat)
+
+    def to_semantic(self, output: Any) -> np.ndarray | None:
+        """None: mmdet 3.3's MaskFormer fusion head asserts ``not semantic_on``, so mIoU is the panoptic one."""
+        return None
 
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """The calls of the panoptic fusion head's ``predict`` timed into ``sink``."""

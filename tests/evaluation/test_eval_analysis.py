@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 PY = sys.executable
 VENV_BIN = Path(sys.executable).parent
 LIMIT = 10  # MIN_IMAGES: the runs get intervals
-FIELDS = ("metrics", "per_class", "ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary")
+FIELDS = ("metrics", "per_class", "ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary", "ap", "ap_source",
+          "miou", "miou_source")
 
 
 def eval_args(demo_root: Path, results: Path, *extra: str) -> list[str]:
@@ -66,9 +67,9 @@ class _Capture:
     @classmethod
     def make(cls, base):
         class Capturing(base):
-            def score(self, index, gt_ids, gt_segs, pred_ids, pred_segs, where):
+            def score(self, index, gt_ids, gt_segs, pred_ids, pred_segs, where, *rest):
                 cls.maps[index] = (np.array(pred_ids, copy=True), list(pred_segs))
-                return super().score(index, gt_ids, gt_segs, pred_ids, pred_segs, where)
+                return super().score(index, gt_ids, gt_segs, pred_ids, pred_segs, where, *rest)
         return Capturing
 
 
