@@ -101,8 +101,8 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     del state
     model.to(device)
     family = MMDetModel(model, names, label2cat, mm.test_pipeline(cfg))
-    if ap and (cfg.model.get("test_cfg") or {}).get("instance_on"):
-        family.instance_source = "mmdet instance_on"
+    if ap:
+        family.enable_instances()
     return LoadedModel(family, weights, cfg_text, cfg_hash)
 
 

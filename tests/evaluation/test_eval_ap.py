@@ -1,6 +1,7 @@
 """AP and mIoU through `panbench eval`: the record's AP equals pycocotools' COCOeval on the instance JSON that
 --save-predictions writes (ground truth converted here from the panoptic PNGs, as panopticapi's converter does);
-mIoU and its source are in the record; --no-ap gives no AP and the same PQ; forked CPU processes give the same AP."""
+mIoU and its source are in the record; --no-ap gives no AP and the same PQ; forked CPU processes give the same AP;
+PanopticFPN's AP is its instance branch's."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ LIMIT = 6
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-def eval_args(demo_root: Path, results: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "panbench", "eval", "--model", "mask2former", "--dataset", "demo", "--data-root",
+def eval_args(demo_root: Path, results: Path, *extra: str, model: str = "mask2former") -> list[str]:
+    return [sys.executable, "-m", "panbench", "eval", "--model", model, "--dataset", "demo", "--data-root",
             str(demo_root), "--results", str(results), "--workers", "0", "--no-progress", "--device", "cpu",
             "--limit", str(LIMIT), "--no-resume", *extra]
 
@@ -120,3 +121,14 @@ def test_forked_cpu_processes_give_the_same_ap(with_ap, demo_root, tmp_path) -> 
     rec = record(tmp_path)
     assert rec["timings"]["cpu_procs"] == 2
     assert rec["ap"] == record(with_ap)["ap"] and rec["miou"] == record(with_ap)["miou"]
+
+
+def test_panoptic_fpn_ap_is_its_instance_branch_scored_as_pycocotools(demo_root, tmp_path) -> None:
+    run(eval_args(demo_root, tmp_path, "--cpu-procs", "1", "--save-predictions", str(tmp_path / "pred"),
+                  model="demo-panoptic-fpn"))
+    rec = record(tmp_path)
+    assert rec["model"] == "demo-panoptic-fpn" and rec["ap_source"] == "mmdet roi_head"
+    saved = sorted((tmp_path / "pred").glob("*_instances.json"))
+    ref = pycocotools_ap(reference_gt(demo_root, rec["provenance"]["dataset"]["image_ids"]), saved[0])
+    got = np.array([rec["ap"][k] / 100 if rec["ap"][k] >= 0 else -1.0 for k in AP_KEYS])
+    assert np.max(np.abs(got - ref)) <= 1e-9 and rec["ap"]["AP"] > 0, (got, ref)
