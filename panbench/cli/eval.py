@@ -63,6 +63,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")
     p.add_argument("--boundary", action="store_true",
                    help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels of each image)")
+    p.add_argument("--no-ap", action="store_true",
+                   help="PQ only: no COCO mask AP beside it (the models' instance outputs stay off; faster)")
     p.add_argument("--strict", action="store_true",
                    help="refuse ground-truth PNG ids that segments_info does not list (default: score them as "
                    "panopticapi does and say how many pixels)")

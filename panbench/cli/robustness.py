@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     add_run_options(p, workers_help="data-loading worker processes, where the images are corrupted (default 2)")
     p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"], help="of the printed table")
     p.add_argument("--no-plots", action="store_true", help="do not write the plots")
+    p.add_argument("--no-ap", action="store_true", help="PQ only: no COCO mask AP (the instance outputs stay off)")
     return p
 
 

@@ -5,8 +5,10 @@ checkpoint, dataset and subset, post-processing, device type, AMP, batch size an
 above 1, the process layout, the versions of panbench, mmdet, mmcv and torch, and mmcv's ops backend), so a cache
 made with another setting is never reused.  Each image's entry is its PQ contributions, its
 per-image match (:class:`panbench.analysis.ImageMatch`) and, with ``--boundary`` (part
-of the key), its boundary-PQ contributions, all stored exactly (integers, float64), so a resumed run
-gives the same metrics and analyses, bit for bit.  Beside the chunks, ``timing-<rank>.json`` keeps the
+of the key), its boundary-PQ contributions and, with AP or a semantic output, its AP data (ground
+truth and instance predictions) and semantic confusion as JSON (floats as Python writes them), all
+stored exactly (integers, float64), so a resumed run gives the same metrics and analyses, bit for
+bit.  Beside the chunks, ``timing-<rank>.json`` keeps the
 speed measured for the cached images, so that a resumed run can report it.  Chunks are written
 atomically (temporary file, then ``os.replace``): a kill loses at most the images of the chunk
 being filled, never a finished chunk.
@@ -27,11 +29,12 @@ from panbench.pq.matching import BOOL_FIELDS, FLOAT_FIELDS, ImageMatch, ImageSta
 from panbench.pq.matching import FIELDS as ANALYSIS_FIELDS
 from panbench.records.io import atomic_write
 
-CACHE_FORMAT = 4  # part of every cache key: a cache written by another format is never read (3: analyses,
-# 4: the record's fn_pair_other)
+CACHE_FORMAT = 5  # part of every cache key: a cache written by another format is never read (3: analyses,
+# 4: the record's fn_pair_other, 5: AP data and semantic confusion per image)
 FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px")
 BOUNDARY_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats")
-Entry = tuple[ImageStats, ImageMatch, "ImageStats | None"]  # PQ contributions, match, boundary PQ
+# PQ contributions, match, boundary PQ, AP data and semantic confusion (panbench.evaluation.sink.ImageSink.score)
+Entry = tuple[ImageStats, ImageMatch, "ImageStats | None", "dict[str, Any] | None"]
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -96,9 +99,10 @@ class StatsCache:
             out.update(_read_chunk(f))
         return out
 
-    def add(self, index: int, stats: ImageStats, rec: ImageMatch, bstats: ImageStats | None = None) -> None:
+    def add(self, index: int, stats: ImageStats, rec: ImageMatch, bstats: ImageStats | None = None,
+            extra: dict[str, Any] | None = None) -> None:
         with self._lock:
-            self._pending.append((index, (stats, rec, bstats)))
+            self._pending.append((index, (stats, rec, bstats, extra)))
             full = len(self._pending) >= self.flush_every
         if full:
             self.flush()
@@ -141,6 +145,9 @@ def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
     bounds = [e[2] for _, e in items]
     if all(b is not None for b in bounds):
         _columns(arrays, "b_", BOUNDARY_FIELDS, bounds)
+    extras = [e[3] for _, e in items]
+    if any(x is not None for x in extras):
+        arrays["x_json"] = np.array([json.dumps(x) for x in extras])
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write(path, buf.getvalue())
@@ -153,6 +160,7 @@ def _read_chunk(path: Path) -> dict[int, Entry]:
         cols = _split(z, "", FIELDS)
         acols = _split(z, "a_", ANALYSIS_FIELDS)
         bcols = _split(z, "b_", BOUNDARY_FIELDS) if "b_tp_cats" in z.files else None
+        extras = [json.loads(str(x)) for x in z["x_json"]] if "x_json" in z.files else [None] * len(idx)
     except Exception:  # an unreadable chunk is recomputed, never trusted
         return {}
     out = {}
@@ -162,5 +170,5 @@ def _read_chunk(path: Path) -> dict[int, Entry]:
         rec = ImageMatch(**{name: acols[name][k].astype(_dtype(name)) for name in ANALYSIS_FIELDS})
         bst = None if bcols is None else ImageStats(
             **{name: bcols[name][k].astype(np.float64 if name == "tp_ious" else np.int64) for name in BOUNDARY_FIELDS})
-        out[i] = (st, rec, bst)
+        out[i] = (st, rec, bst, extras[k])
     return out

@@ -81,14 +81,14 @@ class LoadedModel:
 
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
-               cfg_options: dict[str, Any] | None = None) -> LoadedModel:
+               cfg_options: dict[str, Any] | None = None, ap: bool = False) -> LoadedModel:
     """Config (with ``--cfg-options`` merged) -> model with checked weights on ``device``, its class
     mapping and test pipeline."""
     if spec.hf:
         refuse_cfg_options(spec, cfg_options)
         return _load_hf(spec, spec.hf, categories, checkpoint, device)
     cfg = mm.load_config(spec.config, cfg_options)
-    panoptic_only(cfg)
+    panoptic_only(cfg, keep_instances=ap)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
     names = mm.class_names(cfg)
     label2cat = mm.label_to_category(names, categories, str(spec.config))
@@ -100,7 +100,10 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     mm.load_weights(model, state, weights.path, names, meta)
     del state
     model.to(device)
-    return LoadedModel(MMDetModel(model, names, label2cat, mm.test_pipeline(cfg)), weights, cfg_text, cfg_hash)
+    family = MMDetModel(model, names, label2cat, mm.test_pipeline(cfg))
+    if ap:
+        family.enable_instances()
+    return LoadedModel(family, weights, cfg_text, cfg_hash)
 
 
 def refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:

@@ -106,14 +106,15 @@ class _Scorer(threading.Thread):
                 return
             if self.error is not None:
                 continue
-            i, gt_ids, pred_ids, segs = item
+            i, gt_ids, pred_ids, segs, instances, semantic = item
             s = self.dataset.samples[i]
             try:
                 if self.predictions is not None:
                     self.predictions.write(s, pred_ids, segs)
                 t = time.perf_counter()
                 if gt_ids is not None:
-                    self.sink.score(i, gt_ids, s.gt_ann["segments_info"], pred_ids, segs, f"image {s.image_id}")
+                    self.sink.score(i, gt_ids, s.gt_ann["segments_info"], pred_ids, segs, f"image {s.image_id}",
+                                    s.image_id, instances, semantic)
                 self.busy_s += time.perf_counter() - t
             except BaseException as e:  # re-raised in the main thread
                 self.error = e
@@ -182,8 +183,10 @@ def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Sc
         t2 = time.perf_counter()
         if scorer.error is not None:
             raise scorer.error
-        for it, (pred_ids, segs) in zip(batch, converted):
-            scorer.q.put((it["index"], it["gt_ids"], pred_ids, segs))
+        ap = scorer.sink.ap is not None  # the instance and semantic outputs, outside the timed part
+        for it, out, (pred_ids, segs) in zip(batch, outputs, converted):
+            scorer.q.put((it["index"], it["gt_ids"], pred_ids, segs, lm.family.to_instances(out) if ap else None,
+                          lm.family.to_semantic(out)))
         n_batches += 1
         fusion = sum(fusion_times[n_fusion:])
         if n_batches > shard.opts.warmup:

@@ -43,6 +43,7 @@ class EvalOptions:
     corruption: Corruption | None = None  # --corruption NAME --severity S (docs/robustness.md); part of the key
     fusion: str = "panbench"  # the model's own panoptic fusion: panbench's vectorized one, or mmdet's
     flops_images: int = 1  # images of the GFLOPs pass (panbench.evaluation.flops); 0: none
+    ap: bool = True  # COCO mask AP beside PQ where the model gives instances (--no-ap: off); part of the key
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -58,6 +59,7 @@ class EvalOptions:
             save_predictions=Path(args.save_predictions) if args.save_predictions else None,
             boundary=getattr(args, "boundary", False), strict=getattr(args, "strict", False),
             fusion=getattr(args, "fusion", "panbench"), flops_images=getattr(args, "flops_images", 1),
+            ap=not getattr(args, "no_ap", False),
             corruption=corruption_of(getattr(args, "corruption", None), getattr(args, "severity", None)),
         )
 

@@ -5,7 +5,8 @@ dataset and of the fusion that ran."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.cpu_procs import cpu_procs_for
@@ -25,6 +26,10 @@ def own_weights(spec: ModelSpec, checkpoint: str | None, sha256: str | None) -> 
     if not checkpoint:
         return False
     return not (spec.sha256_prefix and sha256 and sha256.startswith(spec.sha256_prefix))
+
+if TYPE_CHECKING:
+    from panbench.evaluation.predictions import PredictionWriter
+    from panbench.evaluation.sink import ImageSink
 
 
 def published_source(spec: ModelSpec) -> str | None:
@@ -65,6 +70,7 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
         "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch", "mmcv_ops")},
         "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
+        "ap": opts.ap,  # a cache made with --no-ap lacks the instance predictions
     }
     if opts.strict:  # a cache that scored unlisted ground-truth ids must not serve a --strict run
         parts["strict"] = True
@@ -125,3 +131,29 @@ def fusion_label(spec: ModelSpec, opts: EvalOptions, replaced: str | None) -> st
 def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:
     """Measured minus published, per metric (None where the zoo publishes nothing)."""
     return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
+
+
+def ap_miou_fields(sink: ImageSink, instance_source: str | None, res: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``ap`` and ``ap_source`` (when the sink holds AP data: AP on and a model with instances) and
+    ``miou`` and ``miou_source`` (the model's semantic output where the sink holds it, else the panoptic one)."""
+    from panbench.analysis.ap import ap_fields
+    from panbench.analysis.semantic import miou_fields
+
+    out = miou_fields(res, sink.semantic)
+    if sink.ap is not None and instance_source is not None:
+        out.update(ap_fields(sink.ap, instance_source))
+    return out
+
+
+def instances_path(writer: PredictionWriter) -> Path:
+    """Where ``--save-predictions`` writes the COCO instance results beside the panoptic JSON."""
+    return writer.root / f"{writer.name}_instances.json"
+
+
+def save_instances(writer: PredictionWriter | None, sink: ImageSink) -> Path | None:
+    """The sink's instance predictions as COCO instance results (``loadRes``), with ``--save-predictions`` and AP."""
+    if writer is None or sink.ap is None:
+        return None
+    from panbench.analysis.ap import write_results
+
+    return write_results(instances_path(writer), sink.ap.results())

@@ -44,6 +44,7 @@ from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.record_fields import (
     OWN_WEIGHTS,
+    ap_miou_fields,
     cache_key_parts,
     corruption_fields,
     dataset_label,
@@ -53,6 +54,7 @@ from panbench.evaluation.record_fields import (
     provenance,
     published_source,
     resumed_speed,
+    save_instances,
 )
 from panbench.evaluation.saving import prediction_writer, predictions_info, unsaved_error
 from panbench.evaluation.sink import ImageSink
@@ -138,7 +140,8 @@ def _model(spec: ModelSpec, dataset: PanopticDataset,
     rank, world, device = dist_info(device)  # backend from the device; rank k on cuda:LOCAL_RANK
     use_device(device)  # current CUDA device and a fresh peak-memory counter for this model
     seed_everything(opts.seed)
-    lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, device, opts.cfg_options)
+    lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, device, opts.cfg_options,
+                    ap=opts.ap)
     install_postprocess(lm.model, opts.postprocess, str(spec.config))
     return lm, device, rank, world, install_fusion(lm.model, opts.fusion)
 
@@ -161,7 +164,8 @@ def open_sink(run: Loaded) -> tuple[ImageSink, Shard]:
         clear_cache(run.run_dir)
     barrier()
     cache = StatsCache(run.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=run.key_parts)
-    sink = ImageSink(run.dataset.categories, opts.boundary, opts.strict, cache)
+    sink = ImageSink(run.dataset.categories, opts.boundary, opts.strict, cache,
+                     ap=opts.ap and run.lm.family.instance_source is not None)
     indices = list(range(rank, len(run.dataset.samples), run.world))
     writer = run.writer  # a cached image whose prediction is to be saved and is not runs again
     done = sink.resume(indices, set() if writer is None else {i for i in indices if i not in writer.saved})
@@ -202,6 +206,8 @@ def summarize(run: Loaded, ran: Ran) -> Summary:
     if res["n_images"] != n:
         raise PanbenchError(f"internal: scored {res['n_images']} images of {n}; please report")
     saved, unsaved = _finish_predictions(run)
+    if saved is not None:
+        save_instances(run.writer, ran.sink)
     cats = run.dataset.categories
     aset = ran.sink.analysis.analysis_set(cats, run.dataset.image_ids)
     analyses = run_fields(aset, cats, ran.sink.analysis.boundary_stats(len(cats), n))
@@ -254,7 +260,7 @@ def record(run: Loaded, ran: Ran, summary: Summary) -> RunRecord:
         provenance={**provenance(spec, run.lm, dataset, run.fingerprint, opts),
                     "predictions": _saved_predictions(run, summary.saved)},
         selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
-        **corruption_fields(opts), **summary.analyses,
+        **corruption_fields(opts), **summary.analyses, **ap_miou_fields(ran.sink, run.lm.family.instance_source, res),
     )
     if run.rank == 0:
         rec = write_record(opts.results_dir, rec, analysis=summary.aset)

@@ -8,6 +8,10 @@ per-image matches and boundary-PQ contributions
 the analysis, its contributions in the sums.  What one process or rank holds crosses as a
 :class:`SinkPart`, and :meth:`ImageSink.reduce` adds the parts of the others, for forked CPU
 processes and torchrun ranks alike (the sums are integers, so any order gives the same numbers).
+Beside PQ it holds the ground truth and instance predictions of COCO mask AP
+(:class:`~panbench.analysis.ap.APAccumulator`, with AP on) and the pixel confusion of the model's
+semantic output (:class:`~panbench.analysis.semantic.SemanticConfusion`, when the model gives one);
+both add across parts and are kept per image in the resume cache.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
 from panbench.analysis.scoring import ImageEntry, RunAnalysis
+from panbench.analysis.semantic import SemanticConfusion
 from panbench.evaluation.cache import StatsCache
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import CategoryTable, ImageStats
@@ -32,6 +38,8 @@ class SinkPart:
 
     sums: np.ndarray
     records: dict[int, ImageEntry]
+    ap: APAccumulator | None = None
+    semantic: SemanticConfusion | None = None
 
 
 class ImageSink:
@@ -39,10 +47,12 @@ class ImageSink:
     (or of one process's share of it)."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
-                 cache: StatsCache | None = None) -> None:
+                 cache: StatsCache | None = None, ap: bool = False) -> None:
         self.evaluator = PanopticEvaluator(categories)
         self.analysis = RunAnalysis(boundary, strict)
         self.cache = cache
+        self.ap = APAccumulator.for_table(categories) if ap else None
+        self.semantic = SemanticConfusion([int(c) for c in categories.ids])
 
     @property
     def categories(self) -> CategoryTable:
@@ -50,19 +60,46 @@ class ImageSink:
 
     def empty(self) -> ImageSink:
         """A sink with nothing in it, scoring as this one and writing to the same cache (a forked process's)."""
-        return ImageSink(self.categories, self.analysis.boundary, self.analysis.strict, self.cache)
+        return ImageSink(self.categories, self.analysis.boundary, self.analysis.strict, self.cache,
+                         self.ap is not None)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
-              where: str) -> None:
-        """Score image ``index``, keep its result and write it through to the cache."""
+              where: str, image_id: int = 0, instances: Instances | None = None,
+              semantic: np.ndarray | None = None) -> None:
+        """Score image ``index`` (COCO id ``image_id``), keep its result and write it through to the cache;
+        ``instances`` go to AP (when on), ``semantic`` (a map of category ids) to the semantic confusion."""
         stats, rec = self.analysis.score(self.categories, index, gt_ids, gt_segs, pred_ids, pred_segs, where)
         self.evaluator.add(stats)
+        extra: dict[str, Any] = {}
+        if self.ap is not None:
+            h, w = np.shape(gt_ids)[:2]
+            extra["ap"] = ap_entry(image_id, (int(h), int(w)),
+                                   gt_annotations(image_id, gt_ids, gt_segs, self.ap.thing_ids), instances)
+        if semantic is not None:
+            one = SemanticConfusion(self.semantic.category_ids)
+            one.add_image(gt_ids, gt_segs, semantic)
+            flat = one.conf.ravel()
+            nz = np.flatnonzero(flat)
+            extra["sem"] = {"idx": nz.tolist(), "n": flat[nz].tolist()}
+        self._keep_extra(extra)
         if self.cache is not None:
-            self.cache.add(index, stats, *rec)
+            self.cache.add(index, stats, *rec, extra=extra or None)
 
     def _keep(self, index: int, stats: ImageStats, rec: ImageEntry) -> None:
         self.evaluator.add(stats)
         self.analysis.add(index, rec)
+
+    def _keep_extra(self, extra: dict[str, Any]) -> None:
+        """One image's AP data and semantic confusion (as :func:`ap_entry` and the cache keep them)."""
+        if self.ap is not None:
+            a = extra["ap"]
+            dt = a["dt"]
+            self.ap.add(int(a["image_id"]), (int(a["size"][0]), int(a["size"][1])), a["gt"],
+                        Instances(dt["rles"], dt["scores"], dt["category_ids"]))
+        if "sem" in extra:
+            flat = self.semantic.conf.reshape(-1)
+            np.add.at(flat, np.asarray(extra["sem"]["idx"], np.int64), np.asarray(extra["sem"]["n"], np.int64))
+            self.semantic.n_images += 1
 
     def resume(self, indices: Iterable[int], rerun: Container[int]) -> frozenset[int]:
         """Take the images of ``indices`` that the cache holds and that are not in ``rerun``;
@@ -70,10 +107,12 @@ class ImageSink:
         if self.cache is None:
             return frozenset()
         cached = self.cache.load()
-        taken = [i for i in indices if i in cached and i not in rerun]
+        taken = [i for i in indices if i in cached and i not in rerun
+                 and (self.ap is None or "ap" in (cached[i][3] or {}))]  # AP on: only images with their AP data
         for i in taken:
-            st, rec, bst = cached[i]
+            st, rec, bst, extra = cached[i]
             self._keep(i, st, (rec, bst))
+            self._keep_extra(extra or {})
         return frozenset(taken)
 
     def flush(self) -> None:
@@ -83,14 +122,27 @@ class ImageSink:
 
     def part(self) -> SinkPart:
         """What this sink holds, to cross to another process or rank (:meth:`reduce` takes it)."""
-        return SinkPart(self.evaluator.sums_array(), self.analysis.payload())
+        return SinkPart(self.evaluator.sums_array(), self.analysis.payload(), self.ap, self.semantic)
 
     def reduce(self, parts: Iterable[SinkPart]) -> None:
         """Add the parts of the other processes or ranks (disjoint images) to this sink."""
         for p in parts:
             self.evaluator.merge(PQStats.from_array(p.sums))
             self.analysis.update(p.records)
+            if self.ap is not None and p.ap is not None:
+                self.ap = self.ap + p.ap
+            if p.semantic is not None:
+                self.semantic = self.semantic + p.semantic
 
     def evaluate(self) -> dict[str, Any]:
         """The metrics of the images held (:meth:`PanopticEvaluator.evaluate`)."""
         return self.evaluator.evaluate()
+
+
+def ap_entry(image_id: int, size: tuple[int, int], gt: list[dict[str, Any]],
+             instances: Instances | None) -> dict[str, Any]:
+    """One image's AP data as JSON-ready values (what the resume cache stores): its id, size (height, width),
+    converted ground truth and predictions."""
+    inst = instances if instances is not None else Instances.empty()
+    return {"image_id": int(image_id), "size": [int(size[0]), int(size[1])], "gt": gt,
+            "dt": {"rles": inst.rles, "scores": inst.scores.tolist(), "category_ids": inst.category_ids.tolist()}}

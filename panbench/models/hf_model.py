@@ -99,6 +99,7 @@ class HFPanoptic(torch.nn.Module):
         self.model, self.processor, self.kind = model, processor, kind
         self.panoptic_fusion_head = fusion
         self.names, self.label2cat = names, label2cat
+        self.instance_source: str | None = None  # AP of transformers models: not read yet
 
     @property
     def module(self) -> HFPanoptic:
@@ -144,6 +145,14 @@ class HFPanoptic(torch.nn.Module):
     def to_segments(self, output: torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One image's panoptic map (mmdet's encoding, VOID = number of labels) as segments."""
         return panoptic_to_segments(output, len(self.names), self.label2cat)
+
+    def to_instances(self, output: torch.Tensor) -> None:
+        """None: the output kept per image is the panoptic map only (no AP for transformers models)."""
+        return None
+
+    def to_semantic(self, output: torch.Tensor) -> None:
+        """None: mIoU is the panoptic output's."""
+        return None
 
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """The calls of the post-processing stage (``panoptic_fusion_head.predict``) timed into ``sink``."""

@@ -4,16 +4,19 @@ panoptic fusion) and mmdet's panoptic encoding read back by :func:`panbench.mode
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from panbench.models.amp import autocast_forward, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
 from panbench.models.fusion import timed_fusion
+
+if TYPE_CHECKING:
+    from panbench.analysis.ap import Instances
 
 
 @dataclass
@@ -25,6 +28,7 @@ class MMDetModel:
     label2cat: list[int]  # model label -> dataset category id
     pipeline: Any  # the config's test pipeline (mmengine ``Compose``): image file -> {"inputs", "data_samples"}
     fp32_ops: bool = False  # the mmcv ops without a reduced-precision kernel are wrapped (``--amp``)
+    instance_source: str | None = None  # "mmdet instance_on" when the fusion head's instance output is on
 
     @property
     def module(self) -> Any:
@@ -40,17 +44,67 @@ class MMDetModel:
         if amp is not None and not self.fp32_ops:
             keep_ops_fp32(self.detector)
             self.fp32_ops = True
-        return autocast_forward(lambda: self.detector.test_step(data), device, amp)
+        if self.instance_source != "mmdet roi_head":
+            return autocast_forward(lambda: self.detector.test_step(data), device, amp)
+        with roi_head_instances(self.detector) as kept:
+            outputs = autocast_forward(lambda: self.detector.test_step(data), device, amp)
+        for out, inst in zip(outputs, kept):
+            out.pred_instances = inst
+        return outputs
 
     def to_segments(self, output: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """The data sample's ``pred_panoptic_seg`` (mmdet's encoding, VOID = number of classes) as segments."""
         return panoptic_to_segments(output.pred_panoptic_seg.sem_seg[0], len(self.names), self.label2cat)
 
+    def to_instances(self, output: Any) -> Instances | None:
+        """The data sample's ``pred_instances`` (the fusion head's ``instance_on`` output) in dataset ids."""
+        if self.instance_source is None or "pred_instances" not in output:
+            return None
+        from panbench.analysis.instances import from_mmdet
+
+        return from_mmdet(output.pred_instances, self.label2cat)
+
+    def to_semantic(self, output: Any) -> np.ndarray | None:
+        """None: mmdet 3.3's MaskFormer fusion head asserts ``not semantic_on``, so mIoU is the panoptic one."""
+        return None
+
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """The calls of the panoptic fusion head's ``predict`` timed into ``sink``."""
         return timed_fusion(self.detector, sink, sync)
+
+    def enable_instances(self) -> None:
+        """AP's instance output: the fusion head's ``instance_on`` output (MaskFormer, Mask2Former), or the
+        instance branch (``roi_head``) that PanopticFPN's fusion head consumes."""
+        head = getattr(self.detector, "panoptic_fusion_head", None)
+        if (getattr(head, "test_cfg", None) or {}).get("instance_on"):
+            self.instance_source = "mmdet instance_on"
+        elif head is not None and hasattr(self.detector, "roi_head") and hasattr(head, "predict"):
+            self.instance_source = "mmdet roi_head"
 
     def to(self, device: str) -> MMDetModel:
         """The detector moved to ``device``."""
         self.detector.to(device)
         return self
+
+
+@contextmanager
+def roi_head_instances(detector: Any) -> Iterator[list[Any]]:
+    """While entered, the instance results (``InstanceData``: masks at the image's size, scores, labels) that
+    PanopticFPN's ``roi_head`` hands its fusion head (``panoptic_fusion_head.predict(mask_results_list, ...)``)
+    go to the list yielded, one per image in batch order."""
+    head = detector.panoptic_fusion_head
+    kept: list[Any] = []
+    orig, own = head.predict, "predict" in vars(head)  # own: an instance's predict (the fusion timer's)
+
+    def predict(mask_results_list: Any, *a: Any, **k: Any) -> Any:
+        kept.extend(mask_results_list)
+        return orig(mask_results_list, *a, **k)
+
+    head.predict = predict
+    try:
+        yield kept
+    finally:
+        if own:
+            head.predict = orig
+        else:
+            del head.predict

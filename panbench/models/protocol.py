@@ -19,9 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from panbench.analysis.ap import Instances
 
 
 @runtime_checkable
@@ -30,6 +33,7 @@ class PanopticModel(Protocol):
 
     names: list[str]  # the model's label names, in label order
     label2cat: list[int]  # model label -> dataset category id
+    instance_source: str | None  # what gives ``to_instances`` (one of ``panbench.analysis.ap.AP_SOURCES``); None: no AP
 
     @property
     def module(self) -> Any:
@@ -43,6 +47,14 @@ class PanopticModel(Protocol):
 
     def to_segments(self, output: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One image's output -> (uint32 id map, 0 = VOID; COCO-panoptic ``segments_info`` in dataset ids)."""
+
+    def to_instances(self, output: Any) -> Instances | None:
+        """One image's instance predictions with scores (masks at the image's full size, dataset category ids),
+        what COCO mask AP reads; None when the model gives none."""
+
+    def to_semantic(self, output: Any) -> np.ndarray | None:
+        """One image's semantic output, (H, W) int64 dataset category ids (-1: VOID); None: the record's mIoU is
+        the panoptic output's."""
 
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """While entered, the seconds of each call of the model's own panoptic fusion go to ``sink``."""

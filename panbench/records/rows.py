@@ -9,7 +9,8 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.schema import RunRecord
 
 CSV_FIELDS = ["model", "framework", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc",
-              "mIoU", "mDice", "n_images", "images_per_s", "device", "params", "gflops", "date", "record"]
+              "mIoU", "mDice", "n_images", "images_per_s", "device", "params", "gflops", "date", "record",
+              "AP", "ap_source", "miou_source"]
 SEMANTIC_KEYS = ("pixel_acc", "mIoU", "mDice")
 SHARED_SPEED_MARK = "~"  # after a speed measured beside another panbench run or on a loaded machine
 SHARED_SPEED_NOTE = "measured beside another panbench run or while other work loaded the cores it used"
@@ -64,4 +65,6 @@ def csv_row(record: RunRecord) -> dict[str, Any]:
         **{k: round(v, 6) for k, v in record.semantic.items()}, "n_images": record.n_images,
         "images_per_s": "" if (v := measured_speed(record)) is None else round(v, 4), "device": record.device,
         "params": record.params, "gflops": gflops(record), "date": record.date, "record": record.record,
+        "AP": "" if not record.ap or record.ap.get("AP") is None else round(record.ap["AP"], 6),
+        "ap_source": record.ap_source or "", "miou_source": record.miou_source or "",
     }

@@ -48,6 +48,12 @@ def format_record(rec: RunRecord) -> str:
     per_image = (f"; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, post-processing "
                  f"{_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms" if t.get("timed_images") else "")
     lines.append(f"  {_speed(rec)}{per_image}")
+    if rec.ap:
+        from panbench.analysis.ap import ap_line
+
+        lines.append(f"  {ap_line(rec.ap)} ({rec.ap_source})")
+    if rec.miou is not None:
+        lines.append(f"  mIoU {rec.miou:.3f} (from the {rec.miou_source} output)")
     pub = rec.published
     if any(v is not None for v in pub.values()):
         d = rec.delta_to_published

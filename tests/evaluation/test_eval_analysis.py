@@ -1,6 +1,6 @@
 """The analyses through `panbench eval`: the record carries them and equals `score` (the library) on the
 same predicted maps; one process, forked CPU processes, a resumed run and torchrun (gloo, 2 ranks) give
-the same analyses and per-image file, bit for bit; --boundary is part of the resume-cache key."""
+the same analyses, AP and mIoU and per-image file, bit for bit; --boundary is part of the resume-cache key."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ PY = sys.executable
 VENV_BIN = Path(sys.executable).parent
 LIMIT = 10  # MIN_IMAGES: the runs get intervals
 FIELDS = ("metrics", "per_class", "ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary")
+EVAL_FIELDS = ("ap", "ap_source", "miou", "miou_source")  # eval's only: AP (the instance output) and mIoU's source
 
 
 def eval_args(demo_root: Path, results: Path, *extra: str) -> list[str]:
@@ -42,7 +43,7 @@ def record(results: Path) -> dict:
 def same_run(a: Path, b: Path) -> None:
     """Records with the same metrics and analyses, per-image files with the same arrays."""
     ra, rb = record(a), record(b)
-    for k in FIELDS:
+    for k in FIELDS + EVAL_FIELDS:
         assert ra[k] == rb[k], k
     za, zb = np.load(a / ra["analysis_file"]), np.load(b / rb["analysis_file"])
     assert za.files == zb.files
@@ -66,9 +67,9 @@ class _Capture:
     @classmethod
     def make(cls, base):
         class Capturing(base):
-            def score(self, index, gt_ids, gt_segs, pred_ids, pred_segs, where):
+            def score(self, index, gt_ids, gt_segs, pred_ids, pred_segs, where, *rest):
                 cls.maps[index] = (np.array(pred_ids, copy=True), list(pred_segs))
-                return super().score(index, gt_ids, gt_segs, pred_ids, pred_segs, where)
+                return super().score(index, gt_ids, gt_segs, pred_ids, pred_segs, where, *rest)
         return Capturing
 
 
