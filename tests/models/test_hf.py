@@ -172,8 +172,10 @@ def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None
     names = _names(demo_root / "annotations" / "panoptic_val2017.json")
     bad = hf_tiny.build("mask2former", [*names, "unicorn", "dragon"], tmp_path / "bad")
     detr = hf_tiny.build("detr", names, tmp_path / "detr")
+    (tmp_path / "empty").mkdir()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cases = [
+        (f"hf:{tmp_path / 'empty'}", [], [f"{tmp_path / 'empty'}: no config.json", "save_pretrained"]),
         (f"hf:{bad}", [], ["'unicorn'", "'dragon'", "2 of the model's"]),
         (f"hf:{tmp_path / 'missing'}", [], ["model directory not found"]),
         ("hf:nobody-here/no-such-model", [], ["not in the Hugging Face cache", "hf download"]),
@@ -268,7 +270,7 @@ def test_only_the_fields_post_processing_reads_are_cast_to_float32() -> None:
 
 def test_registry_entries_and_ls(capsys) -> None:
     entries = all_models(framework="transformers")
-    assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR"}
+    assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR", "EoMT"}
     for s in entries:
         assert s.hf and s.dataset == "coco" and s.framework == "transformers"
         assert bool(s.published) == bool(s.published_source)  # a number only with its source
@@ -278,3 +280,13 @@ def test_registry_entries_and_ls(capsys) -> None:
     assert main(["ls", "--dataset", "coco"]) == 0
     out = capsys.readouterr().out
     assert "hf-mask2former_swin-t" in out and "hf-oneformer_swin-l" in out and "57.9" in out
+    eomt = {s.name: s for s in entries if s.architecture == "EoMT"}
+    assert {s.hf: (s.input_size, s.published["PQ"], s.published_fps) for s in eomt.values()} == {
+        "tue-mps/coco_panoptic_eomt_small_640_2x": ("640x640", 46.7, 330),
+        "tue-mps/coco_panoptic_eomt_base_640_2x": ("640x640", 51.6, 261),
+        "tue-mps/coco_panoptic_eomt_large_640": ("640x640", 56.0, 128),
+        "tue-mps/coco_panoptic_eomt_giant_640": ("640x640", 57.0, 55),
+        "tue-mps/coco_panoptic_eomt_large_1280": ("1280x1280", 58.3, 30),
+        "tue-mps/coco_panoptic_eomt_giant_1280": ("1280x1280", 59.2, 12)}
+    row = next(line.split() for line in out.splitlines() if line.startswith("hf-eomt_l-1280 "))
+    assert row[:9] == ["hf-eomt_l-1280", "EoMT", "ViT-L", "(DINOv2)", "coco", "1280x1280", "58.3", "-", "-"]
