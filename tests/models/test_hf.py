@@ -290,3 +290,31 @@ def test_registry_entries_and_ls(capsys) -> None:
         "tue-mps/coco_panoptic_eomt_giant_1280": ("1280x1280", 59.2, 12)}
     row = next(line.split() for line in out.splitlines() if line.startswith("hf-eomt_l-1280 "))
     assert row[:9] == ["hf-eomt_l-1280", "EoMT", "ViT-L", "(DINOv2)", "coco", "1280x1280", "58.3", "-", "-"]
+
+
+def test_eomt_segments_equal_transformers_post_processing_image_by_image(demo_root, tmp_path) -> None:
+    """Each saved prediction of an EoMT model (hub layout: the fast processor's name, padded square inputs) holds
+    the segments of transformers' own ``post_process_panoptic_segmentation`` with ``stuff_classes``: the same
+    pixels with the same category, image by image."""
+    import numpy as np
+
+    from panbench.pq.png import read_ids
+
+    names = _names(demo_root / "annotations" / "panoptic_val2017.json")
+    d = hf_tiny.build("eomt", names, tmp_path / "eomt")
+    rc, _ = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "4", "--save-predictions",
+                  str(tmp_path / "p"))
+    assert rc == 0
+    (js,) = (tmp_path / "p").glob("*.json")
+    saved = {a["image_id"]: a for a in json.loads(js.read_text())["annotations"]}
+    n = 0
+    for s, seg, segs in hf_tiny.predictions(d, load_dataset(demo_root, name="demo", limit=4), "eomt",
+                                            {x: x for x in names}):
+        ann = saved[s.image_id]
+        ids = read_ids(js.parent / js.stem / ann["file_name"], "prediction")
+        ours = {(c["category_id"], (ids == c["id"]).tobytes()) for c in ann["segments_info"]}
+        theirs = {(c["category_id"], (seg == c["id"]).tobytes()) for c in segs}
+        assert ours == theirs, s.image_id
+        assert np.array_equal(ids == 0, seg == 0)
+        n += len(theirs)
+    assert n > 0  # segments were predicted
