@@ -318,3 +318,16 @@ def test_eomt_segments_equal_transformers_post_processing_image_by_image(demo_ro
         assert np.array_equal(ids == 0, seg == 0)
         n += len(theirs)
     assert n > 0  # segments were predicted
+
+
+def test_an_unregistered_model_is_named_by_its_config_without_changing_its_spec(demo_root, tmp_path) -> None:
+    """The record names an unregistered ``hf:`` model's architecture and backbone from its config; the spec the
+    run was given (the registry's, shared by every run of a list) keeps its own."""
+    from panbench.data.datasets import load_dataset as load
+    from panbench.evaluation.options import EvalOptions
+    from panbench.evaluation.run import load as load_run
+
+    d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    spec = hf_spec(str(d))
+    run = load_run(spec, load(demo_root, name="demo", limit=2), EvalOptions(cache_root=tmp_path / "cache", device="cpu"))
+    assert (run.spec.architecture, spec.architecture) == ("EoMT", "transformers")
