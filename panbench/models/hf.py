@@ -74,10 +74,7 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
 
     transformers_logging.disable_progress_bar()  # its weight-loading bars and warnings would cover panbench's output
     transformers_logging.set_verbosity_error()
-    if not (d / "config.json").is_file():
-        raise PanbenchError(f"{d}: no config.json in this folder; pass a directory written by save_pretrained "
-                            "(config.json, the weights, preprocessor_config.json) or a hub id")
-    cfg = _step(lambda: AutoConfig.from_pretrained(d), d, "config.json does not load")
+    cfg = _config(AutoConfig, d)
     kind = cfg.model_type
     from transformers.models.auto.modeling_auto import MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES as PANOPTIC
 
@@ -126,6 +123,14 @@ def _record_text(cfg: Any, model: Any, image_processor: Any, settings: dict, fus
 def _version(v: str) -> tuple[int, ...]:
     """``"4.56.0.dev0"`` -> ``(4, 56)``: major and minor."""
     return tuple(int(x) for x in (v.split(".") + ["0"])[:2] if x.isdigit())
+
+
+def _config(auto: Any, d: Path) -> Any:
+    """The model's ``config.json``; a folder without one refused in one line."""
+    if not (d / "config.json").is_file():
+        raise PanbenchError(f"{d}: no config.json in this folder; pass a directory written by save_pretrained "
+                            "(config.json, the weights, preprocessor_config.json) or a hub id")
+    return _step(lambda: auto.from_pretrained(d), d, "config.json does not load")
 
 
 def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:

@@ -329,5 +329,6 @@ def test_an_unregistered_model_is_named_by_its_config_without_changing_its_spec(
 
     d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
     spec = hf_spec(str(d))
-    run = load_run(spec, load(demo_root, name="demo", limit=2), EvalOptions(cache_root=tmp_path / "cache", device="cpu"))
+    opts = EvalOptions(cache_root=tmp_path / "cache", device="cpu")
+    run = load_run(spec, load(demo_root, name="demo", limit=2), opts)
     assert (run.spec.architecture, spec.architecture) == ("EoMT", "transformers")
