@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KINDS = ("mask2former", "maskformer", "detr", "oneformer")
+KINDS = ("mask2former", "maskformer", "detr", "oneformer", "eomt")
 
 
 def _swin():
@@ -69,6 +69,8 @@ def build(kind: str, names: list[str], out: Path, seed: int = 0, size: int = 64,
         proc = DetrImageProcessorPil(format="coco_panoptic", size={"shortest_edge": size, "longest_edge": 2 * size})
     elif kind == "oneformer":
         return _oneformer(labels, id2label, label2id, out, size)
+    elif kind == "eomt":
+        return _eomt(id2label, label2id, out, size)
     else:
         raise ValueError(kind)
     _confident(model, kind)
@@ -112,6 +114,27 @@ def _oneformer(labels: list[str], id2label: dict, label2id: dict, out: Path, siz
     return out
 
 
+def _eomt(id2label: dict, label2id: dict, out: Path, size: int) -> Path:
+    """EoMT as tue-mps ships it: ``image_processor_type`` ``EomtImageProcessorFast`` with ``do_pad`` (images resized
+    to fit a ``size`` square and padded to it); without torchvision transformers loads its PIL twin from it."""
+    import json
+
+    from transformers import EomtConfig, EomtForUniversalSegmentation, EomtImageProcessorPil
+
+    cfg = EomtConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=size, patch_size=16,
+                     num_blocks=1, num_queries=4, num_register_tokens=0, id2label=id2label, label2id=label2id)
+    model = EomtForUniversalSegmentation(cfg)
+    _confident(model, "eomt")
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    EomtImageProcessorPil(size={"shortest_edge": size, "longest_edge": size}, do_pad=True).save_pretrained(out)
+    pre = out / "preprocessor_config.json"
+    cfg_json = json.loads(pre.read_text())
+    cfg_json["image_processor_type"] = "EomtImageProcessorFast"
+    pre.write_text(json.dumps(cfg_json, indent=2))
+    return out
+
+
 def _confident(model, kind: str) -> None:
     """Random weights give near-uniform class scores, below the 0.8 threshold: large random classifier weights
     make each query confident in one label (a different one per query), and larger mask embeddings sharpen the
@@ -132,7 +155,7 @@ def _confident(model, kind: str) -> None:
             if name == "N/A":
                 head.bias[int(i)] = -30.0
         for name, p in model.named_parameters():
-            if "mask_embed" in name and name.endswith("weight"):
+            if ("mask_embed" in name or "mask_head" in name) and name.endswith("weight"):
                 p.mul_(2.2)
 
 
@@ -141,7 +164,9 @@ def _confident(model, kind: str) -> None:
 PUBLISHED = {"mask2former": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
              "maskformer": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
              "oneformer": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
-             "detr": dict(threshold=0.85, mask_threshold=0.5, overlap_mask_area_threshold=0.8)}
+             "detr": dict(threshold=0.85, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
+             # tue-mps/eomt training/mask_classification_panoptic.py: mask_thresh=0.8 (class score), overlap_thresh=0.8
+             "eomt": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8)}
 
 
 def predictions(d: Path, ds, kind: str, spelled: dict[str, str]):
@@ -164,16 +189,19 @@ def predictions(d: Path, ds, kind: str, spelled: dict[str, str]):
         img = Image.open(s.image_path).convert("RGB")
         with torch.no_grad():
             out = model(**proc(images=img, return_tensors="pt", **task))
-        r = proc.post_process_panoptic_segmentation(out, label_ids_to_fuse=stuff, target_sizes=[(s.height, s.width)],
+        fuse = {"stuff_classes": sorted(stuff)} if kind == "eomt" else {"label_ids_to_fuse": stuff}
+        r = proc.post_process_panoptic_segmentation(out, target_sizes=[(s.height, s.width)], **fuse,
                                                     **PUBLISHED[kind])[0]
-        seg = r["segmentation"].numpy().astype(np.int64)
+        shift = 1 if kind == "eomt" else 0  # EoMT numbers segments from 0 (-1: none), the others from 1 (0: none)
+        seg = r["segmentation"].numpy().astype(np.int64) + shift
         seg[seg < 0] = 0
         segs = {}
         for info in r["segments_info"]:
+            sid = info["id"] + shift
             if info["label_id"] in label_cat:
-                segs[info["id"]] = {"id": info["id"], "category_id": label_cat[info["label_id"]], "iscrowd": 0}
+                segs[sid] = {"id": sid, "category_id": label_cat[info["label_id"]], "iscrowd": 0}
             else:
-                seg[seg == info["id"]] = 0
+                seg[seg == sid] = 0
         yield s, seg.astype(np.uint32), list(segs.values())
 
 

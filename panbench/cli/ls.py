@@ -9,7 +9,8 @@ import argparse
 from panbench.cli.options import Common
 from panbench.errors import PanbenchError
 
-HEAD = ("model", "architecture", "backbone", "dataset", "pub. PQ", "params", "GFLOPs", "weights", "aliases")
+HEAD = ("model", "architecture", "backbone", "dataset", "input", "pub. PQ", "PQ_th", "PQ_st", "pub. FPS", "params",
+        "GFLOPs", "weights", "aliases")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -37,18 +38,24 @@ def run(args: argparse.Namespace) -> int:
                                 f"{', '.join(known)}")
     rows = []
     for s in specs:
-        pq = s.published.get("PQ") if s.published else None
+        pub = [_num(s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")]
         if s.hf:  # a transformers model: counted only once downloaded (its record has the count)
             params, gflops = "-", "-"
         else:
             params = _params(s) if args.params or s.params is None else f"{s.params / 1e6:.1f}M"
             gflops = _gflops(s) if args.params else "-"
-        rows.append((s.name, s.architecture, s.backbone, s.dataset, f"{pq:.1f}" if pq is not None else "-",
-                     params, gflops, weights_state(s, cache_dir()), ", ".join(s.aliases)))
+        rows.append((s.name, s.architecture, s.backbone, s.dataset, s.input_size or "-", *pub,
+                     _num(s.published_fps, "{:.0f}"), params, gflops, weights_state(s, cache_dir()),
+                     ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
     for r in [HEAD, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
+
+
+def _num(v: float | None, fmt: str = "{:.1f}") -> str:
+    """A published number, ``-`` when none is published."""
+    return fmt.format(v) if v is not None else "-"
 
 
 def _params(spec) -> str:

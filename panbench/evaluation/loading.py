@@ -54,6 +54,7 @@ class LoadedModel:
     cfg_text: str  # the resolved config, as recorded
     cfg_hash: str  # its sha256, first 16 hex digits
     pipeline: Any = None  # image file -> model input: the family's, or `viz --corruption`'s wrapper of it
+    named: tuple[str, str] | None = None  # (architecture, backbone) read from an unregistered model's own config
 
     def __post_init__(self) -> None:
         if self.pipeline is None:
@@ -120,7 +121,6 @@ def _load_hf(spec: ModelSpec, ref: str, categories: Any, checkpoint: str | None,
     if checkpoint:
         raise PanbenchError(f"--checkpoint does not apply to hf:{ref}; pass the model's directory as hf:DIR")
     m = hf.load(ref, categories, device, any_rank=download_wait)
-    if spec.architecture == "transformers":  # an unregistered hf: model: named by its config (a fresh spec)
-        spec.architecture, spec.backbone = m.architecture, m.backbone
+    named = (m.architecture, m.backbone) if spec.architecture == "transformers" else None  # an unregistered hf:
     weights = Weights(m.directory, m.sha256, m.hub_id)
-    return LoadedModel(m.module, weights, m.cfg_text, m.cfg_hash)
+    return LoadedModel(m.module, weights, m.cfg_text, m.cfg_hash, named=named)

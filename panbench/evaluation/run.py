@@ -10,6 +10,7 @@ reduced over the ranks), summarize (metrics, analyses, speed) and record
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 import time
@@ -149,6 +150,8 @@ def _model(spec: ModelSpec, dataset: PanopticDataset,
 def load(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> Loaded:
     """The first step of a run: the model, the ranks, the cache key, the predictions writer."""
     lm, device, rank, world, replaced = _model(spec, dataset, opts)
+    if lm.named:  # the registry's spec stays as it is: the run's copy names what the model's config says
+        spec = dataclasses.replace(spec, architecture=lm.named[0], backbone=lm.named[1])
     fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
     key_parts = cache_key_parts(lm, fingerprint, opts, device, world, len(dataset.samples))
     key = cache_key(key_parts)

@@ -33,13 +33,17 @@ from panbench.models.hf_model import HFPanoptic, _Fusion
 # inference (Mask2Former/MaskFormer/OneFormer configs: OBJECT_MASK_THRESHOLD 0.8, OVERLAP_THRESHOLD 0.8, one
 # segment per stuff class; DETR's PostProcessPanoptic: threshold 0.85, stuff of a class merged). The mask
 # threshold is transformers' 0.5 (the binarisation the originals use for a mask's area). Stuff labels are fused.
+# EoMT (tue-mps/eomt, training/mask_classification_panoptic.py: mask_thresh 0.8 on the class score,
+# overlap_thresh 0.8) merges the segments of a stuff class through ``stuff_classes`` instead.
 SETTINGS: dict[str, dict[str, float]] = {
     "mask2former": {"threshold": 0.8, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
     "maskformer": {"threshold": 0.8, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
     "oneformer": {"threshold": 0.8, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
     "detr": {"threshold": 0.85, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
+    "eomt": {"threshold": 0.8, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
 }
-ARCHITECTURES = {"mask2former": "Mask2Former", "maskformer": "MaskFormer", "oneformer": "OneFormer", "detr": "DETR"}
+ARCHITECTURES = {"mask2former": "Mask2Former", "maskformer": "MaskFormer", "oneformer": "OneFormer", "detr": "DETR",
+                 "eomt": "EoMT"}
 
 
 @dataclass
@@ -70,7 +74,7 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
 
     transformers_logging.disable_progress_bar()  # its weight-loading bars and warnings would cover panbench's output
     transformers_logging.set_verbosity_error()
-    cfg = _step(lambda: AutoConfig.from_pretrained(d), d, "config.json does not load")
+    cfg = _config(AutoConfig, d)
     kind = cfg.model_type
     from transformers.models.auto.modeling_auto import MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES as PANOPTIC
 
@@ -99,7 +103,8 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, kind, fusion, names, label2cat).to(device)
     text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
-    backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or "?"
+    backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or getattr(cfg, "backbone", None) \
+        or ("ViT" if kind == "eomt" else "?")
     return HFModel(module, d, hub_id, digest(d), text,
                    hashlib.sha256(text.encode()).hexdigest()[:16], ARCHITECTURES.get(kind, kind), backbone)
 
@@ -118,6 +123,14 @@ def _record_text(cfg: Any, model: Any, image_processor: Any, settings: dict, fus
 def _version(v: str) -> tuple[int, ...]:
     """``"4.56.0.dev0"`` -> ``(4, 56)``: major and minor."""
     return tuple(int(x) for x in (v.split(".") + ["0"])[:2] if x.isdigit())
+
+
+def _config(auto: Any, d: Path) -> Any:
+    """The model's ``config.json``; a folder without one refused in one line."""
+    if not (d / "config.json").is_file():
+        raise PanbenchError(f"{d}: no config.json in this folder; pass a directory written by save_pretrained "
+                            "(config.json, the weights, preprocessor_config.json) or a hub id")
+    return _step(lambda: auto.from_pretrained(d), d, "config.json does not load")
 
 
 def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:

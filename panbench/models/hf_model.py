@@ -36,6 +36,9 @@ class _Fusion:
     def __init__(self, kind: str, post: Callable, settings: dict, order: list[int], n_things: int,
                  fuse: set[int], n_hf: int) -> None:
         self.post, self.settings, self.fuse = post, settings, fuse
+        # EoMT's post-processing merges a stuff class's segments given ``stuff_classes``; the others fuse
+        # ``label_ids_to_fuse``
+        self.stuff: dict[str, Any] = {"stuff_classes": sorted(fuse)} if kind == "eomt" else {"label_ids_to_fuse": fuse}
         self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
         self.num_classes, self.num_things_classes = len(order), n_things
         if kind in MASK_CLASSIFICATION and len(order) == n_hf:
@@ -52,7 +55,7 @@ class _Fusion:
                 masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
                 pan = replaced(one.class_queries_logits[0][:, self.columns], masks[0]).sem_seg[0]
             else:
-                r = self.post(one, target_sizes=[target], label_ids_to_fuse=self.fuse, **self.settings)[0]
+                r = self.post(one, target_sizes=[target], **self.stuff, **self.settings)[0]
                 pan = self.encode(r["segmentation"], r["segments_info"])
             out.append(pan)
         return out
@@ -115,7 +118,9 @@ class HFPanoptic(torch.nn.Module):
         else:
             with Image.open(item["img_path"]) as im:
                 img = im.convert("RGB")
-        kw = {"task_inputs": ["panoptic"]} if self.kind == "oneformer" else {}
+        kw: dict[str, Any] = {"task_inputs": ["panoptic"]} if self.kind == "oneformer" else {}
+        if self.kind == "eomt":  # its post-processing reads the masks of a square padded input
+            kw["do_pad"] = True
         enc = self.processor(images=img, return_tensors="pt", **kw)
         out: dict[str, Any] = {k: v[0] for k, v in enc.items() if isinstance(v, torch.Tensor)}
         out["height"], out["width"] = img.height, img.width
@@ -135,7 +140,9 @@ class HFPanoptic(torch.nn.Module):
         for k, (t, (th, tw)) in enumerate(zip(pv, sizes)):
             pixels[k, :, :th, :tw] = t
             mask[k, :th, :tw] = batch[k]["pixel_mask"] if "pixel_mask" in batch[0] else 1
-        inputs = {"pixel_values": pixels.to(dev), "pixel_mask": mask.to(dev)}
+        inputs = {"pixel_values": pixels.to(dev)}
+        if self.kind != "eomt":  # EoMT takes no pixel mask: its inputs are padded squares
+            inputs["pixel_mask"] = mask.to(dev)
         if "task_inputs" in batch[0]:
             inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
         outputs = self.model(**inputs)

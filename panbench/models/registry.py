@@ -36,6 +36,8 @@ class ModelSpec:
     params: int | None = None
     hf: str | None = None  # a transformers model: its hub id or local directory (``config`` is then ``hf:<ref>``)
     published_source: str | None = None  # where ``published`` comes from (paper table, model zoo page)
+    input_size: str | None = None  # the published test input, e.g. "640x640" (None: the config's own pipeline)
+    published_fps: float | None = None  # the published images per second, on the device ``published_source`` names
 
     @property
     def framework(self) -> str:
@@ -172,11 +174,29 @@ _HF_TABLE: list[tuple[str, str, str, str, dict[str, float], str | None]] = [
 ]
 
 
+# EoMT's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov2.md at commit 7bd19dd: input size, FPS on an
+# NVIDIA H100 with torch.compile, PQ; the zoo prints no PQ_th / PQ_st, so they are None)
+_EOMT = "tue-mps/eomt model_zoo/dinov2.md, COCO panoptic tables (FPS: NVIDIA H100, torch.compile)"
+_EOMT_TABLE: list[tuple[str, str, str, str, float, float]] = [
+    # name, hub id, backbone, input size, published PQ, published FPS
+    ("hf-eomt_s-2x-640", "tue-mps/coco_panoptic_eomt_small_640_2x", "ViT-S (DINOv2)", "640x640", 46.7, 330),
+    ("hf-eomt_b-2x-640", "tue-mps/coco_panoptic_eomt_base_640_2x", "ViT-B (DINOv2)", "640x640", 51.6, 261),
+    ("hf-eomt_l-640", "tue-mps/coco_panoptic_eomt_large_640", "ViT-L (DINOv2)", "640x640", 56.0, 128),
+    ("hf-eomt_g-640", "tue-mps/coco_panoptic_eomt_giant_640", "ViT-g (DINOv2)", "640x640", 57.0, 55),
+    ("hf-eomt_l-1280", "tue-mps/coco_panoptic_eomt_large_1280", "ViT-L (DINOv2)", "1280x1280", 58.3, 30),
+    ("hf-eomt_g-1280", "tue-mps/coco_panoptic_eomt_giant_1280", "ViT-g (DINOv2)", "1280x1280", 59.2, 12),
+]
+
+
 def hf_models() -> list[ModelSpec]:
-    """The registered transformers checkpoints (:data:`_HF_TABLE`), in table order."""
-    return [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, hf=ref,
-                      published=dict(published), published_source=source)
-            for name, ref, arch, backbone, published, source in _HF_TABLE]
+    """The registered transformers checkpoints (:data:`_HF_TABLE`, then :data:`_EOMT_TABLE`), in table order."""
+    specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, hf=ref,
+                       published=dict(published), published_source=source)
+             for name, ref, arch, backbone, published, source in _HF_TABLE]
+    return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, hf=ref,
+                              published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=_EOMT,
+                              input_size=size, published_fps=fps)
+                    for name, ref, backbone, size, pq, fps in _EOMT_TABLE]
 
 
 def hf_spec(ref: str) -> ModelSpec:

@@ -172,8 +172,10 @@ def test_refusals_are_one_line(demo_root, tmp_path, capsys, monkeypatch) -> None
     names = _names(demo_root / "annotations" / "panoptic_val2017.json")
     bad = hf_tiny.build("mask2former", [*names, "unicorn", "dragon"], tmp_path / "bad")
     detr = hf_tiny.build("detr", names, tmp_path / "detr")
+    (tmp_path / "empty").mkdir()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cases = [
+        (f"hf:{tmp_path / 'empty'}", [], [f"{tmp_path / 'empty'}: no config.json", "save_pretrained"]),
         (f"hf:{bad}", [], ["'unicorn'", "'dragon'", "2 of the model's"]),
         (f"hf:{tmp_path / 'missing'}", [], ["model directory not found"]),
         ("hf:nobody-here/no-such-model", [], ["not in the Hugging Face cache", "hf download"]),
@@ -268,7 +270,7 @@ def test_only_the_fields_post_processing_reads_are_cast_to_float32() -> None:
 
 def test_registry_entries_and_ls(capsys) -> None:
     entries = all_models(framework="transformers")
-    assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR"}
+    assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR", "EoMT"}
     for s in entries:
         assert s.hf and s.dataset == "coco" and s.framework == "transformers"
         assert bool(s.published) == bool(s.published_source)  # a number only with its source
@@ -278,3 +280,55 @@ def test_registry_entries_and_ls(capsys) -> None:
     assert main(["ls", "--dataset", "coco"]) == 0
     out = capsys.readouterr().out
     assert "hf-mask2former_swin-t" in out and "hf-oneformer_swin-l" in out and "57.9" in out
+    eomt = {s.name: s for s in entries if s.architecture == "EoMT"}
+    assert {s.hf: (s.input_size, s.published["PQ"], s.published_fps) for s in eomt.values()} == {
+        "tue-mps/coco_panoptic_eomt_small_640_2x": ("640x640", 46.7, 330),
+        "tue-mps/coco_panoptic_eomt_base_640_2x": ("640x640", 51.6, 261),
+        "tue-mps/coco_panoptic_eomt_large_640": ("640x640", 56.0, 128),
+        "tue-mps/coco_panoptic_eomt_giant_640": ("640x640", 57.0, 55),
+        "tue-mps/coco_panoptic_eomt_large_1280": ("1280x1280", 58.3, 30),
+        "tue-mps/coco_panoptic_eomt_giant_1280": ("1280x1280", 59.2, 12)}
+    row = next(line.split() for line in out.splitlines() if line.startswith("hf-eomt_l-1280 "))
+    assert row[:9] == ["hf-eomt_l-1280", "EoMT", "ViT-L", "(DINOv2)", "coco", "1280x1280", "58.3", "-", "-"]
+
+
+def test_eomt_segments_equal_transformers_post_processing_image_by_image(demo_root, tmp_path) -> None:
+    """Each saved prediction of an EoMT model (hub layout: the fast processor's name, padded square inputs) holds
+    the segments of transformers' own ``post_process_panoptic_segmentation`` with ``stuff_classes``: the same
+    pixels with the same category, image by image."""
+    import numpy as np
+
+    from panbench.pq.png import read_ids
+
+    names = _names(demo_root / "annotations" / "panoptic_val2017.json")
+    d = hf_tiny.build("eomt", names, tmp_path / "eomt")
+    rc, _ = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "4", "--save-predictions",
+                  str(tmp_path / "p"))
+    assert rc == 0
+    (js,) = (tmp_path / "p").glob("*.json")
+    saved = {a["image_id"]: a for a in json.loads(js.read_text())["annotations"]}
+    n = 0
+    for s, seg, segs in hf_tiny.predictions(d, load_dataset(demo_root, name="demo", limit=4), "eomt",
+                                            {x: x for x in names}):
+        ann = saved[s.image_id]
+        ids = read_ids(js.parent / js.stem / ann["file_name"], "prediction")
+        ours = {(c["category_id"], (ids == c["id"]).tobytes()) for c in ann["segments_info"]}
+        theirs = {(c["category_id"], (seg == c["id"]).tobytes()) for c in segs}
+        assert ours == theirs, s.image_id
+        assert np.array_equal(ids == 0, seg == 0)
+        n += len(theirs)
+    assert n > 0  # segments were predicted
+
+
+def test_an_unregistered_model_is_named_by_its_config_without_changing_its_spec(demo_root, tmp_path) -> None:
+    """The record names an unregistered ``hf:`` model's architecture and backbone from its config; the spec the
+    run was given (the registry's, shared by every run of a list) keeps its own."""
+    from panbench.data.datasets import load_dataset as load
+    from panbench.evaluation.options import EvalOptions
+    from panbench.evaluation.run import load as load_run
+
+    d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
+    spec = hf_spec(str(d))
+    opts = EvalOptions(cache_root=tmp_path / "cache", device="cpu")
+    run = load_run(spec, load(demo_root, name="demo", limit=2), opts)
+    assert (run.spec.architecture, spec.architecture) == ("EoMT", "transformers")
