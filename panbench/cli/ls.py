@@ -9,7 +9,7 @@ import argparse
 from panbench.cli.options import Common
 from panbench.errors import PanbenchError
 
-HEAD = ("model", "architecture", "backbone", "dataset", "input", "pub. PQ", "PQ_th", "PQ_st", "pub. FPS", "params",
+HEAD = ("model", "architecture", "backbone", "dataset", "input", "pub. PQ", "PQ_th", "PQ_st", "FPS", "params",
         "GFLOPs", "weights", "aliases")
 
 
