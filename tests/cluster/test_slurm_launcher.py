@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
+from slurm_cluster import slurm  # noqa: F401  (the fixture)
 
 from panbench import REPO_ROOT
 from panbench.cluster.launcher import slurm_torch_env
@@ -96,7 +97,7 @@ def test_two_ranks_under_the_slurm_launcher_write_torchrun_s_record(demo_root, t
 
 
 @pytest.mark.slow
-def test_srun_two_tasks_write_torchrun_s_record(slurm, demo_root, tmp_path) -> None:
+def test_srun_two_tasks_write_torchrun_s_record(slurm, demo_root, tmp_path) -> None:  # noqa: F811
     ref = subprocess.run([str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(free_port()),
                           "-m", "panbench", *_eval_args(tmp_path / "torchrun")], capture_output=True, text=True,
                          cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)

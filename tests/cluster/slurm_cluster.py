@@ -1,6 +1,6 @@
-"""The one-node Slurm cluster of ``scripts/slurm_local.sh`` (started once per test session): tests that
-need it skip with the reason where it cannot be started, and fail instead on CI (``CI=true``), which
-must start it."""
+"""The ``slurm`` fixture: the one-node Slurm cluster of ``scripts/slurm_local.sh``, started once per test session.
+The tests that need it import it (a conftest here would shadow the ``conftest`` other folders import); they
+skip with the reason where it cannot be started, and fail instead on CI (``CI=true``), which must start it."""
 
 from __future__ import annotations
 
