@@ -253,7 +253,8 @@ def test_saved_predictions_leave_no_staging_folder_and_a_rerun_reads_them(demo_r
            "--limit", "2", "--save-predictions", str(preds), *FAST]
     assert main(run) == 0
     assert sorted(p.name for p in preds.iterdir()) == ["panoptic_val2017_demo-mask2former_results",
-                                                       "panoptic_val2017_demo-mask2former_results.json"]
+                                                       "panoptic_val2017_demo-mask2former_results.json",
+                                                       "panoptic_val2017_demo-mask2former_results_instances.json"]
     first = (preds / "panoptic_val2017_demo-mask2former_results.json").read_text()
     assert main(run) == 0  # resumed: nothing runs, the JSON is assembled again from itself
     rec = json.loads(sorted((tmp_path / "r" / "runs").glob("*.json"))[-1].read_text())
