@@ -9,17 +9,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from panbench.cli.options import Common, positive_int
+from panbench.cli.options import Common, deprecated_alias, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("images", parents=[common.results],
+    p = sub.add_parser("images", parents=[common.results, common.only_dataset, common.per_image],
                        help="per-image PQ of a stored run: the worst images, or where it loses most to another run")
-    p.add_argument("--model", required=True, help="run A: a model name or a record JSON (results/runs/*.json)")
+    p.add_argument("--run", metavar="A",  # required (checked in run(): argparse would refuse its alias alone)
+                   help="run A: a model name (its latest record) or a record JSON (results/runs/*.json)")
+    deprecated_alias(p, "--model", "--run")
     p.add_argument("--vs", metavar="B", help="run B: images ordered by PQ(A) - PQ(B), A's largest loss first")
-    p.add_argument("--dataset", help="with model names: only records of this dataset (e.g. coco, demo)")
     p.add_argument("--worst", type=positive_int, default=10, help="images listed (default 10)")
-    p.add_argument("--per-image", metavar="FILE", help="also write A's per-image table to FILE (.csv or .parquet)")
     return p
 
 
@@ -38,18 +38,20 @@ def run(args: argparse.Namespace) -> int:
     from panbench.analysis.per_image import per_image_columns, write_per_image
     from panbench.errors import InputError
 
+    if not args.run:
+        raise InputError("--run is required: run A, a model name or a record JSON (results/runs/*.json)")
     results = Path(args.results)
-    rec_a, a = _load(args.model, results, args.dataset)
+    rec_a, a = _load(args.run, results, args.only_dataset)
     cols = per_image_columns(a)
     if args.per_image:
         print(f"per-image table of {rec_a.model}: {write_per_image(a, args.per_image)}")
     ids, pq = cols["image_id"], np.asarray(cols["PQ"])
     if args.vs:
-        rec_b, b = _load(args.vs, results, args.dataset)
+        rec_b, b = _load(args.vs, results, args.only_dataset)
         cols_b = per_image_columns(b)
         if cols_b["image_id"] != ids:
             raise InputError(f"{rec_a.model} and {rec_b.model} were scored on different images; "
-                             "pick two runs of the same dataset (--dataset)")
+                             "pick two runs of the same dataset (--only-dataset)")
         key, head = pq - np.asarray(cols_b["PQ"]), f"PQ {rec_a.model} - {rec_b.model}"
     else:
         key, head = pq, f"PQ {rec_a.model}"

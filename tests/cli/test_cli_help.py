@@ -86,9 +86,9 @@ def test_help_prints_no_doubled_percent(cmd, capsys) -> None:
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["ls", "--dataset", "foo"], "--dataset foo: no registered model is for it; use one of: coco, demo"),
-    (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--workers", "0"],
-     "--workers: must be an integer >= 1, got 0"),
+    (["ls", "--only-dataset", "foo"], "--only-dataset foo: no registered model is for it; use one of: coco, demo"),
+    (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--procs", "0"],
+     "--procs: must be an integer >= 1, got 0"),
     (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--name", ""],
      "--name: needs a name"),
     (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--name", "   "],

@@ -72,10 +72,10 @@ def test_provenance_titles_name_model_postprocessing_and_dataset(report) -> None
 def test_report_out_in_a_new_folder_and_an_unknown_dataset(report, tmp_path, capsys) -> None:
     root, _ = report
     out = tmp_path / "new" / "folder" / "r.html"
-    assert main(["report", "--results", str(root), "--dataset", "coco", "--out", str(out)]) == 0
+    assert main(["report", "--results", str(root), "--only-dataset", "coco", "--out", str(out)]) == 0
     assert out.is_file() and "<h2>coco" in out.read_text()
     capsys.readouterr()
-    assert main(["report", "--results", str(root), "--dataset", "nope"]) == 2
+    assert main(["report", "--results", str(root), "--only-dataset", "nope"]) == 2
     assert "no result records for dataset 'nope'" in capsys.readouterr().err
 
 
@@ -98,7 +98,7 @@ def test_report_opens_each_dataset_with_the_verdict_then_the_compared_columns(re
 def test_report_reference_chooses_the_run_the_verdict_compares_with(report, tmp_path) -> None:
     root, _ = report
     out = tmp_path / "r.html"
-    args = ["--dataset", "synth", "--reference", "noisy", "--out", str(out)]
+    args = ["--only-dataset", "synth", "--reference", "noisy", "--out", str(out)]
     assert main(["report", "--results", str(root), *args]) == 0
     verdict = _section(out.read_text(), "<h3>verdict</h3>", "<h3>PQ / SQ / RQ</h3>")
     assert "paired difference to noisy (" in verdict

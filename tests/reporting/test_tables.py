@@ -118,7 +118,7 @@ def test_vs_published_says_which_rows_have_none(results, capsys) -> None:
     assert df.loc["fixture-model", "published"] == "MMDetection model zoo"  # a record without published_source
     assert float(df.loc["fixture-model", "PQ_pub"]) == 12.5
     # with no row published, no empty number columns, only the note
-    df = _csv(results, capsys, "--vs-published", "--dataset", "demo")
+    df = _csv(results, capsys, "--vs-published", "--only-dataset", "demo")
     assert df["published"].tolist() == ["none for this model and dataset"]
     assert not [c for c in df.columns if c.endswith("_pub") or c.endswith("_delta")]
 
