@@ -7,11 +7,13 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
 from panbench.models.postprocess import PostProcess
-from panbench.robustness.corruptions import Corruption, corruption_of
+
+if TYPE_CHECKING:
+    from panbench.robustness.corruptions import Corruption
 
 
 @dataclass
@@ -49,6 +51,8 @@ class EvalOptions:
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
         """The options of a parsed command line: ``panbench eval``'s, or a command with fewer options
         (``robustness``), which keeps the defaults here for those it lacks."""
+        from panbench.robustness.corruptions import corruption_of
+
         pp = PostProcess()
 
         def given(name: str, default: Any = None) -> Any:

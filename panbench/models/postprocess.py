@@ -18,10 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from panbench.models.encoding import INSTANCE_OFFSET
-
 if TYPE_CHECKING:
     import torch
 
@@ -48,6 +44,8 @@ class PostProcess:
 
 def _paint(pan: torch.Tensor, mask: torch.Tensor, label: int, num_things: int, instance: int) -> int:
     """Write one segment in mmdet's encoding; returns the next free thing instance id."""
+    from panbench.models.encoding import INSTANCE_OFFSET  # numpy's import, not at --help (which reads PostProcess)
+
     if label < num_things:  # masked_fill_: no GPU-to-host sync (boolean indexing would count the mask first)
         pan.masked_fill_(mask, label + instance * INSTANCE_OFFSET)
         return instance + 1
@@ -58,6 +56,7 @@ def _paint(pan: torch.Tensor, mask: torch.Tensor, label: int, num_things: int, i
 def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
                     pp: PostProcess) -> torch.Tensor:
     """Panoptic SegFormer's mask-wise merging; ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, H, W) logits."""
+    import numpy as np
     import torch
     import torch.nn.functional as F
 

@@ -42,9 +42,11 @@ def test_debug_shows_the_traceback(where, tmp_path) -> None:
 
 
 def test_help_never_imports_torch() -> None:
+    """Nor numpy: the options read their defaults from EvalOptions and PostProcess, which import neither."""
     code = ("import sys\nfrom panbench.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine', "
+            "'numpy')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "usage: panbench" in r.stdout, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
