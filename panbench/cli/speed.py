@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "the dataset the models were trained on)")
     p.add_argument("--limit", type=positive_int, help="take only the first N images")
     p.add_argument("--warmup", type=non_negative_int, default=5,
-                   help="untimed iterations first (default 5, benchmark.py's; with --compile compilation falls here)")
+                   help="untimed iterations first (default 5, benchmark.py's; with --compile at least one per "
+                   "distinct input: compilation, once per input shape, falls here)")
     p.add_argument("--iters", type=positive_int, default=50,
                    help="timed iterations (default 50; benchmark.py runs 2000)")
     p.add_argument("--batch", type=int, default=1, choices=[1], help="images per forward pass: 1, the protocol's")

@@ -6,7 +6,8 @@ synchronisation (:class:`CudaEventTimer` on a GPU, :class:`PerfCounterTimer` on 
 summed seconds, as benchmark.py computes it.  The forward is the model family's (mmdet's ``test_step``:
 preprocessing on the device, network, panoptic fusion), its fusion timed apart.  Then the same count end to
 end: image file -> pipeline -> forward -> segments.  ``--compile`` compiles the network's modules in place
-(:func:`compile_model`) before the warm-up, so compilation falls in the warm-up; ``--amp`` runs under autocast.
+(:func:`compile_model`) before the warm-up, and the warm-up takes at least one pass per distinct input, so that
+compilation (once per input shape) is never timed; ``--amp`` runs under autocast.
 :func:`check_pq` scores the dataset eager and compiled through the eval loop.
 """
 
@@ -163,13 +164,12 @@ def time_forward(family: Any, inputs: list[Any], device: str, amp: str | None, w
     return stage
 
 
-def time_end_to_end(family: Any, dataset: PanopticDataset, device: str, amp: str | None, warmup: int, iters: int,
+def time_end_to_end(family: Any, samples: list[Any], device: str, amp: str | None, warmup: int, iters: int,
                     timer: Timer) -> Stage:
-    """The same count of iterations from the image file: decode and resize (the test pipeline), forward,
-    the panoptic map read back as segments (on the host)."""
+    """The same count of iterations from the image files of ``samples`` (cycled): decode and resize (the test
+    pipeline), forward, the panoptic map read back as segments (on the host)."""
     import torch
 
-    samples = dataset.samples
     stage = Stage([], [], [], 0.0)
     with torch.inference_mode():
         for i in range(warmup + iters):
@@ -209,13 +209,15 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer
     compiled = compile_model(family.module, opts.compile_mode) if opts.compile else {"on": False}
     n = min(len(dataset.samples), max(1, opts.iters), MAX_INPUTS)
     inputs = [family.pipeline({"img_path": str(s.image_path), "img_id": s.image_id}) for s in dataset.samples[:n]]
+    # compiled: a warm-up pass per distinct input, so that no compilation (one per input shape) is timed
+    warmup = max(opts.warmup, n) if opts.compile else opts.warmup
     mark, wall0, clock0 = marker(), time.time(), cpu_clock()
-    fwd = time_forward(family, inputs, device, opts.amp, opts.warmup, opts.iters, timer)
-    e2e = time_end_to_end(family, dataset, device, opts.amp, opts.warmup, opts.iters, timer) \
+    fwd = time_forward(family, inputs, device, opts.amp, warmup, opts.iters, timer)
+    e2e = time_end_to_end(family, dataset.samples[:n], device, opts.amp, warmup, opts.iters, timer) \
         if opts.end_to_end else None
     beside = mark.overlapping(wall0, time.time())
-    return _record(run, opts, timer, compiled, n, fwd, e2e, speed_context(device, 1, 1, clock0, beside, False),
-                   pq if opts.check_pq else None)
+    return _record(run, replace(opts, warmup=warmup), timer, compiled, n, fwd, e2e,
+                   speed_context(device, 1, 1, clock0, beside, False), pq if opts.check_pq else None)
 
 
 def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any], n: int, fwd: Stage,

@@ -52,7 +52,7 @@ def test_warmup_iterations_are_not_timed(demo_mask2former) -> None:
     assert s["ms_median"] == pytest.approx(200.0) and s["ms_min"] == pytest.approx(100.0)
     assert s["fusion_ms_mean"] > 0  # the fusion timed apart (by the real clock)
     assert stage.sizes[0] == tuple(inputs[2]["inputs"].shape[-2:])  # the third input is the first timed
-    e2e = time_end_to_end(fam, ds, "cpu", None, 1, 2, ScriptedTimer([50.0, 0.25, 0.25]))
+    e2e = time_end_to_end(fam, ds.samples, "cpu", None, 1, 2, ScriptedTimer([50.0, 0.25, 0.25]))
     assert e2e.summary()["fps"] == pytest.approx(4.0)
 
 
