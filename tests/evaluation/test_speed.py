@@ -77,6 +77,7 @@ def test_the_record_names_the_protocol_and_its_context(demo_root, tmp_path, caps
     assert rec["published_fps"] is None
 
 
+@pytest.mark.slow  # inductor compiles the backbone (about a minute on 2 cores)
 def test_compiled_runs_and_its_pq_is_eagers(demo_root, tmp_path, capsys) -> None:
     """`--compile --check-pq`: the compiled backbone and neck run, the eval loop scores the images both ways."""
     argv = ["speed", "--model", "demo-maskformer", "--dataset", "demo", "--data-root", str(demo_root),
@@ -101,3 +102,20 @@ def test_compile_targets_are_the_network(demo_mask2former) -> None:
 
     run, _ = demo_mask2former
     assert [n for n, _ in compile_targets(run.lm.family.module)] == ["backbone"]  # Mask2Former has no neck
+
+
+@pytest.mark.slow  # inductor compiles the whole network
+def test_a_transformers_model_compiles_whole_and_keeps_its_pq(demo_root, tmp_path, capsys) -> None:
+    """EoMT (a tiny random one, saved as the hub ships it) is compiled whole, as its published FPS was measured."""
+    from hf_tiny import build
+
+    names = [c["name"] for c in json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+             ["categories"]]
+    d = build("eomt", names, tmp_path / "eomt")
+    argv = ["speed", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--limit", "2",
+            "--warmup", "1", "--iters", "2", "--device", "cpu", "--compile", "--check-pq", "--results", str(tmp_path)]
+    assert main(argv) == 0, capsys.readouterr().err
+    rec = json.loads(next((tmp_path / "speed").glob("*.json")).read_text())
+    assert rec["framework"] == "transformers" and rec["compile"]["modules"] == ["model"]
+    assert rec["protocol"]["warmup"] == 2  # one pass per distinct input at least: no compilation is timed
+    assert rec["input_size"] and rec["pq_check"]["within"] and rec["end_to_end"]["fps"] > 0
