@@ -129,6 +129,13 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "first": first, "breaks": breaks}
 
 
+def _reason(key: str) -> str:
+    """A graph-break reason of dynamo's counters on one line: its title and the start of its explanation."""
+    lines = [x.strip() for x in str(key).splitlines() if x.strip()]
+    text = lines[0] + (f": {lines[1].removeprefix('Explanation: ')}" if len(lines) > 1 else "")
+    return text[:140]
+
+
 def report(res: dict[str, Any]) -> None:
     med = {k: 1000 * statistics.median(v) for k, v in res["times"].items() if v}
     eager = med.get("eager")
@@ -144,7 +151,7 @@ def report(res: dict[str, Any]) -> None:
         nb = sum(res["breaks"].get(label, Counter()).values())
         why = ""
         if nb:
-            top = "; ".join(f"{k[:90]} (x{v})" for k, v in res["breaks"][label].most_common(2))
+            top = "; ".join(f"{_reason(k)} (x{v})" for k, v in res["breaks"][label].most_common(3))
             why = f"\n            {nb} graph breaks: {top}"
         print(f"  {label:9s} {med[label]:9.1f} ms median ({len(res['times'][label])} passes){ratio}{comp}{why}")
 
