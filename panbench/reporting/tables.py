@@ -12,6 +12,7 @@ from panbench.records.io import load_records
 from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ap_miou_columns
+from panbench.reporting.fps import fps_columns
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -38,8 +39,8 @@ def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[Ru
 
 # the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
 DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
-                   "PQ_st", "SQ", "RQ", "AP", "mIoU", "mIoU_from", "images_per_s", "images_per_s_shared", "params_M",
-                   "GFLOPs")
+                   "PQ_st", "SQ", "RQ", "AP", "mIoU", "mIoU_from", "images_per_s", "images_per_s_shared", "FPS_fwd_b1",
+                   "FPS_setup", "FPS_pub", "params_M", "GFLOPs")
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
 
 
@@ -64,15 +65,16 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
     records = ranked(records)
     extra, more = (analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses
                    else ([], []))
+    fps, fps_notes = fps_columns(records, Path(results_dir)) if results_dir and not analyses else ([], [])
     if notes is not None:
-        notes += more
+        notes += more + fps_notes
     with_cfg = any(cfg_words(r) for r in records)
     with_corruption = any(r.corruption for r in records)  # docs/robustness.md
     published = vs_published and any(has_published(r) for r in records)
     rows = []
     for i, r in enumerate(records):
         row = _identity_row(r, with_cfg, with_corruption)
-        row.update(extra[i] if analyses else _metric_columns(r))
+        row.update(extra[i] if analyses else {**_metric_columns(r), **(fps[i] if fps else {})})
         if vs_published:
             row.update(_published_columns(r, published))
         rows.append(row)
@@ -145,7 +147,7 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
     for c in INTEGER_COLUMNS:
         if c in df.columns:
             df[c] = df[c].astype("Int64")
-    for c in ("GFLOPs", "AP"):
+    for c in ("GFLOPs", "AP", "FPS_pub"):
         if c in df.columns and df[c].isna().all() and not all_columns:  # not counted / computed for any run
             df = df.drop(columns=c)
     if "images_per_s_shared" in df.columns:

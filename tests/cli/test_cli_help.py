@@ -10,8 +10,8 @@ import pytest
 from panbench import __version__
 from panbench.cli import build_parser, main
 
-COMMANDS = ["doctor", "ls", "eval", "robustness", "table", "compare", "images", "plot", "viz", "report", "score",
-            "data", "data demo", "data coco"]
+COMMANDS = ["doctor", "ls", "eval", "speed", "robustness", "table", "compare", "images", "plot", "viz", "report",
+            "score", "data", "data demo", "data coco"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
