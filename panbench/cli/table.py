@@ -10,6 +10,8 @@ from panbench.cli.options import Common
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
+    from panbench.reporting.formats import WRITERS
+
     p = sub.add_parser("table", parents=[common.results], help="compare the latest run of each model (pandas)",
                        description="The verdict first (per dataset, the ranking on PQ with each run's 95% paired "
                        "bootstrap difference to a reference run, and one line that reads it), then the latest "
@@ -17,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                        "SQ, RQ, images/s and parameters (--all-columns: every column); with an analysis option, "
                        "that analysis instead (options combine; docs/reporting.md says how to read each).")
     p.add_argument("--dataset", help="only runs on this dataset (coco, demo, cityscapes, ade20k)")
-    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"],
+    p.add_argument("--format", default="md", choices=list(WRITERS),
                    help="of the printed tables (default md: Markdown)")
     p.add_argument("--reference", metavar="MODEL", help="the run the paired differences are taken to (a model "
                    "name, or a label as the table prints it); default: the best PQ on each dataset")

@@ -13,7 +13,7 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ANALYSES, FIELD
-from panbench.reporting.labels import cfg_words, dataset_key, has_published, ops_backend, settings
+from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, plot_dir
 from panbench.reporting.tables import comparison, latest_runs, per_class, render
 
@@ -58,7 +58,7 @@ ANALYSIS_TITLES = {"ci": "confidence intervals (95%, image bootstrap) and paired
 def provenance_title(r: RunRecord) -> str:
     """A provenance section's title: model, post-processing, dataset (name, fingerprint) and image count."""
     more = f" · {s}" if (s := settings(r)) else ""
-    return f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({r.n_images} images)"
+    return f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({images(r.n_images)})"
 
 
 def _published(recs: list[RunRecord]) -> str:
@@ -70,8 +70,8 @@ def _published(recs: list[RunRecord]) -> str:
     cols = [c for c in ("postprocess", "framework", "dataset", "n_images", "cfg_options", "published")
             if c in df.columns]
     df = df[cols + [c for k in keep for c in (k, f"{k}_pub", f"{k}_delta")]]
-    note = ("<p class='note'>_pub: the published number; _delta: measured minus published. On a subset of the "
-            "images a gap is expected.</p>")
+    note = ("<p class='note'>published: the published number; minus published: measured minus published. On a "
+            "subset of the images a gap is expected.</p>")
     return render(df, "html") + note
 
 
@@ -106,7 +106,7 @@ def _provenance(r: RunRecord) -> str:
     ck = p.get("checkpoint", {})
     ds = p.get("dataset", {})
     rows = {
-        "date": r.date, "dataset": f"{r.dataset} ({r.n_images} images, "
+        "date": r.date, "dataset": f"{r.dataset} ({images(r.n_images)}, "
                                           f"fingerprint {ds.get('fingerprint')})",
         "device": r.device, "batch / amp": f"{r.batch_size} / {r.amp or 'fp32'}",
         "post-processing": r.postprocess, "--cfg-options": " ".join(cfg_words(r)) or "none",

@@ -4,7 +4,6 @@ and model as a heatmap.  Used by ``panbench robustness``, ``panbench table --rob
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +45,11 @@ def _sev(sev: list[int]) -> str:
 
 
 def render(df: Any, fmt: str, digits: int = 2, notes: tuple[str, ...] = (NOTE,)) -> str:
-    """The table as md, csv, latex or html; '-' where a value is absent (empty in csv)."""
-    df = df.round(digits)
-    if fmt == "csv":
-        return df.to_csv(index=False)
-    if fmt == "md":
-        return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval="-") + \
-            "".join(f"\n\n{n}" for n in notes)
-    if fmt == "latex":
-        return df.to_latex(index=False, float_format=f"%.{digits}f", na_rep="-", escape=True) + \
-            "".join(f"\n\\par {n}\n" for n in notes)
-    if fmt == "html":
-        return df.to_html(index=False, na_rep="-", float_format=f"%.{digits}f".__mod__) + \
-            "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
-    raise PanbenchError(f"--format {fmt}: use md, csv, latex or html")
+    """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`); '-' where a value is absent (empty in
+    csv)."""
+    from panbench.reporting.formats import writer
+
+    return writer(fmt).table(df.round(digits), digits, notes)
 
 
 def runs_frame(summaries: list[dict[str, Any]]) -> Any:
