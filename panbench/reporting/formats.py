@@ -210,8 +210,9 @@ def breakable(text: str) -> str:
 
 
 def _html(df: Any, digits: int, notes: Sequence[str]) -> str:
-    """An HTML table: numbers aligned right and never broken, text in ``<span class='t'>`` (the report aligns it
-    left) and breakable (:func:`breakable`); the footnotes as ``<p class='note'>``."""
+    """An HTML table in a ``<div class='wide'>`` (the report scrolls a table wider than the page in it): numbers
+    aligned right and never broken, text in ``<span class='t'>`` (the report aligns it left) and breakable
+    (:func:`breakable`); the footnotes as ``<p class='note'>``."""
     c = cells(df, digits)
     if _named_index(df):
         c = c.reset_index(names=df.index.name)
@@ -223,7 +224,8 @@ def _html(df: Any, digits: int, notes: Sequence[str]) -> str:
 
     out = c.map(cell)
     out.columns = [breakable(header(str(k))) for k in c.columns]
-    return out.to_html(index=False, escape=False) + "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
+    table = out.to_html(index=False, escape=False)
+    return f"<div class='wide'>{table}</div>" + "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
 
 
 def _html_block(heading: str, table: str, reading: str) -> str:

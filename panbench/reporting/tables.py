@@ -130,6 +130,8 @@ def _compact(df: Any, records: list[RunRecord]) -> Any:
     df.index = pd.Index([short_label(r, records) for r in records], name="model")
     df = df.drop(columns=[c for c in ("postprocess", "framework", "settings", "dataset", "n_images",
                                       "selection", "batch", "amp", "cfg_options") if c in df.columns])
+    if "ops" in df.columns and df["ops"].nunique(dropna=False) <= 1:  # the same backend of mmcv's ops in every row
+        df = df.drop(columns="ops")
     for c in [c[:-6] for c in df.columns if c.endswith("_count") and c[:-6] + "_delta_PQ" in df.columns]:
         n, d = df.pop(f"{c}_count"), df.pop(f"{c}_delta_PQ")  # an error type in one column: half as wide
         df[f"{c}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
