@@ -172,6 +172,9 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
              "<meta name='viewport' content='width=device-width, initial-scale=1'><title>panbench report</title>",
              f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
              "<h1>panbench report</h1>"]
+    from panbench.reporting.figures import palette
+
+    colors = palette(records)  # a model's colour, the same in every plot of the page
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
         recs = [r for r in records if r.dataset == ds]
         parts.append(f"<h2>{html.escape(ds)}</h2>")
@@ -186,7 +189,7 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
         parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
                      "absent from ground truth and predictions)</summary>" + render(per_class(recs), "html") +
                      "</details>")
-        paths, notes = make_plots(recs, plot_dir(results if out is None else scratch, ds))
+        paths, notes = make_plots(recs, plot_dir(results if out is None else scratch, ds), colors)
         for n in notes:
             if n.startswith(FAILED):
                 print(n, file=sys.stderr)
@@ -195,7 +198,8 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
     from panbench.reporting.robustness import report_section
 
     parts.append(report_section([r for r in latest_runs(load_records(results)) if dataset is None or
-                                 r.dataset.split("+")[0] == dataset], results if out is None else scratch, _img))
+                                 r.dataset.split("+")[0] == dataset], results if out is None else scratch, _img,
+                                colors))
     viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []
     if viz:
         parts.append("<h2>visualizations</h2>" + "".join(_img(p) for p in viz))
