@@ -26,21 +26,31 @@ HEADERS = {
     "published": "published numbers from",
 }
 PART = {"th": "things", "st": "stuff", "pub": "published", "delta": "minus published", "N": "categories"}
+# the words of the record's field names: a column name made of them is a field and reads as words; any other
+# name (a model, a run's label as the per-class table's columns) is left as it is
+WORDS = {*PART, "PQ", "SQ", "RQ", "boundary", "small", "medium", "large", "segments", "count", "classification",
+         "segmentation", "duplicate", "background", "missed", "other", "category", "id", "mIoU", "mDice", "low",
+         "high", "diff", "mark", "dagger"}
 
 
 def header(col: str) -> str:
     """A column's header for readers: ``images_per_s`` "images/s", ``PQ_th`` "PQ things", ``N_small``
-    "categories small", ``boundary_PQ_st`` "boundary PQ stuff", ``PQ_diff 95% CI`` "PQ difference 95% CI"."""
+    "categories small", ``boundary_PQ_st`` "boundary PQ stuff", ``PQ_diff 95% CI`` "PQ difference 95% CI",
+    ``mPC PQ_th`` "mPC PQ things"; a name that is not a field's (a run's label) as it is."""
     if col in HEADERS:
         return HEADERS[col]
-    base, space, rest = col.partition(" ")
-    if space and base in HEADERS:
-        return f"{HEADERS[base]} {rest}"
-    if base.endswith("_delta_PQ"):  # an error type's oracle gain
-        return f"{header(base[:-9])}: delta PQ{space}{rest}"
-    if "_" not in base:
-        return col
-    return " ".join(PART.get(w, w) for w in base.split("_")) + space + rest
+    return " ".join(_words(w) for w in col.split(" "))
+
+
+def _words(name: str) -> str:
+    if name in HEADERS:
+        return HEADERS[name]
+    if name.endswith("_delta_PQ"):  # an error type's oracle gain
+        return f"{_words(name[:-9])}: delta PQ"
+    parts = name.split("_")
+    if len(parts) == 1 or not all(p in WORDS or p in HEADERS for p in parts):
+        return name
+    return " ".join(PART.get(p, p) for p in parts)
 
 
 def is_number(text: str) -> bool:

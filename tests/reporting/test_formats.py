@@ -115,3 +115,13 @@ def test_robustness_and_per_class_tables_use_the_writers(tmp_path, capsys) -> No
     assert r"\toprule" in out and "category\\_id" not in out and "category" in out
     if shutil.which("pdflatex"):
         compile_log(out, tmp_path)
+
+
+def test_headers_in_words_but_a_run_label_as_it_is(tmp_path, capsys) -> None:
+    """Field names read as words; a model's name in a header (the per-class table's columns) keeps its '_'."""
+    from panbench.reporting.formats import header
+
+    assert [header(c) for c in ("images_per_s", "N_small", "PQ_diff_vs", "mask_quality_delta_PQ", "mPC PQ_th")] == [
+        "images/s", "categories small", "paired difference to", "perfect masks: delta PQ", "mPC PQ things"]
+    _write(tmp_path, "m", model="mask2former_swin-t")
+    assert " mask2former_swin-t [default] |" in _table(tmp_path, capsys, "--per-class")
