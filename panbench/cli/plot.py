@@ -30,9 +30,11 @@ def run(args: argparse.Namespace) -> int:
         where = f" for dataset '{args.only_dataset}'" if args.only_dataset else ""
         raise PanbenchError(f"{args.results}/runs: no result records{where}; run `panbench eval` first")
     check_writable(Path(args.results) / "plots", "--results")
-    failed = 0
+    from panbench.reporting.figures import palette
+
+    failed, colors = 0, palette(records)  # a model's colour, the same in every plot
     for ds in sorted({r.dataset for r in records}):
-        paths, notes = make_plots([r for r in records if r.dataset == ds], plot_dir(Path(args.results), ds))
+        paths, notes = make_plots([r for r in records if r.dataset == ds], plot_dir(Path(args.results), ds), colors)
         for p in paths:
             print(p)
         for n in notes:

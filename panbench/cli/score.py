@@ -82,12 +82,12 @@ def run(args: argparse.Namespace) -> int:
         rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
         written = write_record(Path(args.results), rec, analysis=aset)
         print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
-    from panbench.pq.score import unlisted_note
+    from panbench.pq.score import json_ready, unlisted_note
 
     note = unlisted_note(res)
     if note:
         print(note, file=sys.stderr)
-    print(json.dumps({**res, **fields}) if args.json else _text(res, fields))
+    print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields))
     return 0
 
 

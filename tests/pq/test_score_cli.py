@@ -43,6 +43,17 @@ def test_json_output_has_metrics_per_class_and_n_images(case, capsys) -> None:
     assert {"pixel_acc", "mIoU", "mDice"} <= set(out)
 
 
+def test_json_per_class_is_null_for_a_category_absent_from_both_sides_and_averages_to_pq(case, capsys) -> None:
+    """A category with no TP, FP or FN has PQ, SQ, RQ null (the table's '-'); the mean of the others is PQ."""
+    assert main(args(case, "--json")) == 0
+    out = json.loads(capsys.readouterr().out)
+    absent = [v for v in out["per_class"].values() if v["TP"] + v["FP"] + v["FN"] == 0]
+    assert absent and all(v["PQ"] is None and v["SQ"] is None and v["RQ"] is None for v in absent)
+    present = [v["PQ"] for v in out["per_class"].values() if v["PQ"] is not None]
+    assert len(present) == out["n_categories"]["All"]
+    assert sum(present) / len(present) == pytest.approx(out["PQ"], abs=1e-9)
+
+
 def test_table_output(case, capsys) -> None:
     assert main(args(case)) == 0
     table = capsys.readouterr().out
