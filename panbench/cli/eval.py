@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
     p = sub.add_parser("eval", parents=[common.models, common.dataset, common.results, common.data_root,
                                         common.image_selection, common.checkpoint, common.device, common.run,
+                                        common.amp, common.seed,
                                         common.progress, common.corruption, common.boundary, common.strict],
                        help="evaluate models on COCO panoptic val (or demo, cityscapes, ade20k)",
                        description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "

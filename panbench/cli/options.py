@@ -65,7 +65,9 @@ class Common:
     checkpoint: argparse.ArgumentParser  # --checkpoint, --trust-checkpoint
     image_selection: argparse.ArgumentParser  # --limit, --subset
     device: argparse.ArgumentParser  # --device
-    run: argparse.ArgumentParser  # batch size, precision, processes, seed, cache, launcher, --no-ap (eval, robustness)
+    run: argparse.ArgumentParser  # batch size, processes, warm-up, cache, launcher, --no-ap (eval, robustness)
+    amp: argparse.ArgumentParser  # --amp
+    seed: argparse.ArgumentParser  # --seed
     progress: argparse.ArgumentParser  # --no-progress
     corruption: argparse.ArgumentParser  # --corruption, --severity
     boundary: argparse.ArgumentParser  # --boundary
@@ -199,7 +201,6 @@ def _run(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--batch-size", type=positive_int, default=D.batch_size,
                    help=f"images per forward pass (default {D.batch_size})")
-    p.add_argument("--amp", choices=["bf16", "fp16"], default=D.amp, help="mixed-precision inference (default: fp32)")
     p.add_argument("--workers", type=non_negative_int, default=D.workers,
                    help=f"data-loading worker processes, where robustness corrupts the images (default {D.workers})")
     p.add_argument("--cpu-procs", type=non_negative_int, default=D.cpu_procs,
@@ -207,9 +208,6 @@ def _run(p: argparse.ArgumentParser) -> None:
                    f"threads and its own data loading (default {D.cpu_procs}: one per core; 1: a single process)")
     p.add_argument("--warmup", type=non_negative_int, default=D.warmup,
                    help=f"batches left out of the timings (default {D.warmup})")
-    p.add_argument("--seed", type=int, default=D.seed,
-                   help=f"seed of python's, numpy's and torch's random generators at the start of the run "
-                   f"(default {D.seed})")
     p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
     p.add_argument("--cache-every", type=positive_int, default=D.flush_every,
                    help=f"write the per-image results cache every N images (default {D.flush_every})")
@@ -217,6 +215,20 @@ def _run(p: argparse.ArgumentParser) -> None:
                    help="where the ranks come from: torchrun (default; one process without it) or slurm (under srun)")
     p.add_argument("--no-ap", action="store_true",
                    help="PQ only: no COCO mask AP beside it (the models' instance outputs stay off; faster)")
+
+
+def _amp(p: argparse.ArgumentParser) -> None:
+    from panbench.evaluation.options import EvalOptions as D
+
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=D.amp, help="mixed-precision inference (default: fp32)")
+
+
+def _seed(p: argparse.ArgumentParser) -> None:
+    from panbench.evaluation.options import EvalOptions as D
+
+    p.add_argument("--seed", type=int, default=D.seed,
+                   help=f"seed of python's, numpy's and torch's random generators at the start of the run "
+                   f"(default {D.seed})")
 
 
 def _progress(p: argparse.ArgumentParser) -> None:
@@ -280,7 +292,8 @@ def _from_dir(p: argparse.ArgumentParser) -> None:
 _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "results": _results, "data_root": _data_root, "dataset": _dataset, "only_dataset": _only_dataset,
     "models": _models, "checkpoint": _checkpoint, "image_selection": _image_selection, "device": _device,
-    "run": _run, "progress": _progress, "corruption": _corruption, "boundary": _boundary, "strict": _strict,
+    "run": _run, "amp": _amp, "seed": _seed,
+    "progress": _progress, "corruption": _corruption, "boundary": _boundary, "strict": _strict,
     "format": _format, "reference": _reference, "json": _json, "out": _out, "per_image": _per_image,
     "root": _root, "force": _force, "from_dir": _from_dir,
 }

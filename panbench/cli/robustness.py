@@ -17,6 +17,7 @@ DEMO_SEVERITIES = "3"  # the demo set's default: 15 runs per model, a few minute
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("robustness", parents=[common.models, common.dataset, common.results, common.data_root,
                                               common.image_selection, common.checkpoint, common.device, common.run,
+                                              common.amp, common.seed,
                                               common.progress, common.format],
                        help="PQ under common corruptions (COCO-C style): clean, mPC, rPC per model",
                        description="Run each model on the clean images and on every corruption x severity "

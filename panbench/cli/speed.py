@@ -12,19 +12,15 @@ from panbench.errors import PanbenchError
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("speed", parents=[common.results, common.data_root],
+    p = sub.add_parser("speed", parents=[common.models, common.dataset, common.results, common.data_root,
+                                         common.image_selection, common.device, common.amp, common.seed],
                        help="FPS by MMDetection's benchmark protocol (warm-up, batch 1, synchronized forward)",
                        description="Measure each model's FPS as MMDetection's tools/analysis_tools/benchmark.py "
-                       "does: batch 1 at the model's test size, --warmup iterations left out, then --iters forward "
-                       "passes timed with device synchronisation (CUDA events on a GPU), and the same end to end "
-                       "(load, preprocess, forward, segments); writes results/speed/*.json, which `panbench "
+                       "does: batch 1 at the model's test size, --warmup-iters iterations left out, then --iters "
+                       "forward passes timed with device synchronisation (CUDA events on a GPU), and the same end to "
+                       "end (load, preprocess, forward, segments); writes results/speed/*.json, which `panbench "
                        "table` shows beside the eval runs (docs/benchmarks.md, 'FPS by a stated protocol').")
-    p.add_argument("--model", required=True, help="a name or alias from `panbench ls`, a comma-separated list, "
-                   "'all' (the MMDetection models), a config path, or hf:<hub id or directory>")
-    p.add_argument("--dataset", help="the images the inputs come from: coco, demo, cityscapes, ade20k (default: "
-                   "the dataset the models were trained on)")
-    p.add_argument("--limit", type=positive_int, help="take only the first N images")
-    p.add_argument("--warmup", type=non_negative_int, default=5,
+    p.add_argument("--warmup-iters", type=non_negative_int, default=5,
                    help="untimed iterations first (default 5, benchmark.py's; with --compile at least one per "
                    "distinct input: compilation, once per input shape, falls here)")
     p.add_argument("--iters", type=positive_int, default=50,
@@ -34,29 +30,26 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "mmdet: backbone and neck) before the warm-up")
     p.add_argument("--compile-mode", default="default", choices=["default", "reduce-overhead", "max-autotune"],
                    help="torch.compile's mode (default: default)")
-    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed-precision inference (default: fp32)")
-    p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
     p.add_argument("--no-e2e", action="store_true", help="forward only: no end-to-end timing")
     p.add_argument("--check-pq", action="store_true", help="also score the images eager and compiled (the eval "
                    "loop) and fail (exit 1) when PQ differs by more than 0.01")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random generators (default 0)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.cli.eval import models_and_dataset
+    from panbench.cli.running import models_and_dataset
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.speed import SpeedOptions, measure
     from panbench.records.speed import write_speed_record
 
-    specs = models_and_dataset(args)
+    specs, args.dataset = models_and_dataset(args.model, args.dataset)
     check_writable(args.results, "--results")
-    ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit)
+    ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     if not ds.samples:
         raise PanbenchError(f"{dataset_root(args)}: no images to time; check --dataset / --limit")
-    opts = SpeedOptions(warmup=args.warmup, iters=args.iters, compile=args.compile, compile_mode=args.compile_mode,
-                        amp=args.amp, device=args.device, end_to_end=not args.no_e2e, check_pq=args.check_pq,
-                        seed=args.seed, results_dir=Path(args.results), command=" ".join(sys.argv))
+    opts = SpeedOptions(warmup=args.warmup_iters, iters=args.iters, compile=args.compile,
+                        compile_mode=args.compile_mode, amp=args.amp, device=args.device,
+                        end_to_end=not args.no_e2e, check_pq=args.check_pq, seed=args.seed, results_dir=Path(args.results), command=" ".join(sys.argv))
     failed = []
     for spec in specs:
         rec = write_speed_record(opts.results_dir, measure(spec, ds, opts))

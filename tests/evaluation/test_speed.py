@@ -58,7 +58,7 @@ def test_warmup_iterations_are_not_timed(demo_mask2former) -> None:
 
 def test_the_record_names_the_protocol_and_its_context(demo_root, tmp_path, capsys) -> None:
     argv = ["speed", "--model", "demo-panoptic-fpn", "--dataset", "demo", "--data-root", str(demo_root),
-            "--limit", "2", "--warmup", "1", "--iters", "2", "--device", "cpu", "--results", str(tmp_path)]
+            "--limit", "2", "--warmup-iters", "1", "--iters", "2", "--device", "cpu", "--results", str(tmp_path)]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "protocol mmdet-benchmark: batch 1, 1 warm-up + 2 timed iterations" in out
@@ -81,7 +81,7 @@ def test_the_record_names_the_protocol_and_its_context(demo_root, tmp_path, caps
 def test_compiled_runs_and_its_pq_is_eagers(demo_root, tmp_path, capsys) -> None:
     """`--compile --check-pq`: the compiled backbone and neck run, the eval loop scores the images both ways."""
     argv = ["speed", "--model", "demo-maskformer", "--dataset", "demo", "--data-root", str(demo_root),
-            "--limit", "3", "--warmup", "1", "--iters", "1", "--no-e2e", "--device", "cpu", "--compile",
+            "--limit", "3", "--warmup-iters", "1", "--iters", "1", "--no-e2e", "--device", "cpu", "--compile",
             "--check-pq", "--results", str(tmp_path)]
     assert main(argv) == 0, capsys.readouterr().err
     rec = json.loads(next((tmp_path / "speed").glob("*.json")).read_text())
@@ -113,7 +113,8 @@ def test_a_transformers_model_compiles_whole_and_keeps_its_pq(demo_root, tmp_pat
              ["categories"]]
     d = build("eomt", names, tmp_path / "eomt")
     argv = ["speed", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--limit", "2",
-            "--warmup", "1", "--iters", "2", "--device", "cpu", "--compile", "--check-pq", "--results", str(tmp_path)]
+            "--warmup-iters", "1", "--iters", "2", "--device", "cpu", "--compile", "--check-pq",
+            "--results", str(tmp_path)]
     assert main(argv) == 0, capsys.readouterr().err
     rec = json.loads(next((tmp_path / "speed").glob("*.json")).read_text())
     assert rec["framework"] == "transformers" and rec["compile"]["modules"] == ["model"]
