@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise PanbenchError(f"{dataset_root(args)}: no images to time; check --dataset / --limit")
     opts = SpeedOptions(warmup=args.warmup_iters, iters=args.iters, compile=args.compile,
                         compile_mode=args.compile_mode, amp=args.amp, device=args.device,
-                        end_to_end=not args.no_e2e, check_pq=args.check_pq, seed=args.seed, results_dir=Path(args.results), command=" ".join(sys.argv))
+                        end_to_end=not args.no_e2e, check_pq=args.check_pq, seed=args.seed,
+                        results_dir=Path(args.results), command=" ".join(sys.argv))
     failed = []
     for spec in specs:
         rec = write_speed_record(opts.results_dir, measure(spec, ds, opts))
