@@ -11,13 +11,13 @@ import numpy as np
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.records.schema import RunRecord
 from panbench.reporting.figures import Colors, legend_below, plt, save, styles
-from panbench.reporting.labels import SIZES, run_label
+from panbench.reporting.labels import SIZES, missing_why, run_label
 
 
 def _left_out(records: list[RunRecord], key: str) -> str:
 
-    missing = [run_label(r, records) for r in records if not getattr(r, key)]
-    return f"no `{key}` in the record, left out: {', '.join(missing)}" if missing else ""
+    return "; ".join(f"{why}, left out: {', '.join(run_label(r, records) for r in missing)}"
+                     for missing, why in missing_why(records, key, f"no `{key}` in the record"))
 
 
 def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:

@@ -15,8 +15,8 @@ from panbench.analysis.bootstrap import CI_METRICS
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.schema import RunRecord
-from panbench.reporting.labels import SIZES, run_label
-from panbench.reporting.pairing import paired_differences
+from panbench.reporting.labels import SIZES, missing_why, run_label
+from panbench.reporting.pairing import pair_key, paired_differences
 
 ANALYSES = ("ci", "by_size", "errors", "boundary", "dagger")
 # the record field each option reads, and how to get it when a record lacks it
@@ -35,8 +35,11 @@ def ci_columns(records: list[RunRecord], results_dir: Path, reference: str | Non
     """PQ, SQ, RQ, PQ_th, PQ_st with their 95% bootstrap intervals; the paired difference of PQ to the
     reference run (``reference``, else the best PQ) of the group of rows that share a dataset fingerprint."""
     paired, notes = paired_differences(records, results_dir, reference)
+    keys = [pair_key(r) for r in records]
     rows = []
-    for r, p in zip(records, paired):
+    for r, p, key in zip(records, paired, keys):
+        if p and p.get("reference") and keys.count(key) == 1:
+            p = None  # the only run on its images: nobody's reference
         row: dict[str, Any] = {}
         ci = r.ci or {}
         for k in CI_METRICS:
@@ -118,9 +121,8 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
             cols = [BUILDERS[a](r) for r in records]
         for row, c in zip(rows, cols):
             row.update({k: v for k, v in c.items() if k not in row})
-        lacking = [run_label(r, records) for r in records if getattr(r, FIELD[a]) is None]
-        if lacking:
-            how = HOW.get(a, "records written before schema 2, or runs without the analysis; re-run them")
-            notes.append(f"--{a.replace('_', '-')}: blank for {', '.join(lacking)} (no `{FIELD[a]}` in the record: "
-                         f"{how})")
+        how = HOW.get(a, "records written before schema 2, or runs without the analysis; re-run them")
+        for lacking, why in missing_why(records, FIELD[a], f"no `{FIELD[a]}` in the record: {how}"):
+            notes.append(f"--{a.replace('_', '-')}: blank for {', '.join(run_label(r, records) for r in lacking)} "
+                         f"({why})")
     return rows, notes

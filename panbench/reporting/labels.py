@@ -124,3 +124,17 @@ def published_label(r: RunRecord) -> str:
 def absent(v: dict[str, Any]) -> bool:
     """A category absent from both the ground truth and the predictions: its PQ is undefined, not 0."""
     return all(k in v for k in ("TP", "FP", "FN")) and v["TP"] + v["FP"] + v["FN"] == 0
+
+
+def missing_why(records: list[RunRecord], key: str, default: str) -> list[tuple[list[RunRecord], str]]:
+    """The records without the analysis ``key``, grouped by why: a run on fewer images than an interval needs
+    has no ``ci`` because of its images (:func:`panbench.analysis.bootstrap.too_few`, re-running does not help);
+    the others for the reason ``default``.  Empty groups are left out."""
+    from panbench.analysis.bootstrap import MIN_IMAGES
+
+    lacking = [r for r in records if getattr(r, key) is None or getattr(r, key) == {}]
+    few = [r for r in lacking if key == "ci" and r.n_images < MIN_IMAGES]
+    rest = [r for r in lacking if r not in few]
+    out = [(few, f"fewer than {MIN_IMAGES} images: too few for a bootstrap interval (it needs at least "
+                 f"{MIN_IMAGES} images)")] if few else []
+    return out + ([(rest, default)] if rest else [])

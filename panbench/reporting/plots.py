@@ -18,7 +18,7 @@ from panbench.records.rows import (
 )
 from panbench.records.schema import RunRecord
 from panbench.reporting.figures import Colors, legend_below, palette, plt, save, styles
-from panbench.reporting.labels import absent, dataset_key, model_label, short_label
+from panbench.reporting.labels import absent, dataset_key, missing_why, model_label, short_label
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
 
@@ -210,8 +210,8 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
         if any(getattr(r, key) for r in records):
             drawn.append((name, analysis_plot))
         else:
-            notes.append(f"{out / name}: skipped, no record has `{key}` (records written before schema 2, or runs "
-                         "without the analysis)")
+            why = missing_why(records, key, "records written before schema 2, or runs without the analysis")
+            notes.append(f"{out / name}: skipped, no record has `{key}` ({'; '.join(w for _, w in why)})")
     for name, fn in drawn:
         try:
             paths.append(fn(records, out, colors))

@@ -68,7 +68,10 @@ def reading(v: Verdict) -> str:
     if len(v.rows) == 1:
         return f"{v.rows[0]['label']}: the only run on {these_images(v.n_images)}, nothing to compare"
     if v.reference is None:
-        return f"no paired difference on {these_images(v.n_images)} (no per-image analysis files to pair)"
+        from panbench.analysis.bootstrap import too_few
+
+        why = too_few(v.n_images) or "no per-image analysis files to pair"
+        return f"no paired difference on {these_images(v.n_images)} ({why})"
     parts = []
     for row in v.rows:
         if row["reference"]:
