@@ -52,6 +52,8 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[Ru
     from panbench.records import load_record, load_records
 
     path = Path(what)
+    if path.suffix == ".json" and not path.is_file() and (results / path).is_file():
+        path = results / path  # runs/X.json: the record's path below the results folder
     if path.suffix == ".json" and path.is_file():
         run = load_record(path, fix="pass a results/runs/*.json file")
         rel = Path(run.record or Path("runs") / path.name)

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         rec = evaluate_model(spec, ds, opts)
         records.append(rec)
         if rank() == 0:
-            print(format_record(rec))
+            print(format_record(rec, args.results))
             for note in (unlisted_note(rec.to_json()), shared_note(rec)):
                 if note:
                     print(note, file=sys.stderr)
@@ -95,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
 def shared_note(rec: RunRecord) -> str | None:
     """The line that says that the run's speed was measured while other panbench runs shared the machine."""
+    from panbench.records.rows import measured_speed
+
     ctx = rec.speed_context or {}
-    if not ctx.get("overlapped"):
+    if not ctx.get("overlapped") or measured_speed(rec) is None:  # no speed, nothing to mark
         return None
     runs = ctx.get("overlapped_runs") or []
     who = ", ".join(f"pid {o['pid']}" for o in runs[:3]) or "on another rank's machine"

@@ -95,7 +95,8 @@ def _text(res: dict[str, object], fields: dict[str, object]) -> str:
     """The terminal output: PQ's table, a line per analysis, the mask AP."""
     from panbench.reporting.text import format_analyses, format_metrics
 
-    lines = [format_metrics(res, f"{res['n_images']} images"), *format_analyses(fields)]
+    analyses = format_analyses({**fields, "n_images": res["n_images"]})
+    lines = [format_metrics(res, f"{res['n_images']} images"), *analyses]
     if "ap" in fields:
         from panbench.analysis.ap import ap_line
 

@@ -108,7 +108,8 @@ def _metric_columns(r: RunRecord) -> dict[str, Any]:
     row.update(r.semantic)
     row.update(ap_miou_columns(r))  # mIoU: the semantic output's where the model has one
     row.update({"N_all": n.get("All"), "N_th": n.get("Things"), "N_st": n.get("Stuff"),
-                "images_per_s": measured_speed(r), "images_per_s_shared": speed_shared(r), "device": r.device,
+                "images_per_s": measured_speed(r), "device": r.device,
+                "images_per_s_shared": speed_shared(r) and measured_speed(r) is not None,  # a '~' to write
                 "params_M": r.params / 1e6 if r.params else None, "GFLOPs": gflops(r)})
     return row
 

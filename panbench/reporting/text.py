@@ -7,6 +7,7 @@ no torch, no pandas.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from panbench.records.rows import (
@@ -36,8 +37,9 @@ def format_metrics(m: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
-def format_record(rec: RunRecord) -> str:
-    """The model's All/Things/Stuff table, timings, and the delta to the published numbers."""
+def format_record(rec: RunRecord, results_dir: Any = None) -> str:
+    """The model's All/Things/Stuff table, timings, and the delta to the published numbers; the record's path
+    under ``results_dir`` (the folder it was written to), so that it can be opened or passed to `compare`."""
     m = {**rec.metrics, **rec.semantic, "n_categories": rec.n_categories}
     t = rec.timings
     extra = settings(rec)  # batch size, AMP, --cfg-options: what else changes the numbers
@@ -64,7 +66,7 @@ def format_record(rec: RunRecord) -> str:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
             lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
     lines += ["  " + line for line in format_analyses(rec)]
-    lines.append(f"  record: {rec.record}")
+    lines.append(f"  record: {Path(results_dir) / str(rec.record) if results_dir is not None else rec.record}")
     return "\n".join(lines)
 
 
@@ -75,6 +77,11 @@ def format_analyses(res: Mapping[str, Any]) -> list[str]:
     if ci := res.get("ci"):
         lines.append("95% interval (image bootstrap): " + ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in
                                                                      ci.items() if k in ("PQ", "PQ_th", "PQ_st")))
+    elif res.get("by_size") is not None and (n := res.get("n_images")) is not None:  # analysed, yet no interval
+        from panbench.analysis.bootstrap import too_few
+
+        if why := too_few(n):
+            lines.append(f"95% interval: none ({why})")
     if bs := res.get("by_size"):
         lines.append("PQ by size (things): " + ", ".join(
             f"{k} {v['PQ']:.2f} ({v.get('segments', 0)} segments)" if v.get("n") else f"{k} - (no segments)"
@@ -128,6 +135,6 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
         speed = mark_shared_speed(f"{v:.2f}", r).rjust(7) if v is not None else f"{'-':>7}"
         rows.append(f"{r.model:24} {r.postprocess:{w}} {m['PQ']:6.2f} {m['SQ']:6.2f} "
                     f"{m['RQ']:6.2f} {m['PQ_th']:6.2f} {m['PQ_st']:6.2f} {speed}")
-    if any(speed_shared(r) for r in records):
+    if any(speed_shared(r) and measured_speed(r) is not None for r in records):  # a '~' was written
         rows.append(f"{SHARED_SPEED_MARK} after img/s: {SHARED_SPEED_NOTE}")
     return "\n".join(rows)
