@@ -26,6 +26,11 @@ def test_every_registered_command_is_covered() -> None:
     assert set(sub.choices) == {c.split()[0] for c in COMMANDS}
 
 
+def test_every_command_describes_itself() -> None:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert [name for name, p in sub.choices.items() if not p.description] == []
+
+
 def test_version() -> None:
     r = subprocess.run([sys.executable, "-m", "panbench", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == f"panbench {__version__}"
