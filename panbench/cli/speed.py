@@ -82,6 +82,10 @@ def speed_text(rec: Any) -> str:
     ctx = rec.speed_context or {}
     lines.append(f"  load {ctx.get('load_start')} -> {ctx.get('load_end')}, other work on "
                  f"{ctx.get('other_cores')} of {ctx.get('cores')} cores")
+    from panbench.records.rows import SHARED_SPEED_NOTE, speed_shared
+
+    if speed_shared(rec):
+        lines.append(f"  note: {SHARED_SPEED_NOTE}: marked ~ in tables; rerun alone for a speed to compare")
     if rec.published_fps is not None:
         where = "this device" if rec.published_matches else f"{rec.published_fps_device}: not this device, not compared"
         lines.append(f"  published: {rec.published_fps:g} FPS on {where} ({rec.published_fps_source})")

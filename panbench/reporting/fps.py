@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from panbench.records.rows import speed_shared
 from panbench.records.schema import RunRecord
 from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, latest_speed, load_speed_records
 
 FPS = "FPS_fwd_b1"  # forward FPS at batch 1, by the protocol: the column's name says what is timed
-FPS_COLUMNS = (FPS, "FPS_e2e_b1", "FPS_setup", "FPS_pub")
+FPS_COLUMNS = (FPS, "FPS_e2e_b1", "FPS_shared", "FPS_setup", "FPS_pub")
 
 
 def fps_columns(records: list[RunRecord], results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -24,6 +25,7 @@ def fps_columns(records: list[RunRecord], results_dir: Path) -> tuple[list[dict[
             rows.append({})
             continue
         rows.append({FPS: s.fps, "FPS_e2e_b1": (s.end_to_end or {}).get("fps"), "FPS_setup": s.setup(),
+                     "FPS_shared": speed_shared(s),  # type: ignore[arg-type]  # reads its speed_context only
                      "FPS_pub": s.published_fps if s.published_matches else None})
     if not any(rows):
         return rows, []

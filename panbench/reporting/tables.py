@@ -11,7 +11,7 @@ from panbench.records.io import load_records
 from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ap_miou_columns
-from panbench.reporting.fps import fps_columns
+from panbench.reporting.fps import FPS, fps_columns
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -39,7 +39,7 @@ def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[Ru
 # the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
 DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
                    "PQ_st", "SQ", "RQ", "AP", "mIoU", "mIoU_from", "images_per_s", "images_per_s_shared", "FPS_fwd_b1",
-                   "FPS_setup", "FPS_pub", "params_M", "GFLOPs")
+                   "FPS_shared", "FPS_setup", "FPS_pub", "params_M", "GFLOPs")
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
 
 
@@ -152,12 +152,15 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
     for c in ("GFLOPs", "AP", "FPS_pub"):
         if c in df.columns and df[c].isna().all() and not all_columns:  # not counted / computed for any run
             df = df.drop(columns=c)
-    if "images_per_s_shared" in df.columns:
-        if not df["images_per_s_shared"].any():  # no speed measured beside another run: nothing to mark
-            df = df.drop(columns="images_per_s_shared")
-        elif notes is not None:
-            notes.append(f"{SHARED_SPEED_MARK} after images/s: {SHARED_SPEED_NOTE} (the record's speed_context), so "
-                         "slower than alone")
+    marked = []
+    for col, what in (("images_per_s_shared", "images/s"), ("FPS_shared", f"{FPS}")):
+        if col in df.columns and not df[col].fillna(False).astype(bool).any():  # nothing measured beside other work
+            df = df.drop(columns=col)
+        elif col in df.columns:
+            marked.append(what)
+    if marked and notes is not None:
+        notes.append(f"{SHARED_SPEED_MARK} after {' and '.join(marked)}: {SHARED_SPEED_NOTE} (the record's "
+                     "speed_context), so slower than alone")
     if df["postprocess"].nunique() <= 1:
         df = df.drop(columns="postprocess")
     if df["settings"].isna().all() or analyses or all_columns:  # the settings' own columns say it there
@@ -256,6 +259,11 @@ def _display(df: Any, digits: int) -> Any:
         df["images_per_s"] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
                               for v, sh in zip(df["images_per_s"], df["images_per_s_shared"])]
         df = df.drop(columns="images_per_s_shared")
+    if "FPS_shared" in df.columns:  # the same for the FPS of `panbench speed`
+        shared = df.pop("FPS_shared").fillna(False).astype(bool)
+        for c in [c for c in (FPS, "FPS_e2e_b1") if c in df.columns]:
+            df[c] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
+                     for v, sh in zip(df[c], shared)]
     if "PQ_diff_mark" in df.columns:
         df["PQ_diff"] = [None if pd.isna(d) else f"{d:+.{digits}f}{mk or ''}"
                          for d, mk in zip(df["PQ_diff"], df["PQ_diff_mark"])]

@@ -4,6 +4,7 @@ records are invented (tests/fixtures/README.md), not measurements."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -72,3 +73,35 @@ def test_without_speed_records_there_is_no_fps_column(results, capsys) -> None:
 ])
 def test_same_device(device, published, same) -> None:
     assert same_device(device, published) is same
+
+
+def test_an_fps_measured_on_a_loaded_machine_is_marked(results, capsys) -> None:
+    """As images/s: '~' after an FPS timed beside another panbench run or while other work loaded the cores (the
+    speed record's speed_context), the footnote says so; the CSV keeps the number and a flag."""
+    loaded = {"cores": 2, "cores_used": 2, "other_cores": 1.72, "load_start": 10.35, "load_end": 11.38}
+    write_speed_record(results, dataclasses.replace(
+        _speed("fixture-model", "cpu (x86_64, 2 threads)", 1.3, "2026-01-01T00:00:00+00:00"), speed_context=loaded))
+    write_speed_record(results, _speed("hf-eomt_s-2x-640", "cpu (x86_64, 2 threads)", 2.0, "2026-01-01T00:00:00+00:00"))
+    assert main(["table", "--results", str(results), "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| fixture-model"))
+    other = next(line for line in out.splitlines() if line.startswith("| hf-eomt"))
+    assert "1.300~" in row and "2.000~" not in other and "2.000" in other, out
+    assert "~ after FPS_fwd_b1" in out or "~ after images/s and FPS" in out, out
+    assert main(["table", "--results", str(results), "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col="model")
+    assert df.loc["fixture-model", "FPS_fwd_b1"] == pytest.approx(1.3) and df.loc["fixture-model", "FPS_shared"]
+
+
+def test_speed_says_when_its_fps_was_measured_on_a_loaded_machine() -> None:
+    from panbench.cli.speed import speed_text
+
+    rec = dataclasses.replace(_speed("m", "cpu (x86_64, 2 threads)", 1.3, "2026-01-01T00:00:00+00:00"),
+                              protocol={"name": "mmdet-benchmark", "warmup": 5, "iters": 50, "batch": 1, "images": 2,
+                                        "clock": "time.perf_counter"},
+                              forward={"fps": 1.3, "ms_mean": 769.0, "ms_median": 769.0},
+                              end_to_end=None, provenance={"versions": {"torch": "2.13.0"}})
+    ctx = {"cores": 2, "cores_used": 2, "load_start": 10.35, "load_end": 11.38}
+    alone = speed_text(dataclasses.replace(rec, speed_context={**ctx, "other_cores": 0.1}))
+    loaded = speed_text(dataclasses.replace(rec, speed_context={**ctx, "other_cores": 1.72}))
+    assert "marked ~" not in alone and "marked ~ in tables; rerun alone" in loaded, loaded
