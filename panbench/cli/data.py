@@ -49,9 +49,11 @@ def demo(args: argparse.Namespace) -> int:
     from panbench.data.demo import make_demo, tree_digest
 
     t = time.perf_counter()
+    there = (Path(args.root) / ".panbench-demo").exists() and not args.force  # kept as it is (same seed)
     root = make_demo(Path(args.root), seed=args.data_seed, force=args.force)
     ds = load_dataset(root, name="demo")
-    print(f"demo dataset at {root} ({time.perf_counter() - t:.1f} s): {len(ds.samples)} val images, "
+    made = "already there, kept (--force writes it again)" if there else f"{time.perf_counter() - t:.1f} s"
+    print(f"demo dataset at {root} ({made}): {len(ds.samples)} val images, "
           f"fingerprint {ds.fingerprint()[:8]} (tables show `demo {ds.fingerprint()[:8]}`); "
           f"files sha256 {tree_digest(root)[:16]}")
     return 0

@@ -185,8 +185,8 @@ def _checkpoint(p: argparse.ArgumentParser) -> None:
 
 
 def _image_selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
-    p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
+    p.add_argument("--limit", type=positive_int, help="use only the first N images")
+    p.add_argument("--subset", help="file of image ids (one per line) to use")
 
 
 def _device(p: argparse.ArgumentParser) -> None:

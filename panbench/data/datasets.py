@@ -25,7 +25,7 @@ from panbench.pq.matching import CategoryTable
 
 HOW_TO_GET = {
     "coco": "run `panbench data coco --root {root}` (downloads and checks val2017 and the panoptic annotations), "
-    "or pass --data-root DIR",
+    "or pass --data-root DIR; offline, `--dataset demo` runs the demo models on the demo set",
     "demo": "run `panbench data demo` (seconds, offline)",
     "cityscapes": "convert the official gtFine/ and leftImg8bit/ with `panbench data cityscapes --from DIR` "
     "(docs/datasets.md), or pass --data-root DIR",

@@ -1,0 +1,61 @@
+"""Words a new user meets in the first hour (README's commands on the demo set and the COCO sample): each
+says what is so and offers the fix that works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from panbench.cli import build_parser, main
+
+
+def _help(*cmd: str) -> str:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    p = sub.choices[cmd[0]]
+    return p.format_help() if len(cmd) == 1 else next(
+        a for a in p._actions if a.dest == "data_command").choices[cmd[1]].format_help()
+
+
+def test_missing_coco_offers_the_offline_demo(tmp_path, capsys) -> None:
+    rc = main(["eval", "--model", "mask2former", "--data-root", str(tmp_path / "coco"), "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "panbench data coco" in err and "--dataset demo" in err, err
+
+
+def test_data_demo_says_when_the_set_was_already_there(tmp_path, capsys) -> None:
+    root = tmp_path / "demo"
+    root.mkdir()
+    (root / ".panbench-demo").write_text("0")  # the stamp of a set generated with seed 0: nothing is written
+    from unittest import mock
+
+    with mock.patch("panbench.data.datasets.load_dataset") as load, \
+            mock.patch("panbench.data.demo.tree_digest", return_value="0" * 64):
+        load.return_value.samples = [object()] * 60
+        load.return_value.fingerprint.return_value = "e767dc51" * 8
+        assert main(["data", "demo", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "already there" in out and "--force" in out, out
+
+
+@pytest.mark.parametrize("cmd", ["speed", "eval", "robustness"])
+def test_limit_says_what_it_does_in_each_command(cmd) -> None:
+    text = " ".join(_help(cmd).split())
+    assert "--limit LIMIT use only the first N images" in text, text
+
+
+def test_doctor_is_summarised_for_either_ops_backend() -> None:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    summary = next(a.help for a in sub._choices_actions if a.dest == "doctor")
+    assert "compiled mmcv ops" not in summary and "mmcv's ops" in summary, summary
+
+
+def test_readme_lists_no_built_command_as_not_built() -> None:
+    """The README's 'Not built yet' item names no command that `panbench` has (`speed` is FPS by protocol and
+    torch.compile)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    item = readme[readme.index("Not built yet"):].split("\n- ", 1)[0]
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    built = {"FPS-by-protocol": "speed", "torch.compile": "speed", "`panbench submit`": "submit",
+             "`panbench status`": "status"}
+    assert [w for w, cmd in built.items() if w in item and cmd in sub.choices] == [], item
