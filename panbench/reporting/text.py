@@ -66,6 +66,8 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
             lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
     lines += ["  " + line for line in format_analyses(rec)]
+    if saved := (rec.provenance or {}).get("predictions"):  # --save-predictions: where they went
+        lines.append(f"  predictions: {saved['json']} and {saved['dir']}/ (COCO panoptic format)")
     lines.append(f"  record: {Path(results_dir) / str(rec.record) if results_dir is not None else rec.record}")
     return "\n".join(lines)
 

@@ -69,3 +69,12 @@ def test_the_csv_flags_no_shared_speed_without_a_speed(results, capsys) -> None:
     assert main(["table", "--results", str(results), "--format", "csv"]) == 0
     df = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col=0)
     assert "images_per_s_shared" not in df.columns or not df["images_per_s_shared"].any()
+
+
+def test_saved_predictions_are_named_with_their_paths(results) -> None:
+    rec = _records(results)[0]
+    saved = {"json": "/tmp/p/panoptic_val2017_m_results.json", "dir": "/tmp/p/panoptic_val2017_m_results"}
+    text = format_record(rec.with_fields(provenance={**rec.provenance, "predictions": saved}), results)
+    line = next((x for x in text.splitlines() if "predictions:" in x), "")
+    assert saved["json"] in line and saved["dir"] in line, text
+    assert "predictions:" not in format_record(rec, results)
