@@ -170,8 +170,10 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
                          "with this version of panbench")
     if (why := too_few(a.n_images, resamples)) is not None:
         d = rb.metrics["PQ"] - ra.metrics["PQ"]
-        raise InputError(f"no interval: {why}; B - A is {d:+.2f} PQ on these {a.n_images} image(s), which "
-                         "says nothing about other images")
+        from panbench.reporting.labels import these_images
+
+        raise InputError(f"no interval: {why}; B - A is {d:+.2f} PQ on {these_images(a.n_images)}, which says "
+                         "nothing about other images")
     res = paired_difference(sb, sa, a.isthing, n_resamples=resamples, seed=seed, per_class=True,  # B - A
                             category_ids=a.category_ids)
     out: dict[str, Any] = {"a": _who(ra), "b": _who(rb), "difference": "B - A", "n_images": a.n_images,
