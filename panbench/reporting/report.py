@@ -189,10 +189,12 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
         parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
                      "absent from ground truth and predictions)</summary>" + render(per_class(recs), "html") +
                      "</details>")
-        paths, notes = make_plots(recs, plot_dir(results if out is None else scratch, ds), colors)
+        folder = plot_dir(results if out is None else scratch, ds)
+        paths, notes = make_plots(recs, folder, colors)
         for n in notes:
             if n.startswith(FAILED):
                 print(n, file=sys.stderr)
+        notes = [n.replace(f"{folder}/", "") for n in notes]  # the plot's name: its folder may be a temporary one
         parts.append("<h3>plots</h3>" + "".join(_img(p) for p in paths) +
                      "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
     from panbench.reporting.robustness import report_section

@@ -70,3 +70,12 @@ def test_the_skipped_interval_plot_says_too_few_images(results, tmp_path) -> Non
     _, notes = make_plots(few, tmp_path)
     note = next(x for x in notes if "pq_intervals.png" in x)
     assert TOO_FEW in note and "schema 2" not in note, note
+
+
+def test_the_report_names_skipped_plots_without_a_temporary_folder(results, tmp_path) -> None:
+    """`report --out` draws its plots in a temporary folder: its notes name the plot, not that folder."""
+    out = tmp_path / "r.html"
+    assert main(["report", "--results", str(results), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "pq_intervals.png: skipped" in page or "too few for a bootstrap interval" in page
+    assert "panbench-plots-" not in page
