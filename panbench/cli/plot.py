@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from panbench.cli.options import Common, check_writable
-from panbench.errors import PanbenchError
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -23,12 +22,12 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     from panbench.records.io import load_records
     from panbench.reporting.plots import FAILED, make_plots, plot_dir
-    from panbench.reporting.tables import latest_runs
+    from panbench.reporting.tables import latest_runs, no_records
 
-    records = latest_runs(load_records(Path(args.results)), args.only_dataset)
+    every = load_records(Path(args.results))
+    records = latest_runs(every, args.only_dataset)
     if not records:
-        where = f" for dataset '{args.only_dataset}'" if args.only_dataset else ""
-        raise PanbenchError(f"{args.results}/runs: no result records{where}; run `panbench eval` first")
+        raise no_records(args.results, args.only_dataset, every)
     check_writable(Path(args.results) / "plots", "--results")
     from panbench.reporting.figures import palette
 

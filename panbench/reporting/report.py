@@ -8,14 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ANALYSES, FIELD
 from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, plot_dir
-from panbench.reporting.tables import comparison, latest_runs, per_class, render
+from panbench.reporting.tables import comparison, latest_runs, no_records, per_class, render
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -150,10 +149,10 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     comparison with published numbers, the analyses, the per-class table (folded) and the plots (written under
     ``results/plots/<dataset>/``, or in a temporary folder when ``out`` is given); then the visualizations under
     ``results/viz`` and each run's provenance, in one HTML file."""
-    records = latest_runs(load_records(results), dataset)
+    every = load_records(results)
+    records = latest_runs(every, dataset)
     if not records:
-        where = f" for dataset '{dataset}'" if dataset else ""
-        raise PanbenchError(f"{results}/runs: no result records{where}; run `panbench eval` first")
+        raise no_records(results, dataset, every)
     import tempfile
 
     # the plots are embedded: a report written elsewhere (--out) leaves nothing under results/

@@ -26,6 +26,16 @@ from panbench.reporting.labels import (
 )
 
 
+def no_records(results_dir: Any, dataset: str | None, every: list[RunRecord]) -> PanbenchError:
+    """The error of a results folder without records (of ``dataset``): the datasets that have some, else `eval`."""
+    names = sorted({r.dataset.split("+")[0] for r in every})
+    if dataset and names:
+        return PanbenchError(f"{results_dir}/runs: no result records for dataset '{dataset}'; records exist for "
+                             f"{', '.join(names)}: pass --only-dataset {names[0]}, or leave it out")
+    where = f" for dataset '{dataset}'" if dataset else ""
+    return PanbenchError(f"{results_dir}/runs: no result records{where}; run `panbench eval` first")
+
+
 def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[RunRecord]:
     """The newest record of each (model, post-processing, dataset fingerprint, settings: batch size, AMP and
     ``--cfg-options``, backend of mmcv's ops), in first-seen order."""
@@ -293,10 +303,10 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
     from panbench.reporting.formats import writer
     from panbench.reporting.verdict import verdicts
 
-    records = latest_runs(load_records(results_dir), dataset)
+    every = load_records(results_dir)
+    records = latest_runs(every, dataset)
     if not records:
-        where = f" for dataset '{dataset}'" if dataset else ""
-        raise PanbenchError(f"{results_dir}/runs: no result records{where}; run `panbench eval` first")
+        raise no_records(results_dir, dataset, every)
     if by_class and analyses:
         raise PanbenchError("--per-class: give it alone, not with " + ", ".join("--" + a.replace("_", "-")
                                                                                for a in analyses))

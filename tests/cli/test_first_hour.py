@@ -59,3 +59,17 @@ def test_readme_lists_no_built_command_as_not_built() -> None:
     built = {"FPS-by-protocol": "speed", "torch.compile": "speed", "`panbench submit`": "submit",
              "`panbench status`": "status"}
     assert [w for w, cmd in built.items() if w in item and cmd in sub.choices] == [], item
+
+
+@pytest.mark.parametrize("cmd", ["table", "plot", "report"])
+def test_an_only_dataset_without_records_names_the_datasets_that_have_some(cmd, tmp_path, capsys) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "reporting"))
+    from analysis_records import add_run, ground_truth
+
+    gt, images = ground_truth(tmp_path / "gt", n_images=2)
+    add_run(tmp_path / "res", "model-a", gt, images, pred_seed=1)
+    assert main([cmd, "--results", str(tmp_path / "res"), "--only-dataset", "cocoo"]) == 2
+    err = capsys.readouterr().err
+    assert "records exist for synth" in err and "--only-dataset synth" in err and "run `panbench eval`" not in err, err
