@@ -172,8 +172,9 @@ class _Models(argparse.Action):
 def _models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action=_Models, required=True,
                    help="a name or alias from `panbench ls`, a comma-separated list (or --model repeated), 'all' "
-                   "(the MMDetection models), a config path, or hf:<hub id or directory> (a Hugging Face "
-                   "transformers model, docs/huggingface.md)")
+                   "(the MMDetection models of the dataset: the zoo's for coco, the three demo models with --dataset "
+                   "demo), a config path, or hf:<hub id or directory> (a Hugging Face transformers model, "
+                   "docs/huggingface.md)")
 
 
 def _checkpoint(p: argparse.ArgumentParser) -> None:

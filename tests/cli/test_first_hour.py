@@ -73,3 +73,16 @@ def test_an_only_dataset_without_records_names_the_datasets_that_have_some(cmd, 
     assert main([cmd, "--results", str(tmp_path / "res"), "--only-dataset", "cocoo"]) == 2
     err = capsys.readouterr().err
     assert "records exist for synth" in err and "--only-dataset synth" in err and "run `panbench eval`" not in err, err
+
+
+def test_model_all_says_which_models_it_is() -> None:
+    """`--model all` is the zoo on coco and the demo models with --dataset demo (make demo's command)."""
+    from panbench.cli.running import models_and_dataset
+
+    text = " ".join(_help("eval").split())
+    assert "'all' (the MMDetection models of the dataset: the zoo's for coco, the three demo models with --dataset " \
+        "demo)" in text, text
+    specs, dataset = models_and_dataset("all", "demo")
+    assert dataset == "demo" and len(specs) == 3 and all(s.name.startswith("demo-") for s in specs)
+    specs, dataset = models_and_dataset("all", None)
+    assert dataset == "coco" and not any(s.name.startswith(("demo-", "hf-")) for s in specs)
