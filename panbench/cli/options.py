@@ -253,7 +253,9 @@ def _strict(p: argparse.ArgumentParser) -> None:
 
 
 def _format(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"],
+    from panbench.reporting.formats import WRITERS  # the formats: one writer each (standard library only)
+
+    p.add_argument("--format", default="md", choices=list(WRITERS),
                    help="of the printed tables (default md: Markdown)")
 
 
