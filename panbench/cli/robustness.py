@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
               f"{ds.name}; an interrupted sweep continues where it stopped", file=sys.stderr)
     summaries = [sweep(spec, ds, opts, plan) for spec in specs]
     if rank() == 0:
+        from panbench.cluster.sweep import note_incomplete_sweeps
+
+        note_incomplete_sweeps(args.results)
         report(summaries, Path(args.results), args.format, not args.no_plots)
     finish_distributed()
     return 0
