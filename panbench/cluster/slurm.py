@@ -4,11 +4,13 @@ cell's state for ``panbench status``, with a failed job's last error line from i
 
 from __future__ import annotations
 
+import calendar
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,26 +82,23 @@ def _expand(job: str) -> list[str]:
 
 
 def job_states(job_ids: list[str]) -> dict[str, str]:
-    """Job id -> Slurm state (``PENDING``, ``RUNNING``, ``COMPLETED``, ``CANCELLED``, ...) from ``sacct``
-    (accounting), or from ``squeue`` where there is none (finished jobs then unknown: absent)."""
-    masters = sorted({j.split("_")[0] for j in job_ids})
+    """Job id -> Slurm state (``PENDING``, ``RUNNING``, ``COMPLETED``, ``CANCELLED``, ...): ``squeue``'s for the
+    jobs in the queue, ``sacct``'s (accounting) for the others; a job neither knows is absent."""
+    masters = ",".join(sorted({j.split("_")[0] for j in job_ids}))
     if not masters:
         return {}
-    for cmd in (["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(masters)],
-                ["squeue", "-h", "-o", "%i|%T", "-j", ",".join(masters)]):
+    out: dict[str, str] = {}
+    for cmd in (["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", masters],
+                ["squeue", "-h", "-o", "%i|%T", "-j", masters]):  # second: its live states replace sacct's
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.SubprocessError):
             continue
-        if r.returncode != 0:
-            continue
-        out: dict[str, str] = {}
-        for line in r.stdout.splitlines():
+        for line in r.stdout.splitlines() if r.returncode == 0 else []:
             job, _, state = line.strip().partition("|")
             for j in _expand(job.strip()):
                 out[j] = state.split()[0] if state.split() else "UNKNOWN"
-        return out
-    return {}
+    return out
 
 
 def log_path(results: Path, sweep_id: str, job: str) -> Path:
@@ -126,6 +125,13 @@ def last_error(path: Path) -> str | None:
     return lines[-1] if lines else None
 
 
+def _epoch(date: str) -> float:
+    try:
+        return calendar.timegm(time.strptime(date, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return 0.0
+
+
 @dataclass(frozen=True)
 class CellState:
     cell: Cell
@@ -139,10 +145,13 @@ def cell_states(results: Path, manifest: dict[str, Any], states: dict[str, str] 
     """Each cell's state: done (its marker, whatever Slurm says), else its latest job's."""
     recorded = done(results, manifest)
     latest: dict[str, str] = {}
+    recent: set[str] = set()  # submitted a minute ago or less: Slurm may not list them yet
     for sub in manifest.get("submissions", []):
         for job, cells in sub["jobs"].items():
             for c in cells:
                 latest[c] = job
+            if time.time() - _epoch(sub.get("date", "")) < 60:
+                recent.add(job)
     if states is None:
         states = job_states(sorted(set(latest.values())))
     out = []
@@ -156,7 +165,7 @@ def cell_states(results: Path, manifest: dict[str, Any], states: dict[str, str] 
             continue
         state = states.get(job, "")
         log = log_path(results, manifest["sweep"], job)
-        if state in QUEUED:
+        if state in QUEUED or (not state and job in recent):
             out.append(CellState(cell, "queued", job))
         elif state in RUNNING:
             out.append(CellState(cell, "running", job, log=log))
