@@ -190,7 +190,9 @@ class CellJob:
                    *(["--launcher", "slurm"] if multi else [])]
             print(f"cell {cell.id}: {shlex.join(cmd)}", flush=True)
             start = time.time()
-            self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+            # the eval ignores submitit's preemption signal (Slurm sends it to every process of the step): this
+            # job's handler stops it (checkpoint) and requeues
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=_ignore_preemption)
             record = None
             assert self._proc.stdout is not None
             for line in self._proc.stdout:
@@ -234,6 +236,10 @@ class CellJob:
             except subprocess.TimeoutExpired:
                 proc.kill()
         return DelayedSubmission(CellJob(self.results, self.sweep_id, self.cells, self.eval_args, self.python))
+
+
+def _ignore_preemption() -> None:
+    signal.signal(getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")), signal.SIG_IGN)
 
 
 def _job_id() -> str:

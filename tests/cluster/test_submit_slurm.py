@@ -158,3 +158,30 @@ def test_a_job_with_a_bad_checkpoint_shows_in_status_with_its_error(slurm, demo_
     assert "resubmit the 2 missing: panbench submit" in st.stdout
     table = panbench("table", "--results", str(results))
     assert f"note: sweep {m['sweep']} (0 of 2 cells recorded) incomplete" in table.stderr
+
+
+@pytest.mark.slow
+def test_a_preempted_job_is_requeued_and_resumes_from_its_cache(slurm, demo_root, tmp_path) -> None:  # noqa: F811
+    """submitit's preemption signal (USR2, what Slurm sends before a time limit or a preemption): the job's
+    checkpoint stops the eval and requeues the same job, which resumes from the cached images."""
+    results = tmp_path / "shared"
+    m = submit(results, demo_root, "--model", "demo-maskformer", "--cache-every", "1")
+    (job,) = m["submissions"][0]["jobs"]
+    deadline = time.time() + 600
+    while not list((results / "cache").glob("*/chunk-*.npz")):
+        assert time.time() < deadline, "the job cached no image within 600 s"
+        assert not (results / "runs").exists(), "the job finished before it could be preempted"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    for _ in range(60):  # requeued: pending, with a begin time Slurm sets some two minutes ahead
+        if "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout:
+            break
+        time.sleep(1)
+    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
+    (state,) = wait(results, m["sweep"])
+    assert state.state == "done" and state.job == job, state  # the same job, not a resubmission
+    log = (results / "sweeps" / m["sweep"] / "slurm" / f"{job}_0_log.err").read_text()
+    assert "this job is preempted" in log and "DUE TO JOB REQUEUE" in log, log[-2000:]
+    assert re.search(r"resuming demo-maskformer: \d+ of 60 images already scored", log), log[-2000:]
+    (rec,) = records(results).values()
+    assert rec["n_images"] == 60 and rec["timings"]["resumed_images"] >= 1
