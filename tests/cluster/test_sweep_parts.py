@@ -61,6 +61,12 @@ def test_the_sbatch_script_holds_every_option() -> None:
     assert "--array" not in one and "#SBATCH --cpus-per-task=1" in one and "#SBATCH --time=60" in one
 
 
+def test_without_submitit_the_slurm_extra_is_named() -> None:
+    from panbench.resources import missing_extra_message
+
+    assert 'pip install "panbench[slurm]"' in (missing_extra_message("submitit") or "")
+
+
 def test_sacct_s_array_ids_are_expanded() -> None:
     assert _expand("12_[0-3%2]") == ["12_0", "12_1", "12_2", "12_3"]
     assert _expand("12_[1,4-5]") == ["12_1", "12_4", "12_5"]
@@ -139,3 +145,18 @@ def test_concurrent_jobs_each_keep_their_runs_csv_row(tmp_path: Path) -> None:
     with open(path) as f:
         models = [row["model"] for row in csv.DictReader(f)]
     assert sorted(models) == sorted(f"m{100 * k + i}" for k in range(6) for i in range(25))
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--sweep", "nope"], "no such sweep"),
+    (["--model", "demo-maskformer", "--severities", "3"], "--severities goes with --corruptions"),
+    ([], "pass --model (a new sweep) or --sweep ID"),
+    (["--model", "demo-maskformer", "--time", "1h", "--dry-run"], "--time 1h: not a Slurm time"),
+])
+def test_a_submit_that_cannot_work_is_one_line_and_exit_2(argv: list[str], says: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    from panbench.cli import main
+
+    assert main(["submit", "--results", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
