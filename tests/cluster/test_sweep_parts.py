@@ -160,3 +160,43 @@ def test_a_submit_that_cannot_work_is_one_line_and_exit_2(argv: list[str], says:
     assert main(["submit", "--results", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
+
+
+FAKE_EVAL = """#!/usr/bin/env python3
+import json, sys
+from pathlib import Path
+argv = sys.argv[1:]
+opt = {a: argv[i + 1] for i, a in enumerate(argv[:-1]) if a.startswith("--")}
+results, model = Path(opt["--results"]), opt["--model"]
+calls = results / "calls.txt"
+results.mkdir(parents=True, exist_ok=True)
+calls.write_text((calls.read_text() if calls.exists() else "") + model + "|" + opt.get("--corruption", "clean") + "\\n")
+if model == "broken":
+    print("panbench: error: broken.pth: not a PyTorch checkpoint", file=sys.stderr)
+    sys.exit(2)
+name = f"runs/{model}_{opt.get('--corruption', 'clean')}.json"
+(results / "runs").mkdir(parents=True, exist_ok=True)
+(results / name).write_text(json.dumps({"model": model}))
+print(f"  record: {name}")
+"""
+
+
+def test_a_job_runs_its_cells_in_sequence_marks_each_and_skips_the_marked_ones(tmp_path: Path) -> None:
+    from panbench.cluster.sweep import CellJob, cell_dicts
+
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_EVAL)
+    fake.chmod(0o755)
+    results = tmp_path / "results"
+    cells = plan(["good", "broken"], "demo", ["fog"], [3])
+    job = CellJob(str(results), "sw", cell_dicts(cells), ["--results", str(results)], python=str(fake))
+    with pytest.raises(PanbenchError, match="2 cell\\(s\\) failed: broken.demo.clean, broken.demo.fog-3"):
+        job()
+    assert json.loads(marker(results, "sw", cells[1]).read_text())["record"] == "runs/good_fog.json"
+    assert not marker(results, "sw", cells[2]).exists()
+    with pytest.raises(PanbenchError):
+        job()  # run again (requeued): the recorded cells are not run again, the failed ones are
+    calls = (results / "calls.txt").read_text().splitlines()
+    assert calls == ["good|clean", "good|fog", "broken|clean", "broken|fog", "broken|clean", "broken|fog"]
+    again = job.checkpoint()  # what submitit requeues: the same job
+    assert again.function.cells == job.cells and again.function.eval_args == job.eval_args
