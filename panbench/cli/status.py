@@ -9,7 +9,7 @@ from pathlib import Path
 
 from panbench.cli.options import Common
 
-STATES = ("done", "running", "queued", "failed", "missing")
+STATES = ("done", "running", "queued", "failed", "missing", "unknown")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> int:
         counts = {s: sum(c.state == s for c in states) for s in STATES}
         jobs = sum(len(sub["jobs"]) for sub in m.get("submissions", []))
         print(f"sweep {m['sweep']} ({m['created']}, {len(states)} cells, {jobs} job(s) submitted): "
-              + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "missing"))
+              + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s not in ("missing", "unknown")))
         for c in states:
             if c.state == "done":
                 continue
             line = f"  {c.state:8} {c.cell.id}" + (f"  job {c.job}" if c.job else "")
-            if c.state == "failed":
+            if c.state in ("failed", "unknown"):
                 line += f": {c.error}" + (f"  (log: {c.log})" if c.log else "")
             print(line)
         if counts["failed"] or counts["missing"]:

@@ -81,24 +81,27 @@ def _expand(job: str) -> list[str]:
     return out
 
 
-def job_states(job_ids: list[str]) -> dict[str, str]:
+def job_states(job_ids: list[str]) -> dict[str, str] | None:
     """Job id -> Slurm state (``PENDING``, ``RUNNING``, ``COMPLETED``, ``CANCELLED``, ...): ``squeue``'s for the
-    jobs in the queue, ``sacct``'s (accounting) for the others; a job neither knows is absent."""
+    jobs in the queue, ``sacct``'s (accounting) for the others; a job neither knows is absent.  None where
+    neither command answers (no Slurm here)."""
     masters = ",".join(sorted({j.split("_")[0] for j in job_ids}))
     if not masters:
         return {}
     out: dict[str, str] = {}
+    answered = False
     for cmd in (["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", masters],
                 ["squeue", "-h", "-o", "%i|%T", "-j", masters]):  # second: its live states replace sacct's
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.SubprocessError):
             continue
+        answered = answered or r.returncode == 0
         for line in r.stdout.splitlines() if r.returncode == 0 else []:
             job, _, state = line.strip().partition("|")
             for j in _expand(job.strip()):
                 out[j] = state.split()[0] if state.split() else "UNKNOWN"
-    return out
+    return out if answered else None
 
 
 def log_path(results: Path, sweep_id: str, job: str) -> Path:
@@ -135,14 +138,16 @@ def _epoch(date: str) -> float:
 @dataclass(frozen=True)
 class CellState:
     cell: Cell
-    state: str  # done, running, queued, failed, missing (never submitted)
+    state: str  # done, running, queued, failed, missing (never submitted), unknown (no Slurm to ask)
     job: str | None = None
     error: str | None = None
     log: Path | None = None
 
 
-def cell_states(results: Path, manifest: dict[str, Any], states: dict[str, str] | None = None) -> list[CellState]:
-    """Each cell's state: done (its marker, whatever Slurm says), else its latest job's."""
+def cell_states(results: Path, manifest: dict[str, Any], states: dict[str, str] | None = None,
+                ask: bool = True) -> list[CellState]:
+    """Each cell's state: done (its marker, whatever Slurm says), else its latest job's (``states``: job id ->
+    Slurm state, else asked of Slurm with ``ask`` (:func:`job_states`); None: unknown)."""
     recorded = done(results, manifest)
     latest: dict[str, str] = {}
     recent: set[str] = set()  # submitted a minute ago or less: Slurm may not list them yet
@@ -152,7 +157,7 @@ def cell_states(results: Path, manifest: dict[str, Any], states: dict[str, str] 
                 latest[c] = job
             if time.time() - _epoch(sub.get("date", "")) < 60:
                 recent.add(job)
-    if states is None:
+    if states is None and ask:
         states = job_states(sorted(set(latest.values())))
     out = []
     for cell in manifest["cells"]:
@@ -163,8 +168,12 @@ def cell_states(results: Path, manifest: dict[str, Any], states: dict[str, str] 
         if job is None:
             out.append(CellState(cell, "missing"))
             continue
-        state = states.get(job, "")
         log = log_path(results, manifest["sweep"], job)
+        if states is None:
+            out.append(CellState(cell, "unknown", job, "neither sacct nor squeue answered: run status where Slurm's "
+                                 "commands are", log if log.exists() else None))
+            continue
+        state = states.get(job, "")
         if state in QUEUED or (not state and job in recent):
             out.append(CellState(cell, "queued", job))
         elif state in RUNNING:

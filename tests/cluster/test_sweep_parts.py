@@ -200,3 +200,10 @@ def test_a_job_runs_its_cells_in_sequence_marks_each_and_skips_the_marked_ones(t
     assert calls == ["good|clean", "good|fog", "broken|clean", "broken|fog", "broken|clean", "broken|fog"]
     again = job.checkpoint()  # what submitit requeues: the same job
     assert again.function.cells == job.cells and again.function.eval_args == job.eval_args
+
+
+def test_without_slurm_to_ask_a_submitted_cell_is_unknown(tmp_path: Path) -> None:
+    cells = plan(MODELS[:1], "demo", [], [])
+    m = _manifest(tmp_path, cells, {"7": [cells[0].id]})
+    (s,) = cell_states(tmp_path, m, None, ask=False)
+    assert s.state == "unknown" and "neither sacct nor squeue answered" in (s.error or "")
