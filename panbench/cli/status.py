@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
             if c.state in ("failed", "unknown"):
                 line += f": {c.error}" + (f"  (log: {c.log})" if c.log else "")
             print(line)
-        if counts["failed"] or counts["missing"]:
-            print(f"  resubmit the {counts['failed'] + counts['missing']} missing: panbench submit --results "
-                  f"{shlex.quote(str(results))} --sweep {m['sweep']}")
+        missing = [c for c in states if c.state in ("failed", "missing")]
+        if missing:
+            models = ",".join(dict.fromkeys(c.cell.model for c in missing))
+            print(f"  resubmit the {len(missing)} missing: panbench submit --results {shlex.quote(str(results))} "
+                  f"--resubmit {m['sweep']} --model {models}")
     return 0

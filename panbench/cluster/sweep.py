@@ -117,7 +117,8 @@ def load_manifest(results: Path, sweep_id: str) -> dict[str, Any]:
     path = manifest_path(results, sweep_id)
     if not path.is_file():
         have = ", ".join(m["sweep"] for m in manifests(results)) or "none"
-        raise PanbenchError(f"{path}: no such sweep in {results} (sweeps there: {have}); pass --results or --sweep")
+        raise PanbenchError(f"{path}: no such sweep in {results} (sweeps there: {have}); pass another --results "
+                            "or sweep id")
     return read_manifest(path)
 
 

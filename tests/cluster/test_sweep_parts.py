@@ -123,7 +123,7 @@ def test_status_prints_the_failed_cell_s_line_and_the_resubmit_command(tmp_path:
                        text=True, cwd=REPO_ROOT)
     assert r.returncode == 0, r.stderr
     assert "1 cells, 0 job(s) submitted): 0 done, 0 running, 0 queued, 0 failed, 1 missing" in r.stdout
-    assert f"panbench submit --results {tmp_path} --sweep sw" in r.stdout
+    assert f"panbench submit --results {tmp_path} --resubmit sw --model demo-mask2former" in r.stdout
     t = subprocess.run([sys.executable, "-m", "panbench", "table", "--results", str(tmp_path)], capture_output=True,
                        text=True, cwd=REPO_ROOT)
     assert "note: sweep sw (0 of 1 cells recorded) incomplete" in t.stderr
@@ -148,10 +148,10 @@ def test_concurrent_jobs_each_keep_their_runs_csv_row(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("argv", "says"), [
-    (["--sweep", "nope"], "no such sweep"),
+    (["--model", "all", "--resubmit", "nope"], "no such sweep"),
     (["--model", "demo-maskformer", "--severities", "3"], "--severities goes with --corruptions"),
-    ([], "pass --model (a new sweep) or --sweep ID"),
     (["--model", "demo-maskformer", "--time", "1h", "--dry-run"], "--time 1h: not a Slurm time"),
+    (["--model", "demo-maskformer", "--no-resume"], "drop --no-resume"),
 ])
 def test_a_submit_that_cannot_work_is_one_line_and_exit_2(argv: list[str], says: str, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture) -> None:
