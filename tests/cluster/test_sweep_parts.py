@@ -207,3 +207,17 @@ def test_without_slurm_to_ask_a_submitted_cell_is_unknown(tmp_path: Path) -> Non
     m = _manifest(tmp_path, cells, {"7": [cells[0].id]})
     (s,) = cell_states(tmp_path, m, None, ask=False)
     assert s.state == "unknown" and "neither sacct nor squeue answered" in (s.error or "")
+
+
+def test_resubmit_names_models_of_the_sweep_and_leaves_recorded_cells(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    from panbench.cli import main
+
+    cells = plan(MODELS[:1], "demo", [], [])
+    _manifest(tmp_path, cells, {"7": [cells[0].id]})
+    assert main(["submit", "--results", str(tmp_path), "--resubmit", "sw", "--model", "demo-maskformer"]) == 2
+    assert "--model demo-maskformer: not in sweep sw (its models: demo-mask2former, or all)" in capsys.readouterr().err
+    marker(tmp_path, "sw", cells[0]).parent.mkdir(parents=True)
+    marker(tmp_path, "sw", cells[0]).write_text(json.dumps({"record": "runs/a.json", "job": "7"}))
+    assert main(["submit", "--results", str(tmp_path), "--resubmit", "sw", "--model", "all"]) == 0
+    assert "sweep sw: nothing to resubmit" in capsys.readouterr().out
