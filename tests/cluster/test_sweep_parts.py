@@ -221,3 +221,15 @@ def test_resubmit_names_models_of_the_sweep_and_leaves_recorded_cells(tmp_path: 
     marker(tmp_path, "sw", cells[0]).write_text(json.dumps({"record": "runs/a.json", "job": "7"}))
     assert main(["submit", "--results", str(tmp_path), "--resubmit", "sw", "--model", "all"]) == 0
     assert "sweep sw: nothing to resubmit" in capsys.readouterr().out
+
+
+def test_without_sbatch_submit_says_where_to_run_it_and_the_dry_run_still_prints(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no Slurm command on the PATH
+    argv = [sys.executable, "-m", "panbench", "submit", "--model", "demo-maskformer", "--results", str(tmp_path / "r")]
+    r = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "panbench: error: sbatch not found: run `panbench submit` on a Slurm login node (or --dry-run to print the "
+        "sbatch script)"], r.stderr
+    d = subprocess.run([*argv, "--dry-run"], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+    assert d.returncode == 0 and d.stdout.startswith("#!/bin/bash") and "# job 0: demo-maskformer.demo.clean" \
+        in d.stderr, d.stderr
