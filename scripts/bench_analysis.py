@@ -174,8 +174,7 @@ def main() -> None:
 def matches(args: argparse.Namespace) -> None:
     """Part 3: the per-image costs, printed side by side."""
     if args.match_images:
-        from panbench.analysis import boundary
-        from panbench.pq import kernels
+        from panbench.pq import boundary, kernels
 
         plain, full, bnd, f_plain, f_full, f_bnd = bench_matches(args.match_images, args.repeat)
         print(f"per-image match, {args.match_images} in-memory 640x480 synthetic images (median of {args.repeat}):")

@@ -46,7 +46,7 @@ def score_image_all(
     inter, gt, pred, match = match_ids(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict)
     bstats = None
     if boundary:
-        from panbench.analysis.boundary import boundary_image_stats
+        from panbench.pq.boundary import boundary_image_stats
 
         bstats = boundary_image_stats(gt_ids, gt, pred_ids, pred, inter, dilation_ratio)
     return image_stats(inter, gt, pred, match), match, bstats

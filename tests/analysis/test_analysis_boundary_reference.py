@@ -21,9 +21,9 @@ from panopticapi.utils import rgb2id as ref_rgb2id
 from PIL import Image
 from reference import boundary_iou_api as ref
 
-from panbench.analysis.boundary import dilation
 from panbench.analysis.pairs import score_image_all
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
+from panbench.pq.boundary import dilation
 from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.png import read_ids
 from panbench.pq.score import load_pairs
@@ -109,12 +109,12 @@ SIZES = [(45, 60), (75, 100), (15, 20), (375, 500), (480, 640), (1, 40), (40, 1)
 @pytest.fixture(params=["C", "numpy"])
 def pixel_pass(request, monkeypatch) -> str:
     """Boundary tables from the C extension (where built) or from the numpy path."""
-    from panbench.analysis import boundary
+    from panbench.pq import boundary
 
     if request.param == "numpy":
         monkeypatch.setattr(boundary, "_native", None)
     elif boundary._native is None:
-        pytest.skip("panbench.analysis._boundary is not built (python setup.py build_ext --inplace)")
+        pytest.skip("panbench.pq._boundary is not built (python setup.py build_ext --inplace)")
     return request.param
 
 

@@ -118,7 +118,7 @@ def test_the_numpy_paths_give_the_same_json_bit_for_bit(files) -> None:
 
     outs = []
     for flag in ("0", "1"):
-        code = ("import sys; from panbench.analysis import boundary; from panbench.pq import kernels, matching; "
+        code = ("import sys; from panbench.pq import boundary; from panbench.pq import kernels, matching; "
                 "assert (kernels._native is None) == (matching._native is None) == (boundary._native is None) == "
                 f"({flag!r} == '1'); from panbench.cli import main; sys.exit(main(sys.argv[1:]))")
         r = subprocess.run([sys.executable, "-c", code, *score_args(files, 0, "--boundary", "--json")],

@@ -18,8 +18,8 @@ from panbench.errors import InputError
 from panbench.pq.kernels import load_extension
 from panbench.pq.matching import MATCH_IOU, ImageStats, Segments, ignored_predictions
 
-# the per-pixel part in C (panbench/analysis/_boundary.c); the numpy path below gives the same tables
-_native = load_extension("panbench.analysis._boundary")
+# the per-pixel part in C (panbench/pq/_boundary.c); the numpy path below gives the same tables
+_native = load_extension("panbench.pq._boundary")
 
 
 def dilation(height: int, width: int, ratio: float = 0.02) -> int:
