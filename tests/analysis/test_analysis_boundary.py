@@ -10,8 +10,8 @@ from helpers import label_map
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from panbench.analysis.pairs import score_image_analysis
 from panbench.pq.boundary import boundary_image_stats, boundary_mask, dilation
+from panbench.pq.evaluator import pair_table, score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import PQStats, summarize
 
@@ -130,11 +130,9 @@ def slow_counts(g_ids, p_ids, gs: dict, ps: dict, d: int) -> tuple[dict, dict, d
 
 
 def ours(images, ratio: float) -> dict:
-    from panbench.pq.evaluator import match_ids
-
     stats = PQStats.zeros(len(TABLE))
     for g_ids, g_info, p_ids, p_info in images:
-        inter, gt, pred, _ = match_ids(TABLE, g_ids, g_info, p_ids, p_info, "image")
+        inter, gt, pred = pair_table(TABLE, g_ids, g_info, p_ids, p_info, "image")
         stats.add_image(boundary_image_stats(g_ids, gt, p_ids, pred, inter, ratio))
     return summarize(stats, TABLE.ids, TABLE.isthing)
 
@@ -186,7 +184,7 @@ def test_awkward_cases_hand_built() -> None:
     for ratio in (0.02, 0.1):
         o, r = ours(images, ratio), slow_boundary_pq(images, ratio)
         assert o["PQ"] == pytest.approx(r["PQ"], abs=1e-9)
-        plain, _ = score_image_analysis(TABLE, g, g_info, p, p_info)
+        plain = score_pair(TABLE, g, g_info, p, p_info).stats
         st_plain = PQStats.zeros(len(TABLE))
         st_plain.add_image(plain)
         assert o["PQ"] <= summarize(st_plain, TABLE.ids, TABLE.isthing)["PQ"] + 1e-12
