@@ -28,17 +28,19 @@ from panbench.analysis.semantic import SemanticConfusion
 from panbench.evaluation.cache import StatsCache
 from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
-from panbench.pq.result import ImageResult
+from panbench.pq.result import ImageResult, results_from_columns, results_to_columns
 from panbench.pq.sums import PQStats
 
 
 @dataclass(frozen=True)
 class SinkPart:
     """What one process or rank adds to a run (picklable): its PQ sums as one int64 vector
-    (:meth:`PQStats.to_array`) and its per-image results keyed by dataset index."""
+    (:meth:`PQStats.to_array`) and its per-image results as the columns of :mod:`panbench.pq.result` (one
+    pickle of a few arrays), ``indices`` their dataset indices in order."""
 
     sums: np.ndarray
-    results: dict[int, ImageResult]
+    indices: np.ndarray
+    results: dict[str, np.ndarray]
     ap: APAccumulator | None = None
     semantic: SemanticConfusion | None = None
 
@@ -125,13 +127,17 @@ class ImageSink:
 
     def part(self) -> SinkPart:
         """What this sink holds, to cross to another process or rank (:meth:`reduce` takes it)."""
-        return SinkPart(self.evaluator.sums_array(), self.analysis.payload(), self.ap, self.semantic)
+        held = self.analysis.payload()
+        indices = sorted(held)
+        return SinkPart(self.evaluator.sums_array(), np.array(indices, np.int64),
+                        results_to_columns([held[i] for i in indices]), self.ap, self.semantic)
 
     def reduce(self, parts: Iterable[SinkPart]) -> None:
         """Add the parts of the other processes or ranks (disjoint images) to this sink."""
         for p in parts:
             self.evaluator.merge(PQStats.from_array(p.sums))
-            self.analysis.update(p.results)
+            results = results_from_columns(p.results, len(p.indices))
+            self.analysis.update(dict(zip(p.indices.tolist(), results, strict=True)))
             if self.ap is not None and p.ap is not None:
                 self.ap = self.ap + p.ap
             if p.semantic is not None:
