@@ -318,7 +318,7 @@ if md.version('torch') != '$TORCH_VERSION' or not torch.__file__.startswith('$TO
     sys.exit(f'torch changed during set-up: {md.version(\"torch\")} at {torch.__file__}, was $TORCH_VERSION at $TORCH_DIR')
 print(f'        mmcv ops: {backend}; torch {torch.__version__} ({\"CUDA \" + torch.version.cuda if torch.version.cuda else \"CPU build\"})')
 " || fail 7 "a package does not import (message above)" "run .venv/bin/panbench doctor"
-"$PY" -c "import panbench.pq._native, panbench.pq._match, panbench.analysis._boundary" 2>/dev/null \
+"$PY" -c "import panbench.pq._native, panbench.pq._match, panbench.pq._boundary" 2>/dev/null \
   || echo "        note: a C extension did not build (no gcc/Python headers?): scoring uses the slower numpy path (.venv/bin/panbench doctor says which)"
 
 TV="$(dist_version torchvision)"

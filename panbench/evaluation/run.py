@@ -22,7 +22,7 @@ from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.scoring import run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
-from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_timing
+from panbench.evaluation.cache import StatsCache, cache_key, older_format, read_timing, write_timing
 from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
@@ -175,6 +175,9 @@ def open_sink(run: Loaded) -> tuple[ImageSink, Shard]:
     if done and rank == 0:
         print(f"resuming {run.spec.name}: {len(done)} of {len(indices)} images already scored "
               f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
+    elif opts.resume and rank == 0 and (old := older_format(run.run_dir, run.key_parts)) is not None:
+        print(f"note: {old}: cached by an older panbench (another cache format), not read; {run.spec.name} "
+              "runs every image again", file=sys.stderr)
     return sink, Shard(indices, run.device, opts, done=done, predictions=writer)
 
 

@@ -9,7 +9,7 @@ from panbench.analysis import AnalysisSet
 from panbench.analysis.per_image import COLUMNS, per_image_columns, write_per_image
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.errors import InputError
-from panbench.pq.evaluator import PanopticEvaluator, score_image
+from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
 
 CATS = coco_like_categories(8, 6)
@@ -27,9 +27,7 @@ def _images(n: int) -> list[tuple]:
 
 
 def _set(images: list[tuple]) -> AnalysisSet:
-    from panbench.analysis.pairs import score_image_analysis
-
-    matches = [score_image_analysis(TABLE, *im, f"image {k}")[1] for k, im in enumerate(images)]
+    matches = [score_pair(TABLE, *im, f"image {k}").match for k, im in enumerate(images)]
     return AnalysisSet.from_images(matches, len(TABLE), [f"im{k}" for k in range(len(images))],
                                    TABLE.ids, TABLE.isthing)
 
@@ -38,7 +36,7 @@ def test_per_image_counts_add_up_to_the_run_counts() -> None:
     images = _images(6)
     ev = PanopticEvaluator(TABLE)
     for im in images:
-        ev.add(score_image(TABLE, *im, "image"))
+        ev.add(score_pair(TABLE, *im, "image"))
     per_class = ev.evaluate()["per_class"].values()
     cols = per_image_columns(_set(images))
     for key in ("TP", "FP", "FN"):
@@ -50,7 +48,7 @@ def test_each_row_is_the_pq_of_its_image_alone() -> None:
     cols = per_image_columns(_set(images))
     for k, im in enumerate(images):
         ev = PanopticEvaluator(TABLE)
-        ev.add(score_image(TABLE, *im, "image"))
+        ev.add(score_pair(TABLE, *im, "image"))
         alone = ev.evaluate()
         for key in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"):
             assert cols[key][k] == pytest.approx(alone[key], abs=1e-9)
