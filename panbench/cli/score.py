@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--instances", metavar="FILE.json",
                    help="COCO instance results (RLE masks with scores, the dataset's category ids): also COCO mask AP "
                    "of the thing classes against the ground truth converted from the panoptic PNGs")
+    p.add_argument("--per-image", metavar="FILE", help="also write per-image PQ/SQ/RQ and TP/FP/FN to FILE (.csv or "
+                   ".parquet)")
     p.add_argument("--no-analysis", action="store_true",
                    help="PQ only: no intervals, PQ by size, PQ-dagger or error breakdown (the baseline of "
                    "scripts/bench_pq.py)")
@@ -54,6 +56,13 @@ def run(args: argparse.Namespace) -> int:
         from panbench.errors import InputError
 
         raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
+    if args.per_image:
+        from panbench.analysis.per_image import check_table
+        from panbench.errors import InputError
+
+        if args.no_analysis:
+            raise InputError("--per-image reads the per-image analysis: leave out --no-analysis to get it")
+        check_table(args.per_image)
     if args.name:
         from panbench.cli.options import check_writable
 
@@ -86,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
         written = write_record(Path(args.results), rec, analysis=aset)
         print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
+    if args.per_image and aset is not None:
+        from panbench.analysis.per_image import file_names_of, write_per_image
+
+        wrote = write_per_image(aset, args.per_image, file_names_of(args.gt_json, aset.image_ids))
+        print(f"per-image table: {wrote}", file=sys.stderr)
     from panbench.pq.score import unlisted_note
 
     note = unlisted_note(res)
