@@ -22,6 +22,9 @@ from panbench.errors import PanbenchError
 if TYPE_CHECKING:
     from panbench.records.schema import RunRecord
 
+PER_IMAGE_HELP = ("also write each run's per-image PQ/SQ/RQ and TP/FP/FN to FILE (.csv or .parquet; with several "
+                  "models FILE-<model>.csv)")
+
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("eval", parents=[common.results, common.data_root],
@@ -70,8 +73,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--strict", action="store_true",
                    help="refuse ground-truth PNG ids that segments_info does not list (default: score them as "
                    "panopticapi does and say how many pixels)")
-    p.add_argument("--per-image", metavar="FILE", help="also write each run's per-image PQ/SQ/RQ and TP/FP/FN to "
-                   "FILE (.csv or .parquet; with several models FILE-<model>.csv)")
+    p.add_argument("--per-image", metavar="FILE", help=PER_IMAGE_HELP)
     return p
 
 

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from panbench.cli.options import Common, model_name, positive_int
 
@@ -57,12 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
     if args.per_image:
-        from panbench.analysis.per_image import check_table
-        from panbench.errors import InputError
-
-        if args.no_analysis:
-            raise InputError("--per-image reads the per-image analysis: leave out --no-analysis to get it")
-        check_table(args.per_image)
+        _per_image(args, None)
     if args.name:
         from panbench.cli.options import check_writable
 
@@ -96,10 +92,7 @@ def run(args: argparse.Namespace) -> int:
         written = write_record(Path(args.results), rec, analysis=aset)
         print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
     if args.per_image and aset is not None:
-        from panbench.analysis.per_image import file_names_of, write_per_image
-
-        wrote = write_per_image(aset, args.per_image, file_names_of(args.gt_json, aset.image_ids))
-        print(f"per-image table: {wrote}", file=sys.stderr)
+        _per_image(args, aset)
     from panbench.pq.score import unlisted_note
 
     note = unlisted_note(res)
@@ -107,6 +100,21 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     print(json.dumps({**res, **fields}) if args.json else _text(res, fields))
     return 0
+
+
+def _per_image(args: argparse.Namespace, aset: Any) -> None:
+    """``--per-image``: without ``aset``, its path checked before any work; with it, the table written."""
+    from panbench.analysis.per_image import check_table, file_names_of, write_per_image
+
+    if aset is None:
+        if args.no_analysis:
+            from panbench.errors import InputError
+
+            raise InputError("--per-image reads the per-image analysis: leave out --no-analysis to get it")
+        check_table(args.per_image)
+        return
+    wrote = write_per_image(aset, args.per_image, file_names_of(args.gt_json, aset.image_ids))
+    print(f"per-image table: {wrote}", file=sys.stderr)
 
 
 def _text(res: dict[str, object], fields: dict[str, object]) -> str:
