@@ -397,9 +397,9 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     score = ["-m", "panbench", "score", "--gt-json", files[0], "--gt-dir", files[1],
              "--pred-json", files[2], "--pred-dir", files[3], "--json"]
     if a.analyses_only:
-        analyses_overhead([*score, "--workers", "1"], a.repeat, n)
+        analyses_overhead([*score, "--procs", "1"], a.repeat, n)
         return
-    analyses = [*score, "--workers", "1"]
+    analyses = [*score, "--procs", "1"]
     score = [*score, "--no-analysis"]  # the tool comparisons: PQ only on every side (the analyses: below)
     rows = []
     pqs: dict[str, float] = {}  # every tool's PQ, checked against panbench's before any ratio is printed
@@ -410,7 +410,7 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     inproc: dict[str, list[tuple[float, float]]] = {}
     floor_in: dict[str, list[float]] = {}
     for _ in range(a.repeat):
-        reps.setdefault("pb", []).append(measure([PY, *score, "--workers", "1"]))
+        reps.setdefault("pb", []).append(measure([PY, *score, "--procs", "1"]))
         reps.setdefault("pb_default", []).append(measure([PY, *score]))
         reps.setdefault("pb_full", []).append(measure([PY, *analyses[:-2]]))  # every default: workers, analyses
         for dec in FLOOR_DECODERS:
@@ -445,7 +445,7 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     t_hc_in, t_pbf_in, t_mem = med_in("hc"), med_in("pb_files"), med_in("pb_mem")
     pq_pb = last_json(reps["pb"][0][2])["PQ"]
     rows.append(("panbench score, 1 worker (PNG->PNG)", t_pb, m_pb))
-    t_np, m_np, out_np = measure([PY, *score, "--workers", "1"], env={"PANBENCH_NO_NATIVE": "1"})
+    t_np, m_np, out_np = measure([PY, *score, "--procs", "1"], env={"PANBENCH_NO_NATIVE": "1"})
     pqs["panbench numpy path"] = last_json(out_np)["PQ"]
     rows.append(("panbench score, numpy path (PANBENCH_NO_NATIVE=1)", t_np, m_np))
     rows.append(("panopticapi, 1 core", t_api1, m_api1))
@@ -463,7 +463,7 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     quarter = max(1, n // 4)
     score_q = list(score)
     score_q[score_q.index(files[0])] = str(subset_json(work, "gt", quarter))
-    t_q, m_q, _ = measure([PY, *score_q, "--workers", "1"])
+    t_q, m_q, _ = measure([PY, *score_q, "--procs", "1"])
 
     bad = {k: v for k, v in pqs.items() if not abs(v - pq_pb) <= 1e-9}  # a NaN is bad too
     print(f"\nPQ of every run against panbench score's {pq_pb!r}: "

@@ -17,7 +17,7 @@ all images with `time.perf_counter_ns`, the rest of the loop outside its timer):
   analyses      the end-of-run analyses on the per-image matches (intervals, by size, dagger, errors)
 
 Whole processes (median of --repeat runs): interpreter start-up with `import panbench.cli.score` and what it
-imports; `score --workers 1 --no-analysis`; `score --workers 2 --no-analysis`; from them the worker hand-off
+imports; `score --procs 1 --no-analysis`; `score --procs 2 --no-analysis`; from them the worker hand-off
 (2 workers minus the serial part minus half the parallel part).
 
     .venv/bin/python scripts/profile_pq.py --images 1000
@@ -134,8 +134,8 @@ def profile(name: str, work: Path, repeat: int) -> None:
              "--pred-dir", files[3], "--json", "--no-analysis"]
     start = whole([PY, "-c", "import panbench.cli, panbench.cli.score, panbench.pq.score"], repeat)
     bare = whole([PY, "-c", "pass"], repeat)
-    one = whole([*score, "--workers", "1"], repeat)
-    two = whole([*score, "--workers", "2"], repeat)
+    one = whole([*score, "--procs", "1"], repeat)
+    two = whole([*score, "--procs", "2"], repeat)
     serial = start + med["json"]
     parallel = one - serial
     print(f"  whole processes, median of {repeat}: interpreter alone {bare:.3f} s, start-up with panbench's imports "

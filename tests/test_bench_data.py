@@ -63,7 +63,7 @@ def test_panbench_scores_it_as_panopticapi(real_set: Path) -> None:
 
     f = [str(real_set / n) for n in ("gt.json", "gt", "pred.json", "pred")]
     r = subprocess.run([sys.executable, "-m", "panbench", "score", "--gt-json", f[0], "--gt-dir", f[1],
-                        "--pred-json", f[2], "--pred-dir", f[3], "--json", "--workers", "1"],
+                        "--pred-json", f[2], "--pred-dir", f[3], "--json", "--procs", "1"],
                        capture_output=True, text=True, check=True)
     ours = json.loads(r.stdout)
     ref = pq_compute(f[0], f[2], gt_folder=f[1], pred_folder=f[3])
@@ -75,7 +75,7 @@ def test_workers_and_analyses_leave_the_numbers_bit_identical_on_real_pngs(real_
     base = [sys.executable, "-m", "panbench", "score", "--gt-json", f[0], "--gt-dir", f[1], "--pred-json", f[2],
             "--pred-dir", f[3], "--json"]
     out = {}
-    for name, extra in (("1", ["--workers", "1"]), ("2", ["--workers", "2"]), ("2 plain", ["--workers", "2",
+    for name, extra in (("1", ["--procs", "1"]), ("2", ["--procs", "2"]), ("2 plain", ["--procs", "2",
                         "--no-analysis"])):
         r = subprocess.run([*base, *extra], capture_output=True, text=True, check=True)
         out[name] = json.loads(r.stdout)

@@ -100,9 +100,69 @@ def test_notebook_setup_cell_keeps_the_preinstalled_torch(tmp_path: Path) -> Non
         assert f"keeping torch=={before[0]}" in r.stdout
         assert ("using the clone in" in r.stdout) == (run == 2)
         assert ("panbench already installed from" in r.stdout) == (run == 2)
+        assert ("pip installed" in r.stdout) == (run == 1)  # what pip added and changed is listed, once
         assert "all required parts work" in r.stdout and "panbench doctor: exit" not in r.stdout, r.stdout[-3000:]
         assert f"panbench in {clone}; python" in r.stdout
     assert _torch_of(python) == before  # the same torch: version and file
     versions = subprocess.run([str(python), "-c", "import importlib.metadata as md; print(md.version('mmcv-lite'))"],
                               capture_output=True, text=True, check=True).stdout.split()
     assert versions == ["2.1.0"]
+
+
+def _notebook() -> nbformat.NotebookNode:
+    return nbformat.read(REPO_ROOT / "notebooks" / "panbench_colab.ipynb", as_version=4)
+
+
+def test_notebook_setup_says_in_one_line_that_the_clone_failed_and_names_private_repositories(tmp_path: Path) -> None:
+    script = _cells(_notebook(), "parameters") + (f'\nSETUP = "pip"\nREPO_URL = "{tmp_path / "no-such-repo"}"\n'
+                                                  f'PANBENCH_DIR = "{tmp_path / "panbench"}"\n') + \
+        _cells(_notebook(), "setup")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"git clone {tmp_path / 'no-such-repo'} failed (exit 128): ")
+    assert "a private repository needs a token in the URL" in r.stderr and r.stderr.count("\n") == 1
+
+
+def _run_cells(nb, index: int, names: dict) -> tuple[dict, str]:
+    """Run one code cell (by position) with the given names defined, as the kernel would; returns its names
+    and what it printed."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(nb.cells[index].source, f"cell {index}", "exec"), names)  # noqa: S102
+    return names, out.getvalue()
+
+
+def test_notebook_doctor_checks_the_demo_root_in_demo_mode_and_the_eval_offers_no_resume(tmp_path: Path) -> None:
+    nb = _notebook()
+    doctor = next(i for i, c in enumerate(nb.cells) if "doctor" in c.metadata.get("tags", []))
+    base = {"PANBENCH": ["echo"], "REPO": tmp_path, "DATA_ROOT": tmp_path / "coco", "subprocess": subprocess}
+    _, printed = _run_cells(nb, doctor, {**base, "DATASET": "demo"})
+    assert printed.startswith(f"doctor --data-root {tmp_path / 'data' / 'demo'}\n"), printed
+    _, printed = _run_cells(nb, doctor, {**base, "DATASET": "coco"})
+    assert printed.startswith(f"doctor --data-root {tmp_path / 'coco'}\n"), printed
+    evaluate = doctor + 2
+    assert "run_streaming" in nb.cells[evaluate].source
+    names = {**base, "sys": sys, "DATASET": "demo", "MODELS": "mask2former", "RESULTS": str(tmp_path), "LIMIT": None}
+    _, printed = _run_cells(nb, evaluate, {**names, "RESUME": False})
+    assert "--no-resume" in printed and "set RESUME = False" not in printed
+    _, printed = _run_cells(nb, evaluate, {**names, "RESUME": True})
+    assert "--no-resume" not in printed and "set RESUME = False in the parameters cell" in printed
+
+
+def test_notebook_table_shows_this_runs_models_and_says_when_runs_csv_is_missing(tmp_path: Path) -> None:
+    import pandas as pd
+
+    nb = _notebook()
+    table = next(i for i, c in enumerate(nb.cells) if "runs.csv" in c.source and "read_csv" in c.source)
+    names = {"Path": Path, "RESULTS": str(tmp_path), "DATASET": "demo", "RUN_STARTED": "2026-01-02T00:00:00+00:00"}
+    with pytest.raises(SystemExit, match=f"no {tmp_path / 'runs.csv'}: no model was evaluated into RESULTS yet"):
+        _run_cells(nb, table, dict(names))
+    cols = ["PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st", "images_per_s", "device"]
+    rows = [{"model": m, "dataset": "demo", "date": d, **dict.fromkeys(cols, 1.0)}
+            for m, d in [("old-model", "2026-01-01T00:00:00+00:00"), ("demo-mask2former", "2026-01-02T00:00:05+00:00")]]
+    pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
+    got, _ = _run_cells(nb, table, dict(names))
+    assert list(got["table"].index) == ["demo-mask2former"]

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from panbench.cli.options import Common, non_negative_int, positive_int
+from panbench.cli.options import Common, deprecated_alias, non_negative_int, positive_int
 from panbench.errors import InputError
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "compare", parents=[common.results],
+        "compare", parents=[common.results, common.only_dataset, common.json],
         help="paired bootstrap of two runs on the same images: is the difference real?",
         description="Compare two runs (record JSON paths or model names: the run `panbench table` shows for "
         "the model, with default settings unless --settings names others, on the same images as the other run) "
@@ -33,34 +33,27 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
         "PQ_st and per class; * marks an interval that excludes 0 (docs/analysis.md).")
     p.add_argument("a", help="run A: a record JSON (results/runs/*.json) or a model name")
     p.add_argument("b", help="run B: a record JSON or a model name")
-    p.add_argument("--dataset", help="with model names: only records of this dataset (e.g. coco, demo)")
     p.add_argument("--settings", metavar="TEXT", help="with model names: the runs with these settings, as "
                    "`table` labels them (e.g. 'batch 2; amp bf16' or 'model.test_cfg.iou_thr=0.95'; words in any "
                    "order); default: the runs without settings")
     p.add_argument("--settings-a", metavar="TEXT", help="--settings for A only (e.g. an ablation of one model)")
     p.add_argument("--settings-b", metavar="TEXT", help="--settings for B only")
     p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--bootstrap-seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
+    deprecated_alias(p, "--seed", "--bootstrap-seed")
     p.add_argument("--top", type=non_negative_int, default=15,
                    help="categories shown, largest difference first (default 15; 0: all); --json has all")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return p
 
 
 def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[RunRecord], Path]:
     """The records ``what`` may name, oldest first (a JSON path: that one; a model name: every record of that
     model), and their results folder."""
-    from panbench.records.io import load_records, record_from_json
+    from panbench.records import load_record, load_records
 
     path = Path(what)
     if path.suffix == ".json" and path.is_file():
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise InputError(f"{path}: not a readable record ({e}); pass a results/runs/*.json file") from None
-        if not isinstance(rec, dict) or "metrics" not in rec:
-            raise InputError(f"{path}: not a panbench result record; pass a results/runs/*.json file")
-        run = record_from_json(rec)
+        run = load_record(path, fix="pass a results/runs/*.json file")
         rel = Path(run.record or Path("runs") / path.name)
         root = path.resolve().parents[len(rel.parts) - 1] if path.resolve().parts[-len(rel.parts):] == rel.parts \
             else results
@@ -71,7 +64,7 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[Ru
     records = [r for r in every if dataset is None or r.dataset == dataset]
     runs = [r for r in records if r.model == what]
     names: set[str] = set()
-    if not runs:  # a registry alias (`mask2former` with --dataset demo is demo-mask2former)
+    if not runs:  # a registry alias (`mask2former` with --only-dataset demo is demo-mask2former)
         from panbench.errors import PanbenchError
         from panbench.models.registry import resolve
 
@@ -124,7 +117,7 @@ def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: 
     head = f"no record of model '{what}'{where}"
     elsewhere = sorted({r.dataset for r in every if r.model == what or r.model in names})
     if elsewhere:
-        return f"{head}; its records are on {', '.join(elsewhere)}: pass --dataset {elsewhere[0]}"
+        return f"{head}; its records are on {', '.join(elsewhere)}: pass --only-dataset {elsewhere[0]}"
     recorded = [r.model for r in every if dataset is None or r.dataset == dataset]
     if names:
         model = shlex.quote(sorted(names)[0])
@@ -144,15 +137,16 @@ def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: 
 def load_run(rec: RunRecord, root: Path) -> Any:
     """The record's per-image :class:`panbench.analysis.AnalysisSet`, refused in one line when absent."""
     from panbench.analysis import AnalysisSet
+    from panbench.reporting.pairing import analysis_path
 
     name = rec.record or rec.model
     fix = ("rerun `panbench eval` (or `panbench score --name`) with this version of panbench, which writes "
            "the per-image analysis file beside the record")
     if not rec.analysis_file:
         raise InputError(f"{name}: the record has no per-image analysis file (schema {rec.schema}); {fix}")
-    path = root / rec.analysis_file
-    if not path.is_file():
-        raise InputError(f"{path}: the per-image analysis file of {name} is missing; {fix}")
+    path = analysis_path(root, rec)
+    if path is None:
+        raise InputError(f"{root / rec.analysis_file}: the per-image analysis file of {name} is missing; {fix}")
     aset = AnalysisSet.load(path)
     if aset.isthing is None or aset.category_ids is None:
         raise InputError(f"{path}: the analysis file lacks the category table; {fix}")
@@ -214,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     results = Path(args.results)
     picked = []
     for what, own in ((args.a, args.settings_a), (args.b, args.settings_b)):
-        runs, root = find_records(what, results, args.dataset)
+        runs, root = find_records(what, results, args.only_dataset)
         runs, note = choose_settings(what, runs, own if own is not None else args.settings, len(runs) == 1 and
                                      Path(what).suffix == ".json")
         if note:
@@ -222,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         picked.append((runs, root))
     (runs_a, root_a), (runs_b, root_b) = picked
     ra, rb = pick_pair(runs_a, runs_b)  # model names: their runs that `table` shows, on the same images
-    out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.seed)
+    out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.bootstrap_seed)
     if args.json:
         print(json.dumps(out))
     else:

@@ -6,46 +6,39 @@ import argparse
 import time
 from pathlib import Path
 
-from panbench.cli.options import Common
+from panbench.cli.options import Common, deprecated_alias
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="prepare datasets", description="Prepare datasets in the COCO panoptic layout.")
     dsub = p.add_subparsers(dest="data_command", metavar="DATASET", required=True)
-    d = dsub.add_parser("demo", help="generate the synthetic demo dataset (offline, seconds)",
+    d = dsub.add_parser("demo", parents=[common.root, common.force],
+                        help="generate the synthetic demo dataset (offline, seconds)",
                         description="Generate the seeded synthetic panoptic dataset under data/demo (train2017 "
                         "and val2017 splits, COCO layout).")
-    d.add_argument("--root", default="data/demo", help="where to write it (default data/demo)")
-    d.add_argument("--seed", type=int, default=0, help="seed of the generated images and labels (default 0)")
-    d.add_argument("--force", action="store_true", help="regenerate even if present")
-    c = dsub.add_parser("coco", help="download and extract COCO-2017 panoptic val (about 1.6 GB of zips)",
+    d.add_argument("--data-seed", type=int, default=0, help="seed of the generated images and labels (default 0)")
+    deprecated_alias(d, "--seed", "--data-seed")
+    c = dsub.add_parser("coco", parents=[common.root, common.from_dir, common.progress],
+                        help="download and extract COCO-2017 panoptic val (about 1.6 GB of zips)",
                         description="Get val2017 images and the panoptic val annotations: download (resumable) or "
                         "--from a folder with val2017.zip and panoptic_annotations_trainval2017.zip; archives are "
                         "checked (CRC, optional sha256, entry names) before extraction.")
-    c.add_argument("--root", default="data/coco", help="where to put it (default data/coco)")
-    c.add_argument("--from", dest="from_dir", help="folder that already holds the official zip files")
     c.add_argument("--checksums", help='JSON file {"val2017.zip": "<sha256>", ...} to pin the archives')
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
-    cs = dsub.add_parser("cityscapes", help="convert Cityscapes val (gtFine + leftImg8bit) to COCO panoptic",
-                         description="Convert the official Cityscapes val split to COCO panoptic with "
-                         "cityscapesscripts' createPanopticImgs (label ids, 19 categories, crowd regions); "
-                         "docs/datasets.md.")
-    cs.add_argument("--from", dest="from_dir", required=True,
-                    help="folder holding the official gtFine/ and leftImg8bit/ (unzipped)")
-    cs.add_argument("--root", default="data/cityscapes", help="where to write it (default data/cityscapes)")
-    cs.add_argument("--force", action="store_true", help="convert again even if present")
-    a = dsub.add_parser("ade20k", help="convert ADE20K val (ADEChallengeData2016 + instances) to COCO panoptic",
-                        description="Convert ADEChallengeData2016's validation split with its instance annotations "
-                        "(annotations_instance/) to COCO panoptic as MMDetection's ade20k2coco.py does (150 "
-                        "categories, 100 things first); docs/datasets.md.")
-    a.add_argument("--from", dest="from_dir", required=True,
-                   help="the ADEChallengeData2016 folder (images/, annotations/, annotations_instance/)")
-    a.add_argument("--root", default="data/ade20k", help="where to write it (default data/ade20k)")
-    a.add_argument("--force", action="store_true", help="convert again even if present")
+    dsub.add_parser("cityscapes", parents=[common.root, common.from_dir, common.force],
+                    help="convert Cityscapes val (gtFine + leftImg8bit) to COCO panoptic",
+                    description="Convert the official Cityscapes val split to COCO panoptic with "
+                    "cityscapesscripts' createPanopticImgs (label ids, 19 categories, crowd regions); "
+                    "docs/datasets.md.")
+    dsub.add_parser("ade20k", parents=[common.root, common.from_dir, common.force],
+                    help="convert ADE20K val (ADEChallengeData2016 + instances) to COCO panoptic",
+                    description="Convert ADEChallengeData2016's validation split with its instance annotations "
+                    "(annotations_instance/) to COCO panoptic as MMDetection's ade20k2coco.py does (150 "
+                    "categories, 100 things first); docs/datasets.md.")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    args.root = args.root or f"data/{args.data_command}"
     return {"demo": demo, "coco": coco, "cityscapes": converted, "ade20k": converted}[args.data_command](args)
 
 
@@ -56,7 +49,7 @@ def demo(args: argparse.Namespace) -> int:
     from panbench.data.demo import make_demo, tree_digest
 
     t = time.perf_counter()
-    root = make_demo(Path(args.root), seed=args.seed, force=args.force)
+    root = make_demo(Path(args.root), seed=args.data_seed, force=args.force)
     ds = load_dataset(root, name="demo")
     print(f"demo dataset at {root} ({time.perf_counter() - t:.1f} s): {len(ds.samples)} val images, "
           f"fingerprint {ds.fingerprint()[:8]} (tables show `demo {ds.fingerprint()[:8]}`); "
@@ -81,6 +74,8 @@ def converted(args: argparse.Namespace) -> int:
     from panbench.data.datasets import load_dataset
     from panbench.errors import InputError
 
+    if not args.from_dir:
+        raise InputError(f"--from is required: the folder of the official {args.data_command} files")
     src = Path(args.from_dir)
     if not src.is_dir():
         raise InputError(f"{src}: --from folder not found; give the folder of the official {args.data_command} files")

@@ -9,17 +9,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from panbench.cli.options import Common, positive_int
+from panbench.cli.options import Common, deprecated_alias, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("images", parents=[common.results],
+    p = sub.add_parser("images", parents=[common.results, common.only_dataset, common.per_image],
                        help="per-image PQ of a stored run: the worst images, or where it loses most to another run")
-    p.add_argument("--model", required=True, help="run A: a model name or a record JSON (results/runs/*.json)")
+    p.add_argument("--run", metavar="A",  # required (checked in run(): argparse would refuse its alias alone)
+                   help="run A: a model name (its latest record) or a record JSON (results/runs/*.json)")
+    deprecated_alias(p, "--model", "--run")
     p.add_argument("--vs", metavar="B", help="run B: images ordered by PQ(A) - PQ(B), A's largest loss first")
-    p.add_argument("--dataset", help="with model names: only records of this dataset (e.g. coco, demo)")
     p.add_argument("--worst", type=positive_int, default=10, help="images listed (default 10)")
-    p.add_argument("--per-image", metavar="FILE", help="also write A's per-image table to FILE (.csv or .parquet)")
     return p
 
 
@@ -43,16 +43,19 @@ def columns(rec: Any, aset: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from panbench.analysis.per_image import check_table, ranked, write_record_per_image
+    from panbench.errors import InputError
 
+    if not args.run:
+        raise InputError("--run is required: run A, a model name or a record JSON (results/runs/*.json)")
     if args.per_image:
         check_table(args.per_image)
     results = Path(args.results)
-    rec_a, root_a, a = _load(args.model, results, args.dataset)
+    rec_a, root_a, a = _load(args.run, results, args.only_dataset)
     if args.per_image:
         print(f"per-image table of {rec_a.model}: {write_record_per_image(rec_a, root_a, args.per_image)}")
     b_cols, name_b = None, None
     if args.vs:
-        rec_b, _, b = _load(args.vs, results, args.dataset)
+        rec_b, _, b = _load(args.vs, results, args.only_dataset)
         b_cols, name_b = columns(rec_b, b), rec_b.model
     rows = ranked(columns(rec_a, a), b_cols, args.worst)
     print(format_rows(rows, rec_a.model, name_b))

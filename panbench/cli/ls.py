@@ -14,10 +14,10 @@ HEAD = ("model", "architecture", "backbone", "dataset", "input", "pub. PQ", "PQ_
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("ls", help="list the models panbench knows", description="Every registered model with "
+    p = sub.add_parser("ls", parents=[common.only_dataset], help="list the models panbench knows",
+                       description="Every registered model with "
                        "architecture, backbone, published PQ and whether its weights are cached, to be "
                        "downloaded or committed in the repository (the demo models).")
-    p.add_argument("--dataset", help="only models for this dataset (coco, demo, ...)")
     p.add_argument("--params", action="store_true",
                    help="build each model (random weights) to count its parameters and its GFLOPs on one 640x480 "
                    "image (COCO val's most common size) through its test pipeline (COCO models: 800x1067 after "
@@ -30,11 +30,11 @@ def run(args: argparse.Namespace) -> int:
     from panbench.models.registry import all_models
 
     specs = all_models()
-    if args.dataset:
+    if args.only_dataset:
         known = sorted({s.dataset for s in specs})
-        specs = [s for s in specs if s.dataset == args.dataset]
+        specs = [s for s in specs if s.dataset == args.only_dataset]
         if not specs:
-            raise PanbenchError(f"--dataset {args.dataset}: no registered model is for it; use one of: "
+            raise PanbenchError(f"--only-dataset {args.only_dataset}: no registered model is for it; use one of: "
                                 f"{', '.join(known)}")
     rows = []
     for s in specs:

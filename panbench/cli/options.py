@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from panbench.errors import PanbenchError
 
@@ -52,49 +54,65 @@ class Parser(argparse.ArgumentParser):
 
 @dataclass(frozen=True)
 class Common:
-    """Parent parsers of the shared options; pass the ones a command takes as ``parents=``."""
+    """Parent parsers of the shared options, one per group; pass the ones a command takes as ``parents=``.
+    A flag that two commands take is defined here, once, with one meaning (tests/test_architecture_cli.py)."""
 
-    results: argparse.ArgumentParser
-    data_root: argparse.ArgumentParser
+    results: argparse.ArgumentParser  # --results
+    data_root: argparse.ArgumentParser  # --data-root
+    dataset: argparse.ArgumentParser  # --dataset: the dataset a command runs models on
+    only_dataset: argparse.ArgumentParser  # --only-dataset: keep the models or runs of one dataset
+    models: argparse.ArgumentParser  # --model: the models a command runs
+    checkpoint: argparse.ArgumentParser  # --checkpoint, --trust-checkpoint
+    image_selection: argparse.ArgumentParser  # --limit, --subset
+    device: argparse.ArgumentParser  # --device
+    run: argparse.ArgumentParser  # batch size, processes, warm-up, cache, launcher, --no-ap (eval, robustness)
+    amp: argparse.ArgumentParser  # --amp
+    seed: argparse.ArgumentParser  # --seed
+    progress: argparse.ArgumentParser  # --no-progress
+    corruption: argparse.ArgumentParser  # --corruption, --severity
+    boundary: argparse.ArgumentParser  # --boundary
+    strict: argparse.ArgumentParser  # --strict
+    format: argparse.ArgumentParser  # --format
+    reference: argparse.ArgumentParser  # --reference
+    json: argparse.ArgumentParser  # --json
+    out: argparse.ArgumentParser  # --out
+    per_image: argparse.ArgumentParser  # --per-image
+    root: argparse.ArgumentParser  # --root (panbench data)
+    force: argparse.ArgumentParser  # --force (panbench data)
+    from_dir: argparse.ArgumentParser  # --from (panbench data)
 
 
 def common_parents() -> Common:
     """The parent parsers, built once per :func:`panbench.cli.build_parser`."""
-    results = argparse.ArgumentParser(add_help=False)
-    results.add_argument("--results", default="results", help="results folder (default results/)")
-    data_root = argparse.ArgumentParser(add_help=False)
-    data_root.add_argument("--data-root", help="dataset root (default data/<dataset>, e.g. data/coco)")
-    return Common(results=results, data_root=data_root)
+    parents = {}
+    for name, add in _GROUPS.items():
+        parents[name] = argparse.ArgumentParser(add_help=False)
+        add(parents[name])
+    return Common(**parents)
 
 
-def add_image_selection(p: argparse.ArgumentParser) -> None:
-    """``--limit`` and ``--subset``: which images of the dataset a run takes (eval, robustness)."""
-    p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
-    p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option, kept for one version: it does what the new one does after a one-line
+    note on stderr, and ``--help`` does not list it."""
+
+    def __init__(self, option_strings: list[str], dest: str, target: argparse.Action, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=target.nargs, const=target.const, type=cast(Any, target.type),
+                         choices=target.choices, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                         metavar=target.metavar)
+        self.target = target
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        new = self.target.option_strings[0]
+        print(f"{parser.prog}: note: {option_string} is deprecated and goes in the next version; use {new}",
+              file=sys.stderr)
+        self.target(parser, namespace, values, new)
 
 
-def add_run_options(p: argparse.ArgumentParser,
-                    workers_help: str = "data-loading worker processes (default 2)") -> None:
-    """The options of a command that runs models over images (eval, robustness): device, batch size,
-    precision, data loading and inference processes, timing warm-up, seed, the per-image results cache and
-    the progress bar.  ``workers_help`` says what the data-loading workers do in that command."""
-    p.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass (default 1)")
-    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed-precision inference (default: fp32)")
-    p.add_argument("--workers", type=non_negative_int, default=2, help=workers_help)
-    p.add_argument("--cpu-procs", type=non_negative_int, default=0,
-                   help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
-                   "threads and its own data loading (default 0: one per core; 1: a single process)")
-    p.add_argument("--warmup", type=non_negative_int, default=1, help="batches left out of the timings (default 1)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of python's, numpy's and torch's random generators at the start of the run "
-                   "(default 0)")
-    p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
-    p.add_argument("--cache-every", type=positive_int, default=16,
-                   help="write the per-image results cache every N images (default 16)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--launcher", choices=["torchrun", "slurm"], default="torchrun",
-                   help="where the ranks come from: torchrun (default; one process without it) or slurm (under srun)")
+def deprecated_alias(p: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Accept ``old`` in ``p`` as a deprecated spelling of its option ``new`` (:class:`DeprecatedAlias`)."""
+    target = p._option_string_actions[new]
+    p.add_argument(old, action=DeprecatedAlias, dest=target.dest, target=target)
 
 
 def dataset_root(args: argparse.Namespace) -> str:
@@ -116,3 +134,166 @@ def check_writable(folder: str | Path, option: str) -> None:
     if not os.access(probe if str(probe) else ".", os.W_OK | os.X_OK):
         raise PanbenchError(f"{folder}: cannot be written (no write permission on {probe}); fix its permissions "
                             f"or pass another {option} (nothing was run)")
+
+
+# The groups: each flag's help and default written once; the defaults of a run are EvalOptions' and PostProcess'
+# (read here, so that ``--help`` shows them).
+
+DATASETS = "coco, demo, cityscapes or ade20k"
+
+
+def _results(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+
+
+def _data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", help="dataset root (default data/<dataset>, e.g. data/coco)")
+
+
+def _dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help=f"the dataset to run on: {DATASETS} (panbench data); default: the dataset the "
+                   "models were trained on (coco for the zoo, demo for the demo models)")
+
+
+def _only_dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only-dataset", metavar="DATASET", help="show only the models (ls) or the runs of this dataset "
+                   f"({DATASETS}, or the name a `score --name` record was filed under)")
+    deprecated_alias(p, "--dataset", "--only-dataset")
+
+
+class _Models(argparse.Action):
+    """``--model``, repeatable: the values joined with commas (``--model a --model b`` is ``--model a,b``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, ",".join(filter(None, (getattr(namespace, self.dest, None), str(values)))))
+
+
+def _models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action=_Models, required=True,
+                   help="a name or alias from `panbench ls`, a comma-separated list (or --model repeated), 'all' "
+                   "(the MMDetection models), a config path, or hf:<hub id or directory> (a Hugging Face "
+                   "transformers model, docs/huggingface.md)")
+
+
+def _checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", action="append", metavar="FILE",
+                   help="your own weights instead of the zoo's, one per --model in the same order (repeat it for "
+                   "the second model of viz)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow full unpickling of a checkpoint that weights_only loading refuses")
+
+
+def _image_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
+    p.add_argument("--subset", help="file of image ids (one per line) to evaluate")
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    from panbench.evaluation.options import EvalOptions as D
+
+    p.add_argument("--device", default=D.device, help=f"{D.device} (default: cuda when available), cpu, cuda, cuda:1")
+
+
+def _run(p: argparse.ArgumentParser) -> None:
+    """What a command that runs models over images (eval, robustness) takes beside the device."""
+    from panbench.evaluation.options import EvalOptions as D
+
+    p.add_argument("--batch-size", type=positive_int, default=D.batch_size,
+                   help=f"images per forward pass (default {D.batch_size})")
+    p.add_argument("--workers", type=non_negative_int, default=D.workers,
+                   help=f"data-loading worker processes, where robustness corrupts the images (default {D.workers})")
+    p.add_argument("--cpu-procs", type=non_negative_int, default=D.cpu_procs,
+                   help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
+                   f"threads and its own data loading (default {D.cpu_procs}: one per core; 1: a single process)")
+    p.add_argument("--warmup", type=non_negative_int, default=D.warmup,
+                   help=f"batches left out of the timings (default {D.warmup})")
+    p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
+    p.add_argument("--cache-every", type=positive_int, default=D.flush_every,
+                   help=f"write the per-image results cache every N images (default {D.flush_every})")
+    p.add_argument("--launcher", choices=["torchrun", "slurm"], default="torchrun",
+                   help="where the ranks come from: torchrun (default; one process without it) or slurm (under srun)")
+    p.add_argument("--no-ap", action="store_true",
+                   help="PQ only: no COCO mask AP beside it (the models' instance outputs stay off; faster)")
+
+
+def _amp(p: argparse.ArgumentParser) -> None:
+    from panbench.evaluation.options import EvalOptions as D
+
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=D.amp, help="mixed-precision inference (default: fp32)")
+
+
+def _seed(p: argparse.ArgumentParser) -> None:
+    from panbench.evaluation.options import EvalOptions as D
+
+    p.add_argument("--seed", type=int, default=D.seed,
+                   help=f"seed of python's, numpy's and torch's random generators at the start of the run "
+                   f"(default {D.seed})")
+
+
+def _progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _corruption(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corruption", metavar="NAME", help="corrupt each image after loading (one of the 15 COCO-C "
+                   "corruptions, docs/robustness.md); needs --severity")
+    p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")
+
+
+def _boundary(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--boundary", action="store_true",
+                   help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels of each image)")
+
+
+def _strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="refuse ground-truth PNG ids that segments_info does not list (default: score them as "
+                   "panopticapi does and say how many pixels)")
+
+
+def _format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"],
+                   help="of the printed tables (default md: Markdown)")
+
+
+def _reference(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", metavar="MODEL", help="the run the paired differences are taken to (a model "
+                   "name, or a label as the table prints it); default: the best PQ on each dataset")
+
+
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def _out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="FILE", help="the file written (default: under RESULTS, as the description says)")
+
+
+def _per_image(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--per-image", metavar="FILE",
+                   help="also write the per-image table (PQ, TP, FP, FN of each image) to FILE (.csv or .parquet)")
+
+
+def _root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", help="where the dataset goes (default data/<dataset>, e.g. data/demo)")
+
+
+def _force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="write it again even if present")
+
+
+def _from_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="from_dir", metavar="DIR", help="the folder of the official files (coco: the zips "
+                   "val2017.zip and panoptic_annotations_trainval2017.zip; cityscapes: gtFine/ and leftImg8bit/, "
+                   "unzipped; ade20k: ADEChallengeData2016/ with images/, annotations/, annotations_instance/)")
+
+
+_GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "results": _results, "data_root": _data_root, "dataset": _dataset, "only_dataset": _only_dataset,
+    "models": _models, "checkpoint": _checkpoint, "image_selection": _image_selection, "device": _device,
+    "run": _run, "amp": _amp, "seed": _seed,
+    "progress": _progress, "corruption": _corruption, "boundary": _boundary, "strict": _strict,
+    "format": _format, "reference": _reference, "json": _json, "out": _out, "per_image": _per_image,
+    "root": _root, "force": _force, "from_dir": _from_dir,
+}

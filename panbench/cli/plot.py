@@ -11,12 +11,12 @@ from panbench.errors import PanbenchError
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("plot", parents=[common.results], help="PNG plots of the results (matplotlib)",
+    p = sub.add_parser("plot", parents=[common.results, common.only_dataset],
+                       help="PNG plots of the results (matplotlib)",
                        description="Per dataset, under RESULTS/plots/<dataset>/ (where `panbench report` puts "
                        "them too): grouped bars of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, "
                        "per-class PQ where the models differ most, and, for runs that have the analyses, PQ with "
                        "its confidence interval, PQ by object size and the errors by type.")
-    p.add_argument("--dataset", help="only runs on this dataset")
     return p
 
 
@@ -25,14 +25,16 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.plots import FAILED, make_plots, plot_dir
     from panbench.reporting.tables import latest_runs
 
-    records = latest_runs(load_records(Path(args.results)), args.dataset)
+    records = latest_runs(load_records(Path(args.results)), args.only_dataset)
     if not records:
-        where = f" for dataset '{args.dataset}'" if args.dataset else ""
+        where = f" for dataset '{args.only_dataset}'" if args.only_dataset else ""
         raise PanbenchError(f"{args.results}/runs: no result records{where}; run `panbench eval` first")
     check_writable(Path(args.results) / "plots", "--results")
-    failed = 0
+    from panbench.reporting.figures import palette
+
+    failed, colors = 0, palette(records)  # a model's colour, the same in every plot
     for ds in sorted({r.dataset for r in records}):
-        paths, notes = make_plots([r for r in records if r.dataset == ds], plot_dir(Path(args.results), ds))
+        paths, notes = make_plots([r for r in records if r.dataset == ds], plot_dir(Path(args.results), ds), colors)
         for p in paths:
             print(p)
         for n in notes:

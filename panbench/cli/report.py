@@ -9,15 +9,12 @@ from panbench.cli.options import Common, check_writable
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("report", parents=[common.results],
+    p = sub.add_parser("report", parents=[common.results, common.only_dataset, common.reference, common.out],
                        help="one self-contained HTML page: tables, plots, visualizations, provenance",
                        description="Write RESULTS/report.html: per dataset the verdict (ranking on PQ with "
                        "paired differences), the comparison table, the details (every column, analyses, per-class "
-                       "PQ, plots), then the images under RESULTS/viz and the provenance of each run, all embedded.")
-    p.add_argument("--dataset", help="only runs on this dataset")
-    p.add_argument("--out", help="output file (default RESULTS/report.html)")
-    p.add_argument("--reference", metavar="MODEL", help="the run the verdict's paired differences are taken to "
-                   "(default: the best PQ on each dataset)")
+                       "PQ, plots), then the images under RESULTS/viz and the provenance of each run, all embedded "
+                       "(--out: another file).")
     return p
 
 
@@ -26,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.results) / "report.html"
     check_writable(out.parent, "--out" if args.out else "--results (or --out)")
-    print(write_report(Path(args.results), args.dataset, Path(args.out) if args.out else None,
+    print(write_report(Path(args.results), args.only_dataset, Path(args.out) if args.out else None,
                        args.reference))
     return 0

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from panbench.cli.options import Common, model_name, positive_int
+from panbench.cli.options import Common, deprecated_alias, model_name, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "score",
-        parents=[common.results],
+        parents=[common.results, common.json, common.boundary, common.strict, common.per_image],
         help="score COCO panoptic predictions (JSON + PNGs) against ground truth",
         description="Score predictions in the COCO panoptic format (from any framework) against ground "
         "truth; gives panopticapi's numbers exactly, streaming, optionally on several cores.",
@@ -27,25 +27,19 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--gt-dir", required=True, help="folder of ground-truth panoptic PNGs")
     p.add_argument("--pred-json", required=True, help="prediction JSON in the COCO panoptic format")
     p.add_argument("--pred-dir", required=True, help="folder of predicted panoptic PNGs")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="worker processes (default: every available core, at most one per image; 1: one "
+    p.add_argument("--procs", type=positive_int, default=None,
+                   help="scoring processes (default: every available core, at most one per image; 1: one "
                    "process); every choice gives the same numbers, bit for bit")
+    deprecated_alias(p, "--workers", "--procs")
     p.add_argument("--name", type=model_name, help="store a result record under this model name (e.g. "
                    '"Mask DINO (detectron2)") so that the system appears in `panbench table`')
-    p.add_argument("--dataset", help="dataset name for the record (default: the dataset of the ground truth: the "
-                   "name of earlier records of the same images, else the dataset its folder names, e.g. demo for "
-                   "data/demo/annotations/...)")
-    p.add_argument("--boundary", action="store_true",
-                   help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels)")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse ground-truth PNG ids that segments_info does not list (default: score them as "
-                   "panopticapi does and say how many pixels)")
+    p.add_argument("--dataset-name", metavar="NAME", help="the dataset the --name record is filed under (default: "
+                   "the dataset of the ground truth: the name of earlier records of the same images, else the "
+                   "dataset its folder names, e.g. demo for data/demo/annotations/...)")
+    deprecated_alias(p, "--dataset", "--dataset-name")
     p.add_argument("--instances", metavar="FILE.json",
                    help="COCO instance results (RLE masks with scores, the dataset's category ids): also COCO mask AP "
                    "of the thing classes against the ground truth converted from the panoptic PNGs")
-    p.add_argument("--per-image", metavar="FILE", help="also write per-image PQ/SQ/RQ and TP/FP/FN to FILE (.csv or "
-                   ".parquet)")
     p.add_argument("--no-analysis", action="store_true",
                    help="PQ only: no intervals, PQ by size, PQ-dagger or error breakdown (the baseline of "
                    "scripts/bench_pq.py)")
@@ -68,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
     if args.no_analysis:
         from panbench.pq.score import score_files
 
-        res = score_files(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, workers=args.workers,
+        res = score_files(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, workers=args.procs,
                           strict=args.strict)
     else:
         from panbench.analysis.scoring import score_files_analysis
 
         res, aset, fields = score_files_analysis(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir,
-                                                 workers=args.workers, boundary=args.boundary, strict=args.strict)
+                                                 workers=args.procs, boundary=args.boundary, strict=args.strict)
     if args.instances:
         from panbench.analysis.ap_files import score_instances
 
@@ -87,18 +81,18 @@ def run(args: argparse.Namespace) -> int:
             from panbench.data.datasets import dataset_fingerprint
 
             fingerprint = dataset_fingerprint(args.gt_json, aset.image_ids)
-        dataset = record_dataset(Path(args.gt_json), fingerprint, Path(args.results), args.dataset)
+        dataset = record_dataset(Path(args.gt_json), fingerprint, Path(args.results), args.dataset_name)
         rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
         written = write_record(Path(args.results), rec, analysis=aset)
         print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
     if args.per_image and aset is not None:
         _per_image(args, aset)
-    from panbench.pq.score import unlisted_note
+    from panbench.pq.score import json_ready, unlisted_note
 
     note = unlisted_note(res)
     if note:
         print(note, file=sys.stderr)
-    print(json.dumps({**res, **fields}) if args.json else _text(res, fields))
+    print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields))
     return 0
 
 
@@ -134,7 +128,7 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
     records in ``results`` scored on the same images (same fingerprint); else the known dataset (coco, demo,
     cityscapes, ade20k) that the ground truth's root folder (``ROOT/annotations/FILE.json``) or file names
     (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.  ``given``
-    (``--dataset``) is taken unless records of the same images name another dataset (refused in one line)."""
+    (``--dataset-name``) is taken unless records of the same images name another dataset (refused in one line)."""
     from panbench.data.datasets import CONVERTED, HOW_TO_GET
     from panbench.errors import InputError, PanbenchError
     from panbench.records.io import load_records
@@ -147,9 +141,9 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
     if len(seen) == 1:
         (known,) = seen
         if given is not None and given != known:
-            raise InputError(f"--dataset {given}: {gt_json} is the ground truth of the '{known}' records in "
-                             f"{results / 'runs'} (same fingerprint {fingerprint}); leave out --dataset or pass "
-                             f"--dataset {known}")
+            raise InputError(f"--dataset-name {given}: {gt_json} is the ground truth of the '{known}' records in "
+                             f"{results / 'runs'} (same fingerprint {fingerprint}); leave out --dataset-name or "
+                             f"pass --dataset-name {known}")
         return str(known)
     if given is not None:
         return given

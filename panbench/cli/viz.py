@@ -10,43 +10,31 @@ from panbench.errors import PanbenchError
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("viz", parents=[common.results, common.data_root],
+    p = sub.add_parser("viz", parents=[common.models, common.dataset, common.results, common.data_root,
+                                       common.checkpoint, common.device, common.corruption, common.out],
                        help="panoptic overlays of one or two models on one image",
                        description="The image with each model's panoptic overlay beside the ground truth; for two "
                        "models a map of where their labels disagree; for MaskFormer/Mask2Former the mask maps "
-                       "of the top queries.")
-    p.add_argument("--model", action="append", required=True, help="a model (repeat for a second one)")
+                       "of the top queries; --corruption shows and runs the models on the corrupted image. The "
+                       "PNG goes to --out, default RESULTS/viz/<image>_<models>[_<corruption>].png.")
     p.add_argument("--image", type=int, required=True, help="image id")
-    p.add_argument("--dataset", help="coco, demo, cityscapes or ade20k; default: the dataset the models were "
-                   "trained on (as `panbench eval`)")
-    p.add_argument("--checkpoint", action="append", help="weights for each --model, in order")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow full unpickling of a checkpoint that weights_only loading refuses (as eval's)")
-    p.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (default: a GPU when there is one)")
-    p.add_argument("--corruption", metavar="NAME", help="show and run the models on the corrupted image "
-                   "(docs/robustness.md); needs --severity")
-    p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")
-    p.add_argument("--out", help="output PNG (default RESULTS/viz/<image>_<models>[_<corruption>].png)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.cli.running import models_and_dataset
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.device import pick_device
     from panbench.evaluation.loading import load_model
     from panbench.models.registry import resolve
     from panbench.reporting.viz import find_sample, predict, render
 
-    if len(args.model) > 2:
+    models = [m.strip() for m in args.model.split(",")]
+    if len(models) > 2:
         raise PanbenchError("--model: give one or two models")
-    if args.checkpoint and len(args.checkpoint) != len(args.model):
+    if args.checkpoint and len(args.checkpoint) != len(models):
         raise PanbenchError("--checkpoint: give one per --model, in the same order")
-    if not args.dataset:  # the models' own dataset, as eval infers it (demo for the demo models)
-        from panbench.cli.eval import models_and_dataset
-
-        guess = argparse.Namespace(model=",".join(args.model), dataset=None)
-        models_and_dataset(guess)
-        args.dataset = guess.dataset
+    _, args.dataset = models_and_dataset(args.model, args.dataset)  # default: the models' own (as eval's)
     from panbench.robustness.corruptions import corruption_of
 
     corruption = corruption_of(args.corruption, args.severity)
@@ -54,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     sample = find_sample(ds, args.image)
     device = pick_device(args.device)
     preds = []
-    for k, name in enumerate(args.model):
+    for k, name in enumerate(models):
         spec = resolve(name, dataset=args.dataset)[0]
         lm = load_model(spec, ds.categories, args.checkpoint[k] if args.checkpoint else None, args.trust_checkpoint,
                         device)

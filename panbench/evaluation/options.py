@@ -7,11 +7,13 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
 from panbench.models.postprocess import PostProcess
-from panbench.robustness.corruptions import Corruption, corruption_of
+
+if TYPE_CHECKING:
+    from panbench.robustness.corruptions import Corruption
 
 
 @dataclass
@@ -47,20 +49,30 @@ class EvalOptions:
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
-        """The options of ``panbench eval``'s parsed arguments."""
+        """The options of a parsed command line: ``panbench eval``'s, or a command with fewer options
+        (``robustness``), which keeps the defaults here for those it lacks."""
+        from panbench.robustness.corruptions import corruption_of
+
+        pp = PostProcess()
+
+        def given(name: str, default: Any = None) -> Any:
+            return getattr(args, name, default)
+
         return cls(
             device=args.device, batch_size=args.batch_size, workers=args.workers, warmup=args.warmup,
             seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
             cache_root=Path(args.results) / "cache", flush_every=args.cache_every, amp=args.amp,
             cpu_procs=args.cpu_procs, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
             results_dir=Path(args.results), command=" ".join(sys.argv),
-            postprocess=PostProcess(args.postprocess, args.pp_alpha, args.pp_beta, args.pp_conf, args.pp_keep),
-            cfg_options=parse_cfg_options(args.cfg_options), limit=args.limit, subset=args.subset,
-            save_predictions=Path(args.save_predictions) if args.save_predictions else None,
-            boundary=getattr(args, "boundary", False), strict=getattr(args, "strict", False),
-            fusion=getattr(args, "fusion", "panbench"), flops_images=getattr(args, "flops_images", 1),
-            ap=not getattr(args, "no_ap", False),
-            corruption=corruption_of(getattr(args, "corruption", None), getattr(args, "severity", None)),
+            postprocess=PostProcess(given("postprocess", pp.name), given("pp_alpha", pp.alpha),
+                                    given("pp_beta", pp.beta), given("pp_conf", pp.conf_thr),
+                                    given("pp_keep", pp.keep_thr)),
+            cfg_options=parse_cfg_options(given("cfg_options")), limit=args.limit, subset=args.subset,
+            save_predictions=Path(args.save_predictions) if given("save_predictions") else None,
+            boundary=given("boundary", cls.boundary), strict=given("strict", cls.strict),
+            fusion=given("fusion", cls.fusion), flops_images=given("flops_images", cls.flops_images),
+            ap=not given("no_ap", not cls.ap),
+            corruption=corruption_of(given("corruption"), given("severity")),
         )
 
 

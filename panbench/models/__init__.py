@@ -6,5 +6,5 @@ models); the model registry (:mod:`.registry`), checkpoints (:mod:`.checkpoints`
 (:mod:`.encoding`, a leaf), post-processing (:mod:`.postprocess`), the changes to a fusion head
 (:mod:`.fusion`), each architecture's fusion without mmdet's loops (:mod:`.fast_fusion`), mixed precision
 around mmcv ops (:mod:`.amp`), the MMDetection reference run (:mod:`.mmdet_reference`).
-Imports torch/mmdet only inside the functions that need them, except :mod:`.postprocess`, :mod:`.fast_fusion`,
+Imports torch/mmdet only inside the functions that need them, except :mod:`.fast_fusion`,
 :mod:`.hf` and :mod:`.hf_model` (torch).  Never imports :mod:`panbench.evaluation`."""

@@ -16,19 +16,18 @@ All return mmdet's panoptic encoding: ``label + instance_id * 1000`` for things,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-from panbench.models.encoding import INSTANCE_OFFSET
+if TYPE_CHECKING:
+    import torch
 
 NAMES = ("default", "maskwise", "argmax")
 
 
 @dataclass(frozen=True)
 class PostProcess:
-    """A post-processing choice and its parameters (what the record and the table show)."""
+    """A post-processing choice and its parameters (what the record and the table show); its defaults are
+    the only ones (``panbench eval``'s ``--pp-*`` options read them)."""
 
     name: str = "default"
     alpha: float = 0.25
@@ -45,6 +44,8 @@ class PostProcess:
 
 def _paint(pan: torch.Tensor, mask: torch.Tensor, label: int, num_things: int, instance: int) -> int:
     """Write one segment in mmdet's encoding; returns the next free thing instance id."""
+    from panbench.models.encoding import INSTANCE_OFFSET  # numpy's import, not at --help (which reads PostProcess)
+
     if label < num_things:  # masked_fill_: no GPU-to-host sync (boolean indexing would count the mask first)
         pan.masked_fill_(mask, label + instance * INSTANCE_OFFSET)
         return instance + 1
@@ -55,6 +56,10 @@ def _paint(pan: torch.Tensor, mask: torch.Tensor, label: int, num_things: int, i
 def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
                     pp: PostProcess) -> torch.Tensor:
     """Panoptic SegFormer's mask-wise merging; ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, H, W) logits."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
     probs = F.softmax(mask_cls.float(), dim=-1)[:, :num_classes]
     p, labels = probs.max(-1)
     m = mask_pred.float().sigmoid()
@@ -88,6 +93,9 @@ def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes
 
 def pixel_argmax(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int) -> torch.Tensor:
     """Each pixel to the query with the highest ``p * m`` (queries labelled "no object" excluded)."""
+    import torch
+    import torch.nn.functional as F
+
     probs = F.softmax(mask_cls.float(), dim=-1)
     p, labels = probs.max(-1)
     keep = labels != num_classes

@@ -38,6 +38,7 @@ class ModelSpec:
     published_source: str | None = None  # where ``published`` comes from (paper table, model zoo page)
     input_size: str | None = None  # the published test input, e.g. "640x640" (None: the config's own pipeline)
     published_fps: float | None = None  # the published images per second, on the device ``published_source`` names
+    published_fps_device: str | None = None  # that device (``panbench speed`` shows the FPS beside its own there)
 
     @property
     def framework(self) -> str:
@@ -195,7 +196,7 @@ def hf_models() -> list[ModelSpec]:
              for name, ref, arch, backbone, published, source in _HF_TABLE]
     return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, hf=ref,
                               published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=_EOMT,
-                              input_size=size, published_fps=fps)
+                              input_size=size, published_fps=fps, published_fps_device="NVIDIA H100")
                     for name, ref, backbone, size, pq, fps in _EOMT_TABLE]
 
 

@@ -233,6 +233,17 @@ def score_files(
     return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, scorer)[0].evaluate()
 
 
+def json_ready(res: dict[str, Any]) -> dict[str, Any]:
+    """``res`` for ``score --json``: a category absent from both ground truth and predictions (no TP, FP or FN)
+    has PQ, SQ and RQ ``null``, not 0.0 (undefined, as the table's '-'; the averages leave it out), so that the
+    mean of the JSON's per-class PQ over the non-null entries is the PQ printed beside it."""
+    if "per_class" not in res:
+        return res
+    return {**res, "per_class": {cid: {**v, "PQ": None, "SQ": None, "RQ": None}
+                                 if v.get("TP", 0) + v.get("FP", 0) + v.get("FN", 0) == 0 else v
+                                 for cid, v in res["per_class"].items()}}
+
+
 def unlisted_note(res: dict[str, Any]) -> str | None:
     """The line that says how many ground-truth pixels (of how many images) carry an id that segments_info
     does not list (None when none do): panopticapi scores them, neither matched nor VOID."""

@@ -115,17 +115,17 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def load_record(path: Path) -> RunRecord:
+def load_record(path: Path, fix: str | None = None) -> RunRecord:
     """The record in ``path`` (:func:`migrate`); a file that is not a result record (unreadable, or without
-    ``model`` and ``metrics``) is a one-line error naming it."""
+    ``model`` and ``metrics``) is a one-line error naming it and ``fix`` (default: move it out of its folder)."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raw = e
     if not isinstance(raw, dict) or not {"model", "metrics"} <= set(raw):
         why = f"({raw})" if isinstance(raw, Exception) else "(no 'model' and 'metrics')"
-        raise InputError(f"{path}: not a panbench result record {why}; move it out of {path.parent} (it holds "
-                         "the records of `panbench eval` and `score --name` only)")
+        raise InputError(f"{path}: not a panbench result record {why}; " + (fix or f"move it out of {path.parent} "
+                         "(it holds the records of `panbench eval` and `score --name` only)"))
     return record_from_json(raw)
 
 

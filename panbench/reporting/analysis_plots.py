@@ -10,7 +10,7 @@ import numpy as np
 
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.records.schema import RunRecord
-from panbench.reporting.figures import legend_below, plt, save, styles
+from panbench.reporting.figures import Colors, legend_below, plt, save, styles
 from panbench.reporting.labels import SIZES, run_label
 
 
@@ -20,13 +20,13 @@ def _left_out(records: list[RunRecord], key: str) -> str:
     return f"no `{key}` in the record, left out: {', '.join(missing)}" if missing else ""
 
 
-def pq_intervals(records: list[RunRecord], out: Path) -> Path:
+def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run)."""
 
     pyplot = plt()
     have = [r for r in records if r.ci]
     fig, axes = pyplot.subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
-    style, _ = styles(have)
+    style, _ = styles(have, colors, records)
     y = np.arange(len(have))[::-1]
     for ax, key in zip(axes[0], ("PQ", "PQ_th", "PQ_st")):
         x = np.array([r.metrics[key] for r in have])
@@ -51,14 +51,14 @@ def pq_intervals(records: list[RunRecord], out: Path) -> Path:
     return save(fig, out / "pq_intervals.png")
 
 
-def pq_by_size(records: list[RunRecord], out: Path) -> Path:
+def pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category: its PQ
     is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them."""
     pyplot = plt()
     have = [r for r in records if r.by_size]
     fig, ax = pyplot.subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
     width = 0.8 / max(len(have), 1)
-    style, handles = styles(have)
+    style, handles = styles(have, colors, records)
     for k, r in enumerate(have):
         vals = [(r.by_size or {})[s]["PQ"] if (r.by_size or {})[s].get("n") else np.nan for s in SIZES]
         bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
@@ -88,7 +88,7 @@ ERROR_COLORS = {"classification": "#d62728", "segmentation": "#ff7f0e", "duplica
                 "background": "#8c564b", "missed": "#1f77b4", "other": "#7f7f7f"}
 
 
-def error_bars(records: list[RunRecord], out: Path) -> Path:
+def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """One stacked bar per run: its errors (FPs + FNs) by type, counted (each FP or FN has one type, so the
     stack is the run's FP + FN total)."""
     from matplotlib.patches import Patch

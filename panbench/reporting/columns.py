@@ -22,7 +22,8 @@ ANALYSES = ("ci", "by_size", "errors", "boundary", "dagger")
 # the record field each option reads, and how to get it when a record lacks it
 FIELD = {"ci": "ci", "by_size": "by_size", "errors": "errors", "boundary": "boundary", "dagger": "pq_dagger"}
 HOW = {"boundary": "re-run `panbench eval` or `panbench score` with --boundary"}
-PAIRED_NOTE = ("PQ_diff: PQ minus that of PQ_diff_vs, the reference run of the same dataset (same fingerprint: "
+PAIRED_NOTE = ("PQ difference (PQ_diff in CSV): PQ minus that of the run under 'paired difference to' (PQ_diff_vs), "
+               "the reference run of the same dataset (same fingerprint: "
                "same annotation file and images): the best PQ among the runs with a per-image analysis file, or "
                "the run --reference names; with its 95% paired-bootstrap "
                "interval (1000 resamples of the images, seed 0); "

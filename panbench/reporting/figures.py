@@ -26,21 +26,36 @@ def plt() -> Any:
     return plt
 
 
-def styles(records: list[RunRecord]) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Bar styles (color by model, hatch by post-processing) and legend handles that name each model and
-    each post-processing once, never a model twice; with runs of several frameworks, each model's framework."""
+Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.model_label`) -> its colour
+
+
+def palette(records: list[RunRecord]) -> Colors:
+    """One colour per model label, the same in every plot drawn with it (a report's, a ``plot`` run's): the
+    labels (each within its dataset's runs) sorted, coloured in that order from tab10 (tab20 past ten)."""
+    labels = sorted({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records})
+    cmap = plt().get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {m: cmap(k % cmap.N) for k, m in enumerate(labels)}
+
+
+def styles(records: list[RunRecord], colors: Colors | None = None, context: list[RunRecord] | None = None
+           ) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Bar styles (colour by model from ``colors``, by default :func:`palette` of ``context``, hatch by
+    post-processing) and legend handles that name each model and each post-processing once, never a model
+    twice; with runs of several frameworks, each model's framework.  ``context`` (default ``records``): the runs
+    the labels are told apart among (a plot of some of a dataset's runs labels them as the dataset's plots do)."""
     from matplotlib.patches import Patch
 
-    cmap = plt().get_cmap("tab10")
-    labels = [model_label(r, records) for r in records]  # other settings or data: another colour
+    context = context or records
+    colors = colors or palette(context)
+    labels = [model_label(r, context) for r in records]  # other settings or data: another colour
     models = list(dict.fromkeys(labels))
     pps = list(dict.fromkeys(r.postprocess for r in records))
-    out = [{"color": cmap(models.index(m) % 10), "edgecolor": "white" if len(pps) == 1 else "black",
+    out = [{"color": colors[m], "edgecolor": "white" if len(pps) == 1 else "black",
             "linewidth": 0.5, "hatch": HATCHES[pps.index(r.postprocess) % len(HATCHES)]}
            for r, m in zip(records, labels)]
     fw = {m: r.framework for r, m in zip(records, labels)}
     mixed = len(set(fw.values())) > 1  # an mmdet and a transformers model side by side: say which is which
-    handles = [Patch(color=cmap(k % 10), label=f"{m} ({fw[m]})" if mixed else m) for k, m in enumerate(models)]
+    handles = [Patch(color=colors[m], label=f"{m} ({fw[m]})" if mixed else m) for m in models]
     if len(pps) > 1:
         handles += [Patch(facecolor="white", edgecolor="black", hatch=HATCHES[k % len(HATCHES)],
                           label=f"post-processing: {p}") for k, p in enumerate(pps)]
@@ -97,10 +112,11 @@ def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
 
 
 def save(fig: Any, path: Path, layout: bool = True) -> Path:
-    """Save ``fig`` as a 100-dpi PNG at ``path`` (its folder made), close it; returns ``path``."""
+    """Save ``fig`` as a 100-dpi PNG at ``path`` (its folder made), close it; returns ``path``.  The image holds
+    every text of the figure (``bbox_inches="tight"``): a label past the figure's edge widens it, never cut."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if layout:
         fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.05)
     plt().close(fig)
     return path

@@ -59,7 +59,7 @@ def gallery_section(recs: list[RunRecord], results: Path, out_dir: Path, img: Ca
         return ""
     parts = ["<h3>where each model loses most</h3><p class='note'>Per model, the images with the largest loss "
              "PQ(model) - PQ(best other run) on the same images; each image is scored alone (panbench images "
-             "--model A --vs B lists more). Overlays need the images and both runs' --save-predictions.</p>"]
+             "--run A --vs B lists more). Overlays need the images and both runs' --save-predictions.</p>"]
     cache: dict[Any, Any] = {}  # datasets and saved prediction JSONs, each read once
     for a, b, rows in found:
         parts.append(f"<h4>{html.escape(a.model)} vs {html.escape(b.model)}</h4>" + _table(rows, a.model, b.model))

@@ -99,6 +99,16 @@ def short_label(r: RunRecord, records: list[RunRecord]) -> str:
     return model_label(r, records) + ("" if pp in ("default", "external") else f" [{pp}]")
 
 
+def images(n: int) -> str:
+    """'1 image', '12 images'."""
+    return f"{n} image{'s' * (n != 1)}"
+
+
+def these_images(n: int) -> str:
+    """'this image', 'these 12 images'."""
+    return "this image" if n == 1 else f"these {n} images"
+
+
 def has_published(r: RunRecord) -> bool:
     """Whether the record holds a published number for some metric."""
     return any(v is not None for v in r.published.values())

@@ -17,19 +17,10 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.records.schema import RunRecord
-from panbench.reporting.figures import legend_below, plt, save, styles
-from panbench.reporting.labels import absent, model_label, short_label
+from panbench.reporting.figures import Colors, legend_below, palette, plt, save, styles
+from panbench.reporting.labels import absent, dataset_key, model_label, short_label
 
 GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
-
-
-
-
-
-
-
-
-
 
 
 def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
@@ -40,12 +31,18 @@ def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
         ax.bar_label(bars, fmt="%.1f", fontsize=6, rotation=90, padding=2)
 
 
-def pq_bars(records: list[RunRecord], out: Path) -> Path:
+def plot_title(records: list[RunRecord], what: str) -> str:
+    """A plot's title: the dataset (its name and fingerprint when the runs share one) and what it shows."""
+    keys = {dataset_key(r) for r in records}
+    return f"{keys.pop() if len(keys) == 1 else records[0].dataset}: {what}"
+
+
+def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """Grouped bars: PQ, SQ, RQ for All / Things / Stuff, one bar per run."""
     pyplot = plt()
     fig, axes = pyplot.subplots(1, 3, figsize=(13, 4.6), sharey=True)
     width = 0.8 / max(len(records), 1)
-    style, handles = styles(records)
+    style, handles = styles(records, colors)
     for ax, (title, sfx) in zip(axes, GROUPS):
         for k, r in enumerate(records):
             vals = [r.metrics[m + sfx] for m in ("PQ", "SQ", "RQ")]
@@ -56,7 +53,7 @@ def pq_bars(records: list[RunRecord], out: Path) -> Path:
         ax.set_ylim(0, 112)  # room for the value labels above a bar at 100
         ax.set_yticks(range(0, 101, 20))
     axes[0].set_ylabel("score (0-100)")
-    fig.suptitle(f"{records[0].dataset}: PQ / SQ / RQ")
+    fig.suptitle(plot_title(records, "PQ / SQ / RQ"))
     legend_below(fig, handles)
     return save(fig, out / "pq_bars.png", layout=False)
 
@@ -68,7 +65,7 @@ def speed_points(records: list[RunRecord]) -> tuple[list[tuple[RunRecord, float]
     return points, [short_label(r, records) for r in records if measured_speed(r) is None]
 
 
-def pq_vs_speed(records: list[RunRecord], out: Path) -> Path:
+def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """PQ against images/s: each run a numbered point in its colour, the key under the axes (the number, the
     run and its device); a run whose speed was not measured is left out (named under the key), never drawn at
     0 images/s."""
@@ -77,10 +74,10 @@ def pq_vs_speed(records: list[RunRecord], out: Path) -> Path:
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(8, 4.5))
     points, missing = speed_points(records)
-    style, _ = styles(records)
+    style, _ = styles(records, colors)
     color = {id(r): st["color"] for r, st in zip(records, style)}
     ax.set_ylabel("PQ")
-    ax.set_title("PQ against speed")
+    ax.set_title(plot_title(records, "PQ against speed"))
     left_out = "not measured, left out: " + ", ".join(missing) if missing else ""
     if not points:  # no axis to read: say why
         ax.set_axis_off()
@@ -127,19 +124,21 @@ def _speed_labels(ax: Any, points: list[tuple[RunRecord, float]]) -> None:
                     arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if ly != y else None)
 
 
-def pq_vs_gflops(records: list[RunRecord], out: Path) -> Path:
+def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """PQ against GFLOPs per image (the papers' cost axis), each point labelled with its model; a model whose
     GFLOPs were not counted is left out (named under the plot)."""
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(7, 4.5))
     points = [(r, g) for r in records if (g := gflops(r)) is not None]
     missing = [r.model for r in records if gflops(r) is None]
+    style, _ = styles(records, colors)
+    color = {id(r): st["color"] for r, st in zip(records, style)}
     for r, x in points:
-        ax.scatter(x, r.metrics["PQ"], s=60)
+        ax.scatter(x, r.metrics["PQ"], s=60, color=color[id(r)])
         ax.annotate(model_label(r, records), (x, r.metrics["PQ"]), xytext=(4, 4), textcoords="offset points",
                     fontsize=7)
     ax.set_ylabel("PQ")
-    ax.set_title("PQ against GFLOPs per image")
+    ax.set_title(plot_title(records, "PQ against GFLOPs per image"))
     if points:
         ax.set_xlim(0, 1.3 * max(x for _, x in points))
         ax.grid(alpha=0.3)
@@ -159,7 +158,7 @@ def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], 
     return cids, table, ranked[np.argsort(-spread, kind="stable")[:top]]
 
 
-def per_class_differences(records: list[RunRecord], out: Path, top: int = 15) -> Path:
+def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | None = None, top: int = 15) -> Path:
     """Per-class PQ of the runs for the classes where they differ most; a class absent from both ground
     truth and predictions (PQ undefined) is not drawn and left out of the ranking."""
     pyplot = plt()
@@ -169,14 +168,14 @@ def per_class_differences(records: list[RunRecord], out: Path, top: int = 15) ->
     cids, table, order = ranked_classes(records, top)
     fig, ax = pyplot.subplots(figsize=(max(7, 0.6 * len(order) + 2), 5))
     width = 0.8 / max(len(records), 1)
-    style, handles = styles(records)
+    style, handles = styles(records, colors)
     for k in range(len(records)):
         ax.bar(np.arange(len(order)) + k * width, table[k, order], width, **style[k])
     ax.set_xticks(np.arange(len(order)) + width * (len(records) - 1) / 2,
                   [names.get(cids[i], cids[i]) for i in order], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("PQ")
     ax.set_ylim(0, 100)
-    ax.set_title("per-class PQ where the models differ most")
+    ax.set_title(plot_title(records, "per-class PQ where the models differ most"))
     legend_below(fig, handles)
     return save(fig, out / "per_class_pq.png", layout=False)
 
@@ -188,17 +187,25 @@ def plot_dir(results_dir: Path, dataset: str) -> Path:
     return Path(results_dir) / "plots" / dataset
 
 
-def make_plots(records: list[RunRecord], out: Path) -> tuple[list[Path], list[str]]:
-    """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, and a one-line
-    note for each analysis plot skipped because no record has its data, and for each plot that failed (the
-    others are still drawn; :data:`FAILED` starts that note)."""
+def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None) -> tuple[list[Path], list[str]]:
+    """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, each model in its
+    colour of ``colors`` (default: :func:`~panbench.reporting.figures.palette` of ``records``), and a one-line
+    note for each plot skipped because no record has its data (PQ against speed without a measured speed: runs
+    of ``score --name``), and for each plot that failed (the others are still drawn; :data:`FAILED` starts that
+    note)."""
     from panbench.reporting.analysis_plots import PLOTS
 
-    drawn: list[tuple[str, Callable[[list[RunRecord], Path], Path]]] = [
-        ("pq_bars.png", pq_bars), ("pq_vs_speed.png", pq_vs_speed), ("per_class_pq.png", per_class_differences)]
+    colors = colors or palette(records)
+    drawn: list[tuple[str, Callable[[list[RunRecord], Path, Colors], Path]]] = [("pq_bars.png", pq_bars)]
+    if any(measured_speed(r) is not None for r in records):
+        drawn.append(("pq_vs_speed.png", pq_vs_speed))
+    drawn.append(("per_class_pq.png", per_class_differences))
     if any(r.flops for r in records):
         drawn.append(("pq_vs_gflops.png", pq_vs_gflops))
     paths, notes = [], []
+    if not any(measured_speed(r) is not None for r in records):
+        notes.append(f"{out / 'pq_vs_speed.png'}: skipped, no run has a measured speed (a `score --name` run has "
+                     "none; an eval run timed on fewer images than a speed needs neither)")
     for key, name, analysis_plot in PLOTS:
         if any(getattr(r, key) for r in records):
             drawn.append((name, analysis_plot))
@@ -207,7 +214,7 @@ def make_plots(records: list[RunRecord], out: Path) -> tuple[list[Path], list[st
                          "without the analysis)")
     for name, fn in drawn:
         try:
-            paths.append(fn(records, out))
+            paths.append(fn(records, out, colors))
         except Exception as e:  # one broken plot must not cost the others (nor the report its other sections)
             notes.append(f"{FAILED} {out / name}: not drawn ({type(e).__name__}: {e}); the other plots are; "
                          "please report it with the records")

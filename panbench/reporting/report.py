@@ -13,12 +13,14 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ANALYSES, FIELD
-from panbench.reporting.labels import cfg_words, dataset_key, has_published, ops_backend, settings
+from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, plot_dir
 from panbench.reporting.tables import comparison, latest_runs, per_class, render
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+@media (max-width: 600px) { body { margin: 0.6em; } }
+p, summary, h2, h3, h4 { overflow-wrap: anywhere; }
 table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
 td:has(> span.t) { text-align: left; }
@@ -27,12 +29,18 @@ img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
 p.note { font-size: 12px; color: #555; max-width: 60em; }
 p.verdict { font-size: 15px; font-weight: 600; max-width: 70em; }
 div.wide { overflow-x: auto; max-width: 100%; }
+div.wide > table { margin: 0.3em 0; }
+div.wide.overflows { box-shadow: inset -14px 0 10px -10px rgba(0, 0, 0, 0.45); }
+div.wide.overflows::before { content: "wide table: scroll sideways \\2192"; display: block; position: sticky;
+  left: 0; width: max-content; font-size: 12px; color: #a05a00; margin-top: 0.5em; }
 details { margin: 0.5em 0; } pre { font-size: 11px; background: #f8f8f8; padding: 0.5em; overflow-x: auto; }
 """
 
-# After loading, the page records how many tables and decoded images it has (read by the browser test).
+# After loading, the page records how many tables and decoded images it has, its width and its wide tables
+# with their scroll cue (read by the browser tests).
 CHECK_SCRIPT = """
 window.addEventListener('load', () => {
+  markWide();
   const imgs = Array.from(document.images);
   document.body.dataset.tables = document.querySelectorAll('table').length;
   document.body.dataset.images = imgs.length;
@@ -41,7 +49,19 @@ window.addEventListener('load', () => {
   const shown = Array.from(document.querySelectorAll('table')).filter(t => !t.closest('details:not([open])'));
   document.body.dataset.widestTable = Math.ceil(Math.max(0, ...shown.map(t => t.getBoundingClientRect().right)));
   document.body.dataset.shownTables = shown.length;
+  document.body.dataset.pageWidth = document.documentElement.scrollWidth;
+  const wide = Array.from(document.querySelectorAll('div.wide')).filter(w => !w.closest('details:not([open])'));
+  const over = wide.filter(w => w.classList.contains('overflows'));
+  document.body.dataset.overflowing = over.length;
+  document.body.dataset.cued = over.filter(w => getComputedStyle(w, '::before').content.includes('scroll')).length;
 });
+// a table wider than the page scrolls in its box, which says so (the CSS cue of div.wide.overflows)
+function markWide() {
+  document.querySelectorAll('div.wide').forEach(w =>
+    w.classList.toggle('overflows', w.scrollWidth > w.clientWidth + 1));
+}
+window.addEventListener('resize', markWide);
+document.addEventListener('toggle', markWide, true);
 """
 
 
@@ -58,7 +78,7 @@ ANALYSIS_TITLES = {"ci": "confidence intervals (95%, image bootstrap) and paired
 def provenance_title(r: RunRecord) -> str:
     """A provenance section's title: model, post-processing, dataset (name, fingerprint) and image count."""
     more = f" · {s}" if (s := settings(r)) else ""
-    return f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({r.n_images} images)"
+    return f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({images(r.n_images)})"
 
 
 def _published(recs: list[RunRecord]) -> str:
@@ -70,8 +90,8 @@ def _published(recs: list[RunRecord]) -> str:
     cols = [c for c in ("postprocess", "framework", "dataset", "n_images", "cfg_options", "published")
             if c in df.columns]
     df = df[cols + [c for k in keep for c in (k, f"{k}_pub", f"{k}_delta")]]
-    note = ("<p class='note'>_pub: the published number; _delta: measured minus published. On a subset of the "
-            "images a gap is expected.</p>")
+    note = ("<p class='note'>published: the published number; minus published: measured minus published. On a "
+            "subset of the images a gap is expected.</p>")
     return render(df, "html") + note
 
 
@@ -106,7 +126,7 @@ def _provenance(r: RunRecord) -> str:
     ck = p.get("checkpoint", {})
     ds = p.get("dataset", {})
     rows = {
-        "date": r.date, "dataset": f"{r.dataset} ({r.n_images} images, "
+        "date": r.date, "dataset": f"{r.dataset} ({images(r.n_images)}, "
                                           f"fingerprint {ds.get('fingerprint')})",
         "device": r.device, "batch / amp": f"{r.batch_size} / {r.amp or 'fp32'}",
         "post-processing": r.postprocess, "--cfg-options": " ".join(cfg_words(r)) or "none",
@@ -148,9 +168,13 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
 
 def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: Path,
            reference: str | None, dataset: str | None) -> Path:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>panbench report</title>",
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'><title>panbench report</title>",
              f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
              "<h1>panbench report</h1>"]
+    from panbench.reporting.figures import palette
+
+    colors = palette(records)  # a model's colour, the same in every plot of the page
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
         recs = [r for r in records if r.dataset == ds]
         parts.append(f"<h2>{html.escape(ds)}</h2>")
@@ -158,14 +182,14 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
         main_notes: list[str] = []
         parts.append("<h3>PQ / SQ / RQ</h3>" + render(comparison(recs, notes=main_notes), "html", notes=main_notes))
         parts.append("<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
-                     "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>"
-                     "<div class='wide'>" + render(comparison(recs, all_columns=True), "html") + "</div></details>")
+                     "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>" +
+                     render(comparison(recs, all_columns=True), "html") + "</details>")
         parts.append("<h3>comparison with published numbers</h3>" + _published(recs))
         parts.append(_analyses(recs, results, reference))
         parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
                      "absent from ground truth and predictions)</summary>" + render(per_class(recs), "html") +
                      "</details>")
-        paths, notes = make_plots(recs, plot_dir(results if out is None else scratch, ds))
+        paths, notes = make_plots(recs, plot_dir(results if out is None else scratch, ds), colors)
         for n in notes:
             if n.startswith(FAILED):
                 print(n, file=sys.stderr)
@@ -178,7 +202,8 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
     from panbench.reporting.robustness import report_section
 
     parts.append(report_section([r for r in latest_runs(load_records(results)) if dataset is None or
-                                 r.dataset.split("+")[0] == dataset], results if out is None else scratch, _img))
+                                 r.dataset.split("+")[0] == dataset], results if out is None else scratch, _img,
+                                colors))
     viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []
     if viz:
         parts.append("<h2>visualizations</h2>" + "".join(_img(p) for p in viz))

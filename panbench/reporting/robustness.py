@@ -4,7 +4,6 @@ and model as a heatmap.  Used by ``panbench robustness``, ``panbench table --rob
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +45,11 @@ def _sev(sev: list[int]) -> str:
 
 
 def render(df: Any, fmt: str, digits: int = 2, notes: tuple[str, ...] = (NOTE,)) -> str:
-    """The table as md, csv, latex or html; '-' where a value is absent (empty in csv)."""
-    df = df.round(digits)
-    if fmt == "csv":
-        return df.to_csv(index=False)
-    if fmt == "md":
-        return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval="-") + \
-            "".join(f"\n\n{n}" for n in notes)
-    if fmt == "latex":
-        return df.to_latex(index=False, float_format=f"%.{digits}f", na_rep="-", escape=True) + \
-            "".join(f"\n\\par {n}\n" for n in notes)
-    if fmt == "html":
-        return df.to_html(index=False, na_rep="-", float_format=f"%.{digits}f".__mod__) + \
-            "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
-    raise PanbenchError(f"--format {fmt}: use md, csv, latex or html")
+    """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`); '-' where a value is absent (empty in
+    csv)."""
+    from panbench.reporting.formats import writer
+
+    return writer(fmt).table(df.round(digits), digits, notes)
 
 
 def runs_frame(summaries: list[dict[str, Any]]) -> Any:
@@ -85,20 +75,29 @@ def table_from_dir(results_dir: Path, dataset: str | None, fmt: str) -> str:
     return render(frame(summaries), fmt)
 
 
-def plots(summaries: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: dict[str, Any] | None = None) -> list[Path]:
     """``robustness_severity.png`` (PQ against severity, one panel per corruption, one line per model, the
     clean PQ at severity 0) and ``robustness_drop.png`` (clean PQ minus the mean PQ over the severities, per
-    corruption and model).  Returns the paths written."""
+    corruption and model), each model in its colour of ``colors`` (model -> colour, the report's palette; default
+    tab10 in the summaries' order).  Returns the paths written."""
     if not summaries:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n in NAMES if any(n in s["corruptions"] for s in summaries)]
     labels = [_label(s, summaries) for s in summaries]
-    return [_severity_plot(summaries, names, labels, out_dir / "robustness_severity.png"),
+    models = list(dict.fromkeys(s["model"] for s in summaries))
+    cmap = plt().get_cmap("tab10")
+    colors = {m: (colors or {}).get(m, cmap(k % 10)) for k, m in enumerate(models)}
+    return [_severity_plot(summaries, names, labels, out_dir / "robustness_severity.png", colors),
             _drop_plot(summaries, names, labels, out_dir / "robustness_drop.png")]
 
 
-def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path) -> Path:
+def _datasets(summaries: list[dict[str, Any]]) -> str:
+    return ", ".join(dict.fromkeys(str(s["dataset"]) for s in summaries))
+
+
+def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path,
+                   colors: dict[str, Any]) -> Path:
     """PQ against severity, one panel per corruption in ``names``, one line per summary."""
     pyplot = plt()
     ncols = min(5, len(names))
@@ -112,7 +111,7 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
             pts = sorted((x["severity"], x["PQ"]) for x in s["runs"] if x["corruption"] == name)
             if pts:
                 xs, ys = zip(*[(0, s["clean"]["PQ"]), *pts])
-                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+                ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colors[s["model"]])
         ax.set_title(name, fontsize=8)
         ax.set_xticks(range(6))
         ax.set_ylim(bottom=0)
@@ -122,8 +121,8 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
     for ax in axes[-1]:
         ax.set_xlabel("severity (0: clean)", fontsize=7)
     axes.ravel()[0].legend(fontsize=6)
-    fig.suptitle("PQ under corruption", fontsize=9)
-    fig.savefig(path, dpi=110)
+    fig.suptitle(f"{_datasets(summaries)}: PQ under corruption", fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.05)
     pyplot.close(fig)
     return path
 
@@ -139,21 +138,32 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
             vals = [x["PQ"] for x in s["runs"] if x["corruption"] == name]
             if vals:
                 drop[i, j] = s["clean"]["PQ"] - sum(vals) / len(vals)
-    fig, ax = pyplot.subplots(figsize=(1.4 * len(summaries) + 2.6, 0.32 * len(names) + 1.4), layout="constrained")
+    fig, ax = drop_figure(pyplot, drop, names, labels)
+    ax.set_title(f"{_datasets(summaries)}: PQ drop per corruption", fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.05)  # every label in the image, never cut
+    pyplot.close(fig)
+    return path
+
+
+def drop_figure(pyplot: Any, drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
+    """The heatmap of the PQ drops (rows: corruptions, columns: runs), its colour bar labelled in two short lines
+    so that the label fits beside a heatmap of few corruptions."""
+    import numpy as np
+
+    fig, ax = pyplot.subplots(figsize=(1.4 * len(labels) + 2.6, max(0.32 * len(names) + 1.4, 2.6)),
+                              layout="constrained")
     im = ax.imshow(drop, cmap="Reds", aspect="auto")
-    ax.set_xticks(range(len(summaries)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     for i in range(len(names)):
-        for j in range(len(summaries)):
+        for j in range(len(labels)):
             if not np.isnan(drop[i, j]):
                 dark = drop[i, j] > 0.6 * np.nanmax(drop)
                 ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=6,
                         color="white" if dark else "black")
-    fig.colorbar(im, ax=ax, label="PQ drop (clean - mean over severities)")
-    ax.set_title("PQ drop per corruption", fontsize=9)
-    fig.savefig(path, dpi=110)
-    pyplot.close(fig)
-    return path
+    bar = fig.colorbar(im, ax=ax)
+    bar.set_label("PQ drop\n(clean − mean over severities)", fontsize=8)
+    return fig, ax
 
 
 def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
@@ -166,13 +176,13 @@ def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
     return label
 
 
-def report_section(records: list[RunRecord], results_dir: Path, img: Any) -> str:
+def report_section(records: list[RunRecord], results_dir: Path, img: Any, colors: dict[str, Any] | None = None) -> str:
     """The report's robustness section (empty without a model that has a clean and a corrupted run): the
     summary table, the corrupted runs in a fold, the two plots (``img(path)`` embeds one)."""
     summaries = summarize(records)
     if not summaries:
         return ""
-    paths = plots(summaries, Path(results_dir) / "plots" / "robustness")
+    paths = plots(summaries, Path(results_dir) / "plots" / "robustness", colors)
     return ("<h2>robustness (common corruptions)</h2>" + render(frame(summaries), "html") +
             "<details><summary>every corrupted run</summary>" + render(runs_frame(summaries), "html", notes=()) +
             "</details>" + "".join(img(p) for p in paths))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from panbench.records.io import load_records
 from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ap_miou_columns
+from panbench.reporting.fps import fps_columns
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -38,8 +38,8 @@ def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[Ru
 
 # the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
 DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
-                   "PQ_st", "SQ", "RQ", "AP", "mIoU", "mIoU_from", "images_per_s", "images_per_s_shared", "params_M",
-                   "GFLOPs")
+                   "PQ_st", "SQ", "RQ", "AP", "mIoU", "mIoU_from", "images_per_s", "images_per_s_shared", "FPS_fwd_b1",
+                   "FPS_setup", "FPS_pub", "params_M", "GFLOPs")
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
 
 
@@ -64,15 +64,16 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
     records = ranked(records)
     extra, more = (analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses
                    else ([], []))
+    fps, fps_notes = fps_columns(records, Path(results_dir)) if results_dir and not analyses else ([], [])
     if notes is not None:
-        notes += more
+        notes += more + fps_notes
     with_cfg = any(cfg_words(r) for r in records)
     with_corruption = any(r.corruption for r in records)  # docs/robustness.md
     published = vs_published and any(has_published(r) for r in records)
     rows = []
     for i, r in enumerate(records):
         row = _identity_row(r, with_cfg, with_corruption)
-        row.update(extra[i] if analyses else _metric_columns(r))
+        row.update(extra[i] if analyses else {**_metric_columns(r), **(fps[i] if fps else {})})
         if vs_published:
             row.update(_published_columns(r, published))
         rows.append(row)
@@ -131,6 +132,8 @@ def _compact(df: Any, records: list[RunRecord]) -> Any:
     df.index = pd.Index([short_label(r, records) for r in records], name="model")
     df = df.drop(columns=[c for c in ("postprocess", "framework", "settings", "dataset", "n_images",
                                       "selection", "batch", "amp", "cfg_options") if c in df.columns])
+    if "ops" in df.columns and df["ops"].nunique(dropna=False) <= 1:  # the same backend of mmcv's ops in every row
+        df = df.drop(columns="ops")
     for c in [c[:-6] for c in df.columns if c.endswith("_count") and c[:-6] + "_delta_PQ" in df.columns]:
         n, d = df.pop(f"{c}_count"), df.pop(f"{c}_delta_PQ")  # an error type in one column: half as wide
         df[f"{c}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
@@ -145,7 +148,7 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
     for c in INTEGER_COLUMNS:
         if c in df.columns:
             df[c] = df[c].astype("Int64")
-    for c in ("GFLOPs", "AP"):
+    for c in ("GFLOPs", "AP", "FPS_pub"):
         if c in df.columns and df[c].isna().all() and not all_columns:  # not counted / computed for any run
             df = df.drop(columns=c)
     if "images_per_s_shared" in df.columns:
@@ -176,16 +179,6 @@ def ranked(records: list[RunRecord]) -> list[RunRecord]:
     return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r.metrics["PQ"]))
 
 
-
-
-
-
-
-
-
-
-
-
 def per_class(records: list[RunRecord]) -> Any:
     """Per-class PQ: one row per category (id, name), one column per run labelled with its post-processing;
     a category absent from both ground truth and predictions is blank (NaN), not 0.  Runs on several datasets
@@ -211,54 +204,40 @@ def per_class(records: list[RunRecord]) -> Any:
 
 
 def render(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
-    """The table as markdown, csv, latex (compiles: special characters escaped) or html; a missing value
+    """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`: md, csv, latex, html); a missing value
     (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).
-    Outside CSV an interval (``X_low``, ``X_high``) is one column ``X 95% CI`` and ``PQ_diff`` carries its
-    mark; ``notes`` follow the table as footnotes (CSV has none: the caller prints them apart)."""
+    Outside CSV an interval (``X_low``, ``X_high``) is one column ``X 95% CI``, ``PQ_diff`` carries its mark and
+    the headers are words; ``notes`` follow the table as footnotes (CSV has none: the caller prints them apart)."""
+    from panbench.reporting.formats import writer
+
+    w = writer(fmt)
+    digits = min(digits, w.max_digits or digits)
     df = df.round(digits)
-    if fmt == "csv":
-        return df.to_csv()
-    df = _display(df, digits)
-    if fmt == "md":
-        text = df.astype(object).where(df.notna(), None).to_markdown(missingval="-")
-        return text + "".join(f"\n\n{n}" for n in notes)
-    flat = df.reset_index()  # the index as a plain column: no empty index-name row
-    if fmt == "latex":
-        text = flat.to_latex(index=False, float_format=f"%.{digits}f", na_rep="-", escape=True)
-        return text + "".join(f"\n\\par {latex_escape(n)}\n" for n in notes)
-    if fmt == "html":
-        return _html(flat, digits) + "".join(f"\n<p class='note'>{html.escape(n)}</p>" for n in notes)
-    raise PanbenchError(f"--format {fmt}: use md, csv, latex or html")
+    if w.fields:
+        return w.table(df, digits, notes)
+    df, same = _fold_constant(df, digits)
+    return w.table(_display(df, digits), digits, [*same, *notes])
 
 
-def _breakable(text: str) -> str:
-    """Escaped text that a browser may wrap after ``_``, ``.``, ``;`` or ``=`` (column names, --cfg-options):
-    a long name wraps in its cell instead of widening the table; numbers have none of these but the point."""
-    import re
-
-    return re.sub(r"([_;=]|\.(?=[A-Za-z]))", r"\1<wbr>", html.escape(text))
+# the columns that say which run a row is: one that is the same in every row is a note under the table instead
+FOLDED = ("postprocess", "framework", "settings", "dataset", "n_images", "selection", "batch", "amp", "cfg_options",
+          "ops", "device", "mIoU_from")
 
 
-def _html(flat: Any, digits: int) -> str:
-    """The table as HTML: numbers with ``digits`` decimals, a missing value '-', text and column names
-    breakable (:func:`_breakable`), numbers never broken."""
-    import re
+def _fold_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
+    """``df`` without the :data:`FOLDED` columns that have one value in every row (of two rows or more), and the
+    note that gives those values once ("In every row: dataset demo 8cda6b4f; images 12; mmcv ops panbench");
+    a column blank in every row goes without a word."""
+    from panbench.reporting.formats import cells, header
 
-    import pandas as pd
-
-    def cell(v: Any) -> str:
-        if v is None or (not isinstance(v, str) and pd.isna(v)):
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.{digits}f}"
-        text = str(v)
-        if re.match(r"[-+\[\d]", text):  # an integer, an interval, a signed difference: aligned as numbers
-            return _breakable(text)
-        return f"<span class='t'>{_breakable(text)}</span>"  # text: the report aligns it left
-
-    out = flat.astype(object).map(cell)
-    out.columns = [_breakable(str(c)) for c in flat.columns]
-    return out.to_html(index=False, escape=False)
+    if len(df) < 2:
+        return df, []
+    same = [c for c in df.columns if c in FOLDED and df[c].nunique(dropna=False) == 1]
+    if not same:
+        return df, []
+    first = cells(df[same].iloc[:1], digits).iloc[0]
+    said = [f"{header(c)} {first[c]}" for c in same if first[c] is not None]
+    return df.drop(columns=same), [f"In every row: {'; '.join(said)}."] if said else []
 
 
 def _display(df: Any, digits: int) -> Any:
@@ -283,32 +262,17 @@ def _display(df: Any, digits: int) -> Any:
     return df
 
 
-def latex_escape(text: str) -> str:
-    """Plain text for LaTeX (the characters pandas' ``escape=True`` escapes in cells)."""
-    out = text.replace("\\", r"\textbackslash ")
-    for ch in "&%$#_{}":
-        out = out.replace(ch, "\\" + ch)
-    return out.replace("~", r"\textasciitilde ").replace("^", r"\textasciicircum ")
-
-
 def verdict_text(verdicts: list[Any], fmt: str) -> str:
     """The verdicts (:mod:`panbench.reporting.verdict`) in ``fmt``: per group its heading, the ranking as a
-    table and the one-line reading; plain text lines for csv (the caller prints them apart)."""
+    table and the one-line reading; plain text lines for a format without a verdict block (CSV: the caller
+    prints them apart)."""
     from panbench.reporting import verdict as vd
+    from panbench.reporting.formats import writer
 
-    if fmt == "csv":
+    block = writer(fmt).block
+    if block is None:
         return "\n".join(line for v in verdicts for line in vd.lines(v))
-    parts = []
-    for v in verdicts:
-        body = render(vd.frame(v), fmt, digits=2)
-        if fmt == "md":
-            parts.append(f"**{v.heading()}**\n\n{body}\n\n{v.reading}")
-        elif fmt == "latex":
-            parts.append(f"\\par {latex_escape(v.heading())}\n{body}\\par {latex_escape(v.reading)}\n")
-        else:
-            parts.append(f"<p class='verdict-head'>{html.escape(v.heading())}</p>{body}"
-                         f"<p class='verdict'>{html.escape(v.reading)}</p>")
-    return "\n\n".join(parts)
+    return "\n\n".join(block(v.heading(), render(vd.frame(v), fmt, digits=2), v.reading) for v in verdicts)
 
 
 def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
@@ -317,6 +281,7 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
     """The verdict (ranking on PQ with paired differences to the reference run) and the table of the latest
     runs in ``results_dir`` with its footnotes (already in the text, except in CSV, where the caller prints
     the verdict and the footnotes apart); ``--per-class`` has no verdict."""
+    from panbench.reporting.formats import writer
     from panbench.reporting.verdict import verdicts
 
     records = latest_runs(load_records(results_dir), dataset)
@@ -333,7 +298,7 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
     head = verdict_text(found, fmt)
     df = comparison(records, vs_published, analyses, results_dir, notes, all_columns, reference)
     notes += [n for n in more if n not in notes]
-    if fmt == "csv":
+    if writer(fmt).notes_apart:
         return render(df, fmt), [head, *notes]
     return head + "\n\n" + render(df, fmt, notes=notes), notes
 

@@ -18,7 +18,7 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.records.schema import RunRecord
-from panbench.reporting.labels import settings
+from panbench.reporting.labels import images, settings
 
 
 def format_metrics(m: dict[str, Any], title: str = "") -> str:
@@ -43,7 +43,7 @@ def format_record(rec: RunRecord) -> str:
     extra = settings(rec)  # batch size, AMP, --cfg-options: what else changes the numbers
     # [post-processing] as on the progress bar
     title = (f"{rec.model} [{rec.postprocess}]{f' ({extra})' if extra else ''} on "
-             f"{rec.dataset} ({rec.n_images} images, {rec.device})")
+             f"{rec.dataset} ({images(rec.n_images)}, {rec.device})")
     lines = [format_metrics(m, title)]
     per_image = (f"; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, post-processing "
                  f"{_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms" if t.get("timed_images") else "")

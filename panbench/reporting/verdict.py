@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.records.schema import RunRecord
-from panbench.reporting.labels import dataset_key, fingerprint, short_label
+from panbench.reporting.labels import dataset_key, fingerprint, images, short_label, these_images
 from panbench.reporting.pairing import paired_differences
 
 HOW = "95% paired image bootstrap, 1000 resamples, seed 0; * the interval excludes 0"
@@ -30,7 +30,7 @@ class Verdict:
 
     def heading(self) -> str:
         ref = f"; paired difference to {self.reference} ({HOW})" if self.reference else ""
-        return f"{self.dataset}, {self.n_images} images: ranking on PQ{ref}"
+        return f"{self.dataset}, {images(self.n_images)}: ranking on PQ{ref}"
 
 
 def verdicts(records: list[RunRecord], results_dir: Path, reference: str | None = None
@@ -66,9 +66,9 @@ def reading(v: Verdict) -> str:
     """The verdict in one line: who beats whom by how much (with the interval of the difference) where the
     interval excludes 0, 'not distinguishable' where it does not, and the runs without a paired difference."""
     if len(v.rows) == 1:
-        return f"{v.rows[0]['label']}: the only run on these {v.n_images} images, nothing to compare"
+        return f"{v.rows[0]['label']}: the only run on {these_images(v.n_images)}, nothing to compare"
     if v.reference is None:
-        return f"no paired difference on these {v.n_images} images (no per-image analysis files to pair)"
+        return f"no paired difference on {these_images(v.n_images)} (no per-image analysis files to pair)"
     parts = []
     for row in v.rows:
         if row["reference"]:
@@ -83,7 +83,7 @@ def reading(v: Verdict) -> str:
             parts.append(f"{row['label']} beats {v.reference} by {d:.1f} PQ [{lo:.1f}, {hi:.1f}]")
         else:  # the same interval, read from the reference's side
             parts.append(f"{v.reference} beats {row['label']} by {-d:.1f} PQ [{-hi:.1f}, {-lo:.1f}]")
-    return "; ".join(parts) + f" (on these {v.n_images} images)"
+    return "; ".join(parts) + f" (on {these_images(v.n_images)})"
 
 
 def cell(row: dict[str, Any]) -> str:

@@ -98,7 +98,7 @@ def test_analyses_of_the_coco_sample_leave_its_metrics_bit_identical(coco_sample
 def test_workers_give_the_same_analyses_bit_for_bit(tmp_path, capsys) -> None:
     f = _write(tmp_path, n=17, seed=5, systems=1)
     one = score_json(capsys, f, 0, "--boundary")
-    two = score_json(capsys, f, 0, "--boundary", "--workers", "2")
+    two = score_json(capsys, f, 0, "--boundary", "--procs", "2")
     assert two == one and ANALYSIS_KEYS <= set(one)
 
 
@@ -134,7 +134,8 @@ def test_no_analysis_with_boundary_is_refused(files, capsys) -> None:
 
 
 def _name(f, capsys, results: Path, name: str, k: int = 0, *extra: str) -> dict:
-    assert main(score_args(f, k, "--name", name, "--dataset", "syn", "--results", str(results), "--json", *extra)) == 0
+    assert main(score_args(f, k, "--name", name, "--dataset-name", "syn", "--results", str(results), "--json",
+                           *extra)) == 0
     out = json.loads(capsys.readouterr().out)
     rec = [r for r in load_records(results) if r["model"] == name][-1]
     return {"out": out, "rec": rec}

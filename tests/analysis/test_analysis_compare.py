@@ -44,7 +44,8 @@ def compare(capsys, results: Path, *args: str) -> tuple[int, str, str]:
 
 def test_compare_same_seed_same_result_and_other_seed_other_result(two_runs, capsys) -> None:
     r = two_runs["results"]
-    outs = [json.loads(compare(capsys, r, "sys-a", "sys-b", "--json", "--seed", s)[1]) for s in ("3", "3", "4")]
+    outs = [json.loads(compare(capsys, r, "sys-a", "sys-b", "--json", "--bootstrap-seed", s)[1])
+            for s in ("3", "3", "4")]
     assert outs[0] == outs[1] and outs[0]["metrics"] != outs[2]["metrics"]
     m = outs[0]["metrics"]["PQ"]
     assert outs[0]["difference"] == "B - A" and m["a"] == two_runs["a"]["metrics"]["PQ"]
@@ -202,7 +203,7 @@ def test_compare_finds_a_model_by_its_registry_alias(two_runs, capsys) -> None:
     for k, model in (("a", "sys-a"), ("b", "demo-mask2former")):
         path = r / two_runs[k]["record"]
         path.write_text(json.dumps({**json.loads(path.read_text()), "model": model, "dataset": "demo"}))
-    code, out, err = compare(capsys, r, "sys-a", "mask2former", "--dataset", "demo", "--json")
+    code, out, err = compare(capsys, r, "sys-a", "mask2former", "--only-dataset", "demo", "--json")
     assert code == 0, err
     assert json.loads(out)["b"]["model"] == "demo-mask2former"
     assert "no record of model 'mask2former'" in one_line(*compare(capsys, r, "sys-a", "mask2former")[::2])
@@ -222,12 +223,12 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     ann, name = root / "annotations", results_name("panoptic_val2017", "demo-mask2former")
     assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
                  "--pred-json", str(out / f"{name}.json"), "--pred-dir", str(out / name), "--name", "saved",
-                 "--dataset", "demo", "--results", str(res), "--json"]) == 0
+                 "--dataset-name", "demo", "--results", str(res), "--json"]) == 0
     capsys.readouterr()
     ev, sc = (next(r for r in load_records(res) if r["model"] == m) for m in ("demo-mask2former", "saved"))
     assert ev["provenance"]["dataset"]["fingerprint"] == sc["provenance"]["dataset"]["fingerprint"]
     assert {k: ev[k] for k in ANALYSIS_KEYS} == {k: sc[k] for k in ANALYSIS_KEYS}
-    code, text, err = compare(capsys, res, "demo-mask2former", "saved", "--dataset", "demo", "--json")
+    code, text, err = compare(capsys, res, "demo-mask2former", "saved", "--only-dataset", "demo", "--json")
     assert code == 0, err
     pair = json.loads(text)
     ivs = [v["interval"] for v in pair["metrics"].values()] + [v["interval"] for v in pair["per_class"].values()]
@@ -236,9 +237,9 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
 
 def test_compare_refuses_a_negative_seed_without_a_traceback(two_runs, capsys) -> None:
     with pytest.raises(SystemExit) as e:  # argparse's usage error
-        main(["compare", "sys-a", "sys-b", "--seed", "-1", "--results", str(two_runs["results"])])
+        main(["compare", "sys-a", "sys-b", "--bootstrap-seed", "-1", "--results", str(two_runs["results"])])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and "--seed" in err and "Traceback" not in err
+    assert e.value.code == 2 and "--bootstrap-seed" in err and "Traceback" not in err
 
 
 def test_score_orders_images_as_eval_does_when_annotations_are_in_another_order(files, tmp_path, capsys) -> None:
@@ -252,7 +253,7 @@ def test_score_orders_images_as_eval_does_when_annotations_are_in_another_order(
     shuffled = tmp_path / "gt_reversed.json"
     shuffled.write_text(json.dumps(gt))
     f = {**files, "gt_json": shuffled}
-    assert main([*score_args(f), "--name", "sys", "--dataset", "synth", "--results", str(tmp_path / "r")]) == 0
+    assert main([*score_args(f), "--name", "sys", "--dataset-name", "synth", "--results", str(tmp_path / "r")]) == 0
     capsys.readouterr()
     (rec,) = load_records(tmp_path / "r")
     ids = [im["id"] for im in gt["images"]]
@@ -304,21 +305,22 @@ def test_compare_takes_the_default_settings_run_that_table_shows_with_the_same_i
     row `table` shows without settings), says that another run exists, names the settings, and prints the
     interval that `table --ci` prints for the same pair."""
     d = demo_ablation
-    code, out, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--dataset", "demo", "--json")
+    code, out, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo",
+                             "--json")
     assert code == 0, err
     pair = json.loads(out)
     assert pair["b"]["record"] == d["default"]["record"] and pair["b"]["settings"] == ""
     assert "demo-mask2former: compared its run with default settings; it also has runs with" in err
     table_iv = _ci_row(capsys, d["results"], with_cfg=False)
     assert table_iv == [round(v, 3) for v in pair["metrics"]["PQ"]["interval"]]
-    text = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--dataset", "demo")[1]
+    text = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo")[1]
     assert text.splitlines()[1].startswith("B: demo-mask2former [default], settings: default (")
 
 
 def test_compare_settings_choose_the_ablation_and_name_it(demo_ablation, capsys) -> None:
     d = demo_ablation
     wanted = " ".join(ABLATION)  # in another order than the label, separated by a space: the same settings
-    code, out, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--dataset", "demo",
+    code, out, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo",
                              "--settings-b", wanted, "--json")
     assert code == 0, err
     pair = json.loads(out)
@@ -326,7 +328,7 @@ def test_compare_settings_choose_the_ablation_and_name_it(demo_ablation, capsys)
     assert pair["b"]["settings"] == "model.test_cfg.iou_thr=0.95; model.test_cfg.object_mask_thr=0.95"
     assert _ci_row(capsys, d["results"], with_cfg=True) == [round(v, 3) for v in pair["metrics"]["PQ"]["interval"]]
     assert _ci_row(capsys, d["results"], with_cfg=False) != _ci_row(capsys, d["results"], with_cfg=True)
-    code, _, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--dataset", "demo",
+    code, _, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo",
                            "--settings", "batch 4")
     assert "--settings batch 4: demo-maskformer has no run with these settings; its runs have: 'default'" in \
         one_line(code, err)
@@ -347,7 +349,7 @@ def test_score_name_files_its_record_under_the_dataset_of_its_ground_truth(demo_
     capsys.readouterr()
     rec = next(r for r in load_records(res) if r["model"] == "m2f saved")
     assert rec["dataset"] == "demo" and rec["record"].endswith("_m2f_saved_demo.json")
-    code, out, err = compare(capsys, res, "m2f saved", "demo-mask2former", "--dataset", "demo", "--json")
+    code, out, err = compare(capsys, res, "m2f saved", "demo-mask2former", "--only-dataset", "demo", "--json")
     assert code == 0, err
     assert json.loads(out)["a"]["model"] == "m2f saved"
     # an empty results folder: the dataset its folder names (ROOT/annotations/...: demo; another root: its name)
@@ -359,10 +361,10 @@ def test_score_name_files_its_record_under_the_dataset_of_its_ground_truth(demo_
     capsys.readouterr()
     assert [r["dataset"] for r in load_records(tmp_path / "empty")] == ["demo"]
     assert [r["dataset"] for r in load_records(tmp_path / "empty2")] == ["mydata"]
-    # an explicit --dataset that the records of the same images contradict: refused, nothing written
+    # an explicit --dataset-name that the records of the same images contradict: refused, nothing written
     before = sorted((res / "runs").iterdir())
-    err = one_line(main([*score, "--results", str(res), "--dataset", "coco"]), capsys.readouterr().err)
-    assert "--dataset coco:" in err and "'demo' records" in err and sorted((res / "runs").iterdir()) == before
+    err = one_line(main([*score, "--results", str(res), "--dataset-name", "coco"]), capsys.readouterr().err)
+    assert "--dataset-name coco:" in err and "'demo' records" in err and sorted((res / "runs").iterdir()) == before
 
 
 def test_compare_of_too_few_images_or_resamples_shows_no_interval_and_says_why(tmp_path, capsys) -> None:

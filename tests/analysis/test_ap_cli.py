@@ -29,7 +29,7 @@ def score_args(root: Path, *extra: str) -> list[str]:
     ann = root / "annotations"
     return ["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
             "--pred-json", str(ann / "panoptic_val2017.json"), "--pred-dir", str(ann / "panoptic_val2017"),
-            "--workers", "1", *extra]
+            "--procs", "1", *extra]
 
 
 def test_score_instances_gives_pycocotools_ap_and_writes_it_in_the_record(coco_sample: Path, instances: Path,

@@ -10,8 +10,8 @@ import pytest
 from panbench import __version__
 from panbench.cli import build_parser, main
 
-COMMANDS = ["doctor", "ls", "eval", "robustness", "table", "compare", "images", "plot", "viz", "report", "score",
-            "data", "data demo", "data coco"]
+COMMANDS = ["doctor", "ls", "eval", "speed", "robustness", "table", "compare", "images", "plot", "viz", "report",
+            "score", "data", "data demo", "data coco"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
@@ -42,9 +42,11 @@ def test_debug_shows_the_traceback(where, tmp_path) -> None:
 
 
 def test_help_never_imports_torch() -> None:
+    """Nor numpy: the options read their defaults from EvalOptions and PostProcess, which import neither."""
     code = ("import sys\nfrom panbench.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine', "
+            "'numpy')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "usage: panbench" in r.stdout, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
@@ -86,9 +88,9 @@ def test_help_prints_no_doubled_percent(cmd, capsys) -> None:
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["ls", "--dataset", "foo"], "--dataset foo: no registered model is for it; use one of: coco, demo"),
-    (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--workers", "0"],
-     "--workers: must be an integer >= 1, got 0"),
+    (["ls", "--only-dataset", "foo"], "--only-dataset foo: no registered model is for it; use one of: coco, demo"),
+    (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--procs", "0"],
+     "--procs: must be an integer >= 1, got 0"),
     (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--name", ""],
      "--name: needs a name"),
     (["score", "--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d", "--name", "   "],

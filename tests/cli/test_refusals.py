@@ -176,8 +176,8 @@ def test_compare_answers_a_mistyped_model_an_external_name_and_another_dataset(d
     assert "no record of model 'demo-mask2fromer'; did you mean demo-mask2former" in _one_line(capsys)
     assert main(["compare", "my system saved", "demo-maskformer", "--results", r]) == 2
     assert "`panbench score ... --name 'my system saved'`" in _one_line(capsys)
-    assert main(["compare", "demo-mask2former", "demo-maskformer", "--results", r, "--dataset", "coco"]) == 2
-    assert "its records are on demo: pass --dataset demo" in _one_line(capsys)
+    assert main(["compare", "demo-mask2former", "demo-maskformer", "--results", r, "--only-dataset", "coco"]) == 2
+    assert "its records are on demo: pass --only-dataset demo" in _one_line(capsys)
     assert main(["compare", "maskformer", "mask2former", "--results", r]) == 2  # zoo aliases, demo records
     assert ("no record of model 'maskformer'; records exist of demo-maskformer (on demo): compare those, or run "
             "`panbench eval --model maskformer_r50`") in _one_line(capsys)

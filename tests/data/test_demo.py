@@ -61,11 +61,11 @@ def test_regenerating_with_another_seed_needs_force(tmp_path: Path, capsys) -> N
     root = tmp_path / "d"
     assert main(["data", "demo", "--root", str(root)]) == 0
     before = tree_digest(root)
-    assert main(["data", "demo", "--root", str(root), "--seed", "4"]) == 2
+    assert main(["data", "demo", "--root", str(root), "--data-seed", "4"]) == 2
     err = capsys.readouterr().err
     assert "seed 0" in err and "--force" in err and len(err.strip().splitlines()) == 1
     assert tree_digest(root) == before
-    assert main(["data", "demo", "--root", str(root), "--seed", "4", "--force"]) == 0
+    assert main(["data", "demo", "--root", str(root), "--data-seed", "4", "--force"]) == 0
     assert tree_digest(root) != before
 
 

@@ -86,7 +86,7 @@ def test_score_name_writes_the_same_table_as_eval(demo_runs, demo_root, tmp_path
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     rc = main(["score", "--gt-json", str(tmp_path / "gt.json"), "--gt-dir", str(ann / "panoptic_val2017"),
                "--pred-json", pred["json"], "--pred-dir", pred["dir"], "--name", "ext", "--results",
-               str(tmp_path), "--per-image", str(tmp_path / "ext.parquet"), "--workers", "1"])
+               str(tmp_path), "--per-image", str(tmp_path / "ext.parquet"), "--procs", "1"])
     assert rc == 0
     scored = _read(tmp_path / "ext.parquet")
     ours = _read(demo_runs / "mask2former.csv")
@@ -97,10 +97,10 @@ def test_score_name_writes_the_same_table_as_eval(demo_runs, demo_root, tmp_path
 def test_images_lists_the_worst_images_and_the_largest_losses(demo_runs, capsys) -> None:
     a, b = _read(demo_runs / "mask2former.csv"), _read(demo_runs / "panoptic-fpn.csv")
     capsys.readouterr()
-    assert main(["images", "--results", str(demo_runs), "--model", "demo-mask2former", "--worst", "3"]) == 0
+    assert main(["images", "--results", str(demo_runs), "--run", "demo-mask2former", "--worst", "3"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert listed == list(a.sort_values("PQ", kind="stable")["image_id"][:3])
-    assert main(["images", "--results", str(demo_runs), "--model", "demo-mask2former", "--vs", "demo-panoptic-fpn",
+    assert main(["images", "--results", str(demo_runs), "--run", "demo-mask2former", "--vs", "demo-panoptic-fpn",
                  "--worst", "4"]) == 0
     out = capsys.readouterr().out.splitlines()
     loss = (a["PQ"] - b["PQ"]).to_numpy()
@@ -157,7 +157,7 @@ def test_eval_and_score_tables_add_up_on_the_coco_sample(coco_sample, tmp_path) 
     (tmp_path / "pred.json").write_text(json.dumps({"annotations": anns}))
     assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
                  "--pred-json", str(tmp_path / "pred.json"), "--pred-dir", str(tmp_path / "pred"), "--name", "ext",
-                 "--results", str(tmp_path / "s"), "--per-image", str(tmp_path / "s.csv"), "--workers", "1"]) == 0
+                 "--results", str(tmp_path / "s"), "--per-image", str(tmp_path / "s.csv"), "--procs", "1"]) == 0
     rec = _record(tmp_path / "s")
     check_sums(_read(tmp_path / "s.csv"), {**rec, "provenance": {"dataset": {"image_ids": [142238, 439180]}}},
                ann / "panoptic_val2017.json")

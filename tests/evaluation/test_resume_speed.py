@@ -71,7 +71,7 @@ def test_no_stored_speed_means_no_speed_anywhere(demo_root, tmp_path, capsys) ->
     table = table[table.index("\n| model") + 1:]  # the comparison, after the verdict
     line = next(x for x in table.splitlines() if "demo-panoptic-fpn" in x)
     cols = [c.strip() for c in table.splitlines()[0].split("|")]
-    assert [c.strip() for c in line.split("|")][cols.index("images_per_s")] == "-"
+    assert [c.strip() for c in line.split("|")][cols.index("images/s")] == "-"
     points, missing = speed_points([rec])
     assert points == [] and missing == ["demo-panoptic-fpn"]
 

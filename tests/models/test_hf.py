@@ -277,7 +277,7 @@ def test_registry_entries_and_ls(capsys) -> None:
     spec = resolve("hf:facebook/detr-resnet-50-panoptic")[0]
     assert spec.name == "hf-detr_r50" and spec.published == {"PQ": 43.4}
     assert hf_spec("/some/dir/my-model/").name == "hf-my-model"
-    assert main(["ls", "--dataset", "coco"]) == 0
+    assert main(["ls", "--only-dataset", "coco"]) == 0
     out = capsys.readouterr().out
     assert "hf-mask2former_swin-t" in out and "hf-oneformer_swin-l" in out and "57.9" in out
     eomt = {s.name: s for s in entries if s.architecture == "EoMT"}

@@ -43,6 +43,17 @@ def test_json_output_has_metrics_per_class_and_n_images(case, capsys) -> None:
     assert {"pixel_acc", "mIoU", "mDice"} <= set(out)
 
 
+def test_json_per_class_is_null_for_a_category_absent_from_both_sides_and_averages_to_pq(case, capsys) -> None:
+    """A category with no TP, FP or FN has PQ, SQ, RQ null (the table's '-'); the mean of the others is PQ."""
+    assert main(args(case, "--json")) == 0
+    out = json.loads(capsys.readouterr().out)
+    absent = [v for v in out["per_class"].values() if v["TP"] + v["FP"] + v["FN"] == 0]
+    assert absent and all(v["PQ"] is None and v["SQ"] is None and v["RQ"] is None for v in absent)
+    present = [v["PQ"] for v in out["per_class"].values() if v["PQ"] is not None]
+    assert len(present) == out["n_categories"]["All"]
+    assert sum(present) / len(present) == pytest.approx(out["PQ"], abs=1e-9)
+
+
 def test_table_output(case, capsys) -> None:
     assert main(args(case)) == 0
     table = capsys.readouterr().out
@@ -70,13 +81,13 @@ def test_workers_pool_runs_and_equals_one_worker_bit_for_bit(tmp_path, capsys, m
     gj, gd = write_panoptic(tmp_path, "gt", gt, CATS)
     pj, pd = write_panoptic(tmp_path, "pred", pred, CATS)
     c = {"gt_json": gj, "gt_dir": gd, "pred_json": pj, "pred_dir": pd}
-    assert main(args(c, "--json", "--workers", "1")) == 0
+    assert main(args(c, "--json", "--procs", "1")) == 0
     one = capsys.readouterr().out
     pids = tmp_path / "pids.txt"
     monkeypatch.setenv("PANBENCH_TEST_PIDS", str(pids))
     monkeypatch.setattr(score, "_score_chunk", _chunk_in_child)
     monkeypatch.setattr(score, "available_cores", lambda: 3)
-    assert main(args(c, "--json", *(["--workers", str(workers)] if workers else []))) == 0
+    assert main(args(c, "--json", *(["--procs", str(workers)] if workers else []))) == 0
     many = capsys.readouterr().out
     ran = [line.split() for line in pids.read_text().splitlines()]
     assert sum(int(n) for _, n in ran) == 17 and len(ran) > 1  # every image, in several chunks
@@ -93,8 +104,8 @@ def test_default_workers_are_the_available_cores_at_most_one_per_image(monkeypat
 
 def test_one_worker_scores_in_this_process(case, capsys, monkeypatch) -> None:
     monkeypatch.setattr(score, "available_cores", lambda: 8)
-    monkeypatch.setattr(score.mp, "get_context", lambda *a: pytest.fail("--workers 1 started a pool"))
-    assert main(args(case, "--json", "--workers", "1")) == 0
+    monkeypatch.setattr(score.mp, "get_context", lambda *a: pytest.fail("--procs 1 started a pool"))
+    assert main(args(case, "--json", "--procs", "1")) == 0
 
 
 def _edit_pred(case, fn) -> None:
@@ -165,10 +176,10 @@ def test_bad_input_through_the_console_script(case) -> None:
 
 def test_score_with_name_stores_a_record_for_the_table(case, tmp_path, capsys) -> None:
     res = tmp_path / "res"
-    assert main(args(case, "--name", "Mask DINO (detectron2)", "--dataset", "coco", "--results", str(res),
+    assert main(args(case, "--name", "Mask DINO (detectron2)", "--dataset-name", "coco", "--results", str(res),
                      "--json")) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert main(["table", "--results", str(res), "--dataset", "coco", "--format", "csv"]) == 0
+    assert main(["table", "--results", str(res), "--only-dataset", "coco", "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert "Mask DINO (detectron2)" in out and f"{scored['PQ']:.3f}"[:5] in out
 

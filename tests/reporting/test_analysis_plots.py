@@ -98,14 +98,15 @@ def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_p
     shutil.copy(FIXTURE, res / "runs" / FIXTURE.name)
     assert main(["plot", "--results", str(res)]) == 0
     out = capsys.readouterr().out.splitlines()
-    for name in ("pq_bars.png", "pq_vs_speed.png", "per_class_pq.png", "pq_intervals.png", "pq_by_size.png",
-                 "errors.png"):
+    for name in ("pq_bars.png", "per_class_pq.png", "pq_intervals.png", "pq_by_size.png", "errors.png"):
         assert (res / "plots" / "synth" / name).is_file(), name
+    assert not (res / "plots" / "synth" / "pq_vs_speed.png").exists()  # generated runs: no measured speed
     assert (res / "plots" / "coco" / "pq_bars.png").is_file()
     assert not (res / "plots" / "pq_bars.png").exists()  # nothing at the top, where one dataset overwrote another
     assert not (res / "plots" / "coco" / "errors.png").exists()
     skipped = [line for line in out if "skipped" in line]
-    assert len(skipped) == 3 and all(str(res / "plots" / "coco") in line for line in skipped)
+    assert len(skipped) == 4 and sum(str(res / "plots" / "coco") in line for line in skipped) == 3
+    assert any(str(res / "plots" / "synth" / "pq_vs_speed.png") in line for line in skipped)
     assert main(["report", "--results", str(res)]) == 0
     assert sorted(p.name for p in (res / "plots").iterdir()) == ["coco", "synth"]
 
@@ -123,16 +124,16 @@ def test_an_interval_end_past_its_point_by_rounding_draws(results, tmp_path) -> 
 def test_a_failing_plot_costs_neither_the_others_nor_the_report(results, tmp_path, monkeypatch, capsys) -> None:
     from panbench.reporting.report import write_report
 
-    def broken(records, out):
+    def broken(records, out, colors=None):
         raise ValueError("a plotting bug")
 
     monkeypatch.setattr(plots, "pq_bars", broken)
     paths, notes = plots.make_plots(load_records(results), tmp_path)
-    assert "pq_bars.png" not in {p.name for p in paths} and {"pq_vs_speed.png", "pq_intervals.png"} <= {
+    assert "pq_bars.png" not in {p.name for p in paths} and {"per_class_pq.png", "pq_intervals.png"} <= {
         p.name for p in paths}
     assert [n for n in notes if n.startswith(plots.FAILED)] == [
         f"error: {tmp_path / 'pq_bars.png'}: not drawn (ValueError: a plotting bug); the other plots are; please "
         "report it with the records"]
     out = write_report(results, out=tmp_path / "report.html")
-    assert "pq_vs_speed" in out.read_text() and "a plotting bug" in capsys.readouterr().err
+    assert "per_class_pq" in out.read_text() and "a plotting bug" in capsys.readouterr().err
     assert main(["plot", "--results", str(results)]) == 1

@@ -105,14 +105,19 @@ def _dom_body(chromium: str, page: Path, profile: Path, width: int = 1400) -> st
     return re.search(r"<body[^>]*>", dom).group(0)
 
 
-def test_report_tables_fit_1400_px_with_eight_runs(chromium, tmp_path) -> None:
-    """Eight runs with long names, --cfg-options and a post-processing with parameters, the analyses of each:
-    every table that shows without opening a fold ends within 1400 px in Chromium."""
+@pytest.fixture(scope="module")
+def eight_run_report(tmp_path_factory) -> Path:
+    """Eight runs with long names, --cfg-options and a post-processing with parameters, the analyses of each,
+    on MIN_IMAGES images (the fewest that get intervals and paired differences, so that the widest table,
+    ``--ci``'s, is there); the report's path."""
     import json
 
     from analysis_records import add_run, ground_truth
 
-    gt_json, images = ground_truth(tmp_path / "data", n_images=8)
+    from panbench.analysis.bootstrap import MIN_IMAGES
+
+    tmp_path = tmp_path_factory.mktemp("eight_runs")
+    gt_json, images = ground_truth(tmp_path / "data", n_images=MIN_IMAGES)
     names = ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn", "hf-mask2former_swin-t",
              "mask2former_swin-l-p4-w12-384-in21k_8xb2-lsj-100e_coco-panoptic", "demo-mask2former",
              "demo-mask2former", "Mask DINO (detectron2) saved predictions"]
@@ -125,7 +130,41 @@ def test_report_tables_fit_1400_px_with_eight_runs(chromium, tmp_path) -> None:
             rec["provenance"]["cfg_options"] = {"model.test_cfg.object_mask_thr": 0.95, "model.test_cfg.iou_thr": 0.95}
             path.write_text(json.dumps(rec))
     assert main(["report", "--results", str(tmp_path)]) == 0
-    body = _dom_body(chromium, tmp_path / "report.html", tmp_path / "chromium")
+    return tmp_path / "report.html"
+
+
+def test_report_tables_fit_1400_px_with_eight_runs(chromium, eight_run_report) -> None:
+    """Every table that shows without opening a fold ends within 1400 px in Chromium."""
+    body = _dom_body(chromium, eight_run_report, eight_run_report.parent / "chromium")
     shown = int(re.search(r'data-shown-tables="(\d+)"', body).group(1))
     widest = int(re.search(r'data-widest-table="(\d+)"', body).group(1))
     assert shown >= 7 and widest <= 1400, (shown, widest)
+    assert "paired differences</h4>" in eight_run_report.read_text()
+
+
+def _framed_body(chromium: str, page: Path, width: int) -> str:
+    """The report's ``<body>`` tag after loading in a frame ``width`` CSS pixels wide (Chromium's window is
+    at least 500 px wide; a frame is the viewport a phone gives), its check attributes copied out of the frame."""
+    outer = page.parent / f"frame-{width}.html"
+    outer.write_text(f"<!doctype html><html><body style='margin:0'><iframe id='f' src='{page.name}' "
+                     f"style='width:{width}px;height:1600px;border:0'></iframe><script>"
+                     "const f = document.getElementById('f'); f.addEventListener('load', () => setTimeout(() => {"
+                     "Object.assign(document.body.dataset, f.contentDocument.body.dataset);}, 100));"
+                     "</script></body></html>")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          "--allow-file-access-from-files", f"--user-data-dir={page.parent / 'chromium-frame'}",
+                          "--virtual-time-budget=10000", "--window-size=800,1700", "--dump-dom", outer.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    return re.search(r"<body[^>]*>", dom).group(0)
+
+
+def test_report_at_400_px_scrolls_wide_tables_in_their_box_with_a_cue(chromium, eight_run_report) -> None:
+    """On a phone (400 CSS px): the page itself is no wider (the wide tables scroll in their boxes), and every
+    table wider than its box shows the scroll cue; the page has a viewport meta tag."""
+    assert "<meta name='viewport' content='width=device-width, initial-scale=1'>" in eight_run_report.read_text()
+    body = _framed_body(chromium, eight_run_report, 400)
+    width = int(re.search(r'data-page-width="(\d+)"', body).group(1))
+    over = int(re.search(r'data-overflowing="(\d+)"', body).group(1))
+    cued = int(re.search(r'data-cued="(\d+)"', body).group(1))
+    assert width <= 400 and over >= 3 and cued == over, (width, over, cued)

@@ -54,8 +54,8 @@ def test_per_class_table_and_published_numbers(report) -> None:
     coco = _section(html, "<h2>coco", "<h2>synth")
     assert "<h3>per-class PQ</h3>" in coco and "<span class='t'>person</span></td>" in coco  # the fixture's category 1
     pub = _section(coco, "comparison with published numbers", "<h3>analyses").replace("<wbr>", "")  # break points
-    assert "PQ_pub" in pub and "12.500" in pub and "-2.500" in pub  # the fixture's published PQ and delta
-    assert "SQ_pub" not in pub  # no published SQ: no empty column
+    assert "PQ published" in pub and "12.500" in pub and "-2.500" in pub  # the fixture's published PQ and delta
+    assert "SQ published" not in pub  # no published SQ: no empty column
     synth = _section(html, "<h2>synth", "<h2>")
     assert "No published numbers for these models on this dataset" in synth
     assert "<h3>per-class PQ</h3>" in synth and "thing0" in synth
@@ -72,10 +72,10 @@ def test_provenance_titles_name_model_postprocessing_and_dataset(report) -> None
 def test_report_out_in_a_new_folder_and_an_unknown_dataset(report, tmp_path, capsys) -> None:
     root, _ = report
     out = tmp_path / "new" / "folder" / "r.html"
-    assert main(["report", "--results", str(root), "--dataset", "coco", "--out", str(out)]) == 0
+    assert main(["report", "--results", str(root), "--only-dataset", "coco", "--out", str(out)]) == 0
     assert out.is_file() and "<h2>coco" in out.read_text()
     capsys.readouterr()
-    assert main(["report", "--results", str(root), "--dataset", "nope"]) == 2
+    assert main(["report", "--results", str(root), "--only-dataset", "nope"]) == 2
     assert "no result records for dataset 'nope'" in capsys.readouterr().err
 
 
@@ -89,17 +89,27 @@ def test_report_opens_each_dataset_with_the_verdict_then_the_compared_columns(re
     assert reading.startswith("perfect [maskwise] beats noisy by ") and "on these 10 images" in reading
     main_table = _section(synth, "<h3>PQ / SQ / RQ</h3>", "<h3>details</h3>").replace("<wbr>", "")
     heads = re.findall(r"<th>(.*?)</th>", main_table)
-    assert heads == ["model", "postprocess", "dataset", "n_images", "PQ", "PQ 95% CI", "PQ_th", "PQ_st", "SQ", "RQ",
-                     "mIoU", "mIoU_from", "images_per_s", "params_M"]
+    assert heads == ["model", "post-processing", "PQ", "PQ 95% CI", "PQ things", "PQ stuff", "SQ", "RQ", "mIoU",
+                     "images/s", "params (M)"]
+    assert "In every row: dataset synth f1a2b3c4; images 10; mIoU from panoptic." in main_table
     details = _section(synth, "<h3>details</h3>", "<h3>comparison with published").replace("<wbr>", "")
-    assert "<details><summary>every column" in details and "<th>framework</th>" in details
+    assert "<details><summary>every column" in details and "In every row: framework mmdet" in details
 
 
 def test_report_reference_chooses_the_run_the_verdict_compares_with(report, tmp_path) -> None:
     root, _ = report
     out = tmp_path / "r.html"
-    args = ["--dataset", "synth", "--reference", "noisy", "--out", str(out)]
+    args = ["--only-dataset", "synth", "--reference", "noisy", "--out", str(out)]
     assert main(["report", "--results", str(root), *args]) == 0
     verdict = _section(out.read_text(), "<h3>verdict</h3>", "<h3>PQ / SQ / RQ</h3>")
     assert "paired difference to noisy (" in verdict
     assert re.search(r"<p class='verdict'>perfect \[maskwise\] beats noisy by [0-9.]+ PQ", verdict)
+
+
+def test_report_headers_are_words_not_field_names(report) -> None:
+    _, html = report
+    heads = {h.replace("<wbr>", "") for h in re.findall(r"<th>(.*?)</th>", html)}
+    fields = {"PQ_diff_vs", "mask_quality_delta_PQ", "N_small", "PQ_small", "images_per_s", "params_M", "n_images",
+              "PQ_th", "boundary_PQ", "PQ_dagger", "classification_count", "PQ_pub", "postprocess"}
+    assert not heads & fields, heads & fields
+    assert {"paired difference to", "categories small", "perfect masks: delta PQ", "boundary PQ"} <= heads, heads

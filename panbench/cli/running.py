@@ -1,0 +1,54 @@
+"""What the commands that run models (eval, robustness, viz) share: the models and dataset of ``--model`` and
+``--dataset``, the one checkpoint of ``--checkpoint``, the process's rank and the end of a distributed run."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from panbench.errors import PanbenchError
+
+
+def models_and_dataset(model: str, dataset: str | None) -> tuple[list[Any], str]:
+    """The models of ``--model`` and the dataset they run on: ``dataset`` (``--dataset``) when given (a model
+    whose classes do not map to it is refused by the class check), else the dataset they were trained on (the
+    demo models run on the demo set, zoo models on COCO).  Models of different datasets need ``--dataset``."""
+    from panbench.models.registry import resolve
+
+    if dataset:
+        return resolve(model, dataset=dataset), dataset
+    first = model.split(",")[0].strip()
+    guess = "coco"
+    if first != "all":
+        spec = resolve(first)[0]
+        guess = spec.dataset
+    specs = resolve(model, dataset=guess)
+    # an hf: model not in the registry says nothing of its dataset: it follows the others (its labels are checked)
+    found = sorted({s.dataset for s in specs if not (s.hf and s.architecture == "transformers")}) or [guess]
+    if len(found) > 1:
+        raise PanbenchError(f"--model {model}: the models were trained on different datasets "
+                            f"({', '.join(found)}); pass --dataset")
+    return specs, found[0]
+
+
+def single_checkpoint(checkpoints: list[str] | None, specs: list[Any]) -> str | None:
+    """The one ``--checkpoint`` of a command that runs one model with it (eval, robustness), or None."""
+    if checkpoints and (len(specs) > 1 or len(checkpoints) > 1):
+        raise PanbenchError("--checkpoint applies to one model; pass a single --model with a single --checkpoint")
+    return checkpoints[0] if checkpoints else None
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 when not distributed): only rank 0 prints."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def finish_distributed() -> None:
+    """The end of a run under torchrun: a barrier, then the process group destroyed (nothing outside it)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        from panbench.evaluation.distributed import barrier
+
+        barrier()  # one line, not a traceback, when rank 0 stopped at the end (e.g. a predictions JSON unwritten)
+        dist.destroy_process_group()

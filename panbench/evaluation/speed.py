@@ -1,0 +1,261 @@
+"""``panbench speed``: FPS by MMDetection's ``tools/analysis_tools/benchmark.py`` protocol.
+
+For each model: its test pipeline turns the first images of the dataset into model inputs (the model's test
+size), then ``warmup`` batch-1 forward passes run untimed and ``iters`` are timed, each alone, with device
+synchronisation (:class:`CudaEventTimer` on a GPU, :class:`PerfCounterTimer` on the CPU); FPS = iters / their
+summed seconds, as benchmark.py computes it.  The forward is the model family's (mmdet's ``test_step``:
+preprocessing on the device, network, panoptic fusion), its fusion timed apart.  Then the same count end to
+end: image file -> pipeline -> forward -> segments.  ``--compile`` compiles the network's modules in place
+(:func:`compile_model`) before the warm-up, and the warm-up takes at least one pass per distinct input, so that
+compilation (once per input shape) is never timed; ``--amp`` runs under autocast.
+:func:`check_pq` scores the dataset eager and compiled through the eval loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from panbench.data.datasets import PanopticDataset
+from panbench.evaluation.options import EvalOptions
+from panbench.models.registry import ModelSpec
+from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, SpeedRecord
+
+PQ_TOLERANCE = 0.01  # PQ points (0-100) that compiled inference may differ from eager by
+MAX_INPUTS = 16  # distinct prepared inputs the forward timing cycles over (kept in memory)
+
+
+@dataclass
+class SpeedOptions:
+    """What ``panbench speed`` runs with."""
+
+    warmup: int = 5  # benchmark.py's num_warmup
+    iters: int = 50  # timed iterations (benchmark.py: max_iter 2000 minus the warm-up)
+    compile: bool = False
+    compile_mode: str = "default"  # torch.compile's mode
+    amp: str | None = None  # bf16, fp16: autocast
+    device: str = "auto"
+    end_to_end: bool = True
+    check_pq: bool = False
+    seed: int = 0
+    results_dir: Path = Path("results")
+    command: str | None = None
+
+
+class Timer(Protocol):
+    """Runs ``fn`` once and says how many seconds it took."""
+
+    clock: str  # what reads the time, as the record names it
+
+    def __call__(self, fn: Callable[[], Any]) -> tuple[Any, float]: ...
+
+
+class PerfCounterTimer:
+    clock = "time.perf_counter"
+
+    def __call__(self, fn: Callable[[], Any]) -> tuple[Any, float]:
+        t = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t
+
+
+class CudaEventTimer:
+    """CUDA events recorded around ``fn`` after ``torch.cuda.synchronize``, the end event waited for."""
+
+    clock = "CUDA events (torch.cuda.synchronize before, the end event synchronized)"
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def __call__(self, fn: Callable[[], Any]) -> tuple[Any, float]:
+        import torch
+
+        torch.cuda.synchronize(self.device)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = fn()
+        end.record()
+        end.synchronize()
+        return out, start.elapsed_time(end) / 1000.0
+
+
+def timer_for(device: str) -> Timer:
+    return CudaEventTimer(device) if device.startswith("cuda") else PerfCounterTimer()
+
+
+def compile_targets(module: Any) -> list[tuple[str, Any]]:
+    """The modules ``--compile`` compiles: a transformers model whole (its network; the post-processing stays
+    eager), an mmdet detector's ``backbone`` and ``neck`` (its heads take mmengine data samples and call mmcv
+    ops, on which dynamo breaks the graph; docs/benchmarks.md has the measurement)."""
+    if hasattr(module, "processor") and hasattr(module, "model"):  # panbench.models.hf_model.HFPanoptic
+        return [("model", module.model)]
+    return [(n, m) for n in ("backbone", "neck") if (m := getattr(module, n, None)) is not None]
+
+
+def compile_model(module: Any, mode: str = "default") -> dict[str, Any]:
+    """Compile :func:`compile_targets` in place (``nn.Module.compile``: the state dict keeps its keys); the
+    record's ``compile`` block."""
+    import torch
+
+    names = []
+    for name, m in compile_targets(module):
+        m.compile(mode=mode)
+        names.append(name)
+    return {"on": True, "modules": names, "backend": "inductor", "mode": mode, "torch": torch.__version__}
+
+
+def input_hw(data: Any) -> tuple[int, int] | None:
+    """(H, W) of a pipeline output's image tensor (mmdet ``inputs``, transformers ``pixel_values``)."""
+    for k in ("inputs", "pixel_values"):
+        t = data.get(k) if isinstance(data, dict) else None
+        if t is not None and hasattr(t, "shape") and len(t.shape) >= 2:
+            return int(t.shape[-2]), int(t.shape[-1])
+    return None
+
+
+@dataclass
+class Stage:
+    """The timed iterations of one stage: seconds each, the fusion's share of each, the input sizes."""
+
+    seconds: list[float]
+    fusion: list[float]
+    sizes: list[tuple[int, int] | None]
+    first_s: float  # the first warm-up iteration (with --compile: compilation included)
+
+    def summary(self) -> dict[str, Any]:
+        total = sum(self.seconds)
+        ms = [1000 * s for s in self.seconds]
+        out: dict[str, Any] = {"fps": len(ms) / total if total > 0 else None, "ms_mean": statistics.fmean(ms),
+               "ms_median": statistics.median(ms), "ms_min": min(ms), "first_iter_s": self.first_s}
+        if any(self.fusion):
+            fusion_ms = statistics.fmean(1000 * f for f in self.fusion)
+            out.update({"fusion_ms_mean": fusion_ms, "network_ms_mean": out["ms_mean"] - fusion_ms})
+        return out
+
+
+def time_forward(family: Any, inputs: list[Any], device: str, amp: str | None, warmup: int, iters: int,
+                 timer: Timer) -> Stage:
+    """``warmup`` untimed then ``iters`` timed batch-1 forward passes, cycling over ``inputs`` (each pass on a
+    fresh copy, made outside the timing: mmdet writes its predictions into the input's data sample)."""
+    import torch
+
+    sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
+    fusion: list[float] = []
+    stage = Stage([], [], [], 0.0)
+    with torch.inference_mode(), family.timed_fusion(fusion, sync):
+        for i in range(warmup + iters):
+            x = copy.deepcopy(inputs[i % len(inputs)])
+            n0 = len(fusion)
+            _, dt = timer(functools.partial(family.forward, [x], device, amp))
+            if i == 0:
+                stage.first_s = dt
+            if i >= warmup:
+                stage.seconds.append(dt)
+                stage.fusion.append(sum(fusion[n0:]))
+                stage.sizes.append(input_hw(x))
+    return stage
+
+
+def time_end_to_end(family: Any, samples: list[Any], device: str, amp: str | None, warmup: int, iters: int,
+                    timer: Timer) -> Stage:
+    """The same count of iterations from the image files of ``samples`` (cycled): decode and resize (the test
+    pipeline), forward, the panoptic map read back as segments (on the host)."""
+    import torch
+
+    stage = Stage([], [], [], 0.0)
+    with torch.inference_mode():
+        for i in range(warmup + iters):
+            s = samples[i % len(samples)]
+
+            def step(s: Any = s) -> Any:
+                data = family.pipeline({"img_path": str(s.image_path), "img_id": s.image_id})
+                return family.to_segments(family.forward([data], device, amp)[0])
+
+            _, dt = timer(step)
+            if i == 0:
+                stage.first_s = dt
+            if i >= warmup:
+                stage.seconds.append(dt)
+    return stage
+
+
+def eval_options(opts: SpeedOptions, cache_root: Path | None = None) -> EvalOptions:
+    """The eval options that load the model (and, for :func:`check_pq`, run the eval loop): one process, no
+    workers, no AP, no FLOPs pass, no cache reuse."""
+    return EvalOptions(device=opts.device, amp=opts.amp, seed=opts.seed, workers=0, cpu_procs=1, progress=False,
+                       resume=False, results_dir=opts.results_dir, ap=False, flops_images=0, warmup=0,
+                       cache_root=cache_root or opts.results_dir / "cache", command=opts.command)
+
+
+def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer: Timer | None = None) -> SpeedRecord:
+    """Load ``spec``, measure its speed by the protocol (and with ``check_pq`` its PQ eager and compiled), and
+    return the record (not written)."""
+    from panbench.evaluation.context import cpu_clock, marker, speed_context
+    from panbench.evaluation.run import load
+
+    if opts.check_pq:
+        pq = check_pq(spec, dataset, opts)
+    run = load(spec, dataset, eval_options(opts))
+    family, device = run.lm.family, run.device
+    timer = timer or timer_for(device)
+    compiled = compile_model(family.module, opts.compile_mode) if opts.compile else {"on": False}
+    n = min(len(dataset.samples), max(1, opts.iters), MAX_INPUTS)
+    inputs = [family.pipeline({"img_path": str(s.image_path), "img_id": s.image_id}) for s in dataset.samples[:n]]
+    # compiled: a warm-up pass per distinct input, so that no compilation (one per input shape) is timed
+    warmup = max(opts.warmup, n) if opts.compile else opts.warmup
+    mark, wall0, clock0 = marker(), time.time(), cpu_clock()
+    fwd = time_forward(family, inputs, device, opts.amp, warmup, opts.iters, timer)
+    e2e = time_end_to_end(family, dataset.samples[:n], device, opts.amp, warmup, opts.iters, timer) \
+        if opts.end_to_end else None
+    beside = mark.overlapping(wall0, time.time())
+    return _record(run, replace(opts, warmup=warmup), timer, compiled, n, fwd, e2e,
+                   speed_context(device, 1, 1, clock0, beside, False), pq if opts.check_pq else None)
+
+
+def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any], n: int, fwd: Stage,
+            e2e: Stage | None, context: dict[str, Any], pq: dict[str, Any] | None) -> SpeedRecord:
+    from panbench.evaluation.device import device_name
+    from panbench.evaluation.timings import precision_info
+    from panbench.records.provenance import git_commit, now_iso, versions
+
+    spec = run.spec
+    sizes = Counter(f"{h}x{w}" for h, w in (s for s in fwd.sizes if s is not None))
+    return SpeedRecord(
+        model=spec.name, framework=spec.framework, architecture=spec.architecture, dataset=run.dataset.name,
+        date=now_iso(),
+        protocol={"name": PROTOCOL, "text": PROTOCOL_TEXT, "warmup": opts.warmup, "iters": opts.iters, "batch": 1,
+                  "images": n, "clock": timer.clock},
+        input_size=sizes.most_common(1)[0][0] if sizes else None, input_sizes=dict(sizes),
+        device=device_name(run.device), amp=opts.amp or "fp32", precision=precision_info(run.device, opts.amp),
+        compile=compiled, forward=fwd.summary(), end_to_end=e2e.summary() if e2e else None,
+        published_fps=spec.published_fps, published_fps_device=spec.published_fps_device,
+        published_fps_source=spec.published_source if spec.published_fps is not None else None,
+        pq_check=pq, speed_context=context,
+        provenance={"versions": versions(), "git_commit": git_commit(), "command": opts.command or " ".join(sys.argv)},
+    )
+
+
+def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> dict[str, Any]:
+    """PQ of ``dataset`` through the eval loop with the model eager, then with it compiled
+    (:func:`compile_model`); ``within``: they differ by at most :data:`PQ_TOLERANCE` PQ points."""
+    import tempfile
+
+    from panbench.evaluation.run import load, run_images
+
+    with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:
+        run = load(spec, dataset, eval_options(opts, Path(tmp)))
+        eager = run_images(run).sink.evaluate()["PQ"]
+        compile_model(run.lm.family.module, opts.compile_mode)
+        run = replace(run, key=run.key + "-compiled")
+        compiled = run_images(run).sink.evaluate()["PQ"]
+    delta = abs(compiled - eager)
+    return {"eager": eager, "compiled": compiled, "delta": delta, "tolerance": PQ_TOLERANCE,
+            "within": delta <= PQ_TOLERANCE, "images": len(dataset.samples), "amp": opts.amp or "fp32"}

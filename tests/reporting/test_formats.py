@@ -1,0 +1,127 @@
+"""Tables that paste: Markdown and LaTeX from `panbench table` (the writers of panbench/reporting/formats.py).
+LaTeX is compiled with pdflatex (tests/reporting/latex.py) and its overfull-box warnings read."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from latex import compile_log
+
+from panbench.cli import main
+
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # invented numbers
+
+
+def _write(results: Path, name: str, **changes) -> dict:
+    rec = json.loads(GOLDEN.read_text())
+    rec.update(changes)
+    (results / "runs").mkdir(exist_ok=True)
+    (results / "runs" / f"{name}.json").write_text(json.dumps(rec))
+    return rec
+
+
+def _table(results: Path, capsys, *args: str) -> str:
+    assert main(["table", "--results", str(results), *args]) == 0
+    return capsys.readouterr().out
+
+
+def _md_rows(text: str) -> list[list[str]]:
+    """The comparison table's rows (after the verdict), cells split at unescaped '|'."""
+    lines = text[text.index("\n| model"):].strip().split("\n\n")[0].splitlines()
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]] for line in lines]
+
+
+def test_markdown_numbers_have_the_decimals_of_their_column_and_a_pipe_in_a_name_is_escaped(tmp_path, capsys) -> None:
+    for name, pq in (("a|b", 100.0), ("c", 58.6), ("d", 41.99)):
+        m = {**json.loads(GOLDEN.read_text())["metrics"], "PQ": pq}
+        _write(tmp_path, name, model=name, metrics=m)
+    rows = _md_rows(_table(tmp_path, capsys))
+    head, body = rows[0], rows[2:]
+    assert all(len(r) == len(head) for r in body), rows  # the '|' in 'a|b' did not make a column
+    assert [r[0] for r in body] == [r"a\|b", "c", "d"]
+    assert [r[head.index("PQ")] for r in body] == ["100.000", "58.600", "41.990"]
+
+
+def test_one_image_is_singular(tmp_path, capsys) -> None:
+    _write(tmp_path, "one", n_images=1)
+    out = _table(tmp_path, capsys)
+    assert "1 image:" in out and "1 images" not in out and "this image" in out
+
+
+@pytest.fixture
+def eight_runs(tmp_path) -> Path:
+    """Eight runs on one generated set (the names of the zoo and the demo, one long); the --ci analysis."""
+    from analysis_records import add_run, ground_truth
+
+    gt_json, images = ground_truth(tmp_path / "data", n_images=12)
+    names = ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn", "hf-mask2former_swin-t",
+             "mask2former_swin-l-p4-w12-384-in21k_8xb2-lsj-100e_coco-panoptic", "panoptic-fpn_r50", "maskformer_r50",
+             "Mask DINO (detectron2) saved predictions"]
+    for k, name in enumerate(names):
+        add_run(tmp_path, name, gt_json, images, pred_seed=k, date=f"2001-01-01T00:00:0{k}+00:00")
+    return tmp_path
+
+
+def _overfull(log: str) -> list[str]:
+    return re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)
+
+
+def test_latex_verdict_in_its_own_paragraph_and_the_ci_table_fit_the_page(eight_runs, capsys, tmp_path) -> None:
+    """Portrait: the verdict (a long heading, then the ranking, then its reading); landscape: the default table
+    and ``--ci``'s.  No line wider than the text (pdflatex's overfull-box warnings)."""
+    tex = _table(eight_runs, capsys, "--format", "latex")
+    verdict, table = tex.split("\n\n\n")
+    assert r"\par" in verdict.split(r"\begin{tabular}")[0].splitlines()[-1]  # the ranking starts a paragraph
+    assert _overfull(compile_log(verdict, tmp_path / "portrait")) == [], verdict
+    assert _overfull(compile_log(table, tmp_path / "default", landscape=True)) == [], table
+    ci = _table(eight_runs, capsys, "--format", "latex", "--ci")
+    assert _overfull(compile_log(ci, tmp_path / "landscape", landscape=True)) == [], ci
+
+
+def test_latex_dashes_minus_and_headers(eight_runs, capsys, tmp_path) -> None:
+    """'--reference' stays two hyphens (LaTeX makes '--' an en dash), a negative number has a math minus, headers
+    are words, not field names."""
+    tex = _table(eight_runs, capsys, "--format", "latex", "--ci")
+    assert "--" not in tex and r"-{}-reference" in tex  # the paired differences' note names --reference
+    tex = _table(eight_runs, capsys, "--format", "latex", "--ci", "--all-columns")
+    assert "$-$" in tex
+    cells = [c for line in tex.splitlines() if line.endswith(r"\\") for c in line.split("&")]
+    assert not [c for c in cells if re.search(r"(?<![\w$])-\d", c)], "a hyphen as minus"
+    tex = _table(eight_runs, capsys, "--format", "latex", "--all-columns")
+    for raw in (r"images\_per\_s", r"params\_M", r"n\_images", r"PQ\_th", r"N\_all"):
+        assert raw not in tex
+    assert "images/s" in tex and "PQ things" in tex
+    compile_log(tex, tmp_path)
+
+
+def test_a_new_format_is_one_entry(tmp_path, capsys, monkeypatch) -> None:
+    """The table of writers: an entry is all a format needs (`table --format` offers it, the tables use it)."""
+    from panbench.reporting import formats
+
+    monkeypatch.setitem(formats.WRITERS, "tsv", formats.Writer(lambda df, digits, notes: df.to_csv(sep="\t"),
+                                                               None, notes_apart=True, fields=True))
+    _write(tmp_path, "m")
+    out = _table(tmp_path, capsys, "--format", "tsv")
+    assert "model\tdataset\tn_images\tPQ" in out
+
+
+def test_robustness_and_per_class_tables_use_the_writers(tmp_path, capsys) -> None:
+    _write(tmp_path, "m")
+    out = _table(tmp_path, capsys, "--format", "latex", "--per-class")
+    assert r"\toprule" in out and "category\\_id" not in out and "category" in out
+    if shutil.which("pdflatex"):
+        compile_log(out, tmp_path)
+
+
+def test_headers_in_words_but_a_run_label_as_it_is(tmp_path, capsys) -> None:
+    """Field names read as words; a model's name in a header (the per-class table's columns) keeps its '_'."""
+    from panbench.reporting.formats import header
+
+    assert [header(c) for c in ("images_per_s", "N_small", "PQ_diff_vs", "mask_quality_delta_PQ", "mPC PQ_th")] == [
+        "images/s", "categories small", "paired difference to", "perfect masks: delta PQ", "mPC PQ things"]
+    _write(tmp_path, "m", model="mask2former_swin-t")
+    assert " mask2former_swin-t [default] |" in _table(tmp_path, capsys, "--per-class")
