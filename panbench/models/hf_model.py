@@ -135,7 +135,7 @@ class HFPanoptic(torch.nn.Module):
         self.model, self.processor, self.kind = model, processor, kind
         self.panoptic_fusion_head = fusion
         self.names, self.label2cat = names, label2cat
-        self.instance_source: str | None = None  # AP of transformers models: not read yet
+        self.instance_source: str | None = None  # INSTANCE_SOURCE once enable_instances() turned AP on
 
     @property
     def module(self) -> HFPanoptic:
