@@ -199,3 +199,19 @@ def test_no_ap_leaves_instances_and_the_semantic_output_off(demo_root, tmp_path)
     off = _eval(d, demo_root, tmp_path / "off", "--limit", str(LIMIT), "--no-ap")
     assert "ap" not in off and off["miou_source"] == "panoptic" and on["miou_source"] == "semantic"
     assert on["metrics"] == off["metrics"] and on["per_class"] == off["per_class"]
+
+
+def test_forked_processes_and_resume_give_the_same_ap_and_miou(demo_root, tmp_path) -> None:
+    names = [c["name"] for c in json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+             ["categories"]]
+    d = hf_tiny.build("mask2former", names, tmp_path / "m")
+    one = _eval(d, demo_root, tmp_path / "one", "--limit", str(LIMIT))
+    forked = _eval(d, demo_root, tmp_path / "forked", "--limit", str(LIMIT), "--cpu-procs", "2")
+    assert forked["timings"]["cpu_procs"] == 2
+    rc = main(["eval", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--results",
+               str(tmp_path / "forked"), "--workers", "0", "--cpu-procs", "1", "--no-progress", "--limit", str(LIMIT)])
+    assert rc == 0
+    resumed = json.loads(sorted((tmp_path / "forked" / "runs").glob("*.json"))[-1].read_text())
+    assert resumed["timings"]["resumed_images"] == LIMIT
+    for rec in (forked, resumed):
+        assert rec["ap"] == one["ap"] and rec["miou"] == one["miou"] and rec["miou_source"] == "semantic"
