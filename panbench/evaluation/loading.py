@@ -87,7 +87,7 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     mapping and test pipeline."""
     if spec.hf:
         refuse_cfg_options(spec, cfg_options)
-        return _load_hf(spec, spec.hf, categories, checkpoint, device)
+        return _load_hf(spec, spec.hf, categories, checkpoint, device, ap)
     cfg = mm.load_config(spec.config, cfg_options)
     panoptic_only(cfg, keep_instances=ap)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
@@ -114,13 +114,16 @@ def refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> N
                          "(hf:) has none: leave --cfg-options out")
 
 
-def _load_hf(spec: ModelSpec, ref: str, categories: Any, checkpoint: str | None, device: str) -> LoadedModel:
+def _load_hf(spec: ModelSpec, ref: str, categories: Any, checkpoint: str | None, device: str,
+             ap: bool = False) -> LoadedModel:
     """A transformers model (``hf:``): the family's :class:`panbench.models.hf_model.HFPanoptic`."""
     from panbench.models import hf
 
     if checkpoint:
         raise PanbenchError(f"--checkpoint does not apply to hf:{ref}; pass the model's directory as hf:DIR")
     m = hf.load(ref, categories, device, any_rank=download_wait)
+    if ap:  # AP from its instance post-processing, mIoU from its semantic one
+        m.module.enable_instances()
     named = (m.architecture, m.backbone) if spec.architecture == "transformers" else None  # an unregistered hf:
     weights = Weights(m.directory, m.sha256, m.hub_id)
     return LoadedModel(m.module, weights, m.cfg_text, m.cfg_hash, named=named)

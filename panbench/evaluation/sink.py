@@ -78,8 +78,10 @@ class ImageSink:
         extra: dict[str, Any] = {}
         if self.ap is not None:
             h, w = np.shape(gt_ids)[:2]
-            extra["ap"] = ap_entry(image_id, (int(h), int(w)),
-                                   gt_annotations(image_id, gt_ids, gt_segs, self.ap.thing_ids), instances)
+            # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
+            coco_id = int(image_id) if isinstance(image_id, (int, np.integer)) else index + 1
+            extra["ap"] = ap_entry(coco_id, (int(h), int(w)),
+                                   gt_annotations(coco_id, gt_ids, gt_segs, self.ap.thing_ids), instances)
         if semantic is not None:
             one = SemanticConfusion(self.semantic.category_ids)
             one.add_image(gt_ids, gt_segs, semantic)

@@ -2,15 +2,21 @@
 model loaded by :func:`panbench.models.hf.load` with its processor: the processor as the data pipeline,
 padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
 original releases' settings) as the model's own panoptic fusion, its segments carried in mmdet's panoptic
-encoding (:mod:`panbench.models.encoding`) in panbench's label order."""
+encoding (:mod:`panbench.models.encoding`) in panbench's label order.
+
+With AP on (:meth:`HFPanoptic.enable_instances`), each image's output also keeps the network's outputs for it
+(:class:`HFOutput`), read after the timed part by the processor's ``post_process_instance_segmentation``
+(:func:`instances_of`: AP) and ``post_process_semantic_segmentation`` (:func:`semantic_of`: mIoU)."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,11 +26,38 @@ from panbench.models.amp import autocast_forward
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
 from panbench.models.fusion import timed_fusion
 
+if TYPE_CHECKING:
+    from panbench.analysis.ap import Instances
+
 MASK_CLASSIFICATION = ("mask2former", "maskformer", "oneformer")  # class logits + mask logits per query
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
 # what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder
 # features) is never copied to float32 per image
 POST_FIELDS = ("class_queries_logits", "logits", "pred_boxes", *MASK_FIELDS)
+INSTANCE_SOURCE = "transformers post_process_instance_segmentation"  # the record's ap_source
+# post_process_instance_segmentation's arguments per model type: every scored query kept (threshold 0: AP reads
+# them all, as the original releases' instance inference keeps the top-k without a threshold); overlapping
+# masks kept apart where the processor can (return_binary_maps); OneFormer without its demo threshold
+INSTANCE_SETTINGS: dict[str, dict[str, Any]] = {
+    "mask2former": {"threshold": 0.0, "return_binary_maps": True},
+    "maskformer": {"threshold": 0.0, "return_binary_maps": True},
+    "oneformer": {"task_type": "instance", "is_demo": True, "threshold": 0.0},
+    "detr": {"threshold": 0.0},
+    "eomt": {"threshold": 0.0},
+}
+# no semantic output: EoMT's post_process_semantic_segmentation reads the sliding-window crops of its semantic
+# set-up (patch_offsets), not the padded square of panoptic inference
+NO_SEMANTIC = ("eomt",)
+
+
+@dataclass
+class HFOutput:
+    """One image's output: its panoptic map (mmdet's encoding) and, with AP on, the network's outputs for that
+    image (float32, as post-processing reads them) and its size (height, width)."""
+
+    panoptic: torch.Tensor
+    outputs: SimpleNamespace | None = None
+    target: tuple[int, int] | None = None
 
 
 class _Fusion:
@@ -102,7 +135,7 @@ class HFPanoptic(torch.nn.Module):
         self.model, self.processor, self.kind = model, processor, kind
         self.panoptic_fusion_head = fusion
         self.names, self.label2cat = names, label2cat
-        self.instance_source: str | None = None  # AP of transformers models: not read yet
+        self.instance_source: str | None = None  # INSTANCE_SOURCE once enable_instances() turned AP on
 
     @property
     def module(self) -> HFPanoptic:
@@ -126,11 +159,11 @@ class HFPanoptic(torch.nn.Module):
         out["height"], out["width"] = img.height, img.width
         return out
 
-    def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[torch.Tensor]:
+    def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[HFOutput]:
         """Pipeline outputs -> one panoptic map per image: pad, network, post-processing (all under ``amp``)."""
         return autocast_forward(lambda: self._step(batch), device, amp)
 
-    def _step(self, batch: list[dict[str, Any]]) -> list[torch.Tensor]:
+    def _step(self, batch: list[dict[str, Any]]) -> list[HFOutput]:
         pv = [b["pixel_values"] for b in batch]
         sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in pv]
         h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
@@ -147,20 +180,79 @@ class HFPanoptic(torch.nn.Module):
             inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
         outputs = self.model(**inputs)
         targets = [(int(b["height"]), int(b["width"])) for b in batch]
-        return self.panoptic_fusion_head.predict(outputs, sizes, (h, w), targets)
+        pans = self.panoptic_fusion_head.predict(outputs, sizes, (h, w), targets)
+        if self.instance_source is None:
+            return [HFOutput(p) for p in pans]
+        return [HFOutput(p, _one_image(outputs, i, size, (h, w)), t)
+                for i, (p, size, t) in enumerate(zip(pans, sizes, targets))]
 
-    def to_segments(self, output: torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One image's panoptic map (mmdet's encoding, VOID = number of labels) as segments."""
-        return panoptic_to_segments(output, len(self.names), self.label2cat)
+        return panoptic_to_segments(output.panoptic, len(self.names), self.label2cat)
 
-    def to_instances(self, output: torch.Tensor) -> None:
-        """None: the output kept per image is the panoptic map only (no AP for transformers models)."""
-        return None
+    def enable_instances(self) -> None:
+        """AP and the semantic output on: each image's output keeps what the processor's instance and semantic
+        post-processing read."""
+        self.instance_source = INSTANCE_SOURCE
 
-    def to_semantic(self, output: torch.Tensor) -> None:
-        """None: mIoU is the panoptic output's."""
-        return None
+    def to_instances(self, output: HFOutput) -> Instances | None:
+        """The processor's ``post_process_instance_segmentation`` of the image: thing classes, dataset ids."""
+        if output.outputs is None or output.target is None:
+            return None
+        return instances_of(self._image_processor(), self.kind, output.outputs, output.target, self._model_cats(),
+                            self._thing_cats())
+
+    def to_semantic(self, output: HFOutput) -> np.ndarray | None:
+        """The processor's ``post_process_semantic_segmentation`` of the image in dataset category ids (-1: VOID);
+        None (mIoU from the panoptic output) with AP off and for EoMT (:data:`NO_SEMANTIC`)."""
+        if output.outputs is None or output.target is None or self.kind in NO_SEMANTIC:
+            return None
+        return semantic_of(self._image_processor(), output.outputs, output.target, self._model_cats())
+
+    def _image_processor(self) -> Any:
+        return getattr(self.processor, "image_processor", self.processor)
+
+    def _model_cats(self) -> list[int]:
+        """Model label id -> dataset category id (-1: a label mapped to none, e.g. DETR's N/A)."""
+        cats = [-1] * (max(self.panoptic_fusion_head.label_of, default=-1) + 1)
+        for hid, k in self.panoptic_fusion_head.label_of.items():
+            cats[hid] = self.label2cat[k]
+        return cats
+
+    def _thing_cats(self) -> set[int]:
+        n = self.panoptic_fusion_head.num_things_classes  # panbench's labels: things first
+        return {int(c) for c in self.label2cat[:n]}
 
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """The calls of the post-processing stage (``panoptic_fusion_head.predict``) timed into ``sink``."""
         return timed_fusion(self, sink, sync)
+
+
+def instances_of(processor: Any, kind: str, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int],
+                 things: set[int]) -> Instances:
+    """One image's ``post_process_instance_segmentation`` (:data:`INSTANCE_SETTINGS`) as
+    :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
+    dataset category id), their masks at the image's size, scores and dataset category ids."""
+    from panbench.analysis.instances import from_hf_instances
+
+    if kind == "oneformer" and getattr(processor, "class_info_file", "") is None:
+        processor = copy.copy(processor)  # transformers 5 tests `"ade20k" in class_info_file`, None without a file
+        processor.class_info_file = ""
+    r = processor.post_process_instance_segmentation(outputs, target_sizes=[target], **INSTANCE_SETTINGS.get(kind, {}))
+    r = r[0]
+    keep = [k for k, s in enumerate(r["segments_info"])
+            if 0 <= s["label_id"] < len(model_cats) and model_cats[s["label_id"]] in things]
+    seg = r["segmentation"]
+    if seg is not None and seg.dim() == 3:  # binary maps in the order of segments_info
+        seg = seg[keep] if keep else seg[:0]
+    return from_hf_instances({"segmentation": seg, "segments_info": [r["segments_info"][k] for k in keep]},
+                             model_cats)
+
+
+def semantic_of(processor: Any, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int]) -> np.ndarray:
+    """One image's ``post_process_semantic_segmentation`` at its size as an (H, W) map of dataset category ids
+    (-1: VOID, a label mapped to no category)."""
+    from panbench.analysis.instances import semantic_categories
+
+    labels = processor.post_process_semantic_segmentation(outputs, target_sizes=[target])[0]
+    return semantic_categories(labels, model_cats)
