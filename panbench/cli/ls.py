@@ -60,7 +60,7 @@ def _num(v: float | None, fmt: str = "{:.1f}") -> str:
 
 def _params(spec) -> str:
     """Build the model and count its parameters (``--params``, or a config without a count)."""
-    from panbench.models import mm
+    from panbench.models.mmdet import mm
 
     n = mm.count_parameters(mm.build_model(mm.load_config(spec.config), spec.config))
     return f"{n / 1e6:.1f}M"

@@ -95,9 +95,9 @@ def config_gflops(config: Any, image_hw: tuple[int, int] = (480, 640), device: s
     import numpy as np
     from PIL import Image
 
-    from panbench.models import mm
-    from panbench.models.fusion import panoptic_only
-    from panbench.models.mmdet_family import MMDetModel
+    from panbench.models.mmdet import mm
+    from panbench.models.mmdet.family import MMDetModel
+    from panbench.models.mmdet.fusion import panoptic_only
 
     cfg = mm.load_config(config)
     panoptic_only(cfg)

@@ -10,9 +10,10 @@ from typing import Any
 
 from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.distributed import download_wait
-from panbench.models import checkpoints, mm
-from panbench.models.fusion import panoptic_only
-from panbench.models.mmdet_family import MMDetModel
+from panbench.models import checkpoints
+from panbench.models.mmdet import mm
+from panbench.models.mmdet.family import MMDetModel
+from panbench.models.mmdet.fusion import panoptic_only
 from panbench.models.protocol import PanopticModel
 from panbench.models.registry import ModelSpec
 from panbench.resources import committed_checkpoints
@@ -115,8 +116,8 @@ def refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> N
 
 
 def _load_hf(spec: ModelSpec, ref: str, categories: Any, checkpoint: str | None, device: str) -> LoadedModel:
-    """A transformers model (``hf:``): the family's :class:`panbench.models.hf_model.HFPanoptic`."""
-    from panbench.models import hf
+    """A transformers model (``hf:``): the family's :class:`panbench.models.hf.model.HFPanoptic`."""
+    from panbench.models.hf import load as hf
 
     if checkpoint:
         raise PanbenchError(f"--checkpoint does not apply to hf:{ref}; pass the model's directory as hf:DIR")

@@ -89,7 +89,7 @@ def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
     """Before any model runs: each model's config loads with ``--cfg-options``, its classes map to the
     dataset's categories, and it takes ``--postprocess`` (so that ``--model all`` does not stop at the
     fifth model); an ``hf:`` model, that it takes the options given (:func:`_check_hf`)."""
-    from panbench.models import mm
+    from panbench.models.mmdet import mm
 
     for spec in specs:
         if spec.hf:

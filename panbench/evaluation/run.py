@@ -60,9 +60,9 @@ from panbench.evaluation.record_fields import (
 from panbench.evaluation.saving import prediction_writer, predictions_info, unsaved_error
 from panbench.evaluation.sink import ImageSink
 from panbench.evaluation.timings import Timings, precision_info
-from panbench.models import mm
-from panbench.models.fast_fusion import install_fusion
-from panbench.models.fusion import install_postprocess
+from panbench.models.mmdet import mm
+from panbench.models.mmdet.fast_fusion import install_fusion
+from panbench.models.mmdet.fusion import install_postprocess
 from panbench.models.registry import ModelSpec
 from panbench.records.build import make_record
 from panbench.records.io import write_record

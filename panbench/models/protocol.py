@@ -5,8 +5,8 @@ The eval loop (:mod:`panbench.evaluation.loop`), the out-of-memory retry (:mod:`
 and the FLOPs counter drive a model through these members only; ``panbench viz`` also reads the query masks
 of mmdet's MaskFormer heads, and the corruption wrapper (:mod:`panbench.robustness.pipeline`) puts its step
 after an mmdet pipeline's image loading.
-Implementations: :class:`panbench.models.mmdet_family.MMDetModel` (MMDetection configs) and
-:class:`panbench.models.hf_model.HFPanoptic` (Hugging Face ``transformers``).
+Implementations: :class:`panbench.models.mmdet.family.MMDetModel` (MMDetection configs) and
+:class:`panbench.models.hf.model.HFPanoptic` (Hugging Face ``transformers``).
 
 Adding a family (detectron2, a plain torch model) is one module under ``panbench/models/``: a class with
 the members below and a function that builds it (weights checked, labels mapped to the dataset's category

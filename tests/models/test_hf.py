@@ -25,7 +25,10 @@ from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
-from panbench.models import hf, hf_hub, hf_labels, hf_model  # noqa: E402
+from panbench.models.hf import hub as hf_hub  # noqa: E402
+from panbench.models.hf import labels as hf_labels  # noqa: E402
+from panbench.models.hf import load as hf  # noqa: E402
+from panbench.models.hf import model as hf_model  # noqa: E402
 from panbench.models.registry import all_models, hf_spec, resolve  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 

@@ -27,10 +27,17 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+def _name(path: Path) -> str:
+    """``panbench/models/mmdet/mm.py`` -> ``mmdet.mm``; a package's ``__init__.py`` -> the package."""
+    parts = path.relative_to(MODELS).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def test_models_modules_import_one_another_without_a_circle() -> None:
-    names = {p.stem for p in MODELS.glob("*.py") if p.stem != "__init__"}
-    graph = {n: {m.split(".")[2] for m in _imports(MODELS / f"{n}.py")
-                 if m.startswith("panbench.models.") and m.split(".")[2] in names} - {n} for n in names}
+    paths = {_name(p): p for p in MODELS.rglob("*.py") if p != MODELS / "__init__.py"}
+    names = set(paths)
+    graph = {n: {m.removeprefix("panbench.models.") for m in _imports(paths[n])
+                 if m.removeprefix("panbench.models.") in names} - {n} for n in names}
     done: set[str] = set()
 
     def visit(n: str, path: list[str]) -> None:

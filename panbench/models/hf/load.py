@@ -3,12 +3,12 @@
 A model is loaded with ``AutoModelForUniversalSegmentation`` and its own processor (``AutoImageProcessor``;
 OneFormer's ``AutoProcessor``, image processor and tokenizer), and its outputs go through the processor's
 ``post_process_panoptic_segmentation`` with the settings of the original release (:data:`SETTINGS`).
-The loaded model is a :class:`panbench.models.hf_model.HFPanoptic`, the transformers family's
+The loaded model is a :class:`panbench.models.hf.model.HFPanoptic`, the transformers family's
 :class:`panbench.models.protocol.PanopticModel`: streaming scoring, the resume cache, timings, forked CPU
 processes, torchrun, batches, AMP and the out-of-memory fallback run the same code for both families.
 
-Where a model comes from: :mod:`panbench.models.hf_hub`; the model's ``id2label`` maps to the dataset's
-categories by name (:func:`panbench.models.hf_labels.map_labels`; the rule is written down in docs/huggingface.md).
+Where a model comes from: :mod:`panbench.models.hf.hub`; the model's ``id2label`` maps to the dataset's
+categories by name (:func:`panbench.models.hf.labels.map_labels`; the rule is written down in docs/huggingface.md).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import torch
 
 from panbench.errors import PanbenchError
 from panbench.models.encoding import INSTANCE_OFFSET
-from panbench.models.hf_hub import digest, resolve_dir
-from panbench.models.hf_labels import map_labels
-from panbench.models.hf_model import HFPanoptic, _Fusion
+from panbench.models.hf.hub import digest, resolve_dir
+from panbench.models.hf.labels import map_labels
+from panbench.models.hf.model import HFPanoptic, _Fusion
 
 # post_process_panoptic_segmentation's settings per model type: those of the original releases' COCO panoptic
 # inference (Mask2Former/MaskFormer/OneFormer configs: OBJECT_MASK_THRESHOLD 0.8, OVERLAP_THRESHOLD 0.8, one

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.models.cfg_options import check_cfg_options
+from panbench.models.mmdet.cfg_options import check_cfg_options
 
 _READY = False
 

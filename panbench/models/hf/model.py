@@ -1,5 +1,5 @@
 """The transformers family behind :class:`panbench.models.protocol.PanopticModel`: :class:`HFPanoptic` runs a
-model loaded by :func:`panbench.models.hf.load` with its processor: the processor as the data pipeline,
+model loaded by :func:`panbench.models.hf.load.load` with its processor: the processor as the data pipeline,
 padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
 original releases' settings) as the model's own panoptic fusion, its segments carried in mmdet's panoptic
 encoding (:mod:`panbench.models.encoding`) in panbench's label order."""
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from panbench.models.amp import autocast_forward
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
-from panbench.models.fusion import timed_fusion
+from panbench.models.mmdet.fusion import timed_fusion
 
 MASK_CLASSIFICATION = ("mask2former", "maskformer", "oneformer")  # class logits + mask logits per query
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
@@ -31,7 +31,7 @@ class _Fusion:
     """The post-processing stage the eval loop times (``panoptic_fusion_head.predict``): the processor's
     ``post_process_panoptic_segmentation`` per image, its segments re-encoded in panbench's label order.
     Mask-classification models also take ``--postprocess maskwise|argmax``
-    (:func:`panbench.models.fusion.install_postprocess` sets ``panoptic_postprocess``)."""
+    (:func:`panbench.models.mmdet.fusion.install_postprocess` sets ``panoptic_postprocess``)."""
 
     def __init__(self, kind: str, post: Callable, settings: dict, order: list[int], n_things: int,
                  fuse: set[int], n_hf: int) -> None:
@@ -93,7 +93,7 @@ class HFPanoptic(torch.nn.Module):
     """A transformers panoptic model and its processor as a :class:`panbench.models.protocol.PanopticModel`.
 
     Its fusion stage (:class:`_Fusion`) sits where mmdet's detectors have theirs, ``panoptic_fusion_head``,
-    so that ``--postprocess`` (:func:`panbench.models.fusion.install_postprocess`) and the fusion timer patch
+    so that ``--postprocess`` (:func:`panbench.models.mmdet.fusion.install_postprocess`) and the fusion timer patch
     both families alike."""
 
     def __init__(self, model: Any, processor: Any, kind: str, fusion: _Fusion, names: list[str],

@@ -1,5 +1,5 @@
 """The MMDetection family behind :class:`panbench.models.protocol.PanopticModel`: a detector built from a
-config (:mod:`panbench.models.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing, network,
+config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing, network,
 panoptic fusion) and mmdet's panoptic encoding read back by :func:`panbench.models.encoding.panoptic_to_segments`."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from panbench.models.amp import autocast_forward, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
-from panbench.models.fusion import timed_fusion
+from panbench.models.mmdet.fusion import timed_fusion
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
