@@ -136,8 +136,9 @@ def models_and_dataset(args: argparse.Namespace) -> list:
         spec = resolve(first)[0]
         guess = spec.dataset
     specs = resolve(args.model, dataset=guess)
-    # an hf: model not in the registry says nothing of its dataset: it follows the others (its labels are checked)
-    found = sorted({s.dataset for s in specs if not (s.hf and s.architecture == "transformers")}) or [guess]
+    # a model the registry does not list (hf:DIR) says nothing of its dataset: it follows the others (its labels
+    # are checked)
+    found = sorted({s.dataset for s in specs if not s.unregistered}) or [guess]
     if len(found) > 1:
         raise PanbenchError(f"--model {args.model}: the models were trained on different datasets "
                             f"({', '.join(found)}); pass --dataset")

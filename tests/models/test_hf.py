@@ -25,11 +25,12 @@ from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
+from panbench.models.families import FAMILIES  # noqa: E402
 from panbench.models.hf import hub as hf_hub  # noqa: E402
 from panbench.models.hf import labels as hf_labels  # noqa: E402
 from panbench.models.hf import load as hf  # noqa: E402
 from panbench.models.hf import model as hf_model  # noqa: E402
-from panbench.models.registry import all_models, hf_spec, resolve  # noqa: E402
+from panbench.models.registry import all_models, ref_spec, resolve  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
 
@@ -275,16 +276,16 @@ def test_registry_entries_and_ls(capsys) -> None:
     entries = all_models(framework="transformers")
     assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR", "EoMT"}
     for s in entries:
-        assert s.hf and s.dataset == "coco" and s.framework == "transformers"
+        assert s.ref and s.dataset == "coco" and s.framework == "transformers"
         assert bool(s.published) == bool(s.published_source)  # a number only with its source
     spec = resolve("hf:facebook/detr-resnet-50-panoptic")[0]
     assert spec.name == "hf-detr_r50" and spec.published == {"PQ": 43.4}
-    assert hf_spec("/some/dir/my-model/").name == "hf-my-model"
+    assert ref_spec(FAMILIES["transformers"], "/some/dir/my-model/").name == "hf-my-model"
     assert main(["ls", "--dataset", "coco"]) == 0
     out = capsys.readouterr().out
     assert "hf-mask2former_swin-t" in out and "hf-oneformer_swin-l" in out and "57.9" in out
     eomt = {s.name: s for s in entries if s.architecture == "EoMT"}
-    assert {s.hf: (s.input_size, s.published["PQ"], s.published_fps) for s in eomt.values()} == {
+    assert {s.ref: (s.input_size, s.published["PQ"], s.published_fps) for s in eomt.values()} == {
         "tue-mps/coco_panoptic_eomt_small_640_2x": ("640x640", 46.7, 330),
         "tue-mps/coco_panoptic_eomt_base_640_2x": ("640x640", 51.6, 261),
         "tue-mps/coco_panoptic_eomt_large_640": ("640x640", 56.0, 128),
@@ -331,7 +332,7 @@ def test_an_unregistered_model_is_named_by_its_config_without_changing_its_spec(
     from panbench.evaluation.run import load as load_run
 
     d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
-    spec = hf_spec(str(d))
+    spec = ref_spec(FAMILIES["transformers"], str(d))
     opts = EvalOptions(cache_root=tmp_path / "cache", device="cpu")
     run = load_run(spec, load(demo_root, name="demo", limit=2), opts)
     assert (run.spec.architecture, spec.architecture) == ("EoMT", "transformers")

@@ -92,7 +92,7 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
                   "the model does not load")
     model.eval()
     order, label2cat, skipped = map_labels(cfg.id2label, categories, where)
-    if len(order) >= INSTANCE_OFFSET:  # labels are carried in mmdet's encoding, label + instance * 1000
+    if len(order) >= INSTANCE_OFFSET:  # --postprocess's panoptic map carries label + instance * 1000
         raise PanbenchError(f"{where}: {len(order)} labels; panbench's panoptic encoding takes at most 999")
     isthing = dict(zip(categories.ids, categories.isthing))
     fuse = {h for h, c in zip(order, label2cat) if not isthing[c]}
@@ -101,7 +101,7 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
     fusion = _Fusion(kind, image_processor.post_process_panoptic_segmentation, settings, order,
                      sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
     names = [cfg.id2label[h] for h in order]
-    module = HFPanoptic(model, processor, kind, fusion, names, label2cat).to(device)
+    module = HFPanoptic(model, processor, kind, fusion, names, label2cat, where).to(device)
     text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
     backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or getattr(cfg, "backbone", None) \
         or ("ViT" if kind == "eomt" else "?")

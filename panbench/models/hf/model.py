@@ -2,7 +2,8 @@
 model loaded by :func:`panbench.models.hf.load.load` with its processor: the processor as the data pipeline,
 padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
 original releases' settings) as the model's own panoptic fusion, its segments carried in mmdet's panoptic
-encoding (:mod:`panbench.models.encoding`) in panbench's label order."""
+encoding (:mod:`panbench.models.encoding`) in panbench's label order; ``--postprocess maskwise|argmax``
+(:mod:`panbench.models.postprocess`) merges the query masks instead."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
-from panbench.models.mmdet.fusion import timed_fusion
+from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
+from panbench.models.protocol import timed_calls
 
 MASK_CLASSIFICATION = ("mask2former", "maskformer", "oneformer")  # class logits + mask logits per query
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
@@ -28,10 +31,9 @@ POST_FIELDS = ("class_queries_logits", "logits", "pred_boxes", *MASK_FIELDS)
 
 
 class _Fusion:
-    """The post-processing stage the eval loop times (``panoptic_fusion_head.predict``): the processor's
-    ``post_process_panoptic_segmentation`` per image, its segments re-encoded in panbench's label order.
-    Mask-classification models also take ``--postprocess maskwise|argmax``
-    (:func:`panbench.models.mmdet.fusion.install_postprocess` sets ``panoptic_postprocess``)."""
+    """The post-processing stage the eval loop times (``predict``): the processor's
+    ``post_process_panoptic_segmentation`` per image, or, for mask-classification models given
+    ``--postprocess maskwise|argmax``, that merging of the query masks."""
 
     def __init__(self, kind: str, post: Callable, settings: dict, order: list[int], n_things: int,
                  fuse: set[int], n_hf: int) -> None:
@@ -41,24 +43,30 @@ class _Fusion:
         self.stuff: dict[str, Any] = {"stuff_classes": sorted(fuse)} if kind == "eomt" else {"label_ids_to_fuse": fuse}
         self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
         self.num_classes, self.num_things_classes = len(order), n_things
+        self.columns: list[int] | None = None  # mask classification: what --postprocess maskwise|argmax reads
         if kind in MASK_CLASSIFICATION and len(order) == n_hf:
-            self.panoptic_postprocess: Callable | None = None  # replaced by --postprocess maskwise|argmax
             self.columns = [*order, n_hf]  # class logits in panbench's label order, "no object" last
+        self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
-                targets: list[tuple[int, int]]) -> list[Any]:
-        out = []
+                targets: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """One panoptic map per image (mmdet's encoding, in panbench's label order)."""
+        out: list[torch.Tensor] = []
         for i, (size, target) in enumerate(zip(sizes, targets)):
             one = _one_image(outputs, i, size, padded)
-            replaced = getattr(self, "panoptic_postprocess", None)
-            if replaced is not None:
+            if self.postprocess is not None and self.columns is not None:
                 masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
-                pan = replaced(one.class_queries_logits[0][:, self.columns], masks[0]).sem_seg[0]
+                out.append(self.merge(one.class_queries_logits[0][:, self.columns], masks[0], self.postprocess))
             else:
                 r = self.post(one, target_sizes=[target], **self.stuff, **self.settings)[0]
-                pan = self.encode(r["segmentation"], r["segments_info"])
-            out.append(pan)
+                out.append(self.encode(r["segmentation"], r["segments_info"]))
         return out
+
+    def merge(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, pp: PostProcess) -> torch.Tensor:
+        """``--postprocess maskwise|argmax`` on one image's class logits (panbench's label order) and mask logits."""
+        if pp.name == "maskwise":
+            return mask_wise_merge(mask_cls, mask_pred, self.num_classes, self.num_things_classes, pp)
+        return pixel_argmax(mask_cls, mask_pred, self.num_classes, self.num_things_classes)
 
     def encode(self, seg: torch.Tensor, segments: list[dict]) -> torch.Tensor:
         """transformers' segment-id map (0 or -1: no segment) -> ``label + k * 1000`` per segment, VOID elsewhere."""
@@ -92,16 +100,15 @@ def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, i
 class HFPanoptic(torch.nn.Module):
     """A transformers panoptic model and its processor as a :class:`panbench.models.protocol.PanopticModel`.
 
-    Its fusion stage (:class:`_Fusion`) sits where mmdet's detectors have theirs, ``panoptic_fusion_head``,
-    so that ``--postprocess`` (:func:`panbench.models.mmdet.fusion.install_postprocess`) and the fusion timer patch
-    both families alike."""
+    Its fusion stage is :class:`_Fusion` (``fusion``): what ``--postprocess`` configures and the fusion timer
+    times."""
 
     def __init__(self, model: Any, processor: Any, kind: str, fusion: _Fusion, names: list[str],
-                 label2cat: list[int]) -> None:
+                 label2cat: list[int], where: str = "hf model") -> None:
         super().__init__()
         self.model, self.processor, self.kind = model, processor, kind
-        self.panoptic_fusion_head = fusion
-        self.names, self.label2cat = names, label2cat
+        self.fusion = fusion
+        self.names, self.label2cat, self.where = names, label2cat, where
         self.instance_source: str | None = None  # AP of transformers models: not read yet
 
     @property
@@ -127,7 +134,8 @@ class HFPanoptic(torch.nn.Module):
         return out
 
     def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[torch.Tensor]:
-        """Pipeline outputs -> one panoptic map per image: pad, network, post-processing (all under ``amp``)."""
+        """Pipeline outputs -> one output per image (:meth:`_Fusion.predict`): pad, network, post-processing (all
+        under ``amp``)."""
         return autocast_forward(lambda: self._step(batch), device, amp)
 
     def _step(self, batch: list[dict[str, Any]]) -> list[torch.Tensor]:
@@ -147,7 +155,7 @@ class HFPanoptic(torch.nn.Module):
             inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
         outputs = self.model(**inputs)
         targets = [(int(b["height"]), int(b["width"])) for b in batch]
-        return self.panoptic_fusion_head.predict(outputs, sizes, (h, w), targets)
+        return self.fusion.predict(outputs, sizes, (h, w), targets)
 
     def to_segments(self, output: torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One image's panoptic map (mmdet's encoding, VOID = number of labels) as segments."""
@@ -162,5 +170,20 @@ class HFPanoptic(torch.nn.Module):
         return None
 
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
-        """The calls of the post-processing stage (``panoptic_fusion_head.predict``) timed into ``sink``."""
-        return timed_fusion(self, sink, sync)
+        """The calls of the post-processing stage (``fusion.predict``) timed into ``sink``."""
+        return timed_calls(self.fusion, "predict", sink, sync)
+
+    def configure(self, postprocess: PostProcess, fusion: str) -> None:
+        """``--postprocess maskwise|argmax`` merges the query masks of a mask-classification model (MaskFormer,
+        Mask2Former, OneFormer) instead of transformers' post-processing; ``--fusion`` has one choice here
+        (transformers' post-processing), so the record's ``fusion`` is None."""
+        if postprocess.name == "default":
+            return
+        if self.fusion.columns is None:
+            raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} needs a MaskFormer, Mask2Former or "
+                                "OneFormer model (query masks); PanopticFPN and DETR have their own fusion only")
+        self.fusion.postprocess = postprocess
+
+    def query_masks(self, item: dict[str, Any], device: str, top: int) -> tuple[Any, list]:
+        """One image through ``forward``; no query masks drawn for transformers models."""
+        return self.forward([item], device, None)[0], []
