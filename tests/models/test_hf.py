@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("transformers")
 
 import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForUniversalSegmentation as AutoModel  # noqa: E402
 
@@ -237,16 +238,16 @@ def test_label_mapping_rule() -> None:
         hf_labels.map_labels({0: "person", 1: "Person"}, cats, "m")
 
 
-def test_encoding_of_segments() -> None:
-    """transformers' segment map -> mmdet's encoding: one value per segment id (a fused stuff class lists its id
-    once per query), placeholder labels and -1/0 VOID."""
-    f = hf_model._Fusion("detr", None, {}, order=[5, 2], n_things=1, fuse={2}, n_hf=7)
+def test_transformers_segments_become_panbench_segments() -> None:
+    """transformers' segment map -> panbench's segments: ids 1..n in segments_info order (a fused stuff class
+    lists its id once per query), placeholder labels, segments without pixels and -1/0 VOID."""
     seg = torch.tensor([[1, 1, 2], [3, 2, 0], [-1, 4, 4]])
     infos = [{"id": 1, "label_id": 5}, {"id": 2, "label_id": 2}, {"id": 2, "label_id": 2},
-             {"id": 3, "label_id": 6}, {"id": 4, "label_id": 5}]
-    pan = f.encode(seg, infos)
-    void = 2
-    assert pan.tolist() == [[1000, 1000, 2001], [void, 2001, void], [void, 4000, 4000]]
+             {"id": 3, "label_id": 6}, {"id": 7, "label_id": 2}, {"id": 4, "label_id": 5}]
+    ids, segs = hf_model.to_panbench_segments(seg, infos, label_of={5: 0, 2: 1}, label2cat=[11, 22])
+    assert ids.dtype == np.uint32 and ids.tolist() == [[1, 1, 2], [0, 2, 0], [0, 3, 3]]
+    assert segs == [{"id": 1, "category_id": 11, "iscrowd": 0}, {"id": 2, "category_id": 22, "iscrowd": 0},
+                    {"id": 3, "category_id": 11, "iscrowd": 0}]
 
 
 def test_batch_padding_is_cropped_from_each_images_mask_logits() -> None:

@@ -1,15 +1,16 @@
 """The transformers family behind :class:`panbench.models.protocol.PanopticModel`: :class:`HFPanoptic` runs a
 model loaded by :func:`panbench.models.hf.load.load` with its processor: the processor as the data pipeline,
 padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
-original releases' settings) as the model's own panoptic fusion, its segments carried in mmdet's panoptic
-encoding (:mod:`panbench.models.encoding`) in panbench's label order; ``--postprocess maskwise|argmax``
-(:mod:`panbench.models.postprocess`) merges the query masks instead."""
+original releases' settings) as the model's own panoptic fusion, whose segments become panbench's segments
+(:func:`to_panbench_segments`); ``--postprocess maskwise|argmax`` (:mod:`panbench.models.postprocess`) merges the
+query masks instead."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward
-from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
+from panbench.models.encoding import panoptic_to_segments
 from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
 from panbench.models.protocol import timed_calls
 
@@ -28,6 +29,15 @@ MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, a
 # what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder
 # features) is never copied to float32 per image
 POST_FIELDS = ("class_queries_logits", "logits", "pred_boxes", *MASK_FIELDS)
+
+
+@dataclass(frozen=True)
+class Segments:
+    """One image's output of transformers' post-processing: its segment-id map (0 or -1: no segment) and its
+    ``segments_info`` (``id``, ``label_id`` in the model's labels)."""
+
+    segmentation: torch.Tensor
+    info: list[dict[str, Any]]
 
 
 class _Fusion:
@@ -49,9 +59,10 @@ class _Fusion:
         self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
-                targets: list[tuple[int, int]]) -> list[torch.Tensor]:
-        """One panoptic map per image (mmdet's encoding, in panbench's label order)."""
-        out: list[torch.Tensor] = []
+                targets: list[tuple[int, int]]) -> list[Segments | torch.Tensor]:
+        """One output per image: transformers' :class:`Segments`, or with ``--postprocess`` the merged panoptic
+        map (:mod:`panbench.models.postprocess`'s encoding, in panbench's label order)."""
+        out: list[Segments | torch.Tensor] = []
         for i, (size, target) in enumerate(zip(sizes, targets)):
             one = _one_image(outputs, i, size, padded)
             if self.postprocess is not None and self.columns is not None:
@@ -59,7 +70,7 @@ class _Fusion:
                 out.append(self.merge(one.class_queries_logits[0][:, self.columns], masks[0], self.postprocess))
             else:
                 r = self.post(one, target_sizes=[target], **self.stuff, **self.settings)[0]
-                out.append(self.encode(r["segmentation"], r["segments_info"]))
+                out.append(Segments(r["segmentation"], r["segments_info"]))
         return out
 
     def merge(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, pp: PostProcess) -> torch.Tensor:
@@ -68,19 +79,27 @@ class _Fusion:
             return mask_wise_merge(mask_cls, mask_pred, self.num_classes, self.num_things_classes, pp)
         return pixel_argmax(mask_cls, mask_pred, self.num_classes, self.num_things_classes)
 
-    def encode(self, seg: torch.Tensor, segments: list[dict]) -> torch.Tensor:
-        """transformers' segment-id map (0 or -1: no segment) -> ``label + k * 1000`` per segment, VOID elsewhere."""
-        seg = seg.to(torch.int64)
-        pan = torch.full(seg.shape, self.num_classes, dtype=torch.int32, device=seg.device)
-        seen: set[int] = set()
-        for s in segments:  # a fused stuff class lists one entry per query, all with one id
-            if s["id"] in seen:
-                continue
-            seen.add(s["id"])
-            label = self.label_of.get(int(s["label_id"]))
-            if label is not None:  # a placeholder label (DETR's N/A) stays VOID
-                pan.masked_fill_(seg == s["id"], label + len(seen) * INSTANCE_OFFSET)
-        return pan
+
+def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
+                         label2cat: list[int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """transformers' segment-id map (0 or -1: no segment) and ``segments_info`` -> panbench's segments: a uint32
+    id map (0 = VOID) with ids 1..n in ``info`` order, given to the segments with pixels and a label that maps
+    (``label_of``: model label id -> panbench label; a placeholder such as DETR's N/A stays VOID)."""
+    u, inv = torch.unique(seg.to(torch.int64), return_inverse=True)
+    where = {v: k for k, v in enumerate(u.tolist())}
+    new_id = np.zeros(len(where), np.uint32)
+    segs: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for s in info:  # a fused stuff class lists one entry per query, all with one id
+        sid = int(s["id"])
+        if sid in seen:
+            continue
+        seen.add(sid)
+        label = label_of.get(int(s["label_id"]))
+        if label is not None and sid in where:
+            new_id[where[sid]] = len(segs) + 1
+            segs.append({"id": len(segs) + 1, "category_id": int(label2cat[label]), "iscrowd": 0})
+    return new_id[inv.cpu().numpy()], segs
 
 
 def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
@@ -133,12 +152,12 @@ class HFPanoptic(torch.nn.Module):
         out["height"], out["width"] = img.height, img.width
         return out
 
-    def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[torch.Tensor]:
+    def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[Segments | torch.Tensor]:
         """Pipeline outputs -> one output per image (:meth:`_Fusion.predict`): pad, network, post-processing (all
         under ``amp``)."""
         return autocast_forward(lambda: self._step(batch), device, amp)
 
-    def _step(self, batch: list[dict[str, Any]]) -> list[torch.Tensor]:
+    def _step(self, batch: list[dict[str, Any]]) -> list[Segments | torch.Tensor]:
         pv = [b["pixel_values"] for b in batch]
         sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in pv]
         h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
@@ -157,15 +176,18 @@ class HFPanoptic(torch.nn.Module):
         targets = [(int(b["height"]), int(b["width"])) for b in batch]
         return self.fusion.predict(outputs, sizes, (h, w), targets)
 
-    def to_segments(self, output: torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """One image's panoptic map (mmdet's encoding, VOID = number of labels) as segments."""
+    def to_segments(self, output: Segments | torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """One image's segments: transformers' straight (:func:`to_panbench_segments`), or the panoptic map of
+        ``--postprocess`` (its encoding, VOID = number of labels)."""
+        if isinstance(output, Segments):
+            return to_panbench_segments(output.segmentation, output.info, self.fusion.label_of, self.label2cat)
         return panoptic_to_segments(output, len(self.names), self.label2cat)
 
-    def to_instances(self, output: torch.Tensor) -> None:
+    def to_instances(self, output: Segments | torch.Tensor) -> None:
         """None: the output kept per image is the panoptic map only (no AP for transformers models)."""
         return None
 
-    def to_semantic(self, output: torch.Tensor) -> None:
+    def to_semantic(self, output: Segments | torch.Tensor) -> None:
         """None: mIoU is the panoptic output's."""
         return None
 
