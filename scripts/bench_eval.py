@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from panbench.models import mmdet_reference  # noqa: E402
+from panbench.models.mmdet import reference as mmdet_reference  # noqa: E402
 
 SIDES = ("mmdet stock", "mmdet pan-only", "panbench 1proc", "panbench forked")
 FUSION_SIDE = "panbench 1proc --fusion mmdet"  # the fusion table's "before"
