@@ -45,10 +45,10 @@ HEADS = ("panoptic_head", "rpn_head", "roi_head", "semantic_head")
 def family_of(name: str, images: int) -> tuple[Any, list[Any]]:
     """The model (demo: committed weights; zoo: random weights) and its inputs (pipeline outputs)."""
     from panbench.data.datasets import load_dataset
-    from panbench.models import mm
-    from panbench.models.fast_fusion import install_fusion
-    from panbench.models.fusion import panoptic_only
-    from panbench.models.mmdet_family import MMDetModel
+    from panbench.models.mmdet import mm
+    from panbench.models.mmdet.family import MMDetModel
+    from panbench.models.mmdet.fast_fusion import install_fusion
+    from panbench.models.mmdet.fusion import panoptic_only
     from panbench.models.registry import resolve
 
     spec = resolve(name)[0]

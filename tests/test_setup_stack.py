@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from panbench.cli.doctor import mmcv_ops_check
-from panbench.models import mm
+from panbench.models.mmdet import mm
 from panbench.ops import active
 
 

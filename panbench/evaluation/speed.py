@@ -95,7 +95,7 @@ def compile_targets(module: Any) -> list[tuple[str, Any]]:
     """The modules ``--compile`` compiles: a transformers model whole (its network; the post-processing stays
     eager), an mmdet detector's ``backbone`` and ``neck`` (its heads take mmengine data samples and call mmcv
     ops, on which dynamo breaks the graph; docs/benchmarks.md has the measurement)."""
-    if hasattr(module, "processor") and hasattr(module, "model"):  # panbench.models.hf_model.HFPanoptic
+    if hasattr(module, "processor") and hasattr(module, "model"):  # panbench.models.hf.model.HFPanoptic
         return [("model", module.model)]
     return [(n, m) for n in ("backbone", "neck") if (m := getattr(module, n, None)) is not None]
 

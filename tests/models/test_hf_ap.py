@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 from panbench.analysis.semantic import SemanticConfusion  # noqa: E402
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
-from panbench.models.hf_model import INSTANCE_SOURCE  # noqa: E402
+from panbench.models.hf.model import INSTANCE_SOURCE  # noqa: E402
 from panbench.pq.png import read_ids  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -1,8 +1,9 @@
 """The transformers family behind :class:`panbench.models.protocol.PanopticModel`: :class:`HFPanoptic` runs a
-model loaded by :func:`panbench.models.hf.load` with its processor: the processor as the data pipeline,
+model loaded by :func:`panbench.models.hf.load.load` with its processor: the processor as the data pipeline,
 padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
-original releases' settings) as the model's own panoptic fusion, its segments carried in mmdet's panoptic
-encoding (:mod:`panbench.models.encoding`) in panbench's label order.
+original releases' settings) as the model's own panoptic fusion, whose segments become panbench's segments
+(:func:`to_panbench_segments`); ``--postprocess maskwise|argmax`` (:mod:`panbench.models.postprocess`) merges the
+query masks instead.
 
 With AP on (:meth:`HFPanoptic.enable_instances`), each image's output also keeps the network's outputs for it
 (:class:`HFOutput`), read after the timed part by the processor's ``post_process_instance_segmentation``
@@ -22,9 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward
-from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
-from panbench.models.fusion import timed_fusion
+from panbench.models.encoding import panoptic_to_segments
+from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
+from panbench.models.protocol import timed_calls
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
@@ -52,19 +55,28 @@ NO_SEMANTIC = ("eomt",)
 
 @dataclass
 class HFOutput:
-    """One image's output: its panoptic map (mmdet's encoding) and, with AP on, the network's outputs for that
-    image (float32, as post-processing reads them) and its size (height, width)."""
+    """One image's output: transformers' segments (:class:`Segments`; with ``--postprocess``, a panoptic map in
+    mmdet's encoding) and, with AP on, the network's outputs for that image (float32, as post-processing reads
+    them) and its size (height, width)."""
 
-    panoptic: torch.Tensor
+    result: Segments | torch.Tensor
     outputs: SimpleNamespace | None = None
     target: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class Segments:
+    """One image's output of transformers' post-processing: its segment-id map (0 or -1: no segment) and its
+    ``segments_info`` (``id``, ``label_id`` in the model's labels)."""
+
+    segmentation: torch.Tensor
+    info: list[dict[str, Any]]
+
+
 class _Fusion:
-    """The post-processing stage the eval loop times (``panoptic_fusion_head.predict``): the processor's
-    ``post_process_panoptic_segmentation`` per image, its segments re-encoded in panbench's label order.
-    Mask-classification models also take ``--postprocess maskwise|argmax``
-    (:func:`panbench.models.fusion.install_postprocess` sets ``panoptic_postprocess``)."""
+    """The post-processing stage the eval loop times (``predict``): the processor's
+    ``post_process_panoptic_segmentation`` per image, or, for mask-classification models given
+    ``--postprocess maskwise|argmax``, that merging of the query masks."""
 
     def __init__(self, kind: str, post: Callable, settings: dict, order: list[int], n_things: int,
                  fuse: set[int], n_hf: int) -> None:
@@ -74,38 +86,53 @@ class _Fusion:
         self.stuff: dict[str, Any] = {"stuff_classes": sorted(fuse)} if kind == "eomt" else {"label_ids_to_fuse": fuse}
         self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
         self.num_classes, self.num_things_classes = len(order), n_things
+        self.columns: list[int] | None = None  # mask classification: what --postprocess maskwise|argmax reads
         if kind in MASK_CLASSIFICATION and len(order) == n_hf:
-            self.panoptic_postprocess: Callable | None = None  # replaced by --postprocess maskwise|argmax
             self.columns = [*order, n_hf]  # class logits in panbench's label order, "no object" last
+        self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
-                targets: list[tuple[int, int]]) -> list[Any]:
-        out = []
+                targets: list[tuple[int, int]]) -> list[Segments | torch.Tensor]:
+        """One output per image: transformers' :class:`Segments`, or with ``--postprocess`` the merged panoptic
+        map (:mod:`panbench.models.postprocess`'s encoding, in panbench's label order)."""
+        out: list[Segments | torch.Tensor] = []
         for i, (size, target) in enumerate(zip(sizes, targets)):
             one = _one_image(outputs, i, size, padded)
-            replaced = getattr(self, "panoptic_postprocess", None)
-            if replaced is not None:
+            if self.postprocess is not None and self.columns is not None:
                 masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
-                pan = replaced(one.class_queries_logits[0][:, self.columns], masks[0]).sem_seg[0]
+                out.append(self.merge(one.class_queries_logits[0][:, self.columns], masks[0], self.postprocess))
             else:
                 r = self.post(one, target_sizes=[target], **self.stuff, **self.settings)[0]
-                pan = self.encode(r["segmentation"], r["segments_info"])
-            out.append(pan)
+                out.append(Segments(r["segmentation"], r["segments_info"]))
         return out
 
-    def encode(self, seg: torch.Tensor, segments: list[dict]) -> torch.Tensor:
-        """transformers' segment-id map (0 or -1: no segment) -> ``label + k * 1000`` per segment, VOID elsewhere."""
-        seg = seg.to(torch.int64)
-        pan = torch.full(seg.shape, self.num_classes, dtype=torch.int32, device=seg.device)
-        seen: set[int] = set()
-        for s in segments:  # a fused stuff class lists one entry per query, all with one id
-            if s["id"] in seen:
-                continue
-            seen.add(s["id"])
-            label = self.label_of.get(int(s["label_id"]))
-            if label is not None:  # a placeholder label (DETR's N/A) stays VOID
-                pan.masked_fill_(seg == s["id"], label + len(seen) * INSTANCE_OFFSET)
-        return pan
+    def merge(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, pp: PostProcess) -> torch.Tensor:
+        """``--postprocess maskwise|argmax`` on one image's class logits (panbench's label order) and mask logits."""
+        if pp.name == "maskwise":
+            return mask_wise_merge(mask_cls, mask_pred, self.num_classes, self.num_things_classes, pp)
+        return pixel_argmax(mask_cls, mask_pred, self.num_classes, self.num_things_classes)
+
+
+def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
+                         label2cat: list[int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """transformers' segment-id map (0 or -1: no segment) and ``segments_info`` -> panbench's segments: a uint32
+    id map (0 = VOID) with ids 1..n in ``info`` order, given to the segments with pixels and a label that maps
+    (``label_of``: model label id -> panbench label; a placeholder such as DETR's N/A stays VOID)."""
+    u, inv = torch.unique(seg.to(torch.int64), return_inverse=True)
+    where = {v: k for k, v in enumerate(u.tolist())}
+    new_id = np.zeros(len(where), np.uint32)
+    segs: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for s in info:  # a fused stuff class lists one entry per query, all with one id
+        sid = int(s["id"])
+        if sid in seen:
+            continue
+        seen.add(sid)
+        label = label_of.get(int(s["label_id"]))
+        if label is not None and sid in where:
+            new_id[where[sid]] = len(segs) + 1
+            segs.append({"id": len(segs) + 1, "category_id": int(label2cat[label]), "iscrowd": 0})
+    return new_id[inv.cpu().numpy()], segs
 
 
 def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
@@ -125,16 +152,15 @@ def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, i
 class HFPanoptic(torch.nn.Module):
     """A transformers panoptic model and its processor as a :class:`panbench.models.protocol.PanopticModel`.
 
-    Its fusion stage (:class:`_Fusion`) sits where mmdet's detectors have theirs, ``panoptic_fusion_head``,
-    so that ``--postprocess`` (:func:`panbench.models.fusion.install_postprocess`) and the fusion timer patch
-    both families alike."""
+    Its fusion stage is :class:`_Fusion` (``fusion``): what ``--postprocess`` configures and the fusion timer
+    times."""
 
     def __init__(self, model: Any, processor: Any, kind: str, fusion: _Fusion, names: list[str],
-                 label2cat: list[int]) -> None:
+                 label2cat: list[int], where: str = "hf model") -> None:
         super().__init__()
         self.model, self.processor, self.kind = model, processor, kind
-        self.panoptic_fusion_head = fusion
-        self.names, self.label2cat = names, label2cat
+        self.fusion = fusion
+        self.names, self.label2cat, self.where = names, label2cat, where
         self.instance_source: str | None = None  # INSTANCE_SOURCE once enable_instances() turned AP on
 
     @property
@@ -160,7 +186,8 @@ class HFPanoptic(torch.nn.Module):
         return out
 
     def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[HFOutput]:
-        """Pipeline outputs -> one panoptic map per image: pad, network, post-processing (all under ``amp``)."""
+        """Pipeline outputs -> one output per image (:meth:`_Fusion.predict`, with AP on the network's outputs
+        too): pad, network, post-processing (all under ``amp``)."""
         return autocast_forward(lambda: self._step(batch), device, amp)
 
     def _step(self, batch: list[dict[str, Any]]) -> list[HFOutput]:
@@ -180,15 +207,19 @@ class HFPanoptic(torch.nn.Module):
             inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
         outputs = self.model(**inputs)
         targets = [(int(b["height"]), int(b["width"])) for b in batch]
-        pans = self.panoptic_fusion_head.predict(outputs, sizes, (h, w), targets)
+        results = self.fusion.predict(outputs, sizes, (h, w), targets)
         if self.instance_source is None:
-            return [HFOutput(p) for p in pans]
-        return [HFOutput(p, _one_image(outputs, i, size, (h, w)), t)
-                for i, (p, size, t) in enumerate(zip(pans, sizes, targets))]
+            return [HFOutput(r) for r in results]
+        return [HFOutput(r, _one_image(outputs, i, size, (h, w)), t)
+                for i, (r, size, t) in enumerate(zip(results, sizes, targets))]
 
     def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """One image's panoptic map (mmdet's encoding, VOID = number of labels) as segments."""
-        return panoptic_to_segments(output.panoptic, len(self.names), self.label2cat)
+        """One image's segments: transformers' straight (:func:`to_panbench_segments`), or the panoptic map of
+        ``--postprocess`` (its encoding, VOID = number of labels)."""
+        r = output.result
+        if isinstance(r, Segments):
+            return to_panbench_segments(r.segmentation, r.info, self.fusion.label_of, self.label2cat)
+        return panoptic_to_segments(r, len(self.names), self.label2cat)
 
     def enable_instances(self) -> None:
         """AP and the semantic output on: each image's output keeps what the processor's instance and semantic
@@ -214,18 +245,33 @@ class HFPanoptic(torch.nn.Module):
 
     def _model_cats(self) -> list[int]:
         """Model label id -> dataset category id (-1: a label mapped to none, e.g. DETR's N/A)."""
-        cats = [-1] * (max(self.panoptic_fusion_head.label_of, default=-1) + 1)
-        for hid, k in self.panoptic_fusion_head.label_of.items():
+        cats = [-1] * (max(self.fusion.label_of, default=-1) + 1)
+        for hid, k in self.fusion.label_of.items():
             cats[hid] = self.label2cat[k]
         return cats
 
     def _thing_cats(self) -> set[int]:
-        n = self.panoptic_fusion_head.num_things_classes  # panbench's labels: things first
+        n = self.fusion.num_things_classes  # panbench's labels: things first
         return {int(c) for c in self.label2cat[:n]}
 
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
-        """The calls of the post-processing stage (``panoptic_fusion_head.predict``) timed into ``sink``."""
-        return timed_fusion(self, sink, sync)
+        """The calls of the post-processing stage (``fusion.predict``) timed into ``sink``."""
+        return timed_calls(self.fusion, "predict", sink, sync)
+
+    def configure(self, postprocess: PostProcess, fusion: str) -> None:
+        """``--postprocess maskwise|argmax`` merges the query masks of a mask-classification model (MaskFormer,
+        Mask2Former, OneFormer) instead of transformers' post-processing; ``--fusion`` has one choice here
+        (transformers' post-processing), so the record's ``fusion`` is None."""
+        if postprocess.name == "default":
+            return
+        if self.fusion.columns is None:
+            raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} needs a MaskFormer, Mask2Former or "
+                                "OneFormer model (query masks); PanopticFPN and DETR have their own fusion only")
+        self.fusion.postprocess = postprocess
+
+    def query_masks(self, item: dict[str, Any], device: str, top: int) -> tuple[Any, list]:
+        """One image through ``forward``; no query masks drawn for transformers models."""
+        return self.forward([item], device, None)[0], []
 
 
 def instances_of(processor: Any, kind: str, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int],
