@@ -29,6 +29,8 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
         raise PanbenchError(f"--checkpoint does not apply to hf:{spec.ref}; pass the model's directory as hf:DIR")
     assert spec.ref is not None
     m = load(spec.ref, categories, device, any_rank=any_rank)
+    if ap:  # AP from its instance post-processing, mIoU from its semantic one
+        m.module.enable_instances()
     named = (m.architecture, m.backbone) if spec.unregistered else None
     return Built(m.module, Weights(m.directory, m.sha256, m.hub_id), m.cfg_text, m.cfg_hash, named=named)
 
