@@ -88,7 +88,7 @@ def copies(fam: Any, mode: str, heads: bool) -> dict[str, Any]:
         c = copy.copy(fam)
         c.detector = copy.deepcopy(fam.detector)
         try:
-            compile_model(c.detector, mode)
+            compile_model(c, mode)
             if label == "+heads":
                 compile_heads(c.detector, mode)
             out[label] = c

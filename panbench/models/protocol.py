@@ -75,6 +75,10 @@ class PanopticModel(Protocol):
         probabilities at the image's size)); no masks when the model has no queries (what ``panbench viz``
         draws)."""
 
+    def compile_targets(self) -> list[tuple[str, Any]]:
+        """The torch modules ``panbench speed --compile`` compiles, with their names (the network, not the
+        post-processing)."""
+
     def to(self, device: str) -> Any:
         """Move the model to ``device`` (the out-of-memory fallback runs one image on the CPU)."""
 

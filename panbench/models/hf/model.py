@@ -269,6 +269,11 @@ class HFPanoptic(torch.nn.Module):
                                 "OneFormer model (query masks); PanopticFPN and DETR have their own fusion only")
         self.fusion.postprocess = postprocess
 
+    def compile_targets(self) -> list[tuple[str, Any]]:
+        """The transformers model whole (its network; the processor's post-processing stays eager), as EoMT's
+        published FPS was measured."""
+        return [("model", self.model)]
+
     def query_masks(self, item: dict[str, Any], device: str, top: int) -> tuple[Any, list]:
         """One image through ``forward``; no query masks drawn for transformers models."""
         return self.forward([item], device, None)[0], []

@@ -89,6 +89,11 @@ class MMDetModel:
             return "panbench"
         return "mmdet" if postprocess.name == "default" else None
 
+    def compile_targets(self) -> list[tuple[str, Any]]:
+        """The backbone and neck: the heads take mmengine data samples and call mmcv ops, on which dynamo breaks
+        the graph (docs/benchmarks.md)."""
+        return [(n, m) for n in ("backbone", "neck") if (m := getattr(self.detector, n, None)) is not None]
+
     def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
         """One image through ``forward`` with the query masks of MaskFormer's and Mask2Former's fusion head
         (its ``predict`` inputs) read on the way: the ``top`` queries by best class probability."""
