@@ -18,6 +18,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE_DATA = {"configs": "configs", "checkpoints/demo": "checkpoints/demo"}  # source -> panbench/_data/...
+COMMON = "panbench/pq/_common.h"  # the id table and AVX2 switch that _native.c and _boundary.c include
 HOOK = "panbench-mmcv-ext.pth"  # site-packages/<HOOK>: `import panbench.ops.hook` at start-up (cheap)
 
 
@@ -40,9 +41,10 @@ class BuildPyWithData(build_py):
 setup(
     cmdclass={"build_py": BuildPyWithData},
     ext_modules=[
-        Extension("panbench.pq._native", ["panbench/pq/_native.c"], extra_compile_args=["-O3"], optional=True),
+        Extension("panbench.pq._native", ["panbench/pq/_native.c"], depends=[COMMON], extra_compile_args=["-O3"],
+                  optional=True),
         Extension("panbench.pq._match", ["panbench/pq/_match.c"], extra_compile_args=["-O3"], optional=True),
-        Extension("panbench.analysis._boundary", ["panbench/analysis/_boundary.c"], extra_compile_args=["-O3"],
+        Extension("panbench.pq._boundary", ["panbench/pq/_boundary.c"], depends=[COMMON], extra_compile_args=["-O3"],
                   optional=True),
         # mmcv's CPU nms and RoIAlign (panbench.ops): no fused multiply-add, which would round differently
         Extension("panbench.ops._cpu", ["panbench/ops/_cpu.c"], extra_compile_args=["-O3", "-ffp-contract=off"],

@@ -42,7 +42,7 @@ def committed_checkpoints(name: str, dataset: str) -> list[Path]:
 # which of pyproject.toml's extras installs a module a command imports: what "No module named X" asks for
 EXTRAS = {"torch": "mmdet", "mmdet": "mmdet", "mmcv": "mmdet", "mmengine": "mmdet", "pandas": "report",
           "matplotlib": "report", "transformers": "hf", "huggingface_hub": "hf", "timm": "hf",
-          "skimage": "robustness", "scipy": "robustness", "torchvision": "cuda"}
+          "skimage": "robustness", "scipy": "robustness", "torchvision": "cuda", "submitit": "slurm"}
 
 
 def missing_extra_message(module: str | None) -> str | None:

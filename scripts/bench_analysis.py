@@ -7,8 +7,8 @@
    (random categories, IoUs, areas and overlaps; about 11 categories and 20 segments per image),
    not scores of any model.
 2. PQ by size, PQ-dagger and the error breakdown on the same matches.
-3. Per-image cost of keeping the match: ``score_image`` vs ``score_image_analysis`` (the same, also
-   returning the ``ImageMatch``) and vs boundary PQ on top (``score_image_all(boundary=True)``) on in-memory
+3. Per-image cost of keeping the result: ``score_pair(...).stats`` vs ``score_pair`` (the same, the
+   ``ImageResult`` kept) and vs boundary PQ on top (``score_pair(boundary=True)``) on in-memory
    640x480 synthetic images (no PNG decoding, so the ratios are the strictest possible; in
    ``score`` the decoding makes them smaller).  Medians of interleaved repeats.
 
@@ -42,7 +42,7 @@ from panbench.analysis import (  # noqa: E402
     pq_by_size,
     pq_dagger,
 )
-from panbench.pq.matching import BOOL_FIELDS, FIELDS, FLOAT_FIELDS  # noqa: E402
+from panbench.pq.matching import BOOL_FIELDS, FLOAT_FIELDS, MATCH_FIELDS  # noqa: E402
 
 
 def synthetic_set(rng: np.random.Generator, n_images: int, n_cat: int, per_image: int = 20) -> AnalysisSet:
@@ -54,7 +54,7 @@ def synthetic_set(rng: np.random.Generator, n_images: int, n_cat: int, per_image
         cols[g + "_img"] = np.repeat(np.arange(n_images, dtype=np.int64), k)
         img_cats = rng.integers(0, n_cat, (n_images, 11))  # ~11 categories per image
         cols[g + "_cats"] = np.take_along_axis(img_cats, rng.integers(0, 11, (n_images, k)), 1).ravel()
-    for name in FIELDS:
+    for name in MATCH_FIELDS:
         if name in cols:
             continue
         n = len(cols[name.split("_", 1)[0] + "_img"])
@@ -95,9 +95,8 @@ def bench_matches(n_images: int, repeat: int) -> tuple[float, ...]:
     ``score`` reads them (the same three)."""
     import tempfile
 
-    from panbench.analysis.pairs import score_image_all, score_image_analysis
     from panbench.data.synth import write_png
-    from panbench.pq.evaluator import score_image
+    from panbench.pq.evaluator import score_pair
     from panbench.pq.png import read_ids
 
     cats, imgs = synthetic_images(n_images)
@@ -112,10 +111,7 @@ def bench_matches(n_images: int, repeat: int) -> tuple[float, ...]:
         t = time.perf_counter()
         for gf, gi, pf, pi in files:
             g_ids, p_ids = read_ids(gf, "image", "gt"), read_ids(pf, "image", "pred")
-            if kind == "plain":
-                score_image(cats, g_ids, gi, p_ids, pi, "image")
-            else:
-                score_image_all(cats, g_ids, gi, p_ids, pi, "image", boundary=kind == "boundary")
+            score_pair(cats, g_ids, gi, p_ids, pi, "image", boundary=kind == "boundary")
         return time.perf_counter() - t
 
     files_t: dict[str, list[float]] = {"plain": [], "match": [], "boundary": []}
@@ -123,15 +119,15 @@ def bench_matches(n_images: int, repeat: int) -> tuple[float, ...]:
     for _ in range(repeat):  # interleaved
         t = time.perf_counter()
         for g, p in imgs:
-            score_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
+            score_pair(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
         plain.append(time.perf_counter() - t)
         t = time.perf_counter()
         for g, p in imgs:
-            score_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
+            score_pair(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
         full.append(time.perf_counter() - t)
         t = time.perf_counter()
         for g, p in imgs:
-            score_image_all(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image", boundary=True)
+            score_pair(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image", boundary=True)
         bnd.append(time.perf_counter() - t)
         for kind, times in files_t.items():
             times.append(from_files(kind))
@@ -174,16 +170,15 @@ def main() -> None:
 def matches(args: argparse.Namespace) -> None:
     """Part 3: the per-image costs, printed side by side."""
     if args.match_images:
-        from panbench.analysis import boundary
-        from panbench.pq import kernels
+        from panbench.pq import boundary, kernels
 
         plain, full, bnd, f_plain, f_full, f_bnd = bench_matches(args.match_images, args.repeat)
         print(f"per-image match, {args.match_images} in-memory 640x480 synthetic images (median of {args.repeat}):")
-        print(f"  score_image                     {1e3 * plain:8.2f} ms/image")
-        print(f"  score_image_analysis            {1e3 * full:8.2f} ms/image   ratio {full / plain:.3f}")
+        print(f"  score_pair(...).stats           {1e3 * plain:8.2f} ms/image")
+        print(f"  score_pair                      {1e3 * full:8.2f} ms/image   ratio {full / plain:.3f}")
         print(f"  + boundary PQ (d = 16)             {1e3 * bnd:8.2f} ms/image   ratio {bnd / plain:.3f}")
         print("  from PNG files, as score reads them (decode + the above):")
-        print(f"  read_ids x 2 + score_image      {1e3 * f_plain:8.2f} ms/image")
+        print(f"  read_ids x 2 + score_pair       {1e3 * f_plain:8.2f} ms/image")
         print(f"  ... + per-image match              {1e3 * f_full:8.2f} ms/image   ratio {f_full / f_plain:.3f}")
         print(f"  ... + match + boundary PQ          {1e3 * f_bnd:8.2f} ms/image   ratio {f_bnd / f_plain:.3f}   "
               f"target < 2: {'ok' if f_bnd < 2 * f_plain else 'MISSED'}")

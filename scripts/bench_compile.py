@@ -42,13 +42,13 @@ MODELS = ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn", "mask2form
 HEADS = ("panoptic_head", "rpn_head", "roi_head", "semantic_head")
 
 
-def family_of(name: str) -> tuple[Any, list[Any]]:
+def family_of(name: str, images: int) -> tuple[Any, list[Any]]:
     """The model (demo: committed weights; zoo: random weights) and its inputs (pipeline outputs)."""
     from panbench.data.datasets import load_dataset
-    from panbench.models import mm
-    from panbench.models.fast_fusion import install_fusion
-    from panbench.models.fusion import panoptic_only
-    from panbench.models.mmdet_family import MMDetModel
+    from panbench.models.mmdet import mm
+    from panbench.models.mmdet.family import MMDetModel
+    from panbench.models.mmdet.fast_fusion import install_fusion
+    from panbench.models.mmdet.fusion import panoptic_only
     from panbench.models.registry import resolve
 
     spec = resolve(name)[0]
@@ -56,7 +56,7 @@ def family_of(name: str) -> tuple[Any, list[Any]]:
         from panbench.evaluation.run import load
         from panbench.evaluation.speed import SpeedOptions, eval_options
 
-        ds = load_dataset(ROOT / "data" / "demo", name="demo", limit=2)
+        ds = load_dataset(ROOT / "data" / "demo", name="demo", limit=images)
         fam = load(spec, ds, eval_options(SpeedOptions(device="cpu"))).lm.family
     else:
         import torch
@@ -67,7 +67,7 @@ def family_of(name: str) -> tuple[Any, list[Any]]:
         names = mm.class_names(cfg)
         fam = MMDetModel(mm.build_model(cfg, spec.config), names, list(range(len(names))), mm.test_pipeline(cfg))
         install_fusion(fam.detector, "panbench")
-        ds = load_dataset(COCO_SAMPLE, name="coco")
+        ds = load_dataset(COCO_SAMPLE, name="coco", limit=images)
     inputs = [fam.pipeline({"img_path": str(s.image_path), "img_id": s.image_id}) for s in ds.samples]
     return fam, inputs
 
@@ -88,7 +88,7 @@ def copies(fam: Any, mode: str, heads: bool) -> dict[str, Any]:
         c = copy.copy(fam)
         c.detector = copy.deepcopy(fam.detector)
         try:
-            compile_model(c.detector, mode)
+            compile_model(c, mode)
             if label == "+heads":
                 compile_heads(c.detector, mode)
             out[label] = c
@@ -102,7 +102,7 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     from panbench.evaluation.speed import PerfCounterTimer, input_hw, time_forward
 
-    fam, inputs = family_of(name)
+    fam, inputs = family_of(name, args.images)
     variants = copies(fam, args.mode, not args.no_heads)
     times: dict[str, list[float]] = {k: [] for k in variants}
     first: dict[str, float] = {}
@@ -121,6 +121,8 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
                     traceback.print_exc()
                 continue
             times[label] += st.seconds
+            print(f"  [{name} round {r} {label}: first pass {st.first_s:.1f} s, timed {st.seconds}]", file=sys.stderr,
+                  flush=True)
             if r == 0:
                 first[label] = st.first_s
                 breaks[label] = Counter({k: v for k, v in counters["graph_break"].items()})
@@ -160,9 +162,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated (default {','.join(MODELS)})")
     p.add_argument("--warmup", type=int, default=2, help="untimed passes of the first round, at least one per input "
-                   "(default 2: the inputs are 2 images)")
+                   "(default 2)")
     p.add_argument("--iters", type=int, default=3, help="timed passes per copy per round (default 3)")
     p.add_argument("--rounds", type=int, default=2, help="rounds, the copies taking turns (default 2)")
+    p.add_argument("--images", type=int, default=2, help="distinct input images (default 2)")
     p.add_argument("--mode", default="default", help="torch.compile mode (default: default)")
     p.add_argument("--no-heads", action="store_true", help="leave out the +heads copy")
     p.add_argument("--debug", action="store_true", help="tracebacks of failing copies")

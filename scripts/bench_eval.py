@@ -4,12 +4,12 @@
 What each row runs (every run a whole child process: imports, model and data set-up, inference,
 scoring; demo val split, the committed demo checkpoints, ``--limit N`` images or all 60):
 
-  mmdet stock        MMDetection's test loop (``panbench.models.mmdet_reference``: what ``tools/test.py``
+  mmdet stock        MMDetection's test loop (``panbench.models.mmdet.reference``: what ``tools/test.py``
                      runs, mmengine ``Runner.test`` + ``CocoPanopticMetric``, which writes each
                      prediction as a PNG and scores it with panopticapi) on the model's config as it
                      is.  Mask2Former's config computes the instance output beside the panoptic one
                      (``test_cfg.instance_on=True``).  One process; ``--workers`` data-loading workers.
-  mmdet pan-only     the same loop on the config panbench runs: ``panbench.models.fusion.panoptic_only``
+  mmdet pan-only     the same loop on the config panbench runs: ``panbench.models.mmdet.fusion.panoptic_only``
                      (Mask2Former: ``instance_on=False``; for configs where it changes nothing the
                      row repeats the stock row's runs and says so).
   panbench 1proc     ``panbench eval --cpu-procs 1 --workers W``: one inference process (the same
@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from panbench.models import mmdet_reference  # noqa: E402
+from panbench.models.mmdet import reference as mmdet_reference  # noqa: E402
 
 SIDES = ("mmdet stock", "mmdet pan-only", "panbench 1proc", "panbench forked")
 FUSION_SIDE = "panbench 1proc --fusion mmdet"  # the fusion table's "before"
@@ -112,8 +112,8 @@ def main() -> None:
 
     from panbench.data.demo import make_demo
     from panbench.errors import PanbenchError
-    from panbench.models.fusion import panoptic_only
-    from panbench.models.mm import load_config
+    from panbench.models.mmdet.fusion import panoptic_only
+    from panbench.models.mmdet.mm import load_config
     from panbench.models.registry import resolve
 
     data_root = make_demo(ROOT / "data" / "demo")

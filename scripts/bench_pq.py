@@ -52,7 +52,7 @@ With ``--eval-demo``, the cost for ``eval`` on the demo set (needs mmdet): one
 ``panbench eval --model mask2former --dataset demo --device cpu --cpu-procs 1`` gives eval's time
 per image (the record's wall time over its timed images); then, on the same 60 images in memory
 (ground-truth ids and a perturbed copy as the prediction, as eval scores a model's map), the time
-of ``score_image`` (PQ only) vs ``score_image_analysis`` (PQ and the record) per image, and the
+of ``score_pair(...).stats`` (PQ only) vs ``score_pair`` (the result kept) per image, and the
 end-of-run analyses (``run_fields`` on the eval's per-image file).  The cost printed is
 (record - PQ only) per image + end-of-run analyses / images, relative to eval's time per image.
 
@@ -300,12 +300,11 @@ def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
 def eval_overhead(work: Path, repeat: int) -> None:
     """The analyses' cost for eval on the demo set, relative to eval's time per image."""
     from panbench.analysis import AnalysisSet
-    from panbench.analysis.pairs import score_image_analysis
     from panbench.analysis.scoring import run_fields
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
     from panbench.data.synth import PanopticImage, perturb
-    from panbench.pq.evaluator import score_image
+    from panbench.pq.evaluator import score_pair
     from panbench.pq.png import read_ids
 
     root = make_demo(ROOT / "data" / "demo")
@@ -326,7 +325,7 @@ def eval_overhead(work: Path, repeat: int) -> None:
         gt_ids = read_ids(s.gt_png, "gt").copy()
         p = perturb(rng, PanopticImage(gt_ids, s.gt_ann["segments_info"]), cat_dicts)
         items.append((gt_ids, s.gt_ann["segments_info"], p.ids, p.segments_info))
-    sides = {"plain": lambda it: score_image(cats, *it, "image"), "record": lambda it: score_image_analysis(cats, *it)}
+    sides = {"plain": lambda it: score_pair(cats, *it).stats, "record": lambda it: score_pair(cats, *it)}
     times: dict[str, list[float]] = {k: [] for k in sides}
     for _ in range(repeat):
         for key, fn in sides.items():
@@ -347,8 +346,8 @@ def eval_overhead(work: Path, repeat: int) -> None:
     print(f"\nanalyses in `panbench eval` on the demo set ({n} images, median of {repeat} interleaved repeats)")
     print(f"  eval's time per image (mask2former, CPU, 1 process: record wall_s / timed_images): "
           f"{1000 * per_image_eval:.1f} ms")
-    print(f"  per image, in memory: score_image (PQ only) {1000 * plain:.3f} ms, score_image_analysis "
-          f"(PQ + record) {1000 * with_rec:.3f} ms")
+    print(f"  per image, in memory: score_pair(...).stats (PQ only) {1000 * plain:.3f} ms, score_pair "
+          f"(the result kept) {1000 * with_rec:.3f} ms")
     print(f"  end of run: run_fields (ci with 1000 resamples, by_size, pq_dagger, errors) on the eval's {n}-image "
           f"file: {1000 * end:.1f} ms")
     print(f"  cost: (record - PQ only) + end of run / {n} = {1000 * cost:.3f} ms per image = "

@@ -90,9 +90,10 @@ def in_process(work: Path) -> tuple[dict[str, float], int]:
         c1 = clock()
         inter = evaluator.intersection_table(ids["gt"], gt, ids["pred"], pred, "x")
         c2 = clock()
-        match = evaluator._match(inter, gt, pred, "x")
+        evaluator._check_areas(inter, gt, pred, "x")
+        match = evaluator.match_image(inter, gt, pred)
         c3 = clock()
-        st = evaluator.image_stats(inter, gt, pred, match)
+        st = evaluator._fold(inter, gt, pred, match).stats
         c4 = clock()
         sums.add_images([st])
         c5 = clock()

@@ -285,8 +285,8 @@ pkg_install mmdet==3.3.0 "$SETUPTOOLS" \
 step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers (hf: models), timm where a fitting torchvision is, test and packaging tools"
 pkg_install --no-deps panopticapi-lite==0.2.0 imagecorruptions==1.1.2 \
   || fail 6 "pip install panopticapi-lite imagecorruptions failed" "check network access to PyPI and rerun make setup"
-pkg_install pyspng deflate pycocotools scikit-image scipy pandas matplotlib tqdm tabulate pytest hypothesis ruff mypy hotcoco \
-  torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers build twine \
+pkg_install pyspng deflate pycocotools scikit-image scipy pandas pyarrow matplotlib tqdm tabulate pytest hypothesis ruff mypy hotcoco \
+  torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers submitit build twine \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 
 # timm (DETR's hub checkpoints build their backbone with it) requires torchvision: only beside one that fits this
@@ -318,7 +318,7 @@ if md.version('torch') != '$TORCH_VERSION' or not torch.__file__.startswith('$TO
     sys.exit(f'torch changed during set-up: {md.version(\"torch\")} at {torch.__file__}, was $TORCH_VERSION at $TORCH_DIR')
 print(f'        mmcv ops: {backend}; torch {torch.__version__} ({\"CUDA \" + torch.version.cuda if torch.version.cuda else \"CPU build\"})')
 " || fail 7 "a package does not import (message above)" "run .venv/bin/panbench doctor"
-"$PY" -c "import panbench.pq._native, panbench.pq._match, panbench.analysis._boundary" 2>/dev/null \
+"$PY" -c "import panbench.pq._native, panbench.pq._match, panbench.pq._boundary" 2>/dev/null \
   || echo "        note: a C extension did not build (no gcc/Python headers?): scoring uses the slower numpy path (.venv/bin/panbench doctor says which)"
 
 TV="$(dist_version torchvision)"

@@ -28,7 +28,7 @@ def train_one(name: str, max_iters: int | None, work_root: Path) -> dict:
     from mmengine.runner import Runner
 
     from panbench.data.demo import make_demo
-    from panbench.models import mm
+    from panbench.models.mmdet import mm
 
     make_demo(ROOT / "data" / "demo")
     cfg_path = ROOT / "configs" / "demo" / f"{name}.py"

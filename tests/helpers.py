@@ -29,7 +29,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from panbench.data.synth import PanopticImage, coco_like_categories
-from panbench.models import mm
+from panbench.models.mmdet import mm
 from panbench.models.registry import ModelSpec
 
 # Version strings as an mmdet 2.x training run would have written them (labels, not measurements).

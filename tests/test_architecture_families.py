@@ -1,6 +1,9 @@
-"""The model families own their frameworks: outside ``panbench/models/`` no module imports MMDetection's
-model code (``mmdet.models``: heads, detectors) or transformers' model classes, at the top or inside a
-function, so that the evaluation, the analyses and the reports see a model only through
+"""The model families own their frameworks: outside a family's subpackage (``panbench/models/mmdet/``,
+``panbench/models/hf/``: the packages of ``panbench.models.families.FAMILIES``) no module imports MMDetection's
+model code (``mmdet.models``: heads, detectors) or transformers (its model classes live there), at the top or
+inside a function, and none touches an mmdet fusion head (``panoptic_fusion_head``) or transformers' outputs
+(``class_queries_logits``, ``masks_queries_logits``, ``post_process_panoptic_segmentation``), as an attribute or a
+``getattr`` string, so that the evaluation, the analyses and the reports see a model only through
 ``panbench.models.protocol.PanopticModel``."""
 
 from __future__ import annotations
@@ -8,8 +11,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from panbench.models.families import FAMILIES
+
 PACKAGE = Path(__file__).resolve().parents[1] / "panbench"
-FAMILIES = PACKAGE / "models"
+FRAMEWORK_NAMES = {"panoptic_fusion_head", "class_queries_logits", "masks_queries_logits",
+                   "post_process_panoptic_segmentation"}
+
+
+def family_dirs(root: Path = PACKAGE) -> list[Path]:
+    """The subpackage of each family under ``root``."""
+    return [root.joinpath(*f.package.split(".")[1:]) for f in FAMILIES.values()]
 
 
 def framework_model_imports(tree: ast.AST) -> list[str]:
@@ -27,22 +38,57 @@ def framework_model_imports(tree: ast.AST) -> list[str]:
     return sorted(set(found))
 
 
+def framework_attributes(tree: ast.AST) -> list[str]:
+    """The mmdet head and transformers output names ``tree`` reads: attributes, and strings that are exactly one
+    of them (``getattr(model, "panoptic_fusion_head")``, a config key)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in FRAMEWORK_NAMES:
+            found.add(node.attr)
+        elif isinstance(node, ast.Constant) and node.value in FRAMEWORK_NAMES:
+            found.add(str(node.value))
+    return sorted(found)
+
+
 def violations(root: Path = PACKAGE) -> dict[str, list[str]]:
     out = {}
+    families = family_dirs(root)
     for path in sorted(root.rglob("*.py")):
-        if FAMILIES in path.parents:
+        if any(d == path.parent or d in path.parents for d in families):
             continue
-        found = framework_model_imports(ast.parse(path.read_text(), filename=str(path)))
+        tree = ast.parse(path.read_text(), filename=str(path))
+        found = framework_model_imports(tree) + framework_attributes(tree)
         if found:
             out[str(path.relative_to(root.parent))] = found
     return out
 
 
-def test_no_module_outside_a_family_imports_mmdet_heads_or_transformers_models() -> None:
+def test_no_module_outside_a_family_touches_mmdet_heads_or_transformers_models() -> None:
     assert violations() == {}
+
+
+def test_each_family_is_a_subpackage() -> None:
+    assert all((d / "__init__.py").is_file() for d in family_dirs()), family_dirs()
 
 
 def test_the_check_sees_imports_at_the_top_and_inside_functions() -> None:
     src = "import mmdet.models\ndef f():\n    from transformers import Mask2FormerModel\n    import mmdet.apis\n"
     assert framework_model_imports(ast.parse(src)) == ["mmdet.models", "transformers",
                                                        "transformers.Mask2FormerModel"]
+
+
+def test_the_check_sees_heads_and_outputs_read_as_attributes_or_getattr_strings() -> None:
+    src = ('"""Docs may name panoptic_fusion_head."""\n'
+           "h = getattr(model, 'panoptic_fusion_head', None)\nx = out.masks_queries_logits\ny = 'logits'\n")
+    assert framework_attributes(ast.parse(src)) == ["masks_queries_logits", "panoptic_fusion_head"]
+
+
+def test_the_check_fails_on_a_module_outside_the_families(tmp_path: Path) -> None:
+    pkg = tmp_path / "panbench"
+    for d in [pkg / "evaluation", *family_dirs(pkg)]:
+        d.mkdir(parents=True, exist_ok=True)
+    (family_dirs(pkg)[0] / "family.py").write_text("import mmdet.models\nhead = model.panoptic_fusion_head\n")
+    (pkg / "models" / "fusion.py").write_text("def f(m):\n    return m.panoptic_fusion_head\n")
+    (pkg / "evaluation" / "run.py").write_text("from transformers import AutoModel\n")
+    assert violations(pkg) == {"panbench/evaluation/run.py": ["transformers", "transformers.AutoModel"],
+                               "panbench/models/fusion.py": ["panoptic_fusion_head"]}

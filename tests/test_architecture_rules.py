@@ -1,4 +1,6 @@
-"""Rules of the code read from its source: the IoU threshold is written once, as ``MATCH_IOU``."""
+"""Rules of the code read from its source: the IoU threshold is written once, as ``MATCH_IOU``; the C
+extensions share one id table and one AVX2 switch (``panbench/pq/_common.h``); the PQ formula is written once,
+in ``panbench/pq/sums.py`` (``category_pq``)."""
 
 from __future__ import annotations
 
@@ -56,5 +58,51 @@ def test_the_c_matcher_uses_the_python_thresholds() -> None:
     defined = dict(re.findall(r"#define (PB_MATCH_IOU|PB_IGNORED_SHARE) ([0-9.]+)", text))
     assert float(defined["PB_MATCH_IOU"]) == MATCH_IOU
     assert float(defined["PB_IGNORED_SHARE"]) == IGNORED_SHARE
+    for path in sorted(PACKAGE.rglob("*.[ch]")):
+        code = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
+        assert not re.search(r"[<>]=?\s*0\.5\b", code), f"{path.name} compares with a bare 0.5: use PB_MATCH_IOU"
+
+
+def own_c_copies(text: str) -> list[str]:
+    """What a C file defines that ``_common.h`` holds: an id hash table or an AVX2 switch of its own."""
     code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    assert not re.search(r"[<>]=?\s*0\.5\b", code), "_match.c compares with a bare 0.5: use PB_MATCH_IOU"
+    rules = {"a hash function": r"\bhash32\s*\(", "an id table": r"\bidmap_(init|get)\s*\(",
+             "an AVX2 flag": r"static int [^;]*\bhave_avx2\b", "a CPU probe": r"__builtin_cpu_supports\(\"avx2\"\)",
+             "use_avx2": r"PyObject \*py_use_avx2"}
+    return [what for what, rule in rules.items() if re.search(rule, code)]  # \b: pb_hash32 is not hash32
+
+
+def test_the_c_extensions_share_one_id_table_and_one_avx2_switch() -> None:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.c")):
+        text = path.read_text()
+        if "avx2" in text.lower() or "idmap" in text:
+            assert '#include "_common.h"' in text, f"{path.name}: include _common.h for the id table and AVX2 switch"
+        if own := own_c_copies(text):
+            found[path.name] = own
+    assert not found, f"defined beside panbench/pq/_common.h: {found}"
+
+
+def test_the_c_rule_catches_a_copy() -> None:
+    assert own_c_copies("static inline uint32_t hash32(uint32_t x) { return x; }") == ["a hash function"]
+    assert own_c_copies("static int have_avx2, cpu_avx2;") == ["an AVX2 flag"]
+    assert own_c_copies("x = pb_hash32(k); pb_idmap_get(m, k); /* hash32( */") == []
+
+
+def pq_denominators(source: str) -> list[int]:
+    """Lines of ``source`` that write PQ's denominator (``0.5 * fp`` or ``0.5 * fn`` in code, any spacing)."""
+    return sorted(n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, ast.BinOp)
+                  and isinstance(n.op, ast.Mult) and any(isinstance(o, ast.Constant) and o.value == 0.5
+                                                         for o in (n.left, n.right))
+                  and any(isinstance(o, ast.Name) and o.id.lower() in ("fp", "fn") for o in (n.left, n.right)))
+
+
+def test_the_pq_formula_is_written_once() -> None:
+    found = [f"{path.relative_to(PACKAGE.parent)}:{line}" for path in sorted(PACKAGE.rglob("*.py"))
+             if path != PACKAGE / "pq" / "sums.py" for line in pq_denominators(path.read_text())]
+    assert not found, f"use panbench.pq.sums.category_pq / group_average: {found}"
+    assert pq_denominators((PACKAGE / "pq" / "sums.py").read_text())  # it is there
+
+
+def test_the_formula_rule_catches_a_copy() -> None:
+    assert pq_denominators("d = tp + 0.5 * fp + 0.5 * fn\nx = 0.5 * area\n") == [1, 1]

@@ -76,6 +76,21 @@ def test_build_makes_an_sdist_and_a_wheel_that_pass_twine_check(dist) -> None:
     assert out.count("PASSED") == 2, out
 
 
+def test_the_sdist_carries_the_c_sources_and_the_wheel_their_builds(dist) -> None:
+    """The extensions are optional (a missing header would build a wheel without them, silently): the sdist
+    holds every .c and .h of the package and the wheel every extension built from them."""
+    import tarfile
+    import zipfile
+
+    with tarfile.open(next(dist.glob("panbench-*.tar.gz"))) as t:
+        sdist = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
+    sources = {str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "panbench").rglob("*.[ch]")}
+    assert sources and sources <= sdist, sorted(sources - sdist)
+    with zipfile.ZipFile(next(dist.glob("panbench-*.whl"))) as w:
+        built = {n.split(".")[0].replace("/", ".") for n in w.namelist() if n.endswith(".so")}
+    assert {"panbench.pq._native", "panbench.pq._match", "panbench.pq._boundary", "panbench.ops._cpu"} <= built
+
+
 def test_the_wheel_outside_the_clone_lists_runs_and_scores_the_demo_models_as_pinned(fresh) -> None:
     py, work, panbench = fresh["py"], fresh["work"], str(fresh["bin"] / "panbench")
     where = _run([str(py), "-c", "import panbench, panbench.resources as r; print(panbench.__file__); "

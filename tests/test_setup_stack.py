@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from panbench.cli.doctor import mmcv_ops_check
-from panbench.models import mm
+from panbench.models.mmdet import mm
 from panbench.ops import active
 
 
@@ -38,11 +38,10 @@ def test_doctor_fails_when_a_required_part_is_broken(tmp_path) -> None:
 def test_c_extensions_were_built() -> None:
     """With a compiler, `make setup` builds all three C extensions (their tests skip when one is missing, so
     this is the test that notices a build that silently fell back to numpy)."""
-    from panbench.analysis import boundary
-    from panbench.pq import kernels, matching
+    from panbench.pq import boundary, kernels, matching
 
     assert kernels._native is not None, "panbench.pq._native"
-    assert boundary._native is not None, "panbench.analysis._boundary"
+    assert boundary._native is not None, "panbench.pq._boundary"
     assert matching._native is not None, "panbench.pq._match"
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.errors import InputError
+from panbench.pq.sums import category_pq
 
 CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
 N_RESAMPLES = 1000  # the default number of resamples of every interval (docs/analysis.md)
@@ -108,11 +109,7 @@ def _ci_values(s: np.ndarray, n_cat: int, things: np.ndarray) -> dict[str, np.nd
     (tested), each class ratio computed once."""
     iou, tp, err = (s[:, k * n_cat:(k + 1) * n_cat] for k in range(3))
     present = (tp + err) > 0
-    denom = tp + 0.5 * err  # nine_metrics adds 0.5 * FN = 0.0: the same value
-    safe = np.where(denom > 0, denom, 1.0)
-    pq = np.where(present, iou / safe, 0.0)
-    sq = np.where(present & (tp > 0), iou / np.where(tp > 0, tp, 1.0), 0.0)
-    rq = np.where(present, tp / safe, 0.0)
+    pq, sq, rq = category_pq(iou, tp, err, 0.0)  # FP + FN as one: 0.5 * err + 0.5 * 0.0, the same value
     out = {}
     for key, c, use in (("PQ", pq, present), ("SQ", sq, present), ("RQ", rq, present),
                         ("PQ_th", np.where(things, pq, 0.0), present & things),
@@ -128,8 +125,7 @@ def _resampled(x: np.ndarray, n_cat: int, isthing, w: np.ndarray) -> dict[str, n
 
 
 def _class_pq(iou: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    denom = tp + 0.5 * fp + 0.5 * fn
-    return 100 * np.where(denom > 0, iou / np.where(denom > 0, denom, 1.0), 0.0)
+    return 100 * category_pq(iou, tp, fp, fn)[0]
 
 
 def _interval(values: np.ndarray, level: float) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Many images' :class:`ImageMatch` records as columns, for the whole-dataset analyses.
 
 An :class:`AnalysisSet` keeps each field of every image concatenated, plus the image's position
-for every segment (``<group>_img``), so every analysis is a few ``bincount`` calls.  It saves to
-and loads from one ``.npz`` (exact: integers stay integers, IoUs stay float64).
+for every segment (``<group>_img``): the columns of :mod:`panbench.pq.result`, so every analysis is a
+few ``bincount`` calls.  It saves to and loads from one ``.npz`` (exact: integers stay integers, IoUs
+stay float64).
 """
 
 from __future__ import annotations
@@ -14,14 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.matching import BOOL_FIELDS, FIELDS, FLOAT_FIELDS, ImageMatch
+from panbench.pq.matching import MATCH_FIELDS, ImageMatch
+from panbench.pq.result import from_columns, to_columns
 
-GROUPS = ("tp", "fn", "fp", "gt")
 FORMAT = 2  # 2: fn_pair_other; format-1 files still load (that column as zeros)
-
-
-def _group(name: str) -> str:
-    return name.split("_", 1)[0]
 
 
 @dataclass
@@ -44,26 +41,12 @@ class AnalysisSet:
         ids = list(range(len(records))) if image_ids is None else list(image_ids)
         if len(ids) != len(records):
             raise ValueError("one image id per record")
-        cols: dict[str, np.ndarray] = {}
-        for name in FIELDS:
-            parts = [getattr(r, name) for r in records]
-            dtype = bool if name in BOOL_FIELDS else np.float64 if name in FLOAT_FIELDS else np.int64
-            cols[name] = np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
-        for g in GROUPS:
-            lens = np.array([len(getattr(r, g + "_cats")) for r in records], np.int64)
-            cols[g + "_img"] = np.repeat(np.arange(len(records), dtype=np.int64), lens)
-        return AnalysisSet(n_categories, ids, cols, _opt(category_ids, int), _opt(isthing, bool))
+        return AnalysisSet(n_categories, ids, to_columns(records, MATCH_FIELDS), _opt(category_ids, int),
+                           _opt(isthing, bool))
 
     def records(self) -> list[ImageMatch]:
         """The per-image matches back (``from_images`` inverted), e.g. to re-split a cached chunk."""
-        if self.n_images == 0:
-            return []
-        out: dict[str, list[np.ndarray]] = {}
-        for name in FIELDS:
-            img = self.cols[_group(name) + "_img"]
-            cuts = np.searchsorted(img, np.arange(1, self.n_images))
-            out[name] = np.split(self.cols[name], cuts)
-        return [ImageMatch(**{name: out[name][k] for name in FIELDS}) for k in range(self.n_images)]
+        return [ImageMatch(**m) for m in from_columns(self.cols, MATCH_FIELDS, self.n_images)]
 
     @property
     def n_images(self) -> int:

@@ -7,6 +7,9 @@ Rules (docs/analysis.md has them in words):
 * a category enters an average when it has a TP, FP or FN (panopticapi's rule);
 * per category ``PQ = IoU / (TP + FP/2 + FN/2)``, ``SQ = IoU / TP``, ``RQ = TP / (TP + FP/2 + FN/2)``;
 * a group with no category present gets 0.0 (as :func:`panbench.pq.sums.summarize`).
+
+The formula and the average are :func:`panbench.pq.sums.category_pq` and :func:`~panbench.pq.sums.group_average`,
+the summary's own.
 """
 
 from __future__ import annotations
@@ -16,28 +19,11 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis.collect import AnalysisSet
+from panbench.pq.sums import group_average
 
 # COCO's area ranges: small < 32^2 <= medium < 96^2 <= large
 SIZE_LIMITS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.iinfo(np.int64).max))
 GROUPS = (("", None), ("_th", True), ("_st", False))
-
-
-def group_average(iou: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, mask: np.ndarray,
-                  present: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """PQ, SQ, RQ (0-100) and the number of categories averaged, over the categories in ``mask``
-    that are present (default: TP + FP + FN > 0).  Arrays ``(..., C)``; results ``(...)``."""
-    iou, tp, fp, fn = (np.asarray(a, np.float64) for a in (iou, tp, fp, fn))
-    if present is None:
-        present = (tp + fp + fn) > 0
-    use = present & np.asarray(mask, bool)
-    denom = tp + 0.5 * fp + 0.5 * fn
-    safe = np.where(denom > 0, denom, 1.0)
-    pq = np.where(use, iou / safe, 0.0)
-    sq = np.where(use & (tp > 0), iou / np.where(tp > 0, tp, 1.0), 0.0)
-    rq = np.where(use, tp / safe, 0.0)
-    n = use.sum(axis=-1)
-    div = np.where(n > 0, n, 1)
-    return 100 * pq.sum(-1) / div, 100 * sq.sum(-1) / div, 100 * rq.sum(-1) / div, n
 
 
 def nine_metrics(iou, tp, fp, fn, isthing) -> dict[str, Any]:

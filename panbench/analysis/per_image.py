@@ -1,11 +1,16 @@
 """Per-image PQ/SQ/RQ and TP/FP/FN of one run, from its per-image matches (:class:`AnalysisSet`).
 
-Each image is scored as a run of that image alone (PQ averaged over the categories present in it,
-as panopticapi averages over a dataset); the TP/FP/FN columns add up to the run's counts.
+Each image is scored as a run of that image alone (PQ averaged over the categories present in it, as
+panopticapi averages over a dataset; NaN, an empty CSV cell, where no category is); the TP/FP/FN columns
+(all, things ``_th``, stuff ``_st``) and ``IoU_sum`` (the matched segments' IoUs) add up to the run's counts
+and sums.  :func:`ranked` orders the images by PQ, or by the loss to another run (``panbench images``, the
+report's gallery).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +20,106 @@ from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.errors import InputError
 
-COLUMNS = ("image_id", "PQ", "SQ", "RQ", "PQ_th", "PQ_st", "TP", "FP", "FN")
+COUNTS = ("TP", "FP", "FN")
+COLUMNS = ("image_id", "file_name", "PQ", "SQ", "RQ", "PQ_th", "PQ_st", *COUNTS,
+           *(k + "_th" for k in COUNTS), *(k + "_st" for k in COUNTS), "IoU_sum")
 
 
-def per_image_columns(aset: AnalysisSet) -> dict[str, Any]:
-    """One entry per column of :data:`COLUMNS`, each a list or array in the run's image order."""
+def per_image_columns(aset: AnalysisSet, file_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """One entry per column of :data:`COLUMNS`, each a list or array in the run's image order; ``file_name`` is
+    ``file_names`` (e.g. :func:`file_names_of`) or empty."""
     iou, tp, fp, fn = aset.per_image()
-    isthing = aset.isthing if aset.isthing is not None else [True] * aset.n_categories
+    isthing = np.asarray(aset.isthing if aset.isthing is not None else [True] * aset.n_categories, bool)
     m = nine_metrics(iou, tp, fp, fn, isthing)
-    out: dict[str, Any] = {"image_id": [str(i) for i in aset.image_ids]}
-    out.update({k: m[k] for k in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")})
-    out.update({"TP": tp.sum(1).astype(np.int64), "FP": fp.sum(1).astype(np.int64),
-                "FN": fn.sum(1).astype(np.int64)})
+    names = list(file_names) if file_names is not None else [""] * aset.n_images
+    if len(names) != aset.n_images:
+        raise ValueError(f"per_image_columns: {len(names)} file names for {aset.n_images} images")
+    out: dict[str, Any] = {"image_id": [str(i) for i in aset.image_ids], "file_name": names}
+    present = (tp + fp + fn) > 0  # the categories an image's PQ averages over; none: PQ undefined (NaN)
+    for k, mask in (("PQ", None), ("SQ", None), ("RQ", None), ("PQ_th", isthing), ("PQ_st", ~isthing)):
+        n = present.sum(1) if mask is None else present[:, mask].sum(1)
+        out[k] = np.where(n > 0, m[k], np.nan)
+    for key, arr in zip(COUNTS, (tp, fp, fn)):
+        out[key] = arr.sum(1).astype(np.int64)
+        out[key + "_th"] = arr[:, isthing].sum(1).astype(np.int64)
+        out[key + "_st"] = arr[:, ~isthing].sum(1).astype(np.int64)
+    out["IoU_sum"] = iou.sum(1)
     return out
 
 
-def write_per_image(aset: AnalysisSet, path: str | Path) -> Path:
+def file_names_of(ann_file: str | Path | None, image_ids: Sequence[Any]) -> list[str]:
+    """The ``file_name`` of each image id in the panoptic JSON's ``images`` ("" where the file or the id is
+    missing: a record's ground truth may have moved)."""
+    names: dict[str, str] = {}
+    if ann_file is not None and Path(ann_file).is_file():
+        try:
+            images = json.loads(Path(ann_file).read_text()).get("images", [])
+            names = {str(im["id"]): str(im.get("file_name", "")) for im in images}
+        except (OSError, ValueError, KeyError, AttributeError):
+            names = {}
+    return [names.get(str(i), "") for i in image_ids]
+
+
+def write_per_image(aset: AnalysisSet, path: str | Path, file_names: Sequence[str] | None = None) -> Path:
     """Write the per-image table as CSV or Parquet (by the file's suffix) with pandas."""
+    path = check_table(path)
     import pandas as pd
 
-    path = Path(path)
-    frame = pd.DataFrame(per_image_columns(aset), columns=list(COLUMNS))
+    frame = pd.DataFrame(per_image_columns(aset, file_names), columns=list(COLUMNS))
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
         frame.to_csv(path, index=False)
-    elif path.suffix == ".parquet":
-        try:
-            frame.to_parquet(path, index=False)
-        except ImportError:
-            raise InputError(f"{path}: Parquet needs pyarrow, which is not installed; `pip install pyarrow` "
-                             "or write a .csv") from None
     else:
-        raise InputError(f"{path}: per-image table must end in .csv or .parquet")
+        frame.to_parquet(path, index=False)
     return path
+
+
+def check_table(path: str | Path) -> Path:
+    """A per-image table's path: a ``.csv``, or a ``.parquet`` with pyarrow installed; else refused in one line
+    (called before any work)."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise InputError(f"{path}: per-image table must end in .csv or .parquet")
+    import importlib.util
+
+    if path.suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise InputError(f"{path}: Parquet needs pyarrow, which is not installed; `pip install pyarrow` "
+                         "(or panbench[report]) or write a .csv")
+    return path
+
+
+def write_record_per_image(rec: Any, root: str | Path, path: str | Path) -> Path:
+    """The per-image table of a stored run (a :class:`panbench.records.RunRecord` whose analysis file lies under
+    ``root``), file names from its ground truth's JSON."""
+    if not rec.analysis_file:
+        raise InputError(f"{rec.model}: the run has no per-image analysis file; leave out --no-analysis to get "
+                         "the per-image table")
+    aset = AnalysisSet.load(Path(root) / rec.analysis_file)
+    ann = ((rec.provenance or {}).get("dataset") or {}).get("ann_file")
+    return write_per_image(aset, path, file_names_of(ann, aset.image_ids))
+
+
+def ranked(a: dict[str, Any], b: dict[str, Any] | None = None, n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` images where run A (its :func:`per_image_columns`) has the lowest PQ, or with run B's columns the
+    largest loss PQ(A) - PQ(B) over the images both scored; each row: ``image_id``, ``file_name``, ``PQ`` (A),
+    ``PQ_vs`` (B; None without B), ``key`` (what the order is by) and A's TP/FP/FN.  Images with no segment in the
+    ground truth or A's prediction (PQ undefined) come last."""
+    pq = np.asarray(a["PQ"], np.float64)
+    if b is not None:
+        where = {i: k for k, i in enumerate(b["image_id"])}
+        rows = [k for k, i in enumerate(a["image_id"]) if i in where]
+        if not rows:
+            raise InputError("the two runs share no image; pick two runs of the same dataset (--dataset)")
+        other = np.full(len(pq), np.nan)
+        other[rows] = np.asarray(b["PQ"], np.float64)[[where[a["image_id"][k]] for k in rows]]
+        key = pq - other
+    else:
+        rows, other, key = list(range(len(pq))), np.full(len(pq), np.nan), pq
+    order = sorted(rows, key=lambda k: (bool(np.isnan(key[k])), key[k] if not np.isnan(key[k]) else 0.0, k))[:n]
+    return [{"image_id": a["image_id"][k], "file_name": a["file_name"][k], "PQ": _num(pq[k]),
+             "PQ_vs": _num(other[k]) if b is not None else None, "key": _num(key[k]),
+             **{c: int(a[c][k]) for c in COUNTS}} for k in order]
+
+
+def _num(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)

@@ -18,12 +18,29 @@ import sys
 from collections.abc import Sequence
 
 from panbench import __version__
-from panbench.cli import compare, data, doctor, eval, images, ls, plot, report, robustness, score, speed, table, viz
+from panbench.cli import (
+    compare,
+    data,
+    doctor,
+    eval,
+    images,
+    ls,
+    plot,
+    report,
+    robustness,
+    score,
+    speed,
+    status,
+    submit,
+    table,
+    viz,
+)
 from panbench.cli.options import Parser, common_parents
 from panbench.errors import PanbenchError
 
 # in the order --help lists them
-COMMANDS = (doctor, ls, eval, speed, robustness, table, compare, images, plot, viz, report, score, data)
+COMMANDS = (doctor, ls, eval, speed, robustness, submit, status, table, compare, images, plot, viz, report, score,
+            data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,13 +76,12 @@ def scoring_path_check() -> Check:
 
 def analysis_path_check() -> Check:
     """Whether the C extensions of the per-image match and of boundary PQ were built."""
-    from panbench.analysis import boundary
     from panbench.pq import native
 
     missing = [name for name, mod in (("panbench.pq._match", native.match()),
-                                      ("panbench.analysis._boundary", boundary._native)) if mod is None]
+                                      ("panbench.pq._boundary", native.boundary_counts())) if mod is None]
     if not missing:
-        return Check("analysis-fast-path", True, "C extensions (panbench.pq._match, panbench.analysis._boundary)",
+        return Check("analysis-fast-path", True, "C extensions (panbench.pq._match, panbench.pq._boundary)",
                      required=False)
     return Check("analysis-fast-path", False, f"{', '.join(missing)} missing: the analyses use numpy (same numbers, "
                  "slower)", "install gcc and the Python headers and rerun make setup", required=False)

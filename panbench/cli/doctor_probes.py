@@ -46,9 +46,9 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
     when ``test_step`` runs under that mode on ``device``, else the first line of its error."""
     import torch
 
-    from panbench.models import mm
     from panbench.models.amp import keep_ops_fp32
-    from panbench.models.fusion import panoptic_only
+    from panbench.models.mmdet import mm
+    from panbench.models.mmdet.fusion import panoptic_only
     from panbench.models.registry import CONFIG_DIR, all_models
 
     root = config_dir or CONFIG_DIR

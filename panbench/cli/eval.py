@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int
@@ -21,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p = sub.add_parser("eval", parents=[common.models, common.dataset, common.results, common.data_root,
                                         common.image_selection, common.checkpoint, common.device, common.run,
                                         common.amp, common.seed,
-                                        common.progress, common.corruption, common.boundary, common.strict],
+                                        common.progress, common.corruption, common.boundary, common.strict,
+                                        common.per_image],
                        help="evaluate models on COCO panoptic val (or demo, cityscapes, ade20k)",
                        description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "
                        "under results/ and a row in results/runs.csv.")
@@ -69,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
                             "their predictions")
     if args.image_dir and not args.images:
         raise PanbenchError("--image-dir goes with --images FILE.json")
+    if args.per_image:
+        per_image_check(args.per_image, bool(args.images))
     check_writable(args.results, "--results")
     if args.save_predictions:
         check_writable(args.save_predictions, "--save-predictions")
@@ -84,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         records.append(rec)
         if rank() == 0:
             print(format_record(rec, args.results))
+            if args.per_image:
+                print(f"  per-image table: {per_image_out(args.per_image, rec, args.results, len(specs) > 1)}")
             for note in (unlisted_note(rec.to_json()), shared_note(rec)):
                 if note:
                     print(note, file=sys.stderr)
@@ -91,6 +98,25 @@ def run(args: argparse.Namespace) -> int:
         print(format_comparison(records, args.results))
     finish_distributed()
     return 0
+
+
+def per_image_check(path: str, images: bool) -> None:
+    """``--per-image``: a .csv or .parquet file (pyarrow present), and a scored run."""
+    from panbench.analysis.per_image import check_table
+
+    if images:
+        raise PanbenchError("--per-image needs scored runs; --images has no ground truth: leave one out")
+    check_table(path)
+
+
+def per_image_out(path: str, rec: RunRecord, results: str, several: bool) -> Path:
+    """Write the run's per-image table to ``path`` (``FILE-<model>.csv`` when several models ran)."""
+    from panbench.analysis.per_image import write_record_per_image
+
+    p = Path(path)
+    if several:
+        p = p.with_name(f"{p.stem}-{re.sub(r'[^A-Za-z0-9._-]+', '_', rec.model)}{p.suffix}")
+    return write_record_per_image(rec, results, p)
 
 
 def shared_note(rec: RunRecord) -> str | None:

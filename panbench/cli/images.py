@@ -6,6 +6,7 @@ writes the whole per-image table (CSV or Parquet)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,42 +49,54 @@ def _named(rec: Any, root: Path) -> str:
     return f"{rec.model} on {rec.dataset} ({images(rec.n_images)}; {root / str(rec.record)})"
 
 
-def run(args: argparse.Namespace) -> int:
-    import numpy as np
+def columns(rec: Any, aset: Any) -> dict[str, Any]:
+    """The run's per-image columns, file names from its ground truth's JSON."""
+    from panbench.analysis.per_image import file_names_of, per_image_columns
 
-    from panbench.analysis.per_image import per_image_columns, write_per_image
+    ann = ((rec.provenance or {}).get("dataset") or {}).get("ann_file")
+    return per_image_columns(aset, file_names_of(ann, aset.image_ids))
+
+
+def run(args: argparse.Namespace) -> int:
+    from panbench.analysis.per_image import check_table, ranked, write_record_per_image
     from panbench.cli.compare import load_run
     from panbench.errors import InputError
+    from panbench.reporting.pairing import ann_file
 
     if not args.run:
         raise InputError("--run is required: run A, a model name or a record JSON (results/runs/*.json)")
-    results = Path(args.results)
-    rec_a, root_a, rec_b, root_b = _pick(args, results)
-    a = load_run(rec_a, root_a)
-    cols = per_image_columns(a)
-    ids, pq = cols["image_id"], np.asarray(cols["PQ"])
-    print(f"A: {_named(rec_a, root_a)}")
-    if rec_b is not None:
-        cols_b = per_image_columns(load_run(rec_b, root_b))
-        if cols_b["image_id"] != ids:
-            raise InputError(f"{rec_a.model} ({images_of(rec_a)}) and {rec_b.model} ({images_of(rec_b)}) were scored "
-                             "on different images, and no runs of the two are on the same images; run both on the "
-                             "same images, or pass two record JSONs")
-        print(f"B: {_named(rec_b, root_b)}")
-        key, head = pq - np.asarray(cols_b["PQ"]), f"PQ {rec_a.model} - {rec_b.model}"
-    else:
-        key, head = pq, f"PQ {rec_a.model}"
     if args.per_image:
-        print(f"per-image table of {rec_a.model}: {write_per_image(a, args.per_image)}")
-    order = np.argsort(key, kind="stable")[: args.worst]
-    print(f"{'image':>20}  {head:>12}  {'TP':>4} {'FP':>4} {'FN':>4}")
-    for k in order:
-        print(f"{ids[k]:>20}  {key[k]:12.2f}  {cols['TP'][k]:4d} {cols['FP'][k]:4d} {cols['FN'][k]:4d}")
+        check_table(args.per_image)
+    rec_a, root_a, rec_b, root_b = _pick(args, Path(args.results))
+    a = load_run(rec_a, root_a)
+    print(f"A: {_named(rec_a, root_a)}", file=sys.stderr)  # stdout: the table alone
+    b_cols, name_b = None, None
+    if rec_b is not None:
+        if ann_file(rec_a) != ann_file(rec_b):  # the same image ids of two annotation files are other images
+            raise InputError(f"{rec_a.model} and {rec_b.model} were scored on different images ({ann_file(rec_a)}, "
+                             f"{ann_file(rec_b)}), and no runs of the two share them; run both on the same "
+                             "images, or pass two record JSONs")
+        b_cols, name_b = columns(rec_b, load_run(rec_b, root_b)), rec_b.model
+        print(f"B: {_named(rec_b, root_b)}", file=sys.stderr)
+    if args.per_image:
+        print(f"per-image table of {rec_a.model}: {write_record_per_image(rec_a, root_a, args.per_image)}")
+    rows = ranked(columns(rec_a, a), b_cols, args.worst)
+    print(format_rows(rows, rec_a.model, name_b))
     return 0
 
 
-def images_of(rec: Any) -> str:
-    """'12 images of syn a1b2c3d4': how many images and which set."""
-    from panbench.reporting.labels import dataset_key, images
+def format_rows(rows: list[dict[str, Any]], name_a: str, name_b: str | None) -> str:
+    """The terminal table of :func:`panbench.analysis.per_image.ranked`'s rows."""
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
 
-    return f"{images(rec.n_images)} of {dataset_key(rec)}"
+    head = f"{'image':>14}  {'file':<18} {'PQ ' + name_a:>14}"
+    if name_b is not None:
+        head += f" {'PQ ' + name_b:>14} {'A - B':>8}"
+    lines = [head + f"  {'TP':>4} {'FP':>4} {'FN':>4}"]
+    for r in rows:
+        line = f"{r['image_id']:>14}  {r['file_name'][:18]:<18} {num(r['PQ']):>14}"
+        if name_b is not None:
+            line += f" {num(r['PQ_vs']):>14} {num(r['key']):>8}"
+        lines.append(line + f"  {r['TP']:4d} {r['FP']:4d} {r['FN']:4d}")
+    return "\n".join(lines)

@@ -26,7 +26,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.models.checkpoints import cache_dir
     from panbench.models.registry import all_models
 
     specs = all_models()
@@ -39,13 +38,9 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for s in specs:
         pub = [_num(s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")]
-        if s.hf:  # a transformers model: counted only once downloaded (its record has the count)
-            params, gflops = "-", "-"
-        else:
-            params = _params(s) if args.params or s.params is None else f"{s.params / 1e6:.1f}M"
-            gflops = _gflops(s) if args.params else "-"
+        params, gflops = _sizes(s, args.params)
         rows.append((s.name, s.architecture, s.backbone, s.dataset, s.input_size or "-", *pub,
-                     _num(s.published_fps, "{:.0f}"), params, gflops, weights_state(s, cache_dir()),
+                     _num(s.published_fps, "{:.0f}"), params, gflops, s.family.entry().weights_state(s),
                      ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
     for r in [HEAD, *rows]:
@@ -58,42 +53,17 @@ def _num(v: float | None, fmt: str = "{:.1f}") -> str:
     return fmt.format(v) if v is not None else "-"
 
 
-def _params(spec) -> str:
-    """Build the model and count its parameters (``--params``, or a config without a count)."""
-    from panbench.models import mm
+def _sizes(spec, measure: bool) -> tuple[str, str]:
+    """Parameters (the registry's count, else counted) and, with ``--params``, GFLOPs on one 640x480 image
+    (:func:`panbench.evaluation.flops.random_gflops`) of the model with random weights; ``-`` when its family
+    cannot build one without a download (a transformers model: its record has the count)."""
+    if spec.params is not None and not measure:
+        return f"{spec.params / 1e6:.1f}M", "-"
+    model = spec.family.entry().random_model(spec, "cpu")
+    if model is None:
+        return "-", "-"
+    from panbench.evaluation.flops import random_gflops
+    from panbench.models.protocol import count_parameters
 
-    n = mm.count_parameters(mm.build_model(mm.load_config(spec.config), spec.config))
-    return f"{n / 1e6:.1f}M"
-
-
-def _gflops(spec) -> str:
-    """GFLOPs of the model (random weights) on one 640x480 image (panbench.evaluation.flops.config_gflops)."""
-    from panbench.evaluation.flops import config_gflops
-
-    return f"{config_gflops(spec.config)['gflops']:.1f}"
-
-
-def weights_state(spec, cache) -> str:
-    """``cached``, ``download`` or ``committed`` (a model without a URL whose weights are in the repository)."""
-    from panbench.resources import committed_checkpoints
-
-    if spec.hf:
-        return "cached" if _hf_cached(spec) else "download"
-    if spec.checkpoint_filename:
-        return "cached" if (cache / spec.checkpoint_filename).exists() else "download"
-    if committed_checkpoints(spec.name, spec.dataset):
-        return "committed"
-    return "none"
-
-
-def _hf_cached(spec) -> bool:
-    """A transformers model is in huggingface_hub's cache (or is a local directory)."""
-    from pathlib import Path
-
-    if Path(spec.hf).expanduser().is_dir():
-        return True
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    return isinstance(try_to_load_from_cache(spec.hf, "config.json"), str)
+    params = f"{count_parameters(model.module) / 1e6:.1f}M"
+    return params, f"{random_gflops(model)['gflops']:.1f}" if measure else "-"

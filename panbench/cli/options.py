@@ -70,6 +70,7 @@ class Common:
     seed: argparse.ArgumentParser  # --seed
     progress: argparse.ArgumentParser  # --no-progress
     corruption: argparse.ArgumentParser  # --corruption, --severity
+    corruptions: argparse.ArgumentParser  # --corruptions, --severities: a sweep's corruption cells
     boundary: argparse.ArgumentParser  # --boundary
     strict: argparse.ArgumentParser  # --strict
     format: argparse.ArgumentParser  # --format
@@ -242,6 +243,14 @@ def _corruption(p: argparse.ArgumentParser) -> None:
     p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")
 
 
+def _corruptions(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corruptions", help="all, a group (noise, blur, weather, digital) or a comma-separated list of "
+                   "groups and corruption names, each beside the clean images; default: all (robustness), none: "
+                   "the clean images only (submit)")
+    p.add_argument("--severities", help="severities of each corruption, e.g. 1-5 (default), 3 or 1,3,5; on the "
+                   "demo set the default is 3")
+
+
 def _boundary(p: argparse.ArgumentParser) -> None:
     p.add_argument("--boundary", action="store_true",
                    help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels of each image)")
@@ -254,7 +263,9 @@ def _strict(p: argparse.ArgumentParser) -> None:
 
 
 def _format(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"],
+    from panbench.reporting.formats import WRITERS  # the formats: one writer each (standard library only)
+
+    p.add_argument("--format", default="md", choices=list(WRITERS),
                    help="of the printed tables (default md: Markdown)")
 
 
@@ -294,7 +305,8 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "results": _results, "data_root": _data_root, "dataset": _dataset, "only_dataset": _only_dataset,
     "models": _models, "checkpoint": _checkpoint, "image_selection": _image_selection, "device": _device,
     "run": _run, "amp": _amp, "seed": _seed,
-    "progress": _progress, "corruption": _corruption, "boundary": _boundary, "strict": _strict,
+    "progress": _progress, "corruption": _corruption, "corruptions": _corruptions, "boundary": _boundary,
+    "strict": _strict,
     "format": _format, "reference": _reference, "json": _json, "out": _out, "per_image": _per_image,
     "root": _root, "force": _force, "from_dir": _from_dir,
 }

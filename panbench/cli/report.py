@@ -19,8 +19,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.cluster.sweep import note_incomplete_sweeps
     from panbench.reporting.report import write_report
 
+    note_incomplete_sweeps(args.results)  # one line on stderr
     out = Path(args.out) if args.out else Path(args.results) / "report.html"
     check_writable(out.parent, "--out" if args.out else "--results (or --out)")
     print(write_report(Path(args.results), args.only_dataset, Path(args.out) if args.out else None,

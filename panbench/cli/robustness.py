@@ -18,15 +18,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p = sub.add_parser("robustness", parents=[common.models, common.dataset, common.results, common.data_root,
                                               common.image_selection, common.checkpoint, common.device, common.run,
                                               common.amp, common.seed,
-                                              common.progress, common.format],
+                                              common.progress, common.format, common.corruptions],
                        help="PQ under common corruptions (COCO-C style): clean, mPC, rPC per model",
                        description="Run each model on the clean images and on every corruption x severity "
                        "(resumable: a rerun takes the images already scored from the cache), then print and "
                        "record clean PQ, mPC, rPC and the mean PQ per corruption group (docs/robustness.md).")
-    p.add_argument("--corruptions", default="all", help="all (default), a group (noise, blur, weather, digital) "
-                   "or a comma-separated list of groups and corruption names")
-    p.add_argument("--severities", help="severities to run, e.g. 1-5 (default), 3 or 1,3,5; on the demo set "
-                   f"the default is {DEMO_SEVERITIES}")
     p.add_argument("--no-plots", action="store_true", help="do not write the plots")
     return p
 
@@ -42,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         require_package,
     )
 
-    names = parse_names(args.corruptions)
+    names = parse_names(args.corruptions or "all")
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
     args.checkpoint = single_checkpoint(args.checkpoint, specs)
     severities = parse_severities(args.severities or (DEMO_SEVERITIES if args.dataset == "demo" else "1-5"))
@@ -59,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
               f"{ds.name}; an interrupted sweep continues where it stopped", file=sys.stderr)
     summaries = [sweep(spec, ds, opts, plan) for spec in specs]
     if rank() == 0:
+        from panbench.cluster.sweep import note_incomplete_sweeps
+
+        note_incomplete_sweeps(args.results)
         report(summaries, Path(args.results), args.format, not args.no_plots)
     finish_distributed()
     return 0

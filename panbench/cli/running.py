@@ -23,8 +23,9 @@ def models_and_dataset(model: str, dataset: str | None) -> tuple[list[Any], str]
         spec = resolve(first)[0]
         guess = spec.dataset
     specs = resolve(model, dataset=guess)
-    # an hf: model not in the registry says nothing of its dataset: it follows the others (its labels are checked)
-    found = sorted({s.dataset for s in specs if not (s.hf and s.architecture == "transformers")}) or [guess]
+    # a model the registry does not list (hf:DIR) says nothing of its dataset: it follows the others (its labels
+    # are checked)
+    found = sorted({s.dataset for s in specs if not s.unregistered}) or [guess]
     if len(found) > 1:
         raise PanbenchError(f"--model {model}: the models were trained on different datasets "
                             f"({', '.join(found)}); pass --dataset")

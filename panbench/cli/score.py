@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from panbench.cli.options import Common, deprecated_alias, model_name, positive_int
 
@@ -17,7 +18,7 @@ from panbench.cli.options import Common, deprecated_alias, model_name, positive_
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "score",
-        parents=[common.results, common.json, common.boundary, common.strict],
+        parents=[common.results, common.json, common.boundary, common.strict, common.per_image],
         help="score COCO panoptic predictions (JSON + PNGs) against ground truth",
         description="Score predictions in the COCO panoptic format (from any framework) against ground "
         "truth; gives panopticapi's numbers exactly, streaming, optionally on several cores.",
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         from panbench.errors import InputError
 
         raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
+    if args.per_image:
+        _per_image(args, None)
     if args.name:
         from panbench.cli.options import check_writable
 
@@ -82,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
         written = write_record(Path(args.results), rec, analysis=aset)
         print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
+    if args.per_image and aset is not None:
+        _per_image(args, aset)
     from panbench.pq.score import json_ready, unlisted_note
 
     note = unlisted_note(res)
@@ -89,6 +94,21 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields))
     return 0
+
+
+def _per_image(args: argparse.Namespace, aset: Any) -> None:
+    """``--per-image``: without ``aset``, its path checked before any work; with it, the table written."""
+    from panbench.analysis.per_image import check_table, file_names_of, write_per_image
+
+    if aset is None:
+        if args.no_analysis:
+            from panbench.errors import InputError
+
+            raise InputError("--per-image reads the per-image analysis: leave out --no-analysis to get it")
+        check_table(args.per_image)
+        return
+    wrote = write_per_image(aset, args.per_image, file_names_of(args.gt_json, aset.image_ids))
+    print(f"per-image table: {wrote}", file=sys.stderr)
 
 
 def _text(res: dict[str, object], fields: dict[str, object]) -> str:

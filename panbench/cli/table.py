@@ -37,9 +37,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.cluster.sweep import note_incomplete_sweeps
     from panbench.reporting.columns import ANALYSES
     from panbench.reporting.tables import table_with_notes
 
+    note_incomplete_sweeps(args.results)  # one line on stderr
     if args.robustness:
         from panbench.reporting.robustness import table_from_dir
 

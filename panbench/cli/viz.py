@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             lm.pipeline = CorruptedPipeline(lm.pipeline, corruption, timed=False)
             image = corruption.apply(lm.pipeline.load_rgb({"img_path": str(sample.image_path),
                                                            "img_id": sample.image_id}), sample.image_id)
-        preds.append(predict(lm, spec.name, sample, len(lm.names)))
+        preds.append(predict(lm, spec.name, sample))
     tail = f"_{corruption.label}" if corruption else ""
     out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}{tail}.png")
     print(render(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"

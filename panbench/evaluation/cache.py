@@ -1,17 +1,16 @@
-"""Per-image PQ statistics cached on disk as they are made, for resuming interrupted runs.
-
-A run directory is named by a key that hashes everything a per-image result depends on (config,
-checkpoint, dataset and subset, post-processing, device type, AMP, batch size and, for batches
-above 1, the process layout, the versions of panbench, mmdet, mmcv and torch, and mmcv's ops backend), so a cache
-made with another setting is never reused.  Each image's entry is its PQ contributions, its
-per-image match (:class:`panbench.analysis.ImageMatch`) and, with ``--boundary`` (part
-of the key), its boundary-PQ contributions and, with AP or a semantic output, its AP data (ground
-truth and instance predictions) and semantic confusion as JSON (floats as Python writes them), all
-stored exactly (integers, float64), so a resumed run gives the same metrics and analyses, bit for
-bit.  Beside the chunks, ``timing-<rank>.json`` keeps the
-speed measured for the cached images, so that a resumed run can report it.  Chunks are written
-atomically (temporary file, then ``os.replace``): a kill loses at most the images of the chunk
-being filled, never a finished chunk.
+"""Per-image PQ statistics cached on disk as they are made, for resuming interrupted runs. A run directory is named
+by a key that hashes everything a per-image result depends on (config, checkpoint, dataset and subset,
+post-processing, device type, AMP, batch size and, for batches above 1, the process layout, the versions of
+panbench, mmdet, mmcv and torch, and mmcv's ops backend), so a cache made with another setting is never reused.
+Each image's entry is its :class:`~panbench.pq.result.ImageResult` (the match, the semantic pairs and, with
+``--boundary``, part of the key, the boundary-PQ contributions) as the columns of :mod:`panbench.pq.result`,
+and, with AP or a semantic output, its AP data (ground truth and instance predictions) and semantic confusion as
+JSON (floats as Python writes them), all stored exactly (integers, float64), so a resumed run gives the same
+metrics and analyses, bit for bit. A chunk of another :data:`CACHE_FORMAT` is not read; :func:`older_format`
+finds the folder an older panbench cached the same run in, so that the run says in one line why it starts
+afresh. Beside the chunks, ``timing-<rank>.json`` keeps the speed measured for the cached images, so that a
+resumed run can report it. Chunks are written atomically (temporary file, then ``os.replace``): a kill loses at
+most the images of the chunk being filled, never a finished chunk.
 """
 
 from __future__ import annotations
@@ -25,16 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.matching import BOOL_FIELDS, FLOAT_FIELDS, ImageMatch, ImageStats
-from panbench.pq.matching import FIELDS as ANALYSIS_FIELDS
+from panbench.pq.result import ImageResult, results_from_columns, results_to_columns
 from panbench.records.io import atomic_write
 
-CACHE_FORMAT = 5  # part of every cache key: a cache written by another format is never read (3: analyses,
-# 4: the record's fn_pair_other, 5: AP data and semantic confusion per image)
-FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px")
-BOUNDARY_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats")
-# PQ contributions, match, boundary PQ, AP data and semantic confusion (panbench.evaluation.sink.ImageSink.score)
-Entry = tuple[ImageStats, ImageMatch, "ImageStats | None", "dict[str, Any] | None"]
+CACHE_FORMAT = 6  # part of every cache key and of every chunk: a cache written by another format is never read
+# (3: analyses, 4: the record's fn_pair_other, 5: AP data and semantic confusion per image, 6: the columns of
+# panbench.pq.result, the PQ contributions read from the match)
+# an image's result and its AP data and semantic confusion (panbench.evaluation.sink.ImageSink.score)
+Entry = tuple[ImageResult, "dict[str, Any] | None"]
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -56,6 +53,22 @@ def read_timing(run_dir: Path, tag: str) -> dict[str, Any] | None:
 
 def write_timing(run_dir: Path, tag: str, timing: dict[str, Any]) -> None:
     atomic_write(Path(run_dir) / f"timing-{tag}.json", json.dumps(timing, sort_keys=True).encode())
+
+
+def older_format(run_dir: Path, key_parts: dict[str, Any]) -> Path | None:
+    """A folder beside ``run_dir`` that caches the same run (its ``key.json`` says the same) in another
+    :data:`CACHE_FORMAT` (so under another key), with images in it; None when there is none."""
+    run_dir = Path(run_dir)
+    same = json.dumps(key_parts, sort_keys=True, default=str, indent=1)
+    prefix = run_dir.name.rsplit("-", 1)[0] + "-"
+    for other in sorted(run_dir.parent.glob(prefix + "*")):
+        if other != run_dir and other.name.rsplit("-", 1)[0] + "-" == prefix and any(other.glob("chunk-*.npz")):
+            try:
+                if (other / "key.json").read_text() == same:
+                    return other
+            except OSError:
+                continue
+    return None
 
 
 def clear(run_dir: Path) -> None:
@@ -99,10 +112,9 @@ class StatsCache:
             out.update(_read_chunk(f))
         return out
 
-    def add(self, index: int, stats: ImageStats, rec: ImageMatch, bstats: ImageStats | None = None,
-            extra: dict[str, Any] | None = None) -> None:
+    def add(self, index: int, result: ImageResult, extra: dict[str, Any] | None = None) -> None:
         with self._lock:
-            self._pending.append((index, (stats, rec, bstats, extra)))
+            self._pending.append((index, (result, extra)))
             full = len(self._pending) >= self.flush_every
         if full:
             self.flush()
@@ -117,35 +129,12 @@ class StatsCache:
         _write_chunk(name, pending)
 
 
-def _columns(arrays: dict[str, Any], prefix: str, names: tuple[str, ...], objs: list[Any]) -> None:
-    for name in names:
-        parts = [getattr(o, name) for o in objs]
-        arrays[prefix + name] = np.concatenate(parts) if parts else np.zeros(0)
-        arrays[prefix + name + "_len"] = np.array([len(p) for p in parts], np.int64)
-
-
-def _split(z: Any, prefix: str, names: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
-    cols = {}
-    for name in names:
-        lens = z[prefix + name + "_len"]
-        cols[name] = np.split(z[prefix + name], np.cumsum(lens)[:-1]) if len(lens) else []
-    return cols
-
-
-def _dtype(name: str) -> type:
-    return bool if name in BOOL_FIELDS else np.float64 if name in FLOAT_FIELDS else np.int64
-
-
 def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
     import io
 
-    arrays: dict[str, Any] = {"index": np.array([i for i, _ in items], np.int64)}
-    _columns(arrays, "", FIELDS, [e[0] for _, e in items])
-    _columns(arrays, "a_", ANALYSIS_FIELDS, [e[1] for _, e in items])
-    bounds = [e[2] for _, e in items]
-    if all(b is not None for b in bounds):
-        _columns(arrays, "b_", BOUNDARY_FIELDS, bounds)
-    extras = [e[3] for _, e in items]
+    arrays: dict[str, Any] = {"format": np.int64(CACHE_FORMAT), "index": np.array([i for i, _ in items], np.int64),
+                              **results_to_columns([e[0] for _, e in items])}
+    extras = [e[1] for _, e in items]
     if any(x is not None for x in extras):
         arrays["x_json"] = np.array([json.dumps(x) for x in extras])
     buf = io.BytesIO()
@@ -154,21 +143,15 @@ def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
 
 
 def _read_chunk(path: Path) -> dict[int, Entry]:
+    """The images of one chunk; none when it is unreadable or of another :data:`CACHE_FORMAT` (recomputed,
+    never trusted)."""
     try:
         z = np.load(path)
-        idx = z["index"]
-        cols = _split(z, "", FIELDS)
-        acols = _split(z, "a_", ANALYSIS_FIELDS)
-        bcols = _split(z, "b_", BOUNDARY_FIELDS) if "b_tp_cats" in z.files else None
+        if "format" not in z.files or int(z["format"]) != CACHE_FORMAT:
+            return {}
+        idx = z["index"].tolist()
+        results = results_from_columns(z, len(idx))
         extras = [json.loads(str(x)) for x in z["x_json"]] if "x_json" in z.files else [None] * len(idx)
     except Exception:  # an unreadable chunk is recomputed, never trusted
         return {}
-    out = {}
-    for k, i in enumerate(idx.tolist()):
-        st = ImageStats(**{name: cols[name][k].astype(np.float64 if name == "tp_ious" else np.int64)
-                           for name in FIELDS})
-        rec = ImageMatch(**{name: acols[name][k].astype(_dtype(name)) for name in ANALYSIS_FIELDS})
-        bst = None if bcols is None else ImageStats(
-            **{name: bcols[name][k].astype(np.float64 if name == "tp_ious" else np.int64) for name in BOUNDARY_FIELDS})
-        out[i] = (st, rec, bst, extras[k])
-    return out
+    return {i: (r, x) for i, r, x in zip(idx, results, extras, strict=True)}

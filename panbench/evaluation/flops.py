@@ -86,27 +86,18 @@ def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any]
     return model_gflops(lm.family, datas, device)
 
 
-def config_gflops(config: Any, image_hw: tuple[int, int] = (480, 640), device: str = "cpu") -> dict[str, Any]:
-    """GFLOPs of a config's model (random weights) on one synthetic ``image_hw`` image through its test
-    pipeline (640x480: COCO val's most common size); what ``panbench ls --params`` shows."""
+def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: str = "cpu") -> dict[str, Any]:
+    """GFLOPs of a model with random weights (a family's ``random_model``) on one synthetic ``image_hw`` image
+    through its pipeline (640x480: COCO val's most common size); what ``panbench ls --params`` shows."""
     import tempfile
     from pathlib import Path
 
     import numpy as np
     from PIL import Image
 
-    from panbench.models import mm
-    from panbench.models.fusion import panoptic_only
-    from panbench.models.mmdet_family import MMDetModel
-
-    cfg = mm.load_config(config)
-    panoptic_only(cfg)
-    detector = mm.build_model(cfg, config).to(device).eval()
-    pipeline = mm.test_pipeline(cfg)
     with tempfile.TemporaryDirectory() as d:
         img = Path(d) / "image.jpg"
         rng = np.random.default_rng(0)
         Image.fromarray(rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8)).save(img)
-        data = pipeline({"img_path": str(img), "img_id": 0})
-    model = MMDetModel(detector, mm.class_names(cfg), [], pipeline)  # no dataset: no category ids to map to
+        data = model.pipeline({"img_path": str(img), "img_id": 0})
     return model_gflops(model, [data], device) or {}

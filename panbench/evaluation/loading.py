@@ -1,47 +1,17 @@
-"""A model ready to evaluate: config, checked weights (the user's, the zoo's or the committed demo
-weights), class mapping and test pipeline, carried as one :class:`LoadedModel` around the model family's
-:class:`panbench.models.protocol.PanopticModel` (MMDetection's or transformers')."""
+"""A model ready to evaluate, loaded by its family (:data:`panbench.models.families.FAMILIES`): checked weights,
+class mapping and pipeline, carried as one :class:`LoadedModel` around the family's
+:class:`panbench.models.protocol.PanopticModel` with what the run records about it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.distributed import download_wait
-from panbench.models import checkpoints, mm
-from panbench.models.fusion import panoptic_only
-from panbench.models.mmdet_family import MMDetModel
-from panbench.models.protocol import PanopticModel
+from panbench.models.protocol import PanopticModel, Weights
 from panbench.models.registry import ModelSpec
-from panbench.resources import committed_checkpoints
 
-
-@dataclass
-class Weights:
-    path: Path | None
-    sha256: str | None
-    url: str | None
-
-
-def resolve_weights(spec: ModelSpec, checkpoint: str | None) -> Weights:
-    """The user's ``--checkpoint`` (verified if its name carries a zoo digest or a MANIFEST.json lists it),
-    else the zoo download, else the committed demo weights (verified against their MANIFEST.json)."""
-    if checkpoint:
-        p = Path(checkpoint)
-        if not p.is_file():
-            raise PanbenchError(f"{p}: checkpoint not found; check --checkpoint")
-        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
-    if spec.checkpoint:
-        path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix, any_rank=download_wait)
-        return Weights(path, digest, spec.checkpoint)
-    committed = committed_checkpoints(spec.name, spec.dataset)
-    if committed:  # the demo models' weights live in the repository
-        p = committed[-1]
-        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
-    raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block and none under "
-                        f"checkpoints/{spec.dataset}/; pass --checkpoint PATH")
+__all__ = ["LoadedModel", "Weights", "load_model"]
 
 
 @dataclass
@@ -83,44 +53,8 @@ class LoadedModel:
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None = None, ap: bool = False) -> LoadedModel:
-    """Config (with ``--cfg-options`` merged) -> model with checked weights on ``device``, its class
-    mapping and test pipeline."""
-    if spec.hf:
-        refuse_cfg_options(spec, cfg_options)
-        return _load_hf(spec, spec.hf, categories, checkpoint, device)
-    cfg = mm.load_config(spec.config, cfg_options)
-    panoptic_only(cfg, keep_instances=ap)
-    cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
-    names = mm.class_names(cfg)
-    label2cat = mm.label_to_category(names, categories, str(spec.config))
-    model = mm.build_model(cfg, spec.config)
-    mm.check_thing_split(model, names, categories, str(spec.config))
-    weights = resolve_weights(spec, checkpoint)
-    assert weights.path is not None  # resolve_weights names a file or refuses
-    state, meta = checkpoints.load_checkpoint(weights.path, trust=trust)
-    mm.load_weights(model, state, weights.path, names, meta)
-    del state
-    model.to(device)
-    family = MMDetModel(model, names, label2cat, mm.test_pipeline(cfg))
-    if ap:
-        family.enable_instances()
-    return LoadedModel(family, weights, cfg_text, cfg_hash)
-
-
-def refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:
-    """``--cfg-options`` with a transformers model (``hf:``), which has no MMDetection config: refused."""
-    if spec.hf and cfg_options:
-        raise InputError(f"{spec.name}: --cfg-options changes MMDetection configs; a transformers model "
-                         "(hf:) has none: leave --cfg-options out")
-
-
-def _load_hf(spec: ModelSpec, ref: str, categories: Any, checkpoint: str | None, device: str) -> LoadedModel:
-    """A transformers model (``hf:``): the family's :class:`panbench.models.hf_model.HFPanoptic`."""
-    from panbench.models import hf
-
-    if checkpoint:
-        raise PanbenchError(f"--checkpoint does not apply to hf:{ref}; pass the model's directory as hf:DIR")
-    m = hf.load(ref, categories, device, any_rank=download_wait)
-    named = (m.architecture, m.backbone) if spec.architecture == "transformers" else None  # an unregistered hf:
-    weights = Weights(m.directory, m.sha256, m.hub_id)
-    return LoadedModel(m.module, weights, m.cfg_text, m.cfg_hash, named=named)
+    """``spec``'s model on ``device`` through its family (:data:`panbench.models.families.FAMILIES`): weights
+    checked, classes mapped to ``categories``, ``--cfg-options`` merged; ``ap``: its instance output on."""
+    built = spec.family.entry().load_model(spec, categories, checkpoint, trust, device, cfg_options, ap,
+                                           download_wait)
+    return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named)

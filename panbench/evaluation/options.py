@@ -98,55 +98,8 @@ def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
 
 
 def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
-    """Before any model runs: each model's config loads with ``--cfg-options``, its classes map to the
-    dataset's categories, and it takes ``--postprocess`` (so that ``--model all`` does not stop at the
-    fifth model); an ``hf:`` model, that it takes the options given (:func:`_check_hf`)."""
-    from panbench.models import mm
-
+    """Before any model runs: each model takes the options given (its family's ``check_options``: the config
+    loads with ``--cfg-options``, its classes map to the dataset's categories, it takes ``--postprocess``), so
+    that ``--model all`` does not stop at the fifth model."""
     for spec in specs:
-        if spec.hf:
-            _check_hf(spec, opts)
-            continue
-        path = Path(spec.config)
-        if path.suffix != ".py" or not path.is_file():
-            continue
-        cfg = mm.load_config(path, opts.cfg_options)
-        mm.label_to_category(mm.class_names(cfg), categories, str(path))
-        if opts.postprocess.name != "default" and not _has_query_fusion(cfg):
-            raise PanbenchError(f"{path}: --postprocess {opts.postprocess.name} needs a MaskFormer or Mask2Former "
-                                f"model (query masks), and {spec.name} is {spec.architecture}; leave it out of "
-                                "--model (nothing was run)")
-
-
-def _check_hf(spec: Any, opts: EvalOptions) -> None:
-    """A transformers model (``hf:``) takes no ``--cfg-options``, and DETR no ``--postprocess`` (its type read
-    from the registry, or from the config.json of a local directory; a hub id not registered is left to the
-    loader)."""
-    import json
-
-    from panbench.evaluation.loading import refuse_cfg_options
-
-    refuse_cfg_options(spec, opts.cfg_options)
-    if opts.postprocess.name == "default":
-        return
-    kind = spec.architecture
-    cfg = Path(spec.hf).expanduser() / "config.json"
-    if cfg.is_file():
-        try:
-            kind = json.loads(cfg.read_text()).get("model_type", kind)
-        except ValueError:
-            return  # the loader names the broken file
-    if str(kind).lower() == "detr":
-        raise PanbenchError(f"{spec.hf}: --postprocess {opts.postprocess.name} needs a MaskFormer, Mask2Former or "
-                            f"OneFormer model (query masks), and {spec.name} is DETR; leave it out of --model "
-                            "(nothing was run)")
-
-
-def _has_query_fusion(cfg: Any) -> bool:
-    """Whether the config's panoptic fusion head merges query masks (``panoptic_postprocess``, what
-    ``--postprocess`` replaces), as MaskFormer's and Mask2Former's ``MaskFormerFusionHead`` does."""
-    from mmdet.registry import MODELS
-
-    head = (cfg.model.get("panoptic_fusion_head") or {}).get("type")
-    cls = MODELS.get(head) if isinstance(head, str) else head
-    return cls is not None and hasattr(cls, "panoptic_postprocess")
+        spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)

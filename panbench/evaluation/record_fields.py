@@ -1,7 +1,7 @@
 """The fields of a run's record, and the parts of its resume-cache key, computed from what the run
 loaded and measured: provenance, the cache key's parts, the speed with what a resumed cache stored,
-the corruption, the published numbers and their source, the difference to them, the labels of the
-dataset and of the fusion that ran."""
+the corruption, the published numbers and their source, the difference to them, the label of the
+dataset."""
 
 from __future__ import annotations
 
@@ -118,14 +118,6 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
            "speed_wall_s": wall,
            "speed_from_cache": cached}
     return out, device
-
-
-def fusion_label(spec: ModelSpec, opts: EvalOptions, replaced: str | None) -> str | None:
-    """What ran the model's own panoptic fusion: ``panbench`` (its vectorized implementation), ``mmdet`` (mmdet's
-    loop); None when the model's own fusion did not run (``--postprocess maskwise|argmax``, a transformers model)."""
-    if replaced:
-        return "panbench"
-    return "mmdet" if not spec.hf and opts.postprocess.name == "default" else None
 
 
 def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:

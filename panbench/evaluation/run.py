@@ -22,7 +22,7 @@ from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.scoring import run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
-from panbench.evaluation.cache import StatsCache, cache_key, read_timing, write_timing
+from panbench.evaluation.cache import StatsCache, cache_key, older_format, read_timing, write_timing
 from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
@@ -50,7 +50,6 @@ from panbench.evaluation.record_fields import (
     corruption_fields,
     dataset_label,
     delta,
-    fusion_label,
     own_weights,
     provenance,
     published_source,
@@ -60,9 +59,7 @@ from panbench.evaluation.record_fields import (
 from panbench.evaluation.saving import prediction_writer, predictions_info, unsaved_error
 from panbench.evaluation.sink import ImageSink
 from panbench.evaluation.timings import Timings, precision_info
-from panbench.models import mm
-from panbench.models.fast_fusion import install_fusion
-from panbench.models.fusion import install_postprocess
+from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
 from panbench.records.build import make_record
 from panbench.records.io import write_record
@@ -81,7 +78,7 @@ class Loaded:
     device: str
     rank: int
     world: int
-    fusion: str | None  # fusion_label
+    fusion: str | None  # what ran the model's own panoptic fusion (PanopticModel.configure)
     fingerprint: str  # the dataset's, hashed once per run
     key_parts: dict[str, Any]
     key: str
@@ -135,27 +132,26 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions)
 
 def _model(spec: ModelSpec, dataset: PanopticDataset,
            opts: EvalOptions) -> tuple[LoadedModel, str, int, int, str | None]:
-    """The model loaded on this rank's device with its post-processing and fusion installed:
-    (model, device, rank, world size, what replaced the fusion)."""
+    """The model loaded on this rank's device with its post-processing and fusion configured:
+    (model, device, rank, world size, what runs the model's own fusion)."""
     device = pick_device(opts.device)
     rank, world, device = dist_info(device)  # backend from the device; rank k on cuda:LOCAL_RANK
     use_device(device)  # current CUDA device and a fresh peak-memory counter for this model
     seed_everything(opts.seed)
     lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, device, opts.cfg_options,
                     ap=opts.ap)
-    install_postprocess(lm.model, opts.postprocess, str(spec.config))
-    return lm, device, rank, world, install_fusion(lm.model, opts.fusion)
+    return lm, device, rank, world, lm.family.configure(opts.postprocess, opts.fusion)
 
 
 def load(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> Loaded:
     """The first step of a run: the model, the ranks, the cache key, the predictions writer."""
-    lm, device, rank, world, replaced = _model(spec, dataset, opts)
+    lm, device, rank, world, fusion = _model(spec, dataset, opts)
     if lm.named:  # the registry's spec stays as it is: the run's copy names what the model's config says
         spec = dataclasses.replace(spec, architecture=lm.named[0], backbone=lm.named[1])
     fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
     key_parts = cache_key_parts(lm, fingerprint, opts, device, world, len(dataset.samples))
     key = cache_key(key_parts)
-    return Loaded(spec, dataset, opts, lm, device, rank, world, fusion_label(spec, opts, replaced), fingerprint,
+    return Loaded(spec, dataset, opts, lm, device, rank, world, fusion, fingerprint,
                   key_parts, key, prediction_writer(spec, dataset, opts, key))
 
 
@@ -175,6 +171,9 @@ def open_sink(run: Loaded) -> tuple[ImageSink, Shard]:
     if done and rank == 0:
         print(f"resuming {run.spec.name}: {len(done)} of {len(indices)} images already scored "
               f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
+    elif opts.resume and rank == 0 and (old := older_format(run.run_dir, run.key_parts)) is not None:
+        print(f"note: {old}: cached by an older panbench (another cache format), not read; {run.spec.name} "
+              "runs every image again", file=sys.stderr)
     return sink, Shard(indices, run.device, opts, done=done, predictions=writer)
 
 
@@ -256,7 +255,7 @@ def record(run: Loaded, ran: Ran, summary: Summary) -> RunRecord:
         published=spec.published if coco else {},
         delta_to_published=delta(res, spec.published) if coco else {},
         published_source=published_source(spec) if coco else OWN_WEIGHTS if own else None,
-        params=mm.count_parameters(run.lm.model), flops=summary.flops, device=summary.device, world_size=run.world,
+        params=count_parameters(run.lm.model), flops=summary.flops, device=summary.device, world_size=run.world,
         batch_size=opts.batch_size, amp=opts.amp or "fp32", precision=precision_info(run.device, opts.amp),
         timings=summary.timings, memory=ran.memory,
         speed_context=speed_context(run.device, ran.procs, run.world, ran.load0, ran.beside, summary.shared),

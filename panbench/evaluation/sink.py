@@ -1,11 +1,11 @@
 """The one place an eval run keeps its per-image results (as detectron2's ``DatasetEvaluator``:
 the one writer of its state).
 
-An :class:`ImageSink` owns the PQ sums (:class:`~panbench.pq.evaluator.PanopticEvaluator`), the
-per-image matches and boundary-PQ contributions
-(:class:`~panbench.analysis.scoring.RunAnalysis`) and the write-through to the resume cache
-(:class:`~panbench.evaluation.cache.StatsCache`).  Each image's result is held once: its record in
-the analysis, its contributions in the sums.  What one process or rank holds crosses as a
+An :class:`ImageSink` scores each image with :func:`~panbench.pq.evaluator.score_pair` and owns what
+follows: the PQ sums (:class:`~panbench.pq.evaluator.PanopticEvaluator`), the per-image results
+(:class:`~panbench.pq.result.ImageResult`, in :class:`~panbench.analysis.scoring.RunAnalysis`) and the
+write-through to the resume cache (:class:`~panbench.evaluation.cache.StatsCache`).  Each image's result is
+held once: in the analysis, its contributions in the sums.  What one process or rank holds crosses as a
 :class:`SinkPart`, and :meth:`ImageSink.reduce` adds the parts of the others, for forked CPU
 processes and torchrun ranks alike (the sums are integers, so any order gives the same numbers).
 Beside PQ it holds the ground truth and instance predictions of COCO mask AP
@@ -23,33 +23,37 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
-from panbench.analysis.scoring import ImageEntry, RunAnalysis
+from panbench.analysis.scoring import RunAnalysis
 from panbench.analysis.semantic import SemanticConfusion
 from panbench.evaluation.cache import StatsCache
-from panbench.pq.evaluator import PanopticEvaluator
-from panbench.pq.matching import CategoryTable, ImageStats
+from panbench.pq.evaluator import PanopticEvaluator, score_pair
+from panbench.pq.matching import CategoryTable
+from panbench.pq.result import ImageResult, results_from_columns, results_to_columns
 from panbench.pq.sums import PQStats
 
 
 @dataclass(frozen=True)
 class SinkPart:
     """What one process or rank adds to a run (picklable): its PQ sums as one int64 vector
-    (:meth:`PQStats.to_array`) and its per-image matches keyed by dataset index."""
+    (:meth:`PQStats.to_array`) and its per-image results as the columns of :mod:`panbench.pq.result` (one
+    pickle of a few arrays), ``indices`` their dataset indices in order."""
 
     sums: np.ndarray
-    records: dict[int, ImageEntry]
+    indices: np.ndarray
+    results: dict[str, np.ndarray]
     ap: APAccumulator | None = None
     semantic: SemanticConfusion | None = None
 
 
 class ImageSink:
-    """The PQ sums, per-image matches and resume-cache write-through of one run
+    """The PQ sums, per-image results and resume-cache write-through of one run
     (or of one process's share of it)."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
                  cache: StatsCache | None = None, ap: bool = False) -> None:
         self.evaluator = PanopticEvaluator(categories)
-        self.analysis = RunAnalysis(boundary, strict)
+        self.analysis = RunAnalysis(boundary)
+        self.strict = strict  # refuse ground-truth ids that segments_info does not list
         self.cache = cache
         self.ap = APAccumulator.for_table(categories) if ap else None
         self.semantic = SemanticConfusion([int(c) for c in categories.ids])
@@ -60,7 +64,7 @@ class ImageSink:
 
     def empty(self) -> ImageSink:
         """A sink with nothing in it, scoring as this one and writing to the same cache (a forked process's)."""
-        return ImageSink(self.categories, self.analysis.boundary, self.analysis.strict, self.cache,
+        return ImageSink(self.categories, self.analysis.boundary, self.strict, self.cache,
                          self.ap is not None)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
@@ -68,13 +72,16 @@ class ImageSink:
               semantic: np.ndarray | None = None) -> None:
         """Score image ``index`` (COCO id ``image_id``), keep its result and write it through to the cache;
         ``instances`` go to AP (when on), ``semantic`` (a map of category ids) to the semantic confusion."""
-        stats, rec = self.analysis.score(self.categories, index, gt_ids, gt_segs, pred_ids, pred_segs, where)
-        self.evaluator.add(stats)
+        result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict,
+                            self.analysis.boundary)
+        self._keep(index, result)
         extra: dict[str, Any] = {}
         if self.ap is not None:
             h, w = np.shape(gt_ids)[:2]
-            extra["ap"] = ap_entry(image_id, (int(h), int(w)),
-                                   gt_annotations(image_id, gt_ids, gt_segs, self.ap.thing_ids), instances)
+            # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
+            coco_id = int(image_id) if isinstance(image_id, (int, np.integer)) else index + 1
+            extra["ap"] = ap_entry(coco_id, (int(h), int(w)),
+                                   gt_annotations(coco_id, gt_ids, gt_segs, self.ap.thing_ids), instances)
         if semantic is not None:
             one = SemanticConfusion(self.semantic.category_ids)
             one.add_image(gt_ids, gt_segs, semantic)
@@ -83,11 +90,11 @@ class ImageSink:
             extra["sem"] = {"idx": nz.tolist(), "n": flat[nz].tolist()}
         self._keep_extra(extra)
         if self.cache is not None:
-            self.cache.add(index, stats, *rec, extra=extra or None)
+            self.cache.add(index, result, extra or None)
 
-    def _keep(self, index: int, stats: ImageStats, rec: ImageEntry) -> None:
-        self.evaluator.add(stats)
-        self.analysis.add(index, rec)
+    def _keep(self, index: int, result: ImageResult) -> None:
+        self.evaluator.add(result)
+        self.analysis.add(index, result)
 
     def _keep_extra(self, extra: dict[str, Any]) -> None:
         """One image's AP data and semantic confusion (as :func:`ap_entry` and the cache keep them)."""
@@ -108,10 +115,10 @@ class ImageSink:
             return frozenset()
         cached = self.cache.load()
         taken = [i for i in indices if i in cached and i not in rerun
-                 and (self.ap is None or "ap" in (cached[i][3] or {}))]  # AP on: only images with their AP data
+                 and (self.ap is None or "ap" in (cached[i][1] or {}))]  # AP on: only images with their AP data
         for i in taken:
-            st, rec, bst, extra = cached[i]
-            self._keep(i, st, (rec, bst))
+            result, extra = cached[i]
+            self._keep(i, result)
             self._keep_extra(extra or {})
         return frozenset(taken)
 
@@ -122,13 +129,17 @@ class ImageSink:
 
     def part(self) -> SinkPart:
         """What this sink holds, to cross to another process or rank (:meth:`reduce` takes it)."""
-        return SinkPart(self.evaluator.sums_array(), self.analysis.payload(), self.ap, self.semantic)
+        held = self.analysis.payload()
+        indices = sorted(held)
+        return SinkPart(self.evaluator.sums_array(), np.array(indices, np.int64),
+                        results_to_columns([held[i] for i in indices]), self.ap, self.semantic)
 
     def reduce(self, parts: Iterable[SinkPart]) -> None:
         """Add the parts of the other processes or ranks (disjoint images) to this sink."""
         for p in parts:
             self.evaluator.merge(PQStats.from_array(p.sums))
-            self.analysis.update(p.records)
+            results = results_from_columns(p.results, len(p.indices))
+            self.analysis.update(dict(zip(p.indices.tolist(), results, strict=True)))
             if self.ap is not None and p.ap is not None:
                 self.ap = self.ap + p.ap
             if p.semantic is not None:

@@ -91,22 +91,13 @@ def timer_for(device: str) -> Timer:
     return CudaEventTimer(device) if device.startswith("cuda") else PerfCounterTimer()
 
 
-def compile_targets(module: Any) -> list[tuple[str, Any]]:
-    """The modules ``--compile`` compiles: a transformers model whole (its network; the post-processing stays
-    eager), an mmdet detector's ``backbone`` and ``neck`` (its heads take mmengine data samples and call mmcv
-    ops, on which dynamo breaks the graph; docs/benchmarks.md has the measurement)."""
-    if hasattr(module, "processor") and hasattr(module, "model"):  # panbench.models.hf_model.HFPanoptic
-        return [("model", module.model)]
-    return [(n, m) for n in ("backbone", "neck") if (m := getattr(module, n, None)) is not None]
-
-
-def compile_model(module: Any, mode: str = "default") -> dict[str, Any]:
-    """Compile :func:`compile_targets` in place (``nn.Module.compile``: the state dict keeps its keys); the
-    record's ``compile`` block."""
+def compile_model(family: Any, mode: str = "default") -> dict[str, Any]:
+    """Compile the model's ``compile_targets()`` (:class:`panbench.models.protocol.PanopticModel`) in place
+    (``nn.Module.compile``: the state dict keeps its keys); the record's ``compile`` block."""
     import torch
 
     names = []
-    for name, m in compile_targets(module):
+    for name, m in family.compile_targets():
         m.compile(mode=mode)
         names.append(name)
     return {"on": True, "modules": names, "backend": "inductor", "mode": mode, "torch": torch.__version__}
@@ -206,7 +197,7 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer
     run = load(spec, dataset, eval_options(opts))
     family, device = run.lm.family, run.device
     timer = timer or timer_for(device)
-    compiled = compile_model(family.module, opts.compile_mode) if opts.compile else {"on": False}
+    compiled = compile_model(family, opts.compile_mode) if opts.compile else {"on": False}
     n = min(len(dataset.samples), max(1, opts.iters), MAX_INPUTS)
     inputs = [family.pipeline({"img_path": str(s.image_path), "img_id": s.image_id}) for s in dataset.samples[:n]]
     # compiled: a warm-up pass per distinct input, so that no compilation (one per input shape) is timed
@@ -253,7 +244,7 @@ def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> d
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:
         run = load(spec, dataset, eval_options(opts, Path(tmp)))
         eager = run_images(run).sink.evaluate()["PQ"]
-        compile_model(run.lm.family.module, opts.compile_mode)
+        compile_model(run.lm.family, opts.compile_mode)
         run = replace(run, key=run.key + "-compiled")
         compiled = run_images(run).sink.evaluate()["PQ"]
     delta = abs(compiled - eager)

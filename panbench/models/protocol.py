@@ -1,30 +1,35 @@
 """What the evaluation needs from a model family (as detectron2's models hand ``panoptic_seg`` to its
-evaluator): :class:`PanopticModel`.
+evaluator): :class:`PanopticModel`, and the functions of a family's subpackage, :class:`FamilyEntry`.
 
-The eval loop (:mod:`panbench.evaluation.loop`), the out-of-memory retry (:mod:`panbench.evaluation.memory`)
-and the FLOPs counter drive a model through these members only; ``panbench viz`` also reads the query masks
-of mmdet's MaskFormer heads, and the corruption wrapper (:mod:`panbench.robustness.pipeline`) puts its step
-after an mmdet pipeline's image loading.
-Implementations: :class:`panbench.models.mmdet_family.MMDetModel` (MMDetection configs) and
-:class:`panbench.models.hf_model.HFPanoptic` (Hugging Face ``transformers``).
+The eval loop (:mod:`panbench.evaluation.loop`), the out-of-memory retry (:mod:`panbench.evaluation.memory`),
+the FLOPs counter, ``--postprocess`` / ``--fusion`` (:meth:`PanopticModel.configure`) and ``panbench viz``
+(:meth:`PanopticModel.query_masks`) drive a model through these members only; the corruption wrapper
+(:mod:`panbench.robustness.pipeline`) puts its step after an mmdet pipeline's image loading.
+Implementations: :class:`panbench.models.mmdet.family.MMDetModel` (MMDetection configs) and
+:class:`panbench.models.hf.model.HFPanoptic` (Hugging Face ``transformers``).
 
-Adding a family (detectron2, a plain torch model) is one module under ``panbench/models/``: a class with
-the members below and a function that builds it (weights checked, labels mapped to the dataset's category
-ids), called by :func:`panbench.evaluation.loading.load_model` for that family's ``--model`` entries and
-returned as ``LoadedModel.family``.  ``to_segments`` is the only reader of what ``forward`` returns, so a
+Adding a family (detectron2, a plain torch model) is one subpackage under ``panbench/models/`` whose
+``__init__`` has the functions of :class:`FamilyEntry` (``load_model`` builds a :class:`PanopticModel`: weights
+checked, labels mapped to the dataset's category ids) and one row in :data:`panbench.models.families.FAMILIES`,
+plus its models' rows in the registry.  ``to_segments`` is the only reader of what ``forward`` returns, so a
 family keeps its own output format (docs/models.md, "Model families").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
+    from panbench.models.postprocess import PostProcess
+    from panbench.models.registry import ModelSpec
 
 
 @runtime_checkable
@@ -59,5 +64,90 @@ class PanopticModel(Protocol):
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """While entered, the seconds of each call of the model's own panoptic fusion go to ``sink``."""
 
+    def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
+        """``--postprocess`` and ``--fusion`` applied to this model; returns what runs the model's own panoptic
+        fusion (the record's ``fusion``: ``panbench``, ``mmdet``), None when it does not run (another
+        post-processing replaced it, or the family has one implementation only).  Refuses (``PanbenchError``) a
+        post-processing the model cannot take."""
+
+    def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
+        """One model input -> (its output, the masks of its ``top`` best-scoring queries: (label, score, mask
+        probabilities at the image's size)); no masks when the model has no queries (what ``panbench viz``
+        draws)."""
+
+    def compile_targets(self) -> list[tuple[str, Any]]:
+        """The torch modules ``panbench speed --compile`` compiles, with their names (the network, not the
+        post-processing)."""
+
     def to(self, device: str) -> Any:
         """Move the model to ``device`` (the out-of-memory fallback runs one image on the CPU)."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a model's weights came from: the file (or directory), its sha256, the URL it was downloaded from."""
+
+    path: Path | None
+    sha256: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a family's ``load_model`` gives: the model and what the run records about it (its provenance)."""
+
+    model: PanopticModel
+    weights: Weights
+    cfg_text: str  # the resolved configuration, as recorded
+    cfg_hash: str  # its sha256, first 16 hex digits
+    named: tuple[str, str] | None = None  # (architecture, backbone) read from an unregistered model's own config
+
+
+class FamilyEntry(Protocol):
+    """The functions of a family's subpackage (:data:`panbench.models.families.FAMILIES` names it)."""
+
+    def load_model(self, spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
+                   cfg_options: dict[str, Any] | None, ap: bool,
+                   any_rank: Callable[[bool], bool] | None) -> Built:
+        """The model of ``spec`` on ``device``, weights checked, labels mapped to ``categories``; ``ap``: its
+        instance output on (when it has one); ``any_rank`` waits for a download on the other ranks."""
+
+    def check_options(self, spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None,
+                      postprocess: str) -> None:
+        """Before any model runs: ``spec`` takes these options (refused in one line otherwise)."""
+
+    def weights_state(self, spec: ModelSpec) -> str:
+        """``cached``, ``download``, ``committed`` or ``none`` (what ``panbench ls`` shows)."""
+
+    def random_model(self, spec: ModelSpec, device: str) -> PanopticModel | None:
+        """The model with random weights and no dataset (for counting parameters and FLOPs), None when it cannot
+        be built without a download."""
+
+
+def count_parameters(module: Any) -> int:
+    """The number of parameters of a torch module (the record's ``params``)."""
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+@contextmanager
+def timed_calls(obj: Any, name: str, sink: list[float], sync: Callable[[], None]) -> Iterator[None]:
+    """While entered, the seconds of each call of ``obj.<name>`` go to ``sink``, ``sync`` run before each clock
+    read (CUDA kernels are asynchronous): what the families' fusion timers run."""
+    if obj is None or not hasattr(obj, name):
+        yield
+        return
+    orig, own = getattr(obj, name), name in vars(obj)  # own: an instance's method (one set by configure)
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        sync()
+        t = time.perf_counter()
+        out = orig(*a, **k)
+        sync()
+        sink.append(time.perf_counter() - t)
+        return out
+
+    setattr(obj, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(obj, name, orig) if own else delattr(obj, name)

@@ -1,9 +1,12 @@
 """The model registry: one file per model under ``configs/``, found by name or alias, and the
-Hugging Face ``transformers`` checkpoints of :data:`HF_MODELS` (``hf:<hub id or directory>``).
+Hugging Face ``transformers`` checkpoints of :func:`hf_models` (``hf:<hub id or directory>``).
 
 Each config file inherits one MMDetection zoo config and carries a ``panbench = dict(...)``
 block with its metadata; the block is read with ``ast`` so listing models needs neither
-mmengine nor torch.  Unknown names answer "did you mean ...".
+mmengine nor torch.  A ``--model PREFIX:<ref>`` entry is a model of the family of that prefix
+(:data:`panbench.models.families.FAMILIES`).  Unknown names answer "did you mean ...".
+The specs are read-only (frozen): a run that learns more of its model makes its own copy
+(``dataclasses.replace``).
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
+from panbench.models.families import FAMILIES, Family, by_prefix, family
 from panbench.resources import config_dir
 
 CONFIG_DIR = config_dir()  # the clone's configs/, or the installed package's copy (panbench/resources.py)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelSpec:
-    """A model that panbench can evaluate: its config file and metadata."""
+    """A model that panbench can evaluate: its config file (or reference) and metadata."""
 
     name: str
     config: Path
@@ -34,16 +38,18 @@ class ModelSpec:
     published: dict[str, float | None] = field(default_factory=dict)
     dataset: str = "coco"
     params: int | None = None
-    hf: str | None = None  # a transformers model: its hub id or local directory (``config`` is then ``hf:<ref>``)
+    framework: str = "mmdet"  # its family (a key of FAMILIES): what runs the model, the record's ``framework``
+    ref: str | None = None  # a model named by reference (``--model hf:<ref>``: a hub id or local directory)
+    unregistered: bool = False  # a reference the registry does not list: its own config names the rest
     published_source: str | None = None  # where ``published`` comes from (paper table, model zoo page)
     input_size: str | None = None  # the published test input, e.g. "640x640" (None: the config's own pipeline)
     published_fps: float | None = None  # the published images per second, on the device ``published_source`` names
     published_fps_device: str | None = None  # that device (``panbench speed`` shows the FPS beside its own there)
 
     @property
-    def framework(self) -> str:
-        """What runs the model: ``mmdet`` (a config under configs/) or ``transformers`` (``hf:``)."""
-        return "transformers" if self.hf else "mmdet"
+    def family(self) -> Family:
+        """Its model family (what loads and checks it)."""
+        return family(self.framework)
 
     @property
     def checkpoint_filename(self) -> str | None:
@@ -124,10 +130,11 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
                 by_name[a] = s
     out: list[ModelSpec] = []
     for raw in [n.strip() for n in names.split(",") if n.strip()]:
+        prefixed = by_prefix(raw)
         if raw == "all":  # the MMDetection models; transformers checkpoints (hub downloads) are chosen by name
-            out += [s for s in specs if s.dataset == dataset and s.framework == "mmdet"]
-        elif raw.startswith("hf:"):
-            out.append(hf_spec(raw[3:]))
+            out += [s for s in specs if s.dataset == dataset and FAMILIES[s.framework].in_all]
+        elif prefixed is not None:
+            out.append(ref_spec(prefixed[0], prefixed[1]))
         elif raw in by_name:
             out.append(by_name[raw])
         elif raw.endswith(".py") or "/" in raw:
@@ -191,27 +198,32 @@ _EOMT_TABLE: list[tuple[str, str, str, str, float, float]] = [
 
 def hf_models() -> list[ModelSpec]:
     """The registered transformers checkpoints (:data:`_HF_TABLE`, then :data:`_EOMT_TABLE`), in table order."""
-    specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, hf=ref,
-                       published=dict(published), published_source=source)
+    hf = "transformers"
+    specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
+                       published=dict(published), published_source=source, framework=hf)
              for name, ref, arch, backbone, published, source in _HF_TABLE]
-    return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, hf=ref,
+    return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, ref=ref,
                               published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=_EOMT,
-                              input_size=size, published_fps=fps, published_fps_device="NVIDIA H100")
+                              input_size=size, published_fps=fps, published_fps_device="NVIDIA H100",
+                              framework=hf)
                     for name, ref, backbone, size, pq, fps in _EOMT_TABLE]
 
 
-def hf_spec(ref: str) -> ModelSpec:
-    """``--model hf:<ref>``: the registered entry of that hub id, else a spec named after the id or directory
-    (its architecture is read from the model's config when it loads)."""
+def ref_spec(fam: Family, ref: str) -> ModelSpec:
+    """``--model PREFIX:<ref>`` (e.g. ``hf:<hub id or directory>``): the registered entry of that reference, else
+    an unregistered spec named ``PREFIX-<the id or directory's name>`` (its architecture is read from the model's
+    config when it loads)."""
     import re
 
     ref = ref.strip()
     if not ref:
-        raise PanbenchError("--model hf: needs a hub id or a local directory after 'hf:' (e.g. "
-                            "hf:facebook/mask2former-swin-tiny-coco-panoptic)")
-    for s in hf_models():
-        if s.hf == ref:
+        raise PanbenchError(f"--model {fam.prefix}: needs a reference after '{fam.prefix}:' (e.g. "
+                            "hf:facebook/mask2former-swin-tiny-coco-panoptic, or a local directory)")
+    for s in all_models():
+        if s.framework == fam.name and s.ref == ref:
             return s
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(ref.rstrip("/")).name or ref)
-    name = stem if stem.startswith("hf-") else "hf-" + stem  # a directory named hf-x is model hf-x, not hf-hf-x
-    return ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="transformers", hf=ref)
+    head = f"{fam.prefix}-"
+    name = stem if stem.startswith(head) else head + stem  # a directory named hf-x is model hf-x, not hf-hf-x
+    return ModelSpec(name=name, config=Path(f"{fam.prefix}:{ref}"), architecture=fam.name, framework=fam.name,
+                     ref=ref, unregistered=True)

@@ -15,17 +15,11 @@
  *
  * Both release the GIL.  Everything else (PNG chunks, inflate, validation, matching) is Python.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <stdlib.h>
+#include "_common.h" /* the id table and the AVX2 switch */
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-
-/* AVX2 loops are picked at import where the CPU has AVX2 (use_avx2 switches them off for the tests) */
-static int have_avx2, cpu_avx2;
 
 /* A pixel is kept as its id: R | G << 8 | B << 16 in a uint32 (the top byte 0).  PNG filters work
  * on each byte with the same byte of the left, upper and upper-left pixels, so the three colour
@@ -142,8 +136,7 @@ static Py_ssize_t sub_ssse3(const uint8_t *s, uint32_t *o, Py_ssize_t w, int bpp
 #define PB_SSSE3_INIT() ((void)0)
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#if PB_AVX2
 /* the colour bytes of pixels x..x+7 as eight ids (needs x * bpp + 28 (RGB) or + 32 (RGBA) <= the row's
  * bytes): RGB as two 12-byte halves, one per 128-bit lane, each shuffled in its lane */
 __attribute__((target("avx2"))) static inline __m256i ids8_avx2(const uint8_t *s, Py_ssize_t x, int bpp) {
@@ -186,13 +179,11 @@ __attribute__((target("avx2"))) static Py_ssize_t none_up_avx2(const uint8_t *s,
     }
     return x;
 }
-#define PB_ROWS_AVX2 1
 #else
 static void paeth_row_avx2(const uint8_t *src, const uint32_t *prev, uint32_t *out, Py_ssize_t w, int bpp) {}
 static Py_ssize_t none_up_avx2(const uint8_t *s, const uint32_t *prev, uint32_t *o, Py_ssize_t w, int bpp, int up) {
     return 0;
 }
-#define PB_ROWS_AVX2 0
 #endif
 
 /* One scanline: the filtered bytes `src` (BPP = 3 or 4 per pixel) and the row above as ids `prev`
@@ -207,7 +198,7 @@ static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev,
     switch (ft) {
     case 0:
     case 2:
-        if (PB_ROWS_AVX2 && have_avx2)
+        if (PB_AVX2 && pb_have_avx2)
             x = none_up_avx2(src, prev, out, w, BPP, ft == 2);
         else if (have_ssse3)
             x = none_up_ssse3(src, prev, out, w, BPP, ft == 2);
@@ -221,7 +212,7 @@ static inline int unfilter_row(int ft, const uint8_t *src, const uint32_t *prev,
         for (; x < w; x++) out[x] = a = add8(src_px(src, x, BPP), avg8(a, prev[x]));
         return 0;
     case 4:
-        if (PB_ROWS_AVX2 && have_avx2) {
+        if (PB_AVX2 && pb_have_avx2) {
             paeth_row_avx2(src, prev, out, w, BPP);
             return 0;
         }
@@ -287,48 +278,13 @@ static PyObject *py_unfilter_ids(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* open addressing: uint32 id -> index (1..n); 0 is VOID and never stored */
-typedef struct {
-    uint32_t *keys;
-    int32_t *vals;
-    uint32_t mask;
-} idmap;
-
-static inline uint32_t hash32(uint32_t x) { return (x * 2654435761u) >> 7; }
-
-static int idmap_init(idmap *m, const int64_t *keys, Py_ssize_t n) {
-    uint32_t size = 16;
-    while (size < 4 * (uint64_t)n) size <<= 1;
-    m->keys = calloc(size, sizeof(uint32_t));
-    m->vals = malloc(size * sizeof(int32_t));
-    m->mask = size - 1;
-    if (!m->keys || !m->vals) return -1;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        uint32_t key = (uint32_t)keys[k], s = hash32(key) & m->mask;
-        while (m->keys[s] && m->keys[s] != key) s = (s + 1) & m->mask;
-        m->keys[s] = key;
-        m->vals[s] = (int32_t)(k + 1);
-    }
-    return 0;
-}
-
-static inline int32_t idmap_get(const idmap *m, uint32_t key) {
-    if (key == 0) return 0;
-    uint32_t s = hash32(key) & m->mask;
-    while (m->keys[s]) {
-        if (m->keys[s] == key) return m->vals[s];
-        s = (s + 1) & m->mask;
-    }
-    return -1;
-}
-
 /* The pair counts are taken run by run: a run is a stretch of pixels (in raster order) with one
  * (ground truth, prediction) id pair.  The pixels are compared with their left neighbours a block
  * at a time (8 with AVX2, 4 with SSE2), and the set bits of the block's mask of changes are the
  * run starts: a block without a change (most of them: runs are tens of pixels long) costs a few
  * instructions and no branch miss. */
 typedef struct {
-    const idmap *gm, *pm;
+    const pb_idmap *gm, *pm;
     int64_t *counts;
     Py_ssize_t cols;
     int strict_gt;
@@ -342,14 +298,14 @@ typedef struct {
  * (unknown pred id in c->bad); without strict_gt an unknown gt id goes to row unlisted_row. */
 static inline int add_run(pair_counter *c, uint32_t cg, uint32_t cp, Py_ssize_t len) {
     if (cg != c->lg) {
-        if ((c->gi = idmap_get(c->gm, cg)) < 0) {
+        if ((c->gi = pb_idmap_get(c->gm, cg)) < 0) {
             if (c->strict_gt) { c->bad = cg; return 1; }
             c->gi = c->unlisted_row;
         }
         c->lg = cg;
     }
     if (cp != c->lp) {
-        if ((c->pi = idmap_get(c->pm, cp)) < 0) { c->bad = cp; return 2; }
+        if ((c->pi = pb_idmap_get(c->pm, cp)) < 0) { c->bad = cp; return 2; }
         c->lp = cp;
     }
     c->counts[c->gi * c->cols + c->pi] += len;
@@ -377,7 +333,7 @@ static inline int count_tail(const uint32_t *g, const uint32_t *p, Py_ssize_t s,
     return add_run(c, g[s], p[s], n - s);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if PB_AVX2
 __attribute__((target("avx2"))) static int count_avx2(const uint32_t *g, const uint32_t *p, Py_ssize_t n,
                                                       pair_counter *c) {
     Py_ssize_t s = 0, i = 1;
@@ -392,10 +348,8 @@ __attribute__((target("avx2"))) static int count_avx2(const uint32_t *g, const u
     }
     return count_tail(g, p, s, i, n, c);
 }
-#define PB_AVX2_INIT() (have_avx2 = cpu_avx2 = __builtin_cpu_supports("avx2"))
 #else
 static int count_avx2(const uint32_t *g, const uint32_t *p, Py_ssize_t n, pair_counter *c) { return 0; }
-#define PB_AVX2_INIT() ((void)0)
 #endif
 
 static int count_portable(const uint32_t *g, const uint32_t *p, Py_ssize_t n, pair_counter *c) {
@@ -416,11 +370,11 @@ static int count_portable(const uint32_t *g, const uint32_t *p, Py_ssize_t n, pa
 
 /* returns 0, 1 (unknown gt id in *bad, with strict_gt) or 2 (unknown pred id in *bad); without strict_gt an
  * unknown gt id goes to row unlisted_row */
-static int count_pairs(const uint32_t *g, const uint32_t *p, Py_ssize_t n, const idmap *gm, const idmap *pm,
+static int count_pairs(const uint32_t *g, const uint32_t *p, Py_ssize_t n, const pb_idmap *gm, const pb_idmap *pm,
                        int64_t *counts, Py_ssize_t cols, uint32_t *bad, int strict_gt, int32_t unlisted_row) {
     pair_counter c = {gm, pm, counts, cols, strict_gt, unlisted_row, 0, 0, 0, 0, 0};
     if (n == 0) return 0;
-    int rc = have_avx2 ? count_avx2(g, p, n, &c) : count_portable(g, p, n, &c);
+    int rc = pb_have_avx2 ? count_avx2(g, p, n, &c) : count_portable(g, p, n, &c);
     *bad = c.bad;
     return rc;
 }
@@ -438,8 +392,8 @@ static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
     } else if (c.len != (n_gt + 2) * cols * 8) {
         PyErr_SetString(PyExc_ValueError, "pair_counts: counts must be (n_gt + 2) x (n_pred + 1) int64");
     } else {
-        idmap gm = {0}, pm = {0};
-        if (idmap_init(&gm, gk.buf, n_gt) || idmap_init(&pm, pk.buf, n_pred)) {
+        pb_idmap gm = {0}, pm = {0};
+        if (pb_idmap_init(&gm, gk.buf, n_gt) || pb_idmap_init(&pm, pk.buf, n_pred)) {
             PyErr_NoMemory();
         } else {
             int rc;
@@ -450,10 +404,8 @@ static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
             Py_END_ALLOW_THREADS
             result = rc ? Py_BuildValue("(iI)", rc - 1, bad) : Py_NewRef(Py_None);
         }
-        free(gm.keys);
-        free(gm.vals);
-        free(pm.keys);
-        free(pm.vals);
+        pb_idmap_free(&gm);
+        pb_idmap_free(&pm);
     }
     PyBuffer_Release(&g);
     PyBuffer_Release(&p);
@@ -463,18 +415,8 @@ static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* use_avx2(flag) -> bool: for the tests, switch the AVX2 loops off (0) or back on where the CPU has
- * AVX2 (1); returns whether they are in use. */
-static PyObject *py_use_avx2(PyObject *self, PyObject *args) {
-    int flag;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "p", &flag)) return NULL;
-    have_avx2 = flag && cpu_avx2;
-    return PyBool_FromLong(have_avx2);
-}
-
 static PyMethodDef methods[] = {
-    {"use_avx2", py_use_avx2, METH_VARARGS, "Switch the AVX2 loops off or on (tests)."},
+    {"use_avx2", pb_use_avx2, METH_VARARGS, "Switch the AVX2 loops off or on (tests)."},
     {"unfilter_ids", py_unfilter_ids, METH_VARARGS, "PNG scanlines -> uint32 segment ids (in place into out)."},
     {"pair_counts", py_pair_counts, METH_VARARGS, "Pixel counts of (gt, pred) segment pairs into counts."},
     {NULL, NULL, 0, NULL},

@@ -1,9 +1,9 @@
-"""One image from id maps to its match and PQ contributions, and the streaming panoptic evaluator.
+"""One image from id maps to its :class:`~panbench.pq.result.ImageResult`, and the streaming panoptic evaluator.
 
-:func:`match_ids` checks two id maps and their segments_info, counts the intersection table and
-matches it (:func:`panbench.pq.matching.match_image`); :func:`score_image` derives the image's PQ
-contributions from that match (:func:`image_stats`).  :class:`PanopticEvaluator` (``reset / process /
-evaluate``) adds them up: memory does not grow with the number of images.  Predictions come from memory
+:func:`score_pair` checks two id maps and their segments_info, counts the intersection table and
+matches it (:func:`panbench.pq.matching.match_image`): the one per-image function that ``eval``'s sink,
+``panbench score`` and the analyses call.  :class:`PanopticEvaluator` (``reset / add / evaluate``) adds
+the results' PQ contributions up: memory does not grow with the number of images.  Predictions come from memory
 (an id map and its segments_info, as a model produces them) or from PNG files; ground truth from the
 COCO panoptic PNGs.
 """
@@ -16,51 +16,55 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
+from panbench.pq.boundary import boundary_image_stats
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats, Segments, match_image, semantic_pairs
+from panbench.pq.result import ImageResult
 from panbench.pq.sums import PQStats, summarize
 
 
-def score_image(
+def score_pair(
     cats: CategoryTable,
     gt_ids: np.ndarray,
     gt_segments_info: list[dict[str, Any]],
     pred_ids: np.ndarray,
     pred_segments_info: list[dict[str, Any]],
-    where: str,
+    where: str = "image",
     strict: bool = False,
-) -> ImageStats:
-    """Per-category contributions of one image from two id maps (``R + 256G + 256^2B``).
+    boundary: bool = False,
+) -> ImageResult:
+    """One image scored from two id maps (``R + 256G + 256^2B``) and their segments_info: its match, the
+    semantic confusion pairs and unlisted pixels of its intersection table and, with ``boundary``, its
+    boundary-PQ contributions (a second pass over the pixels).
 
     Ground-truth pixels whose id ``segments_info`` does not list are scored as panopticapi scores
     them (neither matched nor VOID: a prediction overlapping them keeps them in its union) and
-    counted in ``unlisted_px``; with ``strict`` they are refused."""
-    return image_stats(*match_ids(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict))
+    counted in ``unlisted_px``; with ``strict`` they are refused.  ``where`` names the image in errors."""
+    inter, gt, pred = pair_table(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict)
+    result = _fold(inter, gt, pred, match_image(inter, gt, pred))
+    if boundary:
+        result.boundary = boundary_image_stats(gt_ids, gt, pred_ids, pred, inter)
+    return result
 
 
-def match_ids(
-    cats: CategoryTable,
-    gt_ids: np.ndarray,
-    gt_segments_info: list[dict[str, Any]],
-    pred_ids: np.ndarray,
-    pred_segments_info: list[dict[str, Any]],
-    where: str,
-    strict: bool = False,
-) -> tuple[np.ndarray, Segments, Segments, ImageMatch]:
-    """One image's intersection table, its segments (``pred.areas`` counted from the pixels) and its
-    :class:`~panbench.pq.matching.ImageMatch`, from two id maps, with :func:`score_image`'s checks."""
+def pair_table(cats: CategoryTable, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]],
+               pred_ids: np.ndarray, pred_segments_info: list[dict[str, Any]], where: str = "image",
+               strict: bool = False) -> tuple[np.ndarray, Segments, Segments]:
+    """What :func:`score_pair` matches: the checked intersection table of two id maps and their segments
+    (``pred.areas`` counted from the pixels), with its one-line errors."""
     if gt_ids.shape != pred_ids.shape:
         raise _size_error(where, gt_ids.shape, pred_ids.shape)
     gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
     pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
     inter = intersection_table(gt_ids, gt, pred_ids, pred, where, strict)
-    return inter, gt, pred, _match(inter, gt, pred, where)
+    _check_areas(inter, gt, pred, where)
+    return inter, gt, pred
 
 
-def image_stats(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageStats:
-    """The PQ contributions of one image: the TP/FN/FP of its match, with the semantic confusion pairs and
-    the unlisted ground-truth pixels of its intersection table (one C pass where ``_match`` was built)."""
+def _fold(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageResult:
+    """The match with the semantic confusion pairs and the unlisted ground-truth pixels of its intersection
+    table (one C pass where ``_match`` was built)."""
     ext = native.match()
     if ext is None:
         sem_gt, sem_pred, sem_px = semantic_pairs(inter, gt, pred)
@@ -71,7 +75,7 @@ def image_stats(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMat
         a = np.frombuffer(packed, np.int64)
         sem_gt, sem_pred, sem_px = a[:m], a[m : 2 * m], a[2 * m :]
         unlisted = np.array([n], np.int64) if n else _NONE
-    return ImageStats(match.tp_cats, match.tp_ious, match.fn_cats, match.fp_cats, sem_gt, sem_pred, sem_px, unlisted)
+    return ImageResult(match, sem_gt, sem_pred, sem_px, unlisted)
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
@@ -100,10 +104,10 @@ def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ..
     )
 
 
-def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> ImageMatch:
-    """Predicted areas from the intersection table (every listed segment must be in the PNG),
-    ground-truth areas checked against it (an IoU above 1 would follow; panopticapi would add it to the
-    sums unchecked), then the match.  One C pass where ``_match`` was built."""
+def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> None:
+    """Predicted areas from the intersection table into ``pred.areas`` (every listed segment must be in the
+    PNG), ground-truth areas checked against it (an IoU above 1 would follow; panopticapi would add it to the
+    sums unchecked).  One C pass where ``_match`` was built."""
     ext = native.match()
     if ext is None:
         pixels = inter[1 : len(gt) + 1].sum(axis=1)
@@ -119,7 +123,6 @@ def _match(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> Image
         if bad is not None:
             raise _area_error(where, gt, bad[1], inter) if bad[0] == 0 else _absent_error(where, pred, bad[1])
         pred.areas = areas
-    return match_image(inter, gt, pred)
 
 
 def _area_error(where: str, gt: Segments, k: int, inter: np.ndarray) -> InputError:
@@ -195,9 +198,9 @@ class PanopticEvaluator:
     """Accumulates PQ statistics image by image; ``evaluate()`` gives the metrics.
 
     The evaluator is the only writer of its sums (as a torchmetrics metric owns its states):
-    :meth:`process` scores an image and adds it, :meth:`add` adds an image scored elsewhere (a
-    resumed cache), :meth:`merge` adds the sums of another process or rank (:meth:`sums_array` is what
-    crosses the boundary).  ``stats`` reads them.
+    :meth:`add` adds an image's result (:func:`score_pair`'s, or a resumed cache's), :meth:`process`
+    scores an image with :func:`score_pair` and adds it, :meth:`merge` adds the sums of another process or
+    rank (:meth:`sums_array` is what crosses the boundary).  ``stats`` reads them.
     """
 
     def __init__(self, categories: CategoryTable, strict: bool = False) -> None:
@@ -220,15 +223,16 @@ class PanopticEvaluator:
         pred_ids: np.ndarray,
         pred_segments_info: list[dict[str, Any]],
         where: str = "image",
-    ) -> ImageStats:
-        """Score one image and add it to the running sums."""
-        s = score_image(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, self.strict)
-        self._stats.add_image(s)
-        return s
+    ) -> ImageResult:
+        """:func:`score_pair` and :meth:`add`."""
+        result = score_pair(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where,
+                            self.strict)
+        self.add(result)
+        return result
 
-    def add(self, image: ImageStats) -> None:
-        """Add one image scored elsewhere (a worker process, the resume cache)."""
-        self._stats.add_image(image)
+    def add(self, image: ImageResult | ImageStats) -> None:
+        """Add one image's PQ contributions (an :class:`ImageResult`, or its ``stats``)."""
+        self._stats.add_image(image.stats if isinstance(image, ImageResult) else image)
 
     def merge(self, other: PQStats) -> None:
         """Add sums computed elsewhere (another worker or forked process)."""

@@ -118,7 +118,7 @@ class ImageMatch:
 
     @staticmethod
     def empty() -> ImageMatch:
-        return ImageMatch(**{name: np.zeros(0, _dtype(name)) for name in FIELDS})
+        return ImageMatch(**{name: np.zeros(0, column_dtype(name)) for name in MATCH_FIELDS})
 
     def to_stats(self) -> ImageStats:
         """The PQ contributions (without the semantic confusion pairs and unlisted pixels, which come
@@ -126,13 +126,15 @@ class ImageMatch:
         return ImageStats(self.tp_cats, self.tp_ious, self.fn_cats, self.fp_cats)
 
 
-FIELDS = tuple(f.name for f in fields(ImageMatch))
+MATCH_FIELDS = tuple(f.name for f in fields(ImageMatch))
 FLOAT_FIELDS = frozenset({"tp_ious", "fn_same", "fn_other", "fn_pair", "fn_pair_other", "fp_same", "fp_other",
                           "gt_iou_sum"})
 BOOL_FIELDS = frozenset({"fp_matched"})
 
 
-def _dtype(name: str) -> type:
+def column_dtype(name: str) -> type:
+    """The dtype of a per-image field, wherever it is stored (:mod:`panbench.pq.result`): IoUs float64,
+    ``fp_matched`` bool, everything else (categories, areas, pixels) int64."""
     return bool if name in BOOL_FIELDS else np.float64 if name in FLOAT_FIELDS else np.int64
 
 
@@ -175,17 +177,18 @@ def _max(m: np.ndarray, axis: int) -> np.ndarray:
     return m.max(axis=axis) if m.shape[axis] else np.zeros(m.shape[1 - axis], np.float64)
 
 
-def match_image(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageMatch:
+def match_image(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray | None = None) -> ImageMatch:
     """The match of one image from its intersection table.
 
     ``inter`` has shape ``(len(gt) + 2, len(pred) + 1)``: row 0 is ground-truth VOID, rows
     1..G the ground-truth segments, row G+1 pixels whose ground-truth id is in no segment
     (panopticapi neither matches them nor treats them as VOID: they stay in a prediction's area,
     hence in its union); column 0 is predicted VOID, columns 1..P the predictions.
-    ``pred.areas`` must be the pixel counts of the predictions."""
+    ``pred.areas`` must be the pixel counts of the predictions.  ``iou`` (G x P) replaces
+    :func:`pair_ious` as the pairs' IoU (boundary PQ's; numpy path); VOID and crowd stay the table's."""
     n_gt, n_pred = len(gt), len(pred)
-    if _native is None or (n_gt == 0 and n_pred == 0):
-        return match_image_numpy(inter, gt, pred)
+    if _native is None or iou is not None or (n_gt == 0 and n_pred == 0):
+        return match_image_numpy(inter, gt, pred, iou)
     packed = _native.match(np.ascontiguousarray(inter, np.int64), n_gt, n_pred,
                            np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(gt.areas, np.int64),
                            np.ascontiguousarray(gt.iscrowd, np.bool_), np.ascontiguousarray(pred.cats, np.int64),
@@ -212,12 +215,13 @@ def _cut(a: np.ndarray, sizes: tuple[int, ...]) -> list[np.ndarray]:
     return out
 
 
-def match_image_numpy(inter: np.ndarray, gt: Segments, pred: Segments) -> ImageMatch:
+def match_image_numpy(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray | None = None) -> ImageMatch:
     """:func:`match_image` in numpy (the reference for the C extension, and its fallback)."""
     n_gt, n_pred = len(gt), len(pred)
     if n_gt == 0 and n_pred == 0:
         return ImageMatch.empty()
-    iou = pair_ious(inter, gt, pred)
+    if iou is None:
+        iou = pair_ious(inter, gt, pred)
     iou_nc = np.where(gt.iscrowd[:, None], 0.0, iou)  # non-crowd rows
     iou_same = iou_nc * (gt.cats[:, None] == pred.cats[None, :])  # only where the categories agree (exact)
     iou_other = iou_nc - iou_same

@@ -1,17 +1,17 @@
 """The C extensions of :mod:`panbench.pq`, read through one public place.
 
-``kernels`` (``_native.c``: the pixel loops, PNG unfiltering), ``matching`` (``_match.c``: the match)
-and libdeflate (the ``deflate`` package) are each optional: where one was not built or installed its
-accessor returns None and the caller takes the numpy path, which gives the same numbers.  The
-accessors read the module attribute at each call, so a test that sets ``kernels._native`` or
-``matching._native`` to None sends every caller down the numpy path.
+``kernels`` (``_native.c``: the pixel loops, PNG unfiltering), ``matching`` (``_match.c``: the match),
+``boundary`` (``_boundary.c``: boundary PQ's pixel counts) and libdeflate (the ``deflate`` package) are each
+optional: where one was not built or installed its accessor returns None and the caller takes the numpy path,
+which gives the same numbers.  The accessors read the module attribute at each call, so a test that sets
+``kernels._native``, ``matching._native`` or ``boundary._native`` to None sends every caller down the numpy path.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from panbench.pq import kernels, matching
+from panbench.pq import boundary, kernels, matching
 
 
 def pixels() -> Any:
@@ -22,6 +22,11 @@ def pixels() -> Any:
 def match() -> Any:
     """``panbench.pq._match`` (the per-image match), or None."""
     return matching._native
+
+
+def boundary_counts() -> Any:
+    """``panbench.pq._boundary`` (boundary PQ's pixel counts), or None."""
+    return boundary._native
 
 
 def deflate() -> Any:
@@ -38,4 +43,6 @@ def missing() -> list[str]:
         out.append("deflate")
     if match() is None:
         out.append("panbench.pq._match")
+    if boundary_counts() is None:
+        out.append("panbench.pq._boundary")
     return out

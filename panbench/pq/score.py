@@ -1,22 +1,20 @@
 """Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth.
 
-Streaming: images are read, scored and dropped one by one; ``workers > 1`` splits the
-images into chunks scored in worker processes whose per-category sums are added.
-
-:func:`score_stream` takes the per-image scoring function as an argument, so that a layer above
-(:mod:`panbench.analysis.scoring`) can keep a small per-image match beside the sums without this
-package importing it; the records come back in the order of the images, whatever the workers.
+Streaming: images are read, scored (:func:`panbench.pq.evaluator.score_pair`, as ``eval`` scores them) and
+dropped one by one; ``workers > 1`` splits the images into chunks scored in worker processes whose
+per-category sums are added.  With ``keep`` the per-image results come back too (for the analyses), in the
+order of the images whatever the workers, handed over as columns (:mod:`panbench.pq.result`).
 """
 
 from __future__ import annotations
 
-import functools
 import gc
 import multiprocessing as mp
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +22,13 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
-from panbench.pq.evaluator import PanopticEvaluator, score_image
-from panbench.pq.matching import CategoryTable, ImageStats
+from panbench.pq.evaluator import PanopticEvaluator, score_pair
+from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
+from panbench.pq.result import ImageResult, results_from_columns, results_to_columns
 from panbench.pq.sums import PQStats
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
-# (categories, gt ids, gt segments_info, pred ids, pred segments_info, where) -> (PQ contributions, a record)
-ImageScorer = Callable[[CategoryTable, np.ndarray, list, np.ndarray, list, str], tuple[ImageStats, Any]]
 
 
 def available_cores() -> int:
@@ -47,10 +44,14 @@ def default_workers(n_images: int) -> int:
     return max(1, min(available_cores(), n_images))
 
 
-def plain_scorer(cats: CategoryTable, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
-                 where: str, strict: bool = False) -> tuple[ImageStats, None]:
-    """PQ contributions only (no per-image match)."""
-    return score_image(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, strict), None
+@dataclass(frozen=True)
+class Scoring:
+    """How each image is scored (:func:`~panbench.pq.evaluator.score_pair`'s options) and whether the per-image
+    results are kept."""
+
+    strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list
+    boundary: bool = False  # boundary-PQ contributions too
+    keep: bool = False  # keep the per-image results (the analyses read them)
 
 
 def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str]) -> tuple[CategoryTable, list[Pair]]:
@@ -112,53 +113,57 @@ _ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQ
 _CHUNK = 16
 
 
-def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer, pairs: list[Pair],
+def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pairs: list[Pair],
                  next_image: Any, size: int) -> None:
     gc.disable()  # scoring makes no reference cycles; a collection would walk (and copy) the inherited annotations
-    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, scorer=scorer, pairs=pairs, next_image=next_image,
+    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, how=how, pairs=pairs, next_image=next_image,
                    size=size)
 
 
-def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, scorer: ImageScorer,
-                 pairs: list[Pair]) -> tuple[PQStats, list[Any]]:
-    """The sums and ``scorer``'s per-image records of ``pairs``, in order."""
+def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring,
+                 pairs: list[Pair]) -> tuple[PQStats, list[ImageResult]]:
+    """The sums of ``pairs`` and, with ``how.keep``, their results in order."""
     stats = PQStats.zeros(len(cats))
-    records, images = [], []
+    kept: list[ImageResult] = []
+    images = []
     for pair in pairs:
-        st, rec = scorer(cats, *read_pair(gt_dir, pred_dir, pair))
-        images.append(st)
-        records.append(rec)
+        gt_ids, gt_segs, pred_ids, pred_segs, where = read_pair(gt_dir, pred_dir, pair)
+        result = score_pair(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, how.strict, how.boundary)
+        images.append(result.stats)
+        if how.keep:
+            kept.append(result)
         if len(images) == _ADD_EVERY:
             stats.add_images(images)
             images.clear()
     stats.add_images(images)
-    return stats, records
+    return stats, kept
 
 
-def _score_chunk(span: tuple[int, int]) -> tuple[PQStats, list[Any]]:
+def _score_chunk(span: tuple[int, int]) -> tuple[PQStats, list[ImageResult]]:
     """Score the images ``span`` (start, stop) of the worker's pairs (inherited when forked)."""
     w = _WORKER
-    return _score_pairs(w["cats"], w["gt_dir"], w["pred_dir"], w["scorer"], w["pairs"][span[0] : span[1]])
+    return _score_pairs(w["cats"], w["gt_dir"], w["pred_dir"], w["how"], w["pairs"][span[0] : span[1]])
 
 
-def _work(_: int) -> tuple[PQStats, list[tuple[int, list[Any]]]]:
+def _work(_: int) -> tuple[PQStats, list[tuple[int, int, dict[str, np.ndarray]]]]:
     """One worker's share: it takes the next ``size`` images from the shared counter until none are left (so the
-    workers finish together), adds their sums, and hands back once: its sums and each chunk's records by start."""
+    workers finish together), adds their sums, and hands back once: its sums and each chunk's results as columns
+    (start, images, columns: one pickle of a few arrays instead of many small ones)."""
     w = _WORKER
     n, size, counter = len(w["pairs"]), w["size"], w["next_image"]
     stats = PQStats.zeros(len(w["cats"]))
-    parts: list[tuple[int, list[Any]]] = []
+    parts: list[tuple[int, int, dict[str, np.ndarray]]] = []
     while True:
         with counter.get_lock():
             start = counter.value
             counter.value = start + size
         if start >= n:
             break
-        part, recs = _score_chunk((start, min(start + size, n)))
+        part, kept = _score_chunk((start, min(start + size, n)))
         stats = stats + part
-        parts.append((start, recs))
-    pack = getattr(w["scorer"], "pack", None)  # a scorer may hand its records over in a cheaper form
-    return stats, [(start, pack(recs)) for start, recs in parts] if pack else parts
+        if kept:
+            parts.append((start, len(kept), results_to_columns(kept)))
+    return stats, parts
 
 
 @contextmanager
@@ -180,14 +185,12 @@ def score_stream(
     pred_json: str | os.PathLike[str],
     pred_dir: str | os.PathLike[str],
     workers: int | None = None,
-    scorer: ImageScorer = plain_scorer,
-) -> tuple[PanopticEvaluator, list[Pair], list[Any]]:
+    how: Scoring = Scoring(),
+) -> tuple[PanopticEvaluator, list[Pair], list[ImageResult]]:
     """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
-    pairs in scoring order and ``scorer``'s per-image matches in the same order.  With
-    ``workers > 1`` the scorer runs in forked processes (it is inherited, not pickled); ``None``
-    takes :func:`default_workers`.  Every choice gives the same sums, bit for bit.  A scorer with ``pack`` and
-    ``unpack`` attributes has each worker's records packed (``pack(list) -> object``) before they are handed
-    back and unpacked (``unpack(object) -> list``) here: one pickle of a few arrays instead of many small ones."""
+    pairs in scoring order and, with ``how.keep``, the per-image results in the same order (else empty).
+    With ``workers > 1`` the images are scored in forked processes; ``None`` takes :func:`default_workers`.
+    Every choice gives the same sums and results, bit for bit."""
     with _no_gc():
         cats, pairs = load_pairs(gt_json, pred_json)
     if workers is None:
@@ -197,25 +200,24 @@ def score_stream(
         if not d.is_dir():
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticEvaluator(cats)
-    records: list[Any] = []
+    results: list[ImageResult] = []
     if workers <= 1 or len(pairs) < 2 * workers:
         with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
-            part, records = _score_pairs(cats, gt_dir, pred_dir, scorer, pairs)
+            part, results = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
         ev.merge(part)
     else:
         size = max(1, min(_CHUNK, len(pairs) // (4 * workers)))
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         counter = ctx.Value("l", 0)  # the next image to score, shared by the workers
-        init = (cats, gt_dir, pred_dir, scorer, pairs, counter, size)
-        chunks: list[tuple[int, list[Any]]] = []
+        init = (cats, gt_dir, pred_dir, how, pairs, counter, size)
+        chunks: list[tuple[int, int, dict[str, np.ndarray]]] = []
         with ctx.Pool(workers, initializer=_init_worker, initargs=init) as pool:
             for part, parts in pool.map(_work, range(workers), chunksize=1):  # one hand-off per worker
                 ev.merge(part)
                 chunks.extend(parts)
-        unpack = getattr(scorer, "unpack", None)
-        for _, recs in sorted(chunks, key=lambda c: c[0]):  # the images' order, whatever the workers
-            records.extend(unpack(recs) if unpack else recs)
-    return ev, pairs, records
+        for _, n, cols in sorted(chunks, key=lambda c: c[0]):  # the images' order, whatever the workers
+            results.extend(results_from_columns(cols, n))
+    return ev, pairs, results
 
 
 def score_files(
@@ -229,8 +231,7 @@ def score_files(
     """panopticapi's ``pq_compute`` result, computed streaming (on every available core unless ``workers``
     says otherwise); see :func:`panbench.pq.sums.summarize`.
     ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them)."""
-    scorer = functools.partial(plain_scorer, strict=strict)
-    return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, scorer)[0].evaluate()
+    return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict))[0].evaluate()
 
 
 def json_ready(res: dict[str, Any]) -> dict[str, Any]:

@@ -182,18 +182,33 @@ def semantic_metrics(conf: np.ndarray) -> tuple[dict[str, float], np.ndarray, np
     return out, 100 * iou, 100 * dice
 
 
-def _average(stats: PQStats, mask: np.ndarray) -> tuple[float, float, float, int]:
-    iou, tp, fp, fn = stats.iou_sum[mask], stats.tp[mask], stats.fp[mask], stats.fn[mask]
-    present = (tp + fp + fn) > 0
-    n = int(present.sum())
-    if n == 0:
-        return 0.0, 0.0, 0.0, 0
-    iou, tp, fp, fn = iou[present], tp[present], fp[present], fn[present]
+def category_pq(iou: Any, tp: Any, fp: Any, fn: Any, scale: float = 1.0) -> tuple[np.ndarray, ...]:
+    """The PQ formula, per category: ``PQ = scale IoU / (TP + FP/2 + FN/2)``, ``SQ = scale IoU / TP``,
+    ``RQ = scale TP / (TP + FP/2 + FN/2)``; 0.0 where a denominator is 0.  Any shape (a leading batch axis
+    too); float64.  ``scale`` multiplies the numerator (100: percentages, rounded as ``100 * iou / denom``)."""
+    iou, tp, fp, fn = (np.asarray(a, np.float64) for a in (iou, tp, fp, fn))
     denom = tp + 0.5 * fp + 0.5 * fn
-    pq = iou / denom
-    sq = np.where(tp > 0, iou / np.maximum(tp, 1), 0.0)
-    rq = tp / denom
-    return float(pq.sum() / n), float(sq.sum() / n), float(rq.sum() / n), n
+    safe = np.where(denom > 0, denom, 1.0)
+    pq = np.where(denom > 0, scale * iou / safe, 0.0)
+    sq = np.where(tp > 0, scale * iou / np.where(tp > 0, tp, 1.0), 0.0)
+    rq = np.where(denom > 0, scale * tp / safe, 0.0)
+    return pq, sq, rq
+
+
+def group_average(iou: Any, tp: Any, fp: Any, fn: Any, mask: Any,
+                  present: np.ndarray | None = None, scale: float = 100.0) -> tuple[np.ndarray, ...]:
+    """PQ, SQ, RQ (``scale * sum / n``: 0-100 by default) and ``n``, the number of categories averaged: those
+    in ``mask`` that are present (default: TP + FP + FN > 0, panopticapi's rule); a group with none gets 0.0.
+    Arrays ``(..., C)``; results ``(...)``.  The one average of the package: the summary, the analyses and
+    every bootstrap resample."""
+    tp_, fp_, fn_ = (np.asarray(a, np.float64) for a in (tp, fp, fn))
+    if present is None:
+        present = (tp_ + fp_ + fn_) > 0
+    use = present & np.asarray(mask, bool)
+    pq, sq, rq = (np.where(use, x, 0.0) for x in category_pq(iou, tp_, fp_, fn_))
+    n = use.sum(axis=-1)
+    div = np.where(n > 0, n, 1)
+    return scale * pq.sum(-1) / div, scale * sq.sum(-1) / div, scale * rq.sum(-1) / div, n
 
 
 def summarize(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
@@ -206,23 +221,24 @@ def summarize(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> d
     things = np.asarray(isthing, bool)
     out: dict[str, Any] = {}
     counts: dict[str, int] = {}
+    iou_sum, present = stats.iou_sum, (stats.tp + stats.fp + stats.fn) > 0
     for suffix, mask in (("", np.ones_like(things)), ("_th", things), ("_st", ~things)):
-        pq, sq, rq, n = _average(stats, mask)
-        out["PQ" + suffix], out["SQ" + suffix], out["RQ" + suffix] = 100 * pq, 100 * sq, 100 * rq
-        counts[{"": "All", "_th": "Things", "_st": "Stuff"}[suffix]] = n
+        use = present & mask  # averaged over these alone (no zeros in the sum), then scaled: 100 * (sum / n)
+        pq, sq, rq, n = group_average(iou_sum[use], stats.tp[use], stats.fp[use], stats.fn[use], True, scale=1.0)
+        out["PQ" + suffix], out["SQ" + suffix], out["RQ" + suffix] = 100 * float(pq), 100 * float(sq), 100 * float(rq)
+        counts[{"": "All", "_th": "Things", "_st": "Stuff"}[suffix]] = int(n)
     sem, iou_c, dice_c = semantic_metrics(stats.conf)
     out.update(sem)
     per_class: dict[str, dict[str, float | int]] = {}
+    pq_c, sq_c, rq_c = category_pq(iou_sum, stats.tp, stats.fp, stats.fn, scale=100.0)
     for k, cid in enumerate(category_ids):
-        tp, fp, fn, iou = int(stats.tp[k]), int(stats.fp[k]), int(stats.fn[k]), float(stats.iou_sum[k])
-        denom = tp + 0.5 * fp + 0.5 * fn
         per_class[str(cid)] = {
-            "PQ": 100 * iou / denom if denom else 0.0,
-            "SQ": 100 * iou / tp if tp else 0.0,
-            "RQ": 100 * tp / denom if denom else 0.0,
-            "TP": tp,
-            "FP": fp,
-            "FN": fn,
+            "PQ": float(pq_c[k]),
+            "SQ": float(sq_c[k]),
+            "RQ": float(rq_c[k]),
+            "TP": int(stats.tp[k]),
+            "FP": int(stats.fp[k]),
+            "FN": int(stats.fn[k]),
             "IoU": float(iou_c[k]),
             "Dice": float(dice_c[k]),
         }

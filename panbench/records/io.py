@@ -5,6 +5,7 @@ and records written before a field was kept) into today's :class:`RunRecord`."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -66,7 +67,15 @@ def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
     """Append one row atomically (the whole file is rewritten through a temporary file).  A file written
     with other columns (an older panbench) is rewritten under today's columns plus its own others, its rows
-    kept and a column they lack left empty, so that every row stays under its own header."""
+    kept and a column they lack left empty, so that every row stays under its own header.  Under an exclusive
+    lock of ``<path>.lock`` (``flock``): jobs sharing a results folder (``panbench submit``) each keep their row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _append_csv(path, row)
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
     old = path.read_text() if path.exists() else ""
     have = next(csv.reader([old.splitlines()[0]])) if old else []
     fields = CSV_FIELDS + [c for c in have if c not in CSV_FIELDS]

@@ -196,6 +196,10 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
         notes = [n.replace(f"{folder}/", "") for n in notes]  # the plot's name: its folder may be a temporary one
         parts.append("<h3>plots</h3>" + "".join(_img(p) for p in paths) +
                      "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
+        from panbench.reporting.gallery import gallery_section
+
+        gallery = plot_dir(results if out is None else scratch, ds) / "gallery"
+        parts.append(gallery_section(recs, results, gallery, _img))
     from panbench.reporting.robustness import report_section
 
     parts.append(report_section([r for r in latest_runs(load_records(results)) if dataset is None or

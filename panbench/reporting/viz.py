@@ -30,40 +30,16 @@ def find_sample(dataset: PanopticDataset, image_id: int) -> Sample:
     raise InputError(f"{dataset.ann_file}: image {image_id} is not in the dataset; pick an id from 'images'")
 
 
-def predict(lm: Any, spec_name: str, sample: Sample, num_classes: int, top_queries: int = 4) -> Prediction:
-    """Run a loaded model (``evaluation.loading.load_model``) on one image; capture query masks when it has them."""
+def predict(lm: Any, spec_name: str, sample: Sample, top_queries: int = 4) -> Prediction:
+    """Run a loaded model (``evaluation.loading.load_model``) on one image, with the masks of its best queries
+    when it has them (:meth:`panbench.models.protocol.PanopticModel.query_masks`)."""
     import torch
-    import torch.nn.functional as F
 
-    model = lm.model
     data = lm.pipeline({"img_path": str(sample.image_path), "img_id": sample.image_id})
-    captured: dict[str, Any] = {}
-    head = getattr(model, "panoptic_fusion_head", None)
-    orig = getattr(head, "predict", None)
-    if head is not None and hasattr(head, "panoptic_postprocess") and "data_samples" in data:  # mmdet's heads
-        def grab(mask_cls, mask_pred, *a, **k):
-            captured["cls"], captured["pred"] = mask_cls, mask_pred
-            return orig(mask_cls, mask_pred, *a, **k)
-
-        head.predict = grab
-    try:
-        with torch.inference_mode():
-            out = lm.family.forward([data], str(next(model.parameters()).device), None)[0]
-    finally:
-        if head is not None and "predict" in vars(head):
-            del head.predict
+    with torch.inference_mode():
+        out, queries = lm.family.query_masks(data, str(next(lm.model.parameters()).device), top_queries)
     ids, segs = lm.family.to_segments(out)
-    maps = []
-    if captured:
-        probs = captured["cls"][0].softmax(-1)[:, :num_classes]
-        score, label = probs.max(-1)
-        h_in, w_in = data["data_samples"].img_shape
-        masks = captured["pred"][0][:, :h_in, :w_in].sigmoid()
-        masks = F.interpolate(masks[None], size=(sample.height, sample.width), mode="bilinear",
-                              align_corners=False)[0]
-        for q in torch.argsort(score, descending=True)[:top_queries].tolist():
-            maps.append((lm.names[int(label[q])], float(score[q]), masks[q].cpu().numpy()))
-    return Prediction(spec_name, ids, segs, maps)
+    return Prediction(spec_name, ids, segs, [(lm.names[label], score, mask) for label, score, mask in queries])
 
 
 def colorize(ids: np.ndarray, segments: list[dict[str, Any]], colors: dict[int, list[int]],

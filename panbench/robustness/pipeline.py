@@ -22,7 +22,7 @@ class CorruptedPipeline:
 
     An MMDetection pipeline (mmengine ``Compose`` starting with ``LoadImageFromFile``): the loading step
     runs, its BGR image is corrupted in RGB (the order the corruptions are defined in) and the other
-    steps follow.  A transformers model's pipeline (:class:`panbench.models.hf_model.HFPanoptic`) takes the
+    steps follow.  A transformers model's pipeline (:class:`panbench.models.hf.model.HFPanoptic`) takes the
     corrupted RGB image as ``img``.
     """
 

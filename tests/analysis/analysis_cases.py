@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from panbench.analysis import AnalysisSet
-from panbench.analysis.pairs import score_image_analysis
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
 
 # A, B things; S, T stuff (COCO-like non-contiguous ids)
@@ -43,7 +43,8 @@ def infos(ids: np.ndarray, cats: dict[int, int], crowd: set[int] = frozenset(), 
 
 
 def run(gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageStats, ImageMatch]:
-    return score_image_analysis(TABLE, gt_ids, gt_info, pred_ids, pred_info, "test image")
+    result = score_pair(TABLE, gt_ids, gt_info, pred_ids, pred_info, "test image")
+    return result.stats, result.match
 
 
 def one_set(*images) -> AnalysisSet:

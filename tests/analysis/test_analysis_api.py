@@ -34,7 +34,7 @@ def test_analyze_collects_every_default_analysis() -> None:
 
 
 def test_analysis_never_imports_torch_or_mmdet() -> None:
-    code = ("import sys, panbench.analysis, panbench.analysis.pairs, panbench.analysis.boundary; "
+    code = ("import sys, panbench.analysis, panbench.analysis.scoring, panbench.pq.boundary; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -10,8 +10,8 @@ from helpers import label_map
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from panbench.analysis.boundary import boundary_image_stats, boundary_mask, dilation
-from panbench.analysis.pairs import score_image_analysis
+from panbench.pq.boundary import boundary_image_stats, boundary_mask, dilation
+from panbench.pq.evaluator import pair_table, score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import PQStats, summarize
 
@@ -130,11 +130,9 @@ def slow_counts(g_ids, p_ids, gs: dict, ps: dict, d: int) -> tuple[dict, dict, d
 
 
 def ours(images, ratio: float) -> dict:
-    from panbench.pq.evaluator import match_ids
-
     stats = PQStats.zeros(len(TABLE))
     for g_ids, g_info, p_ids, p_info in images:
-        inter, gt, pred, _ = match_ids(TABLE, g_ids, g_info, p_ids, p_info, "image")
+        inter, gt, pred = pair_table(TABLE, g_ids, g_info, p_ids, p_info, "image")
         stats.add_image(boundary_image_stats(g_ids, gt, p_ids, pred, inter, ratio))
     return summarize(stats, TABLE.ids, TABLE.isthing)
 
@@ -186,7 +184,7 @@ def test_awkward_cases_hand_built() -> None:
     for ratio in (0.02, 0.1):
         o, r = ours(images, ratio), slow_boundary_pq(images, ratio)
         assert o["PQ"] == pytest.approx(r["PQ"], abs=1e-9)
-        plain, _ = score_image_analysis(TABLE, g, g_info, p, p_info)
+        plain = score_pair(TABLE, g, g_info, p, p_info).stats
         st_plain = PQStats.zeros(len(TABLE))
         st_plain.add_image(plain)
         assert o["PQ"] <= summarize(st_plain, TABLE.ids, TABLE.isthing)["PQ"] + 1e-12
@@ -211,10 +209,10 @@ def test_predicted_boundary_on_void_leaves_the_union() -> None:
                                      ((37, 71), 3), ((60, 83), 16), ((9, 9), 4)])
 def test_c_and_numpy_tables_agree(shape, d, avx2) -> None:
     """The C tables (with the AVX2 row scan and with the portable one) equal the numpy ones."""
-    from panbench.analysis import boundary
+    from panbench.pq import boundary
 
     if boundary._native is None:
-        pytest.skip("panbench.analysis._boundary is not built (python setup.py build_ext --inplace)")
+        pytest.skip("panbench.pq._boundary is not built (python setup.py build_ext --inplace)")
     if boundary._native.use_avx2(avx2) != avx2:
         boundary._native.use_avx2(True)
         pytest.skip("this CPU has no AVX2")
@@ -225,8 +223,8 @@ def test_c_and_numpy_tables_agree(shape, d, avx2) -> None:
 
 
 def _tables_agree(shape, d) -> None:
-    from panbench.analysis import boundary
     from panbench.data.synth import coco_like_categories, perturb, random_image
+    from panbench.pq import boundary
     from panbench.pq.coco_format import parse_segments
 
     cats_json = coco_like_categories(5, 4)
@@ -255,8 +253,8 @@ def _tables_agree(shape, d) -> None:
 
 
 def test_unknown_predicted_id_is_one_line() -> None:
-    from panbench.analysis import boundary
     from panbench.errors import InputError
+    from panbench.pq import boundary
     from panbench.pq.coco_format import parse_segments
 
     ids = np.ones((4, 4), np.uint32)
@@ -269,11 +267,11 @@ def test_unknown_predicted_id_is_one_line() -> None:
 
 def test_c_counts_saturate_on_tall_images() -> None:
     """40000 rows: the C column counts are 16-bit and must saturate, not wrap."""
-    from panbench.analysis import boundary
+    from panbench.pq import boundary
     from panbench.pq.coco_format import parse_segments
 
     if boundary._native is None:
-        pytest.skip("panbench.analysis._boundary is not built (python setup.py build_ext --inplace)")
+        pytest.skip("panbench.pq._boundary is not built (python setup.py build_ext --inplace)")
     ids = np.full((40000, 20), 5, np.uint32)  # wide enough for the SIMD paths
     gt = parse_segments([{"id": 5, "category_id": 1, "area": ids.size}], TABLE, "gt", gt=True)
     pred = parse_segments([{"id": 5, "category_id": 1}], TABLE, "pred", gt=False)

@@ -21,9 +21,9 @@ from panopticapi.utils import rgb2id as ref_rgb2id
 from PIL import Image
 from reference import boundary_iou_api as ref
 
-from panbench.analysis.boundary import dilation
-from panbench.analysis.pairs import score_image_all
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
+from panbench.pq.boundary import boundary_image_stats, dilation
+from panbench.pq.evaluator import pair_table
 from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.png import read_ids
 from panbench.pq.score import load_pairs
@@ -52,16 +52,15 @@ def reference_from_files(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir:
 
 def panbench_from_files(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path,
                         ratio: float) -> tuple[PQStats, dict]:
-    """panbench's boundary-PQ sums: score's reader and score_image_all(boundary=True)."""
+    """panbench's boundary-PQ sums: score's reader, pair_table and boundary_image_stats (score_pair's boundary part)."""
     cats, pairs = load_pairs(gt_json, pred_json)
     stats = PQStats.zeros(len(cats))
     for g, p in pairs:
         where = f"image {g['image_id']}"
         g_ids = read_ids(Path(gt_dir) / g["file_name"], where, "gt")
         p_ids = read_ids(Path(pred_dir) / p["file_name"], where, "pred")
-        _, _, b = score_image_all(cats, g_ids, g["segments_info"], p_ids, p["segments_info"], where,
-                                     boundary=True, dilation_ratio=ratio)
-        stats.add_image(b)
+        inter, gt, pred = pair_table(cats, g_ids, g["segments_info"], p_ids, p["segments_info"], where)
+        stats.add_image(boundary_image_stats(g_ids, gt, p_ids, pred, inter, ratio))
     return stats, summarize(stats, cats.ids, cats.isthing)
 
 
@@ -109,12 +108,12 @@ SIZES = [(45, 60), (75, 100), (15, 20), (375, 500), (480, 640), (1, 40), (40, 1)
 @pytest.fixture(params=["C", "numpy"])
 def pixel_pass(request, monkeypatch) -> str:
     """Boundary tables from the C extension (where built) or from the numpy path."""
-    from panbench.analysis import boundary
+    from panbench.pq import boundary
 
     if request.param == "numpy":
         monkeypatch.setattr(boundary, "_native", None)
     elif boundary._native is None:
-        pytest.skip("panbench.analysis._boundary is not built (python setup.py build_ext --inplace)")
+        pytest.skip("panbench.pq._boundary is not built (python setup.py build_ext --inplace)")
     return request.param
 
 

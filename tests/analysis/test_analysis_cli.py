@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from panbench.analysis import AnalysisSet, analyze
-from panbench.analysis.pairs import score_image_all
 from panbench.cli import main
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.coco_format import parse_categories, read_json
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.score import load_pairs, read_pair
 from panbench.pq.sums import PQStats, summarize
@@ -54,9 +54,9 @@ def library(f: dict[str, Path], k: int = 0) -> tuple[dict, dict]:
     _, pairs = load_pairs(f["gt_json"], f[f"pred{k}_json"])
     recs, bstats = [], PQStats.zeros(len(cats))
     for pair in pairs:
-        _, rec, b = score_image_all(cats, *read_pair(f["gt_dir"], f[f"pred{k}_dir"], pair), boundary=True)
-        recs.append(rec)
-        bstats.add_image(b)
+        result = score_pair(cats, *read_pair(f["gt_dir"], f[f"pred{k}_dir"], pair), boundary=True)
+        recs.append(result.match)
+        bstats.add_image(result.boundary)
     a = AnalysisSet.from_images(recs, len(cats), [gt["image_id"] for gt, _ in pairs])
     b = summarize(bstats, cats.ids, cats.isthing)
     return analyze(a, cats.isthing), {k: b[k] for k in METRIC_KEYS}
@@ -118,7 +118,7 @@ def test_the_numpy_paths_give_the_same_json_bit_for_bit(files) -> None:
 
     outs = []
     for flag in ("0", "1"):
-        code = ("import sys; from panbench.analysis import boundary; from panbench.pq import kernels, matching; "
+        code = ("import sys; from panbench.pq import boundary; from panbench.pq import kernels, matching; "
                 "assert (kernels._native is None) == (matching._native is None) == (boundary._native is None) == "
                 f"({flag!r} == '1'); from panbench.cli import main; sys.exit(main(sys.argv[1:]))")
         r = subprocess.run([sys.executable, "-c", code, *score_args(files, 0, "--boundary", "--json")],

@@ -1,4 +1,4 @@
-"""The analyses' per-image match is the one score_image derives its PQ contributions from, and it keeps
+"""The analyses' per-image match is the one score_pair derives its PQ contributions from, and it keeps
 what the analyses need."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from helpers import image_pair
 from hypothesis import HealthCheck, given, settings
 
 from panbench.analysis import AnalysisSet
-from panbench.analysis.pairs import score_image_analysis
 from panbench.data.synth import coco_like_categories, perturb, random_image
-from panbench.pq.evaluator import score_image
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable, ImageMatch
 
 SYN_CATS = coco_like_categories(8, 6)
@@ -26,14 +25,15 @@ def assert_same_decisions(stats, match: ImageMatch) -> None:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_score_image_gives_the_matchs_decisions_on_synthetic_images(seed: int) -> None:
+def test_score_pair_gives_the_matchs_decisions_on_synthetic_images(seed: int) -> None:
     rng = np.random.default_rng(seed)
     cats = CategoryTable.from_coco(SYN_CATS)
     for _ in range(3):
         gt = random_image(rng, 60, 80, SYN_CATS, crowd_prob=0.3 if seed % 2 else 0.0)
         pred = perturb(rng, gt, SYN_CATS)
-        stats, match = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
-        ref = score_image(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info, "image")
+        result = score_pair(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        stats, match = result.stats, result.match
+        ref = score_pair(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info, "image").stats
         assert_same_decisions(ref, match)
         for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
             assert np.array_equal(getattr(stats, name), getattr(ref, name)), name
@@ -47,8 +47,8 @@ def test_same_decisions_on_random_label_maps(pair) -> None:
 
     g, p = pair
     cats = CategoryTable.from_coco(PCATS)
-    ref = score_image(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image")
-    _, match = score_image_analysis(cats, g.ids, g.segments_info, p.ids, p.segments_info)
+    ref = score_pair(cats, g.ids, g.segments_info, p.ids, p.segments_info, "image").stats
+    match = score_pair(cats, g.ids, g.segments_info, p.ids, p.segments_info).match
     assert_same_decisions(ref, match)
     assert np.all((match.fn_same <= 0.5) & (match.fn_pair <= match.fn_same))
     assert np.all(match.fp_same <= 0.5)
@@ -112,7 +112,8 @@ def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
     for _ in range(5):
         gt = random_image(rng, 40, 50, SYN_CATS)
         pred = perturb(rng, gt, SYN_CATS)
-        s, r = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        result = score_pair(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        s, r = result.stats, result.match
         matches.append(r)
         refs.append(s)
     a = AnalysisSet.from_images(matches, len(cats), image_ids=[10, 11, 12, 13, 14])

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from panbench.analysis import AnalysisSet
-from panbench.analysis.per_image import COLUMNS, per_image_columns, write_per_image
+from panbench.analysis.per_image import COLUMNS, per_image_columns, ranked, write_per_image
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.errors import InputError
-from panbench.pq.evaluator import PanopticEvaluator, score_image
+from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
 
 CATS = coco_like_categories(8, 6)
@@ -27,9 +27,7 @@ def _images(n: int) -> list[tuple]:
 
 
 def _set(images: list[tuple]) -> AnalysisSet:
-    from panbench.analysis.pairs import score_image_analysis
-
-    matches = [score_image_analysis(TABLE, *im, f"image {k}")[1] for k, im in enumerate(images)]
+    matches = [score_pair(TABLE, *im, f"image {k}").match for k, im in enumerate(images)]
     return AnalysisSet.from_images(matches, len(TABLE), [f"im{k}" for k in range(len(images))],
                                    TABLE.ids, TABLE.isthing)
 
@@ -38,7 +36,7 @@ def test_per_image_counts_add_up_to_the_run_counts() -> None:
     images = _images(6)
     ev = PanopticEvaluator(TABLE)
     for im in images:
-        ev.add(score_image(TABLE, *im, "image"))
+        ev.add(score_pair(TABLE, *im, "image"))
     per_class = ev.evaluate()["per_class"].values()
     cols = per_image_columns(_set(images))
     for key in ("TP", "FP", "FN"):
@@ -50,7 +48,7 @@ def test_each_row_is_the_pq_of_its_image_alone() -> None:
     cols = per_image_columns(_set(images))
     for k, im in enumerate(images):
         ev = PanopticEvaluator(TABLE)
-        ev.add(score_image(TABLE, *im, "image"))
+        ev.add(score_pair(TABLE, *im, "image"))
         alone = ev.evaluate()
         for key in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"):
             assert cols[key][k] == pytest.approx(alone[key], abs=1e-9)
@@ -68,3 +66,39 @@ def test_the_table_is_written_as_csv(tmp_path) -> None:
 def test_another_suffix_is_refused_in_one_line(tmp_path) -> None:
     with pytest.raises(InputError, match=r"\.csv or \.parquet"):
         write_per_image(_set(_images(1)), tmp_path / "images.txt")
+
+
+def test_an_image_without_segments_has_no_pq_and_ranks_last() -> None:
+    images = _images(3)
+    empty = np.zeros_like(images[0][0])
+    images.insert(1, (empty, [], empty.copy(), []))
+    cols = per_image_columns(_set(images))
+    assert np.isnan(cols["PQ"][1]) and cols["TP"][1] == cols["FP"][1] == cols["FN"][1] == 0
+    rows = ranked(cols, n=4)
+    assert rows[-1]["image_id"] == "im1" and rows[-1]["PQ"] is None
+    assert [r["PQ"] for r in rows[:3]] == sorted(r["PQ"] for r in rows[:3])
+
+
+def test_ranked_against_another_run_orders_by_the_loss() -> None:
+    images = _images(5)
+    a = per_image_columns(_set(images))
+    b = {**a, "PQ": np.asarray(a["PQ"]) + np.array([5.0, -1.0, 30.0, 0.0, 12.0])}
+    assert [r["image_id"] for r in ranked(a, b, n=3)] == ["im2", "im4", "im0"]
+    assert ranked(a, b, n=1)[0]["key"] == pytest.approx(-30.0)
+    with pytest.raises(InputError, match="share no image"):
+        ranked(a, {**b, "image_id": ["x"] * 5})
+
+
+def test_parquet_round_trip_and_its_refusal_without_pyarrow(tmp_path, monkeypatch) -> None:
+    import importlib.util
+
+    import pandas as pd
+
+    aset = _set(_images(2))
+    if importlib.util.find_spec("pyarrow") is not None:
+        frame = pd.read_parquet(write_per_image(aset, tmp_path / "t.parquet", ["a.jpg", "b.jpg"]))
+        assert list(frame["file_name"]) == ["a.jpg", "b.jpg"] and list(frame.columns) == list(COLUMNS)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "pyarrow" else real(n, *a))
+    with pytest.raises(InputError, match=r"t2\.parquet: Parquet needs pyarrow.*pip install pyarrow"):
+        write_per_image(aset, tmp_path / "t2.parquet")

@@ -9,8 +9,8 @@ from analysis_cases import TABLE, infos, one_set, paint
 
 from panbench.analysis import AnalysisSet, pq_by_size, pq_dagger
 from panbench.analysis.metrics import size_bucket
-from panbench.analysis.pairs import score_image_analysis
 from panbench.data.synth import coco_like_categories, perturb, random_image
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import PQStats, summarize
 
@@ -142,8 +142,6 @@ def test_predicted_void_is_where_torchmetrics_and_panopticapi_part() -> None:
     import torch
     import torchmetrics.detection as tm
 
-    from panbench.pq.evaluator import score_image
-
     gt = paint((10, 10), [(5, 0, 10, 0, 10), (1, 0, 10, 0, 5)])  # S everywhere, A on the left half
     pred = paint((10, 10), [(5, 0, 10, 5, 10), (1, 0, 10, 0, 3)])  # A on 30 px, VOID on A's other 20 px
     cats = {1: 1, 5: 7}
@@ -153,7 +151,7 @@ def test_predicted_void_is_where_torchmetrics_and_panopticapi_part() -> None:
         m = metric(things={1, 3}, stuffs={7, 9}, allow_unknown_preds_category=True)
         m.update(*pair)
         assert float(m.compute()) == 1.0  # A: IoU 1; S: IoU 1
-    stats = score_image(TABLE, gt, gi, pred, pi, "void image")
+    stats = score_pair(TABLE, gt, gi, pred, pi, "void image").stats
     assert stats.tp_ious.tolist() == [0.6, 1.0]  # panopticapi's IoUs: A 30 / 50, S 50 / 50
     assert pq_dagger(one_set((gt, gi, pred, pi)), TABLE.isthing)["PQ_dagger"] == pytest.approx(80.0)
 
@@ -171,7 +169,7 @@ def _feed(metric, torch, rng, cats_json, cats, stuffs):
             pred.segments_info.append({"id": extra, "category_id": min(stuffs), "iscrowd": 0})
         gt.segments_info[:] = _merge_stuff(gt.ids, gt.segments_info, stuffs)
         pred.segments_info[:] = _merge_stuff(pred.ids, pred.segments_info, stuffs)
-        _, match = score_image_analysis(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        match = score_pair(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info).match
         recs.append(match)
         metric.update(torch.from_numpy(_to_cat_instance(pred.ids, pred.segments_info))[None],
                       torch.from_numpy(_to_cat_instance(gt.ids, gt.segments_info))[None])

@@ -1,6 +1,6 @@
 """`panbench images --run A --vs B` with model names pairs the runs as `compare` does: the latest run of A that has
 a run of B on the same images, not the latest of each (a later `--limit` run of A made it refuse, with a fix that
-did not help); it names the runs it read, and writes `--per-image` only for runs it can pair."""
+did not help); it names the runs it read (on stderr), and writes `--per-image` only for runs it can pair."""
 
 from __future__ import annotations
 
@@ -26,16 +26,16 @@ def results(tmp_path: Path, capsys) -> Path:
 def test_vs_pairs_the_runs_on_the_same_images(results, capsys) -> None:
     assert main(["images", "--run", "sys-a", "--vs", "sys-b", "--results", str(results)]) == 0, \
         capsys.readouterr().err
-    out = capsys.readouterr().out
-    assert "12 images" in out and "sys-a" in out and "sys-b" in out  # the runs it read, named
-    rows = [x for x in out.splitlines() if x.strip()[:1].isdigit()]
+    cap = capsys.readouterr()
+    assert "12 images" in cap.err and "A: sys-a" in cap.err and "B: sys-b" in cap.err  # the runs it read, on stderr
+    rows = [x for x in cap.out.splitlines() if x.strip()[:1].isdigit()]
     assert len(rows) == 10  # --worst 10 of the 12 paired images
 
 
 def test_without_vs_the_latest_run_is_named(results, capsys) -> None:
     assert main(["images", "--run", "sys-a", "--results", str(results)]) == 0
-    out = capsys.readouterr().out
-    assert "5 images" in out.splitlines()[0], out
+    err = capsys.readouterr().err
+    assert "A: sys-a on syn (5 images" in err, err
 
 
 def test_runs_on_other_images_are_refused_before_any_file_is_written(results, tmp_path, capsys) -> None:

@@ -11,7 +11,7 @@ from panbench import __version__
 from panbench.cli import build_parser, main
 
 COMMANDS = ["doctor", "ls", "eval", "speed", "robustness", "table", "compare", "images", "plot", "viz", "report",
-            "score", "data", "data demo", "data coco"]
+            "score", "data", "data demo", "data coco", "submit", "status"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

@@ -233,10 +233,11 @@ def test_compare_help_shows_a_single_percent_sign(capsys) -> None:
 
 
 def test_an_hf_directory_named_hf_x_is_model_hf_x() -> None:
-    from panbench.models.registry import hf_spec
+    from panbench.models.families import FAMILIES
+    from panbench.models.registry import ref_spec
 
-    assert hf_spec("models/hf-tiny-m2f").name == "hf-tiny-m2f"
-    assert hf_spec("models/tiny m2f/").name == "hf-tiny_m2f"
+    assert ref_spec(FAMILIES["transformers"], "models/hf-tiny-m2f").name == "hf-tiny-m2f"
+    assert ref_spec(FAMILIES["transformers"], "models/tiny m2f/").name == "hf-tiny_m2f"
 
 
 def test_vs_published_leaves_out_metrics_no_row_publishes(tmp_path, capsys) -> None:

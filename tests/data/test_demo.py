@@ -95,7 +95,7 @@ def test_the_demo_configs_are_the_three_demo_models_and_their_shared_base_is_non
 
 @pytest.mark.parametrize("name", ["mask2former", "maskformer", "panoptic-fpn"])
 def test_each_demo_config_takes_the_demo_dataset_from_the_shared_base(name: str) -> None:
-    from panbench.models.mm import load_config
+    from panbench.models.mmdet.mm import load_config
 
     cfg = load_config(REPO_ROOT / "configs" / "demo" / f"{name}.py")
     classes = tuple(c["name"] for c in DEMO_CATEGORIES)

@@ -35,7 +35,7 @@ TOLERANCE = 0.10
 
 def _sample_inputs(cfg, coco_sample, n):
     from panbench.data.datasets import load_dataset
-    from panbench.models import mm
+    from panbench.models.mmdet import mm
 
     ds = load_dataset(coco_sample, name="coco")
     pipe = mm.test_pipeline(cfg)
@@ -47,10 +47,10 @@ def test_zoo_gflops_match_the_papers_and_fusion_matches_mmdet(name, coco_sample,
     import numpy as np
     from PIL import Image
 
-    from panbench.models import mm
-    from panbench.models.fast_fusion import install_fusion
-    from panbench.models.fusion import panoptic_only
-    from panbench.models.mmdet_family import MMDetModel
+    from panbench.models.mmdet import mm
+    from panbench.models.mmdet.family import MMDetModel
+    from panbench.models.mmdet.fast_fusion import install_fusion
+    from panbench.models.mmdet.fusion import panoptic_only
     from panbench.models.registry import CONFIG_DIR
 
     path = CONFIG_DIR / f"{name}.py"

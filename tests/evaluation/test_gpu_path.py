@@ -58,8 +58,8 @@ def test_roi_align_runs_in_fp32_under_bf16_autocast() -> None:
 
 
 def test_demo_models_have_their_fp32_ops_wrapped() -> None:
-    from panbench.models import mm
     from panbench.models.amp import keep_ops_fp32
+    from panbench.models.mmdet import mm
     from panbench.models.registry import resolve
 
     counts = {}

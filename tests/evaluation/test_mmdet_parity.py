@@ -13,7 +13,7 @@ import pytest
 from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
-from panbench.models.mmdet_reference import METRICS, run
+from panbench.models.mmdet.reference import METRICS, run
 from panbench.models.registry import resolve
 
 pytestmark = pytest.mark.slow

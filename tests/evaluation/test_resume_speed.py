@@ -57,6 +57,23 @@ def test_a_resumed_run_reports_the_speed_stored_with_the_cache(demo_root, tmp_pa
     assert [v for _, v in points] == pytest.approx([t1["images_per_s"]] * 2) and missing == []
 
 
+def test_a_cache_of_an_older_format_is_refused_in_one_line(demo_root, tmp_path, capsys) -> None:
+    """A cache that an older panbench wrote (the same run's key.json under another key: its CACHE_FORMAT
+    differs) is not read; the run says so in one line and scores every image again, to the same numbers."""
+    results = tmp_path / "results"
+    first, _, _ = _run(demo_root, results, 3, capsys)
+    (run_dir,) = (results / "cache").iterdir()
+    run_dir.rename(run_dir.with_name(run_dir.name.rsplit("-", 1)[0] + "-" + "0" * 16))
+    rc = main(["eval", "--model", "demo-panoptic-fpn", "--dataset", "demo", "--data-root", str(demo_root),
+               "--results", str(results), "--limit", "3", "--workers", "0", "--cpu-procs", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    second = load_record(results / list(csv.DictReader(open(results / "runs.csv")))[-1]["record"])
+    assert rc == 0
+    notes = [line for line in err.splitlines() if "cached by an older panbench" in line]
+    assert len(notes) == 1 and "0" * 16 in notes[0], err
+    assert second["timings"]["resumed_images"] == 0 and second["metrics"] == first["metrics"]
+
+
 def test_no_stored_speed_means_no_speed_anywhere(demo_root, tmp_path, capsys) -> None:
     results = tmp_path / "results"
     _run(demo_root, results, 11, capsys)

@@ -65,3 +65,33 @@ def test_a_resumed_sink_counts_each_image_once(tmp_path) -> None:
     assert done == frozenset(range(N)) - {2, 5}
     _score(again, [2, 5])
     _same(again, whole)
+
+
+def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) -> None:
+    sink = ImageSink(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
+    _score(sink, range(N))
+    sink.flush()
+    cached = StatsCache(tmp_path).load()
+    assert sorted(cached) == list(range(N))
+    for i, (result, extra) in cached.items():
+        kept = sink.analysis.results[i]
+        assert extra is None
+        for part, back in ((kept.match, result.match), (kept.stats, result.stats), (kept.boundary, result.boundary)):
+            for name in vars(part):
+                x, y = getattr(part, name), getattr(back, name)
+                assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), (i, name)
+
+
+def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp_path, monkeypatch) -> None:
+    from panbench.evaluation import cache
+
+    parts = {"model": "m", "dataset": "d"}
+    old = tmp_path / f"m-d-{'0' * 16}"
+    sink = ImageSink(CATS, cache=StatsCache(old, flush_every=2, key_parts=parts))
+    _score(sink, range(4))
+    sink.flush()
+    here = tmp_path / f"m-d-{cache.cache_key(parts)}"
+    assert cache.older_format(here, parts) == old  # same key.json, another key: another cache format
+    assert cache.older_format(here, {**parts, "dataset": "e"}) is None
+    monkeypatch.setattr(cache, "CACHE_FORMAT", cache.CACHE_FORMAT + 1)
+    assert StatsCache(old).load() == {}  # written by another format: every image runs again

@@ -98,10 +98,8 @@ def test_only_batch_1_is_the_protocol(capsys) -> None:
 
 
 def test_compile_targets_are_the_network(demo_mask2former) -> None:
-    from panbench.evaluation.speed import compile_targets
-
     run, _ = demo_mask2former
-    assert [n for n, _ in compile_targets(run.lm.family.module)] == ["backbone"]  # Mask2Former has no neck
+    assert [n for n, _ in run.lm.family.compile_targets()] == ["backbone"]  # Mask2Former has no neck
 
 
 @pytest.mark.slow  # inductor compiles the whole network

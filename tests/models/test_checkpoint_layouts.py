@@ -17,7 +17,8 @@ from helpers import (
 
 from panbench.cli import main
 from panbench.evaluation.loading import load_model
-from panbench.models import checkpoints, mm
+from panbench.models import checkpoints
+from panbench.models.mmdet import mm
 from panbench.models.registry import resolve
 
 DEMO_MODELS = ["demo-panoptic-fpn", "demo-maskformer", "demo-mask2former"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from panbench.errors import PanbenchError
-from panbench.models import mm
+from panbench.models.mmdet import mm
 from panbench.pq.matching import CategoryTable
 
 

@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("transformers")
 
 import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForUniversalSegmentation as AutoModel  # noqa: E402
 
@@ -25,8 +26,12 @@ from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
-from panbench.models import hf, hf_hub, hf_labels, hf_model  # noqa: E402
-from panbench.models.registry import all_models, hf_spec, resolve  # noqa: E402
+from panbench.models.families import FAMILIES  # noqa: E402
+from panbench.models.hf import hub as hf_hub  # noqa: E402
+from panbench.models.hf import labels as hf_labels  # noqa: E402
+from panbench.models.hf import load as hf  # noqa: E402
+from panbench.models.hf import model as hf_model  # noqa: E402
+from panbench.models.registry import all_models, ref_spec, resolve  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
 
@@ -233,16 +238,16 @@ def test_label_mapping_rule() -> None:
         hf_labels.map_labels({0: "person", 1: "Person"}, cats, "m")
 
 
-def test_encoding_of_segments() -> None:
-    """transformers' segment map -> mmdet's encoding: one value per segment id (a fused stuff class lists its id
-    once per query), placeholder labels and -1/0 VOID."""
-    f = hf_model._Fusion("detr", None, {}, order=[5, 2], n_things=1, fuse={2}, n_hf=7)
+def test_transformers_segments_become_panbench_segments() -> None:
+    """transformers' segment map -> panbench's segments: ids 1..n in segments_info order (a fused stuff class
+    lists its id once per query), placeholder labels, segments without pixels and -1/0 VOID."""
     seg = torch.tensor([[1, 1, 2], [3, 2, 0], [-1, 4, 4]])
     infos = [{"id": 1, "label_id": 5}, {"id": 2, "label_id": 2}, {"id": 2, "label_id": 2},
-             {"id": 3, "label_id": 6}, {"id": 4, "label_id": 5}]
-    pan = f.encode(seg, infos)
-    void = 2
-    assert pan.tolist() == [[1000, 1000, 2001], [void, 2001, void], [void, 4000, 4000]]
+             {"id": 3, "label_id": 6}, {"id": 7, "label_id": 2}, {"id": 4, "label_id": 5}]
+    ids, segs = hf_model.to_panbench_segments(seg, infos, label_of={5: 0, 2: 1}, label2cat=[11, 22])
+    assert ids.dtype == np.uint32 and ids.tolist() == [[1, 1, 2], [0, 2, 0], [0, 3, 3]]
+    assert segs == [{"id": 1, "category_id": 11, "iscrowd": 0}, {"id": 2, "category_id": 22, "iscrowd": 0},
+                    {"id": 3, "category_id": 11, "iscrowd": 0}]
 
 
 def test_batch_padding_is_cropped_from_each_images_mask_logits() -> None:
@@ -272,16 +277,16 @@ def test_registry_entries_and_ls(capsys) -> None:
     entries = all_models(framework="transformers")
     assert {s.architecture for s in entries} == {"Mask2Former", "MaskFormer", "OneFormer", "DETR", "EoMT"}
     for s in entries:
-        assert s.hf and s.dataset == "coco" and s.framework == "transformers"
+        assert s.ref and s.dataset == "coco" and s.framework == "transformers"
         assert bool(s.published) == bool(s.published_source)  # a number only with its source
     spec = resolve("hf:facebook/detr-resnet-50-panoptic")[0]
     assert spec.name == "hf-detr_r50" and spec.published == {"PQ": 43.4}
-    assert hf_spec("/some/dir/my-model/").name == "hf-my-model"
+    assert ref_spec(FAMILIES["transformers"], "/some/dir/my-model/").name == "hf-my-model"
     assert main(["ls", "--only-dataset", "coco"]) == 0
     out = capsys.readouterr().out
     assert "hf-mask2former_swin-t" in out and "hf-oneformer_swin-l" in out and "57.9" in out
     eomt = {s.name: s for s in entries if s.architecture == "EoMT"}
-    assert {s.hf: (s.input_size, s.published["PQ"], s.published_fps) for s in eomt.values()} == {
+    assert {s.ref: (s.input_size, s.published["PQ"], s.published_fps) for s in eomt.values()} == {
         "tue-mps/coco_panoptic_eomt_small_640_2x": ("640x640", 46.7, 330),
         "tue-mps/coco_panoptic_eomt_base_640_2x": ("640x640", 51.6, 261),
         "tue-mps/coco_panoptic_eomt_large_640": ("640x640", 56.0, 128),
@@ -305,7 +310,7 @@ def test_eomt_segments_equal_transformers_post_processing_image_by_image(demo_ro
     rc, _ = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "4", "--save-predictions",
                   str(tmp_path / "p"))
     assert rc == 0
-    (js,) = (tmp_path / "p").glob("*.json")
+    (js,) = (p for p in (tmp_path / "p").glob("*.json") if not p.name.endswith("_instances.json"))  # AP's beside
     saved = {a["image_id"]: a for a in json.loads(js.read_text())["annotations"]}
     n = 0
     for s, seg, segs in hf_tiny.predictions(d, load_dataset(demo_root, name="demo", limit=4), "eomt",
@@ -328,7 +333,7 @@ def test_an_unregistered_model_is_named_by_its_config_without_changing_its_spec(
     from panbench.evaluation.run import load as load_run
 
     d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
-    spec = hf_spec(str(d))
+    spec = ref_spec(FAMILIES["transformers"], str(d))
     opts = EvalOptions(cache_root=tmp_path / "cache", device="cpu")
     run = load_run(spec, load(demo_root, name="demo", limit=2), opts)
     assert (run.spec.architecture, spec.architecture) == ("EoMT", "transformers")

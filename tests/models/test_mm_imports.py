@@ -12,7 +12,7 @@ from panbench import REPO_ROOT
 
 PROBE = """
 import json, sys
-from panbench.models import mm
+from panbench.models.mmdet import mm
 mm.init_mmdet()
 skipped = [m for m in mm._TRAINING_ONLY if m in sys.modules]
 heavy = [m for m in ("sympy", "matplotlib.pyplot", "scipy.optimize", "transformers") if m in sys.modules]

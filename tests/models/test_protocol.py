@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import panbench.models
@@ -27,10 +28,17 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+def _name(path: Path) -> str:
+    """``panbench/models/mmdet/mm.py`` -> ``mmdet.mm``; a package's ``__init__.py`` -> the package."""
+    parts = path.relative_to(MODELS).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def test_models_modules_import_one_another_without_a_circle() -> None:
-    names = {p.stem for p in MODELS.glob("*.py") if p.stem != "__init__"}
-    graph = {n: {m.split(".")[2] for m in _imports(MODELS / f"{n}.py")
-                 if m.startswith("panbench.models.") and m.split(".")[2] in names} - {n} for n in names}
+    paths = {_name(p): p for p in MODELS.rglob("*.py") if p != MODELS / "__init__.py"}
+    names = set(paths)
+    graph = {n: {m.removeprefix("panbench.models.") for m in _imports(paths[n])
+                 if m.removeprefix("panbench.models.") in names} - {n} for n in names}
     done: set[str] = set()
 
     def visit(n: str, path: list[str]) -> None:
@@ -71,3 +79,63 @@ def test_the_mmdetection_family_implements_the_protocol() -> None:
     assert sorted(np.unique(ids[ids > 0]).tolist()) == [g["id"] for g in segs]
     labels = {int(v) % INSTANCE_OFFSET for v in torch.unique(pan)} - {len(lm.names)}
     assert {g["category_id"] for g in segs} == {lm.label2cat[k] for k in labels}
+
+
+def _demo(name: str):
+    from panbench import REPO_ROOT
+    from panbench.data.datasets import load_dataset
+    from panbench.data.demo import make_demo
+    from panbench.evaluation.loading import load_model
+    from panbench.models.registry import resolve
+
+    ds = load_dataset(make_demo(REPO_ROOT / "data" / "demo"), name="demo")
+    return ds, load_model(resolve(name, dataset="demo")[0], ds.categories, None, False, "cpu")
+
+
+def test_configure_says_what_runs_the_fusion_and_refuses_what_a_model_cannot_take() -> None:
+    from panbench.errors import PanbenchError
+    from panbench.models.postprocess import PostProcess
+
+    _, m2f = _demo("demo-mask2former")
+    assert m2f.family.configure(PostProcess(), "mmdet") == "mmdet"
+    assert m2f.family.configure(PostProcess(), "panbench") == "panbench"
+    _, m2f = _demo("demo-mask2former")
+    assert m2f.family.configure(PostProcess("maskwise"), "panbench") is None  # the head's own fusion replaced
+    _, fpn = _demo("demo-panoptic-fpn")
+    with pytest.raises(PanbenchError, match="--postprocess argmax needs a MaskFormer"):
+        fpn.family.configure(PostProcess("argmax"), "panbench")
+
+
+def test_query_masks_are_the_best_queries_at_the_images_size_beside_the_same_output() -> None:
+    ds, lm = _demo("demo-mask2former")
+    s = ds.samples[0]
+    data = lm.pipeline({"img_path": str(s.image_path), "img_id": s.image_id})
+    with torch.inference_mode():
+        out, queries = lm.family.query_masks(data, "cpu", 3)
+        (plain,) = lm.family.forward([data], "cpu", None)
+    assert len(queries) == 3 and [q[1] for q in queries] == sorted((q[1] for q in queries), reverse=True)
+    assert all(0 <= label < len(lm.names) and m.shape == (s.height, s.width) and 0 <= m.min() <= m.max() <= 1
+               for label, _, m in queries)
+    assert np.array_equal(lm.family.to_segments(out)[0], lm.family.to_segments(plain)[0])
+    _, fpn = _demo("demo-panoptic-fpn")  # no queries: the output alone
+    with torch.inference_mode():
+        assert fpn.family.query_masks(fpn.pipeline({"img_path": str(s.image_path), "img_id": s.image_id}),
+                                      "cpu", 3)[1] == []
+
+
+def test_every_registered_model_has_a_family_and_the_registry_is_read_only() -> None:
+    import dataclasses
+
+    from panbench.models.families import FAMILIES, by_prefix
+    from panbench.models.protocol import FamilyEntry
+    from panbench.models.registry import all_models, resolve
+
+    assert {s.framework for s in all_models()} == set(FAMILIES)
+    for f in FAMILIES.values():
+        assert all(callable(getattr(f.entry(), n)) for n in FamilyEntry.__dict__ if not n.startswith("_"))
+    assert by_prefix("hf:org/model") == (FAMILIES["transformers"], "org/model") and by_prefix("x.py") is None
+    spec = resolve("hf:/no/such-model")[0]
+    assert (spec.framework, spec.ref, spec.unregistered, spec.name) == ("transformers", "/no/such-model", True,
+                                                                          "hf-such-model")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.architecture = "Mask2Former"  # type: ignore[misc]

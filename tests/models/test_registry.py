@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from panbench.errors import PanbenchError
-from panbench.models import mm
+from panbench.models.mmdet import mm
 from panbench.models.registry import CONFIG_DIR, all_models, load_spec, resolve
 
 ZOO = [p for p in sorted(CONFIG_DIR.glob("*.py"))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from panbench.pq.evaluator import PanopticEvaluator, score_image
+from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import PQStats
 
@@ -32,7 +32,7 @@ def test_add_merge_and_reduced_sums_equal_one_evaluator() -> None:
     for im in images:
         whole.process(*im)
     a, b = PanopticEvaluator(CATS), PanopticEvaluator(CATS)
-    a.add(score_image(CATS, *images[0], "image 0"))  # scored elsewhere (the resume cache)
+    a.add(score_pair(CATS, *images[0], "image 0"))  # scored elsewhere (the resume cache)
     a.process(*images[1])
     for im in images[2:]:
         b.process(*im)

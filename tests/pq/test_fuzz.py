@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from panbench.errors import InputError
 from panbench.pq.coco_format import parse_annotations, parse_categories
-from panbench.pq.evaluator import score_image
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
@@ -62,7 +62,7 @@ def image_case(draw):
 def test_evaluator_raises_only_input_error(case) -> None:
     gt, gt_info, pred, pred_info = case
     try:
-        s = score_image(CATS, gt, gt_info, pred, pred_info, "image 1")
+        s = score_pair(CATS, gt, gt_info, pred, pred_info, "image 1").stats
     except InputError:
         return
     assert len(s.tp_cats) == len(s.tp_ious) and np.all(s.tp_ious > 0.5)

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq import matching
-from panbench.pq.evaluator import match_ids
-from panbench.pq.matching import FIELDS, CategoryTable, ImageMatch, Segments, match_image, match_image_numpy
+from panbench.pq.evaluator import score_pair
+from panbench.pq.matching import MATCH_FIELDS, CategoryTable, ImageMatch, Segments, match_image, match_image_numpy
 
 pytestmark = pytest.mark.skipif(matching._native is None,
                                 reason="panbench.pq._match not built (no compiler at install)")
@@ -37,7 +37,7 @@ def infos(ids: np.ndarray, cats: dict[int, int], crowd: frozenset[int] = frozens
 
 
 def assert_identical(a: ImageMatch, b: ImageMatch) -> None:
-    for name in FIELDS:
+    for name in MATCH_FIELDS:
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype and x.shape == y.shape, (name, x.dtype, y.dtype, x.shape, y.shape)
         assert x.tobytes() == y.tobytes(), name  # bit for bit (array_equal would accept -0.0 for 0.0)
@@ -49,10 +49,10 @@ def both(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[ImageMatch, I
 
 def score_both(cats: CategoryTable, gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageMatch, ImageMatch]:
     """One image's match through the C path and through the numpy path (the evaluator's checks on both)."""
-    match = match_ids(cats, gt_ids, gt_info, pred_ids, pred_info, "image")[3]
+    match = score_pair(cats, gt_ids, gt_info, pred_ids, pred_info, "image").match
     native, matching._native = matching._native, None
     try:
-        ref = match_ids(cats, gt_ids, gt_info, pred_ids, pred_info, "image")[3]
+        ref = score_pair(cats, gt_ids, gt_info, pred_ids, pred_info, "image").match
     finally:
         matching._native = native
     return match, ref
@@ -161,10 +161,10 @@ def test_bad_buffers_are_a_value_error() -> None:
 
 @pytest.mark.parametrize("seed", range(200))
 def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> None:
-    """evaluator._match's area checks (their one-line errors included) and image_stats' semantic pairs and
+    """evaluator._check_areas (their one-line errors included) and evaluator._fold's semantic pairs and
     unlisted pixels, from the C extension and from numpy, on arbitrary tables: equal values, dtypes, order."""
     from panbench.errors import InputError
-    from panbench.pq.evaluator import _match, image_stats
+    from panbench.pq.evaluator import _check_areas, _fold
 
     rng = np.random.default_rng(seed)
     n_gt, n_pred = (int(x) for x in rng.integers(0, 6, 2))
@@ -178,8 +178,8 @@ def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> 
                         np.zeros(n_pred, np.int64))
         saved, matching._native = matching._native, native
         try:
-            m = _match(inter, gt, pred, "image 1")
-            s = image_stats(inter, gt, pred, m)
+            _check_areas(inter, gt, pred, "image 1")
+            s = _fold(inter, gt, pred, match_image(inter, gt, pred))
             out.append((pred.areas, s.sem_gt, s.sem_pred, s.sem_px, s.unlisted_px))
         except InputError as e:
             out.append(str(e))

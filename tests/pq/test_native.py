@@ -188,11 +188,19 @@ def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, see
     gsi = [{"id": int(s), "category_id": int(rng.integers(1, 4)), "area": int((gt == s).sum()),
             "iscrowd": int(rng.random() < 0.2)} for s in gt_seg]
     psi = [{"id": int(s), "category_id": int(rng.integers(1, 4))} for s in pred_seg]
-    fast = evaluator.score_image(_cats(), gt, gsi, pred, psi, "t")
+    fast = evaluator.score_pair(_cats(), gt, gsi, pred, psi, "t").stats
     monkeypatch.setattr(kernels, "_native", None)
-    slow = evaluator.score_image(_cats(), gt, gsi, pred, psi, "t")
+    slow = evaluator.score_pair(_cats(), gt, gsi, pred, psi, "t").stats
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
         assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
+
+
+def _table(gt: np.ndarray, gsi: list, pred: np.ndarray, psi: list) -> np.ndarray:
+    """The intersection table of two id maps (through whichever path ``kernels._native`` selects)."""
+    from panbench.pq.coco_format import parse_segments
+
+    g, p = parse_segments(gsi, _cats(), "gt", gt=True), parse_segments(psi, _cats(), "pred", gt=False)
+    return evaluator.intersection_table(gt, g, pred, p, "i")
 
 
 @pytest.mark.parametrize("avx2", [True, False])
@@ -222,14 +230,14 @@ def test_native_counts_of_blocky_maps_equal_the_numpy_path(monkeypatch: pytest.M
                     for native in (kernels._native, None):
                         monkeypatch.setattr(kernels, "_native", native)
                         with pytest.raises(InputError) as e:
-                            evaluator.score_image(_cats(), args[0], gsi, args[1], psi, "i", strict=True)
+                            evaluator.score_pair(_cats(), args[0], gsi, args[1], psi, "i", strict=True)
                         messages.append(str(e.value))
                     monkeypatch.undo()
                     assert messages[0] == messages[1] and str(ids[8]) in messages[0]
             out = []
             for native in (kernels._native, None):
                 monkeypatch.setattr(kernels, "_native", native)
-                out.append(evaluator.match_ids(_cats(), gt, gsi, pred, psi, "i")[0])
+                out.append(_table(gt, gsi, pred, psi))
             monkeypatch.undo()
             assert np.array_equal(out[0], out[1]), n
     finally:
@@ -251,7 +259,7 @@ def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.Monke
     for native in (kernels._native, None):
         monkeypatch.setattr(kernels, "_native", native)
         with pytest.raises(InputError) as e:
-            evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 3", strict=True)
+            evaluator.score_pair(_cats(), gt, gsi, pred, psi, "image 3", strict=True)
         messages.append(str(e.value))
     assert messages[0] == messages[1] and ("9" if side == "gt" else "8") in messages[0]
 
@@ -264,7 +272,7 @@ def test_native_unlisted_ground_truth_ids_score_as_the_numpy_path(monkeypatch: p
     out = []
     for native in (kernels._native, None):
         monkeypatch.setattr(kernels, "_native", native)
-        out.append(evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 3"))
+        out.append(evaluator.score_pair(_cats(), gt, gsi, pred, psi, "image 3").stats)
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px"):
         assert np.array_equal(getattr(out[0], f), getattr(out[1], f)), f
     assert out[0].unlisted_px.tolist() == [3] and out[0].tp_ious.tolist() == [2 / 3]  # union 3: id 9's pixel stays
@@ -276,7 +284,7 @@ def test_wide_integer_id_maps_are_checked_not_wrapped() -> None:
     gsi = [{"id": 1, "category_id": 1, "area": 2}]
     psi = [{"id": 1, "category_id": 1}]
     with pytest.raises(InputError, match="4294967297"):
-        evaluator.score_image(_cats(), gt, gsi, pred, psi, "image 1")
+        evaluator.score_pair(_cats(), gt, gsi, pred, psi, "image 1")
 
 
 def test_a_png_that_grows_after_its_size_was_read_is_read_to_the_end(tmp_path: Path,

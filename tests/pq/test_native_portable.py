@@ -19,16 +19,19 @@ from panbench.pq import kernels
 
 pytestmark = pytest.mark.skipif(kernels._native is None, reason="C extension not built (no compiler at install)")
 
-SOURCE = Path(__file__).resolve().parents[2] / "panbench" / "pq" / "_native.c"
+SOURCES = [Path(__file__).resolve().parents[2] / "panbench" / "pq" / name for name in ("_native.c", "_common.h")]
 
 
 @pytest.fixture(scope="module")
 def portable(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("portable")
-    src = SOURCE.read_text().replace("defined(__x86_64__)", "defined(__PB_NO_X86__)")
-    src = src.replace("__SSE2__", "__PB_NO_SSE2__")
-    assert src.count("__PB_NO") >= 4  # the switches this test turns off are still in the source
-    (d / "_native.c").write_text(src)
+    off = 0
+    for source in SOURCES:  # the extension and the header it includes (the AVX2 switch)
+        src = source.read_text().replace("defined(__x86_64__)", "defined(__PB_NO_X86__)")
+        src = src.replace("__SSE2__", "__PB_NO_SSE2__")
+        off += src.count("__PB_NO")
+        (d / source.name).write_text(src)
+    assert off >= 4  # the switches this test turns off are still in the sources
     setup = ("from setuptools import setup, Extension; setup(name='p', script_args=['build_ext', '--inplace', '-q'], "
              "ext_modules=[Extension('_native', ['_native.c'], extra_compile_args=['-O3'])])")
     r = subprocess.run([sys.executable, "-c", setup], cwd=d, capture_output=True, text=True)

@@ -1,7 +1,7 @@
 """panbench's PQ equals panopticapi's pq_compute to 1e-9, with exact per-class TP/FP/FN and per-class
 IoU sums and PQ/SQ/RQ to 1e-9, on the C path and on the numpy path (for every table size), through the
-paths score and eval use: ``score_files`` (score_stream with the plain scorer, i.e. score_image),
-``score_files_analysis`` (score_stream with the analysis scorer) and ``PanopticEvaluator.process``."""
+paths score and eval use: ``score_files`` (score_stream without the per-image results, i.e. score_pair),
+``score_files_analysis`` (score_stream keeping the per-image results) and ``PanopticEvaluator.process``."""
 
 from __future__ import annotations
 
@@ -192,8 +192,8 @@ def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch:
             monkeypatch.setattr(evaluator, "intersections", spy)
         ours[path] = assert_parity(tmp_path / path, [(1, gt)], [(1, pred)])
         cats = CategoryTable.from_coco(CATS)
-        ours[path + " image"] = evaluator.score_image(cats, gt.ids, gt.segments_info, pred.ids,
-                                                         pred.segments_info, "image 1")
+        ours[path + " image"] = evaluator.score_pair(cats, gt.ids, gt.segments_info, pred.ids,
+                                                     pred.segments_info, "image 1").stats
     assert steps and all(s == 1 for s in steps)  # the wide branch ran
     assert 0 < ours["numpy"]["PQ"] < 100 and ours["numpy"]["per_class"][str(CATS[0]["id"])]["TP"] > 0
     if "native" in ours:

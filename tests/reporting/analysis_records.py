@@ -1,6 +1,6 @@
 """Result records with the analysis fields of schema 2, made for real: generated ground truth
 (panbench.data.synth), predictions perturbed from it, each image scored through the analysis path
-(`score_image_all`), `panbench.analysis.analyze()` on the AnalysisSet, which is saved as the record's
+(`score_pair`), `panbench.analysis.analyze()` on the AnalysisSet, which is saved as the record's
 `analysis_file`. Nothing is invented but the run settings (model names, device, date)."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis import AnalysisSet, analyze
-from panbench.analysis.pairs import score_image_all
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
-from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.records.build import make_record
 from panbench.records.io import write_record
@@ -42,12 +41,12 @@ def add_run(results: Path, model: str, gt_json: Path, images: list[tuple[int, Pa
     matches = []
     for image_id, gt in images:
         pred = gt if pred_seed is None else perturb(rng, gt, CATS)
-        stats, match, bstats = score_image_all(TABLE, gt.ids, gt.segments_info, pred.ids, pred.segments_info,
-                                               f"image {image_id}", boundary=boundary)
-        ev.add(stats)
-        matches.append(match)
+        result = score_pair(TABLE, gt.ids, gt.segments_info, pred.ids, pred.segments_info, f"image {image_id}",
+                            boundary=boundary)
+        ev.add(result)
+        matches.append(result.match)
         if boundary:
-            bev.add(bstats)
+            bev.add(result.boundary)
     aset = AnalysisSet.from_images(matches, len(TABLE), [i for i, _ in images])
     rel = f"analysis/{model}.npz"
     aset.save(results / rel)

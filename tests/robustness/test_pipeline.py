@@ -21,7 +21,7 @@ def image_file(tmp_path):
 def test_an_mmdet_pipeline_gets_the_corrupted_rgb_image_back_in_bgr_after_loading(tmp_path) -> None:
     from mmengine.dataset import Compose
 
-    from panbench.models import mm
+    from panbench.models.mmdet import mm
 
     mm.init_mmdet()
     path, rgb = image_file(tmp_path)

@@ -6,7 +6,8 @@
   a 3x3 square, with a one-pixel zero frame around the image.
 * Boundary IoU of a pair: ``|Bg & Bp| / (|Bp| + |Bg| - |Bg & Bp| - |Bp on ground-truth VOID|)``,
   boundary areas counted from the pixels (ground truth too).
-* The pair's IoU is ``min(mask IoU, boundary IoU)``; matching (> 0.5), VOID and crowd rules stay
+* The pair's IoU is ``min(mask IoU, boundary IoU)``; the match is the one matcher's
+  (:func:`panbench.pq.matching.match_image`: IoU above ``MATCH_IOU``), its VOID and crowd rules
   panopticapi's (a prediction is ignored by its mask pixels on VOID / its category's crowd).
 """
 
@@ -16,10 +17,10 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq.kernels import load_extension
-from panbench.pq.matching import MATCH_IOU, ImageStats, Segments, ignored_predictions
+from panbench.pq.matching import ImageStats, Segments, match_image, pair_ious
 
-# the per-pixel part in C (panbench/analysis/_boundary.c); the numpy path below gives the same tables
-_native = load_extension("panbench.analysis._boundary")
+# the per-pixel part in C (panbench/pq/_boundary.c); the numpy path below gives the same tables
+_native = load_extension("panbench.pq._boundary")
 
 
 def dilation(height: int, width: int, ratio: float = 0.02) -> int:
@@ -57,35 +58,20 @@ def boundary_mask(ids: np.ndarray, d: int) -> np.ndarray:
 
 def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments,
                          inter: np.ndarray, ratio: float = 0.02) -> ImageStats:
-    """PQ contributions of one image with IoU = min(mask IoU, boundary IoU).  ``inter`` is the mask
-    intersection table (as for :func:`panbench.pq.matching.match_image`), ``pred.areas`` set."""
+    """PQ contributions of one image with IoU = min(mask IoU, boundary IoU), through the one matcher
+    (:func:`panbench.pq.matching.match_image` with these pair IoUs).  ``inter`` is the mask intersection
+    table, ``pred.areas`` set."""
     n_gt, n_pred = len(gt), len(pred)
-    height, width = gt_ids.shape
-    d = dilation(height, width, ratio)
-    tp_cats, tp_ious = np.zeros(0, np.int64), np.zeros(0)
-    gt_matched, pred_matched = np.zeros(n_gt, bool), np.zeros(n_pred, bool)
+    iou = np.zeros((n_gt, n_pred))
     if n_gt and n_pred:
-        bint, bg_area, bp_area = boundary_tables(gt_ids, gt, pred_ids, pred, d)
-        # only the pairs that can match: pixels in common, same category, ground truth not crowd
-        g, p = np.nonzero(inter[1 : n_gt + 1, 1:])
-        keep = (gt.cats[g] == pred.cats[p]) & ~gt.iscrowd[g]
-        g, p = g[keep], p[keep]
-        i = inter[1 + g, 1 + p].astype(np.int64)
-        union = pred.areas[p] + gt.areas[g] - i - inter[0, 1 + p].astype(np.int64)  # as pair_ious
-        b_i = bint[1 + g, 1 + p]
-        b_union = bp_area[p] + bg_area[g] - b_i - bint[0, 1 + p]
+        height, width = gt_ids.shape
+        bint, bg_area, bp_area = boundary_tables(gt_ids, gt, pred_ids, pred, dilation(height, width, ratio))
+        b_i = bint[1 : n_gt + 1, 1:]
+        b_union = bp_area[None, :] + bg_area[:, None] - b_i - bint[0, 1:][None, :]  # as pair_ious, on boundaries
         with np.errstate(divide="ignore", invalid="ignore"):
-            m_iou = i / np.where(union == 0, 1, union)
             b_iou = np.where(b_i > 0, b_i / np.where(b_union == 0, 1, b_union), 0.0)
-        iou = np.minimum(m_iou, b_iou)
-        hit = iou > MATCH_IOU
-        tp_cats, tp_ious = gt.cats[g[hit]], iou[hit]
-        gt_matched[g[hit]] = True
-        pred_matched[p[hit]] = True
-    fn_cats = gt.cats[~gt_matched & ~gt.iscrowd]
-    unmatched = np.nonzero(~pred_matched)[0]
-    fp = unmatched[~ignored_predictions(inter, gt, pred, unmatched)] if len(unmatched) else unmatched
-    return ImageStats(tp_cats, tp_ious, fn_cats, pred.cats[fp])
+        iou = np.minimum(pair_ious(inter, gt, pred), b_iou)
+    return match_image(inter, gt, pred, iou).to_stats()
 
 
 def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, d: int,

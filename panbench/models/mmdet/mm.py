@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.models.cfg_options import check_cfg_options
+from panbench.models.mmdet.cfg_options import check_cfg_options
+from panbench.models.protocol import count_parameters as count_parameters  # the one count, for this family's callers
 
 _READY = False
 
@@ -275,7 +276,3 @@ def test_pipeline(cfg: Any) -> Any:
 
     steps = [dict(t) for t in cfg.test_dataloader.dataset.pipeline if t["type"] != "LoadPanopticAnnotations"]
     return Compose(steps)
-
-
-def count_parameters(model: Any) -> int:
-    return int(sum(p.numel() for p in model.parameters()))

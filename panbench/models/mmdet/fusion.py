@@ -2,13 +2,11 @@
 
 * :func:`panoptic_only`: the config computes the panoptic output only.
 * :func:`install_postprocess`: ``--postprocess maskwise|argmax`` replaces the head's fusion.
-* :func:`timed_fusion`: the head's ``predict`` (post-processing) timed apart; what the model families'
-  fusion timers (:mod:`panbench.models.protocol`) run.
+* :func:`grab_queries`: the query logits the head's ``predict`` receives, read on the way (``panbench viz``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -61,25 +59,25 @@ def install_postprocess(model: Any, pp: PostProcess, where: str) -> None:
 
 
 @contextmanager
-def timed_fusion(model: Any, sink: list[float], sync: Any) -> Iterator[None]:
-    """Time the calls of the panoptic fusion head's ``predict`` (post-processing) into ``sink``,
-    ``sync`` run before each clock read (CUDA kernels are asynchronous)."""
-    obj, name = getattr(model, "panoptic_fusion_head", None), "predict"
-    if obj is None or not hasattr(obj, name):
-        yield
+def grab_queries(model: Any) -> Iterator[dict[str, Any]]:
+    """While entered, the class and mask logits a MaskFormer-family fusion head's ``predict`` receives go to
+    the dict yielded (``cls``, ``pred``; nothing for other heads)."""
+    head = getattr(model, "panoptic_fusion_head", None)
+    captured: dict[str, Any] = {}
+    if head is None or not hasattr(head, "panoptic_postprocess"):
+        yield captured
         return
-    orig, own = getattr(obj, name), name in vars(obj)  # own: an instance's predict (panbench's fusion)
+    orig, own = head.predict, "predict" in vars(head)  # own: an instance's predict (panbench's fusion)
 
-    def wrapper(*a: Any, **k: Any) -> Any:
-        sync()
-        t = time.perf_counter()
-        out = orig(*a, **k)
-        sync()
-        sink.append(time.perf_counter() - t)
-        return out
+    def grab(mask_cls: Any, mask_pred: Any, *a: Any, **k: Any) -> Any:
+        captured["cls"], captured["pred"] = mask_cls, mask_pred
+        return orig(mask_cls, mask_pred, *a, **k)
 
-    setattr(obj, name, wrapper)
+    head.predict = grab
     try:
-        yield
+        yield captured
     finally:
-        setattr(obj, name, orig) if own else delattr(obj, name)
+        if own:
+            head.predict = orig
+        else:
+            del head.predict

@@ -7,7 +7,7 @@ per-image ``pq_compute_single_core``).  Nothing of panbench takes part: no impor
 panbench model loading, no panbench scoring.  The only changes to the config are where the data
 and the checkpoint are (``data_root``, ``ann_file``, ``seg_prefix``, ``load_from``), a scratch
 ``work_dir``, quiet logging and, when asked, the first ``limit`` images (``dataset.indices``),
-the data-loading workers and :func:`panbench.models.fusion.panoptic_only` (the instance/semantic outputs
+the data-loading workers and :func:`panbench.models.mmdet.fusion.panoptic_only` (the instance/semantic outputs
 off, as ``panbench eval`` runs MaskFormer-family models).
 
 Per-class TP/FP/FN/IoU come from the ``PQStat`` that the metric averages: ``PQStat.pq_average``
@@ -17,7 +17,7 @@ metric's ``process`` received.
 Used by ``tests/evaluation/test_mmdet_parity.py`` and ``scripts/bench_eval.py``, always in a child process
 (one process runs one or more models one after the other)::
 
-    python -m panbench.models.mmdet_reference --data-root data/demo --model CONFIG=CHECKPOINT [--model ...]
+    python -m panbench.models.mmdet.reference --data-root data/demo --model CONFIG=CHECKPOINT [--model ...]
         [--limit N] [--workers W] [--panoptic-only]
 
 prints one line ``MMDET_REFERENCE {json}`` per model: metrics (the nine, 0-100), per_class,
@@ -100,7 +100,7 @@ def _configure(config: str, checkpoint: str, data_root: Path, limit: int | None,
     cfg.test_evaluator.ann_file = str(data_root / "annotations" / "panoptic_val2017.json")
     cfg.test_evaluator.seg_prefix = str(data_root / "annotations" / "panoptic_val2017") + "/"
     if panoptic_only:
-        from panbench.models.fusion import panoptic_only as switch_off
+        from panbench.models.mmdet.fusion import panoptic_only as switch_off
 
         switch_off(cfg)
     return cfg
@@ -133,7 +133,7 @@ def run(models: list[tuple[Path, Path]], data_root: Path, limit: int | None = No
         panoptic_only: bool = False, cwd: Path | None = None) -> tuple[list[Reference], float]:
     """MMDetection's test loop on each (config, checkpoint) in one child process, one after the
     other; the references and the child's whole wall time (start-up included)."""
-    cmd = [sys.executable, "-m", "panbench.models.mmdet_reference", "--data-root", str(data_root)]
+    cmd = [sys.executable, "-m", "panbench.models.mmdet.reference", "--data-root", str(data_root)]
     for config, ckpt in models:
         cmd += ["--model", f"{config}={ckpt}"]
     if limit is not None:

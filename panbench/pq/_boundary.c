@@ -1,4 +1,4 @@
-/* panbench.analysis._boundary: the per-pixel part of boundary PQ (Cheng et al. 2021), in C.
+/* panbench.pq._boundary: the per-pixel part of boundary PQ (Cheng et al. 2021), in C.
  *
  *   boundary_counts(gt_ids, pred_ids, width, height, gt_keys, pred_keys, d, bint, bg_area, bp_area)
  *       -> None | (1, id)
@@ -20,56 +20,11 @@
  *
  *   use_avx2(flag) -> bool: the tests switch the AVX2 row scan off and on.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <stdlib.h>
+#include "_common.h" /* the id table and the AVX2 switch */
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-
-typedef struct {
-    uint32_t *keys;
-    int32_t *vals;
-    uint32_t mask;
-} idmap;
-
-static inline uint32_t hash32(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
-
-static int idmap_init(idmap *m, const int64_t *ids, Py_ssize_t n) {
-    uint32_t size = 16;
-    while (size < 2 * (uint32_t)n + 2) size <<= 1;
-    m->mask = size - 1;
-    m->keys = calloc(size, sizeof(uint32_t));
-    m->vals = calloc(size, sizeof(int32_t));
-    if (!m->keys || !m->vals) return -1;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        uint32_t key = (uint32_t)ids[k], s = hash32(key) & m->mask;
-        if (key == 0) continue;
-        while (m->keys[s] && m->keys[s] != key) s = (s + 1) & m->mask;
-        m->keys[s] = key;
-        m->vals[s] = (int32_t)(k + 1);
-    }
-    return 0;
-}
-
-static inline int32_t idmap_get(const idmap *m, uint32_t key) {
-    if (key == 0) return 0;
-    uint32_t s = hash32(key) & m->mask;
-    while (m->keys[s]) {
-        if (m->keys[s] == key) return m->vals[s];
-        s = (s + 1) & m->mask;
-    }
-    return -1;
-}
 
 /* the first i >= from with r[i] != v, or n; SSE2 compares 4 pixels at a time */
 static inline Py_ssize_t run_end1(const uint32_t *r, Py_ssize_t from, Py_ssize_t n, uint32_t v) {
@@ -92,8 +47,7 @@ typedef struct {
     Py_ssize_t n;
 } runs;
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#if PB_AVX2
 /* The same with AVX2: 8 pixels compared with their left neighbours at a time, the run starts
  * taken from the mask of changes (chosen at import where the CPU has AVX2). */
 __attribute__((target("avx2"))) static void row_runs_avx2(const uint32_t *r, Py_ssize_t w, runs *o) {
@@ -121,16 +75,12 @@ __attribute__((target("avx2"))) static void row_runs_avx2(const uint32_t *r, Py_
     o->start[n] = w > 0 ? w : 0;
     o->n = n;
 }
-static int have_avx2, cpu_avx2;
-#define PB_AVX2_INIT() (have_avx2 = cpu_avx2 = __builtin_cpu_supports("avx2"))
 #else
-static int have_avx2, cpu_avx2;
 static void row_runs_avx2(const uint32_t *r, Py_ssize_t w, runs *o) { (void)r, (void)w, (void)o; }
-#define PB_AVX2_INIT() ((void)0)
 #endif
 
 static void row_runs(const uint32_t *r, Py_ssize_t w, runs *o) {
-    if (have_avx2) {
+    if (pb_have_avx2) {
         row_runs_avx2(r, w, o);
         return;
     }
@@ -222,14 +172,14 @@ static inline int64_t count_bits(const uint64_t *a, const uint64_t *b, Py_ssize_
 }
 
 typedef struct {
-    const idmap *m;
+    const pb_idmap *m;
     uint32_t last;
     int32_t li, unknown;
 } lookup;
 
 static inline int32_t look(lookup *l, uint32_t v) {
     if (v != l->last) {
-        int32_t k = idmap_get(l->m, v);
+        int32_t k = pb_idmap_get(l->m, v);
         l->li = k < 0 ? l->unknown : k;
         l->last = v;
     }
@@ -351,9 +301,9 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
     } else if (bi.len != (n_gt + 2) * cols * 8 || ga.len != (n_gt + 2) * 8 || pa.len != cols * 8) {
         PyErr_SetString(PyExc_ValueError, "boundary_counts: output arrays have the wrong sizes");
     } else {
-        idmap gm = {0}, pm = {0};
+        pb_idmap gm = {0}, pm = {0};
         work k;
-        if (work_init(&k, w, h, d) || idmap_init(&gm, gk.buf, n_gt) || idmap_init(&pm, pk.buf, n_pred)) {
+        if (work_init(&k, w, h, d) || pb_idmap_init(&gm, gk.buf, n_gt) || pb_idmap_init(&pm, pk.buf, n_pred)) {
             PyErr_NoMemory();
         } else {
             uint32_t bad = 0;
@@ -368,10 +318,8 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
             Py_END_ALLOW_THREADS
             result = rc ? Py_BuildValue("(iI)", 1, bad) : Py_NewRef(Py_None);
         }
-        free(gm.keys);
-        free(gm.vals);
-        free(pm.keys);
-        free(pm.vals);
+        pb_idmap_free(&gm);
+        pb_idmap_free(&pm);
         work_free(&k);
     }
     PyBuffer_Release(&g);
@@ -384,18 +332,8 @@ static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* use_avx2(flag) -> bool: for the tests, switch the AVX2 row scan off (0) or back on where the CPU
- * has it (1); returns whether it is in use. */
-static PyObject *py_use_avx2(PyObject *self, PyObject *args) {
-    int flag;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "p", &flag)) return NULL;
-    have_avx2 = flag && cpu_avx2;
-    return PyBool_FromLong(have_avx2);
-}
-
 static PyMethodDef methods[] = {
-    {"use_avx2", py_use_avx2, METH_VARARGS, "Switch the AVX2 row scan off or on (tests)."},
+    {"use_avx2", pb_use_avx2, METH_VARARGS, "Switch the AVX2 row scan off or on (tests)."},
     {"boundary_counts", py_boundary_counts, METH_VARARGS, "Boundary pixel counts of (gt, pred) segment pairs."},
     {NULL, NULL, 0, NULL},
 };

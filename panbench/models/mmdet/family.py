@@ -1,6 +1,8 @@
 """The MMDetection family behind :class:`panbench.models.protocol.PanopticModel`: a detector built from a
-config (:mod:`panbench.models.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing, network,
-panoptic fusion) and mmdet's panoptic encoding read back by :func:`panbench.models.encoding.panoptic_to_segments`."""
+config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing, network,
+panoptic fusion) and mmdet's panoptic encoding read back by :func:`panbench.models.encoding.panoptic_to_segments`.
+The model's panoptic fusion head (``panoptic_fusion_head``) is read and changed here and in
+:mod:`panbench.models.mmdet.fusion` / :mod:`panbench.models.mmdet.fast_fusion` only."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import numpy as np
 
 from panbench.models.amp import autocast_forward, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
-from panbench.models.fusion import timed_fusion
+from panbench.models.protocol import timed_calls
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
+    from panbench.models.postprocess import PostProcess
 
 
 @dataclass
@@ -29,6 +32,7 @@ class MMDetModel:
     pipeline: Any  # the config's test pipeline (mmengine ``Compose``): image file -> {"inputs", "data_samples"}
     fp32_ops: bool = False  # the mmcv ops without a reduced-precision kernel are wrapped (``--amp``)
     instance_source: str | None = None  # "mmdet instance_on" when the fusion head's instance output is on
+    where: str = "model"  # the config file, for messages
 
     @property
     def module(self) -> Any:
@@ -70,7 +74,46 @@ class MMDetModel:
 
     def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """The calls of the panoptic fusion head's ``predict`` timed into ``sink``."""
-        return timed_fusion(self.detector, sink, sync)
+        return timed_calls(getattr(self.detector, "panoptic_fusion_head", None), "predict", sink, sync)
+
+    def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
+        """``--postprocess maskwise|argmax`` replaces the fusion head's query merging
+        (:func:`~panbench.models.mmdet.fusion.install_postprocess`); else ``--fusion panbench`` runs panbench's
+        implementation of the head's own fusion (:func:`~panbench.models.mmdet.fast_fusion.install_fusion`).
+        Returns ``panbench`` or ``mmdet`` for the head's own fusion, None when ``--postprocess`` replaced it."""
+        from panbench.models.mmdet.fast_fusion import install_fusion
+        from panbench.models.mmdet.fusion import install_postprocess
+
+        install_postprocess(self.detector, postprocess, self.where)
+        if install_fusion(self.detector, fusion):
+            return "panbench"
+        return "mmdet" if postprocess.name == "default" else None
+
+    def compile_targets(self) -> list[tuple[str, Any]]:
+        """The backbone and neck: the heads take mmengine data samples and call mmcv ops, on which dynamo breaks
+        the graph (docs/benchmarks.md)."""
+        return [(n, m) for n in ("backbone", "neck") if (m := getattr(self.detector, n, None)) is not None]
+
+    def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
+        """One image through ``forward`` with the query masks of MaskFormer's and Mask2Former's fusion head
+        (its ``predict`` inputs) read on the way: the ``top`` queries by best class probability."""
+        from panbench.models.mmdet.fusion import grab_queries
+
+        with grab_queries(self.detector) as captured:
+            out = self.forward([item], device, None)[0]
+        if not captured:
+            return out, []
+        import torch
+        import torch.nn.functional as F
+
+        probs = captured["cls"][0].softmax(-1)[:, :len(self.names)]
+        score, label = probs.max(-1)
+        h_in, w_in = item["data_samples"].img_shape
+        h, w = item["data_samples"].ori_shape
+        masks = captured["pred"][0][:, :h_in, :w_in].sigmoid()
+        masks = F.interpolate(masks[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+        return out, [(int(label[q]), float(score[q]), masks[q].cpu().numpy())
+                     for q in torch.argsort(score, descending=True)[:top].tolist()]
 
     def enable_instances(self) -> None:
         """AP's instance output: the fusion head's ``instance_on`` output (MaskFormer, Mask2Former), or the

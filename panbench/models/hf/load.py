@@ -3,12 +3,12 @@
 A model is loaded with ``AutoModelForUniversalSegmentation`` and its own processor (``AutoImageProcessor``;
 OneFormer's ``AutoProcessor``, image processor and tokenizer), and its outputs go through the processor's
 ``post_process_panoptic_segmentation`` with the settings of the original release (:data:`SETTINGS`).
-The loaded model is a :class:`panbench.models.hf_model.HFPanoptic`, the transformers family's
+The loaded model is a :class:`panbench.models.hf.model.HFPanoptic`, the transformers family's
 :class:`panbench.models.protocol.PanopticModel`: streaming scoring, the resume cache, timings, forked CPU
 processes, torchrun, batches, AMP and the out-of-memory fallback run the same code for both families.
 
-Where a model comes from: :mod:`panbench.models.hf_hub`; the model's ``id2label`` maps to the dataset's
-categories by name (:func:`panbench.models.hf_labels.map_labels`; the rule is written down in docs/huggingface.md).
+Where a model comes from: :mod:`panbench.models.hf.hub`; the model's ``id2label`` maps to the dataset's
+categories by name (:func:`panbench.models.hf.labels.map_labels`; the rule is written down in docs/huggingface.md).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import torch
 
 from panbench.errors import PanbenchError
 from panbench.models.encoding import INSTANCE_OFFSET
-from panbench.models.hf_hub import digest, resolve_dir
-from panbench.models.hf_labels import map_labels
-from panbench.models.hf_model import HFPanoptic, _Fusion
+from panbench.models.hf.hub import digest, resolve_dir
+from panbench.models.hf.labels import map_labels
+from panbench.models.hf.model import HFPanoptic, _Fusion
 
 # post_process_panoptic_segmentation's settings per model type: those of the original releases' COCO panoptic
 # inference (Mask2Former/MaskFormer/OneFormer configs: OBJECT_MASK_THRESHOLD 0.8, OVERLAP_THRESHOLD 0.8, one
@@ -92,7 +92,7 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
                   "the model does not load")
     model.eval()
     order, label2cat, skipped = map_labels(cfg.id2label, categories, where)
-    if len(order) >= INSTANCE_OFFSET:  # labels are carried in mmdet's encoding, label + instance * 1000
+    if len(order) >= INSTANCE_OFFSET:  # --postprocess's panoptic map carries label + instance * 1000
         raise PanbenchError(f"{where}: {len(order)} labels; panbench's panoptic encoding takes at most 999")
     isthing = dict(zip(categories.ids, categories.isthing))
     fuse = {h for h, c in zip(order, label2cat) if not isthing[c]}
@@ -101,7 +101,7 @@ def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool
     fusion = _Fusion(kind, image_processor.post_process_panoptic_segmentation, settings, order,
                      sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
     names = [cfg.id2label[h] for h in order]
-    module = HFPanoptic(model, processor, kind, fusion, names, label2cat).to(device)
+    module = HFPanoptic(model, processor, kind, fusion, names, label2cat, where).to(device)
     text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
     backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or getattr(cfg, "backbone", None) \
         or ("ViT" if kind == "eomt" else "?")

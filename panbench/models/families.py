@@ -1,0 +1,51 @@
+"""The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the
+family of a ``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds
+the functions of :class:`panbench.models.protocol.FamilyEntry` (``load``, ``check``, ``weights_state``,
+``random_model``); it is imported only when one of its models is used."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from panbench.errors import PanbenchError
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: its name, how ``--model`` names its models, its subpackage."""
+
+    name: str  # the registry's ``ModelSpec.framework``, the record's ``framework``
+    prefix: str | None  # ``--model PREFIX:<ref>`` (``ModelSpec.ref``); None: registered configs and config paths
+    package: str  # the subpackage whose functions load and check its models
+    in_all: bool  # ``--model all`` runs its registered models (False: they are downloads chosen by name)
+
+    def entry(self) -> ModuleType:
+        """The family's functions (its subpackage, imported now): those of
+        :class:`panbench.models.protocol.FamilyEntry`."""
+        return importlib.import_module(self.package)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("mmdet", None, "panbench.models.mmdet", in_all=True),
+    Family("transformers", "hf", "panbench.models.hf", in_all=False),
+)}
+
+
+def family(name: str) -> Family:
+    """The family of a ``ModelSpec.framework``."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise PanbenchError(f"model family '{name}' is not one of {', '.join(FAMILIES)}; fix the config's "
+                            "panbench block (framework=...)") from None
+
+
+def by_prefix(raw: str) -> tuple[Family, str] | None:
+    """``hf:<ref>`` -> (the family of that prefix, the reference); None when ``raw`` names no prefix."""
+    head, sep, ref = raw.partition(":")
+    for f in FAMILIES.values():
+        if sep and f.prefix == head:
+            return f, ref
+    return None

@@ -1,0 +1,79 @@
+"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``): a model loaded by
+:mod:`.load` from :mod:`.hub` with the label mapping of :mod:`.labels`, run as a
+:class:`panbench.models.protocol.PanopticModel` by :mod:`.model`.  The functions below are the family's entry
+(:class:`panbench.models.protocol.FamilyEntry`); torch and transformers are imported only when a model loads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from panbench.errors import InputError, PanbenchError
+
+if TYPE_CHECKING:
+    from panbench.models.protocol import Built
+    from panbench.models.registry import ModelSpec
+
+
+def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
+               cfg_options: dict[str, Any] | None, ap: bool,
+               any_rank: Callable[[bool], bool] | None) -> Built:
+    """``hf:<ref>`` -> the model on ``device`` (:func:`panbench.models.hf.load.load`) and its provenance; an
+    unregistered model's architecture and backbone read from its own config."""
+    from panbench.models.hf.load import load
+    from panbench.models.protocol import Built, Weights
+
+    _refuse_cfg_options(spec, cfg_options)
+    if checkpoint:
+        raise PanbenchError(f"--checkpoint does not apply to hf:{spec.ref}; pass the model's directory as hf:DIR")
+    assert spec.ref is not None
+    m = load(spec.ref, categories, device, any_rank=any_rank)
+    if ap:  # AP from its instance post-processing, mIoU from its semantic one
+        m.module.enable_instances()
+    named = (m.architecture, m.backbone) if spec.unregistered else None
+    return Built(m.module, Weights(m.directory, m.sha256, m.hub_id), m.cfg_text, m.cfg_hash, named=named)
+
+
+def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:
+    """No ``--cfg-options``, and no ``--postprocess`` for DETR (its type read from the registry, or from the
+    config.json of a local directory; a hub id not registered is left to the loader)."""
+    import json
+
+    _refuse_cfg_options(spec, cfg_options)
+    if postprocess == "default":
+        return
+    kind = spec.architecture
+    cfg = Path(str(spec.ref)).expanduser() / "config.json"
+    if cfg.is_file():
+        try:
+            kind = json.loads(cfg.read_text()).get("model_type", kind)
+        except ValueError:
+            return  # the loader names the broken file
+    if str(kind).lower() == "detr":
+        raise PanbenchError(f"{spec.ref}: --postprocess {postprocess} needs a MaskFormer, Mask2Former or "
+                            f"OneFormer model (query masks), and {spec.name} is DETR; leave it out of --model "
+                            "(nothing was run)")
+
+
+def _refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:
+    """``--cfg-options`` changes MMDetection configs: a transformers model has none."""
+    if cfg_options:
+        raise InputError(f"{spec.name}: --cfg-options changes MMDetection configs; a transformers model "
+                         "(hf:) has none: leave --cfg-options out")
+
+
+def weights_state(spec: ModelSpec) -> str:
+    """``cached`` when the model is in huggingface_hub's cache (or is a local directory), else ``download``."""
+    if Path(str(spec.ref)).expanduser().is_dir():
+        return "cached"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return "download"
+    return "cached" if isinstance(try_to_load_from_cache(str(spec.ref), "config.json"), str) else "download"
+
+
+def random_model(spec: ModelSpec, device: str) -> None:
+    """None: a transformers model is counted once downloaded (its record has the count)."""
+    return None

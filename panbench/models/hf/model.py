@@ -1,0 +1,309 @@
+"""The transformers family behind :class:`panbench.models.protocol.PanopticModel`: :class:`HFPanoptic` runs a
+model loaded by :func:`panbench.models.hf.load.load` with its processor: the processor as the data pipeline,
+padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
+original releases' settings) as the model's own panoptic fusion, whose segments become panbench's segments
+(:func:`to_panbench_segments`); ``--postprocess maskwise|argmax`` (:mod:`panbench.models.postprocess`) merges the
+query masks instead.
+
+With AP on (:meth:`HFPanoptic.enable_instances`), each image's output also keeps the network's outputs for it
+(:class:`HFOutput`), read after the timed part by the processor's ``post_process_instance_segmentation``
+(:func:`instances_of`: AP) and ``post_process_semantic_segmentation`` (:func:`semantic_of`: mIoU)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from panbench.errors import PanbenchError
+from panbench.models.amp import autocast_forward
+from panbench.models.encoding import panoptic_to_segments
+from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
+from panbench.models.protocol import timed_calls
+
+if TYPE_CHECKING:
+    from panbench.analysis.ap import Instances
+
+MASK_CLASSIFICATION = ("mask2former", "maskformer", "oneformer")  # class logits + mask logits per query
+MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
+# what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder
+# features) is never copied to float32 per image
+POST_FIELDS = ("class_queries_logits", "logits", "pred_boxes", *MASK_FIELDS)
+INSTANCE_SOURCE = "transformers post_process_instance_segmentation"  # the record's ap_source
+# post_process_instance_segmentation's arguments per model type: every scored query kept (threshold 0: AP reads
+# them all, as the original releases' instance inference keeps the top-k without a threshold); overlapping
+# masks kept apart where the processor can (return_binary_maps); OneFormer without its demo threshold
+INSTANCE_SETTINGS: dict[str, dict[str, Any]] = {
+    "mask2former": {"threshold": 0.0, "return_binary_maps": True},
+    "maskformer": {"threshold": 0.0, "return_binary_maps": True},
+    "oneformer": {"task_type": "instance", "is_demo": True, "threshold": 0.0},
+    "detr": {"threshold": 0.0},
+    "eomt": {"threshold": 0.0},
+}
+# no semantic output: EoMT's post_process_semantic_segmentation reads the sliding-window crops of its semantic
+# set-up (patch_offsets), not the padded square of panoptic inference
+NO_SEMANTIC = ("eomt",)
+
+
+@dataclass
+class HFOutput:
+    """One image's output: transformers' segments (:class:`Segments`; with ``--postprocess``, a panoptic map in
+    mmdet's encoding) and, with AP on, the network's outputs for that image (float32, as post-processing reads
+    them) and its size (height, width)."""
+
+    result: Segments | torch.Tensor
+    outputs: SimpleNamespace | None = None
+    target: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Segments:
+    """One image's output of transformers' post-processing: its segment-id map (0 or -1: no segment) and its
+    ``segments_info`` (``id``, ``label_id`` in the model's labels)."""
+
+    segmentation: torch.Tensor
+    info: list[dict[str, Any]]
+
+
+class _Fusion:
+    """The post-processing stage the eval loop times (``predict``): the processor's
+    ``post_process_panoptic_segmentation`` per image, or, for mask-classification models given
+    ``--postprocess maskwise|argmax``, that merging of the query masks."""
+
+    def __init__(self, kind: str, post: Callable, settings: dict, order: list[int], n_things: int,
+                 fuse: set[int], n_hf: int) -> None:
+        self.post, self.settings, self.fuse = post, settings, fuse
+        # EoMT's post-processing merges a stuff class's segments given ``stuff_classes``; the others fuse
+        # ``label_ids_to_fuse``
+        self.stuff: dict[str, Any] = {"stuff_classes": sorted(fuse)} if kind == "eomt" else {"label_ids_to_fuse": fuse}
+        self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
+        self.num_classes, self.num_things_classes = len(order), n_things
+        self.columns: list[int] | None = None  # mask classification: what --postprocess maskwise|argmax reads
+        if kind in MASK_CLASSIFICATION and len(order) == n_hf:
+            self.columns = [*order, n_hf]  # class logits in panbench's label order, "no object" last
+        self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
+
+    def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
+                targets: list[tuple[int, int]]) -> list[Segments | torch.Tensor]:
+        """One output per image: transformers' :class:`Segments`, or with ``--postprocess`` the merged panoptic
+        map (:mod:`panbench.models.postprocess`'s encoding, in panbench's label order)."""
+        out: list[Segments | torch.Tensor] = []
+        for i, (size, target) in enumerate(zip(sizes, targets)):
+            one = _one_image(outputs, i, size, padded)
+            if self.postprocess is not None and self.columns is not None:
+                masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
+                out.append(self.merge(one.class_queries_logits[0][:, self.columns], masks[0], self.postprocess))
+            else:
+                r = self.post(one, target_sizes=[target], **self.stuff, **self.settings)[0]
+                out.append(Segments(r["segmentation"], r["segments_info"]))
+        return out
+
+    def merge(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, pp: PostProcess) -> torch.Tensor:
+        """``--postprocess maskwise|argmax`` on one image's class logits (panbench's label order) and mask logits."""
+        if pp.name == "maskwise":
+            return mask_wise_merge(mask_cls, mask_pred, self.num_classes, self.num_things_classes, pp)
+        return pixel_argmax(mask_cls, mask_pred, self.num_classes, self.num_things_classes)
+
+
+def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
+                         label2cat: list[int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """transformers' segment-id map (0 or -1: no segment) and ``segments_info`` -> panbench's segments: a uint32
+    id map (0 = VOID) with ids 1..n in ``info`` order, given to the segments with pixels and a label that maps
+    (``label_of``: model label id -> panbench label; a placeholder such as DETR's N/A stays VOID)."""
+    u, inv = torch.unique(seg.to(torch.int64), return_inverse=True)
+    where = {v: k for k, v in enumerate(u.tolist())}
+    new_id = np.zeros(len(where), np.uint32)
+    segs: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for s in info:  # a fused stuff class lists one entry per query, all with one id
+        sid = int(s["id"])
+        if sid in seen:
+            continue
+        seen.add(sid)
+        label = label_of.get(int(s["label_id"]))
+        if label is not None and sid in where:
+            new_id[where[sid]] = len(segs) + 1
+            segs.append({"id": len(segs) + 1, "category_id": int(label2cat[label]), "iscrowd": 0})
+    return new_id[inv.cpu().numpy()], segs
+
+
+def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
+    """Image ``i`` of a batch's outputs (:data:`POST_FIELDS`, float32), its mask logits cropped to the image's own
+    processed size when the batch padded it further (a batch of one is passed on as transformers made it)."""
+    fields = {}
+    for k, v in outputs.items():
+        if k in POST_FIELDS and isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] > i:
+            v = v[i:i + 1].float() if v.is_floating_point() else v[i:i + 1]
+            if k in MASK_FIELDS and tuple(size) != tuple(padded):
+                mh, mw = v.shape[-2:]
+                v = v[..., : math.ceil(size[0] * mh / padded[0]), : math.ceil(size[1] * mw / padded[1])]
+            fields[k] = v
+    return SimpleNamespace(**fields)
+
+
+class HFPanoptic(torch.nn.Module):
+    """A transformers panoptic model and its processor as a :class:`panbench.models.protocol.PanopticModel`.
+
+    Its fusion stage is :class:`_Fusion` (``fusion``): what ``--postprocess`` configures and the fusion timer
+    times."""
+
+    def __init__(self, model: Any, processor: Any, kind: str, fusion: _Fusion, names: list[str],
+                 label2cat: list[int], where: str = "hf model") -> None:
+        super().__init__()
+        self.model, self.processor, self.kind = model, processor, kind
+        self.fusion = fusion
+        self.names, self.label2cat, self.where = names, label2cat, where
+        self.instance_source: str | None = None  # INSTANCE_SOURCE once enable_instances() turned AP on
+
+    @property
+    def module(self) -> HFPanoptic:
+        """This module (the transformers model and its fusion)."""
+        return self
+
+    def pipeline(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Image file -> the processor's tensors for it (run in the DataLoader workers) and its size."""
+        from PIL import Image
+
+        if "img" in item:  # an RGB array decoded (and corrupted) before the pipeline (panbench.robustness)
+            img = Image.fromarray(item["img"])
+        else:
+            with Image.open(item["img_path"]) as im:
+                img = im.convert("RGB")
+        kw: dict[str, Any] = {"task_inputs": ["panoptic"]} if self.kind == "oneformer" else {}
+        if self.kind == "eomt":  # its post-processing reads the masks of a square padded input
+            kw["do_pad"] = True
+        enc = self.processor(images=img, return_tensors="pt", **kw)
+        out: dict[str, Any] = {k: v[0] for k, v in enc.items() if isinstance(v, torch.Tensor)}
+        out["height"], out["width"] = img.height, img.width
+        return out
+
+    def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[HFOutput]:
+        """Pipeline outputs -> one output per image (:meth:`_Fusion.predict`, with AP on the network's outputs
+        too): pad, network, post-processing (all under ``amp``)."""
+        return autocast_forward(lambda: self._step(batch), device, amp)
+
+    def _step(self, batch: list[dict[str, Any]]) -> list[HFOutput]:
+        pv = [b["pixel_values"] for b in batch]
+        sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in pv]
+        h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
+        dev = next(self.model.parameters()).device
+        pixels = pv[0].new_zeros((len(pv), pv[0].shape[0], h, w))
+        mask = torch.zeros((len(pv), h, w), dtype=torch.int64)
+        for k, (t, (th, tw)) in enumerate(zip(pv, sizes)):
+            pixels[k, :, :th, :tw] = t
+            mask[k, :th, :tw] = batch[k]["pixel_mask"] if "pixel_mask" in batch[0] else 1
+        inputs = {"pixel_values": pixels.to(dev)}
+        if self.kind != "eomt":  # EoMT takes no pixel mask: its inputs are padded squares
+            inputs["pixel_mask"] = mask.to(dev)
+        if "task_inputs" in batch[0]:
+            inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
+        outputs = self.model(**inputs)
+        targets = [(int(b["height"]), int(b["width"])) for b in batch]
+        results = self.fusion.predict(outputs, sizes, (h, w), targets)
+        if self.instance_source is None:
+            return [HFOutput(r) for r in results]
+        return [HFOutput(r, _one_image(outputs, i, size, (h, w)), t)
+                for i, (r, size, t) in enumerate(zip(results, sizes, targets))]
+
+    def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """One image's segments: transformers' straight (:func:`to_panbench_segments`), or the panoptic map of
+        ``--postprocess`` (its encoding, VOID = number of labels)."""
+        r = output.result
+        if isinstance(r, Segments):
+            return to_panbench_segments(r.segmentation, r.info, self.fusion.label_of, self.label2cat)
+        return panoptic_to_segments(r, len(self.names), self.label2cat)
+
+    def enable_instances(self) -> None:
+        """AP and the semantic output on: each image's output keeps what the processor's instance and semantic
+        post-processing read."""
+        self.instance_source = INSTANCE_SOURCE
+
+    def to_instances(self, output: HFOutput) -> Instances | None:
+        """The processor's ``post_process_instance_segmentation`` of the image: thing classes, dataset ids."""
+        if output.outputs is None or output.target is None:
+            return None
+        return instances_of(self._image_processor(), self.kind, output.outputs, output.target, self._model_cats(),
+                            self._thing_cats())
+
+    def to_semantic(self, output: HFOutput) -> np.ndarray | None:
+        """The processor's ``post_process_semantic_segmentation`` of the image in dataset category ids (-1: VOID);
+        None (mIoU from the panoptic output) with AP off and for EoMT (:data:`NO_SEMANTIC`)."""
+        if output.outputs is None or output.target is None or self.kind in NO_SEMANTIC:
+            return None
+        return semantic_of(self._image_processor(), output.outputs, output.target, self._model_cats())
+
+    def _image_processor(self) -> Any:
+        return getattr(self.processor, "image_processor", self.processor)
+
+    def _model_cats(self) -> list[int]:
+        """Model label id -> dataset category id (-1: a label mapped to none, e.g. DETR's N/A)."""
+        cats = [-1] * (max(self.fusion.label_of, default=-1) + 1)
+        for hid, k in self.fusion.label_of.items():
+            cats[hid] = self.label2cat[k]
+        return cats
+
+    def _thing_cats(self) -> set[int]:
+        n = self.fusion.num_things_classes  # panbench's labels: things first
+        return {int(c) for c in self.label2cat[:n]}
+
+    def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
+        """The calls of the post-processing stage (``fusion.predict``) timed into ``sink``."""
+        return timed_calls(self.fusion, "predict", sink, sync)
+
+    def configure(self, postprocess: PostProcess, fusion: str) -> None:
+        """``--postprocess maskwise|argmax`` merges the query masks of a mask-classification model (MaskFormer,
+        Mask2Former, OneFormer) instead of transformers' post-processing; ``--fusion`` has one choice here
+        (transformers' post-processing), so the record's ``fusion`` is None."""
+        if postprocess.name == "default":
+            return
+        if self.fusion.columns is None:
+            raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} needs a MaskFormer, Mask2Former or "
+                                "OneFormer model (query masks); PanopticFPN and DETR have their own fusion only")
+        self.fusion.postprocess = postprocess
+
+    def compile_targets(self) -> list[tuple[str, Any]]:
+        """The transformers model whole (its network; the processor's post-processing stays eager), as EoMT's
+        published FPS was measured."""
+        return [("model", self.model)]
+
+    def query_masks(self, item: dict[str, Any], device: str, top: int) -> tuple[Any, list]:
+        """One image through ``forward``; no query masks drawn for transformers models."""
+        return self.forward([item], device, None)[0], []
+
+
+def instances_of(processor: Any, kind: str, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int],
+                 things: set[int]) -> Instances:
+    """One image's ``post_process_instance_segmentation`` (:data:`INSTANCE_SETTINGS`) as
+    :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
+    dataset category id), their masks at the image's size, scores and dataset category ids."""
+    from panbench.analysis.instances import from_hf_instances
+
+    if kind == "oneformer" and getattr(processor, "class_info_file", "") is None:
+        processor = copy.copy(processor)  # transformers 5 tests `"ade20k" in class_info_file`, None without a file
+        processor.class_info_file = ""
+    r = processor.post_process_instance_segmentation(outputs, target_sizes=[target], **INSTANCE_SETTINGS.get(kind, {}))
+    r = r[0]
+    keep = [k for k, s in enumerate(r["segments_info"])
+            if 0 <= s["label_id"] < len(model_cats) and model_cats[s["label_id"]] in things]
+    seg = r["segmentation"]
+    if seg is not None and seg.dim() == 3:  # binary maps in the order of segments_info
+        seg = seg[keep] if keep else seg[:0]
+    return from_hf_instances({"segmentation": seg, "segments_info": [r["segments_info"][k] for k in keep]},
+                             model_cats)
+
+
+def semantic_of(processor: Any, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int]) -> np.ndarray:
+    """One image's ``post_process_semantic_segmentation`` at its size as an (H, W) map of dataset category ids
+    (-1: VOID, a label mapped to no category)."""
+    from panbench.analysis.instances import semantic_categories
+
+    labels = processor.post_process_semantic_segmentation(outputs, target_sizes=[target])[0]
+    return semantic_categories(labels, model_cats)

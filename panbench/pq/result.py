@@ -1,0 +1,105 @@
+"""One image's scored result, and the one columnar form of many images' results.
+
+:class:`ImageResult` is what :func:`panbench.pq.evaluator.score_pair` gives for an image: its match
+(:class:`~panbench.pq.matching.ImageMatch`, which holds the PQ contributions and the facts the analyses
+read), the semantic confusion pairs and unlisted ground-truth pixels of its intersection table, and, when
+asked, its boundary-PQ contributions.  The eval sink, ``panbench score``, the analyses and the resume cache
+all hold this one shape.
+
+:func:`to_columns` / :func:`from_columns` are the one columnar codec: every field of many images
+concatenated (dtype by :func:`~panbench.pq.matching.column_dtype`) plus, per group of fields (the part of
+the name before its first ``_``: ``tp``, ``fn``, ``fp``, ``gt``, ``sem``, ``unlisted``), the image of each
+row (``<group>_img``).  The resume cache's chunks, the hand-off from ``score``'s worker processes and the
+analyses' ``.npz`` files (:class:`~panbench.analysis.collect.AnalysisSet`) are these columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from panbench.pq.matching import MATCH_FIELDS, ImageMatch, ImageStats, column_dtype
+
+
+def _none() -> np.ndarray:
+    return np.zeros(0, np.int64)
+
+
+@dataclass
+class ImageResult:
+    """One image scored (module docstring); 1-D arrays, small."""
+
+    match: ImageMatch
+    sem_gt: np.ndarray = field(default_factory=_none)  # semantic confusion, sparse: ground-truth category, -1 VOID
+    sem_pred: np.ndarray = field(default_factory=_none)  # predicted category, -1 VOID
+    sem_px: np.ndarray = field(default_factory=_none)  # pixels of each (sem_gt, sem_pred)
+    unlisted_px: np.ndarray = field(default_factory=_none)  # [pixels] whose gt id segments_info lacks, or empty
+    boundary: ImageStats | None = None  # boundary-PQ contributions (TP/FN/FP), with boundary PQ on
+
+    @property
+    def stats(self) -> ImageStats:
+        """The PQ contributions that :class:`~panbench.pq.sums.PQStats` adds up."""
+        m = self.match
+        return ImageStats(m.tp_cats, m.tp_ious, m.fn_cats, m.fp_cats, self.sem_gt, self.sem_pred, self.sem_px,
+                          self.unlisted_px)
+
+
+SEMANTIC_FIELDS = ("sem_gt", "sem_pred", "sem_px", "unlisted_px")
+BOUNDARY_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats")
+BOUNDARY_PREFIX = "b_"
+
+
+def _group(name: str) -> str:
+    return name.split("_", 1)[0]
+
+
+def to_columns(items: Sequence[Any], names: Sequence[str], prefix: str = "") -> dict[str, np.ndarray]:
+    """The fields ``names`` of ``items`` (one per image) as columns (module docstring), keys ``prefix + name``."""
+    cols: dict[str, np.ndarray] = {}
+    for name in names:
+        dtype = column_dtype(name)
+        parts = [getattr(it, name) for it in items]
+        cols[prefix + name] = np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+    for g in dict.fromkeys(_group(n) for n in names):
+        first = next(n for n in names if _group(n) == g)
+        lens = np.array([len(getattr(it, first)) for it in items], np.int64)
+        cols[prefix + g + "_img"] = np.repeat(np.arange(len(items), dtype=np.int64), lens)
+    return cols
+
+
+def from_columns(cols: Any, names: Sequence[str], n_images: int, prefix: str = "") -> list[dict[str, np.ndarray]]:
+    """:func:`to_columns` inverted: per image, its fields by name (``cols``: a dict or an ``np.load`` file)."""
+    if n_images == 0:
+        return []
+    split: dict[str, list[np.ndarray]] = {}
+    cuts: dict[str, np.ndarray] = {}
+    for name in names:
+        g = _group(name)
+        if g not in cuts:
+            cuts[g] = np.searchsorted(cols[prefix + g + "_img"], np.arange(1, n_images))
+        split[name] = np.split(np.asarray(cols[prefix + name], column_dtype(name)), cuts[g])
+    return [{name: split[name][k] for name in names} for k in range(n_images)]
+
+
+def results_to_columns(results: Sequence[ImageResult]) -> dict[str, np.ndarray]:
+    """Whole results as columns: the match's, the semantic ones and, when every image has them, the boundary
+    contributions' (prefixed ``b_``)."""
+    cols = {**to_columns([r.match for r in results], MATCH_FIELDS), **to_columns(results, SEMANTIC_FIELDS)}
+    bounds = [r.boundary for r in results]
+    if bounds and all(b is not None for b in bounds):
+        cols.update(to_columns(bounds, BOUNDARY_FIELDS, BOUNDARY_PREFIX))
+    return cols
+
+
+def results_from_columns(cols: Any, n_images: int) -> list[ImageResult]:
+    """:func:`results_to_columns` inverted."""
+    matches = from_columns(cols, MATCH_FIELDS, n_images)
+    sem = from_columns(cols, SEMANTIC_FIELDS, n_images)
+    keys = cols.files if hasattr(cols, "files") else cols
+    has_b = BOUNDARY_PREFIX + BOUNDARY_FIELDS[0] in keys
+    bounds = from_columns(cols, BOUNDARY_FIELDS, n_images, BOUNDARY_PREFIX) if has_b else [None] * n_images
+    return [ImageResult(ImageMatch(**m), **s, boundary=None if b is None else ImageStats(**b))
+            for m, s, b in zip(matches, sem, bounds, strict=True)]
