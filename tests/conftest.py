@@ -60,3 +60,10 @@ def panopticapi_reference(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir
         for cid in cats
     }
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_running_dir(tmp_path_factory) -> None:
+    """The markers of running panbench evals (panbench.evaluation.context.running_dir) in a folder of this test
+    session: another panbench run on the machine does not mark the tests' runs as overlapped."""
+    os.environ["PANBENCH_RUNNING_DIR"] = str(tmp_path_factory.mktemp("running"))

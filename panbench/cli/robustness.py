@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
+
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.options import EvalOptions, check_models
     from panbench.robustness.corruptions import (

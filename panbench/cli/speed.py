@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
+
     from panbench.cli.running import models_and_dataset
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.speed import SpeedOptions, measure
