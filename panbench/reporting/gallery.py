@@ -78,7 +78,8 @@ def _table(rows: list[dict[str, Any]], name_a: str, name_b: str) -> str:
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
         r["image_id"], r["file_name"], num(r["PQ"]), num(r["PQ_vs"]), num(r["key"]), r["TP"], r["FP"], r["FN"]))
         + "</tr>" for r in rows)
-    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + body + "</table>"
+    return ("<div class='wide'><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + body
+            + "</table></div>")  # a box that scrolls sideways on a narrow page, as the report's other tables
 
 
 def _safe(name: str) -> str:
