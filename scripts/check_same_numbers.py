@@ -22,7 +22,8 @@ import numpy as np
 
 # what differs between two runs of the same code: when, where, how fast, which command
 RUN_FIELDS = {"date", "timings", "speed_context", "memory", "record", "analysis_file", "device"}
-RUN_PROVENANCE = {"git_commit", "command", "predictions"}
+RUN_PROVENANCE = {"git_commit", "command", "predictions", "config_path"}  # where the checkout is: the config's
+# text and hash, and the checkpoint's sha256, are compared
 RUN_FLOPS = {"seconds"}  # the FLOPs pass's time; its counts are compared
 
 
@@ -66,6 +67,8 @@ def _records(root: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
 def _comparable(rec: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in rec.items() if k not in RUN_FIELDS}
     out["provenance"] = {k: v for k, v in rec.get("provenance", {}).items() if k not in RUN_PROVENANCE}
+    if isinstance(out["provenance"].get("checkpoint"), dict):  # its file's place left out, its digest kept
+        out["provenance"]["checkpoint"] = {k: v for k, v in out["provenance"]["checkpoint"].items() if k != "path"}
     if isinstance(rec.get("flops"), dict):
         out["flops"] = {k: v for k, v in rec["flops"].items() if k not in RUN_FLOPS}
     return out
