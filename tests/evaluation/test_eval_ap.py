@@ -5,9 +5,6 @@ PanopticFPN's AP is its instance branch's."""
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 import json
 import subprocess
 import sys
@@ -15,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ap_cases import pycocotools_ap
 from PIL import Image
 
 from panbench import REPO_ROOT
@@ -70,22 +68,6 @@ def reference_gt(demo_root: Path, image_ids: list[int]) -> dict:
                              "segmentation": rle})
     cats = [{"id": c["id"], "name": c["name"]} for c in pan["categories"] if c["isthing"]]
     return {"images": images, "annotations": anns, "categories": cats}
-
-
-def pycocotools_ap(gt: dict, results_file: Path) -> np.ndarray:
-    pytest.importorskip("pycocotools.cocoeval", reason="the reference is pycocotools (pip install pycocotools)")
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = copy.deepcopy(gt)
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(str(results_file)), "segm")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return np.asarray(ev.stats[:6])
 
 
 def test_record_ap_equals_pycocotools_on_the_saved_instance_json(with_ap, demo_root) -> None:

@@ -9,9 +9,6 @@ dataset: AP is then far from 0 (below 100 where instances overlap and hide each 
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 import json
 import shutil
 from pathlib import Path
@@ -25,6 +22,7 @@ pytest.importorskip("pycocotools", reason="the reference is pycocotools (pip ins
 
 import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
 import torch  # noqa: E402
+from ap_cases import pycocotools_ap  # noqa: E402  (tests/ap_cases.py)
 from PIL import Image  # noqa: E402
 
 from panbench.analysis.semantic import SemanticConfusion  # noqa: E402
@@ -104,21 +102,6 @@ def reference_gt(root: Path) -> dict:
     images = [{"id": i["id"], "height": i["height"], "width": i["width"]} for i in pan["images"]]
     cats = [{"id": c["id"], "name": c["name"]} for c in pan["categories"] if c["isthing"]]
     return {"images": images, "annotations": anns, "categories": cats}
-
-
-def pycocotools_ap(gt: dict, results_file: Path) -> np.ndarray:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = copy.deepcopy(gt)
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(str(results_file)), "segm")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return np.asarray(ev.stats[:6])
 
 
 def by_hand(d: Path, root: Path, kind: str, limit: int | None = None) -> tuple[list[dict], float | None]:

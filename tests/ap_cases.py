@@ -19,7 +19,7 @@ def _pycocotools() -> Any:
     return pytest.importorskip("pycocotools.cocoeval", reason="the reference is pycocotools (pip install pycocotools)")
 
 
-def pycocotools_ap(gt: dict[str, Any], results: list[dict[str, Any]] | str) -> np.ndarray:
+def pycocotools_ap(gt: dict[str, Any], results: list[dict[str, Any]] | str | Path) -> np.ndarray:
     """pycocotools' COCOeval(segm) stats[0:6] of ``results`` (a list, or a JSON file) on the dataset ``gt``."""
     import contextlib
     import io
@@ -32,7 +32,7 @@ def pycocotools_ap(gt: dict[str, Any], results: list[dict[str, Any]] | str) -> n
         coco = COCO()
         coco.dataset = copy.deepcopy(gt)
         coco.createIndex()
-        dt = coco.loadRes(results if isinstance(results, str) else copy.deepcopy(results))
+        dt = coco.loadRes(str(results) if isinstance(results, (str, Path)) else copy.deepcopy(results))
         ev = COCOeval(coco, dt, "segm")
         ev.evaluate()
         ev.accumulate()
