@@ -106,3 +106,29 @@ def test_the_pq_formula_is_written_once() -> None:
 
 def test_the_formula_rule_catches_a_copy() -> None:
     assert pq_denominators("d = tp + 0.5 * fp + 0.5 * fn\nx = 0.5 * area\n") == [1, 1]
+
+
+# The match carries PQ's columns (ImageMatch.to_stats) and, beside them, per-segment facts that only the
+# intersection table of the image can give (docs/architecture.md, "match"); each of those is read by an analysis.
+PQ_COLUMNS = {"tp_cats", "tp_ious", "fn_cats", "fp_cats"}
+
+
+def unread_match_columns(columns: tuple[str, ...], analysis_sources: list[str]) -> list[str]:
+    """The match's columns beyond PQ's that no module of ``panbench/analysis`` names."""
+    words = set().union(*(_names(ast.parse(s)) | {n.value for n in ast.walk(ast.parse(s))
+                                                  if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+                          for s in analysis_sources))
+    return [c for c in columns if c not in PQ_COLUMNS and c not in words]
+
+
+def test_every_column_of_the_match_beyond_pq_is_read_by_an_analysis() -> None:
+    from panbench.pq.matching import MATCH_FIELDS
+    sources = [p.read_text() for p in sorted((PACKAGE / "analysis").rglob("*.py"))]
+    assert PQ_COLUMNS < set(MATCH_FIELDS)
+    assert not unread_match_columns(MATCH_FIELDS, sources), "drop the column from ImageMatch and _match.c"
+
+
+def test_the_column_rule_catches_a_column_nobody_reads() -> None:
+    from panbench.pq.matching import MATCH_FIELDS
+    sources = [p.read_text() for p in sorted((PACKAGE / "analysis").rglob("*.py"))]
+    assert unread_match_columns((*MATCH_FIELDS, "fp_unused"), sources) == ["fp_unused"]

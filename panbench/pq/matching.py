@@ -24,6 +24,10 @@ Beside the TP/FP/FN, the match keeps per segment what the analyses read:
 * every non-crowd ground truth: category and the summed IoU of all same-category predictions that
   overlap it (for PQ-dagger).
 
+These facts are here, not in the analyses, because they are read from the intersection table, which
+exists only while the image is scored (keeping it would store ``n_gt x n_pred`` counts per image); each
+column is read by an analysis (``tests/test_architecture_rules.py``).
+
 Crowd regions are never a "ground-truth segment" beyond the ignore rule: not matched, not FNs and
 not overlaps.  Ties (equal best IoU) go to the lowest index in ``segments_info`` order.  The PQ
 contributions (:class:`ImageStats`, :meth:`ImageMatch.to_stats`) and the analyses' per-image columns
