@@ -6,7 +6,7 @@ Rules (docs/analysis.md has them in words):
 
 * a category enters an average when it has a TP, FP or FN (panopticapi's rule);
 * per category ``PQ = IoU / (TP + FP/2 + FN/2)``, ``SQ = IoU / TP``, ``RQ = TP / (TP + FP/2 + FN/2)``;
-* a group with no category present gets 0.0 (as :func:`panbench.pq.sums.summarize`).
+* a group with no category present gets 0.0 (as :func:`panbench.pq.sums.pq_summary`).
 
 The formula and the average are :func:`panbench.pq.sums.category_pq` and :func:`~panbench.pq.sums.group_average`,
 the summary's own.

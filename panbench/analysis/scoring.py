@@ -24,7 +24,7 @@ from panbench.analysis.collect import AnalysisSet
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
 from panbench.pq.result import ImageResult
-from panbench.pq.sums import PQStats, summarize
+from panbench.pq.sums import PQStats, pq_summary
 
 
 class RunAnalysis:
@@ -75,7 +75,7 @@ def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None 
     ``mask_quality``) and, when ``boundary`` is given, ``boundary``: the nine metrics, 0-100."""
     out = analyze(aset, cats.isthing, n_resamples=n_resamples if aset.n_images else 0, seed=seed)
     if boundary is not None:
-        res = summarize(boundary, cats.ids, cats.isthing)
+        res = pq_summary(boundary, cats.ids, cats.isthing)
         out["boundary"] = {k: res[k] for k in METRIC_KEYS}
     return out
 

@@ -3,7 +3,7 @@ builder per analysis, from the record fields that ``score``/``eval`` write (docs
 
 Each builder gives, per record, the row's columns (empty when the record lacks the analysis) and a note
 for the records that lack it. Intervals are two columns ``X_low`` / ``X_high``;
-:func:`panbench.reporting.tables.render` shows them as one ``X 95% CI`` column outside CSV.
+:func:`panbench.reporting.tables.format_table` shows them as one ``X 95% CI`` column outside CSV.
 """
 
 from __future__ import annotations
