@@ -56,8 +56,9 @@ def _texture(rng: np.random.Generator, cat: dict[str, Any], h: int, w: int) -> n
     return np.clip(base + pat, 0, 255)
 
 
-def render(rng: np.random.Generator, ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
-    """The RGB image of a panoptic label map."""
+def paint_label_map(rng: np.random.Generator, ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
+    """The RGB image of a panoptic label map: each segment filled with its category's texture, VOID gray noise,
+    things outlined dark."""
     h, w = ids.shape
     img = rng.normal(128, 40, (h, w, 3)).clip(0, 255)  # VOID: gray noise
     by_id = {c["id"]: c for c in DEMO_CATEGORIES}
@@ -89,7 +90,7 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
         pim = random_image(rng, h, w, DEMO_CATEGORIES, n_stuff=(2, 4), n_things=(1, 8),
                            void_fraction=float(rng.uniform(0.01, 0.03)), crowd_prob=0.08)
         name = f"{image_id:012d}"
-        Image.fromarray(render(rng, pim.ids, pim.segments_info)).save(img_dir / f"{name}.jpg", quality=95)
+        Image.fromarray(paint_label_map(rng, pim.ids, pim.segments_info)).save(img_dir / f"{name}.jpg", quality=95)
         write_png(png_dir / f"{name}.png", pim.ids)
         for s in pim.segments_info:
             ys, xs = np.nonzero(pim.ids == s["id"])
