@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,17 @@ def tree_digest(root: Path) -> str:
             h.update(str(p.relative_to(root)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def data_command(root: Path, args: Any) -> str:
+    """``panbench data demo``: generate the demo set; the line to print, with its dataset fingerprint (the
+    hash tables show beside the dataset's name) and the checksum of its files."""
+    from panbench.data.datasets import load_dataset
+
+    t = time.perf_counter()
+    there = (root / ".panbench-demo").exists() and not args.force  # kept as it is (same seed)
+    root = make_demo(root, seed=args.data_seed, force=args.force)
+    ds = load_dataset(root, name="demo")
+    made = "already there, kept (--force writes it again)" if there else f"{time.perf_counter() - t:.1f} s"
+    return (f"demo dataset at {root} ({made}): {len(ds.samples)} val images, fingerprint {ds.fingerprint()[:8]} "
+            f"(tables show `demo {ds.fingerprint()[:8]}`); files sha256 {tree_digest(root)[:16]}")
