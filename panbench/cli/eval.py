@@ -17,15 +17,17 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
+    from panbench.data.catalog import DATASETS
     from panbench.evaluation.options import EvalOptions
     from panbench.models.postprocess import FUSIONS, POSTPROCESSES, PostProcess
 
+    others = [name for name in DATASETS if name != "coco"]
     p = sub.add_parser("eval", parents=[common.models, common.dataset, common.results, common.data_root,
                                         common.image_selection, common.checkpoint, common.device, common.run,
                                         common.amp, common.seed,
                                         common.progress, common.corruption, common.boundary, common.strict,
                                         common.per_image],
-                       help="evaluate models on COCO panoptic val (or demo, cityscapes, ade20k)",
+                       help=f"evaluate models on COCO panoptic val (or {', '.join(others)})",
                        description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "
                        "under results/ and a row in results/runs.csv.")
     p.add_argument("--save-predictions", metavar="DIR",
