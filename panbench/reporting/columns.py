@@ -21,7 +21,7 @@ from panbench.reporting.pairing import pair_key, paired_differences
 ANALYSES = ("ci", "by_size", "errors", "boundary", "dagger")
 # the record field each option reads, and how to get it when a record lacks it
 FIELD = {"ci": "ci", "by_size": "by_size", "errors": "errors", "boundary": "boundary", "dagger": "pq_dagger"}
-HOW = {"boundary": "re-run `panbench eval` or `panbench score` with --boundary"}
+HOW_TO_RECORD = {"boundary": "re-run `panbench eval` or `panbench score` with --boundary"}
 PAIRED_NOTE = ("PQ difference (PQ_diff in CSV): PQ minus that of the run under 'paired difference to' (PQ_diff_vs), "
                "the reference run of the same dataset (same fingerprint: "
                "same annotation file and images): the best PQ among the runs with a per-image analysis file, or "
@@ -121,7 +121,7 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
             cols = [BUILDERS[a](r) for r in records]
         for row, c in zip(rows, cols):
             row.update({k: v for k, v in c.items() if k not in row})
-        how = HOW.get(a, "records written before schema 2, or runs without the analysis; re-run them")
+        how = HOW_TO_RECORD.get(a, "records written before schema 2, or runs without the analysis; re-run them")
         for lacking, why in missing_why(records, FIELD[a], f"no `{FIELD[a]}` in the record: {how}"):
             notes.append(f"--{a.replace('_', '-')}: blank for {', '.join(run_label(r, records) for r in lacking)} "
                          f"({why})")
