@@ -25,8 +25,8 @@ def git_commit(root: Path | None = None) -> str | None:
 
 
 DEFAULT_PACKAGES = ("torch", "mmcv", "mmengine", "mmdet")
-"""The packages :func:`versions` lists when its caller names none (a speed record, a ``score --name`` record,
-the resume cache's key): the MMDetection stack."""
+"""The packages :func:`versions` lists when its caller names none (the resume cache's key): the MMDetection
+stack.  A ``score --name`` record names none (scoring runs no model)."""
 
 
 def versions(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, str | None]:
