@@ -34,7 +34,6 @@ SAME_CONCEPT: dict[str, tuple[str, ...]] = {
 #: Renamed on other branches: duplicates whose other definition lives in a module those branches edit.
 PENDING = {
     "Corruption",  # records/schema.py's (the record's corruption field) beside robustness/corruptions.py's
-    "HOW",  # analysis/ap_files.py's (the instance file format) beside reporting/columns.py's (how to record one)
 }
 
 

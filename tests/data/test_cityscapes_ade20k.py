@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +176,8 @@ def test_ade20k_matches_mmdet_converter(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("ade20k2coco", tool)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    # mmengine's ProgressBar writes to the sys.stdout of mmengine's import, closed when an earlier test imported it
+    mod.ProgressBar = functools.partial(mod.ProgressBar, file=sys.stdout)
     np.random.seed(0)
     mod.prepare_panoptic_annotations(str(src))
     theirs = json.loads((src / "ade20k_panoptic_val.json").read_text())
