@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from panbench.models.mmdet import reference as mmdet_reference  # noqa: E402
+from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
 SIDES = ("mmdet stock", "mmdet pan-only", "panbench 1proc", "panbench forked")
 FUSION_SIDE = "panbench 1proc --fusion mmdet"  # the fusion table's "before"
@@ -59,7 +60,7 @@ TOLERANCE = 1e-9
 def mmdet_run(config: Path, ckpt: Path, data_root: Path, limit: int | None, workers: int,
               panoptic_only: bool) -> tuple[dict[str, float], float]:
     """Nine metrics and whole-process wall seconds of MMDetection's test loop."""
-    refs, wall = mmdet_reference.run([(config, ckpt)], data_root, limit=limit, workers=workers,
+    refs, wall = mmdet_reference.run_references([(config, ckpt)], data_root, limit=limit, workers=workers,
                                      panoptic_only=panoptic_only, cwd=ROOT)
     return refs[0].metrics, wall
 
@@ -90,12 +91,12 @@ def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, wor
     rec = json.loads(next((res / "runs").glob("*.json")).read_text())
     LAST_TIMINGS.clear()
     LAST_TIMINGS.update(rec["timings"])
-    return {k: rec["metrics"][k] for k in mmdet_reference.METRICS}, wall
+    return {k: rec["metrics"][k] for k in METRIC_KEYS}, wall
 
 
 def worst_difference(a: dict[str, float], b: dict[str, float]) -> float:
     """Largest |difference| over the nine metrics; NaN when either side has a NaN (fails any check)."""
-    diffs = [abs(a[k] - b[k]) for k in mmdet_reference.METRICS]
+    diffs = [abs(a[k] - b[k]) for k in METRIC_KEYS]
     return math.nan if any(math.isnan(d) for d in diffs) else max(diffs)
 
 

@@ -16,7 +16,7 @@ from panbench.pq.coco_format import parse_annotations, parse_categories, read_js
 from panbench.pq.png import read_ids
 from panbench.pq.score import image_order
 
-HOW = "give COCO instance results: a list of {image_id, category_id, segmentation: {size, counts}, score}"
+INSTANCES_FORMAT = "give COCO instance results: a list of {image_id, category_id, segmentation: {size, counts}, score}"
 
 
 def read_instances(path: str | os.PathLike[str], image_ids: set[int]) -> dict[int, Instances]:
@@ -28,9 +28,9 @@ def read_instances(path: str | os.PathLike[str], image_ids: set[int]) -> dict[in
     try:
         data = json.loads(p.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{p}: not valid JSON ({e}); {HOW}") from e
+        raise InputError(f"{p}: not valid JSON ({e}); {INSTANCES_FORMAT}") from e
     if not isinstance(data, list):
-        raise InputError(f"{p}: a JSON {type(data).__name__}, not a list; {HOW}")
+        raise InputError(f"{p}: a JSON {type(data).__name__}, not a list; {INSTANCES_FORMAT}")
     by_image: dict[int, tuple[list[dict[str, Any]], list[float], list[int]]] = {}
     for k, r in enumerate(data):
         _check_result(p, k, r, image_ids)
@@ -50,7 +50,7 @@ def _check_result(p: Path, k: int, r: Any, image_ids: set[int]) -> None:
           and isinstance(seg.get("counts"), str) and isinstance(seg.get("size"), list) and len(seg["size"]) == 2)
     if not ok:
         raise InputError(f"{p}: result {k} is not a COCO instance result with an RLE mask (counts as a string); "
-                         f"{HOW}")
+                         f"{INSTANCES_FORMAT}")
     if r["image_id"] not in image_ids:
         raise InputError(f"{p}: result {k} is for image {r['image_id']}, which the ground truth does not annotate; "
                          "leave it out or score against the ground truth of those images")

@@ -6,7 +6,7 @@ Rules (docs/analysis.md has them in words):
 
 * a category enters an average when it has a TP, FP or FN (panopticapi's rule);
 * per category ``PQ = IoU / (TP + FP/2 + FN/2)``, ``SQ = IoU / TP``, ``RQ = TP / (TP + FP/2 + FN/2)``;
-* a group with no category present gets 0.0 (as :func:`panbench.pq.sums.summarize`).
+* a group with no category present gets 0.0 (as :func:`panbench.pq.sums.pq_summary`).
 
 The formula and the average are :func:`panbench.pq.sums.category_pq` and :func:`~panbench.pq.sums.group_average`,
 the summary's own.
@@ -20,19 +20,18 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet
-from panbench.pq.sums import group_average
+from panbench.pq.sums import PQ_GROUPS, group_average
 from panbench.records.schema import RunRecord
 
 # COCO's area ranges: small < 32^2 <= medium < 96^2 <= large
 SIZE_LIMITS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.iinfo(np.int64).max))
-PQ_GROUPS = (("", None), ("_th", True), ("_st", False))  # suffix, things (None: all)
 
 
 def nine_metrics(iou, tp, fp, fn, isthing) -> dict[str, Any]:
     """PQ/SQ/RQ for All, Things, Stuff (0-100), batched like :func:`group_average`."""
     things = np.asarray(isthing, bool)
     out: dict[str, Any] = {}
-    for sfx, th in PQ_GROUPS:
+    for _, sfx, th in PQ_GROUPS:
         mask = np.ones_like(things) if th is None else things if th else ~things
         out["PQ" + sfx], out["SQ" + sfx], out["RQ" + sfx], _ = group_average(iou, tp, fp, fn, mask)
     return out
@@ -85,7 +84,7 @@ def pq_dagger(a: AnalysisSet, isthing: list[bool]) -> dict[str, float]:
     things = np.asarray(isthing, bool)
     iou, tp, fp, fn = dagger_sums(a, isthing)
     out = {}
-    for sfx, th in PQ_GROUPS:
+    for _, sfx, th in PQ_GROUPS:
         mask = np.ones_like(things) if th is None else things if th else ~things
         out["PQ_dagger" + sfx] = float(group_average(iou, tp, fp, fn, mask)[0])
     return out

@@ -25,7 +25,7 @@ from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
 from panbench.pq.result import ImageResult
-from panbench.pq.sums import PQStats, summarize
+from panbench.pq.sums import PQStats, pq_summary
 from panbench.records.schema import RunRecord
 
 
@@ -84,7 +84,7 @@ def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
     if inp.boundary is None:
         return {}
     ids = inp.category_ids if inp.category_ids is not None else list(range(len(inp.isthing)))  # only per_class's keys
-    res = summarize(inp.boundary, ids, inp.isthing)
+    res = pq_summary(inp.boundary, ids, inp.isthing)
     return {"boundary": {k: res[k] for k in METRIC_KEYS}}
 
 

@@ -284,9 +284,12 @@ def data_check(root: Path) -> Check:
 
 
 def _dataset_name(root: Path) -> str:
-    """The dataset a root holds, as far as its folder says (data/demo, data/coco, data/cityscapes...)."""
-    names = {"demo": "the demo set's", "coco": "COCO", "cityscapes": "Cityscapes", "ade20k": "ADE20K"}
-    return next((v for k, v in names.items() if k in {p.name for p in (root, root.parent)}), "a")
+    """The dataset a root holds, as far as its folder says (data/demo, data/coco...): the doctor's words of
+    its row in :data:`panbench.data.catalog.DATASETS`."""
+    from panbench.data.catalog import DATASETS
+
+    folders = {p.name for p in (root, root.parent)}
+    return next((d.doctor or d.display for d in DATASETS.values() if d.name in folders), "a")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:

@@ -17,15 +17,17 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
+    from panbench.data.catalog import DATASETS
     from panbench.evaluation.options import EvalOptions
-    from panbench.models.postprocess import PostProcess
+    from panbench.models.postprocess import FUSIONS, POSTPROCESSES, PostProcess
 
+    others = [name for name in DATASETS if name != "coco"]
     p = sub.add_parser("eval", parents=[common.models, common.dataset, common.results, common.data_root,
                                         common.image_selection, common.checkpoint, common.device, common.run,
                                         common.amp, common.seed,
                                         common.progress, common.corruption, common.boundary, common.strict,
                                         common.per_image],
-                       help="evaluate models on COCO panoptic val (or demo, cityscapes, ade20k)",
+                       help=f"evaluate models on COCO panoptic val (or {', '.join(others)})",
                        description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "
                        "under results/ and a row in results/runs.csv.")
     p.add_argument("--save-predictions", metavar="DIR",
@@ -37,10 +39,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
                    help="override settings of the model config, mmengine's syntax (as mmdet's tools/test.py), e.g. "
                    "model.test_cfg.object_mask_thr=0.9; part of the record and of the resume-cache key")
-    p.add_argument("--postprocess", default=PostProcess.name, choices=["default", "maskwise", "argmax"],
+    p.add_argument("--postprocess", default=PostProcess.name, choices=POSTPROCESSES,
                    help="panoptic post-processing for MaskFormer/Mask2Former: the model's own fusion (default), "
                    "Panoptic SegFormer's mask-wise merging, or pixel-wise argmax")
-    p.add_argument("--fusion", default=EvalOptions.fusion, choices=["panbench", "mmdet"],
+    p.add_argument("--fusion", default=EvalOptions.fusion, choices=FUSIONS,
                    help="how the model's own panoptic fusion runs: panbench's vectorized implementation of the "
                    "same rules, pixel-identical (default), or mmdet's per-segment loop")
     p.add_argument("--flops-images", type=non_negative_int, default=EvalOptions.flops_images, metavar="N",

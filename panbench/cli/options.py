@@ -117,8 +117,11 @@ def deprecated_alias(p: argparse.ArgumentParser, old: str, new: str) -> None:
 
 
 def dataset_root(args: argparse.Namespace) -> str:
-    """``--data-root``, or ``data/<dataset>`` (``data/coco`` for a command without ``--dataset``)."""
-    return args.data_root or f"data/{getattr(args, 'dataset', None) or 'coco'}"
+    """``--data-root``, or the dataset's folder (``data/<dataset>``; ``data/coco`` for a command without
+    ``--dataset``)."""
+    from panbench.data.catalog import folder
+
+    return args.data_root or folder(getattr(args, "dataset", None) or "coco")
 
 
 def check_writable(folder: str | Path, option: str) -> None:
@@ -138,9 +141,8 @@ def check_writable(folder: str | Path, option: str) -> None:
 
 
 # The groups: each flag's help and default written once; the defaults of a run are EvalOptions' and PostProcess'
-# (read here, so that ``--help`` shows them).
-
-DATASETS = "coco, demo, cityscapes or ade20k"
+# (read here, so that ``--help`` shows them).  The datasets named in a help are the rows of
+# panbench.data.catalog.DATASETS.
 
 
 def _results(p: argparse.ArgumentParser) -> None:
@@ -152,13 +154,17 @@ def _data_root(p: argparse.ArgumentParser) -> None:
 
 
 def _dataset(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help=f"the dataset to run on: {DATASETS} (panbench data); default: the dataset the "
+    from panbench.data.catalog import names
+
+    p.add_argument("--dataset", help=f"the dataset to run on: {names()} (panbench data); default: the dataset the "
                    "models were trained on (coco for the zoo, demo for the demo models)")
 
 
 def _only_dataset(p: argparse.ArgumentParser) -> None:
+    from panbench.data.catalog import names
+
     p.add_argument("--only-dataset", metavar="DATASET", help="show only the models (ls) or the runs of this dataset "
-                   f"({DATASETS}, or the name a `score --name` record was filed under)")
+                   f"({names()}, or the name a `score --name` record was filed under)")
     deprecated_alias(p, "--dataset", "--only-dataset")
 
 
@@ -296,9 +302,10 @@ def _force(p: argparse.ArgumentParser) -> None:
 
 
 def _from_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="from_dir", metavar="DIR", help="the folder of the official files (coco: the zips "
-                   "val2017.zip and panoptic_annotations_trainval2017.zip; cityscapes: gtFine/ and leftImg8bit/, "
-                   "unzipped; ade20k: ADEChallengeData2016/ with images/, annotations/, annotations_instance/)")
+    from panbench.data.catalog import DATASETS
+
+    held = "; ".join(f"{d.name}: {d.from_files}" for d in DATASETS.values() if d.from_files)
+    p.add_argument("--from", dest="from_dir", metavar="DIR", help=f"the folder of the official files ({held})")
 
 
 _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {

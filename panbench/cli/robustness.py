@@ -92,11 +92,11 @@ def sweep(spec, ds, opts, plan) -> dict:
 
 def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> None:
     """Write each summary and the plots; print the table and the paths."""
-    from panbench.reporting.robustness import frame, plots, render
+    from panbench.reporting.robustness import format_robustness_table, plots, summary_frame
     from panbench.robustness.summary import write_summary
 
     paths = [write_summary(results, s) for s in summaries]
-    print(render(frame(summaries), fmt))
+    print(format_robustness_table(summary_frame(summaries), fmt))
     for p in paths:
         print(f"summary: {p}")
     if with_plots:

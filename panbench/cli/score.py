@@ -128,11 +128,12 @@ def _text(res: dict[str, object], fields: dict[str, object]) -> str:
 
 def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given: str | None) -> str:
     """The dataset a ``score --name`` record is filed under: the one its ground truth is.  The dataset of the
-    records in ``results`` scored on the same images (same fingerprint); else the known dataset (coco, demo,
-    cityscapes, ade20k) that the ground truth's root folder (``ROOT/annotations/FILE.json``) or file names
-    (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.  ``given``
-    (``--dataset-name``) is taken unless records of the same images name another dataset (refused in one line)."""
-    from panbench.data.datasets import CONVERTED, HOW_TO_GET
+    records in ``results`` scored on the same images (same fingerprint); else the known dataset (a row of
+    :data:`panbench.data.catalog.DATASETS`) that the ground truth's root folder (``ROOT/annotations/FILE.json``)
+    or file names (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.
+    ``given`` (``--dataset-name``) is taken unless records of the same images name another dataset (refused in
+    one line)."""
+    from panbench.data.catalog import DATASETS
     from panbench.errors import InputError, PanbenchError
     from panbench.records.io import load_records
     from panbench.reporting.labels import fingerprint as fingerprint_of
@@ -152,10 +153,10 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
         return given
     gt_json = gt_json.resolve()
     root = gt_json.parent.parent if gt_json.parent.name == "annotations" else gt_json.parent
-    if root.name in HOW_TO_GET:
+    if root.name in DATASETS:
         return root.name
     stem = gt_json.stem.removesuffix("_panoptic_val")
-    if stem in CONVERTED:
+    if stem in DATASETS and DATASETS[stem].converted:
         return stem
     if gt_json.name == "panoptic_val2017.json" and _n_categories(gt_json) == 133:
         return "coco"

@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     note_incomplete_sweeps(args.results)  # one line on stderr
     if args.robustness:
-        from panbench.reporting.robustness import table_from_dir
+        from panbench.reporting.robustness import robustness_table
 
-        print(table_from_dir(Path(args.results), args.only_dataset, args.format))
+        print(robustness_table(Path(args.results), args.only_dataset, args.format))
         return 0
     analyses = [a for a in KEYS if getattr(args, a)]
     text, notes = table_with_notes(Path(args.results), args.only_dataset, args.format, args.vs_published,

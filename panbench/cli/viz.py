@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.evaluation.device import pick_device
     from panbench.evaluation.loading import load_model
     from panbench.models.registry import resolve
-    from panbench.reporting.viz import find_sample, predict, render
+    from panbench.reporting.viz import draw_overlay, find_sample, predict
 
     models = [m.strip() for m in args.model.split(",")]
     if len(models) > 2:
@@ -56,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
         preds.append(predict(lm, spec.name, sample))
     tail = f"_{corruption.label}" if corruption else ""
     out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}{tail}.png")
-    print(render(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
+    print(draw_overlay(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
                  if corruption else ""))
     return 0

@@ -126,7 +126,7 @@ def cell_dicts(cells: list[Cell]) -> list[dict[str, Any]]:
     return [asdict(c) for c in cells]
 
 
-def marker(results: Path, sweep_id: str, cell: Cell) -> Path:
+def cell_marker(results: Path, sweep_id: str, cell: Cell) -> Path:
     return sweep_dir(results, sweep_id) / "cells" / f"{cell.id}.json"
 
 
@@ -135,7 +135,7 @@ def done(results: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
     for c in manifest["cells"]:
         try:
-            out[c.id] = json.loads(marker(results, manifest["sweep"], c).read_text())
+            out[c.id] = json.loads(cell_marker(results, manifest["sweep"], c).read_text())
         except (OSError, ValueError):
             pass
     return out
@@ -183,7 +183,7 @@ class CellJob:
         multi = int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1
         failed, recorded = [], []
         for cell in (Cell(**c) for c in self.cells):
-            mark = marker(results, self.sweep_id, cell)
+            mark = cell_marker(results, self.sweep_id, cell)
             if mark.exists():
                 print(f"cell {cell.id}: recorded already ({mark})", flush=True)
                 continue

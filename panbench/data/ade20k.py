@@ -24,13 +24,12 @@ which defines the JSON that mmdet's ADE20K panoptic configs are trained and test
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from panbench.data.datasets import link_or_copy, run_converter
 from panbench.errors import InputError
 
 # The ADE20K SceneParsing order (objectInfo150.txt; semantic value - 1), mmdet's thing and stuff
@@ -226,18 +225,13 @@ def prepare_ade20k(root: Path, src: Path, force: bool = False) -> Path:
     return root
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    """A hard link to ``src`` (no extra space), or a copy across file systems."""
-    if dst.exists():
-        dst.unlink()
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``path`` whole or not at all (a temporary file renamed into place)."""
     tmp = path.with_suffix(".json.part")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)
+
+
+def data_command(root: Path, args: Any) -> str:
+    """``panbench data ade20k``: convert ``--from`` into ``root``; the line to print."""
+    return run_converter(root, args, "ade20k", prepare_ade20k)

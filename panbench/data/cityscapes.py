@@ -23,8 +23,9 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
+from typing import Any
 
-from panbench.data.ade20k import link_or_copy
+from panbench.data.datasets import link_or_copy, run_converter
 from panbench.errors import InputError, PanbenchError
 from panbench.pq.coco_format import read_json
 
@@ -66,3 +67,8 @@ def prepare_cityscapes(root: Path, src: Path, force: bool = False) -> Path:
         link_or_copy(images[im["id"]], img_out / im["file_name"])
     print(f"  {len(files)} images converted by cityscapesscripts' createPanopticImgs")
     return root
+
+
+def data_command(root: Path, args: Any) -> str:
+    """``panbench data cityscapes``: convert ``--from`` into ``root``; the line to print."""
+    return run_converter(root, args, "cityscapes", prepare_cityscapes)

@@ -22,6 +22,7 @@ import shutil
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from panbench.downloads import download, sha256_file
 from panbench.errors import InputError
@@ -173,3 +174,12 @@ def verify_tree(root: Path, expected_images: int | None = None) -> None:
     n = len(data.get("images", []))
     if expected_images is not None and n != expected_images:
         raise InputError(f"{ann}: {n} images, expected {expected_images}")
+
+
+def data_command(root: Path, args: Any) -> str:
+    """``panbench data coco``: download (or take from ``--from``), check and extract; the line to print."""
+    from panbench.pq.coco_format import read_json
+
+    sums = read_json(args.checksums, "checksums file") if args.checksums else None
+    root = prepare_coco(root, Path(args.from_dir) if args.from_dir else None, sums, progress=not args.no_progress)
+    return f"COCO panoptic val ready at {root}"

@@ -6,35 +6,27 @@ Layout under the root::
     annotations/panoptic_val2017.json    images, annotations, categories
     annotations/panoptic_val2017/*.png   ground-truth segment ids (R + 256G + 256^2B)
 
-Cityscapes and ADE20K (converted by ``panbench data cityscapes|ade20k``, docs/datasets.md) keep
-their converters' names: ``annotations/<name>_panoptic_val.json``, ``annotations/<name>_panoptic_val/``
-and the images in ``val/``; their image ids are strings.
+A converted dataset (``converted`` in its row of :data:`panbench.data.catalog.DATASETS`, docs/datasets.md)
+keeps its converter's names: ``annotations/<name>_panoptic_val.json``, ``annotations/<name>_panoptic_val/``
+and the images in ``val/``; its image ids are strings.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from panbench.data.catalog import DATASETS
 from panbench.errors import InputError
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
 from panbench.pq.matching import CategoryTable
-
-HOW_TO_GET = {
-    "coco": "run `panbench data coco --root {root}` (downloads and checks val2017 and the panoptic annotations), "
-    "or pass --data-root DIR; offline, `--dataset demo` runs the demo models on the demo set",
-    "demo": "run `panbench data demo` (seconds, offline)",
-    "cityscapes": "convert the official gtFine/ and leftImg8bit/ with `panbench data cityscapes --from DIR` "
-    "(docs/datasets.md), or pass --data-root DIR",
-    "ade20k": "convert ADEChallengeData2016 with its instance annotations with `panbench data ade20k --from DIR` "
-    "(docs/datasets.md), or pass --data-root DIR",
-}
-# datasets whose files keep their converter's names: ROOT/annotations/<name>_panoptic_val.json,
-# ROOT/annotations/<name>_panoptic_val/*.png, images in ROOT/val/
-CONVERTED = ("cityscapes", "ade20k")
 
 
 def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
@@ -43,11 +35,11 @@ def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
     import difflib
     import shlex
 
-    if name not in HOW_TO_GET:
-        near = difflib.get_close_matches(name, list(HOW_TO_GET), n=1, cutoff=0.7)
+    if name not in DATASETS:
+        near = difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.7)
         if near:
             return f"did you mean --dataset {near[0]}?"
-        return (f"--dataset is one of {', '.join(HOW_TO_GET)}; for a dataset of your own in the COCO panoptic layout "
+        return (f"--dataset is one of {', '.join(DATASETS)}; for a dataset of your own in the COCO panoptic layout "
                 "(docs/datasets.md) pass --data-root DIR")
     parent = root.parent if str(root.parent) else Path(".")
     if parent.is_dir():
@@ -60,12 +52,14 @@ def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
             return f"did you mean --data-root {shlex.quote(str(parent / near[0]))}?"
     if name == "demo" and root != Path("data/demo"):
         return f"run `panbench data demo --root {shlex.quote(str(root))}` (seconds, offline), or pass --data-root DIR"
-    return HOW_TO_GET[name].format(root=shlex.quote(str(root)))
+    return DATASETS[name].how_to_get.format(root=shlex.quote(str(root)))
 
 
 def layout(root: Path, name: str, split: str) -> tuple[Path, Path, Path]:
-    """The annotation JSON, the ground-truth PNG folder and the image folder of a dataset."""
-    if name in CONVERTED:
+    """The annotation JSON, the ground-truth PNG folder and the image folder of a dataset (a converted one's
+    files keep their converter's names: ROOT/annotations/<name>_panoptic_val.json and its PNG folder,
+    the images in ROOT/val/)."""
+    if name in DATASETS and DATASETS[name].converted:
         base = root / "annotations" / f"{name}_panoptic_val"
         return base.with_suffix(".json"), base, root / "val"
     return root / "annotations" / f"panoptic_{split}.json", root / "annotations" / f"panoptic_{split}", root / split
@@ -163,7 +157,7 @@ def load_dataset(
 
 def read_subset(path: str | Path) -> list[int | str]:
     """Image ids, one per line (``#`` comments allowed), in file order; an id that is not an integer
-    is kept as a string (Cityscapes and ADE20K ids such as ``frankfurt_000000_000294``)."""
+    is kept as a string (a converted dataset's ids such as ``frankfurt_000000_000294``)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: subset file not found; give a file with one image id per line")
@@ -179,3 +173,29 @@ def read_subset(path: str | Path) -> list[int | str]:
         print(f"note: {p}: {len(ids) - len(unique)} repeated image id(s) (first: {first}) counted once; "
               f"{len(unique)} images selected", file=sys.stderr)
     return unique
+
+
+def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]) -> str:
+    """``panbench data NAME`` of a converted dataset: ``convert(root, --from, force=--force)``, then the
+    dataset read back (which checks what was written); the line to print."""
+    if not args.from_dir:
+        raise InputError(f"--from is required: the folder of the official {name} files")
+    src = Path(args.from_dir)
+    if not src.is_dir():
+        raise InputError(f"{src}: --from folder not found; give the folder of the official {name} files")
+    t = time.perf_counter()
+    root = convert(root, src, force=args.force)
+    ds = load_dataset(root, name=name)
+    n_things = sum(ds.categories.isthing)
+    return (f"{name} panoptic val ready at {root}: {len(ds.samples)} images, {len(ds.categories.ids)} categories "
+            f"({n_things} things) ({time.perf_counter() - t:.1f} s); use --dataset {name}")
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """A converted image: a hard link to ``src`` (no extra space), or a copy across file systems."""
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)

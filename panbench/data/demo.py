@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,9 @@ def _texture(rng: np.random.Generator, cat: dict[str, Any], h: int, w: int) -> n
     return np.clip(base + pat, 0, 255)
 
 
-def render(rng: np.random.Generator, ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
-    """The RGB image of a panoptic label map."""
+def paint_label_map(rng: np.random.Generator, ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
+    """The RGB image of a panoptic label map: each segment filled with its category's texture, VOID gray noise,
+    things outlined dark."""
     h, w = ids.shape
     img = rng.normal(128, 40, (h, w, 3)).clip(0, 255)  # VOID: gray noise
     by_id = {c["id"]: c for c in DEMO_CATEGORIES}
@@ -89,7 +91,7 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
         pim = random_image(rng, h, w, DEMO_CATEGORIES, n_stuff=(2, 4), n_things=(1, 8),
                            void_fraction=float(rng.uniform(0.01, 0.03)), crowd_prob=0.08)
         name = f"{image_id:012d}"
-        Image.fromarray(render(rng, pim.ids, pim.segments_info)).save(img_dir / f"{name}.jpg", quality=95)
+        Image.fromarray(paint_label_map(rng, pim.ids, pim.segments_info)).save(img_dir / f"{name}.jpg", quality=95)
         write_png(png_dir / f"{name}.png", pim.ids)
         for s in pim.segments_info:
             ys, xs = np.nonzero(pim.ids == s["id"])
@@ -125,3 +127,17 @@ def tree_digest(root: Path) -> str:
             h.update(str(p.relative_to(root)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def data_command(root: Path, args: Any) -> str:
+    """``panbench data demo``: generate the demo set; the line to print, with its dataset fingerprint (the
+    hash tables show beside the dataset's name) and the checksum of its files."""
+    from panbench.data.datasets import load_dataset
+
+    t = time.perf_counter()
+    there = (root / ".panbench-demo").exists() and not args.force  # kept as it is (same seed)
+    root = make_demo(root, seed=args.data_seed, force=args.force)
+    ds = load_dataset(root, name="demo")
+    made = "already there, kept (--force writes it again)" if there else f"{time.perf_counter() - t:.1f} s"
+    return (f"demo dataset at {root} ({made}): {len(ds.samples)} val images, fingerprint {ds.fingerprint()[:8]} "
+            f"(tables show `demo {ds.fingerprint()[:8]}`); files sha256 {tree_digest(root)[:16]}")

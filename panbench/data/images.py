@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panbench.data.datasets import HOW_TO_GET, PanopticDataset, Sample, layout
+from panbench.data.catalog import DATASETS
+from panbench.data.datasets import PanopticDataset, Sample, layout
 from panbench.errors import InputError
 from panbench.pq.coco_format import parse_categories, read_json, safe_join
 from panbench.pq.matching import CategoryTable
@@ -112,7 +113,7 @@ def dataset_categories(dataset: str, root: Path) -> CategoryTable:
     """The categories of ``dataset``'s annotation file under ``root``."""
     ann_file = layout(root, dataset, "val2017")[0]
     if not ann_file.is_file():
-        how = HOW_TO_GET.get(dataset, HOW_TO_GET["coco"]).format(root=root)
+        how = DATASETS.get(dataset, DATASETS["coco"]).how_to_get.format(root=root)
         raise InputError(f"{ann_file}: the categories for --images come from dataset '{dataset}''s annotation file, "
                          f"not found; {how}")
     return parse_categories(read_json(ann_file, "panoptic annotation JSON"), ann_file)

@@ -12,6 +12,7 @@ from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.cpu_procs import cpu_procs_for
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
+from panbench.models.families import family
 from panbench.models.registry import ModelSpec
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.provenance import git_commit, versions
@@ -48,7 +49,7 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
         "checkpoint": {"path": str(w.path), "url": w.url, "sha256": w.sha256},
         "dataset": {"name": dataset.name, "root": str(dataset.root), "ann_file": str(dataset.ann_file),
                     "fingerprint": fingerprint, "image_ids": dataset.image_ids},
-        "versions": versions(),
+        "versions": versions(family(spec.framework).packages),
         "git_commit": git_commit(),
         "seed": opts.seed,
         "command": opts.command,

@@ -14,12 +14,13 @@ from panbench.errors import PanbenchError
 
 @dataclass(frozen=True)
 class Family:
-    """One model family: its name, how ``--model`` names its models, its subpackage."""
+    """One model family: its name, how ``--model`` names its models, its subpackage, the packages it runs on."""
 
     name: str  # the registry's ``ModelSpec.framework``, the record's ``framework``
     prefix: str | None  # ``--model PREFIX:<ref>`` (``ModelSpec.ref``); None: registered configs and config paths
     package: str  # the subpackage whose functions load and check its models
     in_all: bool  # ``--model all`` runs its registered models (False: they are downloads chosen by name)
+    packages: tuple[str, ...] = ("torch",)  # what its models run on: their versions are in a run's provenance
 
     def entry(self) -> ModuleType:
         """The family's functions (its subpackage, imported now): those of
@@ -28,8 +29,8 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("mmdet", None, "panbench.models.mmdet", in_all=True),
-    Family("transformers", "hf", "panbench.models.hf", in_all=False),
+    Family("mmdet", None, "panbench.models.mmdet", in_all=True, packages=("torch", "mmcv", "mmengine", "mmdet")),
+    Family("transformers", "hf", "panbench.models.hf", in_all=False, packages=("torch", "transformers")),
 )}
 
 

@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-NAMES = ("default", "maskwise", "argmax")
+#: ``--postprocess``: how the masks of a MaskFormer-family model become one panoptic map.
+POSTPROCESSES = ("default", "maskwise", "argmax")
+#: ``--fusion``: what runs a model's own panoptic fusion, panbench's implementation or mmdet's.
+FUSIONS = ("panbench", "mmdet")
 
 
 @dataclass(frozen=True)

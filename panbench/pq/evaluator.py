@@ -21,7 +21,7 @@ from panbench.pq.coco_format import parse_segments
 from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats, Segments, match_image, semantic_pairs
 from panbench.pq.result import ImageResult
-from panbench.pq.sums import PQStats, summarize
+from panbench.pq.sums import PQStats, pq_summary
 
 
 def score_pair(
@@ -245,6 +245,6 @@ class PanopticEvaluator:
     def evaluate(self) -> dict[str, Any]:
         """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images`` and ``unlisted_gt``
         (ground-truth pixels whose id segments_info does not list, and the images that hold them)."""
-        out = summarize(self._stats, self.categories.ids, self.categories.isthing)
+        out = pq_summary(self._stats, self.categories.ids, self.categories.isthing)
         out["unlisted_gt"] = {"pixels": int(self._stats.unlisted[0]), "images": int(self._stats.unlisted[1])}
         return out

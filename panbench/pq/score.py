@@ -229,7 +229,7 @@ def score_files(
     strict: bool = False,
 ) -> dict[str, Any]:
     """panopticapi's ``pq_compute`` result, computed streaming (on every available core unless ``workers``
-    says otherwise); see :func:`panbench.pq.sums.summarize`.
+    says otherwise); see :func:`panbench.pq.sums.pq_summary`.
     ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them)."""
     return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict))[0].evaluate()
 

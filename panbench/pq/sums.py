@@ -1,7 +1,7 @@
 """Per-category PQ sums that add across images, processes and ranks, and their summary (PQ/SQ/RQ).
 
 :class:`PQStats` holds, per category, the IoU sum of the matches, TP, FP and FN, the semantic
-confusion matrix and the count of unlisted ground-truth pixels; :func:`summarize` turns them into
+confusion matrix and the count of unlisted ground-truth pixels; :func:`pq_summary` turns them into
 PQ/SQ/RQ for All, Things and Stuff (as panopticapi's ``pq_average``), pixel accuracy, mIoU and mean
 Dice.  IoU sums are kept in fixed point (units of 2^-40): integer addition is associative, so any split
 of the images (workers, ranks, resumed runs) gives bit-identical metrics, while the rounding
@@ -19,6 +19,15 @@ from typing import Any
 import numpy as np
 
 from panbench.pq.matching import ImageStats
+
+#: The groups PQ is averaged over: (name, suffix of its keys, ``isthing`` of its categories or None for all).
+PQ_GROUPS = (("All", "", None), ("Things", "_th", True), ("Stuff", "_st", False))
+
+
+def group_mask(things: np.ndarray, isthing: bool | None) -> np.ndarray:
+    """The categories of a group of :data:`PQ_GROUPS`, given each category's ``isthing``."""
+    return np.ones_like(things) if isthing is None else things if isthing else ~things
+
 
 IOU_BITS = 40  # fixed point: IoU sums in units of 2^-IOU_BITS
 IOU_SCALE = float(2**IOU_BITS)
@@ -211,7 +220,7 @@ def group_average(iou: Any, tp: Any, fp: Any, fn: Any, mask: Any,
     return scale * pq.sum(-1) / div, scale * sq.sum(-1) / div, scale * rq.sum(-1) / div, n
 
 
-def summarize(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
+def pq_summary(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
     """PQ/SQ/RQ (0-100) for All, Things, Stuff; pixel accuracy, mIoU, mean Dice; per class
     PQ/SQ/RQ/IoU/Dice (0-100) and TP/FP/FN.
 
@@ -222,11 +231,11 @@ def summarize(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> d
     out: dict[str, Any] = {}
     counts: dict[str, int] = {}
     iou_sum, present = stats.iou_sum, (stats.tp + stats.fp + stats.fn) > 0
-    for suffix, mask in (("", np.ones_like(things)), ("_th", things), ("_st", ~things)):
-        use = present & mask  # averaged over these alone (no zeros in the sum), then scaled: 100 * (sum / n)
+    for name, suffix, th in PQ_GROUPS:
+        use = present & group_mask(things, th)  # averaged over these alone (no zeros in the sum), then 100 * (sum / n)
         pq, sq, rq, n = group_average(iou_sum[use], stats.tp[use], stats.fp[use], stats.fn[use], True, scale=1.0)
         out["PQ" + suffix], out["SQ" + suffix], out["RQ" + suffix] = 100 * float(pq), 100 * float(sq), 100 * float(rq)
-        counts[{"": "All", "_th": "Things", "_st": "Stuff"}[suffix]] = int(n)
+        counts[name] = int(n)
     sem, iou_c, dice_c = semantic_metrics(stats.conf)
     out.update(sem)
     per_class: dict[str, dict[str, float | int]] = {}

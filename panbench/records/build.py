@@ -38,7 +38,7 @@ def external_record(name: str, dataset: str, res: dict[str, Any], args: Any, sec
         "predictions": {"json": str(Path(args.pred_json).resolve()), "dir": str(Path(args.pred_dir).resolve())},
         "dataset": {"ann_file": str(Path(args.gt_json).resolve()), "png_dir": str(Path(args.gt_dir).resolve()),
                     **({"fingerprint": fingerprint} if fingerprint else {})},
-        "versions": versions(), "git_commit": git_commit(),
+        "versions": versions(()), "git_commit": git_commit(),  # scoring runs no model: no model stack
         "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
     }
     return make_record(

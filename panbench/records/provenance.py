@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from panbench import REPO_ROOT
@@ -23,27 +24,36 @@ def git_commit(root: Path | None = None) -> str | None:
     return (head + ("-dirty" if dirty else "")) if head else None
 
 
-def versions() -> dict[str, str | None]:
-    """Versions of the stack that produced a result."""
+DEFAULT_PACKAGES = ("torch", "mmcv", "mmengine", "mmdet")
+"""The packages :func:`versions` lists when its caller names none (the resume cache's key): the MMDetection
+stack.  A ``score --name`` record names none (scoring runs no model)."""
+
+
+def versions(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, str | None]:
+    """Versions of the stack that produced a result: panbench, Python, numpy and ``packages`` (a run's are
+    its model family's, ``Family.packages`` in :mod:`panbench.models.families`); with torch, the CUDA it was
+    built with; with mmcv, what served mmcv's compiled ops."""
     import importlib
 
     from panbench import __version__
 
     out: dict[str, str | None] = {"panbench": __version__, "python": platform.python_version()}
-    for mod in ("torch", "mmcv", "mmengine", "mmdet", "numpy"):
+    for mod in (*packages, "numpy"):
         try:
             out[mod] = importlib.import_module(mod).__version__
         except Exception:
             out[mod] = None
-    try:
-        import torch
+    if "torch" in packages:
+        try:
+            import torch
 
-        out["cuda"] = torch.version.cuda
-    except Exception:
-        out["cuda"] = None
-    from panbench.ops import active
+            out["cuda"] = torch.version.cuda
+        except Exception:
+            out["cuda"] = None
+    if "mmcv" in packages:
+        from panbench.ops import active
 
-    out["mmcv_ops"] = active()  # "mmcv" (compiled) or "panbench" (panbench.ops); None: no mmcv op reached
+        out["mmcv_ops"] = active()  # "mmcv" (compiled) or "panbench" (panbench.ops); None: no mmcv op reached
     return out
 
 

@@ -51,7 +51,7 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     return save(fig, out / "pq_intervals.png")
 
 
-def pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category: its PQ
     is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them."""
     pyplot = plt()
@@ -115,5 +115,5 @@ def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None
 
 
 # (the record field a plot needs, its file name, the function that draws it)
-PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", pq_by_size),
+PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", plot_pq_by_size),
          ("errors", "errors.png", error_bars))

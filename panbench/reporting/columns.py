@@ -1,8 +1,8 @@
 """The columns of the analysis tables (`panbench table`'s option of each analysis): each analysis's columns
 function (its row of :data:`panbench.analyses.ANALYSES`) per record, from the record fields that ``score``/``eval``
-write (docs/analysis.md has the rules), with a note for the records that lack it; a
-``paired`` analysis also gets each row's paired PQ difference to the reference run.  Intervals are two columns
-``X_low`` / ``X_high``; :func:`panbench.reporting.tables.render` shows them as one ``X 95% CI`` column outside CSV.
+write (docs/analysis.md has the rules), with a note for the records that lack it; a ``paired`` analysis also
+gets each row's paired PQ difference to the reference run.  Intervals are two columns ``X_low`` / ``X_high``;
+:func:`panbench.reporting.tables.format_table` shows them as one ``X 95% CI`` column outside CSV.
 """
 
 from __future__ import annotations

@@ -97,10 +97,10 @@ def _overlay(a: RunRecord, b: RunRecord, row: dict[str, Any], out: Path, cache: 
         preds = [_saved(r, row["image_id"], cache) for r in (a, b)]
         if ds is None or sample is None or not sample.image_path.is_file() or None in preds:
             return None
-        from panbench.reporting.viz import render
+        from panbench.reporting.viz import draw_overlay
 
         heading = f" · PQ {a.model} {row['PQ']:.1f}, {b.model} {row['PQ_vs']:.1f}"
-        return render(sample, ds, preds, out, heading=heading)
+        return draw_overlay(sample, ds, preds, out, heading=heading)
     except (PanbenchError, OSError, ValueError, KeyError, StopIteration):
         return None
 

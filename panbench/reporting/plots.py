@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from panbench.pq.sums import PQ_GROUPS
 from panbench.records.rows import (
     SHARED_SPEED_MARK,
     SHARED_SPEED_NOTE,
@@ -19,8 +20,6 @@ from panbench.records.rows import (
 from panbench.records.schema import RunRecord
 from panbench.reporting.figures import Colors, legend_below, palette, plt, save, styles
 from panbench.reporting.labels import absent, dataset_key, missing_why, model_label, short_label
-
-GROUPS = (("All", ""), ("Things", "_th"), ("Stuff", "_st"))
 
 
 def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
@@ -43,7 +42,7 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -
     fig, axes = pyplot.subplots(1, 3, figsize=(13, 4.6), sharey=True)
     width = 0.8 / max(len(records), 1)
     style, handles = styles(records, colors)
-    for ax, (title, sfx) in zip(axes, GROUPS):
+    for ax, (title, sfx, _) in zip(axes, PQ_GROUPS):
         for k, r in enumerate(records):
             vals = [r.metrics[m + sfx] for m in ("PQ", "SQ", "RQ")]
             bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])

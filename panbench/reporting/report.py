@@ -14,7 +14,7 @@ from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, plot_dir
-from panbench.reporting.tables import comparison, latest_runs, no_records, per_class, render
+from panbench.reporting.tables import comparison, format_table, latest_runs, no_records, per_class
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -86,16 +86,16 @@ def _published(recs: list[RunRecord]) -> str:
     df = df[cols + [c for k in keep for c in (k, f"{k}_pub", f"{k}_delta")]]
     note = ("<p class='note'>published: the published number; minus published: measured minus published. On a "
             "subset of the images a gap is expected.</p>")
-    return render(df, "html") + note
+    return format_table(df, "html") + note
 
 
 def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str:
     """The verdict (:mod:`panbench.reporting.verdict`): per group of runs on the same images, the ranking on PQ
     with the paired differences to the reference run, and the reading in one line."""
-    from panbench.reporting.tables import ranked, verdict_text
+    from panbench.reporting.tables import ranked_records, verdict_text
     from panbench.reporting.verdict import verdicts
 
-    found, notes = verdicts(ranked(recs), results, reference)
+    found, notes = verdicts(ranked_records(recs), results, reference)
     return verdict_text(found, "html") + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
 
 
@@ -109,7 +109,7 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
             continue
         notes: list[str] = []
         df = comparison(recs, analyses=[a.key], results_dir=results, notes=notes, reference=reference, compact=True)
-        parts.append(f"<h4>{html.escape(a.title)}</h4>" + render(df, "html", notes=notes))
+        parts.append(f"<h4>{html.escape(a.title)}</h4>" + format_table(df, "html", notes=notes))
     if absent:
         parts.append("<p class='note'>Not in these records (" + html.escape("; ".join(dict.fromkeys(hows))) + "): "
                      + html.escape("; ".join(absent)) + ".</p>")
@@ -174,15 +174,15 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
         recs = [r for r in records if r.dataset == ds]
         parts.append(f"<h2>{html.escape(ds)}</h2>")
         parts.append("<h3>verdict</h3>" + _verdict(recs, results, reference))
-        main_notes: list[str] = []
-        parts.append("<h3>PQ / SQ / RQ</h3>" + render(comparison(recs, notes=main_notes), "html", notes=main_notes))
+        pq_notes: list[str] = []
+        parts.append("<h3>PQ / SQ / RQ</h3>" + format_table(comparison(recs, notes=pq_notes), "html", notes=pq_notes))
         parts.append("<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
                      "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>" +
-                     render(comparison(recs, all_columns=True), "html") + "</details>")
+                     format_table(comparison(recs, all_columns=True), "html") + "</details>")
         parts.append("<h3>comparison with published numbers</h3>" + _published(recs))
         parts.append(_analyses(recs, results, reference))
         parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
-                     "absent from ground truth and predictions)</summary>" + render(per_class(recs), "html") +
+                     "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html") +
                      "</details>")
         folder = plot_dir(results if out is None else scratch, ds)
         paths, notes = make_plots(recs, folder, colors)

@@ -10,15 +10,15 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.records.schema import RunRecord
 from panbench.reporting.figures import plt
-from panbench.robustness.corruptions import GROUPS, NAMES
-from panbench.robustness.summary import METRICS, summarize
+from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
+from panbench.robustness.summary import SUMMARY_METRICS, robustness_summaries
 
 NOTE = ("mPC: mean PQ over the corruption x severity runs; rPC: mPC / clean PQ in %; a group: mean PQ over its "
         "corruptions and severities. Comparable only across rows with the same corruptions, severities, "
         "corruption implementation and images.")
 
 
-def frame(summaries: list[dict[str, Any]]) -> Any:
+def summary_frame(summaries: list[dict[str, Any]]) -> Any:
     """One row per summary: model, dataset, images, runs, then clean, mPC, rPC and each group, with
     PQ_th and PQ_st beside PQ (0-100; rPC in %)."""
     import pandas as pd
@@ -29,9 +29,9 @@ def frame(summaries: list[dict[str, Any]]) -> Any:
                                "dataset": s["dataset"], "n_images": s["n_images"],
                                "runs": f"{len(s['corruptions'])} x sev {_sev(s['severities'])}"}
         for part in ("clean", "mPC", "rPC"):
-            row.update({f"{part} {k}": s[part].get(k) for k in METRICS})
-        for g in GROUPS:
-            row.update({f"{g} {k}": (s["groups"].get(g) or {}).get(k) for k in METRICS})
+            row.update({f"{part} {k}": s[part].get(k) for k in SUMMARY_METRICS})
+        for g in CORRUPTION_GROUPS:
+            row.update({f"{g} {k}": (s["groups"].get(g) or {}).get(k) for k in SUMMARY_METRICS})
         rows.append(row)
     df = pd.DataFrame(rows)
     if len(df):
@@ -44,7 +44,7 @@ def _sev(sev: list[int]) -> str:
         ",".join(map(str, sev))
 
 
-def render(df: Any, fmt: str, digits: int = 2, notes: tuple[str, ...] = (NOTE,)) -> str:
+def format_robustness_table(df: Any, fmt: str, digits: int = 2, notes: tuple[str, ...] = (NOTE,)) -> str:
     """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`); '-' where a value is absent (empty in
     csv)."""
     from panbench.reporting.formats import writer
@@ -58,21 +58,22 @@ def runs_frame(summaries: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
     rows = [{"model": s["model"], "dataset": s["dataset"], "corruption": x["corruption"], "severity": x["severity"],
-             **{k: x[k] for k in METRICS}, "PQ drop": s["clean"]["PQ"] - x["PQ"],
+             **{k: x[k] for k in SUMMARY_METRICS}, "PQ drop": s["clean"]["PQ"] - x["PQ"],
              "corrupt ms/image": x["corrupt_ms_per_image"]} for s in summaries for x in s["runs"]]
     return pd.DataFrame(rows)
 
 
-def table_from_dir(results_dir: Path, dataset: str | None, fmt: str) -> str:
+def robustness_table(results_dir: Path, dataset: str | None, fmt: str) -> str:
     """``panbench table --robustness``: the summaries of the newest records under ``results_dir``."""
     from panbench.records.io import load_records
 
-    summaries = [s for s in summarize(load_records(Path(results_dir))) if dataset is None or s["dataset"] == dataset]
+    summaries = [s for s in robustness_summaries(load_records(Path(results_dir)))
+                 if dataset is None or s["dataset"] == dataset]
     if not summaries:
         where = f" on dataset '{dataset}'" if dataset else ""
         raise PanbenchError(f"{results_dir}/runs: no model has a clean and a corrupted run{where}; run `panbench "
                             "robustness --model NAME` (or `panbench eval --corruption NAME --severity S`) first")
-    return render(frame(summaries), fmt)
+    return format_robustness_table(summary_frame(summaries), fmt)
 
 
 def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: dict[str, Any] | None = None) -> list[Path]:
@@ -83,7 +84,7 @@ def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: dict[str, Any]
     if not summaries:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [n for n in NAMES if any(n in s["corruptions"] for s in summaries)]
+    names = [n for n in CORRUPTION_NAMES if any(n in s["corruptions"] for s in summaries)]
     labels = [_label(s, summaries) for s in summaries]
     models = list(dict.fromkeys(s["model"] for s in summaries))
     cmap = plt().get_cmap("tab10")
@@ -179,10 +180,11 @@ def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
 def report_section(records: list[RunRecord], results_dir: Path, img: Any, colors: dict[str, Any] | None = None) -> str:
     """The report's robustness section (empty without a model that has a clean and a corrupted run): the
     summary table, the corrupted runs in a fold, the two plots (``img(path)`` embeds one)."""
-    summaries = summarize(records)
+    summaries = robustness_summaries(records)
     if not summaries:
         return ""
     paths = plots(summaries, Path(results_dir) / "plots" / "robustness", colors)
-    return ("<h2>robustness (common corruptions)</h2>" + render(frame(summaries), "html") +
-            "<details><summary>every corrupted run</summary>" + render(runs_frame(summaries), "html", notes=()) +
+    return ("<h2>robustness (common corruptions)</h2>" + format_robustness_table(summary_frame(summaries), "html") +
+            "<details><summary>every corrupted run</summary>"
+            + format_robustness_table(runs_frame(summaries), "html", notes=()) +
             "</details>" + "".join(img(p) for p in paths))

@@ -71,7 +71,7 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
 
     from panbench.reporting.columns import analysis_columns
 
-    records = ranked(records)
+    records = ranked_records(records)
     extra, more = (analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses
                    else ([], []))
     fps, fps_notes = fps_columns(records, Path(results_dir)) if results_dir and not analyses else ([], [])
@@ -187,7 +187,7 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
     return df
 
 
-def ranked(records: list[RunRecord]) -> list[RunRecord]:
+def ranked_records(records: list[RunRecord]) -> list[RunRecord]:
     """The records grouped by dataset (in first-seen order), the best PQ first within each (a stable sort)."""
     order = list(dict.fromkeys(dataset_key(r) for r in records))
     return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r.metrics["PQ"]))
@@ -217,7 +217,7 @@ def per_class(records: list[RunRecord]) -> Any:
     return pd.concat(blocks) if len(blocks) > 1 else blocks[0]
 
 
-def render(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
+def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
     """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`: md, csv, latex, html); a missing value
     (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).
     Outside CSV an interval (``X_low``, ``X_high``) is one column ``X 95% CI``, ``PQ_diff`` carries its mark and
@@ -291,7 +291,8 @@ def verdict_text(verdicts: list[Any], fmt: str) -> str:
     block = writer(fmt).block
     if block is None:
         return "\n".join(line for v in verdicts for line in vd.lines(v))
-    return "\n\n".join(block(v.heading(), render(vd.frame(v), fmt, digits=2), v.reading) for v in verdicts)
+    return "\n\n".join(block(v.heading(), format_table(vd.verdict_frame(v), fmt, digits=2), v.reading)
+                       for v in verdicts)
 
 
 def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
@@ -312,16 +313,11 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
                                                                                for a in analyses))
     notes: list[str] = []
     if by_class:
-        return render(per_class(records), fmt), notes
-    found, more = verdicts(ranked(records), results_dir, reference)
+        return format_table(per_class(records), fmt), notes
+    found, more = verdicts(ranked_records(records), results_dir, reference)
     head = verdict_text(found, fmt)
     df = comparison(records, vs_published, analyses, results_dir, notes, all_columns, reference)
     notes += [n for n in more if n not in notes]
     if writer(fmt).notes_apart:
-        return render(df, fmt), [head, *notes]
-    return head + "\n\n" + render(df, fmt, notes=notes), notes
-
-
-def table_from_dir(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
-                   analyses: list[str] | tuple = (), reference: str | None = None, all_columns: bool = False) -> str:
-    return table_with_notes(results_dir, dataset, fmt, vs_published, by_class, analyses, reference, all_columns)[0]
+        return format_table(df, fmt), [head, *notes]
+    return head + "\n\n" + format_table(df, fmt, notes=notes), notes

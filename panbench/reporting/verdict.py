@@ -15,7 +15,7 @@ from panbench.records.schema import RunRecord
 from panbench.reporting.labels import dataset_key, fingerprint, images, short_label, these_images
 from panbench.reporting.pairing import paired_differences
 
-HOW = "95% paired image bootstrap, 1000 resamples, seed 0; * the interval excludes 0"
+BOOTSTRAP_PROTOCOL = "95% paired image bootstrap, 1000 resamples, seed 0; * the interval excludes 0"
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Verdict:
     reading: str = ""
 
     def heading(self) -> str:
-        ref = f"; paired difference to {self.reference} ({HOW})" if self.reference else ""
+        ref = f"; paired difference to {self.reference} ({BOOTSTRAP_PROTOCOL})" if self.reference else ""
         return f"{self.dataset}, {images(self.n_images)}: ranking on PQ{ref}"
 
 
@@ -100,8 +100,8 @@ def cell(row: dict[str, Any]) -> str:
     return f"{row['diff']:+.2f} [{lo:+.2f}, {hi:+.2f}]{row['mark']}"
 
 
-def frame(v: Verdict) -> Any:
-    """The ranking as a DataFrame (index: rank) for :func:`panbench.reporting.tables.render`."""
+def verdict_frame(v: Verdict) -> Any:
+    """The ranking as a DataFrame (index: rank) for :func:`panbench.reporting.tables.format_table`."""
     import pandas as pd
 
     col = f"PQ - {v.reference}" if v.reference else "paired difference"

@@ -100,7 +100,7 @@ def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dic
                     bbox={"facecolor": "white", "alpha": 0.6, "pad": 0.5, "linewidth": 0})
 
 
-def render(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path,
+def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path,
            image: np.ndarray | None = None, heading: str = "") -> Path:
     """Write the figure (:func:`figure`) as a PNG."""
     fig = figure(sample, dataset, preds, image, heading)

@@ -44,14 +44,14 @@ import numpy as np
 
 from panbench.errors import InputError
 
-GROUPS: dict[str, tuple[str, ...]] = {  # the package's get_corruption_names(group), in its order
+CORRUPTION_GROUPS: dict[str, tuple[str, ...]] = {  # the package's get_corruption_names(group), in its order
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
     "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
     "weather": ("snow", "frost", "fog", "brightness"),
     "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
 }
-NAMES: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
-GROUP_OF = {n: g for g, names in GROUPS.items() for n in names}
+CORRUPTION_NAMES: tuple[str, ...] = tuple(n for names in CORRUPTION_GROUPS.values() for n in names)
+GROUP_OF = {n: g for g, names in CORRUPTION_GROUPS.items() for n in names}
 SEVERITIES = (1, 2, 3, 4, 5)
 PACKAGE = "imagecorruptions"
 PACKAGE_VERSION = "1.1.2"
@@ -102,7 +102,7 @@ def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
     if name is None and severity is None:
         return None
     if name is None:
-        raise InputError(f"--severity {severity} goes with --corruption NAME (one of {', '.join(NAMES)})")
+        raise InputError(f"--severity {severity} goes with --corruption NAME (one of {', '.join(CORRUPTION_NAMES)})")
     name = check_name(name)
     if severity is None:
         raise InputError(f"--corruption {name} needs --severity S (1 to 5)")
@@ -134,11 +134,11 @@ def preload(names: list[str]) -> None:
 
 def check_name(name: str) -> str:
     """A corruption name, or a one-line error with the list and the closest name."""
-    if name in NAMES:
+    if name in CORRUPTION_NAMES:
         return name
-    close = difflib.get_close_matches(name, NAMES, n=1)
+    close = difflib.get_close_matches(name, CORRUPTION_NAMES, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
-    raise InputError(f"--corruption {name}: unknown corruption; {hint}choose one of {', '.join(NAMES)}")
+    raise InputError(f"--corruption {name}: unknown corruption; {hint}choose one of {', '.join(CORRUPTION_NAMES)}")
 
 
 def check_severity(severity: int) -> int:
@@ -155,20 +155,20 @@ def parse_names(text: str) -> list[str]:
         if not part:
             continue
         if part == "all":
-            chosen.update(NAMES)
-        elif part in GROUPS:
-            chosen.update(GROUPS[part])
-        elif part in NAMES:
+            chosen.update(CORRUPTION_NAMES)
+        elif part in CORRUPTION_GROUPS:
+            chosen.update(CORRUPTION_GROUPS[part])
+        elif part in CORRUPTION_NAMES:
             chosen.add(part)
         else:
-            choices = ["all", *GROUPS, *NAMES]
+            choices = ["all", *CORRUPTION_GROUPS, *CORRUPTION_NAMES]
             close = difflib.get_close_matches(part, choices, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise InputError(f"--corruptions {part}: unknown corruption or group; {hint}choose from "
                              f"{', '.join(choices)}")
     if not chosen:
         raise InputError(f"--corruptions {text!r}: name at least one corruption or group (e.g. all, noise, fog)")
-    return [n for n in NAMES if n in chosen]
+    return [n for n in CORRUPTION_NAMES if n in chosen]
 
 
 def parse_severities(text: str) -> list[int]:

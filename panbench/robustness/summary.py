@@ -21,9 +21,9 @@ from typing import Any
 
 from panbench.records.io import atomic_write_text
 from panbench.records.schema import RunRecord
-from panbench.robustness.corruptions import GROUPS, NAMES
+from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
 
-METRICS = ("PQ", "PQ_th", "PQ_st")
+SUMMARY_METRICS = ("PQ", "PQ_th", "PQ_st")
 SCHEMA = 1  # the "schema" field of a robustness summary (results/robustness/*.json)
 
 
@@ -48,7 +48,7 @@ def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
+def robustness_summaries(records: list[RunRecord]) -> list[dict[str, Any]]:
     """One summary per group of records (:func:`group_key`) that has a clean run and at least one
     corrupted run; the newest record of each (corruption, severity) counts.  In first-seen order."""
     groups: dict[tuple, dict[Any, RunRecord]] = {}
@@ -61,7 +61,7 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
         clean = runs.pop(None, None)
         if clean is None or not runs:
             continue
-        out.append(summary(clean, [runs[k] for k in sorted(runs, key=lambda k: (NAMES.index(k[0]), k[1]))]))
+        out.append(summary(clean, [runs[k] for k in sorted(runs, key=lambda k: (CORRUPTION_NAMES.index(k[0]), k[1]))]))
     return out
 
 
@@ -69,32 +69,32 @@ def summary(clean: RunRecord, corrupted: list[RunRecord]) -> dict[str, Any]:
     """The summary of one model's clean record and its corrupted records (module docstring)."""
     cm = clean.metrics
     runs = [_run(r) for r in corrupted]
-    mpc = {k: mean([x[k] for x in runs]) for k in METRICS}
-    rpc = {k: 100 * v / cm[k] if cm[k] and (v := mpc[k]) is not None else None for k in METRICS}
+    mpc = {k: mean([x[k] for x in runs]) for k in SUMMARY_METRICS}
+    rpc = {k: 100 * v / cm[k] if cm[k] and (v := mpc[k]) is not None else None for k in SUMMARY_METRICS}
     groups = {}
-    for g, names in GROUPS.items():
+    for g, names in CORRUPTION_GROUPS.items():
         vals = [x for x in runs if x["corruption"] in names]
         if vals:
-            groups[g] = {k: mean([x[k] for x in vals]) for k in METRICS}
+            groups[g] = {k: mean([x[k] for x in vals]) for k in SUMMARY_METRICS}
     implementations = sorted({str((r.corruption or {}).get("implementation")) for r in corrupted})
     return {
         "schema": SCHEMA, "model": clean.model, "postprocess": clean.postprocess,
         "dataset": base_dataset(clean), "fingerprint": _fingerprint(clean), "n_images": clean.n_images,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
-        "corruptions": sorted({x["corruption"] for x in runs}, key=NAMES.index),
+        "corruptions": sorted({x["corruption"] for x in runs}, key=CORRUPTION_NAMES.index),
         "severities": sorted({x["severity"] for x in runs}),
         "n_runs": len(runs), "implementation": "; ".join(implementations),
-        "clean": {**{k: cm[k] for k in METRICS}, "record": clean.record},
+        "clean": {**{k: cm[k] for k in SUMMARY_METRICS}, "record": clean.record},
         "mPC": mpc, "rPC": rpc, "groups": groups, "runs": runs,
     }
 
 
 def _run(r: RunRecord) -> dict[str, Any]:
-    """One corrupted run of a summary: corruption, severity, group, the METRICS, cost per image, record."""
+    """One corrupted run of a summary: corruption, severity, group, the SUMMARY_METRICS, cost per image, record."""
     c, m, t = r.corruption or {}, r.metrics, r.timings
     n = t.get("corrupt_images") or 0
     return {"corruption": c["name"], "severity": int(c["severity"]), "group": c.get("group"),
-            **{k: m[k] for k in METRICS}, "corrupt_ms_per_image": 1000 * t["corrupt_s"] / n if n else None,
+            **{k: m[k] for k in SUMMARY_METRICS}, "corrupt_ms_per_image": 1000 * t["corrupt_s"] / n if n else None,
             "record": r.record}
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from panbench.pq.boundary import boundary_image_stats, boundary_mask, dilation
 from panbench.pq.evaluator import pair_table, score_pair
 from panbench.pq.matching import CategoryTable
-from panbench.pq.sums import PQStats, summarize
+from panbench.pq.sums import PQStats, pq_summary
 
 
 def slow_boundary(ids: np.ndarray, d: int) -> np.ndarray:
@@ -134,7 +134,7 @@ def ours(images, ratio: float) -> dict:
     for g_ids, g_info, p_ids, p_info in images:
         inter, gt, pred = pair_table(TABLE, g_ids, g_info, p_ids, p_info, "image")
         stats.add_image(boundary_image_stats(g_ids, gt, p_ids, pred, inter, ratio))
-    return summarize(stats, TABLE.ids, TABLE.isthing)
+    return pq_summary(stats, TABLE.ids, TABLE.isthing)
 
 
 def relabel(img, rng_cats):
@@ -187,7 +187,7 @@ def test_awkward_cases_hand_built() -> None:
         plain = score_pair(TABLE, g, g_info, p, p_info).stats
         st_plain = PQStats.zeros(len(TABLE))
         st_plain.add_image(plain)
-        assert o["PQ"] <= summarize(st_plain, TABLE.ids, TABLE.isthing)["PQ"] + 1e-12
+        assert o["PQ"] <= pq_summary(st_plain, TABLE.ids, TABLE.isthing)["PQ"] + 1e-12
 
 
 def test_predicted_boundary_on_void_leaves_the_union() -> None:

@@ -27,7 +27,7 @@ from panbench.pq.evaluator import pair_table
 from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.png import read_ids
 from panbench.pq.score import load_pairs
-from panbench.pq.sums import PQStats, summarize
+from panbench.pq.sums import PQStats, pq_summary
 
 CATS = coco_like_categories(8, 6)
 
@@ -61,7 +61,7 @@ def panbench_from_files(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: 
         p_ids = read_ids(Path(pred_dir) / p["file_name"], where, "pred")
         inter, gt, pred = pair_table(cats, g_ids, g["segments_info"], p_ids, p["segments_info"], where)
         stats.add_image(boundary_image_stats(g_ids, gt, p_ids, pred, inter, ratio))
-    return stats, summarize(stats, cats.ids, cats.isthing)
+    return stats, pq_summary(stats, cats.ids, cats.isthing)
 
 
 def assert_reference_parity(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path,

@@ -9,7 +9,7 @@ import pytest
 from panbench.analysis import RunSums, bootstrap_ci, paired_bootstrap
 from panbench.analysis.bootstrap import CI_METRICS, _resampled, resample_counts
 from panbench.errors import InputError
-from panbench.pq.sums import PQStats, summarize
+from panbench.pq.sums import PQStats, pq_summary
 
 ISTHING = [True, True, True, False, False]
 
@@ -61,7 +61,7 @@ def test_vectorized_resamples_equal_resampling_by_hand() -> None:
             for _ in range(int(w[r, k])):  # image k drawn w[r, k] times
                 st = st + PQStats(np.rint(run.iou[k] * 2**40).astype(np.int64), run.tp[k].astype(np.int64),
                                   run.fp[k].astype(np.int64), run.fn[k].astype(np.int64), 1)
-        ref = summarize(st, list(range(5)), ISTHING)
+        ref = pq_summary(st, list(range(5)), ISTHING)
         for k in CI_METRICS:
             assert m[k][r] == pytest.approx(ref[k], abs=1e-9), (r, k)
 

@@ -16,7 +16,7 @@ from panbench.pq.coco_format import parse_categories, read_json
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.score import load_pairs, read_pair
-from panbench.pq.sums import PQStats, summarize
+from panbench.pq.sums import PQStats, pq_summary
 from panbench.records.io import load_records
 
 CATS = coco_like_categories()
@@ -58,7 +58,7 @@ def library(f: dict[str, Path], k: int = 0) -> tuple[dict, dict]:
         recs.append(result.match)
         bstats.add_image(result.boundary)
     a = AnalysisSet.from_images(recs, len(cats), [gt["image_id"] for gt, _ in pairs])
-    b = summarize(bstats, cats.ids, cats.isthing)
+    b = pq_summary(bstats, cats.ids, cats.isthing)
     return analyze(a, cats.isthing), {k: b[k] for k in METRIC_KEYS}
 
 

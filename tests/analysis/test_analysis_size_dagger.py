@@ -12,7 +12,7 @@ from panbench.analysis.metrics import size_bucket
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
-from panbench.pq.sums import PQStats, summarize
+from panbench.pq.sums import PQStats, pq_summary
 
 
 def test_size_bucket_limits_are_cocos() -> None:
@@ -83,7 +83,7 @@ def test_pq_dagger_things_are_pq() -> None:
     a = one_set(size_image())
     iou, tp, fp, fn = a.totals()
     things = np.array(TABLE.isthing)
-    ref = summarize(PQStats(np.rint(iou * 2**40).astype(np.int64), tp, fp, fn), TABLE.ids, TABLE.isthing)
+    ref = pq_summary(PQStats(np.rint(iou * 2**40).astype(np.int64), tp, fp, fn), TABLE.ids, TABLE.isthing)
     assert pq_dagger(a, TABLE.isthing)["PQ_dagger_th"] == pytest.approx(ref["PQ_th"], abs=1e-9)
     assert 0 < ref["PQ_th"] < 100 and things.sum() == 2  # both things present, neither perfect: a real check
 

@@ -15,7 +15,7 @@ import pytest
 
 from panbench import REPO_ROOT
 from panbench.cluster.slurm import _expand, cell_states, last_error, parameters, script
-from panbench.cluster.sweep import Cell, groups, incomplete_note, marker, minutes, plan, write_manifest
+from panbench.cluster.sweep import Cell, cell_marker, groups, incomplete_note, minutes, plan, write_manifest
 from panbench.errors import PanbenchError
 from panbench.records.io import append_csv
 
@@ -100,8 +100,8 @@ def test_each_cell_s_state_from_its_marker_and_its_job(tmp_path: Path) -> None:
     cells = plan(MODELS[:1], "demo", ["fog"], [1, 2, 3, 4])  # 5 cells
     m = _manifest(tmp_path, cells, {"7_0": [cells[0].id], "7_1": [cells[1].id], "7_2": [cells[2].id],
                                     "7_3": [cells[3].id]})
-    marker(tmp_path, "sw", cells[0]).parent.mkdir(parents=True)
-    marker(tmp_path, "sw", cells[0]).write_text(json.dumps({"record": "runs/a.json", "job": "7_0"}))
+    cell_marker(tmp_path, "sw", cells[0]).parent.mkdir(parents=True)
+    cell_marker(tmp_path, "sw", cells[0]).write_text(json.dumps({"record": "runs/a.json", "job": "7_0"}))
     log = tmp_path / "sweeps" / "sw" / "slurm" / "7_3_0_log.err"
     log.parent.mkdir(parents=True)
     log.write_text("panbench: error: bad.pth: not a checkpoint\n")
@@ -112,7 +112,7 @@ def test_each_cell_s_state_from_its_marker_and_its_job(tmp_path: Path) -> None:
     note = incomplete_note(tmp_path)
     assert note is not None and "sw (1 of 5 cells recorded)" in note and "\n" not in note
     for c in cells[1:]:
-        marker(tmp_path, "sw", c).write_text(json.dumps({"record": "runs/a.json", "job": "7_1"}))
+        cell_marker(tmp_path, "sw", c).write_text(json.dumps({"record": "runs/a.json", "job": "7_1"}))
     assert incomplete_note(tmp_path) is None
 
 
@@ -192,8 +192,8 @@ def test_a_job_runs_its_cells_in_sequence_marks_each_and_skips_the_marked_ones(t
     job = CellJob(str(results), "sw", cell_dicts(cells), ["--results", str(results)], python=str(fake))
     with pytest.raises(PanbenchError, match="2 cell\\(s\\) failed: broken.demo.clean, broken.demo.fog-3"):
         job()
-    assert json.loads(marker(results, "sw", cells[1]).read_text())["record"] == "runs/good_fog.json"
-    assert not marker(results, "sw", cells[2]).exists()
+    assert json.loads(cell_marker(results, "sw", cells[1]).read_text())["record"] == "runs/good_fog.json"
+    assert not cell_marker(results, "sw", cells[2]).exists()
     with pytest.raises(PanbenchError):
         job()  # run again (requeued): the recorded cells are not run again, the failed ones are
     calls = (results / "calls.txt").read_text().splitlines()
@@ -217,8 +217,8 @@ def test_resubmit_names_models_of_the_sweep_and_leaves_recorded_cells(tmp_path: 
     _manifest(tmp_path, cells, {"7": [cells[0].id]})
     assert main(["submit", "--results", str(tmp_path), "--resubmit", "sw", "--model", "demo-maskformer"]) == 2
     assert "--model demo-maskformer: not in sweep sw (its models: demo-mask2former, or all)" in capsys.readouterr().err
-    marker(tmp_path, "sw", cells[0]).parent.mkdir(parents=True)
-    marker(tmp_path, "sw", cells[0]).write_text(json.dumps({"record": "runs/a.json", "job": "7"}))
+    cell_marker(tmp_path, "sw", cells[0]).parent.mkdir(parents=True)
+    cell_marker(tmp_path, "sw", cells[0]).write_text(json.dumps({"record": "runs/a.json", "job": "7"}))
     assert main(["submit", "--results", str(tmp_path), "--resubmit", "sw", "--model", "all"]) == 0
     assert "sweep sw: nothing to resubmit" in capsys.readouterr().out
 

@@ -49,8 +49,7 @@ def test_zoo_gflops_match_the_papers_and_fusion_matches_mmdet(name, coco_sample,
 
     from panbench.models.mmdet import mm
     from panbench.models.mmdet.family import MMDetModel
-    from panbench.models.mmdet.fast_fusion import install_fusion
-    from panbench.models.mmdet.fusion import panoptic_only
+    from panbench.models.mmdet.fusion import install_fusion, panoptic_only
     from panbench.models.registry import CONFIG_DIR
 
     path = CONFIG_DIR / f"{name}.py"

@@ -13,8 +13,9 @@ import pytest
 from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
-from panbench.models.mmdet.reference import METRICS, run
+from panbench.models.mmdet.reference import run_references
 from panbench.models.registry import resolve
+from panbench.pq.matching import METRIC_KEYS
 
 pytestmark = pytest.mark.slow
 N_IMAGES = 16  # the first 16 of the 60 demo val images keep both sides together under half a minute
@@ -31,7 +32,7 @@ def both_sides(tmp_path_factory) -> tuple[dict, dict, list[int]]:
     subset.write_text("".join(f"{i}\n" for i in ids))
     specs = [resolve(m, dataset="demo")[0] for m in MODELS]
     ckpts = [sorted((REPO_ROOT / "checkpoints" / "demo").glob(f"{s.name}-*.pth"))[-1] for s in specs]
-    refs, _ = run(list(zip((s.config for s in specs), ckpts)), root, limit=N_IMAGES, cwd=REPO_ROOT)
+    refs, _ = run_references(list(zip((s.config for s in specs), ckpts)), root, limit=N_IMAGES, cwd=REPO_ROOT)
     mmdet = {s.name: r for s, r in zip(specs, refs)}
     res = tmp / "results"
     assert main(["eval", "--model", ",".join(MODELS), "--dataset", "demo", "--data-root", str(root), "--subset",
@@ -49,7 +50,7 @@ def test_nine_metrics_and_per_class_counts_equal_mmdetection(both_sides, model) 
     name = f"demo-{model}"
     ref, rec = mmdet[name], ours[name]
     assert ref.image_ids == ids and rec["n_images"] == len(ids)  # the same images on both sides
-    for k in METRICS:
+    for k in METRIC_KEYS:
         assert ref.metrics[k] == ref.metrics[k], f"{name}: mmdet's {k} is NaN"
         assert abs(rec["metrics"][k] - ref.metrics[k]) <= 1e-9, (name, k, rec["metrics"][k], ref.metrics[k])
     seen = {c for c, s in ref.per_class.items() if s["TP"] + s["FP"] + s["FN"] > 0}

@@ -73,6 +73,8 @@ def test_demo_set_whole_path_equals_the_transformers_reference(kind, demo_root, 
     assert rec["provenance"]["checkpoint"] == {"path": str(d), "url": None, "sha256": hf_hub.digest(d)}
     assert json.loads(rec["provenance"]["config"])["postprocess"] == hf_tiny.PUBLISHED[kind]
     assert rec["params"] == sum(p.numel() for p in AutoModel.from_pretrained(d).parameters())
+    versions = rec["provenance"]["versions"]  # the transformers family's packages, not MMDetection's
+    assert versions["transformers"] and versions["torch"] and not {"mmdet", "mmcv", "mmengine"} & set(versions)
     _same(rec, reference(d, demo_root, "demo", 4, kind, {n: n for n in names}))
 
 

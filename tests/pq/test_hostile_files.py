@@ -24,7 +24,7 @@ from panbench.errors import InputError
 from panbench.pq import kernels
 from panbench.pq.matching import ImageStats
 from panbench.pq.png import PNG_SIGNATURE, read_ids
-from panbench.pq.sums import IOU_SCALE, PQStats, summarize
+from panbench.pq.sums import IOU_SCALE, PQStats, pq_summary
 
 CATS = coco_like_categories()
 PATHS = ["native", "numpy"]
@@ -231,7 +231,7 @@ def test_iou_sums_past_the_int64_range_of_one_fixed_point_word() -> None:
     assert expect * IOU_SCALE > 2**63  # one int64 word would have wrapped
     assert total.iou_sum[0] == expect and total.tp[0] == images * per_image
     assert PQStats.from_array(a.to_array() + b.to_array()) == total  # the all-reduce of runner.py
-    res = summarize(total, [1, 2, 3], [True, False, True])
+    res = pq_summary(total, [1, 2, 3], [True, False, True])
     assert res["per_class"]["1"]["SQ"] == pytest.approx(100 * iou, abs=1e-12)
     assert res["PQ"] == pytest.approx(100 * iou, abs=1e-12)
 

@@ -15,7 +15,7 @@ from test_pq_parity import assert_parity
 
 from panbench.pq.evaluator import PanopticEvaluator
 from panbench.pq.matching import CategoryTable
-from panbench.pq.sums import summarize
+from panbench.pq.sums import pq_summary
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -36,5 +36,5 @@ def test_sums_add_across_any_split(pairs, cut) -> None:
     merged = a.stats + b.stats
     assert np.array_equal(merged.tp, whole.stats.tp) and np.array_equal(merged.fp, whole.stats.fp)
     assert merged == whole.stats  # fixed-point sums: bit-identical whatever the split
-    assert summarize(merged, cats.ids, cats.isthing) == {k: v for k, v in whole.evaluate().items()
+    assert pq_summary(merged, cats.ids, cats.isthing) == {k: v for k, v in whole.evaluate().items()
                                                          if k != "unlisted_gt"}

@@ -184,12 +184,17 @@ def test_score_with_name_stores_a_record_for_the_table(case, tmp_path, capsys) -
     assert "Mask DINO (detectron2)" in out and f"{scored['PQ']:.3f}"[:5] in out
 
 
-def test_score_never_imports_torch(case) -> None:
+@pytest.mark.parametrize("named", [False, True], ids=["plain", "with --name"])
+def test_score_never_imports_torch(case, tmp_path, named) -> None:
     code = ("import sys\nfrom panbench.cli import main\nassert main(sys.argv[1:]) == 0\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
-    r = subprocess.run([sys.executable, "-c", code, *args(case)], capture_output=True, text=True)
+    extra = ["--name", "elsewhere", "--dataset-name", "coco", "--results", str(tmp_path / "res")] if named else []
+    r = subprocess.run([sys.executable, "-c", code, *args(case, *extra)], capture_output=True, text=True)
     assert r.returncode == 0 and "Things" in r.stdout, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
+    if named:  # the record names the stack that scored it: no model's
+        (rec,) = (tmp_path / "res" / "runs").glob("*.json")
+        assert set(json.loads(rec.read_text())["provenance"]["versions"]) == {"panbench", "python", "numpy"}
 
 
 def test_an_image_id_written_as_a_string_is_named_as_such(case, capsys) -> None:

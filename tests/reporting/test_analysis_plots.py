@@ -82,7 +82,7 @@ def test_stacked_error_bars_are_the_counts_by_type(results, tmp_path) -> None:
 
 def test_by_size_bars(results, tmp_path) -> None:
     recs = [r for r in load_records(results) if r.get("by_size")]
-    _, seen = _drawn(analysis_plots.pq_by_size, recs, tmp_path)
+    _, seen = _drawn(analysis_plots.plot_pq_by_size, recs, tmp_path)
     heights = [p[2] for p in seen["bars"][0]]
     want = [r["by_size"][s]["PQ"] if r["by_size"][s]["n"] else np.nan
             for r in recs for s in ("small", "medium", "large")]

@@ -98,6 +98,6 @@ def test_second_row_titles_are_not_drawn_over_the_first_row(tmp_path, second_has
             assert not t.overlaps(im), (t, im)
     first_titles = [ax.title.get_window_extent(r) for ax in axes[0] if ax.images]
     assert not any(fig._suptitle.get_window_extent(r).overlaps(t) for t in first_titles)
-    viz.render(sample, ds, preds, tmp_path / "out.png")
+    viz.draw_overlay(sample, ds, preds, tmp_path / "out.png")
     assert (tmp_path / "out.png").is_file()
     plt.close("all")

@@ -61,7 +61,7 @@ def fixed_image() -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("name", C.NAMES)
+@pytest.mark.parametrize("name", C.CORRUPTION_NAMES)
 def test_each_corruption_equals_the_reference_package_for_the_same_seed(reference, name) -> None:
     img = fixed_image()
     for severity in C.SEVERITIES:
@@ -75,7 +75,7 @@ def test_each_corruption_equals_the_reference_package_for_the_same_seed(referenc
 
 def test_the_reference_changes_only_the_image_where_it_should(reference) -> None:
     img = fixed_image()
-    for name in C.NAMES:
+    for name in C.CORRUPTION_NAMES:
         assert not np.array_equal(C.corrupt(img, name, 3, 1), img), name  # every corruption changes the image
 
 
@@ -132,7 +132,7 @@ def test_unknown_names_and_severities_are_one_line_errors_with_the_fix() -> None
 
 
 def test_groups_lists_and_ranges_select_corruptions_in_the_reference_order() -> None:
-    assert C.parse_names("all") == list(C.NAMES) and len(C.NAMES) == 15
+    assert C.parse_names("all") == list(C.CORRUPTION_NAMES) and len(C.CORRUPTION_NAMES) == 15
     assert C.parse_names("fog,noise") == ["gaussian_noise", "shot_noise", "impulse_noise", "fog"]
     assert C.parse_names("digital") == ["contrast", "elastic_transform", "pixelate", "jpeg_compression"]
     assert C.parse_severities("1-5") == [1, 2, 3, 4, 5] and C.parse_severities("5,1,3") == [1, 3, 5]

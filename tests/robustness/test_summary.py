@@ -8,7 +8,7 @@ import pytest
 
 from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import GROUP_OF
-from panbench.robustness.summary import summarize
+from panbench.robustness.summary import robustness_summaries
 
 
 def record(model: str, pq: float, th: float, st: float, corruption: tuple[str, int] | None = None,
@@ -28,7 +28,7 @@ def test_mpc_rpc_and_group_means_equal_their_definitions() -> None:
     runs = {("gaussian_noise", 1): (40.0, 30.0, 50.0), ("gaussian_noise", 3): (20.0, 10.0, 30.0),
             ("fog", 1): (35.0, 33.0, 37.0), ("fog", 3): (25.0, 21.0, 29.0), ("contrast", 2): (10.0, 12.0, 8.0)}
     recs = [record("m", 50.0, 40.0, 60.0)] + [record("m", *v, corruption=k) for k, v in runs.items()]
-    (s,) = summarize(recs)
+    (s,) = robustness_summaries(recs)
     pq = [v[0] for v in runs.values()]
     mpc = sum(pq) / 5
     assert s["clean"]["PQ"] == 50.0 and s["n_runs"] == 5
@@ -51,7 +51,7 @@ def test_a_summary_takes_the_newest_run_of_each_corruption_and_only_runs_on_the_
             record("m", 30.0, 30.0, 30.0, ("fog", 2), date="2026-01-02T00:00:00+0000"),  # the newer fog-2
             record("m", 1.0, 1.0, 1.0, ("fog", 3), fingerprint="fp2"),  # other images: no clean partner
             record("n", 60.0, 60.0, 60.0)]  # no corrupted run: no summary
-    (s,) = summarize(recs)
+    (s,) = robustness_summaries(recs)
     assert s["model"] == "m" and s["n_runs"] == 1
     assert s["mPC"]["PQ"] == 30.0 and s["rPC"]["PQ"] == pytest.approx(60.0)
 
@@ -59,7 +59,7 @@ def test_a_summary_takes_the_newest_run_of_each_corruption_and_only_runs_on_the_
 def test_models_are_summarized_apart() -> None:
     recs = [record("a", 50.0, 50.0, 50.0), record("b", 80.0, 80.0, 80.0),
             record("a", 25.0, 25.0, 25.0, ("snow", 1)), record("b", 20.0, 20.0, 20.0, ("snow", 1))]
-    by = {s["model"]: s for s in summarize(recs)}
+    by = {s["model"]: s for s in robustness_summaries(recs)}
     assert by["a"]["rPC"]["PQ"] == pytest.approx(50.0) and by["b"]["rPC"]["PQ"] == pytest.approx(25.0)
 
 
@@ -80,7 +80,7 @@ def test_table_robustness_shows_clean_mpc_rpc_and_the_groups_and_the_plots_are_w
     assert float(row["clean PQ"]) == 50.0 and float(row["mPC PQ"]) == 25.0 and float(row["rPC PQ"]) == 50.0
     assert float(row["mPC PQ_th"]) == 15.0 and float(row["noise PQ"]) == 20.0 and float(row["weather PQ_st"]) == 40.0
     assert "blur PQ" not in row  # no blur run
-    paths = plots(summarize(recs), tmp_path / "plots")
+    paths = plots(robustness_summaries(recs), tmp_path / "plots")
     assert [p.name for p in paths] == ["robustness_severity.png", "robustness_drop.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
 

@@ -19,16 +19,16 @@ if TYPE_CHECKING:
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None, ap: bool,
                any_rank: Callable[[bool], bool] | None) -> Built:
-    """``hf:<ref>`` -> the model on ``device`` (:func:`panbench.models.hf.load.load`) and its provenance; an
-    unregistered model's architecture and backbone read from its own config."""
-    from panbench.models.hf.load import load
+    """``hf:<ref>`` -> the model on ``device`` (:func:`panbench.models.hf.load.load_hf_model`) and its
+    provenance; an unregistered model's architecture and backbone read from its own config."""
+    from panbench.models.hf.load import load_hf_model
     from panbench.models.protocol import Built, Weights
 
     _refuse_cfg_options(spec, cfg_options)
     if checkpoint:
         raise PanbenchError(f"--checkpoint does not apply to hf:{spec.ref}; pass the model's directory as hf:DIR")
     assert spec.ref is not None
-    m = load(spec.ref, categories, device, any_rank=any_rank)
+    m = load_hf_model(spec.ref, categories, device, any_rank=any_rank)
     if ap:  # AP from its instance post-processing, mIoU from its semantic one
         m.module.enable_instances()
     named = (m.architecture, m.backbone) if spec.unregistered else None

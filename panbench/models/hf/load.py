@@ -60,7 +60,8 @@ class HFModel:
     backbone: str
 
 
-def load(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool] | None = None) -> HFModel:
+def load_hf_model(ref: str, categories: Any, device: str,
+                  any_rank: Callable[[bool], bool] | None = None) -> HFModel:
     """``hf:<ref>`` -> the model on ``device`` with its processor, label mapping and post-processing settings."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"

@@ -1,6 +1,6 @@
 """The transformers family behind :class:`panbench.models.protocol.PanopticModel`: :class:`HFPanoptic` runs a
-model loaded by :func:`panbench.models.hf.load.load` with its processor: the processor as the data pipeline,
-padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
+model loaded by :func:`panbench.models.hf.load.load_hf_model` with its processor: the processor as the data
+pipeline, padding and the network as the forward, the processor's ``post_process_panoptic_segmentation`` (with the
 original releases' settings) as the model's own panoptic fusion, whose segments become panbench's segments
 (:func:`to_panbench_segments`); ``--postprocess maskwise|argmax`` (:mod:`panbench.models.postprocess`) merges the
 query masks instead.
@@ -55,17 +55,17 @@ NO_SEMANTIC = ("eomt",)
 
 @dataclass
 class HFOutput:
-    """One image's output: transformers' segments (:class:`Segments`; with ``--postprocess``, a panoptic map in
+    """One image's output: transformers' segments (:class:`HFSegments`; with ``--postprocess``, a panoptic map in
     mmdet's encoding) and, with AP on, the network's outputs for that image (float32, as post-processing reads
     them) and its size (height, width)."""
 
-    result: Segments | torch.Tensor
+    result: HFSegments | torch.Tensor
     outputs: SimpleNamespace | None = None
     target: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
-class Segments:
+class HFSegments:
     """One image's output of transformers' post-processing: its segment-id map (0 or -1: no segment) and its
     ``segments_info`` (``id``, ``label_id`` in the model's labels)."""
 
@@ -92,10 +92,10 @@ class _Fusion:
         self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
-                targets: list[tuple[int, int]]) -> list[Segments | torch.Tensor]:
-        """One output per image: transformers' :class:`Segments`, or with ``--postprocess`` the merged panoptic
+                targets: list[tuple[int, int]]) -> list[HFSegments | torch.Tensor]:
+        """One output per image: transformers' :class:`HFSegments`, or with ``--postprocess`` the merged panoptic
         map (:mod:`panbench.models.postprocess`'s encoding, in panbench's label order)."""
-        out: list[Segments | torch.Tensor] = []
+        out: list[HFSegments | torch.Tensor] = []
         for i, (size, target) in enumerate(zip(sizes, targets)):
             one = _one_image(outputs, i, size, padded)
             if self.postprocess is not None and self.columns is not None:
@@ -103,7 +103,7 @@ class _Fusion:
                 out.append(self.merge(one.class_queries_logits[0][:, self.columns], masks[0], self.postprocess))
             else:
                 r = self.post(one, target_sizes=[target], **self.stuff, **self.settings)[0]
-                out.append(Segments(r["segmentation"], r["segments_info"]))
+                out.append(HFSegments(r["segmentation"], r["segments_info"]))
         return out
 
     def merge(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, pp: PostProcess) -> torch.Tensor:
@@ -217,7 +217,7 @@ class HFPanoptic(torch.nn.Module):
         """One image's segments: transformers' straight (:func:`to_panbench_segments`), or the panoptic map of
         ``--postprocess`` (its encoding, VOID = number of labels)."""
         r = output.result
-        if isinstance(r, Segments):
+        if isinstance(r, HFSegments):
             return to_panbench_segments(r.segmentation, r.info, self.fusion.label_of, self.label2cat)
         return panoptic_to_segments(r, len(self.names), self.label2cat)
 

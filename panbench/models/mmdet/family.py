@@ -79,10 +79,9 @@ class MMDetModel:
     def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
         """``--postprocess maskwise|argmax`` replaces the fusion head's query merging
         (:func:`~panbench.models.mmdet.fusion.install_postprocess`); else ``--fusion panbench`` runs panbench's
-        implementation of the head's own fusion (:func:`~panbench.models.mmdet.fast_fusion.install_fusion`).
+        implementation of the head's own fusion (:func:`~panbench.models.mmdet.fusion.install_fusion`).
         Returns ``panbench`` or ``mmdet`` for the head's own fusion, None when ``--postprocess`` replaced it."""
-        from panbench.models.mmdet.fast_fusion import install_fusion
-        from panbench.models.mmdet.fusion import install_postprocess
+        from panbench.models.mmdet.fusion import install_fusion, install_postprocess
 
         install_postprocess(self.detector, postprocess, self.where)
         if install_fusion(self.detector, fusion):

@@ -23,14 +23,10 @@ Both return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_cl
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from panbench.models.encoding import INSTANCE_OFFSET
-
-NAMES = ("panbench", "mmdet")
 
 
 def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
@@ -120,58 +116,3 @@ def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Te
         table = torch.cat([torch.zeros(1, dtype=torch.long, device=sem.device), labels + instance * INSTANCE_OFFSET])
         pan = torch.where(layer > 0, table[layer], pan)
     return pan.int()
-
-
-def maskformer_predict(head: Any) -> Any:
-    """A ``predict`` for ``head`` (a ``MaskFormerFusionHead``) that runs :func:`maskformer_fusion`; mmdet's own
-    ``predict`` when the head is asked for more than the panoptic output."""
-    from mmengine.structures import PixelData
-
-    orig = head.predict
-
-    def predict(mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
-                rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
-        cfg = head.test_cfg
-        if not cfg.get("panoptic_on", True) or cfg.get("instance_on", False) or cfg.get("semantic_on", False):
-            return orig(mask_cls_results, mask_pred_results, batch_data_samples, rescale=rescale, **kwargs)
-        out = []
-        for mask_cls, mask_pred, sample in zip(mask_cls_results, mask_pred_results, batch_data_samples):
-            meta = sample.metainfo
-            ih, iw = meta["img_shape"][:2]
-            pan = maskformer_fusion(mask_cls, mask_pred[:, :ih, :iw], head.num_classes, head.num_things_classes,
-                                    cfg.get("object_mask_thr", 0.8), cfg.get("iou_thr", 0.8),
-                                    cfg.get("filter_low_score", False),
-                                    tuple(meta["ori_shape"][:2]) if rescale else None)
-            out.append({"pan_results": PixelData(sem_seg=pan[None])})
-        return out
-
-    return predict
-
-
-def heuristic_predict_single(head: Any) -> Any:
-    """A ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``) that runs :func:`heuristic_fusion`."""
-    from mmengine.structures import PixelData
-
-    def predict_single(mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
-        pan = heuristic_fusion(mask_results.scores, mask_results.labels, mask_results.masks, seg_preds,
-                               head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
-                               head.test_cfg.stuff_area_limit)
-        return PixelData(sem_seg=pan[None])
-
-    return predict_single
-
-
-def install_fusion(model: Any, name: str) -> str | None:
-    """Make ``model``'s panoptic fusion head run panbench's implementation of its own fusion (``name``
-    "panbench") or leave mmdet's (``"mmdet"``).  Returns the head's class name when it was replaced."""
-    head = getattr(model, "panoptic_fusion_head", None)
-    if name != "panbench" or head is None or "panoptic_postprocess" in vars(head):  # --postprocess has its own
-        return None
-    kind = type(head).__name__
-    if kind == "MaskFormerFusionHead":
-        head.predict = maskformer_predict(head)
-    elif kind == "HeuristicFusionHead":
-        head._predict_single = heuristic_predict_single(head)
-    else:
-        return None
-    return kind

@@ -2,6 +2,7 @@
 
 * :func:`panoptic_only`: the config computes the panoptic output only.
 * :func:`install_postprocess`: ``--postprocess maskwise|argmax`` replaces the head's fusion.
+* :func:`install_fusion`: ``--fusion panbench`` runs the head's own fusion as :mod:`.fast_fusion` implements it.
 * :func:`grab_queries`: the query logits the head's ``predict`` receives, read on the way (``panbench viz``).
 """
 
@@ -12,6 +13,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
+
     from panbench.models.postprocess import PostProcess
 
 
@@ -81,3 +84,64 @@ def grab_queries(model: Any) -> Iterator[dict[str, Any]]:
             head.predict = orig
         else:
             del head.predict
+
+
+def maskformer_predict(head: Any) -> Any:
+    """A ``predict`` for ``head`` (a ``MaskFormerFusionHead``) that runs
+    :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion`; mmdet's own
+    ``predict`` when the head is asked for more than the panoptic output."""
+    from mmengine.structures import PixelData
+
+    from panbench.models.mmdet.fast_fusion import maskformer_fusion
+
+    orig = head.predict
+
+    def predict(mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
+                rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
+        cfg = head.test_cfg
+        if not cfg.get("panoptic_on", True) or cfg.get("instance_on", False) or cfg.get("semantic_on", False):
+            return orig(mask_cls_results, mask_pred_results, batch_data_samples, rescale=rescale, **kwargs)
+        out = []
+        for mask_cls, mask_pred, sample in zip(mask_cls_results, mask_pred_results, batch_data_samples):
+            meta = sample.metainfo
+            ih, iw = meta["img_shape"][:2]
+            pan = maskformer_fusion(mask_cls, mask_pred[:, :ih, :iw], head.num_classes, head.num_things_classes,
+                                    cfg.get("object_mask_thr", 0.8), cfg.get("iou_thr", 0.8),
+                                    cfg.get("filter_low_score", False),
+                                    tuple(meta["ori_shape"][:2]) if rescale else None)
+            out.append({"pan_results": PixelData(sem_seg=pan[None])})
+        return out
+
+    return predict
+
+
+def heuristic_predict_single(head: Any) -> Any:
+    """A ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``) that runs
+    :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`."""
+    from mmengine.structures import PixelData
+
+    from panbench.models.mmdet.fast_fusion import heuristic_fusion
+
+    def predict_single(mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
+        pan = heuristic_fusion(mask_results.scores, mask_results.labels, mask_results.masks, seg_preds,
+                               head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
+                               head.test_cfg.stuff_area_limit)
+        return PixelData(sem_seg=pan[None])
+
+    return predict_single
+
+
+def install_fusion(model: Any, name: str) -> str | None:
+    """Make ``model``'s panoptic fusion head run panbench's implementation of its own fusion (``name``
+    "panbench") or leave mmdet's (``"mmdet"``).  Returns the head's class name when it was replaced."""
+    head = getattr(model, "panoptic_fusion_head", None)
+    if name != "panbench" or head is None or "panoptic_postprocess" in vars(head):  # --postprocess has its own
+        return None
+    kind = type(head).__name__
+    if kind == "MaskFormerFusionHead":
+        head.predict = maskformer_predict(head)
+    elif kind == "HeuristicFusionHead":
+        head._predict_single = heuristic_predict_single(head)
+    else:
+        return None
+    return kind

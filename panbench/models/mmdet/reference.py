@@ -39,8 +39,9 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from panbench.pq.matching import METRIC_KEYS  # noqa: E402
+
 MARK = "MMDET_REFERENCE "
-METRICS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
 
 
 @dataclass
@@ -124,13 +125,14 @@ def run_in_this_process(config: str, checkpoint: str, data_root: Path, limit: in
     MMLogger.get_instance("mmengine").setLevel(logging.WARNING)
     out = Runner.from_cfg(cfg).test()
     loop_s = time.perf_counter() - t
-    metrics = {k: float(out[f"coco_panoptic/{k}"]) for k in METRICS}
+    metrics = {k: float(out[f"coco_panoptic/{k}"]) for k in METRIC_KEYS}
     return {"config": config, "checkpoint": checkpoint, "metrics": metrics, "per_class": _SEEN["stat"],
             "image_ids": _SEEN["ids"], "loop_s": loop_s, "process_s": time.perf_counter() - _T0}
 
 
-def run(models: list[tuple[Path, Path]], data_root: Path, limit: int | None = None, workers: int | None = None,
-        panoptic_only: bool = False, cwd: Path | None = None) -> tuple[list[Reference], float]:
+def run_references(models: list[tuple[Path, Path]], data_root: Path, limit: int | None = None,
+                   workers: int | None = None, panoptic_only: bool = False,
+                   cwd: Path | None = None) -> tuple[list[Reference], float]:
     """MMDetection's test loop on each (config, checkpoint) in one child process, one after the
     other; the references and the child's whole wall time (start-up included)."""
     cmd = [sys.executable, "-m", "panbench.models.mmdet.reference", "--data-root", str(data_root)]

@@ -1,0 +1,125 @@
+"""A dataset is two files: its module ``panbench/data/<name>.py`` and its row in ``panbench/data/catalog.py``.
+A toy dataset written as one module plus one row reaches every command that names datasets; and no other
+module of the package writes a dataset's name."""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+
+import pytest
+
+from panbench import REPO_ROOT
+from panbench.cli import main
+from panbench.data import catalog
+from panbench.data.catalog import DATASETS, Dataset, Option
+
+PACKAGE = REPO_ROOT / "panbench"
+# coco and demo are built in, not added: coco is the default dataset and COCO's panoptic format the layout of
+# every dataset; demo is the offline set of the demo models.  Their names are everywhere by right.
+BUILT_IN = {"coco", "demo"}
+# a name that is not the dataset panbench prepares: the file, the name, why
+OTHER_MEANINGS = {("robustness/corruptions.py", "cityscapes"): "Cityscapes-C, the benchmark of the corruptions"}
+
+TOY_MODULE = '''
+from pathlib import Path
+
+
+def data_command(root: Path, args) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "made").write_text(str(args.toy_size))
+    return f"toy made at {root} with size {args.toy_size}"
+'''
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch) -> Dataset:
+    """The toy dataset: its module (written under tmp_path) and its row in DATASETS, nothing else."""
+    (tmp_path / "toy_dataset_module.py").write_text(TOY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    row = Dataset("toy", "Toy", help="make the toy dataset", description="Make the toy dataset (a test's).",
+                  command="toy_dataset_module:data_command", options=("root", "from_dir", "force"),
+                  how_to_get="run `panbench data toy` (a test's dataset)", folder="data/toy-set",
+                  from_files="toy files", extra=(Option("--toy-size", "the toy's size", int, 2),),
+                  doctor="the toy set's")
+    monkeypatch.setitem(DATASETS, "toy", row)
+    return row
+
+
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse's line breaks undone
+
+
+def test_a_dataset_is_one_module_and_one_row(toy, tmp_path, monkeypatch, capsys) -> None:
+    assert "toy make the toy dataset" in _help(["data"], capsys)
+    data_help = _help(["data", "toy"], capsys)
+    assert "Make the toy dataset" in data_help and "--toy-size" in data_help and "--force" in data_help
+    assert "toy: toy files" in data_help  # --from's help lists what each dataset's folder holds
+    for cmd in (["eval"], ["speed"], ["robustness"], ["viz"]):
+        assert "cityscapes, ade20k or toy (panbench data)" in _help(cmd, capsys), cmd
+    assert "ade20k or toy, or the name" in _help(["ls"], capsys)  # --only-dataset
+    assert "(or demo, cityscapes, ade20k, toy)" in _help([], capsys)  # eval's line in panbench --help
+
+    assert main(["data", "toy", "--root", str(tmp_path / "t"), "--toy-size", "5"]) == 0
+    assert capsys.readouterr().out.strip() == f"toy made at {tmp_path / 't'} with size 5"
+    assert (tmp_path / "t" / "made").read_text() == "5"
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "toy"]) == 0 and (tmp_path / "data" / "toy-set" / "made").read_text() == "2"  # its folder
+
+    from panbench.cli.doctor import _dataset_name
+    from panbench.cli.options import dataset_root
+
+    assert _dataset_name(tmp_path / "data" / "toy") == "the toy set's"
+    assert dataset_root(type("Args", (), {"data_root": None, "dataset": "toy"})()) == "data/toy-set"
+    capsys.readouterr()
+    assert main(["eval", "--model", "demo-mask2former", "--dataset", "toy", "--results", str(tmp_path / "r")]) == 2
+    assert "run `panbench data toy`" in capsys.readouterr().err  # where to get it, from its row
+
+
+def test_every_row_runs_a_function_of_its_module() -> None:
+    for name, ds in DATASETS.items():
+        assert ds.command == f"panbench.data.{name}:data_command", name
+        assert callable(ds.run_command()), name
+        assert ds.name == name and ds.folder == f"data/{name}"
+    assert catalog.names() == "coco, demo, cityscapes or ade20k"
+
+
+def _words(text: str) -> list[tuple[int, str]]:
+    """The code's names and strings (docstrings too; comments not), with their line."""
+    return [(t.start[0], t.string) for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type in (tokenize.NAME, tokenize.STRING)]
+
+
+def named_outside(sources: dict[str, str], names: list[str]) -> list[str]:
+    """Each place a module writes the name of a dataset that is not its own: ``file:line: name``."""
+    found = []
+    for rel, text in sources.items():
+        for name in names:
+            if rel in ("data/catalog.py", f"data/{name}.py") or (rel, name) in OTHER_MEANINGS:
+                continue
+            word = re.compile(rf"\b{re.escape(name)}\b", re.IGNORECASE)
+            found += [f"{rel}:{line}: {name}" for line, s in _words(text) if word.search(s)]
+    return found
+
+
+def _package() -> dict[str, str]:
+    return {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_a_dataset_is_named_only_in_its_module_and_its_row() -> None:
+    names = [n for n in DATASETS if n not in BUILT_IN]
+    assert names  # the rule checks something
+    assert named_outside(_package(), names) == []
+
+
+@pytest.mark.parametrize("injected", ['HELP = "evaluate on Cityscapes"', "from panbench.data.ade20k import x",
+                                      'def f():\n    """For ADE20K images."""'])
+def test_the_rule_fails_on_a_name_written_elsewhere(injected) -> None:
+    sources = _package()
+    sources["cli/eval.py"] += f"\n{injected}\n"
+    found = named_outside(sources, [n for n in DATASETS if n not in BUILT_IN])
+    assert len(found) == 1 and found[0].startswith("cli/eval.py:"), found
+    assert named_outside({"cli/eval.py": "# a comment on Cityscapes\n"}, ["cityscapes"]) == []
