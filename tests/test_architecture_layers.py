@@ -12,7 +12,8 @@ from panbench import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "architecture.md"
 ALWAYS = {"panbench", "panbench.resources"}  # the package root (__version__, REPO_ROOT); where the data is
-TOP_LEVEL = {"panbench.errors", "panbench.downloads", "panbench.resources"}  # "Outside the packages"
+# "Outside the packages"
+TOP_LEVEL = {"panbench.errors", "panbench.downloads", "panbench.resources", "panbench.analyses"}
 
 
 def _package(module: str) -> str:

@@ -31,12 +31,6 @@ SAME_CONCEPT: dict[str, tuple[str, ...]] = {
     "roi_align_forward": ("ops/ext.py", "ops/kernels.py"),
 }
 
-#: Renamed on other branches: duplicates whose other definition lives in a module those branches edit.
-PENDING = {
-    "Corruption",  # records/schema.py's (the record's corruption field) beside robustness/corruptions.py's
-}
-
-
 def top_level_names(source: str) -> set[str]:
     """The public names a module defines at its top level: functions, classes, assigned constants."""
     names: set[str] = set()
@@ -67,7 +61,7 @@ def defined_twice(root: Path = PACKAGE, allowed: dict[str, tuple[str, ...]] = SA
 
 
 def test_every_public_name_is_defined_in_one_module() -> None:
-    found = {k: v for k, v in defined_twice().items() if k not in PENDING}
+    found = defined_twice()
     assert not found, f"one name per concept: give each a name saying what it is: {found}"
 
 

@@ -4,7 +4,8 @@ panoptic error breakdown, from the per-image matches of :mod:`panbench.pq.matchi
 
 Entry points: :class:`AnalysisSet` (the :class:`~panbench.pq.matching.ImageMatch` of every image, as
 columns; save/load), :func:`analyze` (every default analysis
-of a set as one JSON-ready dict), :func:`bootstrap_ci`, :func:`paired_bootstrap`,
+of a set as one JSON-ready dict; the analyses are the rows of :data:`panbench.analyses.ANALYSES`,
+:func:`compute_fields` runs them), :func:`bootstrap_ci`, :func:`paired_bootstrap`,
 :func:`pq_by_size`, :func:`pq_dagger`, :func:`error_breakdown`.  The rules: docs/analysis.md.
 """
 
@@ -12,33 +13,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from panbench.analyses import ANALYSES, function
 from panbench.analysis.bootstrap import (
     N_RESAMPLES,
     RunSums,
     bootstrap_ci,
     check_paired,
     paired_bootstrap,
-    too_few,
 )
 from panbench.analysis.breakdown import error_breakdown
-from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.analysis.metrics import pq_by_size, pq_dagger
 
-__all__ = ["AnalysisSet", "RunSums", "analyze", "bootstrap_ci",
+__all__ = ["AnalysisInputs", "AnalysisSet", "RunSums", "analyze", "bootstrap_ci", "compute_fields",
            "check_paired", "error_breakdown", "paired_bootstrap", "pq_by_size", "pq_dagger"]
 
 
-def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """The default (cheap) analyses as the keys ``score --json`` adds: ``ci``, ``by_size``,
-    ``pq_dagger``, ``errors`` (and ``mask_quality``); ``n_resamples=0``, or fewer images or resamples than an
-    interval needs (:func:`~panbench.analysis.bootstrap.too_few`), leaves ``ci`` out."""
+def compute_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    """The record fields of every analysis of :data:`panbench.analyses.ANALYSES`, in the table's order."""
     out: dict[str, Any] = {}
-    if n_resamples and too_few(a.n_images, n_resamples) is None:
-        out["ci"] = bootstrap_ci(RunSums.from_analysis(a), isthing, n_resamples=n_resamples, seed=seed)
-    out["by_size"] = pq_by_size(a, isthing)
-    out["pq_dagger"] = pq_dagger(a, isthing)["PQ_dagger"]
-    eb = error_breakdown(a, isthing)
-    out["errors"] = {k: {"count": v["count"], "fp": v["fp"], "fn": v["fn"], "delta_PQ": v["delta_PQ"]}
-                     for k, v in eb["errors"].items()}
-    out["mask_quality"] = eb["mask_quality"]
+    for a in ANALYSES:
+        out.update(function(a.compute)(inp))
     return out
+
+
+def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """The default (cheap) analyses as the keys ``score --json`` adds (every row of
+    :data:`panbench.analyses.ANALYSES` but boundary PQ, which needs its own pass over the pixels);
+    ``n_resamples=0``, or fewer images or resamples than an interval needs
+    (:func:`~panbench.analysis.bootstrap.too_few`), leaves the intervals out."""
+    return compute_fields(AnalysisInputs(a, isthing, n_resamples, seed, a.category_ids))

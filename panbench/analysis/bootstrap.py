@@ -13,15 +13,17 @@ difference A - B, so a run compared with itself gives exactly [0, 0].
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.errors import InputError
 from panbench.pq.sums import category_pq
+from panbench.records.schema import RunRecord
 
 CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
 N_RESAMPLES = 1000  # the default number of resamples of every interval (docs/analysis.md)
@@ -231,3 +233,35 @@ def _check_args(n_images: int, n_resamples: int, level: float) -> None:
         raise InputError(f"{n_resamples} resamples; use at least 1 ({N_RESAMPLES} is the default)")
     if not 0 < level < 1:
         raise InputError(f"confidence level {level} is not between 0 and 1; use e.g. 0.95")
+
+
+def ci_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    """``ci``: the 95% intervals of :data:`CI_METRICS`; none with ``n_resamples`` 0 or :func:`too_few`."""
+    a = inp.aset
+    if not inp.n_resamples or too_few(a.n_images, inp.n_resamples) is not None:
+        return {}
+    return {"ci": bootstrap_ci(RunSums.from_analysis(a), inp.isthing, n_resamples=inp.n_resamples, seed=inp.seed)}
+
+
+def ci_columns(r: RunRecord) -> dict[str, Any]:
+    """:data:`CI_METRICS` with their intervals as ``X_low`` / ``X_high`` (shown as one ``X 95% CI`` column
+    outside CSV); the table adds the paired difference to the reference run."""
+    ci = r.ci or {}
+    row: dict[str, Any] = {}
+    for k in CI_METRICS:
+        row[k] = r.metrics[k]
+        row[f"{k}_low"], row[f"{k}_high"] = ci.get(k) or (None, None)
+    return row
+
+
+def ci_text(res: Mapping[str, Any]) -> list[str]:
+    """The intervals of PQ, PQ_th, PQ_st; for an analysed run without them, why."""
+    if ci := res.get("ci"):
+        return ["95% interval (image bootstrap): " + ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in
+                                                               ci.items() if k in ("PQ", "PQ_th", "PQ_st"))]
+    from panbench.analyses import ANALYSES
+
+    analysed = any(res.get(f) is not None for a in ANALYSES for f in a.fields if f != "ci")  # yet no interval
+    if analysed and (n := res.get("n_images")) is not None and (why := too_few(n)):
+        return [f"95% interval: none ({why})"]
+    return []

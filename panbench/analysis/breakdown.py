@@ -30,13 +30,15 @@ Oracle fixes (each type alone, then PQ recomputed from the fixed per-category su
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.pq.matching import MATCH_IOU
+from panbench.records.schema import RunRecord
 
 FP_TYPES = ("classification", "duplicate", "segmentation", "background", "other")
 FN_TYPES = ("classification", "segmentation", "missed", "other")
@@ -103,3 +105,34 @@ def error_breakdown(a: AnalysisSet, isthing: list[bool]) -> dict[str, Any]:
     return {"PQ": base, "errors": errors,
             "mask_quality": {"loss": loss, "mean_loss": loss / len(a.tp_ious) if len(a.tp_ious) else 0.0,
                              "delta_PQ": fixed - base}}
+
+
+def errors_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    """``errors`` (type -> count, fp, fn, delta_PQ) and ``mask_quality``."""
+    eb = error_breakdown(inp.aset, inp.isthing)
+    return {"errors": {k: {"count": v["count"], "fp": v["fp"], "fn": v["fn"], "delta_PQ": v["delta_PQ"]}
+                       for k, v in eb["errors"].items()},
+            "mask_quality": eb["mask_quality"]}
+
+
+def errors_columns(r: RunRecord) -> dict[str, Any]:
+    """Per error type: the number of FPs + FNs of that type and the oracle delta PQ (PQ points gained were
+    all errors of that type fixed); the same delta for perfect masks on the true positives."""
+    errs: dict[str, Any] = dict(r.errors or {})
+    row: dict[str, Any] = {"PQ": r.metrics["PQ"]}
+    for t in ERROR_TYPES:
+        e = errs.get(t) or {}
+        row[f"{t}_count"], row[f"{t}_delta_PQ"] = e.get("count"), e.get("delta_PQ")
+    row["mask_quality_delta_PQ"] = (r.mask_quality or {}).get("delta_PQ") if errs else None
+    return row
+
+
+def errors_text(res: Mapping[str, Any]) -> list[str]:
+    """The error types by oracle delta PQ (largest first), then perfect masks'."""
+    if not (errs := res.get("errors")):
+        return []
+    order = sorted(errs.items(), key=lambda kv: -kv[1].get("delta_PQ", 0.0))
+    parts = [f"{k} {v.get('delta_PQ', 0.0):+.2f} ({v.get('count', 0)})" for k, v in order]
+    if (mq := res.get("mask_quality")) and mq.get("delta_PQ") is not None:
+        parts.append(f"mask quality {mq['delta_PQ']:+.2f}")
+    return ["oracle delta PQ by error type (errors): " + ", ".join(parts)]

@@ -1,4 +1,4 @@
-"""Many images' :class:`ImageMatch` records as columns, for the whole-dataset analyses.
+"""Many images' matches (:class:`ImageMatch`) as columns, for the whole-dataset analyses.
 
 An :class:`AnalysisSet` keeps each field of every image concatenated, plus the image's position
 for every segment (``<group>_img``): the columns of :mod:`panbench.pq.result`, so every analysis is a
@@ -34,17 +34,17 @@ class AnalysisSet:
     isthing: list[bool] | None = None
 
     @staticmethod
-    def from_images(records: list[ImageMatch], n_categories: int,
+    def from_images(matches: list[ImageMatch], n_categories: int,
                     image_ids: list[Any] | None = None, category_ids: list[int] | None = None,
                     isthing: list[bool] | None = None) -> AnalysisSet:
         """Concatenate per-image matches (in dataset order)."""
-        ids = list(range(len(records))) if image_ids is None else list(image_ids)
-        if len(ids) != len(records):
-            raise ValueError("one image id per record")
-        return AnalysisSet(n_categories, ids, to_columns(records, MATCH_FIELDS), _opt(category_ids, int),
+        ids = list(range(len(matches))) if image_ids is None else list(image_ids)
+        if len(ids) != len(matches):
+            raise ValueError("one image id per match")
+        return AnalysisSet(n_categories, ids, to_columns(matches, MATCH_FIELDS), _opt(category_ids, int),
                            _opt(isthing, bool))
 
-    def records(self) -> list[ImageMatch]:
+    def matches(self) -> list[ImageMatch]:
         """The per-image matches back (``from_images`` inverted), e.g. to re-split a cached chunk."""
         return [ImageMatch(**m) for m in from_columns(self.cols, MATCH_FIELDS, self.n_images)]
 
@@ -104,6 +104,20 @@ class AnalysisSet:
         except (OSError, KeyError, ValueError) as e:
             raise InputError(f"{path}: not a panbench per-image analysis file ({e}); rerun the scoring "
                              "to write it again") from None
+
+
+@dataclass(frozen=True)
+class AnalysisInputs:
+    """What an analysis of :data:`panbench.analyses.ANALYSES` computes its record fields from: the run's
+    matches, the thing flags and COCO ids of its categories, the bootstrap's resamples and seed, and the
+    boundary-PQ sums when boundary PQ was scored (``boundary``, a :class:`~panbench.pq.sums.PQStats`)."""
+
+    aset: AnalysisSet
+    isthing: list[bool]
+    n_resamples: int  # 0: no interval
+    seed: int = 0
+    category_ids: list[int] | None = None
+    boundary: Any = None  # PQStats, or None
 
 
 def _opt(values: list[Any] | None, kind: type) -> list[Any] | None:

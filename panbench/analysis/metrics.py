@@ -14,23 +14,24 @@ the summary's own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisSet
-from panbench.pq.sums import group_average
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet
+from panbench.pq.sums import PQ_GROUPS, group_average
+from panbench.records.schema import RunRecord
 
 # COCO's area ranges: small < 32^2 <= medium < 96^2 <= large
 SIZE_LIMITS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.iinfo(np.int64).max))
-GROUPS = (("", None), ("_th", True), ("_st", False))
 
 
 def nine_metrics(iou, tp, fp, fn, isthing) -> dict[str, Any]:
     """PQ/SQ/RQ for All, Things, Stuff (0-100), batched like :func:`group_average`."""
     things = np.asarray(isthing, bool)
     out: dict[str, Any] = {}
-    for sfx, th in GROUPS:
+    for _, sfx, th in PQ_GROUPS:
         mask = np.ones_like(things) if th is None else things if th else ~things
         out["PQ" + sfx], out["SQ" + sfx], out["RQ" + sfx], _ = group_average(iou, tp, fp, fn, mask)
     return out
@@ -83,7 +84,45 @@ def pq_dagger(a: AnalysisSet, isthing: list[bool]) -> dict[str, float]:
     things = np.asarray(isthing, bool)
     iou, tp, fp, fn = dagger_sums(a, isthing)
     out = {}
-    for sfx, th in GROUPS:
+    for _, sfx, th in PQ_GROUPS:
         mask = np.ones_like(things) if th is None else things if th else ~things
         out["PQ_dagger" + sfx] = float(group_average(iou, tp, fp, fn, mask)[0])
     return out
+
+
+def by_size_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    return {"by_size": pq_by_size(inp.aset, inp.isthing)}
+
+
+def by_size_columns(r: RunRecord) -> dict[str, Any]:
+    """Things only: PQ/SQ/RQ per COCO size bucket, the categories averaged (N) and ground-truth segments; a
+    bucket without any category (N = 0) has no PQ/SQ/RQ (blank, not 0)."""
+    bs: dict[str, Any] = dict(r.by_size or {})
+    row: dict[str, Any] = {}
+    for s, _, _ in SIZE_LIMITS:
+        b = bs.get(s) or {}
+        pq = {k: b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")}
+        row.update({f"PQ_{s}": pq["PQ"], f"SQ_{s}": pq["SQ"], f"RQ_{s}": pq["RQ"], f"N_{s}": b.get("n"),
+                    f"segments_{s}": b.get("segments")})
+    return row
+
+
+def by_size_text(res: Mapping[str, Any]) -> list[str]:
+    if not (bs := res.get("by_size")):
+        return []
+    return ["PQ by size (things): " + ", ".join(
+        f"{k} {v['PQ']:.2f} ({v.get('segments', 0)} segments)" if v.get("n") else f"{k} - (no segments)"
+        for k, v in bs.items())]
+
+
+def dagger_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    return {"pq_dagger": pq_dagger(inp.aset, inp.isthing)["PQ_dagger"]}
+
+
+def dagger_columns(r: RunRecord) -> dict[str, Any]:
+    """PQ beside PQ-dagger (stuff scored without the 0.5 IoU threshold)."""
+    return {"PQ": r.metrics["PQ"], "PQ_dagger": r.pq_dagger}
+
+
+def dagger_text(res: Mapping[str, Any]) -> list[str]:
+    return [f"PQ-dagger {res['pq_dagger']:.2f}"] if res.get("pq_dagger") is not None else []

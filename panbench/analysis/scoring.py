@@ -7,8 +7,8 @@ run as the keys its JSON output and its record carry.
   :class:`~panbench.evaluation.sink.ImageSink` holds it, fills it from the resume cache and carries
   its :meth:`RunAnalysis.payload` across forked CPU processes and torchrun ranks.
 * :func:`score_files_analysis` is ``panbench score`` with the analyses.
-* :func:`run_fields` computes the record fields ``ci``, ``by_size``, ``pq_dagger``, ``errors``,
-  ``mask_quality`` and, with boundary PQ, ``boundary`` (the nine metrics, 0-100).
+* :func:`run_fields` computes the record fields of every analysis of :data:`panbench.analyses.ANALYSES`
+  (boundary PQ's only when it was scored).
 
 Label maps are never kept: a result is a few small arrays per image.  Numpy only.
 """
@@ -16,15 +16,17 @@ Label maps are never kept: a result is a few small arrays per image.  Numpy only
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
-from panbench.analysis import analyze
+from panbench.analysis import compute_fields
 from panbench.analysis.bootstrap import N_RESAMPLES
-from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
 from panbench.pq.result import ImageResult
 from panbench.pq.sums import PQStats, pq_summary
+from panbench.records.schema import RunRecord
 
 
 class RunAnalysis:
@@ -71,13 +73,29 @@ def boundary_sums(per_image: list[ImageStats | None], n_categories: int) -> PQSt
 
 def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None = None,
                n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """The record fields of the default analyses (``ci``, ``by_size``, ``pq_dagger``, ``errors``,
-    ``mask_quality``) and, when ``boundary`` is given, ``boundary``: the nine metrics, 0-100."""
-    out = analyze(aset, cats.isthing, n_resamples=n_resamples if aset.n_images else 0, seed=seed)
-    if boundary is not None:
-        res = pq_summary(boundary, cats.ids, cats.isthing)
-        out["boundary"] = {k: res[k] for k in METRIC_KEYS}
-    return out
+    """The record fields of every analysis (:data:`panbench.analyses.ANALYSES`); boundary PQ's only when
+    ``boundary`` (its sums) is given."""
+    return compute_fields(AnalysisInputs(aset, cats.isthing, n_resamples if aset.n_images else 0, seed, cats.ids,
+                                         boundary))
+
+
+def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    """``boundary``: the nine metrics of the boundary-PQ sums, 0-100 (none when boundary PQ was not scored)."""
+    if inp.boundary is None:
+        return {}
+    ids = inp.category_ids if inp.category_ids is not None else list(range(len(inp.isthing)))  # only per_class's keys
+    res = pq_summary(inp.boundary, ids, inp.isthing)
+    return {"boundary": {k: res[k] for k in METRIC_KEYS}}
+
+
+def boundary_columns(r: RunRecord) -> dict[str, Any]:
+    """Mask PQ beside the nine boundary-PQ metrics (IoU = min(mask IoU, boundary IoU))."""
+    b = r.boundary or {}
+    return {"PQ": r.metrics["PQ"], **{f"boundary_{k}": b.get(k) for k in METRIC_KEYS}}
+
+
+def boundary_text(res: Mapping[str, Any]) -> list[str]:
+    return [f"boundary PQ {b['PQ']:.2f}"] if (b := res.get("boundary")) and b.get("PQ") is not None else []
 
 
 def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],

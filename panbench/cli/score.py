@@ -40,9 +40,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--instances", metavar="FILE.json",
                    help="COCO instance results (RLE masks with scores, the dataset's category ids): also COCO mask AP "
                    "of the thing classes against the ground truth converted from the panoptic PNGs")
+    from panbench.analyses import ANALYSES
+
+    titles = "; ".join(a.title.replace("%", "%%") for a in ANALYSES)
     p.add_argument("--no-analysis", action="store_true",
-                   help="PQ only: no intervals, PQ by size, PQ-dagger or error breakdown (the baseline of "
-                   "scripts/bench_pq.py)")
+                   help=f"PQ only, none of the analyses ({titles}; the baseline of scripts/bench_pq.py)")
     return p
 
 

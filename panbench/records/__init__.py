@@ -4,7 +4,7 @@
 
 Layering: this package sits below :mod:`panbench.evaluation`, :mod:`panbench.analysis`,
 :mod:`panbench.robustness` and :mod:`panbench.reporting`; it imports only :mod:`panbench.pq`,
-:mod:`panbench.errors` and the standard library at module level.
+:mod:`panbench.errors`, :mod:`panbench.analyses` (the analysis fields) and the standard library at module level.
 """
 
 from panbench.records.build import external_record, make_record

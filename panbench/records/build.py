@@ -9,7 +9,7 @@ from typing import Any
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.provenance import git_commit, now_iso, versions
 from panbench.records.rows import SEMANTIC_KEYS
-from panbench.records.schema import FIELDS, SCHEMA_VERSION, RunRecord
+from panbench.records.schema import RECORD_FIELDS, SCHEMA_VERSION, RunRecord
 
 
 def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
@@ -21,7 +21,7 @@ def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
     if "unlisted_gt" in res:
         metric["unlisted_gt"] = res["unlisted_gt"]
     given = {"schema": SCHEMA_VERSION, "date": now_iso(), **metric, **fields}
-    unknown = set(given) - set(FIELDS)
+    unknown = set(given) - set(RECORD_FIELDS)
     if unknown:
         raise TypeError(f"make_record: unknown record fields {sorted(unknown)}")
     return RunRecord(**given, written=frozenset(given))

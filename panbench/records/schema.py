@@ -13,9 +13,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from panbench.analyses import ANALYSES
+
 SCHEMA_VERSION = 2  # the "schema" field of every record; raise it when a field changes meaning
-# 2: the analysis fields (ci ... analysis_file); schema-1 records lack them and load through io.load_record
-ANALYSIS_FIELDS = ("ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary", "analysis_file")
+# 2: the analysis fields (those of panbench.analyses.ANALYSES, and analysis_file); schema-1 records lack them
+# and load through io.load_record
+ANALYSIS_FIELDS = (*(f for a in ANALYSES for f in a.fields), "analysis_file")
 
 
 class Selection(TypedDict, total=False):
@@ -26,7 +29,7 @@ class Selection(TypedDict, total=False):
     images: int  # how many images ran
 
 
-class Corruption(TypedDict, total=False):
+class CorruptionBlock(TypedDict, total=False):
     """The corruption of a --corruption run."""
 
     name: str  # one of the 15 COCO-C corruptions
@@ -103,7 +106,7 @@ class RunRecord(Mapping[str, Any]):
     errors: dict[str, ErrorBlock] | None = None  # error type -> count, fp, fn, delta_PQ
     mask_quality: dict[str, float] | None = None  # TPs: loss (summed 1 - IoU), mean_loss, delta_PQ
     boundary: dict[str, float] | None = None  # boundary PQ: the nine METRIC_KEYS, 0-100; only with --boundary
-    corruption: Corruption | None = None  # a --corruption run's corruption; None for a clean run
+    corruption: CorruptionBlock | None = None  # a --corruption run's corruption; None for a clean run
     # COCO mask AP of the thing classes (panbench.analysis.ap): AP, AP50, AP75, APs, APm, APl, 0-100 (-1: no
     # ground truth of that size); None: not computed
     ap: dict[str, float] | None = None
@@ -119,18 +122,18 @@ class RunRecord(Mapping[str, Any]):
     def from_json(cls, obj: Mapping[str, Any]) -> RunRecord:
         """The record of a JSON object in today's schema (:func:`panbench.records.io.load_record` migrates older
         ones first); keys that are not fields (a fixture's note) are left out."""
-        known = {k: v for k, v in obj.items() if k in FIELDS}
+        known = {k: v for k, v in obj.items() if k in RECORD_FIELDS}
         return cls(**known, written=frozenset(known))
 
     def is_written(self, name: str) -> bool:
         """Whether the JSON holds field ``name``."""
         if self.written:
             return name in self.written
-        return name in FIELDS and getattr(self, name) is not None
+        return name in RECORD_FIELDS and getattr(self, name) is not None
 
     def keys_written(self) -> list[str]:
         """The JSON's fields, in the order they are written."""
-        return [n for n in FIELDS if self.is_written(n)]
+        return [n for n in RECORD_FIELDS if self.is_written(n)]
 
     def to_json(self) -> dict[str, Any]:
         """The record as its JSON object."""
@@ -152,4 +155,4 @@ class RunRecord(Mapping[str, Any]):
         return len(self.keys_written())
 
 
-FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord) if f.name != "written")
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord) if f.name != "written")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from panbench.analyses import ANALYSES
 from panbench.errors import PanbenchError
 
 # headers in words; a name not here reads as its words (:func:`header`)
@@ -21,16 +22,15 @@ HEADERS = {
     "n_images": "images", "images_per_s": "images/s", "params_M": "params (M)", "GFLOPs": "GFLOPs",
     "postprocess": "post-processing", "cfg_options": "--cfg-options", "ops": "mmcv ops", "mIoU_from": "mIoU from",
     "mIoU_panoptic": "mIoU (panoptic output)", "pixel_acc": "pixel acc.", "N_all": "categories",
-    "N_th": "thing categories", "N_st": "stuff categories", "PQ_diff_vs": "paired difference to",
-    "PQ_diff": "PQ difference", "mask_quality_delta_PQ": "perfect masks: delta PQ", "PQ_dagger": "PQ-dagger",
-    "published": "published numbers from",
+    "N_th": "thing categories", "N_st": "stuff categories", "published": "published numbers from",
+    "PQ_diff_vs": "paired difference to", "PQ_diff": "PQ difference",  # the paired difference (columns.py)
+    **{k: v for a in ANALYSES for k, v in a.headers.items()},  # an analysis's own
 }
 PART = {"th": "things", "st": "stuff", "pub": "published", "delta": "minus published", "N": "categories"}
 # the words of the record's field names: a column name made of them is a field and reads as words; any other
 # name (a model, a run's label as the per-class table's columns) is left as it is
-WORDS = {*PART, "PQ", "SQ", "RQ", "boundary", "small", "medium", "large", "segments", "count", "classification",
-         "segmentation", "duplicate", "background", "missed", "other", "category", "id", "mIoU", "mDice", "low",
-         "high", "diff", "mark", "dagger"}
+WORDS = {*PART, "PQ", "SQ", "RQ", "category", "id", "mIoU", "mDice", "diff", "mark",
+         *(w for a in ANALYSES for w in a.words)}
 
 
 def header(col: str) -> str:

@@ -8,10 +8,10 @@ import json
 import sys
 from pathlib import Path
 
+from panbench.analyses import ANALYSES
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
-from panbench.reporting.columns import ANALYSES, FIELD
 from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, plot_dir
 from panbench.reporting.tables import comparison, format_table, latest_runs, no_records, per_class
@@ -69,11 +69,6 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
 
 
-ANALYSIS_TITLES = {"ci": "confidence intervals (95%, image bootstrap) and paired differences",
-                   "by_size": "PQ by object size (things)", "errors": "error breakdown (count and oracle delta PQ)",
-                   "boundary": "boundary PQ", "dagger": "PQ-dagger"}
-
-
 def provenance_title(r: RunRecord) -> str:
     """A provenance section's title: model, post-processing, dataset (name, fingerprint) and image count."""
     more = f" · {s}" if (s := settings(r)) else ""
@@ -106,17 +101,18 @@ def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str
 
 def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None) -> str:
     """One table per analysis that some run has; a line for those none has."""
-    parts, absent = [], []
+    parts, absent, hows = [], [], []
     for a in ANALYSES:
-        if not any(getattr(r, FIELD[a]) is not None for r in recs):
-            absent.append(ANALYSIS_TITLES[a])
+        if not any(getattr(r, a.fields[0]) is not None for r in recs):
+            absent.append(a.title)
+            hows.append(a.how)
             continue
         notes: list[str] = []
-        df = comparison(recs, analyses=[a], results_dir=results, notes=notes, reference=reference, compact=True)
-        parts.append(f"<h4>{html.escape(ANALYSIS_TITLES[a])}</h4>" + format_table(df, "html", notes=notes))
+        df = comparison(recs, analyses=[a.key], results_dir=results, notes=notes, reference=reference, compact=True)
+        parts.append(f"<h4>{html.escape(a.title)}</h4>" + format_table(df, "html", notes=notes))
     if absent:
-        parts.append("<p class='note'>Not in these records (older records, or runs without the analysis; boundary "
-                     "PQ needs --boundary): " + html.escape("; ".join(absent)) + ".</p>")
+        parts.append("<p class='note'>Not in these records (" + html.escape("; ".join(dict.fromkeys(hows))) + "): "
+                     + html.escape("; ".join(absent)) + ".</p>")
     return "<h3>analyses</h3>" + "".join(parts) + "<p class='note'>How to read them: docs/reporting.md.</p>"
 
 

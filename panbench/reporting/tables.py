@@ -62,7 +62,7 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
     PQ_st, SQ, RQ, images/s, parameters, GFLOPs per image where counted); with
     ``all_columns`` every column: framework, how its images were chosen, batch size and precision,
     ``--cfg-options``, PQ/SQ/RQ for All/Things/Stuff, the semantic metrics, category counts, device and any
-    other field a row has. With ``analyses`` (names in :data:`panbench.reporting.columns.ANALYSES`): the
+    other field a row has. With ``analyses`` (keys of :data:`panbench.analyses.ANALYSES`): the
     run's identity columns and those analyses' columns (``--ci``'s paired differences to ``reference``, by
     default the best PQ); ``notes`` (when given) receives the footnotes.  ``compact`` (the report's analysis
     tables, under a heading that names the dataset): the run's label (model, settings, post-processing where

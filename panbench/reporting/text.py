@@ -73,32 +73,22 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
 
 
 def format_analyses(res: Mapping[str, Any]) -> list[str]:
-    """One line per analysis that ``res`` (a record, or ``score --json``'s dict) has: the 95% intervals, PQ by
-    size, PQ-dagger and boundary PQ, the error types by oracle delta PQ (largest first)."""
-    lines = []
-    if ci := res.get("ci"):
-        lines.append("95% interval (image bootstrap): " + ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in
-                                                                     ci.items() if k in ("PQ", "PQ_th", "PQ_st")))
-    elif res.get("by_size") is not None and (n := res.get("n_images")) is not None:  # analysed, yet no interval
-        from panbench.analysis.bootstrap import too_few
+    """The lines of each analysis that ``res`` (a record, or ``score --json``'s dict) has, in the order of
+    :data:`panbench.analyses.ANALYSES`; the parts of the inline analyses share one line, where the first is."""
+    from panbench.analyses import ANALYSES, function
 
-        if why := too_few(n):
-            lines.append(f"95% interval: none ({why})")
-    if bs := res.get("by_size"):
-        lines.append("PQ by size (things): " + ", ".join(
-            f"{k} {v['PQ']:.2f} ({v.get('segments', 0)} segments)" if v.get("n") else f"{k} - (no segments)"
-            for k, v in bs.items()))
-    extra = [f"PQ-dagger {res['pq_dagger']:.2f}"] if res.get("pq_dagger") is not None else []
-    if (b := res.get("boundary")) and b.get("PQ") is not None:
-        extra.append(f"boundary PQ {b['PQ']:.2f}")
-    if extra:
-        lines.append("; ".join(extra))
-    if errs := res.get("errors"):
-        order = sorted(errs.items(), key=lambda kv: -kv[1].get("delta_PQ", 0.0))
-        parts = [f"{k} {v.get('delta_PQ', 0.0):+.2f} ({v.get('count', 0)})" for k, v in order]
-        if (mq := res.get("mask_quality")) and mq.get("delta_PQ") is not None:
-            parts.append(f"mask quality {mq['delta_PQ']:+.2f}")
-        lines.append("oracle delta PQ by error type (errors): " + ", ".join(parts))
+    lines: list[str] = []
+    inline: list[str] = []
+    at = None  # where the inline line goes
+    for a in ANALYSES:
+        got = function(a.text)(res)
+        if a.inline:
+            at = len(lines) if at is None else at
+            inline += got
+        else:
+            lines += got
+    if inline:
+        lines.insert(at or 0, "; ".join(inline))
     return lines
 
 

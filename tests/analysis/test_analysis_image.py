@@ -123,9 +123,9 @@ def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
         assert fp[k].tolist() == np.bincount(s.fp_cats, minlength=len(cats)).tolist()
         assert fn[k].tolist() == np.bincount(s.fn_cats, minlength=len(cats)).tolist()
         assert iou[k] == pytest.approx(np.bincount(s.tp_cats, s.tp_ious, minlength=len(cats)))
-    assert AnalysisSet.from_images([], len(cats)).records() == []
-    assert len(a.records()) == 5
-    for r0, r1 in zip(matches, a.records()):
+    assert AnalysisSet.from_images([], len(cats)).matches() == []
+    assert len(a.matches()) == 5
+    for r0, r1 in zip(matches, a.matches()):
         for name in r0.__dataclass_fields__:
             assert np.array_equal(getattr(r0, name), getattr(r1, name)), name
     a.save(tmp_path / "a.npz")

@@ -124,7 +124,8 @@ def test_by_size_errors_boundary_dagger_columns_are_the_record_fields(results, c
     assert sum(rec["errors"][t]["count"] for t in ERROR_TYPES) > 0
     # a run without --boundary, and the old record: blank, and the note says how to get them
     assert pd.isna(df.loc["noisy", "boundary_PQ"]) and pd.isna(df.loc["fixture-model", "PQ_small"])
-    assert "--boundary: blank for" in err and "with --boundary" in err and "--by-size: blank for fixture-model" in err
+    assert "--boundary-pq: blank for" in err and "with --boundary" in err
+    assert "--by-size: blank for fixture-model" in err
 
 
 @pytest.mark.parametrize("fmt", ["md", "csv", "latex", "html"])

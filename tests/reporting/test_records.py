@@ -12,7 +12,7 @@ import pytest
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.build import external_record, make_record
 from panbench.records.io import load_record, write_record
-from panbench.records.schema import ANALYSIS_FIELDS, FIELDS, SCHEMA_VERSION
+from panbench.records.schema import ANALYSIS_FIELDS, RECORD_FIELDS, SCHEMA_VERSION
 
 RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,
        "n_categories": {"All": 2, "Things": 1, "Stuff": 1}, "per_class": {}, "unlisted_gt": {"pixels": 0, "images": 0}}
@@ -28,13 +28,13 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     rec = external_record("sys", "coco", RES, args, 1.5)
     # an external system has no AMP, precision, image selection (tables show its selection as "external") or
     # speed context (its speed was not measured)
-    declared = [k for k in FIELDS if k not in ("amp", "precision", "selection", "speed_context",
+    declared = [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", "speed_context",
                                                                    "record", "corruption", *AP_MIOU,
                                                                    *ANALYSIS_FIELDS)]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
     rec = external_record("sys", "coco", RES, args, 1.5, "f" * 16, **analyses)
-    assert list(rec) == [k for k in FIELDS if k not in ("amp", "precision", "selection", *AP_MIOU,
+    assert list(rec) == [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", *AP_MIOU,
                                                                             "speed_context", "record", "corruption",
                                                                             "analysis_file")]
     assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16

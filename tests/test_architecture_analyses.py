@@ -1,0 +1,164 @@
+"""An analysis is at most 3 files: its module under panbench/analysis/ (the functions its row names), its row of
+``ANALYSES`` (panbench/analyses.py) and its fields of ``RunRecord`` (panbench/records/schema.py).
+
+* every row's functions resolve and its fields are record fields (``ANALYSIS_FIELDS`` reads them);
+* an analysis's record fields and column names are written nowhere else in the package but in the places
+  :data:`BEYOND_THE_ROW` lists (what reads an analysis that its row does not hold: the plots, the default
+  table's PQ interval, boundary PQ's own scoring pass);
+* a toy analysis written as those 3 files (a copy of the package with one module added and two files edited)
+  shows up in ``panbench score``'s text, JSON and record and in ``panbench table``.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from panbench import REPO_ROOT
+from panbench.analyses import ANALYSES, Analysis, function
+from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.records.schema import ANALYSIS_FIELDS, RECORD_FIELDS
+
+PACKAGE = REPO_ROOT / "panbench"
+ROW_FILES = {"panbench/analyses.py", "panbench/records/schema.py", "panbench/analysis/__init__.py"}  # + exports
+# files that name an analysis beyond its 3: what reads it that its row does not hold, and why
+BEYOND_THE_ROW = {
+    "ci": {"panbench/reporting/analysis_plots.py",  # its plot
+           "panbench/reporting/tables.py",  # the default table's PQ interval; the paired difference's cell
+           "panbench/reporting/labels.py"},  # a run too small for an interval: re-running does not help
+    "by_size": {"panbench/reporting/analysis_plots.py"},  # its plot
+    "errors": {"panbench/reporting/analysis_plots.py",  # its plot
+               "panbench/reporting/tables.py"},  # perfect masks' column last in the compact table
+    # boundary PQ is also a scoring pass over the pixels (the image result's boundary part), asked by --boundary
+    "boundary": {"panbench/cli/options.py", "panbench/evaluation/options.py",  # --boundary of score and eval
+                 "panbench/pq/result.py",  # the image result's boundary part
+                 "panbench/evaluation/record_fields.py"},  # a resume cache made without it lacks its sums
+    "dagger": set(),
+}
+
+
+def row_files(a: Analysis) -> set[str]:
+    """The files an analysis is: its row's, its record field's and its functions' modules."""
+    mods = {ref.split(":")[0] for ref in (a.compute, a.columns, a.text)}
+    return ROW_FILES | {m.replace(".", "/") + ".py" for m in mods}
+
+
+def names_outside(a: Analysis, allowed: set[str]) -> list[str]:
+    """``file:line`` of each place outside ``allowed`` that writes one of the analysis's record fields (quoted, or
+    read off a record) or its columns' names."""
+    words = [*a.fields, *a.headers]
+    pat = re.compile("|".join([rf"""["']{re.escape(w)}["']""" for w in words]
+                              + [rf"\b(?:r|rec|record|res)\.{re.escape(f)}\b" for f in a.fields]))
+    hits = []
+    for p in sorted(PACKAGE.rglob("*.py")):
+        rel = p.relative_to(REPO_ROOT).as_posix()
+        if rel not in allowed:
+            hits += [f"{rel}:{i}" for i, line in enumerate(p.read_text().splitlines(), 1) if pat.search(line)]
+    return hits
+
+
+def test_every_row_resolves_and_its_fields_are_the_records() -> None:
+    for a in ANALYSES:
+        for ref in (a.compute, a.columns, a.text):
+            assert callable(function(ref)), ref
+        assert set(a.fields) <= set(RECORD_FIELDS), a.key
+    assert list(ANALYSIS_FIELDS[:-1]) == [f for a in ANALYSES for f in a.fields]
+    assert len({a.key for a in ANALYSES}) == len(ANALYSES) and set(BEYOND_THE_ROW) == {a.key for a in ANALYSES}
+
+
+def test_an_analysis_is_named_only_in_its_files() -> None:
+    for a in ANALYSES:
+        assert names_outside(a, row_files(a) | BEYOND_THE_ROW[a.key]) == [], a.key
+
+
+def test_the_name_check_finds_a_field_written_elsewhere() -> None:
+    """What the check above guards: a file reading ``pq_dagger`` off a record by hand is found."""
+    (a,) = [a for a in ANALYSES if a.key == "dagger"]
+    allowed = row_files(a) - {"panbench/analysis/metrics.py"}  # as if metrics.py were any other module
+    assert any(h.startswith("panbench/analysis/metrics.py:") for h in names_outside(a, allowed))
+
+
+TOY_MODULE = '''
+"""A toy analysis: the number of true positives."""
+from panbench.records.schema import RunRecord
+
+
+def fields(inp):
+    return {"toy_tp": int(len(inp.aset.tp_cats))}
+
+
+def columns(r: RunRecord):
+    return {"PQ": r.metrics["PQ"], "toy_tp": r.toy_tp}
+
+
+def text(res):
+    return [f"toy TPs {res['toy_tp']}"] if res.get("toy_tp") is not None else []
+'''
+TOY_ROW = '''    Analysis("toy", ("toy_tp",), "toy: true positives", "--toy", "the toy's true positives",
+             "panbench.analysis.toy:fields", "panbench.analysis.toy:columns", "panbench.analysis.toy:text",
+             headers={"toy_tp": "toy TPs"}),
+)
+
+
+def function('''
+TOY_FIELD = "    toy_tp: int | None = None  # the toy analysis: true positives\n"
+
+
+def toy_package(root: Path) -> Path:
+    """A copy of the package with the toy analysis: one module added, one row, one record field."""
+    pkg = root / "panbench"
+    shutil.copytree(PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "analysis" / "toy.py").write_text(TOY_MODULE)
+    rows = pkg / "analyses.py"
+    rows.write_text(rows.read_text().replace(")\n\n\ndef function(", TOY_ROW, 1))
+    schema = pkg / "records" / "schema.py"
+    text = schema.read_text()
+    at = text.index("    corruption: CorruptionBlock")
+    schema.write_text(text[:at] + TOY_FIELD + text[at:])
+    return pkg
+
+
+def changed_files(a: Path, b: Path) -> list[str]:
+    cmp = filecmp.dircmp(a, b, ignore=["__pycache__"])
+    out = [f"{n}" for n in cmp.left_only + cmp.right_only + cmp.diff_files]
+    for name, sub in cmp.subdirs.items():
+        out += [f"{name}/{n}" for n in changed_files(Path(sub.left), Path(sub.right))]
+    return sorted(out)
+
+
+def test_a_toy_analysis_is_three_files_and_shows_in_score_and_table(tmp_path: Path) -> None:
+    pkg = toy_package(tmp_path / "copy")
+    assert changed_files(PACKAGE, pkg) == ["analyses.py", "analysis/toy.py", "records/schema.py"]
+    cats = coco_like_categories()
+    rng = np.random.default_rng(0)
+    gt = [(i, random_image(rng, 40 + 3 * i, 50, cats)) for i in range(1, 4)]
+    gj, gd = write_panoptic(tmp_path, "gt", gt, cats)
+    pj, pd = write_panoptic(tmp_path, "pred", [(i, perturb(rng, g, cats)) for i, g in gt], cats)
+    env = {**os.environ, "PYTHONPATH": str(pkg.parent)}
+    results = tmp_path / "results"
+
+    def panbench(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "panbench", *args], env=env, cwd=tmp_path, text=True,
+                              capture_output=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    score = ["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir", str(pd)]
+    out = json.loads(panbench(*score, "--json", "--name", "toy run", "--results", str(results)))
+    assert out["toy_tp"] > 0
+    assert f"toy TPs {out['toy_tp']}" in panbench(*score)
+    (record,) = (results / "runs").glob("*.json")
+    assert json.loads(record.read_text())["toy_tp"] == out["toy_tp"]
+    table = panbench("table", "--results", str(results), "--toy", "--format", "csv")
+    assert table.splitlines()[0].endswith("toy_tp") and table.splitlines()[1].endswith(str(out["toy_tp"]))
+    assert "toy TPs" in panbench("table", "--results", str(results), "--toy")
+    assert "--toy" in panbench("table", "--help")
+
