@@ -52,7 +52,7 @@ class Shard:
         return self.scored and i not in self.done
 
 
-class _Items:
+class Items:
     """DataLoader dataset: the model's test pipeline on the image, and the decoded ground truth."""
 
     def __init__(self, dataset: PanopticDataset, indices: list[int], pipeline: Any) -> None:
@@ -137,7 +137,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
         from panbench.robustness.pipeline import CorruptedPipeline
 
         pipeline = CorruptedPipeline(lm.pipeline, opts.corruption)
-    items: Any = _Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
+    items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
     loader: Any = torch.utils.data.DataLoader(
         items, batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if opts.workers > 0 else None,

@@ -103,22 +103,13 @@ def compile_model(family: Any, mode: str = "default") -> dict[str, Any]:
     return {"on": True, "modules": names, "backend": "inductor", "mode": mode, "torch": torch.__version__}
 
 
-def input_hw(data: Any) -> tuple[int, int] | None:
-    """(H, W) of a pipeline output's image tensor (mmdet ``inputs``, transformers ``pixel_values``)."""
-    for k in ("inputs", "pixel_values"):
-        t = data.get(k) if isinstance(data, dict) else None
-        if t is not None and hasattr(t, "shape") and len(t.shape) >= 2:
-            return int(t.shape[-2]), int(t.shape[-1])
-    return None
-
-
 @dataclass
 class Stage:
     """The timed iterations of one stage: seconds each, the fusion's share of each, the input sizes."""
 
     seconds: list[float]
     fusion: list[float]
-    sizes: list[tuple[int, int] | None]
+    sizes: list[tuple[int, int]]
     first_s: float  # the first warm-up iteration (with --compile: compilation included)
 
     def summary(self) -> dict[str, Any]:
@@ -151,7 +142,7 @@ def time_forward(family: Any, inputs: list[Any], device: str, amp: str | None, w
             if i >= warmup:
                 stage.seconds.append(dt)
                 stage.fusion.append(sum(fusion[n0:]))
-                stage.sizes.append(input_hw(x))
+                stage.sizes.append(family.input_hw(x))
     return stage
 
 
@@ -218,7 +209,7 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
     from panbench.records.provenance import git_commit, now_iso, versions
 
     spec = run.spec
-    sizes = Counter(f"{h}x{w}" for h, w in (s for s in fwd.sizes if s is not None))
+    sizes = Counter(f"{h}x{w}" for h, w in fwd.sizes)
     return SpeedRecord(
         model=spec.name, framework=spec.framework, architecture=spec.architecture, dataset=run.dataset.name,
         date=now_iso(),

@@ -47,6 +47,10 @@ class PanopticModel(Protocol):
     def pipeline(self, item: dict[str, Any]) -> Any:
         """``{"img_path", "img_id"}`` (or a decoded RGB ``img``) -> one model input (runs in DataLoader workers)."""
 
+    def input_hw(self, item: Any) -> tuple[int, int]:
+        """One model input (a ``pipeline`` output) -> the (height, width) of the network's input image, after the
+        pipeline's resize (what FLOPs and speed records name)."""
+
     def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
         """Model inputs -> one output per image, under ``torch.autocast`` when ``amp`` is ``bf16``/``fp16``."""
 
