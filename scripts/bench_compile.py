@@ -53,11 +53,11 @@ def family_of(name: str, images: int) -> tuple[Any, list[Any]]:
 
     spec = resolve(name)[0]
     if spec.dataset == "demo":
-        from panbench.evaluation.run import load
+        from panbench.evaluation.run import Run
         from panbench.evaluation.speed import SpeedOptions, eval_options
 
         ds = load_dataset(ROOT / "data" / "demo", name="demo", limit=images)
-        fam = load(spec, ds, eval_options(SpeedOptions(device="cpu"))).lm.family
+        fam = Run(spec, ds, eval_options(SpeedOptions(device="cpu"))).lm.family
     else:
         import torch
 

@@ -144,10 +144,10 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     )
     scorer = _Scorer(sink, dataset, shard.predictions)
     scorer.start()
-    fusion_times: list[float] = []
+    one = _Pass(lm, dataset, shard, scorer, timings, sync, progress)
     try:
-        with torch.inference_mode(), lm.family.timed_fusion(fusion_times, sync):
-            t_start = _batches(lm, dataset, loader, scorer, shard, timings, fusion_times, sync, progress)
+        with torch.inference_mode(), lm.family.timed_fusion(one.fusion_times, sync):
+            t_start = one.batches(loader)
     finally:
         scorer.q.put(None)
         scorer.join()
@@ -159,46 +159,64 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     return timings
 
 
-def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Scorer, shard: Shard,
-             timings: Timings, fusion_times: list[float], sync: Any, progress: Progress | None) -> float:
-    """The loop over batches: forward, panoptic map to segments, queue for scoring, timings.
-    Returns when the timed part's wall clock started (after the warm-up batches)."""
-    n_batches = 0
-    t_start = t_data = time.perf_counter()
-    for batch in loader:
+class _Pass:
+    """One process's pass over its batches: the model, the scoring thread, the clocks and the timings it adds to."""
+
+    def __init__(self, lm: LoadedModel, dataset: PanopticDataset, shard: Shard, scorer: _Scorer, timings: Timings,
+                 sync: Any, progress: Progress | None) -> None:
+        self.lm, self.dataset, self.shard, self.scorer = lm, dataset, shard, scorer
+        self.timings, self.sync, self.progress = timings, sync, progress
+        self.fusion_times: list[float] = []  # each call of the model's own fusion (timed_fusion)
+
+    def batches(self, loader: Any) -> float:
+        """The loop over batches: forward, panoptic map to segments, queue for scoring, timings.
+        Returns when the timed part's wall clock started (after the warm-up batches)."""
+        family, timings, sync, fusion_times = self.lm.family, self.timings, self.sync, self.fusion_times
+        n_batches = 0
+        t_start = t_data = time.perf_counter()
+        for batch in loader:
+            self._check(batch)
+            data_dt = time.perf_counter() - t_data
+            sync()
+            t0 = time.perf_counter()
+            n_fusion = len(fusion_times)
+            outputs = forward_resilient(family, batch, self.shard.device, self.shard.opts.amp, timings, self.dataset)
+            sync()
+            t1 = time.perf_counter()
+            converted = [family.to_segments(out) for out in outputs]
+            t2 = time.perf_counter()
+            self._queue(batch, outputs, converted)
+            n_batches += 1
+            fusion = sum(fusion_times[n_fusion:])
+            if n_batches > self.shard.opts.warmup:
+                timings.data_s += data_dt
+                timings.forward_s += (t1 - t0) - fusion
+                timings.postprocess_s += fusion + (t2 - t1)
+                timings.fusion_s += fusion
+                timings.timed_images += len(batch)
+            else:
+                timings.warmup_images += len(batch)
+                t_start = time.perf_counter()  # wall clock of the timed part starts after warm-up
+            if self.progress is not None:
+                self.progress.add(len(batch))
+            t_data = time.perf_counter()
+        return t_start
+
+    def _check(self, batch: list[dict[str, Any]]) -> None:
+        """A batch's input errors raised; its corruption seconds (``--corruption``) added to the timings."""
         for item in batch:
             if item["error"]:
                 raise InputError(item["error"])
             if item.get("corrupt_s") is not None:
-                timings.corrupt_s += item["corrupt_s"]
-                timings.corrupt_images += 1
-        data_dt = time.perf_counter() - t_data
-        sync()
-        t0 = time.perf_counter()
-        n_fusion = len(fusion_times)
-        outputs = forward_resilient(lm.family, batch, shard.device, shard.opts.amp, timings, dataset)
-        sync()
-        t1 = time.perf_counter()
-        converted = [lm.family.to_segments(out) for out in outputs]
-        t2 = time.perf_counter()
+                self.timings.corrupt_s += item["corrupt_s"]
+                self.timings.corrupt_images += 1
+
+    def _queue(self, batch: list[dict[str, Any]], outputs: list[Any], converted: list[Any]) -> None:
+        """Each image of the batch to the scoring thread, with its instance (AP on) and semantic outputs."""
+        scorer, family = self.scorer, self.lm.family
         if scorer.error is not None:
             raise scorer.error
         ap = scorer.sink.ap is not None  # the instance and semantic outputs, outside the timed part
         for it, out, (pred_ids, segs) in zip(batch, outputs, converted):
-            scorer.q.put((it["index"], it["gt_ids"], pred_ids, segs, lm.family.to_instances(out) if ap else None,
-                          lm.family.to_semantic(out)))
-        n_batches += 1
-        fusion = sum(fusion_times[n_fusion:])
-        if n_batches > shard.opts.warmup:
-            timings.data_s += data_dt
-            timings.forward_s += (t1 - t0) - fusion
-            timings.postprocess_s += fusion + (t2 - t1)
-            timings.fusion_s += fusion
-            timings.timed_images += len(batch)
-        else:
-            timings.warmup_images += len(batch)
-            t_start = time.perf_counter()  # wall clock of the timed part starts after warm-up
-        if progress is not None:
-            progress.add(len(batch))
-        t_data = time.perf_counter()
-    return t_start
+            scorer.q.put((it["index"], it["gt_ids"], pred_ids, segs, family.to_instances(out) if ap else None,
+                          family.to_semantic(out)))

@@ -181,11 +181,11 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer
     """Load ``spec``, measure its speed by the protocol (and with ``check_pq`` its PQ eager and compiled), and
     return the record (not written)."""
     from panbench.evaluation.context import cpu_clock, marker, speed_context
-    from panbench.evaluation.run import load
+    from panbench.evaluation.run import Run
 
     if opts.check_pq:
         pq = check_pq(spec, dataset, opts)
-    run = load(spec, dataset, eval_options(opts))
+    run = Run(spec, dataset, eval_options(opts))
     family, device = run.lm.family, run.device
     timer = timer or timer_for(device)
     compiled = compile_model(family, opts.compile_mode) if opts.compile else {"on": False}
@@ -230,14 +230,16 @@ def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> d
     (:func:`compile_model`); ``within``: they differ by at most :data:`PQ_TOLERANCE` PQ points."""
     import tempfile
 
-    from panbench.evaluation.run import load, run_images
+    from panbench.evaluation.run import Run
 
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:
-        run = load(spec, dataset, eval_options(opts, Path(tmp)))
-        eager = run_images(run).sink.evaluate()["PQ"]
+        run = Run(spec, dataset, eval_options(opts, Path(tmp)))
+        run.infer()
+        eager = run.sink.evaluate()["PQ"]
         compile_model(run.lm.family, opts.compile_mode)
-        run = replace(run, key=run.key + "-compiled")
-        compiled = run_images(run).sink.evaluate()["PQ"]
+        run.key += "-compiled"  # a cache of its own
+        run.infer()
+        compiled = run.sink.evaluate()["PQ"]
     delta = abs(compiled - eager)
     return {"eager": eager, "compiled": compiled, "delta": delta, "tolerance": PQ_TOLERANCE,
             "within": delta <= PQ_TOLERANCE, "images": len(dataset.samples), "amp": opts.amp or "fp32"}
