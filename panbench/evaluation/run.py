@@ -1,11 +1,11 @@
 """``panbench eval``: one model on one dataset, from config to result record.
 
 :func:`evaluate_model` reads as the four steps of one :class:`Run`, the owner of the run's state: load (the
-constructor: the model, the device and the ranks (:mod:`~panbench.evaluation.distributed`), the cache key),
-infer (inference in one process (:mod:`~panbench.evaluation.loop`) or in forked CPU processes
-(:mod:`~panbench.evaluation.cpu_procs`) into the run's :class:`~panbench.evaluation.sink.ImageSink`, resumed from
-and written through to the cache (:mod:`~panbench.evaluation.cache`), reduced over the ranks), conclude
-(metrics, analyses, FLOPs, speed) and record (:mod:`panbench.records`, with the fields of
+constructor: the model, the device and the ranks (:mod:`~panbench.evaluation.runtime.distributed`), the cache
+key), infer (inference in one process (:mod:`~panbench.evaluation.inference.loop`) or in forked CPU processes
+(:mod:`~panbench.evaluation.inference.cpu_procs`) into the run's :class:`~panbench.evaluation.sink.ImageSink`,
+resumed from and written through to the cache (:mod:`~panbench.evaluation.storage.cache`), reduced over the
+ranks), conclude (metrics, analyses, FLOPs, speed) and record (:mod:`panbench.records`, with the fields of
 :mod:`~panbench.evaluation.record_fields`).
 """
 
@@ -22,24 +22,10 @@ from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.scoring import run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
-from panbench.evaluation.cache import StatsCache, cache_key, older_format, read_timing, write_timing
-from panbench.evaluation.cache import clear as clear_cache
 from panbench.evaluation.context import cpu_clock, marker, speed_context
-from panbench.evaluation.cpu_procs import cpu_procs_for, run_inference_cpu
-from panbench.evaluation.device import device_name, pick_device, seed_everything
-from panbench.evaluation.distributed import (
-    barrier,
-    dist_any,
-    dist_info,
-    dist_sum,
-    local_rank,
-    reduce_sink,
-    reduce_timings,
-    use_device,
-)
+from panbench.evaluation.inference.cpu_procs import cpu_procs_for, run_inference_cpu
+from panbench.evaluation.inference.loop import Shard, run_inference
 from panbench.evaluation.loading import load_model
-from panbench.evaluation.loop import Shard, run_inference
-from panbench.evaluation.memory import peak_memory
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.record_fields import (
@@ -55,8 +41,22 @@ from panbench.evaluation.record_fields import (
     resumed_speed,
     save_instances,
 )
-from panbench.evaluation.saving import prediction_writer, predictions_info, unsaved_error
+from panbench.evaluation.runtime.device import device_name, pick_device, seed_everything
+from panbench.evaluation.runtime.distributed import (
+    barrier,
+    dist_any,
+    dist_info,
+    dist_sum,
+    local_rank,
+    reduce_sink,
+    reduce_timings,
+    use_device,
+)
+from panbench.evaluation.runtime.memory import peak_memory
 from panbench.evaluation.sink import ImageSink
+from panbench.evaluation.storage.cache import StatsCache, cache_key, older_format, read_timing, write_timing
+from panbench.evaluation.storage.cache import clear as clear_cache
+from panbench.evaluation.storage.predictions import prediction_writer, predictions_info, unsaved_error
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec

@@ -204,7 +204,7 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer
 
 def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any], n: int, fwd: Stage,
             e2e: Stage | None, context: dict[str, Any], pq: dict[str, Any] | None) -> SpeedRecord:
-    from panbench.evaluation.device import device_name
+    from panbench.evaluation.runtime.device import device_name
     from panbench.evaluation.timings import precision_info
     from panbench.records.provenance import git_commit, now_iso, versions
 

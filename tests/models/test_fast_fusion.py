@@ -110,8 +110,8 @@ def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
     from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
+    from panbench.evaluation.inference.loop import Items
     from panbench.evaluation.loading import load_model
-    from panbench.evaluation.loop import Items
     from panbench.models.registry import resolve
 
     root = make_demo(REPO_ROOT / "data" / "demo")

@@ -7,7 +7,7 @@
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`).
 * Each scored image goes to the run's :class:`~panbench.evaluation.sink.ImageSink` (PQ sums,
   match, resume-cache write-through) as it is made.
-* Out of memory is survived by :func:`panbench.evaluation.memory.forward_resilient`.
+* Out of memory is survived by :func:`panbench.evaluation.runtime.memory.forward_resilient`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError
 from panbench.evaluation.loading import LoadedModel
-from panbench.evaluation.memory import forward_resilient
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
+from panbench.evaluation.runtime.memory import forward_resilient
 from panbench.evaluation.sink import ImageSink
+from panbench.evaluation.storage.predictions import PredictionWriter
 from panbench.evaluation.timings import Timings
 from panbench.pq.png import read_ids
 
