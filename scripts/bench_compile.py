@@ -52,11 +52,11 @@ def family_of(name: str, images: int) -> tuple[Any, list[Any]]:
 
     spec = resolve(name)[0]
     if spec.dataset == "demo":
-        from panbench.evaluation.run import load
+        from panbench.evaluation.run import Run
         from panbench.evaluation.speed import SpeedOptions, eval_options
 
         ds = load_dataset(ROOT / "data" / "demo", name="demo", limit=images)
-        fam = load(spec, ds, eval_options(SpeedOptions(device="cpu"))).lm.family
+        fam = Run(spec, ds, eval_options(SpeedOptions(device="cpu"))).lm.family
     else:
         import torch
 
@@ -99,7 +99,7 @@ def copies(fam: Any, mode: str, heads: bool) -> dict[str, Any]:
 def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from torch._dynamo.utils import counters
 
-    from panbench.evaluation.speed import PerfCounterTimer, input_hw, time_forward
+    from panbench.evaluation.speed import PerfCounterTimer, time_forward
 
     fam, inputs = family_of(name, args.images)
     variants = copies(fam, args.mode, not args.no_heads)
@@ -125,7 +125,7 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
             if r == 0:
                 first[label] = st.first_s
                 breaks[label] = Counter({k: v for k, v in counters["graph_break"].items()})
-    hw = input_hw(inputs[0])
+    hw = fam.input_hw(inputs[0])
     return {"name": name, "input": f"{hw[0]}x{hw[1]}" if hw else "?", "variants": variants, "times": times,
             "first": first, "breaks": breaks}
 

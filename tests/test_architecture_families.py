@@ -3,7 +3,9 @@
 model code (``mmdet.models``: heads, detectors) or transformers (its model classes live there), at the top or
 inside a function, and none touches an mmdet fusion head (``panoptic_fusion_head``) or transformers' outputs
 (``class_queries_logits``, ``masks_queries_logits``, ``post_process_panoptic_segmentation``), as an attribute or a
-``getattr`` string, so that the evaluation, the analyses and the reports see a model only through
+``getattr`` string, and none reads a model input's image tensor by its framework's key (mmdet's ``inputs``,
+transformers' ``pixel_values``: ``x["inputs"]``, ``x.get("pixel_values")``, ``"inputs" in x``; the family's
+``input_hw`` says its size), so that the evaluation, the analyses and the reports see a model only through
 ``panbench.models.protocol.PanopticModel``."""
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from panbench.models.families import FAMILIES
 PACKAGE = Path(__file__).resolve().parents[1] / "panbench"
 FRAMEWORK_NAMES = {"panoptic_fusion_head", "class_queries_logits", "masks_queries_logits",
                    "post_process_panoptic_segmentation"}
+INPUT_KEYS = {"inputs", "pixel_values"}  # the image tensor of a model input: mmdet's, transformers'
 
 
 def family_dirs(root: Path = PACKAGE) -> list[Path]:
@@ -50,6 +53,25 @@ def framework_attributes(tree: ast.AST) -> list[str]:
     return sorted(found)
 
 
+def input_key_reads(tree: ast.AST) -> list[str]:
+    """The framework input keys ``tree`` reads from a model input: a subscript, ``.get``/``.pop``, ``in``."""
+    found = set()
+
+    def key(node: ast.AST) -> None:
+        if isinstance(node, ast.Constant) and node.value in INPUT_KEYS:
+            found.add(str(node.value))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript):
+            key(node.slice)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in {"get", "pop"}:
+            for a in node.args[:1]:
+                key(a)
+        elif isinstance(node, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
+            key(node.left)
+    return sorted(found)
+
+
 def violations(root: Path = PACKAGE) -> dict[str, list[str]]:
     out = {}
     families = family_dirs(root)
@@ -57,7 +79,7 @@ def violations(root: Path = PACKAGE) -> dict[str, list[str]]:
         if any(d == path.parent or d in path.parents for d in families):
             continue
         tree = ast.parse(path.read_text(), filename=str(path))
-        found = framework_model_imports(tree) + framework_attributes(tree)
+        found = framework_model_imports(tree) + framework_attributes(tree) + input_key_reads(tree)
         if found:
             out[str(path.relative_to(root.parent))] = found
     return out
@@ -83,6 +105,13 @@ def test_the_check_sees_heads_and_outputs_read_as_attributes_or_getattr_strings(
     assert framework_attributes(ast.parse(src)) == ["masks_queries_logits", "panoptic_fusion_head"]
 
 
+def test_the_check_sees_input_keys_read_but_not_written() -> None:
+    src = ('x = data["inputs"]\ny = data.get("pixel_values")\nz = "inputs" in data\n'
+           'batch = {"inputs": [img]}\nw = data["img"]\n')
+    assert input_key_reads(ast.parse(src)) == ["inputs", "pixel_values"]
+    assert input_key_reads(ast.parse('z = "pixel_values" in data\n')) == ["pixel_values"]
+
+
 def test_the_check_fails_on_a_module_outside_the_families(tmp_path: Path) -> None:
     pkg = tmp_path / "panbench"
     for d in [pkg / "evaluation", *family_dirs(pkg)]:
@@ -90,5 +119,7 @@ def test_the_check_fails_on_a_module_outside_the_families(tmp_path: Path) -> Non
     (family_dirs(pkg)[0] / "family.py").write_text("import mmdet.models\nhead = model.panoptic_fusion_head\n")
     (pkg / "models" / "fusion.py").write_text("def f(m):\n    return m.panoptic_fusion_head\n")
     (pkg / "evaluation" / "run.py").write_text("from transformers import AutoModel\n")
-    assert violations(pkg) == {"panbench/evaluation/run.py": ["transformers", "transformers.AutoModel"],
+    (pkg / "evaluation" / "flops.py").write_text("def hw(data):\n    return data['inputs'].shape[-2:]\n")
+    assert violations(pkg) == {"panbench/evaluation/flops.py": ["inputs"],
+                               "panbench/evaluation/run.py": ["transformers", "transformers.AutoModel"],
                                "panbench/models/fusion.py": ["panoptic_fusion_head"]}

@@ -81,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
-    if "panbench.evaluation.cache" in sys.modules:  # main() called again in one process (tests)
-        sys.modules["panbench.evaluation.cache"]._OPENED.clear()
+    if "panbench.evaluation.storage.cache" in sys.modules:  # main() called again in one process (tests)
+        sys.modules["panbench.evaluation.storage.cache"]._OPENED.clear()
     try:
         if getattr(args, "launcher", None) == "slurm":
             from panbench.cluster.launcher import apply_launcher
@@ -132,7 +132,7 @@ def _write_fix(args: argparse.Namespace) -> str:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them."""
-    cache = sys.modules.get("panbench.evaluation.cache")
+    cache = sys.modules.get("panbench.evaluation.storage.cache")
     if cache is None:
         return ""
     try:
@@ -160,7 +160,7 @@ def _abort_distributed(code: int | None) -> int:
 
     if not (dist.is_available() and dist.is_initialized()):
         return code or 0
-    from panbench.evaluation.distributed import abort_distributed
+    from panbench.evaluation.runtime.distributed import abort_distributed
 
     abort_distributed()
     if code is None:  # --debug: the traceback follows

@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     from panbench.cli.running import models_and_dataset
     from panbench.data.datasets import load_dataset
-    from panbench.evaluation.device import pick_device
     from panbench.evaluation.loading import load_model
+    from panbench.evaluation.runtime.device import pick_device
     from panbench.models.registry import resolve
     from panbench.reporting.viz import draw_overlay, find_sample, predict
 

@@ -1,14 +1,13 @@
-"""One run of a model on a dataset.
+"""One run of a model on a dataset, in floors: a module imports only modules of its floor or below.
 
-* :mod:`.run`: the pipeline of one run, config to result record (``evaluate_model``).
-* :mod:`.options`: ``EvalOptions``, built once from the command line.
-* :mod:`.loading`: config, checked weights, class mapping, test pipeline: one ``LoadedModel``.
-* :mod:`.loop`: the single-process inference loop feeding the streaming evaluator.
-* :mod:`.cpu_procs`: inference in CPU processes forked after the model is loaded.
-* :mod:`.distributed`: torch.distributed under torchrun: backend, init, all-reduce, abort.
-* :mod:`.memory`: out-of-memory handling (batch split, CPU fallback) and peak memory.
-* :mod:`.timings`: what a run measures, and the arithmetic it used.
-* :mod:`.progress`: the progress bar over every image of the run.
-* :mod:`.device`: device choice, seeding, the device's name in a record.
-* :mod:`.cache`: per-image statistics on disk, for resuming.
+1. The run's vocabulary, importing no other evaluation module: :mod:`.options` (``EvalOptions``, built once
+   from the command line), :mod:`.timings` (what a run measures, and the arithmetic it uses), :mod:`.context`
+   (who ran beside it), :mod:`.progress` (the progress bar over every image of the run).
+2. :mod:`.runtime`: where it executes: the device, the torchrun ranks, out-of-memory handling and peak memory.
+3. :mod:`.storage`: what it writes beside the record: the resume cache, the saved predictions.
+4. :mod:`.loading` (config, checked weights, class mapping, test pipeline: one ``LoadedModel``) and
+   :mod:`.sink` (``ImageSink``: the one holder of the per-image results).
+5. :mod:`.inference`: the images through the model, in one process or in forked CPU processes.
+6. The run: :mod:`.run` (``Run``, the owner of a run's state, and ``evaluate_model``), :mod:`.record_fields`
+   (what a record says of its run), :mod:`.flops` (GFLOPs per image) and :mod:`.speed` (``panbench speed``).
 """

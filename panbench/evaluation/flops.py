@@ -51,13 +51,6 @@ def count_step(model: PanopticModel, data: dict[str, Any], device: str) -> int:
     return counter.get_total_flops() // 2
 
 
-def input_shape(data: dict[str, Any]) -> list[int]:
-    """Height and width of the network's input (after the pipeline's resize): mmdet's ``inputs``, a
-    ``transformers`` processor's ``pixel_values``."""
-    x = data["inputs"] if "inputs" in data else data["pixel_values"]
-    return [int(v) for v in x.shape[-2:]]
-
-
 def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
     """The record's ``flops`` field: GFLOPs per image averaged over ``datas`` (pipeline outputs), with the
     counter, its convention and the input sizes; None without images."""
@@ -65,7 +58,7 @@ def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str)
         return None
     t = time.perf_counter()
     per = [count_step(model, d, device) for d in datas]
-    shapes = [input_shape(d) for d in datas]
+    shapes = [list(model.input_hw(d)) for d in datas]
     return {"gflops": statistics.fmean(per) / 1e9, "images": len(per), "per_image_gflops": [p / 1e9 for p in per],
             "input_hw": shapes, "counter": COUNTER, "convention": CONVENTION,
             "seconds": time.perf_counter() - t}
@@ -74,9 +67,9 @@ def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str)
 def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any] | None:
     """``eval --flops-images N``: :func:`model_gflops` on the first ``n`` images of ``dataset``."""
     from panbench.errors import InputError
-    from panbench.evaluation.loop import _Items
+    from panbench.evaluation.inference.loop import Items
 
-    items = _Items(dataset, list(range(min(n, len(dataset.samples)))), lm.pipeline)
+    items = Items(dataset, list(range(min(n, len(dataset.samples)))), lm.pipeline)
     datas = []
     for k in range(len(items)):
         it = items[k]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.data.datasets import PanopticDataset
-from panbench.evaluation.cpu_procs import cpu_procs_for
+from panbench.evaluation.inference.cpu_procs import cpu_procs_for
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.models.families import family
@@ -29,8 +29,8 @@ def own_weights(spec: ModelSpec, checkpoint: str | None, sha256: str | None) -> 
     return not (spec.sha256_prefix and sha256 and sha256.startswith(spec.sha256_prefix))
 
 if TYPE_CHECKING:
-    from panbench.evaluation.predictions import PredictionWriter
     from panbench.evaluation.sink import ImageSink
+    from panbench.evaluation.storage.predictions import PredictionWriter
 
 
 def published_source(spec: ModelSpec) -> str | None:

@@ -4,7 +4,7 @@ the one writer of its state).
 An :class:`ImageSink` scores each image with :func:`~panbench.pq.evaluator.score_pair` and owns what
 follows: the PQ sums (:class:`~panbench.pq.evaluator.PanopticEvaluator`), the per-image results
 (:class:`~panbench.pq.result.ImageResult`, in :class:`~panbench.analysis.scoring.RunAnalysis`) and the
-write-through to the resume cache (:class:`~panbench.evaluation.cache.StatsCache`).  Each image's result is
+write-through to the resume cache (:class:`~panbench.evaluation.storage.cache.StatsCache`).  Each image's result is
 held once: in the analysis, its contributions in the sums.  What one process or rank holds crosses as a
 :class:`SinkPart`, and :meth:`ImageSink.reduce` adds the parts of the others, for forked CPU
 processes and torchrun ranks alike (the sums are integers, so any order gives the same numbers).
@@ -25,7 +25,7 @@ import numpy as np
 from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
 from panbench.analysis.scoring import RunAnalysis
 from panbench.analysis.semantic import SemanticConfusion
-from panbench.evaluation.cache import StatsCache
+from panbench.evaluation.storage.cache import StatsCache
 from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult, results_from_columns, results_to_columns

@@ -103,22 +103,13 @@ def compile_model(family: Any, mode: str = "default") -> dict[str, Any]:
     return {"on": True, "modules": names, "backend": "inductor", "mode": mode, "torch": torch.__version__}
 
 
-def input_hw(data: Any) -> tuple[int, int] | None:
-    """(H, W) of a pipeline output's image tensor (mmdet ``inputs``, transformers ``pixel_values``)."""
-    for k in ("inputs", "pixel_values"):
-        t = data.get(k) if isinstance(data, dict) else None
-        if t is not None and hasattr(t, "shape") and len(t.shape) >= 2:
-            return int(t.shape[-2]), int(t.shape[-1])
-    return None
-
-
 @dataclass
 class Stage:
     """The timed iterations of one stage: seconds each, the fusion's share of each, the input sizes."""
 
     seconds: list[float]
     fusion: list[float]
-    sizes: list[tuple[int, int] | None]
+    sizes: list[tuple[int, int]]
     first_s: float  # the first warm-up iteration (with --compile: compilation included)
 
     def summary(self) -> dict[str, Any]:
@@ -151,7 +142,7 @@ def time_forward(family: Any, inputs: list[Any], device: str, amp: str | None, w
             if i >= warmup:
                 stage.seconds.append(dt)
                 stage.fusion.append(sum(fusion[n0:]))
-                stage.sizes.append(input_hw(x))
+                stage.sizes.append(family.input_hw(x))
     return stage
 
 
@@ -190,11 +181,11 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer
     """Load ``spec``, measure its speed by the protocol (and with ``check_pq`` its PQ eager and compiled), and
     return the record (not written)."""
     from panbench.evaluation.context import cpu_clock, marker, speed_context
-    from panbench.evaluation.run import load
+    from panbench.evaluation.run import Run
 
     if opts.check_pq:
         pq = check_pq(spec, dataset, opts)
-    run = load(spec, dataset, eval_options(opts))
+    run = Run(spec, dataset, eval_options(opts))
     family, device = run.lm.family, run.device
     timer = timer or timer_for(device)
     compiled = compile_model(family, opts.compile_mode) if opts.compile else {"on": False}
@@ -213,12 +204,12 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer
 
 def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any], n: int, fwd: Stage,
             e2e: Stage | None, context: dict[str, Any], pq: dict[str, Any] | None) -> SpeedRecord:
-    from panbench.evaluation.device import device_name
+    from panbench.evaluation.runtime.device import device_name
     from panbench.evaluation.timings import precision_info
     from panbench.records.provenance import git_commit, now_iso, versions
 
     spec = run.spec
-    sizes = Counter(f"{h}x{w}" for h, w in (s for s in fwd.sizes if s is not None))
+    sizes = Counter(f"{h}x{w}" for h, w in fwd.sizes)
     return SpeedRecord(
         model=spec.name, framework=spec.framework, architecture=spec.architecture, dataset=run.dataset.name,
         date=now_iso(),
@@ -239,14 +230,16 @@ def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> d
     (:func:`compile_model`); ``within``: they differ by at most :data:`PQ_TOLERANCE` PQ points."""
     import tempfile
 
-    from panbench.evaluation.run import load, run_images
+    from panbench.evaluation.run import Run
 
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:
-        run = load(spec, dataset, eval_options(opts, Path(tmp)))
-        eager = run_images(run).sink.evaluate()["PQ"]
+        run = Run(spec, dataset, eval_options(opts, Path(tmp)))
+        run.infer()
+        eager = run.sink.evaluate()["PQ"]
         compile_model(run.lm.family, opts.compile_mode)
-        run = replace(run, key=run.key + "-compiled")
-        compiled = run_images(run).sink.evaluate()["PQ"]
+        run.key += "-compiled"  # a cache of its own
+        run.infer()
+        compiled = run.sink.evaluate()["PQ"]
     delta = abs(compiled - eager)
     return {"eager": eager, "compiled": compiled, "delta": delta, "tolerance": PQ_TOLERANCE,
             "within": delta <= PQ_TOLERANCE, "images": len(dataset.samples), "amp": opts.amp or "fp32"}

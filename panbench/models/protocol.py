@@ -1,9 +1,10 @@
 """What the evaluation needs from a model family (as detectron2's models hand ``panoptic_seg`` to its
 evaluator): :class:`PanopticModel`, and the functions of a family's subpackage, :class:`FamilyEntry`.
 
-The eval loop (:mod:`panbench.evaluation.loop`), the out-of-memory retry (:mod:`panbench.evaluation.memory`),
-the FLOPs counter, ``--postprocess`` / ``--fusion`` (:meth:`PanopticModel.configure`) and ``panbench viz``
-(:meth:`PanopticModel.query_masks`) drive a model through these members only; the corruption wrapper
+The eval loop (:mod:`panbench.evaluation.inference.loop`), the out-of-memory retry
+(:mod:`panbench.evaluation.runtime.memory`), the FLOPs counter and ``panbench speed`` (the input's size:
+:meth:`PanopticModel.input_hw`), ``--postprocess`` / ``--fusion`` (:meth:`PanopticModel.configure`) and
+``panbench viz`` (:meth:`PanopticModel.query_masks`) drive a model through these members only; the corruption wrapper
 (:mod:`panbench.robustness.pipeline`) puts its step after an mmdet pipeline's image loading.
 Implementations: :class:`panbench.models.mmdet.family.MMDetModel` (MMDetection configs) and
 :class:`panbench.models.hf.model.HFPanoptic` (Hugging Face ``transformers``).
@@ -46,6 +47,10 @@ class PanopticModel(Protocol):
 
     def pipeline(self, item: dict[str, Any]) -> Any:
         """``{"img_path", "img_id"}`` (or a decoded RGB ``img``) -> one model input (runs in DataLoader workers)."""
+
+    def input_hw(self, item: Any) -> tuple[int, int]:
+        """One model input (a ``pipeline`` output) -> the (height, width) of the network's input image, after the
+        pipeline's resize (what FLOPs and speed records name)."""
 
     def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
         """Model inputs -> one output per image, under ``torch.autocast`` when ``amp`` is ``bf16``/``fp16``."""

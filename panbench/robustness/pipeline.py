@@ -1,7 +1,7 @@
 """A model's test pipeline with a corruption between loading the image and the rest of the pipeline,
 where MMDetection's ``test_robustness.py`` puts its ``Corrupt`` step (after ``LoadImageFromFile``).
 
-It runs wherever the pipeline runs: in the DataLoader workers of :mod:`panbench.evaluation.loop` (and
+It runs wherever the pipeline runs: in the DataLoader workers of :mod:`panbench.evaluation.inference.loop` (and
 of each forked ``--cpu-procs`` process), so the corruption's cost is paid on the data-loading side,
 beside the forward pass rather than in it.  Each call adds the seconds it spent corrupting to the
 item (``corrupt_s``), which the loop sums into the run's timings.

@@ -13,9 +13,9 @@ import pytest
 
 from panbench.cli import main
 from panbench.evaluation import record_fields
-from panbench.evaluation.cache import cache_key
 from panbench.evaluation.loading import Weights
 from panbench.evaluation.options import EvalOptions
+from panbench.evaluation.storage.cache import cache_key
 from panbench.models.postprocess import PostProcess
 from panbench.records.io import load_record, load_records
 from panbench.reporting.plots import speed_points

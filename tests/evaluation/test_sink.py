@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from panbench.evaluation.cache import StatsCache
 from panbench.evaluation.sink import ImageSink
+from panbench.evaluation.storage.cache import StatsCache
 from panbench.pq.matching import CategoryTable
 
 CATS = CategoryTable([1, 2, 3], ["a", "b", "c"], [True, True, False])
@@ -83,7 +83,7 @@ def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) 
 
 
 def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp_path, monkeypatch) -> None:
-    from panbench.evaluation import cache
+    from panbench.evaluation.storage import cache
 
     parts = {"model": "m", "dataset": "d"}
     old = tmp_path / f"m-d-{'0' * 16}"

@@ -29,12 +29,12 @@ class ScriptedTimer:
 @pytest.fixture(scope="module")
 def demo_mask2former(demo_root):
     from panbench.data.datasets import load_dataset
-    from panbench.evaluation.run import load
+    from panbench.evaluation.run import Run
     from panbench.evaluation.speed import SpeedOptions, eval_options
     from panbench.models.registry import resolve
 
     ds = load_dataset(demo_root, name="demo", limit=3)
-    run = load(resolve("demo-mask2former", dataset="demo")[0], ds, eval_options(SpeedOptions(device="cpu")))
+    run = Run(resolve("demo-mask2former", dataset="demo")[0], ds, eval_options(SpeedOptions(device="cpu")))
     return run, ds
 
 

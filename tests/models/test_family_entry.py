@@ -41,6 +41,9 @@ class Const(torch.nn.Module):
             rgb = np.asarray(im.convert("RGB"), np.float32)
         return {"pixel_values": torch.from_numpy(rgb).permute(2, 0, 1).contiguous()}
 
+    def input_hw(self, item):
+        return tuple(item["pixel_values"].shape[-2:])
+
     def forward(self, batch, device, amp):
         return [self.fuse(self.conv(b["pixel_values"][None].to(device))) for b in batch]
 

@@ -111,15 +111,15 @@ def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
     from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
+    from panbench.evaluation.inference.loop import Items
     from panbench.evaluation.loading import load_model
-    from panbench.evaluation.loop import _Items
     from panbench.models.registry import resolve
 
     root = make_demo(REPO_ROOT / "data" / "demo")
     ds = load_dataset(root, name="demo")
     spec = resolve(name, dataset="demo")[0]
     lm = load_model(spec, ds.categories, None, False, "cpu")
-    items = _Items(ds, list(range(20)), lm.pipeline)
+    items = Items(ds, list(range(20)), lm.pipeline)
     datas = [items[k]["data"] for k in range(len(items))]
     ref = _panoptic_maps(lm.family, datas)
     assert install_fusion(lm.model, "panbench") in ("MaskFormerFusionHead", "HeuristicFusionHead")

@@ -332,10 +332,10 @@ def test_an_unregistered_model_is_named_by_its_config_without_changing_its_spec(
     run was given (the registry's, shared by every run of a list) keeps its own."""
     from panbench.data.datasets import load_dataset as load
     from panbench.evaluation.options import EvalOptions
-    from panbench.evaluation.run import load as load_run
+    from panbench.evaluation.run import Run
 
     d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "m")
     spec = ref_spec(FAMILIES["transformers"], str(d))
     opts = EvalOptions(cache_root=tmp_path / "cache", device="cpu")
-    run = load_run(spec, load(demo_root, name="demo", limit=2), opts)
+    run = Run(spec, load(demo_root, name="demo", limit=2), opts)
     assert (run.spec.architecture, spec.architecture) == ("EoMT", "transformers")

@@ -185,6 +185,11 @@ class HFPanoptic(torch.nn.Module):
         out["height"], out["width"] = img.height, img.width
         return out
 
+    def input_hw(self, item: dict[str, Any]) -> tuple[int, int]:
+        """(H, W) of the processor's ``pixel_values``."""
+        h, w = item["pixel_values"].shape[-2:]
+        return int(h), int(w)
+
     def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[HFOutput]:
         """Pipeline outputs -> one output per image (:meth:`_Fusion.predict`, with AP on the network's outputs
         too): pad, network, post-processing (all under ``amp``)."""

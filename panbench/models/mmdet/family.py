@@ -39,6 +39,11 @@ class MMDetModel:
         """The mmdet detector."""
         return self.detector
 
+    def input_hw(self, item: Any) -> tuple[int, int]:
+        """(H, W) of the pipeline output's image tensor ``inputs``."""
+        h, w = item["inputs"].shape[-2:]
+        return int(h), int(w)
+
     def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
         """mmdet's ``test_step`` on the collated batch; under ``amp`` the mmcv ops that have no
         reduced-precision kernel run in fp32 (:func:`panbench.models.amp.keep_ops_fp32`)."""

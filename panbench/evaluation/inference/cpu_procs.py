@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from panbench.data.datasets import PanopticDataset
+from panbench.evaluation.inference.loop import Shard, run_inference
 from panbench.evaluation.loading import LoadedModel
-from panbench.evaluation.loop import Shard, run_inference
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.sink import ImageSink, SinkPart

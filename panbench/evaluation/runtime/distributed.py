@@ -11,14 +11,20 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from panbench.errors import PanbenchError
-from panbench.evaluation.memory import free_memory, is_oom
+from panbench.evaluation.runtime.memory import free_memory, is_oom
 from panbench.evaluation.timings import Timings
 
-if TYPE_CHECKING:
-    from panbench.evaluation.sink import ImageSink
+
+class Reducible(Protocol):
+    """What :func:`reduce_sink` reduces (the run's :class:`~panbench.evaluation.sink.ImageSink`, a floor above):
+    a picklable part of what it holds, and the adding of the other ranks' parts."""
+
+    def part(self) -> Any: ...
+
+    def reduce(self, parts: Any) -> None: ...
 
 
 def local_rank() -> int:
@@ -208,7 +214,7 @@ def barrier() -> None:
         dist_any(False)
 
 
-def reduce_sink(sink: ImageSink) -> None:
+def reduce_sink(sink: Reducible) -> None:
     """Give every rank's sink the parts of every other rank (:meth:`ImageSink.reduce`): the PQ sums
     (exact integers) and the per-image matches, keyed by dataset index, so the union does not
     depend on the split."""

@@ -7,7 +7,7 @@
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`).
 * Each scored image goes to the run's :class:`~panbench.evaluation.sink.ImageSink` (PQ sums,
   match, resume-cache write-through) as it is made.
-* Out of memory is survived by :func:`panbench.evaluation.memory.forward_resilient`.
+* Out of memory is survived by :func:`panbench.evaluation.runtime.memory.forward_resilient`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError
 from panbench.evaluation.loading import LoadedModel
-from panbench.evaluation.memory import forward_resilient
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.predictions import PredictionWriter
 from panbench.evaluation.progress import Progress
+from panbench.evaluation.runtime.memory import forward_resilient
 from panbench.evaluation.sink import ImageSink
+from panbench.evaluation.storage.predictions import PredictionWriter
 from panbench.evaluation.timings import Timings
 from panbench.pq.png import read_ids
 
@@ -52,7 +52,7 @@ class Shard:
         return self.scored and i not in self.done
 
 
-class _Items:
+class Items:
     """DataLoader dataset: the model's test pipeline on the image, and the decoded ground truth."""
 
     def __init__(self, dataset: PanopticDataset, indices: list[int], pipeline: Any) -> None:
@@ -137,17 +137,17 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
         from panbench.robustness.pipeline import CorruptedPipeline
 
         pipeline = CorruptedPipeline(lm.pipeline, opts.corruption)
-    items: Any = _Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
+    items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
     loader: Any = torch.utils.data.DataLoader(
         items, batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if opts.workers > 0 else None,
     )
     scorer = _Scorer(sink, dataset, shard.predictions)
     scorer.start()
-    fusion_times: list[float] = []
+    one = _Pass(lm, dataset, shard, scorer, timings, sync, progress)
     try:
-        with torch.inference_mode(), lm.family.timed_fusion(fusion_times, sync):
-            t_start = _batches(lm, dataset, loader, scorer, shard, timings, fusion_times, sync, progress)
+        with torch.inference_mode(), lm.family.timed_fusion(one.fusion_times, sync):
+            t_start = one.batches(loader)
     finally:
         scorer.q.put(None)
         scorer.join()
@@ -159,46 +159,64 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     return timings
 
 
-def _batches(lm: LoadedModel, dataset: PanopticDataset, loader: Any, scorer: _Scorer, shard: Shard,
-             timings: Timings, fusion_times: list[float], sync: Any, progress: Progress | None) -> float:
-    """The loop over batches: forward, panoptic map to segments, queue for scoring, timings.
-    Returns when the timed part's wall clock started (after the warm-up batches)."""
-    n_batches = 0
-    t_start = t_data = time.perf_counter()
-    for batch in loader:
+class _Pass:
+    """One process's pass over its batches: the model, the scoring thread, the clocks and the timings it adds to."""
+
+    def __init__(self, lm: LoadedModel, dataset: PanopticDataset, shard: Shard, scorer: _Scorer, timings: Timings,
+                 sync: Any, progress: Progress | None) -> None:
+        self.lm, self.dataset, self.shard, self.scorer = lm, dataset, shard, scorer
+        self.timings, self.sync, self.progress = timings, sync, progress
+        self.fusion_times: list[float] = []  # each call of the model's own fusion (timed_fusion)
+
+    def batches(self, loader: Any) -> float:
+        """The loop over batches: forward, panoptic map to segments, queue for scoring, timings.
+        Returns when the timed part's wall clock started (after the warm-up batches)."""
+        family, timings, sync, fusion_times = self.lm.family, self.timings, self.sync, self.fusion_times
+        n_batches = 0
+        t_start = t_data = time.perf_counter()
+        for batch in loader:
+            self._check(batch)
+            data_dt = time.perf_counter() - t_data
+            sync()
+            t0 = time.perf_counter()
+            n_fusion = len(fusion_times)
+            outputs = forward_resilient(family, batch, self.shard.device, self.shard.opts.amp, timings, self.dataset)
+            sync()
+            t1 = time.perf_counter()
+            converted = [family.to_segments(out) for out in outputs]
+            t2 = time.perf_counter()
+            self._queue(batch, outputs, converted)
+            n_batches += 1
+            fusion = sum(fusion_times[n_fusion:])
+            if n_batches > self.shard.opts.warmup:
+                timings.data_s += data_dt
+                timings.forward_s += (t1 - t0) - fusion
+                timings.postprocess_s += fusion + (t2 - t1)
+                timings.fusion_s += fusion
+                timings.timed_images += len(batch)
+            else:
+                timings.warmup_images += len(batch)
+                t_start = time.perf_counter()  # wall clock of the timed part starts after warm-up
+            if self.progress is not None:
+                self.progress.add(len(batch))
+            t_data = time.perf_counter()
+        return t_start
+
+    def _check(self, batch: list[dict[str, Any]]) -> None:
+        """A batch's input errors raised; its corruption seconds (``--corruption``) added to the timings."""
         for item in batch:
             if item["error"]:
                 raise InputError(item["error"])
             if item.get("corrupt_s") is not None:
-                timings.corrupt_s += item["corrupt_s"]
-                timings.corrupt_images += 1
-        data_dt = time.perf_counter() - t_data
-        sync()
-        t0 = time.perf_counter()
-        n_fusion = len(fusion_times)
-        outputs = forward_resilient(lm.family, batch, shard.device, shard.opts.amp, timings, dataset)
-        sync()
-        t1 = time.perf_counter()
-        converted = [lm.family.to_segments(out) for out in outputs]
-        t2 = time.perf_counter()
+                self.timings.corrupt_s += item["corrupt_s"]
+                self.timings.corrupt_images += 1
+
+    def _queue(self, batch: list[dict[str, Any]], outputs: list[Any], converted: list[Any]) -> None:
+        """Each image of the batch to the scoring thread, with its instance (AP on) and semantic outputs."""
+        scorer, family = self.scorer, self.lm.family
         if scorer.error is not None:
             raise scorer.error
         ap = scorer.sink.ap is not None  # the instance and semantic outputs, outside the timed part
         for it, out, (pred_ids, segs) in zip(batch, outputs, converted):
-            scorer.q.put((it["index"], it["gt_ids"], pred_ids, segs, lm.family.to_instances(out) if ap else None,
-                          lm.family.to_semantic(out)))
-        n_batches += 1
-        fusion = sum(fusion_times[n_fusion:])
-        if n_batches > shard.opts.warmup:
-            timings.data_s += data_dt
-            timings.forward_s += (t1 - t0) - fusion
-            timings.postprocess_s += fusion + (t2 - t1)
-            timings.fusion_s += fusion
-            timings.timed_images += len(batch)
-        else:
-            timings.warmup_images += len(batch)
-            t_start = time.perf_counter()  # wall clock of the timed part starts after warm-up
-        if progress is not None:
-            progress.add(len(batch))
-        t_data = time.perf_counter()
-    return t_start
+            scorer.q.put((it["index"], it["gt_ids"], pred_ids, segs, family.to_instances(out) if ap else None,
+                          family.to_semantic(out)))
