@@ -71,7 +71,9 @@ def test_the_record_names_the_protocol_and_its_context(demo_root, tmp_path, caps
     h, w = (int(v) for v in rec["input_size"].split("x"))
     assert h > 0 and w > 0 and sum(rec["input_sizes"].values()) == 2
     assert rec["forward"]["fps"] > 0 and rec["end_to_end"]["fps"] > 0
-    assert rec["provenance"]["versions"]["torch"] and rec["provenance"]["git_commit"] is not None
+    versions = rec["provenance"]["versions"]  # the MMDetection family's packages
+    assert versions["torch"] and versions["mmdet"] and "transformers" not in versions
+    assert rec["provenance"]["git_commit"] is not None
     ctx = rec["speed_context"]
     assert {"cpu", "cores", "load_start", "load_end", "other_cores", "torch_threads"} <= set(ctx)
     assert rec["published_fps"] is None
@@ -100,6 +102,19 @@ def test_only_batch_1_is_the_protocol(capsys) -> None:
 def test_compile_targets_are_the_network(demo_mask2former) -> None:
     run, _ = demo_mask2former
     assert [n for n, _ in run.lm.family.compile_targets()] == ["backbone"]  # Mask2Former has no neck
+
+
+def test_a_transformers_speed_record_lists_the_transformers_stack(demo_root, tmp_path, capsys) -> None:
+    from hf_tiny import build
+
+    names = [c["name"] for c in json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+             ["categories"]]
+    d = build("eomt", names, tmp_path / "eomt")
+    argv = ["speed", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--limit", "1",
+            "--warmup-iters", "0", "--iters", "1", "--no-e2e", "--device", "cpu", "--results", str(tmp_path)]
+    assert main(argv) == 0, capsys.readouterr().err
+    versions = json.loads(next((tmp_path / "speed").glob("*.json")).read_text())["provenance"]["versions"]
+    assert versions["transformers"] and versions["torch"] and not {"mmdet", "mmcv", "mmengine"} & set(versions)
 
 
 @pytest.mark.slow  # inductor compiles the whole network
