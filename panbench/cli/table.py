@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     from panbench.cluster.sweep import note_incomplete_sweeps
     from panbench.reporting.columns import KEYS
+    from panbench.reporting.formats import writer
     from panbench.reporting.tables import table_with_notes
 
     note_incomplete_sweeps(args.results)  # one line on stderr
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     text, notes = table_with_notes(Path(args.results), args.only_dataset, args.format, args.vs_published,
                                    args.per_class, analyses, args.reference, args.all_columns)
     print(text)
-    if args.format == "csv":  # the CSV stays machine-readable: its footnotes go to stderr
+    if writer(args.format).notes_apart:  # a machine-readable format (CSV): the verdict and footnotes go to stderr
         for n in notes:
             print(n, file=sys.stderr)
     return 0

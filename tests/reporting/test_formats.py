@@ -99,14 +99,23 @@ def test_latex_dashes_minus_and_headers(eight_runs, capsys, tmp_path) -> None:
 
 
 def test_a_new_format_is_one_entry(tmp_path, capsys, monkeypatch) -> None:
-    """The table of writers: an entry is all a format needs (`table --format` offers it, the tables use it)."""
+    """The table of writers: an entry is all a format needs (`table --format` and `table --robustness --format`
+    offer it, the tables use it, its ``notes_apart`` sends the verdict and footnotes to stderr)."""
     from panbench.reporting import formats
 
     monkeypatch.setitem(formats.WRITERS, "tsv", formats.Writer(lambda df, digits, notes: df.to_csv(sep="\t"),
                                                                None, notes_apart=True, fields=True))
     _write(tmp_path, "m")
-    out = _table(tmp_path, capsys, "--format", "tsv")
+    assert main(["table", "--results", str(tmp_path), "--format", "tsv"]) == 0
+    out, err = capsys.readouterr()
     assert "model\tdataset\tn_images\tPQ" in out
+    assert "m" in err and "\t" not in err  # notes_apart: the verdict and footnotes on stderr, not in the table
+    same_images = {"dataset": {"fingerprint": "fp1"}}
+    _write(tmp_path, "m", provenance=same_images)
+    _write(tmp_path, "m-fog", dataset="coco+fog-2", record="runs/m-fog.json", provenance=same_images,
+           corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
+    out = _table(tmp_path, capsys, "--robustness", "--format", "tsv")
+    assert "\tclean PQ\tclean PQ_th\tclean PQ_st\tmPC PQ\t" in out
 
 
 def test_robustness_and_per_class_tables_use_the_writers(tmp_path, capsys) -> None:
