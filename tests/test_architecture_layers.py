@@ -1,6 +1,7 @@
 """docs/architecture.md's table "The packages and what each may import" holds for the code: every import of a
 panbench package (at the top or inside a function) is one its row names.  A row's "may import" cell names
-packages as `panbench.X` (those after "Never" are forbidden, not allowed); "everything above" allows the packages of the rows above it, "every package" all."""
+packages as `panbench.X` (those after "Never" are forbidden, not allowed); "everything above" allows the
+packages of the rows above it, "every package" all."""
 
 from __future__ import annotations
 

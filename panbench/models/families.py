@@ -1,6 +1,6 @@
 """The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the
 family of a ``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds
-the functions of :class:`panbench.models.protocol.FamilyEntry` (``load``, ``check``, ``weights_state``,
+the functions of :class:`panbench.models.protocol.FamilyEntry` (``load_model``, ``check_options``, ``weights_state``,
 ``random_model``); it is imported only when one of its models is used."""
 
 from __future__ import annotations

@@ -78,6 +78,22 @@ def test_a_dataset_is_one_module_and_one_row(toy, tmp_path, monkeypatch, capsys)
     assert main(["eval", "--model", "demo-mask2former", "--dataset", "toy", "--results", str(tmp_path / "r")]) == 2
     assert "run `panbench data toy`" in capsys.readouterr().err  # where to get it, from its row
 
+    from dataclasses import replace
+
+    from panbench.cli.score import record_dataset
+    from panbench.data.datasets import layout
+
+    for gt_json in (tmp_path / "toy" / "annotations" / "x.json", tmp_path / "a" / "toy_panoptic_val.json"):
+        monkeypatch.setitem(DATASETS, "toy", replace(toy, converted=True))
+        assert record_dataset(gt_json, None, tmp_path / "r", None) == "toy"  # score --name's dataset: its row
+    monkeypatch.setitem(DATASETS, "toy", replace(toy, converted=False))
+    assert record_dataset(tmp_path / "a" / "toy_panoptic_val.json", None, tmp_path / "r", None) == "a"
+    root = tmp_path / "t"
+    assert layout(root, "toy", "val2017")[0] == root / "annotations" / "panoptic_val2017.json"
+    monkeypatch.setitem(DATASETS, "toy", replace(toy, converted=True))  # a converter's file names, from its row
+    assert layout(root, "toy", "val2017") == (root / "annotations" / "toy_panoptic_val.json",
+                                               root / "annotations" / "toy_panoptic_val", root / "val")
+
 
 def test_every_row_runs_a_function_of_its_module() -> None:
     for name, ds in DATASETS.items():

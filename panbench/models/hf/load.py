@@ -48,7 +48,7 @@ ARCHITECTURES = {"mask2former": "Mask2Former", "maskformer": "MaskFormer", "onef
 
 @dataclass
 class HFModel:
-    """What :func:`load` gives the evaluation: the wrapped model and what the run records about it."""
+    """What :func:`load_hf_model` gives the evaluation: the wrapped model and what the run records about it."""
 
     module: HFPanoptic  # the model as a PanopticModel (its label names and category ids included)
     directory: Path
