@@ -102,8 +102,9 @@ class AnalysisSet:
             return AnalysisSet(int(z["n_categories"]), z["image_ids"].tolist(), cols,
                                z["category_ids"].tolist() if known else None, z["isthing"].tolist() if known else None)
         except (OSError, KeyError, ValueError) as e:
-            raise InputError(f"{path}: not a panbench per-image analysis file ({e}); rerun the scoring "
-                             "to write it again") from None
+            why = "it holds pickled objects" if "pickle" in str(e) else str(e)  # not numpy's hint to unpickle it
+            raise InputError(f"{path}: not a panbench per-image analysis file ({why}); rerun the `panbench eval` "
+                             "(or `score --name`) of its record to write it again") from None
 
 
 @dataclass(frozen=True)

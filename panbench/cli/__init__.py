@@ -98,34 +98,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as e:  # an extra not installed (pip install "panbench[mmdet]"): one line, exit 2
         from panbench.resources import missing_extra_message
 
-        if args.debug or not (fix := missing_extra_message(e.name)):
+        if not (fix := missing_extra_message(e.name)):
             raise
-        print(f"panbench: error: {fix}", file=sys.stderr)
-        return _abort_distributed(2)
+        return _error(args, fix, 2)
     except OSError as e:
-        if args.debug or e.errno not in _WRITE_ERRORS or not e.filename:
+        if e.errno not in _WRITE_ERRORS or not e.filename:
             raise
-        print(f"panbench: error: {e.filename}: {e.strerror}; {_write_fix(args)}", file=sys.stderr)
-        return _abort_distributed(2)
+        return _error(args, f"{e.filename}: {e.strerror}; {_write_fix(args, e.filename)}", 2)
     except PanbenchError as e:
-        if args.debug:
-            _abort_distributed(None)
-            raise
-        print(f"panbench: error: {e}", file=sys.stderr)
-        return _abort_distributed(e.exit_code)
+        return _error(args, str(e), e.exit_code)
     except KeyboardInterrupt:
         print(f"panbench: interrupted{_resume_hint(args)}", file=sys.stderr)
         return _abort_distributed(130)
+
+
+def _error(args: argparse.Namespace, message: str, code: int) -> int:
+    """Bad input: one line on stderr (after the traceback with ``--debug``) and ``code``, the same with or
+    without ``--debug``."""
+    if args.debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"panbench: error: {message}", file=sys.stderr)
+    return _abort_distributed(code)
 
 
 _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST,
                  errno.EISDIR}
 
 
-def _write_fix(args: argparse.Namespace) -> str:
-    """The fix of a file that could not be written: the options of the command that choose where it writes."""
-    options = [o for o, attr in (("--results", "results"), ("--out", "out"), ("--save-predictions", "save_predictions"))
-               if getattr(args, attr, None) is not None]
+def _write_fix(args: argparse.Namespace, filename: str) -> str:
+    """The fix of a file that could not be written: the option of the command that chose where it writes (the
+    one whose path holds ``filename`` or lies under it; else each of them)."""
+    given = [(o, str(getattr(args, attr))) for o, attr in (("--results", "results"), ("--out", "out"),
+                                                           ("--save-predictions", "save_predictions"),
+                                                           ("--per-image", "per_image"))
+             if getattr(args, attr, None) is not None]
+    f = str(filename)
+    options = [o for o, path in given if f.startswith(path) or path.startswith(f)] or [o for o, _ in given]
     where = f" or pass another {' / '.join(options)}" if options else ""
     return f"make the folder writable (free space, permissions, a file in the way){where}"
 
@@ -150,21 +160,19 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return f"; {again} to resume from the {n} image{'s' if n != 1 else ''} already scored"
 
 
-def _abort_distributed(code: int | None) -> int:
+def _abort_distributed(code: int) -> int:
     """Under torchrun, a rank that stops with an error tears its process group down and exits at
     once, so that the other ranks (on every node) fail in their next collective instead of waiting
     for the backend's timeout.  Returns ``code`` outside torchrun."""
     if "torch.distributed" not in sys.modules:
-        return code or 0
+        return code
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        return code or 0
+        return code
     from panbench.evaluation.runtime.distributed import abort_distributed
 
     abort_distributed()
-    if code is None:  # --debug: the traceback follows
-        return 0
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

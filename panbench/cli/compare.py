@@ -46,6 +46,18 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     return p
 
 
+def alias_names(what: str, dataset: str | None) -> set[str]:
+    """The models a registry alias stands for on ``dataset`` (``mask2former`` with ``--only-dataset demo`` is
+    ``demo-mask2former``); none where ``what`` is no alias."""
+    from panbench.errors import PanbenchError
+    from panbench.models.registry import resolve
+
+    try:
+        return {s.name for s in resolve(what, dataset=dataset or "coco")}
+    except PanbenchError:
+        return set()
+
+
 def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[RunRecord], Path]:
     """The records ``what`` may name, oldest first (a JSON path: that one; a model name: every record of that
     model), and their results folder."""
@@ -66,14 +78,8 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[Ru
     records = [r for r in every if dataset is None or r.dataset == dataset]
     runs = [r for r in records if r.model == what]
     names: set[str] = set()
-    if not runs:  # a registry alias (`mask2former` with --only-dataset demo is demo-mask2former)
-        from panbench.errors import PanbenchError
-        from panbench.models.registry import resolve
-
-        try:
-            names = {s.name for s in resolve(what, dataset=dataset or "coco")}
-        except PanbenchError:
-            names = set()
+    if not runs:
+        names = alias_names(what, dataset)
         runs = [r for r in records if r.model in names]
     if not runs:
         raise InputError(f"{results / 'runs'}: {no_record_hint(what, names, every, dataset)}")

@@ -32,6 +32,20 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     return p
 
 
+def _reference(args: argparse.Namespace) -> str | None:
+    """``--reference`` as a recorded model's name: a registry alias (``maskformer`` with ``--only-dataset demo``)
+    becomes the one model of the records it stands for, as ``compare`` and ``images`` read it."""
+    from panbench.cli.compare import alias_names
+    from panbench.records import load_records
+
+    ref = args.reference
+    if ref is None:
+        return None
+    models = {r.model for r in load_records(Path(args.results))}
+    names = alias_names(ref, args.only_dataset) & models if ref not in models else set()
+    return names.pop() if len(names) == 1 else ref
+
+
 def run(args: argparse.Namespace) -> int:
     from panbench.cluster.sweep import note_incomplete_sweeps
     from panbench.reporting.columns import KEYS
@@ -46,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     analyses = [a for a in KEYS if getattr(args, a)]
     text, notes = table_with_notes(Path(args.results), args.only_dataset, args.format, args.vs_published,
-                                   args.per_class, analyses, args.reference, args.all_columns)
+                                   args.per_class, analyses, _reference(args), args.all_columns)
     print(text)
     if writer(args.format).notes_apart:  # a machine-readable format (CSV): the verdict and footnotes go to stderr
         for n in notes:

@@ -40,7 +40,9 @@ def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any
         raise InputError(f"{where}: missing field '{key}'; every entry needs it (COCO panoptic format)")
     val = obj[key]
     if not isinstance(val, kind) or isinstance(val, bool) and kind is not bool:
-        raise InputError(f"{where}: field '{key}' has the wrong type ({type(val).__name__})")
+        want = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise InputError(f"{where}: field '{key}' has the wrong type ({type(val).__name__}, not {want}); "
+                         "write it as the COCO panoptic format does")
     return val
 
 
@@ -74,8 +76,11 @@ def _segment_ok(s: Any, gt: bool) -> bool:
 def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bool) -> dict[int, dict[str, Any]]:
     """``annotations`` keyed by image id, with every field scoring needs checked."""
     anns = data.get("annotations")
-    if not isinstance(anns, list):
+    if anns is None:
         raise InputError(f"{path}: missing field 'annotations'; expected the COCO panoptic format")
+    if not isinstance(anns, list):
+        raise InputError(f"{path}: field 'annotations' is a {type(anns).__name__}, not a list; expected the COCO "
+                         "panoptic format (a list of one annotation per image)")
     out: dict[int, dict[str, Any]] = {}
     for ann in anns:
         image_id = _field(ann, "image_id", f"{path}: annotation", (int, str))
@@ -153,7 +158,8 @@ def parse_segments(
             s = segments_info[cat_idx.index(-1)]
             raise InputError(
                 f"{where}: segment {s['id']} has unknown category_id {s['category_id']}; "
-                "use the category ids of the ground-truth JSON"
+                + ("add the category to its 'categories' or correct the segment" if gt
+                   else "use the category ids of the ground-truth JSON")
             )
     return Segments(np.array(ids, np.int64), np.array(cat_idx, np.int64), np.array(crowd, bool),
                     np.array(areas, np.int64) if areas is not None else np.zeros(n, np.int64))

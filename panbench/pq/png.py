@@ -33,7 +33,8 @@ def _read_png(path: Path, where: str) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
-        raise InputError(f"{where}: PNG {path} not found; check --pred-dir/--gt-dir and file_name") from None
+        raise InputError(f"{where}: PNG {path} not found; the JSON's file_name must name a file of that folder"
+                         ) from None
     try:
         size = os.fstat(fd).st_size
         data = os.read(fd, size + 1)
@@ -76,7 +77,7 @@ def png_header(data: bytes, path: Path, where: str) -> PngHeader:
         raise InputError(f"{corrupt} (ends before IHDR); re-export it")
     length, kind = struct.unpack_from(">I4s", data, 8)
     if kind != b"IHDR":
-        raise InputError(f"{corrupt} (first chunk is {kind!r}, not IHDR); re-export it")
+        raise InputError(f"{corrupt} (first chunk is {kind.decode('latin-1')}, not IHDR); re-export it")
     if length != 13:
         raise InputError(f"{corrupt} (IHDR chunk is {length} bytes, 13 expected); re-export it")
     if len(data) < 33:
@@ -92,17 +93,23 @@ def png_header(data: bytes, path: Path, where: str) -> PngHeader:
     return PngHeader(w, h, depth, color, interlace)
 
 
-def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None = None) -> PngHeader:
+# what a PNG of each role is checked against, and the fix when its size differs
+_SIZE_RULE = {"prediction": ("its ground truth is", "predict at the original image size"),
+              "ground truth": ("the ground-truth JSON's 'images' entry says",
+                               "re-download the annotations (or correct that entry)")}
+
+
+def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None = None,
+              role: str = "prediction") -> PngHeader:
     """The PNG's header, checked before anything is inflated: the declared size against
-    ``shape`` (the ground truth's height and width, for a prediction) and :func:`max_pixels`, and
-    the kind (8-bit RGB, RGBA or palette; grey, grey+alpha and 16-bit carry no panoptic ids)."""
+    ``shape`` (a prediction's: its ground truth's height and width; a ground truth's: its image's) and
+    :func:`max_pixels`, and the kind (8-bit RGB, RGBA or palette; grey, grey+alpha and 16-bit carry no
+    panoptic ids)."""
     hdr = png_header(data, path, where)
     w, h = hdr.width, hdr.height
     if shape is not None and (h, w) != tuple(shape[:2]):
-        raise InputError(
-            f"{where}: prediction {path} is {w}x{h} but the image is {shape[1]}x{shape[0]}; "
-            "predict at the original image size"
-        )
+        against, fix = _SIZE_RULE[role]
+        raise InputError(f"{where}: {role} {path} is {w}x{h} but {against} {shape[1]}x{shape[0]}; {fix}")
     limit = max_pixels()
     if w * h > limit:
         raise InputError(
@@ -118,17 +125,18 @@ def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None
     return hdr
 
 
-def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, ...] | None = None,
+             role: str = "prediction") -> np.ndarray:
     """Segment ids ``R + 256 G + 256^2 B`` (HxW uint32) of a panoptic PNG.
 
-    The header is checked first (:func:`check_png`; ``shape`` is the size the PNG must have), then
+    The header is checked first (:func:`check_png`; ``shape`` is the size the PNG of ``role`` must have), then
     the chunks (:func:`png_idat`), on every path.  8-bit RGB/RGBA PNGs take the fast path
     (libdeflate inflate, C unfilter straight to ids); palette or interlaced PNGs, or a missing C
     extension, go through the general decoder (:func:`decode_png`).
     With ``slot`` the result lives in a reused buffer, valid until the next call with that slot.
     """
     data = _read_png(path, where)
-    hdr = check_png(data, path, where, shape)
+    hdr = check_png(data, path, where, shape, role)
     idat = png_idat(data, path, where)
     if hdr.depth == 8 and hdr.color in (2, 6) and not hdr.interlace:
         if native.pixels() is not None:
@@ -160,7 +168,7 @@ def png_idat(data: bytes, path: Path, where: str) -> bytes | memoryview:
         length, kind = struct.unpack_from(">I4s", data, pos)
         stop = pos + 8 + length
         if stop + 4 > end:
-            raise InputError(f"{corrupt} ({kind!r} chunk cut short); re-export it")
+            raise InputError(f"{corrupt} ({kind.decode('latin-1')} chunk cut short); re-export it")
         if kind == b"IDAT":
             if _crc32(mv[pos + 4 : stop]) != struct.unpack_from(">I", data, stop)[0]:
                 raise InputError(f"{corrupt} (CRC error in IDAT); re-export it")

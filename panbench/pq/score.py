@@ -61,8 +61,11 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     gt = parse_annotations(gt_data, gt_json, gt=True)
     pred = parse_annotations(read_json(pred_json, "prediction JSON"), pred_json, gt=False)
     pairs = []
+    sizes = image_sizes(gt_data)
     for image_id in image_order(gt_data, gt):
         gt_ann = gt[image_id]
+        if image_id in sizes:  # the image's size beside its annotation, as COCO's 'images' entry names it
+            gt_ann = {**gt_ann, "height": sizes[image_id][0], "width": sizes[image_id][1]}
         pred_ann = pred.get(image_id)
         if pred_ann is None:
             raise _no_prediction(pred_json, image_id, pred)
@@ -86,6 +89,15 @@ def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[
                       "restrict the ground-truth JSON to the images you predicted")
 
 
+def image_sizes(gt_data: dict[str, Any]) -> dict[Any, tuple[int, int]]:
+    """(height, width) of each image the ground truth's ``images`` list gives both for: its PNG must have it."""
+    out = {}
+    for im in gt_data.get("images") or []:
+        if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int):
+            out[im.get("id")] = (im["height"], im["width"])
+    return out
+
+
 def image_order(gt_data: dict[str, Any], gt: dict[Any, Any]) -> list[Any]:
     """The ground truth's image ids in the order of its ``images`` list, as ``eval`` orders them (the
     per-image matches and the dataset fingerprint depend on it), then any annotated image that list lacks."""
@@ -101,7 +113,8 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
     where = f"image {gt_ann['image_id']}"
     gt_png = safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)")
     pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
-    gt_ids = read_ids(gt_png, where, "gt")  # reused buffers
+    size = (gt_ann["height"], gt_ann["width"]) if "height" in gt_ann else None
+    gt_ids = read_ids(gt_png, where, "gt", shape=size, role="ground truth")  # reused buffers
     pred_ids = read_ids(pred_png, where, "pred", shape=gt_ids.shape)  # size checked before inflating
     return gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where
 

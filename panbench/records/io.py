@@ -126,16 +126,28 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
 
 def load_record(path: Path, fix: str | None = None) -> RunRecord:
     """The record in ``path`` (:func:`migrate`); a file that is not a result record (unreadable, or without
-    ``model`` and ``metrics``) is a one-line error naming it and ``fix`` (default: move it out of its folder)."""
+    ``model`` and ``metrics`` with its ``PQ``) is a one-line error naming it and ``fix`` (default: move it out of
+    its folder)."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raw = e
-    if not isinstance(raw, dict) or not {"model", "metrics"} <= set(raw):
-        why = f"({raw})" if isinstance(raw, Exception) else "(no 'model' and 'metrics')"
+    if not isinstance(raw, dict) or (why := _not_a_record(raw)):
+        why = f"({raw})" if isinstance(raw, Exception) else why if isinstance(raw, dict) else "(not a JSON object)"
         raise InputError(f"{path}: not a panbench result record {why}; " + (fix or f"move it out of {path.parent} "
                          "(it holds the records of `panbench eval` and `score --name` only)"))
     return record_from_json(raw)
+
+
+def _not_a_record(raw: dict[str, Any]) -> str:
+    """Why a JSON object is not a result record ('' if it is one): the fields every record has."""
+    missing = [k for k in ("model", "metrics") if k not in raw]
+    if missing:
+        return f"(no {' and '.join(repr(k) for k in missing)})"
+    metrics = raw["metrics"]
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("PQ"), int | float):
+        return "('metrics' without a number 'PQ')"
+    return ""
 
 
 def record_from_json(raw: dict[str, Any]) -> RunRecord:

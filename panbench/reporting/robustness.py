@@ -11,7 +11,7 @@ from panbench.errors import PanbenchError
 from panbench.records.schema import RunRecord
 from panbench.reporting.figures import plt
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
-from panbench.robustness.summary import SUMMARY_METRICS, robustness_summaries
+from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
 
 NOTE = ("mPC: mean PQ over the corruption x severity runs; rPC: mPC / clean PQ in %; a group: mean PQ over its "
         "corruptions and severities. Comparable only across rows with the same corruptions, severities, "
@@ -67,10 +67,17 @@ def robustness_table(results_dir: Path, dataset: str | None, fmt: str) -> str:
     """``panbench table --robustness``: the summaries of the newest records under ``results_dir``."""
     from panbench.records.io import load_records
 
-    summaries = [s for s in robustness_summaries(load_records(Path(results_dir)))
-                 if dataset is None or s["dataset"] == dataset]
+    records = load_records(Path(results_dir))
+    summaries = [s for s in robustness_summaries(records) if dataset is None or s["dataset"] == dataset]
     if not summaries:
         where = f" on dataset '{dataset}'" if dataset else ""
+        corrupted = sorted({r.model for r in records if r.corruption and (dataset is None or
+                                                                          base_dataset(r) == dataset)})
+        if corrupted:  # corrupted runs, but no clean run of the same images and settings to pair them with
+            raise PanbenchError(f"{results_dir}/runs: the corrupted runs of {', '.join(corrupted)}{where} have no "
+                                "clean run on the same images with the same settings (post-processing, batch, AMP, "
+                                "--cfg-options); run `panbench eval` without --corruption with the options of the "
+                                "corrupted runs")
         raise PanbenchError(f"{results_dir}/runs: no model has a clean and a corrupted run{where}; run `panbench "
                             "robustness --model NAME` (or `panbench eval --corruption NAME --severity S`) first")
     return format_robustness_table(summary_frame(summaries), fmt)

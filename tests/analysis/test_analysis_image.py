@@ -141,6 +141,11 @@ def test_load_refuses_a_foreign_file(tmp_path) -> None:
     (tmp_path / "x.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="x.npz: not a panbench per-image analysis file"):
         AnalysisSet.load(tmp_path / "x.npz")
+    np.savez(tmp_path / "p.npz", format=np.array([{"a": 1}], dtype=object))  # pickled objects, not arrays
+    with pytest.raises(InputError) as e:
+        AnalysisSet.load(tmp_path / "p.npz")
+    said = str(e.value)
+    assert "(it holds pickled objects); rerun the `panbench eval`" in said and "allow_pickle" not in said
 
 
 def test_cats_fixture_is_consistent() -> None:

@@ -41,7 +41,7 @@ def test_debug_shows_the_traceback(where, tmp_path) -> None:
     args = ["score", "--gt-json", str(tmp_path / "none.json"), "--gt-dir", ".", "--pred-json", "x", "--pred-dir", "."]
     argv = ["--debug", *args] if where == "before" else [*args, "--debug"]
     r = subprocess.run([sys.executable, "-m", "panbench", *argv], capture_output=True, text=True)
-    assert r.returncode != 0 and "Traceback" in r.stderr
+    assert r.returncode == 2 and "Traceback" in r.stderr and "not found" in r.stderr.strip().splitlines()[-1]
     r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "not found" in r.stderr
 

@@ -136,6 +136,17 @@ def test_a_write_that_fails_midway_is_one_line_naming_the_file_and_the_option(de
     assert "Permission denied" in err and str(tmp_path / "res" / "runs") in err and "--results" in err
 
 
+def test_a_failed_write_names_the_option_that_chose_its_path(tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    a = REPO_ROOT / "data" / "demo" / "annotations"
+    files = ["--gt-json", str(a / "panoptic_val2017.json"), "--gt-dir", str(a / "panoptic_val2017"),
+             "--pred-json", str(a / "panoptic_val2017.json"), "--pred-dir", str(a / "panoptic_val2017")]
+    assert main(["score", *files, "--per-image", str(tmp_path / "file" / "x.csv"), "--results",
+                 str(tmp_path / "res")]) == 2
+    err = _one_line(capsys)
+    assert str(tmp_path / "file") in err and err.endswith("a file in the way) or pass another --per-image")
+
+
 def test_report_written_elsewhere_leaves_no_plots_in_the_results_folder(demo_results, tmp_path) -> None:
     res = tmp_path / "res"
     shutil.copytree(demo_results / "runs", res / "runs")
@@ -181,6 +192,15 @@ def test_compare_answers_a_mistyped_model_an_external_name_and_another_dataset(d
     assert main(["compare", "maskformer", "mask2former", "--results", r]) == 2  # zoo aliases, demo records
     assert ("no record of model 'maskformer'; records exist of demo-maskformer (on demo): compare those, or run "
             "`panbench eval --model maskformer_r50`") in _one_line(capsys)
+
+
+def test_table_reads_a_registry_alias_as_reference_as_compare_does(demo_results, capsys) -> None:
+    assert main(["table", "--results", str(demo_results), "--only-dataset", "demo", "--reference", "maskformer"]) == 0
+    by_name = capsys.readouterr().out
+    assert main(["table", "--results", str(demo_results), "--reference", "demo-maskformer"]) == 0
+    assert by_name == capsys.readouterr().out and "demo-maskformer" in by_name
+    assert main(["table", "--results", str(demo_results), "--reference", "nobody"]) == 2
+    assert "--reference nobody: no such run" in _one_line(capsys)
 
 
 def test_doctor_names_the_demo_set_as_the_demo_set(demo_root, capsys) -> None:

@@ -148,6 +148,8 @@ BAD = {
     "corrupt_image": (lambda s: _first_image(s).write_bytes(b"not a jpeg at all"), "cannot be decoded"),
     "truncated_image": (lambda s: _first_image(s).write_bytes(_first_image(s).read_bytes()[:300]),
                         "cannot be decoded"),
+    "missing_ground_truth": (lambda s: sorted((s["root"] / "annotations" / "panoptic_val2017").glob("*.png"))[0]
+                             .unlink(), "not found; re-download the dataset"),
     "missing_field": (lambda s: _edit_json(s["ann"], lambda d: d["annotations"][0]["segments_info"][0].pop("area")),
                       "missing field 'area'"),
     "escaping_name": (lambda s: _edit_json(s["ann"], lambda d: d["images"][0].update(file_name="../../x.jpg")),

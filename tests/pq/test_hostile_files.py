@@ -117,10 +117,29 @@ def test_small_png_declaring_a_huge_image_is_refused_in_bounded_memory(case, tmp
     line = err.strip()
     assert "\n" not in line and "Traceback" not in line and str(case[f"{side}_png"]) in line
     if side == "pred":
-        assert "is 30000x30000 but the image is 640x427; predict at the original image size" in line
-    else:
-        assert "declares 30000x30000" in line and "PANBENCH_MAX_PIXELS" in line
+        assert "is 30000x30000 but its ground truth is 640x427; predict at the original image size" in line
+    else:  # the ground truth's JSON gives its image's size: checked before the pixel limit
+        assert "ground truth" in line
+        assert "is 30000x30000 but the ground-truth JSON's 'images' entry says 640x427" in line
     assert peak < 1 << 30, f"peak RSS {peak / 2**20:.0f} MiB"
+
+
+def test_a_ground_truth_png_of_another_size_than_its_image_is_blamed_not_the_prediction(case, capsys) -> None:
+    """The ground truth is checked against the size its JSON's 'images' entry gives; the prediction then against
+    the ground truth: each message names the file that is wrong and its own fix."""
+    with Image.open(case["gt_png"]) as im:
+        im.resize((320, 213), Image.NEAREST).save(case["gt_png"])
+    assert main(args(case)) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"ground truth {case['gt_png']} is 320x213 but the ground-truth JSON's 'images' entry says 640x427; " \
+           "re-download the annotations" in err and str(case["pred_png"]) not in err
+    data = json.loads(case["gt_json"].read_text())
+    for im in data["images"]:
+        im.pop("height"), im.pop("width")  # no size given: the ground truth is the prediction's reference
+    case["gt_json"].write_text(json.dumps(data))
+    assert main(args(case)) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"prediction {case['pred_png']} is 640x427 but its ground truth is 320x213; predict at the" in err
 
 
 def test_the_pixel_limit_applies_to_every_png_and_can_be_raised(case, monkeypatch, capsys) -> None:
@@ -158,12 +177,13 @@ HOSTILE = {
     "short_ihdr": (lambda c: png(640, 427, zlib.compress(b""), ihdr=struct.pack(">II", 640, 427)[:5]),
                    "IHDR chunk is 5 bytes, 13 expected"),
     "ihdr_cut_short": (lambda c: c["pred_png"].read_bytes()[:20], "IHDR chunk cut short"),
+    "idat_cut_short": (lambda c: c["pred_png"].read_bytes()[:60], "(IDAT chunk cut short)"),
     "no_ihdr": (lambda c: c["pred_png"].read_bytes()[:12], "ends before IHDR"),
     "ihdr_crc": (lambda c: c["pred_png"].read_bytes()[:20] + b"\xff" + c["pred_png"].read_bytes()[21:],
                  "CRC error in IHDR"),
     "zero_width": (lambda c: png(0, 427, zlib.compress(b"")), "invalid IHDR: 0x427"),
     "ihdr_not_first": (lambda c: PNG_SIGNATURE + _chunk(b"tEXt", b"k\0v") + c["pred_png"].read_bytes()[8:],
-                       "first chunk is b'tEXt', not IHDR"),
+                       "(first chunk is tEXt, not IHDR)"),
     "second_ihdr": (_second_ihdr, "a second IHDR chunk"),
     "rgb16": (lambda c: png(640, 427, zlib.compress(_rows16(640, 427, 3)), depth=16), "is 16-bit RGB;"),
     "rgba16": (lambda c: png(640, 427, zlib.compress(_rows16(640, 427, 4)), depth=16, color=6), "is 16-bit RGBA;"),

@@ -108,10 +108,14 @@ def test_one_worker_scores_in_this_process(case, capsys, monkeypatch) -> None:
     assert main(args(case, "--json", "--procs", "1")) == 0
 
 
-def _edit_pred(case, fn) -> None:
-    data = json.loads(case["pred_json"].read_text())
+def _edit_json(path: Path, fn) -> None:
+    data = json.loads(path.read_text())
     fn(data)
-    case["pred_json"].write_text(json.dumps(data))
+    path.write_text(json.dumps(data))
+
+
+def _edit_pred(case, fn) -> None:
+    _edit_json(case["pred_json"], fn)
 
 
 def _first_png(case) -> Path:
@@ -145,7 +149,13 @@ BAD = {
     "json_id_not_in_png": (lambda c: _edit_pred(c, lambda d: d["annotations"][0]["segments_info"].append(
         {"id": 12345, "category_id": CATS[0]["id"]})), "absent from the PNG"),
     "unknown_category": (lambda c: _edit_pred(c, lambda d: d["annotations"][0]["segments_info"][0].update(
-        category_id=999)), "unknown category_id 999"),
+        category_id=999)), "unknown category_id 999; use the category ids of the ground-truth JSON"),
+    "unknown_category_in_the_ground_truth": (lambda c: _edit_json(c["gt_json"], lambda d: d["annotations"][0][
+        "segments_info"][0].update(category_id=999)), "unknown category_id 999; add the category to its 'categories'"),
+    "annotations_not_a_list": (lambda c: _edit_pred(c, lambda d: d.update(annotations={"a": 1})),
+                               "field 'annotations' is a dict, not a list"),
+    "a_field_of_the_wrong_type": (lambda c: _edit_pred(c, lambda d: d["annotations"][0].update(segments_info=None)),
+                                  "field 'segments_info' has the wrong type (NoneType, not list); write it as"),
     "duplicate_image_ids": (lambda c: _edit_pred(c, lambda d: d["annotations"].append(d["annotations"][0])),
                             "duplicate image id"),
     "duplicate_segment_ids": (lambda c: _edit_pred(c, lambda d: d["annotations"][0]["segments_info"].append(
@@ -171,7 +181,8 @@ def test_bad_input_through_the_console_script(case) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "image 1" in r.stderr
     r = subprocess.run([sys.executable, "-m", "panbench", "--debug", *args(case)], capture_output=True, text=True)
-    assert r.returncode != 0 and "Traceback" in r.stderr
+    assert r.returncode == 2 and "Traceback" in r.stderr and r.stderr.strip().splitlines()[-1].startswith(
+        "panbench: error: ")  # the traceback, then the same line and exit code as without --debug
 
 
 def test_score_with_name_stores_a_record_for_the_table(case, tmp_path, capsys) -> None:

@@ -197,7 +197,8 @@ def test_runs_that_differ_in_cfg_options_amp_or_batch_stay_apart_and_labelled(re
                                 "fixture-model [default] (model.test_cfg.object_mask_thr=0.9)"]
 
 
-@pytest.mark.parametrize("text", ['{"note": "not a record"}', "[1, 2]", '{"model": "m", '])
+@pytest.mark.parametrize("text", ['{"note": "not a record"}', "[1, 2]", '{"model": "m", ',
+                                  '{"model": "x", "dataset": "demo", "metrics": {}}', '{"model": "x"}'])
 @pytest.mark.parametrize("command", ["table", "plot", "report"])
 def test_a_json_in_runs_that_is_not_a_record_is_a_one_line_error(results, capsys, text, command) -> None:
     (results / "runs" / "notes.json").write_text(text)
@@ -205,6 +206,8 @@ def test_a_json_in_runs_that_is_not_a_record_is_a_one_line_error(results, capsys
     err = capsys.readouterr().err
     assert f"{results / 'runs' / 'notes.json'}: not a panbench result record" in err and "move it out of" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    if text == '{"model": "x"}':
+        assert "(no 'metrics')" in err  # what is missing, not what is there
 
 
 def test_per_class_keeps_the_categories_of_each_dataset_apart(results, capsys) -> None:

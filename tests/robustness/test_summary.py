@@ -110,3 +110,17 @@ def test_bad_corruption_arguments_stop_in_one_line_with_exit_2(argv, message, ca
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_table_robustness_with_corrupted_runs_but_no_matching_clean_run_says_so(tmp_path, capsys) -> None:
+    import json
+
+    from panbench.cli import main
+
+    recs = [record("a", 50.0, 40.0, 60.0, fingerprint="other images"), record("a", 20.0, 10.0, 30.0, ("fog", 1))]
+    (tmp_path / "runs").mkdir()
+    for k, r in enumerate(recs):
+        (tmp_path / "runs" / f"{k}.json").write_text(json.dumps(r.to_json()))
+    assert main(["table", "--robustness", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the corrupted runs of a have no clean run on the same images" in err

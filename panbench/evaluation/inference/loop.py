@@ -75,6 +75,8 @@ class Items:
             corrupt_s = data.pop("corrupt_s", None) if isinstance(data, dict) else None  # --corruption's cost
             if s.gt_png is None:  # --images: no ground truth
                 return {"index": i, "data": data, "gt_ids": None, "error": None, "corrupt_s": corrupt_s}
+            if not s.gt_png.is_file():
+                raise InputError(f"{s.gt_png}: ground truth of image {s.image_id} not found; re-download the dataset")
             gt_ids = read_ids(s.gt_png, f"image {s.image_id} (ground truth)")
             if gt_ids.shape != (s.height, s.width):
                 raise InputError(f"{s.gt_png}: ground truth is {gt_ids.shape[1]}x{gt_ids.shape[0]}, the annotation "
