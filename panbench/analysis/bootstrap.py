@@ -218,8 +218,8 @@ def too_few(n_images: int, n_resamples: int = N_RESAMPLES) -> str | None:
     functions here compute one for any count; a run's ``ci``, the paired differences of ``table`` and the
     verdict, and ``compare`` ask this first."""
     if n_images < MIN_IMAGES:
-        return (f"{n_images} image{'s' * (n_images != 1)}: too few for a bootstrap interval (it needs at least "
-                f"{MIN_IMAGES} images)")
+        return (f"{n_images} image{'s' * (n_images != 1)}: too few for a bootstrap interval, which needs at "
+                f"least {MIN_IMAGES}")
     if n_resamples < MIN_RESAMPLES:
         return f"{n_resamples} resamples: too few for a 95% interval (use at least {MIN_RESAMPLES}; {N_RESAMPLES} " \
                "is the default)"

@@ -135,6 +135,5 @@ def missing_why(records: list[RunRecord], key: str, default: str) -> list[tuple[
     lacking = [r for r in records if getattr(r, key) is None or getattr(r, key) == {}]
     few = [r for r in lacking if key == "ci" and r.n_images < MIN_IMAGES]
     rest = [r for r in lacking if r not in few]
-    out = [(few, f"fewer than {MIN_IMAGES} images: too few for a bootstrap interval (it needs at least "
-                 f"{MIN_IMAGES} images)")] if few else []
+    out = [(few, f"fewer than {MIN_IMAGES} images, too few for a bootstrap interval")] if few else []
     return out + ([(rest, default)] if rest else [])

@@ -204,7 +204,7 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
     paths, notes = [], []
     if not any(measured_speed(r) is not None for r in records):
         notes.append(f"{out / 'pq_vs_speed.png'}: skipped, no run has a measured speed (a `score --name` run has "
-                     "none; an eval run timed on fewer images than a speed needs neither)")
+                     "none, nor has an eval run of too few images to time)")
     for key, name, analysis_plot in PLOTS:
         if any(getattr(r, key) for r in records):
             drawn.append((name, analysis_plot))
