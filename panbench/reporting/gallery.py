@@ -19,7 +19,8 @@ N_IMAGES = 3  # images per model
 
 def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tuple[RunRecord, RunRecord, list]]:
     """Per run A with a per-image analysis file: the best other run B (highest PQ) on the same images and the
-    ``n`` images of A's largest loss PQ(A) - PQ(B), best run first."""
+    (at most ``n``) images of A's largest loss PQ(A) - PQ(B) < 0, best run first; an image where A does as well
+    or better is no loss."""
     from panbench.analysis.per_image import ranked
 
     groups: dict[str | None, list[RunRecord]] = {}
@@ -34,7 +35,8 @@ def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tupl
         cols = {id(r): _columns(r, results) for r in runs}
         for a in runs:
             b = next(r for r in runs if r is not a)  # the best other run
-            out.append((a, b, ranked(cols[id(a)], cols[id(b)], n)))
+            rows = ranked(cols[id(a)], cols[id(b)], n)
+            out.append((a, b, [r for r in rows if r["key"] is not None and r["key"] < 0]))
     return out
 
 
@@ -62,7 +64,11 @@ def gallery_section(recs: list[RunRecord], results: Path, out_dir: Path, img: Ca
              "--run A --vs B lists more). Overlays need the images and both runs' --save-predictions.</p>"]
     cache: dict[Any, Any] = {}  # datasets and saved prediction JSONs, each read once
     for a, b, rows in found:
-        parts.append(f"<h4>{html.escape(a.model)} vs {html.escape(b.model)}</h4>" + _table(rows, a.model, b.model))
+        head = f"<h4>{html.escape(a.model)} vs {html.escape(b.model)}</h4>"
+        if not rows:
+            parts.append(head + f"<p class='note'>no image where {html.escape(a.model)} has a lower PQ</p>")
+            continue
+        parts.append(head + _table(rows, a.model, b.model))
         for k, row in enumerate(rows):
             path = _overlay(a, b, row, out_dir / f"{_safe(a.model)}-vs-{_safe(b.model)}-{k}.png", cache)
             if path is not None:
