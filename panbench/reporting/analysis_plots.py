@@ -10,7 +10,7 @@ import numpy as np
 
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.records.schema import RunRecord
-from panbench.reporting.figures import Colors, legend_below, plt, save, styles
+from panbench.reporting.figures import Colors, legend_below, plot_title, plt, save, styles
 from panbench.reporting.labels import SIZES, missing_why, run_label
 
 
@@ -47,7 +47,7 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     axes[0, 0].set_yticks(y, [run_label(r, records) for r in have], fontsize=8)
     axes[0, 1].set_xlabel("PQ points; bars: 95% image-bootstrap interval" +
                           (f"\n{note}" if (note := _left_out(records, "ci")) else ""), fontsize=8)
-    fig.suptitle(f"{records[0]['dataset']}: PQ with its 95% confidence interval")
+    fig.suptitle(plot_title(records, "PQ with its 95% confidence interval"))
     return save(fig, out / "pq_intervals.png")
 
 
@@ -77,7 +77,7 @@ def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None =
     ax.set_ylim(0, 112)
     ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("PQ of things (0-100)")
-    ax.set_title(f"{records[0]['dataset']}: PQ by object size (things only)")
+    ax.set_title(plot_title(records, "PQ by object size (things only)"))
     if note := _left_out(records, "by_size"):
         ax.set_xlabel(note, fontsize=8)
     legend_below(fig, handles)
@@ -107,7 +107,7 @@ def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None
     ax.set_xticks(np.arange(len(have)), [run_label(r, records) for r in have], rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 1.12 * max(float(bottom.max()) if len(bottom) else 0.0, 1.0))
     ax.set_ylabel("errors (FP + FN count)")
-    ax.set_title(f"{records[0]['dataset']}: errors by type (count)" +
+    ax.set_title(plot_title(records, "errors by type (count)") +
                  (f"\n{note}" if (note := _left_out(records, "errors")) else ""), fontsize=10)
     handles = [Patch(color=ERROR_COLORS[t], label=t) for t in ERROR_TYPES]
     legend_below(fig, handles)

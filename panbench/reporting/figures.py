@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.records.schema import RunRecord
-from panbench.reporting.labels import model_label
+from panbench.reporting.labels import dataset_key, model_label
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
@@ -120,3 +120,9 @@ def save(fig: Any, path: Path, layout: bool = True) -> Path:
     fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.05)
     plt().close(fig)
     return path
+
+
+def plot_title(records: list[RunRecord], what: str) -> str:
+    """A plot's title: the dataset (its name and fingerprint when the runs share one) and what it shows."""
+    keys = {dataset_key(r) for r in records}
+    return f"{keys.pop() if len(keys) == 1 else records[0].dataset}: {what}"

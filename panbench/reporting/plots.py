@@ -18,8 +18,8 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.records.schema import RunRecord
-from panbench.reporting.figures import Colors, legend_below, palette, plt, save, styles
-from panbench.reporting.labels import absent, dataset_key, missing_why, model_label, short_label
+from panbench.reporting.figures import Colors, legend_below, palette, plot_title, plt, save, styles
+from panbench.reporting.labels import absent, missing_why, model_label, short_label
 
 
 def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
@@ -28,12 +28,6 @@ def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
     else:
         ax.bar_label(bars, fmt="%.1f", fontsize=6, rotation=90, padding=2)
-
-
-def plot_title(records: list[RunRecord], what: str) -> str:
-    """A plot's title: the dataset (its name and fingerprint when the runs share one) and what it shows."""
-    keys = {dataset_key(r) for r in records}
-    return f"{keys.pop() if len(keys) == 1 else records[0].dataset}: {what}"
 
 
 def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:

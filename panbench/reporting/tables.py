@@ -59,7 +59,7 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
     """One row per run, the best PQ first within each dataset. Without ``analyses``: the columns a reader
     compares (:data:`DEFAULT_COLUMNS`: post-processing where rows differ in it, settings where some row has
     any, the backend of mmcv's ops where runs differ in it, dataset, images, PQ with its 95% interval, PQ_th,
-    PQ_st, SQ, RQ, images/s, parameters, GFLOPs per image where counted); with
+    PQ_st, SQ, RQ, AP where some run has it, mIoU, images/s, parameters, GFLOPs per image where counted); with
     ``all_columns`` every column: framework, how its images were chosen, batch size and precision,
     ``--cfg-options``, PQ/SQ/RQ for All/Things/Stuff, the semantic metrics, category counts, device and any
     other field a row has. With ``analyses`` (keys of :data:`panbench.analyses.ANALYSES`): the
