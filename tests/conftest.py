@@ -67,3 +67,22 @@ def _own_running_dir(tmp_path_factory) -> None:
     """The markers of running panbench evals (panbench.evaluation.context.running_dir) in a folder of this test
     session: another panbench run on the machine does not mark the tests' runs as overlapped."""
     os.environ["PANBENCH_RUNNING_DIR"] = str(tmp_path_factory.mktemp("running"))
+
+
+@pytest.fixture
+def figures(monkeypatch) -> Any:
+    """The figures the plot functions draw, by file name (saved nowhere; closed after the test)."""
+    from panbench.reporting import analysis_plots, plots
+    from panbench.reporting.figures import plt
+
+    drawn: dict[str, Any] = {}
+
+    def keep(fig: Any, path: Path, layout: bool = True) -> Path:
+        drawn[path.name] = fig
+        return path
+
+    monkeypatch.setattr(plots, "save", keep)
+    monkeypatch.setattr(analysis_plots, "save", keep)
+    yield drawn
+    for fig in drawn.values():
+        plt().close(fig)

@@ -9,11 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from panbench.records.io import record_from_json
 from panbench.records.schema import RunRecord
-from panbench.reporting import analysis_plots, plots
+from panbench.reporting import plots
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"
 
@@ -22,20 +20,6 @@ def _rec(**changes: Any) -> RunRecord:
     r = copy.deepcopy(json.loads(GOLDEN.read_text()))
     r.update(changes)
     return record_from_json(r)
-
-
-@pytest.fixture
-def figures(monkeypatch) -> dict[str, Any]:
-    """The figures the plot functions draw, by file name (saved nowhere)."""
-    drawn: dict[str, Any] = {}
-
-    def keep(fig: Any, path: Path, layout: bool = True) -> Path:
-        drawn[path.name] = fig
-        return path
-
-    monkeypatch.setattr(plots, "save", keep)
-    monkeypatch.setattr(analysis_plots, "save", keep)
-    return drawn
 
 
 def _same(a: Any, b: Any) -> bool:

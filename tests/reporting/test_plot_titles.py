@@ -4,7 +4,6 @@ real (tests/reporting/analysis_records.py), so that the analysis plots are drawn
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,6 @@ def results(tmp_path_factory) -> Path:
         add_run(root, model, gt_json, images, pred_seed=k, date=f"2001-01-01T00:00:0{k}+00:00",
                 timings={"images_per_s": 10.0 * k})
     return root
-
-
-@pytest.fixture
-def figures(monkeypatch) -> Iterator[dict[str, Any]]:
-    """The figures the plot functions draw, by file name (saved nowhere)."""
-    drawn: dict[str, Any] = {}
-
-    def keep(fig: Any, path: Path, layout: bool = True) -> Path:
-        drawn[path.name] = fig
-        return path
-
-    monkeypatch.setattr(plots, "save", keep)
-    monkeypatch.setattr(analysis_plots, "save", keep)
-    yield drawn
-    from panbench.reporting.figures import plt
-
-    for fig in drawn.values():
-        plt().close(fig)
 
 
 def _title(fig: Any) -> str:
