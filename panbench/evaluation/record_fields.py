@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.data.datasets import PanopticDataset
-from panbench.evaluation.inference.cpu_procs import cpu_procs_for
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.models.families import family
@@ -58,12 +57,12 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
     }
 
 
-def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device: str, world: int,
-                    n_images: int) -> dict[str, Any]:
+def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device: str) -> dict[str, Any]:
     """Everything that changes a per-image result, hashed into the cache's directory name: config, weights,
-    dataset and subset, post-processing, device type, AMP, batch size (with batches above 1, images are
-    padded to the largest of their batch, so the process layout that forms the batches counts too) and the
-    versions of the code that computes the numbers."""
+    dataset and subset, post-processing, device type, AMP, batch size (it changes no panoptic prediction, as
+    batches hold images of one padded shape, but the kernels' float rounding of scores and the speed stored
+    beside the results) and the versions of the code that computes the numbers.  The process layout (ranks,
+    ``--cpu-procs``) is not in it: an image gets the same input whichever process runs it."""
     v = versions()
     parts: dict[str, Any] = {
         "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,
@@ -79,8 +78,6 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
         parts.update(corruption_fields(opts))
     if opts.cfg_options:  # also in the config hash; named apart so that the key file shows them
         parts["cfg_options"] = opts.cfg_options
-    if opts.batch_size > 1:
-        parts["layout"] = {"world_size": world, "cpu_procs": cpu_procs_for(opts, device, world, n_images)}
     return parts
 
 

@@ -92,8 +92,7 @@ class Run:
         named = self.lm.named
         self.spec = dataclasses.replace(spec, architecture=named[0], backbone=named[1]) if named else spec
         self.fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
-        self.key_parts = cache_key_parts(self.lm, self.fingerprint, opts, self.device, self.world,
-                                         len(dataset.samples))
+        self.key_parts = cache_key_parts(self.lm, self.fingerprint, opts, self.device)
         self.key = cache_key(self.key_parts)
         self.writer = prediction_writer(self.spec, dataset, opts, self.key)
         self.timings, self.memory = Timings(), dict[str, float]()  # the job's, after infer()

@@ -26,6 +26,7 @@ class Timings:
     extra: dict[str, float] = field(default_factory=dict)
     corrupt_s: float = 0.0  # --corruption: seconds spent corrupting images (data-loading side), every image
     corrupt_images: int = 0  # the images those seconds are of
+    batches: dict[int, int] = field(default_factory=dict)  # batch size -> forward passes run with that many images
 
     #: per-stage seconds and counts that add over processes (wall time takes the maximum)
     SUMMED = ("data_s", "forward_s", "postprocess_s", "fusion_s", "scoring_s", "timed_images", "warmup_images",
@@ -34,11 +35,13 @@ class Timings:
 
     def merge(self, other: Timings) -> None:
         """Add ``other``'s measurements to these: :attr:`SUMMED` fields summed, wall time the maximum,
-        CPU-fallback image ids joined (sorted)."""
+        CPU-fallback image ids joined (sorted), batch counts added by size."""
         for f in self.SUMMED:
             setattr(self, f, getattr(self, f) + getattr(other, f))
         self.wall_s = max(self.wall_s, other.wall_s)
         self.cpu_fallback_images = sorted([*self.cpu_fallback_images, *other.cpu_fallback_images])
+        for size, n in other.batches.items():
+            self.batches[size] = self.batches.get(size, 0) + n
 
     def as_dict(self) -> dict[str, Any]:
         n = max(self.timed_images, 1)
@@ -49,7 +52,8 @@ class Timings:
             "warmup_images": self.warmup_images,
             "images_per_s": self.timed_images / self.wall_s if self.wall_s > 0 else 0.0,
             "ms_per_image": 1000 * self.wall_s / n, "oom_splits": self.oom_splits,
-            "cpu_fallback_images": list(self.cpu_fallback_images), **self.extra,
+            "cpu_fallback_images": list(self.cpu_fallback_images),
+            "batches": {str(k): v for k, v in sorted(self.batches.items())}, **self.extra,
             **({"corrupt_s": self.corrupt_s, "corrupt_images": self.corrupt_images} if self.corrupt_images else {}),
         }
 

@@ -52,6 +52,11 @@ class PanopticModel(Protocol):
         """One model input (a ``pipeline`` output) -> the (height, width) of the network's input image, after the
         pipeline's resize (what FLOPs and speed records name)."""
 
+    def batch_key(self, item: Any) -> tuple[int, ...]:
+        """One model input -> the shape the network's input gets when the image runs alone (after the padding a
+        batch of one gets).  Images with equal keys form a batch in which each gets exactly the input it gets
+        alone, so ``--batch-size`` never changes a prediction through padding (the loop batches by this key)."""
+
     def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
         """Model inputs -> one output per image, under ``torch.autocast`` when ``amp`` is ``bf16``/``fp16``."""
 

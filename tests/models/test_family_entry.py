@@ -44,6 +44,9 @@ class Const(torch.nn.Module):
     def input_hw(self, item):
         return tuple(item["pixel_values"].shape[-2:])
 
+    def batch_key(self, item):
+        return tuple(item["pixel_values"].shape)
+
     def forward(self, batch, device, amp):
         return [self.fuse(self.conv(b["pixel_values"][None].to(device))) for b in batch]
 

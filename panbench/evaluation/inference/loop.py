@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,40 @@ def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return batch
 
 
+def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Callable[[Any], Hashable],
+                       hold: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Loaded items regrouped into batches of up to ``size`` images of one ``key`` (the family's
+    :meth:`~panbench.models.protocol.PanopticModel.batch_key`: the padded input shape), so that each image gets
+    in its batch exactly the input it gets alone and ``--batch-size`` changes no prediction.
+
+    A batch leaves as soon as it is full; at most ``hold`` images wait for a partner (default ``8 * size``: the
+    memory of a few batches), past that the oldest partial batch runs as it is; the rest run at the end, in the
+    order their first image came.  An item that failed to load (``error``) runs alone at once (it raises)."""
+    if size <= 1:
+        yield from ([it] for group in items for it in group)
+        return
+    hold = 8 * size if hold is None else hold
+    waiting: dict[Hashable, list[dict[str, Any]]] = {}  # insertion order = order of each group's first image
+    held = 0
+    for group in items:
+        for it in group:
+            if it["error"]:
+                yield [it]
+                continue
+            k = key(it["data"])
+            bucket = waiting.setdefault(k, [])
+            bucket.append(it)
+            held += 1
+            if len(bucket) == size:
+                held -= len(waiting.pop(k))
+                yield bucket
+            elif held > hold:
+                oldest = next(iter(waiting))
+                held -= len(waiting[oldest])
+                yield waiting.pop(oldest)
+    yield from waiting.values()
+
+
 class _Scorer(threading.Thread):
     """Scores images from a queue so that matching overlaps the next forward pass."""
 
@@ -140,16 +175,17 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
 
         pipeline = CorruptedPipeline(lm.pipeline, opts.corruption)
     items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
+    # images load one by one and meet in batches of one padded shape (same_shape_batches)
     loader: Any = torch.utils.data.DataLoader(
-        items, batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers,
-        collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if opts.workers > 0 else None,
+        items, batch_size=1, shuffle=False, num_workers=opts.workers,
+        collate_fn=_collate, persistent_workers=False, prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
     )
     scorer = _Scorer(sink, dataset, shard.predictions)
     scorer.start()
     one = _Pass(lm, dataset, shard, scorer, timings, sync, progress)
     try:
         with torch.inference_mode(), lm.family.timed_fusion(one.fusion_times, sync):
-            t_start = one.batches(loader)
+            t_start = one.batches(same_shape_batches(loader, opts.batch_size, lm.family.batch_key))
     finally:
         scorer.q.put(None)
         scorer.join()
@@ -170,7 +206,7 @@ class _Pass:
         self.timings, self.sync, self.progress = timings, sync, progress
         self.fusion_times: list[float] = []  # each call of the model's own fusion (timed_fusion)
 
-    def batches(self, loader: Any) -> float:
+    def batches(self, loader: Iterable[list[dict[str, Any]]]) -> float:
         """The loop over batches: forward, panoptic map to segments, queue for scoring, timings.
         Returns when the timed part's wall clock started (after the warm-up batches)."""
         family, timings, sync, fusion_times = self.lm.family, self.timings, self.sync, self.fusion_times
@@ -189,6 +225,7 @@ class _Pass:
             t2 = time.perf_counter()
             self._queue(batch, outputs, converted)
             n_batches += 1
+            timings.batches[len(batch)] = timings.batches.get(len(batch), 0) + 1
             fusion = sum(fusion_times[n_fusion:])
             if n_batches > self.shard.opts.warmup:
                 timings.data_s += data_dt

@@ -190,6 +190,11 @@ class HFPanoptic(torch.nn.Module):
         h, w = item["pixel_values"].shape[-2:]
         return int(h), int(w)
 
+    def batch_key(self, item: dict[str, Any]) -> tuple[int, ...]:
+        """The processor's ``pixel_values`` shape: a batch is padded to its largest input (:meth:`_step`), so
+        inputs of one shape are batched unpadded, as each runs alone."""
+        return tuple(int(x) for x in item["pixel_values"].shape)
+
     def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[HFOutput]:
         """Pipeline outputs -> one output per image (:meth:`_Fusion.predict`, with AP on the network's outputs
         too): pad, network, post-processing (all under ``amp``)."""

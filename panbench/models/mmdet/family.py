@@ -44,6 +44,14 @@ class MMDetModel:
         h, w = item["inputs"].shape[-2:]
         return int(h), int(w)
 
+    def batch_key(self, item: Any) -> tuple[int, ...]:
+        """The image tensor's shape padded up to the data preprocessor's ``pad_size_divisor``: what
+        ``DetDataPreprocessor`` pads a batch of one to (a batch is padded to its largest image, so images of one
+        padded shape are padded in a batch exactly as alone)."""
+        c, h, w = (int(x) for x in item["inputs"].shape[-3:])
+        d = int(getattr(self.detector.data_preprocessor, "pad_size_divisor", 1) or 1)
+        return c, -(-h // d) * d, -(-w // d) * d
+
     def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
         """mmdet's ``test_step`` on the collated batch; under ``amp`` the mmcv ops that have no
         reduced-precision kernel run in fp32 (:func:`panbench.models.amp.keep_ops_fp32`)."""
