@@ -120,6 +120,19 @@ def test_compare_refuses_runs_of_other_images(two_runs, tmp_path, capsys) -> Non
     assert "different datasets" in err
 
 
+def test_compare_refuses_a_one_image_run_and_a_sixty_image_run_in_either_order(tmp_path, capsys) -> None:
+    """Runs on other images are refused before the image count is judged: no difference of PQ on 60 images
+    and PQ on 1 image is printed as the difference "on this image"."""
+    res = tmp_path / "res"
+    _name(_write(tmp_path / "one", n=1, systems=1), capsys, res, "one-image", 0)  # the first of the 60 images
+    _name(_write(tmp_path / "sixty", n=60, systems=1), capsys, res, "sixty-images", 0)
+    for a, b in (("one-image", "sixty-images"), ("sixty-images", "one-image")):
+        for extra in ((), ("--json",)):
+            err = one_line(*compare(capsys, res, a, b, *extra)[::2])
+            assert "A (" in err and "were scored on different datasets" in err and err.index(a) < err.index(b), err
+            assert "1 image" in err and "60 images" in err and "no interval" not in err and "PQ on" not in err
+
+
 def test_compare_pairs_a_model_name_with_its_run_on_the_same_images(two_runs, tmp_path, capsys) -> None:
     """sys-b's latest run is on another image set; compare takes its earlier run on sys-a's images (either
     order, and with sys-a given as a record path), and says which record it used."""
