@@ -325,7 +325,7 @@ def test_compare_takes_the_default_settings_run_that_table_shows_with_the_same_i
     assert pair["b"]["record"] == d["default"]["record"] and pair["b"]["settings"] == ""
     assert "demo-mask2former: compared its run with default settings; it also has runs with" in err
     table_iv = _ci_row(capsys, d["results"], with_cfg=False)
-    assert table_iv == [round(v, 3) for v in pair["metrics"]["PQ"]["interval"]]
+    assert table_iv == pair["metrics"]["PQ"]["interval"]  # CSV: every digit
     text = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo")[1]
     assert text.splitlines()[1].startswith("B: demo-mask2former [default], settings: default (")
 
@@ -339,7 +339,7 @@ def test_compare_settings_choose_the_ablation_and_name_it(demo_ablation, capsys)
     pair = json.loads(out)
     assert pair["b"]["record"] == d["ablation"]["record"]
     assert pair["b"]["settings"] == "model.test_cfg.iou_thr=0.95; model.test_cfg.object_mask_thr=0.95"
-    assert _ci_row(capsys, d["results"], with_cfg=True) == [round(v, 3) for v in pair["metrics"]["PQ"]["interval"]]
+    assert _ci_row(capsys, d["results"], with_cfg=True) == pair["metrics"]["PQ"]["interval"]  # CSV: every digit
     assert _ci_row(capsys, d["results"], with_cfg=False) != _ci_row(capsys, d["results"], with_cfg=True)
     code, _, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo",
                            "--settings", "batch 4")
