@@ -176,11 +176,16 @@ def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPL
 def check_paired(a: RunSums, b: RunSums) -> None:
     """Refuse, in one line, two runs that were not scored on the same images."""
     if a.fingerprint != b.fingerprint:
-        raise InputError(f"{a.name} and {b.name} were scored on different datasets (fingerprint {a.fingerprint} "
-                         f"vs {b.fingerprint}); compare runs of the same dataset and subset")
+        raise InputError(f"{a.name} and {b.name} were scored on different datasets (fingerprint {a.fingerprint}, "
+                         f"{_images(a.n_images)} vs {b.fingerprint}, {_images(b.n_images)}); compare runs of the same "
+                         "dataset and subset")
     if [str(i) for i in a.image_ids] != [str(i) for i in b.image_ids] or a.iou.shape != b.iou.shape:
         raise InputError(f"{a.name} and {b.name} were scored on different images ({a.n_images} vs {b.n_images} "
                          "images, or another order); compare runs of the same dataset and subset")
+
+
+def _images(n: int) -> str:
+    return f"{n} image{'s' * (n != 1)}"
 
 
 def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0,

@@ -163,7 +163,7 @@ def load_run(rec: RunRecord, root: Path) -> Any:
 
 def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int) -> dict[str, Any]:
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
-    from panbench.analysis import RunSums
+    from panbench.analysis import RunSums, check_paired
     from panbench.analysis.bootstrap import CI_METRICS, too_few
     from panbench.reporting.labels import fingerprint
     from panbench.reporting.pairing import paired_difference
@@ -174,6 +174,7 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     if fa is None or fb is None:
         raise InputError(f"{sa.name if fa is None else sb.name}: the record names no dataset fingerprint; rerun it "
                          "with this version of panbench")
+    check_paired(sa, sb)  # other images first: a difference of runs on other images is no difference
     if (why := too_few(a.n_images, resamples)) is not None:
         d = rb.metrics["PQ"] - ra.metrics["PQ"]
         from panbench.reporting.labels import these_images

@@ -131,7 +131,9 @@ def shared_note(rec: RunRecord) -> str | None:
     if not ctx.get("overlapped") or measured_speed(rec) is None:  # no speed, nothing to mark
         return None
     runs = ctx.get("overlapped_runs") or []
-    who = ", ".join(f"pid {o['pid']}" for o in runs[:3]) or "on another rank's machine"
+    cached = (rec.timings.get("speed_from_cache") or {}).get("overlapped")
+    who = ", ".join(f"pid {o['pid']}" for o in runs[:3]) or ("while the speed stored with the cached images was "
+                                                              "measured" if cached else "on another rank's machine")
     return (f"note: another panbench run overlapped this one ({who}): its speed shares the machine and is marked "
             "~ in tables; rerun alone for a speed to compare")
 

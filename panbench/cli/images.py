@@ -20,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                        "runs): its --worst images, or with --vs the images where it loses most PQ to run B on the "
                        "same images; --per-image writes the whole table (PQ, SQ, RQ, TP, FP, FN of each image).")
     p.add_argument("--run", metavar="A",  # required (checked in run(): argparse would refuse its alias alone)
-                   help="run A: a model name (its latest record; with --vs, its latest run that has a run of B on the "
-                   "same images) or a record JSON (results/runs/*.json)")
+                   help="run A: a model name (its run that `panbench table` shows first; with --vs, its latest run "
+                   "that has a run of B on the same images) or a record JSON (results/runs/*.json)")
     deprecated_alias(p, "--model", "--run")
     p.add_argument("--vs", metavar="B", help="run B: images ordered by PQ(A) - PQ(B), A's largest loss first")
     p.add_argument("--worst", type=positive_int, default=10, help="images listed (default 10)")
@@ -29,17 +29,32 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def _pick(args: argparse.Namespace, results: Path) -> tuple[Any, ...]:
-    """The records ``--run`` (and ``--vs``) name, with their results folders: a model name's latest run, or with
-    ``--vs`` the latest pair on the same images (:func:`panbench.reporting.pairing.pick_pair`, as `compare`)."""
+    """The records ``--run`` (and ``--vs``) name, with their results folders: a model name's run that `table`
+    shows first (:func:`leading`), or with ``--vs`` the latest pair on the same images
+    (:func:`panbench.reporting.pairing.pick_pair`, as `compare`)."""
     from panbench.cli.compare import find_records
     from panbench.reporting.pairing import pick_pair
 
     runs_a, root_a = find_records(args.run, results, args.only_dataset)
     if not args.vs:
-        return runs_a[-1], root_a, None, None
+        return leading(runs_a, root_a, args.only_dataset), root_a, None, None
     runs_b, root_b = find_records(args.vs, results, args.only_dataset)
     rec_a, rec_b = pick_pair(runs_a, runs_b)
     return rec_a, root_a, rec_b, root_b
+
+
+def leading(runs: list[Any], results: Path, dataset: str | None) -> Any:
+    """Of a model's runs, the one `panbench table` leads with: the first of the table's rows (the latest run of
+    each post-processing, dataset fingerprint and settings, grouped by dataset, the best PQ first) that is one of
+    them; a record path (one run) is that run."""
+    if len(runs) == 1:
+        return runs[0]
+    from panbench.records.io import load_records
+    from panbench.reporting.tables import latest_runs, ranked_records
+
+    mine = {r.record for r in runs}
+    rows = ranked_records(latest_runs(load_records(results), dataset))
+    return next((r for r in rows if r.record in mine), runs[-1])
 
 
 def _named(rec: Any, root: Path) -> str:

@@ -13,15 +13,17 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p = sub.add_parser("plot", parents=[common.results, common.only_dataset],
                        help="PNG plots of the results (matplotlib)",
                        description="Per dataset, under RESULTS/plots/<dataset>/ (where `panbench report` puts "
-                       "them too): grouped bars of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, "
-                       "per-class PQ where the models differ most, and, for runs that have the analyses, PQ with "
-                       "its confidence interval, PQ by object size and the errors by type.")
+                       "them too; a dataset with runs on several fingerprints, which the table ranks apart: one "
+                       "folder each, RESULTS/plots/<dataset>-<fingerprint>/): grouped bars of PQ/SQ/RQ for "
+                       "All/Things/Stuff per model, PQ against images/s, per-class PQ where the models differ most, "
+                       "and, for runs that have the analyses, PQ with its confidence interval, PQ by object size and "
+                       "the errors by type.")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from panbench.records.io import load_records
-    from panbench.reporting.plots import FAILED, make_plots, plot_dir
+    from panbench.reporting.plots import FAILED, make_plots, plot_dir, plot_groups
     from panbench.reporting.tables import latest_runs, no_records
 
     every = load_records(Path(args.results))
@@ -32,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.figures import palette
 
     failed, colors = 0, palette(records)  # a model's colour, the same in every plot
-    for ds in sorted({r.dataset for r in records}):
-        paths, notes = make_plots([r for r in records if r.dataset == ds], plot_dir(Path(args.results), ds), colors)
+    for folder, group in plot_groups(records):  # the runs on one dataset fingerprint, as the table groups them
+        paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors)
         for p in paths:
             print(p)
         for n in notes:

@@ -91,14 +91,18 @@ def sweep(spec, ds, opts, plan) -> dict:
 
 
 def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> None:
-    """Write each summary and the plots; print the table and the paths."""
-    from panbench.reporting.robustness import format_robustness_table, plots, summary_frame
+    """Write each summary and the plots; print the table on stdout (alone: ``--format csv > f.csv`` is one
+    CSV) and the paths written (and, in CSV, the table's note) on stderr."""
+    from panbench.reporting.formats import writer
+    from panbench.reporting.robustness import NOTE, format_robustness_table, plots, summary_frame
     from panbench.robustness.summary import write_summary
 
     paths = [write_summary(results, s) for s in summaries]
-    print(format_robustness_table(summary_frame(summaries), fmt))
+    print(format_robustness_table(summary_frame(summaries), fmt).rstrip("\n"))
+    if writer(fmt).notes_apart:
+        print(NOTE, file=sys.stderr)
     for p in paths:
-        print(f"summary: {p}")
+        print(f"summary: {p}", file=sys.stderr)
     if with_plots:
         for p in plots(summaries, results / "plots" / "robustness"):
-            print(f"plot: {p}")
+            print(f"plot: {p}", file=sys.stderr)

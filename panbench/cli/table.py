@@ -55,14 +55,16 @@ def run(args: argparse.Namespace) -> int:
 
     note_incomplete_sweeps(args.results)  # one line on stderr
     if args.robustness:
-        from panbench.reporting.robustness import robustness_table
+        from panbench.reporting.robustness import NOTE, robustness_table
 
-        print(robustness_table(Path(args.results), args.only_dataset, args.format))
+        print(robustness_table(Path(args.results), args.only_dataset, args.format).rstrip("\n"))
+        if writer(args.format).notes_apart:  # CSV: stdout the table alone
+            print(NOTE, file=sys.stderr)
         return 0
     analyses = [a for a in KEYS if getattr(args, a)]
     text, notes = table_with_notes(Path(args.results), args.only_dataset, args.format, args.vs_published,
                                    args.per_class, analyses, _reference(args), args.all_columns)
-    print(text)
+    print(text.rstrip("\n"))  # CSV ends with its last row's line break, no blank line after it
     if writer(args.format).notes_apart:  # a machine-readable format (CSV): the verdict and footnotes go to stderr
         for n in notes:
             print(n, file=sys.stderr)

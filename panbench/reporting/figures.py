@@ -31,8 +31,10 @@ Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.mod
 
 def palette(records: list[RunRecord]) -> Colors:
     """One colour per model label, the same in every plot drawn with it (a report's, a ``plot`` run's): the
-    labels (each within its dataset's runs) sorted, coloured in that order from tab10 (tab20 past ten)."""
-    labels = sorted({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records})
+    labels (each within its dataset's runs, and within the runs on its dataset fingerprint, as the plots of one
+    fingerprint label them) sorted, coloured in that order from tab10 (tab20 past ten)."""
+    labels = sorted({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records} |
+                    {model_label(r, [x for x in records if dataset_key(x) == dataset_key(r)]) for r in records})
     cmap = plt().get_cmap("tab10" if len(labels) <= 10 else "tab20")
     return {m: cmap(k % cmap.N) for k, m in enumerate(labels)}
 
@@ -126,3 +128,47 @@ def plot_title(records: list[RunRecord], what: str) -> str:
     """A plot's title: the dataset (its name and fingerprint when the runs share one) and what it shows."""
     keys = {dataset_key(r) for r in records}
     return f"{keys.pop() if len(keys) == 1 else records[0].dataset}: {what}"
+
+
+def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]]) -> None:
+    """Move each label (an annotation placed in offset points from its point, in order) to the nearest place
+    around its point where its box overlaps no label placed before and no point (``points``, data
+    coordinates), measured with the renderer on the figure as it is laid out; a label moved off its point's
+    side gets a thin line to it.  Lay the figure out (``tight_layout``) before: the places are in pixels."""
+    from matplotlib.text import Text
+
+    fig = ax.figure
+    fig.canvas.draw()  # the axes' limits settled (autoscaling is lazy) and the layout done
+    renderer = fig.canvas.get_renderer()
+    half = 4.0 * fig.dpi / 72  # a marker's half width in pixels (a point of size 50-60)
+    marks = [ax.transData.transform(p) for p in points]
+    taken = [(x - half, y - half, x + half, y + half) for x, y in marks]
+    step = max((Text.get_window_extent(t, renderer).height for t in labels), default=10.0) * 72 / fig.dpi + 1
+    # right of the point, then a line further up or down each time; then the same on the left
+    spots = [(dx, dy, ha) for dx, ha in ((6.0, "left"), (-6.0, "right")) for k in range(12)
+             for dy in ((0.0,) if k == 0 else (k * step, -k * step))]
+    inside = ax.get_window_extent(renderer)
+
+    def box(text: Any) -> Any:  # the text's own box (an annotation's extent also spans its line to the point)
+        text.update_positions(renderer)
+        return Text.get_window_extent(text, renderer)
+
+    def free(b: Any) -> bool:
+        return not any(b.x0 < x1 and x0 < b.x1 and b.y0 < y1 and y0 < b.y1 for x0, y0, x1, y1 in taken)
+
+    def within(b: Any) -> bool:
+        return inside.x0 <= b.x0 and b.x1 <= inside.x1 and inside.y0 <= b.y0 and b.y1 <= inside.y1
+
+    def move(text: Any, spot: tuple[float, float, str]) -> Any:
+        text.xyann = spot[:2]
+        text.set_horizontalalignment(spot[2])
+        return box(text)
+
+    for text in labels:  # a free place inside the axes, else a free place, else its first place
+        if not any(free(b := move(text, sp)) and within(b) for sp in spots) and \
+                not any(free(move(text, sp)) for sp in spots):
+            move(text, spots[0])
+        if text.arrow_patch is not None:  # the line to the point, where the label left its side
+            text.arrow_patch.set_visible(abs(text.xyann[1]) > step / 2)
+        b = box(text)
+        taken.append((b.x0, b.y0, b.x1, b.y1))

@@ -53,13 +53,15 @@ def _dataset(r: RunRecord) -> dict[str, Any]:
 
 
 def gallery_section(recs: list[RunRecord], results: Path, out_dir: Path, img: Callable[[Path], str],
-                    n: int = N_IMAGES) -> str:
+                    n: int = N_IMAGES, where: str = "") -> str:
     """The gallery's HTML (empty with fewer than two runs on the same images): per model, a table of its ``n``
-    largest losses to the best other run and, where available, their overlays (PNGs written under ``out_dir``)."""
+    largest losses to the best other run and, where available, their overlays (PNGs written under ``out_dir``);
+    ``where`` (the dataset and fingerprint of the runs, where a dataset has several) follows the heading."""
     found = losses(recs, results, n)
     if not found:
         return ""
-    parts = ["<h3>where each model loses most</h3><p class='note'>Per model, the images with the largest loss "
+    head = "where each model loses most" + (f" · {where}" if where else "")
+    parts = [f"<h3>{html.escape(head)}</h3><p class='note'>Per model, the images with the largest loss "
              "PQ(model) - PQ(best other run) on the same images; each image is scored alone (panbench images "
              "--run A --vs B lists more). Overlays need the images and both runs' --save-predictions.</p>"]
     cache: dict[Any, Any] = {}  # datasets and saved prediction JSONs, each read once

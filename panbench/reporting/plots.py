@@ -18,8 +18,8 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.records.schema import RunRecord
-from panbench.reporting.figures import Colors, legend_below, palette, plot_title, plt, save, styles
-from panbench.reporting.labels import absent, missing_why, model_label, short_label
+from panbench.reporting.figures import Colors, legend_below, palette, place_labels, plot_title, plt, save, styles
+from panbench.reporting.labels import absent, dataset_key, missing_why, model_label, short_label
 
 
 def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
@@ -126,10 +126,12 @@ def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = No
     missing = [r.model for r in records if gflops(r) is None]
     style, _ = styles(records, colors)
     color = {id(r): st["color"] for r, st in zip(records, style)}
+    labels = []
     for r, x in points:
         ax.scatter(x, r.metrics["PQ"], s=60, color=color[id(r)])
-        ax.annotate(model_label(r, records), (x, r.metrics["PQ"]), xytext=(4, 4), textcoords="offset points",
-                    fontsize=7)
+        labels.append(ax.annotate(model_label(r, records), (x, r.metrics["PQ"]), xytext=(6, 0),
+                                  textcoords="offset points", fontsize=7, va="center",
+                                  arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}))
     ax.set_ylabel("PQ")
     ax.set_title(plot_title(records, "PQ against GFLOPs per image"))
     if points:
@@ -137,7 +139,9 @@ def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = No
         ax.grid(alpha=0.3)
     ax.set_xlabel("GFLOPs per image (1 multiply-add = 1 FLOP)"
                   + ("\nnot counted, left out: " + ", ".join(missing) if missing else ""))
-    return save(fig, out / "pq_vs_gflops.png")
+    fig.tight_layout()  # the final layout, then the labels placed apart in it (in pixels)
+    place_labels(ax, labels, [(x, r.metrics["PQ"]) for r, x in points])
+    return save(fig, out / "pq_vs_gflops.png", layout=False)
 
 
 def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], Any, Any]:
@@ -169,15 +173,44 @@ def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | 
     ax.set_ylabel("PQ")
     ax.set_ylim(0, 100)
     ax.set_title(plot_title(records, "per-class PQ where the models differ most"))
-    legend_below(fig, handles)
+    legend_below(fig, handles, only_common_classes(table, [names.get(c, c) for c in cids]))
     return save(fig, out / "per_class_pq.png", layout=False)
+
+
+def only_common_classes(table: Any, names: list[str]) -> str:
+    """The note under the per-class plot when some classes have a PQ in some runs only (absent from the ground
+    truth and predictions of another run): only the classes present in every run are ranked; '' when none is
+    left out."""
+    present = ~np.isnan(table)
+    left = [n for n, some, every in zip(names, present.any(0), present.all(0)) if some and not every]
+    if not left:
+        return ""
+    shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    return (f"only classes present in every run are compared ({int(present.all(0).sum())} of "
+            f"{int(present.any(0).sum())}); left out, absent from some run: {shown}")
 
 
 
 
 def plot_dir(results_dir: Path, dataset: str) -> Path:
-    """Where the plots of one dataset go: ``RESULTS/plots/<dataset>/`` (for `plot` and `report` alike)."""
+    """Where the plots of one dataset go: ``RESULTS/plots/<dataset>/`` (for `plot` and `report` alike);
+    ``dataset`` is a folder name of :func:`plot_groups`."""
     return Path(results_dir) / "plots" / dataset
+
+
+def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
+    """The runs grouped as the table groups them (:func:`~panbench.reporting.labels.dataset_key`: the dataset
+    and its fingerprint), in the table's order, each group with the name of its plot folder: the dataset's name,
+    or ``<dataset>-<fingerprint's first 8 hex digits>`` where the dataset has runs on several fingerprints (a
+    ``--limit`` run beside a full one), so that no plot mixes runs on other images."""
+    keys = list(dict.fromkeys(dataset_key(r) for r in records))
+    out = []
+    for key in keys:
+        group = [r for r in records if dataset_key(r) == key]
+        name = group[0].dataset
+        several = len({dataset_key(r) for r in records if r.dataset == name}) > 1
+        out.append((key.replace(" ", "-") if several else name, group))
+    return out
 
 
 def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None) -> tuple[list[Path], list[str]]:

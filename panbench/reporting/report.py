@@ -7,13 +7,14 @@ import html
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from panbench.analyses import ANALYSES
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
-from panbench.reporting.plots import FAILED, make_plots, plot_dir
+from panbench.reporting.plots import FAILED, make_plots, plot_dir, plot_groups
 from panbench.reporting.tables import comparison, format_table, latest_runs, no_records, per_class
 
 STYLE = """
@@ -116,6 +117,27 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
     return "<h3>analyses</h3>" + "".join(parts) + "<p class='note'>How to read them: docs/reporting.md.</p>"
 
 
+def _plots(groups: list[tuple[str, list[RunRecord]]], results: Path, root: Path, colors: Any) -> str:
+    """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`: one per dataset
+    fingerprint, as the tables rank them, so that no plot mixes images), each under its group's name where there
+    are several; written under ``root``/plots."""
+    from panbench.reporting.gallery import gallery_section
+
+    parts, galleries = ["<h3>plots</h3>"], []
+    for name, group in groups:
+        where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
+        folder = plot_dir(root, name)
+        paths, notes = make_plots(group, folder, colors)
+        for n in notes:
+            if n.startswith(FAILED):
+                print(n, file=sys.stderr)
+        notes = [n.replace(f"{folder}/", "") for n in notes]  # the plot's name: its folder may be a temporary one
+        parts.append((f"<h4>{html.escape(where)}</h4>" if where else "") + "".join(_img(p) for p in paths) +
+                     "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
+        galleries.append(gallery_section(group, results, folder / "gallery", _img, where=where))
+    return "".join(parts + galleries)
+
+
 def _provenance(r: RunRecord) -> str:
     p = r.provenance
     ck = p.get("checkpoint", {})
@@ -142,8 +164,9 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
                  reference: str | None = None) -> Path:
     """Per dataset: the verdict (ranking on PQ with the paired differences to ``reference``, by default the best
     PQ), the comparison table of the columns a reader compares, then the details: every column (folded), the
-    comparison with published numbers, the analyses, the per-class table (folded) and the plots (written under
-    ``results/plots/<dataset>/``, or in a temporary folder when ``out`` is given); then the visualizations under
+    comparison with published numbers, the analyses, the per-class table (folded), the plots and the gallery of
+    each dataset fingerprint's runs (written under ``results/plots/<folder>/``, :func:`plot_groups`, or in a
+    temporary folder when ``out`` is given); then the visualizations under
     ``results/viz`` and each run's provenance, in one HTML file."""
     every = load_records(results)
     records = latest_runs(every, dataset)
@@ -170,6 +193,7 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
     from panbench.reporting.figures import palette
 
     colors = palette(records)  # a model's colour, the same in every plot of the page
+    groups = plot_groups([r for r in records if not r.corruption])
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
         recs = [r for r in records if r.dataset == ds]
         parts.append(f"<h2>{html.escape(ds)}</h2>")
@@ -184,18 +208,8 @@ def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: P
         parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
                      "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html") +
                      "</details>")
-        folder = plot_dir(results if out is None else scratch, ds)
-        paths, notes = make_plots(recs, folder, colors)
-        for n in notes:
-            if n.startswith(FAILED):
-                print(n, file=sys.stderr)
-        notes = [n.replace(f"{folder}/", "") for n in notes]  # the plot's name: its folder may be a temporary one
-        parts.append("<h3>plots</h3>" + "".join(_img(p) for p in paths) +
-                     "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
-        from panbench.reporting.gallery import gallery_section
-
-        gallery = plot_dir(results if out is None else scratch, ds) / "gallery"
-        parts.append(gallery_section(recs, results, gallery, _img))
+        parts.append(_plots([(n, g) for n, g in groups if g[0].dataset == ds], results,
+                            results if out is None else scratch, colors))
     from panbench.reporting.robustness import report_section
 
     parts.append(report_section([r for r in latest_runs(load_records(results)) if dataset is None or

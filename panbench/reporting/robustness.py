@@ -18,20 +18,25 @@ NOTE = ("mPC: mean PQ over the corruption x severity runs; rPC: mPC / clean PQ i
         "corruption implementation and images.")
 
 
+PARTS = ("clean", "mPC", "rPC", *CORRUPTION_GROUPS)  # the prefixes of the summary's metric fields
+
+
 def summary_frame(summaries: list[dict[str, Any]]) -> Any:
-    """One row per summary: model, dataset, images, runs, then clean, mPC, rPC and each group, with
-    PQ_th and PQ_st beside PQ (0-100; rPC in %)."""
+    """One row per summary, in field names: model, postprocess, dataset, n_images, n_corruptions and severities
+    (comma-separated), then clean, mPC, rPC and each group, with PQ_th and PQ_st beside PQ (``clean_PQ``,
+    ``mPC_PQ_th``, ``noise_PQ_st``, ...; 0-100, rPC in %)."""
     import pandas as pd
 
     rows = []
     for s in summaries:
         row: dict[str, Any] = {"model": s["model"], "postprocess": s.get("postprocess", "default"),
                                "dataset": s["dataset"], "n_images": s["n_images"],
-                               "runs": f"{len(s['corruptions'])} x sev {_sev(s['severities'])}"}
+                               "n_corruptions": len(s["corruptions"]),
+                               "severities": ",".join(map(str, s["severities"]))}
         for part in ("clean", "mPC", "rPC"):
-            row.update({f"{part} {k}": s[part].get(k) for k in SUMMARY_METRICS})
+            row.update({f"{part}_{k}": s[part].get(k) for k in SUMMARY_METRICS})
         for g in CORRUPTION_GROUPS:
-            row.update({f"{g} {k}": (s["groups"].get(g) or {}).get(k) for k in SUMMARY_METRICS})
+            row.update({f"{g}_{k}": (s["groups"].get(g) or {}).get(k) for k in SUMMARY_METRICS})
         rows.append(row)
     df = pd.DataFrame(rows)
     if len(df):
@@ -44,12 +49,27 @@ def _sev(sev: list[int]) -> str:
         ",".join(map(str, sev))
 
 
+def _for_readers(df: Any) -> Any:
+    """The summary table as people read it: ``n_corruptions`` and ``severities`` as one ``runs`` column
+    (``15 x sev 1-5``), ``clean_PQ_th`` as ``clean PQ_th`` (whose header reads "clean PQ things")."""
+    df = df.copy()
+    if "n_corruptions" in df.columns and "severities" in df.columns:
+        runs = [f"{n} x sev {_sev([int(x) for x in str(sev).split(',')])}"
+                for n, sev in zip(df.pop("n_corruptions"), df.pop("severities"))]
+        df.insert(min(4, len(df.columns)), "runs", runs)
+    return df.rename(columns={c: c.replace("_", " ", 1) for c in df.columns if c.split("_")[0] in PARTS})
+
+
 def format_robustness_table(df: Any, fmt: str, digits: int = 2, notes: tuple[str, ...] = (NOTE,)) -> str:
     """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`); '-' where a value is absent (empty in
-    csv)."""
+    csv).  CSV keeps the field names and every digit, and no note (the caller prints ``notes`` apart, on stderr:
+    :attr:`~panbench.reporting.formats.Writer.notes_apart`); the other formats round to ``digits``."""
     from panbench.reporting.formats import writer
 
-    return writer(fmt).table(df.round(digits), digits, notes)
+    w = writer(fmt)
+    if w.fields:
+        return w.table(df, digits, notes)
+    return w.table(_for_readers(df).round(digits), digits, notes)
 
 
 def runs_frame(summaries: list[dict[str, Any]]) -> Any:

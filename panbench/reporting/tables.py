@@ -219,16 +219,17 @@ def per_class(records: list[RunRecord]) -> Any:
 
 def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
     """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`: md, csv, latex, html); a missing value
-    (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).
+    (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).  CSV keeps
+    every digit (``digits`` rounds the other formats).
     Outside CSV an interval (``X_low``, ``X_high``) is one column ``X 95% CI``, ``PQ_diff`` carries its mark and
     the headers are words; ``notes`` follow the table as footnotes (CSV has none: the caller prints them apart)."""
     from panbench.reporting.formats import writer
 
     w = writer(fmt)
+    if w.fields:  # CSV: every digit of the record, for machines
+        return w.table(df, digits, notes)
     digits = min(digits, w.max_digits or digits)
     df = df.round(digits)
-    if w.fields:
-        return w.table(df, digits, notes)
     df, same = _fold_constant(df, digits)
     return w.table(_display(df, digits), digits, [*same, *notes])
 

@@ -120,6 +120,19 @@ def test_compare_refuses_runs_of_other_images(two_runs, tmp_path, capsys) -> Non
     assert "different datasets" in err
 
 
+def test_compare_refuses_a_one_image_run_and_a_sixty_image_run_in_either_order(tmp_path, capsys) -> None:
+    """Runs on other images are refused before the image count is judged: no difference of PQ on 60 images
+    and PQ on 1 image is printed as the difference "on this image"."""
+    res = tmp_path / "res"
+    _name(_write(tmp_path / "one", n=1, systems=1), capsys, res, "one-image", 0)  # the first of the 60 images
+    _name(_write(tmp_path / "sixty", n=60, systems=1), capsys, res, "sixty-images", 0)
+    for a, b in (("one-image", "sixty-images"), ("sixty-images", "one-image")):
+        for extra in ((), ("--json",)):
+            err = one_line(*compare(capsys, res, a, b, *extra)[::2])
+            assert "A (" in err and "were scored on different datasets" in err and err.index(a) < err.index(b), err
+            assert "1 image" in err and "60 images" in err and "no interval" not in err and "PQ on" not in err
+
+
 def test_compare_pairs_a_model_name_with_its_run_on_the_same_images(two_runs, tmp_path, capsys) -> None:
     """sys-b's latest run is on another image set; compare takes its earlier run on sys-a's images (either
     order, and with sys-a given as a record path), and says which record it used."""
@@ -312,7 +325,7 @@ def test_compare_takes_the_default_settings_run_that_table_shows_with_the_same_i
     assert pair["b"]["record"] == d["default"]["record"] and pair["b"]["settings"] == ""
     assert "demo-mask2former: compared its run with default settings; it also has runs with" in err
     table_iv = _ci_row(capsys, d["results"], with_cfg=False)
-    assert table_iv == [round(v, 3) for v in pair["metrics"]["PQ"]["interval"]]
+    assert table_iv == pair["metrics"]["PQ"]["interval"]  # CSV: every digit
     text = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo")[1]
     assert text.splitlines()[1].startswith("B: demo-mask2former [default], settings: default (")
 
@@ -326,7 +339,7 @@ def test_compare_settings_choose_the_ablation_and_name_it(demo_ablation, capsys)
     pair = json.loads(out)
     assert pair["b"]["record"] == d["ablation"]["record"]
     assert pair["b"]["settings"] == "model.test_cfg.iou_thr=0.95; model.test_cfg.object_mask_thr=0.95"
-    assert _ci_row(capsys, d["results"], with_cfg=True) == [round(v, 3) for v in pair["metrics"]["PQ"]["interval"]]
+    assert _ci_row(capsys, d["results"], with_cfg=True) == pair["metrics"]["PQ"]["interval"]  # CSV: every digit
     assert _ci_row(capsys, d["results"], with_cfg=False) != _ci_row(capsys, d["results"], with_cfg=True)
     code, _, err = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo",
                            "--settings", "batch 4")

@@ -1,6 +1,7 @@
 """`panbench images --run A --vs B` with model names pairs the runs as `compare` does: the latest run of A that has
 a run of B on the same images, not the latest of each (a later `--limit` run of A made it refuse, with a fix that
-did not help); it names the runs it read (on stderr), and writes `--per-image` only for runs it can pair."""
+did not help); without `--vs`, the run `table` leads with; it names the runs it read (on stderr), and writes
+`--per-image` only for runs it can pair."""
 
 from __future__ import annotations
 
@@ -32,10 +33,15 @@ def test_vs_pairs_the_runs_on_the_same_images(results, capsys) -> None:
     assert len(rows) == 10  # --worst 10 of the 12 paired images
 
 
-def test_without_vs_the_latest_run_is_named(results, capsys) -> None:
+def test_without_vs_the_run_the_table_leads_with_is_taken_and_named(results, capsys) -> None:
+    """The table ranks the 12-image runs first (the dataset it saw first): `images --run sys-a` reads sys-a's run
+    there, the table's first row of sys-a, not its latest (the 5-image run)."""
+    assert main(["table", "--results", str(results), "--format", "csv"]) == 0
+    first = next(x for x in capsys.readouterr().out.splitlines()[1:] if x.startswith("sys-a,"))
+    assert ",12," in first  # the table's first row of sys-a: its 12-image run
     assert main(["images", "--run", "sys-a", "--results", str(results)]) == 0
     err = capsys.readouterr().err
-    assert "A: sys-a on syn (5 images" in err, err
+    assert "A: sys-a on syn (12 images" in err, err
 
 
 def test_runs_on_other_images_are_refused_before_any_file_is_written(results, tmp_path, capsys) -> None:

@@ -57,6 +57,40 @@ def test_a_resumed_run_reports_the_speed_stored_with_the_cache(demo_root, tmp_pa
     assert [v for _, v in points] == pytest.approx([t1["images_per_s"]] * 2) and missing == []
 
 
+def test_a_resumed_run_keeps_the_load_mark_of_its_overlapped_cached_speed(demo_root, tmp_path, capsys) -> None:
+    """The first run is measured while another panbench run is on the machine (a marker of a live process, the
+    test's parent); the rerun, served from the cache alone, reports the stored speed: still marked ``~``."""
+    import os
+    import socket
+    import time
+
+    from panbench.evaluation.context import running_dir
+
+    results = tmp_path / "results"
+    other = running_dir() / f"{socket.gethostname()}-{os.getppid()}.json"
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "job": "another-job",
+                                 "start": time.time() - 5, "end": None, "command": "panbench eval --model x"}))
+    try:
+        first, _, _ = _run(demo_root, results, 11, capsys)
+    finally:
+        other.unlink()
+    assert first["speed_context"]["overlapped"] and first["timings"]["images_per_s"] > 0
+    second, _, out = _run(demo_root, results, 11, capsys)
+    assert second["timings"]["resumed_images"] == 11 and second["timings"]["timed_images"] == 0
+    assert second["speed_context"]["overlapped"] and second["speed_context"]["overlapped_runs"] == []
+    table = _table(results, capsys)
+    table = table[table.index("\n| model") + 1:]  # the comparison, after the verdict
+    cols = [c.strip() for c in table.splitlines()[0].split("|")]
+    speeds = [[c.strip() for c in x.split("|")][cols.index("images/s")] for x in table.splitlines()
+              if "demo-panoptic-fpn" in x]
+    assert speeds and all(v.endswith("~") for v in speeds), table
+    from panbench.cli.eval import shared_note
+
+    note = shared_note(second)
+    assert note is not None and "cached images" in note and "rank" not in note
+
+
 def test_a_cache_of_an_older_format_is_refused_in_one_line(demo_root, tmp_path, capsys) -> None:
     """A cache that an older panbench wrote (the same run's key.json under another key: its CACHE_FORMAT
     differs) is not read; the run says so in one line and scores every image again, to the same numbers."""

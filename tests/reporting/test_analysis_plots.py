@@ -111,6 +111,37 @@ def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_p
     assert sorted(p.name for p in (res / "plots").iterdir()) == ["coco", "synth"]
 
 
+def test_plot_and_report_group_the_runs_by_dataset_fingerprint_as_the_table(results, tmp_path, monkeypatch,
+                                                                            capsys) -> None:
+    """A 3-image run of the same dataset beside the 10-image runs: the table ranks it apart, and so do the plots
+    and the gallery: one folder each (synth-<fingerprint>), no plot drawing runs of both image sets."""
+    from panbench.reporting import report
+
+    res = tmp_path / "res"
+    shutil.copytree(results, res)
+    gt_json, images = ground_truth(tmp_path / "data3", n_images=3)
+    for k, model in enumerate(("noisy", "three")):
+        add_run(res, model, gt_json, images, pred_seed=5 + k, fingerprint="3" * 16,
+                date=f"2001-01-01T00:00:1{k}+00:00")
+    drawn: list[set[str]] = []
+    real = plots.make_plots
+
+    def make_plots(records, out, colors=None):
+        drawn.append({r.provenance["dataset"]["fingerprint"] for r in records})
+        return real(records, out, colors)
+
+    monkeypatch.setattr(plots, "make_plots", make_plots)
+    monkeypatch.setattr(report, "make_plots", make_plots)
+    assert main(["plot", "--results", str(res)]) == 0
+    assert main(["report", "--results", str(res)]) == 0
+    capsys.readouterr()
+    assert drawn == [{"f1a2b3c4d5e6f7a8"}, {"3" * 16}] * 2  # one fingerprint per plot set, in the table's order
+    folders = sorted(p.name for p in (res / "plots").iterdir())
+    assert folders == ["synth-33333333", "synth-f1a2b3c4"], folders
+    page = (res / "report.html").read_text()
+    assert "<h4>synth 33333333 (3 images)</h4>" in page and "where each model loses most · synth 33333333" in page
+
+
 def test_an_interval_end_past_its_point_by_rounding_draws(results, tmp_path) -> None:
     # one image: every resample is that image, and the interval ends differ from PQ by float rounding
     recs = [r for r in load_records(results) if r.get("ci")]

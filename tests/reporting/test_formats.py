@@ -115,7 +115,7 @@ def test_a_new_format_is_one_entry(tmp_path, capsys, monkeypatch) -> None:
     _write(tmp_path, "m-fog", dataset="coco+fog-2", record="runs/m-fog.json", provenance=same_images,
            corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
     out = _table(tmp_path, capsys, "--robustness", "--format", "tsv")
-    assert "\tclean PQ\tclean PQ_th\tclean PQ_st\tmPC PQ\t" in out
+    assert "\tclean_PQ\tclean_PQ_th\tclean_PQ_st\tmPC_PQ\t" in out  # a writer for machines: the field names
 
 
 def test_robustness_and_per_class_tables_use_the_writers(tmp_path, capsys) -> None:
@@ -134,3 +134,55 @@ def test_headers_in_words_but_a_run_label_as_it_is(tmp_path, capsys) -> None:
         "images/s", "categories small", "paired difference to", "perfect masks: delta PQ", "mPC PQ things"]
     _write(tmp_path, "m", model="mask2former_swin-t")
     assert " mask2former_swin-t [default] |" in _table(tmp_path, capsys, "--per-class")
+
+
+def test_table_csv_keeps_every_digit_of_the_record(tmp_path, capsys) -> None:
+    import csv
+    import io
+
+    m = {**json.loads(GOLDEN.read_text())["metrics"], "PQ": 35.50612345678901, "SQ": 80.1234567}
+    _write(tmp_path, "a", metrics=m, timings={"images_per_s": 1.234567891, "timed_images": 12})
+    for extra in ((), ("--all-columns",)):
+        (row,) = list(csv.DictReader(io.StringIO(_table(tmp_path, capsys, "--format", "csv", *extra))))
+        assert float(row["PQ"]) == 35.50612345678901 and float(row["SQ"]) == 80.1234567
+        assert float(row["images_per_s"]) == 1.234567891
+    md = _md_rows(_table(tmp_path, capsys))  # the tables for readers still round
+    assert md[2][md[0].index("PQ")] == "35.506"
+
+
+def test_every_csv_and_json_output_is_the_data_alone_on_stdout(tmp_path, capsys) -> None:
+    """`table --format csv` (with each option), `compare --json` and `score --json` print the data alone on
+    stdout (one CSV, one JSON object), whatever notes and verdict they say on stderr; `table --robustness` and
+    `robustness`: tests/robustness/test_summary.py."""
+    import csv
+    import io
+
+    from analysis_records import add_run, ground_truth
+
+    res = tmp_path / "res"
+    gt_json, images = ground_truth(tmp_path / "data", n_images=12)
+    for k, name in enumerate(("m-a", "m-b")):
+        add_run(res, name, gt_json, images, pred_seed=k, date=f"2001-01-01T00:00:0{k}+00:00")
+    add_run(res, "m-c", gt_json, images[:2], pred_seed=3, fingerprint="0" * 16)  # too few images: notes
+    for opts in ((), ("--ci",), ("--errors",), ("--per-class",), ("--all-columns", "--vs-published")):
+        assert main(["table", "--results", str(res), "--format", "csv", *opts]) == 0
+        cap = capsys.readouterr()
+        rows = list(csv.reader(io.StringIO(cap.out)))
+        assert len(rows) > 2 and all(len(r) == len(rows[0]) for r in rows), (opts, cap.out)
+        assert cap.out.endswith("\n") and not cap.out.endswith("\n\n"), opts
+        if opts != ("--per-class",):
+            assert len(rows) == 4 and cap.err.strip(), opts  # the verdict and the notes: on stderr
+    import numpy as np
+    from analysis_records import CATS
+
+    from panbench.data.synth import perturb, write_panoptic
+
+    pred_json, pred_dir = write_panoptic(tmp_path / "pred", "pred", [(i, perturb(np.random.default_rng(1), g, CATS))
+                                                                     for i, g in images], CATS)
+    gt = ["--gt-json", str(gt_json), "--gt-dir", str(gt_json.parent / "gt"), "--results", str(res), "--json"]
+    for name, (js, folder) in (("gt itself", (gt_json, gt_json.parent / "gt")), ("perturbed", (pred_json, pred_dir))):
+        assert main(["score", *gt, "--pred-json", str(js), "--pred-dir", str(folder), "--name", name]) == 0
+        cap = capsys.readouterr()
+        assert set(json.loads(cap.out)) >= {"PQ", "per_class"} and "record: " in cap.err
+    assert main(["compare", "gt itself", "perturbed", "--json", "--results", str(res)]) == 0
+    assert json.loads(capsys.readouterr().out)["difference"] == "B - A"

@@ -61,6 +61,20 @@ def test_absent_categories_are_left_out_of_the_ranking() -> None:
     assert [cids[i] for i in order] == ["1", "92"]  # '5' (PQ undefined for b) is not ranked first, nor at all
 
 
+def test_the_per_class_plot_says_when_it_shows_only_the_classes_present_in_every_run(figures, tmp_path) -> None:
+    a = _rec()
+    b = _rec(per_class={**a["per_class"], "5": {"PQ": 0.0, "SQ": 0.0, "RQ": 0.0, "TP": 0, "FP": 0, "FN": 0}})
+    a["per_class"]["5"] = {"PQ": 90.0, "SQ": 90.0, "RQ": 100.0, "TP": 1, "FP": 0, "FN": 0}
+    name = a.provenance.get("category_names", {}).get("5", "5")
+    plots.per_class_differences([a, b], tmp_path)
+    notes = [" ".join(t.get_text().split()) for t in figures["per_class_pq.png"].texts]
+    (note,) = [n for n in notes if "present in every run" in n]
+    n = len(a.per_class)
+    assert f"only classes present in every run are compared ({n - 1} of {n})" in note and note.endswith(name)
+    plots.per_class_differences([a, _rec(per_class=a["per_class"])], tmp_path)  # every class in both: no note
+    assert not any("present in every run" in t.get_text() for t in figures["per_class_pq.png"].texts)
+
+
 def test_one_point_gets_an_axis_from_zero_and_labels_do_not_overlap(tmp_path) -> None:
     import matplotlib.pyplot as plt
 
@@ -183,3 +197,30 @@ def test_eight_runs_speed_numbers_stay_inside_the_axes_and_the_note_names_each_r
     flat = " ".join(note.split())
     assert "demo-mask2former (model.test_cfg.iou_thr=0.95; model.test_cfg.object_mask_thr=0.95)" in flat
     assert "Mask DINO (detectron2) saved predictions" in flat
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_gflops_labels_overlap_no_other_label_nor_point(figures, tmp_path) -> None:
+    """Two small models of nearly the same GFLOPs and PQ beside a large one, and a cluster of five: in the rendered
+    figure no label's box overlaps another label's or a point (its own or another's)."""
+    from matplotlib.text import Text
+
+    cases = [[("demo-maskformer", 10.0, 40.0), ("demo-mask2former", 10.4, 40.3), ("mask2former_swin-l", 900.0, 57.0)],
+             [(f"model-{k}", 50.0 + k, 30.0 + 0.2 * k) for k in range(5)]]
+    for k, case in enumerate(cases):
+        recs = [_rec(model=m, flops={"gflops": g, "images": 1}, metrics={**_rec().metrics, "PQ": pq})
+                for m, g, pq in case]
+        plots.pq_vs_gflops(recs, tmp_path / str(k))
+        fig = figures["pq_vs_gflops.png"]
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        boxes = [Text.get_window_extent(t, r) for t in ax.texts]  # the text (an annotation's spans its line too)
+        assert [t.get_text() for t in ax.texts] == [m for m, _, _ in case]
+        points = [ax.transData.transform((g, pq)) for _, g, pq in case]
+        for i, a in enumerate(boxes):
+            assert not any(_overlap(a, b) for b in boxes[i + 1:]), (k, case[i][0])
+            assert not any(a.x0 < x < a.x1 and a.y0 < y < a.y1 for x, y in points), (k, case[i][0])

@@ -4,6 +4,9 @@ runs with its clean run on the same images only."""
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 
 from panbench.records.schema import RunRecord
@@ -75,14 +78,33 @@ def test_table_robustness_shows_clean_mpc_rpc_and_the_groups_and_the_plots_are_w
     for k, r in enumerate(recs):
         (tmp_path / "runs" / f"{k}.json").write_text(json.dumps(r.to_json()))
     assert main(["table", "--robustness", "--results", str(tmp_path), "--format", "csv"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    row = dict(zip(lines[0].split(","), lines[1].split(",")))
-    assert float(row["clean PQ"]) == 50.0 and float(row["mPC PQ"]) == 25.0 and float(row["rPC PQ"]) == 50.0
-    assert float(row["mPC PQ_th"]) == 15.0 and float(row["noise PQ"]) == 20.0 and float(row["weather PQ_st"]) == 40.0
-    assert "blur PQ" not in row  # no blur run
+    cap = capsys.readouterr()
+    (row,) = list(csv.DictReader(io.StringIO(cap.out)))  # stdout: the CSV alone, its note on stderr
+    assert float(row["clean_PQ"]) == 50.0 and float(row["mPC_PQ"]) == 25.0 and float(row["rPC_PQ"]) == 50.0
+    assert float(row["mPC_PQ_th"]) == 15.0 and float(row["noise_PQ"]) == 20.0 and float(row["weather_PQ_st"]) == 40.0
+    assert row["n_corruptions"] == "2" and row["severities"] == "1,2" and "mPC: mean PQ" in cap.err
+    assert "blur_PQ" not in row  # no blur run
+    assert main(["table", "--robustness", "--results", str(tmp_path)]) == 0  # Markdown: headers in words
+    md = capsys.readouterr().out
+    assert "clean PQ things" in md and "2 x sev 1-2" in md and "mPC: mean PQ" in md
     paths = plots(robustness_summaries(recs), tmp_path / "plots")
     assert [p.name for p in paths] == ["robustness_severity.png", "robustness_drop.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_robustness_csv_is_the_table_alone_with_field_names_and_every_digit(tmp_path, capsys) -> None:
+    """`panbench robustness --format csv > f.csv`: stdout is one CSV (field names, the summary's full precision);
+    the summary and plot paths and the table's note go to stderr."""
+    from panbench.cli.robustness import report
+
+    recs = [record("a", 50.123456789, 40.0, 60.0), record("a", 20.0, 10.0, 30.0, ("gaussian_noise", 1)),
+            record("a", 30.0, 20.0, 40.0, ("fog", 2))]
+    report(robustness_summaries(recs), tmp_path, "csv", with_plots=True)
+    cap = capsys.readouterr()
+    (row,) = list(csv.DictReader(io.StringIO(cap.out)))
+    assert float(row["clean_PQ"]) == 50.123456789 and float(row["rPC_PQ"]) == 100 * 25.0 / 50.123456789
+    assert all(" " not in k for k in row), list(row)
+    assert "summary: " in cap.err and "plot: " in cap.err and "mPC: mean PQ" in cap.err
 
 
 def test_table_robustness_without_corrupted_runs_says_what_to_run(tmp_path, capsys) -> None:

@@ -41,11 +41,14 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 def read_timing(run_dir: Path, tag: str) -> dict[str, Any] | None:
-    """The speed stored with the cached images of ``tag`` (``{"device", "timed_images", "wall_s"}``), if any."""
+    """The speed stored with the cached images of ``tag`` (``{"device", "timed_images", "wall_s", "overlapped"}``:
+    ``overlapped``, whether another panbench run shared the machine while it was measured, keeps a resumed run's
+    speed marked ``~``), if any."""
     try:
         t = json.loads((Path(run_dir) / f"timing-{tag}.json").read_text())
         if int(t["timed_images"]) > 0 and float(t["wall_s"]) > 0 and isinstance(t.get("device"), str):
-            return {"device": t["device"], "timed_images": int(t["timed_images"]), "wall_s": float(t["wall_s"])}
+            return {"device": t["device"], "timed_images": int(t["timed_images"]), "wall_s": float(t["wall_s"]),
+                    "overlapped": bool(t.get("overlapped"))}
     except (OSError, ValueError, KeyError, TypeError):  # absent or unreadable: no stored speed, never a guess
         pass
     return None
