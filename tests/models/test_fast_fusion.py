@@ -127,3 +127,87 @@ def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
     assert sum(len(torch.unique(r)) for r in ref) > 2 * len(ref)  # segments, not an empty prediction
     for r, o in zip(ref, ours):
         assert torch.equal(r, o)
+
+
+def mmdet_instances(mask_cls, mask_pred, out_size, max_per_image):
+    from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
+    from mmengine.config import ConfigDict
+
+    head = MaskFormerFusionHead(N_TH, N_ST, test_cfg=ConfigDict(max_per_image=max_per_image))
+    up = F.interpolate(mask_pred[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
+    return head.instance_postprocess(mask_cls, up)
+
+
+@settings(max_examples=300, deadline=None)
+@given(query_outputs(), st.integers(1, 40))
+def test_maskformer_instances_equal_mmdets_bit_for_bit(case, max_per_image) -> None:
+    """Scores, labels, boxes and masks of mmdet's ``instance_postprocess``, in its order (ties, repeated queries,
+    a top-k over more or fewer entries than the queries hold)."""
+    from panbench.models.mmdet.fast_fusion import maskformer_instances
+
+    cls, pred, out, _ = case
+    max_per_image = min(max_per_image, cls.shape[0] * N_CLS)
+    ref = mmdet_instances(cls, pred, out, max_per_image)
+    scores, labels, boxes, masks = maskformer_instances(cls, pred, N_CLS, N_TH, max_per_image, out)
+    assert torch.equal(scores, ref.scores) and torch.equal(labels, ref.labels)
+    assert torch.equal(boxes, ref.bboxes) and torch.equal(masks, ref.masks)
+    assert masks.shape[1:] == out
+
+
+def _instances(model, datas):
+    with torch.inference_mode():
+        return [out.pred_instances.clone() for d in datas for out in model.forward([d], "cpu", None)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["demo-mask2former", "demo-maskformer"])
+def test_demo_models_give_mmdets_instances_with_panbench_fusion(name, monkeypatch) -> None:
+    """With AP on (``instance_on``), panbench's fusion runs (the record's ``fusion`` says so) and its instance
+    output equals mmdet's bit for bit on the first 12 demo images."""
+    from panbench import REPO_ROOT
+    from panbench.data.datasets import load_dataset
+    from panbench.data.demo import make_demo
+    from panbench.evaluation.inference.loop import Items
+    from panbench.evaluation.loading import load_model
+    from panbench.models.postprocess import PostProcess
+    from panbench.models.registry import resolve
+
+    root = make_demo(REPO_ROOT / "data" / "demo")
+    ds = load_dataset(root, name="demo")
+    spec = resolve(name, dataset="demo")[0]
+    lm = load_model(spec, ds.categories, None, False, "cpu", ap=True)
+    assert lm.family.instance_source == "mmdet instance_on"
+    items = Items(ds, list(range(12)), lm.pipeline)
+    datas = [items[k]["data"] for k in range(len(items))]
+    ref = _instances(lm.family, datas)
+    from panbench.models.mmdet import fast_fusion
+
+    calls, real = [], fast_fusion.maskformer_instances
+    monkeypatch.setattr(fast_fusion, "maskformer_instances", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert lm.family.configure(PostProcess(), "panbench") == "panbench"
+    ours = _instances(lm.family, datas)
+    assert len(calls) == len(datas)  # panbench's instance output ran, not mmdet's
+    assert sum(len(r) for r in ref) > 0
+    for r, o in zip(ref, ours):
+        for k in ("scores", "labels", "bboxes", "masks"):
+            assert torch.equal(getattr(r, k), getattr(o, k)), k
+
+
+def test_mmdets_fusion_runs_and_is_named_where_panbench_does_not_compute_every_output() -> None:
+    """A head configured for an output panbench's fusion does not compute keeps mmdet's ``predict``, and the
+    record's ``fusion`` says ``mmdet``."""
+    from types import SimpleNamespace
+
+    from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
+    from mmengine.config import ConfigDict
+
+    from panbench.models.mmdet.family import MMDetModel
+    from panbench.models.postprocess import PostProcess
+
+    for cfg, expect in ((dict(panoptic_on=True, instance_on=True), "panbench"),
+                        (dict(panoptic_on=False, instance_on=True), "mmdet")):
+        head = MaskFormerFusionHead(N_TH, N_ST, test_cfg=ConfigDict(cfg))
+        fam = MMDetModel.__new__(MMDetModel)
+        fam.detector, fam.where = SimpleNamespace(panoptic_fusion_head=head), "model"
+        assert fam.configure(PostProcess(), "panbench") == expect
+        assert ("predict" in vars(head)) == (expect == "panbench")

@@ -19,6 +19,12 @@ its per-segment loops (``--fusion panbench``, the default; ``--fusion mmdet`` ru
   and the decision stays on the device (no host round trip per instance).
 
 Both return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_classes``).
+
+* :func:`maskformer_instances`: MaskFormer's and Mask2Former's instance output (``instance_postprocess``, what
+  AP reads): the same top-k over query x class scores (``topk(sorted=False)`` on the same tensor: the same order),
+  things only, each detection's score times its mask's mean probability over its binary mask, boxes from the
+  binary masks.  Only the masks of the queries the top-k picked are upsampled, once per query however many
+  classes picked it; every per-mask value is computed as mmdet computes it, so the output is mmdet's bit for bit.
 """
 
 from __future__ import annotations
@@ -59,6 +65,32 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     if filter_low_score:
         pan = torch.where(masks.gather(0, owner[None])[0] >= 0.5, pan, torch.full_like(pan, num_classes))
     return pan
+
+
+def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
+                         max_per_image: int = 100, out_size: tuple[int, int] | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's instance output: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits (padding
+    removed); ``out_size``: upsample the picked masks to it (mmdet's ``rescale``).  Returns (scores, labels,
+    bboxes (N, 4) x1 y1 x2 y2, binary masks (N, H, W)), as mmdet's ``instance_postprocess``."""
+    from mmdet.structures.mask import mask2bbox
+
+    num_queries = mask_cls.shape[0]
+    scores = F.softmax(mask_cls, dim=-1)[:, :-1]
+    labels = torch.arange(num_classes, device=mask_cls.device).unsqueeze(0).repeat(num_queries, 1).flatten(0, 1)
+    top_scores, top = scores.flatten(0, 1).topk(max_per_image, sorted=False)
+    top_labels = labels[top]
+    thing = top_labels < num_things
+    top_scores, top_labels, query = top_scores[thing], top_labels[thing], (top // num_classes)[thing]
+    picked, row = torch.unique(query, return_inverse=True)  # each picked query's mask once
+    masks = mask_pred[picked]
+    if out_size is not None:
+        masks = F.interpolate(masks[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
+    binary = (masks > 0).float()
+    mask_scores = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+    binary_bool = binary.bool()
+    boxes = mask2bbox(binary_bool)
+    return top_scores * mask_scores[row], top_labels, boxes[row], binary_bool[row]
 
 
 def first_argmax(x: torch.Tensor) -> torch.Tensor:

@@ -88,31 +88,42 @@ def grab_queries(model: Any) -> Iterator[dict[str, Any]]:
 
 def maskformer_predict(head: Any) -> Any:
     """A ``predict`` for ``head`` (a ``MaskFormerFusionHead``) that runs
-    :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion`; mmdet's own
-    ``predict`` when the head is asked for more than the panoptic output."""
-    from mmengine.structures import PixelData
+    :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and, with ``instance_on`` (AP),
+    :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`: every output the head is asked for
+    (:func:`fast_outputs` says which configurations those are)."""
+    from mmengine.structures import InstanceData, PixelData
 
-    from panbench.models.mmdet.fast_fusion import maskformer_fusion
-
-    orig = head.predict
+    from panbench.models.mmdet.fast_fusion import maskformer_fusion, maskformer_instances
 
     def predict(mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
                 rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
         cfg = head.test_cfg
-        if not cfg.get("panoptic_on", True) or cfg.get("instance_on", False) or cfg.get("semantic_on", False):
-            return orig(mask_cls_results, mask_pred_results, batch_data_samples, rescale=rescale, **kwargs)
         out = []
         for mask_cls, mask_pred, sample in zip(mask_cls_results, mask_pred_results, batch_data_samples):
             meta = sample.metainfo
             ih, iw = meta["img_shape"][:2]
+            size = tuple(meta["ori_shape"][:2]) if rescale else None
             pan = maskformer_fusion(mask_cls, mask_pred[:, :ih, :iw], head.num_classes, head.num_things_classes,
                                     cfg.get("object_mask_thr", 0.8), cfg.get("iou_thr", 0.8),
-                                    cfg.get("filter_low_score", False),
-                                    tuple(meta["ori_shape"][:2]) if rescale else None)
-            out.append({"pan_results": PixelData(sem_seg=pan[None])})
+                                    cfg.get("filter_low_score", False), size)
+            result = {"pan_results": PixelData(sem_seg=pan[None])}
+            if cfg.get("instance_on", False):
+                scores, labels, boxes, masks = maskformer_instances(
+                    mask_cls, mask_pred[:, :ih, :iw], head.num_classes, head.num_things_classes,
+                    cfg.get("max_per_image", 100), size)
+                result["ins_results"] = InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=masks)
+            out.append(result)
         return out
 
     return predict
+
+
+def fast_outputs(head: Any) -> bool:
+    """Whether panbench's MaskFormer fusion computes every output ``head``'s test config asks for: the panoptic
+    map, with or without the instance output (mmdet 3.3 refuses ``semantic_on``; a config without
+    ``panoptic_on`` keeps mmdet's ``predict``)."""
+    cfg = head.test_cfg or {}
+    return bool(cfg.get("panoptic_on", True)) and not cfg.get("semantic_on", False)
 
 
 def heuristic_predict_single(head: Any) -> Any:
@@ -139,6 +150,8 @@ def install_fusion(model: Any, name: str) -> str | None:
         return None
     kind = type(head).__name__
     if kind == "MaskFormerFusionHead":
+        if not fast_outputs(head):
+            return None
         head.predict = maskformer_predict(head)
     elif kind == "HeuristicFusionHead":
         head._predict_single = heuristic_predict_single(head)
