@@ -222,6 +222,7 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     checks.append(pkg_resources_check())
     checks.append(_version("mmengine"))
     checks.append(_version("mmdet"))
+    checks += doctor_probes.family_checks(Check, pip_command(), {c.name for c in checks})
     checks.append(_version("panopticapi", required=False,
                            fix=f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests "
                            "need it)"))
