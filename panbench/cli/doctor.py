@@ -275,7 +275,7 @@ def data_check(root: Path) -> Check:
     ann = root / "annotations" / "panoptic_val2017.json"
     if not (ann.is_file() and (root / "val2017").is_dir()):
         fix = (f"run `panbench data coco --root {root}` (or --from DIR with the official zips), or run the demo "
-               "set: `panbench eval --dataset demo`")
+               "set: `panbench eval --model all --dataset demo`")
         return Check("data", False, f"no COCO-layout panoptic val at {root}", fix, False)
     what = f"{_dataset_name(root)} panoptic val (COCO layout)"
     try:
