@@ -33,6 +33,19 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def unwritable(folder: str | Path) -> str | None:
+    """Why ``folder`` cannot be made or written into, or None: the nearest part of it that exists must be a
+    folder this process may write to (errors found only when writing, such as a full disk, are not seen here)."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    if not os.access(probe if str(probe) else ".", os.W_OK | os.X_OK):
+        return f"no write permission on {probe}"
+    return None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write` for text."""
     atomic_write(path, text.encode())

@@ -136,7 +136,10 @@ def test_a_write_that_fails_midway_is_one_line_naming_the_file_and_the_option(de
     assert "Permission denied" in err and str(tmp_path / "res" / "runs") in err and "--results" in err
 
 
-def test_a_failed_write_names_the_option_that_chose_its_path(tmp_path, capsys) -> None:
+def test_a_failed_write_names_the_option_that_chose_its_path(tmp_path, monkeypatch, capsys) -> None:
+    import panbench.records.io as records
+
+    monkeypatch.setattr(records, "unwritable", lambda folder: None)  # the check before the work sees nothing wrong
     (tmp_path / "file").write_text("x")
     a = REPO_ROOT / "data" / "demo" / "annotations"
     files = ["--gt-json", str(a / "panoptic_val2017.json"), "--gt-dir", str(a / "panoptic_val2017"),
@@ -145,6 +148,44 @@ def test_a_failed_write_names_the_option_that_chose_its_path(tmp_path, capsys) -
                  str(tmp_path / "res")]) == 2
     err = _one_line(capsys)
     assert str(tmp_path / "file") in err and err.endswith("a file in the way) or pass another --per-image")
+
+
+def test_eval_refuses_a_runs_folder_or_per_image_table_it_cannot_write_before_any_model_runs(demo_root, tmp_path,
+                                                                                             capsys) -> None:
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "runs").write_text("a file where the records go")
+    run = ["eval", "--model", "demo-mask2former,demo-maskformer", "--data-root", str(demo_root), "--limit", "1", *FAST]
+    assert main([*run, "--results", str(res)]) == 2
+    assert _one_line(capsys).endswith(f"{res / 'runs'}: cannot be written ({res / 'runs'} is a file, not a folder); "
+                                      "pass another --results (nothing was run)")
+    assert sorted(p.name for p in res.iterdir()) == ["runs"]  # no resume cache: no model ran
+    (tmp_path / "file").write_text("x")
+    table = tmp_path / "file" / "per-image.csv"
+    assert main([*run, "--results", str(tmp_path / "ok"), "--per-image", str(table)]) == 2
+    assert _one_line(capsys).endswith(f"{table}: cannot be written ({tmp_path / 'file'} is a file, not a folder); "
+                                      "pass another --per-image (nothing was run)")
+    assert not (tmp_path / "ok").exists()
+    (tmp_path / "dir.csv").mkdir()
+    assert main([*run, "--results", str(tmp_path / "ok"), "--per-image", str(tmp_path / "dir.csv")]) == 2
+    assert "dir.csv is a folder); pass another --per-image" in _one_line(capsys) and not (tmp_path / "ok").exists()
+
+
+@pytest.mark.parametrize("given", ["file", "missing"])
+def test_table_plot_and_report_refuse_a_results_file_or_missing_folder_with_one_message(given, tmp_path,
+                                                                                        capsys) -> None:
+    path = tmp_path / given
+    if given == "file":
+        path.write_text("x")
+    said = set()
+    for cmd in ("table", "plot", "report"):
+        assert main([cmd, "--results", str(path)]) == 2
+        said.add(_one_line(capsys))
+    (line,) = said  # the same words from each command
+    assert line.startswith(f"panbench: error: --results {path}: ")
+    assert ("a file, not a folder; pass the results folder" if given == "file" else
+            "no such folder; run `panbench eval` first") in line
+    assert not path.is_dir()  # nothing made
 
 
 def test_report_written_elsewhere_leaves_no_plots_in_the_results_folder(demo_results, tmp_path) -> None:
