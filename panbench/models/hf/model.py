@@ -269,6 +269,9 @@ class HFPanoptic(torch.nn.Module):
         (transformers' post-processing), so the record's ``fusion`` is None."""
         if postprocess.name == "default":
             return
+        from panbench.models.hf import refuse_postprocess
+
+        refuse_postprocess(self.where, self.where, self.kind, postprocess.name)  # DETR and EoMT, each with why
         if self.fusion.columns is None:
             raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} needs a MaskFormer, Mask2Former or "
                                 "OneFormer model (query masks); PanopticFPN and DETR have their own fusion only")
