@@ -35,7 +35,8 @@ from panbench.cli import (
     table,
     viz,
 )
-from panbench.cli.options import Parser, common_parents
+from panbench.cli.options import common_parents
+from panbench.cli.usage import Parser
 from panbench.errors import PanbenchError
 
 # in the order --help lists them

@@ -43,14 +43,6 @@ def model_name(text: str) -> str:
     return text.strip()
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with usage errors on one line (``panbench eval: error: ...; see `panbench eval --help```),
-    exit code 2, no usage block; sub-command parsers inherit it."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
-
-
 @dataclass(frozen=True)
 class Common:
     """Parent parsers of the shared options, one per group; pass the ones a command takes as ``parents=``.

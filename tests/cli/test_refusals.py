@@ -213,6 +213,29 @@ def test_a_mistyped_dataset_is_answered_with_the_dataset_meant(capsys) -> None:
     assert err.endswith("dataset 'dmeo' not found; did you mean --dataset demo?") and "panbench data" not in err
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["eval", "--batchsize", "2"],
+     "panbench eval: error: unknown option --batchsize; did you mean --batch-size? see `panbench eval --help`"),
+    (["eval", "--model", "all", "--batchsize=2"],
+     "panbench eval: error: unknown option --batchsize; did you mean --batch-size? see `panbench eval --help`"),
+    (["evl", "--model", "all"], "panbench: error: unknown command evl; did you mean eval? see `panbench --help`"),
+    (["data", "dmeo"], "panbench data: error: unknown dataset dmeo; did you mean demo? see `panbench data --help`"),
+    (["data", "demo", "--forse"],
+     "panbench data demo: error: unknown option --forse; did you mean --force? see `panbench data demo --help`"),
+    (["table", "--format", "mdd"],
+     "panbench table: error: argument --format: invalid choice 'mdd'; did you mean md? see `panbench table --help`"),
+    (["eval", "--model", "all", "--frobnicate"],
+     "panbench eval: error: unknown option --frobnicate; see `panbench eval --help`"),
+    (["eval", "--model", "all", "again"], "panbench eval: error: unexpected argument 'again'; see `panbench eval --help`"),
+])
+def test_a_misspelled_command_option_or_choice_is_answered_with_the_one_meant_and_its_help(argv, says,
+                                                                                           capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err == says + "\n"
+
+
 def test_a_mistyped_data_root_is_answered_with_the_folder_beside_or_the_command_that_writes_there(
         demo_root, tmp_path, capsys) -> None:
     (tmp_path / "demo").symlink_to(demo_root)

@@ -50,23 +50,9 @@ def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] 
             kind = json.loads(cfg.read_text()).get("model_type", kind)
         except ValueError:
             return  # the loader names the broken file
+    from panbench.models.hf.model import refuse_postprocess  # torch: imported by the command that runs models
+
     refuse_postprocess(f"{spec.ref}", spec.name, str(kind), postprocess)
-
-
-def refuse_postprocess(where: str, name: str, kind: str, postprocess: str) -> None:
-    """``--postprocess maskwise|argmax`` merges the query masks of MaskFormer, Mask2Former and OneFormer
-    (:class:`panbench.models.hf.model._Fusion`); DETR and EoMT (``kind``: a model type or the registry's
-    architecture) are refused in one line that says why."""
-    if kind.lower() == "detr":
-        raise PanbenchError(f"{where}: --postprocess {postprocess} needs a MaskFormer, Mask2Former or "
-                            f"OneFormer model (query masks), and {name} is DETR; leave it out of --model "
-                            "(nothing was run)")
-    if kind.lower() == "eomt":
-        raise PanbenchError(f"{where}: --postprocess {postprocess} does not apply to EoMT: its processor pads each "
-                            "image to a square and its query masks cover that square, and panbench's merging "
-                            "resizes the mask logits of the whole input to the image's size (EoMT's own "
-                            f"post-processing takes the padding off first); run {name} without --postprocess "
-                            "(nothing was run)")
 
 
 def _refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:
