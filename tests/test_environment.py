@@ -157,7 +157,8 @@ def test_the_mmdet_extra_and_the_mmcv_install_name_the_tested_versions() -> None
 
     tested = dict(FAMILIES["mmdet"].tested)
     extra = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["mmdet"]
-    assert {f"mmcv-lite=={tested['mmcv']}", f"mmengine=={tested['mmengine']}", f"mmdet=={tested['mmdet']}"} <= set(extra)
+    pins = {f"mmcv-lite=={tested['mmcv']}", f"mmengine=={tested['mmengine']}", f"mmdet=={tested['mmdet']}"}
+    assert pins <= set(extra)
     for script in ("setup.sh", "install_mmcv.sh"):
         text = (REPO_ROOT / "scripts" / script).read_text()
         assert set(re.findall(r"mmcv(?:-lite)?[=-]=?(\d+\.\d+\.\d+)", text)) == {tested["mmcv"]}, script

@@ -58,13 +58,14 @@ class Parser(argparse.ArgumentParser):
             return f"unknown option {flag}" + (f"; did you mean --{meant}?" if meant else "")
         return None
 
-    def _command_parser(self, ns: argparse.Namespace) -> argparse.ArgumentParser:
-        """The parser of the (sub-)command ``ns`` ran (``panbench data demo``'s for ``data demo``)."""
-        parser: argparse.ArgumentParser = self
+    def _command_parser(self, ns: argparse.Namespace) -> Parser:
+        """The parser of the (sub-)command ``ns`` ran (``panbench data demo``'s for ``data demo``): a Parser too,
+        as argparse makes a sub-command's parser of its parent's class."""
+        parser = self
         while True:
             sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
             name = getattr(ns, sub.dest, None) if sub else None
-            if sub is None or name not in sub.choices:
+            if sub is None or name not in sub.choices or not isinstance(sub.choices[name], Parser):
                 return parser
             parser = sub.choices[name]
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ class EvalOptions:
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
         """The options of a parsed command line: ``panbench eval``'s, or a command with fewer options
         (``robustness``), which keeps the defaults here for those it lacks."""
+        from panbench.records.provenance import command_line
         from panbench.robustness.corruptions import corruption_of
 
         pp = PostProcess()
@@ -63,7 +63,7 @@ class EvalOptions:
             seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
             cache_root=Path(args.results) / "cache", flush_every=args.cache_every, amp=args.amp,
             cpu_procs=args.cpu_procs, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
-            results_dir=Path(args.results), command=" ".join(sys.argv),
+            results_dir=Path(args.results), command=getattr(args, "command_line", None) or command_line(),
             postprocess=PostProcess(given("postprocess", pp.name), given("pp_alpha", pp.alpha),
                                     given("pp_beta", pp.beta), given("pp_conf", pp.conf_thr),
                                     given("pp_keep", pp.keep_thr)),

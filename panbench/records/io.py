@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,10 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
 
 def _command_selection(command: str, n_images: int) -> dict[str, Any]:
     """``selection`` read from a recorded command line (``--limit N``, ``--subset FILE``)."""
-    cmd = command.split()
+    try:
+        cmd = shlex.split(command)  # written with shlex.join (records before that: joined with spaces)
+    except ValueError:
+        cmd = command.split()
     opts = {o[2:]: cmd[i + 1] for i, o in enumerate(cmd[:-1]) if o in ("--limit", "--subset")}
     limit = opts.get("limit")
     return {"limit": int(limit) if limit is not None and limit.isdigit() else limit, "subset": opts.get("subset"),

@@ -226,7 +226,8 @@ def test_a_mistyped_dataset_is_answered_with_the_dataset_meant(capsys) -> None:
      "panbench table: error: argument --format: invalid choice 'mdd'; did you mean md? see `panbench table --help`"),
     (["eval", "--model", "all", "--frobnicate"],
      "panbench eval: error: unknown option --frobnicate; see `panbench eval --help`"),
-    (["eval", "--model", "all", "again"], "panbench eval: error: unexpected argument 'again'; see `panbench eval --help`"),
+    (["eval", "--model", "all", "again"],
+     "panbench eval: error: unexpected argument 'again'; see `panbench eval --help`"),
 ])
 def test_a_misspelled_command_option_or_choice_is_answered_with_the_one_meant_and_its_help(argv, says,
                                                                                            capsys) -> None:
@@ -298,6 +299,20 @@ def test_an_interrupted_eval_says_how_many_images_a_rerun_resumes_from(demo_root
                  str(tmp_path), "--limit", "3", *FAST]) == 0
     rec = json.loads(sorted((tmp_path / "runs").glob("*.json"))[-1].read_text())
     assert rec["timings"]["resumed_images"] == 3  # what the message promised
+
+
+def test_the_recorded_command_is_shell_quoted_and_runs_again_as_written(demo_root, tmp_path) -> None:
+    import shlex
+
+    from panbench.records.io import _command_selection
+
+    argv = ["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results",
+            str(tmp_path / "my results"), "--limit", "1", "--cfg-options", "model.test_cfg.object_mask_thr=0.9", *FAST]
+    assert main(argv) == 0
+    (path,) = (tmp_path / "my results" / "runs").glob("*.json")
+    command = json.loads(path.read_text())["provenance"]["command"]
+    assert command == shlex.join(["panbench", *argv]) and shlex.split(command) == ["panbench", *argv]
+    assert _command_selection(command, 1)["limit"] == 1  # an old record's selection, read from its command
 
 
 def test_data_demo_prints_the_fingerprint_tables_show(tmp_path, capsys) -> None:
