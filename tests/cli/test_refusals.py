@@ -237,6 +237,24 @@ def test_a_misspelled_command_option_or_choice_is_answered_with_the_one_meant_an
     assert e.value.code == 2 and err == says + "\n"
 
 
+def test_score_given_a_folder_for_a_json_says_so_and_names_the_file_to_pass(demo_root, tmp_path, capsys) -> None:
+    a = demo_root / "annotations"
+    one, empty = tmp_path / "one", tmp_path / "empty"
+    one.mkdir()
+    empty.mkdir()
+    (one / "panoptic_val2017.json").symlink_to(a / "panoptic_val2017.json")
+    files = {"--gt-json": str(a / "panoptic_val2017.json"), "--gt-dir": str(a / "panoptic_val2017"),
+             "--pred-json": str(a / "panoptic_val2017.json"), "--pred-dir": str(a / "panoptic_val2017")}
+    for option, folder, fix in [
+            ("--gt-json", one, f"pass the file: --gt-json {one / 'panoptic_val2017.json'}"),
+            ("--pred-json", one, f"pass the file: --pred-json {one / 'panoptic_val2017.json'}"),
+            ("--gt-json", empty, "pass the JSON file itself (e.g. annotations/panoptic_val2017.json); its PNGs' "
+                                 "folder goes to --gt-dir")]:
+        argv = [x for k, v in {**files, option: str(folder)}.items() for x in (k, v)]
+        assert main(["score", *argv]) == 2
+        assert _one_line(capsys) == f"panbench: error: {option} {folder}: a folder, not a JSON file; {fix}"
+
+
 def test_a_mistyped_data_root_is_answered_with_the_folder_beside_or_the_command_that_writes_there(
         demo_root, tmp_path, capsys) -> None:
     (tmp_path / "demo").symlink_to(demo_root)
