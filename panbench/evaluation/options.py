@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,8 @@ class EvalOptions:
         def given(name: str, default: Any = None) -> Any:
             return getattr(args, name, default)
 
+        if note := cpu_procs_note(args.cpu_procs):
+            print(note, file=sys.stderr)
         return cls(
             device=args.device, batch_size=args.batch_size, workers=args.workers, warmup=args.warmup,
             seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
@@ -74,6 +78,20 @@ class EvalOptions:
             ap=not given("no_ap", not cls.ap),
             corruption=corruption_of(given("corruption"), given("severity")),
         )
+
+
+def cpu_procs_note(procs: int, cores: int | None = None) -> str | None:
+    """The warning for ``--cpu-procs`` above the cores this process may use (``cores``; default: its CPU
+    affinity): the processes then share cores, the run goes on.  None under torchrun (one process per rank) and
+    on a rank other than 0."""
+    if os.environ.get("RANK", "0") != "0" or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if procs <= cores:
+        return None
+    return (f"panbench: warning: --cpu-procs {procs} is more than the {cores} core{'s' if cores != 1 else ''} this "
+            f"process may use: the processes share them (no faster on the CPU, the same numbers); going on")
 
 
 def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
