@@ -49,9 +49,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    for option, path in (("--gt-json", args.gt_json), ("--pred-json", args.pred_json), ("--instances", args.instances)):
-        if path and Path(path).is_dir():
-            _refuse_folder(option, Path(path))
+    _refuse_folders(args)
     if args.no_analysis and args.boundary:
         from panbench.errors import InputError
 
@@ -101,8 +99,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_folder(option: str, folder: Path) -> None:
+def _refuse_folders(args: argparse.Namespace) -> None:
     """A JSON option given a folder: one line that says so and names the JSON file(s) in it to pass."""
+    for option, path in (("--gt-json", args.gt_json), ("--pred-json", args.pred_json), ("--instances", args.instances)):
+        if path and Path(path).is_dir():
+            _refuse_folder(option, Path(path))
+
+
+def _refuse_folder(option: str, folder: Path) -> None:
     from panbench.errors import InputError
 
     found = sorted(folder.glob("*.json"))
