@@ -36,7 +36,8 @@
 # The venv keeps working when a user installs one more package: .venv/pip.conf points every pip of
 # the venv at .venv/panbench-constraints.txt, which keeps setuptools 77.0.3-80.x (torch 2.13 needs
 # >=77.0.3; mmengine 0.10.7 imports pkg_resources, which setuptools 82 removed) and the torch (and
-# torchvision), mmcv, mmengine and mmdet versions.
+# torchvision) version as installed, and mmcv, mmengine, mmdet and transformers at the versions the tests ran on
+# (Family.tested in panbench/models/families.py, read in step 1).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -69,7 +70,7 @@ write_pip_conf() {
   { echo "# written by scripts/setup.sh: the versions panbench's environment needs (see there); pip reads it"
     echo "# through $VENV/pip.conf. Remove a line here to upgrade that package on purpose."
     echo "$SETUPTOOLS"
-    for pkg in "$@"; do echo "$pkg"; done; } >"$CONSTRAINTS"
+    for pkg in "$@" "${STACK_PINS[@]}"; do echo "$pkg"; done; } >"$CONSTRAINTS"
   printf '[install]\nconstraint = %s\n' "$CONSTRAINTS" >"$VENV/pip.conf"
 }
 
@@ -82,7 +83,7 @@ MMCV="${MMCV:-lite}"
 
 # Fast path: everything installed from the same inputs as last time (checked without importing torch)
 HASH_INPUTS="$( (cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/install_mmcv.sh" "$ROOT/scripts/cuda_setup.py" \
-  "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV") | sha256sum | cut -c1-16)"
+  "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/models/families.py" "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV") | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "
 import importlib.metadata as md, importlib.util as u, sys
 dist = {'lite': 'mmcv-lite', 'compiled': 'mmcv'}['$MMCV']
@@ -161,6 +162,16 @@ if [[ ! -x "$PY" ]]; then
   "$BASE_PY" -m venv "${VENV_FLAGS[@]}" "$VENV" || fail 1 "could not create the venv with $BASE_PY" \
     "install Python 3.11-3.13 with venv support (apt-get install python3.11-venv) or set PYTHON=/path/to/python3"
 fi
+# the models' packages at the versions the tests ran on (Family.tested): pinned in the constraints from here on
+# (mmcv's pin, mmcv-lite or mmcv, follows in step 4)
+declare -A TESTED
+while read -r name version; do TESTED[$name]=$version; done < <(PYTHONPATH="$ROOT" "$PY" -c "
+from panbench.models.families import tested_versions
+for name, version in tested_versions().items(): print(name, version)") || true
+[[ -n "${TESTED[mmdet]:-}" && -n "${TESTED[mmengine]:-}" && -n "${TESTED[transformers]:-}" ]] \
+  || fail 1 "could not read the tested versions from $ROOT/panbench/models/families.py" \
+  "run $PY -c 'import panbench.models.families' from $ROOT to see the error"
+STACK_PINS=("mmengine==${TESTED[mmengine]}" "mmdet==${TESTED[mmdet]}" "transformers==${TESTED[transformers]}")
 read -r TORCH_VERSION TORCH_DIR <<<"$(torch_here)" || true
 KEPT_TORCH=0
 if [[ -n "${TORCH_DIR:-}" && "$TORCH_DIR" != "$VENV"/* ]]; then
@@ -222,7 +233,7 @@ fi
 
 step 3 "build tools ($SETUPTOOLS: mmengine imports pkg_resources, torch needs >=77.0.3), numpy, mmengine"
 pkg_install "$SETUPTOOLS" wheel numpy psutil opencv-python-headless addict packaging Pillow pyyaml yapf \
-  mmengine==0.10.7 || fail 3 "installing build tools failed" "check network access to PyPI and rerun make setup"
+  "mmengine==${TESTED[mmengine]}" || fail 3 "installing build tools failed" "check network access to PyPI and rerun make setup"
 
 # mmcv-lite and mmcv install the same `mmcv` package: the other one goes first, so that neither's
 # uninstall can later remove the other's files
@@ -278,15 +289,15 @@ fi
 echo "$MMCV" >"$CHOICE_FILE"
 write_pip_conf "${PINS[@]}" "$MMCV_PIN"
 
-step 5 "mmdet 3.3.0 and its dependencies"
-pkg_install mmdet==3.3.0 "$SETUPTOOLS" \
-  || fail 5 "pip install mmdet==3.3.0 failed" "check network access to PyPI and rerun make setup"
+step 5 "mmdet ${TESTED[mmdet]} and its dependencies"
+pkg_install "mmdet==${TESTED[mmdet]}" "$SETUPTOOLS" \
+  || fail 5 "pip install mmdet==${TESTED[mmdet]} failed" "check network access to PyPI and rerun make setup"
 
-step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers (hf: models), timm where a fitting torchvision is, test and packaging tools"
+step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), imagecorruptions (no deps: it asks for opencv-python beside opencv-python-headless), pycocotools, pandas, matplotlib, cityscapesscripts, transformers ${TESTED[transformers]} (hf: models), timm where a fitting torchvision is, test and packaging tools"
 pkg_install --no-deps panopticapi-lite==0.2.0 imagecorruptions==1.1.2 \
   || fail 6 "pip install panopticapi-lite imagecorruptions failed" "check network access to PyPI and rerun make setup"
 pkg_install pyspng deflate pycocotools scikit-image scipy pandas pyarrow matplotlib tqdm tabulate pytest hypothesis ruff mypy hotcoco \
-  torchmetrics nbclient nbformat ipykernel cityscapesscripts transformers submitit build twine \
+  torchmetrics nbclient nbformat ipykernel cityscapesscripts "transformers==${TESTED[transformers]}" submitit build twine \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 
 # timm (DETR's hub checkpoints build their backbone with it) requires torchvision: only beside one that fits this
@@ -323,7 +334,7 @@ print(f'        mmcv ops: {backend}; torch {torch.__version__} ({\"CUDA \" + tor
 
 TV="$(dist_version torchvision)"
 [[ -n "$TV" && "${PINS[*]}" != *torchvision* ]] && PINS+=("torchvision==$TV")
-write_pip_conf "${PINS[@]}" "$MMCV_PIN" mmengine==0.10.7 mmdet==3.3.0
+write_pip_conf "${PINS[@]}" "$MMCV_PIN"
 "$PY" -W ignore -c "import pkg_resources" 2>/dev/null || fail 7 "pkg_resources does not import (setuptools >= 81?)" \
   ".venv/bin/pip install '$SETUPTOOLS'"
 

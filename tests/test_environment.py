@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -118,3 +119,46 @@ def test_venv_pip_refuses_to_replace_the_torch_mmcv_was_built_for(tmp_path, venv
     assert r.returncode != 0 and "torch" in r.stderr, r.stderr[-2000:]
     r, chosen = _dry_run(tmp_path, "needs_newer_torch", use_venv_config=False)
     assert r.returncode == 0 and chosen.get("torch") == "99.0", (r.stderr[-2000:], chosen)
+
+
+def _setup_lines(text: str, first: str, last: str) -> str:
+    """The lines of scripts/setup.sh from the one starting with ``first`` to the next one starting with ``last``."""
+    lines = text.splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith(first))
+    end = next(k for k in range(start, len(lines)) if lines[k].startswith(last))
+    return "\n".join(lines[start:end + 1])
+
+
+def test_the_setup_pins_each_familys_tested_versions_in_the_constraints(tmp_path) -> None:
+    """scripts/setup.sh's own lines (reading Family.tested, writing the constraints) run in bash: every tested
+    version but mmcv's (its pin is the set-up's mmcv-lite or mmcv, passed in as step 4 does) is pinned."""
+    from panbench.models.families import tested_versions
+
+    text = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    script = "\n".join([
+        "set -euo pipefail", f"ROOT={REPO_ROOT}", f"VENV={tmp_path}", f"PY={sys.executable}",
+        'CONSTRAINTS="$VENV/panbench-constraints.txt"', 'fail() { echo "$2" >&2; exit 1; }',
+        _setup_lines(text, "SETUPTOOLS=", "SETUPTOOLS="), _setup_lines(text, "write_pip_conf() {", "}"),
+        _setup_lines(text, "declare -A TESTED", "STACK_PINS="), 'write_pip_conf torch==2.13.0 mmcv-lite==2.1.0'])
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    pins = [x for x in (tmp_path / "panbench-constraints.txt").read_text().splitlines() if not x.startswith("#")]
+    want = [f"{name}=={v}" for name, v in tested_versions().items() if name != "mmcv"]
+    assert pins == [SETUPTOOLS_PIN, "torch==2.13.0", "mmcv-lite==2.1.0", *want]
+    assert any(p.startswith("transformers==") for p in want)
+
+
+def test_the_mmdet_extra_and_the_mmcv_install_name_the_tested_versions() -> None:
+    """The versions pip cannot read from Family.tested: the `mmdet` extra of pyproject.toml, and the mmcv 2.1.0
+    that scripts/setup.sh and scripts/install_mmcv.sh install (panbench.ops re-implements that version's ops)."""
+    import tomllib
+
+    from panbench.models.families import FAMILIES
+
+    tested = dict(FAMILIES["mmdet"].tested)
+    extra = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["mmdet"]
+    pins = {f"mmcv-lite=={tested['mmcv']}", f"mmengine=={tested['mmengine']}", f"mmdet=={tested['mmdet']}"}
+    assert pins <= set(extra)
+    for script in ("setup.sh", "install_mmcv.sh"):
+        text = (REPO_ROOT / "scripts" / script).read_text()
+        assert set(re.findall(r"mmcv(?:-lite)?[=-]=?(\d+\.\d+\.\d+)", text)) == {tested["mmcv"]}, script

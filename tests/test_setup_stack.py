@@ -19,7 +19,7 @@ def test_doctor_runs_and_reports_every_part(tmp_path) -> None:
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     for part in ("python", "numpy", "torch", "mmcv", "mmcv ops/cpu", "mmengine", "mmdet", "panopticapi", "data",
-                 "pq-fast-path", "analysis-fast-path"):
+                 "pq-fast-path", "analysis-fast-path", "versions/mmdet", "versions/transformers"):
         assert f" {part}" in r.stdout, part
     assert "no COCO-layout panoptic val" in r.stdout  # a missing dataset is a notice, not a failure
 
@@ -95,3 +95,34 @@ def test_doctor_fix_outside_the_setup_venv_is_pip_with_the_mmdet_extra(monkeypat
     assert doctor.fix_setuptools().startswith(f"{sys.executable} -m pip install 'setuptools")
     monkeypatch.setattr(doctor, "in_setup_venv", lambda: True)
     assert doctor._version("panbench_no_such_module").fix == "run `make setup` from the repository root"
+
+
+def test_the_stack_is_at_the_tested_versions() -> None:
+    """The tests run on the versions each family's row names (Family.tested), which the set-up pins."""
+    import importlib
+
+    from panbench.models.families import tested_versions
+
+    got = {name: importlib.import_module(name).__version__ for name in tested_versions()}
+    assert got == tested_versions()
+
+
+def test_doctor_lists_each_familys_versions_and_notes_another_transformers(monkeypatch) -> None:
+    import importlib.metadata as md
+
+    from panbench.cli.doctor import Check
+    from panbench.cli.doctor_probes import family_checks
+    from panbench.models.families import FAMILIES
+
+    tested = dict(FAMILIES["transformers"].tested)["transformers"]
+    lines = {c.name: c for c in family_checks(Check, "pip", set())}
+    assert all(c.ok for c in lines.values()) and set(lines) == {f"versions/{f}" for f in FAMILIES}
+    assert lines["versions/mmdet"].detail.startswith("torch ")
+    assert "mmcv 2.1.0, mmengine 0.10.7, mmdet 3.3.0: the tested versions" in lines["versions/mmdet"].detail
+    real = md.version
+    for colab, how in (("5.15.0", "older"), ("99.0.0", "newer")):
+        monkeypatch.setattr(md, "version", lambda d, v=colab: v if d == "transformers" else real(d))
+        (line,) = [c.line() for c in family_checks(Check, "pip", set()) if c.name == "versions/transformers"]
+        assert line.startswith("[note] versions/transformers torch ") and "\n" not in line
+        assert f"transformers {colab} ({how} than the tested {tested}): hf: models were checked" in line
+        assert line.endswith(f"-> fix: pip install 'transformers=={tested}'")

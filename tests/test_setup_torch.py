@@ -126,7 +126,11 @@ def test_setup_keeps_a_torch_installed_beforehand(tmp_path: Path) -> None:
                            capture_output=True, text=True, check=True).stdout.split()
     assert after == [torch.__version__, str(torch_dir / "__init__.py")]
     assert not list((repo / ".venv").glob("lib/python3*/site-packages/torch"))  # nothing shadows it
-    assert f"torch=={torch.__version__}" in (repo / ".venv" / "panbench-constraints.txt").read_text()
+    constraints = (repo / ".venv" / "panbench-constraints.txt").read_text().splitlines()
+    assert f"torch=={torch.__version__}" in constraints
+    from panbench.models.families import tested_versions
+
+    assert {f"{n}=={v}" for n, v in tested_versions().items() if n != "mmcv"} <= set(constraints)  # transformers too
     assert "mmcv ops: panbench" in r.stdout and "torch kept from" in r.stdout
     dists = subprocess.run([str(venv_py), "-c", "import importlib.metadata as md\nfor d in ('mmcv-lite', 'mmcv'):\n"
                             "    try: print(d, md.version(d))\n    except md.PackageNotFoundError: print(d, None)"],

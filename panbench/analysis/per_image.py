@@ -75,11 +75,16 @@ def write_per_image(aset: AnalysisSet, path: str | Path, file_names: Sequence[st
 
 
 def check_table(path: str | Path) -> Path:
-    """A per-image table's path: a ``.csv``, or a ``.parquet`` with pyarrow installed; else refused in one line
-    (called before any work)."""
+    """A per-image table's path (``--per-image``): a ``.csv``, or a ``.parquet`` with pyarrow installed, in a
+    folder that can be written; else refused in one line (called before any work)."""
+    from panbench.records.io import unwritable
+
     path = Path(path)
     if path.suffix not in (".csv", ".parquet"):
         raise InputError(f"{path}: per-image table must end in .csv or .parquet")
+    why = f"{path} is a folder" if path.is_dir() else unwritable(path.parent)
+    if why:
+        raise InputError(f"{path}: cannot be written ({why}); pass another --per-image (nothing was run)")
     import importlib.util
 
     if path.suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:

@@ -35,7 +35,8 @@ from panbench.cli import (
     table,
     viz,
 )
-from panbench.cli.options import Parser, common_parents
+from panbench.cli.options import common_parents
+from panbench.cli.usage import Parser
 from panbench.errors import PanbenchError
 
 # in the order --help lists them
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from panbench.records.provenance import command_line
+
+    args.command_line = command_line(argv)  # what a record keeps: the command as typed, shell-quoted
     if not args.debug:  # library deprecation chatter hides panbench's own messages
         import warnings
 

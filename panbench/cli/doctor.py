@@ -222,6 +222,7 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     checks.append(pkg_resources_check())
     checks.append(_version("mmengine"))
     checks.append(_version("mmdet"))
+    checks += doctor_probes.family_checks(Check, pip_command(), {c.name for c in checks})
     checks.append(_version("panopticapi", required=False,
                            fix=f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests "
                            "need it)"))
@@ -274,7 +275,7 @@ def data_check(root: Path) -> Check:
     ann = root / "annotations" / "panoptic_val2017.json"
     if not (ann.is_file() and (root / "val2017").is_dir()):
         fix = (f"run `panbench data coco --root {root}` (or --from DIR with the official zips), or run the demo "
-               "set: `panbench eval --dataset demo`")
+               "set: `panbench eval --model all --dataset demo`")
         return Check("data", False, f"no COCO-layout panoptic val at {root}", fix, False)
     what = f"{_dataset_name(root)} panoptic val (COCO layout)"
     try:

@@ -104,3 +104,63 @@ def torchvision_check(check: Any) -> Any:
     index = f" --extra-index-url https://download.pytorch.org/whl/{want.partition('+')[2]}" if "+" in want else ""
     return check("torchvision", problem is None, problem or f"{have} (for torch {torch.__version__})",
                  f"pip install{index} torchvision=={want}")
+
+
+def _installed(name: str) -> tuple[str, str] | None:
+    """(distribution, version) of the package imported as ``name`` (mmcv: ``mmcv`` or ``mmcv-lite``), or None."""
+    import importlib.metadata as md
+
+    for dist in (name, *md.packages_distributions().get(name, [])):
+        try:
+            return dist, md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The release numbers of a version (``5.15.0`` -> (5, 15, 0); ``2.13.0+cpu`` -> (2, 13, 0))."""
+    out = []
+    for part in version.split("+")[0].split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits:
+            break
+        out.append(int(digits))
+        if digits != part:
+            break
+    return tuple(out)
+
+
+def family_checks(check: Any, pip: str, own_lines: set[str]) -> list[Any]:
+    """One line per model family (:data:`panbench.models.families.FAMILIES`): the installed versions of its
+    packages (``Family.packages``) against the tested ones (``Family.tested``); another version, or a package
+    missing, is a note with the pip command that installs the tested one (a missing package with a line of its
+    own, ``own_lines``, has its fix there)."""
+    from panbench.models.families import FAMILIES
+
+    out = []
+    for f in FAMILIES.values():
+        tested = dict(f.tested)
+        parts, pins, missing, off = [], [], [], False
+        for name in f.packages:
+            got, want = _installed(name), tested.get(name)
+            if got is None:
+                parts.append(f"{name} not installed")
+                missing.append(name)
+                if name not in own_lines:
+                    pins.append(f"'{name}=={want}'" if want else name)
+            elif want is None or got[1].split("+")[0] == want:
+                parts.append(f"{name} {got[1]}")
+            else:
+                have, ref = _release(got[1]), _release(want)
+                how = "newer than" if have > ref else "older than" if have < ref else "other than"
+                parts.append(f"{name} {got[1]} ({how} the tested {want})")
+                pins.append(f"'{got[0]}=={want}'")
+                off = True
+        runs = f"{f.prefix}: models" if f.prefix else f"{f.name} models"
+        tail = (f"{runs} do not run" if missing else f"the tested versions ({runs})" if not off else
+                f"{runs} were checked on the tested versions; on another, their numbers may differ")
+        fix = f"{pip} install {' '.join(pins)}" if pins else f"see the {', '.join(missing)} line above"
+        out.append(check(f"versions/{f.name}", not (missing or off), f"{', '.join(parts)}: {tail}", fix,
+                         required=False))
+    return out

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise PanbenchError("--image-dir goes with --images FILE.json")
     if args.per_image:
         per_image_check(args.per_image, bool(args.images))
-    check_writable(args.results, "--results")
+    for written in ("", "runs", "cache"):  # the folder, its records and the resume cache written as images are scored
+        check_writable(Path(args.results) / written, "--results")
     if args.save_predictions:
         check_writable(args.save_predictions, "--save-predictions")
     opts = EvalOptions.from_cli(args)

@@ -8,7 +8,6 @@ bad number into argparse's one-line usage error (exit code 2) before anything ru
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,14 +41,6 @@ def model_name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"needs a name to show the system under in tables, got {text!r}")
     return text.strip()
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with usage errors on one line (``panbench eval: error: ...; see `panbench eval --help```),
-    exit code 2, no usage block; sub-command parsers inherit it."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 @dataclass(frozen=True)
@@ -125,19 +116,27 @@ def dataset_root(args: argparse.Namespace) -> str:
 
 
 def check_writable(folder: str | Path, option: str) -> None:
-    """Refuse, before anything is computed or written, a folder that cannot be made or written: the nearest
-    part of ``folder`` that exists must be a folder this process may write to.  (Errors found only when
-    writing, such as a full disk, are one line too: :func:`panbench.cli.main`.)"""
-    folder = Path(folder)
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise PanbenchError(f"{folder}: cannot be written ({probe} is a file, not a folder); pass another {option} "
-                            "(nothing was run)")
-    if not os.access(probe if str(probe) else ".", os.W_OK | os.X_OK):
-        raise PanbenchError(f"{folder}: cannot be written (no write permission on {probe}); fix its permissions "
-                            f"or pass another {option} (nothing was run)")
+    """Refuse, before anything is computed or written, a folder that cannot be made or written
+    (:func:`panbench.records.io.unwritable`).  (Errors found only when writing, such as a full disk, are one line
+    too: :func:`panbench.cli.main`.)"""
+    from panbench.records.io import unwritable
+
+    why = unwritable(folder)
+    if why:
+        fix = "fix its permissions or " if why.startswith("no write permission") else ""
+        raise PanbenchError(f"{folder}: cannot be written ({why}); {fix}pass another {option} (nothing was run)")
+
+
+def check_results(results: str | Path) -> None:
+    """The results folder a command reads records from (``table``, ``plot``, ``report``): a file, or a folder
+    that does not exist, is refused in one line, the same in each command."""
+    path = Path(results)
+    if path.exists() and not path.is_dir():
+        raise PanbenchError(f"--results {path}: a file, not a folder; pass the results folder (where `panbench "
+                            "eval` writes runs/; default results/)")
+    if not path.exists():
+        raise PanbenchError(f"--results {path}: no such folder; run `panbench eval` first (it writes its records "
+                            f"into {path / 'runs'}), or pass the folder it wrote")
 
 
 # The groups: each flag's help and default written once; the defaults of a run are EvalOptions' and PostProcess'

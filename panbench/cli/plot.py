@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from panbench.cli.options import Common, check_writable
+from panbench.cli.options import Common, check_results, check_writable
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.plots import FAILED, make_plots, plot_dir, plot_groups
     from panbench.reporting.tables import latest_runs, no_records
 
+    check_results(args.results)
     every = load_records(Path(args.results))
     records = latest_runs(every, args.only_dataset)
     if not records:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panbench.cli.options import Common, check_writable
+from panbench.cli.options import Common, check_results, check_writable
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.cluster.sweep import note_incomplete_sweeps
     from panbench.reporting.report import write_report
 
+    check_results(args.results)
     note_incomplete_sweeps(args.results)  # one line on stderr
     out = Path(args.out) if args.out else Path(args.results) / "report.html"
     check_writable(out.parent, "--out" if args.out else "--results (or --out)")

@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    _refuse_folders(args)
     if args.no_analysis and args.boundary:
         from panbench.errors import InputError
 
@@ -96,6 +97,28 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields))
     return 0
+
+
+def _refuse_folders(args: argparse.Namespace) -> None:
+    """A JSON option given a folder: one line that says so and names the JSON file(s) in it to pass."""
+    for option, path in (("--gt-json", args.gt_json), ("--pred-json", args.pred_json), ("--instances", args.instances)):
+        if path and Path(path).is_dir():
+            _refuse_folder(option, Path(path))
+
+
+def _refuse_folder(option: str, folder: Path) -> None:
+    from panbench.errors import InputError
+
+    found = sorted(folder.glob("*.json"))
+    panoptic = [p for p in found if "panoptic" in p.name] if option == "--gt-json" else []
+    if len(panoptic or found) == 1:
+        fix = f"pass the file: {option} {(panoptic or found)[0]}"
+    elif found:
+        fix = f"pass one of its JSON files ({', '.join(p.name for p in found[:5])}{', ...' if len(found) > 5 else ''})"
+    else:
+        fix = "pass the JSON file itself (e.g. annotations/panoptic_val2017.json); its PNGs' folder goes to " + \
+            option.replace("-json", "-dir") if option != "--instances" else "pass the instance results JSON file"
+    raise InputError(f"{option} {folder}: a folder, not a JSON file; {fix}")
 
 
 def _per_image(args: argparse.Namespace, aset: Any) -> None:

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.cli.running import models_and_dataset
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.speed import SpeedOptions, measure
+    from panbench.records.provenance import command_line
     from panbench.records.speed import write_speed_record
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     opts = SpeedOptions(warmup=args.warmup_iters, iters=args.iters, compile=args.compile,
                         compile_mode=args.compile_mode, amp=args.amp, device=args.device,
                         end_to_end=not args.no_e2e, check_pq=args.check_pq, seed=args.seed,
-                        results_dir=Path(args.results), command=" ".join(sys.argv))
+                        results_dir=Path(args.results),
+                        command=getattr(args, "command_line", None) or command_line())
     failed = []
     for spec in specs:
         rec = write_speed_record(opts.results_dir, measure(spec, ds, opts))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from panbench.cli.options import Common, deprecated_alias
+from panbench.cli.options import Common, check_results, deprecated_alias
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.formats import writer
     from panbench.reporting.tables import table_with_notes
 
+    check_results(args.results)
     note_incomplete_sweeps(args.results)  # one line on stderr
     if args.robustness:
         from panbench.reporting.robustness import NOTE, robustness_table

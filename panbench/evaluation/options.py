@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ class EvalOptions:
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
         """The options of a parsed command line: ``panbench eval``'s, or a command with fewer options
         (``robustness``), which keeps the defaults here for those it lacks."""
+        from panbench.records.provenance import command_line
         from panbench.robustness.corruptions import corruption_of
 
         pp = PostProcess()
@@ -58,12 +60,14 @@ class EvalOptions:
         def given(name: str, default: Any = None) -> Any:
             return getattr(args, name, default)
 
+        if note := cpu_procs_note(args.cpu_procs):
+            print(note, file=sys.stderr)
         return cls(
             device=args.device, batch_size=args.batch_size, workers=args.workers, warmup=args.warmup,
             seed=args.seed, progress=not args.no_progress, resume=not args.no_resume,
             cache_root=Path(args.results) / "cache", flush_every=args.cache_every, amp=args.amp,
             cpu_procs=args.cpu_procs, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
-            results_dir=Path(args.results), command=" ".join(sys.argv),
+            results_dir=Path(args.results), command=getattr(args, "command_line", None) or command_line(),
             postprocess=PostProcess(given("postprocess", pp.name), given("pp_alpha", pp.alpha),
                                     given("pp_beta", pp.beta), given("pp_conf", pp.conf_thr),
                                     given("pp_keep", pp.keep_thr)),
@@ -74,6 +78,20 @@ class EvalOptions:
             ap=not given("no_ap", not cls.ap),
             corruption=corruption_of(given("corruption"), given("severity")),
         )
+
+
+def cpu_procs_note(procs: int, cores: int | None = None) -> str | None:
+    """The warning for ``--cpu-procs`` above the cores this process may use (``cores``; default: its CPU
+    affinity): the processes then share cores, the run goes on.  None under torchrun (one process per rank) and
+    on a rank other than 0."""
+    if os.environ.get("RANK", "0") != "0" or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if procs <= cores:
+        return None
+    return (f"panbench: warning: --cpu-procs {procs} is more than the {cores} core{'s' if cores != 1 else ''} this "
+            f"process may use: the processes share them (no faster on the CPU, the same numbers); going on")
 
 
 def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import functools
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -207,7 +206,7 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
     from panbench.evaluation.runtime.device import device_name
     from panbench.evaluation.timings import precision_info
     from panbench.models.families import family
-    from panbench.records.provenance import git_commit, now_iso, versions
+    from panbench.records.provenance import command_line, git_commit, now_iso, versions
 
     spec = run.spec
     sizes = Counter(f"{h}x{w}" for h, w in fwd.sizes)
@@ -223,7 +222,7 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
         published_fps_source=spec.published_source if spec.published_fps is not None else None,
         pq_check=pq, speed_context=context,
         provenance={"versions": versions(family(spec.framework).packages), "git_commit": git_commit(),
-                    "command": opts.command or " ".join(sys.argv)},
+                    "command": opts.command or command_line()},
     )
 
 

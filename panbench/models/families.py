@@ -21,6 +21,10 @@ class Family:
     package: str  # the subpackage whose functions load and check its models
     in_all: bool  # ``--model all`` runs its registered models (False: they are downloads chosen by name)
     packages: tuple[str, ...] = ("torch",)  # what its models run on: their versions are in a run's provenance
+    # (package, version) of ``packages`` that the tests ran on and scripts/setup.sh pins (.venv/panbench-
+    # constraints.txt); ``panbench doctor`` notes another version.  torch is not here: the set-up keeps the torch
+    # an environment has (Colab, a CUDA image)
+    tested: tuple[tuple[str, str], ...] = ()
 
     def entry(self) -> ModuleType:
         """The family's functions (its subpackage, imported now): those of
@@ -29,9 +33,18 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("mmdet", None, "panbench.models.mmdet", in_all=True, packages=("torch", "mmcv", "mmengine", "mmdet")),
-    Family("transformers", "hf", "panbench.models.hf", in_all=False, packages=("torch", "transformers")),
+    Family("mmdet", None, "panbench.models.mmdet", in_all=True, packages=("torch", "mmcv", "mmengine", "mmdet"),
+           tested=(("mmcv", "2.1.0"), ("mmengine", "0.10.7"), ("mmdet", "3.3.0"))),
+    # the hf: path reads transformers' processors, post-processing and outputs (panbench/models/hf/)
+    Family("transformers", "hf", "panbench.models.hf", in_all=False, packages=("torch", "transformers"),
+           tested=(("transformers", "5.24.0"),)),
 )}
+
+
+def tested_versions() -> dict[str, str]:
+    """Every family's tested package versions (:attr:`Family.tested`), by import name: what scripts/setup.sh pins
+    (``python -c`` on this module: standard library only) and ``panbench doctor`` compares with the installed."""
+    return {name: version for f in FAMILIES.values() for name, version in f.tested}
 
 
 def family(name: str) -> Family:

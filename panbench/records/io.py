@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,19 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk or a folder in the way: no stray temporary file
         raise
+
+
+def unwritable(folder: str | Path) -> str | None:
+    """Why ``folder`` cannot be made or written into, or None: the nearest part of it that exists must be a
+    folder this process may write to (errors found only when writing, such as a full disk, are not seen here)."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    if not os.access(probe if str(probe) else ".", os.W_OK | os.X_OK):
+        return f"no write permission on {probe}"
+    return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -91,7 +105,10 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
 
 def _command_selection(command: str, n_images: int) -> dict[str, Any]:
     """``selection`` read from a recorded command line (``--limit N``, ``--subset FILE``)."""
-    cmd = command.split()
+    try:
+        cmd = shlex.split(command)  # written with shlex.join (records before that: joined with spaces)
+    except ValueError:
+        cmd = command.split()
     opts = {o[2:]: cmd[i + 1] for i, o in enumerate(cmd[:-1]) if o in ("--limit", "--subset")}
     limit = opts.get("limit")
     return {"limit": int(limit) if limit is not None and limit.isdigit() else limit, "subset": opts.get("subset"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import shlex
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +24,12 @@ def git_commit(root: Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (head + ("-dirty" if dirty else "")) if head else None
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command a record keeps (its ``provenance.command``): ``panbench`` and its arguments (``argv``, default
+    this process's), shell-quoted, so that it runs again as written."""
+    return shlex.join(["panbench", *(sys.argv[1:] if argv is None else argv)])
 
 
 DEFAULT_PACKAGES = ("torch", "mmcv", "mmengine", "mmdet")

@@ -47,3 +47,24 @@ def test_a_file_that_is_not_a_checkpoint_is_not_offered_trust(tmp_path, capsys) 
     assert rc == 2 and "\n" not in err and "Traceback" not in err
     assert "README.md: not a PyTorch checkpoint" in err and "--trust-checkpoint" not in err
     assert not (tmp_path / "res" / "runs").exists()
+
+
+def test_cpu_procs_above_the_cores_is_a_one_line_warning_and_the_run_goes_on(tmp_path, monkeypatch, capsys) -> None:
+    import os
+
+    from panbench.data.demo import make_demo
+    from panbench.evaluation.options import cpu_procs_note
+
+    assert cpu_procs_note(4, cores=4) is None
+    assert cpu_procs_note(5, cores=4) == ("panbench: warning: --cpu-procs 5 is more than the 4 cores this process may "
+                                          "use: the processes share them (no faster on the CPU, the same numbers); "
+                                          "going on")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun each rank is one process
+    assert cpu_procs_note(5, cores=4) is None
+    monkeypatch.delenv("WORLD_SIZE")
+    many = len(os.sched_getaffinity(0)) + 1
+    rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root",
+               str(make_demo(REPO_ROOT / "data" / "demo")), "--results", str(tmp_path), "--workers", "0",
+               "--no-progress", "--limit", "2", "--cpu-procs", str(many)])
+    warned = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+    assert rc == 0 and warned == [cpu_procs_note(many)] and len(list((tmp_path / "runs").glob("*.json"))) == 1

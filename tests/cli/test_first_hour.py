@@ -23,6 +23,19 @@ def test_missing_coco_offers_the_offline_demo(tmp_path, capsys) -> None:
     assert rc == 2 and "panbench data coco" in err and "--dataset demo" in err, err
 
 
+def test_doctors_demo_suggestion_is_a_command_that_runs(tmp_path) -> None:
+    import re
+    import shlex
+
+    from panbench.cli.doctor import data_check
+
+    fix = data_check(tmp_path / "coco").fix
+    (demo,) = [c for c in re.findall(r"`([^`]*)`", fix) if c.startswith("panbench eval")]
+    assert demo == "panbench eval --model all --dataset demo"
+    args = build_parser().parse_args(shlex.split(demo)[1:])  # parses: --model is given
+    assert (args.command, args.model, args.dataset) == ("eval", "all", "demo")
+
+
 def test_data_demo_says_when_the_set_was_already_there(tmp_path, capsys) -> None:
     root = tmp_path / "demo"
     root.mkdir()

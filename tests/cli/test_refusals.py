@@ -136,7 +136,10 @@ def test_a_write_that_fails_midway_is_one_line_naming_the_file_and_the_option(de
     assert "Permission denied" in err and str(tmp_path / "res" / "runs") in err and "--results" in err
 
 
-def test_a_failed_write_names_the_option_that_chose_its_path(tmp_path, capsys) -> None:
+def test_a_failed_write_names_the_option_that_chose_its_path(tmp_path, monkeypatch, capsys) -> None:
+    import panbench.records.io as records
+
+    monkeypatch.setattr(records, "unwritable", lambda folder: None)  # the check before the work sees nothing wrong
     (tmp_path / "file").write_text("x")
     a = REPO_ROOT / "data" / "demo" / "annotations"
     files = ["--gt-json", str(a / "panoptic_val2017.json"), "--gt-dir", str(a / "panoptic_val2017"),
@@ -145,6 +148,44 @@ def test_a_failed_write_names_the_option_that_chose_its_path(tmp_path, capsys) -
                  str(tmp_path / "res")]) == 2
     err = _one_line(capsys)
     assert str(tmp_path / "file") in err and err.endswith("a file in the way) or pass another --per-image")
+
+
+def test_eval_refuses_a_runs_folder_or_per_image_table_it_cannot_write_before_any_model_runs(demo_root, tmp_path,
+                                                                                             capsys) -> None:
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "runs").write_text("a file where the records go")
+    run = ["eval", "--model", "demo-mask2former,demo-maskformer", "--data-root", str(demo_root), "--limit", "1", *FAST]
+    assert main([*run, "--results", str(res)]) == 2
+    assert _one_line(capsys).endswith(f"{res / 'runs'}: cannot be written ({res / 'runs'} is a file, not a folder); "
+                                      "pass another --results (nothing was run)")
+    assert sorted(p.name for p in res.iterdir()) == ["runs"]  # no resume cache: no model ran
+    (tmp_path / "file").write_text("x")
+    table = tmp_path / "file" / "per-image.csv"
+    assert main([*run, "--results", str(tmp_path / "ok"), "--per-image", str(table)]) == 2
+    assert _one_line(capsys).endswith(f"{table}: cannot be written ({tmp_path / 'file'} is a file, not a folder); "
+                                      "pass another --per-image (nothing was run)")
+    assert not (tmp_path / "ok").exists()
+    (tmp_path / "dir.csv").mkdir()
+    assert main([*run, "--results", str(tmp_path / "ok"), "--per-image", str(tmp_path / "dir.csv")]) == 2
+    assert "dir.csv is a folder); pass another --per-image" in _one_line(capsys) and not (tmp_path / "ok").exists()
+
+
+@pytest.mark.parametrize("given", ["file", "missing"])
+def test_table_plot_and_report_refuse_a_results_file_or_missing_folder_with_one_message(given, tmp_path,
+                                                                                        capsys) -> None:
+    path = tmp_path / given
+    if given == "file":
+        path.write_text("x")
+    said = set()
+    for cmd in ("table", "plot", "report"):
+        assert main([cmd, "--results", str(path)]) == 2
+        said.add(_one_line(capsys))
+    (line,) = said  # the same words from each command
+    assert line.startswith(f"panbench: error: --results {path}: ")
+    assert ("a file, not a folder; pass the results folder" if given == "file" else
+            "no such folder; run `panbench eval` first") in line
+    assert not path.is_dir()  # nothing made
 
 
 def test_report_written_elsewhere_leaves_no_plots_in_the_results_folder(demo_results, tmp_path) -> None:
@@ -170,6 +211,48 @@ def test_a_mistyped_dataset_is_answered_with_the_dataset_meant(capsys) -> None:
     assert main(["eval", "--model", "demo-mask2former", "--dataset", "dmeo", "--results", "/nonexistent-x"]) == 2
     err = _one_line(capsys)
     assert err.endswith("dataset 'dmeo' not found; did you mean --dataset demo?") and "panbench data" not in err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["eval", "--batchsize", "2"],
+     "panbench eval: error: unknown option --batchsize; did you mean --batch-size? see `panbench eval --help`"),
+    (["eval", "--model", "all", "--batchsize=2"],
+     "panbench eval: error: unknown option --batchsize; did you mean --batch-size? see `panbench eval --help`"),
+    (["evl", "--model", "all"], "panbench: error: unknown command evl; did you mean eval? see `panbench --help`"),
+    (["data", "dmeo"], "panbench data: error: unknown dataset dmeo; did you mean demo? see `panbench data --help`"),
+    (["data", "demo", "--forse"],
+     "panbench data demo: error: unknown option --forse; did you mean --force? see `panbench data demo --help`"),
+    (["table", "--format", "mdd"],
+     "panbench table: error: argument --format: invalid choice 'mdd'; did you mean md? see `panbench table --help`"),
+    (["eval", "--model", "all", "--frobnicate"],
+     "panbench eval: error: unknown option --frobnicate; see `panbench eval --help`"),
+    (["eval", "--model", "all", "again"],
+     "panbench eval: error: unexpected argument 'again'; see `panbench eval --help`"),
+])
+def test_a_misspelled_command_option_or_choice_is_answered_with_the_one_meant_and_its_help(argv, says,
+                                                                                           capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err == says + "\n"
+
+
+def test_score_given_a_folder_for_a_json_says_so_and_names_the_file_to_pass(demo_root, tmp_path, capsys) -> None:
+    a = demo_root / "annotations"
+    one, empty = tmp_path / "one", tmp_path / "empty"
+    one.mkdir()
+    empty.mkdir()
+    (one / "panoptic_val2017.json").symlink_to(a / "panoptic_val2017.json")
+    files = {"--gt-json": str(a / "panoptic_val2017.json"), "--gt-dir": str(a / "panoptic_val2017"),
+             "--pred-json": str(a / "panoptic_val2017.json"), "--pred-dir": str(a / "panoptic_val2017")}
+    for option, folder, fix in [
+            ("--gt-json", one, f"pass the file: --gt-json {one / 'panoptic_val2017.json'}"),
+            ("--pred-json", one, f"pass the file: --pred-json {one / 'panoptic_val2017.json'}"),
+            ("--gt-json", empty, "pass the JSON file itself (e.g. annotations/panoptic_val2017.json); its PNGs' "
+                                 "folder goes to --gt-dir")]:
+        argv = [x for k, v in {**files, option: str(folder)}.items() for x in (k, v)]
+        assert main(["score", *argv]) == 2
+        assert _one_line(capsys) == f"panbench: error: {option} {folder}: a folder, not a JSON file; {fix}"
 
 
 def test_a_mistyped_data_root_is_answered_with_the_folder_beside_or_the_command_that_writes_there(
@@ -234,6 +317,20 @@ def test_an_interrupted_eval_says_how_many_images_a_rerun_resumes_from(demo_root
                  str(tmp_path), "--limit", "3", *FAST]) == 0
     rec = json.loads(sorted((tmp_path / "runs").glob("*.json"))[-1].read_text())
     assert rec["timings"]["resumed_images"] == 3  # what the message promised
+
+
+def test_the_recorded_command_is_shell_quoted_and_runs_again_as_written(demo_root, tmp_path) -> None:
+    import shlex
+
+    from panbench.records.io import _command_selection
+
+    argv = ["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results",
+            str(tmp_path / "my results"), "--limit", "1", "--cfg-options", "model.test_cfg.object_mask_thr=0.9", *FAST]
+    assert main(argv) == 0
+    (path,) = (tmp_path / "my results" / "runs").glob("*.json")
+    command = json.loads(path.read_text())["provenance"]["command"]
+    assert command == shlex.join(["panbench", *argv]) and shlex.split(command) == ["panbench", *argv]
+    assert _command_selection(command, 1)["limit"] == 1  # an old record's selection, read from its command
 
 
 def test_data_demo_prints_the_fingerprint_tables_show(tmp_path, capsys) -> None:

@@ -339,3 +339,24 @@ def test_an_unregistered_model_is_named_by_its_config_without_changing_its_spec(
     opts = EvalOptions(cache_root=tmp_path / "cache", device="cpu")
     run = Run(spec, load(demo_root, name="demo", limit=2), opts)
     assert (run.spec.architecture, spec.architecture) == ("EoMT", "transformers")
+
+
+def test_postprocess_on_eomt_is_refused_with_the_reason(demo_root, tmp_path, capsys) -> None:
+    """EoMT's query masks cover the square its processor pads each image to, which panbench's maskwise/argmax
+    merging would stretch onto the image: refused in one line that says so, before any model runs (a directory
+    or a registered EoMT) and at load (a model only its config names)."""
+    from panbench.models.postprocess import PostProcess
+
+    d = hf_tiny.build("eomt", _names(demo_root / "annotations" / "panoptic_val2017.json"), tmp_path / "eomt")
+    rc, _ = _eval(f"demo-mask2former,hf:{d}", demo_root, "demo", tmp_path / "r", "--limit", "2", "--postprocess",
+                  "maskwise")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and not (tmp_path / "r" / "runs").exists(), err
+    assert "--postprocess maskwise does not apply to EoMT: its processor pads each image to a square" in err
+    assert err.endswith("run hf-eomt without --postprocess (nothing was run)")
+    (registered,) = resolve("hf-eomt_s-2x-640")
+    with pytest.raises(PanbenchError, match="--postprocess argmax does not apply to EoMT"):
+        registered.family.entry().check_options(registered, None, None, "argmax")
+    m = hf.load_hf_model(str(d), load_dataset(demo_root, name="demo").categories, "cpu").module
+    with pytest.raises(PanbenchError, match="does not apply to EoMT: its processor pads"):
+        m.configure(PostProcess("maskwise"), "panbench")

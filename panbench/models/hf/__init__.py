@@ -50,10 +50,9 @@ def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] 
             kind = json.loads(cfg.read_text()).get("model_type", kind)
         except ValueError:
             return  # the loader names the broken file
-    if str(kind).lower() == "detr":
-        raise PanbenchError(f"{spec.ref}: --postprocess {postprocess} needs a MaskFormer, Mask2Former or "
-                            f"OneFormer model (query masks), and {spec.name} is DETR; leave it out of --model "
-                            "(nothing was run)")
+    from panbench.models.hf.model import refuse_postprocess  # torch: imported by the command that runs models
+
+    refuse_postprocess(f"{spec.ref}", spec.name, str(kind), postprocess)
 
 
 def _refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:

@@ -64,6 +64,22 @@ class HFOutput:
     target: tuple[int, int] | None = None
 
 
+def refuse_postprocess(where: str, name: str, kind: str, postprocess: str) -> None:
+    """``--postprocess maskwise|argmax`` merges the query masks of MaskFormer, Mask2Former and OneFormer
+    (:class:`_Fusion`); DETR and EoMT (``kind``: a model type or the registry's
+    architecture) are refused in one line that says why."""
+    if kind.lower() == "detr":
+        raise PanbenchError(f"{where}: --postprocess {postprocess} needs a MaskFormer, Mask2Former or "
+                            f"OneFormer model (query masks), and {name} is DETR; leave it out of --model "
+                            "(nothing was run)")
+    if kind.lower() == "eomt":
+        raise PanbenchError(f"{where}: --postprocess {postprocess} does not apply to EoMT: its processor pads each "
+                            "image to a square and its query masks cover that square, and panbench's merging "
+                            "resizes the mask logits of the whole input to the image's size (EoMT's own "
+                            f"post-processing takes the padding off first); run {name} without --postprocess "
+                            "(nothing was run)")
+
+
 @dataclass(frozen=True)
 class HFSegments:
     """One image's output of transformers' post-processing: its segment-id map (0 or -1: no segment) and its
@@ -274,6 +290,7 @@ class HFPanoptic(torch.nn.Module):
         (transformers' post-processing), so the record's ``fusion`` is None."""
         if postprocess.name == "default":
             return
+        refuse_postprocess(self.where, self.where, self.kind, postprocess.name)  # DETR and EoMT, each with why
         if self.fusion.columns is None:
             raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} needs a MaskFormer, Mask2Former or "
                                 "OneFormer model (query masks); PanopticFPN and DETR have their own fusion only")
