@@ -32,8 +32,9 @@ def format_metrics(m: dict[str, Any], title: str = "") -> str:
         lines.append(
             f"{name:8}|{m['PQ' + sfx]:8.3f} {m['SQ' + sfx]:8.3f} {m['RQ' + sfx]:8.3f} | {n.get(name, 0):4d}"
         )
-    if "mIoU" in m:
-        lines.append(f"semantic: pixel accuracy {m['pixel_acc']:.3f}, mIoU {m['mIoU']:.3f}, mean Dice {m['mDice']:.3f}")
+    if "pixel_acc" in m:  # mIoU left out where the caller prints the record's one mIoU apart
+        miou = f", mIoU {m['mIoU']:.3f}" if "mIoU" in m else ""
+        lines.append(f"semantic: pixel accuracy {m['pixel_acc']:.3f}{miou}, mean Dice {m['mDice']:.3f}")
     return "\n".join(lines)
 
 
@@ -41,6 +42,8 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
     """The model's All/Things/Stuff table, timings, and the delta to the published numbers; the record's path
     under ``results_dir`` (the folder it was written to), so that it can be opened or passed to `compare`."""
     m = {**rec.metrics, **rec.semantic, "n_categories": rec.n_categories}
+    if rec.miou is not None:  # one mIoU, named by its source, on its own line below
+        m.pop("mIoU", None)
     t = rec.timings
     extra = settings(rec)  # batch size, AMP, --cfg-options: what else changes the numbers
     # [post-processing] as on the progress bar

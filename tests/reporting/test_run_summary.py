@@ -78,3 +78,14 @@ def test_saved_predictions_are_named_with_their_paths(results) -> None:
     line = next((x for x in text.splitlines() if "predictions:" in x), "")
     assert saved["json"] in line and saved["dir"] in line, text
     assert "predictions:" not in format_record(rec, results)
+
+
+@pytest.mark.parametrize("source", ["semantic", "panoptic"])
+def test_the_summary_prints_one_miou_named_by_its_source(results, source) -> None:
+    """A transformers model's record holds the panoptic map's mIoU (``semantic``) and its semantic output's
+    (``miou``): the summary prints the record's one mIoU, with its source, and the pixel accuracy and Dice beside."""
+    rec = _records(results)[0]
+    rec = rec.with_fields(semantic={"pixel_acc": 0.9, "mIoU": 0.343, "mDice": 0.5}, miou=0.551, miou_source=source)
+    text = format_record(rec, results)
+    assert text.count("mIoU") == 1 and f"mIoU 0.551 (from the {source} output)" in text, text
+    assert "pixel accuracy 0.900" in text and "mean Dice 0.500" in text
