@@ -287,7 +287,7 @@ def test_registry_entries_and_ls(capsys) -> None:
     assert main(["ls", "--only-dataset", "coco"]) == 0
     out = capsys.readouterr().out
     assert "hf-mask2former_swin-t" in out and "hf-oneformer_swin-l" in out and "57.9" in out
-    eomt = {s.name: s for s in entries if s.architecture == "EoMT"}
+    eomt = {s.name: s for s in entries if s.architecture == "EoMT" and "DINOv2" in s.backbone}
     assert {s.ref: (s.input_size, s.published["PQ"], s.published_fps) for s in eomt.values()} == {
         "tue-mps/coco_panoptic_eomt_small_640_2x": ("640x640", 46.7, 330),
         "tue-mps/coco_panoptic_eomt_base_640_2x": ("640x640", 51.6, 261),
