@@ -176,6 +176,7 @@ def test_the_family_reads_model_types_only_through_their_descriptions() -> None:
 def test_postprocess_maskwise_on_eomt_dinov3_is_refused_with_its_descriptions_reason(demo_root, tmp_path,
                                                                                     capsys) -> None:
     d = hf_tiny.build(DINOV3, _names(demo_root), tmp_path / "m")
+    capsys.readouterr()  # the build's progress bar
     rc, _ = _eval(f"hf:{d}", demo_root, tmp_path / "r", "--limit", "2", "--postprocess", "maskwise")
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and TYPES[DINOV3].postprocess_refusal in err, err

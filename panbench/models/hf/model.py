@@ -260,8 +260,8 @@ class HFPanoptic(torch.nn.Module):
     def configure(self, postprocess: PostProcess, fusion: str) -> None:
         """``--postprocess maskwise|argmax`` merges the query masks of a mask-classification model (MaskFormer,
         Mask2Former, OneFormer: the modes its model type's description allows) instead of transformers'
-        post-processing; ``--fusion`` has one choice here
-        (transformers' post-processing), so the record's ``fusion`` is None."""
+        post-processing; ``--fusion`` has one choice here (transformers' post-processing), so the record's
+        ``fusion`` is None."""
         from panbench.models.hf.types import postprocess_refusal
 
         if postprocess.name == "default":
@@ -287,9 +287,8 @@ class HFPanoptic(torch.nn.Module):
 
 def instances_of(processor: Any, settings: dict[str, Any], outputs: SimpleNamespace, target: tuple[int, int],
                  model_cats: list[int], things: set[int]) -> Instances:
-    """One image's ``post_process_instance_segmentation`` (``settings``: its model type's
-    ``instance_settings``) as
-    :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
+    """One image's ``post_process_instance_segmentation`` (``settings``: its model type's ``instance_settings``)
+    as :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
     dataset category id), their masks at the image's size, scores and dataset category ids."""
     from panbench.analysis.instances import from_hf_instances
 
