@@ -1,7 +1,7 @@
 """What ``--batch-size`` changes: each model evaluated at batch 1 and at each larger batch size (whole
 ``panbench eval`` processes, ``--save-predictions``, no resume), then compared with batch 1 image by image.
 
-    .venv/bin/python scripts/bench_batch_size.py --model demo-mask2former --dataset demo --limit 60 --batch-sizes 1 2 4 8
+    .venv/bin/python scripts/bench_batch_size.py --model demo-mask2former --limit 60 --batch-sizes 2 4 8
 
 Prints, per model and batch size: the batches that ran (size x count, from the record's ``timings.batches``), the
 images whose panoptic prediction differs from batch 1 and the pixels that differ, the largest difference of an

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 KINDS = ("mask2former", "maskformer", "detr", "oneformer", "eomt")
+EOMT_KINDS = ("eomt", "eomt_dinov3")  # one processor (EomtImageProcessor) and one post-processing
+BUILDS = (*KINDS, "eomt_dinov3")  # every model type build() makes
 
 
 def _swin():
@@ -71,6 +73,8 @@ def build(kind: str, names: list[str], out: Path, seed: int = 0, size: int = 64,
         return _oneformer(labels, id2label, label2id, out, size)
     elif kind == "eomt":
         return _eomt(id2label, label2id, out, size)
+    elif kind == "eomt_dinov3":
+        return _eomt_dinov3(id2label, label2id, out, size)
     else:
         raise ValueError(kind)
     _confident(model, kind)
@@ -135,6 +139,30 @@ def _eomt(id2label: dict, label2id: dict, out: Path, size: int) -> Path:
     return out
 
 
+def _eomt_dinov3(id2label: dict, label2id: dict, out: Path, size: int) -> Path:
+    """EoMT-DINOv3 as transformers' convert_eomt_dinov3_to_hf.py writes it for the hub: the model, and
+    ``EomtImageProcessorFast(size={"shortest_edge": S, "longest_edge": S}, do_split_image=False, do_pad=True)``
+    (its ``image_processor_type`` is the fast processor's; without torchvision transformers loads its PIL twin)."""
+    import json
+
+    from transformers import EomtDinov3Config, EomtDinov3ForUniversalSegmentation, EomtImageProcessorPil
+
+    cfg = EomtDinov3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           image_size=size, patch_size=16, num_blocks=1, num_queries=4, num_register_tokens=1,
+                           rope_parameters={"rope_theta": 100.0}, id2label=id2label, label2id=label2id)
+    model = EomtDinov3ForUniversalSegmentation(cfg)
+    _confident(model, "eomt_dinov3")
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    EomtImageProcessorPil(size={"shortest_edge": size, "longest_edge": size}, do_split_image=False,
+                          do_pad=True).save_pretrained(out)
+    pre = out / "preprocessor_config.json"
+    cfg_json = json.loads(pre.read_text())
+    cfg_json["image_processor_type"] = "EomtImageProcessorFast"
+    pre.write_text(json.dumps(cfg_json, indent=2))
+    return out
+
+
 def _confident(model, kind: str) -> None:
     """Random weights give near-uniform class scores, below the 0.8 threshold: large random classifier weights
     make each query confident in one label (a different one per query), and larger mask embeddings sharpen the
@@ -160,13 +188,15 @@ def _confident(model, kind: str) -> None:
 
 
 # the original releases' settings (Mask2Former's COCO panoptic config: OBJECT_MASK_THRESHOLD 0.8,
-# OVERLAP_THRESHOLD 0.8; DETR's PostProcessPanoptic threshold 0.85), written out independently of hf.SETTINGS
+# OVERLAP_THRESHOLD 0.8; DETR's PostProcessPanoptic threshold 0.85), written out independently of the
+# descriptions of panbench/models/hf/types.py
 PUBLISHED = {"mask2former": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
              "maskformer": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
              "oneformer": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
              "detr": dict(threshold=0.85, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
              # tue-mps/eomt training/mask_classification_panoptic.py: mask_thresh=0.8 (class score), overlap_thresh=0.8
-             "eomt": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8)}
+             "eomt": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8),
+             "eomt_dinov3": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8)}
 
 
 def predictions(d: Path, ds, kind: str, spelled: dict[str, str]):
@@ -189,10 +219,10 @@ def predictions(d: Path, ds, kind: str, spelled: dict[str, str]):
         img = Image.open(s.image_path).convert("RGB")
         with torch.no_grad():
             out = model(**proc(images=img, return_tensors="pt", **task))
-        fuse = {"stuff_classes": sorted(stuff)} if kind == "eomt" else {"label_ids_to_fuse": stuff}
+        fuse = {"stuff_classes": sorted(stuff)} if kind in EOMT_KINDS else {"label_ids_to_fuse": stuff}
         r = proc.post_process_panoptic_segmentation(out, target_sizes=[(s.height, s.width)], **fuse,
                                                     **PUBLISHED[kind])[0]
-        shift = 1 if kind == "eomt" else 0  # EoMT numbers segments from 0 (-1: none), the others from 1 (0: none)
+        shift = 1 if kind in EOMT_KINDS else 0  # EoMT numbers segments from 0 (-1: none), the others from 1 (0: none)
         seg = r["segmentation"].numpy().astype(np.int64) + shift
         seg[seg < 0] = 0
         segs = {}

@@ -195,18 +195,37 @@ _EOMT_TABLE: list[tuple[str, str, str, str, float, float]] = [
     ("hf-eomt_g-1280", "tue-mps/coco_panoptic_eomt_giant_1280", "ViT-g (DINOv2)", "1280x1280", 59.2, 12),
 ]
 
+# EoMT-DINOv3's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov3.md at commit 7bd19dd). The zoo's FPS
+# column holds two numbers, torch.compile default / torch.compile max-autotune, on an NVIDIA H100: the default
+# one is recorded (the protocol of the DINOv2 zoo's FPS). The zoo's download repositories
+# (tue-mps/coco_panoptic_eomt_<size>_<input>_dinov3) hold the original code's pytorch_model.bin, weights relative
+# to DINOv3's; transformers' convert_eomt_dinov3_to_hf.py turns each into the transformers model and processor
+# of the hub id below (tue-mps/eomt-dinov3-coco-panoptic-<size>-<input>), which is what hf: loads
+_EOMT_DINOV3 = ("tue-mps/eomt model_zoo/dinov3.md, COCO panoptic table (FPS: NVIDIA H100, torch.compile default; "
+                "the zoo's max-autotune FPS not recorded)")
+_EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [
+    # name, hub id, backbone, input size, published PQ, published FPS (torch.compile default)
+    ("hf-eomt_dinov3_s-2x-640", "tue-mps/eomt-dinov3-coco-panoptic-small-640", "ViT-S (DINOv3)", "640x640", 47.2, 246),
+    ("hf-eomt_dinov3_b-2x-640", "tue-mps/eomt-dinov3-coco-panoptic-base-640", "ViT-B (DINOv3)", "640x640", 53.1, 240),
+    ("hf-eomt_dinov3_l-640", "tue-mps/eomt-dinov3-coco-panoptic-large-640", "ViT-L (DINOv3)", "640x640", 56.8, 137),
+    ("hf-eomt_dinov3_l-1280", "tue-mps/eomt-dinov3-coco-panoptic-large-1280", "ViT-L (DINOv3)", "1280x1280", 58.9,
+     33),
+]
+
 
 def hf_models() -> list[ModelSpec]:
-    """The registered transformers checkpoints (:data:`_HF_TABLE`, then :data:`_EOMT_TABLE`), in table order."""
+    """The registered transformers checkpoints (:data:`_HF_TABLE`, then :data:`_EOMT_TABLE` and
+    :data:`_EOMT_DINOV3_TABLE`), in table order."""
     hf = "transformers"
     specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
                        published=dict(published), published_source=source, framework=hf)
              for name, ref, arch, backbone, published, source in _HF_TABLE]
     return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, ref=ref,
-                              published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=_EOMT,
+                              published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=source,
                               input_size=size, published_fps=fps, published_fps_device="NVIDIA H100",
                               framework=hf)
-                    for name, ref, backbone, size, pq, fps in _EOMT_TABLE]
+                    for table, source in ((_EOMT_TABLE, _EOMT), (_EOMT_DINOV3_TABLE, _EOMT_DINOV3))
+                    for name, ref, backbone, size, pq, fps in table]
 
 
 def ref_spec(fam: Family, ref: str) -> ModelSpec:

@@ -133,3 +133,34 @@ def test_a_transformers_model_compiles_whole_and_keeps_its_pq(demo_root, tmp_pat
     assert rec["framework"] == "transformers" and rec["compile"]["modules"] == ["model"]
     assert rec["protocol"]["warmup"] == 2  # one pass per distinct input at least: no compilation is timed
     assert rec["input_size"] and rec["pq_check"]["within"] and rec["end_to_end"]["fps"] > 0
+
+
+def test_eomt_dinov3_runs_under_the_speed_protocol(demo_root, tmp_path, capsys) -> None:
+    """A tiny random EoMT-DINOv3 (saved as the hub ships it): forward FPS at its padded square input."""
+    from hf_tiny import build
+
+    names = [c["name"] for c in json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+             ["categories"]]
+    d = build("eomt_dinov3", names, tmp_path / "m")
+    argv = ["speed", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--limit", "1",
+            "--warmup-iters", "0", "--iters", "1", "--no-e2e", "--device", "cpu", "--results", str(tmp_path)]
+    assert main(argv) == 0, capsys.readouterr().err
+    rec = json.loads(next((tmp_path / "speed").glob("*.json")).read_text())
+    assert rec["framework"] == "transformers" and rec["architecture"] == "EoMT" and rec["input_size"] == "64x64"
+    assert rec["forward"]["fps"] > 0
+
+
+@pytest.mark.slow  # inductor compiles the whole network
+def test_eomt_dinov3_compiles_whole_and_keeps_its_pq(demo_root, tmp_path, capsys) -> None:
+    from hf_tiny import build
+
+    names = [c["name"] for c in json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+             ["categories"]]
+    d = build("eomt_dinov3", names, tmp_path / "m")
+    argv = ["speed", "--model", f"hf:{d}", "--dataset", "demo", "--data-root", str(demo_root), "--limit", "2",
+            "--warmup-iters", "1", "--iters", "2", "--device", "cpu", "--compile", "--check-pq",
+            "--results", str(tmp_path)]
+    assert main(argv) == 0, capsys.readouterr().err
+    rec = json.loads(next((tmp_path / "speed").glob("*.json")).read_text())
+    assert rec["compile"]["on"] and rec["compile"]["modules"] == ["model"]
+    assert rec["pq_check"]["within"] and rec["end_to_end"]["fps"] > 0

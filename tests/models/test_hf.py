@@ -287,7 +287,7 @@ def test_registry_entries_and_ls(capsys) -> None:
     assert main(["ls", "--only-dataset", "coco"]) == 0
     out = capsys.readouterr().out
     assert "hf-mask2former_swin-t" in out and "hf-oneformer_swin-l" in out and "57.9" in out
-    eomt = {s.name: s for s in entries if s.architecture == "EoMT"}
+    eomt = {s.name: s for s in entries if s.architecture == "EoMT" and "DINOv2" in s.backbone}
     assert {s.ref: (s.input_size, s.published["PQ"], s.published_fps) for s in eomt.values()} == {
         "tue-mps/coco_panoptic_eomt_small_640_2x": ("640x640", 46.7, 330),
         "tue-mps/coco_panoptic_eomt_base_640_2x": ("640x640", 51.6, 261),
@@ -352,11 +352,11 @@ def test_postprocess_on_eomt_is_refused_with_the_reason(demo_root, tmp_path, cap
                   "maskwise")
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and not (tmp_path / "r" / "runs").exists(), err
-    assert "--postprocess maskwise does not apply to EoMT: its processor pads each image to a square" in err
-    assert err.endswith("run hf-eomt without --postprocess (nothing was run)")
+    assert "--postprocess maskwise needs a" in err and "is EoMT: EoMT's query masks cover its padded square" in err
+    assert err.endswith("leave --postprocess out, or the model out of --model (nothing was run)")
     (registered,) = resolve("hf-eomt_s-2x-640")
-    with pytest.raises(PanbenchError, match="--postprocess argmax does not apply to EoMT"):
+    with pytest.raises(PanbenchError, match="--postprocess argmax needs a .* is EoMT: EoMT's query masks cover"):
         registered.family.entry().check_options(registered, None, None, "argmax")
     m = hf.load_hf_model(str(d), load_dataset(demo_root, name="demo").categories, "cpu").module
-    with pytest.raises(PanbenchError, match="does not apply to EoMT: its processor pads"):
+    with pytest.raises(PanbenchError, match="is EoMT: EoMT's query masks cover its padded square"):
         m.configure(PostProcess("maskwise"), "panbench")

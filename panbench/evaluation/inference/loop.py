@@ -178,7 +178,8 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
     loader: Any = torch.utils.data.DataLoader(
         items, batch_size=1, shuffle=False, num_workers=opts.workers,
-        collate_fn=_collate, persistent_workers=False, prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
+        collate_fn=_collate, persistent_workers=False,
+        prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
     )
     scorer = _Scorer(sink, dataset, shard.predictions)
     scorer.start()

@@ -36,23 +36,34 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
 
 
 def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:
-    """No ``--cfg-options``, and no ``--postprocess`` for DETR (its type read from the registry, or from the
-    config.json of a local directory; a hub id not registered is left to the loader)."""
-    import json
+    """No ``--cfg-options``; a local directory's model type has a description (else refused in one line), and
+    ``--postprocess`` is one its description allows (the type read from the directory's config.json, or the
+    registered checkpoint's architecture; a hub id not registered is left to the loader)."""
+    from panbench.models.hf.types import by_architecture, describe, postprocess_refusal
 
     _refuse_cfg_options(spec, cfg_options)
-    if postprocess == "default":
-        return
-    kind = spec.architecture
-    cfg = Path(str(spec.ref)).expanduser() / "config.json"
-    if cfg.is_file():
-        try:
-            kind = json.loads(cfg.read_text()).get("model_type", kind)
-        except ValueError:
-            return  # the loader names the broken file
-    from panbench.models.hf.model import refuse_postprocess  # torch: imported by the command that runs models
+    mtype = by_architecture(spec.architecture)
+    kind = _local_model_type(spec)
+    if kind is not None:
+        mtype = describe(kind, f"hf:{spec.ref}")
+    refusal = None if mtype is None else postprocess_refusal(str(spec.ref), postprocess, spec.name, mtype)
+    if refusal is not None:
+        raise PanbenchError(f"{refusal}; leave --postprocess out, or the model out of --model (nothing was run)")
 
-    refuse_postprocess(f"{spec.ref}", spec.name, str(kind), postprocess)
+
+def _local_model_type(spec: ModelSpec) -> str | None:
+    """The ``model_type`` of a local directory's config.json (None: not a directory, or a file the loader will
+    name as broken)."""
+    import json
+
+    cfg = Path(str(spec.ref)).expanduser() / "config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        kind = json.loads(cfg.read_text()).get("model_type")
+    except (ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def _refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:

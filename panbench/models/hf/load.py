@@ -2,7 +2,8 @@
 
 A model is loaded with ``AutoModelForUniversalSegmentation`` and its own processor (``AutoImageProcessor``;
 OneFormer's ``AutoProcessor``, image processor and tokenizer), and its outputs go through the processor's
-``post_process_panoptic_segmentation`` with the settings of the original release (:data:`SETTINGS`).
+``post_process_panoptic_segmentation`` with the settings of the original release: what panbench knows of each
+model type is its description, :data:`panbench.models.hf.types.TYPES` (a type without one is refused).
 The loaded model is a :class:`panbench.models.hf.model.HFPanoptic`, the transformers family's
 :class:`panbench.models.protocol.PanopticModel`: streaming scoring, the resume cache, timings, forked CPU
 processes, torchrun, batches, AMP and the out-of-memory fallback run the same code for both families.
@@ -28,22 +29,10 @@ from panbench.models.encoding import INSTANCE_OFFSET
 from panbench.models.hf.hub import digest, resolve_dir
 from panbench.models.hf.labels import map_labels
 from panbench.models.hf.model import HFPanoptic, _Fusion
+from panbench.models.hf.types import TYPES, describe
 
-# post_process_panoptic_segmentation's settings per model type: those of the original releases' COCO panoptic
-# inference (Mask2Former/MaskFormer/OneFormer configs: OBJECT_MASK_THRESHOLD 0.8, OVERLAP_THRESHOLD 0.8, one
-# segment per stuff class; DETR's PostProcessPanoptic: threshold 0.85, stuff of a class merged). The mask
-# threshold is transformers' 0.5 (the binarisation the originals use for a mask's area). Stuff labels are fused.
-# EoMT (tue-mps/eomt, training/mask_classification_panoptic.py: mask_thresh 0.8 on the class score,
-# overlap_thresh 0.8) merges the segments of a stuff class through ``stuff_classes`` instead.
-SETTINGS: dict[str, dict[str, float]] = {
-    "mask2former": {"threshold": 0.8, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
-    "maskformer": {"threshold": 0.8, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
-    "oneformer": {"threshold": 0.8, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
-    "detr": {"threshold": 0.85, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
-    "eomt": {"threshold": 0.8, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.8},
-}
-ARCHITECTURES = {"mask2former": "Mask2Former", "maskformer": "MaskFormer", "oneformer": "OneFormer", "detr": "DETR",
-                 "eomt": "EoMT"}
+# the record's architecture per model type (panbench/models/hf/types.py's descriptions)
+ARCHITECTURES = {kind: t.architecture for kind, t in TYPES.items()}
 
 
 @dataclass
@@ -76,15 +65,10 @@ def load_hf_model(ref: str, categories: Any, device: str,
     transformers_logging.disable_progress_bar()  # its weight-loading bars and warnings would cover panbench's output
     transformers_logging.set_verbosity_error()
     cfg = _config(AutoConfig, d)
-    kind = cfg.model_type
-    from transformers.models.auto.modeling_auto import MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES as PANOPTIC
-
-    if kind not in PANOPTIC:
-        raise PanbenchError(f"{where}: model type '{kind}' is not a panoptic segmentation model (transformers' "
-                            "AutoModelForUniversalSegmentation: Mask2Former, MaskFormer, OneFormer, DETR, ...)")
-    if kind == "oneformer" and importlib.util.find_spec("torchvision") is None:
+    mtype = describe(cfg.model_type, where)
+    if mtype.resize_shim and importlib.util.find_spec("torchvision") is None:
         _oneformer_resize_without_torchvision()
-    auto = AutoProcessor if kind == "oneformer" else AutoImageProcessor
+    auto = AutoProcessor if mtype.task_prompt else AutoImageProcessor
     processor = _step(lambda: auto.from_pretrained(d), d, "its processor does not load (preprocessor_config.json)")
     # float32 whatever dtype the weights were saved in (transformers 5 loads them as saved, "auto"): --amp is
     # the one way to run reduced precision, and the record's "amp" says which
@@ -97,17 +81,17 @@ def load_hf_model(ref: str, categories: Any, device: str,
         raise PanbenchError(f"{where}: {len(order)} labels; panbench's panoptic encoding takes at most 999")
     isthing = dict(zip(categories.ids, categories.isthing))
     fuse = {h for h, c in zip(order, label2cat) if not isthing[c]}
-    settings = SETTINGS.get(kind, {})
+    settings = dict(mtype.settings)
     image_processor = getattr(processor, "image_processor", processor)
-    fusion = _Fusion(kind, image_processor.post_process_panoptic_segmentation, settings, order,
+    fusion = _Fusion(mtype, image_processor.post_process_panoptic_segmentation, settings, order,
                      sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
     names = [cfg.id2label[h] for h in order]
-    module = HFPanoptic(model, processor, kind, fusion, names, label2cat, where).to(device)
+    module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
     text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
     backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or getattr(cfg, "backbone", None) \
-        or ("ViT" if kind == "eomt" else "?")
+        or mtype.backbone
     return HFModel(module, d, hub_id, digest(d), text,
-                   hashlib.sha256(text.encode()).hexdigest()[:16], ARCHITECTURES.get(kind, kind), backbone)
+                   hashlib.sha256(text.encode()).hexdigest()[:16], mtype.architecture, backbone)
 
 
 def _record_text(cfg: Any, model: Any, image_processor: Any, settings: dict, fuse: list[int], skipped: list[int],

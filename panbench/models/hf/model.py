@@ -31,26 +31,13 @@ from panbench.models.protocol import timed_calls
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
+    from panbench.models.hf.types import ModelType
 
-MASK_CLASSIFICATION = ("mask2former", "maskformer", "oneformer")  # class logits + mask logits per query
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
 # what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder
 # features) is never copied to float32 per image
 POST_FIELDS = ("class_queries_logits", "logits", "pred_boxes", *MASK_FIELDS)
 INSTANCE_SOURCE = "transformers post_process_instance_segmentation"  # the record's ap_source
-# post_process_instance_segmentation's arguments per model type: every scored query kept (threshold 0: AP reads
-# them all, as the original releases' instance inference keeps the top-k without a threshold); overlapping
-# masks kept apart where the processor can (return_binary_maps); OneFormer without its demo threshold
-INSTANCE_SETTINGS: dict[str, dict[str, Any]] = {
-    "mask2former": {"threshold": 0.0, "return_binary_maps": True},
-    "maskformer": {"threshold": 0.0, "return_binary_maps": True},
-    "oneformer": {"task_type": "instance", "is_demo": True, "threshold": 0.0},
-    "detr": {"threshold": 0.0},
-    "eomt": {"threshold": 0.0},
-}
-# no semantic output: EoMT's post_process_semantic_segmentation reads the sliding-window crops of its semantic
-# set-up (patch_offsets), not the padded square of panoptic inference
-NO_SEMANTIC = ("eomt",)
 
 
 @dataclass
@@ -62,22 +49,6 @@ class HFOutput:
     result: HFSegments | torch.Tensor
     outputs: SimpleNamespace | None = None
     target: tuple[int, int] | None = None
-
-
-def refuse_postprocess(where: str, name: str, kind: str, postprocess: str) -> None:
-    """``--postprocess maskwise|argmax`` merges the query masks of MaskFormer, Mask2Former and OneFormer
-    (:class:`_Fusion`); DETR and EoMT (``kind``: a model type or the registry's
-    architecture) are refused in one line that says why."""
-    if kind.lower() == "detr":
-        raise PanbenchError(f"{where}: --postprocess {postprocess} needs a MaskFormer, Mask2Former or "
-                            f"OneFormer model (query masks), and {name} is DETR; leave it out of --model "
-                            "(nothing was run)")
-    if kind.lower() == "eomt":
-        raise PanbenchError(f"{where}: --postprocess {postprocess} does not apply to EoMT: its processor pads each "
-                            "image to a square and its query masks cover that square, and panbench's merging "
-                            "resizes the mask logits of the whole input to the image's size (EoMT's own "
-                            f"post-processing takes the padding off first); run {name} without --postprocess "
-                            "(nothing was run)")
 
 
 @dataclass(frozen=True)
@@ -94,16 +65,17 @@ class _Fusion:
     ``post_process_panoptic_segmentation`` per image, or, for mask-classification models given
     ``--postprocess maskwise|argmax``, that merging of the query masks."""
 
-    def __init__(self, kind: str, post: Callable, settings: dict, order: list[int], n_things: int,
+    def __init__(self, mtype: ModelType, post: Callable, settings: dict, order: list[int], n_things: int,
                  fuse: set[int], n_hf: int) -> None:
         self.post, self.settings, self.fuse = post, settings, fuse
-        # EoMT's post-processing merges a stuff class's segments given ``stuff_classes``; the others fuse
-        # ``label_ids_to_fuse``
-        self.stuff: dict[str, Any] = {"stuff_classes": sorted(fuse)} if kind == "eomt" else {"label_ids_to_fuse": fuse}
+        # the stuff labels whose segments merge, as the model type's post-processing takes them: a set
+        # (``label_ids_to_fuse``) or a sorted list (EoMT's ``stuff_classes``)
+        self.stuff: dict[str, Any] = {mtype.stuff_keyword: sorted(fuse) if mtype.stuff_keyword == "stuff_classes"
+                                      else fuse}
         self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
         self.num_classes, self.num_things_classes = len(order), n_things
         self.columns: list[int] | None = None  # mask classification: what --postprocess maskwise|argmax reads
-        if kind in MASK_CLASSIFICATION and len(order) == n_hf:
+        if mtype.query_masks and len(order) == n_hf:
             self.columns = [*order, n_hf]  # class logits in panbench's label order, "no object" last
         self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
@@ -171,10 +143,10 @@ class HFPanoptic(torch.nn.Module):
     Its fusion stage is :class:`_Fusion` (``fusion``): what ``--postprocess`` configures and the fusion timer
     times."""
 
-    def __init__(self, model: Any, processor: Any, kind: str, fusion: _Fusion, names: list[str],
+    def __init__(self, model: Any, processor: Any, mtype: ModelType, fusion: _Fusion, names: list[str],
                  label2cat: list[int], where: str = "hf model") -> None:
         super().__init__()
-        self.model, self.processor, self.kind = model, processor, kind
+        self.model, self.processor, self.mtype = model, processor, mtype  # mtype: its model type's description
         self.fusion = fusion
         self.names, self.label2cat, self.where = names, label2cat, where
         self.instance_source: str | None = None  # INSTANCE_SOURCE once enable_instances() turned AP on
@@ -193,8 +165,8 @@ class HFPanoptic(torch.nn.Module):
         else:
             with Image.open(item["img_path"]) as im:
                 img = im.convert("RGB")
-        kw: dict[str, Any] = {"task_inputs": ["panoptic"]} if self.kind == "oneformer" else {}
-        if self.kind == "eomt":  # its post-processing reads the masks of a square padded input
+        kw: dict[str, Any] = {"task_inputs": ["panoptic"]} if self.mtype.task_prompt else {}
+        if self.mtype.pad_square:  # its post-processing reads the masks of a square padded input
             kw["do_pad"] = True
         enc = self.processor(images=img, return_tensors="pt", **kw)
         out: dict[str, Any] = {k: v[0] for k, v in enc.items() if isinstance(v, torch.Tensor)}
@@ -227,7 +199,7 @@ class HFPanoptic(torch.nn.Module):
             pixels[k, :, :th, :tw] = t
             mask[k, :th, :tw] = batch[k]["pixel_mask"] if "pixel_mask" in batch[0] else 1
         inputs = {"pixel_values": pixels.to(dev)}
-        if self.kind != "eomt":  # EoMT takes no pixel mask: its inputs are padded squares
+        if self.mtype.pixel_mask:  # EoMT takes none: its inputs are padded squares
             inputs["pixel_mask"] = mask.to(dev)
         if "task_inputs" in batch[0]:
             inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
@@ -256,13 +228,14 @@ class HFPanoptic(torch.nn.Module):
         """The processor's ``post_process_instance_segmentation`` of the image: thing classes, dataset ids."""
         if output.outputs is None or output.target is None:
             return None
-        return instances_of(self._image_processor(), self.kind, output.outputs, output.target, self._model_cats(),
-                            self._thing_cats())
+        return instances_of(self._image_processor(), self.mtype.instance_settings, output.outputs, output.target,
+                            self._model_cats(), self._thing_cats())
 
     def to_semantic(self, output: HFOutput) -> np.ndarray | None:
         """The processor's ``post_process_semantic_segmentation`` of the image in dataset category ids (-1: VOID);
-        None (mIoU from the panoptic output) with AP off and for EoMT (:data:`NO_SEMANTIC`)."""
-        if output.outputs is None or output.target is None or self.kind in NO_SEMANTIC:
+        None (mIoU from the panoptic output) with AP off and for a model type without one (EoMT: its
+        description's ``no_semantic`` says why)."""
+        if output.outputs is None or output.target is None or self.mtype.no_semantic is not None:
             return None
         return semantic_of(self._image_processor(), output.outputs, output.target, self._model_cats())
 
@@ -286,14 +259,20 @@ class HFPanoptic(torch.nn.Module):
 
     def configure(self, postprocess: PostProcess, fusion: str) -> None:
         """``--postprocess maskwise|argmax`` merges the query masks of a mask-classification model (MaskFormer,
-        Mask2Former, OneFormer) instead of transformers' post-processing; ``--fusion`` has one choice here
-        (transformers' post-processing), so the record's ``fusion`` is None."""
+        Mask2Former, OneFormer: the modes its model type's description allows) instead of transformers'
+        post-processing; ``--fusion`` has one choice here (transformers' post-processing), so the record's
+        ``fusion`` is None."""
+        from panbench.models.hf.types import postprocess_refusal
+
         if postprocess.name == "default":
             return
-        refuse_postprocess(self.where, self.where, self.kind, postprocess.name)  # DETR and EoMT, each with why
-        if self.fusion.columns is None:
-            raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} needs a MaskFormer, Mask2Former or "
-                                "OneFormer model (query masks); PanopticFPN and DETR have their own fusion only")
+        refusal = postprocess_refusal(self.where, postprocess.name, "this model", self.mtype)
+        if refusal is not None:
+            raise PanbenchError(refusal)
+        if self.fusion.columns is None:  # labels skipped (placeholders): no column of class logits for them
+            raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} reads the class logits of every "
+                                "model label, and labels of this model map to no category (N/A); leave "
+                                "--postprocess out")
         self.fusion.postprocess = postprocess
 
     def compile_targets(self) -> list[tuple[str, Any]]:
@@ -306,17 +285,17 @@ class HFPanoptic(torch.nn.Module):
         return self.forward([item], device, None)[0], []
 
 
-def instances_of(processor: Any, kind: str, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int],
-                 things: set[int]) -> Instances:
-    """One image's ``post_process_instance_segmentation`` (:data:`INSTANCE_SETTINGS`) as
-    :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
+def instances_of(processor: Any, settings: dict[str, Any], outputs: SimpleNamespace, target: tuple[int, int],
+                 model_cats: list[int], things: set[int]) -> Instances:
+    """One image's ``post_process_instance_segmentation`` (``settings``: its model type's ``instance_settings``)
+    as :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
     dataset category id), their masks at the image's size, scores and dataset category ids."""
     from panbench.analysis.instances import from_hf_instances
 
-    if kind == "oneformer" and getattr(processor, "class_info_file", "") is None:
-        processor = copy.copy(processor)  # transformers 5 tests `"ade20k" in class_info_file`, None without a file
+    if getattr(processor, "class_info_file", "") is None:  # OneFormer's: transformers 5 tests
+        processor = copy.copy(processor)  # `"ade20k" in class_info_file`, None without a file
         processor.class_info_file = ""
-    r = processor.post_process_instance_segmentation(outputs, target_sizes=[target], **INSTANCE_SETTINGS.get(kind, {}))
+    r = processor.post_process_instance_segmentation(outputs, target_sizes=[target], **settings)
     r = r[0]
     keep = [k for k, s in enumerate(r["segments_info"])
             if 0 <= s["label_id"] < len(model_cats) and model_cats[s["label_id"]] in things]
