@@ -59,10 +59,11 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
 
 def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device: str) -> dict[str, Any]:
     """Everything that changes a per-image result, hashed into the cache's directory name: config, weights,
-    dataset and subset, post-processing, device type, AMP, batch size (it changes no panoptic prediction, as
-    batches hold images of one padded shape, but the kernels' float rounding of scores and the speed stored
-    beside the results) and the versions of the code that computes the numbers.  The process layout (ranks,
-    ``--cpu-procs``) is not in it: an image gets the same input whichever process runs it."""
+    dataset and subset, post-processing, device type, AMP, batch size (a setting of the run: it changes no
+    panoptic prediction, as batches hold images of one padded shape, but the speed stored beside the results is
+    that batch size's) and the versions of the code that computes the numbers.  The process layout (ranks,
+    ``--cpu-procs``, threads) is not in it: an image gets the same input whichever process runs it, and the
+    rounding of scores that another thread count gives is of the kind and size another batch gives."""
     v = versions()
     parts: dict[str, Any] = {
         "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,

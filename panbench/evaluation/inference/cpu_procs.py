@@ -85,7 +85,8 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink
     finally:
         torch.set_num_threads(threads_before)
         _FORKED.clear()
-    total = Timings(**{**own.__dict__, "extra": {**own.extra, "cpu_procs": procs, "threads_per_proc": threads}})
+    total = Timings(**{**own.__dict__, "batches": dict(own.batches),
+                       "extra": {**own.extra, "cpu_procs": procs, "threads_per_proc": threads}})
     sink.reduce(part for part, _ in parts)
     for _, t in parts:
         total.merge(t)

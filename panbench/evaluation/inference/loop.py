@@ -91,19 +91,25 @@ def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return batch
 
 
+def waiting_images(size: int) -> int:
+    """How many loaded images may wait for partners of their shape at batch size ``size``: 8 batches, at most 32
+    images (at COCO's size about 12 MB each as float32, 3 MB as mmdet's uint8), never fewer than one batch."""
+    return max(size, min(8 * size, 32))
+
+
 def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Callable[[Any], Hashable],
                        hold: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Loaded items regrouped into batches of up to ``size`` images of one ``key`` (the family's
     :meth:`~panbench.models.protocol.PanopticModel.batch_key`: the padded input shape), so that each image gets
     in its batch exactly the input it gets alone and ``--batch-size`` changes no prediction.
 
-    A batch leaves as soon as it is full; at most ``hold`` images wait for a partner (default ``8 * size``: the
-    memory of a few batches), past that the oldest partial batch runs as it is; the rest run at the end, in the
+    A batch leaves as soon as it is full; at most ``hold`` loaded images wait for a partner (default
+    :func:`waiting_images`), past that the oldest partial batch runs as it is; the rest run at the end, in the
     order their first image came.  An item that failed to load (``error``) runs alone at once (it raises)."""
     if size <= 1:
         yield from ([it] for group in items for it in group)
         return
-    hold = 8 * size if hold is None else hold
+    hold = waiting_images(size) if hold is None else hold
     waiting: dict[Hashable, list[dict[str, Any]]] = {}  # insertion order = order of each group's first image
     held = 0
     for group in items:
