@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DOC = ROOT / "docs" / "cli.md"
-BEGIN = "<!-- the command reference: written by scripts/cli_reference.py from the parsers; do not edit by hand -->"
+BEGIN = ("<!-- the command reference: written by scripts/cli_reference.py from the parsers (argparse of Python "
+         f"{sys.version_info[0]}.{sys.version_info[1]}); do not edit by hand -->")
 END = "<!-- end of the command reference -->"
 SKIP = {"-h", "--debug"}  # every command takes them (README)
 
@@ -36,8 +37,8 @@ def _option(action: argparse.Action, formatter: argparse.HelpFormatter) -> tuple
     else:
         names = formatter._format_args(action, formatter._get_default_metavar_for_positional(action))
     text = formatter._expand_help(action) if action.help else ""
-    if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
-        text += f" (one of: {', '.join(map(str, action.choices))})"
+    if action.choices is not None and "{" not in names and not isinstance(action, argparse._SubParsersAction):
+        text += f" (one of: {', '.join(map(str, action.choices))})"  # a metavar hid them
     return f"`{names}`", _cell(text)
 
 
@@ -79,8 +80,9 @@ def reference() -> str:
 def rewrite(text: str) -> str:
     """docs/cli.md's text with its generated part replaced (appended when absent)."""
     ref = reference()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
+    mark = BEGIN.split(" from the parsers", 1)[0]  # the marker's start, whichever Python wrote it
+    if mark in text and END in text:
+        head, rest = text.split(mark, 1)
         tail = rest.split(END, 1)[1].lstrip("\n")
         return head + ref + (("\n" + tail) if tail else "")
     return text.rstrip("\n") + "\n\n" + ref

@@ -60,7 +60,8 @@ class EvalOptions:
         def given(name: str, default: Any = None) -> Any:
             return getattr(args, name, default)
 
-        if note := cpu_procs_note(args.cpu_procs):
+        on_cpu = args.device == "cpu" or (args.device == "auto" and not _cuda_visible())  # forked procs: CPU only
+        if on_cpu and (note := cpu_procs_note(args.cpu_procs)):
             print(note, file=sys.stderr)
         return cls(
             device=args.device, batch_size=args.batch_size, workers=args.workers, warmup=args.warmup,
@@ -78,6 +79,12 @@ class EvalOptions:
             ap=not given("no_ap", not cls.ap),
             corruption=corruption_of(given("corruption"), given("severity")),
         )
+
+
+def _cuda_visible() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def cpu_procs_note(procs: int, cores: int | None = None) -> str | None:

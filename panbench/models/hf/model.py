@@ -268,7 +268,7 @@ class HFPanoptic(torch.nn.Module):
             return
         refusal = postprocess_refusal(self.where, postprocess.name, "this model", self.mtype)
         if refusal is not None:
-            raise PanbenchError(refusal)
+            raise PanbenchError(f"{refusal}; leave --postprocess out")
         if self.fusion.columns is None:  # labels skipped (placeholders): no column of class logits for them
             raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} reads the class logits of every "
                                 "model label, and labels of this model map to no category (N/A); leave "
