@@ -9,6 +9,7 @@ relative to the working directory.
 
 from __future__ import annotations
 
+import os
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -22,6 +23,17 @@ def data_root() -> Path:
         with as_file(packaged) as path:  # an installed package is a folder: the path itself, nothing extracted
             return Path(path)
     return REPO_ROOT
+
+
+def user_cache_dir() -> Path:
+    """This user's panbench cache: ``$PANBENCH_CACHE``, else ``$XDG_CACHE_HOME/panbench``, else
+    ``~/.cache/panbench`` (the model facts of ``panbench ls`` and the FLOPs pass; the set-up's uv and mmcv
+    wheels)."""
+    own = os.environ.get("PANBENCH_CACHE")
+    if own:
+        return Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "panbench"
 
 
 def config_dir() -> Path:
