@@ -1,5 +1,5 @@
 """Where panbench's own files are: the model configs (``configs/``, ``configs/demo/``) and the demo models'
-weights (``checkpoints/demo/``).
+weights (``checkpoints/demo/``); and where this user's panbench cache is (:func:`user_cache_dir`).
 
 In a clone (an editable install) they are read from the clone's top-level folders, the source of truth.
 A wheel carries copies of them as package data under ``panbench/_data/`` (``setup.py`` copies them at build

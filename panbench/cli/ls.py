@@ -1,6 +1,7 @@
 """``panbench ls``: the registered models, their published PQ, and where their weights are: ``cached``
 (downloaded), ``download`` (fetched on first use), ``committed`` (the demo models' weights, in the
-repository under ``checkpoints/``)."""
+repository under ``checkpoints/``); with ``--params``, parameters and GFLOPs counted on random weights, kept in
+the model facts cache (:mod:`panbench.evaluation.storage.facts`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--params", action="store_true",
                    help="build each model (random weights) to count its parameters and its GFLOPs on one 640x480 "
                    "image (COCO val's most common size) through its test pipeline (COCO models: 800x1067 after "
-                   "the resize), instead of reading the config's counts; slow (a forward pass per model)")
+                   "the resize), instead of reading the config's counts; slow the first time (a forward pass per "
+                   "model, said on stderr), then read from the model facts cache in PANBENCH_CACHE (default "
+                   "~/.cache/panbench; PANBENCH_NO_FACTS_CACHE=1 counts again)")
     return p
 
 
