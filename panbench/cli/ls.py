@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
     for r in [HEAD, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-    for line in _footnotes(specs, rows, args.params):
-        print(line)
+    notes = _footnotes(specs, rows, args.params)
+    if notes:  # under the table, after a blank line
+        print("\n" + "\n".join(notes))
     if args.params and (counted.now or counted.cached):
         from panbench.evaluation.storage.facts import NO_FACTS_CACHE, facts_cache_on, facts_dir
 
