@@ -100,4 +100,3 @@ def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             pass
     return out
-

@@ -127,7 +127,9 @@ def config_files(spec: ModelSpec) -> list[Path] | None:
             if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_base_" for t in node.targets):
                 try:
                     bases = ast.literal_eval(node.value)
-                except ValueError:
+                except (ValueError, TypeError, SyntaxError):
+                    return False
+                if not isinstance(bases, (str, list, tuple)):
                     return False
                 for base in [bases] if isinstance(bases, str) else bases:
                     if not isinstance(base, str):
