@@ -1,5 +1,5 @@
 """Where panbench's own files are: the model configs (``configs/``, ``configs/demo/``) and the demo models'
-weights (``checkpoints/demo/``).
+weights (``checkpoints/demo/``); and where this user's panbench cache is (:func:`user_cache_dir`).
 
 In a clone (an editable install) they are read from the clone's top-level folders, the source of truth.
 A wheel carries copies of them as package data under ``panbench/_data/`` (``setup.py`` copies them at build
@@ -9,6 +9,7 @@ relative to the working directory.
 
 from __future__ import annotations
 
+import os
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -22,6 +23,17 @@ def data_root() -> Path:
         with as_file(packaged) as path:  # an installed package is a folder: the path itself, nothing extracted
             return Path(path)
     return REPO_ROOT
+
+
+def user_cache_dir() -> Path:
+    """This user's panbench cache: ``$PANBENCH_CACHE``, else ``$XDG_CACHE_HOME/panbench``, else
+    ``~/.cache/panbench``: the model facts of ``panbench ls`` and of eval's FLOPs pass (``scripts/setup.sh`` keeps
+    uv and mmcv wheels in ``$PANBENCH_CACHE``, else ``~/.cache/panbench``)."""
+    own = os.environ.get("PANBENCH_CACHE")
+    if own:
+        return Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "panbench"
 
 
 def config_dir() -> Path:

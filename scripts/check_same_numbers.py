@@ -24,7 +24,8 @@ import numpy as np
 RUN_FIELDS = {"date", "timings", "speed_context", "memory", "record", "analysis_file", "device"}
 RUN_PROVENANCE = {"git_commit", "command", "predictions", "config_path"}  # where the checkout is: the config's
 # text and hash, and the checkpoint's sha256, are compared
-RUN_FLOPS = {"seconds"}  # the FLOPs pass's time; its counts are compared
+RUN_FLOPS = {"seconds", "from_cache"}  # the FLOPs pass's time, whether the model facts cache served it; its
+# counts are compared
 
 
 def compare_predictions(a: Path, b: Path) -> tuple[list[str], int]:
@@ -114,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         print(d)
     if d1 or d2:
         return 1
+    own = sorted(RUN_FIELDS | RUN_PROVENANCE | {f"flops.{k}" for k in RUN_FLOPS})
     print(f"same numbers: {n_png} PNGs byte-identical, {n_rec} records equal in every field but the run's own "
-          f"({', '.join(sorted(RUN_FIELDS | RUN_PROVENANCE | {'flops.seconds'}))}), their analysis arrays equal")
+          f"({', '.join(own)}), their analysis arrays equal")
     return 0
 
 

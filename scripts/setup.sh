@@ -310,7 +310,7 @@ else
        "CPU torch: .venv/bin/pip install torchvision timm --index-url https://download.pytorch.org/whl/cpu"
 fi
 
-step 7 "panbench (editable; compiles its C extensions in panbench/*/*.c, a few seconds)"
+step 7 "panbench (editable; compiles its C extensions in panbench/*/*.c, a few seconds), then the bytecode of every module"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
 # the mmcv._ext import hook a wheel install puts into site-packages (panbench/ops/hook.py): mmdet's own tools
 # work in this venv without importing panbench first
@@ -338,5 +338,11 @@ write_pip_conf "${PINS[@]}" "$MMCV_PIN"
 "$PY" -W ignore -c "import pkg_resources" 2>/dev/null || fail 7 "pkg_resources does not import (setuptools >= 81?)" \
   ".venv/bin/pip install '$SETUPTOOLS'"
 
+# bytecode (.pyc) of every module in the venv and of panbench, once (pip's default, which the installs above turn
+# off): under PYTHONDONTWRITEBYTECODE=1 Python reads .pyc files but never writes them, so without these each
+# command compiles again everything it imports (docs/setup.md#bytecode, measured). A file that is not Python for
+# this interpreter (torch's py312_intrinsics.py) is left out, as its import would refuse it.
+PURELIB="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+"$PY" -m compileall -q -j0 "$PURELIB" "$ROOT/panbench" >/dev/null 2>&1 || true  # compile-bytecode
 echo "$HASH_INPUTS" >"$STAMP"
 echo "[setup] done in $(( $(date +%s) - T0 )) s (mmcv: $MMCV$([[ $KEPT_TORCH == 1 ]] && echo ", torch kept from $TORCH_DIR"))"

@@ -69,6 +69,13 @@ def _own_running_dir(tmp_path_factory) -> None:
     os.environ["PANBENCH_RUNNING_DIR"] = str(tmp_path_factory.mktemp("running"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_dir(tmp_path_factory) -> None:
+    """panbench's cache (the model facts of ``ls`` and of eval's FLOPs pass, panbench.evaluation.storage.facts)
+    in a folder of this test session: the user's cache neither serves nor receives the tests' counts."""
+    os.environ["PANBENCH_CACHE"] = str(tmp_path_factory.mktemp("panbench-cache"))
+
+
 @pytest.fixture
 def figures(monkeypatch) -> Any:
     """The figures the plot functions draw, by file name (saved nowhere; closed after the test)."""

@@ -24,6 +24,7 @@ SAME_CONCEPT: dict[str, tuple[str, ...]] = {
     "check_options": ("models/mmdet/", "models/hf/"),
     "weights_state": ("models/mmdet/", "models/hf/"),
     "random_model": ("models/mmdet/", "models/hf/"),
+    "config_files": ("models/mmdet/", "models/hf/"),
     # a dataset module's `panbench data NAME` (its row in data/catalog.py DATASETS names it)
     "data_command": ("data/",),
     # ops/ext.py stands in for mmcv._ext under mmcv's own names; ops/kernels.py implements them

@@ -25,7 +25,8 @@ def _run(root: Path, date: str) -> tuple[Path, Path]:
     (pred / "m_results.json").write_text(json.dumps({"info": {"date": date}, "annotations": [{"image_id": 1}]}))
     (res / "runs").mkdir(parents=True)
     rec = {"model": "m", "date": date, "metrics": {"PQ": 50.0}, "timings": {"wall_s": len(date)},
-           "provenance": {"git_commit": date, "config": "c"}, "flops": {"gflops": 1.0, "seconds": len(date)}}
+           "provenance": {"git_commit": date, "config": "c"},
+           "flops": {"gflops": 1.0, "seconds": len(date), "from_cache": date if len(date) > 10 else None}}
     (res / "runs" / f"{date}_m.json").write_text(json.dumps(rec))
     np.savez(res / "runs" / f"{date}_m.analysis.npz", tp=np.array([1, 2]))
     return pred, res

@@ -126,3 +126,29 @@ def test_doctor_lists_each_familys_versions_and_notes_another_transformers(monke
         assert line.startswith("[note] versions/transformers torch ") and "\n" not in line
         assert f"transformers {colab} ({how} than the tested {tested}): hf: models were checked" in line
         assert line.endswith(f"-> fix: pip install 'transformers=={tested}'")
+
+
+def test_the_setups_last_step_compiles_the_bytecode_of_the_venv_and_panbench(tmp_path: Path) -> None:
+    """Step 7 compiles every module of the venv's site-packages and of panbench to .pyc (the installs skip it, and
+    under PYTHONDONTWRITEBYTECODE=1 Python would compile them again on every command); a file that does not
+    compile for this Python does not fail the set-up.  The step's line runs here on a stand-in venv and clone."""
+    import os
+
+    from panbench import REPO_ROOT
+
+    script = (REPO_ROOT / "scripts" / "setup.sh").read_text().splitlines()
+    step7 = next(i for i, line in enumerate(script) if line.startswith("step 7 "))
+    line = next(i for i, line in enumerate(script) if line.endswith("# compile-bytecode"))
+    assert line > step7 and "compileall" in script[line]
+    site, root = tmp_path / "site-packages", tmp_path / "clone"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "mod.py").write_text("X = 1\n")
+    (site / "pkg" / "py312_only.py").write_text("def f[T](a): pass\n")  # not Python 3.11
+    (root / "panbench").mkdir(parents=True)
+    (root / "panbench" / "own.py").write_text("Y = 2\n")
+    env = {**os.environ, "PY": sys.executable, "PURELIB": str(site), "ROOT": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    r = subprocess.run(["bash", "-c", script[line]], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == r.stderr == ""
+    tag = sys.implementation.cache_tag
+    assert (site / "pkg" / "__pycache__" / f"mod.{tag}.pyc").is_file()
+    assert (root / "panbench" / "__pycache__" / f"own.{tag}.pyc").is_file()

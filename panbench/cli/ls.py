@@ -1,10 +1,14 @@
 """``panbench ls``: the registered models, their published PQ, and where their weights are: ``cached``
 (downloaded), ``download`` (fetched on first use), ``committed`` (the demo models' weights, in the
-repository under ``checkpoints/``)."""
+repository under ``checkpoints/``); with ``--params``, parameters and GFLOPs counted on random weights, kept in
+the model facts cache (:mod:`panbench.evaluation.storage.facts`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from dataclasses import dataclass
 
 from panbench.cli.options import Common
 from panbench.errors import PanbenchError
@@ -21,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--params", action="store_true",
                    help="build each model (random weights) to count its parameters and its GFLOPs on one 640x480 "
                    "image (COCO val's most common size) through its test pipeline (COCO models: 800x1067 after "
-                   "the resize), instead of reading the config's counts; slow (a forward pass per model)")
+                   "the resize), instead of reading the config's counts; slow the first time (a forward pass per "
+                   "model, said on stderr), then read from the model facts cache in PANBENCH_CACHE (default "
+                   "~/.cache/panbench; PANBENCH_NO_FACTS_CACHE=1 counts again)")
     return p
 
 
@@ -35,17 +41,34 @@ def run(args: argparse.Namespace) -> int:
         if not specs:
             raise PanbenchError(f"--only-dataset {args.only_dataset}: no registered model is for it; use one of: "
                                 f"{', '.join(known)}")
-    rows = []
-    for s in specs:
+    rows, counted, t0 = [], Counted(), time.perf_counter()
+    for i, s in enumerate(specs):
         pub = [_num(s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")]
-        params, gflops = _sizes(s, args.params)
+        params, gflops = _sizes(s, args.params, counted, f"{i + 1}/{len(specs)}")
         rows.append((s.name, s.architecture, s.backbone, s.dataset, s.input_size or "-", *pub,
                      _num(s.published_fps, "{:.0f}"), params, gflops, s.family.entry().weights_state(s),
                      ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
     for r in [HEAD, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    notes = _footnotes(specs, rows, args.params)
+    if notes:  # under the table, after a blank line
+        print("\n" + "\n".join(notes))
+    if args.params and (counted.now or counted.cached):
+        from panbench.evaluation.storage.facts import NO_FACTS_CACHE, facts_cache_on, facts_dir
+
+        where = (f"kept in {facts_dir()}" if facts_cache_on() else f"not kept ({NO_FACTS_CACHE}=1)")
+        print(f"ls: {counted.now} model(s) counted in {time.perf_counter() - t0:.0f} s, {counted.cached} from the "
+              f"model facts cache; counts {where}", file=sys.stderr)
     return 0
+
+
+@dataclass
+class Counted:
+    """How many models' counts were made now and how many were read from the model facts cache."""
+
+    now: int = 0
+    cached: int = 0
 
 
 def _num(v: float | None, fmt: str = "{:.1f}") -> str:
@@ -53,17 +76,43 @@ def _num(v: float | None, fmt: str = "{:.1f}") -> str:
     return fmt.format(v) if v is not None else "-"
 
 
-def _sizes(spec, measure: bool) -> tuple[str, str]:
+def _sizes(spec, measure: bool, counted: Counted, step: str) -> tuple[str, str]:
     """Parameters (the registry's count, else counted) and, with ``--params``, GFLOPs on one 640x480 image
-    (:func:`panbench.evaluation.flops.random_gflops`) of the model with random weights; ``-`` when its family
-    cannot build one without a download (a transformers model: its record has the count)."""
+    (:func:`panbench.evaluation.flops.random_facts`, cached) of the model with random weights; ``-`` when its
+    family cannot build one without a download (a transformers model: its eval record has the counts).  With
+    ``--params``, a model counted now is said on stderr as it is (``ls: [step] name: counted in N s``)."""
     if spec.params is not None and not measure:
         return f"{spec.params / 1e6:.1f}M", "-"
-    model = spec.family.entry().random_model(spec, "cpu")
-    if model is None:
-        return "-", "-"
-    from panbench.evaluation.flops import random_gflops
-    from panbench.models.protocol import count_parameters
+    from panbench.evaluation.flops import random_facts
 
-    params = f"{count_parameters(model.module) / 1e6:.1f}M"
-    return params, f"{random_gflops(model)['gflops']:.1f}" if measure else "-"
+    def say_counting() -> None:
+        if measure:
+            print(f"ls: [{step}] {spec.name}: counting ...", file=sys.stderr, flush=True)
+
+    t = time.perf_counter()
+    facts = random_facts(spec, measure, on_count=say_counting)
+    if facts is None:
+        return "-", "-"
+    if facts["from_cache"]:
+        counted.cached += 1
+    else:
+        counted.now += 1
+        if measure:
+            print(f"ls: [{step}] {spec.name}: counted in {time.perf_counter() - t:.1f} s", file=sys.stderr,
+                  flush=True)
+    params = f"{facts['params'] / 1e6:.1f}M"
+    return params, f"{facts['flops']['gflops']:.1f}" if measure else "-"
+
+
+def _footnotes(specs: list, rows: list[tuple], measure: bool) -> list[str]:
+    """What a ``-`` in the params and GFLOPs columns means, for the rows that have one."""
+    i, j = HEAD.index("params"), HEAD.index("GFLOPs")
+    hub = sorted({s.family.name for s, r in zip(specs, rows) if r[i] == "-" or (measure and r[j] == "-")})
+    out = []
+    if not measure:
+        out.append("GFLOPs: counted by `panbench ls --params` (random weights, one 640x480 image) and, on real "
+                   "images, by `panbench eval` (its record's flops)")
+    if hub:
+        out.append(f"params/GFLOPs -: a {' or '.join(hub)} model is built from its hub download, which ls does not "
+                   "make; `panbench eval --model NAME` downloads it and records both (`panbench table` shows them)")
+    return out

@@ -11,15 +11,28 @@ attention's sampling) and mmcv's compiled ops (RoIAlign, NMS); fvcore counts a f
 upsampling), which are small beside the convolutions.  What is counted is one whole inference step (the
 model family's ``forward``: for mmdet's ``test_step``, preprocessing, network, panoptic fusion) on each image
 after the model's own test pipeline.
+
+Both counts are kept in the model facts cache (:mod:`panbench.evaluation.storage.facts`): eval's pass
+(:func:`run_gflops`) under the model's resolved config, its weights, the images' content and ids, the
+post-processing, the device type and the package versions (PanopticFPN's mask head runs once per detection, so
+the count depends on weights and image, not on the input size alone); ``panbench ls``'s counts on random weights
+(:func:`random_facts`) under the config's files, the input size and the package versions.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from panbench.models.protocol import PanopticModel
+from panbench.downloads import sha256_file
+from panbench.evaluation.storage.facts import package_versions, read_facts, write_facts
+from panbench.models.protocol import PanopticModel, count_parameters
+
+if TYPE_CHECKING:
+    from panbench.models.registry import ModelSpec
 
 COUNTER = "torch.utils.flop_counter.FlopCounterMode"
 CONVENTION = "1 multiply-add = 1 FLOP (FlopCounterMode's count halved, as fvcore counts)"
@@ -83,7 +96,6 @@ def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: st
     """GFLOPs of a model with random weights (a family's ``random_model``) on one synthetic ``image_hw`` image
     through its pipeline (640x480: COCO val's most common size); what ``panbench ls --params`` shows."""
     import tempfile
-    from pathlib import Path
 
     import numpy as np
     from PIL import Image
@@ -94,3 +106,65 @@ def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: st
         Image.fromarray(rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8)).save(img)
         data = model.pipeline({"img_path": str(img), "img_id": 0})
     return model_gflops(model, [data], device) or {}
+
+
+def run_gflops(lm: Any, dataset: Any, n: int, device: str, settings: dict[str, Any],
+               packages: tuple[str, ...]) -> dict[str, Any] | None:
+    """Eval's FLOPs pass (:func:`dataset_gflops`), served from the model facts cache when this model (config,
+    weights) counted these images (content and id) with the same ``settings`` (post-processing, fusion, AP
+    output, corruption) on this device type and these ``packages``' versions.  The record's ``flops`` is the
+    count as it was made (``seconds``: the counting pass's time) with ``from_cache``: when it was counted, for
+    a count served from the cache; None for one counted now."""
+    try:
+        images = [[s.image_id, sha256_file(s.image_path)] for s in dataset.samples[:n]]
+    except OSError:
+        images = []  # an image that does not read: the pass names it
+    parts = None
+    if images and lm.weights.sha256:
+        parts = {"fact": "eval gflops", "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "images": images,
+                 "device_type": device.split(":")[0], "settings": settings, "versions": package_versions(packages)}
+        hit = read_facts(parts)
+        if hit is not None and _counted(hit.get("flops")):
+            return {**hit["flops"], "from_cache": hit["counted"]}
+    flops = dataset_gflops(lm, dataset, n, device)
+    if flops is not None and parts is not None:
+        write_facts(parts, {"flops": flops})
+    return None if flops is None else {**flops, "from_cache": None}
+
+
+def random_facts(spec: ModelSpec, gflops: bool, image_hw: tuple[int, int] = (480, 640),
+                 on_count: Callable[[], None] | None = None) -> dict[str, Any] | None:
+    """``panbench ls``: the parameters of ``spec``'s model with random weights (its family's ``random_model``)
+    and, with ``gflops``, its :func:`random_gflops` on one ``image_hw`` image, with ``seconds`` (what building
+    and counting took) and ``from_cache`` (served from the model facts cache); None when its family cannot build
+    it without a download.  Cached under the config's files (the family's ``config_files``), the input size and
+    the package versions; ``on_count`` is called before a model whose counts are not cached is built."""
+    entry = spec.family.entry()
+    files_of = getattr(entry, "config_files", None)  # optional in a family: without it, counted every time
+    files: list[Path] | None = files_of(spec) if files_of is not None else None
+    parts, cached = None, {}
+    if files is not None:
+        parts = {"fact": "random model", "framework": spec.framework, "config_files": [sha256_file(f) for f in files],
+                 "image_hw": list(image_hw), "device": "cpu",
+                 "versions": package_versions(spec.family.packages)}
+        cached = {k: v for k, v in (read_facts(parts) or {}).items() if k != "counted"}
+        if isinstance(cached.get("params"), int) and (not gflops or _counted(cached.get("flops"))):
+            return {**cached, "from_cache": True}
+        if on_count is not None:
+            on_count()
+    t = time.perf_counter()
+    model = entry.random_model(spec, "cpu")
+    if model is None:
+        return None
+    facts = {**cached, "params": count_parameters(model.module)}
+    if gflops:
+        facts["flops"] = random_gflops(model, image_hw)
+    facts["seconds"] = time.perf_counter() - t
+    if parts is not None:
+        write_facts(parts, facts)
+    return {**facts, "from_cache": False}
+
+
+def _counted(flops: Any) -> bool:
+    """Whether a cached ``flops`` reads as a count (an entry edited by hand does not)."""
+    return isinstance(flops, dict) and isinstance(flops.get("gflops"), (int, float))

@@ -151,10 +151,14 @@ class Run:
 
     def conclude(self) -> None:
         """The metrics and analyses of the sink, the FLOPs, the saved predictions, the speed."""
-        if self.opts.flops_images and self.rank == 0:  # a pass of its own, after the timed inference
-            from panbench.evaluation.flops import dataset_gflops
+        if self.opts.flops_images and self.rank == 0:  # a pass of its own, after the timed inference (or cached)
+            from panbench.evaluation.flops import run_gflops
 
-            self.flops = dataset_gflops(self.lm, self.dataset, self.opts.flops_images, self.device)
+            opts = self.opts
+            settings = {"postprocess": opts.postprocess.label(), "fusion": opts.fusion, "ap": opts.ap,
+                        **corruption_fields(opts)}
+            self.flops = run_gflops(self.lm, self.dataset, opts.flops_images, self.device, settings,
+                                    self.spec.family.packages)
         self.metrics = self.sink.evaluate()
         n = len(self.dataset.samples)
         if self.metrics["n_images"] != n:

@@ -133,6 +133,11 @@ class FamilyEntry(Protocol):
         """The model with random weights and no dataset (for counting parameters and FLOPs), None when it cannot
         be built without a download."""
 
+    def config_files(self, spec: ModelSpec) -> list[Path] | None:
+        """The files that, with the versions of the family's packages, fix the model :meth:`random_model`
+        builds (the key of its cached parameter and FLOPs counts, ``panbench ls``); None: not known without
+        building it (its counts are not cached).  Optional: a family without it is counted every time."""
+
 
 def count_parameters(module: Any) -> int:
     """The number of parameters of a torch module (the record's ``params``)."""

@@ -61,7 +61,7 @@ def test_missing_coco_names_panbench_data_coco(tmp_path, capsys) -> None:
 
 def test_ls_says_the_demo_weights_are_committed(capsys) -> None:
     assert main(["ls", "--only-dataset", "demo"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the table; its notes after a blank line
     col = lines[0].split().index("weights")
     assert [x.split()[col] for x in lines[1:]] == ["committed"] * 3
 

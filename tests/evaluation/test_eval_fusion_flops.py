@@ -33,3 +33,23 @@ def test_flops_images_counts_gflops_per_image_into_the_record(demo_root, tmp_pat
 def test_postprocess_maskwise_records_no_fusion(demo_root, tmp_path, capsys) -> None:
     rec = eval_demo_record(demo_root, tmp_path / "res", "--postprocess", "maskwise", "--flops-images", "0")
     assert rec["fusion"] is None
+
+
+def test_a_second_eval_takes_its_flops_from_the_cache_with_equal_numbers(demo_root, tmp_path, monkeypatch,
+                                                                          capsys) -> None:
+    from panbench.evaluation import flops
+
+    monkeypatch.setenv("PANBENCH_CACHE", str(tmp_path / "cache"))
+    first = eval_demo_record(demo_root, tmp_path / "a", "--flops-images", "2")["flops"]
+
+    def refuse(*a, **k):
+        raise AssertionError("counted again")
+
+    monkeypatch.setattr(flops, "count_step", refuse)
+    second = eval_demo_record(demo_root, tmp_path / "b", "--flops-images", "2")["flops"]
+    assert first["from_cache"] is None and second["from_cache"]  # when the count was made
+    assert {k: v for k, v in second.items() if k != "from_cache"} == {k: v for k, v in first.items()
+                                                                      if k != "from_cache"}
+    assert len(list((tmp_path / "cache" / "model-facts").glob("*.json"))) == 1
+    with pytest.raises(AssertionError, match="counted again"):  # other images: counted, not served
+        eval_demo_record(demo_root, tmp_path / "c", "--flops-images", "3")

@@ -8,6 +8,7 @@ when called.  Imports torch and mmdet inside the functions that need them, excep
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,6 +38,13 @@ def weights_state(spec: ModelSpec) -> str:
     from panbench.models.mmdet.loading import weights_state as state
 
     return state(spec)
+
+
+def config_files(spec: ModelSpec) -> list[Path] | None:
+    """:func:`panbench.models.mmdet.loading.config_files`."""
+    from panbench.models.mmdet.loading import config_files as files
+
+    return files(spec)
 
 
 def random_model(spec: ModelSpec, device: str) -> MMDetModel:

@@ -105,9 +105,50 @@ def weights_state(spec: ModelSpec) -> str:
     return "none"
 
 
+def config_files(spec: ModelSpec) -> list[Path] | None:
+    """The files ``spec``'s config is read from beside mmdet's own (``mmdet::``, fixed by mmdet's version): the
+    config and the local files its ``_base_`` names, recursively; None when they cannot be told without
+    mmengine (no such file, a ``_base_`` that is not a literal, a ``read_base()`` import)."""
+    import ast
+
+    found: list[Path] = []
+
+    def visit(path: Path) -> bool:
+        if path in found:
+            return True
+        try:
+            tree = ast.parse(path.read_text())
+        except (OSError, SyntaxError, ValueError):
+            return False
+        found.append(path)
+        for node in tree.body:
+            if isinstance(node, ast.With):
+                return False  # `with read_base(): from .x import *`: mmengine's own reading
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_base_" for t in node.targets):
+                try:
+                    bases = ast.literal_eval(node.value)
+                except (ValueError, TypeError, SyntaxError):
+                    return False
+                if not isinstance(bases, (str, list, tuple)):
+                    return False
+                for base in [bases] if isinstance(bases, str) else bases:
+                    if not isinstance(base, str):
+                        return False
+                    if "::" not in base and not visit((path.parent / base).resolve()):
+                        return False
+        return True
+
+    return found if visit(Path(spec.config).resolve()) else None
+
+
 def random_model(spec: ModelSpec, device: str) -> MMDetModel:
-    """The config's model with random weights, panoptic output only, no dataset (no category ids to map to)."""
+    """The config's model with random weights drawn from seed 0 (the same every time: PanopticFPN's FLOPs follow
+    its detections), panoptic output only, no dataset (no category ids to map to)."""
+    import torch
+
     cfg = load_config(spec.config)
     panoptic_only(cfg)
-    detector = build_model(cfg, spec.config).to(device).eval()
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(0)
+        detector = build_model(cfg, spec.config).to(device).eval()
     return MMDetModel(detector, class_names(cfg), [], test_pipeline(cfg), where=str(spec.config))
