@@ -90,7 +90,7 @@ def _same_predictions(base: tuple[dict, dict], other: tuple[dict, dict], max_pix
 
 @pytest.mark.parametrize("model", ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn"])
 def test_batch_size_and_cpu_procs_change_no_prediction_of_the_demo_models(demo_root, tmp_path, model) -> None:
-    run = lambda name, *extra: _eval(model, demo_root, "demo", tmp_path, name, "--limit", "12", *extra)  # noqa: E731
+    run = lambda name, *extra: _eval(model, demo_root, "demo", tmp_path, name, "--limit", "20", *extra)  # noqa: E731
     base = run("b1", "--cpu-procs", "1")
     _same_predictions(base, run("b4", "--batch-size", "4", "--cpu-procs", "1"))
     _same_predictions(base, run("b2p2", "--batch-size", "2", "--cpu-procs", "2"))
