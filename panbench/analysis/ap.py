@@ -10,7 +10,9 @@ count from 1 (panopticapi's from 0), since pycocotools' ``accumulate`` reads a m
 :class:`APAccumulator` collects, image by image, the ground-truth annotations and the predictions
 (:class:`Instances`: RLE masks, scores, dataset category ids); parts add (``+``) across processes and ranks, and
 :meth:`APAccumulator.evaluate` runs COCO's segm evaluation once at the end with hotcoco (pycocotools'
-``COCOeval`` numbers, tested to 1e-9).  Numpy only here; hotcoco is imported inside the functions that use it.
+``COCOeval`` numbers, tested to 1e-9).  The masks' RLEs are counted in C with the GIL released (``_rle.c``:
+pycocotools' ``mask.encode`` string for string, read from the row-major masks without a transposed copy); without
+the extension, hotcoco encodes them.  Numpy only here; hotcoco is imported inside the functions that use it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
+from panbench.pq.kernels import load_extension
 from panbench.pq.matching import CategoryTable
+
+_rle = load_extension("panbench.analysis._rle")  # None: hotcoco encodes (same strings)
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[0:6], in percent
 # the predictions an image keeps (the best scores), as the zoos' max_per_image / test_topk_per_image; COCO's own
@@ -77,12 +82,18 @@ class Instances:
 
 
 def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """COCO RLEs (counts as ``str``, JSON-ready) of binary masks ``(N, H, W)``, as ``pycocotools.mask.encode``."""
+    """COCO RLEs (counts as ``str``, JSON-ready) of binary masks ``(N, H, W)``, as ``pycocotools.mask.encode``
+    (nonzero is inside).  Bool or uint8 masks in C order are read where they are (no copy)."""
     masks = np.asarray(masks)
     if masks.ndim != 3:
         raise ValueError(f"encode_masks: masks of shape {masks.shape}; give (N, H, W)")
-    if len(masks) == 0:
+    n, h, w = (int(x) for x in masks.shape)
+    if n == 0:
         return []
+    if _rle is not None:
+        if masks.dtype not in (np.bool_, np.uint8) or not masks.flags.c_contiguous:
+            masks = np.ascontiguousarray(masks != 0)
+        return [{"size": [h, w], "counts": c} for c in _rle.encode(masks.view(np.uint8), n, h, w)]
     fortran = np.ascontiguousarray(masks.transpose(0, 2, 1) != 0).view(np.uint8).transpose(2, 1, 0)  # (H, W, N)
     return _rles(_hotcoco().mask.encode(fortran))
 
@@ -109,8 +120,12 @@ def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[
 
 def segment_rles(ids: np.ndarray, seg_ids: Sequence[int]) -> list[dict[str, Any]]:
     """The RLE of each segment of an id map (H x W), as ``encode_masks(ids == seg_id)`` gives it, from one pass over
-    the pixels: the runs of equal ids in column-major order, grouped by id."""
+    the pixels: the runs of equal ids in column-major order, grouped by id (in C for a uint32 map of ids below
+    2^32 - 1, what panoptic PNGs decode to)."""
     h, w = ids.shape
+    if _rle is not None and ids.dtype == np.uint32 and all(0 <= int(s) < 0xFFFFFFFF for s in seg_ids):
+        counts = _rle.segments(np.ascontiguousarray(ids), h, w, np.asarray(seg_ids, np.int64))
+        return [{"size": [int(h), int(w)], "counts": c} for c in counts]
     flat = ids.T.ravel()
     n = flat.size
     starts = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1)) if n else np.zeros(0, np.int64)

@@ -86,13 +86,39 @@ def test_an_image_without_predictions_counts_its_ground_truth_as_missed() -> Non
     assert_same_ap(acc.evaluate(), pycocotools_ap(acc.gt_dataset(), acc.results()))
 
 
-def test_encode_masks_is_pycocotools_encode() -> None:
+def _masks_of_every_edge(rng: np.random.Generator) -> list[np.ndarray]:
+    """Masks of shapes whose width is and is not a multiple of 8, touching each edge, empty, full, one pixel."""
+    out = [rng.random((4, 17, 23)) > 0.6, rng.random((3, 8, 16)) > 0.3, np.zeros((2, 5, 9), bool),
+           np.ones((2, 7, 13), bool), rng.random((3, 1, 1)) > 0.5]
+    edges = np.zeros((4, 11, 19), bool)
+    edges[0, 0, :], edges[1, -1, :], edges[2, :, 0], edges[3, :, -1] = True, True, True, True
+    corner = np.zeros((2, 6, 10), bool)
+    corner[0, -1, -1] = corner[1, 0, 0] = True
+    return [*out, edges, corner]
+
+
+@pytest.fixture(params=["C", "hotcoco"])
+def rle_path(request, monkeypatch) -> str:
+    """Each test of the RLE encoding runs with panbench's C encoder and with hotcoco's (the fallback)."""
+    from panbench.analysis import ap
+
+    if request.param == "C":
+        assert ap._rle is not None, "panbench.analysis._rle is not built"
+    else:
+        monkeypatch.setattr(ap, "_rle", None)
+    return request.param
+
+
+def test_encode_masks_is_pycocotools_encode(rle_path) -> None:
     from pycocotools import mask as cocomask
 
     _pycocotools()
-    m = np.random.default_rng(0).random((4, 17, 23)) > 0.6
-    want = cocomask.encode(np.asfortranarray(m.transpose(1, 2, 0).astype(np.uint8)))
-    assert [r["counts"] for r in encode_masks(m)] == [r["counts"].decode() for r in want]
+    for m in _masks_of_every_edge(np.random.default_rng(0)):
+        want = cocomask.encode(np.asfortranarray(m.transpose(1, 2, 0).astype(np.uint8)))
+        assert [r["counts"] for r in encode_masks(m)] == [r["counts"].decode() for r in want], m.shape
+        assert [r["size"] for r in encode_masks(m)] == [[int(s) for s in r["size"]] for r in want]
+        # any dtype, any layout: nonzero is inside
+        assert encode_masks(m.astype(np.float32) * 3) == encode_masks(m) == encode_masks(np.asfortranarray(m))
     assert encode_masks(np.zeros((0, 5, 5), bool)) == []
 
 
@@ -105,7 +131,7 @@ def test_gt_annotations_leave_stuff_out() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_segment_rles_from_one_pass_equal_the_encoded_masks(seed: int) -> None:
+def test_segment_rles_from_one_pass_equal_the_encoded_masks(seed: int, rle_path) -> None:
     from panbench.analysis.ap import segment_rles
 
     rng = np.random.default_rng(seed)
@@ -115,6 +141,9 @@ def test_segment_rles_from_one_pass_equal_the_encoded_masks(seed: int) -> None:
     assert segment_rles(ids, seg_ids) == encode_masks(ids[None] == np.array(seg_ids)[:, None, None])
     whole = np.full((4, 6), 5, np.uint32)
     assert segment_rles(whole, [5, 6]) == encode_masks(np.array([whole == 5, whole == 6]))
+    wide = rng.integers(0, 3, (37, 300)).astype(np.uint32) * 1000 + 1  # long runs across columns, a repeated id
+    assert segment_rles(wide, [1, 1001, 2001, 1]) == encode_masks(wide[None] == np.array([1, 1001, 2001, 1])[:, None,
+                                                                                                            None])
 
 
 def test_ap_fields_name_the_source_of_the_instances() -> None:
