@@ -10,7 +10,8 @@ inputs, and casts their output back to the input's dtype; the rest of the model 
 in reduced precision.  mmcv's ``nms`` reads ``float`` pointers on the CPU (boxes and scores) and on
 CUDA (boxes): it gets the same treatment (a process-wide wrapper of ``mmcv.ops.nms.nms``, the name
 ``batched_nms`` looks up; a pass-through for float32 inputs outside autocast).
-:func:`autocast_forward` runs a model family's forward step under autocast (``--amp``).
+:func:`autocast_forward` runs a model family's forward step under autocast (``--amp``); :func:`keep_autocast`
+lets a part of that step that runs later (a deferred fusion) run under the same autocast.
 """
 
 from __future__ import annotations
@@ -108,3 +109,21 @@ def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> A
                                 f"({str(e).splitlines()[0][:100]}); run without --amp (`panbench doctor` lists "
                                 "the modes each architecture runs)") from e
         raise
+
+
+def keep_autocast(job: Callable[[], Any]) -> Callable[[], Any]:
+    """``job`` made to run, whenever and on whichever thread it is called, under the autocast in force now (autocast
+    is per thread): a deferred fusion computes what it computed inside the forward."""
+    import torch
+
+    on = [kind for kind in ("cuda", "cpu") if torch.is_autocast_enabled(kind)]
+    if not on:
+        return job
+    kind = on[0]
+    dtype = torch.get_autocast_dtype(kind)
+
+    def run() -> Any:
+        with torch.autocast(kind, dtype=dtype):
+            return job()
+
+    return run

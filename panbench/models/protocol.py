@@ -93,6 +93,20 @@ class PanopticModel(Protocol):
         """Move the model to ``device`` (the out-of-memory fallback runs one image on the CPU)."""
 
 
+@runtime_checkable
+class DeferredFusion(Protocol):
+    """Optional members of a :class:`PanopticModel` whose panoptic fusion can run after its forward: the eval loop
+    forwards under :meth:`deferred` and runs :meth:`finish` on its post-processing thread while the next batch's
+    forward runs.  A family without them fuses inside ``forward``."""
+
+    def deferred(self) -> AbstractContextManager[None]:
+        """While entered, ``forward`` returns outputs whose fusion is left to :meth:`finish`."""
+
+    def finish(self, outputs: list[Any]) -> list[Any]:
+        """One forward's outputs with their deferred fusion run (outputs made outside :meth:`deferred` as they
+        are): what ``to_segments``, ``to_instances`` and ``to_semantic`` read."""
+
+
 @dataclass(frozen=True)
 class Weights:
     """Where a model's weights came from: the file (or directory), its sha256, the URL it was downloaded from."""

@@ -2,9 +2,15 @@
 (as detectron2's ``inference_on_dataset(model, data_loader, evaluator)``).
 
 * Data loading (image decode, resize, ground-truth PNG decode) runs in DataLoader workers.
-* The main thread runs the model; a scoring thread matches segments while the next batch runs.
+* The main thread runs the model's forward only; each batch's outputs go through a bounded queue (one batch
+  waiting) to a post-processing thread that runs the family's deferred fusion
+  (:class:`~panbench.models.protocol.DeferredFusion`), reads segments, instances (AP's RLEs) and the semantic
+  map, and scores, while the next batch's forward runs.  Where the forward is the slower side (a GPU, a
+  large model) the post-processing is hidden: wall time ~ forward time.
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
-  forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`).
+  forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`); the post-processing
+  and scoring seconds are the thread's, so data + forward + post-processing + scoring exceeding the wall time
+  is the overlap.
 * Each scored image goes to the run's :class:`~panbench.evaluation.sink.ImageSink` (PQ sums,
   match, resume-cache write-through) as it is made.
 * Out of memory is survived by :func:`panbench.evaluation.runtime.memory.forward_resilient`.
@@ -16,6 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +35,7 @@ from panbench.evaluation.runtime.memory import forward_resilient
 from panbench.evaluation.sink import ImageSink
 from panbench.evaluation.storage.predictions import PredictionWriter
 from panbench.evaluation.timings import Timings
+from panbench.models.protocol import DeferredFusion
 from panbench.pq.png import read_ids
 
 
@@ -131,36 +139,59 @@ def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Ca
     yield from waiting.values()
 
 
-class _Scorer(threading.Thread):
-    """Scores images from a queue so that matching overlaps the next forward pass."""
+class _PostProcessor(threading.Thread):
+    """The post-processing thread: each batch's outputs, from a bounded queue, through the family's deferred
+    fusion (``finish``), ``to_segments`` / ``to_instances`` / ``to_semantic`` and the sink, while the main thread
+    runs the next forward.  Its seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
 
-    def __init__(self, sink: ImageSink, dataset: PanopticDataset, predictions: PredictionWriter | None = None) -> None:
+    def __init__(self, family: Any, sink: ImageSink, dataset: PanopticDataset, timings: Timings, sync: Any,
+                 predictions: PredictionWriter | None = None, progress: Progress | None = None) -> None:
         super().__init__(daemon=True)
-        self.q: queue.Queue = queue.Queue(maxsize=64)
-        self.sink, self.dataset = sink, dataset
-        self.predictions = predictions
-        self.busy_s = 0.0
+        self.q: queue.Queue = queue.Queue(maxsize=1)  # one batch waits while one is processed: bounded memory
+        self.family, self.sink, self.dataset, self.timings, self.sync = family, sink, dataset, timings, sync
+        self.predictions, self.progress = predictions, progress
+        self.finish = family.finish if isinstance(family, DeferredFusion) else None
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        while True:
-            item = self.q.get()
-            if item is None:
-                return
-            if self.error is not None:
-                continue
-            i, gt_ids, pred_ids, segs, instances, semantic = item
-            s = self.dataset.samples[i]
-            try:
-                if self.predictions is not None:
-                    self.predictions.write(s, pred_ids, segs)
-                t = time.perf_counter()
-                if gt_ids is not None:
-                    self.sink.score(i, gt_ids, s.gt_ann["segments_info"], pred_ids, segs, f"image {s.image_id}",
-                                    s.image_id, instances, semantic)
-                self.busy_s += time.perf_counter() - t
-            except BaseException as e:  # re-raised in the main thread
-                self.error = e
+        import torch
+
+        with torch.inference_mode():  # grad mode is per thread
+            while True:
+                job = self.q.get()
+                if job is None:
+                    return
+                if self.error is None:
+                    try:
+                        self._batch(*job)
+                    except BaseException as e:  # re-raised in the main thread
+                        self.error = e
+
+    def _batch(self, batch: list[dict[str, Any]], outputs: list[Any], timed: bool) -> None:
+        family, sink, sync = self.family, self.sink, self.sync
+        t0 = time.perf_counter()
+        if self.finish is not None:
+            outputs = self.finish(outputs)
+            sync()
+        t1 = time.perf_counter()
+        ap = sink.ap is not None
+        converted = [(family.to_segments(out), family.to_instances(out) if ap else None, family.to_semantic(out))
+                     for out in outputs]
+        t2 = time.perf_counter()
+        for it, ((pred_ids, segs), instances, semantic) in zip(batch, converted):
+            s = self.dataset.samples[it["index"]]
+            if self.predictions is not None:
+                self.predictions.write(s, pred_ids, segs)
+            if it["gt_ids"] is not None:
+                sink.score(it["index"], it["gt_ids"], s.gt_ann["segments_info"], pred_ids, segs,
+                           f"image {s.image_id}", s.image_id, instances, semantic)
+        t3 = time.perf_counter()
+        if timed:
+            self.timings.fusion_s += t1 - t0
+            self.timings.postprocess_s += t2 - t0
+            self.timings.scoring_s += t3 - t2
+        if self.progress is not None:
+            self.progress.add(len(batch))
 
 
 def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, shard: Shard,
@@ -187,34 +218,36 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
         collate_fn=_collate, persistent_workers=False,
         prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
     )
-    scorer = _Scorer(sink, dataset, shard.predictions)
-    scorer.start()
-    one = _Pass(lm, dataset, shard, scorer, timings, sync, progress)
+    family = lm.family
+    post = _PostProcessor(family, sink, dataset, timings, sync, shard.predictions, progress)
+    post.start()
+    one = _Pass(lm, dataset, shard, post, timings, sync)
+    deferred = family.deferred() if isinstance(family, DeferredFusion) else nullcontext()
     try:
-        with torch.inference_mode(), lm.family.timed_fusion(one.fusion_times, sync):
-            t_start = one.batches(same_shape_batches(loader, opts.batch_size, lm.family.batch_key))
+        with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
+            t_start = one.batches(same_shape_batches(loader, opts.batch_size, family.batch_key))
     finally:
-        scorer.q.put(None)
-        scorer.join()
+        post.q.put(None)
+        post.join()
         sink.flush()
-    if scorer.error is not None:
-        raise scorer.error
+    if post.error is not None:
+        raise post.error
     timings.wall_s = time.perf_counter() - t_start if timings.timed_images else 0.0
-    timings.scoring_s = scorer.busy_s
     return timings
 
 
 class _Pass:
-    """One process's pass over its batches: the model, the scoring thread, the clocks and the timings it adds to."""
+    """One process's pass over its batches: the model, the post-processing thread, the clocks and the timings it
+    adds to."""
 
-    def __init__(self, lm: LoadedModel, dataset: PanopticDataset, shard: Shard, scorer: _Scorer, timings: Timings,
-                 sync: Any, progress: Progress | None) -> None:
-        self.lm, self.dataset, self.shard, self.scorer = lm, dataset, shard, scorer
-        self.timings, self.sync, self.progress = timings, sync, progress
-        self.fusion_times: list[float] = []  # each call of the model's own fusion (timed_fusion)
+    def __init__(self, lm: LoadedModel, dataset: PanopticDataset, shard: Shard, post: _PostProcessor,
+                 timings: Timings, sync: Any) -> None:
+        self.lm, self.dataset, self.shard, self.post = lm, dataset, shard, post
+        self.timings, self.sync = timings, sync
+        self.fusion_times: list[float] = []  # each call of the model's own fusion inside the forward (timed_fusion)
 
     def batches(self, loader: Iterable[list[dict[str, Any]]]) -> float:
-        """The loop over batches: forward, panoptic map to segments, queue for scoring, timings.
+        """The loop over batches: forward, then the outputs to the post-processing thread; timings.
         Returns when the timed part's wall clock started (after the warm-up batches)."""
         family, timings, sync, fusion_times = self.lm.family, self.timings, self.sync, self.fusion_times
         n_batches = 0
@@ -228,23 +261,20 @@ class _Pass:
             outputs = forward_resilient(family, batch, self.shard.device, self.shard.opts.amp, timings, self.dataset)
             sync()
             t1 = time.perf_counter()
-            converted = [family.to_segments(out) for out in outputs]
-            t2 = time.perf_counter()
-            self._queue(batch, outputs, converted)
             n_batches += 1
+            timed = n_batches > self.shard.opts.warmup
+            self._hand_over(batch, outputs, timed)
             timings.batches[len(batch)] = timings.batches.get(len(batch), 0) + 1
-            fusion = sum(fusion_times[n_fusion:])
-            if n_batches > self.shard.opts.warmup:
+            fusion = sum(fusion_times[n_fusion:])  # a fusion that ran inside the forward (not deferred)
+            if timed:
                 timings.data_s += data_dt
                 timings.forward_s += (t1 - t0) - fusion
-                timings.postprocess_s += fusion + (t2 - t1)
+                timings.postprocess_s += fusion
                 timings.fusion_s += fusion
                 timings.timed_images += len(batch)
             else:
                 timings.warmup_images += len(batch)
                 t_start = time.perf_counter()  # wall clock of the timed part starts after warm-up
-            if self.progress is not None:
-                self.progress.add(len(batch))
             t_data = time.perf_counter()
         return t_start
 
@@ -257,12 +287,14 @@ class _Pass:
                 self.timings.corrupt_s += item["corrupt_s"]
                 self.timings.corrupt_images += 1
 
-    def _queue(self, batch: list[dict[str, Any]], outputs: list[Any], converted: list[Any]) -> None:
-        """Each image of the batch to the scoring thread, with its instance (AP on) and semantic outputs."""
-        scorer, family = self.scorer, self.lm.family
-        if scorer.error is not None:
-            raise scorer.error
-        ap = scorer.sink.ap is not None  # the instance and semantic outputs, outside the timed part
-        for it, out, (pred_ids, segs) in zip(batch, outputs, converted):
-            scorer.q.put((it["index"], it["gt_ids"], pred_ids, segs, family.to_instances(out) if ap else None,
-                          family.to_semantic(out)))
+    def _hand_over(self, batch: list[dict[str, Any]], outputs: list[Any], timed: bool) -> None:
+        """The batch to the post-processing thread (waits while one batch is already waiting there)."""
+        post = self.post
+        while True:
+            if post.error is not None:
+                raise post.error
+            try:
+                post.q.put((batch, outputs, timed), timeout=0.1)
+                return
+            except queue.Full:
+                continue

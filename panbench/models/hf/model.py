@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from panbench.errors import PanbenchError
-from panbench.models.amp import autocast_forward
+from panbench.models.amp import autocast_forward, keep_autocast
 from panbench.models.encoding import panoptic_to_segments
 from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
 from panbench.models.protocol import timed_calls
@@ -49,6 +50,15 @@ class HFOutput:
     result: HFSegments | torch.Tensor
     outputs: SimpleNamespace | None = None
     target: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _Pending:
+    """The post-processing of one batch (``n`` images) left by a forward under :meth:`HFPanoptic.deferred`: each of
+    its images' outputs is this one object, whose ``job`` gives the batch's :class:`HFOutput` list."""
+
+    job: Callable[[], list[HFOutput]]
+    n: int
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,7 @@ class HFPanoptic(torch.nn.Module):
         self.fusion = fusion
         self.names, self.label2cat, self.where = names, label2cat, where
         self.instance_source: str | None = None  # INSTANCE_SOURCE once enable_instances() turned AP on
+        self.deferring = False  # under deferred(): forward leaves the fusion stage to finish()
 
     @property
     def module(self) -> HFPanoptic:
@@ -183,12 +194,12 @@ class HFPanoptic(torch.nn.Module):
         inputs of one shape are batched unpadded, as each runs alone."""
         return tuple(int(x) for x in item["pixel_values"].shape)
 
-    def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[HFOutput]:
+    def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[Any]:
         """Pipeline outputs -> one output per image (:meth:`_Fusion.predict`, with AP on the network's outputs
         too): pad, network, post-processing (all under ``amp``)."""
         return autocast_forward(lambda: self._step(batch), device, amp)
 
-    def _step(self, batch: list[dict[str, Any]]) -> list[HFOutput]:
+    def _step(self, batch: list[dict[str, Any]]) -> list[Any]:
         pv = [b["pixel_values"] for b in batch]
         sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in pv]
         h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
@@ -205,11 +216,43 @@ class HFPanoptic(torch.nn.Module):
             inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
         outputs = self.model(**inputs)
         targets = [(int(b["height"]), int(b["width"])) for b in batch]
-        results = self.fusion.predict(outputs, sizes, (h, w), targets)
+        if self.deferring:
+            pending = _Pending(keep_autocast(partial(self._fuse, outputs, sizes, (h, w), targets)), len(batch))
+            return [pending] * len(batch)
+        return self._fuse(outputs, sizes, (h, w), targets)
+
+    def _fuse(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
+              targets: list[tuple[int, int]]) -> list[HFOutput]:
+        """A batch's post-processing: the fusion stage and, with AP on, each image's share of the network's outputs."""
+        results = self.fusion.predict(outputs, sizes, padded, targets)
         if self.instance_source is None:
             return [HFOutput(r) for r in results]
-        return [HFOutput(r, _one_image(outputs, i, size, (h, w)), t)
+        return [HFOutput(r, _one_image(outputs, i, size, padded), t)
                 for i, (r, size, t) in enumerate(zip(results, sizes, targets))]
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """While entered, :meth:`forward` leaves its post-processing (the fusion stage) to :meth:`finish`."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+
+    def finish(self, outputs: list[Any]) -> list[Any]:
+        """A forward's outputs with the post-processing of those made under :meth:`deferred` run (one call per
+        batch the network ran: an out-of-memory split gives two)."""
+        out: list[Any] = []
+        i = 0
+        while i < len(outputs):
+            o = outputs[i]
+            if isinstance(o, _Pending):
+                out += o.job()
+                i += o.n
+            else:
+                out.append(o)
+                i += 1
+        return out
 
     def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One image's segments: transformers' straight (:func:`to_panbench_segments`), or the panoptic map of

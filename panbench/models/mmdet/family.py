@@ -69,6 +69,28 @@ class MMDetModel:
             out.pred_instances = inst
         return outputs
 
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """While entered, a forward leaves panbench's fusion (``--fusion panbench``) to :meth:`finish`; mmdet's own
+        fusion (``--fusion mmdet``, ``--postprocess``) still runs in the forward."""
+        from panbench.models.mmdet.fusion import deferrable
+
+        fusion = deferrable(self.detector)
+        if fusion is None:
+            yield
+            return
+        fusion.defer = True
+        try:
+            yield
+        finally:
+            fusion.defer = False
+
+    def finish(self, outputs: list[Any]) -> list[Any]:
+        """The data samples of a forward made under :meth:`deferred`, with their fusion run (in place)."""
+        from panbench.models.mmdet.fusion import finish_sample
+
+        return [finish_sample(out) for out in outputs]
+
     def to_segments(self, output: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """The data sample's ``pred_panoptic_seg`` (mmdet's encoding, VOID = number of classes) as segments."""
         return panoptic_to_segments(output.pred_panoptic_seg.sem_seg[0], len(self.names), self.label2cat)

@@ -2,14 +2,18 @@
 
 * :func:`panoptic_only`: the config computes the panoptic output only.
 * :func:`install_postprocess`: ``--postprocess maskwise|argmax`` replaces the head's fusion.
-* :func:`install_fusion`: ``--fusion panbench`` runs the head's own fusion as :mod:`.fast_fusion` implements it.
+* :func:`install_fusion`: ``--fusion panbench`` runs the head's own fusion as :mod:`.fast_fusion` implements it;
+  with its ``defer`` on (:meth:`~panbench.models.mmdet.family.MMDetModel.deferred`, the eval loop), the forward
+  leaves each image's fusion as a job in the data sample (:data:`PENDING`) that :func:`finish_sample` runs later,
+  on the post-processing thread, while the next batch's forward runs.
 * :func:`grab_queries`: the query logits the head's ``predict`` receives, read on the way (``panbench viz``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -86,36 +90,66 @@ def grab_queries(model: Any) -> Iterator[dict[str, Any]]:
             del head.predict
 
 
-def maskformer_predict(head: Any) -> Any:
+PENDING = "panbench_pending"  # metainfo key of a pred_panoptic_seg whose fusion is deferred: the job that runs it
+
+
+class _Deferrable:
+    """A fusion head's method replaced by panbench's fusion: each image's fusion is a job run at once or, with
+    ``defer`` on, kept in a placeholder ``PixelData`` (``metainfo[PENDING]``) for :func:`finish_sample`."""
+
+    defer = False
+
+    def pending(self, job: Callable[[], dict[str, Any]]) -> Any:
+        from mmengine.structures import PixelData
+
+        from panbench.models.amp import keep_autocast
+
+        return PixelData(metainfo={PENDING: keep_autocast(job)})
+
+
+class MaskFormerPredict(_Deferrable):
     """A ``predict`` for ``head`` (a ``MaskFormerFusionHead``) that runs
     :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and, with ``instance_on`` (AP),
     :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`: every output the head is asked for
     (:func:`fast_outputs` says which configurations those are)."""
-    from mmengine.structures import InstanceData, PixelData
 
-    from panbench.models.mmdet.fast_fusion import maskformer_fusion, maskformer_instances
+    def __init__(self, head: Any) -> None:
+        self.head = head
 
-    def predict(mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
-                rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
-        cfg = head.test_cfg
+    def __call__(self, mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
+                 rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
         out = []
         for mask_cls, mask_pred, sample in zip(mask_cls_results, mask_pred_results, batch_data_samples):
             meta = sample.metainfo
             ih, iw = meta["img_shape"][:2]
             size = tuple(meta["ori_shape"][:2]) if rescale else None
-            pan = maskformer_fusion(mask_cls, mask_pred[:, :ih, :iw], head.num_classes, head.num_things_classes,
-                                    cfg.get("object_mask_thr", 0.8), cfg.get("iou_thr", 0.8),
-                                    cfg.get("filter_low_score", False), size)
-            result = {"pan_results": PixelData(sem_seg=pan[None])}
-            if cfg.get("instance_on", False):
-                scores, labels, boxes, masks = maskformer_instances(
-                    mask_cls, mask_pred[:, :ih, :iw], head.num_classes, head.num_things_classes,
-                    cfg.get("max_per_image", 100), size)
-                result["ins_results"] = InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=masks)
-            out.append(result)
+            job = partial(self.results, mask_cls, mask_pred[:, :ih, :iw], size)
+            out.append({"pan_results": self.pending(job)} if self.defer else job())
         return out
 
-    return predict
+    def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None
+                ) -> dict[str, Any]:
+        """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``."""
+        from mmengine.structures import InstanceData, PixelData
+
+        from panbench.models.mmdet.fast_fusion import maskformer_fusion, maskformer_instances
+
+        head, cfg = self.head, self.head.test_cfg
+        pan = maskformer_fusion(mask_cls, mask_pred, head.num_classes, head.num_things_classes,
+                                cfg.get("object_mask_thr", 0.8), cfg.get("iou_thr", 0.8),
+                                cfg.get("filter_low_score", False), size)
+        result = {"pan_results": PixelData(sem_seg=pan[None])}
+        if cfg.get("instance_on", False):
+            scores, labels, boxes, masks = maskformer_instances(mask_cls, mask_pred, head.num_classes,
+                                                                head.num_things_classes,
+                                                                cfg.get("max_per_image", 100), size)
+            result["ins_results"] = InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=masks)
+        return result
+
+
+def maskformer_predict(head: Any) -> MaskFormerPredict:
+    """panbench's ``predict`` for ``head`` (a ``MaskFormerFusionHead``): :class:`MaskFormerPredict`."""
+    return MaskFormerPredict(head)
 
 
 def fast_outputs(head: Any) -> bool:
@@ -126,20 +160,56 @@ def fast_outputs(head: Any) -> bool:
     return bool(cfg.get("panoptic_on", True)) and not cfg.get("semantic_on", False)
 
 
-def heuristic_predict_single(head: Any) -> Any:
+class HeuristicPredict(_Deferrable):
     """A ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``) that runs
     :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`."""
-    from mmengine.structures import PixelData
 
-    from panbench.models.mmdet.fast_fusion import heuristic_fusion
+    def __init__(self, head: Any) -> None:
+        self.head = head
 
-    def predict_single(mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
+    def __call__(self, mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
+        job = partial(self.results, mask_results, seg_preds)
+        return self.pending(job) if self.defer else job()["pan_results"]
+
+    def results(self, mask_results: Any, seg_preds: torch.Tensor) -> dict[str, Any]:
+        from mmengine.structures import PixelData
+
+        from panbench.models.mmdet.fast_fusion import heuristic_fusion
+
+        head = self.head
         pan = heuristic_fusion(mask_results.scores, mask_results.labels, mask_results.masks, seg_preds,
                                head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
                                head.test_cfg.stuff_area_limit)
-        return PixelData(sem_seg=pan[None])
+        return {"pan_results": PixelData(sem_seg=pan[None])}
 
-    return predict_single
+
+def heuristic_predict_single(head: Any) -> HeuristicPredict:
+    """panbench's ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``): :class:`HeuristicPredict`."""
+    return HeuristicPredict(head)
+
+
+def deferrable(model: Any) -> _Deferrable | None:
+    """The fusion :func:`install_fusion` put in ``model``'s fusion head, None where mmdet's runs."""
+    head = getattr(model, "panoptic_fusion_head", None)
+    for name in ("predict", "_predict_single"):
+        fn = vars(head).get(name) if head is not None else None
+        if isinstance(fn, _Deferrable):
+            return fn
+    return None
+
+
+def finish_sample(sample: Any) -> Any:
+    """A data sample of a forward made with the fusion deferred, with its fusion run: ``pred_panoptic_seg`` and,
+    when the fusion gives it, ``pred_instances`` set as mmdet's ``add_pred_to_datasample`` sets them."""
+    pan = sample.get("pred_panoptic_seg")
+    job = pan.metainfo.get(PENDING) if pan is not None else None
+    if job is None:
+        return sample
+    result = job()
+    sample.pred_panoptic_seg = result["pan_results"]
+    if "ins_results" in result:
+        sample.pred_instances = result["ins_results"]
+    return sample
 
 
 def install_fusion(model: Any, name: str) -> str | None:
