@@ -1,6 +1,7 @@
 """Builds panbench's optional C extensions (the per-pixel loops of PQ scoring, the per-image match, boundary
-PQ; the RLE encoding of AP's masks; mmcv's CPU nms and RoIAlign for panbench.ops), copies the model configs and the
-demo weights into the package, and installs the ``mmcv._ext`` import hook.
+PQ; the MaskFormer fusion's argmax; the RLE encoding of AP's masks; mmcv's CPU nms and RoIAlign for
+panbench.ops), copies the model configs and the demo weights into the package, and installs the ``mmcv._ext``
+import hook.
 
 Everything else is in pyproject.toml.  ``optional=True``: without a C compiler panbench installs
 anyway and scores with its numpy path (``panbench doctor`` says which one is active).
@@ -45,6 +46,9 @@ setup(
                   optional=True),
         Extension("panbench.pq._match", ["panbench/pq/_match.c"], extra_compile_args=["-O3"], optional=True),
         Extension("panbench.pq._boundary", ["panbench/pq/_boundary.c"], depends=[COMMON], extra_compile_args=["-O3"],
+                  optional=True),
+        # the MaskFormer fusion's per-pixel argmax over the queries
+        Extension("panbench.models.mmdet._fusion", ["panbench/models/mmdet/_fusion.c"], extra_compile_args=["-O3"],
                   optional=True),
         # COCO RLE encoding of AP's masks and ground-truth segments
         Extension("panbench.analysis._rle", ["panbench/analysis/_rle.c"], extra_compile_args=["-O3"], optional=True),

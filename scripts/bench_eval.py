@@ -17,11 +17,15 @@ scoring; demo val split, the committed demo checkpoints, ``--limit N`` images or
   panbench forked    ``panbench eval`` with its default ``--cpu-procs 0``: one inference process per
                      core, forked after the model is loaded, ``cores / N`` torch threads each.
 
-Every panbench row runs panbench's default fusion (``--fusion panbench``: each architecture's own fusion
-rules, vectorized, pixel-identical to mmdet's) and ``--flops-images 0`` (no GFLOPs pass: the mmdet rows
-count none).  The fusion table adds one ``panbench 1proc --fusion mmdet`` run per model and round, and
-prints the fusion's share (the record's ``fusion_s`` over its ``wall_s``) with mmdet's fusion and with
-panbench's; its metrics are checked against mmdet's stock run too.
+Every panbench row runs panbench's defaults (``--fusion panbench``: each architecture's own fusion rules,
+vectorized, pixel-identical to mmdet's; COCO mask AP on, which the mmdet rows do not compute) and
+``--flops-images 0`` (no GFLOPs pass: the mmdet rows count none).  The post-processing table adds, per model
+and round, ``panbench 1proc --fusion mmdet`` and ``panbench 1proc --no-ap`` and prints, from each run's
+record, per timed image: the forward, the fusion, the post-processing (fusion, segments, AP's instances and
+their RLEs), the scoring (PQ, AP's ground-truth RLEs) and the wall time, and the fusion's share of the wall
+time; the post-processing runs on a thread beside the forward, so forward + post + scoring can exceed the wall.
+Their PQ metrics are checked against mmdet's stock run, their AP (``--fusion mmdet`` and panbench's) against
+each other.
 
 So, per model: stock / pan-only is what the config costs, pan-only / 1proc what the loop costs
 (same config, same layout), 1proc / forked what the process layout gains, stock / forked all of it.
@@ -54,6 +58,7 @@ from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
 SIDES = ("mmdet stock", "mmdet pan-only", "panbench 1proc", "panbench forked")
 FUSION_SIDE = "panbench 1proc --fusion mmdet"  # the fusion table's "before"
+NO_AP_SIDE = "panbench 1proc --no-ap"  # the post-processing table's run without AP
 TOLERANCE = 1e-9
 
 
@@ -65,12 +70,12 @@ def mmdet_run(config: Path, ckpt: Path, data_root: Path, limit: int | None, work
     return refs[0].metrics, wall
 
 
-LAST_TIMINGS: dict[str, float] = {}  # the record's timings of the last panbench_eval
+LAST_TIMINGS: dict[str, float] = {}  # the record's timings (and its AP) of the last panbench_eval
 
 
 def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, workers: int, cpu_procs: int,
-                  batch_size: int = 1, amp: str | None = None,
-                  fusion: str = "panbench") -> tuple[dict[str, float], float]:
+                  batch_size: int = 1, amp: str | None = None, fusion: str = "panbench",
+                  extra: tuple[str, ...] = ()) -> tuple[dict[str, float], float]:
     """Nine metrics and whole-process wall seconds of ``panbench eval`` (its timings in LAST_TIMINGS)."""
     res = Path(tempfile.mkdtemp(prefix="bench_eval_pb_"))
     cmd = [sys.executable, "-m", "panbench", "eval", "--model", name, "--dataset", "demo", "--data-root",
@@ -81,6 +86,7 @@ def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, wor
         cmd += ["--limit", str(limit)]
     if amp:
         cmd += ["--amp", amp]
+    cmd += list(extra)
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t
@@ -91,6 +97,7 @@ def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, wor
     rec = json.loads(next((res / "runs").glob("*.json")).read_text())
     LAST_TIMINGS.clear()
     LAST_TIMINGS.update(rec["timings"])
+    LAST_TIMINGS["ap"] = (rec.get("ap") or {}).get("AP", math.nan)
     return {k: rec["metrics"][k] for k in METRIC_KEYS}, wall
 
 
@@ -98,6 +105,40 @@ def worst_difference(a: dict[str, float], b: dict[str, float]) -> float:
     """Largest |difference| over the nine metrics; NaN when either side has a NaN (fails any check)."""
     diffs = [abs(a[k] - b[k]) for k in METRIC_KEYS]
     return math.nan if any(math.isnan(d) for d in diffs) else max(diffs)
+
+
+def post_table(models: list, shares: dict[tuple[str, str], list[dict[str, float]]], repeat: int) -> None:
+    """The post-processing table (panbench 1proc: AP on with mmdet's and panbench's fusion, AP off), medians of
+    the records' timings per timed image; exits 1 when the two fusions' AP differ."""
+    runs = ("mmdet", "panbench", "panbench --no-ap")
+    print(f"\npost-processing of panbench 1proc, ms per timed image from the records (median of {repeat}); "
+          "post = fusion + segments + AP's instances, on the thread beside the forward")
+    print(f"{'model':20} {'run':>17} {'forward':>8} {'fusion':>7} {'post':>7} {'scoring':>8} {'wall':>7} "
+          f"{'share':>6} {'AP':>9}")
+    bad = []
+    for spec, _, _ in models:
+        for run in runs:
+            ts = shares[(spec.name, run)]
+
+            def ms(key: str, ts: list[dict[str, float]] = ts) -> float:
+                return statistics.median(1000 * t[key] / max(t["timed_images"], 1) for t in ts)
+
+            share = statistics.median(t["fusion_s"] / t["wall_s"] for t in ts if t["wall_s"] > 0)
+            print(f"{spec.name:20} {run:>17} {ms('forward_s'):8.2f} {ms('fusion_s'):7.2f} {ms('postprocess_s'):7.2f} "
+                  f"{ms('scoring_s'):8.2f} {statistics.median(t['ms_per_image'] for t in ts):7.2f} "
+                  f"{100 * share:5.1f}% {ts[0]['ap']:9.4f}")
+        aps = {run: {t["ap"] for t in shares[(spec.name, run)]} for run in runs[:2]}
+        if len(aps["mmdet"] | aps["panbench"]) != 1:
+            bad.append(f"{spec.name}: AP {aps}")
+        on, off = shares[(spec.name, "panbench")], shares[(spec.name, "panbench --no-ap")]
+        cost = statistics.median(1000 * (t["postprocess_s"] + t["scoring_s"]) / max(t["timed_images"], 1)
+                                 for t in on) - statistics.median(
+            1000 * (t["postprocess_s"] + t["scoring_s"]) / max(t["timed_images"], 1) for t in off)
+        print(f"{spec.name:20} AP's post-processing + scoring: {cost:+.2f} ms per image (target <= 1 ms)")
+    if bad:
+        print("AP differs between mmdet's fusion and panbench's: " + "; ".join(bad))
+        raise SystemExit(1)
+    print("AP of every run: the same with mmdet's fusion and panbench's (printed above; mmdet stock computes none)")
 
 
 def main() -> None:
@@ -143,10 +184,13 @@ def main() -> None:
                     if side == "panbench 1proc":
                         shares.setdefault((spec.name, "panbench"), []).append(dict(LAST_TIMINGS))
                 runs.setdefault((spec.name, side), []).append(out)
-            if not a.skip_fusion:  # panbench's loop with mmdet's fusion: the fusion's share before
+            if not a.skip_fusion:  # panbench's loop with mmdet's fusion (the fusion's share before), and without AP
                 runs.setdefault((spec.name, FUSION_SIDE), []).append(
                     panbench_eval(spec.name, ckpt, data_root, a.limit, a.workers, 1, fusion="mmdet"))
                 shares.setdefault((spec.name, "mmdet"), []).append(dict(LAST_TIMINGS))
+                runs.setdefault((spec.name, NO_AP_SIDE), []).append(
+                    panbench_eval(spec.name, ckpt, data_root, a.limit, a.workers, 1, extra=("--no-ap",)))
+                shares.setdefault((spec.name, "panbench --no-ap"), []).append(dict(LAST_TIMINGS))
             if not changed:
                 runs[(spec.name, "mmdet pan-only")] = runs[(spec.name, "mmdet stock")]
             print(f"  round {rep + 1}/{a.repeat} {spec.name} (order: {' -> '.join(order)}): " + ", ".join(
@@ -155,7 +199,7 @@ def main() -> None:
     worst = 0.0
     for spec, _, _ in models:
         ref = runs[(spec.name, "mmdet stock")][0][0]
-        for side in (*SIDES, FUSION_SIDE):
+        for side in (*SIDES, FUSION_SIDE, NO_AP_SIDE):
             for metrics, _ in runs.get((spec.name, side), []):
                 d = worst_difference(ref, metrics)
                 worst = d if math.isnan(d) else max(worst, d)
@@ -188,21 +232,7 @@ def main() -> None:
           "(target >= 1.5x)")
 
     if not a.skip_fusion:
-        print(f"\nthe panoptic fusion's share of panbench 1proc (record timings: fusion_s over wall_s, timed images; "
-              f"median of {a.repeat})")
-        print(f"{'model':20} {'fusion':>9} {'ms/img':>8} {'share':>7} {'wall s':>8}")
-        for spec, _, _ in models:
-            for fusion in ("mmdet", "panbench"):
-                ts = shares[(spec.name, fusion)]
-                ms = statistics.median(1000 * t["fusion_s"] / max(t["timed_images"], 1) for t in ts)
-                share = statistics.median(t["fusion_s"] / t["wall_s"] for t in ts if t["wall_s"] > 0)
-                wall = statistics.median(t["wall_s"] for t in ts)
-                print(f"{spec.name:20} {fusion:>9} {ms:8.2f} {100 * share:6.1f}% {wall:8.2f}")
-        tot = {f: sum(statistics.median(t["fusion_s"] for t in shares[(s.name, f)]) for s, _, _ in models)
-               for f in ("mmdet", "panbench")}
-        print(f"fusion seconds, all models: mmdet {tot['mmdet']:.2f}, panbench {tot['panbench']:.2f} "
-              f"({tot['mmdet'] / max(tot['panbench'], 1e-9):.2f}x); every map is mmdet's, pixel for pixel "
-              "(tests/models/test_fast_fusion.py), and the metrics above agree")
+        post_table(models, shares, a.repeat)
 
     if a.skip_batch_amp:
         return

@@ -49,7 +49,12 @@ def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
     masks = as_numpy(masks)
     if masks.ndim != 3 or len(masks) != len(scores):
         raise ValueError(f"masks of shape {masks.shape} for {len(scores)} scores; give (N, H, W)")
-    return Instances(encode_masks(masks[order]), scores[order], categories_of(labels, label2cat)[order])
+    if len(order) == len(masks):  # every mask kept: encoded where it lies, the RLEs reordered (no copy of the masks)
+        rles = encode_masks(masks)
+        ordered = [rles[i] for i in order]
+    else:
+        ordered = encode_masks(masks[order])
+    return Instances(ordered, scores[order], categories_of(labels, label2cat)[order])
 
 
 def from_mmdet(pred_instances: Any, label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:

@@ -211,3 +211,40 @@ def test_mmdets_fusion_runs_and_is_named_where_panbench_does_not_compute_every_o
         fam.detector, fam.where = SimpleNamespace(panoptic_fusion_head=head), "model"
         assert fam.configure(PostProcess(), "panbench") == expect
         assert ("predict" in vars(head)) == (expect == "panbench")
+
+
+@pytest.mark.parametrize("path", ["C", "torch"])
+def test_first_argmax_is_torch_argmax_with_ties_and_nans(path, monkeypatch) -> None:
+    """The fusion's per-pixel argmax over the queries: torch's ``argmax(0)`` (first index on ties, a NaN the
+    largest, its first index), in C and on the torch path; pixel counts that are and are not a block's multiple."""
+    from panbench.models.mmdet import fast_fusion
+
+    if path == "C":
+        assert fast_fusion._fusion is not None, "panbench.models.mmdet._fusion is not built"
+    else:
+        monkeypatch.setattr(fast_fusion, "_fusion", None)
+    g = torch.Generator().manual_seed(0)
+    for k, h, w in ((2, 3, 5), (7, 33, 31), (24, 40, 64), (5, 1, 1)):
+        x = torch.randint(0, 4, (k, h, w), generator=g).float()  # many ties
+        x[k // 2, 0, :] = float("nan")  # NaNs in one query's first row
+        x[-1, -1, -1] = float("nan")
+        x[0, -1, -1] = float("nan")  # the first NaN of a pixel wins
+        assert torch.equal(fast_fusion.first_argmax(x), x.argmax(0)), (k, h, w)
+        y = torch.rand((k, h, w), generator=g)
+        assert torch.equal(fast_fusion.first_argmax(y), y.argmax(0))
+        assert torch.equal(fast_fusion.first_argmax(y.transpose(1, 2)), y.transpose(1, 2).argmax(0))
+
+
+def test_mask_boxes_are_mmdets_mask2bbox() -> None:
+    from mmdet.structures.mask import mask2bbox
+
+    from panbench.models.mmdet.fast_fusion import mask_boxes
+
+    g = torch.Generator().manual_seed(1)
+    m = torch.rand((9, 23, 37), generator=g) > 0.97
+    m[2] = False  # empty
+    m[3] = True  # full
+    m[4] = False
+    m[4, -1, -1] = True  # the last pixel only
+    for masks in (m, m[:0], torch.zeros((2, 0, 5), dtype=torch.bool)):
+        assert torch.equal(mask_boxes(masks), mask2bbox(masks)), masks.shape

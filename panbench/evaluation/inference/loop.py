@@ -6,7 +6,8 @@
   waiting) to a post-processing thread that runs the family's deferred fusion
   (:class:`~panbench.models.protocol.DeferredFusion`), reads segments, instances (AP's RLEs) and the semantic
   map, and scores, while the next batch's forward runs.  Where the forward is the slower side (a GPU, a
-  large model) the post-processing is hidden: wall time ~ forward time.
+  large model) the post-processing is hidden: wall time ~ forward time.  On the CPU the thread runs its torch
+  ops on one core (torch's intra-op threads are set per calling thread): the forward keeps the cores it has.
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`); the post-processing
   and scoring seconds are the thread's, so data + forward + post-processing + scoring exceeding the wall time
@@ -145,17 +146,21 @@ class _PostProcessor(threading.Thread):
     runs the next forward.  Its seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
 
     def __init__(self, family: Any, sink: ImageSink, dataset: PanopticDataset, timings: Timings, sync: Any,
-                 predictions: PredictionWriter | None = None, progress: Progress | None = None) -> None:
+                 predictions: PredictionWriter | None = None, progress: Progress | None = None,
+                 cpu: bool = True) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=1)  # one batch waits while one is processed: bounded memory
         self.family, self.sink, self.dataset, self.timings, self.sync = family, sink, dataset, timings, sync
         self.predictions, self.progress = predictions, progress
         self.finish = family.finish if isinstance(family, DeferredFusion) else None
+        self.cpu = cpu
         self.error: BaseException | None = None
 
     def run(self) -> None:
         import torch
 
+        if self.cpu:  # torch's intra-op threads are per calling thread: the forward keeps the cores it was given
+            torch.set_num_threads(1)
         with torch.inference_mode():  # grad mode is per thread
             while True:
                 job = self.q.get()
@@ -219,7 +224,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
         prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
     )
     family = lm.family
-    post = _PostProcessor(family, sink, dataset, timings, sync, shard.predictions, progress)
+    post = _PostProcessor(family, sink, dataset, timings, sync, shard.predictions, progress, device == "cpu")
     post.start()
     one = _Pass(lm, dataset, shard, post, timings, sync)
     deferred = family.deferred() if isinstance(family, DeferredFusion) else nullcontext()

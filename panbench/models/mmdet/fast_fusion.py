@@ -33,6 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from panbench.models.encoding import INSTANCE_OFFSET
+from panbench.pq.kernels import load_extension
+
+_fusion = load_extension("panbench.models.mmdet._fusion")  # None: torch computes the argmax (the same indices)
 
 
 def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
@@ -73,8 +76,6 @@ def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_cl
     """One image's instance output: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits (padding
     removed); ``out_size``: upsample the picked masks to it (mmdet's ``rescale``).  Returns (scores, labels,
     bboxes (N, 4) x1 y1 x2 y2, binary masks (N, H, W)), as mmdet's ``instance_postprocess``."""
-    from mmdet.structures.mask import mask2bbox
-
     num_queries = mask_cls.shape[0]
     scores = F.softmax(mask_cls, dim=-1)[:, :-1]
     labels = torch.arange(num_classes, device=mask_cls.device).unsqueeze(0).repeat(num_queries, 1).flatten(0, 1)
@@ -89,15 +90,36 @@ def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_cl
     binary = (masks > 0).float()
     mask_scores = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
     binary_bool = binary.bool()
-    boxes = mask2bbox(binary_bool)
+    boxes = mask_boxes(binary_bool)
     return top_scores * mask_scores[row], top_labels, boxes[row], binary_bool[row]
 
 
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """mmdet's ``mask2bbox`` without its loop over masks: (N, 4) float32 x1 y1 x2 y2 of each bool mask (N, H, W), the
+    first and one past the last row and column with a pixel; zeros for an empty mask."""
+    n, h, w = masks.shape
+    if masks.numel() == 0:
+        return torch.zeros((n, 4), dtype=torch.float32, device=masks.device)
+    u = masks.view(torch.uint8)  # a reduction over bytes is far faster than torch.any's over bools
+    rows, cols = u.amax(2) > 0, u.amax(1) > 0
+    ys, xs = torch.arange(h, device=masks.device), torch.arange(w, device=masks.device)
+    box = torch.stack([torch.where(cols, xs, w).amin(1), torch.where(rows, ys, h).amin(1),
+                       torch.where(cols, xs + 1, 0).amax(1), torch.where(rows, ys + 1, 0).amax(1)], 1).float()
+    return torch.where(rows.any(1, keepdim=True), box, 0.0)
+
+
 def first_argmax(x: torch.Tensor) -> torch.Tensor:
-    """``x.argmax(0)`` (the first index of the largest value on ties; a NaN counts as the largest), as a
-    running maximum on the CPU, where a reduction over the first of three dimensions is slow."""
+    """``x.argmax(0)`` (the first index of the largest value on ties; a NaN counts as the largest).  On the CPU, where
+    a reduction over the first of three dimensions is slow: float32 in C (``_fusion.c``: pixel blocks that stay in
+    cache, each value read once, the GIL released), else a running maximum."""
     if x.device.type != "cpu" or x.shape[0] < 2:
         return x.argmax(0)
+    if _fusion is not None and x.dtype == torch.float32:
+        k, shape = x.shape[0], x.shape[1:]
+        x = x.contiguous()
+        out = torch.empty(shape, dtype=torch.long)
+        _fusion.first_argmax(x.numpy(), k, out.numel(), out.numpy())
+        return out
     best = x[0].clone()
     owner = torch.zeros(x.shape[1:], dtype=torch.long)
     better = torch.empty(x.shape[1:], dtype=torch.bool)

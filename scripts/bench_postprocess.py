@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Post-processing at COCO's size, per stage, against the floor of reading the mask logits once.
+
+The zoo's R-50 architectures (PanopticFPN, MaskFormer, Mask2Former; their configs as the zoo has them, random
+weights drawn from seed 0: ``random_model``) run on the images of the real COCO sample (640x480 and 640x427,
+resized to 800x1067 and 800x1199 by the configs' pipelines).  Random weights score every query near 1/134, below
+the release's ``object_mask_thr`` 0.8, so the MaskFormer family keeps every query here
+(``object_mask_thr = iou_thr = 0``: 100 segments compete for each pixel, more than a trained model keeps); the
+instance output (AP) is on.  Each image's forward runs once under the eval loop's deferral, then each stage of
+its post-processing is timed ``--repeat`` times (median) on one torch thread, as the eval loop's
+post-processing thread runs it on the CPU:
+
+  fusion+inst   panbench's fusion with its instance output (``finish``: the panoptic map, the top-100
+                detections' scores, masks and boxes, each kept query's mask upsampled once)
+  segments      ``to_segments`` (the panoptic map to an id map and segments_info)
+  instances     ``to_instances`` (the detections as COCO RLEs, in C)
+  gt RLE        AP's ground truth: the image's thing segments as RLEs (``gt_annotations``, in C)
+  post          the sum: what the post-processing thread does per image beside PQ's own scoring
+  floor         reading the mask logits the fusion head receives once (``mask_pred.sum()`` over the Q maps of
+                the resized image, float32): no post-processing can read less
+  forward       the network (for scale; on a GPU it is 3-8 ms per image, on this CPU seconds)
+
+    .venv/bin/python scripts/bench_postprocess.py [--models mask2former,maskformer,panoptic-fpn] [--repeat 5]
+        [--data-root ../shared/data/coco-panoptic-val2017-sample]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_ROOT = ROOT.parent / "shared" / "data" / "coco-panoptic-val2017-sample"
+
+
+def clock(fn, repeat: int) -> tuple[float, object]:
+    """Median milliseconds of ``fn()`` over ``repeat`` calls, and its last result."""
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(1000 * (time.perf_counter() - t))
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="mask2former,maskformer,panoptic-fpn")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
+    a = ap.parse_args()
+
+    import torch
+
+    from panbench.data.datasets import load_dataset
+    from panbench.models.mmdet.loading import random_model
+    from panbench.models.postprocess import PostProcess
+    from panbench.models.registry import resolve
+
+    ds = load_dataset(a.data_root, name="coco")
+    cats = [int(c) for c in ds.categories.ids]
+    things = [int(c) for c, t in zip(ds.categories.ids, ds.categories.isthing) if t]
+
+    print(f"{len(ds.samples)} COCO images ({a.data_root}), torch {torch.__version__}; ms per image, median of "
+          f"{a.repeat}: the forward on {torch.get_num_threads()} threads, post-processing on 1 (the eval thread's)")
+    print(f"{'model':20} {'image':>18} {'queries':>7} {'dets':>5} {'fusion+inst':>11} {'segments':>8} "
+          f"{'instances':>9} {'gt RLE':>7} {'post':>7} {'floor':>7} {'post/floor':>10} {'forward':>8}")
+    for name in a.models.split(","):
+        spec = resolve(name)[0]
+        fam = random_model(spec, "cpu")
+        fam.label2cat = cats
+        head = fam.detector.panoptic_fusion_head
+        if type(head).__name__ == "MaskFormerFusionHead":
+            head.test_cfg.update(instance_on=True, object_mask_thr=0.0, iou_thr=0.0)
+            fam.instance_source = "mmdet instance_on"
+        else:
+            fam.instance_source = "mmdet roi_head"
+        assert fam.configure(PostProcess(), "panbench") == "panbench"
+        for s in ds.samples:
+            print(image_row(fam, spec.name, s, things, a.repeat), flush=True)
+
+
+def image_row(fam, name: str, s, things: list[int], repeat: int) -> str:
+    """One image's line: its forward once (the fusion deferred), then each post-processing stage timed on one
+    torch thread (as the eval loop's post-processing thread runs them on the CPU)."""
+    import torch
+
+    from panbench.analysis.ap import gt_annotations
+    from panbench.models.mmdet.fusion import PENDING, MaskFormerPredict
+    from panbench.pq.png import read_ids
+
+    data = fam.pipeline({"img_path": str(s.image_path), "img_id": s.image_id})
+    gt = read_ids(s.gt_png, "ground truth")
+    threads = torch.get_num_threads()
+    with torch.inference_mode():
+        t = time.perf_counter()
+        with fam.deferred():
+            (out,) = fam.forward([data], "cpu", None)
+        forward = 1000 * (time.perf_counter() - t)
+        job = out.pred_panoptic_seg.metainfo[PENDING]
+        torch.set_num_threads(1)
+        try:
+            fused, _ = clock(job, repeat)
+            fam.finish([out])
+            seg_ms, _ = clock(lambda: fam.to_segments(out), repeat)
+            ins_ms, inst = clock(lambda: fam.to_instances(out), repeat)
+            gt_ms, _ = clock(lambda: gt_annotations(1, gt, s.gt_ann["segments_info"], things), repeat)
+            post = fused + seg_ms + ins_ms + gt_ms
+            if isinstance(getattr(job, "func", None) and job.func.__self__, MaskFormerPredict):
+                mask_pred = job.args[1]  # MaskFormerPredict.results(mask_cls, mask_pred, size)
+                floor, _ = clock(lambda: float(mask_pred.sum()), repeat)
+                q, ratio = f"{mask_pred.shape[0]}", f"{post / floor:9.2f}x"
+            else:
+                floor, q, ratio = float("nan"), "-", "-"
+        finally:
+            torch.set_num_threads(threads)
+    h, w = fam.input_hw(data)
+    return (f"{name:20} {f'{s.width}x{s.height}->{w}x{h}':>18} {q:>7} {len(inst):5d} {fused:11.1f} {seg_ms:8.1f} "
+            f"{ins_ms:9.1f} {gt_ms:7.1f} {post:7.1f} {floor:7.1f} {ratio:>10} {forward:8.0f}")
+
+if __name__ == "__main__":
+    main()
