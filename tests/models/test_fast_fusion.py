@@ -154,6 +154,27 @@ def test_maskformer_instances_equal_mmdets_bit_for_bit(case, max_per_image) -> N
     assert masks.shape[1:] == out
 
 
+@settings(max_examples=200, deadline=None)
+@given(query_outputs(), st.integers(1, 40))
+def test_masks_upsampled_once_for_both_outputs_give_the_same_panoptic_map_and_instances(case, max_per_image) -> None:
+    """The fusion and the instance output reading one :class:`QueryMasks` (the union of their queries upsampled
+    together, as the eval runs them) give what each gives upsampling its own queries alone."""
+    from panbench.models.mmdet.fast_fusion import (QueryMasks, fusion_queries, instance_queries,
+                                                   maskformer_instances)
+
+    cls, pred, out, cfg = case
+    max_per_image = min(max_per_image, cls.shape[0] * N_CLS)
+    shared = QueryMasks(pred, out)
+    shared.prepare(fusion_queries(cls, N_CLS, cfg["object_mask_thr"])[0],
+                   instance_queries(cls, N_CLS, N_TH, max_per_image)[2])
+    args = (cfg["object_mask_thr"], cfg["iou_thr"], cfg["filter_low_score"], out)
+    assert torch.equal(maskformer_fusion(cls, pred, N_CLS, N_TH, *args, masks_of=shared),
+                       maskformer_fusion(cls, pred, N_CLS, N_TH, *args))
+    for a, b in zip(maskformer_instances(cls, pred, N_CLS, N_TH, max_per_image, out, masks_of=shared),
+                    maskformer_instances(cls, pred, N_CLS, N_TH, max_per_image, out)):
+        assert torch.equal(a, b)
+
+
 def _instances(model, datas):
     with torch.inference_mode():
         return [out.pred_instances.clone() for d in datas for out in model.forward([d], "cpu", None)]

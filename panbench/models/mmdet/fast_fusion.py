@@ -38,19 +38,54 @@ from panbench.pq.kernels import load_extension
 _fusion = load_extension("panbench.models.mmdet._fusion")  # None: torch computes the argmax (the same indices)
 
 
-def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
-                      object_mask_thr: float = 0.8, iou_thr: float = 0.8, filter_low_score: bool = False,
-                      out_size: tuple[int, int] | None = None) -> torch.Tensor:
-    """The panoptic map of one image: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits
-    (padding removed); ``out_size`` (H, W): upsample the masks to it first (mmdet's ``rescale``)."""
+class QueryMasks:
+    """One image's query mask logits (Q, h, w), upsampled to ``out_size`` (H, W) on demand (None: as they are).
+    :meth:`prepare` upsamples the queries both the fusion and the instance output read once, together; bilinear
+    interpolation is per mask, so every mask has the values it has upsampled alone."""
+
+    def __init__(self, mask_pred: torch.Tensor, out_size: tuple[int, int] | None = None) -> None:
+        self.mask_pred, self.out_size = mask_pred, out_size
+        self.rows: torch.Tensor | None = None  # the queries upsampled by prepare, ascending
+        self.up: torch.Tensor | None = None
+
+    def _upsample(self, masks: torch.Tensor) -> torch.Tensor:
+        if self.out_size is None:
+            return masks
+        return F.interpolate(masks[:, None], size=self.out_size, mode="bilinear", align_corners=False)[:, 0]
+
+    def prepare(self, *queries: torch.Tensor) -> None:
+        """Upsample the masks of the union of ``queries`` (each ascending) at once."""
+        if self.out_size is not None:
+            self.rows = torch.unique(torch.cat(queries))
+            self.up = self._upsample(self.mask_pred[self.rows])
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        """The upsampled masks of the queries ``idx`` (ascending), (len(idx), H, W)."""
+        if self.rows is None or self.up is None:
+            return self._upsample(self.mask_pred[idx])
+        if len(idx) == len(self.rows):  # idx is all of them (prepare had idx among its queries)
+            return self.up
+        return self.up[torch.searchsorted(self.rows, idx)]
+
+
+def fusion_queries(mask_cls: torch.Tensor, num_classes: int, object_mask_thr: float = 0.8
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The queries the fusion keeps (class not "no object", score above ``object_mask_thr``), ascending, with their
+    scores and classes."""
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
     keep = labels.ne(num_classes) & (scores > object_mask_thr)
     idx = torch.nonzero(keep).flatten()
-    cur_scores, cur_classes = scores[idx], labels[idx]
-    masks = mask_pred[idx]
-    if out_size is not None:
-        masks = F.interpolate(masks[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
-    masks = masks.sigmoid()
+    return idx, scores[idx], labels[idx]
+
+
+def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
+                      object_mask_thr: float = 0.8, iou_thr: float = 0.8, filter_low_score: bool = False,
+                      out_size: tuple[int, int] | None = None, masks_of: QueryMasks | None = None) -> torch.Tensor:
+    """The panoptic map of one image: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits
+    (padding removed); ``out_size`` (H, W): upsample the masks to it first (mmdet's ``rescale``); ``masks_of``:
+    the upsampled masks shared with the instance output (:class:`QueryMasks` of ``mask_pred`` and ``out_size``)."""
+    idx, cur_scores, cur_classes = fusion_queries(mask_cls, num_classes, object_mask_thr)
+    masks = (masks_of or QueryMasks(mask_pred, out_size))(idx).sigmoid()
     h, w = masks.shape[-2:]
     k = masks.shape[0]
     if k == 0:
@@ -70,12 +105,11 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     return pan
 
 
-def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
-                         max_per_image: int = 100, out_size: tuple[int, int] | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One image's instance output: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits (padding
-    removed); ``out_size``: upsample the picked masks to it (mmdet's ``rescale``).  Returns (scores, labels,
-    bboxes (N, 4) x1 y1 x2 y2, binary masks (N, H, W)), as mmdet's ``instance_postprocess``."""
+def instance_queries(mask_cls: torch.Tensor, num_classes: int, num_things: int, max_per_image: int = 100
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``instance_postprocess``'s detections: the top ``max_per_image`` query x class scores (``topk(sorted=False)``
+    as mmdet calls it), things only; returns their scores, labels, the queries they read (ascending, each once) and
+    each detection's position among those queries."""
     num_queries = mask_cls.shape[0]
     scores = F.softmax(mask_cls, dim=-1)[:, :-1]
     labels = torch.arange(num_classes, device=mask_cls.device).unsqueeze(0).repeat(num_queries, 1).flatten(0, 1)
@@ -84,9 +118,19 @@ def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_cl
     thing = top_labels < num_things
     top_scores, top_labels, query = top_scores[thing], top_labels[thing], (top // num_classes)[thing]
     picked, row = torch.unique(query, return_inverse=True)  # each picked query's mask once
-    masks = mask_pred[picked]
-    if out_size is not None:
-        masks = F.interpolate(masks[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
+    return top_scores, top_labels, picked, row
+
+
+def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
+                         max_per_image: int = 100, out_size: tuple[int, int] | None = None,
+                         masks_of: QueryMasks | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's instance output: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits (padding
+    removed); ``out_size``: upsample the picked masks to it (mmdet's ``rescale``); ``masks_of`` as
+    :func:`maskformer_fusion` takes it.  Returns (scores, labels, bboxes (N, 4) x1 y1 x2 y2, binary masks
+    (N, H, W)), as mmdet's ``instance_postprocess``."""
+    top_scores, top_labels, picked, row = instance_queries(mask_cls, num_classes, num_things, max_per_image)
+    masks = (masks_of or QueryMasks(mask_pred, out_size))(picked)
     binary = (masks > 0).float()
     mask_scores = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
     binary_bool = binary.bool()

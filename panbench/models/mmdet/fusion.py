@@ -132,18 +132,21 @@ class MaskFormerPredict(_Deferrable):
         """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``."""
         from mmengine.structures import InstanceData, PixelData
 
-        from panbench.models.mmdet.fast_fusion import maskformer_fusion, maskformer_instances
+        from panbench.models.mmdet import fast_fusion as ff
 
         head, cfg = self.head, self.head.test_cfg
-        pan = maskformer_fusion(mask_cls, mask_pred, head.num_classes, head.num_things_classes,
-                                cfg.get("object_mask_thr", 0.8), cfg.get("iou_thr", 0.8),
-                                cfg.get("filter_low_score", False), size)
+        n_cls, n_th, top = head.num_classes, head.num_things_classes, cfg.get("max_per_image", 100)
+        instance_on = cfg.get("instance_on", False)
+        masks = ff.QueryMasks(mask_pred, size)
+        if instance_on:  # the queries both outputs read, upsampled once
+            masks.prepare(ff.fusion_queries(mask_cls, n_cls, cfg.get("object_mask_thr", 0.8))[0],
+                          ff.instance_queries(mask_cls, n_cls, n_th, top)[2])
+        pan = ff.maskformer_fusion(mask_cls, mask_pred, n_cls, n_th, cfg.get("object_mask_thr", 0.8),
+                                cfg.get("iou_thr", 0.8), cfg.get("filter_low_score", False), size, masks)
         result = {"pan_results": PixelData(sem_seg=pan[None])}
-        if cfg.get("instance_on", False):
-            scores, labels, boxes, masks = maskformer_instances(mask_cls, mask_pred, head.num_classes,
-                                                                head.num_things_classes,
-                                                                cfg.get("max_per_image", 100), size)
-            result["ins_results"] = InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=masks)
+        if instance_on:
+            scores, labels, boxes, inst = ff.maskformer_instances(mask_cls, mask_pred, n_cls, n_th, top, size, masks)
+            result["ins_results"] = InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=inst)
         return result
 
 
