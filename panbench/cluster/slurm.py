@@ -152,11 +152,11 @@ def cell_states(results: Path, manifest: Manifest, states: dict[str, str] | None
     latest: dict[str, str] = {}
     recent: set[str] = set()  # submitted a minute ago or less: Slurm may not list them yet
     for sub in manifest.submissions:
-        for job, cells in sub.jobs.items():
+        for job_id, cells in sub.jobs.items():
             for c in cells:
-                latest[c] = job
+                latest[c] = job_id
             if time.time() - _epoch(sub.date) < 60:
-                recent.add(job)
+                recent.add(job_id)
     if states is None and ask:
         states = job_states(sorted(set(latest.values())))
     out = []

@@ -12,6 +12,7 @@ from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, 
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ap_miou_columns
 from panbench.reporting.fps import FPS, fps_columns
+from panbench.reporting.kinds import declared, of_kind
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -145,11 +146,21 @@ def _compact(df: Any, records: list[RunRecord]) -> Any:
                                       "selection", "batch", "amp", "cfg_options") if c in df.columns])
     if "ops" in df.columns and df["ops"].nunique(dropna=False) <= 1:  # the same backend of mmcv's ops in every row
         df = df.drop(columns="ops")
-    for c in [c[:-6] for c in df.columns if c.endswith("_count") and c[:-6] + "_delta_PQ" in df.columns]:
-        n, d = df.pop(f"{c}_count"), df.pop(f"{c}_delta_PQ")  # an error type in one column: half as wide
-        df[f"{c}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
-    if "mask_quality_delta_PQ" in df.columns:
-        df["mask_quality_delta_PQ"] = df.pop("mask_quality_delta_PQ")
+    return _counts_with_deltas(df)
+
+
+def _counts_with_deltas(df: Any) -> Any:
+    """Each count column with its delta column as one column "X: count, delta PQ" (half as wide), at the end; a
+    delta without a count after them (:mod:`panbench.reporting.kinds`)."""
+    import pandas as pd
+
+    kinds = declared()
+    deltas = {c.of: c.name for c in of_kind(df.columns, "delta", kinds)}
+    for count in [c for c in of_kind(df.columns, "count", kinds) if c.of in deltas]:
+        n, d = df.pop(count.name), df.pop(deltas.pop(count.of))  # an error type in one column: half as wide
+        df[f"{count.of[0]}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
+    for alone in deltas.values():  # a delta without a count (perfect masks): last
+        df[alone] = df.pop(alone)
     return df
 
 
@@ -181,9 +192,10 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     elif not all_columns:
         keep = [c for c in DEFAULT_COLUMNS if c in df.columns]
-        df = df[keep + [c for c in df.columns if c == "published" or c.endswith(("_pub", "_delta"))]]
-    if vs_published:  # a metric that no row's source publishes: its _pub and _delta columns say nothing
-        df = df.drop(columns=[c for c in df.columns if c.endswith(("_pub", "_delta")) and df[c].isna().all()])
+        df = df[keep + ["published" for c in df.columns if c == "published"]
+                + [c.name for c in of_kind(df.columns, "published")]]
+    if vs_published:  # a metric that no row's source publishes: its published columns say nothing
+        df = df.drop(columns=[c.name for c in of_kind(df.columns, "published") if df[c.name].isna().all()])
     return df
 
 
@@ -221,8 +233,10 @@ def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = 
     """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`: md, csv, latex, html); a missing value
     (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).  CSV keeps
     every digit (``digits`` rounds the other formats).
-    Outside CSV an interval (``X_low``, ``X_high``) is one column ``X 95% CI``, ``PQ_diff`` carries its mark and
-    the headers are words; ``notes`` follow the table as footnotes (CSV has none: the caller prints them apart)."""
+    Outside CSV the columns of :mod:`panbench.reporting.kinds` are shown by their kind (an interval one column
+    ``X 95% CI``, a difference with its mark, a speed with its mark) and the headers are words; ``notes`` follow
+    the table as footnotes (CSV has none: the caller prints them apart).  The presentation step: ``df`` is the
+    data step's frame (:func:`comparison`, :func:`per_class`), its columns named as the record's fields."""
     from panbench.reporting.formats import writer
 
     w = writer(fmt)
@@ -256,29 +270,26 @@ def _fold_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
 
 
 def _display(df: Any, digits: int) -> Any:
-    """Intervals as one '[low, high]' column named 'X 95% CI'; PQ_diff signed, with its mark."""
+    """The columns of :mod:`panbench.reporting.kinds` shown for readers: an interval as one '[low, high]' column
+    named 'X 95% CI'; a speed measured beside other work marked; a difference signed, with its mark."""
     import pandas as pd
 
     df = df.copy()
-    for col in [c for c in df.columns if c.endswith("_low") and c[:-4] + "_high" in df.columns]:
-        base = col[:-4]
-        lo, hi = df[col], df[base + "_high"]
+    kinds = declared()
+    highs = {c.of: c.name for c in of_kind(df.columns, "interval_high", kinds)}
+    for low in [c for c in of_kind(df.columns, "interval_low", kinds) if c.of in highs]:
+        lo, hi = df[low.name], df[highs[low.of]]
         cell = [None if pd.isna(a) or pd.isna(b) else f"[{a:.{digits}f}, {b:.{digits}f}]" for a, b in zip(lo, hi)]
-        df.insert(list(df.columns).index(col), f"{base} 95% CI", cell)
-        df = df.drop(columns=[col, base + "_high"])
-    if "images_per_s_shared" in df.columns:  # a speed measured beside another run, marked
-        df["images_per_s"] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
-                              for v, sh in zip(df["images_per_s"], df["images_per_s_shared"])]
-        df = df.drop(columns="images_per_s_shared")
-    if "FPS_shared" in df.columns:  # the same for the FPS of `panbench speed`
-        shared = df.pop("FPS_shared").fillna(False).astype(bool)
-        for c in [c for c in (FPS, "FPS_e2e_b1") if c in df.columns]:
+        df.insert(list(df.columns).index(low.name), f"{low.of[0]} 95% CI", cell)
+        df = df.drop(columns=[low.name, highs[low.of]])
+    for shared in of_kind(df.columns, "shared", kinds):  # speeds measured beside another run, marked
+        marks = df.pop(shared.name).fillna(False).astype(bool)
+        for c in [c for c in shared.of if c in df.columns]:
             df[c] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
-                     for v, sh in zip(df[c], shared)]
-    if "PQ_diff_mark" in df.columns:
-        df["PQ_diff"] = [None if pd.isna(d) else f"{d:+.{digits}f}{mk or ''}"
-                         for d, mk in zip(df["PQ_diff"], df["PQ_diff_mark"])]
-        df = df.drop(columns="PQ_diff_mark")
+                     for v, sh in zip(df[c], marks)]
+    for mark in of_kind(df.columns, "mark", kinds):
+        (c,) = mark.of
+        df[c] = [None if pd.isna(d) else f"{d:+.{digits}f}{mk or ''}" for d, mk in zip(df[c], df.pop(mark.name))]
     return df
 
 
