@@ -17,7 +17,8 @@ from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, plot_dir, plot_groups
-from panbench.reporting.tables import comparison, format_table, latest_runs, no_records, per_class
+from panbench.reporting.present import format_table
+from panbench.reporting.tables import comparison, latest_runs, no_records, per_class
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -95,7 +96,8 @@ def _published(recs: list[RunRecord]) -> str:
 def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str:
     """The verdict (:mod:`panbench.reporting.verdict`): per group of runs on the same images, the ranking on PQ
     with the paired differences to the reference run, and the reading in one line."""
-    from panbench.reporting.tables import ranked_records, verdict_text
+    from panbench.reporting.present import verdict_text
+    from panbench.reporting.tables import ranked_records
     from panbench.reporting.verdict import verdicts
 
     found, notes = verdicts(ranked_records(recs), results, reference)
