@@ -313,6 +313,7 @@ def test_a_column_is_shown_by_its_declared_kind_not_by_its_name(monkeypatch) -> 
     md = format_table(df, "md")
     assert "[2.000, 3.000]" in md and "2.500~" in md and "+1.500*" in md and "-0.250 " in md  # by kind
     assert "PQ_low" in md.replace("PQ low", "PQ_low")  # a name's suffix alone says nothing
+    assert "holes: delta PQ" in md and "fix_all: delta PQ" in md  # a delta's header names what it belongs to
     compact = _counts_with_deltas(df.copy())
     assert list(compact.columns)[-2:] == ["holes: count, delta PQ", "fix_all"]
     assert list(compact["holes: count, delta PQ"]) == ["2, +0.50", "5, +1.25"]
