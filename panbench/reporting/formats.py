@@ -47,7 +47,7 @@ def _words(name: str) -> str:
 
     if name in HEADERS:
         return HEADERS[name]
-    if (c := declared().get(name)) is not None and c.kind == "delta":  # an error type's oracle gain
+    if (c := declared().get(name)) is not None and c.kind == "delta" and c.of != (name,):  # an oracle gain
         return f"{_words(c.of[0])}: delta PQ"
     parts = name.split("_")
     if len(parts) == 1 or not all(p in WORDS or p in HEADERS for p in parts):

@@ -303,8 +303,8 @@ def test_a_column_is_shown_by_its_declared_kind_not_by_its_name(monkeypatch) -> 
         kinds.Column("fast_bottom", "interval_low", ("fast",)), kinds.Column("fast_top", "interval_high", ("fast",)),
         kinds.Column("fast_beside", "shared", ("fast",)), kinds.Column("gap_star", "mark", ("gap",)),
         kinds.Column("holes", "count", ("holes",)), kinds.Column("holes_gain", "delta", ("holes",)),
-        kinds.Column("fix_all", "delta", ("fix_all",))))
-    df = pd.DataFrame({"model": ["a", "b"], "fix_all": [3.0, 4.0], "fast": [2.5, 3.0], "fast_bottom": [2.0, 2.5],
+        kinds.Column("fix_all_gain", "delta", ("fix_all",))))
+    df = pd.DataFrame({"model": ["a", "b"], "fix_all_gain": [3.0, 4.0], "fast": [2.5, 3.0], "fast_bottom": [2.0, 2.5],
                        "fast_top": [3.0, 3.5], "fast_beside": [True, False], "gap": [1.5, -0.25],
                        "gap_star": ["*", ""], "holes": [2, 5], "holes_gain": [0.5, 1.25], "PQ_low": [1.0, 2.0]})
     df = df.set_index("model")
@@ -315,5 +315,5 @@ def test_a_column_is_shown_by_its_declared_kind_not_by_its_name(monkeypatch) -> 
     assert "PQ_low" in md.replace("PQ low", "PQ_low")  # a name's suffix alone says nothing
     assert "holes: delta PQ" in md and "fix_all: delta PQ" in md  # a delta's header names what it belongs to
     compact = _counts_with_deltas(df.copy())
-    assert list(compact.columns)[-2:] == ["holes: count, delta PQ", "fix_all"]
+    assert list(compact.columns)[-2:] == ["holes: count, delta PQ", "fix_all_gain"]
     assert list(compact["holes: count, delta PQ"]) == ["2, +0.50", "5, +1.25"]
