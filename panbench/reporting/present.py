@@ -87,3 +87,18 @@ def verdict_text(verdicts: list[Any], fmt: str) -> str:
         return "\n".join(line for v in verdicts for line in vd.lines(v))
     return "\n\n".join(block(v.heading(), format_table(vd.verdict_frame(v), fmt, digits=2), v.reading)
                        for v in verdicts)
+
+
+def counts_with_deltas(df: Any) -> Any:
+    """Each count column with its delta column as one column "X: count, delta PQ" (half as wide), at the end; a
+    delta without a count after them (:mod:`panbench.reporting.kinds`): the report's compact analysis tables."""
+    import pandas as pd
+
+    kinds = declared()
+    deltas = {c.of: c.name for c in of_kind(df.columns, "delta", kinds)}
+    for count in [c for c in of_kind(df.columns, "count", kinds) if c.of in deltas]:
+        n, d = df.pop(count.name), df.pop(deltas.pop(count.of))  # an error type in one column: half as wide
+        df[f"{count.of[0]}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
+    for alone in deltas.values():  # a delta without a count (perfect masks): last
+        df[alone] = df.pop(alone)
+    return df

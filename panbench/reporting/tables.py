@@ -15,7 +15,7 @@ from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, 
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ap_miou_columns
 from panbench.reporting.fps import FPS, fps_columns
-from panbench.reporting.kinds import declared, of_kind
+from panbench.reporting.kinds import of_kind
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -28,6 +28,7 @@ from panbench.reporting.labels import (
     settings,
     short_label,
 )
+from panbench.reporting.present import counts_with_deltas
 
 
 def no_records(results_dir: Any, dataset: str | None, every: list[RunRecord]) -> PanbenchError:
@@ -149,22 +150,7 @@ def _compact(df: Any, records: list[RunRecord]) -> Any:
                                       "selection", "batch", "amp", "cfg_options") if c in df.columns])
     if "ops" in df.columns and df["ops"].nunique(dropna=False) <= 1:  # the same backend of mmcv's ops in every row
         df = df.drop(columns="ops")
-    return _counts_with_deltas(df)
-
-
-def _counts_with_deltas(df: Any) -> Any:
-    """Each count column with its delta column as one column "X: count, delta PQ" (half as wide), at the end; a
-    delta without a count after them (:mod:`panbench.reporting.kinds`)."""
-    import pandas as pd
-
-    kinds = declared()
-    deltas = {c.of: c.name for c in of_kind(df.columns, "delta", kinds)}
-    for count in [c for c in of_kind(df.columns, "count", kinds) if c.of in deltas]:
-        n, d = df.pop(count.name), df.pop(deltas.pop(count.of))  # an error type in one column: half as wide
-        df[f"{count.of[0]}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
-    for alone in deltas.values():  # a delta without a count (perfect masks): last
-        df[alone] = df.pop(alone)
-    return df
+    return counts_with_deltas(df)
 
 
 def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple, all_columns: bool,

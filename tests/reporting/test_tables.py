@@ -296,8 +296,7 @@ def test_a_speed_measured_beside_another_run_is_marked_in_the_table_and_the_plot
 
 def test_a_column_is_shown_by_its_declared_kind_not_by_its_name(monkeypatch) -> None:
     from panbench.reporting import kinds
-    from panbench.reporting.present import format_table
-    from panbench.reporting.tables import _counts_with_deltas
+    from panbench.reporting.present import counts_with_deltas, format_table
 
     monkeypatch.setattr(kinds, "BUILT_IN", (
         kinds.Column("fast_bottom", "interval_low", ("fast",)), kinds.Column("fast_top", "interval_high", ("fast",)),
@@ -314,6 +313,6 @@ def test_a_column_is_shown_by_its_declared_kind_not_by_its_name(monkeypatch) -> 
     assert "[2.000, 3.000]" in md and "2.500~" in md and "+1.500*" in md and "-0.250 " in md  # by kind
     assert "PQ_low" in md.replace("PQ low", "PQ_low")  # a name's suffix alone says nothing
     assert "holes: delta PQ" in md and "fix_all: delta PQ" in md  # a delta's header names what it belongs to
-    compact = _counts_with_deltas(df.copy())
+    compact = counts_with_deltas(df.copy())
     assert list(compact.columns)[-2:] == ["holes: count, delta PQ", "fix_all_gain"]
     assert list(compact["holes: count, delta PQ"]) == ["2, +0.50", "5, +1.25"]
