@@ -41,6 +41,8 @@ class Analysis:
     aliases: tuple[str, ...] = ()  # deprecated spellings of the option
     how: str = RERUN  # how to get it when a record lacks it (the table's note)
     paired: bool = False  # the table adds each row's paired PQ difference to the reference run
+    kinds: str | None = None  # "module:function" () -> {column: (kind, the column it belongs to)} of the columns
+    # that are not shown as they are (panbench.reporting.kinds: an interval's ends, an error type's count and delta)
 
 
 ANALYSES: tuple[Analysis, ...] = (
@@ -49,7 +51,7 @@ ANALYSES: tuple[Analysis, ...] = (
              "to the reference run on the same images",
              "panbench.analysis.bootstrap:ci_fields", "panbench.analysis.bootstrap:ci_columns",
              "panbench.analysis.bootstrap:ci_text",
-             words=frozenset({"low", "high"}), paired=True),
+             words=frozenset({"low", "high"}), paired=True, kinds="panbench.analysis.bootstrap:ci_kinds"),
     Analysis("by_size", ("by_size",), "PQ by object size (things)", "--by-size",
              "PQ/SQ/RQ of things by object size (small, medium, large: COCO's area limits)",
              "panbench.analysis.metrics:by_size_fields", "panbench.analysis.metrics:by_size_columns",
@@ -63,7 +65,7 @@ ANALYSES: tuple[Analysis, ...] = (
              "panbench.analysis.breakdown:errors_text",
              headers={"mask_quality_delta_PQ": "perfect masks: delta PQ"},
              words=frozenset({"count", "classification", "segmentation", "duplicate", "background", "missed",
-                              "other"})),
+                              "other"}), kinds="panbench.analysis.breakdown:errors_kinds"),
     Analysis("boundary", ("boundary",), "boundary PQ", "--boundary-pq", "boundary PQ (runs scored with --boundary)",
              "panbench.analysis.scoring:boundary_fields", "panbench.analysis.scoring:boundary_columns",
              "panbench.analysis.scoring:boundary_text", inline=True, words=frozenset({"boundary"}),

@@ -35,8 +35,7 @@ BEYOND_THE_ROW = {
            "panbench/reporting/tables.py",  # the default table's PQ interval; the paired difference's cell
            "panbench/reporting/labels.py"},  # a run too small for an interval: re-running does not help
     "by_size": {"panbench/reporting/analysis_plots.py"},  # its plot
-    "errors": {"panbench/reporting/analysis_plots.py",  # its plot
-               "panbench/reporting/tables.py"},  # perfect masks' column last in the compact table
+    "errors": {"panbench/reporting/analysis_plots.py"},  # its plot
     # boundary PQ is also a scoring pass over the pixels (the image result's boundary part), asked by --boundary
     "boundary": {"panbench/cli/options.py", "panbench/evaluation/options.py",  # --boundary of score and eval
                  "panbench/pq/result.py",  # the image result's boundary part

@@ -259,6 +259,11 @@ def ci_columns(r: RunRecord) -> dict[str, Any]:
     return row
 
 
+def ci_kinds() -> dict[str, tuple[str, str]]:
+    """The kinds of :func:`ci_columns` (``panbench.reporting.kinds``): each metric's interval ends."""
+    return {f"{k}_{end}": (f"interval_{end}", k) for k in CI_METRICS for end in ("low", "high")}
+
+
 def ci_text(res: Mapping[str, Any]) -> list[str]:
     """The intervals of PQ, PQ_th, PQ_st; for an analysed run without them, why."""
     if ci := res.get("ci"):

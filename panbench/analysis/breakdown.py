@@ -127,6 +127,14 @@ def errors_columns(r: RunRecord) -> dict[str, Any]:
     return row
 
 
+def errors_kinds() -> dict[str, tuple[str, str]]:
+    """The kinds of :func:`errors_columns` (``panbench.reporting.kinds``): each type's count and delta PQ, and
+    perfect masks' delta PQ (no count)."""
+    return {**{f"{t}_{part}": (kind, t) for t in ERROR_TYPES for part, kind in (("count", "count"),
+                                                                               ("delta_PQ", "delta"))},
+            "mask_quality_delta_PQ": ("delta", "mask_quality")}
+
+
 def errors_text(res: Mapping[str, Any]) -> list[str]:
     """The error types by oracle delta PQ (largest first), then perfect masks'."""
     if not (errs := res.get("errors")):

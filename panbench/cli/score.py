@@ -77,16 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
         fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
     if args.name:
-        from panbench.records import external_record, write_record
+        from panbench.evaluation.scored import record_scored
 
-        fingerprint = None
-        if aset is not None:
-            from panbench.data.datasets import dataset_fingerprint
-
-            fingerprint = dataset_fingerprint(args.gt_json, aset.image_ids)
-        dataset = record_dataset(Path(args.gt_json), fingerprint, Path(args.results), args.dataset_name)
-        rec = external_record(args.name, dataset, res, args, time.perf_counter() - t, fingerprint, **fields)
-        written = write_record(Path(args.results), rec, analysis=aset)
+        files = {k: getattr(args, k) for k in ("gt_json", "gt_dir", "pred_json", "pred_dir")}
+        written = record_scored(Path(args.results), args.name, args.dataset_name, res, aset, fields, files,
+                                time.perf_counter() - t)
         print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
     if args.per_image and aset is not None:
         _per_image(args, aset)
@@ -147,50 +142,3 @@ def _text(res: dict[str, object], fields: dict[str, object]) -> str:
 
         lines.append(ap_line(fields["ap"]))  # type: ignore[arg-type]
     return "\n".join(lines)
-
-
-def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given: str | None) -> str:
-    """The dataset a ``score --name`` record is filed under: the one its ground truth is.  The dataset of the
-    records in ``results`` scored on the same images (same fingerprint); else the known dataset (a row of
-    :data:`panbench.data.catalog.DATASETS`) that the ground truth's root folder (``ROOT/annotations/FILE.json``)
-    or file names (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.
-    ``given`` (``--dataset-name``) is taken unless records of the same images name another dataset (refused in
-    one line)."""
-    from panbench.data.catalog import DATASETS
-    from panbench.errors import InputError, PanbenchError
-    from panbench.records.io import load_records
-    from panbench.reporting.labels import fingerprint as fingerprint_of
-
-    try:
-        seen = {r.dataset for r in load_records(results) if fingerprint and fingerprint_of(r) == fingerprint}
-    except PanbenchError:  # a stray file in the runs folder: `table` names it; scoring goes on
-        seen = set()
-    if len(seen) == 1:
-        (known,) = seen
-        if given is not None and given != known:
-            raise InputError(f"--dataset-name {given}: {gt_json} is the ground truth of the '{known}' records in "
-                             f"{results / 'runs'} (same fingerprint {fingerprint}); leave out --dataset-name or "
-                             f"pass --dataset-name {known}")
-        return str(known)
-    if given is not None:
-        return given
-    gt_json = gt_json.resolve()
-    root = gt_json.parent.parent if gt_json.parent.name == "annotations" else gt_json.parent
-    if root.name in DATASETS:
-        return root.name
-    stem = gt_json.stem.removesuffix("_panoptic_val")
-    if stem in DATASETS and DATASETS[stem].converted:
-        return stem
-    if gt_json.name == "panoptic_val2017.json" and _n_categories(gt_json) == 133:
-        return "coco"
-    return root.name or "dataset"
-
-
-def _n_categories(path: Path) -> int | None:
-    from panbench.errors import PanbenchError
-    from panbench.pq.coco_format import read_json
-
-    try:
-        return len(read_json(path, "ground-truth JSON").get("categories") or [])
-    except (PanbenchError, AttributeError):
-        return None

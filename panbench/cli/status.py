@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     for m in sweeps:
         states = cell_states(results, m)
         counts = {s: sum(c.state == s for c in states) for s in STATES}
-        jobs = sum(len(sub["jobs"]) for sub in m.get("submissions", []))
-        print(f"sweep {m['sweep']} ({m['created']}, {len(states)} cells, {jobs} job(s) submitted): "
+        jobs = sum(len(sub.jobs) for sub in m.submissions)
+        print(f"sweep {m.sweep} ({m.created}, {len(states)} cells, {jobs} job(s) submitted): "
               + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s not in ("missing", "unknown")))
         for c in states:
             if c.state == "done":
@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             models = ",".join(dict.fromkeys(c.cell.model for c in missing))
             print(f"  resubmit the {len(missing)} missing: panbench submit --results {shlex.quote(str(results))} "
-                  f"--resubmit {m['sweep']} --model {models}")
+                  f"--resubmit {m.sweep} --model {models}")
     return 0

@@ -7,8 +7,12 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from panbench.cli.options import Common, dataset_root, non_negative_int, positive_int
+
+if TYPE_CHECKING:
+    from panbench.cluster.sweep import Manifest
 
 SLURM = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "qos", "account", "constraint", "max_parallel")
 # eval's options a sweep passes to every cell, as given (the defaults are eval's own)
@@ -61,10 +65,10 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
     return out + [f for f in FLAGS if getattr(args, f[2:].replace("-", "_"))]
 
 
-def _new_sweep(args: argparse.Namespace) -> dict:
+def _new_sweep(args: argparse.Namespace) -> Manifest:
     from panbench.cli.robustness import DEMO_SEVERITIES
     from panbench.cli.running import models_and_dataset, single_checkpoint
-    from panbench.cluster.sweep import new_id, plan
+    from panbench.cluster.sweep import Manifest, new_id, plan
     from panbench.errors import PanbenchError
     from panbench.robustness.corruptions import parse_names, parse_severities
 
@@ -75,16 +79,15 @@ def _new_sweep(args: argparse.Namespace) -> dict:
         raise PanbenchError("--severities goes with --corruptions")
     severities = parse_severities(args.severities or (DEMO_SEVERITIES if args.dataset == "demo" else "1-5"))
     cells = plan([s.name for s in specs], args.dataset, names, severities if names else [])
-    return {"sweep": new_id(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": shlex.join(["panbench", *sys.argv[1:]]), "group_by": args.group_by, "cells": cells,
-            "eval_args": _eval_args(args, checkpoint), "slurm": {k: getattr(args, k) for k in SLURM},
-            "submissions": []}
+    return Manifest(sweep=new_id(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    command=shlex.join(["panbench", *sys.argv[1:]]), group_by=args.group_by, cells=cells,
+                    eval_args=_eval_args(args, checkpoint), slurm={k: getattr(args, k) for k in SLURM})
 
 
 def run(args: argparse.Namespace) -> int:
     from panbench.cli.options import check_writable
     from panbench.cluster import slurm
-    from panbench.cluster.sweep import CellJob, cell_dicts, groups, load_manifest, sweep_dir, write_manifest
+    from panbench.cluster.sweep import CellJob, cell_dicts, groups, load_manifest, sweep_dir
     from panbench.errors import PanbenchError
 
     if args.no_resume or args.launcher != "torchrun":
@@ -93,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     results = Path(args.results).resolve()
     if args.resubmit:
         manifest = load_manifest(results, args.resubmit)
-        manifest["slurm"].update({k: getattr(args, k) for k in SLURM if getattr(args, k) is not None})
-        models = {c.model for c in manifest["cells"]}
+        manifest.slurm.update({k: getattr(args, k) for k in SLURM if getattr(args, k) is not None})
+        models = {c.model for c in manifest.cells}
         asked = models if args.model == "all" else set(args.model.split(","))
         if asked - models:
             raise PanbenchError(f"--model {','.join(sorted(asked - models))}: not in sweep {args.resubmit} (its "
@@ -106,22 +109,21 @@ def run(args: argparse.Namespace) -> int:
             return 0
     else:
         manifest = _new_sweep(args)
-        todo = manifest["cells"]
+        todo = manifest.cells
     check_writable(results, "--results")
-    sid = manifest["sweep"]
-    jobs = groups(todo, manifest["group_by"])
-    params = slurm.parameters(manifest["slurm"], sid)
+    sid = manifest.sweep
+    jobs = groups(todo, manifest.group_by)
+    params = slurm.parameters(manifest.slurm, sid)
     folder = sweep_dir(results, sid) / "slurm"
     if args.dry_run:
         for k, cells in enumerate(jobs):
             print(f"# job {k}: {', '.join(c.id for c in cells)}", file=sys.stderr)
         print(slurm.script(folder, params, len(jobs)))
         return 0
-    ids = slurm.submit(folder, params, [CellJob(str(results), sid, cell_dicts(cells), manifest["eval_args"])
+    ids = slurm.submit(folder, params, [CellJob(str(results), sid, cell_dicts(cells), manifest.eval_args)
                                         for cells in jobs])
-    manifest["submissions"].append({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                    "jobs": {j: [c.id for c in cells] for j, cells in zip(ids, jobs)}})
-    path = write_manifest(results, {**manifest, "cells": cell_dicts(manifest["cells"])})
+    manifest.submitted(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), dict(zip(ids, jobs)))
+    path = manifest.save(results)
     print(f"sweep {sid}: {len(todo)} cell(s) in {len(jobs)} job(s) ({ids[0].split('_')[0]}); manifest {path}")
     print(f"follow it with: panbench status --results {shlex.quote(args.results)} --sweep {sid}")
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panbench.cluster.sweep import Cell, CellJob, done, minutes, sweep_dir
+from panbench.cluster.sweep import Cell, CellJob, Manifest, done, minutes, sweep_dir
 from panbench.errors import PanbenchError
 
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED", "RESIZING"}
@@ -144,23 +144,23 @@ class CellState:
     log: Path | None = None
 
 
-def cell_states(results: Path, manifest: dict[str, Any], states: dict[str, str] | None = None,
+def cell_states(results: Path, manifest: Manifest, states: dict[str, str] | None = None,
                 ask: bool = True) -> list[CellState]:
     """Each cell's state: done (its marker, whatever Slurm says), else its latest job's (``states``: job id ->
     Slurm state, else asked of Slurm with ``ask`` (:func:`job_states`); None: unknown)."""
     recorded = done(results, manifest)
     latest: dict[str, str] = {}
     recent: set[str] = set()  # submitted a minute ago or less: Slurm may not list them yet
-    for sub in manifest.get("submissions", []):
-        for job, cells in sub["jobs"].items():
+    for sub in manifest.submissions:
+        for job_id, cells in sub.jobs.items():
             for c in cells:
-                latest[c] = job
-            if time.time() - _epoch(sub.get("date", "")) < 60:
-                recent.add(job)
+                latest[c] = job_id
+            if time.time() - _epoch(sub.date) < 60:
+                recent.add(job_id)
     if states is None and ask:
         states = job_states(sorted(set(latest.values())))
     out = []
-    for cell in manifest["cells"]:
+    for cell in manifest.cells:
         if cell.id in recorded:
             out.append(CellState(cell, "done", recorded[cell.id].get("job")))
             continue
@@ -168,7 +168,7 @@ def cell_states(results: Path, manifest: dict[str, Any], states: dict[str, str] 
         if job is None:
             out.append(CellState(cell, "missing"))
             continue
-        log = log_path(results, manifest["sweep"], job)
+        log = log_path(results, manifest.sweep, job)
         if states is None:
             out.append(CellState(cell, "unknown", job, "neither sacct nor squeue answered: run status where Slurm's "
                                  "commands are", log if log.exists() else None))

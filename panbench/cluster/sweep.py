@@ -1,11 +1,13 @@
 """A sweep: the cells of ``panbench submit`` (one model, dataset and corruption cell each), its manifest and the
 job that runs cells.
 
-The manifest ``RESULTS/sweeps/<id>.json`` lists the cells, the ``panbench eval`` options they share, the Slurm
-options and every submission (job id -> its cells); only ``panbench submit`` writes it.  A job runs its cells
-one after the other, each as ``python -m panbench eval ...`` (the local command, so the record is the local
-one), and after a cell's record is written it writes the cell's marker ``RESULTS/sweeps/<id>/cells/<cell>.json``
-(the record's path): the one file of the sweep folder a job writes, and only for its own cells.  The eval's
+The manifest ``RESULTS/sweeps/<id>.json`` (:class:`Manifest`, read and written by its ``load`` and ``save``) lists
+the cells, the ``panbench eval`` options they share, the Slurm options and every submission (job id -> its
+cells); only ``panbench submit`` writes it.  A job runs its cells one after the other, each as
+``python -m panbench eval ...`` (the local command, so the record is the local one), finds the cell's record by
+its name (:meth:`Cell.record`: the file ``write_record`` names after the cell's model and dataset, written since
+the cell started) and writes the cell's marker ``RESULTS/sweeps/<id>/cells/<cell>.json`` (the record's path):
+the one file of the sweep folder a job writes, and only for its own cells.  The eval's
 own resume cache (``RESULTS/cache/<model>-<dataset>-<key>``, a key per cell) makes a requeued or resubmitted
 job continue where it stopped.  Logs: ``RESULTS/sweeps/<id>/slurm/<job id>_0_log.{out,err}`` (submitit's)."""
 
@@ -20,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,15 @@ class Cell:
     def record_dataset(self) -> str:
         """The ``dataset`` its record holds (``demo+fog-3`` for a corrupted run)."""
         return self.dataset if self.corruption is None else f"{self.dataset}+{self.label}"
+
+    def record(self, results: Path, since: float) -> str | None:
+        """The path below ``results`` of this cell's newest record written since ``since`` (the cell's start):
+        the record files of its model on its dataset (:func:`panbench.records.io.record_files`), None without
+        one."""
+        from panbench.records.io import record_files
+
+        found = [p for p in record_files(results, self.model, self.record_dataset) if p.stat().st_mtime >= since - 1]
+        return str(found[-1].relative_to(results)) if found else None
 
     def eval_args(self) -> list[str]:
         out = ["--model", self.model, "--dataset", self.dataset]
@@ -91,35 +102,63 @@ def manifest_path(results: Path, sweep_id: str) -> Path:
     return results / SWEEPS / f"{sweep_id}.json"
 
 
-def write_manifest(results: Path, manifest: dict[str, Any]) -> Path:
-    from panbench.records.io import atomic_write_text
+@dataclass
+class Submission:
+    """One ``panbench submit`` of a sweep's cells: when, and each job id -> the ids of its cells."""
 
-    path = manifest_path(results, manifest["sweep"])
-    atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
-    return path
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        m = json.loads(path.read_text())
-        m["cells"] = [Cell(**c) for c in m["cells"]]
-        return m
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise PanbenchError(f"{path}: not a sweep manifest ({e}); move it out of {path.parent}") from e
+    date: str
+    jobs: dict[str, list[str]]
 
 
-def manifests(results: Path) -> list[dict[str, Any]]:
+@dataclass
+class Manifest:
+    """A sweep, ``RESULTS/sweeps/<sweep>.json``: its cells, the ``panbench eval`` options they share (``eval_args``),
+    how they are grouped into jobs, the Slurm options and every submission.  :meth:`load` reads it (one line
+    naming the file when it is not a manifest), :meth:`save` writes it (atomically)."""
+
+    sweep: str  # its id
+    created: str
+    command: str
+    group_by: str  # cell or model (:func:`groups`)
+    cells: list[Cell]
+    eval_args: list[str]
+    slurm: dict[str, Any]  # the Slurm options (panbench.cli.submit.SLURM), None where not given
+    submissions: list[Submission] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            m = json.loads(path.read_text())
+            return cls(**{**m, "cells": [Cell(**c) for c in m["cells"]],
+                          "submissions": [Submission(**sub) for sub in m.get("submissions", [])]})
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise PanbenchError(f"{path}: not a sweep manifest ({e}); move it out of {path.parent}") from e
+
+    def save(self, results: Path) -> Path:
+        """Write it as ``RESULTS/sweeps/<sweep>.json``; returns that path."""
+        from panbench.records.io import atomic_write_text
+
+        path = manifest_path(results, self.sweep)
+        atomic_write_text(path, json.dumps(asdict(self), indent=1) + "\n")
+        return path
+
+    def submitted(self, date: str, jobs: dict[str, list[Cell]]) -> None:
+        """Add a submission: job id -> its cells."""
+        self.submissions.append(Submission(date, {j: [c.id for c in cells] for j, cells in jobs.items()}))
+
+
+def manifests(results: Path) -> list[Manifest]:
     """The sweeps of a results folder, oldest first."""
-    return [read_manifest(p) for p in sorted((results / SWEEPS).glob("*.json"))]
+    return [Manifest.load(p) for p in sorted((results / SWEEPS).glob("*.json"))]
 
 
-def load_manifest(results: Path, sweep_id: str) -> dict[str, Any]:
+def load_manifest(results: Path, sweep_id: str) -> Manifest:
     path = manifest_path(results, sweep_id)
     if not path.is_file():
-        have = ", ".join(m["sweep"] for m in manifests(results)) or "none"
+        have = ", ".join(m.sweep for m in manifests(results)) or "none"
         raise PanbenchError(f"{path}: no such sweep in {results} (sweeps there: {have}); pass another --results "
                             "or sweep id")
-    return read_manifest(path)
+    return Manifest.load(path)
 
 
 def cell_dicts(cells: list[Cell]) -> list[dict[str, Any]]:
@@ -130,12 +169,12 @@ def cell_marker(results: Path, sweep_id: str, cell: Cell) -> Path:
     return sweep_dir(results, sweep_id) / "cells" / f"{cell.id}.json"
 
 
-def done(results: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def done(results: Path, manifest: Manifest) -> dict[str, dict[str, Any]]:
     """Cell id -> its marker, for the cells whose record is written."""
     out = {}
-    for c in manifest["cells"]:
+    for c in manifest.cells:
         try:
-            out[c.id] = json.loads(cell_marker(results, manifest["sweep"], c).read_text())
+            out[c.id] = json.loads(cell_marker(results, manifest.sweep, c).read_text())
         except (OSError, ValueError):
             pass
     return out
@@ -148,7 +187,7 @@ def incomplete_note(results: Path) -> str | None:
         sweeps = manifests(results)
     except PanbenchError as e:
         return f"note: {e}"
-    short = [(m["sweep"], len(done(results, m)), len(m["cells"])) for m in sweeps]
+    short = [(m.sweep, len(done(results, m)), len(m.cells)) for m in sweeps]
     short = [s for s in short if s[1] < s[2]]
     if not short:
         return None
@@ -193,14 +232,7 @@ class CellJob:
             start = time.time()
             # the eval ignores submitit's preemption signal (Slurm sends it to every process of the step): this
             # job's handler stops it (checkpoint) and requeues
-            self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=_ignore_preemption)
-            record = None
-            assert self._proc.stdout is not None
-            for line in self._proc.stdout:
-                sys.stdout.write(line)
-                if line.strip().startswith("record: "):
-                    record = line.strip()[len("record: "):]
-            sys.stdout.flush()
+            self._proc = subprocess.Popen(cmd, preexec_fn=_ignore_preemption)
             code = self._proc.wait()
             self._proc = None
             if code != 0:
@@ -209,7 +241,7 @@ class CellJob:
                 continue
             if not rank0:
                 continue
-            record = record or find_record(results, cell, start)
+            record = cell.record(results, start)
             if record is None:
                 print(f"cell {cell.id}: no record of it in {results / 'runs'}", file=sys.stderr, flush=True)
                 failed.append(cell.id)
@@ -246,22 +278,6 @@ def _ignore_preemption() -> None:
 def _job_id() -> str:
     a, t = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     return f"{a}_{t}" if a and t else os.environ.get("SLURM_JOB_ID", "")
-
-
-def find_record(results: Path, cell: Cell, since: float) -> str | None:
-    """The newest record of ``cell`` written since ``since`` (when the eval did not print its path)."""
-    best = None
-    for p in (results / "runs").glob("*.json"):
-        try:
-            if p.stat().st_mtime < since - 1:
-                continue
-            r = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if r.get("dataset") == cell.record_dataset and str(r.get("model", "")).startswith(cell.model):
-            if best is None or p.stat().st_mtime > best.stat().st_mtime:
-                best = p
-    return None if best is None else str(best.relative_to(results))
 
 
 def minutes(text: str) -> int:

@@ -60,8 +60,6 @@ from panbench.evaluation.storage.predictions import prediction_writer, predictio
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
-from panbench.records.build import make_record
-from panbench.records.io import write_record
 from panbench.records.schema import RunRecord
 
 
@@ -200,8 +198,12 @@ class Run:
         # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
         own = own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
         coco = dataset.name == "coco" and opts.corruption is None and not own
-        rec = make_record(
-            res, model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
+        from panbench.records.build import record_run  # the one maker of records (eval's and score's)
+
+        results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
+        rec = record_run(
+            results, res, analysis=self.analysis_set,
+            model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=dataset_label(dataset.name, opts),
             postprocess=opts.postprocess.label(), fusion=self.fusion,
             published=spec.published if coco else {},
@@ -218,7 +220,6 @@ class Run:
             **ap_miou_fields(self.sink, self.lm.family.instance_source, res),
         )
         if self.rank == 0:
-            rec = write_record(opts.results_dir, rec, analysis=self.analysis_set)
             if self.unsaved is not None and self.writer is not None:
                 raise unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
         return rec

@@ -7,8 +7,9 @@ Layering: this package sits below :mod:`panbench.evaluation`, :mod:`panbench.ana
 :mod:`panbench.errors`, :mod:`panbench.analyses` (the analysis fields) and the standard library at module level.
 """
 
-from panbench.records.build import external_record, make_record
+from panbench.records.build import external_fields, make_record, record_run
 from panbench.records.io import load_record, load_records, write_record
 from panbench.records.schema import RunRecord
 
-__all__ = ["RunRecord", "external_record", "load_record", "load_records", "make_record", "write_record"]
+__all__ = ["RunRecord", "external_fields", "load_record", "load_records", "make_record", "record_run",
+           "write_record"]

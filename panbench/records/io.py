@@ -55,8 +55,19 @@ def atomic_write_text(path: Path, text: str) -> None:
 def record_path(results_dir: Path, model: str, dataset: str, date: str) -> Path:
     """``results/runs/<date>_<model>_<dataset>.json``."""
     stamp = date.replace(":", "").replace("-", "").replace("+0000", "Z")
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}_{dataset}").strip("_")
-    return results_dir / "runs" / f"{stamp}_{safe}.json"
+    return results_dir / "runs" / f"{stamp}_{_record_stem(model, dataset)}.json"
+
+
+def _record_stem(model: str, dataset: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}_{dataset}").strip("_")
+
+
+def record_files(results_dir: Path, model: str, dataset: str) -> list[Path]:
+    """The record files :func:`write_record` wrote for ``model`` on ``dataset`` (the ``dataset`` a record holds:
+    ``demo+fog-3`` for a corrupted run) under ``results_dir``, oldest first: the names of :func:`record_path`
+    (and their ``~k`` twins)."""
+    name = re.compile(r"\d{8}T\d{6}Z?_" + re.escape(_record_stem(model, dataset)) + r"(~\d+)?\.json")
+    return sorted(p for p in (results_dir / "runs").glob("*.json") if name.fullmatch(p.name))
 
 
 def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> RunRecord:

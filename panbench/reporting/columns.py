@@ -2,7 +2,7 @@
 function (its row of :data:`panbench.analyses.ANALYSES`) per record, from the record fields that ``score``/``eval``
 write (docs/analysis.md has the rules), with a note for the records that lack it; a ``paired`` analysis also
 gets each row's paired PQ difference to the reference run.  Intervals are two columns ``X_low`` / ``X_high``;
-:func:`panbench.reporting.tables.format_table` shows them as one ``X 95% CI`` column outside CSV.
+:func:`panbench.reporting.present.format_table` shows them as one ``X 95% CI`` column outside CSV.
 """
 
 from __future__ import annotations

@@ -43,10 +43,12 @@ def header(col: str) -> str:
 
 
 def _words(name: str) -> str:
+    from panbench.reporting.kinds import declared
+
     if name in HEADERS:
         return HEADERS[name]
-    if name.endswith("_delta_PQ"):  # an error type's oracle gain
-        return f"{_words(name[:-9])}: delta PQ"
+    if (c := declared().get(name)) is not None and c.kind == "delta" and c.of != (name,):  # an oracle gain
+        return f"{_words(c.of[0])}: delta PQ"
     parts = name.split("_")
     if len(parts) == 1 or not all(p in WORDS or p in HEADERS for p in parts):
         return name

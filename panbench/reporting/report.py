@@ -6,6 +6,8 @@ import base64
 import html
 import json
 import sys
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, plot_dir, plot_groups
-from panbench.reporting.tables import comparison, format_table, latest_runs, no_records, per_class
+from panbench.reporting.present import format_table
+from panbench.reporting.tables import comparison, latest_runs, no_records, per_class
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -93,7 +96,8 @@ def _published(recs: list[RunRecord]) -> str:
 def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str:
     """The verdict (:mod:`panbench.reporting.verdict`): per group of runs on the same images, the ranking on PQ
     with the paired differences to the reference run, and the reading in one line."""
-    from panbench.reporting.tables import ranked_records, verdict_text
+    from panbench.reporting.present import verdict_text
+    from panbench.reporting.tables import ranked_records
     from panbench.reporting.verdict import verdicts
 
     found, notes = verdicts(ranked_records(recs), results, reference)
@@ -117,25 +121,23 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
     return "<h3>analyses</h3>" + "".join(parts) + "<p class='note'>How to read them: docs/reporting.md.</p>"
 
 
-def _plots(groups: list[tuple[str, list[RunRecord]]], results: Path, root: Path, colors: Any) -> str:
+def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, list[str]]:
     """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`: one per dataset
     fingerprint, as the tables rank them, so that no plot mixes images), each under its group's name where there
-    are several; written under ``root``/plots."""
+    are several; drawn under ``page.plots``/plots.  Returns the part and the notes of the plots that failed."""
     from panbench.reporting.gallery import gallery_section
 
-    parts, galleries = ["<h3>plots</h3>"], []
+    parts, galleries, failed = ["<h3>plots</h3>"], [], []
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
-        folder = plot_dir(root, name)
-        paths, notes = make_plots(group, folder, colors)
-        for n in notes:
-            if n.startswith(FAILED):
-                print(n, file=sys.stderr)
+        folder = plot_dir(page.plots, name)
+        paths, notes = make_plots(group, folder, page.colors)
+        failed += [n for n in notes if n.startswith(FAILED)]
         notes = [n.replace(f"{folder}/", "") for n in notes]  # the plot's name: its folder may be a temporary one
         parts.append((f"<h4>{html.escape(where)}</h4>" if where else "") + "".join(_img(p) for p in paths) +
                      "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
-        galleries.append(gallery_section(group, results, folder / "gallery", _img, where=where))
-    return "".join(parts + galleries)
+        galleries.append(gallery_section(group, page.results, folder / "gallery", _img, where=where))
+    return "".join(parts + galleries), failed
 
 
 def _provenance(r: RunRecord) -> str:
@@ -160,6 +162,18 @@ def _provenance(r: RunRecord) -> str:
             f"<details><summary>resolved config</summary><pre>{cfg}</pre></details></details>")
 
 
+@dataclass(frozen=True)
+class Page:
+    """What the parts of a report page read: the results folder, the folder its plots are drawn under
+    (``results``, or a temporary one when the page goes elsewhere, ``--out``), the run the paired differences
+    are taken to and each model's colour (the same in every plot of the page)."""
+
+    results: Path
+    plots: Path
+    reference: str | None
+    colors: Any
+
+
 def write_report(results: Path, dataset: str | None = None, out: Path | None = None,
                  reference: str | None = None) -> Path:
     """Per dataset: the verdict (ranking on PQ with the paired differences to ``reference``, by default the best
@@ -167,60 +181,93 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     comparison with published numbers, the analyses, the per-class table (folded), the plots and the gallery of
     each dataset fingerprint's runs (written under ``results/plots/<folder>/``, :func:`plot_groups`, or in a
     temporary folder when ``out`` is given); then the visualizations under
-    ``results/viz`` and each run's provenance, in one HTML file."""
+    ``results/viz`` and each run's provenance, in one HTML file.  A plot that fails is a note on stderr (and
+    on the page); the others are drawn."""
+    import tempfile
+
+    from panbench.reporting.figures import palette
+
     every = load_records(results)
     records = latest_runs(every, dataset)
     if not records:
         raise no_records(results, dataset, every)
-    import tempfile
-
+    robust = [r for r in latest_runs(every) if dataset is None or r.dataset.split("+")[0] == dataset]
     # the plots are embedded: a report written elsewhere (--out) leaves nothing under results/
-    tmp = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else None
-    scratch = Path(tmp.name) if tmp is not None else results
-    try:
-        return _write(records, results, out, scratch, reference, dataset)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    folder = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else nullcontext(str(results))
+    out = out or results / "report.html"
+    with folder as plots:
+        page = Page(results, Path(plots), reference, palette(records))
+        text, failed = _page(page, records, robust)
+    for note in failed:
+        print(note, file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return out
 
 
-def _write(records: list[RunRecord], results: Path, out: Path | None, scratch: Path,
-           reference: str | None, dataset: str | None) -> Path:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'><title>panbench report</title>",
-             f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
-             "<h1>panbench report</h1>"]
-    from panbench.reporting.figures import palette
-
-    colors = palette(records)  # a model's colour, the same in every plot of the page
+def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tuple[str, list[str]]:
+    """The page, its parts one after the other: the head, a section per dataset of the clean runs, robustness
+    (``robust``: every latest run, clean and corrupted), the visualizations, the provenance of ``records``;
+    and the notes of the plots that failed."""
     groups = plot_groups([r for r in records if not r.corruption])
+    sections, failed = [], []
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
-        recs = [r for r in records if r.dataset == ds]
-        parts.append(f"<h2>{html.escape(ds)}</h2>")
-        parts.append("<h3>verdict</h3>" + _verdict(recs, results, reference))
-        pq_notes: list[str] = []
-        parts.append("<h3>PQ / SQ / RQ</h3>" + format_table(comparison(recs, notes=pq_notes), "html", notes=pq_notes))
-        parts.append("<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
-                     "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>" +
-                     format_table(comparison(recs, all_columns=True), "html") + "</details>")
-        parts.append("<h3>comparison with published numbers</h3>" + _published(recs))
-        parts.append(_analyses(recs, results, reference))
-        parts.append("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
-                     "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html") +
-                     "</details>")
-        parts.append(_plots([(n, g) for n, g in groups if g[0].dataset == ds], results,
-                            results if out is None else scratch, colors))
+        text, more = _dataset_section(page, [r for r in records if r.dataset == ds],
+                                      [(n, g) for n, g in groups if g[0].dataset == ds])
+        sections.append(text)
+        failed += more
+    parts = [_head(), *sections, _robustness(page, robust), *_visualizations(page.results), _provenances(records),
+             "</body></html>"]
+    return "\n".join(parts), failed
+
+
+def _head() -> str:
+    return "\n".join(["<!doctype html><html><head><meta charset='utf-8'>",
+                      "<meta name='viewport' content='width=device-width, initial-scale=1'><title>panbench report"
+                      "</title>", f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>",
+                      "<h1>panbench report</h1>"])
+
+
+def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, list[RunRecord]]]
+                     ) -> tuple[str, list[str]]:
+    """A dataset's section: the verdict, the compared columns, the details (every column, published numbers,
+    analyses, per-class PQ), the plots and galleries; and the notes of the plots that failed."""
+    plots, failed = _plots(page, groups)
+    parts = [f"<h2>{html.escape(recs[0].dataset)}</h2>", "<h3>verdict</h3>" + _verdict(recs, page.results,
+                                                                                          page.reference),
+             _compared(recs), _every_column(recs), "<h3>comparison with published numbers</h3>" + _published(recs),
+             _analyses(recs, page.results, page.reference), _per_class(recs), plots]
+    return "\n".join(parts), failed
+
+
+def _compared(recs: list[RunRecord]) -> str:
+    notes: list[str] = []
+    return "<h3>PQ / SQ / RQ</h3>" + format_table(comparison(recs, notes=notes), "html", notes=notes)
+
+
+def _every_column(recs: list[RunRecord]) -> str:
+    return ("<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
+            "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>" +
+            format_table(comparison(recs, all_columns=True), "html") + "</details>")
+
+
+def _per_class(recs: list[RunRecord]) -> str:
+    return ("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
+            "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html") +
+            "</details>")
+
+
+def _robustness(page: Page, records: list[RunRecord]) -> str:
     from panbench.reporting.robustness import report_section
 
-    parts.append(report_section([r for r in latest_runs(load_records(results)) if dataset is None or
-                                 r.dataset.split("+")[0] == dataset], results if out is None else scratch, _img,
-                                colors))
+    return report_section(records, page.plots, _img, page.colors)
+
+
+def _visualizations(results: Path) -> list[str]:
+    """The images of ``viz`` under ``results``, a part of their own; none when there are none."""
     viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []
-    if viz:
-        parts.append("<h2>visualizations</h2>" + "".join(_img(p) for p in viz))
-    parts.append("<h2>provenance</h2>" + "".join(_provenance(r) for r in records))
-    parts.append("</body></html>")
-    out = out or results / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts))
-    return out
+    return ["<h2>visualizations</h2>" + "".join(_img(p) for p in viz)] if viz else []
+
+
+def _provenances(records: list[RunRecord]) -> str:
+    return "<h2>provenance</h2>" + "".join(_provenance(r) for r in records)

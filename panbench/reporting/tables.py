@@ -1,4 +1,7 @@
-"""Comparison tables (pandas) from result records: the latest run of each model side by side."""
+"""Comparison tables (pandas) from result records, the latest run of each model side by side: the data step, frames
+whose columns are the record's field names (:func:`comparison`, :func:`per_class`), their columns' kinds declared
+in :mod:`panbench.reporting.kinds`; :mod:`panbench.reporting.present` shows them in a format (the presentation
+step, one writer per format in :data:`panbench.reporting.formats.WRITERS`)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, 
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import ap_miou_columns
 from panbench.reporting.fps import FPS, fps_columns
+from panbench.reporting.kinds import of_kind
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -24,6 +28,7 @@ from panbench.reporting.labels import (
     settings,
     short_label,
 )
+from panbench.reporting.present import counts_with_deltas
 
 
 def no_records(results_dir: Any, dataset: str | None, every: list[RunRecord]) -> PanbenchError:
@@ -145,12 +150,7 @@ def _compact(df: Any, records: list[RunRecord]) -> Any:
                                       "selection", "batch", "amp", "cfg_options") if c in df.columns])
     if "ops" in df.columns and df["ops"].nunique(dropna=False) <= 1:  # the same backend of mmcv's ops in every row
         df = df.drop(columns="ops")
-    for c in [c[:-6] for c in df.columns if c.endswith("_count") and c[:-6] + "_delta_PQ" in df.columns]:
-        n, d = df.pop(f"{c}_count"), df.pop(f"{c}_delta_PQ")  # an error type in one column: half as wide
-        df[f"{c}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
-    if "mask_quality_delta_PQ" in df.columns:
-        df["mask_quality_delta_PQ"] = df.pop("mask_quality_delta_PQ")
-    return df
+    return counts_with_deltas(df)
 
 
 def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple, all_columns: bool,
@@ -181,9 +181,10 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     elif not all_columns:
         keep = [c for c in DEFAULT_COLUMNS if c in df.columns]
-        df = df[keep + [c for c in df.columns if c == "published" or c.endswith(("_pub", "_delta"))]]
-    if vs_published:  # a metric that no row's source publishes: its _pub and _delta columns say nothing
-        df = df.drop(columns=[c for c in df.columns if c.endswith(("_pub", "_delta")) and df[c].isna().all()])
+        df = df[keep + ["published" for c in df.columns if c == "published"]
+                + [c.name for c in of_kind(df.columns, "published")]]
+    if vs_published:  # a metric that no row's source publishes: its published columns say nothing
+        df = df.drop(columns=[c.name for c in of_kind(df.columns, "published") if df[c.name].isna().all()])
     return df
 
 
@@ -217,85 +218,6 @@ def per_class(records: list[RunRecord]) -> Any:
     return pd.concat(blocks) if len(blocks) > 1 else blocks[0]
 
 
-def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
-    """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`: md, csv, latex, html); a missing value
-    (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).  CSV keeps
-    every digit (``digits`` rounds the other formats).
-    Outside CSV an interval (``X_low``, ``X_high``) is one column ``X 95% CI``, ``PQ_diff`` carries its mark and
-    the headers are words; ``notes`` follow the table as footnotes (CSV has none: the caller prints them apart)."""
-    from panbench.reporting.formats import writer
-
-    w = writer(fmt)
-    if w.fields:  # CSV: every digit of the record, for machines
-        return w.table(df, digits, notes)
-    digits = min(digits, w.max_digits or digits)
-    df = df.round(digits)
-    df, same = _fold_constant(df, digits)
-    return w.table(_display(df, digits), digits, [*same, *notes])
-
-
-# the columns that say which run a row is: one that is the same in every row is a note under the table instead
-FOLDED = ("postprocess", "framework", "settings", "dataset", "n_images", "selection", "batch", "amp", "cfg_options",
-          "ops", "device", "mIoU_from")
-
-
-def _fold_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
-    """``df`` without the :data:`FOLDED` columns that have one value in every row (of two rows or more), and the
-    note that gives those values once ("In every row: dataset demo 8cda6b4f; images 12; mmcv ops panbench");
-    a column blank in every row goes without a word."""
-    from panbench.reporting.formats import cells, header
-
-    if len(df) < 2:
-        return df, []
-    same = [c for c in df.columns if c in FOLDED and df[c].nunique(dropna=False) == 1]
-    if not same:
-        return df, []
-    first = cells(df[same].iloc[:1], digits).iloc[0]
-    said = [f"{header(c)} {first[c]}" for c in same if first[c] is not None]
-    return df.drop(columns=same), [f"In every row: {'; '.join(said)}."] if said else []
-
-
-def _display(df: Any, digits: int) -> Any:
-    """Intervals as one '[low, high]' column named 'X 95% CI'; PQ_diff signed, with its mark."""
-    import pandas as pd
-
-    df = df.copy()
-    for col in [c for c in df.columns if c.endswith("_low") and c[:-4] + "_high" in df.columns]:
-        base = col[:-4]
-        lo, hi = df[col], df[base + "_high"]
-        cell = [None if pd.isna(a) or pd.isna(b) else f"[{a:.{digits}f}, {b:.{digits}f}]" for a, b in zip(lo, hi)]
-        df.insert(list(df.columns).index(col), f"{base} 95% CI", cell)
-        df = df.drop(columns=[col, base + "_high"])
-    if "images_per_s_shared" in df.columns:  # a speed measured beside another run, marked
-        df["images_per_s"] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
-                              for v, sh in zip(df["images_per_s"], df["images_per_s_shared"])]
-        df = df.drop(columns="images_per_s_shared")
-    if "FPS_shared" in df.columns:  # the same for the FPS of `panbench speed`
-        shared = df.pop("FPS_shared").fillna(False).astype(bool)
-        for c in [c for c in (FPS, "FPS_e2e_b1") if c in df.columns]:
-            df[c] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
-                     for v, sh in zip(df[c], shared)]
-    if "PQ_diff_mark" in df.columns:
-        df["PQ_diff"] = [None if pd.isna(d) else f"{d:+.{digits}f}{mk or ''}"
-                         for d, mk in zip(df["PQ_diff"], df["PQ_diff_mark"])]
-        df = df.drop(columns="PQ_diff_mark")
-    return df
-
-
-def verdict_text(verdicts: list[Any], fmt: str) -> str:
-    """The verdicts (:mod:`panbench.reporting.verdict`) in ``fmt``: per group its heading, the ranking as a
-    table and the one-line reading; plain text lines for a format without a verdict block (CSV: the caller
-    prints them apart)."""
-    from panbench.reporting import verdict as vd
-    from panbench.reporting.formats import writer
-
-    block = writer(fmt).block
-    if block is None:
-        return "\n".join(line for v in verdicts for line in vd.lines(v))
-    return "\n\n".join(block(v.heading(), format_table(vd.verdict_frame(v), fmt, digits=2), v.reading)
-                       for v in verdicts)
-
-
 def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
                      analyses: list[str] | tuple = (), reference: str | None = None, all_columns: bool = False
                      ) -> tuple[str, list[str]]:
@@ -303,6 +225,7 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
     runs in ``results_dir`` with its footnotes (already in the text, except in CSV, where the caller prints
     the verdict and the footnotes apart); ``--per-class`` has no verdict."""
     from panbench.reporting.formats import writer
+    from panbench.reporting.present import format_table, verdict_text
     from panbench.reporting.verdict import verdicts
 
     every = load_records(results_dir)

@@ -20,7 +20,7 @@ from slurm_cluster import slurm  # noqa: F401  (the fixture)
 
 from panbench import REPO_ROOT
 from panbench.cluster.slurm import cell_states
-from panbench.cluster.sweep import manifests
+from panbench.cluster.sweep import Manifest, manifests
 
 PY = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -32,7 +32,7 @@ def panbench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def submit(results: Path, demo_root: Path, *args: str) -> dict:
+def submit(results: Path, demo_root: Path, *args: str) -> Manifest:
     r = panbench("submit", "--dataset", "demo", "--data-root", str(demo_root), "--results", str(results), *JOB, *args)
     assert r.returncode == 0, r.stderr[-3000:]
     return manifests(results)[-1]
@@ -42,7 +42,7 @@ def wait(results: Path, sweep: str, timeout: float = 900) -> list:
     """Each cell's state once no job of the sweep is queued or running."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        (m,) = [m for m in manifests(results) if m["sweep"] == sweep]
+        (m,) = [m for m in manifests(results) if m.sweep == sweep]
         states = cell_states(results, m)
         if not any(s.state in ("queued", "running") for s in states):
             return states
@@ -80,13 +80,13 @@ def test_a_sweep_of_the_demo_models_is_read_back_and_equals_local_runs(slurm, de
     results = tmp_path / "shared"
     m = submit(results, demo_root, "--model", "all", "--corruptions", "gaussian_noise", "--severities", "3",
                "--limit", "2")
-    assert len(m["cells"]) == 6 and len(m["submissions"][0]["jobs"]) == 6
+    assert len(m.cells) == 6 and len(m.submissions[0].jobs) == 6
     local = tmp_path / "local"
     for extra in ([], ["--corruption", "gaussian_noise", "--severity", "3"]):
         r = panbench("eval", "--model", "all", "--dataset", "demo", "--data-root", str(demo_root), "--results",
                      str(local), "--limit", "2", "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra)
         assert r.returncode == 0, r.stderr[-3000:]
-    states = wait(results, m["sweep"])
+    states = wait(results, m.sweep)
     assert [s.state for s in states] == ["done"] * 6, [(s.cell.id, s.state, s.error) for s in states]
     ours, theirs = records(results), records(local)
     assert set(ours) == set(theirs) and len(ours) == 6
@@ -108,27 +108,27 @@ def test_a_cancelled_job_resubmitted_by_status_s_command_resumes_from_its_cache(
                                                                                  tmp_path) -> None:
     results = tmp_path / "shared"
     m = submit(results, demo_root, "--model", "demo-maskformer", "--cache-every", "1")
-    (job,) = m["submissions"][0]["jobs"]
+    (job,) = m.submissions[0].jobs
     deadline = time.time() + 600
     while not list((results / "cache").glob("*/chunk-*.npz")):  # some images scored and cached
         assert time.time() < deadline, "the job cached no image within 600 s"
         assert not (results / "runs").exists(), "the job finished before it could be cancelled"
         time.sleep(0.2)
     subprocess.run(["scancel", job], check=True)
-    (state,) = wait(results, m["sweep"])
+    (state,) = wait(results, m.sweep)
     assert state.state == "failed" and "CANCELLED" in (state.error or ""), state
-    st = panbench("status", "--results", str(results), "--sweep", m["sweep"])
+    st = panbench("status", "--results", str(results), "--sweep", m.sweep)
     assert "0 done, 0 running, 0 queued, 1 failed" in st.stdout and f"job {job}: " in st.stdout, st.stdout
     (command,) = [line.split(": ", 1)[1] for line in st.stdout.splitlines() if "resubmit the 1 missing" in line]
     argv = shlex.split(command)
     assert argv[:2] == ["panbench", "submit"]
     r = panbench(*argv[1:])
     assert r.returncode == 0, r.stderr
-    (state,) = wait(results, m["sweep"])
+    (state,) = wait(results, m.sweep)
     assert state.state == "done" and state.job != job, state
     (rec,) = records(results).values()
     assert rec["n_images"] == 60 and rec["timings"]["resumed_images"] >= 1
-    log = (results / "sweeps" / m["sweep"] / "slurm" / f"{state.job}_0_log.err").read_text()
+    log = (results / "sweeps" / m.sweep / "slurm" / f"{state.job}_0_log.err").read_text()
     assert re.search(r"resuming demo-maskformer: \d+ of 60 images already scored", log), log[-2000:]
     local = tmp_path / "local"
     r = panbench("eval", "--model", "demo-maskformer", "--dataset", "demo", "--data-root", str(demo_root),
@@ -145,8 +145,8 @@ def test_a_job_with_a_bad_checkpoint_shows_in_status_with_its_error(slurm, demo_
     results = tmp_path / "shared"
     m = submit(results, demo_root, "--model", "demo-maskformer", "--checkpoint", str(bad), "--corruptions",
                "gaussian_noise", "--severities", "3", "--limit", "2", "--group-by", "model")
-    assert len(m["cells"]) == 2 and len(m["submissions"][0]["jobs"]) == 1  # the model's two cells, one job
-    states = wait(results, m["sweep"])
+    assert len(m.cells) == 2 and len(m.submissions[0].jobs) == 1  # the model's two cells, one job
+    states = wait(results, m.sweep)
     assert [s.state for s in states] == ["failed", "failed"]
     st = panbench("status", "--results", str(results))
     failed = [line for line in st.stdout.splitlines() if line.strip().startswith("failed")]
@@ -157,7 +157,7 @@ def test_a_job_with_a_bad_checkpoint_shows_in_status_with_its_error(slurm, demo_
     assert log.is_file()
     assert "resubmit the 2 missing: panbench submit" in st.stdout
     table = panbench("table", "--results", str(results))
-    assert f"note: sweep {m['sweep']} (0 of 2 cells recorded) incomplete" in table.stderr
+    assert f"note: sweep {m.sweep} (0 of 2 cells recorded) incomplete" in table.stderr
 
 
 @pytest.mark.slow
@@ -166,7 +166,7 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_cache(slurm, demo_root
     checkpoint stops the eval and requeues the same job, which resumes from the cached images."""
     results = tmp_path / "shared"
     m = submit(results, demo_root, "--model", "demo-maskformer", "--cache-every", "1")
-    (job,) = m["submissions"][0]["jobs"]
+    (job,) = m.submissions[0].jobs
     deadline = time.time() + 600
     while not list((results / "cache").glob("*/chunk-*.npz")):
         assert time.time() < deadline, "the job cached no image within 600 s"
@@ -178,9 +178,9 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_cache(slurm, demo_root
             break
         time.sleep(1)
     subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
-    (state,) = wait(results, m["sweep"])
+    (state,) = wait(results, m.sweep)
     assert state.state == "done" and state.job == job, state  # the same job, not a resubmission
-    log = (results / "sweeps" / m["sweep"] / "slurm" / f"{job}_0_log.err").read_text()
+    log = (results / "sweeps" / m.sweep / "slurm" / f"{job}_0_log.err").read_text()
     assert "this job is preempted" in log and "DUE TO JOB REQUEUE" in log, log[-2000:]
     assert re.search(r"resuming demo-maskformer: \d+ of 60 images already scored", log), log[-2000:]
     (rec,) = records(results).values()

@@ -15,7 +15,7 @@ import pytest
 
 from panbench import REPO_ROOT
 from panbench.cluster.slurm import _expand, cell_states, last_error, parameters, script
-from panbench.cluster.sweep import Cell, cell_marker, groups, incomplete_note, minutes, plan, write_manifest
+from panbench.cluster.sweep import Cell, Manifest, Submission, cell_marker, groups, incomplete_note, minutes, plan
 from panbench.errors import PanbenchError
 from panbench.records.io import append_csv
 
@@ -89,11 +89,11 @@ def test_the_error_line_of_a_log(tmp_path: Path) -> None:
     assert last_error(tmp_path / "absent") is None
 
 
-def _manifest(results: Path, cells: list[Cell], jobs: dict[str, list[str]]) -> dict:
-    m = {"sweep": "sw", "created": "2026-11-24T10:00:00Z", "cells": [c.__dict__ for c in cells],
-         "submissions": [{"date": "x", "jobs": jobs}], "slurm": {}, "eval_args": [], "group_by": "cell"}
-    write_manifest(results, m)
-    return {**m, "cells": cells}
+def _manifest(results: Path, cells: list[Cell], jobs: dict[str, list[str]]) -> Manifest:
+    m = Manifest(sweep="sw", created="2026-11-24T10:00:00Z", command="panbench submit", group_by="cell", cells=cells,
+                 eval_args=[], slurm={}, submissions=[Submission("x", jobs)])
+    m.save(results)
+    return m
 
 
 def test_each_cell_s_state_from_its_marker_and_its_job(tmp_path: Path) -> None:
@@ -174,10 +174,12 @@ calls.write_text((calls.read_text() if calls.exists() else "") + model + "|" + o
 if model == "broken":
     print("panbench: error: broken.pth: not a PyTorch checkpoint", file=sys.stderr)
     sys.exit(2)
-name = f"runs/{model}_{opt.get('--corruption', 'clean')}.json"
+dataset = opt["--dataset"] + (f"_{opt['--corruption']}-{opt['--severity']}" if "--corruption" in opt else "")
+name = f"runs/20261124T100000Z_{model}_{dataset}.json"  # as write_record names it
 (results / "runs").mkdir(parents=True, exist_ok=True)
 (results / name).write_text(json.dumps({"model": model}))
-print(f"  record: {name}")
+(results / "runs" / f"20261124T100000Z_{model}-large_{dataset}.json").write_text("{}")  # another model's
+print("  record: runs/elsewhere.json")  # what a run prints is not where the job looks
 """
 
 
@@ -192,7 +194,8 @@ def test_a_job_runs_its_cells_in_sequence_marks_each_and_skips_the_marked_ones(t
     job = CellJob(str(results), "sw", cell_dicts(cells), ["--results", str(results)], python=str(fake))
     with pytest.raises(PanbenchError, match="2 cell\\(s\\) failed: broken.demo.clean, broken.demo.fog-3"):
         job()
-    assert json.loads(cell_marker(results, "sw", cells[1]).read_text())["record"] == "runs/good_fog.json"
+    marker = json.loads(cell_marker(results, "sw", cells[1]).read_text())
+    assert marker["record"] == "runs/20261124T100000Z_good_demo_fog-3.json"  # the cell's record, by its name
     assert not cell_marker(results, "sw", cells[2]).exists()
     with pytest.raises(PanbenchError):
         job()  # run again (requeued): the recorded cells are not run again, the failed ones are
@@ -200,6 +203,19 @@ def test_a_job_runs_its_cells_in_sequence_marks_each_and_skips_the_marked_ones(t
     assert calls == ["good|clean", "good|fog", "broken|clean", "broken|fog", "broken|clean", "broken|fog"]
     again = job.checkpoint()  # what submitit requeues: the same job
     assert again.function.cells == job.cells and again.function.eval_args == job.eval_args
+
+
+def test_a_manifest_saved_and_loaded_is_the_same_manifest(tmp_path: Path) -> None:
+    cells = plan(MODELS[:1], "demo", ["fog"], [3])
+    m = _manifest(tmp_path, cells, {})
+    m.submitted("2026-11-24T10:01:00Z", {"7_0": cells[:1], "7_1": cells[1:]})
+    m.save(tmp_path)
+    back = Manifest.load(tmp_path / "sweeps" / "sw.json")
+    assert back == m and back.submissions[-1] == Submission("2026-11-24T10:01:00Z", {"7_0": [cells[0].id],
+                                                                                    "7_1": [cells[1].id]})
+    (tmp_path / "sweeps" / "sw.json").write_text('{"sweep": "sw"}')
+    with pytest.raises(PanbenchError, match="sw.json: not a sweep manifest"):
+        Manifest.load(tmp_path / "sweeps" / "sw.json")
 
 
 def test_without_slurm_to_ask_a_submitted_cell_is_unknown(tmp_path: Path) -> None:

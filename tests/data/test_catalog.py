@@ -80,8 +80,8 @@ def test_a_dataset_is_one_module_and_one_row(toy, tmp_path, monkeypatch, capsys)
 
     from dataclasses import replace
 
-    from panbench.cli.score import record_dataset
     from panbench.data.datasets import layout
+    from panbench.evaluation.scored import record_dataset
 
     for gt_json in (tmp_path / "toy" / "annotations" / "x.json", tmp_path / "a" / "toy_panoptic_val.json"):
         monkeypatch.setitem(DATASETS, "toy", replace(toy, converted=True))

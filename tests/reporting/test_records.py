@@ -8,14 +8,22 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+from helpers import eval_demo_record
 
 from panbench.pq.matching import METRIC_KEYS
-from panbench.records.build import external_record, make_record
+from panbench.records.build import external_fields, make_record
 from panbench.records.io import load_record, write_record
-from panbench.records.schema import ANALYSIS_FIELDS, RECORD_FIELDS, SCHEMA_VERSION
+from panbench.records.schema import ANALYSIS_FIELDS, RECORD_FIELDS, SCHEMA_VERSION, RunRecord
 
 RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,
        "n_categories": {"All": 2, "Things": 1, "Stuff": 1}, "per_class": {}, "unlisted_gt": {"pixels": 0, "images": 0}}
+
+
+def _external(name: str, args: Namespace, fingerprint: str | None = None, **analyses: object) -> RunRecord:
+    """The record ``score --name`` makes (before it is written)."""
+    files = {k: getattr(args, k) for k in ("gt_json", "gt_dir", "pred_json", "pred_dir")}
+    return make_record(RES, **external_fields(name, "coco", seconds=1.5, fingerprint=fingerprint, **files),
+                       **analyses)
 
 
 AP_MIOU = ("ap", "ap_source", "miou", "miou_source")  # written when computed (score --instances, eval)
@@ -25,7 +33,7 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     gt = tmp_path / "gt.json"
     gt.write_text('{"categories": [{"id": 1, "name": "a"}]}')
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
-    rec = external_record("sys", "coco", RES, args, 1.5)
+    rec = _external("sys", args)
     # an external system has no AMP, precision, image selection (tables show its selection as "external") or
     # speed context (its speed was not measured)
     declared = [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", "speed_context",
@@ -33,7 +41,7 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
                                                                    *ANALYSIS_FIELDS)]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
-    rec = external_record("sys", "coco", RES, args, 1.5, "f" * 16, **analyses)
+    rec = _external("sys", args, "f" * 16, **analyses)
     assert list(rec) == [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", *AP_MIOU,
                                                                             "speed_context", "record", "corruption",
                                                                             "analysis_file")]
@@ -61,12 +69,12 @@ def test_runs_csv_has_the_framework_and_an_older_file_keeps_every_row_under_its_
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     old_row = "old,Mask2Former,R-50,coco,default," + ",".join(["40.0"] * 12) + ",60,1.5,cpu,44,2001-01-01,runs/o.json"
     (tmp_path / "runs.csv").write_text(OLD_HEADER + "\n" + old_row + "\n" + old_row.replace("old,", "old2,") + "\n")
-    write_record(tmp_path, external_record("sys", "coco", RES, args, 1.5))
+    write_record(tmp_path, _external("sys", args))
     df = pd.read_csv(tmp_path / "runs.csv", keep_default_na=False).set_index("model")
     assert list(df.index) == ["old", "old2", "sys"] and list(df.columns[:1]) == ["framework"]
     assert df.loc["old", "framework"] == "" and df.loc["old", "n_images"] == 60 and df.loc["old", "params"] == "44"
     assert df.loc["sys", "framework"] == "external" and df.loc["sys", "PQ"] == 50.0
-    write_record(tmp_path, external_record("sys2", "coco", RES, args, 1.5))  # appended as it is
+    write_record(tmp_path, _external("sys2", args))  # appended as it is
     assert (tmp_path / "runs.csv").read_text().count("\n") == 5
 
 
@@ -96,3 +104,26 @@ def test_write_record_leaves_its_input_as_it_was_and_writes_the_same_json(tmp_pa
     assert rec.record is None and "record" not in rec and written.record == "runs/" + Path(written.record).name
     on_disk = json.loads((tmp_path / written.record).read_text())
     assert list(on_disk) == list(rec) + ["record"] and load_record(tmp_path / written.record) == written
+
+
+def test_eval_and_score_name_make_their_records_through_the_one_record_maker(demo_root, tmp_path, monkeypatch
+                                                                             ) -> None:
+    import panbench.records.build as build
+    from panbench.cli import main
+
+    made: list = []
+    maker = build.record_run
+
+    def spy(results_dir, res, analysis=None, **fields):
+        made.append(rec := maker(results_dir, res, analysis, **fields))
+        return rec
+
+    monkeypatch.setattr(build, "record_run", spy)
+    results = tmp_path / "res"
+    eval_demo_record(demo_root, results)
+    gt = demo_root / "annotations" / "panoptic_val2017"
+    assert main(["score", "--gt-json", f"{gt}.json", "--gt-dir", str(gt), "--pred-json", f"{gt}.json", "--pred-dir",
+                 str(gt), "--procs", "1", "--name", "sys", "--results", str(results)]) == 0
+    assert [(r.model, r.framework) for r in made] == [("demo-mask2former", "mmdet"), ("sys", "external")]
+    for r in made:  # what the maker returned is what it wrote
+        assert load_record(results / str(r.record)) == r

@@ -113,3 +113,24 @@ def test_report_headers_are_words_not_field_names(report) -> None:
               "PQ_th", "boundary_PQ", "PQ_dagger", "classification_count", "PQ_pub", "postprocess"}
     assert not heads & fields, heads & fields
     assert {"paired difference to", "categories small", "perfect masks: delta PQ", "boundary PQ"} <= heads, heads
+
+
+def test_the_page_is_its_parts_and_drawing_it_prints_and_writes_nothing_but_its_plots(report, tmp_path, monkeypatch,
+                                                                                     capsys) -> None:
+    from panbench.records.io import load_records
+    from panbench.reporting import plots
+    from panbench.reporting.figures import palette
+    from panbench.reporting.report import Page, _page
+    from panbench.reporting.tables import latest_runs
+
+    def broken(records, out, colors=None):
+        raise ValueError("a plotting bug")
+
+    monkeypatch.setattr(plots, "pq_bars", broken)
+    root, written = report
+    records = latest_runs(load_records(root))
+    text, failed = _page(Page(root, tmp_path, None, palette(records)), records, records)
+    assert capsys.readouterr() == ("", "")  # the failed plot is told to the caller, which prints it
+    assert len(failed) == 2 and all("pq_bars.png: not drawn (ValueError: a plotting bug)" in n for n in failed)
+    assert {p.parent.name for p in tmp_path.rglob("*.png")} >= {"coco", "synth"}  # under the folder it is given
+    assert text.replace(str(tmp_path), str(root)).count("<h2>") == written.count("<h2>")

@@ -292,3 +292,27 @@ def test_a_speed_measured_beside_another_run_is_marked_in_the_table_and_the_plot
     assert any(t.endswith("~") and "shared-model" in t for t in fig_text)
     assert any("~: speed measured beside another panbench run or while other work loaded the cores it used" in t
                for t in fig_text)
+
+
+def test_a_column_is_shown_by_its_declared_kind_not_by_its_name(monkeypatch) -> None:
+    from panbench.reporting import kinds
+    from panbench.reporting.present import counts_with_deltas, format_table
+
+    monkeypatch.setattr(kinds, "BUILT_IN", (
+        kinds.Column("fast_bottom", "interval_low", ("fast",)), kinds.Column("fast_top", "interval_high", ("fast",)),
+        kinds.Column("fast_beside", "shared", ("fast",)), kinds.Column("gap_star", "mark", ("gap",)),
+        kinds.Column("holes", "count", ("holes",)), kinds.Column("holes_gain", "delta", ("holes",)),
+        kinds.Column("fix_all_gain", "delta", ("fix_all",))))
+    df = pd.DataFrame({"model": ["a", "b"], "fix_all_gain": [3.0, 4.0], "fast": [2.5, 3.0], "fast_bottom": [2.0, 2.5],
+                       "fast_top": [3.0, 3.5], "fast_beside": [True, False], "gap": [1.5, -0.25],
+                       "gap_star": ["*", ""], "holes": [2, 5], "holes_gain": [0.5, 1.25], "PQ_low": [1.0, 2.0]})
+    df = df.set_index("model")
+    out = pd.read_csv(io.StringIO(format_table(df, "csv")))
+    assert list(out.columns) == ["model", *df.columns]  # CSV: the fields as they are
+    md = format_table(df, "md")
+    assert "[2.000, 3.000]" in md and "2.500~" in md and "+1.500*" in md and "-0.250 " in md  # by kind
+    assert "PQ_low" in md.replace("PQ low", "PQ_low")  # a name's suffix alone says nothing
+    assert "holes: delta PQ" in md and "fix_all: delta PQ" in md  # a delta's header names what it belongs to
+    compact = counts_with_deltas(df.copy())
+    assert list(compact.columns)[-2:] == ["holes: count, delta PQ", "fix_all_gain"]
+    assert list(compact["holes: count, delta PQ"]) == ["2, +0.50", "5, +1.25"]
