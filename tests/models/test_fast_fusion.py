@@ -159,8 +159,7 @@ def test_maskformer_instances_equal_mmdets_bit_for_bit(case, max_per_image) -> N
 def test_masks_upsampled_once_for_both_outputs_give_the_same_panoptic_map_and_instances(case, max_per_image) -> None:
     """The fusion and the instance output reading one :class:`QueryMasks` (the union of their queries upsampled
     together, as the eval runs them) give what each gives upsampling its own queries alone."""
-    from panbench.models.mmdet.fast_fusion import (QueryMasks, fusion_queries, instance_queries,
-                                                   maskformer_instances)
+    from panbench.models.mmdet.fast_fusion import QueryMasks, fusion_queries, instance_queries, maskformer_instances
 
     cls, pred, out, cfg = case
     max_per_image = min(max_per_image, cls.shape[0] * N_CLS)
