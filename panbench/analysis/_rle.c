@@ -11,10 +11,7 @@
  *
  * Both release the GIL while they count and compress; the Python strings are made after.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <stdlib.h>
+#include "_common.h" /* the id table (pb_idmap), from panbench/pq */
 #include <string.h>
 
 /* pycocotools' rleToString: each count (from the third on, minus the count two before) in 5-bit groups, low
@@ -172,40 +169,6 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* segment ids -> their position in seg_ids (the last one where an id repeats), -1 for others: open addressing */
-typedef struct {
-    uint32_t *keys; /* id + 1, 0 empty */
-    int32_t *vals;
-    uint32_t mask;
-} idmap;
-
-static inline uint32_t hash32(uint32_t x) { return (x * 2654435761u) >> 7; }
-
-static int idmap_init(idmap *t, const int64_t *ids, Py_ssize_t n) {
-    uint32_t size = 16;
-    while (size < 4 * (uint64_t)n) size <<= 1;
-    t->keys = calloc(size, sizeof(uint32_t));
-    t->vals = calloc(size, sizeof(int32_t));
-    t->mask = size - 1;
-    if (!t->keys || !t->vals) return -1;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        uint32_t key = (uint32_t)ids[k] + 1u, s = hash32(key) & t->mask;
-        while (t->keys[s] && t->keys[s] != key) s = (s + 1) & t->mask;
-        t->keys[s] = key;
-        t->vals[s] = (int32_t)k;
-    }
-    return 0;
-}
-
-static inline int32_t idmap_get(const idmap *t, uint32_t id) {
-    uint32_t key = id + 1u, s = hash32(key) & t->mask;
-    while (t->keys[s]) {
-        if (t->keys[s] == key) return t->vals[s];
-        s = (s + 1) & t->mask;
-    }
-    return -1;
-}
-
 /* a growable list of runs (start, length) per segment */
 typedef struct {
     uint32_t *r;
@@ -240,10 +203,14 @@ static Py_ssize_t run_counts(const runs *q, uint32_t total, uint32_t *cnts) {
 
 static int segments_pass(const uint32_t *ids, Py_ssize_t h, Py_ssize_t w, const int64_t *seg, Py_ssize_t ns,
                          strings *o) {
-    idmap t = {0};
+    /* the table keeps ids + 1 (it keeps no 0, VOID for PQ; here id 0 is a segment like any other) */
+    pb_idmap t = {0};
     runs *per = calloc(ns ? ns : 1, sizeof(runs));
+    int64_t *keys = malloc(sizeof(int64_t) * (size_t)(ns ? ns : 1));
     uint32_t *cnts = NULL;
-    int bad = !per || idmap_init(&t, seg, ns);
+    int bad = !per || !keys;
+    for (Py_ssize_t k = 0; k < ns && !bad; k++) keys[k] = seg[k] + 1;
+    bad = bad || pb_idmap_init(&t, keys, ns);
     uint32_t total = (uint32_t)(h * w), start = 0, cur = 0, pos = 0;
     for (Py_ssize_t x = 0; x < w && !bad; x++)
         for (Py_ssize_t y = 0; y < h; y++, pos++) {
@@ -251,7 +218,7 @@ static int segments_pass(const uint32_t *ids, Py_ssize_t h, Py_ssize_t w, const 
             if (pos == 0) {
                 cur = v;
             } else if (v != cur) {
-                int32_t k = idmap_get(&t, cur);
+                int32_t k = pb_idmap_get(&t, cur + 1u) - 1;
                 if (k >= 0 && add_run(&per[k], start, pos - start)) {
                     bad = 1;
                     break;
@@ -261,7 +228,7 @@ static int segments_pass(const uint32_t *ids, Py_ssize_t h, Py_ssize_t w, const 
             }
         }
     if (!bad && total) {
-        int32_t k = idmap_get(&t, cur);
+        int32_t k = pb_idmap_get(&t, cur + 1u) - 1;
         if (k >= 0) bad = add_run(&per[k], start, total - start);
     }
     Py_ssize_t most = 1;
@@ -270,15 +237,15 @@ static int segments_pass(const uint32_t *ids, Py_ssize_t h, Py_ssize_t w, const 
     cnts = bad ? NULL : malloc(sizeof(uint32_t) * (size_t)most);
     bad = bad || !cnts;
     for (Py_ssize_t k = 0; k < ns && !bad; k++) {
-        int32_t owner = idmap_get(&t, (uint32_t)seg[k]); /* a repeated id: the runs went to its last position */
+        int32_t owner = pb_idmap_get(&t, (uint32_t)seg[k] + 1u) - 1; /* a repeated id: its last position */
         bad = keep(o, k, cnts, run_counts(&per[owner], total, cnts));
     }
     free(cnts);
     if (per)
         for (Py_ssize_t k = 0; k < ns; k++) free(per[k].r);
     free(per);
-    free(t.keys);
-    free(t.vals);
+    free(keys);
+    pb_idmap_free(&t);
     return bad ? -1 : 0;
 }
 

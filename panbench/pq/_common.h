@@ -72,6 +72,9 @@ static int pb_have_avx2, pb_cpu_avx2; /* in use; the CPU has it */
 
 /* use_avx2(flag) -> bool: switch the AVX2 loops off (0) or back on where the CPU has AVX2 (1); returns
  * whether they are in use */
+#ifdef __GNUC__
+__attribute__((unused)) /* a file that includes this header for the id table alone leaves it out */
+#endif
 static PyObject *pb_use_avx2(PyObject *self, PyObject *args) {
     int flag;
     (void)self;

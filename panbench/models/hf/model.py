@@ -54,11 +54,9 @@ class HFOutput:
 
 @dataclass(frozen=True, eq=False)
 class _Pending:
-    """The post-processing of one batch (``n`` images) left by a forward under :meth:`HFPanoptic.deferred`: each of
-    its images' outputs is this one object, whose ``job`` gives the batch's :class:`HFOutput` list."""
+    """A batch's post-processing left by a forward under :meth:`HFPanoptic.deferred` (each image's output): ``job``."""
 
     job: Callable[[], list[HFOutput]]
-    n: int
 
 
 @dataclass(frozen=True)
@@ -217,8 +215,7 @@ class HFPanoptic(torch.nn.Module):
         outputs = self.model(**inputs)
         targets = [(int(b["height"]), int(b["width"])) for b in batch]
         if self.deferring:
-            pending = _Pending(keep_autocast(partial(self._fuse, outputs, sizes, (h, w), targets)), len(batch))
-            return [pending] * len(batch)
+            return [_Pending(keep_autocast(partial(self._fuse, outputs, sizes, (h, w), targets)))] * len(batch)
         return self._fuse(outputs, sizes, (h, w), targets)
 
     def _fuse(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
@@ -243,15 +240,9 @@ class HFPanoptic(torch.nn.Module):
         """A forward's outputs with the post-processing of those made under :meth:`deferred` run (one call per
         batch the network ran: an out-of-memory split gives two)."""
         out: list[Any] = []
-        i = 0
-        while i < len(outputs):
-            o = outputs[i]
-            if isinstance(o, _Pending):
-                out += o.job()
-                i += o.n
-            else:
-                out.append(o)
-                i += 1
+        while len(out) < len(outputs):
+            o = outputs[len(out)]
+            out += o.job() if isinstance(o, _Pending) else [o]
         return out
 
     def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
