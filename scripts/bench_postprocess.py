@@ -7,8 +7,8 @@ resized to 800x1067 and 800x1199 by the configs' pipelines).  Random weights sco
 the release's ``object_mask_thr`` 0.8, so the MaskFormer family keeps every query here
 (``object_mask_thr = iou_thr = 0``: 100 segments compete for each pixel, more than a trained model keeps); the
 instance output (AP) is on.  Each image's forward runs once under the eval loop's deferral, then each stage of
-its post-processing is timed ``--repeat`` times (median) on one torch thread, as the eval loop's
-post-processing thread runs it on the CPU:
+its post-processing is timed ``--repeat`` times (median), with torch's threads as the forward has them (what the
+eval loop's post-processing thread uses):
 
   fusion+inst   panbench's fusion with its instance output (``finish``: the panoptic map, the top-100
                 detections' scores, masks and boxes, each kept query's mask upsampled once)
@@ -65,8 +65,8 @@ def main() -> None:
     cats = [int(c) for c in ds.categories.ids]
     things = [int(c) for c, t in zip(ds.categories.ids, ds.categories.isthing) if t]
 
-    print(f"{len(ds.samples)} COCO images ({a.data_root}), torch {torch.__version__}; ms per image, median of "
-          f"{a.repeat}: the forward on {torch.get_num_threads()} threads, post-processing on 1 (the eval thread's)")
+    print(f"{len(ds.samples)} COCO images ({a.data_root}), torch {torch.__version__} on {torch.get_num_threads()} "
+          f"threads; ms per image, median of {a.repeat}")
     print(f"{'model':20} {'image':>18} {'queries':>7} {'dets':>5} {'fusion+inst':>11} {'segments':>8} "
           f"{'instances':>9} {'gt RLE':>7} {'post':>7} {'floor':>7} {'post/floor':>10} {'forward':>8}")
     for name in a.models.split(","):
@@ -85,8 +85,7 @@ def main() -> None:
 
 
 def image_row(fam, name: str, s, things: list[int], repeat: int) -> str:
-    """One image's line: its forward once (the fusion deferred), then each post-processing stage timed on one
-    torch thread (as the eval loop's post-processing thread runs them on the CPU)."""
+    """One image's line: its forward once (the fusion deferred), then each post-processing stage timed."""
     import torch
 
     from panbench.analysis.ap import gt_annotations
@@ -95,32 +94,28 @@ def image_row(fam, name: str, s, things: list[int], repeat: int) -> str:
 
     data = fam.pipeline({"img_path": str(s.image_path), "img_id": s.image_id})
     gt = read_ids(s.gt_png, "ground truth")
-    threads = torch.get_num_threads()
     with torch.inference_mode():
         t = time.perf_counter()
         with fam.deferred():
             (out,) = fam.forward([data], "cpu", None)
         forward = 1000 * (time.perf_counter() - t)
         job = out.pred_panoptic_seg.metainfo[PENDING]
-        torch.set_num_threads(1)
-        try:
-            fused, _ = clock(job, repeat)
-            fam.finish([out])
-            seg_ms, _ = clock(lambda: fam.to_segments(out), repeat)
-            ins_ms, inst = clock(lambda: fam.to_instances(out), repeat)
-            gt_ms, _ = clock(lambda: gt_annotations(1, gt, s.gt_ann["segments_info"], things), repeat)
-            post = fused + seg_ms + ins_ms + gt_ms
-            if isinstance(getattr(job, "func", None) and job.func.__self__, MaskFormerPredict):
-                mask_pred = job.args[1]  # MaskFormerPredict.results(mask_cls, mask_pred, size)
-                floor, _ = clock(lambda: float(mask_pred.sum()), repeat)
-                q, ratio = f"{mask_pred.shape[0]}", f"{post / floor:9.2f}x"
-            else:
-                floor, q, ratio = float("nan"), "-", "-"
-        finally:
-            torch.set_num_threads(threads)
+        fused, _ = clock(job, repeat)
+        fam.finish([out])
+        seg_ms, _ = clock(lambda: fam.to_segments(out), repeat)
+        ins_ms, inst = clock(lambda: fam.to_instances(out), repeat)
+        gt_ms, _ = clock(lambda: gt_annotations(1, gt, s.gt_ann["segments_info"], things), repeat)
+        post = fused + seg_ms + ins_ms + gt_ms
+        if isinstance(getattr(job, "func", None) and job.func.__self__, MaskFormerPredict):
+            mask_pred = job.args[1]  # MaskFormerPredict.results(mask_cls, mask_pred, size)
+            floor, _ = clock(lambda: float(mask_pred.sum()), repeat)
+            q, ratio = f"{mask_pred.shape[0]}", f"{post / floor:9.2f}x"
+        else:
+            floor, q, ratio = float("nan"), "-", "-"
     h, w = fam.input_hw(data)
     return (f"{name:20} {f'{s.width}x{s.height}->{w}x{h}':>18} {q:>7} {len(inst):5d} {fused:11.1f} {seg_ms:8.1f} "
             f"{ins_ms:9.1f} {gt_ms:7.1f} {post:7.1f} {floor:7.1f} {ratio:>10} {forward:8.0f}")
+
 
 if __name__ == "__main__":
     main()

@@ -32,6 +32,7 @@ class SlowModel:
     def __init__(self, label2cat: list[int]) -> None:
         self.names, self.label2cat = ["x"], label2cat[:1]
         self.deferring, self.in_forward = False, 0
+        self.threads: set[int] = set()  # torch's thread count wherever the fusion ran
         self.module = torch.nn.Identity()
 
     def pipeline(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +54,7 @@ class SlowModel:
             self.in_forward -= 1
 
     def finish(self, outputs: list[Any]) -> list[Any]:
+        self.threads.add(torch.get_num_threads())
         time.sleep(POST_S)
         return [{"hw": o["hw"], "fused": True} for o in outputs]
 
@@ -97,7 +99,7 @@ class DeferringSlowModel(SlowModel):
 
 def _run(model: SlowModel, demo_root) -> tuple[Any, ImageSink]:
     ds = load_dataset(demo_root, name="demo", limit=IMAGES)
-    fam = type(model)(list(ds.categories.ids))
+    fam = model
     assert isinstance(fam, PanopticModel)
     sink = ImageSink(ds.categories, ap=False)
     opts = EvalOptions(workers=0, warmup=1, progress=False, resume=False)
@@ -116,6 +118,20 @@ def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_th
     assert t.postprocess_s >= 0.9 * timed * POST_S and t.fusion_s >= 0.9 * timed * POST_S  # ran, on the thread
     # overlapped: the wall clock is the forwards' and one last fusion, not forward + post-processing
     assert t.wall_s < t.forward_s + 0.5 * t.postprocess_s, t.as_dict()
+
+
+def test_the_post_processing_thread_computes_with_the_forwards_torch_thread_count(demo_root) -> None:
+    """The thread count decides which elements an elementwise kernel computes in its scalar tail (whose last bit
+    may differ from the vector body's): the deferred fusion runs with the count the forward has."""
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            model = DeferringSlowModel([1])
+            _run(model, demo_root)
+            assert model.threads == {n}
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_family_without_deferred_fusion_fuses_inside_its_forward(demo_root) -> None:

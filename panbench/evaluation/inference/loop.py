@@ -6,8 +6,8 @@
   waiting) to a post-processing thread that runs the family's deferred fusion
   (:class:`~panbench.models.protocol.DeferredFusion`), reads segments, instances (AP's RLEs) and the semantic
   map, and scores, while the next batch's forward runs.  Where the forward is the slower side (a GPU, a
-  large model) the post-processing is hidden: wall time ~ forward time.  On the CPU the thread runs its torch
-  ops on one core (torch's intra-op threads are set per calling thread): the forward keeps the cores it has.
+  large model) the post-processing is hidden: wall time ~ forward time.  The thread runs its torch ops with the
+  forward's thread count, so every number is the one the forward's thread would compute.
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`); the post-processing
   and scoring seconds are the thread's, so data + forward + post-processing + scoring exceeding the wall time
@@ -146,21 +146,20 @@ class _PostProcessor(threading.Thread):
     runs the next forward.  Its seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
 
     def __init__(self, family: Any, sink: ImageSink, dataset: PanopticDataset, timings: Timings, sync: Any,
-                 predictions: PredictionWriter | None = None, progress: Progress | None = None,
-                 cpu: bool = True) -> None:
+                 predictions: PredictionWriter | None = None, progress: Progress | None = None) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=1)  # one batch waits while one is processed: bounded memory
         self.family, self.sink, self.dataset, self.timings, self.sync = family, sink, dataset, timings, sync
         self.predictions, self.progress = predictions, progress
         self.finish = family.finish if isinstance(family, DeferredFusion) else None
-        self.cpu = cpu
         self.error: BaseException | None = None
 
     def run(self) -> None:
         import torch
 
-        if self.cpu:  # torch's intra-op threads are per calling thread: the forward keeps the cores it was given
-            torch.set_num_threads(1)
+        # the thread keeps the forward's torch thread count (a new thread takes the one set last): the count
+        # decides how an elementwise kernel splits its range, and with it which elements its scalar tail computes,
+        # whose last bit may differ from its vector body's (a pixel of a near tie may flip with another count)
         with torch.inference_mode():  # grad mode is per thread
             while True:
                 job = self.q.get()
@@ -224,7 +223,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
         prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
     )
     family = lm.family
-    post = _PostProcessor(family, sink, dataset, timings, sync, shard.predictions, progress, device == "cpu")
+    post = _PostProcessor(family, sink, dataset, timings, sync, shard.predictions, progress)
     post.start()
     one = _Pass(lm, dataset, shard, post, timings, sync)
     deferred = family.deferred() if isinstance(family, DeferredFusion) else nullcontext()
