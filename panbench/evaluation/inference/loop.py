@@ -179,7 +179,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     if opts.corruption is not None:  # corrupted in the workers, after the image is loaded
         from panbench.robustness.pipeline import CorruptedPipeline
 
-        pipeline = CorruptedPipeline(lm.pipeline, opts.corruption)
+        pipeline = CorruptedPipeline(lm.family, opts.corruption)
     items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
     loader: Any = torch.utils.data.DataLoader(

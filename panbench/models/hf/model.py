@@ -173,6 +173,14 @@ class HFPanoptic(torch.nn.Module):
         out["height"], out["width"] = img.height, img.width
         return out
 
+    def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+        """:meth:`pipeline` of the decoded RGB image after ``image_step``."""
+        from PIL import Image
+
+        with Image.open(item["img_path"]) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        return self.pipeline({**item, "img": image_step(rgb)})
+
     def input_hw(self, item: dict[str, Any]) -> tuple[int, int]:
         """(H, W) of the processor's ``pixel_values``."""
         h, w = item["pixel_values"].shape[-2:]
