@@ -131,6 +131,7 @@ PIP_NAMES = {"mmcv": "mmcv-lite", "skimage": "scikit-image"}
 
 def test_every_missing_package_hint_names_the_extra_that_installs_it() -> None:
     import re
+
     import tomllib
 
     from panbench.models.families import FAMILIES, extras

@@ -103,12 +103,11 @@ def test_private_names_are_not_ops() -> None:
 
 
 def test_the_ops_backend_is_in_the_versions_and_the_cache_key(monkeypatch) -> None:
+    from panbench.evaluation.options import EvalOptions
     from panbench.evaluation.record_fields import cache_key_parts
     from panbench.evaluation.storage.cache import cache_key
-    from panbench.records.provenance import versions
-
-    from panbench.evaluation.options import EvalOptions
     from panbench.models.families import FAMILIES
+    from panbench.records.provenance import versions
 
     packages = FAMILIES["mmdet"].packages
     lm = types.SimpleNamespace(cfg_hash="c", weights=types.SimpleNamespace(sha256="w"), packages=packages)
