@@ -28,6 +28,7 @@ SAME_CONCEPT: dict[str, tuple[str, ...]] = {
     # family's implemented in its loading.py; evaluation/loading.py's load_model loads through them
     **{name: FAMILY_DIRS for name in vars(FamilyEntry) if not name.startswith("_")},
     "load_model": (*FAMILY_DIRS, "evaluation/loading.py"),
+    "checks": FAMILY_DIRS,  # a family's lines of `panbench doctor` (Family.doctor), in its doctor.py
     # a dataset module's `panbench data NAME` (its row in data/catalog.py DATASETS names it)
     "data_command": ("data/",),
     # ops/ext.py stands in for mmcv._ext under mmcv's own names; ops/kernels.py implements them

@@ -31,6 +31,8 @@ class Family:
     extras: tuple[tuple[str, str], ...] = ()
     ref_help: str = "<ref>"  # what follows ``PREFIX:`` in ``--model``'s help
     registered: str | None = None  # "module:function" giving its registered ModelSpecs kept in its subpackage
+    # "module:function": (the doctor's probes, panbench.cli.doctor.Probes) -> its lines of `panbench doctor`
+    doctor: str | None = None
 
     def entry(self) -> ModuleType:
         """The family's functions (its subpackage, imported now): those of
@@ -41,6 +43,11 @@ class Family:
         """Its models listed in its subpackage (:attr:`registered`; none when it names none): ``ModelSpec`` rows."""
         return list(_function(self.registered)()) if self.registered else []
 
+    def doctor_checks(self, probes: object) -> list:
+        """Its lines of ``panbench doctor`` (:attr:`doctor`; none when it names none), run with the doctor's
+        ``probes``."""
+        return list(_function(self.doctor)(probes)) if self.doctor else []
+
 
 def _function(where: str):  # noqa: ANN202 - "module:function" of a family's subpackage
     module, _, name = where.partition(":")
@@ -50,14 +57,15 @@ def _function(where: str):  # noqa: ANN202 - "module:function" of a family's sub
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("mmdet", None, "panbench.models.mmdet", in_all=True, packages=("torch", "mmcv", "mmengine", "mmdet"),
            tested=(("mmcv", "2.1.0"), ("mmengine", "0.10.7"), ("mmdet", "3.3.0")),
-           extras=(("torch", "mmdet"), ("mmcv", "mmdet"), ("mmengine", "mmdet"), ("mmdet", "mmdet"))),
+           extras=(("torch", "mmdet"), ("mmcv", "mmdet"), ("mmengine", "mmdet"), ("mmdet", "mmdet")),
+           doctor="panbench.models.mmdet.doctor:checks"),
     # the hf: path reads transformers' processors, post-processing and outputs (panbench/models/hf/); timm (DETR's
     # hub checkpoints build their backbone with it) is in the cuda extra beside torchvision, which it requires
     Family("transformers", "hf", "panbench.models.hf", in_all=False, packages=("torch", "transformers"),
            tested=(("transformers", "5.24.0"),),
            extras=(("transformers", "hf"), ("huggingface_hub", "hf"), ("timm", "cuda")),
            ref_help="<hub id or directory> (a Hugging Face transformers model, docs/huggingface.md)",
-           registered="panbench.models.hf.zoo:models"),
+           registered="panbench.models.hf.zoo:models", doctor="panbench.models.hf.doctor:checks"),
 )}
 
 

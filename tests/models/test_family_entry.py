@@ -104,6 +104,10 @@ def weights_state(spec):
 
 def random_model(spec, device):
     return None
+
+
+def doctor_checks(probes):
+    return [probes.version("toyfam", required=False)]
 '''
 
 
@@ -116,7 +120,7 @@ def add_toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str = TOY) ->
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setitem(sys.modules, "toyfam", module)  # this test's toy, whichever an earlier test imported
-    fam = Family("toy", "toy", "toyfam", in_all=False, packages=("torch", "toyfam"))
+    fam = Family("toy", "toy", "toyfam", in_all=False, packages=("torch", "toyfam"), doctor="toyfam:doctor_checks")
     monkeypatch.setitem(families.FAMILIES, "toy", fam)
     return fam
 
@@ -176,3 +180,15 @@ def test_a_family_that_does_not_say_where_a_corruption_goes_is_refused(tmp_path,
     assert "--corruption: the toy model family does not say where a corruption is applied" in err
     assert not (tmp_path / "results" / "runs.csv").exists()  # nothing scored on clean images
 
+
+
+def test_the_doctor_asks_each_family_for_its_checks(toy_family, tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from panbench.cli.doctor import collect
+
+    lines = {c.name: c for c in collect(str(tmp_path / "nothing"), skip_amp=True)}
+    assert lines["toyfam"].ok and lines["toyfam"].detail == "1.0"  # the toy family's own line
+    assert "mmcv" in lines and "versions/toy" in lines
+    monkeypatch.setitem(families.FAMILIES, "mmdet", replace(families.FAMILIES["mmdet"], doctor=None))
+    assert "mmcv" not in {c.name for c in collect(str(tmp_path / "nothing"), skip_amp=True)}  # mmdet's, asked
