@@ -41,7 +41,12 @@ class CorruptedPipeline:
     def load_rgb(self, item: dict[str, Any]) -> np.ndarray:
         """The image as the model's pipeline decodes it, in RGB (uncorrupted)."""
         seen: list[np.ndarray] = []
-        getattr(self.model, MEMBER)(dict(item), lambda rgb: seen.append(np.array(rgb)) or rgb)
+
+        def keep(rgb: np.ndarray) -> np.ndarray:
+            seen.append(np.array(rgb))
+            return rgb
+
+        getattr(self.model, MEMBER)(dict(item), keep)
         return seen[0]
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any] | None:
