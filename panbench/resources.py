@@ -51,16 +51,17 @@ def committed_checkpoints(name: str, dataset: str) -> list[Path]:
     return sorted(checkpoint_dir(dataset).glob(f"{name}-*.pth"))
 
 
-# which of pyproject.toml's extras installs a module a command imports: what "No module named X" asks for
-EXTRAS = {"torch": "mmdet", "mmdet": "mmdet", "mmcv": "mmdet", "mmengine": "mmdet", "pandas": "report",
-          "matplotlib": "report", "transformers": "hf", "huggingface_hub": "hf", "timm": "hf",
-          "skimage": "robustness", "scipy": "robustness", "torchvision": "cuda", "submitit": "slurm"}
+# which of pyproject.toml's extras installs a module a command imports: what "No module named X" asks for; the
+# model families' packages are theirs to say (Family.extras in panbench/models/families.py)
+EXTRAS = {"pandas": "report", "matplotlib": "report", "pyarrow": "report", "skimage": "robustness",
+          "scipy": "robustness", "torchvision": "cuda", "submitit": "slurm"}
 
 
-def missing_extra_message(module: str | None) -> str | None:
-    """The one-line fix for a missing module that one of panbench's extras installs (None: not one of them)."""
+def missing_extra_message(module: str | None, families: dict[str, str] | None = None) -> str | None:
+    """The one-line fix for a missing module that one of panbench's extras installs (None: not one of them);
+    ``families``: the model families' (import name -> extra), ``panbench.models.families.extras()``."""
     top = (module or "").partition(".")[0]
-    extra = EXTRAS.get(top)
+    extra = {**EXTRAS, **(families or {})}.get(top)
     if extra is None:
         return None
     return (f"this command needs {top}, which is not installed; install panbench's {extra!r} extra: "

@@ -225,3 +225,11 @@ def eval_demo_record(demo_root: Path, results: Path, *extra: str) -> dict[str, A
                  "--results", str(results), "--limit", "4", "--workers", "0", "--cpu-procs", "1", "--no-progress",
                  *extra]) == 0
     return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+
+
+def analysis_fields(boundary: bool = False) -> tuple[str, ...]:
+    """The record fields of the analyses, read from ``ANALYSES`` in row order (a new row needs no test edit);
+    boundary PQ's only with ``boundary``: it needs the ``--boundary`` scoring pass (its ``BEYOND_THE_ROW``)."""
+    from panbench.analyses import ANALYSES
+
+    return tuple(f for a in ANALYSES if boundary or a.key != "boundary" for f in a.fields)

@@ -29,7 +29,8 @@ from panbench.records.schema import ANALYSIS_FIELDS, RECORD_FIELDS
 
 PACKAGE = REPO_ROOT / "panbench"
 ROW_FILES = {"panbench/analyses.py", "panbench/records/schema.py", "panbench/analysis/__init__.py"}  # + exports
-# files that name an analysis beyond its 3: what reads it that its row does not hold, and why
+# files that name an analysis beyond its 3: what reads it that its row does not hold, and why (an analysis not
+# listed is read nowhere else: a new one needs no entry)
 BEYOND_THE_ROW = {
     "ci": {"panbench/reporting/analysis_plots.py",  # its plot
            "panbench/reporting/tables.py",  # the default table's PQ interval; the paired difference's cell
@@ -70,12 +71,12 @@ def test_every_row_resolves_and_its_fields_are_the_records() -> None:
             assert callable(function(ref)), ref
         assert set(a.fields) <= set(RECORD_FIELDS), a.key
     assert list(ANALYSIS_FIELDS[:-1]) == [f for a in ANALYSES for f in a.fields]
-    assert len({a.key for a in ANALYSES}) == len(ANALYSES) and set(BEYOND_THE_ROW) == {a.key for a in ANALYSES}
+    assert len({a.key for a in ANALYSES}) == len(ANALYSES) and set(BEYOND_THE_ROW) <= {a.key for a in ANALYSES}
 
 
 def test_an_analysis_is_named_only_in_its_files() -> None:
     for a in ANALYSES:
-        assert names_outside(a, row_files(a) | BEYOND_THE_ROW[a.key]) == [], a.key
+        assert names_outside(a, row_files(a) | BEYOND_THE_ROW.get(a.key, set())) == [], a.key
 
 
 def test_the_name_check_finds_a_field_written_elsewhere() -> None:

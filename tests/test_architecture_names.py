@@ -9,7 +9,13 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+from panbench.models.families import FAMILIES
+from panbench.models.protocol import FamilyEntry
+
 PACKAGE = Path(__file__).resolve().parents[1] / "panbench"
+# each family's subpackage (FAMILIES), where the functions of FamilyEntry are defined once per family
+FAMILY_DIRS = tuple(f"models/{f.package.split('.')[2]}/" for f in FAMILIES.values()
+                    if f.package.startswith("panbench.models."))
 
 #: Names defined in several modules as one concept, each with the modules it may be defined in.
 SAME_CONCEPT: dict[str, tuple[str, ...]] = {
@@ -20,11 +26,9 @@ SAME_CONCEPT: dict[str, tuple[str, ...]] = {
     "main": ("cli/__init__.py", "models/mmdet/reference.py"),
     # a family's entry functions (models/protocol.py FamilyEntry), in each family's __init__, the MMDetection
     # family's implemented in its loading.py; evaluation/loading.py's load_model loads through them
-    "load_model": ("models/mmdet/", "models/hf/", "evaluation/loading.py"),
-    "check_options": ("models/mmdet/", "models/hf/"),
-    "weights_state": ("models/mmdet/", "models/hf/"),
-    "random_model": ("models/mmdet/", "models/hf/"),
-    "config_files": ("models/mmdet/", "models/hf/"),
+    **{name: FAMILY_DIRS for name in vars(FamilyEntry) if not name.startswith("_")},
+    "load_model": (*FAMILY_DIRS, "evaluation/loading.py"),
+    "checks": FAMILY_DIRS,  # a family's lines of `panbench doctor` (Family.doctor), in its doctor.py
     # a dataset module's `panbench data NAME` (its row in data/catalog.py DATASETS names it)
     "data_command": ("data/",),
     # ops/ext.py stands in for mmcv._ext under mmcv's own names; ops/kernels.py implements them

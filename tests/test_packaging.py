@@ -123,3 +123,25 @@ def test_eval_without_torch_names_the_extra_in_one_line_exit_2(tmp_path) -> None
     assert out.stderr.strip().splitlines() == [
         "panbench: error: this command needs torch, which is not installed; install panbench's 'mmdet' extra: "
         "pip install \"panbench[mmdet]\" (or in a clone: pip install -e \".[mmdet]\"; docs/setup.md)"]
+
+
+# the pip name of an import name where the two differ
+PIP_NAMES = {"mmcv": "mmcv-lite", "skimage": "scikit-image"}
+
+
+def test_every_missing_package_hint_names_the_extra_that_installs_it() -> None:
+    import re
+
+    import tomllib
+
+    from panbench.models.families import FAMILIES, extras
+    from panbench.resources import EXTRAS, missing_extra_message
+
+    optional = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    hints = {**EXTRAS, **extras()}
+    assert {name for f in FAMILIES.values() for name in f.packages} <= set(hints)  # every family package has one
+    for module, extra in hints.items():
+        assert extra in optional, (module, extra)
+        pip = PIP_NAMES.get(module, module)
+        assert any(re.split(r"[<>=!~\[ ;]", req, maxsplit=1)[0] == pip for req in optional[extra]), (module, extra)
+        assert f'pip install "panbench[{extra}]"' in (missing_extra_message(module, extras()) or ""), module

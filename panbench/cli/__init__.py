@@ -100,9 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush at exit goes nowhere
         return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the closed pipe
     except ModuleNotFoundError as e:  # an extra not installed (pip install "panbench[mmdet]"): one line, exit 2
+        from panbench.models.families import extras
         from panbench.resources import missing_extra_message
 
-        if not (fix := missing_extra_message(e.name)):
+        if not (fix := missing_extra_message(e.name, extras())):
             raise
         return _error(args, fix, 2)
     except OSError as e:

@@ -201,6 +201,34 @@ def checkpoint_cache_dir() -> Path:
         return Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
 
 
+@dataclass(frozen=True)
+class Probes:
+    """What a model family's ``panbench doctor`` lines (``Family.doctor``) are made with: the state of torch
+    and the GPU, and the doctor's probes, each giving :class:`Check` lines."""
+
+    torch_ok: bool
+    cuda: bool  # CUDA usable
+    skip_amp: bool  # --skip-amp: no AMP probes
+    pip: str  # how to run pip for this Python
+
+    @staticmethod
+    def version(module: str, required: bool = True, fix: str | None = None) -> Check:
+        """The module's version, or why it does not import."""
+        return _version(module, required, fix)
+
+    @staticmethod
+    def mmcv_ops(device: str) -> Check:
+        return mmcv_ops_check(device)
+
+    @staticmethod
+    def amp(device: str) -> list[Check]:
+        return amp_checks(device)
+
+    @staticmethod
+    def pkg_resources() -> Check:
+        return pkg_resources_check()
+
+
 def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]:
     """Every check, in the order they are printed."""
     checks = [Check("python", (3, 11) <= sys.version_info[:2] <= (3, 13), platform.python_version(),
@@ -210,18 +238,11 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     torch_check = _version("torch", fix=FIX_TORCH if not in_setup_venv() else None)
     checks.append(torch_check)
     cuda = _gpu_checks(torch_check, checks) if torch_check.ok else False
-    mmcv = _version("mmcv")
-    checks.append(mmcv)
-    if mmcv.ok and torch_check.ok:
-        checks.append(mmcv_ops_check("cpu"))
-        if cuda:
-            checks.append(mmcv_ops_check("cuda"))
-        if not skip_amp:
-            for device in ("cpu", "cuda") if cuda else ("cpu",):
-                checks += amp_checks(device)
-    checks.append(pkg_resources_check())
-    checks.append(_version("mmengine"))
-    checks.append(_version("mmdet"))
+    from panbench.models.families import FAMILIES
+
+    probes = Probes(torch_check.ok, cuda, skip_amp, pip_command())
+    for f in FAMILIES.values():  # each family's own lines (Family.doctor)
+        checks += f.doctor_checks(probes)
     checks += doctor_probes.family_checks(Check, pip_command(), {c.name for c in checks})
     checks.append(_version("panopticapi", required=False,
                            fix=f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests "

@@ -176,11 +176,12 @@ class _Models(argparse.Action):
 
 
 def _models(p: argparse.ArgumentParser) -> None:
+    from panbench.models.families import model_help  # each family's --model PREFIX: (standard library only)
+
     p.add_argument("--model", action=_Models, required=True,
                    help="a name or alias from `panbench ls`, a comma-separated list (or --model repeated), 'all' "
                    "(the MMDetection models of the dataset: the zoo's for coco, the three demo models with --dataset "
-                   "demo), a config path, or hf:<hub id or directory> (a Hugging Face transformers model, "
-                   "docs/huggingface.md)")
+                   f"demo), a config path, or {model_help()}")
 
 
 def _checkpoint(p: argparse.ArgumentParser) -> None:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if corruption is not None:  # corrupted as `eval --corruption` corrupts it, after the model's decoding
             from panbench.robustness.pipeline import CorruptedPipeline
 
-            lm.pipeline = CorruptedPipeline(lm.pipeline, corruption, timed=False)
+            lm.pipeline = CorruptedPipeline(lm.family, corruption, timed=False, family=spec.framework)
             image = corruption.apply(lm.pipeline.load_rgb({"img_path": str(sample.image_path),
                                                            "img_id": sample.image_id}), sample.image_id)
         preds.append(predict(lm, spec.name, sample))

@@ -25,6 +25,7 @@ class LoadedModel:
     cfg_hash: str  # its sha256, first 16 hex digits
     pipeline: Any = None  # image file -> model input: the family's, or `viz --corruption`'s wrapper of it
     named: tuple[str, str] | None = None  # (architecture, backbone) read from an unregistered model's own config
+    packages: tuple[str, ...] = ()  # what the model runs on: its family's packages and its backbone's
 
     def __post_init__(self) -> None:
         if self.pipeline is None:
@@ -57,4 +58,6 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     checked, classes mapped to ``categories``, ``--cfg-options`` merged; ``ap``: its instance output on."""
     built = spec.family.entry().load_model(spec, categories, checkpoint, trust, device, cfg_options, ap,
                                            download_wait)
-    return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named)
+    packages = tuple(dict.fromkeys((*spec.family.packages, *built.packages)))
+    return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named,
+                       packages=packages)

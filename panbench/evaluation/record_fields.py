@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
-from panbench.models.families import family
 from panbench.models.registry import ModelSpec
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.provenance import git_commit, versions
@@ -48,7 +47,7 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
         "checkpoint": {"path": str(w.path), "url": w.url, "sha256": w.sha256},
         "dataset": {"name": dataset.name, "root": str(dataset.root), "ann_file": str(dataset.ann_file),
                     "fingerprint": fingerprint, "image_ids": dataset.image_ids},
-        "versions": versions(family(spec.framework).packages),
+        "versions": versions(lm.packages),
         "git_commit": git_commit(),
         "seed": opts.seed,
         "command": opts.command,
@@ -61,15 +60,17 @@ def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device
     """Everything that changes a per-image result, hashed into the cache's directory name: config, weights,
     dataset and subset, post-processing, device type, AMP, batch size (a setting of the run: it changes no
     panoptic prediction, as batches hold images of one padded shape, but the speed stored beside the results is
-    that batch size's) and the versions of the code that computes the numbers.  The process layout (ranks,
-    ``--cpu-procs``, threads) is not in it: an image gets the same input whichever process runs it, and the
-    rounding of scores that another thread count gives is of the kind and size another batch gives."""
-    v = versions()
+    that batch size's) and the versions of the code that computes the numbers: panbench and the packages the
+    model runs on (``LoadedModel.packages``: its family's and its backbone's), with what served mmcv's ops.
+    The process layout (ranks, ``--cpu-procs``, threads) is not in it: an image gets the same input whichever
+    process runs it, and the rounding of scores that another thread count gives is of the kind and size another
+    batch gives."""
+    v = versions(lm.packages)
     parts: dict[str, Any] = {
         "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,
         "postprocess": opts.postprocess.label(), "fusion": opts.fusion,
         "device_type": device.split(":")[0], "amp": opts.amp, "batch_size": opts.batch_size,
-        "versions": {k: v.get(k) for k in ("panbench", "mmdet", "mmcv", "torch", "mmcv_ops")},
+        "versions": {k: v[k] for k in ("panbench", *lm.packages, "mmcv_ops") if k in v},
         "boundary": opts.boundary,  # a cache made without boundary PQ lacks its per-image sums
         "ap": opts.ap,  # a cache made with --no-ap lacks the instance predictions
     }

@@ -85,6 +85,10 @@ class Run:
         seed_everything(opts.seed)
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
                              opts.cfg_options, ap=opts.ap)
+        if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
+            from panbench.robustness.pipeline import check_corruptible
+
+            check_corruptible(self.lm.family, spec.framework)
         self.fusion = self.lm.family.configure(opts.postprocess, opts.fusion)  # what ran the model's own fusion
         # the registry's spec stays as it is: the run's copy names what the model's config says
         named = self.lm.named

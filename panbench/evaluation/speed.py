@@ -205,7 +205,6 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
             e2e: Stage | None, context: dict[str, Any], pq: dict[str, Any] | None) -> SpeedRecord:
     from panbench.evaluation.runtime.device import device_name
     from panbench.evaluation.timings import precision_info
-    from panbench.models.families import family
     from panbench.records.provenance import command_line, git_commit, now_iso, versions
 
     spec = run.spec
@@ -221,7 +220,7 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
         published_fps=spec.published_fps, published_fps_device=spec.published_fps_device,
         published_fps_source=spec.published_source if spec.published_fps is not None else None,
         pq_check=pq, speed_context=context,
-        provenance={"versions": versions(family(spec.framework).packages), "git_commit": git_commit(),
+        provenance={"versions": versions(run.lm.packages), "git_commit": git_commit(),
                     "command": opts.command or command_line()},
     )
 

@@ -1,7 +1,9 @@
 """The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the
 family of a ``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds
 the functions of :class:`panbench.models.protocol.FamilyEntry` (``load_model``, ``check_options``, ``weights_state``,
-``random_model``); it is imported only when one of its models is used."""
+``random_model``); it is imported only when one of its models is used.  What the command line says of a family
+(the ``--model PREFIX:`` help, the extra that installs a missing package) and what ``panbench doctor`` checks
+are read from its row."""
 
 from __future__ import annotations
 
@@ -25,20 +27,57 @@ class Family:
     # constraints.txt); ``panbench doctor`` notes another version.  torch is not here: the set-up keeps the torch
     # an environment has (Colab, a CUDA image)
     tested: tuple[tuple[str, str], ...] = ()
+    # (import name, extra of pyproject.toml that installs it): the fix a missing package's error names
+    extras: tuple[tuple[str, str], ...] = ()
+    ref_help: str = "<ref>"  # what follows ``PREFIX:`` in ``--model``'s help
+    registered: str | None = None  # "module:function" giving its registered ModelSpecs kept in its subpackage
+    # "module:function": (the doctor's probes, panbench.cli.doctor.Probes) -> its lines of `panbench doctor`
+    doctor: str | None = None
 
     def entry(self) -> ModuleType:
         """The family's functions (its subpackage, imported now): those of
         :class:`panbench.models.protocol.FamilyEntry`."""
         return importlib.import_module(self.package)
 
+    def registered_models(self) -> list:
+        """Its models listed in its subpackage (:attr:`registered`; none when it names none): ``ModelSpec`` rows."""
+        return list(_function(self.registered)()) if self.registered else []
+
+    def doctor_checks(self, probes: object) -> list:
+        """Its lines of ``panbench doctor`` (:attr:`doctor`; none when it names none), run with the doctor's
+        ``probes``."""
+        return list(_function(self.doctor)(probes)) if self.doctor else []
+
+
+def _function(where: str):  # noqa: ANN202 - "module:function" of a family's subpackage
+    module, _, name = where.partition(":")
+    return getattr(importlib.import_module(module), name)
+
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("mmdet", None, "panbench.models.mmdet", in_all=True, packages=("torch", "mmcv", "mmengine", "mmdet"),
-           tested=(("mmcv", "2.1.0"), ("mmengine", "0.10.7"), ("mmdet", "3.3.0"))),
-    # the hf: path reads transformers' processors, post-processing and outputs (panbench/models/hf/)
+           tested=(("mmcv", "2.1.0"), ("mmengine", "0.10.7"), ("mmdet", "3.3.0")),
+           extras=(("torch", "mmdet"), ("mmcv", "mmdet"), ("mmengine", "mmdet"), ("mmdet", "mmdet")),
+           doctor="panbench.models.mmdet.doctor:checks"),
+    # the hf: path reads transformers' processors, post-processing and outputs (panbench/models/hf/); timm (DETR's
+    # hub checkpoints build their backbone with it) is in the cuda extra beside torchvision, which it requires
     Family("transformers", "hf", "panbench.models.hf", in_all=False, packages=("torch", "transformers"),
-           tested=(("transformers", "5.24.0"),)),
+           tested=(("transformers", "5.24.0"),),
+           extras=(("transformers", "hf"), ("huggingface_hub", "hf"), ("timm", "cuda")),
+           ref_help="<hub id or directory> (a Hugging Face transformers model, docs/huggingface.md)",
+           registered="panbench.models.hf.zoo:models", doctor="panbench.models.hf.doctor:checks"),
 )}
+
+
+def extras() -> dict[str, str]:
+    """Every family's (import name -> extra that installs it) (:attr:`Family.extras`)."""
+    return {name: extra for f in FAMILIES.values() for name, extra in f.extras}
+
+
+def model_help() -> str:
+    """``--model``'s words for the families' prefixes: ``hf:<hub id or directory> (...)``, one per prefix."""
+    return ", ".join(f"{f.prefix}:{f.ref_help}" for f in FAMILIES.values() if f.prefix)
+
 
 
 def tested_versions() -> dict[str, str]:

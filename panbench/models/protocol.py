@@ -4,8 +4,9 @@ evaluator): :class:`PanopticModel`, and the functions of a family's subpackage, 
 The eval loop (:mod:`panbench.evaluation.inference.loop`), the out-of-memory retry
 (:mod:`panbench.evaluation.runtime.memory`), the FLOPs counter and ``panbench speed`` (the input's size:
 :meth:`PanopticModel.input_hw`), ``--postprocess`` / ``--fusion`` (:meth:`PanopticModel.configure`) and
-``panbench viz`` (:meth:`PanopticModel.query_masks`) drive a model through these members only; the corruption wrapper
-(:mod:`panbench.robustness.pipeline`) puts its step after an mmdet pipeline's image loading.
+``panbench viz`` (:meth:`PanopticModel.query_masks`) drive a model through these members only; ``--corruption``
+(:mod:`panbench.robustness.pipeline`) corrupts the image where the family's :meth:`Corruptible.pipeline_with`
+applies an image step (a family without that member is refused ``--corruption``, never scored on clean images).
 Implementations: :class:`panbench.models.mmdet.family.MMDetModel` (MMDetection configs) and
 :class:`panbench.models.hf.model.HFPanoptic` (Hugging Face ``transformers``).
 
@@ -94,6 +95,16 @@ class PanopticModel(Protocol):
 
 
 @runtime_checkable
+class Corruptible(Protocol):
+    """The optional member of a :class:`PanopticModel` that says where ``--corruption`` corrupts the image; a family
+    without it is refused ``--corruption`` (:func:`panbench.robustness.pipeline.check_corruptible`)."""
+
+    def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> Any:
+        """``pipeline(item)`` with ``image_step`` applied to the decoded image (RGB, uint8, H x W x 3) before the
+        rest of the pipeline (MMDetection's ``Corrupt`` step, after ``LoadImageFromFile``)."""
+
+
+@runtime_checkable
 class DeferredFusion(Protocol):
     """Optional members of a :class:`PanopticModel` whose panoptic fusion can run after its forward: the eval loop
     forwards under :meth:`deferred` and runs :meth:`finish` on its post-processing thread while the next batch's
@@ -125,6 +136,9 @@ class Built:
     cfg_text: str  # the resolved configuration, as recorded
     cfg_hash: str  # its sha256, first 16 hex digits
     named: tuple[str, str] | None = None  # (architecture, backbone) read from an unregistered model's own config
+    # what the loaded model runs on beyond its family's ``Family.packages`` (a backbone's: timm for a transformers
+    # DETR whose config builds a timm backbone); their versions are in the record and the resume cache's key
+    packages: tuple[str, ...] = ()
 
 
 class FamilyEntry(Protocol):

@@ -32,25 +32,27 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return shlex.join(["panbench", *(sys.argv[1:] if argv is None else argv)])
 
 
-DEFAULT_PACKAGES = ("torch", "mmcv", "mmengine", "mmdet")
-"""The packages :func:`versions` lists when its caller names none (the resume cache's key): the MMDetection
-stack.  A ``score --name`` record names none (scoring runs no model)."""
-
-
-def versions(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, str | None]:
-    """Versions of the stack that produced a result: panbench, Python, numpy and ``packages`` (a run's are
-    its model family's, ``Family.packages`` in :mod:`panbench.models.families`); with torch, the CUDA it was
-    built with; with mmcv, what served mmcv's compiled ops."""
+def package_version(module: str) -> str | None:
+    """The ``__version__`` of an importable module (None: not installed, or no version): the one version lookup of
+    a record's provenance and of the resume cache's key."""
     import importlib
 
+    try:
+        return str(importlib.import_module(module).__version__)
+    except Exception:
+        return None
+
+
+def versions(packages: Sequence[str]) -> dict[str, str | None]:
+    """Versions of the stack that produced a result: panbench, Python, numpy and ``packages`` (a run's are
+    those its model runs on: its family's ``Family.packages`` in :mod:`panbench.models.families` and its
+    backbone's, ``Built.packages``; none for a ``score --name`` record); with torch, the CUDA it was built with;
+    with mmcv, what served mmcv's compiled ops."""
     from panbench import __version__
 
     out: dict[str, str | None] = {"panbench": __version__, "python": platform.python_version()}
     for mod in (*packages, "numpy"):
-        try:
-            out[mod] = importlib.import_module(mod).__version__
-        except Exception:
-            out[mod] = None
+        out[mod] = package_version(mod)
     if "torch" in packages:
         try:
             import torch

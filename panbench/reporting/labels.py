@@ -18,12 +18,16 @@ SIZES = tuple(name for name, _, _ in SIZE_LIMITS)  # small, medium, large
 
 def ops_backend(r: RunRecord) -> str | None:
     """What served mmcv's compiled ops in the run (``provenance.versions.mmcv_ops``): "mmcv" or "panbench"
-    (:mod:`panbench.ops`); None for a run that reached none (``hf:``, ``score``).  An mmdet record without the
-    field ran compiled mmcv: there was no other backend before the field was written."""
+    (:mod:`panbench.ops`); None for a run that reached none (``hf:``, ``score``).  A record without the field
+    whose family runs on mmcv (``Family.packages``) ran compiled mmcv: there was no other backend before the field
+    was written."""
+    from panbench.models.families import FAMILIES
+
     v = r.provenance.get("versions") or {}
     if "mmcv_ops" in v:
         return v["mmcv_ops"]
-    return "mmcv" if r.framework == "mmdet" and v.get("mmcv") else None
+    fam = FAMILIES.get(r.framework)
+    return "mmcv" if fam is not None and "mmcv" in fam.packages and v.get("mmcv") else None
 
 
 def fingerprint(r: RunRecord) -> str | None:

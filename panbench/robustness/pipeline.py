@@ -1,5 +1,8 @@
-"""A model's test pipeline with a corruption between loading the image and the rest of the pipeline,
-where MMDetection's ``test_robustness.py`` puts its ``Corrupt`` step (after ``LoadImageFromFile``).
+"""A model's test pipeline with a corruption applied to the decoded image, where the model's family applies an
+image step (:meth:`panbench.models.protocol.Corruptible.pipeline_with`: an MMDetection pipeline after
+``LoadImageFromFile``, where MMDetection's ``test_robustness.py`` puts its ``Corrupt`` step).  A family that
+does not declare that member is refused (:func:`check_corruptible`): its images would be scored clean under a
+corrupted label.
 
 It runs wherever the pipeline runs: in the DataLoader workers of :mod:`panbench.evaluation.inference.loop` (and
 of each forked ``--cpu-procs`` process), so the corruption's cost is paid on the data-loading side,
@@ -14,49 +17,48 @@ from typing import Any
 
 import numpy as np
 
+from panbench.errors import PanbenchError
 from panbench.robustness.corruptions import Corruption
+
+MEMBER = "pipeline_with"  # the member of panbench.models.protocol.Corruptible that applies it
+
+
+def check_corruptible(model: Any, family: str) -> None:
+    """Refuse (one line) ``--corruption`` for a model whose family does not say where an image step goes."""
+    if not callable(getattr(model, MEMBER, None)):
+        raise PanbenchError(f"--corruption: the {family} model family does not say where a corruption is applied (its "
+                         f"PanopticModel has no {MEMBER}, docs/models.md); leave --corruption out for its models")
 
 
 class CorruptedPipeline:
-    """``pipeline`` with ``corruption`` applied to the decoded image, seeded by the item's ``img_id``.
+    """The pipeline of ``model`` (a :class:`panbench.models.protocol.PanopticModel`) with ``corruption`` applied
+    to the decoded RGB image (the order the corruptions are defined in), seeded by the item's ``img_id``."""
 
-    An MMDetection pipeline (mmengine ``Compose`` starting with ``LoadImageFromFile``): the loading step
-    runs, its BGR image is corrupted in RGB (the order the corruptions are defined in) and the other
-    steps follow.  A transformers model's pipeline (:class:`panbench.models.hf.model.HFPanoptic`) takes the
-    corrupted RGB image as ``img``.
-    """
-
-    def __init__(self, pipeline: Any, corruption: Corruption, timed: bool = True) -> None:
-        self.pipeline, self.corruption, self.timed = pipeline, corruption, timed
-        steps = getattr(pipeline, "transforms", None) or []
-        self.mmdet = bool(steps) and type(steps[0]).__name__ == "LoadImageFromFile"
+    def __init__(self, model: Any, corruption: Corruption, timed: bool = True, family: str = "model") -> None:
+        check_corruptible(model, family)
+        self.model, self.corruption, self.timed = model, corruption, timed
 
     def load_rgb(self, item: dict[str, Any]) -> np.ndarray:
         """The image as the model's pipeline decodes it, in RGB (uncorrupted)."""
-        if self.mmdet:
-            return np.ascontiguousarray(self.pipeline.transforms[0](dict(item))["img"][..., ::-1])
-        from PIL import Image
+        seen: list[np.ndarray] = []
 
-        with Image.open(item["img_path"]) as im:
-            return np.asarray(im.convert("RGB"))
+        def keep(rgb: np.ndarray) -> np.ndarray:
+            seen.append(np.array(rgb))
+            return rgb
+
+        getattr(self.model, MEMBER)(dict(item), keep)
+        return seen[0]
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        t = time.perf_counter()
-        if self.mmdet:
-            load, *rest = self.pipeline.transforms
-            data = load(dict(item))
-            bgr = data["img"]
-            data["img"] = np.ascontiguousarray(self.corruption.apply(bgr[..., ::-1], item["img_id"])[..., ::-1])
-            dt = time.perf_counter() - t
-            for step in rest:
-                data = step(data)
-                if data is None:
-                    return None
-        else:
-            img = self.corruption.apply(self.load_rgb(item), item["img_id"])
-            dt = time.perf_counter() - t
-            data = self.pipeline({**item, "img": img})
-        if self.timed:
-            data["corrupt_s"] = dt
-        return data
+        spent: list[float] = []
 
+        def corrupt(rgb: np.ndarray) -> np.ndarray:
+            t = time.perf_counter()
+            out = self.corruption.apply(rgb, item["img_id"])
+            spent.append(time.perf_counter() - t)
+            return out
+
+        data = getattr(self.model, MEMBER)(item, corrupt)
+        if data is not None and self.timed:
+            data["corrupt_s"] = sum(spent)
+        return data

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from analysis_cases import TABLE, one_set
+from helpers import analysis_fields
 from test_analysis_breakdown import CLASSIFICATION, DUPLICATE, SEGMENTATION
 from test_analysis_size_dagger import size_image
 
@@ -23,7 +24,7 @@ def test_analyze_gives_no_interval_for_fewer_images_or_resamples_than_it_needs()
 def test_analyze_collects_every_default_analysis() -> None:
     a = one_set(*[size_image(), CLASSIFICATION, SEGMENTATION, DUPLICATE] * 3)  # 12 images: MIN_IMAGES
     out = analyze(a, TABLE.isthing, n_resamples=100, seed=1)
-    assert set(out) == {"ci", "by_size", "pq_dagger", "errors", "mask_quality"}
+    assert set(out) == set(analysis_fields())
     assert set(out["ci"]) == {"PQ", "SQ", "RQ", "PQ_th", "PQ_st"}
     assert out["by_size"] == pq_by_size(a, TABLE.isthing)
     assert out["pq_dagger"] == pq_dagger(a, TABLE.isthing)["PQ_dagger"]

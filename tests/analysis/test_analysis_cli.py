@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import analysis_fields
 
 from panbench.analysis import AnalysisSet, analyze
 from panbench.cli import main
@@ -20,7 +21,7 @@ from panbench.pq.sums import PQStats, pq_summary
 from panbench.records.io import load_records
 
 CATS = coco_like_categories()
-ANALYSIS_KEYS = {"ci", "by_size", "pq_dagger", "errors", "mask_quality"}
+ANALYSIS_KEYS = set(analysis_fields())  # what score writes without --boundary
 
 
 def _write(tmp: Path, n: int = 12, seed: int = 0, systems: int = 2) -> dict[str, Path]:
@@ -146,7 +147,7 @@ def test_score_name_record_carries_the_analyses_and_the_per_image_file(files, tm
     r = _name(files, capsys, results, "sys a", 0, "--boundary")
     rec, out = r["rec"], r["out"]
     assert rec["schema"] == 2
-    for k in (*ANALYSIS_KEYS, "boundary"):
+    for k in analysis_fields(boundary=True):
         assert rec[k] == out[k], k
     path = results / rec["analysis_file"]
     assert path.name == Path(rec["record"]).stem + ".analysis.npz" and path.parent == (results / rec["record"]).parent

@@ -21,6 +21,7 @@ from panbench.cli import main
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
+from panbench.records.schema import ANALYSIS_FIELDS
 
 
 @pytest.fixture
@@ -164,8 +165,8 @@ def test_compare_refuses_a_record_without_analysis_file(two_runs, capsys) -> Non
     r = two_runs["results"]
     path = r / two_runs["b"]["record"]
     rec = json.loads(path.read_text())
-    for k in ("analysis_file", "ci", "by_size", "pq_dagger", "errors", "mask_quality"):
-        rec.pop(k)
+    for k in ANALYSIS_FIELDS:
+        rec.pop(k, None)
     rec["schema"] = 1
     path.write_text(json.dumps(rec))
     err = one_line(*compare(capsys, r, "sys-a", "sys-b")[::2])

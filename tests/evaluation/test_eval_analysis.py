@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port
+from helpers import analysis_fields, free_port
 
 from panbench import REPO_ROOT
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 PY = sys.executable
 VENV_BIN = Path(sys.executable).parent
 LIMIT = 10  # MIN_IMAGES: the runs get intervals
-FIELDS = ("metrics", "per_class", "ci", "by_size", "pq_dagger", "errors", "mask_quality", "boundary")
+FIELDS = ("metrics", "per_class", *analysis_fields(boundary=True))
 EVAL_FIELDS = ("ap", "ap_source", "miou", "miou_source")  # eval's only: AP (the instance output) and mIoU's source
 
 

@@ -108,7 +108,16 @@ def _run(model: SlowModel, demo_root) -> tuple[Any, ImageSink]:
     return t, sink
 
 
-def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_the_forwards(demo_root) -> None:
+@pytest.fixture
+def deferring(monkeypatch):
+    """The fusion deferred on the CPU too (the eval defers it where the forward runs on a GPU)."""
+    from panbench.evaluation.inference import loop
+
+    monkeypatch.setattr(loop, "defers_fusion", lambda device: True)
+
+
+def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_the_forwards(demo_root,
+                                                                                           deferring) -> None:
     model = DeferringSlowModel([1])
     assert isinstance(model, DeferredFusion)
     t, sink = _run(model, demo_root)
@@ -120,7 +129,7 @@ def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_th
     assert t.wall_s < t.forward_s + 0.5 * t.postprocess_s, t.as_dict()
 
 
-def test_the_post_processing_thread_computes_with_the_forwards_torch_thread_count(demo_root) -> None:
+def test_the_post_processing_thread_computes_with_the_forwards_torch_thread_count(demo_root, deferring) -> None:
     """The thread count decides which elements an elementwise kernel computes in its scalar tail (whose last bit
     may differ from the vector body's): the deferred fusion runs with the count the forward has."""
     before = torch.get_num_threads()
@@ -134,8 +143,14 @@ def test_the_post_processing_thread_computes_with_the_forwards_torch_thread_coun
         torch.set_num_threads(before)
 
 
-def test_a_family_without_deferred_fusion_fuses_inside_its_forward(demo_root) -> None:
-    t, sink = _run(SlowModel([1]), demo_root)
+@pytest.mark.parametrize("model", [SlowModel, DeferringSlowModel])
+def test_a_family_without_deferred_fusion_and_any_on_the_cpu_fuse_inside_the_forward(demo_root, model) -> None:
+    """A family without ``deferred``/``finish``, and any family whose forward runs on the CPU (the fusion's torch
+    work would take the forward's cores): the fusion runs in the forward."""
+    from panbench.evaluation.inference.loop import defers_fusion
+
+    assert defers_fusion("cuda:0") and not defers_fusion("cpu")
+    t, sink = _run(model([1]), demo_root)
     assert len(sink.analysis.payload()) == IMAGES
     # the fusion is part of the forward here: wall time is forward + fusion, nothing to overlap
     assert t.forward_s >= 0.9 * (IMAGES - 1) * (FORWARD_S + POST_S)

@@ -16,7 +16,9 @@ from panbench.evaluation import record_fields
 from panbench.evaluation.loading import Weights
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.storage.cache import cache_key
+from panbench.models.families import FAMILIES
 from panbench.models.postprocess import PostProcess
+from panbench.records import provenance
 from panbench.records.io import load_record, load_records
 from panbench.reporting.plots import speed_points
 from panbench.reporting.text import format_comparison, format_record
@@ -156,14 +158,36 @@ BASE = dict(cfg_hash="c" * 16, checkpoint_sha256="d" * 64, fingerprint="f" * 16)
 
 
 def _parts(opts: EvalOptions, device: str = "cpu", cfg_hash: str = "", checkpoint_sha256: str = "",
-           fingerprint: str = "") -> dict:
-    """The cache key's parts for a model with this config hash and these weights (no model built)."""
-    lm = SimpleNamespace(cfg_hash=cfg_hash, weights=Weights(None, checkpoint_sha256, None))  # what the key reads
+           fingerprint: str = "", packages: tuple[str, ...] = FAMILIES["mmdet"].packages) -> dict:
+    """The cache key's parts for a model with this config hash and these weights running on ``packages`` (no
+    model built)."""
+    lm = SimpleNamespace(cfg_hash=cfg_hash, weights=Weights(None, checkpoint_sha256, None),  # what the key reads
+                         packages=packages)
     return record_fields.cache_key_parts(lm, fingerprint, opts, device)
 
 
-def _key(opts: EvalOptions | None = None, device: str = "cpu") -> str:
-    return cache_key(_parts(opts or EvalOptions(), device, **BASE))
+def _key(opts: EvalOptions | None = None, device: str = "cpu",
+         packages: tuple[str, ...] = FAMILIES["mmdet"].packages) -> str:
+    return cache_key(_parts(opts or EvalOptions(), device, **BASE, packages=packages))
+
+
+# every family's packages, and a transformers model with a timm backbone (DETR's hub checkpoints)
+RUNS_ON = {**{name: f.packages for name, f in FAMILIES.items()},
+           "transformers+timm": (*FAMILIES["transformers"].packages, "timm")}
+
+
+@pytest.mark.parametrize("runs_on", RUNS_ON)
+def test_a_new_version_of_any_package_a_model_runs_on_changes_the_cache_key(runs_on, monkeypatch) -> None:
+    packages = RUNS_ON[runs_on]
+    base = _key(packages=packages)
+    real = provenance.package_version
+    for pkg in ("panbench", *packages):
+        monkeypatch.setattr(provenance, "package_version", lambda m, pkg=pkg: "0.0.0-other" if m == pkg else real(m))
+        if pkg == "panbench":
+            monkeypatch.setattr("panbench.__version__", "0.0.0-other")
+        assert _key(packages=packages) != base, pkg
+        monkeypatch.undo()
+    assert _key(packages=packages) == base
 
 
 def test_cache_key_changes_with_everything_that_changes_a_result(monkeypatch) -> None:
@@ -178,9 +202,9 @@ def test_cache_key_changes_with_everything_that_changes_a_result(monkeypatch) ->
     }
     for k, v in BASE.items():
         changed[k] = cache_key(_parts(EvalOptions(), **{**BASE, k: v + "x"}))
-    for pkg in ("panbench", "mmdet", "mmcv", "torch"):
+    for pkg in ("panbench", "mmdet", "mmcv", "mmengine", "torch"):
         real = record_fields.versions
-        monkeypatch.setattr(record_fields, "versions", lambda pkg=pkg, real=real: {**real(), pkg: "0.0.0-other"})
+        monkeypatch.setattr(record_fields, "versions", lambda p, pkg=pkg, real=real: {**real(p), pkg: "0.0.0-other"})
         changed[f"{pkg} version"] = _key()
         monkeypatch.setattr(record_fields, "versions", real)
     for what, key in changed.items():

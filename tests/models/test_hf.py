@@ -360,3 +360,26 @@ def test_postprocess_on_eomt_is_refused_with_the_reason(demo_root, tmp_path, cap
     m = hf.load_hf_model(str(d), load_dataset(demo_root, name="demo").categories, "cpu").module
     with pytest.raises(PanbenchError, match="is EoMT: EoMT's query masks cover its padded square"):
         m.configure(PostProcess("maskwise"), "panbench")
+
+
+def test_a_detr_with_a_timm_backbone_runs_on_timm_and_the_others_do_not() -> None:
+    from transformers import DetrConfig, Mask2FormerConfig, ResNetConfig
+
+    from panbench.models.hf.load import backbone_packages
+
+    assert backbone_packages(DetrConfig()) == ("timm",)  # the hub's DETR config: a timm backbone
+    assert backbone_packages(SimpleNamespace(use_timm_backbone=True)) == ("timm",)  # as older transformers say it
+    assert backbone_packages(DetrConfig(backbone_config=ResNetConfig())) == ()
+    assert backbone_packages(Mask2FormerConfig()) == ()
+
+
+def test_a_loaded_model_runs_on_its_family_packages_and_its_backbone(monkeypatch) -> None:
+    from panbench.evaluation import loading
+    from panbench.models.protocol import Built, Weights
+    from panbench.models.registry import ref_spec
+
+    spec = ref_spec(FAMILIES["transformers"], "facebook/detr-resnet-50-panoptic")
+    built = Built(SimpleNamespace(pipeline=None), Weights(None, None, None), "", "", packages=("timm",))
+    monkeypatch.setattr(type(FAMILIES["transformers"]), "entry", lambda f: SimpleNamespace(load_model=lambda *a: built))
+    lm = loading.load_model(spec, None, None, False, "cpu")
+    assert lm.packages == (*FAMILIES["transformers"].packages, "timm")

@@ -103,18 +103,20 @@ def test_private_names_are_not_ops() -> None:
 
 
 def test_the_ops_backend_is_in_the_versions_and_the_cache_key(monkeypatch) -> None:
+    from panbench.evaluation.options import EvalOptions
     from panbench.evaluation.record_fields import cache_key_parts
     from panbench.evaluation.storage.cache import cache_key
+    from panbench.models.families import FAMILIES
     from panbench.records.provenance import versions
 
-    lm = types.SimpleNamespace(cfg_hash="c", weights=types.SimpleNamespace(sha256="w"))
-    from panbench.evaluation.options import EvalOptions
+    packages = FAMILIES["mmdet"].packages
+    lm = types.SimpleNamespace(cfg_hash="c", weights=types.SimpleNamespace(sha256="w"), packages=packages)
 
     opts = EvalOptions()
     keys = {}
     for name, module in (("panbench", ext), ("mmcv", types.ModuleType("mmcv._ext"))):
         monkeypatch.setitem(sys.modules, "mmcv._ext", module)
-        assert active() == name and versions()["mmcv_ops"] == name
+        assert active() == name and versions(packages)["mmcv_ops"] == name
         keys[name] = cache_key(cache_key_parts(lm, "fp", opts, "cpu"))
     assert keys["panbench"] != keys["mmcv"]
 

@@ -19,6 +19,7 @@ from panbench.cli import main
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_record
 from panbench.records.schema import RunRecord
+from panbench.reporting.formats import WRITERS
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
 
@@ -128,7 +129,7 @@ def test_by_size_errors_boundary_dagger_columns_are_the_record_fields(results, c
     assert "--by-size: blank for fixture-model" in err
 
 
-@pytest.mark.parametrize("fmt", ["md", "csv", "latex", "html"])
+@pytest.mark.parametrize("fmt", list(WRITERS))
 @pytest.mark.parametrize("opt", ["--ci", "--by-size", "--errors", "--boundary-pq", "--dagger"])
 def test_every_option_in_every_format(results, capsys, fmt, opt) -> None:
     assert main(["table", "--results", str(results), "--format", fmt, opt]) == 0

@@ -127,16 +127,17 @@ def test_vs_published_says_which_rows_have_none(results, capsys) -> None:
 def test_vs_published_names_the_source_of_each_row(results, capsys) -> None:
     """An hf: model's published PQ is the original release's, not the MMDetection zoo's: the column says so."""
     from panbench.evaluation.record_fields import published_source
-    from panbench.models.registry import hf_models
+    from panbench.models.registry import all_models
 
-    m2f = next(s for s in hf_models() if s.name == "hf-mask2former_swin-t")
+    m2f = next(s for s in all_models(framework="transformers") if s.name == "hf-mask2former_swin-t")
     _write(results, "hf", model=m2f.name, framework="transformers", published=m2f.published,
            published_source=published_source(m2f))
     _write(results, "hf-old", model="hf-old", framework="transformers", published={"PQ": 50.0})  # no source kept
     df = _csv(results, capsys, "--vs-published").set_index("model")
     assert df.loc[m2f.name, "published"] == "facebookresearch/Mask2Former MODEL_ZOO.md, COCO panoptic table"
     assert df.loc["hf-old", "published"] == "original release (docs/huggingface.md)"
-    swin_b = next(s for s in hf_models() if s.name == "hf-mask2former_swin-b")  # no published number
+    hf = all_models(framework="transformers")
+    swin_b = next(s for s in hf if s.name == "hf-mask2former_swin-b")  # no published number
     assert published_source(swin_b) is None
     from panbench.models.registry import resolve
 

@@ -1,11 +1,16 @@
-"""The corrupting pipeline: MMDetection's loading step, the corruption of the RGB image, the other steps;
-a transformers model's pipeline gets the corrupted RGB image."""
+"""The corrupting pipeline: where the model's family applies an image step (MMDetection's loading step, then the
+corruption of the RGB image, then the other steps; a transformers model's pipeline gets the corrupted RGB image);
+a family that does not say where is refused."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 from PIL import Image
 
+from panbench.errors import PanbenchError
 from panbench.robustness.corruptions import Corruption
 from panbench.robustness.pipeline import CorruptedPipeline
 
@@ -22,12 +27,12 @@ def test_an_mmdet_pipeline_gets_the_corrupted_rgb_image_back_in_bgr_after_loadin
     from mmengine.dataset import Compose
 
     from panbench.models.mmdet import mm
+    from panbench.models.mmdet.family import MMDetModel
 
     mm.init_mmdet()
     path, rgb = image_file(tmp_path)
     c = Corruption("impulse_noise", 5)
-    pipe = CorruptedPipeline(Compose([dict(type="LoadImageFromFile")]), c)
-    assert pipe.mmdet
+    pipe = CorruptedPipeline(MMDetModel(None, [], [], Compose([dict(type="LoadImageFromFile")])), c)
     data = pipe({"img_path": str(path), "img_id": 42})
     want = c.apply(rgb, 42)
     assert np.array_equal(data["img"], want[..., ::-1])  # corrupted in RGB, handed on in BGR
@@ -36,6 +41,8 @@ def test_an_mmdet_pipeline_gets_the_corrupted_rgb_image_back_in_bgr_after_loadin
 
 
 def test_a_transformers_pipeline_gets_the_corrupted_rgb_image(tmp_path) -> None:
+    from panbench.models.hf.model import HFPanoptic
+
     path, rgb = image_file(tmp_path)
     seen = {}
 
@@ -43,6 +50,14 @@ def test_a_transformers_pipeline_gets_the_corrupted_rgb_image(tmp_path) -> None:
         seen.update(item)
         return {"pixel_values": item["img"]}
 
+    model = SimpleNamespace(pipeline=hf_pipeline)
+    model.pipeline_with = lambda item, step: HFPanoptic.pipeline_with(model, item, step)
     c = Corruption("glass_blur", 2)
-    data = CorruptedPipeline(hf_pipeline, c, timed=False)({"img_path": str(path), "img_id": 7})
+    data = CorruptedPipeline(model, c, timed=False)({"img_path": str(path), "img_id": 7})
     assert np.array_equal(seen["img"], c.apply(rgb, 7)) and "corrupt_s" not in data
+
+
+def test_a_family_that_does_not_say_where_a_corruption_goes_is_refused() -> None:
+    plain = SimpleNamespace(pipeline=lambda item: item)  # a pipeline only: it would score the clean image
+    with pytest.raises(PanbenchError, match=r"^--corruption: the toy model family .*pipeline_with.*leave --corruption"):
+        CorruptedPipeline(plain, Corruption("fog", 1), family="toy")

@@ -2,12 +2,12 @@
 (as detectron2's ``inference_on_dataset(model, data_loader, evaluator)``).
 
 * Data loading (image decode, resize, ground-truth PNG decode) runs in DataLoader workers.
-* The main thread runs the model's forward only; each batch's outputs go through a bounded queue (one batch
-  waiting) to a post-processing thread that runs the family's deferred fusion
-  (:class:`~panbench.models.protocol.DeferredFusion`), reads segments, instances (AP's RLEs) and the semantic
-  map, and scores, while the next batch's forward runs.  Where the forward is the slower side (a GPU, a
-  large model) the post-processing is hidden: wall time ~ forward time.  The thread runs its torch ops with the
-  forward's thread count, so every number is the one the forward's thread would compute.
+* The main thread runs the model's forward; each batch's outputs go through a bounded queue (one batch
+  waiting) to a post-processing thread that runs the family's deferred fusion on a GPU
+  (:class:`~panbench.models.protocol.DeferredFusion`, :func:`defers_fusion`), reads segments, instances (AP's
+  RLEs) and the semantic map, and scores, while the next batch's forward runs.  Where the forward is the slower
+  side the post-processing is hidden: wall time ~ forward time.  The thread runs its torch ops with the forward's
+  thread count, so every number is the one the forward's thread would compute.
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`); the post-processing
   and scoring seconds are the thread's, so data + forward + post-processing + scoring exceeding the wall time
@@ -198,6 +198,13 @@ class _PostProcessor(threading.Thread):
             self.progress.add(len(batch))
 
 
+def defers_fusion(device: str) -> bool:
+    """Whether the forward leaves the model's fusion to the post-processing thread: where the forward runs on a GPU.
+    On the CPU the fusion's torch work would take the cores the forward's threads use (which made bench_eval's runs
+    slower, docs/benchmarks.md): it stays in the forward, and the thread takes the conversion and the scoring."""
+    return device.startswith("cuda")
+
+
 def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, shard: Shard,
                   progress: Progress | None = None) -> Timings:
     """Run the model over the images of ``shard`` still to run, feeding ``sink``, counting them on
@@ -214,7 +221,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     if opts.corruption is not None:  # corrupted in the workers, after the image is loaded
         from panbench.robustness.pipeline import CorruptedPipeline
 
-        pipeline = CorruptedPipeline(lm.pipeline, opts.corruption)
+        pipeline = CorruptedPipeline(lm.family, opts.corruption)
     items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
     loader: Any = torch.utils.data.DataLoader(
@@ -226,7 +233,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     post = _PostProcessor(family, sink, dataset, timings, sync, shard.predictions, progress)
     post.start()
     one = _Pass(lm, dataset, shard, post, timings, sync)
-    deferred = family.deferred() if isinstance(family, DeferredFusion) else nullcontext()
+    deferred = family.deferred() if isinstance(family, DeferredFusion) and defers_fusion(device) else nullcontext()
     try:
         with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
             t_start = one.batches(same_shape_batches(loader, opts.batch_size, family.batch_key))

@@ -32,7 +32,8 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     if ap:  # AP from its instance post-processing, mIoU from its semantic one
         m.module.enable_instances()
     named = (m.architecture, m.backbone) if spec.unregistered else None
-    return Built(m.module, Weights(m.directory, m.sha256, m.hub_id), m.cfg_text, m.cfg_hash, named=named)
+    return Built(m.module, Weights(m.directory, m.sha256, m.hub_id), m.cfg_text, m.cfg_hash, named=named,
+                 packages=m.packages)
 
 
 def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:

@@ -47,6 +47,14 @@ class HFModel:
     cfg_hash: str
     architecture: str
     backbone: str
+    packages: tuple[str, ...] = ()  # what it runs on beyond transformers and torch (backbone_packages)
+
+
+def backbone_packages(cfg: Any) -> tuple[str, ...]:
+    """The packages a model's backbone is built with beyond transformers: ``timm`` when its config builds a timm
+    backbone (DETR's hub checkpoints: ``use_timm_backbone``, a ``timm_backbone`` backbone config)."""
+    kind = str(getattr(getattr(cfg, "backbone_config", None), "model_type", None) or "")
+    return ("timm",) if getattr(cfg, "use_timm_backbone", False) or kind.startswith("timm") else ()
 
 
 def load_hf_model(ref: str, categories: Any, device: str,
@@ -91,7 +99,7 @@ def load_hf_model(ref: str, categories: Any, device: str,
     backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or getattr(cfg, "backbone", None) \
         or mtype.backbone
     return HFModel(module, d, hub_id, digest(d), text,
-                   hashlib.sha256(text.encode()).hexdigest()[:16], mtype.architecture, backbone)
+                   hashlib.sha256(text.encode()).hexdigest()[:16], mtype.architecture, backbone, backbone_packages(cfg))
 
 
 def _record_text(cfg: Any, model: Any, image_processor: Any, settings: dict, fuse: list[int], skipped: list[int],

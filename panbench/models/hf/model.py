@@ -11,7 +11,6 @@ With AP on (:meth:`HFPanoptic.enable_instances`), each image's output also keeps
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -182,6 +181,14 @@ class HFPanoptic(torch.nn.Module):
         out["height"], out["width"] = img.height, img.width
         return out
 
+    def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+        """:meth:`pipeline` of the decoded RGB image after ``image_step``."""
+        from PIL import Image
+
+        with Image.open(item["img_path"]) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        return self.pipeline({**item, "img": image_step(rgb)})
+
     def input_hw(self, item: dict[str, Any]) -> tuple[int, int]:
         """(H, W) of the processor's ``pixel_values``."""
         h, w = item["pixel_values"].shape[-2:]
@@ -262,6 +269,8 @@ class HFPanoptic(torch.nn.Module):
         """The processor's ``post_process_instance_segmentation`` of the image: thing classes, dataset ids."""
         if output.outputs is None or output.target is None:
             return None
+        from panbench.models.hf.outputs import instances_of
+
         return instances_of(self._image_processor(), self.mtype.instance_settings, output.outputs, output.target,
                             self._model_cats(), self._thing_cats())
 
@@ -271,6 +280,8 @@ class HFPanoptic(torch.nn.Module):
         description's ``no_semantic`` says why)."""
         if output.outputs is None or output.target is None or self.mtype.no_semantic is not None:
             return None
+        from panbench.models.hf.outputs import semantic_of
+
         return semantic_of(self._image_processor(), output.outputs, output.target, self._model_cats())
 
     def _image_processor(self) -> Any:
@@ -318,32 +329,3 @@ class HFPanoptic(torch.nn.Module):
         """One image through ``forward``; no query masks drawn for transformers models."""
         return self.forward([item], device, None)[0], []
 
-
-def instances_of(processor: Any, settings: dict[str, Any], outputs: SimpleNamespace, target: tuple[int, int],
-                 model_cats: list[int], things: set[int]) -> Instances:
-    """One image's ``post_process_instance_segmentation`` (``settings``: its model type's ``instance_settings``)
-    as :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
-    dataset category id), their masks at the image's size, scores and dataset category ids."""
-    from panbench.analysis.instances import from_hf_instances
-
-    if getattr(processor, "class_info_file", "") is None:  # OneFormer's: transformers 5 tests
-        processor = copy.copy(processor)  # `"ade20k" in class_info_file`, None without a file
-        processor.class_info_file = ""
-    r = processor.post_process_instance_segmentation(outputs, target_sizes=[target], **settings)
-    r = r[0]
-    keep = [k for k, s in enumerate(r["segments_info"])
-            if 0 <= s["label_id"] < len(model_cats) and model_cats[s["label_id"]] in things]
-    seg = r["segmentation"]
-    if seg is not None and seg.dim() == 3:  # binary maps in the order of segments_info
-        seg = seg[keep] if keep else seg[:0]
-    return from_hf_instances({"segmentation": seg, "segments_info": [r["segments_info"][k] for k in keep]},
-                             model_cats)
-
-
-def semantic_of(processor: Any, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int]) -> np.ndarray:
-    """One image's ``post_process_semantic_segmentation`` at its size as an (H, W) map of dataset category ids
-    (-1: VOID, a label mapped to no category)."""
-    from panbench.analysis.instances import semantic_categories
-
-    labels = processor.post_process_semantic_segmentation(outputs, target_sizes=[target])[0]
-    return semantic_categories(labels, model_cats)

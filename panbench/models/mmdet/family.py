@@ -39,6 +39,18 @@ class MMDetModel:
         """The mmdet detector."""
         return self.detector
 
+    def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> Any:
+        """The test pipeline with ``image_step`` after its first step, ``LoadImageFromFile`` (where MMDetection's
+        ``test_robustness.py`` puts its ``Corrupt``): the loaded BGR image goes to it in RGB and comes back in BGR."""
+        load, *rest = self.pipeline.transforms
+        data = load(dict(item))
+        data["img"] = np.ascontiguousarray(image_step(data["img"][..., ::-1])[..., ::-1])
+        for step in rest:
+            data = step(data)
+            if data is None:
+                return None
+        return data
+
     def input_hw(self, item: Any) -> tuple[int, int]:
         """(H, W) of the pipeline output's image tensor ``inputs``."""
         h, w = item["inputs"].shape[-2:]
