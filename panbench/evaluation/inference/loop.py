@@ -182,18 +182,20 @@ class _PostProcessor(threading.Thread):
         converted = [(family.to_segments(out), family.to_instances(out) if ap else None, family.to_semantic(out))
                      for out in outputs]
         t2 = time.perf_counter()
+        scoring = 0.0
         for it, ((pred_ids, segs), instances, semantic) in zip(batch, converted):
             s = self.dataset.samples[it["index"]]
             if self.predictions is not None:
                 self.predictions.write(s, pred_ids, segs)
+            t3 = time.perf_counter()
             if it["gt_ids"] is not None:
                 sink.score(it["index"], it["gt_ids"], s.gt_ann["segments_info"], pred_ids, segs,
                            f"image {s.image_id}", s.image_id, instances, semantic)
-        t3 = time.perf_counter()
+            scoring += time.perf_counter() - t3
         if timed:
             self.timings.fusion_s += t1 - t0
             self.timings.postprocess_s += t2 - t0
-            self.timings.scoring_s += t3 - t2
+            self.timings.scoring_s += scoring
         if self.progress is not None:
             self.progress.add(len(batch))
 
