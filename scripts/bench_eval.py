@@ -23,7 +23,8 @@ vectorized, pixel-identical to mmdet's; COCO mask AP on, which the mmdet rows do
 and round, ``panbench 1proc --fusion mmdet`` and ``panbench 1proc --no-ap`` and prints, from each run's
 record, per timed image: the forward, the fusion, the post-processing (fusion, segments, AP's instances and
 their RLEs), the scoring (PQ, AP's ground-truth RLEs) and the wall time, and the fusion's share of the wall
-time; the post-processing runs on a thread beside the forward, so forward + post + scoring can exceed the wall.
+time; segments, instances and scoring run on a thread beside the forward (the fusion too where the forward runs
+on a GPU; on the CPU it runs in the forward), so forward + post + scoring can exceed the wall.
 Their PQ metrics are checked against mmdet's stock run, their AP (``--fusion mmdet`` and panbench's) against
 each other.
 
@@ -112,7 +113,7 @@ def post_table(models: list, shares: dict[tuple[str, str], list[dict[str, float]
     the records' timings per timed image; exits 1 when the two fusions' AP differ."""
     runs = ("mmdet", "panbench", "panbench --no-ap")
     print(f"\npost-processing of panbench 1proc, ms per timed image from the records (median of {repeat}); "
-          "post = fusion + segments + AP's instances, on the thread beside the forward")
+          "post = fusion + segments + AP's instances")
     print(f"{'model':20} {'run':>17} {'forward':>8} {'fusion':>7} {'post':>7} {'scoring':>8} {'wall':>7} "
           f"{'share':>6} {'AP':>9}")
     bad = []
