@@ -310,7 +310,7 @@ else
        "CPU torch: .venv/bin/pip install torchvision timm --index-url https://download.pytorch.org/whl/cpu"
 fi
 
-step 7 "panbench (editable; compiles its C extensions in panbench/*/*.c, a few seconds), then the bytecode of every module"
+step 7 "panbench (editable; compiles its C extensions, panbench/**/_*.c, a few seconds), then the bytecode of every module"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
 # the mmcv._ext import hook a wheel install puts into site-packages (panbench/ops/hook.py): mmdet's own tools
 # work in this venv without importing panbench first
@@ -329,8 +329,8 @@ if md.version('torch') != '$TORCH_VERSION' or not torch.__file__.startswith('$TO
     sys.exit(f'torch changed during set-up: {md.version(\"torch\")} at {torch.__file__}, was $TORCH_VERSION at $TORCH_DIR')
 print(f'        mmcv ops: {backend}; torch {torch.__version__} ({\"CUDA \" + torch.version.cuda if torch.version.cuda else \"CPU build\"})')
 " || fail 7 "a package does not import (message above)" "run .venv/bin/panbench doctor"
-"$PY" -c "import panbench.pq._native, panbench.pq._match, panbench.pq._boundary" 2>/dev/null \
-  || echo "        note: a C extension did not build (no gcc/Python headers?): scoring uses the slower numpy path (.venv/bin/panbench doctor says which)"
+"$PY" -c "import panbench.pq._native, panbench.pq._match, panbench.pq._boundary, panbench.analysis._rle, panbench.models.mmdet._fusion" 2>/dev/null \
+  || echo "        note: a C extension did not build (no gcc/Python headers?): panbench takes its slower numpy/torch/hotcoco paths, same numbers (.venv/bin/panbench doctor names the PQ ones)"
 
 TV="$(dist_version torchvision)"
 [[ -n "$TV" && "${PINS[*]}" != *torchvision* ]] && PINS+=("torchvision==$TV")
