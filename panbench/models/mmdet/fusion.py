@@ -132,7 +132,7 @@ class MaskFormerPredict(_Deferrable):
         """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``."""
         from mmengine.structures import InstanceData, PixelData
 
-        from panbench.models.mmdet import fast_fusion as ff
+        import panbench.models.mmdet.fast_fusion as ff
 
         head, cfg = self.head, self.head.test_cfg
         n_cls, n_th, top = head.num_classes, head.num_things_classes, cfg.get("max_per_image", 100)
