@@ -114,11 +114,12 @@ _ERROR_LINES = (r"^panbench: error:", r"^slurmstepd(-\S+)?: error: \*\*\* JOB", 
 
 def last_error(path: Path) -> str | None:
     """The line of a job's log that says why it stopped: panbench's one-line error, Slurm's cancel/timeout
-    line, the exception of a traceback, else the last line."""
+    line (not a requeue's), the exception of a traceback, else the last line."""
     try:
         with open(path, "rb") as f:
             f.seek(max(0, f.seek(0, 2) - 65536))
-            lines = [x.strip() for x in f.read().decode(errors="replace").splitlines() if x.strip()]
+            lines = [x.strip() for x in f.read().decode(errors="replace").splitlines()
+                     if x.strip() and "DUE TO JOB REQUEUE" not in x]  # a requeue is no error: the job goes on
     except OSError:
         return None
     for pattern in _ERROR_LINES:

@@ -261,14 +261,26 @@ class CellJob:
         requeue this job as it is."""
         from submitit.helpers import DelayedSubmission
 
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if self._proc is not None:
+            _stop(self._proc.pid)
         return DelayedSubmission(CellJob(self.results, self.sweep_id, self.cells, self.eval_args, self.python))
+
+
+def _stop(pid: int, timeout: float = 30.0) -> None:
+    """SIGTERM the eval ``pid``, SIGKILL it after ``timeout`` s, and reap it.  By pid, not through its Popen:
+    this runs in a signal handler that may have interrupted ``Popen.wait`` in ``__call__``, which holds the
+    Popen's wait lock (``Popen.wait(timeout=...)`` would spin on that lock for the whole timeout)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.05)
+    except (ChildProcessError, ProcessLookupError):  # already reaped / gone
+        return
 
 
 def _ignore_preemption() -> None:

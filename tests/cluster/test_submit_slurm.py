@@ -173,13 +173,17 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_cache(slurm, demo_root
         assert not (results / "runs").exists(), "the job finished before it could be preempted"
         time.sleep(0.2)
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
-    for _ in range(60):  # requeued: pending, with a begin time Slurm sets some two minutes ahead
+    t0 = time.time()
+    for _ in range(120):  # requeued: pending, with a begin time Slurm sets some two minutes ahead
         if "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout:
             break
-        time.sleep(1)
+        time.sleep(0.5)
+    else:
+        pytest.fail("the preempted job was not requeued within 60 s")
+    assert time.time() - t0 < 20, "the checkpoint took the eval's whole stop timeout (30 s)"
     subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
     (state,) = wait(results, m.sweep)
-    assert state.state == "done" and state.job == job, state  # the same job, not a resubmission
+    assert state.state == "done" and state.job == job, repr(state)[-600:]  # the same job, not a resubmission
     log = (results / "sweeps" / m.sweep / "slurm" / f"{job}_0_log.err").read_text()
     assert "this job is preempted" in log and "DUE TO JOB REQUEUE" in log, log[-2000:]
     assert re.search(r"resuming demo-maskformer: \d+ of 60 images already scored", log), log[-2000:]

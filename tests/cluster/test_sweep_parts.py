@@ -84,6 +84,9 @@ def test_the_error_line_of_a_log(tmp_path: Path) -> None:
                    "slurmstepd-vm: error: *** JOB 4 ON vm CANCELLED AT 2026-11-24T10:28:47 ***\n"
                    "panbench.errors.PanbenchError: 1 cell(s) failed: a\n")
     assert last_error(log) == "slurmstepd-vm: error: *** JOB 4 ON vm CANCELLED AT 2026-11-24T10:28:47 ***"
+    log.write_text("slurmstepd-vm: error: *** JOB 4 ON vm CANCELLED AT 2026-11-24T10:28:47 DUE TO JOB REQUEUE ***\n"
+                   "cell a: no record of it in /r/runs\npanbench.errors.PanbenchError: 1 cell(s) failed: a\n")
+    assert last_error(log) == "panbench.errors.PanbenchError: 1 cell(s) failed: a"  # a requeue is no error
     log.write_text("RuntimeError: CUDA out of memory\nsrun: error: task 0 exited\n")
     assert last_error(log) == "RuntimeError: CUDA out of memory"
     assert last_error(tmp_path / "absent") is None
