@@ -1,0 +1,252 @@
+"""``PanbenchPanopticMetric``: MMDetection's ``CocoPanopticMetric`` (mmdet 3.x) scored in memory by panbench.
+
+In a config::
+
+    custom_imports = dict(imports=["panbench.integrations.mmdet"], allow_failed_imports=False)
+    val_evaluator = dict(type="PanbenchPanopticMetric", ann_file=..., seg_prefix=...)
+
+Same arguments, result keys (``coco_panoptic/PQ``, ``PQ_th``, ...), printed tables and numbers as
+``CocoPanopticMetric``, plus ``keep_ground_truth`` (the decoded ground-truth PNGs kept between validation
+rounds).  ``process`` turns each data sample's ``pred_panoptic_seg.sem_seg`` into an id map and segments
+exactly as ``CocoPanopticMetric._parse_predictions`` does (``INSTANCE_OFFSET``; the void label, the number of
+classes or ``ignore_index``, to VOID; a label to its category id) and scores it at once against its ground
+truth (decoded in the rank that scores the image); ``self.results`` holds each image's small
+``ImageResult``, which mmengine collects from the ranks as it collects any metric's results, and
+``compute_metrics`` adds them into a fresh ``PanopticQuality``.  No PNG is written, except with
+``format_only=True``, which is MMDetection's own: the predictions written as PNGs and a JSON under
+``outfile_prefix`` (``CocoPanopticMetric`` does it), no score.
+"""
+
+from __future__ import annotations
+
+import os.path as osp
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from mmdet.evaluation.functional import INSTANCE_OFFSET
+from mmdet.evaluation.metrics.coco_panoptic_metric import (
+    CocoPanopticMetric,
+    parse_pq_results,
+    print_panoptic_table,
+)
+from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger
+
+from panbench.errors import InputError
+from panbench.metrics import CocoPanopticQuality, PanopticQuality
+
+NAME = "PanbenchPanopticMetric"
+_DENSE_IDS = 1 << 24  # ids below this are counted with bincount; COCO's RGB encoding holds no more
+
+
+def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
+                        label2cat: dict[int, int] | None) -> tuple[np.ndarray, list[dict[str, int]]]:
+    """An mmdet panoptic map (``label + instance * INSTANCE_OFFSET``) -> a COCO id map (0 = VOID) and its
+    segments, as ``CocoPanopticMetric._parse_predictions`` makes them: the pixels whose label is
+    ``num_classes`` or ``ignore_index`` become VOID, every other value is a segment of category
+    ``label2cat[label]`` (the label itself without ``label2cat``).  A segment whose value is 0 (label 0,
+    instance 0) is a segment for mmdet too: it gets an unused id here.  ``pan`` is not modified."""
+    flat = pan.reshape(-1)
+    if flat.size and 0 <= int(flat.min()) and int(flat.max()) < _DENSE_IDS:
+        counts = np.bincount(flat)
+        present = np.flatnonzero(counts)
+        areas = counts[present]
+    else:
+        present, areas = np.unique(flat, return_counts=True)
+    labels = present % INSTANCE_OFFSET
+    void = (labels == num_classes) | (labels == ignore_index)
+    moved = {int(v): 0 for v in present[void]}
+    if len(present) and present[0] == 0 and not void[0]:  # id 0 is VOID in COCO's encoding
+        moved[0] = int(present[-1]) + 1
+    ids = _remap(pan, moved) if moved else pan
+    segments = []
+    for value, label, area in zip(present[~void].tolist(), labels[~void].tolist(), areas[~void].tolist()):
+        cat = label2cat[label] if label2cat is not None else label
+        segments.append({"id": moved.get(value, value), "category_id": cat, "area": area})
+    return ids, segments
+
+
+def _remap(pan: np.ndarray, moved: dict[int, int]) -> np.ndarray:
+    top = max(int(pan.max()), *moved.values())
+    if top < _DENSE_IDS:
+        lut = np.arange(top + 1, dtype=np.int64)
+        lut[list(moved)] = list(moved.values())
+        return lut[pan]
+    out = pan.astype(np.int64, copy=True)
+    for old, new in moved.items():
+        out[pan == old] = new
+    return out
+
+
+def rgb_png_ids(path: str) -> np.ndarray:
+    """A COCO panoptic PNG's id map (R + 256 G + 256^2 B), read with mmcv as ``CocoPanopticMetric`` reads it."""
+    import mmcv
+
+    rgb = mmcv.imread(path, flag="color", channel_order="rgb")
+    if rgb is None:
+        raise InputError(f"{path}: ground-truth PNG not found; check {NAME}'s seg_prefix")
+    rgb = rgb.astype(np.uint32)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def _check_arguments(file_client_args: Any, backend_args: Any, format_only: bool, outfile_prefix: Any) -> None:
+    if file_client_args is not None:
+        raise InputError(f"{NAME}: file_client_args is deprecated in mmdet 3.x; pass backend_args instead")
+    if backend_args and backend_args.get("backend", "local") != "local":
+        raise InputError(f"{NAME}: backend_args {backend_args!r}: panbench reads local files only; copy "
+                         "the annotations to a local folder or use type='CocoPanopticMetric'")
+    if format_only and outfile_prefix is None:
+        raise InputError(f"{NAME}: format_only=True writes the results under outfile_prefix; "
+                         "set outfile_prefix='path/prefix'")
+
+
+@METRICS.register_module()
+class PanbenchPanopticMetric(BaseMetric):
+    """COCO panoptic PQ, SQ, RQ (all, things, stuff), as MMDetection's ``CocoPanopticMetric``, scored in memory.
+
+    Args: those of ``CocoPanopticMetric`` (ann_file, seg_prefix, classwise, format_only, outfile_prefix,
+    nproc, file_client_args, backend_args, collect_device, prefix), and keep_ground_truth: keep each
+    decoded ground-truth PNG in memory for the next validation round (default True).  nproc is accepted and
+    unused (every image is scored when ``process`` receives it); outfile_prefix is read only with
+    format_only.  Without ann_file the ground truth comes from the data samples (``segments_info``, the
+    PNG under seg_prefix or ``seg_map_path``), as ``CocoPanopticMetric`` does.
+    """
+
+    default_prefix: str | None = "coco_panoptic"
+
+    def __init__(self, ann_file: str | None = None, seg_prefix: str | None = None, classwise: bool = False,
+                 format_only: bool = False, outfile_prefix: str | None = None, nproc: int = 32,
+                 file_client_args: dict | None = None, backend_args: dict | None = None,
+                 collect_device: str = "cpu", prefix: str | None = None, keep_ground_truth: bool = True) -> None:
+        _check_arguments(file_client_args, backend_args, format_only, outfile_prefix)
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.classwise, self.format_only, self.nproc = classwise, format_only, nproc
+        self.ann_file, self.seg_prefix, self.keep_ground_truth = ann_file, seg_prefix, keep_ground_truth
+        self._writer = None
+        if format_only:  # MMDetection's own metric writes the results; nothing is scored
+            self._writer = CocoPanopticMetric(ann_file, seg_prefix, classwise, True, outfile_prefix, nproc,
+                                              None, backend_args, collect_device, prefix)
+        self._coco: CocoPanopticQuality | None = None
+        self._json_categories: list[dict[str, Any]] | None = None
+        if ann_file and not format_only:
+            self._coco = CocoPanopticQuality(ann_file, seg_prefix, keep_ground_truth=keep_ground_truth)
+            self._json_categories = _json_categories(self._coco)
+        self._label2cat: dict[int, int] | None = None
+        self._meta_scorer: PanopticQuality | None = None  # without ann_file: categories from dataset_meta
+        self._gt_cache: dict[str, np.ndarray] = {}
+
+    @property
+    def dataset_meta(self) -> dict | None:
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        self._dataset_meta = dataset_meta
+        self._label2cat, self._meta_scorer = None, None
+        if self._writer is not None:
+            self._writer.dataset_meta = dataset_meta
+
+    def categories(self) -> list[dict[str, Any]]:
+        """The categories PQ averages over: the annotation file's, or ``dataset_meta``'s classes by label."""
+        if self._json_categories is not None:
+            return self._json_categories
+        meta = self._meta()
+        things = set(meta.get("thing_classes", ()))
+        return [{"id": i, "name": n, "isthing": int(n in things)} for i, n in enumerate(meta["classes"])]
+
+    def _meta(self) -> dict:
+        if not self.dataset_meta or "classes" not in self.dataset_meta:
+            raise InputError(f"{NAME}: dataset_meta has no 'classes'; run it in an mmengine Evaluator "
+                             "(the dataset sets it) or set metric.dataset_meta")
+        return self.dataset_meta
+
+    def label_to_category(self) -> dict[int, int] | None:
+        """Label -> category id, as ``CocoPanopticMetric`` maps them (``get_cat_ids(cat_names=classes)``: the
+        annotation file's ids of the classes, in the file's order); None without ann_file (label = id)."""
+        if self._json_categories is None:
+            return None
+        if self._label2cat is None:
+            classes = list(self._meta()["classes"])
+            cat_ids = [c["id"] for c in self._json_categories if c["name"] in classes]
+            missing = sorted(set(classes) - {c["name"] for c in self._json_categories})
+            if missing:
+                raise InputError(f"{self.ann_file}: no category named {missing[0]!r} (one of dataset_meta's "
+                                 "classes); pass the annotation file of the model's dataset as ann_file")
+            self._label2cat = dict(enumerate(cat_ids))
+        return self._label2cat
+
+    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
+        """Score each data sample's prediction against its ground truth; keep its ``ImageResult``."""
+        if self._writer is not None:
+            self._writer.process(data_batch, data_samples)
+            self.results.extend(self._writer.results)
+            self._writer.results.clear()
+            return
+        num_classes = len(self._meta()["classes"])
+        label2cat = self.label_to_category()
+        for sample in data_samples:
+            pred = sample["pred_panoptic_seg"]
+            pan = pred["sem_seg"].cpu().numpy()[0]
+            ids, segments = prediction_segments(pan, num_classes, pred.get("ignore_index", num_classes), label2cat)
+            if self._coco is not None:
+                self.results.append(self._coco.update(sample["img_id"], ids, segments))
+            else:
+                gt_ids, gt_segments = self._sample_ground_truth(sample)
+                self.results.append(self._scorer().update(ids, segments, gt_ids, gt_segments,
+                                                          image_id=sample["img_id"]))
+
+    def _scorer(self) -> PanopticQuality:
+        if self._meta_scorer is None:
+            self._meta_scorer = PanopticQuality(self.categories())
+        return self._meta_scorer
+
+    def _sample_ground_truth(self, sample: dict) -> tuple[np.ndarray, list[dict[str, int]]]:
+        """The ground truth of a data sample (no ann_file), as ``CocoPanopticMetric`` reads it: the PNG
+        under seg_prefix (else ``seg_map_path``), ``segments_info`` with its labels as category ids; a thing
+        segment that is not ``is_thing`` is a crowd."""
+        segm_file = osp.basename(sample["img_path"]).replace(".jpg", ".png")
+        path = osp.join(self.seg_prefix, segm_file) if self.seg_prefix else sample["seg_map_path"]
+        ids = self._gt_cache.get(path)
+        if ids is None:
+            ids = rgb_png_ids(path)
+            if self.keep_ground_truth:
+                self._gt_cache[path] = ids
+        things = {c["id"] for c in self.categories() if c["isthing"]}
+        segments = [{"id": s["id"], "category_id": s["category"],
+                     "iscrowd": int(s["category"] in things and not s["is_thing"])}
+                    for s in sample["segments_info"]]
+        return ids, segments
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        """The nine metrics (0-100) from the images' results of every rank, printed as mmdet prints them."""
+        if self._writer is not None:
+            return self._writer.compute_metrics(results)
+        total = PanopticQuality(self.categories())
+        for result in results:
+            total.add(result)
+        pq = total.compute().to_panopticapi()
+        classwise = None
+        if self.classwise:  # mmdet pairs the classes with the categories in the annotation file's order
+            per_class = pq["per_class"]
+            zero = {"pq": 0.0, "sq": 0.0, "rq": 0.0}
+            rows = [per_class.get(c["id"], zero) for c in self.categories()]
+            classwise = dict(zip(self._meta()["classes"], rows))
+        print_panoptic_table(pq, classwise, logger=MMLogger.get_current_instance())
+        return parse_pq_results(pq)
+
+    def evaluate(self, size: int) -> dict:
+        """mmengine's evaluate; then the running sums of this rank start again (kept ground truth stays)."""
+        try:
+            return super().evaluate(size)
+        finally:
+            for scorer in (self._coco, self._meta_scorer):
+                if scorer is not None:
+                    scorer.reset()
+
+
+def _json_categories(coco: CocoPanopticQuality) -> list[dict[str, Any]]:
+    """The annotation file's categories, in its order."""
+    table = coco.categories
+    return [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(table.ids, table.names, table.isthing)]
