@@ -123,3 +123,128 @@ def test_mmdet_case_format_only_writes_mmdets_result_files_and_no_score(case) ->
     assert run(PanbenchPanopticMetric(outfile_prefix=f"{case['tmp']}/test", **kw), case["samples"]) == {}
     assert (case["tmp"] / "test.panoptic").is_dir()
     assert (case["tmp"] / "test.panoptic.json").is_file()
+
+
+# ---- panbench's metric beyond mmdet's cases ----
+
+def test_classwise_tables_print_as_mmdets(case, monkeypatch) -> None:
+    from mmdet.evaluation.metrics import coco_panoptic_metric
+
+    printed: list[str] = []
+    monkeypatch.setattr(coco_panoptic_metric, "print_log", lambda msg, logger=None: printed.append(msg))
+    kw = dict(ann_file=case["ann_file"], seg_prefix=case["seg_dir"], classwise=True)
+    run(CocoPanopticMetric(**kw), case["samples"])
+    theirs, printed[:] = list(printed), []
+    run(PanbenchPanopticMetric(**kw), case["samples"])
+    assert len(theirs) == 2 and "Classwise" in theirs[1] and printed == theirs
+
+
+def test_no_png_is_written_and_the_shared_prediction_stays_as_it_was(case, monkeypatch) -> None:
+    samples = data_samples(Path(case["seg_dir"]))
+    samples[0]["pred_panoptic_seg"]["sem_seg"][0, 40:, :20] = len(META["classes"])  # void pixels
+    before = samples[0]["pred_panoptic_seg"]["sem_seg"].clone()
+    want = run(CocoPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"]), deepcopy(samples))
+
+    def refuse(*a, **k):
+        raise AssertionError("a PNG was written")
+
+    monkeypatch.setattr(mmcv, "imwrite", refuse)
+    metric = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
+    metric.dataset_meta = META
+    metric.process({}, samples)
+    assert_target(metric.evaluate(size=1), want)
+    assert want != TARGET and torch.equal(samples[0]["pred_panoptic_seg"]["sem_seg"], before)
+
+
+def test_the_results_of_two_ranks_add_up_as_one_metric(case) -> None:
+    """What mmengine's collect_results does with the parts of two ranks: pickled results, concatenated."""
+    second = deepcopy(case["samples"])
+    second[0]["img_id"] = 1
+    second[0]["pred_panoptic_seg"]["sem_seg"][0, 10:15, 51:61] = 2  # the dog missed: another image's numbers
+    gt = json.loads(Path(case["ann_file"]).read_text())
+    gt["images"].append({**gt["images"][0], "id": 1})
+    gt["annotations"].append({**gt["annotations"][0], "image_id": 1})
+    Path(case["ann_file"]).write_text(json.dumps(gt))
+    ranks = [PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"]) for _ in range(2)]
+    for metric, samples in zip(ranks, (case["samples"], second)):
+        metric.dataset_meta = META
+        metric.process({}, deepcopy(samples))
+    collected = pickle.loads(pickle.dumps(ranks[0].results + ranks[1].results))
+    both = ranks[0].compute_metrics(collected)
+    alone = CocoPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
+    want = run(alone, case["samples"] + second, size=2)
+    assert_target({f"coco_panoptic/{k}": v for k, v in both.items()}, want)
+    assert want != TARGET
+
+
+def test_a_second_round_scores_from_the_kept_ground_truth(case) -> None:
+    kept = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
+    dropped = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"], keep_ground_truth=False)
+    for metric in (kept, dropped):
+        assert_target(run(metric, case["samples"]))
+    (Path(case["seg_dir"]) / "fake_name1.png").unlink()
+    assert_target(run(kept, case["samples"]))  # round 2: no PNG read
+    with pytest.raises(InputError, match="fake_name1.png"):
+        run(dropped, case["samples"])
+
+
+def test_the_void_label_ignore_index_and_label_zero_become_what_mmdet_scores() -> None:
+    # labels of 3 classes; 3 (= the number of classes) and 7 (ignore_index) are VOID; value 0 is label 0's segment
+    pan = np.array([[0, 0, 3, 2 + INSTANCE_OFFSET], [7, 1 + 2 * INSTANCE_OFFSET, 3 + INSTANCE_OFFSET, 2]], np.int32)
+    ids, segments = prediction_segments(pan, 3, 7, {0: 10, 1: 11, 2: 12})
+    by_id = {s["id"]: (s["category_id"], s["area"]) for s in segments}
+    new0 = max(by_id)
+    assert by_id == {2: (12, 1), 1002: (12, 1), 2001: (11, 1), new0: (10, 2)}
+    assert new0 not in pan
+    assert ids.tolist() == [[new0, new0, 0, 1002], [0, 2001, 0, 2]]
+    assert pan.tolist()[0][:3] == [0, 0, 3]  # the input map is not modified
+    ids, segments = prediction_segments(pan, 3, 7, None)  # without ann_file the label is the category
+    assert sorted(s["category_id"] for s in segments) == [0, 1, 2, 2]
+
+
+def test_ids_past_cocos_rgb_range_still_convert() -> None:
+    pan = np.array([[1 << 25, 5], [5, 3]], np.int64)
+    ids, segments = prediction_segments(pan, 3, 3, None)
+    assert ids.tolist() == [[1 << 25, 5], [5, 0]]
+    assert {s["id"]: s["area"] for s in segments} == {5: 2, 1 << 25: 1}
+
+
+def test_a_class_the_annotation_file_lacks_is_refused_in_one_line(case) -> None:
+    metric = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
+    metric.dataset_meta = {**META, "classes": ("person", "dog", "floor")}
+    with pytest.raises(InputError, match=r"gt.json: no category named 'floor' .*pass the annotation file"):
+        metric.process({}, deepcopy(case["samples"]))
+
+
+def test_deprecated_and_remote_file_arguments_are_refused_in_one_line(case) -> None:
+    with pytest.raises(InputError, match="file_client_args is deprecated .* pass backend_args"):
+        PanbenchPanopticMetric(ann_file=case["ann_file"], file_client_args={"backend": "disk"})
+    with pytest.raises(InputError, match="reads local files only"):
+        PanbenchPanopticMetric(ann_file=case["ann_file"], backend_args={"backend": "petrel"})
+
+
+def test_a_metric_without_dataset_meta_says_how_to_set_it(case) -> None:
+    metric = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
+    with pytest.raises(InputError, match="dataset_meta has no 'classes'"):
+        metric.process({}, deepcopy(case["samples"]))
+
+
+def test_without_seg_prefix_the_samples_seg_map_path_is_read(case) -> None:
+    assert_target(run(PanbenchPanopticMetric(ann_file=None, seg_prefix=None), case["samples"]))
+
+
+def test_the_metric_is_built_from_mmdets_registry_by_its_name(case) -> None:
+    from mmdet.registry import METRICS as REGISTRY
+
+    metric = REGISTRY.build(dict(type="PanbenchPanopticMetric", ann_file=case["ann_file"],
+                                 seg_prefix=case["seg_dir"]))
+    assert isinstance(metric, PanbenchPanopticMetric) and metric.prefix == "coco_panoptic"
+
+
+def test_without_json_a_thing_segment_not_is_thing_is_a_crowd_as_in_mmdet(case) -> None:
+    samples = deepcopy(case["samples"])
+    samples[0]["segments_info"][1]["is_thing"] = 0  # the second person: a crowd region
+    kw = dict(ann_file=None, seg_prefix=case["seg_dir"])
+    want = run(CocoPanopticMetric(**kw), samples)
+    assert want != TARGET
+    assert_target(run(PanbenchPanopticMetric(**kw), samples), want)
