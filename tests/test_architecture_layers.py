@@ -82,3 +82,11 @@ def test_a_crossing_the_table_does_not_name_is_found() -> None:
              "panbench.cli.eval": {"panbench.pq.score"}}
     assert violations(graph, allowed) == ["panbench.models.load -> panbench.cli.eval",
                                           "panbench.pq.score -> panbench.models.registry"]
+
+
+def test_no_panbench_module_imports_the_integrations() -> None:
+    """panbench.integrations is imported by users (a config's custom_imports) and tests only: the command line
+    and the library never load mmengine's evaluator through it."""
+    importers = sorted(a for a, targets in import_graph().items() if not a.startswith("panbench.integrations")
+                       and any(_package(b) == "panbench.integrations" for b in targets))
+    assert importers == []

@@ -37,7 +37,7 @@ from mmengine.logging import MMLogger
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality
 
-NAME = "PanbenchPanopticMetric"
+_NAME = "PanbenchPanopticMetric"
 _DENSE_IDS = 1 << 24  # ids below this are counted with bincount; COCO's RGB encoding holds no more
 
 
@@ -86,19 +86,19 @@ def rgb_png_ids(path: str) -> np.ndarray:
 
     rgb = mmcv.imread(path, flag="color", channel_order="rgb")
     if rgb is None:
-        raise InputError(f"{path}: ground-truth PNG not found; check {NAME}'s seg_prefix")
+        raise InputError(f"{path}: ground-truth PNG not found; check {_NAME}'s seg_prefix")
     rgb = rgb.astype(np.uint32)
     return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
 
 
 def _check_arguments(file_client_args: Any, backend_args: Any, format_only: bool, outfile_prefix: Any) -> None:
     if file_client_args is not None:
-        raise InputError(f"{NAME}: file_client_args is deprecated in mmdet 3.x; pass backend_args instead")
+        raise InputError(f"{_NAME}: file_client_args is deprecated in mmdet 3.x; pass backend_args instead")
     if backend_args and backend_args.get("backend", "local") != "local":
-        raise InputError(f"{NAME}: backend_args {backend_args!r}: panbench reads local files only; copy "
+        raise InputError(f"{_NAME}: backend_args {backend_args!r}: panbench reads local files only; copy "
                          "the annotations to a local folder or use type='CocoPanopticMetric'")
     if format_only and outfile_prefix is None:
-        raise InputError(f"{NAME}: format_only=True writes the results under outfile_prefix; "
+        raise InputError(f"{_NAME}: format_only=True writes the results under outfile_prefix; "
                          "set outfile_prefix='path/prefix'")
 
 
@@ -158,7 +158,7 @@ class PanbenchPanopticMetric(BaseMetric):
 
     def _meta(self) -> dict:
         if not self.dataset_meta or "classes" not in self.dataset_meta:
-            raise InputError(f"{NAME}: dataset_meta has no 'classes'; run it in an mmengine Evaluator "
+            raise InputError(f"{_NAME}: dataset_meta has no 'classes'; run it in an mmengine Evaluator "
                              "(the dataset sets it) or set metric.dataset_meta")
         return self.dataset_meta
 
