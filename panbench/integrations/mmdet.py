@@ -49,8 +49,14 @@ def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
     ``label2cat[label]`` (the label itself without ``label2cat``).  A segment whose value is 0 (label 0,
     instance 0) is a segment for mmdet too: it gets an unused id here.  ``pan`` is not modified."""
     flat = pan.reshape(-1)
-    if flat.size and 0 <= int(flat.min()) and int(flat.max()) < _DENSE_IDS:
-        counts = np.bincount(flat)
+    top = int(flat.max()) if flat.size else 0
+    counts = None
+    if top < _DENSE_IDS:
+        try:
+            counts = np.bincount(flat)  # one pass; refuses negative values (and unsigned 64-bit ones)
+        except (ValueError, TypeError):
+            counts = None
+    if counts is not None:
         present = np.flatnonzero(counts)
         areas = counts[present]
     else:
@@ -60,7 +66,7 @@ def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
     moved = {int(v): 0 for v in present[void]}
     if len(present) and present[0] == 0 and not void[0]:  # id 0 is VOID in COCO's encoding
         moved[0] = int(present[-1]) + 1
-    ids = _remap(pan, moved) if moved else pan
+    ids = _remap(pan, moved, dense=counts is not None) if moved else pan
     segments = []
     for value, label, area in zip(present[~void].tolist(), labels[~void].tolist(), areas[~void].tolist()):
         cat = label2cat[label] if label2cat is not None else label
@@ -68,12 +74,13 @@ def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
     return ids, segments
 
 
-def _remap(pan: np.ndarray, moved: dict[int, int]) -> np.ndarray:
-    top = max(int(pan.max()), *moved.values())
-    if top < _DENSE_IDS:
-        lut = np.arange(top + 1, dtype=np.int64)
+def _remap(pan: np.ndarray, moved: dict[int, int], dense: bool) -> np.ndarray:
+    """``pan`` with the values of ``moved`` replaced; a uint32 map (what the scoring reads) through a lookup
+    table where the values are small and non-negative (``dense``)."""
+    if dense:
+        lut = np.arange(max(int(pan.max()), *moved.values()) + 1, dtype=np.uint32)
         lut[list(moved)] = list(moved.values())
-        return lut[pan]
+        return np.take(lut, pan)
     out = pan.astype(np.int64, copy=True)
     for old, new in moved.items():
         out[pan == old] = new
