@@ -27,7 +27,7 @@ def test_the_benchmark_prints_a_ratio_when_both_metrics_agree(coco_set, capsys) 
     samples, meta, ann, seg, _ = coco_set
     assert bench("coco", samples, meta, ann, seg, batch=2)
     out = capsys.readouterr().out
-    assert "every key equal to 1e-09" in out and "speed-up, round 1:" in out
+    assert "every key equal to 1e-09" in out and "speed-up of PanbenchPanopticMetric: round 1" in out
     assert "PanbenchPanopticMetric" in out and "CocoPanopticMetric" in out
 
 
