@@ -96,8 +96,8 @@ def bench(name: str, files: tuple[Path, Path, Path, Path], repeat: int) -> None:
     print(f"  round 2, keep_ground_truth=True (kept maps):     {1e3 * s / n:7.2f} ms/image  {s:7.2f} s")
     print(f"  any round, keep_ground_truth=False (decode):     {1e3 * p / n:7.2f} ms/image  {p:7.2f} s")
     print(f"  round 2 / round 1: {s / f:.2f}x (goal <= 0.5x); round 2 / a round without keeping: {s / p:.2f}x")
-    print(f"  kept: {kept.ground_truth.kept_bytes / n / 1e6:.2f} MB per image ({kept.ground_truth.kept_bytes / 1e6:.0f} "
-          f"MB in all); medians of {repeat}")
+    held = kept.ground_truth.kept_bytes
+    print(f"  kept: {held / n / 1e6:.2f} MB per image ({held / 1e6:.0f} MB in all); medians of {repeat}")
 
 
 def main() -> None:
