@@ -17,7 +17,6 @@ pytest.importorskip("mmdet")
 pytest.importorskip("panopticapi")
 pytestmark = pytest.mark.slow
 
-N_IMAGES = 20  # the first 20 of the 60 demo val images: the three models in about half a minute
 MODELS = ("mask2former", "maskformer", "panoptic-fpn")
 KEYS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
 
@@ -57,8 +56,8 @@ def runner(cfg_file: Path, demo_root: Path):
     return Runner.from_cfg(cfg)
 
 
-TEST_BODY = f"""
-test_dataloader = dict(dataset=dict(indices={N_IMAGES}))
+# all 60 demo val images: the three models' tests took 41 s together (2026-11-25, load 0.3-0.8, 2 cores)
+TEST_BODY = """
 test_evaluator = [  # panbench's first: mmdet's metric writes VOID into the shared sem_seg maps in place
     dict(type='PanbenchPanopticMetric', ann_file=ann, seg_prefix=seg, prefix='panbench'),
     dict(type='CocoPanopticMetric', ann_file=ann, seg_prefix=seg)]
