@@ -156,8 +156,8 @@ def test_no_png_is_written_and_the_shared_prediction_stays_as_it_was(case, monke
     assert want != TARGET and torch.equal(samples[0]["pred_panoptic_seg"]["sem_seg"], before)
 
 
-def test_the_results_of_two_ranks_add_up_as_one_metric(case) -> None:
-    """What mmengine's collect_results does with the parts of two ranks: pickled results, concatenated."""
+def two_images(case: dict) -> list[list[dict]]:
+    """mmdet's image as image 0 and, as image 1, the same ground truth with the dog missed; one list per rank."""
     second = deepcopy(case["samples"])
     second[0]["img_id"] = 1
     second[0]["pred_panoptic_seg"]["sem_seg"][0, 10:15, 51:61] = 2  # the dog missed: another image's numbers
@@ -165,16 +165,65 @@ def test_the_results_of_two_ranks_add_up_as_one_metric(case) -> None:
     gt["images"].append({**gt["images"][0], "id": 1})
     gt["annotations"].append({**gt["annotations"][0], "image_id": 1})
     Path(case["ann_file"]).write_text(json.dumps(gt))
+    return [case["samples"], second]
+
+
+def test_the_results_of_two_ranks_add_up_as_one_metric(case) -> None:
+    """What mmengine's collect_results does with the parts of two ranks: pickled results, concatenated."""
+    parts = two_images(case)
     ranks = [PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"]) for _ in range(2)]
-    for metric, samples in zip(ranks, (case["samples"], second)):
+    for metric, samples in zip(ranks, parts):
         metric.dataset_meta = META
         metric.process({}, deepcopy(samples))
     collected = pickle.loads(pickle.dumps(ranks[0].results + ranks[1].results))
     both = ranks[0].compute_metrics(collected)
     alone = CocoPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
-    want = run(alone, case["samples"] + second, size=2)
+    want = run(alone, parts[0] + parts[1], size=2)
     assert_target({f"coco_panoptic/{k}": v for k, v in both.items()}, want)
     assert want != TARGET
+
+
+def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        metric = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
+        got = run(metric, samples, size=2)
+        (out / f"rank{rank}.json").write_text(json.dumps({"metrics": got, "n_results": len(metric.results)}))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_give_one_metric_through_mmengines_collect(case) -> None:
+    """Two real torch.distributed ranks (gloo, spawned processes), one image each: mmengine's evaluate collects the
+    images' results on rank 0, which computes mmdet's numbers for both images and broadcasts them."""
+    import multiprocessing
+    import socket
+
+    parts = two_images(case)
+    want = run(CocoPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"]), parts[0] + parts[1], 2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = multiprocessing.get_context("spawn")  # a forked child can hang in torch's thread pool
+    procs = [ctx.Process(target=_rank, args=(r, port, case, parts[r], case["tmp"]), daemon=True) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(180)
+    codes = [p.exitcode for p in procs]
+    for p in procs:
+        if p.exitcode is None:
+            p.terminate()
+    assert codes == [0, 0]
+    for r in range(2):
+        got = json.loads((case["tmp"] / f"rank{r}.json").read_text())
+        assert got["n_results"] == 0  # cleared after evaluate, on every rank
+        assert_target(got["metrics"], want)
 
 
 def test_a_second_round_scores_from_the_kept_ground_truth(case) -> None:
