@@ -18,6 +18,8 @@ table "The packages and what each may import" is the rule (``tests/test_architec
   libraries inside the modules that run a model.
 * :mod:`panbench.robustness`: the COCO-C corruptions and the clean/mPC/rPC summaries.
 * :mod:`panbench.evaluation`: one run of a model on a dataset (``Run``), in floors (its ``__init__``).
+* :mod:`panbench.metrics`: the Python API's streaming metrics (``PanopticQuality``, ``CocoPanopticQuality``) on
+  the evaluation's per-image sink; ``pq_compute`` (panopticapi's entry point) is :mod:`panbench.pq.compute`.
 * :mod:`panbench.reporting`: tables (pandas), plots (matplotlib), overlays, the HTML report, terminal text.
   Reads records; never runs a model, except ``viz``, which draws one image.
 * :mod:`panbench.cluster`: sweeps on Slurm through submitit.
@@ -34,3 +36,21 @@ from pathlib import Path
 __version__ = "0.3.1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: configs/, checkpoints/, results/
+
+# The Python API (docs/api.md), imported on first use so that ``import panbench`` stays light.
+_API = {"pq_compute": "panbench.pq.compute", "PanopticQuality": "panbench.metrics",
+        "CocoPanopticQuality": "panbench.metrics", "PQResult": "panbench.metrics", "PQValues": "panbench.metrics",
+        "ClassPQ": "panbench.metrics"}
+__all__ = ["ClassPQ", "CocoPanopticQuality", "PQResult", "PQValues", "PanopticQuality", "__version__", "pq_compute"]
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'panbench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

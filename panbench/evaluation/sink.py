@@ -50,9 +50,10 @@ class ImageSink:
     (or of one process's share of it)."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
-                 cache: StatsCache | None = None, ap: bool = False) -> None:
+                 cache: StatsCache | None = None, ap: bool = False, keep_images: bool = True) -> None:
         self.evaluator = PanopticEvaluator(categories)
         self.analysis = RunAnalysis(boundary)
+        self.keep_images = keep_images  # keep each image's result for the analyses (else the sums alone)
         self.strict = strict  # refuse ground-truth ids that segments_info does not list
         self.cache = cache
         self.ap = APAccumulator.for_table(categories) if ap else None
@@ -65,16 +66,17 @@ class ImageSink:
     def empty(self) -> ImageSink:
         """A sink with nothing in it, scoring as this one and writing to the same cache (a forked process's)."""
         return ImageSink(self.categories, self.analysis.boundary, self.strict, self.cache,
-                         self.ap is not None)
+                         self.ap is not None, self.keep_images)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
               where: str, image_id: int = 0, instances: Instances | None = None,
-              semantic: np.ndarray | None = None) -> None:
+              semantic: np.ndarray | None = None) -> ImageResult:
         """Score image ``index`` (COCO id ``image_id``), keep its result and write it through to the cache;
-        ``instances`` go to AP (when on), ``semantic`` (a map of category ids) to the semantic confusion."""
+        ``instances`` go to AP (when on), ``semantic`` (a map of category ids) to the semantic confusion.
+        Returns the image's result; bad input raises before anything is kept."""
         result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict,
                             self.analysis.boundary)
-        self._keep(index, result)
+        self.add(index, result)
         extra: dict[str, Any] = {}
         if self.ap is not None:
             h, w = np.shape(gt_ids)[:2]
@@ -91,10 +93,13 @@ class ImageSink:
         self._keep_extra(extra)
         if self.cache is not None:
             self.cache.add(index, result, extra or None)
+        return result
 
-    def _keep(self, index: int, result: ImageResult) -> None:
+    def add(self, index: int, result: ImageResult) -> None:
+        """Add the result of image ``index`` scored elsewhere (a resumed cache's, another process's)."""
         self.evaluator.add(result)
-        self.analysis.add(index, result)
+        if self.keep_images:
+            self.analysis.add(index, result)
 
     def _keep_extra(self, extra: dict[str, Any]) -> None:
         """One image's AP data and semantic confusion (as :func:`ap_entry` and the cache keep them)."""
@@ -118,7 +123,7 @@ class ImageSink:
                  and (self.ap is None or "ap" in (cached[i][1] or {}))]  # AP on: only images with their AP data
         for i in taken:
             result, extra = cached[i]
-            self._keep(i, result)
+            self.add(i, result)
             self._keep_extra(extra or {})
         return frozenset(taken)
 

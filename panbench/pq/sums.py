@@ -255,3 +255,19 @@ def pq_summary(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> 
     out["per_class"] = per_class
     out["n_images"] = stats.n_images
     return out
+
+
+def panopticapi_summary(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
+    """panopticapi's ``pq_compute`` result from the sums: ``All``, ``Things``, ``Stuff`` as ``{"pq", "sq", "rq",
+    "n"}`` (fractions 0-1, averaged over the categories with TP + FP + FN > 0) and ``per_class`` keyed by category
+    id (``{"pq": 0.0, "sq": 0.0, "rq": 0.0}`` for an absent category, as panopticapi).  A group without any
+    category gets 0.0 where panopticapi divides by zero."""
+    things = np.asarray(isthing, bool)
+    out: dict[str, Any] = {}
+    for name, _, th in PQ_GROUPS:
+        pq, sq, rq, n = group_average(stats.iou_sum, stats.tp, stats.fp, stats.fn, group_mask(things, th), scale=1.0)
+        out[name] = {"pq": float(pq), "sq": float(sq), "rq": float(rq), "n": int(n)}
+    pq_c, sq_c, rq_c = category_pq(stats.iou_sum, stats.tp, stats.fp, stats.fn)
+    out["per_class"] = {int(cid): {"pq": float(pq_c[k]), "sq": float(sq_c[k]), "rq": float(rq_c[k])}
+                        for k, cid in enumerate(category_ids)}
+    return out

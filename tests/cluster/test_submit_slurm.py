@@ -181,6 +181,9 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_cache(slurm, demo_root
     else:
         pytest.fail("the preempted job was not requeued within 60 s")
     assert time.time() - t0 < 20, "the checkpoint took the eval's whole stop timeout (30 s)"
+    # Slurm holds a requeued job back (its begin time) until the old run's revoked credential expires; started at
+    # once, a launch in the revoke's second is refused ("Job credential revoked": credentials carry whole seconds)
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
     (state,) = wait(results, m.sweep)
     assert state.state == "done" and state.job == job, repr(state)[-600:]  # the same job, not a resubmission

@@ -1,0 +1,221 @@
+"""The streaming panoptic-quality metric of the Python API.
+
+:class:`PanopticQuality` takes one image at a time (a model's output and its ground truth, numpy arrays or torch
+tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads
+itself.  Both are thin owners of an :class:`~panbench.evaluation.sink.ImageSink`, the per-image holder that
+``panbench eval`` scores through: one scoring path (``score_pair``), integer sums that add across processes and
+ranks (:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`, :meth:`~BasePanopticQuality.sync`),
+and with ``analyses=True`` the per-image results the command line's analyses read.  A refused update raises
+:class:`panbench.errors.InputError` (the command line's one-line message, naming the image) and changes
+nothing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.scoring import run_fields
+from panbench.errors import InputError
+from panbench.evaluation.sink import ImageSink
+from panbench.metrics.ground_truth import GroundTruth
+from panbench.metrics.inputs import check_one_device, counted_areas, id_map
+from panbench.metrics.result import PQResult
+from panbench.pq.coco_format import parse_categories, read_json
+from panbench.pq.matching import CategoryTable
+from panbench.pq.result import ImageResult
+from panbench.pq.sums import PQStats
+
+Categories = CategoryTable | Sequence[dict[str, Any]] | str | os.PathLike[str]
+
+
+def category_table(categories: Categories) -> CategoryTable:
+    """A :class:`CategoryTable` from COCO panoptic ``categories`` (dicts with ``id``, ``name``, ``isthing``), a
+    COCO panoptic JSON's path, or a table."""
+    if isinstance(categories, CategoryTable):
+        return categories
+    if isinstance(categories, (str, os.PathLike)):
+        return parse_categories(read_json(categories, "ground-truth JSON"), categories)
+    return parse_categories({"categories": list(categories)}, "categories")
+
+
+def _plain(image_id: Any) -> Any:
+    """An image id as the JSON writes it: a 0-d tensor or numpy integer as a Python int."""
+    return image_id.item() if hasattr(image_id, "item") and not isinstance(image_id, (str, bytes)) else image_id
+
+
+class BasePanopticQuality:
+    """What both metrics share: their state and everything but ``update``."""
+
+    def __init__(self, categories: Categories, *, analyses: bool = False, strict: bool = False) -> None:
+        self.categories = category_table(categories)
+        self.analyses = analyses  # keep each image's result for the analyses of compute()
+        self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every image (a new evaluation round)."""
+        self._sink = ImageSink(self.categories, strict=self.strict, keep_images=self.analyses)
+        self._image_ids: list[Any] = []  # in the order of the per-image results (with analyses)
+        self._seen: set[Any] = set()  # the image ids given since the last reset
+        self._synced = False
+
+    @property
+    def n_images(self) -> int:
+        """The images added since the last :meth:`reset`."""
+        return self._sink.evaluator.stats.n_images
+
+    def _score(self, image_id: Any, where: str, pred_ids: Any, pred_segments: Sequence[dict[str, Any]],
+               gt_ids: Any, gt_segments: Sequence[dict[str, Any]]) -> ImageResult:
+        self._check_open(where)
+        if image_id is not None and image_id in self._seen:
+            raise InputError(f"{where}: scored already since the last reset(); call reset() before another "
+                             "evaluation round, and pass each image once per round")
+        check_one_device(where, pred_ids=pred_ids, gt_ids=gt_ids)
+        pred = id_map(pred_ids, where, "pred_ids")
+        gt = id_map(gt_ids, where, "gt_ids")
+        result = self._sink.score(self.n_images, gt, counted_areas(gt, list(gt_segments)), pred, list(pred_segments),
+                                  where)
+        self._note(image_id)
+        return result
+
+    def _note(self, image_id: Any) -> None:
+        if image_id is not None:
+            self._seen.add(image_id)
+        if self.analyses:
+            self._image_ids.append(image_id if image_id is not None else len(self._image_ids))
+
+    def _check_open(self, where: str) -> None:
+        if self._synced:
+            raise InputError(f"{where}: this metric holds every rank's sums after sync(); call reset() before "
+                             "scoring more images")
+
+    def add(self, results: ImageResult | Sequence[ImageResult]) -> None:
+        """Add images scored elsewhere: one :class:`~panbench.pq.result.ImageResult` (what ``update`` returns)
+        or a chunk of them, added at once."""
+        chunk = [results] if isinstance(results, ImageResult) else list(results)
+        self._check_open("add()")
+        if self.analyses:
+            for r in chunk:
+                self._sink.analysis.add(len(self._image_ids), r)
+                self._image_ids.append(len(self._image_ids))
+        part = PQStats.zeros(len(self.categories))
+        part.add_images([r.stats for r in chunk])
+        self._sink.evaluator.merge(part)
+
+    def sums(self) -> np.ndarray:
+        """The state as one int64 vector (:meth:`PQStats.to_array`): what crosses processes and ranks; the
+        element-wise sum of two is the state of both."""
+        return self._sink.evaluator.sums_array()
+
+    def add_sums(self, sums: np.ndarray) -> None:
+        """Add a :meth:`sums` vector of another metric (a rank's, a process's)."""
+        self._check_open("add_sums()")
+        if self.analyses:
+            raise InputError("add_sums(): the analyses need each image's result; merge() the other metric or "
+                             "add() its results instead, or build both with analyses=False")
+        stats = PQStats.from_array(np.asarray(sums, np.int64))
+        if len(stats.tp) != len(self.categories):
+            raise InputError(f"add_sums(): a vector of {len(stats.tp)} categories added to a metric of "
+                             f"{len(self.categories)}; add the sums of a metric of the same categories")
+        self._sink.evaluator.merge(stats)
+
+    def merge(self, other: BasePanopticQuality) -> None:
+        """Add another metric's images (of other processes or ranks; its image ids must not repeat this one's)."""
+        self._check_open("merge()")
+        if other.categories.ids != self.categories.ids:
+            raise InputError("merge(): the metrics have different categories; merge metrics of one dataset")
+        common = self._seen & other._seen
+        if common:
+            raise InputError(f"merge(): image {sorted(common, key=str)[0]!r} is in both metrics; merge the metrics "
+                             "of disjoint images (one rank's each)")
+        if self.analyses and (not other.analyses or len(other._image_ids) != other.n_images):
+            raise InputError("merge(): the other metric kept no per-image results; build it with analyses=True")
+        if self.analyses:
+            n = len(self._image_ids)
+            for i, r in other._sink.analysis.results.items():
+                self._sink.analysis.add(n + i, r)
+            self._image_ids += other._image_ids
+        self._sink.evaluator.merge(other._sink.evaluator.stats)
+        self._seen |= other._seen
+
+    def sync(self, group: Any = None) -> None:
+        """Sum the state over the ranks of ``torch.distributed`` (every rank then holds all images); nothing
+        when it is not initialised.  Call it on every rank, once per round, before :meth:`compute`."""
+        import torch
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or self._synced:
+            return
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else "cpu"
+        t = torch.from_numpy(self.sums()).to(device)
+        dist.all_reduce(t, group=group)
+        stats = PQStats.from_array(t.cpu().numpy())
+        if self.analyses:
+            mine = (self._image_ids, [self._sink.analysis.results[i] for i in range(len(self._image_ids))])
+            everyone: list[Any] = [None] * dist.get_world_size(group)
+            dist.all_gather_object(everyone, mine, group=group)
+            self._sink.analysis.results.clear()
+            self._image_ids = []
+            for ids, results in everyone:  # rank order: every rank ends with the same images in the same order
+                for image_id, r in zip(ids, results, strict=True):
+                    self._sink.analysis.add(len(self._image_ids), r)
+                    self._image_ids.append(image_id)
+        self._sink.evaluator.reset()
+        self._sink.evaluator.merge(stats)
+        self._synced = True
+
+    def compute(self) -> PQResult:
+        """PQ, SQ and RQ of the images so far (and the analyses, with ``analyses=True``)."""
+        analyses: dict[str, Any] = {}
+        if self.analyses and self.n_images:
+            aset = self._sink.analysis.analysis_set(self.categories, self._image_ids)
+            analyses = run_fields(aset, self.categories)
+        return PQResult.from_stats(self._sink.evaluator.stats, self.categories, analyses)
+
+
+class PanopticQuality(BasePanopticQuality):
+    """PQ streamed image by image: ``update`` with a prediction and its ground truth, ``compute`` at the end.
+
+    ``categories``: COCO panoptic ``categories`` (dicts with ``id``, ``name``, ``isthing``) or the path of a COCO
+    panoptic JSON.  ``analyses``: keep each image's result (a few small arrays) so that :meth:`compute` also gives
+    the command line's analyses.  ``strict``: refuse ground-truth pixels whose id segments_info does not list
+    (panopticapi scores them)."""
+
+    def update(self, pred_ids: Any, pred_segments: Sequence[dict[str, Any]], gt_ids: Any,
+               gt_segments: Sequence[dict[str, Any]], image_id: Any = None) -> ImageResult:
+        """Score one image and add it.  ``pred_ids``, ``gt_ids``: HxW integer id maps (``R + 256G + 256^2B``, 0
+        is VOID; numpy arrays or torch tensors on any one device); ``pred_segments``, ``gt_segments``: COCO
+        segments_info (``id``, ``category_id``; the ground truth's ``iscrowd``, and ``area``, counted from the
+        map when absent).  ``image_id`` names the image in errors and refuses a second update of it before
+        :meth:`reset`.  Returns the image's result (small and picklable: :meth:`add` takes it elsewhere)."""
+        image_id = _plain(image_id)
+        where = f"image {image_id}" if image_id is not None else f"image #{self.n_images}"
+        return self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)
+
+
+class CocoPanopticQuality(BasePanopticQuality):
+    """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) that the metric reads itself,
+    each ground-truth PNG decoded once per process; with ``keep_ground_truth`` the decoded images stay between
+    evaluation rounds (:meth:`reset` keeps them; :mod:`panbench.metrics.ground_truth` states their memory)."""
+
+    def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None, *,
+                 keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False) -> None:
+        self.ground_truth = GroundTruth(gt_json, gt_folder, keep_ground_truth)
+        super().__init__(self.ground_truth.categories, analyses=analyses, strict=strict)
+
+    @property
+    def gt_json(self) -> Path:
+        return self.ground_truth.json_path
+
+    def update(self, image_id: Any, pred_ids: Any, pred_segments: Sequence[dict[str, Any]]) -> ImageResult:
+        """Score the prediction of image ``image_id`` (an id of the ground-truth JSON) and add it; returns the
+        image's result as :meth:`PanopticQuality.update`."""
+        image_id = _plain(image_id)
+        if image_id in self._seen:  # before reading its PNG
+            self._score(image_id, f"image {image_id}", pred_ids, pred_segments, None, [])
+        gt_ids, gt_segments, where = self.ground_truth.image(image_id)
+        return self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)

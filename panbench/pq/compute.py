@@ -1,0 +1,37 @@
+"""``pq_compute``: panopticapi's entry point with panbench's scoring behind it.
+
+``from panbench import pq_compute`` replaces ``from panopticapi.evaluation import pq_compute``: the same
+arguments (the folders default to the JSON paths without ``.json``, as panopticapi's), the same returned dict
+(:func:`panbench.pq.sums.panopticapi_summary`), the same numbers (to 1e-9).  It differs in what it does not do:
+it prints nothing, scores in a worker per available core (as panopticapi's ``pq_compute_multi_core``) without
+holding the images, and a bad input raises :class:`panbench.errors.InputError` with a one-line message naming
+the file and the fix, where panopticapi raises a bare ``Exception`` or a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from panbench.pq.score import score_stream
+from panbench.pq.sums import panopticapi_summary
+
+
+def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.PathLike[str],
+               gt_folder: str | os.PathLike[str] | None = None,
+               pred_folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """PQ, SQ and RQ of the predictions ``pred_json_file`` (+ ``pred_folder`` of PNGs) against the ground
+    truth ``gt_json_file`` (+ ``gt_folder``) as panopticapi's ``pq_compute`` returns them:
+    ``{"All" | "Things" | "Stuff": {"pq", "sq", "rq", "n"}, "per_class": {category_id: {"pq", "sq", "rq"}}}``,
+    fractions 0-1.  Every ground-truth image needs a prediction (predictions of other images are ignored)."""
+    gt_folder = _default_folder(gt_json_file) if gt_folder is None else gt_folder
+    pred_folder = _default_folder(pred_json_file) if pred_folder is None else pred_folder
+    ev, _, _ = score_stream(gt_json_file, gt_folder, pred_json_file, pred_folder)
+    cats = ev.categories
+    return panopticapi_summary(ev.stats, cats.ids, cats.isthing)
+
+
+def _default_folder(json_file: str | os.PathLike[str]) -> str:
+    """panopticapi's default folder of a JSON: its path with ``.json`` removed (``x/panoptic_val2017.json`` ->
+    ``x/panoptic_val2017``)."""
+    return os.fspath(json_file).replace(".json", "")
