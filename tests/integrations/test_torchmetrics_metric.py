@@ -301,6 +301,7 @@ def test_lightning_validate_on_two_ddp_cpu_processes_gives_one_process_pq_and_pa
 
 def test_setup_and_the_test_extra_install_the_lightning_the_ddp_test_runs_with() -> None:
     import re
+
     import tomllib
 
     from panbench import REPO_ROOT
@@ -308,3 +309,12 @@ def test_setup_and_the_test_extra_install_the_lightning_the_ddp_test_runs_with()
     test_extra = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
     assert "lightning==2.6.6" in test_extra
     assert re.search(r"\btorchmetrics lightning==2\.6\.6\b", (REPO_ROOT / "scripts" / "setup.sh").read_text())
+
+
+def test_with_no_category_present_every_value_is_nan_as_in_torchmetrics() -> None:
+    """Only VOID on both sides: no category has a TP, FP or FN, and the average of none is NaN in both."""
+    preds, target = one_image([9] * 10, [9] * 10)
+    kw: dict[str, Any] = {"things": [1], "stuffs": [2], "allow_unknown_preds_category": True,
+                          "return_sq_and_rq": True}
+    assert torch.isnan(PanbenchPanopticQuality(**kw)(preds, target)).all()
+    assert torch.isnan(PanopticQuality(**kw)(preds, target)).all()
