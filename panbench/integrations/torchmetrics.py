@@ -107,13 +107,13 @@ class TorchmetricsToSegments:
                 f"PanbenchPanopticQuality.update: `{what}` has categories {unknown[:10]} outside `things` and "
                 "`stuffs`: add them there, or pass allow_unknown_preds_category=True to score them as VOID")
         thing = (cidx >= 0) & (cidx < self.n_things)
-        inst = np.where(thing, arr[..., 1], 0)  # a stuff category is one segment: its instance ids are ignored
+        inst = arr[..., 1]
         if thing.any() and int(inst[thing].max()) - int(inst[thing].min()) >= _MAX_TABLE:  # sparse ids: their ranks
             inst = inst.copy()
             inst[thing] = np.unique(inst[thing], return_inverse=True)[1].ravel()
         imin = int(inst[thing].min()) if thing.any() else 0
         span = (int(inst[thing].max()) if thing.any() else 0) - imin + 1
-        # one key per (category, instance), 0 for VOID
+        # one key per (category, instance), 0 for VOID; a stuff category is one segment: its instance ids ignored
         key = np.where(cidx >= 0, cidx * span + np.where(thing, inst - imin, 0) + 1, 0)
         table = len(self.order) * span + 1 <= _MAX_TABLE
         return [self._image(k.reshape(spatial), span, table) for k in key]

@@ -231,8 +231,19 @@ def test_sparse_large_instance_ids_score_as_small_ones() -> None:
     small = float(PanbenchPanopticQuality(THINGS, STUFFS)(preds, target))
     big = (preds.clone(), target.clone())
     for x in big:
-        x[..., 1] = x[..., 1] * 10**12 - 7
+        x[..., 1] = x[..., 1] * 4 * 10**17 - 18 * 10**17  # (category, instance) keys beyond int64
     assert float(PanbenchPanopticQuality(THINGS, STUFFS)(*big)) == small
+
+
+def test_many_categories_and_instance_ids_score_as_few_do() -> None:
+    """Over 2^22 possible (category, instance) keys per image: the segments are renumbered another way (np.unique),
+    with the same numbers."""
+    preds, target = batches(seed=5, n=2)[0]
+    few = float(PanbenchPanopticQuality(THINGS, STUFFS)(preds, target))
+    many = (preds.clone(), target.clone())
+    for x in many:
+        x[..., 1] *= 100_000
+    assert float(PanbenchPanopticQuality(THINGS + list(range(1000, 1200)), STUFFS)(*many)) == few
 
 
 def test_the_state_is_integer_sums_and_images_split_over_metrics_add_up_exactly() -> None:
@@ -318,3 +329,20 @@ def test_with_no_category_present_every_value_is_nan_as_in_torchmetrics() -> Non
                           "return_sq_and_rq": True}
     assert torch.isnan(PanbenchPanopticQuality(**kw)(preds, target)).all()
     assert torch.isnan(PanopticQuality(**kw)(preds, target)).all()
+
+
+@pytest.mark.slow
+def test_bench_torchmetrics_checks_panbench_against_score_and_panopticapi_before_printing_a_ratio(
+        tmp_path: Path) -> None:
+    """scripts/bench_torchmetrics.py on a few images: the tensors it builds, written back as COCO files, score in
+    ``panbench score`` and panopticapi as PanbenchPanopticQuality scores the tensors, and the ratio is printed."""
+    import subprocess
+    import sys
+
+    from panbench import REPO_ROOT
+
+    r = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_torchmetrics.py"), "--images", "3",
+                        "--real-images", "2", "--tm-images", "1", "--workdir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("equal `panbench score`") == 2 and r.stdout.count("speed-up on the same 1 images") == 2
