@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -106,6 +107,36 @@ def test_the_wheel_outside_the_clone_lists_runs_and_scores_the_demo_models_as_pi
     with open(work / "results" / "runs.csv", newline="") as f:
         pq = {row["model"]: round(float(row["PQ"]), 3) for row in csv.DictReader(f)}
     assert pq == PINNED_PQ
+
+
+def test_the_wheel_outside_the_clone_gives_the_python_api(fresh, coco_sample, tmp_path) -> None:
+    """``from panbench import pq_compute, PanopticQuality`` in the installed wheel, on COCO's own PNGs with
+    perturbed predictions: the wheel's files, and the clone's numbers."""
+    from helpers import write_perturbed_sample
+
+    from panbench import pq_compute
+
+    ann = coco_sample / "annotations"
+    pred_json, pred_dir = write_perturbed_sample(ann, tmp_path, 11)
+    code = f"""
+import json, panbench
+from panbench import pq_compute, PanopticQuality
+from panbench.pq.kernels import rgb2id
+from panbench.pq.png import decode_png
+gt = json.load(open({str(ann / "panoptic_val2017.json")!r}))
+pred = json.load(open({str(pred_json)!r}))
+m = PanopticQuality(gt["categories"])
+for g, p in zip(gt["annotations"], pred["annotations"]):
+    m.update(rgb2id(decode_png(panbench.pathlib_Path({str(pred_dir)!r}) / p["file_name"], "p")), p["segments_info"],
+             rgb2id(decode_png(panbench.pathlib_Path({str(ann / "panoptic_val2017")!r}) / g["file_name"], "g")),
+             g["segments_info"], g["image_id"])
+print(json.dumps([panbench.__file__, pq_compute({str(ann / "panoptic_val2017.json")!r}, {str(pred_json)!r}),
+                  m.compute().to_panopticapi()]))
+""".replace("panbench.pathlib_Path", "__import__('pathlib').Path")
+    where, api, streamed = json.loads(_run([str(fresh["py"]), "-c", code], cwd=fresh["work"]).splitlines()[-1])
+    assert where.startswith(str(fresh["site"])), where  # the wheel's panbench, not the clone's
+    ours = json.loads(json.dumps(pq_compute(ann / "panoptic_val2017.json", pred_json)))
+    assert api == streamed == ours and ours["All"]["pq"] < 0.99
 
 
 def test_the_wheel_carries_the_mmcv_ext_hook_and_mmdet_works_there_without_panbench(fresh) -> None:

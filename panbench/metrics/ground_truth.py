@@ -82,7 +82,8 @@ def _compact(ids: np.ndarray, segments: list[dict[str, Any]]) -> tuple[np.ndarra
     seg_ids = np.array([s["id"] for s in segments], np.int64)
     if len(seg_ids) + 1 >= int(_SENTINEL):
         return ids.copy(), None
-    index = index_map(ids, seg_ids)
+    # a PNG's ids are below 2^24: as int32 numpy's take indexes the table without converting them to intp first
+    index = index_map(ids.view(np.int32) if ids.dtype == np.uint32 else ids, seg_ids)
     if (index == _SENTINEL).any():
         return ids.copy(), None
     lut = np.concatenate([[0], seg_ids]).astype(np.uint32)

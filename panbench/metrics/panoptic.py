@@ -70,10 +70,7 @@ class BasePanopticQuality:
 
     def _score(self, image_id: Any, where: str, pred_ids: Any, pred_segments: Sequence[dict[str, Any]],
                gt_ids: Any, gt_segments: Sequence[dict[str, Any]]) -> ImageResult:
-        self._check_open(where)
-        if image_id is not None and image_id in self._seen:
-            raise InputError(f"{where}: scored already since the last reset(); call reset() before another "
-                             "evaluation round, and pass each image once per round")
+        self._check_new(image_id, where)
         check_one_device(where, pred_ids=pred_ids, gt_ids=gt_ids)
         pred = id_map(pred_ids, where, "pred_ids")
         gt = id_map(gt_ids, where, "gt_ids")
@@ -87,6 +84,13 @@ class BasePanopticQuality:
             self._seen.add(image_id)
         if self.analyses:
             self._image_ids.append(image_id if image_id is not None else len(self._image_ids))
+
+    def _check_new(self, image_id: Any, where: str) -> None:
+        """Refuse an update of a synced metric, or of an image already scored in this round."""
+        self._check_open(where)
+        if image_id is not None and image_id in self._seen:
+            raise InputError(f"{where}: scored already since the last reset(); call reset() before another "
+                             "evaluation round, and pass each image once per round")
 
     def _check_open(self, where: str) -> None:
         if self._synced:
@@ -215,7 +219,6 @@ class CocoPanopticQuality(BasePanopticQuality):
         """Score the prediction of image ``image_id`` (an id of the ground-truth JSON) and add it; returns the
         image's result as :meth:`PanopticQuality.update`."""
         image_id = _plain(image_id)
-        if image_id in self._seen:  # before reading its PNG
-            self._score(image_id, f"image {image_id}", pred_ids, pred_segments, None, [])
+        self._check_new(image_id, f"image {image_id}")  # before reading its PNG
         gt_ids, gt_segments, where = self.ground_truth.image(image_id)
         return self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)

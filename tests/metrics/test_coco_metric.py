@@ -78,6 +78,12 @@ def test_an_image_the_ground_truth_does_not_have_is_refused_by_name(coco_sample:
     with pytest.raises(InputError, match="ground-truth PNG folder .* does not exist; pass gt_folder"):
         CocoPanopticQuality(gt_json, coco_sample / "nowhere")
     assert m.n_images == 0
+    gt = json.loads(gt_json.read_text())["annotations"][0]
+    ids = rgb2id(decode_png(coco_sample / "annotations" / "panoptic_val2017" / gt["file_name"], "t"))
+    m.update(gt["image_id"], ids, gt["segments_info"])
+    with pytest.raises(InputError, match=f"image {gt['image_id']}: scored already since the last reset"):
+        m.update(gt["image_id"], ids, gt["segments_info"])
+    assert m.n_images == 1
 
 
 def _rank(rank: int, world: int, port: int, gt_json: str, preds: list, out: str) -> None:
