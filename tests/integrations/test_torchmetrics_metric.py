@@ -346,3 +346,13 @@ def test_bench_torchmetrics_checks_panbench_against_score_and_panopticapi_before
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("equal `panbench score`") == 2 and r.stdout.count("speed-up on the same 1 images") == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_tensors_and_a_metric_on_the_gpu_give_the_cpu_numbers() -> None:
+    data = batches(seed=8, n=4)
+    cpu = run(PanbenchPanopticQuality(THINGS, STUFFS, return_per_class=True), data)
+    metric = PanbenchPanopticQuality(THINGS, STUFFS, return_per_class=True).to("cuda")
+    gpu = run(metric, [(p.cuda(), t.cuda()) for p, t in data])
+    assert gpu.device.type == "cuda" and metric.sums.device.type == "cuda"
+    assert torch.equal(gpu.cpu(), cpu)
