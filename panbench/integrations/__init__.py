@@ -1,0 +1,1 @@
+"""panbench inside training frameworks: MMEngine/MMDetection (mmdet.py) and torchmetrics/Lightning (torchmetrics.py)."""
