@@ -4,7 +4,8 @@ once per process when asked to keep it.
 A kept image costs one byte per pixel when it has fewer than 255 segments (its map is kept as the index of each
 pixel's segment, uint8: 0.3 MB for COCO's 640x480, about 1.5 GB for the 5000 images of COCO val2017), two bytes
 up to 65534 segments, and four (the ids themselves) where the PNG holds ids its segments_info does not list.
-Reading it back is one table lookup (``take``) instead of a PNG decode."""
+A kept image is scored as it is kept: the index map with its segments numbered 1..n in their order (the match
+reads which pixel belongs to which segment, never the ids themselves), so reading it back costs nothing."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class GroundTruth:
             raise InputError(f"{self.folder}: the ground-truth PNG folder of {self.json_path} does not exist; pass "
                              "gt_folder (the folder of its panoptic PNGs)")
         self.keep = keep
-        self._kept: dict[Any, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._kept: dict[Any, tuple[np.ndarray, list[dict[str, Any]]]] = {}
 
     def __contains__(self, image_id: Any) -> bool:
         return image_id in self.annotations
@@ -52,14 +53,15 @@ class GroundTruth:
     @property
     def kept_bytes(self) -> int:
         """The memory the kept images take."""
-        return sum(m.nbytes + (0 if lut is None else lut.nbytes) for m, lut in self._kept.values())
+        return sum(m.nbytes for m, _ in self._kept.values())
 
     def clear(self) -> None:
         """Drop the kept images."""
         self._kept.clear()
 
     def image(self, image_id: Any) -> tuple[np.ndarray, list[dict[str, Any]], str]:
-        """Image ``image_id``'s id map, its segments_info and its name for messages."""
+        """Image ``image_id``'s id map, its segments_info and its name for messages (a kept image: its index map
+        and its segments numbered as the map numbers them)."""
         ann = self.annotations.get(image_id)
         if ann is None:
             raise _unknown_image(self.json_path, image_id, self.annotations)
@@ -67,8 +69,7 @@ class GroundTruth:
         segments = ann["segments_info"]
         kept = self._kept.get(image_id)
         if kept is not None:
-            index, lut = kept
-            return (index if lut is None else np.take(lut, index)), segments, where
+            return kept[0], kept[1], where
         png = safe_join(self.folder, ann["file_name"], f"{where} (ground truth)")
         ids = read_ids(png, where, shape=self.sizes.get(image_id), role="ground truth")
         if self.keep:
@@ -76,18 +77,18 @@ class GroundTruth:
         return ids, segments, where
 
 
-def _compact(ids: np.ndarray, segments: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
-    """A map to keep: each pixel's segment index (uint8 or uint16) and the table back to ids, or the ids as they
-    are (no table) where some pixel's id is in no segment."""
+def _compact(ids: np.ndarray, segments: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """A map to keep and its segments: each pixel's segment index (uint8 or uint16, 0 VOID) with the segments
+    numbered 1..n, or the ids and segments as they are where some pixel's id is in no segment."""
     seg_ids = np.array([s["id"] for s in segments], np.int64)
     if len(seg_ids) + 1 >= int(_SENTINEL):
-        return ids.copy(), None
+        return ids.copy(), segments
     # a PNG's ids are below 2^24: as int32 numpy's take indexes the table without converting them to intp first
     index = index_map(ids.view(np.int32) if ids.dtype == np.uint32 else ids, seg_ids)
     if (index == _SENTINEL).any():
-        return ids.copy(), None
-    lut = np.concatenate([[0], seg_ids]).astype(np.uint32)
-    return index.astype(np.uint8 if len(seg_ids) < 255 else np.uint16), lut
+        return ids.copy(), segments
+    numbered = [{**seg, "id": k} for k, seg in enumerate(segments, 1)]
+    return index.astype(np.uint8 if len(seg_ids) < 255 else np.uint16), numbered
 
 
 def _unknown_image(path: Path, image_id: Any, annotations: dict[Any, Any]) -> InputError:

@@ -56,8 +56,7 @@ def test_kept_ground_truth_is_decoded_once_and_gives_the_same_numbers(tmp_path: 
     for (k, g), (_, p) in zip(gts, preds, strict=True):
         ref.update(p.ids, p.segments_info, g.ids, g.segments_info, k)
     assert rounds[0] == ref.compute().to_panopticapi()
-    assert m.ground_truth.kept_bytes == sum(g.ids.size for _, g in gts) + sum(4 * (len(g.segments_info) + 1)
-                                                                             for _, g in gts)  # a byte per pixel
+    assert m.ground_truth.kept_bytes == sum(g.ids.size for _, g in gts)  # a byte per pixel
     unkept = CocoPanopticQuality(gt_json)
     unkept.update(1, preds[0][1].ids, preds[0][1].segments_info)
     unkept.reset()
