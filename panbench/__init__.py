@@ -32,6 +32,11 @@ analyses) and :mod:`panbench.resources` (where the configs and demo weights are)
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __getattr__ imports them on first use
+    from panbench.metrics import ClassPQ, CocoPanopticQuality, PanopticQuality, PQResult, PQValues
+    from panbench.pq.compute import pq_compute
 
 __version__ = "0.3.1"
 

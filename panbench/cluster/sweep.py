@@ -261,7 +261,7 @@ class CellJob:
         requeue this job as it is."""
         from submitit.helpers import DelayedSubmission
 
-        if self._proc is not None:
+        if self._proc is not None and self._proc.returncode is None:  # not reaped yet: its pid is still its own
             _stop(self._proc.pid)
         return DelayedSubmission(CellJob(self.results, self.sweep_id, self.cells, self.eval_args, self.python))
 

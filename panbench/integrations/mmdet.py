@@ -47,7 +47,9 @@ def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
     segments, as ``CocoPanopticMetric._parse_predictions`` makes them: the pixels whose label is
     ``num_classes`` or ``ignore_index`` become VOID, every other value is a segment of category
     ``label2cat[label]`` (the label itself without ``label2cat``).  A segment whose value is 0 (label 0,
-    instance 0) is a segment for mmdet too: it gets an unused id here.  ``pan`` is not modified."""
+    instance 0) gets an unused id here (0 is VOID in COCO's encoding), and so do the VOID pixels then: mmdet writes
+    VOID as 0 into the map it scores, where that segment is 0 too, so it scores them as that segment's pixels, and
+    so does this.  ``pan`` is not modified."""
     flat = pan.reshape(-1)
     top = int(flat.max()) if flat.size else 0
     counts = None
@@ -63,13 +65,16 @@ def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
         present, areas = np.unique(flat, return_counts=True)
     labels = present % INSTANCE_OFFSET
     void = (labels == num_classes) | (labels == ignore_index)
-    moved = {int(v): 0 for v in present[void]}
-    if len(present) and present[0] == 0 and not void[0]:  # id 0 is VOID in COCO's encoding
-        moved[0] = int(present[-1]) + 1
+    zero = int(present[-1]) + 1 if len(present) and present[0] == 0 and not void[0] else 0  # 0 is COCO's VOID
+    moved = {int(v): zero for v in present[void]}
+    if zero:
+        moved[0] = zero
     ids = _remap(pan, moved, dense=counts is not None) if moved else pan
     segments = []
     for value, label, area in zip(present[~void].tolist(), labels[~void].tolist(), areas[~void].tolist()):
         cat = label2cat[label] if label2cat is not None else label
+        if zero and value == 0:
+            area += int(areas[void].sum())  # the VOID pixels are this segment's for mmdet
         segments.append({"id": moved.get(value, value), "category_id": cat, "area": area})
     return ids, segments
 
@@ -91,7 +96,10 @@ def rgb_png_ids(path: str) -> np.ndarray:
     """A COCO panoptic PNG's id map (R + 256 G + 256^2 B), read with mmcv as ``CocoPanopticMetric`` reads it."""
     import mmcv
 
-    rgb = mmcv.imread(path, flag="color", channel_order="rgb")
+    try:
+        rgb = mmcv.imread(path, flag="color", channel_order="rgb")
+    except FileNotFoundError:
+        rgb = None
     if rgb is None:
         raise InputError(f"{path}: ground-truth PNG not found; check {_NAME}'s seg_prefix")
     rgb = rgb.astype(np.uint32)
@@ -231,8 +239,7 @@ class PanbenchPanopticMetric(BaseMetric):
         if self._writer is not None:
             return self._writer.compute_metrics(results)
         total = PanopticQuality(self.categories())
-        for result in results:
-            total.add(result)
+        total.add(results)  # one chunk: the images' contributions added at once
         pq = total.compute().to_panopticapi()
         classwise = None
         if self.classwise:  # mmdet pairs the classes with the categories in the annotation file's order

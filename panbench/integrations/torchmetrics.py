@@ -84,8 +84,13 @@ class TorchmetricsToSegments:
         self.order = things + stuffs
         self.n_things = len(things)
         self.lo, hi = min(self.order), max(self.order)
-        self.index = np.full(hi - self.lo + 1, -1, np.int64)  # category id - lo -> its index, -1 unknown
-        self.index[np.asarray(self.order, np.int64) - self.lo] = np.arange(len(self.order))
+        ids = np.asarray(self.order, np.int64)
+        self.sorted_ids, self.sorted_index = np.sort(ids), np.argsort(ids)
+        # category id - lo -> its index (-1 unknown) where the ids span a small range; else a sorted search
+        self.index: np.ndarray | None = None
+        if hi - self.lo < _MAX_TABLE:
+            self.index = np.full(hi - self.lo + 1, -1, np.int64)
+            self.index[ids - self.lo] = np.arange(len(self.order))
 
     def categories(self) -> list[dict[str, Any]]:
         """The COCO panoptic ``categories`` panbench scores with (ids ``1..C``)."""
@@ -93,6 +98,9 @@ class TorchmetricsToSegments:
 
     def category_index(self, cat: np.ndarray) -> np.ndarray:
         """Each category id's index in ``order``; -1 for a category outside ``things`` and ``stuffs``."""
+        if self.index is None:
+            pos = np.clip(np.searchsorted(self.sorted_ids, cat), 0, len(self.sorted_ids) - 1)
+            return np.where(self.sorted_ids[pos] == cat, self.sorted_index[pos], -1)
         inside = (cat >= self.lo) & (cat < self.lo + len(self.index))
         return np.where(inside, self.index[np.clip(cat - self.lo, 0, len(self.index) - 1)], -1)
 

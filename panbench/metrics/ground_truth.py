@@ -59,9 +59,9 @@ class GroundTruth:
         """Drop the kept images."""
         self._kept.clear()
 
-    def image(self, image_id: Any) -> tuple[np.ndarray, list[dict[str, Any]], str]:
-        """Image ``image_id``'s id map, its segments_info and its name for messages (a kept image: its index map
-        and its segments numbered as the map numbers them)."""
+    def image(self, image_id: Any) -> tuple[np.ndarray, list[dict[str, Any]], str, bool]:
+        """Image ``image_id``'s id map, its segments_info, its name for messages and whether it is a kept image
+        (then its index map and its segments numbered as the map numbers them)."""
         ann = self.annotations.get(image_id)
         if ann is None:
             raise _unknown_image(self.json_path, image_id, self.annotations)
@@ -69,12 +69,14 @@ class GroundTruth:
         segments = ann["segments_info"]
         kept = self._kept.get(image_id)
         if kept is not None:
-            return kept[0], kept[1], where
+            return kept[0], kept[1], where, True
         png = safe_join(self.folder, ann["file_name"], f"{where} (ground truth)")
-        ids = read_ids(png, where, shape=self.sizes.get(image_id), role="ground truth")
-        if self.keep:
-            self._kept[image_id] = _compact(ids, segments)
-        return ids, segments, where
+        return read_ids(png, where, shape=self.sizes.get(image_id), role="ground truth"), segments, where, False
+
+    def hold(self, image_id: Any, ids: np.ndarray, segments: list[dict[str, Any]]) -> None:
+        """Keep image ``image_id`` (its map as :meth:`image` read it, once scoring has checked it and its
+        segments: the compact copy relies on their ids being valid and unique)."""
+        self._kept[image_id] = _compact(ids, segments)
 
 
 def _compact(ids: np.ndarray, segments: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:

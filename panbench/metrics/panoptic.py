@@ -102,12 +102,14 @@ class BasePanopticQuality:
         or a chunk of them, added at once."""
         chunk = [results] if isinstance(results, ImageResult) else list(results)
         self._check_open("add()")
+        if not all(isinstance(r, ImageResult) for r in chunk):
+            raise InputError("add(): pass the ImageResult objects update() returns (one, or a list of them)")
+        part = PQStats.zeros(len(self.categories))
+        part.add_images([r.stats for r in chunk])  # before any state changes: a bad result leaves it as it was
         if self.analyses:
             for r in chunk:
                 self._sink.analysis.add(len(self._image_ids), r)
                 self._image_ids.append(len(self._image_ids))
-        part = PQStats.zeros(len(self.categories))
-        part.add_images([r.stats for r in chunk])
         self._sink.evaluator.merge(part)
 
     def sums(self) -> np.ndarray:
@@ -130,6 +132,8 @@ class BasePanopticQuality:
     def merge(self, other: BasePanopticQuality) -> None:
         """Add another metric's images (of other processes or ranks; its image ids must not repeat this one's)."""
         self._check_open("merge()")
+        if other is self:
+            raise InputError("merge(): a metric merged with itself would count its images twice; merge another one")
         if other.categories.ids != self.categories.ids:
             raise InputError("merge(): the metrics have different categories; merge metrics of one dataset")
         common = self._seen & other._seen
@@ -220,5 +224,8 @@ class CocoPanopticQuality(BasePanopticQuality):
         image's result as :meth:`PanopticQuality.update`."""
         image_id = _plain(image_id)
         self._check_new(image_id, f"image {image_id}")  # before reading its PNG
-        gt_ids, gt_segments, where = self.ground_truth.image(image_id)
-        return self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)
+        gt_ids, gt_segments, where, kept = self.ground_truth.image(image_id)
+        result = self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)
+        if self.ground_truth.keep and not kept:  # kept once its first score has checked it
+            self.ground_truth.hold(image_id, gt_ids, gt_segments)
+        return result

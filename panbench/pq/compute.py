@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from panbench.errors import InputError
 from panbench.pq.score import score_stream
 from panbench.pq.sums import panopticapi_summary
 
@@ -26,6 +27,9 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
     fractions 0-1.  Every ground-truth image needs a prediction (predictions of other images are ignored)."""
     gt_folder = _default_folder(gt_json_file) if gt_folder is None else gt_folder
     pred_folder = _default_folder(pred_json_file) if pred_folder is None else pred_folder
+    for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
+        if not os.path.isdir(folder):
+            raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
     ev, _, _ = score_stream(gt_json_file, gt_folder, pred_json_file, pred_folder)
     cats = ev.categories
     return panopticapi_summary(ev.stats, cats.ids, cats.isthing)

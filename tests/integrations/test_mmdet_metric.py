@@ -243,9 +243,9 @@ def test_the_void_label_ignore_index_and_label_zero_become_what_mmdet_scores() -
     ids, segments = prediction_segments(pan, 3, 7, {0: 10, 1: 11, 2: 12})
     by_id = {s["id"]: (s["category_id"], s["area"]) for s in segments}
     new0 = max(by_id)
-    assert by_id == {2: (12, 1), 1002: (12, 1), 2001: (11, 1), new0: (10, 2)}
+    assert by_id == {2: (12, 1), 1002: (12, 1), 2001: (11, 1), new0: (10, 5)}  # VOID is label 0's, as for mmdet
     assert new0 not in pan
-    assert ids.tolist() == [[new0, new0, 0, 1002], [0, 2001, 0, 2]]
+    assert ids.tolist() == [[new0, new0, new0, 1002], [new0, 2001, new0, 2]]
     assert pan.tolist()[0][:3] == [0, 0, 3]  # the input map is not modified
     ids, segments = prediction_segments(pan, 3, 7, None)  # without ann_file the label is the category
     assert sorted(s["category_id"] for s in segments) == [0, 1, 2, 2]
@@ -297,3 +297,14 @@ def test_without_json_a_thing_segment_not_is_thing_is_a_crowd_as_in_mmdet(case) 
     want = run(CocoPanopticMetric(**kw), samples)
     assert want != TARGET
     assert_target(run(PanbenchPanopticMetric(**kw), samples), want)
+
+
+def test_a_segment_of_value_zero_takes_the_void_pixels_as_mmdet_scores_it(case) -> None:
+    """Label 0 with instance 0 is the map value 0, which mmdet also writes for VOID: its PNG scores the VOID pixels
+    as that segment's; panbench gives the same numbers."""
+    pred = _box_map((60, 80), 3, [[10, 10, 10, 40], [50, 10, 10, 5], [0, 0, 80, 5]], [0, INSTANCE_OFFSET + 1, 2])
+    samples = deepcopy(case["samples"])
+    samples[0]["pred_panoptic_seg"]["sem_seg"] = torch.from_numpy(pred).unsqueeze(0)
+    kw = dict(ann_file=case["ann_file"], seg_prefix=case["seg_dir"], nproc=1, outfile_prefix=None)
+    ours, mmdet = run(PanbenchPanopticMetric(**kw), samples), run(CocoPanopticMetric(**kw), samples)
+    assert_target(ours, mmdet)

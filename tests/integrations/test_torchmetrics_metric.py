@@ -356,3 +356,20 @@ def test_cuda_tensors_and_a_metric_on_the_gpu_give_the_cpu_numbers() -> None:
     gpu = run(metric, [(p.cuda(), t.cuda()) for p, t in data])
     assert gpu.device.type == "cuda" and metric.sums.device.type == "cuda"
     assert torch.equal(gpu.cpu(), cpu)
+
+
+def test_category_ids_far_apart_need_no_table_of_their_span() -> None:
+    """things {0} and stuffs {10**12}: looked up by a sorted search, not a table of 10**12 entries."""
+    import torch
+
+    from panbench.integrations.torchmetrics import PanbenchPanopticQuality
+
+    far = 10**12
+    target = torch.tensor([[[[0, 1], [0, 1]], [[far, 0], [far, 0]]]])
+    preds = torch.tensor([[[[0, 1], [0, 1]], [[far, 0], [0, 1]]]])
+    pq = PanbenchPanopticQuality(things={0}, stuffs={far}, return_sq_and_rq=True)
+    pq.update(preds, target)
+    res = pq.compute()
+    m = PanbenchPanopticQuality(things={0, 5}, stuffs={far - 1, far})  # ids around, not present
+    m.update(preds, target)
+    assert res.shape == (3,) and float(m.compute()) == pytest.approx(float(res[0]))

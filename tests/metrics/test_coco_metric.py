@@ -125,3 +125,20 @@ def test_sync_adds_the_sums_of_two_gloo_ranks_to_one_processs_numbers(tmp_path: 
         assert got["n"] == 7
         assert got["api"] == json.loads(json.dumps(want.to_panopticapi()))
         assert got["dagger"] == pytest.approx(want.analyses["pq_dagger"])
+
+
+def test_a_ground_truth_refused_in_round_1_is_refused_in_round_2_too(tmp_path: Path) -> None:
+    """A kept image is kept once its first score has checked it: duplicate segment ids are refused every round."""
+    rng = np.random.default_rng(5)
+    g = random_image(rng, 40, 50, CATS)
+    bad = [*g.segments_info, dict(g.segments_info[0])]  # a duplicate id
+    gt_json, _ = write_panoptic(tmp_path, "gt", [(1, g)], CATS)
+    data = json.loads(gt_json.read_text())
+    data["annotations"][0]["segments_info"] = bad
+    gt_json.write_text(json.dumps(data))
+    m = CocoPanopticQuality(gt_json, keep_ground_truth=True)
+    for _ in range(2):
+        m.reset()
+        with pytest.raises(InputError, match="duplicate segment id"):
+            m.update(1, g.ids, g.segments_info)
+    assert m.ground_truth.kept_bytes == 0 and m.n_images == 0

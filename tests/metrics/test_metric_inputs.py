@@ -121,3 +121,17 @@ def test_merging_or_adding_the_sums_of_another_dataset_is_refused(metric: Panopt
     with pytest.raises(InputError, match="image 1 is in both metrics"):
         metric.merge(twin)
     assert metric.n_images == 1
+
+
+def test_a_bad_result_added_or_a_metric_merged_with_itself_changes_nothing() -> None:
+    m = PanopticQuality(CATS, analyses=True)
+    ids, segs = image()
+    good = m.update(ids, segs, ids, segs, image_id=1)
+    before = m.sums().copy()
+    with pytest.raises(InputError, match="pass the ImageResult objects update"):
+        m.add([good, "not a result"])
+    with pytest.raises(InputError, match="merged with itself would count its images twice"):
+        m.merge(m)
+    assert np.array_equal(m.sums(), before) and m.n_images == 1 and len(m._image_ids) == 1
+    m.add([good])
+    assert m.n_images == 2 and m.compute().n_images == 2

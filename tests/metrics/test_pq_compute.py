@@ -76,3 +76,13 @@ def test_pq_compute_returns_panopticapis_dict_on_the_demo_set_with_a_demo_models
     ref = panopticapi_pq_compute(gt_json, pred_json, gt_dir, pred_json.with_suffix(""))
     assert len(done) == 12 and 0.3 < ref["All"]["pq"] < 0.95
     assert_same_dict(ours, ref)
+
+
+def test_pq_compute_names_the_missing_folder_and_its_argument(coco_sample: Path, tmp_path: Path) -> None:
+    from panbench.errors import InputError
+
+    gt_json = coco_sample / "annotations" / "panoptic_val2017.json"
+    with pytest.raises(InputError) as e:
+        pq_compute(gt_json, tmp_path / "pred.json")
+    assert str(e.value) == (f"{tmp_path / 'pred'}: no such folder of panoptic PNGs; pass pred_folder (the PNGs of "
+                            f"{tmp_path / 'pred.json'})")
