@@ -97,15 +97,15 @@ def _own_sample(s: dict) -> dict:
     return out
 
 
-def coco_png_samples(work: Path, n: int) -> tuple[list[dict], dict, str, str, str]:
+def coco_png_samples(work: Path, n: int, sample: Path | None = None) -> tuple[list[dict], dict, str, str, str]:
     """bench_pq.py's real set as data samples (prediction PNG -> mmdet's label + instance * INSTANCE_OFFSET)."""
     import json
 
     import torch
     from mmdet.evaluation.functional import INSTANCE_OFFSET
-    from pq_bench_data import _read_rgb_ids, make_real_set
+    from pq_bench_data import SAMPLE, _read_rgb_ids, make_real_set
 
-    what = make_real_set(work, n)
+    what = make_real_set(work, n, sample or SAMPLE)
     gt = json.loads((work / "gt.json").read_text())
     pred = json.loads((work / "pred.json").read_text())
     cats = gt["categories"]

@@ -260,7 +260,7 @@ def bench_set(name: str, work: Path, a: argparse.Namespace) -> None:
 def prepare(name: str, a: argparse.Namespace) -> Path:
     """The set's files (bench_pq's generator or its real set), made once under ``--workdir``."""
     from bench_pq import make_data
-    from pq_bench_data import make_real_set
+    from pq_bench_data import SAMPLE, make_real_set
 
     if name == "synthetic":
         work = a.workdir / f"synthetic{a.images}"
@@ -269,7 +269,7 @@ def prepare(name: str, a: argparse.Namespace) -> Path:
     else:
         work = a.workdir / f"real{a.real_images}"
         work.mkdir(parents=True, exist_ok=True)
-        make_real_set(work, a.real_images)
+        make_real_set(work, a.real_images, a.sample or SAMPLE)
     return work
 
 
@@ -291,6 +291,8 @@ def main() -> None:
     ap.add_argument("--tm-images", type=int, default=0, help="torchmetrics' images per set (default: all)")
     ap.add_argument("--batch", type=int, default=1, help="images per update() call")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/panbench-bench-torchmetrics"))
+    ap.add_argument("--sample", type=Path, default=None,
+                    help="the real PNGs to replicate: a COCO-layout annotations folder (default: the shared sample)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)

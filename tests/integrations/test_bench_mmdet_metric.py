@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 def coco_set(tmp_path, coco_sample):
     import bench_mmdet_metric
 
-    return bench_mmdet_metric.coco_png_samples(tmp_path, 4)
+    return bench_mmdet_metric.coco_png_samples(tmp_path, 4, coco_sample / "annotations")
 
 
 def test_the_benchmark_prints_a_ratio_when_both_metrics_agree(coco_set, capsys) -> None:

@@ -333,7 +333,7 @@ def test_with_no_category_present_every_value_is_nan_as_in_torchmetrics() -> Non
 
 @pytest.mark.slow
 def test_bench_torchmetrics_checks_panbench_against_score_and_panopticapi_before_printing_a_ratio(
-        tmp_path: Path) -> None:
+        tmp_path: Path, coco_sample: Path) -> None:
     """scripts/bench_torchmetrics.py on a few images: the tensors it builds, written back as COCO files, score in
     ``panbench score`` and panopticapi as PanbenchPanopticQuality scores the tensors, and the ratio is printed."""
     import subprocess
@@ -342,7 +342,8 @@ def test_bench_torchmetrics_checks_panbench_against_score_and_panopticapi_before
     from panbench import REPO_ROOT
 
     r = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_torchmetrics.py"), "--images", "3",
-                        "--real-images", "2", "--tm-images", "1", "--workdir", str(tmp_path)],
+                        "--real-images", "2", "--tm-images", "1", "--workdir", str(tmp_path),
+                        "--sample", str(coco_sample / "annotations")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("equal `panbench score`") == 2 and r.stdout.count("speed-up on the same 1 images") == 2
