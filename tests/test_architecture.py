@@ -45,13 +45,26 @@ def _targets(node: ast.AST, name: str, path: Path, mods: dict[str, Path]) -> lis
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module -> the panbench modules it imports, at the top or inside functions."""
+    """Module -> the panbench modules it imports, at the top or inside functions (not the imports for type
+    checkers alone, under ``if TYPE_CHECKING:``: they never run)."""
     mods = modules()
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in mods.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            graph[name].update(t for t in _targets(node, name, path, mods) if t != name)
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for node in ast.walk(tree) if _is_type_checking_block(node)
+                       for stmt in node.body for n in ast.walk(stmt)}
+        for node in ast.walk(tree):
+            if id(node) not in typing_only:
+                graph[name].update(t for t in _targets(node, name, path, mods) if t != name)
     return graph
+
+
+def _is_type_checking_block(node: ast.AST) -> bool:
+    if not isinstance(node, ast.If):
+        return False
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or \
+        (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
