@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PANBENCH := $(VENV)/bin/panbench
 
-.PHONY: setup setup-mmcv demo test lint bench-pq clean
+.PHONY: setup setup-mmcv setup-vision demo test test-vision lint bench-pq clean
 
 # mmcv-lite and panbench's own mmcv ops: nothing compiled but panbench's C (docs/setup.md)
 setup:
@@ -14,12 +14,21 @@ setup:
 setup-mmcv:
 	@PANBENCH_MMCV=compiled bash scripts/setup.sh
 
+# the second environment: torch 2.14.1 with its torchvision 0.29.1, timm and detectron2's evaluation packages
+# (.venv-vision, some 7 GB; docs/setup.md#the-torchvision-environment)
+setup-vision:
+	@PANBENCH_VISION=1 bash scripts/setup.sh
+
 demo: setup
 	$(PANBENCH) data demo
 	$(PANBENCH) eval --model all --dataset demo
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# the tests marked `torchvision` in .venv-vision; there none may skip (tests/conftest.py)
+test-vision: setup-vision
+	PANBENCH_VISION_TIER=1 .venv-vision/bin/python -m pytest -q -m torchvision tests
 
 # ruff over the code, mypy over the package (its settings in pyproject.toml); CI runs it before the tests
 lint: setup
@@ -30,4 +39,4 @@ bench-pq: setup
 	$(PY) scripts/bench_pq.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-vision .pytest_cache

@@ -22,7 +22,12 @@
 # configuration: its index, find-links and constraint settings (`pip config list`) and
 # .venv/panbench-constraints.txt are passed to uv on its command line.
 #
+# The second environment (`make setup-vision`, PANBENCH_VISION=1): .venv-vision with torch 2.14.1 and the
+# torchvision 0.29.1 built for it (PyPI's CUDA build, which runs on the CPU), timm, and the packages detectron2's
+# evaluation imports (fvcore, iopath, omegaconf, hydra-core...; docs/setup.md#the-torchvision-environment).
+#
 # Environment:
+#   PANBENCH_VISION=1 set up .venv-vision (torch with torchvision) instead of .venv
 #   PYTHON            interpreter used to create the venv (default: python3.11, else python3)
 #   PANBENCH_MMCV     lite (default) or compiled (mmcv's own compiled ops; see above)
 #   PANBENCH_CACHE    where uv and compiled mmcv wheels are cached (default: ~/.cache/panbench)
@@ -41,7 +46,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VISION="${PANBENCH_VISION:-0}"
+[[ "$VISION" == 0 || "$VISION" == 1 ]] || { echo "[setup] PANBENCH_VISION=$VISION: use 1 (.venv-vision) or 0 (.venv)" >&2; exit 2; }
 VENV="$ROOT/.venv"
+[[ "$VISION" == 1 ]] && VENV="$ROOT/.venv-vision"
+# the vision environment's torch and the torchvision built for it (one pair, as pip names them)
+VISION_TORCH=(torch==2.14.1 torchvision==0.29.1)
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check -q)
 CACHE="${PANBENCH_CACHE:-$HOME/.cache/panbench}"
@@ -83,11 +93,12 @@ MMCV="${MMCV:-lite}"
 
 # Fast path: everything installed from the same inputs as last time (checked without importing torch)
 HASH_INPUTS="$( (cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/install_mmcv.sh" "$ROOT/scripts/cuda_setup.py" \
-  "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/models/families.py" "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV") | sha256sum | cut -c1-16)"
+  "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/models/families.py" "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV vision=$VISION") | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "
 import importlib.metadata as md, importlib.util as u, sys
 dist = {'lite': 'mmcv-lite', 'compiled': 'mmcv'}['$MMCV']
-sys.exit(any(u.find_spec(m) is None for m in ('torch', 'mmcv', 'mmdet', 'panbench', 'panopticapi'))
+sys.exit(any(u.find_spec(m) is None for m in ('torch', 'mmcv', 'mmdet', 'panbench', 'panopticapi')
+             + (('torchvision', 'timm') if $VISION else ()))
          or md.version(dist) != '2.1.0')" 2>/dev/null; then
   echo "[setup] up to date ($VENV, mmcv: $MMCV); nothing to do"
   exit 0
@@ -194,8 +205,12 @@ if [[ -n "${TORCH_VERSION:-}" ]]; then
   echo "        keeping torch $TORCH_VERSION ($TORCH_DIR)"
 else
   BUILD="$("$PY" "$ROOT/scripts/cuda_setup.py" torch-build 2>"$VENV/torch-build.txt")" || BUILD=cpu
-  echo "        $(cat "$VENV/torch-build.txt")"
-  if [[ "$BUILD" == cu* ]]; then
+  [[ "$VISION" == 1 ]] || echo "        $(cat "$VENV/torch-build.txt")"
+  if [[ "$VISION" == 1 ]]; then
+    echo "        ${VISION_TORCH[*]} (PyPI's builds: CUDA, which run on the CPU too)"
+    pkg_install "${VISION_TORCH[@]}" || fail 2 "installing ${VISION_TORCH[*]} failed" \
+      "check network access to PyPI (pip install ${VISION_TORCH[*]} into $VENV) and rerun make setup-vision"
+  elif [[ "$BUILD" == cu* ]]; then
     # with its torchvision: panbench's CUDA ops run nms and RoIAlign with torchvision's kernels
     pkg_install --extra-index-url "https://download.pytorch.org/whl/$BUILD" "torch==2.13.0+$BUILD" \
       "torchvision==0.28.0+$BUILD" \
@@ -305,6 +320,10 @@ pkg_install pyspng deflate pycocotools scikit-image scipy pandas pyarrow matplot
 TV="$(dist_version torchvision)"
 if [[ -n "$TV" ]]; then
   pkg_install timm "torchvision==$TV" || fail 6 "pip install timm failed" "check network access to PyPI and rerun make setup"
+  if [[ "$VISION" == 1 ]]; then  # what detectron2's evaluation imports (../shared/vendor/README.md; detectron2 itself is not on PyPI)
+    pkg_install fvcore iopath cloudpickle omegaconf hydra-core termcolor yacs "torchvision==$TV" \
+      || fail 6 "installing detectron2's evaluation packages failed" "check network access to PyPI and rerun make setup-vision"
+  fi
 else
   echo "        note: no torchvision beside torch $TORCH_VERSION: timm (DETR's hub checkpoints) not installed; with a" \
        "CPU torch: .venv/bin/pip install torchvision timm --index-url https://download.pytorch.org/whl/cpu"

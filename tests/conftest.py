@@ -93,3 +93,17 @@ def figures(monkeypatch) -> Any:
     yield drawn
     for fig in drawn.values():
         plt().close(fig)
+
+
+# `make test-vision` sets it: there a test marked `torchvision` that skips is a failure (the tier exists to run them)
+VISION_TIER = os.environ.get("PANBENCH_VISION_TIER") == "1"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    report = yield
+    if VISION_TIER and report.skipped and item.get_closest_marker("torchvision") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in the torchvision tier (PANBENCH_VISION_TIER=1), where it must run: {reason}"
+    return report

@@ -53,6 +53,7 @@ def test_failed_chromium_install_is_a_note_off_ci(tmp_path) -> None:
     r = _ci_run(tmp_path, None)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "browser test will be skipped" in r.stdout and "make test ran" in r.stdout
+    assert "make test-vision ran" in r.stdout  # the second tier (.venv-vision) runs after the first
 
 
 def test_failed_pdflatex_install_fails_the_ci_run(tmp_path) -> None:
