@@ -107,3 +107,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         report.outcome = "failed"
         report.longrepr = f"skipped in the torchvision tier (PANBENCH_VISION_TIER=1), where it must run: {reason}"
     return report
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`) the tests on the one-node Slurm cluster run in
+    one worker, one after another, as its single node runs one job of theirs at a time."""
+    for item in items:
+        if "slurm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("slurm"))

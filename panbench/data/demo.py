@@ -10,6 +10,7 @@ varies and is not square.  Everything follows from the seed.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import time
@@ -108,14 +109,20 @@ def make_demo(root: Path, seed: int = 0, force: bool = False) -> Path:
     needs ``force``)."""
     root = Path(root)
     stamp = root / ".panbench-demo"
-    if stamp.exists() and not force:
-        if stamp.read_text() == str(seed):
-            return root
-        raise InputError(f"{root}: holds the demo set generated with seed {stamp.read_text().strip()}, not "
-                         f"{seed}; pass --force to overwrite it, or another --root")
-    for split, (offset, n) in SPLITS.items():
-        make_split(root, split, n, seed * 100 + offset)
-    stamp.write_text(str(seed))
+    if stamp.exists() and not force and stamp.read_text() == str(seed):
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # one writer at a time (parallel test workers, two `panbench data demo`): the others wait, then find it made
+    with open(root.parent / f".{root.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and not force:
+            if stamp.read_text() == str(seed):
+                return root
+            raise InputError(f"{root}: holds the demo set generated with seed {stamp.read_text().strip()}, not "
+                             f"{seed}; pass --force to overwrite it, or another --root")
+        for split, (offset, n) in SPLITS.items():
+            make_split(root, split, n, seed * 100 + offset)
+        stamp.write_text(str(seed))
     return root
 
 

@@ -105,3 +105,21 @@ def test_each_demo_config_takes_the_demo_dataset_from_the_shared_base(name: str)
     assert cfg.val_evaluator.ann_file == "data/demo/annotations/panoptic_val2017.json"
     assert cfg.train_cfg.max_iters == (2000 if name == "panoptic-fpn" else 3000)
     assert cfg.model.panoptic_fusion_head.num_things_classes == 4
+
+
+def test_a_second_maker_waits_for_the_first_and_finds_the_set_made(tmp_path) -> None:
+    """Parallel test workers (pytest -n) and two `panbench data demo` at once: one writes, the other waits."""
+    import fcntl
+    import threading
+
+    root = tmp_path / "demo"
+    with open(tmp_path / ".demo.lock", "a") as held:  # the first maker, mid-write
+        fcntl.flock(held, fcntl.LOCK_EX)
+        second = threading.Thread(target=make_demo, args=(root,))
+        second.start()
+        second.join(0.5)
+        assert second.is_alive() and not root.exists()  # waiting, nothing written beside the first
+        fcntl.flock(held, fcntl.LOCK_UN)
+    second.join(60)
+    assert (root / ".panbench-demo").read_text() == "0"
+    assert tree_digest(root) == tree_digest(make_demo(tmp_path / "alone"))
