@@ -98,11 +98,13 @@ def nms_torch(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any
 
 def nms_torchvision(boxes: Any, scores: Any, iou_threshold: float) -> Any:
     """``torchvision.ops.nms`` (offset 0) visiting boxes in mmcv's order: sorted as mmcv sorts, then given to
-    torchvision, whose stable sort keeps that order; its indices mapped back."""
+    torchvision, whose stable sort keeps that order; its indices mapped back.  The threshold is rounded to float32
+    first, as mmcv's binding takes it: torchvision compares the float IoU with a double, and an IoU of exactly
+    0.3f is above 0.3 but not above 0.3f."""
     import torchvision
 
     order = scores.sort(0, descending=True)[1]
-    keep = torchvision.ops.nms(boxes[order], scores[order].to(boxes.dtype), float(iou_threshold))
+    keep = torchvision.ops.nms(boxes[order], scores[order].to(boxes.dtype), _f32(iou_threshold))
     return order[keep]
 
 
@@ -116,10 +118,8 @@ def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_
     if rois.shape[0] == 0:
         return
     if input.is_cuda and pool_mode == 1:
-        import torchvision
-
-        output.copy_(torchvision.ops.roi_align(input, rois.to(input.dtype), (aligned_height, aligned_width),
-                                               spatial_scale, sampling_ratio, bool(aligned)))
+        roi_align_torchvision(input, rois, output, aligned_height, aligned_width, spatial_scale, sampling_ratio,
+                              aligned)
         return
     if input.device.type == "cpu" and input.dtype not in (torch.float32, torch.float64):
         raise PanbenchError(f"mmcv op roi_align_forward: {input.dtype} input on the CPU is not in panbench's ops "
@@ -135,6 +135,16 @@ def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_
     if pool_mode == 0:
         argmax_y.copy_(ay)
         argmax_x.copy_(ax)
+
+
+def roi_align_torchvision(input: Any, rois: Any, output: Any, aligned_height: int, aligned_width: int,
+                          spatial_scale: float, sampling_ratio: int, aligned: bool) -> None:
+    """``torchvision.ops.roi_align`` (average pooling) into ``output``, the scale rounded to float32 as mmcv's
+    binding takes it."""
+    import torchvision
+
+    output.copy_(torchvision.ops.roi_align(input, rois.to(input.dtype), (aligned_height, aligned_width),
+                                           _f32(spatial_scale), sampling_ratio, bool(aligned)))
 
 
 def _negative_roi() -> RuntimeError:
