@@ -1,0 +1,200 @@
+"""``PanbenchPanopticEvaluator``: detectron2's ``COCOPanopticEvaluator`` scored in memory by panbench.
+
+With ``inference_on_dataset`` (or a trainer's ``build_evaluator``)::
+
+    from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
+
+    evaluator = PanbenchPanopticEvaluator("coco_2017_val_panoptic")
+    results = inference_on_dataset(model, data_loader, evaluator)  # {"panoptic_seg": {"PQ": ..., ...}}
+
+Same arguments (``dataset_name``, ``output_dir``), input, result dict (``panoptic_seg``: ``PQ``, ``SQ``, ``RQ``,
+``PQ_th``, ..., ``RQ_st``, 0-100; this detectron2 has no per-class result) and printed table as
+``COCOPanopticEvaluator``, plus ``keep_ground_truth`` (the decoded ground-truth PNGs kept between rounds of one
+evaluator).  ``process`` turns each output's ``panoptic_seg`` into a COCO id map and segments exactly as
+``COCOPanopticEvaluator.process`` does before it writes its PNG (segments_info None: the map holds
+``category * label_divisor + instance`` with -1 VOID, each value a segment ``value + 1``; ``isthing`` True /
+other / absent: the contiguous id through the metadata's thing map / stuff map / the id as the dataset's) and
+scores it at once against its ground truth (the metadata's ``panoptic_json`` and ``panoptic_root``, decoded in the
+rank that scores the image) with :class:`panbench.metrics.CocoPanopticQuality`.  ``evaluate`` gathers each rank's
+integer sums and image ids to the main process with ``detectron2.utils.comm`` (as ``COCOPanopticEvaluator``
+gathers its predictions) and computes panopticapi's numbers there; the other ranks return None.  No PNG or JSON
+is written, in ``output_dir`` or elsewhere, and neither the output tensors nor their ``segments_info`` are
+modified (``COCOPanopticEvaluator`` adds 1 in place to a CPU map of segments_info None and pops ``isthing``).
+
+As panopticapi, ``evaluate`` refuses a round that lacks an image of ``panoptic_json``.  Where panopticapi divides
+by zero (no category of a group, e.g. no stuff, in any image), the group's numbers are 0 here.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.evaluation.panoptic_evaluation import _print_panoptic_results
+from detectron2.utils import comm
+from detectron2.utils.file_io import PathManager
+
+from panbench.errors import InputError
+from panbench.metrics import CocoPanopticQuality, PanopticQuality
+from panbench.metrics.inputs import id_map
+
+_NAME = "PanbenchPanopticEvaluator"
+_MAX_ID = 1 << 24  # a COCO PNG's ids: R + 256 G + 256^2 B
+_DENSE = 1 << 22  # label maps below this are counted with bincount, above with np.unique
+_KEYS = (("PQ", "All", "pq"), ("SQ", "All", "sq"), ("RQ", "All", "rq"), ("PQ_th", "Things", "pq"),
+         ("SQ_th", "Things", "sq"), ("RQ_th", "Things", "rq"), ("PQ_st", "Stuff", "pq"), ("SQ_st", "Stuff", "sq"),
+         ("RQ_st", "Stuff", "rq"))
+
+
+def _metadata(dataset_name: str) -> Any:
+    meta = MetadataCatalog.get(dataset_name)
+    for key in ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id", "panoptic_json",
+                "panoptic_root"):
+        if not hasattr(meta, key):
+            raise InputError(f"{_NAME}: dataset {dataset_name!r} has no metadata {key!r}; register it with "
+                             "detectron2.data.datasets.register_coco_panoptic (or set MetadataCatalog.get(name)."
+                             f"{key})")
+    return meta
+
+
+class PredictionSegments:
+    """detectron2's ``panoptic_seg`` -> a COCO id map (0 VOID) and its segments with the dataset's category ids,
+    as ``COCOPanopticEvaluator.process`` makes the PNG and segments it writes."""
+
+    def __init__(self, dataset_name: str, meta: Any) -> None:
+        self.dataset_name = dataset_name
+        self.meta = meta
+        self.thing_to_dataset = {v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
+        self.stuff_to_dataset = {v: k for k, v in meta.stuff_dataset_id_to_contiguous_id.items()}
+
+    def __call__(self, panoptic_seg: Any, where: str) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        if not isinstance(panoptic_seg, Sequence) or len(panoptic_seg) != 2:
+            raise InputError(f"{where}: panoptic_seg is {type(panoptic_seg).__name__}; give the pair (id map "
+                             "tensor, segments_info list or None) as detectron2's panoptic models return it")
+        pan, segments_info = panoptic_seg
+        ids = id_map(pan, where, "panoptic_seg's map")
+        if segments_info is None:
+            return self._labels(ids, where)
+        if not isinstance(segments_info, Sequence) or isinstance(segments_info, (str, bytes)):
+            raise InputError(f"{where}: segments_info is {type(segments_info).__name__}; give a list of dicts "
+                             "('id', 'category_id', 'isthing'), or None for a map of category * label_divisor "
+                             "+ instance")
+        return ids, [self._segment(s, k, where) for k, s in enumerate(segments_info)]
+
+    def _segment(self, s: Any, k: int, where: str) -> dict[str, Any]:
+        if not isinstance(s, Mapping) or "id" not in s or "category_id" not in s:
+            raise InputError(f"{where}: segments_info[{k}] is {s!r}; each segment is a dict with 'id' and "
+                             "'category_id' (and 'isthing' for a contiguous id)")
+        isthing, cat = s.get("isthing"), s["category_id"]
+        if isthing is None:  # the dataset's category id, used as it is
+            return {"id": int(s["id"]), "category_id": cat}
+        table, which = ((self.thing_to_dataset, "thing") if isthing is True  # COCOPanopticEvaluator's `is True`
+                        else (self.stuff_to_dataset, "stuff"))
+        if cat not in table:
+            raise InputError(f"{where}: segment {s['id']} has isthing={isthing!r} and category_id {cat!r}, not a "
+                             f"contiguous id of the {which} of dataset {self.dataset_name!r}; give the contiguous ids "
+                             "of the dataset's metadata (isthing exactly True for a thing), or the dataset's ids "
+                             "without 'isthing'")
+        return {"id": int(s["id"]), "category_id": table[cat]}
+
+    def _labels(self, pan: np.ndarray, where: str) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """A map of ``category * label_divisor + instance`` (-1 VOID): each value its segment ``value + 1``."""
+        divisor = getattr(self.meta, "label_divisor", None)
+        if divisor is None:
+            raise InputError(f"{where}: segments_info is None but dataset {self.dataset_name!r} has no metadata "
+                             "'label_divisor'; set MetadataCatalog.get(name).label_divisor or return segments_info")
+        ids = pan.astype(np.int64) + 1  # 0 is VOID in COCO's encoding
+        flat = ids.reshape(-1)
+        lo, hi = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
+        if lo < 0 or hi >= _MAX_ID:
+            bad = lo - 1 if lo < 0 else hi - 1
+            raise InputError(f"{where}: panoptic_seg holds label {bad}; with segments_info None its values are "
+                             f"category * label_divisor + instance, -1 for VOID, below {_MAX_ID - 1} (a COCO PNG's "
+                             "ids)")
+        present = np.flatnonzero(np.bincount(flat)) if hi < _DENSE else np.unique(flat)
+        things = set(self.thing_to_dataset)
+        segments = []
+        for value in present[present > 0].tolist():
+            cls = (value - 1) // divisor
+            table = self.thing_to_dataset if cls in things else self.stuff_to_dataset
+            if cls not in table:
+                raise InputError(f"{where}: label {value - 1} is of class {cls} (label // label_divisor "
+                                 f"{divisor}), a contiguous id of neither the things nor the stuff of dataset "
+                                 f"{self.dataset_name!r}; give category * label_divisor + instance with the "
+                                 "dataset's contiguous ids")
+            segments.append({"id": value, "category_id": table[cls]})
+        return ids, segments
+
+
+class PanbenchPanopticEvaluator(DatasetEvaluator):
+    """COCO panoptic PQ, SQ, RQ (all, things, stuff), as detectron2's ``COCOPanopticEvaluator``, scored in memory.
+
+    Args: those of ``COCOPanopticEvaluator`` (``dataset_name``: a dataset of ``MetadataCatalog`` with
+    ``thing_dataset_id_to_contiguous_id``, ``stuff_dataset_id_to_contiguous_id``, ``panoptic_json``,
+    ``panoptic_root`` and, for segments_info None, ``label_divisor``; ``output_dir``: created as
+    ``COCOPanopticEvaluator`` creates it, nothing written there), and ``keep_ground_truth``: keep each decoded
+    ground-truth PNG for the next round of this evaluator (default False: detectron2's trainers build an
+    evaluator per evaluation).  Call ``evaluate`` on every rank (it gathers through ``detectron2.utils.comm``).
+    """
+
+    def __init__(self, dataset_name: str, output_dir: str | None = None, *, keep_ground_truth: bool = False) -> None:
+        self.dataset_name = dataset_name
+        self._metadata = _metadata(dataset_name)
+        self._convert = PredictionSegments(dataset_name, self._metadata)
+        self._output_dir = output_dir
+        if output_dir is not None:
+            PathManager.mkdirs(output_dir)
+        self._gt_json = PathManager.get_local_path(self._metadata.panoptic_json)
+        self._coco = CocoPanopticQuality(self._gt_json, PathManager.get_local_path(self._metadata.panoptic_root),
+                                         keep_ground_truth=keep_ground_truth)
+        self._image_ids: list[Any] = []
+
+    def reset(self) -> None:
+        """A new round: no image scored (kept ground truth stays)."""
+        self._coco.reset()
+        self._image_ids = []
+
+    def process(self, inputs: Sequence[dict[str, Any]], outputs: Sequence[dict[str, Any]]) -> None:
+        """Score each output's ``panoptic_seg`` against the ground truth of its input's ``image_id``.  A refused
+        image raises :class:`panbench.errors.InputError` and adds nothing (the batch's images before it stay)."""
+        for inp, out in zip(inputs, outputs, strict=True):
+            if "image_id" not in inp or "panoptic_seg" not in out:
+                raise InputError(f"{_NAME}.process: an input needs 'image_id' and its output 'panoptic_seg' "
+                                 f"(got input keys {sorted(inp)}, output keys {sorted(out)}); pass the dataset's "
+                                 "dicts and the model's outputs")
+            image_id = inp["image_id"]
+            image_id = image_id.item() if hasattr(image_id, "item") else image_id
+            ids, segments = self._convert(out["panoptic_seg"], f"image {image_id}")
+            self._coco.update(image_id, ids, segments)
+            self._image_ids.append(image_id)
+
+    def evaluate(self) -> OrderedDict[str, dict[str, float]] | None:
+        """The nine numbers (0-100) of every rank's images on the main process, printed as detectron2 prints them;
+        None on the other ranks."""
+        comm.synchronize()
+        parts = comm.gather((self._image_ids, self._coco.sums()))
+        if not comm.is_main_process():
+            return None
+        total = PanopticQuality(self._coco.categories)
+        seen: set[Any] = set()
+        for ids, sums in parts:
+            again = seen.intersection(ids)
+            if again:
+                raise InputError(f"{_NAME}: image {sorted(again, key=str)[0]!r} was scored by two ranks; give each "
+                                 "rank its own images (detectron2's InferenceSampler does)")
+            seen.update(ids)
+            total.add_sums(sums)
+        missing = [i for i in self._coco.ground_truth.annotations if i not in seen]
+        if missing:
+            raise InputError(f"{_NAME}: {len(missing)} of the {len(self._coco.ground_truth)} images of "
+                             f"{self._gt_json} have no prediction (image {missing[0]!r} first); process every "
+                             f"image of dataset {self.dataset_name!r}, as COCOPanopticEvaluator (panopticapi) "
+                             "requires")
+        pq = total.compute().to_panopticapi()
+        _print_panoptic_results(pq)
+        res = {key: 100 * pq[group][k] for key, group, k in _KEYS}
+        return OrderedDict({"panoptic_seg": res})
