@@ -234,6 +234,24 @@ def test_the_outputs_are_left_as_they_were_given(edge_set: Any) -> None:
         assert torch.equal(o["panoptic_seg"][0], k["panoptic_seg"][0]) and o["panoptic_seg"][1] == k["panoptic_seg"][1]
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_round_after_reset_counts_its_own_images_and_keep_ground_truth_reads_no_png_again(edge_set: Any,
+                                                                                           keep: bool) -> None:
+    import shutil
+
+    from detectron2.data import MetadataCatalog
+
+    from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
+
+    dataset, preds = edge_set
+    pairs = [pair(i, ids, segs, dataset, "labels") for i, ids, segs in preds]
+    ev = PanbenchPanopticEvaluator(dataset, keep_ground_truth=keep)
+    first = run(ev, pairs)
+    if keep:
+        shutil.rmtree(MetadataCatalog.get(dataset).panoptic_root)
+    assert_same(run(ev, pairs), first)
+
+
 class _Renamed:
     """An evaluator whose result key is renamed (DatasetEvaluators refuses two results named panoptic_seg)."""
 
@@ -354,6 +372,9 @@ def _bad_outputs(dataset: str, preds: list) -> dict[str, tuple[Any, str]]:
         "not a pair": (good[0], "give the pair (id map tensor, segments_info"),
         "unknown contiguous thing id": ((good[0], [{**good[1][0], "category_id": 99, "isthing": True}, *good[1][1:]]),
                                         "not a contiguous id of the thing of dataset"),
+        # COCOPanopticEvaluator converts a thing only when isthing `is True`: a numpy True goes to the stuff ids
+        "isthing numpy True": ((good[0], [*good[1][:2], {**good[1][2], "isthing": np.True_}, *good[1][3:]]),
+                               "has isthing=np.True_ and category_id 0, not a contiguous id of the stuff"),
         "segment without id": ((good[0], [{"category_id": 1}, *good[1][1:]]), "each segment is a dict with 'id'"),
         "label below -1": ((below, None), "holds label -2"),
         "label of no class": ((torch.full_like(labels, 50 * DIVISOR), None), "of class 50"),
@@ -361,7 +382,8 @@ def _bad_outputs(dataset: str, preds: list) -> dict[str, tuple[Any, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["float map", "not a pair", "unknown contiguous thing id", "segment without id",
+@pytest.mark.parametrize("case", ["float map", "not a pair", "unknown contiguous thing id", "isthing numpy True",
+                                  "segment without id",
                                   "label below -1", "label of no class", "pixel id not listed", "unknown image",
                                   "image twice"])
 def test_bad_output_is_refused_in_one_line_and_changes_nothing(edge_set: Any, case: str) -> None:
