@@ -84,6 +84,44 @@ def build(kind: str, names: list[str], out: Path, seed: int = 0, size: int = 64,
     return out
 
 
+def detr_hub_layout(labels: list[str], out: Path, backbone: str = "resnet10t", seed: int = 0, size: int = 64) -> Path:
+    """A random-init ``DetrForSegmentation`` laid out as the hub's ``facebook/detr-resnet-50-panoptic`` is: a timm
+    backbone named by ``config.json``'s ``use_timm_backbone``, ``backbone`` (``backbone``: a timm ResNet; the
+    hub's is ``resnet50``), ``use_pretrained_backbone``, ``dilation`` and ``num_channels`` keys (no
+    ``backbone_config``: transformers builds the timm backbone's from them), ``labels`` indexed by label id (the
+    hub's: by COCO category id, ``N/A`` for the unused ids), and ``DetrImageProcessor``'s
+    ``preprocessor_config.json`` with ``format`` ``coco_panoptic``.  Needs timm (and torchvision, which timm
+    imports)."""
+    import json
+
+    import torch
+    from transformers import DetrConfig, DetrForSegmentation, DetrImageProcessorPil
+
+    id2label = {i: n for i, n in enumerate(labels)}
+    torch.manual_seed(seed)
+    cfg = DetrConfig(use_timm_backbone=True, backbone=backbone, use_pretrained_backbone=False, dilation=False,
+                     d_model=32, encoder_layers=1, decoder_layers=1, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                     encoder_attention_heads=8, decoder_attention_heads=8, num_queries=4, id2label=id2label,
+                     label2id={n: i for i, n in id2label.items()})
+    model = DetrForSegmentation(cfg)
+    _confident(model, "detr")
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    path = out / "config.json"
+    saved = json.loads(path.read_text())
+    saved.pop("backbone_config")  # the hub's config names the timm backbone by these keys instead
+    saved.update(use_timm_backbone=True, backbone=backbone, use_pretrained_backbone=False, dilation=False,
+                 num_channels=3)
+    path.write_text(json.dumps(saved, indent=2))
+    DetrImageProcessorPil(format="coco_panoptic", size={"shortest_edge": size, "longest_edge": 2 * size}
+                          ).save_pretrained(out)
+    pre = out / "preprocessor_config.json"
+    pre_json = json.loads(pre.read_text())
+    pre_json["image_processor_type"] = "DetrImageProcessor"
+    pre.write_text(json.dumps(pre_json, indent=2))
+    return out
+
+
 def _oneformer(labels: list[str], id2label: dict, label2id: dict, out: Path, size: int) -> Path:
     """OneFormer: its processor holds a CLIP tokenizer for the task prompt; a tiny one is written here (a
     vocabulary of single characters, no merges: ids are deterministic, which is all a random model needs)."""
@@ -199,16 +237,19 @@ PUBLISHED = {"mask2former": dict(threshold=0.8, mask_threshold=0.5, overlap_mask
              "eomt_dinov3": dict(threshold=0.8, mask_threshold=0.5, overlap_mask_area_threshold=0.8)}
 
 
-def predictions(d: Path, ds, kind: str, spelled: dict[str, str]):
+def predictions(d: Path, ds, kind: str, spelled: dict[str, str], backend: str | None = "pil"):
     """What a user of transformers computes by hand, per image of ``ds``: processor, model, post-processing with
     :data:`PUBLISHED` and stuff labels fused; labels to category ids through ``spelled`` (model label name ->
-    dataset name), labels not in it (placeholders) left VOID.  Yields (sample, segment-id map, segments_info)."""
+    dataset name), labels not in it (placeholders) left VOID.  Yields (sample, segment-id map, segments_info).
+    ``backend``: the processor's, as transformers' ``from_pretrained(backend=...)`` takes it (``"pil"``,
+    ``"torchvision"``; None: transformers' choice, torchvision's processor whenever torchvision is installed)."""
     import numpy as np
     import torch
     from PIL import Image
     from transformers import AutoImageProcessor, AutoModelForUniversalSegmentation, AutoProcessor
 
-    proc = (AutoProcessor if kind == "oneformer" else AutoImageProcessor).from_pretrained(d)
+    proc = (AutoProcessor if kind == "oneformer" else AutoImageProcessor).from_pretrained(
+        d, **({} if backend is None else {"backend": backend}))
     task = {"task_inputs": ["panoptic"]} if kind == "oneformer" else {}
     model = AutoModelForUniversalSegmentation.from_pretrained(d).eval()
     cat = dict(zip(ds.categories.names, ds.categories.ids))
@@ -235,13 +276,13 @@ def predictions(d: Path, ds, kind: str, spelled: dict[str, str]):
         yield s, seg.astype(np.uint32), list(segs.values())
 
 
-def reference(d: Path, ds, kind: str, spelled: dict[str, str]) -> dict:
+def reference(d: Path, ds, kind: str, spelled: dict[str, str], backend: str | None = "pil") -> dict:
     """:func:`predictions` scored by panbench's evaluator (itself checked against panopticapi elsewhere)."""
     from panbench.pq.evaluator import PanopticEvaluator
     from panbench.pq.png import read_ids
 
     ev = PanopticEvaluator(ds.categories)
-    for s, seg, segs in predictions(d, ds, kind, spelled):
+    for s, seg, segs in predictions(d, ds, kind, spelled, backend):
         ev.process(read_ids(s.gt_png, "gt"), s.gt_ann["segments_info"], seg, segs, f"image {s.image_id}")
     return ev.evaluate()
 

@@ -57,6 +57,24 @@ def backbone_packages(cfg: Any) -> tuple[str, ...]:
     return ("timm",) if getattr(cfg, "use_timm_backbone", False) or kind.startswith("timm") else ()
 
 
+def backbone_name(cfg: Any) -> str | None:
+    """The record's backbone, from the model's config: the timm model a timm backbone builds (``resnet50`` for
+    DETR's hub checkpoints), else the backbone config's model type (``swin``), else the config's ``backbone``."""
+    bc = getattr(cfg, "backbone_config", None)
+    timm_name = getattr(bc, "backbone", None) if backbone_packages(cfg) else None
+    return timm_name or getattr(bc, "model_type", None) or getattr(cfg, "backbone", None)
+
+
+def processor_backend(version: str) -> dict[str, Any]:
+    """How ``from_pretrained`` is asked for the processor: its PIL backend whatever is installed, so that a
+    model's pre-processing, and with it its numbers, are the same with and without torchvision (transformers 5
+    otherwise picks the torchvision processor whenever torchvision is installed, and the two resize images
+    differently: docs/huggingface.md, "Which processor").  transformers 5 says it ``backend="pil"``, 4.x
+    ``use_fast=False``; a model type with no PIL processor gets transformers' other one (the record's
+    ``processor_class`` names the class that ran)."""
+    return {"backend": "pil"} if _version(version) >= (5, 0) else {"use_fast": False}
+
+
 def load_hf_model(ref: str, categories: Any, device: str,
                   any_rank: Callable[[bool], bool] | None = None) -> HFModel:
     """``hf:<ref>`` -> the model on ``device`` with its processor, label mapping and post-processing settings."""
@@ -77,7 +95,9 @@ def load_hf_model(ref: str, categories: Any, device: str,
     if mtype.resize_shim and importlib.util.find_spec("torchvision") is None:
         _oneformer_resize_without_torchvision()
     auto = AutoProcessor if mtype.task_prompt else AutoImageProcessor
-    processor = _step(lambda: auto.from_pretrained(d), d, "its processor does not load (preprocessor_config.json)")
+    backend = processor_backend(transformers.__version__)
+    processor = _step(lambda: auto.from_pretrained(d, **backend), d,
+                      "its processor does not load (preprocessor_config.json)")
     # float32 whatever dtype the weights were saved in (transformers 5 loads them as saved, "auto"): --amp is
     # the one way to run reduced precision, and the record's "amp" says which
     dtype_kw = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
@@ -96,8 +116,7 @@ def load_hf_model(ref: str, categories: Any, device: str,
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
     text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
-    backbone = getattr(getattr(cfg, "backbone_config", None), "model_type", None) or getattr(cfg, "backbone", None) \
-        or mtype.backbone
+    backbone = backbone_name(cfg) or mtype.backbone
     return HFModel(module, d, hub_id, digest(d), text,
                    hashlib.sha256(text.encode()).hexdigest()[:16], mtype.architecture, backbone, backbone_packages(cfg))
 
@@ -140,18 +159,28 @@ def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:
 def _oneformer_resize_without_torchvision() -> None:
     """transformers' OneFormer post-processing (PIL backend, ``compute_segments``) resizes the mask
     probabilities with torchvision's ``tvF.resize`` even when torchvision is absent (a NameError, transformers
-    5.23).  On a float tensor, torchvision's bilinear resize is ``torch.nn.functional.interpolate(mode="bilinear",
-    align_corners=False, antialias=True)``; give the module exactly that under the name it calls."""
+    5.23, 5.24): give the module :func:`torchvision_resize_stand_in` under the name it calls."""
+    from transformers.models.oneformer import image_processing_pil_oneformer as pil
+
+    if not hasattr(pil, "tvF"):
+        pil.tvF = torchvision_resize_stand_in()
+
+
+def torchvision_resize_stand_in() -> Any:
+    """What ``compute_segments`` calls of ``torchvision.transforms.v2.functional`` (``resize`` with
+    ``InterpolationMode.BILINEAR``), without torchvision.  On a float tensor and a size of two numbers,
+    torchvision's bilinear ``resize_image`` is ``torch.nn.functional.interpolate(mode="bilinear",
+    align_corners=False, antialias=True)`` (its default ``antialias``), and the input itself when the size is
+    unchanged; this is that.  Compared with torchvision's own call, bit for bit, in
+    tests/models/test_hf_vision.py."""
     import types
 
     import torch.nn.functional as F
-    from transformers.models.oneformer import image_processing_pil_oneformer as pil
 
-    if hasattr(pil, "tvF"):
-        return
+    def resize(x: torch.Tensor, size: Any, interpolation: str = "bilinear", antialias: bool = True) -> torch.Tensor:
+        size = [int(v) for v in size]
+        if list(x.shape[-2:]) == size:
+            return x
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)
 
-    def resize(x, size, interpolation="bilinear", antialias=True):
-        return F.interpolate(x, size=list(size), mode="bilinear", align_corners=False, antialias=antialias)
-
-    pil.tvF = types.SimpleNamespace(resize=resize, InterpolationMode=types.SimpleNamespace(BILINEAR="bilinear"))
-
+    return types.SimpleNamespace(resize=resize, InterpolationMode=types.SimpleNamespace(BILINEAR="bilinear"))
