@@ -107,7 +107,9 @@ class PredictionSegments:
         if divisor is None:
             raise InputError(f"{where}: segments_info is None but dataset {self.dataset_name!r} has no metadata "
                              "'label_divisor'; set MetadataCatalog.get(name).label_divisor or return segments_info")
-        ids = pan.astype(np.int64) + 1  # 0 is VOID in COCO's encoding
+        if pan.dtype.itemsize < 4 or pan.dtype == np.uint64:  # + 1 must not wrap a valid label
+            pan = pan.astype(np.int64)
+        ids = pan + 1  # 0 is VOID in COCO's encoding; a wrapped maximum is negative, refused below
         flat = ids.reshape(-1)
         lo, hi = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
         if lo < 0 or hi >= _MAX_ID:
@@ -127,7 +129,7 @@ class PredictionSegments:
                                  f"{self.dataset_name!r}; give category * label_divisor + instance with the "
                                  "dataset's contiguous ids")
             segments.append({"id": value, "category_id": table[cls]})
-        return ids, segments
+        return ids.view(np.uint32) if ids.dtype == np.int32 else ids, segments  # uint32: as a PNG's ids
 
 
 class PanbenchPanopticEvaluator(DatasetEvaluator):
