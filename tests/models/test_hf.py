@@ -383,3 +383,11 @@ def test_a_loaded_model_runs_on_its_family_packages_and_its_backbone(monkeypatch
     monkeypatch.setattr(type(FAMILIES["transformers"]), "entry", lambda f: SimpleNamespace(load_model=lambda *a: built))
     lm = loading.load_model(spec, None, None, False, "cpu")
     assert lm.packages == (*FAMILIES["transformers"].packages, "timm")
+
+
+@pytest.mark.parametrize(("version", "asked"), [("5.24.0", {"backend": "pil"}), ("5.15.0", {"backend": "pil"}),
+                                                ("5.4.0", {"backend": "pil"}), ("5.3.0", {"use_fast": False}),
+                                                ("5.0.0", {"use_fast": False}), ("4.56.2", {"use_fast": False})])
+def test_the_pil_processor_is_asked_for_in_the_words_of_each_transformers(version: str, asked: dict) -> None:
+    """``backend=`` exists from transformers 5.4 on (Colab's 5.15 has it); 5.0-5.3 and 4.x take ``use_fast``."""
+    assert hf.processor_backend(version) == asked

@@ -69,10 +69,11 @@ def processor_backend(version: str) -> dict[str, Any]:
     """How ``from_pretrained`` is asked for the processor: its PIL backend whatever is installed, so that a
     model's pre-processing, and with it its numbers, are the same with and without torchvision (transformers 5
     otherwise picks the torchvision processor whenever torchvision is installed, and the two resize images
-    differently: docs/huggingface.md, "Which processor").  transformers 5 says it ``backend="pil"``, 4.x
-    ``use_fast=False``; a model type with no PIL processor gets transformers' other one (the record's
-    ``processor_class`` names the class that ran)."""
-    return {"backend": "pil"} if _version(version) >= (5, 0) else {"use_fast": False}
+    differently: docs/huggingface.md, "Which processor").  transformers 5.4 and later say it ``backend="pil"``
+    (``use_fast`` is deprecated there), earlier ones ``use_fast=False`` (5.0-5.3 have no ``backend``); a model
+    type with no PIL processor gets transformers' other one (the record's ``processor_class`` names the class
+    that ran)."""
+    return {"backend": "pil"} if _version(version) >= (5, 4) else {"use_fast": False}
 
 
 def load_hf_model(ref: str, categories: Any, device: str,
