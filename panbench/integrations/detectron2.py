@@ -44,7 +44,6 @@ from panbench.metrics.inputs import id_map
 
 _NAME = "PanbenchPanopticEvaluator"
 _MAX_ID = 1 << 24  # a COCO PNG's ids: R + 256 G + 256^2 B
-_DENSE = 1 << 22  # label maps below this are counted with bincount, above with np.unique
 _KEYS = (("PQ", "All", "pq"), ("SQ", "All", "sq"), ("RQ", "All", "rq"), ("PQ_th", "Things", "pq"),
          ("SQ_th", "Things", "sq"), ("RQ_th", "Things", "rq"), ("PQ_st", "Stuff", "pq"), ("SQ_st", "Stuff", "sq"),
          ("RQ_st", "Stuff", "rq"))
@@ -59,6 +58,15 @@ def _metadata(dataset_name: str) -> Any:
                              "detectron2.data.datasets.register_coco_panoptic (or set MetadataCatalog.get(name)."
                              f"{key})")
     return meta
+
+
+def present_values(flat: np.ndarray) -> np.ndarray:
+    """The distinct values of a flat segment map, sorted: those that start a run of equal values (a segment map
+    holds a few runs a row), then ``np.unique`` of those alone."""
+    if flat.size == 0:
+        return flat[:0]
+    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    return np.unique(np.concatenate((flat[:1], flat[starts])))
 
 
 class PredictionSegments:
@@ -110,14 +118,13 @@ class PredictionSegments:
         if pan.dtype.itemsize < 4 or pan.dtype == np.uint64:  # + 1 must not wrap a valid label
             pan = pan.astype(np.int64)
         ids = pan + 1  # 0 is VOID in COCO's encoding; a wrapped maximum is negative, refused below
-        flat = ids.reshape(-1)
-        lo, hi = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
+        present = present_values(ids.reshape(-1))
+        lo, hi = (int(present[0]), int(present[-1])) if present.size else (0, 0)
         if lo < 0 or hi >= _MAX_ID:
             bad = lo - 1 if lo < 0 else hi - 1
             raise InputError(f"{where}: panoptic_seg holds label {bad}; with segments_info None its values are "
                              f"category * label_divisor + instance, -1 for VOID, below {_MAX_ID - 1} (a COCO PNG's "
                              "ids)")
-        present = np.flatnonzero(np.bincount(flat)) if hi < _DENSE else np.unique(flat)
         things = set(self.thing_to_dataset)
         segments = []
         for value in present[present > 0].tolist():

@@ -476,3 +476,16 @@ def test_the_benchmark_prints_a_ratio_only_when_every_number_agrees(coco_sample:
     assert not bench_detectron2.bench("coco", records, gt_json, gt_dir, batch=2)
     out = capsys.readouterr().out
     assert "NUMBERS DIFFER" in out and "speed-up" not in out
+
+
+def test_the_values_present_in_a_map_are_np_uniques_whatever_its_runs() -> None:
+    from panbench.integrations.detectron2 import present_values
+
+    rng = np.random.default_rng(0)
+    maps = [np.zeros(0, np.int32), np.array([7], np.int32), np.full(50, -1, np.int64),
+            rng.integers(-1, 3, 1000).astype(np.int32),  # a run at every few pixels
+            np.repeat(rng.integers(0, 200_000, 40), rng.integers(1, 500, 40)),  # long runs, values seen again
+            rng.integers(0, 1 << 24, 5000).astype(np.uint32)]  # no two neighbours alike
+    for flat in maps:
+        got = present_values(flat)
+        assert np.array_equal(got, np.unique(flat)) and got.dtype == flat.dtype
