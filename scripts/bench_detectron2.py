@@ -21,7 +21,8 @@ Two sets, those of scripts/bench_mmdet_metric.py (its helpers, imported):
 
 Each evaluator runs ``--repeat`` rounds (default 3), interleaved with the other's; its round of median total time
 is printed.  Every one of the nine numbers, in every round, must equal the other evaluator's to 1e-9 before any
-ratio is printed (exit 1 otherwise).  Printed beside the numbers: the date, the commit, the machine and its load before and after.
+ratio is printed (exit 1 otherwise).  Printed beside the numbers: the date, the commit, the machine and its load
+before and after.
 detectron2 is not on PyPI: without an importable one, its source is unpacked from ../shared/vendor.
 
     .venv-vision/bin/python scripts/bench_detectron2.py [--set demo|coco|both] [--images 1000] [--form segments]
