@@ -109,6 +109,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     return report
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """In the torchvision tier a test module that marks its tests `torchvision` and skips as a whole (a module-level
+    ``importorskip``, before any of its tests runs) fails too."""
+    report = yield
+    if VISION_TIER and report.skipped and isinstance(collector, pytest.Module) \
+            and "pytest.mark.torchvision" in collector.path.read_text():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in the torchvision tier (PANBENCH_VISION_TIER=1), where it must run: {reason}"
+    return report
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`) the tests on the one-node Slurm cluster run in
     one worker, one after another, as its single node runs one job of theirs at a time."""

@@ -41,9 +41,9 @@ from detectron2.utils.file_io import PathManager
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality
 from panbench.metrics.inputs import id_map
+from panbench.pq.kernels import MAX_ID
 
 _NAME = "PanbenchPanopticEvaluator"
-_MAX_ID = 1 << 24  # a COCO PNG's ids: R + 256 G + 256^2 B
 _KEYS = (("PQ", "All", "pq"), ("SQ", "All", "sq"), ("RQ", "All", "rq"), ("PQ_th", "Things", "pq"),
          ("SQ_th", "Things", "sq"), ("RQ_th", "Things", "rq"), ("PQ_st", "Stuff", "pq"), ("SQ_st", "Stuff", "sq"),
          ("RQ_st", "Stuff", "rq"))
@@ -78,6 +78,7 @@ class PredictionSegments:
         self.meta = meta
         self.thing_to_dataset = {v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
         self.stuff_to_dataset = {v: k for k, v in meta.stuff_dataset_id_to_contiguous_id.items()}
+        self.things = set(self.thing_to_dataset)  # a label's class is a thing where it is one of these
 
     def __call__(self, panoptic_seg: Any, where: str) -> tuple[np.ndarray, list[dict[str, Any]]]:
         if not isinstance(panoptic_seg, Sequence) or len(panoptic_seg) != 2:
@@ -115,21 +116,20 @@ class PredictionSegments:
         if divisor is None:
             raise InputError(f"{where}: segments_info is None but dataset {self.dataset_name!r} has no metadata "
                              "'label_divisor'; set MetadataCatalog.get(name).label_divisor or return segments_info")
-        if pan.dtype.itemsize < 4 or pan.dtype == np.uint64:  # + 1 must not wrap a valid label
+        if pan.dtype.itemsize < 4 or pan.dtype.kind == "u":  # + 1 wraps neither -1 of a small type nor a maximum
             pan = pan.astype(np.int64)
-        ids = pan + 1  # 0 is VOID in COCO's encoding; a wrapped maximum is negative, refused below
+        ids = pan + 1  # 0 is VOID in COCO's encoding; an int32 maximum wraps to a negative value, refused below
         present = present_values(ids.reshape(-1))
         lo, hi = (int(present[0]), int(present[-1])) if present.size else (0, 0)
-        if lo < 0 or hi >= _MAX_ID:
+        if lo < 0 or hi >= MAX_ID:
             bad = lo - 1 if lo < 0 else hi - 1
             raise InputError(f"{where}: panoptic_seg holds label {bad}; with segments_info None its values are "
-                             f"category * label_divisor + instance, -1 for VOID, below {_MAX_ID - 1} (a COCO PNG's "
+                             f"category * label_divisor + instance, -1 for VOID, below {MAX_ID - 1} (a COCO PNG's "
                              "ids)")
-        things = set(self.thing_to_dataset)
         segments = []
         for value in present[present > 0].tolist():
             cls = (value - 1) // divisor
-            table = self.thing_to_dataset if cls in things else self.stuff_to_dataset
+            table = self.thing_to_dataset if cls in self.things else self.stuff_to_dataset
             if cls not in table:
                 raise InputError(f"{where}: label {value - 1} is of class {cls} (label // label_divisor "
                                  f"{divisor}), a contiguous id of neither the things nor the stuff of dataset "
@@ -160,17 +160,18 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
         self._gt_json = PathManager.get_local_path(self._metadata.panoptic_json)
         self._coco = CocoPanopticQuality(self._gt_json, PathManager.get_local_path(self._metadata.panoptic_root),
                                          keep_ground_truth=keep_ground_truth)
-        self._image_ids: list[Any] = []
 
     def reset(self) -> None:
         """A new round: no image scored (kept ground truth stays)."""
         self._coco.reset()
-        self._image_ids = []
 
     def process(self, inputs: Sequence[dict[str, Any]], outputs: Sequence[dict[str, Any]]) -> None:
         """Score each output's ``panoptic_seg`` against the ground truth of its input's ``image_id``.  A refused
         image raises :class:`panbench.errors.InputError` and adds nothing (the batch's images before it stay)."""
-        for inp, out in zip(inputs, outputs, strict=True):
+        if len(inputs) != len(outputs):
+            raise InputError(f"{_NAME}.process: {len(inputs)} inputs and {len(outputs)} outputs; pass the batch "
+                             "the model was given and its outputs, one each")
+        for inp, out in zip(inputs, outputs):
             if "image_id" not in inp or "panoptic_seg" not in out:
                 raise InputError(f"{_NAME}.process: an input needs 'image_id' and its output 'panoptic_seg' "
                                  f"(got input keys {sorted(inp)}, output keys {sorted(out)}); pass the dataset's "
@@ -179,13 +180,12 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
             image_id = image_id.item() if hasattr(image_id, "item") else image_id
             ids, segments = self._convert(out["panoptic_seg"], f"image {image_id}")
             self._coco.update(image_id, ids, segments)
-            self._image_ids.append(image_id)
 
     def evaluate(self) -> OrderedDict[str, dict[str, float]] | None:
         """The nine numbers (0-100) of every rank's images on the main process, printed as detectron2 prints them;
         None on the other ranks."""
         comm.synchronize()
-        parts = comm.gather((self._image_ids, self._coco.sums()))
+        parts = comm.gather((self._coco.scored, self._coco.sums()))
         if not comm.is_main_process():
             return None
         total = PanopticQuality(self._coco.categories)

@@ -68,6 +68,12 @@ class BasePanopticQuality:
         """The images added since the last :meth:`reset`."""
         return self._sink.evaluator.stats.n_images
 
+    @property
+    def scored(self) -> frozenset[Any]:
+        """The image ids scored since the last :meth:`reset` (what a round's ranks gather to check that no image
+        was scored twice and none is missing)."""
+        return frozenset(self._seen)
+
     def _score(self, image_id: Any, where: str, pred_ids: Any, pred_segments: Sequence[dict[str, Any]],
                gt_ids: Any, gt_segments: Sequence[dict[str, Any]]) -> ImageResult:
         self._check_new(image_id, where)

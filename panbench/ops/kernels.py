@@ -36,6 +36,12 @@ def path(device_type: str = "cpu") -> str:
         "PyTorch: panbench.ops._cpu not built (same results, slower; install gcc and rerun make setup)"
 
 
+def _torchvision_serves(t: Any) -> bool:
+    """Whether torchvision's kernels serve tensor ``t`` (CUDA tensors; the tests of the torchvision tier make it true
+    for CPU tensors to run that path on the CPU)."""
+    return bool(t.is_cuda)
+
+
 def _f32(x: float) -> float:
     """``x`` rounded to float32, as mmcv's bindings take ``iou_threshold`` and ``spatial_scale`` (C float)."""
     import numpy as np
@@ -49,7 +55,7 @@ def nms(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any:
 
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
-    if boxes.is_cuda and offset == 0:
+    if offset == 0 and _torchvision_serves(boxes):
         return nms_torchvision(boxes, scores, iou_threshold)
     if boxes.device.type == "cpu" and boxes.dtype != torch.float32:
         raise RuntimeError(f"expected scalar type Float but found {boxes.dtype}: nms on the CPU takes float32 boxes "
@@ -117,7 +123,7 @@ def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_
 
     if rois.shape[0] == 0:
         return
-    if input.is_cuda and pool_mode == 1:
+    if pool_mode == 1 and _torchvision_serves(input):
         roi_align_torchvision(input, rois, output, aligned_height, aligned_width, spatial_scale, sampling_ratio,
                               aligned)
         return

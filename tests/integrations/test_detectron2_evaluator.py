@@ -52,16 +52,17 @@ def _detectron2(detectron2_src: Path) -> None:
     pytest.importorskip("detectron2.evaluation")
 
 
-def register(gt_json: Path, gt_dir: Path, label_divisor: int | None = DIVISOR) -> str:
+def register(gt_json: Path, gt_dir: Path, label_divisor: int | None = DIVISOR, stuff_all: bool = False) -> str:
     """A dataset of MetadataCatalog as detectron2's builtin COCO panoptic registers it (contiguous ids: the index
-    in the JSON's categories, things and stuff disjoint); its name."""
+    in the JSON's categories, things and stuff disjoint), or with ``stuff_all`` as Mask2Former's and OneFormer's
+    code registers it (``stuff_dataset_id_to_contiguous_id`` holds every category); its name."""
     from detectron2.data import MetadataCatalog
 
     cats = json.loads(Path(gt_json).read_text())["categories"]
     name = f"panbench_test_{uuid.uuid4().hex[:8]}"
     meta: dict[str, Any] = dict(
         thing_dataset_id_to_contiguous_id={c["id"]: k for k, c in enumerate(cats) if c["isthing"]},
-        stuff_dataset_id_to_contiguous_id={c["id"]: k for k, c in enumerate(cats) if not c["isthing"]},
+        stuff_dataset_id_to_contiguous_id={c["id"]: k for k, c in enumerate(cats) if stuff_all or not c["isthing"]},
         panoptic_json=str(gt_json), panoptic_root=str(gt_dir))
     if label_divisor is not None:
         meta["label_divisor"] = label_divisor
@@ -81,7 +82,9 @@ def pairs_from_pngs(pred_json: Path, pred_dir: Path, dataset: str, form: str) ->
                  dataset, form) for a in anns]
 
 
-def pair(image_id: Any, ids: np.ndarray, segments: list[dict], dataset: str, form: str) -> tuple[dict, dict]:
+def pair(image_id: Any, ids: np.ndarray, segments: list[dict], dataset: str, form: str,
+         dtype: Any = np.int32) -> tuple[dict, dict]:
+    """(input, output) of one image; with ``form`` "labels" the map in ``dtype``."""
     from detectron2.data import MetadataCatalog
 
     meta = MetadataCatalog.get(dataset)
@@ -98,7 +101,7 @@ def pair(image_id: Any, ids: np.ndarray, segments: list[dict], dataset: str, for
         per_class[c] = per_class.get(c, -1) + 1
         lut[s["id"]] = c * meta.label_divisor + per_class[c]
     u, inv = np.unique(ids, return_inverse=True)
-    pan = np.array([lut[int(v)] for v in u], np.int32)[inv].reshape(ids.shape)
+    pan = np.array([lut[int(v)] for v in u], np.int64)[inv].reshape(ids.shape).astype(dtype)
     return inp, {"panoptic_seg": (torch.from_numpy(pan), None)}
 
 
@@ -203,6 +206,49 @@ def test_void_crowd_unmatched_and_missed_segments_score_as_cocopanopticevaluator
     dataset, preds = edge_set
     theirs, ours = both(dataset, [pair(i, ids, segs, dataset, form) for i, ids, segs in preds])
     assert 1 < theirs["panoptic_seg"]["PQ"] < 99 and theirs["panoptic_seg"]["RQ_st"] < 100
+    assert_same(ours, theirs)
+
+
+def same_set_registered_again(dataset: str, stuff_all: bool) -> str:
+    from detectron2.data import MetadataCatalog
+
+    meta = MetadataCatalog.get(dataset)
+    return register(Path(meta.panoptic_json), Path(meta.panoptic_root), stuff_all=stuff_all)
+
+
+@pytest.mark.parametrize("stuff_all", [False, True], ids=["disjoint", "stuff-map-of-every-category"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int16, np.uint16, "int64-strided"], ids=str)
+def test_label_maps_of_every_integer_type_give_cocopanopticevaluators_numbers(edge_set: Any, dtype: Any,
+                                                                             stuff_all: bool) -> None:
+    """segments_info None with the map in int64 (what an argmax gives, Panoptic-DeepLab's), int16, uint16 (no
+    VOID then: -1 does not fit) and a non-contiguous int64 view; the metadata as detectron2's builtin COCO
+    panoptic registers it or as Mask2Former's code does (every category in the stuff map)."""
+    dataset, preds = edge_set
+    dataset = same_set_registered_again(dataset, stuff_all)
+    pairs = []
+    for i, ids, segs in preds:
+        if dtype == np.uint16:
+            segs = [s for s in segs if s["id"] != 0]
+            ids = np.where(ids == 0, preds[0][2][0]["id"], ids)  # every pixel a segment's
+        inp, out = pair(i, ids, segs, dataset, "labels", np.int64 if dtype == "int64-strided" else dtype)
+        if dtype == "int64-strided":
+            pan = out["panoptic_seg"][0]
+            out = {"panoptic_seg": (pan.t().contiguous().t(), None)}
+            assert not out["panoptic_seg"][0].is_contiguous()
+        pairs.append((inp, out))
+    theirs, ours = both(dataset, pairs)
+    assert 1 < theirs["panoptic_seg"]["PQ"] < 99
+    assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("form", ["segments", "labels"])
+def test_the_stuff_map_of_every_category_on_cocos_own_pngs_gives_cocopanopticevaluators_numbers(
+        coco_sample: Path, tmp_path: Path, form: str) -> None:
+    ann = coco_sample / "annotations"
+    pred_json, pred_dir = write_perturbed_sample(ann, tmp_path, 0)
+    dataset = register(ann / "panoptic_val2017.json", ann / "panoptic_val2017", stuff_all=True)
+    theirs, ours = both(dataset, pairs_from_pngs(pred_json, pred_dir, dataset, form))
+    assert 1 < theirs["panoptic_seg"]["PQ"] < 99
     assert_same(ours, theirs)
 
 
@@ -378,14 +424,17 @@ def _bad_outputs(dataset: str, preds: list) -> dict[str, tuple[Any, str]]:
         "segment without id": ((good[0], [{"category_id": 1}, *good[1][1:]]), "each segment is a dict with 'id'"),
         "label below -1": ((below, None), "holds label -2"),
         "label of no class": ((torch.full_like(labels, 50 * DIVISOR), None), "of class 50"),
+        # + 1 wraps the largest uint32 to 0 (VOID): it is refused as the label it is
+        "uint32 maximum": ((torch.from_numpy(np.full(labels.shape, 2**32 - 1, np.uint32)), None),
+                           "holds label 4294967295"),
         "pixel id not listed": ((good[0], good[1][1:]), "segment id 1 is absent from segments_info"),
     }
 
 
 @pytest.mark.parametrize("case", ["float map", "not a pair", "unknown contiguous thing id", "isthing numpy True",
                                   "segment without id",
-                                  "label below -1", "label of no class", "pixel id not listed", "unknown image",
-                                  "image twice"])
+                                  "label below -1", "label of no class", "uint32 maximum", "pixel id not listed",
+                                  "unknown image", "image twice", "more inputs than outputs"])
 def test_bad_output_is_refused_in_one_line_and_changes_nothing(edge_set: Any, case: str) -> None:
     from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
 
@@ -402,11 +451,15 @@ def test_bad_output_is_refused_in_one_line_and_changes_nothing(edge_set: Any, ca
     elif case == "image twice":
         inp, out, words = pairs[1][0], fresh(pairs[1][1]), "scored already"
     else:
-        inp, (out, words) = pairs[0][0], ({"panoptic_seg": bad[case][0]}, bad[case][1])
+        inp, (out, words) = pairs[0][0], ({"panoptic_seg": bad.get(case, (None,))[0]}, bad.get(case, (0, ""))[1])
     with pytest.raises(InputError) as e:
-        ev.process([inp], [out])
+        if case == "more inputs than outputs":
+            words = "2 inputs and 1 outputs"
+            ev.process([pairs[0][0], inp], [fresh(pairs[0][1])])
+        else:
+            ev.process([inp], [out])
     assert "\n" not in str(e.value) and words in str(e.value)
-    assert np.array_equal(ev._coco.sums(), sums) and ev._image_ids == [2]
+    assert np.array_equal(ev._coco.sums(), sums) and ev._coco.scored == {2}
     ev.process([pairs[0][0]], [fresh(pairs[0][1])])  # the round goes on as if the bad output was never given
     assert_same(ev.evaluate() or {}, want)
 
@@ -431,7 +484,7 @@ def test_a_dataset_without_panoptic_metadata_or_label_divisor_is_refused_in_one_
     out = pair(i, ids, segs, dataset, "labels")[1]
     with pytest.raises(InputError, match="has no metadata 'label_divisor'; set MetadataCatalog") as e:
         ev.process([{"image_id": i}], [out])
-    assert "\n" not in str(e.value) and ev._image_ids == [] and not ev._coco.sums().any()
+    assert "\n" not in str(e.value) and not ev._coco.scored and not ev._coco.sums().any()
 
 
 def test_a_round_missing_an_image_or_scoring_one_in_two_ranks_is_refused_in_one_line(edge_set: Any,

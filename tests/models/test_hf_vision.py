@@ -153,6 +153,7 @@ def test_eval_runs_the_pil_processor_with_torchvision_installed_and_the_fast_one
           f"identical segments {same} of {len(pil)}; pixels differing {pixels} of {total}; PQ of the torchvision "
           f"processor's against the PIL processor's {agree.evaluate()['PQ']!r}")
     assert sum(len(v[1]) for v in pil.values()) > 0
+    assert same < len(pil) and pixels > 0  # the torchvision processor's segments differ (docs/huggingface.md)
 
 
 # ---- DETR in the hub's layout: a timm backbone ---------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_tied_scores_are_visited_in_another_order_by_torchvision_and_in_mmcvs_by
             c = kernels.nms_c(boxes, scores, thr, 0)
             differ += not torch.equal(c, tv.ops.nms(boxes, scores, thr))
             assert torch.equal(kernels.nms_torchvision(boxes, scores, thr), c), (seed, thr)
-    assert differ >= len(SEEDS) * len(THRESHOLDS) // 2  # 48 of the 60 cases (docs/ops.md)
+    assert differ == 48  # of the 60 cases (docs/ops.md)
 
 
 def test_recorded_compiled_mmcv_nms_is_what_panbenchs_torchvision_path_keeps() -> None:
@@ -128,7 +128,7 @@ def test_recorded_compiled_mmcv_roi_align_is_what_panbenchs_torchvision_path_wri
     finally:
         sys.path.remove(str(REPO_ROOT / "scripts"))
     roi = np_load("roi_align.npz")
-    checked, unrounded_differ = 0, 0
+    checked, unrounded_differ, largest = 0, 0, 0.0
     for dt, aligned, mode, sr, scale in record.ROI_CONFIGS:
         if mode != 1:
             continue
@@ -139,30 +139,26 @@ def test_recorded_compiled_mmcv_roi_align_is_what_panbenchs_torchvision_path_wri
         assert torch.equal(out, want), (dt, aligned, sr, scale)
         unrounded = tv.ops.roi_align(x, r, record.ROI_OUT, scale, sr, aligned)
         unrounded_differ += not torch.equal(unrounded, want)
-        assert float((unrounded - want).abs().max()) <= 2e-6
+        largest = max(largest, float((unrounded - want).abs().max()))
         checked += 1
     assert checked == 16
-    assert unrounded_differ > 0  # the rounding is what makes them equal
+    assert unrounded_differ == 4 and 1.5e-6 < largest < 1.55e-6  # the rounding is what makes them equal
 
 
-# the CUDA dispatch of panbench/ops/kernels.py, applied to CPU tensors: torchvision's nms in mmcv's order for
-# offset 0, torchvision's roi_align for average pooling; the rest as on the CPU
+# panbench/ops/kernels.py's CUDA dispatch on CPU tensors: torchvision's kernels serve every tensor, as they serve
+# CUDA ones (nms with offset 0, RoIAlign with average pooling; the rest as on the CPU), their calls counted
 CUDA_PATH_ON_CPU = """
 import sys
 from panbench.ops import kernels
-cpu_nms, cpu_roi = kernels.nms, kernels.roi_align_forward
 calls = {"nms": 0, "roi_align": 0}
-def nms(boxes, scores, thr, offset):
-    if offset != 0 or boxes.numel() == 0:
-        return cpu_nms(boxes, scores, thr, offset)
-    calls["nms"] += 1
-    return kernels.nms_torchvision(boxes, scores, thr)
-def roi_align_forward(input, rois, output, ay, ax, h, w, scale, sr, mode, aligned):
-    if mode != 1 or rois.shape[0] == 0:
-        return cpu_roi(input, rois, output, ay, ax, h, w, scale, sr, mode, aligned)
-    calls["roi_align"] += 1
-    kernels.roi_align_torchvision(input, rois, output, h, w, scale, sr, aligned)
-kernels.nms, kernels.roi_align_forward = nms, roi_align_forward
+def counted(name, fn):
+    def run(*args):
+        calls[name] += 1
+        return fn(*args)
+    return run
+kernels._torchvision_serves = lambda t: True
+kernels.nms_torchvision = counted("nms", kernels.nms_torchvision)
+kernels.roi_align_torchvision = counted("roi_align", kernels.roi_align_torchvision)
 from panbench.cli import main
 rc = main(sys.argv[1:])
 print("torchvision calls", calls["nms"], calls["roi_align"])
