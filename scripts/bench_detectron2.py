@@ -69,7 +69,7 @@ def ensure_detectron2(folder: Path = Path("/tmp/panbench-detectron2-02b5c4e")) -
     sys.path.insert(0, str(next(folder.glob("*/detectron2")).parent))
 
 
-def demo_records(model: str, limit: int | None) -> tuple[list[Record], str, str, str]:
+def demo_records(model: str, limit: int | None, work: Path) -> tuple[list[Record], str, str, str]:
     """A demo model's outputs on the demo val set as COCO id maps and segments; the ground truth's JSON and
     PNG folder."""
     from bench_mmdet_metric import record_demo_outputs
@@ -86,15 +86,16 @@ def demo_records(model: str, limit: int | None) -> tuple[list[Record], str, str,
         ids, segs = prediction_segments(s["pred_panoptic_seg"]["sem_seg"].numpy()[0], n, n, label2cat)
         records.append((s["img_id"], np.asarray(ids, np.int64), segs))
     if limit:  # the ground truth of the images predicted (COCOPanopticEvaluator scores every image of its JSON)
-        ann = _subset(Path(ann), {r[0] for r in records})
+        ann = _subset(Path(ann), {r[0] for r in records}, work)
     return records, ann, seg.rstrip("/"), f"demo-{model}'s outputs on the demo val set"
 
 
-def _subset(gt_json: Path, ids: set) -> str:
+def _subset(gt_json: Path, ids: set, work: Path) -> str:
     gt = json.loads(gt_json.read_text())
     gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in ids]
     gt["images"] = [i for i in gt["images"] if i["id"] in ids]
-    out = Path("/tmp") / f"bench_detectron2_gt_{len(ids)}.json"
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / f"bench_detectron2_gt_{len(ids)}.json"
     out.write_text(json.dumps(gt))
     return str(out)
 
@@ -225,7 +226,7 @@ def main() -> int:
     forms = ("segments", "labels") if a.form == "both" else (a.form,)
     sets = []
     if a.set in ("demo", "both"):
-        sets.append(demo_records(a.model, a.demo_images))
+        sets.append(demo_records(a.model, a.demo_images, a.workdir))
     if a.set in ("coco", "both"):
         work = a.workdir / f"real{a.images}"
         work.mkdir(parents=True, exist_ok=True)

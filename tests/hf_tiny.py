@@ -89,13 +89,13 @@ def detr_hub_layout(labels: list[str], out: Path, backbone: str = "resnet10t", s
     backbone named by ``config.json``'s ``use_timm_backbone``, ``backbone`` (``backbone``: a timm ResNet; the
     hub's is ``resnet50``), ``use_pretrained_backbone``, ``dilation`` and ``num_channels`` keys (no
     ``backbone_config``: transformers builds the timm backbone's from them), ``labels`` indexed by label id (the
-    hub's: by COCO category id, ``N/A`` for the unused ids), and ``DetrImageProcessor``'s
-    ``preprocessor_config.json`` with ``format`` ``coco_panoptic``.  Needs timm (and torchvision, which timm
-    imports)."""
+    hub's: by COCO category id, ``N/A`` for the unused ids), and the hub's legacy ``preprocessor_config.json``
+    (``DetrFeatureExtractor``, ``format`` ``coco_panoptic``, ``size`` and ``max_size``).  Needs timm (and
+    torchvision, which timm imports)."""
     import json
 
     import torch
-    from transformers import DetrConfig, DetrForSegmentation, DetrImageProcessorPil
+    from transformers import DetrConfig, DetrForSegmentation
 
     id2label = {i: n for i, n in enumerate(labels)}
     torch.manual_seed(seed)
@@ -113,12 +113,12 @@ def detr_hub_layout(labels: list[str], out: Path, backbone: str = "resnet10t", s
     saved.update(use_timm_backbone=True, backbone=backbone, use_pretrained_backbone=False, dilation=False,
                  num_channels=3)
     path.write_text(json.dumps(saved, indent=2))
-    DetrImageProcessorPil(format="coco_panoptic", size={"shortest_edge": size, "longest_edge": 2 * size}
-                          ).save_pretrained(out)
-    pre = out / "preprocessor_config.json"
-    pre_json = json.loads(pre.read_text())
-    pre_json["image_processor_type"] = "DetrImageProcessor"
-    pre.write_text(json.dumps(pre_json, indent=2))
+    # the hub's file is a feature extractor's, of transformers 4's first DETR: size and max_size as two numbers
+    # (800 and 1333 there), which transformers 5 reads as shortest_edge and longest_edge
+    (out / "preprocessor_config.json").write_text(json.dumps({
+        "do_normalize": True, "do_resize": True, "feature_extractor_type": "DetrFeatureExtractor",
+        "format": "coco_panoptic", "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+        "max_size": 2 * size, "size": size}, indent=2))
     return out
 
 

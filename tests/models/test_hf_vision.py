@@ -161,7 +161,7 @@ def test_eval_runs_the_pil_processor_with_torchvision_installed_and_the_fast_one
 def test_detr_with_a_timm_backbone_in_the_hubs_layout_scores_as_panbench_score_does(demo_root, tmp_path,
                                                                                      capsys) -> None:
     """A tiny random DETR laid out as ``facebook/detr-resnet-50-panoptic`` is (``use_timm_backbone``, 250 labels
-    by COCO category id with ``N/A`` placeholders, ``DetrImageProcessor`` with ``format`` ``coco_panoptic``)
+    by COCO category id with ``N/A`` placeholders, the legacy ``DetrFeatureExtractor`` preprocessor file)
     evaluates through ``hf:DIR`` on timm; its record equals ``panbench score`` on the PNGs it saved and the same
     model run by hand through transformers' API, and names timm among the packages it ran on."""
     pytest.importorskip("timm", reason="timm is not installed (make setup-vision)")
@@ -177,6 +177,8 @@ def test_detr_with_a_timm_backbone_in_the_hubs_layout_scores_as_panbench_score_d
     assert resolved["model_class"] == "DetrForSegmentation" and resolved["config"]["backbone_config"][
         "model_type"] == "timm_backbone"
     assert rec["architecture"] == "DETR" and rec["backbone"] == "resnet10t"
+    assert resolved["processor_class"] == "DetrImageProcessorPil"  # from the hub's DetrFeatureExtractor file
+    assert resolved["processor"]["size"] == {"shortest_edge": 64, "longest_edge": 128}
     import timm
 
     assert rec["provenance"]["versions"]["timm"] == timm.__version__
