@@ -542,3 +542,19 @@ def test_the_values_present_in_a_map_are_np_uniques_whatever_its_runs() -> None:
     for flat in maps:
         got = present_values(flat)
         assert np.array_equal(got, np.unique(flat)) and got.dtype == flat.dtype
+
+
+def test_a_refused_output_in_a_batch_keeps_the_images_scored_before_it(edge_set: Any) -> None:
+    from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
+
+    dataset, preds = edge_set
+    pairs = [pair(i, ids, segs, dataset, "segments") for i, ids, segs in preds]
+    want = run(PanbenchPanopticEvaluator(dataset), pairs)
+    ev = PanbenchPanopticEvaluator(dataset)
+    ev.reset()
+    bad = {"panoptic_seg": (pairs[1][1]["panoptic_seg"][0].float(), pairs[1][1]["panoptic_seg"][1])}
+    with pytest.raises(InputError, match="floating-point"):
+        ev.process([pairs[0][0], pairs[1][0]], [fresh(pairs[0][1]), bad])
+    assert ev._coco.scored == {1}
+    ev.process([pairs[1][0]], [fresh(pairs[1][1])])
+    assert_same(ev.evaluate() or {}, want)
