@@ -30,7 +30,6 @@ detectron2 is not on PyPI: without an importable one, its source is unpacked fro
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
@@ -48,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_mmdet_metric import header  # noqa: E402
+from bench_mmdet_metric import header, set_arguments  # noqa: E402
 
 TOL = 1e-9
 VENDOR = ROOT.parent / "shared" / "vendor" / "detectron2-02b5c4e.tar.gz"
@@ -210,13 +209,7 @@ def bench(name: str, records: list[Record], gt_json: str, gt_dir: str, batch: in
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", choices=("demo", "coco", "both"), default="both")
-    ap.add_argument("--model", default="mask2former", help="the demo model whose outputs are scored")
-    ap.add_argument("--demo-images", type=int, help="the first N demo val images (default: all 60)")
-    ap.add_argument("--images", type=int, default=1000, help="images of the coco set (bench_pq.py's real set)")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/panbench-bench-pq"))
-    ap.add_argument("--batch", type=int, default=1, help="outputs per process() call (a test loader's batch)")
+    ap = set_arguments(__doc__, "outputs per process() call (a test loader's batch)")
     ap.add_argument("--form", choices=("segments", "labels", "both"), default="segments",
                     help="panoptic_seg with segments_info, or None with category * label_divisor + instance")
     ap.add_argument("--repeat", type=int, default=3, help="rounds of each evaluator, interleaved; the median is shown")

@@ -208,15 +208,21 @@ def header() -> None:
           f"{os.cpu_count()} cores, nice {os.nice(0)}, load average {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def set_arguments(description: str, batch_help: str) -> argparse.ArgumentParser:
+    """The options of a metric benchmark on the demo set and bench_pq.py's real set (this script's and
+    bench_detectron2.py's)."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", choices=("demo", "coco", "both"), default="both")
     ap.add_argument("--model", default="mask2former", help="the demo model whose outputs are scored")
     ap.add_argument("--demo-images", type=int, help="the first N demo val images (default: all 60)")
     ap.add_argument("--images", type=int, default=1000, help="images of the coco set (bench_pq.py's real set)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/panbench-bench-pq"))
-    ap.add_argument("--batch", type=int, default=1, help="data samples per process() call (a val loader's batch)")
-    a = ap.parse_args()
+    ap.add_argument("--batch", type=int, default=1, help=batch_help)
+    return ap
+
+
+def main() -> int:
+    a = set_arguments(__doc__, "data samples per process() call (a val loader's batch)").parse_args()
     import logging
 
     from mmengine.logging import MMLogger

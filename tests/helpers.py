@@ -193,6 +193,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def spawn_ranks(target: Any, args: list[tuple], timeout: float = 180) -> list[int | None]:
+    """Run ``target(*args[r])`` in one spawned process per rank (a forked child can hang in torch's thread pool);
+    their exit codes (None: still running after ``timeout`` seconds, then terminated)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=a, daemon=True) for a in args]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+    codes = [p.exitcode for p in procs]
+    for p in procs:
+        if p.exitcode is None:
+            p.terminate()
+    return codes
+
+
 def write_perturbed_sample(annotations: Path, out: Path, seed: int) -> tuple[Path, Path]:
     """Perturbed copies of the COCO sample's ground truth (``annotations``: its annotations folder) as a
     prediction JSON and PNG folder under ``out``; returns ``(pred_json, pred_dir)``."""

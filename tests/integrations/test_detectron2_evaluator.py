@@ -375,9 +375,7 @@ def _rank(rank: int, port: int, gt: tuple[str, str], pairs: list, out: Path) -> 
 def test_two_gloo_ranks_give_the_numbers_of_one_process(coco_sample: Path, tmp_path: Path) -> None:
     """Two real torch.distributed ranks (gloo, spawned processes), one image each: detectron2's comm gathers their
     sums to rank 0, which returns the numbers of both images; rank 1 returns None, as COCOPanopticEvaluator."""
-    import multiprocessing
-
-    from helpers import free_port
+    from helpers import free_port, spawn_ranks
 
     from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
 
@@ -391,17 +389,7 @@ def test_two_gloo_ranks_give_the_numbers_of_one_process(coco_sample: Path, tmp_p
     with pytest.raises(InputError, match="no prediction"):  # one process, one of the two images
         run(PanbenchPanopticEvaluator(dataset), pairs[:1])
     port = free_port()
-    ctx = multiprocessing.get_context("spawn")  # a forked child can hang in torch's thread pool
-    procs = [ctx.Process(target=_rank, args=(r, port, gt, pairs[r::2], tmp_path), daemon=True) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(180)
-    codes = [p.exitcode for p in procs]
-    for p in procs:
-        if p.exitcode is None:
-            p.terminate()
-    assert codes == [0, 0]
+    assert spawn_ranks(_rank, [(r, port, gt, pairs[r::2], tmp_path) for r in range(2)]) == [0, 0]
     assert json.loads((tmp_path / "rank1.json").read_text()) is None
     assert_same(json.loads((tmp_path / "rank0.json").read_text()), theirs)
 

@@ -201,25 +201,12 @@ def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path) -> N
 def test_two_gloo_ranks_give_one_metric_through_mmengines_collect(case) -> None:
     """Two real torch.distributed ranks (gloo, spawned processes), one image each: mmengine's evaluate collects the
     images' results on rank 0, which computes mmdet's numbers for both images and broadcasts them."""
-    import multiprocessing
-    import socket
+    from helpers import free_port, spawn_ranks
 
     parts = two_images(case)
     want = run(CocoPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"]), parts[0] + parts[1], 2)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ctx = multiprocessing.get_context("spawn")  # a forked child can hang in torch's thread pool
-    procs = [ctx.Process(target=_rank, args=(r, port, case, parts[r], case["tmp"]), daemon=True) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(180)
-    codes = [p.exitcode for p in procs]
-    for p in procs:
-        if p.exitcode is None:
-            p.terminate()
-    assert codes == [0, 0]
+    port = free_port()
+    assert spawn_ranks(_rank, [(r, port, case, parts[r], case["tmp"]) for r in range(2)]) == [0, 0]
     for r in range(2):
         got = json.loads((case["tmp"] / f"rank{r}.json").read_text())
         assert got["n_results"] == 0  # cleared after evaluate, on every rank
