@@ -23,9 +23,9 @@ demo: setup
 	$(PANBENCH) data demo
 	$(PANBENCH) eval --model all --dataset demo
 
-# one worker per core (pytest-xdist); the Slurm tests share one (tests/conftest.py)
+# one process: a worker per core (pytest-xdist, `-n auto --dist loadgroup`) was slower on 2 cores (docs/testing.md)
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup tests
+	$(PY) -m pytest -q tests
 
 # the tests marked `torchvision` in .venv-vision; there none may skip (tests/conftest.py)
 test-vision: setup-vision

@@ -41,9 +41,9 @@ from detectron2.utils.file_io import PathManager
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality
 from panbench.metrics.inputs import id_map
-from panbench.pq.kernels import MAX_ID
 
 _NAME = "PanbenchPanopticEvaluator"
+_MAX_ID = 1 << 24  # a COCO PNG's ids, R + 256 G + 256^2 B (the core's limit; integrations import panbench.metrics only)
 _KEYS = (("PQ", "All", "pq"), ("SQ", "All", "sq"), ("RQ", "All", "rq"), ("PQ_th", "Things", "pq"),
          ("SQ_th", "Things", "sq"), ("RQ_th", "Things", "rq"), ("PQ_st", "Stuff", "pq"), ("SQ_st", "Stuff", "sq"),
          ("RQ_st", "Stuff", "rq"))
@@ -121,10 +121,10 @@ class PredictionSegments:
         ids = pan + 1  # 0 is VOID in COCO's encoding; an int32 maximum wraps to a negative value, refused below
         present = present_values(ids.reshape(-1))
         lo, hi = (int(present[0]), int(present[-1])) if present.size else (0, 0)
-        if lo < 0 or hi >= MAX_ID:
+        if lo < 0 or hi >= _MAX_ID:
             bad = lo - 1 if lo < 0 else hi - 1
             raise InputError(f"{where}: panoptic_seg holds label {bad}; with segments_info None its values are "
-                             f"category * label_divisor + instance, -1 for VOID, below {MAX_ID - 1} (a COCO PNG's "
+                             f"category * label_divisor + instance, -1 for VOID, below {_MAX_ID - 1} (a COCO PNG's "
                              "ids)")
         segments = []
         for value in present[present > 0].tolist():
