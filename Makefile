@@ -23,7 +23,7 @@ demo: setup
 	$(PANBENCH) data demo
 	$(PANBENCH) eval --model all --dataset demo
 
-# one process: a worker per core (pytest-xdist, `-n auto --dist loadgroup`) was slower on 2 cores (docs/testing.md)
+# one process: a worker per core (pytest-xdist, `-n auto --dist loadgroup`) gave no clear gain on 2 cores (docs/testing.md)
 test: setup
 	$(PY) -m pytest -q tests
 
