@@ -1,11 +1,15 @@
 """Benchmark data for scripts/bench_pq.py drawn from COCO's own annotation PNGs.
 
 ``make_real_set`` replicates the real COCO val2017 panoptic PNGs of a folder (the two-image sample in
-``../shared/data/coco-panoptic-val2017-sample`` by default) into ``n`` ground-truth files, byte for byte
-(COCO's own encoding), and writes each one's prediction perturbed the ways a model errs: shifted, eroded
-at the segment borders, two things of a category merged, a segment split in two, relabelled, dropped,
-and hallucinated segments; written with PIL like panopticapi's converters.  ``make_coco_set`` does the
-same for every ground-truth PNG of a COCO download (val2017's 5000 with ``bench_pq.py --coco DIR``).
+``../shared/data/coco-panoptic-val2017-sample`` by default) into ``n`` ground-truth images, each one its own
+file: the source's id map cropped by 0-24 pixels at each side and rolled (wrapped) by a random offset, its
+segments' areas counted again, and re-encoded with PIL at a compression level drawn from 1-9, so that no two
+ground-truth files (and no two predictions) hold the same bytes and a scorer that skipped a decode by content
+would gain nothing. Each one's prediction is perturbed the ways a model errs: shifted, eroded at the segment
+borders, two things of a category merged, a segment split in two, relabelled, dropped, and hallucinated
+segments; written with PIL like panopticapi's converters.  ``make_coco_set`` does the same for every
+ground-truth PNG of a COCO download (val2017's 5000 with ``bench_pq.py --coco DIR``), whose files are kept
+byte for byte (they are distinct already).
 
 Both write ``gt.json``, ``gt/``, ``pred.json``, ``pred/`` under the work folder and a stamp, so a second
 call with the same arguments returns at once.
@@ -14,6 +18,7 @@ call with the same arguments returns at once.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -110,32 +115,67 @@ def perturb_real(rng: np.random.Generator, ids: np.ndarray, segs: list[dict[str,
     return out, info
 
 
-def _write(work: Path, sources: list[tuple[Path, dict[str, Any], dict[str, Any]]], n: int,
-           categories: list[dict[str, Any]], seed: int) -> None:
-    """GT copies of ``sources`` (png, annotation, image entry) cycled to ``n`` images, and their predictions."""
+def reshape_real(rng: np.random.Generator, ids: np.ndarray,
+                 segs: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """A distinct ground truth from a real one: cropped by 0-24 pixels at each side, rolled (wrapped) by a random
+    offset, and its segments_info with the areas counted again (a segment cropped away is dropped)."""
+    h, w = ids.shape
+    top, bottom, left, right = (int(v) for v in rng.integers(0, 25, 4))
+    out = np.roll(ids[top:h - bottom, left:w - right], (int(rng.integers(0, h)), int(rng.integers(0, w))), (0, 1))
+    present, counts = np.unique(out, return_counts=True)
+    area = dict(zip(present.tolist(), counts.tolist()))
+    info = [{**s, "area": area[s["id"]]} for s in segs if s["id"] in area]
+    for s in info:
+        s.pop("bbox", None)  # not scored; a rolled segment's box would wrap
+    return np.ascontiguousarray(out), info
+
+
+def _one_image(job: tuple[int, Path, dict[str, Any], dict[str, Any], list[int], list[int], int, Path,
+                          bool]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Image ``i``: its ground truth (reshaped and re-encoded unless ``keep`` names a file to copy) and its
+    prediction written under ``work``; returns the image entry and both annotations."""
     from PIL import Image
 
-    rng = np.random.default_rng(seed)
+    i, png, ann, img, things, stuff, seed, work, keep = job
+    ids = _read_rgb_ids(png)
+    rng = np.random.default_rng([seed, i])
+    fname = f"{i:012d}.png"
+    segs = ann["segments_info"]
+    if keep:
+        shutil.copyfile(img["_png"], work / "gt" / fname)
+    else:
+        ids, segs = reshape_real(rng, ids, segs)
+        Image.fromarray(id2rgb(ids)).save(work / "gt" / fname, compress_level=int(rng.integers(1, 10)))
+    pred_ids, info = perturb_real(rng, ids, segs, things, stuff)
+    Image.fromarray(id2rgb(pred_ids)).save(work / "pred" / fname)
+    h, w = ids.shape
+    image = {k: v for k, v in img.items() if k != "_png"}
+    return ({**image, "id": i, "file_name": f"{i:012d}.jpg", "height": h, "width": w},
+            {**ann, "segments_info": segs, "image_id": i, "file_name": fname},
+            {"image_id": i, "file_name": fname, "segments_info": info})
+
+
+def _write(work: Path, sources: list[tuple[Path, dict[str, Any], dict[str, Any]]], n: int,
+           categories: list[dict[str, Any]], seed: int, keep: bool = False) -> None:
+    """``n`` ground-truth images from ``sources`` (png, annotation, image entry), cycled, and their predictions,
+    on every core.  ``keep``: the sources' files byte for byte (each is used once) instead of reshaped copies."""
+    import multiprocessing as mp
+
     things = [c["id"] for c in categories if c["isthing"]]
     stuff = [c["id"] for c in categories if not c["isthing"]]
     for name in ("gt", "pred"):
         shutil.rmtree(work / name, ignore_errors=True)
         (work / name).mkdir(parents=True)
-    decoded: dict[Path, np.ndarray] = {}
-    gt_anns, pred_anns, images = [], [], []
-    for i in range(1, n + 1):
-        png, ann, img = sources[(i - 1) % len(sources)]
-        fname = f"{i:012d}.png"
-        shutil.copyfile(png, work / "gt" / fname)
-        if png not in decoded:
-            decoded[png] = _read_rgb_ids(png)
-        ids, info = perturb_real(rng, decoded[png], ann["segments_info"], things, stuff)
-        Image.fromarray(id2rgb(ids)).save(work / "pred" / fname)
-        images.append({**img, "id": i, "file_name": f"{i:012d}.jpg"})
-        gt_anns.append({**ann, "image_id": i, "file_name": fname})
-        pred_anns.append({"image_id": i, "file_name": fname, "segments_info": info})
-    for name, anns in (("gt", gt_anns), ("pred", pred_anns)):
-        (work / f"{name}.json").write_text(json.dumps({"images": images, "annotations": anns,
+    def jobs():  # noqa: ANN202
+        for i in range(1, n + 1):
+            png, ann, img = sources[(i - 1) % len(sources)]
+            yield (i, png, ann, {**img, "_png": str(png)}, things, stuff, seed, work, keep)
+
+    with mp.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        rows = list(pool.imap(_one_image, jobs(), chunksize=8))
+    images = [r[0] for r in rows]
+    for name, k in (("gt", 1), ("pred", 2)):
+        (work / f"{name}.json").write_text(json.dumps({"images": images, "annotations": [r[k] for r in rows],
                                                        "categories": categories}))
 
 
@@ -146,14 +186,16 @@ def _sources(ann_json: Path, png_dir: Path) -> tuple[list[tuple[Path, dict, dict
 
 
 def make_real_set(work: Path, n: int, sample: Path = SAMPLE, seed: int = 0) -> str:
-    """``n`` ground-truth PNGs copied from the real ones under ``sample`` and their perturbed predictions."""
-    stamp = work / f"done-real-{n}-{seed}"
+    """``n`` distinct ground-truth PNGs made from the real ones under ``sample`` (:func:`reshape_real`) and their
+    perturbed predictions."""
+    stamp = work / f"done-real2-{n}-{seed}"
     if not stamp.exists():
         t = time.perf_counter()
         sources, cats = _sources(sample / "panoptic_val2017.json", sample / "panoptic_val2017")
         _write(work, sources, n, cats, seed)
         stamp.write_text(f"{time.perf_counter() - t:.1f} s")
-    return describe(work, f"COCO's own PNGs ({sample}), replicated to {n}")
+    return describe(work, f"COCO's own PNGs ({sample}), replicated to {n} distinct files (cropped, rolled, "
+                          "re-encoded)")
 
 
 def make_coco_set(work: Path, coco: Path, seed: int = 0) -> str:
@@ -162,7 +204,7 @@ def make_coco_set(work: Path, coco: Path, seed: int = 0) -> str:
     sources, cats = _sources(ann / "panoptic_val2017.json", ann / "panoptic_val2017")
     stamp = work / f"done-coco-{len(sources)}-{seed}"
     if not stamp.exists():
-        _write(work, sources, len(sources), cats, seed)
+        _write(work, sources, len(sources), cats, seed, keep=True)
         stamp.write_text("ok")
     return describe(work, f"COCO panoptic val2017 ({coco}), {len(sources)} ground-truth PNGs")
 

@@ -13,10 +13,28 @@
  *       The tests switch the AVX2 loops (pair_counts; None, Up and Paeth rows) off and on; the others
  *       give the same numbers.
  *
- * Both release the GIL.  Everything else (PNG chunks, inflate, validation, matching) is Python.
+ *   use_libdeflate(alloc, free, zlib_decompress, crc32)
+ *       The addresses of libdeflate's libdeflate_alloc_decompressor, libdeflate_free_decompressor,
+ *       libdeflate_zlib_decompress and libdeflate_crc32 (the deflate package exports them); pair_tables
+ *       needs them.  panbench.pq.batch hands them over.
+ *   pair_tables(items, max_pixels) -> bytes
+ *       The batch path of `panbench score`: for each item (gt_path, pred_path, height, width, gt_keys,
+ *       pred_keys, counts, strict_gt) both PNG files read, checked as panbench.pq.png checks them, inflated,
+ *       unfiltered to ids and counted into `counts` as pair_counts counts them, all with the GIL released,
+ *       reusing one set of buffers per thread.  height/width: the size the ground truth must have (-1: any);
+ *       the prediction must have the ground truth's.  One status byte per item: 0 counted, 1 not counted
+ *       (a file missing or damaged, a PNG kind or size this path leaves to Python, an id in no segment):
+ *       the caller scores that image on the per-image path, which gives the numbers or the error.
+ *
+ * All release the GIL.  Everything else (the JSON, validation messages, matching) is Python.
  */
 #include "_common.h" /* the id table and the AVX2 switch */
 #include <string.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -415,10 +433,256 @@ static PyObject *py_pair_counts(PyObject *self, PyObject *args) {
     return result;
 }
 
+
+/* ---- the batch path: files to pair counts, with the GIL released ---- */
+
+typedef void *(*pb_ld_alloc_fn)(void);
+typedef void (*pb_ld_free_fn)(void *);
+typedef int (*pb_ld_zlib_fn)(void *, const void *, size_t, void *, size_t, size_t *);
+typedef uint32_t (*pb_ld_crc_fn)(uint32_t, const void *, size_t);
+static pb_ld_alloc_fn ld_alloc;
+static pb_ld_free_fn ld_free;
+static pb_ld_zlib_fn ld_zlib;
+static pb_ld_crc_fn ld_crc;
+
+static PyObject *py_use_libdeflate(PyObject *self, PyObject *args) {
+    unsigned long long a, f, z, c;
+    if (!PyArg_ParseTuple(args, "KKKK", &a, &f, &z, &c)) return NULL;
+    if (!a || !f || !z || !c) {
+        PyErr_SetString(PyExc_ValueError, "use_libdeflate: four non-null function addresses expected");
+        return NULL;
+    }
+    ld_alloc = (pb_ld_alloc_fn)(uintptr_t)a;
+    ld_free = (pb_ld_free_fn)(uintptr_t)f;
+    ld_zlib = (pb_ld_zlib_fn)(uintptr_t)z;
+    ld_crc = (pb_ld_crc_fn)(uintptr_t)c;
+    return Py_NewRef(Py_None);
+}
+
+typedef struct {
+    uint8_t *p;
+    size_t cap;
+} pb_buf;
+
+static int buf_reserve(pb_buf *b, size_t n) {
+    if (n <= b->cap) return 0;
+    void *q = realloc(b->p, n);
+    if (!q) return -1;
+    b->p = q;
+    b->cap = n;
+    return 0;
+}
+
+/* a thread's buffers, kept between calls (a call's images are about the same size); one larger than
+ * PB_KEEP_BYTES is freed at the end of the call that grew it */
+#define PB_KEEP_BYTES ((size_t)64 << 20)
+typedef struct {
+    pb_buf file, idat, raw, zero, gt_ids, pred_ids;
+} pb_work;
+static _Thread_local pb_work pb_tls;
+
+static void work_trim(pb_work *w) {
+    pb_buf *all[] = {&w->file, &w->idat, &w->raw, &w->zero, &w->gt_ids, &w->pred_ids};
+    for (size_t k = 0; k < sizeof all / sizeof *all; k++)
+        if (all[k]->cap > PB_KEEP_BYTES) {
+            free(all[k]->p);
+            all[k]->p = NULL;
+            all[k]->cap = 0;
+        }
+}
+
+/* the whole file into b; returns its size, or -1 */
+static Py_ssize_t read_file(const char *path, pb_buf *b) {
+    size_t n = 0;
+#ifndef _WIN32
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    struct stat st;
+    size_t hint = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size : 0;
+    if (buf_reserve(b, hint + 1)) { close(fd); return -1; }
+    for (;;) {
+        if (n == b->cap && buf_reserve(b, 2 * b->cap)) { close(fd); return -1; }
+        ssize_t got = read(fd, b->p + n, b->cap - n);
+        if (got < 0) { close(fd); return -1; }
+        if (got == 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
+#else
+    FILE *fh = fopen(path, "rb");
+    if (!fh) return -1;
+    if (buf_reserve(b, 1 << 16)) { fclose(fh); return -1; }
+    for (;;) {
+        if (n == b->cap && buf_reserve(b, 2 * b->cap)) { fclose(fh); return -1; }
+        size_t got = fread(b->p + n, 1, b->cap - n, fh);
+        n += got;
+        if (got == 0) break;
+    }
+    int err = ferror(fh);
+    fclose(fh);
+    if (err) return -1;
+#endif
+    return (Py_ssize_t)n;
+}
+
+static inline uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The ids of the PNG in d[0:n] into out (grown to fit), with every check of panbench.pq.png (signature,
+ * IHDR and its CRC, size against exp_h x exp_w unless exp_h < 0, max_px, the chunk walk with the IDAT
+ * CRCs, the zlib stream inflating to exactly the declared size with its checksum, the filter types);
+ * 8-bit RGB or RGBA, not interlaced.  Returns 0, or -1 for anything else (the caller leaves the image to
+ * the per-image path). */
+static int decode_ids(const uint8_t *d, size_t n, long long exp_h, long long exp_w, unsigned long long max_px,
+                      void *dec, pb_work *wk, pb_buf *out, Py_ssize_t *ph, Py_ssize_t *pw) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 33 || memcmp(d, sig, 8) || be32(d + 8) != 13 || memcmp(d + 12, "IHDR", 4)) return -1;
+    if (ld_crc(0, d + 12, 17) != be32(d + 29)) return -1;
+    uint32_t w = be32(d + 16), h = be32(d + 20);
+    if (w == 0 || h == 0 || w >= 0x80000000u || h >= 0x80000000u) return -1;
+    if (d[24] != 8 || (d[25] != 2 && d[25] != 6) || d[26] || d[27] || d[28]) return -1;
+    if (exp_h >= 0 && ((long long)h != exp_h || (long long)w != exp_w)) return -1;
+    if ((unsigned long long)w * h > max_px) return -1;
+    size_t pos = 33, count = 0, src_n = 0;
+    const uint8_t *src = NULL;
+    for (;;) {
+        if (pos + 12 > n) return -1;
+        uint32_t len = be32(d + pos);
+        const uint8_t *kind = d + pos + 4;
+        size_t stop = pos + 8 + (size_t)len;
+        if (stop + 4 > n) return -1;
+        if (!memcmp(kind, "IDAT", 4)) {
+            if (ld_crc(0, d + pos + 4, (size_t)len + 4) != be32(d + stop)) return -1;
+            if (count == 0) {
+                src = d + pos + 8;
+                src_n = len;
+            } else {
+                if (count == 1) {
+                    if (buf_reserve(&wk->idat, src_n + len)) return -1;
+                    memcpy(wk->idat.p, src, src_n);
+                } else if (buf_reserve(&wk->idat, src_n + len)) {
+                    return -1;
+                }
+                memcpy(wk->idat.p + src_n, d + pos + 8, len);
+                src_n += len;
+                src = wk->idat.p;
+            }
+            count++;
+        } else if (!memcmp(kind, "IHDR", 4)) {
+            return -1;
+        } else if (!memcmp(kind, "IEND", 4)) {
+            break;
+        }
+        pos = stop + 4;
+    }
+    if (!count) return -1;
+    int ch = d[25] == 2 ? 3 : 4;
+    size_t size = (size_t)h * ((size_t)w * ch + 1);
+    if (buf_reserve(&wk->raw, size) || buf_reserve(out, (size_t)w * h * 4)) return -1;
+    if (ld_zlib(dec, src, src_n, wk->raw.p, size, NULL) != 0) return -1;
+    size_t zero = ((size_t)w + 4) * 4;
+    if (wk->zero.cap < zero) {
+        if (buf_reserve(&wk->zero, zero)) return -1;
+        memset(wk->zero.p, 0, wk->zero.cap);
+    }
+    if (unfilter(wk->raw.p, w, h, ch, (const uint32_t *)wk->zero.p, (uint32_t *)out->p)) return -1;
+    *ph = h;
+    *pw = w;
+    return 0;
+}
+
+typedef struct {
+    PyObject *gt_path, *pred_path; /* bytes, borrowed from the item */
+    long long h, w;
+    Py_buffer gk, pk, counts;
+    int strict, held;
+} pb_item;
+
+/* One image: 0 counted, 1 left to the per-image path */
+static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_work *wk) {
+    Py_ssize_t gh, gw, ph, pw, n;
+    if ((n = read_file(PyBytes_AS_STRING(it->gt_path), &wk->file)) < 0) return 1;
+    if (decode_ids(wk->file.p, (size_t)n, it->h, it->w, max_px, dec, wk, &wk->gt_ids, &gh, &gw)) return 1;
+    if ((n = read_file(PyBytes_AS_STRING(it->pred_path), &wk->file)) < 0) return 1;
+    if (decode_ids(wk->file.p, (size_t)n, gh, gw, max_px, dec, wk, &wk->pred_ids, &ph, &pw)) return 1;
+    Py_ssize_t n_gt = it->gk.len / 8, n_pred = it->pk.len / 8, cols = n_pred + 1;
+    pb_idmap gm = {0}, pm = {0};
+    int rc = 1;
+    if (!pb_idmap_init(&gm, it->gk.buf, n_gt) && !pb_idmap_init(&pm, it->pk.buf, n_pred)) {
+        uint32_t bad = 0;
+        memset(it->counts.buf, 0, (size_t)it->counts.len);
+        rc = count_pairs((const uint32_t *)wk->gt_ids.p, (const uint32_t *)wk->pred_ids.p, gh * gw, &gm, &pm,
+                         it->counts.buf, cols, &bad, it->strict, (int32_t)(n_gt + 1)) ? 1 : 0;
+    }
+    pb_idmap_free(&gm);
+    pb_idmap_free(&pm);
+    return rc;
+}
+
+static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
+    PyObject *items;
+    unsigned long long max_px;
+    if (!PyArg_ParseTuple(args, "O!K", &PyList_Type, &items, &max_px)) return NULL;
+    if (!ld_zlib) {
+        PyErr_SetString(PyExc_RuntimeError, "pair_tables: use_libdeflate was not called");
+        return NULL;
+    }
+    Py_ssize_t m = PyList_GET_SIZE(items);
+    pb_item *its = calloc(m ? (size_t)m : 1, sizeof(pb_item));
+    PyObject *status = PyBytes_FromStringAndSize(NULL, m);
+    if (!its || !status) {
+        free(its);
+        Py_XDECREF(status);
+        return PyErr_NoMemory();
+    }
+    int ok = 1;
+    for (Py_ssize_t k = 0; k < m && ok; k++) {
+        pb_item *it = &its[k];
+        PyObject *t = PyList_GET_ITEM(items, k);
+        if (!PyArg_ParseTuple(t, "SSLLy*y*w*p", &it->gt_path, &it->pred_path, &it->h, &it->w, &it->gk, &it->pk,
+                              &it->counts, &it->strict)) {
+            ok = 0;
+            break;
+        }
+        it->held = 1;
+        Py_ssize_t n_gt = it->gk.len / 8, n_pred = it->pk.len / 8;
+        if (it->gk.len % 8 || it->pk.len % 8 || it->counts.len != (n_gt + 2) * (n_pred + 1) * 8) {
+            PyErr_SetString(PyExc_ValueError, "pair_tables: keys must be int64 and counts (n_gt + 2) x (n_pred + 1) "
+                                              "int64");
+            ok = 0;
+        }
+    }
+    if (ok) {
+        char *st = PyBytes_AS_STRING(status);
+        Py_BEGIN_ALLOW_THREADS
+        pb_work *wk = &pb_tls;
+        void *dec = ld_alloc();
+        for (Py_ssize_t k = 0; k < m; k++) st[k] = dec ? (char)pair_table_one(&its[k], max_px, dec, wk) : 1;
+        if (dec) ld_free(dec);
+        work_trim(wk);
+        Py_END_ALLOW_THREADS
+    }
+    for (Py_ssize_t k = 0; k < m; k++)
+        if (its[k].held) {
+            PyBuffer_Release(&its[k].gk);
+            PyBuffer_Release(&its[k].pk);
+            PyBuffer_Release(&its[k].counts);
+        }
+    free(its);
+    if (!ok) {
+        Py_DECREF(status);
+        return NULL;
+    }
+    return status;
+}
+
 static PyMethodDef methods[] = {
     {"use_avx2", pb_use_avx2, METH_VARARGS, "Switch the AVX2 loops off or on (tests)."},
     {"unfilter_ids", py_unfilter_ids, METH_VARARGS, "PNG scanlines -> uint32 segment ids (in place into out)."},
     {"pair_counts", py_pair_counts, METH_VARARGS, "Pixel counts of (gt, pred) segment pairs into counts."},
+    {"use_libdeflate", py_use_libdeflate, METH_VARARGS, "libdeflate's entry points for pair_tables."},
+    {"pair_tables", py_pair_tables, METH_VARARGS, "PNG pairs read, decoded and counted (the batch path)."},
     {NULL, NULL, 0, NULL},
 };
 

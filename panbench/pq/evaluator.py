@@ -41,8 +41,9 @@ def score_pair(
     Ground-truth pixels whose id ``segments_info`` does not list are scored as panopticapi scores
     them (neither matched nor VOID: a prediction overlapping them keeps them in its union) and
     counted in ``unlisted_px``; with ``strict`` they are refused.  ``where`` names the image in errors."""
-    inter, gt, pred = pair_table(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict)
-    result = _fold(inter, gt, pred, match_image(inter, gt, pred))
+    inter, gt, pred = pair_table(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict,
+                                 areas=False)
+    result = table_result(inter, gt, pred, where)
     if boundary:
         result.boundary = boundary_image_stats(gt_ids, gt, pred_ids, pred, inter)
     return result
@@ -50,16 +51,31 @@ def score_pair(
 
 def pair_table(cats: CategoryTable, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]],
                pred_ids: np.ndarray, pred_segments_info: list[dict[str, Any]], where: str = "image",
-               strict: bool = False) -> tuple[np.ndarray, Segments, Segments]:
-    """What :func:`score_pair` matches: the checked intersection table of two id maps and their segments
-    (``pred.areas`` counted from the pixels), with its one-line errors."""
+               strict: bool = False, areas: bool = True) -> tuple[np.ndarray, Segments, Segments]:
+    """What :func:`score_pair` matches: the intersection table of two id maps and their segments, with its
+    one-line errors; with ``areas`` checked too (``pred.areas`` counted from the pixels, as
+    :func:`table_result` does)."""
     if gt_ids.shape != pred_ids.shape:
         raise _size_error(where, gt_ids.shape, pred_ids.shape)
-    gt = parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True)
-    pred = parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False)
+    gt, pred = image_segments(cats, gt_segments_info, pred_segments_info, where)
     inter = intersection_table(gt_ids, gt, pred_ids, pred, where, strict)
-    _check_areas(inter, gt, pred, where)
+    if areas:
+        _check_areas(inter, gt, pred, where)
     return inter, gt, pred
+
+
+def image_segments(cats: CategoryTable, gt_segments_info: list[dict[str, Any]],
+                   pred_segments_info: list[dict[str, Any]], where: str = "image") -> tuple[Segments, Segments]:
+    """Both sides' segments_info checked and as arrays (:func:`~panbench.pq.coco_format.parse_segments`)."""
+    return (parse_segments(gt_segments_info, cats, f"{where} (ground truth)", gt=True),
+            parse_segments(pred_segments_info, cats, f"{where} (prediction)", gt=False))
+
+
+def table_result(inter: np.ndarray, gt: Segments, pred: Segments, where: str = "image") -> ImageResult:
+    """An image's result from its intersection table (:func:`intersection_table`'s, or the batch path's):
+    the areas checked (``pred.areas`` counted), the match, the semantic confusion pairs and unlisted pixels."""
+    _check_areas(inter, gt, pred, where)
+    return _fold(inter, gt, pred, match_image(inter, gt, pred))
 
 
 def _fold(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageResult:

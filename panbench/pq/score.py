@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
+from panbench.pq import batch
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
 from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
@@ -133,6 +134,12 @@ def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring
                    size=size)
 
 
+def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pair: Pair) -> ImageResult:
+    """One image on the per-image path (its PNGs decoded in Python's buffers, then :func:`score_pair`)."""
+    gt_ids, gt_segs, pred_ids, pred_segs, where = read_pair(gt_dir, pred_dir, pair)
+    return score_pair(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, how.strict, how.boundary)
+
+
 def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring,
                  pairs: list[Pair]) -> tuple[PQStats, list[ImageResult]]:
     """The sums of ``pairs`` and, with ``how.keep``, their results in order."""
@@ -140,8 +147,7 @@ def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring
     kept: list[ImageResult] = []
     images = []
     for pair in pairs:
-        gt_ids, gt_segs, pred_ids, pred_segs, where = read_pair(gt_dir, pred_dir, pair)
-        result = score_pair(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, how.strict, how.boundary)
+        result = _score_one(cats, gt_dir, pred_dir, how, pair)
         images.append(result.stats)
         if how.keep:
             kept.append(result)
@@ -214,7 +220,12 @@ def score_stream(
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticEvaluator(cats)
     results: list[ImageResult] = []
-    if workers <= 1 or len(pairs) < 2 * workers:
+    if not how.boundary and batch.available():  # boundary PQ reads the id maps in Python: the paths below
+        with _no_gc():
+            part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep, workers,
+                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair))
+        ev.merge(part)
+    elif workers <= 1 or len(pairs) < 2 * workers:
         with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
             part, results = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
         ev.merge(part)

@@ -73,8 +73,10 @@ def _chunk_in_child(span):
 
 @pytest.mark.parametrize("workers", [2, 3, None])
 def test_workers_pool_runs_and_equals_one_worker_bit_for_bit(tmp_path, capsys, monkeypatch, workers) -> None:
-    """Enough images that score_files takes the pool (it scores serially below 2 images per worker).
-    ``None``: no --workers, the default path, on a machine with 3 available cores."""
+    """Enough images that score_files takes the pool of the per-image path (it scores serially below 2 images
+    per worker; the batch path's threads: tests/pq/test_batch_path.py).  ``None``: no --workers, the default
+    path, on a machine with 3 available cores."""
+    monkeypatch.setattr(score.batch, "available", lambda: False)
     rng = np.random.default_rng(workers or 4)
     gt = [(i, random_image(rng, int(rng.integers(30, 70)), int(rng.integers(30, 70)), CATS)) for i in range(1, 18)]
     pred = [(i, perturb(rng, g, CATS)) for i, g in gt]

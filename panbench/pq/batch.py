@@ -1,0 +1,156 @@
+"""The batch path of ``panbench score``: images read, decoded and intersected in C, on threads of one process.
+
+A chunk of :data:`CHUNK` images goes to ``_native.pair_tables`` at a time: for each image both PNG files are read,
+checked as :mod:`panbench.pq.png` checks them, inflated (libdeflate, through the entry points the ``deflate``
+package exports), unfiltered to ids and counted into the image's intersection table, with the GIL released and
+one set of buffers per thread, reused from image to image.  Up to :func:`window` chunks are in flight on the
+threads while the calling thread checks, matches and folds the tables of the chunk before
+(:func:`~panbench.pq.evaluator.table_result`), in the images' order, and adds them up.
+
+An image the C path does not count (a file missing or damaged, a palette, 16-bit or interlaced PNG, an id in no
+segment, a segments_info that does not parse) is scored again on the per-image path, which gives its numbers or
+its one-line error: every image gets the numbers and the error it gets on that path, bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from panbench.errors import InputError
+from panbench.pq import native
+from panbench.pq.coco_format import safe_join
+from panbench.pq.evaluator import image_segments, table_result
+from panbench.pq.matching import CategoryTable, Segments
+from panbench.pq.png import max_pixels
+from panbench.pq.result import ImageResult
+from panbench.pq.sums import PQStats
+
+CHUNK = 8  # images per C call: the C work of a chunk (~8 ms on COCO's PNGs) dwarfs the call's cost
+ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQStats.add_images)
+# libdeflate's functions that pair_tables calls, in use_libdeflate's order
+_ENTRY_POINTS = ("libdeflate_alloc_decompressor", "libdeflate_free_decompressor", "libdeflate_zlib_decompress",
+                 "libdeflate_crc32")
+_READY: dict[int, bool] = {}  # id of the _native module -> its use_libdeflate was called
+
+Pair = tuple[dict[str, Any], dict[str, Any]]
+# one image as the calling thread keeps it while its chunk is in flight: segments and table, or None (the
+# per-image path scores it)
+_Prepared = tuple[Segments, Segments, np.ndarray, str] | None
+
+
+def libdeflate_entry_points() -> tuple[int, int, int, int] | None:
+    """The addresses of :data:`_ENTRY_POINTS` in the ``deflate`` package's own libdeflate, or None."""
+    d = native.deflate()
+    if d is None:
+        return None
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL(d._deflate.__file__)  # already loaded: the same handle, no second copy
+        out = tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in _ENTRY_POINTS)
+    except (OSError, AttributeError):  # a deflate build that hides libdeflate's symbols
+        return None
+    return out if all(out) else None  # type: ignore[return-value]
+
+
+def available() -> bool:
+    """Whether ``score`` takes the batch path: this install has the C kernels with ``pair_tables`` and libdeflate's
+    entry points, and ``PANBENCH_PER_IMAGE=1`` does not ask for the per-image path (its reference)."""
+    ext = native.pixels()
+    if ext is None or not hasattr(ext, "pair_tables") or os.environ.get("PANBENCH_PER_IMAGE") == "1":
+        return False
+    key = id(ext)
+    if key not in _READY:
+        points = libdeflate_entry_points()
+        if points is not None:
+            ext.use_libdeflate(*points)
+        _READY[key] = points is not None
+    return _READY[key]
+
+
+def window(threads: int) -> int:
+    """Chunks in flight at once: two per thread, so that a thread never waits for the next one."""
+    return 2 * max(1, threads)
+
+
+def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
+             strict: bool) -> tuple[_Prepared, tuple[Any, ...] | None]:
+    """One image for ``pair_tables``: what the calling thread keeps and the C item (None: the per-image path)."""
+    gt_ann, pred_ann = pair
+    where = f"image {gt_ann['image_id']}"
+    try:
+        gt_png = os.fsencode(safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"))
+        pred_png = os.fsencode(safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)"))
+        gt, pred = image_segments(cats, gt_ann["segments_info"], pred_ann["segments_info"], where)
+    except (InputError, KeyError, TypeError, ValueError):  # the per-image path raises it in its order
+        return None, None
+    if b"\0" in gt_png or b"\0" in pred_png:
+        return None, None
+    h, w = (gt_ann["height"], gt_ann["width"]) if "height" in gt_ann else (-1, -1)
+    inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
+    return (gt, pred, inter, where), (gt_png, pred_png, h, w, gt.ids, pred.ids, inter, strict)
+
+
+def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
+                keep: bool, threads: int,
+                per_image: Callable[[Pair], ImageResult]) -> tuple[PQStats, list[ImageResult]]:
+    """The sums of ``pairs`` and, with ``keep``, their results in order, decoded and counted on ``threads``
+    threads (1: in the calling thread).  ``per_image`` scores an image the C path leaves alone."""
+    ext, limit = native.pixels(), max_pixels()
+    stats = PQStats.zeros(len(cats))
+    kept: list[ImageResult] = []
+    images = []
+    chunks = [pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)]
+
+    def submit(chunk: Sequence[Pair]) -> tuple[Sequence[Pair], list[_Prepared], Future[bytes] | bytes]:
+        prepared, items, slots = [], [], []
+        for pair in chunk:
+            kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict)
+            prepared.append(kept_side)
+            if item is not None:
+                slots.append(len(prepared) - 1)
+                items.append(item)
+        run = pool.submit(ext.pair_tables, items, limit) if pool is not None else ext.pair_tables(items, limit)
+        return chunk, prepared, (run, slots)  # type: ignore[return-value]
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="panbench-score") if threads > 1 else None
+    try:
+        queue: deque[Any] = deque()
+        it = iter(chunks)
+        for chunk in it:
+            queue.append(submit(chunk))
+            if len(queue) >= window(threads):
+                break
+        while queue:
+            chunk, prepared, (run, slots) = queue.popleft()
+            status = run.result() if isinstance(run, Future) else run
+            counted = [False] * len(chunk)
+            for k, s in zip(slots, status):
+                counted[k] = s == 0
+            nxt = next(it, None)
+            if nxt is not None:
+                queue.append(submit(nxt))
+            for pair, prep, ok in zip(chunk, prepared, counted):
+                if ok and prep is not None:
+                    gt, pred, inter, where = prep
+                    result = table_result(inter, gt, pred, where)
+                else:
+                    result = per_image(pair)
+                images.append(result.stats)
+                if keep:
+                    kept.append(result)
+                if len(images) == ADD_EVERY:
+                    stats.add_images(images)
+                    images.clear()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    stats.add_images(images)
+    return stats, kept

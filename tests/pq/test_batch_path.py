@@ -1,0 +1,241 @@
+"""The batch path of `panbench score` (C reads, decodes and counts chunks of images on threads) gives the numbers
+and the errors of the per-image path, bit for bit: on generated and real COCO PNGs, on any number of threads,
+and for every unusual or damaged file, which it leaves to the per-image path."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from panbench.data.synth import coco_like_categories, id2rgb, perturb, random_image, write_panoptic
+from panbench.errors import InputError
+from panbench.pq import batch, native
+from panbench.pq.coco_format import parse_segments
+from panbench.pq.png import PNG_SIGNATURE, read_ids
+from panbench.pq.result import results_to_columns
+from panbench.pq.score import Scoring, load_pairs, score_stream
+from tests.pq.test_hostile_files import HOSTILE, _chunk
+
+pytestmark = pytest.mark.skipif(not batch.available(), reason="the C kernels or libdeflate are not installed")
+
+CATS = coco_like_categories()
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-panoptic-val2017-sample" / "annotations"
+
+
+def _set(tmp_path: Path, n: int = 12, h: int = 96, w: int = 128) -> dict[str, Path]:
+    rng = np.random.default_rng(3)
+    gt = [(i, random_image(rng, h, w, CATS)) for i in range(1, n + 1)]
+    pred = [(i, perturb(rng, g, CATS)) for i, g in gt]
+    gj, gd = write_panoptic(tmp_path, "gt", gt, CATS)
+    pj, pd = write_panoptic(tmp_path, "pred", pred, CATS)
+    return {"gt_json": gj, "gt_dir": gd, "pred_json": pj, "pred_dir": pd}
+
+
+def _score(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch, workers: int = 1,
+           strict: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+    with monkeypatch.context() as m:
+        if not batch_path:
+            m.setattr(batch, "available", lambda: False)
+        ev, _, results = score_stream(c["gt_json"], c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
+                                      Scoring(strict=strict, keep=True))
+    return ev.evaluate(), results_to_columns(results)
+
+
+def _same(a: tuple[dict, dict[str, np.ndarray]], b: tuple[dict, dict[str, np.ndarray]]) -> None:
+    assert a[0] == b[0]
+    assert a[1].keys() == b[1].keys()
+    for k in a[1]:
+        assert a[1][k].dtype == b[1][k].dtype and np.array_equal(a[1][k], b[1][k]), k
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_batch_path_gives_the_per_image_numbers_bit_for_bit(tmp_path: Path, monkeypatch, workers: int) -> None:
+    c = _set(tmp_path, n=21)  # 21 images: chunks of 8, 8 and 5
+    ref = _score(c, False, monkeypatch)
+    _same(_score(c, True, monkeypatch, workers), ref)
+    _same(_score(c, True, monkeypatch, workers, strict=True), _score(c, False, monkeypatch, strict=True))
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="the COCO sample is not beside the checkout")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batch_path_on_cocos_own_pngs(tmp_path: Path, monkeypatch, workers: int) -> None:
+    """COCO's two annotation PNGs as ground truth and as a prediction of each other's image: the same numbers."""
+    gj = SAMPLE / "panoptic_val2017.json"
+    d = json.loads(gj.read_text())
+    pred = {**d, "annotations": [{**a, "segments_info": [{k: v for k, v in s.items() if k != "area"}
+                                                         for s in a["segments_info"]]} for a in d["annotations"]]}
+    pj = tmp_path / "pred.json"
+    pj.write_text(json.dumps(pred))
+    c = {"gt_json": gj, "gt_dir": SAMPLE / "panoptic_val2017", "pred_json": pj, "pred_dir": SAMPLE / "panoptic_val2017"}
+    res = _score(c, True, monkeypatch, workers)
+    assert res[0]["PQ"] == 100.0
+    _same(res, _score(c, False, monkeypatch))
+
+
+def _pred_png(c: dict[str, Path], k: int = 1) -> Path:
+    return c["pred_dir"] / f"{k:012d}.png"
+
+
+def _rewrite(c: dict[str, Path], k: int, make) -> None:  # noqa: ANN001
+    p = _pred_png(c, k)
+    ids = read_ids(p, "test").copy()
+    p.write_bytes(make(ids, p.read_bytes()))
+
+
+def _palette(ids: np.ndarray, _: bytes) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(id2rgb(ids)).quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _rgba(ids: np.ndarray, _: bytes) -> bytes:
+    rgba = np.dstack([id2rgb(ids), np.full(ids.shape, 200, np.uint8)])
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _split_idat(_: np.ndarray, data: bytes) -> bytes:
+    """The same image with its zlib stream cut into IDAT chunks of 7 bytes (and an empty one)."""
+    pos, idat, rest = 33, b"", []
+    while pos < len(data):
+        n, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        else:
+            rest.append((kind, data[pos + 8:pos + 8 + n]))
+        pos += 12 + n
+    chunks = [_chunk(b"IDAT", idat[i:i + 7]) for i in range(0, len(idat), 7)] + [_chunk(b"IDAT", b"")]
+    return data[:33] + b"".join(chunks) + b"".join(_chunk(k, v) for k, v in rest if k != b"IDAT")
+
+
+def _interlaced(ids: np.ndarray, _: bytes) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(id2rgb(ids)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())  # PIL cannot write Adam7: the flag alone, with a fixed CRC, is refused later
+    data[28] = 1
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def _idat_crc(_: np.ndarray, data: bytes) -> bytes:
+    """The IDAT chunk's CRC wrong, its data intact (it would inflate)."""
+    i = data.index(b"IDAT")
+    crc = i + 4 + struct.unpack_from(">I", data, i - 4)[0]
+    return data[:crc] + bytes([data[crc] ^ 1]) + data[crc + 1:]
+
+
+READABLE = {"palette": _palette, "rgba": _rgba, "split_idat": _split_idat}
+DAMAGED = {"interlaced": _interlaced, "idat_crc": _idat_crc}
+
+
+@pytest.mark.parametrize("name", sorted(READABLE))
+def test_unusual_but_valid_pngs_give_the_per_image_numbers(tmp_path: Path, monkeypatch, name: str) -> None:
+    c = _set(tmp_path)
+    for k in (1, 5, 12):
+        _rewrite(c, k, READABLE[name])
+    _same(_score(c, True, monkeypatch, 2), _score(c, False, monkeypatch))
+
+
+def _error(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch, workers: int = 2) -> str:
+    with pytest.raises(InputError) as e:
+        _score(c, batch_path, monkeypatch, workers)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED) + sorted(HOSTILE))
+def test_a_damaged_png_gets_the_per_image_error(tmp_path: Path, monkeypatch, name: str) -> None:
+    c = _set(tmp_path, h=427, w=640) if name in HOSTILE else _set(tmp_path)
+    if name in HOSTILE:
+        p = _pred_png(c, 6)
+        p.write_bytes(HOSTILE[name][0]({"pred_png": p}))
+    else:
+        _rewrite(c, 6, DAMAGED[name])
+    err = _error(c, True, monkeypatch)
+    assert err == _error(c, False, monkeypatch) and err.startswith("image 6")
+
+
+def test_errors_come_in_the_images_order(tmp_path: Path, monkeypatch) -> None:
+    """A missing PNG at image 3 and an unknown category at image 9 (prepared first): image 3's error."""
+    c = _set(tmp_path)
+    (c["gt_dir"] / "000000000003.png").unlink()
+    pred = json.loads(c["pred_json"].read_text())
+    pred["annotations"][8]["segments_info"][0]["category_id"] = 9999
+    c["pred_json"].write_text(json.dumps(pred))
+    err = _error(c, True, monkeypatch)
+    assert err == _error(c, False, monkeypatch) and err.startswith("image 3") and "not found" in err
+
+
+@pytest.mark.parametrize("side", ["gt", "pred"])
+def test_an_id_in_no_segment_gets_the_per_image_error(tmp_path: Path, monkeypatch, side: str) -> None:
+    c = _set(tmp_path)
+    js = json.loads(c[f"{side}_json"].read_text())
+    del js["annotations"][4]["segments_info"][0]
+    c[f"{side}_json"].write_text(json.dumps(js))
+    if side == "gt":  # without --strict the ground truth's unlisted pixels are scored as panopticapi does
+        _same(_score(c, True, monkeypatch, 2), _score(c, False, monkeypatch))
+        with pytest.raises(InputError) as a:
+            _score(c, True, monkeypatch, 2, strict=True)
+        with pytest.raises(InputError) as b:
+            _score(c, False, monkeypatch, strict=True)
+        assert str(a.value) == str(b.value) and "absent from segments_info" in str(a.value)
+    else:
+        err = _error(c, True, monkeypatch)
+        assert err == _error(c, False, monkeypatch) and "absent from segments_info" in err
+
+
+def test_a_prediction_of_another_size_gets_the_per_image_error(tmp_path: Path, monkeypatch) -> None:
+    c = _set(tmp_path)
+    Image.fromarray(np.zeros((50, 60, 3), np.uint8)).save(_pred_png(c, 2))
+    err = _error(c, True, monkeypatch)
+    assert err == _error(c, False, monkeypatch) and "predict at the original image size" in err
+
+
+def test_pair_tables_counts_what_pair_counts_counts_and_leaves_the_rest(tmp_path: Path) -> None:
+    c = _set(tmp_path, n=3)
+    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    _rewrite(c, 2, _palette)
+    (c["gt_dir"] / "000000000003.png").unlink()
+    items, tables, want = [], [], []
+    for gt_ann, pred_ann in pairs:
+        gt = parse_segments(gt_ann["segments_info"], cats, "x", gt=True)
+        pred = parse_segments(pred_ann["segments_info"], cats, "x", gt=False)
+        inter = np.full((len(gt) + 2, len(pred) + 1), -7, np.int64)
+        g, p = c["gt_dir"] / gt_ann["file_name"], c["pred_dir"] / pred_ann["file_name"]
+        items.append((bytes(g), bytes(p), -1, -1, gt.ids, pred.ids, inter, False))
+        tables.append(inter)
+        if g.exists():
+            ref = np.empty_like(inter)
+            native.pixels().pair_counts(read_ids(g, "x").copy(), read_ids(p, "x").copy(), gt.ids, pred.ids, ref,
+                                        False)
+            want.append(ref)
+    status = native.pixels().pair_tables(items, 2**28)
+    assert list(status) == [0, 1, 1]  # a palette PNG and a missing file: the per-image path's
+    assert np.array_equal(tables[0], want[0])
+    assert (tables[2] == -7).all()
+    assert list(native.pixels().pair_tables(items[:1], 100)) == [1]  # above the pixel limit
+
+
+def test_a_header_that_declares_another_size_than_the_json_is_left_to_python(tmp_path: Path, monkeypatch) -> None:
+    c = _set(tmp_path)
+    gt = json.loads(c["gt_json"].read_text())
+    gt["images"][3]["height"] += 1
+    c["gt_json"].write_text(json.dumps(gt))
+    err = _error(c, True, monkeypatch)
+    assert err == _error(c, False, monkeypatch) and "the ground-truth JSON's 'images' entry says" in err
+
+
+def test_signature_is_checked(tmp_path: Path, monkeypatch) -> None:
+    c = _set(tmp_path)
+    p = _pred_png(c, 7)
+    p.write_bytes(b"\x89PNX" + p.read_bytes()[4:])
+    err = _error(c, True, monkeypatch)
+    assert err == _error(c, False, monkeypatch) and "no PNG signature" in err
+    assert PNG_SIGNATURE[:4] == b"\x89PNG"
