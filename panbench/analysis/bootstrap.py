@@ -70,15 +70,12 @@ def _count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int):
     into one reused buffer (each block is overwritten by the next: use it before asking for more)."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_images, size=(n_resamples, n_images))
-    k = min(chunk, n_resamples)
-    offsets = np.arange(k, dtype=np.int64)[:, None] * n_images
-    flat, w = np.empty((k, n_images), np.int64), np.empty((k, n_images), np.float64)
+    w = np.empty((min(chunk, n_resamples), n_images), np.float64)
     for lo in range(0, n_resamples, chunk):
         d = draws[lo:lo + chunk]
-        m = len(d)
-        np.add(d, offsets[:m], out=flat[:m])
-        w[:m] = np.bincount(flat[:m].ravel(), minlength=d.size).reshape(d.shape)
-        yield w[:m]
+        for r, row in enumerate(d):  # a row at a time: each count fits the cache (one bincount over the whole
+            w[r] = np.bincount(row, minlength=n_images)  # block writes a fresh block-sized array: 2.5x slower)
+        yield w[:len(d)]
 
 
 def _split(s: np.ndarray, n_cat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
-from panbench.pq.coco_format import safe_join
+from panbench.pq.coco_format import safe_path
 from panbench.pq.evaluator import image_segments, table_result
 from panbench.pq.matching import CategoryTable, Segments
 from panbench.pq.png import max_pixels
@@ -86,8 +86,8 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
     gt_ann, pred_ann = pair
     where = f"image {gt_ann['image_id']}"
     try:
-        gt_png = os.fsencode(safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"))
-        pred_png = os.fsencode(safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)"))
+        gt_png = os.fsencode(safe_path(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"))
+        pred_png = os.fsencode(safe_path(pred_dir, pred_ann["file_name"], f"{where} (prediction)"))
         gt, pred = image_segments(cats, gt_ann["segments_info"], pred_ann["segments_info"], where)
     except (InputError, KeyError, TypeError, ValueError):  # the per-image path raises it in its order
         return None, None

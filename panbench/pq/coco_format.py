@@ -105,11 +105,16 @@ def safe_join(folder: str | os.PathLike[str], file_name: str, where: str) -> Pat
     """``folder/file_name``, refusing names that point outside ``folder`` (absolute, or climbing
     out with ``..``).  The check is on the name, so it costs no system call per image; a symbolic
     link inside the folder is followed like any file."""
+    return Path(safe_path(folder, file_name, where))
+
+
+def safe_path(folder: str | os.PathLike[str], file_name: str, where: str) -> str:
+    """:func:`safe_join` as a string (no ``Path`` built: the batch path joins two per image)."""
     norm = os.path.normpath(file_name)
     if os.path.isabs(file_name) or norm in (".", "..") or norm.startswith(".." + os.sep):
         base = Path(folder).resolve()
         raise InputError(f"{where}: file name '{file_name}' points outside {base}; use a plain relative name")
-    return Path(os.path.join(folder, norm))
+    return os.path.join(folder, norm)
 
 
 def _int64_in(values: list[int], lo: int, hi: int) -> tuple[np.ndarray, int | None]:
