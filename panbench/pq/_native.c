@@ -529,13 +529,12 @@ static inline uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* The ids of the PNG in d[0:n] into out (grown to fit), with every check of panbench.pq.png (signature,
- * IHDR and its CRC, size against exp_h x exp_w unless exp_h < 0, max_px, the chunk walk with the IDAT
- * CRCs, the zlib stream inflating to exactly the declared size with its checksum, the filter types);
- * 8-bit RGB or RGBA, not interlaced.  Returns 0, or -1 for anything else (the caller leaves the image to
- * the per-image path). */
-static int decode_ids(const uint8_t *d, size_t n, long long exp_h, long long exp_w, unsigned long long max_px,
-                      void *dec, pb_work *wk, pb_buf *out, Py_ssize_t *ph, Py_ssize_t *pw) {
+/* The PNG in d[0:n] checked as panbench.pq.png checks it (signature, IHDR and its CRC, size against
+ * exp_h x exp_w unless exp_h < 0, max_px, the chunk walk with the IDAT CRCs) and its zlib stream inflated
+ * into wk->raw (exactly the declared size, checksum verified); 8-bit RGB or RGBA, not interlaced.  Returns 0,
+ * or -1 for anything else (the caller leaves the image to the per-image path). */
+static int inflate_png(const uint8_t *d, size_t n, long long exp_h, long long exp_w, unsigned long long max_px,
+                       void *dec, pb_work *wk, Py_ssize_t *ph, Py_ssize_t *pw, int *pch) {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (n < 33 || memcmp(d, sig, 8) || be32(d + 8) != 13 || memcmp(d + 12, "IHDR", 4)) return -1;
     if (ld_crc(0, d + 12, 17) != be32(d + 29)) return -1;
@@ -558,12 +557,8 @@ static int decode_ids(const uint8_t *d, size_t n, long long exp_h, long long exp
                 src = d + pos + 8;
                 src_n = len;
             } else {
-                if (count == 1) {
-                    if (buf_reserve(&wk->idat, src_n + len)) return -1;
-                    memcpy(wk->idat.p, src, src_n);
-                } else if (buf_reserve(&wk->idat, src_n + len)) {
-                    return -1;
-                }
+                if (buf_reserve(&wk->idat, src_n + len)) return -1;
+                if (count == 1) memcpy(wk->idat.p, src, src_n);
                 memcpy(wk->idat.p + src_n, d + pos + 8, len);
                 src_n += len;
                 src = wk->idat.p;
@@ -578,17 +573,49 @@ static int decode_ids(const uint8_t *d, size_t n, long long exp_h, long long exp
     }
     if (!count) return -1;
     int ch = d[25] == 2 ? 3 : 4;
-    size_t size = (size_t)h * ((size_t)w * ch + 1);
-    if (buf_reserve(&wk->raw, size) || buf_reserve(out, (size_t)w * h * 4)) return -1;
+    size_t size = (size_t)h * ((size_t)w * ch + 1), zero = ((size_t)w + 4) * 4;
+    if (buf_reserve(&wk->raw, size)) return -1;
     if (ld_zlib(dec, src, src_n, wk->raw.p, size, NULL) != 0) return -1;
-    size_t zero = ((size_t)w + 4) * 4;
-    if (wk->zero.cap < zero) {
+    if (wk->zero.cap < zero) { /* the row above the first: zeros */
         if (buf_reserve(&wk->zero, zero)) return -1;
         memset(wk->zero.p, 0, wk->zero.cap);
     }
-    if (unfilter(wk->raw.p, w, h, ch, (const uint32_t *)wk->zero.p, (uint32_t *)out->p)) return -1;
     *ph = h;
     *pw = w;
+    *pch = ch;
+    return 0;
+}
+
+/* the ground truth's ids, the whole image, into wk->gt_ids */
+static int decode_gt(const uint8_t *d, size_t n, long long exp_h, long long exp_w, unsigned long long max_px,
+                     void *dec, pb_work *wk, Py_ssize_t *ph, Py_ssize_t *pw) {
+    int ch;
+    if (inflate_png(d, n, exp_h, exp_w, max_px, dec, wk, ph, pw, &ch)) return -1;
+    if (buf_reserve(&wk->gt_ids, (size_t)*ph * *pw * 4)) return -1;
+    return unfilter(wk->raw.p, *pw, *ph, ch, (const uint32_t *)wk->zero.p, (uint32_t *)wk->gt_ids.p) ? -1 : 0;
+}
+
+/* The prediction (h x w, the ground truth's size) unfiltered a row at a time into two rows of wk->pred_ids,
+ * each row counted against the ground truth's as soon as it is out (the counts are sums of runs: a run cut at
+ * the end of a row adds up to the same); the whole map is never held.  Returns 0 or -1 (count_pairs' code
+ * or a bad filter type: the caller leaves the image to the per-image path). */
+static int count_pred(const uint8_t *d, size_t n, Py_ssize_t h, Py_ssize_t w, unsigned long long max_px, void *dec,
+                      pb_work *wk, const pb_idmap *gm, const pb_idmap *pm, int64_t *counts, Py_ssize_t cols,
+                      int strict, int32_t unlisted_row) {
+    Py_ssize_t ph, pw;
+    int ch;
+    if (inflate_png(d, n, h, w, max_px, dec, wk, &ph, &pw, &ch)) return -1;
+    if (buf_reserve(&wk->pred_ids, (size_t)w * 8)) return -1;
+    uint32_t *rows[2] = {(uint32_t *)wk->pred_ids.p, (uint32_t *)wk->pred_ids.p + w};
+    const uint32_t *g = (const uint32_t *)wk->gt_ids.p, *prev = (const uint32_t *)wk->zero.p;
+    Py_ssize_t stride = w * ch + 1;
+    for (Py_ssize_t y = 0; y < h; y++) {
+        const uint8_t *src = wk->raw.p + y * stride;
+        uint32_t *out = rows[y & 1], bad = 0;
+        int rc = ch == 3 ? unfilter_row(src[0], src + 1, prev, out, w, 3) : unfilter_row(src[0], src + 1, prev, out, w, 4);
+        if (rc || count_pairs(g + y * w, out, w, gm, pm, counts, cols, &bad, strict, unlisted_row)) return -1;
+        prev = out;
+    }
     return 0;
 }
 
@@ -601,19 +628,17 @@ typedef struct {
 
 /* One image: 0 counted, 1 left to the per-image path */
 static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_work *wk) {
-    Py_ssize_t gh, gw, ph, pw, n;
+    Py_ssize_t gh, gw, n;
     if ((n = read_file(PyBytes_AS_STRING(it->gt_path), &wk->file)) < 0) return 1;
-    if (decode_ids(wk->file.p, (size_t)n, it->h, it->w, max_px, dec, wk, &wk->gt_ids, &gh, &gw)) return 1;
+    if (decode_gt(wk->file.p, (size_t)n, it->h, it->w, max_px, dec, wk, &gh, &gw)) return 1;
     if ((n = read_file(PyBytes_AS_STRING(it->pred_path), &wk->file)) < 0) return 1;
-    if (decode_ids(wk->file.p, (size_t)n, gh, gw, max_px, dec, wk, &wk->pred_ids, &ph, &pw)) return 1;
-    Py_ssize_t n_gt = it->gk.len / 8, n_pred = it->pk.len / 8, cols = n_pred + 1;
+    Py_ssize_t n_gt = it->gk.len / 8, n_pred = it->pk.len / 8;
     pb_idmap gm = {0}, pm = {0};
     int rc = 1;
     if (!pb_idmap_init(&gm, it->gk.buf, n_gt) && !pb_idmap_init(&pm, it->pk.buf, n_pred)) {
-        uint32_t bad = 0;
         memset(it->counts.buf, 0, (size_t)it->counts.len);
-        rc = count_pairs((const uint32_t *)wk->gt_ids.p, (const uint32_t *)wk->pred_ids.p, gh * gw, &gm, &pm,
-                         it->counts.buf, cols, &bad, it->strict, (int32_t)(n_gt + 1)) ? 1 : 0;
+        rc = count_pred(wk->file.p, (size_t)n, gh, gw, max_px, dec, wk, &gm, &pm, it->counts.buf, n_pred + 1,
+                        it->strict, (int32_t)(n_gt + 1)) ? 1 : 0;
     }
     pb_idmap_free(&gm);
     pb_idmap_free(&pm);
