@@ -21,16 +21,18 @@ every side computes PQ only (the analyses' cost is measured separately, below):
                              threads): each tool as a user runs it, at its defaults
 
 The floor: a child process that only decodes both PNG folders into id maps (no JSON, no scoring,
-one thread) with each decoder available (panbench's ``read_ids``, pyspng, PIL; the last two with
-panbench's C ``rgb2id``); the fastest is what a PNG-based scorer cannot beat, and panbench's single
-thread is compared with it (whole processes, and in process).
+one thread) with each decoder available (the batch path's C decode, one file a call: ``decode_ids``;
+panbench's per-image ``read_ids``; pyspng, PIL; the last two with panbench's C ``rgb2id``), each map's ids
+summed so that no decode can be skipped; the fastest is what a PNG-based scorer cannot beat, and panbench's
+single thread is compared with it (whole processes, and in process).
 
 In process (each side in its own child process; the timer starts after the imports and stops
 when the metrics are computed; interpreter start and imports are outside it):
 
   hotcoco in process          inside: PanopticEval(gt.json, pred.json, gt_dir, pred_dir) and
                               evaluate(): both JSONs, both PNG folders, scoring
-  panbench files in process   inside: both JSONs, both PNG folders, scoring (what hotcoco does)
+  panbench files in process   inside: score_files(..., workers=1): both JSONs, both PNG folders, scoring
+                              (what hotcoco does), one thread
   panbench in-memory preds    inside: both JSONs, the ground-truth PNGs, scoring; outside: decoding
                               the prediction PNGs (they stand for a model's output, which eval
                               scores from memory; hotcoco has no in-memory input)
@@ -136,7 +138,13 @@ from pathlib import Path
 import numpy as np
 gd, pd, decoder = sys.argv[1:4]
 files = sorted(Path(gd).glob('*.png')) + sorted(Path(pd).glob('*.png'))
-if decoder == 'panbench':
+if decoder == 'batch':  # score's batch path decoding each file (its C reads, checks, inflates, unfilters)
+    import os
+    from panbench.pq import batch, native
+    assert batch.available(), 'the batch path is not installed'
+    def ids(f):
+        return native.pixels().decode_ids([os.fsencode(f)], 2**28)[0]
+elif decoder == 'panbench':
     from panbench.pq.png import read_ids
     def ids(f):
         return read_ids(f, 'floor', slot='floor')
@@ -155,11 +163,11 @@ t = time.perf_counter()
 total = 0
 for f in files:
     x = ids(f)
-    total += int(x[0, 0]) + int(x[-1, -1])
+    total += x if isinstance(x, int) else int(x.sum(dtype=np.uint64))
 dt = time.perf_counter() - t
 print(json.dumps({'seconds': dt, 'files': len(files), 'check': total}))
 """
-FLOOR_DECODERS = ("panbench", "pyspng", "PIL")
+FLOOR_DECODERS = ("batch", "panbench", "pyspng", "PIL")
 
 # In process: the timer starts after the imports and stops when the metrics are computed.
 HOTCOCO_IN_PROCESS = """
@@ -185,6 +193,11 @@ if mode == 'memory':  # the predictions stand for a model's output: decoded befo
     for a in json.loads(Path(pj).read_text())['annotations']:
         preds[a['file_name']] = read_ids(Path(pd) / a['file_name'], 'pred').copy()
 t = time.perf_counter()
+if mode == 'files':  # score's own path (the batch path where it is installed), one thread
+    from panbench.pq.score import score_files
+    pq = score_files(gj, gd, pj, pd, workers=1)['PQ']
+    print(json.dumps({'PQ': pq, 'seconds': time.perf_counter() - t}))
+    sys.exit(0)
 cats, pairs = load_pairs(Path(gj), Path(pj))
 ev = PanopticEvaluator(cats)
 for gt_ann, pred_ann in pairs:
@@ -519,7 +532,8 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     print(f"\nthe floor: decoding both PNG folders ({2 * n} PNGs) into id maps, no JSON, no scoring, one process, "
           f"OPENBLAS/OMP/MKL_NUM_THREADS=1, median of {a.repeat} runs")
     print(f"{'decoder':55} {'whole s':>8} {'in-proc s':>9}")
-    for dec, label in (("panbench", "panbench read_ids (libdeflate + C unfilter to ids)"),
+    for dec, label in (("batch", "panbench's batch path, one file a call (C read, libdeflate, unfilter)"),
+                       ("panbench", "panbench read_ids (libdeflate + C unfilter to ids)"),
                        ("pyspng", "pyspng.load (libspng) + panbench's rgb2id"),
                        ("PIL", "PIL Image.open().convert('RGB') + panbench's rgb2id")):
         print(f"{label:55} {floor_whole[dec]:8.2f} {floor_inp[dec]:9.2f}")

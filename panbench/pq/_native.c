@@ -25,6 +25,8 @@
  *       the prediction must have the ground truth's.  One status byte per item: 0 counted, 1 not counted
  *       (a file missing or damaged, a PNG kind or size this path leaves to Python, an id in no segment):
  *       the caller scores that image on the per-image path, which gives the numbers or the error.
+ *   decode_ids(paths, max_pixels) -> list
+ *       Each file decoded as pair_tables decodes it, its ids summed (None: left to the per-image path).
  *
  * All release the GIL.  Everything else (the JSON, validation messages, matching) is Python.
  */
@@ -645,6 +647,59 @@ static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_
     return rc;
 }
 
+/* decode_ids(paths, max_pixels) -> list[int | None]: each PNG file read, checked, inflated and unfiltered to ids as
+ * pair_tables does it (the GIL released, this thread's buffers), the ids summed (mod 2^64) so that nothing is
+ * skipped; None for a file pair_tables would leave to the per-image path.  The decode floor of scripts/bench_pq.py. */
+static PyObject *py_decode_ids(PyObject *self, PyObject *args) {
+    PyObject *paths;
+    unsigned long long max_px;
+    if (!PyArg_ParseTuple(args, "O!K", &PyList_Type, &paths, &max_px)) return NULL;
+    if (!ld_zlib) {
+        PyErr_SetString(PyExc_RuntimeError, "decode_ids: use_libdeflate was not called");
+        return NULL;
+    }
+    Py_ssize_t m = PyList_GET_SIZE(paths);
+    for (Py_ssize_t k = 0; k < m; k++)
+        if (!PyBytes_Check(PyList_GET_ITEM(paths, k))) {
+            PyErr_SetString(PyExc_TypeError, "decode_ids: paths must be bytes");
+            return NULL;
+        }
+    uint64_t *sums = calloc(m ? (size_t)m : 1, sizeof(uint64_t));
+    char *ok = calloc(m ? (size_t)m : 1, 1);
+    if (!sums || !ok) {
+        free(sums);
+        free(ok);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pb_work *wk = &pb_tls;
+    void *dec = ld_alloc();
+    for (Py_ssize_t k = 0; dec && k < m; k++) {
+        Py_ssize_t n = read_file(PyBytes_AS_STRING(PyList_GET_ITEM(paths, k)), &wk->file), h, w;
+        if (n < 0 || decode_gt(wk->file.p, (size_t)n, -1, -1, max_px, dec, wk, &h, &w)) continue;
+        const uint32_t *ids = (const uint32_t *)wk->gt_ids.p;
+        uint64_t t = 0;
+        for (Py_ssize_t i = 0; i < h * w; i++) t += ids[i];
+        sums[k] = t;
+        ok[k] = 1;
+    }
+    if (dec) ld_free(dec);
+    work_trim(wk);
+    Py_END_ALLOW_THREADS
+    PyObject *out = PyList_New(m);
+    for (Py_ssize_t k = 0; out && k < m; k++) {
+        PyObject *v = ok[k] ? PyLong_FromUnsignedLongLong(sums[k]) : Py_NewRef(Py_None);
+        if (!v) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, k, v);
+    }
+    free(sums);
+    free(ok);
+    return out;
+}
+
 static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
     PyObject *items;
     unsigned long long max_px;
@@ -708,6 +763,7 @@ static PyMethodDef methods[] = {
     {"pair_counts", py_pair_counts, METH_VARARGS, "Pixel counts of (gt, pred) segment pairs into counts."},
     {"use_libdeflate", py_use_libdeflate, METH_VARARGS, "libdeflate's entry points for pair_tables."},
     {"pair_tables", py_pair_tables, METH_VARARGS, "PNG pairs read, decoded and counted (the batch path)."},
+    {"decode_ids", py_decode_ids, METH_VARARGS, "PNG files decoded as pair_tables decodes them (the decode floor)."},
     {NULL, NULL, 0, NULL},
 };
 

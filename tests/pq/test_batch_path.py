@@ -239,3 +239,14 @@ def test_signature_is_checked(tmp_path: Path, monkeypatch) -> None:
     err = _error(c, True, monkeypatch)
     assert err == _error(c, False, monkeypatch) and "no PNG signature" in err
     assert PNG_SIGNATURE[:4] == b"\x89PNG"
+
+
+def test_decode_ids_decodes_as_read_ids_and_leaves_the_rest(tmp_path: Path) -> None:
+    """The decode floor of scripts/bench_pq.py decodes what the batch path decodes: every id, summed."""
+    c = _set(tmp_path, n=3)
+    _rewrite(c, 2, _palette)
+    files = [_pred_png(c, k) for k in (1, 2, 3)] + [tmp_path / "missing.png"]
+    sums = native.pixels().decode_ids([bytes(f) for f in files], 2**28)
+    assert sums[1] is None and sums[3] is None
+    for k in (0, 2):
+        assert sums[k] == int(read_ids(files[k], "x").sum(dtype=np.uint64))
