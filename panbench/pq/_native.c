@@ -475,22 +475,58 @@ static int buf_reserve(pb_buf *b, size_t n) {
     return 0;
 }
 
-/* a thread's buffers, kept between calls (a call's images are about the same size); one larger than
+/* a thread's buffers, kept between its calls (a call's images are about the same size) and freed when the thread
+ * ends (POSIX: a thread-specific key's destructor; elsewhere at the end of each call); one larger than
  * PB_KEEP_BYTES is freed at the end of the call that grew it */
 #define PB_KEEP_BYTES ((size_t)64 << 20)
 typedef struct {
     pb_buf file, idat, raw, zero, gt_ids, pred_ids;
 } pb_work;
-static _Thread_local pb_work pb_tls;
 
-static void work_trim(pb_work *w) {
+static void work_trim(pb_work *w, size_t keep) {
     pb_buf *all[] = {&w->file, &w->idat, &w->raw, &w->zero, &w->gt_ids, &w->pred_ids};
     for (size_t k = 0; k < sizeof all / sizeof *all; k++)
-        if (all[k]->cap > PB_KEEP_BYTES) {
+        if (all[k]->cap > keep) {
             free(all[k]->p);
             all[k]->p = NULL;
             all[k]->cap = 0;
         }
+}
+
+#ifndef _WIN32
+#include <pthread.h>
+static pthread_key_t pb_work_key;
+static int pb_work_key_ok;
+static void work_free(void *w) {
+    work_trim(w, 0);
+    free(w);
+}
+#endif
+
+/* this thread's buffers (NULL when out of memory); work_done after use */
+static pb_work *work_get(void) {
+#ifndef _WIN32
+    if (pb_work_key_ok) {
+        pb_work *w = pthread_getspecific(pb_work_key);
+        if (!w && (w = calloc(1, sizeof *w)) && pthread_setspecific(pb_work_key, w)) {
+            free(w);
+            w = NULL;
+        }
+        return w;
+    }
+#endif
+    return calloc(1, sizeof(pb_work));
+}
+static void work_done(pb_work *w) {
+    if (!w) return;
+#ifndef _WIN32
+    if (pb_work_key_ok) {
+        work_trim(w, PB_KEEP_BYTES);
+        return;
+    }
+#endif
+    work_trim(w, 0);
+    free(w);
 }
 
 /* the whole file into b; returns its size, or -1 */
@@ -545,14 +581,15 @@ static int inflate_png(const uint8_t *d, size_t n, long long exp_h, long long ex
     if (d[24] != 8 || (d[25] != 2 && d[25] != 6) || d[26] || d[27] || d[28]) return -1;
     if (exp_h >= 0 && ((long long)h != exp_h || (long long)w != exp_w)) return -1;
     if ((unsigned long long)w * h > max_px) return -1;
+    if ((unsigned long long)w * h > (SIZE_MAX - 4 * (size_t)h) / 5) return -1; /* the sizes below fit size_t */
     size_t pos = 33, count = 0, src_n = 0;
     const uint8_t *src = NULL;
     for (;;) {
         if (pos + 12 > n) return -1;
         uint32_t len = be32(d + pos);
         const uint8_t *kind = d + pos + 4;
+        if ((size_t)len > n - pos - 12) return -1; /* the chunk, its CRC included, must lie in the file */
         size_t stop = pos + 8 + (size_t)len;
-        if (stop + 4 > n) return -1;
         if (!memcmp(kind, "IDAT", 4)) {
             if (ld_crc(0, d + pos + 4, (size_t)len + 4) != be32(d + stop)) return -1;
             if (count == 0) {
@@ -658,9 +695,12 @@ static PyObject *py_decode_ids(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "decode_ids: use_libdeflate was not called");
         return NULL;
     }
-    Py_ssize_t m = PyList_GET_SIZE(paths);
+    PyObject *own = PyList_AsTuple(paths); /* owned while the GIL is released: the list may change meanwhile */
+    if (!own) return NULL;
+    Py_ssize_t m = PyTuple_GET_SIZE(own);
     for (Py_ssize_t k = 0; k < m; k++)
-        if (!PyBytes_Check(PyList_GET_ITEM(paths, k))) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(own, k))) {
+            Py_DECREF(own);
             PyErr_SetString(PyExc_TypeError, "decode_ids: paths must be bytes");
             return NULL;
         }
@@ -669,13 +709,14 @@ static PyObject *py_decode_ids(PyObject *self, PyObject *args) {
     if (!sums || !ok) {
         free(sums);
         free(ok);
+        Py_DECREF(own);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    pb_work *wk = &pb_tls;
-    void *dec = ld_alloc();
+    pb_work *wk = work_get();
+    void *dec = wk ? ld_alloc() : NULL;
     for (Py_ssize_t k = 0; dec && k < m; k++) {
-        Py_ssize_t n = read_file(PyBytes_AS_STRING(PyList_GET_ITEM(paths, k)), &wk->file), h, w;
+        Py_ssize_t n = read_file(PyBytes_AS_STRING(PyTuple_GET_ITEM(own, k)), &wk->file), h, w;
         if (n < 0 || decode_gt(wk->file.p, (size_t)n, -1, -1, max_px, dec, wk, &h, &w)) continue;
         const uint32_t *ids = (const uint32_t *)wk->gt_ids.p;
         uint64_t t = 0;
@@ -684,8 +725,9 @@ static PyObject *py_decode_ids(PyObject *self, PyObject *args) {
         ok[k] = 1;
     }
     if (dec) ld_free(dec);
-    work_trim(wk);
+    work_done(wk);
     Py_END_ALLOW_THREADS
+    Py_DECREF(own);
     PyObject *out = PyList_New(m);
     for (Py_ssize_t k = 0; out && k < m; k++) {
         PyObject *v = ok[k] ? PyLong_FromUnsignedLongLong(sums[k]) : Py_NewRef(Py_None);
@@ -720,11 +762,15 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
     for (Py_ssize_t k = 0; k < m && ok; k++) {
         pb_item *it = &its[k];
         PyObject *t = PyList_GET_ITEM(items, k);
-        if (!PyArg_ParseTuple(t, "SSLLy*y*w*p", &it->gt_path, &it->pred_path, &it->h, &it->w, &it->gk, &it->pk,
+        if (!PyTuple_Check(t) ||
+            !PyArg_ParseTuple(t, "SSLLy*y*w*p", &it->gt_path, &it->pred_path, &it->h, &it->w, &it->gk, &it->pk,
                               &it->counts, &it->strict)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "pair_tables: items must be tuples");
             ok = 0;
             break;
         }
+        Py_INCREF(it->gt_path); /* owned while the GIL is released: the list may change meanwhile */
+        Py_INCREF(it->pred_path);
         it->held = 1;
         Py_ssize_t n_gt = it->gk.len / 8, n_pred = it->pk.len / 8;
         if (it->gk.len % 8 || it->pk.len % 8 || it->counts.len != (n_gt + 2) * (n_pred + 1) * 8) {
@@ -736,15 +782,17 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
     if (ok) {
         char *st = PyBytes_AS_STRING(status);
         Py_BEGIN_ALLOW_THREADS
-        pb_work *wk = &pb_tls;
-        void *dec = ld_alloc();
+        pb_work *wk = work_get();
+        void *dec = wk ? ld_alloc() : NULL;
         for (Py_ssize_t k = 0; k < m; k++) st[k] = dec ? (char)pair_table_one(&its[k], max_px, dec, wk) : 1;
         if (dec) ld_free(dec);
-        work_trim(wk);
+        work_done(wk);
         Py_END_ALLOW_THREADS
     }
     for (Py_ssize_t k = 0; k < m; k++)
         if (its[k].held) {
+            Py_DECREF(its[k].gt_path);
+            Py_DECREF(its[k].pred_path);
             PyBuffer_Release(&its[k].gk);
             PyBuffer_Release(&its[k].pk);
             PyBuffer_Release(&its[k].counts);
@@ -770,6 +818,9 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "panbench's per-pixel loops in C.", -1, methods};
 
 PyMODINIT_FUNC PyInit__native(void) {
+#ifndef _WIN32
+    if (!pb_work_key_ok) pb_work_key_ok = pthread_key_create(&pb_work_key, work_free) == 0;
+#endif
     PB_SSSE3_INIT();
     PB_AVX2_INIT();
     return PyModule_Create(&module);

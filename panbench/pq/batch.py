@@ -37,7 +37,7 @@ ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQS
 # libdeflate's functions that pair_tables calls, in use_libdeflate's order
 _ENTRY_POINTS = ("libdeflate_alloc_decompressor", "libdeflate_free_decompressor", "libdeflate_zlib_decompress",
                  "libdeflate_crc32")
-_READY: dict[int, bool] = {}  # id of the _native module -> its use_libdeflate was called
+_READY: dict[tuple[Any, Any], bool] = {}  # (_native module, deflate module) -> use_libdeflate was called
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
 # one image as the calling thread keeps it while its chunk is in flight: segments and table, or None (the
@@ -63,10 +63,10 @@ def libdeflate_entry_points() -> tuple[int, int, int, int] | None:
 def available() -> bool:
     """Whether ``score`` takes the batch path: this install has the C kernels with ``pair_tables`` and libdeflate's
     entry points, and ``PANBENCH_PER_IMAGE=1`` does not ask for the per-image path (its reference)."""
-    ext = native.pixels()
-    if ext is None or not hasattr(ext, "pair_tables") or os.environ.get("PANBENCH_PER_IMAGE") == "1":
+    ext, d = native.pixels(), native.deflate()
+    if ext is None or d is None or not hasattr(ext, "pair_tables") or os.environ.get("PANBENCH_PER_IMAGE") == "1":
         return False
-    key = id(ext)
+    key = (ext, d)  # the modules themselves (kept alive here): a test that swaps either one is seen
     if key not in _READY:
         points = libdeflate_entry_points()
         if points is not None:
@@ -93,7 +93,9 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
         return None, None
     if b"\0" in gt_png or b"\0" in pred_png:
         return None, None
-    h, w = (gt_ann["height"], gt_ann["width"]) if "height" in gt_ann else (-1, -1)
+    h, w = (gt_ann.get("height"), gt_ann.get("width")) if "height" in gt_ann else (-1, -1)
+    if "height" in gt_ann and not (type(h) is int and type(w) is int and 0 < h < 2**31 and 0 < w < 2**31):
+        return None, None  # a size no PNG has (or of another type): the per-image path says what is wrong
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
     return (gt, pred, inter, where), (gt_png, pred_png, h, w, gt.ids, pred.ids, inter, strict)
 
@@ -103,7 +105,11 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
                 per_image: Callable[[Pair], ImageResult]) -> tuple[PQStats, list[ImageResult]]:
     """The sums of ``pairs`` and, with ``keep``, their results in order, decoded and counted on ``threads``
     threads (1: in the calling thread).  ``per_image`` scores an image the C path leaves alone."""
-    ext, limit = native.pixels(), max_pixels()
+    ext = native.pixels()
+    try:
+        limit: int | None = max_pixels()
+    except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
+        limit = None
     stats = PQStats.zeros(len(cats))
     kept: list[ImageResult] = []
     images = []
@@ -112,12 +118,15 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
     def submit(chunk: Sequence[Pair]) -> tuple[Sequence[Pair], list[_Prepared], Future[bytes] | bytes]:
         prepared, items, slots = [], [], []
         for pair in chunk:
-            kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict)
+            kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict) if limit is not None else (None, None)
             prepared.append(kept_side)
             if item is not None:
                 slots.append(len(prepared) - 1)
                 items.append(item)
-        run = pool.submit(ext.pair_tables, items, limit) if pool is not None else ext.pair_tables(items, limit)
+        if not items:
+            run: Future[bytes] | bytes = b""
+        else:
+            run = pool.submit(ext.pair_tables, items, limit) if pool is not None else ext.pair_tables(items, limit)
         return chunk, prepared, (run, slots)  # type: ignore[return-value]
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="panbench-score") if threads > 1 else None

@@ -18,7 +18,7 @@ from panbench.data.synth import coco_like_categories, id2rgb, perturb, random_im
 from panbench.errors import InputError
 from panbench.pq import batch, native
 from panbench.pq.coco_format import parse_segments
-from panbench.pq.png import PNG_SIGNATURE, read_ids
+from panbench.pq.png import read_ids
 from panbench.pq.result import results_to_columns
 from panbench.pq.score import Scoring, load_pairs, score_stream
 from tests.pq.test_hostile_files import HOSTILE, _chunk
@@ -132,7 +132,8 @@ def _idat_crc(_: np.ndarray, data: bytes) -> bytes:
     return data[:crc] + bytes([data[crc] ^ 1]) + data[crc + 1:]
 
 
-READABLE = {"palette": _palette, "rgba": _rgba, "split_idat": _split_idat}
+READABLE = {"palette": _palette, "rgba": _rgba, "split_idat": _split_idat,
+            "data_after_iend": lambda ids, data: data + b"trailing bytes"}
 DAMAGED = {"interlaced": _interlaced, "idat_crc": _idat_crc}
 
 
@@ -144,9 +145,11 @@ def test_unusual_but_valid_pngs_give_the_per_image_numbers(tmp_path: Path, monke
     _same(_score(c, True, monkeypatch, 2), _score(c, False, monkeypatch))
 
 
-def _error(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch, workers: int = 2) -> str:
+def _error(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The error of scoring ``c``: the batch path on 2 threads, or the per-image path in one process (its pool
+    raises the first error of whichever worker fails first; the batch path raises in the images' order)."""
     with pytest.raises(InputError) as e:
-        _score(c, batch_path, monkeypatch, workers)
+        _score(c, batch_path, monkeypatch, 2 if batch_path else 1)
     return str(e.value)
 
 
@@ -232,13 +235,122 @@ def test_a_header_that_declares_another_size_than_the_json_is_left_to_python(tmp
     assert err == _error(c, False, monkeypatch) and "the ground-truth JSON's 'images' entry says" in err
 
 
-def test_signature_is_checked(tmp_path: Path, monkeypatch) -> None:
+def _filter_type(data: bytes, row: int, value: int) -> bytes:
+    """The PNG with the filter byte of one row set to ``value`` (IDAT re-compressed, CRCs right)."""
+    w, h = struct.unpack_from(">II", data, 16)
+    ch = 3 if data[25] == 2 else 4
+    pos, idat = 33, b""
+    while pos < len(data):
+        n, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    raw = bytearray(zlib.decompress(idat))
+    raw[row * (w * ch + 1)] = value
+    return data[:33] + _chunk(b"IDAT", zlib.compress(bytes(raw))) + _chunk(b"IEND", b"")
+
+
+def _short_stream(data: bytes) -> bytes:
+    """A zlib stream one row short of the height IHDR declares."""
+    w, h = struct.unpack_from(">II", data, 16)
+    pos, idat = 33, b""
+    while pos < len(data):
+        n, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    return data[:33] + _chunk(b"IDAT", zlib.compress(raw[: (h - 1) * (len(raw) // h)])) + _chunk(b"IEND", b"")
+
+
+GT_DAMAGE = {
+    "signature": lambda d: b"\x89PNX" + d[4:],
+    "filter_type_5": lambda d: _filter_type(d, 3, 5),
+    "filter_type_255_first_row": lambda d: _filter_type(d, 0, 255),
+    "one_row_short": _short_stream,
+    "empty_file": lambda d: b"",
+    "data_after_iend": None,  # valid: counted (below)
+}
+
+
+@pytest.mark.parametrize("side", ["gt", "pred"])
+@pytest.mark.parametrize("name", [k for k, v in GT_DAMAGE.items() if v is not None])
+def test_damage_on_either_side_gets_the_per_image_error(tmp_path: Path, monkeypatch, side: str, name: str) -> None:
     c = _set(tmp_path)
-    p = _pred_png(c, 7)
-    p.write_bytes(b"\x89PNX" + p.read_bytes()[4:])
+    p = c[f"{side}_dir"] / "000000000007.png"
+    p.write_bytes(GT_DAMAGE[name](p.read_bytes()))
     err = _error(c, True, monkeypatch)
-    assert err == _error(c, False, monkeypatch) and "no PNG signature" in err
-    assert PNG_SIGNATURE[:4] == b"\x89PNG"
+    assert err == _error(c, False, monkeypatch) and err.startswith("image 7") and str(p) in err
+
+
+def test_a_folder_where_a_png_should_be_gets_the_per_image_error(tmp_path: Path, monkeypatch) -> None:
+    c = _set(tmp_path)
+    p = c["gt_dir"] / "000000000004.png"
+    p.unlink()
+    p.mkdir()
+    with pytest.raises((InputError, OSError)) as a:
+        _score(c, True, monkeypatch, 2)
+    with pytest.raises((InputError, OSError)) as b:
+        _score(c, False, monkeypatch)
+    assert type(a.value) is type(b.value) and str(a.value) == str(b.value)
+
+
+def _status(c: dict[str, Path], k: int = 1) -> int:
+    """pair_tables' status for image k of the set as it is on disk."""
+    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    gt_ann, pred_ann = pairs[k - 1]
+    gt = parse_segments(gt_ann["segments_info"], cats, "x", gt=True)
+    pred = parse_segments(pred_ann["segments_info"], cats, "x", gt=False)
+    inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
+    item = (bytes(c["gt_dir"] / gt_ann["file_name"]), bytes(c["pred_dir"] / pred_ann["file_name"]),
+            gt_ann.get("height", -1), gt_ann.get("width", -1), gt.ids, pred.ids, inter, False)
+    return native.pixels().pair_tables([item], 2**28)[0]
+
+
+@pytest.mark.parametrize("name", ["rgba", "split_idat", "data_after_iend", "rgb"])
+def test_the_batch_path_counts_valid_rgb_and_rgba_pngs_itself(tmp_path: Path, name: str) -> None:
+    """Not left to the per-image path (the equality tests above would pass if C counted nothing)."""
+    c = _set(tmp_path, n=2)
+    if name == "data_after_iend":
+        p = _pred_png(c, 1)
+        p.write_bytes(p.read_bytes() + b"trailing bytes")
+    elif name != "rgb":
+        _rewrite(c, 1, READABLE[name])
+    assert _status(c) == 0
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="the COCO sample is not beside the checkout")
+def test_the_batch_path_counts_cocos_own_pngs_itself(tmp_path: Path) -> None:
+    for png in sorted((SAMPLE / "panoptic_val2017").glob("*.png")):
+        assert native.pixels().decode_ids([bytes(png)], 2**28)[0] == int(read_ids(png, "x").sum(dtype=np.uint64))
+
+
+@pytest.mark.parametrize("size", [(-1, -1), (0, 96), (96.0, 128.0), (2**63, 128), ("96", "128")])
+def test_an_images_entry_of_no_usable_size_gets_the_per_image_result(tmp_path: Path, monkeypatch, size) -> None:
+    c = _set(tmp_path)
+    gt = json.loads(c["gt_json"].read_text())
+    for a in gt["annotations"]:  # no 'images' entry: the annotation's own size is read
+        a["height"], a["width"] = size
+    gt["images"] = []
+    c["gt_json"].write_text(json.dumps(gt))
+    try:
+        ref: object = _score(c, False, monkeypatch)
+    except Exception as e:  # noqa: BLE001 - whatever the per-image path raises, the batch path raises too
+        with pytest.raises(type(e)) as got:
+            _score(c, True, monkeypatch, 2)
+        assert str(got.value) == str(e)
+    else:
+        _same(_score(c, True, monkeypatch, 2), ref)  # type: ignore[arg-type]
+
+
+def test_the_pixel_limit_of_the_environment_applies_to_the_batch_path(tmp_path: Path, monkeypatch) -> None:
+    c = _set(tmp_path)
+    monkeypatch.setenv("PANBENCH_MAX_PIXELS", str(96 * 128 - 1))
+    err = _error(c, True, monkeypatch)
+    assert err == _error(c, False, monkeypatch) and "above the limit of 12287" in err
+    monkeypatch.setenv("PANBENCH_MAX_PIXELS", "lots")
+    err = _error(c, True, monkeypatch)
+    assert err == _error(c, False, monkeypatch) and "PANBENCH_MAX_PIXELS='lots'" in err
 
 
 def test_decode_ids_decodes_as_read_ids_and_leaves_the_rest(tmp_path: Path) -> None:
