@@ -163,8 +163,52 @@ def main() -> None:
     print(f"  bootstrap_ci, one run              {t_ci:8.3f} s   target < 5 s: {'ok' if t_ci < 5 else 'MISSED'}")
     print(f"  paired_bootstrap + per class       {t_pair:8.3f} s   target < 5 s: {'ok' if t_pair < 5 else 'MISSED'}")
     print(f"  by size + PQ-dagger + errors       {t_rest:8.3f} s")
+    bootstrap_stages(ra, isthing, args)
     if args.match_images:
         matches(args)
+
+
+def _block_counts(n_images: int, n_resamples: int, seed: int, chunk: int):  # noqa: ANN202
+    """The resample counts as bootstrap counted them before: one bincount over a block of resamples."""
+    draws = np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
+    k = min(chunk, n_resamples)
+    offsets = np.arange(k, dtype=np.int64)[:, None] * n_images
+    flat, w = np.empty((k, n_images), np.int64), np.empty((k, n_images), np.float64)
+    for lo in range(0, n_resamples, chunk):
+        d = draws[lo:lo + chunk]
+        np.add(d, offsets[:len(d)], out=flat[:len(d)])
+        w[:len(d)] = np.bincount(flat[:len(d)].ravel(), minlength=d.size).reshape(d.shape)
+        yield w[:len(d)]
+
+
+def bootstrap_stages(run: RunSums, isthing: list[bool], args: argparse.Namespace) -> None:
+    """Where bootstrap_ci's time goes (each stage alone, medians of --repeat), and its resample counts a resample
+    at a time (bootstrap._count_chunks) against one bincount per block of 250 (before): equal, then timed."""
+    from panbench.analysis import bootstrap as b
+
+    n, r, c = run.n_images, args.resamples, run.iou.shape[1]
+    same = all(np.array_equal(x, y) for x, y in zip(b._count_chunks(n, r, 0, 250), _block_counts(n, r, 0, 250)))
+    if not same:
+        raise SystemExit("the two ways of counting the resamples differ")
+    x = run.stacked()
+    f64, f32 = b._factors(x, c)
+    ws = [w.copy() for w in b._count_chunks(n, r, 0, 250)]
+    things = np.asarray(isthing, bool)
+    sums = [b._product(w, f64, f32) for w in ws]
+    stages = {
+        "draws (rng.integers, R x N)": lambda: np.random.default_rng(0).integers(0, n, size=(r, n)),
+        "counts, a resample at a time (now)": lambda: [None for _ in b._count_chunks(n, r, 0, 250)],
+        "counts, one bincount per block (before)": lambda: [None for _ in _block_counts(n, r, 0, 250)],
+        "product W @ X (dense, float32 where exact)": lambda: [b._product(w, f64, f32) for w in ws],
+        "metrics of every resample and percentiles": lambda: [b._interval(b._ci_values(s, c, things)["PQ"], 0.95)
+                                                             for s in sums],
+    }
+    t = {k: timed(fn, args.repeat) for k, fn in stages.items()}
+    print(f"  bootstrap_ci's stages ({n} images, {r} resamples; the counts equal both ways, checked):")
+    for k, v in t.items():
+        print(f"    {k:44} {v:8.3f} s")
+    before, now = t["counts, one bincount per block (before)"], t["counts, a resample at a time (now)"]
+    print(f"    counts before / now: {before / now:.2f}x")
 
 
 def matches(args: argparse.Namespace) -> None:

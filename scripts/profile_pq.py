@@ -16,11 +16,17 @@ all images with `time.perf_counter_ns`, the rest of the loop outside its timer):
   sums          adding the contributions into the per-category sums
   analyses      the end-of-run analyses on the per-image matches (intervals, by size, dagger, errors)
 
+The batch path as `score` runs it at its defaults (threads, analyses on), one whole child process per repeat: the
+wall time of each phase (start-up and imports; both JSONs; the batch pipeline, decode + count on the threads while
+the calling thread matches; the per-image matches gathered; the analyses; printing), the process's CPU time, and
+the C calls' own time per image on one thread (``pair_tables``, timed around each call).
+
 Whole processes (median of --repeat runs): interpreter start-up with `import panbench.cli.score` and what it
 imports; `score --procs 1 --no-analysis`; `score --procs 2 --no-analysis`; from them the worker hand-off
 (2 workers minus the serial part minus half the parallel part).
 
     .venv/bin/python scripts/profile_pq.py --images 1000
+    .venv/bin/python scripts/profile_pq.py --images 5000 --timeline
 """
 
 from __future__ import annotations
@@ -146,25 +152,106 @@ def profile(name: str, work: Path, repeat: int) -> None:
           f"beyond serial + parallel/2: {two - serial - parallel / 2:+.3f} s (fork, hand-off, the last task's wait)")
 
 
+TIMELINE = """
+import contextlib, io, json, resource, sys, time
+t0 = time.perf_counter()
+from panbench.cli import main
+import panbench.analysis.scoring as scoring, panbench.pq.batch as batch, panbench.pq.score as score
+marks = {'imports': time.perf_counter()}
+def mark(name, fn):
+    def run(*a, **k):
+        out = fn(*a, **k)
+        marks[name] = time.perf_counter()
+        return out
+    return run
+score.load_pairs = mark('json', score.load_pairs)
+batch.score_batch = mark('pipeline', batch.score_batch)
+run_fields = scoring.run_fields
+def fields(*a, **k):
+    marks['matches gathered'] = time.perf_counter()
+    return mark('analyses', run_fields)(*a, **k)
+scoring.run_fields = fields
+gj, gd, pj, pd, procs = sys.argv[1:6]
+with contextlib.redirect_stdout(io.StringIO()):
+    main(['score', '--gt-json', gj, '--gt-dir', gd, '--pred-json', pj, '--pred-dir', pd, '--json']
+         + (['--procs', procs] if procs != 'default' else []))
+marks['printing'] = time.perf_counter()
+ru = resource.getrusage(resource.RUSAGE_SELF)
+phases, last = {}, t0
+for k, v in sorted(marks.items(), key=lambda kv: kv[1]):
+    phases[k], last = v - last, v
+print(json.dumps({'phases': phases, 'total': last - t0, 'cpu': ru.ru_utime + ru.ru_stime}))
+"""
+
+C_CALLS = """
+import json, sys, time
+import panbench.pq.batch as batch
+from panbench.pq.score import Scoring, score_stream
+batch.available()
+from panbench.pq import kernels
+ext, spent = kernels._native, [0.0]
+class Timed:
+    def __getattr__(self, name):
+        return getattr(ext, name)
+    def pair_tables(self, items, limit):
+        t = time.perf_counter()
+        out = ext.pair_tables(items, limit)
+        spent[0] += time.perf_counter() - t
+        return out
+kernels._native = Timed()
+gj, gd, pj, pd = sys.argv[1:5]
+t = time.perf_counter()
+ev, pairs, _ = score_stream(gj, gd, pj, pd, 1, Scoring(keep=True))
+print(json.dumps({'c': spent[0], 'all': time.perf_counter() - t, 'n': len(pairs)}))
+"""
+
+
+def timeline(name: str, work: Path, repeat: int) -> None:
+    """The batch path's phases at score's defaults (whole processes) and its C calls' share on one thread."""
+    import json
+
+    files = [str(work / f) for f in ("gt.json", "gt", "pred.json", "pred")]
+    runs = [json.loads(subprocess.run([PY, "-c", TIMELINE, *files, "default"], check=True, capture_output=True,
+                                      text=True, cwd=ROOT).stdout) for _ in range(repeat)]
+    calls = [json.loads(subprocess.run([PY, "-c", C_CALLS, *files], check=True, capture_output=True, text=True,
+                                       cwd=ROOT).stdout) for _ in range(repeat)]
+    n = calls[0]["n"]
+    print(f"\n{name}: score at its defaults ({os.cpu_count()} cores), whole process, median of {repeat}")
+    for k in runs[0]["phases"]:
+        print(f"  {k:18} {statistics.median(r['phases'][k] for r in runs):7.3f} s")
+    total, cpu = (statistics.median(r[k] for r in runs) for k in ("total", "cpu"))
+    print(f"  {'total':18} {total:7.3f} s (CPU {cpu:.3f} s: {cpu / total:.2f} cores busy on average)")
+    c, whole_in = (statistics.median(r[k] for r in calls) for k in ("c", "all"))
+    print(f"  one thread, in process: the C calls (read, check, inflate, unfilter, count) {1000 * c / n:.3f} ms/img, "
+          f"the rest of the scoring (JSON, segments, match, fold, sums) {1000 * (whole_in - c) / n:.3f} ms/img")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/panbench-bench-pq"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sample", type=Path, default=SAMPLE)
+    ap.add_argument("--set", choices=("real", "synthetic", "both"), default="both")
+    ap.add_argument("--timeline", action="store_true", help="the batch path's phases at score's defaults instead")
     a = ap.parse_args()
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[k] = "1"
-    real = a.workdir / f"real{a.images}"
-    real.mkdir(parents=True, exist_ok=True)
-    print(make_real_set(real, a.images, a.sample))
-    synth = a.workdir / f"n{a.images}"
-    synth.mkdir(parents=True, exist_ok=True)
-    make_data(synth, a.images)
+    sets = []
+    if a.set in ("real", "both"):
+        real = a.workdir / f"real{a.images}"
+        real.mkdir(parents=True, exist_ok=True)
+        print(make_real_set(real, a.images, a.sample))
+        sets.append(("real set (COCO's own PNGs)", real))
+    if a.set in ("synthetic", "both"):
+        synth = a.workdir / f"n{a.images}"
+        synth.mkdir(parents=True, exist_ok=True)
+        make_data(synth, a.images)
+        sets.append(("synthetic set", synth))
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    profile("real set (COCO's own PNGs)", real, a.repeat)
-    profile("synthetic set", synth, a.repeat)
+    for name, work in sets:
+        (timeline if a.timeline else profile)(name, work, a.repeat)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

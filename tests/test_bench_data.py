@@ -1,5 +1,6 @@
-"""scripts/pq_bench_data.py: the real-PNG benchmark set is COCO's own ground truth, byte for byte, and
-predictions whose segments_info agrees with their pixels; panbench and panopticapi score it alike."""
+"""scripts/pq_bench_data.py: the real-PNG benchmark set is COCO's own ground truth, each file cropped, rolled and
+re-encoded (distinct bytes), and predictions whose segments_info agrees with their pixels; panbench and panopticapi
+score it alike."""
 
 from __future__ import annotations
 
@@ -27,11 +28,27 @@ def real_set(tmp_path_factory) -> Path:
     return work
 
 
-def test_ground_truth_is_cocos_own_pngs(real_set: Path) -> None:
+def test_ground_truth_files_are_distinct_reshaped_coco_pngs(real_set: Path) -> None:
+    """Every ground-truth file its own bytes (no decode can be skipped by content), each a crop and roll of a
+    COCO PNG whose segments_info areas are its pixel counts."""
+    from panbench.pq.png import read_ids
+
     gt = json.loads((real_set / "gt.json").read_text())
+    src = json.loads((SAMPLE / "panoptic_val2017.json").read_text())
     sources = {p.read_bytes() for p in (SAMPLE / "panoptic_val2017").glob("*.png")}
-    assert len(gt["annotations"]) == 12
-    assert all((real_set / "gt" / a["file_name"]).read_bytes() in sources for a in gt["annotations"])
+    files = [(real_set / "gt" / a["file_name"]).read_bytes() for a in gt["annotations"]]
+    assert len(gt["annotations"]) == 12 and len(set(files)) == 12 and not set(files) & sources
+    seg_ids = {i: {s["id"] for s in a["segments_info"]} for i, a in enumerate(src["annotations"])}
+    by_id = {im["id"]: (im["height"], im["width"]) for im in src["images"]}
+    sizes = {i: by_id[a["image_id"]] for i, a in enumerate(src["annotations"])}
+    for k, (a, im) in enumerate(zip(gt["annotations"], gt["images"])):
+        ids = read_ids(real_set / "gt" / a["file_name"], "gt")
+        h, w = sizes[k % 2]  # the sources are cycled
+        assert ids.shape == (im["height"], im["width"]) and h - 48 <= ids.shape[0] <= h and w - 48 <= ids.shape[1] <= w
+        present, counts = np.unique(ids, return_counts=True)
+        assert set(present.tolist()) - {0} <= seg_ids[k % 2]
+        assert {s["id"]: s["area"] for s in a["segments_info"]} == {int(i): int(c) for i, c in zip(present, counts)
+                                                                    if i}
 
 
 def test_predictions_areas_are_their_pixels(real_set: Path) -> None:
