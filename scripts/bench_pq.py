@@ -143,7 +143,10 @@ if decoder == 'batch':  # score's batch path decoding each file (its C reads, ch
     from panbench.pq import batch, native
     assert batch.available(), 'the batch path is not installed'
     def ids(f):
-        return native.pixels().decode_ids([os.fsencode(f)], 2**28)[0]
+        total = native.pixels().decode_ids([os.fsencode(f)], 2**28)[0]
+        if total is None:
+            raise SystemExit(f'{f}: the batch path leaves this PNG to the per-image path; no floor with it')
+        return total
 elif decoder == 'panbench':
     from panbench.pq.png import read_ids
     def ids(f):

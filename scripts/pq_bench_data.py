@@ -202,7 +202,7 @@ def make_coco_set(work: Path, coco: Path, seed: int = 0) -> str:
     """Every ground-truth PNG of a COCO panoptic val download (``coco/annotations``) and its prediction."""
     ann = coco / "annotations"
     sources, cats = _sources(ann / "panoptic_val2017.json", ann / "panoptic_val2017")
-    stamp = work / f"done-coco-{len(sources)}-{seed}"
+    stamp = work / f"done-coco2-{len(sources)}-{seed}"
     if not stamp.exists():
         _write(work, sources, len(sources), cats, seed, keep=True)
         stamp.write_text("ok")

@@ -32,7 +32,7 @@ from panbench.pq.png import max_pixels
 from panbench.pq.result import ImageResult
 from panbench.pq.sums import PQStats
 
-CHUNK = 8  # images per C call: the C work of a chunk (~8 ms on COCO's PNGs) dwarfs the call's cost
+CHUNK = 8  # images per C call: a chunk's C work (8 images' decodes and counts) dwarfs the call's cost
 ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQStats.add_images)
 # libdeflate's functions that pair_tables calls, in use_libdeflate's order
 _ENTRY_POINTS = ("libdeflate_alloc_decompressor", "libdeflate_free_decompressor", "libdeflate_zlib_decompress",
@@ -43,6 +43,9 @@ Pair = tuple[dict[str, Any], dict[str, Any]]
 # one image as the calling thread keeps it while its chunk is in flight: segments and table, or None (the
 # per-image path scores it)
 _Prepared = tuple[Segments, Segments, np.ndarray, str] | None
+# a chunk in flight: its pairs, what the calling thread keeps of each, the C call (or its status bytes), and the
+# position in the chunk of each image handed to C
+_Chunk = tuple[Sequence[Pair], list[_Prepared], "Future[bytes] | bytes", list[int]]
 
 
 def libdeflate_entry_points() -> tuple[int, int, int, int] | None:
@@ -114,8 +117,10 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
     kept: list[ImageResult] = []
     images = []
     chunks = [pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)]
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="panbench-score") if threads > 1 else None
 
-    def submit(chunk: Sequence[Pair]) -> tuple[Sequence[Pair], list[_Prepared], Future[bytes] | bytes]:
+    def submit(chunk: Sequence[Pair]) -> _Chunk:
+        """Prepare a chunk in the calling thread and start its C call (on a thread, or here with one thread)."""
         prepared, items, slots = [], [], []
         for pair in chunk:
             kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict) if limit is not None else (None, None)
@@ -123,32 +128,30 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
             if item is not None:
                 slots.append(len(prepared) - 1)
                 items.append(item)
-        if not items:
-            run: Future[bytes] | bytes = b""
-        else:
+        run: Future[bytes] | bytes = b""
+        if items:
             run = pool.submit(ext.pair_tables, items, limit) if pool is not None else ext.pair_tables(items, limit)
-        return chunk, prepared, (run, slots)  # type: ignore[return-value]
+        return chunk, prepared, run, slots
 
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="panbench-score") if threads > 1 else None
     try:
-        queue: deque[Any] = deque()
+        queue: deque[_Chunk] = deque()
         it = iter(chunks)
         for chunk in it:
             queue.append(submit(chunk))
             if len(queue) >= window(threads):
                 break
         while queue:
-            chunk, prepared, (run, slots) = queue.popleft()
+            chunk, prepared, run, slots = queue.popleft()
             status = run.result() if isinstance(run, Future) else run
             counted = [False] * len(chunk)
-            for k, s in zip(slots, status):
-                counted[k] = s == 0
+            for k, st in zip(slots, status, strict=True):  # one status byte per item
+                counted[k] = st == 0
             nxt = next(it, None)
             if nxt is not None:
                 queue.append(submit(nxt))
             for pair, prep, ok in zip(chunk, prepared, counted):
-                if ok and prep is not None:
-                    gt, pred, inter, where = prep
+                if ok:  # counted in C: prep holds the segments and the table
+                    gt, pred, inter, where = prep  # type: ignore[misc]
                     result = table_result(inter, gt, pred, where)
                 else:
                     result = per_image(pair)

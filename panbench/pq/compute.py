@@ -3,7 +3,7 @@
 ``from panbench import pq_compute`` replaces ``from panopticapi.evaluation import pq_compute``: the same
 arguments (the folders default to the JSON paths without ``.json``, as panopticapi's), the same returned dict
 (:func:`panbench.pq.sums.panopticapi_summary`), the same numbers (to 1e-9).  It differs in what it does not do:
-it prints nothing, scores in a worker per available core (as panopticapi's ``pq_compute_multi_core``) without
+it prints nothing, scores on every available core (as panopticapi's ``pq_compute_multi_core``; threads) without
 holding the images, and a bad input raises :class:`panbench.errors.InputError` with a one-line message naming
 the file and the fix, where panopticapi raises a bare ``Exception`` or a ``KeyError``.
 """

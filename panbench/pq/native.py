@@ -45,4 +45,9 @@ def missing() -> list[str]:
         out.append("panbench.pq._match")
     if boundary_counts() is None:
         out.append("panbench.pq._boundary")
+    if pixels() is not None and deflate() is not None:
+        from panbench.pq import batch  # here: batch imports this module
+
+        if batch.libdeflate_entry_points() is None:
+            out.append("libdeflate's entry points in the deflate package (score's batch path)")
     return out

@@ -1,9 +1,12 @@
 """Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth.
 
-Streaming: images are read, scored (:func:`panbench.pq.evaluator.score_pair`, as ``eval`` scores them) and
-dropped one by one; ``workers > 1`` splits the images into chunks scored in worker processes whose
-per-category sums are added.  With ``keep`` the per-image results come back too (for the analyses), in the
-order of the images whatever the workers, handed over as columns (:mod:`panbench.pq.result`).
+Streaming: images are read, scored and dropped one by one.  The batch path (:mod:`panbench.pq.batch`: C reads,
+decodes and counts chunks of images on ``workers`` threads, the calling thread matches) is the default; the
+per-image path (:func:`panbench.pq.evaluator.score_pair` after a Python decode, as ``eval`` scores) serves where
+the batch path is not installed, for boundary PQ and with ``PANBENCH_PER_IMAGE=1``, with ``workers > 1`` in forked
+worker processes whose per-category sums are added.  With ``keep`` the per-image results come back too (for the
+analyses), in the order of the images whatever the threads or workers (from a worker as columns:
+:mod:`panbench.pq.result`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def available_cores() -> int:
 
 
 def default_workers(n_images: int) -> int:
-    """``score``'s worker processes when none are asked for: every available core, at most one per image."""
+    """``score``'s threads (or worker processes) when none are asked for: every available core, at most one per
+    image."""
     return max(1, min(available_cores(), n_images))
 
 
@@ -208,7 +212,8 @@ def score_stream(
 ) -> tuple[PanopticEvaluator, list[Pair], list[ImageResult]]:
     """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
     pairs in scoring order and, with ``how.keep``, the per-image results in the same order (else empty).
-    With ``workers > 1`` the images are scored in forked processes; ``None`` takes :func:`default_workers`.
+    ``workers``: threads on the batch path, forked processes on the per-image path (see the module's docstring);
+    ``None`` takes :func:`default_workers`.
     Every choice gives the same sums and results, bit for bit."""
     with _no_gc():
         cats, pairs = load_pairs(gt_json, pred_json)

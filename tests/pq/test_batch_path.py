@@ -16,7 +16,7 @@ from PIL import Image
 
 from panbench.data.synth import coco_like_categories, id2rgb, perturb, random_image, write_panoptic
 from panbench.errors import InputError
-from panbench.pq import batch, native
+from panbench.pq import batch, native, score
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.png import read_ids
 from panbench.pq.result import results_to_columns
@@ -38,11 +38,22 @@ def _set(tmp_path: Path, n: int = 12, h: int = 96, w: int = 128) -> dict[str, Pa
     return {"gt_json": gj, "gt_dir": gd, "pred_json": pj, "pred_dir": pd}
 
 
+FALLBACKS: list[str] = []  # the images the last _score sent to the per-image path
+
+
 def _score(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch, workers: int = 1,
            strict: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+    FALLBACKS.clear()
     with monkeypatch.context() as m:
         if not batch_path:
             m.setattr(batch, "available", lambda: False)
+        one = score._score_one
+
+        def counted_one(cats, gt_dir, pred_dir, how, pair):  # noqa: ANN001, ANN202
+            FALLBACKS.append(pair[0]["file_name"])
+            return one(cats, gt_dir, pred_dir, how, pair)
+
+        m.setattr(score, "_score_one", counted_one)
         ev, _, results = score_stream(c["gt_json"], c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
                                       Scoring(strict=strict, keep=True))
     return ev.evaluate(), results_to_columns(results)
@@ -59,7 +70,9 @@ def _same(a: tuple[dict, dict[str, np.ndarray]], b: tuple[dict, dict[str, np.nda
 def test_batch_path_gives_the_per_image_numbers_bit_for_bit(tmp_path: Path, monkeypatch, workers: int) -> None:
     c = _set(tmp_path, n=21)  # 21 images: chunks of 8, 8 and 5
     ref = _score(c, False, monkeypatch)
+    assert len(FALLBACKS) == 21  # the reference: every image on the per-image path
     _same(_score(c, True, monkeypatch, workers), ref)
+    assert FALLBACKS == []  # every image counted in C
     _same(_score(c, True, monkeypatch, workers, strict=True), _score(c, False, monkeypatch, strict=True))
 
 
@@ -75,7 +88,7 @@ def test_batch_path_on_cocos_own_pngs(tmp_path: Path, monkeypatch, workers: int)
     pj.write_text(json.dumps(pred))
     c = {"gt_json": gj, "gt_dir": SAMPLE / "panoptic_val2017", "pred_json": pj, "pred_dir": SAMPLE / "panoptic_val2017"}
     res = _score(c, True, monkeypatch, workers)
-    assert res[0]["PQ"] == 100.0
+    assert res[0]["PQ"] == 100.0 and FALLBACKS == []
     _same(res, _score(c, False, monkeypatch))
 
 
@@ -142,7 +155,9 @@ def test_unusual_but_valid_pngs_give_the_per_image_numbers(tmp_path: Path, monke
     c = _set(tmp_path)
     for k in (1, 5, 12):
         _rewrite(c, k, READABLE[name])
-    _same(_score(c, True, monkeypatch, 2), _score(c, False, monkeypatch))
+    got = _score(c, True, monkeypatch, 2)
+    assert FALLBACKS == (["000000000001.png", "000000000005.png", "000000000012.png"] if name == "palette" else [])
+    _same(got, _score(c, False, monkeypatch))
 
 
 def _error(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -320,7 +335,7 @@ def test_the_batch_path_counts_valid_rgb_and_rgba_pngs_itself(tmp_path: Path, na
 
 
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason="the COCO sample is not beside the checkout")
-def test_the_batch_path_counts_cocos_own_pngs_itself(tmp_path: Path) -> None:
+def test_the_batch_decoder_decodes_cocos_own_pngs_as_read_ids(tmp_path: Path) -> None:
     for png in sorted((SAMPLE / "panoptic_val2017").glob("*.png")):
         assert native.pixels().decode_ids([bytes(png)], 2**28)[0] == int(read_ids(png, "x").sum(dtype=np.uint64))
 
@@ -362,3 +377,9 @@ def test_decode_ids_decodes_as_read_ids_and_leaves_the_rest(tmp_path: Path) -> N
     assert sums[1] is None and sums[3] is None
     for k in (0, 2):
         assert sums[k] == int(read_ids(files[k], "x").sum(dtype=np.uint64))
+
+
+def test_doctor_names_a_deflate_without_libdeflates_entry_points(monkeypatch) -> None:
+    assert not [m for m in native.missing() if "entry points" in m]
+    monkeypatch.setattr(batch, "libdeflate_entry_points", lambda: None)
+    assert "libdeflate's entry points in the deflate package (score's batch path)" in native.missing()
