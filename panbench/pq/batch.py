@@ -34,33 +34,15 @@ from panbench.pq.sums import PQStats
 
 CHUNK = 8  # images per C call: a chunk's C work (8 images' decodes and counts) dwarfs the call's cost
 ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQStats.add_images)
-# libdeflate's functions that pair_tables calls, in use_libdeflate's order
-_ENTRY_POINTS = ("libdeflate_alloc_decompressor", "libdeflate_free_decompressor", "libdeflate_zlib_decompress",
-                 "libdeflate_crc32")
 _READY: dict[tuple[Any, Any], bool] = {}  # (_native module, deflate module) -> use_libdeflate was called
 
-Pair = tuple[dict[str, Any], dict[str, Any]]
+Pair = tuple[dict[str, Any], dict[str, Any]]  # (ground-truth annotation, prediction annotation) of one image
 # one image as the calling thread keeps it while its chunk is in flight: segments and table, or None (the
 # per-image path scores it)
 _Prepared = tuple[Segments, Segments, np.ndarray, str] | None
 # a chunk in flight: its pairs, what the calling thread keeps of each, the C call (or its status bytes), and the
 # position in the chunk of each image handed to C
 _Chunk = tuple[Sequence[Pair], list[_Prepared], "Future[bytes] | bytes", list[int]]
-
-
-def libdeflate_entry_points() -> tuple[int, int, int, int] | None:
-    """The addresses of :data:`_ENTRY_POINTS` in the ``deflate`` package's own libdeflate, or None."""
-    d = native.deflate()
-    if d is None:
-        return None
-    try:
-        import ctypes
-
-        lib = ctypes.CDLL(d._deflate.__file__)  # already loaded: the same handle, no second copy
-        out = tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in _ENTRY_POINTS)
-    except (OSError, AttributeError):  # a deflate build that hides libdeflate's symbols
-        return None
-    return out if all(out) else None  # type: ignore[return-value]
 
 
 def available() -> bool:
@@ -71,7 +53,7 @@ def available() -> bool:
         return False
     key = (ext, d)  # the modules themselves (kept alive here): a test that swaps either one is seen
     if key not in _READY:
-        points = libdeflate_entry_points()
+        points = native.libdeflate_entry_points()
         if points is not None:
             ext.use_libdeflate(*points)
         _READY[key] = points is not None
@@ -103,12 +85,47 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
     return (gt, pred, inter, where), (gt_png, pred_png, h, w, gt.ids, pred.ids, inter, strict)
 
 
+def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool,
+            limit: int | None, pool: ThreadPoolExecutor | None) -> _Chunk:
+    """Prepare a chunk in the calling thread and start its C call (on a thread, or here without a pool);
+    ``limit`` None sends every image to the per-image path."""
+    prepared, items, slots = [], [], []
+    for pair in chunk:
+        kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict) if limit is not None else (None, None)
+        prepared.append(kept_side)
+        if item is not None:
+            slots.append(len(prepared) - 1)
+            items.append(item)
+    run: Future[bytes] | bytes = b""
+    if items:
+        ext = native.pixels()
+        run = pool.submit(ext.pair_tables, items, limit) if pool is not None else ext.pair_tables(items, limit)
+    return chunk, prepared, run, slots
+
+
+def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[ImageResult]:
+    """A chunk's results in order, once its C call is done: each counted table checked, matched and folded, each
+    other image scored by ``per_image``."""
+    chunk, prepared, run, slots = c
+    status = run.result() if isinstance(run, Future) else run
+    counted = [False] * len(chunk)
+    for k, st in zip(slots, status, strict=True):  # one status byte per item
+        counted[k] = st == 0
+    out = []
+    for pair, prep, ok in zip(chunk, prepared, counted):
+        if ok:  # counted in C: prep holds the segments and the table
+            gt, pred, inter, where = prep  # type: ignore[misc]
+            out.append(table_result(inter, gt, pred, where))
+        else:
+            out.append(per_image(pair))
+    return out
+
+
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 keep: bool, threads: int,
                 per_image: Callable[[Pair], ImageResult]) -> tuple[PQStats, list[ImageResult]]:
     """The sums of ``pairs`` and, with ``keep``, their results in order, decoded and counted on ``threads``
     threads (1: in the calling thread).  ``per_image`` scores an image the C path leaves alone."""
-    ext = native.pixels()
     try:
         limit: int | None = max_pixels()
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
@@ -116,45 +133,20 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
     stats = PQStats.zeros(len(cats))
     kept: list[ImageResult] = []
     images = []
-    chunks = [pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)]
+    chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = ThreadPoolExecutor(threads, thread_name_prefix="panbench-score") if threads > 1 else None
-
-    def submit(chunk: Sequence[Pair]) -> _Chunk:
-        """Prepare a chunk in the calling thread and start its C call (on a thread, or here with one thread)."""
-        prepared, items, slots = [], [], []
-        for pair in chunk:
-            kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict) if limit is not None else (None, None)
-            prepared.append(kept_side)
-            if item is not None:
-                slots.append(len(prepared) - 1)
-                items.append(item)
-        run: Future[bytes] | bytes = b""
-        if items:
-            run = pool.submit(ext.pair_tables, items, limit) if pool is not None else ext.pair_tables(items, limit)
-        return chunk, prepared, run, slots
-
     try:
         queue: deque[_Chunk] = deque()
-        it = iter(chunks)
-        for chunk in it:
-            queue.append(submit(chunk))
+        for chunk in chunks:
+            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, limit, pool))
             if len(queue) >= window(threads):
                 break
         while queue:
-            chunk, prepared, run, slots = queue.popleft()
-            status = run.result() if isinstance(run, Future) else run
-            counted = [False] * len(chunk)
-            for k, st in zip(slots, status, strict=True):  # one status byte per item
-                counted[k] = st == 0
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append(submit(nxt))
-            for pair, prep, ok in zip(chunk, prepared, counted):
-                if ok:  # counted in C: prep holds the segments and the table
-                    gt, pred, inter, where = prep  # type: ignore[misc]
-                    result = table_result(inter, gt, pred, where)
-                else:
-                    result = per_image(pair)
+            done = queue.popleft()
+            nxt = next(chunks, None)
+            if nxt is not None:  # the next chunk starts before this one is matched
+                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, limit, pool))
+            for result in _results(done, per_image):
                 images.append(result.stats)
                 if keep:
                     kept.append(result)

@@ -34,6 +34,26 @@ def deflate() -> Any:
     return kernels._deflate
 
 
+# libdeflate's functions that _native.pair_tables calls, in use_libdeflate's order
+LIBDEFLATE_ENTRY_POINTS = ("libdeflate_alloc_decompressor", "libdeflate_free_decompressor",
+                           "libdeflate_zlib_decompress", "libdeflate_crc32")
+
+
+def libdeflate_entry_points() -> tuple[int, int, int, int] | None:
+    """The addresses of :data:`LIBDEFLATE_ENTRY_POINTS` in the ``deflate`` package's own libdeflate, or None."""
+    d = deflate()
+    if d is None:
+        return None
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL(d._deflate.__file__)  # already loaded: the same handle, no second copy
+        out = tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in LIBDEFLATE_ENTRY_POINTS)
+    except (OSError, AttributeError):  # a deflate build that hides libdeflate's symbols
+        return None
+    return out if all(out) else None  # type: ignore[return-value]
+
+
 def missing() -> list[str]:
     """The names of the extensions this install lacks, each with why it matters."""
     out = []
@@ -46,8 +66,6 @@ def missing() -> list[str]:
     if boundary_counts() is None:
         out.append("panbench.pq._boundary")
     if pixels() is not None and deflate() is not None:
-        from panbench.pq import batch  # here: batch imports this module
-
-        if batch.libdeflate_entry_points() is None:
+        if libdeflate_entry_points() is None:
             out.append("libdeflate's entry points in the deflate package (score's batch path)")
     return out

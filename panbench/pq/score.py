@@ -25,14 +25,13 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import batch
+from panbench.pq.batch import Pair
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
 from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult, results_from_columns, results_to_columns
 from panbench.pq.sums import PQStats
-
-Pair = tuple[dict[str, Any], dict[str, Any]]
 
 
 def available_cores() -> int:

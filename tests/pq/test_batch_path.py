@@ -381,5 +381,5 @@ def test_decode_ids_decodes_as_read_ids_and_leaves_the_rest(tmp_path: Path) -> N
 
 def test_doctor_names_a_deflate_without_libdeflates_entry_points(monkeypatch) -> None:
     assert not [m for m in native.missing() if "entry points" in m]
-    monkeypatch.setattr(batch, "libdeflate_entry_points", lambda: None)
+    monkeypatch.setattr(native, "libdeflate_entry_points", lambda: None)
     assert "libdeflate's entry points in the deflate package (score's batch path)" in native.missing()
