@@ -250,32 +250,35 @@ def test_a_header_that_declares_another_size_than_the_json_is_left_to_python(tmp
     assert err == _error(c, False, monkeypatch) and "the ground-truth JSON's 'images' entry says" in err
 
 
-def _filter_type(data: bytes, row: int, value: int) -> bytes:
-    """The PNG with the filter byte of one row set to ``value`` (IDAT re-compressed, CRCs right)."""
-    w, h = struct.unpack_from(">II", data, 16)
-    ch = 3 if data[25] == 2 else 4
+def _scanlines(data: bytes) -> bytes:
+    """The inflated scanlines of a PNG (its IDAT chunks joined)."""
     pos, idat = 33, b""
     while pos < len(data):
         n, kind = struct.unpack_from(">I4s", data, pos)
         if kind == b"IDAT":
             idat += data[pos + 8:pos + 8 + n]
         pos += 12 + n
-    raw = bytearray(zlib.decompress(idat))
-    raw[row * (w * ch + 1)] = value
-    return data[:33] + _chunk(b"IDAT", zlib.compress(bytes(raw))) + _chunk(b"IEND", b"")
+    return zlib.decompress(idat)
+
+
+def _with_scanlines(data: bytes, raw: bytes) -> bytes:
+    """The PNG's signature and IHDR with ``raw`` as its one IDAT chunk (CRCs right)."""
+    return data[:33] + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+
+
+def _filter_type(data: bytes, row: int, value: int) -> bytes:
+    """The PNG with the filter byte of one row set to ``value``."""
+    w = struct.unpack_from(">I", data, 16)[0]
+    raw = bytearray(_scanlines(data))
+    raw[row * (w * (3 if data[25] == 2 else 4) + 1)] = value
+    return _with_scanlines(data, bytes(raw))
 
 
 def _short_stream(data: bytes) -> bytes:
     """A zlib stream one row short of the height IHDR declares."""
-    w, h = struct.unpack_from(">II", data, 16)
-    pos, idat = 33, b""
-    while pos < len(data):
-        n, kind = struct.unpack_from(">I4s", data, pos)
-        if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + n]
-        pos += 12 + n
-    raw = zlib.decompress(idat)
-    return data[:33] + _chunk(b"IDAT", zlib.compress(raw[: (h - 1) * (len(raw) // h)])) + _chunk(b"IEND", b"")
+    h = struct.unpack_from(">I", data, 20)[0]
+    raw = _scanlines(data)
+    return _with_scanlines(data, raw[: (h - 1) * (len(raw) // h)])
 
 
 GT_DAMAGE = {
