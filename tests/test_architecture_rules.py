@@ -11,7 +11,7 @@ from pathlib import Path
 from panbench.pq.matching import IGNORED_SHARE, MATCH_IOU
 
 PACKAGE = Path(__file__).resolve().parents[1] / "panbench"
-C_MATCH = PACKAGE / "pq" / "_match.c"
+C_MATCH = PACKAGE / "pq" / "_match_core.h"  # the match in C (_match.c wraps it, _native.c runs it)
 
 
 def _names(node: ast.AST) -> set[str]:

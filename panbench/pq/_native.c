@@ -19,18 +19,22 @@
  *       needs them.  panbench.pq.batch hands them over.
  *   pair_tables(items, max_pixels) -> bytes
  *       The batch path of `panbench score`: for each item (gt_path, pred_path, height, width, gt_keys,
- *       pred_keys, counts, strict_gt) both PNG files read, checked as panbench.pq.png checks them, inflated,
- *       unfiltered to ids and counted into `counts` as pair_counts counts them, all with the GIL released,
- *       reusing one set of buffers per thread.  height/width: the size the ground truth must have (-1: any);
- *       the prediction must have the ground truth's.  One status byte per item: 0 counted, 1 not counted
- *       (a file missing or damaged, a PNG kind or size this path leaves to Python, an id in no segment):
- *       the caller scores that image on the per-image path, which gives the numbers or the error.
+ *       pred_keys, counts, strict_gt[, gt_cats, gt_areas, gt_crowd, pred_cats, res]) both PNG files read, checked
+ *       as panbench.pq.png checks them, inflated, unfiltered to ids and counted into `counts` as pair_counts
+ *       counts them and, with the five last, the table matched as _match matches it (the area checks, the
+ *       match, the semantic fold: _match_core.h) into `res` (int64; its layout at match_one), all with the GIL
+ *       released, reusing one set of buffers per thread.  height/width: the size the ground truth must have
+ *       (-1: any); the prediction must have the ground truth's.  One status byte per item: 0 counted (and
+ *       matched), 1 not (a file missing or damaged, a PNG kind or size this path leaves to Python, an id in no
+ *       segment, an area check that fails): the caller scores that image on the per-image path, which gives
+ *       the numbers or the error.
  *   decode_ids(paths, max_pixels) -> list
  *       Each file decoded as pair_tables decodes it, its ids summed (None: left to the per-image path).
  *
- * All release the GIL.  Everything else (the JSON, validation messages, matching) is Python.
+ * All release the GIL.  Everything else (the JSON, validation messages) is Python.
  */
 #include "_common.h" /* the id table and the AVX2 switch */
+#include "_match_core.h" /* the match, the area checks and the fold of a counted table */
 #include <string.h>
 #ifndef _WIN32
 #include <fcntl.h>
@@ -168,7 +172,8 @@ __attribute__((target("avx2"))) static inline __m256i ids8_avx2(const uint8_t *s
     return _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), shuf);
 }
 /* The Paeth row of unfilter_row with AVX2: eight pixels checked at a time (x < blocks: pixels x..x+7
- * go as a block; their src bytes, 28 for RGB and 32 for RGBA from x * bpp, lie in the row). */
+ * go as a block; their src bytes, 28 for RGB and 32 for RGBA from x * bpp, lie in the row); the flat pixels
+ * that lead a block repeat the left neighbour, the first other one is computed alone. */
 __attribute__((target("avx2"))) static void paeth_row_avx2(const uint8_t *src, const uint32_t *prev, uint32_t *out,
                                                            Py_ssize_t w, int bpp) {
     const Py_ssize_t span = bpp == 3 ? 28 : 32, blocks = w * bpp >= span ? (w * bpp - span) / bpp + 1 : 0;
@@ -178,9 +183,10 @@ __attribute__((target("avx2"))) static void paeth_row_avx2(const uint8_t *src, c
             __m256i flat = _mm256_and_si256(_mm256_cmpeq_epi32(ids8_avx2(src, x, bpp), _mm256_setzero_si256()),
                                             _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(prev + x)),
                                                                _mm256_loadu_si256((const __m256i *)(prev + x - 1))));
-            if (_mm256_movemask_ps(_mm256_castsi256_ps(flat)) == 0xFF) {
+            unsigned m = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(flat));
+            if (m & 1u) { /* the block's leading flat pixels repeat a: all eight written, the flat ones kept */
                 _mm256_storeu_si256((__m256i *)(out + x), _mm256_set1_epi32((int)a));
-                x += 8;
+                x += m == 0xFFu ? 8 : __builtin_ctz(~m);
                 continue;
             }
         }
@@ -659,11 +665,48 @@ static int count_pred(const uint8_t *d, size_t n, Py_ssize_t h, Py_ssize_t w, un
 }
 
 typedef struct {
-    PyObject *gt_path, *pred_path; /* bytes, borrowed from the item */
+    PyObject *gt_path, *pred_path; /* bytes, owned while the GIL is released */
     long long h, w;
     Py_buffer gk, pk, counts;
     int strict, held;
+    /* the match's inputs and its output (match: all five given) */
+    Py_buffer gc, ga, crowd, pc, res;
+    int match;
 } pb_item;
+
+/* The header of an item's res, then the predictions' areas [P], the packed match (ints, floats: _match_core.h),
+ * the semantic fold [3 m] and fp_matched [n_fp bytes], each right after the one before. */
+enum { PB_RES_TP, PB_RES_FN, PB_RES_FP, PB_RES_NC, PB_RES_FOLD, PB_RES_UNLISTED, PB_RES_USED, PB_RES_HEADER = 8 };
+
+/* One counted table matched as evaluator.table_result matches it (the area checks, the match, the fold) into
+ * it->res; 0, or 1 for a table the per-image path handles (an area check fails: its error; two matches of one
+ * segment: the numpy match; res too small) */
+static int match_one(pb_item *it) {
+    const Py_ssize_t G = it->gk.len / 8, P = it->pk.len / 8, cap = it->res.len / 8;
+    const int64_t *t = it->counts.buf, *gc = it->gc.buf, *ga = it->ga.buf, *pc = it->pc.buf;
+    const uint8_t *crowd = it->crowd.buf;
+    int64_t *res = it->res.buf, *pa = res + PB_RES_HEADER;
+    int side, rc = 1;
+    if (cap < PB_RES_HEADER + P || pb_areas(t, G, P, ga, pa, &side) >= 0) return 1;
+    scratch s;
+    pb_match_sizes n;
+    void *mem = pb_scratch_init(&s, G, P);
+    if (mem && !pb_match(t, G, P, gc, ga, crowd, pc, pa, &s, &n)) {
+        int64_t unlisted;
+        const Py_ssize_t m = pb_fold_size(t, G, P, &unlisted), ni = pb_match_ints(&n), nf = pb_match_floats(&n);
+        int64_t *ints = pa + P, *fold = ints + ni + nf;
+        const Py_ssize_t used = (fold + 3 * m - res) + (n.fp + 7) / 8;
+        if (used <= cap) {
+            pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, &s, ints, (double *)(ints + ni), (uint8_t *)(fold + 3 * m));
+            pb_fold_write(t, G, P, gc, pc, m, fold);
+            res[PB_RES_TP] = n.tp, res[PB_RES_FN] = n.fn, res[PB_RES_FP] = n.fp, res[PB_RES_NC] = n.nc;
+            res[PB_RES_FOLD] = m, res[PB_RES_UNLISTED] = unlisted, res[PB_RES_USED] = used;
+            rc = 0;
+        }
+    }
+    free(mem);
+    return rc;
+}
 
 /* One image: 0 counted, 1 left to the per-image path */
 static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_work *wk) {
@@ -679,6 +722,7 @@ static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_
         rc = count_pred(wk->file.p, (size_t)n, gh, gw, max_px, dec, wk, &gm, &pm, it->counts.buf, n_pred + 1,
                         it->strict, (int32_t)(n_gt + 1)) ? 1 : 0;
     }
+    if (rc == 0 && it->match) rc = match_one(it);
     pb_idmap_free(&gm);
     pb_idmap_free(&pm);
     return rc;
@@ -763,8 +807,8 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
         pb_item *it = &its[k];
         PyObject *t = PyList_GET_ITEM(items, k);
         if (!PyTuple_Check(t) ||
-            !PyArg_ParseTuple(t, "SSLLy*y*w*p", &it->gt_path, &it->pred_path, &it->h, &it->w, &it->gk, &it->pk,
-                              &it->counts, &it->strict)) {
+            !PyArg_ParseTuple(t, "SSLLy*y*w*p|y*y*y*y*w*", &it->gt_path, &it->pred_path, &it->h, &it->w, &it->gk,
+                              &it->pk, &it->counts, &it->strict, &it->gc, &it->ga, &it->crowd, &it->pc, &it->res)) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "pair_tables: items must be tuples");
             ok = 0;
             break;
@@ -773,9 +817,15 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
         Py_INCREF(it->pred_path);
         it->held = 1;
         Py_ssize_t n_gt = it->gk.len / 8, n_pred = it->pk.len / 8;
+        it->match = it->res.obj != NULL;
         if (it->gk.len % 8 || it->pk.len % 8 || it->counts.len != (n_gt + 2) * (n_pred + 1) * 8) {
             PyErr_SetString(PyExc_ValueError, "pair_tables: keys must be int64 and counts (n_gt + 2) x (n_pred + 1) "
                                               "int64");
+            ok = 0;
+        } else if (it->gc.obj && (!it->match || it->gc.len != n_gt * 8 || it->ga.len != n_gt * 8 ||
+                                  it->crowd.len != n_gt || it->pc.len != n_pred * 8 || it->res.len % 8)) {
+            PyErr_SetString(PyExc_ValueError, "pair_tables: the match needs int64 gt cats and areas, one byte per "
+                                              "crowd flag, int64 pred cats and an int64 res");
             ok = 0;
         }
     }
@@ -796,6 +846,9 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
             PyBuffer_Release(&its[k].gk);
             PyBuffer_Release(&its[k].pk);
             PyBuffer_Release(&its[k].counts);
+            Py_buffer *opt[] = {&its[k].gc, &its[k].ga, &its[k].crowd, &its[k].pc, &its[k].res};
+            for (int j = 0; j < 5; j++)
+                if (opt[j]->obj) PyBuffer_Release(opt[j]);
         }
     free(its);
     if (!ok) {

@@ -1,15 +1,17 @@
-"""The batch path of ``panbench score``: images read, decoded and intersected in C, on threads of one process.
+"""The batch path of ``panbench score``: images read, decoded, intersected and matched in C, on threads of one process.
 
 A chunk of :data:`CHUNK` images goes to ``_native.pair_tables`` at a time: for each image both PNG files are read,
 checked as :mod:`panbench.pq.png` checks them, inflated (libdeflate, through the entry points the ``deflate``
 package exports), unfiltered to ids and counted into the image's intersection table, with the GIL released and
-one set of buffers per thread, reused from image to image.  Up to :func:`window` chunks are in flight on the
-threads while the calling thread checks, matches and folds the tables of the chunk before
-(:func:`~panbench.pq.evaluator.table_result`), in the images' order, and adds them up.
+one set of buffers per thread, reused from image to image; the table is then checked, matched and folded there too
+(what :func:`~panbench.pq.evaluator.table_result` does, in C: ``_match_core.h``).  Up to :func:`window` chunks are
+in flight on the threads while the calling thread turns the chunk before into results, in the images' order, and
+adds them up.
 
 An image the C path does not count (a file missing or damaged, a palette, 16-bit or interlaced PNG, an id in no
-segment, a segments_info that does not parse) is scored again on the per-image path, which gives its numbers or
-its one-line error: every image gets the numbers and the error it gets on that path, bit for bit.
+segment, a segments_info that does not parse, an area that does not add up) is scored again on the per-image
+path, which gives its numbers or its one-line error: every image gets the numbers and the error it gets on that
+path, bit for bit.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import numpy as np
 from panbench.errors import InputError
 from panbench.pq import native
 from panbench.pq.coco_format import safe_path
-from panbench.pq.evaluator import image_segments, table_result
-from panbench.pq.matching import CategoryTable, Segments
+from panbench.pq.evaluator import image_segments, unlisted_array
+from panbench.pq.matching import CategoryTable, unpack_match
 from panbench.pq.png import max_pixels
 from panbench.pq.result import ImageResult
 from panbench.pq.sums import PQStats
@@ -37,9 +39,10 @@ ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQS
 _READY: dict[tuple[Any, Any], bool] = {}  # (_native module, deflate module) -> use_libdeflate was called
 
 Pair = tuple[dict[str, Any], dict[str, Any]]  # (ground-truth annotation, prediction annotation) of one image
-# one image as the calling thread keeps it while its chunk is in flight: segments and table, or None (the
-# per-image path scores it)
-_Prepared = tuple[Segments, Segments, np.ndarray, str] | None
+# one image as the calling thread keeps it while its chunk is in flight: the res C matches it into and its number
+# of predictions, or None (the per-image path scores it)
+_Prepared = tuple[np.ndarray, int] | None
+_HEADER = 8  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, used, (unused)
 # a chunk in flight: its pairs, what the calling thread keeps of each, the C call (or its status bytes), and the
 # position in the chunk of each image handed to C
 _Chunk = tuple[Sequence[Pair], list[_Prepared], "Future[bytes] | bytes", list[int]]
@@ -81,8 +84,33 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
     h, w = (gt_ann.get("height"), gt_ann.get("width")) if "height" in gt_ann else (-1, -1)
     if "height" in gt_ann and not (type(h) is int and type(w) is int and 0 < h < 2**31 and 0 < w < 2**31):
         return None, None  # a size no PNG has (or of another type): the per-image path says what is wrong
-    inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
-    return (gt, pred, inter, where), (gt_png, pred_png, h, w, gt.ids, pred.ids, inter, strict)
+    n_gt, n_pred = len(gt), len(pred)
+    inter = np.empty((n_gt + 2, n_pred + 1), np.int64)
+    res = np.empty(res_words(n_gt, n_pred), np.int64)
+    return (res, len(pred)), (gt_png, pred_png, h, w, gt.ids, pred.ids, inter, strict, gt.cats, gt.areas,
+                              gt.iscrowd, pred.cats, res)
+
+
+def res_words(n_gt: int, n_pred: int) -> int:
+    """The int64 words of a ``res`` that holds any match of ``n_gt`` ground truths and ``n_pred`` predictions
+    (``match_one`` in ``_native.c``: header, predicted areas, packed match, fold, fp_matched bytes)."""
+    t = min(n_gt, n_pred)  # true positives: at most one per segment
+    ints = 2 * t + 2 * n_gt + 2 * n_pred + n_gt
+    floats = t + 4 * n_gt + 2 * n_pred + n_gt
+    return _HEADER + n_pred + ints + floats + 3 * (n_gt + 1) * (n_pred + 1) + (n_pred + 7) // 8
+
+
+def _unpack(res: np.ndarray, n_pred: int) -> ImageResult:
+    """An image's result from the ``res`` C matched it into: views of one exact-size copy (what the analyses keep
+    holds no slack)."""
+    n_tp, n_fn, n_fp, n_nc, m, unlisted, used = res[:7].tolist()
+    buf = res[:used].copy()
+    o = _HEADER + n_pred
+    ni, nf = 2 * (n_tp + n_fn + n_fp) + n_nc, n_tp + 4 * n_fn + 2 * n_fp + n_nc
+    fold = buf[o + ni + nf:o + ni + nf + 3 * m]
+    fp_matched = buf[o + ni + nf + 3 * m:].view(np.bool_)[:n_fp]
+    match = unpack_match(buf[o:o + ni], buf[o + ni:o + ni + nf].view(np.float64), fp_matched, n_tp, n_fn, n_fp, n_nc)
+    return ImageResult(match, fold[:m], fold[m:2 * m], fold[2 * m:], unlisted_array(unlisted))
 
 
 def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool,
@@ -113,9 +141,8 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[ImageR
         counted[k] = st == 0
     out = []
     for pair, prep, ok in zip(chunk, prepared, counted):
-        if ok:  # counted in C: prep holds the segments and the table
-            gt, pred, inter, where = prep  # type: ignore[misc]
-            out.append(table_result(inter, gt, pred, where))
+        if ok:  # counted and matched in C: prep holds its res
+            out.append(_unpack(*prep))  # type: ignore[misc]
         else:
             out.append(per_image(pair))
     return out

@@ -90,7 +90,7 @@ def _fold(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) ->
                                 np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(pred.cats, np.int64))
         a = np.frombuffer(packed, np.int64)
         sem_gt, sem_pred, sem_px = a[:m], a[m : 2 * m], a[2 * m :]
-        unlisted = np.array([n], np.int64) if n else _NONE
+        unlisted = unlisted_array(n)
     return ImageResult(match, sem_gt, sem_pred, sem_px, unlisted)
 
 
@@ -109,7 +109,12 @@ _NONE.flags.writeable = False  # shared by every image without unlisted pixels
 def unlisted_pixels(inter: np.ndarray, n_gt: int) -> np.ndarray:
     """The ground-truth pixels whose id is in no segment (row ``n_gt + 1``), as the ``unlisted_px`` of
     :class:`~panbench.pq.matching.ImageStats`: empty when there are none."""
-    n = int(inter[n_gt + 1].sum())
+    return unlisted_array(int(inter[n_gt + 1].sum()))
+
+
+def unlisted_array(n: int) -> np.ndarray:
+    """``n`` unlisted ground-truth pixels as the ``unlisted_px`` of :class:`~panbench.pq.matching.ImageStats`:
+    ``[n]``, or one shared empty array when there are none."""
     return np.array([n], np.int64) if n else _NONE
 
 

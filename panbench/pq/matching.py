@@ -199,15 +199,23 @@ def match_image(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray
                            np.ascontiguousarray(pred.areas, np.int64))
     if packed is None:  # a segment with two matches: no table counted from pixels has one
         return match_image_numpy(inter, gt, pred)
-    ints, floats, bools, n_tp, n_fn, n_fp, n_nc = packed  # the layout is _match.c's docstring
-    tp_cats, tp_area, fn_cats, fn_area, fp_cats, fp_area, gt_cats = _cut(
-        np.frombuffer(ints, np.int64), (n_tp, n_tp, n_fn, n_fn, n_fp, n_fp, n_nc))
+    ints, floats, bools, n_tp, n_fn, n_fp, n_nc = packed
+    return unpack_match(np.frombuffer(ints, np.int64), np.frombuffer(floats, np.float64),
+                        np.frombuffer(bools, np.bool_), n_tp, n_fn, n_fp, n_nc)
+
+
+def unpack_match(ints: np.ndarray, floats: np.ndarray, fp_matched: np.ndarray, n_tp: int, n_fn: int, n_fp: int,
+                 n_nc: int) -> ImageMatch:
+    """The :class:`ImageMatch` of a match packed in C (the layout is ``_match_core.h``'s docstring): its fields
+    are views of ``ints``, ``floats`` and ``fp_matched``."""
+    tp_cats, tp_area, fn_cats, fn_area, fp_cats, fp_area, gt_cats = _cut(ints, (n_tp, n_tp, n_fn, n_fn, n_fp, n_fp,
+                                                                                 n_nc))
     tp_ious, fn_same, fn_other, fn_pair, fn_pair_other, fp_same, fp_other, gt_iou_sum = _cut(
-        np.frombuffer(floats, np.float64), (n_tp, n_fn, n_fn, n_fn, n_fn, n_fp, n_fp, n_nc))
+        floats, (n_tp, n_fn, n_fn, n_fn, n_fn, n_fp, n_fp, n_nc))
     return ImageMatch(tp_cats=tp_cats, tp_ious=tp_ious, tp_area=tp_area, fn_cats=fn_cats, fn_area=fn_area,
                       fn_same=fn_same, fn_other=fn_other, fn_pair=fn_pair, fn_pair_other=fn_pair_other,
                       fp_cats=fp_cats, fp_area=fp_area, fp_same=fp_same, fp_other=fp_other,
-                      fp_matched=np.frombuffer(bools, np.bool_), gt_cats=gt_cats, gt_iou_sum=gt_iou_sum)
+                      fp_matched=fp_matched, gt_cats=gt_cats, gt_iou_sum=gt_iou_sum)
 
 
 def _cut(a: np.ndarray, sizes: tuple[int, ...]) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""The batch path of `panbench score` (C reads, decodes and counts chunks of images on threads) gives the numbers
+"""The batch path of `panbench score` (C reads, decodes, counts and matches chunks of images on threads) gives the
 and the errors of the per-image path, bit for bit: on generated and real COCO PNGs, on any number of threads,
 and for every unusual or damaged file, which it leaves to the per-image path."""
 
@@ -386,3 +386,66 @@ def test_doctor_names_a_deflate_without_libdeflates_entry_points(monkeypatch) ->
     assert not [m for m in native.missing() if "entry points" in m]
     monkeypatch.setattr(native, "libdeflate_entry_points", lambda: None)
     assert "libdeflate's entry points in the deflate package (score's batch path)" in native.missing()
+
+
+def _c_results(c: dict[str, Path], res_words=batch.res_words) -> tuple[list, list, bytes]:  # noqa: ANN001
+    """Each image's (res, n_pred) and pair_tables' status, the match in C asked for; and its inputs."""
+    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    kept, items, inputs = [], [], []
+    for pair in pairs:
+        (res, n_pred), item = batch._prepare(cats, c["gt_dir"], c["pred_dir"], pair, False)
+        res = np.full(res_words(len(item[4]), n_pred), -3, np.int64)
+        items.append((*item[:-1], res))
+        kept.append((res, n_pred))
+        inputs.append(item)
+    return kept, inputs, native.pixels().pair_tables(items, 2**28)
+
+
+def test_the_match_in_the_threads_is_table_results_field_for_field(tmp_path: Path) -> None:
+    from panbench.pq.evaluator import table_result
+    from panbench.pq.matching import MATCH_FIELDS, Segments
+
+    c = _set(tmp_path)
+    kept, inputs, status = _c_results(c)
+    assert list(status) == [0] * 12
+    for (res, n_pred), item in zip(kept, inputs):
+        gt = Segments(item[4], item[8], item[10], item[9])
+        pred = Segments(item[5], item[11], np.zeros(len(item[5]), bool), np.zeros(len(item[5]), np.int64))
+        want, got = table_result(item[6], gt, pred), batch._unpack(res, n_pred)
+        assert len(want.match.tp_cats) and len(want.match.fp_cats) and len(want.match.fn_cats)
+        for name in MATCH_FIELDS:
+            a, b = getattr(got.match, name), getattr(want.match, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+        for name in ("sem_gt", "sem_pred", "sem_px", "unlisted_px"):
+            a, b = getattr(got, name), getattr(want, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+        assert got.match.tp_cats.base.nbytes == 8 * int(res[6])  # one exact-size copy: no slack kept
+
+
+def test_a_res_too_small_for_its_match_leaves_the_image_to_python(tmp_path: Path) -> None:
+    _, _, status = _c_results(_set(tmp_path, n=2), res_words=lambda g, p: 8 + p)
+    assert list(status) == [1, 1]
+
+
+def test_pair_tables_refuses_match_inputs_of_the_wrong_size(tmp_path: Path) -> None:
+    c = _set(tmp_path, n=1)
+    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    item = batch._prepare(cats, c["gt_dir"], c["pred_dir"], pairs[0], False)[1]
+    with pytest.raises(ValueError, match="the match needs"):
+        native.pixels().pair_tables([(*item[:8], item[8][:-1], *item[9:])], 2**28)
+
+
+@pytest.mark.parametrize("side", ["gt_larger", "pred_absent"])
+def test_an_area_that_does_not_add_up_gets_the_per_image_error(tmp_path: Path, monkeypatch, side: str) -> None:
+    c = _set(tmp_path)
+    key = "gt_json" if side == "gt_larger" else "pred_json"
+    d = json.loads(c[key].read_text())
+    seg = d["annotations"][4]["segments_info"][0]
+    if side == "gt_larger":
+        seg["area"] -= 1  # the PNG holds one pixel more
+    else:
+        d["annotations"][4]["segments_info"].append({**seg, "id": 16777214})  # listed, in no pixel
+    c[key].write_text(json.dumps(d))
+    err = _error(c, True, monkeypatch)
+    assert err == _error(c, False, monkeypatch) and err.startswith("image 5")
+    assert ("pixels in the PNG" if side == "gt_larger" else "is absent from the PNG") in err

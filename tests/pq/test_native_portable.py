@@ -19,14 +19,15 @@ from panbench.pq import kernels
 
 pytestmark = pytest.mark.skipif(kernels._native is None, reason="C extension not built (no compiler at install)")
 
-SOURCES = [Path(__file__).resolve().parents[2] / "panbench" / "pq" / name for name in ("_native.c", "_common.h")]
+SOURCES = [Path(__file__).resolve().parents[2] / "panbench" / "pq" / name
+           for name in ("_native.c", "_common.h", "_match_core.h")]
 
 
 @pytest.fixture(scope="module")
 def portable(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("portable")
     off = 0
-    for source in SOURCES:  # the extension and the header it includes (the AVX2 switch)
+    for source in SOURCES:  # the extension and the headers it includes (the AVX2 switch, the match)
         src = source.read_text().replace("defined(__x86_64__)", "defined(__PB_NO_X86__)")
         src = src.replace("__SSE2__", "__PB_NO_SSE2__")
         off += src.count("__PB_NO")
