@@ -1,6 +1,6 @@
-"""The batch path of `panbench score` (C reads, decodes, counts and matches chunks of images on threads) gives the
-and the errors of the per-image path, bit for bit: on generated and real COCO PNGs, on any number of threads,
-and for every unusual or damaged file, which it leaves to the per-image path."""
+"""The batch path of `panbench score` (C reads, decodes, counts and matches chunks of images on threads) gives
+the numbers and the errors of the per-image path, bit for bit: on generated and real COCO PNGs, on any number of
+threads, and for every unusual or damaged file, which it leaves to the per-image path."""
 
 from __future__ import annotations
 
