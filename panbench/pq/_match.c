@@ -11,11 +11,17 @@
  *   areas(inter, n_gt, n_pred, gt_areas, pred_areas) -> None | (side, index)
  *   fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> (packed, m, unlisted)
  *       The area checks and the semantic fold of the same table (each documented at its function).
+ *   segments(segments_info, category_index, gt) -> bytearray | None
+ *   typed(segments_info, gt) -> bool
+ *       What the match reads of a segments_info (coco_format.parse_segments) and the type check of
+ *       coco_format.parse_annotations, for the segments_info that pass every check; anything else goes to
+ *       the Python code, which names the problem.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include "_match_core.h"
@@ -121,7 +127,95 @@ static PyObject *py_fold(PyObject *self, PyObject *args) {
     return result;
 }
 
+#define PB_MAX_ID (1 << 24)        /* kernels.MAX_ID: ids are R + 256 G + 256^2 B */
+#define PB_MAX_SEGMENTS 65535      /* kernels._SENTINEL: at most 65534 segments per image */
+#define PB_MAX_AREA (1LL << 62)
+
+/* an exact int (not bool, not float) in [lo, hi) into *v; 0 for anything else */
+static int exact_int(PyObject *o, long long lo, long long hi, long long *v) {
+    if (!o || !PyLong_CheckExact(o)) return 0;
+    int overflow;
+    *v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    return !overflow && *v >= lo && *v < hi;
+}
+
+/* the keys of a segment, made once (PyDict_GetItemString would make and hash a new str at each lookup) */
+static PyObject *k_id, *k_category_id, *k_area, *k_iscrowd;
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* segments(segments_info, category_index, gt) -> bytearray | None
+ * parse_segments' arrays for a segments_info whose every entry is a dict with an exact int id in 1..2^24-1
+ * (unique), an exact int category_id that category_index (COCO id -> index) holds, an iscrowd absent or an
+ * exact int, and, with gt, an exact int area in 0..2^62-1: ids, category indices, areas (0 without gt) as
+ * int64 [n] each, then the crowd flags [n bytes]; None for anything else. */
+static PyObject *py_segments(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *segs, *index;
+    int gt;
+    if (!PyArg_ParseTuple(args, "O!O!p", &PyList_Type, &segs, &PyDict_Type, &index, &gt)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(segs);
+    if (n >= PB_MAX_SEGMENTS) Py_RETURN_NONE;
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, n * 25);
+    if (!out) return NULL;
+    int64_t *ids = (int64_t *)PyByteArray_AS_STRING(out), *cats = ids + n, *areas = cats + n;
+    uint8_t *crowd = (uint8_t *)(areas + n);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *s = PyList_GET_ITEM(segs, k), *v;
+        long long id, cat, area = 0, c;
+        if (!PyDict_CheckExact(s) || !exact_int(PyDict_GetItem(s, k_id), 1, PB_MAX_ID, &id)) goto other;
+        v = PyDict_GetItem(s, k_category_id);
+        if (!v || !PyLong_CheckExact(v) || !(v = PyDict_GetItemWithError(index, v)) ||
+            !exact_int(v, 0, PY_SSIZE_T_MAX, &cat))
+            goto other;
+        if (gt && !exact_int(PyDict_GetItem(s, k_area), 0, PB_MAX_AREA, &area)) goto other;
+        v = PyDict_GetItem(s, k_iscrowd);
+        if (v && !exact_int(v, LLONG_MIN, LLONG_MAX, &c)) goto other;
+        ids[k] = id, cats[k] = cat, areas[k] = area, crowd[k] = v && c == 1;
+    }
+    if (n > 1) { /* unique ids: a sorted copy in the areas' place, then the areas again */
+        int64_t *sorted = malloc((size_t)n * 8);
+        if (!sorted) {
+            Py_DECREF(out);
+            return PyErr_NoMemory();
+        }
+        memcpy(sorted, ids, (size_t)n * 8);
+        qsort(sorted, (size_t)n, 8, cmp_i64);
+        int dup = 0;
+        for (Py_ssize_t k = 1; k < n && !dup; k++) dup = sorted[k] == sorted[k - 1];
+        free(sorted);
+        if (dup) goto other;
+    }
+    return out;
+other:
+    Py_DECREF(out);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* typed(segments_info, gt) -> bool: every entry a dict whose id and category_id (and, with gt, area) are exact
+ * ints (coco_format._segment_ok for each) */
+static PyObject *py_typed(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *segs;
+    int gt;
+    if (!PyArg_ParseTuple(args, "O!p", &PyList_Type, &segs, &gt)) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(segs); k++) {
+        PyObject *s = PyList_GET_ITEM(segs, k), *v;
+        if (!PyDict_CheckExact(s)) Py_RETURN_FALSE;
+        if (!(v = PyDict_GetItem(s, k_id)) || !PyLong_CheckExact(v)) Py_RETURN_FALSE;
+        if (!(v = PyDict_GetItem(s, k_category_id)) || !PyLong_CheckExact(v)) Py_RETURN_FALSE;
+        if (gt && (!(v = PyDict_GetItem(s, k_area)) || !PyLong_CheckExact(v))) Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
+    {"segments", py_segments, METH_VARARGS, "parse_segments' arrays of a segments_info that passes, packed."},
+    {"typed", py_typed, METH_VARARGS, "Whether every segment has parse_annotations' field types."},
     {"match", py_match, METH_VARARGS, "match_image of panbench.pq.matching, packed (see the module source)."},
     {"areas", py_areas, METH_VARARGS, "The area checks of evaluator._match and the predictions' areas."},
     {"fold", py_fold, METH_VARARGS, "semantic_pairs and unlisted_pixels of one table, packed."},
@@ -131,4 +225,13 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_match", "panbench's per-image match in C.",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__match(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__match(void) {
+    if (!k_id) {
+        k_category_id = PyUnicode_InternFromString("category_id");
+        k_area = PyUnicode_InternFromString("area");
+        k_iscrowd = PyUnicode_InternFromString("iscrowd");
+        k_id = PyUnicode_InternFromString("id");
+        if (!k_id || !k_category_id || !k_area || !k_iscrowd) return NULL;
+    }
+    return PyModule_Create(&module);
+}

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from panbench.errors import InputError
+from panbench.pq import native
 from panbench.pq.kernels import _SENTINEL, MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
 
@@ -89,12 +90,14 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
         if not fname:
             raise InputError(f"{where}: empty 'file_name'")
         segs = _field(ann, "segments_info", where, list)
-        for s in segs:
-            if not _segment_ok(s, gt):  # the fast check; _field then names what is wrong
-                _field(s, "id", f"{where} segment", int)
-                _field(s, "category_id", f"{where} segment {s['id']}", int)
-                if gt:
-                    _field(s, "area", f"{where} segment {s['id']}", int)
+        c = native.match()  # its typed(): the check below in C, where it was built
+        if c is None or type(segs) is not list or not c.typed(segs, gt):
+            for s in segs:
+                if not _segment_ok(s, gt):  # the fast check; _field then names what is wrong
+                    _field(s, "id", f"{where} segment", int)
+                    _field(s, "category_id", f"{where} segment {s['id']}", int)
+                    if gt:
+                        _field(s, "area", f"{where} segment {s['id']}", int)
         if image_id in out:
             raise InputError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
         out[image_id] = ann
@@ -145,6 +148,13 @@ def parse_segments(
 ) -> Segments:
     """``segments_info`` as arrays; checks ids (unique, 1..2^24-1), areas and category ids.  The checks run on
     the Python lists (a few tens of segments: cheaper than numpy's per-call cost, and no int64 overflow)."""
+    c = native.match()  # its segments(): the checks below in C, where it was built
+    if c is not None and type(segments_info) is list:
+        packed = c.segments(segments_info, cats.index, gt)
+        if packed is not None:  # every check passed (else the code below names the problem)
+            n = len(segments_info)
+            a = np.frombuffer(packed, np.int64, 3 * n)
+            return Segments(a[:n], a[n:2 * n], np.frombuffer(packed, np.bool_, n, 24 * n), a[2 * n:])
     n = len(segments_info)
     if n >= int(_SENTINEL):
         raise InputError(f"{where}: {n} segments; at most 65534 per image are supported")

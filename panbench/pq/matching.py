@@ -46,10 +46,10 @@ import numpy as np
 from panbench.pq.kernels import load_extension
 
 #: A predicted and a ground-truth segment match when their IoU is above this (panopticapi's rule; the
-#: C twin is ``PB_MATCH_IOU`` in ``_match.c``).  Every IoU threshold of the package is this name.
+#: C twin is ``PB_MATCH_IOU`` in ``_match_core.h``).  Every IoU threshold of the package is this name.
 MATCH_IOU = 0.5
 #: An unmatched prediction is not a false positive when more than this share of it lies on VOID or
-#: on its category's crowd region (``PB_IGNORED_SHARE`` in ``_match.c``).
+#: on its category's crowd region (``PB_IGNORED_SHARE`` in ``_match_core.h``).
 IGNORED_SHARE = 0.5
 
 METRIC_KEYS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
