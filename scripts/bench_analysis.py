@@ -168,47 +168,48 @@ def main() -> None:
         matches(args)
 
 
-def _block_counts(n_images: int, n_resamples: int, seed: int, chunk: int):  # noqa: ANN202
-    """The resample counts as bootstrap counted them before: one bincount over a block of resamples."""
-    draws = np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
-    k = min(chunk, n_resamples)
-    offsets = np.arange(k, dtype=np.int64)[:, None] * n_images
-    flat, w = np.empty((k, n_images), np.int64), np.empty((k, n_images), np.float64)
-    for lo in range(0, n_resamples, chunk):
-        d = draws[lo:lo + chunk]
-        np.add(d, offsets[:len(d)], out=flat[:len(d)])
-        w[:len(d)] = np.bincount(flat[:len(d)].ravel(), minlength=d.size).reshape(d.shape)
-        yield w[:len(d)]
-
-
 def bootstrap_stages(run: RunSums, isthing: list[bool], args: argparse.Namespace) -> None:
-    """Where bootstrap_ci's time goes (each stage alone, medians of --repeat), and its resample counts a resample
-    at a time (bootstrap._count_chunks) against one bincount per block of 250 (before): equal, then timed."""
+    """Where bootstrap_ci's time goes (each stage alone, medians of --repeat): its exact sums (C over the sparse
+    per-image sums on 1 and 2 threads; the same integers through BLAS where C is not built) against the float64
+    product of the resample counts that they replaced.  Before timing: the three exact ways give the same
+    integers, and the intervals of the exact sums and of the float64 product are compared (printed)."""
     from panbench.analysis import bootstrap as b
+    from panbench.analysis import resample as rs
 
     n, r, c = run.n_images, args.resamples, run.iou.shape[1]
-    same = all(np.array_equal(x, y) for x, y in zip(b._count_chunks(n, r, 0, 250), _block_counts(n, r, 0, 250)))
-    if not same:
-        raise SystemExit("the two ways of counting the resamples differ")
-    x = run.stacked()
+    x, things = run.stacked(), np.asarray(isthing, bool)
+    fixed = rs.fixed_sums(x, [slice(0, c)])
+    if fixed is None:
+        raise SystemExit("sums this large take the float64 product: no exact sums to time")
+    exact = rs.resampled_sums(fixed, r, 0, 1)
+    blas = np.concatenate([rs._blas_sums(w, fixed) for w in rs.count_chunks(n, r, 0, 250)])
+    if not (np.array_equal(exact, rs.resampled_sums(fixed, r, 0, 2)) and np.array_equal(exact, blas)):
+        raise SystemExit("the exact sums differ between C on 1 and 2 threads and BLAS")
     f64, f32 = b._factors(x, c)
-    ws = [w.copy() for w in b._count_chunks(n, r, 0, 250)]
-    things = np.asarray(isthing, bool)
-    sums = [b._product(w, f64, f32) for w in ws]
+    dense = np.concatenate([b._product(w, f64, f32) for w in rs.count_chunks(n, r, 0, 250)])
+    iv_exact = {k: b._interval(v, 0.95) for k, v in b._ci_values(rs.as_float(exact, [slice(0, c)]), c, things).items()}
+    iv_dense = {k: b._interval(v, 0.95) for k, v in b._ci_values(dense, c, things).items()}
+    gap = max(float(np.abs(iv_exact[k] - iv_dense[k]).max()) for k in iv_exact)
+    s = rs.as_float(exact, [slice(0, c)])
     stages = {
         "draws (rng.integers, R x N)": lambda: np.random.default_rng(0).integers(0, n, size=(r, n)),
-        "counts, a resample at a time (now)": lambda: [None for _ in b._count_chunks(n, r, 0, 250)],
-        "counts, one bincount per block (before)": lambda: [None for _ in _block_counts(n, r, 0, 250)],
-        "product W @ X (dense, float32 where exact)": lambda: [b._product(w, f64, f32) for w in ws],
-        "metrics of every resample and percentiles": lambda: [b._interval(b._ci_values(s, c, things)["PQ"], 0.95)
-                                                             for s in sums],
+        "exact sums: draws + C over sparse rows, 1 thread": lambda: rs.resampled_sums(fixed, r, 0, 1),
+        "exact sums: draws + C over sparse rows, 2 threads": lambda: rs.resampled_sums(fixed, r, 0, 2),
+        "exact sums: draws + counts + BLAS in pieces (no C)": lambda: [rs._blas_sums(w, fixed)
+                                                                     for w in rs.count_chunks(n, r, 0, 250)],
+        "replaced: draws + counts + float64 product W @ X": lambda: [b._product(w, f64, f32)
+                                                                   for w in rs.count_chunks(n, r, 0, 250)],
+        "metrics of every resample and percentiles": lambda: b._interval(b._ci_values(s, c, things)["PQ"], 0.95),
     }
     t = {k: timed(fn, args.repeat) for k, fn in stages.items()}
-    print(f"  bootstrap_ci's stages ({n} images, {r} resamples; the counts equal both ways, checked):")
+    nnz = int((fixed != 0).sum())
+    print(f"  bootstrap_ci's stages ({n} images, {r} resamples, {nnz / n:.1f} nonzeros of {3 * c} per image; the "
+          "exact sums equal on C 1 thread, 2 threads and BLAS, checked):")
     for k, v in t.items():
-        print(f"    {k:44} {v:8.3f} s")
-    before, now = t["counts, one bincount per block (before)"], t["counts, a resample at a time (now)"]
-    print(f"    counts before / now: {before / now:.2f}x")
+        print(f"    {k:52} {v:8.3f} s")
+    replaced = t["replaced: draws + counts + float64 product W @ X"]
+    print(f"    the replaced product / exact sums on 2 threads: {replaced / t[list(t)[2]]:.2f}x; intervals of the "
+          f"exact sums vs the float64 product: largest difference {gap:.2e} (PQ points)")
 
 
 def matches(args: argparse.Namespace) -> None:

@@ -1,11 +1,11 @@
 """Image-level bootstrap confidence intervals for PQ, and the paired bootstrap of a difference.
 
 A resample draws N images with replacement from the N scored images; its metrics are computed
-from the per-category sums of the drawn images (an image drawn k times counts k times).  All
-resamples at once: the draws are an ``R x N`` matrix of counts ``W`` and the per-category sums of
-every resample are ``W @ X`` with ``X`` the ``N x 3C`` per-image sums (IoU, TP, FP + FN).  The
-interval is the percentile interval of the R resampled values (numpy's default linear
-interpolation).  Same seed, same data: the same interval, bit for bit.
+from the per-category sums of the drawn images (an image drawn k times counts k times), exact integers
+(:mod:`panbench.analysis.resample`: the IoU in the fixed point of :mod:`panbench.pq.sums`, added in C from the
+images' sparse sums on threads, or through BLAS in exact pieces), so no order of additions changes a bit.  The
+interval is the percentile interval of the R resampled values (numpy's default linear interpolation).  Same
+seed, same data: the same interval, bit for bit, on any machine and any number of threads.
 
 The paired bootstrap draws the same images for both runs and takes the percentiles of the
 difference A - B, so a run compared with itself gives exactly [0, 0].
@@ -21,6 +21,7 @@ import numpy as np
 
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.analysis.metrics import nine_metrics
+from panbench.analysis.resample import as_float, count_chunks, fixed_sums, resampled_sums
 from panbench.errors import InputError
 from panbench.pq.sums import category_pq
 from panbench.records.schema import RunRecord
@@ -58,24 +59,6 @@ class RunSums:
         TP + FP + FN, which equal (FP + FN)/2 and TP + (FP + FN) exactly (integer counts), so one
         column serves both and the resampling product is a quarter smaller."""
         return np.concatenate([self.iou, self.tp, self.fp + self.fn], axis=1)
-
-
-def resample_counts(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
-    """``R x N`` float64 counts: row r says how often each image is drawn in resample r."""
-    return np.concatenate([w.copy() for w in _count_chunks(n_images, n_resamples, seed, max(n_resamples, 1))])
-
-
-def _count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int):
-    """The rows of :func:`resample_counts`, ``chunk`` at a time: the same draws, counted block by block
-    into one reused buffer (each block is overwritten by the next: use it before asking for more)."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_images, size=(n_resamples, n_images))
-    w = np.empty((min(chunk, n_resamples), n_images), np.float64)
-    for lo in range(0, n_resamples, chunk):
-        d = draws[lo:lo + chunk]
-        for r, row in enumerate(d):  # a row at a time: each count fits the cache (one bincount over the whole
-            w[r] = np.bincount(row, minlength=n_images)  # block writes a fresh block-sized array; bench_analysis.py)
-        yield w[:len(d)]
 
 
 def _split(s: np.ndarray, n_cat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -156,14 +139,19 @@ def percentile(values: np.ndarray, q: list[float]) -> np.ndarray:
 
 
 def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0,
-                 level: float = 0.95, chunk: int = 250) -> dict[str, list[float]]:
-    """``metric -> [low, high]`` (0-100) for PQ, SQ, RQ, PQ_th, PQ_st."""
+                 level: float = 0.95, chunk: int = 250, threads: int = 1) -> dict[str, list[float]]:
+    """``metric -> [low, high]`` (0-100) for PQ, SQ, RQ, PQ_th, PQ_st; the sums exact (module docstring), on
+    ``threads`` threads."""
     _check_args(run.n_images, n_resamples, level)
     x, c = run.stacked(), run.iou.shape[1]
-    f64, f32 = _factors(x, c)
     things = np.asarray(isthing, bool)
+    fixed = fixed_sums(x, [slice(0, c)])
+    if fixed is not None:
+        s = as_float(resampled_sums(fixed, n_resamples, seed, threads), [slice(0, c)])
+        return {k: [float(v) for v in _interval(m, level)] for k, m in _ci_values(s, c, things).items()}
+    f64, f32 = _factors(x, c)  # sums that could overflow int64: the float64 product
     vals: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
-    for w in _count_chunks(run.n_images, n_resamples, seed, chunk):
+    for w in count_chunks(run.n_images, n_resamples, seed, chunk):
         m = _ci_values(_product(w, f64, f32), c, things)
         for k in CI_METRICS:
             vals[k].append(m[k])
@@ -187,7 +175,7 @@ def _images(n: int) -> str:
 
 def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0,
                      level: float = 0.95, chunk: int = 250, per_class: bool = True,
-                     category_ids: list[int] | None = None) -> dict[str, Any]:
+                     category_ids: list[int] | None = None, threads: int = 1) -> dict[str, Any]:
     """Intervals of A - B (0-100 points): ``metrics`` for PQ, SQ, RQ, PQ_th, PQ_st and, with
     ``per_class``, ``per_class`` (category id as a string, or the index without ``category_ids``
     -> [low, high] of the class PQ difference); ``excludes_zero`` marks the metrics whose
@@ -197,8 +185,11 @@ def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: i
     x, c = np.concatenate([a.stacked(), b.stacked()], axis=1), a.iou.shape[1]
     diffs: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
     cls: list[np.ndarray] = []
-    for w in _count_chunks(a.n_images, n_resamples, seed, chunk):
-        s = w @ x  # both runs in one product
+    iou_cols = [slice(0, c), slice(3 * c, 4 * c)]
+    fixed = fixed_sums(x, iou_cols)
+    blocks = ([as_float(resampled_sums(fixed, n_resamples, seed, threads), iou_cols)] if fixed is not None
+              else (w @ x for w in count_chunks(a.n_images, n_resamples, seed, chunk)))  # else float64
+    for s in blocks:  # both runs' sums side by side
         sa, sb = _split(s[:, :3 * c], c), _split(s[:, 3 * c:], c)
         ma, mb = nine_metrics(*sa, isthing), nine_metrics(*sb, isthing)
         for k in CI_METRICS:
@@ -242,7 +233,10 @@ def ci_fields(inp: AnalysisInputs) -> dict[str, Any]:
     a = inp.aset
     if not inp.n_resamples or too_few(a.n_images, inp.n_resamples) is not None:
         return {}
-    return {"ci": bootstrap_ci(RunSums.from_analysis(a), inp.isthing, n_resamples=inp.n_resamples, seed=inp.seed)}
+    from panbench.pq.score import available_cores
+
+    return {"ci": bootstrap_ci(RunSums.from_analysis(a), inp.isthing, n_resamples=inp.n_resamples, seed=inp.seed,
+                               threads=available_cores())}
 
 
 def ci_columns(r: RunRecord) -> dict[str, Any]:

@@ -75,14 +75,16 @@ def scoring_path_check() -> Check:
 
 
 def analysis_path_check() -> Check:
-    """Whether the C extensions of the per-image match and of boundary PQ were built."""
+    """Whether the C extensions of the per-image match, of boundary PQ and of the bootstrap's sums were built."""
+    from panbench.analysis import resample
     from panbench.pq import native
 
     missing = [name for name, mod in (("panbench.pq._match", native.match()),
-                                      ("panbench.pq._boundary", native.boundary_counts())) if mod is None]
+                                      ("panbench.pq._boundary", native.boundary_counts()),
+                                      ("panbench.analysis._resample", resample._c)) if mod is None]
     if not missing:
-        return Check("analysis-fast-path", True, "C extensions (panbench.pq._match, panbench.pq._boundary)",
-                     required=False)
+        return Check("analysis-fast-path", True, "C extensions (panbench.pq._match, panbench.pq._boundary, "
+                     "panbench.analysis._resample)", required=False)
     return Check("analysis-fast-path", False, f"{', '.join(missing)} missing: the analyses use numpy (same numbers, "
                  "slower)", "install gcc and the Python headers and rerun make setup", required=False)
 

@@ -1,5 +1,5 @@
-/* What panbench's C extensions share (_native.c, _boundary.c): the table from segment id to its index in
- * segments_info order, and the AVX2 switch.
+/* What panbench's C extensions share (_native.c, _boundary.c, _rle.c, _resample.c): the table from segment id to
+ * its index in segments_info order, and the AVX2 switch.
  *
  * pb_idmap: open addressing, uint32 id -> index 1..n; 0 is VOID (never stored, always index 0); an id in
  * no segment gives -1.  At least 4 slots per key, so a probe sequence stays short.
@@ -24,8 +24,14 @@ typedef struct {
 
 static inline uint32_t pb_hash32(uint32_t x) { return (x * 2654435761u) >> 7; }
 
+#ifdef __GNUC__
+#define PB_MAYBE_UNUSED __attribute__((unused)) /* a file that includes this header for the AVX2 switch alone */
+#else
+#define PB_MAYBE_UNUSED
+#endif
+
 /* keys: n int64 segment ids; returns -1 when out of memory (pb_idmap_free frees what was taken) */
-static int pb_idmap_init(pb_idmap *m, const int64_t *keys, Py_ssize_t n) {
+PB_MAYBE_UNUSED static int pb_idmap_init(pb_idmap *m, const int64_t *keys, Py_ssize_t n) {
     uint32_t size = 16;
     while (size < 4 * (uint64_t)n) size <<= 1;
     m->keys = calloc(size, sizeof(uint32_t));
@@ -52,7 +58,7 @@ static inline int32_t pb_idmap_get(const pb_idmap *m, uint32_t key) {
     return -1;
 }
 
-static void pb_idmap_free(pb_idmap *m) {
+PB_MAYBE_UNUSED static void pb_idmap_free(pb_idmap *m) {
     free(m->keys);
     free(m->vals);
     m->keys = NULL;
@@ -72,9 +78,7 @@ static int pb_have_avx2, pb_cpu_avx2; /* in use; the CPU has it */
 
 /* use_avx2(flag) -> bool: switch the AVX2 loops off (0) or back on where the CPU has AVX2 (1); returns
  * whether they are in use */
-#ifdef __GNUC__
-__attribute__((unused)) /* a file that includes this header for the id table alone leaves it out */
-#endif
+PB_MAYBE_UNUSED /* a file that includes this header for the id table alone leaves it out */
 static PyObject *pb_use_avx2(PyObject *self, PyObject *args) {
     int flag;
     (void)self;

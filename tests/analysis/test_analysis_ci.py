@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from panbench.analysis import RunSums, bootstrap_ci, paired_bootstrap
-from panbench.analysis.bootstrap import CI_METRICS, _resampled, resample_counts
+from panbench.analysis.bootstrap import CI_METRICS, _resampled
+from panbench.analysis.resample import resample_counts
 from panbench.errors import InputError
 from panbench.pq.sums import PQStats, pq_summary
 

@@ -1,0 +1,101 @@
+"""The bootstrap's resamples: the draws, their counts and each resample's per-category sums, exact.
+
+The per-image sums (IoU, TP, FP + FN per category) become integers (:func:`fixed_sums`: the IoU in the fixed
+point of :mod:`panbench.pq.sums`, units of 2^-40, each image's sum rounded once), so a resample's sums do not
+depend on the order of additions: C (``_resample.c``) adds each resample's drawn images from the sums kept
+sparse (a handful of categories per image), split across threads; without it, the product of the counts and
+the sums in float64 pieces, each exact (:func:`_blas_sums`), gives the same integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from panbench.pq.kernels import load_extension
+from panbench.pq.sums import IOU_SCALE
+
+_c = load_extension("panbench.analysis._resample")  # None: _blas_sums gives the same integers
+
+
+def resample_counts(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``R x N`` float64 counts: row r says how often each image is drawn in resample r."""
+    return np.concatenate([w.copy() for w in count_chunks(n_images, n_resamples, seed, max(n_resamples, 1))])
+
+
+def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
+    """The rows of :func:`resample_counts`, ``chunk`` at a time: the same draws, counted block by block
+    into one reused buffer (each block is overwritten by the next: use it before asking for more)."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_images, size=(n_resamples, n_images))
+    w = np.empty((min(chunk, n_resamples), n_images), np.float64)
+    for lo in range(0, n_resamples, chunk):
+        d = draws[lo:lo + chunk]
+        for r, row in enumerate(d):  # a row at a time: each count fits the cache (one bincount over the whole
+            w[r] = np.bincount(row, minlength=n_images)  # block writes a fresh block-sized array; bench_analysis.py)
+        yield w[:len(d)]
+
+
+def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:
+    """Per-image sums ``x`` (float64) as int64, the ``iou_cols`` in units of 2^-40 (rounded to nearest), the
+    others (integer counts) as they are; None when a resampled sum could reach 2^62 (N times an entry)."""
+    out = np.empty(x.shape, np.int64)
+    scaled = x.copy()
+    for cols in iou_cols:
+        scaled[:, cols] = np.rint(x[:, cols] * IOU_SCALE)
+    if scaled.size and float(np.abs(scaled).max()) * x.shape[0] >= 2.0**62:
+        return None
+    out[:] = scaled
+    return out
+
+
+def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int = 1) -> np.ndarray:
+    """``R x K`` int64: the sums of :func:`fixed_sums`' rows over each resample's draws (the draws of
+    :func:`resample_counts`), exact; in C on ``threads`` threads where it was built."""
+    n, k = fixed.shape
+    if _c is None:
+        return np.concatenate([_blas_sums(w, fixed) for w in count_chunks(n, n_resamples, seed, 250)])
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    nz = fixed != 0
+    indptr = np.concatenate([[0], np.cumsum(nz.sum(axis=1))]).astype(np.int64)
+    cols = np.nonzero(nz)[1].astype(np.int64)
+    vals = np.ascontiguousarray(fixed[nz])
+    out = np.empty((n_resamples, k), np.int64)
+    bounds = np.linspace(0, n_resamples, max(1, min(threads, n_resamples)) + 1).astype(int)
+    if len(bounds) == 2:
+        _c.sums(draws, n, indptr, cols, vals, out, k, 0, n_resamples)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(bounds) - 1) as pool:  # the GIL is released while C adds
+        for f in [pool.submit(_c.sums, draws, n, indptr, cols, vals, out, k, int(lo), int(hi))
+                  for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            f.result()
+    return out
+
+
+def _blas_sums(w: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """``w @ fixed`` exactly, through float64 BLAS: ``fixed`` cut into pieces of b bits, b small enough that
+    every partial sum of a piece (at most N times 2^b) is an integer below 2^53, so each piece's product is
+    exact in any order of additions; the pieces' products are joined in int64."""
+    n = max(1, w.shape[1])
+    b = 52 - int(np.ceil(np.log2(n + 1)))
+    rest = np.abs(fixed)
+    sign = np.sign(fixed)
+    out = np.zeros((w.shape[0], fixed.shape[1]), np.int64)
+    shift = 0
+    while rest.any():
+        piece = (rest & ((1 << b) - 1)) * sign
+        out += np.rint(w @ piece.astype(np.float64)).astype(np.int64) << shift
+        rest >>= b
+        shift += b
+    return out
+
+
+def as_float(s: np.ndarray, iou_cols: list[slice]) -> np.ndarray:
+    """Resampled :func:`resampled_sums` as the float64 sums the metrics read (IoU back in IoU units)."""
+    f = s.astype(np.float64)
+    for cols in iou_cols:
+        f[:, cols] /= IOU_SCALE
+    return f
