@@ -4,7 +4,8 @@ Layering, bottom up (torchmetrics' ``functional/`` beneath its classes is the mo
 
 * :mod:`~panbench.pq.matching`: the one matching rule (panopticapi's), a pure function of an image's
   intersection table: :func:`match_image` gives the :class:`ImageMatch` (matched pairs and the per-segment
-  facts the analyses read), in C (``_match.c``) with a numpy reference that gives the same bits.
+  facts the analyses read), in C (``_match_core.h``, wrapped by ``_match.c``) with a numpy reference that gives
+  the same bits.
 * :mod:`~panbench.pq.sums`: the additive per-category sums (:class:`PQStats`, fixed point) derived from
   matches, and their summary (PQ/SQ/RQ).
 * :mod:`~panbench.pq.kernels`: the pixel loops (ids from RGB, compact indices, intersection

@@ -31,7 +31,8 @@ column is read by an analysis (``tests/test_architecture_rules.py``).
 Crowd regions are never a "ground-truth segment" beyond the ignore rule: not matched, not FNs and
 not overlaps.  Ties (equal best IoU) go to the lowest index in ``segments_info`` order.  The PQ
 contributions (:class:`ImageStats`, :meth:`ImageMatch.to_stats`) and the analyses' per-image columns
-are both this one match.  The C extension (``_match.c``) computes it where it was built, else
+are both this one match.  The C extension (``_match.c`` over ``_match_core.h``, which the batch path's
+``_native.c`` runs on its threads too) computes it where it was built, else
 :func:`match_image_numpy` (the reference; ``PANBENCH_NO_NATIVE=1`` forces it); the two give the same
 arrays bit for bit.  :class:`CategoryTable` maps COCO category ids to the indices used here.
 """

@@ -1,12 +1,12 @@
 """Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth.
 
 Streaming: images are read, scored and dropped one by one.  The batch path (:mod:`panbench.pq.batch`: C reads,
-decodes and counts chunks of images on ``workers`` threads, the calling thread matches) is the default; the
-per-image path (:func:`panbench.pq.evaluator.score_pair` after a Python decode, as ``eval`` scores) serves where
-the batch path is not installed, for boundary PQ and with ``PANBENCH_PER_IMAGE=1``, with ``workers > 1`` in forked
-worker processes whose per-category sums are added.  With ``keep`` the per-image results come back too (for the
-analyses), in the order of the images whatever the threads or workers (from a worker as columns:
-:mod:`panbench.pq.result`).
+decodes, counts and matches chunks of images on ``workers`` threads, the calling thread adds them up) is the
+default; the per-image path (:func:`panbench.pq.evaluator.score_pair` after a Python decode, as ``eval`` scores)
+serves where the batch path is not installed, for boundary PQ and with ``PANBENCH_PER_IMAGE=1``, with
+``workers > 1`` in forked worker processes whose per-category sums are added.  With ``keep`` the per-image results
+come back too (for the analyses), in the order of the images whatever the threads or workers (from a worker as
+columns: :mod:`panbench.pq.result`).
 """
 
 from __future__ import annotations
