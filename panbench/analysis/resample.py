@@ -40,13 +40,16 @@ def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iter
 def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:
     """Per-image sums ``x`` (float64) as int64, the ``iou_cols`` in units of 2^-40 (rounded to nearest), the
     others (integer counts) as they are; None when a resampled sum could reach 2^62 (N times an entry)."""
-    out = np.empty(x.shape, np.int64)
-    scaled = x.copy()
+    if not x.size:
+        return np.zeros(x.shape, np.int64)
+    largest = np.abs(x).max(axis=0)
     for cols in iou_cols:
-        scaled[:, cols] = np.rint(x[:, cols] * IOU_SCALE)
-    if scaled.size and float(np.abs(scaled).max()) * x.shape[0] >= 2.0**62:
+        largest[cols] *= IOU_SCALE
+    if float(largest.max()) * x.shape[0] >= 2.0**62:
         return None
-    out[:] = scaled
+    out = x.astype(np.int64)  # the counts: integers already
+    for cols in iou_cols:
+        out[:, cols] = np.rint(x[:, cols] * IOU_SCALE)
     return out
 
 
@@ -57,10 +60,10 @@ def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int 
     if _c is None:
         return np.concatenate([_blas_sums(w, fixed) for w in count_chunks(n, n_resamples, seed, 250)])
     draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    nz = fixed != 0
-    indptr = np.concatenate([[0], np.cumsum(nz.sum(axis=1))]).astype(np.int64)
-    cols = np.nonzero(nz)[1].astype(np.int64)
-    vals = np.ascontiguousarray(fixed[nz])
+    at = np.flatnonzero(fixed)  # the nonzeros, row by row: the CSR of the sparse rows
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(at // k, minlength=n), out=indptr[1:])
+    cols, vals = at % k, fixed.ravel()[at]
     out = np.empty((n_resamples, k), np.int64)
     bounds = np.linspace(0, n_resamples, max(1, min(threads, n_resamples)) + 1).astype(int)
     if len(bounds) == 2:
