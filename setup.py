@@ -52,9 +52,10 @@ setup(
         # the MaskFormer fusion's per-pixel argmax over the queries
         Extension("panbench.models.mmdet._fusion", ["panbench/models/mmdet/_fusion.c"], extra_compile_args=["-O3"],
                   optional=True),
-        # COCO RLE encoding of AP's masks and ground-truth segments
+        # the bootstrap's exact resampled sums
         Extension("panbench.analysis._resample", ["panbench/analysis/_resample.c"], depends=[COMMON],
                   include_dirs=["panbench/pq"], extra_compile_args=["-O3"], optional=True),
+        # COCO RLE encoding of AP's masks and ground-truth segments
         Extension("panbench.analysis._rle", ["panbench/analysis/_rle.c"], depends=[COMMON], include_dirs=["panbench/pq"],
                   extra_compile_args=["-O3"], optional=True),
         # mmcv's CPU nms and RoIAlign (panbench.ops): no fused multiply-add, which would round differently

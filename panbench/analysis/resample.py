@@ -17,6 +17,7 @@ from panbench.pq.kernels import load_extension
 from panbench.pq.sums import IOU_SCALE
 
 _c = load_extension("panbench.analysis._resample")  # None: _blas_sums gives the same integers
+_BLOCK = 32  # PB_BLOCK of _resample.c: the resamples C adds together
 
 
 def resample_counts(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -39,13 +40,14 @@ def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iter
 
 def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:
     """Per-image sums ``x`` (float64) as int64, the ``iou_cols`` in units of 2^-40 (rounded to nearest), the
-    others (integer counts) as they are; None when a resampled sum could reach 2^62 (N times an entry)."""
+    others (integer counts) as they are; None when a resampled sum could reach 2^62 (N times an entry) or an
+    entry is not finite."""
     if not x.size:
         return np.zeros(x.shape, np.int64)
     largest = np.abs(x).max(axis=0)
     for cols in iou_cols:
         largest[cols] *= IOU_SCALE
-    if float(largest.max()) * x.shape[0] >= 2.0**62:
+    if not np.isfinite(largest).all() or float(largest.max()) * x.shape[0] >= 2.0**62:
         return None
     out = x.astype(np.int64)  # the counts: integers already
     for cols in iou_cols:
@@ -65,7 +67,8 @@ def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int 
     np.cumsum(np.bincount(at // k, minlength=n), out=indptr[1:])
     cols, vals = at % k, fixed.ravel()[at]
     out = np.empty((n_resamples, k), np.int64)
-    bounds = np.linspace(0, n_resamples, max(1, min(threads, n_resamples)) + 1).astype(int)
+    step = -(-n_resamples // max(1, threads) // _BLOCK) * _BLOCK or _BLOCK  # whole blocks of C's per thread
+    bounds = [*range(0, n_resamples, step), n_resamples]
     if len(bounds) == 2:
         _c.sums(draws, n, indptr, cols, vals, out, k, 0, n_resamples)
         return out

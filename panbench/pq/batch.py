@@ -81,23 +81,28 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
         return None, None
     if b"\0" in gt_png or b"\0" in pred_png:
         return None, None
-    h, w = (gt_ann.get("height"), gt_ann.get("width")) if "height" in gt_ann else (-1, -1)
-    if "height" in gt_ann and not (type(h) is int and type(w) is int and 0 < h < 2**31 and 0 < w < 2**31):
-        return None, None  # a size no PNG has (or of another type): the per-image path says what is wrong
+    h, w, pixels = -1, -1, None  # the size the JSON gives, or -1: any
+    if "height" in gt_ann:
+        jh, jw = gt_ann.get("height"), gt_ann.get("width")
+        if not (type(jh) is int and type(jw) is int and 0 < jh < 2**31 and 0 < jw < 2**31):
+            return None, None  # a size no PNG has (or of another type): the per-image path says what is wrong
+        h, w, pixels = jh, jw, jh * jw
     n_gt, n_pred = len(gt), len(pred)
     inter = np.empty((n_gt + 2, n_pred + 1), np.int64)
-    res = np.empty(res_words(n_gt, n_pred), np.int64)
+    res = np.empty(res_words(n_gt, n_pred, pixels), np.int64)
     return (res, len(pred)), (gt_png, pred_png, h, w, gt.ids, pred.ids, inter, strict, gt.cats, gt.areas,
                               gt.iscrowd, pred.cats, res)
 
 
-def res_words(n_gt: int, n_pred: int) -> int:
+def res_words(n_gt: int, n_pred: int, pixels: int | None = None) -> int:
     """The int64 words of a ``res`` that holds any match of ``n_gt`` ground truths and ``n_pred`` predictions
-    (``match_one`` in ``_native.c``: header, predicted areas, packed match, fold, fp_matched bytes)."""
+    (``match_one`` in ``_native.c``: header, predicted areas, packed match, fold, fp_matched bytes) on an image of
+    ``pixels`` pixels (None: not known), each cell of the fold holding at least one pixel."""
     t = min(n_gt, n_pred)  # true positives: at most one per segment
     ints = 2 * t + 2 * n_gt + 2 * n_pred + n_gt
     floats = t + 4 * n_gt + 2 * n_pred + n_gt
-    return _HEADER + n_pred + ints + floats + 3 * (n_gt + 1) * (n_pred + 1) + (n_pred + 7) // 8
+    cells = (n_gt + 1) * (n_pred + 1) if pixels is None else min((n_gt + 1) * (n_pred + 1), pixels)
+    return _HEADER + n_pred + ints + floats + 3 * cells + (n_pred + 7) // 8
 
 
 def _unpack(res: np.ndarray, n_pred: int) -> ImageResult:

@@ -401,9 +401,14 @@ def _c_results(c: dict[str, Path], res_words=batch.res_words) -> tuple[list, lis
     return kept, inputs, native.pixels().pair_tables(items, 2**28)
 
 
-def test_the_match_in_the_threads_is_table_results_field_for_field(tmp_path: Path) -> None:
+def test_the_match_in_the_threads_is_table_results_field_for_field(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against the numpy match and fold (``table_result`` without the C extension it shares the C with)."""
+    from panbench.pq import matching
     from panbench.pq.evaluator import table_result
     from panbench.pq.matching import MATCH_FIELDS, Segments
+
+    monkeypatch.setattr(matching, "_native", None)
 
     c = _set(tmp_path)
     kept, inputs, status = _c_results(c)
@@ -449,3 +454,9 @@ def test_an_area_that_does_not_add_up_gets_the_per_image_error(tmp_path: Path, m
     err = _error(c, True, monkeypatch)
     assert err == _error(c, False, monkeypatch) and err.startswith("image 5")
     assert ("pixels in the PNG" if side == "gt_larger" else "is absent from the PNG") in err
+
+
+def test_a_res_holds_no_more_fold_cells_than_the_image_has_pixels() -> None:
+    """Thousands of segments: the fold is bounded by the pixels, not by the table's cells."""
+    assert batch.res_words(5000, 5000, 640 * 480) < 3 * 640 * 480 + 100_000 < batch.res_words(5000, 5000)
+    assert batch.res_words(20, 30, 10**6) == batch.res_words(20, 30)  # few segments: the table is the bound
