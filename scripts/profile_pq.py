@@ -17,9 +17,10 @@ all images with `time.perf_counter_ns`, the rest of the loop outside its timer):
   analyses      the end-of-run analyses on the per-image matches (intervals, by size, dagger, errors)
 
 The batch path as `score` runs it at its defaults (threads, analyses on), one whole child process per repeat: the
-wall time of each phase (start-up and imports; both JSONs; the batch pipeline, decode + count on the threads while
-the calling thread matches; the per-image matches gathered; the analyses; printing), the process's CPU time, and
-the C calls' own time per image on one thread (``pair_tables``, timed around each call).
+wall time of each phase (start-up and imports; both JSONs; the batch pipeline, decode + count + match on the
+threads while the calling thread turns them into results; the per-image matches gathered; the analyses;
+printing), the process's CPU time, and the C calls' own time per image on one thread (``pair_tables``, timed
+around each call).
 
 Whole processes (median of --repeat runs): interpreter start-up with `import panbench.cli.score` and what it
 imports; `score --procs 1 --no-analysis`; `score --procs 2 --no-analysis`; from them the worker hand-off
@@ -222,8 +223,8 @@ def timeline(name: str, work: Path, repeat: int) -> None:
     total, cpu = (statistics.median(r[k] for r in runs) for k in ("total", "cpu"))
     print(f"  {'total':18} {total:7.3f} s (CPU {cpu:.3f} s: {cpu / total:.2f} cores busy on average)")
     c, whole_in = (statistics.median(r[k] for r in calls) for k in ("c", "all"))
-    print(f"  one thread, in process: the C calls (read, check, inflate, unfilter, count) {1000 * c / n:.3f} ms/img, "
-          f"the rest of the scoring (JSON, segments, match, fold, sums) {1000 * (whole_in - c) / n:.3f} ms/img")
+    print(f"  one thread, in process: the C calls (read, check, inflate, unfilter, count, match) {1000 * c / n:.3f} "
+          f"ms/img, the rest of the scoring (JSON, segments, results, sums) {1000 * (whole_in - c) / n:.3f} ms/img")
 
 
 def main() -> None:
