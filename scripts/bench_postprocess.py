@@ -18,10 +18,10 @@ eval loop's post-processing thread uses):
   post          the sum: what the post-processing thread does per image beside PQ's own scoring
   floor         reading the mask logits the fusion head receives once (``mask_pred.sum()`` over the Q maps of
                 the resized image, float32): no post-processing can read less
-  forward       the network (for scale; on a GPU it is 3-8 ms per image, on this CPU seconds)
+  forward       the network (for scale), timed once after one untimed pass
 
     .venv/bin/python scripts/bench_postprocess.py [--models mask2former,maskformer,panoptic-fpn] [--repeat 5]
-        [--data-root ../shared/data/coco-panoptic-val2017-sample]
+        [--data-root ../shared/data/coco-panoptic-val2017-sample] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -37,12 +37,17 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_ROOT = ROOT.parent / "shared" / "data" / "coco-panoptic-val2017-sample"
 
 
+SYNC = [lambda: None]  # torch.cuda.synchronize with --device cuda: kernels are asynchronous
+
+
 def clock(fn, repeat: int) -> tuple[float, object]:
-    """Median milliseconds of ``fn()`` over ``repeat`` calls, and its last result."""
+    """Median milliseconds of ``fn()`` over ``repeat`` calls (the device synchronised), and its last result."""
     times, out = [], None
     for _ in range(repeat):
+        SYNC[0]()
         t = time.perf_counter()
         out = fn()
+        SYNC[0]()
         times.append(1000 * (time.perf_counter() - t))
     return statistics.median(times), out
 
@@ -52,9 +57,13 @@ def main() -> None:
     ap.add_argument("--models", default="mask2former,maskformer,panoptic-fpn")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the model and the fusion run")
     a = ap.parse_args()
 
     import torch
+
+    if a.device.startswith("cuda"):
+        SYNC[0] = torch.cuda.synchronize
 
     from panbench.data.datasets import load_dataset
     from panbench.models.mmdet.loading import random_model
@@ -65,13 +74,15 @@ def main() -> None:
     cats = [int(c) for c in ds.categories.ids]
     things = [int(c) for c, t in zip(ds.categories.ids, ds.categories.isthing) if t]
 
-    print(f"{len(ds.samples)} COCO images ({a.data_root}), torch {torch.__version__} on {torch.get_num_threads()} "
-          f"threads; ms per image, median of {a.repeat}")
+    cuda = a.device.startswith("cuda")
+    where = torch.cuda.get_device_name(a.device) if cuda else f"{torch.get_num_threads()} threads"
+    print(f"{len(ds.samples)} COCO images ({a.data_root}), torch {torch.__version__} on {a.device} ({where}); "
+          f"ms per image, median of {a.repeat}")
     print(f"{'model':20} {'image':>18} {'queries':>7} {'dets':>5} {'fusion+inst':>11} {'segments':>8} "
           f"{'instances':>9} {'gt RLE':>7} {'post':>7} {'floor':>7} {'post/floor':>10} {'forward':>8}")
     for name in a.models.split(","):
         spec = resolve(name)[0]
-        fam = random_model(spec, "cpu")
+        fam = random_model(spec, a.device)
         fam.label2cat = cats
         head = fam.detector.panoptic_fusion_head
         if type(head).__name__ == "MaskFormerFusionHead":
@@ -81,10 +92,10 @@ def main() -> None:
             fam.instance_source = "mmdet roi_head"
         assert fam.configure(PostProcess(), "panbench") == "panbench"
         for s in ds.samples:
-            print(image_row(fam, spec.name, s, things, a.repeat), flush=True)
+            print(image_row(fam, spec.name, s, things, a.repeat, a.device), flush=True)
 
 
-def image_row(fam, name: str, s, things: list[int], repeat: int) -> str:
+def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) -> str:
     """One image's line: its forward once (the fusion deferred), then each post-processing stage timed."""
     import torch
 
@@ -95,9 +106,13 @@ def image_row(fam, name: str, s, things: list[int], repeat: int) -> str:
     data = fam.pipeline({"img_path": str(s.image_path), "img_id": s.image_id})
     gt = read_ids(s.gt_png, "ground truth")
     with torch.inference_mode():
+        with fam.deferred():
+            (out,) = fam.forward([data], device, None)  # once untimed: a GPU's first pass loads its kernels
+        SYNC[0]()
         t = time.perf_counter()
         with fam.deferred():
-            (out,) = fam.forward([data], "cpu", None)
+            (out,) = fam.forward([data], device, None)
+        SYNC[0]()
         forward = 1000 * (time.perf_counter() - t)
         job = out.pred_panoptic_seg.metainfo[PENDING]
         fused, _ = clock(job, repeat)
