@@ -13,7 +13,7 @@ difference A - B, so a run compared with itself gives exactly [0, 0].
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,22 @@ def _resampled(x: np.ndarray, n_cat: int, isthing, w: np.ndarray) -> dict[str, n
     return _ci_values(_product(w, *_factors(x, n_cat)), n_cat, np.asarray(isthing, bool))
 
 
+def _resampled_sums(x: np.ndarray, iou_cols: list[slice], n_resamples: int, seed: int, chunk: int, threads: int,
+                    factors: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]] | None = None
+                    ) -> Iterator[np.ndarray]:
+    """Every resample's sums of the rows of ``x`` (float64, ``R x K``, IoU in IoU units), in blocks of resamples
+    in order: one block of exact sums (module docstring) on ``threads`` threads or, where :func:`fixed_sums`
+    refuses ``x`` (sums that could overflow int64, or a non-finite entry), the float64 :func:`_product` of
+    ``chunk`` resamples' counts at a time with ``factors(x)`` (``x`` itself without ``factors``)."""
+    fixed = fixed_sums(x, iou_cols)
+    if fixed is not None:
+        yield as_float(resampled_sums(fixed, n_resamples, seed, threads), iou_cols)
+        return
+    f64, f32 = factors(x) if factors is not None else (x, None)
+    for w in count_chunks(x.shape[0], n_resamples, seed, chunk):
+        yield _product(w, f64, f32)
+
+
 def _class_pq(iou: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     return 100 * category_pq(iou, tp, fp, fn)[0]
 
@@ -145,14 +161,9 @@ def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPL
     _check_args(run.n_images, n_resamples, level)
     x, c = run.stacked(), run.iou.shape[1]
     things = np.asarray(isthing, bool)
-    fixed = fixed_sums(x, [slice(0, c)])
-    if fixed is not None:
-        s = as_float(resampled_sums(fixed, n_resamples, seed, threads), [slice(0, c)])
-        return {k: [float(v) for v in _interval(m, level)] for k, m in _ci_values(s, c, things).items()}
-    f64, f32 = _factors(x, c)  # sums that could overflow int64: the float64 product
     vals: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
-    for w in count_chunks(run.n_images, n_resamples, seed, chunk):
-        m = _ci_values(_product(w, f64, f32), c, things)
+    for s in _resampled_sums(x, [slice(0, c)], n_resamples, seed, chunk, threads, lambda v: _factors(v, c)):
+        m = _ci_values(s, c, things)
         for k in CI_METRICS:
             vals[k].append(m[k])
     return {k: [float(v) for v in _interval(np.concatenate(vals[k]), level)] for k in CI_METRICS}
@@ -186,10 +197,7 @@ def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: i
     diffs: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
     cls: list[np.ndarray] = []
     iou_cols = [slice(0, c), slice(3 * c, 4 * c)]
-    fixed = fixed_sums(x, iou_cols)
-    blocks = ([as_float(resampled_sums(fixed, n_resamples, seed, threads), iou_cols)] if fixed is not None
-              else (w @ x for w in count_chunks(a.n_images, n_resamples, seed, chunk)))  # else float64
-    for s in blocks:  # both runs' sums side by side
+    for s in _resampled_sums(x, iou_cols, n_resamples, seed, chunk, threads):  # both runs' sums side by side
         sa, sb = _split(s[:, :3 * c], c), _split(s[:, 3 * c:], c)
         ma, mb = nine_metrics(*sa, isthing), nine_metrics(*sb, isthing)
         for k in CI_METRICS:

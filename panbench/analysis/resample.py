@@ -69,12 +69,9 @@ def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int 
     out = np.empty((n_resamples, k), np.int64)
     step = -(-n_resamples // max(1, threads) // _BLOCK) * _BLOCK or _BLOCK  # whole blocks of C's per thread
     bounds = [*range(0, n_resamples, step), n_resamples]
-    if len(bounds) == 2:
-        _c.sums(draws, n, indptr, cols, vals, out, k, 0, n_resamples)
-        return out
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(bounds) - 1) as pool:  # the GIL is released while C adds
+    with ThreadPoolExecutor(len(bounds) - 1) as pool:  # one thread per span; the GIL is released while C adds
         for f in [pool.submit(_c.sums, draws, n, indptr, cols, vals, out, k, int(lo), int(hi))
                   for lo, hi in zip(bounds[:-1], bounds[1:])]:
             f.result()
