@@ -4,15 +4,22 @@
     python scripts/gpu_check.py [--device cuda] [--repeat 20]
 
 1. ops: panbench's ``nms`` and ``roi_align_forward`` (the stand-in ``mmcv._ext``) on CUDA tensors (torchvision's
-   kernels, in mmcv's order for tied scores) against the same calls on CPU tensors (panbench's C port of mmcv's CPU
-   ops): clustered boxes with continuous and with tied scores, 3 IoU thresholds; RoIAlign at PanopticFPN's
-   shapes.  Prints whether the kept indices are identical, RoIAlign's largest difference, and the median time
-   of ``--repeat`` calls per side (CUDA synchronised).  mmcv's deformable attention runs mmcv's own PyTorch
-   function on both devices; its largest difference is printed too.
+   kernels) against panbench's C port of mmcv's CPU ops: clustered boxes with continuous and with tied scores, 3
+   IoU thresholds; RoIAlign at PanopticFPN's shapes.  mmcv sorts the scores on their own device, and a GPU's sort
+   orders tied scores otherwise than the CPU's, so the kept indices on the GPU are checked against mmcv's
+   suppression loop visiting the boxes in the GPU's sort order (mmcv's CUDA nms visits them so), and where the
+   CPU's order keeps other boxes that is printed beside.  Prints whether the kept indices are identical,
+   RoIAlign's largest difference, and the median time of ``--repeat`` calls per side (CUDA synchronised).
+   mmcv's deformable attention runs mmcv's own PyTorch function on both devices; its largest difference is printed
+   too.
 2. metrics: ``panbench.PanopticQuality`` and the torchmetrics metric
    (``panbench.integrations.torchmetrics.PanbenchPanopticQuality``) fed the same id maps as CUDA tensors and as
    CPU tensors: every PQ/SQ/RQ must be equal (the scoring is integer sums on the CPU either way); the median
    update time per image is printed.
+
+3. train: two training iterations of each demo model (mmengine's Runner) on the device: on CUDA mmdet calls the
+   mmcv ops of a training step (focal loss, the backward passes of RoIAlign and deformable attention), which
+   panbench's ops serve on mmcv-lite; the loss must be finite.
 
 Exit status 1 when a check fails.  With ``--device cpu`` both sides run on the CPU (a dry run of the script).
 """
@@ -66,6 +73,15 @@ def boxes(seed: int, n: int, ties: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return b, s.float()
 
 
+def suppress(b: torch.Tensor, order: torch.Tensor, thr: float) -> torch.Tensor:
+    """mmcv's ``nms_cpu`` suppression loop (panbench's C port) over CPU boxes ``b`` visited in ``order``."""
+    from panbench.ops import kernels
+
+    select = np.ones(b.shape[0], np.uint8)
+    kernels._cpu.nms(b.contiguous().numpy(), order.numpy(), select, float(thr), 0)
+    return order[torch.from_numpy(select.view(np.bool_))]
+
+
 def ops(device: str, repeat: int) -> None:
     from panbench.ops import install, kernels
 
@@ -75,16 +91,26 @@ def ops(device: str, repeat: int) -> None:
         for ties in (False, True):
             b, s = boxes(n + ties, n, ties)
             bd, sd = b.to(device), s.to(device)
+            # mmcv's nms sorts the scores where they are (scores.sort(0, descending=True)), so its CPU and CUDA kernels
+            # visit tied scores in the order of each device's sort; the reference for the device is mmcv's CPU
+            # suppression loop (panbench's C) visiting the boxes in the device's sort order
+            order_dev = sd.sort(0, descending=True)[1].cpu()
             for thr in (0.3, 0.5, 0.7):
                 keep_dev = kernels.nms(bd, sd, thr, 0).cpu()
+                keep_ref = suppress(b, order_dev, thr)
                 keep_cpu = kernels.nms(b, s, thr, 0)
-                same = torch.equal(keep_dev, keep_cpu)
-                detail = f"{len(keep_cpu)} kept of {n}" + ("" if same else f", {len(keep_dev)} on {device}")
+                same = torch.equal(keep_dev, keep_ref)
+                detail = f"{len(keep_ref)} kept of {n}" + ("" if same else f", {len(keep_dev)} on {device}")
+                if not torch.equal(keep_cpu, keep_ref):
+                    moved = int((order_dev != s.sort(0, descending=True)[1]).sum())
+                    detail += (f"; the CPU's sort orders {moved} tied boxes otherwise and keeps "
+                               f"{len(set(keep_cpu.tolist()) ^ set(keep_ref.tolist()))} other boxes")
                 if thr == 0.5:
                     t_dev = timed(lambda a=(bd, sd, thr, 0): kernels.nms(*a), device, repeat)
                     t_cpu = timed(lambda a=(b, s, thr, 0): kernels.nms(*a), "cpu", max(2, repeat // 8))
                     detail += f"; {t_dev * 1e3:.3f} ms on {device}, {t_cpu * 1e3:.3f} ms CPU C"
-                check(f"nms n={n} {'tied' if ties else 'continuous'} iou={thr}: same indices", same, detail)
+                check(f"nms n={n} {'tied' if ties else 'continuous'} iou={thr}: mmcv's loop in the device's order",
+                      same, detail)
     g = torch.Generator().manual_seed(1)
     # FPN levels P2-P4 of an 800x1344 input (2 images), 512 RoIs each of the sizes mmdet's mapper sends there
     for level, (h, w, scale, lo, hi) in enumerate([(200, 336, 0.25, 8, 112), (100, 168, 0.125, 112, 224),
@@ -126,6 +152,30 @@ def ops(device: str, repeat: int) -> None:
     diff = float((res[device] - res["cpu"]).abs().max())
     check("ms_deform_attn (mmcv's PyTorch function, Mask2Former's shapes): within 1e-4", diff <= 1e-4,
           f"max |diff| {diff:.3g}; {times[device] * 1e3:.3f} ms on {device}, {times['cpu'] * 1e3:.3f} ms CPU")
+    # the training step's ops: each output on the device against the CPU's
+    grad_out = torch.randn(res["cpu"].shape, generator=g)
+    grads = {dev: [t.cpu() for t in kernels.ms_deform_attn_grads(*(t.to(dev) for t in (value, shapes, loc, att)),
+                                                                  grad_out.to(dev))] for dev in (device, "cpu")}
+    diff = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(grads[device], grads["cpu"]))
+    check("ms_deform_attn backward (value, locations, weights): within 1e-4 of the largest", diff <= 1e-4,
+          f"max relative |diff| {diff:.3g}")
+    logits = torch.randn(4000, 80, generator=g) * 4
+    target = torch.randint(0, 81, (4000,), generator=g)
+    for derivative in (False, True):
+        outs = {dev: kernels.sigmoid_focal_loss(logits.to(dev), target.to(dev), torch.empty(0, device=dev), 2.0, 0.25,
+                                                derivative).cpu() for dev in (device, "cpu")}
+        diff = float((outs[device] - outs["cpu"]).abs().max())
+        check(f"sigmoid_focal_loss {'backward' if derivative else 'forward'} (4000 x 80): within 1e-5", diff <= 1e-5,
+              f"max |diff| {diff:.3g}")
+    feat_shape = (2, 64, 100, 168)
+    rois = torch.cat([torch.randint(0, 2, (64, 1), generator=g).float(), xy[:64], xy[:64] + wh[:64]], 1)
+    go = torch.randn(64, 64, 7, 7, generator=g)
+    gin = {dev: kernels.roi_align_grad(go.to(dev), rois.to(dev), feat_shape, 7, 7, 0.125, 0, True).cpu()
+           for dev in (device, "cpu")}
+    diff = float((gin[device] - gin["cpu"]).abs().max() / gin["cpu"].abs().max())
+    check("roi_align backward (P3, 64 channels, 64 RoIs): within 1e-4 of the largest", diff <= 1e-4,
+          f"max relative |diff| {diff:.3g} (CUDA: torchvision's backward kernel; CPU: autograd through the PyTorch "
+          "RoIAlign)")
 
 
 def id_maps(seed: int, h: int = 480, w: int = 640) -> tuple[torch.Tensor, list[dict[str, Any]], torch.Tensor,
@@ -207,16 +257,60 @@ def metrics(device: str, repeat: int) -> None:
           f"{times['cpu'] * 1e3:.3f} ms/img on CPU")
 
 
+def train(device: str, repeat: int) -> None:
+    """Two training iterations of each demo architecture (batch 2, mmengine's Runner, the demo configs), on
+    ``device``: on CUDA, mmdet reaches mmcv's focal loss (MaskFormer) and the backward passes of deformable
+    attention (Mask2Former) and RoIAlign (PanopticFPN), which panbench's ops serve on mmcv-lite."""
+    import logging
+    import math
+    import tempfile
+
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmengine.runner import Runner
+
+    from panbench import REPO_ROOT
+    from panbench.ops import install
+
+    install()
+    demo = REPO_ROOT / "data" / "demo"
+    if not (demo / "annotations" / "panoptic_train2017.json").exists():
+        raise RuntimeError(f"no demo set at {demo}: run `panbench data demo` first")
+    print(f"train: 2 iterations of each demo model on {device}")
+    # one folder for the three runs: mmengine's visualizer, made by the first runner, goes on writing into its own
+    with tempfile.TemporaryDirectory() as work:
+        for model in ("mask2former", "maskformer", "panoptic-fpn"):
+            cfg = Config.fromfile(str(REPO_ROOT / "configs" / "demo" / f"{model}.py"))
+            cfg.train_dataloader.dataset.data_root = str(demo) + "/"
+            cfg.train_dataloader.batch_size, cfg.train_dataloader.num_workers = 2, 0
+            cfg.train_dataloader.persistent_workers = False
+            cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2, val_interval=1000)
+            cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+            cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+            cfg.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=1000)
+            cfg.work_dir, cfg.log_level = f"{work}/{model}", "WARNING"
+            MMLogger.get_instance("mmengine").setLevel(logging.WARNING)
+            runner = Runner.from_cfg(cfg)
+            t0 = time.perf_counter()
+            runner.train()
+            loss = float(runner.message_hub.get_scalar("train/loss").current())
+            where = next(runner.model.parameters()).device
+            check(f"train {model}: 2 iterations", math.isfinite(loss) and where.type == device.split(":")[0],
+                  f"loss {loss:.4f} on {where}, {time.perf_counter() - t0:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--parts", default="ops,metrics,train", help="comma-separated: ops, metrics, train (default all)")
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device visible to torch; --device cpu runs the script on the CPU")
     print(f"torch {torch.__version__}, device {args.device}"
           + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.startswith("cuda") else ""))
-    for part in (ops, metrics):
+    parts = {"ops": ops, "metrics": metrics, "train": train}
+    for part in (parts[p] for p in args.parts.split(",")):
         try:
             part(args.device, args.repeat)
         except Exception as e:  # one part failing must not hide the other

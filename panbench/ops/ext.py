@@ -2,7 +2,9 @@
 
 mmcv 2.1.0's ``mmcv/utils/ext_loader.load_ext`` imports ``mmcv._ext`` and asserts that it has each name an
 ``mmcv/ops/*.py`` module lists.  The three functions inference reaches are real, with mmcv's signatures
-(``mmcv/ops/csrc/pytorch/pybind.cpp``); every other name is a function that raises a one-line
+(``mmcv/ops/csrc/pytorch/pybind.cpp``), and so are those a training step of the three architectures reaches on
+CUDA: mmdet's ``FocalLoss`` (``sigmoid_focal_loss_forward`` / ``_backward``) and the backward passes of
+``roi_align`` (average pooling) and ``ms_deform_attn``; every other name is a function that raises a one-line
 :class:`~panbench.errors.PanbenchError` naming the op and how to get it, so that ``import mmcv.ops`` works
 and only a config that really calls another op stops, at that op.
 """
@@ -43,6 +45,51 @@ def ms_deform_attn_forward(value: Any, value_spatial_shapes: Any, value_level_st
     return multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_locations, attention_weights)
 
 
+def sigmoid_focal_loss_forward(input: Any, target: Any, weight: Any, output: Any, gamma: float,
+                               alpha: float) -> None:
+    """mmcv's ``sigmoid_focal_loss_forward`` (mmdet's ``FocalLoss`` on CUDA tensors): fills ``output`` with each
+    element's loss."""
+    from panbench.ops import kernels
+
+    output.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=False))
+
+
+def sigmoid_focal_loss_backward(input: Any, target: Any, weight: Any, grad_input: Any, gamma: float,
+                                alpha: float) -> None:
+    """mmcv's ``sigmoid_focal_loss_backward``: fills ``grad_input`` with each element's derivative (mmcv's
+    autograd function multiplies it by the incoming gradient)."""
+    from panbench.ops import kernels
+
+    grad_input.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=True))
+
+
+def ms_deform_attn_backward(value: Any, value_spatial_shapes: Any, value_level_start_index: Any,
+                            sampling_locations: Any, attention_weights: Any, grad_output: Any, grad_value: Any,
+                            grad_sampling_loc: Any, grad_attn_weight: Any, im2col_step: int) -> None:
+    """mmcv's ``ms_deform_attn_backward`` (Mask2Former's pixel decoder training on CUDA): fills the three
+    gradients, those of mmcv's PyTorch function that :func:`ms_deform_attn_forward` runs."""
+    from panbench.ops import kernels
+
+    grads = kernels.ms_deform_attn_grads(value, value_spatial_shapes, sampling_locations, attention_weights,
+                                         grad_output)
+    for dst, g in zip((grad_value, grad_sampling_loc, grad_attn_weight), grads):
+        dst.copy_(g)
+
+
+def roi_align_backward(grad_output: Any, rois: Any, argmax_y: Any, argmax_x: Any, grad_input: Any,
+                       aligned_height: int, aligned_width: int, spatial_scale: float, sampling_ratio: int,
+                       pool_mode: int, aligned: bool) -> None:
+    """mmcv's ``roi_align_backward`` for average pooling (PanopticFPN's RoI extractors): adds the gradient by the
+    feature map into ``grad_input``; max pooling stops with one line."""
+    from panbench.ops import kernels
+
+    if pool_mode != 1:
+        raise PanbenchError(f"mmcv op roi_align_backward: max pooling's backward is not in panbench's ops; for "
+                            f"training with it install {COMPILED_FIX}")
+    grad_input += kernels.roi_align_grad(grad_output, rois, tuple(grad_input.shape), aligned_height, aligned_width,
+                                         spatial_scale, sampling_ratio, aligned)
+
+
 def get_compiler_version() -> str:
     return "none: panbench's ops (panbench.ops), no compiled mmcv"
 
@@ -58,10 +105,10 @@ def unavailable(name: str) -> Any:
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         if name.endswith("_backward"):
-            raise PanbenchError(f"mmcv op {name}: panbench's ops are inference only (no backward); for training "
-                                f"install {COMPILED_FIX}")
-        raise PanbenchError(f"mmcv op {name} is not in panbench's ops (nms, roi_align_forward, "
-                            f"ms_deform_attn_forward); this config needs {COMPILED_FIX}")
+            raise PanbenchError(f"mmcv op {name}: its backward is not in panbench's ops (those of roi_align, "
+                                f"ms_deform_attn and sigmoid_focal_loss are); for training install {COMPILED_FIX}")
+        raise PanbenchError(f"mmcv op {name} is not in panbench's ops (nms, roi_align, ms_deform_attn, "
+                            f"sigmoid_focal_loss); this config needs {COMPILED_FIX}")
 
     refuse.__name__ = name
     refuse.__qualname__ = name

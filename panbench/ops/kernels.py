@@ -318,3 +318,95 @@ def _bilinear(feat: Any, base: Any, y: Any, x: Any, H: int, W: int) -> Any:
     v3 = feat[base + y_high * W + x_low]
     v4 = feat[base + y_high * W + x_high]
     return w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4
+
+
+# ---- the functions a training step reaches on CUDA (mmdet's losses and the backward passes) ----
+
+FLT_MIN = 1.1754943508222875e-38  # C's FLT_MIN, the floor mmcv's focal-loss kernels put under each log
+
+
+def sigmoid_focal_loss(input: Any, target: Any, weight: Any, gamma: float, alpha: float, derivative: bool) -> Any:
+    """mmcv's ``sigmoid_focal_loss_forward`` (``derivative`` False: each element's loss) or ``_backward`` (True: its
+    derivative by ``input``), element for element as mmcv's CUDA kernel (``sigmoid_focal_loss_cuda_kernel.cuh``)
+    writes them, on any device: ``p = 1 / (1 + exp(-x))``; where the target is the column's class
+    ``-alpha (1 - p)^gamma log p``, elsewhere ``-(1 - alpha) p^gamma log(1 - p)`` (each log of at least FLT_MIN),
+    times ``weight[target]`` when ``weight`` is not empty (mmdet passes none; a background row, for which mmcv's
+    kernel would read past the end of ``weight``, keeps its loss unweighted).  ``target`` is (N,) int64, a class or
+    ``num_classes`` (background)."""
+    import torch
+
+    p = 1.0 / (1.0 + torch.exp(-input))
+    q = 1.0 - p
+    log_p, log_q = torch.log(p.clamp_min(FLT_MIN)), torch.log(q.clamp_min(FLT_MIN))
+    if derivative:
+        term_p = q.pow(gamma) * (q - gamma * p * log_p)
+        term_n = p.pow(gamma) * (gamma * q * log_q - p)
+    else:
+        term_p = q.pow(gamma) * log_p
+        term_n = p.pow(gamma) * log_q
+    classes = torch.arange(input.shape[1], device=input.device)
+    out = torch.where(target[:, None] == classes[None, :], -alpha * term_p, -(1.0 - alpha) * term_n)
+    if weight.numel():
+        n_cls = input.shape[1]
+        out = out * torch.where(target < n_cls, weight[target.clamp(max=n_cls - 1)], 1.0)[:, None]
+    return out
+
+
+def ms_deform_attn_grads(value: Any, spatial_shapes: Any, sampling_locations: Any, attention_weights: Any,
+                         grad_output: Any) -> tuple[Any, Any, Any]:
+    """The gradients of mmcv's multi-scale deformable attention by ``value``, ``sampling_locations`` and
+    ``attention_weights``: autograd through mmcv's own PyTorch function (bilinear sampling with zero padding, the
+    function mmcv's CUDA kernel computes), recomputed from the saved inputs."""
+    import torch
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+
+    with torch.enable_grad():
+        inputs = [t.detach().requires_grad_() for t in (value, sampling_locations, attention_weights)]
+        out = multi_scale_deformable_attn_pytorch(inputs[0], spatial_shapes, inputs[1], inputs[2])
+        grads = torch.autograd.grad(out, inputs, grad_output)
+    return grads[0], grads[1], grads[2]
+
+
+def roi_align_grad(grad_output: Any, rois: Any, input_shape: tuple[int, int, int, int], aligned_height: int,
+                   aligned_width: int, spatial_scale: float, sampling_ratio: int, aligned: bool) -> Any:
+    """The gradient of average-pooled RoIAlign by its input: torchvision's backward kernel for CUDA tensors (the
+    one its ``roi_align`` runs), else autograd through :func:`roi_align_torch` (RoIAlign is linear in its input, so
+    its gradient does not depend on the input's values, which mmcv's backward does not keep)."""
+    import torch
+
+    n, c, h, w = input_shape
+    if _torchvision_serves(grad_output):
+        import torchvision  # noqa: F401  (registers torch.ops.torchvision)
+
+        return torch.ops.torchvision._roi_align_backward(
+            grad_output, rois.to(grad_output.dtype), _f32(spatial_scale), int(aligned_height), int(aligned_width),
+            n, c, h, w, int(sampling_ratio), bool(aligned))
+    with torch.enable_grad():
+        x = torch.zeros(input_shape, dtype=grad_output.dtype, device=grad_output.device, requires_grad=True)
+        out = _roi_align_avg_differentiable(x, rois, aligned_height, aligned_width, spatial_scale, sampling_ratio,
+                                            aligned)
+        (grad,) = torch.autograd.grad(out, x, grad_output)
+    return grad
+
+
+def _roi_align_avg_differentiable(x: Any, rois: Any, aligned_height: int, aligned_width: int, spatial_scale: float,
+                                  sampling_ratio: int, aligned: bool) -> Any:
+    """:func:`roi_align_torch`'s average pooling with the feature map kept in the autograd graph."""
+    import torch
+
+    n_img, C, H, W = x.shape
+    ph_n, pw_n = int(aligned_height), int(aligned_width)
+    feat = x.permute(0, 2, 3, 1).reshape(n_img * H * W, C)
+    batch, start_h, start_w, bin_h, bin_w = _roi_bins(rois.detach().to(x.dtype), spatial_scale, aligned, ph_n, pw_n)
+    pairs = torch.stack(_sampling_grid(bin_h, bin_w, sampling_ratio), 1)
+    pieces, order = [], []
+    for gh, gw in torch.unique(pairs, dim=0).tolist():
+        members = torch.nonzero((pairs[:, 0] == gh) & (pairs[:, 1] == gw)).flatten()
+        for chunk in members.split(ROI_CHUNK):
+            boxes = start_h[chunk, None], start_w[chunk, None], bin_h[chunk, None], bin_w[chunk, None]
+            base = (batch[chunk] * (H * W))[:, None, None]
+            pooled, _, _ = _pool_rois(feat, base, boxes, (gh, gw), (ph_n, pw_n), (H, W), 1)
+            pieces.append(pooled)
+            order.append(chunk)
+    out = torch.cat(pieces)[torch.argsort(torch.cat(order))] if pieces else feat.new_zeros((0, ph_n, pw_n, C))
+    return out.permute(0, 3, 1, 2)

@@ -336,10 +336,12 @@ def test_a_gpu_index_beyond_the_visible_ones_is_refused(monkeypatch) -> None:
 
 
 def test_auto_device_says_in_one_line_when_a_gpu_is_present_that_torch_cannot_use(monkeypatch, capsys) -> None:
-    """FAKE: nvidia-smi present (none here); torch.cuda.is_available() is the real False of this CPU torch."""
+    """FAKE: nvidia-smi present, and a CPU build of torch (torch.cuda.is_available() False, torch.version.cuda None):
+    what this CPU machine has for real, faked so that a GPU machine runs the same test."""
     from panbench.evaluation.runtime import device as dev
 
-    assert not torch.cuda.is_available()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
     monkeypatch.setattr(dev, "gpu_present", lambda: True)
     assert dev.pick_device("auto") == "cpu"
     err = capsys.readouterr().err
