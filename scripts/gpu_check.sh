@@ -7,7 +7,7 @@
 #
 # Environment: PY (default .venv/bin/python, else python3), DEVICE (default cuda), COCO_SAMPLE (a COCO panoptic
 # folder for the post-processing stage; default ../shared/data/coco-panoptic-val2017-sample), STAGES (default all:
-# env doctor demo ops post speed batch), TESTS (the pytest selection of the tests, which run in the background beside
+# env doctor demo ops post speed batch bench_gpu), TESTS (the pytest selection of the tests, which run in the background beside
 # the stages, on 6 workers; TESTS= leaves them out), BUDGET_S (seconds for everything: each stage's limit is cut to
 # what is left).  Writes LOGDIR/<stage>.log and LOGDIR/summary.tsv (stage, exit status, seconds); exits 1 when a stage failed.
 set -uo pipefail  # no -e: one failed stage must not stop the others
@@ -17,7 +17,7 @@ PY="${PY:-.venv/bin/python}"
 [[ -x "$PY" ]] || PY="$(command -v python3)"
 DEVICE="${DEVICE:-cuda}"
 COCO_SAMPLE="${COCO_SAMPLE:-../shared/data/coco-panoptic-val2017-sample}"
-STAGES="${STAGES:-env doctor demo ops post speed batch}"
+STAGES="${STAGES:-env doctor demo ops post speed batch bench_gpu}"
 TESTS="${TESTS-tests/evaluation/test_gpu_path.py tests/integrations tests/ops tests/metrics tests/evaluation/test_oom.py}"
 END=$(( $(date +%s) + ${BUDGET_S:-100000} ))
 R="$LOG/results"
@@ -88,11 +88,16 @@ stage_speed() {  # `panbench speed` on the demo models: fp32, bf16 autocast, tor
     # shellcheck disable=SC2086
     "$PY" -m panbench speed --model all --dataset demo --device "$DEVICE" --results "$R/speed" $extra || echo "FAILED: $extra"
   done
-  "$PY" -m panbench table --results "$R/speed" 2>&1 | head -40 || true
 }
 
-stage_batch() {  # bench_gpu.sh on the demo set: batch 1 and 8, fp32 and bf16, both fusions; PQ must not move
-  PY="$PY" MODELS="$DEMO_MODELS" DATASET=demo BATCHES="1 8" AMPS="fp32 bf16" DEVICE="$DEVICE" WORKERS=4 \
+stage_batch() {  # what --batch-size changes on the device: batch 8 against batch 1, image by image
+  # shellcheck disable=SC2086
+  "$PY" scripts/bench_batch_size.py $(printf -- '--model %s ' $DEMO_MODELS) --limit 60 --batch-sizes 1 8 \
+    --extra "--device $DEVICE"
+}
+
+stage_bench_gpu() {  # bench_gpu.sh on the demo set for one model: batch 1 and 8, fp32 and bf16, both fusions
+  PY="$PY" MODELS=demo-mask2former DATASET=demo BATCHES="1 8" AMPS="fp32 bf16" DEVICE="$DEVICE" WORKERS=4 \
     OUT="$R/bench_gpu" bash scripts/bench_gpu.sh 64
 }
 
@@ -105,7 +110,7 @@ stage_tests() {  # the tests nearest the GPU path; CUDA-only tests run here, ski
   "$PY" -m pytest -q -p no:randomly -n 6 $TESTS
 }
 
-export -f stage_env stage_demo stage_speed stage_batch stage_post stage_tests
+export -f stage_env stage_demo stage_speed stage_batch stage_bench_gpu stage_post stage_tests
 [[ -n "$TESTS" ]] && { TESTS="$TESTS" run_stage tests 600 bash -c stage_tests & }
 for s in $STAGES; do
   case "$s" in
@@ -116,9 +121,10 @@ for s in $STAGES; do
     post) run_stage post 120 bash -c stage_post ;;
     speed) run_stage speed 150 bash -c stage_speed ;;
     batch) run_stage batch 150 bash -c stage_batch ;;
-    *) echo "gpu_check: unknown stage $s (env doctor demo ops post speed batch)" >&2; exit 2 ;;
+    bench_gpu) run_stage bench_gpu 120 bash -c stage_bench_gpu ;;
+    *) echo "gpu_check: unknown stage $s (env doctor demo ops post speed batch bench_gpu)" >&2; exit 2 ;;
   esac
 done
 wait
-column -t "$LOG/summary.tsv"
+column -t "$LOG/summary.tsv" 2>/dev/null || cat "$LOG/summary.tsv"
 ! cut -f2 "$LOG/summary.tsv" | grep -qv '^0$'

@@ -182,7 +182,8 @@ def test_demo_panoptic_fpn_on_torchvisions_kernels_predicts_what_compiled_mmcv_p
     env = {**os.environ, "PANBENCH_OPS": "panbench", "PYTHONPATH": str(REPO_ROOT)}
     r = subprocess.run([sys.executable, "-c", CUDA_PATH_ON_CPU, "eval", "--model", "demo-panoptic-fpn", "--dataset",
                         "demo", "--results", str(res), "--save-predictions", str(preds), "--no-progress",
-                        "--workers", "0", "--no-resume"], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+                        "--workers", "0", "--no-resume", "--device", "cpu"],  # CPU tensors on the CUDA path's kernels
+                       capture_output=True, text=True, cwd=REPO_ROOT, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     nms_calls, roi_calls = map(int, r.stdout.split("torchvision calls")[1].split())
     assert nms_calls > 0 and roi_calls > 0
