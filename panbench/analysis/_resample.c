@@ -10,7 +10,15 @@
  *       change a bit, so the resamples split across threads (lo, hi) give the sums of one pass.  The caller
  *       checks that no sum can overflow (resample.py: n_images times the largest entry below 2^62).
  *
- * Releases the GIL while it adds.  A block of PB_BLOCK resamples at a time: their counts of each image, then
+ *   draws(state, n_images, out) -> bool
+ *       Fills out (int64; R x n_images in C order for the bootstrap) with numpy's Generator(PCG64(SeedSequence(seed))).integers(0,
+ *       n_images, size=(R, n_images)), bit for bit: state is the 4 little-endian uint64 words of
+ *       SeedSequence(seed).generate_state(4, uint64) (resample.py computes them without numpy.random); PCG64 is
+ *       the 128-bit LCG with the XSL-RR output (each 64-bit output gives two 32-bit draws, low half first), and a
+ *       draw below 2^32 takes Lemire's multiply-and-reject as numpy's buffered_bounded_lemire_uint32 does.  False
+ *       where this compiler has no 128-bit integers (the caller then asks numpy).
+ *
+ * Releases the GIL while it adds or draws.  A block of PB_BLOCK resamples at a time: their counts of each image, then
  * for each image's nonzeros (a handful of categories: the sums are kept sparse) value times the block's counts
  * added into that category's row of the block, PB_BLOCK independent additions (AVX2 where the CPU has it).
  */
@@ -104,8 +112,91 @@ done:
     return result;
 }
 
+#ifdef __SIZEOF_INT128__
+typedef unsigned __int128 pb_u128;
+typedef struct {
+    pb_u128 state, inc;
+    uint32_t half; /* the high half of the last 64-bit output, not yet used */
+    int has_half;
+} pb_pcg64;
+
+static const pb_u128 PB_PCG_MULT = ((pb_u128)2549297995355413924ULL << 64) + 4865540595714422341ULL;
+
+static inline uint64_t pcg64_next64(pb_pcg64 *g) {
+    g->state = g->state * PB_PCG_MULT + g->inc; /* step, then the output of the new state */
+    const uint64_t x = (uint64_t)(g->state >> 64) ^ (uint64_t)g->state;
+    const unsigned rot = (unsigned)(g->state >> 122);
+    return (x >> rot) | (x << ((-rot) & 63));
+}
+
+static inline uint32_t pcg64_next32(pb_pcg64 *g) {
+    if (g->has_half) {
+        g->has_half = 0;
+        return g->half;
+    }
+    const uint64_t v = pcg64_next64(g);
+    g->half = (uint32_t)(v >> 32);
+    g->has_half = 1;
+    return (uint32_t)v;
+}
+
+/* a draw in 0..rng (rng < 2^32 - 1): Lemire's multiply-and-reject, numpy's buffered_bounded_lemire_uint32 */
+static inline uint32_t bounded_lemire32(pb_pcg64 *g, uint32_t rng) {
+    const uint32_t excl = rng + 1;
+    uint64_t m = (uint64_t)pcg64_next32(g) * excl;
+    uint32_t leftover = (uint32_t)m;
+    if (leftover < excl) {
+        const uint32_t threshold = (UINT32_MAX - rng) % excl;
+        while (leftover < threshold) {
+            m = (uint64_t)pcg64_next32(g) * excl;
+            leftover = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+#endif
+
+static PyObject *py_draws(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer bs, bo;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*nw*", &bs, &n, &bo)) return NULL;
+    PyObject *result = NULL;
+    if (bs.len != 32 || n <= 0 || (uint64_t)n > UINT32_MAX || bo.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "draws: expected 32 bytes of state, 0 < n_images < 2^32 and an int64 out");
+        goto done;
+    }
+#ifdef __SIZEOF_INT128__
+    uint64_t w[4];
+    memcpy(w, bs.buf, 32); /* little-endian words (x86-64, aarch64) */
+    int64_t *out = bo.buf;
+    const Py_ssize_t total = bo.len / 8;
+    Py_BEGIN_ALLOW_THREADS
+    /* numpy's pcg64_set_seed: initstate = w0:w1, initseq = w2:w3; srandom: state 0, inc 2 initseq + 1, step,
+     * state += initstate, step */
+    pb_pcg64 g = {0, (((pb_u128)w[2] << 64 | w[3]) << 1) | 1, 0, 0};
+    g.state = g.state * PB_PCG_MULT + g.inc;
+    g.state += (pb_u128)w[0] << 64 | w[1];
+    g.state = g.state * PB_PCG_MULT + g.inc;
+    const uint32_t rng = (uint32_t)(n - 1);
+    if (rng == 0)
+        memset(out, 0, (size_t)total * 8); /* numpy draws nothing for a range of one */
+    else
+        for (Py_ssize_t e = 0; e < total; e++) out[e] = bounded_lemire32(&g, rng);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_True);
+#else
+    result = Py_NewRef(Py_False);
+#endif
+done:
+    PyBuffer_Release(&bs);
+    PyBuffer_Release(&bo);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"sums", py_sums, METH_VARARGS, "The resampled per-category sums of resamples lo..hi-1, exact (int64)."},
+    {"draws", py_draws, METH_VARARGS, "numpy's integers(0, n_images, size=(R, n_images)) of a seed's PCG64 state."},
     {"use_avx2", pb_use_avx2, METH_VARARGS, "Switch the AVX2 loop off or on (tests)."},
     {NULL, NULL, 0, NULL},
 };

@@ -9,6 +9,7 @@ the sums in float64 pieces, each exact (:func:`_blas_sums`), gives the same inte
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 import numpy as np
@@ -38,6 +39,57 @@ def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iter
         yield w[:len(d)]
 
 
+_M32 = 0xFFFFFFFF
+
+
+def _hashmix(value: int, hash_const: list[int], mult: int) -> int:
+    """SeedSequence's hashmix (numpy/random/bit_generator.pyx), in uint32 arithmetic; advances ``hash_const``."""
+    value = (value ^ hash_const[0]) & _M32
+    hash_const[0] = (hash_const[0] * mult) & _M32
+    value = (value * hash_const[0]) & _M32
+    return value ^ (value >> 16)
+
+
+def _mix(x: int, y: int) -> int:
+    r = (0xCA01F9DD * x - 0x4973F715 * y) & _M32
+    return r ^ (r >> 16)
+
+
+def pcg64_state(seed: int) -> bytes:
+    """The 4 little-endian uint64 words ``numpy.random.SeedSequence(seed).generate_state(4, np.uint64)``, which
+    seed ``PCG64(seed)`` (what ``np.random.default_rng(seed)`` makes), computed without importing numpy.random:
+    the entropy's uint32 words mixed into a pool of 4, then 8 words drawn from the pool."""
+    if seed < 0:
+        raise ValueError("pcg64_state: a seed is a non-negative integer")
+    entropy = []
+    while True:
+        entropy.append(seed & _M32)
+        seed >>= 32
+        if not seed:
+            break
+    hc = [0x43B0D7E5]
+    pool = [_hashmix(entropy[i] if i < len(entropy) else 0, hc, 0x931E8875) for i in range(4)]
+    for i_src in range(4):
+        for i_dst in range(4):
+            if i_src != i_dst:
+                pool[i_dst] = _mix(pool[i_dst], _hashmix(pool[i_src], hc, 0x931E8875))
+    for i_src in range(4, len(entropy)):
+        for i_dst in range(4):
+            pool[i_dst] = _mix(pool[i_dst], _hashmix(entropy[i_src], hc, 0x931E8875))
+    hb = [0x8B51F9DD]
+    words = [_hashmix(pool[i % 4], hb, 0x58F38DED) for i in range(8)]
+    return struct.pack("<8I", *words)  # 8 uint32 read as 4 little-endian uint64
+
+
+def draws(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``R x N`` int64: ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))``, drawn
+    in C where it was built (no import of numpy.random, a few ns a draw), else by numpy; the same numbers."""
+    out = np.empty((n_resamples, n_images), np.int64)
+    if _c is not None and 0 < n_images < 2**32 and out.size and _c.draws(pcg64_state(seed), n_images, out):
+        return out
+    return np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
+
+
 def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:
     """Per-image sums ``x`` (float64) as int64, the ``iou_cols`` in units of 2^-40 (rounded to nearest), the
     others (integer counts) as they are; None when a resampled sum could reach 2^62 (N times an entry) or an
@@ -61,7 +113,7 @@ def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int 
     n, k = fixed.shape
     if _c is None:
         return np.concatenate([_blas_sums(w, fixed) for w in count_chunks(n, n_resamples, seed, 250)])
-    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    drawn = draws(n, n_resamples, seed)
     at = np.flatnonzero(fixed)  # the nonzeros, row by row: the CSR of the sparse rows
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(at // k, minlength=n), out=indptr[1:])
@@ -72,7 +124,7 @@ def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int 
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(len(bounds) - 1) as pool:  # one thread per span; the GIL is released while C adds
-        for f in [pool.submit(_c.sums, draws, n, indptr, cols, vals, out, k, int(lo), int(hi))
+        for f in [pool.submit(_c.sums, drawn, n, indptr, cols, vals, out, k, int(lo), int(hi))
                   for lo, hi in zip(bounds[:-1], bounds[1:])]:
             f.result()
     return out
