@@ -11,8 +11,8 @@
  *       checks that no sum can overflow (resample.py: n_images times the largest entry below 2^62).
  *
  *   draws(state, n_images, out) -> bool
- *       Fills out (int64; R x n_images in C order for the bootstrap) with numpy's Generator(PCG64(SeedSequence(seed))).integers(0,
- *       n_images, size=(R, n_images)), bit for bit: state is the 4 little-endian uint64 words of
+ *       Fills out (int64; R x n_images in C order for the bootstrap) with numpy's
+ *       Generator(PCG64(SeedSequence(seed))).integers(0, n_images, size=(R, n_images)), bit for bit: state is the 4 little-endian uint64 words of
  *       SeedSequence(seed).generate_state(4, uint64) (resample.py computes them without numpy.random); PCG64 is
  *       the 128-bit LCG with the XSL-RR output (each 64-bit output gives two 32-bit draws, low half first), and a
  *       draw below 2^32 takes Lemire's multiply-and-reject as numpy's buffered_bounded_lemire_uint32 does.  False
@@ -167,8 +167,9 @@ static PyObject *py_draws(PyObject *self, PyObject *args) {
         goto done;
     }
 #ifdef __SIZEOF_INT128__
-    uint64_t w[4];
-    memcpy(w, bs.buf, 32); /* little-endian words (x86-64, aarch64) */
+    uint64_t w[4] = {0, 0, 0, 0};
+    const unsigned char *bytes = bs.buf;
+    for (int i = 0; i < 32; i++) w[i / 8] |= (uint64_t)bytes[i] << (8 * (i % 8)); /* little-endian words */
     int64_t *out = bo.buf;
     const Py_ssize_t total = bo.len / 8;
     Py_BEGIN_ALLOW_THREADS

@@ -9,6 +9,7 @@ the sums in float64 pieces, each exact (:func:`_blas_sums`), gives the same inte
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Iterator
 
@@ -59,6 +60,7 @@ def pcg64_state(seed: int) -> bytes:
     """The 4 little-endian uint64 words ``numpy.random.SeedSequence(seed).generate_state(4, np.uint64)``, which
     seed ``PCG64(seed)`` (what ``np.random.default_rng(seed)`` makes), computed without importing numpy.random:
     the entropy's uint32 words mixed into a pool of 4, then 8 words drawn from the pool."""
+    seed = operator.index(seed)  # a numpy integer too, as a Python int
     if seed < 0:
         raise ValueError("pcg64_state: a seed is a non-negative integer")
     entropy = []
@@ -83,7 +85,7 @@ def pcg64_state(seed: int) -> bytes:
 
 def draws(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
     """``R x N`` int64: ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))``, drawn
-    in C where it was built (no import of numpy.random, a few ns a draw), else by numpy; the same numbers."""
+    in C where it was built (without importing numpy.random), else by numpy; the same numbers."""
     out = np.empty((n_resamples, n_images), np.int64)
     if _c is not None and 0 < n_images < 2**32 and out.size and _c.draws(pcg64_state(seed), n_images, out):
         return out

@@ -375,6 +375,8 @@ def roi_align_grad(grad_output: Any, rois: Any, input_shape: tuple[int, int, int
     import torch
 
     n, c, h, w = input_shape
+    if rois.shape[0] == 0:
+        return torch.zeros(input_shape, dtype=grad_output.dtype, device=grad_output.device)
     if _torchvision_serves(grad_output):
         import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 

@@ -124,7 +124,7 @@ def test_float32_columns_only_when_exact() -> None:
     assert bootstrap_ci(big, th, n_resamples=50, seed=1) == exact_reference_ci(big, th, 50, 1)
 
 
-SEEDS = [0, 1, 7, 12345, 2**32 - 1, 2**32, 2**40 + 7, 2**64 + 3, 2**100 + 12345]
+SEEDS = [0, 1, 7, 12345, 2**32 - 1, 2**32, 2**40 + 7, 2**64 + 3, 2**100 + 12345, 2**128 + 5, 2**200 + 99]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -142,9 +142,12 @@ def test_the_c_draws_are_numpys_integers_bit_for_bit(seed: int) -> None:
     for n, rows in ((1, 5), (2, 40), (3, 40), (64, 20), (1000, 30), (4999, 7)):
         np.testing.assert_array_equal(resample.draws(n, rows, seed),
                                       np.random.default_rng(seed).integers(0, n, size=(rows, n)))
-    got = np.empty(2000, np.int64)
-    assert resample._c.draws(resample.pcg64_state(seed), 3 * 2**30, got) is True
-    np.testing.assert_array_equal(got, np.random.default_rng(seed).integers(0, 3 * 2**30, size=2000))
+    for n in (3 * 2**30, 2**32 - 1):  # the largest range C takes: 0..2^32 - 2
+        got = np.empty(2000, np.int64)
+        assert resample._c.draws(resample.pcg64_state(seed), n, got) is True
+        np.testing.assert_array_equal(got, np.random.default_rng(seed).integers(0, n, size=2000))
+    with pytest.raises(ValueError, match="0 < n_images < 2\\^32"):
+        resample._c.draws(resample.pcg64_state(seed), 2**32, got)
 
 
 @pytest.mark.skipif(resample._c is None, reason="the C extension is not built")
@@ -157,8 +160,8 @@ def test_the_bootstrap_does_not_import_numpy_random() -> None:
 
     code = ("import sys, numpy as np\n"
             "from panbench.analysis.bootstrap import RunSums, bootstrap_ci\n"
-            "from panbench.analysis.resample import draws, resampled_sums\n"
-            "resampled_sums(np.ones((30, 6), np.int64), 100, 0, 2)\n"
+            "run = RunSums(np.ones((30, 2)), np.ones((30, 2)), np.zeros((30, 2)), np.zeros((30, 2)), list(range(30)))\n"
+            "bootstrap_ci(run, [True, False], threads=2)\n"
             "assert 'numpy.random' not in sys.modules, 'numpy.random was imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
     assert r.returncode == 0, r.stderr[-1500:]
