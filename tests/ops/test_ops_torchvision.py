@@ -190,3 +190,18 @@ def test_demo_panoptic_fpn_on_torchvisions_kernels_predicts_what_compiled_mmcv_p
     want = json.loads((FIXTURES / "demo_predictions.json").read_text())["demo-panoptic-fpn"]
     got = record.demo_digests(res, preds)["demo-panoptic-fpn"]
     assert got["images"] == want["images"] and got["PQ"] == want["PQ"]
+
+
+def test_roi_align_backward_on_torchvisions_kernel_is_the_autograd_gradient(monkeypatch) -> None:
+    """RoIAlign's backward as CUDA tensors take it (torchvision's ``_roi_align_backward``, its arguments in
+    torchvision's order), here on CPU tensors, against autograd through the PyTorch RoIAlign."""
+    g = torch.Generator().manual_seed(3)
+    shape = (2, 4, 13, 17)
+    rois = torch.tensor([[0, 1.0, 2.0, 40.0, 30.0], [1, 10.5, 3.5, 20.0, 50.0], [1, -6.0, -2.0, 9.0, 7.0],
+                         [0, 0.0, 0.0, 67.0, 51.0]])
+    grad_out = torch.randn(4, 4, 3, 5, generator=g)
+    want = kernels.roi_align_grad(grad_out, rois, shape, 3, 5, 0.25, 2, True)  # autograd: CPU tensors
+    monkeypatch.setattr(kernels, "_torchvision_serves", lambda t: True)
+    got = kernels.roi_align_grad(grad_out, rois, shape, 3, 5, 0.25, 2, True)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert got.abs().sum() > 0
