@@ -9,7 +9,7 @@
 # folder for the post-processing stage; default ../shared/data/coco-panoptic-val2017-sample), STAGES (default all:
 # env doctor demo ops post speed batch bench_gpu), TESTS (the pytest selection of the tests, which run in the background beside
 # the stages, on 6 workers; TESTS= leaves them out), BUDGET_S (seconds for everything: each stage's limit is cut to
-# what is left).  Writes LOGDIR/<stage>.log and LOGDIR/summary.tsv (stage, exit status, seconds); exits 1 when a stage failed.
+# what is left).  Writes LOGDIR/<stage>.log and LOGDIR/summary.tsv (stage, exit status, seconds); exits 1 when a stage failed or ran out of time.
 set -uo pipefail  # no -e: one failed stage must not stop the others
 cd "$(dirname "$0")/.."
 LOG="${1:-results/gpu_check}"
