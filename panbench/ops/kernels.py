@@ -207,7 +207,8 @@ def roi_align_torch(input: Any, rois: Any, aligned_height: int, aligned_width: i
     out = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev)
     amy = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev) if pool_mode == 0 else None
     amx = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev) if pool_mode == 0 else None
-    feat = input.detach().permute(0, 2, 3, 1).reshape(n_img * H * W, C)  # one row per pixel
+    # one row per pixel; kept in autograd's graph where grad mode is on and ``input`` requires grad (roi_align_grad)
+    feat = input.permute(0, 2, 3, 1).reshape(n_img * H * W, C)
     batch, start_h, start_w, bin_h, bin_w = _roi_bins(rois.detach().to(dt), spatial_scale, aligned, ph_n, pw_n)
     pairs = torch.stack(_sampling_grid(bin_h, bin_w, sampling_ratio), 1)
     for gh, gw in torch.unique(pairs, dim=0).tolist():
@@ -385,30 +386,6 @@ def roi_align_grad(grad_output: Any, rois: Any, input_shape: tuple[int, int, int
             n, c, h, w, int(sampling_ratio), bool(aligned))
     with torch.enable_grad():
         x = torch.zeros(input_shape, dtype=grad_output.dtype, device=grad_output.device, requires_grad=True)
-        out = _roi_align_avg_differentiable(x, rois, aligned_height, aligned_width, spatial_scale, sampling_ratio,
-                                            aligned)
+        out, _, _ = roi_align_torch(x, rois, aligned_height, aligned_width, spatial_scale, sampling_ratio, 1, aligned)
         (grad,) = torch.autograd.grad(out, x, grad_output)
     return grad
-
-
-def _roi_align_avg_differentiable(x: Any, rois: Any, aligned_height: int, aligned_width: int, spatial_scale: float,
-                                  sampling_ratio: int, aligned: bool) -> Any:
-    """:func:`roi_align_torch`'s average pooling with the feature map kept in the autograd graph."""
-    import torch
-
-    n_img, C, H, W = x.shape
-    ph_n, pw_n = int(aligned_height), int(aligned_width)
-    feat = x.permute(0, 2, 3, 1).reshape(n_img * H * W, C)
-    batch, start_h, start_w, bin_h, bin_w = _roi_bins(rois.detach().to(x.dtype), spatial_scale, aligned, ph_n, pw_n)
-    pairs = torch.stack(_sampling_grid(bin_h, bin_w, sampling_ratio), 1)
-    pieces, order = [], []
-    for gh, gw in torch.unique(pairs, dim=0).tolist():
-        members = torch.nonzero((pairs[:, 0] == gh) & (pairs[:, 1] == gw)).flatten()
-        for chunk in members.split(ROI_CHUNK):
-            boxes = start_h[chunk, None], start_w[chunk, None], bin_h[chunk, None], bin_w[chunk, None]
-            base = (batch[chunk] * (H * W))[:, None, None]
-            pooled, _, _ = _pool_rois(feat, base, boxes, (gh, gw), (ph_n, pw_n), (H, W), 1)
-            pieces.append(pooled)
-            order.append(chunk)
-    out = torch.cat(pieces)[torch.argsort(torch.cat(order))] if pieces else feat.new_zeros((0, ph_n, pw_n, C))
-    return out.permute(0, 3, 1, 2)
