@@ -49,18 +49,18 @@ def sigmoid_focal_loss_forward(input: Any, target: Any, weight: Any, output: Any
                                alpha: float) -> None:
     """mmcv's ``sigmoid_focal_loss_forward`` (mmdet's ``FocalLoss`` on CUDA tensors): fills ``output`` with each
     element's loss."""
-    from panbench.ops import kernels
+    from panbench.ops import training
 
-    output.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=False))
+    output.copy_(training.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=False))
 
 
 def sigmoid_focal_loss_backward(input: Any, target: Any, weight: Any, grad_input: Any, gamma: float,
                                 alpha: float) -> None:
     """mmcv's ``sigmoid_focal_loss_backward``: fills ``grad_input`` with each element's derivative (mmcv's
     autograd function multiplies it by the incoming gradient)."""
-    from panbench.ops import kernels
+    from panbench.ops import training
 
-    grad_input.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=True))
+    grad_input.copy_(training.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=True))
 
 
 def ms_deform_attn_backward(value: Any, value_spatial_shapes: Any, value_level_start_index: Any,
@@ -68,9 +68,9 @@ def ms_deform_attn_backward(value: Any, value_spatial_shapes: Any, value_level_s
                             grad_sampling_loc: Any, grad_attn_weight: Any, im2col_step: int) -> None:
     """mmcv's ``ms_deform_attn_backward`` (Mask2Former's pixel decoder training on CUDA): fills the three
     gradients, those of mmcv's PyTorch function that :func:`ms_deform_attn_forward` runs."""
-    from panbench.ops import kernels
+    from panbench.ops import training
 
-    grads = kernels.ms_deform_attn_grads(value, value_spatial_shapes, sampling_locations, attention_weights,
+    grads = training.ms_deform_attn_grads(value, value_spatial_shapes, sampling_locations, attention_weights,
                                          grad_output)
     for dst, g in zip((grad_value, grad_sampling_loc, grad_attn_weight), grads):
         dst.copy_(g)
@@ -81,12 +81,12 @@ def roi_align_backward(grad_output: Any, rois: Any, argmax_y: Any, argmax_x: Any
                        pool_mode: int, aligned: bool) -> None:
     """mmcv's ``roi_align_backward`` for average pooling (PanopticFPN's RoI extractors): adds the gradient by the
     feature map into ``grad_input``; max pooling stops with one line."""
-    from panbench.ops import kernels
+    from panbench.ops import training
 
     if pool_mode != 1:
         raise PanbenchError(f"mmcv op roi_align_backward: max pooling's backward is not in panbench's ops; for "
                             f"training with it install {COMPILED_FIX}")
-    grad_input += kernels.roi_align_grad(grad_output, rois, tuple(grad_input.shape), aligned_height, aligned_width,
+    grad_input += training.roi_align_grad(grad_output, rois, tuple(grad_input.shape), aligned_height, aligned_width,
                                          spatial_scale, sampling_ratio, aligned)
 
 
