@@ -45,8 +45,8 @@ setup(
     ext_modules=[
         Extension("panbench.pq._native", ["panbench/pq/_native.c"], depends=[COMMON, MATCH_CORE],
                   extra_compile_args=["-O3"], optional=True),
-        Extension("panbench.pq._match", ["panbench/pq/_match.c"], depends=[MATCH_CORE], extra_compile_args=["-O3"],
-                  optional=True),
+        Extension("panbench.pq._match", ["panbench/pq/_match.c"], depends=[MATCH_CORE, "panbench/pq/_json_scan.h"],
+                  extra_compile_args=["-O3"], optional=True),
         Extension("panbench.pq._boundary", ["panbench/pq/_boundary.c"], depends=[COMMON], extra_compile_args=["-O3"],
                   optional=True),
         # the MaskFormer fusion's per-pixel argmax over the queries

@@ -13,6 +13,7 @@
  *       The area checks and the semantic fold of the same table (each documented at its function).
  *   segments(segments_info, category_index, gt) -> bytearray | None
  *   typed(segments_info, gt) -> bool
+ *   scan(document, gt) -> None | (text, segments);  packed(fields, n, category_index, gt) -> bytearray | None
  *       What the match reads of a segments_info (coco_format.parse_segments) and the type check of
  *       coco_format.parse_annotations, for the segments_info that pass every check; anything else goes to
  *       the Python code, which names the problem.
@@ -25,6 +26,7 @@
 #include <string.h>
 
 #include "_match_core.h"
+#include "_json_scan.h"
 
 static PyObject *py_match(PyObject *self, PyObject *args) {
     (void)self;
@@ -147,6 +149,24 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* out (n ids first) when the ids are unique, else None; out is consumed */
+static PyObject *unique_ids(PyObject *out, const int64_t *ids, Py_ssize_t n) {
+    if (n < 2) return out;
+    int64_t *sorted = malloc((size_t)n * 8);
+    if (!sorted) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    memcpy(sorted, ids, (size_t)n * 8);
+    qsort(sorted, (size_t)n, 8, cmp_i64);
+    int dup = 0;
+    for (Py_ssize_t k = 1; k < n && !dup; k++) dup = sorted[k] == sorted[k - 1];
+    free(sorted);
+    if (!dup) return out;
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
 /* segments(segments_info, category_index, gt) -> bytearray | None
  * parse_segments' arrays for a segments_info whose every entry is a dict with an exact int id in 1..2^24-1
  * (unique), an exact int category_id that category_index (COCO id -> index) holds, an iscrowd absent or an
@@ -176,24 +196,191 @@ static PyObject *py_segments(PyObject *self, PyObject *args) {
         if (v && !exact_int(v, LLONG_MIN, LLONG_MAX, &c)) goto other;
         ids[k] = id, cats[k] = cat, areas[k] = area, crowd[k] = v && c == 1;
     }
-    if (n > 1) { /* unique ids: a sorted copy in the areas' place, then the areas again */
-        int64_t *sorted = malloc((size_t)n * 8);
-        if (!sorted) {
-            Py_DECREF(out);
-            return PyErr_NoMemory();
-        }
-        memcpy(sorted, ids, (size_t)n * 8);
-        qsort(sorted, (size_t)n, 8, cmp_i64);
-        int dup = 0;
-        for (Py_ssize_t k = 1; k < n && !dup; k++) dup = sorted[k] == sorted[k - 1];
-        free(sorted);
-        if (dup) goto other;
-    }
-    return out;
+    return unique_ids(out, ids, n);
 other:
     Py_DECREF(out);
     if (PyErr_Occurred()) return NULL;
     Py_RETURN_NONE;
+}
+
+/* packed(fields, n, category_index, gt) -> bytearray | None
+ * segments() for a segments_info that scan() read: fields holds its n ids, category ids, areas (int64 each) and
+ * crowd flags (a byte each), every one a plain integer in the JSON; the same checks, the same bytearray. */
+static PyObject *py_packed(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer bf;
+    Py_ssize_t n;
+    PyObject *index;
+    int gt;
+    if (!PyArg_ParseTuple(args, "y*nO!p", &bf, &n, &PyDict_Type, &index, &gt)) return NULL;
+    PyObject *out = NULL;
+    if (n < 0 || bf.len != n * 25) {
+        PyErr_SetString(PyExc_ValueError, "packed: expected n int64 ids, category ids and areas, n crowd bytes");
+        goto done;
+    }
+    if (n >= PB_MAX_SEGMENTS) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (!(out = PyByteArray_FromStringAndSize(bf.buf, n * 25))) goto done;
+    int64_t *ids = (int64_t *)PyByteArray_AS_STRING(out), *cats = ids + n, *areas = cats + n;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        long long cat;
+        PyObject *key = PyLong_FromLongLong(cats[k]), *v;
+        if (!key) goto fail;
+        v = PyDict_GetItemWithError(index, key);
+        Py_DECREF(key);
+        if (ids[k] < 1 || ids[k] >= PB_MAX_ID || !v || !exact_int(v, 0, PY_SSIZE_T_MAX, &cat) ||
+            (gt && (areas[k] < 0 || areas[k] >= PB_MAX_AREA)))
+            goto fail;
+        cats[k] = cat;
+        if (!gt) areas[k] = 0;
+    }
+    out = unique_ids(out, ids, n);
+    goto done;
+fail:
+    Py_CLEAR(out);
+    if (!PyErr_Occurred()) out = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&bf);
+    return out;
+}
+
+/* scan(document, gt) -> None | (text, segments)
+ * _json_scan.h's scan of a JSON document's bytes: text is the document with every segments_info array that
+ * passes cut out ([] in its place); segments has one entry per element of "annotations", in order: None where
+ * the array stayed in the text, else (start, stop, n, fields) for the array at document[start:stop], its n
+ * segments' fields as packed() reads them.  None: json.load reads the whole document (see _json_scan.h). */
+static int scan_annotations(pb_cur *c, const unsigned char *base, int gt, pb_vec *spans, pb_vec *fields) {
+    const unsigned char *s;
+    int esc;
+    c->p++;
+    pb_ws(c);
+    if (c->p < c->end && *c->p == ']') return c->p++, 0;
+    for (;;) {
+        pb_ws(c);
+        if (c->p >= c->end || *c->p++ != '{') return -1;
+        int seen = 0;
+        pb_ws(c);
+        if (c->p < c->end && *c->p == '}') return -1; /* no segments_info */
+        for (;;) {
+            pb_ws(c);
+            if (c->p >= c->end || *c->p != '"') return -1;
+            s = c->p + 1;
+            if (pb_skip_string(c, &esc) || esc) return -1;
+            int is_segs = pb_key_is(s, c->p - 1, "segments_info");
+            pb_ws(c);
+            if (c->p >= c->end || *c->p++ != ':') return -1;
+            pb_ws(c);
+            if (is_segs) {
+                Py_ssize_t n, start = c->p - base, at = fields->n;
+                if (seen++ || c->p >= c->end || *c->p != '[') return -1;
+                int r = pb_segments(c, gt, fields, &n);
+                if (r < 0) return r;
+                if (!r) fields->n = at;
+                if (pb_push(spans, start) || pb_push(spans, c->p - base) || pb_push(spans, r) || pb_push(spans, n) ||
+                    pb_push(spans, at))
+                    return -2;
+            } else if (pb_skip_value(c)) {
+                return -1;
+            }
+            pb_ws(c);
+            if (c->p >= c->end) return -1;
+            if (*c->p == '}') break;
+            if (*c->p++ != ',') return -1;
+        }
+        c->p++;
+        if (!seen) return -1;
+        pb_ws(c);
+        if (c->p >= c->end) return -1;
+        if (*c->p == ']') return c->p++, 0;
+        if (*c->p++ != ',') return -1;
+    }
+}
+
+static PyObject *scan_result(const unsigned char *base, Py_ssize_t len, pb_vec *spans, pb_vec *fields) {
+    Py_ssize_t m = spans->n / 5, cut = 0;
+    for (Py_ssize_t a = 0; a < m; a++)
+        if (spans->a[5 * a + 2]) cut += spans->a[5 * a + 1] - spans->a[5 * a] - 2;
+    PyObject *text = PyBytes_FromStringAndSize(NULL, len - cut), *segs = PyList_New(m), *res = NULL;
+    if (!text || !segs) goto done;
+    char *t = PyBytes_AS_STRING(text);
+    Py_ssize_t from = 0;
+    for (Py_ssize_t a = 0; a < m; a++) {
+        int64_t *sp = spans->a + 5 * a, n = sp[3];
+        if (!sp[2]) {
+            PyList_SET_ITEM(segs, a, Py_NewRef(Py_None));
+            continue;
+        }
+        memcpy(t, base + from, (size_t)(sp[0] - from));
+        t += sp[0] - from;
+        *t++ = '[', *t++ = ']';
+        from = sp[1];
+        PyObject *f = PyBytes_FromStringAndSize(NULL, 25 * n);
+        if (!f) goto done;
+        int64_t *col = (int64_t *)PyBytes_AS_STRING(f), *row = fields->a + sp[4];
+        uint8_t *crowd = (uint8_t *)(col + 3 * n);
+        for (int64_t k = 0; k < n; k++, row += 4)
+            col[k] = row[0], col[n + k] = row[1], col[2 * n + k] = row[2], crowd[k] = (uint8_t)row[3];
+        PyObject *item = Py_BuildValue("(LLLN)", (long long)sp[0], (long long)sp[1], (long long)n, f);
+        if (!item) goto done;
+        PyList_SET_ITEM(segs, a, item);
+    }
+    memcpy(t, base + from, (size_t)(len - from));
+    res = PyTuple_Pack(2, text, segs);
+done:
+    Py_XDECREF(text);
+    Py_XDECREF(segs);
+    return res;
+}
+
+static PyObject *py_scan(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b;
+    int gt;
+    if (!PyArg_ParseTuple(args, "y*p", &b, &gt)) return NULL;
+    const unsigned char *base = b.buf, *s;
+    pb_cur c = {base, base + b.len};
+    pb_vec spans = {0}, fields = {0};
+    PyObject *res = NULL;
+    int seen = 0, esc, r = -1;
+    pb_ws(&c);
+    if (c.p >= c.end || *c.p++ != '{') goto done;
+    pb_ws(&c);
+    if (c.p < c.end && *c.p == '}') goto done;
+    for (;;) {
+        pb_ws(&c);
+        if (c.p >= c.end || *c.p != '"') goto done;
+        s = c.p + 1;
+        if (pb_skip_string(&c, &esc) || esc) goto done;
+        int is_ann = pb_key_is(s, c.p - 1, "annotations");
+        pb_ws(&c);
+        if (c.p >= c.end || *c.p++ != ':') goto done;
+        pb_ws(&c);
+        if (is_ann) {
+            if (seen++ || c.p >= c.end || *c.p != '[') goto done;
+            if ((r = scan_annotations(&c, base, gt, &spans, &fields)) < 0) goto done;
+        } else if (pb_skip_value(&c)) {
+            goto done;
+        }
+        pb_ws(&c);
+        if (c.p >= c.end) goto done;
+        if (*c.p == '}') break;
+        if (*c.p++ != ',') goto done;
+    }
+    c.p++;
+    pb_ws(&c);
+    if (seen && c.p == c.end) {
+        res = scan_result(base, b.len, &spans, &fields);
+        r = res ? 0 : -2;
+    }
+done:
+    free(spans.a);
+    free(fields.a);
+    PyBuffer_Release(&b);
+    if (r == -2 && !PyErr_Occurred()) PyErr_NoMemory();
+    if (!res && !PyErr_Occurred()) res = Py_NewRef(Py_None);
+    return res;
 }
 
 /* typed(segments_info, gt) -> bool: every entry a dict whose id and category_id (and, with gt, area) are exact
@@ -216,6 +403,8 @@ static PyObject *py_typed(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"segments", py_segments, METH_VARARGS, "parse_segments' arrays of a segments_info that passes, packed."},
     {"typed", py_typed, METH_VARARGS, "Whether every segment has parse_annotations' field types."},
+    {"scan", py_scan, METH_VARARGS, "A JSON document with its plain segments_info arrays read and cut out."},
+    {"packed", py_packed, METH_VARARGS, "segments() for the fields of an array scan() read."},
     {"match", py_match, METH_VARARGS, "match_image of panbench.pq.matching, packed (see the module source)."},
     {"areas", py_areas, METH_VARARGS, "The area checks of evaluator._match and the predictions' areas."},
     {"fold", py_fold, METH_VARARGS, "semantic_pairs and unlisted_pixels of one table, packed."},

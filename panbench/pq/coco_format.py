@@ -21,18 +21,73 @@ from panbench.pq.kernels import _SENTINEL, MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
 
 
-def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
-    """Load a JSON object, or raise an InputError that names the file."""
+class PackedSegments:
+    """A segments_info array as :func:`read_json` keeps it where ``_match.scan`` read it (C): the document's bytes,
+    the array's place in them and the integer fields scoring reads of its ``n`` segments, for ``_match.packed``.
+    Every segment has an integer id and category_id (and, read for a ground truth, ``gt``, an integer area) and an
+    integer iscrowd or none.  :meth:`to_list` is the array as ``json.loads`` gives it."""
+
+    __slots__ = ("doc", "start", "stop", "n", "fields", "gt")
+
+    def __init__(self, doc: bytes, start: int, stop: int, n: int, fields: bytes, gt: bool) -> None:
+        self.doc, self.start, self.stop, self.n, self.fields, self.gt = doc, start, stop, n, fields, gt
+
+    def __len__(self) -> int:
+        return self.n
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """The array's own bytes parsed by ``json.loads``: what ``json.load`` of the document holds there."""
+        segs: list[dict[str, Any]] = json.loads(self.doc[self.start:self.stop])
+        return segs
+
+
+def segments_list(segments_info: Any) -> Any:
+    """``segments_info`` as ``json.load`` gives it (a :class:`PackedSegments` parsed; anything else as it is)."""
+    return segments_info.to_list() if type(segments_info) is PackedSegments else segments_info
+
+
+def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None) -> dict[str, Any]:
+    """Load a JSON object, or raise an InputError that names the file.  ``scan`` (True for a ground truth, False
+    for predictions) keeps the annotations' segments_info arrays that ``_match.scan`` reads as
+    :class:`PackedSegments` (the same values; the rest of the document through ``json.loads``)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: {what} not found; check the path")
     try:
         with open(p, "rb") as f:
-            data = json.load(f)
+            raw = f.read()
+        data = _scanned(raw, scan) if scan is not None else None
+        if data is None:
+            data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{p}: {what} is not valid JSON ({e}); re-export or re-download it") from e
     if not isinstance(data, dict):
         raise InputError(f"{p}: {what} must be a JSON object with an 'annotations' list")
+    return data
+
+
+def _scanned(raw: bytes, gt: bool) -> dict[str, Any] | None:
+    """The document through ``_match.scan``: its segments_info arrays that hold plain integers read in C, the rest
+    parsed by ``json.loads``; None where the scan leaves the whole document to ``json.loads`` (which then parses it,
+    or names what is wrong with it)."""
+    c = native.match()
+    if c is None or not hasattr(c, "scan"):
+        return None
+    found = c.scan(raw, gt)
+    if found is None:
+        return None
+    text, segments = found
+    try:
+        data = json.loads(text)
+    except ValueError:  # the document is not valid JSON: json.loads of it says where
+        return None
+    anns = data.get("annotations")
+    if type(anns) is not list or len(anns) != len(segments):  # pragma: no cover - the scan saw this list
+        return None
+    for ann, seg in zip(anns, segments):
+        if seg is not None:
+            start, stop, n, fields = seg
+            ann["segments_info"] = PackedSegments(raw, start, stop, n, fields, gt)
     return data
 
 
@@ -89,6 +144,12 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
         fname = _field(ann, "file_name", where, str)
         if not fname:
             raise InputError(f"{where}: empty 'file_name'")
+        segs = ann.get("segments_info") if type(ann) is dict else None
+        if type(segs) is PackedSegments:
+            if segs.gt == gt:  # every segment has the fields checked below, as plain integers
+                _add_annotation(out, image_id, ann, where)
+                continue
+            ann["segments_info"] = segs.to_list()
         segs = _field(ann, "segments_info", where, list)
         c = native.match()  # its typed(): the check below in C, where it was built
         if c is None or type(segs) is not list or not c.typed(segs, gt):
@@ -98,10 +159,14 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
                     _field(s, "category_id", f"{where} segment {s['id']}", int)
                     if gt:
                         _field(s, "area", f"{where} segment {s['id']}", int)
-        if image_id in out:
-            raise InputError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
-        out[image_id] = ann
+        _add_annotation(out, image_id, ann, where)
     return out
+
+
+def _add_annotation(out: dict[Any, dict[str, Any]], image_id: Any, ann: dict[str, Any], where: str) -> None:
+    if image_id in out:
+        raise InputError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
+    out[image_id] = ann
 
 
 def safe_join(folder: str | os.PathLike[str], file_name: str, where: str) -> Path:
@@ -143,18 +208,27 @@ def _range_error(segments_info: list[dict[str, Any]], where: str, gt: bool) -> N
     raise InputError(f"{where}: segments_info does not fit 64-bit integers")  # pragma: no cover - caught above
 
 
+def _unpacked(packed: bytearray, n: int) -> Segments:
+    """The Segments of ``_match.segments``' (or ``packed``'s) bytes: ids, category indices, areas, crowd flags."""
+    a = np.frombuffer(packed, np.int64, 3 * n)
+    return Segments(a[:n], a[n:2 * n], np.frombuffer(packed, np.bool_, n, 24 * n), a[2 * n:])
+
+
 def parse_segments(
     segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool
 ) -> Segments:
     """``segments_info`` as arrays; checks ids (unique, 1..2^24-1), areas and category ids.  The checks run on
     the Python lists (a few tens of segments: cheaper than numpy's per-call cost, and no int64 overflow)."""
     c = native.match()  # its segments(): the checks below in C, where it was built
+    if c is not None and type(segments_info) is PackedSegments:
+        packed = c.packed(segments_info.fields, segments_info.n, cats.index, gt)
+        if packed is not None:
+            return _unpacked(packed, segments_info.n)
+    segments_info = segments_list(segments_info)  # the checks below name the problem
     if c is not None and type(segments_info) is list:
         packed = c.segments(segments_info, cats.index, gt)
         if packed is not None:  # every check passed (else the code below names the problem)
-            n = len(segments_info)
-            a = np.frombuffer(packed, np.int64, 3 * n)
-            return Segments(a[:n], a[n:2 * n], np.frombuffer(packed, np.bool_, n, 24 * n), a[2 * n:])
+            return _unpacked(packed, len(segments_info))
     n = len(segments_info)
     if n >= int(_SENTINEL):
         raise InputError(f"{where}: {n} segments; at most 65534 per image are supported")

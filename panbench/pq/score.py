@@ -26,7 +26,7 @@ import numpy as np
 from panbench.errors import InputError
 from panbench.pq import batch
 from panbench.pq.batch import Pair
-from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
+from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join, segments_list
 from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -58,12 +58,16 @@ class Scoring:
     keep: bool = False  # keep the per-image results (the analyses read them)
 
 
-def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str]) -> tuple[CategoryTable, list[Pair]]:
-    """Categories and (ground truth, prediction) annotation pairs matched by image id."""
-    gt_data = read_json(gt_json, "ground-truth JSON")
+def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str],
+               packed: bool = False) -> tuple[CategoryTable, list[Pair]]:
+    """Categories and (ground truth, prediction) annotation pairs matched by image id.  With ``packed``, a
+    segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path reads its
+    fields; :func:`~panbench.pq.coco_format.segments_list` gives the list)."""
+    gt_data = read_json(gt_json, "ground-truth JSON", scan=True if packed else None)
     cats = parse_categories(gt_data, gt_json)
     gt = parse_annotations(gt_data, gt_json, gt=True)
-    pred = parse_annotations(read_json(pred_json, "prediction JSON"), pred_json, gt=False)
+    pred = parse_annotations(read_json(pred_json, "prediction JSON", scan=False if packed else None), pred_json,
+                             gt=False)
     pairs = []
     sizes = image_sizes(gt_data)
     for image_id in image_order(gt_data, gt):
@@ -120,7 +124,7 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
     size = (gt_ann["height"], gt_ann["width"]) if "height" in gt_ann else None
     gt_ids = read_ids(gt_png, where, "gt", shape=size, role="ground truth")  # reused buffers
     pred_ids = read_ids(pred_png, where, "pred", shape=gt_ids.shape)  # size checked before inflating
-    return gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"], where
+    return gt_ids, segments_list(gt_ann["segments_info"]), pred_ids, segments_list(pred_ann["segments_info"]), where
 
 
 _WORKER: dict[str, Any] = {}
@@ -210,12 +214,14 @@ def score_stream(
     how: Scoring = Scoring(),
 ) -> tuple[PanopticEvaluator, list[Pair], list[ImageResult]]:
     """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
-    pairs in scoring order and, with ``how.keep``, the per-image results in the same order (else empty).
+    pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep``, the per-image results in
+    the same order (else empty).
     ``workers``: threads on the batch path, forked processes on the per-image path (see the module's docstring);
     ``None`` takes :func:`default_workers`.
     Every choice gives the same sums and results, bit for bit."""
+    on_batch = not how.boundary and batch.available()  # boundary PQ reads the id maps in Python: the paths below
     with _no_gc():
-        cats, pairs = load_pairs(gt_json, pred_json)
+        cats, pairs = load_pairs(gt_json, pred_json, packed=on_batch)
     if workers is None:
         workers = default_workers(len(pairs))
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
@@ -224,7 +230,7 @@ def score_stream(
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticEvaluator(cats)
     results: list[ImageResult] = []
-    if not how.boundary and batch.available():  # boundary PQ reads the id maps in Python: the paths below
+    if on_batch:
         with _no_gc():
             part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep, workers,
                                               lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair))

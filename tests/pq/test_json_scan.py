@@ -1,0 +1,200 @@
+"""The JSON scan of `panbench score` (`_match.scan`: the segments_info arrays read in C, the rest by json.loads)
+reads every document as json.load does: the same values where it packs an array, the same objects elsewhere, and
+json.load's own error for a document that is not valid JSON, for hand-made edge cases and for mutated documents."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from panbench.errors import InputError
+from panbench.pq import native
+from panbench.pq.coco_format import PackedSegments, parse_annotations, parse_segments, read_json, segments_list
+from panbench.pq.matching import CategoryTable
+
+pytestmark = pytest.mark.skipif(native.match() is None or not hasattr(native.match(), "scan"),
+                                reason="panbench.pq._match is not built")
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-panoptic-val2017-sample" / "annotations"
+CATS = CategoryTable.from_coco([{"id": 1, "isthing": 1, "name": "a"}, {"id": 7, "isthing": 0, "name": "b"}])
+
+
+def _doc(segments: str, extra: str = "") -> str:
+    return ('{"info": {"x": "\\u00e9t\\u00e9 \\"q\\" [{"}, "images": [{"id": 1, "file_name": "a.jpg"}], '
+            f'"annotations": [{{"image_id": 1, "file_name": "a.png", "segments_info": {segments}}}]{extra}, '
+            '"categories": [{"id": 1, "isthing": 1}, {"id": 7, "isthing": 0}]}')
+
+
+def _plain(data: Any) -> Any:
+    """The document with every PackedSegments as its list: what json.load gives."""
+    anns = data.get("annotations")
+    for ann in anns if isinstance(anns, list) else []:
+        if isinstance(ann, dict) and "segments_info" in ann:
+            ann["segments_info"] = segments_list(ann["segments_info"])
+    return data
+
+
+def _fields(segs: Any) -> list[list[int]]:
+    """What the scan packs of each segment: id, category_id, area (0 without), crowd (iscrowd == 1)."""
+    if type(segs) is PackedSegments:
+        n = segs.n
+        a = np.frombuffer(segs.fields, np.int64, 3 * n).reshape(3, n).tolist()
+        return [*a, np.frombuffer(segs.fields, np.uint8, n, 24 * n).tolist()]
+    return [[s["id"] for s in segs], [s["category_id"] for s in segs], [s.get("area", 0) for s in segs],
+            [int(s.get("iscrowd", 0) == 1) for s in segs]]
+
+
+def _read(path: Path, scan: bool | None) -> tuple[str, Any]:
+    try:
+        return "ok", read_json(path, "JSON", scan=scan)
+    except InputError as e:
+        return "error", str(e)
+
+
+def _same_as_json_load(path: Path, gt: bool) -> Any:
+    """read_json with the scan equals read_json without it (json.load), value or error message."""
+    kind, scanned = _read(path, gt)
+    ref_kind, ref = _read(path, None)
+    assert kind == ref_kind
+    if kind == "ok":
+        anns = scanned.get("annotations")
+        packed = {k: a["segments_info"] for k, a in enumerate(anns) if isinstance(a, dict)
+                  and type(a.get("segments_info")) is PackedSegments} if isinstance(anns, list) else {}
+        assert _plain(scanned) == ref
+        for k, segs in packed.items():
+            assert _fields(segs) == _fields(ref["annotations"][k]["segments_info"])
+        return list(packed.values())
+    assert scanned == ref
+    return None
+
+
+PACKED = [
+    "[]",
+    '[{"id": 3, "category_id": 1, "area": 10, "iscrowd": 0, "bbox": [1, 2.5, 3e2, -4]}]',
+    '[ {"area":0,"category_id":7,"id":16777215,"iscrowd":1} ,{"id":1,"category_id":1,"area":5,"x":{"y":[null,true]}}]',
+    '[{"id": 2, "category_id": 1, "area": 3, "id": 4}]',  # a key written twice: the last value, as json.load
+    '[{"id": -0, "category_id": 1, "area": 3, "iscrowd": 123456789012345678}]',
+    '[{"id": 2, "category_id": 99, "area": -3}]',  # plain integers, checked later as parse_segments checks them
+]
+LEFT = [  # valid arrays json.loads reads: a field of another type
+    '[{"id": 2.0, "category_id": 1, "area": 3}]',
+    '[{"id": 2, "category_id": 1, "area": 3, "iscrowd": true}]',
+    '[{"id": 2, "category_id": 1, "area": 1234567890123456789}]',
+    '[{"id": 2, "category_id": 1}]',  # no area in a ground truth
+    '[{"id": 2, "category_id": 1, "area": 3, "id": "2"}]',
+    '[1, {"id": 2, "category_id": 1, "area": 3}]',
+]
+WHOLE = [  # what the scan leaves to json.load, whole (valid or not)
+    '[{"id": 2, "category_id": 1, "area": 3, "name": "caf\u00e9"}]',
+    '[{"id": 2, "category_id": 1, "are\\u0061": 3}]',
+    '[{"id": 2, "category_id": 1, "area": NaN}]',
+    '[{"id": 02, "category_id": 1, "area": 3}]',
+    '[{"id": 2, "category_id": 1, "area": 3},]',
+    '[{"id": 2, "category_id": 1, "area": 3}',
+    '[{"id": 2 "category_id": 1, "area": 3}]',
+    '[{"id": 2, "category_id": 1, "area": 3, "s": "a\tb"}]',
+    '[{"id": 2, "category_id": 1, "area": 3, "s": "\\x"}]',
+    '{"id": 2}',
+    "null",
+]
+
+
+@pytest.mark.parametrize("segments", PACKED)
+def test_plain_segments_info_is_packed_with_json_loads_values(tmp_path: Path, segments: str) -> None:
+    p = tmp_path / "gt.json"
+    p.write_text(_doc(segments), encoding="utf-8")
+    packed = _same_as_json_load(p, gt=True)
+    assert len(packed) == 1 and len(packed[0]) == len(json.loads(segments))
+
+
+@pytest.mark.parametrize("segments", LEFT + WHOLE)
+def test_other_segments_info_reads_as_json_load_reads_it(tmp_path: Path, segments: str) -> None:
+    p = tmp_path / "gt.json"
+    p.write_text(_doc(segments), encoding="utf-8")
+    assert not _same_as_json_load(p, gt=True)
+
+
+@pytest.mark.parametrize("text", [
+    _doc("[]", ', "annotations": []'),  # "annotations" twice: json.load keeps the last
+    _doc("[]").replace('"segments_info": []', '"segments_info": [], "segments_info": []'),
+    _doc("[]").replace('"annotations"', '"annotation\\u0073"'),
+    _doc("[]").replace('"image_id": 1, ', ""),
+    '\ufeff' + _doc("[]"),
+    _doc("[]") + " x",
+    "[" + _doc("[]") + "]",
+    '{"annotations": [{"segments_info": []}, 3]}',
+])
+def test_document_the_scan_leaves_whole_reads_as_json_load_reads_it(tmp_path: Path, text: str) -> None:
+    p = tmp_path / "gt.json"
+    p.write_text(text, encoding="utf-8")
+    _same_as_json_load(p, gt=True)
+
+
+def test_prediction_segments_need_no_area(tmp_path: Path) -> None:
+    p = tmp_path / "pred.json"
+    p.write_text(_doc('[{"id": 2, "category_id": 1}]'), encoding="utf-8")
+    packed = _same_as_json_load(p, gt=False)
+    assert len(packed) == 1
+    assert not _same_as_json_load(p, gt=True)
+
+
+def test_mutated_documents_read_as_json_load_reads_them(tmp_path: Path) -> None:
+    base = _doc(PACKED[2][:-1] + ", " + PACKED[1][1:])
+    rng = random.Random(5)
+    p = tmp_path / "gt.json"
+    packed = 0
+    for _ in range(600):
+        t = list(base)
+        for _ in range(rng.randint(1, 3)):
+            k = rng.randrange(len(t))
+            op = rng.random()
+            if op < 0.4:
+                del t[k]
+            elif op < 0.8:
+                t.insert(k, rng.choice('{}[]",:0123456789-.eE \\tnul'))
+            else:
+                t[k] = rng.choice('{}[]",:019-.eE \\')
+        p.write_text("".join(t), encoding="utf-8")
+        packed += bool(_same_as_json_load(p, gt=True))
+    assert packed > 50  # the scan packed many of them
+
+
+@pytest.mark.parametrize("segments", [
+    '[{"id": 1, "category_id": 1, "area": 2}, {"id": 5, "category_id": 7, "area": 0, "iscrowd": 1}]',
+    '[{"id": 1, "category_id": 1, "area": 2}, {"id": 1, "category_id": 7, "area": 0}]',  # duplicate id
+    '[{"id": 1, "category_id": 3, "area": 2}]',  # unknown category
+    '[{"id": 16777216, "category_id": 1, "area": 2}]',  # id out of range
+    '[{"id": 0, "category_id": 1, "area": 2}]',
+    '[{"id": 1, "category_id": 1, "area": -2}]',  # area out of range
+    '[{"id": 1, "category_id": 7, "area": 2, "iscrowd": 2}]',
+])
+@pytest.mark.parametrize("gt", [True, False])
+def test_packed_segments_parse_as_their_list(tmp_path: Path, segments: str, gt: bool) -> None:
+    p = tmp_path / "a.json"
+    p.write_text(_doc(segments), encoding="utf-8")
+    ann = parse_annotations(read_json(p, "JSON", scan=gt), p, gt=gt)[1]
+    assert type(ann["segments_info"]) is PackedSegments
+
+    def parsed(segs: Any) -> Any:
+        try:
+            s = parse_segments(segs, CATS, "image 1", gt)
+        except InputError as e:
+            return str(e)
+        return [a.tolist() for a in (s.ids, s.cats, s.iscrowd, s.areas)]
+
+    assert parsed(ann["segments_info"]) == parsed(json.loads(segments))
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="the COCO sample is not here")
+def test_coco_sample_json_is_packed_whole() -> None:
+    path = SAMPLE / "panoptic_val2017.json"
+    packed = _same_as_json_load(path, gt=True)
+    anns = json.loads(path.read_bytes())["annotations"]
+    assert len(packed) == len(anns)
+    ids = np.frombuffer(packed[0].fields, np.int64, packed[0].n)
+    assert ids.tolist() == [s["id"] for s in anns[0]["segments_info"]]
