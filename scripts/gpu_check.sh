@@ -8,7 +8,7 @@
 # Environment: PY (default .venv/bin/python, else python3), DEVICE (default cuda), COCO_SAMPLE (a COCO panoptic
 # folder for the post-processing stage; default ../shared/data/coco-panoptic-val2017-sample), STAGES (default all:
 # env doctor demo ops post speed batch bench_gpu), TESTS (the pytest selection of the tests, which run in the background beside
-# the stages, on 6 workers; TESTS= leaves them out), BUDGET_S (seconds for everything: each stage's limit is cut to
+# the stages, on TEST_WORKERS workers, default 6; TESTS= leaves them out), BUDGET_S (seconds for everything: each stage's limit is cut to
 # what is left).  Writes LOGDIR/<stage>.log and LOGDIR/summary.tsv (stage, exit status, seconds); exits 1 when a stage failed or ran out of time.
 set -uo pipefail  # no -e: one failed stage must not stop the others
 cd "$(dirname "$0")/.."
@@ -23,8 +23,9 @@ END=$(( $(date +%s) + ${BUDGET_S:-100000} ))
 R="$LOG/results"
 mkdir -p "$LOG" "$R"
 : >"$LOG/summary.tsv"
+TEST_WORKERS="${TEST_WORKERS:-6}"
 DEMO_MODELS="demo-panoptic-fpn demo-maskformer demo-mask2former"
-export PY DEVICE COCO_SAMPLE R DEMO_MODELS
+export PY DEVICE COCO_SAMPLE R DEMO_MODELS TEST_WORKERS
 
 run_stage() {  # name limit_s command...: runs it under `timeout` (at most what is left of BUDGET_S), logs it,
   local name=$1 limit=$2 t0 rc left  # records its exit status and seconds
@@ -107,7 +108,7 @@ stage_post() {  # post-processing at COCO's size (zoo configs, random weights) o
 
 stage_tests() {  # the tests nearest the GPU path; CUDA-only tests run here, skip elsewhere
   # shellcheck disable=SC2086
-  "$PY" -m pytest -q -p no:randomly -n 6 $TESTS
+  "$PY" -m pytest -q -p no:randomly -n "${TEST_WORKERS:-6}" --durations=15 $TESTS
 }
 
 export -f stage_env stage_demo stage_speed stage_batch stage_bench_gpu stage_post stage_tests

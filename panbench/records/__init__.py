@@ -5,11 +5,26 @@
 Layering: this package sits below :mod:`panbench.evaluation`, :mod:`panbench.analysis`,
 :mod:`panbench.robustness` and :mod:`panbench.reporting`; it imports only :mod:`panbench.pq`,
 :mod:`panbench.errors`, :mod:`panbench.analyses` (the analysis fields) and the standard library at module level.
+The names below are imported on first use: a command that needs only :mod:`.provenance` (every command's
+``command_line``) does not import the rest.
 """
 
-from panbench.records.build import external_fields, make_record, record_run
-from panbench.records.io import load_record, load_records, write_record
-from panbench.records.schema import RunRecord
+from __future__ import annotations
 
-__all__ = ["RunRecord", "external_fields", "load_record", "load_records", "make_record", "record_run",
-           "write_record"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from panbench.records.build import external_fields, make_record, record_run
+    from panbench.records.io import load_record, load_records, write_record
+    from panbench.records.schema import RunRecord
+
+_WHERE = {"RunRecord": "schema", "external_fields": "build", "load_record": "io", "load_records": "io",
+          "make_record": "build", "record_run": "build", "write_record": "io"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"panbench.records.{_WHERE[name]}"), name)
