@@ -65,6 +65,6 @@ def test_cpu_procs_above_the_cores_is_a_one_line_warning_and_the_run_goes_on(tmp
     many = len(os.sched_getaffinity(0)) + 1
     rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root",
                str(make_demo(REPO_ROOT / "data" / "demo")), "--results", str(tmp_path), "--workers", "0",
-               "--no-progress", "--limit", "2", "--cpu-procs", str(many)])
+               "--no-progress", "--limit", "2", "--device", "cpu", "--cpu-procs", str(many)])
     warned = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
     assert rc == 0 and warned == [cpu_procs_note(many)] and len(list((tmp_path / "runs").glob("*.json"))) == 1

@@ -133,7 +133,8 @@ def toy_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Family:
 def toy_eval(demo_root: Path, results: Path, *extra: str) -> dict:
     """``panbench eval`` of the toy model on 3 demo images; its record."""
     rc = main(["eval", "--model", "toy:const", "--dataset", "demo", "--data-root", str(demo_root), "--results",
-               str(results), "--limit", "3", "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
+               str(results), "--limit", "3", "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress",
+               *extra])
     assert rc == 0
     rows = list(csv.DictReader(open(results / "runs.csv")))
     return json.loads((results / rows[-1]["record"]).read_text())
@@ -173,8 +174,8 @@ def test_a_family_that_does_not_say_where_a_corruption_goes_is_refused(tmp_path,
                                                                        capsys) -> None:
     add_toy(tmp_path, monkeypatch, TOY + "\ndel Const.pipeline_with\n")
     rc = main(["eval", "--model", "toy:const", "--dataset", "demo", "--data-root", str(demo_root), "--results",
-               str(tmp_path / "results"), "--limit", "3", "--workers", "0", "--cpu-procs", "1", "--no-progress",
-               "--corruption", "gaussian_noise", "--severity", "3"])
+               str(tmp_path / "results"), "--limit", "3", "--device", "cpu", "--workers", "0", "--cpu-procs", "1",
+               "--no-progress", "--corruption", "gaussian_noise", "--severity", "3"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "--corruption: the toy model family does not say where a corruption is applied" in err

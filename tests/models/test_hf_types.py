@@ -37,7 +37,7 @@ def _names(root: Path) -> list[str]:
 
 def _eval(model: str, root: Path, results: Path, *extra: str) -> tuple[int, dict | None]:
     rc = main(["eval", "--model", model, "--dataset", "demo", "--data-root", str(root), "--results", str(results),
-               "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
+               "--device", "cpu", "--workers", "0", "--cpu-procs", "1", "--no-progress", *extra])
     if rc != 0:
         return rc, None
     rows = list(csv.DictReader(open(results / "runs.csv")))
