@@ -110,10 +110,12 @@ static int pb_string(pb_cur *c, const unsigned char **s, const unsigned char **e
 }
 
 /* a number (JSON's grammar, which is json.loads' too): 0 with *v set for an integer of at most 18 digits, 1 for
- * any other number (a fraction, an exponent, more digits), -1 for no number. */
+ * a fraction or an exponent, -1 for no number or an integer of more digits (json.loads refuses one past
+ * sys.get_int_max_str_digits(): the scan leaves it to json.load). */
 static int pb_number(pb_cur *c, int64_t *v) {
     const unsigned char *p = c->p, *e = c->end;
-    int neg = 0, digits = 0, other = 0;
+    int neg = 0, other = 0;
+    Py_ssize_t digits = 0;
     int64_t x = 0;
     if (p < e && *p == '-') neg = 1, p++;
     if (p >= e || *p < '0' || *p > '9') return -1;
@@ -134,8 +136,9 @@ static int pb_number(pb_cur *c, int64_t *v) {
         if (p >= e || *p < '0' || *p > '9') return -1;
         while (p < e && *p >= '0' && *p <= '9') p++;
     }
+    if (!other && digits > 18) return -1;
     c->p = p;
-    if (other || digits > 18) return 1;
+    if (other) return 1;
     *v = neg ? -x : x;
     return 0;
 }

@@ -214,7 +214,7 @@ static PyObject *py_packed(PyObject *self, PyObject *args) {
     int gt;
     if (!PyArg_ParseTuple(args, "y*nO!p", &bf, &n, &PyDict_Type, &index, &gt)) return NULL;
     PyObject *out = NULL;
-    if (n < 0 || bf.len != n * 25) {
+    if (n < 0 || n > PY_SSIZE_T_MAX / 25 || bf.len != n * 25) {
         PyErr_SetString(PyExc_ValueError, "packed: expected n int64 ids, category ids and areas, n crowd bytes");
         goto done;
     }

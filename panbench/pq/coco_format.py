@@ -59,7 +59,7 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
         data = _scanned(raw, scan) if scan is not None else None
         if data is None:
             data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
         raise InputError(f"{p}: {what} is not valid JSON ({e}); re-export or re-download it") from e
     if not isinstance(data, dict):
         raise InputError(f"{p}: {what} must be a JSON object with an 'annotations' list")

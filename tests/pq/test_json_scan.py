@@ -84,12 +84,13 @@ PACKED = [
 LEFT = [  # valid arrays json.loads reads: a field of another type
     '[{"id": 2.0, "category_id": 1, "area": 3}]',
     '[{"id": 2, "category_id": 1, "area": 3, "iscrowd": true}]',
-    '[{"id": 2, "category_id": 1, "area": 1234567890123456789}]',
     '[{"id": 2, "category_id": 1}]',  # no area in a ground truth
     '[{"id": 2, "category_id": 1, "area": 3, "id": "2"}]',
     '[1, {"id": 2, "category_id": 1, "area": 3}]',
 ]
 WHOLE = [  # what the scan leaves to json.load, whole (valid or not)
+    '[{"id": 2, "category_id": 1, "area": 1234567890123456789}]',  # an integer of more than 18 digits
+    '[{"id": 2, "category_id": 1, "area": 3, "bbox": [1' + "0" * 5000 + ']}]',  # past Python's int digit limit
     '[{"id": 2, "category_id": 1, "area": 3, "name": "caf\u00e9"}]',
     '[{"id": 2, "category_id": 1, "are\\u0061": 3}]',
     '[{"id": 2, "category_id": 1, "area": NaN}]',
