@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 _WHERE = {"RunRecord": "schema", "external_fields": "build", "load_record": "io", "load_records": "io",
           "make_record": "build", "record_run": "build", "write_record": "io"}
-__all__ = sorted(_WHERE)
+__all__ = ["RunRecord", "external_fields", "load_record", "load_records", "make_record", "record_run",
+           "write_record"]
 
 
 def __getattr__(name: str) -> Any:
