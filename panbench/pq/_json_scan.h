@@ -4,7 +4,7 @@
  * annotation's "segments_info" array in full: every byte of it checked against JSON's grammar, and of each
  * segment the integer fields scoring reads (id, category_id, area, iscrowd) kept as int64.  An array whose
  * segments all have them as plain integers is cut out of the text (replaced by []), so that Python's json
- * parses only the rest; any other array stays in the text and is parsed as before.
+ * parses only the rest; any other array stays in the text, which json.loads parses.
  *
  * What the scan does not take on it leaves to json.load, whole: a document whose top level is not an object, an
  * "annotations" key written twice, an annotation that is not an object or has no (or two) "segments_info", a

@@ -150,8 +150,8 @@ def test_weights_saved_in_bf16_run_in_float32_without_amp(demo_root, tmp_path) -
     rounded.save_pretrained(d16)
     rounded.to(torch.float32).save_pretrained(d32)
     assert json.loads((d16 / "config.json").read_text())["dtype"] == "bfloat16"
-    rc16, rec16 = _eval(f"hf:{d16}", demo_root, "demo", tmp_path / "r16", "--limit", "3", "--device", "cpu")
-    rc32, rec32 = _eval(f"hf:{d32}", demo_root, "demo", tmp_path / "r32", "--limit", "3", "--device", "cpu")
+    rc16, rec16 = _eval(f"hf:{d16}", demo_root, "demo", tmp_path / "r16", "--limit", "3")
+    rc32, rec32 = _eval(f"hf:{d32}", demo_root, "demo", tmp_path / "r32", "--limit", "3")
     assert rc16 == rc32 == 0 and rec16["amp"] == "fp32"
     assert rec16["metrics"] == rec32["metrics"] and rec16["per_class"] == rec32["per_class"]
 
