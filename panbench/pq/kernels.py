@@ -5,6 +5,7 @@ when it is built; the numpy path gives the same numbers.  numpy only."""
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from typing import Any
 
@@ -32,25 +33,27 @@ except ImportError:  # pragma: no cover
 MAX_ID = 256**3
 _SENTINEL = np.uint16(0xFFFF)
 _LUT: np.ndarray | None = None
-_BUFFERS: dict[tuple[str, tuple[int, ...], str], np.ndarray] = {}
+_BUFFERS: dict[tuple[str, str, int], np.ndarray] = {}  # (slot, dtype, ndim) -> a flat buffer, grown as needed
 
 
 
 def workspace(slot: str | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """A reusable per-process array for ``slot`` (a fresh one when ``slot`` is None).
+    """A reusable per-process array for ``slot`` (a fresh one when ``slot`` is None), valid until the next call
+    with that slot, dtype and number of dimensions.
 
     Reusing image-sized buffers avoids a page fault per 4 KiB on every fresh allocation, which
-    otherwise costs as much as the arithmetic.  Scoring is single-threaded per process.
+    otherwise costs as much as the arithmetic: one flat buffer per slot serves every shape (COCO's images
+    come in many sizes), grown when an image needs more.  Scoring is single-threaded per process.
     """
     if slot is None:
         return np.empty(shape, dtype)
-    key = (slot, tuple(shape), np.dtype(dtype).str)
+    dt = np.dtype(dtype)
+    n = math.prod(shape)
+    key = (slot, dt.str, len(shape))
     buf = _BUFFERS.get(key)
-    if buf is None:
-        if len(_BUFFERS) > 64:
-            _BUFFERS.clear()
-        buf = _BUFFERS[key] = np.empty(shape, dtype)
-    return buf
+    if buf is None or buf.size < n:
+        buf = _BUFFERS[key] = np.empty(max(n, buf.size * 5 // 4 if buf is not None else 0, 1), dt)
+    return buf[:n].reshape(shape)
 
 
 def rgb2id(rgb: np.ndarray, slot: str | None = None) -> np.ndarray:

@@ -298,3 +298,20 @@ def test_a_png_that_grows_after_its_size_was_read_is_read_to_the_end(tmp_path: P
 
     monkeypatch.setattr(png.os, "fstat", lambda fd: Small())
     assert np.array_equal(read_ids(p, "t"), rgb2id(img))
+
+
+def test_pngs_of_changing_sizes_decode_into_one_reused_buffer_per_slot(tmp_path: Path) -> None:
+    """COCO's images come in many sizes: each slot keeps one buffer, grown when an image needs more, and every
+    image reads as PIL decodes it."""
+    rng = np.random.default_rng(11)
+    seen = []
+    for k, (h, w) in enumerate([(40, 60), (37, 61), (20, 20), (41, 64), (33, 50)]):
+        img = _panoptic_like(rng, h, w, 3)
+        path = tmp_path / f"{k}.png"
+        Image.fromarray(img).save(path)
+        ids = read_ids(path, "image", "reuse-test")
+        assert ids.shape == (h, w)
+        assert np.array_equal(ids, rgb2id(img))
+        seen.append(ids.__array_interface__["data"][0] if ids.base is None else ids.base.__array_interface__["data"][0])
+    assert len(set(seen[:3])) == 1  # the first image's buffer serves the two smaller ones
+    assert len([a for a in kernels._BUFFERS if a[0] == "reuse-test"]) == 1
