@@ -13,38 +13,24 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from panbench import __version__
-from panbench.cli import (
-    compare,
-    data,
-    doctor,
-    eval,
-    images,
-    ls,
-    plot,
-    report,
-    robustness,
-    score,
-    speed,
-    status,
-    submit,
-    table,
-    viz,
-)
 from panbench.cli.options import common_parents
 from panbench.cli.usage import Parser
 from panbench.errors import PanbenchError
 
-# in the order --help lists them
-COMMANDS = (doctor, ls, eval, speed, robustness, submit, status, table, compare, images, plot, viz, report, score,
-            data)
+# the modules of panbench.cli, one per command, in the order --help lists them
+COMMANDS = ("doctor", "ls", "eval", "speed", "robustness", "submit", "status", "table", "compare", "images", "plot",
+            "viz", "report", "score", "data")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` alone (the one ``main`` runs: the other commands' modules,
+    and what their options import, are not imported)."""
     parser = Parser(
         prog="panbench",
         description="Benchmark panoptic segmentation models from the MMDetection zoo on COCO panoptic.",
@@ -53,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = common_parents()
-    for command in COMMANDS:
-        command.add_parser(sub, common).set_defaults(func=command.run)
+    for name in COMMANDS if command is None else (command,):
+        module = importlib.import_module(f"panbench.cli.{name}")
+        module.add_parser(sub, common).set_defaults(func=module.run)
     _debug_everywhere(sub)
     return parser
 
@@ -71,7 +58,7 @@ def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``panbench`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -115,6 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"panbench: interrupted{_resume_hint(args)}", file=sys.stderr)
         return _abort_distributed(130)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, where nothing but ``--debug`` comes before it; else None (``--help``,
+    ``--version``, a misspelt command: the whole parser answers)."""
+    for arg in argv:
+        if arg != "--debug":
+            return arg if arg in COMMANDS else None
+    return None
 
 
 def _error(args: argparse.Namespace, message: str, code: int) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,10 +42,10 @@ def model_name(text: str) -> str:
     return text.strip()
 
 
-@dataclass(frozen=True)
 class Common:
     """Parent parsers of the shared options, one per group; pass the ones a command takes as ``parents=``.
-    A flag that two commands take is defined here, once, with one meaning (tests/test_architecture_cli.py)."""
+    A flag that two commands take is defined here, once, with one meaning (tests/test_architecture_cli.py).
+    Each is built on first use and kept: a command's parser imports what its own groups need, no more."""
 
     results: argparse.ArgumentParser  # --results
     data_root: argparse.ArgumentParser  # --data-root
@@ -73,14 +72,19 @@ class Common:
     force: argparse.ArgumentParser  # --force (panbench data)
     from_dir: argparse.ArgumentParser  # --from (panbench data)
 
+    def __getattr__(self, name: str) -> argparse.ArgumentParser:
+        add = _GROUPS.get(name)
+        if add is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        parent = argparse.ArgumentParser(add_help=False)
+        add(parent)
+        setattr(self, name, parent)
+        return parent
+
 
 def common_parents() -> Common:
-    """The parent parsers, built once per :func:`panbench.cli.build_parser`."""
-    parents = {}
-    for name, add in _GROUPS.items():
-        parents[name] = argparse.ArgumentParser(add_help=False)
-        add(parents[name])
-    return Common(**parents)
+    """The parent parsers of one :func:`panbench.cli.build_parser`, each built when a command first asks for it."""
+    return Common()
 
 
 class DeprecatedAlias(argparse.Action):

@@ -1,11 +1,11 @@
-"""Where a result came from: the versions of the stack, the git commit, the time of the run."""
+"""Where a result came from: the versions of the stack, the git commit, the time of the run.
+
+``command_line`` is all that every command needs (``panbench.cli.main``): the rest imports its modules when called.
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
-import platform
 import shlex
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +15,8 @@ from panbench import REPO_ROOT
 
 def git_commit(root: Path | None = None) -> str | None:
     """The repository's HEAD commit (with ``-dirty`` when there are local changes), if any."""
+    import subprocess
+
     root = root or REPO_ROOT
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -48,6 +50,8 @@ def versions(packages: Sequence[str]) -> dict[str, str | None]:
     those its model runs on: its family's ``Family.packages`` in :mod:`panbench.models.families` and its
     backbone's, ``Built.packages``; none for a ``score --name`` record); with torch, the CUDA it was built with;
     with mmcv, what served mmcv's compiled ops."""
+    import platform
+
     from panbench import __version__
 
     out: dict[str, str | None] = {"panbench": __version__, "python": platform.python_version()}
@@ -69,4 +73,6 @@ def versions(packages: Sequence[str]) -> dict[str, str | None]:
 
 def now_iso() -> str:
     """The current UTC time, ISO 8601, to the second."""
+    import datetime as _dt
+
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()

@@ -108,3 +108,35 @@ def test_a_value_that_cannot_work_is_one_line_and_exit_2(argv, says, capsys) -> 
         code = e.code
     err = capsys.readouterr().err
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+
+
+def _sub(parser, name):
+    return next(a for a in parser._actions if a.dest == "command").choices[name]
+
+
+@pytest.mark.parametrize("cmd", sorted({c.split()[0] for c in COMMANDS}))
+def test_a_command_built_alone_parses_and_helps_as_in_the_whole_parser(cmd) -> None:
+    whole, alone = _sub(build_parser(), cmd), _sub(build_parser(cmd), cmd)
+    assert alone.format_help() == whole.format_help()
+    assert [a.option_strings for a in alone._actions] == [a.option_strings for a in whole._actions]
+
+
+def test_main_builds_the_named_command_alone_and_the_whole_parser_otherwise() -> None:
+    from panbench.cli import _command_of
+
+    assert _command_of(["score", "--gt-json", "x"]) == "score"
+    assert _command_of(["--debug", "score"]) == "score"
+    assert [_command_of(a) for a in (["--help"], ["--version"], ["scor"], [], ["--debug"])] == [None] * 5
+
+
+def test_a_command_imports_neither_the_other_commands_nor_their_options_dependencies() -> None:
+    code = ("import sys; from panbench.cli import main\n"
+            "try: main(['--debug', 'score', '--help'])\n"
+            "except SystemExit: pass\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('panbench.'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(r.stdout.split())
+    assert "panbench.cli.score" in loaded
+    others = {f"panbench.cli.{c.split()[0]}" for c in COMMANDS} - {"panbench.cli.score"}
+    assert loaded & (others | {"panbench.data.catalog", "panbench.evaluation.options", "panbench.models.families",
+                               "panbench.reporting.formats"}) == set()
