@@ -37,6 +37,10 @@ when the metrics are computed; interpreter start and imports are outside it):
                               the prediction PNGs (they stand for a model's output, which eval
                               scores from memory; hotcoco has no in-memory input)
 
+Each headline ratio of medians is printed beside the median of its per-round ratios: the two sides run back to
+back in each round (panbench at every default between hotcoco and ``--no-analysis``, the order turned every
+round), so that a drift of the machine's speed between the rounds cancels out.
+
 Before any timing, the same numbers: ``score --json`` at its defaults on the batch path (default threads and 1
 thread) must print the same text as on the per-image path (``PANBENCH_PER_IMAGE=1``), every metric, per-class
 count and analysis included, or the script exits 1.  Every tool's PQ must equal panbench's to 1e-9, or the script
@@ -314,8 +318,11 @@ def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
                        ("default", "score (PQ + records + ci, by_size, pq_dagger, errors)"),
                        ("boundary", "score --boundary (the same + boundary PQ)")):
         print(f"  {label:58} " + ", ".join(f"{r[0]:.2f}" for r in runs[key]) + f" s  (median {t[key]:.2f} s)")
-    print(f"  default analyses / PQ only: {t['default'] / t['plain']:.3f}x  (target < 1.10x)")
-    print(f"  boundary / PQ only:         {t['boundary'] / t['plain']:.3f}x  (target < 2x)")
+    for key, label, target in (("default", "default analyses / PQ only:", "< 1.10x"),
+                               ("boundary", "boundary / PQ only:        ", "< 2x")):
+        ratios = [x[0] / y[0] for x, y in zip(runs[key], runs["plain"], strict=True)]
+        print(f"  {label} {t[key] / t['plain']:.3f}x  (target {target}); run back to back: "
+              f"{statistics.median(ratios):.3f}x per round ({', '.join(f'{r:.3f}' for r in ratios)})")
 
 
 def same_numbers(score: list[str]) -> None:
@@ -446,16 +453,20 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     reps: dict[str, list[tuple[float, float, str]]] = {}
     inproc: dict[str, list[tuple[float, float]]] = {}
     floor_in: dict[str, list[float]] = {}
-    for _ in range(a.repeat):
+    for i in range(a.repeat):
         reps.setdefault("pb", []).append(measure([PY, *score, "--procs", "1"]))
-        reps.setdefault("pb_default", []).append(measure([PY, *score]))
-        reps.setdefault("pb_full", []).append(measure([PY, *analyses[:-2]]))  # every default: threads, analyses
+        # each tool at its defaults back to back (pb_full beside both others, the order turned every round): the
+        # per-round ratios of the adjacent runs drift less than a ratio of medians taken seconds apart
+        adjacent = [("pb_default", [PY, *score]),
+                    ("pb_full", [PY, *analyses[:-2]]),  # every default: threads, analyses
+                    ("hc", [PY, "-c", HOTCOCO, *files])]
+        for key, cmd in adjacent if i % 2 == 0 else adjacent[::-1]:
+            reps.setdefault(key, []).append(measure(cmd))
         for dec in FLOOR_DECODERS:
             r = measure([PY, "-c", FLOOR, files[1], files[3], dec], env=ONE_THREAD)
             reps.setdefault(f"floor {dec}", []).append(r)
             floor_in.setdefault(dec, []).append(last_json(r[2])["seconds"])
         reps.setdefault("api1", []).append(measure([PY, "-c", PANOPTICAPI_ONE_CORE, *files]))
-        reps.setdefault("hc", []).append(measure([PY, "-c", HOTCOCO, *files]))
         reps.setdefault("hc1", []).append(measure([PY, "-c", HOTCOCO, *files], env={"RAYON_NUM_THREADS": "1"}))
         inproc.setdefault("hc", []).append(in_process(HOTCOCO_IN_PROCESS, files))
         inproc.setdefault("pb_files", []).append(in_process(PANBENCH_IN_PROCESS, files, "files"))
@@ -474,6 +485,11 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
 
     def med(key: str) -> tuple[float, float]:
         return (statistics.median(r[0] for r in reps[key]), max(r[1] for r in reps[key]))
+
+    def per_round(num: str, den: str) -> str:
+        """The median of the rounds' ratios num / den (runs back to back), and each of them."""
+        ratios = [x[0] / y[0] for x, y in zip(reps[num], reps[den], strict=True)]
+        return f"{statistics.median(ratios):.2f}x per round ({', '.join(f'{r:.2f}' for r in ratios)})"
 
     def med_in(key: str) -> float:
         return statistics.median(t for t, _ in inproc[key])
@@ -510,7 +526,8 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
 
     print(f"\n{n} images (PQ {pq_pb:.6f}); panbench 1 thread, panopticapi 1 core, hotcoco and the "
           f"in-process runs: median of {a.repeat} interleaved runs")
-    for key, label in (("pb", "panbench 1 thread"), ("api1", "panopticapi 1 core"), ("hc", "hotcoco")):
+    for key, label in (("pb", "panbench 1 thread"), ("api1", "panopticapi 1 core"), ("hc", "hotcoco"),
+                       ("pb_full", "panbench every default"), ("pb_default", "panbench --no-analysis")):
         print(f"  {label:28} runs: " + ", ".join(f"{r[0]:.2f}" for r in reps[key]) + " s")
     for key, label in (("hc", "hotcoco in process"), ("pb_files", "panbench files in process"),
                        ("pb_mem", "panbench in-memory preds")):
@@ -550,8 +567,10 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
           f"{os.cpu_count()} cores)")
     print(f"  hotcoco / panbench score at every default (whole process):        {t_hc / t_full:.2f}x  "
           "(target >= 1.5x; panbench does more: the per-image matches and the default analyses)")
+    print(f"    the same, run back to back: {per_round('hc', 'pb_full')}")
     print(f"  panbench every default / --no-analysis (whole process):          {t_full / t_pbd:.2f}x  "
           "(target <= 1.10x)")
+    print(f"    the same, run back to back: {per_round('pb_full', 'pb_default')}")
     print(f"  panbench {default_workers(n)} threads / 1 thread, both PQ only (speed-up):         {t_pb / t_pbd:.2f}x  "
           "(target >= 1.6x)")
     print(f"  panopticapi 1 core / panbench 1 thread (PNG->PNG, whole process): {t_api1 / t_pb:.2f}x  (target >= 5x)")
