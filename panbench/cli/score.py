@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    _numpy_without_blas_threads()
     _refuse_folders(args)
     if args.no_analysis and args.boundary:
         from panbench.errors import InputError
@@ -93,6 +95,25 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields))
     return 0
+
+
+# what OpenBLAS reads for its thread count, in its order
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def _numpy_without_blas_threads() -> None:
+    """Load numpy with OpenBLAS on one thread, unless numpy is loaded already or the environment sets a count.
+    ``score`` runs its own threads and has BLAS compute nothing large (the bootstrap adds its sums in C; a product
+    only where they could pass int64), while OpenBLAS starts a worker per core that spins for about 0.1 s of CPU
+    once loaded, time the decoding threads lack on a small machine (docs/benchmarks.md).  The environment is as
+    it was after the import: child processes see the user's."""
+    if "numpy" in sys.modules or any(k in os.environ for k in BLAS_THREADS):
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
 
 
 def _refuse_folders(args: argparse.Namespace) -> None:

@@ -229,3 +229,23 @@ def test_a_prediction_for_an_image_the_ground_truth_lacks_is_named_in_a_note(cas
     assert main(args(case, "--json")) == 0
     err = capsys.readouterr().err
     assert "1 prediction(s) for images the ground truth does not have (first: image 99) are not scored" in err
+
+
+def _threads_after(load: str, **env: str) -> tuple[int, bool]:
+    """The threads of a fresh process once ``load`` has loaded numpy, and whether it left OPENBLAS_NUM_THREADS set."""
+    from panbench.cli.score import BLAS_THREADS
+
+    code = (f"import os\n{load}\n"
+            "print(len(os.listdir('/proc/self/task')), 'OPENBLAS_NUM_THREADS' in os.environ)")
+    clean = {k: v for k, v in os.environ.items() if k not in BLAS_THREADS}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**clean, **env})
+    n, left = r.stdout.split()
+    return int(n), left == "True"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2, reason="counts threads in /proc")
+def test_score_loads_numpy_without_blas_worker_threads_and_leaves_the_environment_alone() -> None:
+    helper = "from panbench.cli.score import _numpy_without_blas_threads as load\nload()\nimport numpy"
+    assert _threads_after("import numpy")[0] > 1  # numpy's OpenBLAS starts workers by default (what is avoided)
+    assert _threads_after(helper) == (1, False)
+    assert _threads_after(helper, OPENBLAS_NUM_THREADS="2") == (2, True)  # the user's count is kept
