@@ -16,7 +16,8 @@ every side computes PQ only (the analyses' cost is measured separately, below):
 
   panbench score (1 thread)  vs  panopticapi pq_compute_single_core (1 core)
                              vs  panopticapi pq_compute (all cores)
-                             vs  hotcoco PanopticEval (its own threads, and 1 thread)
+                             vs  hotcoco PanopticEval (its own threads, and 1 thread; and with numpy's
+                                 OpenBLAS on one thread, as panbench score loads it)
   panbench score (default: a thread per available core)  vs  hotcoco PanopticEval (default: its own
                              threads): each tool as a user runs it, at its defaults
 
@@ -468,6 +469,9 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
             floor_in.setdefault(dec, []).append(last_json(r[2])["seconds"])
         reps.setdefault("api1", []).append(measure([PY, "-c", PANOPTICAPI_ONE_CORE, *files]))
         reps.setdefault("hc1", []).append(measure([PY, "-c", HOTCOCO, *files], env={"RAYON_NUM_THREADS": "1"}))
+        # hotcoco with numpy's OpenBLAS on one thread, as `panbench score` loads it: without the spinning worker
+        reps.setdefault("hc_blas1", []).append(measure([PY, "-c", HOTCOCO, *files],
+                                                       env={"OPENBLAS_NUM_THREADS": "1"}))
         inproc.setdefault("hc", []).append(in_process(HOTCOCO_IN_PROCESS, files))
         inproc.setdefault("pb_files", []).append(in_process(PANBENCH_IN_PROCESS, files, "files"))
         inproc.setdefault("pb_mem", []).append(in_process(PANBENCH_IN_PROCESS, files, "memory"))
@@ -508,6 +512,8 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
         rows.append((f"panopticapi pq_compute, {os.cpu_count()} cores", t_apiN, m_apiN))
     rows.append(("hotcoco PanopticEval (own threads)", t_hc, m_hc))
     rows.append(("hotcoco PanopticEval (RAYON_NUM_THREADS=1)", t_hc1, m_hc1))
+    t_hcb, m_hcb = med("hc_blas1")
+    rows.append(("hotcoco PanopticEval (OPENBLAS_NUM_THREADS=1)", t_hcb, m_hcb))
     t_pbd, m_pbd = med("pb_default")
     rows.append((f"panbench score --no-analysis, default threads ({default_workers(n)})", t_pbd, m_pbd))
     t_full, m_full = med("pb_full")
@@ -568,6 +574,8 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     print(f"  hotcoco / panbench score at every default (whole process):        {t_hc / t_full:.2f}x  "
           "(target >= 1.5x; panbench does more: the per-image matches and the default analyses)")
     print(f"    the same, run back to back: {per_round('hc', 'pb_full')}")
+    print(f"    hotcoco with OPENBLAS_NUM_THREADS=1 (numpy's BLAS as panbench score loads it) / the same: "
+          f"{t_hcb / t_full:.2f}x")
     print(f"  panbench every default / --no-analysis (whole process):          {t_full / t_pbd:.2f}x  "
           "(target <= 1.10x)")
     print(f"    the same, run back to back: {per_round('pb_full', 'pb_default')}")
