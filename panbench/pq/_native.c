@@ -171,28 +171,39 @@ __attribute__((target("avx2"))) static inline __m256i ids8_avx2(const uint8_t *s
     __m128i lo = _mm_loadu_si128((const __m128i *)(s + 3 * x)), hi = _mm_loadu_si128((const __m128i *)(s + 3 * x + 12));
     return _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), shuf);
 }
-/* The Paeth row of unfilter_row with AVX2: eight pixels checked at a time (x < blocks: pixels x..x+7
- * go as a block; their src bytes, 28 for RGB and 32 for RGBA from x * bpp, lie in the row); the flat pixels
- * that lead a block repeat the left neighbour, the first other one is computed alone. */
+/* The Paeth row of unfilter_row with AVX2, for BPP (3 or 4) bytes per pixel: eight pixels checked at a time
+ * (x < blocks: pixels x..x+7 go as a block; their src bytes, 28 for RGB and 32 for RGBA from x * BPP, lie in the
+ * row).  A flat pixel (src bytes 0, the row above equal to its left neighbour there) repeats its left neighbour;
+ * a block's other pixels are computed one by one, left to right, each spreading its value over the block's
+ * lanes from its own on, and the block is stored once. */
+__attribute__((target("avx2"), always_inline)) static inline void paeth_row_avx2_bpp(
+    const uint8_t *src, const uint32_t *prev, uint32_t *out, Py_ssize_t w, const int BPP) {
+    const Py_ssize_t span = BPP == 3 ? 28 : 32, blocks = w * BPP >= span ? (w * BPP - span) / BPP + 1 : 0;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    uint32_t a = out[0] = paeth_first(src, prev, BPP);
+    Py_ssize_t x = 1;
+    for (; x < blocks; x += 8) {
+        __m256i flat = _mm256_and_si256(_mm256_cmpeq_epi32(ids8_avx2(src, x, BPP), _mm256_setzero_si256()),
+                                        _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(prev + x)),
+                                                           _mm256_loadu_si256((const __m256i *)(prev + x - 1))));
+        unsigned other = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(flat)) & 0xFFu;
+        __m256i v = _mm256_set1_epi32((int)a);
+        while (other) { /* the next pixel that is not flat: its left neighbour's value is a */
+            int k = __builtin_ctz(other);
+            a = paeth_px(src, prev, x + k, a, BPP);
+            v = _mm256_blendv_epi8(v, _mm256_set1_epi32((int)a), _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(k - 1)));
+            other &= other - 1;
+        }
+        _mm256_storeu_si256((__m256i *)(out + x), v);
+    }
+    for (; x < w; x++) out[x] = a = paeth_px(src, prev, x, a, BPP);
+}
 __attribute__((target("avx2"))) static void paeth_row_avx2(const uint8_t *src, const uint32_t *prev, uint32_t *out,
                                                            Py_ssize_t w, int bpp) {
-    const Py_ssize_t span = bpp == 3 ? 28 : 32, blocks = w * bpp >= span ? (w * bpp - span) / bpp + 1 : 0;
-    uint32_t a = out[0] = paeth_first(src, prev, bpp);
-    for (Py_ssize_t x = 1; x < w;) {
-        if (x < blocks) {
-            __m256i flat = _mm256_and_si256(_mm256_cmpeq_epi32(ids8_avx2(src, x, bpp), _mm256_setzero_si256()),
-                                            _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(prev + x)),
-                                                               _mm256_loadu_si256((const __m256i *)(prev + x - 1))));
-            unsigned m = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(flat));
-            if (m & 1u) { /* the block's leading flat pixels repeat a: all eight written, the flat ones kept */
-                _mm256_storeu_si256((__m256i *)(out + x), _mm256_set1_epi32((int)a));
-                x += m == 0xFFu ? 8 : __builtin_ctz(~m);
-                continue;
-            }
-        }
-        out[x] = a = paeth_px(src, prev, x, a, bpp);
-        x++;
-    }
+    if (bpp == 3)
+        paeth_row_avx2_bpp(src, prev, out, w, 3);
+    else
+        paeth_row_avx2_bpp(src, prev, out, w, 4);
 }
 /* None (up = 0) and Up (up = 1) rows with AVX2, eight pixels per step; returns the pixels done */
 __attribute__((target("avx2"))) static Py_ssize_t none_up_avx2(const uint8_t *s, const uint32_t *prev, uint32_t *o,
