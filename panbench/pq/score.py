@@ -12,7 +12,6 @@ columns: :mod:`panbench.pq.result`).
 from __future__ import annotations
 
 import gc
-import multiprocessing as mp
 import os
 import sys
 from collections.abc import Iterator
@@ -240,6 +239,8 @@ def score_stream(
             part, results = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
         ev.merge(part)
     else:
+        import multiprocessing as mp  # here: the batch path, what score takes by default, forks nothing
+
         size = max(1, min(_CHUNK, len(pairs) // (4 * workers)))
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         counter = ctx.Value("l", 0)  # the next image to score, shared by the workers

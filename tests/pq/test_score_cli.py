@@ -106,7 +106,9 @@ def test_default_workers_are_the_available_cores_at_most_one_per_image(monkeypat
 
 def test_one_worker_scores_in_this_process(case, capsys, monkeypatch) -> None:
     monkeypatch.setattr(score, "available_cores", lambda: 8)
-    monkeypatch.setattr(score.mp, "get_context", lambda *a: pytest.fail("--procs 1 started a pool"))
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda *a: pytest.fail("--procs 1 started a pool"))
     assert main(args(case, "--json", "--procs", "1")) == 0
 
 
