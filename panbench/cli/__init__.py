@@ -5,7 +5,9 @@ the code that uses them and returns its parser, and ``run(args) -> int``, which 
 shared by several commands (``--results``, ``--data-root``) come from the parent parsers in
 :mod:`panbench.cli.options`.  A command imports its heavy dependencies (torch, mmdet, pandas) only
 when it runs, so ``panbench score`` and ``panbench --help`` start in a fraction of a second and
-never import torch.  Errors in the input are one line on stderr with exit code 2; ``--debug``
+never import torch; :func:`main` builds the parser of the command it runs alone (the other commands'
+modules are not imported), the whole parser only for ``--help``, ``--version`` or a misspelt command.
+Errors in the input are one line on stderr with exit code 2; ``--debug``
 shows the traceback.
 """
 
