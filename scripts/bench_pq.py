@@ -40,7 +40,9 @@ when the metrics are computed; interpreter start and imports are outside it):
 
 Each headline ratio of medians is printed beside the median of its per-round ratios: the two sides run back to
 back in each round (panbench at every default between hotcoco and ``--no-analysis``, the order turned every
-round), so that a drift of the machine's speed between the rounds cancels out.
+round), so that a drift of the machine's speed between the rounds cancels out.  The caller's BLAS thread counts
+(OPENBLAS/GOTO/OMP/MKL_NUM_THREADS) are left out of every child's environment: each tool runs at its own defaults,
+and the rows that set a count say so.
 
 Before any timing, the same numbers: ``score --json`` at its defaults on the batch path (default threads and 1
 thread) must print the same text as on the per-image path (``PANBENCH_PER_IMAGE=1``), every metric, per-class
@@ -266,10 +268,15 @@ def subset_json(work: Path, name: str, k: int) -> Path:
     return out
 
 
+# BLAS thread counts of the caller's shell: left out of every child's environment, so that each tool runs at its
+# own defaults (a row that sets one says so)
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Wall seconds and peak RSS (MiB) of a whole child process, plus its stdout."""
-    r = subprocess.run([PY, "-c", RUN_AND_MEASURE, *cmd], capture_output=True, text=True,
-                       env={**os.environ, **(env or {})})
+    base = {k: v for k, v in os.environ.items() if k not in BLAS_ENV}
+    r = subprocess.run([PY, "-c", RUN_AND_MEASURE, *cmd], capture_output=True, text=True, env={**base, **(env or {})})
     head, _, child_out = r.stdout.partition("\n")
     dt, rss, rc = head.split()
     if int(rc) != 0:
@@ -302,8 +309,8 @@ def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
     sides = {"plain": ["--no-analysis"], "default": [], "boundary": ["--boundary"]}
     for extra in sides.values():  # untimed: writes the bytecode caches each side imports (see main)
         measure([PY, *score, *extra], env=ONE_THREAD)
-    for _ in range(repeat):
-        for key, extra in sides.items():
+    for i in range(repeat):  # the order turned every round: plain and default always side by side
+        for key, extra in list(sides.items())[:: 1 if i % 2 == 0 else -1]:
             runs.setdefault(key, []).append(measure([PY, *score, *extra], env=ONE_THREAD))
     pqs = {f"{key} run {k + 1}": last_json(r[2])["PQ"] for key in runs for k, r in enumerate(runs[key])}
     base = pqs["plain run 1"]
@@ -322,7 +329,7 @@ def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
     for key, label, target in (("default", "default analyses / PQ only:", "< 1.10x"),
                                ("boundary", "boundary / PQ only:        ", "< 2x")):
         ratios = [x[0] / y[0] for x, y in zip(runs[key], runs["plain"], strict=True)]
-        print(f"  {label} {t[key] / t['plain']:.3f}x  (target {target}); run back to back: "
+        print(f"  {label} {t[key] / t['plain']:.3f}x  (target {target}); runs of one round: "
               f"{statistics.median(ratios):.3f}x per round ({', '.join(f'{r:.3f}' for r in ratios)})")
 
 

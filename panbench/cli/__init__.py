@@ -33,6 +33,8 @@ COMMANDS = ("doctor", "ls", "eval", "speed", "robustness", "submit", "status", "
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of ``command`` alone (the one ``main`` runs: the other commands' modules,
     and what their options import, are not imported)."""
+    if command is not None and command not in COMMANDS:
+        raise ValueError(f"no command {command!r}; one of {', '.join(COMMANDS)}")
     parser = Parser(
         prog="panbench",
         description="Benchmark panoptic segmentation models from the MMDetection zoo on COCO panoptic.",

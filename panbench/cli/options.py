@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from panbench.errors import PanbenchError
 
@@ -72,14 +72,16 @@ class Common:
     force: argparse.ArgumentParser  # --force (panbench data)
     from_dir: argparse.ArgumentParser  # --from (panbench data)
 
-    def __getattr__(self, name: str) -> argparse.ArgumentParser:
-        add = _GROUPS.get(name)
-        if add is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        parent = argparse.ArgumentParser(add_help=False)
-        add(parent)
-        setattr(self, name, parent)
-        return parent
+    if not TYPE_CHECKING:  # the type checker sees the groups above, not any name
+
+        def __getattr__(self, name: str) -> argparse.ArgumentParser:
+            add = _GROUPS.get(name)
+            if add is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            parent = argparse.ArgumentParser(add_help=False)
+            add(parent)
+            setattr(self, name, parent)
+            return parent
 
 
 def common_parents() -> Common:

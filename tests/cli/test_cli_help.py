@@ -133,10 +133,24 @@ def test_a_command_imports_neither_the_other_commands_nor_their_options_dependen
     code = ("import sys; from panbench.cli import main\n"
             "try: main(['--debug', 'score', '--help'])\n"
             "except SystemExit: pass\n"
-            "print(' '.join(sorted(m for m in sys.modules if m.startswith('panbench.'))))")
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('panbench.', 'numpy')))))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(r.stdout.split())
     assert "panbench.cli.score" in loaded
+    assert "numpy" not in loaded  # score's run() loads it, with OpenBLAS on one thread (test_score_cli.py)
     others = {f"panbench.cli.{c.split()[0]}" for c in COMMANDS} - {"panbench.cli.score"}
     assert loaded & (others | {"panbench.data.catalog", "panbench.evaluation.options", "panbench.models.families",
                                "panbench.reporting.formats"}) == set()
+
+
+def test_every_option_group_of_common_is_defined_once_and_built_on_first_use() -> None:
+    from panbench.cli import options
+
+    assert set(options.Common.__annotations__) == set(options._GROUPS)
+    common = options.common_parents()
+    assert vars(common) == {}
+    assert common.strict is common.strict and set(vars(common)) == {"strict"}
+    with pytest.raises(AttributeError):
+        common.no_such_group  # noqa: B018
+    with pytest.raises(ValueError, match="no command 'options'"):
+        build_parser("options")

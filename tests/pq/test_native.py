@@ -117,6 +117,31 @@ def _decode_every_width(tmp_path: Path, rng: np.random.Generator, ch: int, ft: i
         assert np.array_equal(read_ids(p, "t", slot="gt"), rgb2id(img[..., :3])), w
 
 
+@pytest.mark.parametrize("avx2", [True, False])
+@pytest.mark.parametrize("ch", [3, 4])
+def test_paeth_blocks_with_scattered_changed_pixels_decode_every_pixel(tmp_path: Path, ch: int, avx2: bool) -> None:
+    """Flat regions with single pixels changed here and there: blocks of eight holding several pixels that are
+    not flat between flat ones (each flat one repeats the changed pixel to its left), on Paeth rows."""
+    rng = np.random.default_rng(40 + ch)
+    if avx2 and not kernels._native.use_avx2(True):
+        pytest.skip("this CPU has no AVX2")
+    assert kernels._native.use_avx2(avx2) is avx2
+    try:
+        for w in (9, 16, 23, 40, 67):
+            img = np.empty((14, w, ch), np.uint8)
+            img[:] = rng.integers(0, 256, ch, dtype=np.uint8)
+            img[:, w // 2 :] = rng.integers(0, 256, ch, dtype=np.uint8)
+            for y, x in zip(rng.integers(0, 14, w), rng.integers(0, w, w)):
+                img[y, x, :3] = rng.integers(0, 256, 3, dtype=np.uint8)
+                if rng.random() < 0.5 and x + 1 < w:  # two changed pixels side by side
+                    img[y, x + 1, :3] = rng.integers(0, 256, 3, dtype=np.uint8)
+            p = tmp_path / f"{w}.png"
+            p.write_bytes(make_png(img, [4]))
+            assert np.array_equal(read_ids(p, "t", slot="gt"), rgb2id(img[..., :3])), w
+    finally:
+        kernels._native.use_avx2(True)
+
+
 def test_pil_written_pngs_match_the_general_decoder(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for k, (h, w) in enumerate([(1, 1), (480, 640), (17, 5), (5, 300)]):
