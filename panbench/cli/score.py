@@ -104,9 +104,9 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 def _numpy_without_blas_threads() -> None:
     """Load numpy with OpenBLAS on one thread, unless numpy is loaded already or the environment sets a count.
     ``score`` runs its own threads and has BLAS compute nothing large (the bootstrap adds its sums in C; a product
-    only where they could pass int64), while OpenBLAS starts a worker per core that spins for about 0.1 s of CPU
-    once loaded, time the decoding threads lack on a small machine (docs/benchmarks.md).  The environment is as
-    it was after the import: child processes see the user's."""
+    only where they could pass int64), while OpenBLAS starts workers (one fewer than the cores) that spin for about
+    0.1 s of CPU once loaded, time the decoding threads lack on a small machine (docs/benchmarks.md).  The
+    environment is as it was after the import: child processes see the user's."""
     if "numpy" in sys.modules or any(k in os.environ for k in BLAS_THREADS):
         return
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
