@@ -9,6 +9,7 @@ stay float64).
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from panbench.pq.matching import MATCH_FIELDS, ImageMatch
-from panbench.pq.result import from_columns, to_columns
+from panbench.pq.result import column_keys, from_columns, to_columns
 
 FORMAT = 2  # 2: fn_pair_other; format-1 files still load (that column as zeros)
 
@@ -43,6 +44,14 @@ class AnalysisSet:
             raise ValueError("one image id per match")
         return AnalysisSet(n_categories, ids, to_columns(matches, MATCH_FIELDS), _opt(category_ids, int),
                            _opt(isthing, bool))
+
+    @staticmethod
+    def from_columns(cols: Mapping[str, np.ndarray], n_categories: int, image_ids: list[Any],
+                     category_ids: list[int] | None = None, isthing: list[bool] | None = None) -> AnalysisSet:
+        """The set of images whose results are ``cols`` (:func:`~panbench.pq.result.results_to_columns`' form, in
+        dataset order): its match columns, as :meth:`from_images` of their matches gives them."""
+        return AnalysisSet(n_categories, list(image_ids), {k: cols[k] for k in column_keys(MATCH_FIELDS)},
+                           _opt(category_ids, int), _opt(isthing, bool))
 
     def matches(self) -> list[ImageMatch]:
         """The per-image matches back (``from_images`` inverted), e.g. to re-split a cached chunk."""

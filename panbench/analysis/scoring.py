@@ -19,12 +19,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from panbench.analysis import compute_fields
 from panbench.analysis.bootstrap import N_RESAMPLES
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
-from panbench.pq.result import ImageResult
+from panbench.pq.result import BOUNDARY_PREFIX, ImageResult
 from panbench.pq.sums import PQStats, pq_summary
 from panbench.records.schema import RunRecord
 
@@ -108,10 +110,18 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
     :func:`run_fields`."""
     from panbench.pq.score import Scoring, score_stream
 
-    ev, pairs, results = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
-                                      Scoring(strict=strict, boundary=boundary, keep=True))
+    ev, pairs, cols = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
+                                   Scoring(strict=strict, boundary=boundary, keep=True))
     cats = ev.categories
-    aset = AnalysisSet.from_images([r.match for r in results], len(cats), [gt["image_id"] for gt, _ in pairs],
-                                   cats.ids, cats.isthing)
-    bstats = boundary_sums([r.boundary for r in results], len(cats)) if boundary else None
+    aset = AnalysisSet.from_columns(cols, len(cats), [gt["image_id"] for gt, _ in pairs], cats.ids, cats.isthing)
+    bstats = boundary_columns_sums(cols, len(cats), len(pairs)) if boundary else None
     return ev.evaluate(), aset, run_fields(aset, cats, bstats)
+
+
+def boundary_columns_sums(cols: Mapping[str, np.ndarray], n_categories: int, n_images: int) -> PQStats:
+    """The boundary-PQ sums of results kept as columns (their ``b_`` fields)."""
+    if BOUNDARY_PREFIX + "tp_cats" not in cols:
+        raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
+    stats = PQStats.zeros(n_categories)
+    stats.add_columns(cols, n_images, BOUNDARY_PREFIX)
+    return stats

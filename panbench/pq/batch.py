@@ -5,8 +5,9 @@ checked as :mod:`panbench.pq.png` checks them, inflated (libdeflate, through the
 package exports), unfiltered to ids and counted into the image's intersection table, with the GIL released and
 one set of buffers per thread, reused from image to image; the table is then checked, matched and folded there too
 (what :func:`~panbench.pq.evaluator.table_result` does, in C: ``_match_core.h``).  Up to :func:`window` chunks are
-in flight on the threads while the calling thread turns the chunk before into results, in the images' order, and
-adds them up.
+in flight on the threads while the calling thread collects the chunk before, in the images' order; every
+:data:`ADD_EVERY` images it copies their results out of their ``res`` into columns (:func:`res_columns`, the form
+:func:`~panbench.pq.result.results_to_columns` gives and the analyses read) and adds them to the sums.
 
 An image the C path does not count (a file missing or damaged, a palette, 16-bit or interlaced PNG, an id in no
 segment, a segments_info that does not parse, an area that does not add up) is scored again on the per-image
@@ -28,14 +29,14 @@ import numpy as np
 from panbench.errors import InputError
 from panbench.pq import native
 from panbench.pq.coco_format import safe_path
-from panbench.pq.evaluator import image_segments, unlisted_array
-from panbench.pq.matching import CategoryTable, unpack_match
+from panbench.pq.evaluator import image_segments
+from panbench.pq.matching import MATCH_FIELDS, CategoryTable
 from panbench.pq.png import max_pixels
-from panbench.pq.result import ImageResult
+from panbench.pq.result import ImageResult, join_columns, results_to_columns
 from panbench.pq.sums import PQStats
 
 CHUNK = 8  # images per C call: a chunk's C work (8 images' decodes and counts) dwarfs the call's cost
-ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQStats.add_images)
+ADD_EVERY = 256  # images gathered into columns and added to the sums at once (res_columns, PQStats.add_columns)
 _READY: dict[tuple[Any, Any], bool] = {}  # (_native module, deflate module) -> use_libdeflate was called
 
 Pair = tuple[dict[str, Any], dict[str, Any]]  # (ground-truth annotation, prediction annotation) of one image
@@ -105,17 +106,69 @@ def res_words(n_gt: int, n_pred: int, pixels: int | None = None) -> int:
     return _HEADER + n_pred + ints + floats + 3 * cells + (n_pred + 7) // 8
 
 
-def _unpack(res: np.ndarray, n_pred: int) -> ImageResult:
-    """An image's result from the ``res`` C matched it into: views of one exact-size copy (what the analyses keep
-    holds no slack)."""
-    n_tp, n_fn, n_fp, n_nc, m, unlisted, used = res[:7].tolist()
-    buf = res[:used].copy()
-    o = _HEADER + n_pred
-    ni, nf = 2 * (n_tp + n_fn + n_fp) + n_nc, n_tp + 4 * n_fn + 2 * n_fp + n_nc
-    fold = buf[o + ni + nf:o + ni + nf + 3 * m]
-    fp_matched = buf[o + ni + nf + 3 * m:].view(np.bool_)[:n_fp]
-    match = unpack_match(buf[o:o + ni], buf[o + ni:o + ni + nf].view(np.float64), fp_matched, n_tp, n_fn, n_fp, n_nc)
-    return ImageResult(match, fold[:m], fold[m:2 * m], fold[2 * m:], unlisted_array(unlisted))
+# the res of match_one in _native.c after its header and the predictions' areas: each field, and the count of its
+# rows (the header's n_tp, n_fn, n_fp, n_nc, m) in the order written; then fp_matched, one byte per FP
+_INTS = (("tp_cats", 0), ("tp_area", 0), ("fn_cats", 1), ("fn_area", 1), ("fp_cats", 2), ("fp_area", 2),
+         ("gt_cats", 3))
+_FLOATS = (("tp_ious", 0), ("fn_same", 1), ("fn_other", 1), ("fn_pair", 1), ("fn_pair_other", 1), ("fp_same", 2),
+           ("fp_other", 2), ("gt_iou_sum", 3))
+_FOLD = (("sem_gt", 4), ("sem_pred", 4), ("sem_px", 4))
+_GROUPS = (("tp", 0), ("fn", 1), ("fp", 2), ("gt", 3))  # each match group's row count, for its <group>_img
+
+
+def _spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Positions ``starts[i]``, ..., ``starts[i] + counts[i] - 1`` for every i, one after the other."""
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if len(ends) else 0
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
+
+
+def res_columns(kept: Sequence[tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
+    """The results of images matched into their ``res`` (each with its number of predictions: where its match
+    starts) as :func:`~panbench.pq.result.results_to_columns` gives them, in order: every field copied out of one
+    concatenation of the ``res`` by one gather, a few array operations in all and no object per image."""
+    n = len(kept)
+    if n == 0:
+        return results_to_columns([])
+    used = [r[:r[6]] for r, _ in kept]  # the header's used: what the match wrote, not the room it had
+    flat = np.concatenate(used)
+    base = np.zeros(n, np.int64)
+    np.cumsum(np.fromiter(map(len, used), np.int64, n)[:-1], out=base[1:])
+    counts = flat[base[:, None] + np.arange(6)]  # n_tp, n_fn, n_fp, n_nc, m, unlisted of each image
+    layout = _INTS + _FLOATS + _FOLD
+    rows = counts[:, [k for _, k in layout]]  # images x fields: each field's rows
+    starts = base[:, None] + _HEADER + np.fromiter((p for _, p in kept), np.int64, n)[:, None]
+    starts = starts + np.cumsum(rows, axis=1) - rows  # where each field of each image starts
+    values = flat[_spans(starts.T.ravel(), rows.T.ravel())]  # field by field, each in the images' order
+    total = np.cumsum(rows.sum(axis=0))
+    cols = dict(zip((name for name, _ in layout), np.split(values, total[:-1]), strict=True))
+    for name, _ in _FLOATS:
+        cols[name] = cols[name].view(np.float64)
+    ends = starts[:, -1] + rows[:, -1]  # fp_matched's bytes follow the fold
+    cols["fp_matched"] = flat.view(np.uint8)[_spans(ends * 8, counts[:, 2])].view(np.bool_)
+    images = np.arange(n, dtype=np.int64)
+    out = {name: cols[name] for name in MATCH_FIELDS}
+    out.update({g + "_img": np.repeat(images, counts[:, k]) for g, k in _GROUPS})
+    out.update({name: cols[name] for name, _ in _FOLD})
+    listed = counts[:, 5] > 0  # unlisted pixels: one entry per image that has any
+    out["unlisted_px"] = counts[listed, 5]
+    out["sem_img"], out["unlisted_img"] = np.repeat(images, counts[:, 4]), images[listed]
+    return out
+
+
+def packed(result: ImageResult) -> tuple[np.ndarray, int]:
+    """An image's result as ``match_one`` writes a ``res`` (without the predictions' areas): what
+    :func:`res_columns` reads, for an image the per-image path scored."""
+    m = result.match
+    fields = [np.asarray(getattr(m, name), np.int64) for name, _ in _INTS]
+    fields += [np.asarray(getattr(m, name), np.float64).view(np.int64) for name, _ in _FLOATS]
+    fields += [np.asarray(getattr(result, name), np.int64) for name, _ in _FOLD]
+    matched = np.zeros(-(-len(m.fp_matched) // 8) * 8, np.uint8)
+    matched[:len(m.fp_matched)] = m.fp_matched
+    body = np.concatenate([*fields, matched.view(np.int64)])
+    head = [len(m.tp_cats), len(m.fn_cats), len(m.fp_cats), len(m.gt_cats), len(result.sem_px),
+            int(result.unlisted_px.sum()), _HEADER + len(body), 0]
+    return np.concatenate([np.array(head, np.int64), body]), 0
 
 
 def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool,
@@ -136,35 +189,40 @@ def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[P
     return chunk, prepared, run, slots
 
 
-def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[ImageResult]:
-    """A chunk's results in order, once its C call is done: each counted table checked, matched and folded, each
-    other image scored by ``per_image``."""
+def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[tuple[np.ndarray, int]]:
+    """A chunk's results in order, as :func:`res_columns` reads them, once its C call is done: each image C
+    counted and matched, and each other image scored by ``per_image`` (:func:`packed`)."""
     chunk, prepared, run, slots = c
     status = run.result() if isinstance(run, Future) else run
     counted = [False] * len(chunk)
     for k, st in zip(slots, status, strict=True):  # one status byte per item
         counted[k] = st == 0
-    out = []
-    for pair, prep, ok in zip(chunk, prepared, counted):
-        if ok:  # counted and matched in C: prep holds its res
-            out.append(_unpack(*prep))  # type: ignore[misc]
-        else:
-            out.append(per_image(pair))
-    return out
+    return [prep if ok else packed(per_image(pair))  # type: ignore[misc]  # ok: prep holds its res
+            for pair, prep, ok in zip(chunk, prepared, counted)]
 
 
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 keep: bool, threads: int,
-                per_image: Callable[[Pair], ImageResult]) -> tuple[PQStats, list[ImageResult]]:
-    """The sums of ``pairs`` and, with ``keep``, their results in order, decoded and counted on ``threads``
-    threads (1: in the calling thread).  ``per_image`` scores an image the C path leaves alone."""
+                per_image: Callable[[Pair], ImageResult]) -> tuple[PQStats, dict[str, np.ndarray]]:
+    """The sums of ``pairs`` and, with ``keep``, their results in order as columns
+    (:func:`~panbench.pq.result.results_to_columns`' form; else empty), decoded and counted on ``threads`` threads
+    (1: in the calling thread).  ``per_image`` scores an image the C path leaves alone.  Every :data:`ADD_EVERY`
+    images the calling thread turns their ``res`` into columns and adds them to the sums."""
     try:
         limit: int | None = max_pixels()
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
         limit = None
     stats = PQStats.zeros(len(cats))
-    kept: list[ImageResult] = []
-    images = []
+    parts: list[tuple[int, dict[str, np.ndarray]]] = []
+    done: list[tuple[np.ndarray, int]] = []
+
+    def add() -> None:
+        cols = res_columns(done)
+        stats.add_columns(cols, len(done))
+        if keep:
+            parts.append((len(done), cols))
+        done.clear()
+
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = ThreadPoolExecutor(threads, thread_name_prefix="panbench-score") if threads > 1 else None
     try:
@@ -174,19 +232,18 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
             if len(queue) >= window(threads):
                 break
         while queue:
-            done = queue.popleft()
+            first = queue.popleft()
             nxt = next(chunks, None)
-            if nxt is not None:  # the next chunk starts before this one is matched
+            if nxt is not None:  # the next chunk starts before this one is gathered
                 queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, limit, pool))
-            for result in _results(done, per_image):
-                images.append(result.stats)
-                if keep:
-                    kept.append(result)
-                if len(images) == ADD_EVERY:
-                    stats.add_images(images)
-                    images.clear()
+            done.extend(_results(first, per_image))
+            if len(done) >= ADD_EVERY:
+                add()
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    stats.add_images(images)
-    return stats, kept
+    if done:
+        add()
+    if not keep:
+        return stats, {}
+    return stats, join_columns(parts) if parts else results_to_columns([])

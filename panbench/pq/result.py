@@ -15,7 +15,7 @@ analyses' ``.npz`` files (:class:`~panbench.analysis.collect.AnalysisSet`) are t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,11 @@ def to_columns(items: Sequence[Any], names: Sequence[str], prefix: str = "") -> 
     return cols
 
 
+def column_keys(names: Sequence[str], prefix: str = "") -> list[str]:
+    """The keys :func:`to_columns` gives for the fields ``names``: each field, then each group's ``<group>_img``."""
+    return [prefix + n for n in names] + [prefix + g + "_img" for g in dict.fromkeys(_group(n) for n in names)]
+
+
 def from_columns(cols: Any, names: Sequence[str], n_images: int, prefix: str = "") -> list[dict[str, np.ndarray]]:
     """:func:`to_columns` inverted: per image, its fields by name (``cols``: a dict or an ``np.load`` file)."""
     if n_images == 0:
@@ -82,6 +87,21 @@ def from_columns(cols: Any, names: Sequence[str], n_images: int, prefix: str = "
             cuts[g] = np.searchsorted(cols[prefix + g + "_img"], np.arange(1, n_images))
         split[name] = np.split(np.asarray(cols[prefix + name], column_dtype(name)), cuts[g])
     return [{name: split[name][k] for name in names} for k in range(n_images)]
+
+
+def join_columns(parts: Sequence[tuple[int, Mapping[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """Columns of consecutive runs of images, each ``(images, columns)``, as one set of columns: what
+    :func:`to_columns` gives for all the images at once (each ``<group>_img`` counted on from the images before)."""
+    if len(parts) == 1:
+        return dict(parts[0][1])
+    out: dict[str, np.ndarray] = {}
+    for key in parts[0][1] if parts else ():
+        pieces, before = [], 0
+        for n, cols in parts:
+            pieces.append(cols[key] + before if key.endswith("_img") else cols[key])
+            before += n
+        out[key] = np.concatenate(pieces)
+    return out
 
 
 def results_to_columns(results: Sequence[ImageResult]) -> dict[str, np.ndarray]:

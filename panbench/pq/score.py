@@ -5,8 +5,8 @@ decodes, counts and matches chunks of images on ``workers`` threads, the calling
 default; the per-image path (:func:`panbench.pq.evaluator.score_pair` after a Python decode, as ``eval`` scores)
 serves where the batch path is not installed, for boundary PQ and with ``PANBENCH_PER_IMAGE=1``, with
 ``workers > 1`` in forked worker processes whose per-category sums are added.  With ``keep`` the per-image results
-come back too (for the analyses), in the order of the images whatever the threads or workers (from a worker as
-columns: :mod:`panbench.pq.result`).
+come back too (for the analyses) as columns (:mod:`panbench.pq.result`), in the order of the images whatever the
+threads or workers.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from panbench.pq.coco_format import parse_annotations, parse_categories, read_js
 from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
-from panbench.pq.result import ImageResult, results_from_columns, results_to_columns
+from panbench.pq.result import ImageResult, join_columns, results_to_columns
 from panbench.pq.sums import PQStats
 
 
@@ -211,10 +211,10 @@ def score_stream(
     pred_dir: str | os.PathLike[str],
     workers: int | None = None,
     how: Scoring = Scoring(),
-) -> tuple[PanopticEvaluator, list[Pair], list[ImageResult]]:
+) -> tuple[PanopticEvaluator, list[Pair], dict[str, np.ndarray]]:
     """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
     pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep``, the per-image results in
-    the same order (else empty).
+    the same order as columns (:func:`~panbench.pq.result.results_to_columns`' form; else empty).
     ``workers``: threads on the batch path, forked processes on the per-image path (see the module's docstring);
     ``None`` takes :func:`default_workers`.
     Every choice gives the same sums and results, bit for bit."""
@@ -228,7 +228,7 @@ def score_stream(
         if not d.is_dir():
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticEvaluator(cats)
-    results: list[ImageResult] = []
+    results: dict[str, np.ndarray] = {}
     if on_batch:
         with _no_gc():
             part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep, workers,
@@ -236,8 +236,9 @@ def score_stream(
         ev.merge(part)
     elif workers <= 1 or len(pairs) < 2 * workers:
         with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
-            part, results = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
+            part, kept = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
         ev.merge(part)
+        results = results_to_columns(kept) if how.keep else {}
     else:
         import multiprocessing as mp  # here: the batch path, what score takes by default, forks nothing
 
@@ -250,8 +251,8 @@ def score_stream(
             for part, parts in pool.map(_work, range(workers), chunksize=1):  # one hand-off per worker
                 ev.merge(part)
                 chunks.extend(parts)
-        for _, n, cols in sorted(chunks, key=lambda c: c[0]):  # the images' order, whatever the workers
-            results.extend(results_from_columns(cols, n))
+        if how.keep:  # the images' order, whatever the workers
+            results = join_columns([(n, cols) for _, n, cols in sorted(chunks, key=lambda c: c[0])])
     return ev, pairs, results
 
 

@@ -12,7 +12,7 @@ and a fraction in [0, 2^40) that carries into them after every addition.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +31,11 @@ def group_mask(things: np.ndarray, isthing: bool | None) -> np.ndarray:
 
 IOU_BITS = 40  # fixed point: IoU sums in units of 2^-IOU_BITS
 IOU_SCALE = float(2**IOU_BITS)
-# add_images carries the IoU fraction after at most this many matches: each adds at most 2^40 units to
+# add_columns carries the IoU fraction after at most this many matches: each adds at most 2^40 units to
 # a fraction below 2^40, so an int64 holds 2^22 of them with room to spare
 _BATCH_MATCHES = 2**22
+# the fields of ImageStats that add_images concatenates
+_IMAGE_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px")
 
 
 def _unset() -> np.ndarray:
@@ -103,34 +105,36 @@ class PQStats:
 
     def add_images(self, images: Sequence[ImageStats]) -> None:
         """Accumulate many images' contributions at once: the same integers as :meth:`add_image` on each
-        (integer addition is associative), with one array operation per field instead of one per image.
-        The IoU fraction is carried every :data:`_BATCH_MATCHES` matches, as it must be before it overflows."""
-        start = 0
-        while start < len(images):
-            stop, matches = start, 0
-            while stop < len(images) and (stop == start or matches + len(images[stop].tp_cats) < _BATCH_MATCHES):
-                matches += len(images[stop].tp_cats)
-                stop += 1
-            self._add_batch(images[start:stop])
-            start = stop
-
-    def _add_batch(self, images: Sequence[ImageStats]) -> None:
+        (integer addition is associative), with one array operation per field instead of one per image."""
+        if not images:
+            return
         cat = np.concatenate
-        tp_cats = cat([s.tp_cats for s in images])
-        np.add.at(self.iou, tp_cats, np.rint(cat([s.tp_ious for s in images]) * IOU_SCALE).astype(np.int64))
-        self._carry()
+        self.add_columns({name: cat([getattr(s, name) for s in images]) for name in _IMAGE_FIELDS}, len(images))
+
+    def add_columns(self, cols: Mapping[str, np.ndarray], n_images: int, prefix: str = "") -> None:
+        """Accumulate the contributions of ``n_images`` images given as columns (the fields of
+        :class:`~panbench.pq.matching.ImageStats` concatenated, as :func:`panbench.pq.result.results_to_columns`
+        keeps them; keys ``prefix + field``, the semantic ones optional): the same integers as :meth:`add_images`
+        of those images.  The IoU fraction is carried every :data:`_BATCH_MATCHES` matches, as it must be before it
+        overflows."""
+        none = np.zeros(0, np.int64)
+        tp_cats, tp_ious = cols[prefix + "tp_cats"], cols[prefix + "tp_ious"]
+        for lo in range(0, len(tp_cats), _BATCH_MATCHES):
+            hi = lo + _BATCH_MATCHES
+            np.add.at(self.iou, tp_cats[lo:hi], np.rint(tp_ious[lo:hi] * IOU_SCALE).astype(np.int64))
+            self._carry()
         n = len(self.iou)
         self.tp += np.bincount(tp_cats, minlength=n)
-        self.fn += np.bincount(cat([s.fn_cats for s in images]), minlength=n)
-        self.fp += np.bincount(cat([s.fp_cats for s in images]), minlength=n)
-        sem_px = cat([s.sem_px for s in images])
+        self.fn += np.bincount(cols[prefix + "fn_cats"], minlength=n)
+        self.fp += np.bincount(cols[prefix + "fp_cats"], minlength=n)
+        sem_px = cols.get(prefix + "sem_px", none)
         if len(sem_px):
-            g, p = cat([s.sem_gt for s in images]), cat([s.sem_pred for s in images])
+            g, p = cols[prefix + "sem_gt"], cols[prefix + "sem_pred"]
             np.add.at(self.conf, (np.where(g < 0, n, g), np.where(p < 0, n, p)), sem_px)
-        unlisted = [int(s.unlisted_px.sum()) for s in images if len(s.unlisted_px)]
-        if unlisted:
-            self.unlisted += np.array([sum(unlisted), len(unlisted)], np.int64)
-        self.n_images += len(images)
+        unlisted = cols.get(prefix + "unlisted_px", none)  # one entry per image that has any
+        if len(unlisted):
+            self.unlisted += np.array([int(unlisted.sum()), len(unlisted)], np.int64)
+        self.n_images += n_images
 
     def __add__(self, other: PQStats) -> PQStats:
         return PQStats(

@@ -19,7 +19,7 @@ from panbench.errors import InputError
 from panbench.pq import batch, native, score
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.png import read_ids
-from panbench.pq.result import results_to_columns
+from panbench.pq.result import join_columns, results_to_columns
 from panbench.pq.score import Scoring, load_pairs, score_stream
 from tests.pq.test_hostile_files import HOSTILE, _chunk
 
@@ -56,7 +56,7 @@ def _score(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch
         m.setattr(score, "_score_one", counted_one)
         ev, _, results = score_stream(c["gt_json"], c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
                                       Scoring(strict=strict, keep=True))
-    return ev.evaluate(), results_to_columns(results)
+    return ev.evaluate(), results
 
 
 def _same(a: tuple[dict, dict[str, np.ndarray]], b: tuple[dict, dict[str, np.ndarray]]) -> None:
@@ -406,7 +406,7 @@ def test_the_match_in_the_threads_is_table_results_field_for_field(tmp_path: Pat
     """Against the numpy match and fold (``table_result`` without the C extension it shares the C with)."""
     from panbench.pq import matching
     from panbench.pq.evaluator import table_result
-    from panbench.pq.matching import MATCH_FIELDS, Segments
+    from panbench.pq.matching import Segments
 
     monkeypatch.setattr(matching, "_native", None)
 
@@ -416,15 +416,28 @@ def test_the_match_in_the_threads_is_table_results_field_for_field(tmp_path: Pat
     for (res, n_pred), item in zip(kept, inputs):
         gt = Segments(item[4], item[8], item[10], item[9])
         pred = Segments(item[5], item[11], np.zeros(len(item[5]), bool), np.zeros(len(item[5]), np.int64))
-        want, got = table_result(item[6], gt, pred), batch._unpack(res, n_pred)
+        want = table_result(item[6], gt, pred)
         assert len(want.match.tp_cats) and len(want.match.fp_cats) and len(want.match.fn_cats)
-        for name in MATCH_FIELDS:
-            a, b = getattr(got.match, name), getattr(want.match, name)
-            assert a.dtype == b.dtype and np.array_equal(a, b), name
-        for name in ("sem_gt", "sem_pred", "sem_px", "unlisted_px"):
-            a, b = getattr(got, name), getattr(want, name)
-            assert a.dtype == b.dtype and np.array_equal(a, b), name
-        assert got.match.tp_cats.base.nbytes == 8 * int(res[6])  # one exact-size copy: no slack kept
+        _same_columns(batch.res_columns([(res, n_pred)]), results_to_columns([want]))
+    both = batch.res_columns(kept)  # every image at once: the same as one by one
+    _same_columns(both, join_columns([(1, batch.res_columns([k])) for k in kept]))
+    assert both["fn_img"][-1] == len(kept) - 1
+
+
+def _same_columns(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert list(a) == list(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+
+
+def test_a_result_packed_as_c_writes_it_gives_its_columns(tmp_path: Path) -> None:
+    """The per-image path's results (the fallbacks of a chunk) go through the same columns as C's."""
+    c = _set(tmp_path, n=4)
+    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    results = [score._score_one(cats, c["gt_dir"], c["pred_dir"], score.Scoring(), p) for p in pairs]
+    results[1].unlisted_px = np.array([7], np.int64)  # an image with unlisted ground-truth pixels
+    results[2].match.fp_matched[:] = True
+    _same_columns(batch.res_columns([batch.packed(r) for r in results]), results_to_columns(results))
 
 
 def test_a_res_too_small_for_its_match_leaves_the_image_to_python(tmp_path: Path) -> None:
