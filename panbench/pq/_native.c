@@ -719,6 +719,89 @@ static int match_one(pb_item *it) {
     return rc;
 }
 
+/* The fields of a res after the predictions' areas, in the order match_one writes them (the ints, the floats, the
+ * fold), each as the header entry that counts its rows; fp_matched's bytes follow them. */
+static const int pb_res_fields[] = {PB_RES_TP, PB_RES_TP, PB_RES_FN, PB_RES_FN, PB_RES_FP, PB_RES_FP, PB_RES_NC,
+                                    PB_RES_TP, PB_RES_FN, PB_RES_FN, PB_RES_FN, PB_RES_FN, PB_RES_FP, PB_RES_FP,
+                                    PB_RES_NC, PB_RES_FOLD, PB_RES_FOLD, PB_RES_FOLD};
+#define PB_RES_NFIELDS ((int)(sizeof pb_res_fields / sizeof pb_res_fields[0]))
+#define PB_RES_COUNTS 6 /* n_tp, n_fn, n_fp, n_nc, m, unlisted: the header entries res_columns hands back */
+
+/* res_columns(res, n_pred) -> (values, counts, fp_matched): the results match_one wrote into each res (a list of
+ * int64 buffers; n_pred: a list of ints, where each match starts after the header) as columns: values holds every
+ * field of every image, field by field (in the order of pb_res_fields) and within a field image by image, as int64
+ * words (the floats' bits); counts the 6 header entries of each image; fp_matched the FPs' flags, image by image.
+ * Every size is checked against its buffer first (ValueError). */
+static PyObject *py_res_columns(PyObject *self, PyObject *args) {
+    PyObject *list, *npred;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &list, &PyList_Type, &npred)) return NULL;
+    const Py_ssize_t n = PyList_GET_SIZE(list);
+    if (PyList_GET_SIZE(npred) != n) {
+        PyErr_SetString(PyExc_ValueError, "res_columns: one n_pred per res");
+        return NULL;
+    }
+    Py_buffer *bufs = calloc(n ? (size_t)n : 1, sizeof(Py_buffer));
+    Py_ssize_t *start = malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    Py_ssize_t total[PB_RES_NFIELDS] = {0}, held = 0, n_fp = 0, words = 0;
+    PyObject *values = NULL, *counts = NULL, *matched = NULL, *out = NULL;
+    if (!bufs || !start) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; held < n; held++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(list, held), &bufs[held], PyBUF_SIMPLE) < 0) goto done;
+        const int64_t *r = bufs[held].buf;
+        const Py_ssize_t cap = bufs[held].len / 8, p = PyLong_AsSsize_t(PyList_GET_ITEM(npred, held));
+        if (p == -1 && PyErr_Occurred()) {
+            held++;
+            goto done;
+        }
+        int ok = bufs[held].len % 8 == 0 && cap >= PB_RES_HEADER && p >= 0 && r[PB_RES_USED] <= cap;
+        Py_ssize_t end = PB_RES_HEADER + p;
+        for (int k = 0; ok && k <= PB_RES_FOLD; k++) ok = r[k] >= 0 && r[k] <= cap; /* rows: within the buffer */
+        ok = ok && r[PB_RES_UNLISTED] >= 0;
+        for (int f = 0; ok && f < PB_RES_NFIELDS; f++) end += r[pb_res_fields[f]];
+        if (!ok || end + (r[PB_RES_FP] + 7) / 8 > r[PB_RES_USED]) {
+            PyErr_Format(PyExc_ValueError, "res_columns: res %zd does not hold the match its header describes", held);
+            held++;
+            goto done;
+        }
+        start[held] = PB_RES_HEADER + p;
+        for (int f = 0; f < PB_RES_NFIELDS; f++) total[f] += r[pb_res_fields[f]];
+        n_fp += r[PB_RES_FP];
+    }
+    for (int f = 0; f < PB_RES_NFIELDS; f++) words += total[f];
+    values = PyByteArray_FromStringAndSize(NULL, words * 8);
+    counts = PyByteArray_FromStringAndSize(NULL, n * PB_RES_COUNTS * 8);
+    matched = PyByteArray_FromStringAndSize(NULL, n_fp);
+    if (!values || !counts || !matched) goto done;
+    int64_t *v = (int64_t *)PyByteArray_AS_STRING(values), *c = (int64_t *)PyByteArray_AS_STRING(counts);
+    uint8_t *fm = (uint8_t *)PyByteArray_AS_STRING(matched);
+    Py_ssize_t at[PB_RES_NFIELDS];
+    at[0] = 0;
+    for (int f = 1; f < PB_RES_NFIELDS; f++) at[f] = at[f - 1] + total[f - 1];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t *r = bufs[i].buf, *src = r + start[i];
+        for (int f = 0; f < PB_RES_NFIELDS; f++) {
+            const Py_ssize_t rows = r[pb_res_fields[f]];
+            if (rows) memcpy(v + at[f], src, (size_t)rows * 8);
+            at[f] += rows, src += rows;
+        }
+        if (r[PB_RES_FP]) memcpy(fm, src, (size_t)r[PB_RES_FP]);
+        fm += r[PB_RES_FP];
+        memcpy(c + i * PB_RES_COUNTS, r, PB_RES_COUNTS * 8);
+    }
+    out = PyTuple_Pack(3, values, counts, matched);
+done:
+    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&bufs[i]);
+    free(bufs);
+    free(start);
+    Py_XDECREF(values);
+    Py_XDECREF(counts);
+    Py_XDECREF(matched);
+    return out;
+}
+
 /* One image: 0 counted, 1 left to the per-image path */
 static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_work *wk) {
     Py_ssize_t gh, gw, n;
@@ -875,6 +958,7 @@ static PyMethodDef methods[] = {
     {"pair_counts", py_pair_counts, METH_VARARGS, "Pixel counts of (gt, pred) segment pairs into counts."},
     {"use_libdeflate", py_use_libdeflate, METH_VARARGS, "libdeflate's entry points for pair_tables."},
     {"pair_tables", py_pair_tables, METH_VARARGS, "PNG pairs read, decoded and counted (the batch path)."},
+    {"res_columns", py_res_columns, METH_VARARGS, "The matches written into res buffers, as columns."},
     {"decode_ids", py_decode_ids, METH_VARARGS, "PNG files decoded as pair_tables decodes them (the decode floor)."},
     {NULL, NULL, 0, NULL},
 };

@@ -106,8 +106,8 @@ def res_words(n_gt: int, n_pred: int, pixels: int | None = None) -> int:
     return _HEADER + n_pred + ints + floats + 3 * cells + (n_pred + 7) // 8
 
 
-# the res of match_one in _native.c after its header and the predictions' areas: each field, and the count of its
-# rows (the header's n_tp, n_fn, n_fp, n_nc, m) in the order written; then fp_matched, one byte per FP
+# the fields of a res after its header and the predictions' areas, in the order match_one (_native.c) writes them,
+# each with the header entry that counts its rows (n_tp, n_fn, n_fp, n_nc, m); then fp_matched, one byte per FP
 _INTS = (("tp_cats", 0), ("tp_area", 0), ("fn_cats", 1), ("fn_area", 1), ("fp_cats", 2), ("fp_area", 2),
          ("gt_cats", 3))
 _FLOATS = (("tp_ious", 0), ("fn_same", 1), ("fn_other", 1), ("fn_pair", 1), ("fn_pair_other", 1), ("fp_same", 2),
@@ -116,36 +116,22 @@ _FOLD = (("sem_gt", 4), ("sem_pred", 4), ("sem_px", 4))
 _GROUPS = (("tp", 0), ("fn", 1), ("fp", 2), ("gt", 3))  # each match group's row count, for its <group>_img
 
 
-def _spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Positions ``starts[i]``, ..., ``starts[i] + counts[i] - 1`` for every i, one after the other."""
-    ends = np.cumsum(counts)
-    total = int(ends[-1]) if len(ends) else 0
-    return np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
-
-
 def res_columns(kept: Sequence[tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
     """The results of images matched into their ``res`` (each with its number of predictions: where its match
-    starts) as :func:`~panbench.pq.result.results_to_columns` gives them, in order: every field copied out of one
-    concatenation of the ``res`` by one gather, a few array operations in all and no object per image."""
+    starts) as :func:`~panbench.pq.result.results_to_columns` gives them, in order: ``_native.res_columns`` copies
+    every field of every image into one buffer, field by field, which is then cut into the columns."""
     n = len(kept)
     if n == 0:
         return results_to_columns([])
-    used = [r[:r[6]] for r, _ in kept]  # the header's used: what the match wrote, not the room it had
-    flat = np.concatenate(used)
-    base = np.zeros(n, np.int64)
-    np.cumsum(np.fromiter(map(len, used), np.int64, n)[:-1], out=base[1:])
-    counts = flat[base[:, None] + np.arange(6)]  # n_tp, n_fn, n_fp, n_nc, m, unlisted of each image
+    values, heads, matched = native.pixels().res_columns([r for r, _ in kept], [p for _, p in kept])
+    counts = np.frombuffer(heads, np.int64).reshape(n, 6)  # n_tp, n_fn, n_fp, n_nc, m, unlisted of each image
     layout = _INTS + _FLOATS + _FOLD
-    rows = counts[:, [k for _, k in layout]]  # images x fields: each field's rows
-    starts = base[:, None] + _HEADER + np.fromiter((p for _, p in kept), np.int64, n)[:, None]
-    starts = starts + np.cumsum(rows, axis=1) - rows  # where each field of each image starts
-    values = flat[_spans(starts.T.ravel(), rows.T.ravel())]  # field by field, each in the images' order
-    total = np.cumsum(rows.sum(axis=0))
-    cols = dict(zip((name for name, _ in layout), np.split(values, total[:-1]), strict=True))
+    rows = counts.sum(axis=0)[[k for _, k in layout]]  # each field's rows, all images
+    cols = dict(zip((name for name, _ in layout), np.split(np.frombuffer(values, np.int64), np.cumsum(rows)[:-1]),
+                    strict=True))
     for name, _ in _FLOATS:
         cols[name] = cols[name].view(np.float64)
-    ends = starts[:, -1] + rows[:, -1]  # fp_matched's bytes follow the fold
-    cols["fp_matched"] = flat.view(np.uint8)[_spans(ends * 8, counts[:, 2])].view(np.bool_)
+    cols["fp_matched"] = np.frombuffer(matched, np.bool_)
     images = np.arange(n, dtype=np.int64)
     out = {name: cols[name] for name in MATCH_FIELDS}
     out.update({g + "_img": np.repeat(images, counts[:, k]) for g, k in _GROUPS})

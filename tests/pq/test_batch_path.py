@@ -473,3 +473,18 @@ def test_a_res_holds_no_more_fold_cells_than_the_image_has_pixels() -> None:
     """Thousands of segments: the fold is bounded by the pixels, not by the table's cells."""
     assert batch.res_words(5000, 5000, 640 * 480) < 3 * 640 * 480 + 100_000 < batch.res_words(5000, 5000)
     assert batch.res_words(20, 30, 10**6) == batch.res_words(20, 30)  # few segments: the table is the bound
+
+
+def test_res_columns_refuses_a_res_that_does_not_hold_its_header(tmp_path: Path) -> None:
+    kept, _, status = _c_results(_set(tmp_path, n=2))
+    assert list(status) == [0, 0]
+    res, n_pred = kept[1]
+    for k, value in ((0, int(res[6])), (6, int(res[6]) - 1), (6, len(res) + 1), (1, -1)):  # rows, used
+        bad = res.copy()
+        bad[k] = value
+        with pytest.raises(ValueError, match="res 1 does not hold the match its header describes"):
+            native.pixels().res_columns([kept[0][0], bad], [kept[0][1], n_pred])
+    with pytest.raises(ValueError, match="one n_pred per res"):
+        native.pixels().res_columns([res], [])
+    with pytest.raises(ValueError, match="does not hold"):
+        native.pixels().res_columns([res], [-1])
