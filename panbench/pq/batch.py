@@ -28,7 +28,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
-from panbench.pq.coco_format import safe_path
+from panbench.pq.coco_format import PackedSegments, safe_path
 from panbench.pq.evaluator import image_segments
 from panbench.pq.matching import MATCH_FIELDS, CategoryTable
 from panbench.pq.png import max_pixels
@@ -77,7 +77,8 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
     try:
         gt_png = os.fsencode(safe_path(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"))
         pred_png = os.fsencode(safe_path(pred_dir, pred_ann["file_name"], f"{where} (prediction)"))
-        gt, pred = image_segments(cats, gt_ann["segments_info"], pred_ann["segments_info"], where)
+        g_ids, g_cats, g_areas, g_crowd, p_ids, p_cats = _segments(cats, gt_ann["segments_info"],
+                                                                  pred_ann["segments_info"], where)
     except (InputError, KeyError, TypeError, ValueError):  # the per-image path raises it in its order
         return None, None
     if b"\0" in gt_png or b"\0" in pred_png:
@@ -88,11 +89,27 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
         if not (type(jh) is int and type(jw) is int and 0 < jh < 2**31 and 0 < jw < 2**31):
             return None, None  # a size no PNG has (or of another type): the per-image path says what is wrong
         h, w, pixels = jh, jw, jh * jw
-    n_gt, n_pred = len(gt), len(pred)
+    n_gt, n_pred = len(g_crowd), len(p_ids) // 8
     inter = np.empty((n_gt + 2, n_pred + 1), np.int64)
     res = np.empty(res_words(n_gt, n_pred, pixels), np.int64)
-    return (res, len(pred)), (gt_png, pred_png, h, w, gt.ids, pred.ids, inter, strict, gt.cats, gt.areas,
-                              gt.iscrowd, pred.cats, res)
+    return (res, n_pred), (gt_png, pred_png, h, w, g_ids, p_ids, inter, strict, g_cats, g_areas, g_crowd, p_cats,
+                           res)
+
+
+def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> tuple[Any, ...]:
+    """Both sides' segments_info checked, as the buffers ``pair_tables`` reads: the ground truth's ids, category
+    indices, areas (int64) and crowd flags (one byte each), the predictions' ids and category indices, each a
+    memoryview of bytes: of ``_match.packed``'s where C read and checked both arrays, else of the arrays of
+    :func:`image_segments` (which raises what is wrong)."""
+    c = native.match()
+    if c is not None and type(gt_info) is PackedSegments and type(pred_info) is PackedSegments:
+        g = c.packed(gt_info.fields, gt_info.n, cats.index, True)
+        p = c.packed(pred_info.fields, pred_info.n, cats.index, False)
+        if g is not None and p is not None:  # the layout of coco_format._unpacked
+            n, m, g, p = 8 * gt_info.n, 8 * pred_info.n, memoryview(g), memoryview(p)
+            return g[:n], g[n:2 * n], g[2 * n:3 * n], g[3 * n:3 * n + gt_info.n], p[:m], p[m:2 * m]
+    gt, pred = image_segments(cats, gt_info, pred_info, where)
+    return tuple(memoryview(a).cast("B") for a in (gt.ids, gt.cats, gt.areas, gt.iscrowd, pred.ids, pred.cats))
 
 
 def res_words(n_gt: int, n_pred: int, pixels: int | None = None) -> int:

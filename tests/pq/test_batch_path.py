@@ -394,7 +394,7 @@ def _c_results(c: dict[str, Path], res_words=batch.res_words) -> tuple[list, lis
     kept, items, inputs = [], [], []
     for pair in pairs:
         (res, n_pred), item = batch._prepare(cats, c["gt_dir"], c["pred_dir"], pair, False)
-        res = np.full(res_words(len(item[4]), n_pred), -3, np.int64)
+        res = np.full(res_words(len(item[10]), n_pred), -3, np.int64)
         items.append((*item[:-1], res))
         kept.append((res, n_pred))
         inputs.append(item)
@@ -414,8 +414,9 @@ def test_the_match_in_the_threads_is_table_results_field_for_field(tmp_path: Pat
     kept, inputs, status = _c_results(c)
     assert list(status) == [0] * 12
     for (res, n_pred), item in zip(kept, inputs):
-        gt = Segments(item[4], item[8], item[10], item[9])
-        pred = Segments(item[5], item[11], np.zeros(len(item[5]), bool), np.zeros(len(item[5]), np.int64))
+        i64 = [np.frombuffer(item[k], np.int64) for k in (4, 5, 8, 9, 11)]  # the buffers pair_tables read
+        gt = Segments(i64[0], i64[2], np.frombuffer(item[10], np.bool_), i64[3])
+        pred = Segments(i64[1], i64[4], np.zeros(len(i64[1]), bool), np.zeros(len(i64[1]), np.int64))
         want = table_result(item[6], gt, pred)
         assert len(want.match.tp_cats) and len(want.match.fp_cats) and len(want.match.fn_cats)
         _same_columns(batch.res_columns([(res, n_pred)]), results_to_columns([want]))
