@@ -109,7 +109,7 @@ def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> 
             n, m, g, p = 8 * gt_info.n, 8 * pred_info.n, memoryview(g), memoryview(p)
             return g[:n], g[n:2 * n], g[2 * n:3 * n], g[3 * n:3 * n + gt_info.n], p[:m], p[m:2 * m]
     gt, pred = image_segments(cats, gt_info, pred_info, where)
-    return tuple(memoryview(a).cast("B") for a in (gt.ids, gt.cats, gt.areas, gt.iscrowd, pred.ids, pred.cats))
+    return tuple(a.data.cast("B") for a in (gt.ids, gt.cats, gt.areas, gt.iscrowd, pred.ids, pred.cats))
 
 
 def res_words(n_gt: int, n_pred: int, pixels: int | None = None) -> int:
