@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,7 +24,9 @@ from panbench.analysis.metrics import nine_metrics
 from panbench.analysis.resample import as_float, count_chunks, fixed_sums, resampled_sums
 from panbench.errors import InputError
 from panbench.pq.sums import category_pq
-from panbench.records.schema import RunRecord
+
+if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
+    from panbench.records.schema import RunRecord
 
 CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
 N_RESAMPLES = 1000  # the default number of resamples of every interval (docs/analysis.md)

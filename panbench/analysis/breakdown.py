@@ -31,14 +31,16 @@ Oracle fixes (each type alone, then PQ recomputed from the fixed per-category su
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.pq.matching import MATCH_IOU
-from panbench.records.schema import RunRecord
+
+if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
+    from panbench.records.schema import RunRecord
 
 FP_TYPES = ("classification", "duplicate", "segmentation", "background", "other")
 FN_TYPES = ("classification", "segmentation", "missed", "other")

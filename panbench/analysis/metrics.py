@@ -15,13 +15,15 @@ the summary's own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.pq.sums import PQ_GROUPS, group_average
-from panbench.records.schema import RunRecord
+
+if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
+    from panbench.records.schema import RunRecord
 
 # COCO's area ranges: small < 32^2 <= medium < 96^2 <= large
 SIZE_LIMITS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.iinfo(np.int64).max))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +28,9 @@ from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
 from panbench.pq.result import BOUNDARY_PREFIX, ImageResult
 from panbench.pq.sums import PQStats, pq_summary
-from panbench.records.schema import RunRecord
+
+if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
+    from panbench.records.schema import RunRecord
 
 
 class RunAnalysis:

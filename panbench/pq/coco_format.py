@@ -137,8 +137,10 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
     if not isinstance(anns, list):
         raise InputError(f"{path}: field 'annotations' is a {type(anns).__name__}, not a list; expected the COCO "
                          "panoptic format (a list of one annotation per image)")
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[Any, dict[str, Any]] = {}  # image ids are ints or strings
     for ann in anns:
+        if _usual(ann, gt, out):
+            continue
         image_id = _field(ann, "image_id", f"{path}: annotation", (int, str))
         where = f"{path}: image {image_id}"
         fname = _field(ann, "file_name", where, str)
@@ -161,6 +163,19 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
                         _field(s, "area", f"{where} segment {s['id']}", int)
         _add_annotation(out, image_id, ann, where)
     return out
+
+
+def _usual(ann: Any, gt: bool, out: dict[Any, dict[str, Any]]) -> bool:
+    """Add the usual annotation (an int or str image id not seen before, a file name, segments_info that C read
+    and checked) to ``out`` without building its messages; False for any other, which the checks name."""
+    if type(ann) is not dict:
+        return False
+    image_id, fname, segs = ann.get("image_id"), ann.get("file_name"), ann.get("segments_info")
+    if (type(image_id) is int or type(image_id) is str) and type(fname) is str and fname \
+            and type(segs) is PackedSegments and segs.gt == gt and image_id not in out:
+        out[image_id] = ann
+        return True
+    return False
 
 
 def _add_annotation(out: dict[Any, dict[str, Any]], image_id: Any, ann: dict[str, Any], where: str) -> None:

@@ -204,6 +204,26 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _score_forked(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pairs: list[Pair],
+                  workers: int) -> tuple[PQStats, dict[str, np.ndarray]]:
+    """The per-image path on ``workers`` forked processes: their sums added and, with ``how.keep``, the results
+    as columns in the images' order, whatever the workers."""
+    import multiprocessing as mp  # here: the batch path, what score takes by default, forks nothing
+
+    size = max(1, min(_CHUNK, len(pairs) // (4 * workers)))
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    counter = ctx.Value("l", 0)  # the next image to score, shared by the workers
+    init = (cats, gt_dir, pred_dir, how, pairs, counter, size)
+    stats, chunks = PQStats.zeros(len(cats)), []
+    with ctx.Pool(workers, initializer=_init_worker, initargs=init) as pool:
+        for part, parts in pool.map(_work, range(workers), chunksize=1):  # one hand-off per worker
+            stats = stats + part
+            chunks.extend(parts)
+    if not how.keep:
+        return stats, {}
+    return stats, join_columns([(n, cols) for _, n, cols in sorted(chunks, key=lambda c: c[0])])
+
+
 def score_stream(
     gt_json: str | os.PathLike[str],
     gt_dir: str | os.PathLike[str],
@@ -240,19 +260,8 @@ def score_stream(
         ev.merge(part)
         results = results_to_columns(kept) if how.keep else {}
     else:
-        import multiprocessing as mp  # here: the batch path, what score takes by default, forks nothing
-
-        size = max(1, min(_CHUNK, len(pairs) // (4 * workers)))
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        counter = ctx.Value("l", 0)  # the next image to score, shared by the workers
-        init = (cats, gt_dir, pred_dir, how, pairs, counter, size)
-        chunks: list[tuple[int, int, dict[str, np.ndarray]]] = []
-        with ctx.Pool(workers, initializer=_init_worker, initargs=init) as pool:
-            for part, parts in pool.map(_work, range(workers), chunksize=1):  # one hand-off per worker
-                ev.merge(part)
-                chunks.extend(parts)
-        if how.keep:  # the images' order, whatever the workers
-            results = join_columns([(n, cols) for _, n, cols in sorted(chunks, key=lambda c: c[0])])
+        part, results = _score_forked(cats, gt_dir, pred_dir, how, pairs, workers)
+        ev.merge(part)
     return ev, pairs, results
 
 

@@ -3,10 +3,12 @@ tables) and the record's speed and GFLOPs as tables and plots show them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.pq.matching import METRIC_KEYS
-from panbench.records.schema import RunRecord
+
+if TYPE_CHECKING:  # annotations only: score's terminal output never loads the schema
+    from panbench.records.schema import RunRecord
 
 CSV_FIELDS = ["model", "framework", "architecture", "backbone", "dataset", "postprocess", *METRIC_KEYS, "pixel_acc",
               "mIoU", "mDice", "n_images", "images_per_s", "device", "params", "gflops", "date", "record",

@@ -8,10 +8,12 @@ A leaf of :mod:`panbench.reporting`: it imports no other reporting module.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.analysis.metrics import SIZE_LIMITS
-from panbench.records.schema import RunRecord
+
+if TYPE_CHECKING:  # annotations only: score's terminal output never loads the schema
+    from panbench.records.schema import RunRecord
 
 SIZES = tuple(name for name, _, _ in SIZE_LIMITS)  # small, medium, large
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.records.rows import (
     MIN_TIMED_IMAGES,
@@ -18,8 +18,10 @@ from panbench.records.rows import (
     measured_speed,
     speed_shared,
 )
-from panbench.records.schema import RunRecord
 from panbench.reporting.labels import images, settings
+
+if TYPE_CHECKING:  # annotations only: score's terminal output never loads the schema
+    from panbench.records.schema import RunRecord
 
 
 def format_metrics(m: dict[str, Any], title: str = "") -> str:
