@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     titles = "; ".join(a.title.replace("%", "%%") for a in ANALYSES)
     p.add_argument("--no-analysis", action="store_true",
                    help=f"PQ only, none of the analyses ({titles}; the baseline of scripts/bench_pq.py)")
+    # no reference cycles: the JSON, the arrays and the analyses' numbers (main() pauses the cyclic collector,
+    # whose collections would only walk the modules imported here: 10-15 ms of a run)
+    p.set_defaults(no_cycles=True)
     return p
 
 

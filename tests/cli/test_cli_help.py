@@ -154,3 +154,27 @@ def test_every_option_group_of_common_is_defined_once_and_built_on_first_use() -
         common.no_such_group  # noqa: B018
     with pytest.raises(ValueError, match="no command 'options'"):
         build_parser("options")
+
+
+@pytest.mark.parametrize(("command", "paused"), [("score", True), ("table", False)])
+def test_a_command_without_reference_cycles_runs_with_the_collector_paused(monkeypatch, command: str,
+                                                                          paused: bool) -> None:
+    import gc
+    import importlib
+
+    seen = []
+    module = importlib.import_module(f"panbench.cli.{command}")
+    monkeypatch.setattr(module, "run", lambda args: seen.append(gc.isenabled()) or 0)
+    parsed = []
+    build = importlib.import_module("panbench.cli").build_parser
+
+    def spy(name):  # noqa: ANN001, ANN202
+        parsed.append(gc.isenabled())
+        return build(name)
+
+    monkeypatch.setattr("panbench.cli.build_parser", spy)
+    argv = {"score": ["--gt-json", "a", "--gt-dir", "b", "--pred-json", "c", "--pred-dir", "d"], "table": []}
+    assert gc.isenabled()
+    assert main([command, *argv[command]]) == 0
+    assert parsed == [False] and seen == [not paused]
+    assert gc.isenabled()  # as it was
