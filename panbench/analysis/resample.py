@@ -17,6 +17,7 @@ import numpy as np
 
 from panbench.pq.kernels import load_extension
 from panbench.pq.sums import IOU_SCALE
+from panbench.pq.threads import Workers
 
 _c = load_extension("panbench.analysis._resample")  # None: _blas_sums gives the same integers
 _BLOCK = 32  # PB_BLOCK of _resample.c: the resamples C adds together
@@ -123,12 +124,10 @@ def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int 
     out = np.empty((n_resamples, k), np.int64)
     step = -(-n_resamples // max(1, threads) // _BLOCK) * _BLOCK or _BLOCK  # whole blocks of C's per thread
     bounds = [*range(0, n_resamples, step), n_resamples]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(bounds) - 1) as pool:  # one thread per span; the GIL is released while C adds
-        for f in [pool.submit(_c.sums, drawn, n, indptr, cols, vals, out, k, int(lo), int(hi))
-                  for lo, hi in zip(bounds[:-1], bounds[1:])]:
-            f.result()
+    with Workers(len(bounds) - 1, "panbench-bootstrap") as pool:  # a thread per span; C adds without the GIL
+        for task in [pool.submit(_c.sums, drawn, n, indptr, cols, vals, out, k, int(lo), int(hi))
+                     for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            task.result()
     return out
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from panbench.pq.matching import MATCH_FIELDS, CategoryTable
 from panbench.pq.png import max_pixels
 from panbench.pq.result import ImageResult, join_columns, results_to_columns
 from panbench.pq.sums import PQStats
+from panbench.pq.threads import Task, Workers
 
 CHUNK = 8  # images per C call: a chunk's C work (8 images' decodes and counts) dwarfs the call's cost
 ADD_EVERY = 256  # images gathered into columns and added to the sums at once (res_columns, PQStats.add_columns)
@@ -46,7 +46,7 @@ _Prepared = tuple[np.ndarray, int] | None
 _HEADER = 8  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, used, (unused)
 # a chunk in flight: its pairs, what the calling thread keeps of each, the C call (or its status bytes), and the
 # position in the chunk of each image handed to C
-_Chunk = tuple[Sequence[Pair], list[_Prepared], "Future[bytes] | bytes", list[int]]
+_Chunk = tuple[Sequence[Pair], list[_Prepared], "Task[bytes] | bytes", list[int]]
 
 
 def available() -> bool:
@@ -175,7 +175,7 @@ def packed(result: ImageResult) -> tuple[np.ndarray, int]:
 
 
 def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool,
-            limit: int | None, pool: ThreadPoolExecutor | None) -> _Chunk:
+            limit: int | None, pool: Workers | None) -> _Chunk:
     """Prepare a chunk in the calling thread and start its C call (on a thread, or here without a pool);
     ``limit`` None sends every image to the per-image path."""
     prepared, items, slots = [], [], []
@@ -185,7 +185,7 @@ def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[P
         if item is not None:
             slots.append(len(prepared) - 1)
             items.append(item)
-    run: Future[bytes] | bytes = b""
+    run: Task[bytes] | bytes = b""
     if items:
         ext = native.pixels()
         run = pool.submit(ext.pair_tables, items, limit) if pool is not None else ext.pair_tables(items, limit)
@@ -196,7 +196,7 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[tuple[
     """A chunk's results in order, as :func:`res_columns` reads them, once its C call is done: each image C
     counted and matched, and each other image scored by ``per_image`` (:func:`packed`)."""
     chunk, prepared, run, slots = c
-    status = run.result() if isinstance(run, Future) else run
+    status = run.result() if isinstance(run, Task) else run
     counted = [False] * len(chunk)
     for k, st in zip(slots, status, strict=True):  # one status byte per item
         counted[k] = st == 0
@@ -227,7 +227,7 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
         done.clear()
 
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="panbench-score") if threads > 1 else None
+    pool = Workers(threads, "panbench-score") if threads > 1 else None
     try:
         queue: deque[_Chunk] = deque()
         for chunk in chunks:
@@ -244,7 +244,7 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
                 add()
     finally:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(cancel=True)
     if done:
         add()
     if not keep:

@@ -1,0 +1,81 @@
+"""A fixed set of threads that run submitted calls: what ``score``'s batch path and the bootstrap's sums need of a
+thread pool, on :mod:`threading` alone (``concurrent.futures`` loads :mod:`logging`, about 5-10 ms of every
+``panbench score`` start).  The calls it runs release the GIL (C decoding, counting, adding), so threads run them
+on every core.  Standard library only.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Cancelled(Exception):
+    """What :meth:`Task.result` raises for a call that :meth:`Workers.shutdown` dropped before it ran."""
+
+
+class Task(Generic[T]):
+    """One submitted call: :meth:`result` waits for it and gives its value, or raises what it raised."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def result(self) -> T:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # set: the call returned
+
+
+class Workers:
+    """``threads`` threads taking calls in the order they were submitted; :meth:`shutdown` (or leaving a ``with``
+    block) waits for them, and with ``cancel`` drops the calls not yet started."""
+
+    def __init__(self, threads: int, name: str = "panbench") -> None:
+        self._calls: queue.SimpleQueue[tuple[Task[Any], Callable[..., Any], tuple[Any, ...]] | None] = \
+            queue.SimpleQueue()
+        self._cancel = False
+        self._threads = [threading.Thread(target=self._run, name=f"{name}_{k}", daemon=True)
+                         for k in range(max(1, threads))]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Task[T]:
+        task: Task[T] = Task()
+        self._calls.put((task, fn, args))
+        return task
+
+    def _run(self) -> None:
+        while (item := self._calls.get()) is not None:
+            task, fn, args = item
+            try:
+                if self._cancel:
+                    raise Cancelled("dropped by Workers.shutdown(cancel=True)")
+                task._value = fn(*args)
+            except BaseException as e:  # handed to the caller of result()
+                task._error = e
+            finally:
+                task._done.set()
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """Stop the threads once the calls before are done (``cancel``: dropped, each task raising
+        :class:`Cancelled`); returns when every thread has ended."""
+        self._cancel = self._cancel or cancel
+        for _ in self._threads:
+            self._calls.put(None)
+        for t in self._threads:
+            t.join()
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(cancel=exc[0] is not None)
