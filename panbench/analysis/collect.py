@@ -50,8 +50,10 @@ class AnalysisSet:
                      category_ids: list[int] | None = None, isthing: list[bool] | None = None) -> AnalysisSet:
         """The set of images whose results are ``cols`` (:func:`~panbench.pq.result.results_to_columns`' form, in
         dataset order): its match columns, as :meth:`from_images` of their matches gives them."""
-        return AnalysisSet(n_categories, list(image_ids), {k: cols[k] for k in column_keys(MATCH_FIELDS)},
-                           _opt(category_ids, int), _opt(isthing, bool))
+        ids, keys = list(image_ids), column_keys(MATCH_FIELDS)
+        if any(len(cols[k]) and int(cols[k][-1]) >= len(ids) for k in keys if k.endswith("_img")):
+            raise ValueError("one image id per image of the columns")
+        return AnalysisSet(n_categories, ids, {k: cols[k] for k in keys}, _opt(category_ids, int), _opt(isthing, bool))
 
     def matches(self) -> list[ImageMatch]:
         """The per-image matches back (``from_images`` inverted), e.g. to re-split a cached chunk."""

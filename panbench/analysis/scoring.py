@@ -1,6 +1,6 @@
 """The analyses wired to whole runs: the per-image results (:class:`~panbench.pq.result.ImageResult`, from
-:func:`panbench.pq.evaluator.score_pair`) kept while ``score`` and ``eval`` score, then every analysis of the
-run as the keys its JSON output and its record carry.
+:func:`panbench.pq.evaluator.score_pair`, kept while ``eval`` scores; ``score`` keeps them as the columns of
+:mod:`panbench.pq.result`), then every analysis of the run as the keys its JSON output and its record carry.
 
 * :class:`RunAnalysis` keeps the results of one run keyed by the image's position in the dataset,
   so any split of the images gives the same set; an eval run's

@@ -727,6 +727,23 @@ static const int pb_res_fields[] = {PB_RES_TP, PB_RES_TP, PB_RES_FN, PB_RES_FN, 
 #define PB_RES_NFIELDS ((int)(sizeof pb_res_fields / sizeof pb_res_fields[0]))
 #define PB_RES_COUNTS 6 /* n_tp, n_fn, n_fp, n_nc, m, unlisted: the header entries res_columns hands back */
 
+/* One res (cap int64 words; its match after the header and p predictions' areas) checked against its buffer before
+ * anything is read past its header: 0 with its PB_RES_COUNTS header entries in head, else -1.  Every row count and
+ * p are at most cap (at most 2^60), so the running end cannot overflow before it is compared with used. */
+static int res_check(const int64_t *r, Py_ssize_t cap, Py_ssize_t p, int64_t *head) {
+    if (cap < PB_RES_HEADER || p < 0 || p > cap - PB_RES_HEADER) return -1;
+    const int64_t used = r[PB_RES_USED];
+    if (used < 0 || used > cap) return -1;
+    memcpy(head, r, PB_RES_COUNTS * 8);
+    for (int k = 0; k <= PB_RES_FOLD; k++)
+        if (head[k] < 0 || head[k] > cap) return -1;
+    if (head[PB_RES_UNLISTED] < 0) return -1;
+    int64_t end = PB_RES_HEADER + p;
+    for (int f = 0; f < PB_RES_NFIELDS; f++)
+        if ((end += head[pb_res_fields[f]]) > used) return -1;
+    return (head[PB_RES_FP] + 7) / 8 > used - end ? -1 : 0;
+}
+
 /* res_columns(res, n_pred) -> (values, counts, fp_matched): the results match_one wrote into each res (a list of
  * int64 buffers; n_pred: a list of ints, where each match starts after the header) as columns: values holds every
  * field of every image, field by field (in the order of pb_res_fields) and within a field image by image, as int64
@@ -735,67 +752,65 @@ static const int pb_res_fields[] = {PB_RES_TP, PB_RES_TP, PB_RES_FN, PB_RES_FN, 
 static PyObject *py_res_columns(PyObject *self, PyObject *args) {
     PyObject *list, *npred;
     if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &list, &PyList_Type, &npred)) return NULL;
-    const Py_ssize_t n = PyList_GET_SIZE(list);
-    if (PyList_GET_SIZE(npred) != n) {
+    if (PyList_GET_SIZE(npred) != PyList_GET_SIZE(list)) {
         PyErr_SetString(PyExc_ValueError, "res_columns: one n_pred per res");
         return NULL;
     }
+    /* the lists as they are now: a buffer export may run Python code that changes them */
+    PyObject *items = PyList_AsTuple(list), *preds = PyList_AsTuple(npred);
+    const Py_ssize_t n = PyList_GET_SIZE(list);
     Py_buffer *bufs = calloc(n ? (size_t)n : 1, sizeof(Py_buffer));
+    int64_t *head = malloc((n ? (size_t)n : 1) * PB_RES_COUNTS * 8); /* each image's counts, read once */
     Py_ssize_t *start = malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     Py_ssize_t total[PB_RES_NFIELDS] = {0}, held = 0, n_fp = 0, words = 0;
     PyObject *values = NULL, *counts = NULL, *matched = NULL, *out = NULL;
-    if (!bufs || !start) {
-        PyErr_NoMemory();
+    if (!items || !preds || !bufs || !head || !start) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }
     for (; held < n; held++) {
-        if (PyObject_GetBuffer(PyList_GET_ITEM(list, held), &bufs[held], PyBUF_SIMPLE) < 0) goto done;
-        const int64_t *r = bufs[held].buf;
-        const Py_ssize_t cap = bufs[held].len / 8, p = PyLong_AsSsize_t(PyList_GET_ITEM(npred, held));
-        if (p == -1 && PyErr_Occurred()) {
-            held++;
-            goto done;
-        }
-        int ok = bufs[held].len % 8 == 0 && cap >= PB_RES_HEADER && p >= 0 && r[PB_RES_USED] <= cap;
-        Py_ssize_t end = PB_RES_HEADER + p;
-        for (int k = 0; ok && k <= PB_RES_FOLD; k++) ok = r[k] >= 0 && r[k] <= cap; /* rows: within the buffer */
-        ok = ok && r[PB_RES_UNLISTED] >= 0;
-        for (int f = 0; ok && f < PB_RES_NFIELDS; f++) end += r[pb_res_fields[f]];
-        if (!ok || end + (r[PB_RES_FP] + 7) / 8 > r[PB_RES_USED]) {
-            PyErr_Format(PyExc_ValueError, "res_columns: res %zd does not hold the match its header describes", held);
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(items, held), &bufs[held], PyBUF_SIMPLE) < 0) goto done;
+        const Py_ssize_t p = PyLong_AsSsize_t(PyTuple_GET_ITEM(preds, held));
+        int64_t *h = head + held * PB_RES_COUNTS;
+        if ((p == -1 && PyErr_Occurred()) || bufs[held].len % 8 || res_check(bufs[held].buf, bufs[held].len / 8, p, h)) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "res_columns: res %zd does not hold the match its header describes",
+                             held);
             held++;
             goto done;
         }
         start[held] = PB_RES_HEADER + p;
-        for (int f = 0; f < PB_RES_NFIELDS; f++) total[f] += r[pb_res_fields[f]];
-        n_fp += r[PB_RES_FP];
+        for (int f = 0; f < PB_RES_NFIELDS; f++) total[f] += h[pb_res_fields[f]];
+        n_fp += h[PB_RES_FP];
     }
     for (int f = 0; f < PB_RES_NFIELDS; f++) words += total[f];
     values = PyByteArray_FromStringAndSize(NULL, words * 8);
-    counts = PyByteArray_FromStringAndSize(NULL, n * PB_RES_COUNTS * 8);
+    counts = PyByteArray_FromStringAndSize((const char *)head, n * PB_RES_COUNTS * 8);
     matched = PyByteArray_FromStringAndSize(NULL, n_fp);
     if (!values || !counts || !matched) goto done;
-    int64_t *v = (int64_t *)PyByteArray_AS_STRING(values), *c = (int64_t *)PyByteArray_AS_STRING(counts);
+    int64_t *v = (int64_t *)PyByteArray_AS_STRING(values);
     uint8_t *fm = (uint8_t *)PyByteArray_AS_STRING(matched);
     Py_ssize_t at[PB_RES_NFIELDS];
     at[0] = 0;
     for (int f = 1; f < PB_RES_NFIELDS; f++) at[f] = at[f - 1] + total[f - 1];
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const int64_t *r = bufs[i].buf, *src = r + start[i];
+    for (Py_ssize_t i = 0; i < n; i++) { /* field by field, each image's rows after the images before */
+        const int64_t *h = head + i * PB_RES_COUNTS, *src = (const int64_t *)bufs[i].buf + start[i];
         for (int f = 0; f < PB_RES_NFIELDS; f++) {
-            const Py_ssize_t rows = r[pb_res_fields[f]];
+            const Py_ssize_t rows = h[pb_res_fields[f]];
             if (rows) memcpy(v + at[f], src, (size_t)rows * 8);
             at[f] += rows, src += rows;
         }
-        if (r[PB_RES_FP]) memcpy(fm, src, (size_t)r[PB_RES_FP]);
-        fm += r[PB_RES_FP];
-        memcpy(c + i * PB_RES_COUNTS, r, PB_RES_COUNTS * 8);
+        if (h[PB_RES_FP]) memcpy(fm, src, (size_t)h[PB_RES_FP]);
+        fm += h[PB_RES_FP];
     }
     out = PyTuple_Pack(3, values, counts, matched);
 done:
     for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&bufs[i]);
     free(bufs);
+    free(head);
     free(start);
+    Py_XDECREF(items);
+    Py_XDECREF(preds);
     Py_XDECREF(values);
     Py_XDECREF(counts);
     Py_XDECREF(matched);

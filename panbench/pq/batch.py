@@ -37,6 +37,7 @@ from panbench.pq.threads import Task, Workers
 
 CHUNK = 8  # images per C call: a chunk's C work (8 images' decodes and counts) dwarfs the call's cost
 ADD_EVERY = 256  # images gathered into columns and added to the sums at once (res_columns, PQStats.add_columns)
+ADD_BYTES = 32 << 20  # ... or fewer, once their res buffers (each sized for any match of its image) hold this much
 _READY: dict[tuple[Any, Any], bool] = {}  # (_native module, deflate module) -> use_libdeflate was called
 
 Pair = tuple[dict[str, Any], dict[str, Any]]  # (ground-truth annotation, prediction annotation) of one image
@@ -204,31 +205,53 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[tuple[
             for pair, prep, ok in zip(chunk, prepared, counted)]
 
 
+class _Gathered:
+    """What the calling thread has collected, in the images' order: every :data:`ADD_EVERY` images (or
+    :data:`ADD_BYTES` of their ``res``) turned into columns and added to the sums; with ``keep`` the columns
+    kept."""
+
+    def __init__(self, n_categories: int, keep: bool) -> None:
+        self.stats, self.keep = PQStats.zeros(n_categories), keep
+        self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
+        self.done: list[tuple[np.ndarray, int]] = []
+        self.held = 0  # the bytes of the res buffers in done
+
+    def take(self, got: list[tuple[np.ndarray, int]]) -> None:
+        self.done.extend(got)
+        self.held += sum(r.nbytes for r, _ in got)
+        if len(self.done) >= ADD_EVERY or self.held >= ADD_BYTES:
+            self.add()
+
+    def add(self) -> None:
+        if self.done:
+            cols = res_columns(self.done)
+            self.stats.add_columns(cols, len(self.done))
+            if self.keep:
+                self.parts.append((len(self.done), cols))
+            self.done, self.held = [], 0
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every image's results as one set of columns (empty without ``keep``)."""
+        if not self.keep:
+            return {}
+        return join_columns(self.parts) if self.parts else results_to_columns([])
+
+
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 keep: bool, threads: int,
                 per_image: Callable[[Pair], ImageResult]) -> tuple[PQStats, dict[str, np.ndarray]]:
     """The sums of ``pairs`` and, with ``keep``, their results in order as columns
     (:func:`~panbench.pq.result.results_to_columns`' form; else empty), decoded and counted on ``threads`` threads
-    (1: in the calling thread).  ``per_image`` scores an image the C path leaves alone.  Every :data:`ADD_EVERY`
-    images the calling thread turns their ``res`` into columns and adds them to the sums."""
+    (1: in the calling thread).  ``per_image`` scores an image the C path leaves alone."""
     try:
         limit: int | None = max_pixels()
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
         limit = None
-    stats = PQStats.zeros(len(cats))
-    parts: list[tuple[int, dict[str, np.ndarray]]] = []
-    done: list[tuple[np.ndarray, int]] = []
-
-    def add() -> None:
-        cols = res_columns(done)
-        stats.add_columns(cols, len(done))
-        if keep:
-            parts.append((len(done), cols))
-        done.clear()
-
+    gathered = _Gathered(len(cats), keep)
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
-    pool = Workers(threads, "panbench-score") if threads > 1 else None
+    pool = None
     try:
+        pool = Workers(threads, "panbench-score") if threads > 1 else None
         queue: deque[_Chunk] = deque()
         for chunk in chunks:
             queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, limit, pool))
@@ -239,14 +262,9 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
             nxt = next(chunks, None)
             if nxt is not None:  # the next chunk starts before this one is gathered
                 queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, limit, pool))
-            done.extend(_results(first, per_image))
-            if len(done) >= ADD_EVERY:
-                add()
+            gathered.take(_results(first, per_image))
     finally:
         if pool is not None:
             pool.shutdown(cancel=True)
-    if done:
-        add()
-    if not keep:
-        return stats, {}
-    return stats, join_columns(parts) if parts else results_to_columns([])
+    gathered.add()
+    return gathered.stats, gathered.columns()

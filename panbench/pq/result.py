@@ -3,14 +3,16 @@
 :class:`ImageResult` is what :func:`panbench.pq.evaluator.score_pair` gives for an image: its match
 (:class:`~panbench.pq.matching.ImageMatch`, which holds the PQ contributions and the facts the analyses
 read), the semantic confusion pairs and unlisted ground-truth pixels of its intersection table, and, when
-asked, its boundary-PQ contributions.  The eval sink, ``panbench score``, the analyses and the resume cache
-all hold this one shape.
+asked, its boundary-PQ contributions.  The eval sink, ``panbench score``'s per-image path, the analyses and the
+resume cache hold this one shape; ``score``'s batch path copies the same fields out of C's buffers straight into
+the columns below.
 
 :func:`to_columns` / :func:`from_columns` are the one columnar codec: every field of many images
 concatenated (dtype by :func:`~panbench.pq.matching.column_dtype`) plus, per group of fields (the part of
 the name before its first ``_``: ``tp``, ``fn``, ``fp``, ``gt``, ``sem``, ``unlisted``), the image of each
-row (``<group>_img``).  The resume cache's chunks, the hand-off from ``score``'s worker processes and the
-analyses' ``.npz`` files (:class:`~panbench.analysis.collect.AnalysisSet`) are these columns.
+row (``<group>_img``).  The resume cache's chunks, ``score``'s results (``score_stream``'s, from either path and
+any number of threads or worker processes) and the analyses' ``.npz`` files
+(:class:`~panbench.analysis.collect.AnalysisSet`) are these columns.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ class Cancelled(Exception):
 class Task(Generic[T]):
     """One submitted call: :meth:`result` waits for it and gives its value, or raises what it raised."""
 
-    __slots__ = ("_done", "_error", "_value")
+    __slots__ = ("__weakref__", "_done", "_error", "_value")
 
     def __init__(self) -> None:
         self._done = threading.Event()
@@ -31,7 +31,10 @@ class Task(Generic[T]):
     def result(self) -> T:
         self._done.wait()
         if self._error is not None:
-            raise self._error
+            try:
+                raise self._error
+            finally:  # the traceback holds this frame: no cycle through the task stays behind
+                self = None  # type: ignore[assignment]  # noqa: PLW0642
         return self._value  # type: ignore[return-value]  # set: the call returned
 
 
@@ -42,13 +45,20 @@ class Workers:
     def __init__(self, threads: int, name: str = "panbench") -> None:
         self._calls: queue.SimpleQueue[tuple[Task[Any], Callable[..., Any], tuple[Any, ...]] | None] = \
             queue.SimpleQueue()
-        self._cancel = False
-        self._threads = [threading.Thread(target=self._run, name=f"{name}_{k}", daemon=True)
-                         for k in range(max(1, threads))]
-        for t in self._threads:
-            t.start()
+        self._cancel = self._shut = False
+        self._threads: list[threading.Thread] = []
+        try:
+            for k in range(max(1, threads)):
+                t = threading.Thread(target=self._run, name=f"{name}_{k}", daemon=True)
+                t.start()
+                self._threads.append(t)
+        except BaseException:  # a thread that cannot start: those started end before the error goes on
+            self.shutdown()
+            raise
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Task[T]:
+        if self._shut:
+            raise RuntimeError("Workers.submit after shutdown")
         task: Task[T] = Task()
         self._calls.put((task, fn, args))
         return task
@@ -64,13 +74,16 @@ class Workers:
                 task._error = e
             finally:
                 task._done.set()
+            del item, task, fn, args  # an idle thread holds no call's arguments (a chunk's buffers)
 
     def shutdown(self, cancel: bool = False) -> None:
         """Stop the threads once the calls before are done (``cancel``: dropped, each task raising
-        :class:`Cancelled`); returns when every thread has ended."""
+        :class:`Cancelled`); returns when every thread has ended.  Nothing can be submitted after."""
         self._cancel = self._cancel or cancel
-        for _ in self._threads:
-            self._calls.put(None)
+        if not self._shut:
+            self._shut = True
+            for _ in self._threads:
+                self._calls.put(None)
         for t in self._threads:
             t.join()
 

@@ -135,6 +135,25 @@ def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
         assert np.array_equal(v, b.cols[k]) and v.dtype == b.cols[k].dtype, k
 
 
+def test_a_set_from_the_results_columns_is_the_set_of_their_matches() -> None:
+    from panbench.pq.result import results_to_columns
+
+    rng = np.random.default_rng(5)
+    cats = CategoryTable.from_coco(SYN_CATS)
+    results = []
+    for _ in range(4):
+        gt = random_image(rng, 40, 50, SYN_CATS)
+        pred = perturb(rng, gt, SYN_CATS)
+        results.append(score_pair(cats, gt.ids, gt.segments_info, pred.ids, pred.segments_info))
+    want = AnalysisSet.from_images([r.match for r in results], len(cats), [7, 8, 9, 10], cats.ids, cats.isthing)
+    got = AnalysisSet.from_columns(results_to_columns(results), len(cats), [7, 8, 9, 10], cats.ids, cats.isthing)
+    assert list(got.cols) == list(want.cols) and got.image_ids == want.image_ids
+    for k, v in want.cols.items():
+        assert np.array_equal(v, got.cols[k]) and v.dtype == got.cols[k].dtype, k
+    with pytest.raises(ValueError, match="one image id per image"):
+        AnalysisSet.from_columns(results_to_columns(results), len(cats), [7, 8, 9])
+
+
 def test_load_refuses_a_foreign_file(tmp_path) -> None:
     from panbench.errors import InputError
 

@@ -160,6 +160,26 @@ def test_unusual_but_valid_pngs_give_the_per_image_numbers(tmp_path: Path, monke
     _same(got, _score(c, False, monkeypatch))
 
 
+@pytest.mark.parametrize(("workers", "limit"), [(1, ("ADD_EVERY", 12)), (2, ("ADD_EVERY", 12)), (2, ("ADD_BYTES", 1))])
+def test_results_gathered_in_several_parts_are_the_per_image_numbers(tmp_path: Path, monkeypatch, workers: int,
+                                                                     limit: tuple[str, int]) -> None:
+    """Once 12 images are done (after the second chunk of 8), or after every chunk (a byte budget any res passes),
+    the results become columns and are added; the parts' columns are joined with their images counted on; a
+    palette PNG in a later part goes through the per-image path and into the same columns."""
+    c = _set(tmp_path, n=23)
+    for k in (2, 17):
+        _rewrite(c, k, _palette)
+    monkeypatch.setattr(batch, *limit)
+    parts = []
+    join = batch.join_columns
+    monkeypatch.setattr(batch, "join_columns", lambda p: parts.append(len(p)) or join(p))
+    got = _score(c, True, monkeypatch, workers)
+    assert FALLBACKS == ["000000000002.png", "000000000017.png"]
+    _same(got, _score(c, False, monkeypatch))
+    assert got[1]["tp_img"][-1] == 22 and sorted(set(got[1]["sem_img"])) == list(range(23))
+    assert parts == [2 if limit[0] == "ADD_EVERY" else 3]  # 23 images: parts of 16 and 7, or of 8, 8 and 7
+
+
 def _error(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch) -> str:
     """The error of scoring ``c``: the batch path on 2 threads, or the per-image path in one process (its pool
     raises the first error of whichever worker fails first; the batch path raises in the images' order)."""
@@ -487,5 +507,6 @@ def test_res_columns_refuses_a_res_that_does_not_hold_its_header(tmp_path: Path)
             native.pixels().res_columns([kept[0][0], bad], [kept[0][1], n_pred])
     with pytest.raises(ValueError, match="one n_pred per res"):
         native.pixels().res_columns([res], [])
-    with pytest.raises(ValueError, match="does not hold"):
-        native.pixels().res_columns([res], [-1])
+    for n_pred in (-1, 2**63 - 1, 2**63 - 8, len(res) - 7):  # where the match would start: before or past the end
+        with pytest.raises(ValueError, match="does not hold"):
+            native.pixels().res_columns([res], [n_pred])

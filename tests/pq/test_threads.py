@@ -30,23 +30,51 @@ def test_a_call_that_raises_raises_in_result_and_the_others_still_run() -> None:
         assert good.result() == 7
 
 
+def _held(started: threading.Event, gate: threading.Event) -> bool:
+    started.set()
+    return gate.wait(10)
+
+
 def test_shutdown_with_cancel_drops_the_calls_not_started_and_ends_every_thread() -> None:
-    gate, ran = threading.Event(), []
+    started, gate, ran = threading.Event(), threading.Event(), []
     pool = Workers(1)
-    first = pool.submit(gate.wait)
+    first = pool.submit(_held, started, gate)
     later = [pool.submit(ran.append, k) for k in range(5)]
-    time.sleep(0.05)  # the one thread is inside the first call
+    assert started.wait(10)  # the one thread is inside the first call
     stopper = threading.Thread(target=pool.shutdown, kwargs={"cancel": True})
     stopper.start()
-    time.sleep(0.05)
+    while not pool._cancel:  # shutdown has asked to cancel
+        time.sleep(0.001)
     gate.set()
-    stopper.join(5)
+    stopper.join(10)
     assert not stopper.is_alive() and first.result() is True
     assert ran == []
     for t in later:
         with pytest.raises(Cancelled):
             t.result()
     assert not any(t.is_alive() for t in pool._threads)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(ran.append, 9)
+
+
+def test_a_failed_result_leaves_no_reference_cycle_through_its_task() -> None:
+    import gc
+    import weakref
+
+    def boom() -> None:
+        raise ValueError("x")
+
+    with Workers(1) as pool:
+        task = pool.submit(boom)
+        with pytest.raises(ValueError):
+            task.result()
+    gone = weakref.ref(task)
+    gc.disable()
+    try:
+        del task
+        assert gone() is None  # freed by its reference count alone
+    finally:
+        gc.enable()
 
 
 def test_shutdown_without_cancel_runs_every_call_submitted_before_it() -> None:
@@ -60,10 +88,12 @@ def test_shutdown_without_cancel_runs_every_call_submitted_before_it() -> None:
 
 def test_leaving_the_block_on_an_error_drops_the_pending_calls() -> None:
     gate, ran = threading.Event(), []
+    started = threading.Event()
     with pytest.raises(KeyError):
         with Workers(1) as pool:
-            pool.submit(gate.wait)
+            pool.submit(_held, started, gate)
             pool.submit(ran.append, 1)
+            assert started.wait(10)
             threading.Timer(0.05, gate.set).start()
             raise KeyError("stop")
     assert ran == []
