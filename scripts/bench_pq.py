@@ -40,9 +40,10 @@ when the metrics are computed; interpreter start and imports are outside it):
 
 Each headline ratio of medians is printed beside the median of its per-round ratios: the two sides run back to
 back in each round (panbench at every default between hotcoco and ``--no-analysis``, the order turned every
-round), so that a drift of the machine's speed between the rounds cancels out.  The caller's BLAS thread counts
-(OPENBLAS/GOTO/OMP/MKL_NUM_THREADS) are left out of every child's environment: each tool runs at its own defaults,
-and the rows that set a count say so.
+round), so that a drift of the machine's speed between the rounds cancels out; ``--headline ROUNDS`` runs only
+that trio, as many rounds as asked (a round of the whole comparison takes panopticapi's seconds too).  The caller's
+BLAS thread counts (OPENBLAS/GOTO/OMP/MKL_NUM_THREADS) are left out of every child's environment: each tool runs
+at its own defaults, and the rows that set a count say so.
 
 Before any timing, the same numbers: ``score --json`` at its defaults on the batch path (default threads and 1
 thread) must print the same text as on the per-image path (``PANBENCH_PER_IMAGE=1``), every metric, per-class
@@ -333,6 +334,36 @@ def analyses_overhead(score: list[str], repeat: int, n: int) -> None:
               f"{statistics.median(ratios):.3f}x per round ({', '.join(f'{r:.3f}' for r in ratios)})")
 
 
+def headline(files: list[str], score: list[str], rounds: int) -> None:
+    """Only the headline trio, ``rounds`` times: hotcoco, panbench at every default and panbench --no-analysis
+    back to back in each round (the order turned every round), as in the whole comparison, where each round also
+    runs panopticapi (seconds a round); every run's PQ is checked against panbench's before any ratio."""
+    trio = [("pb_default", [PY, *score, "--no-analysis"]), ("pb_full", [PY, *score]),
+            ("hc", [PY, "-c", HOTCOCO, *files])]
+    reps: dict[str, list[tuple[float, float, str]]] = {}
+    for i in range(rounds):
+        for key, cmd in trio if i % 2 == 0 else trio[::-1]:
+            reps.setdefault(key, []).append(measure(cmd))
+    pq = last_json(reps["pb_full"][0][2])["PQ"]
+    off = [f"{key} run {k + 1}" for key, runs in reps.items() for k, r in enumerate(runs)
+           if abs(last_json(r[2])["PQ"] - pq) > 1e-9]
+    if off:
+        raise SystemExit(f"PQ differs from panbench score's {pq!r} in: {', '.join(off)}")
+    print(f"PQ of every run equals panbench score's {pq!r} to 1e-9; {rounds} rounds, whole processes")
+    names = {"hc": "hotcoco (its threads)", "pb_full": "panbench every default", "pb_default": "panbench --no-analysis"}
+    for key, name in names.items():
+        print(f"  {name:24} median {statistics.median(r[0] for r in reps[key]):.2f} s; runs: "
+              f"{', '.join(f'{r[0]:.2f}' for r in reps[key])}")
+    for num, den, what in (("hc", "pb_full", "hotcoco / panbench at every default (target >= 1.5x)"),
+                           ("hc", "pb_default", "hotcoco / panbench --no-analysis (both PQ only)"),
+                           ("pb_full", "pb_default", "every default / --no-analysis (target <= 1.10x)")):
+        ratios = [x[0] / y[0] for x, y in zip(reps[num], reps[den], strict=True)]
+        of_medians = statistics.median(r[0] for r in reps[num]) / statistics.median(r[0] for r in reps[den])
+        print(f"  {what}: {of_medians:.2f}x (ratio of medians), {statistics.median(ratios):.2f}x (median of the "
+              f"per-round ratios; quartiles {statistics.quantiles(ratios, n=4)[0]:.2f}-"
+              f"{statistics.quantiles(ratios, n=4)[2]:.2f})")
+
+
 def same_numbers(score: list[str]) -> None:
     """``score --json`` at its defaults (the batch path, every analysis) against the per-image path
     (``PANBENCH_PER_IMAGE=1``) and against one thread: the whole output must be the same text, or exit 1."""
@@ -419,6 +450,8 @@ def main() -> None:
     ap.add_argument("--skip-all-cores", action="store_true", help="skip panopticapi's multi-core run")
     ap.add_argument("--repeat", type=int, default=3, help="runs of the headline comparisons (medians compared)")
     ap.add_argument("--analyses-only", action="store_true", help="only the analyses' cost (no panopticapi, hotcoco)")
+    ap.add_argument("--headline", type=int, metavar="ROUNDS",
+                    help="only hotcoco against panbench at every default and --no-analysis, ROUNDS rounds")
     ap.add_argument("--eval-demo", action="store_true", help="also the analyses' cost for eval on the demo set")
     a = ap.parse_args()
     # Every child runs as an installed package does: with Python's bytecode caches (a shell with
@@ -450,6 +483,9 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     same_numbers(score)
     if a.analyses_only:
         analyses_overhead([*score, "--procs", "1"], a.repeat, n)
+        return
+    if a.headline:
+        headline(files, score, a.headline)
         return
     analyses = [*score, "--procs", "1"]
     score = [*score, "--no-analysis"]  # the tool comparisons: PQ only on every side (the analyses: below)

@@ -1,0 +1,86 @@
+"""``panbench score`` of another checkout (``--other``: a worktree of another commit, its C extensions built in
+place) against this one, on the same data: the same numbers first, then whole-process times in alternating pairs.
+
+    git worktree add /tmp/old 76ee27b
+    (cd /tmp/old && /work/main/.venv/bin/python setup.py build_ext --inplace -q)
+    .venv/bin/python scripts/ab_score.py --other /tmp/old --set /tmp/pb47/real1000 --pairs 11
+
+A set is a folder with ``gt.json``, ``gt/``, ``pred.json`` and ``pred/`` (what ``scripts/bench_pq.py`` writes),
+or four paths joined by commas (ground-truth JSON, its PNG folder, prediction JSON, its PNG folder).  Both sides
+run as ``python -S`` with this venv's site-packages after their own checkout, so each imports its own panbench;
+``--extra`` adds options to both (``--extra=--no-analysis``).
+
+Same numbers: ``score --json`` of every ``--set`` must print the same bytes on both sides, or the script exits 1
+before any timing.  Timing (``--time``, the first set): ``--pairs`` pairs of whole processes, the side that goes
+first turned every pair; prints each pair, the medians, the median of the pairs' ratios and in how many pairs this
+checkout was faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+RUN = ("import runpy, sys; root, site = sys.argv[1], sys.argv[2]; sys.path[:0] = [root]; sys.path.append(site); "
+       "sys.argv = ['panbench', *sys.argv[3:]]; runpy.run_module('panbench', run_name='__main__', alter_sys=True)")
+
+
+def files(spec: str) -> list[str]:
+    parts = spec.split(",")
+    if len(parts) == 4:
+        return parts
+    d = Path(spec)
+    return [str(d / "gt.json"), str(d / "gt"), str(d / "pred.json"), str(d / "pred")]
+
+
+def command(root: Path, spec: str, extra: list[str]) -> list[str]:
+    gj, gd, pj, pd = files(spec)
+    return [sys.executable, "-S", "-c", RUN, str(root), sysconfig.get_paths()["purelib"], "score", "--gt-json", gj,
+            "--gt-dir", gd, "--pred-json", pj, "--pred-dir", pd, *extra]
+
+
+def run(cmd: list[str]) -> tuple[float, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as an installed package
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    dt = time.perf_counter() - t
+    if r.returncode:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{r.stderr[-3000:]}")
+    return dt, r.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--other", type=Path, required=True, help="the other checkout (its extensions built in place)")
+    ap.add_argument("--set", dest="sets", action="append", required=True, help="a data set (repeatable)")
+    ap.add_argument("--pairs", type=int, default=9, help="timed pairs on the first set (0: numbers only)")
+    ap.add_argument("--extra", action="append", default=[], help="an option for both sides' score")
+    a = ap.parse_args()
+    for spec in a.sets:
+        (_, mine), (_, other) = (run(command(root, spec, [*a.extra, "--json"])) for root in (HERE, a.other))
+        if mine != other:
+            raise SystemExit(f"{spec}: score --json differs between {a.other} and {HERE}")
+        print(f"same numbers: {spec}: score --json identical ({len(mine.encode())} bytes)")
+    times: dict[str, list[float]] = {"other": [], "this": []}
+    for k in range(a.pairs):
+        order = [("other", a.other), ("this", HERE)]
+        for side, root in order if k % 2 == 0 else order[::-1]:
+            times[side].append(run(command(root, a.sets[0], a.extra))[0])
+        print(f"pair {k + 1}: other {times['other'][-1]:.3f} s, this {times['this'][-1]:.3f} s")
+    if a.pairs:
+        ratios = [o / t for o, t in zip(times["other"], times["this"], strict=True)]
+        med = {side: statistics.median(ts) for side, ts in times.items()}
+        print(f"medians: other {med['other']:.3f} s, this {med['this']:.3f} s; other / this per pair: median "
+              f"{statistics.median(ratios):.3f}x; this faster in "
+              f"{sum(r > 1 for r in ratios)} of {a.pairs} pairs")
+
+
+if __name__ == "__main__":
+    main()
