@@ -2,7 +2,7 @@
 place) against this one, on the same data: the same numbers first, then whole-process times in alternating pairs.
 
     git worktree add /tmp/old 76ee27b
-    (cd /tmp/old && /work/main/.venv/bin/python setup.py build_ext --inplace -q)
+    (here=$PWD; cd /tmp/old && "$here"/.venv/bin/python setup.py build_ext --inplace -q)
     .venv/bin/python scripts/ab_score.py --other /tmp/old --set /tmp/pb47/real1000 --pairs 11
 
 A set is a folder with ``gt.json``, ``gt/``, ``pred.json`` and ``pred/`` (what ``scripts/bench_pq.py`` writes),
@@ -11,7 +11,7 @@ run as ``python -S`` with this venv's site-packages after their own checkout, so
 ``--extra`` adds options to both (``--extra=--no-analysis``).
 
 Same numbers: ``score --json`` of every ``--set`` must print the same bytes on both sides, or the script exits 1
-before any timing.  Timing (``--time``, the first set): ``--pairs`` pairs of whole processes, the side that goes
+before any timing.  Timing (on the first ``--set``): ``--pairs`` pairs of whole processes, the side that goes
 first turned every pair; prints each pair, the medians, the median of the pairs' ratios and in how many pairs this
 checkout was faster.
 """

@@ -451,9 +451,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of the headline comparisons (medians compared)")
     ap.add_argument("--analyses-only", action="store_true", help="only the analyses' cost (no panopticapi, hotcoco)")
     ap.add_argument("--headline", type=int, metavar="ROUNDS",
-                    help="only hotcoco against panbench at every default and --no-analysis, ROUNDS rounds")
+                    help="only hotcoco against panbench at every default and --no-analysis, ROUNDS (2 or more) rounds")
     ap.add_argument("--eval-demo", action="store_true", help="also the analyses' cost for eval on the demo set")
     a = ap.parse_args()
+    if a.headline is not None and a.headline < 2:
+        ap.error("--headline: at least 2 rounds (its quartiles need two ratios)")
     # Every child runs as an installed package does: with Python's bytecode caches (a shell with
     # PYTHONDONTWRITEBYTECODE=1 would make each run compile every module it imports again).
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -484,7 +486,7 @@ def bench_set(work: Path, n: int, a: argparse.Namespace, real: bool) -> None:
     if a.analyses_only:
         analyses_overhead([*score, "--procs", "1"], a.repeat, n)
         return
-    if a.headline:
+    if a.headline is not None:
         headline(files, score, a.headline)
         return
     analyses = [*score, "--procs", "1"]

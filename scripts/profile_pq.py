@@ -18,7 +18,8 @@ all images with `time.perf_counter_ns`, the rest of the loop outside its timer):
 
 The batch path as `score` runs it at its defaults (threads, analyses on), one whole child process per repeat: the
 wall time of each phase (start-up and imports; both JSONs; the batch pipeline, decode + count + match on the
-threads while the calling thread turns them into results; the per-image matches gathered; the analyses;
+threads while the calling thread copies the results into columns and adds them up; "matches gathered": the
+columns handed to the analyses; the analyses;
 printing), the process's CPU time, and the C calls' own time per image on one thread (``pair_tables``, timed
 around each call).
 

@@ -732,7 +732,8 @@ static const int pb_res_fields[] = {PB_RES_TP, PB_RES_TP, PB_RES_FN, PB_RES_FN, 
  * p are at most cap (at most 2^60), so the running end cannot overflow before it is compared with used. */
 static int res_check(const int64_t *r, Py_ssize_t cap, Py_ssize_t p, int64_t *head) {
     if (cap < PB_RES_HEADER || p < 0 || p > cap - PB_RES_HEADER) return -1;
-    const int64_t used = r[PB_RES_USED];
+    int64_t used;
+    memcpy(&used, r + PB_RES_USED, 8); /* memcpy: a buffer export need not be aligned */
     if (used < 0 || used > cap) return -1;
     memcpy(head, r, PB_RES_COUNTS * 8);
     for (int k = 0; k <= PB_RES_FOLD; k++)
@@ -757,10 +758,11 @@ static PyObject *py_res_columns(PyObject *self, PyObject *args) {
         return NULL;
     }
     /* the lists as they are now: a buffer export may run Python code that changes them */
-    PyObject *items = PyList_AsTuple(list), *preds = PyList_AsTuple(npred);
+    PyObject *items = PyList_AsTuple(list), *preds = items ? PyList_AsTuple(npred) : NULL;
     const Py_ssize_t n = PyList_GET_SIZE(list);
-    Py_buffer *bufs = calloc(n ? (size_t)n : 1, sizeof(Py_buffer));
-    int64_t *head = malloc((n ? (size_t)n : 1) * PB_RES_COUNTS * 8); /* each image's counts, read once */
+    const int fits = n <= PY_SSIZE_T_MAX / (PB_RES_COUNTS * 8); /* the counts' bytes */
+    Py_buffer *bufs = fits ? calloc(n ? (size_t)n : 1, sizeof(Py_buffer)) : NULL;
+    int64_t *head = fits ? malloc((n ? (size_t)n : 1) * PB_RES_COUNTS * 8) : NULL; /* counts, read once */
     Py_ssize_t *start = malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     Py_ssize_t total[PB_RES_NFIELDS] = {0}, held = 0, n_fp = 0, words = 0;
     PyObject *values = NULL, *counts = NULL, *matched = NULL, *out = NULL;
@@ -779,11 +781,17 @@ static PyObject *py_res_columns(PyObject *self, PyObject *args) {
             held++;
             goto done;
         }
+        Py_ssize_t rows = 0; /* this image's words: at most its used, below 2^60 */
+        for (int f = 0; f < PB_RES_NFIELDS; f++) rows += h[pb_res_fields[f]];
+        if (rows > PY_SSIZE_T_MAX / 8 - words || h[PB_RES_FP] > PY_SSIZE_T_MAX - n_fp) { /* the columns' sizes */
+            PyErr_NoMemory();
+            held++;
+            goto done;
+        }
+        words += rows, n_fp += h[PB_RES_FP];
         start[held] = PB_RES_HEADER + p;
         for (int f = 0; f < PB_RES_NFIELDS; f++) total[f] += h[pb_res_fields[f]];
-        n_fp += h[PB_RES_FP];
     }
-    for (int f = 0; f < PB_RES_NFIELDS; f++) words += total[f];
     values = PyByteArray_FromStringAndSize(NULL, words * 8);
     counts = PyByteArray_FromStringAndSize((const char *)head, n * PB_RES_COUNTS * 8);
     matched = PyByteArray_FromStringAndSize(NULL, n_fp);

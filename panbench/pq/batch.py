@@ -6,8 +6,9 @@ package exports), unfiltered to ids and counted into the image's intersection ta
 one set of buffers per thread, reused from image to image; the table is then checked, matched and folded there too
 (what :func:`~panbench.pq.evaluator.table_result` does, in C: ``_match_core.h``).  Up to :func:`window` chunks are
 in flight on the threads while the calling thread collects the chunk before, in the images' order; every
-:data:`ADD_EVERY` images it copies their results out of their ``res`` into columns (:func:`res_columns`, the form
-:func:`~panbench.pq.result.results_to_columns` gives and the analyses read) and adds them to the sums.
+:data:`ADD_EVERY` images (or :data:`ADD_BYTES` of their buffers) it copies their results out of their ``res`` into
+columns (:func:`res_columns`, the form :func:`~panbench.pq.result.results_to_columns` gives and the analyses read)
+and adds them to the sums.
 
 An image the C path does not count (a file missing or damaged, a palette, 16-bit or interlaced PNG, an id in no
 segment, a segments_info that does not parse, an area that does not add up) is scored again on the per-image

@@ -1,7 +1,7 @@
 """A fixed set of threads that run submitted calls: what ``score``'s batch path and the bootstrap's sums need of a
-thread pool, on :mod:`threading` alone (``concurrent.futures`` loads :mod:`logging`, about 5-10 ms of every
-``panbench score`` start).  The calls it runs release the GIL (C decoding, counting, adding), so threads run them
-on every core.  Standard library only.
+thread pool, on :mod:`threading` alone (``concurrent.futures`` loads :mod:`logging`, milliseconds of every
+``panbench score`` start: docs/benchmarks.md).  The calls it runs release the GIL (C decoding, counting, adding),
+so threads run them on every core.  Standard library only.
 """
 
 from __future__ import annotations

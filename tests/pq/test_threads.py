@@ -30,6 +30,13 @@ def test_a_call_that_raises_raises_in_result_and_the_others_still_run() -> None:
         assert good.result() == 7
 
 
+def _until(cond, seconds: float = 10.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
 def _held(started: threading.Event, gate: threading.Event) -> bool:
     started.set()
     return gate.wait(10)
@@ -43,8 +50,7 @@ def test_shutdown_with_cancel_drops_the_calls_not_started_and_ends_every_thread(
     assert started.wait(10)  # the one thread is inside the first call
     stopper = threading.Thread(target=pool.shutdown, kwargs={"cancel": True})
     stopper.start()
-    while not pool._cancel:  # shutdown has asked to cancel
-        time.sleep(0.001)
+    _until(lambda: pool._cancel)  # shutdown has asked to cancel
     gate.set()
     stopper.join(10)
     assert not stopper.is_alive() and first.result() is True
@@ -94,6 +100,8 @@ def test_leaving_the_block_on_an_error_drops_the_pending_calls() -> None:
             pool.submit(_held, started, gate)
             pool.submit(ran.append, 1)
             assert started.wait(10)
-            threading.Timer(0.05, gate.set).start()
+            opener = threading.Thread(target=lambda: (_until(lambda: pool._cancel), gate.set()))
+            opener.start()  # the gate opens once leaving the block has asked to cancel
             raise KeyError("stop")
+    opener.join(10)
     assert ran == []
