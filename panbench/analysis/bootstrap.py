@@ -19,9 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, per_image_sums
 from panbench.analysis.metrics import nine_metrics
-from panbench.analysis.resample import as_float, count_chunks, fixed_sums, resampled_sums
+from panbench.analysis.resample import (
+    as_float,
+    count_chunks,
+    fits,
+    fixed_rows,
+    fixed_sums,
+    resampled_sparse,
+    resampled_sums,
+    sparse_rows,
+)
 from panbench.errors import InputError
 from panbench.pq.sums import category_pq
 
@@ -61,6 +70,43 @@ class RunSums:
         TP + FP + FN, which equal (FP + FN)/2 and TP + (FP + FN) exactly (integer counts), so one
         column serves both and the resampling product is a quarter smaller."""
         return np.concatenate([self.iou, self.tp, self.fp + self.fn], axis=1)
+
+
+class ImageSums(Fold):
+    """Every image's :meth:`RunSums.stacked` row (IoU, TP, FP + FN per category) in the fixed point of
+    :func:`~panbench.analysis.resample.fixed_sums`, kept sparse, and each column's largest magnitude: what the
+    intervals resample."""
+
+    def __init__(self, n_categories: int) -> None:
+        super().__init__(n_categories)
+        self.largest = np.zeros(3 * n_categories, np.float64)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.refused = False  # an entry no fixed point holds (not finite, or 2^62 or more)
+
+    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        c = self.n_categories
+        iou, tp, fp, fn = per_image_sums(cols, n_images, c)
+        x = np.concatenate([iou, tp, fp + fn], axis=1)
+        if not x.size or self.refused:
+            return
+        largest = np.abs(x).max(axis=0)
+        np.maximum(self.largest, largest, out=self.largest)
+        self.refused = not fits(largest, [slice(0, c)], 1)
+        if not self.refused:
+            self.parts.append(sparse_rows(fixed_rows(x, [slice(0, c)])))
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The rows of every image as :func:`~panbench.analysis.resample.sparse_rows` gives them, or None where
+        :func:`~panbench.analysis.resample.fixed_sums` refuses the sums (the float product then serves)."""
+        if self.refused or not fits(self.largest, [slice(0, self.n_categories)], self.n_images):
+            return None
+        starts, ends = [np.zeros(1, np.int64)], 0
+        for indptr, _, _ in self.parts:
+            starts.append(indptr[1:] + ends)
+            ends += int(indptr[-1])
+        empty = np.zeros(0, np.int64)
+        return (np.concatenate(starts), np.concatenate([empty] + [p[1] for p in self.parts]),
+                np.concatenate([empty] + [p[2] for p in self.parts]))
 
 
 def _split(s: np.ndarray, n_cat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -162,13 +208,32 @@ def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPL
     ``threads`` threads."""
     _check_args(run.n_images, n_resamples, level)
     x, c = run.stacked(), run.iou.shape[1]
+    blocks = _resampled_sums(x, [slice(0, c)], n_resamples, seed, chunk, threads, lambda v: _factors(v, c))
+    return _intervals(blocks, c, isthing, level)
+
+
+def _intervals(blocks: Iterator[np.ndarray], c: int, isthing: list[bool], level: float) -> dict[str, list[float]]:
+    """:func:`bootstrap_ci`'s intervals of the resampled stacked sums, given in blocks of resamples."""
     things = np.asarray(isthing, bool)
     vals: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
-    for s in _resampled_sums(x, [slice(0, c)], n_resamples, seed, chunk, threads, lambda v: _factors(v, c)):
+    for s in blocks:
         m = _ci_values(s, c, things)
         for k in CI_METRICS:
             vals[k].append(m[k])
     return {k: [float(v) for v in _interval(np.concatenate(vals[k]), level)] for k in CI_METRICS}
+
+
+def folded_ci(sums: ImageSums, isthing: list[bool], n_resamples: int, seed: int,
+              threads: int) -> dict[str, list[float]] | None:
+    """:func:`bootstrap_ci` (95%) of a run's folded :class:`ImageSums`, the same bits; None where their fixed
+    point refuses them (:meth:`ImageSums.rows`: the float product of :func:`bootstrap_ci` then serves)."""
+    rows = sums.rows()
+    if rows is None:
+        return None
+    _check_args(sums.n_images, n_resamples, 0.95)
+    c = sums.n_categories
+    s = resampled_sparse(*rows, 3 * c, n_resamples, seed, threads)
+    return _intervals(iter([as_float(s, [slice(0, c)])]), c, isthing, 0.95)
 
 
 def check_paired(a: RunSums, b: RunSums) -> None:
@@ -245,8 +310,12 @@ def ci_fields(inp: AnalysisInputs) -> dict[str, Any]:
         return {}
     from panbench.pq.score import available_cores
 
-    return {"ci": bootstrap_ci(RunSums.from_analysis(a), inp.isthing, n_resamples=inp.n_resamples, seed=inp.seed,
-                               threads=available_cores())}
+    threads = available_cores()
+    ci = folded_ci(inp.sums(ImageSums), inp.isthing, inp.n_resamples, inp.seed, threads)
+    if ci is None:
+        ci = bootstrap_ci(RunSums.from_analysis(a), inp.isthing, n_resamples=inp.n_resamples, seed=inp.seed,
+                          threads=threads)
+    return {"ci": ci}
 
 
 def ci_columns(r: RunRecord) -> dict[str, Any]:

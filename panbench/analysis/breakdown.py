@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, Totals, counts
 from panbench.analysis.metrics import nine_metrics
 from panbench.pq.matching import MATCH_IOU
 
@@ -78,40 +78,67 @@ def fn_types(same: np.ndarray, other: np.ndarray) -> np.ndarray:
     ])
 
 
+class ErrorSums(Fold):
+    """Per error type (rows: :data:`ERROR_TYPES`) and category: its FPs and FNs; for the two types whose oracle
+    turns FNs into TPs, the IoU and number of those TPs, and the partner FPs segmentation's oracle removes."""
+
+    def __init__(self, n_categories: int) -> None:
+        super().__init__(n_categories)
+        shape = (len(ERROR_TYPES), n_categories)
+        self.fp, self.fn, self.to_tp = (np.zeros(shape, np.int64) for _ in range(3))
+        self.gain = np.zeros(shape, np.float64)
+        self.partner_fp = np.zeros(n_categories, np.int64)
+
+    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        c, fn_cats = self.n_categories, cols["fn_cats"]
+        tfp = fp_types(cols["fp_same"], cols["fp_other"], cols["fp_matched"])
+        tfn = fn_types(cols["fn_same"], cols["fn_other"])
+        for k, name in enumerate(ERROR_TYPES):
+            sel_fn = tfn == k
+            self.fp[k] += counts(cols["fp_cats"][tfp == k], c)
+            self.fn[k] += counts(fn_cats[sel_fn], c)
+            if name in ("classification", "segmentation"):
+                gain = cols["fn_other"] if name == "classification" else cols["fn_pair"]
+                to_tp = sel_fn & (gain > 0)
+                np.add.at(self.gain[k], fn_cats[to_tp], gain[to_tp])
+                self.to_tp[k] += counts(fn_cats[to_tp], c)
+                if name == "segmentation":  # the fixed partner matches: not an FP, even one of another type
+                    self.partner_fp += counts(fn_cats[to_tp & (cols["fn_pair_other"] > HIGH)], c)
+
+
 def error_breakdown(a: AnalysisSet, isthing: list[bool]) -> dict[str, Any]:
     """``errors``: type -> {fp, fn, count, delta_PQ} (delta in PQ points, 0-100);
     ``mask_quality``: {loss (summed 1 - IoU of TPs), mean_loss, delta_PQ}; ``PQ`` the base PQ."""
-    c = a.n_categories
-    iou, tp, fp, fn = (x.astype(np.float64) for x in a.totals())
+    return breakdown_of(Totals.of(a), ErrorSums.of(a), a.tp_ious, isthing)
+
+
+def breakdown_of(t: Totals, e: ErrorSums, tp_ious: np.ndarray, isthing: list[bool]) -> dict[str, Any]:
+    """:func:`error_breakdown` of a run's totals, error sums and every TP's IoU (the mask-quality loss is numpy's
+    sum of their 1 - IoU, whose pairwise order needs them all)."""
+    iou, tp, fp, fn = t.iou, t.tp.astype(np.float64), t.fp.astype(np.float64), t.fn.astype(np.float64)
     base = float(nine_metrics(iou, tp, fp, fn, isthing)["PQ"])
-    tfp = fp_types(a.fp_same, a.fp_other, a.fp_matched)
-    tfn = fn_types(a.fn_same, a.fn_other)
     errors: dict[str, Any] = {}
     for k, name in enumerate(ERROR_TYPES):
-        sel_fp, sel_fn = tfp == k, tfn == k
         f_iou, f_tp = iou.copy(), tp.copy()
-        f_fp = fp - np.bincount(a.fp_cats[sel_fp], minlength=c)
-        f_fn = fn - np.bincount(a.fn_cats[sel_fn], minlength=c)
+        f_fp, f_fn = fp - e.fp[k], fn - e.fn[k]
         if name in ("classification", "segmentation"):
-            gain = a.fn_other if name == "classification" else a.fn_pair
-            to_tp = sel_fn & (gain > 0)
-            f_iou += np.bincount(a.fn_cats[to_tp], gain[to_tp], minlength=c)
-            f_tp += np.bincount(a.fn_cats[to_tp], minlength=c)
-            if name == "segmentation":  # the fixed partner matches: not an FP, even one of another type
-                f_fp -= np.bincount(a.fn_cats[to_tp & (a.fn_pair_other > HIGH)], minlength=c)
+            f_iou += e.gain[k]
+            f_tp += e.to_tp[k]
+            if name == "segmentation":
+                f_fp -= e.partner_fp
         fixed = float(nine_metrics(f_iou, f_tp, f_fp, f_fn, isthing)["PQ"])
-        errors[name] = {"fp": int(sel_fp.sum()), "fn": int(sel_fn.sum()),
-                        "count": int(sel_fp.sum() + sel_fn.sum()), "delta_PQ": fixed - base}
-    loss = float((1 - a.tp_ious).sum())
+        n_fp, n_fn = int(e.fp[k].sum()), int(e.fn[k].sum())
+        errors[name] = {"fp": n_fp, "fn": n_fn, "count": n_fp + n_fn, "delta_PQ": fixed - base}
+    loss = float((1 - tp_ious).sum())
     fixed = float(nine_metrics(tp, tp, fp, fn, isthing)["PQ"])
     return {"PQ": base, "errors": errors,
-            "mask_quality": {"loss": loss, "mean_loss": loss / len(a.tp_ious) if len(a.tp_ious) else 0.0,
+            "mask_quality": {"loss": loss, "mean_loss": loss / len(tp_ious) if len(tp_ious) else 0.0,
                              "delta_PQ": fixed - base}}
 
 
 def errors_fields(inp: AnalysisInputs) -> dict[str, Any]:
     """``errors`` (type -> count, fp, fn, delta_PQ) and ``mask_quality``."""
-    eb = error_breakdown(inp.aset, inp.isthing)
+    eb = breakdown_of(inp.sums(Totals), inp.sums(ErrorSums), inp.aset.tp_ious, inp.isthing)
     return {"errors": {k: {"count": v["count"], "fp": v["fp"], "fn": v["fn"], "delta_PQ": v["delta_PQ"]}
                        for k, v in eb["errors"].items()},
             "mask_quality": eb["mask_quality"]}

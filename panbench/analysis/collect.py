@@ -4,6 +4,10 @@ An :class:`AnalysisSet` keeps each field of every image concatenated, plus the i
 for every segment (``<group>_img``): the columns of :mod:`panbench.pq.result`, so every analysis is a
 few ``bincount`` calls.  It saves to and loads from one ``.npz`` (exact: integers stay integers, IoUs
 stay float64).
+
+A :class:`Fold` is the sums one analysis reads, added part by part as the images are scored (``score`` folds
+every part of its results into them while the next images are decoded) or at once from a set's columns
+(:meth:`Fold.of`); :class:`AnalysisInputs` hands an analysis the folded sums, or folds them from the columns.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +24,7 @@ from panbench.pq.matching import MATCH_FIELDS, ImageMatch
 from panbench.pq.result import column_keys, from_columns, to_columns
 
 FORMAT = 2  # 2: fn_pair_other; format-1 files still load (that column as zeros)
+F = TypeVar("F", bound="Fold")
 
 
 @dataclass
@@ -71,20 +76,12 @@ class AnalysisSet:
 
     def per_image(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Dense ``N x C`` float64 per-image per-category sums: IoU, TP, FP, FN."""
-        n, c = self.n_images, self.n_categories
-
-        def dense(group: str, weights: np.ndarray | None = None) -> np.ndarray:
-            flat = self.cols[group + "_img"] * c + self.cols[group + "_cats"]
-            return np.bincount(flat, weights, minlength=n * c).astype(np.float64, copy=False).reshape(n, c)
-
-        return dense("tp", self.tp_ious), dense("tp"), dense("fp"), dense("fn")
+        return per_image_sums(self.cols, self.n_images, self.n_categories)
 
     def totals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per-category sums over all images: IoU (float64), TP, FP, FN (int64)."""
-        c = self.n_categories
-        return (np.bincount(self.tp_cats, self.tp_ious, minlength=c),
-                np.bincount(self.tp_cats, minlength=c), np.bincount(self.fp_cats, minlength=c),
-                np.bincount(self.fn_cats, minlength=c))
+        t = Totals.of(self)
+        return t.iou, t.tp, t.fp, t.fn
 
     def save(self, path: str | Path) -> None:
         from panbench.records.io import atomic_write
@@ -118,6 +115,62 @@ class AnalysisSet:
                              "(or `score --name`) of its record to write it again") from None
 
 
+def per_image_sums(cols: Mapping[str, np.ndarray], n: int,
+                   c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Dense ``n x c`` float64 per-image per-category sums of the columns of ``n`` images: IoU, TP, FP, FN."""
+
+    def dense(group: str, weights: np.ndarray | None = None) -> np.ndarray:
+        flat = cols[group + "_img"] * c + cols[group + "_cats"]
+        return np.bincount(flat, weights, minlength=n * c).astype(np.float64, copy=False).reshape(n, c)
+
+    return dense("tp", cols["tp_ious"]), dense("tp"), dense("fp"), dense("fn")
+
+
+class Fold:
+    """Sums of an analysis, added one part of the images' columns at a time, in the images' order (:meth:`add`,
+    their one writer).  A float sum goes on where the part before left it, element after element (``np.add.at``),
+    as one ``bincount`` over every image adds them, so any split of the images gives the same bits."""
+
+    def __init__(self, n_categories: int) -> None:
+        self.n_categories, self.n_images = n_categories, 0
+
+    def add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        """Fold in the columns of the next ``n_images`` images (their ``<group>_img`` counted from 0)."""
+        self._add(cols, n_images)
+        self.n_images += n_images
+
+    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls: type[F], a: AnalysisSet) -> F:
+        """The sums of every image of ``a``, folded in one part."""
+        f = cls(a.n_categories)
+        f.add(a.cols, a.n_images)
+        return f
+
+
+def counts(cats: np.ndarray, c: int) -> np.ndarray:
+    """Occurrences of each of ``c`` categories (int64)."""
+    return np.bincount(cats, minlength=c)
+
+
+class Totals(Fold):
+    """Per-category sums over all images: IoU (float64), TP, FP, FN (int64)."""
+
+    def __init__(self, n_categories: int) -> None:
+        super().__init__(n_categories)
+        self.iou = np.zeros(n_categories, np.float64)
+        self.tp, self.fp, self.fn = (np.zeros(n_categories, np.int64) for _ in range(3))
+
+    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        c = self.n_categories
+        np.add.at(self.iou, cols["tp_cats"], cols["tp_ious"])
+        self.tp += counts(cols["tp_cats"], c)
+        self.fp += counts(cols["fp_cats"], c)
+        self.fn += counts(cols["fn_cats"], c)
+
+
 @dataclass(frozen=True)
 class AnalysisInputs:
     """What an analysis of :data:`panbench.analyses.ANALYSES` computes its record fields from: the run's
@@ -130,6 +183,13 @@ class AnalysisInputs:
     seed: int = 0
     category_ids: list[int] | None = None
     boundary: Any = None  # PQStats, or None
+    folded: Mapping[type, Fold] | None = None  # sums folded while the images were scored, by their class
+
+    def sums(self, kind: type[F]) -> F:
+        """The sums ``kind`` of the run: those folded while its images were scored, else folded now from the
+        columns of :attr:`aset` (the same bits)."""
+        got = self.folded.get(kind) if self.folded is not None else None
+        return got if isinstance(got, kind) else kind.of(self.aset)
 
 
 def _opt(values: list[Any] | None, kind: type) -> list[Any] | None:

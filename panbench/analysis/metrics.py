@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, Totals, counts
 from panbench.pq.sums import PQ_GROUPS, group_average
 
 if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
@@ -44,37 +44,71 @@ def size_bucket(area: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.array([32**2, 96**2]), np.asarray(area, np.int64), side="right")
 
 
+class SizeSums(Fold):
+    """Things and stuff alike, per COCO size bucket (rows: small, medium, large) and category: the IoU, TP and FN
+    of the ground truths whose JSON area falls in the bucket, the FP of the predictions whose pixel area does."""
+
+    def __init__(self, n_categories: int) -> None:
+        super().__init__(n_categories)
+        self.iou = np.zeros((len(SIZE_LIMITS), n_categories), np.float64)
+        self.tp, self.fp, self.fn = (np.zeros((len(SIZE_LIMITS), n_categories), np.int64) for _ in range(3))
+
+    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        c = self.n_categories
+        tb, fnb, fpb = size_bucket(cols["tp_area"]), size_bucket(cols["fn_area"]), size_bucket(cols["fp_area"])
+        for k in range(len(SIZE_LIMITS)):
+            t = tb == k
+            np.add.at(self.iou[k], cols["tp_cats"][t], cols["tp_ious"][t])
+            self.tp[k] += counts(cols["tp_cats"][t], c)
+            self.fn[k] += counts(cols["fn_cats"][fnb == k], c)
+            self.fp[k] += counts(cols["fp_cats"][fpb == k], c)
+
+    def metrics(self, isthing: list[bool]) -> dict[str, dict[str, float | int]]:
+        """:func:`pq_by_size` of these sums."""
+        things = np.asarray(isthing, bool)
+        out: dict[str, dict[str, float | int]] = {}
+        for k, (name, _, _) in enumerate(SIZE_LIMITS):
+            tp, fn = self.tp[k], self.fn[k]
+            pq, sq, rq, n = group_average(self.iou[k], tp, self.fp[k], fn, things)
+            out[name] = {"PQ": float(pq), "SQ": float(sq), "RQ": float(rq), "n": int(n),
+                         "segments": int((tp + fn)[things].sum())}
+        return out
+
+
 def pq_by_size(a: AnalysisSet, isthing: list[bool]) -> dict[str, dict[str, float | int]]:
     """Things only.  TP and FN go to the bucket of the ground truth's JSON area, an FP to the bucket
     of its own pixel area; per bucket, PQ/SQ/RQ averaged over the thing categories with a TP, FP or
     FN in that bucket; ``n`` is that number of categories, ``segments`` the ground-truth segments."""
-    things = np.asarray(isthing, bool)
-    c = a.n_categories
-    tb, fnb, fpb = size_bucket(a.tp_area), size_bucket(a.fn_area), size_bucket(a.fp_area)
-    out: dict[str, dict[str, float | int]] = {}
-    for k, (name, _, _) in enumerate(SIZE_LIMITS):
-        t, f, p = tb == k, fnb == k, fpb == k
-        iou = np.bincount(a.tp_cats[t], a.tp_ious[t], minlength=c)
-        tp = np.bincount(a.tp_cats[t], minlength=c)
-        fn = np.bincount(a.fn_cats[f], minlength=c)
-        fp = np.bincount(a.fp_cats[p], minlength=c)
-        pq, sq, rq, n = group_average(iou, tp, fp, fn, things)
-        out[name] = {"PQ": float(pq), "SQ": float(sq), "RQ": float(rq), "n": int(n),
-                     "segments": int((tp + fn)[things].sum())}
-    return out
+    return SizeSums.of(a).metrics(isthing)
+
+
+class GtSums(Fold):
+    """Per category: the summed ``gt_iou_sum`` of its non-crowd ground truths (the IoU of every same-category
+    prediction overlapping each) and their number."""
+
+    def __init__(self, n_categories: int) -> None:
+        super().__init__(n_categories)
+        self.iou = np.zeros(n_categories, np.float64)
+        self.n = np.zeros(n_categories, np.int64)
+
+    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        np.add.at(self.iou, cols["gt_cats"], cols["gt_iou_sum"])
+        self.n += counts(cols["gt_cats"], self.n_categories)
 
 
 def dagger_sums(a: AnalysisSet, isthing: list[bool]) -> tuple[np.ndarray, ...]:
     """Per-category (IoU, TP, FP, FN) of PQ-dagger: things as in PQ; a stuff category gets the summed
     IoU of every same-category prediction overlapping each of its ground truths, TP = its number
     of non-crowd ground truths, no FP or FN."""
+    return dagger_of(Totals.of(a), GtSums.of(a), isthing)
+
+
+def dagger_of(t: Totals, g: GtSums, isthing: list[bool]) -> tuple[np.ndarray, ...]:
+    """:func:`dagger_sums` of a run's totals and ground-truth sums."""
     stuff = ~np.asarray(isthing, bool)
-    c = a.n_categories
-    iou, tp, fp, fn = (x.astype(np.float64) for x in a.totals())
-    gt_iou = np.bincount(a.gt_cats, a.gt_iou_sum, minlength=c)
-    n_gt = np.bincount(a.gt_cats, minlength=c).astype(np.float64)
-    iou = np.where(stuff, gt_iou, iou)
-    tp = np.where(stuff, n_gt, tp)
+    iou, tp, fp, fn = t.iou, t.tp.astype(np.float64), t.fp.astype(np.float64), t.fn.astype(np.float64)
+    iou = np.where(stuff, g.iou, iou)
+    tp = np.where(stuff, g.n.astype(np.float64), tp)
     fp = np.where(stuff, 0.0, fp)
     fn = np.where(stuff, 0.0, fn)
     return iou, tp, fp, fn
@@ -83,17 +117,22 @@ def dagger_sums(a: AnalysisSet, isthing: list[bool]) -> tuple[np.ndarray, ...]:
 def pq_dagger(a: AnalysisSet, isthing: list[bool]) -> dict[str, float]:
     """PQ-dagger (Porzi et al. 2019), 0-100, for All, Things and Stuff.  A stuff category enters the
     average only when it has a ground truth (torchmetrics' ModifiedPanopticQuality does the same)."""
+    return dagger_metrics(dagger_sums(a, isthing), isthing)
+
+
+def dagger_metrics(sums: tuple[np.ndarray, ...], isthing: list[bool]) -> dict[str, float]:
+    """:func:`pq_dagger` of :func:`dagger_sums`."""
     things = np.asarray(isthing, bool)
-    iou, tp, fp, fn = dagger_sums(a, isthing)
     out = {}
     for _, sfx, th in PQ_GROUPS:
         mask = np.ones_like(things) if th is None else things if th else ~things
+        iou, tp, fp, fn = sums
         out["PQ_dagger" + sfx] = float(group_average(iou, tp, fp, fn, mask)[0])
     return out
 
 
 def by_size_fields(inp: AnalysisInputs) -> dict[str, Any]:
-    return {"by_size": pq_by_size(inp.aset, inp.isthing)}
+    return {"by_size": inp.sums(SizeSums).metrics(inp.isthing)}
 
 
 def by_size_columns(r: RunRecord) -> dict[str, Any]:
@@ -118,7 +157,8 @@ def by_size_text(res: Mapping[str, Any]) -> list[str]:
 
 
 def dagger_fields(inp: AnalysisInputs) -> dict[str, Any]:
-    return {"pq_dagger": pq_dagger(inp.aset, inp.isthing)["PQ_dagger"]}
+    sums = dagger_of(inp.sums(Totals), inp.sums(GtSums), inp.isthing)
+    return {"pq_dagger": dagger_metrics(sums, inp.isthing)["PQ_dagger"]}
 
 
 def dagger_columns(r: RunRecord) -> dict[str, Any]:

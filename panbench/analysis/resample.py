@@ -99,15 +99,35 @@ def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:
     entry is not finite."""
     if not x.size:
         return np.zeros(x.shape, np.int64)
-    largest = np.abs(x).max(axis=0)
+    return fixed_rows(x, iou_cols) if fits(np.abs(x).max(axis=0), iou_cols, x.shape[0]) else None
+
+
+def fits(largest: np.ndarray, iou_cols: list[slice], n_images: int) -> bool:
+    """Whether sums whose columns' largest magnitudes are ``largest`` (float64) are finite and every resampled
+    sum of ``n_images`` images stays below 2^62 in :func:`fixed_sums`' units."""
+    if not largest.size:
+        return True
+    largest = largest.copy()
     for cols in iou_cols:
         largest[cols] *= IOU_SCALE
-    if not np.isfinite(largest).all() or float(largest.max()) * x.shape[0] >= 2.0**62:
-        return None
+    return bool(np.isfinite(largest).all()) and float(largest.max()) * n_images < 2.0**62
+
+
+def fixed_rows(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray:
+    """:func:`fixed_sums` of ``x``, unchecked."""
     out = x.astype(np.int64)  # the counts: integers already
     for cols in iou_cols:
         out[:, cols] = np.rint(x[:, cols] * IOU_SCALE)
     return out
+
+
+def sparse_rows(fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nonzeros of ``fixed`` row by row (CSR): each row's start (N + 1 entries), column and value."""
+    n, k = fixed.shape
+    at = np.flatnonzero(fixed)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(at // k, minlength=n), out=indptr[1:])
+    return indptr, at % k, fixed.ravel()[at]
 
 
 def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int = 1) -> np.ndarray:
@@ -116,11 +136,18 @@ def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int 
     n, k = fixed.shape
     if _c is None:
         return np.concatenate([_blas_sums(w, fixed) for w in count_chunks(n, n_resamples, seed, 250)])
+    return resampled_sparse(*sparse_rows(fixed), k, n_resamples, seed, threads)
+
+
+def resampled_sparse(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: int, n_resamples: int, seed: int,
+                     threads: int = 1) -> np.ndarray:
+    """:func:`resampled_sums` of the rows :func:`sparse_rows` gives (``k`` columns)."""
+    n = len(indptr) - 1
+    if _c is None:
+        fixed = np.zeros((n, k), np.int64)
+        fixed[np.repeat(np.arange(n), np.diff(indptr)), cols] = vals
+        return resampled_sums(fixed, n_resamples, seed, threads)
     drawn = draws(n, n_resamples, seed)
-    at = np.flatnonzero(fixed)  # the nonzeros, row by row: the CSR of the sparse rows
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(at // k, minlength=n), out=indptr[1:])
-    cols, vals = at % k, fixed.ravel()[at]
     out = np.empty((n_resamples, k), np.int64)
     step = -(-n_resamples // max(1, threads) // _BLOCK) * _BLOCK or _BLOCK  # whole blocks of C's per thread
     bounds = [*range(0, n_resamples, step), n_resamples]

@@ -16,14 +16,15 @@ Label maps are never kept: a result is a few small arrays per image.  Numpy only
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from panbench.analyses import ANALYSES, function
 from panbench.analysis import compute_fields
 from panbench.analysis.bootstrap import N_RESAMPLES
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
 from panbench.pq.result import BOUNDARY_PREFIX, ImageResult
@@ -76,11 +77,40 @@ def boundary_sums(per_image: list[ImageStats | None], n_categories: int) -> PQSt
 
 
 def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None = None,
-               n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+               n_resamples: int = N_RESAMPLES, seed: int = 0, folded: RunFold | None = None) -> dict[str, Any]:
     """The record fields of every analysis (:data:`panbench.analyses.ANALYSES`); boundary PQ's only when
-    ``boundary`` (its sums) is given."""
+    ``boundary`` (its sums) is given; the sums ``folded`` while the images were scored where given (the same
+    bits as folding them from ``aset``)."""
+    sums = None
+    if folded is not None:
+        if folded.n_images != aset.n_images:
+            raise PanbenchError(f"internal: sums folded over {folded.n_images} images for a run of {aset.n_images}; "
+                                "please report")
+        sums = folded.sums
     return compute_fields(AnalysisInputs(aset, cats.isthing, n_resamples if aset.n_images else 0, seed, cats.ids,
-                                         boundary))
+                                         boundary, sums))
+
+
+class RunFold:
+    """The :class:`~panbench.analysis.collect.Fold` of every analysis of :data:`panbench.analyses.ANALYSES` (its
+    ``folds``, each kind once), fed each part of ``score``'s results in order (:meth:`start` is
+    :func:`~panbench.pq.score.score_stream`'s ``fold``)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[type[Fold], Fold] = {}
+        self.n_images = 0
+
+    def start(self, n_categories: int) -> Callable[[Mapping[str, np.ndarray], int], None]:
+        """Empty sums for ``n_categories`` categories, and the function that adds a part to them."""
+        kinds: dict[Any, None] = dict.fromkeys(function(ref) for a in ANALYSES for ref in a.folds)
+        self.sums, self.n_images = {kind: kind(n_categories) for kind in kinds}, 0
+        return self.add
+
+    def add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        """Fold the columns of the next ``n_images`` images into every sum."""
+        for s in self.sums.values():
+            s.add(cols, n_images)
+        self.n_images += n_images
 
 
 def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
@@ -112,12 +142,13 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
     :func:`run_fields`."""
     from panbench.pq.score import Scoring, score_stream
 
+    folded = RunFold()
     ev, pairs, cols = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
-                                   Scoring(strict=strict, boundary=boundary, keep=True))
+                                   Scoring(strict=strict, boundary=boundary, keep=True), folded.start)
     cats = ev.categories
     aset = AnalysisSet.from_columns(cols, len(cats), [gt["image_id"] for gt, _ in pairs], cats.ids, cats.isthing)
     bstats = boundary_columns_sums(cols, len(cats), len(pairs)) if boundary else None
-    return ev.evaluate(), aset, run_fields(aset, cats, bstats)
+    return ev.evaluate(), aset, run_fields(aset, cats, bstats, folded=folded)
 
 
 def boundary_columns_sums(cols: Mapping[str, np.ndarray], n_categories: int, n_images: int) -> PQStats:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ _HEADER = 8  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, 
 # a chunk in flight: its pairs, what the calling thread keeps of each, the C call (or its status bytes), and the
 # position in the chunk of each image handed to C
 _Chunk = tuple[Sequence[Pair], list[_Prepared], "Task[bytes] | bytes", list[int]]
+# what each part of the results (its columns, its number of images) is handed to, in the images' order
+PartSink = Callable[[Mapping[str, np.ndarray], int], None]
 
 
 def available() -> bool:
@@ -208,11 +210,11 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[tuple[
 
 class _Gathered:
     """What the calling thread has collected, in the images' order: every :data:`ADD_EVERY` images (or
-    :data:`ADD_BYTES` of their ``res``) turned into columns and added to the sums; with ``keep`` the columns
-    kept."""
+    :data:`ADD_BYTES` of their ``res``) turned into columns and added to the sums (and handed to ``part``); with
+    ``keep`` the columns kept."""
 
-    def __init__(self, n_categories: int, keep: bool) -> None:
-        self.stats, self.keep = PQStats.zeros(n_categories), keep
+    def __init__(self, n_categories: int, keep: bool, part: PartSink | None = None) -> None:
+        self.stats, self.keep, self.part = PQStats.zeros(n_categories), keep, part
         self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
         self.done: list[tuple[np.ndarray, int]] = []
         self.held = 0  # the bytes of the res buffers in done
@@ -227,6 +229,8 @@ class _Gathered:
         if self.done:
             cols = res_columns(self.done)
             self.stats.add_columns(cols, len(self.done))
+            if self.part is not None:
+                self.part(cols, len(self.done))
             if self.keep:
                 self.parts.append((len(self.done), cols))
             self.done, self.held = [], 0
@@ -239,16 +243,17 @@ class _Gathered:
 
 
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
-                keep: bool, threads: int,
-                per_image: Callable[[Pair], ImageResult]) -> tuple[PQStats, dict[str, np.ndarray]]:
+                keep: bool, threads: int, per_image: Callable[[Pair], ImageResult],
+                part: PartSink | None = None) -> tuple[PQStats, dict[str, np.ndarray]]:
     """The sums of ``pairs`` and, with ``keep``, their results in order as columns
     (:func:`~panbench.pq.result.results_to_columns`' form; else empty), decoded and counted on ``threads`` threads
-    (1: in the calling thread).  ``per_image`` scores an image the C path leaves alone."""
+    (1: in the calling thread); ``part`` gets each part of the results as it is gathered, while the next images
+    are decoded.  ``per_image`` scores an image the C path leaves alone."""
     try:
         limit: int | None = max_pixels()
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
         limit = None
-    gathered = _Gathered(len(cats), keep)
+    gathered = _Gathered(len(cats), keep, part)
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = None
     try:

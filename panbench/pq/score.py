@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import batch
-from panbench.pq.batch import Pair
+from panbench.pq.batch import Pair, PartSink
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join, segments_list
 from panbench.pq.evaluator import PanopticEvaluator, score_pair
 from panbench.pq.matching import CategoryTable
@@ -231,10 +231,13 @@ def score_stream(
     pred_dir: str | os.PathLike[str],
     workers: int | None = None,
     how: Scoring = Scoring(),
+    fold: Callable[[int], PartSink] | None = None,
 ) -> tuple[PanopticEvaluator, list[Pair], dict[str, np.ndarray]]:
     """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
     pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep``, the per-image results in
     the same order as columns (:func:`~panbench.pq.result.results_to_columns`' form; else empty).
+    With ``how.keep``, ``fold(n_categories)`` is called once the categories are read, and what it returns gets
+    every part of the results, in order: on the batch path while the next images are decoded, else all at once.
     ``workers``: threads on the batch path, forked processes on the per-image path (see the module's docstring);
     ``None`` takes :func:`default_workers`.
     Every choice gives the same sums and results, bit for bit."""
@@ -249,12 +252,14 @@ def score_stream(
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticEvaluator(cats)
     results: dict[str, np.ndarray] = {}
+    sink = fold(len(cats)) if fold is not None and how.keep else None
     if on_batch:
         with _no_gc():
             part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep, workers,
-                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair))
+                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), sink)
         ev.merge(part)
-    elif workers <= 1 or len(pairs) < 2 * workers:
+        return ev, pairs, results
+    if workers <= 1 or len(pairs) < 2 * workers:
         with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
             part, kept = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
         ev.merge(part)
@@ -262,6 +267,8 @@ def score_stream(
     else:
         part, results = _score_forked(cats, gt_dir, pred_dir, how, pairs, workers)
         ev.merge(part)
+    if sink is not None:
+        sink(results, len(pairs))
     return ev, pairs, results
 
 
