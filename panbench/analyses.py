@@ -54,7 +54,7 @@ ANALYSES: tuple[Analysis, ...] = (
              "panbench.analysis.bootstrap:ci_fields", "panbench.analysis.bootstrap:ci_columns",
              "panbench.analysis.bootstrap:ci_text",
              words=frozenset({"low", "high"}), paired=True, kinds="panbench.analysis.bootstrap:ci_kinds",
-             folds=("panbench.analysis.bootstrap:ImageSums",)),
+             folds=("panbench.analysis.resample:ImageSums",)),
     Analysis("by_size", ("by_size",), "PQ by object size (things)", "--by-size",
              "PQ/SQ/RQ of things by object size (small, medium, large: COCO's area limits)",
              "panbench.analysis.metrics:by_size_fields", "panbench.analysis.metrics:by_size_columns",

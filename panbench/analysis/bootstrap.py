@@ -19,17 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, per_image_sums
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.analysis.resample import (
+    ImageSums,
     as_float,
     count_chunks,
-    fits,
-    fixed_rows,
     fixed_sums,
     resampled_sparse,
     resampled_sums,
-    sparse_rows,
 )
 from panbench.errors import InputError
 from panbench.pq.sums import category_pq
@@ -70,43 +68,6 @@ class RunSums:
         TP + FP + FN, which equal (FP + FN)/2 and TP + (FP + FN) exactly (integer counts), so one
         column serves both and the resampling product is a quarter smaller."""
         return np.concatenate([self.iou, self.tp, self.fp + self.fn], axis=1)
-
-
-class ImageSums(Fold):
-    """Every image's :meth:`RunSums.stacked` row (IoU, TP, FP + FN per category) in the fixed point of
-    :func:`~panbench.analysis.resample.fixed_sums`, kept sparse, and each column's largest magnitude: what the
-    intervals resample."""
-
-    def __init__(self, n_categories: int) -> None:
-        super().__init__(n_categories)
-        self.largest = np.zeros(3 * n_categories, np.float64)
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.refused = False  # an entry no fixed point holds (not finite, or 2^62 or more)
-
-    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
-        c = self.n_categories
-        iou, tp, fp, fn = per_image_sums(cols, n_images, c)
-        x = np.concatenate([iou, tp, fp + fn], axis=1)
-        if not x.size or self.refused:
-            return
-        largest = np.abs(x).max(axis=0)
-        np.maximum(self.largest, largest, out=self.largest)
-        self.refused = not fits(largest, [slice(0, c)], 1)
-        if not self.refused:
-            self.parts.append(sparse_rows(fixed_rows(x, [slice(0, c)])))
-
-    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The rows of every image as :func:`~panbench.analysis.resample.sparse_rows` gives them, or None where
-        :func:`~panbench.analysis.resample.fixed_sums` refuses the sums (the float product then serves)."""
-        if self.refused or not fits(self.largest, [slice(0, self.n_categories)], self.n_images):
-            return None
-        starts, ends = [np.zeros(1, np.int64)], 0
-        for indptr, _, _ in self.parts:
-            starts.append(indptr[1:] + ends)
-            ends += int(indptr[-1])
-        empty = np.zeros(0, np.int64)
-        return (np.concatenate(starts), np.concatenate([empty] + [p[1] for p in self.parts]),
-                np.concatenate([empty] + [p[2] for p in self.parts]))
 
 
 def _split(s: np.ndarray, n_cat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

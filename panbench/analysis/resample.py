@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import operator
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from panbench.analysis.collect import Fold
 from panbench.pq.kernels import load_extension
 from panbench.pq.sums import IOU_SCALE
 from panbench.pq.threads import Workers
@@ -182,3 +183,63 @@ def as_float(s: np.ndarray, iou_cols: list[slice]) -> np.ndarray:
     for cols in iou_cols:
         f[:, cols] /= IOU_SCALE
     return f
+
+
+class ImageSums(Fold):
+    """Every image's stacked row (IoU, TP, FP + FN per category: :meth:`~panbench.analysis.bootstrap.RunSums.stacked`)
+    in the fixed point of :func:`fixed_sums`, kept sparse, and each column's largest magnitude: what the intervals
+    resample."""
+
+    def __init__(self, n_categories: int) -> None:
+        super().__init__(n_categories)
+        self.largest = np.zeros(3 * n_categories, np.float64)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.refused = False  # an entry no fixed point holds (not finite, or 2^62 or more)
+
+    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        c = self.n_categories
+        if self.refused:
+            return
+        img, col, val = _image_entries(cols, c)
+        largest = np.zeros(3 * c, np.float64)
+        np.maximum.at(largest, col, np.abs(val))
+        np.maximum(self.largest, largest, out=self.largest)
+        self.refused = not fits(largest, [slice(0, c)], 1)
+        if self.refused:
+            return
+        fixed = val.astype(np.int64)  # the counts: integers already
+        iou = col < c
+        fixed[iou] = np.rint(val[iou] * IOU_SCALE)
+        nonzero = fixed != 0
+        indptr = np.zeros(n_images + 1, np.int64)
+        np.cumsum(np.bincount(img[nonzero], minlength=n_images), out=indptr[1:])
+        self.parts.append((indptr, col[nonzero], fixed[nonzero]))
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The rows of every image as :func:`sparse_rows` gives them, or None where
+        :func:`fixed_sums` refuses the sums (the float product then serves)."""
+        if self.refused or not fits(self.largest, [slice(0, self.n_categories)], self.n_images):
+            return None
+        starts, ends = [np.zeros(1, np.int64)], 0
+        for indptr, _, _ in self.parts:
+            starts.append(indptr[1:] + ends)
+            ends += int(indptr[-1])
+        empty = np.zeros(0, np.int64)
+        return (np.concatenate(starts), np.concatenate([empty] + [p[1] for p in self.parts]),
+                np.concatenate([empty] + [p[2] for p in self.parts]))
+
+
+def _image_entries(cols: Mapping[str, np.ndarray], c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of the columns' stacked rows that have a TP, FP or FN (image, column, float value), ordered by
+    image then column: each image's IoU sum per category adds its TPs in their order, as the dense sums of
+    :func:`~panbench.analysis.collect.per_image_sums` add them."""
+    tk, inv = np.unique(cols["tp_img"] * c + cols["tp_cats"], return_inverse=True)
+    iou = np.bincount(inv.ravel(), cols["tp_ious"], minlength=len(tk))
+    tp = np.bincount(inv.ravel(), minlength=len(tk))
+    ek, err = np.unique(np.concatenate([cols["fp_img"] * c + cols["fp_cats"], cols["fn_img"] * c + cols["fn_cats"]]),
+                        return_counts=True)
+    img = np.concatenate([tk // c, tk // c, ek // c])
+    col = np.concatenate([tk % c, c + tk % c, 2 * c + ek % c])
+    val = np.concatenate([iou, tp.astype(np.float64), err.astype(np.float64)])
+    order = np.argsort(img * (3 * c) + col)
+    return img[order], col[order], val[order]

@@ -12,11 +12,10 @@ import pytest
 from helpers import GENERATED_CATS as CATS
 
 from panbench.analysis import AnalysisSet, compute_fields
-from panbench.analysis.bootstrap import ImageSums
 from panbench.analysis.breakdown import ErrorSums
 from panbench.analysis.collect import AnalysisInputs, Fold, Totals
 from panbench.analysis.metrics import GtSums, SizeSums
-from panbench.analysis.resample import fixed_sums
+from panbench.analysis.resample import ImageSums, fixed_sums
 from panbench.analysis.scoring import RunFold, run_fields, score_files_analysis
 from panbench.data.synth import perturb, random_image, write_panoptic
 from panbench.pq import batch
