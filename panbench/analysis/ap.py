@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq.kernels import load_extension
+from panbench.pq.extensions import load_extension
 from panbench.pq.matching import CategoryTable
 
 _rle = load_extension("panbench.analysis._rle")  # None: hotcoco encodes (same strings)

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from panbench.analysis.collect import Fold
-from panbench.pq.kernels import load_extension
+from panbench.pq.extensions import load_extension
 from panbench.pq.sums import IOU_SCALE
 from panbench.pq.threads import Workers
 

@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    _read_ahead(args)
     _numpy_without_blas_threads()
     _refuse_folders(args)
     if args.no_analysis and args.boundary:
@@ -98,6 +99,16 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields))
     return 0
+
+
+def _read_ahead(args: argparse.Namespace) -> None:
+    """The JSONs the batch path reads (all but boundary PQ's), read and scanned on a thread while numpy and
+    panbench's modules import (:mod:`panbench.pq.ahead`)."""
+    if not args.boundary:
+        from panbench.pq import ahead
+
+        ahead.start(args.gt_json, True)
+        ahead.start(args.pred_json, False)
 
 
 # what OpenBLAS reads for its thread count, in its order

@@ -20,7 +20,7 @@ import os
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.pq.kernels import load_extension
+from panbench.pq.extensions import load_extension
 
 _cpu = load_extension("panbench.ops._cpu")
 ROI_CHUNK = 128  # RoIs gathered at once by roi_align_torch (bounds its temporary memory)

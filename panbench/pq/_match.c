@@ -334,52 +334,61 @@ done:
     return res;
 }
 
-static PyObject *py_scan(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer b;
-    int gt;
-    if (!PyArg_ParseTuple(args, "y*p", &b, &gt)) return NULL;
-    const unsigned char *base = b.buf, *s;
-    pb_cur c = {base, base + b.len};
-    pb_vec spans = {0}, fields = {0};
-    PyObject *res = NULL;
-    int seen = 0, esc, r = -1;
+/* The document's top-level object walked for its "annotations" array (scan_annotations); 0, -1 (not a document
+ * the scan reads: json.loads reads it) or -2 (out of memory).  Plain C: py_scan runs it without the GIL. */
+static int scan_document(const unsigned char *base, Py_ssize_t len, int gt, pb_vec *spans, pb_vec *fields) {
+    const unsigned char *s;
+    pb_cur c = {base, base + len};
+    int seen = 0, esc, r;
     pb_ws(&c);
-    if (c.p >= c.end || *c.p++ != '{') goto done;
+    if (c.p >= c.end || *c.p++ != '{') return -1;
     pb_ws(&c);
-    if (c.p < c.end && *c.p == '}') goto done;
+    if (c.p < c.end && *c.p == '}') return -1;
     for (;;) {
         pb_ws(&c);
-        if (c.p >= c.end || *c.p != '"') goto done;
+        if (c.p >= c.end || *c.p != '"') return -1;
         s = c.p + 1;
-        if (pb_skip_string(&c, &esc) || esc) goto done;
+        if (pb_skip_string(&c, &esc) || esc) return -1;
         int is_ann = pb_key_is(s, c.p - 1, "annotations");
         pb_ws(&c);
-        if (c.p >= c.end || *c.p++ != ':') goto done;
+        if (c.p >= c.end || *c.p++ != ':') return -1;
         pb_ws(&c);
         if (is_ann) {
-            if (seen++ || c.p >= c.end || *c.p != '[') goto done;
-            if ((r = scan_annotations(&c, base, gt, &spans, &fields)) < 0) goto done;
+            if (seen++ || c.p >= c.end || *c.p != '[') return -1;
+            if ((r = scan_annotations(&c, base, gt, spans, fields)) < 0) return r;
         } else if (pb_skip_value(&c)) {
-            goto done;
+            return -1;
         }
         pb_ws(&c);
-        if (c.p >= c.end) goto done;
+        if (c.p >= c.end) return -1;
         if (*c.p == '}') break;
-        if (*c.p++ != ',') goto done;
+        if (*c.p++ != ',') return -1;
     }
     c.p++;
     pb_ws(&c);
-    if (seen && c.p == c.end) {
-        res = scan_result(base, b.len, &spans, &fields);
-        r = res ? 0 : -2;
+    return seen && c.p == c.end ? 0 : -1;
+}
+
+static PyObject *py_scan(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer b;
+    int gt, r;
+    if (!PyArg_ParseTuple(args, "y*p", &b, &gt)) return NULL;
+    pb_vec spans = {0}, fields = {0};
+    PyObject *res = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    r = scan_document(b.buf, b.len, gt, &spans, &fields);
+    Py_END_ALLOW_THREADS
+    if (r == 0) {
+        res = scan_result(b.buf, b.len, &spans, &fields);
+    } else if (r == -2) {
+        PyErr_NoMemory();
+    } else {
+        res = Py_NewRef(Py_None);
     }
-done:
     free(spans.a);
     free(fields.a);
     PyBuffer_Release(&b);
-    if (r == -2 && !PyErr_Occurred()) PyErr_NoMemory();
-    if (!res && !PyErr_Occurred()) res = Py_NewRef(Py_None);
     return res;
 }
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq.kernels import load_extension
+from panbench.pq.extensions import load_extension
 from panbench.pq.matching import ImageStats, Segments, match_image, pair_ious
 
 # the per-pixel part in C (panbench/pq/_boundary.c); the numpy path below gives the same tables

@@ -17,6 +17,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
+from panbench.pq.ahead import take
 from panbench.pq.kernels import _SENTINEL, MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
 
@@ -49,14 +50,15 @@ def segments_list(segments_info: Any) -> Any:
 def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None) -> dict[str, Any]:
     """Load a JSON object, or raise an InputError that names the file.  ``scan`` (True for a ground truth, False
     for predictions) keeps the annotations' segments_info arrays that ``_match.scan`` reads as
-    :class:`PackedSegments` (the same values; the rest of the document through ``json.loads``)."""
+    :class:`PackedSegments` (the same values; the rest of the document through ``json.loads``).  A file read
+    ahead (:mod:`panbench.pq.ahead`) is not read again."""
     p = Path(path)
     if not p.is_file():
+        take(p, None)  # what was read ahead of a path that is no file: dropped
         raise InputError(f"{p}: {what} not found; check the path")
     try:
-        with open(p, "rb") as f:
-            raw = f.read()
-        data = _scanned(raw, scan) if scan is not None else None
+        raw, found = _read(p, scan)
+        data = _from_scan(raw, found, scan) if found is not None and scan is not None else None
         if data is None:
             data = json.loads(raw)
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
@@ -66,16 +68,27 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
     return data
 
 
-def _scanned(raw: bytes, gt: bool) -> dict[str, Any] | None:
-    """The document through ``_match.scan``: its segments_info arrays that hold plain integers read in C, the rest
-    parsed by ``json.loads``; None where the scan leaves the whole document to ``json.loads`` (which then parses it,
-    or names what is wrong with it)."""
+def _read(p: Path, scan: bool | None) -> tuple[bytes, Any]:
+    """The file's bytes and, with ``scan``, ``_match.scan``'s result for them (None where the scan was not built
+    or leaves the document to ``json.loads``): read ahead where :mod:`panbench.pq.ahead` did."""
     c = native.match()
     if c is None or not hasattr(c, "scan"):
-        return None
-    found = c.scan(raw, gt)
-    if found is None:
-        return None
+        scan = None
+    ahead = take(p, scan)
+    if ahead is not None and (scan is None or ahead[1] is not None):
+        return ahead
+    if ahead is not None:
+        raw = ahead[0]
+    else:
+        with open(p, "rb") as f:
+            raw = f.read()
+    return raw, c.scan(raw, scan) if scan is not None else None
+
+
+def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
+    """The document from its scan: its segments_info arrays that hold plain integers read in C, the rest parsed by
+    ``json.loads``; None where that leaves the whole document to ``json.loads`` (which then parses it, or names
+    what is wrong with it)."""
     text, segments = found
     try:
         data = json.loads(text)

@@ -4,24 +4,12 @@ when it is built; the numpy path gives the same numbers.  numpy only."""
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
 from typing import Any
 
 import numpy as np
 
-
-def load_extension(module: str) -> Any:
-    """One of panbench's optional C extensions (setup.py builds them), or None when it was not built or
-    ``PANBENCH_NO_NATIVE=1`` forces the numpy paths (benchmarks, debugging); they give the same numbers."""
-    if os.environ.get("PANBENCH_NO_NATIVE") == "1":
-        return None
-    try:
-        return importlib.import_module(module)
-    except ImportError:  # pragma: no cover - no C compiler at install time
-        return None
-
+from panbench.pq.extensions import load_extension
 
 _native = load_extension("panbench.pq._native")  # the C loops of this module
 _deflate: Any

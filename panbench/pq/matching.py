@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.kernels import load_extension
+from panbench.pq.extensions import load_extension
 
 #: A predicted and a ground-truth segment match when their IoU is above this (panopticapi's rule; the
 #: C twin is ``PB_MATCH_IOU`` in ``_match_core.h``).  Every IoU threshold of the package is this name.

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from panbench.models.encoding import INSTANCE_OFFSET
-from panbench.pq.kernels import load_extension
+from panbench.pq.extensions import load_extension
 
 _fusion = load_extension("panbench.models.mmdet._fusion")  # None: torch computes the argmax (the same indices)
 

@@ -1,0 +1,73 @@
+"""JSON documents read ahead: a file's bytes read, and scanned by ``_match.scan``, on a thread while the process
+imports what scores them.
+
+``panbench score`` calls :func:`start` for its two JSON files before it imports numpy; the thread reads the file
+and runs the scan, which walks the document without the GIL, so both overlap the imports on another core.
+:func:`~panbench.pq.coco_format.read_json` then :func:`take` s them instead of reading the file again.  A document
+is handed over only while the file is the one that was read (the same device, inode, size and modification
+time); anything that goes wrong on the thread leaves the file to ``read_json``, which reads it and reports what is
+wrong in its words.  Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from panbench.pq.extensions import load_extension
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class _Ahead:
+    """One file read (and scanned as a ground truth, ``gt``, or as predictions) on its own thread."""
+
+    def __init__(self, path: str, gt: bool) -> None:
+        self.path, self.gt = path, gt
+        self.done: tuple[bytes, Any, tuple[int, int, int, int]] | None = None  # bytes, scan's result, identity
+        self.thread = threading.Thread(target=self._run, name="panbench-read-ahead", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            scan = load_extension("panbench.pq._match")
+            with open(self.path, "rb") as f:
+                ident = _identity(os.fstat(f.fileno()))
+                raw = f.read()
+            found = scan.scan(raw, self.gt) if scan is not None and hasattr(scan, "scan") else None
+            self.done = raw, found, ident
+        except Exception:  # noqa: BLE001 - read_json meets it again and says what is wrong
+            self.done = None
+
+
+_AHEAD: dict[str, _Ahead] = {}
+
+
+def start(path: str | os.PathLike[str], gt: bool) -> None:
+    """Read and scan ``path`` (as a ground truth with ``gt``, else as predictions) on a thread, once."""
+    key = str(Path(path))
+    if key not in _AHEAD:
+        _AHEAD[key] = _Ahead(key, gt)
+
+
+def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | None:
+    """The bytes of ``path`` read ahead and, when it was scanned as ``gt`` asks, what the scan found (else None);
+    None when it was not read ahead, the read failed or the file changed since.  The document is handed over
+    once."""
+    job = _AHEAD.pop(str(Path(path)), None)
+    if job is None:
+        return None
+    job.thread.join()
+    if job.done is None:
+        return None
+    raw, found, ident = job.done
+    try:
+        if _identity(os.stat(job.path)) != ident:
+            return None
+    except OSError:
+        return None
+    return raw, found if gt is not None and gt == job.gt else None
