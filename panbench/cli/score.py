@@ -56,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     _read_ahead(args)
     _numpy_without_blas_threads()
+    _reuse_freed_memory()
     _refuse_folders(args)
     if args.no_analysis and args.boundary:
         from panbench.errors import InputError
@@ -128,6 +129,27 @@ def _numpy_without_blas_threads() -> None:
         import numpy  # noqa: F401
     finally:
         del os.environ["OPENBLAS_NUM_THREADS"]
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def _reuse_freed_memory() -> None:
+    """glibc's malloc told to keep what this process frees for its next allocations: no trimming of the heap, and
+    blocks under 32 MiB (its largest fixed threshold) from the heap instead of their own mappings, which are
+    unmapped when freed.  Every page the OS hands out again costs a fault on its first touch (4.7 us per 4 KiB
+    page on the 2-core machine of docs/benchmarks.md), and score's arrays (the resamples' sums, the analyses'
+    temporaries) are freed and made again.  Nothing where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # numpy has imported it
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return
+    mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    mallopt(M_MMAP_THRESHOLD, 32 << 20)
 
 
 def _refuse_folders(args: argparse.Namespace) -> None:

@@ -264,3 +264,35 @@ def test_score_loads_numpy_without_blas_worker_threads_and_leaves_the_environmen
     helper = "from panbench.cli.score import _numpy_without_blas_threads as load\nload()\nimport numpy"
     assert _threads_after(helper) == (1, False)
     assert _threads_after(helper, OPENBLAS_NUM_THREADS="2") == (2, True)  # the user's count is kept
+
+
+HEAP_PROBE = """
+import ctypes, sys
+from panbench.cli.score import _reuse_freed_memory
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+
+def heap():
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            return lo, hi
+    return 0, 0
+
+def kept(mib):  # a block of mib MiB: from the heap, and the heap still holds it once freed
+    p = libc.malloc(mib << 20)
+    lo, hi = heap()
+    libc.free(ctypes.c_void_p(p))
+    return lo <= p < hi and heap()[1] - heap()[0] >= mib << 20
+
+before = kept(4)  # a mapping of its own (glibc then raises its threshold to 4 MiB)
+_reuse_freed_memory()
+print(before, kept(8), kept(24))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
+                    reason="glibc's mallopt")
+def test_score_has_glibc_keep_what_it_frees_for_reuse() -> None:
+    r = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True, check=True)
+    assert r.stdout.split() == ["False", "True", "True"]
