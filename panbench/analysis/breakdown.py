@@ -115,7 +115,7 @@ def error_breakdown(a: AnalysisSet, isthing: list[bool]) -> dict[str, Any]:
 def breakdown_of(t: Totals, e: ErrorSums, tp_ious: np.ndarray, isthing: list[bool]) -> dict[str, Any]:
     """:func:`error_breakdown` of a run's totals, error sums and every TP's IoU (the mask-quality loss is numpy's
     sum of their 1 - IoU, whose pairwise order needs them all)."""
-    iou, tp, fp, fn = t.iou, t.tp.astype(np.float64), t.fp.astype(np.float64), t.fn.astype(np.float64)
+    iou, tp, fp, fn = t.as_float()
     base = float(nine_metrics(iou, tp, fp, fn, isthing)["PQ"])
     errors: dict[str, Any] = {}
     for k, name in enumerate(ERROR_TYPES):

@@ -170,6 +170,10 @@ class Totals(Fold):
         self.fp += counts(cols["fp_cats"], c)
         self.fn += counts(cols["fn_cats"], c)
 
+    def as_float(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """IoU, TP, FP, FN, each float64 (as the metrics read them)."""
+        return self.iou, self.tp.astype(np.float64), self.fp.astype(np.float64), self.fn.astype(np.float64)
+
 
 @dataclass(frozen=True)
 class AnalysisInputs:

@@ -106,7 +106,7 @@ def dagger_sums(a: AnalysisSet, isthing: list[bool]) -> tuple[np.ndarray, ...]:
 def dagger_of(t: Totals, g: GtSums, isthing: list[bool]) -> tuple[np.ndarray, ...]:
     """:func:`dagger_sums` of a run's totals and ground-truth sums."""
     stuff = ~np.asarray(isthing, bool)
-    iou, tp, fp, fn = t.iou, t.tp.astype(np.float64), t.fp.astype(np.float64), t.fn.astype(np.float64)
+    iou, tp, fp, fn = t.as_float()
     iou = np.where(stuff, g.iou, iou)
     tp = np.where(stuff, g.n.astype(np.float64), tp)
     fp = np.where(stuff, 0.0, fp)
@@ -123,10 +123,10 @@ def pq_dagger(a: AnalysisSet, isthing: list[bool]) -> dict[str, float]:
 def dagger_metrics(sums: tuple[np.ndarray, ...], isthing: list[bool]) -> dict[str, float]:
     """:func:`pq_dagger` of :func:`dagger_sums`."""
     things = np.asarray(isthing, bool)
+    iou, tp, fp, fn = sums
     out = {}
     for _, sfx, th in PQ_GROUPS:
         mask = np.ones_like(things) if th is None else things if th else ~things
-        iou, tp, fp, fn = sums
         out["PQ_dagger" + sfx] = float(group_average(iou, tp, fp, fn, mask)[0])
     return out
 

@@ -114,11 +114,11 @@ def fits(largest: np.ndarray, iou_cols: list[slice], n_images: int) -> bool:
     return bool(np.isfinite(largest).all()) and float(largest.max()) * n_images < 2.0**62
 
 
-def fixed_rows(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray:
-    """:func:`fixed_sums` of ``x``, unchecked."""
+def fixed_rows(x: np.ndarray, iou_cols: list[slice], rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """:func:`fixed_sums` of ``x``, unchecked; the ``iou_cols`` of the ``rows`` only."""
     out = x.astype(np.int64)  # the counts: integers already
     for cols in iou_cols:
-        out[:, cols] = np.rint(x[:, cols] * IOU_SCALE)
+        out[rows, cols] = np.rint(x[rows, cols] * IOU_SCALE)
     return out
 
 
@@ -126,9 +126,14 @@ def sparse_rows(fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The nonzeros of ``fixed`` row by row (CSR): each row's start (N + 1 entries), column and value."""
     n, k = fixed.shape
     at = np.flatnonzero(fixed)
+    return row_starts(at // k, n), at % k, fixed.ravel()[at]
+
+
+def row_starts(rows: np.ndarray, n: int) -> np.ndarray:
+    """Where each of ``n`` rows starts (and the last ends) in entries sorted by their ``rows``."""
     indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(at // k, minlength=n), out=indptr[1:])
-    return indptr, at % k, fixed.ravel()[at]
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr
 
 
 def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int = 1) -> np.ndarray:
@@ -207,13 +212,9 @@ class ImageSums(Fold):
         self.refused = not fits(largest, [slice(0, c)], 1)
         if self.refused:
             return
-        fixed = val.astype(np.int64)  # the counts: integers already
-        iou = col < c
-        fixed[iou] = np.rint(val[iou] * IOU_SCALE)
+        fixed = fixed_rows(val[:, None], [slice(0, 1)], col < c)[:, 0]
         nonzero = fixed != 0
-        indptr = np.zeros(n_images + 1, np.int64)
-        np.cumsum(np.bincount(img[nonzero], minlength=n_images), out=indptr[1:])
-        self.parts.append((indptr, col[nonzero], fixed[nonzero]))
+        self.parts.append((row_starts(img[nonzero], n_images), col[nonzero], fixed[nonzero]))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The rows of every image as :func:`sparse_rows` gives them, or None where

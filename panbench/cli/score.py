@@ -10,6 +10,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    _read_ahead(args)
+    with _read_ahead(args):
+        return _scored(args)
+
+
+def _scored(args: argparse.Namespace) -> int:
     _numpy_without_blas_threads()
     _reuse_freed_memory()
     _refuse_folders(args)
@@ -102,14 +108,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_ahead(args: argparse.Namespace) -> None:
+@contextmanager
+def _read_ahead(args: argparse.Namespace) -> Iterator[None]:
     """The JSONs the batch path reads (all but boundary PQ's), read and scanned on a thread while numpy and
-    panbench's modules import (:mod:`panbench.pq.ahead`)."""
-    if not args.boundary:
-        from panbench.pq import ahead
+    panbench's modules import (:mod:`panbench.pq.ahead`); what was not taken (score stopped before it read them)
+    forgotten at the end."""
+    if args.boundary:
+        yield
+        return
+    from panbench.pq import ahead
 
-        ahead.start(args.gt_json, True)
-        ahead.start(args.pred_json, False)
+    ahead.start(args.gt_json, True)
+    ahead.start(args.pred_json, False)
+    try:
+        yield
+    finally:
+        ahead.clear()
 
 
 # what OpenBLAS reads for its thread count, in its order
@@ -135,11 +149,12 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mallo
 
 
 def _reuse_freed_memory() -> None:
-    """glibc's malloc told to keep what this process frees for its next allocations: no trimming of the heap, and
-    blocks under 32 MiB (its largest fixed threshold) from the heap instead of their own mappings, which are
-    unmapped when freed.  Every page the OS hands out again costs a fault on its first touch (4.7 us per 4 KiB
-    page on the 2-core machine of docs/benchmarks.md), and score's arrays (the resamples' sums, the analyses'
-    temporaries) are freed and made again.  Nothing where the C library is not glibc."""
+    """glibc's malloc told to keep what this process frees for its next allocations: the heap trimmed only past
+    1 GiB free at its top, and blocks under 32 MiB (its largest fixed threshold) from the heap instead of their own
+    mappings, which are unmapped when freed.  Every page the OS hands out again costs a fault on its first touch
+    (docs/benchmarks.md measures it), and score's arrays (the resamples' sums, the analyses' temporaries) are
+    freed and made again.  A setting of the whole process: a Python caller of ``panbench.cli.main(["score",
+    ...])`` keeps it.  Nothing where the C library is not glibc."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes  # numpy has imported it

@@ -12,6 +12,7 @@ wrong in its words.  Standard library only.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -34,30 +35,35 @@ class _Ahead:
 
     def _run(self) -> None:
         try:
-            scan = load_extension("panbench.pq._match")
-            with open(self.path, "rb") as f:
-                ident = _identity(os.fstat(f.fileno()))
+            # without blocking: a FIFO or a terminal is no file to read ahead (read_json refuses it), not a wait
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+            with open(fd, "rb") as f:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    return
                 raw = f.read()
-            found = scan.scan(raw, self.gt) if scan is not None and hasattr(scan, "scan") else None
-            self.done = raw, found, ident
+            scan = load_extension("panbench.pq._match")
+            found = scan.scan(raw, self.gt) if scan is not None and hasattr(scan, "scan") else NOT_SCANNED
+            self.done = raw, found, _identity(st)
         except Exception:  # noqa: BLE001 - read_json meets it again and says what is wrong
             self.done = None
 
 
+NOT_SCANNED = object()  # take's second item for a document not scanned as asked
 _AHEAD: dict[str, _Ahead] = {}
 
 
 def start(path: str | os.PathLike[str], gt: bool) -> None:
-    """Read and scan ``path`` (as a ground truth with ``gt``, else as predictions) on a thread, once."""
+    """Read and scan ``path`` (as a ground truth with ``gt``, else as predictions) on a thread; a document of the
+    same path read ahead before is dropped."""
     key = str(Path(path))
-    if key not in _AHEAD:
-        _AHEAD[key] = _Ahead(key, gt)
+    _AHEAD[key] = _Ahead(key, gt)
 
 
 def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | None:
-    """The bytes of ``path`` read ahead and, when it was scanned as ``gt`` asks, what the scan found (else None);
-    None when it was not read ahead, the read failed or the file changed since.  The document is handed over
-    once."""
+    """The bytes of ``path`` read ahead and, when it was scanned as ``gt`` asks, what the scan found (None: the scan
+    leaves the document to ``json.loads``), else :data:`NOT_SCANNED`; None when it was not read ahead, the read
+    failed or the file changed since.  The document is handed over once."""
     job = _AHEAD.pop(str(Path(path)), None)
     if job is None:
         return None
@@ -70,4 +76,14 @@ def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | N
             return None
     except OSError:
         return None
-    return raw, found if gt is not None and gt == job.gt else None
+    return raw, found if gt is not None and gt == job.gt else NOT_SCANNED
+
+
+def drop(path: str | os.PathLike[str]) -> None:
+    """Forget what is read ahead of ``path``, without waiting for it."""
+    _AHEAD.pop(str(Path(path)), None)
+
+
+def clear() -> None:
+    """Forget every document read ahead and not taken (a command that stopped before it read them)."""
+    _AHEAD.clear()

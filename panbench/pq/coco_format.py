@@ -17,7 +17,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
-from panbench.pq.ahead import take
+from panbench.pq.ahead import NOT_SCANNED, drop, take
 from panbench.pq.kernels import _SENTINEL, MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
 
@@ -54,7 +54,7 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
     ahead (:mod:`panbench.pq.ahead`) is not read again."""
     p = Path(path)
     if not p.is_file():
-        take(p, None)  # what was read ahead of a path that is no file: dropped
+        drop(p)
         raise InputError(f"{p}: {what} not found; check the path")
     try:
         raw, found = _read(p, scan)
@@ -75,14 +75,14 @@ def _read(p: Path, scan: bool | None) -> tuple[bytes, Any]:
     if c is None or not hasattr(c, "scan"):
         scan = None
     ahead = take(p, scan)
-    if ahead is not None and (scan is None or ahead[1] is not None):
-        return ahead
-    if ahead is not None:
-        raw = ahead[0]
-    else:
+    if ahead is None:
         with open(p, "rb") as f:
-            raw = f.read()
-    return raw, c.scan(raw, scan) if scan is not None else None
+            raw, found = f.read(), NOT_SCANNED
+    else:
+        raw, found = ahead
+    if scan is None:
+        return raw, None
+    return raw, c.scan(raw, scan) if found is NOT_SCANNED else found
 
 
 def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:

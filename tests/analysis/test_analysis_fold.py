@@ -92,14 +92,26 @@ def test_the_image_sums_rows_are_the_fixed_point_rows_of_the_dense_sums() -> Non
     assert np.array_equal(dense, fixed) and len(vals) == np.count_nonzero(fixed)
 
 
-def test_image_sums_refuse_what_the_fixed_point_refuses() -> None:
+def fields_text(inp: AnalysisInputs) -> str:
+    with np.errstate(invalid="ignore", over="ignore"):  # the float product of IoUs no fixed point holds
+        return json.dumps(compute_fields(inp), sort_keys=True)
+
+
+@pytest.mark.parametrize("iou", [np.inf, 2.0**19], ids=["infinite", "whole-set-overflow"])
+def test_image_sums_refuse_what_the_fixed_point_refuses_and_the_fields_stay_those_of_the_columns(iou) -> None:
     cats, a = scored_set(12)
     a.cols["tp_ious"] = a.cols["tp_ious"].copy()
-    a.cols["tp_ious"][3] = np.inf
-    assert ImageSums.of(a).rows() is None
-    inp = AnalysisInputs(a, cats.isthing, 200, 0, cats.ids, folded={ImageSums: ImageSums.of(a)})
-    with np.errstate(invalid="ignore"):  # the float product of an infinite IoU
-        assert compute_fields(inp)["ci"].keys() == compute_fields(AnalysisInputs(a, cats.isthing, 200))["ci"].keys()
+    if np.isinf(iou):
+        a.cols["tp_ious"][3] = iou
+    else:  # every part fits (a few TPs of 2^59 units), the whole set's sums could not (12 images times that)
+        a.cols["tp_ious"][:] = iou
+    iou_sums, tp, fp, fn = a.per_image()
+    assert fixed_sums(np.concatenate([iou_sums, tp, fp + fn], axis=1), [slice(0, a.n_categories)]) is None
+    parts = fold_in_parts(ImageSums, a, [0, 1, 2, 12])
+    assert parts.rows() is None and parts.refused == bool(np.isinf(iou))
+    folded = AnalysisInputs(a, cats.isthing, 200, 0, cats.ids, folded={ImageSums: parts})
+    assert fields_text(folded) == fields_text(AnalysisInputs(a, cats.isthing, 200, 0, cats.ids))
+    assert "ci" in json.loads(fields_text(folded).replace("NaN", "null"))
 
 
 def test_the_fields_of_folded_sums_are_the_fields_of_the_columns() -> None:

@@ -35,6 +35,13 @@ def plain(data: dict) -> dict:
     return data
 
 
+@pytest.fixture(autouse=True)
+def nothing_read_ahead():
+    ahead.clear()
+    yield
+    ahead.clear()
+
+
 @pytest.fixture
 def opened(monkeypatch) -> list[str]:
     """The files read_json opens itself."""
@@ -91,7 +98,34 @@ def test_a_file_that_cannot_be_read_ahead_gets_read_jsons_own_error(tmp_path: Pa
         read_json(missing, "ground-truth JSON", scan=True)
     with pytest.raises(InputError, match=r"bad.json: ground-truth JSON is not valid JSON \(Expecting value"):
         read_json(bad, "ground-truth JSON", scan=True)
-    assert ahead._AHEAD == {}
+    assert str(missing) not in ahead._AHEAD and str(bad) not in ahead._AHEAD
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="a FIFO")
+def test_a_fifo_given_as_a_json_is_refused_at_once_not_waited_for(tmp_path: Path) -> None:
+    fifo = tmp_path / "gt.json"
+    os.mkfifo(fifo)
+    ahead.start(fifo, True)
+    got: list[BaseException] = []
+    t = threading.Thread(target=lambda: got.append(pytest.raises(InputError, read_json, fifo, "ground-truth JSON",
+                                                                 scan=True).value))
+    t.start()
+    t.join(timeout=20)
+    assert not t.is_alive() and "gt.json: ground-truth JSON not found" in str(got[0])
+    ahead._AHEAD.clear()
+    job = ahead._Ahead(str(fifo), True)  # its thread opens the FIFO without waiting for a writer
+    job.thread.join(timeout=20)
+    assert not job.thread.is_alive() and job.done is None
+
+
+def test_a_score_refused_before_it_reads_its_jsons_leaves_nothing_read_ahead(tmp_path: Path, capsys) -> None:
+    from panbench.cli import main
+
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(document(2)))
+    assert main(["score", "--gt-json", str(gt), "--gt-dir", str(tmp_path), "--pred-json", str(tmp_path),
+                 "--pred-dir", str(tmp_path)]) == 2
+    assert "--pred-json" in capsys.readouterr().err and ahead._AHEAD == {}
 
 
 def test_score_reads_each_json_once_through_the_read_ahead(tmp_path: Path, opened: list[str], capsys) -> None:
@@ -103,7 +137,7 @@ def test_score_reads_each_json_once_through_the_read_ahead(tmp_path: Path, opene
     assert main(["score", "--gt-json", str(gt), "--gt-dir", str(root / "panoptic_val2017"), "--pred-json", str(pred),
                  "--pred-dir", str(root / "panoptic_val2017"), "--json", "--no-analysis"]) == 0
     assert json.loads(capsys.readouterr().out)["PQ"] == 100.0
-    assert opened == [] and ahead._AHEAD == {}
+    assert opened == [] and ahead._AHEAD == {}  # both taken
 
 
 def longest_pause_while(work) -> float:
