@@ -13,13 +13,15 @@ run as ``python -S`` with this venv's site-packages after their own checkout, so
 Same numbers: ``score --json`` of every ``--set`` must print the same bytes on both sides, or the script exits 1
 before any timing.  Timing (on the first ``--set``): ``--pairs`` pairs of whole processes, the side that goes
 first turned every pair; prints each pair, the medians, the median of the pairs' ratios and in how many pairs this
-checkout was faster.
+checkout was faster, then each side's median CPU time (user + system, the child's own) and minor page faults
+(pages the OS handed the process, each a fault on its first touch) with the median of the pairs' CPU ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,14 +48,18 @@ def command(root: Path, spec: str, extra: list[str]) -> list[str]:
             "--gt-dir", gd, "--pred-json", pj, "--pred-dir", pd, *extra]
 
 
-def run(cmd: list[str]) -> tuple[float, str]:
+def run(cmd: list[str]) -> tuple[tuple[float, float, int], str]:
+    """The child's wall time, CPU time (user + system) and minor page faults, and its output."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as an installed package
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{r.stderr[-3000:]}")
-    return dt, r.stdout
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return (dt, cpu, after.ru_minflt - before.ru_minflt), r.stdout
 
 
 def main() -> None:
@@ -68,18 +74,30 @@ def main() -> None:
         if mine != other:
             raise SystemExit(f"{spec}: score --json differs between {a.other} and {HERE}")
         print(f"same numbers: {spec}: score --json identical ({len(mine.encode())} bytes)")
-    times: dict[str, list[float]] = {"other": [], "this": []}
+    runs: dict[str, list[tuple[float, float, int]]] = {"other": [], "this": []}
     for k in range(a.pairs):
         order = [("other", a.other), ("this", HERE)]
         for side, root in order if k % 2 == 0 else order[::-1]:
-            times[side].append(run(command(root, a.sets[0], a.extra))[0])
-        print(f"pair {k + 1}: other {times['other'][-1]:.3f} s, this {times['this'][-1]:.3f} s")
+            runs[side].append(run(command(root, a.sets[0], a.extra))[0])
+        print(f"pair {k + 1}: other {runs['other'][-1][0]:.3f} s, this {runs['this'][-1][0]:.3f} s")
     if a.pairs:
-        ratios = [o / t for o, t in zip(times["other"], times["this"], strict=True)]
-        med = {side: statistics.median(ts) for side, ts in times.items()}
-        print(f"medians: other {med['other']:.3f} s, this {med['this']:.3f} s; other / this per pair: median "
-              f"{statistics.median(ratios):.3f}x; this faster in "
-              f"{sum(r > 1 for r in ratios)} of {a.pairs} pairs")
+        summary(runs, a.pairs)
+
+
+def summary(runs: dict[str, list[tuple[float, float, int]]], pairs: int) -> None:
+    """The medians of both sides (wall, CPU, faults) and of the pairs' ratios."""
+    def med(side: str, k: int) -> float:
+        return statistics.median(r[k] for r in runs[side])
+
+    def ratios(k: int) -> list[float]:
+        return [o[k] / t[k] for o, t in zip(runs["other"], runs["this"], strict=True)]
+
+    wall = ratios(0)
+    print(f"medians: other {med('other', 0):.3f} s, this {med('this', 0):.3f} s; other / this per pair: median "
+          f"{statistics.median(wall):.3f}x; this faster in {sum(r > 1 for r in wall)} of {pairs} pairs")
+    print(f"CPU (user + system): other {med('other', 1):.3f} s, this {med('this', 1):.3f} s; other / this per pair: "
+          f"median {statistics.median(ratios(1)):.3f}x; minor page faults: other {med('other', 2):.0f}, this "
+          f"{med('this', 2):.0f}")
 
 
 if __name__ == "__main__":
