@@ -123,7 +123,7 @@ def _read_ahead(args: argparse.Namespace) -> Iterator[None]:
     try:
         yield
     finally:
-        ahead.clear()
+        ahead.forget_all()
 
 
 # what OpenBLAS reads for its thread count, in its order

@@ -79,11 +79,11 @@ def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | N
     return raw, found if gt is not None and gt == job.gt else NOT_SCANNED
 
 
-def drop(path: str | os.PathLike[str]) -> None:
+def forget(path: str | os.PathLike[str]) -> None:
     """Forget what is read ahead of ``path``, without waiting for it."""
     _AHEAD.pop(str(Path(path)), None)
 
 
-def clear() -> None:
+def forget_all() -> None:
     """Forget every document read ahead and not taken (a command that stopped before it read them)."""
     _AHEAD.clear()

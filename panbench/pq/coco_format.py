@@ -17,7 +17,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
-from panbench.pq.ahead import NOT_SCANNED, drop, take
+from panbench.pq.ahead import NOT_SCANNED, forget, take
 from panbench.pq.kernels import _SENTINEL, MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
 
@@ -54,7 +54,7 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
     ahead (:mod:`panbench.pq.ahead`) is not read again."""
     p = Path(path)
     if not p.is_file():
-        drop(p)
+        forget(p)
         raise InputError(f"{p}: {what} not found; check the path")
     try:
         raw, found = _read(p, scan)

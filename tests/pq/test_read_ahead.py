@@ -37,9 +37,9 @@ def plain(data: dict) -> dict:
 
 @pytest.fixture(autouse=True)
 def nothing_read_ahead():
-    ahead.clear()
+    ahead.forget_all()
     yield
-    ahead.clear()
+    ahead.forget_all()
 
 
 @pytest.fixture
