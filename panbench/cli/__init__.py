@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _error(args, fix, 2)
     except OSError as e:
-        if e.errno not in _WRITE_ERRORS or not e.filename:
+        if not e.filename or not (e.errno in _WRITE_ERRORS or (e.errno == errno.ENOENT and _written_by(args,
+                                                                                                         e.filename))):
             raise
         return _error(args, f"{e.filename}: {e.strerror}; {_write_fix(args, e.filename)}", 2)
     except PanbenchError as e:
@@ -151,15 +152,25 @@ _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQ
                  errno.EISDIR}
 
 
+def _written_options(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The options that chose where the command writes, with their paths."""
+    return [(o, str(getattr(args, attr))) for o, attr in (("--results", "results"), ("--out", "out"),
+                                                          ("--save-predictions", "save_predictions"),
+                                                          ("--per-image", "per_image"))
+            if getattr(args, attr, None) is not None]
+
+
+def _written_by(args: argparse.Namespace, filename: str) -> list[str]:
+    """The options whose path holds ``filename`` or lies under it: a missing file there is a write that failed
+    (a folder that cannot be made, as under /proc), not input that is missing."""
+    f = str(filename)
+    return [o for o, path in _written_options(args) if f.startswith(path) or path.startswith(f)]
+
+
 def _write_fix(args: argparse.Namespace, filename: str) -> str:
     """The fix of a file that could not be written: the option of the command that chose where it writes (the
     one whose path holds ``filename`` or lies under it; else each of them)."""
-    given = [(o, str(getattr(args, attr))) for o, attr in (("--results", "results"), ("--out", "out"),
-                                                           ("--save-predictions", "save_predictions"),
-                                                           ("--per-image", "per_image"))
-             if getattr(args, attr, None) is not None]
-    f = str(filename)
-    options = [o for o, path in given if f.startswith(path) or path.startswith(f)] or [o for o, _ in given]
+    options = _written_by(args, filename) or [o for o, _ in _written_options(args)]
     where = f" or pass another {' / '.join(options)}" if options else ""
     return f"make the folder writable (free space, permissions, a file in the way){where}"
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from panbench.cli.options import Common, deprecated_alias, non_negative_int, positive_int
+from panbench.cli.options import Common, deprecated_alias, non_negative_int, positive_int, seed_int
 from panbench.errors import InputError
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--settings-a", metavar="TEXT", help="--settings for A only (e.g. an ablation of one model)")
     p.add_argument("--settings-b", metavar="TEXT", help="--settings for B only")
     p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--bootstrap-seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--bootstrap-seed", type=seed_int, default=0, help="bootstrap seed (default 0)")
     deprecated_alias(p, "--seed", "--bootstrap-seed")
     p.add_argument("--top", type=non_negative_int, default=15,
                    help="categories shown, largest difference first (default 15; 0: all); --json has all")

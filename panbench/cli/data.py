@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panbench.cli.options import Common, deprecated_alias
+from panbench.cli.options import Common, deprecated_alias, seed_int
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
         d = dsub.add_parser(ds.name, parents=[getattr(common, group) for group in ds.options], help=ds.help,
                             description=ds.description)
         for o in ds.extra:
-            d.add_argument(o.flag, type=o.type, default=o.default, help=o.help)
+            d.add_argument(o.flag, type=seed_int if o.seed else o.type, default=o.default, help=o.help)
             if o.old:
                 deprecated_alias(d, o.old, o.flag)
     return p

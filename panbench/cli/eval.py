@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int
+from panbench.cli.options import Common, check_writable, dataset_root, fraction, non_negative_float, non_negative_int
 from panbench.cli.running import finish_distributed, models_and_dataset, rank, single_checkpoint
 from panbench.errors import PanbenchError
 
@@ -49,33 +49,33 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    help="GFLOPs per image averaged over the first N images, counted in a separate pass after the "
                    f"timed inference (default {EvalOptions.flops_images}; the Mask2Former paper uses 100; 0: not "
                    "counted)")
-    p.add_argument("--pp-alpha", type=float, default=PostProcess.alpha, help="maskwise: exponent of the class "
-                   f"probability (default {PostProcess.alpha})")
-    p.add_argument("--pp-beta", type=float, default=PostProcess.beta, help="maskwise: exponent of the mask quality "
+    maskwise = "maskwise (needs --postprocess maskwise)"
+    p.add_argument("--pp-alpha", type=non_negative_float, help=f"{maskwise}: exponent of the class probability, "
+                   f">= 0 (default {PostProcess.alpha})")
+    p.add_argument("--pp-beta", type=non_negative_float, help=f"{maskwise}: exponent of the mask quality, >= 0 "
                    f"(default {PostProcess.beta})")
-    p.add_argument("--pp-conf", type=float, default=PostProcess.conf_thr, help="maskwise: confidence threshold t_cnf "
+    p.add_argument("--pp-conf", type=fraction, help=f"{maskwise}: confidence threshold t_cnf in [0, 1] "
                    f"(default {PostProcess.conf_thr})")
-    p.add_argument("--pp-keep", type=float, default=PostProcess.keep_thr, help="maskwise: fraction of a mask that "
-                   f"must remain (default {PostProcess.keep_thr})")
+    p.add_argument("--pp-keep", type=fraction, help=f"{maskwise}: fraction of a mask that must remain, in [0, 1] "
+                   f"(default {PostProcess.keep_thr})")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    check_settings(args)
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.options import EvalOptions, check_models
     from panbench.evaluation.run import evaluate_model
     from panbench.pq.score import unlisted_note
-    from panbench.reporting.text import format_comparison, format_record
+    from panbench.reporting.text import format_comparison, format_record, record_line
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
     args.checkpoint = single_checkpoint(args.checkpoint, specs)
     if args.images and not args.save_predictions:
         raise PanbenchError("--images runs models without scoring them: pass --save-predictions DIR to keep "
                             "their predictions")
-    if args.image_dir and not args.images:
-        raise PanbenchError("--image-dir goes with --images FILE.json")
     if args.per_image:
         per_image_check(args.per_image, bool(args.images))
     for written in ("", "runs", "cache"):  # the folder, its records and the resume cache written as images are scored
@@ -87,13 +87,16 @@ def run(args: argparse.Namespace) -> int:
         return _predict(args, specs, opts)
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     check_models(specs, ds.categories, opts)  # every model and option, before any model runs
+    def shown(rec: RunRecord) -> None:
+        print(format_record(rec, args.results), flush=True)
+
     records = []
     for k, spec in enumerate(specs):
         args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C
-        rec = evaluate_model(spec, ds, opts)
+        rec = evaluate_model(spec, ds, opts, show=shown)  # the numbers on the screen before any file is written
         records.append(rec)
         if rank() == 0:
-            print(format_record(rec, args.results))
+            print(record_line(rec, args.results))
             if args.per_image:
                 print(f"  per-image table: {per_image_out(args.per_image, rec, args.results, len(specs) > 1)}")
             for note in (unlisted_note(rec.to_json()), shared_note(rec)):
@@ -103,6 +106,22 @@ def run(args: argparse.Namespace) -> int:
         print(format_comparison(records, args.results))
     finish_distributed()
     return 0
+
+
+MASKWISE_OPTIONS = ("--pp-alpha", "--pp-beta", "--pp-conf", "--pp-keep")
+
+
+def check_settings(args: argparse.Namespace) -> None:
+    """Options that would have no effect in the run's settings, refused before anything loads: each names the
+    option it needs."""
+    if args.postprocess != "maskwise":
+        given = [o for o in MASKWISE_OPTIONS if getattr(args, o[2:].replace("-", "_")) is not None]
+        if given:
+            raise PanbenchError(f"{given[0]} sets Panoptic SegFormer's mask-wise merging, which runs with "
+                                f"--postprocess maskwise only; add --postprocess maskwise or leave out "
+                                f"{' and '.join(given)}")
+    if args.image_dir and not args.images:
+        raise PanbenchError("--image-dir goes with --images FILE.json")
 
 
 def per_image_check(path: str, images: bool) -> None:

@@ -34,6 +34,47 @@ positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 """An argparse ``type``: an integer >= 0 (where 0 means none, or the default choice)."""
 
+SEED_MAX = 2**32 - 1  # numpy's and python's seeds are any integer >= 0; numpy's legacy seed and torch's fit 32 bits
+
+
+def int_in(low: int, high: int, what: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``low..high`` (``what``: what the value is, named in the error)."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in {low}..{high}{what}, got {text}")
+        return value
+    return check
+
+
+seed_int = int_in(0, SEED_MAX, " (a seed)")
+"""An argparse ``type``: a seed, an integer in 0..2^32-1."""
+
+
+def float_in(low: float, high: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number >= ``low`` (and <= ``high`` where given)."""
+    span = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (low <= value and (high is None or value <= high)) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a number {span}, got {text}")
+        return value
+    return check
+
+
+fraction = float_in(0.0, 1.0)
+"""An argparse ``type``: a number in [0, 1] (thresholds, fractions)."""
+
+non_negative_float = float_in(0.0)
+"""An argparse ``type``: a finite number >= 0 (exponents)."""
+
 
 def model_name(text: str) -> str:
     """An argparse ``type``: a name a record is filed and shown under (not empty, not only spaces; trimmed)."""
@@ -131,6 +172,16 @@ def check_writable(folder: str | Path, option: str) -> None:
     if why:
         fix = "fix its permissions or " if why.startswith("no write permission") else ""
         raise PanbenchError(f"{folder}: cannot be written ({why}); {fix}pass another {option} (nothing was run)")
+
+
+def check_file_writable(path: str | Path, option: str) -> None:
+    """Refuse, before anything is computed, a file that cannot be written: a folder in its place, or a folder
+    it cannot be made in (:func:`check_writable`)."""
+    p = Path(path)
+    if p.is_dir():
+        raise PanbenchError(f"{option.split()[0]} {p}: a folder, not a file; pass a file name (e.g. {p / 'NAME'}) "
+                            "(nothing was run)")
+    check_writable(p.parent, option)
 
 
 def check_results(results: str | Path) -> None:
@@ -240,7 +291,7 @@ def _amp(p: argparse.ArgumentParser) -> None:
 def _seed(p: argparse.ArgumentParser) -> None:
     from panbench.evaluation.options import EvalOptions as D
 
-    p.add_argument("--seed", type=int, default=D.seed,
+    p.add_argument("--seed", type=seed_int, default=D.seed,
                    help=f"seed of python's, numpy's and torch's random generators at the start of the run "
                    f"(default {D.seed})")
 
@@ -252,7 +303,7 @@ def _progress(p: argparse.ArgumentParser) -> None:
 def _corruption(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corruption", metavar="NAME", help="corrupt each image after loading (one of the 15 COCO-C "
                    "corruptions, docs/robustness.md); needs --severity")
-    p.add_argument("--severity", type=int, metavar="S", help="the corruption's severity, 1 to 5")
+    p.add_argument("--severity", type=int_in(1, 5), metavar="S", help="the corruption's severity, 1 to 5")
 
 
 def _corruptions(p: argparse.ArgumentParser) -> None:

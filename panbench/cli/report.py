@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panbench.cli.options import Common, check_results, check_writable
+from panbench.cli.options import Common, check_file_writable, check_results
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     check_results(args.results)
     note_incomplete_sweeps(args.results)  # one line on stderr
     out = Path(args.out) if args.out else Path(args.results) / "report.html"
-    check_writable(out.parent, "--out" if args.out else "--results (or --out)")
+    check_file_writable(out, "--out" if args.out else "--results (or --out)")
     print(write_report(Path(args.results), args.only_dataset, Path(args.out) if args.out else None,
                        args.reference))
     return 0

@@ -7,8 +7,9 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from panbench.cli.options import Common, dataset_root
+from panbench.cli.options import Common, check_writable, dataset_root
 from panbench.cli.running import finish_distributed, models_and_dataset, rank, single_checkpoint
 
 DEMO_SEVERITIES = "3"  # the demo set's default: 15 runs per model, a few minutes on two cores (docs/robustness.md)
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     for n in names:  # every corruption's package, before any model runs
         require_package(n)
     preload(names)
+    for written in ("runs", "cache", "robustness") + (() if args.no_plots else ("plots",)):
+        check_writable(Path(args.results) / written, "--results")
     opts = EvalOptions.from_cli(args)  # what robustness has no option for: EvalOptions' defaults
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     check_models(specs, ds.categories, opts)
@@ -73,19 +76,20 @@ def sweep(spec, ds, opts, plan) -> dict:
     clean, corrupted = None, []
     for c in plan:
         t = time.perf_counter()
-        rec = evaluate_model(spec, ds, replace(opts, corruption=c))
-        t = time.perf_counter() - t
-        if c is None:
-            clean = rec
-        else:
-            corrupted.append(rec)
-        if rank() == 0:
+
+        def shown(rec: Any, c: Any = c, t: float = t) -> None:  # the numbers before the record is written
             tm, m = rec.timings, rec.metrics
             n = tm.get("corrupt_images") or 0
             cost = f", corruption {1000 * tm['corrupt_s'] / n:.1f} ms/image (data loading)" if n else ""
             print(f"  {spec.name} {c.label if c else 'clean'}: PQ {m['PQ']:.3f}  "
-                  f"PQ_th {m['PQ_th']:.3f}  PQ_st {m['PQ_st']:.3f}  ({t:.1f} s{cost})",
-                  file=sys.stderr)
+                  f"PQ_th {m['PQ_th']:.3f}  PQ_st {m['PQ_st']:.3f}  ({time.perf_counter() - t:.1f} s{cost})",
+                  file=sys.stderr, flush=True)
+
+        rec = evaluate_model(spec, ds, replace(opts, corruption=c), show=shown)
+        if c is None:
+            clean = rec
+        else:
+            corrupted.append(rec)
     assert clean is not None, "the plan starts with the clean run"
     return summary(clean, corrupted)
 
@@ -97,8 +101,8 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
     from panbench.reporting.robustness import NOTE, format_robustness_table, plots, summary_frame
     from panbench.robustness.summary import write_summary
 
+    print(format_robustness_table(summary_frame(summaries), fmt).rstrip("\n"), flush=True)  # numbers first
     paths = [write_summary(results, s) for s in summaries]
-    print(format_robustness_table(summary_frame(summaries), fmt).rstrip("\n"))
     if writer(fmt).notes_apart:
         print(NOTE, file=sys.stderr)
     for p in paths:

@@ -64,6 +64,11 @@ def _scored(args: argparse.Namespace) -> int:
     _numpy_without_blas_threads()
     _reuse_freed_memory()
     _refuse_folders(args)
+    if args.dataset_name is not None and not args.name:
+        from panbench.errors import InputError
+
+        raise InputError(f"--dataset-name {args.dataset_name} files the record of --name: add --name SYSTEM to "
+                         "store a record, or leave out --dataset-name")
     if args.no_analysis and args.boundary:
         from panbench.errors import InputError
 
@@ -90,21 +95,22 @@ def _scored(args: argparse.Namespace) -> int:
         from panbench.analysis.ap_files import score_instances
 
         fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
-    if args.name:
-        from panbench.evaluation.scored import record_scored
-
-        files = {k: getattr(args, k) for k in ("gt_json", "gt_dir", "pred_json", "pred_dir")}
-        written = record_scored(Path(args.results), args.name, args.dataset_name, res, aset, fields, files,
-                                time.perf_counter() - t)
-        print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
-    if args.per_image and aset is not None:
-        _per_image(args, aset)
+    seconds = time.perf_counter() - t
     from panbench.pq.score import json_ready, unlisted_note
 
     note = unlisted_note(res)
     if note:
         print(note, file=sys.stderr)
-    print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields))
+    # the numbers on the screen before any file is written: a write that fails loses none of them
+    print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields), flush=True)
+    if args.name:
+        from panbench.evaluation.scored import record_scored
+
+        files = {k: getattr(args, k) for k in ("gt_json", "gt_dir", "pred_json", "pred_dir")}
+        written = record_scored(Path(args.results), args.name, args.dataset_name, res, aset, fields, files, seconds)
+        print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
+    if args.per_image and aset is not None:
+        _per_image(args, aset)
     return 0
 
 

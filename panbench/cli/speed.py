@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
                         command=getattr(args, "command_line", None) or command_line())
     failed = []
     for spec in specs:
-        rec = write_speed_record(opts.results_dir, measure(spec, ds, opts))
-        print(speed_text(rec))
+        rec = measure(spec, ds, opts)
+        print(speed_text(rec), flush=True)  # the numbers before the record is written
+        rec = write_speed_record(opts.results_dir, rec)
         print(f"  record: {opts.results_dir / str(rec.record)}")
         if rec.pq_check is not None and not rec.pq_check["within"]:
             failed.append(spec.name)

@@ -38,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from panbench.robustness.corruptions import corruption_of
 
     corruption = corruption_of(args.corruption, args.severity)
+    from panbench.cli.options import check_file_writable, check_writable
+
+    if args.out:
+        check_file_writable(args.out, "--out")
+    else:
+        check_writable(Path(args.results) / "viz", "--results (or --out)")
     ds = load_dataset(dataset_root(args), name=args.dataset)
     sample = find_sample(ds, args.image)
     device = pick_device(args.device)

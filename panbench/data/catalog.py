@@ -21,6 +21,7 @@ class Option:
     type: Callable[[str], Any] | None = None  # argparse's type (None: a string)
     default: Any = None
     old: str | None = None  # a deprecated spelling still accepted (``deprecated_alias``)
+    seed: bool = False  # a seed: an integer in 0..2^32-1, checked as the command line is read
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
         "splits, COCO layout).",
         command="panbench.data.demo:data_command", options=("root", "force"),
         how_to_get="run `panbench data demo` (seconds, offline)", folder="data/demo",
-        extra=(Option("--data-seed", "seed of the generated images and labels (default 0)", int, 0, old="--seed"),),
+        extra=(Option("--data-seed", "seed of the generated images and labels (default 0)", int, 0, old="--seed",
+                       seed=True),),
         doctor="the demo set's"),
     Dataset(
         "cityscapes", "Cityscapes", help="convert Cityscapes val (gtFine + leftImg8bit) to COCO panoptic",

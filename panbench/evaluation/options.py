@@ -58,7 +58,8 @@ class EvalOptions:
         pp = PostProcess()
 
         def given(name: str, default: Any = None) -> Any:
-            return getattr(args, name, default)
+            value = getattr(args, name, None)  # absent (a command without the option) or not given: the default
+            return default if value is None else value
 
         on_cpu = args.device == "cpu" or (args.device == "auto" and not _cuda_visible())  # forked procs: CPU only
         if on_cpu and (note := cpu_procs_note(args.cpu_procs)):

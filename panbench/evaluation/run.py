@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,16 +198,15 @@ class Run:
                                              "wall_s": self.speed["speed_wall_s"], "overlapped": self.shared})
 
     def record(self) -> RunRecord:
-        """The result record, written by rank 0."""
+        """The result record, built (not written: :meth:`write`)."""
         spec, dataset, opts, res = self.spec, self.dataset, self.opts, self.metrics
         # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
         own = own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
         coco = dataset.name == "coco" and opts.corruption is None and not own
         from panbench.records.build import record_run  # the one maker of records (eval's and score's)
 
-        results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
-        rec = record_run(
-            results, res, analysis=self.analysis_set,
+        return record_run(
+            None, res,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=dataset_label(dataset.name, opts),
             postprocess=opts.postprocess.label(), fusion=self.fusion,
@@ -214,7 +214,8 @@ class Run:
             delta_to_published=delta(res, spec.published) if coco else {},
             published_source=published_source(spec) if coco else OWN_WEIGHTS if own else None,
             params=count_parameters(self.lm.model), flops=self.flops, device=self.speed_device, world_size=self.world,
-            batch_size=opts.batch_size, amp=opts.amp or "fp32", precision=precision_info(self.device, opts.amp),
+            batch_size=opts.batch_size, largest_batch=max(self.timings.batches, default=None),
+            amp=opts.amp or "fp32", precision=precision_info(self.device, opts.amp),
             timings=self.speed, memory=self.memory,
             speed_context=speed_context(self.device, self.procs, self.world, self.load0, self.beside, self.shared),
             provenance={**provenance(spec, self.lm, dataset, self.fingerprint, opts),
@@ -223,9 +224,17 @@ class Run:
             **corruption_fields(opts), **self.analyses,
             **ap_miou_fields(self.sink, self.lm.family.instance_source, res),
         )
-        if self.rank == 0:
-            if self.unsaved is not None and self.writer is not None:
-                raise unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
+
+    def write(self, rec: RunRecord) -> RunRecord:
+        """``rec`` written by rank 0 (its JSON, its ``runs.csv`` row, the analyses' file beside it) and returned as
+        written; then a predictions JSON that could not be written is the error, the record naming the scores."""
+        if self.rank != 0:
+            return rec
+        from panbench.records.io import write_record
+
+        rec = write_record(self.opts.results_dir, rec, analysis=self.analysis_set)
+        if self.unsaved is not None and self.writer is not None:
+            raise unsaved_error(self.writer, self.unsaved, self.opts.results_dir / str(rec.record))
         return rec
 
     def _saved_predictions(self) -> dict[str, str] | None:
@@ -276,13 +285,18 @@ class Run:
         return run_inference(self.lm, self.dataset, sink, shard, progress)
 
 
-def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> RunRecord:
-    """Evaluate ``spec`` on ``dataset``: load, infer, conclude, record; returns the result record
-    (written by rank 0)."""
+def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
+                   show: Callable[[RunRecord], None] | None = None) -> RunRecord:
+    """Evaluate ``spec`` on ``dataset``: load, infer, conclude, record; returns the result record (written by
+    rank 0).  ``show`` is handed the record on rank 0 before it is written (its ``record`` still None): a command
+    prints the numbers first, so that a write that fails loses none of them."""
     run = Run(spec, dataset, opts)
     run.infer()
     run.conclude()
-    return run.record()
+    rec = run.record()
+    if show is not None and run.rank == 0:
+        show(rec)
+    return run.write(rec)
 
 
 def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) -> Path:

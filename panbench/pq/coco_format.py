@@ -55,13 +55,20 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
     p = Path(path)
     if not p.is_file():
         forget(p)
+        if p.exists():  # a device (/dev/null), a FIFO, a socket: nothing a JSON document is read from
+            kind = "empty (a device, not a file)" if p.is_char_device() else "not a regular file (a pipe or socket)"
+            raise InputError(f"{p}: {what} is {kind}; pass the JSON file itself")
         raise InputError(f"{p}: {what} not found; check the path")
+    raw = None
     try:
         raw, found = _read(p, scan)
         data = _from_scan(raw, found, scan) if found is not None and scan is not None else None
         if data is None:
             data = json.loads(raw)
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
+        if raw is not None and (not raw or raw.isspace()):
+            raise InputError(f"{p}: {what} is empty; pass the JSON file once it has been written (re-export "
+                             "it)") from e
         raise InputError(f"{p}: {what} is not valid JSON ({e}); re-export or re-download it") from e
     if not isinstance(data, dict):
         raise InputError(f"{p}: {what} must be a JSON object with an 'annotations' list")

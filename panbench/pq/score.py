@@ -75,7 +75,7 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
             gt_ann = {**gt_ann, "height": sizes[image_id][0], "width": sizes[image_id][1]}
         pred_ann = pred.get(image_id)
         if pred_ann is None:
-            raise _no_prediction(pred_json, image_id, pred)
+            raise _no_prediction(pred_json, image_id, pred, gt)
         pairs.append((gt_ann, pred_ann))
     extra = [i for i in pred if i not in gt]
     if extra:
@@ -87,11 +87,21 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     return cats, pairs
 
 
-def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[Any, Any]) -> InputError:
+def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[Any, Any],
+                   gt: dict[Any, Any]) -> InputError:
+    """The error of a ground-truth image without a prediction: an id written as the other type, an image of the
+    predictions that the ground truth lacks (named: an id that stands where the ground truth's should), or a
+    prediction missing."""
     other = str(image_id) if not isinstance(image_id, str) else int(image_id) if image_id.isdigit() else None
     if other is not None and other in pred:  # "142238" where the ground truth has 142238, or the other way
         return InputError(f"{pred_json}: image_id {other!r} is written as a {type(other).__name__} but the ground "
                           f"truth has {image_id!r}; write the image ids as the ground-truth JSON does")
+    extra = [i for i in pred if i not in gt]
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        return InputError(f"{pred_json}: image {extra[0]!r}{more} is not an image of the ground truth, which has "
+                          f"no prediction for its image {image_id!r}; write each prediction's image_id as the "
+                          "ground-truth JSON's 'images' ids (not a file name or an index)")
     return InputError(f"{pred_json}: no prediction for image {image_id}; predict every ground-truth image or "
                       "restrict the ground-truth JSON to the images you predicted")
 

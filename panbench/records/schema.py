@@ -92,7 +92,8 @@ class RunRecord(Mapping[str, Any]):
     flops: dict[str, Any] | None = None  # GFLOPs per image (evaluation.flops); None with --flops-images 0
     device: str = ""  # GPU name, or "cpu (<cpu>, N threads)"; "external"
     world_size: int = 1  # torchrun ranks
-    batch_size: int | None = None  # images per forward pass
+    batch_size: int | None = None  # images per forward pass, as asked (--batch-size: a setting of the table's rows)
+    largest_batch: int | None = None  # the most images a forward pass held (fewer: not enough images of one shape)
     amp: str | None = None  # fp32, bf16, fp16; None for an external system
     precision: dict[str, Any] | None = None  # autocast mode and whether TF32 was allowed
     timings: dict[str, Any] = field(default_factory=dict)  # per-stage seconds, images_per_s (None: not measured)

@@ -55,6 +55,9 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
     per_image = (f"; per image: data {_ms(t, 'data_s')}, forward {_ms(t, 'forward_s')}, post-processing "
                  f"{_ms(t, 'postprocess_s')}, scoring {_ms(t, 'scoring_s')} ms" if t.get("timed_images") else "")
     lines.append(f"  {_speed(rec)}{per_image}")
+    if rec.batch_size and rec.largest_batch and rec.largest_batch < rec.batch_size:
+        lines.append(f"  batch size {rec.batch_size} asked; the largest batch held {rec.largest_batch} images (a "
+                     "batch holds images of one padded input shape, as many as the run had)")
     if rec.ap:
         from panbench.analysis.ap import ap_line
 
@@ -73,8 +76,14 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
     lines += ["  " + line for line in format_analyses(rec)]
     if saved := (rec.provenance or {}).get("predictions"):  # --save-predictions: where they went
         lines.append(f"  predictions: {saved['json']} and {saved['dir']}/ (COCO panoptic format)")
-    lines.append(f"  record: {Path(results_dir) / str(rec.record) if results_dir is not None else rec.record}")
+    if rec.record is not None:  # a written record (a command prints the numbers before it writes it)
+        lines.append(record_line(rec, results_dir))
     return "\n".join(lines)
+
+
+def record_line(rec: RunRecord, results_dir: Any = None) -> str:
+    """Where the record was written: its path under ``results_dir``."""
+    return f"  record: {Path(results_dir) / str(rec.record) if results_dir is not None else rec.record}"
 
 
 def format_analyses(res: Mapping[str, Any]) -> list[str]:
