@@ -93,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
                              "images, or pass two record JSONs")
         b_cols, name_b = columns(rec_b, load_run(rec_b, root_b)), rec_b.model
         print(f"B: {_named(rec_b, root_b)}", file=sys.stderr)
+    rows = ranked(columns(rec_a, a), b_cols, args.worst)
+    print(format_rows(rows, rec_a.model, name_b), flush=True)  # the numbers before the file is written
     if args.per_image:
         print(f"per-image table of {rec_a.model}: {write_record_per_image(rec_a, root_a, args.per_image)}")
-    rows = ranked(columns(rec_a, a), b_cols, args.worst)
-    print(format_rows(rows, rec_a.model, name_b))
     return 0
 
 
