@@ -102,8 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _error(args, fix, 2)
     except OSError as e:
-        if not e.filename or not (e.errno in _WRITE_ERRORS or (e.errno == errno.ENOENT and _written_by(args,
-                                                                                                         e.filename))):
+        if not _failed_write(args, e):
             raise
         return _error(args, f"{e.filename}: {e.strerror}; {_write_fix(args, e.filename)}", 2)
     except PanbenchError as e:
@@ -150,6 +149,14 @@ def _error(args: argparse.Namespace, message: str, code: int) -> int:
 
 _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST,
                  errno.EISDIR}
+
+
+def _failed_write(args: argparse.Namespace, e: OSError) -> bool:
+    """Whether ``e`` is a write that failed: one of the errors only writing gives, or a missing file where the
+    command writes."""
+    if not e.filename:
+        return False
+    return e.errno in _WRITE_ERRORS or e.errno == errno.ENOENT and bool(_written_by(args, e.filename))
 
 
 def _written_options(args: argparse.Namespace) -> list[tuple[str, str]]:

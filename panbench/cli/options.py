@@ -16,42 +16,16 @@ from typing import TYPE_CHECKING, Any, cast
 from panbench.errors import PanbenchError
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
+def int_in(low: int, high: int | None = None, what: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``low`` (and <= ``high`` where given; ``what``: what it is)."""
+    span = f"in {low}..{high}" if high is not None else f">= {low}"
+
     def check(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text}")
+        value = int(text) if text.strip().lstrip("+-").isdigit() else None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be an integer {span}{what}, got {text}")
         return value
     return check
-
-
-positive_int = _int_at_least(1)
-"""An argparse ``type``: an integer >= 1 (counts and sizes)."""
-
-non_negative_int = _int_at_least(0)
-"""An argparse ``type``: an integer >= 0 (where 0 means none, or the default choice)."""
-
-SEED_MAX = 2**32 - 1  # numpy's and python's seeds are any integer >= 0; numpy's legacy seed and torch's fit 32 bits
-
-
-def int_in(low: int, high: int, what: str = "") -> Callable[[str], int]:
-    """An argparse ``type``: an integer in ``low..high`` (``what``: what the value is, named in the error)."""
-    def check(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be an integer in {low}..{high}{what}, got {text}")
-        return value
-    return check
-
-
-seed_int = int_in(0, SEED_MAX, " (a seed)")
-"""An argparse ``type``: a seed, an integer in 0..2^32-1."""
 
 
 def float_in(low: float, high: float | None = None) -> Callable[[str], float]:
@@ -62,18 +36,18 @@ def float_in(low: float, high: float | None = None) -> Callable[[str], float]:
         try:
             value = float(text)
         except ValueError:
-            value = float("nan")
-        if not (low <= value and (high is None or value <= high)) or value == float("inf"):
+            value = float("nan")  # refused below, as nan is
+        if not (low <= value < float("inf") and (high is None or value <= high)):
             raise argparse.ArgumentTypeError(f"must be a number {span}, got {text}")
         return value
     return check
 
 
-fraction = float_in(0.0, 1.0)
-"""An argparse ``type``: a number in [0, 1] (thresholds, fractions)."""
-
-non_negative_float = float_in(0.0)
-"""An argparse ``type``: a finite number >= 0 (exponents)."""
+positive_int = int_in(1)  # counts and sizes
+non_negative_int = int_in(0)  # where 0 means none, or the default choice
+seed_int = int_in(0, 2**32 - 1, " (a seed)")  # numpy's legacy seeds and torch's fit 32 bits
+fraction = float_in(0.0, 1.0)  # thresholds and fractions
+non_negative_float = float_in(0.0)  # exponents
 
 
 def model_name(text: str) -> str:

@@ -197,16 +197,17 @@ class Run:
             write_timing(self.run_dir, tag, {"device": self.speed_device, "timed_images": self.speed["speed_images"],
                                              "wall_s": self.speed["speed_wall_s"], "overlapped": self.shared})
 
-    def record(self) -> RunRecord:
-        """The result record, built (not written: :meth:`write`)."""
+    def record(self, show: Callable[[RunRecord], None] | None = None) -> RunRecord:
+        """The result record, written by rank 0 (``show``: handed it on rank 0 before it is written)."""
         spec, dataset, opts, res = self.spec, self.dataset, self.opts, self.metrics
         # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
         own = own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
         coco = dataset.name == "coco" and opts.corruption is None and not own
         from panbench.records.build import record_run  # the one maker of records (eval's and score's)
 
-        return record_run(
-            None, res,
+        results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
+        rec = record_run(
+            results, res, analysis=self.analysis_set, show=show if self.rank == 0 else None,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=dataset_label(dataset.name, opts),
             postprocess=opts.postprocess.label(), fusion=self.fusion,
@@ -224,17 +225,9 @@ class Run:
             **corruption_fields(opts), **self.analyses,
             **ap_miou_fields(self.sink, self.lm.family.instance_source, res),
         )
-
-    def write(self, rec: RunRecord) -> RunRecord:
-        """``rec`` written by rank 0 (its JSON, its ``runs.csv`` row, the analyses' file beside it) and returned as
-        written; then a predictions JSON that could not be written is the error, the record naming the scores."""
-        if self.rank != 0:
-            return rec
-        from panbench.records.io import write_record
-
-        rec = write_record(self.opts.results_dir, rec, analysis=self.analysis_set)
-        if self.unsaved is not None and self.writer is not None:
-            raise unsaved_error(self.writer, self.unsaved, self.opts.results_dir / str(rec.record))
+        if self.rank == 0:
+            if self.unsaved is not None and self.writer is not None:
+                raise unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
         return rec
 
     def _saved_predictions(self) -> dict[str, str] | None:
@@ -293,10 +286,7 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
     run = Run(spec, dataset, opts)
     run.infer()
     run.conclude()
-    rec = run.record()
-    if show is not None and run.rank == 0:
-        show(rec)
-    return run.write(rec)
+    return run.record(show)
 
 
 def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) -> Path:

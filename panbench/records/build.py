@@ -5,6 +5,7 @@ elsewhere (``panbench score --name``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,17 @@ def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
     return RunRecord(**given, written=frozenset(given))
 
 
-def record_run(results_dir: Path | None, res: dict[str, Any], analysis: Any = None, **fields: Any) -> RunRecord:
+def record_run(results_dir: Path | None, res: dict[str, Any], analysis: Any = None,
+               show: Callable[[RunRecord], None] | None = None, **fields: Any) -> RunRecord:
     """The record of a scored run (:func:`make_record`), written under ``results_dir`` (its JSON, its ``runs.csv``
     row and ``analysis``, an :class:`panbench.analysis.AnalysisSet`, beside it: :func:`write_record`) and
     returned as written; ``results_dir`` None: built, not written (a rank other than 0 of a distributed run).
-    ``panbench eval`` and ``panbench score --name`` make their records here and nowhere else."""
+    ``show`` is handed the record before it is written (its ``record`` still None): a command prints the numbers
+    first, so that a write that fails loses none of them.  ``panbench eval`` and ``panbench score --name`` make
+    their records here and nowhere else."""
     rec = make_record(res, **fields)
+    if show is not None:
+        show(rec)
     return rec if results_dir is None else write_record(results_dir, rec, analysis=analysis)
 
 
@@ -59,6 +65,6 @@ def external_fields(name: str, dataset: str, gt_json: str | Path, gt_dir: str | 
         postprocess="external", fusion=None,
         published={}, delta_to_published={}, published_source=None, params=None, flops=None, device="external",
         world_size=1,
-        batch_size=None,
+        batch_size=None, largest_batch=None,
         timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance,
     )

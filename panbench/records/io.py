@@ -5,12 +5,17 @@ and records written before a field was kept) into today's :class:`RunRecord`."""
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
+import itertools
 import json
 import os
 import re
 import shlex
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +24,11 @@ from panbench.records.rows import CSV_FIELDS, csv_row
 from panbench.records.schema import RunRecord
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and ``os.replace``: never half a file."""
+def atomic_write(path: Path, data: bytes, tmp: Path | None = None) -> None:
+    """Write ``data`` to ``path`` via a temporary file (``tmp``, in the same folder; default
+    ``<path>.tmp<PID>``), fsync and ``os.replace``: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp = tmp or path.with_name(path.name + f".tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -36,14 +42,21 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def unwritable(folder: str | Path) -> str | None:
     """Why ``folder`` cannot be made or written into, or None: the nearest part of it that exists must be a
-    folder this process may write to (errors found only when writing, such as a full disk, are not seen here)."""
+    folder in which a file can be created (probed by creating and removing one, which holds for root, read-only
+    mounts and pseudo file systems alike; errors found only when writing, such as a full disk, are not seen)."""
     probe = Path(folder)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         return f"{probe} is a file, not a folder"
-    if not os.access(probe if str(probe) else ".", os.W_OK | os.X_OK):
-        return f"no write permission on {probe}"
+    try:
+        fd, name = tempfile.mkstemp(prefix=".panbench-probe-", dir=probe)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return f"no write permission on {probe}"
+        return f"a file cannot be created in {probe}: {e.strerror}"
+    os.close(fd)
+    os.unlink(name)
     return None
 
 
@@ -65,28 +78,145 @@ def _record_stem(model: str, dataset: str) -> str:
 def record_files(results_dir: Path, model: str, dataset: str) -> list[Path]:
     """The record files :func:`write_record` wrote for ``model`` on ``dataset`` (the ``dataset`` a record holds:
     ``demo+fog-3`` for a corrupted run) under ``results_dir``, oldest first: the names of :func:`record_path`
-    (and their ``~k`` twins)."""
-    name = re.compile(r"\d{8}T\d{6}Z?_" + re.escape(_record_stem(model, dataset)) + r"(~\d+)?\.json")
-    return sorted(p for p in (results_dir / "runs").glob("*.json") if name.fullmatch(p.name))
+    (and their ``~k`` twins, in the order of ``k``)."""
+    name = re.compile(r"(\d{8}T\d{6}Z?)_" + re.escape(_record_stem(model, dataset)) + r"(?:~(\d+))?\.json")
+    found = [(m, p) for p in (results_dir / "runs").glob("*.json") if (m := name.fullmatch(p.name))]
+    return [p for m, p in sorted(found, key=lambda mp: (mp[0][1], int(mp[0][2] or 0), mp[1].name))]
 
 
 def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> RunRecord:
     """Write the run's JSON record and append its row to ``runs.csv``; returns the written record (``record``
     set to its path below ``results_dir``).  ``analysis`` (a :class:`panbench.analysis.AnalysisSet`) is saved
-    first, beside the record as ``<record stem>.analysis.npz``, and named in its ``analysis_file``."""
-    path = record_path(results_dir, record.model, record.dataset, record.date)
-    k = 1
-    while path.exists():
-        path = path.with_name(path.stem.rsplit("~", 1)[0] + f"~{k}.json")
-        k += 1
-    if analysis is not None:
-        npz = path.with_name(path.stem + ".analysis.npz")
-        analysis.save(npz)
-        record = record.with_fields(analysis_file=str(npz.relative_to(results_dir)))
-    record = record.with_fields(record=str(path.relative_to(results_dir)))
-    atomic_write_text(path, json.dumps(record.to_json(), indent=1, sort_keys=False, default=str) + "\n")
+    beside the record as ``<record stem>.analysis.npz`` and named in its ``analysis_file``.
+
+    The name is :func:`record_path`'s, or its first ``~k`` twin (k = 1, 2, ...) not taken yet, claimed
+    atomically (:func:`_claim_names`): runs writing into one results folder at once, stamped in the same second,
+    each keep their own record, analysis file and row; no file is ever replaced, and no reader sees a partial
+    file or an empty placeholder."""
+    first = record_path(results_dir, record.model, record.dataset, record.date)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
+    json_tmp = _temp_beside(first, ".json")
+    try:
+        if analysis is not None:
+            analysis.save(npz_tmp)
+
+        def content(path: Path) -> RunRecord:  # the record as it reads under the name ``path``, in json_tmp
+            rec = record
+            if npz_tmp is not None:
+                rec = rec.with_fields(analysis_file=str(_analysis_path(path).relative_to(results_dir)))
+            rec = rec.with_fields(record=str(path.relative_to(results_dir)))
+            atomic_write_text(json_tmp, json.dumps(rec.to_json(), indent=1, sort_keys=False, default=str) + "\n")
+            return rec
+
+        record = _claim_names(first, npz_tmp, json_tmp, content, results_dir / "runs.csv.lock")
+    finally:
+        for tmp in (npz_tmp, json_tmp):
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
     append_csv(results_dir / "runs.csv", csv_row(record))
     return record
+
+
+def _analysis_path(record_file: Path) -> Path:
+    """``<record stem>.analysis.npz`` beside a record file."""
+    return record_file.with_name(record_file.stem + ".analysis.npz")
+
+
+def _temp_beside(path: Path, suffix: str) -> Path:
+    """A fresh hidden temporary name beside ``path`` (in its folder, so that it can be linked into place), ending
+    ``.tmp<PID>``: the globs of records (``*.json``) and analysis files (``*.analysis.npz``) never see it."""
+    return path.with_name(f".{path.stem}{suffix}.{uuid.uuid4().hex[:12]}.tmp{os.getpid()}")
+
+
+def _candidates(first: Path) -> Iterator[Path]:
+    """``first``, then its ``~1``, ``~2``, ... twins."""
+    yield first
+    for k in itertools.count(1):
+        yield first.with_name(f"{first.stem}~{k}.json")
+
+
+# os.link's errors on a file system without hard links (FAT, some network and FUSE file systems)
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path,
+                 content: Callable[[Path], RunRecord], lock_path: Path) -> RunRecord:
+    """Put the written temporary files in place under the first free name of :func:`_candidates`; returns the
+    record as written.  Each name is claimed with ``os.link`` (atomic, on NFS too, and it fails when the name
+    exists): the analysis file first, then the record, whose content ``content(path)`` writes into ``json_tmp``
+    for the name being tried; when the record's name is taken, the analysis file just linked is removed and the
+    next name tried.  A record is thus only ever seen complete, with its analysis file already beside it.  On a
+    file system without hard links the names are chosen and the files moved into place (``os.replace``) under an
+    exclusive ``flock`` of ``lock_path`` instead."""
+    for path in _candidates(first):
+        npz = _analysis_path(path)
+        if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
+            if linked is None:
+                break
+            continue
+        try:
+            rec = content(path)
+            linked = _link(json_tmp, path)
+        except BaseException:
+            if npz_tmp is not None:
+                npz.unlink(missing_ok=True)
+            raise
+        if linked:
+            return rec
+        if npz_tmp is not None:
+            npz.unlink(missing_ok=True)
+        if linked is None:
+            break
+    with open(lock_path, "a") as lock:  # no hard links here
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for path in _candidates(first):
+            npz = _analysis_path(path)
+            if path.exists() or (npz_tmp is not None and npz.exists()):
+                continue
+            rec = content(path)
+            if npz_tmp is not None:
+                os.replace(npz_tmp, npz)
+            os.replace(json_tmp, path)
+            return rec
+    raise AssertionError("unreachable: the candidate names never run out")
+
+
+def write_new(first: Path, content: Callable[[Path], bytes]) -> Path:
+    """``content(path)`` written under ``first`` or its first ``~k`` twin not taken yet, claimed atomically as
+    :func:`write_record` claims a record's name (``os.link`` of the complete file; under a ``flock`` where the file
+    system has no hard links): never over another file, never half a file; returns the path written.  The speed
+    records and the robustness summaries are written so."""
+    first.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(first, first.suffix)
+    try:
+        for path in _candidates(first):
+            atomic_write(tmp, content(path))
+            if linked := _link(tmp, path):
+                return path
+            if linked is None:
+                break
+        with open(first.parent / ".names.lock", "a") as lock:  # no hard links here
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = next(p for p in _candidates(first) if not p.exists())
+            atomic_write(path, content(path))
+            return path
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link(src: Path, dst: Path) -> bool | None:
+    """Whether ``dst`` now names ``src``'s file (a hard link): False when ``dst`` exists (it is left as it is),
+    None on a file system without hard links."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        return False
+    except OSError as e:
+        if e.errno in _NO_HARD_LINKS:
+            return None
+        raise
+    return True
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:

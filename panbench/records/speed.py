@@ -90,17 +90,16 @@ def speed_path(results_dir: Path, model: str, dataset: str, date: str) -> Path:
 
 
 def write_speed_record(results_dir: Path, rec: SpeedRecord) -> SpeedRecord:
-    """Write ``rec`` (atomically, never over another record); returns it with ``record`` set."""
-    from panbench.records.io import atomic_write_text
+    """Write ``rec`` (its name claimed atomically, never over another record: ``write_new``); returns it with
+    ``record`` set."""
+    from panbench.records.io import write_new
 
-    path = speed_path(results_dir, rec.model, rec.dataset, rec.date)
-    k = 1
-    while path.exists():
-        path = path.with_name(path.stem.rsplit("~", 1)[0] + f"~{k}.json")
-        k += 1
-    rec = dataclasses.replace(rec, record=str(path.relative_to(results_dir)))
-    atomic_write_text(path, json.dumps(rec.to_json(), indent=1, default=str) + "\n")
-    return rec
+    def content(path: Path) -> bytes:
+        named = dataclasses.replace(rec, record=str(path.relative_to(results_dir)))
+        return (json.dumps(named.to_json(), indent=1, default=str) + "\n").encode()
+
+    path = write_new(speed_path(results_dir, rec.model, rec.dataset, rec.date), content)
+    return dataclasses.replace(rec, record=str(path.relative_to(results_dir)))
 
 
 def load_speed_records(results_dir: Path) -> list[SpeedRecord]:

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from panbench.records.io import atomic_write_text
+from panbench.records.io import write_new
 from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
 
@@ -99,16 +99,10 @@ def _run(r: RunRecord) -> dict[str, Any]:
 
 
 def write_summary(results_dir: Path, s: dict[str, Any]) -> Path:
-    """``results/robustness/<date>_<model>_<dataset>.json``."""
+    """``results/robustness/<date>_<model>_<dataset>.json`` (or its first free ``~k`` twin, claimed atomically)."""
     import re
 
     stamp = s["date"].replace(":", "").replace("-", "").replace("+0000", "Z")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{s['model']}_{s['dataset']}").strip("_")
-    path = Path(results_dir) / "robustness" / f"{stamp}_{safe}.json"
-    k = 1
-    while path.exists():
-        path = path.with_name(f"{stamp}_{safe}~{k}.json")
-        k += 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(s, indent=1) + "\n")
-    return path
+    data = (json.dumps(s, indent=1) + "\n").encode()
+    return write_new(Path(results_dir) / "robustness" / f"{stamp}_{safe}.json", lambda path: data)

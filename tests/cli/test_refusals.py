@@ -387,12 +387,12 @@ def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root,
 
     real, calls = run_mod.evaluate_model, []
 
-    def second_interrupted(spec, ds, opts):
+    def second_interrupted(spec, ds, opts, show=None):
         calls.append(spec.name)
         if len(calls) == 2:  # Ctrl-C as the second model ends, its images cached
             real(spec, ds, opts)
             raise KeyboardInterrupt
-        return real(spec, ds, opts)
+        return real(spec, ds, opts, show)
 
     monkeypatch.setattr("panbench.evaluation.run.evaluate_model", second_interrupted)
     assert main(["eval", "--model", "demo-mask2former,demo-maskformer,demo-panoptic-fpn", "--data-root",

@@ -89,11 +89,11 @@ def test_an_interrupted_sweep_continues_where_it_stopped_and_ends_with_the_same_
     real = run_mod.evaluate_model
     calls = []
 
-    def interrupted(spec, ds, opts):
+    def interrupted(spec, ds, opts, show=None):
         calls.append(opts.corruption)
         if len(calls) == 4:  # clean, impulse_noise-1 and -2 are done (noise comes first): stop in fog-1
             raise KeyboardInterrupt
-        return real(spec, ds, opts)
+        return real(spec, ds, opts, show)
 
     monkeypatch.setattr(run_mod, "evaluate_model", interrupted)
     assert main([*args, "--results", str(tmp_path / "res")]) == 130

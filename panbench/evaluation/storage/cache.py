@@ -10,7 +10,9 @@ metrics and analyses, bit for bit. A chunk of another :data:`CACHE_FORMAT` is no
 finds the folder an older panbench cached the same run in, so that the run says in one line why it starts
 afresh. Beside the chunks, ``timing-<rank>.json`` keeps the speed measured for the cached images, so that a
 resumed run can report it. Chunks are written atomically (temporary file, then ``os.replace``): a kill loses at
-most the images of the chunk being filled, never a finished chunk.
+most the images of the chunk being filled, never a finished chunk. A temporary file is named
+``<file>.tmp<PID>@<host>``; one that a killed process left is removed when the cache is next opened
+(:func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +60,59 @@ def read_timing(run_dir: Path, tag: str) -> dict[str, Any] | None:
 
 
 def write_timing(run_dir: Path, tag: str, timing: dict[str, Any]) -> None:
-    atomic_write(Path(run_dir) / f"timing-{tag}.json", json.dumps(timing, sort_keys=True).encode())
+    _write(Path(run_dir) / f"timing-{tag}.json", json.dumps(timing, sort_keys=True).encode())
+
+
+def _host() -> str:
+    """This machine's name as temporary files carry it (no ``/``, ``@`` or spaces)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "unknown"
+
+
+def _write(path: Path, data: bytes) -> None:
+    """:func:`~panbench.records.io.atomic_write` through ``<path>.tmp<PID>@<host>``."""
+    atomic_write(path, data, tmp=path.with_name(f"{path.name}.tmp{os.getpid()}@{_host()}"))
+
+
+STALE_S = 3600.0  # a temporary file of another machine untouched this long is stale (one is written in one go)
+_TEMP = re.compile(r".+\.tmp(\d+)(?:@(.+))?")
+
+
+def remove_stale_temps(run_dir: Path, stale_s: float = STALE_S) -> list[Path]:
+    """Remove the temporary files (``*.tmp<PID>@<host>``) that processes killed while writing left in
+    ``run_dir``; returns them.  One of this machine is stale when no process of its PID is alive here
+    (``os.kill(pid, 0)``; a process of another user counts as alive).  The results folder, and so the cache,
+    may be shared by several machines (Slurm jobs, torchrun nodes) writing into one run folder at once, and a PID
+    of another machine says nothing here: a temporary file of another machine, or one without a host (written
+    by an older panbench), is stale only when it was not modified for ``stale_s`` seconds."""
+    removed = []
+    for f in Path(run_dir).glob("*.tmp*"):
+        m = _TEMP.fullmatch(f.name)
+        if m is None:
+            continue
+        try:
+            if m[2] == _host():
+                stale = not _alive(int(m[1]))
+            else:
+                stale = time.time() - f.stat().st_mtime > stale_s
+            if stale:
+                f.unlink()
+                removed.append(f)
+        except FileNotFoundError:  # renamed into place or removed by another process meanwhile
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    except (OverflowError, ValueError):  # not a PID at all
+        return False
+    return True
 
 
 def older_format(run_dir: Path, key_parts: dict[str, Any]) -> Path | None:
@@ -95,14 +152,16 @@ def cached_images() -> int | None:
 class StatsCache:
     """The resume cache of one run folder: :meth:`load` reads the per-image entries (:data:`Entry`)
     keyed by the image's index in the dataset, :meth:`add` writes one through (in chunks of
-    ``flush_every``).  It keeps no entry in memory beyond the chunk being filled."""
+    ``flush_every``).  It keeps no entry in memory beyond the chunk being filled.  Opening it removes the
+    temporary files that killed processes left in the folder (:func:`remove_stale_temps`)."""
 
     def __init__(self, run_dir: Path, flush_every: int = 16, tag: str = "r0", key_parts: dict | None = None) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.dir)
         _OPENED.append(self.dir)
         if key_parts is not None:
-            atomic_write(self.dir / "key.json", json.dumps(key_parts, sort_keys=True, default=str, indent=1).encode())
+            _write(self.dir / "key.json", json.dumps(key_parts, sort_keys=True, default=str, indent=1).encode())
         self.flush_every, self.tag = flush_every, tag
         self._pending: list[tuple[int, Entry]] = []
         self._lock = threading.Lock()
@@ -142,7 +201,7 @@ def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
         arrays["x_json"] = np.array([json.dumps(x) for x in extras])
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write(path, buf.getvalue())
+    _write(path, buf.getvalue())
 
 
 def _read_chunk(path: Path) -> dict[int, Entry]:

@@ -18,6 +18,12 @@ run (the resume cache's key), so that predictions of another run are never mixed
 written the staging folder is removed (``DIR/.panbench`` too when nothing else is in it); a rerun of
 the same run reads the saved predictions from the JSON (its ``info.run_key`` names the run).
 
+A run holds ``DIR/.panbench/<name>.lock`` (an exclusive ``flock``, taken by rank 0 before any image runs and
+kept until the JSON is written, or until the process ends) while it saves: a second run saving the same
+predictions into DIR at the same time is refused in one line (:meth:`PredictionWriter.claim`); runs of other
+models, whose files have other names, share DIR freely.  The processes forked for ``--cpu-procs`` inherit the
+lock with its file; torchrun's other ranks take none.
+
 :func:`prediction_writer` makes a run's writer, its folders made and checked once per node (and, under torchrun,
 seen by every rank); :func:`predictions_info` is the ``info`` block of its JSON, and :func:`unsaved_error` the
 one-line error of a JSON that could not be written after the record was.
@@ -25,6 +31,8 @@ one-line error of a JSON that could not be written after the record was.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
@@ -43,6 +51,7 @@ from panbench.records.io import atomic_write
 from panbench.records.provenance import now_iso
 
 STATE = ".panbench"  # DIR/.panbench/<name>/: key.json and the part files of every process
+_HELD: dict[Path, Any] = {}  # lock file -> its open file, for the predictions this process saves now
 
 
 def results_name(prefix: str, model: str) -> str:
@@ -98,6 +107,7 @@ class PredictionWriter:
         self.png_dir = self.root / self.name
         self.json_path = self.root / f"{self.name}.json"
         self.state = self.root / STATE / self.name
+        self.lock_file = self.root / STATE / f"{self.name}.lock"
         self.saved: set[int] = set()  # dataset indices whose prediction is on disk (set by load_saved)
         owner: dict[str, Any] = {}
         for s in samples:  # an image-info JSON may list x/1.jpg and y/1.jpg: one PNG would overwrite the other
@@ -108,6 +118,58 @@ class PredictionWriter:
 
     def png_name(self, sample: Any) -> str:
         return Path(sample.image_path.name).with_suffix(".png").name
+
+    def claim(self) -> bool:
+        """Take :attr:`lock_file` (an exclusive ``flock``, non-blocking) for this run: False when another process
+        holds it (another run saves the same predictions into DIR now).  Held until :meth:`release`, or until
+        the process and the processes forked from it end (the kernel releases a ``flock`` then, after a kill too);
+        taken again by this process, it is held already.  On a file system without locks it is not held, and
+        the run goes on."""
+        if self.lock_file in _HELD:
+            return True
+        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            f = open(self.lock_file, "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                return False
+            except OSError as e:
+                f.close()
+                if e.errno in (errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    return True
+                raise
+            try:  # the file locked is still the one of that name (not removed by the run that released it)
+                st, now = os.fstat(f.fileno()), os.stat(self.lock_file)
+                if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+                    break
+            except FileNotFoundError:
+                pass
+            f.close()
+        f.truncate(0)
+        f.write(f"{socket.gethostname()} {os.getpid()}\n")  # who holds it, for the refusal of another run
+        f.flush()
+        _HELD[self.lock_file] = f
+        return True
+
+    def release(self) -> None:
+        """Let go of :attr:`lock_file` (removed first, so that nothing else is left in DIR/.panbench)."""
+        f = _HELD.pop(self.lock_file, None)
+        if f is not None:
+            self.lock_file.unlink(missing_ok=True)
+            f.close()
+
+    def busy_error(self) -> PanbenchError:
+        """The one-line refusal of a run whose predictions another run saves into DIR now."""
+        try:
+            host, pid = self.lock_file.read_text().split()
+            who = f" (process {pid} on {host})"
+        except (OSError, ValueError):
+            who = ""
+        return PanbenchError(f"{self.root}: another panbench run{who} is saving the predictions {self.name} into "
+                             "it now; wait for it to finish, or pass another --save-predictions folder (nothing "
+                             "was run)")
 
     def prepare(self, fresh: bool) -> None:
         """Make the folders (once per node, before the other ranks read them).  Predictions of another
@@ -215,10 +277,12 @@ class PredictionWriter:
         return self.json_path
 
     def clean_up(self) -> None:
-        """Remove the staging folder of this run, and ``DIR/.panbench`` when nothing else is in it."""
+        """Remove the staging folder of this run and its lock (:meth:`release`), and ``DIR/.panbench`` when
+        nothing else is in it."""
         import shutil
 
         shutil.rmtree(self.state, ignore_errors=True)
+        self.release()
         try:
             self.state.parent.rmdir()  # only when empty: another model's staging may be under way
         except OSError:
@@ -227,14 +291,18 @@ class PredictionWriter:
 
 def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
                       key: str) -> PredictionWriter | None:
-    """The writer of ``--save-predictions`` (None without it), its folders made and checked once per node;
-    its ``saved`` set holds the images whose prediction an earlier run of the same key saved."""
+    """The writer of ``--save-predictions`` (None without it), claimed by rank 0 (:meth:`PredictionWriter.claim`:
+    every rank stops in one line when another run saves the same predictions into the folder now), its folders
+    made and checked once per node; its ``saved`` set holds the images whose prediction an earlier run of the
+    same key saved."""
     if opts.save_predictions is None:
         return None
     prefix = getattr(dataset, "prefix", None) or dataset.ann_file.stem  # panoptic_val2017, panoptic_test-dev2017
     cats = [{"id": c, "name": n, "isthing": int(t)}
             for c, n, t in zip(dataset.categories.ids, dataset.categories.names, dataset.categories.isthing)]
     writer = PredictionWriter(opts.save_predictions, prefix, spec.name, key, dataset.samples, cats)
+    if dist_any(os.environ.get("RANK", "0") == "0" and not writer.claim()):  # rank 0 of the job claims
+        raise writer.busy_error()
     if local_rank() == 0:
         writer.prepare(fresh=not opts.resume)
     barrier()
