@@ -64,14 +64,18 @@ def test_other_models_share_the_folder(tmp_path) -> None:
     other.close()
 
 
-def test_eval_into_a_folder_another_run_saves_into_stops_in_one_line(demo_root, tmp_path, capsys) -> None:
+def test_eval_into_a_folder_another_run_saves_into_stops_in_one_line_before_a_model_loads(demo_root, tmp_path,
+                                                                                          monkeypatch, capsys) -> None:
+    import panbench.evaluation.run as run_mod
     from panbench.cli import main
 
     out, res = tmp_path / "preds", tmp_path / "res"
     other = _hold(out)
     args = ["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(demo_root), "--results", str(res),
             "--limit", "2", "--workers", "0", "--no-progress", "--save-predictions", str(out)]
-    assert main([*args, "--cpu-procs", "1"]) == 2
+    with monkeypatch.context() as m:
+        m.setattr(run_mod, "load_model", lambda *a, **k: pytest.fail("a model loaded before the refusal"))
+        assert main([*args, "--cpu-procs", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and f"{out}: another panbench run" in err
     assert not (res / "runs").exists() and not (out / NAME).exists()

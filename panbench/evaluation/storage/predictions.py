@@ -297,10 +297,7 @@ def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptio
     same key saved."""
     if opts.save_predictions is None:
         return None
-    prefix = getattr(dataset, "prefix", None) or dataset.ann_file.stem  # panoptic_val2017, panoptic_test-dev2017
-    cats = [{"id": c, "name": n, "isthing": int(t)}
-            for c, n, t in zip(dataset.categories.ids, dataset.categories.names, dataset.categories.isthing)]
-    writer = PredictionWriter(opts.save_predictions, prefix, spec.name, key, dataset.samples, cats)
+    writer = _writer(spec.name, dataset, opts.save_predictions, key)
     if dist_any(os.environ.get("RANK", "0") == "0" and not writer.claim()):  # rank 0 of the job claims
         raise writer.busy_error()
     if local_rank() == 0:
@@ -309,6 +306,25 @@ def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptio
     check_shared(writer)
     writer.load_saved()
     return writer
+
+
+def _writer(model: str, dataset: PanopticDataset, root: Path, key: str) -> PredictionWriter:
+    prefix = getattr(dataset, "prefix", None) or dataset.ann_file.stem  # panoptic_val2017, panoptic_test-dev2017
+    cats = [{"id": c, "name": n, "isthing": int(t)}
+            for c, n, t in zip(dataset.categories.ids, dataset.categories.names, dataset.categories.isthing)]
+    return PredictionWriter(root, prefix, model, key, dataset.samples, cats)
+
+
+def claim_up_front(models: list[str], dataset: PanopticDataset, root: Path) -> None:
+    """At the start of ``eval --save-predictions``, before any model loads: the lock of each model's predictions
+    taken by rank 0 of the job (:meth:`PredictionWriter.claim`; the run's writer finds it held), or the run
+    refused in one line when another run saves the same predictions into ``root`` now."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    for model in models:
+        writer = _writer(model, dataset, root, "")
+        if not writer.claim():
+            raise writer.busy_error()
 
 
 def check_shared(writer: PredictionWriter) -> None:
