@@ -18,7 +18,7 @@ run (the resume cache's key), so that predictions of another run are never mixed
 written the staging folder is removed (``DIR/.panbench`` too when nothing else is in it); a rerun of
 the same run reads the saved predictions from the JSON (its ``info.run_key`` names the run).
 
-A run holds ``DIR/.panbench/<name>.lock`` (an exclusive ``flock``, taken by rank 0 before any image runs and
+A run holds ``DIR/.panbench/<name>.lock`` (an exclusive ``flock``, taken by rank 0 as eval starts, before any model loads, and
 kept until the JSON is written, or until the process ends) while it saves: a second run saving the same
 predictions into DIR at the same time is refused in one line (:meth:`PredictionWriter.claim`); runs of other
 models, whose files have other names, share DIR freely.  The processes forked for ``--cpu-procs`` inherit the
