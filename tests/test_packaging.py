@@ -26,7 +26,7 @@ from panbench import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-PINNED_PQ = {"demo-mask2former": 70.712, "demo-maskformer": 64.921, "demo-panoptic-fpn": 76.378}  # docs/demo.md
+PINNED_PQ = {"demo-mask2former": 78.084, "demo-maskformer": 72.293, "demo-panoptic-fpn": 83.552}  # docs/demo.md
 
 
 def _run(cmd: list[str], cwd: Path, timeout: int = 600, env: dict[str, str] | None = None) -> str:

@@ -64,21 +64,7 @@ def _scored(args: argparse.Namespace) -> int:
     _numpy_without_blas_threads()
     _reuse_freed_memory()
     _refuse_folders(args)
-    if args.dataset_name is not None and not args.name:
-        from panbench.errors import InputError
-
-        raise InputError(f"--dataset-name {args.dataset_name} files the record of --name: add --name SYSTEM to "
-                         "store a record, or leave out --dataset-name")
-    if args.no_analysis and args.boundary:
-        from panbench.errors import InputError
-
-        raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
-    if args.per_image:
-        _per_image(args, None)
-    if args.name:
-        from panbench.cli.options import check_writable
-
-        check_writable(Path(args.results) / "runs", "--results")
+    _check_options(args)
     t = time.perf_counter()
     aset, fields = None, dict[str, object]()
     if args.no_analysis:
@@ -96,6 +82,11 @@ def _scored(args: argparse.Namespace) -> int:
 
         fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
     seconds = time.perf_counter() - t
+    from panbench.pq.stuff_rule import stuff_rule_warning
+
+    warning = stuff_rule_warning(args.gt_json)  # two segments of one stuff category in an image
+    if warning:
+        print(warning, file=sys.stderr)
     from panbench.pq.score import json_ready, unlisted_note
 
     note = unlisted_note(res)
@@ -112,6 +103,23 @@ def _scored(args: argparse.Namespace) -> int:
     if args.per_image and aset is not None:
         _per_image(args, aset)
     return 0
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Options without effect in the run's settings, and the files the run writes, refused before any work."""
+    from panbench.errors import InputError
+
+    if args.dataset_name is not None and not args.name:
+        raise InputError(f"--dataset-name {args.dataset_name} files the record of --name: add --name SYSTEM to "
+                         "store a record, or leave out --dataset-name")
+    if args.no_analysis and args.boundary:
+        raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
+    if args.per_image:
+        _per_image(args, None)
+    if args.name:
+        from panbench.cli.options import check_writable
+
+        check_writable(Path(args.results) / "runs", "--results")
 
 
 @contextmanager

@@ -11,7 +11,8 @@ CRC-32 of every entry (a truncated or corrupt file fails), a sha256 when one is 
 (``--checksums FILE``: JSON ``{"val2017.zip": "<sha256>", ...}``; the digests of the files used are
 written to ``ROOT/.panbench-checksums.json``), and every entry name (absolute paths, ``..`` and
 links that would write outside the root are refused: nothing is written then).  Steps already done
-are skipped on a re-run.
+are skipped on a re-run.  A ground truth where a stuff category has two or more segments in one image (COCO's
+panoptic format keeps one; the official file does) is kept, with a warning on stderr.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import io
 import json
 import shutil
 import stat
+import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -159,7 +161,8 @@ def _extract_annotations(root: Path, zip_path: Path, checksum: str | None) -> No
 
 
 def verify_tree(root: Path, expected_images: int | None = None) -> None:
-    """Every annotated image and PNG is present (and, for real COCO, 5000 of them)."""
+    """Every annotated image and PNG is present (and, for real COCO, 5000 of them); a warning where a stuff category
+    has two or more segments in one image."""
     ann = root / "annotations" / "panoptic_val2017.json"
     try:
         data = json.loads(ann.read_text())
@@ -174,6 +177,22 @@ def verify_tree(root: Path, expected_images: int | None = None) -> None:
     n = len(data.get("images", []))
     if expected_images is not None and n != expected_images:
         raise InputError(f"{ann}: {n} images, expected {expected_images}")
+    _note_stuff_rule(ann, data)
+
+
+def _note_stuff_rule(ann: Path, data: dict[str, Any]) -> None:
+    """A note where a stuff category has two or more segments in one image: COCO's own file keeps one, and is kept
+    whatever it holds (it is what every COCO evaluation scores against), so this warns and does not refuse."""
+    from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
+
+    anns, cats = data.get("annotations"), data.get("categories")
+    if not isinstance(anns, list) or not isinstance(cats, list):
+        return
+    note = stuff_rule_message(ann, repeated_stuff(anns, cats), cats, "each further segment is a false negative "
+                              "when scored; the official panoptic_val2017.json keeps one: check that the archive is "
+                              "the official one")
+    if note:
+        print(f"panbench: warning: {note}", file=sys.stderr)
 
 
 def data_command(root: Path, args: Any) -> str:

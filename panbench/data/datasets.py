@@ -142,17 +142,25 @@ def load_dataset(
         samples.append(Sample(im["id"], safe_join(img_dir, im["file_name"], where),
                               safe_join(png_dir, ann["file_name"], where), int(im["height"]), int(im["width"]), ann))
     if subset is not None:
-        wanted = read_subset(subset)
-        by_id = {s.image_id: s for s in samples}
-        missing = [i for i in wanted if i not in by_id]
-        if missing:
-            raise InputError(f"{subset}: image id {missing[0]} is not in {ann_file}; list ids of this split only")
-        samples = [by_id[i] for i in wanted]
+        samples = _subset_of(samples, subset, ann_file)
     if limit is not None:
         samples = samples[: max(0, limit)]
     if not samples:
         raise InputError(f"{subset}: selects no image; list at least one image id of {ann_file} (nothing was run)")
     return PanopticDataset(name, root, cats, samples, ann_file)
+
+
+def _subset_of(samples: list[Sample], subset: str | Path, ann_file: Path) -> list[Sample]:
+    """The samples a ``--subset`` file lists, in its order; an id the annotation file lacks is refused."""
+    wanted = read_subset(subset)
+    by_id = {s.image_id: s for s in samples}
+    missing = [i for i in wanted if i not in by_id]
+    if missing and isinstance(missing[0], str) and by_id and all(isinstance(i, int) for i in by_id):
+        raise InputError(f"{subset}: {missing[0]!r} is not a number, and the image ids of {ann_file} are "
+                         "numbers; list one image id per line (e.g. 139)")
+    if missing:
+        raise InputError(f"{subset}: image id {missing[0]} is not in {ann_file}; list ids of this split only")
+    return [by_id[i] for i in wanted]
 
 
 def read_subset(path: str | Path) -> list[int | str]:
@@ -177,7 +185,8 @@ def read_subset(path: str | Path) -> list[int | str]:
 
 def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]) -> str:
     """``panbench data NAME`` of a converted dataset: ``convert(root, --from, force=--force)``, then the
-    dataset read back (which checks what was written); the line to print."""
+    dataset read back (which checks what was written) and refused where a stuff category has two or more segments
+    in one image (:func:`check_stuff_rule`); the line to print."""
     if not args.from_dir:
         raise InputError(f"--from is required: the folder of the official {name} files")
     src = Path(args.from_dir)
@@ -186,9 +195,23 @@ def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]
     t = time.perf_counter()
     root = convert(root, src, force=args.force)
     ds = load_dataset(root, name=name)
+    check_stuff_rule(ds, f"the conversion writes one segment per stuff class of the official files: give --from "
+                     f"the official {DATASETS[name].display} files and convert again with --force")
     n_things = sum(ds.categories.isthing)
     return (f"{name} panoptic val ready at {root}: {len(ds.samples)} images, {len(ds.categories.ids)} categories "
             f"({n_things} things) ({time.perf_counter() - t:.1f} s); use --dataset {name}")
+
+
+def check_stuff_rule(ds: PanopticDataset, fix: str) -> None:
+    """Refuse ``ds`` (a dataset just written) where a stuff category has two or more segments in one image, which
+    COCO's panoptic format does not allow (:mod:`panbench.pq.stuff_rule`); ``fix`` ends the message."""
+    from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
+
+    cats = [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(ds.categories.ids, ds.categories.names,
+                                                                        ds.categories.isthing)]
+    refused = stuff_rule_message(ds.ann_file, repeated_stuff([s.gt_ann for s in ds.samples], cats), cats, fix)
+    if refused:
+        raise InputError(refused)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

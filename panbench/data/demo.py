@@ -5,7 +5,8 @@ Same layout as ``data/coco`` (``val2017/``, ``annotations/panoptic_val2017.json`
 non-contiguous, thing and stuff ids interleaved, listed things first as in COCO.  Each image has 2-4 textured
 stuff regions, 1-8 thing instances of several classes from small to large that occlude each
 other (same-class instances touch), 1-3% VOID pixels, some crowd segments, and a size that
-varies and is not square.  Everything follows from the seed.
+varies and is not square.  A stuff class has at most one segment per image, as in COCO's panoptic format: the
+regions drawn with one stuff class are written as one segment.  Everything follows from the seed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from panbench.data.synth import random_image, write_png
-from panbench.errors import InputError
+from panbench.data.synth import merge_stuff, random_image, write_png
+from panbench.errors import InputError, PanbenchError
+from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
 # Listed things first, as COCO's panoptic JSON does: mmdet numbers a model's classes in the JSON's order
 # and treats the first num_things_classes as things.  The ids are non-contiguous and interleave.
@@ -38,6 +40,9 @@ for _c in DEMO_CATEGORIES:
     _c["supercategory"] = "demo"
 
 SPLITS = {"train2017": (0, 480), "val2017": (1, 60)}  # split: (seed offset, number of images)
+# the generator's version, written in the stamp beside the seed: a set stamped by another version (or by none) is
+# written again, so that the files are the ones this version writes
+GENERATOR = "2"
 
 
 def _texture(rng: np.random.Generator, cat: dict[str, Any], h: int, w: int) -> np.ndarray:
@@ -93,6 +98,7 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
                            void_fraction=float(rng.uniform(0.01, 0.03)), crowd_prob=0.08)
         name = f"{image_id:012d}"
         Image.fromarray(paint_label_map(rng, pim.ids, pim.segments_info)).save(img_dir / f"{name}.jpg", quality=95)
+        pim = merge_stuff(pim, DEMO_CATEGORIES)  # after the painting, which draws from rng per region drawn
         write_png(png_dir / f"{name}.png", pim.ids)
         for s in pim.segments_info:
             ys, xs = np.nonzero(pim.ids == s["id"])
@@ -101,28 +107,48 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
         anns.append({"image_id": image_id, "file_name": f"{name}.png", "segments_info": pim.segments_info})
     data = {"info": {"description": "panbench demo (synthetic)", "seed": seed}, "images": images,
             "annotations": anns, "categories": DEMO_CATEGORIES}
-    (root / "annotations" / f"panoptic_{split}.json").write_text(json.dumps(data))
+    ann_file = root / "annotations" / f"panoptic_{split}.json"
+    refused = stuff_rule_message(ann_file, repeated_stuff(anns, DEMO_CATEGORIES), DEMO_CATEGORIES,
+                                 "the demo generator merges them (panbench.data.synth.merge_stuff); please report")
+    if refused:
+        raise PanbenchError(refused)
+    ann_file.write_text(json.dumps(data))
+
+
+def stamp_text(seed: int) -> str:
+    """What ``make_demo`` writes in ``ROOT/.panbench-demo``: the seed and the generator's version."""
+    return f"{seed} {GENERATOR}"
+
+
+def stamped_seed(root: Path) -> tuple[str, bool] | None:
+    """The seed of the set at ``root`` and whether this generator's version wrote it; None where none is stamped."""
+    stamp = Path(root) / ".panbench-demo"
+    if not stamp.exists():
+        return None
+    seed, _, version = stamp.read_text().strip().partition(" ")
+    return seed, version == GENERATOR
 
 
 def make_demo(root: Path, seed: int = 0, force: bool = False) -> Path:
     """Generate the demo dataset under ``root`` (skipped when it exists with the same seed; another seed
     needs ``force``)."""
     root = Path(root)
-    stamp = root / ".panbench-demo"
-    if stamp.exists() and not force and stamp.read_text() == str(seed):
+    if not force and stamped_seed(root) == (str(seed), True):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     # one writer at a time (parallel test workers, two `panbench data demo`): the others wait, then find it made
     with open(root.parent / f".{root.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and not force:
-            if stamp.read_text() == str(seed):
+        found = stamped_seed(root)
+        if found is not None and not force:
+            if found == (str(seed), True):
                 return root
-            raise InputError(f"{root}: holds the demo set generated with seed {stamp.read_text().strip()}, not "
-                             f"{seed}; pass --force to overwrite it, or another --root")
-        for split, (offset, n) in SPLITS.items():
+            if found[0] != str(seed):
+                raise InputError(f"{root}: holds the demo set generated with seed {found[0]}, not {seed}; pass "
+                                 "--force to overwrite it, or another --root")
+        for split, (offset, n) in SPLITS.items():  # a set of the same seed by another version: written again
             make_split(root, split, n, seed * 100 + offset)
-        stamp.write_text(str(seed))
+        (root / ".panbench-demo").write_text(stamp_text(seed))
     return root
 
 
@@ -142,7 +168,7 @@ def data_command(root: Path, args: Any) -> str:
     from panbench.data.datasets import load_dataset
 
     t = time.perf_counter()
-    there = (root / ".panbench-demo").exists() and not args.force  # kept as it is (same seed)
+    there = stamped_seed(root) == (str(args.data_seed), True) and not args.force  # kept as it is
     root = make_demo(root, seed=args.data_seed, force=args.force)
     ds = load_dataset(root, name="demo")
     made = "already there, kept (--force writes it again)" if there else f"{time.perf_counter() - t:.1f} s"

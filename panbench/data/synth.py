@@ -55,8 +55,9 @@ def random_image(
     void_fraction: float = 0.02,
     crowd_prob: float = 0.1,
 ) -> PanopticImage:
-    """A panoptic image: stuff regions split by random lines, thing ellipses painted over them
-    (occluding each other, same-class neighbours touching), and a little VOID."""
+    """A panoptic image: stuff regions split by random lines, thing ellipses painted over them (occluding each other,
+    same-class neighbours touching), and a little VOID.  Two stuff regions may have one class, which COCO's panoptic
+    format does not allow (a PQ test case, not a dataset; :func:`merge_stuff` makes them one segment)."""
     import cv2
 
     stuff = [c for c in categories if not c["isthing"]]
@@ -137,6 +138,31 @@ def _image_of(label: np.ndarray, segs: list[dict[str, Any]]) -> PanopticImage:
     return PanopticImage(idmap, kept)
 
 
+def merge_stuff(img: PanopticImage, categories: list[dict[str, Any]]) -> PanopticImage:
+    """``img`` with one segment per stuff category, as COCO's panoptic format has it: the first segment of each
+    stuff class takes the pixels of the others (its id in the id map) and their area; the others are dropped.
+    The segments keep their order; ``img`` is left as it is."""
+    stuff = {c["id"] for c in categories if not c["isthing"]}
+    first: dict[int, dict[str, Any]] = {}
+    segs: list[dict[str, Any]] = []
+    merged: dict[int, int] = {}  # dropped segment id -> the id that takes its pixels
+    for s in img.segments_info:
+        keep = first.get(s["category_id"])
+        if keep is not None:
+            keep["area"] += s["area"]
+            merged[s["id"]] = keep["id"]
+            continue
+        segs.append(dict(s))
+        if s["category_id"] in stuff:
+            first[s["category_id"]] = segs[-1]
+    ids = img.ids
+    if merged:
+        ids = ids.copy()
+        for old, new in merged.items():
+            ids[img.ids == old] = new
+    return PanopticImage(ids, segs)
+
+
 def perturb(rng: np.random.Generator, img: PanopticImage, categories: list[dict[str, Any]]) -> PanopticImage:
     """A plausible prediction from a ground truth: shifted, dropped, relabelled, merged and extra
     segments, some VOID; segment ids renumbered."""
@@ -193,7 +219,8 @@ def write_png(path: Path, ids: np.ndarray) -> None:
 def write_panoptic(
     root: Path, name: str, images: list[tuple[int, PanopticImage]], categories: list[dict[str, Any]]
 ) -> tuple[Path, Path]:
-    """Write ``root/name.json`` and ``root/name/*.png``; returns (json path, png folder)."""
+    """Write ``root/name.json`` and ``root/name/*.png``; returns (json path, png folder).  The images are written
+    as they are, two segments of one stuff class included (:func:`random_image`'s test cases hold some)."""
     png_dir = root / name
     png_dir.mkdir(parents=True, exist_ok=True)
     anns, imgs = [], []

@@ -65,6 +65,9 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     gt_data = read_json(gt_json, "ground-truth JSON", scan=True if packed else None)
     cats = parse_categories(gt_data, gt_json)
     gt = parse_annotations(gt_data, gt_json, gt=True)
+    from panbench.pq.stuff_rule import note_ground_truth
+
+    note_ground_truth(gt_json, gt_data)  # two segments of one stuff category, for `score`'s warning
     pred = parse_annotations(read_json(pred_json, "prediction JSON", scan=False if packed else None), pred_json,
                              gt=False)
     pairs = []

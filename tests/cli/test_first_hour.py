@@ -39,13 +39,16 @@ def test_doctors_demo_suggestion_is_a_command_that_runs(tmp_path) -> None:
 def test_data_demo_says_when_the_set_was_already_there(tmp_path, capsys) -> None:
     root = tmp_path / "demo"
     root.mkdir()
-    (root / ".panbench-demo").write_text("0")  # the stamp of a set generated with seed 0: nothing is written
     from unittest import mock
+
+    from panbench.data.demo import stamp_text
+
+    (root / ".panbench-demo").write_text(stamp_text(0))  # the stamp of a set generated with seed 0: nothing is written
 
     with mock.patch("panbench.data.datasets.load_dataset") as load, \
             mock.patch("panbench.data.demo.tree_digest", return_value="0" * 64):
         load.return_value.samples = [object()] * 60
-        load.return_value.fingerprint.return_value = "e767dc51" * 8
+        load.return_value.fingerprint.return_value = "4237f2e7" * 8
         assert main(["data", "demo", "--root", str(root)]) == 0
     out = capsys.readouterr().out
     assert "already there" in out and "--force" in out, out

@@ -10,19 +10,31 @@ import pytest
 
 from panbench import REPO_ROOT
 from panbench.cli import main
+from panbench.data import demo
 from panbench.data.demo import DEMO_CATEGORIES, make_demo, tree_digest
+from panbench.errors import InputError
 
 # PQ of each committed demo model on the demo val split, +-0.5: measured by `panbench eval --model all
-# --dataset demo` on the val set `panbench data demo` generates (at most one crowd segment per category; not retrained)
-PINNED_PQ = {"demo-mask2former": 70.712, "demo-maskformer": 64.921, "demo-panoptic-fpn": 76.378}
+# --dataset demo` on the val set `panbench data demo` generates (at most one crowd segment per category, one segment
+# per stuff category and image; not retrained)
+PINNED_PQ = {"demo-mask2former": 78.084, "demo-maskformer": 72.293, "demo-panoptic-fpn": 83.552}
+# sha256 of each split's JPEGs (sorted names and bytes): the images the demo models were trained and measured on
+JPEGS = {"train2017": "b6de0cd8dd83c3b7917384c4c9d47e12a373864643eb5ed233bac75c852e3336",
+         "val2017": "f28e64b617beeb6cd5eca74e566ccaf70989e280b901b377c9728f648652958b"}
 
 
 def test_generated_dataset_is_identical_across_runs(tmp_path: Path) -> None:
     a, b = make_demo(tmp_path / "a"), make_demo(tmp_path / "b")
     assert tree_digest(a) == tree_digest(b)
     js = (a / "annotations" / "panoptic_val2017.json").read_bytes()
-    # at most one crowd segment per category and image
-    assert hashlib.sha256(js).hexdigest()[:16] == "2e1aa0aa7efaa188"
+    # at most one crowd segment per category and image, one segment per stuff category and image
+    assert hashlib.sha256(js).hexdigest()[:16] == "7b8261ef6a3cb561"
+    for split, digest in JPEGS.items():
+        h = hashlib.sha256()
+        for p in sorted((a / split).glob("*.jpg")):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+        assert h.hexdigest() == digest, split
 
 
 def test_dataset_has_coco_layout_and_properties(tmp_path: Path) -> None:
@@ -121,5 +133,19 @@ def test_a_second_maker_waits_for_the_first_and_finds_the_set_made(tmp_path) -> 
         assert second.is_alive() and not root.exists()  # waiting, nothing written beside the first
         fcntl.flock(held, fcntl.LOCK_UN)
     second.join(60)
-    assert (root / ".panbench-demo").read_text() == "0"
+    assert (root / ".panbench-demo").read_text() == demo.stamp_text(0)
     assert tree_digest(root) == tree_digest(make_demo(tmp_path / "alone"))
+
+
+def test_a_set_another_generator_version_stamped_is_written_again(tmp_path, monkeypatch) -> None:
+    """A set of the same seed written by an earlier version (its stamp the seed alone) holds that version's files:
+    it is written again, without --force; one of another seed still needs --force."""
+    monkeypatch.setattr(demo, "SPLITS", {"val2017": (1, 2)})
+    root = make_demo(tmp_path / "d")
+    made = tree_digest(root)
+    next((root / "annotations" / "panoptic_val2017").glob("*.png")).write_bytes(b"an earlier version's file")
+    (root / ".panbench-demo").write_text("0")
+    assert tree_digest(make_demo(root)) == made and (root / ".panbench-demo").read_text() == demo.stamp_text(0)
+    (root / ".panbench-demo").write_text("4")
+    with pytest.raises(InputError, match="generated with seed 4, not 0; pass --force"):
+        make_demo(root)

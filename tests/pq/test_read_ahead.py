@@ -111,7 +111,7 @@ def test_a_fifo_given_as_a_json_is_refused_at_once_not_waited_for(tmp_path: Path
                                                                  scan=True).value))
     t.start()
     t.join(timeout=20)
-    assert not t.is_alive() and "gt.json: ground-truth JSON not found" in str(got[0])
+    assert not t.is_alive() and "gt.json: ground-truth JSON is not a regular file (a pipe or socket)" in str(got[0])
     ahead._AHEAD.clear()
     job = ahead._Ahead(str(fifo), True)  # its thread opens the FIFO without waiting for a writer
     job.thread.join(timeout=20)

@@ -1,6 +1,5 @@
-"""``eval --save-predictions DIR``: a model's predictions in the COCO panoptic format, as panopticapi,
-``panbench score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``, detectron2's
-inference output).
+"""``eval --save-predictions DIR``: a model's predictions in the COCO panoptic format, as panopticapi, ``panbench
+score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``, detectron2's inference output).
 
 For one model on a dataset whose annotation file is ``<stem>.json`` (``panoptic_val2017``, or
 ``panoptic_test-dev2017`` for test-dev's image info), DIR gets, named as COCO's upload page asks::
@@ -9,20 +8,16 @@ For one model on a dataset whose annotation file is ``<stem>.json`` (``panoptic_
                                       area, bbox), categories of the dataset
     <prefix>_<model>_results/*.png    one id map per image (R + 256 G + 256^2 B), named after the image
 
-Every process (forked CPU processes, torchrun ranks) writes the PNGs of its images and appends their
-``segments_info`` to its own part file under ``DIR/.panbench/<name>/``; rank 0 assembles the JSON once
-every image is there, and refuses to write one that lacks an image.  Until then the part files stay: a
-resumed run re-runs only the images whose prediction is not saved yet (an image whose statistics come
-from the resume cache but whose PNG is missing is run again), and ``key.json`` beside them names the
-run (the resume cache's key), so that predictions of another run are never mixed in.  Once the JSON is
-written the staging folder is removed (``DIR/.panbench`` too when nothing else is in it); a rerun of
-the same run reads the saved predictions from the JSON (its ``info.run_key`` names the run).
+Every process (forked CPU processes, torchrun ranks) writes the PNGs of its images and appends their ``segments_info``
+to its own part file under ``DIR/.panbench/<name>/``; rank 0 assembles the JSON once every image is there, and refuses
+to write one that lacks an image. Until then the part files stay: a resumed run re-runs only the images whose
+prediction (PNG) is not saved yet, and ``key.json`` beside them names the run (the resume cache's key), so that
+predictions of another run are never mixed in. Once the JSON is written the staging folder is removed
+(``DIR/.panbench`` too when nothing else is in it); a rerun of the same run reads the JSON (``info.run_key``).
 
-A run holds ``DIR/.panbench/<name>.lock`` (an exclusive ``flock``, taken by rank 0 as eval starts, before any model loads, and
-kept until the JSON is written, or until the process ends) while it saves: a second run saving the same
-predictions into DIR at the same time is refused in one line (:meth:`PredictionWriter.claim`); runs of other
-models, whose files have other names, share DIR freely.  The processes forked for ``--cpu-procs`` inherit the
-lock with its file; torchrun's other ranks take none.
+While it saves, a run holds ``DIR/.panbench/<name>.lock`` (a ``flock`` rank 0 takes as eval starts, kept until
+the JSON is written or the process ends; the forked CPU processes inherit it): a second run saving the same
+predictions into DIR then is refused in one line (:meth:`PredictionWriter.claim`); other models share DIR.
 
 :func:`prediction_writer` makes a run's writer, its folders made and checked once per node (and, under torchrun,
 seen by every rank); :func:`predictions_info` is the ``info`` block of its JSON, and :func:`unsaved_error` the
@@ -120,11 +115,9 @@ class PredictionWriter:
         return Path(sample.image_path.name).with_suffix(".png").name
 
     def claim(self) -> bool:
-        """Take :attr:`lock_file` (an exclusive ``flock``, non-blocking) for this run: False when another process
-        holds it (another run saves the same predictions into DIR now).  Held until :meth:`release`, or until
-        the process and the processes forked from it end (the kernel releases a ``flock`` then, after a kill too);
-        taken again by this process, it is held already.  On a file system without locks it is not held, and
-        the run goes on."""
+        """Take :attr:`lock_file` (an exclusive ``flock``, non-blocking): False when another run holds it.  Held
+        until :meth:`release` or the end of this process and those forked from it (after a kill too); this process
+        takes it once.  Not held on a file system without locks, where the run goes on."""
         if self.lock_file in _HELD:
             return True
         self.lock_file.parent.mkdir(parents=True, exist_ok=True)
@@ -291,10 +284,9 @@ class PredictionWriter:
 
 def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
                       key: str) -> PredictionWriter | None:
-    """The writer of ``--save-predictions`` (None without it), claimed by rank 0 (:meth:`PredictionWriter.claim`:
-    every rank stops in one line when another run saves the same predictions into the folder now), its folders
-    made and checked once per node; its ``saved`` set holds the images whose prediction an earlier run of the
-    same key saved."""
+    """The writer of ``--save-predictions`` (None without it), claimed by rank 0 (every rank stops in one line
+    when another run holds it), its folders made and checked once per node; its ``saved`` set holds the images
+    whose prediction an earlier run of the same key saved."""
     if opts.save_predictions is None:
         return None
     writer = _writer(spec.name, dataset, opts.save_predictions, key)
@@ -309,16 +301,15 @@ def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptio
 
 
 def _writer(model: str, dataset: PanopticDataset, root: Path, key: str) -> PredictionWriter:
+    c = dataset.categories  # the JSON's categories
+    cats = [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(c.ids, c.names, c.isthing)]
     prefix = getattr(dataset, "prefix", None) or dataset.ann_file.stem  # panoptic_val2017, panoptic_test-dev2017
-    cats = [{"id": c, "name": n, "isthing": int(t)}
-            for c, n, t in zip(dataset.categories.ids, dataset.categories.names, dataset.categories.isthing)]
     return PredictionWriter(root, prefix, model, key, dataset.samples, cats)
 
 
 def claim_up_front(models: list[str], dataset: PanopticDataset, root: Path) -> None:
-    """At the start of ``eval --save-predictions``, before any model loads: the lock of each model's predictions
-    taken by rank 0 of the job (:meth:`PredictionWriter.claim`; the run's writer finds it held), or the run
-    refused in one line when another run saves the same predictions into ``root`` now."""
+    """As ``eval --save-predictions`` starts: each model's lock taken by rank 0 (:meth:`PredictionWriter.claim`),
+    or the run refused in one line when another run saves the same predictions into ``root`` now."""
     if os.environ.get("RANK", "0") != "0":
         return
     for model in models:
