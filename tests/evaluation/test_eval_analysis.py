@@ -15,6 +15,7 @@ import pytest
 from helpers import analysis_fields, free_port
 
 from panbench import REPO_ROOT
+from panbench.cli import main
 
 pytestmark = pytest.mark.slow
 PY = sys.executable
@@ -53,9 +54,13 @@ def same_run(a: Path, b: Path) -> None:
 
 @pytest.fixture(scope="module")
 def one_process(demo_root, tmp_path_factory) -> Path:
+    """The reference run, in this process, its predicted maps captured (:class:`_Capture`)."""
+    from panbench.evaluation import run as run_mod
+
     results = tmp_path_factory.mktemp("one")
-    r = run(eval_args(demo_root, results, "--no-resume", "--cpu-procs", "1", "--cache-every", "2"))
-    assert r.returncode == 0, r.stderr
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(run_mod, "ImageSink", _Capture.make(run_mod.ImageSink))
+        assert main(eval_args(demo_root, results, "--no-resume", "--cpu-procs", "1", "--cache-every", "2")) == 0
     return results
 
 
@@ -73,16 +78,11 @@ class _Capture:
         return Capturing
 
 
-def test_record_equals_score_of_the_same_maps(demo_root, tmp_path, monkeypatch, capsys) -> None:
-    from panbench.cli import main
+def test_record_equals_score_of_the_same_maps(one_process, demo_root, tmp_path, capsys) -> None:
     from panbench.data.synth import write_png
-    from panbench.evaluation import run as run_mod
 
-    monkeypatch.setattr(run_mod, "ImageSink", _Capture.make(run_mod.ImageSink))
-    results = tmp_path / "res"
-    assert main(eval_args(demo_root, results, "--no-resume", "--cpu-procs", "1")) == 0
     capsys.readouterr()
-    rec = record(results)
+    rec = record(one_process)
     assert rec["schema"] == 2 and set(FIELDS) <= set(rec) and rec["analysis_file"].endswith(".analysis.npz")
     # the same maps, written as COCO panoptic predictions, through `panbench score`
     gt = json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
@@ -115,23 +115,26 @@ def test_forked_cpu_processes_give_the_same_analyses(one_process, demo_root, tmp
     same_run(tmp_path, one_process)
 
 
-def test_a_resumed_run_gives_the_same_analyses(one_process, demo_root, tmp_path) -> None:
+def test_a_resumed_run_gives_the_same_analyses(one_process, demo_root, tmp_path, capsys) -> None:
     shutil.copytree(one_process / "cache", tmp_path / "cache")
     chunks = sorted((tmp_path / "cache").glob("*/chunk-*.npz"))
     assert len(chunks) == LIMIT // 2
     for c in chunks[1::2]:  # every other chunk of two images is scored again
         c.unlink()
     kept = 2 * len(chunks[::2])
-    r = run(eval_args(demo_root, tmp_path, "--cpu-procs", "1"))
-    assert r.returncode == 0 and f"{kept} of {LIMIT} images already scored" in r.stderr, r.stderr
+    capsys.readouterr()
+    assert main(eval_args(demo_root, tmp_path, "--cpu-procs", "1")) == 0
+    err = capsys.readouterr().err
+    assert f"{kept} of {LIMIT} images already scored" in err, err
     same_run(tmp_path, one_process)
 
 
-def test_boundary_is_part_of_the_cache_key(one_process, demo_root, tmp_path) -> None:
+def test_boundary_is_part_of_the_cache_key(one_process, demo_root, tmp_path, capsys) -> None:
     shutil.copytree(one_process / "cache", tmp_path / "cache")
     args = [a for a in eval_args(demo_root, tmp_path, "--cpu-procs", "1") if a != "--boundary"]
-    r = run(args)
-    assert r.returncode == 0 and "resuming" not in r.stderr, r.stderr
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "resuming" not in capsys.readouterr().err
     rec = record(tmp_path)
     assert "boundary" not in rec and rec["metrics"] == record(one_process)["metrics"]
     assert rec["ci"] == record(one_process)["ci"]
