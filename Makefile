@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PANBENCH := $(VENV)/bin/panbench
 
-.PHONY: setup setup-mmcv setup-vision demo test test-vision lint bench-pq clean
+.PHONY: setup setup-mmcv setup-vision demo test test-system test-vision lint bench-pq clean
 
 # mmcv-lite and panbench's own mmcv ops: nothing compiled but panbench's C (docs/setup.md)
 setup:
@@ -23,9 +23,15 @@ demo: setup
 	$(PANBENCH) data demo
 	$(PANBENCH) eval --model all --dataset demo
 
-# one process: a worker per core (pytest-xdist, `-n auto --dist loadgroup`) gave no clear gain on 2 cores (docs/testing.md)
+# what a change to the package can break: every test not marked `system`; one process: a worker per core
+# (pytest-xdist, `-n auto --dist loadgroup`) gave no clear gain on 2 cores (docs/testing.md)
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not system" tests
+
+# what tests the machine: the tests marked `system` (the set-up run for real, the wheel in a fresh venv, the notebook
+# in a kernel, sweeps on the one-node Slurm cluster); with `make test`, every test once (docs/testing.md#two-targets)
+test-system: setup
+	$(PY) -m pytest -q -m system tests
 
 # the tests marked `torchvision` in .venv-vision; there none may skip (tests/conftest.py)
 test-vision: setup-vision

@@ -1,6 +1,8 @@
 """The Colab notebook runs headless (nbclient) with the demo dataset on CPU; a model that fails does
 not stop the others.  Its set-up cell, run by a Python that has torch installed beforehand (as Colab's
-does), installs panbench with pip and keeps that torch; with the placeholder REPO_URL it stops in one line."""
+does), installs panbench with pip and keeps that torch; with the placeholder REPO_URL it stops in one line.
+The run in a kernel and the stand-in for Colab's Python are marked ``system`` (``make test-system``), the single
+cells are not."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from panbench import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.system
 def test_notebook_executes_on_the_demo_dataset(tmp_path: Path) -> None:
     nb = nbformat.read(REPO_ROOT / "notebooks" / "panbench_colab.ipynb", as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
@@ -84,6 +87,7 @@ def test_notebook_setup_stops_in_one_line_while_repo_url_is_the_placeholder(tmp_
     assert not (tmp_path / "panbench").exists()
 
 
+@pytest.mark.system
 def test_notebook_setup_cell_keeps_the_preinstalled_torch(tmp_path: Path) -> None:
     python = _colab_python(tmp_path / "colab")
     before = _torch_of(python)

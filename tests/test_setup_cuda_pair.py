@@ -16,7 +16,7 @@ import pytest
 
 from panbench import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.system]
 
 PAIR = ("torch==2.13.0", "torchvision==0.28.0")  # what scripts/setup.sh step 2 falls back to from PyPI
 VENV = Path(os.environ.get("PANBENCH_CACHE", Path.home() / ".cache" / "panbench")) / "cuda-pair-venv"

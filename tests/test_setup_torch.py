@@ -106,6 +106,7 @@ def _system_python_with_torch(root: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_setup_keeps_a_torch_installed_beforehand(tmp_path: Path) -> None:
     import torch
 

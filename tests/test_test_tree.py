@@ -1,11 +1,22 @@
-"""The test folders have no __init__.py, so pytest imports each test module (and each conftest.py) by its bare
-file name: two files of one name in different folders shadow each other (a collection error, or a
-``from conftest import ...`` that reads the wrong file)."""
+"""The test tree.
+
+- The test folders have no __init__.py, so pytest imports each test module (and each conftest.py) by its bare
+  file name: two files of one name in different folders shadow each other (a collection error, or a
+  ``from conftest import ...`` that reads the wrong file).
+- The Makefile's two targets split it: ``make test`` runs every test not marked ``system``, ``make test-system``
+  those marked, so each collected test runs in exactly one of them; the system tests' files are those that
+  docs/testing.md lists, every test on the Slurm cluster is one, and none is in the torchvision tier."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 
@@ -13,3 +24,79 @@ TESTS = Path(__file__).resolve().parent
 def test_no_two_test_files_share_a_name() -> None:
     names = Counter(p.name for p in TESTS.rglob("*.py") if "fixtures" not in p.parts)
     assert sorted(n for n, k in names.items() if k > 1) == []
+
+
+# ---- the two targets: `make test` (the package) and `make test-system` (the machine; marker `system`) ----
+
+ROOT = TESTS.parent
+
+# one collection of every test (no -m) in a child pytest: each test's node id, marker names and fixture names
+COLLECT = """
+import json, sys
+import pytest
+
+class Record:
+    def pytest_collection_finish(self, session):
+        rows = [{"id": i.nodeid, "marks": sorted({m.name for m in i.iter_markers()}),
+                 "fixtures": sorted(getattr(i, "fixturenames", ()))} for i in session.items]
+        with open(sys.argv[1], "w") as f:
+            json.dump(rows, f)
+
+sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "tests"], plugins=[Record()]))
+"""
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("collect") / "tests.json"
+    r = subprocess.run([sys.executable, "-c", COLLECT, str(out)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def make_targets() -> dict[str, str]:
+    """The ``-m`` expression of each Makefile target that runs pytest over tests/ (test, test-system, test-vision)."""
+    text = (ROOT / "Makefile").read_text()
+    return {m[1]: m[2] or m[3] for m in
+            re.finditer(r'^([\w-]+):.*\n\t.*-m pytest -q -m (?:"([^"]+)"|(\w+)) tests$', text, re.M)}
+
+
+def selects(expression: str, marks: list[str]) -> bool:
+    """Whether ``pytest -m EXPRESSION`` runs a test with these markers (pytest's own parser of -m)."""
+    from _pytest.mark.expression import Expression
+
+    return Expression.compile(expression).evaluate(lambda name, **kwargs: name in marks)
+
+
+@pytest.mark.slow
+def test_make_test_and_make_test_system_together_run_every_test_once(collected) -> None:
+    targets = make_targets()
+    assert {"test", "test-system", "test-vision"} <= set(targets), targets
+    runs = {t["id"]: [k for k in ("test", "test-system") if selects(targets[k], t["marks"])] for t in collected}
+    assert [i for i, k in runs.items() if len(k) != 1] == []  # none lost, none run twice
+    assert sum(k == ["test-system"] for k in runs.values()) > 0 and sum(k == ["test"] for k in runs.values()) > 0
+
+
+@pytest.mark.slow
+def test_the_system_target_holds_the_files_docs_testing_md_lists(collected) -> None:
+    row = next(line for line in (ROOT / "docs" / "testing.md").read_text().splitlines()
+               if line.startswith("| `make test-system`"))
+    listed = set(re.findall(r"`(tests/[\w/]+\.py)`", row))
+    system = make_targets()["test-system"]
+    marked = {t["id"].split("::")[0] for t in collected if selects(system, t["marks"])}
+    assert sorted(marked - listed) == [] and sorted(listed - marked) == []
+
+
+@pytest.mark.slow
+def test_the_slurm_tests_are_system_tests_and_the_torchvision_tier_holds_none(collected) -> None:
+    assert [t["id"] for t in collected if "slurm" in t["fixtures"] and "system" not in t["marks"]] == []
+    # the torchvision modules skip as a whole in .venv (not collected here): their marks are read from the source
+    both = [p.name for p in TESTS.rglob("test_*.py")
+            if applies_mark(text := p.read_text(), "torchvision") and applies_mark(text, "system")]
+    assert both == []  # make test-vision runs `-m torchvision` in .venv-vision: no set-up or Slurm test there
+
+
+def applies_mark(source: str, name: str) -> bool:
+    """Whether a test module applies ``pytest.mark.<name>``: a decorator or its ``pytestmark``."""
+    return re.search(rf"^\s*(?:@|pytestmark\s*=.*)pytest\.mark\.{name}\b", source, re.M) is not None

@@ -97,6 +97,7 @@ def test_two_ranks_under_the_slurm_launcher_write_torchrun_s_record(demo_root, t
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_srun_two_tasks_write_torchrun_s_record(slurm, demo_root, tmp_path) -> None:  # noqa: F811
     ref = subprocess.run([str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(free_port()),
                           "-m", "panbench", *_eval_args(tmp_path / "torchrun")], capture_output=True, text=True,

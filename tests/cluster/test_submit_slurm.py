@@ -22,6 +22,8 @@ from panbench import REPO_ROOT
 from panbench.cluster.slurm import cell_states
 from panbench.cluster.sweep import Manifest, manifests
 
+pytestmark = pytest.mark.system  # every test here runs jobs on the one-node Slurm cluster
+
 PY = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 JOB = ["--workers", "0", "--cpu-procs", "1", "--cpus-per-job", "1", "--mem", "3G", "--time", "15"]
