@@ -128,10 +128,11 @@ def test_a_score_refused_before_it_reads_its_jsons_leaves_nothing_read_ahead(tmp
     assert "--pred-json" in capsys.readouterr().err and ahead._AHEAD == {}
 
 
-def test_score_reads_each_json_once_through_the_read_ahead(tmp_path: Path, opened: list[str], capsys) -> None:
+def test_score_reads_each_json_once_through_the_read_ahead(tmp_path: Path, opened: list[str], coco_sample,
+                                                           capsys) -> None:
     from panbench.cli import main
 
-    root = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-panoptic-val2017-sample" / "annotations"
+    root = coco_sample / "annotations"
     gt, pred = root / "panoptic_val2017.json", tmp_path / "pred.json"
     pred.write_bytes(gt.read_bytes())
     assert main(["score", "--gt-json", str(gt), "--gt-dir", str(root / "panoptic_val2017"), "--pred-json", str(pred),
