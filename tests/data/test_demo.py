@@ -23,9 +23,39 @@ JPEGS = {"train2017": "b6de0cd8dd83c3b7917384c4c9d47e12a373864643eb5ed233bac75c8
          "val2017": "f28e64b617beeb6cd5eca74e566ccaf70989e280b901b377c9728f648652958b"}
 
 
-def test_generated_dataset_is_identical_across_runs(tmp_path: Path) -> None:
-    a, b = make_demo(tmp_path / "a"), make_demo(tmp_path / "b")
-    assert tree_digest(a) == tree_digest(b)
+# a few images per split, for the tests about when a set is written rather than what it holds
+SMALL = {"train2017": (0, 2), "val2017": (1, 3)}
+
+
+@pytest.fixture(scope="module")
+def demo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The full demo set (seed 0), generated once for the module's tests that read it; its files are read-only."""
+    root = make_demo(tmp_path_factory.mktemp("demo") / "d")
+    for p in root.rglob("*"):
+        if p.is_file():
+            p.chmod(0o444)
+    return root
+
+
+def split_digest(root: Path, split: str) -> str:
+    """sha256 over one split's files: its images, its panoptic PNGs and its JSON (paths and bytes)."""
+    h = hashlib.sha256()
+    ann = root / "annotations"
+    files = [*(root / split).rglob("*"), *(ann / f"panoptic_{split}").rglob("*"), ann / f"panoptic_{split}.json"]
+    for p in sorted(files):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_generated_dataset_is_identical_across_runs(demo_set: Path, tmp_path: Path, monkeypatch) -> None:
+    """A second generation gives the same files. Each split is drawn from its own seed (seed * 100 + the split's
+    offset), so the second generation makes the val split alone (no train images: the val ids stay those of the
+    second split); the pinned digests below tie both splits' images, and the val JSON, to every earlier run."""
+    a = demo_set
+    monkeypatch.setattr(demo, "SPLITS", {"train2017": (0, 0), "val2017": demo.SPLITS["val2017"]})
+    b = make_demo(tmp_path / "b")
+    assert split_digest(a, "val2017") == split_digest(b, "val2017")
     js = (a / "annotations" / "panoptic_val2017.json").read_bytes()
     # at most one crowd segment per category and image, one segment per stuff category and image
     assert hashlib.sha256(js).hexdigest()[:16] == "7b8261ef6a3cb561"
@@ -37,8 +67,8 @@ def test_generated_dataset_is_identical_across_runs(tmp_path: Path) -> None:
         assert h.hexdigest() == digest, split
 
 
-def test_dataset_has_coco_layout_and_properties(tmp_path: Path) -> None:
-    root = make_demo(tmp_path / "d")
+def test_dataset_has_coco_layout_and_properties(demo_set: Path) -> None:
+    root = demo_set
     for split in ("train2017", "val2017"):
         data = json.loads((root / "annotations" / f"panoptic_{split}.json").read_text())
         assert (root / split).is_dir() and (root / "annotations" / f"panoptic_{split}").is_dir()
@@ -54,10 +84,10 @@ def test_dataset_has_coco_layout_and_properties(tmp_path: Path) -> None:
     assert crowd > 0
 
 
-def test_at_most_one_crowd_segment_per_category_and_image(tmp_path: Path, capsys) -> None:
+def test_at_most_one_crowd_segment_per_category_and_image(demo_set: Path, capsys) -> None:
     """panopticapi keeps one crowd region per category and image: the ground truth scored against
     itself must give PQ 100 (it gave 99.575 with two crowd segments of a category in one image)."""
-    root = make_demo(tmp_path / "d")
+    root = demo_set
     ann = root / "annotations"
     for split in ("train2017", "val2017"):
         data = json.loads((ann / f"panoptic_{split}.json").read_text())
@@ -69,7 +99,8 @@ def test_at_most_one_crowd_segment_per_category_and_image(tmp_path: Path, capsys
     assert json.loads(capsys.readouterr().out)["PQ"] == 100.0
 
 
-def test_regenerating_with_another_seed_needs_force(tmp_path: Path, capsys) -> None:
+def test_regenerating_with_another_seed_needs_force(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(demo, "SPLITS", SMALL)
     root = tmp_path / "d"
     assert main(["data", "demo", "--root", str(root)]) == 0
     before = tree_digest(root)
@@ -119,10 +150,12 @@ def test_each_demo_config_takes_the_demo_dataset_from_the_shared_base(name: str)
     assert cfg.model.panoptic_fusion_head.num_things_classes == 4
 
 
-def test_a_second_maker_waits_for_the_first_and_finds_the_set_made(tmp_path) -> None:
+def test_a_second_maker_waits_for_the_first_and_finds_the_set_made(tmp_path, monkeypatch) -> None:
     """Parallel test workers (pytest -n) and two `panbench data demo` at once: one writes, the other waits."""
     import fcntl
     import threading
+
+    monkeypatch.setattr(demo, "SPLITS", SMALL)
 
     root = tmp_path / "demo"
     with open(tmp_path / ".demo.lock", "a") as held:  # the first maker, mid-write
