@@ -32,10 +32,10 @@ def test_unbalanced_brackets_are_one_line_exit_2(value, tmp_path, capsys) -> Non
 
 
 def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root, tmp_path, capsys) -> None:
-    res = tmp_path / "res"
-    plain = eval_demo_record(demo_root, res)
+    res, two = tmp_path / "res", ("--limit", "2")  # two images show the change of segments
+    plain = eval_demo_record(demo_root, res, *two)
     capsys.readouterr()
-    strict = eval_demo_record(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
+    strict = eval_demo_record(demo_root, res, *two, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
     assert "demo-mask2former [default] (model.test_cfg.object_mask_thr=0.99) on demo" in capsys.readouterr().out
     assert len(list((res / "cache").iterdir())) == 2  # another cache: nothing resumed from the plain run
     assert strict["timings"]["resumed_images"] == 0
@@ -44,10 +44,10 @@ def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root,
     assert json.loads(strict["provenance"]["config"])["model"]["test_cfg"]["object_mask_thr"] == 0.99
     assert strict["provenance"]["config_sha256_16"] != plain["provenance"]["config_sha256_16"]
     assert strict["metrics"] != plain["metrics"]  # fewer queries kept: other segments
-    loose = eval_demo_record(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.5")
+    loose = eval_demo_record(demo_root, res, *two, "--cfg-options", "model.test_cfg.object_mask_thr=0.5")
     assert len(list((res / "cache").iterdir())) == 3 and loose["metrics"] != strict["metrics"]
-    again = eval_demo_record(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
-    assert again["timings"]["resumed_images"] == 4 and again["metrics"] == strict["metrics"]  # same key: resumed
+    again = eval_demo_record(demo_root, res, *two, "--cfg-options", "model.test_cfg.object_mask_thr=0.99")
+    assert again["timings"]["resumed_images"] == 2 and again["metrics"] == strict["metrics"]  # same key: resumed
 
 
 def test_an_override_that_breaks_the_model_is_refused_in_one_line(demo_root, tmp_path, capsys) -> None:

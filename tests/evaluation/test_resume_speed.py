@@ -29,10 +29,25 @@ def _run(demo_root: Path, results: Path, limit: int, capsys) -> tuple[dict, dict
                "--results", str(results), "--limit", str(limit), "--workers", "0", "--cpu-procs", "1",
                "--warmup", "1", "--no-progress"])
     assert rc == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out if capsys is not None else ""
     rows = list(csv.DictReader(open(results / "runs.csv")))
     rec = load_record(results / rows[-1]["record"])
     return rec, rows[-1], out
+
+
+@pytest.fixture(scope="module")
+def first_11(demo_root, tmp_path_factory) -> tuple[Path, dict, dict]:
+    """A fresh run of 11 images (1 warm-up, 10 timed: MIN_TIMED_IMAGES): its results folder, record and
+    runs.csv row. Tests take a copy of the folder."""
+    results = tmp_path_factory.mktemp("first11") / "results"
+    rec, row, _ = _run(demo_root, results, 11, None)
+    return results, rec, row
+
+
+def _copy(first_11: tuple[Path, dict, dict], tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(first_11[0], tmp_path / "results"))
 
 
 def _table(results: Path, capsys) -> str:
@@ -40,9 +55,9 @@ def _table(results: Path, capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_a_resumed_run_reports_the_speed_stored_with_the_cache(demo_root, tmp_path, capsys) -> None:
-    results = tmp_path / "results"
-    first, row1, _ = _run(demo_root, results, 11, capsys)  # 10 timed: MIN_TIMED_IMAGES
+def test_a_resumed_run_reports_the_speed_stored_with_the_cache(demo_root, first_11, tmp_path, capsys) -> None:
+    results = _copy(first_11, tmp_path)
+    _, first, row1 = first_11
     t1 = first["timings"]
     assert t1["timed_images"] == 10 and t1["images_per_s"] > 0 and t1["resumed_images"] == 0
     assert float(row1["images_per_s"]) == pytest.approx(t1["images_per_s"], rel=1e-3)
@@ -110,9 +125,8 @@ def test_a_cache_of_an_older_format_is_refused_in_one_line(demo_root, tmp_path, 
     assert second["timings"]["resumed_images"] == 0 and second["metrics"] == first["metrics"]
 
 
-def test_no_stored_speed_means_no_speed_anywhere(demo_root, tmp_path, capsys) -> None:
-    results = tmp_path / "results"
-    _run(demo_root, results, 11, capsys)
+def test_no_stored_speed_means_no_speed_anywhere(demo_root, first_11, tmp_path, capsys) -> None:
+    results = _copy(first_11, tmp_path)
     for f in (results / "cache").rglob("timing-*.json"):  # a cache written before speeds were stored
         f.unlink()
     rec, row, out = _run(demo_root, results, 11, capsys)
