@@ -19,13 +19,19 @@ rename to ``<name>-<first 8 hex of the file's sha256>.pth``; zoo names are ``<co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import json
 import socket
 import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 from panbench.data.synth import PanopticImage, coco_like_categories
@@ -251,3 +257,146 @@ def analysis_fields(boundary: bool = False) -> tuple[str, ...]:
     from panbench.analyses import ANALYSES
 
     return tuple(f for a in ANALYSES if boundary or a.key != "boundary" for f in a.fields)
+
+
+# Artefacts built once per pytest run: the full-size zoo checkpoints, a 2-image COCO set, the zoo architectures'
+# eval on it. Plain functions of the test's ``request``, not conftest fixtures: a second conftest.py would shadow
+# tests/conftest.py (tests/test_test_tree.py).
+
+T = TypeVar("T")
+_ONCE_PER_RUN: pytest.StashKey[dict[Hashable, Any]] = pytest.StashKey()
+
+
+def once_per_run(request: pytest.FixtureRequest, key: Hashable, build: Callable[[Path], T]) -> T:
+    """``build(folder)`` on the first call with ``key`` in this pytest run (``folder``: a new folder of the run's
+    temporary directory), the same object on every later call of the run; each run builds its own (the memo is in
+    the run's ``config.stash``, never on disk), so nothing an earlier run wrote is read."""
+    memo = request.config.stash.setdefault(_ONCE_PER_RUN, {})
+    if key not in memo:
+        folder = request.getfixturevalue("tmp_path_factory").mktemp("once")
+        memo[key] = build(folder)
+    return memo[key]
+
+
+def zoo_checkpoint(request: pytest.FixtureRequest, model: str, dataset: str = "coco") -> Path:
+    """``model``'s random weights (seed 0) in the layout of its zoo file (:func:`save_zoo_style_checkpoint`), written
+    once per pytest run and shared by its tests. The file is read-only: a test that needs it changed changes a
+    copy."""
+    from panbench.models.registry import resolve
+
+    spec = resolve(model, dataset=dataset)[0]
+
+    def build(folder: Path) -> Path:
+        path = save_zoo_style_checkpoint(spec, folder)
+        path.chmod(0o444)
+        return path
+
+    return once_per_run(request, ("zoo checkpoint", spec.name), build)
+
+
+PAIR_IDS = (1_142_238, 2_142_238)  # a crop of COCO val image 142238, and that crop mirrored
+PAIR_CROP = (100, 0, 540, 427)  # the crop's box in the 640x427 image (left, top, right, bottom): 440x427
+
+
+def coco_mirror_pair(request: pytest.FixtureRequest, coco_sample: Path) -> Path:
+    """A COCO panoptic val2017 root of two images of one padded input shape and different content: a 440x427 crop of
+    the COCO sample's image 142238 (:data:`PAIR_CROP`) and its horizontal mirror (:data:`PAIR_IDS`), their ground
+    truth cropped and mirrored with them. The zoo's test pipeline resizes them to 800x824, padded to 800x832: the
+    short side at COCO's 800 with about two thirds of the pixels of the whole image (800x1199), height and width
+    still apart. Built once per pytest run."""
+    from PIL import Image, ImageOps
+
+    from panbench.pq.kernels import rgb2id
+
+    def build(out: Path) -> Path:
+        ann = json.loads((coco_sample / "annotations" / "panoptic_val2017.json").read_text())
+        im = next(i for i in ann["images"] if i["id"] == 142238)
+        a = next(a for a in ann["annotations"] if a["image_id"] == 142238)
+        (out / "val2017").mkdir()
+        (out / "annotations" / "panoptic_val2017").mkdir(parents=True)
+        with Image.open(coco_sample / "val2017" / im["file_name"]) as img:
+            crop = img.convert("RGB").crop(PAIR_CROP)
+        with Image.open(coco_sample / "annotations" / "panoptic_val2017" / a["file_name"]) as png:
+            gt = png.convert("RGB").crop(PAIR_CROP)
+        images, anns = [], []
+        for image_id, pic, pan in ((PAIR_IDS[0], crop, gt), (PAIR_IDS[1], ImageOps.mirror(crop), ImageOps.mirror(gt))):
+            stem = f"{image_id:012d}"
+            pic.save(out / "val2017" / f"{stem}.jpg", quality=95)
+            pan.save(out / "annotations" / "panoptic_val2017" / f"{stem}.png")
+            ids = rgb2id(np.ascontiguousarray(np.asarray(pan)))
+            segments = []
+            for seg in a["segments_info"]:
+                ys, xs = np.nonzero(ids == seg["id"])
+                if len(xs):
+                    segments.append({**seg, "area": len(xs), "bbox": [int(xs.min()), int(ys.min()),
+                                                                      int(xs.max() - xs.min()) + 1,
+                                                                      int(ys.max() - ys.min()) + 1]})
+            images.append({**im, "id": image_id, "file_name": f"{stem}.jpg", "width": pic.width,
+                           "height": pic.height})
+            anns.append({**a, "image_id": image_id, "file_name": f"{stem}.png", "segments_info": segments})
+        (out / "annotations" / "panoptic_val2017.json").write_text(
+            json.dumps({**ann, "images": images, "annotations": anns}))
+        return out
+
+    return once_per_run(request, "coco mirror pair", build)
+
+
+@dataclass
+class EvalRun:
+    """One ``panbench eval`` in this process: its record, its saved predictions and what it printed."""
+
+    record: dict[str, Any]
+    predictions: dict[int, tuple[np.ndarray, list[dict[str, Any]]]]  # image id -> (id map, segments_info)
+    out: str  # its standard output
+    results: Path  # its --results folder
+
+
+def saved_predictions(folder: Path) -> dict[int, tuple[np.ndarray, list[dict[str, Any]]]]:
+    """Each image's prediction saved by ``eval --save-predictions folder``: (id map, segments_info)."""
+    from panbench.pq.png import read_ids
+
+    js = next(p for p in folder.glob("*.json") if not p.name.endswith("_instances.json"))
+    return {a["image_id"]: (read_ids(js.with_suffix("") / a["file_name"], "prediction"), a["segments_info"])
+            for a in json.loads(js.read_text())["annotations"]}
+
+
+def eval_run(model: str, root: Path, dataset: str, folder: Path, *extra: str) -> EvalRun:
+    """``panbench eval`` of ``model`` on ``root`` (no resume, no data-loading workers), results and predictions
+    under ``folder``; it must succeed."""
+    from panbench.cli import main
+
+    res, pred = folder / "results", folder / "predictions"
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        rc = main(["eval", "--model", model, "--dataset", dataset, "--data-root", str(root), "--results", str(res),
+                   "--save-predictions", str(pred), "--no-resume", "--no-progress", "--workers", "0", *extra])
+    assert rc == 0, out.getvalue()[-2000:]
+    rec = json.loads(next((res / "runs").glob("*.json")).read_text())
+    return EvalRun(rec, saved_predictions(pred), out.getvalue(), res)
+
+
+# the zoo architectures' settings in zoo_pair_eval: random weights score every query far below the zoo's thresholds
+# (0.8), so all are kept and segments are predicted; MaskFormer's random queries all predict one stuff class, merged
+# into one segment over the whole image whatever the image shows, so its pixels whose mask is below 0.5 stay void
+# (mmdet's filter_low_score), which the image's content decides
+ZOO_PAIR_SETTINGS = {
+    "panoptic-fpn": (),
+    "maskformer": ("--cfg-options", "model.test_cfg.object_mask_thr=0.0", "model.test_cfg.iou_thr=0.0",
+                   "model.test_cfg.filter_low_score=True"),
+    "mask2former": ("--cfg-options", "model.test_cfg.object_mask_thr=0.0", "model.test_cfg.iou_thr=0.0"),
+}
+
+
+def zoo_pair_eval(request: pytest.FixtureRequest, coco_sample: Path, model: str, folder: Path | None = None,
+                  *extra: str) -> EvalRun:
+    """``panbench eval`` of the zoo architecture ``model`` (``panoptic-fpn``, ``maskformer``, ``mask2former``) with
+    its :func:`zoo_checkpoint` on :func:`coco_mirror_pair`, in one process, with :data:`ZOO_PAIR_SETTINGS`. Without
+    ``folder`` and ``extra``: at batch 1, with eval's FLOPs pass on the first image for PanopticFPN only, run once
+    per pytest run and shared (its tests read it, none changes it); with them: a run of its own in ``folder``
+    (``extra`` after the same arguments)."""
+    args = ["--checkpoint", str(zoo_checkpoint(request, model)), "--cpu-procs", "1", *ZOO_PAIR_SETTINGS[model]]
+    root = coco_mirror_pair(request, coco_sample)
+    if folder is not None:
+        return eval_run(model, root, "coco", folder, *args, *extra)
+    flops = "1" if model == "panoptic-fpn" else "0"
+    return once_per_run(request, ("zoo pair eval", model),
+                        lambda f: eval_run(model, root, "coco", f, *args, "--flops-images", flops))
