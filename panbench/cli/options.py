@@ -8,6 +8,7 @@ bad number into argparse's one-line usage error (exit code 2) before anything ru
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,27 +19,24 @@ from panbench.errors import PanbenchError
 
 def int_in(low: int, high: int | None = None, what: str = "") -> Callable[[str], int]:
     """An argparse ``type``: an integer >= ``low`` (and <= ``high`` where given; ``what``: what it is)."""
-    span = f"in {low}..{high}" if high is not None else f">= {low}"
-
-    def check(text: str) -> int:
-        value = int(text) if text.strip().lstrip("+-").isdigit() else None
-        if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be an integer {span}{what}, got {text}")
-        return value
-    return check
+    return _number_in(int, "an integer", f"in {low}..{high}" if high is not None else f">= {low}", low, high, what)
 
 
 def float_in(low: float, high: float | None = None) -> Callable[[str], float]:
     """An argparse ``type``: a finite number >= ``low`` (and <= ``high`` where given)."""
     span = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+    return _number_in(float, "a number", span, low, high, "")
 
-    def check(text: str) -> float:
+
+def _number_in(kind: Callable[[str], Any], noun: str, span: str, low: float, high: float | None,
+               what: str) -> Callable[[str], Any]:
+    def check(text: str) -> Any:
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            value = float("nan")  # refused below, as nan is
-        if not (low <= value < float("inf") and (high is None or value <= high)):
-            raise argparse.ArgumentTypeError(f"must be a number {span}, got {text}")
+            value = math.nan  # refused below, as nan and infinities are
+        if not (low <= value < math.inf and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"must be {noun} {span}{what}, got {text}")
         return value
     return check
 
