@@ -63,16 +63,21 @@ def _check_every_run_kept(results: Path, n: int) -> None:
     assert len(load_records(results)) == n
 
 
-def test_runs_writing_records_in_the_same_second_each_keep_theirs(tmp_path) -> None:
-    n = 10
+def _at_once(target, results: Path, n: int) -> None:
+    """``target(results, k, barrier)`` in ``n`` forked processes released together by one barrier; each exits 0."""
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(n)
-    procs = [ctx.Process(target=_write_at_once, args=(str(tmp_path), k, barrier)) for k in range(n)]
+    procs = [ctx.Process(target=target, args=(str(results), k, barrier)) for k in range(n)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0] * n
+
+
+def test_runs_writing_records_in_the_same_second_each_keep_theirs(tmp_path) -> None:
+    n = 10
+    _at_once(_write_at_once, tmp_path, n)
     _check_every_run_kept(tmp_path, n)
     workers = {json.loads(p.read_text())["provenance"]["worker"] for p in record_files(tmp_path, "same-system", "coco")}
     assert workers == set(range(n))
@@ -151,14 +156,7 @@ def test_robustness_summaries_and_speed_records_of_one_second_each_keep_their_fi
     """write_new, which writes the robustness summaries and the speed records: 8 writers behind a barrier with one
     date each keep their file; the speed record names the file it was written to."""
     n = 8
-    ctx = mp.get_context("fork")
-    barrier = ctx.Barrier(n)
-    procs = [ctx.Process(target=_summary_at_once, args=(str(tmp_path), k, barrier)) for k in range(n)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0] * n
+    _at_once(_summary_at_once, tmp_path, n)
     files = sorted((tmp_path / "robustness").iterdir())
     assert len(files) == n and {json.loads(p.read_text())["worker"] for p in files} == set(range(n))
 
