@@ -122,9 +122,16 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     return report
 
 
+#: every collected test, kept before ``-m`` and ``-k`` deselect any (tests/test_test_tree.py reads it when the
+#: session collected the whole tree)
+COLLECTED = pytest.StashKey[list[pytest.Item]]()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`) the tests on the one-node Slurm cluster run in
     one worker, one after another, as its single node runs one job of theirs at a time."""
     for item in items:
         if "slurm" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("slurm"))
+    config.stash[COLLECTED] = list(items)

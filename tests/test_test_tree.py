@@ -30,15 +30,22 @@ def test_no_two_test_files_share_a_name() -> None:
 
 ROOT = TESTS.parent
 
-# one collection of every test (no -m) in a child pytest: each test's node id, marker names and fixture names
+def row(item: pytest.Item) -> dict:
+    """A collected test's node id, marker names and fixture names."""
+    return {"id": item.nodeid, "marks": sorted({m.name for m in item.iter_markers()}),
+            "fixtures": sorted(getattr(item, "fixturenames", ()))}
+
+
+# one collection of every test (no -m) in a child pytest
 COLLECT = """
 import json, sys
 import pytest
 
 class Record:
     def pytest_collection_finish(self, session):
-        rows = [{"id": i.nodeid, "marks": sorted({m.name for m in i.iter_markers()}),
-                 "fixtures": sorted(getattr(i, "fixturenames", ()))} for i in session.items]
+        from test_test_tree import row  # importable once pytest has collected tests/
+
+        rows = [row(i) for i in session.items]
         with open(sys.argv[1], "w") as f:
             json.dump(rows, f)
 
@@ -47,7 +54,14 @@ sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "tests"]
 
 
 @pytest.fixture(scope="module")
-def collected(tmp_path_factory) -> list[dict]:
+def collected(request, tmp_path_factory) -> list[dict]:
+    """Every test of the tree: the session's own collection when it collected the whole tree (``make test``
+    does), else a child pytest's."""
+    from conftest import COLLECTED
+
+    config = request.config
+    if [Path(a).resolve() for a in config.args] == [TESTS] and COLLECTED in config.stash:
+        return [row(i) for i in config.stash[COLLECTED]]
     out = tmp_path_factory.mktemp("collect") / "tests.json"
     r = subprocess.run([sys.executable, "-c", COLLECT, str(out)], cwd=ROOT, capture_output=True, text=True,
                        timeout=600)
