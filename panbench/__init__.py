@@ -19,7 +19,7 @@ table "The packages and what each may import" is the rule (``tests/test_architec
 * :mod:`panbench.robustness`: the COCO-C corruptions and the clean/mPC/rPC summaries.
 * :mod:`panbench.evaluation`: one run of a model on a dataset (``Run``), in floors (its ``__init__``).
 * :mod:`panbench.metrics`: the Python API's streaming metrics (``PanopticQuality``, ``CocoPanopticQuality``) on
-  the evaluation's per-image sink; ``pq_compute`` (panopticapi's entry point) is :mod:`panbench.pq.compute`.
+  the PQ core's ``PanopticAccumulator``; ``pq_compute`` (panopticapi's entry point) is :mod:`panbench.pq.compute`.
 * :mod:`panbench.reporting`: tables (pandas), plots (matplotlib), overlays, the HTML report, terminal text.
   Reads records; never runs a model, except ``viz``, which draws one image.
 * :mod:`panbench.cluster`: sweeps on Slurm through submitit.

@@ -195,7 +195,7 @@ print(json.dumps({'PQ': 100 * ev.stats[0], 'seconds': dt}))
 PANBENCH_IN_PROCESS = """
 import json, sys, time
 from pathlib import Path
-from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.png import read_ids
 from panbench.pq.score import load_pairs
 gj, gd, pj, pd, mode = sys.argv[1:6]
@@ -210,7 +210,7 @@ if mode == 'files':  # score's own path (the batch path where it is installed), 
     print(json.dumps({'PQ': pq, 'seconds': time.perf_counter() - t}))
     sys.exit(0)
 cats, pairs = load_pairs(Path(gj), Path(pj))
-ev = PanopticEvaluator(cats)
+ev = PanopticAccumulator(cats)
 for gt_ann, pred_ann in pairs:
     pred_ids = preds[pred_ann['file_name']] if mode == 'memory' else read_ids(Path(pd) / pred_ann['file_name'], 'pred')
     gt_ids = read_ids(Path(gd) / gt_ann['file_name'], 'gt', slot='gt')

@@ -2,10 +2,6 @@
 :func:`panbench.pq.evaluator.score_pair`, kept while ``eval`` scores; ``score`` keeps them as the columns of
 :mod:`panbench.pq.result`), then every analysis of the run as the keys its JSON output and its record carry.
 
-* :class:`RunAnalysis` keeps the results of one run keyed by the image's position in the dataset,
-  so any split of the images gives the same set; an eval run's
-  :class:`~panbench.evaluation.sink.ImageSink` holds it, fills it from the resume cache and carries
-  its :meth:`RunAnalysis.payload` across forked CPU processes and torchrun ranks.
 * :func:`score_files_analysis` is ``panbench score`` with the analyses.
 * :func:`run_fields` computes the record fields of every analysis of :data:`panbench.analyses.ANALYSES`
   (boundary PQ's only when it was scored).
@@ -26,54 +22,12 @@ from panbench.analysis import compute_fields
 from panbench.analysis.bootstrap import N_RESAMPLES
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold
 from panbench.errors import PanbenchError
-from panbench.pq.matching import METRIC_KEYS, CategoryTable, ImageStats
-from panbench.pq.result import BOUNDARY_PREFIX, ImageResult
+from panbench.pq.matching import METRIC_KEYS, CategoryTable
+from panbench.pq.result import BOUNDARY_PREFIX
 from panbench.pq.sums import PQStats, pq_summary
 
 if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
     from panbench.records.schema import RunRecord
-
-
-class RunAnalysis:
-    """The per-image results of one run, keyed by the image's index in the dataset."""
-
-    def __init__(self, boundary: bool = False) -> None:
-        self.boundary = boundary  # the results hold boundary-PQ contributions
-        self.results: dict[int, ImageResult] = {}
-
-    def add(self, index: int, result: ImageResult) -> None:
-        """Keep the result of image ``index``."""
-        self.results[index] = result
-
-    def payload(self) -> dict[int, ImageResult]:
-        """What crosses process boundaries (picklable); :meth:`update` takes it."""
-        return dict(self.results)
-
-    def update(self, payload: dict[int, ImageResult]) -> None:
-        self.results.update(payload)
-
-    def analysis_set(self, cats: CategoryTable, image_ids: list[Any]) -> AnalysisSet:
-        """The matches of images 0..N-1 as one :class:`AnalysisSet`, in dataset order."""
-        missing = [i for i in range(len(image_ids)) if i not in self.results]
-        if missing:
-            raise PanbenchError(f"internal: no per-image analysis for {len(missing)} of {len(image_ids)} images "
-                                f"(first: index {missing[0]}); please report")
-        return AnalysisSet.from_images([self.results[i].match for i in range(len(image_ids))], len(cats), image_ids,
-                                       cats.ids, cats.isthing)
-
-    def boundary_stats(self, n_categories: int, n_images: int) -> PQStats | None:
-        """The boundary-PQ sums of images 0..N-1 (None without boundary PQ)."""
-        if not self.boundary:
-            return None
-        return boundary_sums([self.results[i].boundary for i in range(n_images)], n_categories)
-
-
-def boundary_sums(per_image: list[ImageStats | None], n_categories: int) -> PQStats:
-    stats = PQStats.zeros(n_categories)
-    if any(s is None for s in per_image):
-        raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
-    stats.add_images(per_image)  # type: ignore[arg-type]  # no None: checked above
-    return stats
 
 
 def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None = None,

@@ -90,7 +90,7 @@ class SemanticConfusion:
 
 def miou_fields(res: dict[str, Any], semantic: SemanticConfusion | None = None) -> dict[str, Any]:
     """The record's ``miou`` and ``miou_source``: from the model's semantic output when ``semantic`` holds it, else
-    the panoptic output's mIoU of ``res`` (``PanopticEvaluator.evaluate()``)."""
+    the panoptic output's mIoU of ``res`` (``PanopticAccumulator.evaluate()``)."""
     if semantic is not None and semantic.n_images:
         return {"miou": semantic.metrics()["mIoU"], "miou_source": "semantic"}
     return {"miou": float(res["mIoU"]), "miou_source": "panoptic"}

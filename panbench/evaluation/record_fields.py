@@ -27,7 +27,7 @@ def own_weights(spec: ModelSpec, checkpoint: str | None, sha256: str | None) -> 
     return not (spec.sha256_prefix and sha256 and sha256.startswith(spec.sha256_prefix))
 
 if TYPE_CHECKING:
-    from panbench.evaluation.sink import ImageSink
+    from panbench.evaluation.evaluators import RunEvaluators
     from panbench.evaluation.storage.predictions import PredictionWriter
 
 
@@ -125,15 +125,15 @@ def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, 
     return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
 
 
-def ap_miou_fields(sink: ImageSink, instance_source: str | None, res: dict[str, Any]) -> dict[str, Any]:
-    """The record's ``ap`` and ``ap_source`` (when the sink holds AP data: AP on and a model with instances) and
-    ``miou`` and ``miou_source`` (the model's semantic output where the sink holds it, else the panoptic one)."""
+def ap_miou_fields(evaluators: RunEvaluators, instance_source: str | None, res: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``ap`` and ``ap_source`` (with AP on and a model with instances) and
+    ``miou`` and ``miou_source`` (the model's semantic output where it gave one, else the panoptic one)."""
     from panbench.analysis.ap import ap_fields
     from panbench.analysis.semantic import miou_fields
 
-    out = miou_fields(res, sink.semantic)
-    if sink.ap is not None and instance_source is not None:
-        out.update(ap_fields(sink.ap, instance_source))
+    out = miou_fields(res, evaluators.semantic.confusion)
+    if evaluators.ap is not None and instance_source is not None:
+        out.update(ap_fields(evaluators.ap.accumulator, instance_source))
     return out
 
 
@@ -142,10 +142,10 @@ def instances_path(writer: PredictionWriter) -> Path:
     return writer.root / f"{writer.name}_instances.json"
 
 
-def save_instances(writer: PredictionWriter | None, sink: ImageSink) -> Path | None:
-    """The sink's instance predictions as COCO instance results (``loadRes``), with ``--save-predictions`` and AP."""
-    if writer is None or sink.ap is None:
+def save_instances(writer: PredictionWriter | None, evaluators: RunEvaluators) -> Path | None:
+    """The run's instance predictions as COCO instance results (``loadRes``), with ``--save-predictions`` and AP."""
+    if writer is None or evaluators.ap is None:
         return None
     from panbench.analysis.ap import write_results
 
-    return write_results(instances_path(writer), sink.ap.results())
+    return write_results(instances_path(writer), evaluators.ap.accumulator.results())

@@ -3,7 +3,7 @@
 :func:`evaluate_model` reads as the four steps of one :class:`Run`, the owner of the run's state: load (the
 constructor: the model, the device and the ranks (:mod:`~panbench.evaluation.runtime.distributed`), the cache
 key), infer (inference in one process (:mod:`~panbench.evaluation.inference.loop`) or in forked CPU processes
-(:mod:`~panbench.evaluation.inference.cpu_procs`) into the run's :class:`~panbench.evaluation.sink.ImageSink`,
+(:mod:`~panbench.evaluation.inference.cpu_procs`) into the run's :class:`~panbench.evaluation.evaluators.RunEvaluators`,
 resumed from and written through to the cache (:mod:`~panbench.evaluation.storage.cache`), reduced over the
 ranks), conclude (metrics, analyses, FLOPs, speed) and record (:mod:`panbench.records`, with the fields of
 :mod:`~panbench.evaluation.record_fields`).
@@ -24,6 +24,7 @@ from panbench.analysis.scoring import run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.context import cpu_clock, marker, speed_context
+from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.inference.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.inference.loop import Shard, run_inference
 from panbench.evaluation.loading import load_model
@@ -49,12 +50,11 @@ from panbench.evaluation.runtime.distributed import (
     dist_info,
     dist_sum,
     local_rank,
-    reduce_sink,
+    reduce_evaluators,
     reduce_timings,
     use_device,
 )
 from panbench.evaluation.runtime.memory import peak_memory
-from panbench.evaluation.sink import ImageSink
 from panbench.evaluation.storage.cache import StatsCache, cache_key, older_format, read_timing, write_timing
 from panbench.evaluation.storage.cache import clear as clear_cache
 from panbench.evaluation.storage.predictions import prediction_writer, predictions_info, unsaved_error
@@ -68,11 +68,11 @@ class Run:
     """One run of a model on a dataset, the one owner of its state (as mmengine's ``Runner``), its steps as
     methods: the constructor loads (the model on this rank's device with its post-processing and fusion
     configured, the ranks, the cache key, the predictions writer); :meth:`infer` runs the shard's images into
-    :attr:`sink`, reduced over the ranks; :meth:`conclude` takes the metrics, analyses, FLOPs and speed;
+    :attr:`evaluators`, reduced over the ranks; :meth:`conclude` takes the metrics, analyses, FLOPs and speed;
     :meth:`record` makes the result record."""
 
-    sink: ImageSink  # every image of the job, after infer()
-    metrics: dict[str, Any]  # the sink's metrics, after conclude()
+    evaluators: RunEvaluators  # every image of the job, after infer()
+    metrics: dict[str, Any]  # the evaluators' PQ metrics, after conclude()
     analysis_set: AnalysisSet
     analyses: dict[str, Any]  # run_fields
     speed: dict[str, Any]  # the timings with the speed over every measured image
@@ -112,8 +112,8 @@ class Run:
         """The resume cache's folder of this run."""
         return self.opts.cache_root / f"{self.spec.name}-{self.dataset.name}-{self.key}"
 
-    def open_sink(self) -> Shard:
-        """The run's :attr:`sink`, writing through to its resume cache (cleared first without ``--resume``; once
+    def open_evaluators(self) -> Shard:
+        """The run's :attr:`evaluators`, writing through to its resume cache (cleared first without ``--resume``; once
         per node, each has its cache) and holding the cached images that need not run again; returns this
         rank's shard."""
         opts, rank = self.opts, self.rank
@@ -121,11 +121,12 @@ class Run:
             clear_cache(self.run_dir)
         barrier()
         cache = StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
-        self.sink = ImageSink(self.dataset.categories, opts.boundary, opts.strict, cache,
+        self.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
                               ap=opts.ap and self.lm.family.instance_source is not None)
         indices = list(range(rank, len(self.dataset.samples), self.world))
         writer = self.writer  # a cached image whose prediction is to be saved and is not runs again
-        done = self.sink.resume(indices, set() if writer is None else {i for i in indices if i not in writer.saved})
+        rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
+        done = self.evaluators.resume(indices, rerun)
         if done and rank == 0:
             print(f"resuming {self.spec.name}: {len(done)} of {len(indices)} images already scored "
                   f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
@@ -135,16 +136,16 @@ class Run:
         return Shard(indices, self.device, opts, done=done, predictions=writer)
 
     def infer(self) -> None:
-        """The shard's images into :attr:`sink`, reduced over the ranks, with the job's timings and memory."""
-        shard = self.open_sink()
+        """The shard's images into :attr:`evaluators`, reduced over the ranks, with the job's timings and memory."""
+        shard = self.open_evaluators()
         self.t0 = time.perf_counter()
         self.procs = cpu_procs_for(self.opts, self.device, self.world, len(shard.todo()))
         run_marker, wall0, self.load0 = marker(), time.time(), cpu_clock()  # the speed's context: who ran beside
         beside = run_marker.overlapping(wall0, wall0)
         progress = self._progress(shard)
         try:
-            timings = self._infer(self.sink, shard, progress)
-            reduce_sink(self.sink)  # the sums and the per-image matches of every rank; waits for every rank
+            timings = self._infer(self.evaluators, shard, progress)
+            reduce_evaluators(self.evaluators)  # the sums and the per-image matches of every rank; waits for every rank
         finally:
             progress.close()
         self.beside = beside + [o for o in run_marker.overlapping(wall0, time.time()) if o not in beside]
@@ -153,7 +154,7 @@ class Run:
         self.resumed = len(shard.done)
 
     def conclude(self) -> None:
-        """The metrics and analyses of the sink, the FLOPs, the saved predictions, the speed."""
+        """The metrics and analyses of the evaluators, the FLOPs, the saved predictions, the speed."""
         if self.opts.flops_images and self.rank == 0:  # a pass of its own, after the timed inference (or cached)
             from panbench.evaluation.flops import run_gflops
 
@@ -162,16 +163,18 @@ class Run:
                         **corruption_fields(opts)}
             self.flops = run_gflops(self.lm, self.dataset, opts.flops_images, self.device, settings,
                                     self.spec.family.packages)
-        self.metrics = self.sink.evaluate()
+        self.metrics = self.evaluators.evaluate()
         n = len(self.dataset.samples)
         if self.metrics["n_images"] != n:
             raise PanbenchError(f"internal: scored {self.metrics['n_images']} images of {n}; please report")
         self._finish_predictions()
         if self.saved is not None:
-            save_instances(self.writer, self.sink)
+            save_instances(self.writer, self.evaluators)
         cats = self.dataset.categories
-        self.analysis_set = self.sink.analysis.analysis_set(cats, self.dataset.image_ids)
-        self.analyses = run_fields(self.analysis_set, cats, self.sink.analysis.boundary_stats(len(cats), n))
+        acc = self.evaluators.pq.accumulator
+        self.analysis_set = AnalysisSet.from_columns(acc.dense_columns(n), len(cats), self.dataset.image_ids, cats.ids,
+                                                     cats.isthing)
+        self.analyses = run_fields(self.analysis_set, cats, acc.boundary_stats(n))
         t_all = time.perf_counter() - self.t0
         self._speed()
         self.speed = {**self.speed, "total_s": t_all, "resumed_images": self.resumed}
@@ -223,7 +226,7 @@ class Run:
                         "predictions": self._saved_predictions()},
             selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
             **corruption_fields(opts), **self.analyses,
-            **ap_miou_fields(self.sink, self.lm.family.instance_source, res),
+            **ap_miou_fields(self.evaluators, self.lm.family.instance_source, res),
         )
         if self.rank == 0:
             if self.unsaved is not None and self.writer is not None:
@@ -252,7 +255,7 @@ class Run:
         self.procs = cpu_procs_for(self.opts, self.device, world, len(shard.todo()))
         progress = self._progress(shard)
         try:
-            self._infer(ImageSink(images.categories), shard, progress)
+            self._infer(RunEvaluators(images.categories), shard, progress)
             barrier()  # every rank's predictions are on disk
         finally:
             progress.close()
@@ -271,11 +274,11 @@ class Run:
                         store_key=f"panbench-progress-{next(_RUNS)}" if self.world > 1 and opts.progress
                         else None)  # --no-progress: no round trip to the store per batch
 
-    def _infer(self, sink: ImageSink, shard: Shard, progress: Progress) -> Timings:
-        """Inference over the shard's images still to run into ``sink``, in one process or forked ones."""
+    def _infer(self, evaluators: RunEvaluators, shard: Shard, progress: Progress) -> Timings:
+        """Inference over the shard's images still to run into ``evaluators``, in one process or forked ones."""
         if self.procs > 1:
-            return run_inference_cpu(self.lm, self.dataset, sink, shard, self.procs, progress)
-        return run_inference(self.lm, self.dataset, sink, shard, progress)
+            return run_inference_cpu(self.lm, self.dataset, evaluators, shard, self.procs, progress)
+        return run_inference(self.lm, self.dataset, evaluators, shard, progress)
 
 
 def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,

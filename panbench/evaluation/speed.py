@@ -235,11 +235,11 @@ def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> d
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:
         run = Run(spec, dataset, eval_options(opts, Path(tmp)))
         run.infer()
-        eager = run.sink.evaluate()["PQ"]
+        eager = run.evaluators.evaluate()["PQ"]
         compile_model(run.lm.family, opts.compile_mode)
         run.key += "-compiled"  # a cache of its own
         run.infer()
-        compiled = run.sink.evaluate()["PQ"]
+        compiled = run.evaluators.evaluate()["PQ"]
     delta = abs(compiled - eager)
     return {"eager": eager, "compiled": compiled, "delta": delta, "tolerance": PQ_TOLERANCE,
             "within": delta <= PQ_TOLERANCE, "images": len(dataset.samples), "amp": opts.amp or "fp32"}

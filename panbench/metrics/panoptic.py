@@ -2,10 +2,11 @@
 
 :class:`PanopticQuality` takes one image at a time (a model's output and its ground truth, numpy arrays or torch
 tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads
-itself.  Both are thin owners of an :class:`~panbench.evaluation.sink.ImageSink`, the per-image holder that
-``panbench eval`` scores through: one scoring path (``score_pair``), integer sums that add across processes and
-ranks (:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`, :meth:`~BasePanopticQuality.sync`),
-and with ``analyses=True`` the per-image results the command line's analyses read.  A refused update raises
+itself.  Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state that
+``panbench eval`` and ``panbench score`` add to: one scoring path (``score_pair``), integer sums that add across
+processes and ranks (:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`,
+:meth:`~BasePanopticQuality.sync`), and with ``analyses=True`` the per-image results, as columns, that the
+command line's analyses read.  A refused update raises
 :class:`panbench.errors.InputError` (the command line's one-line message, naming the image) and changes
 nothing."""
 
@@ -18,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.scoring import run_fields
 from panbench.errors import InputError
-from panbench.evaluation.sink import ImageSink
 from panbench.metrics.ground_truth import GroundTruth
 from panbench.metrics.inputs import check_one_device, counted_areas, id_map
 from panbench.metrics.result import PQResult
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.coco_format import parse_categories, read_json
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult
 from panbench.pq.sums import PQStats
@@ -58,7 +61,7 @@ class BasePanopticQuality:
 
     def reset(self) -> None:
         """Forget every image (a new evaluation round)."""
-        self._sink = ImageSink(self.categories, strict=self.strict, keep_images=self.analyses)
+        self._pq = PanopticAccumulator(self.categories, keep_images=self.analyses)
         self._image_ids: list[Any] = []  # in the order of the per-image results (with analyses)
         self._seen: set[Any] = set()  # the image ids given since the last reset
         self._synced = False
@@ -66,7 +69,7 @@ class BasePanopticQuality:
     @property
     def n_images(self) -> int:
         """The images added since the last :meth:`reset`."""
-        return self._sink.evaluator.stats.n_images
+        return self._pq.n_images
 
     @property
     def scored(self) -> frozenset[Any]:
@@ -80,8 +83,9 @@ class BasePanopticQuality:
         check_one_device(where, pred_ids=pred_ids, gt_ids=gt_ids)
         pred = id_map(pred_ids, where, "pred_ids")
         gt = id_map(gt_ids, where, "gt_ids")
-        result = self._sink.score(self.n_images, gt, counted_areas(gt, list(gt_segments)), pred, list(pred_segments),
-                                  where)
+        result = score_pair(self.categories, gt, counted_areas(gt, list(gt_segments)), pred, list(pred_segments),
+                            where, self.strict)
+        self._pq.add(result)
         self._note(image_id)
         return result
 
@@ -110,18 +114,16 @@ class BasePanopticQuality:
         self._check_open("add()")
         if not all(isinstance(r, ImageResult) for r in chunk):
             raise InputError("add(): pass the ImageResult objects update() returns (one, or a list of them)")
-        part = PQStats.zeros(len(self.categories))
-        part.add_images([r.stats for r in chunk])  # before any state changes: a bad result leaves it as it was
+        part = PanopticAccumulator(self.categories, keep_images=self.analyses)
+        part.add_results(chunk)  # into a part first: a bad result leaves the state as it was
+        self._pq.merge(part, offset=len(self._image_ids))
         if self.analyses:
-            for r in chunk:
-                self._sink.analysis.add(len(self._image_ids), r)
-                self._image_ids.append(len(self._image_ids))
-        self._sink.evaluator.merge(part)
+            self._image_ids += range(len(self._image_ids), len(self._image_ids) + len(chunk))
 
     def sums(self) -> np.ndarray:
         """The state as one int64 vector (:meth:`PQStats.to_array`): what crosses processes and ranks; the
         element-wise sum of two is the state of both."""
-        return self._sink.evaluator.sums_array()
+        return self._pq.stats.to_array()
 
     def add_sums(self, sums: np.ndarray) -> None:
         """Add a :meth:`sums` vector of another metric (a rank's, a process's)."""
@@ -133,7 +135,7 @@ class BasePanopticQuality:
         if len(stats.tp) != len(self.categories):
             raise InputError(f"add_sums(): a vector of {len(stats.tp)} categories added to a metric of "
                              f"{len(self.categories)}; add the sums of a metric of the same categories")
-        self._sink.evaluator.merge(stats)
+        self._pq.add_sums(stats)
 
     def merge(self, other: BasePanopticQuality) -> None:
         """Add another metric's images (of other processes or ranks; its image ids must not repeat this one's)."""
@@ -149,11 +151,10 @@ class BasePanopticQuality:
         if self.analyses and (not other.analyses or len(other._image_ids) != other.n_images):
             raise InputError("merge(): the other metric kept no per-image results; build it with analyses=True")
         if self.analyses:
-            n = len(self._image_ids)
-            for i, r in other._sink.analysis.results.items():
-                self._sink.analysis.add(n + i, r)
+            self._pq.merge(other._pq, offset=len(self._image_ids))
             self._image_ids += other._image_ids
-        self._sink.evaluator.merge(other._sink.evaluator.stats)
+        else:
+            self._pq.add_sums(other._pq.stats)
         self._seen |= other._seen
 
     def sync(self, group: Any = None) -> None:
@@ -164,31 +165,31 @@ class BasePanopticQuality:
 
         if not (dist.is_available() and dist.is_initialized()) or self._synced:
             return
-        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else "cpu"
-        t = torch.from_numpy(self.sums()).to(device)
-        dist.all_reduce(t, group=group)
-        stats = PQStats.from_array(t.cpu().numpy())
-        if self.analyses:
-            mine = (self._image_ids, [self._sink.analysis.results[i] for i in range(len(self._image_ids))])
+        total = PanopticAccumulator(self.categories, keep_images=self.analyses)
+        if self.analyses:  # the per-image results too: every rank's accumulator, gathered
             everyone: list[Any] = [None] * dist.get_world_size(group)
-            dist.all_gather_object(everyone, mine, group=group)
-            self._sink.analysis.results.clear()
+            dist.all_gather_object(everyone, (self._image_ids, self._pq), group=group)
             self._image_ids = []
-            for ids, results in everyone:  # rank order: every rank ends with the same images in the same order
-                for image_id, r in zip(ids, results, strict=True):
-                    self._sink.analysis.add(len(self._image_ids), r)
-                    self._image_ids.append(image_id)
-        self._sink.evaluator.reset()
-        self._sink.evaluator.merge(stats)
+            for ids, part in everyone:  # rank order: every rank ends with the same images in the same order
+                total.merge(part, offset=len(self._image_ids))
+                self._image_ids += ids
+        else:  # the sums alone: one all-reduce of the integer vector
+            device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else "cpu"
+            t = torch.from_numpy(self.sums()).to(device)
+            dist.all_reduce(t, group=group)
+            total.add_sums(PQStats.from_array(t.cpu().numpy()))
+        self._pq = total
         self._synced = True
 
     def compute(self) -> PQResult:
         """PQ, SQ and RQ of the images so far (and the analyses, with ``analyses=True``)."""
         analyses: dict[str, Any] = {}
         if self.analyses and self.n_images:
-            aset = self._sink.analysis.analysis_set(self.categories, self._image_ids)
-            analyses = run_fields(aset, self.categories)
-        return PQResult.from_stats(self._sink.evaluator.stats, self.categories, analyses)
+            cats = self.categories
+            aset = AnalysisSet.from_columns(self._pq.dense_columns(len(self._image_ids)), len(cats), self._image_ids,
+                                            cats.ids, cats.isthing)
+            analyses = run_fields(aset, cats)
+        return PQResult.from_stats(self._pq.stats, self.categories, analyses)
 
 
 class PanopticQuality(BasePanopticQuality):

@@ -13,9 +13,10 @@ Layering, bottom up (torchmetrics' ``functional/`` beneath its classes is the mo
 * :mod:`~panbench.pq.coco_format` and :mod:`~panbench.pq.png`: reading the COCO panoptic format
   (JSON; PNG to ids), validated.
 * :mod:`~panbench.pq.evaluator`: ``score_pair`` (two id maps to the image's checked
-  :class:`~panbench.pq.result.ImageResult`: the one per-image function) and the streaming
-  :class:`PanopticEvaluator` (``reset / add / evaluate``), the one writer of its sums.
+  :class:`~panbench.pq.result.ImageResult`: the one per-image function).
 * :mod:`~panbench.pq.result`: :class:`ImageResult` and the one columnar codec of many images' results.
+* :mod:`~panbench.pq.accumulator`: :class:`PanopticAccumulator`, the one state of an evaluation (the sums and,
+  when asked, the per-image results as columns), combined one way (``merge``).
 * :mod:`~panbench.pq.boundary`: boundary PQ, through the one matcher with its own pair IoU (C in
   ``_boundary.c``).  :mod:`~panbench.pq.native` reads every C extension (they share ``_common.h``).
 * :mod:`~panbench.pq.score`: a whole prediction folder against the ground truth, in parallel.

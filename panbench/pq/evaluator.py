@@ -1,9 +1,9 @@
-"""One image from id maps to its :class:`~panbench.pq.result.ImageResult`, and the streaming panoptic evaluator.
+"""One image from id maps to its :class:`~panbench.pq.result.ImageResult`.
 
 :func:`score_pair` checks two id maps and their segments_info, counts the intersection table and
-matches it (:func:`panbench.pq.matching.match_image`): the one per-image function that ``eval``'s sink,
-``panbench score`` and the analyses call.  :class:`PanopticEvaluator` (``reset / add / evaluate``) adds
-the results' PQ contributions up: memory does not grow with the number of images.  Predictions come from memory
+matches it (:func:`panbench.pq.matching.match_image`): the one per-image function that ``eval``'s evaluators,
+``panbench score`` and the analyses call; a :class:`~panbench.pq.accumulator.PanopticAccumulator` adds the
+results up.  Predictions come from memory
 (an id map and its segments_info, as a model produces them) or from PNG files; ground truth from the
 COCO panoptic PNGs.
 """
@@ -19,9 +19,8 @@ from panbench.pq import native
 from panbench.pq.boundary import boundary_image_stats
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
-from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats, Segments, match_image, semantic_pairs
+from panbench.pq.matching import CategoryTable, ImageMatch, Segments, match_image, semantic_pairs
 from panbench.pq.result import ImageResult
-from panbench.pq.sums import PQStats, pq_summary
 
 
 def score_pair(
@@ -213,59 +212,3 @@ def _numpy_intersections(
     if unknown.any():
         raise _unknown_id(where, False, int(pred_ids[unknown][0]))
     return intersections(gt_index, len(gt), pred_index, len(pred), gt_step=step)
-
-
-class PanopticEvaluator:
-    """Accumulates PQ statistics image by image; ``evaluate()`` gives the metrics.
-
-    The evaluator is the only writer of its sums (as a torchmetrics metric owns its states):
-    :meth:`add` adds an image's result (:func:`score_pair`'s, or a resumed cache's), :meth:`process`
-    scores an image with :func:`score_pair` and adds it, :meth:`merge` adds the sums of another process or
-    rank (:meth:`sums_array` is what crosses the boundary).  ``stats`` reads them.
-    """
-
-    def __init__(self, categories: CategoryTable, strict: bool = False) -> None:
-        self.categories = categories
-        self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
-        self.reset()
-
-    @property
-    def stats(self) -> PQStats:
-        """The per-category sums so far (read them; change them through the methods)."""
-        return self._stats
-
-    def reset(self) -> None:
-        self._stats = PQStats.zeros(len(self.categories))
-
-    def process(
-        self,
-        gt_ids: np.ndarray,
-        gt_segments_info: list[dict[str, Any]],
-        pred_ids: np.ndarray,
-        pred_segments_info: list[dict[str, Any]],
-        where: str = "image",
-    ) -> ImageResult:
-        """:func:`score_pair` and :meth:`add`."""
-        result = score_pair(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where,
-                            self.strict)
-        self.add(result)
-        return result
-
-    def add(self, image: ImageResult | ImageStats) -> None:
-        """Add one image's PQ contributions (an :class:`ImageResult`, or its ``stats``)."""
-        self._stats.add_image(image.stats if isinstance(image, ImageResult) else image)
-
-    def merge(self, other: PQStats) -> None:
-        """Add sums computed elsewhere (another worker or forked process)."""
-        self._stats = self._stats + other
-
-    def sums_array(self) -> np.ndarray:
-        """The sums as one integer array (what crosses process boundaries; ``PQStats.from_array`` reads it back)."""
-        return self._stats.to_array()
-
-    def evaluate(self) -> dict[str, Any]:
-        """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images`` and ``unlisted_gt``
-        (ground-truth pixels whose id segments_info does not list, and the images that hold them)."""
-        out = pq_summary(self._stats, self.categories.ids, self.categories.isthing)
-        out["unlisted_gt"] = {"pixels": int(self._stats.unlisted[0]), "images": int(self._stats.unlisted[1])}
-        return out

@@ -3,9 +3,9 @@
 :class:`ImageResult` is what :func:`panbench.pq.evaluator.score_pair` gives for an image: its match
 (:class:`~panbench.pq.matching.ImageMatch`, which holds the PQ contributions and the facts the analyses
 read), the semantic confusion pairs and unlisted ground-truth pixels of its intersection table, and, when
-asked, its boundary-PQ contributions.  The eval sink, ``panbench score``'s per-image path, the analyses and the
-resume cache hold this one shape; ``score``'s batch path copies the same fields out of C's buffers straight into
-the columns below.
+asked, its boundary-PQ contributions.  The accumulator (:mod:`panbench.pq.accumulator`) keeps many of them as
+the columns below, as the resume cache, ``panbench score`` and the analyses do; ``score``'s batch path copies the
+same fields out of C's buffers straight into those columns.
 
 :func:`to_columns` / :func:`from_columns` are the one columnar codec: every field of many images
 concatenated (dtype by :func:`~panbench.pq.matching.column_dtype`) plus, per group of fields (the part of
@@ -125,3 +125,22 @@ def results_from_columns(cols: Any, n_images: int) -> list[ImageResult]:
     bounds = from_columns(cols, BOUNDARY_FIELDS, n_images, BOUNDARY_PREFIX) if has_b else [None] * n_images
     return [ImageResult(ImageMatch(**m), **s, boundary=None if b is None else ImageStats(**b))
             for m, s, b in zip(matches, sem, bounds, strict=True)]
+
+
+def reorder_columns(cols: Mapping[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of images put in a new order: image ``k`` of the result is image ``order[k]`` of ``cols``
+    (each group's rows moved with their image, their order within the image kept)."""
+    rank = np.empty(len(order), np.int64)
+    rank[np.asarray(order, np.int64)] = np.arange(len(order), dtype=np.int64)
+    groups = [k[: -len("_img")] for k in cols if k.endswith("_img")]
+    out: dict[str, np.ndarray] = {}
+    for g in groups:
+        img = rank[cols[g + "_img"]]
+        perm = np.argsort(img, kind="stable")
+        out[g + "_img"] = img[perm]
+        for k in cols:
+            if not k.endswith("_img") and max((h for h in groups if k.startswith(h + "_")), key=len, default=None) == g:
+                out[k] = np.asarray(cols[k])[perm]
+    if len(out) != len(cols):
+        raise ValueError(f"columns without their group's image column: {sorted(set(cols) - set(out))}")
+    return {k: out[k] for k in cols}

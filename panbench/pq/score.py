@@ -24,9 +24,10 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import batch
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.batch import Pair, PartSink
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join, segments_list
-from panbench.pq.evaluator import PanopticEvaluator, score_pair
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult, join_columns, results_to_columns
@@ -245,8 +246,8 @@ def score_stream(
     workers: int | None = None,
     how: Scoring = Scoring(),
     fold: Callable[[int], PartSink] | None = None,
-) -> tuple[PanopticEvaluator, list[Pair], dict[str, np.ndarray]]:
-    """Score every image; returns the evaluator holding the sums, the (ground truth, prediction)
+) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
+    """Score every image; returns the accumulator holding the sums, the (ground truth, prediction)
     pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep``, the per-image results in
     the same order as columns (:func:`~panbench.pq.result.results_to_columns`' form; else empty).
     With ``how.keep``, ``fold(n_categories)`` is called once the categories are read, and what it returns gets
@@ -263,23 +264,23 @@ def score_stream(
     for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
         if not d.is_dir():
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
-    ev = PanopticEvaluator(cats)
+    ev = PanopticAccumulator(cats)
     results: dict[str, np.ndarray] = {}
     sink = fold(len(cats)) if fold is not None and how.keep else None
     if on_batch:
         with _no_gc():
             part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep, workers,
                                               lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), sink)
-        ev.merge(part)
+        ev.add_sums(part)
         return ev, pairs, results
     if workers <= 1 or len(pairs) < 2 * workers:
         with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
             part, kept = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
-        ev.merge(part)
+        ev.add_sums(part)
         results = results_to_columns(kept) if how.keep else {}
     else:
         part, results = _score_forked(cats, gt_dir, pred_dir, how, pairs, workers)
-        ev.merge(part)
+        ev.add_sums(part)
     if sink is not None:
         sink(results, len(pairs))
     return ev, pairs, results

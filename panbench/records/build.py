@@ -17,7 +17,7 @@ from panbench.records.schema import RECORD_FIELDS, SCHEMA_VERSION, RunRecord
 
 
 def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
-    """The record of a scored run: ``res`` (``PanopticEvaluator.evaluate()``) gives the metric
+    """The record of a scored run: ``res`` (``PanopticAccumulator.evaluate()``) gives the metric
     fields, ``fields`` the others (every :class:`RunRecord` field but those and ``record``)."""
     metric = {"n_images": res["n_images"], "metrics": {k: res[k] for k in METRIC_KEYS},
               "semantic": {k: res[k] for k in SEMANTIC_KEYS}, "n_categories": res["n_categories"],

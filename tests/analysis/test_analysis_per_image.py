@@ -9,7 +9,8 @@ from panbench.analysis import AnalysisSet
 from panbench.analysis.per_image import COLUMNS, per_image_columns, ranked, write_per_image
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.errors import InputError
-from panbench.pq.evaluator import PanopticEvaluator, score_pair
+from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 
 CATS = coco_like_categories(8, 6)
@@ -34,7 +35,7 @@ def _set(images: list[tuple]) -> AnalysisSet:
 
 def test_per_image_counts_add_up_to_the_run_counts() -> None:
     images = _images(6)
-    ev = PanopticEvaluator(TABLE)
+    ev = PanopticAccumulator(TABLE)
     for im in images:
         ev.add(score_pair(TABLE, *im, "image"))
     per_class = ev.evaluate()["per_class"].values()
@@ -47,7 +48,7 @@ def test_each_row_is_the_pq_of_its_image_alone() -> None:
     images = _images(4)
     cols = per_image_columns(_set(images))
     for k, im in enumerate(images):
-        ev = PanopticEvaluator(TABLE)
+        ev = PanopticAccumulator(TABLE)
         ev.add(score_pair(TABLE, *im, "image"))
         alone = ev.evaluate()
         for key in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"):

@@ -9,7 +9,7 @@ import pytest
 
 from panbench.analysis.semantic import SemanticConfusion, miou_fields
 from panbench.data.synth import coco_like_categories, perturb, random_image
-from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.matching import CategoryTable
 
 
@@ -86,7 +86,7 @@ def test_a_semantic_map_painted_from_the_panoptic_prediction_gives_the_panoptic_
     rng = np.random.default_rng(6)
     cats = coco_like_categories()
     table = CategoryTable.from_coco(cats)
-    ev = PanopticEvaluator(table)
+    ev = PanopticAccumulator(table)
     sem = SemanticConfusion(table.ids)
     for _ in range(4):
         gt = random_image(rng, 60, 80, cats)

@@ -302,12 +302,12 @@ def test_viz_infers_the_dataset_of_a_demo_model_as_eval_does(demo_root, tmp_path
 
 def test_an_interrupted_eval_says_how_many_images_a_rerun_resumes_from(demo_root, tmp_path, monkeypatch,
                                                                        capsys) -> None:
-    from panbench.pq.evaluator import PanopticEvaluator
+    from panbench.pq.accumulator import PanopticAccumulator
 
     def interrupt(self):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(PanopticEvaluator, "evaluate", interrupt)  # Ctrl-C once the images are scored
+    monkeypatch.setattr(PanopticAccumulator, "evaluate", interrupt)  # Ctrl-C once the images are scored
     assert main(["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results",
                  str(tmp_path), "--limit", "3", *FAST]) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]

@@ -59,7 +59,7 @@ def one_process(demo_root, tmp_path_factory) -> Path:
 
     results = tmp_path_factory.mktemp("one")
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(run_mod, "ImageSink", _Capture.make(run_mod.ImageSink))
+        m.setattr(run_mod, "RunEvaluators", _Capture.make(run_mod.RunEvaluators))
         assert main(eval_args(demo_root, results, "--no-resume", "--cpu-procs", "1", "--cache-every", "2")) == 0
     return results
 

@@ -1,13 +1,14 @@
-"""The per-image sink: parts of a run reduced, or images taken from the resume cache, give the numbers
-and analyses of one sink that scored every image, each image counted once."""
+"""A run's evaluators: parts of a run reduced, or images taken from the resume cache, give the numbers
+and analyses of evaluators that scored every image, each image counted once."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from panbench.evaluation.sink import ImageSink
+from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.storage.cache import StatsCache
 from panbench.pq.matching import CategoryTable
+from panbench.pq.result import results_from_columns
 
 CATS = CategoryTable([1, 2, 3], ["a", "b", "c"], [True, True, False])
 N = 8
@@ -30,37 +31,37 @@ def _image(k: int) -> tuple[np.ndarray, list, np.ndarray, list]:
     return gt, segs, pred, pred_segs
 
 
-def _score(sink: ImageSink, indices) -> None:
+def _score(ev: RunEvaluators, indices) -> None:
     for i in indices:
         gt, segs, pred, pred_segs = _image(i)
-        sink.score(i, gt, segs, pred, pred_segs, f"image {i}")
+        ev.score(i, gt, segs, pred, pred_segs, f"image {i}")
 
 
-def _same(a: ImageSink, b: ImageSink) -> None:
+def _same(a: RunEvaluators, b: RunEvaluators) -> None:
     assert a.evaluate() == b.evaluate()
-    sa, sb = a.analysis.analysis_set(CATS, list(range(N))), b.analysis.analysis_set(CATS, list(range(N)))
-    assert sa.cols.keys() == sb.cols.keys() and all(np.array_equal(sa.cols[k], sb.cols[k]) for k in sa.cols)
-    assert a.analysis.boundary_stats(len(CATS), N) == b.analysis.boundary_stats(len(CATS), N)
+    sa, sb = a.pq.accumulator.dense_columns(N), b.pq.accumulator.dense_columns(N)
+    assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) and sa[k].dtype == sb[k].dtype for k in sa)
+    assert a.pq.accumulator.boundary_stats(N) == b.pq.accumulator.boundary_stats(N)
 
 
-def test_parts_reduced_give_the_numbers_of_one_sink() -> None:
-    whole = ImageSink(CATS, boundary=True)
+def test_parts_reduced_give_the_numbers_of_evaluators_that_scored_every_image() -> None:
+    whole = RunEvaluators(CATS, boundary=True)
     _score(whole, range(N))
-    parts = [ImageSink(CATS, boundary=True) for _ in range(3)]
-    for k, sink in enumerate(parts):
-        _score(sink, range(k, N, 3))
+    parts = [RunEvaluators(CATS, boundary=True) for _ in range(3)]
+    for k, ev in enumerate(parts):
+        _score(ev, range(k, N, 3))
     parts[1].reduce([parts[0].part(), parts[2].part()])
     assert whole.evaluate()["n_images"] == N
     _same(parts[1], whole)
 
 
-def test_a_resumed_sink_counts_each_image_once(tmp_path) -> None:
-    whole = ImageSink(CATS, boundary=True)
+def test_resumed_evaluators_count_each_image_once(tmp_path) -> None:
+    whole = RunEvaluators(CATS, boundary=True)
     _score(whole, range(N))
-    first = ImageSink(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
+    first = RunEvaluators(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
     _score(first, range(N))
     first.flush()
-    again = ImageSink(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
+    again = RunEvaluators(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
     done = again.resume(range(N), rerun={2, 5})  # two images run again (their predictions are to be saved)
     assert done == frozenset(range(N)) - {2, 5}
     _score(again, [2, 5])
@@ -68,13 +69,14 @@ def test_a_resumed_sink_counts_each_image_once(tmp_path) -> None:
 
 
 def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) -> None:
-    sink = ImageSink(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
-    _score(sink, range(N))
-    sink.flush()
+    ev = RunEvaluators(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
+    _score(ev, range(N))
+    ev.flush()
     cached = StatsCache(tmp_path).load()
     assert sorted(cached) == list(range(N))
+    held = results_from_columns(ev.pq.accumulator.dense_columns(N), N)
     for i, (result, extra) in cached.items():
-        kept = sink.analysis.results[i]
+        kept = held[i]
         assert extra is None
         for part, back in ((kept.match, result.match), (kept.stats, result.stats), (kept.boundary, result.boundary)):
             for name in vars(part):
@@ -87,9 +89,9 @@ def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp
 
     parts = {"model": "m", "dataset": "d"}
     old = tmp_path / f"m-d-{'0' * 16}"
-    sink = ImageSink(CATS, cache=StatsCache(old, flush_every=2, key_parts=parts))
-    _score(sink, range(4))
-    sink.flush()
+    ev = RunEvaluators(CATS, cache=StatsCache(old, flush_every=2, key_parts=parts))
+    _score(ev, range(4))
+    ev.flush()
     here = tmp_path / f"m-d-{cache.cache_key(parts)}"
     assert cache.older_format(here, parts) == old  # same key.json, another key: another cache format
     assert cache.older_format(here, {**parts, "dataset": "e"}) is None

@@ -95,7 +95,7 @@ def test_cpu_ranks_use_gloo_even_where_cuda_is_available(tmp_path) -> None:
     script.write_text(
         "import torch, torch.distributed as dist\n"
         "torch.cuda.is_available = lambda: True  # FAKE: pretend a GPU is visible\n"
-        "from panbench.evaluation.runtime.distributed import dist_info, reduce_sink\n"
+        "from panbench.evaluation.runtime.distributed import dist_info\n"
         "rank, world, device = dist_info('cpu')\n"
         "t = torch.ones(1); dist.all_reduce(t)\n"
         "print(dist.get_backend(), world, device, int(t.item()))\n"

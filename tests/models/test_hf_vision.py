@@ -31,7 +31,7 @@ from transformers import AutoImageProcessor  # noqa: E402
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.models.hf import load as hf  # noqa: E402
-from panbench.pq.evaluator import PanopticEvaluator  # noqa: E402
+from panbench.pq.accumulator import PanopticAccumulator  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 from panbench.pq.png import read_ids  # noqa: E402
 
@@ -135,14 +135,14 @@ def test_eval_runs_the_pil_processor_with_torchvision_installed_and_the_fast_one
     fast = {s.image_id: (seg, segs) for s, seg, segs in hf_tiny.predictions(d, ds, kind, spelled, "torchvision")}
     scores = {}
     for name, preds in (("pil", pil), ("torchvision", fast)):
-        ev = PanopticEvaluator(ds.categories)
+        ev = PanopticAccumulator(ds.categories)
         for s in ds.samples:
             ev.process(read_ids(s.gt_png, "gt"), s.gt_ann["segments_info"], *preds[s.image_id], f"image {s.image_id}")
         scores[name] = ev.evaluate()
     assert rec["n_images"] == 60
     assert rec["metrics"] == {k: scores["pil"][k] for k in METRIC_KEYS}
     assert rec["per_class"] == json.loads(json.dumps(scores["pil"]["per_class"]))
-    agree = PanopticEvaluator(ds.categories)  # the torchvision processor's segments against the PIL one's
+    agree = PanopticAccumulator(ds.categories)  # the torchvision processor's segments against the PIL one's
     for i, (seg, segs) in pil.items():  # a ground truth's segments carry their area
         gt_segs = [{**x, "area": int((seg == x["id"]).sum())} for x in segs]
         agree.process(seg, gt_segs, *fast[i], f"image {i}")

@@ -1,12 +1,17 @@
-"""The evaluator is the only writer of its sums: images, other processes' sums and all-reduced
-sums go in through its methods, and the result equals scoring every image in one evaluator."""
+"""The accumulator is the only writer of its state: images, other processes' accumulators and all-reduced
+sums go in through its methods, and the result equals scoring every image in one accumulator; its per-image
+results come back as the columns of every image in position order, whatever the order and split they were
+added in."""
 
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pytest
 
-from panbench.pq.evaluator import PanopticEvaluator, score_pair
+from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import PQStats
 
@@ -26,23 +31,23 @@ def _image(seed: int) -> tuple:
     return gt, keep, pred, keep_p
 
 
-def test_add_merge_and_reduced_sums_equal_one_evaluator() -> None:
+def test_add_merge_and_reduced_sums_equal_one_accumulator() -> None:
     images = [_image(k) for k in range(4)]
-    whole = PanopticEvaluator(CATS)
+    whole = PanopticAccumulator(CATS)
     for im in images:
         whole.process(*im)
-    a, b = PanopticEvaluator(CATS), PanopticEvaluator(CATS)
+    a, b = PanopticAccumulator(CATS), PanopticAccumulator(CATS)
     a.add(score_pair(CATS, *images[0], "image 0"))  # scored elsewhere (the resume cache)
     a.process(*images[1])
     for im in images[2:]:
         b.process(*im)
-    a.merge(b.stats)  # another process's sums
+    a.merge(b)  # another process's
     assert a.evaluate() == whole.evaluate()
-    assert PQStats.from_array(a.sums_array()) == whole.stats  # what crosses process boundaries
+    assert PQStats.from_array(a.stats.to_array()) == whole.stats  # what crosses process boundaries
 
 
 def test_the_sums_cannot_be_replaced_from_outside() -> None:
-    ev = PanopticEvaluator(CATS)
+    ev = PanopticAccumulator(CATS)
     with pytest.raises(AttributeError):
         ev.stats = PQStats.zeros(len(CATS))  # type: ignore[misc]
 
@@ -83,3 +88,108 @@ def test_sums_survive_pickling_with_a_sparse_confusion_matrix() -> None:
     back = pickle.loads(data)
     assert back == stats and back.n_images == 4 and back.conf.shape == (134, 134) and back.conf[133, 0] == 2**40
     assert len(data) < 134 * 134 * 8 / 10  # sparse: not the dense matrix
+
+
+def _results(n: int, boundary: bool = True) -> list:
+    from panbench.data.synth import coco_like_categories, perturb, random_image
+
+    cats = coco_like_categories(4, 3)
+    table = CategoryTable([c["id"] for c in cats], [c["name"] for c in cats], [bool(c["isthing"]) for c in cats])
+    rng = np.random.default_rng(11)
+    out = []
+    for k in range(n):
+        gt = random_image(rng, 24, 32, cats, n_things=(0, 4))
+        pred = perturb(rng, gt, cats)
+        out.append(score_pair(table, gt.ids, gt.segments_info, pred.ids, pred.segments_info, f"image {k}",
+                              boundary=boundary))
+    return table, out
+
+
+def _equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 256])
+def test_results_added_in_any_order_and_split_come_back_as_the_columns_of_the_images_in_order(
+        monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    from panbench.pq import accumulator
+    from panbench.pq.result import results_to_columns
+
+    monkeypatch.setattr(accumulator, "_CHUNK", chunk)
+    table, results = _results(12)
+    want = results_to_columns(results)
+    order = np.random.default_rng(0).permutation(12)
+    parts = [PanopticAccumulator(table, keep_images=True, boundary=True) for _ in range(3)]
+    for k, i in enumerate(order):  # three processes, each given images out of order
+        parts[k % 3].add(results[i], int(i))
+    whole = PanopticAccumulator(table, keep_images=True, boundary=True)
+    for p in parts:
+        whole.merge(pickle.loads(pickle.dumps(p)))  # as they cross processes
+    idx, cols = whole.columns()
+    assert idx.tolist() == list(range(12)) and _equal(cols, want) and _equal(whole.dense_columns(12), want)
+    one = PanopticAccumulator(table)
+    for r in results:
+        one.add(r)
+    assert whole.stats == one.stats and whole.evaluate() == one.evaluate()
+    bstats = PQStats.zeros(len(table))
+    bstats.add_images([r.boundary for r in results])
+    assert whole.boundary_stats(12) == bstats
+
+
+def test_columns_added_as_a_chunk_and_merged_with_an_offset_keep_their_positions() -> None:
+    from panbench.pq.result import results_to_columns
+
+    table, results = _results(7, boundary=False)
+    a = PanopticAccumulator(table, keep_images=True)
+    a.add_columns(np.arange(3, 7), results_to_columns(results[3:]))  # a cached chunk
+    b = PanopticAccumulator(table, keep_images=True)
+    for r in results[:3]:
+        b.add(r)
+    b.merge(a)
+    assert _equal(b.dense_columns(7), results_to_columns(results))
+    c = PanopticAccumulator(table, keep_images=True)
+    c.merge(b, offset=0)
+    c.merge(b, offset=7)  # a second round of the same images, after them
+    assert _equal(c.dense_columns(14), results_to_columns(results + results)) and c.n_images == 14
+
+
+def test_an_image_added_twice_or_missing_and_sums_without_results_are_internal_errors() -> None:
+    from panbench.errors import PanbenchError
+
+    table, results = _results(3, boundary=False)
+    acc = PanopticAccumulator(table, keep_images=True)
+    acc.add(results[0], 0)
+    acc.add(results[1], 2)
+    with pytest.raises(PanbenchError, match="no per-image result for 1 of 3 images .first: index 1"):
+        acc.dense_columns(3)
+    acc.add(results[2], 0)
+    with pytest.raises(PanbenchError, match="added twice"):
+        acc.columns()
+    with pytest.raises(PanbenchError, match="sums without their per-image results"):
+        acc.add_sums(_one(table, results[0]))
+
+
+def _one(table: CategoryTable, result) -> PQStats:
+    stats = PQStats.zeros(len(table))
+    stats.add_image(result.stats)
+    return stats
+
+
+def test_reordered_columns_are_the_columns_of_the_images_reordered() -> None:
+    from panbench.pq.result import reorder_columns, results_to_columns
+
+    _, results = _results(9)
+    order = np.random.default_rng(5).permutation(9)
+    assert _equal(reorder_columns(results_to_columns(results), order),
+                  results_to_columns([results[i] for i in order]))
+
+
+def test_results_added_at_once_give_the_state_of_adding_each() -> None:
+    table, results = _results(5)
+    each, once = (PanopticAccumulator(table, keep_images=True, boundary=True) for _ in range(2))
+    each.add(results[0])
+    once.add(results[0])
+    for r in results[1:]:
+        each.add(r)
+    once.add_results(results[1:])
+    assert once.stats == each.stats and _equal(once.dense_columns(5), each.dense_columns(5))

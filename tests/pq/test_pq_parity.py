@@ -1,7 +1,7 @@
 """panbench's PQ equals panopticapi's pq_compute to 1e-9, with exact per-class TP/FP/FN and per-class
 IoU sums and PQ/SQ/RQ to 1e-9, on the C path and on the numpy path (for every table size), through the
 paths score and eval use: ``score_files`` (score_stream without the per-image results, i.e. score_pair),
-``score_files_analysis`` (score_stream keeping the per-image results) and ``PanopticEvaluator.process``."""
+``score_files_analysis`` (score_stream keeping the per-image results) and ``PanopticAccumulator.process``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from helpers import write_perturbed_sample
 from panbench.analysis.scoring import score_files_analysis
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
 from panbench.pq import evaluator, kernels, matching
-from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.pq.score import load_pairs, read_pair, score_files
 
@@ -31,9 +31,9 @@ def assert_parity(tmp_path: Path, gt: list[tuple[int, PanopticImage]], pred: lis
 
 def process_images(gt_json, gt_dir, pred_json, pred_dir) -> tuple[dict, dict[str, float]]:
     """The metrics and per-category IoU sums (the fixed-point sums, as float) of eval's evaluator, fed one
-    image at a time through :meth:`PanopticEvaluator.process`."""
+    image at a time through :meth:`PanopticAccumulator.process`."""
     cats, pairs = load_pairs(gt_json, pred_json)
-    ev = PanopticEvaluator(cats)
+    ev = PanopticAccumulator(cats)
     for pair in pairs:
         ev.process(*read_pair(Path(gt_dir), Path(pred_dir), pair))
     return ev.evaluate(), {str(cid): float(v) for cid, v in zip(cats.ids, ev.stats.iou_sum)}

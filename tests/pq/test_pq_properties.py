@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_pq_parity import assert_parity
 
-from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import pq_summary
 
@@ -29,7 +29,7 @@ def test_random_label_maps_match_panopticapi(pairs) -> None:
 @given(st.lists(image_pair(), min_size=2, max_size=6), st.integers(1, 5))
 def test_sums_add_across_any_split(pairs, cut) -> None:
     cats = CategoryTable.from_coco(CATS)
-    whole, a, b = PanopticEvaluator(cats), PanopticEvaluator(cats), PanopticEvaluator(cats)
+    whole, a, b = PanopticAccumulator(cats), PanopticAccumulator(cats), PanopticAccumulator(cats)
     for k, (g, p) in enumerate(pairs):
         whole.process(g.ids, g.segments_info, p.ids, p.segments_info)
         (a if k < cut else b).process(g.ids, g.segments_info, p.ids, p.segments_info)

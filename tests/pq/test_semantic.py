@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from panbench.data.synth import coco_like_categories, perturb, random_image
-from panbench.pq.evaluator import PanopticEvaluator
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.matching import CategoryTable
 
 CATS = coco_like_categories(5, 4)
@@ -53,7 +53,7 @@ def test_semantic_metrics_match_the_reference(seed, n) -> None:
     for _ in range(n):
         g = random_image(rng, int(rng.integers(20, 60)), int(rng.integers(20, 60)), CATS)
         pairs.append((g, perturb(rng, g, CATS)))
-    ev = PanopticEvaluator(TABLE)
+    ev = PanopticAccumulator(TABLE)
     for g, p in pairs:
         ev.process(g.ids, g.segments_info, p.ids, p.segments_info)
     ours, ref = ev.evaluate(), reference(pairs)
@@ -63,7 +63,7 @@ def test_semantic_metrics_match_the_reference(seed, n) -> None:
 
 def test_perfect_prediction_scores_100() -> None:
     g = random_image(np.random.default_rng(1), 40, 50, CATS)
-    ev = PanopticEvaluator(TABLE)
+    ev = PanopticAccumulator(TABLE)
     ev.process(g.ids, g.segments_info, g.ids, g.segments_info)
     res = ev.evaluate()
     assert res["pixel_acc"] == res["mIoU"] == res["mDice"] == 100.0

@@ -13,8 +13,10 @@ import numpy as np
 
 from panbench.analysis import AnalysisSet, analyze
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
-from panbench.pq.evaluator import PanopticEvaluator, score_pair
+from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
+from panbench.pq.sums import PQStats, pq_summary
 from panbench.records.build import make_record
 from panbench.records.io import write_record
 from panbench.records.schema import RunRecord
@@ -37,7 +39,7 @@ def add_run(results: Path, model: str, gt_json: Path, images: list[tuple[int, Pa
     """Score predictions (perturbed from the ground truth with ``pred_seed``; the ground truth itself when
     None) and write the run's record and analysis file under ``results``; returns the record."""
     rng = np.random.default_rng(pred_seed)
-    ev, bev = PanopticEvaluator(TABLE), PanopticEvaluator(TABLE)
+    ev, bev = PanopticAccumulator(TABLE), PQStats.zeros(len(TABLE))
     matches = []
     for image_id, gt in images:
         pred = gt if pred_seed is None else perturb(rng, gt, CATS)
@@ -46,7 +48,7 @@ def add_run(results: Path, model: str, gt_json: Path, images: list[tuple[int, Pa
         ev.add(result)
         matches.append(result.match)
         if boundary:
-            bev.add(result.boundary)
+            bev.add_image(result.boundary)
     aset = AnalysisSet.from_images(matches, len(TABLE), [i for i, _ in images])
     rel = f"analysis/{model}.npz"
     aset.save(results / rel)
@@ -60,7 +62,7 @@ def add_run(results: Path, model: str, gt_json: Path, images: list[tuple[int, Pa
         world_size=1, batch_size=1, amp="fp32", timings={"images_per_s": None}, memory={}, provenance=prov))
     record.update(analyze(aset, TABLE.isthing))
     if boundary:
-        b = bev.evaluate()
+        b = pq_summary(bev, TABLE.ids, TABLE.isthing)
         record["boundary"] = {k: b[k] for k in METRIC_KEYS}
     record.update({"date": date, "analysis_file": rel, "schema": 2, **fields})
     written = write_record(results, RunRecord.from_json(record))

@@ -1,8 +1,8 @@
 """On the CPU: inference in processes forked after the model is loaded (no second import or
 model load; weights shared copy-on-write), each with ``cores / procs`` torch threads and its own
 data loading.  The per-category sums are integers, so the metrics equal a single-process run
-exactly.  Every process returns what its :class:`~panbench.evaluation.sink.ImageSink` holds (one
-:class:`~panbench.evaluation.sink.SinkPart`) with its timings, which the parent's sink and
+exactly.  Every process returns what its :class:`~panbench.evaluation.evaluators.RunEvaluators` hold (one
+:class:`~panbench.evaluation.evaluators.RunPart`) with its timings, which the parent's evaluators and
 :meth:`Timings.merge` add up; each reports its images to the parent's progress bar."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import replace
 from typing import Any
 
 from panbench.data.datasets import PanopticDataset
+from panbench.evaluation.evaluators import RunEvaluators, RunPart
 from panbench.evaluation.inference.loop import Shard, run_inference
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
-from panbench.evaluation.sink import ImageSink, SinkPart
 from panbench.evaluation.timings import Timings
 
 
@@ -48,19 +48,19 @@ def _die_with_parent() -> None:
             pass
 
 
-def _forked_shard(k: int) -> tuple[SinkPart, Timings]:
-    """Body of a forked process: score shard ``k`` with the model inherited from the parent into a sink
-    of its own (this process's images only); returns what the sink holds and the timings."""
+def _forked_shard(k: int) -> tuple[RunPart, Timings]:
+    """Body of a forked process: score shard ``k`` with the model inherited from the parent into evaluators
+    of its own (this process's images only); returns what they hold and the timings."""
     import torch
 
     a = _FORKED
     torch.set_num_threads(a["threads"])
-    sink = a["sink"].empty()
-    t = run_inference(a["lm"], a["dataset"], sink, a["shards"][k], a["progress"])
-    return sink.part(), t
+    evaluators = a["evaluators"].empty()
+    t = run_inference(a["lm"], a["dataset"], evaluators, a["shards"][k], a["progress"])
+    return evaluators.part(), t
 
 
-def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, shard: Shard,
+def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
                       procs: int, progress: Progress | None = None) -> Timings:
     """:func:`run_inference` on the CPU in ``procs`` processes forked after the model is loaded,
     each with ``cores / procs`` torch threads and loading its own data.  On small inputs this
@@ -69,25 +69,25 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink
 
     todo = shard.todo()
     if procs <= 1 or len(todo) < 2:
-        return run_inference(lm, dataset, sink, replace(shard, device="cpu"), progress)
+        return run_inference(lm, dataset, evaluators, replace(shard, device="cpu"), progress)
     threads_before = torch.get_num_threads()
     threads = max(1, threads_before // procs)
     sub = replace(shard.opts, workers=0)
     shards = [replace(shard, indices=todo[k::procs], device="cpu", opts=sub) for k in range(procs)]
-    _FORKED.update(lm=lm, dataset=dataset, sink=sink, shards=shards, threads=threads, progress=progress)
+    _FORKED.update(lm=lm, dataset=dataset, evaluators=evaluators, shards=shards, threads=threads, progress=progress)
     t0 = time.perf_counter()
     try:
         with mp.get_context("fork").Pool(procs - 1, initializer=_die_with_parent) as pool:
             pending = [pool.apply_async(_forked_shard, (k,)) for k in range(1, procs)]
             torch.set_num_threads(threads)
-            own = run_inference(lm, dataset, sink, shards[0], progress)
+            own = run_inference(lm, dataset, evaluators, shards[0], progress)
             parts = [_wait(p, progress) for p in pending]
     finally:
         torch.set_num_threads(threads_before)
         _FORKED.clear()
     total = Timings(**{**own.__dict__, "batches": dict(own.batches),
                        "extra": {**own.extra, "cpu_procs": procs, "threads_per_proc": threads}})
-    sink.reduce(part for part, _ in parts)
+    evaluators.reduce(part for part, _ in parts)
     for _, t in parts:
         total.merge(t)
     total.extra["parallel_wall_s"] = time.perf_counter() - t0

@@ -12,7 +12,7 @@
   forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`); the post-processing
   and scoring seconds are the thread's, so data + forward + post-processing + scoring exceeding the wall time
   is the overlap.
-* Each scored image goes to the run's :class:`~panbench.evaluation.sink.ImageSink` (PQ sums,
+* Each scored image goes to the run's :class:`~panbench.evaluation.evaluators.RunEvaluators` (PQ sums,
   match, resume-cache write-through) as it is made.
 * Out of memory is survived by :func:`panbench.evaluation.runtime.memory.forward_resilient`.
 """
@@ -29,11 +29,11 @@ from typing import Any
 
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError
+from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.runtime.memory import forward_resilient
-from panbench.evaluation.sink import ImageSink
 from panbench.evaluation.storage.predictions import PredictionWriter
 from panbench.evaluation.timings import Timings
 from panbench.models.protocol import DeferredFusion
@@ -142,14 +142,14 @@ def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Ca
 
 class _PostProcessor(threading.Thread):
     """The post-processing thread: each batch's outputs, from a bounded queue, through the family's deferred
-    fusion (``finish``), ``to_segments`` / ``to_instances`` / ``to_semantic`` and the sink, while the main thread
+    fusion (``finish``), ``to_segments`` / ``to_instances`` / ``to_semantic`` and the evaluators, while the main thread
     runs the next forward.  Its seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
 
-    def __init__(self, family: Any, sink: ImageSink, dataset: PanopticDataset, timings: Timings, sync: Any,
+    def __init__(self, family: Any, evaluators: RunEvaluators, dataset: PanopticDataset, timings: Timings, sync: Any,
                  predictions: PredictionWriter | None = None, progress: Progress | None = None) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=1)  # one batch waits while one is processed: bounded memory
-        self.family, self.sink, self.dataset, self.timings, self.sync = family, sink, dataset, timings, sync
+        self.family, self.evaluators, self.dataset, self.timings, self.sync = family, evaluators, dataset, timings, sync
         self.predictions, self.progress = predictions, progress
         self.finish = family.finish if isinstance(family, DeferredFusion) else None
         self.error: BaseException | None = None
@@ -172,13 +172,13 @@ class _PostProcessor(threading.Thread):
                         self.error = e
 
     def _batch(self, batch: list[dict[str, Any]], outputs: list[Any], timed: bool) -> None:
-        family, sink, sync = self.family, self.sink, self.sync
+        family, evaluators, sync = self.family, self.evaluators, self.sync
         t0 = time.perf_counter()
         if self.finish is not None:
             outputs = self.finish(outputs)
             sync()
         t1 = time.perf_counter()
-        ap = sink.ap is not None
+        ap = evaluators.ap is not None
         converted = [(family.to_segments(out), family.to_instances(out) if ap else None, family.to_semantic(out))
                      for out in outputs]
         t2 = time.perf_counter()
@@ -189,7 +189,7 @@ class _PostProcessor(threading.Thread):
                 self.predictions.write(s, pred_ids, segs)
             t3 = time.perf_counter()
             if it["gt_ids"] is not None:
-                sink.score(it["index"], it["gt_ids"], s.gt_ann["segments_info"], pred_ids, segs,
+                evaluators.score(it["index"], it["gt_ids"], s.gt_ann["segments_info"], pred_ids, segs,
                            f"image {s.image_id}", s.image_id, instances, semantic)
             scoring += time.perf_counter() - t3
         if timed:
@@ -207,9 +207,9 @@ def defers_fusion(device: str) -> bool:
     return device.startswith("cuda")
 
 
-def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, shard: Shard,
+def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
                   progress: Progress | None = None) -> Timings:
-    """Run the model over the images of ``shard`` still to run, feeding ``sink``, counting them on
+    """Run the model over the images of ``shard`` still to run, feeding ``evaluators``, counting them on
     ``progress``; returns timings."""
     import torch
 
@@ -232,7 +232,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
         prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
     )
     family = lm.family
-    post = _PostProcessor(family, sink, dataset, timings, sync, shard.predictions, progress)
+    post = _PostProcessor(family, evaluators, dataset, timings, sync, shard.predictions, progress)
     post.start()
     one = _Pass(lm, dataset, shard, post, timings, sync)
     deferred = family.deferred() if isinstance(family, DeferredFusion) and defers_fusion(device) else nullcontext()
@@ -242,7 +242,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, sink: ImageSink, sh
     finally:
         post.q.put(None)
         post.join()
-        sink.flush()
+        evaluators.flush()
     if post.error is not None:
         raise post.error
     timings.wall_s = time.perf_counter() - t_start if timings.timed_images else 0.0

@@ -1,5 +1,5 @@
 """torch.distributed under ``torchrun``: backend choice, initialization, this rank's device,
-the reduction of the ranks' per-image results (:func:`reduce_sink`) and of their timings, and
+the reduction of the ranks' evaluators (:func:`reduce_evaluators`) and of their timings, and
 tearing the group down after an error.  Outside torchrun every function is a no-op or returns
 the single-process answer."""
 
@@ -19,7 +19,8 @@ from panbench.evaluation.timings import Timings
 
 
 class Reducible(Protocol):
-    """What :func:`reduce_sink` reduces (the run's :class:`~panbench.evaluation.sink.ImageSink`, a floor above):
+    """What :func:`reduce_evaluators` reduces (the run's :class:`~panbench.evaluation.evaluators.RunEvaluators`, a
+    floor above):
     a picklable part of what it holds, and the adding of the other ranks' parts."""
 
     def part(self) -> Any: ...
@@ -214,16 +215,16 @@ def barrier() -> None:
         dist_any(False)
 
 
-def reduce_sink(sink: Reducible) -> None:
-    """Give every rank's sink the parts of every other rank (:meth:`ImageSink.reduce`): the PQ sums
+def reduce_evaluators(evaluators: Reducible) -> None:
+    """Give every rank's evaluators the parts of every other rank (:meth:`RunEvaluators.reduce`): the PQ sums
     (exact integers) and the per-image matches, keyed by dataset index, so the union does not
     depend on the split."""
     if not _distributed():
         return
     import torch.distributed as dist
 
-    parts = dist_gather(sink.part(), "collecting the per-image results of the ranks")
-    sink.reduce(p for r, p in enumerate(parts) if r != dist.get_rank())
+    parts = dist_gather(evaluators.part(), "collecting the per-image results of the ranks")
+    evaluators.reduce(p for r, p in enumerate(parts) if r != dist.get_rank())
 
 
 def dist_gather(obj: Any, what: str = "waiting for the other ranks") -> list[Any]:

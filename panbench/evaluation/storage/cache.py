@@ -35,7 +35,7 @@ from panbench.records.io import atomic_write
 CACHE_FORMAT = 6  # part of every cache key and of every chunk: a cache written by another format is never read
 # (3: analyses, 4: the record's fn_pair_other, 5: AP data and semantic confusion per image, 6: the columns of
 # panbench.pq.result, the PQ contributions read from the match)
-# an image's result and its AP data and semantic confusion (panbench.evaluation.sink.ImageSink.score)
+# an image's result and its AP data and semantic confusion as JSON (panbench.evaluation.evaluators.CacheWriter)
 Entry = tuple[ImageResult, "dict[str, Any] | None"]
 
 

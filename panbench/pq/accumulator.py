@@ -1,0 +1,175 @@
+"""The one state of a panoptic evaluation: :class:`PanopticAccumulator`.
+
+It holds the per-category integer sums (:class:`~panbench.pq.sums.PQStats`) and, when asked (``keep_images``),
+each image's result as the columns of :mod:`panbench.pq.result`, keyed by the image's position (its index in the
+dataset for ``eval``, the order of ``update`` calls for the Python API).  Everything that scores images adds to
+one: ``panbench eval``'s evaluators, ``panbench score``, the Python API's metrics and the integrations built on
+them.  States combine one way, :meth:`PanopticAccumulator.merge` (forked processes, torchrun ranks, a resumed
+cache, two metrics); the sums are integers, so any split and order of the images gives the same bits, and the
+columns come back in position order (:meth:`PanopticAccumulator.columns`) whatever the order the images were
+added in.  numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from panbench.errors import PanbenchError
+from panbench.pq.evaluator import score_pair
+from panbench.pq.matching import CategoryTable
+from panbench.pq.result import BOUNDARY_PREFIX, ImageResult, join_columns, reorder_columns, results_to_columns
+from panbench.pq.sums import PQStats, pq_summary
+
+_CHUNK = 256  # kept results turned into columns this many images at a time
+
+
+class PanopticAccumulator:
+    """PQ sums and, with ``keep_images``, the per-image results as columns (module docstring).  ``boundary``:
+    the results carry boundary-PQ contributions (their columns are prefixed ``b_``)."""
+
+    def __init__(self, categories: CategoryTable, keep_images: bool = False, boundary: bool = False) -> None:
+        self.categories = categories
+        self.keep_images = keep_images
+        self.boundary = boundary
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every image."""
+        self._stats = PQStats.zeros(len(self.categories))
+        self._pending: list[tuple[int, ImageResult]] = []  # kept results not yet in columns
+        self._chunks: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []  # (positions, their columns)
+
+    @property
+    def stats(self) -> PQStats:
+        """The per-category sums so far (read them; change them through the methods)."""
+        return self._stats
+
+    @property
+    def n_images(self) -> int:
+        return self._stats.n_images
+
+    def add(self, result: ImageResult, index: int | None = None) -> None:
+        """Add one scored image at position ``index`` (default: after the images kept so far)."""
+        self._stats.add_image(result.stats)
+        if self.keep_images:
+            self._pending.append((self.n_kept() if index is None else int(index), result))
+            if len(self._pending) >= _CHUNK:
+                self._flush()
+
+    def add_results(self, results: Sequence[ImageResult]) -> None:
+        """Add images scored elsewhere, after the images kept so far: the same state as :meth:`add` of each, their
+        sums added at once."""
+        part = PQStats.zeros(len(self.categories))
+        part.add_images([r.stats for r in results])  # first: a bad result raises before anything changes
+        self._stats = self._stats + part
+        if self.keep_images and results:
+            self._flush()
+            first = self.n_kept()
+            self._chunks.append((np.arange(first, first + len(results), dtype=np.int64), results_to_columns(results)))
+
+    def process(self, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]], pred_ids: np.ndarray,
+                pred_segments_info: list[dict[str, Any]], where: str = "image", strict: bool = False) -> ImageResult:
+        """Score one image (:func:`~panbench.pq.evaluator.score_pair`) and :meth:`add` it; returns its result."""
+        result = score_pair(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict,
+                            self.boundary)
+        self.add(result)
+        return result
+
+    def add_columns(self, indices: np.ndarray, cols: Mapping[str, np.ndarray]) -> None:
+        """Add images scored as columns (``len(indices)`` images at those positions, their ``<group>_img``
+        counted from 0 in the order of ``indices``): the sums, and the columns when they are kept."""
+        indices = np.asarray(indices, np.int64)
+        part = PQStats.zeros(len(self.categories))
+        part.add_columns(cols, len(indices))  # first: bad columns raise before anything changes
+        self._stats = self._stats + part
+        if self.keep_images and len(indices):
+            self._flush()
+            self._chunks.append((indices, dict(cols)))
+
+    def add_sums(self, stats: PQStats) -> None:
+        """Add sums made elsewhere, without their images' results (refused when results are kept)."""
+        if self.keep_images and stats.n_images:
+            raise PanbenchError("internal: sums without their per-image results added to an accumulator that "
+                                "keeps them; please report")
+        self._stats = self._stats + stats
+
+    def merge(self, other: PanopticAccumulator, offset: int = 0) -> None:
+        """Add another accumulator's images (disjoint from these), their positions moved on by ``offset``."""
+        if other.categories.ids != self.categories.ids:
+            raise PanbenchError("internal: accumulators of different categories merged; please report")
+        if self.keep_images:
+            if other.n_kept() != other.n_images:
+                raise PanbenchError("internal: an accumulator without per-image results merged into one that "
+                                    "keeps them; please report")
+            self._flush()
+            self._chunks.extend((idx + offset, cols) for idx, cols in other._parts())
+        self._stats = self._stats + other._stats
+
+    def n_kept(self) -> int:
+        """How many images' results are kept."""
+        return len(self._pending) + sum(len(idx) for idx, _ in self._chunks)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._pending.sort(key=lambda p: p[0])
+            idx = np.array([i for i, _ in self._pending], np.int64)
+            self._chunks.append((idx, results_to_columns([r for _, r in self._pending])))
+            self._pending = []
+
+    def _parts(self) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        self._flush()
+        return self._chunks
+
+    def columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The kept images' positions, ascending, and their results as columns in that order
+        (:func:`~panbench.pq.result.results_to_columns`' form)."""
+        parts = self._parts()
+        if not parts:
+            return np.zeros(0, np.int64), results_to_columns([])
+        idx = np.concatenate([i for i, _ in parts])
+        cols = join_columns([(len(i), c) for i, c in parts])
+        if len(parts) > 1:
+            self._chunks = [(idx, cols)]  # joined once
+        if len(idx) > 1 and not (idx[1:] > idx[:-1]).all():
+            order = np.argsort(idx, kind="stable")
+            if (idx[order][1:] == idx[order][:-1]).any():
+                raise PanbenchError("internal: an image was added twice to one accumulator; please report")
+            idx, cols = idx[order], reorder_columns(cols, order)
+            self._chunks = [(idx, cols)]
+        return idx, cols
+
+    def dense_columns(self, n_images: int) -> dict[str, np.ndarray]:
+        """:meth:`columns` of images at positions ``0 .. n_images - 1``, each once (the whole of a run)."""
+        idx, cols = self.columns()
+        if len(idx) != n_images or (n_images and (idx[0] != 0 or idx[-1] != n_images - 1)):
+            missing = sorted(set(range(n_images)) - set(idx.tolist()))
+            raise PanbenchError(f"internal: no per-image result for {len(missing)} of {n_images} images "
+                                f"(first: index {missing[0] if missing else '?'}); please report")
+        return cols
+
+    def boundary_stats(self, n_images: int) -> PQStats | None:
+        """The boundary-PQ sums of images ``0 .. n_images - 1`` (None without boundary PQ)."""
+        if not self.boundary:
+            return None
+        cols = self.dense_columns(n_images)
+        if BOUNDARY_PREFIX + "tp_cats" not in cols:
+            raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
+        stats = PQStats.zeros(len(self.categories))
+        stats.add_columns(cols, n_images, BOUNDARY_PREFIX)
+        return stats
+
+    def evaluate(self) -> dict[str, Any]:
+        """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images`` and ``unlisted_gt``
+        (ground-truth pixels whose id segments_info does not list, and the images that hold them)."""
+        out = pq_summary(self._stats, self.categories.ids, self.categories.isthing)
+        out["unlisted_gt"] = {"pixels": int(self._stats.unlisted[0]), "images": int(self._stats.unlisted[1])}
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with the kept results as columns (one array per field: what crosses processes and ranks)."""
+        self._flush()
+        return dict(self.__dict__)
+
