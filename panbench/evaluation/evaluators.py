@@ -30,7 +30,7 @@ from panbench.evaluation.storage.cache import StatsCache
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
-from panbench.pq.result import ImageResult
+from panbench.pq.result import ImageResult, reorder_columns
 
 
 @dataclass(frozen=True)
@@ -223,12 +223,15 @@ class RunEvaluators:
         if self.cache is None:
             return frozenset()
         cached = self.cache.cache.load()
-        taken = [i for i in indices if i in cached and i not in rerun
-                 and (self.ap is None or "ap" in (cached[i][1] or {}))]  # AP on: only images with their AP data
-        for i in taken:
-            result, extra = cached[i]
-            extra = extra or {}
-            self.pq.accumulator.add(result, i)
+        where = cached.positions()
+        taken = [i for i in indices if i in where and i not in rerun  # AP on: only images with their AP data
+                 and (self.ap is None or "ap" in (cached.extras[where[i]] or {}))]
+        if not taken:
+            return frozenset()
+        pos = np.array([where[i] for i in taken], np.int64)
+        self.pq.accumulator.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
+        for k in pos.tolist():
+            extra = cached.extras[k] or {}
             if self.ap is not None:
                 self.ap.add(APImage.from_json(extra["ap"]))
             if "sem" in extra:

@@ -116,27 +116,21 @@ def results_to_columns(results: Sequence[ImageResult]) -> dict[str, np.ndarray]:
     return cols
 
 
-def results_from_columns(cols: Any, n_images: int) -> list[ImageResult]:
-    """:func:`results_to_columns` inverted."""
-    matches = from_columns(cols, MATCH_FIELDS, n_images)
-    sem = from_columns(cols, SEMANTIC_FIELDS, n_images)
-    keys = cols.files if hasattr(cols, "files") else cols
-    has_b = BOUNDARY_PREFIX + BOUNDARY_FIELDS[0] in keys
-    bounds = from_columns(cols, BOUNDARY_FIELDS, n_images, BOUNDARY_PREFIX) if has_b else [None] * n_images
-    return [ImageResult(ImageMatch(**m), **s, boundary=None if b is None else ImageStats(**b))
-            for m, s, b in zip(matches, sem, bounds, strict=True)]
-
-
 def reorder_columns(cols: Mapping[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
-    """The columns of images put in a new order: image ``k`` of the result is image ``order[k]`` of ``cols``
-    (each group's rows moved with their image, their order within the image kept)."""
-    rank = np.empty(len(order), np.int64)
-    rank[np.asarray(order, np.int64)] = np.arange(len(order), dtype=np.int64)
+    """The columns of some images in a new order: image ``k`` of the result is image ``order[k]`` of ``cols``
+    (each group's rows moved with their image, their order within the image kept); images that ``order`` does
+    not name are left out."""
+    order = np.asarray(order, np.int64)
     groups = [k[: -len("_img")] for k in cols if k.endswith("_img")]
+    n = max([int(cols[g + "_img"].max()) + 1 for g in groups if len(cols[g + "_img"])]
+            + [int(order.max(initial=-1)) + 1])
+    rank = np.full(n, -1, np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
     out: dict[str, np.ndarray] = {}
     for g in groups:
         img = rank[cols[g + "_img"]]
-        perm = np.argsort(img, kind="stable")
+        kept = np.flatnonzero(img >= 0)
+        perm = kept[np.argsort(img[kept], kind="stable")]
         out[g + "_img"] = img[perm]
         for k in cols:
             if not k.endswith("_img") and max((h for h in groups if k.startswith(h + "_")), key=len, default=None) == g:

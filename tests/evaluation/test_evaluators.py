@@ -3,12 +3,21 @@ and analyses of evaluators that scored every image, each image counted once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.storage.cache import StatsCache
-from panbench.pq.matching import CategoryTable
-from panbench.pq.result import results_from_columns
+from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
+from panbench.pq.result import (
+    BOUNDARY_FIELDS,
+    BOUNDARY_PREFIX,
+    MATCH_FIELDS,
+    SEMANTIC_FIELDS,
+    ImageResult,
+    from_columns,
+)
 
 CATS = CategoryTable([1, 2, 3], ["a", "b", "c"], [True, True, False])
 N = 8
@@ -73,11 +82,11 @@ def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) 
     _score(ev, range(N))
     ev.flush()
     cached = StatsCache(tmp_path).load()
-    assert sorted(cached) == list(range(N))
+    assert sorted(cached.indices.tolist()) == list(range(N)) and cached.extras == [None] * N
     held = results_from_columns(ev.pq.accumulator.dense_columns(N), N)
-    for i, (result, extra) in cached.items():
+    back_all = results_from_columns(cached.columns, N)
+    for i, result in zip(cached.indices.tolist(), back_all):
         kept = held[i]
-        assert extra is None
         for part, back in ((kept.match, result.match), (kept.stats, result.stats), (kept.boundary, result.boundary)):
             for name in vars(part):
                 x, y = getattr(part, name), getattr(back, name)
@@ -96,4 +105,15 @@ def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp
     assert cache.older_format(here, parts) == old  # same key.json, another key: another cache format
     assert cache.older_format(here, {**parts, "dataset": "e"}) is None
     monkeypatch.setattr(cache, "CACHE_FORMAT", cache.CACHE_FORMAT + 1)
-    assert StatsCache(old).load() == {}  # written by another format: every image runs again
+    assert len(StatsCache(old).load().indices) == 0  # written by another format: every image runs again
+
+
+def results_from_columns(cols: Any, n_images: int) -> list[ImageResult]:
+    """``results_to_columns`` inverted, image by image: the reference that reads the columns back."""
+    matches = from_columns(cols, MATCH_FIELDS, n_images)
+    sem = from_columns(cols, SEMANTIC_FIELDS, n_images)
+    keys = cols.files if hasattr(cols, "files") else cols
+    has_b = BOUNDARY_PREFIX + BOUNDARY_FIELDS[0] in keys
+    bounds = from_columns(cols, BOUNDARY_FIELDS, n_images, BOUNDARY_PREFIX) if has_b else [None] * n_images
+    return [ImageResult(ImageMatch(**m), **s, boundary=None if b is None else ImageStats(**b))
+            for m, s, b in zip(matches, sem, bounds, strict=True)]

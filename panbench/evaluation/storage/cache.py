@@ -24,12 +24,13 @@ import re
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from panbench.pq.result import ImageResult, results_from_columns, results_to_columns
+from panbench.pq.result import ImageResult, join_columns, results_to_columns
 from panbench.records.io import atomic_write
 
 CACHE_FORMAT = 6  # part of every cache key and of every chunk: a cache written by another format is never read
@@ -37,6 +38,21 @@ CACHE_FORMAT = 6  # part of every cache key and of every chunk: a cache written 
 # panbench.pq.result, the PQ contributions read from the match)
 # an image's result and its AP data and semantic confusion as JSON (panbench.evaluation.evaluators.CacheWriter)
 Entry = tuple[ImageResult, "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class Cached:
+    """The images a run folder's chunks hold: their indices in the dataset, their results as the columns of
+    :mod:`panbench.pq.result` (in that order) and each one's AP data and semantic confusion as JSON (None
+    without)."""
+
+    indices: np.ndarray
+    columns: dict[str, np.ndarray]
+    extras: list[dict[str, Any] | None]
+
+    def positions(self) -> dict[int, int]:
+        """Each index's position in :attr:`indices`: its last one (an image cached again replaces itself)."""
+        return {i: k for k, i in enumerate(self.indices.tolist())}
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -146,12 +162,12 @@ def cached_images() -> int | None:
     Said after an interrupt."""
     if not _OPENED:
         return None
-    return sum(len(_read_chunk(f)) for f in sorted(_OPENED[-1].glob("chunk-*.npz")))
+    return sum(len(c.indices) for f in sorted(_OPENED[-1].glob("chunk-*.npz")) if (c := _read_chunk(f)) is not None)
 
 
 class StatsCache:
-    """The resume cache of one run folder: :meth:`load` reads the per-image entries (:data:`Entry`)
-    keyed by the image's index in the dataset, :meth:`add` writes one through (in chunks of
+    """The resume cache of one run folder: :meth:`load` reads the images it holds (:class:`Cached`),
+    :meth:`add` writes one through (in chunks of
     ``flush_every``).  It keeps no entry in memory beyond the chunk being filled.  Opening it removes the
     temporary files that killed processes left in the folder (:func:`remove_stale_temps`)."""
 
@@ -167,12 +183,14 @@ class StatsCache:
         self._lock = threading.Lock()
         self._seq = len(list(self.dir.glob("chunk-*.npz")))
 
-    def load(self) -> dict[int, Entry]:
+    def load(self) -> Cached:
         """Every image the folder's chunks hold (an unreadable chunk holds none)."""
-        out: dict[int, Entry] = {}
-        for f in sorted(self.dir.glob("chunk-*.npz")):
-            out.update(_read_chunk(f))
-        return out
+        chunks = [c for f in sorted(self.dir.glob("chunk-*.npz")) if (c := _read_chunk(f)) is not None]
+        chunks = [c for c in chunks if c.columns.keys() == chunks[0].columns.keys()]  # one run's: one set of keys
+        if not chunks:
+            return Cached(np.zeros(0, np.int64), results_to_columns([]), [])
+        cols = join_columns([(len(c.indices), c.columns) for c in chunks])
+        return Cached(np.concatenate([c.indices for c in chunks]), cols, [x for c in chunks for x in c.extras])
 
     def add(self, index: int, result: ImageResult, extra: dict[str, Any] | None = None) -> None:
         with self._lock:
@@ -204,16 +222,19 @@ def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
     _write(path, buf.getvalue())
 
 
-def _read_chunk(path: Path) -> dict[int, Entry]:
-    """The images of one chunk; none when it is unreadable or of another :data:`CACHE_FORMAT` (recomputed,
+def _read_chunk(path: Path) -> Cached | None:
+    """The images of one chunk; None when it is unreadable or of another :data:`CACHE_FORMAT` (recomputed,
     never trusted)."""
     try:
         z = np.load(path)
         if "format" not in z.files or int(z["format"]) != CACHE_FORMAT:
-            return {}
-        idx = z["index"].tolist()
-        results = results_from_columns(z, len(idx))
+            return None
+        idx = np.asarray(z["index"], np.int64)
+        cols = {k: z[k] for k in z.files if k not in ("format", "index", "x_json")}
         extras = [json.loads(str(x)) for x in z["x_json"]] if "x_json" in z.files else [None] * len(idx)
+        if len(extras) != len(idx) or any(len(v) and int(v.max()) >= len(idx) for k, v in cols.items()
+                                          if k.endswith("_img")):
+            return None
     except Exception:  # an unreadable chunk is recomputed, never trusted
-        return {}
-    return {i: (r, x) for i, r, x in zip(idx, results, extras, strict=True)}
+        return None
+    return Cached(idx, cols, extras)
