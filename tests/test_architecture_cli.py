@@ -101,3 +101,24 @@ def test_deprecated_aliases_point_to_a_flag_of_their_own_parser(monkeypatch) -> 
         "panbench images --model": "--run", "panbench score --dataset": "--dataset-name",
         "panbench score --workers": "--procs", "panbench data demo --seed": "--data-seed",
     }
+
+
+def test_no_command_imports_another() -> None:
+    """A command module (``add_parser`` + ``run``) imports only the CLI's shared modules, never another command:
+    what two commands share lives in a module of its own (``options.py``, ``running.py``, ``records.py``, ...)."""
+    import ast
+
+    from panbench import REPO_ROOT
+
+    cli = REPO_ROOT / "panbench" / "cli"
+    commands = {p.stem for p in cli.glob("*.py")
+                if p.stem != "__init__" and {"add_parser", "run"} <= {n.name for n in ast.parse(p.read_text()).body
+                                                                     if isinstance(n, ast.FunctionDef)}}
+    found = []
+    for name in sorted(commands):
+        for node in ast.walk(ast.parse((cli / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("panbench.cli."):
+                other = node.module.split(".")[2]
+                if other in commands and other != name:
+                    found.append(f"cli/{name}.py imports cli/{other}.py")
+    assert len(commands) > 10 and found == []

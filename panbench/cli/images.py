@@ -32,7 +32,7 @@ def _pick(args: argparse.Namespace, results: Path) -> tuple[Any, ...]:
     """The records ``--run`` (and ``--vs``) name, with their results folders: a model name's run that `table`
     shows first (:func:`leading`), or with ``--vs`` the latest pair on the same images
     (:func:`panbench.reporting.pairing.pick_pair`, as `compare`)."""
-    from panbench.cli.compare import find_records
+    from panbench.cli.records import find_records
     from panbench.reporting.pairing import pick_pair
 
     runs_a, root_a = find_records(args.run, results, args.only_dataset)
@@ -74,7 +74,7 @@ def columns(rec: Any, aset: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from panbench.analysis.per_image import check_table, ranked, write_record_per_image
-    from panbench.cli.compare import load_run
+    from panbench.cli.records import load_run
     from panbench.errors import InputError
     from panbench.reporting.pairing import ann_file
 

@@ -12,8 +12,6 @@ from typing import Any
 from panbench.cli.options import Common, check_writable, dataset_root
 from panbench.cli.running import finish_distributed, models_and_dataset, rank, single_checkpoint
 
-DEMO_SEVERITIES = "3"  # the demo set's default: 15 runs per model, a few minutes on two cores (docs/robustness.md)
-
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("robustness", parents=[common.models, common.dataset, common.results, common.data_root,
@@ -34,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.options import EvalOptions, check_models
     from panbench.robustness.corruptions import (
+        DEMO_SEVERITIES,
         Corruption,
         parse_names,
         parse_severities,

@@ -66,11 +66,10 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
 
 
 def _new_sweep(args: argparse.Namespace) -> Manifest:
-    from panbench.cli.robustness import DEMO_SEVERITIES
     from panbench.cli.running import models_and_dataset, single_checkpoint
     from panbench.cluster.sweep import Manifest, new_id, plan
     from panbench.errors import PanbenchError
-    from panbench.robustness.corruptions import parse_names, parse_severities
+    from panbench.robustness.corruptions import DEMO_SEVERITIES, parse_names, parse_severities
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
     checkpoint = single_checkpoint(args.checkpoint, specs)

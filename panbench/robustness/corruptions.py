@@ -171,6 +171,9 @@ def parse_names(text: str) -> list[str]:
     return [n for n in CORRUPTION_NAMES if n in chosen]
 
 
+DEMO_SEVERITIES = "3"  # the demo set's default: 15 runs per model, a few minutes on two cores (docs/robustness.md)
+
+
 def parse_severities(text: str) -> list[int]:
     """``--severities``: ``1-5``, ``3`` or ``1,3,5``."""
     out: set[int] = set()

@@ -45,7 +45,7 @@ def test_the_printed_record_path_exists_from_the_working_directory(results) -> N
 
 def test_compare_and_images_take_the_record_path_below_results(results, monkeypatch) -> None:
     """`runs/X.json` (the record's own `record` field) is found under --results, from any working directory."""
-    from panbench.cli.compare import find_records
+    from panbench.cli.records import find_records
 
     monkeypatch.chdir(results.parent)
     rec = _records(results)[1]
