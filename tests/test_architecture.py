@@ -1,5 +1,6 @@
 """The package's shape (docs/architecture.md): no import circle among modules or packages, counting
-imports inside functions; no module over 350 lines; no function of 50 lines or more."""
+imports inside functions; modules hold one concept each, and one over 600 lines says why in its docstring (a
+paragraph that starts "Over 600 lines:"); no function of 50 lines or more."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "panbench"
-MAX_MODULE_LINES = 350
+MAX_MODULE_LINES = 600  # beyond it, the module's docstring says why
 MAX_FUNCTION_LINES = 49
 
 
@@ -124,10 +125,14 @@ def test_cycles_finds_a_circle_through_a_lazy_import() -> None:
     assert found == ["panbench.pq.matching"]
 
 
-@pytest.mark.parametrize("name", sorted(modules()))
-def test_module_is_short_enough_to_read_in_one_sitting(name: str) -> None:
-    n = len(modules()[name].read_text().splitlines())
-    assert n <= MAX_MODULE_LINES, f"{name}: {n} lines"
+def test_a_module_over_600_lines_says_why() -> None:
+    long = []
+    for name, path in modules().items():
+        text = path.read_text()
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if len(text.splitlines()) > MAX_MODULE_LINES and "\nOver 600 lines:" not in "\n" + doc:
+            long.append(f"{name}: {len(text.splitlines())} lines, and its docstring does not say why")
+    assert long == []
 
 
 def test_every_function_is_under_50_lines() -> None:
