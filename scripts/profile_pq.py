@@ -101,7 +101,7 @@ def in_process(work: Path) -> tuple[dict[str, float], int]:
         evaluator._check_areas(inter, gt, pred, "x")
         match = evaluator.match_image(inter, gt, pred)
         c3 = clock()
-        st = evaluator._fold(inter, gt, pred, match).stats
+        st = evaluator._image_result(inter, gt, pred, match).stats
         c4 = clock()
         sums.add_images([st])
         c5 = clock()

@@ -8,8 +8,6 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1] / "panbench"
 MAX_MODULE_LINES = 600  # beyond it, the module's docstring says why
 MAX_FUNCTION_LINES = 49

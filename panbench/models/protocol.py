@@ -72,8 +72,8 @@ class PanopticModel(Protocol):
         """One image's semantic output, (H, W) int64 dataset category ids (-1: VOID); None: the record's mIoU is
         the panoptic output's."""
 
-    def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
-        """While entered, the seconds of each call of the model's own panoptic fusion go to ``sink``."""
+    def timed_fusion(self, seconds: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
+        """While entered, the seconds of each call of the model's own panoptic fusion go to ``seconds``."""
 
     def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
         """``--postprocess`` and ``--fusion`` applied to this model; returns what runs the model's own panoptic
@@ -173,8 +173,8 @@ def count_parameters(module: Any) -> int:
 
 
 @contextmanager
-def timed_calls(obj: Any, name: str, sink: list[float], sync: Callable[[], None]) -> Iterator[None]:
-    """While entered, the seconds of each call of ``obj.<name>`` go to ``sink``, ``sync`` run before each clock
+def timed_calls(obj: Any, name: str, seconds: list[float], sync: Callable[[], None]) -> Iterator[None]:
+    """While entered, the seconds of each call of ``obj.<name>`` go to ``seconds``, ``sync`` run before each clock
     read (CUDA kernels are asynchronous): what the families' fusion timers run."""
     if obj is None or not hasattr(obj, name):
         yield
@@ -186,7 +186,7 @@ def timed_calls(obj: Any, name: str, sink: list[float], sync: Callable[[], None]
         t = time.perf_counter()
         out = orig(*a, **k)
         sync()
-        sink.append(time.perf_counter() - t)
+        seconds.append(time.perf_counter() - t)
         return out
 
     setattr(obj, name, wrapper)

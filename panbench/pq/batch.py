@@ -50,7 +50,7 @@ _HEADER = 8  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, 
 # position in the chunk of each image handed to C
 _Chunk = tuple[Sequence[Pair], list[_Prepared], "Task[bytes] | bytes", list[int]]
 # what each part of the results (its columns, its number of images) is handed to, in the images' order
-PartSink = Callable[[Mapping[str, np.ndarray], int], None]
+PartFold = Callable[[Mapping[str, np.ndarray], int], None]
 
 
 def available() -> bool:
@@ -213,7 +213,7 @@ class _Gathered:
     :data:`ADD_BYTES` of their ``res``) turned into columns and added to the sums (and handed to ``part``); with
     ``keep`` the columns kept."""
 
-    def __init__(self, n_categories: int, keep: bool, part: PartSink | None = None) -> None:
+    def __init__(self, n_categories: int, keep: bool, part: PartFold | None = None) -> None:
         self.stats, self.keep, self.part = PQStats.zeros(n_categories), keep, part
         self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
         self.done: list[tuple[np.ndarray, int]] = []
@@ -244,7 +244,7 @@ class _Gathered:
 
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 keep: bool, threads: int, per_image: Callable[[Pair], ImageResult],
-                part: PartSink | None = None) -> tuple[PQStats, dict[str, np.ndarray]]:
+                part: PartFold | None = None) -> tuple[PQStats, dict[str, np.ndarray]]:
     """The sums of ``pairs`` and, with ``keep``, their results in order as columns
     (:func:`~panbench.pq.result.results_to_columns`' form; else empty), decoded and counted on ``threads`` threads
     (1: in the calling thread); ``part`` gets each part of the results as it is gathered, while the next images

@@ -74,10 +74,10 @@ def table_result(inter: np.ndarray, gt: Segments, pred: Segments, where: str = "
     """An image's result from its intersection table (:func:`intersection_table`'s, or the batch path's):
     the areas checked (``pred.areas`` counted), the match, the semantic confusion pairs and unlisted pixels."""
     _check_areas(inter, gt, pred, where)
-    return _fold(inter, gt, pred, match_image(inter, gt, pred))
+    return _image_result(inter, gt, pred, match_image(inter, gt, pred))
 
 
-def _fold(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageResult:
+def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageResult:
     """The match with the semantic confusion pairs and the unlisted ground-truth pixels of its intersection
     table (one C pass where ``_match`` was built)."""
     ext = native.match()

@@ -25,7 +25,7 @@ import numpy as np
 from panbench.errors import InputError
 from panbench.pq import batch
 from panbench.pq.accumulator import PanopticAccumulator
-from panbench.pq.batch import Pair, PartSink
+from panbench.pq.batch import Pair, PartFold
 from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join, segments_list
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
@@ -245,7 +245,7 @@ def score_stream(
     pred_dir: str | os.PathLike[str],
     workers: int | None = None,
     how: Scoring = Scoring(),
-    fold: Callable[[int], PartSink] | None = None,
+    fold: Callable[[int], PartFold] | None = None,
 ) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
     """Score every image; returns the accumulator holding the sums, the (ground truth, prediction)
     pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep``, the per-image results in
@@ -266,11 +266,11 @@ def score_stream(
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticAccumulator(cats)
     results: dict[str, np.ndarray] = {}
-    sink = fold(len(cats)) if fold is not None and how.keep else None
+    fold_part = fold(len(cats)) if fold is not None and how.keep else None
     if on_batch:
         with _no_gc():
             part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep, workers,
-                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), sink)
+                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), fold_part)
         ev.add_sums(part)
         return ev, pairs, results
     if workers <= 1 or len(pairs) < 2 * workers:
@@ -281,8 +281,8 @@ def score_stream(
     else:
         part, results = _score_forked(cats, gt_dir, pred_dir, how, pairs, workers)
         ev.add_sums(part)
-    if sink is not None:
-        sink(results, len(pairs))
+    if fold_part is not None:
+        fold_part(results, len(pairs))
     return ev, pairs, results
 
 

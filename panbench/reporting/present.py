@@ -26,7 +26,7 @@ def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = 
         return w.table(df, digits, notes)
     digits = min(digits, w.max_digits or digits)
     df = df.round(digits)
-    df, same = _fold_constant(df, digits)
+    df, same = _drop_constant(df, digits)
     return w.table(_display(df, digits), digits, [*same, *notes])
 
 
@@ -35,7 +35,7 @@ FOLDED = ("postprocess", "framework", "settings", "dataset", "n_images", "select
           "ops", "device", "mIoU_from")
 
 
-def _fold_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
+def _drop_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
     """``df`` without the :data:`FOLDED` columns that have one value in every row (of two rows or more), and the
     note that gives those values once ("In every row: dataset demo 8cda6b4f; images 12; mmcv ops panbench");
     a column blank in every row goes without a word."""

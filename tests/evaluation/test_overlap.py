@@ -69,7 +69,7 @@ class SlowModel:
         return None
 
     @contextmanager
-    def timed_fusion(self, sink: list[float], sync: Any) -> Any:
+    def timed_fusion(self, seconds: list[float], sync: Any) -> Any:
         yield
 
     def configure(self, postprocess: Any, fusion: str) -> None:

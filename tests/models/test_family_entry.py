@@ -78,8 +78,8 @@ class Const(torch.nn.Module):
     def to_semantic(self, output):
         return None
 
-    def timed_fusion(self, sink, sync):
-        return timed_calls(self, "fuse", sink, sync)
+    def timed_fusion(self, seconds, sync):
+        return timed_calls(self, "fuse", seconds, sync)
 
     def configure(self, postprocess, fusion):
         return None

@@ -161,10 +161,10 @@ def test_bad_buffers_are_a_value_error() -> None:
 
 @pytest.mark.parametrize("seed", range(200))
 def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> None:
-    """evaluator._check_areas (their one-line errors included) and evaluator._fold's semantic pairs and
+    """evaluator._check_areas (their one-line errors included) and evaluator._image_result's semantic pairs and
     unlisted pixels, from the C extension and from numpy, on arbitrary tables: equal values, dtypes, order."""
     from panbench.errors import InputError
-    from panbench.pq.evaluator import _check_areas, _fold
+    from panbench.pq.evaluator import _check_areas, _image_result
 
     rng = np.random.default_rng(seed)
     n_gt, n_pred = (int(x) for x in rng.integers(0, 6, 2))
@@ -179,7 +179,7 @@ def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> 
         saved, matching._native = matching._native, native
         try:
             _check_areas(inter, gt, pred, "image 1")
-            s = _fold(inter, gt, pred, match_image(inter, gt, pred))
+            s = _image_result(inter, gt, pred, match_image(inter, gt, pred))
             out.append((pred.areas, s.sem_gt, s.sem_pred, s.sem_px, s.unlisted_px))
         except InputError as e:
             out.append(str(e))

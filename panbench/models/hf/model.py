@@ -298,9 +298,9 @@ class HFPanoptic(torch.nn.Module):
         n = self.fusion.num_things_classes  # panbench's labels: things first
         return {int(c) for c in self.label2cat[:n]}
 
-    def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
-        """The calls of the post-processing stage (``fusion.predict``) timed into ``sink``."""
-        return timed_calls(self.fusion, "predict", sink, sync)
+    def timed_fusion(self, seconds: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
+        """The calls of the post-processing stage (``fusion.predict``) timed into ``seconds``."""
+        return timed_calls(self.fusion, "predict", seconds, sync)
 
     def configure(self, postprocess: PostProcess, fusion: str) -> None:
         """``--postprocess maskwise|argmax`` merges the query masks of a mask-classification model (MaskFormer,

@@ -119,9 +119,9 @@ class MMDetModel:
         """None: mmdet 3.3's MaskFormer fusion head asserts ``not semantic_on``, so mIoU is the panoptic one."""
         return None
 
-    def timed_fusion(self, sink: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
-        """The calls of the panoptic fusion head's ``predict`` timed into ``sink``."""
-        return timed_calls(getattr(self.detector, "panoptic_fusion_head", None), "predict", sink, sync)
+    def timed_fusion(self, seconds: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
+        """The calls of the panoptic fusion head's ``predict`` timed into ``seconds``."""
+        return timed_calls(getattr(self.detector, "panoptic_fusion_head", None), "predict", seconds, sync)
 
     def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
         """``--postprocess maskwise|argmax`` replaces the fusion head's query merging
