@@ -12,9 +12,8 @@ import numpy as np
 
 from panbench.analysis.ap import APAccumulator, Instances
 from panbench.errors import InputError
-from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
+from panbench.pq.coco_format import read_ground_truth, safe_join
 from panbench.pq.png import read_ids
-from panbench.pq.score import image_order
 
 INSTANCES_FORMAT = "give COCO instance results: a list of {image_id, category_id, segmentation: {size, counts}, score}"
 
@@ -65,15 +64,14 @@ def score_instances(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[s
 def instance_accumulator(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
                          instances_json: str | os.PathLike[str]) -> APAccumulator:
     """The ground truth (every annotated image, its PNG read once) and ``instances_json``'s predictions."""
-    data = read_json(gt_json, "ground-truth JSON")
-    parse_categories(data, gt_json)  # validated
-    gt = parse_annotations(data, gt_json, gt=True)
-    acc = APAccumulator.for_categories(data["categories"])
+    truth = read_ground_truth(gt_json)
+    gt = truth.annotations
+    acc = APAccumulator.for_categories(truth.data["categories"])
     preds = read_instances(instances_json, set(gt))
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise InputError(f"{gt_dir}: --gt-dir is not a folder; point it at the folder of panoptic PNGs")
-    for image_id in image_order(data, gt):
+    for image_id in truth.image_ids():
         ann = gt[image_id]
         where = f"image {image_id}"
         ids = read_ids(safe_join(gt_dir, ann["file_name"], f"{where} (ground truth)"), where)

@@ -25,7 +25,7 @@ from typing import Any
 
 from panbench.data.catalog import DATASETS
 from panbench.errors import InputError
-from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
+from panbench.pq.coco_format import read_ground_truth, safe_join
 from panbench.pq.matching import CategoryTable
 
 
@@ -118,10 +118,9 @@ def load_dataset(
     ann_file, png_dir, img_dir = layout(root, name, split)
     if not ann_file.is_file():
         raise InputError(f"{ann_file}: dataset '{name}' not found; {how_to_get(root, name, split)}")
-    data = read_json(ann_file, "panoptic annotation JSON")
-    cats = parse_categories(data, ann_file)
-    anns = parse_annotations(data, ann_file, gt=True)
-    images = data.get("images")
+    truth = read_ground_truth(ann_file, "panoptic annotation JSON")
+    cats, anns = truth.categories, truth.annotations
+    images = truth.data.get("images")
     if not isinstance(images, list):
         raise InputError(f"{ann_file}: missing field 'images'; use the official panoptic_{split}.json")
     if not images:

@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join
+from panbench.pq.coco_format import read_ground_truth, safe_join
 from panbench.pq.kernels import _SENTINEL, index_map
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
-from panbench.pq.score import image_sizes
 
 
 class GroundTruth:
@@ -34,10 +33,10 @@ class GroundTruth:
                  keep: bool = False) -> None:
         self.json_path = Path(gt_json)
         self.folder = Path(gt_folder) if gt_folder is not None else Path(os.fspath(gt_json).replace(".json", ""))
-        data = read_json(self.json_path, "ground-truth JSON")
-        self.categories: CategoryTable = parse_categories(data, self.json_path)
-        self.annotations: dict[Any, dict[str, Any]] = parse_annotations(data, self.json_path, gt=True)
-        self.sizes = image_sizes(data)
+        truth = read_ground_truth(self.json_path)
+        self.categories: CategoryTable = truth.categories
+        self.annotations: dict[Any, dict[str, Any]] = truth.annotations
+        self.sizes = truth.sizes
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: the ground-truth PNG folder of {self.json_path} does not exist; pass "
                              "gt_folder (the folder of its panoptic PNGs)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -109,6 +110,40 @@ def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
             start, stop, n, fields = seg
             ann["segments_info"] = PackedSegments(raw, start, stop, n, fields, gt)
     return data
+
+
+@dataclass(frozen=True)
+class GroundTruthJSON:
+    """A COCO panoptic ground truth's JSON, read and checked once (:func:`read_ground_truth`): the document, its
+    categories, its annotations by image id and each image's (height, width) where its ``images`` entry gives both
+    (its PNG must have it)."""
+
+    path: Path
+    data: dict[str, Any]
+    categories: CategoryTable
+    annotations: dict[Any, dict[str, Any]]
+    sizes: dict[Any, tuple[int, int]]
+
+    def image_ids(self) -> list[Any]:
+        """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results
+        and the dataset fingerprint depend on it), then any annotated image that list lacks."""
+        listed = [im["id"] for im in self.data.get("images") or []
+                  if isinstance(im, dict) and im.get("id") in self.annotations]
+        seen = set(listed)
+        return list(dict.fromkeys(listed)) + [i for i in self.annotations if i not in seen]
+
+
+def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JSON",
+                      scan: bool | None = None) -> GroundTruthJSON:
+    """The one reader of a COCO panoptic ground truth (``score``, the Python API, the datasets and AP read it
+    here); ``what`` names the file in errors, ``scan`` as :func:`read_json`."""
+    data = read_json(path, what, scan=scan)
+    sizes = {}
+    for im in data.get("images") or []:
+        if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int):
+            sizes[im.get("id")] = (im["height"], im["width"])
+    return GroundTruthJSON(Path(path), data, parse_categories(data, path), parse_annotations(data, path, gt=True),
+                           sizes)
 
 
 def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:

@@ -26,7 +26,7 @@ from panbench.errors import InputError
 from panbench.pq import batch
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.batch import Pair, PartFold
-from panbench.pq.coco_format import parse_annotations, parse_categories, read_json, safe_join, segments_list
+from panbench.pq.coco_format import parse_annotations, read_ground_truth, read_json, safe_join, segments_list
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -63,17 +63,15 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     """Categories and (ground truth, prediction) annotation pairs matched by image id.  With ``packed``, a
     segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path reads its
     fields; :func:`~panbench.pq.coco_format.segments_list` gives the list)."""
-    gt_data = read_json(gt_json, "ground-truth JSON", scan=True if packed else None)
-    cats = parse_categories(gt_data, gt_json)
-    gt = parse_annotations(gt_data, gt_json, gt=True)
+    truth = read_ground_truth(gt_json, scan=True if packed else None)
+    cats, gt, sizes = truth.categories, truth.annotations, truth.sizes
     from panbench.pq.stuff_rule import note_ground_truth
 
-    note_ground_truth(gt_json, gt_data)  # two segments of one stuff category, for `score`'s warning
+    note_ground_truth(gt_json, truth.data)  # two segments of one stuff category, for `score`'s warning
     pred = parse_annotations(read_json(pred_json, "prediction JSON", scan=False if packed else None), pred_json,
                              gt=False)
     pairs = []
-    sizes = image_sizes(gt_data)
-    for image_id in image_order(gt_data, gt):
+    for image_id in truth.image_ids():
         gt_ann = gt[image_id]
         if image_id in sizes:  # the image's size beside its annotation, as COCO's 'images' entry names it
             gt_ann = {**gt_ann, "height": sizes[image_id][0], "width": sizes[image_id][1]}
@@ -108,23 +106,6 @@ def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[
                           "ground-truth JSON's 'images' ids (not a file name or an index)")
     return InputError(f"{pred_json}: no prediction for image {image_id}; predict every ground-truth image or "
                       "restrict the ground-truth JSON to the images you predicted")
-
-
-def image_sizes(gt_data: dict[str, Any]) -> dict[Any, tuple[int, int]]:
-    """(height, width) of each image the ground truth's ``images`` list gives both for: its PNG must have it."""
-    out = {}
-    for im in gt_data.get("images") or []:
-        if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int):
-            out[im.get("id")] = (im["height"], im["width"])
-    return out
-
-
-def image_order(gt_data: dict[str, Any], gt: dict[Any, Any]) -> list[Any]:
-    """The ground truth's image ids in the order of its ``images`` list, as ``eval`` orders them (the
-    per-image matches and the dataset fingerprint depend on it), then any annotated image that list lacks."""
-    listed = [im["id"] for im in gt_data.get("images") or [] if isinstance(im, dict) and im.get("id") in gt]
-    seen = set(listed)
-    return list(dict.fromkeys(listed)) + [i for i in gt if i not in seen]
 
 
 def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, list, np.ndarray, list, str]:
