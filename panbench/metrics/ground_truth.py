@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq.coco_format import read_ground_truth, safe_join
+from panbench.pq.coco_format import png_folder, read_ground_truth, safe_join
 from panbench.pq.kernels import _SENTINEL, index_map
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -32,7 +32,7 @@ class GroundTruth:
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None,
                  keep: bool = False) -> None:
         self.json_path = Path(gt_json)
-        self.folder = Path(gt_folder) if gt_folder is not None else Path(os.fspath(gt_json).replace(".json", ""))
+        self.folder = Path(gt_folder) if gt_folder is not None else png_folder(gt_json)
         truth = read_ground_truth(self.json_path)
         self.categories: CategoryTable = truth.categories
         self.annotations: dict[Any, dict[str, Any]] = truth.annotations

@@ -133,6 +133,12 @@ class GroundTruthJSON:
         return list(dict.fromkeys(listed)) + [i for i in self.annotations if i not in seen]
 
 
+def png_folder(json_file: str | os.PathLike[str]) -> Path:
+    """The default folder of a COCO panoptic JSON's PNGs, as panopticapi and COCO's layout name it: the JSON's path
+    with ``.json`` removed (``x/panoptic_val2017.json`` -> ``x/panoptic_val2017``)."""
+    return Path(os.fspath(json_file).replace(".json", ""))
+
+
 def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JSON",
                       scan: bool | None = None) -> GroundTruthJSON:
     """The one reader of a COCO panoptic ground truth (``score``, the Python API, the datasets and AP read it

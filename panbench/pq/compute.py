@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from panbench.errors import InputError
+from panbench.pq.coco_format import png_folder
 from panbench.pq.score import score_stream
 from panbench.pq.sums import panopticapi_summary
 
@@ -25,8 +26,8 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
     truth ``gt_json_file`` (+ ``gt_folder``) as panopticapi's ``pq_compute`` returns them:
     ``{"All" | "Things" | "Stuff": {"pq", "sq", "rq", "n"}, "per_class": {category_id: {"pq", "sq", "rq"}}}``,
     fractions 0-1.  Every ground-truth image needs a prediction (predictions of other images are ignored)."""
-    gt_folder = _default_folder(gt_json_file) if gt_folder is None else gt_folder
-    pred_folder = _default_folder(pred_json_file) if pred_folder is None else pred_folder
+    gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
+    pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
     for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
         if not os.path.isdir(folder):
             raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
@@ -34,8 +35,3 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
     cats = ev.categories
     return panopticapi_summary(ev.stats, cats.ids, cats.isthing)
 
-
-def _default_folder(json_file: str | os.PathLike[str]) -> str:
-    """panopticapi's default folder of a JSON: its path with ``.json`` removed (``x/panoptic_val2017.json`` ->
-    ``x/panoptic_val2017``)."""
-    return os.fspath(json_file).replace(".json", "")
