@@ -1,8 +1,10 @@
 """The evaluators of one eval run, composed as detectron2's ``DatasetEvaluators`` compose theirs.
 
-Each scored image reaches every evaluator as one :class:`EvalImage`.  Each evaluator has the same contract:
-``process`` one image, ``merge`` another process's or rank's share (the parts of forked CPU processes and torchrun
-ranks, disjoint images), ``evaluate`` at the end; each is the one writer of its state:
+Each scored image reaches every evaluator as one :class:`EvalImage`.  Each evaluator takes one image (PQ's
+``process``; AP's and the confusion's ``image`` makes the image's share, checked, and ``add`` adds it, so that an
+image refused by one changes none) and ``merge``s another process's or rank's share (the parts of forked CPU
+processes and torchrun ranks, disjoint images); each is the one writer of its state, which the run reads at the
+end (the PQ metrics, ``ap_fields``, ``miou_fields``):
 
 * :class:`PQEvaluator`: PQ on the library's :class:`~panbench.pq.accumulator.PanopticAccumulator` (the integer sums
   and the per-image results as columns, for the analyses);
@@ -26,6 +28,7 @@ import numpy as np
 
 from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
 from panbench.analysis.semantic import SemanticConfusion
+from panbench.errors import PanbenchError
 from panbench.evaluation.storage.cache import StatsCache
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
@@ -106,15 +109,16 @@ class APEvaluator:
     def __init__(self, categories: CategoryTable) -> None:
         self.accumulator = APAccumulator.for_table(categories)
 
-    def process(self, image: EvalImage) -> APImage:
-        """Add the image's share; returns it (what the resume cache keeps)."""
+    def image(self, image: EvalImage) -> APImage:
+        """The image's share (what :meth:`add` adds and the resume cache keeps); changes nothing."""
         h, w = np.shape(image.gt_ids)[:2]
         # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
         coco_id = int(image.image_id) if isinstance(image.image_id, (int, np.integer)) else image.index + 1
         one = APImage(coco_id, (int(h), int(w)), gt_annotations(coco_id, image.gt_ids, image.gt_segments,
                                                                 self.accumulator.thing_ids),
                       image.instances if image.instances is not None else Instances.empty())
-        self.add(one)
+        if coco_id in self.accumulator.images:
+            raise PanbenchError(f"internal: image {coco_id} scored twice for AP; please report")
         return one
 
     def add(self, one: APImage) -> None:
@@ -123,10 +127,6 @@ class APEvaluator:
     def merge(self, other: APEvaluator) -> None:
         self.accumulator = self.accumulator + other.accumulator
 
-    def evaluate(self) -> dict[str, float]:
-        """AP, AP50, AP75, APs, APm, APl (0-100)."""
-        return self.accumulator.evaluate()
-
 
 class SemanticEvaluator:
     """The pixel confusion of the model's semantic output (images without one add nothing)."""
@@ -134,17 +134,16 @@ class SemanticEvaluator:
     def __init__(self, categories: CategoryTable) -> None:
         self.confusion = SemanticConfusion([int(c) for c in categories.ids])
 
-    def process(self, image: EvalImage) -> ConfusionImage | None:
-        """Add the image's confusion; returns it, sparse (what the resume cache keeps), or None without a map."""
+    def image(self, image: EvalImage) -> ConfusionImage | None:
+        """The image's confusion, sparse (what :meth:`add` adds and the resume cache keeps), or None without a
+        semantic map; changes nothing."""
         if image.semantic is None:
             return None
         one = SemanticConfusion(self.confusion.category_ids)
         one.add_image(image.gt_ids, image.gt_segments, image.semantic)
         flat = one.conf.ravel()
         cells = np.flatnonzero(flat)
-        sparse = ConfusionImage(cells.astype(np.int64), flat[cells])
-        self.add(sparse)
-        return sparse
+        return ConfusionImage(cells.astype(np.int64), flat[cells])
 
     def add(self, one: ConfusionImage) -> None:
         np.add.at(self.confusion.conf.reshape(-1), one.cells, one.pixels)
@@ -152,10 +151,6 @@ class SemanticEvaluator:
 
     def merge(self, other: SemanticEvaluator) -> None:
         self.confusion = self.confusion + other.confusion
-
-    def evaluate(self) -> dict[str, float]:
-        """Pixel accuracy, mIoU and mean Dice (0-100); empty when no image had a semantic map."""
-        return self.confusion.metrics() if self.confusion.n_images else {}
 
 
 class CacheWriter:
@@ -210,9 +205,13 @@ class RunEvaluators:
         raises before any evaluator changes."""
         result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict, self.boundary)
         image = EvalImage(index, image_id, gt_ids, gt_segs, result, instances, semantic)
+        ap = self.ap.image(image) if self.ap is not None else None  # both made (and checked) first
+        confusion = self.semantic.image(image)
         self.pq.process(image)
-        ap = self.ap.process(image) if self.ap is not None else None
-        confusion = self.semantic.process(image)
+        if self.ap is not None and ap is not None:
+            self.ap.add(ap)
+        if confusion is not None:
+            self.semantic.add(confusion)
         if self.cache is not None:
             self.cache.process(image, ap, confusion)
         return result

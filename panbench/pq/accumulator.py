@@ -53,6 +53,11 @@ class PanopticAccumulator:
 
     def add(self, result: ImageResult, index: int | None = None) -> None:
         """Add one scored image at position ``index`` (default: after the images kept so far)."""
+        n = len(self.categories)
+        m = result.match
+        if any(len(c) and (int(c.min()) < 0 or int(c.max()) >= n) for c in (m.tp_cats, m.fn_cats, m.fp_cats)):
+            raise PanbenchError(f"internal: an image result of other categories added to an accumulator of {n}; "
+                                "please report")  # checked first: the sums are added in place
         self._stats.add_image(result.stats)
         if self.keep_images:
             self._pending.append((self.n_kept() if index is None else int(index), result))
@@ -98,8 +103,10 @@ class PanopticAccumulator:
 
     def merge(self, other: PanopticAccumulator, offset: int = 0) -> None:
         """Add another accumulator's images (disjoint from these), their positions moved on by ``offset``."""
-        if other.categories.ids != self.categories.ids:
-            raise PanbenchError("internal: accumulators of different categories merged; please report")
+        if other is self or other.categories.ids != self.categories.ids or \
+                (self.keep_images and other.boundary != self.boundary):
+            raise PanbenchError("internal: an accumulator merged with itself, or with one of other categories or "
+                                "other results; please report")
         if self.keep_images:
             if other.n_kept() != other.n_images:
                 raise PanbenchError("internal: an accumulator without per-image results merged into one that "
@@ -132,22 +139,25 @@ class PanopticAccumulator:
         idx = np.concatenate([i for i, _ in parts])
         cols = join_columns([(len(i), c) for i, c in parts])
         if len(parts) > 1:
-            self._chunks = [(idx, cols)]  # joined once
+            self._chunks = [(idx, cols)]  # joined once (handed out as copies of the dict: read, never changed)
         if len(idx) > 1 and not (idx[1:] > idx[:-1]).all():
             order = np.argsort(idx, kind="stable")
             if (idx[order][1:] == idx[order][:-1]).any():
                 raise PanbenchError("internal: an image was added twice to one accumulator; please report")
             idx, cols = idx[order], reorder_columns(cols, order)
             self._chunks = [(idx, cols)]
-        return idx, cols
+        return idx, dict(cols)
 
     def dense_columns(self, n_images: int) -> dict[str, np.ndarray]:
         """:meth:`columns` of images at positions ``0 .. n_images - 1``, each once (the whole of a run)."""
         idx, cols = self.columns()
         if len(idx) != n_images or (n_images and (idx[0] != 0 or idx[-1] != n_images - 1)):
             missing = sorted(set(range(n_images)) - set(idx.tolist()))
+            if not missing:
+                raise PanbenchError(f"internal: per-image results at positions beyond {n_images} images (first: "
+                                    f"{int(idx[idx >= n_images][0])}); please report")
             raise PanbenchError(f"internal: no per-image result for {len(missing)} of {n_images} images "
-                                f"(first: index {missing[0] if missing else '?'}); please report")
+                                f"(first: index {missing[0]}); please report")
         return cols
 
     def boundary_stats(self, n_images: int) -> PQStats | None:

@@ -127,7 +127,8 @@ class GroundTruthJSON:
     def image_ids(self) -> list[Any]:
         """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results
         and the dataset fingerprint depend on it), then any annotated image that list lacks."""
-        listed = [im["id"] for im in self.data.get("images") or []
+        images = self.data.get("images")
+        listed = [im["id"] for im in (images if isinstance(images, list) else [])
                   if isinstance(im, dict) and im.get("id") in self.annotations]
         seen = set(listed)
         return list(dict.fromkeys(listed)) + [i for i in self.annotations if i not in seen]
@@ -145,7 +146,8 @@ def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JS
     here); ``what`` names the file in errors, ``scan`` as :func:`read_json`."""
     data = read_json(path, what, scan=scan)
     sizes = {}
-    for im in data.get("images") or []:
+    images = data.get("images")
+    for im in images if isinstance(images, list) else []:
         if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int):
             sizes[im.get("id")] = (im["height"], im["width"])
     return GroundTruthJSON(Path(path), data, parse_categories(data, path), parse_annotations(data, path, gt=True),

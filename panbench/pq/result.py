@@ -121,6 +121,8 @@ def reorder_columns(cols: Mapping[str, np.ndarray], order: np.ndarray) -> dict[s
     (each group's rows moved with their image, their order within the image kept); images that ``order`` does
     not name are left out."""
     order = np.asarray(order, np.int64)
+    if len(order) and (int(order.min()) < 0 or len(np.unique(order)) != len(order)):
+        raise ValueError("reorder_columns: the order names each image once, by its position (>= 0)")
     groups = [k[: -len("_img")] for k in cols if k.endswith("_img")]
     n = max([int(cols[g + "_img"].max()) + 1 for g in groups if len(cols[g + "_img"])]
             + [int(order.max(initial=-1)) + 1])

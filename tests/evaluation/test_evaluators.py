@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.storage.cache import StatsCache
@@ -117,3 +118,37 @@ def results_from_columns(cols: Any, n_images: int) -> list[ImageResult]:
     bounds = from_columns(cols, BOUNDARY_FIELDS, n_images, BOUNDARY_PREFIX) if has_b else [None] * n_images
     return [ImageResult(ImageMatch(**m), **s, boundary=None if b is None else ImageStats(**b))
             for m, s, b in zip(matches, sem, bounds, strict=True)]
+
+
+def test_a_malformed_chunk_is_never_trusted_and_an_odd_one_drops_no_good_chunk(tmp_path) -> None:
+    import io
+
+    ev = RunEvaluators(CATS, cache=StatsCache(tmp_path, flush_every=4))
+    _score(ev, range(8))
+    ev.flush()
+    good = sorted(tmp_path.glob("chunk-*.npz"))
+    assert len(good) == 2
+    z = dict(np.load(good[0]))
+    for name, change in (("a-short", lambda d: {**d, "fn_cats": d["fn_cats"][:-1]}),  # a field shorter than its rows
+                         ("b-back", lambda d: {**d, "tp_img": d["tp_img"][::-1].copy()}),  # rows out of order
+                         ("0-odd", lambda d: {**d, "x_extra": np.zeros(1)})):  # sorted first: other keys
+        buf = io.BytesIO()
+        np.savez(buf, **change(z))
+        (tmp_path / f"chunk-{name}.npz").write_bytes(buf.getvalue())
+    loaded = StatsCache(tmp_path).load()
+    assert sorted(loaded.indices.tolist()) == list(range(8))  # the two good chunks, none of the three others
+
+
+def test_an_image_refused_by_ap_changes_no_evaluator() -> None:
+    from panbench.errors import PanbenchError
+
+    ev = RunEvaluators(CATS, ap=True)
+    gt, segs, pred, pred_segs = _image(0)
+    boxed = [{**s, "bbox": [0, 0, 8, 8]} for s in segs]  # AP's ground truth reads each thing's box
+    ev.score(0, gt, boxed, pred, pred_segs, "image 0", image_id=7)
+    before = ev.pq.accumulator.stats.to_array().copy()
+    gt, segs, pred, pred_segs = _image(1)
+    segs = [{**s, "bbox": [0, 0, 8, 8]} for s in segs]
+    with pytest.raises(PanbenchError, match="scored twice for AP"):
+        ev.score(1, gt, segs, pred, pred_segs, "image 1", image_id=7)
+    assert np.array_equal(ev.pq.accumulator.stats.to_array(), before) and ev.pq.accumulator.n_kept() == 1

@@ -177,7 +177,7 @@ def test_forked_cpu_processes_keep_every_process_oom_split_count(monkeypatch) ->
     from panbench.evaluation.inference.loop import Shard
     from panbench.evaluation.options import EvalOptions
 
-    def fake_inference(lm, dataset, sink, shard, progress=None) -> Timings:  # one split and one timed image per image
+    def fake_inference(lm, dataset, evaluators, shard, progress=None) -> Timings:  # one split, one timed image each
         n = len(shard.indices)
         return Timings(forward_s=0.5 * n, wall_s=1.0, timed_images=n, oom_splits=n)
 

@@ -101,11 +101,11 @@ def _run(model: SlowModel, demo_root) -> tuple[Any, RunEvaluators]:
     ds = load_dataset(demo_root, name="demo", limit=IMAGES)
     fam = model
     assert isinstance(fam, PanopticModel)
-    sink = RunEvaluators(ds.categories, ap=False)
+    evaluators = RunEvaluators(ds.categories, ap=False)
     opts = EvalOptions(workers=0, warmup=1, progress=False, resume=False)
-    t = run_inference(LoadedModel(fam, Weights(None, None, None), "", ""), ds, sink,
+    t = run_inference(LoadedModel(fam, Weights(None, None, None), "", ""), ds, evaluators,
                       Shard(list(range(len(ds.samples))), "cpu", opts))
-    return t, sink
+    return t, evaluators
 
 
 @pytest.fixture
@@ -120,9 +120,9 @@ def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_th
                                                                                            deferring) -> None:
     model = DeferringSlowModel([1])
     assert isinstance(model, DeferredFusion)
-    t, sink = _run(model, demo_root)
+    t, evaluators = _run(model, demo_root)
     timed = IMAGES - 1
-    assert t.timed_images == timed and sink.pq.accumulator.n_kept() == IMAGES  # every image scored
+    assert t.timed_images == timed and evaluators.pq.accumulator.n_kept() == IMAGES  # every image scored
     assert t.forward_s == pytest.approx(timed * FORWARD_S, rel=0.5)
     assert t.postprocess_s >= 0.9 * timed * POST_S and t.fusion_s >= 0.9 * timed * POST_S  # ran, on the thread
     # overlapped: the wall clock is the forwards' and one last fusion, not forward + post-processing
@@ -150,8 +150,8 @@ def test_a_family_without_deferred_fusion_and_any_on_the_cpu_fuse_inside_the_for
     from panbench.evaluation.inference.loop import defers_fusion
 
     assert defers_fusion("cuda:0") and not defers_fusion("cpu")
-    t, sink = _run(model([1]), demo_root)
-    assert sink.pq.accumulator.n_kept() == IMAGES
+    t, evaluators = _run(model([1]), demo_root)
+    assert evaluators.pq.accumulator.n_kept() == IMAGES
     # the fusion is part of the forward here: wall time is forward + fusion, nothing to overlap
     assert t.forward_s >= 0.9 * (IMAGES - 1) * (FORWARD_S + POST_S)
     assert t.wall_s >= t.forward_s

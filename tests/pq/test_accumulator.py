@@ -193,3 +193,53 @@ def test_results_added_at_once_give_the_state_of_adding_each() -> None:
         each.add(r)
     once.add_results(results[1:])
     assert once.stats == each.stats and _equal(once.dense_columns(5), each.dense_columns(5))
+
+
+def test_a_refused_merge_or_add_leaves_the_state_as_it_was() -> None:
+    from dataclasses import replace
+
+    from panbench.errors import PanbenchError
+
+    table, results = _results(3)
+    acc = PanopticAccumulator(table, keep_images=True, boundary=True)
+    acc.add(results[0])
+    before = acc.stats.to_array().copy()
+    with pytest.raises(PanbenchError, match="merged with itself"):
+        acc.merge(acc)
+    other = PanopticAccumulator(table, keep_images=True)  # no boundary-PQ columns
+    other.add(results[1])
+    with pytest.raises(PanbenchError, match="other results"):
+        acc.merge(other)
+    bad = replace(results[2], match=replace(results[2].match, fn_cats=np.array([len(table)], np.int64)))
+    with pytest.raises(PanbenchError, match="other categories"):
+        acc.add(bad)
+    assert np.array_equal(acc.stats.to_array(), before) and acc.n_kept() == 1
+
+
+def test_reorder_columns_refuses_an_order_that_names_an_image_twice_or_a_negative_one() -> None:
+    from panbench.pq.result import reorder_columns, results_to_columns
+
+    _, results = _results(3, boundary=False)
+    cols = results_to_columns(results)
+    for order in ([0, 0, 1], [-1, 0]):
+        with pytest.raises(ValueError, match="each image once"):
+            reorder_columns(cols, np.array(order))
+    assert _equal(reorder_columns(cols, np.array([2])), results_to_columns(results[2:]))  # some images only
+
+
+@pytest.mark.parametrize("images", [5, True, "x"])
+def test_a_ground_truth_whose_images_is_no_list_is_refused_by_the_dataset_in_one_line(tmp_path, images) -> None:
+    import json
+
+    from panbench.data.datasets import load_dataset
+    from panbench.errors import InputError
+    from panbench.pq.coco_format import read_ground_truth
+
+    ann = tmp_path / "annotations"
+    (ann / "panoptic_val2017").mkdir(parents=True)
+    doc = {"images": images, "annotations": [], "categories": [{"id": 1, "name": "a", "isthing": 1}]}
+    (ann / "panoptic_val2017.json").write_text(json.dumps(doc))
+    truth = read_ground_truth(ann / "panoptic_val2017.json")
+    assert truth.sizes == {} and truth.image_ids() == []
+    with pytest.raises(InputError, match="missing field 'images'"):
+        load_dataset(tmp_path)

@@ -30,7 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.result import ImageResult, join_columns, results_to_columns
+from panbench.pq.matching import MATCH_FIELDS
+from panbench.pq.result import (
+    BOUNDARY_FIELDS,
+    BOUNDARY_PREFIX,
+    SEMANTIC_FIELDS,
+    ImageResult,
+    column_keys,
+    join_columns,
+    results_to_columns,
+)
 from panbench.records.io import atomic_write
 
 CACHE_FORMAT = 6  # part of every cache key and of every chunk: a cache written by another format is never read
@@ -186,7 +195,12 @@ class StatsCache:
     def load(self) -> Cached:
         """Every image the folder's chunks hold (an unreadable chunk holds none)."""
         chunks = [c for f in sorted(self.dir.glob("chunk-*.npz")) if (c := _read_chunk(f)) is not None]
-        chunks = [c for c in chunks if c.columns.keys() == chunks[0].columns.keys()]  # one run's: one set of keys
+        if chunks:  # one run's chunks share their columns (with boundary PQ or without): those most images have
+            held: dict[frozenset[str], int] = {}
+            for c in chunks:
+                held[frozenset(c.columns)] = held.get(frozenset(c.columns), 0) + len(c.indices)
+            keys = max(held, key=held.__getitem__)
+            chunks = [c for c in chunks if frozenset(c.columns) == keys]
         if not chunks:
             return Cached(np.zeros(0, np.int64), results_to_columns([]), [])
         cols = join_columns([(len(c.indices), c.columns) for c in chunks])
@@ -232,9 +246,27 @@ def _read_chunk(path: Path) -> Cached | None:
         idx = np.asarray(z["index"], np.int64)
         cols = {k: z[k] for k in z.files if k not in ("format", "index", "x_json")}
         extras = [json.loads(str(x)) for x in z["x_json"]] if "x_json" in z.files else [None] * len(idx)
-        if len(extras) != len(idx) or any(len(v) and int(v.max()) >= len(idx) for k, v in cols.items()
-                                          if k.endswith("_img")):
+        if len(extras) != len(idx) or not _well_formed(cols, len(idx)):
             return None
     except Exception:  # an unreadable chunk is recomputed, never trusted
         return None
     return Cached(idx, cols, extras)
+
+
+_KEYS = frozenset(column_keys(MATCH_FIELDS) + column_keys(SEMANTIC_FIELDS))
+_BOUNDARY_KEYS = frozenset(column_keys(BOUNDARY_FIELDS, BOUNDARY_PREFIX))
+
+
+def _well_formed(cols: dict[str, np.ndarray], n: int) -> bool:
+    """Whether a chunk's columns are those of ``n`` images' results: the keys of
+    :func:`~panbench.pq.result.results_to_columns` (with boundary PQ's or without), each field as long as its
+    group's image column, whose values run from 0 below ``n`` and never decrease."""
+    if frozenset(cols) not in (_KEYS, _KEYS | _BOUNDARY_KEYS):
+        return False
+    groups = [k[: -len("_img")] for k in cols if k.endswith("_img")]
+    for g in groups:
+        img = cols[g + "_img"]
+        if len(img) and (int(img[0]) < 0 or int(img[-1]) >= n or (np.diff(img) < 0).any()):
+            return False
+    owner = {k: max((g for g in groups if k.startswith(g + "_")), key=len) for k in cols if not k.endswith("_img")}
+    return all(len(cols[k]) == len(cols[g + "_img"]) for k, g in owner.items())
