@@ -1,7 +1,8 @@
 """panbench: how panoptic segmentation models really compare.
 
 The package is layered by what each part may import; docs/architecture.md draws the data flow and its
-table "The packages and what each may import" is the rule (``tests/test_architecture_layers.py`` checks it):
+table "The packages and what each may import" says the rules (``tests/test_architecture_layers.py`` holds them as
+code and checks them):
 
 * :mod:`panbench.pq`: panoptic quality itself: the one matching rule, the per-category sums, COCO-panoptic
   JSON and PNG reading, ``score_pair`` (one image to its ``ImageResult``), whole-folder ``score``.  numpy

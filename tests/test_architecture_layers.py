@@ -1,49 +1,48 @@
-"""docs/architecture.md's table "The packages and what each may import" holds for the code: every import of a
-panbench package (at the top or inside a function) is one its row names.  A row's "may import" cell names
-packages as `panbench.X` (those after "Never" are forbidden, not allowed); "everything above" allows the
-packages of the rows above it, "every package" all."""
+"""The layer rules, as code: every import of a panbench package (at the top or inside a function) is one that
+:data:`MAY_IMPORT` allows its package.  docs/architecture.md's table "The packages and what each may import"
+says the same in words, with why."""
 
 from __future__ import annotations
-
-import re
 
 from test_architecture import import_graph
 
 from panbench import REPO_ROOT
 
-DOC = REPO_ROOT / "docs" / "architecture.md"
 ALWAYS = {"panbench", "panbench.resources"}  # the package root (__version__, REPO_ROOT); where the data is
-# "Outside the packages"
-TOP_LEVEL = {"panbench.errors", "panbench.downloads", "panbench.resources", "panbench.analyses"}
+_LIBRARY = {"panbench.pq", "panbench.analysis", "panbench.errors"}
+
+#: package -> the panbench packages it may import (besides :data:`ALWAYS`), from the bottom up
+MAY_IMPORT: dict[str, set[str]] = {
+    "panbench.pq": {"panbench.errors"},
+    "panbench.records": {"panbench.analyses", "panbench.errors", "panbench.ops", "panbench.pq"},
+    "panbench.analysis": {"panbench.analyses", "panbench.errors", "panbench.pq", "panbench.records"},
+    "panbench.data": {"panbench.downloads", "panbench.errors", "panbench.pq"},
+    "panbench.ops": {"panbench.errors", "panbench.pq"},
+    "panbench.models": {"panbench.analysis", "panbench.downloads", "panbench.errors", "panbench.ops", "panbench.pq"},
+    "panbench.robustness": {"panbench.errors", "panbench.records"},
+    "panbench.evaluation": {"panbench.analyses", "panbench.analysis", "panbench.data", "panbench.downloads",
+                            "panbench.errors", "panbench.models", "panbench.ops", "panbench.pq", "panbench.records",
+                            "panbench.robustness"},
+    # the library's streaming metrics: the PQ core, the analyses' pure functions and the errors, nothing of the
+    # application (evaluation, models, reporting, cli)
+    "panbench.metrics": _LIBRARY,
+    "panbench.integrations": {"panbench.errors", "panbench.metrics"},
+    "panbench.reporting": {"panbench.analyses", "panbench.analysis", "panbench.data", "panbench.errors",
+                           "panbench.models", "panbench.pq", "panbench.records", "panbench.robustness"},
+    "panbench.cluster": {"panbench.errors", "panbench.records"},
+    "panbench.cli": {"panbench.analyses", "panbench.analysis", "panbench.cli", "panbench.cluster", "panbench.data",
+                     "panbench.downloads", "panbench.errors", "panbench.evaluation", "panbench.integrations",
+                     "panbench.metrics", "panbench.models", "panbench.ops", "panbench.pq", "panbench.records",
+                     "panbench.reporting", "panbench.robustness"},
+}
 
 
 def _package(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-def allowed_imports(text: str) -> dict[str, set[str]]:
-    """Package -> the panbench packages it may import, read from the table of ``text``."""
-    rows = []
-    in_table = False
-    for line in text.splitlines():
-        if line.startswith("| package | holds | may import |"):
-            in_table = True
-            continue
-        if in_table and not line.startswith("|"):
-            break
-        if in_table and not line.startswith("| ---"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            rows.append((cells[0].strip("`"), cells[-1]))
-    out: dict[str, set[str]] = {}
-    names = [name for name, _ in rows]
-    for k, (name, cell) in enumerate(rows):
-        allowed = set(re.findall(r"`(panbench(?:\.\w+)?)", cell.split("Never")[0])) | ALWAYS
-        if "everything above" in cell:
-            allowed |= set(names[:k]) | TOP_LEVEL
-        if "every package" in cell:
-            allowed |= set(names) | TOP_LEVEL
-        out[name] = allowed
-    return out
+def allowed() -> dict[str, set[str]]:
+    return {p: deps | ALWAYS for p, deps in MAY_IMPORT.items()}
 
 
 def violations(graph: dict[str, set[str]], allowed: dict[str, set[str]]) -> list[str]:
@@ -61,27 +60,29 @@ def violations(graph: dict[str, set[str]], allowed: dict[str, set[str]]) -> list
 
 
 def test_every_package_has_a_row() -> None:
-    allowed = allowed_imports(DOC.read_text())
     packages = {_package(m) for m in import_graph() if m.count(".") >= 1}
     top_level = {p for p in packages if (REPO_ROOT / "panbench" / f"{p.split('.')[1]}.py").is_file()}
-    assert sorted(packages - top_level - set(allowed)) == []
+    assert sorted(packages - top_level - set(MAY_IMPORT)) == []
 
 
-def test_imports_follow_the_may_import_table() -> None:
-    assert violations(import_graph(), allowed_imports(DOC.read_text())) == []
+def test_imports_follow_the_layer_rules() -> None:
+    assert violations(import_graph(), allowed()) == []
 
 
-def test_a_crossing_the_table_does_not_name_is_found() -> None:
-    doc = ("| package | holds | may import |\n| --- | --- | --- |\n"
-           "| `panbench.pq` | PQ | numpy; `panbench.errors` |\n"
-           "| `panbench.models` | models | `panbench.pq`. Never `panbench.cli` |\n"
-           "| `panbench.cli` | the command | every package |\n")
-    allowed = allowed_imports(doc)
+def test_the_library_imports_nothing_of_the_application() -> None:
+    graph = import_graph()
+    assert sorted(f"{a} -> {b}" for a, targets in graph.items() if _package(a) == "panbench.metrics"
+                  for b in targets if _package(b) not in _LIBRARY | ALWAYS | {"panbench.metrics"}) == []
+
+
+def test_a_crossing_the_rules_do_not_allow_is_found() -> None:
+    rules = {"panbench.pq": {"panbench.errors"}, "panbench.models": {"panbench.pq"},
+             "panbench.cli": {"panbench.pq", "panbench.models"}}
     graph = {"panbench.pq.score": {"panbench.errors", "panbench.models.registry"},
              "panbench.models.load": {"panbench.pq.score", "panbench.cli.eval"},
              "panbench.cli.eval": {"panbench.pq.score"}}
-    assert violations(graph, allowed) == ["panbench.models.load -> panbench.cli.eval",
-                                          "panbench.pq.score -> panbench.models.registry"]
+    assert violations(graph, rules) == ["panbench.models.load -> panbench.cli.eval",
+                                        "panbench.pq.score -> panbench.models.registry"]
 
 
 def test_no_panbench_module_imports_the_integrations() -> None:
