@@ -98,7 +98,7 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
 
     folded = RunFold()
     ev, pairs, cols = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
-                                   Scoring(strict=strict, boundary=boundary, keep=True), folded.start)
+                                   Scoring(strict=strict, boundary=boundary, keep_images=True), folded.start)
     cats = ev.categories
     aset = AnalysisSet.from_columns(cols, len(cats), [gt["image_id"] for gt, _ in pairs], cats.ids, cats.isthing)
     bstats = boundary_columns_sums(cols, len(cats), len(pairs)) if boundary else None

@@ -211,10 +211,10 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[tuple[
 class _Gathered:
     """What the calling thread has collected, in the images' order: every :data:`ADD_EVERY` images (or
     :data:`ADD_BYTES` of their ``res``) turned into columns and added to the sums (and handed to ``part``); with
-    ``keep`` the columns kept."""
+    ``keep_images`` the columns kept."""
 
-    def __init__(self, n_categories: int, keep: bool, part: PartFold | None = None) -> None:
-        self.stats, self.keep, self.part = PQStats.zeros(n_categories), keep, part
+    def __init__(self, n_categories: int, keep_images: bool, part: PartFold | None = None) -> None:
+        self.stats, self.keep_images, self.part = PQStats.zeros(n_categories), keep_images, part
         self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
         self.done: list[tuple[np.ndarray, int]] = []
         self.held = 0  # the bytes of the res buffers in done
@@ -231,21 +231,21 @@ class _Gathered:
             self.stats.add_columns(cols, len(self.done))
             if self.part is not None:
                 self.part(cols, len(self.done))
-            if self.keep:
+            if self.keep_images:
                 self.parts.append((len(self.done), cols))
             self.done, self.held = [], 0
 
     def columns(self) -> dict[str, np.ndarray]:
-        """Every image's results as one set of columns (empty without ``keep``)."""
-        if not self.keep:
+        """Every image's results as one set of columns (empty without ``keep_images``)."""
+        if not self.keep_images:
             return {}
         return join_columns(self.parts) if self.parts else results_to_columns([])
 
 
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
-                keep: bool, threads: int, per_image: Callable[[Pair], ImageResult],
+                keep_images: bool, threads: int, per_image: Callable[[Pair], ImageResult],
                 part: PartFold | None = None) -> tuple[PQStats, dict[str, np.ndarray]]:
-    """The sums of ``pairs`` and, with ``keep``, their results in order as columns
+    """The sums of ``pairs`` and, with ``keep_images``, their results in order as columns
     (:func:`~panbench.pq.result.results_to_columns`' form; else empty), decoded and counted on ``threads`` threads
     (1: in the calling thread); ``part`` gets each part of the results as it is gathered, while the next images
     are decoded.  ``per_image`` scores an image the C path leaves alone."""
@@ -253,7 +253,7 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
         limit: int | None = max_pixels()
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
         limit = None
-    gathered = _Gathered(len(cats), keep, part)
+    gathered = _Gathered(len(cats), keep_images, part)
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = None
     try:

@@ -4,9 +4,9 @@ Streaming: images are read, scored and dropped one by one.  The batch path (:mod
 decodes, counts and matches chunks of images on ``workers`` threads, the calling thread adds them up) is the
 default; the per-image path (:func:`panbench.pq.evaluator.score_pair` after a Python decode, as ``eval`` scores)
 serves where the batch path is not installed, for boundary PQ and with ``PANBENCH_PER_IMAGE=1``, with
-``workers > 1`` in forked worker processes whose per-category sums are added.  With ``keep`` the per-image results
-come back too (for the analyses) as columns (:mod:`panbench.pq.result`), in the order of the images whatever the
-threads or workers.
+``workers > 1`` in forked worker processes whose per-category sums are added.  With ``keep_images`` the per-image
+results come back too (for the analyses) as columns (:mod:`panbench.pq.result`), in the order of the images whatever
+the threads or workers.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Scoring:
 
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list
     boundary: bool = False  # boundary-PQ contributions too
-    keep: bool = False  # keep the per-image results (the analyses read them)
+    keep_images: bool = False  # keep the per-image results (the analyses read them)
 
 
 def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str],
@@ -143,14 +143,14 @@ def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, 
 
 def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring,
                  pairs: list[Pair]) -> tuple[PQStats, list[ImageResult]]:
-    """The sums of ``pairs`` and, with ``how.keep``, their results in order."""
+    """The sums of ``pairs`` and, with ``how.keep_images``, their results in order."""
     stats = PQStats.zeros(len(cats))
     kept: list[ImageResult] = []
     images = []
     for pair in pairs:
         result = _score_one(cats, gt_dir, pred_dir, how, pair)
         images.append(result.stats)
-        if how.keep:
+        if how.keep_images:
             kept.append(result)
         if len(images) == _ADD_EVERY:
             stats.add_images(images)
@@ -201,7 +201,7 @@ def _no_gc() -> Iterator[None]:
 
 def _score_forked(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pairs: list[Pair],
                   workers: int) -> tuple[PQStats, dict[str, np.ndarray]]:
-    """The per-image path on ``workers`` forked processes: their sums added and, with ``how.keep``, the results
+    """The per-image path on ``workers`` forked processes: their sums added and, with ``how.keep_images``, the results
     as columns in the images' order, whatever the workers."""
     import multiprocessing as mp  # here: the batch path, what score takes by default, forks nothing
 
@@ -214,7 +214,7 @@ def _score_forked(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scorin
         for part, parts in pool.map(_work, range(workers), chunksize=1):  # one hand-off per worker
             stats = stats + part
             chunks.extend(parts)
-    if not how.keep:
+    if not how.keep_images:
         return stats, {}
     return stats, join_columns([(n, cols) for _, n, cols in sorted(chunks, key=lambda c: c[0])])
 
@@ -229,9 +229,9 @@ def score_stream(
     fold: Callable[[int], PartFold] | None = None,
 ) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
     """Score every image; returns the accumulator holding the sums, the (ground truth, prediction)
-    pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep``, the per-image results in
+    pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep_images``, the per-image results in
     the same order as columns (:func:`~panbench.pq.result.results_to_columns`' form; else empty).
-    With ``how.keep``, ``fold(n_categories)`` is called once the categories are read, and what it returns gets
+    With ``how.keep_images``, ``fold(n_categories)`` is called once the categories are read, and what it returns gets
     every part of the results, in order: on the batch path while the next images are decoded, else all at once.
     ``workers``: threads on the batch path, forked processes on the per-image path (see the module's docstring);
     ``None`` takes :func:`default_workers`.
@@ -247,10 +247,10 @@ def score_stream(
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticAccumulator(cats)
     results: dict[str, np.ndarray] = {}
-    fold_part = fold(len(cats)) if fold is not None and how.keep else None
+    fold_part = fold(len(cats)) if fold is not None and how.keep_images else None
     if on_batch:
         with _no_gc():
-            part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep, workers,
+            part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
                                               lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), fold_part)
         ev.add_sums(part)
         return ev, pairs, results
@@ -258,7 +258,7 @@ def score_stream(
         with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
             part, kept = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
         ev.add_sums(part)
-        results = results_to_columns(kept) if how.keep else {}
+        results = results_to_columns(kept) if how.keep_images else {}
     else:
         part, results = _score_forked(cats, gt_dir, pred_dir, how, pairs, workers)
         ev.add_sums(part)

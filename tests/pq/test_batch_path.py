@@ -55,7 +55,7 @@ def _score(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch
 
         m.setattr(score, "_score_one", counted_one)
         ev, _, results = score_stream(c["gt_json"], c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
-                                      Scoring(strict=strict, keep=True))
+                                      Scoring(strict=strict, keep_images=True))
     return ev.evaluate(), results
 
 
