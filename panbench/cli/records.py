@@ -1,6 +1,7 @@
-"""Finding the records a command names: a record path, a model name or a registry alias (``mask2former`` on the
-demo set is ``demo-mask2former``), the one-line hint when there is none, and a record's per-image analysis file.
-``compare``, ``images`` and ``table`` read records through it."""
+"""The records a command names, through the one finder (:func:`panbench.records.io.named_records`): a record path,
+a model name or a registry alias (``mask2former`` on the demo set is ``demo-mask2former``), the one-line hint when
+there is none, and a record's per-image analysis file.  ``compare``, ``images`` and ``table`` read records through
+it."""
 
 from __future__ import annotations
 
@@ -26,31 +27,15 @@ def alias_names(what: str, dataset: str | None) -> set[str]:
 
 
 def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[RunRecord], Path]:
-    """The records ``what`` may name, oldest first (a JSON path: that one; a model name: every record of that
-    model), and their results folder."""
-    from panbench.records import load_record, load_records
+    """The records ``what`` may name, oldest first (a JSON path: that one; a model name or a registry alias: every
+    record of that model; :func:`panbench.records.io.named_records`), and their results folder; none is a one-line
+    error with the hint."""
+    from panbench.records.io import load_records, named_records
 
-    path = Path(what)
-    if path.suffix == ".json" and not path.is_file() and (results / path).is_file():
-        path = results / path  # runs/X.json: the record's path below the results folder
-    if path.suffix == ".json" and path.is_file():
-        run = load_record(path, fix="pass a results/runs/*.json file")
-        rel = Path(run.record or Path("runs") / path.name)
-        root = path.resolve().parents[len(rel.parts) - 1] if path.resolve().parts[-len(rel.parts):] == rel.parts \
-            else results
-        return [run], root
-    if path.suffix == ".json":
-        raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
-    every = load_records(results)
-    records = [r for r in every if dataset is None or r.dataset == dataset]
-    runs = [r for r in records if r.model == what]
-    names: set[str] = set()
+    runs, root, names = named_records(what, results, dataset, lambda w: alias_names(w, dataset))
     if not runs:
-        names = alias_names(what, dataset)
-        runs = [r for r in records if r.model in names]
-    if not runs:
-        raise InputError(f"{results / 'runs'}: {no_record_hint(what, names, every, dataset)}")
-    return runs, results
+        raise InputError(f"{results / 'runs'}: {no_record_hint(what, names, load_records(results), dataset)}")
+    return runs, root
 
 
 def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: str | None) -> str:

@@ -317,3 +317,31 @@ def load_records(results_dir: Path) -> list[RunRecord]:
     """Every JSON record under ``results_dir/runs`` (:func:`load_record`), oldest first."""
     out = [load_record(p) for p in sorted((results_dir / "runs").glob("*.json"))]
     return sorted(out, key=lambda r: r.date)
+
+
+def named_records(what: str, results: Path, dataset: str | None,
+                  aliases: Callable[[str], set[str]] = lambda what: set(),
+                  ) -> tuple[list[RunRecord], Path, set[str]]:
+    """The one finder of the records a name stands for, oldest first, with their results folder and the alias
+    names tried: a record JSON's path (also ``runs/X.json`` below ``results``) names that record (its results folder
+    read from its ``record`` field); a model name every record of that model on ``dataset`` (None: any), else of
+    the models ``aliases(what)`` stands for.  None found: an empty list; a JSON path that is no file: a one-line
+    error."""
+    path = Path(what)
+    if path.suffix == ".json" and not path.is_file() and (results / path).is_file():
+        path = results / path  # runs/X.json: the record's path below the results folder
+    if path.suffix == ".json" and path.is_file():
+        run = load_record(path, fix="pass a results/runs/*.json file")
+        rel = Path(run.record or Path("runs") / path.name)
+        root = path.resolve().parents[len(rel.parts) - 1] if path.resolve().parts[-len(rel.parts):] == rel.parts \
+            else results
+        return [run], root, set()
+    if path.suffix == ".json":
+        raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
+    records = [r for r in load_records(results) if dataset is None or r.dataset == dataset]
+    runs = [r for r in records if r.model == what]
+    names: set[str] = set()
+    if not runs:
+        names = aliases(what)
+        runs = [r for r in records if r.model in names]
+    return runs, results, names
