@@ -66,14 +66,14 @@ class PanopticAccumulator:
 
     def add_results(self, results: Sequence[ImageResult]) -> None:
         """Add images scored elsewhere, after the images kept so far: the same state as :meth:`add` of each, their
-        sums added at once."""
+        sums added at once (with ``keep_images``, :meth:`add_columns` of their columns)."""
+        if self.keep_images:
+            first = self.n_kept()
+            self.add_columns(np.arange(first, first + len(results), dtype=np.int64), results_to_columns(results))
+            return
         part = PQStats.zeros(len(self.categories))
         part.add_images([r.stats for r in results])  # first: a bad result raises before anything changes
         self._stats = self._stats + part
-        if self.keep_images and results:
-            self._flush()
-            first = self.n_kept()
-            self._chunks.append((np.arange(first, first + len(results), dtype=np.int64), results_to_columns(results)))
 
     def process(self, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]], pred_ids: np.ndarray,
                 pred_segments_info: list[dict[str, Any]], where: str = "image", strict: bool = False) -> ImageResult:

@@ -116,6 +116,14 @@ def results_to_columns(results: Sequence[ImageResult]) -> dict[str, np.ndarray]:
     return cols
 
 
+def column_groups(cols: Mapping[str, np.ndarray]) -> dict[str, str | None]:
+    """Each field of ``cols`` (not a ``<group>_img``) -> its group: the longest ``<group>`` of an image column that
+    prefixes it (``b_tp`` for ``b_tp_cats``), None for a field without one."""
+    groups = [k[: -len("_img")] for k in cols if k.endswith("_img")]
+    return {k: max((g for g in groups if k.startswith(g + "_")), key=len, default=None)
+            for k in cols if not k.endswith("_img")}
+
+
 def reorder_columns(cols: Mapping[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
     """The columns of some images in a new order: image ``k`` of the result is image ``order[k]`` of ``cols``
     (each group's rows moved with their image, their order within the image kept); images that ``order`` does
@@ -128,15 +136,14 @@ def reorder_columns(cols: Mapping[str, np.ndarray], order: np.ndarray) -> dict[s
             + [int(order.max(initial=-1)) + 1])
     rank = np.full(n, -1, np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
+    owner = column_groups(cols)
     out: dict[str, np.ndarray] = {}
     for g in groups:
         img = rank[cols[g + "_img"]]
         kept = np.flatnonzero(img >= 0)
         perm = kept[np.argsort(img[kept], kind="stable")]
         out[g + "_img"] = img[perm]
-        for k in cols:
-            if not k.endswith("_img") and max((h for h in groups if k.startswith(h + "_")), key=len, default=None) == g:
-                out[k] = np.asarray(cols[k])[perm]
+        out.update((k, np.asarray(cols[k])[perm]) for k, h in owner.items() if h == g)
     if len(out) != len(cols):
         raise ValueError(f"columns without their group's image column: {sorted(set(cols) - set(out))}")
     return {k: out[k] for k in cols}

@@ -36,6 +36,7 @@ from panbench.pq.result import (
     BOUNDARY_PREFIX,
     SEMANTIC_FIELDS,
     ImageResult,
+    column_groups,
     column_keys,
     join_columns,
     results_to_columns,
@@ -263,10 +264,7 @@ def _well_formed(cols: dict[str, np.ndarray], n: int) -> bool:
     group's image column, whose values run from 0 below ``n`` and never decrease."""
     if frozenset(cols) not in (_KEYS, _KEYS | _BOUNDARY_KEYS):
         return False
-    groups = [k[: -len("_img")] for k in cols if k.endswith("_img")]
-    for g in groups:
-        img = cols[g + "_img"]
-        if len(img) and (int(img[0]) < 0 or int(img[-1]) >= n or (np.diff(img) < 0).any()):
+    for k, img in cols.items():
+        if k.endswith("_img") and len(img) and (int(img[0]) < 0 or int(img[-1]) >= n or (np.diff(img) < 0).any()):
             return False
-    owner = {k: max((g for g in groups if k.startswith(g + "_")), key=len) for k in cols if not k.endswith("_img")}
-    return all(len(cols[k]) == len(cols[g + "_img"]) for k, g in owner.items())
+    return all(g is not None and len(cols[k]) == len(cols[g + "_img"]) for k, g in column_groups(cols).items())
