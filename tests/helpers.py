@@ -217,6 +217,16 @@ def spawn_ranks(target: Any, args: list[tuple], timeout: float = 180) -> list[in
     return codes
 
 
+def close_ranks() -> None:
+    """The end of a spawned rank: a barrier, then its process group destroyed. Destroying it while the other rank
+    still receives this one's last send aborts the process in gloo's threads ("terminate called without an active
+    exception", exit code -6), as panbench.cli.running.finish_distributed does for torchrun."""
+    import torch.distributed as dist
+
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def write_perturbed_sample(annotations: Path, out: Path, seed: int) -> tuple[Path, Path]:
     """Perturbed copies of the COCO sample's ground truth (``annotations``: its annotations folder) as a
     prediction JSON and PNG folder under ``out``; returns ``(pred_json, pred_dir)``."""

@@ -359,6 +359,7 @@ def _rank(rank: int, port: int, gt: tuple[str, str], pairs: list, out: Path) -> 
     import os
 
     import torch.distributed as dist
+    from helpers import close_ranks
 
     from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
 
@@ -369,7 +370,7 @@ def _rank(rank: int, port: int, gt: tuple[str, str], pairs: list, out: Path) -> 
         got = run(ev, pairs, batch=1)
         (out / f"rank{rank}.json").write_text(json.dumps(got))
     finally:
-        dist.destroy_process_group()
+        close_ranks()
 
 
 def test_two_gloo_ranks_give_the_numbers_of_one_process(coco_sample: Path, tmp_path: Path) -> None:

@@ -187,6 +187,7 @@ def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path) -> N
     import os
 
     import torch.distributed as dist
+    from helpers import close_ranks
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
@@ -195,7 +196,7 @@ def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path) -> N
         got = run(metric, samples, size=2)
         (out / f"rank{rank}.json").write_text(json.dumps({"metrics": got, "n_results": len(metric.results)}))
     finally:
-        dist.destroy_process_group()
+        close_ranks()
 
 
 def test_two_gloo_ranks_give_one_metric_through_mmengines_collect(case) -> None:
