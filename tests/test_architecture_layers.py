@@ -26,7 +26,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # the library's streaming metrics: the PQ core, the analyses' pure functions and the errors, nothing of the
     # application (evaluation, models, reporting, cli)
     "panbench.metrics": _LIBRARY,
-    "panbench.integrations": {"panbench.errors", "panbench.metrics"},
+    "panbench.integrations": {"panbench.errors", "panbench.metrics", "panbench.pq"},
     "panbench.reporting": {"panbench.analyses", "panbench.analysis", "panbench.data", "panbench.errors",
                            "panbench.models", "panbench.pq", "panbench.records", "panbench.robustness"},
     "panbench.cluster": {"panbench.errors", "panbench.records"},

@@ -80,7 +80,7 @@ def analysis_path_check() -> Check:
     from panbench.pq import native
 
     missing = [name for name, mod in (("panbench.pq._match", native.match()),
-                                      ("panbench.pq._boundary", native.boundary_counts()),
+                                      ("panbench.pq._boundary", native.boundary_pq()),
                                       ("panbench.analysis._resample", resample._c)) if mod is None]
     if not missing:
         return Check("analysis-fast-path", True, "C extensions (panbench.pq._match, panbench.pq._boundary, "

@@ -32,8 +32,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--pred-dir", required=True, help="folder of predicted panoptic PNGs")
     p.add_argument("--procs", type=positive_int, default=None,
                    help="cores to score on (default: every available core, at most one per image; 1: one): "
-                   "threads of this process, or forked processes where the per-image path runs (--boundary); every "
-                   "choice gives the same numbers, bit for bit")
+                   "threads of this process; every choice gives the same numbers, bit for bit")
     deprecated_alias(p, "--workers", "--procs")
     p.add_argument("--name", type=model_name, help="store a result record under this model name (e.g. "
                    '"Mask DINO (detectron2)") so that the system appears in `panbench table`')

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os.path as osp
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from mmengine.logging import MMLogger
 
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality
+from panbench.pq.png import read_ids
 
 _NAME = "PanbenchPanopticMetric"
 _DENSE_IDS = 1 << 24  # ids below this are counted with bincount; COCO's RGB encoding holds no more
@@ -90,20 +92,6 @@ def _remap(pan: np.ndarray, moved: dict[int, int], dense: bool) -> np.ndarray:
     for old, new in moved.items():
         out[pan == old] = new
     return out
-
-
-def rgb_png_ids(path: str) -> np.ndarray:
-    """A COCO panoptic PNG's id map (R + 256 G + 256^2 B), read with mmcv as ``CocoPanopticMetric`` reads it."""
-    import mmcv
-
-    try:
-        rgb = mmcv.imread(path, flag="color", channel_order="rgb")
-    except FileNotFoundError:
-        rgb = None
-    if rgb is None:
-        raise InputError(f"{path}: ground-truth PNG not found; check {_NAME}'s seg_prefix")
-    rgb = rgb.astype(np.uint32)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
 
 
 def _check_arguments(file_client_args: Any, backend_args: Any, format_only: bool, outfile_prefix: Any) -> None:
@@ -225,7 +213,9 @@ class PanbenchPanopticMetric(BaseMetric):
         path = osp.join(self.seg_prefix, segm_file) if self.seg_prefix else sample["seg_map_path"]
         ids = self._gt_cache.get(path)
         if ids is None:
-            ids = rgb_png_ids(path)
+            if not osp.isfile(path):
+                raise InputError(f"{path}: ground-truth PNG not found; check {_NAME}'s seg_prefix")
+            ids = read_ids(Path(path), f"{path} (ground truth)")  # what CocoPanopticMetric reads with mmcv
             if self.keep_ground_truth:
                 self._gt_cache[path] = ids
         things = {c["id"] for c in self.categories() if c["isthing"]}

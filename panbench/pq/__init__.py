@@ -9,7 +9,8 @@ Layering, bottom up (torchmetrics' ``functional/`` beneath its classes is the mo
 * :mod:`~panbench.pq.sums`: the additive per-category sums (:class:`PQStats`, fixed point) derived from
   matches, and their summary (PQ/SQ/RQ).
 * :mod:`~panbench.pq.kernels`: the pixel loops (ids from RGB, compact indices, intersection
-  tables) in C (``_native.c``) with a numpy path that gives the same numbers.
+  tables) in C (``_native.c``); :mod:`~panbench.pq.reference` holds the numpy twins of the C kernels (the same
+  functions and results: the fallback without a compiler, ``PANBENCH_NO_NATIVE=1``, and the tests' reference).
 * :mod:`~panbench.pq.coco_format` and :mod:`~panbench.pq.png`: reading the COCO panoptic format
   (JSON; PNG to ids), validated.
 * :mod:`~panbench.pq.evaluator`: ``score_pair`` (two id maps to the image's checked
@@ -19,5 +20,6 @@ Layering, bottom up (torchmetrics' ``functional/`` beneath its classes is the mo
   when asked, the per-image results as columns), combined one way (``merge``).
 * :mod:`~panbench.pq.boundary`: boundary PQ, through the one matcher with its own pair IoU (C in
   ``_boundary.c``).  :mod:`~panbench.pq.native` reads every C extension (they share ``_common.h``).
-* :mod:`~panbench.pq.score`: a whole prediction folder against the ground truth, in parallel.
+* :mod:`~panbench.pq.score` and :mod:`~panbench.pq.batch`: a whole prediction folder against the ground truth, one
+  way: chunks of images on threads.
 """

@@ -1,4 +1,5 @@
-"""The batch path of ``panbench score``: images read, decoded, intersected and matched in C, on threads of one process.
+"""How ``panbench score`` scores a folder: chunks of images read, decoded, intersected and matched in C, on threads
+of one process (or each image on the per-image path, on the same threads).
 
 A chunk of :data:`CHUNK` images goes to ``_native.pair_tables`` at a time: for each image both PNG files are read,
 checked as :mod:`panbench.pq.png` checks them, inflated (libdeflate, through the entry points the ``deflate``
@@ -13,7 +14,10 @@ and adds them to the sums.
 An image the C path does not count (a file missing or damaged, a palette, 16-bit or interlaced PNG, an id in no
 segment, a segments_info that does not parse, an area that does not add up) is scored again on the per-image
 path, which gives its numbers or its one-line error: every image gets the numbers and the error it gets on that
-path, bit for bit.
+path, bit for bit.  Where nothing is counted in C (boundary PQ, which reads the id maps in Python; an install
+without these kernels; ``PANBENCH_PER_IMAGE=1``, the reference) each chunk is a call of the per-image path on a
+thread: its decode and kernels release the GIL for most of their time (:mod:`panbench.pq.kernels` keeps one set
+of buffers per thread).
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ _Prepared = tuple[np.ndarray, int] | None
 _HEADER = 8  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, used, (unused)
 # a chunk in flight: its pairs, what the calling thread keeps of each, the C call (or its status bytes), and the
 # position in the chunk of each image handed to C
-_Chunk = tuple[Sequence[Pair], list[_Prepared], "Task[bytes] | bytes", list[int]]
+# (None: the chunk scored on the per-image path, the call's value its results)
+_Chunk = tuple[Sequence[Pair], "list[_Prepared] | None", "Task[Any] | Any", list[int]]
 # what each part of the results (its columns, its number of images) is handed to, in the images' order
 PartFold = Callable[[Mapping[str, np.ndarray], int], None]
 
@@ -179,55 +184,68 @@ def packed(result: ImageResult) -> tuple[np.ndarray, int]:
 
 
 def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool,
-            limit: int | None, pool: Workers | None) -> _Chunk:
+            limit: int | None, pool: Workers | None, per_image: Callable[[Pair], ImageResult]) -> _Chunk:
     """Prepare a chunk in the calling thread and start its C call (on a thread, or here without a pool);
-    ``limit`` None sends every image to the per-image path."""
-    prepared, items, slots = [], [], []
-    for pair in chunk:
-        kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict) if limit is not None else (None, None)
-        prepared.append(kept_side)
-        if item is not None:
-            slots.append(len(prepared) - 1)
-            items.append(item)
-    run: Task[bytes] | bytes = b""
-    if items:
-        ext = native.pixels()
-        run = pool.submit(ext.pair_tables, items, limit) if pool is not None else ext.pair_tables(items, limit)
-    return chunk, prepared, run, slots
+    ``limit`` None scores the whole chunk with ``per_image`` instead, on a thread all the same."""
+    if limit is None:
+        call: Any = _per_images
+        args: tuple[Any, ...] = (per_image, chunk)
+        prepared: list[_Prepared] | None = None
+        slots: list[int] = []
+    else:
+        prepared, items, slots = [], [], []
+        for pair in chunk:
+            kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict)
+            prepared.append(kept_side)
+            if item is not None:
+                slots.append(len(prepared) - 1)
+                items.append(item)
+        if not items:
+            return chunk, prepared, b"", slots
+        call, args = native.pixels().pair_tables, (items, limit)
+    return chunk, prepared, pool.submit(call, *args) if pool is not None else call(*args), slots
 
 
-def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[tuple[np.ndarray, int]]:
-    """A chunk's results in order, as :func:`res_columns` reads them, once its C call is done: each image C
-    counted and matched, and each other image scored by ``per_image`` (:func:`packed`)."""
+def _per_images(per_image: Callable[[Pair], ImageResult], chunk: Sequence[Pair]) -> list[ImageResult]:
+    return [per_image(pair) for pair in chunk]
+
+
+def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[Any]:
+    """A chunk's results in order, once its call is done: each image C counted and matched as its ``res`` (and
+    each other image scored by ``per_image``, :func:`packed`), or the chunk's :class:`ImageResult` s."""
     chunk, prepared, run, slots = c
-    status = run.result() if isinstance(run, Task) else run
+    done = run.result() if isinstance(run, Task) else run
+    if prepared is None:
+        return done  # the per-image results
     counted = [False] * len(chunk)
-    for k, st in zip(slots, status, strict=True):  # one status byte per item
+    for k, st in zip(slots, done, strict=True):  # one status byte per item
         counted[k] = st == 0
-    return [prep if ok else packed(per_image(pair))  # type: ignore[misc]  # ok: prep holds its res
+    return [prep if ok else packed(per_image(pair))  # ok: prep holds its res
             for pair, prep, ok in zip(chunk, prepared, counted)]
 
 
 class _Gathered:
     """What the calling thread has collected, in the images' order: every :data:`ADD_EVERY` images (or
-    :data:`ADD_BYTES` of their ``res``) turned into columns and added to the sums (and handed to ``part``); with
-    ``keep_images`` the columns kept."""
+    :data:`ADD_BYTES` of their ``res``) turned into columns (from ``res`` buffers, or from :class:`ImageResult` s
+    with ``per_image``) and added to the sums (and handed to ``part``); with ``keep_images`` the columns kept."""
 
-    def __init__(self, n_categories: int, keep_images: bool, part: PartFold | None = None) -> None:
+    def __init__(self, n_categories: int, keep_images: bool, part: PartFold | None = None,
+                 per_image: bool = False) -> None:
         self.stats, self.keep_images, self.part = PQStats.zeros(n_categories), keep_images, part
         self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
-        self.done: list[tuple[np.ndarray, int]] = []
+        self.done: list[Any] = []
         self.held = 0  # the bytes of the res buffers in done
+        self.per_image = per_image
 
-    def take(self, got: list[tuple[np.ndarray, int]]) -> None:
+    def take(self, got: list[Any]) -> None:
         self.done.extend(got)
-        self.held += sum(r.nbytes for r, _ in got)
+        self.held += 0 if self.per_image else sum(r.nbytes for r, _ in got)
         if len(self.done) >= ADD_EVERY or self.held >= ADD_BYTES:
             self.add()
 
     def add(self) -> None:
         if self.done:
-            cols = res_columns(self.done)
+            cols = results_to_columns(self.done) if self.per_image else res_columns(self.done)
             self.stats.add_columns(cols, len(self.done))
             if self.part is not None:
                 self.part(cols, len(self.done))
@@ -244,30 +262,33 @@ class _Gathered:
 
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 keep_images: bool, threads: int, per_image: Callable[[Pair], ImageResult],
-                part: PartFold | None = None) -> tuple[PQStats, dict[str, np.ndarray]]:
+                part: PartFold | None = None, in_c: bool = True) -> tuple[PQStats, dict[str, np.ndarray]]:
     """The sums of ``pairs`` and, with ``keep_images``, their results in order as columns
-    (:func:`~panbench.pq.result.results_to_columns`' form; else empty), decoded and counted on ``threads`` threads
-    (1: in the calling thread); ``part`` gets each part of the results as it is gathered, while the next images
-    are decoded.  ``per_image`` scores an image the C path leaves alone."""
-    try:
-        limit: int | None = max_pixels()
-    except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
-        limit = None
-    gathered = _Gathered(len(cats), keep_images, part)
+    (:func:`~panbench.pq.result.results_to_columns`' form; else empty), scored on ``threads`` threads (1: in the
+    calling thread); ``part`` gets each part of the results as it is gathered, while the next images are scored.
+    Images are read and counted in C where ``in_c`` (``per_image`` scores each image the C path leaves alone), else
+    each is scored by ``per_image``."""
+    limit: int | None = None
+    if in_c:
+        try:
+            limit = max_pixels()
+        except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
+            limit = None
+    gathered = _Gathered(len(cats), keep_images, part, per_image=limit is None)
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = None
     try:
         pool = Workers(threads, "panbench-score") if threads > 1 else None
         queue: deque[_Chunk] = deque()
         for chunk in chunks:
-            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, limit, pool))
+            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, limit, pool, per_image))
             if len(queue) >= window(threads):
                 break
         while queue:
             first = queue.popleft()
             nxt = next(chunks, None)
             if nxt is not None:  # the next chunk starts before this one is gathered
-                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, limit, pool))
+                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, limit, pool, per_image))
             gathered.take(_results(first, per_image))
     finally:
         if pool is not None:

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import native
+from panbench.pq import native, reference
 from panbench.pq.boundary import boundary_image_stats
 from panbench.pq.coco_format import parse_segments
-from panbench.pq.kernels import _SENTINEL, MAX_ID, index_map, intersections
-from panbench.pq.matching import CategoryTable, ImageMatch, Segments, match_image, semantic_pairs
+from panbench.pq.kernels import MAX_ID
+from panbench.pq.matching import CategoryTable, ImageMatch, Segments, match_image
 from panbench.pq.result import ImageResult
 
 
@@ -79,36 +79,28 @@ def table_result(inter: np.ndarray, gt: Segments, pred: Segments, where: str = "
 
 def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageResult:
     """The match with the semantic confusion pairs and the unlisted ground-truth pixels of its intersection
-    table (one C pass where ``_match`` was built)."""
-    ext = native.match()
-    if ext is None:
-        sem_gt, sem_pred, sem_px = semantic_pairs(inter, gt, pred)
-        unlisted = unlisted_pixels(inter, len(gt))
-    else:
-        packed, m, n = ext.fold(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
-                                np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(pred.cats, np.int64))
-        a = np.frombuffer(packed, np.int64)
-        sem_gt, sem_pred, sem_px = a[:m], a[m : 2 * m], a[2 * m :]
-        unlisted = unlisted_array(n)
-    return ImageResult(match, sem_gt, sem_pred, sem_px, unlisted)
+    table (one pass of ``_match.fold``, or of its twin in :mod:`panbench.pq.reference`)."""
+    packed, m, n = (native.match() or reference).fold(
+        np.ascontiguousarray(inter, np.int64), len(gt), len(pred), np.ascontiguousarray(gt.cats, np.int64),
+        np.ascontiguousarray(pred.cats, np.int64))
+    a = np.frombuffer(packed, np.int64)
+    return ImageResult(match, a[:m], a[m : 2 * m], a[2 * m :], unlisted_array(n))
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
                        strict: bool = False) -> np.ndarray:
-    """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_image` (C or numpy)."""
-    if native.pixels() is not None:
-        return _native_intersections(gt_ids, gt, pred_ids, pred, where, strict)
-    return _numpy_intersections(gt_ids, gt, pred_ids, pred, where, strict)
+    """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_image`: one pass of
+    ``_native.pair_counts`` over the pixels, or of its twin in :mod:`panbench.pq.reference`."""
+    inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
+    bad = (native.pixels() or reference).pair_counts(
+        _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter, strict)
+    if bad is not None:
+        raise _unknown_id(where, bad[0] == 0, bad[1])
+    return inter
 
 
 _NONE = np.zeros(0, np.int64)
 _NONE.flags.writeable = False  # shared by every image without unlisted pixels
-
-
-def unlisted_pixels(inter: np.ndarray, n_gt: int) -> np.ndarray:
-    """The ground-truth pixels whose id is in no segment (row ``n_gt + 1``), as the ``unlisted_px`` of
-    :class:`~panbench.pq.matching.ImageStats`: empty when there are none."""
-    return unlisted_array(int(inter[n_gt + 1].sum()))
 
 
 def unlisted_array(n: int) -> np.ndarray:
@@ -127,22 +119,13 @@ def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ..
 def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> None:
     """Predicted areas from the intersection table into ``pred.areas`` (every listed segment must be in the
     PNG), ground-truth areas checked against it (an IoU above 1 would follow; panopticapi would add it to the
-    sums unchecked).  One C pass where ``_match`` was built."""
-    ext = native.match()
-    if ext is None:
-        pixels = inter[1 : len(gt) + 1].sum(axis=1)
-        if (pixels > gt.areas).any():
-            raise _area_error(where, gt, int(np.argmax(pixels > gt.areas)), inter)
-        pred.areas = inter[:, 1:].sum(axis=0)  # int64, as the table
-        if not pred.areas.all():
-            raise _absent_error(where, pred, int(np.argmin(pred.areas)))
-    else:
-        areas = np.empty(len(pred), np.int64)
-        bad = ext.areas(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
-                        np.ascontiguousarray(gt.areas, np.int64), areas)
-        if bad is not None:
-            raise _area_error(where, gt, bad[1], inter) if bad[0] == 0 else _absent_error(where, pred, bad[1])
-        pred.areas = areas
+    sums unchecked): one pass of ``_match.areas``, or of its twin in :mod:`panbench.pq.reference`."""
+    areas = np.empty(len(pred), np.int64)
+    bad = (native.match() or reference).areas(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
+                                             np.ascontiguousarray(gt.areas, np.int64), areas)
+    if bad is not None:
+        raise _area_error(where, gt, bad[1], inter) if bad[0] == 0 else _absent_error(where, pred, bad[1])
+    pred.areas = areas
 
 
 def _area_error(where: str, gt: Segments, k: int, inter: np.ndarray) -> InputError:
@@ -180,35 +163,3 @@ def _as_u32(ids: np.ndarray, where: str, gt_side: bool) -> np.ndarray:
         bad = int(ids[(ids < 0) | (ids >= MAX_ID)].ravel()[0])
         raise _unknown_id(where, gt_side, bad)
     return np.ascontiguousarray(ids, np.uint32)
-
-
-def _native_intersections(
-    gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str, strict: bool = False
-) -> np.ndarray:
-    """The (len(gt) + 2) x (len(pred) + 1) intersection table, one C pass over the pixels."""
-    inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
-    bad = native.pixels().pair_counts(
-        _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter, strict
-    )
-    if bad is not None:
-        raise _unknown_id(where, bad[0] == 0, bad[1])
-    return inter
-
-
-def _numpy_intersections(
-    gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str, strict: bool = False
-) -> np.ndarray:
-    """The same table as :func:`_native_intersections` through 2^24-entry lookup tables."""
-    cols = len(pred) + 1
-    step = cols if (len(gt) + 2) * cols < int(_SENTINEL) else 1  # fast path: one uint16 add per pixel
-    gt_index = index_map(gt_ids, gt.ids, step, slot="gt_index")
-    unknown = gt_index == _SENTINEL
-    if unknown.any():
-        if strict:
-            raise _unknown_id(where, True, int(gt_ids[unknown][0]))
-        gt_index[unknown] = (len(gt) + 1) * step  # the row of ids in no segment
-    pred_index = index_map(pred_ids, pred.ids, slot="pred_index")
-    unknown = pred_index == _SENTINEL
-    if unknown.any():
-        raise _unknown_id(where, False, int(pred_ids[unknown][0]))
-    return intersections(gt_index, len(gt), pred_index, len(pred), gt_step=step)

@@ -5,6 +5,7 @@ when it is built; the numpy path gives the same numbers.  numpy only."""
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -20,27 +21,27 @@ except ImportError:  # pragma: no cover
 
 MAX_ID = 256**3
 _SENTINEL = np.uint16(0xFFFF)
-_LUT: np.ndarray | None = None
-_BUFFERS: dict[tuple[str, str, int], np.ndarray] = {}  # (slot, dtype, ndim) -> a flat buffer, grown as needed
-
+# per thread: "buffers", (slot, dtype, ndim) -> a flat buffer, grown as needed; "lut", index_map's table
+_LOCAL = threading.local()
 
 
 def workspace(slot: str | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """A reusable per-process array for ``slot`` (a fresh one when ``slot`` is None), valid until the next call
-    with that slot, dtype and number of dimensions.
+    """A reusable array of this thread for ``slot`` (a fresh one when ``slot`` is None), valid until the thread's
+    next call with that slot, dtype and number of dimensions.
 
     Reusing image-sized buffers avoids a page fault per 4 KiB on every fresh allocation, which
     otherwise costs as much as the arithmetic: one flat buffer per slot serves every shape (COCO's images
-    come in many sizes), grown when an image needs more.  Scoring is single-threaded per process.
+    come in many sizes), grown when an image needs more.  One set per thread: ``score`` scores images on threads.
     """
     if slot is None:
         return np.empty(shape, dtype)
     dt = np.dtype(dtype)
     n = math.prod(shape)
     key = (slot, dt.str, len(shape))
-    buf = _BUFFERS.get(key)
+    buffers = _LOCAL.__dict__.setdefault("buffers", {})
+    buf = buffers.get(key)
     if buf is None or buf.size < n:
-        buf = _BUFFERS[key] = np.empty(max(n, buf.size * 5 // 4 if buf is not None else 0, 1), dt)
+        buf = buffers[key] = np.empty(max(n, buf.size * 5 // 4 if buf is not None else 0, 1), dt)
     return buf[:n].reshape(shape)
 
 
@@ -61,10 +62,11 @@ def rgb2id(rgb: np.ndarray, slot: str | None = None) -> np.ndarray:
 
 
 def _lut() -> np.ndarray:
-    global _LUT
-    if _LUT is None:
-        _LUT = np.full(MAX_ID, _SENTINEL, np.uint16)
-    return _LUT
+    """This thread's 2^24-entry table (32 MiB, made on the numpy path's first use in the thread)."""
+    lut = _LOCAL.__dict__.get("lut")
+    if lut is None:
+        lut = _LOCAL.lut = np.full(MAX_ID, _SENTINEL, np.uint16)
+    return lut
 
 
 def index_map(ids: np.ndarray, seg_ids: np.ndarray, step: int = 1, slot: str | None = None) -> np.ndarray:

@@ -91,15 +91,6 @@ class ImageStats:
     unlisted_px: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
-def semantic_pairs(inter: np.ndarray, gt: Segments, pred: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The intersection table folded to categories: (gt category, pred category, pixels), VOID = -1.
-    Rows of ground-truth ids in no segment (panopticapi ignores them) are left out."""
-    r, c = np.nonzero(inter[: len(gt) + 1])
-    row_cat = np.concatenate(([-1], gt.cats)).astype(np.int64, copy=False)
-    col_cat = np.concatenate(([-1], pred.cats)).astype(np.int64, copy=False)
-    return row_cat[r], col_cat[c], inter[r, c].astype(np.int64, copy=False)
-
-
 @dataclass
 class ImageMatch:
     """One image's match: TP/FN/FP with the per-segment facts (module docstring); 1-D and small."""

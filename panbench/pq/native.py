@@ -3,8 +3,9 @@
 ``kernels`` (``_native.c``: the pixel loops, PNG unfiltering), ``matching`` (``_match.c``: the match, the checks
 of segments_info), ``boundary`` (``_boundary.c``: boundary PQ's pixel counts) and libdeflate (the ``deflate``
 package) are each optional: where one was not built or installed its accessor returns None and the caller takes the
-numpy path, which gives the same numbers.  The accessors read the module attribute at each call, so a test that sets
-``kernels._native``, ``matching._native`` or ``boundary._native`` to None sends every caller down the numpy path.
+numpy twin (:mod:`panbench.pq.reference`), which gives the same numbers.  The accessors read the module attribute
+at each call, so a test that sets ``kernels._native``, ``matching._native`` or ``boundary._native`` to None sends
+every caller down the numpy path.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def match() -> Any:
     return matching._native
 
 
-def boundary_counts() -> Any:
+def boundary_pq() -> Any:
     """``panbench.pq._boundary`` (boundary PQ's pixel counts), or None."""
     return boundary._native
 
@@ -63,7 +64,7 @@ def missing() -> list[str]:
         out.append("deflate")
     if match() is None:
         out.append("panbench.pq._match")
-    if boundary_counts() is None:
+    if boundary_pq() is None:
         out.append("panbench.pq._boundary")
     if pixels() is not None and deflate() is not None:
         if libdeflate_entry_points() is None:

@@ -1,12 +1,11 @@
 """Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth.
 
-Streaming: images are read, scored and dropped one by one.  The batch path (:mod:`panbench.pq.batch`: C reads,
-decodes, counts and matches chunks of images on ``workers`` threads, the calling thread adds them up) is the
-default; the per-image path (:func:`panbench.pq.evaluator.score_pair` after a Python decode, as ``eval`` scores)
-serves where the batch path is not installed, for boundary PQ and with ``PANBENCH_PER_IMAGE=1``, with
-``workers > 1`` in forked worker processes whose per-category sums are added.  With ``keep_images`` the per-image
-results come back too (for the analyses) as columns (:mod:`panbench.pq.result`), in the order of the images whatever
-the threads or workers.
+Streaming: images are read, scored and dropped chunk by chunk, one way (:func:`panbench.pq.batch.score_batch`):
+chunks of images on ``workers`` threads, added up in the images' order by the calling thread.  Each image is read,
+decoded, counted and matched in C, or, for boundary PQ, where the C batch kernels are not installed and with
+``PANBENCH_PER_IMAGE=1``, on the per-image path (:func:`panbench.pq.evaluator.score_pair` after a Python decode,
+as ``eval`` scores), on the same threads.  With ``keep_images`` the per-image results come back too (for the
+analyses) as columns (:mod:`panbench.pq.result`), in the order of the images whatever the threads.
 """
 
 from __future__ import annotations
@@ -30,8 +29,7 @@ from panbench.pq.coco_format import parse_annotations, read_ground_truth, read_j
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
-from panbench.pq.result import ImageResult, join_columns, results_to_columns
-from panbench.pq.sums import PQStats
+from panbench.pq.result import ImageResult
 
 
 def available_cores() -> int:
@@ -121,69 +119,10 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
     return gt_ids, segments_list(gt_ann["segments_info"]), pred_ids, segments_list(pred_ann["segments_info"]), where
 
 
-_WORKER: dict[str, Any] = {}
-_ADD_EVERY = 256  # images whose contributions are added to the sums at once (PQStats.add_images)
-# images a worker takes from the shared counter at a time: small enough that the workers finish together (the
-# last chunk is all that one may wait for); each worker hands its sums and records back once, at its end
-_CHUNK = 16
-
-
-def _init_worker(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pairs: list[Pair],
-                 next_image: Any, size: int) -> None:
-    gc.disable()  # scoring makes no reference cycles; a collection would walk (and copy) the inherited annotations
-    _WORKER.update(cats=cats, gt_dir=gt_dir, pred_dir=pred_dir, how=how, pairs=pairs, next_image=next_image,
-                   size=size)
-
-
 def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pair: Pair) -> ImageResult:
     """One image on the per-image path (its PNGs decoded in Python's buffers, then :func:`score_pair`)."""
     gt_ids, gt_segs, pred_ids, pred_segs, where = read_pair(gt_dir, pred_dir, pair)
     return score_pair(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, how.strict, how.boundary)
-
-
-def _score_pairs(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring,
-                 pairs: list[Pair]) -> tuple[PQStats, list[ImageResult]]:
-    """The sums of ``pairs`` and, with ``how.keep_images``, their results in order."""
-    stats = PQStats.zeros(len(cats))
-    kept: list[ImageResult] = []
-    images = []
-    for pair in pairs:
-        result = _score_one(cats, gt_dir, pred_dir, how, pair)
-        images.append(result.stats)
-        if how.keep_images:
-            kept.append(result)
-        if len(images) == _ADD_EVERY:
-            stats.add_images(images)
-            images.clear()
-    stats.add_images(images)
-    return stats, kept
-
-
-def _score_chunk(span: tuple[int, int]) -> tuple[PQStats, list[ImageResult]]:
-    """Score the images ``span`` (start, stop) of the worker's pairs (inherited when forked)."""
-    w = _WORKER
-    return _score_pairs(w["cats"], w["gt_dir"], w["pred_dir"], w["how"], w["pairs"][span[0] : span[1]])
-
-
-def _work(_: int) -> tuple[PQStats, list[tuple[int, int, dict[str, np.ndarray]]]]:
-    """One worker's share: it takes the next ``size`` images from the shared counter until none are left (so the
-    workers finish together), adds their sums, and hands back once: its sums and each chunk's results as columns
-    (start, images, columns: one pickle of a few arrays instead of many small ones)."""
-    w = _WORKER
-    n, size, counter = len(w["pairs"]), w["size"], w["next_image"]
-    stats = PQStats.zeros(len(w["cats"]))
-    parts: list[tuple[int, int, dict[str, np.ndarray]]] = []
-    while True:
-        with counter.get_lock():
-            start = counter.value
-            counter.value = start + size
-        if start >= n:
-            break
-        part, kept = _score_chunk((start, min(start + size, n)))
-        stats = stats + part
-        if kept:
-            parts.append((start, len(kept), results_to_columns(kept)))
-    return stats, parts
 
 
 @contextmanager
@@ -199,26 +138,6 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _score_forked(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pairs: list[Pair],
-                  workers: int) -> tuple[PQStats, dict[str, np.ndarray]]:
-    """The per-image path on ``workers`` forked processes: their sums added and, with ``how.keep_images``, the results
-    as columns in the images' order, whatever the workers."""
-    import multiprocessing as mp  # here: the batch path, what score takes by default, forks nothing
-
-    size = max(1, min(_CHUNK, len(pairs) // (4 * workers)))
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    counter = ctx.Value("l", 0)  # the next image to score, shared by the workers
-    init = (cats, gt_dir, pred_dir, how, pairs, counter, size)
-    stats, chunks = PQStats.zeros(len(cats)), []
-    with ctx.Pool(workers, initializer=_init_worker, initargs=init) as pool:
-        for part, parts in pool.map(_work, range(workers), chunksize=1):  # one hand-off per worker
-            stats = stats + part
-            chunks.extend(parts)
-    if not how.keep_images:
-        return stats, {}
-    return stats, join_columns([(n, cols) for _, n, cols in sorted(chunks, key=lambda c: c[0])])
-
-
 def score_stream(
     gt_json: str | os.PathLike[str],
     gt_dir: str | os.PathLike[str],
@@ -232,13 +151,11 @@ def score_stream(
     pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep_images``, the per-image results in
     the same order as columns (:func:`~panbench.pq.result.results_to_columns`' form; else empty).
     With ``how.keep_images``, ``fold(n_categories)`` is called once the categories are read, and what it returns gets
-    every part of the results, in order: on the batch path while the next images are decoded, else all at once.
-    ``workers``: threads on the batch path, forked processes on the per-image path (see the module's docstring);
-    ``None`` takes :func:`default_workers`.
-    Every choice gives the same sums and results, bit for bit."""
-    on_batch = not how.boundary and batch.available()  # boundary PQ reads the id maps in Python: the paths below
+    every part of the results, in order, while the next images are scored.  ``workers``: threads (``None`` takes
+    :func:`default_workers`).  Every choice gives the same sums and results, bit for bit."""
+    in_c = not how.boundary and batch.available()  # boundary PQ reads the id maps in Python: the per-image path
     with _no_gc():
-        cats, pairs = load_pairs(gt_json, pred_json, packed=on_batch)
+        cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
     if workers is None:
         workers = default_workers(len(pairs))
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
@@ -246,24 +163,12 @@ def score_stream(
         if not d.is_dir():
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticAccumulator(cats)
-    results: dict[str, np.ndarray] = {}
     fold_part = fold(len(cats)) if fold is not None and how.keep_images else None
-    if on_batch:
-        with _no_gc():
-            part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
-                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), fold_part)
-        ev.add_sums(part)
-        return ev, pairs, results
-    if workers <= 1 or len(pairs) < 2 * workers:
-        with _no_gc():  # as in a worker: no cycles are made, and collections would walk the annotations
-            part, kept = _score_pairs(cats, gt_dir, pred_dir, how, pairs)
-        ev.add_sums(part)
-        results = results_to_columns(kept) if how.keep_images else {}
-    else:
-        part, results = _score_forked(cats, gt_dir, pred_dir, how, pairs, workers)
-        ev.add_sums(part)
-    if fold_part is not None:
-        fold_part(results, len(pairs))
+    with _no_gc():  # no cycles are made, and collections would walk the annotations
+        part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
+                                          lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), fold_part,
+                                          in_c)
+    ev.add_sums(part)
     return ev, pairs, results
 
 

@@ -10,9 +10,10 @@ from helpers import label_map
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from panbench.pq.boundary import boundary_image_stats, boundary_mask, dilation
+from panbench.pq.boundary import boundary_image_stats, dilation
 from panbench.pq.evaluator import pair_table, score_pair
 from panbench.pq.matching import CategoryTable
+from panbench.pq.reference import boundary_mask
 from panbench.pq.sums import PQStats, pq_summary
 
 

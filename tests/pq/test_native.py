@@ -339,4 +339,19 @@ def test_pngs_of_changing_sizes_decode_into_one_reused_buffer_per_slot(tmp_path:
         assert np.array_equal(ids, rgb2id(img))
         seen.append(ids.__array_interface__["data"][0] if ids.base is None else ids.base.__array_interface__["data"][0])
     assert len(set(seen[:3])) == 1  # the first image's buffer serves the two smaller ones
-    assert len([a for a in kernels._BUFFERS if a[0] == "reuse-test"]) == 1
+    assert len([a for a in kernels._LOCAL.buffers if a[0] == "reuse-test"]) == 1
+
+
+def test_each_thread_decodes_into_buffers_of_its_own(tmp_path: Path) -> None:
+    """``score`` decodes on threads: a slot's buffer is the thread's own, so two threads never share one."""
+    import threading
+
+    rng = np.random.default_rng(12)
+    path = tmp_path / "a.png"
+    Image.fromarray(_panoptic_like(rng, 30, 40, 3)).save(path)
+    here = read_ids(path, "image", "thread-test")
+    there: list[np.ndarray] = []
+    t = threading.Thread(target=lambda: there.append(read_ids(path, "image", "thread-test")))
+    t.start()
+    t.join()
+    assert np.array_equal(here, there[0]) and not np.shares_memory(here, there[0])

@@ -61,41 +61,47 @@ def test_table_output(case, capsys) -> None:
     assert "All" in table and "Things" in table and "Stuff" in table
 
 
-_REAL_CHUNK = score._score_chunk
-
-
-def _chunk_in_child(span):
-    """score._score_chunk, noting the process it ran in and its number of images (the pool pickles this by
-    name; a chunk is a (start, stop) span of the pairs the workers inherit)."""
-    with open(os.environ["PANBENCH_TEST_PIDS"], "a") as f:
-        f.write(f"{os.getpid()} {span[1] - span[0]}\n")
-    return _REAL_CHUNK(span)
-
-
 @pytest.mark.parametrize("workers", [2, 3, None])
-def test_workers_pool_runs_and_equals_one_worker_bit_for_bit(tmp_path, capsys, monkeypatch, workers) -> None:
-    """Enough images that score_files takes the pool of the per-image path (it scores serially below 2 images
-    per worker; the batch path's threads: tests/pq/test_batch_path.py).  ``None``: no --workers, the default
-    path, on a machine with 3 available cores."""
+@pytest.mark.parametrize("boundary", [False, True])
+def test_per_image_path_on_threads_equals_one_thread_bit_for_bit(tmp_path, capsys, monkeypatch, workers,
+                                                                 boundary) -> None:
+    """The per-image path (an install without the batch kernels; boundary PQ) scores its chunks on the threads
+    too, and prints what one thread prints.  ``None``: no --procs, the default, on a machine with 3 available
+    cores."""
+    import threading
+
     monkeypatch.setattr(score.batch, "available", lambda: False)
     rng = np.random.default_rng(workers or 4)
-    gt = [(i, random_image(rng, int(rng.integers(30, 70)), int(rng.integers(30, 70)), CATS)) for i in range(1, 18)]
+    gt = [(i, random_image(rng, int(rng.integers(30, 70)), int(rng.integers(30, 70)), CATS)) for i in range(1, 40)]
     pred = [(i, perturb(rng, g, CATS)) for i, g in gt]
     gj, gd = write_panoptic(tmp_path, "gt", gt, CATS)
     pj, pd = write_panoptic(tmp_path, "pred", pred, CATS)
     c = {"gt_json": gj, "gt_dir": gd, "pred_json": pj, "pred_dir": pd}
-    assert main(args(c, "--json", "--procs", "1")) == 0
+    extra = ["--json", *(["--boundary"] if boundary else [])]
+    assert main(args(c, *extra, "--procs", "1")) == 0
     one = capsys.readouterr().out
-    pids = tmp_path / "pids.txt"
-    monkeypatch.setenv("PANBENCH_TEST_PIDS", str(pids))
-    monkeypatch.setattr(score, "_score_chunk", _chunk_in_child)
+    ran: list[str] = []
+    real = score._score_one
+
+    def noted(*a):  # noqa: ANN002, ANN202
+        ran.append(threading.current_thread().name)
+        return real(*a)
+
+    pools: list[int] = []
+    real_pool = score.batch.Workers
+
+    def pool(threads, name):  # noqa: ANN001, ANN202
+        pools.append(threads)
+        return real_pool(threads, name)
+
+    monkeypatch.setattr(score, "_score_one", noted)
+    monkeypatch.setattr(score.batch, "Workers", pool)
     monkeypatch.setattr(score, "available_cores", lambda: 3)
-    assert main(args(c, "--json", *(["--procs", str(workers)] if workers else []))) == 0
+    assert main(args(c, *extra, *(["--procs", str(workers)] if workers else []))) == 0
     many = capsys.readouterr().out
-    ran = [line.split() for line in pids.read_text().splitlines()]
-    assert sum(int(n) for _, n in ran) == 17 and len(ran) > 1  # every image, in several chunks
-    assert {int(pid) for pid, _ in ran}.isdisjoint({os.getpid()})  # in the pool's processes
-    assert json.loads(one)["n_images"] == 17 and json.loads(one)["per_class"]
+    assert pools == [workers or 3] and len(ran) == 39  # every image, on the pool's threads
+    assert all(name.startswith("panbench-score") for name in ran)
+    assert json.loads(one)["n_images"] == 39 and json.loads(one)["per_class"]
     assert many == one  # the whole JSON, per class included, bit for bit
 
 
@@ -105,11 +111,9 @@ def test_default_workers_are_the_available_cores_at_most_one_per_image(monkeypat
     assert [score.default_workers(n) for n in (0, 1, 2, 3, 1000)] == [1, 1, 2, 3, 3]
 
 
-def test_one_worker_scores_in_this_process(case, capsys, monkeypatch) -> None:
+def test_one_worker_scores_in_this_thread(case, capsys, monkeypatch) -> None:
     monkeypatch.setattr(score, "available_cores", lambda: 8)
-    import multiprocessing
-
-    monkeypatch.setattr(multiprocessing, "get_context", lambda *a: pytest.fail("--procs 1 started a pool"))
+    monkeypatch.setattr(score.batch, "Workers", lambda *a: pytest.fail("--procs 1 started threads"))
     assert main(args(case, "--json", "--procs", "1")) == 0
 
 

@@ -1,0 +1,124 @@
+"""The numpy twins of the C kernels that score one image: the same functions, arguments and results as
+``_native.pair_counts``, ``_match.areas``, ``_match.fold`` and ``_boundary.boundary_counts``.
+
+They serve an install without a C compiler (or with ``PANBENCH_NO_NATIVE=1``, which the tests and benchmarks set
+to compare the paths) and are the tests' reference: the callers (:mod:`panbench.pq.evaluator`,
+:mod:`panbench.pq.boundary`) take the C module where it was built and this one otherwise, through one name, so the
+scoring code has no second branch.  The match's numpy form, :func:`~panbench.pq.matching.match_image_numpy`, is
+the rule itself in readable form and stays beside it (boundary PQ runs it with its own pair IoUs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from panbench.pq.kernels import _SENTINEL, index_map, intersections
+
+
+def pair_counts(gt_ids: np.ndarray, pred_ids: np.ndarray, gt_keys: np.ndarray, pred_keys: np.ndarray,
+                inter: np.ndarray, strict: bool) -> tuple[int, int] | None:
+    """Fill ``inter`` ((G + 2) x (P + 1)) with the pixel counts of (ground truth, prediction) index pairs of two
+    uint32 id maps, through 2^24-entry lookup tables; None, or ``(side, id)`` for the first id in no segment
+    (side 0: the ground truth's, refused only with ``strict``; its pixels otherwise count in row G + 1)."""
+    n_gt, n_pred = len(gt_keys), len(pred_keys)
+    cols = n_pred + 1
+    step = cols if (n_gt + 2) * cols < int(_SENTINEL) else 1  # fast path: one uint16 add per pixel
+    gt_index = index_map(gt_ids, gt_keys, step, slot="gt_index")
+    unknown = gt_index == _SENTINEL
+    if unknown.any():
+        if strict:
+            return 0, int(gt_ids[unknown][0])
+        gt_index[unknown] = (n_gt + 1) * step  # the row of ids in no segment
+    pred_index = index_map(pred_ids, pred_keys, slot="pred_index")
+    unknown = pred_index == _SENTINEL
+    if unknown.any():
+        return 1, int(pred_ids[unknown][0])
+    inter[...] = intersections(gt_index, n_gt, pred_index, n_pred, gt_step=step)
+    return None
+
+
+def areas(inter: np.ndarray, n_gt: int, n_pred: int, gt_areas: np.ndarray, out: np.ndarray) -> tuple[int, int] | None:
+    """The predictions' pixel areas into ``out``; None, or ``(0, k)`` for the first ground truth with more pixels
+    than its JSON area, ``(1, k)`` for the first prediction absent from the PNG."""
+    pixels = inter[1 : n_gt + 1].sum(axis=1)
+    over = pixels > gt_areas
+    if over.any():
+        return 0, int(np.argmax(over))
+    out[:] = inter[:, 1:].sum(axis=0)
+    if not out.all():
+        return 1, int(np.argmin(out))
+    return None
+
+
+def fold(inter: np.ndarray, n_gt: int, n_pred: int, gt_cats: np.ndarray,
+         pred_cats: np.ndarray) -> tuple[bytes, int, int]:
+    """The table folded to categories, as int64 bytes: ``m`` ground-truth categories, ``m`` predicted ones
+    (VOID -1) and their ``m`` pixel counts, row by row; then ``m`` and the pixels of row G + 1 (ids in no
+    segment, which panopticapi ignores)."""
+    r, c = np.nonzero(inter[: n_gt + 1])
+    row_cat = np.concatenate(([-1], gt_cats)).astype(np.int64, copy=False)
+    col_cat = np.concatenate(([-1], pred_cats)).astype(np.int64, copy=False)
+    packed = np.concatenate([row_cat[r], col_cat[c], inter[r, c].astype(np.int64, copy=False)])
+    return packed.tobytes(), len(r), int(inter[n_gt + 1].sum())
+
+
+def _window_clean(breaks: np.ndarray, n: int, d: int, axis: int) -> np.ndarray:
+    """For every position i along ``axis`` (length n): positions i-d..i+d are inside and
+    ``breaks`` (length n-1 along axis, break between k and k+1) has none in i-d..i+d-1."""
+    shape = list(breaks.shape)
+    shape[axis] = n
+    out = np.zeros(shape, bool)
+    if n < 2 * d + 1:
+        return out
+    c = np.cumsum(breaks, axis=axis, dtype=np.int32)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)  # length n
+    hi = np.take(c, np.arange(2 * d, n), axis=axis)
+    lo = np.take(c, np.arange(0, n - 2 * d), axis=axis)
+    idx = [slice(None)] * out.ndim
+    idx[axis] = slice(d, n - d)
+    out[tuple(idx)] = (hi - lo) == 0
+    return out
+
+
+def boundary_mask(ids: np.ndarray, d: int) -> np.ndarray:
+    """True where a pixel is on the boundary of the region of its own id (every id, VOID too)."""
+    h, w = ids.shape
+    inner_h = _window_clean(ids[:, 1:] != ids[:, :-1], w, d, axis=1)  # its row window is one id
+    # the column window: one id, and every pixel in it has a clean row window
+    breaks_v = (ids[1:] != ids[:-1]) | ~inner_h[1:] | ~inner_h[:-1]
+    inner = _window_clean(breaks_v, h, d, axis=0) & inner_h
+    return ~inner
+
+
+def _index(ids: np.ndarray, seg_ids: np.ndarray) -> np.ndarray:
+    """Per pixel: 0 for VOID, k + 1 for ``seg_ids[k]``, len + 1 for an id not listed."""
+    order = np.argsort(seg_ids, kind="stable")
+    s = seg_ids[order]
+    flat = ids.ravel().astype(np.int64)
+    pos = np.searchsorted(s, flat)
+    pos_c = np.minimum(pos, len(s) - 1)
+    found = (pos < len(s)) & (s[pos_c] == flat)
+    out = np.where(found, order[pos_c] + 1, len(s) + 1)
+    out[flat == 0] = 0
+    return out.reshape(ids.shape)
+
+
+def boundary_counts(gt_ids: np.ndarray, pred_ids: np.ndarray, width: int, height: int, gt_keys: np.ndarray,
+                    pred_keys: np.ndarray, d: int, bint: np.ndarray, bg_area: np.ndarray,
+                    bp_area: np.ndarray) -> tuple[int, int] | None:
+    """Boundary PQ's counts into ``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth
+    boundary or ground-truth VOID), ``bg_area`` (G + 2) and ``bp_area`` (P + 1): each segment's boundary pixels;
+    None, or ``(1, id)`` for a predicted id in no segment."""
+    n_gt, n_pred = len(gt_keys), len(pred_keys)
+    gt_ids, pred_ids = gt_ids.reshape(height, width), pred_ids.reshape(height, width)
+    bg, bp = boundary_mask(gt_ids, d), boundary_mask(pred_ids, d)
+    g_of = _index(gt_ids, gt_keys)  # 0 VOID, 1..G, G+1 not listed
+    p_of = _index(pred_ids, pred_keys)
+    if p_of.max(initial=0) > n_pred:
+        return 1, int(pred_ids.ravel()[np.argmax(p_of.ravel() > n_pred)])
+    bg_area[:] = np.bincount(g_of[bg], minlength=n_gt + 2)
+    bp_area[:] = np.bincount(p_of[bp], minlength=n_pred + 1)
+    sel = bp & (bg | (g_of == 0))  # predicted boundary on a ground-truth boundary or on VOID
+    bint[...] = np.bincount(g_of[sel] * (n_pred + 1) + p_of[sel],
+                            minlength=(n_gt + 2) * (n_pred + 1)).reshape(n_gt + 2, n_pred + 1)
+    return None
