@@ -33,7 +33,7 @@ analyses) and :mod:`panbench.resources` (where the configs and demo weights are)
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __getattr__ imports them on first use
     from panbench.metrics import ClassPQ, CocoPanopticQuality, PanopticQuality, PQResult, PQValues
@@ -50,11 +50,18 @@ _API = {"pq_compute": "panbench.pq.compute", "PanopticQuality": "panbench.metric
 __all__ = ["ClassPQ", "CocoPanopticQuality", "PQResult", "PQValues", "PanopticQuality", "__version__", "pq_compute"]
 
 
+def named(ref: str) -> Any:
+    """What a registry row names as ``"module:function"`` (the analyses', the model families' and the datasets'
+    tables: a function of a module imported only when it is used), imported now.  Not part of the Python API."""
+    import importlib
+
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def __getattr__(name: str) -> object:
     if name in _API:
-        import importlib
-
-        return getattr(importlib.import_module(_API[name]), name)
+        return named(f"{_API[name]}:{name}")
     raise AttributeError(f"module 'panbench' has no attribute {name!r}")
 
 

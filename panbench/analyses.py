@@ -15,10 +15,11 @@ functions are named ``"module:function"`` and imported when called (:func:`funct
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from panbench import named
 
 RERUN = "records written before schema 2, or runs without the analysis; re-run them"
 
@@ -80,9 +81,8 @@ ANALYSES: tuple[Analysis, ...] = (
 
 
 def function(ref: str) -> Callable[..., Any]:
-    """The function a row names as ``"module:function"``."""
-    module, name = ref.split(":")
-    return getattr(importlib.import_module(module), name)
+    """The function a row names as ``"module:function"`` (:func:`panbench.named`)."""
+    return named(ref)
 
 
 def by_key(key: str) -> Analysis:

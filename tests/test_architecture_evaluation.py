@@ -15,7 +15,7 @@ FLOORS: dict[str, int] = {
     "storage": 3,  # what it writes beside the record: the resume cache, the saved predictions
     "loading": 4, "evaluators": 4,  # the loaded model; the evaluators of the scored images
     "inference": 5,  # the images through the model
-    "run": 6, "record_fields": 6, "scored": 6, "flops": 6, "speed": 6,  # the run and what it records
+    "run": 6, "record_fields": 6, "flops": 6, "speed": 6,  # the run and what it records
 }
 
 

@@ -6,10 +6,11 @@ help, the doctor, ``score``'s dataset of a record and the loader's layout and hi
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from panbench import named
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,7 @@ class Dataset:
 
     def run_command(self) -> Callable[..., str]:
         """The function `panbench data NAME` runs (its module imported now)."""
-        module, _, function = self.command.partition(":")
-        run: Callable[..., str] = getattr(importlib.import_module(module), function)
+        run: Callable[..., str] = named(self.command)
         return run
 
 

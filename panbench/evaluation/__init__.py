@@ -10,6 +10,6 @@
    composed over the library's ``PanopticAccumulator``).
 5. :mod:`.inference`: the images through the model, in one process or in forked CPU processes.
 6. The run: :mod:`.run` (``Run``, the owner of a run's state, and ``evaluate_model``), :mod:`.record_fields`
-   (what a record says of its run), :mod:`.scored` (the record of ``panbench score --name``, made as a run's
-   is), :mod:`.flops` (GFLOPs per image) and :mod:`.speed` (``panbench speed``).
+   (what a record says of its run, and the record of ``panbench score --name``, made as a run's is),
+   :mod:`.flops` (GFLOPs per image) and :mod:`.speed` (``panbench speed``).
 """

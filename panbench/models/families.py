@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
+from panbench import named
 from panbench.errors import PanbenchError
 
 
@@ -41,17 +42,12 @@ class Family:
 
     def registered_models(self) -> list:
         """Its models listed in its subpackage (:attr:`registered`; none when it names none): ``ModelSpec`` rows."""
-        return list(_function(self.registered)()) if self.registered else []
+        return list(named(self.registered)()) if self.registered else []
 
     def doctor_checks(self, probes: object) -> list:
         """Its lines of ``panbench doctor`` (:attr:`doctor`; none when it names none), run with the doctor's
         ``probes``."""
-        return list(_function(self.doctor)(probes)) if self.doctor else []
-
-
-def _function(where: str):  # noqa: ANN202 - "module:function" of a family's subpackage
-    module, _, name = where.partition(":")
-    return getattr(importlib.import_module(module), name)
+        return list(named(self.doctor)(probes)) if self.doctor else []
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
