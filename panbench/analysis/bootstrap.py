@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from panbench.analyses import ANALYSES
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.analysis.resample import (
@@ -300,7 +301,6 @@ def ci_text(res: Mapping[str, Any]) -> list[str]:
     if ci := res.get("ci"):
         return ["95% interval (image bootstrap): " + ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in
                                                                ci.items() if k in ("PQ", "PQ_th", "PQ_st"))]
-    from panbench.analyses import ANALYSES
 
     analysed = any(res.get(f) is not None for a in ANALYSES for f in a.fields if f != "ci")  # yet no interval
     if analysed and (n := res.get("n_images")) is not None and (why := too_few(n)):

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from panbench.errors import InputError
 from panbench.pq.matching import MATCH_FIELDS, ImageMatch
 from panbench.pq.result import column_keys, from_columns, to_columns
 
@@ -84,7 +85,7 @@ class AnalysisSet:
         return t.iou, t.tp, t.fp, t.fn
 
     def save(self, path: str | Path) -> None:
-        from panbench.records.io import atomic_write
+        from panbench.records.io import atomic_write  # the record's schema: not for score without --name
 
         buf = io.BytesIO()
         ids = np.array([str(i) for i in self.image_ids])
@@ -96,8 +97,6 @@ class AnalysisSet:
 
     @staticmethod
     def load(path: str | Path) -> AnalysisSet:
-        from panbench.errors import InputError
-
         try:
             z = np.load(path, allow_pickle=False)
             if int(z["format"]) not in (1, FORMAT):

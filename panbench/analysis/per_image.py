@@ -77,7 +77,7 @@ def write_per_image(aset: AnalysisSet, path: str | Path, file_names: Sequence[st
 def check_table(path: str | Path) -> Path:
     """A per-image table's path (``--per-image``): a ``.csv``, or a ``.parquet`` with pyarrow installed, in a
     folder that can be written; else refused in one line (called before any work)."""
-    from panbench.records.io import unwritable
+    from panbench.records.io import unwritable  # the record's schema: not for score without --name
 
     path = Path(path)
     if path.suffix not in (".csv", ".parquet"):

@@ -27,6 +27,7 @@ from panbench.data.catalog import DATASETS
 from panbench.errors import InputError
 from panbench.pq.coco_format import read_ground_truth, safe_join
 from panbench.pq.matching import CategoryTable
+from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
 
 def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
@@ -204,8 +205,6 @@ def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]
 def check_stuff_rule(ds: PanopticDataset, fix: str) -> None:
     """Refuse ``ds`` (a dataset just written) where a stuff category has two or more segments in one image, which
     COCO's panoptic format does not allow (:mod:`panbench.pq.stuff_rule`); ``fix`` ends the message."""
-    from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
-
     cats = [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(ds.categories.ids, ds.categories.names,
                                                                         ds.categories.isthing)]
     refused = stuff_rule_message(ds.ann_file, repeated_stuff([s.gt_ann for s in ds.samples], cats), cats, fix)

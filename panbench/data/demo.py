@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from panbench.data import datasets
 from panbench.data.synth import merge_stuff, random_image, write_png
 from panbench.errors import InputError, PanbenchError
 from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
@@ -165,12 +166,10 @@ def tree_digest(root: Path) -> str:
 def data_command(root: Path, args: Any) -> str:
     """``panbench data demo``: generate the demo set; the line to print, with its dataset fingerprint (the
     hash tables show beside the dataset's name) and the checksum of its files."""
-    from panbench.data.datasets import load_dataset
-
     t = time.perf_counter()
     there = stamped_seed(root) == (str(args.data_seed), True) and not args.force  # kept as it is
     root = make_demo(root, seed=args.data_seed, force=args.force)
-    ds = load_dataset(root, name="demo")
+    ds = datasets.load_dataset(root, name="demo")
     made = "already there, kept (--force writes it again)" if there else f"{time.perf_counter() - t:.1f} s"
     return (f"demo dataset at {root} ({made}): {len(ds.samples)} val images, fingerprint {ds.fingerprint()[:8]} "
             f"(tables show `demo {ds.fingerprint()[:8]}`); files sha256 {tree_digest(root)[:16]}")

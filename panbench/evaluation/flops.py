@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.downloads import sha256_file
+from panbench.errors import InputError
 from panbench.evaluation.storage.facts import package_versions, read_facts, write_facts
 from panbench.models.protocol import PanopticModel, count_parameters
 
@@ -79,7 +80,6 @@ def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str)
 
 def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any] | None:
     """``eval --flops-images N``: :func:`model_gflops` on the first ``n`` images of ``dataset``."""
-    from panbench.errors import InputError
     from panbench.evaluation.inference.loop import Items
 
     items = Items(dataset, list(range(min(n, len(dataset.samples)))), lm.pipeline)

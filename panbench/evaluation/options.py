@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
 from panbench.models.postprocess import PostProcess
+from panbench.records.provenance import command_line
 
 if TYPE_CHECKING:
     from panbench.robustness.corruptions import Corruption
@@ -52,7 +53,6 @@ class EvalOptions:
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
         """The options of a parsed command line: ``panbench eval``'s, or a command with fewer options
         (``robustness``), which keeps the defaults here for those it lacks."""
-        from panbench.records.provenance import command_line
         from panbench.robustness.corruptions import corruption_of
 
         pp = PostProcess()

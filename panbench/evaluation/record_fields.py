@@ -10,14 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from panbench.data.datasets import PanopticDataset
+from panbench.analysis.ap import ap_fields, write_results
+from panbench.analysis.semantic import miou_fields
+from panbench.data.catalog import DATASETS
+from panbench.data.datasets import PanopticDataset, dataset_fingerprint
+from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.models.registry import ModelSpec
+from panbench.pq.coco_format import read_json
 from panbench.pq.matching import METRIC_KEYS
+from panbench.records import build
+from panbench.records.io import load_records
 from panbench.records.provenance import git_commit, versions
 from panbench.records.rows import MIN_TIMED_IMAGES
 from panbench.records.schema import RunRecord
+from panbench.robustness.corruptions import implementation
 
 OWN_WEIGHTS = "own checkpoint (--checkpoint): the published numbers are of other weights"
 
@@ -96,7 +104,6 @@ def corruption_fields(opts: EvalOptions) -> dict[str, Any]:
     c = opts.corruption
     if c is None:
         return {}
-    from panbench.robustness.corruptions import implementation
 
     return {"corruption": {"name": c.name, "severity": c.severity, "group": c.group,
                            "implementation": implementation(c.name), "seed": "sha256(image_id|name|severity)[:4]"}}
@@ -131,9 +138,6 @@ def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, 
 def ap_miou_fields(evaluators: RunEvaluators, instance_source: str | None, res: dict[str, Any]) -> dict[str, Any]:
     """The record's ``ap`` and ``ap_source`` (with AP on and a model with instances) and
     ``miou`` and ``miou_source`` (the model's semantic output where it gave one, else the panoptic one)."""
-    from panbench.analysis.ap import ap_fields
-    from panbench.analysis.semantic import miou_fields
-
     out = miou_fields(res, evaluators.semantic.confusion)
     if evaluators.ap is not None and instance_source is not None:
         out.update(ap_fields(evaluators.ap.accumulator, instance_source))
@@ -149,7 +153,6 @@ def save_instances(writer: PredictionWriter | None, evaluators: RunEvaluators) -
     """The run's instance predictions as COCO instance results (``loadRes``), with ``--save-predictions`` and AP."""
     if writer is None or evaluators.ap is None:
         return None
-    from panbench.analysis.ap import write_results
 
     return write_results(instances_path(writer), evaluators.ap.accumulator.results())
 
@@ -160,16 +163,12 @@ def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[
     ``files`` (``gt_json``, ``gt_dir``, ``pred_json``, ``pred_dir``) in ``seconds``; ``analysis`` (an
     :class:`panbench.analysis.AnalysisSet`, None with ``--no-analysis``) saved beside it and giving the images'
     fingerprint; filed under :func:`record_dataset` (``dataset_name``: ``--dataset-name``)."""
-    from panbench.records.build import external_fields, record_run
-
     fingerprint = None
     if analysis is not None:
-        from panbench.data.datasets import dataset_fingerprint
-
         fingerprint = dataset_fingerprint(files["gt_json"], analysis.image_ids)
     dataset = record_dataset(Path(files["gt_json"]), fingerprint, results, dataset_name)
-    return record_run(results, res, analysis=analysis,
-                      **external_fields(name, dataset, seconds=seconds, fingerprint=fingerprint, **files), **fields)
+    about = build.external_fields(name, dataset, seconds=seconds, fingerprint=fingerprint, **files)
+    return build.record_run(results, res, analysis=analysis, **about, **fields)
 
 
 def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given: str | None) -> str:
@@ -179,10 +178,6 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
     or file names (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.
     ``given`` (``--dataset-name``) is taken unless records of the same images name another dataset (refused in
     one line)."""
-    from panbench.data.catalog import DATASETS
-    from panbench.errors import InputError, PanbenchError
-    from panbench.records.io import load_records
-
     try:
         seen = {r.dataset for r in load_records(results)
                 if fingerprint and (r.provenance.get("dataset") or {}).get("fingerprint") == fingerprint}
@@ -210,9 +205,6 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
 
 
 def _n_categories(path: Path) -> int | None:
-    from panbench.errors import PanbenchError
-    from panbench.pq.coco_format import read_json
-
     try:
         return len(read_json(path, "ground-truth JSON").get("categories") or [])
     except (PanbenchError, AttributeError):

@@ -25,6 +25,7 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.evaluators import RunEvaluators
+from panbench.evaluation.flops import run_gflops
 from panbench.evaluation.inference.cpu_procs import cpu_procs_for, run_inference_cpu
 from panbench.evaluation.inference.loop import Shard, run_inference
 from panbench.evaluation.loading import load_model
@@ -61,7 +62,9 @@ from panbench.evaluation.storage.predictions import prediction_writer, predictio
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
+from panbench.records import build
 from panbench.records.schema import RunRecord
+from panbench.robustness.pipeline import check_corruptible
 
 
 class Run:
@@ -87,7 +90,6 @@ class Run:
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
                              opts.cfg_options, ap=opts.ap)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
-            from panbench.robustness.pipeline import check_corruptible
 
             check_corruptible(self.lm.family, spec.framework)
         self.fusion = self.lm.family.configure(opts.postprocess, opts.fusion)  # what ran the model's own fusion
@@ -156,7 +158,6 @@ class Run:
     def conclude(self) -> None:
         """The metrics and analyses of the evaluators, the FLOPs, the saved predictions, the speed."""
         if self.opts.flops_images and self.rank == 0:  # a pass of its own, after the timed inference (or cached)
-            from panbench.evaluation.flops import run_gflops
 
             opts = self.opts
             settings = {"postprocess": opts.postprocess.label(), "fusion": opts.fusion, "ap": opts.ap,
@@ -206,10 +207,9 @@ class Run:
         # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
         own = own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
         coco = dataset.name == "coco" and opts.corruption is None and not own
-        from panbench.records.build import record_run  # the one maker of records (eval's and score's)
 
         results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
-        rec = record_run(
+        rec = build.record_run(
             results, res, analysis=self.analysis_set, show=show if self.rank == 0 else None,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=dataset_label(dataset.name, opts),

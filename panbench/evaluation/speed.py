@@ -24,8 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from panbench.data.datasets import PanopticDataset
+from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.options import EvalOptions
+from panbench.evaluation.runtime.device import device_name
+from panbench.evaluation.timings import precision_info
 from panbench.models.registry import ModelSpec
+from panbench.records.provenance import command_line, git_commit, now_iso, versions
 from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, SpeedRecord
 
 PQ_TOLERANCE = 0.01  # PQ points (0-100) that compiled inference may differ from eager by
@@ -179,8 +183,7 @@ def eval_options(opts: SpeedOptions, cache_root: Path | None = None) -> EvalOpti
 def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer: Timer | None = None) -> SpeedRecord:
     """Load ``spec``, measure its speed by the protocol (and with ``check_pq`` its PQ eager and compiled), and
     return the record (not written)."""
-    from panbench.evaluation.context import cpu_clock, marker, speed_context
-    from panbench.evaluation.run import Run
+    from panbench.evaluation.run import Run  # the record's schema: not for the speed record alone
 
     if opts.check_pq:
         pq = check_pq(spec, dataset, opts)
@@ -203,10 +206,6 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer
 
 def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any], n: int, fwd: Stage,
             e2e: Stage | None, context: dict[str, Any], pq: dict[str, Any] | None) -> SpeedRecord:
-    from panbench.evaluation.runtime.device import device_name
-    from panbench.evaluation.timings import precision_info
-    from panbench.records.provenance import command_line, git_commit, now_iso, versions
-
     spec = run.spec
     sizes = Counter(f"{h}x{w}" for h, w in fwd.sizes)
     return SpeedRecord(

@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from panbench.errors import PanbenchError
+from panbench.ops import install
+
 FP32_OPS = ("RoIAlign", "MultiScaleDeformableAttention")  # mmcv.ops classes without a bf16 kernel
 MODES = ("fp32", "bf16", "fp16")
 
@@ -71,8 +74,6 @@ def keep_ops_fp32(model: Any) -> int:
         return 0
     import importlib
 
-    from panbench.ops import install
-
     install()
     import mmcv.ops
 
@@ -96,8 +97,6 @@ def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> A
     if amp is None:
         return step()
     import torch
-
-    from panbench.errors import PanbenchError
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     try:

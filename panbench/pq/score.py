@@ -30,6 +30,7 @@ from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
+from panbench.pq.stuff_rule import note_ground_truth
 
 
 def available_cores() -> int:
@@ -63,7 +64,6 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     fields; :func:`~panbench.pq.coco_format.segments_list` gives the list)."""
     truth = read_ground_truth(gt_json, scan=True if packed else None)
     cats, gt, sizes = truth.categories, truth.annotations, truth.sizes
-    from panbench.pq.stuff_rule import note_ground_truth
 
     note_ground_truth(gt_json, truth.data)  # two segments of one stuff category, for `score`'s warning
     pred = parse_annotations(read_json(pred_json, "prediction JSON", scan=False if packed else None), pred_json,

@@ -10,7 +10,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import panbench
 from panbench import REPO_ROOT
+from panbench.ops import active
 
 
 def git_commit(root: Path | None = None) -> str | None:
@@ -52,9 +54,7 @@ def versions(packages: Sequence[str]) -> dict[str, str | None]:
     with mmcv, what served mmcv's compiled ops."""
     import platform
 
-    from panbench import __version__
-
-    out: dict[str, str | None] = {"panbench": __version__, "python": platform.python_version()}
+    out: dict[str, str | None] = {"panbench": panbench.__version__, "python": platform.python_version()}
     for mod in (*packages, "numpy"):
         out[mod] = package_version(mod)
     if "torch" in packages:
@@ -65,8 +65,6 @@ def versions(packages: Sequence[str]) -> dict[str, str | None]:
         except Exception:
             out["cuda"] = None
     if "mmcv" in packages:
-        from panbench.ops import active
-
         out["mmcv_ops"] = active()  # "mmcv" (compiled) or "panbench" (panbench.ops); None: no mmcv op reached
     return out
 

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from panbench.analysis.collect import AnalysisSet
+from panbench.analysis.per_image import file_names_of, per_image_columns, ranked
+from panbench.errors import PanbenchError
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import fingerprint
 
@@ -21,8 +24,6 @@ def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tupl
     """Per run A with a per-image analysis file: the best other run B (highest PQ) on the same images and the
     (at most ``n``) images of A's largest loss PQ(A) - PQ(B) < 0, best run first; an image where A does as well
     or better is no loss."""
-    from panbench.analysis.per_image import ranked
-
     groups: dict[str | None, list[RunRecord]] = {}
     for r in recs:
         if r.analysis_file and (results / r.analysis_file).is_file() and fingerprint(r):
@@ -41,9 +42,6 @@ def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tupl
 
 
 def _columns(r: RunRecord, results: Path) -> dict[str, Any]:
-    from panbench.analysis.collect import AnalysisSet
-    from panbench.analysis.per_image import file_names_of, per_image_columns
-
     aset = AnalysisSet.load(results / str(r.analysis_file))
     return per_image_columns(aset, file_names_of(_dataset(r).get("ann_file"), aset.image_ids))
 
@@ -97,8 +95,6 @@ def _safe(name: str) -> str:
 def _overlay(a: RunRecord, b: RunRecord, row: dict[str, Any], out: Path, cache: dict[Any, Any]) -> Path | None:
     """The viz figure of one image with both runs' saved predictions; None when the image, the dataset or a
     run's saved predictions are not at hand (a moved folder, a run without --save-predictions)."""
-    from panbench.errors import PanbenchError
-
     try:
         ds = _load(_dataset(a), cache)
         sample = next((s for s in ds.samples if str(s.image_id) == str(row["image_id"])), None) if ds else None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from panbench.analysis.bootstrap import MIN_IMAGES
 from panbench.analysis.metrics import SIZE_LIMITS
+from panbench.models.families import FAMILIES
 
 if TYPE_CHECKING:  # annotations only: score's terminal output never loads the schema
     from panbench.records.schema import RunRecord
@@ -23,8 +25,6 @@ def ops_backend(r: RunRecord) -> str | None:
     (:mod:`panbench.ops`); None for a run that reached none (``hf:``, ``score``).  A record without the field
     whose family runs on mmcv (``Family.packages``) ran compiled mmcv: there was no other backend before the field
     was written."""
-    from panbench.models.families import FAMILIES
-
     v = r.provenance.get("versions") or {}
     if "mmcv_ops" in v:
         return v["mmcv_ops"]
@@ -136,8 +136,6 @@ def missing_why(records: list[RunRecord], key: str, default: str) -> list[tuple[
     """The records without the analysis ``key``, grouped by why: a run on fewer images than an interval needs
     has no ``ci`` because of its images (:func:`panbench.analysis.bootstrap.too_few`, re-running does not help);
     the others for the reason ``default``.  Empty groups are left out."""
-    from panbench.analysis.bootstrap import MIN_IMAGES
-
     lacking = [r for r in records if getattr(r, key) is None or getattr(r, key) == {}]
     few = [r for r in lacking if key == "ci" and r.n_images < MIN_IMAGES]
     rest = [r for r in lacking if r not in few]

@@ -11,7 +11,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
+from panbench.analysis.bootstrap import too_few
 from panbench.errors import PanbenchError
+from panbench.pq.matching import CategoryTable
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import fingerprint, model_label, run_label, settings
 
@@ -42,8 +45,6 @@ def isthing_of(r: RunRecord, n_categories: int) -> list[bool] | None:
 def _isthing(ann: str) -> tuple[bool, ...] | None:
     """The thing flags of an annotation file's categories (read once per file: COCO's is large)."""
     from panbench.pq.coco_format import read_json
-    from panbench.pq.matching import CategoryTable
-
     try:
         return tuple(CategoryTable.from_coco(read_json(ann, "ground-truth JSON").get("categories", [])).isthing)
     except (PanbenchError, KeyError, TypeError, ValueError, AttributeError):
@@ -71,8 +72,6 @@ def paired_difference(x: Any, ref: Any, isthing: list[bool], n_resamples: int = 
     """The paired image bootstrap of run ``x`` minus run ``ref`` (:class:`panbench.analysis.RunSums`): the one
     rule behind ``table --ci``, the verdict and ``compare`` (there B - A), so that they print the same
     interval for the same pair.  Defaults: 1000 resamples, seed 0."""
-    from panbench.analysis import paired_bootstrap
-
     return paired_bootstrap(x, ref, isthing, n_resamples=n_resamples, seed=seed, per_class=per_class,
                             category_ids=category_ids)
 
@@ -99,8 +98,6 @@ def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
                  ) -> tuple[dict[int, tuple[Any, Any]], dict[tuple[str | None, int], list[int]]]:
     """Each record's analysis (AnalysisSet, RunSums) by index, and the indices grouped by :func:`pair_key`; a
     record whose analysis file is missing or unreadable gets a note."""
-    from panbench.analysis import AnalysisSet, RunSums
-
     loaded: dict[int, tuple[Any, Any]] = {}
     groups: dict[tuple[str | None, int], list[int]] = {}
     for k, r in enumerate(records):
@@ -132,7 +129,6 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
         notes.append(f"{label}: no paired difference (the annotation file {ann_file(r)} that gives the "
                      "thing/stuff classes cannot be read)")
         return None
-    from panbench.analysis.bootstrap import too_few
 
     if (why := too_few(a.n_images)) is not None:
         notes.append(f"{label}: no paired difference ({why})")

@@ -18,6 +18,7 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.records.schema import RunRecord
+from panbench.reporting.analysis_plots import PLOTS
 from panbench.reporting.figures import Colors, legend_below, palette, place_labels, plot_title, plt, save, styles
 from panbench.reporting.labels import absent, dataset_key, missing_why, model_label, short_label
 
@@ -219,8 +220,6 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
     note for each plot skipped because no record has its data (PQ against speed without a measured speed: runs
     of ``score --name``), and for each plot that failed (the others are still drawn; :data:`FAILED` starts that
     note)."""
-    from panbench.reporting.analysis_plots import PLOTS
-
     colors = colors or palette(records)
     drawn: list[tuple[str, Callable[[list[RunRecord], Path, Colors], Path]]] = [("pq_bars.png", pq_bars)]
     if any(measured_speed(r) is not None for r in records):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from panbench.records.rows import SHARED_SPEED_MARK
+from panbench.reporting import verdict as vd
+from panbench.reporting.formats import cells, header, writer
 from panbench.reporting.kinds import declared, of_kind
 
 
@@ -19,8 +21,6 @@ def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = 
     ``X 95% CI``, a difference with its mark, a speed with its mark) and the headers are words; ``notes`` follow
     the table as footnotes (CSV has none: the caller prints them apart).  The presentation step: ``df`` is the
     data step's frame (:func:`comparison`, :func:`per_class`), its columns named as the record's fields."""
-    from panbench.reporting.formats import writer
-
     w = writer(fmt)
     if w.fields:  # CSV: every digit of the record, for machines
         return w.table(df, digits, notes)
@@ -39,8 +39,6 @@ def _drop_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
     """``df`` without the :data:`FOLDED` columns that have one value in every row (of two rows or more), and the
     note that gives those values once ("In every row: dataset demo 8cda6b4f; images 12; mmcv ops panbench");
     a column blank in every row goes without a word."""
-    from panbench.reporting.formats import cells, header
-
     if len(df) < 2:
         return df, []
     same = [c for c in df.columns if c in FOLDED and df[c].nunique(dropna=False) == 1]
@@ -79,9 +77,6 @@ def verdict_text(verdicts: list[Any], fmt: str) -> str:
     """The verdicts (:mod:`panbench.reporting.verdict`) in ``fmt``: per group its heading, the ranking as a
     table and the one-line reading; plain text lines for a format without a verdict block (CSV: the caller
     prints them apart)."""
-    from panbench.reporting import verdict as vd
-    from panbench.reporting.formats import writer
-
     block = writer(fmt).block
     if block is None:
         return "\n".join(line for v in verdicts for line in vd.lines(v))

@@ -15,10 +15,14 @@ from panbench.analyses import ANALYSES
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
+from panbench.reporting.figures import palette
+from panbench.reporting.gallery import gallery_section
 from panbench.reporting.labels import cfg_words, dataset_key, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, plot_dir, plot_groups
-from panbench.reporting.present import format_table
-from panbench.reporting.tables import comparison, latest_runs, no_records, per_class
+from panbench.reporting.present import format_table, verdict_text
+from panbench.reporting.robustness import report_section
+from panbench.reporting.tables import comparison, latest_runs, no_records, per_class, ranked_records
+from panbench.reporting.verdict import verdicts
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -96,10 +100,6 @@ def _published(recs: list[RunRecord]) -> str:
 def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str:
     """The verdict (:mod:`panbench.reporting.verdict`): per group of runs on the same images, the ranking on PQ
     with the paired differences to the reference run, and the reading in one line."""
-    from panbench.reporting.present import verdict_text
-    from panbench.reporting.tables import ranked_records
-    from panbench.reporting.verdict import verdicts
-
     found, notes = verdicts(ranked_records(recs), results, reference)
     return verdict_text(found, "html") + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
 
@@ -125,8 +125,6 @@ def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, 
     """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`: one per dataset
     fingerprint, as the tables rank them, so that no plot mixes images), each under its group's name where there
     are several; drawn under ``page.plots``/plots.  Returns the part and the notes of the plots that failed."""
-    from panbench.reporting.gallery import gallery_section
-
     parts, galleries, failed = ["<h3>plots</h3>"], [], []
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
@@ -184,8 +182,6 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     ``results/viz`` and each run's provenance, in one HTML file.  A plot that fails is a note on stderr (and
     on the page); the others are drawn."""
     import tempfile
-
-    from panbench.reporting.figures import palette
 
     every = load_records(results)
     records = latest_runs(every, dataset)
@@ -258,8 +254,6 @@ def _per_class(recs: list[RunRecord]) -> str:
 
 
 def _robustness(page: Page, records: list[RunRecord]) -> str:
-    from panbench.reporting.robustness import report_section
-
     return report_section(records, page.plots, _img, page.colors)
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import PanbenchError
+from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.figures import plt
+from panbench.reporting.formats import writer
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
 
@@ -64,8 +66,6 @@ def format_robustness_table(df: Any, fmt: str, digits: int = 2, notes: tuple[str
     """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`); '-' where a value is absent (empty in
     csv).  CSV keeps the field names and every digit, and no note (the caller prints ``notes`` apart, on stderr:
     :attr:`~panbench.reporting.formats.Writer.notes_apart`); the other formats round to ``digits``."""
-    from panbench.reporting.formats import writer
-
     w = writer(fmt)
     if w.fields:
         return w.table(df, digits, notes)
@@ -85,8 +85,6 @@ def runs_frame(summaries: list[dict[str, Any]]) -> Any:
 
 def robustness_table(results_dir: Path, dataset: str | None, fmt: str) -> str:
     """``panbench table --robustness``: the summaries of the newest records under ``results_dir``."""
-    from panbench.records.io import load_records
-
     records = load_records(Path(results_dir))
     summaries = [s for s in robustness_summaries(records) if dataset is None or s["dataset"] == dataset]
     if not summaries:

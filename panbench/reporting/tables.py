@@ -13,7 +13,8 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
-from panbench.reporting.columns import ap_miou_columns
+from panbench.reporting.columns import analysis_columns, ap_miou_columns
+from panbench.reporting.formats import writer
 from panbench.reporting.fps import FPS, fps_columns
 from panbench.reporting.kinds import of_kind
 from panbench.reporting.labels import (
@@ -28,7 +29,8 @@ from panbench.reporting.labels import (
     settings,
     short_label,
 )
-from panbench.reporting.present import counts_with_deltas
+from panbench.reporting.present import counts_with_deltas, format_table, verdict_text
+from panbench.reporting.verdict import verdicts
 
 
 def no_records(results_dir: Any, dataset: str | None, every: list[RunRecord]) -> PanbenchError:
@@ -73,8 +75,6 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
     tables, under a heading that names the dataset): the run's label (model, settings, post-processing where
     not the default) and the analysis columns only."""
     import pandas as pd
-
-    from panbench.reporting.columns import analysis_columns
 
     records = ranked_records(records)
     extra, more = (analysis_columns(records, list(analyses), Path(results_dir or "."), reference) if analyses
@@ -224,10 +224,6 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
     """The verdict (ranking on PQ with paired differences to the reference run) and the table of the latest
     runs in ``results_dir`` with its footnotes (already in the text, except in CSV, where the caller prints
     the verdict and the footnotes apart); ``--per-class`` has no verdict."""
-    from panbench.reporting.formats import writer
-    from panbench.reporting.present import format_table, verdict_text
-    from panbench.reporting.verdict import verdicts
-
     every = load_records(results_dir)
     records = latest_runs(every, dataset)
     if not records:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from panbench.analyses import ANALYSES, function
+from panbench.analysis.ap import ap_line
 from panbench.records.rows import (
     MIN_TIMED_IMAGES,
     SHARED_SPEED_MARK,
@@ -59,8 +61,6 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
         lines.append(f"  batch size {rec.batch_size} asked; the largest batch held {rec.largest_batch} images (a "
                      "batch holds images of one padded input shape, as many as the run had)")
     if rec.ap:
-        from panbench.analysis.ap import ap_line
-
         lines.append(f"  {ap_line(rec.ap)} ({rec.ap_source})")
     if rec.miou is not None:
         lines.append(f"  mIoU {rec.miou:.3f} (from the {rec.miou_source} output)")
@@ -89,8 +89,6 @@ def record_line(rec: RunRecord, results_dir: Any = None) -> str:
 def format_analyses(res: Mapping[str, Any]) -> list[str]:
     """The lines of each analysis that ``res`` (a record, or ``score --json``'s dict) has, in the order of
     :data:`panbench.analyses.ANALYSES`; the parts of the inline analyses share one line, where the first is."""
-    from panbench.analyses import ANALYSES, function
-
     lines: list[str] = []
     inline: list[str] = []
     at = None  # where the inline line goes
@@ -131,7 +129,7 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     rows = []
     if results_dir is not None:
-        from panbench.reporting.verdict import lines, verdicts
+        from panbench.reporting.verdict import lines, verdicts  # reads records: their schema
 
         found, notes = verdicts(records, results_dir)
         rows += [line for v in found for line in lines(v)] + [f"  {n}" for n in notes] + [""]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panbench.analysis.bootstrap import too_few
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import dataset_key, fingerprint, images, short_label, these_images
 from panbench.reporting.pairing import paired_differences
@@ -68,8 +69,6 @@ def reading(v: Verdict) -> str:
     if len(v.rows) == 1:
         return f"{v.rows[0]['label']}: the only run on {these_images(v.n_images)}, nothing to compare"
     if v.reference is None:
-        from panbench.analysis.bootstrap import too_few
-
         why = too_few(v.n_images) or "no per-image analysis files to pair"
         return f"no paired difference on {these_images(v.n_images)} ({why})"
     parts = []

@@ -38,6 +38,7 @@ from panbench.evaluation.storage.predictions import PredictionWriter
 from panbench.evaluation.timings import Timings
 from panbench.models.protocol import DeferredFusion
 from panbench.pq.png import read_ids
+from panbench.robustness.pipeline import CorruptedPipeline
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,6 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
         return timings
     pipeline = lm.pipeline
     if opts.corruption is not None:  # corrupted in the workers, after the image is loaded
-        from panbench.robustness.pipeline import CorruptedPipeline
 
         pipeline = CorruptedPipeline(lm.family, opts.corruption)
     items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import panbench
 from panbench.records.io import atomic_write_text
 from panbench.records.provenance import now_iso
 from panbench.resources import user_cache_dir
@@ -86,9 +87,7 @@ def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
     (nothing is imported): part of every key."""
     from importlib import metadata
 
-    from panbench import __version__
-
-    out: dict[str, str | None] = {"panbench": __version__}
+    out: dict[str, str | None] = {"panbench": panbench.__version__}
     for name in sorted({"torch", *packages}):
         try:
             out[name] = metadata.version(name)

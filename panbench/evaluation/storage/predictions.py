@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from panbench.data.datasets import PanopticDataset
+from panbench.data.synth import id2rgb
 from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.runtime.distributed import barrier, dist_any, dist_gather, dist_info, local_rank
@@ -84,8 +85,6 @@ def encode_png(ids: np.ndarray) -> bytes:
     import io
 
     from PIL import Image
-
-    from panbench.data.synth import id2rgb
 
     buf = io.BytesIO()
     Image.fromarray(id2rgb(ids)).save(buf, format="PNG", compress_level=1)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.errors import InputError, PanbenchError
+from panbench.models.hf.types import by_architecture, describe, postprocess_refusal
 
 if TYPE_CHECKING:
     from panbench.models.protocol import Built
@@ -40,8 +41,6 @@ def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] 
     """No ``--cfg-options``; a local directory's model type has a description (else refused in one line), and
     ``--postprocess`` is one its description allows (the type read from the directory's config.json, or the
     registered checkpoint's architecture; a hub id not registered is left to the loader)."""
-    from panbench.models.hf.types import by_architecture, describe, postprocess_refusal
-
     _refuse_cfg_options(spec, cfg_options)
     mtype = by_architecture(spec.architecture)
     kind = _local_model_type(spec)

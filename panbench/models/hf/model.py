@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast
 from panbench.models.encoding import panoptic_to_segments
+from panbench.models.hf.outputs import instances_of, semantic_of
+from panbench.models.hf.types import postprocess_refusal
 from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
 from panbench.models.protocol import timed_calls
 
@@ -269,7 +271,6 @@ class HFPanoptic(torch.nn.Module):
         """The processor's ``post_process_instance_segmentation`` of the image: thing classes, dataset ids."""
         if output.outputs is None or output.target is None:
             return None
-        from panbench.models.hf.outputs import instances_of
 
         return instances_of(self._image_processor(), self.mtype.instance_settings, output.outputs, output.target,
                             self._model_cats(), self._thing_cats())
@@ -280,7 +281,6 @@ class HFPanoptic(torch.nn.Module):
         description's ``no_semantic`` says why)."""
         if output.outputs is None or output.target is None or self.mtype.no_semantic is not None:
             return None
-        from panbench.models.hf.outputs import semantic_of
 
         return semantic_of(self._image_processor(), output.outputs, output.target, self._model_cats())
 
@@ -307,8 +307,6 @@ class HFPanoptic(torch.nn.Module):
         Mask2Former, OneFormer: the modes its model type's description allows) instead of transformers'
         post-processing; ``--fusion`` has one choice here (transformers' post-processing), so the record's
         ``fusion`` is None."""
-        from panbench.models.hf.types import postprocess_refusal
-
         if postprocess.name == "default":
             return
         refusal = postprocess_refusal(self.where, postprocess.name, "this model", self.mtype)

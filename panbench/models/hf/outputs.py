@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from panbench.analysis.instances import from_hf_instances, semantic_categories
+
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
 
@@ -19,8 +21,6 @@ def instances_of(processor: Any, settings: dict[str, Any], outputs: SimpleNamesp
     """One image's ``post_process_instance_segmentation`` (``settings``: its model type's ``instance_settings``)
     as :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
     dataset category id), their masks at the image's size, scores and dataset category ids."""
-    from panbench.analysis.instances import from_hf_instances
-
     if getattr(processor, "class_info_file", "") is None:  # OneFormer's: transformers 5 tests
         processor = copy.copy(processor)  # `"ade20k" in class_info_file`, None without a file
         processor.class_info_file = ""
@@ -38,7 +38,5 @@ def instances_of(processor: Any, settings: dict[str, Any], outputs: SimpleNamesp
 def semantic_of(processor: Any, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int]) -> np.ndarray:
     """One image's ``post_process_semantic_segmentation`` at its size as an (H, W) map of dataset category ids
     (-1: VOID, a label mapped to no category)."""
-    from panbench.analysis.instances import semantic_categories
-
     labels = processor.post_process_semantic_segmentation(outputs, target_sizes=[target])[0]
     return semantic_categories(labels, model_cats)

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from panbench.analysis.instances import from_mmdet
 from panbench.models.amp import autocast_forward, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
+from panbench.models.mmdet.fusion import deferrable, finish_sample, grab_queries, install_fusion, install_postprocess
 from panbench.models.protocol import timed_calls
 
 if TYPE_CHECKING:
@@ -85,8 +87,6 @@ class MMDetModel:
     def deferred(self) -> Iterator[None]:
         """While entered, a forward leaves panbench's fusion (``--fusion panbench``) to :meth:`finish`; mmdet's own
         fusion (``--fusion mmdet``, ``--postprocess``) still runs in the forward."""
-        from panbench.models.mmdet.fusion import deferrable
-
         fusion = deferrable(self.detector)
         if fusion is None:
             yield
@@ -99,8 +99,6 @@ class MMDetModel:
 
     def finish(self, outputs: list[Any]) -> list[Any]:
         """The data samples of a forward made under :meth:`deferred`, with their fusion run (in place)."""
-        from panbench.models.mmdet.fusion import finish_sample
-
         return [finish_sample(out) for out in outputs]
 
     def to_segments(self, output: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -111,7 +109,6 @@ class MMDetModel:
         """The data sample's ``pred_instances`` (the fusion head's ``instance_on`` output) in dataset ids."""
         if self.instance_source is None or "pred_instances" not in output:
             return None
-        from panbench.analysis.instances import from_mmdet
 
         return from_mmdet(output.pred_instances, self.label2cat)
 
@@ -128,8 +125,6 @@ class MMDetModel:
         (:func:`~panbench.models.mmdet.fusion.install_postprocess`); else ``--fusion panbench`` runs panbench's
         implementation of the head's own fusion (:func:`~panbench.models.mmdet.fusion.install_fusion`).
         Returns ``panbench`` or ``mmdet`` for the head's own fusion, None when ``--postprocess`` replaced it."""
-        from panbench.models.mmdet.fusion import install_fusion, install_postprocess
-
         install_postprocess(self.detector, postprocess, self.where)
         if install_fusion(self.detector, fusion):
             return "panbench"
@@ -143,8 +138,6 @@ class MMDetModel:
     def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
         """One image through ``forward`` with the query masks of MaskFormer's and Mask2Former's fusion head
         (its ``predict`` inputs) read on the way: the ``top`` queries by best class probability."""
-        from panbench.models.mmdet.fusion import grab_queries
-
         with grab_queries(self.detector) as captured:
             out = self.forward([item], device, None)[0]
         if not captured:

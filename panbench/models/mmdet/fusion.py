@@ -16,6 +16,10 @@ from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from panbench.errors import PanbenchError
+from panbench.models.amp import keep_autocast
+from panbench.models.postprocess import mask_wise_merge, pixel_argmax
+
 if TYPE_CHECKING:
     import torch
 
@@ -45,9 +49,6 @@ def install_postprocess(model: Any, pp: PostProcess, where: str) -> None:
     if pp.name == "default":
         return
     from mmengine.structures import PixelData
-
-    from panbench.errors import PanbenchError
-    from panbench.models.postprocess import mask_wise_merge, pixel_argmax
 
     head = getattr(model, "panoptic_fusion_head", None)
     if head is None or not hasattr(head, "panoptic_postprocess"):
@@ -101,8 +102,6 @@ class _Deferrable:
 
     def pending(self, job: Callable[[], dict[str, Any]]) -> Any:
         from mmengine.structures import PixelData
-
-        from panbench.models.amp import keep_autocast
 
         return PixelData(metainfo={PENDING: keep_autocast(job)})
 

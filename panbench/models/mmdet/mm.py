@@ -19,6 +19,7 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.models.mmdet.cfg_options import check_cfg_options
 from panbench.models.protocol import count_parameters as count_parameters  # the one count, for this family's callers
+from panbench.ops import install
 
 _READY = False
 
@@ -89,7 +90,6 @@ def init_mmdet() -> None:
 
         # mmengine 0.10.7 imports pkg_resources, which setuptools 80.x (pinned by the set-up) marks deprecated
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-        from panbench.ops import install
 
         install()  # mmcv's compiled ops, or panbench's stand-in when mmcv has none (mmcv-lite)
         with _inference_imports():

@@ -39,6 +39,8 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from panbench.models.mmdet.fusion import panoptic_only as switch_off  # noqa: E402
+from panbench.ops import install  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
 MARK = "MMDET_REFERENCE "
@@ -101,8 +103,6 @@ def _configure(config: str, checkpoint: str, data_root: Path, limit: int | None,
     cfg.test_evaluator.ann_file = str(data_root / "annotations" / "panoptic_val2017.json")
     cfg.test_evaluator.seg_prefix = str(data_root / "annotations" / "panoptic_val2017") + "/"
     if panoptic_only:
-        from panbench.models.mmdet.fusion import panoptic_only as switch_off
-
         switch_off(cfg)
     return cfg
 
@@ -114,8 +114,6 @@ def run_in_this_process(config: str, checkpoint: str, data_root: Path, limit: in
 
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
-
-    from panbench.ops import install
 
     install()  # before the runner builds the model (mmdet's models import mmcv.ops)
     _hook_once()
