@@ -55,7 +55,9 @@ def named(ref: str) -> Any:
     tables: a function of a module imported only when it is used), imported now.  Not part of the Python API."""
     import importlib
 
-    module, _, name = ref.partition(":")
+    module, sep, name = ref.partition(":")
+    if not sep or not name:
+        raise ValueError(f"{ref!r} is no \"module:function\" reference")
     return getattr(importlib.import_module(module), name)
 
 

@@ -1,7 +1,6 @@
 """A COCO-panoptic-format dataset on disk (COCO val2017, the demo set, or a user's own).
 
 Layout under the root::
-
     val2017/*.jpg                        images
     annotations/panoptic_val2017.json    images, annotations, categories
     annotations/panoptic_val2017/*.png   ground-truth segment ids (R + 256G + 256^2B)

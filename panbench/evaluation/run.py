@@ -90,7 +90,6 @@ class Run:
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
                              opts.cfg_options, ap=opts.ap)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
-
             check_corruptible(self.lm.family, spec.framework)
         self.fusion = self.lm.family.configure(opts.postprocess, opts.fusion)  # what ran the model's own fusion
         # the registry's spec stays as it is: the run's copy names what the model's config says
@@ -158,7 +157,6 @@ class Run:
     def conclude(self) -> None:
         """The metrics and analyses of the evaluators, the FLOPs, the saved predictions, the speed."""
         if self.opts.flops_images and self.rank == 0:  # a pass of its own, after the timed inference (or cached)
-
             opts = self.opts
             settings = {"postprocess": opts.postprocess.label(), "fusion": opts.fusion, "ap": opts.ap,
                         **corruption_fields(opts)}

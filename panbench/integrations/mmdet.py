@@ -1,7 +1,6 @@
 """``PanbenchPanopticMetric``: MMDetection's ``CocoPanopticMetric`` (mmdet 3.x) scored in memory by panbench.
 
 In a config::
-
     custom_imports = dict(imports=["panbench.integrations.mmdet"], allow_failed_imports=False)
     val_evaluator = dict(type="PanbenchPanopticMetric", ann_file=..., seg_prefix=...)
 
@@ -215,7 +214,7 @@ class PanbenchPanopticMetric(BaseMetric):
         if ids is None:
             if not osp.isfile(path):
                 raise InputError(f"{path}: ground-truth PNG not found; check {_NAME}'s seg_prefix")
-            ids = read_ids(Path(path), f"{path} (ground truth)")  # what CocoPanopticMetric reads with mmcv
+            ids = read_ids(Path(path), f"image {sample['img_id']} (ground truth)")  # as mmcv reads it
             if self.keep_ground_truth:
                 self._gt_cache[path] = ids
         things = {c["id"] for c in self.categories() if c["isthing"]}

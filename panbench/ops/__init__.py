@@ -24,7 +24,6 @@ import os
 import sys
 
 from panbench.errors import PanbenchError
-from panbench.ops import ext
 from panbench.ops.backends import BACKENDS, COMPILED_FIX, Bypass
 
 
@@ -60,6 +59,7 @@ def install() -> str:
                 why = f"{type(e).__name__}: {e}".splitlines()[0][:160]
                 raise PanbenchError(f"PANBENCH_OPS=mmcv but mmcv's compiled ops do not import ({why}); install "
                                     f"{COMPILED_FIX}, or unset PANBENCH_OPS to use panbench's ops") from None
+    from panbench.ops import ext
 
     sys.modules["mmcv._ext"] = ext
     return "panbench"

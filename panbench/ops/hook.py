@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 from importlib.machinery import ModuleSpec
 
-from panbench import ops
 from panbench.ops.backends import Bypass
 
 NAME = "mmcv._ext"
@@ -22,6 +21,7 @@ NAME = "mmcv._ext"
 
 class _Loader:
     def create_module(self, spec):  # the module install() chose: compiled mmcv's or panbench's stand-in
+        from panbench import ops
 
         ops.install()  # its own import of a compiled mmcv._ext goes to the ordinary finders (Bypass)
         module = sys.modules[NAME]

@@ -16,8 +16,8 @@ segment, a segments_info that does not parse, an area that does not add up) is s
 path, which gives its numbers or its one-line error: every image gets the numbers and the error it gets on that
 path, bit for bit.  Where nothing is counted in C (boundary PQ, which reads the id maps in Python; an install
 without these kernels; ``PANBENCH_PER_IMAGE=1``, the reference) each chunk is a call of the per-image path on a
-thread: its decode and kernels release the GIL for most of their time (:mod:`panbench.pq.kernels` keeps one set
-of buffers per thread).
+thread (:mod:`panbench.pq.kernels` keeps one set of buffers per thread); its C kernels release the GIL, its decode
+and Python steps hold it, so threads gain less there (docs/pq-evaluator.md).
 """
 
 from __future__ import annotations

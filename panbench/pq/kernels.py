@@ -48,7 +48,7 @@ def workspace(slot: str | None, shape: tuple[int, ...], dtype: Any) -> np.ndarra
 def rgb2id(rgb: np.ndarray, slot: str | None = None) -> np.ndarray:
     """Segment ids ``R + 256 G + 256^2 B`` as uint32 (one SIMD pass: RGBA viewed as uint32).
 
-    With ``slot`` the result lives in a reused buffer, valid until the next call with that slot.
+    With ``slot`` the result lives in a reused buffer, valid until this thread's next call with that slot.
     """
     import cv2
 

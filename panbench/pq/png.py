@@ -133,7 +133,7 @@ def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, 
     the chunks (:func:`png_idat`), on every path.  8-bit RGB/RGBA PNGs take the fast path
     (libdeflate inflate, C unfilter straight to ids); palette or interlaced PNGs, or a missing C
     extension, go through the general decoder (:func:`decode_png`).
-    With ``slot`` the result lives in a reused buffer, valid until the next call with that slot.
+    With ``slot`` the result lives in a reused buffer, valid until this thread's next call with that slot.
     """
     data = _read_png(path, where)
     hdr = check_png(data, path, where, shape, role)

@@ -18,21 +18,23 @@ from panbench.pq.kernels import _SENTINEL, index_map, intersections
 def pair_counts(gt_ids: np.ndarray, pred_ids: np.ndarray, gt_keys: np.ndarray, pred_keys: np.ndarray,
                 inter: np.ndarray, strict: bool) -> tuple[int, int] | None:
     """Fill ``inter`` ((G + 2) x (P + 1)) with the pixel counts of (ground truth, prediction) index pairs of two
-    uint32 id maps, through 2^24-entry lookup tables; None, or ``(side, id)`` for the first id in no segment
-    (side 0: the ground truth's, refused only with ``strict``; its pixels otherwise count in row G + 1)."""
+    uint32 id maps, through 2^24-entry lookup tables; None, or ``(side, id)`` for the id in no segment at the
+    first such pixel in the maps' order, the ground truth's first where both are (side 0: the ground truth's,
+    refused only with ``strict``; its pixels otherwise count in row G + 1; side 1: the prediction's)."""
     n_gt, n_pred = len(gt_keys), len(pred_keys)
     cols = n_pred + 1
     step = cols if (n_gt + 2) * cols < int(_SENTINEL) else 1  # fast path: one uint16 add per pixel
     gt_index = index_map(gt_ids, gt_keys, step, slot="gt_index")
-    unknown = gt_index == _SENTINEL
-    if unknown.any():
-        if strict:
-            return 0, int(gt_ids[unknown][0])
-        gt_index[unknown] = (n_gt + 1) * step  # the row of ids in no segment
     pred_index = index_map(pred_ids, pred_keys, slot="pred_index")
-    unknown = pred_index == _SENTINEL
-    if unknown.any():
-        return 1, int(pred_ids[unknown][0])
+    unknown_gt = gt_index == _SENTINEL
+    bad_gt = int(np.argmax(unknown_gt)) if strict and unknown_gt.any() else None
+    unknown_pred = pred_index == _SENTINEL
+    bad_pred = int(np.argmax(unknown_pred)) if unknown_pred.any() else None
+    if bad_gt is not None and (bad_pred is None or bad_gt <= bad_pred):
+        return 0, int(gt_ids.ravel()[bad_gt])
+    if bad_pred is not None:
+        return 1, int(pred_ids.ravel()[bad_pred])
+    gt_index[unknown_gt] = (n_gt + 1) * step  # the row of ids in no segment
     inter[...] = intersections(gt_index, n_gt, pred_index, n_pred, gt_step=step)
     return None
 
@@ -51,7 +53,7 @@ def areas(inter: np.ndarray, n_gt: int, n_pred: int, gt_areas: np.ndarray, out: 
 
 
 def fold(inter: np.ndarray, n_gt: int, n_pred: int, gt_cats: np.ndarray,
-         pred_cats: np.ndarray) -> tuple[bytes, int, int]:
+         pred_cats: np.ndarray) -> tuple[bytearray, int, int]:
     """The table folded to categories, as int64 bytes: ``m`` ground-truth categories, ``m`` predicted ones
     (VOID -1) and their ``m`` pixel counts, row by row; then ``m`` and the pixels of row G + 1 (ids in no
     segment, which panopticapi ignores)."""
@@ -59,7 +61,7 @@ def fold(inter: np.ndarray, n_gt: int, n_pred: int, gt_cats: np.ndarray,
     row_cat = np.concatenate(([-1], gt_cats)).astype(np.int64, copy=False)
     col_cat = np.concatenate(([-1], pred_cats)).astype(np.int64, copy=False)
     packed = np.concatenate([row_cat[r], col_cat[c], inter[r, c].astype(np.int64, copy=False)])
-    return packed.tobytes(), len(r), int(inter[n_gt + 1].sum())
+    return bytearray(packed.tobytes()), len(r), int(inter[n_gt + 1].sum())
 
 
 def _window_clean(breaks: np.ndarray, n: int, d: int, axis: int) -> np.ndarray:

@@ -42,7 +42,7 @@ def available_cores() -> int:
 
 
 def default_workers(n_images: int) -> int:
-    """``score``'s threads (or worker processes) when none are asked for: every available core, at most one per
+    """``score``'s threads when none are asked for: every available core, at most one per
     image."""
     return max(1, min(available_cores(), n_images))
 

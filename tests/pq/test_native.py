@@ -289,6 +289,28 @@ def test_native_unknown_id_errors_match_the_numpy_path(monkeypatch: pytest.Monke
     assert messages[0] == messages[1] and ("9" if side == "gt" else "8") in messages[0]
 
 
+@pytest.mark.skipif(kernels._native is None, reason="panbench.pq._native is not built")
+@pytest.mark.parametrize("strict", [False, True])
+def test_the_first_unknown_id_in_pixel_order_is_reported_by_both_paths(strict: bool) -> None:
+    """Unknown ids on both sides: the one at the first such pixel is reported, the ground truth's where both are at
+    one pixel (with ``strict``; without it the ground truth's unknown ids are scored), by C and by the twin."""
+    from panbench.pq import reference
+
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        gt = rng.choice(np.array([1, 2, 99], np.uint32), size=(4, 5), p=[0.45, 0.45, 0.1])
+        pred = rng.choice(np.array([3, 4, 98], np.uint32), size=(4, 5), p=[0.45, 0.45, 0.1])
+        keys = np.array([1, 2], np.int64), np.array([3, 4], np.int64)
+        got = []
+        for ext in (kernels._native, reference):
+            inter = np.zeros((4, 3), np.int64)
+            bad = ext.pair_counts(gt, pred, *keys, inter, strict)
+            got.append((bad, inter if bad is None else None))
+        assert got[0][0] == got[1][0], (gt, pred)
+        if got[0][0] is None:
+            assert np.array_equal(got[0][1], got[1][1])
+
+
 def test_native_unlisted_ground_truth_ids_score_as_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
     gt = np.array([[5, 5, 0], [9, 9, 9]], np.uint32)  # 9 is in no segment of segments_info
     pred = np.array([[7, 7, 0], [7, 8, 8]], np.uint32)

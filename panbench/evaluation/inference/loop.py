@@ -222,7 +222,6 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
         return timings
     pipeline = lm.pipeline
     if opts.corruption is not None:  # corrupted in the workers, after the image is loaded
-
         pipeline = CorruptedPipeline(lm.family, opts.corruption)
     items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
     # images load one by one and meet in batches of one padded shape (same_shape_batches)

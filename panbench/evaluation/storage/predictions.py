@@ -3,7 +3,6 @@ score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``, detect
 
 For one model on a dataset whose annotation file is ``<stem>.json`` (``panoptic_val2017``, or
 ``panoptic_test-dev2017`` for test-dev's image info), DIR gets, named as COCO's upload page asks::
-
     <prefix>_<model>_results.json     images, annotations (segments_info: id, category_id, iscrowd 0,
                                       area, bbox), categories of the dataset
     <prefix>_<model>_results/*.png    one id map per image (R + 256 G + 256^2 B), named after the image

@@ -16,7 +16,6 @@ metric's ``process`` received.
 
 Used by ``tests/evaluation/test_mmdet_parity.py`` and ``scripts/bench_eval.py``, always in a child process
 (one process runs one or more models one after the other)::
-
     python -m panbench.models.mmdet.reference --data-root data/demo --model CONFIG=CHECKPOINT [--model ...]
         [--limit N] [--workers W] [--panoptic-only]
 
