@@ -218,13 +218,25 @@ def spawn_ranks(target: Any, args: list[tuple], timeout: float = 180) -> list[in
 
 
 def close_ranks() -> None:
-    """The end of a spawned rank: a barrier, then its process group destroyed. Destroying it while the other rank
-    still receives this one's last send aborts the process in gloo's threads ("terminate called without an active
-    exception", exit code -6), as panbench.cli.running.finish_distributed does for torchrun."""
+    """The end of a spawned rank: a barrier, then its process group destroyed (as
+    panbench.cli.running.finish_distributed does under torchrun): neither rank tears down while the other still
+    receives its last send."""
     import torch.distributed as dist
 
     dist.barrier()
     dist.destroy_process_group()
+
+
+def end_rank() -> None:
+    """A spawned rank's exit once its results are written and its group closed: at once, without the interpreter's
+    finalization, where a thread of torch's still joinable now and then aborts the process ("terminate called without
+    an active exception", exit code -6): nothing the test checks, which is the numbers each rank wrote."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def write_perturbed_sample(annotations: Path, out: Path, seed: int) -> tuple[Path, Path]:

@@ -359,7 +359,7 @@ def _rank(rank: int, port: int, gt: tuple[str, str], pairs: list, out: Path) -> 
     import os
 
     import torch.distributed as dist
-    from helpers import close_ranks
+    from helpers import close_ranks, end_rank
 
     from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
 
@@ -371,6 +371,7 @@ def _rank(rank: int, port: int, gt: tuple[str, str], pairs: list, out: Path) -> 
         (out / f"rank{rank}.json").write_text(json.dumps(got))
     finally:
         close_ranks()
+    end_rank()
 
 
 def test_two_gloo_ranks_give_the_numbers_of_one_process(coco_sample: Path, tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path) -> N
     import os
 
     import torch.distributed as dist
-    from helpers import close_ranks
+    from helpers import close_ranks, end_rank
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
@@ -197,6 +197,7 @@ def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path) -> N
         (out / f"rank{rank}.json").write_text(json.dumps({"metrics": got, "n_results": len(metric.results)}))
     finally:
         close_ranks()
+    end_rank()
 
 
 def test_two_gloo_ranks_give_one_metric_through_mmengines_collect(case) -> None:

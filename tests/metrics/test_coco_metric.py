@@ -87,7 +87,7 @@ def test_an_image_the_ground_truth_does_not_have_is_refused_by_name(coco_sample:
 
 def _rank(rank: int, world: int, port: int, gt_json: str, preds: list, out: str) -> None:
     import torch.distributed as dist
-    from helpers import close_ranks
+    from helpers import close_ranks, end_rank
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
@@ -101,6 +101,7 @@ def _rank(rank: int, world: int, port: int, gt_json: str, preds: list, out: str)
                                                          "dagger": res.analyses["pq_dagger"]}))
     finally:
         close_ranks()
+    end_rank()
 
 
 @pytest.mark.slow
