@@ -13,7 +13,10 @@ eval loop's post-processing thread uses):
   fusion+inst   panbench's fusion with its instance output (``finish``: the panoptic map, the top-100
                 detections' scores, masks and boxes, each kept query's mask upsampled once)
   segments      ``to_segments`` (the panoptic map to an id map and segments_info)
-  instances     ``to_instances`` (the detections as COCO RLEs, in C)
+  instances     ``to_instances`` (the detections as COCO RLEs: on a GPU the places where the masks change are
+                found there and only they copied; on the CPU counted in C where the masks lie)
+  via host      for comparison, not in ``post``: the same RLEs from the masks copied to the host whole first, then
+                counted in C (what a GPU run did before the device encoding; equal strings checked)
   gt RLE        AP's ground truth: the image's thing segments as RLEs (``gt_annotations``, in C)
   post          the sum: what the post-processing thread does per image beside PQ's own scoring
   floor         reading the mask logits the fusion head receives once (``mask_pred.sum()`` over the Q maps of
@@ -79,7 +82,7 @@ def main() -> None:
     print(f"{len(ds.samples)} COCO images ({a.data_root}), torch {torch.__version__} on {a.device} ({where}); "
           f"ms per image, median of {a.repeat}")
     print(f"{'model':20} {'image':>18} {'queries':>7} {'dets':>5} {'fusion+inst':>11} {'segments':>8} "
-          f"{'instances':>9} {'gt RLE':>7} {'post':>7} {'floor':>7} {'post/floor':>10} {'forward':>8}")
+          f"{'instances':>9} {'via host':>8} {'gt RLE':>7} {'post':>7} {'floor':>7} {'post/floor':>10} {'forward':>8}")
     for name in a.models.split(","):
         spec = resolve(name)[0]
         fam = random_model(spec, a.device)
@@ -119,6 +122,8 @@ def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) ->
         fam.finish([out])
         seg_ms, _ = clock(lambda: fam.to_segments(out), repeat)
         ins_ms, inst = clock(lambda: fam.to_instances(out), repeat)
+        host_ms, via_host = clock(lambda: host_instances(out, fam.label2cat), repeat)
+        assert inst is None or inst.rles == via_host.rles, "the device's RLEs differ from the host's"
         gt_ms, _ = clock(lambda: gt_annotations(1, gt, s.gt_ann["segments_info"], things), repeat)
         post = fused + seg_ms + ins_ms + gt_ms
         if isinstance(getattr(job, "func", None) and job.func.__self__, MaskFormerPredict):
@@ -129,7 +134,15 @@ def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) ->
             floor, q, ratio = float("nan"), "-", "-"
     h, w = fam.input_hw(data)
     return (f"{name:20} {f'{s.width}x{s.height}->{w}x{h}':>18} {q:>7} {len(inst):5d} {fused:11.1f} {seg_ms:8.1f} "
-            f"{ins_ms:9.1f} {gt_ms:7.1f} {post:7.1f} {floor:7.1f} {ratio:>10} {forward:8.0f}")
+            f"{ins_ms:9.1f} {host_ms:8.1f} {gt_ms:7.1f} {post:7.1f} {floor:7.1f} {ratio:>10} {forward:8.0f}")
+
+
+def host_instances(out, label2cat):
+    """The instances with their masks copied to the host whole, then encoded there."""
+    from panbench.analysis.instances import from_arrays
+
+    p = out.pred_instances
+    return from_arrays(p.masks.cpu(), p.scores, p.labels, label2cat)
 
 
 if __name__ == "__main__":

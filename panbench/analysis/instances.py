@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from panbench.analysis.ap import MAX_DETS, Instances, encode_masks
+from panbench.analysis.ap import MAX_DETS, Instances, encode_masks, rles_from_changes
+
+DEVICE_CHUNK = 1 << 27  # pixels of masks compared at once on a device (the comparison's bool buffer: 128 MiB)
 
 
 def as_numpy(x: Any) -> np.ndarray:
@@ -29,6 +31,27 @@ def as_numpy(x: Any) -> np.ndarray:
             x = x.float()
         x = x.numpy()
     return np.asarray(x)
+
+
+def on_device(x: Any) -> bool:
+    """Whether ``x`` is a tensor on an accelerator (not the CPU)."""
+    return getattr(getattr(x, "device", None), "type", "cpu") != "cpu"
+
+
+def encode_on_device(masks: Any, chunk: int = DEVICE_CHUNK) -> list[dict[str, Any]]:
+    """:func:`~panbench.analysis.ap.encode_masks` of an (N, H, W) torch tensor where it lies: the column-major
+    pixels compared with their successors on the device, only the places where they change (a few per column and
+    mask) copied to the host, the strings made there.  ``chunk`` bounds the pixels compared at once."""
+    n, h, w = (int(s) for s in masks.shape)
+    if n == 0 or h * w == 0:
+        return encode_masks(as_numpy(masks))
+    out: list[dict[str, Any]] = []
+    step = max(1, chunk // (h * w))
+    for i in range(0, n, step):
+        flat = (masks[i : i + step] != 0).transpose(1, 2).reshape(-1, h * w)  # column-major, as COCO counts
+        change = as_numpy((flat[:, 1:] != flat[:, :-1]).nonzero())
+        out += rles_from_changes(change[:, 0], change[:, 1], as_numpy(flat[:, 0]), h, w)
+    return out
 
 
 def categories_of(labels: Any, label2cat: Sequence[int]) -> np.ndarray:
@@ -46,10 +69,15 @@ def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
     in the order of decreasing score; the ``max_dets`` best kept (None: all), as the zoos' ``max_per_image``."""
     scores = as_numpy(scores).astype(np.float64).reshape(-1)
     order = np.argsort(-scores, kind="stable")[:max_dets] if max_dets else np.arange(len(scores))
-    masks = as_numpy(masks)
+    device = on_device(masks)
+    if not device:
+        masks = as_numpy(masks)
     if masks.ndim != 3 or len(masks) != len(scores):
-        raise ValueError(f"masks of shape {masks.shape} for {len(scores)} scores; give (N, H, W)")
-    if len(order) == len(masks):  # every mask kept: encoded where it lies, the RLEs reordered (no copy of the masks)
+        raise ValueError(f"masks of shape {tuple(masks.shape)} for {len(scores)} scores; give (N, H, W)")
+    if device:  # a GPU's masks stay there: encoded on it, the RLEs picked
+        rles = encode_on_device(masks)
+        ordered = [rles[i] for i in order]
+    elif len(order) == len(masks):  # every mask kept: encoded where it lies, the RLEs reordered (no copy)
         rles = encode_masks(masks)
         ordered = [rles[i] for i in order]
     else:
@@ -68,13 +96,13 @@ def from_hf_instances(result: dict[str, Any], label2cat: Sequence[int], max_dets
     (``return_binary_maps=True``, what COCO's instance AP reads) in the order of ``segments_info``, or an (H, W)
     map of segment ids (each pixel given to one instance)."""
     info = result["segments_info"]
-    seg = as_numpy(result["segmentation"]) if result["segmentation"] is not None else np.zeros((0, 0, 0))
+    seg = result["segmentation"] if result["segmentation"] is not None else np.zeros((0, 0, 0))
     if not info:
         return Instances.empty()
     if seg.ndim == 3:
-        masks = seg[: len(info)] != 0
+        masks = seg[: len(info)] != 0  # a GPU's maps stay there (from_arrays encodes them on it)
     else:
-        masks = seg[None] == np.array([s["id"] for s in info])[:, None, None]
+        masks = as_numpy(seg)[None] == np.array([s["id"] for s in info])[:, None, None]
     return from_arrays(masks, [s["score"] for s in info], [s["label_id"] for s in info], label2cat, max_dets)
 
 

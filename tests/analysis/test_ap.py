@@ -155,3 +155,31 @@ def test_ap_fields_name_the_source_of_the_instances() -> None:
     assert fields == {"ap": acc.evaluate(), "ap_source": "mmdet instance_on"}
     with pytest.raises(ValueError, match="not one of"):
         ap_fields(acc, "somewhere")
+
+
+def _devices() -> list[str]:
+    import torch
+
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_masks_encoded_where_they_lie_equal_the_host_encoding(device: str, rle_path) -> None:
+    """The change points counted on the tensor's device (a GPU's masks never copied whole) give encode_masks'
+    strings, chunked or not; on the CPU the same code runs on CPU tensors."""
+    import torch
+
+    from panbench.analysis.instances import encode_on_device, from_arrays
+
+    rng = np.random.default_rng(3)
+    for m in _masks_of_every_edge(rng):
+        t = torch.from_numpy(m).to(device)
+        assert encode_on_device(t) == encode_masks(m), m.shape
+        assert encode_on_device(t, chunk=1) == encode_masks(m), m.shape  # one mask at a time
+        assert encode_on_device(t.to(torch.uint8) * 3) == encode_masks(m)
+    masks = rng.random((7, 31, 17)) < 0.4
+    scores = rng.random(7)
+    got = from_arrays(torch.from_numpy(masks).to(device), scores, np.arange(7) % 3, [5, 6, 9], max_dets=4)
+    want = from_arrays(masks, scores, np.arange(7) % 3, [5, 6, 9], max_dets=4)
+    assert got.rles == want.rles and got.scores.tolist() == want.scores.tolist()
+    assert got.category_ids.tolist() == want.category_ids.tolist()
