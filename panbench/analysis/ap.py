@@ -98,21 +98,12 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
     return _rles(_hotcoco().mask.encode(fortran))
 
 
-def rles_from_changes(mask_of: np.ndarray, pos: np.ndarray, first: np.ndarray, h: int, w: int) -> list[dict[str, Any]]:
-    """The COCO RLEs of ``len(first)`` binary (h, w) masks from where their column-major pixels change (what a GPU
-    finds without copying the masks): mask ``mask_of[k]`` changes between pixels ``pos[k]`` and ``pos[k] + 1``
-    (rising within each mask, masks in order), ``first`` is each mask's first pixel.  Equal to
-    ``encode_masks`` of the masks."""
-    n, hw = len(first), h * w
-    cut = np.asarray(mask_of, np.int64) * hw + np.asarray(pos, np.int64) + 1  # the start of each run but the first
-    ends = np.arange(n + 1, dtype=np.int64) * hw
-    counts = np.diff(np.insert(cut, np.searchsorted(cut, ends), ends))  # every mask's runs, a mask after another
-    runs = np.bincount(np.asarray(mask_of, np.int64), minlength=n) + 1
-    ones = np.asarray(first, bool)
-    counts = np.insert(counts, (np.cumsum(runs) - runs)[ones], 0)  # COCO's counts start with zeros
-    offsets = np.concatenate(([0], np.cumsum(runs + ones))).astype(np.int64)
+def rles_from_counts(counts: np.ndarray, offsets: np.ndarray, h: int, w: int) -> list[dict[str, Any]]:
+    """COCO RLEs of (h, w) masks from their run counts already counted (on a GPU): mask ``i``'s counts, zeros
+    first, are ``counts[offsets[i]:offsets[i + 1]]``."""
+    counts, offsets = np.ascontiguousarray(counts, np.uint32), np.ascontiguousarray(offsets, np.int64)
     if _rle is not None:
-        strings = _rle.strings(np.ascontiguousarray(counts, np.uint32), offsets)
+        strings = _rle.strings(counts, offsets)
     else:
         encode = _hotcoco().mask.rle_to_string
         strings = [encode({"size": [h, w], "counts": counts[a:b].tolist()}) for a, b in zip(offsets[:-1], offsets[1:])]

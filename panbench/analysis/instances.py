@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.analysis.ap import MAX_DETS, Instances, encode_masks, rles_from_changes
+from panbench.analysis.ap import MAX_DETS, Instances, encode_masks, rles_from_counts
 
 DEVICE_CHUNK = 1 << 27  # pixels of masks compared at once on a device (the comparison's bool buffer: 128 MiB)
 
@@ -39,19 +39,34 @@ def on_device(x: Any) -> bool:
 
 
 def encode_on_device(masks: Any, chunk: int = DEVICE_CHUNK) -> list[dict[str, Any]]:
-    """:func:`~panbench.analysis.ap.encode_masks` of an (N, H, W) torch tensor where it lies: the column-major
-    pixels compared with their successors on the device, only the places where they change (a few per column and
-    mask) copied to the host, the strings made there.  ``chunk`` bounds the pixels compared at once."""
+    """:func:`~panbench.analysis.ap.encode_masks` of an (N, H, W) torch tensor, its runs counted where it lies:
+    only the counts (a few per column and mask) are copied to the host, where they are made strings.  ``chunk``
+    bounds the pixels compared at once."""
     n, h, w = (int(s) for s in masks.shape)
     if n == 0 or h * w == 0:
         return encode_masks(as_numpy(masks))
     out: list[dict[str, Any]] = []
     step = max(1, chunk // (h * w))
     for i in range(0, n, step):
-        flat = (masks[i : i + step] != 0).transpose(1, 2).reshape(-1, h * w)  # column-major, as COCO counts
-        change = as_numpy((flat[:, 1:] != flat[:, :-1]).nonzero())
-        out += rles_from_changes(change[:, 0], change[:, 1], as_numpy(flat[:, 0]), h, w)
+        counts, offsets = (as_numpy(x) for x in _device_counts(masks[i : i + step], h * w))
+        out += rles_from_counts(counts, np.append(offsets, len(counts)), h, w)
     return out
+
+
+def _device_counts(masks: Any, hw: int) -> tuple[Any, Any]:
+    """Each mask's column-major runs, zeros first, on its device: a 0 pixel put before each mask, a run starts at
+    the first (padding) pixel and wherever the pixels change; a run's count is the distance to the next start (the
+    next mask's first start ends a mask's last run), less the padding pixel for a mask's first run.  Returns the
+    int32 counts and where each mask's first count is."""
+    n = masks.shape[0]
+    pixels = (masks != 0).transpose(1, 2).reshape(n, hw)  # column-major, as COCO counts
+    starts = pixels.new_ones((n, hw + 1))
+    starts[:, 1] = pixels[:, 0]  # the padding pixel is 0
+    starts[:, 2:] = pixels[:, 1:] != pixels[:, :-1]
+    at = starts.reshape(-1).nonzero()[:, 0]
+    first = at % (hw + 1) == 0  # each mask's padding pixel
+    counts = (at.diff(append=at.new_full((1,), n * (hw + 1))) - first.long()).int()
+    return counts, first.nonzero()[:, 0]
 
 
 def categories_of(labels: Any, label2cat: Sequence[int]) -> np.ndarray:
