@@ -9,11 +9,7 @@
  *       The compressed counts of the mask `ids == seg_id` for each of seg_ids (an int64 buffer), from one
  *       column-major pass over an (h, w) row-major uint32 id map: the runs of equal ids, each given to its segment.
  *
- *   strings(counts, offsets) -> list[str]
- *       The compressed form of run counts already counted (e.g. on a GPU): mask i's counts are
- *       counts[offsets[i]:offsets[i + 1]] of a uint32 buffer, offsets an int64 buffer of n + 1 entries.
- *
- * They release the GIL while they count and compress; the Python strings are made after.
+ * Both release the GIL while they count and compress; the Python strings are made after.
  */
 #include "_common.h" /* the id table (pb_idmap), from panbench/pq */
 #include <string.h>
@@ -278,38 +274,9 @@ static PyObject *py_segments(PyObject *self, PyObject *args) {
     return out;
 }
 
-static PyObject *py_strings(PyObject *self, PyObject *args) {
-    Py_buffer cb, ob;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*", &cb, &ob)) return NULL;
-    Py_ssize_t total = cb.len / (Py_ssize_t)sizeof(uint32_t), n = ob.len / (Py_ssize_t)sizeof(int64_t) - 1;
-    const uint32_t *cnts = cb.buf;
-    const int64_t *off = ob.buf;
-    int bad = n < 0 || cb.len % sizeof(uint32_t) || ob.len % sizeof(int64_t) || !PyBuffer_IsContiguous(&cb, 'C') ||
-              !PyBuffer_IsContiguous(&ob, 'C');
-    for (Py_ssize_t i = 0; i < n && !bad; i++) bad = off[i] < 0 || off[i] > off[i + 1] || off[i + 1] > total;
-    if (bad) {
-        PyBuffer_Release(&cb);
-        PyBuffer_Release(&ob);
-        PyErr_SetString(PyExc_ValueError, "strings: give uint32 counts and n + 1 rising int64 offsets into them");
-        return NULL;
-    }
-    strings o;
-    bad = strings_init(&o, n);
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n && !bad; i++) bad = keep(&o, i, cnts + off[i], (Py_ssize_t)(off[i + 1] - off[i]));
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&cb);
-    PyBuffer_Release(&ob);
-    PyObject *out = bad ? PyErr_NoMemory() : as_list(&o);
-    strings_free(&o);
-    return out;
-}
-
 static PyMethodDef methods[] = {
     {"encode", py_encode, METH_VARARGS, "encode(masks, n, h, w) -> list of COCO RLE count strings"},
     {"segments", py_segments, METH_VARARGS, "segments(ids, h, w, seg_ids) -> list of COCO RLE count strings"},
-    {"strings", py_strings, METH_VARARGS, "strings(counts, offsets) -> list of COCO RLE count strings"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -98,18 +98,6 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
     return _rles(_hotcoco().mask.encode(fortran))
 
 
-def rles_from_counts(counts: np.ndarray, offsets: np.ndarray, h: int, w: int) -> list[dict[str, Any]]:
-    """COCO RLEs of (h, w) masks from their run counts already counted (on a GPU): mask ``i``'s counts, zeros
-    first, are ``counts[offsets[i]:offsets[i + 1]]``."""
-    counts, offsets = np.ascontiguousarray(counts, np.uint32), np.ascontiguousarray(offsets, np.int64)
-    if _rle is not None:
-        strings = _rle.strings(counts, offsets)
-    else:
-        encode = _hotcoco().mask.rle_to_string
-        strings = [encode({"size": [h, w], "counts": counts[a:b].tolist()}) for a, b in zip(offsets[:-1], offsets[1:])]
-    return [{"size": [h, w], "counts": c.decode("ascii") if isinstance(c, bytes) else c} for c in strings]
-
-
 def _rles(encoded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")
              if isinstance(r["counts"], bytes) else r["counts"]} for r in encoded]

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from panbench.analysis.ap import MAX_DETS, Instances, encode_masks, rles_from_counts
+from panbench.analysis.ap import MAX_DETS, Instances, encode_masks
 
-DEVICE_CHUNK = 1 << 27  # pixels of masks compared at once on a device (the comparison's bool buffer: 128 MiB)
+DEVICE_CHUNK = 1 << 25  # pixels of masks encoded at once on a device
 
 
 def as_numpy(x: Any) -> np.ndarray:
@@ -39,17 +39,19 @@ def on_device(x: Any) -> bool:
 
 
 def encode_on_device(masks: Any, chunk: int = DEVICE_CHUNK) -> list[dict[str, Any]]:
-    """:func:`~panbench.analysis.ap.encode_masks` of an (N, H, W) torch tensor, its runs counted where it lies:
-    only the counts (a few per column and mask) are copied to the host, where they are made strings.  ``chunk``
-    bounds the pixels compared at once."""
+    """:func:`~panbench.analysis.ap.encode_masks` of an (N, H, W) torch tensor, encoded where it lies: the runs
+    counted and written as COCO's compressed strings on the tensor's device, only the strings' bytes copied to the
+    host.  ``chunk`` bounds the pixels encoded at once (the device's working memory: about 40 bytes a pixel at
+    worst, a mask that changes at every pixel; a few bytes for a model's masks)."""
     n, h, w = (int(s) for s in masks.shape)
     if n == 0 or h * w == 0:
         return encode_masks(as_numpy(masks))
     out: list[dict[str, Any]] = []
     step = max(1, chunk // (h * w))
     for i in range(0, n, step):
-        counts, offsets = (as_numpy(x) for x in _device_counts(masks[i : i + step], h * w))
-        out += rles_from_counts(counts, np.append(offsets, len(counts)), h, w)
+        chars, ends = (as_numpy(x) for x in _device_strings(*_device_counts(masks[i : i + step], h * w)))
+        raw = chars.tobytes()
+        out += [{"size": [h, w], "counts": raw[a:b].decode("ascii")} for a, b in zip([0, *ends[:-1]], ends)]
     return out
 
 
@@ -57,7 +59,7 @@ def _device_counts(masks: Any, hw: int) -> tuple[Any, Any]:
     """Each mask's column-major runs, zeros first, on its device: a 0 pixel put before each mask, a run starts at
     the first (padding) pixel and wherever the pixels change; a run's count is the distance to the next start (the
     next mask's first start ends a mask's last run), less the padding pixel for a mask's first run.  Returns the
-    int32 counts and where each mask's first count is."""
+    int64 counts, the masks one after another, and each count's place in its mask."""
     n = masks.shape[0]
     pixels = (masks != 0).transpose(1, 2).reshape(n, hw)  # column-major, as COCO counts
     starts = pixels.new_ones((n, hw + 1))
@@ -65,8 +67,26 @@ def _device_counts(masks: Any, hw: int) -> tuple[Any, Any]:
     starts[:, 2:] = pixels[:, 1:] != pixels[:, :-1]
     at = starts.reshape(-1).nonzero()[:, 0]
     first = at % (hw + 1) == 0  # each mask's padding pixel
-    counts = (at.diff(append=at.new_full((1,), n * (hw + 1))) - first.long()).int()
-    return counts, first.nonzero()[:, 0]
+    counts = at.diff(append=at.new_full((1,), n * (hw + 1))) - first.long()
+    index = first.long().cumsum(0) - 1  # the mask of each count
+    place = at.new_ones(at.shape).cumsum(0) - 1 - first.nonzero()[:, 0][index]
+    return counts, place
+
+
+def _device_strings(counts: Any, place: Any) -> tuple[Any, Any]:
+    """pycocotools' ``rleToString`` on the device: each count from a mask's fourth on less the count two before,
+    written in 5-bit groups, low first, 0x20 marking that more follow, plus 48.  A value takes the fewest groups
+    that hold it as a signed number (where pycocotools' loop stops).  Returns the characters (uint8) and where
+    each mask's string ends in them."""
+    x = counts.clone()
+    x[2:] -= (place[2:] > 2).long() * counts[:-2]
+    groups = 1 + sum(((x < -(1 << (5 * g - 1))) | (x >= 1 << (5 * g - 1))).long() for g in range(1, 7))
+    chars = place.new_zeros((len(x), 7)).byte()
+    for j in range(7):
+        chars[:, j] = (((x >> (5 * j)) & 31) | ((groups > j + 1).long() << 5)) + 48
+    keep = place.new_tensor(range(7))[None, :] < groups[:, None]
+    ends = groups.cumsum(0)[(place.diff(append=place.new_zeros(1)) <= 0).nonzero()[:, 0]]  # each mask's last count
+    return chars[keep], ends
 
 
 def categories_of(labels: Any, label2cat: Sequence[int]) -> np.ndarray:

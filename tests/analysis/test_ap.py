@@ -177,6 +177,12 @@ def test_masks_encoded_where_they_lie_equal_the_host_encoding(device: str, rle_p
         assert encode_on_device(t) == encode_masks(m), m.shape
         assert encode_on_device(t, chunk=1) == encode_masks(m), m.shape  # one mask at a time
         assert encode_on_device(t.to(torch.uint8) * 3) == encode_masks(m)
+    big = np.zeros((3, 700, 1500), bool)  # counts of up to 2^20 and deltas of both signs: 1 to 5 groups of 5 bits
+    big[0, 350, 700] = True
+    big[1, :, 1400:] = True
+    big[2, rng.integers(0, 700, 300), rng.integers(0, 1500, 300)] = True
+    t = torch.from_numpy(big).to(device)
+    assert encode_on_device(t) == encode_masks(big) == encode_on_device(t, chunk=1)
     masks = rng.random((7, 31, 17)) < 0.4
     scores = rng.random(7)
     got = from_arrays(torch.from_numpy(masks).to(device), scores, np.arange(7) % 3, [5, 6, 9], max_dets=4)

@@ -82,3 +82,22 @@ def test_no_resume_cleans_the_cache_of_every_node(tmp_path, capsys) -> None:
     rec = json.loads(sorted((node0 / "runs").glob("*.json"))[-1].read_text())
     t = rec["timings"]
     assert rec["n_images"] == 4 and t["timed_images"] + t["warmup_images"] == 4  # every image run, none resumed
+
+
+def test_cpu_ranks_build_mmdet_models_on_a_node_with_fewer_gpus_than_ranks(monkeypatch) -> None:
+    """mmengine's logger looks a rank's GPU up by LOCAL_RANK; a CPU rank 1 beside one GPU (seen on an H100:
+    'model does not build (IndexError: list index out of range)') is named by its local rank instead.  One GPU is
+    faked here (labelled): torch.cuda.is_available and device_count."""
+    import torch
+    from mmengine.logging import logger
+
+    from panbench.models.mmdet.mm import init_mmdet
+
+    init_mmdet()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert logger._get_device_id() == 0
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert logger._get_device_id() == 1

@@ -96,7 +96,26 @@ def init_mmdet() -> None:
             from mmdet.utils import register_all_modules
 
             register_all_modules(init_default_scope=True)
+        _name_cpu_ranks_by_local_rank()
         _READY = True
+
+
+def _name_cpu_ranks_by_local_rank() -> None:
+    """mmengine's logger names its rank's GPU as the ``LOCAL_RANK``-th visible one (``_get_device_id``, read when
+    the first logger is made, inside ``MODELS.build``) and raises IndexError where a node runs more ranks than it
+    has GPUs, as CPU ranks (``--device cpu`` under torchrun) on a one-GPU machine do: there a rank is named by its
+    local rank, as mmengine names it without a GPU."""
+    from mmengine.logging import logger
+
+    found = logger._get_device_id
+
+    def device_id() -> int:
+        try:
+            return int(found())
+        except IndexError:
+            return int(os.environ.get("LOCAL_RANK", "0"))
+
+    logger._get_device_id = device_id
 
 
 def load_config(path: Path, options: dict[str, Any] | None = None) -> Any:
