@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import gc
 import importlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
-from panbench import __version__
+from panbench import __version__, collector_paused
 from panbench.cli.options import common_parents
 from panbench.cli.usage import Parser
 from panbench.errors import PanbenchError
@@ -110,21 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"panbench: interrupted{_resume_hint(args)}", file=sys.stderr)
         return _abort_distributed(130)
-
-
-@contextmanager
-def collector_paused(pause: bool = True) -> Iterator[None]:
-    """Python's cyclic garbage collector off (with ``pause``) for the block, then as it was: where a block makes
-    many objects that live on and no reference cycles (imports, a parse, a command that declares ``no_cycles``
-    among its defaults), each collection its allocations trigger walks them all in vain."""
-    was = gc.isenabled()
-    if pause:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _command_of(argv: Sequence[str]) -> str | None:

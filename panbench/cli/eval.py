@@ -91,13 +91,11 @@ def run(args: argparse.Namespace) -> int:
         from panbench.evaluation.storage.predictions import claim_up_front
 
         claim_up_front([s.name for s in specs], ds, opts.save_predictions)
-    def shown(rec: RunRecord) -> None:
-        print(format_record(rec, args.results), flush=True)
-
     records = []
     for k, spec in enumerate(specs):
         args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C
-        rec = evaluate_model(spec, ds, opts, show=shown)  # the numbers on the screen before any file is written
+        # the numbers on the screen before any file is written
+        rec = evaluate_model(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True))
         records.append(rec)
         if rank() == 0:
             print(record_line(rec, args.results))
