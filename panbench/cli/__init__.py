@@ -74,9 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:  # library deprecation chatter hides panbench's own messages
         import warnings
 
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
+        for category in (UserWarning, DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category)
     if "panbench.evaluation.storage.cache" in sys.modules:  # main() called again in one process (tests)
         sys.modules["panbench.evaluation.storage.cache"]._OPENED.clear()
     try:

@@ -185,16 +185,6 @@ def amp_checks(device: str) -> list[Check]:
     return out
 
 
-def checkpoint_cache_dir() -> Path:
-    """mmengine's checkpoint cache (torch hub's ``checkpoints`` folder), shared with panbench."""
-    try:
-        import torch.hub
-
-        return Path(torch.hub.get_dir()) / "checkpoints"
-    except Exception:  # pragma: no cover - torch missing
-        return Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
-
-
 @dataclass(frozen=True)
 class Probes:
     """What a model family's ``panbench doctor`` lines (``Family.doctor``) are made with: the state of torch
@@ -262,8 +252,14 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
 
 
 def checkpoints_check() -> Check:
-    """How many zoo checkpoints the download cache holds (none is fine: they download on first use)."""
-    cache = checkpoint_cache_dir()
+    """How many zoo checkpoints the download cache holds (none is fine: they download on first use): mmengine's,
+    torch hub's ``checkpoints`` folder, shared with panbench."""
+    try:
+        import torch.hub
+
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+    except Exception:  # pragma: no cover - torch missing
+        cache = Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
     n = len(list(cache.glob("*.pth"))) if cache.is_dir() else 0
     return Check("checkpoints", n > 0, f"{n} cached in {cache}", "downloaded on first `panbench eval` of a zoo model",
                  False)
