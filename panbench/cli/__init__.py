@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import gc
 import importlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
-from panbench import __version__
+from panbench import __version__, collector_paused
 from panbench.cli.options import common_parents
 from panbench.cli.usage import Parser
 from panbench.errors import PanbenchError
@@ -76,9 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:  # library deprecation chatter hides panbench's own messages
         import warnings
 
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
+        for category in (UserWarning, DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category)
     if "panbench.evaluation.storage.cache" in sys.modules:  # main() called again in one process (tests)
         sys.modules["panbench.evaluation.storage.cache"]._OPENED.clear()
     try:
@@ -110,21 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"panbench: interrupted{_resume_hint(args)}", file=sys.stderr)
         return _abort_distributed(130)
-
-
-@contextmanager
-def collector_paused(pause: bool = True) -> Iterator[None]:
-    """Python's cyclic garbage collector off (with ``pause``) for the block, then as it was: where a block makes
-    many objects that live on and no reference cycles (imports, a parse, a command that declares ``no_cycles``
-    among its defaults), each collection its allocations trigger walks them all in vain."""
-    was = gc.isenabled()
-    if pause:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -159,25 +141,21 @@ def _failed_write(args: argparse.Namespace, e: OSError) -> bool:
     return e.errno in _WRITE_ERRORS or e.errno == errno.ENOENT and bool(_written_by(args, e.filename))
 
 
-def _written_options(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The options that chose where the command writes, with their paths."""
-    return [(o, str(getattr(args, attr))) for o, attr in (("--results", "results"), ("--out", "out"),
-                                                          ("--save-predictions", "save_predictions"),
-                                                          ("--per-image", "per_image"))
-            if getattr(args, attr, None) is not None]
-
-
-def _written_by(args: argparse.Namespace, filename: str) -> list[str]:
-    """The options whose path holds ``filename`` or lies under it: a missing file there is a write that failed
-    (a folder that cannot be made, as under /proc), not input that is missing."""
+def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[str]:
+    """The options that chose where the command writes; with ``filename``, those whose path holds it or lies under
+    it: a missing file there is a write that failed (a folder that cannot be made, as under /proc), not input that
+    is missing."""
     f = str(filename)
-    return [o for o, path in _written_options(args) if f.startswith(path) or path.startswith(f)]
+    return [o for o, attr in (("--results", "results"), ("--out", "out"), ("--save-predictions", "save_predictions"),
+                              ("--per-image", "per_image"))
+            if (path := getattr(args, attr, None)) is not None
+            and (filename is None or f.startswith(str(path)) or str(path).startswith(f))]
 
 
 def _write_fix(args: argparse.Namespace, filename: str) -> str:
     """The fix of a file that could not be written: the option of the command that chose where it writes (the
     one whose path holds ``filename`` or lies under it; else each of them)."""
-    options = _written_by(args, filename) or [o for o, _ in _written_options(args)]
+    options = _written_by(args, filename) or _written_by(args)
     where = f" or pass another {' / '.join(options)}" if options else ""
     return f"make the folder writable (free space, permissions, a file in the way){where}"
 

@@ -79,7 +79,7 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
     from panbench.analysis import RunSums, check_paired
     from panbench.analysis.bootstrap import CI_METRICS, too_few
-    from panbench.reporting.labels import fingerprint
+    from panbench.reporting.labels import absent, fingerprint
     from panbench.reporting.pairing import paired_difference
 
     fa, fb = fingerprint(ra), fingerprint(rb)
@@ -108,15 +108,10 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
         if not any(c.get(f, 0) for c in (ca, cb) for f in ("TP", "FP", "FN")):
             continue  # in neither run: nothing to compare
         # a category with no TP, FP or FN in one run (an FP-only class of the other): PQ undefined, None not 0
-        out["per_class"][cid] = {"name": names.get(cid, cid), "a": _class_pq(ca), "b": _class_pq(cb),
-                                 "interval": iv, "excludes_zero": bool(iv[0] > 0 or iv[1] < 0)}
+        out["per_class"][cid] = {"name": names.get(cid, cid), "a": None if absent(ca) else ca.get("PQ"),
+                                 "b": None if absent(cb) else cb.get("PQ"), "interval": iv,
+                                 "excludes_zero": bool(iv[0] > 0 or iv[1] < 0)}
     return out
-
-
-def _class_pq(c: dict[str, Any]) -> float | None:
-    from panbench.reporting.labels import absent
-
-    return None if absent(c) else c.get("PQ")
 
 
 def _who(rec: RunRecord) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from panbench import REPO_ROOT
 from panbench.cli import doctor_probes
 from panbench.cli.options import Common, dataset_root
+from panbench.errors import PanbenchError
 
 
 def in_setup_venv() -> bool:
@@ -122,15 +123,6 @@ def pkg_resources_check() -> Check:
     return Check("pkg_resources", True, f"imports (setuptools {version})")
 
 
-def ops_backend_detail(backend: str, device: str) -> str:
-    """Which kernels serve mmcv's ops on ``device``, in a few words."""
-    if backend == "mmcv":
-        return "compiled mmcv"
-    from panbench.ops import kernels
-
-    return f"panbench's ops: {kernels.path(device.split(':')[0])}"
-
-
 def mmcv_ops_check(device: str) -> Check:
     """Run nms, RoIAlign and MultiScaleDeformableAttention through mmcv.ops on ``device``, with the backend
     :func:`panbench.ops.install` picks (compiled mmcv, or panbench's ops on mmcv-lite)."""
@@ -139,7 +131,7 @@ def mmcv_ops_check(device: str) -> Check:
     try:
         import torch
 
-        from panbench.ops import install
+        from panbench.ops import install, kernels
 
         backend = install()
         from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
@@ -160,7 +152,7 @@ def mmcv_ops_check(device: str) -> Check:
         res = attn(q, value=q, reference_points=ref, spatial_shapes=shapes,
                    level_start_index=torch.tensor([0], device=device))
         assert res.shape == (1, 16, 32)
-        detail = ops_backend_detail(backend, device)
+        detail = "compiled mmcv" if backend == "mmcv" else f"panbench's ops: {kernels.path(device.split(':')[0])}"
         return Check(name, True, f"nms, RoIAlign, MultiScaleDeformableAttention run ({detail})")
     except Exception as e:
         msg = f"{type(e).__name__}: {e}".splitlines()[0][:160]
@@ -193,16 +185,6 @@ def amp_checks(device: str) -> list[Check]:
     return out
 
 
-def checkpoint_cache_dir() -> Path:
-    """mmengine's checkpoint cache (torch hub's ``checkpoints`` folder), shared with panbench."""
-    try:
-        import torch.hub
-
-        return Path(torch.hub.get_dir()) / "checkpoints"
-    except Exception:  # pragma: no cover - torch missing
-        return Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
-
-
 @dataclass(frozen=True)
 class Probes:
     """What a model family's ``panbench doctor`` lines (``Family.doctor``) are made with: the state of torch
@@ -213,22 +195,10 @@ class Probes:
     skip_amp: bool  # --skip-amp: no AMP probes
     pip: str  # how to run pip for this Python
 
-    @staticmethod
-    def version(module: str, required: bool = True, fix: str | None = None) -> Check:
-        """The module's version, or why it does not import."""
-        return _version(module, required, fix)
-
-    @staticmethod
-    def mmcv_ops(device: str) -> Check:
-        return mmcv_ops_check(device)
-
-    @staticmethod
-    def amp(device: str) -> list[Check]:
-        return amp_checks(device)
-
-    @staticmethod
-    def pkg_resources() -> Check:
-        return pkg_resources_check()
+    version = staticmethod(_version)  # (module, required=True, fix=None): its version, or why it does not import
+    mmcv_ops = staticmethod(mmcv_ops_check)
+    amp = staticmethod(amp_checks)
+    pkg_resources = staticmethod(pkg_resources_check)
 
 
 def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]:
@@ -282,8 +252,14 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
 
 
 def checkpoints_check() -> Check:
-    """How many zoo checkpoints the download cache holds (none is fine: they download on first use)."""
-    cache = checkpoint_cache_dir()
+    """How many zoo checkpoints the download cache holds (none is fine: they download on first use): mmengine's,
+    torch hub's ``checkpoints`` folder, shared with panbench."""
+    try:
+        import torch.hub
+
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+    except Exception:  # pragma: no cover - torch missing
+        cache = Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
     n = len(list(cache.glob("*.pth"))) if cache.is_dir() else 0
     return Check("checkpoints", n > 0, f"{n} cached in {cache}", "downloaded on first `panbench eval` of a zoo model",
                  False)
@@ -293,7 +269,6 @@ def data_check(root: Path) -> Check:
     """The COCO-layout dataset at ``root``: its annotation file read and checked as ``eval`` reads it, and how
     many images it lists."""
     from panbench.data.datasets import load_dataset
-    from panbench.errors import PanbenchError
 
     ann = root / "annotations" / "panoptic_val2017.json"
     if not (ann.is_file() and (root / "val2017").is_dir()):

@@ -3,6 +3,8 @@ per mode (:data:`panbench.models.amp.MODES`) on a device, to say which modes wor
 
 from __future__ import annotations
 
+import re
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +29,11 @@ def _modes(model: Any, device: str) -> dict[str, str]:
 
     res: dict[str, str] = {}
     for mode in MODES:
+        dtype = torch.bfloat16 if mode == "bf16" else torch.float16
         try:
-            with torch.inference_mode():
-                if mode == "fp32":
-                    model.test_step(_tiny_batch())
-                else:
-                    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
-                    with torch.autocast(device.split(":")[0], dtype=dtype):
-                        model.test_step(_tiny_batch())
+            autocast = nullcontext() if mode == "fp32" else torch.autocast(device.split(":")[0], dtype=dtype)
+            with torch.inference_mode(), autocast:
+                model.test_step(_tiny_batch())
             res[mode] = ""
         except Exception as e:  # reported, not raised: this is a capability probe
             res[mode] = (f"{type(e).__name__}: {e}".splitlines() or [""])[0][:120]
@@ -119,16 +118,10 @@ def _installed(name: str) -> tuple[str, str] | None:
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """The release numbers of a version (``5.15.0`` -> (5, 15, 0); ``2.13.0+cpu`` -> (2, 13, 0))."""
-    out = []
-    for part in version.split("+")[0].split("."):
-        digits = part[: len(part) - len(part.lstrip("0123456789"))]
-        if not digits:
-            break
-        out.append(int(digits))
-        if digits != part:
-            break
-    return tuple(out)
+    """The release numbers of a version (``5.15.0`` -> (5, 15, 0); ``2.13.0+cpu`` -> (2, 13, 0); ``2.1rc1`` ->
+    (2, 1))."""
+    found = re.match(r"\d+(\.\d+)*", version)
+    return tuple(int(n) for n in found.group().split(".")) if found else ()
 
 
 def family_checks(check: Any, pip: str, own_lines: set[str]) -> list[Any]:

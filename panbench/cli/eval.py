@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from panbench.records.schema import RunRecord
 
 
+# the settings of Panoptic SegFormer's mask-wise merging: flag -> (PostProcess' field, type, help)
+MASKWISE_OPTIONS = {"--pp-alpha": ("alpha", non_negative_float, "exponent of the class probability, >= 0"),
+                    "--pp-beta": ("beta", non_negative_float, "exponent of the mask quality, >= 0"),
+                    "--pp-conf": ("conf_thr", fraction, "confidence threshold t_cnf in [0, 1]"),
+                    "--pp-keep": ("keep_thr", fraction, "fraction of a mask that must remain, in [0, 1]")}
+
+
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     from panbench.data.catalog import DATASETS
     from panbench.evaluation.options import EvalOptions
@@ -49,15 +56,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    help="GFLOPs per image averaged over the first N images, counted in a separate pass after the "
                    f"timed inference (default {EvalOptions.flops_images}; the Mask2Former paper uses 100; 0: not "
                    "counted)")
-    maskwise = "maskwise (needs --postprocess maskwise)"
-    p.add_argument("--pp-alpha", type=non_negative_float, help=f"{maskwise}: exponent of the class probability, "
-                   f">= 0 (default {PostProcess.alpha})")
-    p.add_argument("--pp-beta", type=non_negative_float, help=f"{maskwise}: exponent of the mask quality, >= 0 "
-                   f"(default {PostProcess.beta})")
-    p.add_argument("--pp-conf", type=fraction, help=f"{maskwise}: confidence threshold t_cnf in [0, 1] "
-                   f"(default {PostProcess.conf_thr})")
-    p.add_argument("--pp-keep", type=fraction, help=f"{maskwise}: fraction of a mask that must remain, in [0, 1] "
-                   f"(default {PostProcess.keep_thr})")
+    for flag, (field, kind, what) in MASKWISE_OPTIONS.items():
+        p.add_argument(flag, type=kind, help=f"maskwise (needs --postprocess maskwise): {what} (default "
+                       f"{getattr(PostProcess, field)})")
     return p
 
 
@@ -91,13 +92,11 @@ def run(args: argparse.Namespace) -> int:
         from panbench.evaluation.storage.predictions import claim_up_front
 
         claim_up_front([s.name for s in specs], ds, opts.save_predictions)
-    def shown(rec: RunRecord) -> None:
-        print(format_record(rec, args.results), flush=True)
-
     records = []
     for k, spec in enumerate(specs):
         args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C
-        rec = evaluate_model(spec, ds, opts, show=shown)  # the numbers on the screen before any file is written
+        # the numbers on the screen before any file is written
+        rec = evaluate_model(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True))
         records.append(rec)
         if rank() == 0:
             print(record_line(rec, args.results))
@@ -110,9 +109,6 @@ def run(args: argparse.Namespace) -> int:
         print(format_comparison(records, args.results))
     finish_distributed()
     return 0
-
-
-MASKWISE_OPTIONS = ("--pp-alpha", "--pp-beta", "--pp-conf", "--pp-keep")
 
 
 def check_settings(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.cli.options import Common, deprecated_alias, positive_int
+from panbench.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -75,7 +76,6 @@ def columns(rec: Any, aset: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from panbench.analysis.per_image import check_table, ranked, write_record_per_image
     from panbench.cli.records import load_run
-    from panbench.errors import InputError
     from panbench.reporting.pairing import ann_file
 
     if not args.run:

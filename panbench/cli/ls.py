@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
 
 from panbench.cli.options import Common
 from panbench.errors import PanbenchError
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         if not specs:
             raise PanbenchError(f"--only-dataset {args.only_dataset}: no registered model is for it; use one of: "
                                 f"{', '.join(known)}")
-    rows, counted, t0 = [], Counted(), time.perf_counter()
+    rows, counted, t0 = [], Counter[str](), time.perf_counter()  # models counted "now", read from the cache "cached"
     for i, s in enumerate(specs):
         pub = [_num(s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")]
         params, gflops = _sizes(s, args.params, counted, f"{i + 1}/{len(specs)}")
@@ -54,21 +54,13 @@ def run(args: argparse.Namespace) -> int:
     notes = _footnotes(specs, rows, args.params)
     if notes:  # under the table, after a blank line
         print("\n" + "\n".join(notes))
-    if args.params and (counted.now or counted.cached):
+    if args.params and (counted["now"] or counted["cached"]):
         from panbench.evaluation.storage.facts import NO_FACTS_CACHE, facts_cache_on, facts_dir
 
         where = (f"kept in {facts_dir()}" if facts_cache_on() else f"not kept ({NO_FACTS_CACHE}=1)")
-        print(f"ls: {counted.now} model(s) counted in {time.perf_counter() - t0:.0f} s, {counted.cached} from the "
-              f"model facts cache; counts {where}", file=sys.stderr)
+        print(f"ls: {counted['now']} model(s) counted in {time.perf_counter() - t0:.0f} s, {counted['cached']} from "
+              f"the model facts cache; counts {where}", file=sys.stderr)
     return 0
-
-
-@dataclass
-class Counted:
-    """How many models' counts were made now and how many were read from the model facts cache."""
-
-    now: int = 0
-    cached: int = 0
 
 
 def _num(v: float | None, fmt: str = "{:.1f}") -> str:
@@ -76,7 +68,7 @@ def _num(v: float | None, fmt: str = "{:.1f}") -> str:
     return fmt.format(v) if v is not None else "-"
 
 
-def _sizes(spec, measure: bool, counted: Counted, step: str) -> tuple[str, str]:
+def _sizes(spec, measure: bool, counted: Counter[str], step: str) -> tuple[str, str]:
     """Parameters (the registry's count, else counted) and, with ``--params``, GFLOPs on one 640x480 image
     (:func:`panbench.evaluation.flops.random_facts`, cached) of the model with random weights; ``-`` when its
     family cannot build one without a download (a transformers model: its eval record has the counts).  With
@@ -94,9 +86,9 @@ def _sizes(spec, measure: bool, counted: Counted, step: str) -> tuple[str, str]:
     if facts is None:
         return "-", "-"
     if facts["from_cache"]:
-        counted.cached += 1
+        counted["cached"] += 1
     else:
-        counted.now += 1
+        counted["now"] += 1
         if measure:
             print(f"ls: [{step}] {spec.name}: counted in {time.perf_counter() - t:.1f} s", file=sys.stderr,
                   flush=True)

@@ -173,12 +173,12 @@ def check_results(results: str | Path) -> None:
 # panbench.data.catalog.DATASETS.
 
 
-def _results(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", default="results", help="results folder (default results/)")
-
-
-def _data_root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", help="dataset root (default data/<dataset>, e.g. data/coco)")
+def _flags(*flags: tuple[str, dict[str, Any]]) -> Callable[[argparse.ArgumentParser], None]:
+    """A group of plain options, each ``(flag, add_argument's keywords)``: nothing to import to define them."""
+    def add(p: argparse.ArgumentParser) -> None:
+        for flag, kwargs in flags:
+            p.add_argument(flag, **kwargs)
+    return add
 
 
 def _dataset(p: argparse.ArgumentParser) -> None:
@@ -211,19 +211,6 @@ def _models(p: argparse.ArgumentParser) -> None:
                    help="a name or alias from `panbench ls`, a comma-separated list (or --model repeated), 'all' "
                    "(the MMDetection models of the dataset: the zoo's for coco, the three demo models with --dataset "
                    f"demo), a config path, or {model_help()}")
-
-
-def _checkpoint(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", action="append", metavar="FILE",
-                   help="your own weights instead of the zoo's, one per --model in the same order (repeat it for "
-                   "the second model of viz)")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow full unpickling of a checkpoint that weights_only loading refuses")
-
-
-def _image_selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=positive_int, help="use only the first N images")
-    p.add_argument("--subset", help="file of image ids (one per line) to use")
 
 
 def _device(p: argparse.ArgumentParser) -> None:
@@ -268,66 +255,11 @@ def _seed(p: argparse.ArgumentParser) -> None:
                    f"(default {D.seed})")
 
 
-def _progress(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _corruption(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corruption", metavar="NAME", help="corrupt each image after loading (one of the 15 COCO-C "
-                   "corruptions, docs/robustness.md); needs --severity")
-    p.add_argument("--severity", type=int_in(1, 5), metavar="S", help="the corruption's severity, 1 to 5")
-
-
-def _corruptions(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corruptions", help="all, a group (noise, blur, weather, digital) or a comma-separated list of "
-                   "groups and corruption names, each beside the clean images; default: all (robustness), none: "
-                   "the clean images only (submit)")
-    p.add_argument("--severities", help="severities of each corruption, e.g. 1-5 (default), 3 or 1,3,5; on the "
-                   "demo set the default is 3")
-
-
-def _boundary(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--boundary", action="store_true",
-                   help="also boundary PQ (Cheng et al. 2021; opt-in: a second pass over the pixels of each image)")
-
-
-def _strict(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strict", action="store_true",
-                   help="refuse ground-truth PNG ids that segments_info does not list (default: score them as "
-                   "panopticapi does and say how many pixels)")
-
-
 def _format(p: argparse.ArgumentParser) -> None:
     from panbench.reporting.formats import WRITERS  # the formats: one writer each (standard library only)
 
     p.add_argument("--format", default="md", choices=list(WRITERS),
                    help="of the printed tables (default md: Markdown)")
-
-
-def _reference(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reference", metavar="MODEL", help="the run the paired differences are taken to (a model "
-                   "name, or a label as the table prints it); default: the best PQ on each dataset")
-
-
-def _json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-
-
-def _out(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", metavar="FILE", help="the file written (default: under RESULTS, as the description says)")
-
-
-def _per_image(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--per-image", metavar="FILE",
-                   help="also write the per-image table (PQ, TP, FP, FN of each image) to FILE (.csv or .parquet)")
-
-
-def _root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", help="where the dataset goes (default data/<dataset>, e.g. data/demo)")
-
-
-def _force(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", action="store_true", help="write it again even if present")
 
 
 def _from_dir(p: argparse.ArgumentParser) -> None:
@@ -337,12 +269,44 @@ def _from_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="from_dir", metavar="DIR", help=f"the folder of the official files ({held})")
 
 
+_STORE_TRUE = {"action": "store_true"}
 _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
-    "results": _results, "data_root": _data_root, "dataset": _dataset, "only_dataset": _only_dataset,
-    "models": _models, "checkpoint": _checkpoint, "image_selection": _image_selection, "device": _device,
-    "run": _run, "amp": _amp, "seed": _seed,
-    "progress": _progress, "corruption": _corruption, "corruptions": _corruptions, "boundary": _boundary,
-    "strict": _strict,
-    "format": _format, "reference": _reference, "json": _json, "out": _out, "per_image": _per_image,
-    "root": _root, "force": _force, "from_dir": _from_dir,
+    "results": _flags(("--results", dict(default="results", help="results folder (default results/)"))),
+    "data_root": _flags(("--data-root", dict(help="dataset root (default data/<dataset>, e.g. data/coco)"))),
+    "dataset": _dataset, "only_dataset": _only_dataset, "models": _models,
+    "checkpoint": _flags(
+        ("--checkpoint", dict(action="append", metavar="FILE", help="your own weights instead of the zoo's, one per "
+                              "--model in the same order (repeat it for the second model of viz)")),
+        ("--trust-checkpoint", dict(_STORE_TRUE, help="allow full unpickling of a checkpoint that weights_only "
+                                    "loading refuses"))),
+    "image_selection": _flags(("--limit", dict(type=positive_int, help="use only the first N images")),
+                              ("--subset", dict(help="file of image ids (one per line) to use"))),
+    "device": _device, "run": _run, "amp": _amp, "seed": _seed,
+    "progress": _flags(("--no-progress", dict(_STORE_TRUE, help="no progress bar"))),
+    "corruption": _flags(
+        ("--corruption", dict(metavar="NAME", help="corrupt each image after loading (one of the 15 COCO-C "
+                              "corruptions, docs/robustness.md); needs --severity")),
+        ("--severity", dict(type=int_in(1, 5), metavar="S", help="the corruption's severity, 1 to 5"))),
+    "corruptions": _flags(
+        ("--corruptions", dict(help="all, a group (noise, blur, weather, digital) or a comma-separated list of "
+                               "groups and corruption names, each beside the clean images; default: all "
+                               "(robustness), none: the clean images only (submit)")),
+        ("--severities", dict(help="severities of each corruption, e.g. 1-5 (default), 3 or 1,3,5; on the demo set "
+                              "the default is 3"))),
+    "boundary": _flags(("--boundary", dict(_STORE_TRUE, help="also boundary PQ (Cheng et al. 2021; opt-in: a second "
+                                           "pass over the pixels of each image)"))),
+    "strict": _flags(("--strict", dict(_STORE_TRUE, help="refuse ground-truth PNG ids that segments_info does not "
+                                       "list (default: score them as panopticapi does and say how many pixels)"))),
+    "format": _format,
+    "reference": _flags(("--reference", dict(metavar="MODEL", help="the run the paired differences are taken to (a "
+                                             "model name, or a label as the table prints it); default: the best PQ "
+                                             "on each dataset"))),
+    "json": _flags(("--json", dict(_STORE_TRUE, help="print one JSON object instead of the table"))),
+    "out": _flags(("--out", dict(metavar="FILE", help="the file written (default: under RESULTS, as the description "
+                                 "says)"))),
+    "per_image": _flags(("--per-image", dict(metavar="FILE", help="also write the per-image table (PQ, TP, FP, FN of "
+                                             "each image) to FILE (.csv or .parquet)"))),
+    "root": _flags(("--root", dict(help="where the dataset goes (default data/<dataset>, e.g. data/demo)"))),
+    "force": _flags(("--force", dict(_STORE_TRUE, help="write it again even if present"))),
+    "from_dir": _from_dir,
 }

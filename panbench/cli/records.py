@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from panbench.errors import InputError
+from panbench.errors import InputError, PanbenchError
 
 if TYPE_CHECKING:
     from panbench.records.schema import RunRecord
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 def alias_names(what: str, dataset: str | None) -> set[str]:
     """The models a registry alias stands for on ``dataset`` (``mask2former`` with ``--only-dataset demo`` is
     ``demo-mask2former``); none where ``what`` is no alias."""
-    from panbench.errors import PanbenchError
     from panbench.models.registry import resolve
 
     try:

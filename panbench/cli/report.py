@@ -24,8 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_results(args.results)
     note_incomplete_sweeps(args.results)  # one line on stderr
-    out = Path(args.out) if args.out else Path(args.results) / "report.html"
-    check_file_writable(out, "--out" if args.out else "--results (or --out)")
-    print(write_report(Path(args.results), args.only_dataset, Path(args.out) if args.out else None,
-                       args.reference))
+    out = Path(args.out) if args.out else None
+    check_file_writable(out or Path(args.results) / "report.html", "--out" if out else "--results (or --out)")
+    print(write_report(Path(args.results), args.only_dataset, out, args.reference))
     return 0

@@ -31,28 +31,21 @@ def run(args: argparse.Namespace) -> int:
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.options import EvalOptions, check_models
-    from panbench.robustness.corruptions import (
-        DEMO_SEVERITIES,
-        Corruption,
-        parse_names,
-        parse_severities,
-        preload,
-        require_package,
-    )
+    from panbench.robustness import corruptions as c
 
-    names = parse_names(args.corruptions or "all")
+    names = c.parse_names(args.corruptions or "all")
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
     args.checkpoint = single_checkpoint(args.checkpoint, specs)
-    severities = parse_severities(args.severities or (DEMO_SEVERITIES if args.dataset == "demo" else "1-5"))
+    severities = c.parse_severities(args.severities or (c.DEMO_SEVERITIES if args.dataset == "demo" else "1-5"))
     for n in names:  # every corruption's package, before any model runs
-        require_package(n)
-    preload(names)
+        c.require_package(n)
+    c.preload(names)
     for written in ("runs", "cache", "robustness") + (() if args.no_plots else ("plots",)):
         check_writable(Path(args.results) / written, "--results")
     opts = EvalOptions.from_cli(args)  # what robustness has no option for: EvalOptions' defaults
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     check_models(specs, ds.categories, opts)
-    plan = [None] + [Corruption(n, s) for n in names for s in severities]
+    plan = [None] + [c.Corruption(n, s) for n in names for s in severities]
     if rank() == 0:
         print(f"robustness: {len(specs)} model(s) x (clean + {len(names)} corruptions x severities "
               f"{','.join(map(str, severities))}) = {len(specs) * len(plan)} runs on {len(ds.samples)} images of "

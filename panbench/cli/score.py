@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.cli.options import Common, deprecated_alias, model_name, positive_int
+from panbench.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -106,8 +107,6 @@ def _scored(args: argparse.Namespace) -> int:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Options without effect in the run's settings, and the files the run writes, refused before any work."""
-    from panbench.errors import InputError
-
     if args.dataset_name is not None and not args.name:
         raise InputError(f"--dataset-name {args.dataset_name} files the record of --name: add --name SYSTEM to "
                          "store a record, or leave out --dataset-name")
@@ -183,23 +182,19 @@ def _reuse_freed_memory() -> None:
 def _refuse_folders(args: argparse.Namespace) -> None:
     """A JSON option given a folder: one line that says so and names the JSON file(s) in it to pass."""
     for option, path in (("--gt-json", args.gt_json), ("--pred-json", args.pred_json), ("--instances", args.instances)):
-        if path and Path(path).is_dir():
-            _refuse_folder(option, Path(path))
-
-
-def _refuse_folder(option: str, folder: Path) -> None:
-    from panbench.errors import InputError
-
-    found = sorted(folder.glob("*.json"))
-    panoptic = [p for p in found if "panoptic" in p.name] if option == "--gt-json" else []
-    if len(panoptic or found) == 1:
-        fix = f"pass the file: {option} {(panoptic or found)[0]}"
-    elif found:
-        fix = f"pass one of its JSON files ({', '.join(p.name for p in found[:5])}{', ...' if len(found) > 5 else ''})"
-    else:
-        fix = "pass the JSON file itself (e.g. annotations/panoptic_val2017.json); its PNGs' folder goes to " + \
-            option.replace("-json", "-dir") if option != "--instances" else "pass the instance results JSON file"
-    raise InputError(f"{option} {folder}: a folder, not a JSON file; {fix}")
+        if not (path and (folder := Path(path)).is_dir()):
+            continue
+        found = sorted(folder.glob("*.json"))
+        panoptic = [p for p in found if "panoptic" in p.name] if option == "--gt-json" else []
+        if len(panoptic or found) == 1:
+            fix = f"pass the file: {option} {(panoptic or found)[0]}"
+        elif found:
+            more = ", ..." if len(found) > 5 else ""
+            fix = f"pass one of its JSON files ({', '.join(p.name for p in found[:5])}{more})"
+        else:
+            fix = "pass the JSON file itself (e.g. annotations/panoptic_val2017.json); its PNGs' folder goes to " + \
+                option.replace("-json", "-dir") if option != "--instances" else "pass the instance results JSON file"
+        raise InputError(f"{option} {folder}: a folder, not a JSON file; {fix}")
 
 
 def _per_image(args: argparse.Namespace, aset: Any) -> None:
@@ -208,8 +203,6 @@ def _per_image(args: argparse.Namespace, aset: Any) -> None:
 
     if aset is None:
         if args.no_analysis:
-            from panbench.errors import InputError
-
             raise InputError("--per-image reads the per-image analysis: leave out --no-analysis to get it")
         check_table(args.per_image)
         return

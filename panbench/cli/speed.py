@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
+from panbench.cli.running import models_and_dataset
 from panbench.errors import PanbenchError
 
 
@@ -39,7 +40,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
-    from panbench.cli.running import models_and_dataset
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.speed import SpeedOptions, measure
     from panbench.records.provenance import command_line

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from panbench.cli.options import Common, dataset_root, non_negative_int, positive_int
+from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
+from panbench.cli.running import models_and_dataset, single_checkpoint
+from panbench.errors import PanbenchError
 
 if TYPE_CHECKING:
     from panbench.cluster.sweep import Manifest
@@ -66,9 +68,7 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
 
 
 def _new_sweep(args: argparse.Namespace) -> Manifest:
-    from panbench.cli.running import models_and_dataset, single_checkpoint
     from panbench.cluster.sweep import Manifest, new_id, plan
-    from panbench.errors import PanbenchError
     from panbench.robustness.corruptions import DEMO_SEVERITIES, parse_names, parse_severities
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
@@ -84,10 +84,8 @@ def _new_sweep(args: argparse.Namespace) -> Manifest:
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.cli.options import check_writable
     from panbench.cluster import slurm
     from panbench.cluster.sweep import CellJob, cell_dicts, groups, load_manifest, sweep_dir
-    from panbench.errors import PanbenchError
 
     if args.no_resume or args.launcher != "torchrun":
         raise PanbenchError("a sweep's jobs resume from their caches and choose their launcher: drop --no-resume "

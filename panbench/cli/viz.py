@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panbench.cli.options import Common, dataset_root
+from panbench.cli.options import Common, check_file_writable, check_writable, dataset_root
+from panbench.cli.running import models_and_dataset
 from panbench.errors import PanbenchError
 
 
@@ -22,12 +23,12 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.cli.running import models_and_dataset
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.loading import load_model
     from panbench.evaluation.runtime.device import pick_device
     from panbench.models.registry import resolve
     from panbench.reporting.viz import draw_overlay, find_sample, predict
+    from panbench.robustness.corruptions import corruption_of
 
     models = [m.strip() for m in args.model.split(",")]
     if len(models) > 2:
@@ -35,11 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint and len(args.checkpoint) != len(models):
         raise PanbenchError("--checkpoint: give one per --model, in the same order")
     _, args.dataset = models_and_dataset(args.model, args.dataset)  # default: the models' own (as eval's)
-    from panbench.robustness.corruptions import corruption_of
-
     corruption = corruption_of(args.corruption, args.severity)
-    from panbench.cli.options import check_file_writable, check_writable
-
     if args.out:
         check_file_writable(args.out, "--out")
     else:

@@ -10,17 +10,16 @@ analyses) as columns (:mod:`panbench.pq.result`), in the order of the images wha
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from panbench import collector_paused
 from panbench.errors import InputError
 from panbench.pq import batch
 from panbench.pq.accumulator import PanopticAccumulator
@@ -125,19 +124,6 @@ def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, 
     return score_pair(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, how.strict, how.boundary)
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic garbage collector off while JSON is parsed: the parse makes ~10^5 objects and no cycles, and
-    collections triggered by those allocations walk them all again."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def score_stream(
     gt_json: str | os.PathLike[str],
     gt_dir: str | os.PathLike[str],
@@ -154,7 +140,7 @@ def score_stream(
     every part of the results, in order, while the next images are scored.  ``workers``: threads (``None`` takes
     :func:`default_workers`).  Every choice gives the same sums and results, bit for bit."""
     in_c = not how.boundary and batch.available()  # boundary PQ reads the id maps in Python: the per-image path
-    with _no_gc():
+    with collector_paused():  # the parse makes ~10^5 objects and no cycles
         cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
     if workers is None:
         workers = default_workers(len(pairs))
@@ -164,7 +150,7 @@ def score_stream(
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticAccumulator(cats)
     fold_part = fold(len(cats)) if fold is not None and how.keep_images else None
-    with _no_gc():  # no cycles are made, and collections would walk the annotations
+    with collector_paused():  # no cycles are made, and collections would walk the annotations
         part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
                                           lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), fold_part,
                                           in_c)
