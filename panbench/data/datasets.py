@@ -183,16 +183,19 @@ def read_subset(path: str | Path) -> list[int | str]:
 
 
 def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]) -> str:
-    """``panbench data NAME`` of a converted dataset: ``convert(root, --from, force=--force)``, then the
-    dataset read back (which checks what was written) and refused where a stuff category has two or more segments
-    in one image (:func:`check_stuff_rule`); the line to print."""
+    """``panbench data NAME`` of a converted dataset: ``convert(root, --from)`` unless its JSON is there (and no
+    --force), then the dataset read back (which checks what was written) and refused where a stuff category has
+    two or more segments in one image (:func:`check_stuff_rule`); the line to print."""
     if not args.from_dir:
         raise InputError(f"--from is required: the folder of the official {name} files")
     src = Path(args.from_dir)
     if not src.is_dir():
         raise InputError(f"{src}: --from folder not found; give the folder of the official {name} files")
     t = time.perf_counter()
-    root = convert(root, src, force=args.force)
+    if (out_json := layout(root, name, "val2017")[0]).is_file() and not args.force:
+        print(f"{out_json} exists; pass --force to convert again")
+    else:
+        root = convert(root, src)
     ds = load_dataset(root, name=name)
     check_stuff_rule(ds, f"the conversion writes one segment per stuff class of the official files: give --from "
                      f"the official {DATASETS[name].display} files and convert again with --force")
