@@ -1,7 +1,7 @@
 """The figure helpers of every plot: matplotlib (headless), the bar styles and legend handles of a set of runs,
 the legend below the axes, and saving a figure to PNG.
 
-A leaf of the plotting modules (:mod:`.plots`, :mod:`.analysis_plots`, :mod:`.robustness`): it imports no
+A leaf of the plotting modules (:mod:`.plots`, :mod:`.robustness`): it imports no
 plotting module.
 """
 

@@ -43,7 +43,7 @@ def header(col: str) -> str:
 
 
 def _words(name: str) -> str:
-    from panbench.reporting.kinds import declared
+    from panbench.reporting.columns import declared
 
     if name in HEADERS:
         return HEADERS[name]

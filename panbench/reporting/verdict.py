@@ -100,7 +100,7 @@ def cell(row: dict[str, Any]) -> str:
 
 
 def verdict_frame(v: Verdict) -> Any:
-    """The ranking as a DataFrame (index: rank) for :func:`panbench.reporting.present.format_table`."""
+    """The ranking as a DataFrame (index: rank) for :func:`panbench.reporting.tables.format_table`."""
     import pandas as pd
 
     col = f"PQ - {v.reference}" if v.reference else "paired difference"
