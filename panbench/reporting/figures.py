@@ -113,13 +113,13 @@ def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
     fig.tight_layout(rect=(0, extra / H, 1, 1))
 
 
-def save(fig: Any, path: Path, layout: bool = True) -> Path:
-    """Save ``fig`` as a 100-dpi PNG at ``path`` (its folder made), close it; returns ``path``.  The image holds
-    every text of the figure (``bbox_inches="tight"``): a label past the figure's edge widens it, never cut."""
+def save(fig: Any, path: Path, layout: bool = True, dpi: int = 100) -> Path:
+    """Save ``fig`` as a PNG at ``path`` (its folder made), close it; returns ``path``.  The image holds every text
+    of the figure (``bbox_inches="tight"``): a label past the figure's edge widens it, never cut."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if layout:
         fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.05)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     plt().close(fig)
     return path
 

@@ -37,8 +37,8 @@ from panbench.reporting.tables import (
     per_class,
     ranked_records,
     verdict_text,
+    verdicts,
 )
-from panbench.reporting.verdict import verdicts
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -114,8 +114,8 @@ def _published(recs: list[RunRecord]) -> str:
 
 
 def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str:
-    """The verdict (:mod:`panbench.reporting.verdict`): per group of runs on the same images, the ranking on PQ
-    with the paired differences to the reference run, and the reading in one line."""
+    """The verdict (:func:`panbench.reporting.tables.verdicts`): per group of runs on the same images, the ranking
+    on PQ with the paired differences to the reference run, and the reading in one line."""
     found, notes = verdicts(ranked_records(recs), results, reference)
     return verdict_text(found, "html") + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
 

@@ -10,7 +10,7 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
-from panbench.reporting.figures import plt
+from panbench.reporting.figures import plt, save
 from panbench.reporting.formats import writer
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
@@ -148,9 +148,7 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
         ax.set_xlabel("severity (0: clean)", fontsize=7)
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle(f"{_datasets(summaries)}: PQ under corruption", fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.05)
-    pyplot.close(fig)
-    return path
+    return save(fig, path, layout=False, dpi=110)
 
 
 def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path) -> Path:
@@ -166,9 +164,7 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
                 drop[i, j] = s["clean"]["PQ"] - sum(vals) / len(vals)
     fig, ax = drop_figure(pyplot, drop, names, labels)
     ax.set_title(f"{_datasets(summaries)}: PQ drop per corruption", fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.05)  # every label in the image, never cut
-    pyplot.close(fig)
-    return path
+    return save(fig, path, layout=False, dpi=110)
 
 
 def drop_figure(pyplot: Any, drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:

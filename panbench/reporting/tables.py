@@ -5,34 +5,44 @@
 * the presentation step (:func:`format_table`): a frame written in a format by that format's writer
   (:data:`panbench.reporting.formats.WRITERS`): CSV as it is; for readers, the columns that say the same in every
   row folded into a note, each declared column shown by its kind, headers in words.
+
+The verdict (:func:`verdicts`) that opens ``table``, the summary of a multi-model ``eval`` and the report: per
+group of runs on the same images, the ranking on PQ with each run's paired bootstrap difference to a reference run
+(the best PQ, or ``--reference MODEL``), and one line that reads it ("a beats b by 5.8 PQ [2.6, 9.0] on these 60
+images; c vs a: not distinguishable").  The differences are
+:func:`panbench.reporting.pairing.paired_differences`, the same numbers as ``table --ci`` and ``panbench compare``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panbench.analysis.bootstrap import too_few
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
-from panbench.reporting import verdict as vd
 from panbench.reporting.columns import FPS, analysis_columns, ap_miou_columns, declared, fps_columns, of_kind
 from panbench.reporting.formats import cells, header, writer
 from panbench.reporting.labels import (
     absent,
     cfg_words,
     dataset_key,
+    fingerprint,
     has_published,
+    images,
     ops_backend,
     published_label,
     run_label,
     selection,
     settings,
     short_label,
+    these_images,
 )
-from panbench.reporting.verdict import verdicts
+from panbench.reporting.pairing import paired_differences
 
 
 def no_records(results_dir: Any, dataset: str | None, every: list[RunRecord]) -> PanbenchError:
@@ -306,13 +316,13 @@ def _display(df: Any, digits: int) -> Any:
 
 
 def verdict_text(verdicts: list[Any], fmt: str) -> str:
-    """The verdicts (:mod:`panbench.reporting.verdict`) in ``fmt``: per group its heading, the ranking as a
+    """The verdicts (:class:`Verdict`) in ``fmt``: per group its heading, the ranking as a
     table and the one-line reading; plain text lines for a format without a verdict block (CSV: the caller
     prints them apart)."""
     block = writer(fmt).block
     if block is None:
-        return "\n".join(line for v in verdicts for line in vd.lines(v))
-    return "\n\n".join(block(v.heading(), format_table(vd.verdict_frame(v), fmt, digits=2), v.reading)
+        return "\n".join(line for v in verdicts for line in lines(v))
+    return "\n\n".join(block(v.heading(), format_table(verdict_frame(v), fmt, digits=2), v.reading)
                        for v in verdicts)
 
 
@@ -329,3 +339,105 @@ def counts_with_deltas(df: Any) -> Any:
     for alone in deltas.values():  # a delta without a count (perfect masks): last
         df[alone] = df.pop(alone)
     return df
+
+
+BOOTSTRAP_PROTOCOL = "95% paired image bootstrap, 1000 resamples, seed 0; * the interval excludes 0"
+
+
+@dataclass
+class Verdict:
+    """One group of runs on the same images (or on a dataset without fingerprint): the ranking and its reading."""
+
+    dataset: str  # dataset name and fingerprint (tables.dataset_key)
+    n_images: int
+    reference: str | None  # the label of the reference run; None when no run of the group has a paired difference
+    rows: list[dict[str, Any]] = field(default_factory=list)  # best PQ first: label, PQ, diff, interval, mark
+    reading: str = ""
+
+    def heading(self) -> str:
+        ref = f"; paired difference to {self.reference} ({BOOTSTRAP_PROTOCOL})" if self.reference else ""
+        return f"{self.dataset}, {images(self.n_images)}: ranking on PQ{ref}"
+
+
+def verdicts(records: list[RunRecord], results_dir: Path, reference: str | None = None
+             ) -> tuple[list[Verdict], list[str]]:
+    """One :class:`Verdict` per group of runs that share a dataset fingerprint (in the records' order), and the
+    notes of :func:`panbench.reporting.pairing.paired_differences` (runs without a paired difference, and why)."""
+    paired, notes = paired_differences(records, Path(results_dir), reference)
+    groups: dict[str, list[int]] = {}
+    for k, r in enumerate(records):
+        groups.setdefault(f"{fingerprint(r) or dataset_key(r)} {r.n_images}", []).append(k)
+    out = []
+    for ks in groups.values():
+        ks = sorted(ks, key=lambda k: -records[k].metrics["PQ"])
+        ref = next((k for k in ks if (p := paired[k]) and p.get("reference")), None)
+        has_diff = any((p := paired[k]) and not p.get("reference") for k in ks)
+        v = Verdict(dataset_key(records[ks[0]]), records[ks[0]].n_images,
+                    short_label(records[ref], records) if ref is not None and has_diff else None)
+        for k in ks:
+            p = paired[k]
+            row = {"label": short_label(records[k], records), "PQ": records[k].metrics["PQ"],
+                   "reference": bool(p and p.get("reference") and has_diff), "diff": None, "interval": None,
+                   "mark": ""}
+            if p and not p.get("reference"):
+                row.update(diff=p["diff"]["PQ"], interval=p["interval"]["PQ"],
+                           mark="*" if p["excludes_zero"]["PQ"] else "")
+            v.rows.append(row)
+        v.reading = reading(v)
+        out.append(v)
+    return out, notes
+
+
+def reading(v: Verdict) -> str:
+    """The verdict in one line: who beats whom by how much (with the interval of the difference) where the
+    interval excludes 0, 'not distinguishable' where it does not, and the runs without a paired difference."""
+    if len(v.rows) == 1:
+        return f"{v.rows[0]['label']}: the only run on {these_images(v.n_images)}, nothing to compare"
+    if v.reference is None:
+        why = too_few(v.n_images) or "no per-image analysis files to pair"
+        return f"no paired difference on {these_images(v.n_images)} ({why})"
+    parts = []
+    for row in v.rows:
+        if row["reference"]:
+            continue
+        if row["diff"] is None:
+            parts.append(f"{row['label']}: no paired difference (see the notes)")
+            continue
+        d, (lo, hi) = row["diff"], row["interval"]
+        if not row["mark"]:
+            parts.append(f"{row['label']} vs {v.reference}: not distinguishable ({d:+.1f} PQ [{lo:+.1f}, {hi:+.1f}])")
+        elif d > 0:
+            parts.append(f"{row['label']} beats {v.reference} by {d:.1f} PQ [{lo:.1f}, {hi:.1f}]")
+        else:  # the same interval, read from the reference's side
+            parts.append(f"{v.reference} beats {row['label']} by {-d:.1f} PQ [{-hi:.1f}, {-lo:.1f}]")
+    return "; ".join(parts) + f" (on {these_images(v.n_images)})"
+
+
+def cell(row: dict[str, Any]) -> str:
+    """The difference column of the ranking: 'reference', '+1.23 [-0.40, +2.90]', with '*' where the interval
+    excludes 0, or '-' (no paired difference)."""
+    if row["reference"]:
+        return "reference"
+    if row["diff"] is None:
+        return "-"
+    lo, hi = row["interval"]
+    return f"{row['diff']:+.2f} [{lo:+.2f}, {hi:+.2f}]{row['mark']}"
+
+
+def verdict_frame(v: Verdict) -> Any:
+    """The ranking as a DataFrame (index: rank) for :func:`format_table`."""
+    import pandas as pd
+
+    col = f"PQ - {v.reference}" if v.reference else "paired difference"
+    df = pd.DataFrame([{"rank": k + 1, "model": r["label"], "PQ": f"{r['PQ']:.2f}", col: cell(r)}
+                       for k, r in enumerate(v.rows)])
+    return df.set_index("rank")
+
+
+def lines(v: Verdict) -> list[str]:
+    """The verdict as plain text for the terminal: heading, one line per run, the reading."""
+    w = max(len(r["label"]) for r in v.rows)
+    out = [v.heading()]
+    out += [f"  {k + 1}. {r['label']:{w}}  PQ {r['PQ']:6.2f}  {cell(r) if v.reference else ''}".rstrip()
+            for k, r in enumerate(v.rows)]
+    return out + [f"  {v.reading}"]

@@ -125,12 +125,15 @@ def _ms(t: dict[str, Any], key: str) -> str:
 def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
     """One row per model: its post-processing, the nine metrics and speed; with ``results_dir`` (where the
     records' per-image analysis files are) the verdict first: the ranking on PQ with each run's paired
-    difference to the best (:mod:`panbench.reporting.verdict`)."""
+    difference to the best (:func:`panbench.reporting.tables.verdicts`)."""
     w = max([len("post-processing"), *(len(r.postprocess) for r in records)])
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     rows = []
     if results_dir is not None:
-        from panbench.reporting.verdict import lines, verdicts  # reads records: their schema
+        from panbench.reporting.tables import (  # reads records: their schema
+            lines,
+            verdicts,
+        )
 
         found, notes = verdicts(records, results_dir)
         rows += [line for v in found for line in lines(v)] + [f"  {n}" for n in notes] + [""]
