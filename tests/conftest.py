@@ -80,7 +80,7 @@ def _own_cache_dir(tmp_path_factory) -> None:
 def figures(monkeypatch) -> Any:
     """The figures the plot functions draw, by file name (saved nowhere; closed after the test)."""
     from panbench.reporting import plots
-    from panbench.reporting.figures import plt
+    from panbench.reporting.plots import plt
 
     drawn: dict[str, Any] = {}
 

@@ -34,7 +34,6 @@ URLS = {
     "panoptic_annotations_trainval2017.zip":
         "http://images.cocodataset.org/annotations/panoptic_annotations_trainval2017.zip",
 }
-N_VAL_IMAGES = 5000
 
 
 def check_members(zf: zipfile.ZipFile, archive: Path) -> None:

@@ -91,7 +91,6 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
 
 
 FPS = "FPS_fwd_b1"  # forward FPS at batch 1, by the protocol: the column's name says what is timed
-FPS_COLUMNS = (FPS, "FPS_e2e_b1", "FPS_shared", "FPS_setup", "FPS_pub")
 
 
 def fps_columns(records: list[RunRecord], results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:

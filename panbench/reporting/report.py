@@ -25,9 +25,8 @@ from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
-from panbench.reporting.figures import palette
 from panbench.reporting.labels import cfg_words, dataset_key, fingerprint, has_published, images, ops_backend, settings
-from panbench.reporting.plots import FAILED, make_plots, plot_dir, plot_groups
+from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups
 from panbench.reporting.robustness import report_section
 from panbench.reporting.tables import (
     comparison,

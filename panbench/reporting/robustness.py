@@ -10,8 +10,8 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
-from panbench.reporting.figures import plt, save
 from panbench.reporting.formats import writer
+from panbench.reporting.plots import plt, save
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
 
