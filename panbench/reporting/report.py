@@ -27,7 +27,8 @@ from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.labels import cfg_words, dataset_key, fingerprint, has_published, images, ops_backend, settings
 from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups
-from panbench.reporting.robustness import report_section
+from panbench.reporting.robustness import format_robustness_table, runs_frame, summary_frame
+from panbench.reporting.robustness import plots as robustness_plots
 from panbench.reporting.tables import (
     comparison,
     format_table,
@@ -38,6 +39,7 @@ from panbench.reporting.tables import (
     verdict_text,
     verdicts,
 )
+from panbench.robustness.summary import robustness_summaries
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -269,7 +271,16 @@ def _per_class(recs: list[RunRecord]) -> str:
 
 
 def _robustness(page: Page, records: list[RunRecord]) -> str:
-    return report_section(records, page.plots, _img, page.colors)
+    """The robustness section (empty without a model that has a clean and a corrupted run): the summary table, the
+    corrupted runs in a fold, the two plots (:func:`panbench.reporting.robustness.plots`)."""
+    summaries = robustness_summaries(records)
+    if not summaries:
+        return ""
+    paths = robustness_plots(summaries, page.plots / "plots" / "robustness", page.colors)
+    return ("<h2>robustness (common corruptions)</h2>" + format_robustness_table(summary_frame(summaries), "html") +
+            "<details><summary>every corrupted run</summary>"
+            + format_robustness_table(runs_frame(summaries), "html", notes=()) +
+            "</details>" + "".join(_img(p) for p in paths))
 
 
 def _visualizations(results: Path) -> list[str]:

@@ -9,7 +9,6 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.records.io import load_records
-from panbench.records.schema import RunRecord
 from panbench.reporting.formats import writer
 from panbench.reporting.plots import plt, save
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
@@ -196,16 +195,3 @@ def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
     if s.get("postprocess", "default") != "default":
         label += f" [{s['postprocess']}]"
     return label
-
-
-def report_section(records: list[RunRecord], results_dir: Path, img: Any, colors: dict[str, Any] | None = None) -> str:
-    """The report's robustness section (empty without a model that has a clean and a corrupted run): the
-    summary table, the corrupted runs in a fold, the two plots (``img(path)`` embeds one)."""
-    summaries = robustness_summaries(records)
-    if not summaries:
-        return ""
-    paths = plots(summaries, Path(results_dir) / "plots" / "robustness", colors)
-    return ("<h2>robustness (common corruptions)</h2>" + format_robustness_table(summary_frame(summaries), "html") +
-            "<details><summary>every corrupted run</summary>"
-            + format_robustness_table(runs_frame(summaries), "html", notes=()) +
-            "</details>" + "".join(img(p) for p in paths))

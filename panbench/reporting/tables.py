@@ -348,7 +348,7 @@ BOOTSTRAP_PROTOCOL = "95% paired image bootstrap, 1000 resamples, seed 0; * the 
 class Verdict:
     """One group of runs on the same images (or on a dataset without fingerprint): the ranking and its reading."""
 
-    dataset: str  # dataset name and fingerprint (tables.dataset_key)
+    dataset: str  # dataset name and fingerprint (labels.dataset_key)
     n_images: int
     reference: str | None  # the label of the reference run; None when no run of the group has a paired difference
     rows: list[dict[str, Any]] = field(default_factory=list)  # best PQ first: label, PQ, diff, interval, mark
