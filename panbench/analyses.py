@@ -43,7 +43,7 @@ class Analysis:
     how: str = RERUN  # how to get it when a record lacks it (the table's note)
     paired: bool = False  # the table adds each row's paired PQ difference to the reference run
     kinds: str | None = None  # "module:function" () -> {column: (kind, the column it belongs to)} of the columns
-    # that are not shown as they are (panbench.reporting.kinds: an interval's ends, an error type's count and delta)
+    # that are not shown as they are (panbench.reporting.columns: an interval's ends, an error type's count and delta)
     folds: tuple[str, ...] = ()  # "module:Class" of each Fold (panbench.analysis.collect) compute reads: score
     # folds them while it scores the images
 

@@ -79,8 +79,8 @@ def _own_cache_dir(tmp_path_factory) -> None:
 @pytest.fixture
 def figures(monkeypatch) -> Any:
     """The figures the plot functions draw, by file name (saved nowhere; closed after the test)."""
-    from panbench.reporting import analysis_plots, plots
-    from panbench.reporting.figures import plt
+    from panbench.reporting import plots
+    from panbench.reporting.plots import plt
 
     drawn: dict[str, Any] = {}
 
@@ -89,7 +89,6 @@ def figures(monkeypatch) -> Any:
         return path
 
     monkeypatch.setattr(plots, "save", keep)
-    monkeypatch.setattr(analysis_plots, "save", keep)
     yield drawn
     for fig in drawn.values():
         plt().close(fig)

@@ -32,11 +32,11 @@ ROW_FILES = {"panbench/analyses.py", "panbench/records/schema.py", "panbench/ana
 # files that name an analysis beyond its 3: what reads it that its row does not hold, and why (an analysis not
 # listed is read nowhere else: a new one needs no entry)
 BEYOND_THE_ROW = {
-    "ci": {"panbench/reporting/analysis_plots.py",  # its plot
+    "ci": {"panbench/reporting/plots.py",  # its plot
            "panbench/reporting/tables.py",  # the default table's PQ interval; the paired difference's cell
            "panbench/reporting/labels.py"},  # a run too small for an interval: re-running does not help
-    "by_size": {"panbench/reporting/analysis_plots.py"},  # its plot
-    "errors": {"panbench/reporting/analysis_plots.py"},  # its plot
+    "by_size": {"panbench/reporting/plots.py"},  # its plot
+    "errors": {"panbench/reporting/plots.py"},  # its plot
     # boundary PQ is also a scoring pass over the pixels (the image result's boundary part), asked by --boundary
     "boundary": {"panbench/cli/options.py", "panbench/evaluation/options.py",  # --boundary of score and eval
                  "panbench/pq/result.py",  # the image result's boundary part

@@ -292,7 +292,7 @@ def ci_columns(r: RunRecord) -> dict[str, Any]:
 
 
 def ci_kinds() -> dict[str, tuple[str, str]]:
-    """The kinds of :func:`ci_columns` (``panbench.reporting.kinds``): each metric's interval ends."""
+    """The kinds of :func:`ci_columns` (``panbench.reporting.columns``): each metric's interval ends."""
     return {f"{k}_{end}": (f"interval_{end}", k) for k in CI_METRICS for end in ("low", "high")}
 
 

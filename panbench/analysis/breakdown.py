@@ -157,7 +157,7 @@ def errors_columns(r: RunRecord) -> dict[str, Any]:
 
 
 def errors_kinds() -> dict[str, tuple[str, str]]:
-    """The kinds of :func:`errors_columns` (``panbench.reporting.kinds``): each type's count and delta PQ, and
+    """The kinds of :func:`errors_columns` (``panbench.reporting.columns``): each type's count and delta PQ, and
     perfect masks' delta PQ (no count)."""
     return {**{f"{t}_{part}": (kind, t) for t in ERROR_TYPES for part, kind in (("count", "count"),
                                                                                ("delta_PQ", "delta"))},

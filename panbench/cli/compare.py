@@ -122,8 +122,8 @@ def _who(rec: RunRecord) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.reporting.compare_text import format_compare
     from panbench.reporting.pairing import pick_pair
+    from panbench.reporting.text import format_compare
 
     results = Path(args.results)
     picked = []

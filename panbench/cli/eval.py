@@ -160,7 +160,7 @@ def shared_note(rec: RunRecord) -> str | None:
 
 def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:
     """``--images``: each model's predictions saved, nothing scored, no record."""
-    from panbench.data.images import load_images
+    from panbench.data.datasets import load_images
     from panbench.evaluation.options import check_models
     from panbench.evaluation.run import predict_images
 

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise no_records(args.results, args.only_dataset, every)
     check_writable(Path(args.results) / "plots", "--results")
-    from panbench.reporting.figures import palette
+    from panbench.reporting.plots import palette
 
     failed, colors = 0, palette(records)  # a model's colour, the same in every plot
     for folder, group in plot_groups(records):  # the runs on one dataset fingerprint, as the table groups them

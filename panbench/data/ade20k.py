@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 
 from panbench.data.datasets import link_or_copy, run_converter
+from panbench.data.synth import bbox
 from panbench.errors import InputError
 
 # The ADE20K SceneParsing order (objectInfo150.txt; semantic value - 1), mmdet's thing and stuff
-# classes and palette: copied from mmdet 3.3.0 (tests/data/test_ade20k.py checks them against the
+# classes and palette: from mmdet 3.3.0 (tests/data/test_ade20k.py checks them against the
 # installed mmdet).
 SEMANTIC_ORDER = (
     'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road, route', 'bed', 'window', 'grass', 'cabinet',
@@ -61,35 +62,13 @@ SEMANTIC_ORDER = (
     'bulletin board', 'shower', 'radiator', 'glass, drinking glass', 'clock', 'flag',
 )
 
-THING_CLASSES = (
-    'bed', 'window', 'cabinet', 'person', 'door', 'table', 'curtain', 'chair', 'car', 'painting, picture',
-    'sofa', 'shelf', 'mirror', 'armchair', 'seat', 'fence', 'desk', 'wardrobe, closet, press', 'lamp', 'tub',
-    'rail', 'cushion', 'box', 'column, pillar', 'signboard, sign', 'chest of drawers, chest, bureau, dresser',
-    'counter', 'sink', 'fireplace', 'refrigerator, icebox', 'stairs', 'case, display case, showcase, vitrine',
-    'pool table, billiard table, snooker table', 'pillow', 'screen door, screen', 'bookcase', 'coffee table',
-    'toilet, can, commode, crapper, pot, potty, stool, throne', 'flower', 'book', 'bench', 'countertop',
-    'stove', 'palm, palm tree', 'kitchen island', 'computer', 'swivel chair', 'boat', 'arcade machine', 'bus',
-    'towel', 'light', 'truck', 'chandelier', 'awning, sunshade, sunblind', 'street lamp', 'booth', 'tv',
-    'airplane', 'clothes', 'pole', 'bannister, banister, balustrade, balusters, handrail',
-    'ottoman, pouf, pouffe, puff, hassock', 'bottle', 'van', 'ship', 'fountain',
-    'washer, automatic washer, washing machine', 'plaything, toy', 'stool', 'barrel, cask',
-    'basket, handbasket', 'bag', 'minibike, motorbike', 'oven', 'ball', 'food, solid food', 'step, stair',
-    'trade name', 'microwave', 'pot', 'animal', 'bicycle', 'dishwasher', 'screen', 'sculpture',
-    'hood, exhaust hood', 'sconce', 'vase', 'traffic light', 'tray', 'trash can', 'fan', 'plate', 'monitor',
-    'bulletin board', 'radiator', 'glass, drinking glass', 'clock', 'flag',
-)
-
-STUFF_CLASSES = (
-    'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road, route', 'grass', 'sidewalk, pavement',
-    'earth, ground', 'mountain, mount', 'plant', 'water', 'house', 'sea', 'rug', 'field', 'rock, stone',
-    'base, pedestal, stand', 'sand', 'skyscraper', 'grandstand, covered stand', 'path', 'runway',
-    'stairway, staircase', 'river', 'bridge, span', 'blind, screen', 'hill', 'bar',
-    'hovel, hut, hutch, shack, shanty', 'tower', 'dirt track', 'land, ground, soil',
-    'escalator, moving staircase, moving stairway', 'buffet, counter, sideboard',
-    'poster, posting, placard, notice, bill, card', 'stage',
-    'conveyer belt, conveyor belt, conveyer, conveyor, transporter', 'canopy', 'pool', 'falls', 'tent',
-    'cradle', 'tank, storage tank', 'lake', 'blanket, cover', 'pier', 'crt screen', 'shower',
-)
+# The stuff classes by their index in SEMANTIC_ORDER; mmdet's thing and stuff classes are each in that order
+_STUFF = frozenset((0, 1, 2, 3, 4, 5, 6, 9, 11, 13, 16, 17, 21, 25, 26, 28, 29, 34, 40, 46, 48, 51, 52, 54, 59, 60,
+                    61, 63, 68, 77, 79, 84, 91, 94, 96, 99, 100, 101, 105, 106, 109, 113, 114, 117, 122, 128, 131,
+                    140, 141, 145))
+THING_CLASSES = tuple(n for k, n in enumerate(SEMANTIC_ORDER) if k not in _STUFF)
+STUFF_CLASSES = tuple(n for k, n in enumerate(SEMANTIC_ORDER) if k in _STUFF)
+CLASSES = THING_CLASSES + STUFF_CLASSES  # the JSON's category ids: things first
 
 PALETTE = (
     (120, 120, 120), (180, 120, 120), (6, 230, 230), (80, 50, 50), (4, 200, 3), (120, 120, 80), (140, 140, 140),
@@ -119,21 +98,13 @@ PALETTE = (
 
 def categories() -> list[dict[str, Any]]:
     """The 150 categories of the panoptic JSON, in mmdet's order (things first)."""
-    names = list(THING_CLASSES) + list(STUFF_CLASSES)
     return [{"id": k, "name": n, "isthing": int(k < len(THING_CLASSES)), "color": list(PALETTE[k])}
-            for k, n in enumerate(names)]
+            for k, n in enumerate(CLASSES)]
 
 
 def semantic_to_new() -> dict[int, int]:
     """Semantic-map class (value - 1) -> category id of the JSON."""
-    names = list(THING_CLASSES) + list(STUFF_CLASSES)
-    return {k: names.index(n) for k, n in enumerate(SEMANTIC_ORDER)}
-
-
-def _bbox(mask: np.ndarray) -> list[int]:
-    xs = np.nonzero(mask.any(axis=0))[0]
-    ys = np.nonzero(mask.any(axis=1))[0]
-    return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
+    return {k: CLASSES.index(n) for k, n in enumerate(SEMANTIC_ORDER)}
 
 
 def _read_png(path: Path, what: str, channels: int) -> np.ndarray:
@@ -158,15 +129,16 @@ def convert_image(image_id: str, sem: np.ndarray, ins: np.ndarray, cats: dict[in
     pan = np.zeros((*sem.shape, 3), dtype=np.uint8)
     ids = IdGenerator(cats)
     segs: list[dict[str, Any]] = []
+
+    def add(mask: np.ndarray, cid: int) -> None:
+        seg_id, color = ids.get_id_and_color(cid)
+        pan[mask] = color
+        segs.append({"id": int(seg_id), "category_id": cid, "area": int(mask.sum()), "bbox": bbox(mask), "iscrowd": 0})
+
     semantic = sem.astype(np.int64) - 1  # -1: unlabelled (VOID)
     for sid in np.unique(semantic):
-        if sid < 0 or cats[s2n[int(sid)]]["isthing"]:
-            continue
-        mask = semantic == sid
-        seg_id, color = ids.get_id_and_color(s2n[int(sid)])
-        pan[mask] = color
-        segs.append({"id": int(seg_id), "category_id": s2n[int(sid)], "area": int(mask.sum()), "bbox": _bbox(mask),
-                     "iscrowd": 0})
+        if sid >= 0 and not cats[s2n[int(sid)]]["isthing"]:
+            add(semantic == sid, s2n[int(sid)])
     cat_ids, inst = ins[..., 0].astype(np.int64) - 1, ins[..., 1]
     for k in np.unique(inst):
         if k == 0:
@@ -176,21 +148,14 @@ def convert_image(image_id: str, sem: np.ndarray, ins: np.ndarray, cats: dict[in
         if len(cid) != 1 or not 0 <= cid[0] < len(THING_CLASSES):
             raise InputError(f"{where}: instance {k} has category values {(cid + 1).tolist()} in the R channel; "
                              f"expected one of 1-{len(THING_CLASSES)}: use the official annotations_instance PNGs")
-        seg_id, color = ids.get_id_and_color(int(cid[0]))
-        pan[mask] = color
-        segs.append({"id": int(seg_id), "category_id": int(cid[0]), "area": int(mask.sum()), "bbox": _bbox(mask),
-                     "iscrowd": 0})
+        add(mask, int(cid[0]))
     return pan, segs
 
 
-def prepare_ade20k(root: Path, src: Path, force: bool = False) -> Path:
+def prepare_ade20k(root: Path, src: Path) -> Path:
     """Convert ``src`` (ADEChallengeData2016) into ``root`` (see the module docstring); returns ``root``."""
     from PIL import Image
 
-    out_json = root / "annotations" / "ade20k_panoptic_val.json"
-    if out_json.is_file() and not force:
-        print(f"{out_json} exists; pass --force to convert again")
-        return root
     image_dir = src / "images" / "validation"
     if not image_dir.is_dir():
         raise InputError(f"{image_dir}: not found; --from takes the ADEChallengeData2016 folder (with images/, "
@@ -221,7 +186,7 @@ def prepare_ade20k(root: Path, src: Path, force: bool = False) -> Path:
         anns.append({"image_id": image_id, "file_name": f"{image_id}.png", "segments_info": segs})
         if k % 100 == 0 or k == len(files):
             print(f"\r  {k}/{len(files)} images", end="\n" if k == len(files) else "", flush=True)
-    write_json(out_json, {"images": images, "annotations": anns, "categories": cats})
+    write_json(png_dir.with_suffix(".json"), {"images": images, "annotations": anns, "categories": cats})
     return root
 
 

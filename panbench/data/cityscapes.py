@@ -32,12 +32,9 @@ from panbench.pq.coco_format import read_json
 HOW_TO_INSTALL = "pip install cityscapesscripts (scripts/setup.sh installs it)"
 
 
-def prepare_cityscapes(root: Path, src: Path, force: bool = False) -> Path:
+def prepare_cityscapes(root: Path, src: Path) -> Path:
     """Convert ``src`` (a folder with ``gtFine/`` and ``leftImg8bit/``) into ``root``; returns ``root``."""
     out_json = root / "annotations" / "cityscapes_panoptic_val.json"
-    if out_json.is_file() and not force:
-        print(f"{out_json} exists; pass --force to convert again")
-        return root
     gt = src / "gtFine" / "val"
     files = sorted(gt.glob("*/*_gtFine_instanceIds.png"))
     if not files:

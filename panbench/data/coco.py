@@ -34,7 +34,6 @@ URLS = {
     "panoptic_annotations_trainval2017.zip":
         "http://images.cocodataset.org/annotations/panoptic_annotations_trainval2017.zip",
 }
-N_VAL_IMAGES = 5000
 
 
 def check_members(zf: zipfile.ZipFile, archive: Path) -> None:
@@ -96,17 +95,13 @@ def prepare_coco(root: Path, from_dir: Path | None = None, checksums: dict[str, 
     done = root / ".panbench-done"
     state = set(done.read_text().split()) if done.exists() else set()
     used = {}
-    if "images" not in state:
-        _extract_images(root, zips["val2017.zip"], checksums.get("val2017.zip"))
-        used["val2017.zip"] = sha256_file(zips["val2017.zip"])
-        state.add("images")
-        done.write_text("\n".join(sorted(state)))
-    if "annotations" not in state:
-        name = "panoptic_annotations_trainval2017.zip"
-        _extract_annotations(root, zips[name], checksums.get(name))
-        used[name] = sha256_file(zips[name])
-        state.add("annotations")
-        done.write_text("\n".join(sorted(state)))
+    for step, (name, extract) in {"images": ("val2017.zip", _extract_images), "annotations": (
+            "panoptic_annotations_trainval2017.zip", _extract_annotations)}.items():
+        if step not in state:
+            extract(root, zips[name], checksums.get(name))
+            used[name] = sha256_file(zips[name])
+            state.add(step)
+            done.write_text("\n".join(sorted(state)))
     if used:
         ck = root / ".panbench-checksums.json"
         old = json.loads(ck.read_text()) if ck.exists() else {}

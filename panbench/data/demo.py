@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from panbench.data import datasets
-from panbench.data.synth import merge_stuff, random_image, write_png
+from panbench.data.synth import bbox, merge_stuff, random_image, write_png
 from panbench.errors import InputError, PanbenchError
 from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
@@ -102,8 +102,7 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
         pim = merge_stuff(pim, DEMO_CATEGORIES)  # after the painting, which draws from rng per region drawn
         write_png(png_dir / f"{name}.png", pim.ids)
         for s in pim.segments_info:
-            ys, xs = np.nonzero(pim.ids == s["id"])
-            s["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+            s["bbox"] = bbox(pim.ids == s["id"])
         images.append({"id": image_id, "file_name": f"{name}.jpg", "height": h, "width": w})
         anns.append({"image_id": image_id, "file_name": f"{name}.png", "segments_info": pim.segments_info})
     data = {"info": {"description": "panbench demo (synthetic)", "seed": seed}, "images": images,

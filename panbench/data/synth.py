@@ -203,6 +203,13 @@ def perturb(rng: np.random.Generator, img: PanopticImage, categories: list[dict[
     return PanopticImage(new.astype(np.uint32), out_segs)
 
 
+def bbox(mask: np.ndarray) -> list[int]:
+    """The COCO bounding box [x, y, width, height] of a non-empty mask."""
+    xs = np.nonzero(mask.any(axis=0))[0]
+    ys = np.nonzero(mask.any(axis=1))[0]
+    return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
+
+
 def id2rgb(ids: np.ndarray) -> np.ndarray:
     """The inverse of ``rgb2id``: HxW ids to HxWx3 uint8."""
     ids = ids.astype(np.uint32)

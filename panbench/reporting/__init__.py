@@ -1,11 +1,11 @@
 """How runs are shown, from their result records (:mod:`panbench.records`): comparison tables (:mod:`.tables`,
-pandas; their analysis columns in :mod:`.columns`), the verdict (:mod:`.verdict`), plots (:mod:`.plots` and
-:mod:`.analysis_plots`, matplotlib, on the helpers of :mod:`.figures`), robustness tables and plots
+pandas; their columns' kinds, FPS and analysis columns in :mod:`.columns`), the verdict (in :mod:`.tables`), plots
+(:mod:`.plots`, matplotlib, with the figure helpers), robustness tables and plots
 (:mod:`.robustness`), panoptic overlays (:mod:`.viz`), the self-contained HTML page (:mod:`.report`) and the
-plain-text tables printed in the terminal (:mod:`.text`, :mod:`.compare_text`).
+plain-text tables printed in the terminal (:mod:`.text`).
 
 Layering, imports pointing down only: :mod:`.labels` (how a run is named) is the leaf; :mod:`.pairing` (the
-paired difference of runs on the same images) and :mod:`.figures` sit on it; :mod:`.columns`, :mod:`.verdict`
-and the plot modules on those; :mod:`.tables`, :mod:`.text` and :mod:`.report` on top.  Below the package:
+paired difference of runs on the same images) and :mod:`.plots` sit on it; :mod:`.columns` and
+:mod:`.robustness` on those; :mod:`.tables`, :mod:`.text` and :mod:`.report` on top.  Below the package:
 :mod:`panbench.records`, :mod:`panbench.analysis`, :mod:`panbench.robustness` (summaries), :mod:`panbench.pq`.
 """

@@ -1,17 +1,32 @@
-"""The columns of the analysis tables (`panbench table`'s option of each analysis): each analysis's columns
-function (its row of :data:`panbench.analyses.ANALYSES`) per record, from the record fields that ``score``/``eval``
-write (docs/analysis.md has the rules), with a note for the records that lack it; a ``paired`` analysis also
-gets each row's paired PQ difference to the reference run.  Intervals are two columns ``X_low`` / ``X_high``;
-:func:`panbench.reporting.present.format_table` shows them as one ``X 95% CI`` column outside CSV.
+"""The tables' columns beyond a record's fields, and what each column is:
+
+* kinds, declared as data: a :class:`Column` names its kind (:data:`KINDS`) and the columns it belongs to.  The
+  tables (:mod:`panbench.reporting.tables`) make their frames of record field names (the data step); the
+  presentation step (``format_table``, and the report's compact analysis tables) reads the kinds here to show a
+  column, never its name's suffix.  The kinds of the tables' own columns are :data:`BUILT_IN`; an analysis declares
+  those of its columns in its row of :data:`panbench.analyses.ANALYSES` (``kinds``: a function of its module
+  returning column -> (kind, the column it belongs to)).
+* the FPS columns (:func:`fps_columns`): the latest ``panbench speed`` record of each row's model and dataset
+  (:mod:`panbench.records.speed`), with its protocol named in the column and its footnote.
+* the analysis tables' (`panbench table`'s option of each analysis, :func:`analysis_columns`): each analysis's
+  columns function (its row of ``ANALYSES``) per record, from the record fields that ``score``/``eval`` write
+  (docs/analysis.md has the rules), with a note for the records that lack it; a ``paired`` analysis also gets each
+  row's paired PQ difference to the reference run.  Intervals are two columns ``X_low`` / ``X_high``;
+  :func:`panbench.reporting.tables.format_table` shows them as one ``X 95% CI`` column outside CSV.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from panbench.analyses import ANALYSES, by_key, function
+from panbench.pq.matching import METRIC_KEYS
+from panbench.records.rows import speed_shared
 from panbench.records.schema import RunRecord
+from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, latest_speed, load_speed_records
 from panbench.reporting.labels import missing_why, run_label
 from panbench.reporting.pairing import pair_key, paired_differences
 
@@ -73,3 +88,74 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
         for lacking, why in missing_why(records, field, f"no `{field}` in the record: {a.how}"):
             notes.append(f"{a.option}: blank for {', '.join(run_label(r, records) for r in lacking)} ({why})")
     return rows, notes
+
+
+FPS = "FPS_fwd_b1"  # forward FPS at batch 1, by the protocol: the column's name says what is timed
+
+
+def fps_columns(records: list[RunRecord], results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per record its FPS columns (empty without a speed record of its model on its dataset), and the footnote
+    that names the protocol (none when no row has a speed)."""
+    latest = latest_speed(load_speed_records(results_dir))
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        s = latest.get((r.model, r.dataset))
+        if s is None:
+            rows.append({})
+            continue
+        rows.append({FPS: s.fps, "FPS_e2e_b1": (s.end_to_end or {}).get("fps"), "FPS_setup": s.setup(),
+                     "FPS_shared": speed_shared(s),  # type: ignore[arg-type]  # reads its speed_context only
+                     "FPS_pub": s.published_fps if s.published_matches else None})
+    if not any(rows):
+        return rows, []
+    note = (f"{FPS}: frames per second of `panbench speed`, protocol {PROTOCOL} ({PROTOCOL_TEXT}); FPS_e2e_b1 the "
+            "same count end to end (image file to segments); FPS_setup: device, precision, compile state, input size "
+            "(HxW); FPS_pub: the published FPS, only where it was measured on the same device.")
+    return rows, [note]
+
+
+KINDS = {
+    "interval_low": "the low end of the 95% interval of the column it belongs to (outside CSV: one 'X 95% CI' "
+                    "column with its interval_high)",
+    "interval_high": "the high end of that interval",
+    "count": "a number of errors of one type (the report's compact table: one column with its delta)",
+    "delta": "the oracle delta PQ of one error type; without a count, a column of its own, put last",
+    "shared": "whether the speeds it belongs to were measured beside other work (outside CSV: a mark after them)",
+    "mark": "the mark of a signed difference (outside CSV: after the difference, which is written signed)",
+    "published": "a published number or the difference to it (dropped when no row has one)",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table that is not shown as it is: its name (a record field's, as CSV writes it), its kind
+    (a key of :data:`KINDS`) and the columns it belongs to (an interval's metric, the speeds a mark is for)."""
+
+    name: str
+    kind: str
+    of: tuple[str, ...] = ()
+
+
+BUILT_IN = (
+    Column("PQ_low", "interval_low", ("PQ",)), Column("PQ_high", "interval_high", ("PQ",)),  # the default table's
+    Column("PQ_diff_low", "interval_low", ("PQ_diff",)), Column("PQ_diff_high", "interval_high", ("PQ_diff",)),
+    Column("PQ_diff_mark", "mark", ("PQ_diff",)),  # the paired difference (paired_columns)
+    Column("images_per_s_shared", "shared", ("images_per_s",)), Column("FPS_shared", "shared", (FPS, "FPS_e2e_b1")),
+    *(Column(f"{k}_{part}", "published", (k,)) for k in METRIC_KEYS for part in ("pub", "delta")),  # --vs-published
+)
+
+
+def declared() -> dict[str, Column]:
+    """Every declared column by name: :data:`BUILT_IN` and each analysis's (its row's ``kinds``)."""
+    out = {c.name: c for c in BUILT_IN}
+    for a in ANALYSES:
+        if a.kinds:
+            out.update({name: Column(name, kind, (of,)) for name, (kind, of) in function(a.kinds)().items()})
+    return out
+
+
+def of_kind(names: Iterable[Any], kind: str, columns: dict[str, Column] | None = None) -> list[Column]:
+    """The declared columns among ``names`` (a frame's columns) of ``kind``, in their order (``columns``: the
+    declared ones, default :func:`declared`)."""
+    columns = declared() if columns is None else columns
+    return [columns[n] for n in names if n in columns and columns[n].kind == kind]

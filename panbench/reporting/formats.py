@@ -43,7 +43,7 @@ def header(col: str) -> str:
 
 
 def _words(name: str) -> str:
-    from panbench.reporting.kinds import declared
+    from panbench.reporting.columns import declared
 
     if name in HEADERS:
         return HEADERS[name]
@@ -83,10 +83,6 @@ def cells(df: Any, digits: int) -> Any:
     return pd.DataFrame(rows, columns=df.columns, index=index, dtype=object)
 
 
-def _named_index(df: Any) -> bool:
-    return df.index.name is not None
-
-
 @dataclass(frozen=True)
 class Writer:
     """A format: ``table(df, digits, notes)`` writes a table (its footnotes after it, except where ``notes_apart``:
@@ -100,7 +96,7 @@ class Writer:
 
 
 def _csv(df: Any, digits: int, notes: Sequence[str]) -> str:
-    return df.to_csv(index=_named_index(df))
+    return df.to_csv(index=df.index.name is not None)
 
 
 def md_escape(text: str) -> str:
@@ -112,7 +108,7 @@ def _md(df: Any, digits: int, notes: Sequence[str]) -> str:
     from tabulate import tabulate
 
     c = cells(df, digits)
-    if _named_index(df):
+    if df.index.name is not None:
         c = c.reset_index(names=df.index.name)
     rows = [["-" if v is None else md_escape(v) for v in row] for row in c.itertuples(index=False)]
     numeric = [all(v is None or is_number(v) for v in c[k]) and c[k].notna().any() for k in c.columns]
@@ -196,7 +192,7 @@ def _latex(df: Any, digits: int, notes: Sequence[str]) -> str:
     on two lines and long names wrapped, so that a wide table (``table --ci``) fits a landscape page; the
     footnotes as small paragraphs after it."""
     c = cells(df, digits)
-    if _named_index(df):
+    if df.index.name is not None:
         c = c.reset_index(names=df.index.name)
     c = _stack_intervals(c)
     numeric = [all(v is None or is_number(v) for v in c[k]) and c[k].notna().any() for k in c.columns]
@@ -226,7 +222,7 @@ def _html(df: Any, digits: int, notes: Sequence[str]) -> str:
     aligned right and never broken, text in ``<span class='t'>`` (the report aligns it left) and breakable
     (:func:`breakable`); the footnotes as ``<p class='note'>``."""
     c = cells(df, digits)
-    if _named_index(df):
+    if df.index.name is not None:
         c = c.reset_index(names=df.index.name)
 
     def cell(v: str | None) -> str:

@@ -121,9 +121,8 @@ def has_published(r: RunRecord) -> bool:
 
 
 def published_label(r: RunRecord) -> str:
-    """Where a row's published numbers come from, in a few words."""
-    if not has_published(r):
-        return r.published_source or "none for this model and dataset"  # e.g. an own checkpoint's run
+    """Where a row's published numbers come from, in a few words ("none for this model and dataset": e.g. an own
+    checkpoint's run)."""
     return r.published_source or "none for this model and dataset"
 
 

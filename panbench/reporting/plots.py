@@ -1,4 +1,11 @@
-"""Plots of result records (matplotlib, PNG files under ``results/plots/<dataset>/``)."""
+"""Plots of result records (matplotlib, PNG files under ``results/plots/<dataset>/``): PQ/SQ/RQ bars, PQ against
+speed and GFLOPs, per-class PQ, and the plots of the analyses in the records (docs/analysis.md): PQ with its
+bootstrap interval, PQ by object size and the errors by type.  A run that lacks an analysis is left out of that
+plot and named under it; a plot no run has the data for is skipped (:func:`make_plots` says so in one line).
+
+The figure helpers of every plot (also :mod:`.robustness`'s) come first: matplotlib (headless), the bar styles
+and legend handles of a set of runs, the legend below the axes, and saving a figure to PNG.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.pq.sums import PQ_GROUPS
 from panbench.records.rows import (
     SHARED_SPEED_MARK,
@@ -18,17 +26,176 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.records.schema import RunRecord
-from panbench.reporting.analysis_plots import PLOTS
-from panbench.reporting.figures import Colors, legend_below, palette, place_labels, plot_title, plt, save, styles
-from panbench.reporting.labels import absent, dataset_key, missing_why, model_label, short_label
+from panbench.reporting.labels import SIZES, absent, dataset_key, missing_why, model_label, run_label, short_label
+
+HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
 
-def _value_labels(ax: Any, bars: Any, n_bars: int) -> None:
-    """Values on the bars, turned upright when bars are narrow so that neighbours never overlap."""
+def plt() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.model_label`) -> its colour
+
+
+def palette(records: list[RunRecord]) -> Colors:
+    """One colour per model label, the same in every plot drawn with it (a report's, a ``plot`` run's): the
+    labels (each within its dataset's runs, and within the runs on its dataset fingerprint, as the plots of one
+    fingerprint label them) sorted, coloured in that order from tab10 (tab20 past ten)."""
+    labels = sorted({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records} |
+                    {model_label(r, [x for x in records if dataset_key(x) == dataset_key(r)]) for r in records})
+    cmap = plt().get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {m: cmap(k % cmap.N) for k, m in enumerate(labels)}
+
+
+def styles(records: list[RunRecord], colors: Colors | None = None, context: list[RunRecord] | None = None
+           ) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Bar styles (colour by model from ``colors``, by default :func:`palette` of ``context``, hatch by
+    post-processing) and legend handles that name each model and each post-processing once, never a model
+    twice; with runs of several frameworks, each model's framework.  ``context`` (default ``records``): the runs
+    the labels are told apart among (a plot of some of a dataset's runs labels them as the dataset's plots do)."""
+    from matplotlib.patches import Patch
+
+    context = context or records
+    colors = colors or palette(context)
+    labels = [model_label(r, context) for r in records]  # other settings or data: another colour
+    models = list(dict.fromkeys(labels))
+    pps = list(dict.fromkeys(r.postprocess for r in records))
+    out = [{"color": colors[m], "edgecolor": "white" if len(pps) == 1 else "black",
+            "linewidth": 0.5, "hatch": HATCHES[pps.index(r.postprocess) % len(HATCHES)]}
+           for r, m in zip(records, labels)]
+    fw = {m: r.framework for r, m in zip(records, labels)}
+    mixed = len(set(fw.values())) > 1  # an mmdet and a transformers model side by side: say which is which
+    handles = [Patch(color=colors[m], label=f"{m} ({fw[m]})" if mixed else m) for m in models]
+    if len(pps) > 1:
+        handles += [Patch(facecolor="white", edgecolor="black", hatch=HATCHES[k % len(HATCHES)],
+                          label=f"post-processing: {p}") for k, p in enumerate(pps)]
+    return out, handles
+
+
+def wrap(text: str, width: int = 60) -> str:
+    """A long legend label (a model with its --cfg-options) on lines of at most ``width`` characters, broken at
+    spaces where it can."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
+    """The legend under the axes, where it covers no bar: long labels wrapped, in as many columns as fit the
+    figure's width (measured with the renderer), the figure made taller by the legend's height so that the axes
+    keep theirs; ``note`` (a line such as what was left out) under the legend, wrapped to the width."""
+    labels = [hd.get_label() for hd in handles]
+    w, h = fig.get_size_inches()
+    renderer = fig.canvas.get_renderer()
+    leg = None
+    for width in (60, 45, 30, 20):  # narrower lines only where one column of them is still too wide
+        for hd, label in zip(handles, labels):
+            hd.set_label(wrap(label, width))
+        for ncol in range(max(1, min(len(handles), int(w / 2.2))), 0, -1):
+            leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
+                             bbox_to_anchor=(0.5, 0.0))
+            if leg.get_window_extent(renderer).width <= 0.96 * fig.bbox.width:
+                break
+            leg.remove()
+            leg = None
+        if leg is not None:
+            break
+    if leg is None:  # labels of unbreakable 20-character words: one column, as narrow as it gets
+        leg = fig.legend(handles=handles, loc="lower center", ncol=1, fontsize=8, frameon=False,
+                         bbox_to_anchor=(0.5, 0.0))
+    assert leg is not None
+    leg_h = leg.get_window_extent(renderer).height / fig.dpi
+    note_h = 0.0
+    txt = None
+    if note:
+        import textwrap
+
+        txt = fig.text(0.5, 0.02, "\n".join(textwrap.wrap(note, int(w * 14))), ha="center", va="bottom", fontsize=8)
+        note_h = txt.get_window_extent(renderer).height / fig.dpi + 0.08
+    extra = leg_h + note_h + 0.15
+    fig.set_figheight(h + extra)
+    H = h + extra
+    leg.set_bbox_to_anchor((0.5, (note_h + 0.04) / H), transform=fig.transFigure)
+    if txt is not None:
+        txt.set_position((0.5, 0.04 / H))
+    fig.tight_layout(rect=(0, extra / H, 1, 1))
+
+
+def save(fig: Any, path: Path, layout: bool = True, dpi: int = 100) -> Path:
+    """Save ``fig`` as a PNG at ``path`` (its folder made), close it; returns ``path``.  The image holds every text
+    of the figure (``bbox_inches="tight"``): a label past the figure's edge widens it, never cut."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if layout:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    plt().close(fig)
+    return path
+
+
+def plot_title(records: list[RunRecord], what: str) -> str:
+    """A plot's title: the dataset (its name and fingerprint when the runs share one) and what it shows."""
+    keys = {dataset_key(r) for r in records}
+    return f"{keys.pop() if len(keys) == 1 else records[0].dataset}: {what}"
+
+
+def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]]) -> None:
+    """Move each label (an annotation placed in offset points from its point, in order) to the nearest place
+    around its point where its box overlaps no label placed before and no point (``points``, data
+    coordinates), measured with the renderer on the figure as it is laid out; a label moved off its point's
+    side gets a thin line to it.  Lay the figure out (``tight_layout``) before: the places are in pixels."""
+    from matplotlib.text import Text
+
+    fig = ax.figure
+    fig.canvas.draw()  # the axes' limits settled (autoscaling is lazy) and the layout done
+    renderer = fig.canvas.get_renderer()
+    half = 4.0 * fig.dpi / 72  # a marker's half width in pixels (a point of size 50-60)
+    marks = [ax.transData.transform(p) for p in points]
+    taken = [(x - half, y - half, x + half, y + half) for x, y in marks]
+    step = max((Text.get_window_extent(t, renderer).height for t in labels), default=10.0) * 72 / fig.dpi + 1
+    # right of the point, then a line further up or down each time; then the same on the left
+    spots = [(dx, dy, ha) for dx, ha in ((6.0, "left"), (-6.0, "right")) for k in range(12)
+             for dy in ((0.0,) if k == 0 else (k * step, -k * step))]
+    inside = ax.get_window_extent(renderer)
+
+    def box(text: Any) -> Any:  # the text's own box (an annotation's extent also spans its line to the point)
+        text.update_positions(renderer)
+        return Text.get_window_extent(text, renderer)
+
+    def free(b: Any) -> bool:
+        return not any(b.x0 < x1 and x0 < b.x1 and b.y0 < y1 and y0 < b.y1 for x0, y0, x1, y1 in taken)
+
+    def within(b: Any) -> bool:
+        return inside.x0 <= b.x0 and b.x1 <= inside.x1 and inside.y0 <= b.y0 and b.y1 <= inside.y1
+
+    def move(text: Any, spot: tuple[float, float, str]) -> Any:
+        text.xyann = spot[:2]
+        text.set_horizontalalignment(spot[2])
+        return box(text)
+
+    for text in labels:  # a free place inside the axes, else a free place, else its first place
+        if not any(free(b := move(text, sp)) and within(b) for sp in spots) and \
+                not any(free(move(text, sp)) for sp in spots):
+            move(text, spots[0])
+        if text.arrow_patch is not None:  # the line to the point, where the label left its side
+            text.arrow_patch.set_visible(abs(text.xyann[1]) > step / 2)
+        b = box(text)
+        taken.append((b.x0, b.y0, b.x1, b.y1))
+
+
+def _value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = None) -> None:
+    """Values on the bars (``labels``, default each value with one decimal), turned upright when bars are narrow so
+    that neighbours never overlap."""
     if n_bars <= 3:
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+        ax.bar_label(bars, labels=labels, fmt="%.1f", fontsize=7, padding=1)
     else:
-        ax.bar_label(bars, fmt="%.1f", fontsize=6, rotation=90, padding=2)
+        ax.bar_label(bars, labels=labels, fmt="%.1f", fontsize=6, rotation=90, padding=2)
 
 
 def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
@@ -191,8 +358,6 @@ def only_common_classes(table: Any, names: list[str]) -> str:
             f"{int(present.any(0).sum())}); left out, absent from some run: {shown}")
 
 
-
-
 def plot_dir(results_dir: Path, dataset: str) -> Path:
     """Where the plots of one dataset go: ``RESULTS/plots/<dataset>/`` (for `plot` and `report` alike);
     ``dataset`` is a folder name of :func:`plot_groups`."""
@@ -216,7 +381,7 @@ def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
 
 def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None) -> tuple[list[Path], list[str]]:
     """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, each model in its
-    colour of ``colors`` (default: :func:`~panbench.reporting.figures.palette` of ``records``), and a one-line
+    colour of ``colors`` (default: :func:`palette` of ``records``), and a one-line
     note for each plot skipped because no record has its data (PQ against speed without a measured speed: runs
     of ``score --name``), and for each plot that failed (the others are still drawn; :data:`FAILED` starts that
     note)."""
@@ -247,3 +412,101 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
 
 
 FAILED = "error:"
+
+
+def _left_out(records: list[RunRecord], key: str) -> str:
+    return "; ".join(f"{why}, left out: {', '.join(run_label(r, records) for r in missing)}"
+                     for missing, why in missing_why(records, key, f"no `{key}` in the record"))
+
+
+def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+    """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run)."""
+    pyplot = plt()
+    have = [r for r in records if r.ci]
+    fig, axes = pyplot.subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
+    style, _ = styles(have, colors, records)
+    y = np.arange(len(have))[::-1]
+    for ax, key in zip(axes[0], ("PQ", "PQ_th", "PQ_st")):
+        x = np.array([r.metrics[key] for r in have])
+        lo = np.array([(r.ci or {})[key][0] for r in have])
+        hi = np.array([(r.ci or {})[key][1] for r in have])
+        for k in range(len(have)):
+            # an interval end can differ from the point by float rounding (one image: every resample is it)
+            err = [[max(0.0, x[k] - lo[k])], [max(0.0, hi[k] - x[k])]]
+            ax.errorbar(x[k], y[k], xerr=err, fmt="o", color=style[k]["color"],
+                        capsize=4, ms=5)
+            ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
+                        textcoords="offset points", ha="center", fontsize=7)
+        pad = max(1.0, 0.15 * float(hi.max() - lo.min()))
+        ax.set_xlim(max(0.0, float(lo.min()) - pad), float(hi.max()) + pad)  # past 100: room for a label there
+        ax.set_ylim(-0.7, len(have) - 0.3)
+        ax.set_title(key)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(y, [run_label(r, records) for r in have], fontsize=8)
+    axes[0, 1].set_xlabel("PQ points; bars: 95% image-bootstrap interval" +
+                          (f"\n{note}" if (note := _left_out(records, "ci")) else ""), fontsize=8)
+    fig.suptitle(plot_title(records, "PQ with its 95% confidence interval"))
+    return save(fig, out / "pq_intervals.png")
+
+
+def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+    """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category: its PQ
+    is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them."""
+    pyplot = plt()
+    have = [r for r in records if r.by_size]
+    fig, ax = pyplot.subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
+    width = 0.8 / max(len(have), 1)
+    style, handles = styles(have, colors, records)
+    for k, r in enumerate(have):
+        vals = [(r.by_size or {})[s]["PQ"] if (r.by_size or {})[s].get("n") else np.nan for s in SIZES]
+        bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
+        _value_labels(ax, bars, len(have), ["" if np.isnan(v) else f"{v:.1f}" for v in vals])
+    ticks = ["small\narea < 32²", "medium\n32² ≤ area < 96²", "large\narea ≥ 96²"]
+    for i, s in enumerate(SIZES):
+        segs = {(r.by_size or {})[s].get("segments") for r in have}
+        if len(segs) == 1:
+            ticks[i] += f"\n{segs.pop()} segments"
+    ax.set_xticks(np.arange(3) + width * (len(have) - 1) / 2, ticks, fontsize=8)
+    ax.set_xlim(-width, 2.8)  # the three buckets, an empty one too
+    ax.set_ylim(0, 112)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel("PQ of things (0-100)")
+    ax.set_title(plot_title(records, "PQ by object size (things only)"))
+    if note := _left_out(records, "by_size"):
+        ax.set_xlabel(note, fontsize=8)
+    legend_below(fig, handles)
+    return save(fig, out / "pq_by_size.png", layout=False)
+
+
+ERROR_COLORS = {"classification": "#d62728", "segmentation": "#ff7f0e", "duplicate": "#9467bd",
+                "background": "#8c564b", "missed": "#1f77b4", "other": "#7f7f7f"}
+
+
+def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+    """One stacked bar per run: its errors (FPs + FNs) by type, counted (each FP or FN has one type, so the
+    stack is the run's FP + FN total)."""
+    from matplotlib.patches import Patch
+
+    pyplot = plt()
+    have = [r for r in records if r.errors]
+    fig, ax = pyplot.subplots(figsize=(max(7.0, 1.1 * len(have) + 4), 4.8))
+    bottom = np.zeros(len(have))
+    for t in ERROR_TYPES:
+        n = np.array([float(((r.errors or {}).get(t) or {}).get("count", 0)) for r in have])
+        ax.bar(np.arange(len(have)), n, 0.6, bottom=bottom, color=ERROR_COLORS[t], edgecolor="white", linewidth=0.5)
+        bottom += n
+    for k, total in enumerate(bottom):
+        ax.annotate(f"{int(total)}", (k, total), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
+    ax.set_xticks(np.arange(len(have)), [run_label(r, records) for r in have], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.12 * max(float(bottom.max()) if len(bottom) else 0.0, 1.0))
+    ax.set_ylabel("errors (FP + FN count)")
+    ax.set_title(plot_title(records, "errors by type (count)") +
+                 (f"\n{note}" if (note := _left_out(records, "errors")) else ""), fontsize=10)
+    handles = [Patch(color=ERROR_COLORS[t], label=t) for t in ERROR_TYPES]
+    legend_below(fig, handles)
+    return save(fig, out / "errors.png", layout=False)
+
+
+# (the record field a plot needs, its file name, the function that draws it)
+PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", plot_pq_by_size),
+         ("errors", "errors.png", error_bars))

@@ -9,9 +9,8 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.records.io import load_records
-from panbench.records.schema import RunRecord
-from panbench.reporting.figures import plt
 from panbench.reporting.formats import writer
+from panbench.reporting.plots import plt, save
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
 
@@ -148,9 +147,7 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
         ax.set_xlabel("severity (0: clean)", fontsize=7)
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle(f"{_datasets(summaries)}: PQ under corruption", fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.05)
-    pyplot.close(fig)
-    return path
+    return save(fig, path, layout=False, dpi=110)
 
 
 def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path) -> Path:
@@ -166,9 +163,7 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
                 drop[i, j] = s["clean"]["PQ"] - sum(vals) / len(vals)
     fig, ax = drop_figure(pyplot, drop, names, labels)
     ax.set_title(f"{_datasets(summaries)}: PQ drop per corruption", fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.05)  # every label in the image, never cut
-    pyplot.close(fig)
-    return path
+    return save(fig, path, layout=False, dpi=110)
 
 
 def drop_figure(pyplot: Any, drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
@@ -200,16 +195,3 @@ def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
     if s.get("postprocess", "default") != "default":
         label += f" [{s['postprocess']}]"
     return label
-
-
-def report_section(records: list[RunRecord], results_dir: Path, img: Any, colors: dict[str, Any] | None = None) -> str:
-    """The report's robustness section (empty without a model that has a clean and a corrupted run): the
-    summary table, the corrupted runs in a fold, the two plots (``img(path)`` embeds one)."""
-    summaries = robustness_summaries(records)
-    if not summaries:
-        return ""
-    paths = plots(summaries, Path(results_dir) / "plots" / "robustness", colors)
-    return ("<h2>robustness (common corruptions)</h2>" + format_robustness_table(summary_frame(summaries), "html") +
-            "<details><summary>every corrupted run</summary>"
-            + format_robustness_table(runs_frame(summaries), "html", notes=()) +
-            "</details>" + "".join(img(p) for p in paths))

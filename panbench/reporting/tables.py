@@ -1,36 +1,48 @@
-"""Comparison tables (pandas) from result records, the latest run of each model side by side: the data step, frames
-whose columns are the record's field names (:func:`comparison`, :func:`per_class`), their columns' kinds declared
-in :mod:`panbench.reporting.kinds`; :mod:`panbench.reporting.present` shows them in a format (the presentation
-step, one writer per format in :data:`panbench.reporting.formats.WRITERS`)."""
+"""Comparison tables (pandas) from result records, the latest run of each model side by side, in two steps:
+
+* the data step: frames whose columns are the record's field names (:func:`comparison`, :func:`per_class`), their
+  columns' kinds declared in :mod:`panbench.reporting.columns`;
+* the presentation step (:func:`format_table`): a frame written in a format by that format's writer
+  (:data:`panbench.reporting.formats.WRITERS`): CSV as it is; for readers, the columns that say the same in every
+  row folded into a note, each declared column shown by its kind, headers in words.
+
+The verdict (:func:`verdicts`) that opens ``table``, the summary of a multi-model ``eval`` and the report: per
+group of runs on the same images, the ranking on PQ with each run's paired bootstrap difference to a reference run
+(the best PQ, or ``--reference MODEL``), and one line that reads it ("a beats b by 5.8 PQ [2.6, 9.0] on these 60
+images; c vs a: not distinguishable").  The differences are
+:func:`panbench.reporting.pairing.paired_differences`, the same numbers as ``table --ci`` and ``panbench compare``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panbench.analysis.bootstrap import too_few
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, measured_speed, speed_shared
 from panbench.records.schema import RunRecord
-from panbench.reporting.columns import analysis_columns, ap_miou_columns
-from panbench.reporting.formats import writer
-from panbench.reporting.fps import FPS, fps_columns
-from panbench.reporting.kinds import of_kind
+from panbench.reporting.columns import FPS, analysis_columns, ap_miou_columns, declared, fps_columns, of_kind
+from panbench.reporting.formats import cells, header, writer
 from panbench.reporting.labels import (
     absent,
     cfg_words,
     dataset_key,
+    fingerprint,
     has_published,
+    images,
     ops_backend,
     published_label,
     run_label,
     selection,
     settings,
     short_label,
+    these_images,
 )
-from panbench.reporting.present import counts_with_deltas, format_table, verdict_text
-from panbench.reporting.verdict import verdicts
+from panbench.reporting.pairing import paired_differences
 
 
 def no_records(results_dir: Any, dataset: str | None, every: list[RunRecord]) -> PanbenchError:
@@ -241,3 +253,191 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
     if writer(fmt).notes_apart:
         return format_table(df, fmt), [head, *notes]
     return head + "\n\n" + format_table(df, fmt, notes=notes), notes
+
+
+def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
+    """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`: md, csv, latex, html); a missing value
+    (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).  CSV keeps
+    every digit (``digits`` rounds the other formats).
+    Outside CSV the columns of :mod:`panbench.reporting.columns` are shown by their kind (an interval one column
+    ``X 95% CI``, a difference with its mark, a speed with its mark) and the headers are words; ``notes`` follow
+    the table as footnotes (CSV has none: the caller prints them apart).  The presentation step: ``df`` is the
+    data step's frame (:func:`comparison`, :func:`per_class`), its columns named as the record's fields."""
+    w = writer(fmt)
+    if w.fields:  # CSV: every digit of the record, for machines
+        return w.table(df, digits, notes)
+    digits = min(digits, w.max_digits or digits)
+    df = df.round(digits)
+    df, same = _drop_constant(df, digits)
+    return w.table(_display(df, digits), digits, [*same, *notes])
+
+
+# the columns that say which run a row is: one that is the same in every row is a note under the table instead
+FOLDED = ("postprocess", "framework", "settings", "dataset", "n_images", "selection", "batch", "amp", "cfg_options",
+          "ops", "device", "mIoU_from")
+
+
+def _drop_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
+    """``df`` without the :data:`FOLDED` columns that have one value in every row (of two rows or more), and the
+    note that gives those values once ("In every row: dataset demo 8cda6b4f; images 12; mmcv ops panbench");
+    a column blank in every row goes without a word."""
+    if len(df) < 2:
+        return df, []
+    same = [c for c in df.columns if c in FOLDED and df[c].nunique(dropna=False) == 1]
+    if not same:
+        return df, []
+    first = cells(df[same].iloc[:1], digits).iloc[0]
+    said = [f"{header(c)} {first[c]}" for c in same if first[c] is not None]
+    return df.drop(columns=same), [f"In every row: {'; '.join(said)}."] if said else []
+
+
+def _display(df: Any, digits: int) -> Any:
+    """The columns of :mod:`panbench.reporting.columns` shown for readers: an interval as one '[low, high]' column
+    named 'X 95% CI'; a speed measured beside other work marked; a difference signed, with its mark."""
+    import pandas as pd
+
+    df = df.copy()
+    kinds = declared()
+    highs = {c.of: c.name for c in of_kind(df.columns, "interval_high", kinds)}
+    for low in [c for c in of_kind(df.columns, "interval_low", kinds) if c.of in highs]:
+        lo, hi = df[low.name], df[highs[low.of]]
+        cell = [None if pd.isna(a) or pd.isna(b) else f"[{a:.{digits}f}, {b:.{digits}f}]" for a, b in zip(lo, hi)]
+        df.insert(list(df.columns).index(low.name), f"{low.of[0]} 95% CI", cell)
+        df = df.drop(columns=[low.name, highs[low.of]])
+    for shared in of_kind(df.columns, "shared", kinds):  # speeds measured beside another run, marked
+        marks = df.pop(shared.name).fillna(False).astype(bool)
+        for c in [c for c in shared.of if c in df.columns]:
+            df[c] = [None if pd.isna(v) else f"{v:.{digits}f}{SHARED_SPEED_MARK if sh else ''}"
+                     for v, sh in zip(df[c], marks)]
+    for mark in of_kind(df.columns, "mark", kinds):
+        (c,) = mark.of
+        df[c] = [None if pd.isna(d) else f"{d:+.{digits}f}{mk or ''}" for d, mk in zip(df[c], df.pop(mark.name))]
+    return df
+
+
+def verdict_text(verdicts: list[Any], fmt: str) -> str:
+    """The verdicts (:class:`Verdict`) in ``fmt``: per group its heading, the ranking as a
+    table and the one-line reading; plain text lines for a format without a verdict block (CSV: the caller
+    prints them apart)."""
+    block = writer(fmt).block
+    if block is None:
+        return "\n".join(line for v in verdicts for line in lines(v))
+    return "\n\n".join(block(v.heading(), format_table(verdict_frame(v), fmt, digits=2), v.reading)
+                       for v in verdicts)
+
+
+def counts_with_deltas(df: Any) -> Any:
+    """Each count column with its delta column as one column "X: count, delta PQ" (half as wide), at the end; a
+    delta without a count after them (:mod:`panbench.reporting.columns`): the report's compact analysis tables."""
+    import pandas as pd
+
+    kinds = declared()
+    deltas = {c.of: c.name for c in of_kind(df.columns, "delta", kinds)}
+    for count in [c for c in of_kind(df.columns, "count", kinds) if c.of in deltas]:
+        n, d = df.pop(count.name), df.pop(deltas.pop(count.of))  # an error type in one column: half as wide
+        df[f"{count.of[0]}: count, delta PQ"] = [None if pd.isna(x) else f"{int(x)}, {y:+.2f}" for x, y in zip(n, d)]
+    for alone in deltas.values():  # a delta without a count (perfect masks): last
+        df[alone] = df.pop(alone)
+    return df
+
+
+BOOTSTRAP_PROTOCOL = "95% paired image bootstrap, 1000 resamples, seed 0; * the interval excludes 0"
+
+
+@dataclass
+class Verdict:
+    """One group of runs on the same images (or on a dataset without fingerprint): the ranking and its reading."""
+
+    dataset: str  # dataset name and fingerprint (labels.dataset_key)
+    n_images: int
+    reference: str | None  # the label of the reference run; None when no run of the group has a paired difference
+    rows: list[dict[str, Any]] = field(default_factory=list)  # best PQ first: label, PQ, diff, interval, mark
+    reading: str = ""
+
+    def heading(self) -> str:
+        ref = f"; paired difference to {self.reference} ({BOOTSTRAP_PROTOCOL})" if self.reference else ""
+        return f"{self.dataset}, {images(self.n_images)}: ranking on PQ{ref}"
+
+
+def verdicts(records: list[RunRecord], results_dir: Path, reference: str | None = None
+             ) -> tuple[list[Verdict], list[str]]:
+    """One :class:`Verdict` per group of runs that share a dataset fingerprint (in the records' order), and the
+    notes of :func:`panbench.reporting.pairing.paired_differences` (runs without a paired difference, and why)."""
+    paired, notes = paired_differences(records, Path(results_dir), reference)
+    groups: dict[str, list[int]] = {}
+    for k, r in enumerate(records):
+        groups.setdefault(f"{fingerprint(r) or dataset_key(r)} {r.n_images}", []).append(k)
+    out = []
+    for ks in groups.values():
+        ks = sorted(ks, key=lambda k: -records[k].metrics["PQ"])
+        ref = next((k for k in ks if (p := paired[k]) and p.get("reference")), None)
+        has_diff = any((p := paired[k]) and not p.get("reference") for k in ks)
+        v = Verdict(dataset_key(records[ks[0]]), records[ks[0]].n_images,
+                    short_label(records[ref], records) if ref is not None and has_diff else None)
+        for k in ks:
+            p = paired[k]
+            row = {"label": short_label(records[k], records), "PQ": records[k].metrics["PQ"],
+                   "reference": bool(p and p.get("reference") and has_diff), "diff": None, "interval": None,
+                   "mark": ""}
+            if p and not p.get("reference"):
+                row.update(diff=p["diff"]["PQ"], interval=p["interval"]["PQ"],
+                           mark="*" if p["excludes_zero"]["PQ"] else "")
+            v.rows.append(row)
+        v.reading = reading(v)
+        out.append(v)
+    return out, notes
+
+
+def reading(v: Verdict) -> str:
+    """The verdict in one line: who beats whom by how much (with the interval of the difference) where the
+    interval excludes 0, 'not distinguishable' where it does not, and the runs without a paired difference."""
+    if len(v.rows) == 1:
+        return f"{v.rows[0]['label']}: the only run on {these_images(v.n_images)}, nothing to compare"
+    if v.reference is None:
+        why = too_few(v.n_images) or "no per-image analysis files to pair"
+        return f"no paired difference on {these_images(v.n_images)} ({why})"
+    parts = []
+    for row in v.rows:
+        if row["reference"]:
+            continue
+        if row["diff"] is None:
+            parts.append(f"{row['label']}: no paired difference (see the notes)")
+            continue
+        d, (lo, hi) = row["diff"], row["interval"]
+        if not row["mark"]:
+            parts.append(f"{row['label']} vs {v.reference}: not distinguishable ({d:+.1f} PQ [{lo:+.1f}, {hi:+.1f}])")
+        elif d > 0:
+            parts.append(f"{row['label']} beats {v.reference} by {d:.1f} PQ [{lo:.1f}, {hi:.1f}]")
+        else:  # the same interval, read from the reference's side
+            parts.append(f"{v.reference} beats {row['label']} by {-d:.1f} PQ [{-hi:.1f}, {-lo:.1f}]")
+    return "; ".join(parts) + f" (on {these_images(v.n_images)})"
+
+
+def cell(row: dict[str, Any]) -> str:
+    """The difference column of the ranking: 'reference', '+1.23 [-0.40, +2.90]', with '*' where the interval
+    excludes 0, or '-' (no paired difference)."""
+    if row["reference"]:
+        return "reference"
+    if row["diff"] is None:
+        return "-"
+    lo, hi = row["interval"]
+    return f"{row['diff']:+.2f} [{lo:+.2f}, {hi:+.2f}]{row['mark']}"
+
+
+def verdict_frame(v: Verdict) -> Any:
+    """The ranking as a DataFrame (index: rank) for :func:`format_table`."""
+    import pandas as pd
+
+    col = f"PQ - {v.reference}" if v.reference else "paired difference"
+    df = pd.DataFrame([{"rank": k + 1, "model": r["label"], "PQ": f"{r['PQ']:.2f}", col: cell(r)}
+                       for k, r in enumerate(v.rows)])
+    return df.set_index("rank")
+
+
+def lines(v: Verdict) -> list[str]:
+    """The verdict as plain text for the terminal: heading, one line per run, the reading."""
+    w = max(len(r["label"]) for r in v.rows)
+    out = [v.heading()]
+    out += [f"  {k + 1}. {r['label']:{w}}  PQ {r['PQ']:6.2f}  {cell(r) if v.reference else ''}".rstrip()
+            for k, r in enumerate(v.rows)]
+    return out + [f"  {v.reading}"]

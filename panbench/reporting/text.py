@@ -1,4 +1,5 @@
-"""Results as plain text for the terminal: the All/Things/Stuff table, one run, several runs.
+"""Results as plain text for the terminal: the All/Things/Stuff table, one run, several runs, and the paired
+intervals of ``panbench compare`` (:func:`format_compare`; how to read each number: docs/analysis.md).
 
 Pure functions of the metrics dict (``panbench score``) or the result record (``panbench eval``);
 no torch, no pandas.
@@ -124,12 +125,15 @@ def _ms(t: dict[str, Any], key: str) -> str:
 def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
     """One row per model: its post-processing, the nine metrics and speed; with ``results_dir`` (where the
     records' per-image analysis files are) the verdict first: the ranking on PQ with each run's paired
-    difference to the best (:mod:`panbench.reporting.verdict`)."""
+    difference to the best (:func:`panbench.reporting.tables.verdicts`)."""
     w = max([len("post-processing"), *(len(r.postprocess) for r in records)])
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     rows = []
     if results_dir is not None:
-        from panbench.reporting.verdict import lines, verdicts  # reads records: their schema
+        from panbench.reporting.tables import (  # reads records: their schema
+            lines,
+            verdicts,
+        )
 
         found, notes = verdicts(records, results_dir)
         rows += [line for v in found for line in lines(v)] + [f"  {n}" for n in notes] + [""]
@@ -142,3 +146,39 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
     if any(speed_shared(r) and measured_speed(r) is not None for r in records):  # a '~' was written
         rows.append(f"{SHARED_SPEED_MARK} after img/s: {SHARED_SPEED_NOTE}")
     return "\n".join(rows)
+
+
+def format_compare(result: dict[str, Any], top: int | None = None) -> str:
+    """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest
+    difference first); ``*`` where the interval excludes 0."""
+    a, b = result["a"], result["b"]
+    lines = [f"{k}: {r['model']} [{r.get('postprocess')}], settings: {r.get('settings') or 'default'} "
+             f"({r.get('record')})" for k, r in (("A", a), ("B", b))]
+    lines += [f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
+              f"{result['resamples']} resamples, seed {result['seed']}); * the interval excludes 0"]
+    head = f"{'':24} {'A':>8} {'B':>8} {'B - A':>8}  {'interval':>20}"
+    lines += [head, "-" * len(head)]
+
+    def row(label: str, v: dict[str, Any]) -> str:
+        lo, hi = v["interval"]
+        mark = "*" if v["excludes_zero"] else ""
+        a, b, d = (f"{'-':>8}" if x is None else f"{x:{f}}" for x, f in ((v["a"], "8.2f"), (v["b"], "8.2f"),
+                                                                         (_diff(v), "+8.2f")))
+        return f"{label[:24]:24} {a} {b} {d}  [{lo:+8.2f}, {hi:+8.2f}] {mark}"
+
+    for k, v in result["metrics"].items():
+        lines.append(row(k, v))
+    classes = result.get("per_class") or {}
+    if classes:  # a class undefined in one run ('-': no TP, FP or FN there) ranks as no difference
+        order = sorted(classes, key=lambda c: -abs(_diff(classes[c]) or 0.0))
+        shown = order if top is None else order[:top]
+        lines.append(f"per class (PQ; {len(shown)} of {len(classes)} categories, largest difference first; * per "
+                     f"class is not corrected for the {len(classes)} comparisons: where no class differs, about 1 in "
+                     "20 would still get one)")
+        for c in shown:
+            lines.append(row(classes[c]["name"], classes[c]))
+    return "\n".join(lines)
+
+
+def _diff(v: dict[str, Any]) -> float | None:
+    return None if v["a"] is None or v["b"] is None else v["b"] - v["a"]

@@ -13,6 +13,7 @@ import numpy as np
 from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import InputError
 from panbench.pq.png import read_ids
+from panbench.reporting.plots import plt
 
 
 @dataclass
@@ -106,9 +107,7 @@ def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Predictio
     fig = figure(sample, dataset, preds, image, heading)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    plt().close(fig)
     return out
 
 
@@ -116,12 +115,8 @@ def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], im
            heading: str = "") -> Any:
     """Image, ground truth, each model; disagreement map; query mask maps in a second row. The layout engine
     (constrained) keeps every title in the gap above its own image, never over the row above."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import json
 
-    import matplotlib.pyplot as plt
     from PIL import Image
 
     cats = json.loads(dataset.ann_file.read_text())["categories"]
@@ -145,7 +140,7 @@ def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], im
     maps = [(p.model, m) for p in preds for m in p.query_maps]
     ncols = max(len(panels), len(maps), 1)
     nrows = 2 if maps else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows + 0.4), squeeze=False,
+    fig, axes = plt().subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows + 0.4), squeeze=False,
                              layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")

@@ -65,7 +65,7 @@ def test_robustness_heatmap_colour_bar_label_inside_the_figure() -> None:
     """Two corruptions (a short heatmap): the colour bar's label lies inside the figure, not cut at its edge."""
     import numpy as np
 
-    from panbench.reporting.figures import plt
+    from panbench.reporting.plots import plt
     from panbench.reporting.robustness import drop_figure
 
     pyplot = plt()

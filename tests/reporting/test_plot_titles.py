@@ -11,9 +11,9 @@ import pytest
 from analysis_records import add_run, ground_truth
 
 from panbench.records.io import load_records
-from panbench.reporting import analysis_plots, plots
+from panbench.reporting import plots
 
-ANALYSIS_PLOTS = {name for _, name, _ in analysis_plots.PLOTS}  # pq_intervals.png, pq_by_size.png, errors.png
+ANALYSIS_PLOTS = {name for _, name, _ in plots.PLOTS}  # pq_intervals.png, pq_by_size.png, errors.png
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_an_analysis_plot_title_starts_as_the_other_plots_titles(results, figure
     show."""
     recs = load_records(results)
     plots.pq_bars(recs, tmp_path)
-    fn = next(f for _, n, f in analysis_plots.PLOTS if n == name)
+    fn = next(f for _, n, f in plots.PLOTS if n == name)
     fn(recs, tmp_path)
     dataset = _title(figures["pq_bars.png"]).split(": ")[0]
     assert dataset == "synth f1a2b3c4"

@@ -1,4 +1,4 @@
-"""The report's gallery (panbench/reporting/gallery.py): for two runs on the same images, each model's largest
+"""The report's gallery (panbench/reporting/report.py): for two runs on the same images, each model's largest
 losses to the best other run, as viz overlays when the images and both runs' saved predictions are there, else
 as a table; none with one run."""
 
@@ -12,8 +12,7 @@ import pytest
 
 from panbench.cli import main
 from panbench.records.io import load_records
-from panbench.reporting.gallery import N_IMAGES, losses
-from panbench.reporting.report import write_report
+from panbench.reporting.report import N_IMAGES, losses, write_report
 
 pytestmark = pytest.mark.slow
 LIMIT = 4

@@ -119,7 +119,7 @@ def test_the_page_is_its_parts_and_drawing_it_prints_and_writes_nothing_but_its_
                                                                                      capsys) -> None:
     from panbench.records.io import load_records
     from panbench.reporting import plots
-    from panbench.reporting.figures import palette
+    from panbench.reporting.plots import palette
     from panbench.reporting.report import Page, _page
     from panbench.reporting.tables import latest_runs
 

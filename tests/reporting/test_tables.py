@@ -296,8 +296,8 @@ def test_a_speed_measured_beside_another_run_is_marked_in_the_table_and_the_plot
 
 
 def test_a_column_is_shown_by_its_declared_kind_not_by_its_name(monkeypatch) -> None:
-    from panbench.reporting import kinds
-    from panbench.reporting.present import counts_with_deltas, format_table
+    from panbench.reporting import columns as kinds
+    from panbench.reporting.tables import counts_with_deltas, format_table
 
     monkeypatch.setattr(kinds, "BUILT_IN", (
         kinds.Column("fast_bottom", "interval_low", ("fast",)), kinds.Column("fast_top", "interval_high", ("fast",)),
