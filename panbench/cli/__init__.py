@@ -212,7 +212,7 @@ def _abort_distributed(code: int) -> int:
 
     if not (dist.is_available() and dist.is_initialized()):
         return code
-    from panbench.evaluation.runtime.distributed import abort_distributed
+    from panbench.evaluation.runtime import abort_distributed
 
     abort_distributed()
     sys.stdout.flush()

@@ -80,7 +80,7 @@ def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str)
 
 def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any] | None:
     """``eval --flops-images N``: :func:`model_gflops` on the first ``n`` images of ``dataset``."""
-    from panbench.evaluation.inference.loop import Items
+    from panbench.evaluation.inference import Items
 
     items = Items(dataset, list(range(min(n, len(dataset.samples)))), lm.pipeline)
     datas = []

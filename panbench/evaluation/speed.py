@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.runtime.device import device_name
+from panbench.evaluation.runtime import device_name
 from panbench.evaluation.timings import precision_info
 from panbench.models.registry import ModelSpec
 from panbench.records.provenance import command_line, git_commit, now_iso, versions

@@ -15,7 +15,7 @@ from PIL import Image
 
 from panbench.data.datasets import load_dataset
 from panbench.evaluation.evaluators import RunEvaluators
-from panbench.evaluation.inference.loop import Shard, run_inference
+from panbench.evaluation.inference import Shard, run_inference
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.models.protocol import DeferredFusion, PanopticModel, Weights
@@ -111,7 +111,7 @@ def _run(model: SlowModel, demo_root) -> tuple[Any, RunEvaluators]:
 @pytest.fixture
 def deferring(monkeypatch):
     """The fusion deferred on the CPU too (the eval defers it where the forward runs on a GPU)."""
-    from panbench.evaluation.inference import loop
+    from panbench.evaluation import inference as loop
 
     monkeypatch.setattr(loop, "defers_fusion", lambda device: True)
 
@@ -147,7 +147,7 @@ def test_the_post_processing_thread_computes_with_the_forwards_torch_thread_coun
 def test_a_family_without_deferred_fusion_and_any_on_the_cpu_fuse_inside_the_forward(demo_root, model) -> None:
     """A family without ``deferred``/``finish``, and any family whose forward runs on the CPU (the fusion's torch
     work would take the forward's cores): the fusion runs in the forward."""
-    from panbench.evaluation.inference.loop import defers_fusion
+    from panbench.evaluation.inference import defers_fusion
 
     assert defers_fusion("cuda:0") and not defers_fusion("cpu")
     t, evaluators = _run(model([1]), demo_root)

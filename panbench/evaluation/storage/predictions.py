@@ -40,7 +40,7 @@ from panbench.data.datasets import PanopticDataset
 from panbench.data.synth import id2rgb
 from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.runtime.distributed import barrier, dist_any, dist_gather, dist_info, local_rank
+from panbench.evaluation.runtime import barrier, dist_any, dist_gather, dist_info, local_rank
 from panbench.models.registry import ModelSpec
 from panbench.records.io import atomic_write
 from panbench.records.provenance import now_iso
