@@ -79,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
-    if "panbench.evaluation.storage.cache" in sys.modules:  # main() called again in one process (tests)
-        sys.modules["panbench.evaluation.storage.cache"]._OPENED.clear()
+    if "panbench.evaluation.storage" in sys.modules:  # main() called again in one process (tests)
+        sys.modules["panbench.evaluation.storage"]._OPENED.clear()
     try:
         if getattr(args, "launcher", None) == "slurm":
             from panbench.cluster.launcher import apply_launcher
@@ -184,7 +184,7 @@ def _write_fix(args: argparse.Namespace, filename: str) -> str:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them."""
-    cache = sys.modules.get("panbench.evaluation.storage.cache")
+    cache = sys.modules.get("panbench.evaluation.storage")
     if cache is None:
         return ""
     try:

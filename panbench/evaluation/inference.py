@@ -1,26 +1,21 @@
-"""The inference loop of one process: mmdet inference feeding the streaming PQ evaluator
-(as detectron2's ``inference_on_dataset(model, data_loader, evaluator)``).
+"""The images of a run through the model, feeding the streaming PQ evaluator (as detectron2's
+``inference_on_dataset(model, data_loader, evaluator)``).
 
 * Data loading (image decode, resize, ground-truth PNG decode) runs in DataLoader workers.
-* The main thread runs the model's forward; each batch's outputs go through a bounded queue (one batch
-  waiting) to a post-processing thread that runs the family's deferred fusion on a GPU
-  (:class:`~panbench.models.protocol.DeferredFusion`, :func:`defers_fusion`), reads segments, instances (AP's
-  RLEs) and the semantic map, and scores, while the next batch's forward runs.  Where the forward is the slower
-  side the post-processing is hidden: wall time ~ forward time.  The thread runs its torch ops with the forward's
-  thread count, so every number is the one the forward's thread would compute.
-* Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
-  forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`); the post-processing
-  and scoring seconds are the thread's, so data + forward + post-processing + scoring exceeding the wall time
-  is the overlap.
-* Each scored image goes to the run's :class:`~panbench.evaluation.evaluators.RunEvaluators` (PQ sums,
-  match, resume-cache write-through) as it is made.
-* Out of memory is survived by :func:`panbench.evaluation.runtime.forward_resilient`.
-
-On the CPU, :func:`run_inference_cpu` runs it in processes forked after the model is loaded (no second import or
-model load; weights shared copy-on-write), each with ``cores / procs`` torch threads and its own data loading.
-The per-category sums are integers, so the metrics equal a single-process run exactly.  Every process returns
-what its evaluators hold (one :class:`~panbench.evaluation.evaluators.RunPart`) with its timings, which the
-parent's evaluators and :meth:`Timings.merge` add up; each reports its images to the parent's progress bar.
+* The main thread runs the forward; each batch's outputs go through a bounded queue (one batch waiting) to a
+  post-processing thread that runs the family's deferred fusion on a GPU (:func:`defers_fusion`), reads segments,
+  instances (AP's RLEs) and the semantic map, and scores, while the next forward runs: where the forward is the
+  slower side, wall time ~ forward time.  The thread keeps the forward's torch thread count, so every number is
+  the one the forward's thread would compute.
+* Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data, forward,
+  post-processing and scoring apart (:mod:`panbench.evaluation.timings`); post-processing and scoring are the
+  thread's seconds, so their sum with data and forward exceeding the wall time is the overlap.
+* Each scored image goes to the run's :class:`~panbench.evaluation.evaluators.RunEvaluators` as it is made; out
+  of memory is survived by :func:`panbench.evaluation.runtime.forward_resilient`.
+* On the CPU, :func:`run_inference_cpu` forks processes after the model is loaded (weights shared copy-on-write),
+  each with ``cores / procs`` torch threads and its own data loading; the integer sums make the metrics equal a
+  single process's exactly.  Each returns its evaluators' :class:`~panbench.evaluation.evaluators.RunPart` and
+  its timings, which the parent adds up, and reports its images to the parent's progress bar.
 """
 
 from __future__ import annotations
@@ -43,7 +38,7 @@ from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
 from panbench.evaluation.runtime import forward_resilient
-from panbench.evaluation.storage.predictions import PredictionWriter
+from panbench.evaluation.storage import PredictionWriter
 from panbench.evaluation.timings import Timings
 from panbench.models.protocol import DeferredFusion
 from panbench.pq.png import read_ids
@@ -52,8 +47,7 @@ from panbench.robustness.pipeline import CorruptedPipeline
 
 @dataclass(frozen=True)
 class Shard:
-    """The images one process runs and how: dataset indices, device, options, the indices whose result
-    the run already holds (resumed from the cache), where predictions are saved."""
+    """The images one process runs and how (dataset indices, device, options, what is done already)."""
 
     indices: list[int]
     device: str
@@ -151,9 +145,9 @@ def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Ca
 
 
 class _PostProcessor(threading.Thread):
-    """The post-processing thread: each batch's outputs, from a bounded queue, through the family's deferred
-    fusion (``finish``), ``to_segments`` / ``to_instances`` / ``to_semantic`` and the evaluators, while the main thread
-    runs the next forward.  Its seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
+    """The post-processing thread: each batch's outputs, from a bounded queue, through the family's deferred fusion
+    (``finish``), ``to_segments`` / ``to_instances`` / ``to_semantic`` and the evaluators (module docstring); its
+    seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
 
     def __init__(self, family: Any, evaluators: RunEvaluators, dataset: PanopticDataset, timings: Timings, sync: Any,
                  predictions: PredictionWriter | None = None, progress: Progress | None = None) -> None:
@@ -322,8 +316,8 @@ class _Pass:
 
 
 def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> int:
-    """How many CPU processes :func:`run_inference_cpu` uses: ``opts.cpu_procs`` or one per core;
-    1 on a GPU, under torchrun (ranks already split the work) or off Linux."""
+    """How many CPU processes :func:`run_inference_cpu` uses: ``opts.cpu_procs`` or one per core; 1 on a GPU, under
+    torchrun (ranks already split the work) or off Linux."""
     if device != "cpu" or world > 1 or not sys.platform.startswith("linux"):  # fork after torch: Linux only
         return 1
     n = opts.cpu_procs if opts.cpu_procs > 0 else (os.cpu_count() or 1)
@@ -334,8 +328,7 @@ _FORKED: dict[str, Any] = {}
 
 
 def _die_with_parent() -> None:
-    """Pool initializer: on Linux a forked process is killed when its parent dies (a SIGKILLed
-    eval leaves no orphans that keep computing)."""
+    """Pool initializer: on Linux a forked process is killed when its parent dies (no orphans keep computing)."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
@@ -360,9 +353,8 @@ def _forked_shard(k: int) -> tuple[RunPart, Timings]:
 
 def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
                       procs: int, progress: Progress | None = None) -> Timings:
-    """:func:`run_inference` on the CPU in ``procs`` processes forked after the model is loaded,
-    each with ``cores / procs`` torch threads and loading its own data.  On small inputs this
-    beats one process with ``cores`` threads, whose intra-op parallelism has little to split."""
+    """:func:`run_inference` on the CPU in ``procs`` forked processes (module docstring).  On small inputs this beats
+    one process with ``cores`` threads, whose intra-op parallelism has little to split."""
     import torch
 
     todo = shard.todo()

@@ -1,12 +1,11 @@
 """``panbench eval``: one model on one dataset, from config to result record.
 
 :func:`evaluate_model` reads as the four steps of one :class:`Run`, the owner of the run's state: load (the
-constructor: the model, the device and the ranks (:mod:`~panbench.evaluation.runtime`), the cache
-key), infer (inference in one process (:mod:`~panbench.evaluation.inference`) or in forked CPU processes
-(:mod:`~panbench.evaluation.inference`) into the run's :class:`~panbench.evaluation.evaluators.RunEvaluators`,
-resumed from and written through to the cache (:mod:`~panbench.evaluation.storage.cache`), reduced over the
-ranks), conclude (metrics, analyses, FLOPs, speed) and record (:mod:`panbench.records`, with the fields of
-:mod:`~panbench.evaluation.record_fields`).
+model, the device and the ranks of :mod:`~panbench.evaluation.runtime`, the cache key), infer (through
+:mod:`~panbench.evaluation.inference`, in one process or forked CPU processes, into the run's
+:class:`~panbench.evaluation.evaluators.RunEvaluators`, resumed from and written through to the cache of
+:mod:`~panbench.evaluation.storage`, reduced over the ranks), conclude (metrics, analyses, FLOPs, speed)
+and record (:mod:`panbench.records`, with the fields of :mod:`~panbench.evaluation.record_fields`).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.scoring import run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
-from panbench.evaluation import record_fields, runtime
+from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.flops import run_gflops
@@ -31,9 +30,6 @@ from panbench.evaluation.inference import Shard, cpu_procs_for, run_inference, r
 from panbench.evaluation.loading import load_model
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
-from panbench.evaluation.storage.cache import StatsCache, cache_key, older_format, read_timing, write_timing
-from panbench.evaluation.storage.cache import clear as clear_cache
-from panbench.evaluation.storage.predictions import prediction_writer, predictions_info, unsaved_error
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
@@ -44,10 +40,8 @@ from panbench.robustness.pipeline import check_corruptible
 
 class Run:
     """One run of a model on a dataset, the one owner of its state (as mmengine's ``Runner``), its steps as
-    methods: the constructor loads (the model on this rank's device with its post-processing and fusion
-    configured, the ranks, the cache key, the predictions writer); :meth:`infer` runs the shard's images into
-    :attr:`evaluators`, reduced over the ranks; :meth:`conclude` takes the metrics, analyses, FLOPs and speed;
-    :meth:`record` makes the result record."""
+    methods (module docstring): the constructor loads (also the post-processing and fusion, the predictions
+    writer), :meth:`infer`, :meth:`conclude`, :meth:`record`."""
 
     evaluators: RunEvaluators  # every image of the job, after infer()
     metrics: dict[str, Any]  # the evaluators' PQ metrics, after conclude()
@@ -72,8 +66,8 @@ class Run:
         self.spec = dataclasses.replace(spec, architecture=named[0], backbone=named[1]) if named else spec
         self.fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
         self.key_parts = record_fields.cache_key_parts(self.lm, self.fingerprint, opts, self.device)
-        self.key = cache_key(self.key_parts)
-        self.writer = prediction_writer(self.spec, dataset, opts, self.key)
+        self.key = storage.cache_key(self.key_parts)
+        self.writer = storage.prediction_writer(self.spec, dataset, opts, self.key)
         self.timings, self.memory = Timings(), dict[str, float]()  # the job's, after infer()
         self.procs, self.resumed = 1, 0  # forked CPU processes; images taken from the resume cache
         self.t0, self.load0 = 0.0, cpu_clock()  # perf_counter after the resume; cpu_clock() as infer() starts
@@ -94,9 +88,9 @@ class Run:
         rank's shard."""
         opts, rank = self.opts, self.rank
         if not opts.resume and runtime.local_rank() == 0:
-            clear_cache(self.run_dir)
+            storage.clear(self.run_dir)
         runtime.barrier()
-        cache = StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
+        cache = storage.StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
         self.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
                               ap=opts.ap and self.lm.family.instance_source is not None)
         indices = list(range(rank, len(self.dataset.samples), self.world))
@@ -106,7 +100,7 @@ class Run:
         if done and rank == 0:
             print(f"resuming {self.spec.name}: {len(done)} of {len(indices)} images already scored "
                   f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
-        elif opts.resume and rank == 0 and (old := older_format(self.run_dir, self.key_parts)) is not None:
+        elif opts.resume and rank == 0 and (old := storage.older_format(self.run_dir, self.key_parts)) is not None:
             print(f"note: {old}: cached by an older panbench (another cache format), not read; {self.spec.name} "
                   "runs every image again", file=sys.stderr)
         return Shard(indices, self.device, opts, done=done, predictions=writer)
@@ -158,7 +152,7 @@ class Run:
         if self.writer is None or self.rank != 0:
             return
         try:
-            self.saved = self.writer.finish(predictions_info(self.spec, self.opts, self.key))
+            self.saved = self.writer.finish(storage.predictions_info(self.spec, self.opts, self.key))
         except (PanbenchError, OSError) as e:  # the scores are not lost with the JSON: the record is written first
             self.unsaved = e
 
@@ -167,12 +161,13 @@ class Run:
         describe, whether another run shared the machine; this run's measurement stored for the next resume."""
         tag = f"r{self.rank}"
         label = runtime.device_name(self.device, self.procs) + (f" x {self.world} ranks" if self.world > 1 else "")
-        stored = read_timing(self.run_dir, tag)
+        stored = storage.read_timing(self.run_dir, tag)
         self.speed, self.speed_device = record_fields.resumed_speed(self.timings.as_dict(), stored, label, self.resumed)
         self.shared = self.shared or bool((self.speed["speed_from_cache"] or {}).get("overlapped"))
         if self.timings.timed_images:  # what this run measured, with what the cache held, for the next resume
-            write_timing(self.run_dir, tag, {"device": self.speed_device, "timed_images": self.speed["speed_images"],
-                                             "wall_s": self.speed["speed_wall_s"], "overlapped": self.shared})
+            speed = self.speed
+            storage.write_timing(self.run_dir, tag, {"device": self.speed_device, "timed_images": speed["speed_images"],
+                                                     "wall_s": speed["speed_wall_s"], "overlapped": self.shared})
 
     def record(self, show: Callable[[RunRecord], None] | None = None) -> RunRecord:
         """The result record, written by rank 0 (``show``: handed it on rank 0 before it is written)."""
@@ -202,9 +197,8 @@ class Run:
             **record_fields.corruption_fields(opts), **self.analyses,
             **record_fields.ap_miou_fields(self.evaluators, self.lm.family.instance_source, res),
         )
-        if self.rank == 0:
-            if self.unsaved is not None and self.writer is not None:
-                raise unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
+        if self.rank == 0 and self.unsaved is not None and self.writer is not None:
+            raise storage.unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
         return rec
 
     def _saved_predictions(self) -> dict[str, str] | None:
@@ -234,7 +228,7 @@ class Run:
         finally:
             progress.close()
         if rank == 0:
-            writer.finish(predictions_info(self.spec, self.opts, self.key))
+            writer.finish(storage.predictions_info(self.spec, self.opts, self.key))
         return writer.json_path
 
     def _progress(self, shard: Shard) -> Progress:

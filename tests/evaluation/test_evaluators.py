@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from panbench.evaluation.evaluators import RunEvaluators
-from panbench.evaluation.storage.cache import StatsCache
+from panbench.evaluation.storage import StatsCache
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
 from panbench.pq.result import (
     BOUNDARY_FIELDS,
@@ -95,7 +95,7 @@ def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) 
 
 
 def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp_path, monkeypatch) -> None:
-    from panbench.evaluation.storage import cache
+    from panbench.evaluation import storage as cache
 
     parts = {"model": "m", "dataset": "d"}
     old = tmp_path / f"m-d-{'0' * 16}"
