@@ -51,11 +51,6 @@ def load_average() -> float | None:
         return None
 
 
-def _job() -> str:
-    """What the processes of one job share: the torchrun job id, else this process's pid."""
-    return os.environ.get("TORCHELASTIC_RUN_ID") or f"pid-{os.getpid()}"
-
-
 def pid_alive(pid: int) -> bool:
     """Whether a process of ``pid`` runs on this machine (one of another user counts)."""
     try:
@@ -76,7 +71,8 @@ class RunMarker:
         self.folder = folder or running_dir()
         self.host = socket.gethostname()
         self.path = self.folder / f"{self.host}-{os.getpid()}.json"
-        self.info: dict[str, Any] = {"pid": os.getpid(), "host": self.host, "job": _job(), "start": time.time(),
+        job = os.environ.get("TORCHELASTIC_RUN_ID") or f"pid-{os.getpid()}"  # what the processes of one job share
+        self.info: dict[str, Any] = {"pid": os.getpid(), "host": self.host, "job": job, "start": time.time(),
                                      "end": None, "command": " ".join(sys.argv)[:300]}
         self.written = False
 

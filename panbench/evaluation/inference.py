@@ -58,12 +58,9 @@ class Shard:
 
     def todo(self) -> list[int]:
         """The indices to run: not in the cache yet, or whose prediction is to be saved and is not."""
-        return [i for i in self.indices if self._needs(i)]
-
-    def _needs(self, i: int) -> bool:
-        if self.predictions is not None and i not in self.predictions.saved:
-            return True
-        return self.scored and i not in self.done
+        saving = self.predictions
+        return [i for i in self.indices
+                if (saving is not None and i not in saving.saved) or (self.scored and i not in self.done)]
 
 
 class Items:

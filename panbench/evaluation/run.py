@@ -177,6 +177,9 @@ class Run:
         coco = dataset.name == "coco" and opts.corruption is None and not own
 
         results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
+        # provenance.predictions: the JSON and the PNG folder written
+        saved = None if self.saved is None or self.writer is None else {"json": str(self.saved),
+                                                                         "dir": str(self.writer.png_dir)}
         rec = build.record_run(
             results, res, analysis=self.analysis_set, show=show if self.rank == 0 else None,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
@@ -192,7 +195,7 @@ class Run:
             timings=self.speed, memory=self.memory,
             speed_context=speed_context(self.device, self.procs, self.world, self.load0, self.beside, self.shared),
             provenance={**record_fields.provenance(spec, self.lm, dataset, self.fingerprint, opts),
-                        "predictions": self._saved_predictions()},
+                        "predictions": saved},
             selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
             **record_fields.corruption_fields(opts), **self.analyses,
             **record_fields.ap_miou_fields(self.evaluators, self.lm.family.instance_source, res),
@@ -200,12 +203,6 @@ class Run:
         if self.rank == 0 and self.unsaved is not None and self.writer is not None:
             raise storage.unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
         return rec
-
-    def _saved_predictions(self) -> dict[str, str] | None:
-        """The record's ``provenance.predictions``: the JSON and the PNG folder written (None without them)."""
-        if self.saved is None or self.writer is None:
-            return None
-        return {"json": str(self.saved), "dir": str(self.writer.png_dir)}
 
     def predict(self) -> Path:
         """``eval --images``: the model run on images without ground truth and its predictions saved

@@ -266,14 +266,6 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def _reduce_device() -> str:
-    """Where collective tensors live: the current GPU under NCCL, else the CPU."""
-    import torch
-    import torch.distributed as dist
-
-    return f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
-
-
 @contextmanager
 def collective(what: str) -> Iterator[None]:
     """A collective call: when another rank has died (its socket closed, the group aborted), stop with one line
@@ -298,7 +290,9 @@ def _all_reduce(n: int, op: str) -> int:
     import torch
     import torch.distributed as dist
 
-    t = torch.tensor([n], dtype=torch.int64, device=_reduce_device())
+    # collective tensors live on the current GPU under NCCL, else on the CPU
+    on = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([n], dtype=torch.int64, device=on)
     with collective("waiting for the other ranks"):
         dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
     return int(t.item())

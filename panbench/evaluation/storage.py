@@ -404,7 +404,7 @@ class PredictionWriter:
         if key_file.is_file():
             other = json.loads(key_file.read_text()).get("key") != self.key
         else:
-            other = self._finished_key() not in (None, self.key)
+            other = self._finished()[1] not in (None, self.key)
         if other and not fresh:
             raise PanbenchError(f"{self.root}: holds predictions {self.name} of another run (other config, weights, "
                                 "images or settings); pass --no-resume to replace them, or choose another "
@@ -433,9 +433,6 @@ class PredictionWriter:
             return {}, None
         info = data.get("info") if isinstance(data, dict) else None
         return (data, info.get("run_key")) if isinstance(info, dict) else ({}, None)
-
-    def _finished_key(self) -> str | None:
-        return self._finished()[1]
 
     def _finished_entries(self) -> dict[Any, dict[str, Any]]:
         """The entries of the assembled JSON when it is this run's (``info.run_key``), as the part files hold them."""
