@@ -1,12 +1,12 @@
 """The evaluators of one eval run, composed as detectron2's ``DatasetEvaluators`` compose theirs.
 
-Each scored image reaches every evaluator as one :class:`EvalImage`.  Each takes one image (PQ's ``process``; AP's
+Each scored image reaches every evaluator as one :class:`EvalImage`.  Each takes one image (PQ's ``add``; AP's
 and the confusion's ``image`` makes the image's share, checked, and ``add`` adds it, so that an image refused by
 one changes none), ``merge``s the share of another process or rank (disjoint images), and is the one writer of
 its state, which the run reads at the end (the PQ metrics, ``ap_fields``, ``miou_fields``):
 
-* :class:`PQEvaluator`: PQ on the library's :class:`~panbench.pq.accumulator.PanopticAccumulator` (the integer sums
-  and the per-image results as columns, for the analyses);
+* PQ: the library's :class:`~panbench.pq.accumulator.PanopticAccumulator` itself (the integer sums and, with
+  ``keep_images``, the per-image results as columns, for the analyses);
 * :class:`APEvaluator`: COCO mask AP of the model's instances (:class:`~panbench.analysis.ap.APAccumulator`);
 * :class:`SemanticEvaluator`: the pixel confusion of the model's semantic output, for its mIoU
   (:class:`~panbench.analysis.semantic.SemanticConfusion`);
@@ -85,23 +85,6 @@ class ConfusionImage:
         return ConfusionImage(np.asarray(s["idx"], np.int64), np.asarray(s["n"], np.int64))
 
 
-class PQEvaluator:
-    """PQ: the run's :class:`PanopticAccumulator` (with ``keep_images``, the per-image results for the analyses)."""
-
-    def __init__(self, categories: CategoryTable, boundary: bool = False, keep_images: bool = True) -> None:
-        self.accumulator = PanopticAccumulator(categories, keep_images, boundary)
-
-    def process(self, image: EvalImage) -> None:
-        self.accumulator.add(image.result, image.index)
-
-    def merge(self, other: PQEvaluator) -> None:
-        self.accumulator.merge(other.accumulator)
-
-    def evaluate(self) -> dict[str, Any]:
-        """The nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
-        return self.accumulator.evaluate()
-
-
 class APEvaluator:
     """COCO mask AP of the thing categories from the model's instances."""
 
@@ -156,7 +139,7 @@ class SemanticEvaluator:
 class RunPart:
     """What one process or rank adds to a run (picklable): its evaluators' states."""
 
-    pq: PQEvaluator
+    pq: PanopticAccumulator
     ap: APEvaluator | None
     semantic: SemanticEvaluator
 
@@ -168,7 +151,7 @@ class RunEvaluators:
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
                  cache: StatsCache | None = None, ap: bool = False, keep_images: bool = True) -> None:
         self.categories, self.boundary, self.strict, self.keep_images = categories, boundary, strict, keep_images
-        self.pq = PQEvaluator(categories, boundary, keep_images)
+        self.pq = PanopticAccumulator(categories, keep_images, boundary)
         self.ap = APEvaluator(categories) if ap else None
         self.semantic = SemanticEvaluator(categories)
         self.cache = cache
@@ -187,7 +170,7 @@ class RunEvaluators:
         image = EvalImage(index, image_id, gt_ids, gt_segs, result, instances, semantic)
         ap = self.ap.image(image) if self.ap is not None else None  # both made (and checked) first
         confusion = self.semantic.image(image)
-        self.pq.process(image)
+        self.pq.add(result, index)
         if self.ap is not None and ap is not None:
             self.ap.add(ap)
         if confusion is not None:
@@ -209,7 +192,7 @@ class RunEvaluators:
         if not taken:
             return frozenset()
         pos = np.array([where[i] for i in taken], np.int64)
-        self.pq.accumulator.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
+        self.pq.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
         for k in pos.tolist():
             extra = cached.extras[k] or {}
             if self.ap is not None:
@@ -236,5 +219,5 @@ class RunEvaluators:
             self.semantic.merge(p.semantic)
 
     def evaluate(self) -> dict[str, Any]:
-        """The PQ metrics of the images held (:meth:`PQEvaluator.evaluate`)."""
+        """The PQ metrics of the images held: the nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
         return self.pq.evaluate()

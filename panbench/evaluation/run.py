@@ -139,7 +139,7 @@ class Run:
         if self.saved is not None:
             record_fields.save_instances(self.writer, self.evaluators)
         cats = self.dataset.categories
-        acc = self.evaluators.pq.accumulator
+        acc = self.evaluators.pq
         self.analysis_set = AnalysisSet.from_columns(acc.dense_columns(n), len(cats), self.dataset.image_ids, cats.ids,
                                                      cats.isthing)
         self.analyses = run_fields(self.analysis_set, cats, acc.boundary_stats(n))
