@@ -146,7 +146,7 @@ class RunPart:
 
 class RunEvaluators:
     """The evaluators of one run (or of one process's share): PQ always, AP with ``ap``, the semantic confusion
-    (filled when the model gives a semantic map), the resume cache's writer with ``cache``."""
+    (filled when the model gives a semantic map), written through to the resume cache with ``cache``."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
                  cache: StatsCache | None = None, ap: bool = False, keep_images: bool = True) -> None:

@@ -109,15 +109,10 @@ class Run:
         """The shard's images into :attr:`evaluators`, reduced over the ranks, with the job's timings and memory."""
         shard = self.open_evaluators()
         self.t0 = time.perf_counter()
-        self.procs = cpu_procs_for(self.opts, self.device, self.world, len(shard.todo()))
         run_marker, wall0, self.load0 = marker(), time.time(), cpu_clock()  # the speed's context: who ran beside
         beside = run_marker.overlapping(wall0, wall0)
-        progress = self._progress(shard)
-        try:
-            timings = self._infer(self.evaluators, shard, progress)
-            runtime.reduce_evaluators(self.evaluators)  # every rank's sums and per-image matches
-        finally:
-            progress.close()
+        # then every rank's sums and per-image matches
+        timings = self._infer(self.evaluators, shard, lambda: runtime.reduce_evaluators(self.evaluators))
         self.beside = beside + [o for o in run_marker.overlapping(wall0, time.time()) if o not in beside]
         self.shared = runtime.dist_any(bool(self.beside))  # another run beside any rank shared that rank's machine
         self.timings, self.memory = runtime.reduce_timings(timings, runtime.peak_memory(self.device))  # the job's
@@ -217,33 +212,32 @@ class Run:
         if done and rank == 0:
             print(f"resuming {self.spec.name}: {done} of {len(shard.indices)} predictions already saved in "
                   f"{writer.png_dir}; --no-resume starts afresh", file=sys.stderr)
-        self.procs = cpu_procs_for(self.opts, self.device, world, len(shard.todo()))
-        progress = self._progress(shard)
-        try:
-            self._infer(RunEvaluators(images.categories), shard, progress)
-            runtime.barrier()  # every rank's predictions are on disk
-        finally:
-            progress.close()
+        self._infer(RunEvaluators(images.categories), shard, runtime.barrier)  # then every rank's predictions are saved
         if rank == 0:
             writer.finish(storage.predictions_info(self.spec, self.opts, self.key))
         return writer.json_path
 
-    def _progress(self, shard: Shard) -> Progress:
-        """The job's progress bar (closed by the caller once every rank is done): it names the model and its
-        post-processing and counts every image of the job, whichever process or rank ran it."""
+    def _infer(self, evaluators: RunEvaluators, shard: Shard, then: Callable[[], None]) -> Timings:
+        """Inference over the shard's images still to run into ``evaluators``, in one process or forked ones, then
+        ``then()``, under the job's progress bar (closed after it, once every rank is done): it names the model and
+        its post-processing and counts every image of the job, whichever process or rank ran it."""
         opts = self.opts
+        self.procs = cpu_procs_for(opts, self.device, self.world, len(shard.todo()))
         desc = (f"{'eval' if shard.scored else 'predict'} {self.spec.name} [{opts.postprocess.label()}] on "
                 f"{record_fields.dataset_label(self.dataset.name, opts)}")
         total = runtime.dist_sum(len(shard.todo()))  # every rank's share
-        return Progress(total, desc, enabled=opts.progress and self.rank == 0,  # one bar per job
-                        store_key=f"panbench-progress-{next(_RUNS)}" if self.world > 1 and opts.progress
-                        else None)  # --no-progress: no round trip to the store per batch
-
-    def _infer(self, evaluators: RunEvaluators, shard: Shard, progress: Progress) -> Timings:
-        """Inference over the shard's images still to run into ``evaluators``, in one process or forked ones."""
-        if self.procs > 1:
-            return run_inference_cpu(self.lm, self.dataset, evaluators, shard, self.procs, progress)
-        return run_inference(self.lm, self.dataset, evaluators, shard, progress)
+        progress = Progress(total, desc, enabled=opts.progress and self.rank == 0,  # one bar per job
+                            store_key=f"panbench-progress-{next(_RUNS)}" if self.world > 1 and opts.progress
+                            else None)  # --no-progress: no round trip to the store per batch
+        try:
+            if self.procs > 1:
+                timings = run_inference_cpu(self.lm, self.dataset, evaluators, shard, self.procs, progress)
+            else:
+                timings = run_inference(self.lm, self.dataset, evaluators, shard, progress)
+            then()
+        finally:
+            progress.close()
+        return timings
 
 
 def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
