@@ -32,8 +32,10 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,8 +110,6 @@ def write_facts(parts: dict[str, Any], facts: dict[str, Any]) -> None:
 def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
     """The installed versions of panbench, torch and ``packages`` as pip names them, read from their metadata
     (nothing is imported): part of every key."""
-    from importlib import metadata
-
     out: dict[str, str | None] = {"panbench": panbench.__version__}
     for name in sorted({"torch", *packages}):
         try:
@@ -180,8 +180,6 @@ def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any]
 def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: str = "cpu") -> dict[str, Any]:
     """GFLOPs of a model with random weights (a family's ``random_model``) on one synthetic ``image_hw`` image
     through its pipeline (640x480: COCO val's most common size); what ``panbench ls --params`` shows."""
-    import tempfile
-
     import numpy as np
     from PIL import Image
 

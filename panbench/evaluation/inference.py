@@ -20,9 +20,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -327,9 +329,6 @@ _FORKED: dict[str, Any] = {}
 def _die_with_parent() -> None:
     """Pool initializer: on Linux a forked process is killed when its parent dies (no orphans keep computing)."""
     if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:

@@ -6,8 +6,11 @@ reports.  Imports :mod:`panbench.evaluation.timings` only of the evaluation."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
+import platform
+import random
 import re
 import resource
 import shutil
@@ -66,8 +69,6 @@ def unusable_gpu_note(present: bool, torch_version: str, torch_cuda: str | None)
 
 
 def seed_everything(seed: int) -> None:
-    import random
-
     import torch
 
     random.seed(seed)
@@ -77,8 +78,6 @@ def seed_everything(seed: int) -> None:
 
 def device_name(device: str, procs: int = 1) -> str:
     """The GPU's name, or the CPU with its torch threads (and forked processes)."""
-    import platform
-
     import torch
 
     if device.startswith("cuda"):
@@ -114,8 +113,6 @@ def is_oom(e: BaseException) -> bool:
 def free_memory(device: str) -> None:
     """Collect garbage (a failed step's traceback forms reference cycles) and hand cached GPU blocks back, so that
     a retry finds the memory the failed attempt held."""
-    import gc
-
     import torch
 
     gc.collect()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import statistics
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -227,8 +228,6 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
 def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> dict[str, Any]:
     """PQ of ``dataset`` through the eval loop with the model eager, then with it compiled
     (:func:`compile_model`); ``within``: they differ by at most :data:`PQ_TOLERANCE` PQ points."""
-    import tempfile
-
     from panbench.evaluation.run import Run
 
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:

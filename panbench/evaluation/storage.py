@@ -35,12 +35,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
+import shutil
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,8 +238,6 @@ class StatsCache:
 
 
 def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
-    import io
-
     arrays: dict[str, Any] = {"format": np.int64(CACHE_FORMAT), "index": np.array([i for i, _ in items], np.int64),
                               **results_to_columns([e[0] for _, e in items])}
     extras = [e[1] for _, e in items]
@@ -316,8 +317,6 @@ def segment_boxes(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[
 
 def encode_png(ids: np.ndarray) -> bytes:
     """An id map as an RGB PNG (``id = R + 256 G + 256^2 B``, COCO's encoding)."""
-    import io
-
     from PIL import Image
 
     buf = io.BytesIO()
@@ -500,8 +499,6 @@ class PredictionWriter:
     def clean_up(self) -> None:
         """Remove the staging folder of this run and its lock (:meth:`release`), and ``DIR/.panbench`` when
         nothing else is in it."""
-        import shutil
-
         shutil.rmtree(self.state, ignore_errors=True)
         self.release()
         try:
@@ -549,8 +546,6 @@ def check_shared(writer: PredictionWriter) -> None:
     rank 0 sees (rank 0 assembles the JSON from every rank's files); else each rank stops in one line."""
     if dist_info()[1] == 1:
         return
-    import uuid
-
     mark = writer.mark(uuid.uuid4().hex)  # a fresh name: no stale mark of another job, no cached lookup
     blind = not writer.sees(dist_gather(mark.name[len("seen-"):]))  # the gather: every mark is written
     stop = dist_any(blind)  # and the barrier before the marks go
