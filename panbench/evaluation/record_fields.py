@@ -27,19 +27,17 @@ from panbench.records.rows import MIN_TIMED_IMAGES
 from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import implementation
 
+if TYPE_CHECKING:
+    from panbench.evaluation.evaluators import RunEvaluators
+    from panbench.evaluation.storage import PredictionWriter
+
 OWN_WEIGHTS = "own checkpoint (--checkpoint): the published numbers are of other weights"
 
 
 def own_weights(spec: ModelSpec, checkpoint: str | None, sha256: str | None) -> bool:
     """Whether ``--checkpoint`` gave other weights than the registry's (a copy of the zoo's file, whose sha256
     starts with the registry's prefix, is the zoo's)."""
-    if not checkpoint:
-        return False
-    return not (spec.sha256_prefix and sha256 and sha256.startswith(spec.sha256_prefix))
-
-if TYPE_CHECKING:
-    from panbench.evaluation.evaluators import RunEvaluators
-    from panbench.evaluation.storage import PredictionWriter
+    return bool(checkpoint) and not (spec.sha256_prefix and sha256 and sha256.startswith(spec.sha256_prefix))
 
 
 def published_source(spec: ModelSpec) -> str | None:
