@@ -71,7 +71,7 @@ def _own_running_dir(tmp_path_factory) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_cache_dir(tmp_path_factory) -> None:
-    """panbench's cache (the model facts of ``ls`` and of eval's FLOPs pass, panbench.evaluation.storage.facts)
+    """panbench's cache (the model facts of ``ls`` and of eval's FLOPs pass, panbench.evaluation.flops)
     in a folder of this test session: the user's cache neither serves nor receives the tests' counts."""
     os.environ["PANBENCH_CACHE"] = str(tmp_path_factory.mktemp("panbench-cache"))
 

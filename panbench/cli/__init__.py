@@ -76,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for category in (UserWarning, DeprecationWarning, FutureWarning):
             warnings.filterwarnings("ignore", category=category)
-    if "panbench.evaluation.storage.cache" in sys.modules:  # main() called again in one process (tests)
-        sys.modules["panbench.evaluation.storage.cache"]._OPENED.clear()
+    if "panbench.evaluation.storage" in sys.modules:  # main() called again in one process (tests)
+        sys.modules["panbench.evaluation.storage"]._OPENED.clear()
     try:
         if getattr(args, "launcher", None) == "slurm":
             from panbench.cluster.launcher import apply_launcher
@@ -162,7 +162,7 @@ def _write_fix(args: argparse.Namespace, filename: str) -> str:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them."""
-    cache = sys.modules.get("panbench.evaluation.storage.cache")
+    cache = sys.modules.get("panbench.evaluation.storage")
     if cache is None:
         return ""
     try:
@@ -190,7 +190,7 @@ def _abort_distributed(code: int) -> int:
 
     if not (dist.is_available() and dist.is_initialized()):
         return code
-    from panbench.evaluation.runtime.distributed import abort_distributed
+    from panbench.evaluation.runtime import abort_distributed
 
     abort_distributed()
     sys.stdout.flush()

@@ -239,7 +239,7 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
         checks.append(Check("gpu", True, ", ".join(torch.cuda.get_device_name(i)
                                                    for i in range(torch.cuda.device_count()))))
         return True
-    from panbench.evaluation.runtime.device import gpu_present, unusable_gpu_note
+    from panbench.evaluation.runtime import gpu_present, unusable_gpu_note
 
     note = unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda)
     if note:

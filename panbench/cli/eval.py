@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     check_models(specs, ds.categories, opts)  # every model and option, before any model runs
     if opts.save_predictions is not None:  # no other run saves these predictions into the folder now
-        from panbench.evaluation.storage.predictions import claim_up_front
+        from panbench.evaluation.storage import claim_up_front
 
         claim_up_front([s.name for s in specs], ds, opts.save_predictions)
     records = []
@@ -169,7 +169,7 @@ def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:
                             "images in the folder or the JSON")
     images = load_images(args.images, args.dataset, dataset_root(args), args.image_dir, limit=args.limit)
     check_models(specs, images.categories, opts)
-    from panbench.evaluation.storage.predictions import claim_up_front
+    from panbench.evaluation.storage import claim_up_front
 
     claim_up_front([s.name for s in specs], images, opts.save_predictions)
     for spec in specs:

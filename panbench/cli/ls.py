@@ -1,7 +1,7 @@
 """``panbench ls``: the registered models, their published PQ, and where their weights are: ``cached``
 (downloaded), ``download`` (fetched on first use), ``committed`` (the demo models' weights, in the
 repository under ``checkpoints/``); with ``--params``, parameters and GFLOPs counted on random weights, kept in
-the model facts cache (:mod:`panbench.evaluation.storage.facts`)."""
+the model facts cache (:mod:`panbench.evaluation.flops`)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if notes:  # under the table, after a blank line
         print("\n" + "\n".join(notes))
     if args.params and (counted["now"] or counted["cached"]):
-        from panbench.evaluation.storage.facts import NO_FACTS_CACHE, facts_cache_on, facts_dir
+        from panbench.evaluation.flops import NO_FACTS_CACHE, facts_cache_on, facts_dir
 
         where = (f"kept in {facts_dir()}" if facts_cache_on() else f"not kept ({NO_FACTS_CACHE}=1)")
         print(f"ls: {counted['now']} model(s) counted in {time.perf_counter() - t0:.0f} s, {counted['cached']} from "

@@ -49,7 +49,7 @@ def finish_distributed() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        from panbench.evaluation.runtime.distributed import barrier
+        from panbench.evaluation.runtime import barrier
 
         barrier()  # one line, not a traceback, when rank 0 stopped at the end (e.g. a predictions JSON unwritten)
         dist.destroy_process_group()

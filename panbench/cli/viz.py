@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.loading import load_model
-    from panbench.evaluation.runtime.device import pick_device
+    from panbench.evaluation.runtime import pick_device
     from panbench.models.registry import resolve
     from panbench.reporting.viz import draw_overlay, find_sample, predict
     from panbench.robustness.corruptions import corruption_of

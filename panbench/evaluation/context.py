@@ -1,14 +1,12 @@
-"""What a speed was measured on and beside: the CPU model, the GPU, threads, processes and ranks, the
-machine's load average at the start and the end of the run, and whether another panbench run
-overlapped it.
+"""What a speed was measured on and beside: the CPU model, the GPU, threads, processes and ranks, the machine's
+load average at the start and the end of the run, and whether another panbench run overlapped it.
 
-Each ``panbench eval`` process leaves a marker, ``<host>-<pid>.json``, in a folder shared by the
-runs of one user (``~/.cache/panbench/running``, or ``PANBENCH_RUNNING_DIR``): its pid, its job (the
-torchrun job id, so that the ranks of one job are not "other runs") and its start and end times.
-The end time is written when the process exits, and the marker stays a day, so that a run that
-started and finished inside another is still seen by it.  A run overlapped another when their
-intervals intersect; a marker without an end time whose process is gone (a killed run) is stale and
-ignored.  Markers of other hosts are ignored (they do not share this machine's cores).
+Each ``panbench eval`` process leaves a marker, ``<host>-<pid>.json``, in a folder shared by the runs of one user
+(``~/.cache/panbench/running``, or ``PANBENCH_RUNNING_DIR``): its pid, its job (the torchrun job id: the ranks of
+one job are not "other runs") and its start and end times.  The end time is written at exit, and the marker stays a
+day, so that a run that started and finished inside another is still seen by it.  Runs overlap when their
+intervals intersect; a marker without an end time whose process is gone (a killed run) is stale and ignored, as
+are other hosts' markers (they do not share this machine's cores).
 """
 
 from __future__ import annotations
@@ -53,18 +51,16 @@ def load_average() -> float | None:
         return None
 
 
-def _job() -> str:
-    """What the processes of one job share: the torchrun job id, else this process's pid."""
-    return os.environ.get("TORCHELASTIC_RUN_ID") or f"pid-{os.getpid()}"
-
-
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of ``pid`` runs on this machine (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except PermissionError:  # another user's
         return True
+    except (OverflowError, ValueError):  # not a PID at all
+        return False
     return True
 
 
@@ -75,7 +71,8 @@ class RunMarker:
         self.folder = folder or running_dir()
         self.host = socket.gethostname()
         self.path = self.folder / f"{self.host}-{os.getpid()}.json"
-        self.info: dict[str, Any] = {"pid": os.getpid(), "host": self.host, "job": _job(), "start": time.time(),
+        job = os.environ.get("TORCHELASTIC_RUN_ID") or f"pid-{os.getpid()}"  # what the processes of one job share
+        self.info: dict[str, Any] = {"pid": os.getpid(), "host": self.host, "job": job, "start": time.time(),
                                      "end": None, "command": " ".join(sys.argv)[:300]}
         self.written = False
 
@@ -123,7 +120,7 @@ class RunMarker:
             if m.get("host") != self.host or m.get("job") == self.info["job"] or pid == os.getpid():
                 continue
             if end is None:
-                if not _alive(pid):
+                if not pid_alive(pid):
                     f.unlink(missing_ok=True)  # a killed run: when it ended is unknown
                     continue
                 end = now

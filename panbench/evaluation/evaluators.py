@@ -1,21 +1,20 @@
 """The evaluators of one eval run, composed as detectron2's ``DatasetEvaluators`` compose theirs.
 
-Each scored image reaches every evaluator as one :class:`EvalImage`.  Each evaluator takes one image (PQ's
-``process``; AP's and the confusion's ``image`` makes the image's share, checked, and ``add`` adds it, so that an
-image refused by one changes none) and ``merge``s another process's or rank's share (the parts of forked CPU
-processes and torchrun ranks, disjoint images); each is the one writer of its state, which the run reads at the
-end (the PQ metrics, ``ap_fields``, ``miou_fields``):
+Each scored image reaches every evaluator as one :class:`EvalImage`.  Each takes one image (PQ's ``add``; AP's
+and the confusion's ``image`` makes the image's share, checked, and ``add`` adds it, so that an image refused by
+one changes none), ``merge``s the share of another process or rank (disjoint images), and is the one writer of
+its state, which the run reads at the end (the PQ metrics, ``ap_fields``, ``miou_fields``):
 
-* :class:`PQEvaluator`: PQ on the library's :class:`~panbench.pq.accumulator.PanopticAccumulator` (the integer sums
-  and the per-image results as columns, for the analyses);
+* PQ: the library's :class:`~panbench.pq.accumulator.PanopticAccumulator` itself (the integer sums and, with
+  ``keep_images``, the per-image results as columns, for the analyses);
 * :class:`APEvaluator`: COCO mask AP of the model's instances (:class:`~panbench.analysis.ap.APAccumulator`);
 * :class:`SemanticEvaluator`: the pixel confusion of the model's semantic output, for its mIoU
   (:class:`~panbench.analysis.semantic.SemanticConfusion`);
-* :class:`CacheWriter`: each image written through to the resume cache
-  (:class:`~panbench.evaluation.storage.cache.StatsCache`), the one place its AP data and confusion become JSON.
 
 :class:`RunEvaluators` holds them for a run: it scores each image once (:func:`~panbench.pq.evaluator.score_pair`),
-hands it to each, takes images back from the resume cache, and crosses processes and ranks as one picklable part.
+hands it to each, writes it through to the resume cache
+(:class:`~panbench.evaluation.storage.StatsCache`: the one place its AP data and confusion become JSON), takes
+images back from it, and crosses processes and ranks as one picklable part.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import numpy as np
 from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
 from panbench.analysis.semantic import SemanticConfusion
 from panbench.errors import PanbenchError
-from panbench.evaluation.storage.cache import StatsCache
+from panbench.evaluation.storage import StatsCache
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
@@ -86,23 +85,6 @@ class ConfusionImage:
         return ConfusionImage(np.asarray(s["idx"], np.int64), np.asarray(s["n"], np.int64))
 
 
-class PQEvaluator:
-    """PQ: the run's :class:`PanopticAccumulator` (with ``keep_images``, the per-image results for the analyses)."""
-
-    def __init__(self, categories: CategoryTable, boundary: bool = False, keep_images: bool = True) -> None:
-        self.accumulator = PanopticAccumulator(categories, keep_images, boundary)
-
-    def process(self, image: EvalImage) -> None:
-        self.accumulator.add(image.result, image.index)
-
-    def merge(self, other: PQEvaluator) -> None:
-        self.accumulator.merge(other.accumulator)
-
-    def evaluate(self) -> dict[str, Any]:
-        """The nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
-        return self.accumulator.evaluate()
-
-
 class APEvaluator:
     """COCO mask AP of the thing categories from the model's instances."""
 
@@ -153,82 +135,64 @@ class SemanticEvaluator:
         self.confusion = self.confusion + other.confusion
 
 
-class CacheWriter:
-    """Each image written through to the resume cache: its result, and its AP share and confusion as JSON."""
-
-    def __init__(self, cache: StatsCache) -> None:
-        self.cache = cache
-
-    def process(self, image: EvalImage, ap: APImage | None, confusion: ConfusionImage | None) -> None:
-        extra: dict[str, Any] = {}
-        if ap is not None:
-            extra["ap"] = ap.to_json()
-        if confusion is not None:
-            extra["sem"] = confusion.to_json()
-        self.cache.add(image.index, image.result, extra or None)
-
-    def flush(self) -> None:
-        self.cache.flush()
-
-
 @dataclass(frozen=True)
 class RunPart:
     """What one process or rank adds to a run (picklable): its evaluators' states."""
 
-    pq: PQEvaluator
+    pq: PanopticAccumulator
     ap: APEvaluator | None
     semantic: SemanticEvaluator
 
 
 class RunEvaluators:
-    """The evaluators of one run (or of one process's share of it): PQ always, AP with ``ap``, the semantic
-    confusion (filled when the model gives a semantic map), the resume cache's writer with ``cache``."""
+    """The evaluators of one run (or of one process's share): PQ always, AP with ``ap``, the semantic confusion
+    (filled when the model gives a semantic map), written through to the resume cache with ``cache``."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
                  cache: StatsCache | None = None, ap: bool = False, keep_images: bool = True) -> None:
         self.categories, self.boundary, self.strict, self.keep_images = categories, boundary, strict, keep_images
-        self.pq = PQEvaluator(categories, boundary, keep_images)
+        self.pq = PanopticAccumulator(categories, keep_images, boundary)
         self.ap = APEvaluator(categories) if ap else None
         self.semantic = SemanticEvaluator(categories)
-        self.cache = CacheWriter(cache) if cache is not None else None
+        self.cache = cache
 
     def empty(self) -> RunEvaluators:
         """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
-        return RunEvaluators(self.categories, self.boundary, self.strict, None if self.cache is None else
-                             self.cache.cache, self.ap is not None, self.keep_images)
+        return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None,
+                             self.keep_images)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
               where: str, image_id: Any = 0, instances: Instances | None = None,
               semantic: np.ndarray | None = None) -> ImageResult:
-        """Score image ``index`` (COCO id ``image_id``) and hand it to every evaluator; ``instances`` go to AP (when
-        on), ``semantic`` (a map of category ids) to the semantic confusion.  Returns the image's result; bad input
-        raises before any evaluator changes."""
+        """Score image ``index`` (COCO id ``image_id``) and hand it to every evaluator: ``instances`` to AP (when on),
+        ``semantic`` (a map of category ids) to the confusion.  Returns its result; bad input raises first."""
         result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict, self.boundary)
         image = EvalImage(index, image_id, gt_ids, gt_segs, result, instances, semantic)
         ap = self.ap.image(image) if self.ap is not None else None  # both made (and checked) first
         confusion = self.semantic.image(image)
-        self.pq.process(image)
+        self.pq.add(result, index)
         if self.ap is not None and ap is not None:
             self.ap.add(ap)
         if confusion is not None:
             self.semantic.add(confusion)
-        if self.cache is not None:
-            self.cache.process(image, ap, confusion)
+        if self.cache is not None:  # its result, and its AP share and confusion as JSON
+            extra = {**({"ap": ap.to_json()} if ap is not None else {}),
+                     **({"sem": confusion.to_json()} if confusion is not None else {})}
+            self.cache.add(index, result, extra or None)
         return result
 
     def resume(self, indices: Iterable[int], rerun: Container[int]) -> frozenset[int]:
-        """Take the images of ``indices`` that the cache holds and that are not in ``rerun``; returns their indices
-        (the images that need not run)."""
+        """Take the images of ``indices`` that the cache holds and ``rerun`` lacks; returns them (need not run)."""
         if self.cache is None:
             return frozenset()
-        cached = self.cache.cache.load()
+        cached = self.cache.load()
         where = cached.positions()
         taken = [i for i in indices if i in where and i not in rerun  # AP on: only images with their AP data
                  and (self.ap is None or "ap" in (cached.extras[where[i]] or {}))]
         if not taken:
             return frozenset()
         pos = np.array([where[i] for i in taken], np.int64)
-        self.pq.accumulator.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
+        self.pq.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
         for k in pos.tolist():
             extra = cached.extras[k] or {}
             if self.ap is not None:
@@ -255,5 +219,5 @@ class RunEvaluators:
             self.semantic.merge(p.semantic)
 
     def evaluate(self) -> dict[str, Any]:
-        """The PQ metrics of the images held (:meth:`PQEvaluator.evaluate`)."""
+        """The PQ metrics of the images held: the nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
         return self.pq.evaluate()

@@ -1,5 +1,5 @@
 """GFLOPs per image, as the papers report them (Mask2Former, Cheng et al. 2022: averaged over 100 COCO val
-images), counted in a pass of their own after the timed inference.
+images), counted in a pass of their own after the timed inference, and the model facts cache that keeps them.
 
 The counter is PyTorch's :class:`torch.utils.flop_counter.FlopCounterMode`: it sees every aten op that runs,
 whatever Python control flow the model has (mmdet's heads, the two-stage detector's proposals, masked
@@ -12,31 +12,116 @@ upsampling), which are small beside the convolutions.  What is counted is one wh
 model family's ``forward``: for mmdet's ``test_step``, preprocessing, network, panoptic fusion) on each image
 after the model's own test pipeline.
 
-Both counts are kept in the model facts cache (:mod:`panbench.evaluation.storage.facts`): eval's pass
-(:func:`run_gflops`) under the model's resolved config, its weights, the images' content and ids, the
-post-processing, the device type and the package versions (PanopticFPN's mask head runs once per detection, so
-the count depends on weights and image, not on the input size alone); ``panbench ls``'s counts on random weights
-(:func:`random_facts`) under the config's files, the input size and the package versions.
+The model facts cache keeps what costs a model build or a forward pass to learn (parameters, GFLOPs) across
+commands, in ``model-facts/`` of :func:`panbench.resources.user_cache_dir` (``$PANBENCH_CACHE``,
+``$XDG_CACHE_HOME/panbench`` or ``~/.cache/panbench``): one JSON file per key, ``<sha256 of the key's parts, 32
+hex>.json``, holding the parts, the facts and when they were counted.  The parts name everything the facts depend
+on, so that a change to any is a miss, never a stale hit: eval's pass (:func:`run_gflops`) under the model's
+resolved config, its weights, the images' content and ids, the post-processing, the device type and the package
+versions (PanopticFPN's mask head runs once per detection, so the count depends on weights and image);
+``panbench ls``'s counts on random weights (:func:`random_facts`) under the config's files, the input size and the
+package versions; every key under :data:`FACTS_FORMAT`.  Entries are written atomically; one that does not read
+back (truncated, edited, another format, other parts) is counted again.  ``PANBENCH_NO_FACTS_CACHE=1`` neither
+reads nor writes the cache.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import statistics
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import panbench
 from panbench.downloads import sha256_file
 from panbench.errors import InputError
-from panbench.evaluation.storage.facts import package_versions, read_facts, write_facts
 from panbench.models.protocol import PanopticModel, count_parameters
+from panbench.records.io import atomic_write_text
+from panbench.records.provenance import now_iso
+from panbench.resources import user_cache_dir
 
 if TYPE_CHECKING:
     from panbench.models.registry import ModelSpec
 
 COUNTER = "torch.utils.flop_counter.FlopCounterMode"
 CONVENTION = "1 multiply-add = 1 FLOP (FlopCounterMode's count halved, as fvcore counts)"
+FACTS_FORMAT = 1  # part of every key: facts counted another way are never read
+NO_FACTS_CACHE = "PANBENCH_NO_FACTS_CACHE"  # "1": count everything again, keep nothing
+_WARNED: list[str] = []  # the cache folders already said to be unwritable (once per process)
+
+
+def facts_dir() -> Path:
+    """Where the entries are: ``model-facts/`` in this user's panbench cache."""
+    return user_cache_dir() / "model-facts"
+
+
+def facts_cache_on() -> bool:
+    """Whether the cache is read and written (``PANBENCH_NO_FACTS_CACHE=1``: not)."""
+    return os.environ.get(NO_FACTS_CACHE, "").strip() not in ("1", "true", "yes")
+
+
+def _canonical(parts: dict[str, Any]) -> str:
+    return json.dumps({**parts, "facts_format": FACTS_FORMAT}, sort_keys=True, default=str)
+
+
+def facts_path(parts: dict[str, Any]) -> Path:
+    """The entry of ``parts``."""
+    return facts_dir() / f"{hashlib.sha256(_canonical(parts).encode()).hexdigest()[:32]}.json"
+
+
+def read_facts(parts: dict[str, Any]) -> dict[str, Any] | None:
+    """The facts stored under ``parts`` with the time they were counted (``counted``, ISO 8601); None when the
+    cache is off, holds none, or its entry does not read back as an entry of these very parts."""
+    if not facts_cache_on():
+        return None
+    try:
+        entry = json.loads(facts_path(parts).read_text())
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(entry, dict) or not isinstance(entry.get("facts"), dict)
+            or json.dumps(entry.get("key_parts"), sort_keys=True) != _canonical(parts)):
+        return None
+    return {**entry["facts"], "counted": entry.get("counted")}
+
+
+def write_facts(parts: dict[str, Any], facts: dict[str, Any]) -> None:
+    """Store ``facts`` under ``parts`` (atomically); a cache folder that cannot be written is said once on
+    stderr, and the command goes on without it."""
+    if not facts_cache_on():
+        return
+    path = facts_path(parts)
+    entry = {"key_parts": json.loads(_canonical(parts)), "facts": facts, "counted": now_iso()}
+    try:
+        atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True, default=str))
+    except OSError as e:
+        if str(path.parent) not in _WARNED:
+            _WARNED.append(str(path.parent))
+            print(f"note: {path.parent}: cannot keep model facts there ({e.strerror or e}); they are counted again "
+                  "next time (set PANBENCH_CACHE to a writable folder)", file=sys.stderr)
+
+
+def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
+    """The installed versions of panbench, torch and ``packages`` as pip names them, read from their metadata
+    (nothing is imported): part of every key."""
+    out: dict[str, str | None] = {"panbench": panbench.__version__}
+    for name in sorted({"torch", *packages}):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    if "mmcv" in packages and out["mmcv"] is None:  # the pure-Python wheel (panbench.ops serves its ops)
+        try:
+            out["mmcv-lite"] = metadata.version("mmcv-lite")
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 class _TotalOnly:
@@ -80,7 +165,7 @@ def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str)
 
 def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any] | None:
     """``eval --flops-images N``: :func:`model_gflops` on the first ``n`` images of ``dataset``."""
-    from panbench.evaluation.inference.loop import Items
+    from panbench.evaluation.inference import Items
 
     items = Items(dataset, list(range(min(n, len(dataset.samples)))), lm.pipeline)
     datas = []
@@ -95,8 +180,6 @@ def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any]
 def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: str = "cpu") -> dict[str, Any]:
     """GFLOPs of a model with random weights (a family's ``random_model``) on one synthetic ``image_hw`` image
     through its pipeline (640x480: COCO val's most common size); what ``panbench ls --params`` shows."""
-    import tempfile
-
     import numpy as np
     from PIL import Image
 

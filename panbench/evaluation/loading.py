@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from panbench.evaluation.runtime.distributed import download_wait
+from panbench.evaluation.runtime import download_wait
 from panbench.models.protocol import PanopticModel, Weights
 from panbench.models.registry import ModelSpec
 

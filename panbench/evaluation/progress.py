@@ -21,7 +21,11 @@ class Progress:
         self._count = mp.Value("q", 0)  # shared with processes forked later
         self._owner = os.getpid()
         self._bar: Any = None
-        self._store: Any = _default_store() if store_key else None
+        self._store: Any = None
+        if store_key:  # the default process group's key-value store (torchrun's rendezvous store)
+            from torch.distributed import distributed_c10d
+
+            self._store = distributed_c10d._get_default_store()
         self._key = store_key
         if enabled:
             from tqdm import tqdm
@@ -55,10 +59,3 @@ class Progress:
             self.refresh()
             self._bar.close()
             self._bar = None
-
-
-def _default_store() -> Any:
-    """The key-value store of the default process group (torchrun's rendezvous store)."""
-    from torch.distributed import distributed_c10d
-
-    return distributed_c10d._get_default_store()

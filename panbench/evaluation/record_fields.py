@@ -1,9 +1,9 @@
-"""The fields of a run's record, and the parts of its resume-cache key, computed from what the run
-loaded and measured: provenance, the cache key's parts, the speed with what a resumed cache stored,
-the corruption, the published numbers and their source, the difference to them, the label of the
-dataset.  Beside them, the record of predictions made elsewhere and scored with ``panbench score --name``
-(:func:`record_scored`, filed under :func:`record_dataset`).  Both are made and written by the one maker of
-records, :func:`panbench.records.build.record_run`.  Nothing here imports torch (``panbench score`` reads it)."""
+"""The fields of a run's record, and the parts of its resume-cache key, from what the run loaded and measured:
+provenance, the cache key's parts, the speed with what a resumed cache stored, the corruption, the published
+numbers, their source and the difference to them, the dataset's label.  Beside them, the record of predictions
+scored with ``panbench score --name`` (:func:`record_scored`, filed under :func:`record_dataset`).  Both are made
+by the one maker of records, :func:`panbench.records.build.record_run`.  No torch here (``panbench score`` reads
+it)."""
 
 from __future__ import annotations
 
@@ -27,19 +27,17 @@ from panbench.records.rows import MIN_TIMED_IMAGES
 from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import implementation
 
+if TYPE_CHECKING:
+    from panbench.evaluation.evaluators import RunEvaluators
+    from panbench.evaluation.storage import PredictionWriter
+
 OWN_WEIGHTS = "own checkpoint (--checkpoint): the published numbers are of other weights"
 
 
 def own_weights(spec: ModelSpec, checkpoint: str | None, sha256: str | None) -> bool:
     """Whether ``--checkpoint`` gave other weights than the registry's (a copy of the zoo's file, whose sha256
     starts with the registry's prefix, is the zoo's)."""
-    if not checkpoint:
-        return False
-    return not (spec.sha256_prefix and sha256 and sha256.startswith(spec.sha256_prefix))
-
-if TYPE_CHECKING:
-    from panbench.evaluation.evaluators import RunEvaluators
-    from panbench.evaluation.storage.predictions import PredictionWriter
+    return bool(checkpoint) and not (spec.sha256_prefix and sha256 and sha256.startswith(spec.sha256_prefix))
 
 
 def published_source(spec: ModelSpec) -> str | None:
@@ -68,14 +66,12 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
 
 
 def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device: str) -> dict[str, Any]:
-    """Everything that changes a per-image result, hashed into the cache's directory name: config, weights,
-    dataset and subset, post-processing, device type, AMP, batch size (a setting of the run: it changes no
-    panoptic prediction, as batches hold images of one padded shape, but the speed stored beside the results is
-    that batch size's) and the versions of the code that computes the numbers: panbench and the packages the
-    model runs on (``LoadedModel.packages``: its family's and its backbone's), with what served mmcv's ops.
-    The process layout (ranks, ``--cpu-procs``, threads) is not in it: an image gets the same input whichever
-    process runs it, and the rounding of scores that another thread count gives is of the kind and size another
-    batch gives."""
+    """Everything that changes a per-image result, hashed into the cache's directory name: config, weights, dataset
+    and subset, post-processing, device type, AMP, batch size (it changes no panoptic prediction, batches holding
+    images of one padded shape, but the stored speed is that batch size's) and the versions of panbench and of the
+    packages the model runs on (``LoadedModel.packages``), with what served mmcv's ops.  Not the process layout
+    (ranks, ``--cpu-procs``, threads): an image gets the same input in any process, and another thread count
+    rounds scores as another batch does."""
     v = versions(lm.packages)
     parts: dict[str, Any] = {
         "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,
@@ -104,18 +100,15 @@ def corruption_fields(opts: EvalOptions) -> dict[str, Any]:
     c = opts.corruption
     if c is None:
         return {}
-
     return {"corruption": {"name": c.name, "severity": c.severity, "group": c.group,
                            "implementation": implementation(c.name), "seed": "sha256(image_id|name|severity)[:4]"}}
 
 
 def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: str,
                   resumed: int) -> tuple[dict[str, Any], str]:
-    """The run's timings with ``images_per_s`` over every image whose speed was measured: this run's timed
-    images, plus those stored with the cache when they were measured on the same device and layout.
-    ``None`` when fewer than :data:`~panbench.records.rows.MIN_TIMED_IMAGES` were timed (a run served entirely
-    from a cache without a stored speed, a short ``--limit``): a speed is never made up.  Returns the timings
-    and the device they describe."""
+    """(the run's timings with ``images_per_s`` over every image whose speed was measured, the device they
+    describe): this run's timed images, plus those stored with the cache when measured on the same device and
+    layout; ``None`` below :data:`~panbench.records.rows.MIN_TIMED_IMAGES` images: a speed is never made up."""
     n, wall = int(now.get("timed_images", 0)), float(now.get("wall_s", 0.0))
     if n == 0 or wall <= 0:
         n, wall = 0, 0.0
@@ -125,8 +118,7 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
         n, wall = n + stored["timed_images"], wall + stored["wall_s"]
         device = stored["device"]
     out = {**now, "images_per_s": n / wall if n >= MIN_TIMED_IMAGES and wall > 0 else None, "speed_images": n,
-           "speed_wall_s": wall,
-           "speed_from_cache": cached}
+           "speed_wall_s": wall, "speed_from_cache": cached}
     return out, device
 
 
@@ -144,17 +136,11 @@ def ap_miou_fields(evaluators: RunEvaluators, instance_source: str | None, res: 
     return out
 
 
-def instances_path(writer: PredictionWriter) -> Path:
-    """Where ``--save-predictions`` writes the COCO instance results beside the panoptic JSON."""
-    return writer.root / f"{writer.name}_instances.json"
-
-
 def save_instances(writer: PredictionWriter | None, evaluators: RunEvaluators) -> Path | None:
     """The run's instance predictions as COCO instance results (``loadRes``), with ``--save-predictions`` and AP."""
     if writer is None or evaluators.ap is None:
         return None
-
-    return write_results(instances_path(writer), evaluators.ap.accumulator.results())
+    return write_results(writer.root / f"{writer.name}_instances.json", evaluators.ap.accumulator.results())
 
 
 def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[str, Any], analysis: Any,

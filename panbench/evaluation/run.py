@@ -1,12 +1,11 @@
 """``panbench eval``: one model on one dataset, from config to result record.
 
 :func:`evaluate_model` reads as the four steps of one :class:`Run`, the owner of the run's state: load (the
-constructor: the model, the device and the ranks (:mod:`~panbench.evaluation.runtime.distributed`), the cache
-key), infer (inference in one process (:mod:`~panbench.evaluation.inference.loop`) or in forked CPU processes
-(:mod:`~panbench.evaluation.inference.cpu_procs`) into the run's :class:`~panbench.evaluation.evaluators.RunEvaluators`,
-resumed from and written through to the cache (:mod:`~panbench.evaluation.storage.cache`), reduced over the
-ranks), conclude (metrics, analyses, FLOPs, speed) and record (:mod:`panbench.records`, with the fields of
-:mod:`~panbench.evaluation.record_fields`).
+model, the device and the ranks of :mod:`~panbench.evaluation.runtime`, the cache key), infer (through
+:mod:`~panbench.evaluation.inference`, in one process or forked CPU processes, into the run's
+:class:`~panbench.evaluation.evaluators.RunEvaluators`, resumed from and written through to the cache of
+:mod:`~panbench.evaluation.storage`, reduced over the ranks), conclude (metrics, analyses, FLOPs, speed)
+and record (:mod:`panbench.records`, with the fields of :mod:`~panbench.evaluation.record_fields`).
 """
 
 from __future__ import annotations
@@ -23,42 +22,14 @@ from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.scoring import run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
+from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.flops import run_gflops
-from panbench.evaluation.inference.cpu_procs import cpu_procs_for, run_inference_cpu
-from panbench.evaluation.inference.loop import Shard, run_inference
+from panbench.evaluation.inference import Shard, cpu_procs_for, run_inference, run_inference_cpu
 from panbench.evaluation.loading import load_model
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
-from panbench.evaluation.record_fields import (
-    OWN_WEIGHTS,
-    ap_miou_fields,
-    cache_key_parts,
-    corruption_fields,
-    dataset_label,
-    delta,
-    own_weights,
-    provenance,
-    published_source,
-    resumed_speed,
-    save_instances,
-)
-from panbench.evaluation.runtime.device import device_name, pick_device, seed_everything
-from panbench.evaluation.runtime.distributed import (
-    barrier,
-    dist_any,
-    dist_info,
-    dist_sum,
-    local_rank,
-    reduce_evaluators,
-    reduce_timings,
-    use_device,
-)
-from panbench.evaluation.runtime.memory import peak_memory
-from panbench.evaluation.storage.cache import StatsCache, cache_key, older_format, read_timing, write_timing
-from panbench.evaluation.storage.cache import clear as clear_cache
-from panbench.evaluation.storage.predictions import prediction_writer, predictions_info, unsaved_error
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
@@ -69,10 +40,8 @@ from panbench.robustness.pipeline import check_corruptible
 
 class Run:
     """One run of a model on a dataset, the one owner of its state (as mmengine's ``Runner``), its steps as
-    methods: the constructor loads (the model on this rank's device with its post-processing and fusion
-    configured, the ranks, the cache key, the predictions writer); :meth:`infer` runs the shard's images into
-    :attr:`evaluators`, reduced over the ranks; :meth:`conclude` takes the metrics, analyses, FLOPs and speed;
-    :meth:`record` makes the result record."""
+    methods (module docstring): the constructor loads (also the post-processing and fusion, the predictions
+    writer), :meth:`infer`, :meth:`conclude`, :meth:`record`."""
 
     evaluators: RunEvaluators  # every image of the job, after infer()
     metrics: dict[str, Any]  # the evaluators' PQ metrics, after conclude()
@@ -83,10 +52,10 @@ class Run:
 
     def __init__(self, spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> None:
         self.dataset, self.opts = dataset, opts
-        device = pick_device(opts.device)
-        self.rank, self.world, self.device = dist_info(device)  # backend from the device; rank k on cuda:LOCAL_RANK
-        use_device(self.device)  # current CUDA device and a fresh peak-memory counter for this model
-        seed_everything(opts.seed)
+        device = runtime.pick_device(opts.device)
+        self.rank, self.world, self.device = runtime.dist_info(device)  # rank k on cuda:LOCAL_RANK
+        runtime.use_device(self.device)  # current CUDA device and a fresh peak-memory counter for this model
+        runtime.seed_everything(opts.seed)
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
                              opts.cfg_options, ap=opts.ap)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
@@ -96,9 +65,9 @@ class Run:
         named = self.lm.named
         self.spec = dataclasses.replace(spec, architecture=named[0], backbone=named[1]) if named else spec
         self.fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
-        self.key_parts = cache_key_parts(self.lm, self.fingerprint, opts, self.device)
-        self.key = cache_key(self.key_parts)
-        self.writer = prediction_writer(self.spec, dataset, opts, self.key)
+        self.key_parts = record_fields.cache_key_parts(self.lm, self.fingerprint, opts, self.device)
+        self.key = storage.cache_key(self.key_parts)
+        self.writer = storage.prediction_writer(self.spec, dataset, opts, self.key)
         self.timings, self.memory = Timings(), dict[str, float]()  # the job's, after infer()
         self.procs, self.resumed = 1, 0  # forked CPU processes; images taken from the resume cache
         self.t0, self.load0 = 0.0, cpu_clock()  # perf_counter after the resume; cpu_clock() as infer() starts
@@ -118,10 +87,10 @@ class Run:
         per node, each has its cache) and holding the cached images that need not run again; returns this
         rank's shard."""
         opts, rank = self.opts, self.rank
-        if not opts.resume and local_rank() == 0:
-            clear_cache(self.run_dir)
-        barrier()
-        cache = StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
+        if not opts.resume and runtime.local_rank() == 0:
+            storage.clear(self.run_dir)
+        runtime.barrier()
+        cache = storage.StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
         self.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
                               ap=opts.ap and self.lm.family.instance_source is not None)
         indices = list(range(rank, len(self.dataset.samples), self.world))
@@ -131,7 +100,7 @@ class Run:
         if done and rank == 0:
             print(f"resuming {self.spec.name}: {len(done)} of {len(indices)} images already scored "
                   f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
-        elif opts.resume and rank == 0 and (old := older_format(self.run_dir, self.key_parts)) is not None:
+        elif opts.resume and rank == 0 and (old := storage.older_format(self.run_dir, self.key_parts)) is not None:
             print(f"note: {old}: cached by an older panbench (another cache format), not read; {self.spec.name} "
                   "runs every image again", file=sys.stderr)
         return Shard(indices, self.device, opts, done=done, predictions=writer)
@@ -140,18 +109,13 @@ class Run:
         """The shard's images into :attr:`evaluators`, reduced over the ranks, with the job's timings and memory."""
         shard = self.open_evaluators()
         self.t0 = time.perf_counter()
-        self.procs = cpu_procs_for(self.opts, self.device, self.world, len(shard.todo()))
         run_marker, wall0, self.load0 = marker(), time.time(), cpu_clock()  # the speed's context: who ran beside
         beside = run_marker.overlapping(wall0, wall0)
-        progress = self._progress(shard)
-        try:
-            timings = self._infer(self.evaluators, shard, progress)
-            reduce_evaluators(self.evaluators)  # the sums and the per-image matches of every rank; waits for every rank
-        finally:
-            progress.close()
+        # then every rank's sums and per-image matches
+        timings = self._infer(self.evaluators, shard, lambda: runtime.reduce_evaluators(self.evaluators))
         self.beside = beside + [o for o in run_marker.overlapping(wall0, time.time()) if o not in beside]
-        self.shared = dist_any(bool(self.beside))  # another run beside any rank shared that rank's machine
-        self.timings, self.memory = reduce_timings(timings, peak_memory(self.device))  # whole job under torchrun
+        self.shared = runtime.dist_any(bool(self.beside))  # another run beside any rank shared that rank's machine
+        self.timings, self.memory = runtime.reduce_timings(timings, runtime.peak_memory(self.device))  # the job's
         self.resumed = len(shard.done)
 
     def conclude(self) -> None:
@@ -159,7 +123,7 @@ class Run:
         if self.opts.flops_images and self.rank == 0:  # a pass of its own, after the timed inference (or cached)
             opts = self.opts
             settings = {"postprocess": opts.postprocess.label(), "fusion": opts.fusion, "ap": opts.ap,
-                        **corruption_fields(opts)}
+                        **record_fields.corruption_fields(opts)}
             self.flops = run_gflops(self.lm, self.dataset, opts.flops_images, self.device, settings,
                                     self.spec.family.packages)
         self.metrics = self.evaluators.evaluate()
@@ -168,9 +132,9 @@ class Run:
             raise PanbenchError(f"internal: scored {self.metrics['n_images']} images of {n}; please report")
         self._finish_predictions()
         if self.saved is not None:
-            save_instances(self.writer, self.evaluators)
+            record_fields.save_instances(self.writer, self.evaluators)
         cats = self.dataset.categories
-        acc = self.evaluators.pq.accumulator
+        acc = self.evaluators.pq
         self.analysis_set = AnalysisSet.from_columns(acc.dense_columns(n), len(cats), self.dataset.image_ids, cats.ids,
                                                      cats.isthing)
         self.analyses = run_fields(self.analysis_set, cats, acc.boundary_stats(n))
@@ -183,7 +147,7 @@ class Run:
         if self.writer is None or self.rank != 0:
             return
         try:
-            self.saved = self.writer.finish(predictions_info(self.spec, self.opts, self.key))
+            self.saved = self.writer.finish(storage.predictions_info(self.spec, self.opts, self.key))
         except (PanbenchError, OSError) as e:  # the scores are not lost with the JSON: the record is written first
             self.unsaved = e
 
@@ -191,51 +155,49 @@ class Run:
         """The timings with the speed over every measured image (this run's and the cache's), the device they
         describe, whether another run shared the machine; this run's measurement stored for the next resume."""
         tag = f"r{self.rank}"
-        label = device_name(self.device, self.procs) + (f" x {self.world} ranks" if self.world > 1 else "")
-        self.speed, self.speed_device = resumed_speed(self.timings.as_dict(), read_timing(self.run_dir, tag),
-                                                      label, self.resumed)
+        label = runtime.device_name(self.device, self.procs) + (f" x {self.world} ranks" if self.world > 1 else "")
+        stored = storage.read_timing(self.run_dir, tag)
+        self.speed, self.speed_device = record_fields.resumed_speed(self.timings.as_dict(), stored, label, self.resumed)
         self.shared = self.shared or bool((self.speed["speed_from_cache"] or {}).get("overlapped"))
         if self.timings.timed_images:  # what this run measured, with what the cache held, for the next resume
-            write_timing(self.run_dir, tag, {"device": self.speed_device, "timed_images": self.speed["speed_images"],
-                                             "wall_s": self.speed["speed_wall_s"], "overlapped": self.shared})
+            speed = self.speed
+            storage.write_timing(self.run_dir, tag, {"device": self.speed_device, "timed_images": speed["speed_images"],
+                                                     "wall_s": speed["speed_wall_s"], "overlapped": self.shared})
 
     def record(self, show: Callable[[RunRecord], None] | None = None) -> RunRecord:
         """The result record, written by rank 0 (``show``: handed it on rank 0 before it is written)."""
         spec, dataset, opts, res = self.spec, self.dataset, self.opts, self.metrics
         # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
-        own = own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
+        own = record_fields.own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
         coco = dataset.name == "coco" and opts.corruption is None and not own
 
         results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
+        # provenance.predictions: the JSON and the PNG folder written
+        saved = None if self.saved is None or self.writer is None else {"json": str(self.saved),
+                                                                         "dir": str(self.writer.png_dir)}
         rec = build.record_run(
             results, res, analysis=self.analysis_set, show=show if self.rank == 0 else None,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
-            dataset=dataset_label(dataset.name, opts),
+            dataset=record_fields.dataset_label(dataset.name, opts),
             postprocess=opts.postprocess.label(), fusion=self.fusion,
             published=spec.published if coco else {},
-            delta_to_published=delta(res, spec.published) if coco else {},
-            published_source=published_source(spec) if coco else OWN_WEIGHTS if own else None,
+            delta_to_published=record_fields.delta(res, spec.published) if coco else {},
+            published_source=(record_fields.published_source(spec) if coco else
+                              record_fields.OWN_WEIGHTS if own else None),
             params=count_parameters(self.lm.model), flops=self.flops, device=self.speed_device, world_size=self.world,
             batch_size=opts.batch_size, largest_batch=max(self.timings.batches, default=None),
             amp=opts.amp or "fp32", precision=precision_info(self.device, opts.amp),
             timings=self.speed, memory=self.memory,
             speed_context=speed_context(self.device, self.procs, self.world, self.load0, self.beside, self.shared),
-            provenance={**provenance(spec, self.lm, dataset, self.fingerprint, opts),
-                        "predictions": self._saved_predictions()},
+            provenance={**record_fields.provenance(spec, self.lm, dataset, self.fingerprint, opts),
+                        "predictions": saved},
             selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
-            **corruption_fields(opts), **self.analyses,
-            **ap_miou_fields(self.evaluators, self.lm.family.instance_source, res),
+            **record_fields.corruption_fields(opts), **self.analyses,
+            **record_fields.ap_miou_fields(self.evaluators, self.lm.family.instance_source, res),
         )
-        if self.rank == 0:
-            if self.unsaved is not None and self.writer is not None:
-                raise unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
+        if self.rank == 0 and self.unsaved is not None and self.writer is not None:
+            raise storage.unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
         return rec
-
-    def _saved_predictions(self) -> dict[str, str] | None:
-        """The record's ``provenance.predictions``: the JSON and the PNG folder written (None without them)."""
-        if self.saved is None or self.writer is None:
-            return None
-        return {"json": str(self.saved), "dir": str(self.writer.png_dir)}
 
     def predict(self) -> Path:
         """``eval --images``: the model run on images without ground truth and its predictions saved
@@ -250,33 +212,32 @@ class Run:
         if done and rank == 0:
             print(f"resuming {self.spec.name}: {done} of {len(shard.indices)} predictions already saved in "
                   f"{writer.png_dir}; --no-resume starts afresh", file=sys.stderr)
-        self.procs = cpu_procs_for(self.opts, self.device, world, len(shard.todo()))
-        progress = self._progress(shard)
-        try:
-            self._infer(RunEvaluators(images.categories), shard, progress)
-            barrier()  # every rank's predictions are on disk
-        finally:
-            progress.close()
+        self._infer(RunEvaluators(images.categories), shard, runtime.barrier)  # then every rank's predictions are saved
         if rank == 0:
-            writer.finish(predictions_info(self.spec, self.opts, self.key))
+            writer.finish(storage.predictions_info(self.spec, self.opts, self.key))
         return writer.json_path
 
-    def _progress(self, shard: Shard) -> Progress:
-        """The job's progress bar (closed by the caller once every rank is done): it names the model and its
-        post-processing and counts every image of the job, whichever process or rank ran it."""
+    def _infer(self, evaluators: RunEvaluators, shard: Shard, then: Callable[[], None]) -> Timings:
+        """Inference over the shard's images still to run into ``evaluators``, in one process or forked ones, then
+        ``then()``, under the job's progress bar (closed after it, once every rank is done): it names the model and
+        its post-processing and counts every image of the job, whichever process or rank ran it."""
         opts = self.opts
+        self.procs = cpu_procs_for(opts, self.device, self.world, len(shard.todo()))
         desc = (f"{'eval' if shard.scored else 'predict'} {self.spec.name} [{opts.postprocess.label()}] on "
-                f"{dataset_label(self.dataset.name, opts)}")
-        total = dist_sum(len(shard.todo()))  # every rank's share
-        return Progress(total, desc, enabled=opts.progress and self.rank == 0,  # one bar per job
-                        store_key=f"panbench-progress-{next(_RUNS)}" if self.world > 1 and opts.progress
-                        else None)  # --no-progress: no round trip to the store per batch
-
-    def _infer(self, evaluators: RunEvaluators, shard: Shard, progress: Progress) -> Timings:
-        """Inference over the shard's images still to run into ``evaluators``, in one process or forked ones."""
-        if self.procs > 1:
-            return run_inference_cpu(self.lm, self.dataset, evaluators, shard, self.procs, progress)
-        return run_inference(self.lm, self.dataset, evaluators, shard, progress)
+                f"{record_fields.dataset_label(self.dataset.name, opts)}")
+        total = runtime.dist_sum(len(shard.todo()))  # every rank's share
+        progress = Progress(total, desc, enabled=opts.progress and self.rank == 0,  # one bar per job
+                            store_key=f"panbench-progress-{next(_RUNS)}" if self.world > 1 and opts.progress
+                            else None)  # --no-progress: no round trip to the store per batch
+        try:
+            if self.procs > 1:
+                timings = run_inference_cpu(self.lm, self.dataset, evaluators, shard, self.procs, progress)
+            else:
+                timings = run_inference(self.lm, self.dataset, evaluators, shard, progress)
+            then()
+        finally:
+            progress.close()
+        return timings
 
 
 def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,

@@ -1,14 +1,13 @@
 """``panbench speed``: FPS by MMDetection's ``tools/analysis_tools/benchmark.py`` protocol.
 
-For each model: its test pipeline turns the first images of the dataset into model inputs (the model's test
-size), then ``warmup`` batch-1 forward passes run untimed and ``iters`` are timed, each alone, with device
-synchronisation (:class:`CudaEventTimer` on a GPU, :class:`PerfCounterTimer` on the CPU); FPS = iters / their
-summed seconds, as benchmark.py computes it.  The forward is the model family's (mmdet's ``test_step``:
-preprocessing on the device, network, panoptic fusion), its fusion timed apart.  Then the same count end to
-end: image file -> pipeline -> forward -> segments.  ``--compile`` compiles the network's modules in place
-(:func:`compile_model`) before the warm-up, and the warm-up takes at least one pass per distinct input, so that
-compilation (once per input shape) is never timed; ``--amp`` runs under autocast.
-:func:`check_pq` scores the dataset eager and compiled through the eval loop.
+For each model: its test pipeline turns the first images of the dataset into model inputs (the model's test size),
+then ``warmup`` batch-1 forward passes run untimed and ``iters`` are timed, each alone, with device synchronisation
+(:class:`CudaEventTimer` on a GPU, :class:`PerfCounterTimer` on the CPU); FPS = iters / their summed seconds, as
+benchmark.py computes it.  The forward is the model family's (mmdet's ``test_step``: preprocessing on the device,
+network, panoptic fusion), its fusion timed apart.  Then the same count end to end: image file -> pipeline ->
+forward -> segments.  ``--compile`` compiles the network's modules in place (:func:`compile_model`) before the
+warm-up, which takes a pass per distinct input, so that compilation (once per input shape) is never timed; ``--amp``
+runs under autocast.  :func:`check_pq` scores the dataset eager and compiled through the eval loop.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import statistics
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.runtime.device import device_name
+from panbench.evaluation.runtime import device_name
 from panbench.evaluation.timings import precision_info
 from panbench.models.registry import ModelSpec
 from panbench.records.provenance import command_line, git_commit, now_iso, versions
@@ -227,8 +227,6 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
 def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> dict[str, Any]:
     """PQ of ``dataset`` through the eval loop with the model eager, then with it compiled
     (:func:`compile_model`); ``within``: they differ by at most :data:`PQ_TOLERANCE` PQ points."""
-    import tempfile
-
     from panbench.evaluation.run import Run
 
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:

@@ -79,7 +79,7 @@ def fetch(url: str, prefix: str | None = None,
 
     Under torchrun only local rank 0 of each node downloads (each node has its own cache); the
     other ranks wait for it in ``any_rank`` (true on the node's ranks when local rank 0's download
-    failed: :func:`panbench.evaluation.runtime.distributed.download_wait`, a wait on the store) and then verify
+    failed: :func:`panbench.evaluation.runtime.download_wait`, a wait on the store) and then verify
     the file.  A
     failed download stops every rank with one line.  A lock file also keeps two separate runs from
     writing the same ``.part`` file."""

@@ -1,8 +1,8 @@
 """What the evaluation needs from a model family (as detectron2's models hand ``panoptic_seg`` to its
 evaluator): :class:`PanopticModel`, and the functions of a family's subpackage, :class:`FamilyEntry`.
 
-The eval loop (:mod:`panbench.evaluation.inference.loop`), the out-of-memory retry
-(:mod:`panbench.evaluation.runtime.memory`), the FLOPs counter and ``panbench speed`` (the input's size:
+The eval loop (:mod:`panbench.evaluation.inference`), the out-of-memory retry
+(:mod:`panbench.evaluation.runtime`), the FLOPs counter and ``panbench speed`` (the input's size:
 :meth:`PanopticModel.input_hw`), ``--postprocess`` / ``--fusion`` (:meth:`PanopticModel.configure`) and
 ``panbench viz`` (:meth:`PanopticModel.query_masks`) drive a model through these members only; ``--corruption``
 (:mod:`panbench.robustness.pipeline`) corrupts the image where the family's :meth:`Corruptible.pipeline_with`

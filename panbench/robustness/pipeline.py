@@ -4,7 +4,7 @@ image step (:meth:`panbench.models.protocol.Corruptible.pipeline_with`: an MMDet
 does not declare that member is refused (:func:`check_corruptible`): its images would be scored clean under a
 corrupted label.
 
-It runs wherever the pipeline runs: in the DataLoader workers of :mod:`panbench.evaluation.inference.loop` (and
+It runs wherever the pipeline runs: in the DataLoader workers of :mod:`panbench.evaluation.inference` (and
 of each forked ``--cpu-procs`` process), so the corruption's cost is paid on the data-loading side,
 beside the forward pass rather than in it.  Each call adds the seconds it spent corrupting to the
 item (``corrupt_s``), which the loop sums into the run's timings.

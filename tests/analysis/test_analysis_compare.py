@@ -228,7 +228,7 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     and image ids (score computes them as eval does), so compare pairs them, gives [0, 0] everywhere, and the
     analyses of the two records are equal."""
     from panbench.data.demo import make_split
-    from panbench.evaluation.storage.predictions import results_name
+    from panbench.evaluation.storage import results_name
 
     root, res, out = tmp_path / "demo", tmp_path / "res", tmp_path / "preds"
     make_split(root, "val2017", 10, seed=7)  # MIN_IMAGES: fewer images get no interval
@@ -286,7 +286,7 @@ def demo_ablation(tmp_path_factory) -> dict:
     """Demo evals as a user makes them: demo-maskformer (its predictions saved), demo-mask2former, then an
     ablation of demo-mask2former with --cfg-options: the latest demo-mask2former record is the ablation."""
     from panbench.data.demo import make_split
-    from panbench.evaluation.storage.predictions import results_name
+    from panbench.evaluation.storage import results_name
 
     tmp = tmp_path_factory.mktemp("demo_ablation")
     root, res, preds = tmp / "demo", tmp / "res", tmp / "preds"

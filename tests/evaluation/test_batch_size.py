@@ -1,5 +1,5 @@
 """``--batch-size`` and ``--cpu-procs`` change no prediction: batches hold images of one padded input shape
-(:func:`panbench.evaluation.inference.loop.same_shape_batches`, keyed by the family's ``batch_key``), so each image
+(:func:`panbench.evaluation.inference.same_shape_batches`, keyed by the family's ``batch_key``), so each image
 gets in its batch exactly the input it gets alone.  Each comparison checks that batches of two or more images
 really ran (the record's ``timings.batches``) and that the predictions are non-empty and pixel-identical."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import EvalRun, eval_run, zoo_pair_eval
 
-from panbench.evaluation.inference.loop import same_shape_batches
+from panbench.evaluation.inference import same_shape_batches
 from panbench.pq.matching import METRIC_KEYS
 
 

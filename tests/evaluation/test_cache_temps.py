@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from panbench.evaluation.storage.cache import STALE_S, StatsCache, _host, cached_images
+from panbench.evaluation.storage import STALE_S, StatsCache, _host, cached_images
 
 
 def _dead_pid() -> int:
@@ -44,7 +44,7 @@ def test_opening_the_cache_removes_the_temporary_files_of_dead_processes(tmp_pat
 
 
 def test_the_cache_writes_through_temporary_files_of_this_process_and_machine(tmp_path, monkeypatch) -> None:
-    import panbench.evaluation.storage.cache as cache
+    import panbench.evaluation.storage as cache
 
     seen: list = []
     write = cache.atomic_write

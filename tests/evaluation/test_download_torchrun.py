@@ -29,7 +29,7 @@ FETCH = r'''
 import json, os, sys
 import torch.distributed as dist
 from panbench.errors import PanbenchError
-from panbench.evaluation.runtime.distributed import download_wait
+from panbench.evaluation.runtime import download_wait
 from panbench.models import checkpoints
 dist.init_process_group("gloo")
 if dist.get_rank() == 1:

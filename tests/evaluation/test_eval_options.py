@@ -6,7 +6,7 @@ import os
 
 from mmengine.config import Config
 
-from panbench.evaluation.inference.cpu_procs import cpu_procs_for
+from panbench.evaluation.inference import cpu_procs_for
 from panbench.evaluation.options import EvalOptions
 from panbench.models.mmdet import fusion
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from panbench.evaluation.evaluators import RunEvaluators
-from panbench.evaluation.storage.cache import StatsCache
+from panbench.evaluation.storage import StatsCache
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
 from panbench.pq.result import (
     BOUNDARY_FIELDS,
@@ -49,9 +49,9 @@ def _score(ev: RunEvaluators, indices) -> None:
 
 def _same(a: RunEvaluators, b: RunEvaluators) -> None:
     assert a.evaluate() == b.evaluate()
-    sa, sb = a.pq.accumulator.dense_columns(N), b.pq.accumulator.dense_columns(N)
+    sa, sb = a.pq.dense_columns(N), b.pq.dense_columns(N)
     assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) and sa[k].dtype == sb[k].dtype for k in sa)
-    assert a.pq.accumulator.boundary_stats(N) == b.pq.accumulator.boundary_stats(N)
+    assert a.pq.boundary_stats(N) == b.pq.boundary_stats(N)
 
 
 def test_parts_reduced_give_the_numbers_of_evaluators_that_scored_every_image() -> None:
@@ -84,7 +84,7 @@ def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) 
     ev.flush()
     cached = StatsCache(tmp_path).load()
     assert sorted(cached.indices.tolist()) == list(range(N)) and cached.extras == [None] * N
-    held = results_from_columns(ev.pq.accumulator.dense_columns(N), N)
+    held = results_from_columns(ev.pq.dense_columns(N), N)
     back_all = results_from_columns(cached.columns, N)
     for i, result in zip(cached.indices.tolist(), back_all):
         kept = held[i]
@@ -95,7 +95,7 @@ def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) 
 
 
 def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp_path, monkeypatch) -> None:
-    from panbench.evaluation.storage import cache
+    from panbench.evaluation import storage as cache
 
     parts = {"model": "m", "dataset": "d"}
     old = tmp_path / f"m-d-{'0' * 16}"
@@ -146,9 +146,9 @@ def test_an_image_refused_by_ap_changes_no_evaluator() -> None:
     gt, segs, pred, pred_segs = _image(0)
     boxed = [{**s, "bbox": [0, 0, 8, 8]} for s in segs]  # AP's ground truth reads each thing's box
     ev.score(0, gt, boxed, pred, pred_segs, "image 0", image_id=7)
-    before = ev.pq.accumulator.stats.to_array().copy()
+    before = ev.pq.stats.to_array().copy()
     gt, segs, pred, pred_segs = _image(1)
     segs = [{**s, "bbox": [0, 0, 8, 8]} for s in segs]
     with pytest.raises(PanbenchError, match="scored twice for AP"):
         ev.score(1, gt, segs, pred, pred_segs, "image 1", image_id=7)
-    assert np.array_equal(ev.pq.accumulator.stats.to_array(), before) and ev.pq.accumulator.n_kept() == 1
+    assert np.array_equal(ev.pq.stats.to_array(), before) and ev.pq.n_kept() == 1

@@ -83,7 +83,7 @@ def test_amp_support_says_what_runs_on_this_cpu() -> None:
 # ---- 4. backend from the device; impossible layouts refused in one line ----
 
 def test_backend_follows_the_device_not_the_machine() -> None:
-    from panbench.evaluation.runtime.distributed import backend_for
+    from panbench.evaluation.runtime import backend_for
 
     assert backend_for("cpu") == "gloo" and backend_for("cuda") == "nccl" and backend_for("cuda:1") == "nccl"
 
@@ -95,7 +95,7 @@ def test_cpu_ranks_use_gloo_even_where_cuda_is_available(tmp_path) -> None:
     script.write_text(
         "import torch, torch.distributed as dist\n"
         "torch.cuda.is_available = lambda: True  # FAKE: pretend a GPU is visible\n"
-        "from panbench.evaluation.runtime.distributed import dist_info\n"
+        "from panbench.evaluation.runtime import dist_info\n"
         "rank, world, device = dist_info('cpu')\n"
         "t = torch.ones(1); dist.all_reduce(t)\n"
         "print(dist.get_backend(), world, device, int(t.item()))\n"
@@ -119,7 +119,7 @@ def test_cpu_ranks_use_gloo_even_where_cuda_is_available(tmp_path) -> None:
 def test_impossible_layouts_are_refused_in_one_line(monkeypatch, device, per_node, gpus, expected) -> None:
     """The GPU count is faked (torch.cuda.device_count): this machine has none."""
     from panbench.errors import PanbenchError
-    from panbench.evaluation.runtime.distributed import rank_device
+    from panbench.evaluation.runtime import rank_device
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(per_node))
@@ -291,8 +291,7 @@ def test_bench_gpu_script_checks_the_data_first(tmp_path) -> None:
 def test_use_device_sets_the_current_gpu_and_resets_its_peak(monkeypatch) -> None:
     """FAKE torch.cuda functions that record their calls (this machine has no GPU): checks that
     panbench asks for cuda:1, not the default cuda:0, for set_device, the peak reset and the peak read."""
-    from panbench.evaluation.runtime.distributed import use_device
-    from panbench.evaluation.runtime.memory import peak_memory
+    from panbench.evaluation.runtime import peak_memory, use_device
 
     calls: list = []
     def set_device(d) -> None:  # torch's own argument check first: a device without an index is refused
@@ -317,7 +316,7 @@ def test_use_device_sets_the_current_gpu_and_resets_its_peak(monkeypatch) -> Non
 @pytest.mark.parametrize("bad", ["gpu", "CUDA", "cuda:x", "cuda:0:1"])
 def test_device_values_are_checked(bad) -> None:
     from panbench.errors import PanbenchError
-    from panbench.evaluation.runtime.device import pick_device
+    from panbench.evaluation.runtime import pick_device
 
     with pytest.raises(PanbenchError, match="not a device; use auto, cpu, cuda or cuda:K"):
         pick_device(bad)
@@ -326,7 +325,7 @@ def test_device_values_are_checked(bad) -> None:
 def test_a_gpu_index_beyond_the_visible_ones_is_refused(monkeypatch) -> None:
     """FAKE: torch.cuda reports 2 visible GPUs (none here)."""
     from panbench.errors import PanbenchError
-    from panbench.evaluation.runtime.device import pick_device
+    from panbench.evaluation.runtime import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -338,7 +337,7 @@ def test_a_gpu_index_beyond_the_visible_ones_is_refused(monkeypatch) -> None:
 def test_auto_device_says_in_one_line_when_a_gpu_is_present_that_torch_cannot_use(monkeypatch, capsys) -> None:
     """FAKE: nvidia-smi present, and a CPU build of torch (torch.cuda.is_available() False, torch.version.cuda None):
     what this CPU machine has for real, faked so that a GPU machine runs the same test."""
-    from panbench.evaluation.runtime import device as dev
+    from panbench.evaluation import runtime as dev
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", None)
@@ -353,7 +352,7 @@ def test_auto_device_says_in_one_line_when_a_gpu_is_present_that_torch_cannot_us
 
 
 def test_unusable_gpu_note_names_the_cuda_build() -> None:
-    from panbench.evaluation.runtime.device import unusable_gpu_note
+    from panbench.evaluation.runtime import unusable_gpu_note
 
     assert unusable_gpu_note(False, "2.13.0", "13.0") is None
     note = unusable_gpu_note(True, "2.13.0", "13.0")
@@ -364,7 +363,7 @@ def test_collectives_time_out_in_minutes_and_only_downloads_wait_long() -> None:
     from datetime import timedelta
 
     from panbench.errors import PanbenchError
-    from panbench.evaluation.runtime.distributed import dist_timeouts
+    from panbench.evaluation.runtime import dist_timeouts
 
     assert dist_timeouts({}) == (timedelta(minutes=10), timedelta(minutes=120))
     assert dist_timeouts({"PANBENCH_DIST_TIMEOUT_MIN": "3", "PANBENCH_DOWNLOAD_TIMEOUT_MIN": "300"}) == \

@@ -1,4 +1,4 @@
-"""The model facts cache (panbench.evaluation.storage.facts): where it is, what it keys, that an entry that does not
+"""The model facts cache (panbench.evaluation.flops): where it is, what it keys, that an entry that does not
 read back is counted again, that PANBENCH_NO_FACTS_CACHE bypasses it; eval's FLOPs pass (run_gflops) served from it
 only for the same model, images and settings; ``ls``'s counts (random_facts) of a model with seeded random weights."""
 
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from panbench.evaluation import flops as facts
 from panbench.evaluation import flops as flops_mod
-from panbench.evaluation.storage import facts
 from panbench.resources import user_cache_dir
 
 

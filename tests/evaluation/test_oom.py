@@ -10,7 +10,7 @@ import torch
 
 from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import PanbenchError
-from panbench.evaluation.runtime.memory import forward_resilient
+from panbench.evaluation.runtime import forward_resilient
 from panbench.evaluation.timings import Timings
 from panbench.pq.matching import CategoryTable
 
@@ -101,7 +101,7 @@ def test_cpu_fallback_runs_in_fp32_whatever_the_amp() -> None:
     "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1000 bytes",
 ])
 def test_is_oom_knows_cublas_and_cudnn_allocation_failures(msg) -> None:
-    from panbench.evaluation.runtime.memory import is_oom
+    from panbench.evaluation.runtime import is_oom
 
     assert is_oom(RuntimeError(msg))
     assert not is_oom(RuntimeError("CUDNN_STATUS_BAD_PARAM")) and not is_oom(ValueError(msg))
@@ -116,7 +116,7 @@ import torch
 from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import PanbenchError
 from panbench.pq.matching import CategoryTable
-from panbench.evaluation.runtime.memory import forward_resilient
+from panbench.evaluation.runtime import forward_resilient
 from panbench.evaluation.timings import Timings
 
 MIB = 2**20
@@ -172,9 +172,9 @@ def test_retry_after_a_real_allocation_failure_finds_the_memory_freed(tmp_path) 
 
 def test_forked_cpu_processes_keep_every_process_oom_split_count(monkeypatch) -> None:
     """Each forked process's OOM splits reach the run's total (one merge rule for processes and ranks)."""
+    from panbench.evaluation import inference as cpu_procs
     from panbench.evaluation.evaluators import RunEvaluators
-    from panbench.evaluation.inference import cpu_procs
-    from panbench.evaluation.inference.loop import Shard
+    from panbench.evaluation.inference import Shard
     from panbench.evaluation.options import EvalOptions
 
     def fake_inference(lm, dataset, evaluators, shard, progress=None) -> Timings:  # one split, one timed image each

@@ -15,7 +15,7 @@ from PIL import Image
 
 from panbench.data.datasets import load_dataset
 from panbench.evaluation.evaluators import RunEvaluators
-from panbench.evaluation.inference.loop import Shard, run_inference
+from panbench.evaluation.inference import Shard, run_inference
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.models.protocol import DeferredFusion, PanopticModel, Weights
@@ -111,7 +111,7 @@ def _run(model: SlowModel, demo_root) -> tuple[Any, RunEvaluators]:
 @pytest.fixture
 def deferring(monkeypatch):
     """The fusion deferred on the CPU too (the eval defers it where the forward runs on a GPU)."""
-    from panbench.evaluation.inference import loop
+    from panbench.evaluation import inference as loop
 
     monkeypatch.setattr(loop, "defers_fusion", lambda device: True)
 
@@ -122,7 +122,7 @@ def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_th
     assert isinstance(model, DeferredFusion)
     t, evaluators = _run(model, demo_root)
     timed = IMAGES - 1
-    assert t.timed_images == timed and evaluators.pq.accumulator.n_kept() == IMAGES  # every image scored
+    assert t.timed_images == timed and evaluators.pq.n_kept() == IMAGES  # every image scored
     assert t.forward_s == pytest.approx(timed * FORWARD_S, rel=0.5)
     assert t.postprocess_s >= 0.9 * timed * POST_S and t.fusion_s >= 0.9 * timed * POST_S  # ran, on the thread
     # overlapped: the wall clock is the forwards' and one last fusion, not forward + post-processing
@@ -147,11 +147,11 @@ def test_the_post_processing_thread_computes_with_the_forwards_torch_thread_coun
 def test_a_family_without_deferred_fusion_and_any_on_the_cpu_fuse_inside_the_forward(demo_root, model) -> None:
     """A family without ``deferred``/``finish``, and any family whose forward runs on the CPU (the fusion's torch
     work would take the forward's cores): the fusion runs in the forward."""
-    from panbench.evaluation.inference.loop import defers_fusion
+    from panbench.evaluation.inference import defers_fusion
 
     assert defers_fusion("cuda:0") and not defers_fusion("cpu")
     t, evaluators = _run(model([1]), demo_root)
-    assert evaluators.pq.accumulator.n_kept() == IMAGES
+    assert evaluators.pq.n_kept() == IMAGES
     # the fusion is part of the forward here: wall time is forward + fusion, nothing to overlap
     assert t.forward_s >= 0.9 * (IMAGES - 1) * (FORWARD_S + POST_S)
     assert t.wall_s >= t.forward_s

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from panbench.cli import main
-from panbench.evaluation.storage.predictions import results_name
+from panbench.evaluation.storage import results_name
 
 MODEL = "demo-maskformer"
 

@@ -15,7 +15,7 @@ from panbench.cli import main
 from panbench.evaluation import record_fields
 from panbench.evaluation.loading import Weights
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.storage.cache import cache_key
+from panbench.evaluation.storage import cache_key
 from panbench.models.families import FAMILIES
 from panbench.models.postprocess import PostProcess
 from panbench.records import provenance

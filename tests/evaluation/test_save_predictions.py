@@ -13,7 +13,7 @@ from conftest import panopticapi_reference
 
 from panbench.cli import main
 from panbench.data.demo import make_split
-from panbench.evaluation.storage.predictions import results_name, segment_boxes
+from panbench.evaluation.storage import results_name, segment_boxes
 from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.png import read_ids
 from panbench.pq.score import score_files
@@ -179,7 +179,7 @@ def test_torchrun_nodes_that_do_not_share_the_folder_stop_before_any_image_runs(
 def test_no_json_is_written_while_an_image_lacks_its_prediction(root, tmp_path) -> None:
     from panbench.data.datasets import load_dataset
     from panbench.errors import PanbenchError
-    from panbench.evaluation.storage.predictions import PredictionWriter
+    from panbench.evaluation.storage import PredictionWriter
 
     ds = load_dataset(root, name="demo")
     w = PredictionWriter(tmp_path, "panoptic_val2017", MODEL, "k1", ds.samples, [])

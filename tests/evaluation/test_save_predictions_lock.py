@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from panbench.errors import PanbenchError
-from panbench.evaluation.storage.predictions import STATE, PredictionWriter, prediction_writer, results_name
+from panbench.evaluation.storage import STATE, PredictionWriter, prediction_writer, results_name
 
 MODEL = "demo-mask2former"
 NAME = results_name("panoptic_val2017", MODEL)

@@ -111,7 +111,7 @@ def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
     from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
-    from panbench.evaluation.inference.loop import Items
+    from panbench.evaluation.inference import Items
     from panbench.evaluation.loading import load_model
     from panbench.models.registry import resolve
 
@@ -187,7 +187,7 @@ def test_demo_models_give_mmdets_instances_with_panbench_fusion(name, monkeypatc
     from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
-    from panbench.evaluation.inference.loop import Items
+    from panbench.evaluation.inference import Items
     from panbench.evaluation.loading import load_model
     from panbench.models.postprocess import PostProcess
     from panbench.models.registry import resolve

@@ -105,7 +105,7 @@ def test_private_names_are_not_ops() -> None:
 def test_the_ops_backend_is_in_the_versions_and_the_cache_key(monkeypatch) -> None:
     from panbench.evaluation.options import EvalOptions
     from panbench.evaluation.record_fields import cache_key_parts
-    from panbench.evaluation.storage.cache import cache_key
+    from panbench.evaluation.storage import cache_key
     from panbench.models.families import FAMILIES
     from panbench.records.provenance import versions
 

@@ -1,40 +1,46 @@
-"""The inference loop of one process: mmdet inference feeding the streaming PQ evaluator
-(as detectron2's ``inference_on_dataset(model, data_loader, evaluator)``).
+"""The images of a run through the model, feeding the streaming PQ evaluator (as detectron2's
+``inference_on_dataset(model, data_loader, evaluator)``).
 
 * Data loading (image decode, resize, ground-truth PNG decode) runs in DataLoader workers.
-* The main thread runs the model's forward; each batch's outputs go through a bounded queue (one batch
-  waiting) to a post-processing thread that runs the family's deferred fusion on a GPU
-  (:class:`~panbench.models.protocol.DeferredFusion`, :func:`defers_fusion`), reads segments, instances (AP's
-  RLEs) and the semantic map, and scores, while the next batch's forward runs.  Where the forward is the slower
-  side the post-processing is hidden: wall time ~ forward time.  The thread runs its torch ops with the forward's
-  thread count, so every number is the one the forward's thread would compute.
-* Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data,
-  forward, post-processing and scoring time apart (:mod:`panbench.evaluation.timings`); the post-processing
-  and scoring seconds are the thread's, so data + forward + post-processing + scoring exceeding the wall time
-  is the overlap.
-* Each scored image goes to the run's :class:`~panbench.evaluation.evaluators.RunEvaluators` (PQ sums,
-  match, resume-cache write-through) as it is made.
-* Out of memory is survived by :func:`panbench.evaluation.runtime.memory.forward_resilient`.
+* The main thread runs the forward; each batch's outputs go through a bounded queue (one batch waiting) to a
+  post-processing thread that runs the family's deferred fusion on a GPU (:func:`defers_fusion`), reads segments,
+  instances (AP's RLEs) and the semantic map, and scores, while the next forward runs: where the forward is the
+  slower side, wall time ~ forward time.  The thread keeps the forward's torch thread count, so every number is
+  the one the forward's thread would compute.
+* Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data, forward,
+  post-processing and scoring apart (:mod:`panbench.evaluation.timings`); post-processing and scoring are the
+  thread's seconds, so their sum with data and forward exceeding the wall time is the overlap.
+* Each scored image goes to the run's :class:`~panbench.evaluation.evaluators.RunEvaluators` as it is made; out
+  of memory is survived by :func:`panbench.evaluation.runtime.forward_resilient`.
+* On the CPU, :func:`run_inference_cpu` forks processes after the model is loaded (weights shared copy-on-write),
+  each with ``cores / procs`` torch threads and its own data loading; the integer sums make the metrics equal a
+  single process's exactly.  Each returns its evaluators' :class:`~panbench.evaluation.evaluators.RunPart` and
+  its timings, which the parent adds up, and reports its images to the parent's progress bar.
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing as mp
+import os
 import queue
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError
-from panbench.evaluation.evaluators import RunEvaluators
+from panbench.evaluation.evaluators import RunEvaluators, RunPart
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.progress import Progress
-from panbench.evaluation.runtime.memory import forward_resilient
-from panbench.evaluation.storage.predictions import PredictionWriter
+from panbench.evaluation.runtime import forward_resilient
+from panbench.evaluation.storage import PredictionWriter
 from panbench.evaluation.timings import Timings
 from panbench.models.protocol import DeferredFusion
 from panbench.pq.png import read_ids
@@ -43,8 +49,7 @@ from panbench.robustness.pipeline import CorruptedPipeline
 
 @dataclass(frozen=True)
 class Shard:
-    """The images one process runs and how: dataset indices, device, options, the indices whose result
-    the run already holds (resumed from the cache), where predictions are saved."""
+    """The images one process runs and how (dataset indices, device, options, what is done already)."""
 
     indices: list[int]
     device: str
@@ -55,12 +60,9 @@ class Shard:
 
     def todo(self) -> list[int]:
         """The indices to run: not in the cache yet, or whose prediction is to be saved and is not."""
-        return [i for i in self.indices if self._needs(i)]
-
-    def _needs(self, i: int) -> bool:
-        if self.predictions is not None and i not in self.predictions.saved:
-            return True
-        return self.scored and i not in self.done
+        saving = self.predictions
+        return [i for i in self.indices
+                if (saving is not None and i not in saving.saved) or (self.scored and i not in self.done)]
 
 
 class Items:
@@ -142,9 +144,9 @@ def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Ca
 
 
 class _PostProcessor(threading.Thread):
-    """The post-processing thread: each batch's outputs, from a bounded queue, through the family's deferred
-    fusion (``finish``), ``to_segments`` / ``to_instances`` / ``to_semantic`` and the evaluators, while the main thread
-    runs the next forward.  Its seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
+    """The post-processing thread: each batch's outputs, from a bounded queue, through the family's deferred fusion
+    (``finish``), ``to_segments`` / ``to_instances`` / ``to_semantic`` and the evaluators (module docstring); its
+    seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
 
     def __init__(self, family: Any, evaluators: RunEvaluators, dataset: PanopticDataset, timings: Timings, sync: Any,
                  predictions: PredictionWriter | None = None, progress: Progress | None = None) -> None:
@@ -310,3 +312,78 @@ class _Pass:
                 return
             except queue.Full:
                 continue
+
+
+def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> int:
+    """How many CPU processes :func:`run_inference_cpu` uses: ``opts.cpu_procs`` or one per core; 1 on a GPU, under
+    torchrun (ranks already split the work) or off Linux."""
+    if device != "cpu" or world > 1 or not sys.platform.startswith("linux"):  # fork after torch: Linux only
+        return 1
+    n = opts.cpu_procs if opts.cpu_procs > 0 else (os.cpu_count() or 1)
+    return max(1, min(n, n_images // 2 or 1))
+
+
+_FORKED: dict[str, Any] = {}
+
+
+def _die_with_parent() -> None:
+    """Pool initializer: on Linux a forked process is killed when its parent dies (no orphans keep computing)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _forked_shard(k: int) -> tuple[RunPart, Timings]:
+    """Body of a forked process: score shard ``k`` with the model inherited from the parent into evaluators
+    of its own (this process's images only); returns what they hold and the timings."""
+    import torch
+
+    a = _FORKED
+    torch.set_num_threads(a["threads"])
+    evaluators = a["evaluators"].empty()
+    t = run_inference(a["lm"], a["dataset"], evaluators, a["shards"][k], a["progress"])
+    return evaluators.part(), t
+
+
+def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
+                      procs: int, progress: Progress | None = None) -> Timings:
+    """:func:`run_inference` on the CPU in ``procs`` forked processes (module docstring).  On small inputs this beats
+    one process with ``cores`` threads, whose intra-op parallelism has little to split."""
+    import torch
+
+    todo = shard.todo()
+    if procs <= 1 or len(todo) < 2:
+        return run_inference(lm, dataset, evaluators, replace(shard, device="cpu"), progress)
+    threads_before = torch.get_num_threads()
+    threads = max(1, threads_before // procs)
+    sub = replace(shard.opts, workers=0)
+    shards = [replace(shard, indices=todo[k::procs], device="cpu", opts=sub) for k in range(procs)]
+    _FORKED.update(lm=lm, dataset=dataset, evaluators=evaluators, shards=shards, threads=threads, progress=progress)
+    t0 = time.perf_counter()
+    try:
+        with mp.get_context("fork").Pool(procs - 1, initializer=_die_with_parent) as pool:
+            pending = [pool.apply_async(_forked_shard, (k,)) for k in range(1, procs)]
+            torch.set_num_threads(threads)
+            own = run_inference(lm, dataset, evaluators, shards[0], progress)
+            parts = [_wait(p, progress) for p in pending]
+    finally:
+        torch.set_num_threads(threads_before)
+        _FORKED.clear()
+    total = Timings(**{**own.__dict__, "batches": dict(own.batches),
+                       "extra": {**own.extra, "cpu_procs": procs, "threads_per_proc": threads}})
+    evaluators.reduce(part for part, _ in parts)
+    for _, t in parts:
+        total.merge(t)
+    total.extra["parallel_wall_s"] = time.perf_counter() - t0
+    return total
+
+
+def _wait(result: Any, progress: Progress | None) -> Any:
+    """A forked process's result, the progress bar redrawn meanwhile with the images of every process."""
+    while not result.ready():
+        result.wait(0.2)
+        if progress is not None:
+            progress.refresh()
+    return result.get()
