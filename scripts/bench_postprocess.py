@@ -69,7 +69,7 @@ def main() -> None:
         SYNC[0] = torch.cuda.synchronize
 
     from panbench.data.datasets import load_dataset
-    from panbench.models.mmdet.loading import random_model
+    from panbench.models.mmdet import random_model
     from panbench.models.postprocess import PostProcess
     from panbench.models.registry import resolve
 

@@ -115,3 +115,11 @@ def pixel_argmax(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: i
         if mask.any():
             instance = _paint(pan, mask, int(labels[q]), num_things, instance)
     return pan
+
+
+def merge_queries(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
+                  pp: PostProcess) -> torch.Tensor:
+    """``--postprocess maskwise|argmax`` (``pp.name``) on one image's class logits and mask logits."""
+    if pp.name == "maskwise":
+        return mask_wise_merge(mask_cls, mask_pred, num_classes, num_things, pp)
+    return pixel_argmax(mask_cls, mask_pred, num_classes, num_things)

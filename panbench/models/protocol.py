@@ -173,24 +173,35 @@ def count_parameters(module: Any) -> int:
 
 
 @contextmanager
+def wrapped_method(obj: Any, name: str, wrap: Callable[[Callable], Callable]) -> Iterator[None]:
+    """While entered, ``obj.<name>`` is ``wrap(<the method>)`` on this instance only; afterwards an instance's own
+    method (one set by ``configure``) is put back, a class's uncovered."""
+    orig, own = getattr(obj, name), name in vars(obj)
+    setattr(obj, name, wrap(orig))
+    try:
+        yield
+    finally:
+        setattr(obj, name, orig) if own else delattr(obj, name)
+
+
+@contextmanager
 def timed_calls(obj: Any, name: str, seconds: list[float], sync: Callable[[], None]) -> Iterator[None]:
     """While entered, the seconds of each call of ``obj.<name>`` go to ``seconds``, ``sync`` run before each clock
     read (CUDA kernels are asynchronous): what the families' fusion timers run."""
     if obj is None or not hasattr(obj, name):
         yield
         return
-    orig, own = getattr(obj, name), name in vars(obj)  # own: an instance's method (one set by configure)
 
-    def wrapper(*a: Any, **k: Any) -> Any:
-        sync()
-        t = time.perf_counter()
-        out = orig(*a, **k)
-        sync()
-        seconds.append(time.perf_counter() - t)
-        return out
+    def timed(orig: Callable) -> Callable:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            sync()
+            t = time.perf_counter()
+            out = orig(*a, **k)
+            sync()
+            seconds.append(time.perf_counter() - t)
+            return out
 
-    setattr(obj, name, wrapper)
-    try:
+        return wrapper
+
+    with wrapped_method(obj, name, timed):
         yield
-    finally:
-        setattr(obj, name, orig) if own else delattr(obj, name)

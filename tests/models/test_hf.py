@@ -27,8 +27,6 @@ from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
 from panbench.models.families import FAMILIES  # noqa: E402
-from panbench.models.hf import hub as hf_hub  # noqa: E402
-from panbench.models.hf import labels as hf_labels  # noqa: E402
 from panbench.models.hf import load as hf  # noqa: E402
 from panbench.models.hf import model as hf_model  # noqa: E402
 from panbench.models.registry import all_models, ref_spec, resolve  # noqa: E402
@@ -70,7 +68,7 @@ def test_demo_set_whole_path_equals_the_transformers_reference(kind, demo_root, 
     assert rc == 0
     assert rec["framework"] == "transformers" and rec["model"] == f"hf-{kind}"
     assert rec["architecture"] == hf.ARCHITECTURES[kind] and rec["postprocess"] == "default"
-    assert rec["provenance"]["checkpoint"] == {"path": str(d), "url": None, "sha256": hf_hub.digest(d)}
+    assert rec["provenance"]["checkpoint"] == {"path": str(d), "url": None, "sha256": hf.digest(d)}
     assert json.loads(rec["provenance"]["config"])["postprocess"] == hf_tiny.PUBLISHED[kind]
     assert rec["params"] == sum(p.numel() for p in AutoModel.from_pretrained(d).parameters())
     versions = rec["provenance"]["versions"]  # the transformers family's packages, not MMDetection's
@@ -228,16 +226,16 @@ def test_label_mapping_rule() -> None:
                                                            "floor-wood", "floor-other-merged"],
                            isthing=[1, 1, 0, 0, 0, 0])
     labels = {0: "Sky", 1: "N/A", 2: "wall", 3: "traffic_light", 4: "person", 5: "floor-wood", 6: "floor"}
-    order, cat_ids, skipped = hf_labels.map_labels(labels, cats, "m")
+    order, cat_ids, skipped = hf.map_labels(labels, cats, "m")
     assert skipped == [1]
     assert order == [3, 4, 0, 2, 5, 6] and cat_ids == [2, 1, 4, 3, 5, 6]  # things first, then stuff, by label id
     with pytest.raises(PanbenchError, match="'horse'"):
-        hf_labels.map_labels({0: "person", 1: "horse"}, cats, "m")
+        hf.map_labels({0: "person", 1: "horse"}, cats, "m")
     two = SimpleNamespace(ids=[1, 2], names=["wall-other", "wall-merged"], isthing=[0, 0])  # 'wall' is ambiguous
     with pytest.raises(PanbenchError, match="'wall'"):
-        hf_labels.map_labels({0: "wall"}, two, "m")
+        hf.map_labels({0: "wall"}, two, "m")
     with pytest.raises(PanbenchError, match="both map to category 1"):
-        hf_labels.map_labels({0: "person", 1: "Person"}, cats, "m")
+        hf.map_labels({0: "person", 1: "Person"}, cats, "m")
 
 
 def test_transformers_segments_become_panbench_segments() -> None:

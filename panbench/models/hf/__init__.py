@@ -1,7 +1,8 @@
-"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``): a model loaded by
-:mod:`.load` from :mod:`.hub` with the label mapping of :mod:`.labels`, run as a
+"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``): a model loaded by :mod:`.load`
+(from a directory or the hub, its labels mapped to the dataset's), run as a
 :class:`panbench.models.protocol.PanopticModel` by :mod:`.model`.  The functions below are the family's entry
-(:class:`panbench.models.protocol.FamilyEntry`); torch and transformers are imported only when a model loads."""
+(:class:`panbench.models.protocol.FamilyEntry`) and its lines of ``panbench doctor``; torch and transformers are
+imported only when a model loads."""
 
 from __future__ import annotations
 
@@ -92,3 +93,14 @@ def config_files(spec: ModelSpec) -> None:
 def random_model(spec: ModelSpec, device: str) -> None:
     """None: a transformers model is counted once downloaded (its record has the count)."""
     return None
+
+
+def checks(probes: Any) -> list[Any]:
+    """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`): timm, which
+    DETR's hub checkpoints build their backbone with (a note when missing, with the extra that installs it); its
+    packages' versions are the doctor's ``versions/transformers`` line."""
+    timm = probes.version("timm", required=False, fix=f"{probes.pip} install 'panbench[cuda]' (DETR's hub "
+                          "checkpoints, hf-detr_*, build their backbone with timm; docs/huggingface.md)")
+    if timm.ok:
+        timm.detail += " (DETR's hub checkpoints)"
+    return [timm]

@@ -8,8 +8,9 @@ The loaded model is a :class:`panbench.models.hf.model.HFPanoptic`, the transfor
 :class:`panbench.models.protocol.PanopticModel`: streaming scoring, the resume cache, timings, forked CPU
 processes, torchrun, batches, AMP and the out-of-memory fallback run the same code for both families.
 
-Where a model comes from: :mod:`panbench.models.hf.hub`; the model's ``id2label`` maps to the dataset's
-categories by name (:func:`panbench.models.hf.labels.map_labels`; the rule is written down in docs/huggingface.md).
+Where a model comes from: a local directory or a hub snapshot (downloaded into huggingface_hub's cache,
+:func:`resolve_dir`), and the sha256 of its files that the run records (:func:`digest`); the model's ``id2label``
+maps to the dataset's categories by name (:func:`map_labels`; the rule is written down in docs/huggingface.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +27,121 @@ from typing import Any
 import torch
 
 from panbench.errors import PanbenchError
+from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET
-from panbench.models.hf.hub import digest, resolve_dir
-from panbench.models.hf.labels import map_labels
 from panbench.models.hf.model import HFPanoptic, _Fusion
 from panbench.models.hf.types import TYPES, describe
+
+WEIGHT_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model"]  # what a model directory needs from the hub
+
+
+def resolve_dir(ref: str, any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str | None]:
+    """A local model directory, or the hub snapshot of ``ref`` (downloaded into huggingface_hub's cache when
+    online; under torchrun by local rank 0 first).  Returns (directory, hub id or None)."""
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        return p, None
+    if p.exists() or ref.startswith((".", "/", "~")) or ref.count("/") != 1:
+        raise PanbenchError(f"{ref}: model directory not found; pass a directory written by save_pretrained "
+                            "(config.json, weights, preprocessor_config.json) or a hub id such as "
+                            "facebook/mask2former-swin-tiny-coco-panoptic")
+    d = on_local_rank0(lambda: _snapshot(ref), any_rank,
+                       f"hf:{ref}: the download on local rank 0 failed (its message is in its log)")
+    return (d or _snapshot(ref)), ref
+
+
+def _snapshot(ref: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:
+        raise PanbenchError("hf: models need huggingface_hub and transformers: .venv/bin/pip install transformers "
+                            "(make setup installs them)") from e
+    # huggingface_hub reads HF_HUB_OFFLINE once, when first imported: read it again here
+    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    try:
+        d = Path(snapshot_download(ref, allow_patterns=WEIGHT_PATTERNS, local_files_only=offline))
+        if not any(d.glob("*.safetensors")):  # an older repository: PyTorch's pickle format only
+            d = Path(snapshot_download(ref, allow_patterns=[*WEIGHT_PATTERNS, "*.bin"], local_files_only=offline))
+    except Exception as e:  # offline and not cached, unknown id, gated repository, network errors
+        msg = "HF_HUB_OFFLINE is set" if offline else \
+            f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:100]}"
+        raise PanbenchError(f"hf:{ref}: not in the Hugging Face cache and not downloadable here ({msg}); download it "
+                            f"where the hub is reachable (hf download {ref}) or pass a local directory") from e
+    return d
+
+
+def digest(d: Path) -> str:
+    """sha256 over the directory's files (names and contents; README and dot files left out)."""
+    h = hashlib.sha256()
+    for f in sorted(d.iterdir()):
+        if f.is_file() and not f.name.startswith(".") and f.name.lower() != "readme.md":
+            h.update(f.name.encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+PLACEHOLDERS = ("n/a",)  # DETR's label name for the COCO ids no category uses: never predicted, never mapped
+
+
+def _label_key(name: str) -> str:
+    """Case, surrounding and repeated spaces, and ``_`` for a space do not count."""
+    return " ".join(str(name).replace("_", " ").split()).casefold()
+
+
+def _stem(name: str) -> str:
+    """:func:`_label_key` without COCO panoptic's ``-merged`` and then ``-other`` suffixes
+    (``wall-other-merged``: wall)."""
+    n = _label_key(name)
+    for suffix in ("-merged", "-other"):
+        n = n[: -len(suffix)] if n.endswith(suffix) else n
+    return n
+
+
+def _few(items: list[str], k: int = 5) -> str:
+    return ", ".join(repr(x) for x in items[:k]) + (f", ... ({len(items)} in all)" if len(items) > k else "")
+
+
+def map_labels(id2label: dict[int, str], categories: Any, where: str) -> tuple[list[int], list[int], list[int]]:
+    """The model's labels -> the dataset's categories, by name: the exact name; else the one category whose
+    :func:`_label_key` form is the label's; else the one category whose :func:`_stem` is the label's.  DETR's
+    ``N/A`` placeholders are skipped.  Returns (the model label ids in panbench's label order: things first,
+    then stuff, each by label id; the category id of each; the skipped label ids).  Refuses labels that map
+    to no category (naming them) and two labels mapping to one category."""
+    exact = dict(zip(categories.names, categories.ids))
+    by: dict[str, dict[str, list[int]]] = {"norm": {}, "stem": {}}
+    for n, cid in zip(categories.names, categories.ids):
+        by["norm"].setdefault(_label_key(n), []).append(cid)
+        by["stem"].setdefault(_stem(n), []).append(cid)
+    mapping: dict[int, int] = {}
+    unmapped, skipped = [], []
+    for hid, name in sorted((int(k), v) for k, v in id2label.items()):
+        if _label_key(name) in PLACEHOLDERS:
+            skipped.append(hid)
+            continue
+        cid = exact.get(name)
+        for kind, key in (("norm", _label_key(name)), ("stem", _stem(name))):
+            if cid is None and len(by[kind].get(key, [])) == 1:
+                cid = by[kind][key][0]
+        if cid is None:
+            unmapped.append(name)
+        else:
+            mapping[hid] = cid
+    if unmapped:
+        raise PanbenchError(f"{where}: {len(unmapped)} of the model's {len(id2label)} labels are not categories of "
+                            f"the dataset: {_few(unmapped)}; evaluate on the dataset the model was trained for "
+                            "(--dataset) (label mapping rule: docs/huggingface.md)")
+    owner: dict[int, int] = {}
+    for hid, cid in mapping.items():
+        if cid in owner:
+            raise PanbenchError(f"{where}: the model's labels {id2label[owner[cid]]!r} and {id2label[hid]!r} both map "
+                                f"to category {cid}; the model's labels must name distinct categories")
+        owner[cid] = hid
+    isthing = dict(zip(categories.ids, categories.isthing))
+    order = sorted(mapping, key=lambda h: (not isthing[mapping[h]], h))
+    return order, [mapping[h] for h in order], skipped
+
 
 # the record's architecture per model type (panbench/models/hf/types.py's descriptions)
 ARCHITECTURES = {kind: t.architecture for kind, t in TYPES.items()}

@@ -11,6 +11,7 @@ With AP on (:meth:`HFPanoptic.enable_instances`), each image's output also keeps
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -23,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from panbench.analysis.instances import from_hf_instances, semantic_categories
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast
 from panbench.models.encoding import panoptic_to_segments
-from panbench.models.hf.outputs import instances_of, semantic_of
 from panbench.models.hf.types import postprocess_refusal
-from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
+from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import timed_calls
 
 if TYPE_CHECKING:
@@ -97,17 +98,12 @@ class _Fusion:
             one = _one_image(outputs, i, size, padded)
             if self.postprocess is not None and self.columns is not None:
                 masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
-                out.append(self.merge(one.class_queries_logits[0][:, self.columns], masks[0], self.postprocess))
+                out.append(merge_queries(one.class_queries_logits[0][:, self.columns], masks[0], self.num_classes,
+                                         self.num_things_classes, self.postprocess))
             else:
                 r = self.post(one, target_sizes=[target], **self.stuff, **self.settings)[0]
                 out.append(HFSegments(r["segmentation"], r["segments_info"]))
         return out
-
-    def merge(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, pp: PostProcess) -> torch.Tensor:
-        """``--postprocess maskwise|argmax`` on one image's class logits (panbench's label order) and mask logits."""
-        if pp.name == "maskwise":
-            return mask_wise_merge(mask_cls, mask_pred, self.num_classes, self.num_things_classes, pp)
-        return pixel_argmax(mask_cls, mask_pred, self.num_classes, self.num_things_classes)
 
 
 def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
@@ -144,6 +140,32 @@ def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, i
                 v = v[..., : math.ceil(size[0] * mh / padded[0]), : math.ceil(size[1] * mw / padded[1])]
             fields[k] = v
     return SimpleNamespace(**fields)
+
+
+def instances_of(processor: Any, settings: dict[str, Any], outputs: SimpleNamespace, target: tuple[int, int],
+                 model_cats: list[int], things: set[int]) -> Instances:
+    """One image's ``post_process_instance_segmentation`` (``settings``: its model type's ``instance_settings``)
+    as :class:`panbench.analysis.ap.Instances`: the segments of thing categories (``model_cats``: model label id ->
+    dataset category id), their masks at the image's size, scores and dataset category ids."""
+    if getattr(processor, "class_info_file", "") is None:  # OneFormer's: transformers 5 tests
+        processor = copy.copy(processor)  # `"ade20k" in class_info_file`, None without a file
+        processor.class_info_file = ""
+    r = processor.post_process_instance_segmentation(outputs, target_sizes=[target], **settings)
+    r = r[0]
+    keep = [k for k, s in enumerate(r["segments_info"])
+            if 0 <= s["label_id"] < len(model_cats) and model_cats[s["label_id"]] in things]
+    seg = r["segmentation"]
+    if seg is not None and seg.dim() == 3:  # binary maps in the order of segments_info
+        seg = seg[keep] if keep else seg[:0]
+    return from_hf_instances({"segmentation": seg, "segments_info": [r["segments_info"][k] for k in keep]},
+                             model_cats)
+
+
+def semantic_of(processor: Any, outputs: SimpleNamespace, target: tuple[int, int], model_cats: list[int]) -> np.ndarray:
+    """One image's ``post_process_semantic_segmentation`` at its size as an (H, W) map of dataset category ids
+    (-1: VOID, a label mapped to no category)."""
+    labels = processor.post_process_semantic_segmentation(outputs, target_sizes=[target])[0]
+    return semantic_categories(labels, model_cats)
 
 
 class HFPanoptic(torch.nn.Module):

@@ -17,7 +17,7 @@ from panbench.analysis.instances import from_mmdet
 from panbench.models.amp import autocast_forward, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
 from panbench.models.mmdet.fusion import deferrable, finish_sample, grab_queries, install_fusion, install_postprocess
-from panbench.models.protocol import timed_calls
+from panbench.models.protocol import timed_calls, wrapped_method
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
@@ -174,19 +174,14 @@ def roi_head_instances(detector: Any) -> Iterator[list[Any]]:
     """While entered, the instance results (``InstanceData``: masks at the image's size, scores, labels) that
     PanopticFPN's ``roi_head`` hands its fusion head (``panoptic_fusion_head.predict(mask_results_list, ...)``)
     go to the list yielded, one per image in batch order."""
-    head = detector.panoptic_fusion_head
     kept: list[Any] = []
-    orig, own = head.predict, "predict" in vars(head)  # own: an instance's predict (the fusion timer's)
 
-    def predict(mask_results_list: Any, *a: Any, **k: Any) -> Any:
-        kept.extend(mask_results_list)
-        return orig(mask_results_list, *a, **k)
+    def keep(orig: Callable) -> Callable:
+        def predict(mask_results_list: Any, *a: Any, **k: Any) -> Any:
+            kept.extend(mask_results_list)
+            return orig(mask_results_list, *a, **k)
 
-    head.predict = predict
-    try:
+        return predict
+
+    with wrapped_method(detector.panoptic_fusion_head, "predict", keep):
         yield kept
-    finally:
-        if own:
-            head.predict = orig
-        else:
-            del head.predict

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
 from panbench.models.amp import keep_autocast
-from panbench.models.postprocess import mask_wise_merge, pixel_argmax
+from panbench.models.postprocess import merge_queries
+from panbench.models.protocol import wrapped_method
 
 if TYPE_CHECKING:
     import torch
@@ -54,13 +55,9 @@ def install_postprocess(model: Any, pp: PostProcess, where: str) -> None:
     if head is None or not hasattr(head, "panoptic_postprocess"):
         raise PanbenchError(f"{where}: --postprocess {pp.name} needs a MaskFormer, Mask2Former or OneFormer model "
                             "(query masks); PanopticFPN and DETR have their own fusion only")
-    n_cls, n_th = head.num_classes, head.num_things_classes
 
     def run(mask_cls: Any, mask_pred: Any) -> Any:
-        if pp.name == "maskwise":
-            pan = mask_wise_merge(mask_cls, mask_pred, n_cls, n_th, pp)
-        else:
-            pan = pixel_argmax(mask_cls, mask_pred, n_cls, n_th)
+        pan = merge_queries(mask_cls, mask_pred, head.num_classes, head.num_things_classes, pp)
         return PixelData(sem_seg=pan[None])
 
     head.panoptic_postprocess = run
@@ -75,20 +72,16 @@ def grab_queries(model: Any) -> Iterator[dict[str, Any]]:
     if head is None or not hasattr(head, "panoptic_postprocess"):
         yield captured
         return
-    orig, own = head.predict, "predict" in vars(head)  # own: an instance's predict (panbench's fusion)
 
-    def grab(mask_cls: Any, mask_pred: Any, *a: Any, **k: Any) -> Any:
-        captured["cls"], captured["pred"] = mask_cls, mask_pred
-        return orig(mask_cls, mask_pred, *a, **k)
+    def grab(orig: Callable) -> Callable:
+        def predict(mask_cls: Any, mask_pred: Any, *a: Any, **k: Any) -> Any:
+            captured["cls"], captured["pred"] = mask_cls, mask_pred
+            return orig(mask_cls, mask_pred, *a, **k)
 
-    head.predict = grab
-    try:
+        return predict
+
+    with wrapped_method(head, "predict", grab):
         yield captured
-    finally:
-        if own:
-            head.predict = orig
-        else:
-            del head.predict
 
 
 PENDING = "panbench_pending"  # metainfo key of a pred_panoptic_seg whose fusion is deferred: the job that runs it
@@ -99,6 +92,9 @@ class _Deferrable:
     ``defer`` on, kept in a placeholder ``PixelData`` (``metainfo[PENDING]``) for :func:`finish_sample`."""
 
     defer = False
+
+    def __init__(self, head: Any) -> None:
+        self.head = head
 
     def pending(self, job: Callable[[], dict[str, Any]]) -> Any:
         from mmengine.structures import PixelData
@@ -111,9 +107,6 @@ class MaskFormerPredict(_Deferrable):
     :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and, with ``instance_on`` (AP),
     :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`: every output the head is asked for
     (:func:`fast_outputs` says which configurations those are)."""
-
-    def __init__(self, head: Any) -> None:
-        self.head = head
 
     def __call__(self, mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
                  rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
@@ -149,11 +142,6 @@ class MaskFormerPredict(_Deferrable):
         return result
 
 
-def maskformer_predict(head: Any) -> MaskFormerPredict:
-    """panbench's ``predict`` for ``head`` (a ``MaskFormerFusionHead``): :class:`MaskFormerPredict`."""
-    return MaskFormerPredict(head)
-
-
 def fast_outputs(head: Any) -> bool:
     """Whether panbench's MaskFormer fusion computes every output ``head``'s test config asks for: the panoptic
     map, with or without the instance output (mmdet 3.3 refuses ``semantic_on``; a config without
@@ -165,9 +153,6 @@ def fast_outputs(head: Any) -> bool:
 class HeuristicPredict(_Deferrable):
     """A ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``) that runs
     :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`."""
-
-    def __init__(self, head: Any) -> None:
-        self.head = head
 
     def __call__(self, mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
         job = partial(self.results, mask_results, seg_preds)
@@ -183,11 +168,6 @@ class HeuristicPredict(_Deferrable):
                                head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
                                head.test_cfg.stuff_area_limit)
         return {"pan_results": PixelData(sem_seg=pan[None])}
-
-
-def heuristic_predict_single(head: Any) -> HeuristicPredict:
-    """panbench's ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``): :class:`HeuristicPredict`."""
-    return HeuristicPredict(head)
 
 
 def deferrable(model: Any) -> _Deferrable | None:
@@ -224,9 +204,9 @@ def install_fusion(model: Any, name: str) -> str | None:
     if kind == "MaskFormerFusionHead":
         if not fast_outputs(head):
             return None
-        head.predict = maskformer_predict(head)
+        head.predict = MaskFormerPredict(head)
     elif kind == "HeuristicFusionHead":
-        head._predict_single = heuristic_predict_single(head)
+        head._predict_single = HeuristicPredict(head)
     else:
         return None
     return kind
