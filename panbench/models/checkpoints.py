@@ -1,12 +1,11 @@
 """Checkpoints: download with progress and resume, sha256 verification, safe loading.
 
-The cache is torch hub's ``checkpoints`` folder, the one mmengine's ``load_checkpoint``
-uses for URLs, so a checkpoint downloaded by either is found by both.  Zoo file names end in
-the first 8 hex digits of the file's sha256 (``..._20230118_125535-54df384a.pth``); panbench
-checks them after download and before every load, and records the full digest in results.
-Only names of that form (a ``_YYYYMMDD_HHMMSS`` stamp, then ``-`` and 8 lowercase hex digits)
-carry a digest: a user's ``model-20230101.pth`` is not checked against one.  The committed demo
-weights are checked against the full sha256 listed in the ``MANIFEST.json`` beside them.
+The cache is torch hub's ``checkpoints`` folder, the one mmengine's ``load_checkpoint`` uses for URLs, so a checkpoint
+downloaded by either is found by both.  Zoo file names end in the first 8 hex digits of the file's sha256
+(``..._20230118_125535-54df384a.pth``); panbench checks them after download and before every load, and records the full
+digest in results.  Only names of that form (a ``_YYYYMMDD_HHMMSS`` stamp, then ``-`` and 8 lowercase hex digits) carry
+a digest: a user's ``model-20230101.pth`` is not checked against one.  The committed demo weights are checked against
+the full sha256 listed in the ``MANIFEST.json`` beside them.
 """
 
 from __future__ import annotations

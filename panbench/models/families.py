@@ -1,9 +1,8 @@
-"""The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the
-family of a ``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds
-the functions of :class:`panbench.models.protocol.FamilyEntry` (``load_model``, ``check_options``, ``weights_state``,
-``random_model``); it is imported only when one of its models is used.  What the command line says of a family
-(the ``--model PREFIX:`` help, the extra that installs a missing package) and what ``panbench doctor`` checks
-are read from its row."""
+"""The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the family of a
+``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds the functions of
+:class:`panbench.models.protocol.FamilyEntry` (``load_model``, ``check_options``, ``weights_state``, ``random_model``);
+it is imported only when one of its models is used.  What the command line says of a family (the ``--model PREFIX:``
+help, the extra that installs a missing package) and what ``panbench doctor`` checks are read from its row."""
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
-"""The model registry: one file per model under ``configs/``, found by name or alias, and the models a family
-lists in its subpackage (``Family.registered``: the Hugging Face ``transformers`` checkpoints of
-:mod:`panbench.models.hf.zoo`, ``hf:<hub id>``).
+"""The model registry: one file per model under ``configs/``, found by name or alias, and the models a family lists in
+its subpackage (``Family.registered``: the Hugging Face ``transformers`` checkpoints of :mod:`panbench.models.hf.zoo`,
+``hf:<hub id>``).
 
-Each config file inherits one MMDetection zoo config and carries a ``panbench = dict(...)``
-block with its metadata; the block is read with ``ast`` so listing models needs neither
-mmengine nor torch.  A ``--model PREFIX:<ref>`` entry is a model of the family of that prefix
-(:data:`panbench.models.families.FAMILIES`).  Unknown names answer "did you mean ...".
-The specs are read-only (frozen): a run that learns more of its model makes its own copy
+Each config file inherits one MMDetection zoo config and carries a ``panbench = dict(...)`` block with its metadata; the
+block is read with ``ast`` so listing models needs neither mmengine nor torch.  A ``--model PREFIX:<ref>`` entry is a
+model of the family of that prefix (:data:`panbench.models.families.FAMILIES`).  Unknown names answer "did you mean
+...".  The specs are read-only (frozen): a run that learns more of its model makes its own copy
 (``dataclasses.replace``).
 """
 

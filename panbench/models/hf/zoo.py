@@ -9,8 +9,6 @@ from pathlib import Path
 
 from panbench.models.registry import ModelSpec
 
-# The COCO panoptic checkpoints of transformers' panoptic models on the Hugging Face hub, with the published PQ
-# of the original release each was converted from (docs/huggingface.md: the sources, and why a number is left out).
 _M2F = "facebookresearch/Mask2Former MODEL_ZOO.md, COCO panoptic table"
 _MF = "facebookresearch/MaskFormer MODEL_ZOO.md, COCO panoptic table"
 _ONEFORMER = "SHI-Labs/OneFormer README.md, COCO table"

@@ -41,16 +41,15 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None,
         p = Path(checkpoint)
         if not p.is_file():
             raise PanbenchError(f"{p}: checkpoint not found; check --checkpoint")
-        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
-    if spec.checkpoint:
+    elif spec.checkpoint:
         path, digest = checkpoints.fetch(spec.checkpoint, spec.sha256_prefix, any_rank=any_rank)
         return Weights(path, digest, spec.checkpoint)
-    committed = committed_checkpoints(spec.name, spec.dataset)
-    if committed:  # the demo models' weights live in the repository
+    elif committed := committed_checkpoints(spec.name, spec.dataset):  # the demo models' weights, in the repository
         p = committed[-1]
-        return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
-    raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block and none under "
-                        f"checkpoints/{spec.dataset}/; pass --checkpoint PATH")
+    else:
+        raise PanbenchError(f"{spec.config}: no checkpoint URL in the config's panbench block and none under "
+                            f"checkpoints/{spec.dataset}/; pass --checkpoint PATH")
+    return Weights(p, checkpoints.verify(p, checkpoints.expected_digest(p)), None)
 
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,

@@ -184,13 +184,7 @@ def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Te
     if n:
         order = torch.argsort(-scores)
         labels, masks = labels[order], masks[order].bool()
-        rows, cols = masks.any(2), masks.any(1)  # each mask's bounding box, read to the host at once
-        ar = torch.arange(max(rows.shape[1], cols.shape[1]), device=masks.device)
-        y0 = torch.where(rows, ar[: rows.shape[1]], rows.shape[1]).amin(1)
-        y1 = torch.where(rows, ar[: rows.shape[1]] + 1, 0).amax(1)
-        x0 = torch.where(cols, ar[: cols.shape[1]], cols.shape[1]).amin(1)
-        x1 = torch.where(cols, ar[: cols.shape[1]] + 1, 0).amax(1)
-        boxes = torch.stack([y0, y1, x0, x1], 1).tolist()
+        boxes = mask_boxes(masks)[:, [1, 3, 0, 2]].long().tolist()  # y0 y1 x0 x1 of each, to the host at once
         layer = torch.zeros(masks.shape[-2:], dtype=torch.long, device=masks.device)  # 1 + order position, 0 free
         for i, (a, b, c, d) in enumerate(boxes):
             if b <= a:  # an empty mask: mmdet skips it

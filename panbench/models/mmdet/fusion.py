@@ -28,12 +28,11 @@ if TYPE_CHECKING:
 
 
 def panoptic_only(cfg: Any, keep_instances: bool = False) -> list[str]:
-    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the
-    panoptic one (the zoo's Mask2Former configs set ``instance_on=True``); PQ reads only the
-    panoptic map, which does not depend on them.  ``keep_instances``: the instance output is on (what AP
-    reads; MaskFormer's configs leave it off; PanopticFPN's instance branch needs no switch).
-    The semantic output always goes: mmdet 3.3's fusion head asserts ``not semantic_on``.
-    Returns the keys changed (recorded in the resolved config that goes into each result)."""
+    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the panoptic one (the zoo's
+    Mask2Former configs set ``instance_on=True``); PQ reads only the panoptic map, which does not depend on them.
+    ``keep_instances``: the instance output is on (what AP reads; MaskFormer's configs leave it off; PanopticFPN's
+    instance branch needs no switch).  The semantic output always goes: mmdet 3.3's fusion head asserts ``not
+    semantic_on``.  Returns the keys changed (recorded in the resolved config that goes into each result)."""
     test_cfg = cfg.model.get("test_cfg")
     changed = []
     if isinstance(test_cfg, dict) and "panoptic_on" in test_cfg:

@@ -25,11 +25,10 @@ from panbench.ops import install
 _READY = False
 
 
-# Modules that mmengine 0.10 / mmdet 3.3 import eagerly but inference never uses, with the names
-# their importers read from them.  They cost ~1.6 s of a ~4.5 s start-up: ZeRO and FSDP pull in
-# DTensor and sympy, the MOT error plots matplotlib.pyplot, the Hungarian assigners scipy.optimize.
-# Functions become forwarders that import the real module on first call; classes (base classes
-# of training-only wrappers) become placeholders that refuse to be used.
+# Modules that mmengine 0.10 / mmdet 3.3 import eagerly but inference never uses, with the names their importers read
+# from them.  They cost ~1.6 s of a ~4.5 s start-up: ZeRO and FSDP pull in DTensor and sympy, the MOT error plots
+# matplotlib.pyplot, the Hungarian assigners scipy.optimize.  Functions become forwarders that import the real module on
+# first call; classes (base classes of training-only wrappers) become placeholders that refuse to be used.
 _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "torch.distributed.optim": (),  # mmengine's ZeroRedundancyOptimizer import is guarded: falls back
     "torch.distributed.fsdp": (),  # mmengine's FSDPStrategy import is guarded: skipped
@@ -225,17 +224,8 @@ def keys_read_with_default(cfg: Any) -> dict[str, Any]:
 def _check_kind(key: str, old: Any, new: Any) -> None:
     """``new`` has the kind of ``old`` (None: any), else a one-line error showing the value it replaces."""
     def kind(v: Any) -> str:
-        if v is None:
-            return "none"
-        if isinstance(v, bool):
-            return "bool"
-        if isinstance(v, int | float):
-            return "number"
-        if isinstance(v, str):
-            return "string"
-        if isinstance(v, list | tuple):
-            return "list"
-        return "dict" if hasattr(v, "keys") else type(v).__name__
+        kinds = ((type(None), "none"), (bool, "bool"), (int | float, "number"), (str, "string"), (list | tuple, "list"))
+        return next((k for t, k in kinds if isinstance(v, t)), "dict" if hasattr(v, "keys") else type(v).__name__)
 
     k_old, k_new = kind(old), kind(new)
     if k_old in ("none", k_new) or k_new == "none":
@@ -331,11 +321,8 @@ def load_weights(model: Any, state: dict[str, Any], path: Path, names: list[str]
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        parts = [f"{len(keys)} {what} keys (e.g. {keys[0]})" for what, keys in (("missing", missing),
+                                                                               ("unexpected", unexpected)) if keys]
         raise PanbenchError(
             f"{path}: checkpoint does not fit the model ({'; '.join(parts)}); it is for another architecture "
             "or mmdet version: pass the matching --model or convert the checkpoint"
