@@ -103,7 +103,7 @@ def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) ->
     import torch
 
     from panbench.analysis.ap import gt_annotations
-    from panbench.models.mmdet.fusion import PENDING, MaskFormerPredict
+    from panbench.models.mmdet.family import PENDING, MaskFormerPredict
     from panbench.pq.png import read_ids
 
     data = fam.pipeline({"img_path": str(s.image_path), "img_id": s.image_id})

@@ -60,7 +60,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            tested=(("transformers", "5.24.0"),),
            extras=(("transformers", "hf"), ("huggingface_hub", "hf"), ("timm", "cuda")),
            ref_help="<hub id or directory> (a Hugging Face transformers model, docs/huggingface.md)",
-           registered="panbench.models.hf.zoo:models", doctor="panbench.models.hf:checks"),
+           registered="panbench.models.hf.types:models", doctor="panbench.models.hf:checks"),
 )}
 
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.models import checkpoints
-from panbench.models.mmdet.family import MMDetModel
-from panbench.models.mmdet.fusion import panoptic_only
+from panbench.models.mmdet.family import MMDetModel, panoptic_only
 from panbench.models.mmdet.mm import (
     build_model,
     check_thing_split,
