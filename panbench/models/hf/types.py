@@ -168,7 +168,7 @@ _HF_TABLE: list[tuple[str, str, str, str, dict[str, float], str | None]] = [
 
 # EoMT's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov2.md at commit 7bd19dd: input size, FPS on an
 # NVIDIA H100 with torch.compile, PQ; the zoo prints no PQ_th / PQ_st, so they are None)
-_EOMT = "tue-mps/eomt model_zoo/dinov2.md, COCO panoptic tables (FPS: NVIDIA H100, torch.compile)"
+_EOMT_ZOO = "tue-mps/eomt model_zoo/dinov2.md, COCO panoptic tables (FPS: NVIDIA H100, torch.compile)"
 _EOMT_TABLE: list[tuple[str, str, str, str, float, float]] = [
     # name, hub id, backbone, input size, published PQ, published FPS
     ("hf-eomt_s-2x-640", "tue-mps/coco_panoptic_eomt_small_640_2x", "ViT-S (DINOv2)", "640x640", 46.7, 330),
@@ -208,5 +208,5 @@ def models() -> list[ModelSpec]:
                               published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=source,
                               input_size=size, published_fps=fps, published_fps_device="NVIDIA H100",
                               framework=hf)
-                    for table, source in ((_EOMT_TABLE, _EOMT), (_EOMT_DINOV3_TABLE, _EOMT_DINOV3))
+                    for table, source in ((_EOMT_TABLE, _EOMT_ZOO), (_EOMT_DINOV3_TABLE, _EOMT_DINOV3))
                     for name, ref, backbone, size, pq, fps in table]
