@@ -46,8 +46,7 @@ def family_of(name: str, images: int) -> tuple[Any, list[Any]]:
     """The model (demo: committed weights; zoo: random weights) and its inputs (pipeline outputs)."""
     from panbench.data.datasets import load_dataset
     from panbench.models.mmdet import mm
-    from panbench.models.mmdet.family import MMDetModel
-    from panbench.models.mmdet.fusion import install_fusion, panoptic_only
+    from panbench.models.mmdet.family import MMDetModel, install_fusion, panoptic_only
     from panbench.models.registry import resolve
 
     spec = resolve(name)[0]

@@ -9,7 +9,7 @@ scoring; demo val split, the committed demo checkpoints, ``--limit N`` images or
                      prediction as a PNG and scores it with panopticapi) on the model's config as it
                      is.  Mask2Former's config computes the instance output beside the panoptic one
                      (``test_cfg.instance_on=True``).  One process; ``--workers`` data-loading workers.
-  mmdet pan-only     the same loop on the config panbench runs: ``panbench.models.mmdet.fusion.panoptic_only``
+  mmdet pan-only     the same loop on the config panbench runs: ``panbench.models.mmdet.family.panoptic_only``
                      (Mask2Former: ``instance_on=False``; for configs where it changes nothing the
                      row repeats the stock row's runs and says so).
   panbench 1proc     ``panbench eval --cpu-procs 1 --workers W``: one inference process (the same
@@ -155,7 +155,7 @@ def main() -> None:
 
     from panbench.data.demo import make_demo
     from panbench.errors import PanbenchError
-    from panbench.models.mmdet.fusion import panoptic_only
+    from panbench.models.mmdet.family import panoptic_only
     from panbench.models.mmdet.mm import load_config
     from panbench.models.registry import resolve
 

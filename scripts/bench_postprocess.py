@@ -69,7 +69,7 @@ def main() -> None:
         SYNC[0] = torch.cuda.synchronize
 
     from panbench.data.datasets import load_dataset
-    from panbench.models.mmdet.loading import random_model
+    from panbench.models.mmdet import random_model
     from panbench.models.postprocess import PostProcess
     from panbench.models.registry import resolve
 
@@ -103,7 +103,7 @@ def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) ->
     import torch
 
     from panbench.analysis.ap import gt_annotations
-    from panbench.models.mmdet.fusion import PENDING, MaskFormerPredict
+    from panbench.models.mmdet.family import PENDING, MaskFormerPredict
     from panbench.pq.png import read_ids
 
     data = fam.pipeline({"img_path": str(s.image_path), "img_id": s.image_id})

@@ -24,11 +24,11 @@ SAME_CONCEPT: dict[str, tuple[str, ...]] = {
     "run": ("cli/",),
     # a script's entry point: the command line and MMDetection's reference test loop run as `python -m`
     "main": ("cli/__init__.py", "models/mmdet/reference.py"),
-    # a family's entry functions (models/protocol.py FamilyEntry), in each family's __init__, the MMDetection
-    # family's implemented in its loading.py; evaluation/loading.py's load_model loads through them
+    # a family's entry functions (models/protocol.py FamilyEntry), in each family's __init__;
+    # evaluation/loading.py's load_model loads through them
     **{name: FAMILY_DIRS for name in vars(FamilyEntry) if not name.startswith("_")},
     "load_model": (*FAMILY_DIRS, "evaluation/loading.py"),
-    "checks": FAMILY_DIRS,  # a family's lines of `panbench doctor` (Family.doctor), in its doctor.py
+    "checks": FAMILY_DIRS,  # a family's lines of `panbench doctor` (Family.doctor), in its __init__.py
     # a dataset module's `panbench data NAME` (its row in data/catalog.py DATASETS names it)
     "data_command": ("data/",),
     # ops/ext.py stands in for mmcv._ext under mmcv's own names; ops/kernels.py implements them

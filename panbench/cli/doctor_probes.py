@@ -47,7 +47,7 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
 
     from panbench.models.amp import keep_ops_fp32
     from panbench.models.mmdet import mm
-    from panbench.models.mmdet.fusion import panoptic_only
+    from panbench.models.mmdet.family import panoptic_only
     from panbench.models.registry import CONFIG_DIR, all_models
 
     root = config_dir or CONFIG_DIR

@@ -1,17 +1,15 @@
 """Mixed precision (``--amp``): mmcv ops without reduced-precision kernels run in fp32.
 
-mmcv 2.1.0 compiles RoIAlign (``roi_align_cuda.cu``, ``cpu/roi_align.cpp``) and
-MultiScaleDeformableAttention (``ms_deform_attn_cuda.cu``) with
-``AT_DISPATCH_FLOATING_TYPES_AND_HALF``: float64, float32 and float16, no bfloat16.  Under
-``torch.autocast(dtype=bfloat16)`` the features reaching them are bf16 (and mmdet casts the RoIs to
-the feature dtype), so PanopticFPN and Mask2Former would stop at their first image.
-:func:`keep_ops_fp32` makes these modules of a model run with autocast disabled on float32
-inputs, and casts their output back to the input's dtype; the rest of the model keeps running
-in reduced precision.  mmcv's ``nms`` reads ``float`` pointers on the CPU (boxes and scores) and on
-CUDA (boxes): it gets the same treatment (a process-wide wrapper of ``mmcv.ops.nms.nms``, the name
-``batched_nms`` looks up; a pass-through for float32 inputs outside autocast).
-:func:`autocast_forward` runs a model family's forward step under autocast (``--amp``); :func:`keep_autocast`
-lets a part of that step that runs later (a deferred fusion) run under the same autocast.
+mmcv 2.1.0 compiles RoIAlign (``roi_align_cuda.cu``, ``cpu/roi_align.cpp``) and MultiScaleDeformableAttention
+(``ms_deform_attn_cuda.cu``) with ``AT_DISPATCH_FLOATING_TYPES_AND_HALF``: float64, float32 and float16, no bfloat16.
+Under ``torch.autocast(dtype=bfloat16)`` the features reaching them are bf16 (and mmdet casts the RoIs to the feature
+dtype), so PanopticFPN and Mask2Former would stop at their first image.  :func:`keep_ops_fp32` makes these modules of a
+model run with autocast disabled on float32 inputs, and casts their output back to the input's dtype; the rest of the
+model keeps running in reduced precision.  mmcv's ``nms`` reads ``float`` pointers on the CPU (boxes and scores) and on
+CUDA (boxes): it gets the same treatment (a process-wide wrapper of ``mmcv.ops.nms.nms``, the name ``batched_nms`` looks
+up; a pass-through for float32 inputs outside autocast).  :func:`autocast_forward` runs a model family's forward step
+under autocast (``--amp``); :func:`keep_autocast` lets a part of that step that runs later (a deferred fusion) run under
+the same autocast.
 """
 
 from __future__ import annotations
@@ -39,21 +37,13 @@ def _cast(x: Any, dtype: Any) -> Any:
     return x
 
 
-def _first_float(args: tuple, kwargs: dict) -> Any:
-    import torch
-
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, torch.Tensor) and v.is_floating_point():
-            return v
-    return None
-
-
 def fp32_forward(forward: Any) -> Any:
     """``forward`` run in fp32 when autocast is on or its inputs are reduced precision."""
     import torch
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        ref = _first_float(args, kwargs)
+        ref = next((v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor) and v.is_floating_point()),
+                   None)
         if ref is None:
             return forward(*args, **kwargs)
         kind = ref.device.type

@@ -1,12 +1,11 @@
 """Checkpoints: download with progress and resume, sha256 verification, safe loading.
 
-The cache is torch hub's ``checkpoints`` folder, the one mmengine's ``load_checkpoint``
-uses for URLs, so a checkpoint downloaded by either is found by both.  Zoo file names end in
-the first 8 hex digits of the file's sha256 (``..._20230118_125535-54df384a.pth``); panbench
-checks them after download and before every load, and records the full digest in results.
-Only names of that form (a ``_YYYYMMDD_HHMMSS`` stamp, then ``-`` and 8 lowercase hex digits)
-carry a digest: a user's ``model-20230101.pth`` is not checked against one.  The committed demo
-weights are checked against the full sha256 listed in the ``MANIFEST.json`` beside them.
+The cache is torch hub's ``checkpoints`` folder, the one mmengine's ``load_checkpoint`` uses for URLs, so a checkpoint
+downloaded by either is found by both.  Zoo file names end in the first 8 hex digits of the file's sha256
+(``..._20230118_125535-54df384a.pth``); panbench checks them after download and before every load, and records the full
+digest in results.  Only names of that form (a ``_YYYYMMDD_HHMMSS`` stamp, then ``-`` and 8 lowercase hex digits) carry
+a digest: a user's ``model-20230101.pth`` is not checked against one.  The committed demo weights are checked against
+the full sha256 listed in the ``MANIFEST.json`` beside them.
 """
 
 from __future__ import annotations
@@ -18,13 +17,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from panbench.downloads import download, sha256_file
 from panbench.errors import PanbenchError
 
 # The zoo's published names: <config stem>_<YYYYMMDD>_<HHMMSS>-<first 8 hex of sha256>.pth
 HASH_IN_NAME = re.compile(r"_(?:19|20)\d{6}_\d{6}-([0-9a-f]{8})\.pth$")
+_T = TypeVar("_T")
 MANIFEST = "MANIFEST.json"  # beside committed weights: {"<model>": {"file": ..., "sha256": ...}}
 
 
@@ -77,34 +77,45 @@ def fetch(url: str, prefix: str | None = None,
           any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str]:
     """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256.
 
-    Under torchrun only local rank 0 of each node downloads (each node has its own cache); the
-    other ranks wait for it in ``any_rank`` (true on the node's ranks when local rank 0's download
-    failed: :func:`panbench.evaluation.runtime.download_wait`, a wait on the store) and then verify
-    the file.  A
-    failed download stops every rank with one line.  A lock file also keeps two separate runs from
-    writing the same ``.part`` file."""
+    Under torchrun only local rank 0 of each node downloads (each node has its own cache); the other ranks wait
+    for it in ``any_rank`` (true on the node's ranks when local rank 0's download failed:
+    :func:`panbench.evaluation.runtime.download_wait`, a wait on the store) and then verify the file.
+    A failed download stops every rank with one line.  A lock file also keeps two separate runs from writing the
+    same ``.part`` file."""
     dest = cache_dir() / url.rsplit("/", 1)[-1]
     prefix = prefix or expected_prefix(url)
-    error: PanbenchError | None = None
-    if _local_rank() == 0 and not dest.exists():
-        try:
+
+    def get() -> None:
+        if not dest.exists():
             with _download_lock(dest):
                 if not dest.exists():  # another run may have finished it while this one waited
                     print(f"downloading {url}", file=sys.stderr)
                     download(url, dest, instead=f"download it elsewhere and put it at {dest} (checked against "
                              f"its sha256 prefix {prefix}), or pass --checkpoint PATH for this one model")
-        except PanbenchError as e:
-            error = e
-    if any_rank is not None:  # a torchrun job: wait for local rank 0's download
-        if any_rank(error is not None) and error is None:
-            raise PanbenchError(f"{url}: the download on local rank 0 failed (its message is in its log); "
-                                "fix that and rerun, or pass --checkpoint PATH")
-    if error is not None:
-        raise error
+
+    on_local_rank0(get, any_rank, f"{url}: the download on local rank 0 failed (its message is in its log); "
+                   "fix that and rerun, or pass --checkpoint PATH")
     if not dest.is_file():
         raise PanbenchError(f"{dest}: not found after local rank 0's download; if the nodes share this folder, "
                             "download the checkpoint once and pass --checkpoint PATH")
     return dest, verify(dest, prefix)
+
+
+def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] | None, failed: str) -> _T | None:
+    """``download()`` on local rank 0 of each node only (None elsewhere); under torchrun (``any_rank``) every rank
+    waits for it and the others stop with ``failed`` when it failed there (rank 0 raises its own error)."""
+    error: PanbenchError | None = None
+    result = None
+    if _local_rank() == 0:
+        try:
+            result = download()
+        except PanbenchError as e:
+            error = e
+    if any_rank is not None and any_rank(error is not None) and error is None:
+        raise PanbenchError(failed)
+    if error is not None:
+        raise error
+    return result
 
 
 def _local_rank() -> int:

@@ -1,9 +1,8 @@
-"""The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the
-family of a ``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds
-the functions of :class:`panbench.models.protocol.FamilyEntry` (``load_model``, ``check_options``, ``weights_state``,
-``random_model``); it is imported only when one of its models is used.  What the command line says of a family
-(the ``--model PREFIX:`` help, the extra that installs a missing package) and what ``panbench doctor`` checks
-are read from its row."""
+"""The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the family of a
+``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds the functions of
+:class:`panbench.models.protocol.FamilyEntry` (``load_model``, ``check_options``, ``weights_state``, ``random_model``);
+it is imported only when one of its models is used.  What the command line says of a family (the ``--model PREFIX:``
+help, the extra that installs a missing package) and what ``panbench doctor`` checks are read from its row."""
 
 from __future__ import annotations
 
@@ -54,14 +53,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("mmdet", None, "panbench.models.mmdet", in_all=True, packages=("torch", "mmcv", "mmengine", "mmdet"),
            tested=(("mmcv", "2.1.0"), ("mmengine", "0.10.7"), ("mmdet", "3.3.0")),
            extras=(("torch", "mmdet"), ("mmcv", "mmdet"), ("mmengine", "mmdet"), ("mmdet", "mmdet")),
-           doctor="panbench.models.mmdet.doctor:checks"),
+           doctor="panbench.models.mmdet:checks"),
     # the hf: path reads transformers' processors, post-processing and outputs (panbench/models/hf/); timm (DETR's
     # hub checkpoints build their backbone with it) is in the cuda extra beside torchvision, which it requires
     Family("transformers", "hf", "panbench.models.hf", in_all=False, packages=("torch", "transformers"),
            tested=(("transformers", "5.24.0"),),
            extras=(("transformers", "hf"), ("huggingface_hub", "hf"), ("timm", "cuda")),
            ref_help="<hub id or directory> (a Hugging Face transformers model, docs/huggingface.md)",
-           registered="panbench.models.hf.zoo:models", doctor="panbench.models.hf.doctor:checks"),
+           registered="panbench.models.hf.types:models", doctor="panbench.models.hf:checks"),
 )}
 
 

@@ -1,11 +1,10 @@
 """Panoptic post-processing for query-based models (MaskFormer, Mask2Former) on the same outputs.
 
 * ``default``: the model's own fusion (mmdet's ``MaskFormerFusionHead.panoptic_postprocess``).
-* ``maskwise``: Panoptic SegFormer's mask-wise merging.  Each query gets a confidence
-  ``s = p^alpha * mean(m over pixels where m > 0.5)^beta`` (``p`` its best class probability,
-  ``m`` its sigmoid mask); masks are filled in descending order of ``s``, queries below
-  ``conf_thr`` are dropped, pixels already taken are removed from later masks, and a mask is kept
-  only when at least ``keep_thr`` of its binary area remains.
+* ``maskwise``: Panoptic SegFormer's mask-wise merging.  Each query gets a confidence ``s = p^alpha * mean(m over pixels
+  where m > 0.5)^beta`` (``p`` its best class probability, ``m`` its sigmoid mask); masks are filled in descending order
+  of ``s``, queries below ``conf_thr`` are dropped, pixels already taken are removed from later masks, and a mask is
+  kept only when at least ``keep_thr`` of its binary area remains.
 * ``argmax``: pixel-wise argmax: every pixel goes to the query with the highest ``p * m`` among the
   queries not classified as "no object"; no thresholds.
 
@@ -115,3 +114,11 @@ def pixel_argmax(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: i
         if mask.any():
             instance = _paint(pan, mask, int(labels[q]), num_things, instance)
     return pan
+
+
+def merge_queries(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
+                  pp: PostProcess) -> torch.Tensor:
+    """``--postprocess maskwise|argmax`` (``pp.name``) on one image's class logits and mask logits."""
+    if pp.name == "maskwise":
+        return mask_wise_merge(mask_cls, mask_pred, num_classes, num_things, pp)
+    return pixel_argmax(mask_cls, mask_pred, num_classes, num_things)

@@ -1,20 +1,14 @@
-"""What the evaluation needs from a model family (as detectron2's models hand ``panoptic_seg`` to its
-evaluator): :class:`PanopticModel`, and the functions of a family's subpackage, :class:`FamilyEntry`.
-
-The eval loop (:mod:`panbench.evaluation.inference`), the out-of-memory retry
-(:mod:`panbench.evaluation.runtime`), the FLOPs counter and ``panbench speed`` (the input's size:
-:meth:`PanopticModel.input_hw`), ``--postprocess`` / ``--fusion`` (:meth:`PanopticModel.configure`) and
-``panbench viz`` (:meth:`PanopticModel.query_masks`) drive a model through these members only; ``--corruption``
-(:mod:`panbench.robustness.pipeline`) corrupts the image where the family's :meth:`Corruptible.pipeline_with`
-applies an image step (a family without that member is refused ``--corruption``, never scored on clean images).
-Implementations: :class:`panbench.models.mmdet.family.MMDetModel` (MMDetection configs) and
+"""What the evaluation needs from a model family (as detectron2's models hand ``panoptic_seg`` to its evaluator):
+:class:`PanopticModel` (with the optional :class:`Corruptible` and :class:`DeferredFusion`), and the functions of a
+family's subpackage, :class:`FamilyEntry`.  The eval loop, the out-of-memory retry, the FLOPs counter,
+``panbench speed``, ``--postprocess`` / ``--fusion``, ``panbench viz`` and ``--corruption`` drive a model through
+these members only.  Implementations: :class:`panbench.models.mmdet.family.MMDetModel` (MMDetection configs) and
 :class:`panbench.models.hf.model.HFPanoptic` (Hugging Face ``transformers``).
 
-Adding a family (detectron2, a plain torch model) is one subpackage under ``panbench/models/`` whose
-``__init__`` has the functions of :class:`FamilyEntry` (``load_model`` builds a :class:`PanopticModel`: weights
-checked, labels mapped to the dataset's category ids) and one row in :data:`panbench.models.families.FAMILIES`,
-plus its models' rows in the registry.  ``to_segments`` is the only reader of what ``forward`` returns, so a
-family keeps its own output format (docs/models.md, "Model families").
+Adding a family (detectron2, a plain torch model) is one subpackage under ``panbench/models/`` whose ``__init__`` has
+the functions of :class:`FamilyEntry`, one row in :data:`panbench.models.families.FAMILIES`, and its models' rows in
+the registry.  ``to_segments`` is the only reader of what ``forward`` returns, so a family keeps its own output format
+(docs/models.md, "Model families").
 """
 
 from __future__ import annotations
@@ -83,8 +77,7 @@ class PanopticModel(Protocol):
 
     def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
         """One model input -> (its output, the masks of its ``top`` best-scoring queries: (label, score, mask
-        probabilities at the image's size)); no masks when the model has no queries (what ``panbench viz``
-        draws)."""
+        probabilities at the image's size)); no masks when the model has no queries (what ``panbench viz`` draws)."""
 
     def compile_targets(self) -> list[tuple[str, Any]]:
         """The torch modules ``panbench speed --compile`` compiles, with their names (the network, not the
@@ -173,24 +166,35 @@ def count_parameters(module: Any) -> int:
 
 
 @contextmanager
+def wrapped_method(obj: Any, name: str, wrap: Callable[[Callable], Callable]) -> Iterator[None]:
+    """While entered, ``obj.<name>`` is ``wrap(<the method>)`` on this instance only; afterwards an instance's own
+    method (one set by ``configure``) is put back, a class's uncovered."""
+    orig, own = getattr(obj, name), name in vars(obj)
+    setattr(obj, name, wrap(orig))
+    try:
+        yield
+    finally:
+        setattr(obj, name, orig) if own else delattr(obj, name)
+
+
+@contextmanager
 def timed_calls(obj: Any, name: str, seconds: list[float], sync: Callable[[], None]) -> Iterator[None]:
     """While entered, the seconds of each call of ``obj.<name>`` go to ``seconds``, ``sync`` run before each clock
     read (CUDA kernels are asynchronous): what the families' fusion timers run."""
     if obj is None or not hasattr(obj, name):
         yield
         return
-    orig, own = getattr(obj, name), name in vars(obj)  # own: an instance's method (one set by configure)
 
-    def wrapper(*a: Any, **k: Any) -> Any:
-        sync()
-        t = time.perf_counter()
-        out = orig(*a, **k)
-        sync()
-        seconds.append(time.perf_counter() - t)
-        return out
+    def timed(orig: Callable) -> Callable:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            sync()
+            t = time.perf_counter()
+            out = orig(*a, **k)
+            sync()
+            seconds.append(time.perf_counter() - t)
+            return out
 
-    setattr(obj, name, wrapper)
-    try:
+        return wrapper
+
+    with wrapped_method(obj, name, timed):
         yield
-    finally:
-        setattr(obj, name, orig) if own else delattr(obj, name)

@@ -1,12 +1,11 @@
-"""The model registry: one file per model under ``configs/``, found by name or alias, and the models a family
-lists in its subpackage (``Family.registered``: the Hugging Face ``transformers`` checkpoints of
-:mod:`panbench.models.hf.zoo`, ``hf:<hub id>``).
+"""The model registry: one file per model under ``configs/``, found by name or alias, and the models a family lists in
+its subpackage (``Family.registered``: the Hugging Face ``transformers`` checkpoints,
+:func:`panbench.models.hf.types.models`, ``hf:<hub id>``).
 
-Each config file inherits one MMDetection zoo config and carries a ``panbench = dict(...)``
-block with its metadata; the block is read with ``ast`` so listing models needs neither
-mmengine nor torch.  A ``--model PREFIX:<ref>`` entry is a model of the family of that prefix
-(:data:`panbench.models.families.FAMILIES`).  Unknown names answer "did you mean ...".
-The specs are read-only (frozen): a run that learns more of its model makes its own copy
+Each config file inherits one MMDetection zoo config and carries a ``panbench = dict(...)`` block with its metadata; the
+block is read with ``ast`` so listing models needs neither mmengine nor torch.  A ``--model PREFIX:<ref>`` entry is a
+model of the family of that prefix (:data:`panbench.models.families.FAMILIES`).  Unknown names answer "did you mean
+...".  The specs are read-only (frozen): a run that learns more of its model makes its own copy
 (``dataclasses.replace``).
 """
 
@@ -95,7 +94,7 @@ def load_spec(path: Path) -> ModelSpec:
 def all_models(config_dir: Path = CONFIG_DIR, dataset: str | None = None,
                framework: str | None = None) -> list[ModelSpec]:
     """Every registered model (``configs/*.py``, ``configs/demo/*.py``, then each family's ``Family.registered``
-    models, e.g. :mod:`panbench.models.hf.zoo`), optionally
+    models, e.g. :func:`panbench.models.hf.types.models`), optionally
     only those of one dataset and one framework (``mmdet``, ``transformers``)."""
     specs = [load_spec(p) for p in sorted(config_dir.glob("*.py"))]
     if (config_dir / "demo").is_dir():

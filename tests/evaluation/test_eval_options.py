@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 from panbench.evaluation.inference import cpu_procs_for
 from panbench.evaluation.options import EvalOptions
-from panbench.models.mmdet import fusion
+from panbench.models.mmdet import family as fusion
 
 
 def test_cpu_procs_default_is_one_per_core() -> None:

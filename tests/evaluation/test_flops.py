@@ -72,8 +72,7 @@ def test_zoo_gflops_match_the_papers_and_fusion_matches_mmdet(name, coco_sample,
     from PIL import Image
 
     from panbench.models.mmdet import mm
-    from panbench.models.mmdet.family import MMDetModel
-    from panbench.models.mmdet.fusion import install_fusion, panoptic_only
+    from panbench.models.mmdet.family import MMDetModel, install_fusion, panoptic_only
     from panbench.models.registry import CONFIG_DIR
 
     path = CONFIG_DIR / f"{name}.py"

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from panbench.models.mmdet.family import install_fusion
 from panbench.models.mmdet.fast_fusion import heuristic_fusion, maskformer_fusion
-from panbench.models.mmdet.fusion import install_fusion
 
 N_TH, N_ST = 3, 2
 N_CLS = N_TH + N_ST

@@ -27,10 +27,7 @@ from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
 from panbench.models.families import FAMILIES  # noqa: E402
-from panbench.models.hf import hub as hf_hub  # noqa: E402
-from panbench.models.hf import labels as hf_labels  # noqa: E402
-from panbench.models.hf import load as hf  # noqa: E402
-from panbench.models.hf import model as hf_model  # noqa: E402
+from panbench.models.hf import model as hf  # noqa: E402
 from panbench.models.registry import all_models, ref_spec, resolve  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
@@ -70,7 +67,7 @@ def test_demo_set_whole_path_equals_the_transformers_reference(kind, demo_root, 
     assert rc == 0
     assert rec["framework"] == "transformers" and rec["model"] == f"hf-{kind}"
     assert rec["architecture"] == hf.ARCHITECTURES[kind] and rec["postprocess"] == "default"
-    assert rec["provenance"]["checkpoint"] == {"path": str(d), "url": None, "sha256": hf_hub.digest(d)}
+    assert rec["provenance"]["checkpoint"] == {"path": str(d), "url": None, "sha256": hf.digest(d)}
     assert json.loads(rec["provenance"]["config"])["postprocess"] == hf_tiny.PUBLISHED[kind]
     assert rec["params"] == sum(p.numel() for p in AutoModel.from_pretrained(d).parameters())
     versions = rec["provenance"]["versions"]  # the transformers family's packages, not MMDetection's
@@ -228,16 +225,16 @@ def test_label_mapping_rule() -> None:
                                                            "floor-wood", "floor-other-merged"],
                            isthing=[1, 1, 0, 0, 0, 0])
     labels = {0: "Sky", 1: "N/A", 2: "wall", 3: "traffic_light", 4: "person", 5: "floor-wood", 6: "floor"}
-    order, cat_ids, skipped = hf_labels.map_labels(labels, cats, "m")
+    order, cat_ids, skipped = hf.map_labels(labels, cats, "m")
     assert skipped == [1]
     assert order == [3, 4, 0, 2, 5, 6] and cat_ids == [2, 1, 4, 3, 5, 6]  # things first, then stuff, by label id
     with pytest.raises(PanbenchError, match="'horse'"):
-        hf_labels.map_labels({0: "person", 1: "horse"}, cats, "m")
+        hf.map_labels({0: "person", 1: "horse"}, cats, "m")
     two = SimpleNamespace(ids=[1, 2], names=["wall-other", "wall-merged"], isthing=[0, 0])  # 'wall' is ambiguous
     with pytest.raises(PanbenchError, match="'wall'"):
-        hf_labels.map_labels({0: "wall"}, two, "m")
+        hf.map_labels({0: "wall"}, two, "m")
     with pytest.raises(PanbenchError, match="both map to category 1"):
-        hf_labels.map_labels({0: "person", 1: "Person"}, cats, "m")
+        hf.map_labels({0: "person", 1: "Person"}, cats, "m")
 
 
 def test_transformers_segments_become_panbench_segments() -> None:
@@ -246,7 +243,7 @@ def test_transformers_segments_become_panbench_segments() -> None:
     seg = torch.tensor([[1, 1, 2], [3, 2, 0], [-1, 4, 4]])
     infos = [{"id": 1, "label_id": 5}, {"id": 2, "label_id": 2}, {"id": 2, "label_id": 2},
              {"id": 3, "label_id": 6}, {"id": 7, "label_id": 2}, {"id": 4, "label_id": 5}]
-    ids, segs = hf_model.to_panbench_segments(seg, infos, label_of={5: 0, 2: 1}, label2cat=[11, 22])
+    ids, segs = hf.to_panbench_segments(seg, infos, label_of={5: 0, 2: 1}, label2cat=[11, 22])
     assert ids.dtype == np.uint32 and ids.tolist() == [[1, 1, 2], [0, 2, 0], [0, 3, 3]]
     assert segs == [{"id": 1, "category_id": 11, "iscrowd": 0}, {"id": 2, "category_id": 22, "iscrowd": 0},
                     {"id": 3, "category_id": 11, "iscrowd": 0}]
@@ -257,10 +254,10 @@ def test_batch_padding_is_cropped_from_each_images_mask_logits() -> None:
     padding at the mask resolution, rounded up); class logits and an image of the batch's size pass unchanged."""
     masks = torch.arange(2 * 3 * 16 * 32, dtype=torch.float32).reshape(2, 3, 16, 32)
     outputs = {"class_queries_logits": torch.zeros(2, 3, 5), "masks_queries_logits": masks}
-    small = hf_model._one_image(outputs, 0, (64, 90), (64, 128))  # 90 px of 128 -> ceil(22.5) = 23 of 32 mask columns
+    small = hf._one_image(outputs, 0, (64, 90), (64, 128))  # 90 px of 128 -> ceil(22.5) = 23 of 32 mask columns
     assert tuple(small.masks_queries_logits.shape) == (1, 3, 16, 23)
     assert torch.equal(small.masks_queries_logits[0], masks[0, :, :, :23])
-    full = hf_model._one_image(outputs, 1, (64, 128), (64, 128))
+    full = hf._one_image(outputs, 1, (64, 128), (64, 128))
     assert torch.equal(full.masks_queries_logits[0], masks[1]) and tuple(full.class_queries_logits.shape) == (1, 3, 5)
 
 
@@ -270,7 +267,7 @@ def test_only_the_fields_post_processing_reads_are_cast_to_float32() -> None:
     outputs = {"class_queries_logits": torch.zeros(1, 3, 5, dtype=torch.bfloat16),
                "masks_queries_logits": torch.zeros(1, 3, 8, 8, dtype=torch.bfloat16),
                "pixel_decoder_last_hidden_state": torch.zeros(1, 256, 8, 8, dtype=torch.bfloat16)}
-    one = hf_model._one_image(outputs, 0, (32, 32), (32, 32))
+    one = hf._one_image(outputs, 0, (32, 32), (32, 32))
     assert set(vars(one)) == {"class_queries_logits", "masks_queries_logits"}
     assert {v.dtype for v in vars(one).values()} == {torch.float32}
 
@@ -365,7 +362,7 @@ def test_postprocess_on_eomt_is_refused_with_the_reason(demo_root, tmp_path, cap
 def test_a_detr_with_a_timm_backbone_runs_on_timm_and_the_others_do_not() -> None:
     from transformers import DetrConfig, Mask2FormerConfig, ResNetConfig
 
-    from panbench.models.hf.load import backbone_packages
+    from panbench.models.hf.model import backbone_packages
 
     assert backbone_packages(DetrConfig()) == ("timm",)  # the hub's DETR config: a timm backbone
     assert backbone_packages(SimpleNamespace(use_timm_backbone=True)) == ("timm",)  # as older transformers say it

@@ -111,7 +111,7 @@ def by_hand(d: Path, root: Path, kind: str, limit: int | None = None) -> tuple[l
     from transformers import AutoImageProcessor, AutoModelForUniversalSegmentation, AutoProcessor
 
     if kind == "oneformer":  # its post-processing calls torchvision's resize, absent here: panbench's stand-in
-        from panbench.models.hf.load import _oneformer_resize_without_torchvision
+        from panbench.models.hf.model import _oneformer_resize_without_torchvision
 
         _oneformer_resize_without_torchvision()
     ds = load_dataset(root, name="demo", limit=limit)

@@ -30,7 +30,7 @@ from transformers import AutoImageProcessor  # noqa: E402
 
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
-from panbench.models.hf import load as hf  # noqa: E402
+from panbench.models.hf import model as hf  # noqa: E402
 from panbench.pq.accumulator import PanopticAccumulator  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 from panbench.pq.png import read_ids  # noqa: E402

@@ -1,7 +1,7 @@
-"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``): a model loaded by
-:mod:`.load` from :mod:`.hub` with the label mapping of :mod:`.labels`, run as a
-:class:`panbench.models.protocol.PanopticModel` by :mod:`.model`.  The functions below are the family's entry
-(:class:`panbench.models.protocol.FamilyEntry`); torch and transformers are imported only when a model loads."""
+"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``): a model loaded by :mod:`.load` (from
+a directory or the hub, its labels mapped to the dataset's), run as a :class:`panbench.models.protocol.PanopticModel` by
+:mod:`.model`.  The functions below are the family's entry (:class:`panbench.models.protocol.FamilyEntry`) and its lines
+of ``panbench doctor``; torch and transformers are imported only when a model loads."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None, ap: bool,
                any_rank: Callable[[bool], bool] | None) -> Built:
-    """``hf:<ref>`` -> the model on ``device`` (:func:`panbench.models.hf.load.load_hf_model`) and its
+    """``hf:<ref>`` -> the model on ``device`` (:func:`panbench.models.hf.model.load_hf_model`) and its
     provenance; an unregistered model's architecture and backbone read from its own config."""
-    from panbench.models.hf.load import load_hf_model
+    from panbench.models.hf.model import load_hf_model
     from panbench.models.protocol import Built, Weights
 
     _refuse_cfg_options(spec, cfg_options)
@@ -92,3 +92,14 @@ def config_files(spec: ModelSpec) -> None:
 def random_model(spec: ModelSpec, device: str) -> None:
     """None: a transformers model is counted once downloaded (its record has the count)."""
     return None
+
+
+def checks(probes: Any) -> list[Any]:
+    """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`): timm, which
+    DETR's hub checkpoints build their backbone with (a note when missing, with the extra that installs it); its
+    packages' versions are the doctor's ``versions/transformers`` line."""
+    timm = probes.version("timm", required=False, fix=f"{probes.pip} install 'panbench[cuda]' (DETR's hub "
+                          "checkpoints, hf-detr_*, build their backbone with timm; docs/huggingface.md)")
+    if timm.ok:
+        timm.detail += " (DETR's hub checkpoints)"
+    return [timm]

@@ -1,25 +1,41 @@
-"""The MMDetection family behind :class:`panbench.models.protocol.PanopticModel`: a detector built from a
-config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing, network,
-panoptic fusion) and mmdet's panoptic encoding read back by :func:`panbench.models.encoding.panoptic_to_segments`.
-The model's panoptic fusion head (``panoptic_fusion_head``) is read and changed here and in
-:mod:`panbench.models.mmdet.fusion` / :mod:`panbench.models.mmdet.fast_fusion` only."""
+"""The MMDetection family behind :class:`panbench.models.protocol.PanopticModel` (:class:`MMDetModel`): a detector
+built from a config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing,
+network, panoptic fusion) and mmdet's panoptic encoding read back by
+:func:`panbench.models.encoding.panoptic_to_segments`.
+
+Every change panbench makes to the model's panoptic fusion head (``panoptic_fusion_head``) is here (and its
+computation in :mod:`panbench.models.mmdet.fast_fusion`):
+
+* :func:`panoptic_only`: the config computes the panoptic output only.
+* :func:`install_postprocess`: ``--postprocess maskwise|argmax`` replaces the head's fusion.
+* :func:`install_fusion`: ``--fusion panbench`` runs the head's own fusion as :mod:`.fast_fusion` implements it;
+  with its ``defer`` on (:meth:`MMDetModel.deferred`, the eval loop), the forward leaves each image's fusion as a
+  job in the data sample (:data:`PENDING`) that :meth:`MMDetModel.finish` runs later, on the post-processing thread,
+  while the next batch's forward runs.
+* :func:`predict_inputs`: what the head's ``predict`` receives, read on the way (query logits for ``panbench viz``,
+  PanopticFPN's instances for AP).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from panbench.analysis.instances import from_mmdet
-from panbench.models.amp import autocast_forward, keep_ops_fp32
+from panbench.errors import PanbenchError
+from panbench.models.amp import autocast_forward, keep_autocast, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
-from panbench.models.mmdet.fusion import deferrable, finish_sample, grab_queries, install_fusion, install_postprocess
-from panbench.models.protocol import timed_calls
+from panbench.models.postprocess import merge_queries
+from panbench.models.protocol import timed_calls, wrapped_method
 
 if TYPE_CHECKING:
+    import torch
+
     from panbench.analysis.ap import Instances
     from panbench.models.postprocess import PostProcess
 
@@ -77,9 +93,9 @@ class MMDetModel:
             self.fp32_ops = True
         if self.instance_source != "mmdet roi_head":
             return autocast_forward(lambda: self.detector.test_step(data), device, amp)
-        with roi_head_instances(self.detector) as kept:
+        with predict_inputs(self.detector) as calls:
             outputs = autocast_forward(lambda: self.detector.test_step(data), device, amp)
-        for out, inst in zip(outputs, kept):
+        for out, inst in zip(outputs, [inst for args in calls for inst in args[0]]):
             out.pred_instances = inst
         return outputs
 
@@ -98,8 +114,18 @@ class MMDetModel:
             fusion.defer = False
 
     def finish(self, outputs: list[Any]) -> list[Any]:
-        """The data samples of a forward made under :meth:`deferred`, with their fusion run (in place)."""
-        return [finish_sample(out) for out in outputs]
+        """The data samples of a forward made under :meth:`deferred`, with their fusion run (in place):
+        ``pred_panoptic_seg`` and, when the fusion gives it, ``pred_instances`` set as mmdet's
+        ``add_pred_to_datasample`` sets them."""
+        for sample in outputs:
+            pan = sample.get("pred_panoptic_seg")
+            job = pan.metainfo.get(PENDING) if pan is not None else None
+            if job is not None:
+                result = job()
+                sample.pred_panoptic_seg = result["pan_results"]
+                if "ins_results" in result:
+                    sample.pred_instances = result["ins_results"]
+        return list(outputs)
 
     def to_segments(self, output: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """The data sample's ``pred_panoptic_seg`` (mmdet's encoding, VOID = number of classes) as segments."""
@@ -122,8 +148,8 @@ class MMDetModel:
 
     def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
         """``--postprocess maskwise|argmax`` replaces the fusion head's query merging
-        (:func:`~panbench.models.mmdet.fusion.install_postprocess`); else ``--fusion panbench`` runs panbench's
-        implementation of the head's own fusion (:func:`~panbench.models.mmdet.fusion.install_fusion`).
+        (:func:`install_postprocess`); else ``--fusion panbench`` runs panbench's
+        implementation of the head's own fusion (:func:`install_fusion`).
         Returns ``panbench`` or ``mmdet`` for the head's own fusion, None when ``--postprocess`` replaced it."""
         install_postprocess(self.detector, postprocess, self.where)
         if install_fusion(self.detector, fusion):
@@ -138,18 +164,19 @@ class MMDetModel:
     def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
         """One image through ``forward`` with the query masks of MaskFormer's and Mask2Former's fusion head
         (its ``predict`` inputs) read on the way: the ``top`` queries by best class probability."""
-        with grab_queries(self.detector) as captured:
+        with predict_inputs(self.detector) as calls:
             out = self.forward([item], device, None)[0]
-        if not captured:
+        if not calls or not hasattr(self.detector.panoptic_fusion_head, "panoptic_postprocess"):
             return out, []
         import torch
         import torch.nn.functional as F
 
-        probs = captured["cls"][0].softmax(-1)[:, :len(self.names)]
+        mask_cls, mask_pred = calls[-1][:2]
+        probs = mask_cls[0].softmax(-1)[:, :len(self.names)]
         score, label = probs.max(-1)
         h_in, w_in = item["data_samples"].img_shape
         h, w = item["data_samples"].ori_shape
-        masks = captured["pred"][0][:, :h_in, :w_in].sigmoid()
+        masks = mask_pred[0][:, :h_in, :w_in].sigmoid()
         masks = F.interpolate(masks[None], size=(h, w), mode="bilinear", align_corners=False)[0]
         return out, [(int(label[q]), float(score[q]), masks[q].cpu().numpy())
                      for q in torch.argsort(score, descending=True)[:top].tolist()]
@@ -170,23 +197,164 @@ class MMDetModel:
 
 
 @contextmanager
-def roi_head_instances(detector: Any) -> Iterator[list[Any]]:
-    """While entered, the instance results (``InstanceData``: masks at the image's size, scores, labels) that
-    PanopticFPN's ``roi_head`` hands its fusion head (``panoptic_fusion_head.predict(mask_results_list, ...)``)
-    go to the list yielded, one per image in batch order."""
-    head = detector.panoptic_fusion_head
-    kept: list[Any] = []
-    orig, own = head.predict, "predict" in vars(head)  # own: an instance's predict (the fusion timer's)
+def predict_inputs(model: Any) -> Iterator[list[tuple]]:
+    """While entered, the positional arguments of each call of the fusion head's ``predict`` go to the list yielded
+    (nothing without a head): MaskFormer's and Mask2Former's class and mask logits (``panbench viz``), or the
+    instance results (``InstanceData``: masks at the image's size, scores, labels, one per image in batch order)
+    that PanopticFPN's ``roi_head`` hands its head (AP)."""
+    head = getattr(model, "panoptic_fusion_head", None)
+    calls: list[tuple] = []
+    if head is None:
+        yield calls
+        return
 
-    def predict(mask_results_list: Any, *a: Any, **k: Any) -> Any:
-        kept.extend(mask_results_list)
-        return orig(mask_results_list, *a, **k)
+    def spy(orig: Callable) -> Callable:
+        def predict(*a: Any, **k: Any) -> Any:
+            calls.append(a)
+            return orig(*a, **k)
 
-    head.predict = predict
-    try:
-        yield kept
-    finally:
-        if own:
-            head.predict = orig
-        else:
-            del head.predict
+        return predict
+
+    with wrapped_method(head, "predict", spy):
+        yield calls
+
+
+def panoptic_only(cfg: Any, keep_instances: bool = False) -> list[str]:
+    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the panoptic one (the zoo's
+    Mask2Former configs set ``instance_on=True``); PQ reads only the panoptic map, which does not depend on them.
+    ``keep_instances``: the instance output is on (what AP reads; MaskFormer's configs leave it off; PanopticFPN's
+    instance branch needs no switch).  The semantic output always goes: mmdet 3.3's fusion head asserts ``not
+    semantic_on``.  Returns the keys changed (recorded in the resolved config that goes into each result)."""
+    test_cfg = cfg.model.get("test_cfg")
+    changed = []
+    if isinstance(test_cfg, dict) and "panoptic_on" in test_cfg:
+        want = {"instance_on": keep_instances, "semantic_on": False}
+        for key, on in want.items():
+            if bool(test_cfg.get(key)) != on:
+                test_cfg[key] = on
+                changed.append(f"model.test_cfg.{key}")
+    return changed
+
+
+def install_postprocess(model: Any, pp: PostProcess, where: str) -> None:
+    """Make ``model``'s fusion head use ``pp`` (explicitly, on this instance only)."""
+    if pp.name == "default":
+        return
+    from mmengine.structures import PixelData
+
+    head = getattr(model, "panoptic_fusion_head", None)
+    if head is None or not hasattr(head, "panoptic_postprocess"):
+        raise PanbenchError(f"{where}: --postprocess {pp.name} needs a MaskFormer, Mask2Former or OneFormer model "
+                            "(query masks); PanopticFPN and DETR have their own fusion only")
+
+    def run(mask_cls: Any, mask_pred: Any) -> Any:
+        pan = merge_queries(mask_cls, mask_pred, head.num_classes, head.num_things_classes, pp)
+        return PixelData(sem_seg=pan[None])
+
+    head.panoptic_postprocess = run
+
+
+PENDING = "panbench_pending"  # metainfo key of a pred_panoptic_seg whose fusion is deferred: the job that runs it
+
+
+class _Deferrable:
+    """A fusion head's method replaced by panbench's fusion: each image's fusion is a job run at once or, with
+    ``defer`` on, kept in a placeholder ``PixelData`` (``metainfo[PENDING]``) for :meth:`MMDetModel.finish`."""
+
+    defer = False
+
+    def __init__(self, head: Any) -> None:
+        self.head = head
+
+    def pending(self, job: Callable[[], dict[str, Any]]) -> Any:
+        from mmengine.structures import PixelData
+
+        return PixelData(metainfo={PENDING: keep_autocast(job)})
+
+
+class MaskFormerPredict(_Deferrable):
+    """A ``predict`` for ``head`` (a ``MaskFormerFusionHead``) that runs
+    :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and, with ``instance_on`` (AP),
+    :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`: every output the head is asked for (the
+    configurations :func:`install_fusion` gives it)."""
+
+    def __call__(self, mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
+                 rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
+        out = []
+        for mask_cls, mask_pred, sample in zip(mask_cls_results, mask_pred_results, batch_data_samples):
+            meta = sample.metainfo
+            ih, iw = meta["img_shape"][:2]
+            size = tuple(meta["ori_shape"][:2]) if rescale else None
+            job = partial(self.results, mask_cls, mask_pred[:, :ih, :iw], size)
+            out.append({"pan_results": self.pending(job)} if self.defer else job())
+        return out
+
+    def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None
+                ) -> dict[str, Any]:
+        """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``."""
+        from mmengine.structures import InstanceData, PixelData
+
+        import panbench.models.mmdet.fast_fusion as ff
+
+        head, cfg = self.head, self.head.test_cfg
+        n_cls, n_th, top = head.num_classes, head.num_things_classes, cfg.get("max_per_image", 100)
+        instance_on = cfg.get("instance_on", False)
+        masks = ff.QueryMasks(mask_pred, size)
+        if instance_on:  # the queries both outputs read, upsampled once
+            masks.prepare(ff.fusion_queries(mask_cls, n_cls, cfg.get("object_mask_thr", 0.8))[0],
+                          ff.instance_queries(mask_cls, n_cls, n_th, top)[2])
+        pan = ff.maskformer_fusion(mask_cls, mask_pred, n_cls, n_th, cfg.get("object_mask_thr", 0.8),
+                                cfg.get("iou_thr", 0.8), cfg.get("filter_low_score", False), size, masks)
+        result = {"pan_results": PixelData(sem_seg=pan[None])}
+        if instance_on:
+            scores, labels, boxes, inst = ff.maskformer_instances(mask_cls, mask_pred, n_cls, n_th, top, size, masks)
+            result["ins_results"] = InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=inst)
+        return result
+
+
+class HeuristicPredict(_Deferrable):
+    """A ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``) that runs
+    :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`."""
+
+    def __call__(self, mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
+        job = partial(self.results, mask_results, seg_preds)
+        return self.pending(job) if self.defer else job()["pan_results"]
+
+    def results(self, mask_results: Any, seg_preds: torch.Tensor) -> dict[str, Any]:
+        from mmengine.structures import PixelData
+
+        from panbench.models.mmdet.fast_fusion import heuristic_fusion
+
+        head = self.head
+        pan = heuristic_fusion(mask_results.scores, mask_results.labels, mask_results.masks, seg_preds,
+                               head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
+                               head.test_cfg.stuff_area_limit)
+        return {"pan_results": PixelData(sem_seg=pan[None])}
+
+
+def deferrable(model: Any) -> _Deferrable | None:
+    """The fusion :func:`install_fusion` put in ``model``'s fusion head, None where mmdet's runs."""
+    head = getattr(model, "panoptic_fusion_head", None)
+    for name in ("predict", "_predict_single"):
+        fn = vars(head).get(name) if head is not None else None
+        if isinstance(fn, _Deferrable):
+            return fn
+    return None
+
+
+def install_fusion(model: Any, name: str) -> str | None:
+    """Make ``model``'s panoptic fusion head run panbench's implementation of its own fusion (``name``
+    "panbench") or leave mmdet's (``"mmdet"``).  Returns the head's class name when it was replaced."""
+    head = getattr(model, "panoptic_fusion_head", None)
+    if name != "panbench" or head is None or "panoptic_postprocess" in vars(head):  # --postprocess has its own
+        return None
+    kind, cfg = type(head).__name__, getattr(head, "test_cfg", None) or {}
+    # MaskFormer's: the panoptic map, with or without the instance output (mmdet 3.3 refuses semantic_on; a config
+    # without panoptic_on keeps mmdet's predict)
+    if kind == "MaskFormerFusionHead" and cfg.get("panoptic_on", True) and not cfg.get("semantic_on", False):
+        head.predict = MaskFormerPredict(head)
+    elif kind == "HeuristicFusionHead":
+        head._predict_single = HeuristicPredict(head)
+    else:
+        return None
+    return kind

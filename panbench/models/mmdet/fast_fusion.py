@@ -1,22 +1,20 @@
 """Each architecture's own panoptic fusion, with mmdet's rules and mmdet's output pixel for pixel, without
 its per-segment loops (``--fusion panbench``, the default; ``--fusion mmdet`` runs mmdet's).
 
-* :func:`maskformer_fusion`: MaskFormer's and Mask2Former's (mmdet 3.3 ``MaskFormerFusionHead.predict``
-  with ``panoptic_postprocess``).  A query survives when its class is not "no object" and its score is
-  above ``object_mask_thr``; every pixel goes to the surviving query with the highest ``score * sigmoid(mask)``
-  (the first on ties, as ``argmax``); a query keeps its pixels when it has some, its binary mask
-  (sigmoid >= 0.5) is not empty and ``pixels / binary area >= iou_thr`` (the ratio in float64, as Python
-  divides ints); things get instance ids 1, 2, ... in query order, stuff of one class shares id 0;
-  ``filter_low_score`` also drops pixels whose sigmoid is below 0.5.  Since the argmax gives each pixel to
-  one query, all of this is a per-query table looked up once per pixel.  mmdet upsamples every query's
-  mask to the image size before it discards any; here only the surviving queries' masks are upsampled
-  (bilinear interpolation is per mask: the same values).
-* :func:`heuristic_fusion`: PanopticFPN's (``HeuristicFusionHead._predict_single``).  Instances in
-  descending score order (mmdet's ``argsort``); one is laid when its mask is not empty and
-  ``intersect / (area + 1e-5) <= mask_overlap`` with the pixels already laid (the same float32 tensor
-  arithmetic), on the pixels not yet taken; the semantic head's argmax elsewhere; stuff classes with fewer
-  than ``stuff_area_limit`` pixels become VOID.  Each instance's test reads its mask's bounding box only,
-  and the decision stays on the device (no host round trip per instance).
+* :func:`maskformer_fusion`: MaskFormer's and Mask2Former's (mmdet 3.3 ``MaskFormerFusionHead.predict`` with
+  ``panoptic_postprocess``).  A query survives when its class is not "no object" and its score is above
+  ``object_mask_thr``; every pixel goes to the surviving query with the highest ``score * sigmoid(mask)`` (the first on
+  ties, as ``argmax``); a query keeps its pixels when it has some, its binary mask (sigmoid >= 0.5) is not empty and
+  ``pixels / binary area >= iou_thr`` (the ratio in float64, as Python divides ints); things get instance ids 1, 2, ...
+  in query order, stuff of one class shares id 0; ``filter_low_score`` also drops pixels whose sigmoid is below 0.5.
+  Since the argmax gives each pixel to one query, all of this is a per-query table looked up once per pixel.  mmdet
+  upsamples every query's mask to the image size before it discards any; here only the surviving queries' masks are
+  upsampled (bilinear interpolation is per mask: the same values).
+* :func:`heuristic_fusion`: PanopticFPN's (``HeuristicFusionHead._predict_single``).  Instances in descending score
+  order (mmdet's ``argsort``); one is laid when its mask is not empty and ``intersect / (area + 1e-5) <= mask_overlap``
+  with the pixels already laid (the same float32 tensor arithmetic), on the pixels not yet taken; the semantic head's
+  argmax elsewhere; stuff classes with fewer than ``stuff_area_limit`` pixels become VOID.  Each instance's test reads
+  its mask's bounding box only, and the decision stays on the device (no host round trip per instance).
 
 Both return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_classes``).
 
@@ -184,13 +182,7 @@ def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Te
     if n:
         order = torch.argsort(-scores)
         labels, masks = labels[order], masks[order].bool()
-        rows, cols = masks.any(2), masks.any(1)  # each mask's bounding box, read to the host at once
-        ar = torch.arange(max(rows.shape[1], cols.shape[1]), device=masks.device)
-        y0 = torch.where(rows, ar[: rows.shape[1]], rows.shape[1]).amin(1)
-        y1 = torch.where(rows, ar[: rows.shape[1]] + 1, 0).amax(1)
-        x0 = torch.where(cols, ar[: cols.shape[1]], cols.shape[1]).amin(1)
-        x1 = torch.where(cols, ar[: cols.shape[1]] + 1, 0).amax(1)
-        boxes = torch.stack([y0, y1, x0, x1], 1).tolist()
+        boxes = mask_boxes(masks)[:, [1, 3, 0, 2]].long().tolist()  # y0 y1 x0 x1 of each, to the host at once
         layer = torch.zeros(masks.shape[-2:], dtype=torch.long, device=masks.device)  # 1 + order position, 0 free
         for i, (a, b, c, d) in enumerate(boxes):
             if b <= a:  # an empty mask: mmdet skips it

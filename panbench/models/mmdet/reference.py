@@ -7,7 +7,7 @@ per-image ``pq_compute_single_core``).  Nothing of panbench takes part: no impor
 panbench model loading, no panbench scoring.  The only changes to the config are where the data
 and the checkpoint are (``data_root``, ``ann_file``, ``seg_prefix``, ``load_from``), a scratch
 ``work_dir``, quiet logging and, when asked, the first ``limit`` images (``dataset.indices``),
-the data-loading workers and :func:`panbench.models.mmdet.fusion.panoptic_only` (the instance/semantic outputs
+the data-loading workers and :func:`panbench.models.mmdet.family.panoptic_only` (the instance/semantic outputs
 off, as ``panbench eval`` runs MaskFormer-family models).
 
 Per-class TP/FP/FN/IoU come from the ``PQStat`` that the metric averages: ``PQStat.pq_average``
@@ -38,7 +38,7 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from panbench.models.mmdet.fusion import panoptic_only as switch_off  # noqa: E402
+from panbench.models.mmdet.family import panoptic_only as switch_off  # noqa: E402
 from panbench.ops import install  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
