@@ -4,7 +4,7 @@
 What each row runs (every run a whole child process: imports, model and data set-up, inference,
 scoring; demo val split, the committed demo checkpoints, ``--limit N`` images or all 60):
 
-  mmdet stock        MMDetection's test loop (``panbench.models.mmdet.reference``: what ``tools/test.py``
+  mmdet stock        MMDetection's test loop (``scripts/mmdet_reference.py``: what ``tools/test.py``
                      runs, mmengine ``Runner.test`` + ``CocoPanopticMetric``, which writes each
                      prediction as a PNG and scores it with panopticapi) on the model's config as it
                      is.  Mask2Former's config computes the instance output beside the panoptic one
@@ -54,7 +54,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from panbench.models.mmdet import reference as mmdet_reference  # noqa: E402
+import mmdet_reference  # noqa: E402  (beside this script)
+
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
 SIDES = ("mmdet stock", "mmdet pan-only", "panbench 1proc", "panbench forked")

@@ -23,7 +23,7 @@ SAME_CONCEPT: dict[str, tuple[str, ...]] = {
     "add_parser": ("cli/",),
     "run": ("cli/",),
     # a script's entry point: the command line and MMDetection's reference test loop run as `python -m`
-    "main": ("cli/__init__.py", "models/mmdet/reference.py"),
+    "main": ("cli/__init__.py",),
     # a family's entry functions (models/protocol.py FamilyEntry), in each family's __init__;
     # evaluation/loading.py's load_model loads through them
     **{name: FAMILY_DIRS for name in vars(FamilyEntry) if not name.startswith("_")},

@@ -16,7 +16,7 @@ metric's ``process`` received.
 
 Used by ``tests/evaluation/test_mmdet_parity.py`` and ``scripts/bench_eval.py``, always in a child process
 (one process runs one or more models one after the other)::
-    python -m panbench.models.mmdet.reference --data-root data/demo --model CONFIG=CHECKPOINT [--model ...]
+    .venv/bin/python scripts/mmdet_reference.py --data-root data/demo --model CONFIG=CHECKPOINT [--model ...]
         [--limit N] [--workers W] [--panoptic-only]
 
 prints one line ``MMDET_REFERENCE {json}`` per model: metrics (the nine, 0-100), per_class,
@@ -37,6 +37,8 @@ import tempfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's panbench, run from anywhere
 
 from panbench.models.mmdet.family import panoptic_only as switch_off  # noqa: E402
 from panbench.ops import install  # noqa: E402
@@ -132,7 +134,7 @@ def run_references(models: list[tuple[Path, Path]], data_root: Path, limit: int 
                    cwd: Path | None = None) -> tuple[list[Reference], float]:
     """MMDetection's test loop on each (config, checkpoint) in one child process, one after the
     other; the references and the child's whole wall time (start-up included)."""
-    cmd = [sys.executable, "-m", "panbench.models.mmdet.reference", "--data-root", str(data_root)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--data-root", str(data_root)]
     for config, ckpt in models:
         cmd += ["--model", f"{config}={ckpt}"]
     if limit is not None:
