@@ -20,7 +20,7 @@ import numpy as np
 
 from panbench.analysis.ap import MAX_DETS, Instances, encode_masks
 
-DEVICE_CHUNK = 1 << 25  # pixels of masks encoded at once on a device
+DEVICE_CHUNK = 1 << 24  # pixels of masks encoded at once on a device
 
 
 def as_numpy(x: Any) -> np.ndarray:
@@ -41,8 +41,8 @@ def on_device(x: Any) -> bool:
 def encode_on_device(masks: Any, chunk: int = DEVICE_CHUNK) -> list[dict[str, Any]]:
     """:func:`~panbench.analysis.ap.encode_masks` of an (N, H, W) torch tensor, encoded where it lies: the runs
     counted and written as COCO's compressed strings on the tensor's device, only the strings' bytes copied to the
-    host.  ``chunk`` bounds the pixels encoded at once (the device's working memory: about 40 bytes a pixel at
-    worst, a mask that changes at every pixel; a few bytes for a model's masks)."""
+    host.  ``chunk`` bounds the pixels encoded at once (the device's working memory: about 100 bytes a pixel at
+    worst, a mask that changes at every pixel, 1.7 GB for a chunk; a few bytes a pixel for a model's masks)."""
     n, h, w = (int(s) for s in masks.shape)
     if n == 0 or h * w == 0:
         return encode_masks(as_numpy(masks))

@@ -2,8 +2,9 @@
 :class:`PanopticModel` (with the optional :class:`Corruptible` and :class:`DeferredFusion`), and the functions of a
 family's subpackage, :class:`FamilyEntry`.  The eval loop, the out-of-memory retry, the FLOPs counter,
 ``panbench speed``, ``--postprocess`` / ``--fusion``, ``panbench viz`` and ``--corruption`` drive a model through
-these members only.  Implementations: :class:`panbench.models.mmdet.family.MMDetModel` (MMDetection configs) and
-:class:`panbench.models.hf.model.HFPanoptic` (Hugging Face ``transformers``).
+these members only; a family without :meth:`Corruptible.pipeline_with` is refused ``--corruption``, never
+scored on clean images in its place.  Implementations: :class:`panbench.models.mmdet.family.MMDetModel`
+(MMDetection configs) and :class:`panbench.models.hf.model.HFPanoptic` (Hugging Face ``transformers``).
 
 Adding a family (detectron2, a plain torch model) is one subpackage under ``panbench/models/`` whose ``__init__`` has
 the functions of :class:`FamilyEntry`, one row in :data:`panbench.models.families.FAMILIES`, and its models' rows in

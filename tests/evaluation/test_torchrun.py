@@ -101,6 +101,9 @@ def test_cpu_ranks_build_mmdet_models_on_a_node_with_fewer_gpus_than_ranks(monke
     assert logger._get_device_id() == 0
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert logger._get_device_id() == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-5e0f")  # a MIG device: mmengine names it by its UUID
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert logger._get_device_id() == "MIG-5e0f"
 
 
 def test_mmdet_stacks_compile_warnings_stay_off_stderr(tmp_path) -> None:

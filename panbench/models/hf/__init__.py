@@ -1,7 +1,8 @@
-"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``): a model loaded by :mod:`.load` (from
-a directory or the hub, its labels mapped to the dataset's), run as a :class:`panbench.models.protocol.PanopticModel` by
-:mod:`.model`.  The functions below are the family's entry (:class:`panbench.models.protocol.FamilyEntry`) and its lines
-of ``panbench doctor``; torch and transformers are imported only when a model loads."""
+"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``): a model loaded by
+:func:`.model.load_hf_model` (from a directory or the hub, its labels mapped to the dataset's), run as a
+:class:`panbench.models.protocol.PanopticModel` by :mod:`.model`.  The functions below are the family's entry
+(:class:`panbench.models.protocol.FamilyEntry`) and its lines of ``panbench doctor``; torch and transformers are
+imported only when a model loads."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ class ModelType:
     pad_square: bool = False  # the processor is asked for do_pad=True: the post-processing reads a padded square
     pixel_mask: bool = True  # the network takes a pixel mask marking the image in a padded batch
     task_prompt: bool = False  # AutoProcessor with a text task ("panoptic" in task_inputs): OneFormer
-    resize_shim: bool = False  # its PIL post-processing calls torchvision's resize (load.py's stand-in without it)
+    resize_shim: bool = False  # its PIL post-processing calls torchvision's resize (model.py's stand-in without it)
     # post_process_instance_segmentation's arguments for AP: every scored query kept (threshold 0), overlapping
     # masks kept apart where the processor can (return_binary_maps)
     instance_settings: dict[str, Any] = field(default_factory=lambda: {"threshold": 0.0})

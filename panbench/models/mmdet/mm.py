@@ -117,9 +117,9 @@ def _name_cpu_ranks_by_local_rank() -> None:
 
     found = logger._get_device_id
 
-    def device_id() -> int:
+    def device_id() -> int | str:  # a MIG device's UUID is a string (mmengine's own ValueError branch)
         try:
-            return int(found())
+            return found()
         except IndexError:
             return int(os.environ.get("LOCAL_RANK", "0"))
 
