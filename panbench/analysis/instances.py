@@ -59,7 +59,7 @@ def _device_counts(masks: Any, hw: int) -> tuple[Any, Any]:
     """Each mask's column-major runs, zeros first, on its device: a 0 pixel put before each mask, a run starts at
     the first (padding) pixel and wherever the pixels change; a run's count is the distance to the next start (the
     next mask's first start ends a mask's last run), less the padding pixel for a mask's first run.  Returns the
-    int64 counts, the masks one after another, and each count's place in its mask."""
+    int64 counts, the masks one after another, and whether each count is its mask's first."""
     n = masks.shape[0]
     pixels = (masks != 0).transpose(1, 2).reshape(n, hw)  # column-major, as COCO counts
     starts = pixels.new_ones((n, hw + 1))
@@ -67,26 +67,23 @@ def _device_counts(masks: Any, hw: int) -> tuple[Any, Any]:
     starts[:, 2:] = pixels[:, 1:] != pixels[:, :-1]
     at = starts.reshape(-1).nonzero()[:, 0]
     first = at % (hw + 1) == 0  # each mask's padding pixel
-    counts = at.diff(append=at.new_full((1,), n * (hw + 1))) - first.long()
-    index = first.long().cumsum(0) - 1  # the mask of each count
-    place = at.new_ones(at.shape).cumsum(0) - 1 - first.nonzero()[:, 0][index]
-    return counts, place
+    return at.diff(append=at.new_full((1,), n * (hw + 1))) - first.long(), first
 
 
-def _device_strings(counts: Any, place: Any) -> tuple[Any, Any]:
-    """pycocotools' ``rleToString`` on the device: each count from a mask's fourth on less the count two before,
-    written in 5-bit groups, low first, 0x20 marking that more follow, plus 48.  A value takes the fewest groups
-    that hold it as a signed number (where pycocotools' loop stops).  Returns the characters (uint8) and where
-    each mask's string ends in them."""
+def _device_strings(counts: Any, first: Any) -> tuple[Any, Any]:
+    """pycocotools' ``rleToString`` on the device: each count from a mask's fourth on (none of it and the two
+    before it a mask's first) less the count two before, written in 5-bit groups, low first, 0x20 marking that more
+    follow, plus 48.  A value takes the fewest groups that hold it as a signed number (where pycocotools' loop
+    stops).  Returns the characters (uint8) and where each mask's string ends in them."""
     x = counts.clone()
-    x[2:] -= (place[2:] > 2).long() * counts[:-2]
+    x[2:] -= (~(first[2:] | first[1:-1] | first[:-2])).long() * counts[:-2]
     groups = 1 + sum(((x < -(1 << (5 * g - 1))) | (x >= 1 << (5 * g - 1))).long() for g in range(1, 7))
-    chars = place.new_zeros((len(x), 7)).byte()
+    chars = first.new_zeros((len(x), 7)).byte()
     for j in range(7):
         chars[:, j] = (((x >> (5 * j)) & 31) | ((groups > j + 1).long() << 5)) + 48
-    keep = place.new_tensor(range(7))[None, :] < groups[:, None]
-    ends = groups.cumsum(0)[(place.diff(append=place.new_zeros(1)) <= 0).nonzero()[:, 0]]  # each mask's last count
-    return chars[keep], ends
+    keep = counts.new_tensor(range(7))[None, :] < groups[:, None]
+    # a mask's last count is followed by the next mask's first; the very last, by the first of all, rolled round
+    return chars[keep], groups.cumsum(0)[first.roll(-1, 0)]
 
 
 def categories_of(labels: Any, label2cat: Sequence[int]) -> np.ndarray:
