@@ -114,13 +114,6 @@ def _published(recs: list[RunRecord]) -> str:
     return format_table(df, "html") + note
 
 
-def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str:
-    """The verdict (:func:`panbench.reporting.tables.verdicts`): per group of runs on the same images, the ranking
-    on PQ with the paired differences to the reference run, and the reading in one line."""
-    found, notes = verdicts(ranked_records(recs), results, reference)
-    return verdict_text(found, "html") + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
-
-
 def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None) -> str:
     """One table per analysis that some run has; a line for those none has."""
     parts, absent, hows = [], [], []
@@ -160,8 +153,7 @@ def _provenance(r: RunRecord) -> str:
     ck = p.get("checkpoint", {})
     ds = p.get("dataset", {})
     rows = {
-        "date": r.date, "dataset": f"{r.dataset} ({images(r.n_images)}, "
-                                          f"fingerprint {ds.get('fingerprint')})",
+        "date": r.date, "dataset": f"{r.dataset} ({images(r.n_images)}, fingerprint {ds.get('fingerprint')})",
         "device": r.device, "batch / amp": f"{r.batch_size} / {r.amp or 'fp32'}",
         "post-processing": r.postprocess, "--cfg-options": " ".join(cfg_words(r)) or "none",
         "config": f"{p.get('config_path')} (sha256 {p.get('config_sha256_16')})",
@@ -246,28 +238,24 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
     """A dataset's section: the verdict, the compared columns, the details (every column, published numbers,
     analyses, per-class PQ), the plots and galleries; and the notes of the plots that failed."""
     plots, failed = _plots(page, groups)
-    parts = [f"<h2>{html.escape(recs[0].dataset)}</h2>", "<h3>verdict</h3>" + _verdict(recs, page.results,
-                                                                                          page.reference),
-             _compared(recs), _every_column(recs), "<h3>comparison with published numbers</h3>" + _published(recs),
-             _analyses(recs, page.results, page.reference), _per_class(recs), plots]
-    return "\n".join(parts), failed
-
-
-def _compared(recs: list[RunRecord]) -> str:
+    # the verdict (:func:`panbench.reporting.tables.verdicts`): per group of runs on the same images, the ranking
+    # on PQ with the paired differences to the reference run, and the reading in one line
+    found, verdict_notes = verdicts(ranked_records(recs), page.results, page.reference)
     notes: list[str] = []
-    return "<h3>PQ / SQ / RQ</h3>" + format_table(comparison(recs, notes=notes), "html", notes=notes)
-
-
-def _every_column(recs: list[RunRecord]) -> str:
-    return ("<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
-            "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>" +
-            format_table(comparison(recs, all_columns=True), "html") + "</details>")
-
-
-def _per_class(recs: list[RunRecord]) -> str:
-    return ("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
-            "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html") +
-            "</details>")
+    compared = format_table(comparison(recs, notes=notes), "html", notes=notes)
+    parts = [f"<h2>{html.escape(recs[0].dataset)}</h2>",
+             "<h3>verdict</h3>" + verdict_text(found, "html")
+             + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in verdict_notes),
+             "<h3>PQ / SQ / RQ</h3>" + compared,
+             "<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
+             "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>"
+             + format_table(comparison(recs, all_columns=True), "html") + "</details>",
+             "<h3>comparison with published numbers</h3>" + _published(recs),
+             _analyses(recs, page.results, page.reference),
+             "<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
+             "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html")
+             + "</details>", plots]
+    return "\n".join(parts), failed
 
 
 def _robustness(page: Page, records: list[RunRecord]) -> str:

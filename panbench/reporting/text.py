@@ -130,10 +130,7 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     rows = []
     if results_dir is not None:
-        from panbench.reporting.tables import (  # reads records: their schema
-            lines,
-            verdicts,
-        )
+        from panbench.reporting.tables import lines, verdicts  # reads records: their schema
 
         found, notes = verdicts(records, results_dir)
         rows += [line for v in found for line in lines(v)] + [f"  {n}" for n in notes] + [""]
