@@ -94,12 +94,6 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
 
 
-def provenance_title(r: RunRecord) -> str:
-    """A provenance section's title: model, post-processing, dataset (name, fingerprint) and image count."""
-    more = f" · {s}" if (s := settings(r)) else ""
-    return f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({images(r.n_images)})"
-
-
 def _published(recs: list[RunRecord]) -> str:
     """Measured against published numbers, for the metrics some run has a published number of."""
     if not any(has_published(r) for r in recs):
@@ -165,7 +159,10 @@ def _provenance(r: RunRecord) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
                    for k, v in rows.items())
     cfg = html.escape(p.get("config", ""))
-    return (f"<details><summary>{html.escape(provenance_title(r))}</summary><table>{body}</table>"
+    # the title: model, post-processing, settings, dataset (name, fingerprint) and image count
+    more = f" · {s}" if (s := settings(r)) else ""
+    title = f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({images(r.n_images)})"
+    return (f"<details><summary>{html.escape(title)}</summary><table>{body}</table>"
             f"<details><summary>resolved config</summary><pre>{cfg}</pre></details></details>")
 
 

@@ -86,8 +86,7 @@ def robustness_table(results_dir: Path, dataset: str | None, fmt: str) -> str:
     summaries = [s for s in robustness_summaries(records) if dataset is None or s["dataset"] == dataset]
     if not summaries:
         where = f" on dataset '{dataset}'" if dataset else ""
-        corrupted = sorted({r.model for r in records if r.corruption and (dataset is None or
-                                                                          base_dataset(r) == dataset)})
+        corrupted = sorted({r.model for r in records if r.corruption and dataset in (None, base_dataset(r))})
         if corrupted:  # corrupted runs, but no clean run of the same images and settings to pair them with
             raise PanbenchError(f"{results_dir}/runs: the corrupted runs of {', '.join(corrupted)}{where} have no "
                                 "clean run on the same images with the same settings (post-processing, batch, AMP, "
