@@ -110,18 +110,16 @@ def _published(recs: list[RunRecord]) -> str:
 
 def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None) -> str:
     """One table per analysis that some run has; a line for those none has."""
-    parts, absent, hows = [], [], []
-    for a in ANALYSES:
-        if not any(getattr(r, a.fields[0]) is not None for r in recs):
-            absent.append(a.title)
-            hows.append(a.how)
-            continue
+    parts = []
+    absent = [a for a in ANALYSES if not any(getattr(r, a.fields[0]) is not None for r in recs)]
+    for a in (a for a in ANALYSES if a not in absent):
         notes: list[str] = []
         df = comparison(recs, analyses=[a.key], results_dir=results, notes=notes, reference=reference, compact=True)
         parts.append(f"<h4>{html.escape(a.title)}</h4>" + format_table(df, "html", notes=notes))
     if absent:
-        parts.append("<p class='note'>Not in these records (" + html.escape("; ".join(dict.fromkeys(hows))) + "): "
-                     + html.escape("; ".join(absent)) + ".</p>")
+        hows = "; ".join(dict.fromkeys(a.how for a in absent))
+        parts.append(f"<p class='note'>Not in these records ({html.escape(hows)}): "
+                     + html.escape("; ".join(a.title for a in absent)) + ".</p>")
     return "<h3>analyses</h3>" + "".join(parts) + "<p class='note'>How to read them: docs/reporting.md.</p>"
 
 
