@@ -49,12 +49,11 @@ def paired_columns(records: list[RunRecord], results_dir: Path, reference: str |
     for p, key in zip(paired, keys):
         if p and p.get("reference") and keys.count(key) == 1:
             p = None  # the only run on its images: nobody's reference
-        row: dict[str, Any] = {"PQ_diff_vs": "reference" if p and p.get("reference") else p["vs"] if p else None}
         d = p if p and not p.get("reference") else None
-        row["PQ_diff"] = d["diff"]["PQ"] if d else None
-        row["PQ_diff_low"], row["PQ_diff_high"] = d["interval"]["PQ"] if d else (None, None)
-        row["PQ_diff_mark"] = ("*" if d["excludes_zero"]["PQ"] else "") if d else None
-        rows.append(row)
+        low, high = d["interval"]["PQ"] if d else (None, None)
+        rows.append({"PQ_diff_vs": "reference" if p and p.get("reference") else p["vs"] if p else None,
+                     "PQ_diff": d["diff"]["PQ"] if d else None, "PQ_diff_low": low, "PQ_diff_high": high,
+                     "PQ_diff_mark": ("*" if d["excludes_zero"]["PQ"] else "") if d else None})
     if any(p and not p.get("reference") for p in paired):
         notes.insert(0, PAIRED_NOTE)
     return rows, notes
@@ -97,15 +96,10 @@ def fps_columns(records: list[RunRecord], results_dir: Path) -> tuple[list[dict[
     """Per record its FPS columns (empty without a speed record of its model on its dataset), and the footnote
     that names the protocol (none when no row has a speed)."""
     latest = latest_speed(load_speed_records(results_dir))
-    rows: list[dict[str, Any]] = []
-    for r in records:
-        s = latest.get((r.model, r.dataset))
-        if s is None:
-            rows.append({})
-            continue
-        rows.append({FPS: s.fps, "FPS_e2e_b1": (s.end_to_end or {}).get("fps"), "FPS_setup": s.setup(),
-                     "FPS_shared": speed_shared(s),  # type: ignore[arg-type]  # reads its speed_context only
-                     "FPS_pub": s.published_fps if s.published_matches else None})
+    rows: list[dict[str, Any]] = [{} if (s := latest.get((r.model, r.dataset))) is None else {
+        FPS: s.fps, "FPS_e2e_b1": (s.end_to_end or {}).get("fps"), "FPS_setup": s.setup(),
+        "FPS_shared": speed_shared(s),  # type: ignore[arg-type]  # reads its speed_context only
+        "FPS_pub": s.published_fps if s.published_matches else None} for r in records]
     if not any(rows):
         return rows, []
     note = (f"{FPS}: frames per second of `panbench speed`, protocol {PROTOCOL} ({PROTOCOL_TEXT}); FPS_e2e_b1 the "

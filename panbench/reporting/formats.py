@@ -60,9 +60,9 @@ def is_number(text: str) -> bool:
     return re.match(r"\[?[-+]?\d", text) is not None
 
 
-def cells(df: Any, digits: int) -> Any:
+def cells(df: Any, digits: int, with_index: bool = False) -> Any:
     """Every cell as text (None where missing): floats with ``digits`` decimals, so a column's numbers all have
-    the same; integers as integers; text as it is."""
+    the same; integers as integers; text as it is.  ``with_index``: a named index as the first column."""
     import numbers
 
     import pandas as pd
@@ -80,7 +80,8 @@ def cells(df: Any, digits: int) -> Any:
 
     rows = [[cell(v) for v in row] for row in df.astype(object).itertuples(index=False)]
     index = pd.Index([cell(i) or "" for i in df.index], name=df.index.name)
-    return pd.DataFrame(rows, columns=df.columns, index=index, dtype=object)
+    out = pd.DataFrame(rows, columns=df.columns, index=index, dtype=object)
+    return out.reset_index(names=df.index.name) if with_index and df.index.name is not None else out
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,7 @@ def md_escape(text: str) -> str:
 def _md(df: Any, digits: int, notes: Sequence[str]) -> str:
     from tabulate import tabulate
 
-    c = cells(df, digits)
-    if df.index.name is not None:
-        c = c.reset_index(names=df.index.name)
+    c = cells(df, digits, with_index=True)
     rows = [["-" if v is None else md_escape(v) for v in row] for row in c.itertuples(index=False)]
     numeric = [all(v is None or is_number(v) for v in c[k]) and c[k].notna().any() for k in c.columns]
     text = tabulate(rows, [md_escape(header(str(k))) for k in c.columns], tablefmt="pipe", disable_numparse=True,
@@ -191,10 +190,7 @@ def _latex(df: Any, digits: int, notes: Sequence[str]) -> str:
     """A tabular (booktabs) in a paragraph of its own, set in footnote size with narrow column gaps, long headers
     on two lines and long names wrapped, so that a wide table (``table --ci``) fits a landscape page; the
     footnotes as small paragraphs after it."""
-    c = cells(df, digits)
-    if df.index.name is not None:
-        c = c.reset_index(names=df.index.name)
-    c = _stack_intervals(c)
+    c = _stack_intervals(cells(df, digits, with_index=True))
     numeric = [all(v is None or is_number(v) for v in c[k]) and c[k].notna().any() for k in c.columns]
     head = " & ".join(_latex_head(header(str(k)), "r" if n else "l") for k, n in zip(c.columns, numeric))
     body = [" & ".join("-" if v is None else _latex_cell(v) for v in row) + r" \\"
@@ -221,9 +217,7 @@ def _html(df: Any, digits: int, notes: Sequence[str]) -> str:
     """An HTML table in a ``<div class='wide'>`` (the report scrolls a table wider than the page in it): numbers
     aligned right and never broken, text in ``<span class='t'>`` (the report aligns it left) and breakable
     (:func:`breakable`); the footnotes as ``<p class='note'>``."""
-    c = cells(df, digits)
-    if df.index.name is not None:
-        c = c.reset_index(names=df.index.name)
+    c = cells(df, digits, with_index=True)
 
     def cell(v: str | None) -> str:
         if v is None:

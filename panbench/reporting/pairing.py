@@ -89,9 +89,7 @@ def pick_reference(group: list[int], records: list[RunRecord], reference: str | 
     if reference is not None:
         cands = [k for k in group if is_reference(records[k], reference, records)]
         cands = [k for k in cands if not settings(records[k])] or cands
-    if not cands:
-        return None
-    return max(cands, key=lambda k: (records[k].metrics["PQ"], -group.index(k)))
+    return max(cands, key=lambda k: (records[k].metrics["PQ"], -group.index(k))) if cands else None
 
 
 def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]

@@ -94,34 +94,27 @@ def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
     labels = [hd.get_label() for hd in handles]
     w, h = fig.get_size_inches()
     renderer = fig.canvas.get_renderer()
-    leg = None
-    for width in (60, 45, 30, 20):  # narrower lines only where one column of them is still too wide
+    # narrower lines only where one column of them is still too wide; the last try (labels of unbreakable
+    # 20-character words, one column) is kept whether it fits or not: as narrow as it gets
+    ncols = range(max(1, min(len(handles), int(w / 2.2))), 0, -1)
+    tries = [(width, ncol) for width in (60, 45, 30, 20) for ncol in ncols]
+    for width, ncol in tries:
         for hd, label in zip(handles, labels):
             hd.set_label(wrap(label, width))
-        for ncol in range(max(1, min(len(handles), int(w / 2.2))), 0, -1):
-            leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
-                             bbox_to_anchor=(0.5, 0.0))
-            if leg.get_window_extent(renderer).width <= 0.96 * fig.bbox.width:
-                break
-            leg.remove()
-            leg = None
-        if leg is not None:
-            break
-    if leg is None:  # labels of unbreakable 20-character words: one column, as narrow as it gets
-        leg = fig.legend(handles=handles, loc="lower center", ncol=1, fontsize=8, frameon=False,
+        leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
                          bbox_to_anchor=(0.5, 0.0))
-    assert leg is not None
+        if leg.get_window_extent(renderer).width <= 0.96 * fig.bbox.width or (width, ncol) == tries[-1]:
+            break
+        leg.remove()
     leg_h = leg.get_window_extent(renderer).height / fig.dpi
     note_h = 0.0
     txt = None
     if note:
-        import textwrap
-
-        txt = fig.text(0.5, 0.02, "\n".join(textwrap.wrap(note, int(w * 14))), ha="center", va="bottom", fontsize=8)
+        txt = fig.text(0.5, 0.02, wrap(note, int(w * 14)), ha="center", va="bottom", fontsize=8)
         note_h = txt.get_window_extent(renderer).height / fig.dpi + 0.08
     extra = leg_h + note_h + 0.15
-    fig.set_figheight(h + extra)
     H = h + extra
+    fig.set_figheight(H)
     leg.set_bbox_to_anchor((0.5, (note_h + 0.04) / H), transform=fig.transFigure)
     if txt is not None:
         txt.set_position((0.5, 0.04 / H))
@@ -192,16 +185,13 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]]) 
 def _value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = None) -> None:
     """Values on the bars (``labels``, default each value with one decimal), turned upright when bars are narrow so
     that neighbours never overlap."""
-    if n_bars <= 3:
-        ax.bar_label(bars, labels=labels, fmt="%.1f", fontsize=7, padding=1)
-    else:
-        ax.bar_label(bars, labels=labels, fmt="%.1f", fontsize=6, rotation=90, padding=2)
+    style = {"fontsize": 7, "padding": 1} if n_bars <= 3 else {"fontsize": 6, "rotation": 90, "padding": 2}
+    ax.bar_label(bars, labels=labels, fmt="%.1f", **style)
 
 
 def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """Grouped bars: PQ, SQ, RQ for All / Things / Stuff, one bar per run."""
-    pyplot = plt()
-    fig, axes = pyplot.subplots(1, 3, figsize=(13, 4.6), sharey=True)
+    fig, axes = plt().subplots(1, 3, figsize=(13, 4.6), sharey=True)
     width = 0.8 / max(len(records), 1)
     style, handles = styles(records, colors)
     for ax, (title, sfx, _) in zip(axes, PQ_GROUPS):
@@ -232,8 +222,7 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     0 images/s."""
     from matplotlib.lines import Line2D
 
-    pyplot = plt()
-    fig, ax = pyplot.subplots(figsize=(8, 4.5))
+    fig, ax = plt().subplots(figsize=(8, 4.5))
     points, missing = speed_points(records)
     style, _ = styles(records, colors)
     color = {id(r): st["color"] for r, st in zip(records, style)}
@@ -257,10 +246,8 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     ax.grid(alpha=0.3)
     ax.set_xlabel("images / s")
     _speed_labels(ax, points)
-    if any(speed_shared(r) for r, _ in points):
-        shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}"
-        left_out = f"{left_out}; {shared}" if left_out else shared
-    legend_below(fig, handles, left_out)
+    shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}" if any(speed_shared(r) for r, _ in points) else ""
+    legend_below(fig, handles, "; ".join(n for n in (left_out, shared) if n))
     return save(fig, out / "pq_vs_speed.png", layout=False)
 
 
@@ -288,8 +275,7 @@ def _speed_labels(ax: Any, points: list[tuple[RunRecord, float]]) -> None:
 def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """PQ against GFLOPs per image (the papers' cost axis), each point labelled with its model; a model whose
     GFLOPs were not counted is left out (named under the plot)."""
-    pyplot = plt()
-    fig, ax = pyplot.subplots(figsize=(7, 4.5))
+    fig, ax = plt().subplots(figsize=(7, 4.5))
     points = [(r, g) for r in records if (g := gflops(r)) is not None]
     missing = [r.model for r in records if gflops(r) is None]
     style, _ = styles(records, colors)
@@ -326,12 +312,9 @@ def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], 
 def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | None = None, top: int = 15) -> Path:
     """Per-class PQ of the runs for the classes where they differ most; a class absent from both ground
     truth and predictions (PQ undefined) is not drawn and left out of the ranking."""
-    pyplot = plt()
-    names = {}
-    for r in records:
-        names.update(r.provenance.get("category_names", {}))
+    names = {k: v for r in records for k, v in r.provenance.get("category_names", {}).items()}
     cids, table, order = ranked_classes(records, top)
-    fig, ax = pyplot.subplots(figsize=(max(7, 0.6 * len(order) + 2), 5))
+    fig, ax = plt().subplots(figsize=(max(7, 0.6 * len(order) + 2), 5))
     width = 0.8 / max(len(records), 1)
     style, handles = styles(records, colors)
     for k in range(len(records)):
@@ -421,20 +404,17 @@ def _left_out(records: list[RunRecord], key: str) -> str:
 
 def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run)."""
-    pyplot = plt()
     have = [r for r in records if r.ci]
-    fig, axes = pyplot.subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
+    fig, axes = plt().subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
     style, _ = styles(have, colors, records)
     y = np.arange(len(have))[::-1]
     for ax, key in zip(axes[0], ("PQ", "PQ_th", "PQ_st")):
         x = np.array([r.metrics[key] for r in have])
-        lo = np.array([(r.ci or {})[key][0] for r in have])
-        hi = np.array([(r.ci or {})[key][1] for r in have])
+        lo, hi = (np.array([(r.ci or {})[key][end] for r in have]) for end in (0, 1))
         for k in range(len(have)):
             # an interval end can differ from the point by float rounding (one image: every resample is it)
             err = [[max(0.0, x[k] - lo[k])], [max(0.0, hi[k] - x[k])]]
-            ax.errorbar(x[k], y[k], xerr=err, fmt="o", color=style[k]["color"],
-                        capsize=4, ms=5)
+            ax.errorbar(x[k], y[k], xerr=err, fmt="o", color=style[k]["color"], capsize=4, ms=5)
             ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
                         textcoords="offset points", ha="center", fontsize=7)
         pad = max(1.0, 0.15 * float(hi.max() - lo.min()))
@@ -452,9 +432,8 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
 def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
     """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category: its PQ
     is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them."""
-    pyplot = plt()
     have = [r for r in records if r.by_size]
-    fig, ax = pyplot.subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
+    fig, ax = plt().subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
     width = 0.8 / max(len(have), 1)
     style, handles = styles(have, colors, records)
     for k, r in enumerate(have):
@@ -487,9 +466,8 @@ def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None
     stack is the run's FP + FN total)."""
     from matplotlib.patches import Patch
 
-    pyplot = plt()
     have = [r for r in records if r.errors]
-    fig, ax = pyplot.subplots(figsize=(max(7.0, 1.1 * len(have) + 4), 4.8))
+    fig, ax = plt().subplots(figsize=(max(7.0, 1.1 * len(have) + 4), 4.8))
     bottom = np.zeros(len(have))
     for t in ERROR_TYPES:
         n = np.array([float(((r.errors or {}).get(t) or {}).get("count", 0)) for r in have])

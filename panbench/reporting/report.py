@@ -94,12 +94,6 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
 
 
-def provenance_title(r: RunRecord) -> str:
-    """A provenance section's title: model, post-processing, dataset (name, fingerprint) and image count."""
-    more = f" · {s}" if (s := settings(r)) else ""
-    return f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({images(r.n_images)})"
-
-
 def _published(recs: list[RunRecord]) -> str:
     """Measured against published numbers, for the metrics some run has a published number of."""
     if not any(has_published(r) for r in recs):
@@ -114,27 +108,18 @@ def _published(recs: list[RunRecord]) -> str:
     return format_table(df, "html") + note
 
 
-def _verdict(recs: list[RunRecord], results: Path, reference: str | None) -> str:
-    """The verdict (:func:`panbench.reporting.tables.verdicts`): per group of runs on the same images, the ranking
-    on PQ with the paired differences to the reference run, and the reading in one line."""
-    found, notes = verdicts(ranked_records(recs), results, reference)
-    return verdict_text(found, "html") + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
-
-
 def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None) -> str:
     """One table per analysis that some run has; a line for those none has."""
-    parts, absent, hows = [], [], []
-    for a in ANALYSES:
-        if not any(getattr(r, a.fields[0]) is not None for r in recs):
-            absent.append(a.title)
-            hows.append(a.how)
-            continue
+    parts = []
+    absent = [a for a in ANALYSES if not any(getattr(r, a.fields[0]) is not None for r in recs)]
+    for a in (a for a in ANALYSES if a not in absent):
         notes: list[str] = []
         df = comparison(recs, analyses=[a.key], results_dir=results, notes=notes, reference=reference, compact=True)
         parts.append(f"<h4>{html.escape(a.title)}</h4>" + format_table(df, "html", notes=notes))
     if absent:
-        parts.append("<p class='note'>Not in these records (" + html.escape("; ".join(dict.fromkeys(hows))) + "): "
-                     + html.escape("; ".join(absent)) + ".</p>")
+        hows = "; ".join(dict.fromkeys(a.how for a in absent))
+        parts.append(f"<p class='note'>Not in these records ({html.escape(hows)}): "
+                     + html.escape("; ".join(a.title for a in absent)) + ".</p>")
     return "<h3>analyses</h3>" + "".join(parts) + "<p class='note'>How to read them: docs/reporting.md.</p>"
 
 
@@ -160,8 +145,7 @@ def _provenance(r: RunRecord) -> str:
     ck = p.get("checkpoint", {})
     ds = p.get("dataset", {})
     rows = {
-        "date": r.date, "dataset": f"{r.dataset} ({images(r.n_images)}, "
-                                          f"fingerprint {ds.get('fingerprint')})",
+        "date": r.date, "dataset": f"{r.dataset} ({images(r.n_images)}, fingerprint {ds.get('fingerprint')})",
         "device": r.device, "batch / amp": f"{r.batch_size} / {r.amp or 'fp32'}",
         "post-processing": r.postprocess, "--cfg-options": " ".join(cfg_words(r)) or "none",
         "config": f"{p.get('config_path')} (sha256 {p.get('config_sha256_16')})",
@@ -173,7 +157,10 @@ def _provenance(r: RunRecord) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
                    for k, v in rows.items())
     cfg = html.escape(p.get("config", ""))
-    return (f"<details><summary>{html.escape(provenance_title(r))}</summary><table>{body}</table>"
+    # the title: model, post-processing, settings, dataset (name, fingerprint) and image count
+    more = f" · {s}" if (s := settings(r)) else ""
+    title = f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({images(r.n_images)})"
+    return (f"<details><summary>{html.escape(title)}</summary><table>{body}</table>"
             f"<details><summary>resolved config</summary><pre>{cfg}</pre></details></details>")
 
 
@@ -246,28 +233,24 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
     """A dataset's section: the verdict, the compared columns, the details (every column, published numbers,
     analyses, per-class PQ), the plots and galleries; and the notes of the plots that failed."""
     plots, failed = _plots(page, groups)
-    parts = [f"<h2>{html.escape(recs[0].dataset)}</h2>", "<h3>verdict</h3>" + _verdict(recs, page.results,
-                                                                                          page.reference),
-             _compared(recs), _every_column(recs), "<h3>comparison with published numbers</h3>" + _published(recs),
-             _analyses(recs, page.results, page.reference), _per_class(recs), plots]
-    return "\n".join(parts), failed
-
-
-def _compared(recs: list[RunRecord]) -> str:
+    # the verdict (:func:`panbench.reporting.tables.verdicts`): per group of runs on the same images, the ranking
+    # on PQ with the paired differences to the reference run, and the reading in one line
+    found, verdict_notes = verdicts(ranked_records(recs), page.results, page.reference)
     notes: list[str] = []
-    return "<h3>PQ / SQ / RQ</h3>" + format_table(comparison(recs, notes=notes), "html", notes=notes)
-
-
-def _every_column(recs: list[RunRecord]) -> str:
-    return ("<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
-            "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>" +
-            format_table(comparison(recs, all_columns=True), "html") + "</details>")
-
-
-def _per_class(recs: list[RunRecord]) -> str:
-    return ("<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
-            "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html") +
-            "</details>")
+    compared = format_table(comparison(recs, notes=notes), "html", notes=notes)
+    parts = [f"<h2>{html.escape(recs[0].dataset)}</h2>",
+             "<h3>verdict</h3>" + verdict_text(found, "html")
+             + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in verdict_notes),
+             "<h3>PQ / SQ / RQ</h3>" + compared,
+             "<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
+             "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>"
+             + format_table(comparison(recs, all_columns=True), "html") + "</details>",
+             "<h3>comparison with published numbers</h3>" + _published(recs),
+             _analyses(recs, page.results, page.reference),
+             "<h3>per-class PQ</h3><details><summary>one row per category, one column per run (blank: "
+             "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html")
+             + "</details>", plots]
+    return "\n".join(parts), failed
 
 
 def _robustness(page: Page, records: list[RunRecord]) -> str:

@@ -34,10 +34,8 @@ def summary_frame(summaries: list[dict[str, Any]]) -> Any:
                                "dataset": s["dataset"], "n_images": s["n_images"],
                                "n_corruptions": len(s["corruptions"]),
                                "severities": ",".join(map(str, s["severities"]))}
-        for part in ("clean", "mPC", "rPC"):
-            row.update({f"{part}_{k}": s[part].get(k) for k in SUMMARY_METRICS})
-        for g in CORRUPTION_GROUPS:
-            row.update({f"{g}_{k}": (s["groups"].get(g) or {}).get(k) for k in SUMMARY_METRICS})
+        parts = {p: s[p] if p in ("clean", "mPC", "rPC") else s["groups"].get(p) or {} for p in PARTS}
+        row.update({f"{p}_{k}": part.get(k) for p, part in parts.items() for k in SUMMARY_METRICS})
         rows.append(row)
     df = pd.DataFrame(rows)
     if len(df):
@@ -88,8 +86,7 @@ def robustness_table(results_dir: Path, dataset: str | None, fmt: str) -> str:
     summaries = [s for s in robustness_summaries(records) if dataset is None or s["dataset"] == dataset]
     if not summaries:
         where = f" on dataset '{dataset}'" if dataset else ""
-        corrupted = sorted({r.model for r in records if r.corruption and (dataset is None or
-                                                                          base_dataset(r) == dataset)})
+        corrupted = sorted({r.model for r in records if r.corruption and dataset in (None, base_dataset(r))})
         if corrupted:  # corrupted runs, but no clean run of the same images and settings to pair them with
             raise PanbenchError(f"{results_dir}/runs: the corrupted runs of {', '.join(corrupted)}{where} have no "
                                 "clean run on the same images with the same settings (post-processing, batch, AMP, "
@@ -124,11 +121,10 @@ def _datasets(summaries: list[dict[str, Any]]) -> str:
 def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path,
                    colors: dict[str, Any]) -> Path:
     """PQ against severity, one panel per corruption in ``names``, one line per summary."""
-    pyplot = plt()
     ncols = min(5, len(names))
     nrows = -(-len(names) // ncols)
-    fig, axes = pyplot.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows + 0.6), squeeze=False,
-                                sharey=True, layout="constrained")
+    fig, axes = plt().subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows + 0.6), squeeze=False,
+                               sharey=True, layout="constrained")
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names):
@@ -154,25 +150,23 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
     """Clean PQ minus the mean PQ over the severities, per corruption (rows) and summary (columns)."""
     import numpy as np
 
-    pyplot = plt()
     drop = np.full((len(names), len(summaries)), np.nan)
     for j, s in enumerate(summaries):
         for i, name in enumerate(names):
             vals = [x["PQ"] for x in s["runs"] if x["corruption"] == name]
             if vals:
                 drop[i, j] = s["clean"]["PQ"] - sum(vals) / len(vals)
-    fig, ax = drop_figure(pyplot, drop, names, labels)
+    fig, ax = drop_figure(drop, names, labels)
     ax.set_title(f"{_datasets(summaries)}: PQ drop per corruption", fontsize=9)
     return save(fig, path, layout=False, dpi=110)
 
 
-def drop_figure(pyplot: Any, drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
+def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
     """The heatmap of the PQ drops (rows: corruptions, columns: runs), its colour bar labelled in two short lines
     so that the label fits beside a heatmap of few corruptions."""
     import numpy as np
 
-    fig, ax = pyplot.subplots(figsize=(1.4 * len(labels) + 2.6, max(0.32 * len(names) + 1.4, 2.6)),
-                              layout="constrained")
+    fig, ax = plt().subplots(figsize=(1.4 * len(labels) + 2.6, max(0.32 * len(names) + 1.4, 2.6)), layout="constrained")
     im = ax.imshow(drop, cmap="Reds", aspect="auto")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)

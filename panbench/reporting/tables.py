@@ -168,12 +168,9 @@ def _compact(df: Any, records: list[RunRecord]) -> Any:
 def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple, all_columns: bool,
                   vs_published: bool) -> Any:
     """The table without the columns that say nothing for these rows (see :func:`comparison`)."""
-    for c in INTEGER_COLUMNS:
-        if c in df.columns:
-            df[c] = df[c].astype("Int64")
-    for c in ("GFLOPs", "AP", "FPS_pub"):
-        if c in df.columns and df[c].isna().all() and not all_columns:  # not counted / computed for any run
-            df = df.drop(columns=c)
+    df = df.astype({c: "Int64" for c in INTEGER_COLUMNS if c in df.columns})
+    if not all_columns:  # not counted / computed for any run
+        df = df.drop(columns=[c for c in ("GFLOPs", "AP", "FPS_pub") if c in df.columns and df[c].isna().all()])
     marked = []
     for col, what in (("images_per_s_shared", "images/s"), ("FPS_shared", f"{FPS}")):
         if col in df.columns and not df[col].fillna(False).astype(bool).any():  # nothing measured beside other work
@@ -215,12 +212,10 @@ def per_class(records: list[RunRecord]) -> Any:
     datasets = list(dict.fromkeys(r.dataset for r in records))
     blocks = []
     for ds in datasets:
-        cols = {}
-        names: dict[str, str] = {}
-        for r in (r for r in records if r.dataset == ds):
-            cols[run_label(r, records)] = {cid: (None if absent(v) else v["PQ"]) for cid, v in r.per_class.items()}
-            names.update(r.provenance.get("category_names", {}))
-        df = pd.DataFrame(cols).astype(float)
+        runs = [r for r in records if r.dataset == ds]
+        names = {k: v for r in runs for k, v in r.provenance.get("category_names", {}).items()}
+        df = pd.DataFrame({run_label(r, records): {cid: (None if absent(v) else v["PQ"])
+                                                   for cid, v in r.per_class.items()} for r in runs}).astype(float)
         df = df.loc[sorted(df.index, key=lambda c: int(c) if str(c).isdigit() else 0)]
         df.index.name = "category_id"
         df.insert(0, "name", [names.get(str(c), str(c)) for c in df.index])
@@ -437,7 +432,5 @@ def verdict_frame(v: Verdict) -> Any:
 def lines(v: Verdict) -> list[str]:
     """The verdict as plain text for the terminal: heading, one line per run, the reading."""
     w = max(len(r["label"]) for r in v.rows)
-    out = [v.heading()]
-    out += [f"  {k + 1}. {r['label']:{w}}  PQ {r['PQ']:6.2f}  {cell(r) if v.reference else ''}".rstrip()
-            for k, r in enumerate(v.rows)]
-    return out + [f"  {v.reading}"]
+    return [v.heading(), *(f"  {k + 1}. {r['label']:{w}}  PQ {r['PQ']:6.2f}  {cell(r) if v.reference else ''}".rstrip()
+                           for k, r in enumerate(v.rows)), f"  {v.reading}"]

@@ -31,12 +31,9 @@ def format_metrics(m: dict[str, Any], title: str = "") -> str:
     """The All/Things/Stuff table of PQ/SQ/RQ with category counts (as panopticapi prints it)."""
     n = m.get("n_categories", {})
     lines = [title] if title else []
-    lines.append(f"{'':8}|{'PQ':>8} {'SQ':>8} {'RQ':>8} | {'N':>4}")
-    lines.append("-" * 8 + "+" + "-" * 27 + "+" + "-" * 6)
-    for name, sfx in (("All", ""), ("Things", "_th"), ("Stuff", "_st")):
-        lines.append(
-            f"{name:8}|{m['PQ' + sfx]:8.3f} {m['SQ' + sfx]:8.3f} {m['RQ' + sfx]:8.3f} | {n.get(name, 0):4d}"
-        )
+    lines += [f"{'':8}|{'PQ':>8} {'SQ':>8} {'RQ':>8} | {'N':>4}", "-" * 8 + "+" + "-" * 27 + "+" + "-" * 6]
+    lines += [f"{name:8}|{m['PQ' + sfx]:8.3f} {m['SQ' + sfx]:8.3f} {m['RQ' + sfx]:8.3f} | {n.get(name, 0):4d}"
+              for name, sfx in (("All", ""), ("Things", "_th"), ("Stuff", "_st"))]
     if "pixel_acc" in m:  # mIoU left out where the caller prints the record's one mIoU apart
         miou = f", mIoU {m['mIoU']:.3f}" if "mIoU" in m else ""
         lines.append(f"semantic: pixel accuracy {m['pixel_acc']:.3f}{miou}, mean Dice {m['mDice']:.3f}")
@@ -112,8 +109,7 @@ def _speed(rec: RunRecord) -> str:
         n = rec.timings.get("speed_images") or 0
         return (f"speed not measured ({n} timed image{'s' * (n != 1)}: a speed needs at least {MIN_TIMED_IMAGES} "
                 "past the warm-up, computed or stored with the cache)")
-    t = rec.timings
-    cached = " (with the speed stored with the cached images)" if t.get("speed_from_cache") else ""
+    cached = " (with the speed stored with the cached images)" if rec.timings.get("speed_from_cache") else ""
     return f"{v:.2f} img/s{cached}"
 
 
@@ -130,10 +126,7 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     rows = []
     if results_dir is not None:
-        from panbench.reporting.tables import (  # reads records: their schema
-            lines,
-            verdicts,
-        )
+        from panbench.reporting.tables import lines, verdicts  # reads records: their schema
 
         found, notes = verdicts(records, results_dir)
         rows += [line for v in found for line in lines(v)] + [f"  {n}" for n in notes] + [""]

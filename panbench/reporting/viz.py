@@ -125,12 +125,10 @@ def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], im
     names = {c["id"]: c.get("name", str(c["id"])) for c in cats}
     if image is None:  # else the image the models saw (a corrupted one: viz --corruption)
         image = np.asarray(Image.open(sample.image_path).convert("RGB"))
-    gt_ids = read_ids(sample.gt_png, f"image {sample.image_id}")
-    gt_segs = sample.gt_ann["segments_info"]
-    panels = [("image", image, None), ("ground truth", overlay(image, gt_ids, gt_segs, colors, isthing),
-                                       (gt_ids, gt_segs))]
-    for p in preds:
-        panels.append((p.model, overlay(image, p.ids, p.segments, colors, isthing), (p.ids, p.segments)))
+    segmented = [("ground truth", read_ids(sample.gt_png, f"image {sample.image_id}"), sample.gt_ann["segments_info"]),
+                 *((p.model, p.ids, p.segments) for p in preds)]
+    panels = [("image", image, None),
+              *((title, overlay(image, ids, segs, colors, isthing), (ids, segs)) for title, ids, segs in segmented)]
     if len(preds) == 2:
         a, b = (semantic(p.ids, p.segments) for p in preds)
         dis = a != b

@@ -68,12 +68,11 @@ def test_robustness_heatmap_colour_bar_label_inside_the_figure() -> None:
     from panbench.reporting.plots import plt
     from panbench.reporting.robustness import drop_figure
 
-    pyplot = plt()
-    fig, _ = drop_figure(pyplot, np.array([[3.0, 5.0], [1.0, 2.0]]), ["gaussian_noise", "defocus_blur"],
+    fig, _ = drop_figure(np.array([[3.0, 5.0], [1.0, 2.0]]), ["gaussian_noise", "defocus_blur"],
                          ["demo-mask2former", "demo-maskformer"])
     fig.canvas.draw()
     label = fig.axes[-1].yaxis.label
     box, page = label.get_window_extent(), fig.bbox
     assert label.get_text().startswith("PQ drop")
     assert page.y0 <= box.y0 and box.y1 <= page.y1 and box.x1 <= page.x1, (box, page)
-    pyplot.close(fig)
+    plt().close(fig)
