@@ -86,14 +86,11 @@ class BasePanopticQuality:
         result = score_pair(self.categories, gt, counted_areas(gt, list(gt_segments)), pred, list(pred_segments),
                             where, self.strict)
         self._pq.add(result)
-        self._note(image_id)
-        return result
-
-    def _note(self, image_id: Any) -> None:
         if image_id is not None:
             self._seen.add(image_id)
         if self.analyses:
             self._image_ids.append(image_id if image_id is not None else len(self._image_ids))
+        return result
 
     def _check_new(self, image_id: Any, where: str) -> None:
         """Refuse an update of a synced metric, or of an image already scored in this round."""

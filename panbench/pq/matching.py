@@ -66,11 +66,6 @@ class Segments:
     iscrowd: np.ndarray  # bool
     areas: np.ndarray  # int64, from JSON (ground truth) or counted (prediction)
 
-    @staticmethod
-    def empty() -> Segments:
-        z = np.zeros(0, np.int64)
-        return Segments(z, z.copy(), np.zeros(0, bool), z.copy())
-
     def __len__(self) -> int:
         return len(self.ids)
 
