@@ -111,9 +111,7 @@ class BasePanopticQuality:
         self._check_open("add()")
         if not all(isinstance(r, ImageResult) for r in chunk):
             raise InputError("add(): pass the ImageResult objects update() returns (one, or a list of them)")
-        part = PanopticAccumulator(self.categories, keep_images=self.analyses)
-        part.add_results(chunk)  # into a part first: a bad result leaves the state as it was
-        self._pq.merge(part, offset=len(self._image_ids))
+        self._pq.add_results(chunk)  # after the images so far (a bad result leaves the state as it was)
         if self.analyses:
             self._image_ids += range(len(self._image_ids), len(self._image_ids) + len(chunk))
 
@@ -147,11 +145,9 @@ class BasePanopticQuality:
                              "of disjoint images (one rank's each)")
         if self.analyses and (not other.analyses or len(other._image_ids) != other.n_images):
             raise InputError("merge(): the other metric kept no per-image results; build it with analyses=True")
+        self._pq.merge(other._pq, offset=len(self._image_ids))  # without analyses: its sums alone
         if self.analyses:
-            self._pq.merge(other._pq, offset=len(self._image_ids))
             self._image_ids += other._image_ids
-        else:
-            self._pq.add_sums(other._pq.stats)
         self._seen |= other._seen
 
     def sync(self, group: Any = None) -> None:

@@ -145,11 +145,9 @@ def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JS
     """The one reader of a COCO panoptic ground truth (``score``, the Python API, the datasets and AP read it
     here); ``what`` names the file in errors, ``scan`` as :func:`read_json`."""
     data = read_json(path, what, scan=scan)
-    sizes = {}
     images = data.get("images")
-    for im in images if isinstance(images, list) else []:
-        if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int):
-            sizes[im.get("id")] = (im["height"], im["width"])
+    sizes = {im.get("id"): (im["height"], im["width"]) for im in (images if isinstance(images, list) else [])
+             if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int)}
     return GroundTruthJSON(Path(path), data, parse_categories(data, path), parse_annotations(data, path, gt=True),
                            sizes)
 
