@@ -205,5 +205,4 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
                              "requires")
         pq = total.compute().to_panopticapi()
         _print_panoptic_results(pq)
-        res = {key: 100 * pq[group][k] for key, group, k in _KEYS}
-        return OrderedDict({"panoptic_seg": res})
+        return OrderedDict({"panoptic_seg": {key: 100 * pq[group][k] for key, group, k in _KEYS}})

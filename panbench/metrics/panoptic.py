@@ -1,14 +1,12 @@
 """The streaming panoptic-quality metric of the Python API.
 
 :class:`PanopticQuality` takes one image at a time (a model's output and its ground truth, numpy arrays or torch
-tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads
-itself.  Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state that
-``panbench eval`` and ``panbench score`` add to: one scoring path (``score_pair``), integer sums that add across
-processes and ranks (:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`,
-:meth:`~BasePanopticQuality.sync`), and with ``analyses=True`` the per-image results, as columns, that the
-command line's analyses read.  A refused update raises
-:class:`panbench.errors.InputError` (the command line's one-line message, naming the image) and changes
-nothing."""
+tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads itself.
+Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state that ``panbench eval`` and
+``panbench score`` add to: one scoring path (``score_pair``), integer sums that add across processes and ranks
+(:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`, :meth:`~BasePanopticQuality.sync`), and with
+``analyses=True`` the per-image results, as columns, that the command line's analyses read.  A refused update raises
+:class:`panbench.errors.InputError` (the command line's one-line message, naming the image) and changes nothing."""
 
 from __future__ import annotations
 

@@ -128,10 +128,9 @@ class GroundTruthJSON:
         """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results
         and the dataset fingerprint depend on it), then any annotated image that list lacks."""
         images = self.data.get("images")
-        listed = [im["id"] for im in (images if isinstance(images, list) else [])
-                  if isinstance(im, dict) and im.get("id") in self.annotations]
-        seen = set(listed)
-        return list(dict.fromkeys(listed)) + [i for i in self.annotations if i not in seen]
+        listed = dict.fromkeys(im["id"] for im in (images if isinstance(images, list) else [])
+                               if isinstance(im, dict) and im.get("id") in self.annotations)
+        return [*listed, *(i for i in self.annotations if i not in listed)]
 
 
 def png_folder(json_file: str | os.PathLike[str]) -> Path:
