@@ -44,9 +44,9 @@ from panbench.metrics.inputs import id_map
 
 _NAME = "PanbenchPanopticEvaluator"
 _MAX_ID = 1 << 24  # a COCO PNG's ids, R + 256 G + 256^2 B (the core's limit; integrations import panbench.metrics only)
-_KEYS = (("PQ", "All", "pq"), ("SQ", "All", "sq"), ("RQ", "All", "rq"), ("PQ_th", "Things", "pq"),
-         ("SQ_th", "Things", "sq"), ("RQ_th", "Things", "rq"), ("PQ_st", "Stuff", "pq"), ("SQ_st", "Stuff", "sq"),
-         ("RQ_st", "Stuff", "rq"))
+# (result key, group, panopticapi's key): PQ, SQ, RQ, PQ_th, ..., RQ_st
+_KEYS = [(m + s, g, m.lower()) for s, g in (("", "All"), ("_th", "Things"), ("_st", "Stuff"))
+         for m in ("PQ", "SQ", "RQ")]
 
 
 def _metadata(dataset_name: str) -> Any:
@@ -205,5 +205,4 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
                              "requires")
         pq = total.compute().to_panopticapi()
         _print_panoptic_results(pq)
-        res = {key: 100 * pq[group][k] for key, group, k in _KEYS}
-        return OrderedDict({"panoptic_seg": res})
+        return OrderedDict({"panoptic_seg": {key: 100 * pq[group][k] for key, group, k in _KEYS}})

@@ -93,17 +93,6 @@ def _remap(pan: np.ndarray, moved: dict[int, int], dense: bool) -> np.ndarray:
     return out
 
 
-def _check_arguments(file_client_args: Any, backend_args: Any, format_only: bool, outfile_prefix: Any) -> None:
-    if file_client_args is not None:
-        raise InputError(f"{_NAME}: file_client_args is deprecated in mmdet 3.x; pass backend_args instead")
-    if backend_args and backend_args.get("backend", "local") != "local":
-        raise InputError(f"{_NAME}: backend_args {backend_args!r}: panbench reads local files only; copy "
-                         "the annotations to a local folder or use type='CocoPanopticMetric'")
-    if format_only and outfile_prefix is None:
-        raise InputError(f"{_NAME}: format_only=True writes the results under outfile_prefix; "
-                         "set outfile_prefix='path/prefix'")
-
-
 @METRICS.register_module()
 class PanbenchPanopticMetric(BaseMetric):
     """COCO panoptic PQ, SQ, RQ (all, things, stuff), as MMDetection's ``CocoPanopticMetric``, scored in memory.
@@ -122,7 +111,14 @@ class PanbenchPanopticMetric(BaseMetric):
                  format_only: bool = False, outfile_prefix: str | None = None, nproc: int = 32,
                  file_client_args: dict | None = None, backend_args: dict | None = None,
                  collect_device: str = "cpu", prefix: str | None = None, keep_ground_truth: bool = True) -> None:
-        _check_arguments(file_client_args, backend_args, format_only, outfile_prefix)
+        if file_client_args is not None:
+            raise InputError(f"{_NAME}: file_client_args is deprecated in mmdet 3.x; pass backend_args instead")
+        if backend_args and backend_args.get("backend", "local") != "local":
+            raise InputError(f"{_NAME}: backend_args {backend_args!r}: panbench reads local files only; copy "
+                             "the annotations to a local folder or use type='CocoPanopticMetric'")
+        if format_only and outfile_prefix is None:
+            raise InputError(f"{_NAME}: format_only=True writes the results under outfile_prefix; "
+                             "set outfile_prefix='path/prefix'")
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.classwise, self.format_only, self.nproc = classwise, format_only, nproc
         self.ann_file, self.seg_prefix, self.keep_ground_truth = ann_file, seg_prefix, keep_ground_truth
@@ -134,7 +130,9 @@ class PanbenchPanopticMetric(BaseMetric):
         self._json_categories: list[dict[str, Any]] | None = None
         if ann_file and not format_only:
             self._coco = CocoPanopticQuality(ann_file, seg_prefix, keep_ground_truth=keep_ground_truth)
-            self._json_categories = _json_categories(self._coco)
+            table = self._coco.categories  # the annotation file's categories, in its order
+            self._json_categories = [{"id": i, "name": n, "isthing": int(t)}
+                                     for i, n, t in zip(table.ids, table.names, table.isthing)]
         self._label2cat: dict[int, int] | None = None
         self._meta_scorer: PanopticQuality | None = None  # without ann_file: categories from dataset_meta
         self._gt_cache: dict[str, np.ndarray] = {}
@@ -196,13 +194,10 @@ class PanbenchPanopticMetric(BaseMetric):
                 self.results.append(self._coco.update(sample["img_id"], ids, segments))
             else:
                 gt_ids, gt_segments = self._sample_ground_truth(sample)
-                self.results.append(self._scorer().update(ids, segments, gt_ids, gt_segments,
-                                                          image_id=sample["img_id"]))
-
-    def _scorer(self) -> PanopticQuality:
-        if self._meta_scorer is None:
-            self._meta_scorer = PanopticQuality(self.categories())
-        return self._meta_scorer
+                if self._meta_scorer is None:
+                    self._meta_scorer = PanopticQuality(self.categories())
+                self.results.append(self._meta_scorer.update(ids, segments, gt_ids, gt_segments,
+                                                             image_id=sample["img_id"]))
 
     def _sample_ground_truth(self, sample: dict) -> tuple[np.ndarray, list[dict[str, int]]]:
         """The ground truth of a data sample (no ann_file), as ``CocoPanopticMetric`` reads it: the PNG
@@ -247,9 +242,3 @@ class PanbenchPanopticMetric(BaseMetric):
             for scorer in (self._coco, self._meta_scorer):
                 if scorer is not None:
                     scorer.reset()
-
-
-def _json_categories(coco: CocoPanopticQuality) -> list[dict[str, Any]]:
-    """The annotation file's categories, in its order."""
-    table = coco.categories
-    return [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(table.ids, table.names, table.isthing)]

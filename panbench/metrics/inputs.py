@@ -12,15 +12,10 @@ from panbench.errors import InputError
 from panbench.pq.kernels import rgb2id
 
 
-def device_of(x: Any) -> str | None:
-    """The torch device of a tensor as text (``cpu``, ``cuda:0``), None for anything else."""
-    dev = getattr(x, "device", None)
-    return None if dev is None or isinstance(x, np.ndarray) else str(dev)
-
-
 def check_one_device(where: str, **maps: Any) -> None:
     """Refuse tensors on different devices (as torch refuses an operation across devices)."""
-    devices = {k: d for k, v in maps.items() if (d := device_of(v)) is not None}
+    devices = {k: str(v.device) for k, v in maps.items()  # a tensor's device as text (cpu, cuda:0)
+               if getattr(v, "device", None) is not None and not isinstance(v, np.ndarray)}
     if len(set(devices.values())) > 1:
         said = ", ".join(f"{k} on {d}" for k, d in devices.items())
         raise InputError(f"{where}: {said}; put them on one device (or pass numpy arrays)")

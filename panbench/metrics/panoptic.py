@@ -1,14 +1,12 @@
 """The streaming panoptic-quality metric of the Python API.
 
 :class:`PanopticQuality` takes one image at a time (a model's output and its ground truth, numpy arrays or torch
-tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads
-itself.  Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state that
-``panbench eval`` and ``panbench score`` add to: one scoring path (``score_pair``), integer sums that add across
-processes and ranks (:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`,
-:meth:`~BasePanopticQuality.sync`), and with ``analyses=True`` the per-image results, as columns, that the
-command line's analyses read.  A refused update raises
-:class:`panbench.errors.InputError` (the command line's one-line message, naming the image) and changes
-nothing."""
+tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads itself.
+Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state that ``panbench eval`` and
+``panbench score`` add to: one scoring path (``score_pair``), integer sums that add across processes and ranks
+(:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`, :meth:`~BasePanopticQuality.sync`), and with
+``analyses=True`` the per-image results, as columns, that the command line's analyses read.  A refused update raises
+:class:`panbench.errors.InputError` (the command line's one-line message, naming the image) and changes nothing."""
 
 from __future__ import annotations
 
@@ -86,14 +84,11 @@ class BasePanopticQuality:
         result = score_pair(self.categories, gt, counted_areas(gt, list(gt_segments)), pred, list(pred_segments),
                             where, self.strict)
         self._pq.add(result)
-        self._note(image_id)
-        return result
-
-    def _note(self, image_id: Any) -> None:
         if image_id is not None:
             self._seen.add(image_id)
         if self.analyses:
             self._image_ids.append(image_id if image_id is not None else len(self._image_ids))
+        return result
 
     def _check_new(self, image_id: Any, where: str) -> None:
         """Refuse an update of a synced metric, or of an image already scored in this round."""
@@ -114,9 +109,7 @@ class BasePanopticQuality:
         self._check_open("add()")
         if not all(isinstance(r, ImageResult) for r in chunk):
             raise InputError("add(): pass the ImageResult objects update() returns (one, or a list of them)")
-        part = PanopticAccumulator(self.categories, keep_images=self.analyses)
-        part.add_results(chunk)  # into a part first: a bad result leaves the state as it was
-        self._pq.merge(part, offset=len(self._image_ids))
+        self._pq.add_results(chunk)  # after the images so far (a bad result leaves the state as it was)
         if self.analyses:
             self._image_ids += range(len(self._image_ids), len(self._image_ids) + len(chunk))
 
@@ -150,11 +143,9 @@ class BasePanopticQuality:
                              "of disjoint images (one rank's each)")
         if self.analyses and (not other.analyses or len(other._image_ids) != other.n_images):
             raise InputError("merge(): the other metric kept no per-image results; build it with analyses=True")
+        self._pq.merge(other._pq, offset=len(self._image_ids))  # without analyses: its sums alone
         if self.analyses:
-            self._pq.merge(other._pq, offset=len(self._image_ids))
             self._image_ids += other._image_ids
-        else:
-            self._pq.add_sums(other._pq.stats)
         self._seen |= other._seen
 
     def sync(self, group: Any = None) -> None:

@@ -268,12 +268,10 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
     calling thread); ``part`` gets each part of the results as it is gathered, while the next images are scored.
     Images are read and counted in C where ``in_c`` (``per_image`` scores each image the C path leaves alone), else
     each is scored by ``per_image``."""
-    limit: int | None = None
-    if in_c:
-        try:
-            limit = max_pixels()
-        except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
-            limit = None
+    try:
+        limit = max_pixels() if in_c else None
+    except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
+        limit = None
     gathered = _Gathered(len(cats), keep_images, part, per_image=limit is None)
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = None

@@ -128,10 +128,9 @@ class GroundTruthJSON:
         """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results
         and the dataset fingerprint depend on it), then any annotated image that list lacks."""
         images = self.data.get("images")
-        listed = [im["id"] for im in (images if isinstance(images, list) else [])
-                  if isinstance(im, dict) and im.get("id") in self.annotations]
-        seen = set(listed)
-        return list(dict.fromkeys(listed)) + [i for i in self.annotations if i not in seen]
+        listed = dict.fromkeys(im["id"] for im in (images if isinstance(images, list) else [])
+                               if isinstance(im, dict) and im.get("id") in self.annotations)
+        return [*listed, *(i for i in self.annotations if i not in listed)]
 
 
 def png_folder(json_file: str | os.PathLike[str]) -> Path:
@@ -145,11 +144,9 @@ def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JS
     """The one reader of a COCO panoptic ground truth (``score``, the Python API, the datasets and AP read it
     here); ``what`` names the file in errors, ``scan`` as :func:`read_json`."""
     data = read_json(path, what, scan=scan)
-    sizes = {}
     images = data.get("images")
-    for im in images if isinstance(images, list) else []:
-        if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int):
-            sizes[im.get("id")] = (im["height"], im["width"])
+    sizes = {im.get("id"): (im["height"], im["width"]) for im in (images if isinstance(images, list) else [])
+             if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int)}
     return GroundTruthJSON(Path(path), data, parse_categories(data, path), parse_annotations(data, path, gt=True),
                            sizes)
 
@@ -210,21 +207,21 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
         if not fname:
             raise InputError(f"{where}: empty 'file_name'")
         segs = ann.get("segments_info") if type(ann) is dict else None
-        if type(segs) is PackedSegments:
-            if segs.gt == gt:  # every segment has the fields checked below, as plain integers
-                _add_annotation(out, image_id, ann, where)
-                continue
-            ann["segments_info"] = segs.to_list()
-        segs = _field(ann, "segments_info", where, list)
-        c = native.match()  # its typed(): the check below in C, where it was built
-        if c is None or type(segs) is not list or not c.typed(segs, gt):
-            for s in segs:
-                if not _segment_ok(s, gt):  # the fast check; _field then names what is wrong
-                    _field(s, "id", f"{where} segment", int)
-                    _field(s, "category_id", f"{where} segment {s['id']}", int)
-                    if gt:
-                        _field(s, "area", f"{where} segment {s['id']}", int)
-        _add_annotation(out, image_id, ann, where)
+        if type(segs) is PackedSegments and segs.gt != gt:
+            segs = ann["segments_info"] = segs.to_list()
+        if type(segs) is not PackedSegments:  # else every segment has the fields checked below, as plain integers
+            segs = _field(ann, "segments_info", where, list)
+            c = native.match()  # its typed(): the check below in C, where it was built
+            if c is None or type(segs) is not list or not c.typed(segs, gt):
+                for s in segs:
+                    if not _segment_ok(s, gt):  # the fast check; _field then names what is wrong
+                        _field(s, "id", f"{where} segment", int)
+                        _field(s, "category_id", f"{where} segment {s['id']}", int)
+                        if gt:
+                            _field(s, "area", f"{where} segment {s['id']}", int)
+        if image_id in out:
+            raise InputError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
+        out[image_id] = ann
     return out
 
 
@@ -239,12 +236,6 @@ def _usual(ann: Any, gt: bool, out: dict[Any, dict[str, Any]]) -> bool:
         out[image_id] = ann
         return True
     return False
-
-
-def _add_annotation(out: dict[Any, dict[str, Any]], image_id: Any, ann: dict[str, Any], where: str) -> None:
-    if image_id in out:
-        raise InputError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
-    out[image_id] = ann
 
 
 def safe_join(folder: str | os.PathLike[str], file_name: str, where: str) -> Path:
@@ -263,27 +254,13 @@ def safe_path(folder: str | os.PathLike[str], file_name: str, where: str) -> str
     return os.path.join(folder, norm)
 
 
-def _int64_in(values: list[int], lo: int, hi: int) -> tuple[np.ndarray, int | None]:
-    """``values`` as int64 and the position of the first one outside ``lo..hi-1`` (None if all fit)."""
-    try:
-        arr = np.array(values, np.int64) if values else np.zeros(0, np.int64)
-        bad = (arr < lo) | (arr >= hi)
-    except OverflowError:  # beyond int64: certainly out of range
-        arr, bad = np.zeros(len(values), np.int64), np.array([not lo <= v < hi for v in values])
-    return arr, (int(np.argmax(bad)) if bad.any() else None)
-
-
-def _range_error(segments_info: list[dict[str, Any]], where: str, gt: bool) -> NoReturn:
+def _range_error(segments_info: list[dict[str, Any]], where: str) -> NoReturn:
     """Raise the one-line error of the first id (then area) out of range."""
-    ids_list = [s["id"] for s in segments_info]
-    _, bad = _int64_in(ids_list, 1, MAX_ID)
-    if bad is not None:
-        raise InputError(f"{where}: segment id {ids_list[bad]} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
-    area_list = [s["area"] for s in segments_info]
-    _, bad = _int64_in(area_list, 0, 2**62)
-    if bad is not None:
-        raise InputError(f"{where}: segment {ids_list[bad]} has area {area_list[bad]}; areas are pixel counts")
-    raise InputError(f"{where}: segments_info does not fit 64-bit integers")  # pragma: no cover - caught above
+    for s in segments_info:
+        if not 1 <= s["id"] < MAX_ID:
+            raise InputError(f"{where}: segment id {s['id']} is outside 1..16777215 (R + 256G + 256^2B, 0 is VOID)")
+    s = next(s for s in segments_info if not 0 <= s["area"] < 2**62)  # the caller found one
+    raise InputError(f"{where}: segment {s['id']} has area {s['area']}; areas are pixel counts")
 
 
 def _unpacked(packed: bytearray, n: int) -> Segments:
@@ -317,7 +294,7 @@ def parse_segments(
     areas = [s["area"] for s in segments_info] if gt else None
     if n:
         if min(ids) < 1 or max(ids) >= MAX_ID or areas is not None and (min(areas) < 0 or max(areas) >= 2**62):
-            _range_error(segments_info, where, gt)
+            _range_error(segments_info, where)
         if len(set(ids)) != n:
             u, c = np.unique(np.array(ids, np.int64), return_counts=True)
             raise InputError(f"{where}: duplicate segment id {int(u[c > 1][0])} in segments_info; ids must be unique")

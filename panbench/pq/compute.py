@@ -31,7 +31,6 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
     for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
         if not os.path.isdir(folder):
             raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
-    ev, _, _ = score_stream(gt_json_file, gt_folder, pred_json_file, pred_folder)
-    cats = ev.categories
-    return panopticapi_summary(ev.stats, cats.ids, cats.isthing)
+    ev = score_stream(gt_json_file, gt_folder, pred_json_file, pred_folder)[0]
+    return panopticapi_summary(ev.stats, ev.categories.ids, ev.categories.isthing)
 

@@ -22,6 +22,9 @@ from panbench.pq.kernels import MAX_ID
 from panbench.pq.matching import CategoryTable, ImageMatch, Segments, match_image
 from panbench.pq.result import ImageResult
 
+_NONE = np.zeros(0, np.int64)
+_NONE.flags.writeable = False  # shared by every image without unlisted pixels (its unlisted_px)
+
 
 def score_pair(
     cats: CategoryTable,
@@ -55,7 +58,9 @@ def pair_table(cats: CategoryTable, gt_ids: np.ndarray, gt_segments_info: list[d
     one-line errors; with ``areas`` checked too (``pred.areas`` counted from the pixels, as
     :func:`table_result` does)."""
     if gt_ids.shape != pred_ids.shape:
-        raise _size_error(where, gt_ids.shape, pred_ids.shape)
+        g, p = gt_ids.shape, pred_ids.shape
+        raise InputError(f"{where}: prediction is {p[1]}x{p[0]} but the image is {g[1]}x{g[0]}; predict at the "
+                         "original image size")
     gt, pred = image_segments(cats, gt_segments_info, pred_segments_info, where)
     inter = intersection_table(gt_ids, gt, pred_ids, pred, where, strict)
     if areas:
@@ -84,7 +89,7 @@ def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageM
         np.ascontiguousarray(inter, np.int64), len(gt), len(pred), np.ascontiguousarray(gt.cats, np.int64),
         np.ascontiguousarray(pred.cats, np.int64))
     a = np.frombuffer(packed, np.int64)
-    return ImageResult(match, a[:m], a[m : 2 * m], a[2 * m :], unlisted_array(n))
+    return ImageResult(match, a[:m], a[m : 2 * m], a[2 * m :], np.array([n], np.int64) if n else _NONE)
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
@@ -99,23 +104,6 @@ def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, p
     return inter
 
 
-_NONE = np.zeros(0, np.int64)
-_NONE.flags.writeable = False  # shared by every image without unlisted pixels
-
-
-def unlisted_array(n: int) -> np.ndarray:
-    """``n`` unlisted ground-truth pixels as the ``unlisted_px`` of :class:`~panbench.pq.matching.ImageStats`:
-    ``[n]``, or one shared empty array when there are none."""
-    return np.array([n], np.int64) if n else _NONE
-
-
-def _size_error(where: str, gt_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> InputError:
-    return InputError(
-        f"{where}: prediction is {pred_shape[1]}x{pred_shape[0]} but the image is "
-        f"{gt_shape[1]}x{gt_shape[0]}; predict at the original image size"
-    )
-
-
 def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> None:
     """Predicted areas from the intersection table into ``pred.areas`` (every listed segment must be in the
     PNG), ground-truth areas checked against it (an IoU above 1 would follow; panopticapi would add it to the
@@ -123,24 +111,15 @@ def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) ->
     areas = np.empty(len(pred), np.int64)
     bad = (native.match() or reference).areas(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
                                              np.ascontiguousarray(gt.areas, np.int64), areas)
+    if bad is not None and bad[0] == 0:
+        k = bad[1]
+        raise InputError(f"{where} (ground truth): segment {int(gt.ids[k])} has area {int(gt.areas[k])} in "
+                         f"segments_info but {int(inter[k + 1].sum())} pixels in the PNG; the annotation PNG and JSON "
+                         "do not belong together (or set 'area' to the pixel count)")
     if bad is not None:
-        raise _area_error(where, gt, bad[1], inter) if bad[0] == 0 else _absent_error(where, pred, bad[1])
+        raise InputError(f"{where} (prediction): segments_info id {int(pred.ids[bad[1]])} is absent from the PNG; "
+                         "drop empty segments from segments_info")
     pred.areas = areas
-
-
-def _area_error(where: str, gt: Segments, k: int, inter: np.ndarray) -> InputError:
-    return InputError(
-        f"{where} (ground truth): segment {int(gt.ids[k])} has area {int(gt.areas[k])} in segments_info "
-        f"but {int(inter[k + 1].sum())} pixels in the PNG; the annotation PNG and JSON do not belong together "
-        "(or set 'area' to the pixel count)"
-    )
-
-
-def _absent_error(where: str, pred: Segments, k: int) -> InputError:
-    return InputError(
-        f"{where} (prediction): segments_info id {int(pred.ids[k])} is absent from the PNG; "
-        "drop empty segments from segments_info"
-    )
 
 
 def _unknown_id(where: str, gt_side: bool, seg_id: int) -> InputError:

@@ -1,40 +1,38 @@
 """Panoptic matching of one image: the one rule, and every per-segment fact derived from it.
 
-:func:`match_image` takes the intersection table of one image and returns its :class:`ImageMatch`.
-The rules are panopticapi's ``pq_compute_single_core``, reproduced exactly:
+:func:`match_image` takes the intersection table of one image and returns its :class:`ImageMatch`. The rules are
+panopticapi's ``pq_compute_single_core``, reproduced exactly:
 
-* a predicted and a ground-truth segment match when they share a category, the ground truth is
-  not a crowd region and IoU > 0.5; IoU is ``inter / (pred area + gt area - inter - pred pixels on
-  VOID)`` (the union leaves out the prediction's VOID pixels);
-* the ground-truth area is the ``area`` of its ``segments_info`` entry (as panopticapi reads it),
-  the predicted area is counted from the prediction's pixels;
+* a predicted and a ground-truth segment match when they share a category, the ground truth is not a crowd region and
+  IoU > 0.5; IoU is ``inter / (pred area + gt area - inter - pred pixels on VOID)`` (the union leaves out the
+  prediction's VOID pixels);
+* the ground-truth area is the ``area`` of its ``segments_info`` entry (as panopticapi reads it), the predicted area is
+  counted from the prediction's pixels;
 * an unmatched non-crowd ground-truth segment is a false negative;
-* an unmatched prediction is a false positive unless more than half of it lies on VOID or on the
-  crowd region of its own category (the last crowd segment of that category in JSON order).
+* an unmatched prediction is a false positive unless more than half of it lies on VOID or on the crowd region of its own
+  category (the last crowd segment of that category in JSON order).
 
 Beside the TP/FP/FN, the match keeps per segment what the analyses read:
 
 * every TP: its category, IoU and ground-truth area (``area`` from the JSON);
-* every FN: category, JSON area, best IoU with a prediction of the same category and of another
-  category, the IoU of its mutual-best unmatched prediction of the same category (0 when there is
-  none) and, when that partner is a counted FP, the partner's best IoU with a ground truth of another
-  category (else 0: the error breakdown's oracle needs it);
-* every counted FP: category, pixel area, best IoU with a non-crowd ground truth of the same category
-  and of another category, and whether that best same-category ground truth is matched;
-* every non-crowd ground truth: category and the summed IoU of all same-category predictions that
-  overlap it (for PQ-dagger).
+* every FN: category, JSON area, best IoU with a prediction of the same category and of another category, the IoU of its
+  mutual-best unmatched prediction of the same category (0 when there is none) and, when that partner is a counted FP,
+  the partner's best IoU with a ground truth of another category (else 0: the error breakdown's oracle needs it);
+* every counted FP: category, pixel area, best IoU with a non-crowd ground truth of the same category and of another
+  category, and whether that best same-category ground truth is matched;
+* every non-crowd ground truth: category and the summed IoU of all same-category predictions that overlap it (for
+  PQ-dagger).
 
-These facts are here, not in the analyses, because they are read from the intersection table, which
-exists only while the image is scored (keeping it would store ``n_gt x n_pred`` counts per image); each
-column is read by an analysis (``tests/test_architecture_rules.py``).
+These facts are here, not in the analyses, because they are read from the intersection table, which exists only while
+the image is scored (keeping it would store ``n_gt x n_pred`` counts per image); each column is read by an analysis
+(``tests/test_architecture_rules.py``).
 
-Crowd regions are never a "ground-truth segment" beyond the ignore rule: not matched, not FNs and
-not overlaps.  Ties (equal best IoU) go to the lowest index in ``segments_info`` order.  The PQ
-contributions (:class:`ImageStats`, :meth:`ImageMatch.to_stats`) and the analyses' per-image columns
-are both this one match.  The C extension (``_match.c`` over ``_match_core.h``, which the batch path's
-``_native.c`` runs on its threads too) computes it where it was built, else
-:func:`match_image_numpy` (the reference; ``PANBENCH_NO_NATIVE=1`` forces it); the two give the same
-arrays bit for bit.  :class:`CategoryTable` maps COCO category ids to the indices used here.
+Crowd regions are never a "ground-truth segment" beyond the ignore rule: not matched, not FNs and not overlaps.  Ties
+(equal best IoU) go to the lowest index in ``segments_info`` order.  The PQ contributions (:class:`ImageStats`,
+:meth:`ImageMatch.to_stats`) and the analyses' per-image columns are both this one match.  The C extension (``_match.c``
+over ``_match_core.h``, which the batch path's ``_native.c`` runs on its threads too) computes it where it was built,
+else :func:`match_image_numpy` (the reference; ``PANBENCH_NO_NATIVE=1`` forces it); the two give the same arrays bit for
+bit.  :class:`CategoryTable` maps COCO category ids to the indices used here.
 """
 
 from __future__ import annotations
@@ -65,11 +63,6 @@ class Segments:
     cats: np.ndarray  # int64 index into the category table (not the COCO id)
     iscrowd: np.ndarray  # bool
     areas: np.ndarray  # int64, from JSON (ground truth) or counted (prediction)
-
-    @staticmethod
-    def empty() -> Segments:
-        z = np.zeros(0, np.int64)
-        return Segments(z, z.copy(), np.zeros(0, bool), z.copy())
 
     def __len__(self) -> int:
         return len(self.ids)

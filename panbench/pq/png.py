@@ -224,18 +224,14 @@ def _decode(data: bytes, path: Path, where: str) -> np.ndarray:
 
         arr = pyspng.load(data)
     except ImportError:  # pragma: no cover - pyspng is installed by make setup
-        arr = _decode_fallback(data)
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            arr = np.asarray(im.convert("RGB"))
     except Exception as e:  # libspng reports truncated and corrupt files as errors
         raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
     if arr.ndim == 2:
         raise InputError(f"{where}: PNG {path} is single-channel; panoptic PNGs are RGB (id = R + 256G + 256^2B)")
     return arr[..., :3]
-
-
-def _decode_fallback(data: bytes) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))

@@ -94,15 +94,9 @@ def boundary_mask(ids: np.ndarray, d: int) -> np.ndarray:
 
 def _index(ids: np.ndarray, seg_ids: np.ndarray) -> np.ndarray:
     """Per pixel: 0 for VOID, k + 1 for ``seg_ids[k]``, len + 1 for an id not listed."""
-    order = np.argsort(seg_ids, kind="stable")
-    s = seg_ids[order]
-    flat = ids.ravel().astype(np.int64)
-    pos = np.searchsorted(s, flat)
-    pos_c = np.minimum(pos, len(s) - 1)
-    found = (pos < len(s)) & (s[pos_c] == flat)
-    out = np.where(found, order[pos_c] + 1, len(s) + 1)
-    out[flat == 0] = 0
-    return out.reshape(ids.shape)
+    out = index_map(ids, seg_ids).astype(np.int64)
+    out[out == _SENTINEL] = len(seg_ids) + 1
+    return out
 
 
 def boundary_counts(gt_ids: np.ndarray, pred_ids: np.ndarray, width: int, height: int, gt_keys: np.ndarray,

@@ -44,19 +44,16 @@ def repeated_stuff(annotations: list[Any], categories: Iterable[Mapping[str, Any
         return []
     stuff_set = set(stuff)
     parts: list[bytes] = []  # each image's category ids as int64 bytes
-    counts: list[int] = []  # and how many
     for ann in annotations:
         segs = ann.get("segments_info") if type(ann) is dict else None
         if type(segs) is PackedSegments:  # columns of int64 ids, category ids, areas, then the crowd bytes
-            n = segs.n
-            parts.append(segs.fields[8 * n:16 * n])
+            parts.append(segs.fields[8 * segs.n:16 * segs.n])
         elif type(segs) is list:
             col = [c for s in segs if type(s) is dict and type(c := s.get("category_id")) is int and c in stuff_set]
-            n = len(col)
             parts.append(np.array(col, np.int64).tobytes())
         else:
-            n = 0
-        counts.append(n)
+            parts.append(b"")
+    counts = [len(p) // 8 for p in parts]
     cats = np.frombuffer(b"".join(parts), np.int64)
     if not len(cats):
         return []

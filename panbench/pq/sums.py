@@ -13,7 +13,7 @@ and a fraction in [0, 2^40) that carries into them after every addition.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -137,16 +137,7 @@ class PQStats:
         self.n_images += n_images
 
     def __add__(self, other: PQStats) -> PQStats:
-        return PQStats(
-            self.iou + other.iou,
-            self.tp + other.tp,
-            self.fp + other.fp,
-            self.fn + other.fn,
-            self.n_images + other.n_images,
-            self.conf + other.conf,
-            self.iou_int + other.iou_int,
-            self.unlisted + other.unlisted,
-        )
+        return PQStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     @property
     def iou_sum(self) -> np.ndarray:
@@ -242,21 +233,12 @@ def pq_summary(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> 
         counts[name] = int(n)
     sem, iou_c, dice_c = semantic_metrics(stats.conf)
     out.update(sem)
-    per_class: dict[str, dict[str, float | int]] = {}
     pq_c, sq_c, rq_c = category_pq(iou_sum, stats.tp, stats.fp, stats.fn, scale=100.0)
-    for k, cid in enumerate(category_ids):
-        per_class[str(cid)] = {
-            "PQ": float(pq_c[k]),
-            "SQ": float(sq_c[k]),
-            "RQ": float(rq_c[k]),
-            "TP": int(stats.tp[k]),
-            "FP": int(stats.fp[k]),
-            "FN": int(stats.fn[k]),
-            "IoU": float(iou_c[k]),
-            "Dice": float(dice_c[k]),
-        }
+    per_category = {"PQ": pq_c, "SQ": sq_c, "RQ": rq_c, "TP": stats.tp, "FP": stats.fp, "FN": stats.fn, "IoU": iou_c,
+                    "Dice": dice_c}  # float64 or int64 arrays: .item() gives a float or an int
     out["n_categories"] = counts
-    out["per_class"] = per_class
+    out["per_class"] = {str(cid): {key: v[k].item() for key, v in per_category.items()}
+                        for k, cid in enumerate(category_ids)}
     out["n_images"] = stats.n_images
     return out
 
