@@ -42,8 +42,6 @@ from panbench.pq.matching import MATCH_IOU
 if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
     from panbench.records.schema import RunRecord
 
-FP_TYPES = ("classification", "duplicate", "segmentation", "background", "other")
-FN_TYPES = ("classification", "segmentation", "missed", "other")
 ERROR_TYPES = ("classification", "segmentation", "duplicate", "background", "missed", "other")
 LOW, HIGH = 0.1, MATCH_IOU
 

@@ -67,10 +67,7 @@ def write_per_image(aset: AnalysisSet, path: str | Path, file_names: Sequence[st
 
     frame = pd.DataFrame(per_image_columns(aset, file_names), columns=list(COLUMNS))
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    (frame.to_csv if path.suffix == ".csv" else frame.to_parquet)(path, index=False)
     return path
 
 

@@ -176,12 +176,8 @@ def read_subset(path: str | Path) -> list[int | str]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: subset file not found; give a file with one image id per line")
-    ids: list[int | str] = []
-    for line in p.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        ids.append(int(line) if line.lstrip("-").isdigit() else line)
+    lines = (line.split("#", 1)[0].strip() for line in p.read_text().splitlines())
+    ids: list[int | str] = [int(x) if x.lstrip("-").isdigit() else x for x in lines if x]
     unique = list(dict.fromkeys(ids))  # an image is scored once, however often it is listed
     if len(unique) < len(ids):
         first = next(i for i in unique if ids.count(i) > 1)
@@ -276,11 +272,14 @@ def load_images(path: str | Path, dataset: str, data_root: str | Path, image_dir
         prefix, ann = f"panoptic_{stem}", p
     else:
         raise InputError(f"{p}: --images must be a folder of images or an image-info JSON; not found")
-    if cats is None:
-        cats = dataset_categories(dataset, Path(data_root))
-    if limit is not None:
-        samples = samples[:limit]
-    return ImageSet(dataset, p if p.is_dir() else p.parent, cats, samples, ann, prefix=prefix)
+    if cats is None:  # the categories of the annotation file of --dataset under data_root
+        ann_file = layout(Path(data_root), dataset, "val2017")[0]
+        if not ann_file.is_file():
+            how = DATASETS.get(dataset, DATASETS["coco"]).how_to_get.format(root=Path(data_root))
+            raise InputError(f"{ann_file}: the categories for --images come from dataset '{dataset}''s annotation "
+                             f"file, not found; {how}")
+        cats = parse_categories(read_json(ann_file, "panoptic annotation JSON"), ann_file)
+    return ImageSet(dataset, p if p.is_dir() else p.parent, cats, samples[:limit], ann, prefix=prefix)
 
 
 def _folder_samples(p: Path) -> list[Sample]:
@@ -317,13 +316,3 @@ def _json_samples(p: Path, data: dict[str, Any], folder: Path) -> list[Sample]:
         size = int(im.get("height") or 0), int(im.get("width") or 0)
         samples.append(Sample(im["id"], f, None, *size, None))  # type: ignore[arg-type]
     return samples
-
-
-def dataset_categories(dataset: str, root: Path) -> CategoryTable:
-    """The categories of ``dataset``'s annotation file under ``root``."""
-    ann_file = layout(root, dataset, "val2017")[0]
-    if not ann_file.is_file():
-        how = DATASETS.get(dataset, DATASETS["coco"]).how_to_get.format(root=root)
-        raise InputError(f"{ann_file}: the categories for --images come from dataset '{dataset}''s annotation file, "
-                         f"not found; {how}")
-    return parse_categories(read_json(ann_file, "panoptic annotation JSON"), ann_file)

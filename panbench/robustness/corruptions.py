@@ -88,12 +88,9 @@ class Corruption:
     def group(self) -> str:
         return GROUP_OF[self.name]
 
-    def seed(self, image_id: Any) -> int:
-        return image_seed(image_id, self.name, self.severity)
-
     def apply(self, img: np.ndarray, image_id: Any) -> np.ndarray:
         """``img`` (H x W x 3 RGB uint8) corrupted, seeded by the image id."""
-        return corrupt(img, self.name, self.severity, self.seed(image_id))
+        return corrupt(img, self.name, self.severity, image_seed(image_id, self.name, self.severity))
 
 
 def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
@@ -193,13 +190,9 @@ def image_seed(image_id: Any, name: str, severity: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{image_id}|{name}|{severity}".encode()).digest()[:4], "little")
 
 
-def package_available() -> bool:
-    return importlib.util.find_spec(PACKAGE) is not None
-
-
 def require_package(name: str) -> None:
     """A corruption that calls the package, without the package: a one-line error with the install command."""
-    if name not in OWN and not package_available():
+    if name not in OWN and importlib.util.find_spec(PACKAGE) is None:
         raise InputError(f"--corruption {name} needs the {PACKAGE} package ({PACKAGE_VERSION}, the COCO-C "
                          f"implementation), which is not installed: {INSTALL}")
 
