@@ -186,8 +186,7 @@ class APAccumulator:
         self.dt[image_id] = instances if instances is not None else Instances.empty()
 
     def __add__(self, other: APAccumulator) -> APAccumulator:
-        both = set(self.images) & set(other.images)
-        if both:
+        if both := set(self.images) & set(other.images):
             raise ValueError(f"APAccumulator: images {sorted(both)[:5]} in both parts")
         return APAccumulator(self.categories, {**self.images, **other.images}, {**self.gt, **other.gt},
                              {**self.dt, **other.dt})

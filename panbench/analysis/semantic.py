@@ -40,8 +40,7 @@ class SemanticConfusion:
         p = np.asarray(pred, np.int64).ravel()
         if g.shape != p.shape:
             raise ValueError(f"SemanticConfusion: ground truth {np.shape(gt)}, prediction {np.shape(pred)}")
-        g = np.where((g < 0) | (g >= n - 1), n - 1, g)
-        p = np.where((p < 0) | (p >= n - 1), n - 1, p)
+        g, p = (np.where((x < 0) | (x >= n - 1), n - 1, x) for x in (g, p))  # outside the categories: VOID
         self.conf += np.bincount(g * n + p, minlength=n * n).reshape(n, n)
         self.n_images += 1
 

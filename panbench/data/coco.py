@@ -180,10 +180,9 @@ def _note_stuff_rule(ann: Path, data: dict[str, Any]) -> None:
     anns, cats = data.get("annotations"), data.get("categories")
     if not isinstance(anns, list) or not isinstance(cats, list):
         return
-    note = stuff_rule_message(ann, repeated_stuff(anns, cats), cats, "each further segment is a false negative "
-                              "when scored; the official panoptic_val2017.json keeps one: check that the archive is "
-                              "the official one")
-    if note:
+    if note := stuff_rule_message(ann, repeated_stuff(anns, cats), cats, "each further segment is a false negative "
+                                  "when scored; the official panoptic_val2017.json keeps one: check that the archive "
+                                  "is the official one"):
         print(f"panbench: warning: {note}", file=sys.stderr)
 
 

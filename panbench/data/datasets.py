@@ -44,8 +44,7 @@ def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
     import shlex
 
     if name not in DATASETS:
-        near = difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.7)
-        if near:
+        if near := difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.7):
             return f"did you mean --dataset {near[0]}?"
         return (f"--dataset is one of {', '.join(DATASETS)}; for a dataset of your own in the COCO panoptic layout "
                 "(docs/datasets.md) pass --data-root DIR")
@@ -55,8 +54,7 @@ def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
             siblings = sorted(p.name for p in parent.iterdir() if p != root and layout(p, name, split)[0].is_file())
         except OSError:
             siblings = []
-        near = difflib.get_close_matches(root.name, siblings, n=1, cutoff=0.6)
-        if near:
+        if near := difflib.get_close_matches(root.name, siblings, n=1, cutoff=0.6):
             return f"did you mean --data-root {shlex.quote(str(parent / near[0]))}?"
     if name == "demo" and root != Path("data/demo"):
         return f"run `panbench data demo --root {shlex.quote(str(root))}` (seconds, offline), or pass --data-root DIR"
@@ -189,7 +187,8 @@ def read_subset(path: str | Path) -> list[int | str]:
 def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]) -> str:
     """``panbench data NAME`` of a converted dataset: ``convert(root, --from)`` unless its JSON is there (and no
     --force), then the dataset read back (which checks what was written) and refused where a stuff category has
-    two or more segments in one image (:func:`check_stuff_rule`); the line to print."""
+    two or more segments in one image, which COCO's panoptic format does not allow (:mod:`panbench.pq.stuff_rule`);
+    the line to print."""
     if not args.from_dir:
         raise InputError(f"--from is required: the folder of the official {name} files")
     src = Path(args.from_dir)
@@ -201,21 +200,16 @@ def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]
     else:
         root = convert(root, src)
     ds = load_dataset(root, name=name)
-    check_stuff_rule(ds, f"the conversion writes one segment per stuff class of the official files: give --from "
-                     f"the official {DATASETS[name].display} files and convert again with --force")
+    cats = [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(ds.categories.ids, ds.categories.names,
+                                                                        ds.categories.isthing)]
+    if refused := stuff_rule_message(ds.ann_file, repeated_stuff([s.gt_ann for s in ds.samples], cats), cats,
+                                     "the conversion writes one segment per stuff class of the official files: give "
+                                     f"--from the official {DATASETS[name].display} files and convert again with "
+                                     "--force"):
+        raise InputError(refused)
     n_things = sum(ds.categories.isthing)
     return (f"{name} panoptic val ready at {root}: {len(ds.samples)} images, {len(ds.categories.ids)} categories "
             f"({n_things} things) ({time.perf_counter() - t:.1f} s); use --dataset {name}")
-
-
-def check_stuff_rule(ds: PanopticDataset, fix: str) -> None:
-    """Refuse ``ds`` (a dataset just written) where a stuff category has two or more segments in one image, which
-    COCO's panoptic format does not allow (:mod:`panbench.pq.stuff_rule`); ``fix`` ends the message."""
-    cats = [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(ds.categories.ids, ds.categories.names,
-                                                                        ds.categories.isthing)]
-    refused = stuff_rule_message(ds.ann_file, repeated_stuff([s.gt_ann for s in ds.samples], cats), cats, fix)
-    if refused:
-        raise InputError(refused)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

@@ -103,9 +103,8 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
     data = {"info": {"description": "panbench demo (synthetic)", "seed": seed}, "images": images,
             "annotations": anns, "categories": DEMO_CATEGORIES}
     ann_file = root / "annotations" / f"panoptic_{split}.json"
-    refused = stuff_rule_message(ann_file, repeated_stuff(anns, DEMO_CATEGORIES), DEMO_CATEGORIES,
-                                 "the demo generator merges them (panbench.data.synth.merge_stuff); please report")
-    if refused:
+    if refused := stuff_rule_message(ann_file, repeated_stuff(anns, DEMO_CATEGORIES), DEMO_CATEGORIES,
+                                     "the demo generator merges them (panbench.data.synth.merge_stuff); please report"):
         raise PanbenchError(refused)
     ann_file.write_text(json.dumps(data))
 

@@ -147,22 +147,16 @@ def check_severity(severity: int) -> int:
 def parse_names(text: str) -> list[str]:
     """``--corruptions``: ``all``, a group (noise, blur, weather, digital) or a comma-separated list of
     groups and names, in the package's order, each once."""
+    named = {"all": CORRUPTION_NAMES, **CORRUPTION_GROUPS, **{n: (n,) for n in CORRUPTION_NAMES}}
     chosen: set[str] = set()
     for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        if part == "all":
-            chosen.update(CORRUPTION_NAMES)
-        elif part in CORRUPTION_GROUPS:
-            chosen.update(CORRUPTION_GROUPS[part])
-        elif part in CORRUPTION_NAMES:
-            chosen.add(part)
-        else:
-            choices = ["all", *CORRUPTION_GROUPS, *CORRUPTION_NAMES]
-            close = difflib.get_close_matches(part, choices, n=1)
+        if part in named:
+            chosen.update(named[part])
+        elif part:
+            close = difflib.get_close_matches(part, list(named), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise InputError(f"--corruptions {part}: unknown corruption or group; {hint}choose from "
-                             f"{', '.join(choices)}")
+                             f"{', '.join(named)}")
     if not chosen:
         raise InputError(f"--corruptions {text!r}: name at least one corruption or group (e.g. all, noise, fog)")
     return [n for n in CORRUPTION_NAMES if n in chosen]
