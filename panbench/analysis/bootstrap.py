@@ -111,8 +111,7 @@ def _resampled_sums(x: np.ndarray, iou_cols: list[slice], n_resamples: int, seed
     in order: one block of exact sums (module docstring) on ``threads`` threads or, where :func:`fixed_sums`
     refuses ``x`` (sums that could overflow int64, or a non-finite entry), the float64 :func:`_product` of
     ``chunk`` resamples' counts at a time with ``factors(x)`` (``x`` itself without ``factors``)."""
-    fixed = fixed_sums(x, iou_cols)
-    if fixed is not None:
+    if (fixed := fixed_sums(x, iou_cols)) is not None:
         yield as_float(resampled_sums(fixed, n_resamples, seed, threads), iou_cols)
         return
     f64, f32 = factors(x) if factors is not None else (x, None)
@@ -167,8 +166,7 @@ def folded_ci(sums: ImageSums, isthing: list[bool], n_resamples: int, seed: int,
               threads: int) -> dict[str, list[float]] | None:
     """:func:`bootstrap_ci` (95%) of a run's folded :class:`ImageSums`, the same bits; None where their fixed
     point refuses them (:meth:`ImageSums.rows`: the float product of :func:`bootstrap_ci` then serves)."""
-    rows = sums.rows()
-    if rows is None:
+    if (rows := sums.rows()) is None:
         return None
     _check_args(sums.n_images, n_resamples, 0.95)
     c = sums.n_categories

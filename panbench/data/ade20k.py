@@ -121,7 +121,6 @@ def convert_image(image_id: str, sem: np.ndarray, ins: np.ndarray, cats: dict[in
     """One image's panoptic PNG (H x W x 3) and ``segments_info``."""
     from panopticapi.utils import IdGenerator
 
-    s2n = SEMANTIC_TO_NEW
     pan = np.zeros((*sem.shape, 3), dtype=np.uint8)
     ids = IdGenerator(cats)
     segs: list[dict[str, Any]] = []
@@ -133,8 +132,8 @@ def convert_image(image_id: str, sem: np.ndarray, ins: np.ndarray, cats: dict[in
 
     semantic = sem.astype(np.int64) - 1  # -1: unlabelled (VOID)
     for sid in np.unique(semantic):
-        if sid >= 0 and not cats[s2n[int(sid)]]["isthing"]:
-            add(semantic == sid, s2n[int(sid)])
+        if sid >= 0 and not cats[SEMANTIC_TO_NEW[int(sid)]]["isthing"]:
+            add(semantic == sid, SEMANTIC_TO_NEW[int(sid)])
     cat_ids, inst = ins[..., 0].astype(np.int64) - 1, ins[..., 1]
     for k in np.unique(inst):
         if k == 0:

@@ -90,7 +90,6 @@ def prepare_coco(root: Path, from_dir: Path | None = None, checksums: dict[str, 
     """Download (or take from ``from_dir``), check and extract COCO panoptic val under ``root``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    checksums = checksums or {}
     zips = _coco_zips(root, from_dir, progress)
     done = root / ".panbench-done"
     state = set(done.read_text().split()) if done.exists() else set()
@@ -98,7 +97,7 @@ def prepare_coco(root: Path, from_dir: Path | None = None, checksums: dict[str, 
     for step, (name, extract) in {"images": ("val2017.zip", _extract_images), "annotations": (
             "panoptic_annotations_trainval2017.zip", _extract_annotations)}.items():
         if step not in state:
-            extract(root, zips[name], checksums.get(name))
+            extract(root, zips[name], (checksums or {}).get(name))
             used[name] = sha256_file(zips[name])
             state.add(step)
             done.write_text("\n".join(sorted(state)))

@@ -136,8 +136,7 @@ def load_dataset(
     for im in images:
         if not isinstance(im, dict) or not {"id", "file_name", "height", "width"} <= set(im):
             raise InputError(f"{ann_file}: an entry of 'images' lacks id, file_name, height or width")
-        ann = anns.get(im["id"])
-        if ann is None:
+        if (ann := anns.get(im["id"])) is None:
             raise InputError(f"{ann_file}: image {im['id']} has no entry in 'annotations'")
         where = f"{ann_file}: image {im['id']}"
         for seg in ann["segments_info"]:
