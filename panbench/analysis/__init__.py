@@ -31,10 +31,7 @@ __all__ = ["AnalysisInputs", "AnalysisSet", "RunSums", "analyze", "bootstrap_ci"
 
 def compute_fields(inp: AnalysisInputs) -> dict[str, Any]:
     """The record fields of every analysis of :data:`panbench.analyses.ANALYSES`, in the table's order."""
-    out: dict[str, Any] = {}
-    for a in ANALYSES:
-        out.update(function(a.compute)(inp))
-    return out
+    return {k: v for a in ANALYSES for k, v in function(a.compute)(inp).items()}
 
 
 def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:

@@ -95,12 +95,8 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
             masks = np.ascontiguousarray(masks != 0)
         return [{"size": [h, w], "counts": c} for c in _rle.encode(masks.view(np.uint8), n, h, w)]
     fortran = np.ascontiguousarray(masks.transpose(0, 2, 1) != 0).view(np.uint8).transpose(2, 1, 0)  # (H, W, N)
-    return _rles(_hotcoco().mask.encode(fortran))
-
-
-def _rles(encoded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")
-             if isinstance(r["counts"], bytes) else r["counts"]} for r in encoded]
+             if isinstance(r["counts"], bytes) else r["counts"]} for r in _hotcoco().mask.encode(fortran)]
 
 
 def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[str, Any]],
@@ -190,18 +186,14 @@ class APAccumulator:
         self.dt[image_id] = instances if instances is not None else Instances.empty()
 
     def __add__(self, other: APAccumulator) -> APAccumulator:
-        both = set(self.images) & set(other.images)
-        if both:
+        if both := set(self.images) & set(other.images):
             raise ValueError(f"APAccumulator: images {sorted(both)[:5]} in both parts")
         return APAccumulator(self.categories, {**self.images, **other.images}, {**self.gt, **other.gt},
                              {**self.dt, **other.dt})
 
     def gt_dataset(self) -> dict[str, Any]:
         """The ground truth as a COCO detection dataset (images in id order, annotation ids from 1)."""
-        anns: list[dict[str, Any]] = []
-        for image_id in sorted(self.images):
-            for a in self.gt[image_id]:
-                anns.append({**a, "id": len(anns) + 1})
+        anns = [{**a, "id": k} for k, a in enumerate((a for i in sorted(self.images) for a in self.gt[i]), 1)]
         images = [{"id": i, "height": self.images[i][0], "width": self.images[i][1]} for i in sorted(self.images)]
         return {"images": images, "annotations": anns, "categories": self.categories}
 
@@ -235,11 +227,7 @@ def coco_segm_ap(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str,
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {k: _percent(float(v)) for k, v in zip(AP_KEYS, ev.stats[:6])}
-
-
-def _percent(v: float) -> float:
-    return 100.0 * v if v >= 0 else -1.0
+    return {k: 100.0 * float(v) if v >= 0 else -1.0 for k, v in zip(AP_KEYS, ev.stats[:6])}
 
 
 def ap_line(ap: dict[str, float]) -> str:

@@ -75,14 +75,9 @@ def instance_accumulator(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
         ann = gt[image_id]
         where = f"image {image_id}"
         ids = read_ids(safe_join(gt_dir, ann["file_name"], f"{where} (ground truth)"), where)
-        _check_sizes(instances_json, image_id, ids.shape, preds.get(image_id))
-        acc.add_image(image_id, ids, ann["segments_info"], preds.get(image_id))
+        inst = preds.get(image_id)
+        if wrong := ({tuple(r["size"]) for r in inst.rles} if inst is not None else set()) - {ids.shape}:
+            raise InputError(f"{instances_json}: image {image_id} has masks of size {sorted(wrong)[0]} (height, "
+                             f"width); the ground truth is {ids.shape}: give masks at the image's full size")
+        acc.add_image(image_id, ids, ann["segments_info"], inst)
     return acc
-
-
-def _check_sizes(path: str | os.PathLike[str], image_id: int, shape: tuple[int, ...], inst: Instances | None) -> None:
-    sizes = {tuple(r["size"]) for r in inst.rles} if inst is not None else set()
-    wrong = sizes - {tuple(int(s) for s in shape)}
-    if wrong:
-        raise InputError(f"{path}: image {image_id} has masks of size {sorted(wrong)[0]} (height, width); the ground "
-                         f"truth is {tuple(shape)}: give masks at the image's full size")

@@ -21,7 +21,6 @@ import numpy as np
 
 from panbench.analyses import ANALYSES
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet
-from panbench.analysis.metrics import nine_metrics
 from panbench.analysis.resample import (
     ImageSums,
     as_float,
@@ -71,12 +70,6 @@ class RunSums:
         return np.concatenate([self.iou, self.tp, self.fp + self.fn], axis=1)
 
 
-def _split(s: np.ndarray, n_cat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """IoU, TP, FP, FN of :meth:`RunSums.stacked` sums, with FP + FN as FP and 0 as FN."""
-    iou, tp, err = (s[:, k * n_cat:(k + 1) * n_cat] for k in range(3))
-    return iou, tp, err, np.zeros_like(err)
-
-
 def _factors(x: np.ndarray, n_cat: int) -> tuple[np.ndarray, np.ndarray | None]:
     """``x`` as the right-hand factors of :func:`_product`: the IoU columns (float64) and the integer TP
     and FP + FN columns in float32 when that is exact (every resampled sum, at most N times the
@@ -111,11 +104,6 @@ def _ci_values(s: np.ndarray, n_cat: int, things: np.ndarray) -> dict[str, np.nd
     return out
 
 
-def _resampled(x: np.ndarray, n_cat: int, isthing, w: np.ndarray) -> dict[str, np.ndarray]:
-    """The five CI metrics of every resample (rows of ``w``) of the stacked per-image sums ``x``."""
-    return _ci_values(_product(w, *_factors(x, n_cat)), n_cat, np.asarray(isthing, bool))
-
-
 def _resampled_sums(x: np.ndarray, iou_cols: list[slice], n_resamples: int, seed: int, chunk: int, threads: int,
                     factors: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]] | None = None
                     ) -> Iterator[np.ndarray]:
@@ -123,17 +111,12 @@ def _resampled_sums(x: np.ndarray, iou_cols: list[slice], n_resamples: int, seed
     in order: one block of exact sums (module docstring) on ``threads`` threads or, where :func:`fixed_sums`
     refuses ``x`` (sums that could overflow int64, or a non-finite entry), the float64 :func:`_product` of
     ``chunk`` resamples' counts at a time with ``factors(x)`` (``x`` itself without ``factors``)."""
-    fixed = fixed_sums(x, iou_cols)
-    if fixed is not None:
+    if (fixed := fixed_sums(x, iou_cols)) is not None:
         yield as_float(resampled_sums(fixed, n_resamples, seed, threads), iou_cols)
         return
     f64, f32 = factors(x) if factors is not None else (x, None)
     for w in count_chunks(x.shape[0], n_resamples, seed, chunk):
         yield _product(w, f64, f32)
-
-
-def _class_pq(iou: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    return 100 * category_pq(iou, tp, fp, fn)[0]
 
 
 def _interval(values: np.ndarray, level: float) -> np.ndarray:
@@ -151,10 +134,8 @@ def percentile(values: np.ndarray, q: list[float]) -> np.ndarray:
     virtual = (n - 1) * qs  # numpy's virtual index of the linear method
     prev = np.floor(virtual)
     nxt = prev + 1
-    prev[virtual >= n - 1] = -1
-    nxt[virtual >= n - 1] = -1
-    prev[virtual < 0] = 0
-    nxt[virtual < 0] = 0
+    for idx in (prev, nxt):
+        idx[virtual >= n - 1], idx[virtual < 0] = -1, 0
     prev_i, next_i = prev.astype(np.intp), nxt.astype(np.intp)
     gamma = (virtual - prev_i).reshape((-1,) + (1,) * (v.ndim - 1))
     a, b = v[prev_i], v[next_i]
@@ -177,20 +158,15 @@ def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPL
 def _intervals(blocks: Iterator[np.ndarray], c: int, isthing: list[bool], level: float) -> dict[str, list[float]]:
     """:func:`bootstrap_ci`'s intervals of the resampled stacked sums, given in blocks of resamples."""
     things = np.asarray(isthing, bool)
-    vals: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
-    for s in blocks:
-        m = _ci_values(s, c, things)
-        for k in CI_METRICS:
-            vals[k].append(m[k])
-    return {k: [float(v) for v in _interval(np.concatenate(vals[k]), level)] for k in CI_METRICS}
+    vals = [_ci_values(s, c, things) for s in blocks]
+    return {k: [float(v) for v in _interval(np.concatenate([m[k] for m in vals]), level)] for k in CI_METRICS}
 
 
 def folded_ci(sums: ImageSums, isthing: list[bool], n_resamples: int, seed: int,
               threads: int) -> dict[str, list[float]] | None:
     """:func:`bootstrap_ci` (95%) of a run's folded :class:`ImageSums`, the same bits; None where their fixed
     point refuses them (:meth:`ImageSums.rows`: the float product of :func:`bootstrap_ci` then serves)."""
-    rows = sums.rows()
-    if rows is None:
+    if (rows := sums.rows()) is None:
         return None
     _check_args(sums.n_images, n_resamples, 0.95)
     c = sums.n_categories
@@ -223,17 +199,18 @@ def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: i
     check_paired(a, b)
     _check_args(a.n_images, n_resamples, level)
     x, c = np.concatenate([a.stacked(), b.stacked()], axis=1), a.iou.shape[1]
-    diffs: dict[str, list[np.ndarray]] = {m: [] for m in CI_METRICS}
+    diffs: list[dict[str, np.ndarray]] = []
     cls: list[np.ndarray] = []
     iou_cols = [slice(0, c), slice(3 * c, 4 * c)]
+    things = np.asarray(isthing, bool)
     for s in _resampled_sums(x, iou_cols, n_resamples, seed, chunk, threads):  # both runs' sums side by side
-        sa, sb = _split(s[:, :3 * c], c), _split(s[:, 3 * c:], c)
-        ma, mb = nine_metrics(*sa, isthing), nine_metrics(*sb, isthing)
-        for k in CI_METRICS:
-            diffs[k].append(ma[k] - mb[k])
-        if per_class:
-            cls.append(_class_pq(*sa) - _class_pq(*sb))
-    metrics = {k: [float(v) for v in _interval(np.concatenate(diffs[k]), level)] for k in CI_METRICS}
+        ma, mb = _ci_values(s[:, :3 * c], c, things), _ci_values(s[:, 3 * c:], c, things)
+        diffs.append({k: ma[k] - mb[k] for k in CI_METRICS})
+        if per_class:  # each run's class PQ, FP + FN as one (as _ci_values)
+            pa, pb = (category_pq(s[:, o:o + c], s[:, o + c:o + 2 * c], s[:, o + 2 * c:o + 3 * c], 0.0)[0]
+                      for o in (0, 3 * c))
+            cls.append(100 * pa - 100 * pb)
+    metrics = {k: [float(v) for v in _interval(np.concatenate([d[k] for d in diffs]), level)] for k in CI_METRICS}
     out: dict[str, Any] = {"metrics": metrics,
                            "excludes_zero": {k: bool(lo > 0 or hi < 0) for k, (lo, hi) in metrics.items()}}
     if per_class:
@@ -248,8 +225,7 @@ def too_few(n_images: int, n_resamples: int = N_RESAMPLES) -> str | None:
     functions here compute one for any count; a run's ``ci``, the paired differences of ``table`` and the
     verdict, and ``compare`` ask this first."""
     if n_images < MIN_IMAGES:
-        return (f"{n_images} image{'s' * (n_images != 1)}: too few for a bootstrap interval, which needs at "
-                f"least {MIN_IMAGES}")
+        return f"{_images(n_images)}: too few for a bootstrap interval, which needs at least {MIN_IMAGES}"
     if n_resamples < MIN_RESAMPLES:
         return f"{n_resamples} resamples: too few for a 95% interval (use at least {MIN_RESAMPLES}; {N_RESAMPLES} " \
                "is the default)"

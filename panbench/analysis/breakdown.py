@@ -42,8 +42,6 @@ from panbench.pq.matching import MATCH_IOU
 if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
     from panbench.records.schema import RunRecord
 
-FP_TYPES = ("classification", "duplicate", "segmentation", "background", "other")
-FN_TYPES = ("classification", "segmentation", "missed", "other")
 ERROR_TYPES = ("classification", "segmentation", "duplicate", "background", "missed", "other")
 LOW, HIGH = 0.1, MATCH_IOU
 
@@ -118,15 +116,9 @@ def breakdown_of(t: Totals, e: ErrorSums, tp_ious: np.ndarray, isthing: list[boo
     iou, tp, fp, fn = t.as_float()
     base = float(nine_metrics(iou, tp, fp, fn, isthing)["PQ"])
     errors: dict[str, Any] = {}
-    for k, name in enumerate(ERROR_TYPES):
-        f_iou, f_tp = iou.copy(), tp.copy()
-        f_fp, f_fn = fp - e.fp[k], fn - e.fn[k]
-        if name in ("classification", "segmentation"):
-            f_iou += e.gain[k]
-            f_tp += e.to_tp[k]
-            if name == "segmentation":
-                f_fp -= e.partner_fp
-        fixed = float(nine_metrics(f_iou, f_tp, f_fp, f_fn, isthing)["PQ"])
+    for k, name in enumerate(ERROR_TYPES):  # gain and to_tp are 0 but for classification and segmentation
+        f_fp = fp - e.fp[k] - (e.partner_fp if name == "segmentation" else 0)
+        fixed = float(nine_metrics(iou + e.gain[k], tp + e.to_tp[k], f_fp, fn - e.fn[k], isthing)["PQ"])
         n_fp, n_fn = int(e.fp[k].sum()), int(e.fn[k].sum())
         errors[name] = {"fp": n_fp, "fn": n_fn, "count": n_fp + n_fn, "delta_PQ": fixed - base}
     loss = float((1 - tp_ious).sum())
@@ -139,8 +131,7 @@ def breakdown_of(t: Totals, e: ErrorSums, tp_ious: np.ndarray, isthing: list[boo
 def errors_fields(inp: AnalysisInputs) -> dict[str, Any]:
     """``errors`` (type -> count, fp, fn, delta_PQ) and ``mask_quality``."""
     eb = breakdown_of(inp.sums(Totals), inp.sums(ErrorSums), inp.aset.tp_ious, inp.isthing)
-    return {"errors": {k: {"count": v["count"], "fp": v["fp"], "fn": v["fn"], "delta_PQ": v["delta_PQ"]}
-                       for k, v in eb["errors"].items()},
+    return {"errors": {k: {f: v[f] for f in ("count", "fp", "fn", "delta_PQ")} for k, v in eb["errors"].items()},
             "mask_quality": eb["mask_quality"]}
 
 

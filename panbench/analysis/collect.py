@@ -22,7 +22,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq.matching import MATCH_FIELDS, ImageMatch
-from panbench.pq.result import column_keys, from_columns, to_columns
+from panbench.pq.result import column_keys, to_columns
 
 FORMAT = 2  # 2: fn_pair_other; format-1 files still load (that column as zeros)
 F = TypeVar("F", bound="Fold")
@@ -61,10 +61,6 @@ class AnalysisSet:
             raise ValueError("one image id per image of the columns")
         return AnalysisSet(n_categories, ids, {k: cols[k] for k in keys}, _opt(category_ids, int), _opt(isthing, bool))
 
-    def matches(self) -> list[ImageMatch]:
-        """The per-image matches back (``from_images`` inverted), e.g. to re-split a cached chunk."""
-        return [ImageMatch(**m) for m in from_columns(self.cols, MATCH_FIELDS, self.n_images)]
-
     @property
     def n_images(self) -> int:
         return len(self.image_ids)
@@ -77,12 +73,13 @@ class AnalysisSet:
 
     def per_image(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Dense ``N x C`` float64 per-image per-category sums: IoU, TP, FP, FN."""
-        return per_image_sums(self.cols, self.n_images, self.n_categories)
+        n, c = self.n_images, self.n_categories
 
-    def totals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per-category sums over all images: IoU (float64), TP, FP, FN (int64)."""
-        t = Totals.of(self)
-        return t.iou, t.tp, t.fp, t.fn
+        def dense(group: str, weights: np.ndarray | None = None) -> np.ndarray:
+            flat = self.cols[group + "_img"] * c + self.cols[group + "_cats"]
+            return np.bincount(flat, weights, minlength=n * c).astype(np.float64, copy=False).reshape(n, c)
+
+        return dense("tp", self.cols["tp_ious"]), dense("tp"), dense("fp"), dense("fn")
 
     def save(self, path: str | Path) -> None:
         from panbench.records.io import atomic_write  # the record's schema: not for score without --name
@@ -112,17 +109,6 @@ class AnalysisSet:
             why = "it holds pickled objects" if "pickle" in str(e) else str(e)  # not numpy's hint to unpickle it
             raise InputError(f"{path}: not a panbench per-image analysis file ({why}); rerun the `panbench eval` "
                              "(or `score --name`) of its record to write it again") from None
-
-
-def per_image_sums(cols: Mapping[str, np.ndarray], n: int,
-                   c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Dense ``n x c`` float64 per-image per-category sums of the columns of ``n`` images: IoU, TP, FP, FN."""
-
-    def dense(group: str, weights: np.ndarray | None = None) -> np.ndarray:
-        flat = cols[group + "_img"] * c + cols[group + "_cats"]
-        return np.bincount(flat, weights, minlength=n * c).astype(np.float64, copy=False).reshape(n, c)
-
-    return dense("tp", cols["tp_ious"]), dense("tp"), dense("fp"), dense("fn")
 
 
 class Fold:

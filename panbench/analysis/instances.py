@@ -33,11 +33,6 @@ def as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def on_device(x: Any) -> bool:
-    """Whether ``x`` is a tensor on an accelerator (not the CPU)."""
-    return getattr(getattr(x, "device", None), "type", "cpu") != "cpu"
-
-
 def encode_on_device(masks: Any, chunk: int = DEVICE_CHUNK) -> list[dict[str, Any]]:
     """:func:`~panbench.analysis.ap.encode_masks` of an (N, H, W) torch tensor, encoded where it lies: the runs
     counted and written as COCO's compressed strings on the tensor's device, only the strings' bytes copied to the
@@ -86,35 +81,27 @@ def _device_strings(counts: Any, first: Any) -> tuple[Any, Any]:
     return chars[keep], groups.cumsum(0)[first.roll(-1, 0)]
 
 
-def categories_of(labels: Any, label2cat: Sequence[int]) -> np.ndarray:
-    """Model labels as dataset category ids (``label2cat[label]``)."""
-    lut = np.asarray(label2cat, np.int64)
-    labels = as_numpy(labels).astype(np.int64).reshape(-1)
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(lut)):
-        raise ValueError(f"model labels {sorted(set(labels.tolist()))[:5]}... outside the {len(lut)} the model maps")
-    return lut[labels]
-
-
 def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
                 max_dets: int | None = MAX_DETS) -> Instances:
     """Binary masks (N, H, W), scores (N,) and model labels (N,) as :class:`Instances` in dataset category ids,
     in the order of decreasing score; the ``max_dets`` best kept (None: all), as the zoos' ``max_per_image``."""
     scores = as_numpy(scores).astype(np.float64).reshape(-1)
     order = np.argsort(-scores, kind="stable")[:max_dets] if max_dets else np.arange(len(scores))
-    device = on_device(masks)
+    device = getattr(getattr(masks, "device", None), "type", "cpu") != "cpu"  # a tensor on an accelerator
     if not device:
         masks = as_numpy(masks)
     if masks.ndim != 3 or len(masks) != len(scores):
         raise ValueError(f"masks of shape {tuple(masks.shape)} for {len(scores)} scores; give (N, H, W)")
-    if device:  # a GPU's masks stay there: encoded on it, the RLEs picked
-        rles = encode_on_device(masks)
-        ordered = [rles[i] for i in order]
-    elif len(order) == len(masks):  # every mask kept: encoded where it lies, the RLEs reordered (no copy)
-        rles = encode_masks(masks)
+    if device or len(order) == len(masks):  # a GPU's masks, or every mask kept: encoded where they lie (no copy),
+        rles = (encode_on_device if device else encode_masks)(masks)  # the RLEs picked in score order
         ordered = [rles[i] for i in order]
     else:
         ordered = encode_masks(masks[order])
-    return Instances(ordered, scores[order], categories_of(labels, label2cat)[order])
+    lut = np.asarray(label2cat, np.int64)  # model label -> dataset category id
+    labels = as_numpy(labels).astype(np.int64).reshape(-1)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(lut)):
+        raise ValueError(f"model labels {sorted(set(labels.tolist()))[:5]}... outside the {len(lut)} the model maps")
+    return Instances(ordered, scores[order], lut[labels][order])
 
 
 def from_mmdet(pred_instances: Any, label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:

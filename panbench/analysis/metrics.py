@@ -96,39 +96,21 @@ class GtSums(Fold):
         self.n += counts(cols["gt_cats"], self.n_categories)
 
 
-def dagger_sums(a: AnalysisSet, isthing: list[bool]) -> tuple[np.ndarray, ...]:
-    """Per-category (IoU, TP, FP, FN) of PQ-dagger: things as in PQ; a stuff category gets the summed
-    IoU of every same-category prediction overlapping each of its ground truths, TP = its number
-    of non-crowd ground truths, no FP or FN."""
-    return dagger_of(Totals.of(a), GtSums.of(a), isthing)
-
-
-def dagger_of(t: Totals, g: GtSums, isthing: list[bool]) -> tuple[np.ndarray, ...]:
-    """:func:`dagger_sums` of a run's totals and ground-truth sums."""
-    stuff = ~np.asarray(isthing, bool)
-    iou, tp, fp, fn = t.as_float()
-    iou = np.where(stuff, g.iou, iou)
-    tp = np.where(stuff, g.n.astype(np.float64), tp)
-    fp = np.where(stuff, 0.0, fp)
-    fn = np.where(stuff, 0.0, fn)
-    return iou, tp, fp, fn
-
-
 def pq_dagger(a: AnalysisSet, isthing: list[bool]) -> dict[str, float]:
     """PQ-dagger (Porzi et al. 2019), 0-100, for All, Things and Stuff.  A stuff category enters the
     average only when it has a ground truth (torchmetrics' ModifiedPanopticQuality does the same)."""
-    return dagger_metrics(dagger_sums(a, isthing), isthing)
+    return dagger_metrics(Totals.of(a), GtSums.of(a), isthing)
 
 
-def dagger_metrics(sums: tuple[np.ndarray, ...], isthing: list[bool]) -> dict[str, float]:
-    """:func:`pq_dagger` of :func:`dagger_sums`."""
-    things = np.asarray(isthing, bool)
-    iou, tp, fp, fn = sums
-    out = {}
-    for _, sfx, th in PQ_GROUPS:
-        mask = np.ones_like(things) if th is None else things if th else ~things
-        out["PQ_dagger" + sfx] = float(group_average(iou, tp, fp, fn, mask)[0])
-    return out
+def dagger_metrics(t: Totals, g: GtSums, isthing: list[bool]) -> dict[str, float]:
+    """:func:`pq_dagger` of a run's totals and ground-truth sums: things as in PQ; a stuff category gets the summed
+    IoU of every same-category prediction overlapping each of its ground truths, TP = its number of non-crowd
+    ground truths, no FP or FN."""
+    stuff = ~np.asarray(isthing, bool)
+    iou, tp, fp, fn = t.as_float()
+    m = nine_metrics(np.where(stuff, g.iou, iou), np.where(stuff, g.n.astype(np.float64), tp),
+                     np.where(stuff, 0.0, fp), np.where(stuff, 0.0, fn), isthing)
+    return {"PQ_dagger" + sfx: float(m["PQ" + sfx]) for _, sfx, _ in PQ_GROUPS}
 
 
 def by_size_fields(inp: AnalysisInputs) -> dict[str, Any]:
@@ -142,9 +124,8 @@ def by_size_columns(r: RunRecord) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for s, _, _ in SIZE_LIMITS:
         b = bs.get(s) or {}
-        pq = {k: b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")}
-        row.update({f"PQ_{s}": pq["PQ"], f"SQ_{s}": pq["SQ"], f"RQ_{s}": pq["RQ"], f"N_{s}": b.get("n"),
-                    f"segments_{s}": b.get("segments")})
+        row.update({f"{k}_{s}": b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")})
+        row.update({f"N_{s}": b.get("n"), f"segments_{s}": b.get("segments")})
     return row
 
 
@@ -157,8 +138,7 @@ def by_size_text(res: Mapping[str, Any]) -> list[str]:
 
 
 def dagger_fields(inp: AnalysisInputs) -> dict[str, Any]:
-    sums = dagger_of(inp.sums(Totals), inp.sums(GtSums), inp.isthing)
-    return {"pq_dagger": dagger_metrics(sums, inp.isthing)["PQ_dagger"]}
+    return {"pq_dagger": dagger_metrics(inp.sums(Totals), inp.sums(GtSums), inp.isthing)["PQ_dagger"]}
 
 
 def dagger_columns(r: RunRecord) -> dict[str, Any]:

@@ -67,10 +67,7 @@ def write_per_image(aset: AnalysisSet, path: str | Path, file_names: Sequence[st
 
     frame = pd.DataFrame(per_image_columns(aset, file_names), columns=list(COLUMNS))
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    (frame.to_csv if path.suffix == ".csv" else frame.to_parquet)(path, index=False)
     return path
 
 
@@ -82,8 +79,7 @@ def check_table(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix not in (".csv", ".parquet"):
         raise InputError(f"{path}: per-image table must end in .csv or .parquet")
-    why = f"{path} is a folder" if path.is_dir() else unwritable(path.parent)
-    if why:
+    if why := f"{path} is a folder" if path.is_dir() else unwritable(path.parent):
         raise InputError(f"{path}: cannot be written ({why}); pass another --per-image (nothing was run)")
     import importlib.util
 
@@ -110,16 +106,16 @@ def ranked(a: dict[str, Any], b: dict[str, Any] | None = None, n: int = 10) -> l
     ``PQ_vs`` (B; None without B), ``key`` (what the order is by) and A's TP/FP/FN.  Images with no segment in the
     ground truth or A's prediction (PQ undefined) come last."""
     pq = np.asarray(a["PQ"], np.float64)
+    other = np.full(len(pq), np.nan)
     if b is not None:
         where = {i: k for k, i in enumerate(b["image_id"])}
         rows = [k for k, i in enumerate(a["image_id"]) if i in where]
         if not rows:
             raise InputError("the two runs share no image; pick two runs of the same dataset (--dataset)")
-        other = np.full(len(pq), np.nan)
         other[rows] = np.asarray(b["PQ"], np.float64)[[where[a["image_id"][k]] for k in rows]]
         key = pq - other
     else:
-        rows, other, key = list(range(len(pq))), np.full(len(pq), np.nan), pq
+        rows, key = list(range(len(pq))), pq
     order = sorted(rows, key=lambda k: (bool(np.isnan(key[k])), key[k] if not np.isnan(key[k]) else 0.0, k))[:n]
     return [{"image_id": a["image_id"][k], "file_name": a["file_name"][k], "PQ": _num(pq[k]),
              "PQ_vs": _num(other[k]) if b is not None else None, "key": _num(key[k]),

@@ -24,14 +24,10 @@ _c = load_extension("panbench.analysis._resample")  # None: _blas_sums gives the
 _BLOCK = 32  # PB_BLOCK of _resample.c: the resamples C adds together
 
 
-def resample_counts(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
-    """``R x N`` float64 counts: row r says how often each image is drawn in resample r."""
-    return np.concatenate([w.copy() for w in count_chunks(n_images, n_resamples, seed, max(n_resamples, 1))])
-
-
 def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
-    """The rows of :func:`resample_counts`, ``chunk`` at a time: the same draws, counted block by block
-    into one reused buffer (each block is overwritten by the next: use it before asking for more)."""
+    """``R x N`` float64 counts (row r: how often each image is drawn in resample r), ``chunk`` rows at a time,
+    counted block by block into one reused buffer (each block is overwritten by the next: use it before asking
+    for more)."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_images, size=(n_resamples, n_images))
     w = np.empty((min(chunk, n_resamples), n_images), np.float64)
@@ -65,12 +61,7 @@ def pcg64_state(seed: int) -> bytes:
     seed = operator.index(seed)  # a numpy integer too, as a Python int
     if seed < 0:
         raise ValueError("pcg64_state: a seed is a non-negative integer")
-    entropy = []
-    while True:
-        entropy.append(seed & _M32)
-        seed >>= 32
-        if not seed:
-            break
+    entropy = [(seed >> (32 * k)) & _M32 for k in range(max(1, -(-seed.bit_length() // 32)))]  # uint32 words
     hc = [0x43B0D7E5]
     pool = [_hashmix(entropy[i] if i < len(entropy) else 0, hc, 0x931E8875) for i in range(4)]
     for i_src in range(4):
@@ -138,7 +129,7 @@ def row_starts(rows: np.ndarray, n: int) -> np.ndarray:
 
 def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int = 1) -> np.ndarray:
     """``R x K`` int64: the sums of :func:`fixed_sums`' rows over each resample's draws (the draws of
-    :func:`resample_counts`), exact; in C on ``threads`` threads where it was built."""
+    :func:`count_chunks`), exact; in C on ``threads`` threads where it was built."""
     n, k = fixed.shape
     if _c is None:
         return np.concatenate([_blas_sums(w, fixed) for w in count_chunks(n, n_resamples, seed, 250)])
@@ -233,7 +224,7 @@ class ImageSums(Fold):
 def _image_entries(cols: Mapping[str, np.ndarray], c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The entries of the columns' stacked rows that have a TP, FP or FN (image, column, float value), ordered by
     image then column: each image's IoU sum per category adds its TPs in their order, as the dense sums of
-    :func:`~panbench.analysis.collect.per_image_sums` add them."""
+    :meth:`~panbench.analysis.collect.AnalysisSet.per_image` add them."""
     tk, inv = np.unique(cols["tp_img"] * c + cols["tp_cats"], return_inverse=True)
     iou = np.bincount(inv.ravel(), cols["tp_ious"], minlength=len(tk))
     tp = np.bincount(inv.ravel(), minlength=len(tk))

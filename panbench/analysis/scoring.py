@@ -101,14 +101,10 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
                                    Scoring(strict=strict, boundary=boundary, keep_images=True), folded.start)
     cats = ev.categories
     aset = AnalysisSet.from_columns(cols, len(cats), [gt["image_id"] for gt, _ in pairs], cats.ids, cats.isthing)
-    bstats = boundary_columns_sums(cols, len(cats), len(pairs)) if boundary else None
+    bstats = None
+    if boundary:  # the boundary-PQ sums of the columns' ``b_`` fields
+        if BOUNDARY_PREFIX + "tp_cats" not in cols:
+            raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
+        bstats = PQStats.zeros(len(cats))
+        bstats.add_columns(cols, len(pairs), BOUNDARY_PREFIX)
     return ev.evaluate(), aset, run_fields(aset, cats, bstats, folded=folded)
-
-
-def boundary_columns_sums(cols: Mapping[str, np.ndarray], n_categories: int, n_images: int) -> PQStats:
-    """The boundary-PQ sums of results kept as columns (their ``b_`` fields)."""
-    if BOUNDARY_PREFIX + "tp_cats" not in cols:
-        raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
-    stats = PQStats.zeros(n_categories)
-    stats.add_columns(cols, n_images, BOUNDARY_PREFIX)
-    return stats

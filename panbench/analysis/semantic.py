@@ -18,8 +18,6 @@ import numpy as np
 
 from panbench.pq.sums import semantic_metrics
 
-MIOU_SOURCES = ("semantic", "panoptic")  # the record's miou_source
-
 
 @dataclass
 class SemanticConfusion:
@@ -42,8 +40,7 @@ class SemanticConfusion:
         p = np.asarray(pred, np.int64).ravel()
         if g.shape != p.shape:
             raise ValueError(f"SemanticConfusion: ground truth {np.shape(gt)}, prediction {np.shape(pred)}")
-        g = np.where((g < 0) | (g >= n - 1), n - 1, g)
-        p = np.where((p < 0) | (p >= n - 1), n - 1, p)
+        g, p = (np.where((x < 0) | (x >= n - 1), n - 1, x) for x in (g, p))  # outside the categories: VOID
         self.conf += np.bincount(g * n + p, minlength=n * n).reshape(n, n)
         self.n_images += 1
 
@@ -55,15 +52,10 @@ class SemanticConfusion:
     def indices(self, category_map: np.ndarray) -> np.ndarray:
         """A map of dataset category ids as category indices (-1 for an id the dataset lacks)."""
         m = np.asarray(category_map)
-        lut = self._lut()
+        lut = np.full(max(self.category_ids, default=0) + 1, -1, np.int64)  # category id -> index (-1: none)
+        lut[np.asarray(self.category_ids, np.int64)] = np.arange(len(self.category_ids))
         inside = (m >= 0) & (m < len(lut))
         return np.where(inside, lut[np.where(inside, m, 0)], -1)
-
-    def _lut(self) -> np.ndarray:
-        """Category id -> index (-1: none), for ids up to the largest."""
-        lut = np.full(max(self.category_ids, default=0) + 1, -1, np.int64)
-        lut[np.asarray(self.category_ids, np.int64)] = np.arange(len(self.category_ids))
-        return lut
 
     def gt_indices(self, ids: np.ndarray, segments_info: Sequence[dict[str, Any]]) -> np.ndarray:
         """The category index of each ground-truth pixel: its segment's category; VOID (-1) for id 0 and for ids

@@ -69,6 +69,7 @@ _STUFF = frozenset((0, 1, 2, 3, 4, 5, 6, 9, 11, 13, 16, 17, 21, 25, 26, 28, 29, 
 THING_CLASSES = tuple(n for k, n in enumerate(SEMANTIC_ORDER) if k not in _STUFF)
 STUFF_CLASSES = tuple(n for k, n in enumerate(SEMANTIC_ORDER) if k in _STUFF)
 CLASSES = THING_CLASSES + STUFF_CLASSES  # the JSON's category ids: things first
+SEMANTIC_TO_NEW = {k: CLASSES.index(n) for k, n in enumerate(SEMANTIC_ORDER)}  # semantic value - 1 -> JSON id
 
 PALETTE = (
     (120, 120, 120), (180, 120, 120), (6, 230, 230), (80, 50, 50), (4, 200, 3), (120, 120, 80), (140, 140, 140),
@@ -102,11 +103,6 @@ def categories() -> list[dict[str, Any]]:
             for k, n in enumerate(CLASSES)]
 
 
-def semantic_to_new() -> dict[int, int]:
-    """Semantic-map class (value - 1) -> category id of the JSON."""
-    return {k: CLASSES.index(n) for k, n in enumerate(SEMANTIC_ORDER)}
-
-
 def _read_png(path: Path, what: str, channels: int) -> np.ndarray:
     from PIL import Image
 
@@ -125,7 +121,6 @@ def convert_image(image_id: str, sem: np.ndarray, ins: np.ndarray, cats: dict[in
     """One image's panoptic PNG (H x W x 3) and ``segments_info``."""
     from panopticapi.utils import IdGenerator
 
-    s2n = semantic_to_new()
     pan = np.zeros((*sem.shape, 3), dtype=np.uint8)
     ids = IdGenerator(cats)
     segs: list[dict[str, Any]] = []
@@ -137,8 +132,8 @@ def convert_image(image_id: str, sem: np.ndarray, ins: np.ndarray, cats: dict[in
 
     semantic = sem.astype(np.int64) - 1  # -1: unlabelled (VOID)
     for sid in np.unique(semantic):
-        if sid >= 0 and not cats[s2n[int(sid)]]["isthing"]:
-            add(semantic == sid, s2n[int(sid)])
+        if sid >= 0 and not cats[SEMANTIC_TO_NEW[int(sid)]]["isthing"]:
+            add(semantic == sid, SEMANTIC_TO_NEW[int(sid)])
     cat_ids, inst = ins[..., 0].astype(np.int64) - 1, ins[..., 1]
     for k in np.unique(inst):
         if k == 0:
@@ -186,15 +181,10 @@ def prepare_ade20k(root: Path, src: Path) -> Path:
         anns.append({"image_id": image_id, "file_name": f"{image_id}.png", "segments_info": segs})
         if k % 100 == 0 or k == len(files):
             print(f"\r  {k}/{len(files)} images", end="\n" if k == len(files) else "", flush=True)
-    write_json(png_dir.with_suffix(".json"), {"images": images, "annotations": anns, "categories": cats})
+    tmp = png_dir.with_suffix(".json.part")  # the JSON written whole or not at all
+    tmp.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    tmp.replace(png_dir.with_suffix(".json"))
     return root
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``path`` whole or not at all (a temporary file renamed into place)."""
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
 
 
 def data_command(root: Path, args: Any) -> str:

@@ -44,8 +44,7 @@ class Dataset:
 
     def run_command(self) -> Callable[..., str]:
         """The function `panbench data NAME` runs (its module imported now)."""
-        run: Callable[..., str] = named(self.command)
-        return run
+        return named(self.command)
 
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (

@@ -44,8 +44,7 @@ def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
     import shlex
 
     if name not in DATASETS:
-        near = difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.7)
-        if near:
+        if near := difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.7):
             return f"did you mean --dataset {near[0]}?"
         return (f"--dataset is one of {', '.join(DATASETS)}; for a dataset of your own in the COCO panoptic layout "
                 "(docs/datasets.md) pass --data-root DIR")
@@ -55,8 +54,7 @@ def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
             siblings = sorted(p.name for p in parent.iterdir() if p != root and layout(p, name, split)[0].is_file())
         except OSError:
             siblings = []
-        near = difflib.get_close_matches(root.name, siblings, n=1, cutoff=0.6)
-        if near:
+        if near := difflib.get_close_matches(root.name, siblings, n=1, cutoff=0.6):
             return f"did you mean --data-root {shlex.quote(str(parent / near[0]))}?"
     if name == "demo" and root != Path("data/demo"):
         return f"run `panbench data demo --root {shlex.quote(str(root))}` (seconds, offline), or pass --data-root DIR"
@@ -138,8 +136,7 @@ def load_dataset(
     for im in images:
         if not isinstance(im, dict) or not {"id", "file_name", "height", "width"} <= set(im):
             raise InputError(f"{ann_file}: an entry of 'images' lacks id, file_name, height or width")
-        ann = anns.get(im["id"])
-        if ann is None:
+        if (ann := anns.get(im["id"])) is None:
             raise InputError(f"{ann_file}: image {im['id']} has no entry in 'annotations'")
         where = f"{ann_file}: image {im['id']}"
         for seg in ann["segments_info"]:
@@ -176,12 +173,8 @@ def read_subset(path: str | Path) -> list[int | str]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: subset file not found; give a file with one image id per line")
-    ids: list[int | str] = []
-    for line in p.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        ids.append(int(line) if line.lstrip("-").isdigit() else line)
+    lines = (line.split("#", 1)[0].strip() for line in p.read_text().splitlines())
+    ids: list[int | str] = [int(x) if x.lstrip("-").isdigit() else x for x in lines if x]
     unique = list(dict.fromkeys(ids))  # an image is scored once, however often it is listed
     if len(unique) < len(ids):
         first = next(i for i in unique if ids.count(i) > 1)
@@ -193,7 +186,8 @@ def read_subset(path: str | Path) -> list[int | str]:
 def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]) -> str:
     """``panbench data NAME`` of a converted dataset: ``convert(root, --from)`` unless its JSON is there (and no
     --force), then the dataset read back (which checks what was written) and refused where a stuff category has
-    two or more segments in one image (:func:`check_stuff_rule`); the line to print."""
+    two or more segments in one image, which COCO's panoptic format does not allow (:mod:`panbench.pq.stuff_rule`);
+    the line to print."""
     if not args.from_dir:
         raise InputError(f"--from is required: the folder of the official {name} files")
     src = Path(args.from_dir)
@@ -205,21 +199,16 @@ def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]
     else:
         root = convert(root, src)
     ds = load_dataset(root, name=name)
-    check_stuff_rule(ds, f"the conversion writes one segment per stuff class of the official files: give --from "
-                     f"the official {DATASETS[name].display} files and convert again with --force")
+    cats = [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(ds.categories.ids, ds.categories.names,
+                                                                        ds.categories.isthing)]
+    if refused := stuff_rule_message(ds.ann_file, repeated_stuff([s.gt_ann for s in ds.samples], cats), cats,
+                                     "the conversion writes one segment per stuff class of the official files: give "
+                                     f"--from the official {DATASETS[name].display} files and convert again with "
+                                     "--force"):
+        raise InputError(refused)
     n_things = sum(ds.categories.isthing)
     return (f"{name} panoptic val ready at {root}: {len(ds.samples)} images, {len(ds.categories.ids)} categories "
             f"({n_things} things) ({time.perf_counter() - t:.1f} s); use --dataset {name}")
-
-
-def check_stuff_rule(ds: PanopticDataset, fix: str) -> None:
-    """Refuse ``ds`` (a dataset just written) where a stuff category has two or more segments in one image, which
-    COCO's panoptic format does not allow (:mod:`panbench.pq.stuff_rule`); ``fix`` ends the message."""
-    cats = [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(ds.categories.ids, ds.categories.names,
-                                                                        ds.categories.isthing)]
-    refused = stuff_rule_message(ds.ann_file, repeated_stuff([s.gt_ann for s in ds.samples], cats), cats, fix)
-    if refused:
-        raise InputError(refused)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
@@ -276,11 +265,14 @@ def load_images(path: str | Path, dataset: str, data_root: str | Path, image_dir
         prefix, ann = f"panoptic_{stem}", p
     else:
         raise InputError(f"{p}: --images must be a folder of images or an image-info JSON; not found")
-    if cats is None:
-        cats = dataset_categories(dataset, Path(data_root))
-    if limit is not None:
-        samples = samples[:limit]
-    return ImageSet(dataset, p if p.is_dir() else p.parent, cats, samples, ann, prefix=prefix)
+    if cats is None:  # the categories of the annotation file of --dataset under data_root
+        ann_file = layout(Path(data_root), dataset, "val2017")[0]
+        if not ann_file.is_file():
+            how = DATASETS.get(dataset, DATASETS["coco"]).how_to_get.format(root=Path(data_root))
+            raise InputError(f"{ann_file}: the categories for --images come from dataset '{dataset}''s annotation "
+                             f"file, not found; {how}")
+        cats = parse_categories(read_json(ann_file, "panoptic annotation JSON"), ann_file)
+    return ImageSet(dataset, p if p.is_dir() else p.parent, cats, samples[:limit], ann, prefix=prefix)
 
 
 def _folder_samples(p: Path) -> list[Sample]:
@@ -317,13 +309,3 @@ def _json_samples(p: Path, data: dict[str, Any], folder: Path) -> list[Sample]:
         size = int(im.get("height") or 0), int(im.get("width") or 0)
         samples.append(Sample(im["id"], f, None, *size, None))  # type: ignore[arg-type]
     return samples
-
-
-def dataset_categories(dataset: str, root: Path) -> CategoryTable:
-    """The categories of ``dataset``'s annotation file under ``root``."""
-    ann_file = layout(root, dataset, "val2017")[0]
-    if not ann_file.is_file():
-        how = DATASETS.get(dataset, DATASETS["coco"]).how_to_get.format(root=root)
-        raise InputError(f"{ann_file}: the categories for --images come from dataset '{dataset}''s annotation file, "
-                         f"not found; {how}")
-    return parse_categories(read_json(ann_file, "panoptic annotation JSON"), ann_file)

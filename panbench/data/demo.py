@@ -28,17 +28,12 @@ from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 # Listed things first, as COCO's panoptic JSON does: mmdet numbers a model's classes in the JSON's order
 # and treats the first num_things_classes as things.  The ids are non-contiguous and interleave.
 DEMO_CATEGORIES: list[dict[str, Any]] = [
-    {"id": 1, "name": "disk", "isthing": 1, "color": [220, 20, 60]},
-    {"id": 4, "name": "tile", "isthing": 1, "color": [0, 160, 60]},
-    {"id": 8, "name": "ring", "isthing": 1, "color": [250, 170, 30]},
-    {"id": 15, "name": "blob", "isthing": 1, "color": [120, 40, 200]},
-    {"id": 3, "name": "sky", "isthing": 0, "color": [70, 130, 180]},
-    {"id": 7, "name": "grass", "isthing": 0, "color": [60, 170, 40]},
-    {"id": 12, "name": "wall", "isthing": 0, "color": [150, 100, 100]},
-    {"id": 21, "name": "sand", "isthing": 0, "color": [210, 190, 140]},
+    {"id": i, "name": name, "isthing": thing, "color": color, "supercategory": "demo"}
+    for i, name, thing, color in (
+        (1, "disk", 1, [220, 20, 60]), (4, "tile", 1, [0, 160, 60]), (8, "ring", 1, [250, 170, 30]),
+        (15, "blob", 1, [120, 40, 200]), (3, "sky", 0, [70, 130, 180]), (7, "grass", 0, [60, 170, 40]),
+        (12, "wall", 0, [150, 100, 100]), (21, "sand", 0, [210, 190, 140]))
 ]
-for _c in DEMO_CATEGORIES:
-    _c["supercategory"] = "demo"
 
 SPLITS = {"train2017": (0, 480), "val2017": (1, 60)}  # split: (seed offset, number of images)
 # the generator's version, written in the stamp beside the seed: a set stamped by another version (or by none) is
@@ -108,9 +103,8 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
     data = {"info": {"description": "panbench demo (synthetic)", "seed": seed}, "images": images,
             "annotations": anns, "categories": DEMO_CATEGORIES}
     ann_file = root / "annotations" / f"panoptic_{split}.json"
-    refused = stuff_rule_message(ann_file, repeated_stuff(anns, DEMO_CATEGORIES), DEMO_CATEGORIES,
-                                 "the demo generator merges them (panbench.data.synth.merge_stuff); please report")
-    if refused:
+    if refused := stuff_rule_message(ann_file, repeated_stuff(anns, DEMO_CATEGORIES), DEMO_CATEGORIES,
+                                     "the demo generator merges them (panbench.data.synth.merge_stuff); please report"):
         raise PanbenchError(refused)
     ann_file.write_text(json.dumps(data))
 

@@ -130,12 +130,7 @@ def _image_of(label: np.ndarray, segs: list[dict[str, Any]]) -> PanopticImage:
     id_of = np.array([s["id"] for s in segs] + [0], np.uint32)
     idmap = id_of[label]  # -1 picks the trailing 0 (VOID)
     areas = np.bincount(label.ravel() + 1, minlength=len(segs) + 1)[1:]
-    kept = []
-    for s, a in zip(segs, areas):
-        if a > 0:
-            s["area"] = int(a)
-            kept.append(s)
-    return PanopticImage(idmap, kept)
+    return PanopticImage(idmap, [{**s, "area": int(a)} for s, a in zip(segs, areas) if a > 0])
 
 
 def merge_stuff(img: PanopticImage, categories: list[dict[str, Any]]) -> PanopticImage:
@@ -147,8 +142,7 @@ def merge_stuff(img: PanopticImage, categories: list[dict[str, Any]]) -> Panopti
     segs: list[dict[str, Any]] = []
     merged: dict[int, int] = {}  # dropped segment id -> the id that takes its pixels
     for s in img.segments_info:
-        keep = first.get(s["category_id"])
-        if keep is not None:
+        if (keep := first.get(s["category_id"])) is not None:
             keep["area"] += s["area"]
             merged[s["id"]] = keep["id"]
             continue

@@ -88,12 +88,9 @@ class Corruption:
     def group(self) -> str:
         return GROUP_OF[self.name]
 
-    def seed(self, image_id: Any) -> int:
-        return image_seed(image_id, self.name, self.severity)
-
     def apply(self, img: np.ndarray, image_id: Any) -> np.ndarray:
         """``img`` (H x W x 3 RGB uint8) corrupted, seeded by the image id."""
-        return corrupt(img, self.name, self.severity, self.seed(image_id))
+        return corrupt(img, self.name, self.severity, image_seed(image_id, self.name, self.severity))
 
 
 def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
@@ -150,22 +147,16 @@ def check_severity(severity: int) -> int:
 def parse_names(text: str) -> list[str]:
     """``--corruptions``: ``all``, a group (noise, blur, weather, digital) or a comma-separated list of
     groups and names, in the package's order, each once."""
+    named = {"all": CORRUPTION_NAMES, **CORRUPTION_GROUPS, **{n: (n,) for n in CORRUPTION_NAMES}}
     chosen: set[str] = set()
     for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        if part == "all":
-            chosen.update(CORRUPTION_NAMES)
-        elif part in CORRUPTION_GROUPS:
-            chosen.update(CORRUPTION_GROUPS[part])
-        elif part in CORRUPTION_NAMES:
-            chosen.add(part)
-        else:
-            choices = ["all", *CORRUPTION_GROUPS, *CORRUPTION_NAMES]
-            close = difflib.get_close_matches(part, choices, n=1)
+        if part in named:
+            chosen.update(named[part])
+        elif part:
+            close = difflib.get_close_matches(part, list(named), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise InputError(f"--corruptions {part}: unknown corruption or group; {hint}choose from "
-                             f"{', '.join(choices)}")
+                             f"{', '.join(named)}")
     if not chosen:
         raise InputError(f"--corruptions {text!r}: name at least one corruption or group (e.g. all, noise, fog)")
     return [n for n in CORRUPTION_NAMES if n in chosen]
@@ -193,13 +184,9 @@ def image_seed(image_id: Any, name: str, severity: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{image_id}|{name}|{severity}".encode()).digest()[:4], "little")
 
 
-def package_available() -> bool:
-    return importlib.util.find_spec(PACKAGE) is not None
-
-
 def require_package(name: str) -> None:
     """A corruption that calls the package, without the package: a one-line error with the install command."""
-    if name not in OWN and not package_available():
+    if name not in OWN and importlib.util.find_spec(PACKAGE) is None:
         raise InputError(f"--corruption {name} needs the {PACKAGE} package ({PACKAGE_VERSION}, the COCO-C "
                          f"implementation), which is not installed: {INSTALL}")
 

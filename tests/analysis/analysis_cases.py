@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from panbench.analysis import AnalysisSet
+from panbench.analysis.resample import count_chunks
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
 
@@ -50,3 +51,8 @@ def run(gt_ids, gt_info, pred_ids, pred_info) -> tuple[ImageStats, ImageMatch]:
 def one_set(*images) -> AnalysisSet:
     """An AnalysisSet of hand-built images given as (gt_ids, gt_info, pred_ids, pred_info)."""
     return AnalysisSet.from_images([run(*im)[1] for im in images], len(TABLE))
+
+
+def resample_counts(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``R x N`` float64 counts: row r says how often each image is drawn in resample r (the bootstrap's draws)."""
+    return np.concatenate([w.copy() for w in count_chunks(n_images, n_resamples, seed, max(n_resamples, 1))])

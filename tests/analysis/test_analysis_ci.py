@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from analysis_cases import resample_counts
 
 from panbench.analysis import RunSums, bootstrap_ci, paired_bootstrap
-from panbench.analysis.bootstrap import CI_METRICS, _resampled
-from panbench.analysis.resample import resample_counts
+from panbench.analysis.bootstrap import CI_METRICS, _ci_values, _factors, _product
 from panbench.errors import InputError
 from panbench.pq.sums import PQStats, pq_summary
 
 ISTHING = [True, True, True, False, False]
+
+
+def _resampled(x: np.ndarray, n_cat: int, isthing, w: np.ndarray) -> dict[str, np.ndarray]:
+    """The five CI metrics of every resample (rows of ``w``) of the stacked per-image sums ``x``."""
+    return _ci_values(_product(w, *_factors(x, n_cat)), n_cat, np.asarray(isthing, bool))
 
 
 def synthetic_run(rng: np.random.Generator, n_images: int, p_tp=(0.8, 0.6, 0.7, 0.9, 0.5), lam_fp=0.4,

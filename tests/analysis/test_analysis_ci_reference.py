@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from analysis_cases import resample_counts
 
 from panbench.analysis import resample
 from panbench.analysis.bootstrap import RunSums, _factors, bootstrap_ci
 from panbench.analysis.metrics import nine_metrics
-from panbench.analysis.resample import fixed_sums, resample_counts, resampled_sums
+from panbench.analysis.resample import fixed_sums, resampled_sums
 
 
 def exact_reference_ci(run: RunSums, isthing: list[bool], n_resamples: int, seed: int) -> dict[str, list[float]]:

@@ -12,9 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from panbench.analysis import AnalysisSet
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq.evaluator import score_pair
-from panbench.pq.matching import CategoryTable, ImageMatch
+from panbench.pq.matching import MATCH_FIELDS, CategoryTable, ImageMatch
+from panbench.pq.result import from_columns
 
 SYN_CATS = coco_like_categories(8, 6)
+
+
+def matches_of(a: AnalysisSet) -> list[ImageMatch]:
+    """The per-image matches back from a set's columns (``AnalysisSet.from_images`` inverted)."""
+    return [ImageMatch(**m) for m in from_columns(a.cols, MATCH_FIELDS, a.n_images)]
 
 
 def assert_same_decisions(stats, match: ImageMatch) -> None:
@@ -123,9 +129,9 @@ def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
         assert fp[k].tolist() == np.bincount(s.fp_cats, minlength=len(cats)).tolist()
         assert fn[k].tolist() == np.bincount(s.fn_cats, minlength=len(cats)).tolist()
         assert iou[k] == pytest.approx(np.bincount(s.tp_cats, s.tp_ious, minlength=len(cats)))
-    assert AnalysisSet.from_images([], len(cats)).matches() == []
-    assert len(a.matches()) == 5
-    for r0, r1 in zip(matches, a.matches()):
+    assert matches_of(AnalysisSet.from_images([], len(cats))) == []
+    assert len(matches_of(a)) == 5
+    for r0, r1 in zip(matches, matches_of(a)):
         for name in r0.__dataclass_fields__:
             assert np.array_equal(getattr(r0, name), getattr(r1, name)), name
     a.save(tmp_path / "a.npz")

@@ -8,6 +8,7 @@ import pytest
 from analysis_cases import TABLE, infos, one_set, paint
 
 from panbench.analysis import AnalysisSet, pq_by_size, pq_dagger
+from panbench.analysis.collect import Totals
 from panbench.analysis.metrics import size_bucket
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq.evaluator import score_pair
@@ -81,7 +82,8 @@ def test_pq_dagger_stuff_rule_hand_built() -> None:
 
 def test_pq_dagger_things_are_pq() -> None:
     a = one_set(size_image())
-    iou, tp, fp, fn = a.totals()
+    t = Totals.of(a)
+    iou, tp, fp, fn = t.iou, t.tp, t.fp, t.fn
     things = np.array(TABLE.isthing)
     ref = pq_summary(PQStats(np.rint(iou * 2**40).astype(np.int64), tp, fp, fn), TABLE.ids, TABLE.isthing)
     assert pq_dagger(a, TABLE.isthing)["PQ_dagger_th"] == pytest.approx(ref["PQ_th"], abs=1e-9)
