@@ -106,7 +106,7 @@ def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] 
     waits for it and the others stop with ``failed`` when it failed there (rank 0 raises its own error)."""
     error: PanbenchError | None = None
     result = None
-    if _local_rank() == 0:
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         try:
             result = download()
         except PanbenchError as e:
@@ -116,10 +116,6 @@ def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] 
     if error is not None:
         raise error
     return result
-
-
-def _local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 @contextmanager

@@ -15,25 +15,10 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.ops.backends import COMPILED_FIX
+from panbench.ops.kernels import nms as nms  # mmcv's signatures and results (panbench/ops/kernels.py)
+from panbench.ops.kernels import roi_align_forward as roi_align_forward
 
 PANBENCH_STAND_IN = True
-
-
-def nms(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any:
-    """mmcv's ``nms``: indices of the kept boxes, by descending score."""
-    from panbench.ops import kernels
-
-    return kernels.nms(boxes, scores, iou_threshold, offset)
-
-
-def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any, aligned_height: int,
-                      aligned_width: int, spatial_scale: float, sampling_ratio: int, pool_mode: int,
-                      aligned: bool) -> None:
-    """mmcv's ``roi_align_forward``: fills ``output`` (and, for max pooling, ``argmax_y``/``argmax_x``)."""
-    from panbench.ops import kernels
-
-    kernels.roi_align_forward(input, rois, output, argmax_y, argmax_x, aligned_height, aligned_width,
-                              spatial_scale, sampling_ratio, pool_mode, aligned)
 
 
 def ms_deform_attn_forward(value: Any, value_spatial_shapes: Any, value_level_start_index: Any,

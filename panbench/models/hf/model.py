@@ -39,9 +39,9 @@ from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
-from panbench.models.hf.types import TYPES, describe, postprocess_refusal
+from panbench.models.hf.types import describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
-from panbench.models.protocol import timed_calls
+from panbench.models.protocol import Built, Weights, timed_calls
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
@@ -449,25 +449,6 @@ def map_labels(id2label: dict[int, str], categories: Any, where: str) -> tuple[l
     return order, [mapping[h] for h in order], skipped
 
 
-# the record's architecture per model type (panbench/models/hf/types.py's descriptions)
-ARCHITECTURES = {kind: t.architecture for kind, t in TYPES.items()}
-
-
-@dataclass
-class HFModel:
-    """What :func:`load_hf_model` gives the evaluation: the wrapped model and what the run records about it."""
-
-    module: HFPanoptic  # the model as a PanopticModel (its label names and category ids included)
-    directory: Path
-    hub_id: str | None
-    sha256: str
-    cfg_text: str
-    cfg_hash: str
-    architecture: str
-    backbone: str
-    packages: tuple[str, ...] = ()  # what it runs on beyond transformers and torch (backbone_packages)
-
-
 def backbone_packages(cfg: Any) -> tuple[str, ...]:
     """The packages a model's backbone is built with beyond transformers: ``timm`` when its config builds a timm
     backbone (DETR's hub checkpoints: ``use_timm_backbone``, a ``timm_backbone`` backbone config)."""
@@ -494,8 +475,10 @@ def processor_backend(version: str) -> dict[str, Any]:
 
 
 def load_hf_model(ref: str, categories: Any, device: str,
-                  any_rank: Callable[[bool], bool] | None = None) -> HFModel:
-    """``hf:<ref>`` -> the model on ``device`` with its processor, label mapping and post-processing settings."""
+                  any_rank: Callable[[bool], bool] | None = None) -> Built:
+    """``hf:<ref>`` -> the model on ``device`` with its processor, label mapping and post-processing settings, and
+    its provenance: the directory's digest and hub id, the architecture and backbone read from its config, the
+    packages it runs on beyond transformers and torch (:func:`backbone_packages`)."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"
     try:
@@ -534,9 +517,8 @@ def load_hf_model(ref: str, categories: Any, device: str,
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
     text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
-    backbone = backbone_name(cfg) or mtype.backbone
-    return HFModel(module, d, hub_id, digest(d), text,
-                   hashlib.sha256(text.encode()).hexdigest()[:16], mtype.architecture, backbone, backbone_packages(cfg))
+    return Built(module, Weights(d, digest(d), hub_id), text, hashlib.sha256(text.encode()).hexdigest()[:16],
+                 named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg))
 
 
 def _record_text(cfg: Any, model: Any, image_processor: Any, settings: dict, fuse: list[int], skipped: list[int],

@@ -135,7 +135,6 @@ class MMDetModel:
         """The data sample's ``pred_instances`` (the fusion head's ``instance_on`` output) in dataset ids."""
         if self.instance_source is None or "pred_instances" not in output:
             return None
-
         return from_mmdet(output.pred_instances, self.label2cat)
 
     def to_semantic(self, output: Any) -> np.ndarray | None:
