@@ -42,10 +42,8 @@ def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] 
     ``--postprocess`` is one its description allows (the type read from the directory's config.json, or the
     registered checkpoint's architecture; a hub id not registered is left to the loader)."""
     _refuse_cfg_options(spec, cfg_options)
-    mtype = by_architecture(spec.architecture)
     kind = _local_model_type(spec)
-    if kind is not None:
-        mtype = describe(kind, f"hf:{spec.ref}")
+    mtype = by_architecture(spec.architecture) if kind is None else describe(kind, f"hf:{spec.ref}")
     refusal = None if mtype is None else postprocess_refusal(str(spec.ref), postprocess, spec.name, mtype)
     if refusal is not None:
         raise PanbenchError(f"{refusal}; leave --postprocess out, or the model out of --model (nothing was run)")

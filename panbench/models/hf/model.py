@@ -95,9 +95,9 @@ class _Fusion:
                                       else fuse}
         self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
         self.num_classes, self.num_things_classes = len(order), n_things
-        self.columns: list[int] | None = None  # mask classification: what --postprocess maskwise|argmax reads
-        if mtype.query_masks and len(order) == n_hf:
-            self.columns = [*order, n_hf]  # class logits in panbench's label order, "no object" last
+        # mask classification: what --postprocess maskwise|argmax reads, the class logits in panbench's label
+        # order, "no object" last
+        self.columns = [*order, n_hf] if mtype.query_masks and len(order) == n_hf else None
         self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
@@ -304,10 +304,8 @@ class HFPanoptic(torch.nn.Module):
 
     def _model_cats(self) -> list[int]:
         """Model label id -> dataset category id (-1: a label mapped to none, e.g. DETR's N/A)."""
-        cats = [-1] * (max(self.fusion.label_of, default=-1) + 1)
-        for hid, k in self.fusion.label_of.items():
-            cats[hid] = self.label2cat[k]
-        return cats
+        label_of = self.fusion.label_of
+        return [self.label2cat[label_of[h]] if h in label_of else -1 for h in range(max(label_of, default=-1) + 1)]
 
     def timed_fusion(self, seconds: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """The calls of the post-processing stage (``fusion.predict``) timed into ``seconds``."""
