@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 
 from panbench.errors import PanbenchError
 
-LAUNCHERS = ("torchrun", "slurm")
 BASE_PORT = 29500  # torch.distributed's default port
 
 

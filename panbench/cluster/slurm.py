@@ -180,9 +180,7 @@ def cell_states(results: Path, manifest: Manifest, states: dict[str, str] | None
         elif state in RUNNING:
             out.append(CellState(cell, "running", job, log=log))
         else:
-            why = last_error(log)
-            if state == "COMPLETED":
-                why = why or "the job ended without recording this cell"
-            out.append(CellState(cell, "failed", job, why or f"Slurm says {state or 'nothing of this job'}",
-                                 log if log.exists() else None))
+            why = last_error(log) or ("the job ended without recording this cell" if state == "COMPLETED"
+                                      else f"Slurm says {state or 'nothing of this job'}")
+            out.append(CellState(cell, "failed", job, why, log if log.exists() else None))
     return out

@@ -73,11 +73,8 @@ class Cell:
 def plan(models: list[str], dataset: str, corruptions: list[str], severities: list[int]) -> list[Cell]:
     """Every model on the clean images and, with corruptions, under each corruption x severity (as
     ``panbench robustness`` runs them), model by model."""
-    cells = []
-    for m in models:
-        cells.append(Cell(m, dataset))
-        cells += [Cell(m, dataset, c, s) for c in corruptions for s in severities]
-    return cells
+    runs = [(None, None)] + [(c, s) for c in corruptions for s in severities]
+    return [Cell(m, dataset, c, s) for m in models for c, s in runs]
 
 
 def groups(cells: list[Cell], group_by: str) -> list[list[Cell]]:

@@ -72,13 +72,11 @@ def keep_ops_fp32(model: Any) -> int:
         nms_module.nms = fp32_forward(nms_module.nms)
 
     classes = tuple(getattr(mmcv.ops, n) for n in FP32_OPS)
-    n = 0
-    for m in model.modules():
-        if isinstance(m, classes):
-            if not getattr(m.forward, "__panbench_fp32__", False):
-                m.forward = fp32_forward(m.forward)
-            n += 1
-    return n
+    found = [m for m in model.modules() if isinstance(m, classes)]
+    for m in found:
+        if not getattr(m.forward, "__panbench_fp32__", False):
+            m.forward = fp32_forward(m.forward)
+    return len(found)
 
 
 def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> Any:

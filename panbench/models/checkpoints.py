@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,9 +30,8 @@ MANIFEST = "MANIFEST.json"  # beside committed weights: {"<model>": {"file": ...
 
 def cache_dir() -> Path:
     """Where checkpoints live (``$TORCH_HOME/hub/checkpoints``, shared with mmengine)."""
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
-    )
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME",
+                                                                          os.path.expanduser("~/.cache")), "torch")
     return Path(torch_home) / "hub" / "checkpoints"
 
 
@@ -106,7 +105,7 @@ def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] 
     waits for it and the others stop with ``failed`` when it failed there (rank 0 raises its own error)."""
     error: PanbenchError | None = None
     result = None
-    if _local_rank() == 0:
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         try:
             result = download()
         except PanbenchError as e:
@@ -116,10 +115,6 @@ def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] 
     if error is not None:
         raise error
     return result
-
-
-def _local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 @contextmanager
@@ -185,11 +180,8 @@ def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], di
         raise PanbenchError(f"{path}: checkpoint not found; check --checkpoint")
     _check_magic(path)
     try:
-        if trust:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        else:
-            with torch.serialization.safe_globals(_numpy_safe_globals()):
-                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with nullcontext() if trust else torch.serialization.safe_globals(_numpy_safe_globals()):
+            ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0][:200]
         if trust:

@@ -74,7 +74,6 @@ def model_help() -> str:
     return ", ".join(f"{f.prefix}:{f.ref_help}" for f in FAMILIES.values() if f.prefix)
 
 
-
 def tested_versions() -> dict[str, str]:
     """Every family's tested package versions (:attr:`Family.tested`), by import name: what scripts/setup.sh pins
     (``python -c`` on this module: standard library only) and ``panbench doctor`` compares with the installed."""
@@ -93,7 +92,4 @@ def family(name: str) -> Family:
 def by_prefix(raw: str) -> tuple[Family, str] | None:
     """``hf:<ref>`` -> (the family of that prefix, the reference); None when ``raw`` names no prefix."""
     head, sep, ref = raw.partition(":")
-    for f in FAMILIES.values():
-        if sep and f.prefix == head:
-            return f, ref
-    return None
+    return next(((f, ref) for f in FAMILIES.values() if sep and f.prefix == head), None)

@@ -96,16 +96,10 @@ def all_models(config_dir: Path = CONFIG_DIR, dataset: str | None = None,
     """Every registered model (``configs/*.py``, ``configs/demo/*.py``, then each family's ``Family.registered``
     models, e.g. :func:`panbench.models.hf.types.models`), optionally
     only those of one dataset and one framework (``mmdet``, ``transformers``)."""
-    specs = [load_spec(p) for p in sorted(config_dir.glob("*.py"))]
-    if (config_dir / "demo").is_dir():
-        specs += [load_spec(p) for p in sorted((config_dir / "demo").glob("*.py"))]
+    specs = [load_spec(p) for d in (config_dir, config_dir / "demo") for p in sorted(d.glob("*.py"))]
     for f in FAMILIES.values():  # a family's models listed in its subpackage (Family.registered)
         specs += f.registered_models()
-    if dataset is not None:
-        specs = [s for s in specs if s.dataset == dataset]
-    if framework is not None:
-        specs = [s for s in specs if s.framework == framework]
-    return specs
+    return [s for s in specs if dataset in (None, s.dataset) and framework in (None, s.framework)]
 
 
 def did_you_mean(word: str, choices: list[str], n: int = 3, cutoff: float = 0.4) -> str | None:
@@ -149,11 +143,8 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
             raise PanbenchError(f"unknown model '{raw}'; {hint}")
     if not out:
         raise PanbenchError(f"no model selected by --model {names!r}; run `panbench ls`")
-    unique: list[ModelSpec] = []
-    for s in out:  # "mask2former,all", or an alias beside its name: each model once
-        if all((s.name, s.config) != (u.name, u.config) for u in unique):
-            unique.append(s)
-    return unique
+    # "mask2former,all", or an alias beside its name: each model once
+    return [s for k, s in enumerate(out) if all((s.name, s.config) != (u.name, u.config) for u in out[:k])]
 
 
 def ref_spec(fam: Family, ref: str) -> ModelSpec:

@@ -75,8 +75,3 @@ def compiled_mmcv() -> bool:
     except ImportError:
         return False
     return importlib.machinery.PathFinder.find_spec("_ext", list(getattr(mmcv, "__path__", []))) is not None
-
-
-def backend() -> str:
-    """The backend serving mmcv's ops in this process (installing it if needed)."""
-    return active() or install()

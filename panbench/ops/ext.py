@@ -14,26 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from panbench.errors import PanbenchError
+from panbench.ops import training
 from panbench.ops.backends import COMPILED_FIX
+from panbench.ops.kernels import nms as nms  # mmcv's signatures and results (panbench/ops/kernels.py)
+from panbench.ops.kernels import roi_align_forward as roi_align_forward
 
 PANBENCH_STAND_IN = True
-
-
-def nms(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any:
-    """mmcv's ``nms``: indices of the kept boxes, by descending score."""
-    from panbench.ops import kernels
-
-    return kernels.nms(boxes, scores, iou_threshold, offset)
-
-
-def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any, aligned_height: int,
-                      aligned_width: int, spatial_scale: float, sampling_ratio: int, pool_mode: int,
-                      aligned: bool) -> None:
-    """mmcv's ``roi_align_forward``: fills ``output`` (and, for max pooling, ``argmax_y``/``argmax_x``)."""
-    from panbench.ops import kernels
-
-    kernels.roi_align_forward(input, rois, output, argmax_y, argmax_x, aligned_height, aligned_width,
-                              spatial_scale, sampling_ratio, pool_mode, aligned)
 
 
 def ms_deform_attn_forward(value: Any, value_spatial_shapes: Any, value_level_start_index: Any,
@@ -49,8 +35,6 @@ def sigmoid_focal_loss_forward(input: Any, target: Any, weight: Any, output: Any
                                alpha: float) -> None:
     """mmcv's ``sigmoid_focal_loss_forward`` (mmdet's ``FocalLoss`` on CUDA tensors): fills ``output`` with each
     element's loss."""
-    from panbench.ops import training
-
     output.copy_(training.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=False))
 
 
@@ -58,8 +42,6 @@ def sigmoid_focal_loss_backward(input: Any, target: Any, weight: Any, grad_input
                                 alpha: float) -> None:
     """mmcv's ``sigmoid_focal_loss_backward``: fills ``grad_input`` with each element's derivative (mmcv's
     autograd function multiplies it by the incoming gradient)."""
-    from panbench.ops import training
-
     grad_input.copy_(training.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=True))
 
 
@@ -68,8 +50,6 @@ def ms_deform_attn_backward(value: Any, value_spatial_shapes: Any, value_level_s
                             grad_sampling_loc: Any, grad_attn_weight: Any, im2col_step: int) -> None:
     """mmcv's ``ms_deform_attn_backward`` (Mask2Former's pixel decoder training on CUDA): fills the three
     gradients, those of mmcv's PyTorch function that :func:`ms_deform_attn_forward` runs."""
-    from panbench.ops import training
-
     grads = training.ms_deform_attn_grads(value, value_spatial_shapes, sampling_locations, attention_weights,
                                          grad_output)
     for dst, g in zip((grad_value, grad_sampling_loc, grad_attn_weight), grads):
@@ -81,8 +61,6 @@ def roi_align_backward(grad_output: Any, rois: Any, argmax_y: Any, argmax_x: Any
                        pool_mode: int, aligned: bool) -> None:
     """mmcv's ``roi_align_backward`` for average pooling (PanopticFPN's RoI extractors): adds the gradient by the
     feature map into ``grad_input``; max pooling stops with one line."""
-    from panbench.ops import training
-
     if pool_mode != 1:
         raise PanbenchError(f"mmcv op roi_align_backward: max pooling's backward is not in panbench's ops; for "
                             f"training with it install {COMPILED_FIX}")

@@ -308,15 +308,10 @@ def _bilinear(feat: Any, base: Any, y: Any, x: Any, H: int, W: int) -> Any:
     lx = x - x_low.to(x.dtype)
     hy, hx = 1.0 - ly, 1.0 - lx
     zero = torch.zeros((), dtype=y.dtype, device=y.device)
-    w1 = torch.where(empty, zero, hy * hx)[..., None]
-    w2 = torch.where(empty, zero, hy * lx)[..., None]
-    w3 = torch.where(empty, zero, ly * hx)[..., None]
-    w4 = torch.where(empty, zero, ly * lx)[..., None]
+    w1, w2, w3, w4 = (torch.where(empty, zero, a * b)[..., None] for a, b in ((hy, hx), (hy, lx), (ly, hx), (ly, lx)))
     y_high = torch.where(empty, 0, y_high)
     x_high = torch.where(empty, 0, x_high)
-    v1 = feat[base + y_low * W + x_low]
-    v2 = feat[base + y_low * W + x_high]
-    v3 = feat[base + y_high * W + x_low]
-    v4 = feat[base + y_high * W + x_high]
+    v1, v2, v3, v4 = (feat[base + a * W + b] for a, b in ((y_low, x_low), (y_low, x_high), (y_high, x_low),
+                                                          (y_high, x_high)))
     return w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4
 

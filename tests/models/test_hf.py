@@ -28,6 +28,7 @@ from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
 from panbench.models.families import FAMILIES  # noqa: E402
 from panbench.models.hf import model as hf  # noqa: E402
+from panbench.models.hf.types import TYPES  # noqa: E402
 from panbench.models.registry import all_models, ref_spec, resolve  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
@@ -66,7 +67,7 @@ def test_demo_set_whole_path_equals_the_transformers_reference(kind, demo_root, 
     rc, rec = _eval(f"hf:{d}", demo_root, "demo", tmp_path / "results", "--limit", "4")
     assert rc == 0
     assert rec["framework"] == "transformers" and rec["model"] == f"hf-{kind}"
-    assert rec["architecture"] == hf.ARCHITECTURES[kind] and rec["postprocess"] == "default"
+    assert rec["architecture"] == TYPES[kind].architecture and rec["postprocess"] == "default"
     assert rec["provenance"]["checkpoint"] == {"path": str(d), "url": None, "sha256": hf.digest(d)}
     assert json.loads(rec["provenance"]["config"])["postprocess"] == hf_tiny.PUBLISHED[kind]
     assert rec["params"] == sum(p.numel() for p in AutoModel.from_pretrained(d).parameters())
@@ -354,7 +355,7 @@ def test_postprocess_on_eomt_is_refused_with_the_reason(demo_root, tmp_path, cap
     (registered,) = resolve("hf-eomt_s-2x-640")
     with pytest.raises(PanbenchError, match="--postprocess argmax needs a .* is EoMT: EoMT's query masks cover"):
         registered.family.entry().check_options(registered, None, None, "argmax")
-    m = hf.load_hf_model(str(d), load_dataset(demo_root, name="demo").categories, "cpu").module
+    m = hf.load_hf_model(str(d), load_dataset(demo_root, name="demo").categories, "cpu").model
     with pytest.raises(PanbenchError, match="is EoMT: EoMT's query masks cover its padded square"):
         m.configure(PostProcess("maskwise"), "panbench")
 

@@ -25,9 +25,9 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 
 STAND_IN = """
 import sys
-from panbench.ops import install, backend
+from panbench.ops import active, install
 first = install()
-assert install() == first == backend()  # idempotent
+assert install() == first == active()  # idempotent
 import mmcv.ops
 from panbench.errors import PanbenchError
 print(first, mmcv.ops.get_compiling_cuda_version(), type(sys.modules["mmcv._ext"]).__name__)

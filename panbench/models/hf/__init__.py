@@ -23,19 +23,18 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
                any_rank: Callable[[bool], bool] | None) -> Built:
     """``hf:<ref>`` -> the model on ``device`` (:func:`panbench.models.hf.model.load_hf_model`) and its
     provenance; an unregistered model's architecture and backbone read from its own config."""
+    from dataclasses import replace
+
     from panbench.models.hf.model import load_hf_model
-    from panbench.models.protocol import Built, Weights
 
     _refuse_cfg_options(spec, cfg_options)
     if checkpoint:
         raise PanbenchError(f"--checkpoint does not apply to hf:{spec.ref}; pass the model's directory as hf:DIR")
     assert spec.ref is not None
-    m = load_hf_model(spec.ref, categories, device, any_rank=any_rank)
+    built = load_hf_model(spec.ref, categories, device, any_rank=any_rank)
     if ap:  # AP from its instance post-processing, mIoU from its semantic one
-        m.module.enable_instances()
-    named = (m.architecture, m.backbone) if spec.unregistered else None
-    return Built(m.module, Weights(m.directory, m.sha256, m.hub_id), m.cfg_text, m.cfg_hash, named=named,
-                 packages=m.packages)
+        built.model.module.enable_instances()
+    return built if spec.unregistered else replace(built, named=None)
 
 
 def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:
@@ -43,10 +42,8 @@ def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] 
     ``--postprocess`` is one its description allows (the type read from the directory's config.json, or the
     registered checkpoint's architecture; a hub id not registered is left to the loader)."""
     _refuse_cfg_options(spec, cfg_options)
-    mtype = by_architecture(spec.architecture)
     kind = _local_model_type(spec)
-    if kind is not None:
-        mtype = describe(kind, f"hf:{spec.ref}")
+    mtype = by_architecture(spec.architecture) if kind is None else describe(kind, f"hf:{spec.ref}")
     refusal = None if mtype is None else postprocess_refusal(str(spec.ref), postprocess, spec.name, mtype)
     if refusal is not None:
         raise PanbenchError(f"{refusal}; leave --postprocess out, or the model out of --model (nothing was run)")

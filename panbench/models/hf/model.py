@@ -39,9 +39,9 @@ from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
-from panbench.models.hf.types import TYPES, describe, postprocess_refusal
+from panbench.models.hf.types import describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
-from panbench.models.protocol import timed_calls
+from panbench.models.protocol import Built, Weights, timed_calls
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
@@ -95,9 +95,9 @@ class _Fusion:
                                       else fuse}
         self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
         self.num_classes, self.num_things_classes = len(order), n_things
-        self.columns: list[int] | None = None  # mask classification: what --postprocess maskwise|argmax reads
-        if mtype.query_masks and len(order) == n_hf:
-            self.columns = [*order, n_hf]  # class logits in panbench's label order, "no object" last
+        # mask classification: what --postprocess maskwise|argmax reads, the class logits in panbench's label
+        # order, "no object" last
+        self.columns = [*order, n_hf] if mtype.query_masks and len(order) == n_hf else None
         self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
@@ -304,10 +304,8 @@ class HFPanoptic(torch.nn.Module):
 
     def _model_cats(self) -> list[int]:
         """Model label id -> dataset category id (-1: a label mapped to none, e.g. DETR's N/A)."""
-        cats = [-1] * (max(self.fusion.label_of, default=-1) + 1)
-        for hid, k in self.fusion.label_of.items():
-            cats[hid] = self.label2cat[k]
-        return cats
+        label_of = self.fusion.label_of
+        return [self.label2cat[label_of[h]] if h in label_of else -1 for h in range(max(label_of, default=-1) + 1)]
 
     def timed_fusion(self, seconds: list[float], sync: Callable[[], None]) -> AbstractContextManager[None]:
         """The calls of the post-processing stage (``fusion.predict``) timed into ``seconds``."""
@@ -449,25 +447,6 @@ def map_labels(id2label: dict[int, str], categories: Any, where: str) -> tuple[l
     return order, [mapping[h] for h in order], skipped
 
 
-# the record's architecture per model type (panbench/models/hf/types.py's descriptions)
-ARCHITECTURES = {kind: t.architecture for kind, t in TYPES.items()}
-
-
-@dataclass
-class HFModel:
-    """What :func:`load_hf_model` gives the evaluation: the wrapped model and what the run records about it."""
-
-    module: HFPanoptic  # the model as a PanopticModel (its label names and category ids included)
-    directory: Path
-    hub_id: str | None
-    sha256: str
-    cfg_text: str
-    cfg_hash: str
-    architecture: str
-    backbone: str
-    packages: tuple[str, ...] = ()  # what it runs on beyond transformers and torch (backbone_packages)
-
-
 def backbone_packages(cfg: Any) -> tuple[str, ...]:
     """The packages a model's backbone is built with beyond transformers: ``timm`` when its config builds a timm
     backbone (DETR's hub checkpoints: ``use_timm_backbone``, a ``timm_backbone`` backbone config)."""
@@ -494,8 +473,10 @@ def processor_backend(version: str) -> dict[str, Any]:
 
 
 def load_hf_model(ref: str, categories: Any, device: str,
-                  any_rank: Callable[[bool], bool] | None = None) -> HFModel:
-    """``hf:<ref>`` -> the model on ``device`` with its processor, label mapping and post-processing settings."""
+                  any_rank: Callable[[bool], bool] | None = None) -> Built:
+    """``hf:<ref>`` -> the model on ``device`` with its processor, label mapping and post-processing settings, and
+    its provenance: the directory's digest and hub id, the architecture and backbone read from its config, the
+    packages it runs on beyond transformers and torch (:func:`backbone_packages`)."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"
     try:
@@ -534,9 +515,8 @@ def load_hf_model(ref: str, categories: Any, device: str,
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
     text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
-    backbone = backbone_name(cfg) or mtype.backbone
-    return HFModel(module, d, hub_id, digest(d), text,
-                   hashlib.sha256(text.encode()).hexdigest()[:16], mtype.architecture, backbone, backbone_packages(cfg))
+    return Built(module, Weights(d, digest(d), hub_id), text, hashlib.sha256(text.encode()).hexdigest()[:16],
+                 named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg))
 
 
 def _record_text(cfg: Any, model: Any, image_processor: Any, settings: dict, fuse: list[int], skipped: list[int],

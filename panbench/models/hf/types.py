@@ -105,18 +105,13 @@ REFUSED: dict[str, str] = {
 }
 
 
-def supported() -> str:
-    """The model types panbench runs, for a refusal's line."""
-    return ", ".join(sorted(TYPES))
-
-
 def describe(model_type: str, where: str) -> ModelType:
     """The description of ``model_type``; any other type refused in one line naming the supported ones."""
     if model_type in TYPES:
         return TYPES[model_type]
     why = REFUSED.get(model_type, "not a panoptic model type panbench describes (panbench/models/hf/types.py)")
     raise PanbenchError(f"{where}: model type '{model_type}' is {why}; panbench runs the model types "
-                        f"{supported()}: pass a model of one of them")
+                        f"{', '.join(sorted(TYPES))}: pass a model of one of them")
 
 
 def by_architecture(architecture: str) -> ModelType | None:
@@ -125,18 +120,15 @@ def by_architecture(architecture: str) -> ModelType | None:
     return next((t for t in TYPES.values() if t.architecture == architecture), None)
 
 
-def query_mask_architectures() -> str:
-    """``MaskFormer, Mask2Former or OneFormer``: the architectures ``--postprocess maskwise|argmax`` applies to."""
-    names = list(dict.fromkeys(t.architecture for t in TYPES.values() if t.query_masks))
-    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
-
-
 def postprocess_refusal(where: str, postprocess: str, name: str, mtype: ModelType) -> str | None:
     """The one line refusing ``--postprocess`` for a model of type ``mtype`` (``name``: the model's name), None
     when the mode applies to it."""
     if postprocess in mtype.postprocess_modes:
         return None
-    return (f"{where}: --postprocess {postprocess} needs a {query_mask_architectures()} model (query masks), and "
+    # MaskFormer, Mask2Former or OneFormer: the architectures --postprocess maskwise|argmax applies to
+    names = list(dict.fromkeys(t.architecture for t in TYPES.values() if t.query_masks))
+    kinds = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+    return (f"{where}: --postprocess {postprocess} needs a {kinds} model (query masks), and "
             f"{name} is {mtype.architecture}: {mtype.postprocess_refusal}")
 
 

@@ -1,7 +1,6 @@
 """The MMDetection family: a detector built from a config under ``configs/`` (:mod:`.mm`, with its
-``--cfg-options`` checks) run as a :class:`panbench.models.protocol.PanopticModel` (:mod:`.family`), the changes
-panbench makes to its panoptic fusion head (:mod:`.fusion`, :mod:`.fast_fusion`) and MMDetection's own test loop
-as a reference (:mod:`.reference`, which imports nothing else of the family).  Here: the family's entry
+``--cfg-options`` checks) run as a :class:`panbench.models.protocol.PanopticModel` (:mod:`.family`, with the changes
+panbench makes to its panoptic fusion head, computed in :mod:`.fast_fusion`).  Here: the family's entry
 (:class:`panbench.models.protocol.FamilyEntry`): a registered config (or a config path) -> an
 :class:`~panbench.models.mmdet.family.MMDetModel` with checked weights (the user's, the zoo's or the committed demo
 weights), its options checked before any model runs, its weights' state, the model with random weights that
@@ -16,17 +15,8 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.models import checkpoints
+from panbench.models.mmdet import mm
 from panbench.models.mmdet.family import MMDetModel, panoptic_only
-from panbench.models.mmdet.mm import (
-    build_model,
-    check_thing_split,
-    class_names,
-    config_text_and_hash,
-    label_to_category,
-    load_config,
-    load_weights,
-    test_pipeline,
-)
 from panbench.models.protocol import Built, Weights
 from panbench.models.registry import ModelSpec
 from panbench.resources import committed_checkpoints
@@ -56,20 +46,20 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
                any_rank: Callable[[bool], bool] | None) -> Built:
     """Config (with ``--cfg-options`` merged) -> model with checked weights on ``device``, its class
     mapping and test pipeline."""
-    cfg = load_config(spec.config, cfg_options)
+    cfg = mm.load_config(spec.config, cfg_options)
     panoptic_only(cfg, keep_instances=ap)
-    cfg_text, cfg_hash = config_text_and_hash(cfg)
-    names = class_names(cfg)
-    label2cat = label_to_category(names, categories, str(spec.config))
-    model = build_model(cfg, spec.config)
-    check_thing_split(model, names, categories, str(spec.config))
+    cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
+    names = mm.class_names(cfg)
+    label2cat = mm.label_to_category(names, categories, str(spec.config))
+    model = mm.build_model(cfg, spec.config)
+    mm.check_thing_split(model, names, categories, str(spec.config))
     weights = resolve_weights(spec, checkpoint, any_rank)
     assert weights.path is not None  # resolve_weights names a file or refuses
     state, meta = checkpoints.load_checkpoint(weights.path, trust=trust)
-    load_weights(model, state, weights.path, names, meta)
+    mm.load_weights(model, state, weights.path, names, meta)
     del state
     model.to(device)
-    family = MMDetModel(model, names, label2cat, test_pipeline(cfg), where=str(spec.config))
+    family = MMDetModel(model, names, label2cat, mm.test_pipeline(cfg), where=str(spec.config))
     if ap:
         family.enable_instances()
     return Built(family, weights, cfg_text, cfg_hash)
@@ -81,8 +71,8 @@ def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] 
     path = Path(spec.config)
     if path.suffix != ".py" or not path.is_file():
         return
-    cfg = load_config(path, cfg_options)
-    label_to_category(class_names(cfg), categories, str(path))
+    cfg = mm.load_config(path, cfg_options)
+    mm.label_to_category(mm.class_names(cfg), categories, str(path))
     if postprocess != "default" and not _has_query_fusion(cfg):
         raise PanbenchError(f"{path}: --postprocess {postprocess} needs a MaskFormer or Mask2Former "
                             f"model (query masks), and {spec.name} is {spec.architecture}; leave it out of "
@@ -149,12 +139,12 @@ def random_model(spec: ModelSpec, device: str) -> MMDetModel:
     its detections), panoptic output only, no dataset (no category ids to map to)."""
     import torch
 
-    cfg = load_config(spec.config)
+    cfg = mm.load_config(spec.config)
     panoptic_only(cfg)
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
         torch.manual_seed(0)
-        detector = build_model(cfg, spec.config).to(device).eval()
-    return MMDetModel(detector, class_names(cfg), [], test_pipeline(cfg), where=str(spec.config))
+        detector = mm.build_model(cfg, spec.config).to(device).eval()
+    return MMDetModel(detector, mm.class_names(cfg), [], mm.test_pipeline(cfg), where=str(spec.config))
 
 
 def checks(probes: Any) -> list[Any]:

@@ -135,7 +135,6 @@ class MMDetModel:
         """The data sample's ``pred_instances`` (the fusion head's ``instance_on`` output) in dataset ids."""
         if self.instance_source is None or "pred_instances" not in output:
             return None
-
         return from_mmdet(output.pred_instances, self.label2cat)
 
     def to_semantic(self, output: Any) -> np.ndarray | None:
@@ -335,11 +334,8 @@ class HeuristicPredict(_Deferrable):
 def deferrable(model: Any) -> _Deferrable | None:
     """The fusion :func:`install_fusion` put in ``model``'s fusion head, None where mmdet's runs."""
     head = getattr(model, "panoptic_fusion_head", None)
-    for name in ("predict", "_predict_single"):
-        fn = vars(head).get(name) if head is not None else None
-        if isinstance(fn, _Deferrable):
-            return fn
-    return None
+    own = vars(head) if head is not None else {}  # install_fusion sets predict or _predict_single
+    return next((own[n] for n in ("predict", "_predict_single") if isinstance(own.get(n), _Deferrable)), None)
 
 
 def install_fusion(model: Any, name: str) -> str | None:

@@ -341,12 +341,6 @@ def load_weights(model: Any, state: dict[str, Any], path: Path, names: list[str]
     model.load_state_dict(state, strict=True)
 
 
-def _class_key(name: str) -> str:
-    """A class name as compared: surrounding whitespace and case do not count (mmdet 2.x's COCO panoptic
-    classes spell ``' truck'`` with a leading space)."""
-    return name.strip().casefold()
-
-
 def _few(items: list[str], k: int = 3) -> str:
     shown = ", ".join(repr(x) for x in items[:k])
     return f"[{shown}{', ...' if len(items) > k else ''}] ({len(items)})"
@@ -355,7 +349,8 @@ def _few(items: list[str], k: int = 3) -> str:
 def compare_classes(ckpt: list[str], config: list[str]) -> str | None:
     """None when the checkpoint's classes equal the config's after normalizing spelling; else what differs,
     naming the entries of both lists."""
-    a, b = [_class_key(x) for x in ckpt], [_class_key(x) for x in config]
+    # surrounding whitespace and case do not count (mmdet 2.x's COCO panoptic classes spell ' truck')
+    a, b = [x.strip().casefold() for x in ckpt], [x.strip().casefold() for x in config]
     if a == b:
         return None
     only_ck = [x for x, n in zip(ckpt, a) if n not in set(b)]
