@@ -99,29 +99,20 @@ class Items:
             return {"index": i, "data": None, "gt_ids": None, "error": str(e)}
 
 
-def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return batch
-
-
-def waiting_images(size: int) -> int:
-    """How many loaded images may wait for partners of their shape at batch size ``size``: 8 batches, at most 32
-    images (at COCO's size about 12 MB each as float32, 3 MB as mmdet's uint8), never fewer than one batch."""
-    return max(size, min(8 * size, 32))
-
-
 def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Callable[[Any], Hashable],
                        hold: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Loaded items regrouped into batches of up to ``size`` images of one ``key`` (the family's
     :meth:`~panbench.models.protocol.PanopticModel.batch_key`: the padded input shape), so that each image gets
     in its batch exactly the input it gets alone and ``--batch-size`` changes no prediction.
 
-    A batch leaves as soon as it is full; at most ``hold`` loaded images wait for a partner (default
-    :func:`waiting_images`), past that the oldest partial batch runs as it is; the rest run at the end, in the
+    A batch leaves as soon as it is full; at most ``hold`` loaded images wait for a partner (default: 8 batches,
+    at most 32 images, at COCO's size about 12 MB each as float32, 3 MB as mmdet's uint8, never fewer than one
+    batch), past that the oldest partial batch runs as it is; the rest run at the end, in the
     order their first image came.  An item that failed to load (``error``) runs alone at once (it raises)."""
     if size <= 1:
         yield from ([it] for group in items for it in group)
         return
-    hold = waiting_images(size) if hold is None else hold
+    hold = max(size, min(8 * size, 32)) if hold is None else hold
     waiting: dict[Hashable, list[dict[str, Any]]] = {}  # insertion order = order of each group's first image
     held = 0
     for group in items:
@@ -229,7 +220,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
     loader: Any = torch.utils.data.DataLoader(
         items, batch_size=1, shuffle=False, num_workers=opts.workers,
-        collate_fn=_collate, persistent_workers=False,
+        collate_fn=list, persistent_workers=False,
         prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
     )
     family = lm.family

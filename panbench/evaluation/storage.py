@@ -414,16 +414,6 @@ class PredictionWriter:
         self.png_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(key_file, json.dumps({"key": self.key}).encode())
 
-    def mark(self, token: str) -> Path:
-        """Leave a mark named ``token`` in the state folder (:func:`check_shared`)."""
-        path = self.state / f"seen-{token}"
-        atomic_write(path, b"")
-        return path
-
-    def sees(self, tokens: list[str]) -> bool:
-        """Whether the marks of all ``tokens`` are in this process's view of the folder."""
-        return all((self.state / f"seen-{t}").is_file() for t in tokens)
-
     def _finished(self) -> tuple[dict[str, Any], str | None]:
         """The assembled JSON and its ``info.run_key`` (({}, None) when it is unreadable or names none)."""
         try:
@@ -546,8 +536,9 @@ def check_shared(writer: PredictionWriter) -> None:
     rank 0 sees (rank 0 assembles the JSON from every rank's files); else each rank stops in one line."""
     if dist_info()[1] == 1:
         return
-    mark = writer.mark(uuid.uuid4().hex)  # a fresh name: no stale mark of another job, no cached lookup
-    blind = not writer.sees(dist_gather(mark.name[len("seen-"):]))  # the gather: every mark is written
+    mark = writer.state / f"seen-{uuid.uuid4().hex}"  # a fresh name: no stale mark of another job, no cached lookup
+    atomic_write(mark, b"")
+    blind = not all((writer.state / m).is_file() for m in dist_gather(mark.name))  # the gather: every mark is written
     stop = dist_any(blind)  # and the barrier before the marks go
     mark.unlink(missing_ok=True)
     if stop:
