@@ -226,7 +226,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
     family = lm.family
     post = _PostProcessor(family, evaluators, dataset, timings, sync, shard.predictions, progress)
     post.start()
-    one = _Pass(lm, dataset, shard, post, timings, sync)
+    one = _Pass(shard, post)
     deferred = family.deferred() if isinstance(family, DeferredFusion) and defers_fusion(device) else nullcontext()
     try:
         with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
@@ -242,19 +242,18 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
 
 
 class _Pass:
-    """One process's pass over its batches: the model, the post-processing thread, the clocks and the timings it
-    adds to."""
+    """One process's pass over its batches: its shard and the post-processing thread, whose model, dataset, clock
+    sync and timings it shares."""
 
-    def __init__(self, lm: LoadedModel, dataset: PanopticDataset, shard: Shard, post: _PostProcessor,
-                 timings: Timings, sync: Any) -> None:
-        self.lm, self.dataset, self.shard, self.post = lm, dataset, shard, post
-        self.timings, self.sync = timings, sync
+    def __init__(self, shard: Shard, post: _PostProcessor) -> None:
+        self.shard, self.post = shard, post
         self.fusion_times: list[float] = []  # each call of the model's own fusion inside the forward (timed_fusion)
 
     def batches(self, loader: Iterable[list[dict[str, Any]]]) -> float:
         """The loop over batches: forward, then the outputs to the post-processing thread; timings.
         Returns when the timed part's wall clock started (after the warm-up batches)."""
-        family, timings, sync, fusion_times = self.lm.family, self.timings, self.sync, self.fusion_times
+        post, fusion_times = self.post, self.fusion_times
+        family, timings, sync = post.family, post.timings, post.sync
         n_batches = 0
         t_start = t_data = time.perf_counter()
         for batch in loader:
@@ -263,7 +262,7 @@ class _Pass:
             sync()
             t0 = time.perf_counter()
             n_fusion = len(fusion_times)
-            outputs = forward_resilient(family, batch, self.shard.device, self.shard.opts.amp, timings, self.dataset)
+            outputs = forward_resilient(family, batch, self.shard.device, self.shard.opts.amp, timings, post.dataset)
             sync()
             t1 = time.perf_counter()
             n_batches += 1
@@ -289,8 +288,8 @@ class _Pass:
             if item["error"]:
                 raise InputError(item["error"])
             if item.get("corrupt_s") is not None:
-                self.timings.corrupt_s += item["corrupt_s"]
-                self.timings.corrupt_images += 1
+                self.post.timings.corrupt_s += item["corrupt_s"]
+                self.post.timings.corrupt_images += 1
 
     def _hand_over(self, batch: list[dict[str, Any]], outputs: list[Any], timed: bool) -> None:
         """The batch to the post-processing thread (waits while one batch is already waiting there)."""
