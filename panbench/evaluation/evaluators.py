@@ -5,8 +5,8 @@ and the confusion's ``image`` makes the image's share, checked, and ``add`` adds
 one changes none), ``merge``s the share of another process or rank (disjoint images), and is the one writer of
 its state, which the run reads at the end (the PQ metrics, ``ap_fields``, ``miou_fields``):
 
-* PQ: the library's :class:`~panbench.pq.accumulator.PanopticAccumulator` itself (the integer sums and, with
-  ``keep_images``, the per-image results as columns, for the analyses);
+* PQ: the library's :class:`~panbench.pq.accumulator.PanopticAccumulator` itself (the integer sums and the
+  per-image results as columns, for the analyses);
 * :class:`APEvaluator`: COCO mask AP of the model's instances (:class:`~panbench.analysis.ap.APAccumulator`);
 * :class:`SemanticEvaluator`: the pixel confusion of the model's semantic output, for its mIoU
   (:class:`~panbench.analysis.semantic.SemanticConfusion`);
@@ -96,12 +96,11 @@ class APEvaluator:
         h, w = np.shape(image.gt_ids)[:2]
         # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
         coco_id = int(image.image_id) if isinstance(image.image_id, (int, np.integer)) else image.index + 1
-        one = APImage(coco_id, (int(h), int(w)), gt_annotations(coco_id, image.gt_ids, image.gt_segments,
-                                                                self.accumulator.thing_ids),
-                      image.instances if image.instances is not None else Instances.empty())
         if coco_id in self.accumulator.images:
             raise PanbenchError(f"internal: image {coco_id} scored twice for AP; please report")
-        return one
+        return APImage(coco_id, (int(h), int(w)), gt_annotations(coco_id, image.gt_ids, image.gt_segments,
+                                                                 self.accumulator.thing_ids),
+                       image.instances if image.instances is not None else Instances.empty())
 
     def add(self, one: APImage) -> None:
         self.accumulator.add(one.image_id, one.size, one.gt, one.instances)
@@ -149,17 +148,16 @@ class RunEvaluators:
     (filled when the model gives a semantic map), written through to the resume cache with ``cache``."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
-                 cache: StatsCache | None = None, ap: bool = False, keep_images: bool = True) -> None:
-        self.categories, self.boundary, self.strict, self.keep_images = categories, boundary, strict, keep_images
-        self.pq = PanopticAccumulator(categories, keep_images, boundary)
+                 cache: StatsCache | None = None, ap: bool = False) -> None:
+        self.categories, self.boundary, self.strict = categories, boundary, strict
+        self.pq = PanopticAccumulator(categories, keep_images=True, boundary=boundary)
         self.ap = APEvaluator(categories) if ap else None
         self.semantic = SemanticEvaluator(categories)
         self.cache = cache
 
     def empty(self) -> RunEvaluators:
         """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
-        return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None,
-                             self.keep_images)
+        return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
               where: str, image_id: Any = 0, instances: Instances | None = None,

@@ -168,13 +168,10 @@ def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any]
     from panbench.evaluation.inference import Items
 
     items = Items(dataset, list(range(min(n, len(dataset.samples)))), lm.pipeline)
-    datas = []
-    for k in range(len(items)):
-        it = items[k]
-        if it["error"]:
-            raise InputError(it["error"])
-        datas.append(it["data"])
-    return model_gflops(lm.family, datas, device)
+    loaded = [items[k] for k in range(len(items))]
+    if errors := [it["error"] for it in loaded if it["error"]]:
+        raise InputError(errors[0])
+    return model_gflops(lm.family, [it["data"] for it in loaded], device)
 
 
 def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: str = "cpu") -> dict[str, Any]:

@@ -99,29 +99,20 @@ class Items:
             return {"index": i, "data": None, "gt_ids": None, "error": str(e)}
 
 
-def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return batch
-
-
-def waiting_images(size: int) -> int:
-    """How many loaded images may wait for partners of their shape at batch size ``size``: 8 batches, at most 32
-    images (at COCO's size about 12 MB each as float32, 3 MB as mmdet's uint8), never fewer than one batch."""
-    return max(size, min(8 * size, 32))
-
-
 def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Callable[[Any], Hashable],
                        hold: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Loaded items regrouped into batches of up to ``size`` images of one ``key`` (the family's
     :meth:`~panbench.models.protocol.PanopticModel.batch_key`: the padded input shape), so that each image gets
     in its batch exactly the input it gets alone and ``--batch-size`` changes no prediction.
 
-    A batch leaves as soon as it is full; at most ``hold`` loaded images wait for a partner (default
-    :func:`waiting_images`), past that the oldest partial batch runs as it is; the rest run at the end, in the
+    A batch leaves as soon as it is full; at most ``hold`` loaded images wait for a partner (default: 8 batches,
+    at most 32 images, at COCO's size about 12 MB each as float32, 3 MB as mmdet's uint8, never fewer than one
+    batch), past that the oldest partial batch runs as it is; the rest run at the end, in the
     order their first image came.  An item that failed to load (``error``) runs alone at once (it raises)."""
     if size <= 1:
         yield from ([it] for group in items for it in group)
         return
-    hold = waiting_images(size) if hold is None else hold
+    hold = max(size, min(8 * size, 32)) if hold is None else hold
     waiting: dict[Hashable, list[dict[str, Any]]] = {}  # insertion order = order of each group's first image
     held = 0
     for group in items:
@@ -229,13 +220,13 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
     loader: Any = torch.utils.data.DataLoader(
         items, batch_size=1, shuffle=False, num_workers=opts.workers,
-        collate_fn=_collate, persistent_workers=False,
+        collate_fn=list, persistent_workers=False,
         prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
     )
     family = lm.family
     post = _PostProcessor(family, evaluators, dataset, timings, sync, shard.predictions, progress)
     post.start()
-    one = _Pass(lm, dataset, shard, post, timings, sync)
+    one = _Pass(shard, post)
     deferred = family.deferred() if isinstance(family, DeferredFusion) and defers_fusion(device) else nullcontext()
     try:
         with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
@@ -251,19 +242,18 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
 
 
 class _Pass:
-    """One process's pass over its batches: the model, the post-processing thread, the clocks and the timings it
-    adds to."""
+    """One process's pass over its batches: its shard and the post-processing thread, whose model, dataset, clock
+    sync and timings it shares."""
 
-    def __init__(self, lm: LoadedModel, dataset: PanopticDataset, shard: Shard, post: _PostProcessor,
-                 timings: Timings, sync: Any) -> None:
-        self.lm, self.dataset, self.shard, self.post = lm, dataset, shard, post
-        self.timings, self.sync = timings, sync
+    def __init__(self, shard: Shard, post: _PostProcessor) -> None:
+        self.shard, self.post = shard, post
         self.fusion_times: list[float] = []  # each call of the model's own fusion inside the forward (timed_fusion)
 
     def batches(self, loader: Iterable[list[dict[str, Any]]]) -> float:
         """The loop over batches: forward, then the outputs to the post-processing thread; timings.
         Returns when the timed part's wall clock started (after the warm-up batches)."""
-        family, timings, sync, fusion_times = self.lm.family, self.timings, self.sync, self.fusion_times
+        post, fusion_times = self.post, self.fusion_times
+        family, timings, sync = post.family, post.timings, post.sync
         n_batches = 0
         t_start = t_data = time.perf_counter()
         for batch in loader:
@@ -272,7 +262,7 @@ class _Pass:
             sync()
             t0 = time.perf_counter()
             n_fusion = len(fusion_times)
-            outputs = forward_resilient(family, batch, self.shard.device, self.shard.opts.amp, timings, self.dataset)
+            outputs = forward_resilient(family, batch, self.shard.device, self.shard.opts.amp, timings, post.dataset)
             sync()
             t1 = time.perf_counter()
             n_batches += 1
@@ -298,8 +288,8 @@ class _Pass:
             if item["error"]:
                 raise InputError(item["error"])
             if item.get("corrupt_s") is not None:
-                self.timings.corrupt_s += item["corrupt_s"]
-                self.timings.corrupt_images += 1
+                self.post.timings.corrupt_s += item["corrupt_s"]
+                self.post.timings.corrupt_images += 1
 
     def _hand_over(self, batch: list[dict[str, Any]], outputs: list[Any], timed: bool) -> None:
         """The batch to the post-processing thread (waits while one batch is already waiting there)."""

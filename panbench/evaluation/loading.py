@@ -46,11 +46,6 @@ class LoadedModel:
         """Model label -> dataset category id."""
         return self.family.label2cat
 
-    @property
-    def num_classes(self) -> int:
-        """Model labels; label ``num_classes`` is VOID in mmdet's panoptic encoding."""
-        return len(self.names)
-
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None = None, ap: bool = False) -> LoadedModel:

@@ -111,8 +111,10 @@ class Run:
         self.t0 = time.perf_counter()
         run_marker, wall0, self.load0 = marker(), time.time(), cpu_clock()  # the speed's context: who ran beside
         beside = run_marker.overlapping(wall0, wall0)
-        # then every rank's sums and per-image matches
-        timings = self._infer(self.evaluators, shard, lambda: runtime.reduce_evaluators(self.evaluators))
+        # then every rank's PQ sums (exact integers) and per-image matches, keyed by dataset index, so that the
+        # union does not depend on the split
+        timings = self._infer(self.evaluators, shard, lambda: self.evaluators.reduce(runtime.dist_others(
+            self.evaluators.part(), "collecting the per-image results of the ranks")))
         self.beside = beside + [o for o in run_marker.overlapping(wall0, time.time()) if o not in beside]
         self.shared = runtime.dist_any(bool(self.beside))  # another run beside any rank shared that rank's machine
         self.timings, self.memory = runtime.reduce_timings(timings, runtime.peak_memory(self.device))  # the job's

@@ -1,8 +1,8 @@
 """Where a run executes: the device (choice, seeding, its name in a record), the torchrun ranks (backend, init,
-the reductions of the ranks' evaluators and timings, abort after an error; outside torchrun every function is a
-no-op or returns the single-process answer), and out of memory (recognised, the failed step's memory freed, the
-batch retried in halves, a single image that still does not fit run on the CPU in fp32) with the peak memory a run
-reports.  Imports :mod:`panbench.evaluation.timings` only of the evaluation."""
+the gathering of the other ranks' parts, the reduction of their timings, abort after an error; outside torchrun
+every function is a no-op or returns the single-process answer), and out of memory (recognised, the failed step's
+memory freed, the batch retried in halves, a single image that still does not fit run on the CPU in fp32) with the
+peak memory a run reports.  Imports :mod:`panbench.evaluation.timings` only of the evaluation."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -161,15 +161,6 @@ def peak_memory(device: str) -> dict[str, float]:
     if device.startswith("cuda"):
         out["gpu_peak_mib"] = torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
     return out
-
-
-class Reducible(Protocol):
-    """What :func:`reduce_evaluators` reduces (the run's :class:`~panbench.evaluation.evaluators.RunEvaluators`, a
-    floor above): a picklable part of what it holds, and the adding of the other ranks' parts."""
-
-    def part(self) -> Any: ...
-
-    def reduce(self, parts: Any) -> None: ...
 
 
 def local_rank() -> int:
@@ -344,15 +335,13 @@ def barrier() -> None:
         dist_any(False)
 
 
-def reduce_evaluators(evaluators: Reducible) -> None:
-    """Give every rank's evaluators the parts of every other rank (:meth:`RunEvaluators.reduce`): the PQ sums (exact
-    integers) and the per-image matches, keyed by dataset index, so the union does not depend on the split."""
+def dist_others(obj: Any, what: str) -> list[Any]:
+    """Every other rank's ``obj`` (picklable), in rank order, on every rank (``[]`` outside torchrun)."""
     if not _distributed():
-        return
+        return []
     import torch.distributed as dist
 
-    parts = dist_gather(evaluators.part(), "collecting the per-image results of the ranks")
-    evaluators.reduce(p for r, p in enumerate(parts) if r != dist.get_rank())
+    return [p for r, p in enumerate(dist_gather(obj, what)) if r != dist.get_rank()]
 
 
 def dist_gather(obj: Any, what: str = "waiting for the other ranks") -> list[Any]:
@@ -373,14 +362,11 @@ def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[
     memory the maximum over the ranks; ``world_size`` beside them.  Unchanged outside torchrun."""
     if not _distributed():
         return t, memory
-    import torch.distributed as dist
-
-    parts = dist_gather((t, memory), "collecting the timings of the ranks")
-    out = replace(t, extra={**t.extra, "world_size": len(parts)})
-    for r, (other, _) in enumerate(parts):
-        if r != dist.get_rank():
-            out.merge(other)
-    return out, {k: float(max(m[k] for _, m in parts)) for k in sorted(memory)}
+    others = dist_others((t, memory), "collecting the timings of the ranks")
+    out = replace(t, extra={**t.extra, "world_size": len(others) + 1})
+    for other, _ in others:
+        out.merge(other)
+    return out, {k: float(max(m[k] for m in [memory, *(m for _, m in others)])) for k in sorted(memory)}
 
 
 def abort_distributed() -> None:

@@ -90,10 +90,6 @@ class CudaEventTimer:
         return out, start.elapsed_time(end) / 1000.0
 
 
-def timer_for(device: str) -> Timer:
-    return CudaEventTimer(device) if device.startswith("cuda") else PerfCounterTimer()
-
-
 def compile_model(family: Any, mode: str = "default") -> dict[str, Any]:
     """Compile the model's ``compile_targets()`` (:class:`panbench.models.protocol.PanopticModel`) in place
     (``nn.Module.compile``: the state dict keeps its keys); the record's ``compile`` block."""
@@ -180,7 +176,7 @@ def eval_options(opts: SpeedOptions, cache_root: Path | None = None) -> EvalOpti
                        cache_root=cache_root or opts.results_dir / "cache", command=opts.command)
 
 
-def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer: Timer | None = None) -> SpeedRecord:
+def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> SpeedRecord:
     """Load ``spec``, measure its speed by the protocol (and with ``check_pq`` its PQ eager and compiled), and
     return the record (not written)."""
     from panbench.evaluation.run import Run  # the record's schema: not for the speed record alone
@@ -189,7 +185,7 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions, timer
         pq = check_pq(spec, dataset, opts)
     run = Run(spec, dataset, eval_options(opts))
     family, device = run.lm.family, run.device
-    timer = timer or timer_for(device)
+    timer: Timer = CudaEventTimer(device) if device.startswith("cuda") else PerfCounterTimer()
     compiled = compile_model(family, opts.compile_mode) if opts.compile else {"on": False}
     n = min(len(dataset.samples), max(1, opts.iters), MAX_INPUTS)
     inputs = [family.pipeline({"img_path": str(s.image_path), "img_id": s.image_id}) for s in dataset.samples[:n]]

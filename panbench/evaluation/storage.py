@@ -315,15 +315,6 @@ def segment_boxes(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[
     return out
 
 
-def encode_png(ids: np.ndarray) -> bytes:
-    """An id map as an RGB PNG (``id = R + 256 G + 256^2 B``, COCO's encoding)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(id2rgb(ids)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
 class PredictionWriter:
     """One model's predictions on one image set, saved under ``root`` (see the module docstring)."""
 
@@ -414,40 +405,26 @@ class PredictionWriter:
         self.png_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(key_file, json.dumps({"key": self.key}).encode())
 
-    def mark(self, token: str) -> Path:
-        """Leave a mark named ``token`` in the state folder (:func:`check_shared`)."""
-        path = self.state / f"seen-{token}"
-        atomic_write(path, b"")
-        return path
-
-    def sees(self, tokens: list[str]) -> bool:
-        """Whether the marks of all ``tokens`` are in this process's view of the folder."""
-        return all((self.state / f"seen-{t}").is_file() for t in tokens)
-
-    def _finished(self) -> tuple[dict[str, Any], str | None]:
-        """The assembled JSON and its ``info.run_key`` (({}, None) when it is unreadable or names none)."""
+    def _finished(self) -> tuple[dict[Any, dict[str, Any]], str | None]:
+        """The assembled JSON's entries, as the part files hold them, when it is this run's (else none), and its
+        ``info.run_key`` (({}, None) when it is unreadable or names none)."""
         try:
             data = json.loads(self.json_path.read_text())
         except (OSError, ValueError):
             return {}, None
         info = data.get("info") if isinstance(data, dict) else None
-        return (data, info.get("run_key")) if isinstance(info, dict) else ({}, None)
-
-    def _finished_entries(self) -> dict[Any, dict[str, Any]]:
-        """The entries of the assembled JSON when it is this run's (``info.run_key``), as the part files hold them."""
-        data, key = self._finished()
-        if key != self.key:
-            return {}
+        if not isinstance(info, dict) or info.get("run_key") != self.key:
+            return {}, info.get("run_key") if isinstance(info, dict) else None
         images = {im["id"]: im for im in data.get("images", [])}
         return {a["image_id"]: {"image_id": a["image_id"], "file_name": a["file_name"],
                                 "height": images[a["image_id"]]["height"], "width": images[a["image_id"]]["width"],
                                 "image_file": images[a["image_id"]]["file_name"], "segments_info": a["segments_info"]}
-                for a in data.get("annotations", []) if a.get("image_id") in images}
+                for a in data.get("annotations", []) if a.get("image_id") in images}, self.key
 
     def _entries(self) -> dict[Any, dict[str, Any]]:
         """Every saved image's entry, by image id: the assembled JSON's when it is this run's, then the part files'
         (a line cut by a kill skipped)."""
-        out: dict[Any, dict[str, Any]] = self._finished_entries() if self.json_path.is_file() else {}
+        out = self._finished()[0]
         for part in sorted(self.state.glob("part-*.jsonl")):
             for line in part.read_text().splitlines():
                 try:
@@ -465,9 +442,13 @@ class PredictionWriter:
         return self.saved
 
     def write(self, sample: Any, ids: np.ndarray, segments: list[dict[str, Any]]) -> None:
-        """Save one image: its PNG (atomically), then its entry in this process's part file."""
-        name = self.png_name(sample)
-        atomic_write(self.png_dir / name, encode_png(ids))
+        """Save one image: its PNG (atomically; ``id = R + 256 G + 256^2 B``, COCO's encoding), then its entry in
+        this process's part file."""
+        from PIL import Image
+
+        name, png = self.png_name(sample), io.BytesIO()
+        Image.fromarray(id2rgb(ids)).save(png, format="PNG", compress_level=1)
+        atomic_write(self.png_dir / name, png.getvalue())
         h, w = ids.shape
         entry = {"image_id": sample.image_id, "file_name": name, "height": h, "width": w,
                  "image_file": sample.image_path.name, "segments_info": segment_boxes(ids, segments)}
@@ -546,8 +527,9 @@ def check_shared(writer: PredictionWriter) -> None:
     rank 0 sees (rank 0 assembles the JSON from every rank's files); else each rank stops in one line."""
     if dist_info()[1] == 1:
         return
-    mark = writer.mark(uuid.uuid4().hex)  # a fresh name: no stale mark of another job, no cached lookup
-    blind = not writer.sees(dist_gather(mark.name[len("seen-"):]))  # the gather: every mark is written
+    mark = writer.state / f"seen-{uuid.uuid4().hex}"  # a fresh name: no stale mark of another job, no cached lookup
+    atomic_write(mark, b"")
+    blind = not all((writer.state / m).is_file() for m in dist_gather(mark.name))  # the gather: every mark is written
     stop = dist_any(blind)  # and the barrier before the marks go
     mark.unlink(missing_ok=True)
     if stop:

@@ -31,7 +31,6 @@ class Timings:
     #: per-stage seconds and counts that add over processes (wall time takes the maximum)
     SUMMED = ("data_s", "forward_s", "postprocess_s", "fusion_s", "scoring_s", "timed_images", "warmup_images",
               "oom_splits", "corrupt_s", "corrupt_images")
-    COUNTS = ("timed_images", "warmup_images", "oom_splits", "corrupt_images")
 
     def merge(self, other: Timings) -> None:
         """Add ``other``'s measurements to these: :attr:`SUMMED` fields summed, wall time the maximum,
