@@ -77,8 +77,7 @@ def speed_text(rec: Any) -> str:
              if "network_ms_mean" in f else "")
     lines = [f"{rec.model} on {rec.dataset}: forward {f['fps']:.2f} FPS, {f['ms_mean']:.1f} ms mean{split}, "
              f"median {f['ms_median']:.1f} ms"]
-    if rec.end_to_end:
-        e = rec.end_to_end
+    if e := rec.end_to_end:
         lines.append(f"  end to end (load, preprocess, forward, segments): {e['fps']:.2f} FPS, {e['ms_mean']:.1f} ms")
     state = f"compiled ({', '.join(rec.compile.get('modules', []))})" if rec.compile.get("on") else "eager"
     lines.append(f"  protocol {p['name']}: batch {p['batch']}, {p['warmup']} warm-up + {p['iters']} timed "
@@ -94,8 +93,7 @@ def speed_text(rec: Any) -> str:
     if rec.published_fps is not None:
         where = "this device" if rec.published_matches else f"{rec.published_fps_device}: not this device, not compared"
         lines.append(f"  published: {rec.published_fps:g} FPS on {where} ({rec.published_fps_source})")
-    if rec.pq_check is not None:
-        c = rec.pq_check
+    if (c := rec.pq_check) is not None:
         lines.append(f"  PQ eager {c['eager']:.4f}, compiled {c['compiled']:.4f}: |delta| {c['delta']:.4f} "
                      f"({'within' if c['within'] else 'OUTSIDE'} {c['tolerance']}) on {c['images']} images")
     return "\n".join(lines)
