@@ -42,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.speed import SpeedOptions, measure
-    from panbench.records.provenance import command_line
     from panbench.records.speed import write_speed_record
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
@@ -53,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     opts = SpeedOptions(warmup=args.warmup_iters, iters=args.iters, compile=args.compile,
                         compile_mode=args.compile_mode, amp=args.amp, device=args.device,
                         end_to_end=not args.no_e2e, check_pq=args.check_pq, seed=args.seed,
-                        results_dir=Path(args.results),
-                        command=getattr(args, "command_line", None) or command_line())
+                        results_dir=Path(args.results), command=getattr(args, "command_line", None))
     failed = []
     for spec in specs:
         rec = measure(spec, ds, opts)
