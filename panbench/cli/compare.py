@@ -130,8 +130,5 @@ def run(args: argparse.Namespace) -> int:
     (runs_a, root_a), (runs_b, root_b) = picked
     ra, rb = pick_pair(runs_a, runs_b)  # model names: their runs that `table` shows, on the same images
     out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.bootstrap_seed)
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(format_compare(out, top=args.top or None))
+    print(json.dumps(out) if args.json else format_compare(out, top=args.top or None))
     return 0

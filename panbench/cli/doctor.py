@@ -53,8 +53,7 @@ class Check:
 
     def line(self) -> str:
         mark = "ok  " if self.ok else ("FAIL" if self.required else "note")
-        s = f"[{mark}] {self.name:12} {self.detail}"
-        return s + (f"  -> fix: {self.fix}" if not self.ok and self.fix else "")
+        return f"[{mark}] {self.name:12} {self.detail}" + (f"  -> fix: {self.fix}" if not self.ok and self.fix else "")
 
 
 def _version(module: str, required: bool = True, fix: str | None = None) -> Check:
