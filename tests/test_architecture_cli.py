@@ -34,10 +34,10 @@ def _build(monkeypatch) -> tuple[argparse.ArgumentParser, options.Common]:
     built = []
 
     def keep() -> options.Common:
-        built.append(options.common_parents())
+        built.append(options.Common())
         return built[-1]
 
-    monkeypatch.setattr(cli, "common_parents", keep)
+    monkeypatch.setattr(cli, "Common", keep)
     parser = cli.build_parser()
     return parser, built[0]
 

@@ -23,12 +23,12 @@ VENV = Path(os.environ.get("PANBENCH_CACHE", Path.home() / ".cache" / "panbench"
 
 CHECK = """
 import torch, torchvision.ops
-from panbench.cli.doctor_probes import torchvision_check
+from panbench.cli.doctor import torchvision_check
 from panbench.ops.pairing import pairing_problem
 import importlib.metadata as md
 assert torch.version.cuda, "not a CUDA build of torch"
 assert pairing_problem(torch.__version__, md.version("torchvision")) is None
-ok, detail = torchvision_check(lambda name, ok, detail, fix: (ok, detail))
+ok, detail = (check := torchvision_check()).ok, check.detail
 assert ok, detail
 boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]])
 print(torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8]), 0.5).tolist(),

@@ -110,19 +110,18 @@ def test_the_stack_is_at_the_tested_versions() -> None:
 def test_doctor_lists_each_familys_versions_and_notes_another_transformers(monkeypatch) -> None:
     import importlib.metadata as md
 
-    from panbench.cli.doctor import Check
-    from panbench.cli.doctor_probes import family_checks
+    from panbench.cli.doctor import family_checks
     from panbench.models.families import FAMILIES
 
     tested = dict(FAMILIES["transformers"].tested)["transformers"]
-    lines = {c.name: c for c in family_checks(Check, "pip", set())}
+    lines = {c.name: c for c in family_checks("pip", set())}
     assert all(c.ok for c in lines.values()) and set(lines) == {f"versions/{f}" for f in FAMILIES}
     assert lines["versions/mmdet"].detail.startswith("torch ")
     assert "mmcv 2.1.0, mmengine 0.10.7, mmdet 3.3.0: the tested versions" in lines["versions/mmdet"].detail
     real = md.version
     for colab, how in (("5.15.0", "older"), ("99.0.0", "newer")):
         monkeypatch.setattr(md, "version", lambda d, v=colab: v if d == "transformers" else real(d))
-        (line,) = [c.line() for c in family_checks(Check, "pip", set()) if c.name == "versions/transformers"]
+        (line,) = [c.line() for c in family_checks("pip", set()) if c.name == "versions/transformers"]
         assert line.startswith("[note] versions/transformers torch ") and "\n" not in line
         assert f"transformers {colab} ({how} than the tested {tested}): hf: models were checked" in line
         assert line.endswith(f"-> fix: pip install 'transformers=={tested}'")

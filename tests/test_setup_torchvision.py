@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from panbench import REPO_ROOT
-from panbench.cli import doctor_probes
-from panbench.cli.doctor import Check
+from panbench.cli.doctor import configs_check
 from panbench.ops.pairing import pairing_problem, torchvision_for
 
 
@@ -44,11 +43,11 @@ def test_doctor_fails_the_configs_check_when_configs_and_demo_weights_are_missin
     import panbench.resources as r
 
     monkeypatch.setattr(r, "data_root", lambda: tmp_path)
-    check = doctor_probes.configs_check(Check)
+    check = configs_check()
     assert not check.ok and check.required
     assert check.detail == f"0 zoo and 0 demo configs in {tmp_path / 'configs'}, 0 demo weight files"
 
 
 def test_doctor_finds_the_clone_configs_and_demo_weights() -> None:
-    check = doctor_probes.configs_check(Check)
+    check = configs_check()
     assert check.ok and check.detail.startswith("13 zoo and 3 demo configs in "), check.detail

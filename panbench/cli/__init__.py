@@ -18,10 +18,11 @@ import errno
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from panbench import __version__, collector_paused
-from panbench.cli.options import common_parents
+from panbench.cli.options import Common
 from panbench.cli.usage import Parser
 from panbench.errors import PanbenchError
 
@@ -42,7 +43,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"panbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    common = common_parents()
+    common = Common()  # the parent parsers, each built when a command first asks for it
     for name in COMMANDS if command is None else (command,):
         module = importlib.import_module(f"panbench.cli.{name}")
         module.add_parser(sub, common).set_defaults(func=module.run)
@@ -72,8 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args.command_line = command_line(argv)  # what a record keeps: the command as typed, shell-quoted
     if not args.debug:  # library deprecation chatter hides panbench's own messages
-        import warnings
-
         for category in (UserWarning, DeprecationWarning, FutureWarning):
             warnings.filterwarnings("ignore", category=category)
     if "panbench.evaluation.storage" in sys.modules:  # main() called again in one process (tests)
@@ -146,9 +145,8 @@ def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[s
     it: a missing file there is a write that failed (a folder that cannot be made, as under /proc), not input that
     is missing."""
     f = str(filename)
-    return [o for o, attr in (("--results", "results"), ("--out", "out"), ("--save-predictions", "save_predictions"),
-                              ("--per-image", "per_image"))
-            if (path := getattr(args, attr, None)) is not None
+    return [o for o in ("--results", "--out", "--save-predictions", "--per-image")
+            if (path := getattr(args, o[2:].replace("-", "_"), None)) is not None
             and (filename is None or f.startswith(str(path)) or str(path).startswith(f))]
 
 

@@ -47,16 +47,15 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     return p
 
 
-def choose_settings(what: str, runs: list[RunRecord], wanted: str | None, is_path: bool
-                    ) -> tuple[list[RunRecord], str | None]:
+def choose_settings(what: str, runs: list[RunRecord], wanted: str | None) -> list[RunRecord]:
     """The runs a model name stands for, as ``panbench table`` shows them (its latest run of each post-processing,
-    dataset and settings), with the settings ``wanted`` (None: those without settings), and a note when the model
-    has runs with other settings; a record path stands for itself."""
+    dataset and settings), with the settings ``wanted`` (None: those without settings), and a note on stderr when
+    the model has runs with other settings; a record path stands for itself."""
     from panbench.reporting.labels import settings, settings_match
     from panbench.reporting.tables import latest_runs
 
-    if is_path:
-        return runs, None
+    if len(runs) == 1 and Path(what).suffix == ".json":
+        return runs
     shown = sorted(latest_runs(runs), key=lambda r: r.date)  # oldest first, as pick_pair reads them
     found = sorted({settings(r) for r in shown})
     pick = [r for r in shown if settings_match(r, wanted)]
@@ -64,22 +63,23 @@ def choose_settings(what: str, runs: list[RunRecord], wanted: str | None, is_pat
     if wanted is not None and not pick:
         raise InputError(f"--settings {wanted}: {what} has no run with these settings; its runs have: {listed}")
     if not pick and len(found) == 1:  # one set of settings, not the default: that run, said so
-        return shown, f"{what}: its only runs have settings {found[0]}"
+        print(f"{what}: its only runs have settings {found[0]}", file=sys.stderr)
+        return shown
     if not pick:
         raise InputError(f"{what}: runs with several settings ({listed}) and none without; choose one with "
                          "--settings TEXT or pass a record path")
-    others = [s for s in found if s != settings(pick[0])]
-    note = (f"{what}: compared its run with {'default settings' if wanted is None else 'settings ' + wanted}; it also "
-            f"has runs with {', '.join(repr(s) if s else 'default settings' for s in others)} (choose with "
-            "--settings, --settings-a/-b or a record path)") if others else None
-    return pick, note
+    if others := [s for s in found if s != settings(pick[0])]:
+        print(f"{what}: compared its run with {'default settings' if wanted is None else 'settings ' + wanted}; it "
+              f"also has runs with {', '.join(repr(s) if s else 'default settings' for s in others)} (choose with "
+              "--settings, --settings-a/-b or a record path)", file=sys.stderr)
+    return pick
 
 
 def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int) -> dict[str, Any]:
     """The paired intervals of B - A with both runs' values (whole metrics and per class)."""
     from panbench.analysis import RunSums, check_paired
     from panbench.analysis.bootstrap import CI_METRICS, too_few
-    from panbench.reporting.labels import absent, fingerprint
+    from panbench.reporting.labels import absent, fingerprint, these_images
     from panbench.reporting.pairing import paired_difference
 
     fa, fb = fingerprint(ra), fingerprint(rb)
@@ -91,8 +91,6 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     check_paired(sa, sb)  # other images first: a difference of runs on other images is no difference
     if (why := too_few(a.n_images, resamples)) is not None:
         d = rb.metrics["PQ"] - ra.metrics["PQ"]
-        from panbench.reporting.labels import these_images
-
         raise InputError(f"no interval: {why}; B - A is {d:+.2f} PQ on {these_images(a.n_images)}, which says "
                          "nothing about other images")
     res = paired_difference(sb, sa, a.isthing, n_resamples=resamples, seed=seed, per_class=True,  # B - A
@@ -125,20 +123,12 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.pairing import pick_pair
     from panbench.reporting.text import format_compare
 
-    results = Path(args.results)
     picked = []
     for what, own in ((args.a, args.settings_a), (args.b, args.settings_b)):
-        runs, root = find_records(what, results, args.only_dataset)
-        runs, note = choose_settings(what, runs, own if own is not None else args.settings, len(runs) == 1 and
-                                     Path(what).suffix == ".json")
-        if note:
-            print(note, file=sys.stderr)
-        picked.append((runs, root))
+        runs, root = find_records(what, Path(args.results), args.only_dataset)
+        picked.append((choose_settings(what, runs, own if own is not None else args.settings), root))
     (runs_a, root_a), (runs_b, root_b) = picked
     ra, rb = pick_pair(runs_a, runs_b)  # model names: their runs that `table` shows, on the same images
     out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.bootstrap_seed)
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(format_compare(out, top=args.top or None))
+    print(json.dumps(out) if args.json else format_compare(out, top=args.top or None))
     return 0

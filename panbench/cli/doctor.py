@@ -6,12 +6,15 @@ import argparse
 import importlib
 import importlib.util
 import platform
+import re
 import sys
+import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from panbench import REPO_ROOT
-from panbench.cli import doctor_probes
+from panbench import REPO_ROOT, __version__
 from panbench.cli.options import Common, dataset_root
 from panbench.errors import PanbenchError
 
@@ -50,8 +53,7 @@ class Check:
 
     def line(self) -> str:
         mark = "ok  " if self.ok else ("FAIL" if self.required else "note")
-        s = f"[{mark}] {self.name:12} {self.detail}"
-        return s + (f"  -> fix: {self.fix}" if not self.ok and self.fix else "")
+        return f"[{mark}] {self.name:12} {self.detail}" + (f"  -> fix: {self.fix}" if not self.ok and self.fix else "")
 
 
 def _version(module: str, required: bool = True, fix: str | None = None) -> Check:
@@ -101,8 +103,6 @@ def pkg_resources_check() -> Check:
     """mmengine 0.10.7 imports ``pkg_resources`` to load any config; setuptools 82 does not ship it.
     A package that needs ``setuptools>=77`` (torch 2.13 does) makes an unconstrained pip upgrade to
     the newest setuptools, and every ``panbench eval`` then fails: detect that state."""
-    import warnings
-
     try:
         import setuptools
 
@@ -116,8 +116,7 @@ def pkg_resources_check() -> Check:
     except Exception as e:
         return Check("pkg_resources", False, f"does not import ({type(e).__name__}: {e}); setuptools {version}: "
                      "mmengine cannot load any config".splitlines()[0], fix_setuptools())
-    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
-    if major >= 81:
+    if _release(version) >= (81,):
         return Check("pkg_resources", False, f"imports, but setuptools {version} is past the pinned range "
                      "(82 removes pkg_resources)", fix_setuptools(), required=False)
     return Check("pkg_resources", True, f"imports (setuptools {version})")
@@ -156,17 +155,13 @@ def mmcv_ops_check(device: str) -> Check:
         return Check(name, True, f"nms, RoIAlign, MultiScaleDeformableAttention run ({detail})")
     except Exception as e:
         msg = f"{type(e).__name__}: {e}".splitlines()[0][:160]
-        if backend == "mmcv":
-            fix = ("rebuild compiled mmcv against this torch (PANBENCH_MMCV=compiled make setup, docs/setup.md), or "
-                   "set PANBENCH_OPS=panbench")
-        else:
-            fix = "run make setup (mmcv-lite and panbench's ops); `panbench doctor --debug` shows the traceback"
-        return Check(name, False, msg, fix)
+        return Check(name, False, msg, "rebuild compiled mmcv against this torch (PANBENCH_MMCV=compiled make setup, "
+                     "docs/setup.md), or set PANBENCH_OPS=panbench" if backend == "mmcv" else "run make setup "
+                     "(mmcv-lite and panbench's ops); `panbench doctor --debug` shows the traceback")
 
 
 def amp_checks(device: str) -> list[Check]:
     """Which of fp32/bf16/fp16 each architecture runs on ``device`` (its demo model, one image)."""
-    from panbench.cli.doctor_probes import amp_support
     from panbench.models.amp import MODES
 
     try:
@@ -205,26 +200,18 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
     """Every check, in the order they are printed."""
     checks = [Check("python", (3, 11) <= sys.version_info[:2] <= (3, 13), platform.python_version(),
                     "use Python 3.11, 3.12 or 3.13 (the versions panbench is set up and tested with)",
-                    required=sys.version_info >= (3, 11))]
-    checks.append(_version("numpy"))
-    torch_check = _version("torch", fix=FIX_TORCH if not in_setup_venv() else None)
-    checks.append(torch_check)
+                    required=sys.version_info >= (3, 11)),
+              _version("numpy"), torch_check := _version("torch", fix=FIX_TORCH if not in_setup_venv() else None)]
     cuda = _gpu_checks(torch_check, checks) if torch_check.ok else False
     from panbench.models.families import FAMILIES
 
     probes = Probes(torch_check.ok, cuda, skip_amp, pip_command())
     for f in FAMILIES.values():  # each family's own lines (Family.doctor)
         checks += f.doctor_checks(probes)
-    checks += doctor_probes.family_checks(Check, pip_command(), {c.name for c in checks})
-    checks.append(_version("panopticapi", required=False,
-                           fix=f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests "
-                           "need it)"))
-    checks.append(scoring_path_check())
-    checks.append(analysis_path_check())
-    checks.append(data_check(Path(data_root)))
-    checks.append(checkpoints_check())
-    checks.append(doctor_probes.configs_check(Check))
-    return checks
+    checks += family_checks(pip_command(), {c.name for c in checks})
+    panopticapi = f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests need it)"
+    return [*checks, _version("panopticapi", required=False, fix=panopticapi), scoring_path_check(),
+            analysis_path_check(), data_check(Path(data_root)), checkpoints_check(), configs_check()]
 
 
 def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
@@ -234,7 +221,7 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
     cuda = torch.cuda.is_available()
     torch_check.detail += f" (CUDA {torch.version.cuda})" if torch.version.cuda else " (CPU build)"
     if torch.version.cuda or importlib.util.find_spec("torchvision"):  # panbench's CUDA nms/RoIAlign use it
-        checks.append(doctor_probes.torchvision_check(Check))
+        checks.append(torchvision_check())
     if cuda:
         checks.append(Check("gpu", True, ", ".join(torch.cuda.get_device_name(i)
                                                    for i in range(torch.cuda.device_count()))))
@@ -292,6 +279,156 @@ def _dataset_name(root: Path) -> str:
     return next((d.doctor or d.display for d in DATASETS.values() if d.name in folders), "a")
 
 
+def _tiny_batch(size: int = 64) -> dict[str, Any]:
+    """One synthetic image in the form mmdet's ``test_step`` takes."""
+    import torch
+    from mmdet.structures import DetDataSample
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g)
+    meta = {"img_id": 0, "img_shape": (size, size), "ori_shape": (size, size), "scale_factor": (1.0, 1.0),
+            "pad_shape": (size, size), "batch_input_shape": (size, size)}
+    return {"inputs": [img], "data_samples": [DetDataSample(metainfo=meta)]}
+
+
+def _modes(model: Any, device: str) -> dict[str, str]:
+    """``{mode: ""}`` for each mode in which ``test_step`` runs on ``device``, else the first line of its error."""
+    import torch
+
+    from panbench.models.amp import MODES
+
+    res: dict[str, str] = {}
+    for mode in MODES:
+        dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+        try:
+            autocast = nullcontext() if mode == "fp32" else torch.autocast(device.split(":")[0], dtype=dtype)
+            with torch.inference_mode(), autocast:
+                model.test_step(_tiny_batch())
+            res[mode] = ""
+        except Exception as e:  # reported, not raised: this is a capability probe
+            res[mode] = (f"{type(e).__name__}: {e}".splitlines() or [""])[0][:120]
+    return res
+
+
+def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[str, str]]:
+    """For each architecture (its demo model, random weights, one 64x64 image): ``{mode: ""}``
+    when ``test_step`` runs under that mode on ``device``, else the first line of its error."""
+    import torch
+
+    from panbench.models.amp import keep_ops_fp32
+    from panbench.models.mmdet import mm
+    from panbench.models.mmdet.family import panoptic_only
+    from panbench.models.registry import CONFIG_DIR, all_models
+
+    root = config_dir or CONFIG_DIR
+    out: dict[str, dict[str, str]] = {}
+    for spec in all_models(root):
+        if spec.dataset != "demo" or spec.architecture in out:
+            continue
+        cfg = mm.load_config(spec.config)
+        panoptic_only(cfg)
+        torch.manual_seed(0)
+        model = mm.build_model(cfg, spec.config).to(device).eval()
+        keep_ops_fp32(model)
+        out[spec.architecture] = _modes(model, device)
+    return out
+
+
+def configs_check() -> Check:
+    """The model configs and the demo weights are there (a clone's folders, or a wheel's package data): without
+    them ``panbench ls`` shows only the hf: models and no zoo or demo model runs."""
+    from panbench.resources import checkpoint_dir, config_dir
+
+    root = config_dir()
+    n_zoo, n_demo = len(list(root.glob("*.py"))), len(list(root.glob("demo/*.py")))
+    n_weights = len(list(checkpoint_dir("demo").glob("*.pth")))
+    return Check("configs", n_zoo > 0 and n_demo > 0 and n_weights > 0,
+                 f"{n_zoo} zoo and {n_demo} demo configs in {root}, {n_weights} demo weight files",
+                 "reinstall panbench from a wheel (pip install \"panbench[mmdet]\", docs/setup.md) or from a clone "
+                 "(pip install -e \".[mmdet]\"); a copied panbench/ folder has no configs")
+
+
+def torchvision_check() -> Check:
+    """A CUDA torch's torchvision: installed, built for this torch, its ops load (panbench's CUDA nms and RoIAlign
+    are torchvision's)."""
+    import importlib.metadata as md
+
+    import torch
+
+    from panbench.ops.pairing import pairing_problem, torchvision_for
+
+    try:
+        have: str | None = md.version("torchvision")
+    except md.PackageNotFoundError:
+        have = None
+    problem = pairing_problem(torch.__version__, have)
+    if problem is None:
+        try:
+            import torchvision.ops
+
+            torchvision.ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5)
+        except Exception as e:  # a torchvision whose compiled ops do not load with this torch
+            problem = f"torchvision {have}: its ops do not load ({type(e).__name__}: {e})".splitlines()[0][:200]
+    want = torchvision_for(torch.__version__)
+    index = f" --extra-index-url https://download.pytorch.org/whl/{want.partition('+')[2]}" if "+" in want else ""
+    return Check("torchvision", problem is None, problem or f"{have} (for torch {torch.__version__})",
+                 f"pip install{index} torchvision=={want}")
+
+
+def _installed(name: str) -> tuple[str, str] | None:
+    """(distribution, version) of the package imported as ``name`` (mmcv: ``mmcv`` or ``mmcv-lite``), or None."""
+    import importlib.metadata as md
+
+    for dist in (name, *md.packages_distributions().get(name, [])):
+        try:
+            return dist, md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The release numbers of a version (``5.15.0`` -> (5, 15, 0); ``2.13.0+cpu`` -> (2, 13, 0); ``2.1rc1`` ->
+    (2, 1))."""
+    found = re.match(r"\d+(\.\d+)*", version)
+    return tuple(int(n) for n in found.group().split(".")) if found else ()
+
+
+def family_checks(pip: str, own_lines: set[str]) -> list[Check]:
+    """One line per model family (:data:`panbench.models.families.FAMILIES`): the installed versions of its
+    packages (``Family.packages``) against the tested ones (``Family.tested``); another version, or a package
+    missing, is a note with the pip command that installs the tested one (a missing package with a line of its
+    own, ``own_lines``, has its fix there)."""
+    from panbench.models.families import FAMILIES
+
+    out = []
+    for f in FAMILIES.values():
+        tested = dict(f.tested)
+        parts, pins, missing, off = [], [], [], False
+        for name in f.packages:
+            got, want = _installed(name), tested.get(name)
+            if got is None:
+                parts.append(f"{name} not installed")
+                missing.append(name)
+                if name not in own_lines:
+                    pins.append(f"'{name}=={want}'" if want else name)
+            elif want is None or got[1].split("+")[0] == want:
+                parts.append(f"{name} {got[1]}")
+            else:
+                have, ref = _release(got[1]), _release(want)
+                how = "newer than" if have > ref else "older than" if have < ref else "other than"
+                parts.append(f"{name} {got[1]} ({how} the tested {want})")
+                pins.append(f"'{got[0]}=={want}'")
+                off = True
+        runs = f"{f.prefix}: models" if f.prefix else f"{f.name} models"
+        tail = (f"{runs} do not run" if missing else f"the tested versions ({runs})" if not off else
+                f"{runs} were checked on the tested versions; on another, their numbers may differ")
+        fix = f"{pip} install {' '.join(pins)}" if pins else f"see the {', '.join(missing)} line above"
+        out.append(Check(f"versions/{f.name}", not (missing or off), f"{', '.join(parts)}: {tail}", fix,
+                         required=False))
+    return out
+
+
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     return sub.add_parser(
         "doctor", parents=[common.data_root],
@@ -303,8 +440,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     """Print every check; exit 1 when a required part is broken, else 0."""
-    from panbench import __version__
-
     print(f"panbench {__version__}")
     checks = collect(dataset_root(args))
     for c in checks:

@@ -74,11 +74,6 @@ def run(args: argparse.Namespace) -> int:
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
     args.checkpoint = single_checkpoint(args.checkpoint, specs)
-    if args.images and not args.save_predictions:
-        raise PanbenchError("--images runs models without scoring them: pass --save-predictions DIR to keep "
-                            "their predictions")
-    if args.per_image:
-        per_image_check(args.per_image, bool(args.images))
     for written in ("", "runs", "cache"):  # the folder, its records and the resume cache written as images are scored
         check_writable(Path(args.results) / written, "--results")
     if args.save_predictions:
@@ -122,15 +117,15 @@ def check_settings(args: argparse.Namespace) -> None:
                                 f"{' and '.join(given)}")
     if args.image_dir and not args.images:
         raise PanbenchError("--image-dir goes with --images FILE.json")
-
-
-def per_image_check(path: str, images: bool) -> None:
-    """``--per-image``: a .csv or .parquet file (pyarrow present), and a scored run."""
-    from panbench.analysis.per_image import check_table
-
-    if images:
+    if args.images and not args.save_predictions:
+        raise PanbenchError("--images runs models without scoring them: pass --save-predictions DIR to keep "
+                            "their predictions")
+    if args.per_image and args.images:
         raise PanbenchError("--per-image needs scored runs; --images has no ground truth: leave one out")
-    check_table(path)
+    if args.per_image:  # a .csv or .parquet file (pyarrow present)
+        from panbench.analysis.per_image import check_table
+
+        check_table(args.per_image)
 
 
 def per_image_out(path: str, rec: RunRecord, results: str, several: bool) -> Path:
@@ -163,14 +158,13 @@ def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:
     from panbench.data.datasets import load_images
     from panbench.evaluation.options import check_models
     from panbench.evaluation.run import predict_images
+    from panbench.evaluation.storage import claim_up_front
 
     if args.subset:
         raise PanbenchError("--subset selects images of a dataset with ground truth; with --images, list the "
                             "images in the folder or the JSON")
     images = load_images(args.images, args.dataset, dataset_root(args), args.image_dir, limit=args.limit)
     check_models(specs, images.categories, opts)
-    from panbench.evaluation.storage import claim_up_front
-
     claim_up_front([s.name for s in specs], images, opts.save_predictions)
     for spec in specs:
         path = predict_images(spec, images, opts)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.cli.options import Common, deprecated_alias, positive_int
+from panbench.cli.records import find_records, load_run
 from panbench.errors import InputError
 
 
@@ -27,21 +28,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--vs", metavar="B", help="run B: images ordered by PQ(A) - PQ(B), A's largest loss first")
     p.add_argument("--worst", type=positive_int, default=10, help="images listed (default 10)")
     return p
-
-
-def _pick(args: argparse.Namespace, results: Path) -> tuple[Any, ...]:
-    """The records ``--run`` (and ``--vs``) name, with their results folders: a model name's run that `table`
-    shows first (:func:`leading`), or with ``--vs`` the latest pair on the same images
-    (:func:`panbench.reporting.pairing.pick_pair`, as `compare`)."""
-    from panbench.cli.records import find_records
-    from panbench.reporting.pairing import pick_pair
-
-    runs_a, root_a = find_records(args.run, results, args.only_dataset)
-    if not args.vs:
-        return leading(runs_a, root_a, args.only_dataset), root_a, None, None
-    runs_b, root_b = find_records(args.vs, results, args.only_dataset)
-    rec_a, rec_b = pick_pair(runs_a, runs_b)
-    return rec_a, root_a, rec_b, root_b
 
 
 def leading(runs: list[Any], results: Path, dataset: str | None) -> Any:
@@ -75,14 +61,19 @@ def columns(rec: Any, aset: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from panbench.analysis.per_image import check_table, ranked, write_record_per_image
-    from panbench.cli.records import load_run
-    from panbench.reporting.pairing import ann_file
+    from panbench.reporting.pairing import ann_file, pick_pair
 
     if not args.run:
         raise InputError("--run is required: run A, a model name or a record JSON (results/runs/*.json)")
     if args.per_image:
         check_table(args.per_image)
-    rec_a, root_a, rec_b, root_b = _pick(args, Path(args.results))
+    runs_a, root_a = find_records(args.run, Path(args.results), args.only_dataset)
+    rec_b = None
+    if args.vs:  # the latest pair on the same images, as `compare` takes it
+        runs_b, root_b = find_records(args.vs, Path(args.results), args.only_dataset)
+        rec_a, rec_b = pick_pair(runs_a, runs_b)
+    else:
+        rec_a = leading(runs_a, root_a, args.only_dataset)
     a = load_run(rec_a, root_a)
     print(f"A: {_named(rec_a, root_a)}", file=sys.stderr)  # stdout: the table alone
     b_cols, name_b = None, None

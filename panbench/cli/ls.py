@@ -85,15 +85,10 @@ def _sizes(spec, measure: bool, counted: Counter[str], step: str) -> tuple[str, 
     facts = random_facts(spec, measure, on_count=say_counting)
     if facts is None:
         return "-", "-"
-    if facts["from_cache"]:
-        counted["cached"] += 1
-    else:
-        counted["now"] += 1
-        if measure:
-            print(f"ls: [{step}] {spec.name}: counted in {time.perf_counter() - t:.1f} s", file=sys.stderr,
-                  flush=True)
-    params = f"{facts['params'] / 1e6:.1f}M"
-    return params, f"{facts['flops']['gflops']:.1f}" if measure else "-"
+    counted["cached" if facts["from_cache"] else "now"] += 1
+    if measure and not facts["from_cache"]:
+        print(f"ls: [{step}] {spec.name}: counted in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    return f"{facts['params'] / 1e6:.1f}M", f"{facts['flops']['gflops']:.1f}" if measure else "-"
 
 
 def _footnotes(specs: list, rows: list[tuple], measure: bool) -> list[str]:

@@ -17,19 +17,15 @@ from typing import TYPE_CHECKING, Any, cast
 from panbench.errors import PanbenchError
 
 
-def int_in(low: int, high: int | None = None, what: str = "") -> Callable[[str], int]:
-    """An argparse ``type``: an integer >= ``low`` (and <= ``high`` where given; ``what``: what it is)."""
-    return _number_in(int, "an integer", f"in {low}..{high}" if high is not None else f">= {low}", low, high, what)
+def number_in(kind: type[int] | type[float], low: float, high: float | None = None,
+              what: str = "") -> Callable[[str], Any]:
+    """An argparse ``type``: an integer (``kind`` int) or a finite number (float) >= ``low`` (and <= ``high`` where
+    given; ``what``: what it is)."""
+    if kind is int:
+        noun, span = "an integer", f"in {low}..{high}" if high is not None else f">= {low}"
+    else:
+        noun, span = "a number", f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
 
-
-def float_in(low: float, high: float | None = None) -> Callable[[str], float]:
-    """An argparse ``type``: a finite number >= ``low`` (and <= ``high`` where given)."""
-    span = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
-    return _number_in(float, "a number", span, low, high, "")
-
-
-def _number_in(kind: Callable[[str], Any], noun: str, span: str, low: float, high: float | None,
-               what: str) -> Callable[[str], Any]:
     def check(text: str) -> Any:
         try:
             value = kind(text)
@@ -41,11 +37,11 @@ def _number_in(kind: Callable[[str], Any], noun: str, span: str, low: float, hig
     return check
 
 
-positive_int = int_in(1)  # counts and sizes
-non_negative_int = int_in(0)  # where 0 means none, or the default choice
-seed_int = int_in(0, 2**32 - 1, " (a seed)")  # numpy's legacy seeds and torch's fit 32 bits
-fraction = float_in(0.0, 1.0)  # thresholds and fractions
-non_negative_float = float_in(0.0)  # exponents
+positive_int = number_in(int, 1)  # counts and sizes
+non_negative_int = number_in(int, 0)  # where 0 means none, or the default choice
+seed_int = number_in(int, 0, 2**32 - 1, " (a seed)")  # numpy's legacy seeds and torch's fit 32 bits
+fraction = number_in(float, 0.0, 1.0)  # thresholds and fractions
+non_negative_float = number_in(float, 0.0)  # exponents
 
 
 def model_name(text: str) -> str:
@@ -95,11 +91,6 @@ class Common:
             add(parent)
             setattr(self, name, parent)
             return parent
-
-
-def common_parents() -> Common:
-    """The parent parsers of one :func:`panbench.cli.build_parser`, each built when a command first asks for it."""
-    return Common()
 
 
 class DeprecatedAlias(argparse.Action):
@@ -286,7 +277,7 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "corruption": _flags(
         ("--corruption", dict(metavar="NAME", help="corrupt each image after loading (one of the 15 COCO-C "
                               "corruptions, docs/robustness.md); needs --severity")),
-        ("--severity", dict(type=int_in(1, 5), metavar="S", help="the corruption's severity, 1 to 5"))),
+        ("--severity", dict(type=number_in(int, 1, 5), metavar="S", help="the corruption's severity, 1 to 5"))),
     "corruptions": _flags(
         ("--corruptions", dict(help="all, a group (noise, blur, weather, digital) or a comma-separated list of "
                                "groups and corruption names, each beside the clean images; default: all "

@@ -5,6 +5,7 @@ it."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,6 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[Ru
 def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: str | None) -> str:
     """Why no record of ``what`` was found and the fix: the datasets its records are on, the names meant (a
     mistyped model), the ``eval`` of a registered model, or the ``score --name`` of an external system (quoted)."""
-    import shlex
-
     from panbench.models.registry import did_you_mean, registered_names
 
     where = f" on {dataset}" if dataset else ""

@@ -9,13 +9,12 @@ from panbench.cli.options import Common, check_file_writable, check_results
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("report", parents=[common.results, common.only_dataset, common.reference, common.out],
-                       help="one self-contained HTML page: tables, plots, visualizations, provenance",
-                       description="Write RESULTS/report.html: per dataset the verdict (ranking on PQ with "
-                       "paired differences), the comparison table, the details (every column, analyses, per-class "
-                       "PQ, plots), then the images under RESULTS/viz and the provenance of each run, all embedded "
-                       "(--out: another file).")
-    return p
+    return sub.add_parser("report", parents=[common.results, common.only_dataset, common.reference, common.out],
+                          help="one self-contained HTML page: tables, plots, visualizations, provenance",
+                          description="Write RESULTS/report.html: per dataset the verdict (ranking on PQ with "
+                          "paired differences), the comparison table, the details (every column, analyses, per-class "
+                          "PQ, plots), then the images under RESULTS/viz and the provenance of each run, all embedded "
+                          "(--out: another file).")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ def sweep(spec, ds, opts, plan) -> dict:
     from panbench.evaluation.run import evaluate_model
     from panbench.robustness.summary import summary
 
-    clean, corrupted = None, []
+    recs = []
     for c in plan:
         t = time.perf_counter()
 
@@ -77,13 +77,8 @@ def sweep(spec, ds, opts, plan) -> dict:
                   f"PQ_th {m['PQ_th']:.3f}  PQ_st {m['PQ_st']:.3f}  ({time.perf_counter() - t:.1f} s{cost})",
                   file=sys.stderr, flush=True)
 
-        rec = evaluate_model(spec, ds, replace(opts, corruption=c), show=shown)
-        if c is None:
-            clean = rec
-        else:
-            corrupted.append(rec)
-    assert clean is not None, "the plan starts with the clean run"
-    return summary(clean, corrupted)
+        recs.append(evaluate_model(spec, ds, replace(opts, corruption=c), show=shown))
+    return summary(recs[0], recs[1:])  # the plan starts with the clean run
 
 
 def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> None:

@@ -18,10 +18,7 @@ def models_and_dataset(model: str, dataset: str | None) -> tuple[list[Any], str]
     if dataset:
         return resolve(model, dataset=dataset), dataset
     first = model.split(",")[0].strip()
-    guess = "coco"
-    if first != "all":
-        spec = resolve(first)[0]
-        guess = spec.dataset
+    guess = "coco" if first == "all" else resolve(first)[0].dataset
     specs = resolve(model, dataset=guess)
     # a model the registry does not list (hf:DIR) says nothing of its dataset: it follows the others (its labels
     # are checked)

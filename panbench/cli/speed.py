@@ -42,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.speed import SpeedOptions, measure
-    from panbench.records.provenance import command_line
     from panbench.records.speed import write_speed_record
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
@@ -53,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     opts = SpeedOptions(warmup=args.warmup_iters, iters=args.iters, compile=args.compile,
                         compile_mode=args.compile_mode, amp=args.amp, device=args.device,
                         end_to_end=not args.no_e2e, check_pq=args.check_pq, seed=args.seed,
-                        results_dir=Path(args.results),
-                        command=getattr(args, "command_line", None) or command_line())
+                        results_dir=Path(args.results), command=getattr(args, "command_line", None))
     failed = []
     for spec in specs:
         rec = measure(spec, ds, opts)
@@ -77,8 +75,7 @@ def speed_text(rec: Any) -> str:
              if "network_ms_mean" in f else "")
     lines = [f"{rec.model} on {rec.dataset}: forward {f['fps']:.2f} FPS, {f['ms_mean']:.1f} ms mean{split}, "
              f"median {f['ms_median']:.1f} ms"]
-    if rec.end_to_end:
-        e = rec.end_to_end
+    if e := rec.end_to_end:
         lines.append(f"  end to end (load, preprocess, forward, segments): {e['fps']:.2f} FPS, {e['ms_mean']:.1f} ms")
     state = f"compiled ({', '.join(rec.compile.get('modules', []))})" if rec.compile.get("on") else "eager"
     lines.append(f"  protocol {p['name']}: batch {p['batch']}, {p['warmup']} warm-up + {p['iters']} timed "
@@ -94,8 +91,7 @@ def speed_text(rec: Any) -> str:
     if rec.published_fps is not None:
         where = "this device" if rec.published_matches else f"{rec.published_fps_device}: not this device, not compared"
         lines.append(f"  published: {rec.published_fps:g} FPS on {where} ({rec.published_fps_source})")
-    if rec.pq_check is not None:
-        c = rec.pq_check
+    if (c := rec.pq_check) is not None:
         lines.append(f"  PQ eager {c['eager']:.4f}, compiled {c['compiled']:.4f}: |delta| {c['delta']:.4f} "
                      f"({'within' if c['within'] else 'OUTSIDE'} {c['tolerance']}) on {c['images']} images")
     return "\n".join(lines)

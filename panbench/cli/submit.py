@@ -57,10 +57,8 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
            "--no-progress"]
     if args.limit is not None:
         out += ["--limit", str(args.limit)]
-    if args.subset is not None:
-        out += ["--subset", str(Path(args.subset).resolve())]
-    if checkpoint is not None:
-        out += ["--checkpoint", str(Path(checkpoint).resolve())]
+    for flag, path in (("--subset", args.subset), ("--checkpoint", checkpoint)):
+        out += [] if path is None else [flag, str(Path(path).resolve())]
     for flag in FORWARDED:
         v = getattr(args, flag[2:].replace("-", "_"))
         out += [] if v is None else [flag, str(v)]

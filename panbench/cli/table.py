@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from panbench.cli.options import Common, check_results, deprecated_alias
+from panbench.cli.records import alias_names
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -36,7 +37,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 def _reference(args: argparse.Namespace) -> str | None:
     """``--reference`` as a recorded model's name: a registry alias (``maskformer`` with ``--only-dataset demo``)
     becomes the one model of the records it stands for, as ``compare`` and ``images`` read it."""
-    from panbench.cli.records import alias_names
     from panbench.records import load_records
 
     ref = args.reference

@@ -60,11 +60,7 @@ def external_fields(name: str, dataset: str, gt_json: str | Path, gt_dir: str | 
         "versions": versions(()), "git_commit": git_commit(),  # scoring runs no model: no model stack
         "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
     }
-    return dict(
-        model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
-        postprocess="external", fusion=None,
-        published={}, delta_to_published={}, published_source=None, params=None, flops=None, device="external",
-        world_size=1,
-        batch_size=None, largest_batch=None,
-        timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance,
-    )
+    return dict(model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
+                postprocess="external", fusion=None, published={}, delta_to_published={}, published_source=None,
+                params=None, flops=None, device="external", world_size=1, batch_size=None, largest_batch=None,
+                timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance)

@@ -17,11 +17,13 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from panbench.errors import InputError
 from panbench.records.rows import CSV_FIELDS, csv_row
 from panbench.records.schema import RunRecord
+
+_Claimed = TypeVar("_Claimed")  # what _claim_names returns: a record, or a path
 
 
 def atomic_write(path: Path, data: bytes, tmp: Path | None = None) -> None:
@@ -65,10 +67,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, text.encode())
 
 
-def record_path(results_dir: Path, model: str, dataset: str, date: str) -> Path:
-    """``results/runs/<date>_<model>_<dataset>.json``."""
+def record_path(results_dir: Path, model: str, dataset: str, date: str, folder: str = "runs") -> Path:
+    """``results/runs/<date>_<model>_<dataset>.json`` (``folder``: ``speed`` for the speed records)."""
     stamp = date.replace(":", "").replace("-", "").replace("+0000", "Z")
-    return results_dir / "runs" / f"{stamp}_{_record_stem(model, dataset)}.json"
+    return results_dir / folder / f"{stamp}_{_record_stem(model, dataset)}.json"
 
 
 def _record_stem(model: str, dataset: str) -> str:
@@ -140,15 +142,15 @@ def _candidates(first: Path) -> Iterator[Path]:
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
-def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path,
-                 content: Callable[[Path], RunRecord], lock_path: Path) -> RunRecord:
-    """Put the written temporary files in place under the first free name of :func:`_candidates`; returns the
-    record as written.  Each name is claimed with ``os.link`` (atomic, on NFS too, and it fails when the name
-    exists): the analysis file first, then the record, whose content ``content(path)`` writes into ``json_tmp``
-    for the name being tried; when the record's name is taken, the analysis file just linked is removed and the
-    next name tried.  A record is thus only ever seen complete, with its analysis file already beside it.  On a
-    file system without hard links the names are chosen and the files moved into place (``os.replace``) under an
-    exclusive ``flock`` of ``lock_path`` instead."""
+def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Callable[[Path], _Claimed],
+                 lock_path: Path) -> _Claimed:
+    """Put the written temporary files in place under the first free name of :func:`_candidates`; returns what
+    ``content`` returned for it (the record as written).  Each name is claimed with ``os.link`` (atomic, on NFS
+    too, and it fails when the name exists): the analysis file first, then the record, whose content
+    ``content(path)`` writes into ``json_tmp`` for the name being tried; when the record's name is taken, the
+    analysis file just linked is removed and the next name tried.  A record is thus only ever seen complete, with
+    its analysis file already beside it.  On a file system without hard links the names are chosen and the files
+    moved into place (``os.replace``) under an exclusive ``flock`` of ``lock_path`` instead."""
     for path in _candidates(first):
         npz = _analysis_path(path)
         if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
@@ -184,23 +186,18 @@ def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path,
 
 def write_new(first: Path, content: Callable[[Path], bytes]) -> Path:
     """``content(path)`` written under ``first`` or its first ``~k`` twin not taken yet, claimed atomically as
-    :func:`write_record` claims a record's name (``os.link`` of the complete file; under a ``flock`` where the file
-    system has no hard links): never over another file, never half a file; returns the path written.  The speed
-    records and the robustness summaries are written so."""
+    :func:`write_record` claims a record's name (:func:`_claim_names`, without an analysis file): never over
+    another file, never half a file; returns the path written.  The speed records and the robustness summaries are
+    written so."""
     first.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(first, first.suffix)
+
+    def written(path: Path) -> Path:
+        atomic_write(tmp, content(path))
+        return path
+
     try:
-        for path in _candidates(first):
-            atomic_write(tmp, content(path))
-            if linked := _link(tmp, path):
-                return path
-            if linked is None:
-                break
-        with open(first.parent / ".names.lock", "a") as lock:  # no hard links here
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            path = next(p for p in _candidates(first) if not p.exists())
-            atomic_write(path, content(path))
-            return path
+        return _claim_names(first, None, tmp, written, first.parent / ".names.lock")
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -227,21 +224,17 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _append_csv(path, row)
-
-
-def _append_csv(path: Path, row: dict[str, Any]) -> None:
-    old = path.read_text() if path.exists() else ""
-    have = next(csv.reader([old.splitlines()[0]])) if old else []
-    fields = CSV_FIELDS + [c for c in have if c not in CSV_FIELDS]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    if have != fields:
-        w.writeheader()
-        w.writerows(csv.DictReader(io.StringIO(old)))
-        old = ""
-    w.writerow(row)
-    atomic_write_text(path, old + buf.getvalue())
+        old = path.read_text() if path.exists() else ""
+        have = next(csv.reader([old.splitlines()[0]])) if old else []
+        fields = CSV_FIELDS + [c for c in have if c not in CSV_FIELDS]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+        if have != fields:
+            w.writeheader()
+            w.writerows(csv.DictReader(io.StringIO(old)))
+            old = ""
+        w.writerow(row)
+        atomic_write_text(path, old + buf.getvalue())
 
 
 def _command_selection(command: str, n_images: int) -> dict[str, Any]:
@@ -320,8 +313,7 @@ def load_records(results_dir: Path) -> list[RunRecord]:
 
 
 def named_records(what: str, results: Path, dataset: str | None,
-                  aliases: Callable[[str], set[str]] = lambda what: set(),
-                  ) -> tuple[list[RunRecord], Path, set[str]]:
+                  aliases: Callable[[str], set[str]]) -> tuple[list[RunRecord], Path, set[str]]:
     """The one finder of the records a name stands for, oldest first, with their results folder and the alias
     names tried: a record JSON's path (also ``runs/X.json`` below ``results``) names that record (its results folder
     read from its ``record`` field); a model name every record of that model on ``dataset`` (None: any), else of

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import sys
 from collections.abc import Sequence
@@ -39,8 +40,6 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 def package_version(module: str) -> str | None:
     """The ``__version__`` of an importable module (None: not installed, or no version): the one version lookup of
     a record's provenance and of the resume cache's key."""
-    import importlib
-
     try:
         return str(importlib.import_module(module).__version__)
     except Exception:
@@ -54,9 +53,8 @@ def versions(packages: Sequence[str]) -> dict[str, str | None]:
     with mmcv, what served mmcv's compiled ops."""
     import platform
 
-    out: dict[str, str | None] = {"panbench": panbench.__version__, "python": platform.python_version()}
-    for mod in (*packages, "numpy"):
-        out[mod] = package_version(mod)
+    out: dict[str, str | None] = {"panbench": panbench.__version__, "python": platform.python_version(),
+                                  **{mod: package_version(mod) for mod in (*packages, "numpy")}}
     if "torch" in packages:
         try:
             import torch

@@ -82,23 +82,16 @@ def same_device(device: str, published: str | None) -> bool:
     return bool(want) and all(w in words for w in want)
 
 
-def speed_path(results_dir: Path, model: str, dataset: str, date: str) -> Path:
-    """``results/speed/<date>_<model>_<dataset>.json``."""
-    stamp = date.replace(":", "").replace("-", "").replace("+0000", "Z")
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}_{dataset}").strip("_")
-    return results_dir / "speed" / f"{stamp}_{safe}.json"
-
-
 def write_speed_record(results_dir: Path, rec: SpeedRecord) -> SpeedRecord:
     """Write ``rec`` (its name claimed atomically, never over another record: ``write_new``); returns it with
     ``record`` set."""
-    from panbench.records.io import write_new
+    from panbench.records.io import record_path, write_new
 
     def content(path: Path) -> bytes:
         named = dataclasses.replace(rec, record=str(path.relative_to(results_dir)))
         return (json.dumps(named.to_json(), indent=1, default=str) + "\n").encode()
 
-    path = write_new(speed_path(results_dir, rec.model, rec.dataset, rec.date), content)
+    path = write_new(record_path(results_dir, rec.model, rec.dataset, rec.date, "speed"), content)
     return dataclasses.replace(rec, record=str(path.relative_to(results_dir)))
 
 

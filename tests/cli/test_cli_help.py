@@ -147,7 +147,7 @@ def test_every_option_group_of_common_is_defined_once_and_built_on_first_use() -
     from panbench.cli import options
 
     assert set(options.Common.__annotations__) == set(options._GROUPS)
-    common = options.common_parents()
+    common = options.Common()
     assert vars(common) == {}
     assert common.strict is common.strict and set(vars(common)) == {"strict"}
     with pytest.raises(AttributeError):

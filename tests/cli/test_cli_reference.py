@@ -49,15 +49,15 @@ def test_an_option_changed_in_the_code_makes_the_reference_out_of_date(monkeypat
     text = ref.DOC.read_text()
     from panbench.cli import options
 
-    real = options.common_parents
+    real = options.Common
 
     def more(*a, **k):
         common = real(*a, **k)
         common.results._actions[-1].help = "a changed help"
         return common
 
-    monkeypatch.setattr(options, "common_parents", more)
+    monkeypatch.setattr(options, "Common", more)
     import panbench.cli as cli
 
-    monkeypatch.setattr(cli, "common_parents", more)
+    monkeypatch.setattr(cli, "Common", more)
     assert ref.rewrite(text) != text

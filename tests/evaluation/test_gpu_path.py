@@ -71,7 +71,7 @@ def test_demo_models_have_their_fp32_ops_wrapped() -> None:
 
 @pytest.mark.slow
 def test_amp_support_says_what_runs_on_this_cpu() -> None:
-    from panbench.cli.doctor_probes import amp_support
+    from panbench.cli.doctor import amp_support
 
     support = amp_support("cpu")
     assert set(support) == {"PanopticFPN", "MaskFormer", "Mask2Former"}
