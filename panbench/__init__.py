@@ -49,8 +49,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: configs/, check
 # The Python API (docs/api.md), imported on first use so that ``import panbench`` stays light.
 _API = {"pq_compute": "panbench.pq.compute", "PanopticQuality": "panbench.metrics",
         "CocoPanopticQuality": "panbench.metrics", "PQResult": "panbench.metrics", "PQValues": "panbench.metrics",
-        "ClassPQ": "panbench.metrics"}
-__all__ = ["ClassPQ", "CocoPanopticQuality", "PQResult", "PQValues", "PanopticQuality", "__version__", "pq_compute"]
+        "ClassPQ": "panbench.metrics", "Finding": "panbench.metrics", "DiagnosisWarning": "panbench.metrics"}
+__all__ = ["ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "PQResult", "PQValues", "PanopticQuality",
+           "__version__", "pq_compute"]
 
 
 def named(ref: str) -> Any:

@@ -273,6 +273,21 @@ def eval_demo_record(demo_root: Path, results: Path, *extra: str) -> dict[str, A
     return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
 
 
+def rolled_checkpoint(demo_checkpoint: Path, tmp: Path) -> Path:
+    """A demo Mask2Former checkpoint with its class order rolled by one among things and among stuff (its
+    classifier's rows moved: where it said 'disk' it says 'tile', ...): a checkpoint trained with another class
+    order than the dataset_meta it is evaluated with."""
+    import torch
+
+    ckpt = torch.load(demo_checkpoint, map_location="cpu", weights_only=False)
+    order = [1, 2, 3, 0, 5, 6, 7, 4, 8]  # row k of the new classifier is the old row order[k]; 8: no object
+    for name in ("panoptic_head.cls_embed.weight", "panoptic_head.cls_embed.bias"):
+        ckpt["state_dict"][name] = ckpt["state_dict"][name][order].clone()
+    path = tmp / "rolled.pth"
+    torch.save(ckpt, path)
+    return path
+
+
 def analysis_fields(boundary: bool = False) -> tuple[str, ...]:
     """The record fields of the analyses, read from ``ANALYSES`` in row order (a new row needs no test edit);
     boundary PQ's only with ``boundary``: it needs the ``--boundary`` scoring pass (its ``BEYOND_THE_ROW``)."""

@@ -94,7 +94,7 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
     """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit),
     the per-image matches as an :class:`AnalysisSet` (images in the ground truth's `images` order, as eval) and
     :func:`run_fields`."""
-    from panbench.pq.score import Scoring, score_stream
+    from panbench.pq.score import Scoring, metrics_with_diagnosis, score_stream
 
     folded = RunFold()
     ev, pairs, cols = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
@@ -107,4 +107,4 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
             raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
         bstats = PQStats.zeros(len(cats))
         bstats.add_columns(cols, len(pairs), BOUNDARY_PREFIX)
-    return ev.evaluate(), aset, run_fields(aset, cats, bstats, folded=folded)
+    return metrics_with_diagnosis(ev), aset, run_fields(aset, cats, bstats, folded=folded)

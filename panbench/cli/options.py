@@ -72,6 +72,7 @@ class Common:
     corruptions: argparse.ArgumentParser  # --corruptions, --severities: a sweep's corruption cells
     boundary: argparse.ArgumentParser  # --boundary
     strict: argparse.ArgumentParser  # --strict
+    diagnosis: argparse.ArgumentParser  # --no-diagnosis
     format: argparse.ArgumentParser  # --format
     reference: argparse.ArgumentParser  # --reference
     json: argparse.ArgumentParser  # --json
@@ -288,6 +289,8 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
                                            "pass over the pixels of each image)"))),
     "strict": _flags(("--strict", dict(_STORE_TRUE, help="refuse ground-truth PNG ids that segments_info does not "
                                        "list (default: score them as panopticapi does and say how many pixels)"))),
+    "diagnosis": _flags(("--no-diagnosis", dict(_STORE_TRUE, help="do not look for the format mistakes behind a low "
+                                                "PQ (category order, ids as indexes; docs/pq-evaluator.md)"))),
     "format": _format,
     "reference": _flags(("--reference", dict(metavar="MODEL", help="the run the paired differences are taken to (a "
                                              "model name, or a label as the table prints it); default: the best PQ "

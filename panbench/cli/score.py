@@ -22,7 +22,7 @@ from panbench.errors import InputError
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "score",
-        parents=[common.results, common.json, common.boundary, common.strict, common.per_image],
+        parents=[common.results, common.json, common.boundary, common.strict, common.per_image, common.diagnosis],
         help="score COCO panoptic predictions (JSON + PNGs) against ground truth",
         description="Score predictions in the COCO panoptic format (from any framework) against ground "
         "truth; gives panopticapi's numbers exactly, streaming, optionally on several cores.",
@@ -81,7 +81,10 @@ def _scored(args: argparse.Namespace) -> int:
         from panbench.analysis.ap_files import score_instances
 
         fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
+    findings = _diagnosis(args, res.pop("diagnosis", []))
     seconds = time.perf_counter() - t
+    if findings:
+        fields["diagnosis"] = [f.to_json() for f in findings]
     from panbench.pq.stuff_rule import stuff_rule_warning
 
     warning = stuff_rule_warning(args.gt_json)  # two segments of one stuff category in an image
@@ -103,6 +106,17 @@ def _scored(args: argparse.Namespace) -> int:
     if args.per_image and aset is not None:
         _per_image(args, aset)
     return 0
+
+
+def _diagnosis(args: argparse.Namespace, findings: list[Any]) -> list[Any]:
+    """The format mistakes scoring found (none with ``--no-diagnosis``), each with the PQ its fix would give (the
+    PNGs scored once more with the corrected ids: only when there is a finding)."""
+    if args.no_diagnosis or not findings:
+        return []
+    from panbench.pq.score import with_pq_if_fixed
+
+    return with_pq_if_fixed(findings, args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, args.procs,
+                            args.strict)
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -212,7 +226,7 @@ def _per_image(args: argparse.Namespace, aset: Any) -> None:
 
 def _text(res: dict[str, object], fields: dict[str, object]) -> str:
     """The terminal output: PQ's table, a line per analysis, the mask AP."""
-    from panbench.reporting.text import format_analyses, format_metrics
+    from panbench.reporting.text import diagnosis_lines, format_analyses, format_metrics
 
     analyses = format_analyses({**fields, "n_images": res["n_images"]})
     lines = [format_metrics(res, f"{res['n_images']} images"), *analyses]
@@ -220,4 +234,5 @@ def _text(res: dict[str, object], fields: dict[str, object]) -> str:
         from panbench.analysis.ap import ap_line
 
         lines.append(ap_line(fields["ap"]))  # type: ignore[arg-type]
+    lines += diagnosis_lines(fields.get("diagnosis", []))  # type: ignore[arg-type]
     return "\n".join(lines)

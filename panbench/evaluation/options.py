@@ -38,6 +38,7 @@ class EvalOptions:
     results_dir: Path = Path("results")  # where records and runs.csv go
     command: str | None = None  # the command line, kept in the record's provenance
     postprocess: PostProcess = field(default_factory=PostProcess)
+    diagnosis: bool = True  # look for the format mistakes behind a low PQ (panbench.pq.diagnosis)
     cfg_options: dict[str, Any] | None = None  # --cfg-options, merged into the model config before building
     save_predictions: Path | None = None  # --save-predictions DIR: COCO panoptic PNGs + JSON
     limit: int | None = None  # --limit, recorded in the record's selection
@@ -77,7 +78,7 @@ class EvalOptions:
             save_predictions=Path(args.save_predictions) if given("save_predictions") else None,
             boundary=given("boundary", cls.boundary), strict=given("strict", cls.strict),
             fusion=given("fusion", cls.fusion), flops_images=given("flops_images", cls.flops_images),
-            ap=not given("no_ap", not cls.ap),
+            ap=not given("no_ap", not cls.ap), diagnosis=not given("no_diagnosis", not cls.diagnosis),
             corruption=corruption_of(given("corruption"), given("severity")),
         )
 

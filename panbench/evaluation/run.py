@@ -169,6 +169,7 @@ class Run:
     def record(self, show: Callable[[RunRecord], None] | None = None) -> RunRecord:
         """The result record, written by rank 0 (``show``: handed it on rank 0 before it is written)."""
         spec, dataset, opts, res = self.spec, self.dataset, self.opts, self.metrics
+        found = self.evaluators.pq.diagnosis() if opts.diagnosis else []  # format mistakes: pq_if_fixed None
         # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
         own = record_fields.own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
         coco = dataset.name == "coco" and opts.corruption is None and not own
@@ -196,6 +197,7 @@ class Run:
             selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
             **record_fields.corruption_fields(opts), **self.analyses,
             **record_fields.ap_miou_fields(self.evaluators, self.lm.family.instance_source, res),
+            **({"diagnosis": [f.to_json() for f in found]} if found else {}),
         )
         if self.rank == 0 and self.unsaved is not None and self.writer is not None:
             raise storage.unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))

@@ -12,6 +12,7 @@ built on them are in :mod:`panbench.integrations`.
 
 from panbench.metrics.panoptic import BasePanopticQuality, CocoPanopticQuality, PanopticQuality, category_table
 from panbench.metrics.result import ClassPQ, PQResult, PQValues
+from panbench.pq.diagnosis import DiagnosisWarning, Finding
 
-__all__ = ["BasePanopticQuality", "ClassPQ", "CocoPanopticQuality", "PQResult", "PQValues", "PanopticQuality",
-           "category_table"]
+__all__ = ["BasePanopticQuality", "ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "PQResult",
+           "PQValues", "PanopticQuality", "category_table"]

@@ -11,6 +11,7 @@ Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`,
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from panbench.metrics.inputs import check_one_device, counted_areas, id_map
 from panbench.metrics.result import PQResult
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.coco_format import parse_categories, read_json
+from panbench.pq.diagnosis import DiagnosisWarning
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult
@@ -180,7 +182,11 @@ class BasePanopticQuality:
             aset = AnalysisSet.from_columns(self._pq.dense_columns(len(self._image_ids)), len(cats), self._image_ids,
                                             cats.ids, cats.isthing)
             analyses = run_fields(aset, cats)
-        return PQResult.from_stats(self._pq.stats, self.categories, analyses)
+        result = PQResult.from_stats(self._pq.stats, self.categories, analyses)
+        if result.diagnosis:  # one warning per compute(), whatever the findings
+            warnings.warn("panbench: " + " | ".join(f"{f.kind}: {f.message}" for f in result.diagnosis),
+                          DiagnosisWarning, stacklevel=2)
+        return result
 
 
 class PanopticQuality(BasePanopticQuality):

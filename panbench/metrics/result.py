@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from panbench.pq.diagnosis import Finding, category_mapping
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import PQStats, panopticapi_summary, pq_summary
 
@@ -37,7 +38,9 @@ class PQResult:
 
     ``metrics`` is what ``panbench score --json`` prints (0-100: ``PQ``, ``SQ``, ``RQ``, ``PQ_th``, ...,
     ``per_class``, pixel accuracy, mIoU); ``analyses`` the analyses of ``panbench eval`` (intervals, PQ by size,
-    PQ-dagger, the error breakdown) when the metric was built with ``analyses=True``, else empty."""
+    PQ-dagger, the error breakdown) when the metric was built with ``analyses=True``, else empty; ``diagnosis``
+    the format mistakes the sums show (:mod:`panbench.pq.diagnosis`: a category mapping), empty when none (their
+    ``pq_if_fixed`` is None here: the fix needs the predictions scored again, which ``panbench score`` does)."""
 
     all: PQValues
     things: PQValues
@@ -46,6 +49,7 @@ class PQResult:
     n_images: int
     metrics: dict[str, Any] = field(repr=False)
     analyses: dict[str, Any] = field(default_factory=dict, repr=False)
+    diagnosis: tuple[Finding, ...] = ()
 
     @staticmethod
     def from_stats(stats: PQStats, categories: CategoryTable, analyses: dict[str, Any] | None = None) -> PQResult:
@@ -53,7 +57,8 @@ class PQResult:
         per_class = {cid: ClassPQ(v["pq"], v["sq"], v["rq"], int(stats.tp[k]), int(stats.fp[k]), int(stats.fn[k]))
                      for k, (cid, v) in enumerate(api["per_class"].items())}
         return PQResult(PQValues(**api["All"]), PQValues(**api["Things"]), PQValues(**api["Stuff"]), per_class,
-                        stats.n_images, pq_summary(stats, categories.ids, categories.isthing), analyses or {})
+                        stats.n_images, pq_summary(stats, categories.ids, categories.isthing), analyses or {},
+                        tuple(f for f in (category_mapping(stats.conf, categories),) if f))
 
     def to_panopticapi(self) -> dict[str, Any]:
         """panopticapi's ``pq_compute`` dict: ``{"All" | "Things" | "Stuff": {"pq", "sq", "rq", "n"},

@@ -23,6 +23,15 @@ from panbench.pq.kernels import _SENTINEL, MAX_ID
 from panbench.pq.matching import CategoryTable, Segments
 
 
+class UnknownCategoryError(InputError):
+    """A predicted segment whose category id the ground truth lacks: ``symptom`` and ``fix`` apart, so that a caller
+    that sees the whole prediction can name the mistake behind it (:func:`panbench.pq.diagnosis.index_ids`)."""
+
+    def __init__(self, symptom: str, fix: str) -> None:
+        super().__init__(f"{symptom}; {fix}")
+        self.symptom = symptom
+
+
 class PackedSegments:
     """A segments_info array as :func:`read_json` keeps it where ``_match.scan`` read it (C): the document's bytes,
     the array's place in them and the integer fields scoring reads of its ``n`` segments, for ``_match.packed``.
@@ -300,10 +309,9 @@ def parse_segments(
             raise InputError(f"{where}: duplicate segment id {int(u[c > 1][0])} in segments_info; ids must be unique")
         if min(cat_idx) < 0:
             s = segments_info[cat_idx.index(-1)]
-            raise InputError(
-                f"{where}: segment {s['id']} has unknown category_id {s['category_id']}; "
-                + ("add the category to its 'categories' or correct the segment" if gt
-                   else "use the category ids of the ground-truth JSON")
-            )
+            symptom = f"{where}: segment {s['id']} has unknown category_id {s['category_id']}"
+            if gt:
+                raise InputError(f"{symptom}; add the category to its 'categories' or correct the segment")
+            raise UnknownCategoryError(symptom, "use the category ids of the ground-truth JSON")
     return Segments(np.array(ids, np.int64), np.array(cat_idx, np.int64), np.array(crowd, bool),
                     np.array(areas, np.int64) if areas is not None else np.zeros(n, np.int64))

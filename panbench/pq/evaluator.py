@@ -18,6 +18,7 @@ from panbench.errors import InputError
 from panbench.pq import native, reference
 from panbench.pq.boundary import boundary_image_stats
 from panbench.pq.coco_format import parse_segments
+from panbench.pq.diagnosis import channel_order
 from panbench.pq.kernels import MAX_ID
 from panbench.pq.matching import CategoryTable, ImageMatch, Segments, match_image
 from panbench.pq.result import ImageResult
@@ -100,7 +101,8 @@ def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, p
     bad = (native.pixels() or reference).pair_counts(
         _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter, strict)
     if bad is not None:
-        raise _unknown_id(where, bad[0] == 0, bad[1])
+        found = None if bad[0] == 0 else channel_order([bad[1], *np.unique(pred_ids).tolist()], pred.ids.tolist())
+        raise _unknown_id(where, bad[0] == 0, bad[1], found.message if found else None)
     return inter
 
 
@@ -122,7 +124,7 @@ def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) ->
     pred.areas = areas
 
 
-def _unknown_id(where: str, gt_side: bool, seg_id: int) -> InputError:
+def _unknown_id(where: str, gt_side: bool, seg_id: int, why: str | None = None) -> InputError:
     if gt_side:
         return InputError(
             f"{where} (ground truth): PNG segment id {seg_id} is absent from segments_info; "
@@ -131,7 +133,7 @@ def _unknown_id(where: str, gt_side: bool, seg_id: int) -> InputError:
         )
     return InputError(
         f"{where} (prediction): PNG segment id {seg_id} is absent from segments_info; "
-        "list every segment of the PNG in segments_info"
+        + (why or "list every segment of the PNG in segments_info")
     )
 
 

@@ -10,10 +10,12 @@ analyses) as columns (:mod:`panbench.pq.result`), in the order of the images wha
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,15 @@ from panbench.errors import InputError
 from panbench.pq import batch
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.batch import Pair, PartFold
-from panbench.pq.coco_format import parse_annotations, read_ground_truth, read_json, safe_join, segments_list
+from panbench.pq.coco_format import (
+    UnknownCategoryError,
+    parse_annotations,
+    read_ground_truth,
+    read_json,
+    safe_join,
+    segments_list,
+)
+from panbench.pq.diagnosis import Finding, index_ids
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -150,10 +160,17 @@ def score_stream(
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticAccumulator(cats)
     fold_part = fold(len(cats)) if fold is not None and how.keep_images else None
-    with collector_paused():  # no cycles are made, and collections would walk the annotations
-        part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
-                                          lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), fold_part,
-                                          in_c)
+    try:
+        with collector_paused():  # no cycles are made, and collections would walk the annotations
+            part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
+                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), fold_part,
+                                              in_c)
+    except UnknownCategoryError as err:
+        used = (s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"]))
+        found = index_ids(used, cats)
+        if found is None:
+            raise
+        raise InputError(f"{err.symptom}; {found.message}") from err
     ev.add_sums(part)
     return ev, pairs, results
 
@@ -169,7 +186,40 @@ def score_files(
     """panopticapi's ``pq_compute`` result, computed streaming (on every available core unless ``workers``
     says otherwise); see :func:`panbench.pq.sums.pq_summary`.
     ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them)."""
-    return score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict))[0].evaluate()
+    ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict))[0]
+    return metrics_with_diagnosis(ev)
+
+
+def metrics_with_diagnosis(ev: PanopticAccumulator) -> dict[str, Any]:
+    """The accumulator's metrics (:meth:`~PanopticAccumulator.evaluate`) and, only when the sums show a format
+    mistake, its findings under ``diagnosis`` (:class:`~panbench.pq.diagnosis.Finding`, ``pq_if_fixed`` None:
+    :func:`with_pq_if_fixed` computes it)."""
+    out = ev.evaluate()
+    if found := ev.diagnosis():
+        out["diagnosis"] = found
+    return out
+
+
+def with_pq_if_fixed(findings: list[Finding], gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
+                     pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int | None = None,
+                     strict: bool = False) -> list[Finding]:
+    """``findings`` with ``pq_if_fixed``: the PQ of the prediction with each finding's category ids rewritten
+    (:attr:`~panbench.pq.diagnosis.Finding.remap`), the same PNGs scored once more as :func:`score_files` scores."""
+    out = []
+    for found in findings:
+        if not found.remap:
+            out.append(found)
+            continue
+        pred = read_json(pred_json, "prediction JSON")
+        for ann in pred.get("annotations", []):
+            for seg in ann.get("segments_info", []):
+                seg["category_id"] = found.remap.get(seg["category_id"], seg["category_id"])
+        with tempfile.TemporaryDirectory(prefix="panbench-fix-") as tmp:
+            fixed = Path(tmp) / "predictions.json"
+            fixed.write_text(json.dumps(pred))
+            pq = score_files(gt_json, gt_dir, fixed, pred_dir, workers, strict)["PQ"]
+        out.append(replace(found, pq_if_fixed=pq))
+    return out
 
 
 def json_ready(res: dict[str, Any]) -> dict[str, Any]:

@@ -114,6 +114,9 @@ class RunRecord(Mapping[str, Any]):
     ap_source: str | None = None  # what gave the scored instances (AP_SOURCES in panbench.analysis.ap)
     miou: float | None = None  # mIoU 0-100 of miou_source's output (panbench.analysis.semantic); None: not computed
     miou_source: str | None = None  # "semantic": the model's semantic output; "panoptic": its panoptic output
+    # the format mistakes behind a low PQ (panbench.pq.diagnosis): [{"kind", "message", "pq_if_fixed"}], written
+    # only when one is found
+    diagnosis: list[dict[str, Any]] | None = None
     analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder (io.write_record)
     record: str | None = None  # path of the JSON below the results folder (set by io.write_record)
     # the fields the JSON holds (the others were absent); empty: every field that is not None

@@ -71,7 +71,7 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
         if (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
             lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
-    lines += ["  " + line for line in format_analyses(rec)]
+    lines += ["  " + line for line in format_analyses(rec) + diagnosis_lines(rec.diagnosis or [])]
     if saved := (rec.provenance or {}).get("predictions"):  # --save-predictions: where they went
         lines.append(f"  predictions: {saved['json']} and {saved['dir']}/ (COCO panoptic format)")
     if rec.record is not None:  # a written record (a command prints the numbers before it writes it)
@@ -175,3 +175,11 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
 
 def _diff(v: dict[str, Any]) -> float | None:
     return None if v["a"] is None or v["b"] is None else v["b"] - v["a"]
+
+
+def diagnosis_lines(findings: list[dict[str, Any]]) -> list[str]:
+    """Each format mistake found (``diagnosis`` of ``score --json`` or a record: kind, message, pq_if_fixed 0-100)
+    as the lines under the table."""
+    return [f"diagnosis ({f['kind']}): {f['message']}"
+            + (f"; PQ with the fix: {f['pq_if_fixed']:.2f}" if f.get("pq_if_fixed") is not None else "")
+            for f in findings]

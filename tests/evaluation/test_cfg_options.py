@@ -41,6 +41,7 @@ def test_an_override_changes_the_results_the_record_and_the_cache_key(demo_root,
     assert strict["timings"]["resumed_images"] == 0
     assert strict["provenance"]["cfg_options"] == {"model.test_cfg.object_mask_thr": 0.99}
     assert plain["provenance"]["cfg_options"] is None
+    assert "diagnosis" not in plain  # a model in its dataset's class order: no format mistake
     assert json.loads(strict["provenance"]["config"])["model"]["test_cfg"]["object_mask_thr"] == 0.99
     assert strict["provenance"]["config_sha256_16"] != plain["provenance"]["config_sha256_16"]
     assert strict["metrics"] != plain["metrics"]  # fewer queries kept: other segments

@@ -95,3 +95,18 @@ def test_runner_train_validates_with_the_panbench_metric_each_interval(demo_root
     for k in KEYS:  # two validation rounds, each with the nine numbers
         values, _ = r.message_hub.get_scalar(f"val/coco_panoptic/{k}").data
         assert len(values) == 2 and not any(math.isnan(v) for v in values), (k, values)
+
+
+def test_a_model_whose_label_order_differs_from_dataset_meta_gets_a_warning_naming_the_mapping(demo_root,
+                                                                                             tmp_path) -> None:
+    """The metric's keys and values stay what MMEngine expects (numbers); the diagnosis is a warning."""
+    from helpers import rolled_checkpoint
+
+    from panbench import DiagnosisWarning
+
+    rolled = rolled_checkpoint(checkpoint("mask2former"), tmp_path)
+    body = (f"load_from = {str(rolled)!r}\ntest_dataloader = dict(dataset=dict(indices=8))\n"
+            "test_evaluator = dict(type='PanbenchPanopticMetric', ann_file=ann, seg_prefix=seg)\n")
+    with pytest.warns(DiagnosisWarning, match="category_mapping: predicted categories follow another class order"):
+        out = runner(user_config(tmp_path, "mask2former", demo_root, body), demo_root).test()
+    assert set(out) == {f"coco_panoptic/{k}" for k in KEYS} and out["coco_panoptic/PQ"] < 5

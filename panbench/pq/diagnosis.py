@@ -1,0 +1,147 @@
+"""Why is my PQ low?  The format mistakes that score a good model near zero, found from what scoring keeps.
+
+Each rule is a pure function of sums scoring already has (the semantic confusion matrix ``PQStats.conf``, the
+prediction's category ids, one segment's PNG id) and returns a :class:`Finding` or None: silent unless it can
+explain a low number.  ``pq_if_fixed`` is the PQ of the corrected prediction where the caller can score it (``score``
+re-scores the PNGs once with :attr:`Finding.remap` applied), else None.
+
+The mapping rule (docs/pq-evaluator.md, "Why is my PQ low?"): each predicted category is mapped to the ground-truth
+category it covers most pixels of (categories, not segments, so masks alone decide); the prediction is said to use
+another category order when
+
+* at least :data:`MIN_MOVED` predicted categories map to a category other than their own (where several map to one,
+  the one covering it most keeps it: the mapping is one-to-one),
+* the mapping explains at least :data:`FOLLOW_SHARE` of the pixels where both sides have a category, and
+* the moved categories hold at least :data:`MOVED_SHARE` of those pixels.
+
+A correct prediction maps to itself; labels drawn at random spread each predicted category over many ground-truth
+ones (the mapping explains little); a model confusing two similar classes moves two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from panbench.pq.matching import CategoryTable
+
+MIN_MOVED = 3  # predicted categories that must map elsewhere
+FOLLOW_SHARE = 0.8  # share of the pixels (both sides a category) the mapping must explain
+MOVED_SHARE = 0.5  # share of those pixels the moved categories must hold
+
+
+class DiagnosisWarning(UserWarning):
+    """What the Python API's ``compute()`` warns with when it finds a format mistake (once per call)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosed mistake: ``kind`` (a fixed word), ``message`` (what is wrong and the fix, one line) and
+    ``pq_if_fixed`` (on the scale of the PQ beside it; None where it cannot be computed exactly).  ``remap``, the
+    predicted category id to write instead of each listed one, is what re-scoring applies (not serialized)."""
+
+    kind: str
+    message: str
+    pq_if_fixed: float | None = None
+    remap: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "message": self.message, "pq_if_fixed": self.pq_if_fixed}
+
+
+def category_mapping(conf: np.ndarray, table: CategoryTable) -> Finding | None:
+    """The ``category_mapping`` (or ``category_index``) finding of a confusion matrix (``PQStats.conf``: rows
+    ground truth, columns prediction, category-table indexes, VOID last), or None (module docstring)."""
+    n = len(table)
+    k = np.asarray(conf, np.int64)[:n, :n]
+    seen = np.flatnonzero(k.sum(axis=0))
+    total = int(k.sum())
+    if total == 0 or len(seen) < MIN_MOVED:
+        return None
+    to = k[:, seen].argmax(axis=0)  # the ground-truth category each predicted one covers most
+    follow = k[to, seen]
+    # one predicted category per ground-truth one: the one that covers it most (others, e.g. a category seen
+    # only where a model mislabelled, keep their ids and count as not following)
+    order = np.lexsort((-follow, to))
+    lead = order[np.r_[True, to[order][1:] != to[order][:-1]]]
+    seen, to, follow = seen[lead], to[lead], follow[lead]
+    moved = to != seen
+    if moved.sum() < MIN_MOVED or follow.sum() < FOLLOW_SHARE * total or follow[moved].sum() < MOVED_SHARE * total:
+        return None
+    ids = np.asarray(table.ids, np.int64)
+    unplaced = len(np.setdiff1d(np.flatnonzero(np.asarray(conf)[:, :n].sum(axis=0)), seen))
+    return _named(ids[seen], ids[to], to, follow, table, unplaced)
+
+
+def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, gt_index: np.ndarray, weight: np.ndarray,
+           table: CategoryTable, unplaced: int) -> Finding:
+    """The finding of a mapping from ``pred_ids`` to ``gt_ids``: the simplest rule that all its pixels follow,
+    in words, with the line of code that fixes it.  A rule (indexes, an offset) places every category; another
+    class order places only the categories the masks show, so with ``unplaced`` predicted categories left over
+    its fix cannot be applied exactly (no ``remap``, ``pq_if_fixed`` stays None)."""
+    remap = dict(zip(pred_ids.tolist(), gt_ids.tolist(), strict=True))
+    example = _example(pred_ids, gt_ids, weight, table)
+    for base in (0, 1):
+        if np.array_equal(pred_ids, gt_index + base):
+            fix = "categories[i]['id']" if base == 0 else "categories[i - 1]['id']"
+            rule = {i: table.ids[i - base] for i in range(base, len(table) + base)}
+            return Finding("category_index", f"predicted category ids are {base}-based indexes of the ground truth's "
+                           f"category list ({example}); write {fix} for index i", remap=rule)
+    offsets = np.unique(pred_ids - gt_ids)
+    if len(offsets) == 1:
+        d = int(offsets[0])
+        rule = {cid + d: cid for cid in table.ids}
+        fix = f"subtract {d} from" if d > 0 else f"add {-d} to"
+        return Finding("category_mapping", f"predicted category ids are the ground truth's {d:+d} ({example}); "
+                       f"{fix} each category_id", remap=rule)
+    n_moved = int((pred_ids != gt_ids).sum())
+    left = f"; {unplaced} more predicted categories cover no ground truth of their own" if unplaced else ""
+    return Finding("category_mapping", f"predicted categories follow another class order: {n_moved} categories "
+                   f"are consistently another ground-truth category ({example}{left}); map the model's class names "
+                   "to the ground truth's category ids by name (a table from the model's classes to "
+                   "categories[...]['id']) instead of writing the model's label order", remap={} if unplaced else remap)
+
+
+def _example(pred_ids: np.ndarray, gt_ids: np.ndarray, weight: np.ndarray, table: CategoryTable) -> str:
+    """The moved category with most pixels, as ``predicted 12 covers 'stop sign' (id 13)``."""
+    moved = np.flatnonzero(pred_ids != gt_ids)
+    k = moved[np.argmax(weight[moved])]
+    gid = int(gt_ids[k])
+    return f"e.g. predicted {int(pred_ids[k])} covers '{table.names[table.index[gid]]}' (id {gid})"
+
+
+def index_ids(pred_ids: Iterable[int], table: CategoryTable) -> Finding | None:
+    """The ``category_index`` finding of a prediction refused for unknown category ids, when every id it uses is
+    an index of the ground truth's category list (0- or 1-based) and some are no category's id; else None."""
+    used = set(pred_ids)
+    n = len(table)
+    if not used or used <= set(table.ids) or min(used) < 0 or max(used) > n:
+        return None
+    base = 1 if max(used) == n else 0 if min(used) == 0 else None
+    if base is None:  # 1..n-1 fits both: name both fixes
+        fix = "categories[i]['id'] for a 0-based index i (categories[i - 1]['id'] if 1-based)"
+    else:
+        fix = "categories[i]['id']" if base == 0 else "categories[i - 1]['id']"
+        fix += f" for a {base}-based index i"
+    return Finding("category_index", f"the predicted category ids ({min(used)}..{max(used)}) are indexes of the "
+                   f"ground truth's category list ({n} categories), not its category ids; write {fix}")
+
+
+def swap_channels(seg_id: int) -> int:
+    """A PNG segment id read with red and blue swapped (an RGB array written as BGR, as OpenCV's ``imwrite``
+    writes it)."""
+    return (seg_id & 0xFF) << 16 | seg_id & 0xFF00 | seg_id >> 16
+
+
+def channel_order(png_ids: Iterable[int], listed: Iterable[int]) -> Finding | None:
+    """The ``channel_order`` finding of a prediction PNG whose ids are absent from its segments_info as written
+    but all present with the channels swapped; else None."""
+    listed_set = set(listed)
+    absent = [i for i in png_ids if i and i not in listed_set]
+    if not absent or any(swap_channels(i) not in listed_set for i in absent):
+        return None
+    return Finding("channel_order", f"the PNG's red and blue channels are swapped (id {absent[0]} read is "
+                   f"{swap_channels(absent[0])} of segments_info): it was written in OpenCV's BGR order; write "
+                   "cv2.imwrite(path, rgb[:, :, ::-1]) or save the RGB array with PIL")

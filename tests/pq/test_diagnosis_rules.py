@@ -1,0 +1,135 @@
+"""The diagnosis rules on confusion matrices and ids built by hand: each kind found, and silent on both sides of
+each threshold (panbench.pq.diagnosis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from panbench.pq import diagnosis
+from panbench.pq.diagnosis import category_mapping, channel_order, index_ids, swap_channels
+from panbench.pq.matching import CategoryTable
+
+COCO_LIKE_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28]
+
+
+def table(ids: list[int] = COCO_LIKE_IDS) -> CategoryTable:
+    return CategoryTable(ids, [f"cat{i}" for i in ids], [i < 20 for i in ids])
+
+
+def conf_of(pairs: list[tuple[int, int, int]], n: int) -> np.ndarray:
+    """A (n + 1)^2 confusion matrix from (ground-truth index, predicted index, pixels); VOID last."""
+    conf = np.zeros((n + 1, n + 1), np.int64)
+    for g, p, px in pairs:
+        conf[g, p] += px
+    conf[n, n] = 999  # VOID pixels never count
+    return conf
+
+
+def test_a_correct_prediction_has_no_finding():
+    t = table()
+    assert category_mapping(conf_of([(k, k, 1000 + k) for k in range(len(t))], len(t)), t) is None
+
+
+def test_a_permutation_is_named_with_its_table_as_the_fix():
+    t = table()
+    perm = np.random.default_rng(0).permutation(len(t))  # predicted index perm[k] covers ground truth k
+    f = category_mapping(conf_of([(k, int(perm[k]), 500) for k in range(len(t))], len(t)), t)
+    assert f is not None and f.kind == "category_mapping"
+    assert "another class order" in f.message and "by name" in f.message
+    assert f.remap == {t.ids[int(perm[k])]: t.ids[k] for k in range(len(t))}
+    assert f.pq_if_fixed is None
+
+
+def test_an_offset_is_named_with_the_number_to_subtract():
+    ids = list(range(1, 30))
+    t = table(ids)
+    f = category_mapping(conf_of([(k, k + 1, 500) for k in range(len(t) - 1)], len(t)), t)
+    assert f is not None and f.kind == "category_mapping"
+    assert "ground truth's +1" in f.message and "subtract 1 from each category_id" in f.message
+    assert f.remap[5] == 4
+
+
+def test_indexes_of_the_category_list_are_category_index():
+    # ids whose 0-based indexes are themselves valid ids, so the prediction is accepted
+    ids = [5, 0, 1, 2, 3, 4]
+    t = table(ids)
+    # class k (ground truth index k) written as id k, which is the category at index ids.index(k)
+    f = category_mapping(conf_of([(k, ids.index(k), 800) for k in range(len(t))], len(t)), t)
+    assert f is not None and f.kind == "category_index"
+    assert "0-based indexes" in f.message and "categories[i]['id']" in f.message
+    assert f.remap == {k: ids[k] for k in range(len(ids))}
+
+
+@pytest.mark.parametrize("moved", [diagnosis.MIN_MOVED - 1, diagnosis.MIN_MOVED])
+def test_mapping_needs_min_moved_categories(moved):
+    """Two consistently swapped classes (a model confusing similar classes) are not a format mistake."""
+    t = table()
+    n = len(t)
+    cycle = list(range(moved))  # ground truth k predicted as k + 1 (cyclically) for the first `moved`, most pixels
+    pairs = [(k, cycle[(i + 1) % moved] if moved > 1 else k, 10_000) for i, k in enumerate(cycle)]
+    pairs += [(k, k, 100) for k in range(moved, n)]  # the others right
+    found = category_mapping(conf_of(pairs, n), t)
+    assert (found is not None) == (moved >= diagnosis.MIN_MOVED)
+
+
+@pytest.mark.parametrize("share", [diagnosis.FOLLOW_SHARE - 0.02, diagnosis.FOLLOW_SHARE + 0.02])
+def test_mapping_must_explain_the_follow_share_of_pixels(share):
+    t = table()
+    n = len(t)
+    pairs = [(k, (k + 1) % n, 1000) for k in range(n)]
+    # noise: each ground-truth category also predicted as the category after next; kept out of each column's max
+    noise = round(n * 1000 * (1 - share) / share / n)
+    pairs += [(k, (k + 2) % n, noise) for k in range(n)]
+    found = category_mapping(conf_of(pairs, n), t)
+    assert (found is not None) == (share >= diagnosis.FOLLOW_SHARE)
+
+
+@pytest.mark.parametrize("share", [diagnosis.MOVED_SHARE - 0.05, diagnosis.MOVED_SHARE + 0.05])
+def test_moved_categories_must_hold_the_moved_share_of_pixels(share):
+    t = table()
+    n = len(t)
+    moved = [(k, (k + 1) % 4, round(share * 10_000 / 4)) for k in range(4)]  # 4 categories in a cycle
+    kept = [(k, k, round((1 - share) * 10_000 / (n - 4))) for k in range(4, n)]
+    found = category_mapping(conf_of(moved + kept, n), t)
+    assert (found is not None) == (share >= diagnosis.MOVED_SHARE)
+
+
+def test_labels_drawn_at_random_have_no_finding():
+    """Good masks, random labels: each predicted category lands on several ground-truth categories."""
+    t = table()
+    n = len(t)
+    rng = np.random.default_rng(1)
+    pairs = [(int(rng.integers(n)), int(rng.integers(n)), int(rng.integers(100, 5000))) for _ in range(20 * n)]
+    assert category_mapping(conf_of(pairs, n), t) is None
+
+
+def test_a_mapping_that_merges_categories_has_no_finding():
+    t = table()
+    n = len(t)
+    pairs = [(k, (k // 2) + 1, 1000) for k in range(n)]  # two ground-truth categories per predicted one
+    assert category_mapping(conf_of(pairs, n), t) is None
+
+
+@pytest.mark.parametrize(("used", "phrase"), [
+    ({0, 3, 12, 25}, "0-based index i"),
+    ({1, 12, 26}, "1-based index i"),
+    ({1, 12, 20}, "0-based index i (categories[i - 1]['id'] if 1-based)"),
+])
+def test_unknown_ids_that_are_indexes_are_named(used, phrase):
+    f = index_ids(used, table())
+    assert f is not None and f.kind == "category_index" and phrase in f.message
+
+
+@pytest.mark.parametrize("used", [{1, 2, 13}, {1, 12, 300}, {-1, 3}, set()])
+def test_valid_or_out_of_range_ids_are_not_called_indexes(used):
+    assert index_ids(used, table()) is None
+
+
+def test_swapped_channels_are_found_only_when_every_absent_id_swaps_into_the_list():
+    listed = [0x010203, 0x0A0B0C]
+    assert swap_channels(0x030201) == 0x010203
+    f = channel_order([0, 0x030201, 0x0C0B0A], listed)
+    assert f is not None and f.kind == "channel_order" and "BGR" in f.message
+    assert channel_order([0, 0x010203, 0x0A0B0C], listed) is None  # nothing absent
+    assert channel_order([0x030201, 0x777777], listed) is None  # one absent id does not swap into the list
