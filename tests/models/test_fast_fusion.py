@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from panbench.models.mmdet.family import install_fusion
@@ -59,8 +59,24 @@ def query_outputs(draw):
     return cls, pred, out, cfg
 
 
+def _equal_queries_case():
+    """Two equal queries (one class, score exactly 1) over 1 x 27 masks of a logit that torch's CPU sigmoid rounds one
+    ulp apart in its vector and its scalar code, two more queries dropped: mmdet sigmoids the 4 x 27 masks, all of the
+    second query's pixels with vector code (AVX2's and AVX512's blocks of 16 and 32), panbench before its fix the
+    2 x 27 kept ones, where its last pixels are the scalar tail: the second query won those pixels' argmax tie."""
+    from panbench.models.mmdet.fast_fusion import _scalar_sigmoid
+
+    x = torch.linspace(0.0, 9.0, 8192)  # positive: the masks cover their pixels
+    differ = (x.sigmoid() != _scalar_sigmoid(x)).nonzero()
+    logit = float(x[differ[0, 0]]) if len(differ) else 0.5000002384185791
+    cls = torch.tensor([[30.0, 0, 0, 0, 0, 0]] * 2 + [[0, 0, 0, 0, 0, 30.0]] * 2)
+    return cls, torch.full((4, 1, 27), logit), (1, 27), {"object_mask_thr": 0.8, "iou_thr": 0.0,
+                                                         "filter_low_score": False}
+
+
 @settings(max_examples=300, deadline=None)
 @given(query_outputs())
+@example(_equal_queries_case())
 def test_maskformer_fusion_equals_mmdet_pixel_for_pixel(case) -> None:
     cls, pred, out, cfg = case
     ref = mmdet_maskformer(cls, pred, out, **cfg)
@@ -253,6 +269,34 @@ def test_first_argmax_is_torch_argmax_with_ties_and_nans(path, monkeypatch) -> N
         y = torch.rand((k, h, w), generator=g)
         assert torch.equal(fast_fusion.first_argmax(y), y.argmax(0))
         assert torch.equal(fast_fusion.first_argmax(y.transpose(1, 2)), y.transpose(1, 2).argmax(0))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_sigmoid_as_in_rounds_each_element_as_the_whole_tensors_sigmoid(threads, monkeypatch) -> None:
+    """Some queries' masks sigmoided as torch sigmoids all of them (contiguous, or a view with padding cut off as
+    mmdet's ``predict`` without ``rescale`` gives it), bit for bit: below and above the size where torch splits the
+    work over its threads, every element a logit whose vector and scalar roundings differ where there is one."""
+    from panbench.models.mmdet.fast_fusion import _inner_run, _scalar_sigmoid, sigmoid_as_in
+
+    x = torch.linspace(0.0, 9.0, 8192)  # positive: the masks cover their pixels
+    differ = (x.sigmoid() != _scalar_sigmoid(x)).nonzero()
+    logit = float(x[differ[0, 0]]) if len(differ) else 0.5
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for q, h, w, crop in ((4, 1, 27, None), (7, 5, 9, None), (9, 37, 101, None), (6, 41, 93, (33, 70)),
+                              (5, 130, 150, None), (5, 130, 150, (129, 150)), (3, 1, 1, None)):
+            full = torch.full((q, h, w), logit)
+            full[:, ::3] = 0.5  # other values beside
+            ref_in = full if crop is None else full[:, : crop[0], : crop[1]]
+            ref = ref_in.sigmoid()
+            for rows in (torch.arange(q), torch.tensor([0, q - 1]), torch.tensor([q // 2]), torch.arange(1, q)):
+                rows = rows.unique()
+                run = None if crop is None else _inner_run(ref_in)
+                got = sigmoid_as_in(ref_in[rows], rows, q, run)
+                assert torch.equal(got, ref[rows]), (threads, q, h, w, crop, rows.tolist())
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_mask_boxes_are_mmdets_mask2bbox() -> None:

@@ -27,6 +27,9 @@ Both return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_cl
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -83,7 +86,9 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     (padding removed); ``out_size`` (H, W): upsample the masks to it first (mmdet's ``rescale``); ``masks_of``:
     the upsampled masks shared with the instance output (:class:`QueryMasks` of ``mask_pred`` and ``out_size``)."""
     idx, cur_scores, cur_classes = fusion_queries(mask_cls, num_classes, object_mask_thr)
-    masks = (masks_of or QueryMasks(mask_pred, out_size))(idx).sigmoid()
+    # mmdet sigmoids all the queries' masks at once: the upsampled (Q, H, W), else mask_pred as it is laid out
+    run = None if out_size is not None else _inner_run(mask_pred)
+    masks = sigmoid_as_in((masks_of or QueryMasks(mask_pred, out_size))(idx), idx, mask_pred.shape[0], run)
     h, w = masks.shape[-2:]
     k = masks.shape[0]
     if k == 0:
@@ -101,6 +106,96 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     if filter_low_score:
         pan = torch.where(masks.gather(0, owner[None])[0] >= 0.5, pan, torch.full_like(pan, num_classes))
     return pan
+
+
+_GRAIN = 32768  # at::internal::GRAIN_SIZE: a pointwise op on fewer elements runs on one thread
+
+
+@functools.cache
+def _sigmoid_block() -> int:
+    """The elements torch's CPU float32 ``sigmoid`` takes per step of its vector code (2 x the SIMD width: 32 with
+    AVX512, 16 with AVX2); a run's last ``len % block`` elements go through its scalar code, which rounds some
+    values one ulp apart (another ``exp``).  0 where both codes give the same values (nothing to emulate)."""
+    x = torch.linspace(-9.0, 9.0, 8192)
+    vector = x.sigmoid()  # 8192: a multiple of every block, under the grain: all vector code
+    scalar = _scalar_sigmoid(x)
+    differ = (vector != scalar).nonzero()
+    if len(differ) == 0:
+        return 0
+    v, s = x[differ[0, 0]], scalar[differ[0, 0]]
+    # a run shorter than the block is all scalar code, a run of one block all vector code
+    return next((n for n in range(2, 257) if not (v.repeat(n).sigmoid() == s).any()), 0)
+
+
+def _scalar_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``x.sigmoid()`` (1-D) through torch's scalar code for every element: a strided input has no vector loop."""
+    buf = torch.empty(2 * len(x), dtype=x.dtype)
+    buf[::2] = x
+    return buf[::2].sigmoid()
+
+
+def _inner_run(t: torch.Tensor) -> int:
+    """The elements of ``t`` that lie one after the other in memory in its innermost dimensions, in order: the
+    length of the inner loop of a pointwise op over ``t`` (1: a strided last dimension, no vector code)."""
+    run, step = 1, 1
+    for size, stride in zip(reversed(t.shape), reversed(t.stride())):
+        if size == 1:
+            continue
+        if stride != step:
+            break
+        run, step = run * size, step * size
+    return run
+
+
+def _scalar_positions(n: int, run: int, block: int) -> torch.Tensor:
+    """The flat positions that torch's CPU sigmoid of ``n`` elements with inner loops of ``run`` computes with its
+    scalar code: with ``n >= _GRAIN`` and several threads ``at::parallel_for`` splits ``[0, n)`` into
+    ``ceil(n / T)``-long chunks (``T = min(threads, ceil(n / _GRAIN))``), each chunk's loops stop at every multiple
+    of ``run``, and each loop's last ``len % block`` elements are scalar."""
+    threads = torch.get_num_threads()
+    starts = np.arange(0, n, run, dtype=np.int64)
+    if n >= _GRAIN and threads > 1:
+        t = min(threads, -(-n // _GRAIN))
+        starts = np.union1d(starts, np.arange(0, n, -(-n // t), dtype=np.int64))
+    ends = np.append(starts[1:], n)
+    tail = (ends - starts) % block
+    first, tail = ends - tail, tail
+    keep = tail > 0
+    first, tail = first[keep], tail[keep]
+    offset = np.arange(int(tail.sum()), dtype=np.int64) - np.repeat(np.cumsum(tail) - tail, tail)
+    return torch.from_numpy(np.repeat(first, tail) + offset)
+
+
+def sigmoid_as_in(x: torch.Tensor, rows: torch.Tensor, total: int, run: int | None = None) -> torch.Tensor:
+    """``x.sigmoid()`` of the masks ``x`` (k, H, W) of the queries ``rows`` (ascending) of a (``total``, H, W) tensor
+    that mmdet sigmoids whole (inner loops ``run`` long, :func:`_inner_run`; None: one, a contiguous tensor), each
+    element rounded as that call rounds it.  torch's CPU sigmoid rounds a value one ulp apart in its vector and
+    its scalar code, and which one an element gets depends on where it lies in the tensor sigmoided: two equal
+    masks can differ by an ulp and that decides an argmax tie.  The few elements whose code differs between the
+    two layouts are recomputed."""
+    x = x.contiguous()
+    out = x.sigmoid()
+    block = _sigmoid_block() if x.device.type == "cpu" and x.dtype == torch.float32 else 0
+    if not block or x.numel() == 0:
+        return out
+    hw = x[0].numel()
+    mine = _scalar_positions(x.numel(), x.numel(), block)  # x is contiguous: one loop
+    ref = _scalar_positions(total * hw, run or total * hw, block)
+    where = torch.full((total,), -1, dtype=torch.long)
+    where[rows.cpu()] = torch.arange(len(rows))
+    j = where[ref // hw]
+    want = (j * hw + ref % hw)[j >= 0]
+    flat, xf = out.view(-1), x.view(-1)
+    to_scalar = want[~torch.isin(want, mine)]
+    if len(to_scalar):
+        flat[to_scalar] = _scalar_sigmoid(xf[to_scalar])
+    to_vector = mine[~torch.isin(mine, want)]
+    for k in range(0, len(to_vector), _GRAIN - block):  # each piece padded to a multiple of block: vector code
+        pos = to_vector[k: k + _GRAIN - block]
+        pad = torch.zeros(-(-len(pos) // block) * block, dtype=x.dtype)
+        pad[: len(pos)] = xf[pos]
+        flat[pos] = pad.sigmoid()[: len(pos)]
+    return out
 
 
 def instance_queries(mask_cls: torch.Tensor, num_classes: int, num_things: int, max_per_image: int = 100
