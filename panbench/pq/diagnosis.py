@@ -145,3 +145,36 @@ def channel_order(png_ids: Iterable[int], listed: Iterable[int]) -> Finding | No
     return Finding("channel_order", f"the PNG's red and blue channels are swapped (id {absent[0]} read is "
                    f"{swap_channels(absent[0])} of segments_info): it was written in OpenCV's BGR order; write "
                    "cv2.imwrite(path, rgb[:, :, ::-1]) or save the RGB array with PIL")
+
+
+def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTable) -> Finding | None:
+    """The ``id_encoding`` finding of a prediction PNG whose ids are absent from its segments_info because they
+    encode a category and an instance (detectron2's ``category_id * 1000 + instance``, mmdet's ``label + instance *
+    1000``) instead of naming segments: every absent id must decode to a category (at least two ids for the first
+    rule, three for mmdet's, whose test a random id passes one time in eight); else None."""
+    listed_set = set(listed)
+    absent = sorted({i for i in png_ids if i and i not in listed_set})
+    cat_ids = set(table.ids)
+    if len(absent) >= 2 and all(i >= 1000 and i // 1000 in cat_ids for i in absent):
+        rule = "category_id * 1000 + instance (detectron2's and Cityscapes' label_divisor encoding)"
+    elif len(absent) >= 3 and all(i % 1000 < len(table) for i in absent):
+        rule = "label + instance * 1000 (mmdet's INSTANCE_OFFSET encoding of its sem_seg output)"
+    else:
+        return None
+    return Finding("id_encoding", f"the PNG's ids ({', '.join(map(str, absent[:3]))}, ...) are {rule}, not segment "
+                   "ids: write each segment's pixels with its segments_info id, as RGB (id = R + 256 G + 256^2 B)")
+
+
+def input_size(pred_hw: tuple[int, int], image_hw: tuple[int, int]) -> Finding | None:
+    """The ``input_size`` finding of a prediction whose size is not its image's but the image scaled (the network's
+    input size: the aspect ratio kept within a pixel) or padded to a multiple of 32; else None."""
+    (ph, pw), (h, w) = pred_hw, image_hw
+    if (ph, pw) == (-(-h // 32) * 32, -(-w // 32) * 32):
+        return Finding("input_size", f"the prediction ({pw}x{ph}) is the image padded to a multiple of 32 (the "
+                       f"network's batch padding): crop it to the image's {w}x{h} (top left) before writing it")
+    scale = ph / h
+    if scale != 1 and abs(pw - w * scale) <= 1 and abs(ph / pw - h / w) * w <= 2:
+        return Finding("input_size", f"the prediction ({pw}x{ph}) is the image scaled by {scale:.3g} (the network's "
+                       f"input size): resize it back to {w}x{h} with nearest-neighbour interpolation before writing "
+                       "it (mmdet: predict with rescale=True)")
+    return None

@@ -18,7 +18,7 @@ from panbench.errors import InputError
 from panbench.pq import native, reference
 from panbench.pq.boundary import boundary_image_stats
 from panbench.pq.coco_format import parse_segments
-from panbench.pq.diagnosis import channel_order
+from panbench.pq.diagnosis import Finding, channel_order, id_encoding, input_size
 from panbench.pq.kernels import MAX_ID
 from panbench.pq.matching import CategoryTable, ImageMatch, Segments, match_image
 from panbench.pq.result import ImageResult
@@ -60,10 +60,11 @@ def pair_table(cats: CategoryTable, gt_ids: np.ndarray, gt_segments_info: list[d
     :func:`table_result` does)."""
     if gt_ids.shape != pred_ids.shape:
         g, p = gt_ids.shape, pred_ids.shape
-        raise InputError(f"{where}: prediction is {p[1]}x{p[0]} but the image is {g[1]}x{g[0]}; predict at the "
-                         "original image size")
+        found = input_size((p[0], p[1]), (g[0], g[1]))
+        raise InputError(f"{where}: prediction is {p[1]}x{p[0]} but the image is {g[1]}x{g[0]}; "
+                         + (found.message if found else "predict at the original image size"))
     gt, pred = image_segments(cats, gt_segments_info, pred_segments_info, where)
-    inter = intersection_table(gt_ids, gt, pred_ids, pred, where, strict)
+    inter = intersection_table(gt_ids, gt, pred_ids, pred, where, strict, cats)
     if areas:
         _check_areas(inter, gt, pred, where)
     return inter, gt, pred
@@ -94,14 +95,15 @@ def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageM
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
-                       strict: bool = False) -> np.ndarray:
+                       strict: bool = False, cats: CategoryTable | None = None) -> np.ndarray:
     """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_image`: one pass of
-    ``_native.pair_counts`` over the pixels, or of its twin in :mod:`panbench.pq.reference`."""
+    ``_native.pair_counts`` over the pixels, or of its twin in :mod:`panbench.pq.reference`.  ``cats`` lets a
+    refused prediction PNG's error name an id encoding (:func:`panbench.pq.diagnosis.id_encoding`)."""
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
     bad = (native.pixels() or reference).pair_counts(
         _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter, strict)
     if bad is not None:
-        found = None if bad[0] == 0 else channel_order([bad[1], *np.unique(pred_ids).tolist()], pred.ids.tolist())
+        found = None if bad[0] == 0 else _absent_ids_finding([bad[1], *np.unique(pred_ids).tolist()], pred, cats)
         raise _unknown_id(where, bad[0] == 0, bad[1], found.message if found else None)
     return inter
 
@@ -122,6 +124,13 @@ def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) ->
         raise InputError(f"{where} (prediction): segments_info id {int(pred.ids[bad[1]])} is absent from the PNG; "
                          "drop empty segments from segments_info")
     pred.areas = areas
+
+
+def _absent_ids_finding(png_ids: list[int], pred: Segments, cats: CategoryTable | None) -> Finding | None:
+    """Why a prediction PNG holds ids its segments_info lacks, where a mistake explains it: swapped channels or
+    encoded categories."""
+    listed = pred.ids.tolist()
+    return channel_order(png_ids, listed) or (id_encoding(png_ids, listed, cats) if cats is not None else None)
 
 
 def _unknown_id(where: str, gt_side: bool, seg_id: int, why: str | None = None) -> InputError:

@@ -14,6 +14,7 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
+from panbench.pq.diagnosis import input_size
 from panbench.pq.kernels import rgb2id, workspace
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -109,7 +110,9 @@ def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None
     w, h = hdr.width, hdr.height
     if shape is not None and (h, w) != tuple(shape[:2]):
         against, fix = _SIZE_RULE[role]
-        raise InputError(f"{where}: {role} {path} is {w}x{h} but {against} {shape[1]}x{shape[0]}; {fix}")
+        found = input_size((h, w), (shape[0], shape[1])) if role == "prediction" else None
+        raise InputError(f"{where}: {role} {path} is {w}x{h} but {against} {shape[1]}x{shape[0]}; "
+                         f"{found.message if found else fix}")
     limit = max_pixels()
     if w * h > limit:
         raise InputError(

@@ -133,3 +133,22 @@ def test_swapped_channels_are_found_only_when_every_absent_id_swaps_into_the_lis
     assert f is not None and f.kind == "channel_order" and "BGR" in f.message
     assert channel_order([0, 0x010203, 0x0A0B0C], listed) is None  # nothing absent
     assert channel_order([0x030201, 0x777777], listed) is None  # one absent id does not swap into the list
+
+
+def test_encoded_ids_are_named_only_when_every_absent_id_decodes():
+    t = table()
+    listed = [0x112233, 0x445566]
+    detectron2 = diagnosis.id_encoding([0, 1001, 13002, 0x112233], listed, t)  # categories 1 and 13
+    assert detectron2 is not None and "category_id * 1000 + instance" in detectron2.message
+    mmdet = diagnosis.id_encoding([3, 1003, 2005], listed, t)  # labels 3, 3 and 5 of 26 classes
+    assert mmdet is not None and "INSTANCE_OFFSET" in mmdet.message
+    assert diagnosis.id_encoding([3, 1003], listed, t) is None  # two ids are too few for mmdet's rule
+    assert diagnosis.id_encoding([1001, 0x998877], listed, t) is None  # one absent id does not decode
+
+
+def test_a_prediction_scaled_or_padded_is_named_and_another_size_is_not():
+    scaled = diagnosis.input_size((800, 1067), (480, 640))
+    assert scaled is not None and "scaled by 1.67" in scaled.message
+    padded = diagnosis.input_size((448, 448), (427, 440))
+    assert padded is not None and "padded to a multiple of 32" in padded.message
+    assert diagnosis.input_size((400, 600), (480, 640)) is None and diagnosis.input_size((481, 640), (480, 640)) is None

@@ -194,3 +194,35 @@ def test_pngs_written_in_bgr_order_are_refused_naming_the_channel_order(dropped,
     code, _, err = run_score(real, capsys, None, bgr)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "red and blue channels are swapped" in err and "absent from segments_info" in err
+
+
+def rewritten_pngs(real: Path, out: Path, rewrite) -> Path:
+    """A copy of the prediction's PNGs, each id map passed through ``rewrite(ids, segments_info)``."""
+    from panbench.data.synth import id2rgb
+    from panbench.pq.png import read_ids
+
+    out.mkdir()
+    for a in json.loads((real / "pred.json").read_text())["annotations"]:
+        ids = read_ids(real / "pred" / a["file_name"], "", "pred").astype(np.uint32)
+        Image.fromarray(id2rgb(rewrite(ids, a["segments_info"]))).save(out / a["file_name"])
+    return out
+
+
+def test_ids_encoded_as_category_and_instance_are_refused_naming_the_encoding(dropped, tmp_path, capsys):
+    """detectron2's panoptic_seg written as the PNG: category_id * 1000 + instance, segments_info as it was."""
+    def encode(ids, segs):
+        out = np.zeros_like(ids)
+        for k, s in enumerate(segs):
+            out[ids == s["id"]] = s["category_id"] * 1000 + k
+        return out
+
+    code, _, err = run_score(dropped, capsys, None, rewritten_pngs(dropped, tmp_path / "enc", encode))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "category_id * 1000 + instance" in err and "absent from segments_info" in err
+
+
+def test_a_prediction_at_the_networks_input_size_is_refused_naming_the_resize(dropped, tmp_path, capsys):
+    scaled = rewritten_pngs(dropped, tmp_path / "x2", lambda ids, _: ids.repeat(2, axis=0).repeat(2, axis=1))
+    code, _, err = run_score(dropped, capsys, None, scaled)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "scaled by 2" in err and "resize it back" in err and "rescale=True" in err
