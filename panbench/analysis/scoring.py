@@ -90,10 +90,11 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
                          pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
                          workers: int | None = None,
                          boundary: bool = False,
-                         strict: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
-    """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit),
-    the per-image matches as an :class:`AnalysisSet` (images in the ground truth's `images` order, as eval) and
-    :func:`run_fields`."""
+                         strict: bool = False,
+                         diagnose: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
+    """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit, its
+    ``diagnose`` too), the per-image matches as an :class:`AnalysisSet` (images in the ground truth's `images`
+    order, as eval) and :func:`run_fields`."""
     from panbench.pq.score import Scoring, metrics_with_diagnosis, score_stream
 
     folded = RunFold()
@@ -107,4 +108,5 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
             raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
         bstats = PQStats.zeros(len(cats))
         bstats.add_columns(cols, len(pairs), BOUNDARY_PREFIX)
-    return metrics_with_diagnosis(ev), aset, run_fields(aset, cats, bstats, folded=folded)
+    res = metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
+    return res, aset, run_fields(aset, cats, bstats, folded=folded)

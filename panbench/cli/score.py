@@ -71,12 +71,13 @@ def _scored(args: argparse.Namespace) -> int:
         from panbench.pq.score import score_files
 
         res = score_files(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, workers=args.procs,
-                          strict=args.strict)
+                          strict=args.strict, diagnose=not args.no_diagnosis)
     else:
         from panbench.analysis.scoring import score_files_analysis
 
         res, aset, fields = score_files_analysis(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir,
-                                                 workers=args.procs, boundary=args.boundary, strict=args.strict)
+                                                 workers=args.procs, boundary=args.boundary, strict=args.strict,
+                                                 diagnose=not args.no_diagnosis)
     if args.instances:
         from panbench.analysis.ap_files import score_instances
 

@@ -182,18 +182,20 @@ def score_files(
     pred_dir: str | os.PathLike[str],
     workers: int | None = None,
     strict: bool = False,
+    diagnose: bool = False,
 ) -> dict[str, Any]:
     """panopticapi's ``pq_compute`` result, computed streaming (on every available core unless ``workers``
     says otherwise); see :func:`panbench.pq.sums.pq_summary`.
-    ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them)."""
+    ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them).
+    ``diagnose``: :func:`metrics_with_diagnosis`."""
     ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict))[0]
-    return metrics_with_diagnosis(ev)
+    return metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
 
 
 def metrics_with_diagnosis(ev: PanopticAccumulator) -> dict[str, Any]:
     """The accumulator's metrics (:meth:`~PanopticAccumulator.evaluate`) and, only when the sums show a format
-    mistake, its findings under ``diagnosis`` (:class:`~panbench.pq.diagnosis.Finding`, ``pq_if_fixed`` None:
-    :func:`with_pq_if_fixed` computes it)."""
+    mistake, its findings under ``diagnosis`` (:class:`~panbench.pq.diagnosis.Finding` objects, ``pq_if_fixed``
+    None: :func:`with_pq_if_fixed` computes it): for ``score``, which takes them out before it prints."""
     out = ev.evaluate()
     if found := ev.diagnosis():
         out["diagnosis"] = found
