@@ -374,3 +374,21 @@ def test_category_ids_far_apart_need_no_table_of_their_span() -> None:
     m = PanbenchPanopticQuality(things={0, 5}, stuffs={far - 1, far})  # ids around, not present
     m.update(preds, target)
     assert res.shape == (3,) and float(m.compute()) == pytest.approx(float(res[0]))
+
+
+def test_predictions_in_another_class_order_warn_and_keep_the_result_a_tensor() -> None:
+    """The target as the prediction with each category written as the next of its kind: the diagnosis is a
+    warning (torchmetrics' compute keeps its tensor)."""
+    from panbench import DiagnosisWarning
+
+    roll = {**dict(zip(THINGS, THINGS[1:] + THINGS[:1], strict=True)),
+            **dict(zip(STUFFS, STUFFS[1:] + STUFFS[:1], strict=True))}
+    data = []
+    for _, target in batches(seed=3, n=8):
+        preds = target.clone()
+        for a, b in roll.items():
+            preds[..., 0][target[..., 0] == a] = b
+        data.append((preds, target))
+    with pytest.warns(DiagnosisWarning, match="category_mapping"):  # the target's VOID (UNKNOWN) copied along
+        pq = run(PanbenchPanopticQuality(THINGS, STUFFS, allow_unknown_preds_category=True), data)
+    assert isinstance(pq, torch.Tensor) and pq.shape == () and float(pq) < 0.05
