@@ -69,10 +69,11 @@ def main() -> int:
     gt, gd, pj, pd = (args.work / n for n in ("gt.json", "gt", "pred.json", "pred"))
     t_score, res = timed(lambda: score_files(gt, gd, pj, pd, workers=1), args.repeat)
     ev = score_stream(gt, gd, pj, pd, 1, Scoring())[0]
-    t_check, found = timed(lambda: category_mapping(ev.stats.conf, ev.categories), max(args.repeat, 100))
+    t_check, found = timed(lambda: category_mapping(ev.stats.conf, ev.categories, ev.stats.n_images),
+                           max(args.repeat, 100))
     wrong, undo = class_order(args.work)
     ev_wrong = score_stream(gt, gd, wrong, pd, 1, Scoring())[0]
-    finding = category_mapping(ev_wrong.stats.conf, ev_wrong.categories)
+    finding = category_mapping(ev_wrong.stats.conf, ev_wrong.categories, ev_wrong.stats.n_images)
     if found is not None or finding is None or finding.kind != "category_mapping":
         raise SystemExit(f"diagnosis: {found} on the right prediction, {finding} on the class order")
     t_fix, fixed = timed(lambda: with_pq_if_fixed([Finding(finding.kind, finding.message, remap=undo)], gt, gd, wrong,

@@ -290,7 +290,9 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "strict": _flags(("--strict", dict(_STORE_TRUE, help="refuse ground-truth PNG ids that segments_info does not "
                                        "list (default: score them as panopticapi does and say how many pixels)"))),
     "diagnosis": _flags(("--no-diagnosis", dict(_STORE_TRUE, help="do not look for the format mistakes behind a low "
-                                                "PQ (category order, ids as indexes; docs/pq-evaluator.md)"))),
+                                                "PQ of an accepted input (another class order, ids as indexes; "
+                                                "a refused input's error names its mistake anyway; "
+                                                "docs/pq-evaluator.md)"))),
     "format": _format,
     "reference": _flags(("--reference", dict(metavar="MODEL", help="the run the paired differences are taken to (a "
                                              "model name, or a label as the table prints it); default: the best PQ "

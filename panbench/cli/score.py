@@ -82,8 +82,8 @@ def _scored(args: argparse.Namespace) -> int:
         from panbench.analysis.ap_files import score_instances
 
         fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
+    seconds = time.perf_counter() - t  # the scoring's, without a finding's second pass
     findings = _diagnosis(args, res.pop("diagnosis", []))
-    seconds = time.perf_counter() - t
     if findings:
         fields["diagnosis"] = [f.to_json() for f in findings]
     from panbench.pq.stuff_rule import stuff_rule_warning

@@ -49,7 +49,7 @@ class PQResult:
     n_images: int
     metrics: dict[str, Any] = field(repr=False)
     analyses: dict[str, Any] = field(default_factory=dict, repr=False)
-    diagnosis: tuple[Finding, ...] = ()
+    diagnosis: tuple[Finding, ...] = field(default=(), repr=False)
 
     @staticmethod
     def from_stats(stats: PQStats, categories: CategoryTable, analyses: dict[str, Any] | None = None) -> PQResult:
@@ -58,7 +58,7 @@ class PQResult:
                      for k, (cid, v) in enumerate(api["per_class"].items())}
         return PQResult(PQValues(**api["All"]), PQValues(**api["Things"]), PQValues(**api["Stuff"]), per_class,
                         stats.n_images, pq_summary(stats, categories.ids, categories.isthing), analyses or {},
-                        tuple(f for f in (category_mapping(stats.conf, categories),) if f))
+                        tuple(f for f in (category_mapping(stats.conf, categories, stats.n_images),) if f))
 
     def to_panopticapi(self) -> dict[str, Any]:
         """panopticapi's ``pq_compute`` dict: ``{"All" | "Things" | "Stuff": {"pq", "sq", "rq", "n"},

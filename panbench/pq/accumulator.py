@@ -182,7 +182,7 @@ class PanopticAccumulator:
     def diagnosis(self) -> list[Finding]:
         """The format mistakes the sums show (:mod:`panbench.pq.diagnosis`; empty when none), without
         ``pq_if_fixed``: scoring the corrected prediction needs its files (``score``)."""
-        found = category_mapping(self._stats.conf, self.categories)
+        found = category_mapping(self._stats.conf, self.categories, self._stats.n_images)
         return [found] if found else []
 
     def __getstate__(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ category it covers most pixels of (categories, not segments, so masks alone deci
 another category order when
 
 * at least :data:`MIN_MOVED` predicted categories map to a category other than their own (where several map to one,
-  the one covering it most keeps it: the mapping is one-to-one),
+  the one covering it most keeps it: the mapping is one-to-one) over at least :data:`MIN_IMAGES` images,
 * the mapping explains at least :data:`FOLLOW_SHARE` of the pixels where both sides have a category, and
 * the moved categories hold at least :data:`MOVED_SHARE` of those pixels.
 
@@ -27,6 +27,7 @@ import numpy as np
 
 from panbench.pq.matching import CategoryTable
 
+MIN_IMAGES = 2  # images the confusion must sum (one image's mislabelled regions are no class order)
 MIN_MOVED = 3  # predicted categories that must map elsewhere
 FOLLOW_SHARE = 0.8  # share of the pixels (both sides a category) the mapping must explain
 MOVED_SHARE = 0.5  # share of those pixels the moved categories must hold
@@ -51,9 +52,12 @@ class Finding:
         return {"kind": self.kind, "message": self.message, "pq_if_fixed": self.pq_if_fixed}
 
 
-def category_mapping(conf: np.ndarray, table: CategoryTable) -> Finding | None:
+def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int) -> Finding | None:
     """The ``category_mapping`` (or ``category_index``) finding of a confusion matrix (``PQStats.conf``: rows
-    ground truth, columns prediction, category-table indexes, VOID last), or None (module docstring)."""
+    ground truth, columns prediction, category-table indexes, VOID last) summed over ``n_images``, or None (module
+    docstring)."""
+    if n_images < MIN_IMAGES:
+        return None
     n = len(table)
     k = np.asarray(conf, np.int64)[:n, :n]
     seen = np.flatnonzero(k.sum(axis=0))
@@ -114,10 +118,13 @@ def _example(pred_ids: np.ndarray, gt_ids: np.ndarray, weight: np.ndarray, table
 
 def index_ids(pred_ids: Iterable[int], table: CategoryTable) -> Finding | None:
     """The ``category_index`` finding of a prediction refused for unknown category ids, when every id it uses is
-    an index of the ground truth's category list (0- or 1-based) and some are no category's id; else None."""
+    an index of the ground truth's category list (0- or 1-based: not both 0 and the list's length) and at least two
+    are no category's id; else None."""
     used = set(pred_ids)
     n = len(table)
-    if not used or used <= set(table.ids) or min(used) < 0 or max(used) > n:
+    unknown = used - set(table.ids)
+    # one unknown id is a typo or a VOID segment written as category 0, not a list of indexes
+    if len(unknown) < 2 or min(used) < 0 or max(used) > n or {0, n} <= used:
         return None
     base = 1 if max(used) == n else 0 if min(used) == 0 else None
     if base is None:  # 1..n-1 fits both: name both fixes
@@ -151,13 +158,14 @@ def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTa
     """The ``id_encoding`` finding of a prediction PNG whose ids are absent from its segments_info because they
     encode a category and an instance (detectron2's ``category_id * 1000 + instance``, mmdet's ``label + instance *
     1000``) instead of naming segments: every absent id must decode to a category (at least two ids for the first
-    rule, three for mmdet's, whose test a random id passes one time in eight); else None."""
+    rule; for mmdet's, whose test a random id passes one time in eight, three, one of them a thing's, 1000 or
+    more: small ids are segments left out of segments_info); else None."""
     listed_set = set(listed)
     absent = sorted({i for i in png_ids if i and i not in listed_set})
     cat_ids = set(table.ids)
     if len(absent) >= 2 and all(i >= 1000 and i // 1000 in cat_ids for i in absent):
         rule = "category_id * 1000 + instance (detectron2's and Cityscapes' label_divisor encoding)"
-    elif len(absent) >= 3 and all(i % 1000 < len(table) for i in absent):
+    elif len(absent) >= 3 and all(i % 1000 < len(table) for i in absent) and any(i >= 1000 for i in absent):
         rule = "label + instance * 1000 (mmdet's INSTANCE_OFFSET encoding of its sem_seg output)"
     else:
         return None

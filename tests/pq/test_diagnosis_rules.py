@@ -10,6 +10,7 @@ from panbench.pq import diagnosis
 from panbench.pq.diagnosis import category_mapping, channel_order, index_ids, swap_channels
 from panbench.pq.matching import CategoryTable
 
+IMAGES = 10  # the images each hand-built confusion matrix sums
 COCO_LIKE_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28]
 
 
@@ -28,13 +29,13 @@ def conf_of(pairs: list[tuple[int, int, int]], n: int) -> np.ndarray:
 
 def test_a_correct_prediction_has_no_finding():
     t = table()
-    assert category_mapping(conf_of([(k, k, 1000 + k) for k in range(len(t))], len(t)), t) is None
+    assert category_mapping(conf_of([(k, k, 1000 + k) for k in range(len(t))], len(t)), t, IMAGES) is None
 
 
 def test_a_permutation_is_named_with_its_table_as_the_fix():
     t = table()
     perm = np.random.default_rng(0).permutation(len(t))  # predicted index perm[k] covers ground truth k
-    f = category_mapping(conf_of([(k, int(perm[k]), 500) for k in range(len(t))], len(t)), t)
+    f = category_mapping(conf_of([(k, int(perm[k]), 500) for k in range(len(t))], len(t)), t, IMAGES)
     assert f is not None and f.kind == "category_mapping"
     assert "another class order" in f.message and "by name" in f.message
     assert f.remap == {t.ids[int(perm[k])]: t.ids[k] for k in range(len(t))}
@@ -44,7 +45,7 @@ def test_a_permutation_is_named_with_its_table_as_the_fix():
 def test_an_offset_is_named_with_the_number_to_subtract():
     ids = list(range(1, 30))
     t = table(ids)
-    f = category_mapping(conf_of([(k, k + 1, 500) for k in range(len(t) - 1)], len(t)), t)
+    f = category_mapping(conf_of([(k, k + 1, 500) for k in range(len(t) - 1)], len(t)), t, IMAGES)
     assert f is not None and f.kind == "category_mapping"
     assert "ground truth's +1" in f.message and "subtract 1 from each category_id" in f.message
     assert f.remap[5] == 4
@@ -55,7 +56,7 @@ def test_indexes_of_the_category_list_are_category_index():
     ids = [5, 0, 1, 2, 3, 4]
     t = table(ids)
     # class k (ground truth index k) written as id k, which is the category at index ids.index(k)
-    f = category_mapping(conf_of([(k, ids.index(k), 800) for k in range(len(t))], len(t)), t)
+    f = category_mapping(conf_of([(k, ids.index(k), 800) for k in range(len(t))], len(t)), t, IMAGES)
     assert f is not None and f.kind == "category_index"
     assert "0-based indexes" in f.message and "categories[i]['id']" in f.message
     assert f.remap == {k: ids[k] for k in range(len(ids))}
@@ -69,7 +70,7 @@ def test_mapping_needs_min_moved_categories(moved):
     cycle = list(range(moved))  # ground truth k predicted as k + 1 (cyclically) for the first `moved`, most pixels
     pairs = [(k, cycle[(i + 1) % moved] if moved > 1 else k, 10_000) for i, k in enumerate(cycle)]
     pairs += [(k, k, 100) for k in range(moved, n)]  # the others right
-    found = category_mapping(conf_of(pairs, n), t)
+    found = category_mapping(conf_of(pairs, n), t, IMAGES)
     assert (found is not None) == (moved >= diagnosis.MIN_MOVED)
 
 
@@ -81,7 +82,7 @@ def test_mapping_must_explain_the_follow_share_of_pixels(share):
     # noise: each ground-truth category also predicted as the category after next; kept out of each column's max
     noise = round(n * 1000 * (1 - share) / share / n)
     pairs += [(k, (k + 2) % n, noise) for k in range(n)]
-    found = category_mapping(conf_of(pairs, n), t)
+    found = category_mapping(conf_of(pairs, n), t, IMAGES)
     assert (found is not None) == (share >= diagnosis.FOLLOW_SHARE)
 
 
@@ -91,7 +92,7 @@ def test_moved_categories_must_hold_the_moved_share_of_pixels(share):
     n = len(t)
     moved = [(k, (k + 1) % 4, round(share * 10_000 / 4)) for k in range(4)]  # 4 categories in a cycle
     kept = [(k, k, round((1 - share) * 10_000 / (n - 4))) for k in range(4, n)]
-    found = category_mapping(conf_of(moved + kept, n), t)
+    found = category_mapping(conf_of(moved + kept, n), t, IMAGES)
     assert (found is not None) == (share >= diagnosis.MOVED_SHARE)
 
 
@@ -101,28 +102,36 @@ def test_labels_drawn_at_random_have_no_finding():
     n = len(t)
     rng = np.random.default_rng(1)
     pairs = [(int(rng.integers(n)), int(rng.integers(n)), int(rng.integers(100, 5000))) for _ in range(20 * n)]
-    assert category_mapping(conf_of(pairs, n), t) is None
+    assert category_mapping(conf_of(pairs, n), t, IMAGES) is None
 
 
 def test_a_mapping_that_merges_categories_has_no_finding():
     t = table()
     n = len(t)
     pairs = [(k, (k // 2) + 1, 1000) for k in range(n)]  # two ground-truth categories per predicted one
-    assert category_mapping(conf_of(pairs, n), t) is None
+    assert category_mapping(conf_of(pairs, n), t, IMAGES) is None
 
 
 @pytest.mark.parametrize(("used", "phrase"), [
     ({0, 3, 12, 25}, "0-based index i"),
     ({1, 12, 26}, "1-based index i"),
-    ({1, 12, 20}, "0-based index i (categories[i - 1]['id'] if 1-based)"),
+    ({1, 12, 20, 26}, "1-based index i"),
 ])
 def test_unknown_ids_that_are_indexes_are_named(used, phrase):
     f = index_ids(used, table())
     assert f is not None and f.kind == "category_index" and phrase in f.message
 
 
-@pytest.mark.parametrize("used", [{1, 2, 13}, {1, 12, 300}, {-1, 3}, set()])
-def test_valid_or_out_of_range_ids_are_not_called_indexes(used):
+def test_indexes_that_fit_both_bases_name_both_fixes():
+    f = index_ids({1, 2, 3}, table([2, 4, 6, 8, 10]))  # 1..3 of 5: neither 0 nor 5 used
+    assert f is not None and "0-based index i (categories[i - 1]['id'] if 1-based)" in f.message
+
+
+@pytest.mark.parametrize("used", [{1, 2, 13}, {1, 12, 300}, {-1, 3}, set(), {0, 1, 2, 13}, {1, 2, 12, 13},
+                                  {0, 12, 26}])
+def test_valid_or_out_of_range_ids_or_one_unknown_id_are_not_called_indexes(used):
+    """Among them a VOID segment written as category 0 beside valid ids, one typo, and both 0 and the list's length
+    (no indexing gives both)."""
     assert index_ids(used, table()) is None
 
 
@@ -143,6 +152,7 @@ def test_encoded_ids_are_named_only_when_every_absent_id_decodes():
     mmdet = diagnosis.id_encoding([3, 1003, 2005], listed, t)  # labels 3, 3 and 5 of 26 classes
     assert mmdet is not None and "INSTANCE_OFFSET" in mmdet.message
     assert diagnosis.id_encoding([3, 1003], listed, t) is None  # two ids are too few for mmdet's rule
+    assert diagnosis.id_encoding([4, 5, 6], listed, t) is None  # small ids: segments left out of segments_info
     assert diagnosis.id_encoding([1001, 0x998877], listed, t) is None  # one absent id does not decode
 
 
@@ -152,3 +162,12 @@ def test_a_prediction_scaled_or_padded_is_named_and_another_size_is_not():
     padded = diagnosis.input_size((448, 448), (427, 440))
     assert padded is not None and "padded to a multiple of 32" in padded.message
     assert diagnosis.input_size((400, 600), (480, 640)) is None and diagnosis.input_size((481, 640), (480, 640)) is None
+
+
+@pytest.mark.parametrize("images", [diagnosis.MIN_IMAGES - 1, diagnosis.MIN_IMAGES])
+def test_mapping_needs_min_images(images):
+    """One image's mislabelled regions are no class order, however consistent."""
+    t = table()
+    n = len(t)
+    found = category_mapping(conf_of([(k, (k + 1) % n, 500) for k in range(n)], n), t, images)
+    assert (found is not None) == (images >= diagnosis.MIN_IMAGES)
