@@ -10,7 +10,7 @@ category it covers most pixels of (categories, not segments, so masks alone deci
 another category order when
 
 * at least :data:`MIN_MOVED` predicted categories map to a category other than their own (where several map to one,
-  the one covering it most keeps it: the mapping is one-to-one) over at least :data:`MIN_IMAGES` images,
+  the one covering it most keeps it: the mapping is one-to-one) over at least :data:`MIN_MAPPED_IMAGES` images,
 * the mapping explains at least :data:`FOLLOW_SHARE` of the pixels where both sides have a category, and
 * the moved categories hold at least :data:`MOVED_SHARE` of those pixels.
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from panbench.pq.matching import CategoryTable
 
-MIN_IMAGES = 2  # images the confusion must sum (one image's mislabelled regions are no class order)
+MIN_MAPPED_IMAGES = 2  # images the confusion must sum (one image's mislabelled regions are no class order)
 MIN_MOVED = 3  # predicted categories that must map elsewhere
 FOLLOW_SHARE = 0.8  # share of the pixels (both sides a category) the mapping must explain
 MOVED_SHARE = 0.5  # share of those pixels the moved categories must hold
@@ -56,7 +56,7 @@ def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int) -> F
     """The ``category_mapping`` (or ``category_index``) finding of a confusion matrix (``PQStats.conf``: rows
     ground truth, columns prediction, category-table indexes, VOID last) summed over ``n_images``, or None (module
     docstring)."""
-    if n_images < MIN_IMAGES:
+    if n_images < MIN_MAPPED_IMAGES:
         return None
     n = len(table)
     k = np.asarray(conf, np.int64)[:n, :n]
@@ -164,7 +164,7 @@ def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTa
     absent = sorted({i for i in png_ids if i and i not in listed_set})
     cat_ids = set(table.ids)
     if len(absent) >= 2 and all(i >= 1000 and i // 1000 in cat_ids for i in absent):
-        rule = "category_id * 1000 + instance (detectron2's and Cityscapes' label_divisor encoding)"
+        rule = "category_id * 1000 + instance (detectron2's label_divisor encoding)"
     elif len(absent) >= 3 and all(i % 1000 < len(table) for i in absent) and any(i >= 1000 for i in absent):
         rule = "label + instance * 1000 (mmdet's INSTANCE_OFFSET encoding of its sem_seg output)"
     else:

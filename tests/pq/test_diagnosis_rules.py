@@ -164,10 +164,10 @@ def test_a_prediction_scaled_or_padded_is_named_and_another_size_is_not():
     assert diagnosis.input_size((400, 600), (480, 640)) is None and diagnosis.input_size((481, 640), (480, 640)) is None
 
 
-@pytest.mark.parametrize("images", [diagnosis.MIN_IMAGES - 1, diagnosis.MIN_IMAGES])
+@pytest.mark.parametrize("images", [diagnosis.MIN_MAPPED_IMAGES - 1, diagnosis.MIN_MAPPED_IMAGES])
 def test_mapping_needs_min_images(images):
     """One image's mislabelled regions are no class order, however consistent."""
     t = table()
     n = len(t)
     found = category_mapping(conf_of([(k, (k + 1) % n, 500) for k in range(n)], n), t, images)
-    assert (found is not None) == (images >= diagnosis.MIN_IMAGES)
+    assert (found is not None) == (images >= diagnosis.MIN_MAPPED_IMAGES)
