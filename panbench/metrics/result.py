@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from panbench.pq.diagnosis import Finding, category_mapping
+from panbench.pq.diagnosis import Finding, diagnose
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import PQStats, panopticapi_summary, pq_summary
 
@@ -58,7 +58,7 @@ class PQResult:
                      for k, (cid, v) in enumerate(api["per_class"].items())}
         return PQResult(PQValues(**api["All"]), PQValues(**api["Things"]), PQValues(**api["Stuff"]), per_class,
                         stats.n_images, pq_summary(stats, categories.ids, categories.isthing), analyses or {},
-                        tuple(f for f in (category_mapping(stats.conf, categories, stats.n_images),) if f))
+                        tuple(diagnose(stats, categories)))
 
     def to_panopticapi(self) -> dict[str, Any]:
         """panopticapi's ``pq_compute`` dict: ``{"All" | "Things" | "Stuff": {"pq", "sq", "rq", "n"},

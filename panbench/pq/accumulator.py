@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import PanbenchError
-from panbench.pq.diagnosis import Finding, category_mapping
+from panbench.pq.diagnosis import Finding, diagnose
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import BOUNDARY_PREFIX, ImageResult, join_columns, reorder_columns, results_to_columns
@@ -180,10 +180,8 @@ class PanopticAccumulator:
         return out
 
     def diagnosis(self) -> list[Finding]:
-        """The format mistakes the sums show (:mod:`panbench.pq.diagnosis`; empty when none), without
-        ``pq_if_fixed``: scoring the corrected prediction needs its files (``score``)."""
-        found = category_mapping(self._stats.conf, self.categories, self._stats.n_images)
-        return [found] if found else []
+        """The format mistakes the sums show (:func:`panbench.pq.diagnosis.diagnose`; empty when none)."""
+        return diagnose(self._stats, self.categories)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with the kept results as columns (one array per field: what crosses processes and ranks)."""

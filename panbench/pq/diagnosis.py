@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from panbench.pq.matching import CategoryTable
+from panbench.pq.sums import PQStats
 
 MIN_MAPPED_IMAGES = 2  # images the confusion must sum (one image's mislabelled regions are no class order)
 MIN_MOVED = 3  # predicted categories that must map elsewhere
@@ -50,6 +51,13 @@ class Finding:
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "message": self.message, "pq_if_fixed": self.pq_if_fixed}
+
+
+def diagnose(stats: PQStats, table: CategoryTable) -> list[Finding]:
+    """The findings an accepted input's sums show (empty when none), without ``pq_if_fixed``: scoring the
+    corrected prediction needs its files (``score``)."""
+    found = category_mapping(stats.conf, table, stats.n_images)
+    return [found] if found else []
 
 
 def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int) -> Finding | None:
