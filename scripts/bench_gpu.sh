@@ -13,9 +13,9 @@
 #   MODELS="panoptic-fpn maskformer mask2former"  BATCHES="1 4 8"  AMPS="fp32 bf16" (or "fp32 fp16", above)  FUSIONS="panbench mmdet"
 #   DEVICE=cuda  DATASET=coco  DATA_ROOT=data/coco  WORKERS=8  OUT=results/bench_gpu
 #
-# Checks first that the set-up works (panbench doctor), that the GPU and the data are there, and
-# that /dev/shm can hold what the data-loading workers pass (Docker's default is 64 MB): fewer
-# workers where it cannot.  A run that fails is recorded as failed and the others go on.
+# Checks first that the data are there (the quick check, before the doctor's seconds), that the set-up
+# works (panbench doctor), that the GPU is there, and that /dev/shm can hold what the data-loading workers
+# pass (Docker's default is 64 MB): fewer workers where it cannot.  A run that fails is recorded as failed and the others go on.
 set -uo pipefail  # no -e: one failed run must not kill the others or the summary
 cd "$(dirname "$0")/.."
 N="${1:-500}"
@@ -31,16 +31,16 @@ WORKERS="${WORKERS:-8}"
 
 die() { echo "bench_gpu: $1" >&2; exit 2; }
 [[ -x "$PY" ]] || die "$PY not found: run \`make setup\` first"
-$PY -m panbench doctor --data-root "$DATA_ROOT" || die "panbench doctor reports a broken part (above): fix it, then rerun"
-if [[ "$DEVICE" == cuda* ]]; then
-  $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" \
-    || die "no CUDA GPU visible to torch (see doctor above): use a GPU machine with a CUDA torch, or DEVICE=cpu"
-fi
 if [[ "$DATASET" == coco ]]; then
   [[ -f "$DATA_ROOT/annotations/panoptic_val2017.json" && -d "$DATA_ROOT/val2017" ]] \
     || die "no COCO panoptic val under $DATA_ROOT: run \`$PY -m panbench data coco --root $DATA_ROOT\` first"
 elif [[ ! -d "$DATA_ROOT" ]]; then
   die "no dataset under $DATA_ROOT: run \`$PY -m panbench data $DATASET\` first"
+fi
+$PY -m panbench doctor --data-root "$DATA_ROOT" || die "panbench doctor reports a broken part (above): fix it, then rerun"
+if [[ "$DEVICE" == cuda* ]]; then
+  $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" \
+    || die "no CUDA GPU visible to torch (see doctor above): use a GPU machine with a CUDA torch, or DEVICE=cpu"
 fi
 
 if [[ -z "${AMPS:-}" ]]; then
