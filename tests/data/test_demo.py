@@ -1,9 +1,13 @@
-"""The embedded default: the generated dataset is deterministic; the demo models' PQ is pinned."""
+"""The embedded default: the generated dataset is deterministic; the demo models' PQ is pinned; docs/demo.md's
+sample output is the output of that run (timings and the device aside): ``PANBENCH_GOLDEN=write pytest
+tests/data/test_demo.py -k pinned_pq`` writes it there (and the diff is reviewed)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -125,6 +129,46 @@ def test_demo_models_reach_pinned_pq(tmp_path: Path, capsys) -> None:
     for name, pq in PINNED_PQ.items():
         assert got[name] == pytest.approx(pq, abs=0.5), (name, got[name])
         assert got[name] >= 20, name
+    shown = sample_output(out)
+    if os.environ.get("PANBENCH_GOLDEN") == "write":
+        DEMO_DOC.write_text(with_sample_output(DEMO_DOC.read_text(), shown))
+    assert [machine_free(b) for b in sample_blocks(DEMO_DOC.read_text())] == [machine_free(b) for b in shown], \
+        "docs/demo.md's sample output is not this run's: PANBENCH_GOLDEN=write rewrites it"
+
+
+# docs/demo.md's sample output: the first model's section of `eval --model all --dataset demo`, then its verdict and
+# comparison table; the two fenced blocks under this heading
+DEMO_DOC = REPO_ROOT / "docs" / "demo.md"
+SAMPLE_HEADING = "## What `make demo` printed"
+
+
+def sample_output(out: str) -> list[str]:
+    """The two blocks docs/demo.md shows of the output ``out``: the first model's section (up to its record's
+    path), and everything from the verdict on."""
+    first = out[out.index("demo-mask2former [default] on demo"):out.index("  record: ")].rstrip("\n")
+    return [first, out[out.index("demo 4237f2e7, 60 images: ranking"):].rstrip("\n")]
+
+
+def sample_blocks(doc: str) -> list[str]:
+    section = doc[doc.index(SAMPLE_HEADING):].split("\n## ")[0]
+    return re.findall(r"\n```\n(.*?)\n```", section, flags=re.S)
+
+
+def with_sample_output(doc: str, blocks: list[str]) -> str:
+    start = doc.index(SAMPLE_HEADING)
+    section = doc[start:].split("\n## ")[0]
+    old = iter(blocks)
+    new = re.sub(r"\n```\n(.*?)\n```", lambda m: f"\n```\n{next(old)}\n```", section, flags=re.S)
+    return doc[:start] + new + doc[start + len(section):]
+
+
+def machine_free(block: str) -> str:
+    """A block without what depends on the machine and its load: the device and processes, the speed and timings,
+    and the `~` that marks a speed measured under load (with its note)."""
+    block = re.sub(r"\(60 images, .*\)$", "(60 images, DEVICE)", block, flags=re.M)
+    block = re.sub(r"^  [\d.]+ img/s; per image: .* ms$", "  TIMINGS", block, flags=re.M)
+    block = re.sub(r"^(demo-\S+ +default .*?) +[\d.]+[~ ]*$", r"\1 IMG/S", block, flags=re.M)
+    return re.sub(r"\n~ after img/s: .*$", "", block, flags=re.M)
 
 
 def test_the_demo_configs_are_the_three_demo_models_and_their_shared_base_is_none() -> None:
