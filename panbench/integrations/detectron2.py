@@ -40,7 +40,7 @@ from detectron2.utils.file_io import PathManager
 
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality
-from panbench.metrics.inputs import id_map
+from panbench.metrics.panoptic import id_map
 
 _NAME = "PanbenchPanopticEvaluator"
 _MAX_ID = 1 << 24  # a COCO PNG's ids, R + 256 G + 256^2 B (the core's limit; integrations import panbench.metrics only)

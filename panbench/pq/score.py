@@ -1,4 +1,5 @@
-"""Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth.
+"""Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth; :func:`pq_compute`,
+panopticapi's entry point, on it.
 
 Streaming: images are read, scored and dropped chunk by chunk, one way (:func:`panbench.pq.batch.score_batch`):
 chunks of images on ``workers`` threads, added up in the images' order by the calling thread.  Each image is read,
@@ -29,6 +30,7 @@ from panbench.pq.batch import Pair, PartFold
 from panbench.pq.coco_format import (
     UnknownCategoryError,
     parse_annotations,
+    png_folder,
     read_ground_truth,
     read_json,
     safe_join,
@@ -40,6 +42,7 @@ from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
 from panbench.pq.stuff_rule import note_ground_truth
+from panbench.pq.sums import panopticapi_summary
 
 
 def available_cores() -> int:
@@ -243,3 +246,20 @@ def unlisted_note(res: dict[str, Any]) -> str | None:
         return None
     return (f"note: {u['pixels']} ground-truth pixels of {u['images']} image(s) have a PNG id that segments_info "
             "does not list; scored as panopticapi scores them (neither matched nor VOID); --strict refuses them")
+
+
+def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.PathLike[str],
+               gt_folder: str | os.PathLike[str] | None = None,
+               pred_folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """panopticapi's ``pq_compute`` (``from panbench import pq_compute``): the same arguments (the folders default to
+    the JSON paths without ``.json``), dict (:func:`panbench.pq.sums.panopticapi_summary`) and numbers (to 1e-9).
+    It prints nothing, scores on every available core without holding the images, and a bad input raises
+    :class:`panbench.errors.InputError` naming the file and the fix (panopticapi: a bare ``Exception`` or a
+    ``KeyError``).  Every ground-truth image needs a prediction (predictions of other images are ignored)."""
+    gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
+    pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
+    for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
+        if not os.path.isdir(folder):
+            raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
+    ev = score_stream(gt_json_file, gt_folder, pred_json_file, pred_folder)[0]
+    return panopticapi_summary(ev.stats, ev.categories.ids, ev.categories.isthing)
