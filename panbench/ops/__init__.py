@@ -1,20 +1,13 @@
 """The compiled mmcv functions inference needs, without compiling mmcv.
 
-MMDetection's PanopticFPN, MaskFormer and Mask2Former reach exactly three functions of mmcv's compiled
-``mmcv._ext``: ``nms`` and ``roi_align_forward`` (PanopticFPN) and, on CUDA only,
-``ms_deform_attn_forward`` (Mask2Former; on the CPU mmcv runs its own PyTorch function).  ``mmcv-lite``
-(pure Python) has no ``mmcv._ext``, so ``import mmcv.ops`` fails there.  :func:`install` puts
-panbench's stand-in (:mod:`panbench.ops.ext`) into ``sys.modules["mmcv._ext"]`` before ``mmcv.ops`` is
-imported, and mmcv's own Python wrappers then run unchanged on top of it:
-
-* CPU: mmcv 2.1.0's CPU kernels ported to C (``panbench.ops._cpu``, built by setup.py), or the same
-  arithmetic in PyTorch when that extension is missing; both bit-identical to compiled mmcv.
-* CUDA: torchvision's kernels (``nms`` in mmcv's order for tied scores, ``roi_align`` for average
-  pooling) and mmcv's PyTorch multi-scale deformable attention.
-
-A compiled ``mmcv._ext`` that imports is used as it is (backend "mmcv").  ``PANBENCH_OPS=mmcv`` or
-``PANBENCH_OPS=panbench`` forces one.  This module imports nothing heavy: torch is imported by
-:func:`install` only.
+MMDetection's PanopticFPN, MaskFormer and Mask2Former reach exactly three functions of mmcv's compiled ``mmcv._ext``:
+``nms`` and ``roi_align_forward`` (PanopticFPN) and, on CUDA only, ``ms_deform_attn_forward`` (Mask2Former; on the CPU
+mmcv runs its own PyTorch function).  ``mmcv-lite`` (pure Python) has no ``mmcv._ext``, so ``import mmcv.ops`` fails
+there.  :func:`install` puts panbench's stand-in (:mod:`panbench.ops.ext`) into ``sys.modules["mmcv._ext"]`` before
+``mmcv.ops`` is imported, and mmcv's own Python wrappers then run unchanged on top of it (the kernels, bit-identical
+to compiled mmcv on the CPU: :mod:`panbench.ops.kernels`).  A compiled ``mmcv._ext`` that imports is used as it is
+(backend "mmcv"); ``PANBENCH_OPS=mmcv`` or ``=panbench`` forces one.  This module imports nothing heavy (the import
+hook, :mod:`panbench.ops.hook`, runs it at every interpreter's start).
 """
 
 from __future__ import annotations
@@ -24,7 +17,22 @@ import os
 import sys
 
 from panbench.errors import PanbenchError
-from panbench.ops.backends import BACKENDS, COMPILED_FIX, Bypass
+
+BACKENDS = ("mmcv", "panbench")  # PANBENCH_OPS's values
+COMPILED_FIX = "compiled mmcv (PANBENCH_MMCV=compiled make setup, docs/setup.md)"
+
+
+class Bypass:
+    """While ``Bypass.on``, panbench's ``mmcv._ext`` import hook (:mod:`panbench.ops.hook`) stands aside, so that
+    :func:`install`'s import finds only a compiled ``mmcv._ext``."""
+
+    on = False
+
+    def __enter__(self) -> None:
+        self.before, Bypass.on = Bypass.on, True
+
+    def __exit__(self, *exc: object) -> None:
+        Bypass.on = self.before
 
 
 def active() -> str | None:
