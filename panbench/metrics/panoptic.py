@@ -3,13 +3,11 @@
 :class:`PanopticQuality` takes one image at a time (a model's output and its ground truth, numpy arrays or torch
 tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads itself
 (:class:`GroundTruth`).  Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state
-that ``panbench eval`` and ``panbench score`` add to: one scoring path (``score_pair``), integer sums that add across
-processes and ranks (:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`,
-:meth:`~BasePanopticQuality.sync`), and with ``analyses=True`` the per-image results, as columns, that the command
-line's analyses read.  ``compute()`` returns a :class:`PQResult`, typed, with panopticapi's dict and the command
-line's metrics as views of it.  A refused update raises :class:`panbench.errors.InputError` (the command line's
-one-line message, naming the image) and changes nothing.  torch is never imported at the top: a tensor is
-recognised by its methods and copied to the CPU (the map alone), and :meth:`BasePanopticQuality.sync` imports it.
+``eval`` and ``score`` add to: one scoring path (``score_pair``), integer sums that add across processes and ranks
+(``sums``, ``merge``, ``sync``) and, with ``analyses=True``, the per-image results the analyses read.  ``compute()``
+returns a :class:`PQResult`, with panopticapi's dict and the command line's metrics as views of it.  A refused update
+raises :class:`panbench.errors.InputError` (the command line's one-line message) and changes nothing.  torch is not
+imported at the top: a tensor is recognised by its methods and copied to the CPU (the map alone); ``sync`` imports it.
 
 A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel when it has fewer than 255 segments (its
 map is kept as the index of each pixel's segment, uint8: 0.3 MB for COCO's 640x480, about 1.5 GB for the 5000
@@ -78,13 +76,11 @@ class ClassPQ(NamedTuple):
 
 @dataclass(frozen=True)
 class PQResult:
-    """PQ/SQ/RQ for All/Things/Stuff and per class, as panopticapi computes them.
-
-    ``metrics`` is what ``panbench score --json`` prints (0-100: ``PQ``, ``SQ``, ``RQ``, ``PQ_th``, ...,
-    ``per_class``, pixel accuracy, mIoU); ``analyses`` the analyses of ``panbench eval`` (intervals, PQ by size,
-    PQ-dagger, the error breakdown) when the metric was built with ``analyses=True``, else empty; ``diagnosis``
-    the format mistakes the sums show (:mod:`panbench.pq.diagnosis`: a category mapping), empty when none (their
-    ``pq_if_fixed`` is None here: the fix needs the predictions scored again, which ``panbench score`` does)."""
+    """PQ/SQ/RQ for All/Things/Stuff and per class, as panopticapi computes them.  ``metrics`` is what ``panbench
+    score --json`` prints (0-100: ``PQ``, ..., ``per_class``, pixel accuracy, mIoU); ``analyses`` the analyses of
+    ``panbench eval`` (intervals, PQ by size, PQ-dagger, the error breakdown) with ``analyses=True``, else empty;
+    ``diagnosis`` the format mistakes the sums show (their ``pq_if_fixed`` None: the fix needs the predictions scored
+    again, which ``panbench score`` does)."""
 
     all: PQValues
     things: PQValues
@@ -105,8 +101,7 @@ class PQResult:
                         tuple(diagnose(stats, categories)))
 
     def to_panopticapi(self) -> dict[str, Any]:
-        """panopticapi's ``pq_compute`` dict: ``{"All" | "Things" | "Stuff": {"pq", "sq", "rq", "n"},
-        "per_class": {category_id: {"pq", "sq", "rq"}}}``."""
+        """panopticapi's ``pq_compute`` dict (:func:`panbench.pq.sums.panopticapi_summary`)."""
         out: dict[str, Any] = {name: v._asdict() for name, v in
                                (("All", self.all), ("Things", self.things), ("Stuff", self.stuff))}
         out["per_class"] = {cid: {"pq": c.pq, "sq": c.sq, "rq": c.rq} for cid, c in self.per_class.items()}
@@ -123,9 +118,8 @@ def check_one_device(where: str, **maps: Any) -> None:
 
 
 def id_map(x: Any, where: str, name: str) -> np.ndarray:
-    """An HxW integer id map (``R + 256 G + 256^2 B``, 0 is VOID) from a numpy array or a torch tensor (any
-    device), or an HxWx3 uint8 RGB array as a panoptic PNG holds it.  Floats, booleans and other shapes are
-    refused with a one-line error naming ``where`` and the fix."""
+    """An HxW integer id map (``R + 256 G + 256^2 B``, 0 is VOID) from a numpy array or a torch tensor (any device),
+    or an HxWx3 uint8 RGB array as a panoptic PNG holds it; floats, booleans and other shapes refused."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
         if x.is_floating_point() or x.is_complex():
             raise _float_error(where, name, str(x.dtype))
@@ -152,8 +146,7 @@ def _float_error(where: str, name: str, dtype: str) -> InputError:
 
 
 def counted_areas(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``segments`` with each missing ``area`` counted from the map (the ground truth's, when a dataset's
-    segments_info carries no areas)."""
+    """``segments`` with each missing ``area`` counted from the map."""
     if all("area" in s for s in segments):
         return segments
     seg_ids = np.array([s["id"] for s in segments], np.int64)
@@ -164,10 +157,8 @@ def counted_areas(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[
 
 
 class GroundTruth:
-    """The ground truth of a COCO panoptic dataset, read image by image.
-
-    ``gt_json``: the panoptic JSON; ``gt_folder``: its PNGs (default: the JSON's path without ``.json``, as
-    panopticapi and COCO's layout name it).  With ``keep`` each decoded image stays in memory (the module's
+    """The ground truth of a COCO panoptic dataset, read image by image: ``gt_json`` and its PNGs, ``gt_folder``
+    (default: the JSON's path without ``.json``).  With ``keep`` each decoded image stays in memory (the module
     docstring says its cost) until :meth:`clear`."""
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None,
@@ -214,8 +205,8 @@ class GroundTruth:
         return read_ids(png, where, shape=self.sizes.get(image_id), role="ground truth"), segments, where, False
 
     def hold(self, image_id: Any, ids: np.ndarray, segments: list[dict[str, Any]]) -> None:
-        """Keep image ``image_id`` (its map as :meth:`image` read it, once scoring has checked it and its
-        segments: the compact copy relies on their ids being valid and unique)."""
+        """Keep image ``image_id``'s map as :meth:`image` read it, once scoring has checked it and its segments (the
+        compact copy relies on valid, unique ids)."""
         self._kept[image_id] = _compact(ids, segments)
 
 
@@ -388,11 +379,9 @@ class BasePanopticQuality:
 
 class PanopticQuality(BasePanopticQuality):
     """PQ streamed image by image: ``update`` with a prediction and its ground truth, ``compute`` at the end.
-
-    ``categories``: COCO panoptic ``categories`` (dicts with ``id``, ``name``, ``isthing``) or the path of a COCO
-    panoptic JSON.  ``analyses``: keep each image's result (a few small arrays) so that :meth:`compute` also gives
-    the command line's analyses.  ``strict``: refuse ground-truth pixels whose id segments_info does not list
-    (panopticapi scores them)."""
+    ``categories`` as :func:`category_table` takes them; ``analyses``: keep each image's result (a few small arrays)
+    so that :meth:`compute` also gives the command line's analyses; ``strict``: refuse ground-truth pixels whose id
+    segments_info does not list (panopticapi scores them)."""
 
     def update(self, pred_ids: Any, pred_segments: Sequence[dict[str, Any]], gt_ids: Any,
                gt_segments: Sequence[dict[str, Any]], image_id: Any = None) -> ImageResult:
@@ -407,9 +396,9 @@ class PanopticQuality(BasePanopticQuality):
 
 
 class CocoPanopticQuality(BasePanopticQuality):
-    """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) that the metric reads itself,
-    each ground-truth PNG decoded once per process; with ``keep_ground_truth`` the decoded images stay between
-    evaluation rounds (:meth:`reset` keeps them; :mod:`panbench.metrics.panoptic` states their memory)."""
+    """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) that the metric reads itself
+    (:class:`GroundTruth`); with ``keep_ground_truth`` the decoded images stay between rounds (:meth:`reset` keeps
+    them)."""
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None, *,
                  keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False) -> None:

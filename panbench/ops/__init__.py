@@ -36,8 +36,8 @@ class Bypass:
 
 
 def active() -> str | None:
-    """The backend installed in this process ("mmcv" or "panbench"), or None when no mmcv op was reached
-    (``hf:`` models, scoring): what result records store, without importing anything."""
+    """The backend installed in this process ("mmcv" or "panbench"; None when no mmcv op was reached: ``hf:`` models,
+    scoring), as result records store it, without importing anything."""
     ext = sys.modules.get("mmcv._ext")
     if ext is None:
         return None
@@ -45,9 +45,8 @@ def active() -> str | None:
 
 
 def install() -> str:
-    """Make ``mmcv._ext`` importable (once per process) and return the backend that serves it: "mmcv" when a
-    compiled ``mmcv._ext`` imports, else "panbench" (its stand-in is put into ``sys.modules``).  Call it before
-    ``mmcv.ops`` (or mmdet's models) is imported.  ``PANBENCH_OPS`` forces a choice."""
+    """Make ``mmcv._ext`` importable (once per process), before ``mmcv.ops`` is imported, and return the backend that
+    serves it: "mmcv" when a compiled ``mmcv._ext`` imports, else "panbench" (``PANBENCH_OPS`` forces one)."""
     want = os.environ.get("PANBENCH_OPS", "").strip().lower()
     if want and want not in BACKENDS:
         raise PanbenchError(f"PANBENCH_OPS={want!r} is not a backend; set it to mmcv or panbench, or unset it")
@@ -74,8 +73,7 @@ def install() -> str:
 
 
 def compiled_mmcv() -> bool:
-    """Whether the installed mmcv ships a compiled ``mmcv._ext`` (found on disk; nothing is imported but
-    ``mmcv`` itself)."""
+    """Whether the installed mmcv ships a compiled ``mmcv._ext`` (found on disk; only ``mmcv`` is imported)."""
     import importlib.machinery
 
     try:

@@ -70,8 +70,7 @@ def get_compiler_version() -> str:
 
 
 def get_compiling_cuda_version() -> str:
-    """What compiled mmcv returns when built without CUDA: nothing here was compiled with nvcc (on CUDA
-    tensors panbench's ops run torchvision's and PyTorch's kernels)."""
+    """What compiled mmcv returns when built without CUDA: nothing here was compiled with nvcc."""
     return "not available"
 
 
@@ -85,8 +84,7 @@ def unavailable(name: str) -> Any:
         raise PanbenchError(f"mmcv op {name} is not in panbench's ops (nms, roi_align, ms_deform_attn, "
                             f"sigmoid_focal_loss); this config needs {COMPILED_FIX}")
 
-    refuse.__name__ = name
-    refuse.__qualname__ = name
+    refuse.__name__ = refuse.__qualname__ = name
     return refuse
 
 

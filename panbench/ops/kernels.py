@@ -1,6 +1,4 @@
-"""nms and RoIAlign as mmcv 2.1.0 computes them, for the stand-in ``mmcv._ext`` (:mod:`panbench.ops.ext`).
-
-Which kernel runs:
+"""nms and RoIAlign as mmcv 2.1.0 computes them, for the stand-in ``mmcv._ext`` (:mod:`panbench.ops.ext`):
 
 * CPU tensors: the C extension ``panbench.ops._cpu`` (mmcv's ``cpu/nms.cpp`` and ``cpu/roi_align.cpp`` ported
   line for line), or, when it was not built or ``PANBENCH_NO_NATIVE=1``, :func:`nms_torch` and
@@ -10,13 +8,11 @@ Which kernel runs:
   scores) for ``offset=0`` and ``torchvision.ops.roi_align`` for average pooling; ``offset=1`` and max pooling
   take the PyTorch functions above.
 
-mmcv sorts the scores with ``scores.sort(0, descending=True)`` (not a stable sort); every path here sorts the
-same way, so boxes with tied scores are visited in mmcv's order.
-
-The ops a training step of PanopticFPN, MaskFormer and Mask2Former reaches on CUDA are here too: mmdet's
-``FocalLoss`` (mmcv's sigmoid focal loss, forward and backward) and the backward passes of RoIAlign (average
-pooling) and multi-scale deformable attention; PyTorch on any device, torchvision's RoIAlign backward kernel for
-CUDA tensors.
+mmcv sorts the scores with ``scores.sort(0, descending=True)`` (not a stable sort); every path here sorts the same
+way, so boxes with tied scores are visited in mmcv's order.  The ops a training step of PanopticFPN, MaskFormer and
+Mask2Former reaches on CUDA are here too: mmdet's ``FocalLoss`` (mmcv's sigmoid focal loss, forward and backward) and
+the backward passes of RoIAlign (average pooling) and multi-scale deformable attention (PyTorch on any device;
+torchvision's RoIAlign backward kernel for CUDA tensors).
 """
 
 from __future__ import annotations
