@@ -19,7 +19,6 @@ import sys
 from panbench.errors import PanbenchError
 
 BACKENDS = ("mmcv", "panbench")  # PANBENCH_OPS's values
-COMPILED_FIX = "compiled mmcv (PANBENCH_MMCV=compiled make setup, docs/setup.md)"
 
 
 class Bypass:
@@ -63,6 +62,8 @@ def install() -> str:
             return "mmcv"
         except ImportError as e:
             if want == "mmcv":
+                from panbench.ops.kernels import COMPILED_FIX
+
                 why = f"{type(e).__name__}: {e}".splitlines()[0][:160]
                 raise PanbenchError(f"PANBENCH_OPS=mmcv but mmcv's compiled ops do not import ({why}); install "
                                     f"{COMPILED_FIX}, or unset PANBENCH_OPS to use panbench's ops") from None

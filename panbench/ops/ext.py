@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.ops import COMPILED_FIX, kernels
+from panbench.ops import kernels
+from panbench.ops.kernels import COMPILED_FIX
 from panbench.ops.kernels import nms as nms  # mmcv's signatures and results (panbench/ops/kernels.py)
 from panbench.ops.kernels import roi_align_forward as roi_align_forward
 

@@ -24,6 +24,7 @@ from panbench.errors import PanbenchError
 from panbench.pq.extensions import load_extension
 
 _cpu = load_extension("panbench.ops._cpu")
+COMPILED_FIX = "compiled mmcv (PANBENCH_MMCV=compiled make setup, docs/setup.md)"  # how to get mmcv's own ops
 ROI_CHUNK = 128  # RoIs gathered at once by roi_align_torch (bounds its temporary memory)
 
 
@@ -130,8 +131,7 @@ def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_
         return
     if input.device.type == "cpu" and input.dtype not in (torch.float32, torch.float64):
         raise PanbenchError(f"mmcv op roi_align_forward: {input.dtype} input on the CPU is not in panbench's ops "
-                            "(float32, float64); run it in float32 (panbench's --amp does) or install compiled "
-                            "mmcv (PANBENCH_MMCV=compiled make setup, docs/setup.md)")
+                            f"(float32, float64); run it in float32 (panbench's --amp does) or install {COMPILED_FIX}")
     if input.device.type == "cpu" and _cpu is not None:
         roi_align_c(input, rois, output, argmax_y, argmax_x, aligned_height, aligned_width, spatial_scale,
                     sampling_ratio, pool_mode, aligned)
