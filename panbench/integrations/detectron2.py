@@ -53,8 +53,7 @@ class PredictionSegments:
     docstring)."""
 
     def __init__(self, dataset_name: str, meta: Any) -> None:
-        self.dataset_name = dataset_name
-        self.meta = meta
+        self.dataset_name, self.meta = dataset_name, meta
         self.thing_to_dataset = {v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
         self.stuff_to_dataset = {v: k for k, v in meta.stuff_dataset_id_to_contiguous_id.items()}
         self.things = set(self.thing_to_dataset)  # a label's class is a thing where it is one of these

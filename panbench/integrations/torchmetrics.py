@@ -36,8 +36,7 @@ _MAX_TABLE = 1 << 22
 
 
 class TorchmetricsInputError(InputError, ValueError):
-    """Bad ``things``/``stuffs`` or input tensors: panbench's one-line error, and a ``ValueError`` as torchmetrics
-    raises."""
+    """Bad ``things``/``stuffs`` or input tensors: panbench's one-line error, a ``ValueError`` as torchmetrics's."""
 
 
 def _parse_categories(things: Collection[int], stuffs: Collection[int]) -> tuple[list[int], list[int]]:
@@ -158,8 +157,7 @@ class PanbenchPanopticQuality(Metric):
         t, s = _parse_categories(things, stuffs)
         self.things, self.stuffs = set(t), set(s)
         self.allow_unknown_preds_category = allow_unknown_preds_category
-        self.return_sq_and_rq = return_sq_and_rq
-        self.return_per_class = return_per_class
+        self.return_sq_and_rq, self.return_per_class = return_sq_and_rq, return_per_class
         self._convert = TorchmetricsToSegments(t, s)
         n = len(self._core().sums())
         self.add_state("sums", default=torch.zeros(n, dtype=torch.int64), dist_reduce_fx="sum")

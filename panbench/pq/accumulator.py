@@ -29,9 +29,7 @@ class PanopticAccumulator:
     results carry boundary-PQ contributions."""
 
     def __init__(self, categories: CategoryTable, keep_images: bool = False, boundary: bool = False) -> None:
-        self.categories = categories
-        self.keep_images = keep_images
-        self.boundary = boundary
+        self.categories, self.keep_images, self.boundary = categories, keep_images, boundary
         self.reset()
 
     def reset(self) -> None:

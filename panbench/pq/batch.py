@@ -222,10 +222,9 @@ class _Gathered:
     def __init__(self, n_categories: int, keep_images: bool, part: PartFold | None = None,
                  per_image: bool = False) -> None:
         self.stats, self.keep_images, self.part = PQStats.zeros(n_categories), keep_images, part
+        self.per_image, self.held = per_image, 0  # held: the bytes of the res buffers in done
         self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
         self.done: list[Any] = []
-        self.held = 0  # the bytes of the res buffers in done
-        self.per_image = per_image
 
     def take(self, got: list[Any]) -> None:
         self.done.extend(got)
