@@ -20,7 +20,7 @@ code and checks them):
 * :mod:`panbench.robustness`: the COCO-C corruptions and the clean/mPC/rPC summaries.
 * :mod:`panbench.evaluation`: one run of a model on a dataset (``Run``), in floors (its ``__init__``).
 * :mod:`panbench.metrics`: the Python API's streaming metrics (``PanopticQuality``, ``CocoPanopticQuality``) on
-  the PQ core's ``PanopticAccumulator``; ``pq_compute`` (panopticapi's entry point) is :mod:`panbench.pq.compute`.
+  the PQ core's ``PanopticAccumulator``; ``pq_compute`` (panopticapi's entry point) is in :mod:`panbench.pq.score`.
 * :mod:`panbench.reporting`: tables (pandas), plots (matplotlib), overlays, the HTML report, terminal text.
   Reads records; never runs a model, except ``viz``, which draws one image.
 * :mod:`panbench.cluster`: sweeps on Slurm through submitit.
@@ -40,14 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __getattr__ imports them on first use
     from panbench.metrics import ClassPQ, CocoPanopticQuality, PanopticQuality, PQResult, PQValues
-    from panbench.pq.compute import pq_compute
+    from panbench.pq.score import pq_compute
 
 __version__ = "0.3.1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: configs/, checkpoints/, results/
 
 # The Python API (docs/api.md), imported on first use so that ``import panbench`` stays light.
-_API = {"pq_compute": "panbench.pq.compute", "PanopticQuality": "panbench.metrics",
+_API = {"pq_compute": "panbench.pq.score", "PanopticQuality": "panbench.metrics",
         "CocoPanopticQuality": "panbench.metrics", "PQResult": "panbench.metrics", "PQValues": "panbench.metrics",
         "ClassPQ": "panbench.metrics", "Finding": "panbench.metrics", "DiagnosisWarning": "panbench.metrics"}
 __all__ = ["ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "PQResult", "PQValues", "PanopticQuality",

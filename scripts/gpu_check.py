@@ -83,7 +83,7 @@ def suppress(b: torch.Tensor, order: torch.Tensor, thr: float) -> torch.Tensor:
 
 
 def ops(device: str, repeat: int) -> None:
-    from panbench.ops import install, kernels, training
+    from panbench.ops import install, kernels
 
     install()
     print(f"ops: {kernels.path('cuda' if device.startswith('cuda') else 'cpu')} against {kernels.path('cpu')}")
@@ -154,7 +154,7 @@ def ops(device: str, repeat: int) -> None:
           f"max |diff| {diff:.3g}; {times[device] * 1e3:.3f} ms on {device}, {times['cpu'] * 1e3:.3f} ms CPU")
     # the training step's ops: each output on the device against the CPU's
     grad_out = torch.randn(res["cpu"].shape, generator=g)
-    grads = {dev: [t.cpu() for t in training.ms_deform_attn_grads(*(t.to(dev) for t in (value, shapes, loc, att)),
+    grads = {dev: [t.cpu() for t in kernels.ms_deform_attn_grads(*(t.to(dev) for t in (value, shapes, loc, att)),
                                                                   grad_out.to(dev))] for dev in (device, "cpu")}
     diff = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(grads[device], grads["cpu"]))
     check("ms_deform_attn backward (value, locations, weights): within 1e-4 of the largest", diff <= 1e-4,
@@ -162,7 +162,7 @@ def ops(device: str, repeat: int) -> None:
     logits = torch.randn(4000, 80, generator=g) * 4
     target = torch.randint(0, 81, (4000,), generator=g)
     for derivative in (False, True):
-        outs = {dev: training.sigmoid_focal_loss(logits.to(dev), target.to(dev), torch.empty(0, device=dev), 2.0, 0.25,
+        outs = {dev: kernels.sigmoid_focal_loss(logits.to(dev), target.to(dev), torch.empty(0, device=dev), 2.0, 0.25,
                                                 derivative).cpu() for dev in (device, "cpu")}
         diff, top = float((outs[device] - outs["cpu"]).abs().max()), float(outs["cpu"].abs().max())
         check(f"sigmoid_focal_loss {'backward' if derivative else 'forward'} (4000 x 80): within 1e-5 of the largest",
@@ -170,7 +170,7 @@ def ops(device: str, repeat: int) -> None:
     feat_shape = (2, 64, 100, 168)
     rois = torch.cat([torch.randint(0, 2, (64, 1), generator=g).float(), xy[:64], xy[:64] + wh[:64]], 1)
     go = torch.randn(64, 64, 7, 7, generator=g)
-    gin = {dev: training.roi_align_grad(go.to(dev), rois.to(dev), feat_shape, 7, 7, 0.125, 0, True).cpu()
+    gin = {dev: kernels.roi_align_grad(go.to(dev), rois.to(dev), feat_shape, 7, 7, 0.125, 0, True).cpu()
            for dev in (device, "cpu")}
     diff = float((gin[device] - gin["cpu"]).abs().max() / gin["cpu"].abs().max())
     check("roi_align backward (P3, 64 channels, 64 RoIs): within 1e-4 of the largest", diff <= 1e-4,

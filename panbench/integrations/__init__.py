@@ -1,5 +1,4 @@
-"""panbench inside training frameworks: MMEngine/MMDetection (mmdet.py: ``PanbenchPanopticMetric``, a drop-in for
-MMDetection's ``CocoPanopticMetric``), torchmetrics/Lightning (torchmetrics.py) and detectron2 (detectron2.py:
-``PanbenchPanopticEvaluator``, a drop-in for detectron2's ``COCOPanopticEvaluator``), on the PQ core of
-:mod:`panbench.metrics`.  Nothing of panbench imports this package: a config's ``custom_imports``, a user's
-``import`` or a test does (docs/api.md)."""
+"""panbench inside training frameworks (docs/api.md), on :mod:`panbench.metrics`: drop-ins for MMDetection's
+``CocoPanopticMetric`` (mmdet.py) and detectron2's ``COCOPanopticEvaluator`` (detectron2.py), and torchmetrics'
+``PanopticQuality`` for Lightning (torchmetrics.py).  Nothing of panbench imports this package: a config's
+``custom_imports``, a user's ``import`` or a test does."""

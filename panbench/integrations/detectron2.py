@@ -1,28 +1,19 @@
-"""``PanbenchPanopticEvaluator``: detectron2's ``COCOPanopticEvaluator`` scored in memory by panbench.
+"""``PanbenchPanopticEvaluator``: detectron2's ``COCOPanopticEvaluator`` scored in memory by panbench (docs/api.md,
+"detectron2"): ``evaluator = PanbenchPanopticEvaluator("coco_2017_val_panoptic")``, then ``inference_on_dataset(model,
+data_loader, evaluator)`` gives ``{"panoptic_seg": {"PQ": ..., ...}}``.
 
-With ``inference_on_dataset`` (or a trainer's ``build_evaluator``)::
-
-    from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
-
-    evaluator = PanbenchPanopticEvaluator("coco_2017_val_panoptic")
-    results = inference_on_dataset(model, data_loader, evaluator)  # {"panoptic_seg": {"PQ": ..., ...}}
-
-Same arguments (``dataset_name``, ``output_dir``), input, result dict (``panoptic_seg``: ``PQ``, ``SQ``, ``RQ``,
-``PQ_th``, ..., ``RQ_st``, 0-100; this detectron2 has no per-class result) and printed table as
-``COCOPanopticEvaluator``, plus ``keep_ground_truth`` (the decoded ground-truth PNGs kept between rounds of one
-evaluator).  ``process`` turns each output's ``panoptic_seg`` into a COCO id map and segments exactly as
-``COCOPanopticEvaluator.process`` does before it writes its PNG (segments_info None: the map holds
-``category * label_divisor + instance`` with -1 VOID, each value a segment ``value + 1``; ``isthing`` True /
-other / absent: the contiguous id through the metadata's thing map / stuff map / the id as the dataset's) and
-scores it at once against its ground truth (the metadata's ``panoptic_json`` and ``panoptic_root``, decoded in the
-rank that scores the image) with :class:`panbench.metrics.CocoPanopticQuality`.  ``evaluate`` gathers each rank's
-integer sums and image ids to the main process with ``detectron2.utils.comm`` (as ``COCOPanopticEvaluator``
-gathers its predictions) and computes panopticapi's numbers there; the other ranks return None.  No PNG or JSON
-is written, in ``output_dir`` or elsewhere, and neither the output tensors nor their ``segments_info`` are
-modified (``COCOPanopticEvaluator`` adds 1 in place to a CPU map of segments_info None and pops ``isthing``).
-
-As panopticapi, ``evaluate`` refuses a round that lacks an image of ``panoptic_json``.  Where panopticapi divides
-by zero (no category of a group, e.g. no stuff, in any image), the group's numbers are 0 here.
+Same arguments, input, result dict (``PQ``, ``SQ``, ``RQ``, ``PQ_th``, ..., ``RQ_st``, 0-100; this detectron2 has no
+per-class result) and printed table as ``COCOPanopticEvaluator``, plus ``keep_ground_truth``.  ``process`` turns each
+output's ``panoptic_seg`` into a COCO id map and segments exactly as ``COCOPanopticEvaluator.process`` does before it
+writes its PNG (segments_info None: the map holds ``category * label_divisor + instance`` with -1 VOID, each value a
+segment ``value + 1``; ``isthing`` True / other / absent: the contiguous id through the metadata's thing map / stuff
+map / the id as the dataset's) and scores it at once against its ground truth (the metadata's ``panoptic_json`` and
+``panoptic_root``) with :class:`panbench.metrics.CocoPanopticQuality`.  ``evaluate`` gathers each rank's integer sums
+and image ids to the main process with ``detectron2.utils.comm`` and computes panopticapi's numbers there; the other
+ranks return None.  Nothing is written, and neither the output tensors nor their ``segments_info`` are modified
+(``COCOPanopticEvaluator`` adds 1 in place to a CPU map of segments_info None and pops ``isthing``).  As panopticapi,
+``evaluate`` refuses a round that lacks an image of ``panoptic_json``; where panopticapi divides by zero (no category
+of a group in any image), the group's numbers are 0 here.
 """
 
 from __future__ import annotations
@@ -40,7 +31,7 @@ from detectron2.utils.file_io import PathManager
 
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality
-from panbench.metrics.inputs import id_map
+from panbench.metrics.panoptic import id_map
 
 _NAME = "PanbenchPanopticEvaluator"
 _MAX_ID = 1 << 24  # a COCO PNG's ids, R + 256 G + 256^2 B (the core's limit; integrations import panbench.metrics only)
@@ -49,20 +40,8 @@ _KEYS = [(m + s, g, m.lower()) for s, g in (("", "All"), ("_th", "Things"), ("_s
          for m in ("PQ", "SQ", "RQ")]
 
 
-def _metadata(dataset_name: str) -> Any:
-    meta = MetadataCatalog.get(dataset_name)
-    for key in ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id", "panoptic_json",
-                "panoptic_root"):
-        if not hasattr(meta, key):
-            raise InputError(f"{_NAME}: dataset {dataset_name!r} has no metadata {key!r}; register it with "
-                             "detectron2.data.datasets.register_coco_panoptic (or set MetadataCatalog.get(name)."
-                             f"{key})")
-    return meta
-
-
 def present_values(flat: np.ndarray) -> np.ndarray:
-    """The distinct values of a flat segment map, sorted: those that start a run of equal values (a segment map
-    holds a few runs a row), then ``np.unique`` of those alone."""
+    """The distinct values of a flat segment map, sorted: ``np.unique`` of the values that start a run (a few a row)."""
     if flat.size == 0:
         return flat[:0]
     starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
@@ -70,12 +49,11 @@ def present_values(flat: np.ndarray) -> np.ndarray:
 
 
 class PredictionSegments:
-    """detectron2's ``panoptic_seg`` -> a COCO id map (0 VOID) and its segments with the dataset's category ids,
-    as ``COCOPanopticEvaluator.process`` makes the PNG and segments it writes."""
+    """detectron2's ``panoptic_seg`` -> a COCO id map (0 VOID) and its segments with the dataset's category ids (module
+    docstring)."""
 
     def __init__(self, dataset_name: str, meta: Any) -> None:
-        self.dataset_name = dataset_name
-        self.meta = meta
+        self.dataset_name, self.meta = dataset_name, meta
         self.thing_to_dataset = {v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
         self.stuff_to_dataset = {v: k for k, v in meta.stuff_dataset_id_to_contiguous_id.items()}
         self.things = set(self.thing_to_dataset)  # a label's class is a thing where it is one of these
@@ -140,19 +118,20 @@ class PredictionSegments:
 
 
 class PanbenchPanopticEvaluator(DatasetEvaluator):
-    """COCO panoptic PQ, SQ, RQ (all, things, stuff), as detectron2's ``COCOPanopticEvaluator``, scored in memory.
-
-    Args: those of ``COCOPanopticEvaluator`` (``dataset_name``: a dataset of ``MetadataCatalog`` with
-    ``thing_dataset_id_to_contiguous_id``, ``stuff_dataset_id_to_contiguous_id``, ``panoptic_json``,
-    ``panoptic_root`` and, for segments_info None, ``label_divisor``; ``output_dir``: created as
-    ``COCOPanopticEvaluator`` creates it, nothing written there), and ``keep_ground_truth``: keep each decoded
-    ground-truth PNG for the next round of this evaluator (default False: detectron2's trainers build an
-    evaluator per evaluation).  Call ``evaluate`` on every rank (it gathers through ``detectron2.utils.comm``).
-    """
+    """COCO panoptic PQ, SQ, RQ as ``COCOPanopticEvaluator``, scored in memory (module docstring).  ``dataset_name``
+    needs the metadata ``__init__`` checks (``label_divisor`` too for segments_info None); ``output_dir`` is created,
+    nothing written there; ``keep_ground_truth`` keeps each decoded ground-truth PNG for this evaluator's next round
+    (default False: detectron2's trainers build an evaluator per evaluation).  Call ``evaluate`` on every rank."""
 
     def __init__(self, dataset_name: str, output_dir: str | None = None, *, keep_ground_truth: bool = False) -> None:
         self.dataset_name = dataset_name
-        self._metadata = _metadata(dataset_name)
+        self._metadata = MetadataCatalog.get(dataset_name)
+        for key in ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id", "panoptic_json",
+                    "panoptic_root"):
+            if not hasattr(self._metadata, key):
+                raise InputError(f"{_NAME}: dataset {dataset_name!r} has no metadata {key!r}; register it with "
+                                 "detectron2.data.datasets.register_coco_panoptic (or set MetadataCatalog.get(name)."
+                                 f"{key})")
         self._convert = PredictionSegments(dataset_name, self._metadata)
         self._output_dir = output_dir
         if output_dir is not None:
@@ -166,8 +145,8 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
         self._coco.reset()
 
     def process(self, inputs: Sequence[dict[str, Any]], outputs: Sequence[dict[str, Any]]) -> None:
-        """Score each output's ``panoptic_seg`` against the ground truth of its input's ``image_id``.  A refused
-        image raises :class:`panbench.errors.InputError` and adds nothing (the batch's images before it stay)."""
+        """Score each output's ``panoptic_seg`` against the ground truth of its input's ``image_id``; a refused image
+        raises :class:`panbench.errors.InputError` and adds nothing (the batch's images before it stay)."""
         if len(inputs) != len(outputs):
             raise InputError(f"{_NAME}.process: {len(inputs)} inputs and {len(outputs)} outputs; pass the batch "
                              "the model was given and its outputs, one each")
@@ -182,8 +161,7 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
             self._coco.update(image_id, ids, segments)
 
     def evaluate(self) -> OrderedDict[str, dict[str, float]] | None:
-        """The nine numbers (0-100) of every rank's images on the main process, printed as detectron2 prints them;
-        None on the other ranks."""
+        """The nine numbers (0-100) of every rank's images on the main process, printed as detectron2 prints them."""
         comm.synchronize()
         parts = comm.gather((self._coco.scored, self._coco.sums()))
         if not comm.is_main_process():

@@ -1,19 +1,13 @@
-"""``PanbenchPanopticMetric``: MMDetection's ``CocoPanopticMetric`` (mmdet 3.x) scored in memory by panbench.
-
-In a config::
-    custom_imports = dict(imports=["panbench.integrations.mmdet"], allow_failed_imports=False)
-    val_evaluator = dict(type="PanbenchPanopticMetric", ann_file=..., seg_prefix=...)
+"""``PanbenchPanopticMetric``: MMDetection's ``CocoPanopticMetric`` (mmdet 3.x) scored in memory by panbench
+(docs/api.md, "MMDetection / MMEngine"; a config's ``custom_imports`` of ``panbench.integrations.mmdet`` registers it).
 
 Same arguments, result keys (``coco_panoptic/PQ``, ``PQ_th``, ...), printed tables and numbers as
-``CocoPanopticMetric``, plus ``keep_ground_truth`` (the decoded ground-truth PNGs kept between validation
-rounds).  ``process`` turns each data sample's ``pred_panoptic_seg.sem_seg`` into an id map and segments
-exactly as ``CocoPanopticMetric._parse_predictions`` does (``INSTANCE_OFFSET``; the void label, the number of
-classes or ``ignore_index``, to VOID; a label to its category id) and scores it at once against its ground
-truth (decoded in the rank that scores the image); ``self.results`` holds each image's small
-``ImageResult``, which mmengine collects from the ranks as it collects any metric's results, and
-``compute_metrics`` adds them into a fresh ``PanopticQuality``.  No PNG is written, except with
-``format_only=True``, which is MMDetection's own: the predictions written as PNGs and a JSON under
-``outfile_prefix`` (``CocoPanopticMetric`` does it), no score.
+``CocoPanopticMetric``, plus ``keep_ground_truth``.  ``process`` turns each data sample's
+``pred_panoptic_seg.sem_seg`` into an id map and segments exactly as ``CocoPanopticMetric._parse_predictions`` does
+and scores it at once against its ground truth; ``self.results`` holds each image's small ``ImageResult``, which
+mmengine collects from the ranks as any metric's results, and ``compute_metrics`` adds them into a fresh
+``PanopticQuality``.  No PNG is written, except with ``format_only=True``: MMDetection's own metric writes the
+predictions as PNGs and a JSON under ``outfile_prefix``, and nothing is scored.
 """
 
 from __future__ import annotations
@@ -44,13 +38,12 @@ _DENSE_IDS = 1 << 24  # ids below this are counted with bincount; COCO's RGB enc
 
 def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
                         label2cat: dict[int, int] | None) -> tuple[np.ndarray, list[dict[str, int]]]:
-    """An mmdet panoptic map (``label + instance * INSTANCE_OFFSET``) -> a COCO id map (0 = VOID) and its
-    segments, as ``CocoPanopticMetric._parse_predictions`` makes them: the pixels whose label is
-    ``num_classes`` or ``ignore_index`` become VOID, every other value is a segment of category
-    ``label2cat[label]`` (the label itself without ``label2cat``).  A segment whose value is 0 (label 0,
-    instance 0) gets an unused id here (0 is VOID in COCO's encoding), and so do the VOID pixels then: mmdet writes
-    VOID as 0 into the map it scores, where that segment is 0 too, so it scores them as that segment's pixels, and
-    so does this.  ``pan`` is not modified."""
+    """An mmdet panoptic map (``label + instance * INSTANCE_OFFSET``) -> a COCO id map (0 = VOID) and its segments, as
+    ``CocoPanopticMetric._parse_predictions`` makes them: the pixels whose label is ``num_classes`` or
+    ``ignore_index`` become VOID, every other value is a segment of category ``label2cat[label]`` (the label itself
+    without ``label2cat``).  A segment whose value is 0 (label 0, instance 0) gets an unused id (0 is COCO's VOID), and
+    so do the VOID pixels then: mmdet writes VOID as 0 into the map it scores, so it scores them as that segment's
+    pixels, and so does this.  ``pan`` is not modified."""
     flat = pan.reshape(-1)
     top = int(flat.max()) if flat.size else 0
     counts = None
@@ -95,15 +88,10 @@ def _remap(pan: np.ndarray, moved: dict[int, int], dense: bool) -> np.ndarray:
 
 @METRICS.register_module()
 class PanbenchPanopticMetric(BaseMetric):
-    """COCO panoptic PQ, SQ, RQ (all, things, stuff), as MMDetection's ``CocoPanopticMetric``, scored in memory.
-
-    Args: those of ``CocoPanopticMetric`` (ann_file, seg_prefix, classwise, format_only, outfile_prefix,
-    nproc, file_client_args, backend_args, collect_device, prefix), and keep_ground_truth: keep each
-    decoded ground-truth PNG in memory for the next validation round (default True).  nproc is accepted and
-    unused (every image is scored when ``process`` receives it); outfile_prefix is read only with
-    format_only.  Without ann_file the ground truth comes from the data samples (``segments_info``, the
-    PNG under seg_prefix or ``seg_map_path``), as ``CocoPanopticMetric`` does.
-    """
+    """COCO panoptic PQ, SQ, RQ as ``CocoPanopticMetric``, scored in memory (module docstring): its arguments, and
+    keep_ground_truth (each decoded ground-truth PNG kept for the next validation round; default True).  nproc is
+    unused (each image is scored as ``process`` receives it); outfile_prefix is read only with format_only.  Without
+    ann_file the ground truth comes from the data samples, as ``CocoPanopticMetric`` reads it."""
 
     default_prefix: str | None = "coco_panoptic"
 
@@ -200,9 +188,8 @@ class PanbenchPanopticMetric(BaseMetric):
                                                              image_id=sample["img_id"]))
 
     def _sample_ground_truth(self, sample: dict) -> tuple[np.ndarray, list[dict[str, int]]]:
-        """The ground truth of a data sample (no ann_file), as ``CocoPanopticMetric`` reads it: the PNG
-        under seg_prefix (else ``seg_map_path``), ``segments_info`` with its labels as category ids; a thing
-        segment that is not ``is_thing`` is a crowd."""
+        """The ground truth of a data sample (no ann_file), as ``CocoPanopticMetric`` reads it: the PNG under seg_prefix
+        (else ``seg_map_path``), ``segments_info`` with labels as category ids; a thing not ``is_thing`` is a crowd."""
         segm_file = osp.basename(sample["img_path"]).replace(".jpg", ".png")
         path = osp.join(self.seg_prefix, segm_file) if self.seg_prefix else sample["seg_map_path"]
         ids = self._gt_cache.get(path)

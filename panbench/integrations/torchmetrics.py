@@ -1,24 +1,22 @@
 """panbench's PQ as a torchmetrics ``Metric``: torchmetrics' ``PanopticQuality`` input and options, panopticapi's
 numbers (docs/api.md, "torchmetrics / Lightning").
 
-:class:`PanbenchPanopticQuality` takes what ``torchmetrics.detection.PanopticQuality`` takes (``preds`` and
-``target`` of shape ``(B, *spatial, 2)``: per pixel the pair (category id, instance id)) and returns what it
-returns (the PQ average; with ``return_sq_and_rq`` PQ, SQ, RQ; with ``return_per_class`` one value per category,
-things by id then stuff by id; float64).  Each image becomes a segment-id map and its ``segments_info`` (a thing:
-one segment per (category, instance); a stuff category: one segment, its instance ids ignored as torchmetrics
-ignores them; a target pixel of a category outside ``things`` and ``stuffs``: VOID, id 0; a prediction's such
-pixel: VOID with ``allow_unknown_preds_category``, else an error) and is scored by
-:class:`panbench.metrics.PanopticQuality`, panopticapi's rules.  The state is that metric's integer sums
-(``sums``, int64, ``dist_reduce_fx="sum"``): a DDP sync adds them exactly, and the numbers do not depend on how
-the images were split over processes.
+:class:`PanbenchPanopticQuality` takes what ``torchmetrics.detection.PanopticQuality`` takes (``preds`` and ``target``
+of shape ``(B, *spatial, 2)``: per pixel (category id, instance id)) and returns what it returns (the PQ average;
+with ``return_sq_and_rq`` PQ, SQ, RQ; with ``return_per_class`` one value per category, things by id then stuff by
+id; float64).  Each image becomes a segment-id map and its ``segments_info`` (a thing: one segment per (category,
+instance); a stuff category: one segment, its instance ids ignored as torchmetrics ignores them; a target pixel of a
+category outside ``things`` and ``stuffs``: VOID; a prediction's: VOID with ``allow_unknown_preds_category``, else an
+error) scored by :class:`panbench.metrics.PanopticQuality`.  The state is that metric's integer sums (``sums``,
+``dist_reduce_fx="sum"``): a DDP sync adds them exactly, whatever the split of the images over processes.
 
 Where torchmetrics' own rules differ from panopticapi's (the result differs, not only its rounding):
 
 * a predicted VOID pixel (an unknown predicted category with ``allow_unknown_preds_category=True``): torchmetrics
   takes it out of the target segment's area (a higher IoU) and does not count a target segment more than half
   covered by it as a false negative; panopticapi counts it as a missed pixel of the target segment;
-* torchmetrics has no crowd regions, and neither has this metric's input (every target segment has
-  ``iscrowd=0``); score crowd regions with :class:`panbench.metrics.PanopticQuality` directly;
+* torchmetrics has no crowd regions, and neither has this metric's input (every target segment has ``iscrowd=0``);
+  score crowd regions with :class:`panbench.metrics.PanopticQuality` directly;
 * torchmetrics divides each IoU in float32 (about 1e-7 relative); panopticapi and panbench in float64.
 """
 
@@ -38,8 +36,7 @@ _MAX_TABLE = 1 << 22
 
 
 class TorchmetricsInputError(InputError, ValueError):
-    """Bad ``things``/``stuffs`` or input tensors: panbench's one-line error, and a ``ValueError`` as torchmetrics
-    raises."""
+    """Bad ``things``/``stuffs`` or input tensors: panbench's one-line error, a ``ValueError`` as torchmetrics's."""
 
 
 def _parse_categories(things: Collection[int], stuffs: Collection[int]) -> tuple[list[int], list[int]]:
@@ -75,10 +72,8 @@ def _validate(preds: Any, target: Any) -> None:
 
 class TorchmetricsToSegments:
     """torchmetrics' ``(B, *spatial, 2)`` tensors to panoptic id maps and COCO ``segments_info`` (module docstring).
-
-    Categories are given to panbench as ids ``1..C`` (``index + 1`` in torchmetrics' order: things sorted, then
-    stuff sorted), so that any int category id of torchmetrics (0 and negative ones included) is a valid COCO one.
-    """
+    Categories are given to panbench as ids ``1..C`` (``index + 1`` in torchmetrics' order: things sorted, then stuff
+    sorted), so that any int category id of torchmetrics (0 and negative ones included) is a valid COCO one."""
 
     def __init__(self, things: list[int], stuffs: list[int]) -> None:
         self.order = things + stuffs
@@ -162,8 +157,7 @@ class PanbenchPanopticQuality(Metric):
         t, s = _parse_categories(things, stuffs)
         self.things, self.stuffs = set(t), set(s)
         self.allow_unknown_preds_category = allow_unknown_preds_category
-        self.return_sq_and_rq = return_sq_and_rq
-        self.return_per_class = return_per_class
+        self.return_sq_and_rq, self.return_per_class = return_sq_and_rq, return_per_class
         self._convert = TorchmetricsToSegments(t, s)
         n = len(self._core().sums())
         self.add_state("sums", default=torch.zeros(n, dtype=torch.int64), dist_reduce_fx="sum")

@@ -1,36 +1,44 @@
-"""The streaming panoptic-quality metric of the Python API.
+"""The streaming panoptic-quality metrics of the Python API (docs/api.md), their inputs and their result.
 
 :class:`PanopticQuality` takes one image at a time (a model's output and its ground truth, numpy arrays or torch
-tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads itself.
-Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state that ``panbench eval`` and
-``panbench score`` add to: one scoring path (``score_pair``), integer sums that add across processes and ranks
-(:meth:`BasePanopticQuality.sums`, :meth:`~BasePanopticQuality.merge`, :meth:`~BasePanopticQuality.sync`), and with
-``analyses=True`` the per-image results, as columns, that the command line's analyses read.  A refused update raises
-:class:`panbench.errors.InputError` (the command line's one-line message, naming the image) and changes nothing."""
+tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads itself
+(:class:`GroundTruth`).  Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state
+``eval`` and ``score`` add to: one scoring path (``score_pair``), integer sums that add across processes and ranks
+(``sums``, ``merge``, ``sync``) and, with ``analyses=True``, the per-image results the analyses read.  ``compute()``
+returns a :class:`PQResult`, with panopticapi's dict and the command line's metrics as views of it.  A refused update
+raises :class:`panbench.errors.InputError` (the command line's one-line message) and changes nothing.  torch is not
+imported at the top: a tensor is recognised by its methods and copied to the CPU (the map alone); ``sync`` imports it.
+
+A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel when it has fewer than 255 segments (its
+map is kept as the index of each pixel's segment, uint8: 0.3 MB for COCO's 640x480, about 1.5 GB for the 5000
+images of COCO val2017), two bytes up to 65534 segments, and four (the ids themselves) where the PNG holds ids its
+segments_info does not list.  It is scored as it is kept: the index map with its segments numbered 1..n in their
+order (the match reads which pixel belongs to which segment, never the ids themselves), so reading it back costs
+nothing."""
 
 from __future__ import annotations
 
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.scoring import run_fields
 from panbench.errors import InputError
-from panbench.metrics.ground_truth import GroundTruth
-from panbench.metrics.inputs import check_one_device, counted_areas, id_map
-from panbench.metrics.result import PQResult
 from panbench.pq.accumulator import PanopticAccumulator
-from panbench.pq.coco_format import parse_categories, read_json
-from panbench.pq.diagnosis import DiagnosisWarning
+from panbench.pq.coco_format import parse_categories, png_folder, read_ground_truth, read_json, safe_join
+from panbench.pq.diagnosis import DiagnosisWarning, Finding, diagnose
 from panbench.pq.evaluator import score_pair
+from panbench.pq.kernels import _SENTINEL, index_map, rgb2id
 from panbench.pq.matching import CategoryTable
+from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
-from panbench.pq.sums import PQStats
+from panbench.pq.sums import PQStats, panopticapi_summary, pq_summary
 
 Categories = CategoryTable | Sequence[dict[str, Any]] | str | os.PathLike[str]
 
@@ -43,6 +51,186 @@ def category_table(categories: Categories) -> CategoryTable:
     if isinstance(categories, (str, os.PathLike)):
         return parse_categories(read_json(categories, "ground-truth JSON"), categories)
     return parse_categories({"categories": list(categories)}, "categories")
+
+
+class PQValues(NamedTuple):
+    """PQ, SQ and RQ of a group of categories (fractions 0-1) and ``n``, the categories averaged (those with
+    TP + FP + FN > 0)."""
+
+    pq: float
+    sq: float
+    rq: float
+    n: int
+
+
+class ClassPQ(NamedTuple):
+    """One category's PQ, SQ, RQ (fractions 0-1) and its match counts."""
+
+    pq: float
+    sq: float
+    rq: float
+    tp: int
+    fp: int
+    fn: int
+
+
+@dataclass(frozen=True)
+class PQResult:
+    """PQ/SQ/RQ for All/Things/Stuff and per class, as panopticapi computes them.  ``metrics`` is what ``panbench
+    score --json`` prints (0-100: ``PQ``, ..., ``per_class``, pixel accuracy, mIoU); ``analyses`` the analyses of
+    ``panbench eval`` (intervals, PQ by size, PQ-dagger, the error breakdown) with ``analyses=True``, else empty;
+    ``diagnosis`` the format mistakes the sums show (their ``pq_if_fixed`` None: the fix needs the predictions scored
+    again, which ``panbench score`` does)."""
+
+    all: PQValues
+    things: PQValues
+    stuff: PQValues
+    per_class: dict[int, ClassPQ]
+    n_images: int
+    metrics: dict[str, Any] = field(repr=False)
+    analyses: dict[str, Any] = field(default_factory=dict, repr=False)
+    diagnosis: tuple[Finding, ...] = field(default=(), repr=False)
+
+    @staticmethod
+    def from_stats(stats: PQStats, categories: CategoryTable, analyses: dict[str, Any] | None = None) -> PQResult:
+        api = panopticapi_summary(stats, categories.ids, categories.isthing)
+        per_class = {cid: ClassPQ(v["pq"], v["sq"], v["rq"], int(stats.tp[k]), int(stats.fp[k]), int(stats.fn[k]))
+                     for k, (cid, v) in enumerate(api["per_class"].items())}
+        return PQResult(PQValues(**api["All"]), PQValues(**api["Things"]), PQValues(**api["Stuff"]), per_class,
+                        stats.n_images, pq_summary(stats, categories.ids, categories.isthing), analyses or {},
+                        tuple(diagnose(stats, categories)))
+
+    def to_panopticapi(self) -> dict[str, Any]:
+        """panopticapi's ``pq_compute`` dict (:func:`panbench.pq.sums.panopticapi_summary`)."""
+        out: dict[str, Any] = {name: v._asdict() for name, v in
+                               (("All", self.all), ("Things", self.things), ("Stuff", self.stuff))}
+        out["per_class"] = {cid: {"pq": c.pq, "sq": c.sq, "rq": c.rq} for cid, c in self.per_class.items()}
+        return out
+
+
+def check_one_device(where: str, **maps: Any) -> None:
+    """Refuse tensors on different devices (as torch refuses an operation across devices)."""
+    devices = {k: str(v.device) for k, v in maps.items()  # a tensor's device as text (cpu, cuda:0)
+               if getattr(v, "device", None) is not None and not isinstance(v, np.ndarray)}
+    if len(set(devices.values())) > 1:
+        said = ", ".join(f"{k} on {d}" for k, d in devices.items())
+        raise InputError(f"{where}: {said}; put them on one device (or pass numpy arrays)")
+
+
+def id_map(x: Any, where: str, name: str) -> np.ndarray:
+    """An HxW integer id map (``R + 256 G + 256^2 B``, 0 is VOID) from a numpy array or a torch tensor (any device),
+    or an HxWx3 uint8 RGB array as a panoptic PNG holds it; floats, booleans and other shapes refused."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
+        if x.is_floating_point() or x.is_complex():
+            raise _float_error(where, name, str(x.dtype))
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f" or arr.dtype.kind == "c":
+        raise _float_error(where, name, str(arr.dtype))
+    if arr.dtype.kind not in "iu":
+        raise InputError(f"{where}: {name} has dtype {arr.dtype}; pass integer segment ids "
+                         "(R + 256G + 256^2B, 0 = VOID)")
+    if arr.ndim == 3 and arr.shape[-1] == 3 and arr.dtype == np.uint8:
+        return rgb2id(np.ascontiguousarray(arr))
+    if arr.ndim == 3 and arr.shape[0] == 1:  # (1, H, W), as mmdet's sem_seg
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise InputError(f"{where}: {name} has shape {tuple(arr.shape)}; pass one image's HxW map of segment ids "
+                         "(or HxWx3 uint8 RGB as in a panoptic PNG)")
+    return arr
+
+
+def _float_error(where: str, name: str, dtype: str) -> InputError:
+    return InputError(f"{where}: {name} has floating-point values ({dtype}); segment ids are integers: "
+                      "convert the map with .long() / .astype(np.int64) after rounding it where it was resized")
+
+
+def counted_areas(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``segments`` with each missing ``area`` counted from the map."""
+    if all("area" in s for s in segments):
+        return segments
+    seg_ids = np.array([s["id"] for s in segments], np.int64)
+    flat = ids.ravel()
+    u, c = np.unique(flat[np.isin(flat, seg_ids)], return_counts=True) if len(seg_ids) else (seg_ids, seg_ids)
+    counts = dict(zip(u.tolist(), c.tolist(), strict=True))
+    return [s if "area" in s else {**s, "area": int(counts.get(s["id"], 0))} for s in segments]
+
+
+class GroundTruth:
+    """The ground truth of a COCO panoptic dataset, read image by image: ``gt_json`` and its PNGs, ``gt_folder``
+    (default: the JSON's path without ``.json``).  With ``keep`` each decoded image stays in memory (the module
+    docstring says its cost) until :meth:`clear`."""
+
+    def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None,
+                 keep: bool = False) -> None:
+        self.json_path = Path(gt_json)
+        self.folder = Path(gt_folder) if gt_folder is not None else png_folder(gt_json)
+        truth = read_ground_truth(self.json_path)
+        self.categories: CategoryTable = truth.categories
+        self.annotations: dict[Any, dict[str, Any]] = truth.annotations
+        self.sizes = truth.sizes
+        if not self.folder.is_dir():
+            raise InputError(f"{self.folder}: the ground-truth PNG folder of {self.json_path} does not exist; pass "
+                             "gt_folder (the folder of its panoptic PNGs)")
+        self.keep = keep
+        self._kept: dict[Any, tuple[np.ndarray, list[dict[str, Any]]]] = {}
+
+    def __contains__(self, image_id: Any) -> bool:
+        return image_id in self.annotations
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    @property
+    def kept_bytes(self) -> int:
+        """The memory the kept images take."""
+        return sum(m.nbytes for m, _ in self._kept.values())
+
+    def clear(self) -> None:
+        """Drop the kept images."""
+        self._kept.clear()
+
+    def image(self, image_id: Any) -> tuple[np.ndarray, list[dict[str, Any]], str, bool]:
+        """Image ``image_id``'s id map, its segments_info, its name for messages and whether it is a kept image
+        (then its index map and its segments numbered as the map numbers them)."""
+        ann = self.annotations.get(image_id)
+        if ann is None:
+            raise _unknown_image(self.json_path, image_id, self.annotations)
+        where = f"image {image_id}"
+        segments = ann["segments_info"]
+        kept = self._kept.get(image_id)
+        if kept is not None:
+            return kept[0], kept[1], where, True
+        png = safe_join(self.folder, ann["file_name"], f"{where} (ground truth)")
+        return read_ids(png, where, shape=self.sizes.get(image_id), role="ground truth"), segments, where, False
+
+    def hold(self, image_id: Any, ids: np.ndarray, segments: list[dict[str, Any]]) -> None:
+        """Keep image ``image_id``'s map as :meth:`image` read it, once scoring has checked it and its segments (the
+        compact copy relies on valid, unique ids)."""
+        self._kept[image_id] = _compact(ids, segments)
+
+
+def _compact(ids: np.ndarray, segments: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """A map to keep and its segments: each pixel's segment index (uint8 or uint16, 0 VOID) with the segments
+    numbered 1..n, or the ids and segments as they are where some pixel's id is in no segment."""
+    seg_ids = np.array([s["id"] for s in segments], np.int64)
+    if len(seg_ids) + 1 >= int(_SENTINEL):
+        return ids.copy(), segments
+    # a PNG's ids are below 2^24: as int32 numpy's take indexes the table without converting them to intp first
+    index = index_map(ids.view(np.int32) if ids.dtype == np.uint32 else ids, seg_ids)
+    if (index == _SENTINEL).any():
+        return ids.copy(), segments
+    numbered = [{**seg, "id": k} for k, seg in enumerate(segments, 1)]
+    return index.astype(np.uint8 if len(seg_ids) < 255 else np.uint16), numbered
+
+
+def _unknown_image(path: Path, image_id: Any, annotations: dict[Any, Any]) -> InputError:
+    other = str(image_id) if not isinstance(image_id, str) else int(image_id) if image_id.isdigit() else None
+    if other is not None and other in annotations:
+        return InputError(f"{path}: image_id {image_id!r} is a {type(image_id).__name__} but the ground truth has "
+                          f"{other!r}; pass the image ids as the ground-truth JSON writes them")
+    return InputError(f"{path}: no annotation of image {image_id!r}; pass the ids of this JSON's images (or the "
+                      "ground-truth JSON of the images you evaluate)")
 
 
 def _plain(image_id: Any) -> Any:
@@ -191,11 +379,9 @@ class BasePanopticQuality:
 
 class PanopticQuality(BasePanopticQuality):
     """PQ streamed image by image: ``update`` with a prediction and its ground truth, ``compute`` at the end.
-
-    ``categories``: COCO panoptic ``categories`` (dicts with ``id``, ``name``, ``isthing``) or the path of a COCO
-    panoptic JSON.  ``analyses``: keep each image's result (a few small arrays) so that :meth:`compute` also gives
-    the command line's analyses.  ``strict``: refuse ground-truth pixels whose id segments_info does not list
-    (panopticapi scores them)."""
+    ``categories`` as :func:`category_table` takes them; ``analyses``: keep each image's result (a few small arrays)
+    so that :meth:`compute` also gives the command line's analyses; ``strict``: refuse ground-truth pixels whose id
+    segments_info does not list (panopticapi scores them)."""
 
     def update(self, pred_ids: Any, pred_segments: Sequence[dict[str, Any]], gt_ids: Any,
                gt_segments: Sequence[dict[str, Any]], image_id: Any = None) -> ImageResult:
@@ -210,9 +396,9 @@ class PanopticQuality(BasePanopticQuality):
 
 
 class CocoPanopticQuality(BasePanopticQuality):
-    """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) that the metric reads itself,
-    each ground-truth PNG decoded once per process; with ``keep_ground_truth`` the decoded images stay between
-    evaluation rounds (:meth:`reset` keeps them; :mod:`panbench.metrics.ground_truth` states their memory)."""
+    """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) that the metric reads itself
+    (:class:`GroundTruth`); with ``keep_ground_truth`` the decoded images stay between rounds (:meth:`reset` keeps
+    them)."""
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None, *,
                  keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False) -> None:

@@ -1,20 +1,13 @@
 """The compiled mmcv functions inference needs, without compiling mmcv.
 
-MMDetection's PanopticFPN, MaskFormer and Mask2Former reach exactly three functions of mmcv's compiled
-``mmcv._ext``: ``nms`` and ``roi_align_forward`` (PanopticFPN) and, on CUDA only,
-``ms_deform_attn_forward`` (Mask2Former; on the CPU mmcv runs its own PyTorch function).  ``mmcv-lite``
-(pure Python) has no ``mmcv._ext``, so ``import mmcv.ops`` fails there.  :func:`install` puts
-panbench's stand-in (:mod:`panbench.ops.ext`) into ``sys.modules["mmcv._ext"]`` before ``mmcv.ops`` is
-imported, and mmcv's own Python wrappers then run unchanged on top of it:
-
-* CPU: mmcv 2.1.0's CPU kernels ported to C (``panbench.ops._cpu``, built by setup.py), or the same
-  arithmetic in PyTorch when that extension is missing; both bit-identical to compiled mmcv.
-* CUDA: torchvision's kernels (``nms`` in mmcv's order for tied scores, ``roi_align`` for average
-  pooling) and mmcv's PyTorch multi-scale deformable attention.
-
-A compiled ``mmcv._ext`` that imports is used as it is (backend "mmcv").  ``PANBENCH_OPS=mmcv`` or
-``PANBENCH_OPS=panbench`` forces one.  This module imports nothing heavy: torch is imported by
-:func:`install` only.
+MMDetection's PanopticFPN, MaskFormer and Mask2Former reach exactly three functions of mmcv's compiled ``mmcv._ext``:
+``nms`` and ``roi_align_forward`` (PanopticFPN) and, on CUDA only, ``ms_deform_attn_forward`` (Mask2Former; on the CPU
+mmcv runs its own PyTorch function).  ``mmcv-lite`` (pure Python) has no ``mmcv._ext``, so ``import mmcv.ops`` fails
+there.  :func:`install` puts panbench's stand-in (:mod:`panbench.ops.ext`) into ``sys.modules["mmcv._ext"]`` before
+``mmcv.ops`` is imported, and mmcv's own Python wrappers then run unchanged on top of it (the kernels, bit-identical
+to compiled mmcv on the CPU: :mod:`panbench.ops.kernels`).  A compiled ``mmcv._ext`` that imports is used as it is
+(backend "mmcv"); ``PANBENCH_OPS=mmcv`` or ``=panbench`` forces one.  This module imports nothing heavy (the import
+hook, :mod:`panbench.ops.hook`, runs it at every interpreter's start).
 """
 
 from __future__ import annotations
@@ -24,12 +17,26 @@ import os
 import sys
 
 from panbench.errors import PanbenchError
-from panbench.ops.backends import BACKENDS, COMPILED_FIX, Bypass
+
+BACKENDS = ("mmcv", "panbench")  # PANBENCH_OPS's values
+
+
+class Bypass:
+    """While ``Bypass.on``, panbench's ``mmcv._ext`` import hook (:mod:`panbench.ops.hook`) stands aside, so that
+    :func:`install`'s import finds only a compiled ``mmcv._ext``."""
+
+    on = False
+
+    def __enter__(self) -> None:
+        self.before, Bypass.on = Bypass.on, True
+
+    def __exit__(self, *exc: object) -> None:
+        Bypass.on = self.before
 
 
 def active() -> str | None:
-    """The backend installed in this process ("mmcv" or "panbench"), or None when no mmcv op was reached
-    (``hf:`` models, scoring): what result records store, without importing anything."""
+    """The backend installed in this process ("mmcv" or "panbench"; None when no mmcv op was reached: ``hf:`` models,
+    scoring), as result records store it, without importing anything."""
     ext = sys.modules.get("mmcv._ext")
     if ext is None:
         return None
@@ -37,9 +44,8 @@ def active() -> str | None:
 
 
 def install() -> str:
-    """Make ``mmcv._ext`` importable (once per process) and return the backend that serves it: "mmcv" when a
-    compiled ``mmcv._ext`` imports, else "panbench" (its stand-in is put into ``sys.modules``).  Call it before
-    ``mmcv.ops`` (or mmdet's models) is imported.  ``PANBENCH_OPS`` forces a choice."""
+    """Make ``mmcv._ext`` importable (once per process), before ``mmcv.ops`` is imported, and return the backend that
+    serves it: "mmcv" when a compiled ``mmcv._ext`` imports, else "panbench" (``PANBENCH_OPS`` forces one)."""
     want = os.environ.get("PANBENCH_OPS", "").strip().lower()
     if want and want not in BACKENDS:
         raise PanbenchError(f"PANBENCH_OPS={want!r} is not a backend; set it to mmcv or panbench, or unset it")
@@ -56,6 +62,8 @@ def install() -> str:
             return "mmcv"
         except ImportError as e:
             if want == "mmcv":
+                from panbench.ops.kernels import COMPILED_FIX
+
                 why = f"{type(e).__name__}: {e}".splitlines()[0][:160]
                 raise PanbenchError(f"PANBENCH_OPS=mmcv but mmcv's compiled ops do not import ({why}); install "
                                     f"{COMPILED_FIX}, or unset PANBENCH_OPS to use panbench's ops") from None
@@ -66,8 +74,7 @@ def install() -> str:
 
 
 def compiled_mmcv() -> bool:
-    """Whether the installed mmcv ships a compiled ``mmcv._ext`` (found on disk; nothing is imported but
-    ``mmcv`` itself)."""
+    """Whether the installed mmcv ships a compiled ``mmcv._ext`` (found on disk; only ``mmcv`` is imported)."""
     import importlib.machinery
 
     try:

@@ -1,12 +1,10 @@
 """panbench's stand-in for ``mmcv._ext`` (what :func:`panbench.ops.install` puts into ``sys.modules``).
 
 mmcv 2.1.0's ``mmcv/utils/ext_loader.load_ext`` imports ``mmcv._ext`` and asserts that it has each name an
-``mmcv/ops/*.py`` module lists.  The three functions inference reaches are real, with mmcv's signatures
-(``mmcv/ops/csrc/pytorch/pybind.cpp``), and so are those a training step of the three architectures reaches on
-CUDA: mmdet's ``FocalLoss`` (``sigmoid_focal_loss_forward`` / ``_backward``) and the backward passes of
-``roi_align`` (average pooling) and ``ms_deform_attn``; every other name is a function that raises a one-line
-:class:`~panbench.errors.PanbenchError` naming the op and how to get it, so that ``import mmcv.ops`` works
-and only a config that really calls another op stops, at that op.
+``mmcv/ops/*.py`` module lists.  The functions inference and a training step on CUDA reach are real, with mmcv's
+signatures (``mmcv/ops/csrc/pytorch/pybind.cpp``); every other name is a function that raises a one-line
+:class:`~panbench.errors.PanbenchError` naming the op and how to get it, so that ``import mmcv.ops`` works and only
+a config that really calls another op stops, at that op.
 """
 
 from __future__ import annotations
@@ -14,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from panbench.errors import PanbenchError
-from panbench.ops import training
-from panbench.ops.backends import COMPILED_FIX
+from panbench.ops import kernels
+from panbench.ops.kernels import COMPILED_FIX
 from panbench.ops.kernels import nms as nms  # mmcv's signatures and results (panbench/ops/kernels.py)
 from panbench.ops.kernels import roi_align_forward as roi_align_forward
 
@@ -35,14 +33,14 @@ def sigmoid_focal_loss_forward(input: Any, target: Any, weight: Any, output: Any
                                alpha: float) -> None:
     """mmcv's ``sigmoid_focal_loss_forward`` (mmdet's ``FocalLoss`` on CUDA tensors): fills ``output`` with each
     element's loss."""
-    output.copy_(training.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=False))
+    output.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=False))
 
 
 def sigmoid_focal_loss_backward(input: Any, target: Any, weight: Any, grad_input: Any, gamma: float,
                                 alpha: float) -> None:
     """mmcv's ``sigmoid_focal_loss_backward``: fills ``grad_input`` with each element's derivative (mmcv's
     autograd function multiplies it by the incoming gradient)."""
-    grad_input.copy_(training.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=True))
+    grad_input.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=True))
 
 
 def ms_deform_attn_backward(value: Any, value_spatial_shapes: Any, value_level_start_index: Any,
@@ -50,7 +48,7 @@ def ms_deform_attn_backward(value: Any, value_spatial_shapes: Any, value_level_s
                             grad_sampling_loc: Any, grad_attn_weight: Any, im2col_step: int) -> None:
     """mmcv's ``ms_deform_attn_backward`` (Mask2Former's pixel decoder training on CUDA): fills the three
     gradients, those of mmcv's PyTorch function that :func:`ms_deform_attn_forward` runs."""
-    grads = training.ms_deform_attn_grads(value, value_spatial_shapes, sampling_locations, attention_weights,
+    grads = kernels.ms_deform_attn_grads(value, value_spatial_shapes, sampling_locations, attention_weights,
                                          grad_output)
     for dst, g in zip((grad_value, grad_sampling_loc, grad_attn_weight), grads):
         dst.copy_(g)
@@ -64,7 +62,7 @@ def roi_align_backward(grad_output: Any, rois: Any, argmax_y: Any, argmax_x: Any
     if pool_mode != 1:
         raise PanbenchError(f"mmcv op roi_align_backward: max pooling's backward is not in panbench's ops; for "
                             f"training with it install {COMPILED_FIX}")
-    grad_input += training.roi_align_grad(grad_output, rois, tuple(grad_input.shape), aligned_height, aligned_width,
+    grad_input += kernels.roi_align_grad(grad_output, rois, tuple(grad_input.shape), aligned_height, aligned_width,
                                          spatial_scale, sampling_ratio, aligned)
 
 
@@ -73,8 +71,7 @@ def get_compiler_version() -> str:
 
 
 def get_compiling_cuda_version() -> str:
-    """What compiled mmcv returns when built without CUDA: nothing here was compiled with nvcc (on CUDA
-    tensors panbench's ops run torchvision's and PyTorch's kernels)."""
+    """What compiled mmcv returns when built without CUDA: nothing here was compiled with nvcc."""
     return "not available"
 
 
@@ -88,8 +85,7 @@ def unavailable(name: str) -> Any:
         raise PanbenchError(f"mmcv op {name} is not in panbench's ops (nms, roi_align, ms_deform_attn, "
                             f"sigmoid_focal_loss); this config needs {COMPILED_FIX}")
 
-    refuse.__name__ = name
-    refuse.__qualname__ = name
+    refuse.__name__ = refuse.__qualname__ = name
     return refuse
 
 

@@ -1,12 +1,8 @@
-"""An import hook that makes ``mmcv._ext`` importable in any Python panbench is installed in, so that
-MMDetection's own tools (``tools/test.py``, ``register_all_modules()``, a notebook building a model from a
-config) run with mmcv-lite without importing panbench first.
-
-``site-packages/panbench-mmcv-ext.pth`` imports this module at interpreter start-up.  It only adds a finder
-to ``sys.meta_path`` that answers for the one name ``mmcv._ext`` and imports nothing else (no torch, no
-mmcv).  When ``mmcv._ext`` is imported, :func:`panbench.ops.install` decides as it does for panbench's own
-runs: a compiled ``mmcv._ext`` that imports is used as it is, else panbench's stand-in
-(:mod:`panbench.ops.ext`).
+"""An import hook that makes ``mmcv._ext`` importable in any Python panbench is installed in, so that MMDetection's
+own tools (``tools/test.py``, ``register_all_modules()``, a notebook building a model from a config) run with
+mmcv-lite without importing panbench first.  ``site-packages/panbench-mmcv-ext.pth`` imports this module at
+interpreter start-up: it adds a finder to ``sys.meta_path`` that answers for the one name ``mmcv._ext`` and imports
+nothing else; that import then runs :func:`panbench.ops.install`, which decides as for panbench's own runs.
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ from __future__ import annotations
 import sys
 from importlib.machinery import ModuleSpec
 
-from panbench.ops.backends import Bypass
+from panbench.ops import Bypass
 
 NAME = "mmcv._ext"
 

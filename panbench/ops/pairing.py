@@ -38,6 +38,5 @@ def pairing_problem(torch_version: str, torchvision_version: str | None) -> str 
 
 
 def _build(local: str) -> str:
-    """``cpu`` or ``CUDA`` from a version's local part: none (PyPI's Linux wheels of torch and torchvision are CUDA
-    builds), ``cu130`` or ``cpu``."""
+    """``cpu`` or ``CUDA`` from a version's local part (none: PyPI's Linux wheels of torch and torchvision are CUDA)."""
     return "cpu" if local.startswith("cpu") else "CUDA"

@@ -1,13 +1,10 @@
-"""The one state of a panoptic evaluation: :class:`PanopticAccumulator`.
-
-It holds the per-category integer sums (:class:`~panbench.pq.sums.PQStats`) and, when asked (``keep_images``),
-each image's result as the columns of :mod:`panbench.pq.result`, keyed by the image's position (its index in the
-dataset for ``eval``, the order of ``update`` calls for the Python API).  Everything that scores images adds to
-one: ``panbench eval``'s evaluators, ``panbench score``, the Python API's metrics and the integrations built on
-them.  States combine one way, :meth:`PanopticAccumulator.merge` (forked processes, torchrun ranks, a resumed
-cache, two metrics); the sums are integers, so any split and order of the images gives the same bits, and the
-columns come back in position order (:meth:`PanopticAccumulator.columns`) whatever the order the images were
-added in.  numpy only.
+"""The one state of a panoptic evaluation, :class:`PanopticAccumulator`: the per-category integer sums
+(:class:`~panbench.pq.sums.PQStats`) and, with ``keep_images``, each image's result as the columns of
+:mod:`panbench.pq.result`, keyed by the image's position (its dataset index for ``eval``, the order of ``update``
+calls for the Python API).  Everything that scores images adds to one (``eval``'s evaluators, ``score``, the Python
+API's metrics).  States combine one way, :meth:`~PanopticAccumulator.merge` (forked processes, torchrun ranks, a
+resumed cache, two metrics); the sums are integers, so any split and order of the images gives the same bits, and
+the columns come back in position order whatever the order the images were added in.  numpy only.
 """
 
 from __future__ import annotations
@@ -28,13 +25,11 @@ _CHUNK = 256  # kept results turned into columns this many images at a time
 
 
 class PanopticAccumulator:
-    """PQ sums and, with ``keep_images``, the per-image results as columns (module docstring).  ``boundary``:
-    the results carry boundary-PQ contributions (their columns are prefixed ``b_``)."""
+    """PQ sums and, with ``keep_images``, the per-image results as columns (module docstring); with ``boundary`` the
+    results carry boundary-PQ contributions."""
 
     def __init__(self, categories: CategoryTable, keep_images: bool = False, boundary: bool = False) -> None:
-        self.categories = categories
-        self.keep_images = keep_images
-        self.boundary = boundary
+        self.categories, self.keep_images, self.boundary = categories, keep_images, boundary
         self.reset()
 
     def reset(self) -> None:
@@ -66,8 +61,7 @@ class PanopticAccumulator:
                 self._flush()
 
     def add_results(self, results: Sequence[ImageResult]) -> None:
-        """Add images scored elsewhere, after the images kept so far: the same state as :meth:`add` of each, their
-        sums added at once (with ``keep_images``, :meth:`add_columns` of their columns)."""
+        """:meth:`add` of each image scored elsewhere, the sums added at once."""
         if self.keep_images:
             first = self.n_kept()
             self.add_columns(np.arange(first, first + len(results), dtype=np.int64), results_to_columns(results))
@@ -85,8 +79,8 @@ class PanopticAccumulator:
         return result
 
     def add_columns(self, indices: np.ndarray, cols: Mapping[str, np.ndarray]) -> None:
-        """Add images scored as columns (``len(indices)`` images at those positions, their ``<group>_img``
-        counted from 0 in the order of ``indices``): the sums, and the columns when they are kept."""
+        """Add images scored as columns (``len(indices)`` images at those positions, their ``<group>_img`` counted from
+        0 in the order of ``indices``)."""
         indices = np.asarray(indices, np.int64)
         part = PQStats.zeros(len(self.categories))
         part.add_columns(cols, len(indices))  # first: bad columns raise before anything changes
@@ -132,8 +126,7 @@ class PanopticAccumulator:
         return self._chunks
 
     def columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The kept images' positions, ascending, and their results as columns in that order
-        (:func:`~panbench.pq.result.results_to_columns`' form)."""
+        """The kept images' positions, ascending, and their results as columns in that order."""
         parts = self._parts()
         if not parts:
             return np.zeros(0, np.int64), results_to_columns([])
@@ -173,14 +166,14 @@ class PanopticAccumulator:
         return stats
 
     def evaluate(self) -> dict[str, Any]:
-        """The nine metrics (0-100), ``per_class`` keyed by category id, ``n_images`` and ``unlisted_gt``
-        (ground-truth pixels whose id segments_info does not list, and the images that hold them)."""
+        """:func:`~panbench.pq.sums.pq_summary` and ``unlisted_gt`` (ground-truth pixels whose id segments_info does
+        not list, and their images)."""
         out = pq_summary(self._stats, self.categories.ids, self.categories.isthing)
         out["unlisted_gt"] = {"pixels": int(self._stats.unlisted[0]), "images": int(self._stats.unlisted[1])}
         return out
 
     def diagnosis(self) -> list[Finding]:
-        """The format mistakes the sums show (:func:`panbench.pq.diagnosis.diagnose`; empty when none)."""
+        """The format mistakes the sums show (:func:`panbench.pq.diagnosis.diagnose`)."""
         return diagnose(self._stats, self.categories)
 
     def __getstate__(self) -> dict[str, Any]:

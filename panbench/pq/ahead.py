@@ -1,11 +1,8 @@
-"""JSON documents read ahead: a file's bytes read, and scanned by ``_match.scan``, on a thread while the process
-imports what scores them.
-
-``panbench score`` calls :func:`start` for its two JSON files before it imports numpy; the thread reads the file
-and runs the scan, which walks the document without the GIL, so both overlap the imports on another core.
-:func:`~panbench.pq.coco_format.read_json` then :func:`take` s them instead of reading the file again.  A document
-is handed over only while the file is the one that was read (the same device, inode, size and modification
-time); anything that goes wrong on the thread leaves the file to ``read_json``, which reads it and reports what is
+"""JSON documents read ahead: a file's bytes read, and scanned by ``_match.scan`` (without the GIL), on a thread
+while the process imports what scores them.  ``panbench score`` calls :func:`start` for its two JSON files before it
+imports numpy; :func:`~panbench.pq.coco_format.read_json` then :func:`take` s them instead of reading the file again.
+A document is handed over only while the file is the one that was read (the same device, inode, size and
+modification time); anything that goes wrong on the thread leaves the file to ``read_json``, which reports what is
 wrong in its words.  Standard library only.
 """
 
@@ -54,16 +51,16 @@ _AHEAD: dict[str, _Ahead] = {}
 
 
 def start(path: str | os.PathLike[str], gt: bool) -> None:
-    """Read and scan ``path`` (as a ground truth with ``gt``, else as predictions) on a thread; a document of the
-    same path read ahead before is dropped."""
+    """Read and scan ``path`` (as a ground truth with ``gt``, else as predictions) on a thread, replacing a document
+    of the same path read ahead before."""
     key = str(Path(path))
     _AHEAD[key] = _Ahead(key, gt)
 
 
 def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | None:
-    """The bytes of ``path`` read ahead and, when it was scanned as ``gt`` asks, what the scan found (None: the scan
-    leaves the document to ``json.loads``), else :data:`NOT_SCANNED`; None when it was not read ahead, the read
-    failed or the file changed since.  The document is handed over once."""
+    """The bytes of ``path`` read ahead (once) and what the scan found when it was scanned as ``gt`` asks (None: left
+    to ``json.loads``), else :data:`NOT_SCANNED`; None when it was not read ahead, the read failed or the file
+    changed since."""
     job = _AHEAD.pop(str(Path(path)), None)
     if job is None:
         return None

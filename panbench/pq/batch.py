@@ -1,23 +1,20 @@
 """How ``panbench score`` scores a folder: chunks of images read, decoded, intersected and matched in C, on threads
 of one process (or each image on the per-image path, on the same threads).
 
-A chunk of :data:`CHUNK` images goes to ``_native.pair_tables`` at a time: for each image both PNG files are read,
-checked as :mod:`panbench.pq.png` checks them, inflated (libdeflate, through the entry points the ``deflate``
-package exports), unfiltered to ids and counted into the image's intersection table, with the GIL released and
-one set of buffers per thread, reused from image to image; the table is then checked, matched and folded there too
-(what :func:`~panbench.pq.evaluator.table_result` does, in C: ``_match_core.h``).  Up to :func:`window` chunks are
-in flight on the threads while the calling thread collects the chunk before, in the images' order; every
-:data:`ADD_EVERY` images (or :data:`ADD_BYTES` of their buffers) it copies their results out of their ``res`` into
-columns (:func:`res_columns`, the form :func:`~panbench.pq.result.results_to_columns` gives and the analyses read)
-and adds them to the sums.
+A chunk of :data:`CHUNK` images goes to ``_native.pair_tables`` at a time: for each image both PNGs are read, checked
+as :mod:`panbench.pq.png` checks them, inflated (libdeflate, through the ``deflate`` package's entry points),
+unfiltered to ids and counted into the image's intersection table, with the GIL released and one set of buffers per
+thread; the table is then checked, matched and folded there too (:func:`~panbench.pq.evaluator.table_result` in C:
+``_match_core.h``).  Up to two chunks per thread are in flight while the calling thread collects the chunk before, in
+the images' order; every :data:`ADD_EVERY` images (or :data:`ADD_BYTES` of their buffers) it copies their results
+out of their ``res`` into columns (:func:`res_columns`, the form the analyses read) and adds them to the sums.
 
 An image the C path does not count (a file missing or damaged, a palette, 16-bit or interlaced PNG, an id in no
-segment, a segments_info that does not parse, an area that does not add up) is scored again on the per-image
-path, which gives its numbers or its one-line error: every image gets the numbers and the error it gets on that
-path, bit for bit.  Where nothing is counted in C (boundary PQ, which reads the id maps in Python; an install
-without these kernels; ``PANBENCH_PER_IMAGE=1``, the reference) each chunk is a call of the per-image path on a
-thread (:mod:`panbench.pq.kernels` keeps one set of buffers per thread); its C kernels release the GIL, its decode
-and Python steps hold it, so threads gain less there (docs/pq-evaluator.md).
+segment, a segments_info that does not parse, an area that does not add up) is scored again on the per-image path,
+so every image gets that path's numbers or error, bit for bit.  Where nothing is counted in C (boundary PQ, which
+reads the id maps in Python; an install without these kernels; ``PANBENCH_PER_IMAGE=1``, the reference) each chunk
+is a call of the per-image path on a thread; its decode and Python steps hold the GIL, so threads gain less there
+(docs/pq-evaluator.md).
 """
 
 from __future__ import annotations
@@ -46,13 +43,12 @@ ADD_BYTES = 32 << 20  # ... or fewer, once their res buffers (each sized for any
 _READY: dict[tuple[Any, Any], bool] = {}  # (_native module, deflate module) -> use_libdeflate was called
 
 Pair = tuple[dict[str, Any], dict[str, Any]]  # (ground-truth annotation, prediction annotation) of one image
-# one image as the calling thread keeps it while its chunk is in flight: the res C matches it into and its number
-# of predictions, or None (the per-image path scores it)
+# an image kept by the calling thread while its chunk is in flight: its res and number of predictions, or None
+# (the per-image path scores it)
 _Prepared = tuple[np.ndarray, int] | None
 _HEADER = 8  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, used, (unused)
-# a chunk in flight: its pairs, what the calling thread keeps of each, the C call (or its status bytes), and the
-# position in the chunk of each image handed to C
-# (None: the chunk scored on the per-image path, the call's value its results)
+# a chunk in flight: its pairs, what the calling thread keeps of each (None: the per-image path scores the chunk, the
+# call's value its results), the C call (or its status bytes), the position of each image handed to C
 _Chunk = tuple[Sequence[Pair], "list[_Prepared] | None", "Task[Any] | Any", list[int]]
 # what each part of the results (its columns, its number of images) is handed to, in the images' order
 PartFold = Callable[[Mapping[str, np.ndarray], int], None]
@@ -71,11 +67,6 @@ def available() -> bool:
             ext.use_libdeflate(*points)
         _READY[key] = points is not None
     return _READY[key]
-
-
-def window(threads: int) -> int:
-    """Chunks in flight at once: two per thread, so that a thread never waits for the next one."""
-    return 2 * max(1, threads)
 
 
 def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
@@ -106,10 +97,9 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
 
 
 def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> tuple[Any, ...]:
-    """Both sides' segments_info checked, as the buffers ``pair_tables`` reads: the ground truth's ids, category
-    indices, areas (int64) and crowd flags (one byte each), the predictions' ids and category indices, each a
-    memoryview of bytes: of ``_match.packed``'s where C read and checked both arrays, else of the arrays of
-    :func:`image_segments` (which raises what is wrong)."""
+    """Both sides' segments_info checked, as the memoryviews ``pair_tables`` reads (the ground truth's int64 ids,
+    category indices, areas and one-byte crowd flags, the predictions' ids and category indices): of
+    ``_match.packed``'s bytes where C read both arrays, else of :func:`image_segments`' arrays (which raises)."""
     c = native.match()
     if c is not None and type(gt_info) is PackedSegments and type(pred_info) is PackedSegments:
         g = c.packed(gt_info.fields, gt_info.n, cats.index, True)
@@ -144,8 +134,8 @@ _GROUPS = (("tp", 0), ("fn", 1), ("fp", 2), ("gt", 3))  # each match group's row
 
 def res_columns(kept: Sequence[tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
     """The results of images matched into their ``res`` (each with its number of predictions: where its match
-    starts) as :func:`~panbench.pq.result.results_to_columns` gives them, in order: ``_native.res_columns`` copies
-    every field of every image into one buffer, field by field, which is then cut into the columns."""
+    starts) as :func:`~panbench.pq.result.results_to_columns` gives them: ``_native.res_columns`` copies every field
+    of every image into one buffer, field by field, then cut into the columns."""
     n = len(kept)
     if n == 0:
         return results_to_columns([])
@@ -226,16 +216,15 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[Any]:
 
 class _Gathered:
     """What the calling thread has collected, in the images' order: every :data:`ADD_EVERY` images (or
-    :data:`ADD_BYTES` of their ``res``) turned into columns (from ``res`` buffers, or from :class:`ImageResult` s
-    with ``per_image``) and added to the sums (and handed to ``part``); with ``keep_images`` the columns kept."""
+    :data:`ADD_BYTES` of ``res``) turned into columns (of :class:`ImageResult` s with ``per_image``), added to the
+    sums and handed to ``part``; with ``keep_images`` the columns kept."""
 
     def __init__(self, n_categories: int, keep_images: bool, part: PartFold | None = None,
                  per_image: bool = False) -> None:
         self.stats, self.keep_images, self.part = PQStats.zeros(n_categories), keep_images, part
+        self.per_image, self.held = per_image, 0  # held: the bytes of the res buffers in done
         self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
         self.done: list[Any] = []
-        self.held = 0  # the bytes of the res buffers in done
-        self.per_image = per_image
 
     def take(self, got: list[Any]) -> None:
         self.done.extend(got)
@@ -263,11 +252,9 @@ class _Gathered:
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 keep_images: bool, threads: int, per_image: Callable[[Pair], ImageResult],
                 part: PartFold | None = None, in_c: bool = True) -> tuple[PQStats, dict[str, np.ndarray]]:
-    """The sums of ``pairs`` and, with ``keep_images``, their results in order as columns
-    (:func:`~panbench.pq.result.results_to_columns`' form; else empty), scored on ``threads`` threads (1: in the
-    calling thread); ``part`` gets each part of the results as it is gathered, while the next images are scored.
-    Images are read and counted in C where ``in_c`` (``per_image`` scores each image the C path leaves alone), else
-    each is scored by ``per_image``."""
+    """The sums of ``pairs`` and, with ``keep_images``, their results in order as columns (else empty), scored on
+    ``threads`` threads (1: the calling thread); ``part`` gets each part of the results as it is gathered.  Images
+    are read and counted in C where ``in_c`` (``per_image`` scores those the C path leaves), else by ``per_image``."""
     try:
         limit = max_pixels() if in_c else None
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
@@ -280,7 +267,7 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
         queue: deque[_Chunk] = deque()
         for chunk in chunks:
             queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, limit, pool, per_image))
-            if len(queue) >= window(threads):
+            if len(queue) >= 2 * max(1, threads):  # two chunks in flight per thread: none waits for the next
                 break
         while queue:
             first = queue.popleft()

@@ -1,14 +1,12 @@
 """Boundary PQ (Cheng et al., CVPR 2021, "Boundary IoU"), per image, numpy.
 
-* A segment's boundary: its pixels within Chebyshev distance ``d`` of a pixel with another id or of
-  the image border (the border counts as contour), ``d = round(0.02 x image diagonal)``, at least 1.
-  This is boundary-iou-api's ``mask_to_boundary``: the mask minus its erosion by ``d`` iterations of
-  a 3x3 square, with a one-pixel zero frame around the image.
-* Boundary IoU of a pair: ``|Bg & Bp| / (|Bp| + |Bg| - |Bg & Bp| - |Bp on ground-truth VOID|)``,
-  boundary areas counted from the pixels (ground truth too).
+* A segment's boundary: its pixels within Chebyshev distance ``d`` of a pixel with another id or of the image border,
+  ``d = round(0.02 x image diagonal)``, at least 1: boundary-iou-api's ``mask_to_boundary`` (the mask minus its
+  erosion by ``d`` iterations of a 3x3 square, with a one-pixel zero frame around the image).
+* Boundary IoU of a pair: ``|Bg & Bp| / (|Bp| + |Bg| - |Bg & Bp| - |Bp on ground-truth VOID|)``, boundary areas
+  counted from the pixels (ground truth too).
 * The pair's IoU is ``min(mask IoU, boundary IoU)``; the match is the one matcher's
-  (:func:`panbench.pq.matching.match_image`: IoU above ``MATCH_IOU``), its VOID and crowd rules
-  panopticapi's (a prediction is ignored by its mask pixels on VOID / its category's crowd).
+  (:func:`panbench.pq.matching.match_image`), its VOID and crowd rules panopticapi's (by the mask pixels).
 """
 
 from __future__ import annotations
@@ -16,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import reference
+from panbench.pq import kernels
 from panbench.pq.extensions import load_extension
 from panbench.pq.matching import ImageStats, Segments, match_image, pair_ious
 
-# the per-pixel part in C (panbench/pq/_boundary.c); panbench.pq.reference's twin gives the same tables
+# the per-pixel part in C (panbench/pq/_boundary.c); panbench.pq.kernels' twin gives the same tables
 _native = load_extension("panbench.pq._boundary")
 
 
@@ -31,9 +29,8 @@ def dilation(height: int, width: int, ratio: float = 0.02) -> int:
 
 def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments,
                          inter: np.ndarray, ratio: float = 0.02) -> ImageStats:
-    """PQ contributions of one image with IoU = min(mask IoU, boundary IoU), through the one matcher
-    (:func:`panbench.pq.matching.match_image` with these pair IoUs).  ``inter`` is the mask intersection
-    table, ``pred.areas`` set."""
+    """PQ contributions of one image with IoU = min(mask IoU, boundary IoU), through the one matcher.  ``inter`` is
+    the mask intersection table, ``pred.areas`` set."""
     n_gt, n_pred = len(gt), len(pred)
     iou = np.zeros((n_gt, n_pred))
     if n_gt and n_pred:
@@ -49,13 +46,13 @@ def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray,
 
 def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, d: int,
                     native: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth boundary,
-    row 0: on ground-truth VOID), boundary areas of the G ground truths and of the P predictions; in C where it
-    was built (and ``native``), else :func:`panbench.pq.reference.boundary_counts`."""
+    """``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth boundary, row 0: on
+    ground-truth VOID), the boundary areas of the G ground truths and of the P predictions; in C where it was built
+    (and ``native``), else :func:`panbench.pq.kernels.boundary_counts`."""
     n_gt, n_pred = len(gt), len(pred)
     h, w = gt_ids.shape
     use_c = native and _native is not None and h <= 2**31 - 3  # the C streaks are int32 row numbers
-    counts = _native.boundary_counts if use_c else reference.boundary_counts
+    counts = _native.boundary_counts if use_c else kernels.boundary_counts
     bint = np.empty((n_gt + 2, n_pred + 1), np.int64)
     bg_area, bp_area = np.empty(n_gt + 2, np.int64), np.empty(n_pred + 1, np.int64)
     g32, p32 = np.ascontiguousarray(gt_ids, np.uint32), np.ascontiguousarray(pred_ids, np.uint32)

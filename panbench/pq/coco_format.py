@@ -1,9 +1,6 @@
-"""Reading the COCO panoptic format, validated: every problem is an :class:`InputError` whose
-one-line message names the file or image and the fix.  The JSON side (categories, annotations,
-segments_info) is here; the PNG side in :mod:`panbench.pq.png`, the pixel kernels in
-:mod:`panbench.pq.kernels`.
-
-Only numpy is imported here, so ``panbench score`` starts fast.
+"""Reading the COCO panoptic format's JSON side (categories, annotations, segments_info), validated: every problem
+is an :class:`InputError` whose one-line message names the file or image and the fix (the PNG side:
+:mod:`panbench.pq.png`).  Only numpy is imported here, so ``panbench score`` starts fast.
 """
 
 from __future__ import annotations
@@ -24,8 +21,8 @@ from panbench.pq.matching import CategoryTable, Segments
 
 
 class UnknownCategoryError(InputError):
-    """A predicted segment whose category id the ground truth lacks: ``symptom`` and ``fix`` apart, so that a caller
-    that sees the whole prediction can name the mistake behind it (:func:`panbench.pq.diagnosis.index_ids`)."""
+    """A predicted segment of a category the ground truth lacks; ``symptom`` apart, so that a caller that sees the
+    whole prediction can name the mistake behind it (:func:`panbench.pq.diagnosis.index_ids`)."""
 
     def __init__(self, symptom: str, fix: str) -> None:
         super().__init__(f"{symptom}; {fix}")
@@ -34,9 +31,8 @@ class UnknownCategoryError(InputError):
 
 class PackedSegments:
     """A segments_info array as :func:`read_json` keeps it where ``_match.scan`` read it (C): the document's bytes,
-    the array's place in them and the integer fields scoring reads of its ``n`` segments, for ``_match.packed``.
-    Every segment has an integer id and category_id (and, read for a ground truth, ``gt``, an integer area) and an
-    integer iscrowd or none.  :meth:`to_list` is the array as ``json.loads`` gives it."""
+    the array's place in them and the integer fields of its ``n`` segments, for ``_match.packed``.  Every segment has
+    an integer id, category_id (and, for a ground truth, ``gt``, area) and an integer iscrowd or none."""
 
     __slots__ = ("doc", "start", "stop", "n", "fields", "gt")
 
@@ -47,7 +43,7 @@ class PackedSegments:
         return self.n
 
     def to_list(self) -> list[dict[str, Any]]:
-        """The array's own bytes parsed by ``json.loads``: what ``json.load`` of the document holds there."""
+        """The array as ``json.load`` of the document gives it."""
         segs: list[dict[str, Any]] = json.loads(self.doc[self.start:self.stop])
         return segs
 
@@ -58,10 +54,9 @@ def segments_list(segments_info: Any) -> Any:
 
 
 def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None) -> dict[str, Any]:
-    """Load a JSON object, or raise an InputError that names the file.  ``scan`` (True for a ground truth, False
-    for predictions) keeps the annotations' segments_info arrays that ``_match.scan`` reads as
-    :class:`PackedSegments` (the same values; the rest of the document through ``json.loads``).  A file read
-    ahead (:mod:`panbench.pq.ahead`) is not read again."""
+    """A JSON object, or an InputError that names the file.  ``scan`` (True for a ground truth, False for predictions)
+    keeps the segments_info arrays that ``_match.scan`` reads as :class:`PackedSegments`.  A file read ahead
+    (:mod:`panbench.pq.ahead`) is not read again."""
     p = Path(path)
     if not p.is_file():
         forget(p)
@@ -86,8 +81,8 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
 
 
 def _read(p: Path, scan: bool | None) -> tuple[bytes, Any]:
-    """The file's bytes and, with ``scan``, ``_match.scan``'s result for them (None where the scan was not built
-    or leaves the document to ``json.loads``): read ahead where :mod:`panbench.pq.ahead` did."""
+    """The file's bytes (read ahead where :mod:`panbench.pq.ahead` did) and, with ``scan``, ``_match.scan``'s result
+    (None where the scan was not built or leaves the document to ``json.loads``)."""
     c = native.match()
     if c is None or not hasattr(c, "scan"):
         scan = None
@@ -103,9 +98,8 @@ def _read(p: Path, scan: bool | None) -> tuple[bytes, Any]:
 
 
 def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
-    """The document from its scan: its segments_info arrays that hold plain integers read in C, the rest parsed by
-    ``json.loads``; None where that leaves the whole document to ``json.loads`` (which then parses it, or names
-    what is wrong with it)."""
+    """The document from its scan: the segments_info arrays of plain integers read in C, the rest by ``json.loads``;
+    None leaves the whole document to ``json.loads`` (which then names what is wrong with it)."""
     text, segments = found
     try:
         data = json.loads(text)
@@ -123,9 +117,8 @@ def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class GroundTruthJSON:
-    """A COCO panoptic ground truth's JSON, read and checked once (:func:`read_ground_truth`): the document, its
-    categories, its annotations by image id and each image's (height, width) where its ``images`` entry gives both
-    (its PNG must have it)."""
+    """A COCO panoptic ground truth's JSON, read and checked once: the document, its categories, its annotations by
+    image id and each image's (height, width) where its ``images`` entry gives both (its PNG must have it)."""
 
     path: Path
     data: dict[str, Any]
@@ -190,12 +183,8 @@ def parse_categories(data: dict[str, Any], path: str | os.PathLike[str]) -> Cate
 
 
 def _segment_ok(s: Any, gt: bool) -> bool:
-    return (
-        type(s) is dict
-        and type(s.get("id")) is int
-        and type(s.get("category_id")) is int
+    return type(s) is dict and type(s.get("id")) is int and type(s.get("category_id")) is int \
         and (not gt or type(s.get("area")) is int)
-    )
 
 
 def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bool) -> dict[int, dict[str, Any]]:
@@ -248,9 +237,8 @@ def _usual(ann: Any, gt: bool, out: dict[Any, dict[str, Any]]) -> bool:
 
 
 def safe_join(folder: str | os.PathLike[str], file_name: str, where: str) -> Path:
-    """``folder/file_name``, refusing names that point outside ``folder`` (absolute, or climbing
-    out with ``..``).  The check is on the name, so it costs no system call per image; a symbolic
-    link inside the folder is followed like any file."""
+    """``folder/file_name``, refusing names that point outside ``folder`` (absolute, or climbing out with ``..``).
+    The check is on the name, so it costs no system call per image; a symbolic link inside is followed."""
     return Path(safe_path(folder, file_name, where))
 
 
@@ -278,11 +266,9 @@ def _unpacked(packed: bytearray, n: int) -> Segments:
     return Segments(a[:n], a[n:2 * n], np.frombuffer(packed, np.bool_, n, 24 * n), a[2 * n:])
 
 
-def parse_segments(
-    segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool
-) -> Segments:
-    """``segments_info`` as arrays; checks ids (unique, 1..2^24-1), areas and category ids.  The checks run on
-    the Python lists (a few tens of segments: cheaper than numpy's per-call cost, and no int64 overflow)."""
+def parse_segments(segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool) -> Segments:
+    """``segments_info`` as arrays, its ids (unique, 1..2^24-1), areas and category ids checked (in C where it was
+    built; else on the Python lists: a few tens of segments, cheaper than numpy's per-call cost, no int64 overflow)."""
     c = native.match()  # its segments(): the checks below in C, where it was built
     if c is not None and type(segments_info) is PackedSegments:
         packed = c.packed(segments_info.fields, segments_info.n, cats.index, gt)

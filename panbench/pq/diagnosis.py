@@ -1,13 +1,9 @@
 """Why is my PQ low?  The format mistakes that score a good model near zero, found from what scoring keeps.
 
-Each rule is a pure function of sums scoring already has (the semantic confusion matrix ``PQStats.conf``, the
-prediction's category ids, one segment's PNG id) and returns a :class:`Finding` or None: silent unless it can
-explain a low number.  ``pq_if_fixed`` is the PQ of the corrected prediction where the caller can score it (``score``
-re-scores the PNGs once with :attr:`Finding.remap` applied), else None.
-
-The mapping rule (docs/pq-evaluator.md, "Why is my PQ low?"): each predicted category is mapped to the ground-truth
-category it covers most pixels of (categories, not segments, so masks alone decide); the prediction is said to use
-another category order when
+Each rule is a pure function of what scoring already has (the semantic confusion matrix ``PQStats.conf``, the
+prediction's category ids, one segment's PNG id) and returns a :class:`Finding` or None: silent unless it can explain
+a low number.  The mapping rule (docs/pq-evaluator.md, "Why is my PQ low?"): each predicted category is mapped to the
+ground-truth category it covers most pixels of (masks alone decide); the prediction uses another category order when
 
 * at least :data:`MIN_MOVED` predicted categories map to a category other than their own (where several map to one,
   the one covering it most keeps it: the mapping is one-to-one) over at least :data:`MIN_MAPPED_IMAGES` images,
@@ -41,8 +37,8 @@ class DiagnosisWarning(UserWarning):
 @dataclass(frozen=True)
 class Finding:
     """One diagnosed mistake: ``kind`` (a fixed word), ``message`` (what is wrong and the fix, one line) and
-    ``pq_if_fixed`` (on the scale of the PQ beside it; None where it cannot be computed exactly).  ``remap``, the
-    predicted category id to write instead of each listed one, is what re-scoring applies (not serialized)."""
+    ``pq_if_fixed`` (the corrected prediction's PQ where the caller can score it: ``score`` re-scores the PNGs once with
+    ``remap``, each listed predicted category id to its replacement, not serialized; else None)."""
 
     kind: str
     message: str
@@ -54,16 +50,14 @@ class Finding:
 
 
 def diagnose(stats: PQStats, table: CategoryTable) -> list[Finding]:
-    """The findings an accepted input's sums show (empty when none), without ``pq_if_fixed``: scoring the
-    corrected prediction needs its files (``score``)."""
+    """The findings an accepted input's sums show, without ``pq_if_fixed`` (scoring the fix needs the files)."""
     found = category_mapping(stats.conf, table, stats.n_images)
     return [found] if found else []
 
 
 def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int) -> Finding | None:
-    """The ``category_mapping`` (or ``category_index``) finding of a confusion matrix (``PQStats.conf``: rows
-    ground truth, columns prediction, category-table indexes, VOID last) summed over ``n_images``, or None (module
-    docstring)."""
+    """The ``category_mapping`` (or ``category_index``) finding of a confusion matrix (``PQStats.conf``: rows ground
+    truth, columns prediction, VOID last) summed over ``n_images``, or None (module docstring)."""
     if n_images < MIN_MAPPED_IMAGES:
         return None
     n = len(table)
@@ -89,12 +83,14 @@ def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int) -> F
 
 def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, gt_index: np.ndarray, weight: np.ndarray,
            table: CategoryTable, unplaced: int) -> Finding:
-    """The finding of a mapping from ``pred_ids`` to ``gt_ids``: the simplest rule that all its pixels follow,
-    in words, with the line of code that fixes it.  A rule (indexes, an offset) places every category; another
-    class order places only the categories the masks show, so with ``unplaced`` predicted categories left over
-    its fix cannot be applied exactly (no ``remap``, ``pq_if_fixed`` stays None)."""
+    """The finding of a mapping from ``pred_ids`` to ``gt_ids``: the simplest rule all its pixels follow, with the
+    line of code that fixes it.  A rule (indexes, an offset) places every category; another class order only those
+    the masks show, so with ``unplaced`` predicted categories left over its fix has no ``remap``."""
     remap = dict(zip(pred_ids.tolist(), gt_ids.tolist(), strict=True))
-    example = _example(pred_ids, gt_ids, weight, table)
+    moved = np.flatnonzero(pred_ids != gt_ids)
+    k = moved[np.argmax(weight[moved])]  # the moved category with most pixels
+    gid = int(gt_ids[k])
+    example = f"e.g. predicted {int(pred_ids[k])} covers '{table.names[table.index[gid]]}' (id {gid})"
     for base in (0, 1):
         if np.array_equal(pred_ids, gt_index + base):
             fix = "categories[i]['id']" if base == 0 else "categories[i - 1]['id']"
@@ -108,7 +104,7 @@ def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, gt_index: np.ndarray, weigh
         fix = f"subtract {d} from" if d > 0 else f"add {-d} to"
         return Finding("category_mapping", f"predicted category ids are the ground truth's {d:+d} ({example}); "
                        f"{fix} each category_id", remap=rule)
-    n_moved = int((pred_ids != gt_ids).sum())
+    n_moved = len(moved)
     left = f"; {unplaced} more predicted categories cover no ground truth of their own" if unplaced else ""
     return Finding("category_mapping", f"predicted categories follow another class order: {n_moved} categories "
                    f"are consistently another ground-truth category ({example}{left}); map the model's class names "
@@ -116,18 +112,9 @@ def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, gt_index: np.ndarray, weigh
                    "categories[...]['id']) instead of writing the model's label order", remap={} if unplaced else remap)
 
 
-def _example(pred_ids: np.ndarray, gt_ids: np.ndarray, weight: np.ndarray, table: CategoryTable) -> str:
-    """The moved category with most pixels, as ``predicted 12 covers 'stop sign' (id 13)``."""
-    moved = np.flatnonzero(pred_ids != gt_ids)
-    k = moved[np.argmax(weight[moved])]
-    gid = int(gt_ids[k])
-    return f"e.g. predicted {int(pred_ids[k])} covers '{table.names[table.index[gid]]}' (id {gid})"
-
-
 def index_ids(pred_ids: Iterable[int], table: CategoryTable) -> Finding | None:
-    """The ``category_index`` finding of a prediction refused for unknown category ids, when every id it uses is
-    an index of the ground truth's category list (0- or 1-based: not both 0 and the list's length) and at least two
-    are no category's id; else None."""
+    """The ``category_index`` finding of a prediction refused for unknown category ids, when every id it uses is an
+    index of the category list (0- or 1-based: not both 0 and its length) and two or more are no category's id."""
     used = set(pred_ids)
     n = len(table)
     unknown = used - set(table.ids)
@@ -145,14 +132,13 @@ def index_ids(pred_ids: Iterable[int], table: CategoryTable) -> Finding | None:
 
 
 def swap_channels(seg_id: int) -> int:
-    """A PNG segment id read with red and blue swapped (an RGB array written as BGR, as OpenCV's ``imwrite``
-    writes it)."""
+    """A PNG segment id read with red and blue swapped (an RGB array written as BGR, as OpenCV's ``imwrite`` does)."""
     return (seg_id & 0xFF) << 16 | seg_id & 0xFF00 | seg_id >> 16
 
 
 def channel_order(png_ids: Iterable[int], listed: Iterable[int]) -> Finding | None:
-    """The ``channel_order`` finding of a prediction PNG whose ids are absent from its segments_info as written
-    but all present with the channels swapped; else None."""
+    """The ``channel_order`` finding of a prediction PNG whose ids are absent from its segments_info as written but
+    all present with the channels swapped."""
     listed_set = set(listed)
     absent = [i for i in png_ids if i and i not in listed_set]
     if not absent or any(swap_channels(i) not in listed_set for i in absent):
@@ -163,11 +149,10 @@ def channel_order(png_ids: Iterable[int], listed: Iterable[int]) -> Finding | No
 
 
 def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTable) -> Finding | None:
-    """The ``id_encoding`` finding of a prediction PNG whose ids are absent from its segments_info because they
-    encode a category and an instance (detectron2's ``category_id * 1000 + instance``, mmdet's ``label + instance *
-    1000``) instead of naming segments: every absent id must decode to a category (at least two ids for the first
-    rule; for mmdet's, whose test a random id passes one time in eight, three, one of them a thing's, 1000 or
-    more: small ids are segments left out of segments_info); else None."""
+    """The ``id_encoding`` finding of a prediction PNG whose absent ids encode a category and an instance
+    (detectron2's ``category_id * 1000 + instance``, mmdet's ``label + instance * 1000``): every absent id decodes to
+    a category (two ids or more for detectron2's; for mmdet's, whose test a random id passes one time in eight, three,
+    one of them 1000 or more: small ids are segments left out of segments_info)."""
     listed_set = set(listed)
     absent = sorted({i for i in png_ids if i and i not in listed_set})
     cat_ids = set(table.ids)
@@ -182,8 +167,8 @@ def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTa
 
 
 def input_size(pred_hw: tuple[int, int], image_hw: tuple[int, int]) -> Finding | None:
-    """The ``input_size`` finding of a prediction whose size is not its image's but the image scaled (the network's
-    input size: the aspect ratio kept within a pixel) or padded to a multiple of 32; else None."""
+    """The ``input_size`` finding of a prediction the size of its image scaled (the network's input size: the aspect
+    ratio kept within a pixel) or padded to a multiple of 32."""
     (ph, pw), (h, w) = pred_hw, image_hw
     if (ph, pw) == (-(-h // 32) * 32, -(-w // 32) * 32):
         return Finding("input_size", f"the prediction ({pw}x{ph}) is the image padded to a multiple of 32 (the "

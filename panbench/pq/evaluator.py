@@ -1,11 +1,7 @@
-"""One image from id maps to its :class:`~panbench.pq.result.ImageResult`.
-
-:func:`score_pair` checks two id maps and their segments_info, counts the intersection table and
+"""One image from id maps to its :class:`~panbench.pq.result.ImageResult`: :func:`score_pair` checks two id maps
+(from memory, as a model produces them, or from PNGs) and their segments_info, counts the intersection table and
 matches it (:func:`panbench.pq.matching.match_image`): the one per-image function that ``eval``'s evaluators,
-``panbench score`` and the analyses call; a :class:`~panbench.pq.accumulator.PanopticAccumulator` adds the
-results up.  Predictions come from memory
-(an id map and its segments_info, as a model produces them) or from PNG files; ground truth from the
-COCO panoptic PNGs.
+``panbench score``, the metrics and the analyses call.
 """
 
 from __future__ import annotations
@@ -15,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import native, reference
+from panbench.pq import kernels, native
 from panbench.pq.boundary import boundary_image_stats
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.diagnosis import Finding, channel_order, id_encoding, input_size
@@ -27,23 +23,14 @@ _NONE = np.zeros(0, np.int64)
 _NONE.flags.writeable = False  # shared by every image without unlisted pixels (its unlisted_px)
 
 
-def score_pair(
-    cats: CategoryTable,
-    gt_ids: np.ndarray,
-    gt_segments_info: list[dict[str, Any]],
-    pred_ids: np.ndarray,
-    pred_segments_info: list[dict[str, Any]],
-    where: str = "image",
-    strict: bool = False,
-    boundary: bool = False,
-) -> ImageResult:
-    """One image scored from two id maps (``R + 256G + 256^2B``) and their segments_info: its match, the
-    semantic confusion pairs and unlisted pixels of its intersection table and, with ``boundary``, its
-    boundary-PQ contributions (a second pass over the pixels).
-
-    Ground-truth pixels whose id ``segments_info`` does not list are scored as panopticapi scores
-    them (neither matched nor VOID: a prediction overlapping them keeps them in its union) and
-    counted in ``unlisted_px``; with ``strict`` they are refused.  ``where`` names the image in errors."""
+def score_pair(cats: CategoryTable, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]], pred_ids: np.ndarray,
+               pred_segments_info: list[dict[str, Any]], where: str = "image", strict: bool = False,
+               boundary: bool = False) -> ImageResult:
+    """One image scored from two id maps (``R + 256G + 256^2B``) and their segments_info: its match, the semantic
+    confusion pairs and unlisted pixels of its intersection table and, with ``boundary``, its boundary-PQ
+    contributions (a second pass over the pixels).  Ground-truth pixels whose id ``segments_info`` does not list are
+    scored as panopticapi scores them (neither matched nor VOID: a prediction overlapping them keeps them in its union)
+    and counted in ``unlisted_px``; ``strict`` refuses them.  ``where`` names the image in errors."""
     inter, gt, pred = pair_table(cats, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict,
                                  areas=False)
     result = table_result(inter, gt, pred, where)
@@ -55,9 +42,8 @@ def score_pair(
 def pair_table(cats: CategoryTable, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]],
                pred_ids: np.ndarray, pred_segments_info: list[dict[str, Any]], where: str = "image",
                strict: bool = False, areas: bool = True) -> tuple[np.ndarray, Segments, Segments]:
-    """What :func:`score_pair` matches: the intersection table of two id maps and their segments, with its
-    one-line errors; with ``areas`` checked too (``pred.areas`` counted from the pixels, as
-    :func:`table_result` does)."""
+    """What :func:`score_pair` matches: the intersection table of two id maps and their segments, with its one-line
+    errors; with ``areas`` checked too (``pred.areas`` counted from the pixels)."""
     if gt_ids.shape != pred_ids.shape:
         g, p = gt_ids.shape, pred_ids.shape
         found = input_size((p[0], p[1]), (g[0], g[1]))
@@ -78,16 +64,15 @@ def image_segments(cats: CategoryTable, gt_segments_info: list[dict[str, Any]],
 
 
 def table_result(inter: np.ndarray, gt: Segments, pred: Segments, where: str = "image") -> ImageResult:
-    """An image's result from its intersection table (:func:`intersection_table`'s, or the batch path's):
-    the areas checked (``pred.areas`` counted), the match, the semantic confusion pairs and unlisted pixels."""
+    """An image's result from its intersection table: the areas checked (``pred.areas`` counted), the match, the
+    semantic confusion pairs and unlisted pixels."""
     _check_areas(inter, gt, pred, where)
     return _image_result(inter, gt, pred, match_image(inter, gt, pred))
 
 
 def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageResult:
-    """The match with the semantic confusion pairs and the unlisted ground-truth pixels of its intersection
-    table (one pass of ``_match.fold``, or of its twin in :mod:`panbench.pq.reference`)."""
-    packed, m, n = (native.match() or reference).fold(
+    """The match with the semantic confusion pairs and unlisted ground-truth pixels of its table (``_match.fold``)."""
+    packed, m, n = (native.match() or kernels).fold(
         np.ascontiguousarray(inter, np.int64), len(gt), len(pred), np.ascontiguousarray(gt.cats, np.int64),
         np.ascontiguousarray(pred.cats, np.int64))
     a = np.frombuffer(packed, np.int64)
@@ -96,24 +81,25 @@ def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageM
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
                        strict: bool = False, cats: CategoryTable | None = None) -> np.ndarray:
-    """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_image`: one pass of
-    ``_native.pair_counts`` over the pixels, or of its twin in :mod:`panbench.pq.reference`.  ``cats`` lets a
-    refused prediction PNG's error name an id encoding (:func:`panbench.pq.diagnosis.id_encoding`)."""
+    """The (len(gt) + 2) x (len(pred) + 1) table of :func:`panbench.pq.matching.match_image` (``_native.pair_counts``
+    over the pixels).  ``cats`` lets a refused prediction PNG's error name an id encoding."""
     inter = np.empty((len(gt) + 2, len(pred) + 1), np.int64)
-    bad = (native.pixels() or reference).pair_counts(
+    bad = (native.pixels() or kernels).pair_counts(
         _as_u32(gt_ids, where, True), _as_u32(pred_ids, where, False), gt.ids, pred.ids, inter, strict)
     if bad is not None:
-        found = None if bad[0] == 0 else _absent_ids_finding([bad[1], *np.unique(pred_ids).tolist()], pred, cats)
+        found: Finding | None = None
+        if bad[0] == 1:  # a mistake that explains ids absent from segments_info: swapped channels, encoded categories
+            png_ids, listed = [bad[1], *np.unique(pred_ids).tolist()], pred.ids.tolist()
+            found = channel_order(png_ids, listed) or (id_encoding(png_ids, listed, cats) if cats is not None else None)
         raise _unknown_id(where, bad[0] == 0, bad[1], found.message if found else None)
     return inter
 
 
 def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) -> None:
-    """Predicted areas from the intersection table into ``pred.areas`` (every listed segment must be in the
-    PNG), ground-truth areas checked against it (an IoU above 1 would follow; panopticapi would add it to the
-    sums unchecked): one pass of ``_match.areas``, or of its twin in :mod:`panbench.pq.reference`."""
+    """Predicted areas from the intersection table into ``pred.areas`` (every listed segment must be in the PNG),
+    ground-truth areas checked against it (else an IoU above 1, which panopticapi would add up): ``_match.areas``."""
     areas = np.empty(len(pred), np.int64)
-    bad = (native.match() or reference).areas(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
+    bad = (native.match() or kernels).areas(np.ascontiguousarray(inter, np.int64), len(gt), len(pred),
                                              np.ascontiguousarray(gt.areas, np.int64), areas)
     if bad is not None and bad[0] == 0:
         k = bad[1]
@@ -126,24 +112,13 @@ def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) ->
     pred.areas = areas
 
 
-def _absent_ids_finding(png_ids: list[int], pred: Segments, cats: CategoryTable | None) -> Finding | None:
-    """Why a prediction PNG holds ids its segments_info lacks, where a mistake explains it: swapped channels or
-    encoded categories."""
-    listed = pred.ids.tolist()
-    return channel_order(png_ids, listed) or (id_encoding(png_ids, listed, cats) if cats is not None else None)
-
-
 def _unknown_id(where: str, gt_side: bool, seg_id: int, why: str | None = None) -> InputError:
     if gt_side:
-        return InputError(
-            f"{where} (ground truth): PNG segment id {seg_id} is absent from segments_info; "
-            "the annotation PNG and JSON do not belong together (without --strict such pixels are "
-            "scored as panopticapi scores them)"
-        )
-    return InputError(
-        f"{where} (prediction): PNG segment id {seg_id} is absent from segments_info; "
-        + (why or "list every segment of the PNG in segments_info")
-    )
+        return InputError(f"{where} (ground truth): PNG segment id {seg_id} is absent from segments_info; the "
+                          "annotation PNG and JSON do not belong together (without --strict such pixels are scored "
+                          "as panopticapi scores them)")
+    return InputError(f"{where} (prediction): PNG segment id {seg_id} is absent from segments_info; "
+                      + (why or "list every segment of the PNG in segments_info"))
 
 
 def _as_u32(ids: np.ndarray, where: str, gt_side: bool) -> np.ndarray:

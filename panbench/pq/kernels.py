@@ -1,6 +1,10 @@
-"""The pixel kernels of PQ: segment ids from RGB, ids to compact indices, and the intersection
-table of two id maps; reused per-thread work buffers.  The C extension (``_native``) runs them
-when it is built; the numpy path gives the same numbers.  numpy only."""
+"""The pixel kernels of PQ (segment ids from RGB, ids to compact indices, the intersection table of two id maps),
+reused per-thread work buffers, and the numpy twins of the C kernels that score one image: the same functions,
+arguments and results as ``_native.pair_counts``, ``_match.areas``, ``_match.fold`` and ``_boundary.boundary_counts``.
+
+The twins serve an install without a C compiler (or with ``PANBENCH_NO_NATIVE=1``, which the tests and benchmarks set
+to compare the paths) and are the tests' reference: the callers take the C module where it was built and this one
+otherwise, through one name, so the scoring code has no second branch.  numpy only."""
 
 from __future__ import annotations
 
@@ -27,12 +31,9 @@ _LOCAL = threading.local()
 
 def workspace(slot: str | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """A reusable array of this thread for ``slot`` (a fresh one when ``slot`` is None), valid until the thread's
-    next call with that slot, dtype and number of dimensions.
-
-    Reusing image-sized buffers avoids a page fault per 4 KiB on every fresh allocation, which
-    otherwise costs as much as the arithmetic: one flat buffer per slot serves every shape (COCO's images
-    come in many sizes), grown when an image needs more.  One set per thread: ``score`` scores images on threads.
-    """
+    next call with that slot, dtype and number of dimensions.  Reusing image-sized buffers avoids a page fault per 4
+    KiB of every fresh allocation, which costs as much as the arithmetic: one flat buffer per slot serves every shape
+    (COCO's images come in many sizes), grown when an image needs more."""
     if slot is None:
         return np.empty(shape, dtype)
     dt = np.dtype(dtype)
@@ -46,10 +47,8 @@ def workspace(slot: str | None, shape: tuple[int, ...], dtype: Any) -> np.ndarra
 
 
 def rgb2id(rgb: np.ndarray, slot: str | None = None) -> np.ndarray:
-    """Segment ids ``R + 256 G + 256^2 B`` as uint32 (one SIMD pass: RGBA viewed as uint32).
-
-    With ``slot`` the result lives in a reused buffer, valid until this thread's next call with that slot.
-    """
+    """Segment ids ``R + 256 G + 256^2 B`` as uint32 (one SIMD pass: RGBA viewed as uint32), in :func:`workspace`
+    ``slot``'s buffer with ``slot``."""
     import cv2
 
     if cv2.getNumThreads() != 1:  # OpenCV's thread pool spins after each call and starves numpy
@@ -77,14 +76,117 @@ def index_map(ids: np.ndarray, seg_ids: np.ndarray, step: int = 1, slot: str | N
 
 
 def intersections(gt_index: np.ndarray, n_gt: int, pred_index: np.ndarray, n_pred: int, gt_step: int = 1) -> np.ndarray:
-    """Pixel counts of (ground truth, prediction) index pairs, shape ``(n_gt + 2, n_pred + 1)``.
-
-    ``gt_index`` holds ``g * gt_step`` for g in 0 (VOID), 1..n_gt; with ``gt_step == n_pred + 1``
-    (the fast path) the pair index is a plain uint16 sum.
-    """
+    """Pixel counts of (ground truth, prediction) index pairs, shape ``(n_gt + 2, n_pred + 1)``.  ``gt_index`` holds
+    ``g * gt_step`` for g in 0 (VOID), 1..n_gt; with ``gt_step == n_pred + 1`` (the fast path) the pair index is a
+    plain uint16 sum."""
     cols = n_pred + 1
     if gt_step == cols:
         flat = np.add(gt_index.ravel(), pred_index.ravel(), out=workspace("pairs", (gt_index.size,), np.intp))
     else:
         flat = gt_index.ravel().astype(np.intp) * cols + pred_index.ravel()
     return np.bincount(flat, minlength=(n_gt + 2) * cols)[: (n_gt + 2) * cols].reshape(n_gt + 2, cols)
+
+
+def pair_counts(gt_ids: np.ndarray, pred_ids: np.ndarray, gt_keys: np.ndarray, pred_keys: np.ndarray,
+                inter: np.ndarray, strict: bool) -> tuple[int, int] | None:
+    """Fill ``inter`` ((G + 2) x (P + 1)) with the pixel counts of (ground truth, prediction) index pairs of two
+    uint32 id maps, through 2^24-entry lookup tables; None, or ``(side, id)`` for the id in no segment at the
+    first such pixel in the maps' order, the ground truth's first where both are (side 0: the ground truth's,
+    refused only with ``strict``; its pixels otherwise count in row G + 1; side 1: the prediction's)."""
+    n_gt, n_pred = len(gt_keys), len(pred_keys)
+    cols = n_pred + 1
+    step = cols if (n_gt + 2) * cols < int(_SENTINEL) else 1  # fast path: one uint16 add per pixel
+    gt_index = index_map(gt_ids, gt_keys, step, slot="gt_index")
+    pred_index = index_map(pred_ids, pred_keys, slot="pred_index")
+    unknown_gt = gt_index == _SENTINEL
+    bad_gt = int(np.argmax(unknown_gt)) if strict and unknown_gt.any() else None
+    unknown_pred = pred_index == _SENTINEL
+    bad_pred = int(np.argmax(unknown_pred)) if unknown_pred.any() else None
+    if bad_gt is not None and (bad_pred is None or bad_gt <= bad_pred):
+        return 0, int(gt_ids.ravel()[bad_gt])
+    if bad_pred is not None:
+        return 1, int(pred_ids.ravel()[bad_pred])
+    gt_index[unknown_gt] = (n_gt + 1) * step  # the row of ids in no segment
+    inter[...] = intersections(gt_index, n_gt, pred_index, n_pred, gt_step=step)
+    return None
+
+
+def areas(inter: np.ndarray, n_gt: int, n_pred: int, gt_areas: np.ndarray, out: np.ndarray) -> tuple[int, int] | None:
+    """The predictions' pixel areas into ``out``; None, or ``(0, k)`` for the first ground truth with more pixels
+    than its JSON area, ``(1, k)`` for the first prediction absent from the PNG."""
+    pixels = inter[1 : n_gt + 1].sum(axis=1)
+    over = pixels > gt_areas
+    if over.any():
+        return 0, int(np.argmax(over))
+    out[:] = inter[:, 1:].sum(axis=0)
+    if not out.all():
+        return 1, int(np.argmin(out))
+    return None
+
+
+def fold(inter: np.ndarray, n_gt: int, n_pred: int, gt_cats: np.ndarray,
+         pred_cats: np.ndarray) -> tuple[bytearray, int, int]:
+    """The table folded to categories, as int64 bytes: ``m`` ground-truth categories, ``m`` predicted ones
+    (VOID -1) and their ``m`` pixel counts, row by row; then ``m`` and the pixels of row G + 1 (ids in no
+    segment, which panopticapi ignores)."""
+    r, c = np.nonzero(inter[: n_gt + 1])
+    row_cat = np.concatenate(([-1], gt_cats)).astype(np.int64, copy=False)
+    col_cat = np.concatenate(([-1], pred_cats)).astype(np.int64, copy=False)
+    packed = np.concatenate([row_cat[r], col_cat[c], inter[r, c].astype(np.int64, copy=False)])
+    return bytearray(packed.tobytes()), len(r), int(inter[n_gt + 1].sum())
+
+
+def _window_clean(breaks: np.ndarray, n: int, d: int, axis: int) -> np.ndarray:
+    """For every position i along ``axis`` (length n): positions i-d..i+d are inside and
+    ``breaks`` (length n-1 along axis, break between k and k+1) has none in i-d..i+d-1."""
+    shape = list(breaks.shape)
+    shape[axis] = n
+    out = np.zeros(shape, bool)
+    if n < 2 * d + 1:
+        return out
+    c = np.cumsum(breaks, axis=axis, dtype=np.int32)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)  # length n
+    hi = np.take(c, np.arange(2 * d, n), axis=axis)
+    lo = np.take(c, np.arange(0, n - 2 * d), axis=axis)
+    idx = [slice(None)] * out.ndim
+    idx[axis] = slice(d, n - d)
+    out[tuple(idx)] = (hi - lo) == 0
+    return out
+
+
+def boundary_mask(ids: np.ndarray, d: int) -> np.ndarray:
+    """True where a pixel is on the boundary of the region of its own id (every id, VOID too)."""
+    h, w = ids.shape
+    inner_h = _window_clean(ids[:, 1:] != ids[:, :-1], w, d, axis=1)  # its row window is one id
+    # the column window: one id, and every pixel in it has a clean row window
+    breaks_v = (ids[1:] != ids[:-1]) | ~inner_h[1:] | ~inner_h[:-1]
+    inner = _window_clean(breaks_v, h, d, axis=0) & inner_h
+    return ~inner
+
+
+def _index(ids: np.ndarray, seg_ids: np.ndarray) -> np.ndarray:
+    """Per pixel: 0 for VOID, k + 1 for ``seg_ids[k]``, len + 1 for an id not listed."""
+    out = index_map(ids, seg_ids).astype(np.int64)
+    out[out == _SENTINEL] = len(seg_ids) + 1
+    return out
+
+
+def boundary_counts(gt_ids: np.ndarray, pred_ids: np.ndarray, width: int, height: int, gt_keys: np.ndarray,
+                    pred_keys: np.ndarray, d: int, bint: np.ndarray, bg_area: np.ndarray,
+                    bp_area: np.ndarray) -> tuple[int, int] | None:
+    """Boundary PQ's counts into ``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth
+    boundary or ground-truth VOID), ``bg_area`` (G + 2) and ``bp_area`` (P + 1): each segment's boundary pixels;
+    None, or ``(1, id)`` for a predicted id in no segment."""
+    n_gt, n_pred = len(gt_keys), len(pred_keys)
+    gt_ids, pred_ids = gt_ids.reshape(height, width), pred_ids.reshape(height, width)
+    bg, bp = boundary_mask(gt_ids, d), boundary_mask(pred_ids, d)
+    g_of = _index(gt_ids, gt_keys)  # 0 VOID, 1..G, G+1 not listed
+    p_of = _index(pred_ids, pred_keys)
+    if p_of.max(initial=0) > n_pred:
+        return 1, int(pred_ids.ravel()[np.argmax(p_of.ravel() > n_pred)])
+    bg_area[:] = np.bincount(g_of[bg], minlength=n_gt + 2)
+    bp_area[:] = np.bincount(p_of[bp], minlength=n_pred + 1)
+    sel = bp & (bg | (g_of == 0))  # predicted boundary on a ground-truth boundary or on VOID
+    bint[...] = np.bincount(g_of[sel] * (n_pred + 1) + p_of[sel],
+                            minlength=(n_gt + 2) * (n_pred + 1)).reshape(n_gt + 2, n_pred + 1)
+    return None

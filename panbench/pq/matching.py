@@ -1,38 +1,30 @@
 """Panoptic matching of one image: the one rule, and every per-segment fact derived from it.
 
-:func:`match_image` takes the intersection table of one image and returns its :class:`ImageMatch`. The rules are
+:func:`match_image` takes an image's intersection table and returns its :class:`ImageMatch`, by the rules of
 panopticapi's ``pq_compute_single_core``, reproduced exactly:
 
 * a predicted and a ground-truth segment match when they share a category, the ground truth is not a crowd region and
-  IoU > 0.5; IoU is ``inter / (pred area + gt area - inter - pred pixels on VOID)`` (the union leaves out the
-  prediction's VOID pixels);
-* the ground-truth area is the ``area`` of its ``segments_info`` entry (as panopticapi reads it), the predicted area is
-  counted from the prediction's pixels;
-* an unmatched non-crowd ground-truth segment is a false negative;
-* an unmatched prediction is a false positive unless more than half of it lies on VOID or on the crowd region of its own
-  category (the last crowd segment of that category in JSON order).
+  IoU > 0.5, IoU being ``inter / (pred area + gt area - inter - pred pixels on VOID)``; the ground-truth area is its
+  ``segments_info`` entry's ``area``, the predicted area is counted from the pixels;
+* an unmatched non-crowd ground truth is a false negative; an unmatched prediction is a false positive unless more
+  than half of it lies on VOID or on its category's crowd region (the category's last crowd segment in JSON order).
 
-Beside the TP/FP/FN, the match keeps per segment what the analyses read:
+Beside the TP/FP/FN the match keeps per segment what the analyses read:
 
-* every TP: its category, IoU and ground-truth area (``area`` from the JSON);
-* every FN: category, JSON area, best IoU with a prediction of the same category and of another category, the IoU of its
+* every TP: its category, IoU and ground-truth area;
+* every FN: category, area, best IoU with a prediction of the same category and of another category, the IoU of its
   mutual-best unmatched prediction of the same category (0 when there is none) and, when that partner is a counted FP,
   the partner's best IoU with a ground truth of another category (else 0: the error breakdown's oracle needs it);
 * every counted FP: category, pixel area, best IoU with a non-crowd ground truth of the same category and of another
   category, and whether that best same-category ground truth is matched;
-* every non-crowd ground truth: category and the summed IoU of all same-category predictions that overlap it (for
-  PQ-dagger).
+* every non-crowd ground truth: category and the summed IoU of the same-category predictions overlapping it
+  (PQ-dagger).
 
-These facts are here, not in the analyses, because they are read from the intersection table, which exists only while
-the image is scored (keeping it would store ``n_gt x n_pred`` counts per image); each column is read by an analysis
-(``tests/test_architecture_rules.py``).
-
-Crowd regions are never a "ground-truth segment" beyond the ignore rule: not matched, not FNs and not overlaps.  Ties
-(equal best IoU) go to the lowest index in ``segments_info`` order.  The PQ contributions (:class:`ImageStats`,
-:meth:`ImageMatch.to_stats`) and the analyses' per-image columns are both this one match.  The C extension (``_match.c``
-over ``_match_core.h``, which the batch path's ``_native.c`` runs on its threads too) computes it where it was built,
-else :func:`match_image_numpy` (the reference; ``PANBENCH_NO_NATIVE=1`` forces it); the two give the same arrays bit for
-bit.  :class:`CategoryTable` maps COCO category ids to the indices used here.
+They are read here because the intersection table exists only while the image is scored (keeping it would store
+``n_gt x n_pred`` counts per image); each column is read by an analysis (``tests/test_architecture_rules.py``).
+Crowd regions are never a "ground-truth segment" beyond the ignore rule.  Ties (equal best IoU) go to the lowest
+index in ``segments_info`` order.  C (``_match.c`` over ``_match_core.h``, which the batch path's ``_native.c`` runs
+too) computes the match where it was built, else :func:`match_image_numpy`, the reference, bit for bit the same.
 """
 
 from __future__ import annotations
@@ -110,8 +102,7 @@ class ImageMatch:
         return ImageMatch(**{name: np.zeros(0, column_dtype(name)) for name in MATCH_FIELDS})
 
     def to_stats(self) -> ImageStats:
-        """The PQ contributions (without the semantic confusion pairs and unlisted pixels, which come
-        from the intersection table)."""
+        """The PQ contributions (the semantic pairs and unlisted pixels come from the intersection table)."""
         return ImageStats(self.tp_cats, self.tp_ious, self.fn_cats, self.fp_cats)
 
 
@@ -122,14 +113,13 @@ BOOL_FIELDS = frozenset({"fp_matched"})
 
 
 def column_dtype(name: str) -> type:
-    """The dtype of a per-image field, wherever it is stored (:mod:`panbench.pq.result`): IoUs float64,
-    ``fp_matched`` bool, everything else (categories, areas, pixels) int64."""
+    """The dtype of a per-image field wherever it is stored: IoUs float64, ``fp_matched`` bool, else int64."""
     return bool if name in BOOL_FIELDS else np.float64 if name in FLOAT_FIELDS else np.int64
 
 
 def pair_ious(inter: np.ndarray, gt: Segments, pred: Segments) -> np.ndarray:
-    """The G x P IoU of every ground-truth/prediction pair, panopticapi's formula (0 where disjoint).
-    The union is never 0 where the pair overlaps (it holds the overlap), so no division by 0."""
+    """The G x P IoU of every ground-truth/prediction pair, panopticapi's formula (0 where disjoint; the union holds
+    the overlap, so it is never 0 where the pair overlaps)."""
     n_gt = len(gt)
     i = inter[1 : n_gt + 1, 1:].astype(np.int64, copy=False)
     void_p = inter[0, 1:].astype(np.int64, copy=False)
@@ -138,8 +128,7 @@ def pair_ious(inter: np.ndarray, gt: Segments, pred: Segments) -> np.ndarray:
 
 
 def ignored_predictions(inter: np.ndarray, gt: Segments, pred: Segments, cols: np.ndarray) -> np.ndarray:
-    """For unmatched predictions ``cols``: more than half on VOID or on its category's crowd
-    (the last crowd segment of the category in JSON order), as panopticapi."""
+    """For unmatched predictions ``cols``: more than half on VOID or on its category's (last) crowd segment."""
     ignored_px = inter[0, 1 + cols].astype(np.int64)
     crowd_rows = np.nonzero(gt.iscrowd)[0]
     if len(crowd_rows) and len(cols):
@@ -167,13 +156,10 @@ def _max(m: np.ndarray, axis: int) -> np.ndarray:
 
 
 def match_image(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray | None = None) -> ImageMatch:
-    """The match of one image from its intersection table.
-
-    ``inter`` has shape ``(len(gt) + 2, len(pred) + 1)``: row 0 is ground-truth VOID, rows
-    1..G the ground-truth segments, row G+1 pixels whose ground-truth id is in no segment
-    (panopticapi neither matches them nor treats them as VOID: they stay in a prediction's area,
-    hence in its union); column 0 is predicted VOID, columns 1..P the predictions.
-    ``pred.areas`` must be the pixel counts of the predictions.  ``iou`` (G x P) replaces
+    """The match of one image from its intersection table, ``(len(gt) + 2, len(pred) + 1)``: row 0 is ground-truth
+    VOID, rows 1..G the ground-truth segments, row G+1 pixels whose ground-truth id is in no segment (panopticapi
+    neither matches them nor treats them as VOID: they stay in a prediction's area, hence in its union); column 0 is
+    predicted VOID, columns 1..P the predictions, whose pixel counts are ``pred.areas``.  ``iou`` (G x P) replaces
     :func:`pair_ious` as the pairs' IoU (boundary PQ's; numpy path); VOID and crowd stay the table's."""
     n_gt, n_pred = len(gt), len(pred)
     if _native is None or iou is not None or (n_gt == 0 and n_pred == 0):
@@ -191,8 +177,7 @@ def match_image(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray
 
 def unpack_match(ints: np.ndarray, floats: np.ndarray, fp_matched: np.ndarray, n_tp: int, n_fn: int, n_fp: int,
                  n_nc: int) -> ImageMatch:
-    """The :class:`ImageMatch` of a match packed in C (the layout is ``_match_core.h``'s docstring): its fields
-    are views of ``ints``, ``floats`` and ``fp_matched``."""
+    """The :class:`ImageMatch` of a match packed in C (``_match_core.h`` documents the layout), as views."""
     tp_cats, tp_area, fn_cats, fn_area, fp_cats, fp_area, gt_cats = _cut(ints, (n_tp, n_tp, n_fn, n_fn, n_fp, n_fp,
                                                                                  n_nc))
     tp_ious, fn_same, fn_other, fn_pair, fn_pair_other, fp_same, fp_other, gt_iou_sum = _cut(
@@ -255,7 +240,7 @@ def match_image_numpy(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.n
 
 @dataclass
 class CategoryTable:
-    """COCO category ids, names and thing/stuff flags, with a lookup from id to index."""
+    """COCO category ids, names and thing/stuff flags, with a lookup from id to the index used here."""
 
     ids: list[int]
     names: list[str]

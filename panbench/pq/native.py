@@ -1,11 +1,7 @@
-"""The C extensions of :mod:`panbench.pq`, read through one public place.
-
-``kernels`` (``_native.c``: the pixel loops, PNG unfiltering), ``matching`` (``_match.c``: the match, the checks
-of segments_info), ``boundary`` (``_boundary.c``: boundary PQ's pixel counts) and libdeflate (the ``deflate``
-package) are each optional: where one was not built or installed its accessor returns None and the caller takes the
-numpy twin (:mod:`panbench.pq.reference`), which gives the same numbers.  The accessors read the module attribute
-at each call, so a test that sets ``kernels._native``, ``matching._native`` or ``boundary._native`` to None sends
-every caller down the numpy path.
+"""The C extensions of :mod:`panbench.pq`, read through one public place.  Each is optional: where one was not built
+or installed its accessor returns None and the caller takes the numpy twin (:mod:`panbench.pq.kernels`), which gives
+the same numbers.  The accessors read the module attribute at each call, so a test that sets ``kernels._native``,
+``matching._native`` or ``boundary._native`` to None sends every caller down the numpy path.
 """
 
 from __future__ import annotations

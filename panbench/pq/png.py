@@ -1,6 +1,6 @@
-"""Panoptic PNGs to segment ids, validated before anything is inflated: signature, header,
-colour type, size (a small file cannot declare a huge image), chunk structure.  Every problem is
-an :class:`InputError` naming the file and the fix.  numpy, zlib (or libdeflate), the C kernels."""
+"""Panoptic PNGs to segment ids, validated before anything is inflated: signature, header, colour type, size (a small
+file cannot declare a huge image), chunk structure.  Every problem is an :class:`InputError` naming the file and the
+fix.  numpy, zlib (or libdeflate), the C kernels."""
 
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ from panbench.pq.diagnosis import input_size
 from panbench.pq.kernels import rgb2id, workspace
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# The most pixels a PNG may declare (2^28: 16384 x 16384), checked before anything is inflated, so
-# that a small file declaring a huge image cannot make panbench allocate gigabytes.  The
-# environment variable PANBENCH_MAX_PIXELS raises (or lowers) it.
+# The most pixels a PNG may declare (2^28: 16384 x 16384), checked before anything is inflated, so that a small file
+# declaring a huge image cannot make panbench allocate gigabytes; PANBENCH_MAX_PIXELS raises (or lowers) it.
 MAX_PIXELS = 2**28
-# IHDR (colour type -> name, allowed bit depths); panoptic ids need 8-bit RGB, RGBA or palette
 # a chunk's CRC: libdeflate's (about 10x faster than zlib's on IDAT data) where it is installed
 _crc32 = native.deflate().crc32 if native.deflate() is not None else zlib.crc32
+# IHDR (colour type -> name, allowed bit depths); panoptic ids need 8-bit RGB, RGBA or palette
 _COLOR_TYPES = {0: ("single-channel grey", (1, 2, 4, 8, 16)), 2: ("RGB", (8, 16)), 3: ("palette", (1, 2, 4, 8)),
                 4: ("grey+alpha", (8, 16)), 6: ("RGBA", (8, 16))}
 
@@ -88,9 +87,7 @@ def png_header(data: bytes, path: Path, where: str) -> PngHeader:
     w, h, depth, color, method, filt, interlace = struct.unpack_from(">IIBBBBB", data, 16)
     kind_ok = color in _COLOR_TYPES and depth in _COLOR_TYPES[color][1]
     if not (0 < w < 2**31 and 0 < h < 2**31) or not kind_ok or method or filt or interlace > 1:
-        raise InputError(
-            f"{corrupt} (invalid IHDR: {w}x{h}, bit depth {depth}, colour type {color}); re-export it"
-        )
+        raise InputError(f"{corrupt} (invalid IHDR: {w}x{h}, bit depth {depth}, colour type {color}); re-export it")
     return PngHeader(w, h, depth, color, interlace)
 
 
@@ -102,10 +99,9 @@ _SIZE_RULE = {"prediction": ("its ground truth is", "predict at the original ima
 
 def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None = None,
               role: str = "prediction") -> PngHeader:
-    """The PNG's header, checked before anything is inflated: the declared size against
-    ``shape`` (a prediction's: its ground truth's height and width; a ground truth's: its image's) and
-    :func:`max_pixels`, and the kind (8-bit RGB, RGBA or palette; grey, grey+alpha and 16-bit carry no
-    panoptic ids)."""
+    """The PNG's header, checked before anything is inflated: the declared size against ``shape`` (a prediction's:
+    its ground truth's; a ground truth's: its image's) and :func:`max_pixels`, and the kind (8-bit RGB, RGBA or
+    palette; grey, grey+alpha and 16-bit carry no panoptic ids)."""
     hdr = png_header(data, path, where)
     w, h = hdr.width, hdr.height
     if shape is not None and (h, w) != tuple(shape[:2]):
@@ -115,53 +111,40 @@ def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None
                          f"{found.message if found else fix}")
     limit = max_pixels()
     if w * h > limit:
-        raise InputError(
-            f"{where}: PNG {path} declares {w}x{h} = {w * h} pixels, above the limit of {limit}; "
-            "re-export it at the image size (or raise PANBENCH_MAX_PIXELS for larger images)"
-        )
+        raise InputError(f"{where}: PNG {path} declares {w}x{h} = {w * h} pixels, above the limit of {limit}; "
+                         "re-export it at the image size (or raise PANBENCH_MAX_PIXELS for larger images)")
     if hdr.color != 3 and (hdr.depth != 8 or hdr.color not in (2, 6)):
         name = ("16-bit " if hdr.depth == 16 else "") + _COLOR_TYPES[hdr.color][0]
-        raise InputError(
-            f"{where}: PNG {path} is {name}; panoptic PNGs are 8-bit RGB, RGBA or palette "
-            "(id = R + 256G + 256^2B): re-export it as 8-bit RGB"
-        )
+        raise InputError(f"{where}: PNG {path} is {name}; panoptic PNGs are 8-bit RGB, RGBA or palette "
+                         "(id = R + 256G + 256^2B): re-export it as 8-bit RGB")
     return hdr
 
 
 def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, ...] | None = None,
              role: str = "prediction") -> np.ndarray:
-    """Segment ids ``R + 256 G + 256^2 B`` (HxW uint32) of a panoptic PNG.
-
-    The header is checked first (:func:`check_png`; ``shape`` is the size the PNG of ``role`` must have), then
-    the chunks (:func:`png_idat`), on every path.  8-bit RGB/RGBA PNGs take the fast path
-    (libdeflate inflate, C unfilter straight to ids); palette or interlaced PNGs, or a missing C
-    extension, go through the general decoder (:func:`decode_png`).
-    With ``slot`` the result lives in a reused buffer, valid until this thread's next call with that slot.
-    """
+    """Segment ids ``R + 256 G + 256^2 B`` (HxW uint32) of a panoptic PNG, its header (:func:`check_png`; ``shape``
+    is the size the PNG of ``role`` must have) and chunks (:func:`png_idat`) checked first on every path.  8-bit
+    RGB/RGBA PNGs take the fast path (libdeflate inflate, C unfilter straight to ids); palette or interlaced PNGs, or a
+    missing C extension, the general decoder.  With ``slot`` the result lives in a reused buffer, valid until this
+    thread's next call with that slot."""
     data = _read_png(path, where)
     hdr = check_png(data, path, where, shape, role)
     idat = png_idat(data, path, where)
     if hdr.depth == 8 and hdr.color in (2, 6) and not hdr.interlace:
+        raw, w, h, ch = png_scanlines(idat, path, where, hdr)  # on both paths (libspng ignores extra data)
         if native.pixels() is not None:
-            return _fast_ids(idat, hdr, path, where, slot)
-        png_scanlines(idat, path, where, hdr)  # the same size check as the fast path (libspng ignores extra data)
+            out = workspace(slot, (h, w), np.uint32)
+            try:
+                native.pixels().unfilter_ids(raw, w, h, ch, out)
+            except ValueError as e:
+                raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
+            return out
     return rgb2id(_decode(data, path, where), slot)
 
 
-def _fast_ids(idat: bytes | memoryview, hdr: PngHeader, path: Path, where: str, slot: str | None) -> np.ndarray:
-    """The fast path of :func:`read_ids` (8-bit RGB(A), non-interlaced)."""
-    raw, w, h, ch = png_scanlines(idat, path, where, hdr)
-    out = workspace(slot, (h, w), np.uint32)
-    try:
-        native.pixels().unfilter_ids(raw, w, h, ch, out)
-    except ValueError as e:
-        raise InputError(f"{where}: PNG {path} is truncated or corrupt ({e}); re-export it") from e
-    return out
-
-
 def png_idat(data: bytes, path: Path, where: str) -> bytes | memoryview:
-    """The zlib stream of the PNG (its IDAT chunks joined), with the chunk structure checked: IDAT
-    CRCs, one IHDR only, an IEND at the end.  Damage is an InputError naming the file."""
+    """The zlib stream of the PNG (its IDAT chunks joined), the chunk structure checked: IDAT CRCs, one IHDR, an
+    IEND at the end."""
     corrupt = f"{where}: PNG {path} is truncated or corrupt"
     mv = memoryview(data)
     pos, end, idat = 33, len(data), []  # after the signature and IHDR (checked by png_header)
@@ -188,9 +171,8 @@ def png_idat(data: bytes, path: Path, where: str) -> bytes | memoryview:
 
 def png_scanlines(idat: bytes | memoryview, path: Path, where: str,
                   hdr: PngHeader) -> tuple[bytes | bytearray, int, int, int]:
-    """The inflated, still filtered scanlines of an 8-bit RGB(A) non-interlaced PNG (``idat``
-    from :func:`png_idat`, ``hdr`` from :func:`check_png`) with its width, height and channels.
-    The zlib checksum is verified and nothing inflates beyond the size that IHDR declares."""
+    """The inflated, still filtered scanlines of an 8-bit RGB(A) non-interlaced PNG with its width, height and
+    channels; the zlib checksum verified, nothing inflated beyond the size IHDR declares."""
     corrupt = f"{where}: PNG {path} is truncated or corrupt"
     w, h, ch = hdr.width, hdr.height, 3 if hdr.color == 2 else 4
     size = h * (w * ch + 1)
@@ -213,8 +195,7 @@ def _inflate(z: bytes | memoryview, size: int) -> bytes:
 
 
 def decode_png(path: Path, where: str) -> np.ndarray:
-    """Decode an RGB(A) or palette PNG into an HxWx3 uint8 array (pyspng, else PIL); the
-    header is checked first (:func:`check_png`)."""
+    """An RGB(A) or palette PNG as an HxWx3 uint8 array (pyspng, else PIL), its header checked first."""
     data = _read_png(path, where)
     check_png(data, path, where)
     png_idat(data, path, where)

@@ -1,17 +1,13 @@
 """One image's scored result, and the one columnar form of many images' results.
 
 :class:`ImageResult` is what :func:`panbench.pq.evaluator.score_pair` gives for an image: its match
-(:class:`~panbench.pq.matching.ImageMatch`, which holds the PQ contributions and the facts the analyses
-read), the semantic confusion pairs and unlisted ground-truth pixels of its intersection table, and, when
-asked, its boundary-PQ contributions.  The accumulator (:mod:`panbench.pq.accumulator`) keeps many of them as
-the columns below, as the resume cache, ``panbench score`` and the analyses do; ``score``'s batch path copies the
-same fields out of C's buffers straight into those columns.
-
-:func:`to_columns` / :func:`from_columns` are the one columnar codec: every field of many images
-concatenated (dtype by :func:`~panbench.pq.matching.column_dtype`) plus, per group of fields (the part of
-the name before its first ``_``: ``tp``, ``fn``, ``fp``, ``gt``, ``sem``, ``unlisted``), the image of each
-row (``<group>_img``).  The resume cache's chunks, ``score``'s results (``score_stream``'s, from either path and
-any number of threads or worker processes) and the analyses' ``.npz`` files
+(:class:`~panbench.pq.matching.ImageMatch`: the PQ contributions and the facts the analyses read), the semantic
+confusion pairs and unlisted ground-truth pixels of its intersection table and, when asked, its boundary-PQ
+contributions.  :func:`to_columns` / :func:`from_columns` are the one columnar codec: every field of many images
+concatenated (dtype by :func:`~panbench.pq.matching.column_dtype`) plus, per group of fields (the part of the name
+before its first ``_``: ``tp``, ``fn``, ``fp``, ``gt``, ``sem``, ``unlisted``), the image of each row
+(``<group>_img``).  The accumulator, the resume cache's chunks, ``score``'s results (from either path, any number of
+threads; the batch path copies the fields out of C's buffers straight into them) and the analyses' ``.npz`` files
 (:class:`~panbench.analysis.collect.AnalysisSet`) are these columns.
 """
 
@@ -92,8 +88,8 @@ def from_columns(cols: Any, names: Sequence[str], n_images: int, prefix: str = "
 
 
 def join_columns(parts: Sequence[tuple[int, Mapping[str, np.ndarray]]]) -> dict[str, np.ndarray]:
-    """Columns of consecutive runs of images, each ``(images, columns)``, as one set of columns: what
-    :func:`to_columns` gives for all the images at once (each ``<group>_img`` counted on from the images before)."""
+    """Columns of consecutive runs of images, each ``(images, columns)``, as :func:`to_columns` gives them for all
+    the images at once."""
     if len(parts) == 1:
         return dict(parts[0][1])
     out: dict[str, np.ndarray] = {}
@@ -117,17 +113,16 @@ def results_to_columns(results: Sequence[ImageResult]) -> dict[str, np.ndarray]:
 
 
 def column_groups(cols: Mapping[str, np.ndarray]) -> dict[str, str | None]:
-    """Each field of ``cols`` (not a ``<group>_img``) -> its group: the longest ``<group>`` of an image column that
-    prefixes it (``b_tp`` for ``b_tp_cats``), None for a field without one."""
+    """Each field of ``cols`` -> its group: the longest ``<group>`` of an image column that prefixes it (``b_tp``
+    for ``b_tp_cats``), None for a field without one."""
     groups = [k[: -len("_img")] for k in cols if k.endswith("_img")]
     return {k: max((g for g in groups if k.startswith(g + "_")), key=len, default=None)
             for k in cols if not k.endswith("_img")}
 
 
 def reorder_columns(cols: Mapping[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
-    """The columns of some images in a new order: image ``k`` of the result is image ``order[k]`` of ``cols``
-    (each group's rows moved with their image, their order within the image kept); images that ``order`` does
-    not name are left out."""
+    """The columns of some images in a new order: image ``k`` of the result is image ``order[k]`` of ``cols`` (rows
+    kept in order within their image); images that ``order`` does not name are left out."""
     order = np.asarray(order, np.int64)
     if len(order) and (int(order.min()) < 0 or len(np.unique(order)) != len(order)):
         raise ValueError("reorder_columns: the order names each image once, by its position (>= 0)")

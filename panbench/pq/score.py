@@ -1,11 +1,7 @@
-"""Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth.
-
-Streaming: images are read, scored and dropped chunk by chunk, one way (:func:`panbench.pq.batch.score_batch`):
-chunks of images on ``workers`` threads, added up in the images' order by the calling thread.  Each image is read,
-decoded, counted and matched in C, or, for boundary PQ, where the C batch kernels are not installed and with
-``PANBENCH_PER_IMAGE=1``, on the per-image path (:func:`panbench.pq.evaluator.score_pair` after a Python decode,
-as ``eval`` scores), on the same threads.  With ``keep_images`` the per-image results come back too (for the
-analyses) as columns (:mod:`panbench.pq.result`), in the order of the images whatever the threads.
+"""Score COCO-panoptic-format predictions (JSON + PNG folder) against ground truth, and :func:`pq_compute`,
+panopticapi's entry point, on it.  Streaming: images are read, scored and dropped chunk by chunk on threads
+(:func:`panbench.pq.batch.score_batch`: in C, or on the per-image path, :func:`~panbench.pq.evaluator.score_pair`
+after a Python decode); with ``keep_images`` the per-image results come back as columns, in the images' order.
 """
 
 from __future__ import annotations
@@ -29,6 +25,7 @@ from panbench.pq.batch import Pair, PartFold
 from panbench.pq.coco_format import (
     UnknownCategoryError,
     parse_annotations,
+    png_folder,
     read_ground_truth,
     read_json,
     safe_join,
@@ -40,6 +37,7 @@ from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
 from panbench.pq.stuff_rule import note_ground_truth
+from panbench.pq.sums import panopticapi_summary
 
 
 def available_cores() -> int:
@@ -51,15 +49,13 @@ def available_cores() -> int:
 
 
 def default_workers(n_images: int) -> int:
-    """``score``'s threads when none are asked for: every available core, at most one per
-    image."""
+    """``score``'s threads when none are asked for: every available core, at most one per image."""
     return max(1, min(available_cores(), n_images))
 
 
 @dataclass(frozen=True)
 class Scoring:
-    """How each image is scored (:func:`~panbench.pq.evaluator.score_pair`'s options) and whether the per-image
-    results are kept."""
+    """How each image is scored (:func:`~panbench.pq.evaluator.score_pair`'s options), its result kept or not."""
 
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list
     boundary: bool = False  # boundary-PQ contributions too
@@ -69,11 +65,9 @@ class Scoring:
 def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                packed: bool = False) -> tuple[CategoryTable, list[Pair]]:
     """Categories and (ground truth, prediction) annotation pairs matched by image id.  With ``packed``, a
-    segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path reads its
-    fields; :func:`~panbench.pq.coco_format.segments_list` gives the list)."""
+    segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path reads it)."""
     truth = read_ground_truth(gt_json, scan=True if packed else None)
     cats, gt, sizes = truth.categories, truth.annotations, truth.sizes
-
     note_ground_truth(gt_json, truth.data)  # two segments of one stuff category, for `score`'s warning
     pred = parse_annotations(read_json(pred_json, "prediction JSON", scan=False if packed else None), pred_json,
                              gt=False)
@@ -98,9 +92,8 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
 
 def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[Any, Any],
                    gt: dict[Any, Any]) -> InputError:
-    """The error of a ground-truth image without a prediction: an id written as the other type, an image of the
-    predictions that the ground truth lacks (named: an id that stands where the ground truth's should), or a
-    prediction missing."""
+    """The error of a ground-truth image without a prediction: an id written as the other type, a predicted image the
+    ground truth lacks (named: it stands where the ground truth's should), or a prediction missing."""
     other = str(image_id) if not isinstance(image_id, str) else int(image_id) if image_id.isdigit() else None
     if other is not None and other in pred:  # "142238" where the ground truth has 142238, or the other way
         return InputError(f"{pred_json}: image_id {other!r} is written as a {type(other).__name__} but the ground "
@@ -116,8 +109,7 @@ def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[
 
 
 def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, list, np.ndarray, list, str]:
-    """Decode one pair of PNGs: ground-truth ids and segments, predicted ids and segments, and
-    the image's name for messages."""
+    """One pair of PNGs decoded: ground-truth ids and segments, predicted ids and segments, the image's name."""
     gt_ann, pred_ann = pair
     where = f"image {gt_ann['image_id']}"
     gt_png = safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)")
@@ -130,25 +122,17 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
 
 def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pair: Pair) -> ImageResult:
     """One image on the per-image path (its PNGs decoded in Python's buffers, then :func:`score_pair`)."""
-    gt_ids, gt_segs, pred_ids, pred_segs, where = read_pair(gt_dir, pred_dir, pair)
-    return score_pair(cats, gt_ids, gt_segs, pred_ids, pred_segs, where, how.strict, how.boundary)
+    return score_pair(cats, *read_pair(gt_dir, pred_dir, pair), how.strict, how.boundary)
 
 
-def score_stream(
-    gt_json: str | os.PathLike[str],
-    gt_dir: str | os.PathLike[str],
-    pred_json: str | os.PathLike[str],
-    pred_dir: str | os.PathLike[str],
-    workers: int | None = None,
-    how: Scoring = Scoring(),
-    fold: Callable[[int], PartFold] | None = None,
-) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
-    """Score every image; returns the accumulator holding the sums, the (ground truth, prediction)
-    pairs in scoring order (as :func:`load_pairs` gives them) and, with ``how.keep_images``, the per-image results in
-    the same order as columns (:func:`~panbench.pq.result.results_to_columns`' form; else empty).
-    With ``how.keep_images``, ``fold(n_categories)`` is called once the categories are read, and what it returns gets
-    every part of the results, in order, while the next images are scored.  ``workers``: threads (``None`` takes
-    :func:`default_workers`).  Every choice gives the same sums and results, bit for bit."""
+def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
+                 pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring(),
+                 fold: Callable[[int], PartFold] | None = None,
+                 ) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
+    """Score every image: the accumulator holding the sums, the (ground truth, prediction) pairs in scoring order and,
+    with ``how.keep_images``, the per-image results in that order as columns (else empty); then ``fold(n_categories)``,
+    called once the categories are read, returns what gets every part of the results, in order, while the next images
+    are scored.  ``workers``: threads (``None``: :func:`default_workers`); every choice gives the same bits."""
     in_c = not how.boundary and batch.available()  # boundary PQ reads the id maps in Python: the per-image path
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
         cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
@@ -175,27 +159,18 @@ def score_stream(
     return ev, pairs, results
 
 
-def score_files(
-    gt_json: str | os.PathLike[str],
-    gt_dir: str | os.PathLike[str],
-    pred_json: str | os.PathLike[str],
-    pred_dir: str | os.PathLike[str],
-    workers: int | None = None,
-    strict: bool = False,
-    diagnose: bool = False,
-) -> dict[str, Any]:
-    """panopticapi's ``pq_compute`` result, computed streaming (on every available core unless ``workers``
-    says otherwise); see :func:`panbench.pq.sums.pq_summary`.
-    ``strict`` refuses ground-truth PNG ids that segments_info does not list (panopticapi scores them).
-    ``diagnose``: :func:`metrics_with_diagnosis`."""
+def score_files(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
+                pred_dir: str | os.PathLike[str], workers: int | None = None, strict: bool = False,
+                diagnose: bool = False) -> dict[str, Any]:
+    """:func:`panbench.pq.sums.pq_summary` of the predictions, streamed (on every available core unless ``workers``
+    says otherwise); ``strict`` as :class:`Scoring`'s, ``diagnose``: :func:`metrics_with_diagnosis`."""
     ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict))[0]
     return metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
 
 
 def metrics_with_diagnosis(ev: PanopticAccumulator) -> dict[str, Any]:
-    """The accumulator's metrics (:meth:`~PanopticAccumulator.evaluate`) and, only when the sums show a format
-    mistake, its findings under ``diagnosis`` (:class:`~panbench.pq.diagnosis.Finding` objects, ``pq_if_fixed``
-    None: :func:`with_pq_if_fixed` computes it): for ``score``, which takes them out before it prints."""
+    """The accumulator's metrics and, only when the sums show a format mistake, its findings under ``diagnosis``
+    (``pq_if_fixed`` None: :func:`with_pq_if_fixed` computes it; ``score`` takes them out before it prints)."""
     out = ev.evaluate()
     if found := ev.diagnosis():
         out["diagnosis"] = found
@@ -205,8 +180,8 @@ def metrics_with_diagnosis(ev: PanopticAccumulator) -> dict[str, Any]:
 def with_pq_if_fixed(findings: list[Finding], gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
                      pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int | None = None,
                      strict: bool = False) -> list[Finding]:
-    """``findings`` with ``pq_if_fixed``: the PQ of the prediction with each finding's category ids rewritten
-    (:attr:`~panbench.pq.diagnosis.Finding.remap`), the same PNGs scored once more as :func:`score_files` scores."""
+    """``findings`` with ``pq_if_fixed``: the PQ of the prediction with each finding's ``remap`` applied to its
+    category ids, the same PNGs scored once more."""
     out = []
     for found in findings:
         if not found.remap:
@@ -225,9 +200,8 @@ def with_pq_if_fixed(findings: list[Finding], gt_json: str | os.PathLike[str], g
 
 
 def json_ready(res: dict[str, Any]) -> dict[str, Any]:
-    """``res`` for ``score --json``: a category absent from both ground truth and predictions (no TP, FP or FN)
-    has PQ, SQ and RQ ``null``, not 0.0 (undefined, as the table's '-'; the averages leave it out), so that the
-    mean of the JSON's per-class PQ over the non-null entries is the PQ printed beside it."""
+    """``res`` for ``score --json``: a category without TP, FP or FN has PQ, SQ and RQ ``null``, not 0.0 (undefined,
+    as the table's '-'), so that the mean of the non-null per-class PQ is the PQ printed beside it."""
     if "per_class" not in res:
         return res
     return {**res, "per_class": {cid: {**v, "PQ": None, "SQ": None, "RQ": None}
@@ -236,10 +210,27 @@ def json_ready(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def unlisted_note(res: dict[str, Any]) -> str | None:
-    """The line that says how many ground-truth pixels (of how many images) carry an id that segments_info
-    does not list (None when none do): panopticapi scores them, neither matched nor VOID."""
+    """The line that says how many ground-truth pixels (of how many images) carry an id segments_info does not list
+    (None when none do)."""
     u = res.get("unlisted_gt") or {}
     if not u.get("pixels"):
         return None
     return (f"note: {u['pixels']} ground-truth pixels of {u['images']} image(s) have a PNG id that segments_info "
             "does not list; scored as panopticapi scores them (neither matched nor VOID); --strict refuses them")
+
+
+def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.PathLike[str],
+               gt_folder: str | os.PathLike[str] | None = None,
+               pred_folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """panopticapi's ``pq_compute`` (``from panbench import pq_compute``): the same arguments (the folders default to
+    the JSON paths without ``.json``), dict (:func:`panbench.pq.sums.panopticapi_summary`) and numbers (to 1e-9).
+    It prints nothing, scores on every available core without holding the images, and a bad input raises
+    :class:`panbench.errors.InputError` naming the file and the fix (panopticapi: a bare ``Exception`` or a
+    ``KeyError``).  Every ground-truth image needs a prediction (predictions of other images are ignored)."""
+    gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
+    pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
+    for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
+        if not os.path.isdir(folder):
+            raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
+    ev = score_stream(gt_json_file, gt_folder, pred_json_file, pred_folder)[0]
+    return panopticapi_summary(ev.stats, ev.categories.ids, ev.categories.isthing)

@@ -1,12 +1,9 @@
-"""COCO panoptic's rule for stuff: a stuff category has at most one segment per image (the segment is every pixel of
-that class in the image).  A model predicts one segment per stuff class, so each further ground-truth segment of the
-class is a false negative whatever the model does.
-
-:func:`repeated_stuff` finds the images that break the rule in a COCO panoptic document (its ``segments_info`` as
-``json.load`` gives them or as :func:`~panbench.pq.coco_format.read_json` keeps them, read in C); ``panbench data``
-refuses to write such a dataset (:func:`stuff_rule_message`) and ``panbench score`` warns when it scores against one
-(:func:`stuff_rule_warning`, from the document scoring parsed: :func:`note_ground_truth`).  Only numpy and
-:mod:`panbench.pq.coco_format`: ``score`` imports it.
+"""COCO panoptic's rule for stuff: a stuff category has at most one segment per image (every pixel of that class).  A
+model predicts one segment per stuff class, so each further ground-truth segment of the class is a false negative
+whatever the model does.  :func:`repeated_stuff` finds the images that break the rule in a COCO panoptic document;
+``panbench data`` refuses to write such a dataset (:func:`stuff_rule_message`) and ``panbench score`` warns when it
+scores against one (:func:`stuff_rule_warning`, from the document scoring parsed: :func:`note_ground_truth`).  Only
+numpy and :mod:`panbench.pq.coco_format`: ``score`` imports it.
 """
 
 from __future__ import annotations
@@ -31,14 +28,14 @@ class Repeat(NamedTuple):
 
 def stuff_ids(categories: Iterable[Mapping[str, Any]]) -> list[int]:
     """The ids of the stuff categories (``isthing`` other than 1, as :class:`~panbench.pq.matching.CategoryTable`
-    reads it) of a ``categories`` list."""
+    reads it)."""
     return sorted({c["id"] for c in categories if isinstance(c, Mapping) and type(c.get("id")) is int
                    and c.get("isthing", 0) != 1})
 
 
 def repeated_stuff(annotations: list[Any], categories: Iterable[Mapping[str, Any]]) -> list[Repeat]:
-    """Each (image, stuff category) with two or more segments, in the order of ``annotations``, then of the
-    category ids.  One numpy pass over every segment's category id: a few milliseconds for COCO's 5000 images."""
+    """Each (image, stuff category) with two or more segments, in the order of ``annotations`` (segments_info lists
+    or :class:`PackedSegments`), then of the category ids: one numpy pass, a few milliseconds for COCO's 5000 images."""
     stuff = stuff_ids(categories)
     if not stuff or not annotations:
         return []
@@ -77,8 +74,8 @@ def _named(r: Repeat, names: Mapping[Any, Any]) -> str:
 
 def stuff_rule_message(path: str | os.PathLike[str], repeats: list[Repeat], categories: Iterable[Mapping[str, Any]],
                        fix: str) -> str | None:
-    """The line that says the annotation file ``path`` breaks the rule, :func:`repeated_stuff` found ``repeats``
-    there (None where it found none): how many images, the first one and its category named, then ``fix``."""
+    """The line that says the annotation file ``path`` breaks the rule (None without ``repeats``): how many images,
+    the first one and its category named, then ``fix``."""
     if not repeats:
         return None
     images = len({r.image_id for r in repeats})
@@ -91,9 +88,8 @@ _SCORED: dict[str, tuple[int, list[Repeat], dict[Any, Any]]] = {}
 
 
 def note_ground_truth(gt_json: str | os.PathLike[str], data: dict[str, Any]) -> None:
-    """Keep what :func:`stuff_rule_warning` says of ``gt_json``, from ``data``, the document scoring parsed
-    (:func:`~panbench.pq.score.load_pairs` calls it): the file is not read again.  One document is kept, the
-    last, and only its repeats (a few milliseconds for 5000 images)."""
+    """Keep what :func:`stuff_rule_warning` says of ``gt_json`` from ``data``, the document scoring parsed, so that
+    the file is not read again.  One document is kept, the last, and only its repeats."""
     anns, cats = data.get("annotations"), data.get("categories")
     _SCORED.clear()
     if type(anns) is list and type(cats) is list:
@@ -103,9 +99,8 @@ def note_ground_truth(gt_json: str | os.PathLike[str], data: dict[str, Any]) -> 
 
 
 def stuff_rule_warning(gt_json: str | os.PathLike[str], first: int = 3) -> str | None:
-    """``panbench score``'s one-line warning when the ground truth ``gt_json`` it scored breaks the rule (None when
-    it keeps it, or was not scored): how many images, the ``first`` ones named.  It reads what
-    :func:`note_ground_truth` kept of the document scoring parsed, and forgets it."""
+    """``panbench score``'s one-line warning when the ground truth ``gt_json`` it scored breaks the rule (else None):
+    how many images, the ``first`` ones named, from what :func:`note_ground_truth` kept (then forgotten)."""
     n_images, repeats, names = _SCORED.pop(str(Path(gt_json)), (0, [], {}))
     if not repeats:
         return None

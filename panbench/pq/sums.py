@@ -1,13 +1,10 @@
-"""Per-category PQ sums that add across images, processes and ranks, and their summary (PQ/SQ/RQ).
+"""Per-category PQ sums that add across images, processes and ranks (:class:`PQStats`), and their summary
+(:func:`pq_summary`: PQ/SQ/RQ for All, Things and Stuff as panopticapi's ``pq_average``, pixel accuracy, mIoU, Dice).
 
-:class:`PQStats` holds, per category, the IoU sum of the matches, TP, FP and FN, the semantic
-confusion matrix and the count of unlisted ground-truth pixels; :func:`pq_summary` turns them into
-PQ/SQ/RQ for All, Things and Stuff (as panopticapi's ``pq_average``), pixel accuracy, mIoU and mean
-Dice.  IoU sums are kept in fixed point (units of 2^-40): integer addition is associative, so any split
-of the images (workers, ranks, resumed runs) gives bit-identical metrics, while the rounding
-(< 2^-41 per match) stays far below panopticapi parity's 1e-9.  One int64 in those units would
-overflow after 2^23 (8.4 million) matches of one category, so each sum is two int64: whole units
-and a fraction in [0, 2^40) that carries into them after every addition.
+IoU sums are kept in fixed point (units of 2^-40): integer addition is associative, so any split of the images
+(workers, ranks, resumed runs) gives bit-identical metrics, while the rounding (< 2^-41 per match) stays far below
+panopticapi parity's 1e-9.  One int64 in those units would overflow after 2^23 (8.4 million) matches of one category,
+so each sum is two int64: whole units and a fraction in [0, 2^40) that carries into them after every addition.
 """
 
 from __future__ import annotations
@@ -34,8 +31,7 @@ IOU_SCALE = float(2**IOU_BITS)
 # add_columns carries the IoU fraction after at most this many matches: each adds at most 2^40 units to
 # a fraction below 2^40, so an int64 holds 2^22 of them with room to spare
 _BATCH_MATCHES = 2**22
-# the fields of ImageStats that add_images concatenates
-_IMAGE_FIELDS = ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px")
+_IMAGE_FIELDS = tuple(f.name for f in fields(ImageStats))  # what add_images concatenates
 
 
 def _unset() -> np.ndarray:
@@ -44,14 +40,10 @@ def _unset() -> np.ndarray:
 
 @dataclass
 class PQStats:
-    """Per-category sums; ``+`` adds two of them (across images, shards or processes).
-
-    The IoU sum of category k is ``iou_int[k] + iou[k] / IOU_SCALE``: ``iou`` is the fraction
-    (int64 in units of ``1 / IOU_SCALE``, carried into ``iou_int`` whenever it reaches 1), so the
-    sums never overflow.  ``conf`` is the semantic confusion matrix in pixels, ``(C + 1) x (C + 1)``
-    with VOID last (rows ground truth, columns prediction).  ``unlisted`` counts the ground-truth
-    pixels whose id ``segments_info`` does not list, and the images that hold any: ``[pixels, images]``.
-    """
+    """Per-category sums; ``+`` adds two of them.  The IoU sum of category k is ``iou_int[k] + iou[k] /
+    IOU_SCALE`` (``iou``: the fraction, carried into ``iou_int`` whenever it reaches 1).  ``conf`` is the semantic
+    confusion matrix in pixels, ``(C + 1) x (C + 1)`` with VOID last (rows ground truth, columns prediction);
+    ``unlisted`` counts the ground-truth pixels whose id ``segments_info`` does not list, and their images."""
 
     iou: np.ndarray
     tp: np.ndarray
@@ -104,19 +96,16 @@ class PQStats:
         self.add_images((s,))
 
     def add_images(self, images: Sequence[ImageStats]) -> None:
-        """Accumulate many images' contributions at once: the same integers as :meth:`add_image` on each
-        (integer addition is associative), with one array operation per field instead of one per image."""
+        """:meth:`add_image` of each (the same integers), with one array operation per field."""
         if not images:
             return
         cat = np.concatenate
         self.add_columns({name: cat([getattr(s, name) for s in images]) for name in _IMAGE_FIELDS}, len(images))
 
     def add_columns(self, cols: Mapping[str, np.ndarray], n_images: int, prefix: str = "") -> None:
-        """Accumulate the contributions of ``n_images`` images given as columns (the fields of
-        :class:`~panbench.pq.matching.ImageStats` concatenated, as :func:`panbench.pq.result.results_to_columns`
-        keeps them; keys ``prefix + field``, the semantic ones optional): the same integers as :meth:`add_images`
-        of those images.  The IoU fraction is carried every :data:`_BATCH_MATCHES` matches, as it must be before it
-        overflows."""
+        """:meth:`add_images` of ``n_images`` images given as columns (the fields of
+        :class:`~panbench.pq.matching.ImageStats` concatenated, as :mod:`panbench.pq.result` keeps them; keys ``prefix
+        + field``, the semantic ones optional).  The IoU fraction is carried every :data:`_BATCH_MATCHES` matches."""
         none = np.zeros(0, np.int64)
         tp_cats, tp_ious = cols[prefix + "tp_cats"], cols[prefix + "tp_ious"]
         for lo in range(0, len(tp_cats), _BATCH_MATCHES):
@@ -145,8 +134,8 @@ class PQStats:
         return self.iou_int + self.iou / IOU_SCALE
 
     def to_array(self) -> np.ndarray:
-        """One int64 vector (for an all-reduce or a cache file); exact.  Summing such vectors
-        element by element and reading the sum back with :meth:`from_array` adds the stats."""
+        """One int64 vector (an all-reduce's, a cache file's), exact: the element-wise sum of two, read back with
+        :meth:`from_array`, is the sum of the stats."""
         return np.concatenate(
             [self.iou_int, self.iou, self.tp, self.fp, self.fn, self.conf.ravel(), [self.n_images], self.unlisted]
         ).astype(np.int64)
@@ -164,11 +153,9 @@ class PQStats:
 
 
 def semantic_metrics(conf: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Pixel accuracy, mIoU and mean Dice (0-100) from a confusion matrix with VOID last.
-
-    Ground-truth VOID pixels are ignored; a prediction of VOID on a labelled pixel counts as a miss.
-    Means are over the categories present in the ground truth or the prediction.
-    """
+    """Pixel accuracy, mIoU and mean Dice (0-100) from a confusion matrix with VOID last, and the per-category IoU
+    and Dice.  Ground-truth VOID pixels are ignored; a prediction of VOID on a labelled pixel counts as a miss.  Means
+    are over the categories present in the ground truth or the prediction."""
     c = conf[:-1].astype(np.float64)  # drop ground-truth VOID rows
     tp = np.diag(c[:, :-1])
     gt = c.sum(axis=1)
@@ -216,12 +203,9 @@ def group_average(iou: Any, tp: Any, fp: Any, fn: Any, mask: Any,
 
 
 def pq_summary(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
-    """PQ/SQ/RQ (0-100) for All, Things, Stuff; pixel accuracy, mIoU, mean Dice; per class
-    PQ/SQ/RQ/IoU/Dice (0-100) and TP/FP/FN.
-
-    Categories with no TP, FP or FN are left out of the averages, as in panopticapi; a group
-    with none at all gets 0.0 (panopticapi divides by zero there).
-    """
+    """PQ/SQ/RQ (0-100) for All, Things, Stuff; pixel accuracy, mIoU, mean Dice; per class PQ/SQ/RQ/IoU/Dice
+    (0-100) and TP/FP/FN.  Categories with no TP, FP or FN are left out of the averages, as in panopticapi; a group
+    with none at all gets 0.0 (panopticapi divides by zero there)."""
     things = np.asarray(isthing, bool)
     out: dict[str, Any] = {}
     counts: dict[str, int] = {}

@@ -1,7 +1,6 @@
 """A fixed set of threads that run submitted calls: what ``score``'s batch path and the bootstrap's sums need of a
-thread pool, on :mod:`threading` alone (``concurrent.futures`` loads :mod:`logging`, milliseconds of every
-``panbench score`` start: docs/benchmarks.md).  The calls it runs release the GIL (C decoding, counting, adding),
-so threads run them on every core.  Standard library only.
+thread pool, on :mod:`threading` alone (``concurrent.futures`` loads :mod:`logging`, milliseconds of every ``panbench
+score`` start: docs/benchmarks.md).  The calls release the GIL (C decoding, counting, adding).  Standard library only.
 """
 
 from __future__ import annotations
@@ -39,8 +38,8 @@ class Task(Generic[T]):
 
 
 class Workers:
-    """``threads`` threads taking calls in the order they were submitted; :meth:`shutdown` (or leaving a ``with``
-    block) waits for them, and with ``cancel`` drops the calls not yet started."""
+    """``threads`` threads taking calls in the order they were submitted; :meth:`shutdown` (or leaving a ``with`` block)
+    waits for them, and with ``cancel`` drops the calls not yet started."""
 
     def __init__(self, threads: int, name: str = "panbench") -> None:
         self._calls: queue.SimpleQueue[tuple[Task[Any], Callable[..., Any], tuple[Any, ...]] | None] = \
@@ -77,8 +76,8 @@ class Workers:
             del item, task, fn, args  # an idle thread holds no call's arguments (a chunk's buffers)
 
     def shutdown(self, cancel: bool = False) -> None:
-        """Stop the threads once the calls before are done (``cancel``: dropped, each task raising
-        :class:`Cancelled`); returns when every thread has ended.  Nothing can be submitted after."""
+        """Stop the threads once the calls before are done (``cancel``: dropped, each raising :class:`Cancelled`) and
+        wait for them to end.  Nothing can be submitted after."""
         self._cancel = self._cancel or cancel
         if not self._shut:
             self._shut = True

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from panbench.pq.boundary import boundary_image_stats, dilation
 from panbench.pq.evaluator import pair_table, score_pair
+from panbench.pq.kernels import boundary_mask
 from panbench.pq.matching import CategoryTable
-from panbench.pq.reference import boundary_mask
 from panbench.pq.sums import PQStats, pq_summary
 
 

@@ -15,7 +15,7 @@ from helpers import write_perturbed_sample
 from panbench import CocoPanopticQuality, PanopticQuality, pq_compute
 from panbench.data.synth import perturb, random_image, write_panoptic
 from panbench.errors import InputError
-from panbench.metrics import ground_truth
+from panbench.metrics import panoptic
 from panbench.pq.kernels import rgb2id
 from panbench.pq.png import decode_png
 
@@ -41,8 +41,8 @@ def test_kept_ground_truth_is_decoded_once_and_gives_the_same_numbers(tmp_path: 
     gt_json, _ = write_panoptic(tmp_path, "gt", gts, CATS)
     preds = [(k, perturb(rng, g, CATS)) for k, g in gts]
     decoded = []
-    real = ground_truth.read_ids
-    monkeypatch.setattr(ground_truth, "read_ids", lambda *a, **k: decoded.append(a[1]) or real(*a, **k))
+    real = panoptic.read_ids
+    monkeypatch.setattr(panoptic, "read_ids", lambda *a, **k: decoded.append(a[1]) or real(*a, **k))
     m = CocoPanopticQuality(gt_json, keep_ground_truth=True)
     rounds = []
     for _ in range(3):

@@ -41,12 +41,12 @@ def test_the_mmcv_ext_hook_is_installed_into_site_packages() -> None:
 
 
 def test_a_python_start_loads_only_the_hook_and_what_it_needs(tmp_path) -> None:
-    """Every interpreter of the environment runs the hook: it loads panbench's root, errors and the ops' backends,
+    """Every interpreter of the environment runs the hook: it loads panbench's root, errors and the ops package,
     not the ops' kernels (a C extension) or anything else of panbench."""
     code = "import sys; print(' '.join(sorted(m for m in sys.modules if m.startswith('panbench'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["panbench", "panbench.errors", "panbench.ops", "panbench.ops.backends",
+    assert out.stdout.split() == ["panbench", "panbench.errors", "panbench.ops",
                                   "panbench.ops.hook"]
 
 

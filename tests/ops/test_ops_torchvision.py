@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from panbench import REPO_ROOT
-from panbench.ops import install, kernels, training
+from panbench.ops import install, kernels
 
 tv = pytest.importorskip("torchvision", reason="torchvision is not installed (make setup-vision; make test-vision)")
 pytestmark = pytest.mark.torchvision
@@ -200,8 +200,8 @@ def test_roi_align_backward_on_torchvisions_kernel_is_the_autograd_gradient(monk
     rois = torch.tensor([[0, 1.0, 2.0, 40.0, 30.0], [1, 10.5, 3.5, 20.0, 50.0], [1, -6.0, -2.0, 9.0, 7.0],
                          [0, 0.0, 0.0, 67.0, 51.0]])
     grad_out = torch.randn(4, 4, 3, 5, generator=g)
-    want = training.roi_align_grad(grad_out, rois, shape, 3, 5, 0.25, 2, True)  # autograd: CPU tensors
+    want = kernels.roi_align_grad(grad_out, rois, shape, 3, 5, 0.25, 2, True)  # autograd: CPU tensors
     monkeypatch.setattr(kernels, "_torchvision_serves", lambda t: True)
-    got = training.roi_align_grad(grad_out, rois, shape, 3, 5, 0.25, 2, True)
+    got = kernels.roi_align_grad(grad_out, rois, shape, 3, 5, 0.25, 2, True)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert got.abs().sum() > 0

@@ -52,11 +52,11 @@ def test_focal_loss_and_its_gradient_are_mmdets_python_focal_loss(with_weight) -
 
 
 def test_a_saturated_sigmoid_takes_the_log_of_flt_min_as_mmcvs_kernel() -> None:
-    from panbench.ops import training
+    from panbench.ops import kernels
 
     x, target, _ = _focal_inputs(torch.float32, saturated=True)
-    loss = training.sigmoid_focal_loss(x, target, torch.empty(0), 2.0, 0.25, derivative=False)
-    floor = -torch.log(torch.tensor(training.FLT_MIN, dtype=torch.float32))  # 87.34
+    loss = kernels.sigmoid_focal_loss(x, target, torch.empty(0), 2.0, 0.25, derivative=False)
+    floor = -torch.log(torch.tensor(kernels.FLT_MIN, dtype=torch.float32))  # 87.34
     row0 = torch.where(torch.arange(7) == target[0], torch.tensor(0.0), 0.75 * floor)  # p = 1: positives lose 0
     torch.testing.assert_close(loss[0], row0)
     row1 = torch.where(torch.arange(7) == target[1], 0.25 * floor, torch.tensor(0.0))  # p = 0: negatives lose 0
@@ -66,12 +66,12 @@ def test_a_saturated_sigmoid_takes_the_log_of_flt_min_as_mmcvs_kernel() -> None:
 def test_focal_loss_gradient_is_the_derivative_of_its_loss() -> None:
     """mmcv's analytic backward against autograd through the forward formula (float64: in float32 the two round
     1 - p differently where p is near 1)."""
-    from panbench.ops import training
+    from panbench.ops import kernels
 
     x, target, weight = _focal_inputs(torch.float64, saturated=True)
     a = x.clone().requires_grad_()
-    (grad,) = torch.autograd.grad(training.sigmoid_focal_loss(a, target, weight, 2.0, 0.25, derivative=False).sum(), a)
-    mine = training.sigmoid_focal_loss(x, target, weight, 2.0, 0.25, derivative=True)
+    (grad,) = torch.autograd.grad(kernels.sigmoid_focal_loss(a, target, weight, 2.0, 0.25, derivative=False).sum(), a)
+    mine = kernels.sigmoid_focal_loss(x, target, weight, 2.0, 0.25, derivative=True)
     finite = x.abs() < 50  # where p saturates, autograd differentiates the clamp, mmcv's kernel the formula
     torch.testing.assert_close(mine[finite], grad[finite], rtol=1e-9, atol=1e-12)
 
@@ -108,9 +108,9 @@ def test_roi_align_backward_passes_gradcheck(aligned) -> None:
 
 
 def test_roi_align_backward_without_rois_is_zero() -> None:
-    from panbench.ops import training
+    from panbench.ops import kernels
 
-    grad = training.roi_align_grad(torch.zeros(0, 3, 2, 2), torch.zeros(0, 5), (1, 3, 6, 6), 2, 2, 1.0, 2, True)
+    grad = kernels.roi_align_grad(torch.zeros(0, 3, 2, 2), torch.zeros(0, 5), (1, 3, 6, 6), 2, 2, 1.0, 2, True)
     assert grad.shape == (1, 3, 6, 6) and not grad.any()
 
 

@@ -16,7 +16,7 @@ from helpers import write_perturbed_sample
 
 from panbench.analysis.scoring import score_files_analysis
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
-from panbench.pq import evaluator, kernels, matching, reference
+from panbench.pq import evaluator, kernels, matching
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.pq.score import load_pairs, read_pair, score_files
@@ -176,7 +176,7 @@ def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch:
         s["iscrowd"] = 1
     assert (len(gt.segments_info) + 2) * (len(pred.segments_info) + 1) > 65534
     steps = []
-    real = reference.intersections
+    real = kernels.intersections
 
     def spy(*a, **kw):
         steps.append(kw["gt_step"])
@@ -189,7 +189,7 @@ def test_tables_above_65534_cells_numpy_and_c_paths(tmp_path: Path, monkeypatch:
         if path == "numpy":
             monkeypatch.setattr(kernels, "_native", None)
             monkeypatch.setattr(matching, "_native", None)
-            monkeypatch.setattr(reference, "intersections", spy)
+            monkeypatch.setattr(kernels, "intersections", spy)
         ours[path] = assert_parity(tmp_path / path, [(1, gt)], [(1, pred)])
         cats = CategoryTable.from_coco(CATS)
         ours[path + " image"] = evaluator.score_pair(cats, gt.ids, gt.segments_info, pred.ids,
