@@ -5,8 +5,8 @@ the figures panbench wrote there last.
 Every figure goes through :func:`write_figure`: PNG, or PDF or SVG with their text kept as text (TrueType fonts
 in a PDF, ``<text>`` elements in an SVG), so a paper's figure can be searched, copied and edited.  A folder
 whose figures are replaced as a set (a dataset's plots, a report's gallery, the robustness plots) keeps a
-manifest, :data:`MANIFEST`, of the files panbench wrote there; :func:`replace_figures` removes those of an earlier
-run that this one did not write, and nothing else.
+manifest, :data:`FIGURES_MANIFEST`, of the files panbench wrote there; :func:`replace_figures` removes those of
+an earlier run that this one did not write, and nothing else.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from panbench import __version__
 
 FORMATS = ("png", "pdf", "svg")
-MANIFEST = ".panbench-figures.json"  # in each folder of figures panbench replaces as a set
+FIGURES_MANIFEST = ".panbench-figures.json"  # in each folder of figures panbench replaces as a set
 TEXT_AS_TEXT: Any = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}  # matplotlib's rc settings
 MAX_DPI = 1200
 
@@ -92,7 +92,7 @@ def listed(folder: Path) -> dict[str, Any]:
     """The manifest of ``folder`` (empty where there is none or it cannot be read: then nothing there is
     known to be panbench's)."""
     try:
-        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+        manifest = json.loads((Path(folder) / FIGURES_MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
     return manifest if isinstance(manifest, dict) and isinstance(manifest.get("files"), list) else {}
@@ -120,7 +120,7 @@ def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Pat
     if names or folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         manifest = {"written_by": f"panbench {__version__}", **about, "files": sorted(names)}
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        (folder / FIGURES_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return removed
 
 
@@ -128,7 +128,7 @@ def retire_folder(folder: Path) -> list[Path]:
     """Remove the figures panbench wrote in ``folder`` and its subfolders (each manifest's files and the
     manifest), and each folder left empty; the files panbench did not write stay.  Returns the paths removed."""
     removed: list[Path] = []
-    for manifest in sorted(Path(folder).rglob(MANIFEST), key=lambda m: -len(m.parts)):  # the innermost first
+    for manifest in sorted(Path(folder).rglob(FIGURES_MANIFEST), key=lambda m: -len(m.parts)):  # the innermost first
         removed += _own_files(manifest.parent, listed(manifest.parent))
         for p in _own_files(manifest.parent, listed(manifest.parent)):
             p.unlink()

@@ -13,7 +13,7 @@ import pytest
 from panbench.cli import build_parser, main
 from panbench.errors import PanbenchError
 from panbench.records.io import load_records
-from panbench.reporting.figure_files import MANIFEST, listed
+from panbench.reporting.figure_files import FIGURES_MANIFEST, listed
 from panbench.reporting.labels import dataset_key
 from panbench.reporting.tables import latest_runs, ranked_records
 
@@ -61,7 +61,7 @@ def test_a_png_follows_the_dpi_and_an_svg_keeps_its_text_replacing_the_pngs(tmp_
     assert "PQ" in texts and any("demo" in t for t in texts), texts  # the text is text, the title names the data
     svg_width_pt = float(re.search(r'<svg [^>]*width="([0-9.]+)pt"', svg).group(1))
     assert png_width == pytest.approx(svg_width_pt / 72 * 40, abs=2)  # the same figure, in inches times 40 dpi
-    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST, "mine.png", "per_class_pq.svg", "pq_bars.svg",
+    assert sorted(p.name for p in folder.iterdir()) == [FIGURES_MANIFEST, "mine.png", "per_class_pq.svg", "pq_bars.svg",
                                                         "pq_vs_speed.svg"]  # panbench's PNGs gone, not the user's
     assert "removed per_class_pq.png, pq_bars.png, pq_vs_speed.png" in capsys.readouterr().out
 
@@ -116,7 +116,7 @@ def test_a_manifest_removes_only_plain_names_in_its_own_folder(tmp_path) -> None
     folder = tmp_path / "plots"
     folder.mkdir()
     (folder / "old.png").write_bytes(b"x")
-    (folder / MANIFEST).write_text(json.dumps({"files": ["old.png", "../keep.png", str(outside), ".hidden"]}))
+    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": ["old.png", "../keep.png", str(outside), ".hidden"]}))
     assert replace_figures(folder, []) == [folder / "old.png"]
     assert outside.is_file() and listed(folder)["files"] == []
 
