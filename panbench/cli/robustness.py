@@ -104,4 +104,4 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
         for p in written:
             print(f"plot: {p}", file=sys.stderr)
         for p in replace_figures(results / "plots" / "robustness", written):  # an earlier run's other format
-            print(f"removed: {p} (an earlier run's, not drawn now)", file=sys.stderr)
+            print(f"removed: {p} (written there by an earlier run, not by this one)", file=sys.stderr)

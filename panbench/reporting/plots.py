@@ -1,10 +1,11 @@
-"""Plots of result records (matplotlib, PNG files under ``results/plots/<dataset>/``): PQ/SQ/RQ bars, PQ against
+"""Plots of result records (matplotlib; files under ``results/plots/<dataset>/``, PNG, PDF or SVG as
+:mod:`.figure_files` says, which also keeps each folder's manifest): PQ/SQ/RQ bars, PQ against
 speed and GFLOPs, per-class PQ, and the plots of the analyses in the records (docs/analysis.md): PQ with its
 bootstrap interval, PQ by object size and the errors by type.  A run that lacks an analysis is left out of that
 plot and named under it; a plot no run has the data for is skipped (:func:`make_plots` says so in one line).
 
 The figure helpers of every plot (also :mod:`.robustness`'s) come first: matplotlib (headless), the bar styles
-and legend handles of a set of runs, the legend below the axes, and saving a figure to PNG.
+and legend handles of a set of runs, the legend below the axes, and saving a figure (:func:`save`).
 """
 
 from __future__ import annotations
@@ -411,11 +412,12 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
                          "are; please report it with the records")
     removed = replace_figures(out, paths, dataset=records[0].dataset, image_set=dataset_key(records[0]))
     if removed:
-        notes.append(f"{out}: removed {', '.join(p.name for p in removed)} (an earlier run's, not drawn now)")
+        notes.append(f"{out}: removed {', '.join(p.name for p in removed)} {REMOVED}")
     return paths, notes
 
 
 FAILED = "error:"
+REMOVED = "(written there by an earlier run, not by this one)"  # ends the note of the figures make_plots removed
 
 
 def _left_out(records: list[RunRecord], key: str) -> str:

@@ -27,7 +27,7 @@ from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.figure_files import replace_figures, viewable_in_a_browser
 from panbench.reporting.labels import cfg_words, dataset_key, fingerprint, has_published, images, ops_backend, settings
-from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups, retire_plot_folders
+from panbench.reporting.plots import FAILED, REMOVED, make_plots, palette, plot_dir, plot_groups, retire_plot_folders
 from panbench.reporting.robustness import format_robustness_table, runs_frame, summary_frame
 from panbench.reporting.robustness import plots as robustness_plots
 from panbench.reporting.tables import (
@@ -132,14 +132,16 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
 def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, list[str]]:
     """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`: one per dataset
     fingerprint, as the tables rank them, so that no plot mixes images), each under its group's name where there
-    are several; drawn under ``page.plots``/plots.  Returns the part and the notes of the plots that failed."""
+    are several; drawn under ``page.plots``/plots.  Returns the part and the notes for stderr: the plots that
+    failed, the figures removed."""
     parts, galleries, failed = ["<h3>plots</h3>"], [], []
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
         folder = plot_dir(page.plots, name)
         paths, notes = make_plots(group, folder, page.colors)
-        failed += [n for n in notes if n.startswith(FAILED)]
-        notes = [n.replace(f"{folder}/", "") for n in notes]  # the plot's name: its folder may be a temporary one
+        failed += [n for n in notes if n.startswith(FAILED) or n.endswith(REMOVED)]  # to stderr
+        # the plot's name: its folder may be a temporary one
+        notes = [n.replace(f"{folder}/", "") for n in notes if not n.endswith(REMOVED)]
         parts.append((f"<h4>{html.escape(where)}</h4>" if where else "") + "".join(page.img(p) for p in paths) +
                      "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
         shown: list[Path] = []  # the gallery's overlays, replacing those of an earlier report

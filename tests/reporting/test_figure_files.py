@@ -66,15 +66,19 @@ def test_a_png_follows_the_dpi_and_an_svg_keeps_its_text_replacing_the_pngs(tmp_
     assert "removed per_class_pq.png, pq_bars.png, pq_vs_speed.png" in capsys.readouterr().out
 
 
-def test_a_pdf_report_embeds_its_fonts_and_links_the_figures_it_shows_as_png(tmp_path) -> None:
+def test_a_pdf_report_embeds_its_fonts_and_links_the_figures_it_shows_as_png(tmp_path, capsys) -> None:
     res = tmp_path / "res"
     _record(res, "a", "a" * 16, "2001-01-01T00:00:00+00:00")
+    assert main(["plot", "--results", str(res), "--figure-format", "svg"]) == 0
+    capsys.readouterr()
     assert main(["report", "--results", str(res), "--figure-format", "pdf"]) == 0
+    assert "removed per_class_pq.svg, pq_bars.svg, pq_vs_speed.svg" in capsys.readouterr().err  # said, not shown
     folder = res / "plots" / "demo"
     pdf = (folder / "pq_bars.pdf").read_bytes()
     assert b"/Type3" not in pdf and b"/CIDFontType2" in pdf and b"/ToUnicode" in pdf  # TrueType: text stays text
     assert (folder / "pq_bars.png").is_file()  # what the page shows
     page = (res / "report.html").read_text()
+    assert "removed" not in page
     assert page.count('<a href="plots/demo/pq_bars.pdf"><img alt="pq_bars.pdf" src="data:image/png;base64,') == 1
     assert set(listed(folder)["files"]) == {f"{n}.{s}" for n in ("pq_bars", "pq_vs_speed", "per_class_pq")
                                             for s in ("pdf", "png")}
