@@ -45,15 +45,19 @@ def test_a_dpi_that_is_no_positive_integer_is_a_one_line_usage_error(value, caps
     assert f"argument --dpi: must be an integer in 1..1200 (dots per inch), got {value}" in err
 
 
-def test_a_png_follows_the_dpi_and_an_svg_keeps_its_text_replacing_the_pngs(tmp_path, capsys) -> None:
+def test_each_format_keeps_its_text_replaces_the_last_format_and_the_report_links_it(tmp_path, capsys) -> None:
+    """`plot --dpi 40`, then `plot --figure-format svg`, then `report --figure-format pdf` in one folder: the PNG is
+    the SVG's size at 40 dpi, the SVG's and the PDF's text is text, each run removes the files panbench wrote
+    there before (saying so; the report on stderr, not on its page), never the user's own file, and the page
+    shows each PDF as its PNG, linked to the PDF."""
+    from PIL import Image
+
     res = tmp_path / "res"
     _record(res, "a", "a" * 16, "2001-01-01T00:00:00+00:00")
     folder = res / "plots" / "demo"
     folder.mkdir(parents=True)
     (folder / "mine.png").write_bytes(b"not panbench's")
     assert main(["plot", "--results", str(res), "--dpi", "40"]) == 0
-    from PIL import Image
-
     png_width = Image.open(folder / "pq_bars.png").width
     assert main(["plot", "--results", str(res), "--figure-format", "svg"]) == 0
     svg = (folder / "pq_bars.svg").read_text()
@@ -61,27 +65,18 @@ def test_a_png_follows_the_dpi_and_an_svg_keeps_its_text_replacing_the_pngs(tmp_
     assert "PQ" in texts and any("demo" in t for t in texts), texts  # the text is text, the title names the data
     svg_width_pt = float(re.search(r'<svg [^>]*width="([0-9.]+)pt"', svg).group(1))
     assert png_width == pytest.approx(svg_width_pt / 72 * 40, abs=2)  # the same figure, in inches times 40 dpi
-    assert sorted(p.name for p in folder.iterdir()) == [FIGURES_MANIFEST, "mine.png", "per_class_pq.svg", "pq_bars.svg",
-                                                        "pq_vs_speed.svg"]  # panbench's PNGs gone, not the user's
+    assert sorted(p.name for p in folder.iterdir()) == [FIGURES_MANIFEST, "mine.png", "per_class_pq.svg",
+                                                        "pq_bars.svg", "pq_vs_speed.svg"]  # the user's file stays
     assert "removed per_class_pq.png, pq_bars.png, pq_vs_speed.png" in capsys.readouterr().out
-
-
-def test_a_pdf_report_embeds_its_fonts_and_links_the_figures_it_shows_as_png(tmp_path, capsys) -> None:
-    res = tmp_path / "res"
-    _record(res, "a", "a" * 16, "2001-01-01T00:00:00+00:00")
-    assert main(["plot", "--results", str(res), "--figure-format", "svg"]) == 0
-    capsys.readouterr()
     assert main(["report", "--results", str(res), "--figure-format", "pdf"]) == 0
-    assert "removed per_class_pq.svg, pq_bars.svg, pq_vs_speed.svg" in capsys.readouterr().err  # said, not shown
-    folder = res / "plots" / "demo"
+    assert "removed per_class_pq.svg, pq_bars.svg, pq_vs_speed.svg" in capsys.readouterr().err
     pdf = (folder / "pq_bars.pdf").read_bytes()
     assert b"/Type3" not in pdf and b"/CIDFontType2" in pdf and b"/ToUnicode" in pdf  # TrueType: text stays text
-    assert (folder / "pq_bars.png").is_file()  # what the page shows
     page = (res / "report.html").read_text()
     assert "removed" not in page
     assert page.count('<a href="plots/demo/pq_bars.pdf"><img alt="pq_bars.pdf" src="data:image/png;base64,') == 1
     assert set(listed(folder)["files"]) == {f"{n}.{s}" for n in ("pq_bars", "pq_vs_speed", "per_class_pq")
-                                            for s in ("pdf", "png")}
+                                            for s in ("pdf", "png")}  # the PNGs the page shows, beside the PDFs
 
 
 def test_the_table_s_leading_image_set_keeps_the_dataset_folder_and_stale_figures_go(tmp_path, capsys) -> None:
