@@ -73,7 +73,8 @@ class Common:
     boundary: argparse.ArgumentParser  # --boundary
     strict: argparse.ArgumentParser  # --strict
     diagnosis: argparse.ArgumentParser  # --no-diagnosis
-    format: argparse.ArgumentParser  # --format
+    format: argparse.ArgumentParser  # --format (of the tables)
+    figures: argparse.ArgumentParser  # --figure-format, --dpi (of the figures)
     reference: argparse.ArgumentParser  # --reference
     json: argparse.ArgumentParser  # --json
     out: argparse.ArgumentParser  # --out
@@ -254,6 +255,17 @@ def _format(p: argparse.ArgumentParser) -> None:
                    help="of the printed tables (default md: Markdown)")
 
 
+def _figures(p: argparse.ArgumentParser) -> None:
+    from panbench.reporting.figure_files import FORMATS, MAX_DPI  # (standard library only)
+
+    p.add_argument("--figure-format", choices=FORMATS,
+                   help="of the figures written: png (default), or pdf or svg for a paper (vector, the text kept as "
+                   "text); --format is the tables'")
+    p.add_argument("--dpi", type=number_in(int, 1, MAX_DPI, " (dots per inch)"),
+                   help="resolution of the figures (of a PNG; of the images inside a PDF or SVG); default 100 for "
+                   "plot's and report's plots, 110 for the robustness plots and viz's overlays")
+
+
 def _from_dir(p: argparse.ArgumentParser) -> None:
     from panbench.data.catalog import DATASETS
 
@@ -293,7 +305,7 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
                                                 "PQ of an accepted input (another class order, ids as indexes; "
                                                 "a refused input's error names its mistake anyway; "
                                                 "docs/pq-evaluator.md)"))),
-    "format": _format,
+    "format": _format, "figures": _figures,
     "reference": _flags(("--reference", dict(metavar="MODEL", help="the run the paired differences are taken to (a "
                                              "model name, or a label as the table prints it); default: the best PQ "
                                              "on each dataset"))),

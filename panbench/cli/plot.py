@@ -1,4 +1,4 @@
-"""``panbench plot``: PNG plots of the latest runs under RESULTS/plots/<dataset>/ (matplotlib)."""
+"""``panbench plot``: plots of the latest runs under RESULTS/plots/<dataset>/ (matplotlib; PNG, PDF or SVG)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,22 @@ from panbench.cli.options import Common, check_results, check_writable
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("plot", parents=[common.results, common.only_dataset],
-                       help="PNG plots of the results (matplotlib)",
+    p = sub.add_parser("plot", parents=[common.results, common.only_dataset, common.figures],
+                       help="plots of the results (PNG, PDF or SVG; matplotlib)",
                        description="Per dataset, under RESULTS/plots/<dataset>/ (where `panbench report` puts "
-                       "them too; a dataset with runs on several fingerprints, which the table ranks apart: one "
-                       "folder each, RESULTS/plots/<dataset>-<fingerprint>/): grouped bars of PQ/SQ/RQ for "
-                       "All/Things/Stuff per model, PQ against images/s, per-class PQ where the models differ most, "
-                       "and, for runs that have the analyses, PQ with its confidence interval, PQ by object size and "
-                       "the errors by type.")
+                       "them too; a dataset with runs on several image sets, which the table ranks apart: the "
+                       "set the table leads with there, each other set in RESULTS/plots/<dataset>-<fingerprint>/; "
+                       "the figures an earlier run wrote there and this one does not are removed): grouped bars "
+                       "of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, per-class PQ where the "
+                       "models differ most, and, for runs that have the analyses, PQ with its confidence interval, "
+                       "PQ by object size and the errors by type.")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from panbench.records.io import load_records
-    from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups
+    from panbench.reporting.figure_files import figure_output
+    from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups, retire_plot_folders
     from panbench.reporting.tables import latest_runs, no_records
 
     check_results(args.results)
@@ -32,12 +34,15 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise no_records(args.results, args.only_dataset, every)
     check_writable(Path(args.results) / "plots", "--results")
-    failed, colors = 0, palette(records)  # a model's colour, the same in every plot
-    for folder, group in plot_groups(records):  # the runs on one dataset fingerprint, as the table groups them
-        paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors)
+    failed, colors, groups = 0, palette(records), plot_groups(records)  # a model's colour, the same in every plot
+    for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
+        with figure_output(args.figure_format, args.dpi):
+            paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors)
         for p in paths:
             print(p)
         for n in notes:
             print(n, file=sys.stderr if n.startswith(FAILED) else sys.stdout)
             failed += n.startswith(FAILED)
+    for n in retire_plot_folders(Path(args.results), groups):
+        print(n)
     return 1 if failed else 0

@@ -9,21 +9,26 @@ from panbench.cli.options import Common, check_file_writable, check_results
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    return sub.add_parser("report", parents=[common.results, common.only_dataset, common.reference, common.out],
+    return sub.add_parser("report", parents=[common.results, common.only_dataset, common.reference, common.out,
+                                             common.figures],
                           help="one self-contained HTML page: tables, plots, visualizations, provenance",
                           description="Write RESULTS/report.html: per dataset the verdict (ranking on PQ with "
                           "paired differences), the comparison table, the details (every column, analyses, per-class "
                           "PQ, plots), then the images under RESULTS/viz and the provenance of each run, all embedded "
-                          "(--out: another file).")
+                          "(--out: another file). The plots are written under RESULTS/plots/ as `panbench plot` "
+                          "writes them, each linked from the page (with --out: in a temporary folder, not linked); "
+                          "a PDF figure is shown as its PNG, written beside it.")
 
 
 def run(args: argparse.Namespace) -> int:
     from panbench.cluster.sweep import note_incomplete_sweeps
+    from panbench.reporting.figure_files import figure_output
     from panbench.reporting.report import write_report
 
     check_results(args.results)
     note_incomplete_sweeps(args.results)  # one line on stderr
     out = Path(args.out) if args.out else None
     check_file_writable(out or Path(args.results) / "report.html", "--out" if out else "--results (or --out)")
-    print(write_report(Path(args.results), args.only_dataset, out, args.reference))
+    with figure_output(args.figure_format, args.dpi):
+        print(write_report(Path(args.results), args.only_dataset, out, args.reference))
     return 0

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p = sub.add_parser("robustness", parents=[common.models, common.dataset, common.results, common.data_root,
                                               common.image_selection, common.checkpoint, common.device, common.run,
                                               common.amp, common.seed,
-                                              common.progress, common.format, common.corruptions],
+                                              common.progress, common.format, common.corruptions,
+                                              common.figures],
                        help="PQ under common corruptions (COCO-C style): clean, mPC, rPC per model",
                        description="Run each model on the clean images and on every corruption x severity "
                        "(resumable: a rerun takes the images already scored from the cache), then print and "
@@ -53,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
     summaries = [sweep(spec, ds, opts, plan) for spec in specs]
     if rank() == 0:
         from panbench.cluster.sweep import note_incomplete_sweeps
+        from panbench.reporting.figure_files import figure_output
 
         note_incomplete_sweeps(args.results)
-        report(summaries, Path(args.results), args.format, not args.no_plots)
+        with figure_output(args.figure_format, args.dpi):  # the plots' format and resolution
+            report(summaries, Path(args.results), args.format, not args.no_plots)
     finish_distributed()
     return 0
 
@@ -95,5 +98,10 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
     for p in paths:
         print(f"summary: {p}", file=sys.stderr)
     if with_plots:
-        for p in plots(summaries, results / "plots" / "robustness"):
+        from panbench.reporting.figure_files import replace_figures
+
+        written = plots(summaries, results / "plots" / "robustness")
+        for p in written:
             print(f"plot: {p}", file=sys.stderr)
+        for p in replace_figures(results / "plots" / "robustness", written):  # an earlier run's other format
+            print(f"removed: {p} (written there by an earlier run, not by this one)", file=sys.stderr)

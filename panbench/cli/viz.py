@@ -12,12 +12,14 @@ from panbench.errors import PanbenchError
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("viz", parents=[common.models, common.dataset, common.results, common.data_root,
-                                       common.checkpoint, common.device, common.corruption, common.out],
+                                       common.checkpoint, common.device, common.corruption, common.out,
+                                       common.figures],
                        help="panoptic overlays of one or two models on one image",
                        description="The image with each model's panoptic overlay beside the ground truth; for two "
                        "models a map of where their labels disagree; for MaskFormer/Mask2Former the mask maps "
                        "of the top queries; --corruption shows and runs the models on the corrupted image. The "
-                       "PNG goes to --out, default RESULTS/viz/<image>_<models>[_<corruption>].png.")
+                       "figure goes to --out (its format the suffix's, or --figure-format), default "
+                       "RESULTS/viz/<image>_<models>[_<corruption>].png (.pdf, .svg with --figure-format).")
     p.add_argument("--image", type=int, required=True, help="image id")
     return p
 
@@ -27,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.evaluation.loading import load_model
     from panbench.evaluation.runtime import pick_device
     from panbench.models.registry import resolve
+    from panbench.reporting.figure_files import figure_output
     from panbench.reporting.viz import draw_overlay, find_sample, predict
     from panbench.robustness.corruptions import corruption_of
 
@@ -37,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise PanbenchError("--checkpoint: give one per --model, in the same order")
     _, args.dataset = models_and_dataset(args.model, args.dataset)  # default: the models' own (as eval's)
     corruption = corruption_of(args.corruption, args.severity)
+    args.figure_format = out_format(args.out, args.figure_format)
     if args.out:
         check_file_writable(args.out, "--out")
     else:
@@ -59,6 +63,23 @@ def run(args: argparse.Namespace) -> int:
         preds.append(predict(lm, spec.name, sample))
     tail = f"_{corruption.label}" if corruption else ""
     out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}{tail}.png")
-    print(draw_overlay(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
-                 if corruption else ""))
+    with figure_output(args.figure_format, args.dpi):
+        print(draw_overlay(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
+                           if corruption else ""))
     return 0
+
+
+def out_format(out: str | None, fmt: str | None) -> str | None:
+    """The figure format of ``viz``: ``--figure-format``, else the suffix of ``--out`` where it is a figure
+    format's (``--out a.pdf`` writes a PDF); refused in one line where the two disagree or the suffix is not a
+    figure format's."""
+    from panbench.reporting.figure_files import FORMATS
+
+    suffix = Path(out).suffix.lower().lstrip(".") if out else ""
+    if suffix and suffix not in FORMATS:
+        raise PanbenchError(f"--out {out}: .{suffix} is not a figure format viz writes; give it a "
+                            f"{', '.join('.' + f for f in FORMATS)} name (nothing was run)")
+    if fmt and suffix and suffix != fmt:
+        raise PanbenchError(f"--out {out}: a .{suffix} file, but --figure-format {fmt}; give --out a .{fmt} name "
+                            "or leave one of the two out (nothing was run)")
+    return fmt or suffix or None

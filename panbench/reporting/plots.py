@@ -1,10 +1,11 @@
-"""Plots of result records (matplotlib, PNG files under ``results/plots/<dataset>/``): PQ/SQ/RQ bars, PQ against
+"""Plots of result records (matplotlib; files under ``results/plots/<dataset>/``, PNG, PDF or SVG as
+:mod:`.figure_files` says, which also keeps each folder's manifest): PQ/SQ/RQ bars, PQ against
 speed and GFLOPs, per-class PQ, and the plots of the analyses in the records (docs/analysis.md): PQ with its
 bootstrap interval, PQ by object size and the errors by type.  A run that lacks an analysis is left out of that
 plot and named under it; a plot no run has the data for is skipped (:func:`make_plots` says so in one line).
 
 The figure helpers of every plot (also :mod:`.robustness`'s) come first: matplotlib (headless), the bar styles
-and legend handles of a set of runs, the legend below the axes, and saving a figure to PNG.
+and legend handles of a set of runs, the legend below the axes, and saving a figure (:func:`save`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.records.schema import RunRecord
+from panbench.reporting.figure_files import figure_path, listed, replace_figures, retire_folder, write_figure
 from panbench.reporting.labels import SIZES, absent, dataset_key, missing_why, model_label, run_label, short_label
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
@@ -122,12 +124,13 @@ def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
 
 
 def save(fig: Any, path: Path, layout: bool = True, dpi: int = 100) -> Path:
-    """Save ``fig`` as a PNG at ``path`` (its folder made), close it; returns ``path``.  The image holds every text
-    of the figure (``bbox_inches="tight"``): a label past the figure's edge widens it, never cut."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Save ``fig`` at ``path`` in the figure format in effect (:func:`~panbench.reporting.figure_files.
+    figure_output`: PNG at ``dpi`` unless the command's ``--figure-format``, ``--dpi`` say otherwise; the suffix of
+    ``path`` becomes the format's), its folder made, and close it; returns the path written.  The image holds
+    every text of the figure (``bbox_inches="tight"``): a label past the figure's edge widens it, never cut."""
     if layout:
         fig.tight_layout()
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    path = write_figure(fig, path, dpi, bbox_inches="tight", pad_inches=0.05)
     plt().close(fig)
     return path
 
@@ -349,25 +352,41 @@ def plot_dir(results_dir: Path, dataset: str) -> Path:
 
 def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
     """The runs grouped as the table groups them (:func:`~panbench.reporting.labels.dataset_key`: the dataset
-    and its fingerprint), in the table's order, each group with the name of its plot folder: the dataset's name,
-    or ``<dataset>-<fingerprint's first 8 hex digits>`` where the dataset has runs on several fingerprints (a
-    ``--limit`` run beside a full one), so that no plot mixes runs on other images."""
-    keys = list(dict.fromkeys(dataset_key(r) for r in records))
-    out = []
-    for key in keys:
+    and its fingerprint), in the table's order (:func:`~panbench.reporting.tables.ranked_records`: ``records``
+    as :func:`~panbench.reporting.tables.latest_runs` orders them), each group with the name of its plot folder:
+    the dataset's name for the image set the table leads with on that dataset, ``<dataset>-<fingerprint's first
+    8 hex digits>`` for each other image set of it (a ``--limit`` run beside a full one), so that no plot mixes
+    runs on other images and ``RESULTS/plots/<dataset>/`` stays where a dataset's leading figures are."""
+    out: list[tuple[str, list[RunRecord]]] = []
+    for key in dict.fromkeys(dataset_key(r) for r in records):
         group = [r for r in records if dataset_key(r) == key]
         name = group[0].dataset
-        several = len({dataset_key(r) for r in records if r.dataset == name}) > 1
-        out.append((key.replace(" ", "-") if several else name, group))
+        out.append((key.replace(" ", "-") if any(g[0].dataset == name for _, g in out) else name, group))
     return out
+
+
+def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecord]]]) -> list[str]:
+    """Remove the figures panbench wrote in a plot folder of the datasets of ``groups`` that none of
+    ``groups`` is drawn in now (an image set that no longer has runs, or no longer leads its dataset): only the
+    files its manifest lists.  Returns one line per folder emptied so."""
+    root, notes = Path(results_dir) / "plots", []
+    drawn, datasets = {name for name, _ in groups}, {g[0].dataset for _, g in groups}
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.is_dir() and folder.name not in drawn and listed(folder).get("dataset") in datasets:
+            removed = retire_folder(folder)
+            if removed:
+                notes.append(f"{folder}: removed the {len(removed)} figure(s) panbench wrote there (its runs are "
+                             "drawn in another folder now)")
+    return notes
 
 
 def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None) -> tuple[list[Path], list[str]]:
     """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, each model in its
     colour of ``colors`` (default: :func:`palette` of ``records``), and a one-line
     note for each plot skipped because no record has its data (PQ against speed without a measured speed: runs
-    of ``score --name``), and for each plot that failed (the others are still drawn; :data:`FAILED` starts that
-    note)."""
+    of ``score --name``), for each plot that failed (the others are still drawn; :data:`FAILED` starts that
+    note), and for the figures an earlier run wrote in ``out`` that this one does not (removed:
+    :func:`~panbench.reporting.figure_files.replace_figures`)."""
     colors = colors or palette(records)
     drawn: list[tuple[str, Callable[[list[RunRecord], Path, Colors], Path]]] = [("pq_bars.png", pq_bars)]
     if any(measured_speed(r) is not None for r in records):
@@ -377,24 +396,28 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
         drawn.append(("pq_vs_gflops.png", pq_vs_gflops))
     paths, notes = [], []
     if not any(measured_speed(r) is not None for r in records):
-        notes.append(f"{out / 'pq_vs_speed.png'}: skipped, no run has a measured speed (a `score --name` run has "
-                     "none, nor has an eval run of too few images to time)")
+        notes.append(f"{figure_path(out / 'pq_vs_speed.png')}: skipped, no run has a measured speed (a `score "
+                     "--name` run has none, nor has an eval run of too few images to time)")
     for key, name, analysis_plot in PLOTS:
         if any(getattr(r, key) for r in records):
             drawn.append((name, analysis_plot))
         else:
             why = missing_why(records, key, "records written before schema 2, or runs without the analysis")
-            notes.append(f"{out / name}: skipped, no record has `{key}` ({'; '.join(w for _, w in why)})")
+            notes.append(f"{figure_path(out / name)}: skipped, no record has `{key}` ({'; '.join(w for _, w in why)})")
     for name, fn in drawn:
         try:
             paths.append(fn(records, out, colors))
         except Exception as e:  # one broken plot must not cost the others (nor the report its other sections)
-            notes.append(f"{FAILED} {out / name}: not drawn ({type(e).__name__}: {e}); the other plots are; "
-                         "please report it with the records")
+            notes.append(f"{FAILED} {figure_path(out / name)}: not drawn ({type(e).__name__}: {e}); the other plots "
+                         "are; please report it with the records")
+    removed = replace_figures(out, paths, dataset=records[0].dataset, image_set=dataset_key(records[0]))
+    if removed:
+        notes.append(f"{out}: removed {', '.join(p.name for p in removed)} {REMOVED}")
     return paths, notes
 
 
 FAILED = "error:"
+REMOVED = "(written there by an earlier run, not by this one)"  # ends the note of the figures make_plots removed
 
 
 def _left_out(records: list[RunRecord], key: str) -> str:

@@ -25,8 +25,9 @@ from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
+from panbench.reporting.figure_files import replace_figures, viewable_in_a_browser
 from panbench.reporting.labels import cfg_words, dataset_key, fingerprint, has_published, images, ops_backend, settings
-from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups
+from panbench.reporting.plots import FAILED, REMOVED, make_plots, palette, plot_dir, plot_groups, retire_plot_folders
 from panbench.reporting.robustness import format_robustness_table, runs_frame, summary_frame
 from panbench.reporting.robustness import plots as robustness_plots
 from panbench.reporting.tables import (
@@ -89,9 +90,14 @@ document.addEventListener('toggle', markWide, true);
 """
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+def _img(path: Path, href: str | None = None) -> str:
+    """A figure embedded in the page: a PNG or SVG as itself, a PDF as the PNG written beside it
+    (:func:`~panbench.reporting.figure_files.viewable_in_a_browser`); linked to ``href`` where given."""
+    shown = path.with_suffix(".png") if path.suffix == ".pdf" else path
+    mime = "image/svg+xml" if shown.suffix == ".svg" else "image/png"
+    data = base64.b64encode(shown.read_bytes()).decode()
+    tag = f'<img alt="{html.escape(path.name)}" src="data:{mime};base64,{data}">'
+    return f'<a href="{html.escape(href)}">{tag}</a>' if href else tag
 
 
 def _published(recs: list[RunRecord]) -> str:
@@ -126,17 +132,21 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
 def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, list[str]]:
     """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`: one per dataset
     fingerprint, as the tables rank them, so that no plot mixes images), each under its group's name where there
-    are several; drawn under ``page.plots``/plots.  Returns the part and the notes of the plots that failed."""
+    are several; drawn under ``page.plots``/plots.  Returns the part and the notes for stderr: the plots that
+    failed, the figures removed."""
     parts, galleries, failed = ["<h3>plots</h3>"], [], []
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
         folder = plot_dir(page.plots, name)
         paths, notes = make_plots(group, folder, page.colors)
-        failed += [n for n in notes if n.startswith(FAILED)]
-        notes = [n.replace(f"{folder}/", "") for n in notes]  # the plot's name: its folder may be a temporary one
-        parts.append((f"<h4>{html.escape(where)}</h4>" if where else "") + "".join(_img(p) for p in paths) +
+        failed += [n for n in notes if n.startswith(FAILED) or n.endswith(REMOVED)]  # to stderr
+        # the plot's name: its folder may be a temporary one
+        notes = [n.replace(f"{folder}/", "") for n in notes if not n.endswith(REMOVED)]
+        parts.append((f"<h4>{html.escape(where)}</h4>" if where else "") + "".join(page.img(p) for p in paths) +
                      "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes))
-        galleries.append(gallery_section(group, page.results, folder / "gallery", _img, where=where))
+        shown: list[Path] = []  # the gallery's overlays, replacing those of an earlier report
+        galleries.append(gallery_section(group, page.results, folder / "gallery", page.img_kept(shown), where=where))
+        replace_figures(folder / "gallery", shown)
     return "".join(parts + galleries), failed
 
 
@@ -175,6 +185,19 @@ class Page:
     reference: str | None
     colors: Any
 
+    def img(self, path: Path) -> str:
+        """A figure embedded in the page, linked to its file where it stays under the results folder (beside
+        the page, ``RESULTS/report.html``)."""
+        kept = self.plots == self.results and path.is_relative_to(self.results)
+        return _img(path, path.relative_to(self.results).as_posix() if kept else None)
+
+    def img_kept(self, shown: list[Path]) -> Callable[[Path], str]:
+        """:meth:`img`, each figure it embeds added to ``shown``."""
+        def img(path: Path) -> str:
+            shown.append(path)
+            return self.img(path)
+        return img
+
 
 def write_report(results: Path, dataset: str | None = None, out: Path | None = None,
                  reference: str | None = None) -> Path:
@@ -195,9 +218,12 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     # the plots are embedded: a report written elsewhere (--out) leaves nothing under results/
     folder = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else nullcontext(str(results))
     out = out or results / "report.html"
-    with folder as plots:
+    with folder as plots, viewable_in_a_browser():
         page = Page(results, Path(plots), reference, palette(records))
         text, failed = _page(page, records, robust)
+    if page.plots == results:  # the figures of another image set's folder that no section draws now
+        for note in retire_plot_folders(results, plot_groups([r for r in records if not r.corruption])):
+            print(note, file=sys.stderr)
     for note in failed:
         print(note, file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -260,15 +286,17 @@ def _robustness(page: Page, records: list[RunRecord]) -> str:
     if not summaries:
         return ""
     paths = robustness_plots(summaries, page.plots / "plots" / "robustness", page.colors)
+    replace_figures(page.plots / "plots" / "robustness", paths)
     return ("<h2>robustness (common corruptions)</h2>" + format_robustness_table(summary_frame(summaries), "html") +
             "<details><summary>every corrupted run</summary>"
             + format_robustness_table(runs_frame(summaries), "html", notes=()) +
-            "</details>" + "".join(_img(p) for p in paths))
+            "</details>" + "".join(page.img(p) for p in paths))
 
 
 def _visualizations(results: Path) -> list[str]:
-    """The images of ``viz`` under ``results``, a part of their own; none when there are none."""
-    viz = sorted((results / "viz").glob("*.png")) if (results / "viz").is_dir() else []
+    """The figures of ``viz`` under ``results`` (PNG and SVG), a part of their own; none when there are none."""
+    viz = sorted(p for p in (results / "viz").glob("*") if p.suffix in (".png", ".svg")) \
+        if (results / "viz").is_dir() else []
     return ["<h2>visualizations</h2>" + "".join(_img(p) for p in viz)] if viz else []
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import InputError
 from panbench.pq.png import read_ids
+from panbench.reporting.figure_files import write_figure
 from panbench.reporting.plots import plt
 
 
@@ -103,10 +104,10 @@ def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dic
 
 def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path,
            image: np.ndarray | None = None, heading: str = "") -> Path:
-    """Write the figure (:func:`figure`) as a PNG."""
+    """Write the figure (:func:`figure`) at ``out`` in the figure format in effect (PNG at 110 dpi unless
+    :func:`~panbench.reporting.figure_files.figure_output` says otherwise); returns the path written."""
     fig = figure(sample, dataset, preds, image, heading)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    out = write_figure(fig, out, 110)
     plt().close(fig)
     return out
 

@@ -115,7 +115,8 @@ def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_p
 def test_plot_and_report_group_the_runs_by_dataset_fingerprint_as_the_table(results, tmp_path, monkeypatch,
                                                                             capsys) -> None:
     """A 3-image run of the same dataset beside the 10-image runs: the table ranks it apart, and so do the plots
-    and the gallery: one folder each (synth-<fingerprint>), no plot drawing runs of both image sets."""
+    and the gallery: one folder each (the set the table leads with in synth/, the other in synth-<fingerprint>/),
+    no plot drawing runs of both image sets."""
     from panbench.reporting import report
 
     res = tmp_path / "res"
@@ -138,7 +139,7 @@ def test_plot_and_report_group_the_runs_by_dataset_fingerprint_as_the_table(resu
     capsys.readouterr()
     assert drawn == [{"f1a2b3c4d5e6f7a8"}, {"3" * 16}] * 2  # one fingerprint per plot set, in the table's order
     folders = sorted(p.name for p in (res / "plots").iterdir())
-    assert folders == ["synth-33333333", "synth-f1a2b3c4"], folders
+    assert folders == ["synth", "synth-33333333"], folders
     page = (res / "report.html").read_text()
     assert "<h4>synth 33333333 (3 images)</h4>" in page and "where each model loses most · synth 33333333" in page
 

@@ -1,0 +1,137 @@
+"""How and where figures are written: `--figure-format` (PDF and SVG keep their text as text) and `--dpi` for the
+commands that draw; `RESULTS/plots/<dataset>/` holding the image set the table leads with; the figures panbench
+wrote earlier and no longer writes removed, and nothing else (docs/reporting.md, "Figures: format and folders")."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from panbench.cli import build_parser, main
+from panbench.errors import PanbenchError
+from panbench.records.io import load_records
+from panbench.reporting.figure_files import FIGURES_MANIFEST, listed
+from panbench.reporting.labels import dataset_key
+from panbench.reporting.tables import latest_runs, ranked_records
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
+
+
+def _record(results: Path, name: str, fingerprint: str, date: str, **fields) -> None:
+    """The fixture record as a run on the dataset ``demo`` with image set ``fingerprint``."""
+    rec = json.loads(FIXTURE.read_text())
+    rec.update({"dataset": "demo", "date": date, **fields})
+    rec.setdefault("provenance", {})["dataset"] = {"name": "demo", "fingerprint": fingerprint}
+    (results / "runs").mkdir(parents=True, exist_ok=True)
+    (results / "runs" / f"{name}.json").write_text(json.dumps(rec))
+
+
+@pytest.mark.parametrize("command", ["plot", "robustness --model m", "report", "viz --model m --image 1"])
+def test_the_commands_that_draw_take_the_figure_format_and_dpi(command) -> None:
+    args = build_parser().parse_args([*command.split(), "--figure-format", "svg", "--dpi", "300"])
+    assert (args.figure_format, args.dpi) == ("svg", 300)
+    assert getattr(args, "format", "md") == "md"  # robustness's --format: still its table's
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "100000"])
+def test_a_dpi_that_is_no_positive_integer_is_a_one_line_usage_error(value, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["plot", "--dpi", value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"argument --dpi: must be an integer in 1..1200 (dots per inch), got {value}" in err
+
+
+def test_each_format_keeps_its_text_replaces_the_last_format_and_the_report_links_it(tmp_path, capsys) -> None:
+    """`plot --dpi 40`, then `plot --figure-format svg`, then `report --figure-format pdf` in one folder: the PNG is
+    the SVG's size at 40 dpi, the SVG's and the PDF's text is text, each run removes the files panbench wrote
+    there before (saying so; the report on stderr, not on its page), never the user's own file, and the page
+    shows each PDF as its PNG, linked to the PDF."""
+    from PIL import Image
+
+    res = tmp_path / "res"
+    _record(res, "a", "a" * 16, "2001-01-01T00:00:00+00:00")
+    folder = res / "plots" / "demo"
+    folder.mkdir(parents=True)
+    (folder / "mine.png").write_bytes(b"not panbench's")
+    assert main(["plot", "--results", str(res), "--dpi", "40"]) == 0
+    png_width = Image.open(folder / "pq_bars.png").width
+    assert main(["plot", "--results", str(res), "--figure-format", "svg"]) == 0
+    svg = (folder / "pq_bars.svg").read_text()
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert "PQ" in texts and any("demo" in t for t in texts), texts  # the text is text, the title names the data
+    svg_width_pt = float(re.search(r'<svg [^>]*width="([0-9.]+)pt"', svg).group(1))
+    assert png_width == pytest.approx(svg_width_pt / 72 * 40, abs=2)  # the same figure, in inches times 40 dpi
+    assert sorted(p.name for p in folder.iterdir()) == [FIGURES_MANIFEST, "mine.png", "per_class_pq.svg",
+                                                        "pq_bars.svg", "pq_vs_speed.svg"]  # the user's file stays
+    assert "removed per_class_pq.png, pq_bars.png, pq_vs_speed.png" in capsys.readouterr().out
+    assert main(["report", "--results", str(res), "--figure-format", "pdf"]) == 0
+    assert "removed per_class_pq.svg, pq_bars.svg, pq_vs_speed.svg" in capsys.readouterr().err
+    pdf = (folder / "pq_bars.pdf").read_bytes()
+    assert b"/Type3" not in pdf and b"/CIDFontType2" in pdf and b"/ToUnicode" in pdf  # TrueType: text stays text
+    page = (res / "report.html").read_text()
+    assert "removed" not in page
+    assert page.count('<a href="plots/demo/pq_bars.pdf"><img alt="pq_bars.pdf" src="data:image/png;base64,') == 1
+    assert set(listed(folder)["files"]) == {f"{n}.{s}" for n in ("pq_bars", "pq_vs_speed", "per_class_pq")
+                                            for s in ("pdf", "png")}  # the PNGs the page shows, beside the PDFs
+
+
+def test_the_table_s_leading_image_set_keeps_the_dataset_folder_and_stale_figures_go(tmp_path, capsys) -> None:
+    """The issue's case: `plot` of the full set, then a `--limit` run (another image set) appears: plots/demo/ keeps
+    the set the table leads with, the other goes to demo-<fingerprint>/, and a figure panbench wrote in demo/ and no
+    longer draws (here: the latest run of the model has no measured speed) is removed; the user's own file stays.
+    When the other set's runs are gone, its folder goes with panbench's files, the user's file kept."""
+    res = tmp_path / "res"
+    _record(res, "full", "e767dc51" * 2, "2001-01-01T00:00:00+00:00")
+    assert main(["plot", "--results", str(res)]) == 0
+    demo = res / "plots" / "demo"
+    assert (demo / "pq_vs_speed.png").is_file()
+    (demo / "paper.pdf").write_bytes(b"the user's")
+    _record(res, "full-again", "e767dc51" * 2, "2001-01-02T00:00:00+00:00", timings={"images_per_s": None})
+    _record(res, "limit5", "09f0867c" * 2, "2001-01-03T00:00:00+00:00", model="other")
+    assert main(["plot", "--results", str(res)]) == 0
+    out = capsys.readouterr().out
+    leading = dataset_key(ranked_records(latest_runs(load_records(res)))[0])
+    assert leading == "demo e767dc51" and listed(demo)["image_set"] == leading
+    assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo", "demo-09f0867c"]
+    assert listed(res / "plots" / "demo-09f0867c")["image_set"] == "demo 09f0867c"
+    assert not (demo / "pq_vs_speed.png").exists() and (demo / "paper.pdf").is_file()
+    assert f"{demo}: removed pq_vs_speed.png" in out
+    (res / "runs" / "limit5.json").unlink()
+    (res / "plots" / "demo-09f0867c" / "notes.txt").write_text("the user's")
+    assert main(["plot", "--results", str(res)]) == 0
+    assert sorted(p.name for p in (res / "plots" / "demo-09f0867c").iterdir()) == ["notes.txt"]
+    assert "demo-09f0867c: removed the 3 figure(s) panbench wrote there" in capsys.readouterr().out
+
+
+def test_a_manifest_removes_only_plain_names_in_its_own_folder(tmp_path) -> None:
+    from panbench.reporting.figure_files import replace_figures
+
+    outside = tmp_path / "keep.png"
+    outside.write_bytes(b"x")
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    (folder / "old.png").write_bytes(b"x")
+    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": ["old.png", "../keep.png", str(outside), ".hidden"]}))
+    assert replace_figures(folder, []) == [folder / "old.png"]
+    assert outside.is_file() and listed(folder)["files"] == []
+
+
+@pytest.mark.parametrize("out,fmt,want", [(None, None, None), ("a.pdf", None, "pdf"), ("a.SVG", None, "svg"),
+                                          ("a.png", "png", "png"), (None, "svg", "svg")])
+def test_viz_writes_the_format_its_out_file_names(out, fmt, want) -> None:
+    from panbench.cli.viz import out_format
+
+    assert out_format(out, fmt) == want
+
+
+@pytest.mark.parametrize("out,fmt", [("a.pdf", "svg"), ("a.jpg", None)])
+def test_viz_refuses_an_out_file_of_another_format(out, fmt) -> None:
+    from panbench.cli.viz import out_format
+
+    with pytest.raises(PanbenchError, match=r"--out a\.(pdf|jpg): .*nothing was run"):
+        out_format(out, fmt)
+
