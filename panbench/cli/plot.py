@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     from panbench.records.io import load_records
-    from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups
+    from panbench.reporting.colors import model_colors
+    from panbench.reporting.plots import FAILED, image_set_note, make_plots, plot_dir, plot_groups
     from panbench.reporting.tables import latest_runs, no_records
 
     check_results(args.results)
@@ -32,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise no_records(args.results, args.only_dataset, every)
     check_writable(Path(args.results) / "plots", "--results")
-    failed, colors = 0, palette(records)  # a model's colour, the same in every plot
+    failed, colors = 0, model_colors(args.results, records)  # a model's colour, kept for every plot
     for folder, group in plot_groups(records):  # the runs on one dataset fingerprint, as the table groups them
-        paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors)
+        paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors, image_set_note(group, records))
         for p in paths:
             print(p)
         for n in notes:

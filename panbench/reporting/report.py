@@ -25,8 +25,9 @@ from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
+from panbench.reporting.colors import model_colors
 from panbench.reporting.labels import cfg_words, dataset_key, fingerprint, has_published, images, ops_backend, settings
-from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups
+from panbench.reporting.plots import FAILED, image_set_note, make_plots, plot_dir, plot_groups
 from panbench.reporting.robustness import format_robustness_table, runs_frame, summary_frame
 from panbench.reporting.robustness import plots as robustness_plots
 from panbench.reporting.tables import (
@@ -131,7 +132,7 @@ def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, 
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
         folder = plot_dir(page.plots, name)
-        paths, notes = make_plots(group, folder, page.colors)
+        paths, notes = make_plots(group, folder, page.colors, image_set_note(group, [r for _, g in groups for r in g]))
         failed += [n for n in notes if n.startswith(FAILED)]
         notes = [n.replace(f"{folder}/", "") for n in notes]  # the plot's name: its folder may be a temporary one
         parts.append((f"<h4>{html.escape(where)}</h4>" if where else "") + "".join(_img(p) for p in paths) +
@@ -194,9 +195,10 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     robust = [r for r in latest_runs(every) if dataset is None or r.dataset.split("+")[0] == dataset]
     # the plots are embedded: a report written elsewhere (--out) leaves nothing under results/
     folder = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else nullcontext(str(results))
+    colors = model_colors(results, records, keep=out is None)  # kept under results/ unless the page goes elsewhere
     out = out or results / "report.html"
     with folder as plots:
-        page = Page(results, Path(plots), reference, palette(records))
+        page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
     for note in failed:
         print(note, file=sys.stderr)
