@@ -482,7 +482,7 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(y, [run_label(r, records) for r in have], fontsize=8)
     axes[0, 1].set_xlabel("PQ points; bars: 95% image-bootstrap interval" +
-                          (f"\n{note}" if (note := _left_out(records, "ci")) else ""), fontsize=8)
+                          (f"\n{left}" if (left := _left_out(records, "ci")) else ""), fontsize=8)
     fig.suptitle(plot_title(records, "PQ with its 95% confidence interval"))
     footnote(fig, note)
     return save(fig, out / "pq_intervals.png")
@@ -511,8 +511,8 @@ def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None =
     ax.set_ylabel("PQ of things (0-100)")
     ax.set_title(plot_title(records, "PQ by object size (things only)"))
     footnote(fig, note)
-    if note := _left_out(records, "by_size"):
-        ax.set_xlabel(note, fontsize=8)
+    if left := _left_out(records, "by_size"):
+        ax.set_xlabel(left, fontsize=8)
     legend_below(fig, handles)
     return save(fig, out / "pq_by_size.png", layout=False)
 
@@ -535,7 +535,7 @@ def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None
     ax.set_ylim(0, 1.12 * max(float(bottom.max()) if len(bottom) else 0.0, 1.0))
     ax.set_ylabel("errors (FP + FN count)")
     ax.set_title(plot_title(records, "errors by type (count)") +
-                 (f"\n{note}" if (note := _left_out(records, "errors")) else ""), fontsize=10)
+                 (f"\n{left}" if (left := _left_out(records, "errors")) else ""), fontsize=10)
     footnote(fig, note)
     handles = [Patch(color=ERROR_COLORS[t], label=t) for t in ERROR_TYPES]
     legend_below(fig, handles)

@@ -222,9 +222,10 @@ def test_the_fingerprint_is_a_footnote_where_the_results_hold_two_image_sets_of_
                                                                    "fingerprint": "0badc0de" * 2}}) for r in records]
     note = plots.image_set_note(records, records + other)
     assert plots.image_set_note(records, records) == "" and note.startswith("image set synth f1a2b3c4 (10 images)")
-    plots.pq_bars(records, tmp_path, note=note)
-    fig = figures["pq_bars.png"]
-    assert _titles(fig)[0] == "synth: PQ / SQ / RQ" and [t.get_text() for t in fig.texts if "f1a2b3c4" in t.get_text()]
+    for plot in (plots.pq_bars, plots.pq_intervals, plots.plot_pq_by_size, plots.error_bars):  # titles 2 ways
+        plot(records, tmp_path, note=note)
+    for name, fig in figures.items():
+        assert "f1a2b3c4" not in _titles(fig)[0] and [t for t in fig.texts if t.get_text() == note], name
 
 
 def test_the_speed_axis_is_logarithmic_past_a_tenfold_span_and_the_pareto_front_joins_the_unbeaten_runs(
