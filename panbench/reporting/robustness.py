@@ -191,10 +191,13 @@ def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, An
 
 
 def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
-    """The model's name, with its dataset and post-processing where the summaries differ in them."""
+    """The model's name, with its dataset and post-processing where the summaries differ in them; the dataset with
+    its fingerprint's first 8 hex digits where the summaries hold two image sets of it."""
     label = s["model"]
-    if len({x["dataset"] for x in summaries}) > 1:
-        label += f" ({s['dataset']})"
+    sets = {(x["dataset"], x.get("fingerprint")) for x in summaries}
+    if len(sets) > 1:
+        fp = str(s.get("fingerprint"))[:8] if len({f for d, f in sets if d == s["dataset"]}) > 1 else ""
+        label += f" ({s['dataset']} {fp})" if fp else f" ({s['dataset']})" if len({d for d, _ in sets}) > 1 else ""
     if s.get("postprocess", "default") != "default":
         label += f" [{s['postprocess']}]"
     return label

@@ -260,3 +260,10 @@ def test_a_models_line_in_the_sweep_has_its_colour_of_the_other_figures(drawn, r
     assert [ln.get_color() for ln in lines] == [colors[m] for m, _, _ in MODELS]
     bars = drawn["errors.png"].axes[0].containers
     assert not any(same_color(b.patches[0].get_facecolor(), c) for b in bars for c in colors.values())
+
+
+def test_a_sweep_over_two_image_sets_of_a_dataset_names_each_line_by_its_fingerprint() -> None:
+    a, b = sweep(["m", "m"])
+    a["fingerprint"], b["fingerprint"] = "aaaaaaaa11111111", "bbbbbbbb22222222"
+    assert [robustness._label(s, [a, b]) for s in (a, b)] == ["m (synth aaaaaaaa)", "m (synth bbbbbbbb)"]
+    assert robustness._label(a, [a]) == "m"
