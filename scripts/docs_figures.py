@@ -68,14 +68,15 @@ def pq_vs_speed(results: Path, folder: Path, out: Path) -> Path:
     """The PQ-vs-FPS figure of the image set the table leads with on the first dataset (the figure of
     ``RESULTS/plots/<dataset>/``), drawn under ``folder`` as `panbench plot` draws it, copied to ``out``."""
     from panbench.records.io import load_records
-    from panbench.reporting.plots import make_plots, palette, plot_groups
+    from panbench.reporting.colors import model_colors
+    from panbench.reporting.plots import make_plots, plot_groups
     from panbench.reporting.tables import latest_runs
 
     records = [r for r in latest_runs(load_records(results)) if not r.corruption]
     if not records:
         sys.exit(f"{results}/runs: no clean run to draw; pass a results folder of `panbench eval` runs")
     name, group = plot_groups(records)[0]
-    paths, _ = make_plots(group, folder / name, palette(records))
+    paths, _ = make_plots(group, folder / name, model_colors(results, records))
     drawn = [p for p in paths if p.stem == "pq_vs_speed"]
     if not drawn:
         sys.exit(f"{results}: no run of {name} has a measured speed (`panbench eval` runs have one); no PQ-vs-FPS "

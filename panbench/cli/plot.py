@@ -24,8 +24,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     from panbench.records.io import load_records
+    from panbench.reporting.colors import model_colors
     from panbench.reporting.figure_files import figure_output
-    from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups, retire_plot_folders
+    from panbench.reporting.plots import FAILED, image_set_note, make_plots, plot_dir, plot_groups, retire_plot_folders
     from panbench.reporting.tables import latest_runs, no_records
 
     check_results(args.results)
@@ -34,10 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise no_records(args.results, args.only_dataset, every)
     check_writable(Path(args.results) / "plots", "--results")
-    failed, colors, groups = 0, palette(records), plot_groups(records)  # a model's colour, the same in every plot
+    failed, colors, groups = 0, model_colors(args.results, records), plot_groups(records)  # a model's colour, kept
     for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
         with figure_output(args.figure_format, args.dpi):
-            paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors)
+            paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors,
+                                      image_set_note(group, records))
         for p in paths:
             print(p)
         for n in notes:

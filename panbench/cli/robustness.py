@@ -87,6 +87,7 @@ def sweep(spec, ds, opts, plan) -> dict:
 def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> None:
     """Write each summary and the plots; print the table on stdout (alone: ``--format csv > f.csv`` is one
     CSV) and the paths written (and, in CSV, the table's note) on stderr."""
+    from panbench.reporting.colors import model_colors
     from panbench.reporting.formats import writer
     from panbench.reporting.robustness import NOTE, format_robustness_table, plots, summary_frame
     from panbench.robustness.summary import write_summary
@@ -100,7 +101,8 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
     if with_plots:
         from panbench.reporting.figure_files import replace_figures
 
-        written = plots(summaries, results / "plots" / "robustness")
+        colors = model_colors(results, [], [s["model"] for s in summaries])  # each model's colour, kept
+        written = plots(summaries, results / "plots" / "robustness", colors)
         for p in written:
             print(f"plot: {p}", file=sys.stderr)
         for p in replace_figures(results / "plots" / "robustness", written):  # an earlier run's other format

@@ -27,8 +27,18 @@ from panbench.records.rows import (
     speed_shared,
 )
 from panbench.records.schema import RunRecord
+from panbench.reporting.colors import ERROR_COLORS, Colors, model_colors
 from panbench.reporting.figure_files import figure_path, listed, replace_figures, retire_folder, write_figure
-from panbench.reporting.labels import SIZES, absent, dataset_key, missing_why, model_label, run_label, short_label
+from panbench.reporting.labels import (
+    SIZES,
+    absent,
+    dataset_key,
+    images,
+    missing_why,
+    model_label,
+    run_label,
+    short_label,
+)
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
@@ -43,29 +53,16 @@ def plt() -> Any:
     return plt
 
 
-Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.model_label`) -> its colour
-
-
-def palette(records: list[RunRecord]) -> Colors:
-    """One colour per model label, the same in every plot drawn with it (a report's, a ``plot`` run's): the
-    labels (each within its dataset's runs, and within the runs on its dataset fingerprint, as the plots of one
-    fingerprint label them) sorted, coloured in that order from tab10 (tab20 past ten)."""
-    labels = sorted({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records} |
-                    {model_label(r, [x for x in records if dataset_key(x) == dataset_key(r)]) for r in records})
-    cmap = plt().get_cmap("tab10" if len(labels) <= 10 else "tab20")
-    return {m: cmap(k % cmap.N) for k, m in enumerate(labels)}
-
-
 def styles(records: list[RunRecord], colors: Colors | None = None, context: list[RunRecord] | None = None
            ) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Bar styles (colour by model from ``colors``, by default :func:`palette` of ``context``, hatch by
+    """Bar styles (colour by model from ``colors``, by default :func:`~.colors.model_colors` of ``context``, hatch by
     post-processing) and legend handles that name each model and each post-processing once, never a model
     twice; with runs of several frameworks, each model's framework.  ``context`` (default ``records``): the runs
     the labels are told apart among (a plot of some of a dataset's runs labels them as the dataset's plots do)."""
     from matplotlib.patches import Patch
 
     context = context or records
-    colors = colors or palette(context)
+    colors = colors or model_colors(None, context)
     labels = [model_label(r, context) for r in records]  # other settings or data: another colour
     models = list(dict.fromkeys(labels))
     pps = list(dict.fromkeys(r.postprocess for r in records))
@@ -83,10 +80,10 @@ def styles(records: list[RunRecord], colors: Colors | None = None, context: list
 
 def wrap(text: str, width: int = 60) -> str:
     """A long legend label (a model with its --cfg-options) on lines of at most ``width`` characters, broken at
-    spaces where it can."""
+    spaces where it can; a line break of ``text`` stays one."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width)) or text
+    return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width)) or text
 
 
 def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
@@ -136,16 +133,35 @@ def save(fig: Any, path: Path, layout: bool = True, dpi: int = 100) -> Path:
 
 
 def plot_title(records: list[RunRecord], what: str) -> str:
-    """A plot's title: the dataset (its name and fingerprint when the runs share one) and what it shows."""
-    keys = {dataset_key(r) for r in records}
-    return f"{keys.pop() if len(keys) == 1 else records[0].dataset}: {what}"
+    """A figure's title: the dataset's name, then what the figure shows.  The fingerprint is no part of it: where
+    the results hold several image sets of the dataset, :func:`image_set_note` is the figure's footnote."""
+    return f"{', '.join(dict.fromkeys(r.dataset for r in records))}: {what}"
 
 
-def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]]) -> None:
+def image_set_note(group: list[RunRecord], records: list[RunRecord]) -> str:
+    """The footnote of the figures of ``group`` (runs on one image set) where ``records`` hold another image set
+    of its dataset (a ``--limit`` run beside a full one): which one they show; '' where there is none."""
+    name = group[0].dataset
+    sets = list(dict.fromkeys(dataset_key(r) for r in records if r.dataset == name))
+    if len(sets) < 2:
+        return ""
+    return (f"image set {dataset_key(group[0])} ({images(group[0].n_images)}), one of the {len(sets)} image sets of "
+            f"{name} in these results")
+
+
+def footnote(fig: Any, text: str) -> None:
+    """``text`` in small grey type under the figure's lower left corner (the saved image holds it:
+    ``bbox_inches="tight"``), clear of every axes and legend; nothing for ''."""
+    if text:
+        fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=7, color="0.3")
+
+
+def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], lines: tuple[Any, ...] = ()) -> None:
     """Move each label (an annotation placed in offset points from its point, in order) to the nearest place
     around its point where its box overlaps no label placed before and no point (``points``, data
-    coordinates), measured with the renderer on the figure as it is laid out; a label moved off its point's
-    side gets a thin line to it.  Lay the figure out (``tight_layout``) before: the places are in pixels."""
+    coordinates), and, where such a place is inside the axes, none of ``lines`` (Line2D, such as the Pareto
+    front), measured with the renderer on the figure as it is laid out; a label moved off its point's side gets a
+    thin line to it.  Lay the figure out (``tight_layout``) before: the places are in pixels."""
     from matplotlib.text import Text
 
     fig = ax.figure
@@ -154,6 +170,7 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]]) 
     half = 4.0 * fig.dpi / 72  # a marker's half width in pixels (a point of size 50-60)
     marks = [ax.transData.transform(p) for p in points]
     taken = [(x - half, y - half, x + half, y + half) for x, y in marks]
+    crossed = [(x - 1.5, y - 1.5, x + 1.5, y + 1.5) for line in lines for x, y in _along(line)]
     step = max((Text.get_window_extent(t, renderer).height for t in labels), default=10.0) * 72 / fig.dpi + 1
     # right of the point, then a line further up or down each time; then the same on the left
     spots = [(dx, dy, ha) for dx, ha in ((6.0, "left"), (-6.0, "right")) for k in range(12)
@@ -164,8 +181,8 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]]) 
         text.update_positions(renderer)
         return Text.get_window_extent(text, renderer)
 
-    def free(b: Any) -> bool:
-        return not any(b.x0 < x1 and x0 < b.x1 and b.y0 < y1 and y0 < b.y1 for x0, y0, x1, y1 in taken)
+    def free(b: Any, boxes: list[tuple[float, float, float, float]]) -> bool:
+        return not any(b.x0 < x1 and x0 < b.x1 and b.y0 < y1 and y0 < b.y1 for x0, y0, x1, y1 in boxes)
 
     def within(b: Any) -> bool:
         return inside.x0 <= b.x0 and b.x1 <= inside.x1 and inside.y0 <= b.y0 and b.y1 <= inside.y1
@@ -175,14 +192,24 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]]) 
         text.set_horizontalalignment(spot[2])
         return box(text)
 
-    for text in labels:  # a free place inside the axes, else a free place, else its first place
-        if not any(free(b := move(text, sp)) and within(b) for sp in spots) and \
-                not any(free(move(text, sp)) for sp in spots):
+    for text in labels:  # inside the axes clear of all, of the labels and points, else a free place, else the first
+        if not any(any(free(b := move(text, sp), clear) and (inner is False or within(b)) for sp in spots)
+                   for clear, inner in ((taken + crossed, True), (taken, True), (taken, False))):
             move(text, spots[0])
         if text.arrow_patch is not None:  # the line to the point, where the label left its side
             text.arrow_patch.set_visible(abs(text.xyann[1]) > step / 2)
         b = box(text)
         taken.append((b.x0, b.y0, b.x1, b.y1))
+
+
+def _along(line: Any, every: float = 3.0) -> list[tuple[float, float]]:
+    """Points every ``every`` pixels along a drawn line (its data through its transform)."""
+    xy = line.get_transform().transform(line.get_xydata())
+    out = []
+    for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:]):
+        n = max(1, int(np.hypot(x1 - x0, y1 - y0) / every))
+        out += [(x0 + (x1 - x0) * k / n, y0 + (y1 - y0) * k / n) for k in range(n + 1)]
+    return out
 
 
 def _value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = None) -> None:
@@ -192,7 +219,7 @@ def _value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = No
     ax.bar_label(bars, labels=labels, fmt="%.1f", **style)
 
 
-def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """Grouped bars: PQ, SQ, RQ for All / Things / Stuff, one bar per run."""
     fig, axes = plt().subplots(1, 3, figsize=(13, 4.6), sharey=True)
     width = 0.8 / max(len(records), 1)
@@ -208,6 +235,7 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -
         ax.set_yticks(range(0, 101, 20))
     axes[0].set_ylabel("score (0-100)")
     fig.suptitle(plot_title(records, "PQ / SQ / RQ"))
+    footnote(fig, note)
     legend_below(fig, handles)
     return save(fig, out / "pq_bars.png", layout=False)
 
@@ -219,10 +247,15 @@ def speed_points(records: list[RunRecord]) -> tuple[list[tuple[RunRecord, float]
     return points, [short_label(r, records) for r in records if measured_speed(r) is None]
 
 
-def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
-    """PQ against images/s: each run a numbered point in its colour, the key under the axes (the number, the
-    run and its device); a run whose speed was not measured is left out (named under the key), never drawn at
-    0 images/s."""
+LOG_SPAN = 10.0  # the fastest run more than this many times the slowest: a logarithmic speed axis
+
+
+def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
+    """PQ against images/s, the figure papers print: each run a point in its model's colour, named beside it
+    (clear of the other names and points: :func:`place_labels`), the Pareto front (the runs no other run beats in
+    both PQ and speed) a dashed staircase; the speed axis logarithmic where the fastest run is more than
+    :data:`LOG_SPAN` times the slowest, else linear from 0.  The devices and the runs whose speed was not measured
+    (left out, never drawn at 0 images/s) are named under the axes; ``note``: the footnote."""
     from matplotlib.lines import Line2D
 
     fig, ax = plt().subplots(figsize=(8, 4.5))
@@ -231,51 +264,71 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     color = {id(r): st["color"] for r, st in zip(records, style)}
     ax.set_ylabel("PQ")
     ax.set_title(plot_title(records, "PQ against speed"))
+    footnote(fig, note)
     left_out = "not measured, left out: " + ", ".join(missing) if missing else ""
     if not points:  # no axis to read: say why
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no measured speed", ha="center", va="center", transform=ax.transAxes)
         legend_below(fig, [Line2D([], [], linestyle="none", label="")], left_out)
         return save(fig, out / "pq_vs_speed.png", layout=False)
-    handles = []
-    for k, (r, x) in enumerate(points, 1):
-        ax.scatter(x, r.metrics["PQ"], s=50, color=color[id(r)], zorder=3)
-        handles.append(Line2D([], [], marker="o", linestyle="none", color=color[id(r)],
-                              label=mark_shared_speed(f"{k}: {short_label(r, records)} · {r.device}", r)))
-    # from 0, so that one point (or points of equal speed) gets a meaningful axis; room for the numbers
     xs, ys = [x for _, x in points], [r.metrics["PQ"] for r, _ in points]
-    ax.set_xlim(0, 1.25 * max(xs))
+    for r, x in points:
+        ax.scatter(x, r.metrics["PQ"], s=50, color=color[id(r)], edgecolor="white", linewidth=0.5, zorder=3)
+    front = ax.plot(*zip(*staircase(pareto_front([(x, r.metrics["PQ"]) for r, x in points]))), linestyle="--",
+                    color="0.45", linewidth=1, zorder=2)
+    _speed_axis(ax, xs)
     ax.set_ylim(max(0.0, min(ys) - 5), min(100.0, max(ys) + 5) + 2)
-    ax.grid(alpha=0.3)
-    ax.set_xlabel("images / s")
-    _speed_labels(ax, points)
+    names = [ax.annotate(wrap(mark_shared_speed(short_label(r, records), r), 32), (x, r.metrics["PQ"]), xytext=(6, 0),
+                         textcoords="offset points", fontsize=7, va="center",
+                         arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}) for r, x in points]
     shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}" if any(speed_shared(r) for r, _ in points) else ""
-    legend_below(fig, handles, "; ".join(n for n in (left_out, shared) if n))
+    handles = [Line2D([], [], linestyle="--", color="0.45", label="Pareto front: no other run has a higher PQ and "
+                      "more images/s")]
+    legend_below(fig, handles, "\n".join(n for n in (_devices(points, records), left_out, shared) if n))
+    place_labels(ax, names, [(x, r.metrics["PQ"]) for r, x in points], tuple(front))
     return save(fig, out / "pq_vs_speed.png", layout=False)
 
 
-def _speed_labels(ax: Any, points: list[tuple[RunRecord, float]]) -> None:
-    """Each point's number beside it (the key under the axes names the run); a number that would overlap one
-    placed before moves down, with a line to its point."""
-    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    gap, near = 0.06 * (y1 - y0), 0.05 * (x1 - x0)
-    placed: list[tuple[float, float]] = []
-    order = sorted(range(len(points)), key=lambda k: -points[k][0]["metrics"]["PQ"])
-    for k in order:
-        r, x = points[k]
-        y = ly = r.metrics["PQ"]
-        for _ in placed:  # at most one move per number placed before
-            hit = [py for px, py in placed if abs(x - px) < near and abs(ly - py) < 0.999 * gap]
-            if not hit:
-                break
-            ly = min(hit) - gap
-        placed.append((x, ly))
-        ax.annotate(str(k + 1), (x, y), xytext=(x + 0.015 * (x1 - x0), ly), textcoords="data", fontsize=8,
-                    va="center", annotation_clip=False,
-                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if ly != y else None)
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points (speed, PQ) that no other point beats in both (at least as high in each, higher in one), by
+    speed: the front of the trade-off."""
+    unique = sorted(set(points))
+    return [p for p in unique if not any(q != p and q[0] >= p[0] and q[1] >= p[1] for q in unique)]
 
 
-def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+def staircase(front: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The front's points joined by steps: down from each point at its speed, then across to the next one's (the
+    edge of what the front's runs beat)."""
+    return [front[0]] + [p for a, b in zip(front, front[1:]) for p in ((a[0], b[1]), b)]
+
+
+def _speed_axis(ax: Any, xs: list[float]) -> None:
+    """The images/s axis: logarithmic, its ticks plain numbers, where the speeds span more than :data:`LOG_SPAN`
+    times; else linear from 0 (one point, or points of equal speed, get a meaningful axis); room for names."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    if max(xs) > LOG_SPAN * min(xs):
+        ax.set_xscale("log")
+        ax.set_xlim(min(xs) / 1.6, 1.6 * max(xs))
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("images / s (log scale)")
+    else:
+        ax.set_xlim(0, 1.25 * max(xs))
+        ax.set_xlabel("images / s")
+    ax.grid(alpha=0.3)
+
+
+def _devices(points: list[tuple[RunRecord, float]], records: list[RunRecord]) -> str:
+    """The device the speeds were measured on, or each run's where they differ."""
+    devices = list(dict.fromkeys(r.device for r, _ in points))
+    if len(devices) == 1:
+        return f"measured on {devices[0]}"
+    return "measured on: " + "; ".join(f"{short_label(r, records)}: {r.device}" for r, _ in points)
+
+
+def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ against GFLOPs per image (the papers' cost axis), each point labelled with its model; a model whose
     GFLOPs were not counted is left out (named under the plot)."""
     fig, ax = plt().subplots(figsize=(7, 4.5))
@@ -291,6 +344,7 @@ def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = No
                                   arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}))
     ax.set_ylabel("PQ")
     ax.set_title(plot_title(records, "PQ against GFLOPs per image"))
+    footnote(fig, note)
     if points:
         ax.set_xlim(0, 1.3 * max(x for _, x in points))
         ax.grid(alpha=0.3)
@@ -312,7 +366,8 @@ def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], 
     return cids, table, ranked[np.argsort(-spread, kind="stable")[:top]]
 
 
-def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | None = None, top: int = 15) -> Path:
+def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "",
+                          top: int = 15) -> Path:
     """Per-class PQ of the runs for the classes where they differ most; a class absent from both ground
     truth and predictions (PQ undefined) is not drawn and left out of the ranking."""
     names = {k: v for r in records for k, v in r.provenance.get("category_names", {}).items()}
@@ -327,6 +382,7 @@ def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | 
     ax.set_ylabel("PQ")
     ax.set_ylim(0, 100)
     ax.set_title(plot_title(records, "per-class PQ where the models differ most"))
+    footnote(fig, note)
     legend_below(fig, handles, only_common_classes(table, [names.get(c, c) for c in cids]))
     return save(fig, out / "per_class_pq.png", layout=False)
 
@@ -380,15 +436,17 @@ def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecor
     return notes
 
 
-def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None) -> tuple[list[Path], list[str]]:
+def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = ""
+               ) -> tuple[list[Path], list[str]]:
     """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, each model in its
-    colour of ``colors`` (default: :func:`palette` of ``records``), and a one-line
+    colour of ``colors`` (default: :func:`~.colors.model_colors` of ``records``), ``note`` the footnote of each
+    (:func:`image_set_note`); and a one-line
     note for each plot skipped because no record has its data (PQ against speed without a measured speed: runs
     of ``score --name``), for each plot that failed (the others are still drawn; :data:`FAILED` starts that
     note), and for the figures an earlier run wrote in ``out`` that this one does not (removed:
     :func:`~panbench.reporting.figure_files.replace_figures`)."""
-    colors = colors or palette(records)
-    drawn: list[tuple[str, Callable[[list[RunRecord], Path, Colors], Path]]] = [("pq_bars.png", pq_bars)]
+    colors = colors or model_colors(None, records)
+    drawn: list[tuple[str, Callable[[list[RunRecord], Path, Colors, str], Path]]] = [("pq_bars.png", pq_bars)]
     if any(measured_speed(r) is not None for r in records):
         drawn.append(("pq_vs_speed.png", pq_vs_speed))
     drawn.append(("per_class_pq.png", per_class_differences))
@@ -406,7 +464,7 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
             notes.append(f"{figure_path(out / name)}: skipped, no record has `{key}` ({'; '.join(w for _, w in why)})")
     for name, fn in drawn:
         try:
-            paths.append(fn(records, out, colors))
+            paths.append(fn(records, out, colors, note))
         except Exception as e:  # one broken plot must not cost the others (nor the report its other sections)
             notes.append(f"{FAILED} {figure_path(out / name)}: not drawn ({type(e).__name__}: {e}); the other plots "
                          "are; please report it with the records")
@@ -425,7 +483,7 @@ def _left_out(records: list[RunRecord], key: str) -> str:
                      for missing, why in missing_why(records, key, f"no `{key}` in the record"))
 
 
-def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run)."""
     have = [r for r in records if r.ci]
     fig, axes = plt().subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
@@ -447,12 +505,13 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(y, [run_label(r, records) for r in have], fontsize=8)
     axes[0, 1].set_xlabel("PQ points; bars: 95% image-bootstrap interval" +
-                          (f"\n{note}" if (note := _left_out(records, "ci")) else ""), fontsize=8)
+                          (f"\n{left}" if (left := _left_out(records, "ci")) else ""), fontsize=8)
     fig.suptitle(plot_title(records, "PQ with its 95% confidence interval"))
+    footnote(fig, note)
     return save(fig, out / "pq_intervals.png")
 
 
-def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category: its PQ
     is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them."""
     have = [r for r in records if r.by_size]
@@ -474,17 +533,14 @@ def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None =
     ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("PQ of things (0-100)")
     ax.set_title(plot_title(records, "PQ by object size (things only)"))
-    if note := _left_out(records, "by_size"):
-        ax.set_xlabel(note, fontsize=8)
+    footnote(fig, note)
+    if left := _left_out(records, "by_size"):
+        ax.set_xlabel(left, fontsize=8)
     legend_below(fig, handles)
     return save(fig, out / "pq_by_size.png", layout=False)
 
 
-ERROR_COLORS = {"classification": "#d62728", "segmentation": "#ff7f0e", "duplicate": "#9467bd",
-                "background": "#8c564b", "missed": "#1f77b4", "other": "#7f7f7f"}
-
-
-def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None) -> Path:
+def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """One stacked bar per run: its errors (FPs + FNs) by type, counted (each FP or FN has one type, so the
     stack is the run's FP + FN total)."""
     from matplotlib.patches import Patch
@@ -502,7 +558,8 @@ def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None
     ax.set_ylim(0, 1.12 * max(float(bottom.max()) if len(bottom) else 0.0, 1.0))
     ax.set_ylabel("errors (FP + FN count)")
     ax.set_title(plot_title(records, "errors by type (count)") +
-                 (f"\n{note}" if (note := _left_out(records, "errors")) else ""), fontsize=10)
+                 (f"\n{left}" if (left := _left_out(records, "errors")) else ""), fontsize=10)
+    footnote(fig, note)
     handles = [Patch(color=ERROR_COLORS[t], label=t) for t in ERROR_TYPES]
     legend_below(fig, handles)
     return save(fig, out / "errors.png", layout=False)

@@ -25,9 +25,18 @@ from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
 from panbench.records.schema import RunRecord
+from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_files import replace_figures, viewable_in_a_browser
 from panbench.reporting.labels import cfg_words, dataset_key, fingerprint, has_published, images, ops_backend, settings
-from panbench.reporting.plots import FAILED, REMOVED, make_plots, palette, plot_dir, plot_groups, retire_plot_folders
+from panbench.reporting.plots import (
+    FAILED,
+    REMOVED,
+    image_set_note,
+    make_plots,
+    plot_dir,
+    plot_groups,
+    retire_plot_folders,
+)
 from panbench.reporting.robustness import format_robustness_table, runs_frame, summary_frame
 from panbench.reporting.robustness import plots as robustness_plots
 from panbench.reporting.tables import (
@@ -138,7 +147,7 @@ def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, 
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
         folder = plot_dir(page.plots, name)
-        paths, notes = make_plots(group, folder, page.colors)
+        paths, notes = make_plots(group, folder, page.colors, image_set_note(group, [r for _, g in groups for r in g]))
         failed += [n for n in notes if n.startswith(FAILED) or n.endswith(REMOVED)]  # to stderr
         # the plot's name: its folder may be a temporary one
         notes = [n.replace(f"{folder}/", "") for n in notes if not n.endswith(REMOVED)]
@@ -217,9 +226,10 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     robust = [r for r in latest_runs(every) if dataset is None or r.dataset.split("+")[0] == dataset]
     # the plots are embedded: a report written elsewhere (--out) leaves nothing under results/
     folder = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else nullcontext(str(results))
+    colors = model_colors(results, records, keep=out is None)  # kept under results/ unless the page goes elsewhere
     out = out or results / "report.html"
     with folder as plots, viewable_in_a_browser():
-        page = Page(results, Path(plots), reference, palette(records))
+        page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
     if page.plots == results:  # the figures of another image set's folder that no section draws now
         for note in retire_plot_folders(results, plot_groups([r for r in records if not r.corruption])):

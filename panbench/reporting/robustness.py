@@ -9,9 +9,10 @@ from typing import Any
 
 from panbench.errors import PanbenchError
 from panbench.records.io import load_records
+from panbench.reporting.colors import GROUP_COLORS, Colors, assign, text_color
 from panbench.reporting.formats import writer
 from panbench.reporting.plots import plt, save
-from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES
+from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES, GROUP_OF
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
 
 NOTE = ("mPC: mean PQ over the corruption x severity runs; rPC: mPC / clean PQ in %; a group: mean PQ over its "
@@ -97,19 +98,18 @@ def robustness_table(results_dir: Path, dataset: str | None, fmt: str) -> str:
     return format_robustness_table(summary_frame(summaries), fmt)
 
 
-def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: dict[str, Any] | None = None) -> list[Path]:
+def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: Colors | None = None) -> list[Path]:
     """``robustness_severity.png`` (PQ against severity, one panel per corruption, one line per model, the
     clean PQ at severity 0) and ``robustness_drop.png`` (clean PQ minus the mean PQ over the severities, per
-    corruption and model), each model in its colour of ``colors`` (model -> colour, the report's palette; default
-    tab10 in the summaries' order).  Returns the paths written."""
+    corruption and model), each model in its colour of ``colors`` (label -> colour:
+    :func:`~panbench.reporting.colors.model_colors`; a model it lacks gets a colour none of the others has), each
+    corruption's name in its group's colour.  Returns the paths written."""
     if not summaries:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n in CORRUPTION_NAMES if any(n in s["corruptions"] for s in summaries)]
     labels = [_label(s, summaries) for s in summaries]
-    models = list(dict.fromkeys(s["model"] for s in summaries))
-    cmap = plt().get_cmap("tab10")
-    colors = {m: (colors or {}).get(m, cmap(k % 10)) for k, m in enumerate(models)}
+    colors = assign(dict(colors or {}), list(dict.fromkeys(s["model"] for s in summaries)))
     return [_severity_plot(summaries, names, labels, out_dir / "robustness_severity.png", colors),
             _drop_plot(summaries, names, labels, out_dir / "robustness_drop.png")]
 
@@ -119,29 +119,36 @@ def _datasets(summaries: list[dict[str, Any]]) -> str:
 
 
 def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path,
-                   colors: dict[str, Any]) -> Path:
-    """PQ against severity, one panel per corruption in ``names``, one line per summary."""
+                   colors: Colors) -> Path:
+    """PQ against severity, one panel per corruption in ``names`` (its name in its group's colour), one line per
+    summary; the shared PQ axis from 0 to above the highest point of any panel; the legend under the panels."""
+    from matplotlib.lines import Line2D
+
     ncols = min(5, len(names))
     nrows = -(-len(names) // ncols)
-    fig, axes = plt().subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows + 0.6), squeeze=False,
+    fig, axes = plt().subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows + 0.9), squeeze=False,
                                sharey=True, layout="constrained")
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
+    top = 0.0
     for ax, name in zip(axes.ravel(), names):
         for s, label in zip(summaries, labels):
             pts = sorted((x["severity"], x["PQ"]) for x in s["runs"] if x["corruption"] == name)
             if pts:
                 xs, ys = zip(*[(0, s["clean"]["PQ"]), *pts])
                 ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colors[s["model"]])
-        ax.set_title(name, fontsize=8)
+                top = max(top, *ys)
+        ax.set_title(f"{name} ({GROUP_OF[name]})", fontsize=8, color=GROUP_COLORS[GROUP_OF[name]])
         ax.set_xticks(range(6))
-        ax.set_ylim(bottom=0)
         ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylim(0, min(100.0, top * 1.08) if top > 0 else 1.0)  # shared: every panel's lines inside
     for ax in axes[:, 0]:
         ax.set_ylabel("PQ", fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("severity (0: clean)", fontsize=7)
-    axes.ravel()[0].legend(fontsize=6)
+    handles = [Line2D([], [], marker="o", markersize=3, color=colors[s["model"]], label=label)
+               for s, label in zip(summaries, labels)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=7, frameon=False)
     fig.suptitle(f"{_datasets(summaries)}: PQ under corruption", fontsize=9)
     return save(fig, path, layout=False, dpi=110)
 
@@ -162,30 +169,35 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
 
 
 def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
-    """The heatmap of the PQ drops (rows: corruptions, columns: runs), its colour bar labelled in two short lines
-    so that the label fits beside a heatmap of few corruptions."""
+    """The heatmap of the PQ drops (rows: corruptions, each named in its group's colour; columns: runs), each
+    number black or white, whichever contrasts more with its cell (:func:`~panbench.reporting.colors.text_color`);
+    its colour bar labelled in two short lines so that the label fits beside a heatmap of few corruptions."""
     import numpy as np
 
     fig, ax = plt().subplots(figsize=(1.4 * len(labels) + 2.6, max(0.32 * len(names) + 1.4, 2.6)), layout="constrained")
     im = ax.imshow(drop, cmap="Reds", aspect="auto")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
+    for tick, name in zip(ax.get_yticklabels(), names):
+        tick.set_color(GROUP_COLORS[GROUP_OF[name]] if name in GROUP_OF else "black")
     for i in range(len(names)):
         for j in range(len(labels)):
             if not np.isnan(drop[i, j]):
-                dark = drop[i, j] > 0.6 * np.nanmax(drop)
                 ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=6,
-                        color="white" if dark else "black")
+                        color=text_color(im.cmap(im.norm(drop[i, j]))))
     bar = fig.colorbar(im, ax=ax)
     bar.set_label("PQ drop\n(clean − mean over severities)", fontsize=8)
     return fig, ax
 
 
 def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
-    """The model's name, with its dataset and post-processing where the summaries differ in them."""
+    """The model's name, with its dataset and post-processing where the summaries differ in them; the dataset with
+    its fingerprint's first 8 hex digits where the summaries hold two image sets of it."""
     label = s["model"]
-    if len({x["dataset"] for x in summaries}) > 1:
-        label += f" ({s['dataset']})"
+    sets = {(x["dataset"], x.get("fingerprint")) for x in summaries}
+    if len(sets) > 1:
+        fp = str(s.get("fingerprint"))[:8] if len({f for d, f in sets if d == s["dataset"]}) > 1 else ""
+        label += f" ({s['dataset']} {fp})" if fp else f" ({s['dataset']})" if len({d for d, _ in sets}) > 1 else ""
     if s.get("postprocess", "default") != "default":
         label += f" [{s['postprocess']}]"
     return label

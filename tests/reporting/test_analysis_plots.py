@@ -128,9 +128,9 @@ def test_plot_and_report_group_the_runs_by_dataset_fingerprint_as_the_table(resu
     drawn: list[set[str]] = []
     real = plots.make_plots
 
-    def make_plots(records, out, colors=None):
+    def make_plots(records, out, colors=None, note=""):
         drawn.append({r.provenance["dataset"]["fingerprint"] for r in records})
-        return real(records, out, colors)
+        return real(records, out, colors, note)
 
     monkeypatch.setattr(plots, "make_plots", make_plots)
     monkeypatch.setattr(report, "make_plots", make_plots)
@@ -157,7 +157,7 @@ def test_an_interval_end_past_its_point_by_rounding_draws(results, tmp_path) -> 
 def test_a_failing_plot_costs_neither_the_others_nor_the_report(results, tmp_path, monkeypatch, capsys) -> None:
     from panbench.reporting.report import write_report
 
-    def broken(records, out, colors=None):
+    def broken(records, out, colors=None, note=""):
         raise ValueError("a plotting bug")
 
     monkeypatch.setattr(plots, "pq_bars", broken)

@@ -75,31 +75,22 @@ def test_the_per_class_plot_says_when_it_shows_only_the_classes_present_in_every
     assert not any("present in every run" in t.get_text() for t in figures["per_class_pq.png"].texts)
 
 
-def test_one_point_gets_an_axis_from_zero_and_labels_do_not_overlap(tmp_path) -> None:
-    import matplotlib.pyplot as plt
+def test_speeds_within_ten_times_get_a_linear_axis_from_zero_and_names_apart(figures, tmp_path) -> None:
+    """Two runs of one speed and close PQs: a linear axis from 0 (one speed gets a meaningful axis), the names
+    beside their points, neither on the other nor on a point."""
+    from matplotlib.text import Text
 
-    recs = [_rec(), _rec(postprocess="maskwise")]  # same speed, close PQ: labels would overlap
-    recs[1] = recs[1].with_fields(metrics={**recs[1].metrics, "PQ": 9.5})
-    seen = {}
-    orig = plots.save
-
-    def keep(fig, path, layout=True):
-        fig.canvas.draw()
-        ax = fig.axes[0]
-        seen["xlim"] = ax.get_xlim()
-        seen["ys"] = [t.xyann[1] for t in ax.texts]
-        seen["ylim"] = ax.get_ylim()
-        return orig(fig, path, layout)
-
-    plots.save = keep
-    try:
-        plots.pq_vs_speed(recs, tmp_path)
-    finally:
-        plots.save = orig
-    plt.close("all")
-    assert seen["xlim"][0] == 0 and seen["xlim"][1] == pytest.approx(1.25 * 1.5)
-    a, b = seen["ys"]
-    assert abs(a - b) >= 0.06 * (seen["ylim"][1] - seen["ylim"][0])  # the numbers a line apart, not on each other
+    recs = [_rec(), _rec(postprocess="maskwise")]
+    recs[1] = recs[1].with_fields(metrics={**recs[1].metrics, "PQ": recs[0].metrics["PQ"] - 0.2})
+    plots.pq_vs_speed(recs, tmp_path)
+    fig = figures["pq_vs_speed.png"]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear" and ax.get_xlim() == pytest.approx((0, 1.25 * 1.5))
+    a, b = (Text.get_window_extent(t) for t in ax.texts)
+    assert not _overlap(a, b)
+    points = [ax.transData.transform((1.5, r.metrics["PQ"])) for r in recs]
+    assert not any(box.x0 < x < box.x1 and box.y0 < y < box.y1 for box in (a, b) for x, y in points)
 
 
 def test_legend_below_the_bars(tmp_path) -> None:
@@ -188,7 +179,7 @@ def test_eight_runs_legend_and_every_text_inside_the_figure_and_off_the_axes(mon
         assert not any(t.overlaps(leg) for leg in seen["legends"])
 
 
-def test_eight_runs_speed_numbers_stay_inside_the_axes_and_the_note_names_each_run_left_out(monkeypatch,
+def test_eight_runs_speed_names_stay_inside_the_axes_and_the_note_names_each_run_left_out(monkeypatch,
                                                                                              tmp_path) -> None:
     seen = _layout(monkeypatch, tmp_path, plots.pq_vs_speed)
     (ax,) = seen["axes"]

@@ -119,17 +119,17 @@ def test_the_page_is_its_parts_and_drawing_it_prints_and_writes_nothing_but_its_
                                                                                      capsys) -> None:
     from panbench.records.io import load_records
     from panbench.reporting import plots
-    from panbench.reporting.plots import palette
+    from panbench.reporting.colors import model_colors
     from panbench.reporting.report import Page, _page
     from panbench.reporting.tables import latest_runs
 
-    def broken(records, out, colors=None):
+    def broken(records, out, colors=None, note=""):
         raise ValueError("a plotting bug")
 
     monkeypatch.setattr(plots, "pq_bars", broken)
     root, written = report
     records = latest_runs(load_records(root))
-    text, failed = _page(Page(root, tmp_path, None, palette(records)), records, records)
+    text, failed = _page(Page(root, tmp_path, None, model_colors(None, records)), records, records)
     assert capsys.readouterr() == ("", "")  # the failed plot is told to the caller, which prints it
     assert len(failed) == 2 and all("pq_bars.png: not drawn (ValueError: a plotting bug)" in n for n in failed)
     assert {p.parent.name for p in tmp_path.rglob("*.png")} >= {"coco", "synth"}  # under the folder it is given

@@ -1,0 +1,124 @@
+"""The colours of the figures: each model's colour (:func:`model_colors`), assigned once per results folder and
+kept in ``RESULTS/colors.json`` so that a model keeps it in every figure, the report and the notebook as records
+of other models and datasets come and go; the error types' and the corruption groups' colours (palettes of their
+own, no model's); and the contrast of a text on its background (WCAG 2), by which a text on a coloured cell
+chooses black or white.
+
+Every palette is colour-blind safe: the models get Okabe and Ito's eight colours, then Paul Tol's nine "muted"
+ones; past seventeen models a colour is shared, by the models least often drawn together.  The error types get
+Tol's "light" colours (paler than any model's), the corruption groups four dark colours that read as text on
+white (contrast >= 4.5:1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from panbench.errors import InputError
+from panbench.reporting.labels import dataset_key, model_label
+
+if TYPE_CHECKING:
+    from panbench.records.schema import RunRecord
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+TOL_MUTED = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499")
+MODEL_PALETTE = OKABE_ITO + TOL_MUTED
+
+#: the error types of ``errors.png`` (:data:`panbench.analysis.breakdown.ERROR_TYPES`), Tol's light palette
+ERROR_COLORS = {"classification": "#EE8866", "segmentation": "#77AADD", "duplicate": "#EEDD88",
+                "background": "#FFAABB", "missed": "#44BB99", "other": "#DDDDDD"}
+#: the corruption groups (:data:`panbench.robustness.corruptions.CORRUPTION_GROUPS`), dark enough for text
+GROUP_COLORS = {"noise": "#004488", "blur": "#AA3377", "weather": "#225555", "digital": "#8A5A00"}
+
+COLORS_FILE = "colors.json"  # under the results folder, beside runs/
+
+Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.model_label`) -> its colour
+
+
+def plot_labels(records: list[RunRecord]) -> set[str]:
+    """The labels the figures give the runs' models: each within its dataset's runs, and within the runs on its
+    dataset fingerprint (as the figures of one image set label them)."""
+    return ({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records} |
+            {model_label(r, [x for x in records if dataset_key(x) == dataset_key(r)]) for r in records})
+
+
+def model_colors(results_dir: Path | str | None, records: list[RunRecord], labels: Iterable[str] = (),
+                 keep: bool = True) -> Colors:
+    """Each model's colour (label -> ``#rrggbb``): the one ``RESULTS/colors.json`` keeps for it, else a new one
+    (:func:`assign`) for the labels of ``records`` (:func:`plot_labels`) and ``labels`` (a robustness summary's
+    model names), then kept there when ``keep`` (a folder that cannot be written keeps none: the colours of this
+    run are still one per model).  ``results_dir`` None: no file, the colours assigned afresh."""
+    path = Path(results_dir) / COLORS_FILE if results_dir is not None else None
+    kept = read_colors(path) if path is not None else {}
+    wanted = sorted(plot_labels(records) | set(labels))
+    colors = assign(kept, wanted)
+    if path is not None and keep and colors != kept:
+        try:
+            _write(path, colors)
+        except OSError:
+            pass
+    return colors
+
+
+def assign(kept: Colors, wanted: list[str]) -> Colors:
+    """``kept`` and a colour for each label of ``wanted`` it lacks, in ``wanted``'s order: the first colour of
+    :data:`MODEL_PALETTE` that no label of ``wanted`` has, else the one fewest of them have (then the one fewest
+    labels have at all)."""
+    out = dict(kept)
+    for label in (w for w in wanted if w not in kept):
+        near = [out[w] for w in wanted if w in out]
+        every = list(out.values())
+        out[label] = min(MODEL_PALETTE, key=lambda c: (near.count(c), every.count(c), MODEL_PALETTE.index(c)))
+    return out
+
+
+def read_colors(path: Path) -> dict[str, str]:
+    """The colours kept in ``path`` (none when there is no such file); a file that is not one refused in one
+    line."""
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text()).get("models")
+        if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+            raise ValueError("no 'models' object of label -> colour")
+        from matplotlib.colors import to_rgba
+
+        for v in found.values():
+            to_rgba(v)
+    except (ValueError, AttributeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not panbench's model colours ({e}); delete it and panbench assigns the "
+                         "colours again") from e
+    return found
+
+
+def _write(path: Path, colors: dict[str, str]) -> None:
+    """Write the colours at once (a temporary file renamed): a run beside this one reads the old or the new."""
+    text = json.dumps({"about": "each model's colour in panbench's figures; delete to assign them again",
+                       "models": dict(sorted(colors.items()))}, indent=1)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".colors-", delete=False) as f:
+        f.write(text + "\n")
+    os.replace(f.name, path)
+
+
+def luminance(color: Any) -> float:
+    """WCAG 2's relative luminance of a matplotlib colour (0 black, 1 white)."""
+    from matplotlib.colors import to_rgb
+
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(color)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: Any, b: Any) -> float:
+    """WCAG 2's contrast ratio of two colours, 1 to 21 (text needs 4.5)."""
+    la, lb = sorted((luminance(a), luminance(b)))
+    return (lb + 0.05) / (la + 0.05)
+
+
+def text_color(background: Any) -> str:
+    """Black or white, whichever contrasts more with ``background`` (either reaches 4.5:1 on any colour)."""
+    return "black" if contrast("black", background) >= contrast("white", background) else "white"
