@@ -28,24 +28,20 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panbench.analysis.instances import from_hf_instances, semantic_categories
+from panbench.analysis.ap import Instances, from_hf_instances, semantic_categories
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
-from panbench.models.hf.types import describe, postprocess_refusal
+from panbench.models.hf.types import ModelType, describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Built, Weights, timed_calls
-
-if TYPE_CHECKING:
-    from panbench.analysis.ap import Instances
-    from panbench.models.hf.types import ModelType
 
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
 # what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder

@@ -26,18 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from panbench.analysis.instances import from_mmdet
+from panbench.analysis.ap import Instances, from_mmdet
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
-from panbench.models.postprocess import merge_queries
+from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import timed_calls, wrapped_method
 
 if TYPE_CHECKING:
     import torch
-
-    from panbench.analysis.ap import Instances
-    from panbench.models.postprocess import PostProcess
 
 
 @dataclass
