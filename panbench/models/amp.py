@@ -58,8 +58,7 @@ def fp32_forward(forward: Any) -> Any:
 
 
 def keep_ops_fp32(model: Any) -> int:
-    """Wrap the forward of each :data:`FP32_OPS` module of ``model`` (this instance only, once);
-    returns how many modules are wrapped."""
+    """Wrap the forward of each :data:`FP32_OPS` module of ``model`` (this instance, once); returns how many."""
     if not hasattr(model, "modules"):  # not a torch module: nothing to wrap
         return 0
     import importlib
@@ -80,8 +79,8 @@ def keep_ops_fp32(model: Any) -> int:
 
 
 def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> Any:
-    """``step()`` under ``torch.autocast`` in the ``amp`` precision (``bf16``, ``fp16``; None: as it is) on
-    ``device``; an op without a kernel in that precision is refused in one line naming the fix."""
+    """``step()`` under ``torch.autocast`` in ``amp`` (``bf16``, ``fp16``; None: as it is) on ``device``; an op
+    without a kernel in that precision is refused in one line naming the fix."""
     if amp is None:
         return step()
     import torch
@@ -99,8 +98,7 @@ def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> A
 
 
 def keep_autocast(job: Callable[[], Any]) -> Callable[[], Any]:
-    """``job`` made to run, whenever and on whichever thread it is called, under the autocast in force now (autocast
-    is per thread): a deferred fusion computes what it computed inside the forward."""
+    """``job`` run, whenever and on whichever thread, under the autocast in force now (autocast is per thread)."""
     import torch
 
     on = [kind for kind in ("cuda", "cpu") if torch.is_autocast_enabled(kind)]

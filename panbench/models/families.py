@@ -1,8 +1,7 @@
-"""The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the family of a
-``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds the functions of
-:class:`panbench.models.protocol.FamilyEntry` (``load_model``, ``check_options``, ``weights_state``, ``random_model``);
-it is imported only when one of its models is used.  What the command line says of a family (the ``--model PREFIX:``
-help, the extra that installs a missing package) and what ``panbench doctor`` checks are read from its row."""
+"""The model families, one row each in :data:`FAMILIES`, which the registry, the loader, the command line (``--model
+PREFIX:`` help, the extra that installs a missing package) and ``panbench doctor`` read.  A family is one subpackage
+whose ``__init__`` holds the functions of :class:`panbench.models.protocol.FamilyEntry`, imported only when one of its
+models is used."""
 
 from __future__ import annotations
 
@@ -35,17 +34,15 @@ class Family:
     doctor: str | None = None
 
     def entry(self) -> ModuleType:
-        """The family's functions (its subpackage, imported now): those of
-        :class:`panbench.models.protocol.FamilyEntry`."""
+        """Its subpackage, imported now (:class:`panbench.models.protocol.FamilyEntry`)."""
         return importlib.import_module(self.package)
 
     def registered_models(self) -> list:
-        """Its models listed in its subpackage (:attr:`registered`; none when it names none): ``ModelSpec`` rows."""
+        """The ``ModelSpec`` rows its subpackage lists (:attr:`registered`)."""
         return list(named(self.registered)()) if self.registered else []
 
     def doctor_checks(self, probes: object) -> list:
-        """Its lines of ``panbench doctor`` (:attr:`doctor`; none when it names none), run with the doctor's
-        ``probes``."""
+        """Its lines of ``panbench doctor`` (:attr:`doctor`), run with the doctor's ``probes``."""
         return list(named(self.doctor)(probes)) if self.doctor else []
 
 

@@ -1,10 +1,8 @@
 """The MMDetection family behind :class:`panbench.models.protocol.PanopticModel` (:class:`MMDetModel`): a detector
 built from a config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing,
 network, panoptic fusion) and mmdet's panoptic encoding read back by
-:func:`panbench.models.encoding.panoptic_to_segments`.
-
-Every change panbench makes to the model's panoptic fusion head (``panoptic_fusion_head``) is here (and its
-computation in :mod:`panbench.models.mmdet.fast_fusion`):
+:func:`panbench.models.encoding.panoptic_to_segments`.  Every change panbench makes to the model's
+``panoptic_fusion_head`` is here (its computation in :mod:`panbench.models.mmdet.fast_fusion`):
 
 * :func:`panoptic_only`: the config computes the panoptic output only.
 * :func:`install_postprocess`: ``--postprocess maskwise|argmax`` replaces the head's fusion.
@@ -55,8 +53,8 @@ class MMDetModel:
         return self.detector
 
     def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> Any:
-        """The test pipeline with ``image_step`` after its first step, ``LoadImageFromFile`` (where MMDetection's
-        ``test_robustness.py`` puts its ``Corrupt``): the loaded BGR image goes to it in RGB and comes back in BGR."""
+        """The test pipeline with ``image_step`` after ``LoadImageFromFile`` (where MMDetection's ``Corrupt`` goes),
+        given the image in RGB."""
         load, *rest = self.pipeline.transforms
         data = load(dict(item))
         data["img"] = np.ascontiguousarray(image_step(data["img"][..., ::-1])[..., ::-1])
@@ -72,16 +70,13 @@ class MMDetModel:
         return int(h), int(w)
 
     def batch_key(self, item: Any) -> tuple[int, ...]:
-        """The image tensor's shape padded up to the data preprocessor's ``pad_size_divisor``: what
-        ``DetDataPreprocessor`` pads a batch of one to (a batch is padded to its largest image, so images of one
-        padded shape are padded in a batch exactly as alone)."""
+        """The image tensor's shape padded up to ``pad_size_divisor``, as ``DetDataPreprocessor`` pads it alone."""
         c, h, w = (int(x) for x in item["inputs"].shape[-3:])
         d = int(getattr(self.detector.data_preprocessor, "pad_size_divisor", 1) or 1)
         return c, -(-h // d) * d, -(-w // d) * d
 
     def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
-        """mmdet's ``test_step`` on the collated batch; under ``amp`` the mmcv ops that have no
-        reduced-precision kernel run in fp32 (:func:`panbench.models.amp.keep_ops_fp32`)."""
+        """mmdet's ``test_step`` on the collated batch (under ``amp``: :func:`panbench.models.amp.keep_ops_fp32`)."""
         from mmengine.dataset import pseudo_collate
 
         data = pseudo_collate(batch)
@@ -111,9 +106,8 @@ class MMDetModel:
             fusion.defer = False
 
     def finish(self, outputs: list[Any]) -> list[Any]:
-        """The data samples of a forward made under :meth:`deferred`, with their fusion run (in place):
-        ``pred_panoptic_seg`` and, when the fusion gives it, ``pred_instances`` set as mmdet's
-        ``add_pred_to_datasample`` sets them."""
+        """A forward's data samples with their deferred fusion run in place (as ``add_pred_to_datasample`` sets
+        ``pred_panoptic_seg`` and ``pred_instances``)."""
         for sample in outputs:
             pan = sample.get("pred_panoptic_seg")
             job = pan.metainfo.get(PENDING) if pan is not None else None
@@ -143,10 +137,8 @@ class MMDetModel:
         return timed_calls(getattr(self.detector, "panoptic_fusion_head", None), "predict", seconds, sync)
 
     def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
-        """``--postprocess maskwise|argmax`` replaces the fusion head's query merging
-        (:func:`install_postprocess`); else ``--fusion panbench`` runs panbench's
-        implementation of the head's own fusion (:func:`install_fusion`).
-        Returns ``panbench`` or ``mmdet`` for the head's own fusion, None when ``--postprocess`` replaced it."""
+        """``--postprocess maskwise|argmax`` replaces the head's query merging (:func:`install_postprocess`); else
+        ``--fusion panbench`` runs panbench's implementation of it (:func:`install_fusion`)."""
         install_postprocess(self.detector, postprocess, self.where)
         if install_fusion(self.detector, fusion):
             return "panbench"
@@ -158,8 +150,7 @@ class MMDetModel:
         return [(n, m) for n in ("backbone", "neck") if (m := getattr(self.detector, n, None)) is not None]
 
     def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
-        """One image through ``forward`` with the query masks of MaskFormer's and Mask2Former's fusion head
-        (its ``predict`` inputs) read on the way: the ``top`` queries by best class probability."""
+        """One image through ``forward``, the fusion head's query masks read on the way (``top`` by class score)."""
         with predict_inputs(self.detector) as calls:
             out = self.forward([item], device, None)[0]
         if not calls or not hasattr(self.detector.panoptic_fusion_head, "panoptic_postprocess"):
@@ -194,10 +185,9 @@ class MMDetModel:
 
 @contextmanager
 def predict_inputs(model: Any) -> Iterator[list[tuple]]:
-    """While entered, the positional arguments of each call of the fusion head's ``predict`` go to the list yielded
-    (nothing without a head): MaskFormer's and Mask2Former's class and mask logits (``panbench viz``), or the
-    instance results (``InstanceData``: masks at the image's size, scores, labels, one per image in batch order)
-    that PanopticFPN's ``roi_head`` hands its head (AP)."""
+    """While entered, the positional arguments of each call of the fusion head's ``predict`` go to the list yielded:
+    MaskFormer's class and mask logits (``panbench viz``), or the ``InstanceData`` per image that PanopticFPN's
+    ``roi_head`` hands its head (AP)."""
     head = getattr(model, "panoptic_fusion_head", None)
     calls: list[tuple] = []
     if head is None:
@@ -216,11 +206,9 @@ def predict_inputs(model: Any) -> Iterator[list[tuple]]:
 
 
 def panoptic_only(cfg: Any, keep_instances: bool = False) -> list[str]:
-    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the panoptic one (the zoo's
-    Mask2Former configs set ``instance_on=True``); PQ reads only the panoptic map, which does not depend on them.
-    ``keep_instances``: the instance output is on (what AP reads; MaskFormer's configs leave it off; PanopticFPN's
-    instance branch needs no switch).  The semantic output always goes: mmdet 3.3's fusion head asserts ``not
-    semantic_on``.  Returns the keys changed (recorded in the resolved config that goes into each result)."""
+    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the panoptic map, which
+    does not depend on them (the zoo's Mask2Former configs set ``instance_on=True``); ``keep_instances``: instance
+    output on (AP).  mmdet 3.3's fusion head asserts ``not semantic_on``.  Returns the keys changed."""
     test_cfg = cfg.model.get("test_cfg")
     changed = []
     if isinstance(test_cfg, dict) and "panoptic_on" in test_cfg:
@@ -269,10 +257,8 @@ class _Deferrable:
 
 
 class MaskFormerPredict(_Deferrable):
-    """A ``predict`` for ``head`` (a ``MaskFormerFusionHead``) that runs
-    :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and, with ``instance_on`` (AP),
-    :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`: every output the head is asked for (the
-    configurations :func:`install_fusion` gives it)."""
+    """A ``MaskFormerFusionHead``'s ``predict`` by :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and,
+    with ``instance_on`` (AP), :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`."""
 
     def __call__(self, mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
                  rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
@@ -309,8 +295,7 @@ class MaskFormerPredict(_Deferrable):
 
 
 class HeuristicPredict(_Deferrable):
-    """A ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``) that runs
-    :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`."""
+    """A ``HeuristicFusionHead``'s ``_predict_single`` by :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`"""
 
     def __call__(self, mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
         job = partial(self.results, mask_results, seg_preds)
@@ -336,14 +321,13 @@ def deferrable(model: Any) -> _Deferrable | None:
 
 
 def install_fusion(model: Any, name: str) -> str | None:
-    """Make ``model``'s panoptic fusion head run panbench's implementation of its own fusion (``name``
-    "panbench") or leave mmdet's (``"mmdet"``).  Returns the head's class name when it was replaced."""
+    """``name`` "panbench": ``model``'s fusion head runs panbench's implementation of its fusion; returns the head's
+    class name when it was replaced."""
     head = getattr(model, "panoptic_fusion_head", None)
     if name != "panbench" or head is None or "panoptic_postprocess" in vars(head):  # --postprocess has its own
         return None
     kind, cfg = type(head).__name__, getattr(head, "test_cfg", None) or {}
-    # MaskFormer's: the panoptic map, with or without the instance output (mmdet 3.3 refuses semantic_on; a config
-    # without panoptic_on keeps mmdet's predict)
+    # a config without panoptic_on keeps mmdet's predict (mmdet 3.3 refuses semantic_on)
     if kind == "MaskFormerFusionHead" and cfg.get("panoptic_on", True) and not cfg.get("semantic_on", False):
         head.predict = MaskFormerPredict(head)
     elif kind == "HeuristicFusionHead":
