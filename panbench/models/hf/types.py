@@ -1,16 +1,9 @@
 """What the ``hf:`` family knows of each transformers panoptic model type, one :class:`ModelType` per
-``config.model_type`` (:data:`TYPES`): the original release's post-processing settings and their source, how
-stuff segments are merged, padding and pixel mask, the instance and semantic outputs, which ``--postprocess``
-modes apply, and the architecture and backbone names a record gives.  :mod:`.model` reads these fields and
-compares no model-type string.  A model type not in :data:`TYPES` is
-refused in one line (:func:`describe`; :data:`REFUSED` says why for the panoptic types of transformers that
-panbench does not run).  The table is written down in docs/huggingface.md ("Model types").
-
-Also the family's registered models (:func:`models`): the COCO panoptic checkpoints of transformers' panoptic models
-on the Hugging Face hub (``hf:<hub id>``), with the published numbers of the original release each was converted
-from (docs/huggingface.md: the sources, and why a number is left out), which the registry
-(:func:`panbench.models.registry.all_models`) reads through ``Family.registered``.  No torch:
-:func:`panbench.models.hf.check_options` reads this module before torch is imported."""
+``config.model_type`` (:data:`TYPES`, docs/huggingface.md "Model types"): :mod:`.model` reads these fields and
+compares no model-type string.  Another type is refused in one line (:func:`describe`; :data:`REFUSED` says why for
+transformers' panoptic types panbench does not run).  Also the family's registered models (:func:`models`): the COCO
+panoptic checkpoints on the hub with the published numbers of the original release each was converted from
+(docs/huggingface.md).  No torch: :func:`panbench.models.hf.check_options` reads this module before torch loads."""
 
 from __future__ import annotations
 
@@ -115,14 +108,12 @@ def describe(model_type: str, where: str) -> ModelType:
 
 
 def by_architecture(architecture: str) -> ModelType | None:
-    """The description of a registered checkpoint's architecture (``EoMT`` for both EoMT types: one
-    description apart from the backbone name), None for an architecture no type has."""
+    """The description of a registered checkpoint's architecture (both EoMT types: EoMT's), None for none."""
     return next((t for t in TYPES.values() if t.architecture == architecture), None)
 
 
 def postprocess_refusal(where: str, postprocess: str, name: str, mtype: ModelType) -> str | None:
-    """The one line refusing ``--postprocess`` for a model of type ``mtype`` (``name``: the model's name), None
-    when the mode applies to it."""
+    """The one line refusing ``--postprocess`` for model ``name`` of type ``mtype``, None when the mode applies."""
     if postprocess in mtype.postprocess_modes:
         return None
     # MaskFormer, Mask2Former or OneFormer: the architectures --postprocess maskwise|argmax applies to
@@ -190,8 +181,7 @@ _EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [
 
 
 def models() -> list[ModelSpec]:
-    """The registered transformers checkpoints (:data:`_HF_TABLE`, then :data:`_EOMT_TABLE` and
-    :data:`_EOMT_DINOV3_TABLE`), in table order."""
+    """The registered transformers checkpoints, in table order."""
     hf = "transformers"
     specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
                        published=dict(published), published_source=source, framework=hf)
