@@ -1,11 +1,9 @@
 """COCO mask AP of the thing categories beside PQ (the model zoos' AP^Th_pan), from instance predictions with
 scores.
 
-The ground truth is the panoptic annotation turned into COCO detection annotations as panopticapi's
-``converters/panoptic2detection_coco_format.py --things_only`` turns it: one annotation per thing segment of
-``segments_info`` with its ``category_id``, ``iscrowd``, ``area`` and ``bbox`` as the panoptic JSON gives them and
-the segment's pixels of the panoptic PNG as an RLE mask (no second download).  One difference: annotation ids
-count from 1 (panopticapi's from 0), since pycocotools' ``accumulate`` reads a match to id 0 as no match.
+The ground truth is the panoptic annotation as panopticapi's ``panoptic2detection_coco_format.py --things_only``
+turns it: one annotation per thing segment (``category_id``, ``iscrowd``, ``area``, ``bbox`` from the JSON, the PNG's
+pixels as an RLE mask); annotation ids count from 1 (panopticapi's from 0: pycocotools reads a match to id 0 as none).
 
 :class:`APAccumulator` collects, image by image, the ground-truth annotations and the predictions
 (:class:`Instances`: RLE masks, scores, dataset category ids); parts add (``+``) across processes and ranks, and
@@ -86,7 +84,7 @@ class Instances:
 
     @staticmethod
     def from_masks(masks: np.ndarray, scores: Any, category_ids: Any) -> Instances:
-        """From binary masks ``(N, H, W)`` (any dtype; nonzero is inside)."""
+        """From binary masks ``(N, H, W)`` (nonzero is inside)."""
         return Instances(encode_masks(masks), scores, category_ids)
 
 
@@ -110,10 +108,8 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
 
 def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[str, Any]],
                    thing_ids: Iterable[int]) -> list[dict[str, Any]]:
-    """The COCO detection annotations of one image's thing segments (panopticapi's converter, ``--things_only``):
-    ``image_id``, ``category_id``, ``iscrowd``, ``area`` and ``bbox`` from ``segments_info``, the segment's pixels of
-    the id map ``ids`` (H x W, ``R + 256 G + 256^2 B``) as an RLE ``segmentation``; without ``id`` (numbered at the
-    end)."""
+    """The COCO detection annotations of one image's thing segments (module docstring), the id map ``ids``'s
+    pixels as an RLE ``segmentation``; without ``id`` (numbered at the end)."""
     things = set(thing_ids)
     segs = [s for s in segments_info if s["category_id"] in things]
     if not segs:
@@ -155,8 +151,8 @@ def segment_rles(ids: np.ndarray, seg_ids: Sequence[int]) -> list[dict[str, Any]
 
 @dataclass
 class APAccumulator:
-    """The ground truth and predictions of the images scored so far (one process's share, or the run's): ``add``
-    one image at a time, ``+`` two shares (any split gives the same AP), :meth:`evaluate` at the end."""
+    """The ground truth and predictions of the images scored so far: ``add`` one image at a time, ``+`` two shares
+    (any split gives the same AP), :meth:`evaluate` at the end."""
 
     categories: list[dict[str, Any]]  # the thing categories: id, name
     images: dict[int, tuple[int, int]] = field(default_factory=dict)  # image id -> (height, width)
@@ -225,8 +221,8 @@ def ap_fields(acc: APAccumulator, source: str) -> dict[str, Any]:
 
 
 def coco_segm_ap(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float]:
-    """COCO mask AP (pycocotools' ``COCOeval(..., "segm")`` ``stats[0:6]``, in percent) of ``results`` on the COCO
-    detection dataset ``gt``; -1 where COCO has no number (no ground truth of a size, as pycocotools)."""
+    """COCO mask AP (``COCOeval(..., "segm")`` ``stats[0:6]``, in percent) of ``results`` on the detection dataset
+    ``gt``; -1 where COCO has no number."""
     hc = _hotcoco()
     coco_gt = hc.COCO(gt)
     known = {c["id"] for c in gt["categories"]}
@@ -267,10 +263,8 @@ def as_numpy(x: Any) -> np.ndarray:
 
 
 def encode_on_device(masks: Any, chunk: int = DEVICE_CHUNK) -> list[dict[str, Any]]:
-    """:func:`~panbench.analysis.ap.encode_masks` of an (N, H, W) torch tensor, encoded where it lies: the runs
-    counted and written as COCO's compressed strings on the tensor's device, only the strings' bytes copied to the
-    host.  ``chunk`` bounds the pixels encoded at once (the device's working memory: about 100 bytes a pixel at
-    worst, a mask that changes at every pixel, 1.7 GB for a chunk; a few bytes a pixel for a model's masks)."""
+    """:func:`encode_masks` of an (N, H, W) torch tensor on its device, only the strings' bytes copied to the host.
+    ``chunk`` bounds the pixels encoded at once (about 100 bytes a pixel at worst, 1.7 GB a chunk)."""
     n, h, w = (int(s) for s in masks.shape)
     if n == 0 or h * w == 0:
         return encode_masks(as_numpy(masks))
