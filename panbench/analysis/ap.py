@@ -61,8 +61,7 @@ def _hotcoco() -> Any:
 
 @dataclass
 class Instances:
-    """One image's instance predictions: COCO RLE masks (``{"size": [h, w], "counts": str}``), their scores and
-    dataset category ids (not model labels)."""
+    """One image's instance predictions: COCO RLE masks, scores, dataset category ids (not model labels)."""
 
     rles: list[dict[str, Any]]
     scores: np.ndarray  # float64, (N,)
@@ -221,8 +220,7 @@ def ap_fields(acc: APAccumulator, source: str) -> dict[str, Any]:
 
 
 def coco_segm_ap(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float]:
-    """COCO mask AP (``COCOeval(..., "segm")`` ``stats[0:6]``, in percent) of ``results`` on the detection dataset
-    ``gt``; -1 where COCO has no number."""
+    """COCO mask AP (``COCOeval`` segm ``stats[0:6]``, percent) of ``results`` on ``gt``; -1: no number."""
     hc = _hotcoco()
     coco_gt = hc.COCO(gt)
     known = {c["id"] for c in gt["categories"]}
@@ -332,8 +330,7 @@ def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
 
 
 def from_mmdet(pred_instances: Any, label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
-    """An mmdet ``InstanceData`` (``DetDataSample.pred_instances``, or an element of ``roi_head.predict``'s list):
-    ``masks``, ``scores``, ``labels``."""
+    """An mmdet ``InstanceData`` (``pred_instances``, or ``roi_head.predict``'s): ``masks``, ``scores``, ``labels``."""
     return from_arrays(pred_instances.masks, pred_instances.scores, pred_instances.labels, label2cat, max_dets)
 
 

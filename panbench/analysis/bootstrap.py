@@ -153,8 +153,7 @@ def _intervals(blocks: Iterator[np.ndarray], c: int, isthing: list[bool], level:
 
 def folded_ci(sums: ImageSums, isthing: list[bool], n_resamples: int, seed: int,
               threads: int) -> dict[str, list[float]] | None:
-    """:func:`bootstrap_ci` (95%) of a run's folded :class:`ImageSums`, the same bits; None where
-    :meth:`ImageSums.rows` refuses them."""
+    """:func:`bootstrap_ci` (95%) of folded :class:`ImageSums`, the same bits; None where their ``rows`` refuse."""
     if (rows := sums.rows()) is None:
         return None
     _check_args(sums.n_images, n_resamples, 0.95)

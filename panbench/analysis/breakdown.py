@@ -77,8 +77,7 @@ def fn_types(same: np.ndarray, other: np.ndarray) -> np.ndarray:
 
 
 class ErrorSums(Fold):
-    """Per error type and category: FPs and FNs; the IoU and number of the TPs an oracle makes of FNs, and the
-    partner FPs segmentation's oracle removes."""
+    """Per error type and category: FPs, FNs, and what each oracle turns into TPs or removes."""
 
     def __init__(self, n_categories: int) -> None:
         super().__init__(n_categories)

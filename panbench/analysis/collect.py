@@ -26,8 +26,7 @@ F = TypeVar("F", bound="Fold")
 
 @dataclass
 class AnalysisSet:
-    """Columns of all images; the category table's length, and its COCO ids and thing flags when known (what a
-    saved run needs to be analysed again on its own, e.g. by ``panbench compare``)."""
+    """Columns of all images; the category table's length, COCO ids and thing flags (when known)."""
 
     n_categories: int
     image_ids: list[Any]
@@ -49,8 +48,7 @@ class AnalysisSet:
     @staticmethod
     def from_columns(cols: Mapping[str, np.ndarray], n_categories: int, image_ids: list[Any],
                      category_ids: list[int] | None = None, isthing: list[bool] | None = None) -> AnalysisSet:
-        """The set of the images whose results are ``cols`` (:func:`~panbench.pq.result.results_to_columns`' form),
-        as :meth:`from_images` of their matches gives it."""
+        """The set of the images whose results are ``cols``, as :meth:`from_images` of their matches gives it."""
         ids, keys = list(image_ids), column_keys(MATCH_FIELDS)
         if any(len(cols[k]) and int(cols[k][-1]) >= len(ids) for k in keys if k.endswith("_img")):
             raise ValueError("one image id per image of the columns")

@@ -39,8 +39,7 @@ def size_bucket(area: np.ndarray) -> np.ndarray:
 
 
 class SizeSums(Fold):
-    """Per COCO size bucket (rows) and category: IoU, TP and FN by the ground truth's JSON area, FP by the
-    prediction's pixel area."""
+    """Per COCO size bucket and category: IoU, TP, FN by ground truth's JSON area, FP by pixel area."""
 
     def __init__(self, n_categories: int) -> None:
         super().__init__(n_categories)
@@ -70,8 +69,7 @@ class SizeSums(Fold):
 
 
 def pq_by_size(a: AnalysisSet, isthing: list[bool]) -> dict[str, dict[str, float | int]]:
-    """Things only, per bucket (:class:`SizeSums`): PQ/SQ/RQ over the thing categories present in it, ``n`` their
-    number, ``segments`` the ground-truth segments."""
+    """Things only, per bucket (:class:`SizeSums`): PQ/SQ/RQ of the categories present, ``n``, ``segments``."""
     return SizeSums.of(a).metrics(isthing)
 
 

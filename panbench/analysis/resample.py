@@ -23,8 +23,7 @@ _BLOCK = 32  # PB_BLOCK of _resample.c: the resamples C adds together
 
 
 def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
-    """``R x N`` float64 counts of each image's draws per resample, ``chunk`` rows at a time into one reused buffer
-    (use a block before asking for the next)."""
+    """``R x N`` float64 draw counts, ``chunk`` resamples at a time in one reused buffer (use it before the next)."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_images, size=(n_resamples, n_images))
     w = np.empty((min(chunk, n_resamples), n_images), np.float64)
@@ -52,8 +51,7 @@ def _mix(x: int, y: int) -> int:
 
 
 def pcg64_state(seed: int) -> bytes:
-    """``numpy.random.SeedSequence(seed).generate_state(4, np.uint64)`` as bytes (``default_rng(seed)``'s PCG64
-    seed), without importing numpy.random."""
+    """``SeedSequence(seed).generate_state(4, np.uint64)`` as bytes, without importing numpy.random."""
     seed = operator.index(seed)  # a numpy integer too, as a Python int
     if seed < 0:
         raise ValueError("pcg64_state: a seed is a non-negative integer")

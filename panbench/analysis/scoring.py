@@ -39,8 +39,7 @@ def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None 
 
 
 class RunFold:
-    """Every analysis's :class:`~panbench.analysis.collect.Fold` (each kind once), fed each part of ``score``'s
-    results in order (:meth:`start` is :func:`~panbench.pq.score.score_stream`'s ``fold``)."""
+    """Every analysis's :class:`~panbench.analysis.collect.Fold` (each kind once), fed ``score``'s results in order."""
 
     def __init__(self) -> None:
         self.sums: dict[type[Fold], Fold] = {}

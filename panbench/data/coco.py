@@ -167,8 +167,7 @@ def verify_tree(root: Path) -> None:
 
 
 def _note_stuff_rule(ann: Path, data: dict[str, Any]) -> None:
-    """A warning, not a refusal, where a stuff category has two or more segments in one image: COCO's own file is
-    what every COCO evaluation scores against."""
+    """A warning, not a refusal, where a stuff category has two or more segments in one image."""
     from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
     anns, cats = data.get("annotations"), data.get("categories")

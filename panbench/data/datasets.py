@@ -33,8 +33,7 @@ from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
 
 def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
-    """The fix for a dataset not found at ``root``: the ``--dataset`` or ``--data-root`` meant, or the command
-    that makes it at ``root``."""
+    """The fix for a dataset not found at ``root``: the ``--dataset``/``--data-root`` meant, or what makes it."""
     import difflib
     import shlex
 
@@ -97,8 +96,7 @@ class PanopticDataset:
 
 
 def dataset_fingerprint(ann_file: str | Path, image_ids: list[Any]) -> str:
-    """The dataset fingerprint: a short hash of the annotation file's bytes and the image ids in their order (for
-    evaluated datasets and ``panbench score``'s files alike)."""
+    """A short hash of the annotation file's bytes and the image ids in order (eval's datasets, score's files)."""
     h = hashlib.sha256()
     h.update(Path(ann_file).read_bytes())
     h.update(repr(list(image_ids)).encode())
@@ -234,8 +232,7 @@ class ImageSet(PanopticDataset):
 
 def load_images(path: str | Path, dataset: str, data_root: str | Path, image_dir: str | Path | None = None,
                 limit: int | None = None) -> ImageSet:
-    """The images of a folder (by name; an all-digit stem is an integer id) or of an image-info JSON (files under
-    ``image_dir``, default ``DATA_ROOT/test2017``)."""
+    """The images of a folder (by name; a digit stem is an int id) or of an image-info JSON (under ``image_dir``)."""
     p = Path(path)
     cats: CategoryTable | None
     if p.is_dir():

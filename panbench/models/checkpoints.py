@@ -1,11 +1,9 @@
 """Checkpoints: download with progress and resume, sha256 verification, safe loading.
 
-The cache is torch hub's ``checkpoints`` folder, the one mmengine's ``load_checkpoint`` uses for URLs, so a checkpoint
-downloaded by either is found by both.  Zoo file names end in the first 8 hex digits of the file's sha256
-(``..._20230118_125535-54df384a.pth``); panbench checks them after download and before every load, and records the full
-digest in results.  Only names of that form (a ``_YYYYMMDD_HHMMSS`` stamp, then ``-`` and 8 lowercase hex digits) carry
-a digest: a user's ``model-20230101.pth`` is not checked against one.  The committed demo weights are checked against
-the full sha256 listed in the ``MANIFEST.json`` beside them.
+The cache is torch hub's ``checkpoints`` folder, which mmengine's ``load_checkpoint`` uses too.  Zoo file names end in
+the first 8 hex digits of the file's sha256 (``..._20230118_125535-54df384a.pth``), checked after download and before
+every load (the full digest recorded); only names with that ``_YYYYMMDD_HHMMSS`` stamp carry one (a user's
+``model-deadbeef.pth`` does not).  The committed demo weights are checked against the ``MANIFEST.json`` beside them.
 """
 
 from __future__ import annotations
@@ -147,16 +145,6 @@ ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format since torch 1.6
 PICKLE_MAGIC = 0x80  # the legacy format (mmdet's publish_model writes it): a pickle, protocol >= 2
 
 
-def _check_magic(path: Path) -> None:
-    """Refuse a file that is neither of torch.save's formats before anything unpickles it."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != ZIP_MAGIC and not (len(head) >= 2 and head[0] == PICKLE_MAGIC and 2 <= head[1] <= 5):
-        what = "is empty" if not head else f"starts with {head!r}, neither a zip archive nor a pickle"
-        raise PanbenchError(f"{path}: not a PyTorch checkpoint (the file {what}); pass the .pth file that "
-                            "torch.save or the model zoo wrote")
-
-
 def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(state_dict, meta)`` loaded with ``weights_only=True`` (tensors, containers, numpy arrays); a file that
     needs full unpickling is refused unless ``trust`` (``--trust-checkpoint``)."""
@@ -166,7 +154,12 @@ def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], di
 
     if not Path(path).is_file():
         raise PanbenchError(f"{path}: checkpoint not found; check --checkpoint")
-    _check_magic(path)
+    with open(path, "rb") as f:  # neither of torch.save's formats: refused before anything unpickles it
+        head = f.read(4)
+    if head != ZIP_MAGIC and not (len(head) >= 2 and head[0] == PICKLE_MAGIC and 2 <= head[1] <= 5):
+        what = "is empty" if not head else f"starts with {head!r}, neither a zip archive nor a pickle"
+        raise PanbenchError(f"{path}: not a PyTorch checkpoint (the file {what}); pass the .pth file that "
+                            "torch.save or the model zoo wrote")
     try:
         with nullcontext() if trust else torch.serialization.safe_globals(_numpy_safe_globals()):
             ckpt = torch.load(path, map_location="cpu", weights_only=not trust)

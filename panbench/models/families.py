@@ -22,9 +22,8 @@ class Family:
     package: str  # the subpackage whose functions load and check its models
     in_all: bool  # ``--model all`` runs its registered models (False: they are downloads chosen by name)
     packages: tuple[str, ...] = ("torch",)  # what its models run on: their versions are in a run's provenance
-    # (package, version) of ``packages`` that the tests ran on and scripts/setup.sh pins (.venv/panbench-
-    # constraints.txt); ``panbench doctor`` notes another version.  torch is not here: the set-up keeps the torch
-    # an environment has (Colab, a CUDA image)
+    # (package, version) the tests ran on and scripts/setup.sh pins; ``panbench doctor`` notes another.  Not torch:
+    # the set-up keeps the torch an environment has (Colab, a CUDA image)
     tested: tuple[tuple[str, str], ...] = ()
     # (import name, extra of pyproject.toml that installs it): the fix a missing package's error names
     extras: tuple[tuple[str, str], ...] = ()
@@ -51,8 +50,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            tested=(("mmcv", "2.1.0"), ("mmengine", "0.10.7"), ("mmdet", "3.3.0")),
            extras=(("torch", "mmdet"), ("mmcv", "mmdet"), ("mmengine", "mmdet"), ("mmdet", "mmdet")),
            doctor="panbench.models.mmdet:checks"),
-    # the hf: path reads transformers' processors, post-processing and outputs (panbench/models/hf/); timm (DETR's
-    # hub checkpoints build their backbone with it) is in the cuda extra beside torchvision, which it requires
+    # timm (DETR's hub checkpoints' backbone) is in the cuda extra beside torchvision, which it requires
     Family("transformers", "hf", "panbench.models.hf", in_all=False, packages=("torch", "transformers"),
            tested=(("transformers", "5.24.0"),),
            extras=(("transformers", "hf"), ("huggingface_hub", "hf"), ("timm", "cuda")),

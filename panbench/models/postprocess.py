@@ -5,11 +5,9 @@
   where m > 0.5)^beta`` (``p`` its best class probability, ``m`` its sigmoid mask); masks are filled in descending order
   of ``s``, queries below ``conf_thr`` are dropped, pixels already taken are removed from later masks, and a mask is
   kept only when at least ``keep_thr`` of its binary area remains.
-* ``argmax``: pixel-wise argmax: every pixel goes to the query with the highest ``p * m`` among the
-  queries not classified as "no object"; no thresholds.
+* ``argmax``: every pixel goes to the query with the highest ``p * m`` among those not classified "no object".
 
-All return mmdet's panoptic encoding: ``label + instance_id * 1000`` for things, ``label`` for stuff
-(same-class stuff merged), ``num_classes`` for VOID.
+All return mmdet's panoptic encoding (stuff of one class merged, ``num_classes`` for VOID).
 """
 
 from __future__ import annotations

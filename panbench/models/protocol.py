@@ -84,8 +84,7 @@ class Corruptible(Protocol):
     (:func:`panbench.robustness.pipeline.check_corruptible`), never scored on clean images in its place."""
 
     def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> Any:
-        """``pipeline(item)`` with ``image_step`` applied to the decoded RGB uint8 image (MMDetection: after
-        ``LoadImageFromFile``, where its ``Corrupt`` step goes)."""
+        """``pipeline(item)`` with ``image_step`` on the decoded RGB uint8 image (where ``Corrupt`` goes)."""
 
 
 @runtime_checkable
@@ -128,8 +127,7 @@ class FamilyEntry(Protocol):
     def load_model(self, spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                    cfg_options: dict[str, Any] | None, ap: bool,
                    any_rank: Callable[[bool], bool] | None) -> Built:
-        """The model on ``device``, weights checked, labels mapped; ``ap``: instance output on; ``any_rank``:
-        waits for a download on the other ranks."""
+        """The model on ``device``, weights checked, labels mapped, instance output on with ``ap``."""
 
     def check_options(self, spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None,
                       postprocess: str) -> None:
@@ -164,8 +162,7 @@ def wrapped_method(obj: Any, name: str, wrap: Callable[[Callable], Callable]) ->
 
 @contextmanager
 def timed_calls(obj: Any, name: str, seconds: list[float], sync: Callable[[], None]) -> Iterator[None]:
-    """While entered, the seconds of each call of ``obj.<name>`` go to ``seconds``; ``sync`` runs before each
-    clock read (CUDA kernels are asynchronous)."""
+    """While entered, each call of ``obj.<name>`` is timed into ``seconds``, ``sync`` before each clock read."""
     if obj is None or not hasattr(obj, name):
         yield
         return

@@ -89,8 +89,7 @@ def load_spec(path: Path) -> ModelSpec:
 
 def all_models(config_dir: Path = CONFIG_DIR, dataset: str | None = None,
                framework: str | None = None) -> list[ModelSpec]:
-    """Every registered model (``configs/*.py``, ``configs/demo/*.py``, then each family's ``Family.registered``),
-    optionally of one dataset and one framework."""
+    """Every registered model (``configs/``, ``configs/demo/``, the families'), optionally of a dataset, framework."""
     specs = [load_spec(p) for d in (config_dir, config_dir / "demo") for p in sorted(d.glob("*.py"))]
     for f in FAMILIES.values():
         specs += f.registered_models()
@@ -142,8 +141,7 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
 
 
 def ref_spec(fam: Family, ref: str) -> ModelSpec:
-    """``--model PREFIX:<ref>``: the registered entry of that reference, else an unregistered spec named
-    ``PREFIX-<the id or directory's name>`` (its architecture read from the model's config when it loads)."""
+    """``--model PREFIX:<ref>``: the registered entry of ``ref``, else an unregistered ``PREFIX-<name>`` spec."""
     import re
 
     ref = ref.strip()

@@ -46,8 +46,7 @@ def mean(values: list[float]) -> float | None:
 
 
 def robustness_summaries(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """One summary per group (:func:`group_key`) with a clean and a corrupted run, the newest record of each
-    (corruption, severity) counting, in first-seen order."""
+    """One summary per :func:`group_key` with a clean and a corrupted run (newest of each), first-seen order."""
     groups: dict[tuple, dict[Any, RunRecord]] = {}
     for r in sorted(records, key=lambda r: r.date):
         c = r.corruption

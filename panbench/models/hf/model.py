@@ -71,8 +71,7 @@ class HFSegments:
 
 
 class _Fusion:
-    """The post-processing stage the eval loop times (``predict``): the processor's
-    ``post_process_panoptic_segmentation`` per image, or ``--postprocess maskwise|argmax``'s merging."""
+    """The stage the eval loop times (``predict``): the processor's panoptic post-processing, or ``--postprocess``."""
 
     def __init__(self, mtype: ModelType, post: Callable, settings: dict, order: list[int], n_things: int,
                  fuse: set[int], n_hf: int) -> None:
@@ -124,8 +123,7 @@ def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of
 
 
 def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
-    """Image ``i`` of a batch's outputs (:data:`POST_FIELDS`, float32), its mask logits cropped to its own padded
-    size when the batch padded it further."""
+    """Image ``i`` of a batch's outputs (float32), its mask logits cropped to its own padded size."""
     fields = {}
     for k, v in outputs.items():
         if k in POST_FIELDS and isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] > i:
@@ -138,8 +136,7 @@ def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, i
 
 
 class HFPanoptic(torch.nn.Module):
-    """A transformers panoptic model and its processor as a :class:`panbench.models.protocol.PanopticModel`; its
-    fusion stage is :class:`_Fusion`."""
+    """A transformers model and its processor as a ``PanopticModel``; its fusion stage is :class:`_Fusion`."""
 
     def __init__(self, model: Any, processor: Any, mtype: ModelType, fusion: _Fusion, names: list[str],
                  label2cat: list[int], where: str = "hf model") -> None:
@@ -271,8 +268,7 @@ class HFPanoptic(torch.nn.Module):
         return from_hf_instances({"segmentation": seg, "segments_info": [r["segments_info"][k] for k in keep]}, cats)
 
     def to_semantic(self, output: HFOutput) -> np.ndarray | None:
-        """The processor's ``post_process_semantic_segmentation`` in dataset ids (-1: VOID); None with AP off and
-        for a model type whose ``no_semantic`` says why."""
+        """``post_process_semantic_segmentation`` in dataset ids (-1: VOID); None with AP off or ``no_semantic``."""
         if output.outputs is None or output.target is None or self.mtype.no_semantic is not None:
             return None
         processor = getattr(self.processor, "image_processor", self.processor)
@@ -289,8 +285,7 @@ class HFPanoptic(torch.nn.Module):
         return timed_calls(self.fusion, "predict", seconds, sync)
 
     def configure(self, postprocess: PostProcess, fusion: str) -> None:
-        """``--postprocess maskwise|argmax`` merges a mask-classification model's query masks instead of
-        transformers' post-processing; ``--fusion`` has one choice here (the record's ``fusion`` is None)."""
+        """``--postprocess maskwise|argmax`` in place of transformers' post-processing (``--fusion``: one choice)."""
         if postprocess.name == "default":
             return
         refusal = postprocess_refusal(self.where, postprocess.name, "this model", self.mtype)
@@ -369,8 +364,7 @@ def _label_key(name: str) -> str:
 
 
 def _stem(name: str) -> str:
-    """:func:`_label_key` without COCO panoptic's ``-merged`` and then ``-other`` suffixes
-    (``wall-other-merged``: wall)."""
+    """:func:`_label_key` without ``-merged`` then ``-other`` suffixes (``wall-other-merged``: wall)."""
     n = _label_key(name)
     for suffix in ("-merged", "-other"):
         n = n[: -len(suffix)] if n.endswith(suffix) else n
@@ -427,8 +421,7 @@ def backbone_packages(cfg: Any) -> tuple[str, ...]:
 
 
 def backbone_name(cfg: Any) -> str | None:
-    """The record's backbone: a timm backbone's model (``resnet50``), else the backbone config's type (``swin``),
-    else the config's ``backbone``."""
+    """The record's backbone: a timm backbone's model, else the backbone config's type, else ``backbone``."""
     bc = getattr(cfg, "backbone_config", None)
     timm_name = getattr(bc, "backbone", None) if backbone_packages(cfg) else None
     return timm_name or getattr(bc, "model_type", None) or getattr(cfg, "backbone", None)
@@ -446,8 +439,7 @@ def processor_backend(version: str) -> dict[str, Any]:
 
 def load_hf_model(ref: str, categories: Any, device: str,
                   any_rank: Callable[[bool], bool] | None = None) -> Built:
-    """``hf:<ref>`` -> the model on ``device`` and its provenance (digest, hub id, architecture, backbone,
-    :func:`backbone_packages`)."""
+    """``hf:<ref>`` -> the model on ``device`` and its provenance."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"
     try:

@@ -25,15 +25,13 @@ class ModelType:
     backbone: str  # the record's backbone when the model's config names none
     settings: dict[str, float]  # post_process_panoptic_segmentation's thresholds: the original release's
     settings_source: str  # where those settings come from (docs/huggingface.md prints it)
-    # how post_process_panoptic_segmentation is told the stuff labels whose segments merge into one per class:
-    # "label_ids_to_fuse" (a set) or "stuff_classes" (EoMT's processor: a sorted list)
+    # the post-processing's keyword for the stuff labels merged per class: a set, or EoMT's sorted stuff_classes
     stuff_keyword: str = "label_ids_to_fuse"
     pad_square: bool = False  # the processor is asked for do_pad=True: the post-processing reads a padded square
     pixel_mask: bool = True  # the network takes a pixel mask marking the image in a padded batch
     task_prompt: bool = False  # AutoProcessor with a text task ("panoptic" in task_inputs): OneFormer
     resize_shim: bool = False  # its PIL post-processing calls torchvision's resize (model.py's stand-in without it)
-    # post_process_instance_segmentation's arguments for AP: every scored query kept (threshold 0), overlapping
-    # masks kept apart where the processor can (return_binary_maps)
+    # post_process_instance_segmentation's arguments for AP: every query kept, overlaps kept (return_binary_maps)
     instance_settings: dict[str, Any] = field(default_factory=lambda: {"threshold": 0.0})
     no_semantic: str | None = None  # why post_process_semantic_segmentation gives no mIoU (None: it does)
     postprocess_modes: tuple[str, ...] = ("default",)  # the --postprocess modes that apply
@@ -86,8 +84,7 @@ TYPES: dict[str, ModelType] = {
     "eomt_dinov3": replace(_EOMT, backbone="ViT (DINOv3)"),  # EoMT's description: only the backbone differs
 }
 
-# the panoptic model types of transformers (a universal-segmentation model, or a processor with
-# post_process_panoptic_segmentation) that panbench does not run: "model type '...' is <why>"
+# transformers' panoptic model types that panbench does not run: "model type '...' is <why>"
 REFUSED: dict[str, str] = {
     "videomt": ("a video model (VideomtForUniversalSegmentation segments clips of frames from its video processor; "
                 "panbench evaluates single images)"),
@@ -162,12 +159,10 @@ _EOMT_TABLE: list[tuple[str, str, str, str, float, float]] = [
     ("hf-eomt_g-1280", "tue-mps/coco_panoptic_eomt_giant_1280", "ViT-g (DINOv2)", "1280x1280", 59.2, 12),
 ]
 
-# EoMT-DINOv3's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov3.md at commit 7bd19dd). The zoo's FPS
-# column holds two numbers, torch.compile default / torch.compile max-autotune, on an NVIDIA H100: the default
-# one is recorded (the protocol of the DINOv2 zoo's FPS). The zoo's download repositories
-# (tue-mps/coco_panoptic_eomt_<size>_<input>_dinov3) hold the original code's pytorch_model.bin, weights relative
-# to DINOv3's; transformers' convert_eomt_dinov3_to_hf.py turns each into the transformers model and processor
-# of the hub id below (tue-mps/eomt-dinov3-coco-panoptic-<size>-<input>), which is what hf: loads
+# EoMT-DINOv3's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov3.md at commit 7bd19dd): of the zoo's FPS
+# (torch.compile default / max-autotune, NVIDIA H100) the default one, the DINOv2 zoo's protocol.  The zoo's own
+# repositories hold the original code's weights relative to DINOv3's; transformers' convert_eomt_dinov3_to_hf.py
+# turns each into the hub id below, which is what hf: loads
 _EOMT_DINOV3 = ("tue-mps/eomt model_zoo/dinov3.md, COCO panoptic table (FPS: NVIDIA H100, torch.compile default; "
                 "the zoo's max-autotune FPS not recorded)")
 _EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [

@@ -53,8 +53,7 @@ class MMDetModel:
         return self.detector
 
     def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> Any:
-        """The test pipeline with ``image_step`` after ``LoadImageFromFile`` (where MMDetection's ``Corrupt`` goes),
-        given the image in RGB."""
+        """The test pipeline with ``image_step`` (given RGB) after ``LoadImageFromFile``, where ``Corrupt`` goes."""
         load, *rest = self.pipeline.transforms
         data = load(dict(item))
         data["img"] = np.ascontiguousarray(image_step(data["img"][..., ::-1])[..., ::-1])
@@ -93,9 +92,10 @@ class MMDetModel:
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
-        """While entered, a forward leaves panbench's fusion (``--fusion panbench``) to :meth:`finish`; mmdet's own
-        fusion (``--fusion mmdet``, ``--postprocess``) still runs in the forward."""
-        fusion = deferrable(self.detector)
+        """While entered, a forward leaves ``--fusion panbench``'s fusion to :meth:`finish` (mmdet's runs in it)."""
+        head = getattr(self.detector, "panoptic_fusion_head", None)
+        own = vars(head) if head is not None else {}  # install_fusion sets predict or _predict_single
+        fusion = next((own[n] for n in ("predict", "_predict_single") if isinstance(own.get(n), _Deferrable)), None)
         if fusion is None:
             yield
             return
@@ -106,8 +106,7 @@ class MMDetModel:
             fusion.defer = False
 
     def finish(self, outputs: list[Any]) -> list[Any]:
-        """A forward's data samples with their deferred fusion run in place (as ``add_pred_to_datasample`` sets
-        ``pred_panoptic_seg`` and ``pred_instances``)."""
+        """A forward's data samples with their deferred fusion run in place (as ``add_pred_to_datasample``)."""
         for sample in outputs:
             pan = sample.get("pred_panoptic_seg")
             job = pan.metainfo.get(PENDING) if pan is not None else None
@@ -145,8 +144,7 @@ class MMDetModel:
         return "mmdet" if postprocess.name == "default" else None
 
     def compile_targets(self) -> list[tuple[str, Any]]:
-        """The backbone and neck: the heads take mmengine data samples and call mmcv ops, on which dynamo breaks
-        the graph (docs/benchmarks.md)."""
+        """The backbone and neck: dynamo breaks the graph on the heads' data samples and mmcv ops."""
         return [(n, m) for n in ("backbone", "neck") if (m := getattr(self.detector, n, None)) is not None]
 
     def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
@@ -169,8 +167,7 @@ class MMDetModel:
                      for q in torch.argsort(score, descending=True)[:top].tolist()]
 
     def enable_instances(self) -> None:
-        """AP's instance output: the fusion head's ``instance_on`` output (MaskFormer, Mask2Former), or the
-        instance branch (``roi_head``) that PanopticFPN's fusion head consumes."""
+        """AP's instances: the fusion head's ``instance_on`` output, or PanopticFPN's ``roi_head`` branch."""
         head = getattr(self.detector, "panoptic_fusion_head", None)
         if (getattr(head, "test_cfg", None) or {}).get("instance_on"):
             self.instance_source = "mmdet instance_on"
@@ -311,13 +308,6 @@ class HeuristicPredict(_Deferrable):
                                head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
                                head.test_cfg.stuff_area_limit)
         return {"pan_results": PixelData(sem_seg=pan[None])}
-
-
-def deferrable(model: Any) -> _Deferrable | None:
-    """The fusion :func:`install_fusion` put in ``model``'s fusion head, None where mmdet's runs."""
-    head = getattr(model, "panoptic_fusion_head", None)
-    own = vars(head) if head is not None else {}  # install_fusion sets predict or _predict_single
-    return next((own[n] for n in ("predict", "_predict_single") if isinstance(own.get(n), _Deferrable)), None)
 
 
 def install_fusion(model: Any, name: str) -> str | None:

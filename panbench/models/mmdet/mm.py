@@ -56,8 +56,7 @@ def _stand_in(module: str, name: str) -> Any:
 
 @contextmanager
 def _inference_imports() -> Iterator[None]:
-    """While mmdet is first imported, stand in for the training-only modules above (removed afterwards, so a later
-    import gets the real one).  ``PANBENCH_FULL_IMPORTS=1`` turns this off."""
+    """While mmdet is first imported, stand in for the modules above (``PANBENCH_FULL_IMPORTS=1``: off)."""
     if os.environ.get("PANBENCH_FULL_IMPORTS") == "1" or "mmdet" in sys.modules:
         yield
         return
