@@ -107,8 +107,7 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
 
 def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[str, Any]],
                    thing_ids: Iterable[int]) -> list[dict[str, Any]]:
-    """The COCO detection annotations of one image's thing segments (module docstring), the id map ``ids``'s
-    pixels as an RLE ``segmentation``; without ``id`` (numbered at the end)."""
+    """One image's thing segments as COCO detection annotations (module docstring), without ``id``."""
     things = set(thing_ids)
     segs = [s for s in segments_info if s["category_id"] in things]
     if not segs:
@@ -150,8 +149,7 @@ def segment_rles(ids: np.ndarray, seg_ids: Sequence[int]) -> list[dict[str, Any]
 
 @dataclass
 class APAccumulator:
-    """The ground truth and predictions of the images scored so far: ``add`` one image at a time, ``+`` two shares
-    (any split gives the same AP), :meth:`evaluate` at the end."""
+    """The images scored so far: ``add`` one at a time, ``+`` two shares (any split: the same AP), :meth:`evaluate`."""
 
     categories: list[dict[str, Any]]  # the thing categories: id, name
     images: dict[int, tuple[int, int]] = field(default_factory=dict)  # image id -> (height, width)

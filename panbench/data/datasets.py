@@ -56,8 +56,7 @@ def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
 
 
 def layout(root: Path, name: str, split: str) -> tuple[Path, Path, Path]:
-    """The annotation JSON, the ground-truth PNG folder and the image folder of a dataset (a converted one's:
-    ROOT/annotations/<name>_panoptic_val.json and its PNG folder, the images in ROOT/val/)."""
+    """JSON, PNG folder, image folder (converted: ROOT/annotations/<name>_panoptic_val{.json,/}, ROOT/val/)."""
     if name in DATASETS and DATASETS[name].converted:
         base = root / "annotations" / f"{name}_panoptic_val"
         return base.with_suffix(".json"), base, root / "val"

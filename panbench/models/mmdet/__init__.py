@@ -20,8 +20,7 @@ from panbench.resources import committed_checkpoints
 
 def resolve_weights(spec: ModelSpec, checkpoint: str | None,
                     any_rank: Callable[[bool], bool] | None = None) -> Weights:
-    """The user's ``--checkpoint``, else the zoo download, else the committed demo weights; each verified where
-    a digest is known (:func:`~panbench.models.checkpoints.expected_digest`)."""
+    """The user's ``--checkpoint``, else the zoo's download, else the committed demo weights, each verified."""
     if checkpoint:
         p = Path(checkpoint)
         if not p.is_file():

@@ -311,8 +311,7 @@ class HeuristicPredict(_Deferrable):
 
 
 def install_fusion(model: Any, name: str) -> str | None:
-    """``name`` "panbench": ``model``'s fusion head runs panbench's implementation of its fusion; returns the head's
-    class name when it was replaced."""
+    """``name`` panbench: the head runs panbench's implementation of its fusion; returns its class name then."""
     head = getattr(model, "panoptic_fusion_head", None)
     if name != "panbench" or head is None or "panoptic_postprocess" in vars(head):  # --postprocess has its own
         return None
