@@ -139,7 +139,7 @@ def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) ->
 
 def host_instances(out, label2cat):
     """The instances with their masks copied to the host whole, then encoded there."""
-    from panbench.analysis.instances import from_arrays
+    from panbench.analysis.ap import from_arrays
 
     p = out.pred_instances
     return from_arrays(p.masks.cpu(), p.scores, p.labels, label2cat)

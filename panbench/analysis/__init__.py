@@ -1,11 +1,7 @@
-"""Analyses beyond one PQ number: bootstrap confidence intervals, PQ by object size, PQ-dagger and a
-panoptic error breakdown, from the per-image matches of :mod:`panbench.pq.matching`.  Numpy only
-(never torch or mmdet).
-
-Entry points: :class:`AnalysisSet` (the :class:`~panbench.pq.matching.ImageMatch` of every image, as
-columns; save/load), :func:`analyze` (every default analysis
-of a set as one JSON-ready dict; the analyses are the rows of :data:`panbench.analyses.ANALYSES`,
-:func:`compute_fields` runs them), :func:`bootstrap_ci`, :func:`paired_bootstrap`,
+"""Analyses beyond one PQ number: bootstrap confidence intervals, PQ by object size, PQ-dagger and a panoptic error
+breakdown, from the per-image matches of :mod:`panbench.pq.matching`.  Numpy only.  Entry points: :class:`AnalysisSet`
+(every image's matches as columns; save/load), :func:`analyze` (the rows of :data:`panbench.analyses.ANALYSES`, which
+:func:`compute_fields` runs, as one JSON-ready dict), :func:`bootstrap_ci`, :func:`paired_bootstrap`,
 :func:`pq_by_size`, :func:`pq_dagger`, :func:`error_breakdown`.  The rules: docs/analysis.md.
 """
 
@@ -35,8 +31,6 @@ def compute_fields(inp: AnalysisInputs) -> dict[str, Any]:
 
 
 def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """The default (cheap) analyses as the keys ``score --json`` adds (every row of
-    :data:`panbench.analyses.ANALYSES` but boundary PQ, which needs its own pass over the pixels);
-    ``n_resamples=0``, or fewer images or resamples than an interval needs
-    (:func:`~panbench.analysis.bootstrap.too_few`), leaves the intervals out."""
+    """The default analyses as the keys ``score --json`` adds (all but boundary PQ, its own pass over the pixels);
+    ``n_resamples=0`` or :func:`~panbench.analysis.bootstrap.too_few` leaves the intervals out."""
     return compute_fields(AnalysisInputs(a, isthing, n_resamples, seed, a.category_ids))

@@ -1,11 +1,9 @@
 """COCO mask AP of the thing categories beside PQ (the model zoos' AP^Th_pan), from instance predictions with
 scores.
 
-The ground truth is the panoptic annotation turned into COCO detection annotations as panopticapi's
-``converters/panoptic2detection_coco_format.py --things_only`` turns it: one annotation per thing segment of
-``segments_info`` with its ``category_id``, ``iscrowd``, ``area`` and ``bbox`` as the panoptic JSON gives them and
-the segment's pixels of the panoptic PNG as an RLE mask (no second download).  One difference: annotation ids
-count from 1 (panopticapi's from 0), since pycocotools' ``accumulate`` reads a match to id 0 as no match.
+The ground truth is the panoptic annotation as panopticapi's ``panoptic2detection_coco_format.py --things_only``
+turns it: one annotation per thing segment (``category_id``, ``iscrowd``, ``area``, ``bbox`` from the JSON, the PNG's
+pixels as an RLE mask); annotation ids count from 1 (panopticapi's from 0: pycocotools reads a match to id 0 as none).
 
 :class:`APAccumulator` collects, image by image, the ground-truth annotations and the predictions
 (:class:`Instances`: RLE masks, scores, dataset category ids); parts add (``+``) across processes and ranks, and
@@ -13,6 +11,15 @@ count from 1 (panopticapi's from 0), since pycocotools' ``accumulate`` reads a m
 ``COCOeval`` numbers, tested to 1e-9).  The masks' RLEs are counted in C with the GIL released (``_rle.c``:
 pycocotools' ``mask.encode`` string for string, read from the row-major masks without a transposed copy); without
 the extension, hotcoco encodes them.  Numpy only here; hotcoco is imported inside the functions that use it.
+
+Each family's instance predictions become :class:`Instances` from the outputs the libraries document (tensors read
+through ``detach().cpu().numpy()``, duck-typed: torch is never imported): MMDetection's ``pred_instances`` of a
+``DetDataSample`` (``masks`` (N, H, W) bool, ``scores``, ``labels`` in model labels: MaskFormer's and Mask2Former's
+fusion head with ``test_cfg.instance_on``, PanopticFPN's ``roi_head.predict(..., rescale=True)``), and one image's
+dict of transformers' ``post_process_instance_segmentation`` (``segmentation`` an (H, W) map of segment ids, -1
+none, or with ``return_binary_maps=True`` an (N, H, W) stack; ``segments_info`` with ``id``, ``label_id``,
+``score``); a family's semantic output (``post_process_semantic_segmentation``'s label map) becomes a map of dataset
+category ids (:func:`semantic_categories`).
 """
 
 from __future__ import annotations
@@ -54,8 +61,7 @@ def _hotcoco() -> Any:
 
 @dataclass
 class Instances:
-    """One image's instance predictions: COCO RLE masks (``{"size": [h, w], "counts": str}``), their scores and
-    dataset category ids (not model labels)."""
+    """One image's instance predictions: COCO RLE masks, scores, dataset category ids (not model labels)."""
 
     rles: list[dict[str, Any]]
     scores: np.ndarray  # float64, (N,)
@@ -77,7 +83,7 @@ class Instances:
 
     @staticmethod
     def from_masks(masks: np.ndarray, scores: Any, category_ids: Any) -> Instances:
-        """From binary masks ``(N, H, W)`` (any dtype; nonzero is inside)."""
+        """From binary masks ``(N, H, W)`` (nonzero is inside)."""
         return Instances(encode_masks(masks), scores, category_ids)
 
 
@@ -101,10 +107,7 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
 
 def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[str, Any]],
                    thing_ids: Iterable[int]) -> list[dict[str, Any]]:
-    """The COCO detection annotations of one image's thing segments (panopticapi's converter, ``--things_only``):
-    ``image_id``, ``category_id``, ``iscrowd``, ``area`` and ``bbox`` from ``segments_info``, the segment's pixels of
-    the id map ``ids`` (H x W, ``R + 256 G + 256^2 B``) as an RLE ``segmentation``; without ``id`` (numbered at the
-    end)."""
+    """One image's thing segments as COCO detection annotations (module docstring), without ``id``."""
     things = set(thing_ids)
     segs = [s for s in segments_info if s["category_id"] in things]
     if not segs:
@@ -146,8 +149,7 @@ def segment_rles(ids: np.ndarray, seg_ids: Sequence[int]) -> list[dict[str, Any]
 
 @dataclass
 class APAccumulator:
-    """The ground truth and predictions of the images scored so far (one process's share, or the run's): ``add``
-    one image at a time, ``+`` two shares (any split gives the same AP), :meth:`evaluate` at the end."""
+    """The images scored so far: ``add`` one at a time, ``+`` two shares (any split: the same AP), :meth:`evaluate`."""
 
     categories: list[dict[str, Any]]  # the thing categories: id, name
     images: dict[int, tuple[int, int]] = field(default_factory=dict)  # image id -> (height, width)
@@ -216,8 +218,7 @@ def ap_fields(acc: APAccumulator, source: str) -> dict[str, Any]:
 
 
 def coco_segm_ap(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float]:
-    """COCO mask AP (pycocotools' ``COCOeval(..., "segm")`` ``stats[0:6]``, in percent) of ``results`` on the COCO
-    detection dataset ``gt``; -1 where COCO has no number (no ground truth of a size, as pycocotools)."""
+    """COCO mask AP (``COCOeval`` segm ``stats[0:6]``, percent) of ``results`` on ``gt``; -1: no number."""
     hc = _hotcoco()
     coco_gt = hc.COCO(gt)
     known = {c["id"] for c in gt["categories"]}
@@ -243,3 +244,115 @@ def write_results(path: str | os.PathLike[str], results: list[dict[str, Any]]) -
     tmp.write_text(json.dumps(results))
     tmp.replace(p)
     return p
+
+DEVICE_CHUNK = 1 << 24  # pixels of masks encoded at once on a device
+
+
+def as_numpy(x: Any) -> np.ndarray:
+    """A tensor (torch, on any device) or array as a numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+        if str(getattr(x, "dtype", "")) in ("torch.bfloat16", "torch.float16"):
+            x = x.float()
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def encode_on_device(masks: Any, chunk: int = DEVICE_CHUNK) -> list[dict[str, Any]]:
+    """:func:`encode_masks` of an (N, H, W) torch tensor on its device, only the strings' bytes copied to the host.
+    ``chunk`` bounds the pixels encoded at once (about 100 bytes a pixel at worst, 1.7 GB a chunk)."""
+    n, h, w = (int(s) for s in masks.shape)
+    if n == 0 or h * w == 0:
+        return encode_masks(as_numpy(masks))
+    out: list[dict[str, Any]] = []
+    step = max(1, chunk // (h * w))
+    for i in range(0, n, step):
+        chars, ends = (as_numpy(x) for x in _device_strings(*_device_counts(masks[i : i + step], h * w)))
+        raw = chars.tobytes()
+        out += [{"size": [h, w], "counts": raw[a:b].decode("ascii")} for a, b in zip([0, *ends[:-1]], ends)]
+    return out
+
+
+def _device_counts(masks: Any, hw: int) -> tuple[Any, Any]:
+    """Each mask's column-major runs, zeros first, on its device: a 0 pixel put before each mask, a run starts at
+    the first (padding) pixel and wherever the pixels change; a run's count is the distance to the next start (the
+    next mask's first start ends a mask's last run), less the padding pixel for a mask's first run.  Returns the
+    int64 counts, the masks one after another, and whether each count is its mask's first."""
+    n = masks.shape[0]
+    pixels = (masks != 0).transpose(1, 2).reshape(n, hw)  # column-major, as COCO counts
+    starts = pixels.new_ones((n, hw + 1))
+    starts[:, 1] = pixels[:, 0]  # the padding pixel is 0
+    starts[:, 2:] = pixels[:, 1:] != pixels[:, :-1]
+    at = starts.reshape(-1).nonzero()[:, 0]
+    first = at % (hw + 1) == 0  # each mask's padding pixel
+    return at.diff(append=at.new_full((1,), n * (hw + 1))) - first.long(), first
+
+
+def _device_strings(counts: Any, first: Any) -> tuple[Any, Any]:
+    """pycocotools' ``rleToString`` on the device: each count from a mask's fourth on (none of it and the two
+    before it a mask's first) less the count two before, written in 5-bit groups, low first, 0x20 marking that more
+    follow, plus 48.  A value takes the fewest groups that hold it as a signed number (where pycocotools' loop
+    stops).  Returns the characters (uint8) and where each mask's string ends in them."""
+    x = counts.clone()
+    x[2:] -= (~(first[2:] | first[1:-1] | first[:-2])).long() * counts[:-2]
+    groups = 1 + sum(((x < -(1 << (5 * g - 1))) | (x >= 1 << (5 * g - 1))).long() for g in range(1, 7))
+    chars = first.new_zeros((len(x), 7)).byte()
+    for j in range(7):
+        chars[:, j] = (((x >> (5 * j)) & 31) | ((groups > j + 1).long() << 5)) + 48
+    keep = counts.new_tensor(range(7))[None, :] < groups[:, None]
+    # a mask's last count is followed by the next mask's first; the very last, by the first of all, rolled round
+    return chars[keep], groups.cumsum(0)[first.roll(-1, 0)]
+
+
+def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
+                max_dets: int | None = MAX_DETS) -> Instances:
+    """Binary masks (N, H, W), scores (N,) and model labels (N,) as :class:`Instances` in dataset category ids,
+    in the order of decreasing score; the ``max_dets`` best kept (None: all), as the zoos' ``max_per_image``."""
+    scores = as_numpy(scores).astype(np.float64).reshape(-1)
+    order = np.argsort(-scores, kind="stable")[:max_dets] if max_dets else np.arange(len(scores))
+    device = getattr(getattr(masks, "device", None), "type", "cpu") != "cpu"  # a tensor on an accelerator
+    if not device:
+        masks = as_numpy(masks)
+    if masks.ndim != 3 or len(masks) != len(scores):
+        raise ValueError(f"masks of shape {tuple(masks.shape)} for {len(scores)} scores; give (N, H, W)")
+    if device or len(order) == len(masks):  # a GPU's masks, or every mask kept: encoded where they lie (no copy),
+        rles = (encode_on_device if device else encode_masks)(masks)  # the RLEs picked in score order
+        ordered = [rles[i] for i in order]
+    else:
+        ordered = encode_masks(masks[order])
+    lut = np.asarray(label2cat, np.int64)  # model label -> dataset category id
+    labels = as_numpy(labels).astype(np.int64).reshape(-1)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(lut)):
+        raise ValueError(f"model labels {sorted(set(labels.tolist()))[:5]}... outside the {len(lut)} the model maps")
+    return Instances(ordered, scores[order], lut[labels][order])
+
+
+def from_mmdet(pred_instances: Any, label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
+    """An mmdet ``InstanceData`` (``pred_instances``, or ``roi_head.predict``'s): ``masks``, ``scores``, ``labels``."""
+    return from_arrays(pred_instances.masks, pred_instances.scores, pred_instances.labels, label2cat, max_dets)
+
+
+def from_hf_instances(result: dict[str, Any], label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
+    """One image's dict of transformers' ``post_process_instance_segmentation``: an (N, H, W) stack of binary maps
+    (``return_binary_maps=True``, what COCO's instance AP reads) in the order of ``segments_info``, or an (H, W)
+    map of segment ids (each pixel given to one instance)."""
+    info = result["segments_info"]
+    seg = result["segmentation"] if result["segmentation"] is not None else np.zeros((0, 0, 0))
+    if not info:
+        return Instances.empty()
+    if seg.ndim == 3:
+        masks = seg[: len(info)] != 0  # a GPU's maps stay there (from_arrays encodes them on it)
+    else:
+        masks = as_numpy(seg)[None] == np.array([s["id"] for s in info])[:, None, None]
+    return from_arrays(masks, [s["score"] for s in info], [s["label_id"] for s in info], label2cat, max_dets)
+
+
+def semantic_categories(label_map: Any, label2cat: Sequence[int], void_label: int | None = None) -> np.ndarray:
+    """An (H, W) map of model labels (transformers' ``post_process_semantic_segmentation``, an argmax) as dataset
+    category ids; ``void_label`` (or a label outside ``label2cat``) becomes -1 (VOID)."""
+    labels = as_numpy(label_map).astype(np.int64)
+    lut = np.append(np.asarray(label2cat, np.int64), -1)
+    bad = (labels < 0) | (labels >= len(label2cat))
+    if void_label is not None:
+        bad |= labels == void_label
+    return lut[np.where(bad, len(label2cat), labels)]

@@ -19,8 +19,7 @@ INSTANCES_FORMAT = "give COCO instance results: a list of {image_id, category_id
 
 
 def read_instances(path: str | os.PathLike[str], image_ids: set[int]) -> dict[int, Instances]:
-    """The COCO instance results in ``path`` grouped by image (a one-line error naming the file and the fix for
-    anything else, or for an image the ground truth does not annotate)."""
+    """The COCO instance results in ``path`` by image (one-line errors naming the file and the fix)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: instance results not found; check the --instances path")

@@ -1,14 +1,10 @@
 """Image-level bootstrap confidence intervals for PQ, and the paired bootstrap of a difference.
 
-A resample draws N images with replacement from the N scored images; its metrics are computed
-from the per-category sums of the drawn images (an image drawn k times counts k times), exact integers
-(:mod:`panbench.analysis.resample`: the IoU in the fixed point of :mod:`panbench.pq.sums`, added in C from the
-images' sparse sums on threads, or through BLAS in exact pieces), so no order of additions changes a bit.  The
-interval is the percentile interval of the R resampled values (numpy's default linear interpolation).  Same
-seed, same data: the same interval, bit for bit, on any machine and any number of threads.
-
-The paired bootstrap draws the same images for both runs and takes the percentiles of the
-difference A - B, so a run compared with itself gives exactly [0, 0].
+A resample draws N images with replacement from the N scored images; its metrics come from the per-category sums
+of the drawn images, exact integers (:mod:`panbench.analysis.resample`), so no order of additions changes a bit.  The
+interval is the percentile interval of the R resampled values (numpy's linear interpolation): same seed, same data,
+the same interval bit for bit on any machine and any number of threads.  The paired bootstrap draws the same images
+for both runs and takes the percentiles of A - B, so a run compared with itself gives exactly [0, 0].
 """
 
 from __future__ import annotations
@@ -64,17 +60,14 @@ class RunSums:
         return self.iou.shape[0]
 
     def stacked(self) -> np.ndarray:
-        """``N x 3C``: IoU, TP and FP + FN.  The metrics read FP and FN only as FP/2 + FN/2 and
-        TP + FP + FN, which equal (FP + FN)/2 and TP + (FP + FN) exactly (integer counts), so one
-        column serves both and the resampling product is a quarter smaller."""
+        """``N x 3C``: IoU, TP and FP + FN (the metrics read FP and FN only as FP/2 + FN/2 and TP + FP + FN, exact
+        with integer counts: the resampling product is a quarter smaller)."""
         return np.concatenate([self.iou, self.tp, self.fp + self.fn], axis=1)
 
 
 def _factors(x: np.ndarray, n_cat: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """``x`` as the right-hand factors of :func:`_product`: the IoU columns (float64) and the integer TP
-    and FP + FN columns in float32 when that is exact (every resampled sum, at most N times the
-    largest entry, an integer below 2**24, so each partial sum is exact and the product equals the
-    float64 one bit for bit); else ``(x, None)``."""
+    """``x`` as :func:`_product`'s factors: the IoU columns (float64) and the integer columns in float32 when every
+    resampled sum (at most N times the largest entry) is below 2**24, so exact; else ``(x, None)``."""
     ints = x[:, n_cat:]
     if ints.size and float(ints.max()) * x.shape[0] < 2**24:
         return np.ascontiguousarray(x[:, :n_cat]), ints.astype(np.float32)
@@ -89,9 +82,8 @@ def _product(w: np.ndarray, f64: np.ndarray, f32: np.ndarray | None) -> np.ndarr
 
 
 def _ci_values(s: np.ndarray, n_cat: int, things: np.ndarray) -> dict[str, np.ndarray]:
-    """PQ, SQ, RQ, PQ_th, PQ_st of every resample from its stacked sums ``s`` (``R x 3C``): the
-    arithmetic of :func:`panbench.analysis.metrics.nine_metrics` for these five, bit for bit
-    (tested), each class ratio computed once."""
+    """PQ, SQ, RQ, PQ_th, PQ_st of every resample's stacked sums ``s`` (``R x 3C``):
+    :func:`panbench.analysis.metrics.nine_metrics`'s arithmetic, bit for bit (tested)."""
     iou, tp, err = (s[:, k * n_cat:(k + 1) * n_cat] for k in range(3))
     present = (tp + err) > 0
     pq, sq, rq = category_pq(iou, tp, err, 0.0)  # FP + FN as one: 0.5 * err + 0.5 * 0.0, the same value
@@ -107,10 +99,9 @@ def _ci_values(s: np.ndarray, n_cat: int, things: np.ndarray) -> dict[str, np.nd
 def _resampled_sums(x: np.ndarray, iou_cols: list[slice], n_resamples: int, seed: int, chunk: int, threads: int,
                     factors: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]] | None = None
                     ) -> Iterator[np.ndarray]:
-    """Every resample's sums of the rows of ``x`` (float64, ``R x K``, IoU in IoU units), in blocks of resamples
-    in order: one block of exact sums (module docstring) on ``threads`` threads or, where :func:`fixed_sums`
-    refuses ``x`` (sums that could overflow int64, or a non-finite entry), the float64 :func:`_product` of
-    ``chunk`` resamples' counts at a time with ``factors(x)`` (``x`` itself without ``factors``)."""
+    """Every resample's sums of the rows of ``x`` (float64, IoU in IoU units), in blocks: exact (module docstring)
+    or, where :func:`fixed_sums` refuses ``x``, the float64 :func:`_product` of ``chunk`` resamples' counts at a
+    time with ``factors(x)``."""
     if (fixed := fixed_sums(x, iou_cols)) is not None:
         yield as_float(resampled_sums(fixed, n_resamples, seed, threads), iou_cols)
         return
@@ -125,8 +116,7 @@ def _interval(values: np.ndarray, level: float) -> np.ndarray:
 
 
 def percentile(values: np.ndarray, q: list[float]) -> np.ndarray:
-    """``np.percentile(values, q, axis=0)`` with its default linear method, bit for bit (the same index
-    and interpolation arithmetic; tested), without importing ``numpy.ma`` as ``np.percentile`` does
+    """``np.percentile(values, q, axis=0)`` (linear method) bit for bit (tested), without importing ``numpy.ma``
     (tens of milliseconds of every ``score`` run).  NaN-free input."""
     v = np.sort(values, axis=0)
     n = v.shape[0]
@@ -147,8 +137,7 @@ def percentile(values: np.ndarray, q: list[float]) -> np.ndarray:
 
 def bootstrap_ci(run: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0,
                  level: float = 0.95, chunk: int = 250, threads: int = 1) -> dict[str, list[float]]:
-    """``metric -> [low, high]`` (0-100) for PQ, SQ, RQ, PQ_th, PQ_st; the sums exact (module docstring), on
-    ``threads`` threads."""
+    """``metric -> [low, high]`` (0-100) for :data:`CI_METRICS`, on ``threads`` threads."""
     _check_args(run.n_images, n_resamples, level)
     x, c = run.stacked(), run.iou.shape[1]
     blocks = _resampled_sums(x, [slice(0, c)], n_resamples, seed, chunk, threads, lambda v: _factors(v, c))
@@ -164,8 +153,7 @@ def _intervals(blocks: Iterator[np.ndarray], c: int, isthing: list[bool], level:
 
 def folded_ci(sums: ImageSums, isthing: list[bool], n_resamples: int, seed: int,
               threads: int) -> dict[str, list[float]] | None:
-    """:func:`bootstrap_ci` (95%) of a run's folded :class:`ImageSums`, the same bits; None where their fixed
-    point refuses them (:meth:`ImageSums.rows`: the float product of :func:`bootstrap_ci` then serves)."""
+    """:func:`bootstrap_ci` (95%) of folded :class:`ImageSums`, the same bits; None where their ``rows`` refuse."""
     if (rows := sums.rows()) is None:
         return None
     _check_args(sums.n_images, n_resamples, 0.95)
@@ -192,10 +180,8 @@ def _images(n: int) -> str:
 def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0,
                      level: float = 0.95, chunk: int = 250, per_class: bool = True,
                      category_ids: list[int] | None = None, threads: int = 1) -> dict[str, Any]:
-    """Intervals of A - B (0-100 points): ``metrics`` for PQ, SQ, RQ, PQ_th, PQ_st and, with
-    ``per_class``, ``per_class`` (category id as a string, or the index without ``category_ids``
-    -> [low, high] of the class PQ difference); ``excludes_zero`` marks the metrics whose
-    interval does not contain 0."""
+    """Intervals of A - B (0-100 points): ``metrics`` (:data:`CI_METRICS`), ``per_class`` (category id as a string,
+    or the index -> [low, high]) and ``excludes_zero`` (the metrics whose interval does not contain 0)."""
     check_paired(a, b)
     _check_args(a.n_images, n_resamples, level)
     x, c = np.concatenate([a.stacked(), b.stacked()], axis=1), a.iou.shape[1]
@@ -221,9 +207,8 @@ def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: i
 
 
 def too_few(n_images: int, n_resamples: int = N_RESAMPLES) -> str | None:
-    """Why no interval is shown for ``n_images`` images and ``n_resamples`` resamples (None: one is).  The
-    functions here compute one for any count; a run's ``ci``, the paired differences of ``table`` and the
-    verdict, and ``compare`` ask this first."""
+    """Why no interval is shown for ``n_images`` images and ``n_resamples`` resamples (None: one is); a run's
+    ``ci``, ``table``'s paired differences, the verdict and ``compare`` ask this first."""
     if n_images < MIN_IMAGES:
         return f"{_images(n_images)}: too few for a bootstrap interval, which needs at least {MIN_IMAGES}"
     if n_resamples < MIN_RESAMPLES:
@@ -257,8 +242,7 @@ def ci_fields(inp: AnalysisInputs) -> dict[str, Any]:
 
 
 def ci_columns(r: RunRecord) -> dict[str, Any]:
-    """:data:`CI_METRICS` with their intervals as ``X_low`` / ``X_high`` (shown as one ``X 95% CI`` column
-    outside CSV); the table adds the paired difference to the reference run."""
+    """:data:`CI_METRICS` with their intervals as ``X_low`` / ``X_high`` (one ``X 95% CI`` column outside CSV)."""
     ci = r.ci or {}
     row: dict[str, Any] = {}
     for k in CI_METRICS:

@@ -77,8 +77,7 @@ def fn_types(same: np.ndarray, other: np.ndarray) -> np.ndarray:
 
 
 class ErrorSums(Fold):
-    """Per error type (rows: :data:`ERROR_TYPES`) and category: its FPs and FNs; for the two types whose oracle
-    turns FNs into TPs, the IoU and number of those TPs, and the partner FPs segmentation's oracle removes."""
+    """Per error type and category: FPs, FNs, and what each oracle turns into TPs or removes."""
 
     def __init__(self, n_categories: int) -> None:
         super().__init__(n_categories)
@@ -111,8 +110,7 @@ def error_breakdown(a: AnalysisSet, isthing: list[bool]) -> dict[str, Any]:
 
 
 def breakdown_of(t: Totals, e: ErrorSums, tp_ious: np.ndarray, isthing: list[bool]) -> dict[str, Any]:
-    """:func:`error_breakdown` of a run's totals, error sums and every TP's IoU (the mask-quality loss is numpy's
-    sum of their 1 - IoU, whose pairwise order needs them all)."""
+    """:func:`error_breakdown` of a run's sums and every TP's IoU (numpy's pairwise sum of 1 - IoU needs them all)."""
     iou, tp, fp, fn = t.as_float()
     base = float(nine_metrics(iou, tp, fp, fn, isthing)["PQ"])
     errors: dict[str, Any] = {}
@@ -136,8 +134,7 @@ def errors_fields(inp: AnalysisInputs) -> dict[str, Any]:
 
 
 def errors_columns(r: RunRecord) -> dict[str, Any]:
-    """Per error type: the number of FPs + FNs of that type and the oracle delta PQ (PQ points gained were
-    all errors of that type fixed); the same delta for perfect masks on the true positives."""
+    """Per error type: its FPs + FNs and oracle delta PQ (all its errors fixed); the delta for perfect TP masks."""
     errs: dict[str, Any] = dict(r.errors or {})
     row: dict[str, Any] = {"PQ": r.metrics["PQ"]}
     for t in ERROR_TYPES:
@@ -148,8 +145,7 @@ def errors_columns(r: RunRecord) -> dict[str, Any]:
 
 
 def errors_kinds() -> dict[str, tuple[str, str]]:
-    """The kinds of :func:`errors_columns` (``panbench.reporting.columns``): each type's count and delta PQ, and
-    perfect masks' delta PQ (no count)."""
+    """The kinds of :func:`errors_columns` (``panbench.reporting.columns``)."""
     return {**{f"{t}_{part}": (kind, t) for t in ERROR_TYPES for part, kind in (("count", "count"),
                                                                                ("delta_PQ", "delta"))},
             "mask_quality_delta_PQ": ("delta", "mask_quality")}

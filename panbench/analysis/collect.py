@@ -1,13 +1,9 @@
 """Many images' matches (:class:`ImageMatch`) as columns, for the whole-dataset analyses.
 
-An :class:`AnalysisSet` keeps each field of every image concatenated, plus the image's position
-for every segment (``<group>_img``): the columns of :mod:`panbench.pq.result`, so every analysis is a
-few ``bincount`` calls.  It saves to and loads from one ``.npz`` (exact: integers stay integers, IoUs
-stay float64).
-
-A :class:`Fold` is the sums one analysis reads, added part by part as the images are scored (``score`` folds
-every part of its results into them while the next images are decoded) or at once from a set's columns
-(:meth:`Fold.of`); :class:`AnalysisInputs` hands an analysis the folded sums, or folds them from the columns.
+An :class:`AnalysisSet` keeps each field of every image concatenated, plus the image's position for every segment
+(``<group>_img``): the columns of :mod:`panbench.pq.result`, so every analysis is a few ``bincount`` calls; it saves to
+one exact ``.npz``.  A :class:`Fold` is the sums one analysis reads, added part by part as the images are scored or at
+once from a set's columns (:meth:`Fold.of`); :class:`AnalysisInputs` hands an analysis either.
 """
 
 from __future__ import annotations
@@ -30,9 +26,7 @@ F = TypeVar("F", bound="Fold")
 
 @dataclass
 class AnalysisSet:
-    """Columns of all images; ``n_categories`` is the length of the category table, whose COCO ids
-    and thing flags ``category_ids`` and ``isthing`` give when known (what a saved run needs to be
-    analysed again on its own, e.g. by ``panbench compare``)."""
+    """Columns of all images; the category table's length, COCO ids and thing flags (when known)."""
 
     n_categories: int
     image_ids: list[Any]
@@ -54,8 +48,7 @@ class AnalysisSet:
     @staticmethod
     def from_columns(cols: Mapping[str, np.ndarray], n_categories: int, image_ids: list[Any],
                      category_ids: list[int] | None = None, isthing: list[bool] | None = None) -> AnalysisSet:
-        """The set of images whose results are ``cols`` (:func:`~panbench.pq.result.results_to_columns`' form, in
-        dataset order): its match columns, as :meth:`from_images` of their matches gives them."""
+        """The set of the images whose results are ``cols``, as :meth:`from_images` of their matches gives it."""
         ids, keys = list(image_ids), column_keys(MATCH_FIELDS)
         if any(len(cols[k]) and int(cols[k][-1]) >= len(ids) for k in keys if k.endswith("_img")):
             raise ValueError("one image id per image of the columns")
@@ -112,9 +105,8 @@ class AnalysisSet:
 
 
 class Fold:
-    """Sums of an analysis, added one part of the images' columns at a time, in the images' order (:meth:`add`,
-    their one writer).  A float sum goes on where the part before left it, element after element (``np.add.at``),
-    as one ``bincount`` over every image adds them, so any split of the images gives the same bits."""
+    """Sums of an analysis, added one part of the images' columns at a time, in order (:meth:`add`).  A float sum
+    goes on element after element (``np.add.at``), as one ``bincount`` adds them: any split gives the same bits."""
 
     def __init__(self, n_categories: int) -> None:
         self.n_categories, self.n_images = n_categories, 0
@@ -162,9 +154,7 @@ class Totals(Fold):
 
 @dataclass(frozen=True)
 class AnalysisInputs:
-    """What an analysis of :data:`panbench.analyses.ANALYSES` computes its record fields from: the run's
-    matches, the thing flags and COCO ids of its categories, the bootstrap's resamples and seed, and the
-    boundary-PQ sums when boundary PQ was scored (``boundary``, a :class:`~panbench.pq.sums.PQStats`)."""
+    """What an analysis of :data:`panbench.analyses.ANALYSES` computes its record fields from."""
 
     aset: AnalysisSet
     isthing: list[bool]
@@ -175,8 +165,7 @@ class AnalysisInputs:
     folded: Mapping[type, Fold] | None = None  # sums folded while the images were scored, by their class
 
     def sums(self, kind: type[F]) -> F:
-        """The sums ``kind`` of the run: those folded while its images were scored, else folded now from the
-        columns of :attr:`aset` (the same bits)."""
+        """The run's sums ``kind``: folded while its images were scored, else now from :attr:`aset` (same bits)."""
         got = self.folded.get(kind) if self.folded is not None else None
         return got if isinstance(got, kind) else kind.of(self.aset)
 

@@ -1,15 +1,9 @@
 """PQ variants from per-category sums: the group averages, PQ by object size and PQ-dagger.
 
-All functions take per-category arrays and work on a leading batch axis too (the bootstrap
-passes ``R x C`` arrays), so one rule serves the point estimate and every resample.
-Rules (docs/analysis.md has them in words):
-
-* a category enters an average when it has a TP, FP or FN (panopticapi's rule);
-* per category ``PQ = IoU / (TP + FP/2 + FN/2)``, ``SQ = IoU / TP``, ``RQ = TP / (TP + FP/2 + FN/2)``;
-* a group with no category present gets 0.0 (as :func:`panbench.pq.sums.pq_summary`).
-
-The formula and the average are :func:`panbench.pq.sums.category_pq` and :func:`~panbench.pq.sums.group_average`,
-the summary's own.
+The functions take per-category arrays, with a leading batch axis too (the bootstrap's ``R x C``), so one rule
+serves the point estimate and every resample: the summary's own :func:`panbench.pq.sums.category_pq` and
+:func:`~panbench.pq.sums.group_average` (a category enters an average when it has a TP, FP or FN; a group with none
+gets 0.0; docs/analysis.md).
 """
 
 from __future__ import annotations
@@ -45,8 +39,7 @@ def size_bucket(area: np.ndarray) -> np.ndarray:
 
 
 class SizeSums(Fold):
-    """Things and stuff alike, per COCO size bucket (rows: small, medium, large) and category: the IoU, TP and FN
-    of the ground truths whose JSON area falls in the bucket, the FP of the predictions whose pixel area does."""
+    """Per COCO size bucket and category: IoU, TP, FN by ground truth's JSON area, FP by pixel area."""
 
     def __init__(self, n_categories: int) -> None:
         super().__init__(n_categories)
@@ -76,15 +69,12 @@ class SizeSums(Fold):
 
 
 def pq_by_size(a: AnalysisSet, isthing: list[bool]) -> dict[str, dict[str, float | int]]:
-    """Things only.  TP and FN go to the bucket of the ground truth's JSON area, an FP to the bucket
-    of its own pixel area; per bucket, PQ/SQ/RQ averaged over the thing categories with a TP, FP or
-    FN in that bucket; ``n`` is that number of categories, ``segments`` the ground-truth segments."""
+    """Things only, per bucket (:class:`SizeSums`): PQ/SQ/RQ of the categories present, ``n``, ``segments``."""
     return SizeSums.of(a).metrics(isthing)
 
 
 class GtSums(Fold):
-    """Per category: the summed ``gt_iou_sum`` of its non-crowd ground truths (the IoU of every same-category
-    prediction overlapping each) and their number."""
+    """Per category: the summed ``gt_iou_sum`` of its non-crowd ground truths, and their number."""
 
     def __init__(self, n_categories: int) -> None:
         super().__init__(n_categories)
@@ -103,9 +93,8 @@ def pq_dagger(a: AnalysisSet, isthing: list[bool]) -> dict[str, float]:
 
 
 def dagger_metrics(t: Totals, g: GtSums, isthing: list[bool]) -> dict[str, float]:
-    """:func:`pq_dagger` of a run's totals and ground-truth sums: things as in PQ; a stuff category gets the summed
-    IoU of every same-category prediction overlapping each of its ground truths, TP = its number of non-crowd
-    ground truths, no FP or FN."""
+    """:func:`pq_dagger` of a run's sums: things as in PQ; a stuff category's IoU is the summed IoU of every
+    same-category prediction overlapping each of its ground truths, TP their number, no FP or FN."""
     stuff = ~np.asarray(isthing, bool)
     iou, tp, fp, fn = t.as_float()
     m = nine_metrics(np.where(stuff, g.iou, iou), np.where(stuff, g.n.astype(np.float64), tp),
@@ -118,8 +107,7 @@ def by_size_fields(inp: AnalysisInputs) -> dict[str, Any]:
 
 
 def by_size_columns(r: RunRecord) -> dict[str, Any]:
-    """Things only: PQ/SQ/RQ per COCO size bucket, the categories averaged (N) and ground-truth segments; a
-    bucket without any category (N = 0) has no PQ/SQ/RQ (blank, not 0)."""
+    """Things only: PQ/SQ/RQ per size bucket (blank where N = 0), N and ground-truth segments."""
     bs: dict[str, Any] = dict(r.by_size or {})
     row: dict[str, Any] = {}
     for s, _, _ in SIZE_LIMITS:

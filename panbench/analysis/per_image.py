@@ -1,10 +1,8 @@
 """Per-image PQ/SQ/RQ and TP/FP/FN of one run, from its per-image matches (:class:`AnalysisSet`).
 
-Each image is scored as a run of that image alone (PQ averaged over the categories present in it, as
-panopticapi averages over a dataset; NaN, an empty CSV cell, where no category is); the TP/FP/FN columns
-(all, things ``_th``, stuff ``_st``) and ``IoU_sum`` (the matched segments' IoUs) add up to the run's counts
-and sums.  :func:`ranked` orders the images by PQ, or by the loss to another run (``panbench images``, the
-report's gallery).
+Each image is scored as a run of that image alone (PQ over the categories present in it; NaN, an empty CSV cell,
+where none is); the TP/FP/FN columns (all, ``_th``, ``_st``) and ``IoU_sum`` add up to the run's counts and sums.
+:func:`ranked` orders the images by PQ, or by the loss to another run (``panbench images``, the report's gallery).
 """
 
 from __future__ import annotations
@@ -26,8 +24,7 @@ COLUMNS = ("image_id", "file_name", "PQ", "SQ", "RQ", "PQ_th", "PQ_st", *COUNTS,
 
 
 def per_image_columns(aset: AnalysisSet, file_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """One entry per column of :data:`COLUMNS`, each a list or array in the run's image order; ``file_name`` is
-    ``file_names`` (e.g. :func:`file_names_of`) or empty."""
+    """One list or array per column of :data:`COLUMNS`, in the run's image order (``file_name``: ``file_names``)."""
     iou, tp, fp, fn = aset.per_image()
     isthing = np.asarray(aset.isthing if aset.isthing is not None else [True] * aset.n_categories, bool)
     m = nine_metrics(iou, tp, fp, fn, isthing)
@@ -48,8 +45,7 @@ def per_image_columns(aset: AnalysisSet, file_names: Sequence[str] | None = None
 
 
 def file_names_of(ann_file: str | Path | None, image_ids: Sequence[Any]) -> list[str]:
-    """The ``file_name`` of each image id in the panoptic JSON's ``images`` ("" where the file or the id is
-    missing: a record's ground truth may have moved)."""
+    """Each image id's ``file_name`` in the panoptic JSON ("" where the file or the id is missing)."""
     names: dict[str, str] = {}
     if ann_file is not None and Path(ann_file).is_file():
         try:
@@ -72,8 +68,7 @@ def write_per_image(aset: AnalysisSet, path: str | Path, file_names: Sequence[st
 
 
 def check_table(path: str | Path) -> Path:
-    """A per-image table's path (``--per-image``): a ``.csv``, or a ``.parquet`` with pyarrow installed, in a
-    folder that can be written; else refused in one line (called before any work)."""
+    """A ``--per-image`` path: a ``.csv``, or a ``.parquet`` with pyarrow, in a writable folder (else refused)."""
     from panbench.records.io import unwritable  # the record's schema: not for score without --name
 
     path = Path(path)
@@ -90,8 +85,7 @@ def check_table(path: str | Path) -> Path:
 
 
 def write_record_per_image(rec: Any, root: str | Path, path: str | Path) -> Path:
-    """The per-image table of a stored run (a :class:`panbench.records.RunRecord` whose analysis file lies under
-    ``root``), file names from its ground truth's JSON."""
+    """The per-image table of a stored run (its analysis file under ``root``), file names from its ground truth."""
     if not rec.analysis_file:
         raise InputError(f"{rec.model}: the run has no per-image analysis file; leave out --no-analysis to get "
                          "the per-image table")
@@ -101,10 +95,9 @@ def write_record_per_image(rec: Any, root: str | Path, path: str | Path) -> Path
 
 
 def ranked(a: dict[str, Any], b: dict[str, Any] | None = None, n: int = 10) -> list[dict[str, Any]]:
-    """The ``n`` images where run A (its :func:`per_image_columns`) has the lowest PQ, or with run B's columns the
-    largest loss PQ(A) - PQ(B) over the images both scored; each row: ``image_id``, ``file_name``, ``PQ`` (A),
-    ``PQ_vs`` (B; None without B), ``key`` (what the order is by) and A's TP/FP/FN.  Images with no segment in the
-    ground truth or A's prediction (PQ undefined) come last."""
+    """The ``n`` images where run A (its :func:`per_image_columns`) has the lowest PQ, or the largest loss
+    PQ(A) - PQ(B) over the images both scored; rows of ``image_id``, ``file_name``, ``PQ``, ``PQ_vs`` (B's),
+    ``key`` (the order's) and A's TP/FP/FN.  Images where PQ is undefined come last."""
     pq = np.asarray(a["PQ"], np.float64)
     other = np.full(len(pq), np.nan)
     if b is not None:

@@ -1,10 +1,8 @@
 """The bootstrap's resamples: the draws, their counts and each resample's per-category sums, exact.
 
-The per-image sums (IoU, TP, FP + FN per category) become integers (:func:`fixed_sums`: the IoU in the fixed
-point of :mod:`panbench.pq.sums`, units of 2^-40, each image's sum rounded once), so a resample's sums do not
-depend on the order of additions: C (``_resample.c``) adds each resample's drawn images from the sums kept
-sparse (a handful of categories per image), split across threads; without it, the product of the counts and
-the sums in float64 pieces, each exact (:func:`_blas_sums`), gives the same integers.
+The per-image sums become integers (:func:`fixed_sums`: the IoU in units of 2^-40, each image's sum rounded once), so
+a resample's sums do not depend on the order of additions: C (``_resample.c``) adds each resample's drawn images from
+the sums kept sparse, on threads; without it, the product in exact float64 pieces (:func:`_blas_sums`) gives them.
 """
 
 from __future__ import annotations
@@ -25,9 +23,7 @@ _BLOCK = 32  # PB_BLOCK of _resample.c: the resamples C adds together
 
 
 def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
-    """``R x N`` float64 counts (row r: how often each image is drawn in resample r), ``chunk`` rows at a time,
-    counted block by block into one reused buffer (each block is overwritten by the next: use it before asking
-    for more)."""
+    """``R x N`` float64 draw counts, ``chunk`` resamples at a time in one reused buffer (use it before the next)."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_images, size=(n_resamples, n_images))
     w = np.empty((min(chunk, n_resamples), n_images), np.float64)
@@ -55,9 +51,7 @@ def _mix(x: int, y: int) -> int:
 
 
 def pcg64_state(seed: int) -> bytes:
-    """The 4 little-endian uint64 words ``numpy.random.SeedSequence(seed).generate_state(4, np.uint64)``, which
-    seed ``PCG64(seed)`` (what ``np.random.default_rng(seed)`` makes), computed without importing numpy.random:
-    the entropy's uint32 words mixed into a pool of 4, then 8 words drawn from the pool."""
+    """``SeedSequence(seed).generate_state(4, np.uint64)`` as bytes, without importing numpy.random."""
     seed = operator.index(seed)  # a numpy integer too, as a Python int
     if seed < 0:
         raise ValueError("pcg64_state: a seed is a non-negative integer")
@@ -86,17 +80,15 @@ def draws(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
 
 
 def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:
-    """Per-image sums ``x`` (float64) as int64, the ``iou_cols`` in units of 2^-40 (rounded to nearest), the
-    others (integer counts) as they are; None when a resampled sum could reach 2^62 (N times an entry) or an
-    entry is not finite."""
+    """Per-image sums ``x`` as int64, the ``iou_cols`` in units of 2^-40 (rounded to nearest); None when a resampled
+    sum could reach 2^62 or an entry is not finite."""
     if not x.size:
         return np.zeros(x.shape, np.int64)
     return fixed_rows(x, iou_cols) if fits(np.abs(x).max(axis=0), iou_cols, x.shape[0]) else None
 
 
 def fits(largest: np.ndarray, iou_cols: list[slice], n_images: int) -> bool:
-    """Whether sums whose columns' largest magnitudes are ``largest`` (float64) are finite and every resampled
-    sum of ``n_images`` images stays below 2^62 in :func:`fixed_sums`' units."""
+    """Whether columns of largest magnitudes ``largest`` are finite and resample below 2^62 (:func:`fixed_sums`)."""
     if not largest.size:
         return True
     largest = largest.copy()
@@ -128,8 +120,7 @@ def row_starts(rows: np.ndarray, n: int) -> np.ndarray:
 
 
 def resampled_sums(fixed: np.ndarray, n_resamples: int, seed: int, threads: int = 1) -> np.ndarray:
-    """``R x K`` int64: the sums of :func:`fixed_sums`' rows over each resample's draws (the draws of
-    :func:`count_chunks`), exact; in C on ``threads`` threads where it was built."""
+    """``R x K`` int64: the exact sums of :func:`fixed_sums`' rows over each resample's draws (C on ``threads``)."""
     n, k = fixed.shape
     if _c is None:
         return np.concatenate([_blas_sums(w, fixed) for w in count_chunks(n, n_resamples, seed, 250)])
@@ -156,9 +147,8 @@ def resampled_sparse(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: 
 
 
 def _blas_sums(w: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-    """``w @ fixed`` exactly, through float64 BLAS: ``fixed`` cut into pieces of b bits, b small enough that
-    every partial sum of a piece (at most N times 2^b) is an integer below 2^53, so each piece's product is
-    exact in any order of additions; the pieces' products are joined in int64."""
+    """``w @ fixed`` exactly through float64 BLAS: ``fixed`` in pieces of b bits, every partial sum (at most N times
+    2^b) below 2^53, so exact in any order; the pieces' products joined in int64."""
     n = max(1, w.shape[1])
     b = 52 - int(np.ceil(np.log2(n + 1)))
     rest = np.abs(fixed)
@@ -182,9 +172,8 @@ def as_float(s: np.ndarray, iou_cols: list[slice]) -> np.ndarray:
 
 
 class ImageSums(Fold):
-    """Every image's stacked row (IoU, TP, FP + FN per category: :meth:`~panbench.analysis.bootstrap.RunSums.stacked`)
-    in the fixed point of :func:`fixed_sums`, kept sparse, and each column's largest magnitude: what the intervals
-    resample."""
+    """Every image's stacked row (:meth:`~panbench.analysis.bootstrap.RunSums.stacked`) in :func:`fixed_sums`'
+    fixed point, kept sparse, and each column's largest magnitude: what the intervals resample."""
 
     def __init__(self, n_categories: int) -> None:
         super().__init__(n_categories)
@@ -208,8 +197,7 @@ class ImageSums(Fold):
         self.parts.append((row_starts(img[nonzero], n_images), col[nonzero], fixed[nonzero]))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The rows of every image as :func:`sparse_rows` gives them, or None where
-        :func:`fixed_sums` refuses the sums (the float product then serves)."""
+        """Every image's row as :func:`sparse_rows` gives it, or None where :func:`fixed_sums` refuses the sums."""
         if self.refused or not fits(self.largest, [slice(0, self.n_categories)], self.n_images):
             return None
         starts, ends = [np.zeros(1, np.int64)], 0
@@ -222,9 +210,8 @@ class ImageSums(Fold):
 
 
 def _image_entries(cols: Mapping[str, np.ndarray], c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The entries of the columns' stacked rows that have a TP, FP or FN (image, column, float value), ordered by
-    image then column: each image's IoU sum per category adds its TPs in their order, as the dense sums of
-    :meth:`~panbench.analysis.collect.AnalysisSet.per_image` add them."""
+    """The stacked rows' entries with a TP, FP or FN (image, column, value) by image then column, each IoU sum
+    added in TP order as :meth:`~panbench.analysis.collect.AnalysisSet.per_image` adds it."""
     tk, inv = np.unique(cols["tp_img"] * c + cols["tp_cats"], return_inverse=True)
     iou = np.bincount(inv.ravel(), cols["tp_ious"], minlength=len(tk))
     tp = np.bincount(inv.ravel(), minlength=len(tk))

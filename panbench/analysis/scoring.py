@@ -1,12 +1,6 @@
-"""The analyses wired to whole runs: the per-image results (:class:`~panbench.pq.result.ImageResult`, from
-:func:`panbench.pq.evaluator.score_pair`, kept while ``eval`` scores; ``score`` keeps them as the columns of
-:mod:`panbench.pq.result`), then every analysis of the run as the keys its JSON output and its record carry.
-
-* :func:`score_files_analysis` is ``panbench score`` with the analyses.
-* :func:`run_fields` computes the record fields of every analysis of :data:`panbench.analyses.ANALYSES`
-  (boundary PQ's only when it was scored).
-
-Label maps are never kept: a result is a few small arrays per image.  Numpy only.
+"""The analyses wired to whole runs: :func:`run_fields` computes the record fields of every analysis of
+:data:`panbench.analyses.ANALYSES` from the per-image results (boundary PQ's only when it was scored);
+:func:`score_files_analysis` is ``panbench score`` with the analyses.  Label maps are never kept.  Numpy only.
 """
 
 from __future__ import annotations
@@ -32,9 +26,8 @@ if TYPE_CHECKING:  # the record type only annotates the table's columns: score n
 
 def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None = None,
                n_resamples: int = N_RESAMPLES, seed: int = 0, folded: RunFold | None = None) -> dict[str, Any]:
-    """The record fields of every analysis (:data:`panbench.analyses.ANALYSES`); boundary PQ's only when
-    ``boundary`` (its sums) is given; the sums ``folded`` while the images were scored where given (the same
-    bits as folding them from ``aset``)."""
+    """The record fields of every analysis; boundary PQ's only with ``boundary`` (its sums); ``folded``: the sums
+    folded while the images were scored (the same bits as from ``aset``)."""
     sums = None
     if folded is not None:
         if folded.n_images != aset.n_images:
@@ -46,9 +39,7 @@ def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None 
 
 
 class RunFold:
-    """The :class:`~panbench.analysis.collect.Fold` of every analysis of :data:`panbench.analyses.ANALYSES` (its
-    ``folds``, each kind once), fed each part of ``score``'s results in order (:meth:`start` is
-    :func:`~panbench.pq.score.score_stream`'s ``fold``)."""
+    """Every analysis's :class:`~panbench.analysis.collect.Fold` (each kind once), fed ``score``'s results in order."""
 
     def __init__(self) -> None:
         self.sums: dict[type[Fold], Fold] = {}
@@ -92,9 +83,8 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
                          boundary: bool = False,
                          strict: bool = False,
                          diagnose: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
-    """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit, its
-    ``diagnose`` too), the per-image matches as an :class:`AnalysisSet` (images in the ground truth's `images`
-    order, as eval) and :func:`run_fields`."""
+    """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit), the
+    matches as an :class:`AnalysisSet` (the ground truth's image order) and :func:`run_fields`."""
     from panbench.pq.score import Scoring, metrics_with_diagnosis, score_stream
 
     folded = RunFold()

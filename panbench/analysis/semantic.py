@@ -1,11 +1,7 @@
-"""mIoU beside PQ: from the model's semantic output where it has one (mmdet's ``semantic_on``, transformers'
-``post_process_semantic_segmentation``), else from its panoptic output (the confusion matrix that
-:class:`panbench.pq.sums.PQStats` keeps); one rule for both, :func:`panbench.pq.sums.semantic_metrics` (mmseg's:
-ground-truth VOID pixels ignored, the mean over the categories present in the ground truth or the prediction).
-
-:class:`SemanticConfusion` is the pixel confusion matrix of a semantic output, ``(C + 1) x (C + 1)`` int64 with
-VOID last (rows ground truth, columns prediction), as ``PQStats.conf``: integer sums, so the parts of any split of
-the images (processes, ranks) add to the same matrix.  Numpy only.
+"""mIoU beside PQ: from the model's semantic output where it has one, else from its panoptic output (the confusion
+matrix of :class:`panbench.pq.sums.PQStats`); one rule for both, :func:`panbench.pq.sums.semantic_metrics` (mmseg's).
+:class:`SemanticConfusion` is a semantic output's pixel confusion matrix, ``(C + 1) x (C + 1)`` int64 with VOID last
+(rows ground truth), as ``PQStats.conf``: integer sums, so any split of the images adds to the same matrix.  Numpy only.
 """
 
 from __future__ import annotations
@@ -45,8 +41,7 @@ class SemanticConfusion:
         self.n_images += 1
 
     def add_image(self, ids: np.ndarray, segments_info: Sequence[dict[str, Any]], pred_categories: np.ndarray) -> None:
-        """One image from its ground-truth id map and ``segments_info`` and a map of predicted dataset category
-        ids (an id not in the dataset, e.g. -1: VOID)."""
+        """One image from its ground-truth id map and ``segments_info`` and a map of predicted category ids."""
         self.add(self.gt_indices(ids, segments_info), self.indices(pred_categories))
 
     def indices(self, category_map: np.ndarray) -> np.ndarray:
@@ -58,8 +53,7 @@ class SemanticConfusion:
         return np.where(inside, lut[np.where(inside, m, 0)], -1)
 
     def gt_indices(self, ids: np.ndarray, segments_info: Sequence[dict[str, Any]]) -> np.ndarray:
-        """The category index of each ground-truth pixel: its segment's category; VOID (-1) for id 0 and for ids
-        ``segments_info`` does not list (as the panoptic confusion matrix counts them)."""
+        """Each ground-truth pixel's category index; -1 (VOID) for id 0 and ids ``segments_info`` does not list."""
         ids = np.asarray(ids)
         if not segments_info:
             return np.full(ids.shape, -1, np.int64)
@@ -81,8 +75,7 @@ class SemanticConfusion:
 
 
 def miou_fields(res: dict[str, Any], semantic: SemanticConfusion | None = None) -> dict[str, Any]:
-    """The record's ``miou`` and ``miou_source``: from the model's semantic output when ``semantic`` holds it, else
-    the panoptic output's mIoU of ``res`` (``PanopticAccumulator.evaluate()``)."""
+    """The record's ``miou`` and ``miou_source``: ``semantic``'s when it holds images, else the panoptic ``res``'s."""
     if semantic is not None and semantic.n_images:
         return {"miou": semantic.metrics()["mIoU"], "miou_source": "semantic"}
     return {"miou": float(res["mIoU"]), "miou_source": "panoptic"}

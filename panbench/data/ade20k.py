@@ -13,11 +13,9 @@ which defines the JSON that mmdet's ADE20K panoptic configs are trained and test
   ``annotations_instance/validation/<id>.png`` (R = instance-challenge category, 1-based; G =
   instance number, 0 = none), one segment per instance, category R - 1, pasted after the stuff.
   No crowd regions (``iscrowd`` 0 everywhere); unlabelled pixels are VOID (segment id 0).
-* Segment ids and colours from panopticapi's ``IdGenerator`` (stuff = the class colour, things =
-  a random colour near it), seeded so that a re-run writes the same PNGs.  ``area`` is the mask's
-  size before things are pasted (as in the converter; scoring counts pixels in the PNG).  Unlike
-  the converter, thing bounding boxes are computed correctly (its ``x = hor_idx[-1] - x + 1`` is
-  a typo); PQ does not use them.
+* Segment ids and colours from panopticapi's ``IdGenerator``, seeded so that a re-run writes the same PNGs.
+  ``area`` is the mask's size before things are pasted (as the converter's).  Thing bounding boxes are computed
+  correctly (the converter's ``x = hor_idx[-1] - x + 1`` is a typo); PQ does not use them.
 * String image ids (``ADE_val_00000001``), images ``ROOT/val/<id>.jpg``.
 """
 
@@ -33,9 +31,8 @@ from panbench.data.datasets import link_or_copy, run_converter
 from panbench.data.synth import bbox
 from panbench.errors import InputError
 
-# The ADE20K SceneParsing order (objectInfo150.txt; semantic value - 1), mmdet's thing and stuff
-# classes and palette: from mmdet 3.3.0 (tests/data/test_ade20k.py checks them against the
-# installed mmdet).
+# The ADE20K SceneParsing order (objectInfo150.txt; semantic value - 1), mmdet 3.3.0's thing and stuff classes and
+# palette (tests/data/test_cityscapes_ade20k.py checks them against the installed mmdet)
 SEMANTIC_ORDER = (
     'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road, route', 'bed', 'window', 'grass', 'cabinet',
     'sidewalk, pavement', 'person', 'earth, ground', 'door', 'table', 'mountain, mount', 'plant', 'curtain',

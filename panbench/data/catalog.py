@@ -1,7 +1,5 @@
-"""The datasets panbench knows, one row each in :data:`DATASETS`: everything the command line says of a
-dataset and does with it.  Adding a dataset is its module (``data/<name>.py``, with its ``data_command``)
-and its row here; ``panbench data`` (its sub-commands), the help of ``--dataset`` and ``--from``, ``eval``'s
-help, the doctor, ``score``'s dataset of a record and the loader's layout and hints read this table
+"""The datasets panbench knows, one row each in :data:`DATASETS`: everything the command line says of a dataset and
+does with it.  Adding a dataset is its module (``data/<name>.py``, with its ``data_command``) and its row here
 (tests/data/test_catalog.py).  Standard library only: ``panbench --help`` reads it."""
 
 from __future__ import annotations

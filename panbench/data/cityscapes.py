@@ -9,13 +9,8 @@ Cityscapes panoptic evaluation:
 * segments from ``gtFine/val/<city>/*_gtFine_instanceIds.png``: a value >= 1000 is one instance
   (id = value, category = value // 1000); a value < 1000 is a whole class region (id = label
   id), a crowd region (``iscrowd`` 1) when the class has instances; ignored labels are VOID (0).
-* string image ids (``frankfurt_000000_000294``).  The JSON names each image
-  ``<id>_gtFine_leftImg8bit.png`` (cityscapesscripts' naming; the official file is
-  ``leftImg8bit/val/<city>/<id>_leftImg8bit.png``): the images are put in ``ROOT/val/`` under the
-  JSON's names, as hard links to the official files (copies across file systems).
-
-Layout under ROOT: ``annotations/cityscapes_panoptic_val.json``, ``annotations/cityscapes_panoptic_val/``
-(``<id>_gtFine_panoptic.png``), ``val/``.
+* string image ids (``frankfurt_000000_000294``); the images go to ``ROOT/val/`` under the JSON's names
+  (``<id>_gtFine_leftImg8bit.png``) as hard links to the official ``leftImg8bit/val/<city>/<id>_leftImg8bit.png``.
 """
 
 from __future__ import annotations

@@ -5,14 +5,10 @@
   of its inner ``panoptic_val2017.zip`` -> ``ROOT/annotations/panoptic_val2017/``; the train parts
   are never extracted.
 
-Downloads show progress and resume a partial ``.part`` file; ``--from DIR`` takes the official zips
-already on disk.  Every archive is checked before anything is extracted from it: the zip's own
-CRC-32 of every entry (a truncated or corrupt file fails), a sha256 when one is pinned
-(``--checksums FILE``: JSON ``{"val2017.zip": "<sha256>", ...}``; the digests of the files used are
-written to ``ROOT/.panbench-checksums.json``), and every entry name (absolute paths, ``..`` and
-links that would write outside the root are refused: nothing is written then).  Steps already done
-are skipped on a re-run.  A ground truth where a stuff category has two or more segments in one image (COCO's
-panoptic format keeps one; the official file does) is kept, with a warning on stderr.
+Downloads resume a partial ``.part`` file; ``--from DIR`` takes the official zips already on disk.  Every archive is
+checked before anything is extracted: every entry's CRC-32, a sha256 when pinned (``--checksums FILE``; the digests used
+go to ``ROOT/.panbench-checksums.json``), and every entry name (paths and links outside the root are refused).  Steps
+done are skipped on a re-run.  A stuff category with two or more segments in one image is kept, with a warning.
 """
 
 from __future__ import annotations
@@ -155,8 +151,7 @@ def _extract_annotations(root: Path, zip_path: Path, checksum: str | None) -> No
 
 
 def verify_tree(root: Path) -> None:
-    """Every annotated image and PNG is present; a warning where a stuff category has two or more segments in one
-    image."""
+    """Every annotated image and PNG is present (a stuff rule warning: :func:`_note_stuff_rule`)."""
     ann = root / "annotations" / "panoptic_val2017.json"
     try:
         data = json.loads(ann.read_text())
@@ -172,8 +167,7 @@ def verify_tree(root: Path) -> None:
 
 
 def _note_stuff_rule(ann: Path, data: dict[str, Any]) -> None:
-    """A note where a stuff category has two or more segments in one image: COCO's own file keeps one, and is kept
-    whatever it holds (it is what every COCO evaluation scores against), so this warns and does not refuse."""
+    """A warning, not a refusal, where a stuff category has two or more segments in one image."""
     from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
     anns, cats = data.get("annotations"), data.get("categories")

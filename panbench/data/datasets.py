@@ -5,16 +5,11 @@ Layout under the root::
     annotations/panoptic_val2017.json    images, annotations, categories
     annotations/panoptic_val2017/*.png   ground-truth segment ids (R + 256G + 256^2B)
 
-A converted dataset (``converted`` in its row of :data:`panbench.data.catalog.DATASETS`, docs/datasets.md)
-keeps its converter's names: ``annotations/<name>_panoptic_val.json``, ``annotations/<name>_panoptic_val/``
-and the images in ``val/``; its image ids are strings.
-
-Images without ground truth (``panbench eval --images``, :func:`load_images`): a folder of images, or an
-image-info JSON such as COCO's ``image_info_test-dev2017.json``.  The model runs on them and its predictions are
-saved; nothing is scored.  The categories (ids, names, thing/stuff) come from the JSON when its categories carry
-``isthing`` (mmdet's ``panoptic_image_info_test-dev2017.json``), else from the annotation file of the dataset
-named by ``--dataset`` (COCO's test-dev image info lists the 80 detection categories without ``isthing``: its
-panoptic categories are val2017's).
+A converted dataset (``converted`` in :data:`panbench.data.catalog.DATASETS`) keeps its converter's names
+(:func:`layout`); its image ids are strings.  Images without ground truth (``panbench eval --images``,
+:func:`load_images`): a folder of images, or an image-info JSON such as COCO's ``image_info_test-dev2017.json``;
+nothing is scored.  Their categories come from the JSON when its categories carry ``isthing``, else from the annotation
+file of ``--dataset`` (COCO's test-dev image info lists the 80 detection categories without ``isthing``).
 """
 
 from __future__ import annotations
@@ -38,8 +33,7 @@ from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
 
 def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
-    """The fix for a dataset not found at ``root``: the dataset meant (a mistyped ``--dataset``), a folder
-    beside ``root`` that holds it (a mistyped ``--data-root``), or the command that makes it at ``root``."""
+    """The fix for a dataset not found at ``root``: the ``--dataset``/``--data-root`` meant, or what makes it."""
     import difflib
     import shlex
 
@@ -62,9 +56,7 @@ def how_to_get(root: Path, name: str, split: str = "val2017") -> str:
 
 
 def layout(root: Path, name: str, split: str) -> tuple[Path, Path, Path]:
-    """The annotation JSON, the ground-truth PNG folder and the image folder of a dataset (a converted one's
-    files keep their converter's names: ROOT/annotations/<name>_panoptic_val.json and its PNG folder,
-    the images in ROOT/val/)."""
+    """JSON, PNG folder, image folder (converted: ROOT/annotations/<name>_panoptic_val{.json,/}, ROOT/val/)."""
     if name in DATASETS and DATASETS[name].converted:
         base = root / "annotations" / f"{name}_panoptic_val"
         return base.with_suffix(".json"), base, root / "val"
@@ -103,9 +95,7 @@ class PanopticDataset:
 
 
 def dataset_fingerprint(ann_file: str | Path, image_ids: list[Any]) -> str:
-    """The dataset fingerprint: a short hash of the annotation file's bytes and the image ids in their order; the
-    one definition for evaluated datasets (:meth:`PanopticDataset.fingerprint`) and scored files
-    (``panbench score``)."""
+    """A short hash of the annotation file's bytes and the image ids in order (eval's datasets, score's files)."""
     h = hashlib.sha256()
     h.update(Path(ann_file).read_bytes())
     h.update(repr(list(image_ids)).encode())
@@ -168,8 +158,7 @@ def _subset_of(samples: list[Sample], subset: str | Path, ann_file: Path) -> lis
 
 
 def read_subset(path: str | Path) -> list[int | str]:
-    """Image ids, one per line (``#`` comments allowed), in file order; an id that is not an integer
-    is kept as a string (a converted dataset's ids such as ``frankfurt_000000_000294``)."""
+    """Image ids, one per line (``#`` comments allowed), in file order; a non-integer id stays a string."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: subset file not found; give a file with one image id per line")
@@ -185,9 +174,8 @@ def read_subset(path: str | Path) -> list[int | str]:
 
 def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]) -> str:
     """``panbench data NAME`` of a converted dataset: ``convert(root, --from)`` unless its JSON is there (and no
-    --force), then the dataset read back (which checks what was written) and refused where a stuff category has
-    two or more segments in one image, which COCO's panoptic format does not allow (:mod:`panbench.pq.stuff_rule`);
-    the line to print."""
+    --force), then the dataset read back and refused where a stuff category has two or more segments in one image
+    (:mod:`panbench.pq.stuff_rule`); the line to print."""
     if not args.from_dir:
         raise InputError(f"--from is required: the folder of the official {name} files")
     src = Path(args.from_dir)
@@ -226,9 +214,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 @dataclass
 class ImageSet(PanopticDataset):
-    """A :class:`PanopticDataset` whose samples have no ground truth (``gt_png`` and ``gt_ann`` are None,
-    height and width 0 until the image is read).  ``prefix`` names the saved predictions
-    (``panoptic_test-dev2017`` for ``image_info_test-dev2017.json``)."""
+    """A :class:`PanopticDataset` without ground truth (``gt_png``, ``gt_ann`` None; sizes 0 until read);
+    ``prefix`` names the saved predictions (``panoptic_test-dev2017``)."""
 
     prefix: str = "panoptic_images"
 
@@ -244,8 +231,7 @@ class ImageSet(PanopticDataset):
 
 def load_images(path: str | Path, dataset: str, data_root: str | Path, image_dir: str | Path | None = None,
                 limit: int | None = None) -> ImageSet:
-    """The images of a folder (sorted by name; an all-digit file stem is an integer id, as in COCO) or of an
-    image-info JSON (its ``images`` list, files under ``image_dir``, default ``DATA_ROOT/test2017``)."""
+    """The images of a folder (by name; a digit stem is an int id) or of an image-info JSON (under ``image_dir``)."""
     p = Path(path)
     cats: CategoryTable | None
     if p.is_dir():

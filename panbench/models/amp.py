@@ -5,11 +5,9 @@ mmcv 2.1.0 compiles RoIAlign (``roi_align_cuda.cu``, ``cpu/roi_align.cpp``) and 
 Under ``torch.autocast(dtype=bfloat16)`` the features reaching them are bf16 (and mmdet casts the RoIs to the feature
 dtype), so PanopticFPN and Mask2Former would stop at their first image.  :func:`keep_ops_fp32` makes these modules of a
 model run with autocast disabled on float32 inputs, and casts their output back to the input's dtype; the rest of the
-model keeps running in reduced precision.  mmcv's ``nms`` reads ``float`` pointers on the CPU (boxes and scores) and on
-CUDA (boxes): it gets the same treatment (a process-wide wrapper of ``mmcv.ops.nms.nms``, the name ``batched_nms`` looks
-up; a pass-through for float32 inputs outside autocast).  :func:`autocast_forward` runs a model family's forward step
-under autocast (``--amp``); :func:`keep_autocast` lets a part of that step that runs later (a deferred fusion) run under
-the same autocast.
+model keeps running in reduced precision.  mmcv's ``nms`` reads ``float`` pointers: it gets the same treatment (a
+process-wide wrapper of ``mmcv.ops.nms.nms``, the name ``batched_nms`` looks up).  :func:`autocast_forward` runs a
+family's forward step under autocast; :func:`keep_autocast` lets a deferred fusion run under the same autocast.
 """
 
 from __future__ import annotations
@@ -58,8 +56,7 @@ def fp32_forward(forward: Any) -> Any:
 
 
 def keep_ops_fp32(model: Any) -> int:
-    """Wrap the forward of each :data:`FP32_OPS` module of ``model`` (this instance only, once);
-    returns how many modules are wrapped."""
+    """Wrap the forward of each :data:`FP32_OPS` module of ``model`` (this instance, once); returns how many."""
     if not hasattr(model, "modules"):  # not a torch module: nothing to wrap
         return 0
     import importlib
@@ -80,8 +77,7 @@ def keep_ops_fp32(model: Any) -> int:
 
 
 def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> Any:
-    """``step()`` under ``torch.autocast`` in the ``amp`` precision (``bf16``, ``fp16``; None: as it is) on
-    ``device``; an op without a kernel in that precision is refused in one line naming the fix."""
+    """``step()`` under ``torch.autocast`` in ``amp`` (None: as it is); an op without a kernel refused in one line."""
     if amp is None:
         return step()
     import torch
@@ -99,8 +95,7 @@ def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> A
 
 
 def keep_autocast(job: Callable[[], Any]) -> Callable[[], Any]:
-    """``job`` made to run, whenever and on whichever thread it is called, under the autocast in force now (autocast
-    is per thread): a deferred fusion computes what it computed inside the forward."""
+    """``job`` run, whenever and on whichever thread, under the autocast in force now (autocast is per thread)."""
     import torch
 
     on = [kind for kind in ("cuda", "cpu") if torch.is_autocast_enabled(kind)]

@@ -1,11 +1,9 @@
 """Checkpoints: download with progress and resume, sha256 verification, safe loading.
 
-The cache is torch hub's ``checkpoints`` folder, the one mmengine's ``load_checkpoint`` uses for URLs, so a checkpoint
-downloaded by either is found by both.  Zoo file names end in the first 8 hex digits of the file's sha256
-(``..._20230118_125535-54df384a.pth``); panbench checks them after download and before every load, and records the full
-digest in results.  Only names of that form (a ``_YYYYMMDD_HHMMSS`` stamp, then ``-`` and 8 lowercase hex digits) carry
-a digest: a user's ``model-20230101.pth`` is not checked against one.  The committed demo weights are checked against
-the full sha256 listed in the ``MANIFEST.json`` beside them.
+The cache is torch hub's ``checkpoints`` folder, which mmengine's ``load_checkpoint`` uses too.  Zoo file names end in
+the first 8 hex digits of the file's sha256 (``..._20230118_125535-54df384a.pth``), checked after download and before
+every load (the full digest recorded); only names with that ``_YYYYMMDD_HHMMSS`` stamp carry one (a user's
+``model-deadbeef.pth`` does not).  The committed demo weights are checked against the ``MANIFEST.json`` beside them.
 """
 
 from __future__ import annotations
@@ -36,17 +34,13 @@ def cache_dir() -> Path:
 
 
 def expected_prefix(path_or_url: str) -> str | None:
-    """The sha256 prefix a zoo file name carries (``..._20230118_125535-54df384a.pth``), if any.
-
-    A name without the zoo's date and time stamp carries none, whatever it ends in
-    (``model-20230101.pth``, ``model-deadbeef.pth``)."""
+    """The sha256 prefix a zoo file name carries, if any (none without the zoo's date and time stamp)."""
     m = HASH_IN_NAME.search(path_or_url.rsplit("/", 1)[-1])
     return m.group(1) if m else None
 
 
 def expected_digest(path: Path) -> str | None:
-    """What ``path`` must hash to: the full sha256 listed for it in a ``MANIFEST.json`` beside it
-    (the committed demo weights), else the prefix in a zoo file name, else nothing."""
+    """What ``path`` must hash to: its sha256 in a ``MANIFEST.json`` beside it, else a zoo name's prefix, else None."""
     path = Path(path)
     manifest = path.parent / MANIFEST
     if manifest.is_file():
@@ -74,13 +68,9 @@ def verify(path: Path, prefix: str | None) -> str:
 
 def fetch(url: str, prefix: str | None = None,
           any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str]:
-    """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256.
-
-    Under torchrun only local rank 0 of each node downloads (each node has its own cache); the other ranks wait
-    for it in ``any_rank`` (true on the node's ranks when local rank 0's download failed:
-    :func:`panbench.evaluation.runtime.download_wait`, a wait on the store) and then verify the file.
-    A failed download stops every rank with one line.  A lock file also keeps two separate runs from writing the
-    same ``.part`` file."""
+    """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256.  Under torchrun local rank
+    0 of each node (its own cache) downloads while the others wait in ``any_rank`` (:func:`on_local_rank0`), then
+    verify the file; a lock file keeps two runs from writing the same ``.part`` file."""
     dest = cache_dir() / url.rsplit("/", 1)[-1]
     prefix = prefix or expected_prefix(url)
 
@@ -119,8 +109,7 @@ def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] 
 
 @contextmanager
 def _download_lock(dest: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``dest.lock`` (released when the process dies); a no-op where
-    ``fcntl`` does not exist."""
+    """An exclusive ``flock`` on ``dest.lock`` (released when the process dies); a no-op without ``fcntl``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -156,29 +145,21 @@ ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format since torch 1.6
 PICKLE_MAGIC = 0x80  # the legacy format (mmdet's publish_model writes it): a pickle, protocol >= 2
 
 
-def _check_magic(path: Path) -> None:
-    """Refuse a file that is neither of torch.save's formats before anything unpickles it."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != ZIP_MAGIC and not (len(head) >= 2 and head[0] == PICKLE_MAGIC and 2 <= head[1] <= 5):
-        what = "is empty" if not head else f"starts with {head!r}, neither a zip archive nor a pickle"
-        raise PanbenchError(f"{path}: not a PyTorch checkpoint (the file {what}); pass the .pth file that "
-                            "torch.save or the model zoo wrote")
-
-
 def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load a checkpoint safely: ``(state_dict, meta)``.
-
-    With ``weights_only=True`` only tensors, plain containers and numpy arrays load.  A file that
-    needs full unpickling (arbitrary classes) is refused unless ``trust`` (``--trust-checkpoint``).
-    """
+    """``(state_dict, meta)`` loaded with ``weights_only=True`` (tensors, containers, numpy arrays); a file that
+    needs full unpickling is refused unless ``trust`` (``--trust-checkpoint``)."""
     import pickle
 
     import torch
 
     if not Path(path).is_file():
         raise PanbenchError(f"{path}: checkpoint not found; check --checkpoint")
-    _check_magic(path)
+    with open(path, "rb") as f:  # neither of torch.save's formats: refused before anything unpickles it
+        head = f.read(4)
+    if head != ZIP_MAGIC and not (len(head) >= 2 and head[0] == PICKLE_MAGIC and 2 <= head[1] <= 5):
+        what = "is empty" if not head else f"starts with {head!r}, neither a zip archive nor a pickle"
+        raise PanbenchError(f"{path}: not a PyTorch checkpoint (the file {what}); pass the .pth file that "
+                            "torch.save or the model zoo wrote")
     try:
         with nullcontext() if trust else torch.serialization.safe_globals(_numpy_safe_globals()):
             ckpt = torch.load(path, map_location="cpu", weights_only=not trust)

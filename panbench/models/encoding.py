@@ -12,8 +12,7 @@ INSTANCE_OFFSET = 1000  # mmdet's panoptic label encoding: label + instance * IN
 
 
 def panoptic_to_segments(pan: Any, num_classes: int, label2cat: list[int]) -> tuple[np.ndarray, list[dict]]:
-    """mmdet's panoptic map (label + instance * 1000, VOID = num_classes) to an id map and
-    segments_info with compact ids 1..n (0 = VOID)."""
+    """mmdet's panoptic map to an id map and segments_info with compact ids 1..n (0 = VOID)."""
     import torch
 
     if isinstance(pan, torch.Tensor):

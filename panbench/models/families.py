@@ -1,8 +1,7 @@
-"""The model families, one row each in :data:`FAMILIES`: what the registry and the loader read to find the family of a
-``--model`` entry.  A family is one subpackage of :mod:`panbench.models` whose ``__init__`` holds the functions of
-:class:`panbench.models.protocol.FamilyEntry` (``load_model``, ``check_options``, ``weights_state``, ``random_model``);
-it is imported only when one of its models is used.  What the command line says of a family (the ``--model PREFIX:``
-help, the extra that installs a missing package) and what ``panbench doctor`` checks are read from its row."""
+"""The model families, one row each in :data:`FAMILIES`, which the registry, the loader, the command line (``--model
+PREFIX:`` help, the extra that installs a missing package) and ``panbench doctor`` read.  A family is one subpackage
+whose ``__init__`` holds the functions of :class:`panbench.models.protocol.FamilyEntry`, imported only when one of its
+models is used."""
 
 from __future__ import annotations
 
@@ -23,9 +22,8 @@ class Family:
     package: str  # the subpackage whose functions load and check its models
     in_all: bool  # ``--model all`` runs its registered models (False: they are downloads chosen by name)
     packages: tuple[str, ...] = ("torch",)  # what its models run on: their versions are in a run's provenance
-    # (package, version) of ``packages`` that the tests ran on and scripts/setup.sh pins (.venv/panbench-
-    # constraints.txt); ``panbench doctor`` notes another version.  torch is not here: the set-up keeps the torch
-    # an environment has (Colab, a CUDA image)
+    # (package, version) the tests ran on and scripts/setup.sh pins; ``panbench doctor`` notes another.  Not torch:
+    # the set-up keeps the torch an environment has (Colab, a CUDA image)
     tested: tuple[tuple[str, str], ...] = ()
     # (import name, extra of pyproject.toml that installs it): the fix a missing package's error names
     extras: tuple[tuple[str, str], ...] = ()
@@ -35,17 +33,15 @@ class Family:
     doctor: str | None = None
 
     def entry(self) -> ModuleType:
-        """The family's functions (its subpackage, imported now): those of
-        :class:`panbench.models.protocol.FamilyEntry`."""
+        """Its subpackage, imported now (:class:`panbench.models.protocol.FamilyEntry`)."""
         return importlib.import_module(self.package)
 
     def registered_models(self) -> list:
-        """Its models listed in its subpackage (:attr:`registered`; none when it names none): ``ModelSpec`` rows."""
+        """The ``ModelSpec`` rows its subpackage lists (:attr:`registered`)."""
         return list(named(self.registered)()) if self.registered else []
 
     def doctor_checks(self, probes: object) -> list:
-        """Its lines of ``panbench doctor`` (:attr:`doctor`; none when it names none), run with the doctor's
-        ``probes``."""
+        """Its lines of ``panbench doctor`` (:attr:`doctor`), run with the doctor's ``probes``."""
         return list(named(self.doctor)(probes)) if self.doctor else []
 
 
@@ -54,8 +50,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            tested=(("mmcv", "2.1.0"), ("mmengine", "0.10.7"), ("mmdet", "3.3.0")),
            extras=(("torch", "mmdet"), ("mmcv", "mmdet"), ("mmengine", "mmdet"), ("mmdet", "mmdet")),
            doctor="panbench.models.mmdet:checks"),
-    # the hf: path reads transformers' processors, post-processing and outputs (panbench/models/hf/); timm (DETR's
-    # hub checkpoints build their backbone with it) is in the cuda extra beside torchvision, which it requires
+    # timm (DETR's hub checkpoints' backbone) is in the cuda extra beside torchvision, which it requires
     Family("transformers", "hf", "panbench.models.hf", in_all=False, packages=("torch", "transformers"),
            tested=(("transformers", "5.24.0"),),
            extras=(("transformers", "hf"), ("huggingface_hub", "hf"), ("timm", "cuda")),

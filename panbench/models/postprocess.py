@@ -5,11 +5,9 @@
   where m > 0.5)^beta`` (``p`` its best class probability, ``m`` its sigmoid mask); masks are filled in descending order
   of ``s``, queries below ``conf_thr`` are dropped, pixels already taken are removed from later masks, and a mask is
   kept only when at least ``keep_thr`` of its binary area remains.
-* ``argmax``: pixel-wise argmax: every pixel goes to the query with the highest ``p * m`` among the
-  queries not classified as "no object"; no thresholds.
+* ``argmax``: every pixel goes to the query with the highest ``p * m`` among those not classified "no object".
 
-All return mmdet's panoptic encoding: ``label + instance_id * 1000`` for things, ``label`` for stuff
-(same-class stuff merged), ``num_classes`` for VOID.
+All return mmdet's panoptic encoding (stuff of one class merged, ``num_classes`` for VOID).
 """
 
 from __future__ import annotations
@@ -28,8 +26,7 @@ FUSIONS = ("panbench", "mmdet")
 
 @dataclass(frozen=True)
 class PostProcess:
-    """A post-processing choice and its parameters (what the record and the table show); its defaults are
-    the only ones (``panbench eval``'s ``--pp-*`` options read them)."""
+    """A post-processing choice and its parameters (the record's); the defaults are the only ones (``--pp-*``)."""
 
     name: str = "default"
     alpha: float = 0.25
@@ -72,8 +69,7 @@ def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes
     h, w = m.shape[-2:]
     pan = torch.full((h, w), num_classes, dtype=torch.int32, device=m.device)
     taken = torch.zeros((h, w), dtype=torch.bool, device=m.device)
-    # the per-query numbers go to the host once (one sync), not four times per query; the
-    # thresholds are computed on the device, so every comparison gives the device's answer
+    # the per-query numbers go to the host once (one sync); the thresholds computed on the device (its answers)
     order = torch.argsort(score, descending=True, stable=True)
     conf = torch.tensor(pp.conf_thr, dtype=score.dtype)  # compared in score's dtype, as score[q] < conf_thr is
     need = pp.keep_thr * area  # float32, as pp.keep_thr * area[q]

@@ -1,12 +1,8 @@
 """The model registry: one file per model under ``configs/``, found by name or alias, and the models a family lists in
-its subpackage (``Family.registered``: the Hugging Face ``transformers`` checkpoints,
-:func:`panbench.models.hf.types.models`, ``hf:<hub id>``).
-
-Each config file inherits one MMDetection zoo config and carries a ``panbench = dict(...)`` block with its metadata; the
-block is read with ``ast`` so listing models needs neither mmengine nor torch.  A ``--model PREFIX:<ref>`` entry is a
-model of the family of that prefix (:data:`panbench.models.families.FAMILIES`).  Unknown names answer "did you mean
-...".  The specs are read-only (frozen): a run that learns more of its model makes its own copy
-(``dataclasses.replace``).
+its subpackage (``Family.registered``: :func:`panbench.models.hf.types.models`, ``hf:<hub id>``).  Each config file
+inherits one MMDetection zoo config and carries a ``panbench = dict(...)`` block of metadata, read with ``ast`` (no
+mmengine, no torch).  A ``--model PREFIX:<ref>`` entry is a model of that prefix's family.  Unknown names answer "did
+you mean ...".  Specs are frozen: a run that learns more of its model makes its own copy (``dataclasses.replace``).
 """
 
 from __future__ import annotations
@@ -93,18 +89,15 @@ def load_spec(path: Path) -> ModelSpec:
 
 def all_models(config_dir: Path = CONFIG_DIR, dataset: str | None = None,
                framework: str | None = None) -> list[ModelSpec]:
-    """Every registered model (``configs/*.py``, ``configs/demo/*.py``, then each family's ``Family.registered``
-    models, e.g. :func:`panbench.models.hf.types.models`), optionally
-    only those of one dataset and one framework (``mmdet``, ``transformers``)."""
+    """Every registered model (``configs/``, ``configs/demo/``, the families'), optionally of a dataset, framework."""
     specs = [load_spec(p) for d in (config_dir, config_dir / "demo") for p in sorted(d.glob("*.py"))]
-    for f in FAMILIES.values():  # a family's models listed in its subpackage (Family.registered)
+    for f in FAMILIES.values():
         specs += f.registered_models()
     return [s for s in specs if dataset in (None, s.dataset) and framework in (None, s.framework)]
 
 
 def did_you_mean(word: str, choices: list[str], n: int = 3, cutoff: float = 0.4) -> str | None:
-    """``"did you mean a, b?"`` with the choices closest to ``word`` (difflib), or None when none is close;
-    the one wording of every suggestion of a name (models, datasets, record names)."""
+    """``"did you mean a, b?"`` with the choices closest to ``word`` (difflib), or None: every name's suggestion."""
     near = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=n, cutoff=cutoff)
     return f"did you mean {', '.join(near)}?" if near else None
 
@@ -148,9 +141,7 @@ def resolve(names: str, config_dir: Path = CONFIG_DIR, dataset: str = "coco") ->
 
 
 def ref_spec(fam: Family, ref: str) -> ModelSpec:
-    """``--model PREFIX:<ref>`` (e.g. ``hf:<hub id or directory>``): the registered entry of that reference, else
-    an unregistered spec named ``PREFIX-<the id or directory's name>`` (its architecture is read from the model's
-    config when it loads)."""
+    """``--model PREFIX:<ref>``: the registered entry of ``ref``, else an unregistered ``PREFIX-<name>`` spec."""
     import re
 
     ref = ref.strip()

@@ -7,26 +7,19 @@ on the pinned stack (numpy 2, scikit-image >= 0.19) and are computed here, follo
 code step by step; each gives the package's output bit for bit where the package runs
 (tests/robustness/test_corruptions.py runs the package's code beside them):
 
-* ``glass_blur``: the package passes ``multichannel=True`` to scikit-image's ``gaussian``, an argument
-  scikit-image 0.19 renamed ``channel_axis``.  Here ``channel_axis=-1``; the pixel shuffle draws the
-  same numbers and replays the package's assignments (``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on
-  numpy views, which copies pixel (h', w') to (h, w) and leaves (h', w') as it was) on an index map
-  in plain Python, then moves the pixels once: the same output in about a tenth of the time.
-* ``fog``: the package's plasma fractal allocates ``np.float_``, removed in numpy 2; here
-  ``np.float64``, the same type.
-* ``impulse_noise``: the package calls scikit-image's ``random_noise``, which draws from the global
-  ``np.random`` state up to scikit-image 0.18 and from a fresh unseeded generator since 0.19 (so the
-  package's output changes from call to call).  Here the draws of scikit-image 0.18's salt-and-pepper
-  branch (two ``np.random.choice`` masks) from the seeded state: what the package computed when
-  COCO-C was made.
+* ``glass_blur``: the package passes ``multichannel=True`` to scikit-image's ``gaussian`` (``channel_axis`` since
+  0.19).  Here ``channel_axis=-1``; the pixel shuffle draws the same numbers and replays the package's assignments
+  (``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on numpy views, which copies (h', w') to (h, w) and leaves (h', w'))
+  on an index map in plain Python, then moves the pixels once: the same output in about a tenth of the time.
+* ``fog``: the package's plasma fractal allocates ``np.float_``, removed in numpy 2; here ``np.float64``.
+* ``impulse_noise``: scikit-image's ``random_noise`` draws from the global ``np.random`` state up to 0.18 and from a
+  fresh unseeded generator since 0.19.  Here scikit-image 0.18's salt-and-pepper draws (two ``np.random.choice``
+  masks) from the seeded state: what the package computed when COCO-C was made.
 
-The image is an RGB ``uint8`` array (the package's input, from which the COCO-C files were made).
-MMDetection's ``Corrupt`` transform calls the package on its BGR array instead; brightness, frost,
-snow and JPEG compression depend on the channel order, so their outputs differ from that transform's.
-
-Determinism: every corruption runs under ``np.random`` seeded by :func:`image_seed` (image id,
-corruption, severity), the previous global state restored afterwards, so a rerun, a forked process
-and a torchrun rank corrupt an image identically.
+The image is an RGB ``uint8`` array (the package's input, from which COCO-C was made); MMDetection's ``Corrupt`` calls
+it on BGR, so its brightness, frost, snow and JPEG compression differ.  Every corruption runs under ``np.random`` seeded
+by :func:`image_seed` (image id, corruption, severity), the global state restored afterwards, so a rerun, a forked
+process and a torchrun rank corrupt an image identically.
 """
 
 from __future__ import annotations
@@ -60,8 +53,7 @@ OWN = ("glass_blur", "fog", "impulse_noise")  # computed here (module docstring)
 
 
 def implementation(name: str) -> str:
-    """What computes ``name``, as records and cache keys name it: the installed package's version, or
-    panbench's version of the package's function."""
+    """What computes ``name``, as records and cache keys name it."""
     if name in OWN:
         return f"panbench (the {name} of {PACKAGE} {PACKAGE_VERSION}, equal outputs)"
     from importlib.metadata import PackageNotFoundError, version
@@ -94,8 +86,7 @@ class Corruption:
 
 
 def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
-    """``--corruption NAME --severity S`` checked (None without them): known name, severity 1-5, the
-    package installed where the corruption needs it."""
+    """``--corruption NAME --severity S`` checked (None without them); the modules preloaded."""
     if name is None and severity is None:
         return None
     if name is None:
@@ -110,11 +101,9 @@ def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
 
 
 def preload(names: list[str]) -> None:
-    """Load the modules the corruptions use, in the process that forks the data-loading workers and CPU
-    processes, so that they inherit them instead of each loading them on its first image (which the
-    measured corruption cost would count): scikit-image and scipy load theirs lazily, on first use
-    (about half a second), so a Gaussian filter and an HSV conversion run once on a small image.  No
-    OpenCV function runs here: OpenCV's thread pool, once started, can hang a forked process."""
+    """Load the modules the corruptions use before the workers fork, so no worker pays it on its first image (the
+    measured cost): scikit-image and scipy load lazily (half a second), so their functions run once on a tiny image.
+    No OpenCV here: its thread pool, once started, can hang a forked process."""
     from skimage.color import rgb2hsv
     from skimage.filters import gaussian
 
@@ -145,8 +134,7 @@ def check_severity(severity: int) -> int:
 
 
 def parse_names(text: str) -> list[str]:
-    """``--corruptions``: ``all``, a group (noise, blur, weather, digital) or a comma-separated list of
-    groups and names, in the package's order, each once."""
+    """``--corruptions``: ``all``, a group or a comma list of groups and names; in the package's order, each once."""
     named = {"all": CORRUPTION_NAMES, **CORRUPTION_GROUPS, **{n: (n,) for n in CORRUPTION_NAMES}}
     chosen: set[str] = set()
     for part in (p.strip() for p in text.split(",")):
@@ -196,8 +184,7 @@ _GLOBAL_RNG = threading.Lock()
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[np.random.RandomState]:
-    """``np.random`` seeded with ``seed`` for the block (the package draws from it), the previous state
-    restored afterwards; yields the global RandomState.  One block at a time per process."""
+    """``np.random`` seeded with ``seed`` for the block (one at a time), then restored; yields the RandomState."""
     with _GLOBAL_RNG:
         state = np.random.get_state()
         np.random.seed(seed)

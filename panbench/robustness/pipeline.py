@@ -1,13 +1,8 @@
-"""A model's test pipeline with a corruption applied to the decoded image, where the model's family applies an
-image step (:meth:`panbench.models.protocol.Corruptible.pipeline_with`: an MMDetection pipeline after
-``LoadImageFromFile``, where MMDetection's ``test_robustness.py`` puts its ``Corrupt`` step).  A family that
-does not declare that member is refused (:func:`check_corruptible`): its images would be scored clean under a
-corrupted label.
-
-It runs wherever the pipeline runs: in the DataLoader workers of :mod:`panbench.evaluation.inference` (and
-of each forked ``--cpu-procs`` process), so the corruption's cost is paid on the data-loading side,
-beside the forward pass rather than in it.  Each call adds the seconds it spent corrupting to the
-item (``corrupt_s``), which the loop sums into the run's timings.
+"""A model's test pipeline with a corruption applied to the decoded image, where the model's family applies an image
+step (:meth:`panbench.models.protocol.Corruptible.pipeline_with`); a family without that member is refused
+(:func:`check_corruptible`).  It runs wherever the pipeline runs (the DataLoader workers), so the corruption's cost is
+paid beside the forward pass, not in it; each call adds its seconds to the item (``corrupt_s``), summed into the run's
+timings.
 """
 
 from __future__ import annotations
@@ -31,8 +26,7 @@ def check_corruptible(model: Any, family: str) -> None:
 
 
 class CorruptedPipeline:
-    """The pipeline of ``model`` (a :class:`panbench.models.protocol.PanopticModel`) with ``corruption`` applied
-    to the decoded RGB image (the order the corruptions are defined in), seeded by the item's ``img_id``."""
+    """``model``'s pipeline with ``corruption`` applied to the decoded RGB image, seeded by the item's ``img_id``."""
 
     def __init__(self, model: Any, corruption: Corruption, timed: bool = True, family: str = "model") -> None:
         check_corruptible(model, family)

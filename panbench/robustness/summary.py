@@ -6,10 +6,8 @@ Detection", with PQ as the performance measure P):
 * rPC (relative performance under corruption): mPC / clean, as a percentage;
 * per group (noise, blur, weather, digital): the mean of P over the group's corruptions and severities.
 
-Each is given for PQ, PQ_th and PQ_st.  A summary groups the runs of one model (and post-processing and
-settings) on one set of images (the dataset fingerprint, which covers the image ids): a corrupted run
-and its clean run are on the same images.  Robustness numbers compare only across summaries with the
-same corruptions, severities, corruption implementation and images.
+Each is given for PQ, PQ_th and PQ_st.  A summary groups the runs of one model and settings on one set of images (the
+dataset fingerprint); summaries compare only with the same corruptions, severities, implementation and images.
 """
 
 from __future__ import annotations
@@ -38,8 +36,7 @@ def base_dataset(r: RunRecord) -> str:
 
 
 def group_key(r: RunRecord) -> tuple:
-    """What a corrupted run and its clean run share: model, post-processing, the images (dataset
-    fingerprint), batch size, AMP and ``--cfg-options``."""
+    """What a corrupted run and its clean run share: model, post-processing, images, batch size, AMP, cfg options."""
     cfg = json.dumps(r.provenance.get("cfg_options") or {}, sort_keys=True)
     return (r.model, r.postprocess, base_dataset(r), _fingerprint(r), r.batch_size, r.amp or "fp32", cfg)
 
@@ -49,8 +46,7 @@ def mean(values: list[float]) -> float | None:
 
 
 def robustness_summaries(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """One summary per group of records (:func:`group_key`) that has a clean run and at least one
-    corrupted run; the newest record of each (corruption, severity) counts.  In first-seen order."""
+    """One summary per :func:`group_key` with a clean and a corrupted run (newest of each), first-seen order."""
     groups: dict[tuple, dict[Any, RunRecord]] = {}
     for r in sorted(records, key=lambda r: r.date):
         c = r.corruption

@@ -169,7 +169,7 @@ def test_masks_encoded_where_they_lie_equal_the_host_encoding(device: str, rle_p
     strings, chunked or not; on the CPU the same code runs on CPU tensors."""
     import torch
 
-    from panbench.analysis.instances import encode_on_device, from_arrays
+    from panbench.analysis.ap import encode_on_device, from_arrays
 
     rng = np.random.default_rng(3)
     for m in _masks_of_every_edge(rng):

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from ap_cases import _decode, assert_same_ap, pycocotools_ap
 
-from panbench.analysis.ap import APAccumulator
-from panbench.analysis.instances import from_hf_instances, from_mmdet, semantic_categories
+from panbench.analysis.ap import APAccumulator, from_hf_instances, from_mmdet, semantic_categories
 from panbench.pq.png import read_ids
 
 torch = pytest.importorskip("torch")

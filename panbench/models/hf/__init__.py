@@ -1,6 +1,4 @@
-"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``): a model loaded by
-:func:`.model.load_hf_model` (from a directory or the hub, its labels mapped to the dataset's), run as a
-:class:`panbench.models.protocol.PanopticModel` by :mod:`.model`.  The functions below are the family's entry
+"""The Hugging Face ``transformers`` family (``--model hf:<hub id or directory>``, run by :mod:`.model`): its entry
 (:class:`panbench.models.protocol.FamilyEntry`) and its lines of ``panbench doctor``; torch and transformers are
 imported only when a model loads."""
 
@@ -21,8 +19,7 @@ if TYPE_CHECKING:
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None, ap: bool,
                any_rank: Callable[[bool], bool] | None) -> Built:
-    """``hf:<ref>`` -> the model on ``device`` (:func:`panbench.models.hf.model.load_hf_model`) and its
-    provenance; an unregistered model's architecture and backbone read from its own config."""
+    """``hf:<ref>`` -> :func:`panbench.models.hf.model.load_hf_model` (unregistered: names from its config)."""
     from dataclasses import replace
 
     from panbench.models.hf.model import load_hf_model
@@ -38,9 +35,8 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
 
 
 def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:
-    """No ``--cfg-options``; a local directory's model type has a description (else refused in one line), and
-    ``--postprocess`` is one its description allows (the type read from the directory's config.json, or the
-    registered checkpoint's architecture; a hub id not registered is left to the loader)."""
+    """No ``--cfg-options``; a local directory's model type has a description, and ``--postprocess`` is one it
+    allows (the type from its config.json, or a registered checkpoint's architecture; other hub ids: the loader)."""
     _refuse_cfg_options(spec, cfg_options)
     kind = _local_model_type(spec)
     mtype = by_architecture(spec.architecture) if kind is None else describe(kind, f"hf:{spec.ref}")
@@ -50,8 +46,7 @@ def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] 
 
 
 def _local_model_type(spec: ModelSpec) -> str | None:
-    """The ``model_type`` of a local directory's config.json (None: not a directory, or a file the loader will
-    name as broken)."""
+    """The ``model_type`` of a local directory's config.json (None: no directory, or a broken file)."""
     import json
 
     cfg = Path(str(spec.ref)).expanduser() / "config.json"
@@ -93,9 +88,7 @@ def random_model(spec: ModelSpec, device: str) -> None:
 
 
 def checks(probes: Any) -> list[Any]:
-    """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`): timm, which
-    DETR's hub checkpoints build their backbone with (a note when missing, with the extra that installs it); its
-    packages' versions are the doctor's ``versions/transformers`` line."""
+    """Its lines of ``panbench doctor`` (:class:`panbench.cli.doctor.Probes`): timm (DETR's hub checkpoints)."""
     timm = probes.version("timm", required=False, fix=f"{probes.pip} install 'panbench[cuda]' (DETR's hub "
                           "checkpoints, hf-detr_*, build their backbone with timm; docs/huggingface.md)")
     if timm.ok:

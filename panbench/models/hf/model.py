@@ -1,18 +1,13 @@
 """Hugging Face ``transformers`` panoptic models (``--model hf:<hub id or directory>``) as the family's
-:class:`panbench.models.protocol.PanopticModel`, so that streaming scoring, the resume cache, timings, forked CPU
-processes, torchrun, batches, AMP and the out-of-memory fallback run the same code for both families.
+:class:`panbench.models.protocol.PanopticModel`, so both families run the same eval code.
 
-:func:`load_hf_model`: a local directory or a hub snapshot (:func:`resolve_dir`; the sha256 of its files,
-:func:`digest`, is recorded) loaded with ``AutoModelForUniversalSegmentation`` and its own processor
-(``AutoImageProcessor``; OneFormer's ``AutoProcessor``), as its model type's description says
-(:data:`panbench.models.hf.types.TYPES`; a type without one is refused), its ``id2label`` mapped to the dataset's
-categories by name (:func:`map_labels`, the rule written down in docs/huggingface.md).
-
-:class:`HFPanoptic`: the processor as the data pipeline, padding and the network as the forward, the processor's
-``post_process_panoptic_segmentation`` (with the original releases' settings) as the model's own panoptic fusion
-(:func:`to_panbench_segments` reads its segments); ``--postprocess maskwise|argmax`` merges the query masks instead.
-With AP on, each image's output keeps the network's outputs for it (:class:`HFOutput`), which the processor's
-instance (AP) and semantic (mIoU) post-processing read after the timed part."""
+:func:`load_hf_model`: a local directory or a hub snapshot (:func:`resolve_dir`; its files' sha256, :func:`digest`, is
+recorded) loaded with ``AutoModelForUniversalSegmentation`` and its own processor, as its model type's description
+says (:data:`panbench.models.hf.types.TYPES`), its ``id2label`` mapped to the dataset's categories by name
+(:func:`map_labels`, docs/huggingface.md).  :class:`HFPanoptic`: the processor as the data pipeline, padding and the
+network as the forward, the processor's ``post_process_panoptic_segmentation`` (the original releases' settings) as
+the model's own fusion; ``--postprocess maskwise|argmax`` merges the query masks instead.  With AP on, each image's
+output keeps the network's outputs for it (:class:`HFOutput`) for the instance and semantic post-processing."""
 
 from __future__ import annotations
 
@@ -28,24 +23,20 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panbench.analysis.instances import from_hf_instances, semantic_categories
+from panbench.analysis.ap import Instances, from_hf_instances, semantic_categories
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
-from panbench.models.hf.types import describe, postprocess_refusal
+from panbench.models.hf.types import ModelType, describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Built, Weights, timed_calls
-
-if TYPE_CHECKING:
-    from panbench.analysis.ap import Instances
-    from panbench.models.hf.types import ModelType
 
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
 # what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder
@@ -56,9 +47,8 @@ INSTANCE_SOURCE = "transformers post_process_instance_segmentation"  # the recor
 
 @dataclass
 class HFOutput:
-    """One image's output: transformers' segments (:class:`HFSegments`; with ``--postprocess``, a panoptic map in
-    mmdet's encoding) and, with AP on, the network's outputs for that image (float32, as post-processing reads
-    them) and its size (height, width)."""
+    """One image's output: transformers' segments (with ``--postprocess``, a panoptic map in mmdet's encoding) and,
+    with AP on, the network's outputs for that image (float32) and its size (height, width)."""
 
     result: HFSegments | torch.Tensor
     outputs: SimpleNamespace | None = None
@@ -67,43 +57,37 @@ class HFOutput:
 
 @dataclass(frozen=True, eq=False)
 class _Pending:
-    """A batch's post-processing left by a forward under :meth:`HFPanoptic.deferred` (each image's output): ``job``."""
+    """A batch's post-processing left by a forward under :meth:`HFPanoptic.deferred`."""
 
     job: Callable[[], list[HFOutput]]
 
 
 @dataclass(frozen=True)
 class HFSegments:
-    """One image's output of transformers' post-processing: its segment-id map (0 or -1: no segment) and its
-    ``segments_info`` (``id``, ``label_id`` in the model's labels)."""
+    """transformers' post-processing of one image: segment-id map (0 or -1: none) and ``segments_info``."""
 
     segmentation: torch.Tensor
     info: list[dict[str, Any]]
 
 
 class _Fusion:
-    """The post-processing stage the eval loop times (``predict``): the processor's
-    ``post_process_panoptic_segmentation`` per image, or, for mask-classification models given
-    ``--postprocess maskwise|argmax``, that merging of the query masks."""
+    """The stage the eval loop times (``predict``): the processor's panoptic post-processing, or ``--postprocess``."""
 
     def __init__(self, mtype: ModelType, post: Callable, settings: dict, order: list[int], n_things: int,
                  fuse: set[int], n_hf: int) -> None:
         self.post, self.settings = post, settings
-        # the stuff labels whose segments merge, as the model type's post-processing takes them: a set
-        # (``label_ids_to_fuse``) or a sorted list (EoMT's ``stuff_classes``)
+        # the stuff labels whose segments merge: a set (label_ids_to_fuse) or a sorted list (EoMT's stuff_classes)
         self.stuff: dict[str, Any] = {mtype.stuff_keyword: sorted(fuse) if mtype.stuff_keyword == "stuff_classes"
                                       else fuse}
         self.label_of = {hid: k for k, hid in enumerate(order)}  # model label id -> panbench label
         self.num_classes, self.num_things_classes = len(order), n_things
-        # mask classification: what --postprocess maskwise|argmax reads, the class logits in panbench's label
-        # order, "no object" last
+        # what --postprocess maskwise|argmax reads: class logits in panbench's label order, "no object" last
         self.columns = [*order, n_hf] if mtype.query_masks and len(order) == n_hf else None
         self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
                 targets: list[tuple[int, int]]) -> list[HFSegments | torch.Tensor]:
-        """One output per image: transformers' :class:`HFSegments`, or with ``--postprocess`` the merged panoptic
-        map (:mod:`panbench.models.postprocess`'s encoding, in panbench's label order)."""
+        """One output per image: :class:`HFSegments`, or with ``--postprocess`` the merged panoptic map."""
         out: list[HFSegments | torch.Tensor] = []
         for i, (size, target) in enumerate(zip(sizes, targets)):
             one = _one_image(outputs, i, size, padded)
@@ -119,9 +103,8 @@ class _Fusion:
 
 def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
                          label2cat: list[int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """transformers' segment-id map (0 or -1: no segment) and ``segments_info`` -> panbench's segments: a uint32
-    id map (0 = VOID) with ids 1..n in ``info`` order, given to the segments with pixels and a label that maps
-    (``label_of``: model label id -> panbench label; a placeholder such as DETR's N/A stays VOID)."""
+    """transformers' segment-id map and ``segments_info`` -> a uint32 id map (0 = VOID), ids 1..n in ``info`` order
+    for the segments with pixels and a label that maps (``label_of``; DETR's N/A stays VOID)."""
     u, inv = torch.unique(seg.to(torch.int64), return_inverse=True)
     where = {v: k for k, v in enumerate(u.tolist())}
     new_id = np.zeros(len(where), np.uint32)
@@ -140,8 +123,7 @@ def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of
 
 
 def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, int]) -> SimpleNamespace:
-    """Image ``i`` of a batch's outputs (:data:`POST_FIELDS`, float32), its mask logits cropped to the image's own
-    processed size when the batch padded it further (a batch of one is passed on as transformers made it)."""
+    """Image ``i`` of a batch's outputs (float32), its mask logits cropped to its own padded size."""
     fields = {}
     for k, v in outputs.items():
         if k in POST_FIELDS and isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] > i:
@@ -154,8 +136,7 @@ def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, i
 
 
 class HFPanoptic(torch.nn.Module):
-    """A transformers panoptic model and its processor as a :class:`panbench.models.protocol.PanopticModel`; its
-    fusion stage is :class:`_Fusion` (``fusion``): what ``--postprocess`` configures and the fusion timer times."""
+    """A transformers model and its processor as a ``PanopticModel``; its fusion stage is :class:`_Fusion`."""
 
     def __init__(self, model: Any, processor: Any, mtype: ModelType, fusion: _Fusion, names: list[str],
                  label2cat: list[int], where: str = "hf model") -> None:
@@ -202,13 +183,11 @@ class HFPanoptic(torch.nn.Module):
         return int(h), int(w)
 
     def batch_key(self, item: dict[str, Any]) -> tuple[int, ...]:
-        """The processor's ``pixel_values`` shape: a batch is padded to its largest input (:meth:`_step`), so
-        inputs of one shape are batched unpadded, as each runs alone."""
+        """The processor's ``pixel_values`` shape (a batch is padded to its largest input, :meth:`_step`)."""
         return tuple(int(x) for x in item["pixel_values"].shape)
 
     def forward(self, batch: list[dict[str, Any]], device: str, amp: str | None) -> list[Any]:
-        """Pipeline outputs -> one output per image (:meth:`_Fusion.predict`, with AP on the network's outputs
-        too): pad, network, post-processing (all under ``amp``)."""
+        """Pipeline outputs -> one output per image: pad, network, post-processing (all under ``amp``)."""
         return autocast_forward(lambda: self._step(batch), device, amp)
 
     def _step(self, batch: list[dict[str, Any]]) -> list[Any]:
@@ -251,8 +230,7 @@ class HFPanoptic(torch.nn.Module):
             self.deferring = False
 
     def finish(self, outputs: list[Any]) -> list[Any]:
-        """A forward's outputs with the post-processing of those made under :meth:`deferred` run (one call per
-        batch the network ran: an out-of-memory split gives two)."""
+        """A forward's outputs with the deferred post-processing run (one job per batch the network ran)."""
         out: list[Any] = []
         while len(out) < len(outputs):
             o = outputs[len(out)]
@@ -260,21 +238,18 @@ class HFPanoptic(torch.nn.Module):
         return out
 
     def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """One image's segments: transformers' straight (:func:`to_panbench_segments`), or the panoptic map of
-        ``--postprocess`` (its encoding, VOID = number of labels)."""
+        """One image's segments: transformers' (:func:`to_panbench_segments`) or ``--postprocess``'s map."""
         r = output.result
         if isinstance(r, HFSegments):
             return to_panbench_segments(r.segmentation, r.info, self.fusion.label_of, self.label2cat)
         return panoptic_to_segments(r, len(self.names), self.label2cat)
 
     def enable_instances(self) -> None:
-        """AP and the semantic output on: each image's output keeps what the processor's instance and semantic
-        post-processing read."""
+        """AP and the semantic output on: each image's output keeps what their post-processing reads."""
         self.instance_source = INSTANCE_SOURCE
 
     def to_instances(self, output: HFOutput) -> Instances | None:
-        """The processor's ``post_process_instance_segmentation`` of the image (its model type's
-        ``instance_settings``): the segments of thing classes, their masks at the image's size, scores, dataset ids."""
+        """The processor's ``post_process_instance_segmentation`` (``instance_settings``): the thing segments."""
         if output.outputs is None or output.target is None:
             return None
         processor = getattr(self.processor, "image_processor", self.processor)
@@ -293,9 +268,7 @@ class HFPanoptic(torch.nn.Module):
         return from_hf_instances({"segmentation": seg, "segments_info": [r["segments_info"][k] for k in keep]}, cats)
 
     def to_semantic(self, output: HFOutput) -> np.ndarray | None:
-        """The processor's ``post_process_semantic_segmentation`` of the image in dataset category ids (-1: VOID, a
-        label mapped to no category); None (mIoU from the panoptic output) with AP off and for a model type without
-        one (EoMT: its description's ``no_semantic`` says why)."""
+        """``post_process_semantic_segmentation`` in dataset ids (-1: VOID); None with AP off or ``no_semantic``."""
         if output.outputs is None or output.target is None or self.mtype.no_semantic is not None:
             return None
         processor = getattr(self.processor, "image_processor", self.processor)
@@ -312,9 +285,7 @@ class HFPanoptic(torch.nn.Module):
         return timed_calls(self.fusion, "predict", seconds, sync)
 
     def configure(self, postprocess: PostProcess, fusion: str) -> None:
-        """``--postprocess maskwise|argmax`` merges the query masks of a mask-classification model (MaskFormer,
-        Mask2Former, OneFormer: the modes its model type's description allows) instead of transformers' post-processing;
-        ``--fusion`` has one choice here (transformers' post-processing), so the record's ``fusion`` is None."""
+        """``--postprocess maskwise|argmax`` in place of transformers' post-processing (``--fusion``: one choice)."""
         if postprocess.name == "default":
             return
         refusal = postprocess_refusal(self.where, postprocess.name, "this model", self.mtype)
@@ -327,8 +298,7 @@ class HFPanoptic(torch.nn.Module):
         self.fusion.postprocess = postprocess
 
     def compile_targets(self) -> list[tuple[str, Any]]:
-        """The transformers model whole (its network; the processor's post-processing stays eager), as EoMT's
-        published FPS was measured."""
+        """The network whole (post-processing stays eager), as EoMT's published FPS was measured."""
         return [("model", self.model)]
 
     def query_masks(self, item: dict[str, Any], device: str, top: int) -> tuple[Any, list]:
@@ -340,8 +310,7 @@ WEIGHT_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model"]  # what a mode
 
 
 def resolve_dir(ref: str, any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str | None]:
-    """A local model directory, or the hub snapshot of ``ref`` (downloaded into huggingface_hub's cache when
-    online; under torchrun by local rank 0 first).  Returns (directory, hub id or None)."""
+    """(a local model directory, None) or (the hub snapshot of ``ref``, downloaded by local rank 0 first, ``ref``)."""
     p = Path(ref).expanduser()
     if p.is_dir():
         return p, None
@@ -395,8 +364,7 @@ def _label_key(name: str) -> str:
 
 
 def _stem(name: str) -> str:
-    """:func:`_label_key` without COCO panoptic's ``-merged`` and then ``-other`` suffixes
-    (``wall-other-merged``: wall)."""
+    """:func:`_label_key` without ``-merged`` then ``-other`` suffixes (``wall-other-merged``: wall)."""
     n = _label_key(name)
     for suffix in ("-merged", "-other"):
         n = n[: -len(suffix)] if n.endswith(suffix) else n
@@ -408,11 +376,10 @@ def _few(items: list[str], k: int = 5) -> str:
 
 
 def map_labels(id2label: dict[int, str], categories: Any, where: str) -> tuple[list[int], list[int], list[int]]:
-    """The model's labels -> the dataset's categories, by name: the exact name; else the one category whose
-    :func:`_label_key` form is the label's; else the one category whose :func:`_stem` is the label's.  DETR's
-    ``N/A`` placeholders are skipped.  Returns (the model label ids in panbench's label order: things first,
-    then stuff, each by label id; the category id of each; the skipped label ids).  Refuses labels that map
-    to no category (naming them) and two labels mapping to one category."""
+    """The model's labels -> the dataset's categories by name: the exact name, else the one category of the same
+    :func:`_label_key`, else of the same :func:`_stem`; DETR's ``N/A`` skipped.  Returns (model label ids in
+    panbench's order: things, then stuff, each by id; their category ids; skipped ids).  Refuses labels that map to
+    no category and two labels mapping to one category."""
     exact = dict(zip(categories.names, categories.ids))
     by: dict[str, dict[str, list[int]]] = {"norm": {}, "stem": {}}
     for n, cid in zip(categories.names, categories.ids):
@@ -448,15 +415,13 @@ def map_labels(id2label: dict[int, str], categories: Any, where: str) -> tuple[l
 
 
 def backbone_packages(cfg: Any) -> tuple[str, ...]:
-    """The packages a model's backbone is built with beyond transformers: ``timm`` when its config builds a timm
-    backbone (DETR's hub checkpoints: ``use_timm_backbone``, a ``timm_backbone`` backbone config)."""
+    """``("timm",)`` when the model's config builds a timm backbone (DETR's hub checkpoints), else nothing."""
     kind = str(getattr(getattr(cfg, "backbone_config", None), "model_type", None) or "")
     return ("timm",) if getattr(cfg, "use_timm_backbone", False) or kind.startswith("timm") else ()
 
 
 def backbone_name(cfg: Any) -> str | None:
-    """The record's backbone, from the model's config: the timm model a timm backbone builds (``resnet50`` for
-    DETR's hub checkpoints), else the backbone config's model type (``swin``), else the config's ``backbone``."""
+    """The record's backbone: a timm backbone's model, else the backbone config's type, else ``backbone``."""
     bc = getattr(cfg, "backbone_config", None)
     timm_name = getattr(bc, "backbone", None) if backbone_packages(cfg) else None
     return timm_name or getattr(bc, "model_type", None) or getattr(cfg, "backbone", None)
@@ -474,9 +439,7 @@ def processor_backend(version: str) -> dict[str, Any]:
 
 def load_hf_model(ref: str, categories: Any, device: str,
                   any_rank: Callable[[bool], bool] | None = None) -> Built:
-    """``hf:<ref>`` -> the model on ``device`` with its processor, label mapping and post-processing settings, and
-    its provenance: the directory's digest and hub id, the architecture and backbone read from its config, the
-    packages it runs on beyond transformers and torch (:func:`backbone_packages`)."""
+    """``hf:<ref>`` -> the model on ``device`` and its provenance."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"
     try:
@@ -555,9 +518,8 @@ def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:
 
 
 def _oneformer_resize_without_torchvision() -> None:
-    """transformers' OneFormer post-processing (PIL backend, ``compute_segments``) resizes the mask
-    probabilities with torchvision's ``tvF.resize`` even when torchvision is absent (a NameError, transformers
-    5.23, 5.24): give the module :func:`torchvision_resize_stand_in` under the name it calls."""
+    """transformers 5.23-5.24's OneFormer PIL post-processing calls torchvision's ``tvF.resize`` even without
+    torchvision (a NameError): give the module :func:`torchvision_resize_stand_in` under that name."""
     from transformers.models.oneformer import image_processing_pil_oneformer as pil
 
     if not hasattr(pil, "tvF"):

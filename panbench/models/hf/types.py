@@ -1,16 +1,9 @@
 """What the ``hf:`` family knows of each transformers panoptic model type, one :class:`ModelType` per
-``config.model_type`` (:data:`TYPES`): the original release's post-processing settings and their source, how
-stuff segments are merged, padding and pixel mask, the instance and semantic outputs, which ``--postprocess``
-modes apply, and the architecture and backbone names a record gives.  :mod:`.model` reads these fields and
-compares no model-type string.  A model type not in :data:`TYPES` is
-refused in one line (:func:`describe`; :data:`REFUSED` says why for the panoptic types of transformers that
-panbench does not run).  The table is written down in docs/huggingface.md ("Model types").
-
-Also the family's registered models (:func:`models`): the COCO panoptic checkpoints of transformers' panoptic models
-on the Hugging Face hub (``hf:<hub id>``), with the published numbers of the original release each was converted
-from (docs/huggingface.md: the sources, and why a number is left out), which the registry
-(:func:`panbench.models.registry.all_models`) reads through ``Family.registered``.  No torch:
-:func:`panbench.models.hf.check_options` reads this module before torch is imported."""
+``config.model_type`` (:data:`TYPES`, docs/huggingface.md "Model types"): :mod:`.model` reads these fields and
+compares no model-type string.  Another type is refused in one line (:func:`describe`; :data:`REFUSED` says why for
+transformers' panoptic types panbench does not run).  Also the family's registered models (:func:`models`): the COCO
+panoptic checkpoints on the hub with the published numbers of the original release each was converted from
+(docs/huggingface.md).  No torch: :func:`panbench.models.hf.check_options` reads this module before torch loads."""
 
 from __future__ import annotations
 
@@ -32,15 +25,13 @@ class ModelType:
     backbone: str  # the record's backbone when the model's config names none
     settings: dict[str, float]  # post_process_panoptic_segmentation's thresholds: the original release's
     settings_source: str  # where those settings come from (docs/huggingface.md prints it)
-    # how post_process_panoptic_segmentation is told the stuff labels whose segments merge into one per class:
-    # "label_ids_to_fuse" (a set) or "stuff_classes" (EoMT's processor: a sorted list)
+    # the post-processing's keyword for the stuff labels merged per class: a set, or EoMT's sorted stuff_classes
     stuff_keyword: str = "label_ids_to_fuse"
     pad_square: bool = False  # the processor is asked for do_pad=True: the post-processing reads a padded square
     pixel_mask: bool = True  # the network takes a pixel mask marking the image in a padded batch
     task_prompt: bool = False  # AutoProcessor with a text task ("panoptic" in task_inputs): OneFormer
     resize_shim: bool = False  # its PIL post-processing calls torchvision's resize (model.py's stand-in without it)
-    # post_process_instance_segmentation's arguments for AP: every scored query kept (threshold 0), overlapping
-    # masks kept apart where the processor can (return_binary_maps)
+    # post_process_instance_segmentation's arguments for AP: every query kept, overlaps kept (return_binary_maps)
     instance_settings: dict[str, Any] = field(default_factory=lambda: {"threshold": 0.0})
     no_semantic: str | None = None  # why post_process_semantic_segmentation gives no mIoU (None: it does)
     postprocess_modes: tuple[str, ...] = ("default",)  # the --postprocess modes that apply
@@ -93,8 +84,7 @@ TYPES: dict[str, ModelType] = {
     "eomt_dinov3": replace(_EOMT, backbone="ViT (DINOv3)"),  # EoMT's description: only the backbone differs
 }
 
-# the panoptic model types of transformers (a universal-segmentation model, or a processor with
-# post_process_panoptic_segmentation) that panbench does not run: "model type '...' is <why>"
+# transformers' panoptic model types that panbench does not run: "model type '...' is <why>"
 REFUSED: dict[str, str] = {
     "videomt": ("a video model (VideomtForUniversalSegmentation segments clips of frames from its video processor; "
                 "panbench evaluates single images)"),
@@ -115,14 +105,12 @@ def describe(model_type: str, where: str) -> ModelType:
 
 
 def by_architecture(architecture: str) -> ModelType | None:
-    """The description of a registered checkpoint's architecture (``EoMT`` for both EoMT types: one
-    description apart from the backbone name), None for an architecture no type has."""
+    """The description of a registered checkpoint's architecture (both EoMT types: EoMT's), None for none."""
     return next((t for t in TYPES.values() if t.architecture == architecture), None)
 
 
 def postprocess_refusal(where: str, postprocess: str, name: str, mtype: ModelType) -> str | None:
-    """The one line refusing ``--postprocess`` for a model of type ``mtype`` (``name``: the model's name), None
-    when the mode applies to it."""
+    """The one line refusing ``--postprocess`` for model ``name`` of type ``mtype``, None when the mode applies."""
     if postprocess in mtype.postprocess_modes:
         return None
     # MaskFormer, Mask2Former or OneFormer: the architectures --postprocess maskwise|argmax applies to
@@ -171,12 +159,10 @@ _EOMT_TABLE: list[tuple[str, str, str, str, float, float]] = [
     ("hf-eomt_g-1280", "tue-mps/coco_panoptic_eomt_giant_1280", "ViT-g (DINOv2)", "1280x1280", 59.2, 12),
 ]
 
-# EoMT-DINOv3's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov3.md at commit 7bd19dd). The zoo's FPS
-# column holds two numbers, torch.compile default / torch.compile max-autotune, on an NVIDIA H100: the default
-# one is recorded (the protocol of the DINOv2 zoo's FPS). The zoo's download repositories
-# (tue-mps/coco_panoptic_eomt_<size>_<input>_dinov3) hold the original code's pytorch_model.bin, weights relative
-# to DINOv3's; transformers' convert_eomt_dinov3_to_hf.py turns each into the transformers model and processor
-# of the hub id below (tue-mps/eomt-dinov3-coco-panoptic-<size>-<input>), which is what hf: loads
+# EoMT-DINOv3's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov3.md at commit 7bd19dd): of the zoo's FPS
+# (torch.compile default / max-autotune, NVIDIA H100) the default one, the DINOv2 zoo's protocol.  The zoo's own
+# repositories hold the original code's weights relative to DINOv3's; transformers' convert_eomt_dinov3_to_hf.py
+# turns each into the hub id below, which is what hf: loads
 _EOMT_DINOV3 = ("tue-mps/eomt model_zoo/dinov3.md, COCO panoptic table (FPS: NVIDIA H100, torch.compile default; "
                 "the zoo's max-autotune FPS not recorded)")
 _EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [
@@ -190,8 +176,7 @@ _EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [
 
 
 def models() -> list[ModelSpec]:
-    """The registered transformers checkpoints (:data:`_HF_TABLE`, then :data:`_EOMT_TABLE` and
-    :data:`_EOMT_DINOV3_TABLE`), in table order."""
+    """The registered transformers checkpoints, in table order."""
     hf = "transformers"
     specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
                        published=dict(published), published_source=source, framework=hf)

@@ -1,11 +1,7 @@
-"""The MMDetection family: a detector built from a config under ``configs/`` (:mod:`.mm`, with its
-``--cfg-options`` checks) run as a :class:`panbench.models.protocol.PanopticModel` (:mod:`.family`, with the changes
-panbench makes to its panoptic fusion head, computed in :mod:`.fast_fusion`).  Here: the family's entry
-(:class:`panbench.models.protocol.FamilyEntry`): a registered config (or a config path) -> an
-:class:`~panbench.models.mmdet.family.MMDetModel` with checked weights (the user's, the zoo's or the committed demo
-weights), its options checked before any model runs, its weights' state, the model with random weights that
-``panbench ls --params`` and the FLOPs counter measure; and its lines of ``panbench doctor`` (:func:`checks`).
-Imports torch and mmdet inside the functions that need them, except :mod:`.fast_fusion` (torch)."""
+"""The MMDetection family: a detector built from a config (:mod:`.mm`) run as a
+:class:`panbench.models.protocol.PanopticModel` (:mod:`.family`, its fusion computed in :mod:`.fast_fusion`).  Here:
+the family's entry (:class:`panbench.models.protocol.FamilyEntry`) and its lines of ``panbench doctor``.  Imports
+torch and mmdet inside the functions that need them, except :mod:`.fast_fusion` (torch)."""
 
 from __future__ import annotations
 
@@ -24,8 +20,7 @@ from panbench.resources import committed_checkpoints
 
 def resolve_weights(spec: ModelSpec, checkpoint: str | None,
                     any_rank: Callable[[bool], bool] | None = None) -> Weights:
-    """The user's ``--checkpoint`` (verified if its name carries a zoo digest or a MANIFEST.json lists it),
-    else the zoo download, else the committed demo weights (verified against their MANIFEST.json)."""
+    """The user's ``--checkpoint``, else the zoo's download, else the committed demo weights, each verified."""
     if checkpoint:
         p = Path(checkpoint)
         if not p.is_file():
@@ -44,8 +39,7 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None,
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None, ap: bool,
                any_rank: Callable[[bool], bool] | None) -> Built:
-    """Config (with ``--cfg-options`` merged) -> model with checked weights on ``device``, its class
-    mapping and test pipeline."""
+    """Config (with ``--cfg-options``) -> model with checked weights on ``device``, class mapping, pipeline."""
     cfg = mm.load_config(spec.config, cfg_options)
     panoptic_only(cfg, keep_instances=ap)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
@@ -66,27 +60,22 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
 
 
 def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:
-    """The config loads with ``--cfg-options``, its classes map to the dataset's categories, and it takes
-    ``--postprocess`` (so that ``--model all`` does not stop at the fifth model)."""
+    """The config loads, its classes map and it takes ``--postprocess`` (``--model all`` stops at none)."""
     path = Path(spec.config)
     if path.suffix != ".py" or not path.is_file():
         return
     cfg = mm.load_config(path, cfg_options)
     mm.label_to_category(mm.class_names(cfg), categories, str(path))
-    if postprocess != "default" and not _has_query_fusion(cfg):
-        raise PanbenchError(f"{path}: --postprocess {postprocess} needs a MaskFormer or Mask2Former "
-                            f"model (query masks), and {spec.name} is {spec.architecture}; leave it out of "
-                            "--model (nothing was run)")
-
-
-def _has_query_fusion(cfg: Any) -> bool:
-    """Whether the config's panoptic fusion head merges query masks (``panoptic_postprocess``, what
-    ``--postprocess`` replaces), as MaskFormer's and Mask2Former's ``MaskFormerFusionHead`` does."""
+    if postprocess == "default":
+        return
     from mmdet.registry import MODELS
 
     head = (cfg.model.get("panoptic_fusion_head") or {}).get("type")
     cls = MODELS.get(head) if isinstance(head, str) else head
-    return cls is not None and hasattr(cls, "panoptic_postprocess")
+    if not hasattr(cls, "panoptic_postprocess"):  # what --postprocess replaces: MaskFormerFusionHead's query merging
+        raise PanbenchError(f"{path}: --postprocess {postprocess} needs a MaskFormer or Mask2Former "
+                            f"model (query masks), and {spec.name} is {spec.architecture}; leave it out of "
+                            "--model (nothing was run)")
 
 
 def weights_state(spec: ModelSpec) -> str:
@@ -99,9 +88,8 @@ def weights_state(spec: ModelSpec) -> str:
 
 
 def config_files(spec: ModelSpec) -> list[Path] | None:
-    """The files ``spec``'s config is read from beside mmdet's own (``mmdet::``, fixed by mmdet's version): the
-    config and the local files its ``_base_`` names, recursively; None when they cannot be told without
-    mmengine (no such file, a ``_base_`` that is not a literal, a ``read_base()`` import)."""
+    """The config and the local files its ``_base_`` names, recursively (``mmdet::`` ones are fixed by mmdet's
+    version); None when they cannot be told without mmengine (a missing file, a non-literal, ``read_base()``)."""
     import ast
 
     found: list[Path] = []
@@ -135,8 +123,7 @@ def config_files(spec: ModelSpec) -> list[Path] | None:
 
 
 def random_model(spec: ModelSpec, device: str) -> MMDetModel:
-    """The config's model with random weights drawn from seed 0 (the same every time: PanopticFPN's FLOPs follow
-    its detections), panoptic output only, no dataset (no category ids to map to)."""
+    """The config's model, random weights from seed 0 (PanopticFPN's FLOPs follow them), panoptic only, no dataset."""
     import torch
 
     cfg = mm.load_config(spec.config)
@@ -148,9 +135,8 @@ def random_model(spec: ModelSpec, device: str) -> MMDetModel:
 
 
 def checks(probes: Any) -> list[Any]:
-    """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`), in the order it
-    prints them: mmcv, its compiled ops on each device (compiled mmcv or panbench's), the AMP modes each
-    architecture runs, pkg_resources (mmengine imports it), mmengine and mmdet."""
+    """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`): mmcv, its ops on
+    each device, the AMP modes each architecture runs, pkg_resources (mmengine imports it), mmengine, mmdet."""
     out = [mmcv := probes.version("mmcv")]
     if mmcv.ok and probes.torch_ok:
         devices = ("cpu", "cuda") if probes.cuda else ("cpu",)

@@ -1,10 +1,8 @@
 """The MMDetection family behind :class:`panbench.models.protocol.PanopticModel` (:class:`MMDetModel`): a detector
 built from a config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing,
 network, panoptic fusion) and mmdet's panoptic encoding read back by
-:func:`panbench.models.encoding.panoptic_to_segments`.
-
-Every change panbench makes to the model's panoptic fusion head (``panoptic_fusion_head``) is here (and its
-computation in :mod:`panbench.models.mmdet.fast_fusion`):
+:func:`panbench.models.encoding.panoptic_to_segments`.  Every change panbench makes to the model's
+``panoptic_fusion_head`` is here (its computation in :mod:`panbench.models.mmdet.fast_fusion`):
 
 * :func:`panoptic_only`: the config computes the panoptic output only.
 * :func:`install_postprocess`: ``--postprocess maskwise|argmax`` replaces the head's fusion.
@@ -26,18 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from panbench.analysis.instances import from_mmdet
+from panbench.analysis.ap import Instances, from_mmdet
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
-from panbench.models.postprocess import merge_queries
+from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import timed_calls, wrapped_method
 
 if TYPE_CHECKING:
     import torch
-
-    from panbench.analysis.ap import Instances
-    from panbench.models.postprocess import PostProcess
 
 
 @dataclass
@@ -58,8 +53,7 @@ class MMDetModel:
         return self.detector
 
     def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> Any:
-        """The test pipeline with ``image_step`` after its first step, ``LoadImageFromFile`` (where MMDetection's
-        ``test_robustness.py`` puts its ``Corrupt``): the loaded BGR image goes to it in RGB and comes back in BGR."""
+        """The test pipeline with ``image_step`` (given RGB) after ``LoadImageFromFile``, where ``Corrupt`` goes."""
         load, *rest = self.pipeline.transforms
         data = load(dict(item))
         data["img"] = np.ascontiguousarray(image_step(data["img"][..., ::-1])[..., ::-1])
@@ -75,16 +69,13 @@ class MMDetModel:
         return int(h), int(w)
 
     def batch_key(self, item: Any) -> tuple[int, ...]:
-        """The image tensor's shape padded up to the data preprocessor's ``pad_size_divisor``: what
-        ``DetDataPreprocessor`` pads a batch of one to (a batch is padded to its largest image, so images of one
-        padded shape are padded in a batch exactly as alone)."""
+        """The image tensor's shape padded up to ``pad_size_divisor``, as ``DetDataPreprocessor`` pads it alone."""
         c, h, w = (int(x) for x in item["inputs"].shape[-3:])
         d = int(getattr(self.detector.data_preprocessor, "pad_size_divisor", 1) or 1)
         return c, -(-h // d) * d, -(-w // d) * d
 
     def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
-        """mmdet's ``test_step`` on the collated batch; under ``amp`` the mmcv ops that have no
-        reduced-precision kernel run in fp32 (:func:`panbench.models.amp.keep_ops_fp32`)."""
+        """mmdet's ``test_step`` on the collated batch (under ``amp``: :func:`panbench.models.amp.keep_ops_fp32`)."""
         from mmengine.dataset import pseudo_collate
 
         data = pseudo_collate(batch)
@@ -101,9 +92,10 @@ class MMDetModel:
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
-        """While entered, a forward leaves panbench's fusion (``--fusion panbench``) to :meth:`finish`; mmdet's own
-        fusion (``--fusion mmdet``, ``--postprocess``) still runs in the forward."""
-        fusion = deferrable(self.detector)
+        """While entered, a forward leaves ``--fusion panbench``'s fusion to :meth:`finish` (mmdet's runs in it)."""
+        head = getattr(self.detector, "panoptic_fusion_head", None)
+        own = vars(head) if head is not None else {}  # install_fusion sets predict or _predict_single
+        fusion = next((own[n] for n in ("predict", "_predict_single") if isinstance(own.get(n), _Deferrable)), None)
         if fusion is None:
             yield
             return
@@ -114,9 +106,7 @@ class MMDetModel:
             fusion.defer = False
 
     def finish(self, outputs: list[Any]) -> list[Any]:
-        """The data samples of a forward made under :meth:`deferred`, with their fusion run (in place):
-        ``pred_panoptic_seg`` and, when the fusion gives it, ``pred_instances`` set as mmdet's
-        ``add_pred_to_datasample`` sets them."""
+        """A forward's data samples with their deferred fusion run in place (as ``add_pred_to_datasample``)."""
         for sample in outputs:
             pan = sample.get("pred_panoptic_seg")
             job = pan.metainfo.get(PENDING) if pan is not None else None
@@ -146,23 +136,19 @@ class MMDetModel:
         return timed_calls(getattr(self.detector, "panoptic_fusion_head", None), "predict", seconds, sync)
 
     def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
-        """``--postprocess maskwise|argmax`` replaces the fusion head's query merging
-        (:func:`install_postprocess`); else ``--fusion panbench`` runs panbench's
-        implementation of the head's own fusion (:func:`install_fusion`).
-        Returns ``panbench`` or ``mmdet`` for the head's own fusion, None when ``--postprocess`` replaced it."""
+        """``--postprocess maskwise|argmax`` replaces the head's query merging (:func:`install_postprocess`); else
+        ``--fusion panbench`` runs panbench's implementation of it (:func:`install_fusion`)."""
         install_postprocess(self.detector, postprocess, self.where)
         if install_fusion(self.detector, fusion):
             return "panbench"
         return "mmdet" if postprocess.name == "default" else None
 
     def compile_targets(self) -> list[tuple[str, Any]]:
-        """The backbone and neck: the heads take mmengine data samples and call mmcv ops, on which dynamo breaks
-        the graph (docs/benchmarks.md)."""
+        """The backbone and neck: dynamo breaks the graph on the heads' data samples and mmcv ops."""
         return [(n, m) for n in ("backbone", "neck") if (m := getattr(self.detector, n, None)) is not None]
 
     def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
-        """One image through ``forward`` with the query masks of MaskFormer's and Mask2Former's fusion head
-        (its ``predict`` inputs) read on the way: the ``top`` queries by best class probability."""
+        """One image through ``forward``, the fusion head's query masks read on the way (``top`` by class score)."""
         with predict_inputs(self.detector) as calls:
             out = self.forward([item], device, None)[0]
         if not calls or not hasattr(self.detector.panoptic_fusion_head, "panoptic_postprocess"):
@@ -181,8 +167,7 @@ class MMDetModel:
                      for q in torch.argsort(score, descending=True)[:top].tolist()]
 
     def enable_instances(self) -> None:
-        """AP's instance output: the fusion head's ``instance_on`` output (MaskFormer, Mask2Former), or the
-        instance branch (``roi_head``) that PanopticFPN's fusion head consumes."""
+        """AP's instances: the fusion head's ``instance_on`` output, or PanopticFPN's ``roi_head`` branch."""
         head = getattr(self.detector, "panoptic_fusion_head", None)
         if (getattr(head, "test_cfg", None) or {}).get("instance_on"):
             self.instance_source = "mmdet instance_on"
@@ -197,10 +182,9 @@ class MMDetModel:
 
 @contextmanager
 def predict_inputs(model: Any) -> Iterator[list[tuple]]:
-    """While entered, the positional arguments of each call of the fusion head's ``predict`` go to the list yielded
-    (nothing without a head): MaskFormer's and Mask2Former's class and mask logits (``panbench viz``), or the
-    instance results (``InstanceData``: masks at the image's size, scores, labels, one per image in batch order)
-    that PanopticFPN's ``roi_head`` hands its head (AP)."""
+    """While entered, the positional arguments of each call of the fusion head's ``predict`` go to the list yielded:
+    MaskFormer's class and mask logits (``panbench viz``), or the ``InstanceData`` per image that PanopticFPN's
+    ``roi_head`` hands its head (AP)."""
     head = getattr(model, "panoptic_fusion_head", None)
     calls: list[tuple] = []
     if head is None:
@@ -219,11 +203,9 @@ def predict_inputs(model: Any) -> Iterator[list[tuple]]:
 
 
 def panoptic_only(cfg: Any, keep_instances: bool = False) -> list[str]:
-    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the panoptic one (the zoo's
-    Mask2Former configs set ``instance_on=True``); PQ reads only the panoptic map, which does not depend on them.
-    ``keep_instances``: the instance output is on (what AP reads; MaskFormer's configs leave it off; PanopticFPN's
-    instance branch needs no switch).  The semantic output always goes: mmdet 3.3's fusion head asserts ``not
-    semantic_on``.  Returns the keys changed (recorded in the resolved config that goes into each result)."""
+    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the panoptic map, which
+    does not depend on them (the zoo's Mask2Former configs set ``instance_on=True``); ``keep_instances``: instance
+    output on (AP).  mmdet 3.3's fusion head asserts ``not semantic_on``.  Returns the keys changed."""
     test_cfg = cfg.model.get("test_cfg")
     changed = []
     if isinstance(test_cfg, dict) and "panoptic_on" in test_cfg:
@@ -272,10 +254,8 @@ class _Deferrable:
 
 
 class MaskFormerPredict(_Deferrable):
-    """A ``predict`` for ``head`` (a ``MaskFormerFusionHead``) that runs
-    :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and, with ``instance_on`` (AP),
-    :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`: every output the head is asked for (the
-    configurations :func:`install_fusion` gives it)."""
+    """A ``MaskFormerFusionHead``'s ``predict`` by :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and,
+    with ``instance_on`` (AP), :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`."""
 
     def __call__(self, mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
                  rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
@@ -312,8 +292,7 @@ class MaskFormerPredict(_Deferrable):
 
 
 class HeuristicPredict(_Deferrable):
-    """A ``_predict_single`` for ``head`` (a ``HeuristicFusionHead``) that runs
-    :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`."""
+    """A ``HeuristicFusionHead``'s ``_predict_single`` by :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`"""
 
     def __call__(self, mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
         job = partial(self.results, mask_results, seg_preds)
@@ -331,22 +310,13 @@ class HeuristicPredict(_Deferrable):
         return {"pan_results": PixelData(sem_seg=pan[None])}
 
 
-def deferrable(model: Any) -> _Deferrable | None:
-    """The fusion :func:`install_fusion` put in ``model``'s fusion head, None where mmdet's runs."""
-    head = getattr(model, "panoptic_fusion_head", None)
-    own = vars(head) if head is not None else {}  # install_fusion sets predict or _predict_single
-    return next((own[n] for n in ("predict", "_predict_single") if isinstance(own.get(n), _Deferrable)), None)
-
-
 def install_fusion(model: Any, name: str) -> str | None:
-    """Make ``model``'s panoptic fusion head run panbench's implementation of its own fusion (``name``
-    "panbench") or leave mmdet's (``"mmdet"``).  Returns the head's class name when it was replaced."""
+    """``name`` panbench: the head runs panbench's implementation of its fusion; returns its class name then."""
     head = getattr(model, "panoptic_fusion_head", None)
     if name != "panbench" or head is None or "panoptic_postprocess" in vars(head):  # --postprocess has its own
         return None
     kind, cfg = type(head).__name__, getattr(head, "test_cfg", None) or {}
-    # MaskFormer's: the panoptic map, with or without the instance output (mmdet 3.3 refuses semantic_on; a config
-    # without panoptic_on keeps mmdet's predict)
+    # a config without panoptic_on keeps mmdet's predict (mmdet 3.3 refuses semantic_on)
     if kind == "MaskFormerFusionHead" and cfg.get("panoptic_on", True) and not cfg.get("semantic_on", False):
         head.predict = MaskFormerPredict(head)
     elif kind == "HeuristicFusionHead":

@@ -7,9 +7,8 @@ its per-segment loops (``--fusion panbench``, the default; ``--fusion mmdet`` ru
   ties, as ``argmax``); a query keeps its pixels when it has some, its binary mask (sigmoid >= 0.5) is not empty and
   ``pixels / binary area >= iou_thr`` (the ratio in float64, as Python divides ints); things get instance ids 1, 2, ...
   in query order, stuff of one class shares id 0; ``filter_low_score`` also drops pixels whose sigmoid is below 0.5.
-  Since the argmax gives each pixel to one query, all of this is a per-query table looked up once per pixel.  mmdet
-  upsamples every query's mask to the image size before it discards any; here only the surviving queries' masks are
-  upsampled (bilinear interpolation is per mask: the same values).
+  The argmax gives each pixel to one query, so all of this is a per-query table looked up once per pixel; only the
+  surviving queries' masks are upsampled (mmdet upsamples all; bilinear interpolation is per mask: the same values).
 * :func:`heuristic_fusion`: PanopticFPN's (``HeuristicFusionHead._predict_single``).  Instances in descending score
   order (mmdet's ``argsort``); one is laid when its mask is not empty and ``intersect / (area + 1e-5) <= mask_overlap``
   with the pixels already laid (the same float32 tensor arithmetic), on the pixels not yet taken; the semantic head's
@@ -20,9 +19,8 @@ Both return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_cl
 
 * :func:`maskformer_instances`: MaskFormer's and Mask2Former's instance output (``instance_postprocess``, what
   AP reads): the same top-k over query x class scores (``topk(sorted=False)`` on the same tensor: the same order),
-  things only, each detection's score times its mask's mean probability over its binary mask, boxes from the
-  binary masks.  Only the masks of the queries the top-k picked are upsampled, once per query however many
-  classes picked it; every per-mask value is computed as mmdet computes it, so the output is mmdet's bit for bit.
+  things only, each score times its mask's mean probability over its binary mask, boxes from the binary masks.  Only
+  the picked queries' masks are upsampled, once each; every per-mask value as mmdet's, bit for bit.
 """
 
 from __future__ import annotations
@@ -71,8 +69,7 @@ class QueryMasks:
 
 def fusion_queries(mask_cls: torch.Tensor, num_classes: int, object_mask_thr: float = 0.8
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The queries the fusion keeps (class not "no object", score above ``object_mask_thr``), ascending, with their
-    scores and classes."""
+    """The queries kept (not "no object", score above ``object_mask_thr``), ascending, their scores, classes."""
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
     keep = labels.ne(num_classes) & (scores > object_mask_thr)
     idx = torch.nonzero(keep).flatten()
@@ -269,8 +266,7 @@ def first_argmax(x: torch.Tensor) -> torch.Tensor:
 
 def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, seg_preds: torch.Tensor,
                      num_things: int, num_classes: int, mask_overlap: float, stuff_area_limit: int) -> torch.Tensor:
-    """The panoptic map of one image: the instance results' ``scores`` (N,), ``labels`` (N,), ``masks``
-    (N, H, W) bool, and ``seg_preds`` (num_stuff + 1, H, W) semantic logits."""
+    """One image's panoptic map from its instances (N,) / (N, H, W) and semantic logits ``seg_preds``."""
     sem = first_argmax(seg_preds) + num_things
     n = masks.shape[0]
     layer = None

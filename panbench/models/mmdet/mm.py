@@ -1,9 +1,6 @@
 """Everything that touches MMDetection: registries, configs (``--cfg-options`` checked against the config they
-change: each key names a setting of the config, or one that a model class reads with a default, and each value
-has the kind of the value it replaces), models, weights, pipelines.
-
-``init_mmdet()`` is the one place where mmdet's modules are registered (explicitly, not as an
-import side effect).  Weights are checked on load: missing or unexpected keys, shape
+change), models, weights, pipelines.  ``init_mmdet()`` is the one place where mmdet's modules are registered
+(explicitly, not as an import side effect).  Weights are checked on load: missing or unexpected keys, shape
 mismatches and a class order that differs from the dataset are refused with a clear message.
 """
 
@@ -26,18 +23,16 @@ _READY = False
 
 
 # Modules that mmengine 0.10 / mmdet 3.3 import eagerly but inference never uses, with the names their importers read
-# from them.  They cost ~1.6 s of a ~4.5 s start-up: ZeRO and FSDP pull in DTensor and sympy, the MOT error plots
-# matplotlib.pyplot, the Hungarian assigners scipy.optimize.  Functions become forwarders that import the real module on
-# first call; classes (base classes of training-only wrappers) become placeholders that refuse to be used.
+# from them (~1.6 s of a ~4.5 s start-up: DTensor, sympy, matplotlib.pyplot, scipy.optimize).  Functions become
+# forwarders that import the real module on first call; classes become placeholders that refuse to be used.
 _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "torch.distributed.optim": (),  # mmengine's ZeroRedundancyOptimizer import is guarded: falls back
     "torch.distributed.fsdp": (),  # mmengine's FSDPStrategy import is guarded: skipped
     "mmengine.model.wrappers.fully_sharded_distributed": ("MMFullyShardedDataParallel",),
     "mmdet.utils.mot_error_visualize": ("imshow_mot_errors",),
     "scipy.optimize": ("linear_sum_assignment",),
-    # mmdet's GLIP/grounding modules try `from transformers import ...` and fall back to None on ImportError;
-    # with transformers installed (for hf: models) that import took seconds and pulled in DTensor and sympy.
-    # An empty stand-in makes each of those imports fail as if transformers were absent.
+    # mmdet's GLIP/grounding modules try `from transformers import ...` (seconds) and fall back to None on
+    # ImportError: an empty stand-in makes each of those imports fail as if transformers were absent
     "transformers": (),
 }
 
@@ -61,9 +56,7 @@ def _stand_in(module: str, name: str) -> Any:
 
 @contextmanager
 def _inference_imports() -> Iterator[None]:
-    """While mmdet is first imported, stand in for the training-only modules above; afterwards
-    the stand-ins are removed, so a later ``import torch.distributed.optim`` gets the real one.
-    ``PANBENCH_FULL_IMPORTS=1`` turns this off."""
+    """While mmdet is first imported, stand in for the modules above (``PANBENCH_FULL_IMPORTS=1``: off)."""
     if os.environ.get("PANBENCH_FULL_IMPORTS") == "1" or "mmdet" in sys.modules:
         yield
         return
@@ -97,11 +90,9 @@ def init_mmdet() -> None:
 
 
 def quiet_library_warnings() -> None:
-    """Leave out the warnings of the MMDetection stack that say nothing about a run: mmengine 0.10.7 imports
-    pkg_resources, which setuptools 80.x (pinned by the set-up) marks deprecated; mmdet 3.3's docstrings hold
-    invalid escape sequences, on which Python 3.12+ warns (SyntaxWarning, four lines on stderr before panbench's
-    one-line error) each time it compiles them: every run where bytecode is not written (PYTHONDONTWRITEBYTECODE,
-    an install with --no-compile)."""
+    """Leave out the MMDetection stack's warnings that say nothing about a run: mmengine 0.10.7's pkg_resources import
+    (deprecated by setuptools 80.x), and Python 3.12+'s SyntaxWarning on mmdet 3.3's invalid escape sequences each
+    time it compiles them (where bytecode is not written)."""
     import warnings
 
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -109,10 +100,9 @@ def quiet_library_warnings() -> None:
 
 
 def _name_cpu_ranks_by_local_rank() -> None:
-    """mmengine's logger names its rank's GPU as the ``LOCAL_RANK``-th visible one (``_get_device_id``, read when
-    the first logger is made, inside ``MODELS.build``) and raises IndexError where a node runs more ranks than it
-    has GPUs, as CPU ranks (``--device cpu`` under torchrun) on a one-GPU machine do: there a rank is named by its
-    local rank, as mmengine names it without a GPU."""
+    """mmengine's logger (``_get_device_id``) names a rank's GPU as the ``LOCAL_RANK``-th visible one and raises
+    IndexError where a node runs more ranks than GPUs (CPU ranks under torchrun): there a rank is named by its local
+    rank, as mmengine names it without a GPU."""
     from mmengine.logging import logger
 
     found = logger._get_device_id
@@ -127,8 +117,7 @@ def _name_cpu_ranks_by_local_rank() -> None:
 
 
 def load_config(path: Path, options: dict[str, Any] | None = None) -> Any:
-    """An mmengine Config from a panbench config file (one ``_base_ = 'mmdet::...'`` level), with
-    ``options`` (``--cfg-options``, parsed) merged in as MMDetection's ``tools/test.py`` does."""
+    """An mmengine Config from a panbench config file, ``--cfg-options`` merged in as ``tools/test.py`` does."""
     init_mmdet()
     from mmengine.config import Config
 
@@ -149,9 +138,9 @@ def load_config(path: Path, options: dict[str, Any] | None = None) -> Any:
 
 
 def check_cfg_options(cfg: Any, options: dict[str, Any], path: Path | str) -> None:
-    """Each ``--cfg-options`` key names a setting of the config (else the closest one is proposed) and each value
-    has the kind of the value it replaces (a number for a number, a list for a list, ...); the config's None
-    values take anything.  A mistyped key would otherwise add a setting that nothing reads."""
+    """Each ``--cfg-options`` key names a setting of the config, or one a model class reads with a default (else
+    the closest is proposed: a mistyped key would add a setting nothing reads), and each value has the kind of the
+    value it replaces (the config's None values take anything)."""
     import difflib
 
     for key, value in options.items():
@@ -183,9 +172,8 @@ def check_cfg_options(cfg: Any, options: dict[str, Any], path: Path | str) -> No
 
 
 def keys_read_with_default(cfg: Any) -> dict[str, Any]:
-    """The settings that the model's classes read from their configs with a default, ``cfg.get('key', default)``
-    (MaskFormerFusionHead reads ``object_mask_thr``, absent from the zoo configs), with that default (None
-    when it is not a literal): found in the source of every class the config's ``model`` names by ``type``."""
+    """The settings the classes the config's ``model`` names read with ``cfg.get('key', default)`` (as
+    MaskFormerFusionHead's ``object_mask_thr``), with that default (None when not a literal), from their source."""
     import ast
     import inspect
     import re
@@ -235,10 +223,7 @@ def _check_kind(key: str, old: Any, new: Any) -> None:
 
 
 def config_text_and_hash(cfg: Any) -> tuple[str, str]:
-    """The resolved config as JSON text (what each result record stores) and its sha256 (16 hex).
-
-    JSON rather than mmengine's ``pretty_text``, which formats with yapf and costs about a second.
-    """
+    """The resolved config as JSON text (not ``pretty_text``: yapf, a second) and its sha256 (16 hex)."""
     import json
 
     text = json.dumps(cfg.to_dict(), sort_keys=True, indent=1, default=str)
@@ -273,12 +258,8 @@ def class_names(cfg: Any) -> list[str]:
 
 
 def label_to_category(names: list[str], categories: Any, where: str) -> list[int]:
-    """Map the model's class index to the dataset's category id the way mmdet does.
-
-    mmdet numbers classes in the order the annotation file lists the categories (``get_cat_ids``),
-    not in the order of ``metainfo.classes``; when the two orders differ, a model is trained and
-    scored with shifted labels.  That is refused here rather than scored silently wrong.
-    """
+    """Model class index -> dataset category id.  mmdet numbers classes in the annotation file's category order
+    (``get_cat_ids``), not ``metainfo.classes``'s: a config where they differ is refused, not scored wrong."""
     by_name = {n: cid for n, cid in zip(categories.names, categories.ids)}
     for n in names:
         if n not in by_name:
@@ -299,8 +280,7 @@ def label_to_category(names: list[str], categories: Any, where: str) -> list[int
 
 
 def check_thing_split(model: Any, names: list[str], categories: Any, where: str) -> None:
-    """mmdet's panoptic heads treat the first ``num_things_classes`` labels as things: check that
-    the dataset agrees, class by class."""
+    """mmdet's heads treat the first ``num_things_classes`` labels as things: the dataset must agree."""
     head = getattr(model, "panoptic_fusion_head", None)
     n_th = getattr(head, "num_things_classes", None)
     if n_th is None:
@@ -347,8 +327,7 @@ def _few(items: list[str], k: int = 3) -> str:
 
 
 def compare_classes(ckpt: list[str], config: list[str]) -> str | None:
-    """None when the checkpoint's classes equal the config's after normalizing spelling; else what differs,
-    naming the entries of both lists."""
+    """None when the checkpoint's classes equal the config's up to spelling; else what differs."""
     # surrounding whitespace and case do not count (mmdet 2.x's COCO panoptic classes spell ' truck')
     a, b = [x.strip().casefold() for x in ckpt], [x.strip().casefold() for x in config]
     if a == b:
@@ -365,8 +344,7 @@ def compare_classes(ckpt: list[str], config: list[str]) -> str | None:
 
 
 def _checkpoint_classes(meta: dict) -> list[str] | None:
-    """The class names a checkpoint's meta holds: mmengine's ``dataset_meta['classes']`` or mmcv 1.x's
-    ``CLASSES`` (a tuple, a list or a numpy array of names)."""
+    """A checkpoint meta's class names: mmengine's ``dataset_meta['classes']`` or mmcv 1.x's ``CLASSES``."""
     dm = meta.get("dataset_meta")
     for value in ((dm.get("classes") if isinstance(dm, dict) else None), meta.get("CLASSES")):
         if value is not None and not isinstance(value, str | bytes) and len(value):
