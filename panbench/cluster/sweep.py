@@ -55,9 +55,8 @@ class Cell:
         return self.dataset if self.corruption is None else f"{self.dataset}+{self.label}"
 
     def record(self, results: Path, since: float) -> str | None:
-        """The path below ``results`` of this cell's newest record written since ``since`` (the cell's start):
-        the record files of its model on its dataset (:func:`panbench.records.io.record_files`), None without
-        one."""
+        """The path below ``results`` of this cell's newest record written since ``since`` (the cell's start): the
+        record files of its model on its dataset (:func:`panbench.records.io.record_files`), None without one."""
         from panbench.records.io import record_files
 
         found = [p for p in record_files(results, self.model, self.record_dataset) if p.stat().st_mtime >= since - 1]

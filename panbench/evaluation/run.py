@@ -26,14 +26,13 @@ from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.flops import run_gflops
-from panbench.evaluation.inference import Shard, cpu_procs_for, run_inference, run_inference_cpu
+from panbench.evaluation.inference import Progress, Shard, cpu_procs_for, run_inference, run_inference_cpu
 from panbench.evaluation.loading import load_model
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
-from panbench.records import build
+from panbench.records import io as records_io
 from panbench.records.schema import RunRecord
 from panbench.robustness.pipeline import check_corruptible
 
@@ -178,7 +177,7 @@ class Run:
         # provenance.predictions: the JSON and the PNG folder written
         saved = None if self.saved is None or self.writer is None else {"json": str(self.saved),
                                                                          "dir": str(self.writer.png_dir)}
-        rec = build.record_run(
+        rec = records_io.record_run(
             results, res, analysis=self.analysis_set, show=show if self.rank == 0 else None,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=record_fields.dataset_label(dataset.name, opts),

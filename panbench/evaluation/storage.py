@@ -1,21 +1,19 @@
 """What a run writes beside its record: the resume cache and the ``--save-predictions`` files.
 
-The resume cache (:class:`StatsCache`) keeps per-image PQ statistics on disk as they are made, for resuming
-interrupted runs.  A run directory is named
-by a key that hashes everything a per-image result depends on
+The resume cache (:class:`StatsCache`) keeps per-image PQ statistics on disk as they are made, for resuming interrupted
+runs.  A run directory is named by a key that hashes everything a per-image result depends on
 (:func:`~panbench.evaluation.record_fields.cache_key_parts`), so a cache made with another setting is never reused.
 Each image's entry is its :class:`~panbench.pq.result.ImageResult` (the match, the semantic pairs and, with
-``--boundary``, the boundary-PQ contributions) as the columns of :mod:`panbench.pq.result`, and, with AP or a
-semantic output, its AP data and semantic confusion as JSON, all stored exactly (integers, float64), so a resumed
-run gives the same metrics and analyses, bit for bit.  A chunk of another :data:`CACHE_FORMAT` is not read
-(:func:`older_format` lets the run say why it starts afresh).  ``timing-<rank>.json`` keeps the speed measured for
-the cached images, for a resumed run to report.  Chunks are written atomically through ``<file>.tmp<PID>@<host>``:
-a kill loses at most the chunk being filled; its temporary file is removed when the cache is next opened
-(:func:`remove_stale_temps`).
+``--boundary``, the boundary-PQ contributions) as the columns of :mod:`panbench.pq.result`, and, with AP or a semantic
+output, its AP data and semantic confusion as JSON, all stored exactly (integers, float64), so a resumed run gives the
+same metrics and analyses, bit for bit.  A chunk of another :data:`CACHE_FORMAT` is not read (:func:`older_format` lets
+the run say why it starts afresh).  ``timing-<rank>.json`` keeps the speed measured for the cached images, for a resumed
+run to report.  Chunks are written atomically through ``<file>.tmp<PID>@<host>``: a kill loses at most the chunk being
+filled; its temporary file is removed when the cache is next opened (:func:`remove_stale_temps`).
 
-``eval --save-predictions DIR`` (:class:`PredictionWriter`) saves a model's predictions in the COCO panoptic
-format, as panopticapi, ``panbench score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``,
-detectron2's inference output).  For one model on a dataset whose annotation file is ``<stem>.json``
+``eval --save-predictions DIR`` (:class:`PredictionWriter`) saves a model's predictions in the COCO panoptic format, as
+panopticapi, ``panbench score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``, detectron2's inference
+output).  For one model on a dataset whose annotation file is ``<stem>.json``
 (``panoptic_val2017``, or ``panoptic_test-dev2017`` for test-dev's image info), DIR gets, named as COCO asks::
     <prefix>_<model>_results.json     images, annotations (segments_info: id, category_id, iscrowd 0,
                                       area, bbox), categories of the dataset
@@ -23,8 +21,8 @@ detectron2's inference output).  For one model on a dataset whose annotation fil
 
 Every process (forked CPU processes, torchrun ranks) writes the PNGs of its images and appends their ``segments_info``
 to its own part file under ``DIR/.panbench/<name>/``, beside ``key.json`` (the resume cache's key, so that predictions
-of another run are never mixed in); a resumed run re-runs only the images whose PNG is not saved yet.  Rank 0
-assembles the JSON once every image is there (refusing one that lacks an image), then removes the staging folder
+of another run are never mixed in); a resumed run re-runs only the images whose PNG is not saved yet.  Rank 0 assembles
+the JSON once every image is there (refusing one that lacks an image), then removes the staging folder
 (``DIR/.panbench`` too when empty); a rerun of the same run reads the JSON (``info.run_key``).  While it saves, a run
 holds the ``flock`` ``DIR/.panbench/<name>.lock`` (:meth:`PredictionWriter.claim`): a second run saving the same
 predictions into DIR is refused in one line; other models share DIR.
@@ -81,8 +79,7 @@ Entry = tuple[ImageResult, "dict[str, Any] | None"]
 @dataclass(frozen=True)
 class Cached:
     """The images a run folder's chunks hold: their indices in the dataset, their results as the columns of
-    :mod:`panbench.pq.result` (in that order) and each one's AP data and semantic confusion as JSON (None
-    without)."""
+    :mod:`panbench.pq.result` (in that order) and each one's AP data and semantic confusion as JSON (None without)."""
 
     indices: np.ndarray
     columns: dict[str, np.ndarray]
