@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,6 @@ class Manifest:
         return path
 
     def submitted(self, date: str, jobs: dict[str, list[Cell]]) -> None:
-        """Add a submission: job id -> its cells."""
         self.submissions.append(Submission(date, {j: [c.id for c in cells] for j, cells in jobs.items()}))
 
 
@@ -169,10 +169,8 @@ def done(results: Path, manifest: Manifest) -> dict[str, dict[str, Any]]:
     """Cell id -> its marker, for the cells whose record is written."""
     out = {}
     for c in manifest.cells:
-        try:
+        with suppress(OSError, ValueError):
             out[c.id] = json.loads(cell_marker(results, manifest.sweep, c).read_text())
-        except (OSError, ValueError):
-            pass
     return out
 
 

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,8 +89,7 @@ def read_facts(parts: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def write_facts(parts: dict[str, Any], facts: dict[str, Any]) -> None:
-    """Store ``facts`` under ``parts``; a cache folder that cannot be written is said once on stderr, and the
-    command goes on without it."""
+    """Store ``facts`` under ``parts``; a cache folder that cannot be written is said once on stderr, then skipped."""
     if not facts_cache_on():
         return
     path = facts_path(parts)
@@ -113,10 +113,8 @@ def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     if "mmcv" in packages and out["mmcv"] is None:  # the pure-Python wheel (panbench.ops serves its ops)
-        try:
+        with suppress(metadata.PackageNotFoundError):
             out["mmcv-lite"] = metadata.version("mmcv-lite")
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 

@@ -6,6 +6,7 @@ of records, :func:`panbench.records.io.record_run`.  No torch here (``panbench s
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import implementation
 
 if TYPE_CHECKING:
-    from panbench.evaluation.evaluators import RunEvaluators
+    from panbench.evaluation.inference import RunEvaluators
     from panbench.evaluation.storage import PredictionWriter
 
 OWN_WEIGHTS = "own checkpoint (--checkpoint): the published numbers are of other weights"
@@ -189,7 +190,6 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
 
 
 def _n_categories(path: Path) -> int | None:
-    try:
+    with suppress(PanbenchError, AttributeError):
         return len(read_json(path, "ground-truth JSON").get("categories") or [])
-    except (PanbenchError, AttributeError):
-        return None
+    return None

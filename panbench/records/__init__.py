@@ -17,10 +17,9 @@ if TYPE_CHECKING:
     from panbench.records.io import external_fields, load_record, load_records, make_record, record_run, write_record
     from panbench.records.schema import RunRecord
 
-_WHERE = {"RunRecord": "schema", "external_fields": "io", "load_record": "io", "load_records": "io",
-          "make_record": "io", "record_run": "io", "write_record": "io"}
 __all__ = ["RunRecord", "external_fields", "load_record", "load_records", "make_record", "record_run",
            "write_record"]
+_WHERE = {name: "schema" if name == "RunRecord" else "io" for name in __all__}
 
 
 def __getattr__(name: str) -> Any:

@@ -115,7 +115,6 @@ def unwritable(folder: str | Path) -> str | None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write` for text."""
     atomic_write(path, text.encode())
 
 

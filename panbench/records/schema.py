@@ -139,7 +139,6 @@ class RunRecord(Mapping[str, Any]):
         return [n for n in RECORD_FIELDS if self.is_written(n)]
 
     def to_json(self) -> dict[str, Any]:
-        """The record as its JSON object."""
         return {k: getattr(self, k) for k in self.keys_written()}
 
     def with_fields(self, **fields: Any) -> RunRecord:
