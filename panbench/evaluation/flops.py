@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,18 +118,12 @@ def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
     return out
 
 
-class _TotalOnly:
-    """Stands in for FlopCounterMode's module tracker: only the total ("Global") is read, and the tracker's
-    hooks need a gradient function on every module input, which a parameter passed as an input (OneFormer's
-    task embeddings) lacks under ``inference_mode``."""
+class _TotalOnly(nullcontext[None]):
+    """Stands in for FlopCounterMode's module tracker (entered and left doing nothing): only the total ("Global") is
+    read, and the tracker's hooks need a gradient function on every module input, which a parameter passed as an
+    input (OneFormer's task embeddings) lacks under ``inference_mode``."""
 
     parents = {"Global"}
-
-    def __enter__(self) -> _TotalOnly:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def count_step(model: PanopticModel, data: dict[str, Any], device: str) -> int:
