@@ -10,11 +10,11 @@ PACKAGE = "panbench.evaluation"
 
 #: module or subpackage of panbench.evaluation -> its floor, from the bottom up
 FLOORS: dict[str, int] = {
-    "options": 1, "timings": 1, "context": 1, "progress": 1,  # the run's vocabulary
+    "options": 1, "timings": 1, "context": 1,  # the run's vocabulary
     "runtime": 2,  # where it executes: device, ranks, memory
     "storage": 3,  # what it writes beside the record: the resume cache, the saved predictions
-    "loading": 4, "evaluators": 4,  # the loaded model; the evaluators of the scored images
-    "inference": 5,  # the images through the model
+    "loading": 4,  # the loaded model
+    "inference": 5,  # the images through the model into the evaluators
     "run": 6, "record_fields": 6, "flops": 6, "speed": 6,  # the run and what it records
 }
 

@@ -1,11 +1,9 @@
-"""``--launcher``: where a multi-process run learns its rank.  ``torchrun`` (the default) sets
-``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``
-itself; under ``srun`` (``--launcher slurm``) they are derived from Slurm's variables as mmengine's
-``_init_dist_slurm`` derives them: the rank from ``SLURM_PROCID``, the world size from
-``SLURM_NTASKS``, the local rank from ``SLURM_LOCALID``, the master address from the first host of
-``SLURM_NODELIST`` (``scontrol show hostnames``), the port from ``MASTER_PORT`` when set.  Everything
-after that (:mod:`panbench.evaluation.runtime`) is the same code as under torchrun, so the sums
-and records are the same."""
+"""``--launcher``: where a multi-process run learns its rank.  ``torchrun`` (the default) sets ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` itself; under ``srun`` (``--launcher slurm``)
+they are derived from Slurm's variables as mmengine's ``_init_dist_slurm`` derives them: the rank from ``SLURM_PROCID``,
+the world size from ``SLURM_NTASKS``, the local rank from ``SLURM_LOCALID``, the master address from the first host of
+``SLURM_NODELIST`` (``scontrol show hostnames``), the port from ``MASTER_PORT`` when set.  Everything after that
+(:mod:`panbench.evaluation.runtime`) is the same code as under torchrun, so the sums and records are the same."""
 
 from __future__ import annotations
 
@@ -32,14 +30,6 @@ def first_hostname(nodelist: str) -> str:
     return out[0]
 
 
-def _tasks_on_node(env: Mapping[str, str], ntasks: int) -> int:
-    """This node's number of tasks: ``SLURM_NTASKS_PER_NODE``, else the first count of
-    ``SLURM_TASKS_PER_NODE`` (``2(x3),1``), else all tasks."""
-    raw = env.get("SLURM_NTASKS_PER_NODE") or env.get("SLURM_TASKS_PER_NODE", "")
-    m = re.match(r"\d+", raw)
-    return int(m.group()) if m else ntasks
-
-
 def slurm_torch_env(env: Mapping[str, str], first_host: Callable[[str], str] = first_hostname) -> dict[str, str]:
     """torchrun's variables for this srun task, from Slurm's; refused in one line outside srun."""
     missing = [v for v in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST") if not env.get(v, "").strip()]
@@ -50,7 +40,9 @@ def slurm_torch_env(env: Mapping[str, str], first_host: Callable[[str], str] = f
         if env.get(v, "0").strip() and not env.get(v, "0").strip().isdigit():
             raise PanbenchError(f"--launcher slurm: {v}={env[v]!r} is not a number; run under srun")
     rank, ntasks = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
-    per_node = _tasks_on_node(env, ntasks)
+    # this node's tasks: SLURM_NTASKS_PER_NODE, else the first count of SLURM_TASKS_PER_NODE (2(x3),1), else all
+    m = re.match(r"\d+", env.get("SLURM_NTASKS_PER_NODE") or env.get("SLURM_TASKS_PER_NODE", ""))
+    per_node = int(m.group()) if m else ntasks
     local = int(env["SLURM_LOCALID"]) if env.get("SLURM_LOCALID", "").strip() else rank % per_node
     # two jobs sharing a node must not share a port: offset the default by the job id
     port = env.get("MASTER_PORT") or str(BASE_PORT + int(env.get("SLURM_JOB_ID", "0") or 0) % 1000)

@@ -35,9 +35,7 @@ def parameters(slurm: dict[str, Any], sweep_id: str) -> dict[str, Any]:
         p["array_parallelism"] = int(slurm["max_parallel"])
     if gpus:
         p["gpus_per_node"] = gpus
-    for k in ("partition", "mem", "qos", "account", "constraint"):
-        if slurm.get(k):
-            p[k] = str(slurm[k])
+    p.update({k: str(slurm[k]) for k in ("partition", "mem", "qos", "account", "constraint") if slurm.get(k)})
     return p
 
 
@@ -160,27 +158,24 @@ def cell_states(results: Path, manifest: Manifest, states: dict[str, str] | None
                 recent.add(job_id)
     if states is None and ask:
         states = job_states(sorted(set(latest.values())))
-    out = []
-    for cell in manifest.cells:
+
+    def of(cell: Cell) -> CellState:
         if cell.id in recorded:
-            out.append(CellState(cell, "done", recorded[cell.id].get("job")))
-            continue
+            return CellState(cell, "done", recorded[cell.id].get("job"))
         job = latest.get(cell.id)
         if job is None:
-            out.append(CellState(cell, "missing"))
-            continue
+            return CellState(cell, "missing")
         log = log_path(results, manifest.sweep, job)
         if states is None:
-            out.append(CellState(cell, "unknown", job, "neither sacct nor squeue answered: run status where Slurm's "
-                                 "commands are", log if log.exists() else None))
-            continue
+            return CellState(cell, "unknown", job, "neither sacct nor squeue answered: run status where Slurm's "
+                             "commands are", log if log.exists() else None)
         state = states.get(job, "")
         if state in QUEUED or (not state and job in recent):
-            out.append(CellState(cell, "queued", job))
-        elif state in RUNNING:
-            out.append(CellState(cell, "running", job, log=log))
-        else:
-            why = last_error(log) or ("the job ended without recording this cell" if state == "COMPLETED"
-                                      else f"Slurm says {state or 'nothing of this job'}")
-            out.append(CellState(cell, "failed", job, why, log if log.exists() else None))
-    return out
+            return CellState(cell, "queued", job)
+        if state in RUNNING:
+            return CellState(cell, "running", job, log=log)
+        why = last_error(log) or ("the job ended without recording this cell" if state == "COMPLETED"
+                                  else f"Slurm says {state or 'nothing of this job'}")
+        return CellState(cell, "failed", job, why, log if log.exists() else None)
+
+    return [of(cell) for cell in manifest.cells]

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,8 @@ class Cell:
         return self.dataset if self.corruption is None else f"{self.dataset}+{self.label}"
 
     def record(self, results: Path, since: float) -> str | None:
-        """The path below ``results`` of this cell's newest record written since ``since`` (the cell's start):
-        the record files of its model on its dataset (:func:`panbench.records.io.record_files`), None without
-        one."""
+        """The path below ``results`` of this cell's newest record written since ``since`` (the cell's start): the
+        record files of its model on its dataset (:func:`panbench.records.io.record_files`), None without one."""
         from panbench.records.io import record_files
 
         found = [p for p in record_files(results, self.model, self.record_dataset) if p.stat().st_mtime >= since - 1]
@@ -140,7 +140,6 @@ class Manifest:
         return path
 
     def submitted(self, date: str, jobs: dict[str, list[Cell]]) -> None:
-        """Add a submission: job id -> its cells."""
         self.submissions.append(Submission(date, {j: [c.id for c in cells] for j, cells in jobs.items()}))
 
 
@@ -170,10 +169,8 @@ def done(results: Path, manifest: Manifest) -> dict[str, dict[str, Any]]:
     """Cell id -> its marker, for the cells whose record is written."""
     out = {}
     for c in manifest.cells:
-        try:
+        with suppress(OSError, ValueError):
             out[c.id] = json.loads(cell_marker(results, manifest.sweep, c).read_text())
-        except (OSError, ValueError):
-            pass
     return out
 
 

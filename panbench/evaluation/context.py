@@ -18,6 +18,7 @@ import platform
 import socket
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,22 +34,18 @@ def running_dir() -> Path:
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    with suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "unknown"
 
 
 def load_average() -> float | None:
     """The machine's 1-minute load average (None where the OS has none)."""
-    try:
+    with suppress(OSError, AttributeError):
         return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
+    return None
 
 
 def pid_alive(pid: int) -> bool:
@@ -80,22 +77,18 @@ class RunMarker:
         """Write the marker (once; a failure to write it only means that others cannot see this run)."""
         if self.written:
             return
-        try:
+        with suppress(OSError):
             self.folder.mkdir(parents=True, exist_ok=True)
             self._write()
             self.written = True
             atexit.register(self.end)
-        except OSError:
-            pass
 
     def end(self) -> None:
         """Record the end time in the marker (at exit)."""
         if self.written and self.info["end"] is None and self.info["pid"] == os.getpid():
             self.info["end"] = time.time()
-            try:
+            with suppress(OSError):
                 self._write()
-            except OSError:
-                pass
 
     def _write(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -105,8 +98,7 @@ class RunMarker:
     def overlapping(self, t0: float, t1: float) -> list[dict[str, Any]]:
         """The other runs on this host whose interval intersects ``[t0, t1]`` (times from ``time.time()``):
         their pid and command.  Stale markers (no end time, process gone) are ignored and removed."""
-        out = []
-        now = time.time()
+        out, now = [], time.time()
         try:
             files = sorted(self.folder.glob("*.json"))
         except OSError:

@@ -1,28 +1,26 @@
-"""GFLOPs per image, as the papers report them (Mask2Former, Cheng et al. 2022: averaged over 100 COCO val
-images), counted in a pass of their own after the timed inference, and the model facts cache that keeps them.
+"""GFLOPs per image, as the papers report them (Mask2Former, Cheng et al. 2022: averaged over 100 COCO val images),
+counted in a pass of their own after the timed inference, and the model facts cache that keeps them.
 
-The counter is PyTorch's :class:`torch.utils.flop_counter.FlopCounterMode`: it sees every aten op that runs,
-whatever Python control flow the model has (mmdet's heads, the two-stage detector's proposals, masked
-attention), where a tracing counter (fvcore, ``mmengine.analysis``) needs a traceable ``forward``.  It counts
-matrix products and convolutions (``mm``, ``addmm``, ``bmm``, ``baddbmm``, convolutions, scaled dot-product
-attention) at 2 FLOPs per multiply-add; the papers count with fvcore, 1 per multiply-add, so the count is
-halved.  Not counted: element-wise ops, normalisations, interpolation, ``grid_sample`` (deformable
-attention's sampling) and mmcv's compiled ops (RoIAlign, NMS); fvcore counts a few of them (norms,
-upsampling), which are small beside the convolutions.  What is counted is one whole inference step (the
-model family's ``forward``: for mmdet's ``test_step``, preprocessing, network, panoptic fusion) on each image
-after the model's own test pipeline.
+The counter is PyTorch's :class:`torch.utils.flop_counter.FlopCounterMode`: it sees every aten op that runs, whatever
+Python control flow the model has (mmdet's heads, the two-stage detector's proposals, masked attention), where a
+tracing counter (fvcore, ``mmengine.analysis``) needs a traceable ``forward``.  It counts matrix products and
+convolutions (``mm``, ``addmm``, ``bmm``, ``baddbmm``, convolutions, scaled dot-product attention) at 2 FLOPs per
+multiply-add; the papers count with fvcore, 1 per multiply-add, so the count is halved.  Not counted: element-wise
+ops, normalisations, interpolation, ``grid_sample`` (deformable attention's sampling) and mmcv's compiled ops
+(RoIAlign, NMS); fvcore counts a few of them (norms, upsampling), small beside the convolutions.  What is counted is
+one whole inference step (the family's ``forward``: for mmdet's ``test_step``, preprocessing, network, panoptic
+fusion) on each image after the model's own test pipeline.
 
-The model facts cache keeps what costs a model build or a forward pass to learn (parameters, GFLOPs) across
-commands, in ``model-facts/`` of :func:`panbench.resources.user_cache_dir` (``$PANBENCH_CACHE``,
-``$XDG_CACHE_HOME/panbench`` or ``~/.cache/panbench``): one JSON file per key, ``<sha256 of the key's parts, 32
-hex>.json``, holding the parts, the facts and when they were counted.  The parts name everything the facts depend
-on, so that a change to any is a miss, never a stale hit: eval's pass (:func:`run_gflops`) under the model's
-resolved config, its weights, the images' content and ids, the post-processing, the device type and the package
-versions (PanopticFPN's mask head runs once per detection, so the count depends on weights and image);
-``panbench ls``'s counts on random weights (:func:`random_facts`) under the config's files, the input size and the
-package versions; every key under :data:`FACTS_FORMAT`.  Entries are written atomically; one that does not read
-back (truncated, edited, another format, other parts) is counted again.  ``PANBENCH_NO_FACTS_CACHE=1`` neither
-reads nor writes the cache.
+The model facts cache keeps what costs a model build or a forward pass to learn (parameters, GFLOPs) across commands,
+in ``model-facts/`` of :func:`panbench.resources.user_cache_dir` (``$PANBENCH_CACHE``, ``$XDG_CACHE_HOME/panbench``
+or ``~/.cache/panbench``): one JSON file per key, ``<sha256 of the key's parts, 32 hex>.json``, holding the parts,
+the facts and when they were counted.  The parts name everything the facts depend on, so that a change to any is a
+miss, never a stale hit: eval's pass (:func:`run_gflops`) under the model's resolved config, its weights, the images'
+content and ids, the post-processing, the device type and the package versions (PanopticFPN's mask head runs once
+per detection, so the count depends on weights and image); ``panbench ls``'s counts on random weights
+(:func:`random_facts`) under the config's files, the input size and the package versions; every key under
+:data:`FACTS_FORMAT`.  Entries are written atomically; one that does not read back (truncated, edited, another
+format, other parts) is counted again.  ``PANBENCH_NO_FACTS_CACHE=1`` neither reads nor writes the cache.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext, suppress
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +57,6 @@ _WARNED: list[str] = []  # the cache folders already said to be unwritable (once
 
 
 def facts_dir() -> Path:
-    """Where the entries are: ``model-facts/`` in this user's panbench cache."""
     return user_cache_dir() / "model-facts"
 
 
@@ -72,7 +70,6 @@ def _canonical(parts: dict[str, Any]) -> str:
 
 
 def facts_path(parts: dict[str, Any]) -> Path:
-    """The entry of ``parts``."""
     return facts_dir() / f"{hashlib.sha256(_canonical(parts).encode()).hexdigest()[:32]}.json"
 
 
@@ -92,8 +89,7 @@ def read_facts(parts: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def write_facts(parts: dict[str, Any], facts: dict[str, Any]) -> None:
-    """Store ``facts`` under ``parts`` (atomically); a cache folder that cannot be written is said once on
-    stderr, and the command goes on without it."""
+    """Store ``facts`` under ``parts``; a cache folder that cannot be written is said once on stderr, then skipped."""
     if not facts_cache_on():
         return
     path = facts_path(parts)
@@ -108,8 +104,8 @@ def write_facts(parts: dict[str, Any], facts: dict[str, Any]) -> None:
 
 
 def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
-    """The installed versions of panbench, torch and ``packages`` as pip names them, read from their metadata
-    (nothing is imported): part of every key."""
+    """The installed versions of panbench, torch and ``packages`` as pip names them, from their metadata (nothing is
+    imported): part of every key."""
     out: dict[str, str | None] = {"panbench": panbench.__version__}
     for name in sorted({"torch", *packages}):
         try:
@@ -117,25 +113,17 @@ def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     if "mmcv" in packages and out["mmcv"] is None:  # the pure-Python wheel (panbench.ops serves its ops)
-        try:
+        with suppress(metadata.PackageNotFoundError):
             out["mmcv-lite"] = metadata.version("mmcv-lite")
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
-class _TotalOnly:
-    """Stands in for FlopCounterMode's module tracker: only the total ("Global") is read, and the tracker's
-    hooks need a gradient function on every module input, which a parameter passed as an input (OneFormer's
-    task embeddings) lacks under ``inference_mode``."""
+class _TotalOnly(nullcontext[None]):
+    """Stands in for FlopCounterMode's module tracker (entered and left doing nothing): only the total ("Global") is
+    read, and the tracker's hooks need a gradient function on every module input, which a parameter passed as an
+    input (OneFormer's task embeddings) lacks under ``inference_mode``."""
 
     parents = {"Global"}
-
-    def __enter__(self) -> _TotalOnly:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def count_step(model: PanopticModel, data: dict[str, Any], device: str) -> int:
@@ -151,16 +139,15 @@ def count_step(model: PanopticModel, data: dict[str, Any], device: str) -> int:
 
 
 def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
-    """The record's ``flops`` field: GFLOPs per image averaged over ``datas`` (pipeline outputs), with the
-    counter, its convention and the input sizes; None without images."""
+    """The record's ``flops``: GFLOPs per image averaged over ``datas`` (pipeline outputs), with the counter, its
+    convention and the input sizes; None without images."""
     if not datas:
         return None
     t = time.perf_counter()
     per = [count_step(model, d, device) for d in datas]
     shapes = [list(model.input_hw(d)) for d in datas]
     return {"gflops": statistics.fmean(per) / 1e9, "images": len(per), "per_image_gflops": [p / 1e9 for p in per],
-            "input_hw": shapes, "counter": COUNTER, "convention": CONVENTION,
-            "seconds": time.perf_counter() - t}
+            "input_hw": shapes, "counter": COUNTER, "convention": CONVENTION, "seconds": time.perf_counter() - t}
 
 
 def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any] | None:
@@ -191,10 +178,9 @@ def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: st
 def run_gflops(lm: Any, dataset: Any, n: int, device: str, settings: dict[str, Any],
                packages: tuple[str, ...]) -> dict[str, Any] | None:
     """Eval's FLOPs pass (:func:`dataset_gflops`), served from the model facts cache when this model (config,
-    weights) counted these images (content and id) with the same ``settings`` (post-processing, fusion, AP
-    output, corruption) on this device type and these ``packages``' versions.  The record's ``flops`` is the
-    count as it was made (``seconds``: the counting pass's time) with ``from_cache``: when it was counted, for
-    a count served from the cache; None for one counted now."""
+    weights) counted these images (content and id) with the same ``settings`` (post-processing, fusion, AP output,
+    corruption) on this device type and these ``packages``' versions.  The record's ``flops`` is the count as made
+    (``seconds``: the counting pass's) with ``from_cache``: when it was counted; None for one counted now."""
     try:
         images = [[s.image_id, sha256_file(s.image_path)] for s in dataset.samples[:n]]
     except OSError:
@@ -214,11 +200,11 @@ def run_gflops(lm: Any, dataset: Any, n: int, device: str, settings: dict[str, A
 
 def random_facts(spec: ModelSpec, gflops: bool, image_hw: tuple[int, int] = (480, 640),
                  on_count: Callable[[], None] | None = None) -> dict[str, Any] | None:
-    """``panbench ls``: the parameters of ``spec``'s model with random weights (its family's ``random_model``)
-    and, with ``gflops``, its :func:`random_gflops` on one ``image_hw`` image, with ``seconds`` (what building
-    and counting took) and ``from_cache`` (served from the model facts cache); None when its family cannot build
-    it without a download.  Cached under the config's files (the family's ``config_files``), the input size and
-    the package versions; ``on_count`` is called before a model whose counts are not cached is built."""
+    """``panbench ls``: the parameters of ``spec``'s model with random weights (its family's ``random_model``) and,
+    with ``gflops``, its :func:`random_gflops` on one ``image_hw`` image, with ``seconds`` (building and counting)
+    and ``from_cache``; None when its family cannot build it without a download.  Cached under the config's files
+    (the family's ``config_files``), the input size and the package versions; ``on_count`` is called before a model
+    whose counts are not cached is built."""
     entry = spec.family.entry()
     files_of = getattr(entry, "config_files", None)  # optional in a family: without it, counted every time
     files: list[Path] | None = files_of(spec) if files_of is not None else None

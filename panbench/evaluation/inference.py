@@ -1,5 +1,5 @@
-"""The images of a run through the model, feeding the streaming PQ evaluator (as detectron2's
-``inference_on_dataset(model, data_loader, evaluator)``).
+"""The images of a run through the model into its evaluators, as detectron2's ``inference_on_dataset(model,
+data_loader, evaluator)`` with its ``DatasetEvaluators``.
 
 * Data loading (image decode, resize, ground-truth PNG decode) runs in DataLoader workers.
 * The main thread runs the forward; each batch's outputs go through a bounded queue (one batch waiting) to a
@@ -10,12 +10,20 @@
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data, forward,
   post-processing and scoring apart (:mod:`panbench.evaluation.timings`); post-processing and scoring are the
   thread's seconds, so their sum with data and forward exceeding the wall time is the overlap.
-* Each scored image goes to the run's :class:`~panbench.evaluation.evaluators.RunEvaluators` as it is made; out
-  of memory is survived by :func:`panbench.evaluation.runtime.forward_resilient`.
+* Each scored image goes to the run's :class:`RunEvaluators` as it is made: PQ (the library's
+  :class:`~panbench.pq.accumulator.PanopticAccumulator` itself: the integer sums and the per-image results as
+  columns, for the analyses), :class:`APEvaluator` (COCO mask AP of the model's instances) and
+  :class:`SemanticEvaluator` (the pixel confusion of the model's semantic output, for its mIoU).  Each evaluator
+  takes one image (AP's and the confusion's ``image`` makes the image's share, checked, and ``add`` adds it, so that
+  an image refused by one changes none), ``merge``s the share of another process or rank (disjoint images), and is
+  the one writer of its state, which the run reads at the end.  Out of memory is survived by
+  :func:`panbench.evaluation.runtime.forward_resilient`.
 * On the CPU, :func:`run_inference_cpu` forks processes after the model is loaded (weights shared copy-on-write),
   each with ``cores / procs`` torch threads and its own data loading; the integer sums make the metrics equal a
-  single process's exactly.  Each returns its evaluators' :class:`~panbench.evaluation.evaluators.RunPart` and
-  its timings, which the parent adds up, and reports its images to the parent's progress bar.
+  single process's exactly.  Each returns its evaluators' :class:`RunPart` and its timings, which the parent adds
+  up, and reports its images to the parent's :class:`Progress` bar.
+
+Over 600 lines: the loop and the evaluators it feeds are one concept, as in detectron2's ``evaluator.py``.
 """
 
 from __future__ import annotations
@@ -28,23 +36,254 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import nullcontext
+from collections.abc import Callable, Container, Hashable, Iterable, Iterator
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
+from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
+from panbench.analysis.semantic import SemanticConfusion
 from panbench.data.datasets import PanopticDataset
-from panbench.errors import InputError
-from panbench.evaluation.evaluators import RunEvaluators, RunPart
+from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.progress import Progress
 from panbench.evaluation.runtime import forward_resilient
-from panbench.evaluation.storage import PredictionWriter
+from panbench.evaluation.storage import PredictionWriter, StatsCache
 from panbench.evaluation.timings import Timings
 from panbench.models.protocol import DeferredFusion
+from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
+from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
+from panbench.pq.result import ImageResult, reorder_columns
 from panbench.robustness.pipeline import CorruptedPipeline
+
+
+@dataclass(frozen=True)
+class APImage:
+    """One image's share of AP: its COCO id, size (height, width), converted ground truth and predictions."""
+
+    image_id: int
+    size: tuple[int, int]
+    gt: list[dict[str, Any]]
+    instances: Instances
+
+    def to_json(self) -> dict[str, Any]:
+        inst = self.instances
+        return {"image_id": self.image_id, "size": list(self.size), "gt": self.gt,
+                "dt": {"rles": inst.rles, "scores": inst.scores.tolist(), "category_ids": inst.category_ids.tolist()}}
+
+    @staticmethod
+    def from_json(a: dict[str, Any]) -> APImage:
+        dt = a["dt"]
+        return APImage(int(a["image_id"]), (int(a["size"][0]), int(a["size"][1])), a["gt"],
+                       Instances(dt["rles"], dt["scores"], dt["category_ids"]))
+
+
+@dataclass(frozen=True)
+class ConfusionImage:
+    """One image's semantic confusion, sparse: the flat cells of the (C + 1) x (C + 1) matrix and their pixels."""
+
+    cells: np.ndarray
+    pixels: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        return {"idx": self.cells.tolist(), "n": self.pixels.tolist()}
+
+    @staticmethod
+    def from_json(s: dict[str, Any]) -> ConfusionImage:
+        return ConfusionImage(np.asarray(s["idx"], np.int64), np.asarray(s["n"], np.int64))
+
+
+class APEvaluator:
+    """COCO mask AP of the thing categories from the model's instances."""
+
+    def __init__(self, categories: CategoryTable) -> None:
+        self.accumulator = APAccumulator.for_table(categories)
+
+    def image(self, index: int, image_id: Any, gt_ids: np.ndarray, gt_segments: list[dict[str, Any]],
+              instances: Instances | None) -> APImage:
+        """The share of image ``index`` (what :meth:`add` adds and the resume cache keeps); changes nothing."""
+        h, w = np.shape(gt_ids)[:2]
+        # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
+        coco_id = int(image_id) if isinstance(image_id, (int, np.integer)) else index + 1
+        if coco_id in self.accumulator.images:
+            raise PanbenchError(f"internal: image {coco_id} scored twice for AP; please report")
+        return APImage(coco_id, (int(h), int(w)), gt_annotations(coco_id, gt_ids, gt_segments,
+                                                                 self.accumulator.thing_ids),
+                       instances if instances is not None else Instances.empty())
+
+    def add(self, one: APImage) -> None:
+        self.accumulator.add(one.image_id, one.size, one.gt, one.instances)
+
+    def merge(self, other: APEvaluator) -> None:
+        self.accumulator = self.accumulator + other.accumulator
+
+
+class SemanticEvaluator:
+    """The pixel confusion of the model's semantic output (images without one add nothing)."""
+
+    def __init__(self, categories: CategoryTable) -> None:
+        self.confusion = SemanticConfusion([int(c) for c in categories.ids])
+
+    def image(self, gt_ids: np.ndarray, gt_segments: list[dict[str, Any]],
+              semantic: np.ndarray | None) -> ConfusionImage | None:
+        """The image's confusion, sparse (what :meth:`add` adds and the resume cache keeps), or None without a
+        semantic map; changes nothing."""
+        if semantic is None:
+            return None
+        one = SemanticConfusion(self.confusion.category_ids)
+        one.add_image(gt_ids, gt_segments, semantic)
+        flat = one.conf.ravel()
+        cells = np.flatnonzero(flat)
+        return ConfusionImage(cells.astype(np.int64), flat[cells])
+
+    def add(self, one: ConfusionImage) -> None:
+        np.add.at(self.confusion.conf.reshape(-1), one.cells, one.pixels)
+        self.confusion.n_images += 1
+
+    def merge(self, other: SemanticEvaluator) -> None:
+        self.confusion = self.confusion + other.confusion
+
+
+@dataclass(frozen=True)
+class RunPart:
+    """What one process or rank adds to a run (picklable): its evaluators' states."""
+
+    pq: PanopticAccumulator
+    ap: APEvaluator | None
+    semantic: SemanticEvaluator
+
+
+class RunEvaluators:
+    """The evaluators of one run (or of one process's share): PQ always, AP with ``ap``, the semantic confusion
+    (filled when the model gives a semantic map); with ``cache``, each image is written through to the resume cache
+    (:class:`~panbench.evaluation.storage.StatsCache`: the one place its AP data and confusion become JSON) and
+    :meth:`resume` takes images back from it."""
+
+    def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
+                 cache: StatsCache | None = None, ap: bool = False) -> None:
+        self.categories, self.boundary, self.strict = categories, boundary, strict
+        self.pq = PanopticAccumulator(categories, keep_images=True, boundary=boundary)
+        self.ap = APEvaluator(categories) if ap else None
+        self.semantic = SemanticEvaluator(categories)
+        self.cache = cache
+
+    def empty(self) -> RunEvaluators:
+        """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
+        return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None)
+
+    def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
+              where: str, image_id: Any = 0, instances: Instances | None = None,
+              semantic: np.ndarray | None = None) -> ImageResult:
+        """Score image ``index`` (COCO id ``image_id``) and hand it to every evaluator: ``instances`` to AP (when on),
+        ``semantic`` (a map of category ids) to the confusion.  Returns its result; bad input raises first."""
+        result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict, self.boundary)
+        ap = self.ap.image(index, image_id, gt_ids, gt_segs, instances) if self.ap is not None else None
+        confusion = self.semantic.image(gt_ids, gt_segs, semantic)  # both made (and checked) first
+        self.pq.add(result, index)
+        if self.ap is not None and ap is not None:
+            self.ap.add(ap)
+        if confusion is not None:
+            self.semantic.add(confusion)
+        if self.cache is not None:  # its result, and its AP share and confusion as JSON
+            extra = {**({"ap": ap.to_json()} if ap is not None else {}),
+                     **({"sem": confusion.to_json()} if confusion is not None else {})}
+            self.cache.add(index, result, extra or None)
+        return result
+
+    def resume(self, indices: Iterable[int], rerun: Container[int]) -> frozenset[int]:
+        """Take the images of ``indices`` that the cache holds and ``rerun`` lacks; returns them (need not run)."""
+        if self.cache is None:
+            return frozenset()
+        cached = self.cache.load()
+        where = cached.positions()
+        taken = [i for i in indices if i in where and i not in rerun  # AP on: only images with their AP data
+                 and (self.ap is None or "ap" in (cached.extras[where[i]] or {}))]
+        if not taken:
+            return frozenset()
+        pos = np.array([where[i] for i in taken], np.int64)
+        self.pq.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
+        for k in pos.tolist():
+            extra = cached.extras[k] or {}
+            if self.ap is not None:
+                self.ap.add(APImage.from_json(extra["ap"]))
+            if "sem" in extra:
+                self.semantic.add(ConfusionImage.from_json(extra["sem"]))
+        return frozenset(taken)
+
+    def flush(self) -> None:
+        if self.cache is not None:
+            self.cache.flush()
+
+    def part(self) -> RunPart:
+        """What these evaluators hold, to cross to another process or rank (:meth:`reduce` takes it)."""
+        return RunPart(self.pq, self.ap, self.semantic)
+
+    def reduce(self, parts: Iterable[RunPart]) -> None:
+        """Add the parts of the other processes or ranks (disjoint images)."""
+        for p in parts:
+            self.pq.merge(p.pq)
+            if self.ap is not None and p.ap is not None:
+                self.ap.merge(p.ap)
+            self.semantic.merge(p.semantic)
+
+    def evaluate(self) -> dict[str, Any]:
+        """The PQ metrics of the images held: the nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
+        return self.pq.evaluate()
+
+
+class Progress:
+    """The eval progress bar: a tqdm bar with ETA over ``total`` images named ``desc`` (draws nothing when disabled)
+    that counts every image of the run, whichever process scored it.  Forked CPU processes add to a counter in shared
+    memory; torchrun ranks add under ``store_key`` (the same on every rank, unique per run) in the process group's
+    key-value store (torchrun's rendezvous store).  Only the process that made the bar (rank 0's) draws it: a forked
+    copy of a tqdm bar would write over the parent's."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True, store_key: str | None = None) -> None:
+        self._count = mp.Value("q", 0)  # shared with processes forked later
+        self._owner = os.getpid()
+        self._bar: Any = None
+        self._store: Any = None
+        if store_key:
+            from torch.distributed import distributed_c10d
+
+            self._store = distributed_c10d._get_default_store()
+        self._key = store_key
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, leave=False)
+
+    @property
+    def count(self) -> int:
+        """Images done so far, in all processes (all ranks under torchrun)."""
+        if self._store is not None:
+            return int(self._store.add(self._key, 0))
+        return int(self._count.value)
+
+    def add(self, n: int) -> None:
+        """``n`` more images done (in this process, a forked one or another rank)."""
+        if self._store is not None:
+            self._store.add(self._key, n)
+        else:
+            with self._count.get_lock():
+                self._count.value += n
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw with the count of every process (in the process that made the bar)."""
+        if self._bar is not None and os.getpid() == self._owner:
+            self._bar.n = self.count
+            self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None and os.getpid() == self._owner:
+            self.refresh()
+            self._bar.close()
+            self._bar = None
 
 
 @dataclass(frozen=True)
@@ -86,14 +325,15 @@ class Items:
                 raise InputError(f"{s.image_path}: image {s.image_id} cannot be decoded ({type(e).__name__}); "
                                  "the file is corrupt or truncated: re-download it") from e
             corrupt_s = data.pop("corrupt_s", None) if isinstance(data, dict) else None  # --corruption's cost
-            if s.gt_png is None:  # --images: no ground truth
-                return {"index": i, "data": data, "gt_ids": None, "error": None, "corrupt_s": corrupt_s}
-            if not s.gt_png.is_file():
-                raise InputError(f"{s.gt_png}: ground truth of image {s.image_id} not found; re-download the dataset")
-            gt_ids = read_ids(s.gt_png, f"image {s.image_id} (ground truth)")
-            if gt_ids.shape != (s.height, s.width):
-                raise InputError(f"{s.gt_png}: ground truth is {gt_ids.shape[1]}x{gt_ids.shape[0]}, the annotation "
-                                 f"says {s.width}x{s.height}; re-download the annotations")
+            gt_ids = None
+            if s.gt_png is not None:  # None: --images, no ground truth
+                if not s.gt_png.is_file():
+                    raise InputError(f"{s.gt_png}: ground truth of image {s.image_id} not found; re-download the "
+                                     "dataset")
+                gt_ids = read_ids(s.gt_png, f"image {s.image_id} (ground truth)")
+                if gt_ids.shape != (s.height, s.width):
+                    raise InputError(f"{s.gt_png}: ground truth is {gt_ids.shape[1]}x{gt_ids.shape[0]}, the "
+                                     f"annotation says {s.width}x{s.height}; re-download the annotations")
             return {"index": i, "data": data, "gt_ids": gt_ids, "error": None, "corrupt_s": corrupt_s}
         except InputError as e:  # travels back as data: worker exceptions would lose the one-line message
             return {"index": i, "data": None, "gt_ids": None, "error": str(e)}
@@ -103,12 +343,11 @@ def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Ca
                        hold: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Loaded items regrouped into batches of up to ``size`` images of one ``key`` (the family's
     :meth:`~panbench.models.protocol.PanopticModel.batch_key`: the padded input shape), so that each image gets
-    in its batch exactly the input it gets alone and ``--batch-size`` changes no prediction.
-
-    A batch leaves as soon as it is full; at most ``hold`` loaded images wait for a partner (default: 8 batches,
-    at most 32 images, at COCO's size about 12 MB each as float32, 3 MB as mmdet's uint8, never fewer than one
-    batch), past that the oldest partial batch runs as it is; the rest run at the end, in the
-    order their first image came.  An item that failed to load (``error``) runs alone at once (it raises)."""
+    in its batch exactly the input it gets alone and ``--batch-size`` changes no prediction.  A batch leaves as soon
+    as it is full; at most ``hold`` loaded images wait for a partner (default: 8 batches, at most 32 images, at COCO's
+    size about 12 MB each as float32, 3 MB as mmdet's uint8, never fewer than one batch), past that the oldest partial
+    batch runs as it is; the rest run at the end, in the order their first image came.  An item that failed to load
+    (``error``) runs alone at once (it raises)."""
     if size <= 1:
         yield from ([it] for group in items for it in group)
         return
@@ -203,8 +442,7 @@ def defers_fusion(device: str) -> bool:
 
 def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
                   progress: Progress | None = None) -> Timings:
-    """Run the model over the images of ``shard`` still to run, feeding ``evaluators``, counting them on
-    ``progress``; returns timings."""
+    """The model over the images of ``shard`` still to run, into ``evaluators``, counted on ``progress``."""
     import torch
 
     device, opts = shard.device, shard.opts
@@ -218,11 +456,9 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
         pipeline = CorruptedPipeline(lm.family, opts.corruption)
     items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
-    loader: Any = torch.utils.data.DataLoader(
-        items, batch_size=1, shuffle=False, num_workers=opts.workers,
-        collate_fn=list, persistent_workers=False,
-        prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
-    )
+    loader: Any = torch.utils.data.DataLoader(items, batch_size=1, shuffle=False, num_workers=opts.workers,
+                                              collate_fn=list, persistent_workers=False,
+                                              prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None)
     family = lm.family
     post = _PostProcessor(family, evaluators, dataset, timings, sync, shard.predictions, progress)
     post.start()
@@ -319,10 +555,8 @@ _FORKED: dict[str, Any] = {}
 def _die_with_parent() -> None:
     """Pool initializer: on Linux a forked process is killed when its parent dies (no orphans keep computing)."""
     if sys.platform.startswith("linux"):
-        try:
+        with suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
 
 
 def _forked_shard(k: int) -> tuple[RunPart, Timings]:

@@ -16,8 +16,7 @@ __all__ = ["LoadedModel", "Weights", "load_model"]
 
 @dataclass
 class LoadedModel:
-    """A model ready for inference (its family's :class:`~panbench.models.protocol.PanopticModel`), with what
-    the run records about it."""
+    """A model ready for inference (its family's ``PanopticModel``), with what the run records about it."""
 
     family: PanopticModel  # what inference drives: pipeline, forward, to_segments, the fusion timer
     weights: Weights  # where the weights came from, their sha256

@@ -1,12 +1,12 @@
 """The fields of a run's record, and the parts of its resume-cache key, from what the run loaded and measured:
-provenance, the cache key's parts, the speed with what a resumed cache stored, the corruption, the published
-numbers, their source and the difference to them, the dataset's label.  Beside them, the record of predictions
-scored with ``panbench score --name`` (:func:`record_scored`, filed under :func:`record_dataset`).  Both are made
-by the one maker of records, :func:`panbench.records.build.record_run`.  No torch here (``panbench score`` reads
-it)."""
+provenance, the cache key's parts, the speed with what a resumed cache stored, the corruption, the published numbers,
+their source and the difference to them, the dataset's label.  Beside them, the record of predictions scored with
+``panbench score --name`` (:func:`record_scored`, filed under :func:`record_dataset`).  Both are made by the one maker
+of records, :func:`panbench.records.io.record_run`.  No torch here (``panbench score`` reads it)."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from panbench.evaluation.options import EvalOptions
 from panbench.models.registry import ModelSpec
 from panbench.pq.coco_format import read_json
 from panbench.pq.matching import METRIC_KEYS
-from panbench.records import build
+from panbench.records import io as records_io
 from panbench.records.io import load_records
 from panbench.records.provenance import git_commit, versions
 from panbench.records.rows import MIN_TIMED_IMAGES
@@ -28,7 +28,7 @@ from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import implementation
 
 if TYPE_CHECKING:
-    from panbench.evaluation.evaluators import RunEvaluators
+    from panbench.evaluation.inference import RunEvaluators
     from panbench.evaluation.storage import PredictionWriter
 
 OWN_WEIGHTS = "own checkpoint (--checkpoint): the published numbers are of other weights"
@@ -153,17 +153,16 @@ def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[
     if analysis is not None:
         fingerprint = dataset_fingerprint(files["gt_json"], analysis.image_ids)
     dataset = record_dataset(Path(files["gt_json"]), fingerprint, results, dataset_name)
-    about = build.external_fields(name, dataset, seconds=seconds, fingerprint=fingerprint, **files)
-    return build.record_run(results, res, analysis=analysis, **about, **fields)
+    about = records_io.external_fields(name, dataset, seconds=seconds, fingerprint=fingerprint, **files)
+    return records_io.record_run(results, res, analysis=analysis, **about, **fields)
 
 
 def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given: str | None) -> str:
-    """The dataset a ``score --name`` record is filed under: the one its ground truth is.  The dataset of the
-    records in ``results`` scored on the same images (same fingerprint); else the known dataset (a row of
-    :data:`panbench.data.catalog.DATASETS`) that the ground truth's root folder (``ROOT/annotations/FILE.json``)
-    or file names (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.
-    ``given`` (``--dataset-name``) is taken unless records of the same images name another dataset (refused in
-    one line)."""
+    """The dataset a ``score --name`` record is filed under: the one its ground truth is.  The dataset of the records in
+    ``results`` scored on the same images (same fingerprint); else the known dataset (a row of
+    :data:`panbench.data.catalog.DATASETS`) that the ground truth's root folder (``ROOT/annotations/FILE.json``) or file
+    names (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.  ``given``
+    (``--dataset-name``) is taken unless records of the same images name another dataset (refused in one line)."""
     try:
         seen = {r.dataset for r in load_records(results)
                 if fingerprint and (r.provenance.get("dataset") or {}).get("fingerprint") == fingerprint}
@@ -191,7 +190,6 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
 
 
 def _n_categories(path: Path) -> int | None:
-    try:
+    with suppress(PanbenchError, AttributeError):
         return len(read_json(path, "ground-truth JSON").get("categories") or [])
-    except (PanbenchError, AttributeError):
-        return None
+    return None

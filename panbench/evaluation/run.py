@@ -3,7 +3,7 @@
 :func:`evaluate_model` reads as the four steps of one :class:`Run`, the owner of the run's state: load (the
 model, the device and the ranks of :mod:`~panbench.evaluation.runtime`, the cache key), infer (through
 :mod:`~panbench.evaluation.inference`, in one process or forked CPU processes, into the run's
-:class:`~panbench.evaluation.evaluators.RunEvaluators`, resumed from and written through to the cache of
+:class:`~panbench.evaluation.inference.RunEvaluators`, resumed from and written through to the cache of
 :mod:`~panbench.evaluation.storage`, reduced over the ranks), conclude (metrics, analyses, FLOPs, speed)
 and record (:mod:`panbench.records`, with the fields of :mod:`~panbench.evaluation.record_fields`).
 """
@@ -24,16 +24,21 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
-from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.flops import run_gflops
-from panbench.evaluation.inference import Shard, cpu_procs_for, run_inference, run_inference_cpu
+from panbench.evaluation.inference import (
+    Progress,
+    RunEvaluators,
+    Shard,
+    cpu_procs_for,
+    run_inference,
+    run_inference_cpu,
+)
 from panbench.evaluation.loading import load_model
 from panbench.evaluation.options import EvalOptions
-from panbench.evaluation.progress import Progress
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
-from panbench.records import build
+from panbench.records import io as records_io
 from panbench.records.schema import RunRecord
 from panbench.robustness.pipeline import check_corruptible
 
@@ -178,7 +183,7 @@ class Run:
         # provenance.predictions: the JSON and the PNG folder written
         saved = None if self.saved is None or self.writer is None else {"json": str(self.saved),
                                                                          "dir": str(self.writer.png_dir)}
-        rec = build.record_run(
+        rec = records_io.record_run(
             results, res, analysis=self.analysis_set, show=show if self.rank == 0 else None,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=record_fields.dataset_label(dataset.name, opts),

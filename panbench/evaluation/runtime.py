@@ -16,7 +16,7 @@ import resource
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -83,12 +83,9 @@ def device_name(device: str, procs: int = 1) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     cpu = platform.processor() or platform.machine()
-    def threads(n: int) -> str:
-        return f"{n} thread{'s' if n != 1 else ''}"
-
-    if procs > 1:
-        return f"cpu ({cpu}, {procs} processes x {threads(max(1, torch.get_num_threads() // procs))})"
-    return f"cpu ({cpu}, {threads(torch.get_num_threads())})"
+    n = max(1, torch.get_num_threads() // max(1, procs))  # threads of each process
+    each = f"{n} thread{'s' if n != 1 else ''}"
+    return f"cpu ({cpu}, {procs} processes x {each})" if procs > 1 else f"cpu ({cpu}, {each})"
 
 
 OOM_MARKERS = (
@@ -235,9 +232,8 @@ def dist_info(device: str = "cpu") -> tuple[int, int, str]:
 
             timeout, _ = dist_timeouts(os.environ)
             if backend_for(device) == "nccl":
-                # NCCL collectives are asynchronous: without blocking wait, a dead peer ends in the watchdog's
-                # C++ abort after the timeout; with it, the waiting call raises, and collective() makes that
-                # one line
+                # NCCL collectives are asynchronous: without blocking wait, a dead peer ends in the watchdog's C++ abort
+                # after the timeout; with it, the waiting call raises, and collective() makes that one line
                 os.environ.setdefault("TORCH_NCCL_BLOCKING_WAIT", "1")
                 torch.cuda.set_device(torch.device(device))
                 dist.init_process_group("nccl", device_id=torch.device(device), timeout=timeout)
@@ -379,7 +375,5 @@ def abort_distributed() -> None:
     from torch.distributed import distributed_c10d as c10d
 
     abort = getattr(c10d, "_abort_process_group", None)
-    try:
+    with suppress(Exception):  # tearing down after an error: never mask the error itself
         abort() if abort is not None else dist.destroy_process_group()
-    except Exception:  # tearing down after an error: never mask the error itself
-        pass

@@ -1,21 +1,19 @@
 """What a run writes beside its record: the resume cache and the ``--save-predictions`` files.
 
-The resume cache (:class:`StatsCache`) keeps per-image PQ statistics on disk as they are made, for resuming
-interrupted runs.  A run directory is named
-by a key that hashes everything a per-image result depends on
+The resume cache (:class:`StatsCache`) keeps per-image PQ statistics on disk as they are made, for resuming interrupted
+runs.  A run directory is named by a key that hashes everything a per-image result depends on
 (:func:`~panbench.evaluation.record_fields.cache_key_parts`), so a cache made with another setting is never reused.
 Each image's entry is its :class:`~panbench.pq.result.ImageResult` (the match, the semantic pairs and, with
-``--boundary``, the boundary-PQ contributions) as the columns of :mod:`panbench.pq.result`, and, with AP or a
-semantic output, its AP data and semantic confusion as JSON, all stored exactly (integers, float64), so a resumed
-run gives the same metrics and analyses, bit for bit.  A chunk of another :data:`CACHE_FORMAT` is not read
-(:func:`older_format` lets the run say why it starts afresh).  ``timing-<rank>.json`` keeps the speed measured for
-the cached images, for a resumed run to report.  Chunks are written atomically through ``<file>.tmp<PID>@<host>``:
-a kill loses at most the chunk being filled; its temporary file is removed when the cache is next opened
-(:func:`remove_stale_temps`).
+``--boundary``, the boundary-PQ contributions) as the columns of :mod:`panbench.pq.result`, and, with AP or a semantic
+output, its AP data and semantic confusion as JSON, all stored exactly (integers, float64), so a resumed run gives the
+same metrics and analyses, bit for bit.  A chunk of another :data:`CACHE_FORMAT` is not read (:func:`older_format` lets
+the run say why it starts afresh).  ``timing-<rank>.json`` keeps the speed measured for the cached images, for a resumed
+run to report.  Chunks are written atomically through ``<file>.tmp<PID>@<host>``: a kill loses at most the chunk being
+filled; its temporary file is removed when the cache is next opened (:func:`remove_stale_temps`).
 
-``eval --save-predictions DIR`` (:class:`PredictionWriter`) saves a model's predictions in the COCO panoptic
-format, as panopticapi, ``panbench score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``,
-detectron2's inference output).  For one model on a dataset whose annotation file is ``<stem>.json``
+``eval --save-predictions DIR`` (:class:`PredictionWriter`) saves a model's predictions in the COCO panoptic format, as
+panopticapi, ``panbench score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``, detectron2's inference
+output).  For one model on a dataset whose annotation file is ``<stem>.json``
 (``panoptic_val2017``, or ``panoptic_test-dev2017`` for test-dev's image info), DIR gets, named as COCO asks::
     <prefix>_<model>_results.json     images, annotations (segments_info: id, category_id, iscrowd 0,
                                       area, bbox), categories of the dataset
@@ -23,8 +21,8 @@ detectron2's inference output).  For one model on a dataset whose annotation fil
 
 Every process (forked CPU processes, torchrun ranks) writes the PNGs of its images and appends their ``segments_info``
 to its own part file under ``DIR/.panbench/<name>/``, beside ``key.json`` (the resume cache's key, so that predictions
-of another run are never mixed in); a resumed run re-runs only the images whose PNG is not saved yet.  Rank 0
-assembles the JSON once every image is there (refusing one that lacks an image), then removes the staging folder
+of another run are never mixed in); a resumed run re-runs only the images whose PNG is not saved yet.  Rank 0 assembles
+the JSON once every image is there (refusing one that lacks an image), then removes the staging folder
 (``DIR/.panbench`` too when empty); a rerun of the same run reads the JSON (``info.run_key``).  While it saves, a run
 holds the ``flock`` ``DIR/.panbench/<name>.lock`` (:meth:`PredictionWriter.claim`): a second run saving the same
 predictions into DIR is refused in one line; other models share DIR.
@@ -44,6 +42,8 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,15 +74,14 @@ from panbench.records.provenance import now_iso
 CACHE_FORMAT = 6  # part of every cache key and of every chunk: a cache written by another format is never read
 # (3: analyses, 4: the record's fn_pair_other, 5: AP data and semantic confusion per image, 6: the columns of
 # panbench.pq.result, the PQ contributions read from the match)
-# an image's result and its AP data and semantic confusion as JSON (panbench.evaluation.evaluators.RunEvaluators)
+# an image's result and its AP data and semantic confusion as JSON (panbench.evaluation.inference.RunEvaluators)
 Entry = tuple[ImageResult, "dict[str, Any] | None"]
 
 
 @dataclass(frozen=True)
 class Cached:
     """The images a run folder's chunks hold: their indices in the dataset, their results as the columns of
-    :mod:`panbench.pq.result` (in that order) and each one's AP data and semantic confusion as JSON (None
-    without)."""
+    :mod:`panbench.pq.result` (in that order) and each one's AP data and semantic confusion as JSON (None without)."""
 
     indices: np.ndarray
     columns: dict[str, np.ndarray]
@@ -103,13 +102,11 @@ def read_timing(run_dir: Path, tag: str) -> dict[str, Any] | None:
     """The speed stored with the cached images of ``tag`` (``{"device", "timed_images", "wall_s", "overlapped"}``:
     ``overlapped``, whether another panbench run shared the machine while it was measured, keeps a resumed run's
     speed marked ``~``), if any."""
-    try:
+    with suppress(OSError, ValueError, KeyError, TypeError):  # absent or unreadable: no stored speed, never a guess
         t = json.loads((Path(run_dir) / f"timing-{tag}.json").read_text())
         if int(t["timed_images"]) > 0 and float(t["wall_s"]) > 0 and isinstance(t.get("device"), str):
             return {"device": t["device"], "timed_images": int(t["timed_images"]), "wall_s": float(t["wall_s"]),
                     "overlapped": bool(t.get("overlapped"))}
-    except (OSError, ValueError, KeyError, TypeError):  # absent or unreadable: no stored speed, never a guess
-        pass
     return None
 
 
@@ -117,13 +114,11 @@ def write_timing(run_dir: Path, tag: str, timing: dict[str, Any]) -> None:
     _write(Path(run_dir) / f"timing-{tag}.json", json.dumps(timing, sort_keys=True).encode())
 
 
-def _host() -> str:
-    """This machine's name as temporary files carry it (no ``/``, ``@`` or spaces)."""
+def _host() -> str:  # as temporary files carry it
     return re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "unknown"
 
 
 def _write(path: Path, data: bytes) -> None:
-    """:func:`~panbench.records.io.atomic_write` through ``<path>.tmp<PID>@<host>``."""
     atomic_write(path, data, tmp=path.with_name(f"{path.name}.tmp{os.getpid()}@{_host()}"))
 
 
@@ -131,28 +126,19 @@ STALE_S = 3600.0  # a temporary file of another machine untouched this long is s
 _TEMP = re.compile(r".+\.tmp(\d+)(?:@(.+))?")
 
 
-def remove_stale_temps(run_dir: Path, stale_s: float = STALE_S) -> list[Path]:
-    """Remove the temporary files (``*.tmp<PID>@<host>``) that processes killed while writing left in ``run_dir``;
-    returns them.  One of this machine is stale when no process of its PID is alive here.  The cache may be shared
-    by several machines (Slurm jobs, torchrun nodes) writing into one run folder at once, and their PIDs say nothing
-    here: a temporary file of another machine, or one without a host (an older panbench's), is stale only when it
-    was not modified for ``stale_s`` seconds."""
-    removed = []
+def remove_stale_temps(run_dir: Path) -> None:
+    """Remove the temporary files (``*.tmp<PID>@<host>``) that processes killed while writing left in ``run_dir``.
+    One of this machine is stale when no process of its PID is alive here.  The cache may be shared by several
+    machines (Slurm jobs, torchrun nodes) writing into one run folder at once, and their PIDs say nothing here: a
+    temporary file of another machine, or one without a host (an older panbench's), is stale only when it was not
+    modified for :data:`STALE_S` seconds."""
     for f in Path(run_dir).glob("*.tmp*"):
-        m = _TEMP.fullmatch(f.name)
-        if m is None:
+        if (m := _TEMP.fullmatch(f.name)) is None:
             continue
-        try:
-            if m[2] == _host():
-                stale = not pid_alive(int(m[1]))
-            else:
-                stale = time.time() - f.stat().st_mtime > stale_s
+        with suppress(FileNotFoundError):  # renamed into place or removed by another process meanwhile
+            stale = not pid_alive(int(m[1])) if m[2] == _host() else time.time() - f.stat().st_mtime > STALE_S
             if stale:
                 f.unlink()
-                removed.append(f)
-        except FileNotFoundError:  # renamed into place or removed by another process meanwhile
-            continue
-    return removed
 
 
 def older_format(run_dir: Path, key_parts: dict[str, Any]) -> Path | None:
@@ -163,11 +149,9 @@ def older_format(run_dir: Path, key_parts: dict[str, Any]) -> Path | None:
     prefix = run_dir.name.rsplit("-", 1)[0] + "-"
     for other in sorted(run_dir.parent.glob(prefix + "*")):
         if other != run_dir and other.name.rsplit("-", 1)[0] + "-" == prefix and any(other.glob("chunk-*.npz")):
-            try:
+            with suppress(OSError):
                 if (other / "key.json").read_text() == same:
                     return other
-            except OSError:
-                continue
     return None
 
 
@@ -210,9 +194,9 @@ class StatsCache:
         """Every image the folder's chunks hold (an unreadable chunk holds none)."""
         chunks = [c for f in sorted(self.dir.glob("chunk-*.npz")) if (c := _read_chunk(f)) is not None]
         if chunks:  # one run's chunks share their columns (with boundary PQ or without): those most images have
-            held: dict[frozenset[str], int] = {}
+            held = Counter[frozenset[str]]()
             for c in chunks:
-                held[frozenset(c.columns)] = held.get(frozenset(c.columns), 0) + len(c.indices)
+                held[frozenset(c.columns)] += len(c.indices)
             keys = max(held, key=held.__getitem__)
             chunks = [c for c in chunks if frozenset(c.columns) == keys]
         if not chunks:
@@ -249,8 +233,7 @@ def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:
 
 
 def _read_chunk(path: Path) -> Cached | None:
-    """The images of one chunk; None when it is unreadable or of another :data:`CACHE_FORMAT` (recomputed,
-    never trusted)."""
+    """The images of one chunk; None when unreadable or of another :data:`CACHE_FORMAT` (recomputed, never trusted)."""
     try:
         z = np.load(path)
         if "format" not in z.files or int(z["format"]) != CACHE_FORMAT:
@@ -356,12 +339,11 @@ class PredictionWriter:
                 if e.errno in (errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP):
                     return True
                 raise
-            try:  # the file locked is still the one of that name (not removed by the run that released it)
+            # the file locked is still the one of that name (not removed by the run that released it)
+            with suppress(FileNotFoundError):
                 st, now = os.fstat(f.fileno()), os.stat(self.lock_file)
                 if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
                     break
-            except FileNotFoundError:
-                pass
             f.close()
         f.truncate(0)
         f.write(f"{socket.gethostname()} {os.getpid()}\n")  # who holds it, for the refusal of another run
@@ -465,27 +447,20 @@ class PredictionWriter:
             raise PanbenchError(f"{self.root}: the predictions of {len(missing)} image(s) are missing (e.g. image "
                                 f"{missing[0]}), so no {self.json_path.name} was written; under torchrun on several "
                                 "machines --save-predictions must be a folder they share; rerun to complete it")
-        images, annotations = [], []
-        for s in self.samples:
-            e = entries[s.image_id]
-            images.append({"id": s.image_id, "file_name": e["image_file"], "height": e["height"],
-                           "width": e["width"]})
-            annotations.append({"image_id": s.image_id, "file_name": e["file_name"],
-                                "segments_info": e["segments_info"]})
+        es = [(s.image_id, entries[s.image_id]) for s in self.samples]
+        images = [{"id": i, "file_name": e["image_file"], "height": e["height"], "width": e["width"]} for i, e in es]
+        annotations = [{"image_id": i, "file_name": e["file_name"], "segments_info": e["segments_info"]} for i, e in es]
         data = {"info": info, "images": images, "annotations": annotations, "categories": self.categories}
         atomic_write(self.json_path, json.dumps(data).encode())
         self.clean_up()
         return self.json_path
 
     def clean_up(self) -> None:
-        """Remove the staging folder of this run and its lock (:meth:`release`), and ``DIR/.panbench`` when
-        nothing else is in it."""
+        """Remove the staging folder of this run, its lock (:meth:`release`) and ``DIR/.panbench`` when empty."""
         shutil.rmtree(self.state, ignore_errors=True)
         self.release()
-        try:
+        with suppress(OSError):
             self.state.parent.rmdir()  # only when empty: another model's staging may be under way
-        except OSError:
-            pass
 
 
 def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,

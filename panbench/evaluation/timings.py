@@ -43,14 +43,12 @@ class Timings:
             self.batches[size] = self.batches.get(size, 0) + n
 
     def as_dict(self) -> dict[str, Any]:
-        n = max(self.timed_images, 1)
         return {
             "data_s": self.data_s, "forward_s": self.forward_s, "postprocess_s": self.postprocess_s,
             "fusion_s": self.fusion_s, "scoring_s": self.scoring_s, "wall_s": self.wall_s,
-            "timed_images": self.timed_images,
-            "warmup_images": self.warmup_images,
+            "timed_images": self.timed_images, "warmup_images": self.warmup_images,
             "images_per_s": self.timed_images / self.wall_s if self.wall_s > 0 else 0.0,
-            "ms_per_image": 1000 * self.wall_s / n, "oom_splits": self.oom_splits,
+            "ms_per_image": 1000 * self.wall_s / max(self.timed_images, 1), "oom_splits": self.oom_splits,
             "cpu_fallback_images": list(self.cpu_fallback_images),
             "batches": {str(k): v for k, v in sorted(self.batches.items())}, **self.extra,
             **({"corrupt_s": self.corrupt_s, "corrupt_images": self.corrupt_images} if self.corrupt_images else {}),

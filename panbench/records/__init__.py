@@ -1,12 +1,11 @@
-"""The result record of one run, declared once: its schema (:mod:`.schema`), how it is built
-(:mod:`.build`), written and read (:mod:`.io`, the one place that migrates older records), its
-``runs.csv`` row and speed (:mod:`.rows`) and the provenance helpers (:mod:`.provenance`).
+"""The result record of one run, declared once: its schema (:mod:`.schema`), how it is built, written and read
+(:mod:`.io`, the one place that migrates older records), its ``runs.csv`` row and speed (:mod:`.rows`) and the
+provenance helpers (:mod:`.provenance`).
 
-Layering: this package sits below :mod:`panbench.evaluation`, :mod:`panbench.analysis`,
-:mod:`panbench.robustness` and :mod:`panbench.reporting`; it imports only :mod:`panbench.pq`,
-:mod:`panbench.errors`, :mod:`panbench.analyses` (the analysis fields) and the standard library at module level.
-The names below are imported on first use: a command that needs only :mod:`.provenance` (every command's
-``command_line``) does not import the rest.
+Layering: this package sits below :mod:`panbench.evaluation`, :mod:`panbench.analysis`, :mod:`panbench.robustness` and
+:mod:`panbench.reporting`; it imports only :mod:`panbench.pq`, :mod:`panbench.errors`, :mod:`panbench.analyses` (the
+analysis fields) and the standard library at module level.  The names below are imported on first use: a command that
+needs only :mod:`.provenance` (every command's ``command_line``) does not import the rest.
 """
 
 from __future__ import annotations
@@ -15,14 +14,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from panbench.records.build import external_fields, make_record, record_run
-    from panbench.records.io import load_record, load_records, write_record
+    from panbench.records.io import external_fields, load_record, load_records, make_record, record_run, write_record
     from panbench.records.schema import RunRecord
 
-_WHERE = {"RunRecord": "schema", "external_fields": "build", "load_record": "io", "load_records": "io",
-          "make_record": "build", "record_run": "build", "write_record": "io"}
 __all__ = ["RunRecord", "external_fields", "load_record", "load_records", "make_record", "record_run",
            "write_record"]
+_WHERE = {name: "schema" if name == "RunRecord" else "io" for name in __all__}
 
 
 def __getattr__(name: str) -> Any:

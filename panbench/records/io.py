@@ -1,6 +1,7 @@
-"""Writing and reading records: atomic writes (an interrupted write never leaves half a file), the JSON
-record and its ``runs.csv`` row, and :func:`load_record`, the one place that reads older records (schema 1
-and records written before a field was kept) into today's :class:`RunRecord`."""
+"""Building, writing and reading records: :func:`record_run`, the one way a run becomes a written record (``eval``
+and ``score --name``), atomic writes (an interrupted write never leaves half a file), the JSON record and its
+``runs.csv`` row, and :func:`load_record`, the one place that reads older records (schema 1 and records written
+before a field was kept) into today's :class:`RunRecord`."""
 
 from __future__ import annotations
 
@@ -20,10 +21,61 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from panbench.errors import InputError
-from panbench.records.rows import CSV_FIELDS, csv_row
-from panbench.records.schema import RunRecord
+from panbench.pq.matching import METRIC_KEYS
+from panbench.records.provenance import git_commit, now_iso, versions
+from panbench.records.rows import CSV_FIELDS, SEMANTIC_KEYS, csv_row
+from panbench.records.schema import RECORD_FIELDS, SCHEMA_VERSION, RunRecord
 
 _Claimed = TypeVar("_Claimed")  # what _claim_names returns: a record, or a path
+
+
+def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
+    """The record of a scored run: ``res`` (``PanopticAccumulator.evaluate()``) gives the metric
+    fields, ``fields`` the others (every :class:`RunRecord` field but those and ``record``)."""
+    metric = {"n_images": res["n_images"], "metrics": {k: res[k] for k in METRIC_KEYS},
+              "semantic": {k: res[k] for k in SEMANTIC_KEYS}, "n_categories": res["n_categories"],
+              "per_class": res["per_class"]}
+    if "unlisted_gt" in res:
+        metric["unlisted_gt"] = res["unlisted_gt"]
+    given = {"schema": SCHEMA_VERSION, "date": now_iso(), **metric, **fields}
+    unknown = set(given) - set(RECORD_FIELDS)
+    if unknown:
+        raise TypeError(f"make_record: unknown record fields {sorted(unknown)}")
+    return RunRecord(**given, written=frozenset(given))
+
+
+def record_run(results_dir: Path | None, res: dict[str, Any], analysis: Any = None,
+               show: Callable[[RunRecord], None] | None = None, **fields: Any) -> RunRecord:
+    """The record of a scored run (:func:`make_record`), written under ``results_dir`` (its JSON, its ``runs.csv``
+    row and ``analysis``, an :class:`panbench.analysis.AnalysisSet`, beside it: :func:`write_record`) and
+    returned as written; ``results_dir`` None: built, not written (a rank other than 0 of a distributed run).
+    ``show`` is handed the record before it is written (its ``record`` still None): a command prints the numbers
+    first, so that a write that fails loses none of them."""
+    rec = make_record(res, **fields)
+    if show is not None:
+        show(rec)
+    return rec if results_dir is None else write_record(results_dir, rec, analysis=analysis)
+
+
+def external_fields(name: str, dataset: str, gt_json: str | Path, gt_dir: str | Path, pred_json: str | Path,
+                    pred_dir: str | Path, seconds: float, fingerprint: str | None = None) -> dict[str, Any]:
+    """The record fields (all but the metrics and the analyses) of predictions made elsewhere and scored with
+    ``panbench score --name``: ``name`` the system, its predictions ``pred_json``/``pred_dir`` scored against
+    ``gt_json``/``gt_dir`` (``fingerprint``: of those images) in ``seconds``."""
+    from panbench.pq.coco_format import read_json
+
+    cats = read_json(gt_json, "ground-truth JSON").get("categories", [])
+    provenance = {
+        "predictions": {"json": str(Path(pred_json).resolve()), "dir": str(Path(pred_dir).resolve())},
+        "dataset": {"ann_file": str(Path(gt_json).resolve()), "png_dir": str(Path(gt_dir).resolve()),
+                    **({"fingerprint": fingerprint} if fingerprint else {})},
+        "versions": versions(()), "git_commit": git_commit(),  # scoring runs no model: no model stack
+        "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
+    }
+    return dict(model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
+                postprocess="external", fusion=None, published={}, delta_to_published={}, published_source=None,
+                params=None, flops=None, device="external", world_size=1, batch_size=None, largest_batch=None,
+                timings={"scoring_s": seconds, "images_per_s": None}, memory={}, provenance=provenance)
 
 
 def atomic_write(path: Path, data: bytes, tmp: Path | None = None) -> None:
@@ -63,7 +115,6 @@ def unwritable(folder: str | Path) -> str | None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write` for text."""
     atomic_write(path, text.encode())
 
 
@@ -87,14 +138,12 @@ def record_files(results_dir: Path, model: str, dataset: str) -> list[Path]:
 
 
 def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> RunRecord:
-    """Write the run's JSON record and append its row to ``runs.csv``; returns the written record (``record``
-    set to its path below ``results_dir``).  ``analysis`` (a :class:`panbench.analysis.AnalysisSet`) is saved
-    beside the record as ``<record stem>.analysis.npz`` and named in its ``analysis_file``.
-
-    The name is :func:`record_path`'s, or its first ``~k`` twin (k = 1, 2, ...) not taken yet, claimed
-    atomically (:func:`_claim_names`): runs writing into one results folder at once, stamped in the same second,
-    each keep their own record, analysis file and row; no file is ever replaced, and no reader sees a partial
-    file or an empty placeholder."""
+    """Write the run's JSON record and append its row to ``runs.csv``; returns the written record (``record`` set
+    to its path below ``results_dir``).  ``analysis`` (a :class:`panbench.analysis.AnalysisSet`) is saved beside
+    the record as ``<record stem>.analysis.npz`` and named in its ``analysis_file``.  The name is
+    :func:`record_path`'s, or its first ``~k`` twin (k = 1, 2, ...) not taken yet, claimed atomically
+    (:func:`_claim_names`): runs writing into one results folder at once, stamped in the same second, each keep
+    their own record, analysis file and row; no file is ever replaced, no reader sees a partial file."""
     first = record_path(results_dir, record.model, record.dataset, record.date)
     first.parent.mkdir(parents=True, exist_ok=True)
     npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
@@ -121,7 +170,6 @@ def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> 
 
 
 def _analysis_path(record_file: Path) -> Path:
-    """``<record stem>.analysis.npz`` beside a record file."""
     return record_file.with_name(record_file.stem + ".analysis.npz")
 
 
@@ -132,7 +180,6 @@ def _temp_beside(path: Path, suffix: str) -> Path:
 
 
 def _candidates(first: Path) -> Iterator[Path]:
-    """``first``, then its ``~1``, ``~2``, ... twins."""
     yield first
     for k in itertools.count(1):
         yield first.with_name(f"{first.stem}~{k}.json")
@@ -144,13 +191,13 @@ _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Callable[[Path], _Claimed],
                  lock_path: Path) -> _Claimed:
-    """Put the written temporary files in place under the first free name of :func:`_candidates`; returns what
-    ``content`` returned for it (the record as written).  Each name is claimed with ``os.link`` (atomic, on NFS
-    too, and it fails when the name exists): the analysis file first, then the record, whose content
-    ``content(path)`` writes into ``json_tmp`` for the name being tried; when the record's name is taken, the
-    analysis file just linked is removed and the next name tried.  A record is thus only ever seen complete, with
-    its analysis file already beside it.  On a file system without hard links the names are chosen and the files
-    moved into place (``os.replace``) under an exclusive ``flock`` of ``lock_path`` instead."""
+    """Put the written temporary files in place under the first free name of ``first`` and its ``~1``, ``~2``, ...
+    twins; returns what ``content`` returned for it (the record as written).  Each name is claimed with ``os.link``
+    (atomic, on NFS too, and it fails when the name exists): the analysis file first, then the record, whose
+    content ``content(path)`` writes into ``json_tmp`` for the name being tried; when the record's name is taken,
+    the analysis file just linked is removed and the next name tried: a record is only ever seen complete, its
+    analysis file beside it.  Without hard links, the files are moved into place (``os.replace``) under an
+    exclusive ``flock`` of ``lock_path`` instead."""
     for path in _candidates(first):
         npz = _analysis_path(path)
         if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
@@ -185,10 +232,9 @@ def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Cal
 
 
 def write_new(first: Path, content: Callable[[Path], bytes]) -> Path:
-    """``content(path)`` written under ``first`` or its first ``~k`` twin not taken yet, claimed atomically as
-    :func:`write_record` claims a record's name (:func:`_claim_names`, without an analysis file): never over
-    another file, never half a file; returns the path written.  The speed records and the robustness summaries are
-    written so."""
+    """``content(path)`` written under ``first`` or its first ``~k`` twin not taken yet, claimed as a record's name
+    is (:func:`_claim_names`, without an analysis file): never over another file, never half a file; returns the
+    path written (the speed records and the robustness summaries)."""
     first.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(first, first.suffix)
 
@@ -217,10 +263,10 @@ def _link(src: Path, dst: Path) -> bool | None:
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
-    """Append one row atomically (the whole file is rewritten through a temporary file).  A file written
-    with other columns (an older panbench) is rewritten under today's columns plus its own others, its rows
-    kept and a column they lack left empty, so that every row stays under its own header.  Under an exclusive
-    lock of ``<path>.lock`` (``flock``): jobs sharing a results folder (``panbench submit``) each keep their row."""
+    """Append one row atomically (the whole file rewritten through a temporary file).  A file written with other
+    columns (an older panbench) is rewritten under today's columns plus its own others, a column its rows lack left
+    empty, so that every row stays under its own header.  Under an exclusive ``flock`` of ``<path>.lock``: jobs
+    sharing a results folder (``panbench submit``) each keep their row."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -276,9 +322,8 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_record(path: Path, fix: str | None = None) -> RunRecord:
-    """The record in ``path`` (:func:`migrate`); a file that is not a result record (unreadable, or without
-    ``model`` and ``metrics`` with its ``PQ``) is a one-line error naming it and ``fix`` (default: move it out of
-    its folder)."""
+    """The record in ``path`` (:func:`migrate`); a file that is not a result record (unreadable, or without ``model``
+    and ``metrics`` with its ``PQ``) is a one-line error naming it and ``fix`` (default: move it out)."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -291,7 +336,7 @@ def load_record(path: Path, fix: str | None = None) -> RunRecord:
 
 
 def _not_a_record(raw: dict[str, Any]) -> str:
-    """Why a JSON object is not a result record ('' if it is one): the fields every record has."""
+    """Why a JSON object is not a result record ('' if it is one)."""
     missing = [k for k in ("model", "metrics") if k not in raw]
     if missing:
         return f"(no {' and '.join(repr(k) for k in missing)})"
@@ -314,11 +359,10 @@ def load_records(results_dir: Path) -> list[RunRecord]:
 
 def named_records(what: str, results: Path, dataset: str | None,
                   aliases: Callable[[str], set[str]]) -> tuple[list[RunRecord], Path, set[str]]:
-    """The one finder of the records a name stands for, oldest first, with their results folder and the alias
-    names tried: a record JSON's path (also ``runs/X.json`` below ``results``) names that record (its results folder
-    read from its ``record`` field); a model name every record of that model on ``dataset`` (None: any), else of
-    the models ``aliases(what)`` stands for.  None found: an empty list; a JSON path that is no file: a one-line
-    error."""
+    """The one finder of the records a name stands for, oldest first, with their results folder and the alias names
+    tried: a record JSON's path (also ``runs/X.json`` below ``results``) names that record (its results folder read from
+    its ``record`` field); a model name every record of that model on ``dataset`` (None: any), else of the models
+    ``aliases(what)`` stands for.  None found: an empty list; a JSON path that is no file: a one-line error."""
     path = Path(what)
     if path.suffix == ".json" and not path.is_file() and (results / path).is_file():
         path = results / path  # runs/X.json: the record's path below the results folder

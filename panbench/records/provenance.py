@@ -9,22 +9,21 @@ import importlib
 import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from contextlib import suppress
 
 import panbench
 from panbench import REPO_ROOT
 from panbench.ops import active
 
 
-def git_commit(root: Path | None = None) -> str | None:
+def git_commit() -> str | None:
     """The repository's HEAD commit (with ``-dirty`` when there are local changes), if any."""
     import subprocess
 
-    root = root or REPO_ROOT
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -40,10 +39,9 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 def package_version(module: str) -> str | None:
     """The ``__version__`` of an importable module (None: not installed, or no version): the one version lookup of
     a record's provenance and of the resume cache's key."""
-    try:
+    with suppress(Exception):
         return str(importlib.import_module(module).__version__)
-    except Exception:
-        return None
+    return None
 
 
 def versions(packages: Sequence[str]) -> dict[str, str | None]:

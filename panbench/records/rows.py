@@ -28,9 +28,8 @@ def measured_speed(record: RunRecord) -> float | None:
 
 
 def speed_shared(record: RunRecord) -> bool:
-    """Whether the record's speed was measured while another panbench run overlapped it, or while other work
-    kept more cores busy than the run left free (:func:`loaded`; from its ``speed_context``; False for records
-    without one)."""
+    """Whether the record's speed was measured while another panbench run overlapped it, or while other work kept more
+    cores busy than the run left free (:func:`loaded`; from its ``speed_context``; False for records without one)."""
     ctx = record.speed_context or {}
     return bool(ctx.get("overlapped")) or loaded(ctx)
 

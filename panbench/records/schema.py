@@ -1,9 +1,8 @@
-"""The result record of one run (``results/runs/*.json``): :class:`RunRecord`, a frozen dataclass whose
-fields are declared in the order they are written, and the typed blocks it holds.
+"""The result record of one run (``results/runs/*.json``): :class:`RunRecord`, a frozen dataclass whose fields are
+declared in the order they are written, and the typed blocks it holds.
 
-A record also reads as a read-only mapping of the fields its JSON holds (``rec["metrics"]``,
-``rec.get("ci")``, ``"ci" in rec``), for scripts and notebooks that take it as the JSON it is; panbench's
-own readers use the attributes.
+A record also reads as a read-only mapping of the fields its JSON holds (``rec["metrics"]``, ``rec.get("ci")``, ``"ci"
+in rec``), for scripts and notebooks that take it as the JSON it is; panbench's own readers use the attributes.
 """
 
 from __future__ import annotations
@@ -140,7 +139,6 @@ class RunRecord(Mapping[str, Any]):
         return [n for n in RECORD_FIELDS if self.is_written(n)]
 
     def to_json(self) -> dict[str, Any]:
-        """The record as its JSON object."""
         return {k: getattr(self, k) for k in self.keys_written()}
 
     def with_fields(self, **fields: Any) -> RunRecord:

@@ -66,7 +66,7 @@ def test_eval_prints_its_numbers_before_a_record_write_that_fails_and_records_th
     assert f"batch size 64 asked; the largest batch held {rec.largest_batch} images" in out
     assert out.index("PQ") < out.index("record: ")
 
-    import panbench.records.build as records
+    import panbench.records.io as records
 
     def fails(results_dir, rec, analysis=None):
         raise FileNotFoundError(2, "No such file or directory", str(Path(results_dir) / "runs" / "x.json"))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from panbench.evaluation.evaluators import RunEvaluators
+from panbench.evaluation.inference import RunEvaluators
 from panbench.evaluation.storage import StatsCache
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
 from panbench.pq.result import (

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from panbench.cli import main
-from panbench.evaluation.progress import Progress
+from panbench.evaluation.inference import Progress
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked CPU processes: Linux only")
 

@@ -17,8 +17,7 @@ from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.pq.sums import PQStats, pq_summary
-from panbench.records.build import make_record
-from panbench.records.io import write_record
+from panbench.records.io import make_record, write_record
 from panbench.records.schema import RunRecord
 
 CATS = coco_like_categories(4, 3)

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from panbench.pq.matching import METRIC_KEYS
-from panbench.records.build import make_record
-from panbench.records.io import atomic_write, load_records, record_files, write_record
+from panbench.records.io import atomic_write, load_records, make_record, record_files, write_record
 
 DATE = "2026-01-02T03:04:05+00:00"  # every racing run stamped in the same second
 RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,

@@ -11,8 +11,7 @@ import pytest
 from helpers import eval_demo_record
 
 from panbench.pq.matching import METRIC_KEYS
-from panbench.records.build import external_fields, make_record
-from panbench.records.io import load_record, write_record
+from panbench.records.io import external_fields, load_record, make_record, write_record
 from panbench.records.schema import ANALYSIS_FIELDS, RECORD_FIELDS, SCHEMA_VERSION, RunRecord
 
 RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice": 3.0, "n_images": 2,
@@ -108,7 +107,7 @@ def test_write_record_leaves_its_input_as_it_was_and_writes_the_same_json(tmp_pa
 
 def test_eval_and_score_name_make_their_records_through_the_one_record_maker(demo_root, tmp_path, monkeypatch
                                                                              ) -> None:
-    import panbench.records.build as build
+    import panbench.records.io as build
     from panbench.cli import main
 
     made: list = []
