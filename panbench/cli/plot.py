@@ -22,11 +22,15 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.announce import announce
     from panbench.records.io import load_records
+
+    announce("importing matplotlib and pandas")
     from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups
     from panbench.reporting.tables import latest_runs, no_records
 
     check_results(args.results)
+    announce(f"reading the records in {args.results}")
     every = load_records(Path(args.results))
     records = latest_runs(every, args.only_dataset)
     if not records:

@@ -18,7 +18,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.announce import announce
     from panbench.cluster.sweep import note_incomplete_sweeps
+
+    announce("importing matplotlib and pandas")
     from panbench.reporting.report import write_report
 
     check_results(args.results)
