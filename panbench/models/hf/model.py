@@ -549,8 +549,11 @@ def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:
         return fn()
     except Exception as e:
         msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        hint = "pip install timm (DETR's hub checkpoints use a timm backbone)" if "timm" in msg.lower() else \
-            "check the directory (save_pretrained writes config.json, the weights and preprocessor_config.json)"
+        hint = "check the directory (save_pretrained writes config.json, the weights and preprocessor_config.json)"
+        if "timm" in msg.lower():
+            from panbench.ops.pairing import install_command
+
+            hint = f"{install_command('timm')}; DETR's hub checkpoints use a timm backbone"
         raise PanbenchError(f"{d}: {what} ({type(e).__name__}: {msg}); {hint}") from e
 
 
