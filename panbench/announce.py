@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Sized
 from typing import TypeVar
 
-T = TypeVar("T")
+_Item = TypeVar("_Item")
 
 PREFIX = "panbench: "
 EVERY_S = 1.0  # a line of steps() at most this often where stderr is not a terminal
@@ -38,7 +38,7 @@ def announce(what: str) -> None:
         print(f"{PREFIX}{what}...", file=sys.stderr, flush=True)
 
 
-def steps(what: str, items: Iterable[T], total: int | None = None) -> Iterator[T]:
+def steps(what: str, items: Iterable[_Item], total: int | None = None) -> Iterator[_Item]:
     """``items``, announcing ``what`` and counting them as they are taken: ``panbench: <what> k/N``, on a
     terminal rewritten in place (ended by a newline after the last), elsewhere a line at most every
     :data:`EVERY_S` seconds and one for the last."""

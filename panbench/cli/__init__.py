@@ -64,8 +64,7 @@ def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``panbench`` console script."""
-    exits = argv is None  # the console script or `python -m panbench`: the process ends after this
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, exits = list(sys.argv[1:] if argv is None else argv), argv is None  # exits: the console script's
     with collector_paused():  # the parser and the command's modules: long-lived objects, no garbage to collect
         parser = build_parser(_command_of(argv))
         args = parser.parse_args(argv)

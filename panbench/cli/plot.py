@@ -25,17 +25,17 @@ def run(args: argparse.Namespace) -> int:
     from panbench.announce import announce
     from panbench.records.io import load_records
 
+    check_results(args.results)
+    check_writable(Path(args.results) / "plots", "--results")
     announce("importing matplotlib and pandas")
     from panbench.reporting.plots import FAILED, make_plots, palette, plot_dir, plot_groups
     from panbench.reporting.tables import latest_runs, no_records
 
-    check_results(args.results)
     announce(f"reading the records in {args.results}")
     every = load_records(Path(args.results))
     records = latest_runs(every, args.only_dataset)
     if not records:
         raise no_records(args.results, args.only_dataset, every)
-    check_writable(Path(args.results) / "plots", "--results")
     failed, colors = 0, palette(records)  # a model's colour, the same in every plot
     for folder, group in plot_groups(records):  # the runs on one dataset fingerprint, as the table groups them
         paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors)

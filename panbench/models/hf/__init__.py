@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from panbench.errors import InputError, PanbenchError
 from panbench.models.hf.types import by_architecture, describe, postprocess_refusal
+from panbench.ops.pairing import install_command
 
 if TYPE_CHECKING:
     from panbench.models.protocol import Built
@@ -97,8 +98,6 @@ def checks(probes: Any) -> list[Any]:
     DETR's hub checkpoints build their backbone with (a note when missing, with the command that installs it
     beside the installed torch, :func:`panbench.ops.pairing.install_command`); its packages' versions are the
     doctor's ``versions/transformers`` line."""
-    from panbench.ops.pairing import install_command
-
     timm = probes.version("timm", required=False, fix=f"{install_command('timm', probes.pip)}; DETR's hub "
                           "checkpoints, hf-detr_*, build their backbone with timm (docs/huggingface.md)")
     if timm.ok:

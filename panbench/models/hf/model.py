@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from panbench.analysis.instances import from_hf_instances, semantic_categories
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast
+from panbench.ops.pairing import install_command
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
 from panbench.models.hf.types import describe, postprocess_refusal
@@ -551,8 +552,6 @@ def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:
         msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         hint = "check the directory (save_pretrained writes config.json, the weights and preprocessor_config.json)"
         if "timm" in msg.lower():
-            from panbench.ops.pairing import install_command
-
             hint = f"{install_command('timm')}; DETR's hub checkpoints use a timm backbone"
         raise PanbenchError(f"{d}: {what} ({type(e).__name__}: {msg}); {hint}") from e
 
