@@ -37,12 +37,12 @@ import torch.nn.functional as F
 from panbench.analysis.instances import from_hf_instances, semantic_categories
 from panbench.errors import PanbenchError
 from panbench.models.amp import autocast_forward, keep_autocast
-from panbench.ops.pairing import install_command
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
 from panbench.models.hf.types import describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Built, Weights, timed_calls
+from panbench.ops.pairing import install_command
 
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
