@@ -14,6 +14,7 @@ from importlib.resources import as_file, files
 from pathlib import Path
 
 from panbench import REPO_ROOT
+from panbench.ops.pairing import NEEDS_TORCHVISION, install_command
 
 
 def data_root() -> Path:
@@ -64,5 +65,7 @@ def missing_extra_message(module: str | None, families: dict[str, str] | None = 
     extra = {**EXTRAS, **(families or {})}.get(top)
     if extra is None:
         return None
+    if top in NEEDS_TORCHVISION:  # the build that loads beside the installed torch, not PyPI's whatever it is
+        return f"this command needs {top}, which is not installed: {install_command(top)}"
     return (f"this command needs {top}, which is not installed; install panbench's {extra!r} extra: "
             f"pip install \"panbench[{extra}]\" (or in a clone: pip install -e \".[{extra}]\"; docs/setup.md)")

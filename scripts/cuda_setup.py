@@ -11,6 +11,8 @@
   cuda_setup.py wheel-tag TORCH_VERSION CUDA ARCHS   the compiled-mmcv wheel cache's folder tag (see wheel_tag)
   cuda_setup.py torchvision TORCH_VERSION   the torchvision that pairs with this torch: prints
                           ``torchvision==0.28.0+cu130`` and, for a PyTorch-index build, its index URL on a second line
+  cuda_setup.py install PACKAGE PIP   (the venv's Python) the command that installs PACKAGE with PIP beside the
+                          installed torch (panbench.ops.pairing.install_command: timm with the torchvision it loads)
   cuda_setup.py half      (the venv's Python) the half precision for the visible GPUs: fp16 when one has compute
                           capability below 8.0 (no bf16 there, e.g. a T4 or a V100), else bf16 (also without a GPU)
 
@@ -28,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # panbench's source, before it is installed
-from panbench.ops.pairing import torchvision_for  # noqa: E402  (standard library only)
+from panbench.ops.pairing import install_command, torchvision_for  # noqa: E402  (standard library only)
 
 
 def mmcv_problem(torch_cuda: str | None, compiled_cuda: str) -> str | None:
@@ -259,6 +261,9 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["torchvision"] and len(argv) == 2:
         return _torchvision(argv[1])
+    if argv[:1] == ["install"] and len(argv) == 3:
+        print(install_command(argv[1], argv[2]))
+        return 0
     if argv[:1] == ["half"]:
         return _half()
     print(__doc__, file=sys.stderr)

@@ -93,7 +93,7 @@ MMCV="${MMCV:-lite}"
 
 # Fast path: everything installed from the same inputs as last time (checked without importing torch)
 HASH_INPUTS="$( (cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/install_mmcv.sh" "$ROOT/scripts/cuda_setup.py" \
-  "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/models/families.py" "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV vision=$VISION") | sha256sum | cut -c1-16)"
+  "$ROOT/scripts/compile_imports.py" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/panbench/models/families.py" "$ROOT"/panbench/*/*.c; echo "mmcv=$MMCV vision=$VISION") | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH_INPUTS" ]] && "$PY" -c "
 import importlib.metadata as md, importlib.util as u, sys
 dist = {'lite': 'mmcv-lite', 'compiled': 'mmcv'}['$MMCV']
@@ -325,11 +325,11 @@ if [[ -n "$TV" ]]; then
       || fail 6 "installing detectron2's evaluation packages failed" "check network access to PyPI and rerun make setup-vision"
   fi
 else
-  echo "        note: no torchvision beside torch $TORCH_VERSION: timm (DETR's hub checkpoints) not installed; with a" \
-       "CPU torch: .venv/bin/pip install torchvision timm --index-url https://download.pytorch.org/whl/cpu"
+  echo "        note: no torchvision beside torch $TORCH_VERSION: timm (DETR's hub checkpoints) not installed; to add" \
+       "it: $("$PY" "$ROOT/scripts/cuda_setup.py" install timm "${VENV#"$ROOT"/}/bin/pip")"
 fi
 
-step 7 "panbench (editable; compiles its C extensions, panbench/**/_*.c, a few seconds), then the bytecode of every module"
+step 7 "panbench (editable; compiles its C extensions, panbench/**/_*.c, a few seconds)"
 pkg_install --no-deps --no-build-isolation -e "$ROOT" || fail 7 "pip install -e . failed" "run .venv/bin/pip install -e . to see the error"
 # the mmcv._ext import hook a wheel install puts into site-packages (panbench/ops/hook.py): mmdet's own tools
 # work in this venv without importing panbench first
@@ -357,11 +357,12 @@ write_pip_conf "${PINS[@]}" "$MMCV_PIN"
 "$PY" -W ignore -c "import pkg_resources" 2>/dev/null || fail 7 "pkg_resources does not import (setuptools >= 81?)" \
   ".venv/bin/pip install '$SETUPTOOLS'"
 
-# bytecode (.pyc) of every module in the venv and of panbench, once (pip's default, which the installs above turn
-# off): under PYTHONDONTWRITEBYTECODE=1 Python reads .pyc files but never writes them, so without these each
-# command compiles again everything it imports (docs/setup.md#bytecode, measured). A file that is not Python for
-# this interpreter (torch's py312_intrinsics.py) is left out, as its import would refuse it.
-PURELIB="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-"$PY" -m compileall -q -j0 "$PURELIB" "$ROOT/panbench" >/dev/null 2>&1 || true  # compile-bytecode
+# bytecode (.pyc): Python writes each module's on its first import, except under PYTHONDONTWRITEBYTECODE, where it
+# reads .pyc files but never writes them and each command would compile again all it imports: there, and only
+# there, what panbench's commands import is compiled once (scripts/compile_imports.py; docs/setup.md#bytecode)
+if [[ -n "${PYTHONDONTWRITEBYTECODE:-}" ]]; then
+  echo "        PYTHONDONTWRITEBYTECODE is set: compiling the modules panbench's commands import (seconds to a minute)"
+  PYTHONPATH="$ROOT" "$PY" -W ignore "$ROOT/scripts/compile_imports.py" || true  # compile-bytecode
+fi
 echo "$HASH_INPUTS" >"$STAMP"
 echo "[setup] done in $(( $(date +%s) - T0 )) s (mmcv: $MMCV$([[ $KEPT_TORCH == 1 ]] && echo ", torch kept from $TORCH_DIR"))"

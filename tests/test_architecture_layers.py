@@ -8,7 +8,8 @@ from test_architecture import import_graph
 
 from panbench import REPO_ROOT
 
-ALWAYS = {"panbench", "panbench.resources"}  # the package root (__version__, REPO_ROOT); where the data is
+# the package root (__version__, REPO_ROOT); where the data is; the phase lines of a command that waits
+ALWAYS = {"panbench", "panbench.resources", "panbench.announce"}
 _LIBRARY = {"panbench.pq", "panbench.analysis", "panbench.errors"}
 
 #: package -> the panbench packages it may import (besides :data:`ALWAYS`), from the bottom up

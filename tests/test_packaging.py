@@ -166,12 +166,13 @@ def test_eval_without_torch_names_the_extra_in_one_line_exit_2(tmp_path) -> None
 PIP_NAMES = {"mmcv": "mmcv-lite", "skimage": "scikit-image"}
 
 
-def test_every_missing_package_hint_names_the_extra_that_installs_it() -> None:
+def test_every_missing_package_hint_names_the_extra_or_the_command_that_installs_it() -> None:
     import re
 
     import tomllib
 
     from panbench.models.families import FAMILIES, extras
+    from panbench.ops.pairing import NEEDS_TORCHVISION, install_command
     from panbench.resources import EXTRAS, missing_extra_message
 
     optional = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
@@ -181,4 +182,6 @@ def test_every_missing_package_hint_names_the_extra_that_installs_it() -> None:
         assert extra in optional, (module, extra)
         pip = PIP_NAMES.get(module, module)
         assert any(re.split(r"[<>=!~\[ ;]", req, maxsplit=1)[0] == pip for req in optional[extra]), (module, extra)
-        assert f'pip install "panbench[{extra}]"' in (missing_extra_message(module, extras()) or ""), module
+        # torchvision (and timm): the build that loads beside the installed torch, one command (ops/pairing.py)
+        want = install_command(module) if module in NEEDS_TORCHVISION else f'pip install "panbench[{extra}]"'
+        assert want in (missing_extra_message(module, extras()) or ""), module

@@ -127,27 +127,60 @@ def test_doctor_lists_each_familys_versions_and_notes_another_transformers(monke
         assert line.endswith(f"-> fix: pip install 'transformers=={tested}'")
 
 
-def test_the_setups_last_step_compiles_the_bytecode_of_the_venv_and_panbench(tmp_path: Path) -> None:
-    """Step 7 compiles every module of the venv's site-packages and of panbench to .pyc (the installs skip it, and
-    under PYTHONDONTWRITEBYTECODE=1 Python would compile them again on every command); a file that does not
-    compile for this Python does not fail the set-up.  The step's line runs here on a stand-in venv and clone."""
-    import os
-
+def _bytecode_block() -> str:
+    """The lines of step 7 that compile bytecode: from the ``if`` that guards them to its ``fi``."""
     from panbench import REPO_ROOT
 
     script = (REPO_ROOT / "scripts" / "setup.sh").read_text().splitlines()
     step7 = next(i for i, line in enumerate(script) if line.startswith("step 7 "))
     line = next(i for i, line in enumerate(script) if line.endswith("# compile-bytecode"))
-    assert line > step7 and "compileall" in script[line]
-    site, root = tmp_path / "site-packages", tmp_path / "clone"
-    (site / "pkg").mkdir(parents=True)
-    (site / "pkg" / "mod.py").write_text("X = 1\n")
-    (site / "pkg" / "py312_only.py").write_text("def f[T](a): pass\n")  # not Python 3.11
-    (root / "panbench").mkdir(parents=True)
-    (root / "panbench" / "own.py").write_text("Y = 2\n")
-    env = {**os.environ, "PY": sys.executable, "PURELIB": str(site), "ROOT": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
-    r = subprocess.run(["bash", "-c", script[line]], env=env, capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout == r.stderr == ""
-    tag = sys.implementation.cache_tag
-    assert (site / "pkg" / "__pycache__" / f"mod.{tag}.pyc").is_file()
-    assert (root / "panbench" / "__pycache__" / f"own.{tag}.pyc").is_file()
+    start = max(i for i in range(step7, line) if script[i].startswith("if "))
+    end = next(i for i in range(line, len(script)) if script[i] == "fi")
+    assert "compile_imports.py" in script[line]
+    return "\n".join(script[start:end + 1])
+
+
+@pytest.mark.parametrize("dont_write", ["1", None])
+def test_the_setup_compiles_bytecode_only_where_python_does_not_write_it(tmp_path: Path, dont_write: str | None
+                                                                         ) -> None:
+    """Step 7 runs scripts/compile_imports.py only under PYTHONDONTWRITEBYTECODE (elsewhere Python writes each
+    module's bytecode on its first import). The step's lines run here with a stand-in Python that notes its
+    arguments."""
+    import os
+
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'calls'}\n")
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update({"PY": str(fake), "ROOT": str(tmp_path)}, **({"PYTHONDONTWRITEBYTECODE": dont_write} if dont_write
+                                                              else {}))
+    r = subprocess.run(["bash", "-c", _bytecode_block()], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    calls = (tmp_path / "calls").read_text() if (tmp_path / "calls").exists() else ""
+    assert (f"{tmp_path}/scripts/compile_imports.py" in calls) == bool(dont_write), calls
+    assert ("PYTHONDONTWRITEBYTECODE is set" in r.stdout) == bool(dont_write)
+
+
+def test_compile_imports_writes_the_bytecode_of_imported_modules_under_dont_write(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """scripts/compile_imports.py compiles the files of the modules in sys.modules, and writes their .pyc even
+    where Python itself writes none (sys.dont_write_bytecode, as under PYTHONDONTWRITEBYTECODE)."""
+    import importlib
+    import importlib.util
+
+    from panbench import REPO_ROOT
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "scripts"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    (tmp_path / "standin_mod.py").write_text("X = 1\n")
+    compile_imports = importlib.import_module("compile_imports")
+    importlib.import_module("standin_mod")
+    try:
+        src = str(tmp_path / "standin_mod.py")
+        assert src in compile_imports.sources()
+        assert not Path(importlib.util.cache_from_source(src)).exists()  # the import wrote none
+        assert compile_imports._compile([src]) == 1
+        assert Path(importlib.util.cache_from_source(src)).is_file()
+    finally:
+        sys.modules.pop("standin_mod", None)

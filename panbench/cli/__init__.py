@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import importlib
 import os
 import sys
@@ -22,6 +23,7 @@ import warnings
 from collections.abc import Sequence
 
 from panbench import __version__, collector_paused
+from panbench.announce import enable as announce_phases
 from panbench.cli.options import Common
 from panbench.cli.usage import Parser
 from panbench.errors import PanbenchError
@@ -62,13 +64,14 @@ def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``panbench`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, exits = list(sys.argv[1:] if argv is None else argv), argv is None  # exits: the console script's
     with collector_paused():  # the parser and the command's modules: long-lived objects, no garbage to collect
         parser = build_parser(_command_of(argv))
         args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    announce_phases(not getattr(args, "no_progress", False))  # the phase lines (panbench.announce)
     from panbench.records.provenance import command_line
 
     args.command_line = command_line(argv)  # what a record keeps: the command as typed, shell-quoted
@@ -85,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with collector_paused(getattr(args, "no_cycles", False)):
             code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        if exits:  # the exit's last collection then skips what is left (seconds after torch and mmdet imports)
+            gc.freeze()
         return code
     except BrokenPipeError:  # `panbench table | head`: the reader has gone, nothing more to say
         devnull = os.open(os.devnull, os.O_WRONLY)

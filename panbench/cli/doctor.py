@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench import REPO_ROOT, __version__
+from panbench.announce import announce
 from panbench.cli.options import Common, dataset_root
 from panbench.errors import PanbenchError
 
@@ -132,8 +133,11 @@ def mmcv_ops_check(device: str) -> Check:
 
         from panbench.ops import install, kernels
 
+        announce("importing mmcv.ops")
         backend = install()
         from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
+
+        announce(f"running nms, RoIAlign and MultiScaleDeformableAttention on {device}")
 
         boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], dtype=torch.float32, device=device)
         scores = torch.tensor([0.9, 0.8, 0.7], device=device)
@@ -198,6 +202,7 @@ class Probes:
 
 def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]:
     """Every check, in the order they are printed."""
+    announce("importing numpy and torch")
     checks = [Check("python", (3, 11) <= sys.version_info[:2] <= (3, 13), platform.python_version(),
                     "use Python 3.11, 3.12 or 3.13 (the versions panbench is set up and tested with)",
                     required=sys.version_info >= (3, 11)),
@@ -207,7 +212,9 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
 
     probes = Probes(torch_check.ok, cuda, skip_amp, pip_command())
     for f in FAMILIES.values():  # each family's own lines (Family.doctor)
+        announce(f"checking the {f.name} family's packages")
         checks += f.doctor_checks(probes)
+    announce("comparing the installed versions with the tested ones")
     checks += family_checks(pip_command(), {c.name for c in checks})
     panopticapi = f"{pip_command()} install --no-deps panopticapi-lite==0.2.0 (only the parity tests need it)"
     return [*checks, _version("panopticapi", required=False, fix=panopticapi), scoring_path_check(),
@@ -263,6 +270,7 @@ def data_check(root: Path) -> Check:
                "set: `panbench eval --model all --dataset demo`")
         return Check("data", False, f"no COCO-layout panoptic val at {root}", fix, False)
     what = f"{_dataset_name(root)} panoptic val (COCO layout)"
+    announce(f"reading {ann}")
     try:
         n = len(load_dataset(root).samples)
     except PanbenchError as e:
@@ -291,14 +299,16 @@ def _tiny_batch(size: int = 64) -> dict[str, Any]:
     return {"inputs": [img], "data_samples": [DetDataSample(metainfo=meta)]}
 
 
-def _modes(model: Any, device: str) -> dict[str, str]:
-    """``{mode: ""}`` for each mode in which ``test_step`` runs on ``device``, else the first line of its error."""
+def _modes(model: Any, device: str, name: str = "the model") -> dict[str, str]:
+    """``{mode: ""}`` for each mode in which ``test_step`` runs on ``device``, else the first line of its error
+    (``name``: the model's, in the line announcing each mode)."""
     import torch
 
     from panbench.models.amp import MODES
 
     res: dict[str, str] = {}
     for mode in MODES:
+        announce(f"running {name} in {mode} on {device}")
         dtype = torch.bfloat16 if mode == "bf16" else torch.float16
         try:
             autocast = nullcontext() if mode == "fp32" else torch.autocast(device.split(":")[0], dtype=dtype)
@@ -321,16 +331,20 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
     from panbench.models.registry import CONFIG_DIR, all_models
 
     root = config_dir or CONFIG_DIR
+    announce("importing mmdet's models")
+    mm.init_mmdet()  # what the first build would do: announced apart
+
     out: dict[str, dict[str, str]] = {}
     for spec in all_models(root):
         if spec.dataset != "demo" or spec.architecture in out:
             continue
+        announce(f"building the {spec.architecture} demo model (random weights) on {device}")
         cfg = mm.load_config(spec.config)
         panoptic_only(cfg)
         torch.manual_seed(0)
         model = mm.build_model(cfg, spec.config).to(device).eval()
         keep_ops_fp32(model)
-        out[spec.architecture] = _modes(model, device)
+        out[spec.architecture] = _modes(model, device, spec.architecture)
     return out
 
 
@@ -355,7 +369,7 @@ def torchvision_check() -> Check:
 
     import torch
 
-    from panbench.ops.pairing import pairing_problem, torchvision_for
+    from panbench.ops.pairing import install_command, pairing_problem
 
     try:
         have: str | None = md.version("torchvision")
@@ -369,10 +383,8 @@ def torchvision_check() -> Check:
             torchvision.ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5)
         except Exception as e:  # a torchvision whose compiled ops do not load with this torch
             problem = f"torchvision {have}: its ops do not load ({type(e).__name__}: {e})".splitlines()[0][:200]
-    want = torchvision_for(torch.__version__)
-    index = f" --extra-index-url https://download.pytorch.org/whl/{want.partition('+')[2]}" if "+" in want else ""
     return Check("torchvision", problem is None, problem or f"{have} (for torch {torch.__version__})",
-                 f"pip install{index} torchvision=={want}")
+                 install_command("torchvision", pip_command(), torch.__version__))
 
 
 def _installed(name: str) -> tuple[str, str] | None:

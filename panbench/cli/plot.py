@@ -23,18 +23,22 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.announce import announce
     from panbench.records.io import load_records
+
+    check_results(args.results)
+    check_writable(Path(args.results) / "plots", "--results")
+    announce("importing matplotlib and pandas")
     from panbench.reporting.colors import model_colors
     from panbench.reporting.figure_files import figure_output
     from panbench.reporting.plots import FAILED, image_set_note, make_plots, plot_dir, plot_groups, retire_plot_folders
     from panbench.reporting.tables import latest_runs, no_records
 
-    check_results(args.results)
+    announce(f"reading the records in {args.results}")
     every = load_records(Path(args.results))
     records = latest_runs(every, args.only_dataset)
     if not records:
         raise no_records(args.results, args.only_dataset, every)
-    check_writable(Path(args.results) / "plots", "--results")
     failed, colors, groups = 0, model_colors(args.results, records), plot_groups(records)  # a model's colour, kept
     for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
         with figure_output(args.figure_format, args.dpi):

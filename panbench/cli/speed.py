@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.announce import announce
+
+    announce("importing torch")
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
     from panbench.data.datasets import load_dataset
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
     check_writable(args.results, "--results")
+    announce(f"reading the dataset at {dataset_root(args)}")
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     if not ds.samples:
         raise PanbenchError(f"{dataset_root(args)}: no images to time; check --dataset / --limit")

@@ -25,7 +25,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.announce import announce
     from panbench.data.datasets import load_dataset
+
+    announce("importing torch and the models' packages")
     from panbench.evaluation.loading import load_model
     from panbench.evaluation.runtime import pick_device
     from panbench.models.registry import resolve
@@ -45,12 +48,14 @@ def run(args: argparse.Namespace) -> int:
         check_file_writable(args.out, "--out")
     else:
         check_writable(Path(args.results) / "viz", "--results (or --out)")
+    announce(f"reading the dataset at {dataset_root(args)}")
     ds = load_dataset(dataset_root(args), name=args.dataset)
     sample = find_sample(ds, args.image)
     device = pick_device(args.device)
     preds = []
     for k, name in enumerate(models):
         spec = resolve(name, dataset=args.dataset)[0]
+        announce(f"loading {spec.name}")
         lm = load_model(spec, ds.categories, args.checkpoint[k] if args.checkpoint else None, args.trust_checkpoint,
                         device)
         image = None
@@ -60,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
             lm.pipeline = CorruptedPipeline(lm.family, corruption, timed=False, family=spec.framework)
             image = corruption.apply(lm.pipeline.load_rgb({"img_path": str(sample.image_path),
                                                            "img_id": sample.image_id}), sample.image_id)
+        announce(f"running {spec.name} on image {args.image}")
         preds.append(predict(lm, spec.name, sample))
     tail = f"_{corruption.label}" if corruption else ""
     out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}{tail}.png")
+    announce(f"drawing {out}")
     with figure_output(args.figure_format, args.dpi):
         print(draw_overlay(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
                            if corruption else ""))

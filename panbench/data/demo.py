@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from panbench.announce import announce, steps
 from panbench.data import datasets
 from panbench.data.synth import bbox, merge_stuff, random_image, write_png
 from panbench.errors import InputError, PanbenchError
@@ -85,7 +86,7 @@ def make_split(root: Path, split: str, n: int, seed: int) -> None:
     img_dir.mkdir(parents=True, exist_ok=True)
     png_dir.mkdir(parents=True, exist_ok=True)
     images, anns = [], []
-    for k in range(n):
+    for k in steps(f"writing the {split} images of the demo set in {root}", range(n)):
         image_id = 1000 * (1 + list(SPLITS).index(split)) + k
         h, w = int(rng.integers(96, 161)), int(rng.integers(128, 209))
         if h == w:
@@ -162,6 +163,7 @@ def data_command(root: Path, args: Any) -> str:
     t = time.perf_counter()
     there = stamped_seed(root) == (str(args.data_seed), True) and not args.force  # kept as it is
     root = make_demo(root, seed=args.data_seed, force=args.force)
+    announce("reading it back: its fingerprint and the checksum of its files")
     ds = datasets.load_dataset(root, name="demo")
     made = "already there, kept (--force writes it again)" if there else f"{time.perf_counter() - t:.1f} s"
     return (f"demo dataset at {root} ({made}): {len(ds.samples)} val images, fingerprint {ds.fingerprint()[:8]} "

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from panbench.announce import announce, steps
 from panbench.data.datasets import PanopticDataset
 from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.options import EvalOptions
@@ -132,7 +133,7 @@ def time_forward(family: Any, inputs: list[Any], device: str, amp: str | None, w
     fusion: list[float] = []
     stage = Stage([], [], [], 0.0)
     with torch.inference_mode(), family.timed_fusion(fusion, sync):
-        for i in range(warmup + iters):
+        for i in steps(f"forward passes, {warmup} warm-up then {iters} timed", range(warmup + iters)):
             x = copy.deepcopy(inputs[i % len(inputs)])
             n0 = len(fusion)
             _, dt = timer(functools.partial(family.forward, [x], device, amp))
@@ -153,7 +154,7 @@ def time_end_to_end(family: Any, samples: list[Any], device: str, amp: str | Non
 
     stage = Stage([], [], [], 0.0)
     with torch.inference_mode():
-        for i in range(warmup + iters):
+        for i in steps(f"end to end, {warmup} warm-up then {iters} timed", range(warmup + iters)):
             s = samples[i % len(samples)]
 
             def step(s: Any = s) -> Any:
@@ -183,9 +184,12 @@ def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> Sp
 
     if opts.check_pq:
         pq = check_pq(spec, dataset, opts)
+    announce(f"loading {spec.name}")
     run = Run(spec, dataset, eval_options(opts))
     family, device = run.lm.family, run.device
     timer: Timer = CudaEventTimer(device) if device.startswith("cuda") else PerfCounterTimer()
+    if opts.compile:
+        announce(f"torch.compile ({opts.compile_mode}) of {spec.name}")
     compiled = compile_model(family, opts.compile_mode) if opts.compile else {"on": False}
     n = min(len(dataset.samples), max(1, opts.iters), MAX_INPUTS)
     inputs = [family.pipeline({"img_path": str(s.image_path), "img_id": s.image_id}) for s in dataset.samples[:n]]

@@ -40,3 +40,47 @@ def pairing_problem(torch_version: str, torchvision_version: str | None) -> str 
 def _build(local: str) -> str:
     """``cpu`` or ``CUDA`` from a version's local part (none: PyPI's Linux wheels of torch and torchvision are CUDA)."""
     return "cpu" if local.startswith("cpu") else "CUDA"
+
+
+#: the packages that need the torchvision built for the installed torch (timm imports torchvision)
+NEEDS_TORCHVISION = ("torchvision", "timm")
+PYTORCH_INDEX = "https://download.pytorch.org/whl"
+
+
+def installed_version(dist: str) -> str | None:
+    """The installed version of the distribution ``dist`` from its metadata (no import: torch's costs seconds)."""
+    import importlib.metadata as md
+
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def install_command(package: str, pip: str = "pip", torch_version: str | None = None,
+                    torchvision_version: str | None = None) -> str:
+    """The one command that installs ``package`` into this Python (``pip``: how to run its pip) and keeps it
+    loading: for torchvision and timm (which imports torchvision) the torchvision built for the installed torch
+    (``torch_version``, ``torchvision_version``: read from the metadata where not given). A CPU build of torch
+    gets torchvision's CPU build from PyTorch's index (PyPI's torchvision is a CUDA build, whose ops do not load
+    beside a CPU torch, and PyPI has no CPU build), a PyTorch-index CUDA build (``+cu130``) the same from its
+    index, PyPI's torch (a CUDA build) PyPI's torchvision; a torchvision that already fits is kept."""
+    if package not in NEEDS_TORCHVISION:
+        return f"{pip} install {package}"
+    torch_version = torch_version or installed_version("torch")
+    if torch_version is None:
+        return (f"install torch first (https://pytorch.org/get-started/locally), then {pip} install torchvision "
+                f"{'timm' if package == 'timm' else ''}".rstrip())
+    try:
+        want = torchvision_for(torch_version)
+    except ValueError:
+        return f"{pip} install {package} with the torchvision built for torch {torch_version} (pytorch.org)"
+    have = torchvision_version or installed_version("torchvision")
+    if package == "timm" and have is not None and pairing_problem(torch_version, have) is None:
+        return f"{pip} install timm"
+    local = want.partition("+")[2]
+    index = f" --extra-index-url {PYTORCH_INDEX}/{local}" if local else ""
+    extra = " timm" if package == "timm" else ""
+    where = (" (torchvision's CPU build, from PyTorch's index: PyPI has none that loads beside a CPU torch)"
+             if _build(local) == "cpu" else "")
+    return f"{pip} install{index} 'torchvision=={want}'{extra}{where}"

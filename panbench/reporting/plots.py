@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis.breakdown import ERROR_TYPES
+from panbench.announce import steps
 from panbench.pq.sums import PQ_GROUPS
 from panbench.records.rows import (
     SHARED_SPEED_MARK,
@@ -462,7 +463,7 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
         else:
             why = missing_why(records, key, "records written before schema 2, or runs without the analysis")
             notes.append(f"{figure_path(out / name)}: skipped, no record has `{key}` ({'; '.join(w for _, w in why)})")
-    for name, fn in drawn:
+    for name, fn in steps(f"drawing the figures of {out}", drawn):
         try:
             paths.append(fn(records, out, colors, note))
         except Exception as e:  # one broken plot must not cost the others (nor the report its other sections)

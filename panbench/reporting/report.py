@@ -21,6 +21,7 @@ from typing import Any
 from panbench.analyses import ANALYSES
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.per_image import file_names_of, per_image_columns, ranked
+from panbench.announce import announce
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import load_records
@@ -219,6 +220,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     on the page); the others are drawn."""
     import tempfile
 
+    announce(f"reading the records in {results}")
     every = load_records(results)
     records = latest_runs(every, dataset)
     if not records:
@@ -248,10 +250,12 @@ def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tupl
     groups = plot_groups([r for r in records if not r.corruption])
     sections, failed = [], []
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
+        announce(f"the {ds} section: verdict, tables, figures, gallery")
         text, more = _dataset_section(page, [r for r in records if r.dataset == ds],
                                       [(n, g) for n, g in groups if g[0].dataset == ds])
         sections.append(text)
         failed += more
+    announce("the robustness, visualizations and provenance sections")
     parts = [_head(), *sections, _robustness(page, robust), *_visualizations(page.results), _provenances(records),
              "</body></html>"]
     return "\n".join(parts), failed

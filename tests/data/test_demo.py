@@ -108,6 +108,7 @@ def test_regenerating_with_another_seed_needs_force(tmp_path: Path, capsys, monk
     root = tmp_path / "d"
     assert main(["data", "demo", "--root", str(root)]) == 0
     before = tree_digest(root)
+    capsys.readouterr()  # the lines of the first set's generation
     assert main(["data", "demo", "--root", str(root), "--data-seed", "4"]) == 2
     err = capsys.readouterr().err
     assert "seed 0" in err and "--force" in err and len(err.strip().splitlines()) == 1

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from panbench.errors import InputError, PanbenchError
 from panbench.models.hf.types import by_architecture, describe, postprocess_refusal
+from panbench.ops.pairing import install_command
 
 if TYPE_CHECKING:
     from panbench.models.protocol import Built
@@ -88,9 +89,12 @@ def random_model(spec: ModelSpec, device: str) -> None:
 
 
 def checks(probes: Any) -> list[Any]:
-    """Its lines of ``panbench doctor`` (:class:`panbench.cli.doctor.Probes`): timm (DETR's hub checkpoints)."""
-    timm = probes.version("timm", required=False, fix=f"{probes.pip} install 'panbench[cuda]' (DETR's hub "
-                          "checkpoints, hf-detr_*, build their backbone with timm; docs/huggingface.md)")
+    """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`): timm, which
+    DETR's hub checkpoints build their backbone with (a note when missing, with the command that installs it
+    beside the installed torch, :func:`panbench.ops.pairing.install_command`); its packages' versions are the
+    doctor's ``versions/transformers`` line."""
+    timm = probes.version("timm", required=False, fix=f"{install_command('timm', probes.pip)}; DETR's hub "
+                          "checkpoints, hf-detr_*, build their backbone with timm (docs/huggingface.md)")
     if timm.ok:
         timm.detail += " (DETR's hub checkpoints)"
     return [timm]

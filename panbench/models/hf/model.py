@@ -37,6 +37,7 @@ from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
 from panbench.models.hf.types import ModelType, describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Built, Weights, timed_calls
+from panbench.ops.pairing import install_command
 
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
 # what post_process_panoptic_segmentation reads (transformers 4.4x-5.x): the rest (hidden states, pixel-decoder
@@ -512,8 +513,9 @@ def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:
         return fn()
     except Exception as e:
         msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        hint = "pip install timm (DETR's hub checkpoints use a timm backbone)" if "timm" in msg.lower() else \
-            "check the directory (save_pretrained writes config.json, the weights and preprocessor_config.json)"
+        hint = "check the directory (save_pretrained writes config.json, the weights and preprocessor_config.json)"
+        if "timm" in msg.lower():
+            hint = f"{install_command('timm')}; DETR's hub checkpoints use a timm backbone"
         raise PanbenchError(f"{d}: {what} ({type(e).__name__}: {msg}); {hint}") from e
 
 

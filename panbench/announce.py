@@ -1,0 +1,60 @@
+"""What a command is doing while the user waits: one line on stderr as each phase starts (``announce``), and
+the count of a loop's steps (``steps``): on a terminal one line rewritten in place, elsewhere a line at most
+once a second.  ``--no-progress`` (where a command has it) turns both off (``enable``).  Standard library only:
+every package may import it (it imports nothing of panbench).
+
+A phase line reads ``panbench: <what it does>...``; it goes to stderr, so that what a command prints on stdout
+(a table, a path) stays what a script reads.  Every wait of more than about 2 s in ``doctor``, ``speed``,
+``data demo``, ``viz``, ``report`` and ``plot`` starts with one (tests/test_announce.py reads the code for it;
+tests/cli/test_waits_system.py times the commands)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sized
+from typing import TypeVar
+
+_Item = TypeVar("_Item")
+
+PREFIX = "panbench: "
+EVERY_S = 1.0  # a line of steps() at most this often where stderr is not a terminal
+
+_state = {"on": True}
+
+
+def enable(on: bool) -> None:
+    """Announce (the default) or not (``--no-progress``)."""
+    _state["on"] = on
+
+
+def enabled() -> bool:
+    return _state["on"]
+
+
+def announce(what: str) -> None:
+    """One line on stderr: ``panbench: <what>...`` (nothing when turned off)."""
+    if _state["on"]:
+        print(f"{PREFIX}{what}...", file=sys.stderr, flush=True)
+
+
+def steps(what: str, items: Iterable[_Item], total: int | None = None) -> Iterator[_Item]:
+    """``items``, announcing ``what`` and counting them as they are taken: ``panbench: <what> k/N``, on a
+    terminal rewritten in place (ended by a newline after the last), elsewhere a line at most every
+    :data:`EVERY_S` seconds and one for the last."""
+    if not _state["on"]:
+        yield from items
+        return
+    n = total if total is not None else (len(items) if isinstance(items, Sized) else None)
+    tty, last, k = sys.stderr.isatty(), 0.0, 0
+    announce(what if n is None else f"{what} ({n})")
+    for k, item in enumerate(items, 1):
+        yield item
+        now = time.monotonic()
+        if tty or now - last >= EVERY_S or k == n:
+            count = f"{k}/{n}" if n is not None else str(k)
+            print(f"\r{PREFIX}{what} {count}" if tty else f"{PREFIX}{what} {count}", file=sys.stderr,
+                  end="" if tty and k != n else "\n", flush=True)
+            last = now
+    if tty and k and k != n:
+        print(file=sys.stderr, flush=True)

@@ -1,0 +1,98 @@
+"""Compile to bytecode (.pyc) the modules panbench's commands import, for a Python that does not write bytecode
+itself (PYTHONDONTWRITEBYTECODE set: it then compiles each module it imports again in every command).
+
+    PYTHONPATH=<clone> .venv/bin/python scripts/compile_imports.py
+
+scripts/setup.sh runs it as its last step where PYTHONDONTWRITEBYTECODE is set (elsewhere Python writes each
+module's bytecode on its first import, and nothing is done). What is compiled is what ``sys.modules`` holds
+after: the whole command line's parser (``panbench --help``), the modules ``panbench score`` and ``panbench
+eval`` import before their work, and one build and forward pass of each demo architecture (random weights, one
+64x64 image: the modules building and running a model import). Not the whole venv: most of its files no command
+imports. A module that does not import or compile is left out; the script says how many it compiled and
+exits 0."""
+
+from __future__ import annotations
+
+import compileall
+import importlib
+import os
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+
+#: what `score` and `eval` import in their run() (panbench/cli/score.py, panbench/cli/eval.py), with mask AP's
+#: hotcoco and the fusion a model's run imports
+COMMAND_MODULES = ("panbench.pq.score", "panbench.pq.stuff_rule", "panbench.analysis.scoring",
+                   "panbench.analysis.ap_files", "torch", "panbench.data.datasets", "panbench.evaluation.options",
+                   "panbench.evaluation.run", "panbench.evaluation.storage", "panbench.reporting.text", "hotcoco",
+                   "panbench.models.mmdet.fast_fusion")
+
+
+def import_what_commands_import() -> list[str]:
+    """Import the modules the commands import; the names of those that failed to import."""
+    from panbench.cli import build_parser
+
+    build_parser()  # every command's module and options
+    failed = []
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # a package the venv lacks: its modules are not compiled
+            failed.append(name)
+    try:
+        run_demo_architectures()
+    except Exception:
+        failed.append("the demo models")
+    return failed
+
+
+def run_demo_architectures() -> None:
+    """Build each demo architecture's model (random weights) and run it on one image, as ``panbench doctor``
+    does (:func:`panbench.cli.doctor.amp_support` in fp32 only)."""
+    import torch
+
+    from panbench.cli.doctor import _tiny_batch
+    from panbench.models.mmdet import mm
+    from panbench.models.mmdet.family import panoptic_only
+    from panbench.models.registry import CONFIG_DIR, all_models
+
+    done = set()
+    for spec in all_models(CONFIG_DIR):
+        if spec.dataset != "demo" or spec.architecture in done:
+            continue
+        cfg = mm.load_config(spec.config)
+        panoptic_only(cfg)
+        model = mm.build_model(cfg, spec.config).eval()
+        with torch.inference_mode():
+            model.test_step(_tiny_batch())
+        done.add(spec.architecture)
+
+
+def sources() -> list[str]:
+    """The ``.py`` files of the imported modules."""
+    files = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+    return sorted(f for f in files if isinstance(f, str) and f.endswith(".py") and os.path.isfile(f))
+
+
+def _compile(files: list[str]) -> int:
+    return sum(bool(compileall.compile_file(f, quiet=2)) for f in files)
+
+
+def main() -> int:
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        failed = import_what_commands_import()
+    files = sources()
+    jobs = max(1, os.cpu_count() or 1)
+    chunks = [files[k::jobs] for k in range(jobs)]
+    with ProcessPoolExecutor(jobs) as pool:
+        done = sum(pool.map(_compile, chunks))
+    print(f"        bytecode of the {done} modules panbench's commands import ({time.perf_counter() - t:.1f} s"
+          + (f"; not imported: {', '.join(failed)}" if failed else "") + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
