@@ -36,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.viz import draw_overlay, find_sample, predict
     from panbench.robustness.corruptions import corruption_of
 
-    models = [m.strip() for m in args.model.split(",")]
-    if len(models) > 2:
+    if len(models := [m.strip() for m in args.model.split(",")]) > 2:
         raise PanbenchError("--model: give one or two models")
     if args.checkpoint and len(args.checkpoint) != len(models):
         raise PanbenchError("--checkpoint: give one per --model, in the same order")
