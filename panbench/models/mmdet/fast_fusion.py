@@ -20,7 +20,8 @@ Both return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_cl
 * :func:`maskformer_instances`: MaskFormer's and Mask2Former's instance output (``instance_postprocess``, what
   AP reads): the same top-k over query x class scores (``topk(sorted=False)`` on the same tensor: the same order),
   things only, each score times its mask's mean probability over its binary mask, boxes from the binary masks.  Only
-  the picked queries' masks are upsampled, once each; every per-mask value as mmdet's, bit for bit.
+  the picked queries' masks are upsampled, once each; the mean probabilities over one mask per detection, in
+  mmdet's layout (the sigmoid's rounding depends on it); every value as mmdet's, bit for bit.
 """
 
 from __future__ import annotations
@@ -221,11 +222,12 @@ def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_cl
     (N, H, W)), as mmdet's ``instance_postprocess``."""
     top_scores, top_labels, picked, row = instance_queries(mask_cls, num_classes, num_things, max_per_image)
     masks = (masks_of or QueryMasks(mask_pred, out_size))(picked)
-    binary = (masks > 0).float()
-    mask_scores = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
-    binary_bool = binary.bool()
-    boxes = mask_boxes(binary_bool)
-    return top_scores * mask_scores[row], top_labels, boxes[row], binary_bool[row]
+    binary = masks > 0
+    # the mask scores over one mask per detection, as mmdet lays them out: torch's CPU sigmoid rounds an element
+    # one ulp apart by its place in the tensor (:func:`sigmoid_as_in`), and a query picked twice has two places
+    per_row, binary_rows = masks[row], binary[row].float()
+    mask_scores = (per_row.sigmoid() * binary_rows).flatten(1).sum(1) / (binary_rows.flatten(1).sum(1) + 1e-6)
+    return top_scores * mask_scores, top_labels, mask_boxes(binary)[row], binary[row]
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
