@@ -107,6 +107,7 @@ def test_every_listed_command_has_its_waits_listed() -> None:
 
 @pytest.fixture
 def stderr(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
+    announce.enable(True)  # as a command without --no-progress leaves it (an earlier test's main() may not have)
     yield capsys
     announce.enable(True)
 
