@@ -411,13 +411,15 @@ def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
     and its fingerprint), in the table's order (:func:`~panbench.reporting.tables.ranked_records`: ``records``
     as :func:`~panbench.reporting.tables.latest_runs` orders them), each group with the name of its plot folder:
     the dataset's name for the image set the table leads with on that dataset, ``<dataset>-<fingerprint's first
-    8 hex digits>`` for each other image set of it (a ``--limit`` run beside a full one), so that no plot mixes
-    runs on other images and ``RESULTS/plots/<dataset>/`` stays where a dataset's leading figures are."""
+    8 hex digits>`` for each other image set of it (a ``--limit`` run beside a full one; ``<dataset>-no-fingerprint``
+    for runs recorded without one), so that no plot mixes runs on other images and ``RESULTS/plots/<dataset>/``
+    stays where a dataset's leading figures are."""
     out: list[tuple[str, list[RunRecord]]] = []
     for key in dict.fromkeys(dataset_key(r) for r in records):
         group = [r for r in records if dataset_key(r) == key]
         name = group[0].dataset
-        out.append((key.replace(" ", "-") if any(g[0].dataset == name for _, g in out) else name, group))
+        other = key.replace(" ", "-") if key != name else f"{name}-no-fingerprint"
+        out.append((other if any(g[0].dataset == name for _, g in out) else name, group))
     return out
 
 

@@ -135,3 +135,16 @@ def test_viz_refuses_an_out_file_of_another_format(out, fmt) -> None:
     with pytest.raises(PanbenchError, match=r"--out a\.(pdf|jpg): .*nothing was run"):
         out_format(out, fmt)
 
+
+
+def test_runs_without_a_fingerprint_beside_a_leading_image_set_get_a_folder_of_their_own(tmp_path) -> None:
+    """A record from before the fingerprint (its image set is the dataset's name alone) beside a run on a
+    fingerprinted set that the table leads with: each set its own folder, neither drawn over the other."""
+    res = tmp_path / "res"
+    _record(res, "full", "a" * 16, "2001-01-01T00:00:00+00:00")
+    rec = json.loads(FIXTURE.read_text())
+    rec.update({"dataset": "demo", "date": "2001-01-02T00:00:00+00:00", "model": "old"})
+    (res / "runs" / "old.json").write_text(json.dumps(rec))
+    assert main(["plot", "--results", str(res)]) == 0
+    folders = {p.name: listed(p)["image_set"] for p in (res / "plots").iterdir()}
+    assert len(folders) == 2 and folders["demo"] == "demo aaaaaaaa" and "demo" in folders.values(), folders
