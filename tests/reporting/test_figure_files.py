@@ -148,3 +148,16 @@ def test_runs_without_a_fingerprint_beside_a_leading_image_set_get_a_folder_of_t
     assert main(["plot", "--results", str(res)]) == 0
     folders = {p.name: listed(p)["image_set"] for p in (res / "plots").iterdir()}
     assert len(folders) == 2 and folders["demo"] == "demo aaaaaaaa" and "demo" in folders.values(), folders
+
+
+def test_a_figure_gone_before_its_removal_is_no_error(tmp_path) -> None:
+    """A manifest that names a file twice (or a file another panbench run removed a moment before): removed once,
+    quietly."""
+    from panbench.reporting.figure_files import replace_figures, retire_folder
+
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+        (folder / "old.png").write_bytes(b"x")
+        (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": ["old.png", "old.png"]}))
+    assert replace_figures(tmp_path / "a", []) == [tmp_path / "a" / "old.png"]
+    assert retire_folder(tmp_path / "b") == [tmp_path / "b" / "old.png"] and not (tmp_path / "b").exists()
