@@ -161,3 +161,19 @@ def test_a_figure_gone_before_its_removal_is_no_error(tmp_path) -> None:
         (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": ["old.png", "old.png"]}))
     assert replace_figures(tmp_path / "a", []) == [tmp_path / "a" / "old.png"]
     assert retire_folder(tmp_path / "b") == [tmp_path / "b" / "old.png"] and not (tmp_path / "b").exists()
+
+
+def test_the_report_says_which_robustness_figures_it_replaced(tmp_path, capsys) -> None:
+    """`robustness --figure-format svg` wrote its figures; a PNG report writes plots/robustness/ anew and says on
+    stderr which of them it removed, as it does for a dataset's plots."""
+    res = tmp_path / "res"
+    _record(res, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
+    _record(res, "m-fog", "f" * 16, "2001-01-01T00:00:01+00:00", dataset="demo+fog-2",
+            corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
+    folder = res / "plots" / "robustness"
+    folder.mkdir(parents=True)
+    (folder / "robustness_drop.svg").write_text("<svg/>")
+    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": ["robustness_drop.svg"]}))
+    assert main(["report", "--results", str(res)]) == 0
+    assert not (folder / "robustness_drop.svg").exists() and (folder / "robustness_drop.png").is_file()
+    assert f"{folder}: removed robustness_drop.svg (written there by an earlier run" in capsys.readouterr().err
