@@ -68,8 +68,10 @@ def viewable_in_a_browser() -> Iterator[None]:
 
 
 def figure_path(path: Path) -> Path:
-    """``path`` with the suffix of the figure format in effect (``pq_bars.png`` -> ``pq_bars.pdf``)."""
-    return Path(path).with_suffix("." + current().format)
+    """``path`` with the suffix of the figure format in effect (``pq_bars.png`` -> ``pq_bars.pdf``; ``A.SVG``
+    stays as it is for SVG)."""
+    path, suffix = Path(path), "." + current().format
+    return path if path.suffix.lower() == suffix else path.with_suffix(suffix)
 
 
 def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
@@ -84,7 +86,8 @@ def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(TEXT_AS_TEXT):
         for fmt in (out.format, *out.beside):
-            fig.savefig(path.with_suffix("." + fmt), format=fmt, dpi=out.dpi or dpi, **savefig)
+            fig.savefig(path if fmt == out.format else path.with_suffix("." + fmt), format=fmt, dpi=out.dpi or dpi,
+                        **savefig)
     return path
 
 

@@ -177,3 +177,15 @@ def test_the_report_says_which_robustness_figures_it_replaced(tmp_path, capsys) 
     assert main(["report", "--results", str(res)]) == 0
     assert not (folder / "robustness_drop.svg").exists() and (folder / "robustness_drop.png").is_file()
     assert f"{folder}: removed robustness_drop.svg (written there by an earlier run" in capsys.readouterr().err
+
+
+def test_a_figure_keeps_the_name_it_was_given_when_its_suffix_is_the_format_s(tmp_path) -> None:
+    """`viz --out A.SVG` writes A.SVG (the format its suffix names, in any case), not a.svg beside it."""
+    from panbench.reporting.figure_files import figure_output, write_figure
+    from panbench.reporting.plots import plt
+
+    fig = plt().figure(figsize=(1, 1))
+    with figure_output("svg"):
+        assert write_figure(fig, tmp_path / "A.SVG", 10) == tmp_path / "A.SVG"
+    plt().close(fig)
+    assert [p.name for p in tmp_path.iterdir()] == ["A.SVG"]
