@@ -125,7 +125,7 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
     from 0 to above the highest point of any panel; the legend under the panels."""
     from matplotlib.lines import Line2D
 
-    dashes = ("-", "--", ":", "-.")
+    dashes: tuple[Any, ...] = ("-", "--", ":", "-.")
     style = {id(s): dashes[[x["model"] for x in summaries[:k]].count(s["model"]) % len(dashes)]
              for k, s in enumerate(summaries)}
 
