@@ -202,8 +202,11 @@ def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
     label = s["model"]
     sets = {(x["dataset"], x.get("fingerprint")) for x in summaries}
     if len(sets) > 1:
-        fp = str(s.get("fingerprint"))[:8] if len({f for d, f in sets if d == s["dataset"]}) > 1 else ""
-        label += f" ({s['dataset']} {fp})" if fp else f" ({s['dataset']})" if len({d for d, _ in sets}) > 1 else ""
+        if len({f for d, f in sets if d == s["dataset"]}) > 1:  # two image sets of its dataset
+            fp = s.get("fingerprint")
+            label += f" ({s['dataset']} {str(fp)[:8]})" if fp else f" ({s['dataset']}, no fingerprint)"
+        elif len({d for d, _ in sets}) > 1:
+            label += f" ({s['dataset']})"
     if s.get("postprocess", "default") != "default":
         label += f" [{s['postprocess']}]"
     return label

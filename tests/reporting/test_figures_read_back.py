@@ -283,3 +283,9 @@ def test_two_lines_of_one_model_in_the_sweep_are_told_apart_by_their_style(monke
     legend = {(h.get_label(), h.get_linestyle()) for h in fig.legends[0].get_lines()}
     assert legend == styles
     plots.plt().close(fig)
+
+
+def test_a_sweep_recorded_without_a_fingerprint_is_named_so_beside_one_with() -> None:
+    a, b = sweep(["m", "m"])
+    a["fingerprint"], b["fingerprint"] = "aaaaaaaa11111111", None
+    assert [robustness._label(s, [a, b]) for s in (a, b)] == ["m (synth aaaaaaaa)", "m (synth, no fingerprint)"]
