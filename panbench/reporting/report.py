@@ -232,7 +232,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
         page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
     if page.plots == results:  # the figures of another image set's folder that no section draws now
-        for note in retire_plot_folders(results, plot_groups([r for r in records if not r.corruption])):
+        for note in retire_plot_folders(results, plot_groups([r for r in records if not r.corruption]), every):
             print(note, file=sys.stderr)
     for note in failed:
         print(note, file=sys.stderr)

@@ -189,3 +189,19 @@ def test_a_figure_keeps_the_name_it_was_given_when_its_suffix_is_the_format_s(tm
         assert write_figure(fig, tmp_path / "A.SVG", 10) == tmp_path / "A.SVG"
     plt().close(fig)
     assert [p.name for p in tmp_path.iterdir()] == ["A.SVG"]
+
+
+def test_the_folder_of_a_dataset_whose_runs_are_all_gone_goes_with_panbench_s_files(tmp_path, capsys) -> None:
+    """Every run of a dataset removed: its folder is an image set without runs, as a `--limit` set's is; the
+    robustness folder (no dataset in its manifest) stays."""
+    res = tmp_path / "res"
+    _record(res, "a", "a" * 16, "2001-01-01T00:00:00+00:00")
+    _record(res, "b", "b" * 16, "2001-01-01T00:00:01+00:00", dataset="other")
+    (res / "plots" / "robustness").mkdir(parents=True)
+    (res / "plots" / "robustness" / FIGURES_MANIFEST).write_text(json.dumps({"files": []}))
+    assert main(["plot", "--results", str(res)]) == 0
+    assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo", "other", "robustness"]
+    (res / "runs" / "b.json").unlink()
+    assert main(["plot", "--results", str(res), "--only-dataset", "demo"]) == 0
+    assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo", "robustness"]
+    assert "other: removed the 3 figure(s) panbench wrote there" in capsys.readouterr().out
