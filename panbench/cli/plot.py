@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
         for n in notes:
             print(n, file=sys.stderr if n.startswith(FAILED) else sys.stdout)
             failed += n.startswith(FAILED)
-    for n in retire_plot_folders(Path(args.results), groups):
+    for n in retire_plot_folders(Path(args.results), groups, every):
         print(n)
     return 1 if failed else 0

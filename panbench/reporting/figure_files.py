@@ -68,8 +68,10 @@ def viewable_in_a_browser() -> Iterator[None]:
 
 
 def figure_path(path: Path) -> Path:
-    """``path`` with the suffix of the figure format in effect (``pq_bars.png`` -> ``pq_bars.pdf``)."""
-    return Path(path).with_suffix("." + current().format)
+    """``path`` with the suffix of the figure format in effect (``pq_bars.png`` -> ``pq_bars.pdf``; ``A.SVG``
+    stays as it is for SVG)."""
+    path, suffix = Path(path), "." + current().format
+    return path if path.suffix.lower() == suffix else path.with_suffix(suffix)
 
 
 def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
@@ -84,7 +86,8 @@ def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(TEXT_AS_TEXT):
         for fmt in (out.format, *out.beside):
-            fig.savefig(path.with_suffix("." + fmt), format=fmt, dpi=out.dpi or dpi, **savefig)
+            fig.savefig(path if fmt == out.format else path.with_suffix("." + fmt), format=fmt, dpi=out.dpi or dpi,
+                        **savefig)
     return path
 
 
@@ -99,9 +102,9 @@ def listed(folder: Path) -> dict[str, Any]:
 
 
 def _own_files(folder: Path, manifest: dict[str, Any]) -> list[Path]:
-    """The files a manifest lists that are in its folder (a plain name each: never a path out of it)."""
-    names = [n for n in manifest.get("files", []) if isinstance(n, str) and n and "/" not in n and "\\" not in n
-             and not n.startswith(".")]
+    """The files a manifest lists that are in its folder (a plain name each: never a path out of it), each once."""
+    names = [n for n in dict.fromkeys(f for f in manifest.get("files", []) if isinstance(f, str))
+             if n and "/" not in n and "\\" not in n and not n.startswith(".")]
     return [Path(folder) / n for n in names if (Path(folder) / n).is_file()]
 
 
@@ -116,7 +119,7 @@ def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Pat
              for f in (p.suffix[1:], *out.beside)}
     removed = [p for p in _own_files(folder, listed(folder)) if p.name not in names]
     for p in removed:
-        p.unlink()
+        p.unlink(missing_ok=True)  # another panbench run may have removed it a moment ago
     if names or folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         manifest = {"written_by": f"panbench {__version__}", **about, "files": sorted(names)}
@@ -129,10 +132,11 @@ def retire_folder(folder: Path) -> list[Path]:
     manifest), and each folder left empty; the files panbench did not write stay.  Returns the paths removed."""
     removed: list[Path] = []
     for manifest in sorted(Path(folder).rglob(FIGURES_MANIFEST), key=lambda m: -len(m.parts)):  # the innermost first
-        removed += _own_files(manifest.parent, listed(manifest.parent))
-        for p in _own_files(manifest.parent, listed(manifest.parent)):
-            p.unlink()
-        manifest.unlink()
+        own = _own_files(manifest.parent, listed(manifest.parent))
+        for p in own:
+            p.unlink(missing_ok=True)  # another panbench run may have removed it a moment ago
+        removed += own
+        manifest.unlink(missing_ok=True)
         if not any(manifest.parent.iterdir()):
             manifest.parent.rmdir()
     return removed

@@ -412,28 +412,35 @@ def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
     and its fingerprint), in the table's order (:func:`~panbench.reporting.tables.ranked_records`: ``records``
     as :func:`~panbench.reporting.tables.latest_runs` orders them), each group with the name of its plot folder:
     the dataset's name for the image set the table leads with on that dataset, ``<dataset>-<fingerprint's first
-    8 hex digits>`` for each other image set of it (a ``--limit`` run beside a full one), so that no plot mixes
-    runs on other images and ``RESULTS/plots/<dataset>/`` stays where a dataset's leading figures are."""
+    8 hex digits>`` for each other image set of it (a ``--limit`` run beside a full one; ``<dataset>-no-fingerprint``
+    for runs recorded without one), so that no plot mixes runs on other images and ``RESULTS/plots/<dataset>/``
+    stays where a dataset's leading figures are."""
     out: list[tuple[str, list[RunRecord]]] = []
     for key in dict.fromkeys(dataset_key(r) for r in records):
         group = [r for r in records if dataset_key(r) == key]
         name = group[0].dataset
-        out.append((key.replace(" ", "-") if any(g[0].dataset == name for _, g in out) else name, group))
+        other = key.replace(" ", "-") if key != name else f"{name}-no-fingerprint"
+        out.append((other if any(g[0].dataset == name for _, g in out) else name, group))
     return out
 
 
-def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecord]]]) -> list[str]:
+def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecord]]],
+                        every: list[RunRecord] | None = None) -> list[str]:
     """Remove the figures panbench wrote in a plot folder of the datasets of ``groups`` that none of
-    ``groups`` is drawn in now (an image set that no longer has runs, or no longer leads its dataset): only the
+    ``groups`` is drawn in now (an image set that no longer has runs, or no longer leads its dataset), and, given
+    ``every`` (all the records of the results folder), in the folder of a dataset none of them is on: only the
     files its manifest lists.  Returns one line per folder emptied so."""
     root, notes = Path(results_dir) / "plots", []
     drawn, datasets = {name for name, _ in groups}, {g[0].dataset for _, g in groups}
+    known = None if every is None else {r.dataset for r in every}
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if folder.is_dir() and folder.name not in drawn and listed(folder).get("dataset") in datasets:
+        shown = listed(folder).get("dataset")
+        gone = known is not None and isinstance(shown, str) and shown not in known
+        if folder.is_dir() and folder.name not in drawn and (shown in datasets or gone):
             removed = retire_folder(folder)
             if removed:
-                notes.append(f"{folder}: removed the {len(removed)} figure(s) panbench wrote there (its runs are "
-                             "drawn in another folder now)")
+                why = "no run of its dataset is left" if gone else "its runs are drawn in another folder now"
+                notes.append(f"{folder}: removed the {len(removed)} figure(s) panbench wrote there ({why})")
     return notes
 
 

@@ -234,7 +234,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
         page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
     if page.plots == results:  # the figures of another image set's folder that no section draws now
-        for note in retire_plot_folders(results, plot_groups([r for r in records if not r.corruption])):
+        for note in retire_plot_folders(results, plot_groups([r for r in records if not r.corruption]), every):
             print(note, file=sys.stderr)
     for note in failed:
         print(note, file=sys.stderr)
@@ -246,7 +246,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
 def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tuple[str, list[str]]:
     """The page, its parts one after the other: the head, a section per dataset of the clean runs, robustness
     (``robust``: every latest run, clean and corrupted), the visualizations, the provenance of ``records``;
-    and the notes of the plots that failed."""
+    and the notes for stderr: the plots that failed, the figures removed."""
     groups = plot_groups([r for r in records if not r.corruption])
     sections, failed = [], []
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
@@ -256,9 +256,9 @@ def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tupl
         sections.append(text)
         failed += more
     announce("the robustness, visualizations and provenance sections")
-    parts = [_head(), *sections, _robustness(page, robust), *_visualizations(page.results), _provenances(records),
-             "</body></html>"]
-    return "\n".join(parts), failed
+    robustness, removed = _robustness(page, robust)
+    parts = [_head(), *sections, robustness, *_visualizations(page.results), _provenances(records), "</body></html>"]
+    return "\n".join(parts), failed + removed
 
 
 def _head() -> str:
@@ -293,18 +293,21 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
     return "\n".join(parts), failed
 
 
-def _robustness(page: Page, records: list[RunRecord]) -> str:
+def _robustness(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:
     """The robustness section (empty without a model that has a clean and a corrupted run): the summary table, the
-    corrupted runs in a fold, the two plots (:func:`panbench.reporting.robustness.plots`)."""
+    corrupted runs in a fold, the two plots (:func:`panbench.reporting.robustness.plots`); and the note for stderr
+    of the figures an earlier run wrote there that this one does not (removed)."""
     summaries = robustness_summaries(records)
     if not summaries:
-        return ""
-    paths = robustness_plots(summaries, page.plots / "plots" / "robustness", page.colors)
-    replace_figures(page.plots / "plots" / "robustness", paths)
+        return "", []
+    folder = page.plots / "plots" / "robustness"
+    paths = robustness_plots(summaries, folder, page.colors)
+    removed = replace_figures(folder, paths)
     return ("<h2>robustness (common corruptions)</h2>" + format_robustness_table(summary_frame(summaries), "html") +
             "<details><summary>every corrupted run</summary>"
             + format_robustness_table(runs_frame(summaries), "html", notes=()) +
-            "</details>" + "".join(page.img(p) for p in paths))
+            "</details>" + "".join(page.img(p) for p in paths),
+            [f"{folder}: removed {', '.join(p.name for p in removed)} {REMOVED}"] if removed else [])
 
 
 def _visualizations(results: Path) -> list[str]:

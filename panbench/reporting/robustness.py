@@ -121,8 +121,13 @@ def _datasets(summaries: list[dict[str, Any]]) -> str:
 def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path,
                    colors: Colors) -> Path:
     """PQ against severity, one panel per corruption in ``names`` (its name in its group's colour), one line per
-    summary; the shared PQ axis from 0 to above the highest point of any panel; the legend under the panels."""
+    summary (the summaries of one model, in its one colour, each in a line style of its own); the shared PQ axis
+    from 0 to above the highest point of any panel; the legend under the panels."""
     from matplotlib.lines import Line2D
+
+    dashes: tuple[Any, ...] = ("-", "--", ":", "-.")
+    style = {id(s): dashes[[x["model"] for x in summaries[:k]].count(s["model"]) % len(dashes)]
+             for k, s in enumerate(summaries)}
 
     ncols = min(5, len(names))
     nrows = -(-len(names) // ncols)
@@ -136,7 +141,8 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
             pts = sorted((x["severity"], x["PQ"]) for x in s["runs"] if x["corruption"] == name)
             if pts:
                 xs, ys = zip(*[(0, s["clean"]["PQ"]), *pts])
-                ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colors[s["model"]])
+                ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colors[s["model"]],
+                        linestyle=style[id(s)])
                 top = max(top, *ys)
         ax.set_title(f"{name} ({GROUP_OF[name]})", fontsize=8, color=GROUP_COLORS[GROUP_OF[name]])
         ax.set_xticks(range(6))
@@ -146,7 +152,7 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
         ax.set_ylabel("PQ", fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("severity (0: clean)", fontsize=7)
-    handles = [Line2D([], [], marker="o", markersize=3, color=colors[s["model"]], label=label)
+    handles = [Line2D([], [], marker="o", markersize=3, color=colors[s["model"]], linestyle=style[id(s)], label=label)
                for s, label in zip(summaries, labels)]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=7, frameon=False)
     fig.suptitle(f"{_datasets(summaries)}: PQ under corruption", fontsize=9)
@@ -196,8 +202,11 @@ def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
     label = s["model"]
     sets = {(x["dataset"], x.get("fingerprint")) for x in summaries}
     if len(sets) > 1:
-        fp = str(s.get("fingerprint"))[:8] if len({f for d, f in sets if d == s["dataset"]}) > 1 else ""
-        label += f" ({s['dataset']} {fp})" if fp else f" ({s['dataset']})" if len({d for d, _ in sets}) > 1 else ""
+        if len({f for d, f in sets if d == s["dataset"]}) > 1:  # two image sets of its dataset
+            fp = s.get("fingerprint")
+            label += f" ({s['dataset']} {str(fp)[:8]})" if fp else f" ({s['dataset']}, no fingerprint)"
+        elif len({d for d, _ in sets}) > 1:
+            label += f" ({s['dataset']})"
     if s.get("postprocess", "default") != "default":
         label += f" [{s['postprocess']}]"
     return label

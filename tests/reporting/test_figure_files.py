@@ -135,3 +135,73 @@ def test_viz_refuses_an_out_file_of_another_format(out, fmt) -> None:
     with pytest.raises(PanbenchError, match=r"--out a\.(pdf|jpg): .*nothing was run"):
         out_format(out, fmt)
 
+
+
+def test_runs_without_a_fingerprint_beside_a_leading_image_set_get_a_folder_of_their_own(tmp_path) -> None:
+    """A record from before the fingerprint (its image set is the dataset's name alone) beside a run on a
+    fingerprinted set that the table leads with: each set its own folder, neither drawn over the other."""
+    res = tmp_path / "res"
+    _record(res, "full", "a" * 16, "2001-01-01T00:00:00+00:00")
+    rec = json.loads(FIXTURE.read_text())
+    rec.update({"dataset": "demo", "date": "2001-01-02T00:00:00+00:00", "model": "old"})
+    (res / "runs" / "old.json").write_text(json.dumps(rec))
+    assert main(["plot", "--results", str(res)]) == 0
+    folders = {p.name: listed(p)["image_set"] for p in (res / "plots").iterdir()}
+    assert len(folders) == 2 and folders["demo"] == "demo aaaaaaaa" and "demo" in folders.values(), folders
+
+
+def test_a_figure_gone_before_its_removal_is_no_error(tmp_path) -> None:
+    """A manifest that names a file twice (or a file another panbench run removed a moment before): removed once,
+    quietly."""
+    from panbench.reporting.figure_files import replace_figures, retire_folder
+
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+        (folder / "old.png").write_bytes(b"x")
+        (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": ["old.png", "old.png"]}))
+    assert replace_figures(tmp_path / "a", []) == [tmp_path / "a" / "old.png"]
+    assert retire_folder(tmp_path / "b") == [tmp_path / "b" / "old.png"] and not (tmp_path / "b").exists()
+
+
+def test_the_report_says_which_robustness_figures_it_replaced(tmp_path, capsys) -> None:
+    """`robustness --figure-format svg` wrote its figures; a PNG report writes plots/robustness/ anew and says on
+    stderr which of them it removed, as it does for a dataset's plots."""
+    res = tmp_path / "res"
+    _record(res, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
+    _record(res, "m-fog", "f" * 16, "2001-01-01T00:00:01+00:00", dataset="demo+fog-2",
+            corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
+    folder = res / "plots" / "robustness"
+    folder.mkdir(parents=True)
+    (folder / "robustness_drop.svg").write_text("<svg/>")
+    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": ["robustness_drop.svg"]}))
+    assert main(["report", "--results", str(res)]) == 0
+    assert not (folder / "robustness_drop.svg").exists() and (folder / "robustness_drop.png").is_file()
+    assert f"{folder}: removed robustness_drop.svg (written there by an earlier run" in capsys.readouterr().err
+
+
+def test_a_figure_keeps_the_name_it_was_given_when_its_suffix_is_the_format_s(tmp_path) -> None:
+    """`viz --out A.SVG` writes A.SVG (the format its suffix names, in any case), not a.svg beside it."""
+    from panbench.reporting.figure_files import figure_output, write_figure
+    from panbench.reporting.plots import plt
+
+    fig = plt().figure(figsize=(1, 1))
+    with figure_output("svg"):
+        assert write_figure(fig, tmp_path / "A.SVG", 10) == tmp_path / "A.SVG"
+    plt().close(fig)
+    assert [p.name for p in tmp_path.iterdir()] == ["A.SVG"]
+
+
+def test_the_folder_of_a_dataset_whose_runs_are_all_gone_goes_with_panbench_s_files(tmp_path, capsys) -> None:
+    """Every run of a dataset removed: its folder is an image set without runs, as a `--limit` set's is; the
+    robustness folder (no dataset in its manifest) stays."""
+    res = tmp_path / "res"
+    _record(res, "a", "a" * 16, "2001-01-01T00:00:00+00:00")
+    _record(res, "b", "b" * 16, "2001-01-01T00:00:01+00:00", dataset="other")
+    (res / "plots" / "robustness").mkdir(parents=True)
+    (res / "plots" / "robustness" / FIGURES_MANIFEST).write_text(json.dumps({"files": []}))
+    assert main(["plot", "--results", str(res)]) == 0
+    assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo", "other", "robustness"]
+    (res / "runs" / "b.json").unlink()
+    assert main(["plot", "--results", str(res), "--only-dataset", "demo"]) == 0
+    assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo", "robustness"]
+    assert "other: removed the 3 figure(s) panbench wrote there" in capsys.readouterr().out

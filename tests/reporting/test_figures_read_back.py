@@ -267,3 +267,25 @@ def test_a_sweep_over_two_image_sets_of_a_dataset_names_each_line_by_its_fingerp
     a["fingerprint"], b["fingerprint"] = "aaaaaaaa11111111", "bbbbbbbb22222222"
     assert [robustness._label(s, [a, b]) for s in (a, b)] == ["m (synth aaaaaaaa)", "m (synth bbbbbbbb)"]
     assert robustness._label(a, [a]) == "m"
+
+
+def test_two_lines_of_one_model_in_the_sweep_are_told_apart_by_their_style(monkeypatch, tmp_path) -> None:
+    """One model swept on two image sets (or with two post-processings): one colour, so each line and its legend
+    entry get a line style of their own."""
+    a, b = sweep(["m", "m"])
+    a["fingerprint"], b["fingerprint"] = "aaaaaaaa11111111", "bbbbbbbb22222222"
+    figs: dict[str, Any] = {}
+    _lay_out(monkeypatch, figs)
+    robustness.plots([a, b], tmp_path, {"m": "#0072B2"})
+    fig = figs["robustness_severity.png"]
+    styles = {(ln.get_label(), ln.get_linestyle()) for ln in fig.axes[0].lines}
+    assert len(styles) == 2 and len({s for _, s in styles}) == 2, styles
+    legend = {(h.get_label(), h.get_linestyle()) for h in fig.legends[0].get_lines()}
+    assert legend == styles
+    plots.plt().close(fig)
+
+
+def test_a_sweep_recorded_without_a_fingerprint_is_named_so_beside_one_with() -> None:
+    a, b = sweep(["m", "m"])
+    a["fingerprint"], b["fingerprint"] = "aaaaaaaa11111111", None
+    assert [robustness._label(s, [a, b]) for s in (a, b)] == ["m (synth aaaaaaaa)", "m (synth, no fingerprint)"]
