@@ -1,14 +1,12 @@
 """The ``panbench`` command line: one module per command.
 
-Each command module has ``add_parser(sub, common)``, which defines the command's options next to
-the code that uses them and returns its parser, and ``run(args) -> int``, which runs it.  Options
-shared by several commands (``--results``, ``--data-root``) come from the parent parsers in
-:mod:`panbench.cli.options`.  A command imports its heavy dependencies (torch, mmdet, pandas) only
-when it runs, so ``panbench score`` and ``panbench --help`` start in a fraction of a second and
-never import torch; :func:`main` builds the parser of the command it runs alone (the other commands'
-modules are not imported), the whole parser only for ``--help``, ``--version`` or a misspelt command.
-Errors in the input are one line on stderr with exit code 2; ``--debug``
-shows the traceback.
+Each command module has ``add_parser(sub, common)``, which defines the command's options next to the code that uses
+them and returns its parser, and ``run(args) -> int``, which runs it.  Options shared by several commands come from
+the parent parsers in :mod:`panbench.cli.options`.  A command imports its heavy dependencies (torch, mmdet, pandas)
+only when it runs, so ``panbench score`` and ``panbench --help`` start in a fraction of a second and never import
+torch; :func:`main` builds the parser of the command it runs alone, the whole parser only for ``--help``,
+``--version`` or a misspelt command.  Errors in the input are one line on stderr with exit code 2; ``--debug`` shows
+the traceback.
 """
 
 from __future__ import annotations
@@ -123,8 +121,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def _error(args: argparse.Namespace, message: str, code: int) -> int:
-    """Bad input: one line on stderr (after the traceback with ``--debug``) and ``code``, the same with or
-    without ``--debug``."""
+    """Bad input: one line on stderr (after the traceback with ``--debug``) and ``code``, with or without it."""
     if args.debug:
         import traceback
 
@@ -138,11 +135,9 @@ _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQ
 
 
 def _failed_write(args: argparse.Namespace, e: OSError) -> bool:
-    """Whether ``e`` is a write that failed: one of the errors only writing gives, or a missing file where the
-    command writes."""
-    if not e.filename:
-        return False
-    return e.errno in _WRITE_ERRORS or e.errno == errno.ENOENT and bool(_written_by(args, e.filename))
+    """Whether ``e`` is a failed write: an error only writing gives, or a missing file where the command writes."""
+    return bool(e.filename) and (e.errno in _WRITE_ERRORS
+                                 or e.errno == errno.ENOENT and bool(_written_by(args, e.filename)))
 
 
 def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[str]:
@@ -156,8 +151,7 @@ def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[s
 
 
 def _write_fix(args: argparse.Namespace, filename: str) -> str:
-    """The fix of a file that could not be written: the option of the command that chose where it writes (the
-    one whose path holds ``filename`` or lies under it; else each of them)."""
+    """The fix of a file that could not be written, naming the options that chose where the command writes."""
     options = _written_by(args, filename) or _written_by(args)
     where = f" or pass another {' / '.join(options)}" if options else ""
     return f"make the folder writable (free space, permissions, a file in the way){where}"
@@ -184,9 +178,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
 
 def _abort_distributed(code: int) -> int:
-    """Under torchrun, a rank that stops with an error tears its process group down and exits at
-    once, so that the other ranks (on every node) fail in their next collective instead of waiting
-    for the backend's timeout.  Returns ``code`` outside torchrun."""
+    """Under torchrun, a rank that stops with an error tears its process group down and exits at once, so that the
+    other ranks (on every node) fail in their next collective instead of waiting for the backend's timeout."""
     if "torch.distributed" not in sys.modules:
         return code
     import torch.distributed as dist

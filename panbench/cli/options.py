@@ -1,8 +1,7 @@
 """What several commands share: the parent parsers of the common options, and value checks.
 
-Each option shared by several commands is defined once here and reaches a command through
-argparse's ``parents=``; a command module asks for the ones it takes.  The type functions turn a
-bad number into argparse's one-line usage error (exit code 2) before anything runs.
+Each option shared by several commands is defined once here and reaches a command through argparse's ``parents=``.
+The type functions turn a bad number into argparse's one-line usage error (exit code 2) before anything runs.
 """
 
 from __future__ import annotations
@@ -120,17 +119,15 @@ def deprecated_alias(p: argparse.ArgumentParser, old: str, new: str) -> None:
 
 
 def dataset_root(args: argparse.Namespace) -> str:
-    """``--data-root``, or the dataset's folder (``data/<dataset>``; ``data/coco`` for a command without
-    ``--dataset``)."""
+    """``--data-root``, or the dataset's folder (``data/<dataset>``; ``data/coco`` without ``--dataset``)."""
     from panbench.data.catalog import folder
 
     return args.data_root or folder(getattr(args, "dataset", None) or "coco")
 
 
 def check_writable(folder: str | Path, option: str) -> None:
-    """Refuse, before anything is computed or written, a folder that cannot be made or written
-    (:func:`panbench.records.io.unwritable`).  (Errors found only when writing, such as a full disk, are one line
-    too: :func:`panbench.cli.main`.)"""
+    """Refuse, before anything is computed or written, a folder that cannot be made or written (errors found only
+    when writing, such as a full disk, are one line too: :func:`panbench.cli.main`)."""
     from panbench.records.io import unwritable
 
     why = unwritable(folder)
@@ -140,8 +137,7 @@ def check_writable(folder: str | Path, option: str) -> None:
 
 
 def check_file_writable(path: str | Path, option: str) -> None:
-    """Refuse, before anything is computed, a file that cannot be written: a folder in its place, or a folder
-    it cannot be made in (:func:`check_writable`)."""
+    """Refuse, before anything is computed, a file that cannot be written: a folder in its place, or in its way."""
     p = Path(path)
     if p.is_dir():
         raise PanbenchError(f"{option.split()[0]} {p}: a folder, not a file; pass a file name (e.g. {p / 'NAME'}) "
@@ -150,8 +146,7 @@ def check_file_writable(path: str | Path, option: str) -> None:
 
 
 def check_results(results: str | Path) -> None:
-    """The results folder a command reads records from (``table``, ``plot``, ``report``): a file, or a folder
-    that does not exist, is refused in one line, the same in each command."""
+    """The results folder a command reads records from: a file, or a folder that does not exist, refused."""
     path = Path(results)
     if path.exists() and not path.is_dir():
         raise PanbenchError(f"--results {path}: a file, not a folder; pass the results folder (where `panbench "
@@ -161,9 +156,8 @@ def check_results(results: str | Path) -> None:
                             f"into {path / 'runs'}), or pass the folder it wrote")
 
 
-# The groups: each flag's help and default written once; the defaults of a run are EvalOptions' and PostProcess'
-# (read here, so that ``--help`` shows them).  The datasets named in a help are the rows of
-# panbench.data.catalog.DATASETS.
+# The groups: each flag's help and default written once; a run's defaults are EvalOptions' (read here, so that
+# ``--help`` shows them).  The datasets named in a help are the rows of panbench.data.catalog.DATASETS.
 
 
 def _flags(*flags: tuple[str, dict[str, Any]]) -> Callable[[argparse.ArgumentParser], None]:
@@ -213,7 +207,6 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def _run(p: argparse.ArgumentParser) -> None:
-    """What a command that runs models over images (eval, robustness) takes beside the device."""
     from panbench.evaluation.options import EvalOptions as D
 
     p.add_argument("--batch-size", type=positive_int, default=D.batch_size,
