@@ -32,8 +32,7 @@ COMMANDS = ("doctor", "ls", "eval", "speed", "robustness", "submit", "status", "
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every command, or of ``command`` alone (the one ``main`` runs: the other commands' modules,
-    and what their options import, are not imported)."""
+    """The parser of every command, or of ``command`` alone (the other commands' modules are not imported)."""
     if command is not None and command not in COMMANDS:
         raise ValueError(f"no command {command!r}; one of {', '.join(COMMANDS)}")
     parser = Parser(
@@ -112,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
-    """The command ``argv`` names, where nothing but ``--debug`` comes before it; else None (``--help``,
-    ``--version``, a misspelt command: the whole parser answers)."""
+    """The command ``argv`` names where only ``--debug`` comes before it; else None (the whole parser answers)."""
     for arg in argv:
         if arg != "--debug":
             return arg if arg in COMMANDS else None
@@ -142,8 +140,7 @@ def _failed_write(args: argparse.Namespace, e: OSError) -> bool:
 
 def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[str]:
     """The options that chose where the command writes; with ``filename``, those whose path holds it or lies under
-    it: a missing file there is a write that failed (a folder that cannot be made, as under /proc), not input that
-    is missing."""
+    it: a missing file there is a failed write (a folder that cannot be made, as under /proc), not missing input."""
     f = str(filename)
     return [o for o in ("--results", "--out", "--save-predictions", "--per-image")
             if (path := getattr(args, o[2:].replace("-", "_"), None)) is not None
@@ -160,21 +157,18 @@ def _write_fix(args: argparse.Namespace, filename: str) -> str:
 def _resume_hint(args: argparse.Namespace) -> str:
     """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them."""
     cache = sys.modules.get("panbench.evaluation.storage")
-    if cache is None:
-        return ""
     try:
-        n = cache.cached_images()
+        n = None if cache is None else cache.cached_images()
     except Exception:  # never let the hint hide the interrupt
         return ""
     if n is None:
         return ""
-    again = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+    no_resume, scored = getattr(args, "no_resume", False), f"from the {n} image{'s' if n != 1 else ''} already scored"
     done, left = getattr(args, "models_done", []), getattr(args, "models_left", [])
     if done and left:  # a multi-model run: the finished models are not run (nor recorded) again
-        flags = f"--model {','.join(left)}" + (" without --no-resume" if getattr(args, "no_resume", False) else "")
-        return (f"; {', '.join(done)} finished; rerun with {flags} to resume {left[0]} from the {n} "
-                f"image{'s' if n != 1 else ''} already scored")
-    return f"; {again} to resume from the {n} image{'s' if n != 1 else ''} already scored"
+        return (f"; {', '.join(done)} finished; rerun with --model {','.join(left)}"
+                f"{' without --no-resume' if no_resume else ''} to resume {left[0]} {scored}")
+    return f"; {'rerun without --no-resume' if no_resume else 'rerun the same command'} to resume {scored}"
 
 
 def _abort_distributed(code: int) -> int:

@@ -31,8 +31,8 @@ def pip_command() -> str:
 
 
 def install_fix() -> str:
-    """The fix for a missing or broken package of the stack: ``make setup`` in the checkout's venv, else pip
-    with the ``mmdet`` extra into this Python (it keeps the installed torch; docs/setup.md)."""
+    """The fix of a broken stack: ``make setup`` in the checkout's venv, else pip with the ``mmdet`` extra (it keeps
+    the installed torch; docs/setup.md)."""
     if in_setup_venv():
         return "run `make setup` from the repository root"
     if (REPO_ROOT / "pyproject.toml").is_file():  # a checkout installed into this Python
@@ -295,8 +295,7 @@ def _tiny_batch(size: int = 64) -> dict[str, Any]:
 
 
 def _modes(model: Any, device: str, name: str = "the model") -> dict[str, str]:
-    """``{mode: ""}`` for each mode in which ``test_step`` runs on ``device``, else the first line of its error
-    (``name``: the model's, in the line announcing each mode)."""
+    """:func:`amp_support`'s answer for one model (``name``: the model's, in the line announcing each mode)."""
     import torch
 
     from panbench.models.amp import MODES
@@ -398,8 +397,7 @@ def _release(version: str) -> tuple[int, ...]:
 
 def family_checks(pip: str, own_lines: set[str]) -> list[Check]:
     """One line per model family: its installed ``packages`` against its ``tested`` versions; another version, or a
-    package missing, is a note with the pip command that installs the tested one (a missing package with a line
-    of its own, in ``own_lines``, has its fix there)."""
+    package missing, is a note with the pip command of the tested one (of a package not in ``own_lines``)."""
     from panbench.models.families import FAMILIES
 
     out = []
