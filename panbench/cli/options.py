@@ -51,9 +51,8 @@ def model_name(text: str) -> str:
 
 
 class Common:
-    """Parent parsers of the shared options, one per group; pass the ones a command takes as ``parents=``.
-    A flag that two commands take is defined here, once, with one meaning (tests/test_architecture_cli.py).
-    Each is built on first use and kept: a command's parser imports what its own groups need, no more."""
+    """Parent parsers of the shared options, one per group: a flag two commands take is defined here, once, with one
+    meaning (tests/test_architecture_cli.py).  Each is built on first use: a command imports what its groups need."""
 
     results: argparse.ArgumentParser  # --results
     data_root: argparse.ArgumentParser  # --data-root
@@ -95,8 +94,8 @@ class Common:
 
 
 class DeprecatedAlias(argparse.Action):
-    """An old spelling of an option, kept for one version: it does what the new one does after a one-line
-    note on stderr, and ``--help`` does not list it."""
+    """An old spelling of an option, kept for one version: the new one's action after a one-line note on stderr;
+    ``--help`` does not list it."""
 
     def __init__(self, option_strings: list[str], dest: str, target: argparse.Action, **kwargs: object) -> None:
         super().__init__(option_strings, dest, nargs=target.nargs, const=target.const, type=cast(Any, target.type),
@@ -160,10 +159,19 @@ def check_results(results: str | Path) -> None:
 # ``--help`` shows them).  The datasets named in a help are the rows of panbench.data.catalog.DATASETS.
 
 
+class _Eval(str):
+    """A ``default`` that is :class:`panbench.evaluation.options.EvalOptions`' field of this name (read when the
+    group is built; the help shows it as ``%(default)s``)."""
+
+
 def _flags(*flags: tuple[str, dict[str, Any]]) -> Callable[[argparse.ArgumentParser], None]:
-    """A group of plain options, each ``(flag, add_argument's keywords)``: nothing to import to define them."""
+    """A group of options, each ``(flag, add_argument's keywords)``."""
     def add(p: argparse.ArgumentParser) -> None:
         for flag, kwargs in flags:
+            if isinstance(field := kwargs.get("default"), _Eval):
+                from panbench.evaluation.options import EvalOptions
+
+                kwargs = {**kwargs, "default": getattr(EvalOptions, field)}
             p.add_argument(flag, **kwargs)
     return add
 
@@ -198,47 +206,6 @@ def _models(p: argparse.ArgumentParser) -> None:
                    help="a name or alias from `panbench ls`, a comma-separated list (or --model repeated), 'all' "
                    "(the MMDetection models of the dataset: the zoo's for coco, the three demo models with --dataset "
                    f"demo), a config path, or {model_help()}")
-
-
-def _device(p: argparse.ArgumentParser) -> None:
-    from panbench.evaluation.options import EvalOptions as D
-
-    p.add_argument("--device", default=D.device, help=f"{D.device} (default: cuda when available), cpu, cuda, cuda:1")
-
-
-def _run(p: argparse.ArgumentParser) -> None:
-    from panbench.evaluation.options import EvalOptions as D
-
-    p.add_argument("--batch-size", type=positive_int, default=D.batch_size,
-                   help=f"images per forward pass (default {D.batch_size})")
-    p.add_argument("--workers", type=non_negative_int, default=D.workers,
-                   help=f"data-loading worker processes, where robustness corrupts the images (default {D.workers})")
-    p.add_argument("--cpu-procs", type=non_negative_int, default=D.cpu_procs,
-                   help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
-                   f"threads and its own data loading (default {D.cpu_procs}: one per core; 1: a single process)")
-    p.add_argument("--warmup", type=non_negative_int, default=D.warmup,
-                   help=f"batches left out of the timings (default {D.warmup})")
-    p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
-    p.add_argument("--cache-every", type=positive_int, default=D.flush_every,
-                   help=f"write the per-image results cache every N images (default {D.flush_every})")
-    p.add_argument("--launcher", choices=["torchrun", "slurm"], default="torchrun",
-                   help="where the ranks come from: torchrun (default; one process without it) or slurm (under srun)")
-    p.add_argument("--no-ap", action="store_true",
-                   help="PQ only: no COCO mask AP beside it (the models' instance outputs stay off; faster)")
-
-
-def _amp(p: argparse.ArgumentParser) -> None:
-    from panbench.evaluation.options import EvalOptions as D
-
-    p.add_argument("--amp", choices=["bf16", "fp16"], default=D.amp, help="mixed-precision inference (default: fp32)")
-
-
-def _seed(p: argparse.ArgumentParser) -> None:
-    from panbench.evaluation.options import EvalOptions as D
-
-    p.add_argument("--seed", type=seed_int, default=D.seed,
-                   help=f"seed of python's, numpy's and torch's random generators at the start of the run "
-                   f"(default {D.seed})")
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -278,7 +245,29 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
                                     "loading refuses"))),
     "image_selection": _flags(("--limit", dict(type=positive_int, help="use only the first N images")),
                               ("--subset", dict(help="file of image ids (one per line) to use"))),
-    "device": _device, "run": _run, "amp": _amp, "seed": _seed,
+    "device": _flags(("--device", dict(default=_Eval("device"), help="%(default)s (default: cuda when available), "
+                                       "cpu, cuda, cuda:1"))),
+    "run": _flags(
+        ("--batch-size", dict(type=positive_int, default=_Eval("batch_size"),
+                              help="images per forward pass (default %(default)s)")),
+        ("--workers", dict(type=non_negative_int, default=_Eval("workers"), help="data-loading worker processes, "
+                           "where robustness corrupts the images (default %(default)s)")),
+        ("--cpu-procs", dict(type=non_negative_int, default=_Eval("cpu_procs"), help="on the CPU: inference "
+                             "processes forked after the model is loaded, each with cores/N threads and its own data "
+                             "loading (default %(default)s: one per core; 1: a single process)")),
+        ("--warmup", dict(type=non_negative_int, default=_Eval("warmup"),
+                          help="batches left out of the timings (default %(default)s)")),
+        ("--no-resume", dict(_STORE_TRUE, help="ignore per-image results cached by an earlier run")),
+        ("--cache-every", dict(type=positive_int, default=_Eval("flush_every"),
+                               help="write the per-image results cache every N images (default %(default)s)")),
+        ("--launcher", dict(choices=["torchrun", "slurm"], default="torchrun", help="where the ranks come from: "
+                            "torchrun (default; one process without it) or slurm (under srun)")),
+        ("--no-ap", dict(_STORE_TRUE, help="PQ only: no COCO mask AP beside it (the models' instance outputs stay "
+                         "off; faster)"))),
+    "amp": _flags(("--amp", dict(choices=["bf16", "fp16"], default=_Eval("amp"),
+                                 help="mixed-precision inference (default: fp32)"))),
+    "seed": _flags(("--seed", dict(type=seed_int, default=_Eval("seed"), help="seed of python's, numpy's and torch's "
+                                   "random generators at the start of the run (default %(default)s)"))),
     "progress": _flags(("--no-progress", dict(_STORE_TRUE, help="no progress bar"))),
     "corruption": _flags(
         ("--corruption", dict(metavar="NAME", help="corrupt each image after loading (one of the 15 COCO-C "
