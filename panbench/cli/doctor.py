@@ -232,8 +232,7 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
         return True
     from panbench.evaluation.runtime import gpu_present, unusable_gpu_note
 
-    note = unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda)
-    if note:
+    if note := unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda):
         checks.append(Check("gpu", False, note.removeprefix("panbench: ").split(": running on")[0],
                             "install the torch build for the driver (docs/gpu.md)", False))
     else:

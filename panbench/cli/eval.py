@@ -108,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
 def check_settings(args: argparse.Namespace) -> None:
     """Options without effect in the run's settings, refused before anything loads, each naming the one it needs."""
     if args.postprocess != "maskwise":
-        given = [o for o in MASKWISE_OPTIONS if getattr(args, o[2:].replace("-", "_")) is not None]
-        if given:
+        if given := [o for o in MASKWISE_OPTIONS if getattr(args, o[2:].replace("-", "_")) is not None]:
             raise PanbenchError(f"{given[0]} sets Panoptic SegFormer's mask-wise merging, which runs with "
                                 f"--postprocess maskwise only; add --postprocess maskwise or leave out "
                                 f"{' and '.join(given)}")

@@ -129,8 +129,7 @@ def check_writable(folder: str | Path, option: str) -> None:
     when writing, such as a full disk, are one line too: :func:`panbench.cli.main`)."""
     from panbench.records.io import unwritable
 
-    why = unwritable(folder)
-    if why:
+    if why := unwritable(folder):
         fix = "fix its permissions or " if why.startswith("no write permission") else ""
         raise PanbenchError(f"{folder}: cannot be written ({why}); {fix}pass another {option} (nothing was run)")
 

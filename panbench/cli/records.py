@@ -55,8 +55,7 @@ def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: 
             on = sorted({r.dataset for r in every if r.model == near[0]})
             return f"{head}; records exist of {', '.join(near)} (on {', '.join(on)}): compare those, or {run}"
         return f"{head}; {run}"
-    hint = did_you_mean(what, recorded + registered_names())
-    if hint:
+    if hint := did_you_mean(what, recorded + registered_names()):
         return f"{head}; {hint}"
     return (f"{head}; record a system scored elsewhere with `panbench score ... --name {shlex.quote(what)}`, "
             "or pass a record JSON path (`panbench ls` lists the models `panbench eval` runs)")

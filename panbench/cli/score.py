@@ -80,18 +80,15 @@ def _scored(args: argparse.Namespace) -> int:
 
         fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
     seconds = time.perf_counter() - t  # the scoring's, without a finding's second pass
-    findings = _diagnosis(args, res.pop("diagnosis", []))
-    if findings:
+    if findings := _diagnosis(args, res.pop("diagnosis", [])):
         fields["diagnosis"] = [f.to_json() for f in findings]
     from panbench.pq.stuff_rule import stuff_rule_warning
 
-    warning = stuff_rule_warning(args.gt_json)  # two segments of one stuff category in an image
-    if warning:
+    if warning := stuff_rule_warning(args.gt_json):  # two segments of one stuff category in an image
         print(warning, file=sys.stderr)
     from panbench.pq.score import json_ready, unlisted_note
 
-    note = unlisted_note(res)
-    if note:
+    if note := unlisted_note(res):
         print(note, file=sys.stderr)
     # the numbers on the screen before any file is written: a write that fails loses none of them
     print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields), flush=True)
