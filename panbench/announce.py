@@ -28,10 +28,6 @@ def enable(on: bool) -> None:
     _state["on"] = on
 
 
-def enabled() -> bool:
-    return _state["on"]
-
-
 def announce(what: str) -> None:
     """One line on stderr: ``panbench: <what>...`` (nothing when turned off)."""
     if _state["on"]:

@@ -1,14 +1,12 @@
 """The ``panbench`` command line: one module per command.
 
-Each command module has ``add_parser(sub, common)``, which defines the command's options next to
-the code that uses them and returns its parser, and ``run(args) -> int``, which runs it.  Options
-shared by several commands (``--results``, ``--data-root``) come from the parent parsers in
-:mod:`panbench.cli.options`.  A command imports its heavy dependencies (torch, mmdet, pandas) only
-when it runs, so ``panbench score`` and ``panbench --help`` start in a fraction of a second and
-never import torch; :func:`main` builds the parser of the command it runs alone (the other commands'
-modules are not imported), the whole parser only for ``--help``, ``--version`` or a misspelt command.
-Errors in the input are one line on stderr with exit code 2; ``--debug``
-shows the traceback.
+Each command module has ``add_parser(sub, common)``, which defines the command's options next to the code that uses
+them and returns its parser, and ``run(args) -> int``, which runs it.  Options shared by several commands come from
+the parent parsers in :mod:`panbench.cli.options`.  A command imports its heavy dependencies (torch, mmdet, pandas)
+only when it runs, so ``panbench score`` and ``panbench --help`` start in a fraction of a second and never import
+torch; :func:`main` builds the parser of the command it runs alone, the whole parser only for ``--help``,
+``--version`` or a misspelt command.  Errors in the input are one line on stderr with exit code 2; ``--debug`` shows
+the traceback.
 """
 
 from __future__ import annotations
@@ -34,8 +32,7 @@ COMMANDS = ("doctor", "ls", "eval", "speed", "robustness", "submit", "status", "
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every command, or of ``command`` alone (the one ``main`` runs: the other commands' modules,
-    and what their options import, are not imported)."""
+    """The parser of every command, or of ``command`` alone (the other commands' modules are not imported)."""
     if command is not None and command not in COMMANDS:
         raise ValueError(f"no command {command!r}; one of {', '.join(COMMANDS)}")
     parser = Parser(
@@ -114,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
-    """The command ``argv`` names, where nothing but ``--debug`` comes before it; else None (``--help``,
-    ``--version``, a misspelt command: the whole parser answers)."""
+    """The command ``argv`` names where only ``--debug`` comes before it; else None (the whole parser answers)."""
     for arg in argv:
         if arg != "--debug":
             return arg if arg in COMMANDS else None
@@ -123,8 +119,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def _error(args: argparse.Namespace, message: str, code: int) -> int:
-    """Bad input: one line on stderr (after the traceback with ``--debug``) and ``code``, the same with or
-    without ``--debug``."""
+    """Bad input: one line on stderr (after the traceback with ``--debug``) and ``code``, with or without it."""
     if args.debug:
         import traceback
 
@@ -138,17 +133,14 @@ _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQ
 
 
 def _failed_write(args: argparse.Namespace, e: OSError) -> bool:
-    """Whether ``e`` is a write that failed: one of the errors only writing gives, or a missing file where the
-    command writes."""
-    if not e.filename:
-        return False
-    return e.errno in _WRITE_ERRORS or e.errno == errno.ENOENT and bool(_written_by(args, e.filename))
+    """Whether ``e`` is a failed write: an error only writing gives, or a missing file where the command writes."""
+    return bool(e.filename) and (e.errno in _WRITE_ERRORS
+                                 or e.errno == errno.ENOENT and bool(_written_by(args, e.filename)))
 
 
 def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[str]:
     """The options that chose where the command writes; with ``filename``, those whose path holds it or lies under
-    it: a missing file there is a write that failed (a folder that cannot be made, as under /proc), not input that
-    is missing."""
+    it: a missing file there is a failed write (a folder that cannot be made, as under /proc), not missing input."""
     f = str(filename)
     return [o for o in ("--results", "--out", "--save-predictions", "--per-image")
             if (path := getattr(args, o[2:].replace("-", "_"), None)) is not None
@@ -156,8 +148,7 @@ def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[s
 
 
 def _write_fix(args: argparse.Namespace, filename: str) -> str:
-    """The fix of a file that could not be written: the option of the command that chose where it writes (the
-    one whose path holds ``filename`` or lies under it; else each of them)."""
+    """The fix of a file that could not be written, naming the options that chose where the command writes."""
     options = _written_by(args, filename) or _written_by(args)
     where = f" or pass another {' / '.join(options)}" if options else ""
     return f"make the folder writable (free space, permissions, a file in the way){where}"
@@ -166,27 +157,23 @@ def _write_fix(args: argparse.Namespace, filename: str) -> str:
 def _resume_hint(args: argparse.Namespace) -> str:
     """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them."""
     cache = sys.modules.get("panbench.evaluation.storage")
-    if cache is None:
-        return ""
     try:
-        n = cache.cached_images()
+        n = None if cache is None else cache.cached_images()
     except Exception:  # never let the hint hide the interrupt
         return ""
     if n is None:
         return ""
-    again = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+    no_resume, scored = getattr(args, "no_resume", False), f"from the {n} image{'s' if n != 1 else ''} already scored"
     done, left = getattr(args, "models_done", []), getattr(args, "models_left", [])
     if done and left:  # a multi-model run: the finished models are not run (nor recorded) again
-        flags = f"--model {','.join(left)}" + (" without --no-resume" if getattr(args, "no_resume", False) else "")
-        return (f"; {', '.join(done)} finished; rerun with {flags} to resume {left[0]} from the {n} "
-                f"image{'s' if n != 1 else ''} already scored")
-    return f"; {again} to resume from the {n} image{'s' if n != 1 else ''} already scored"
+        return (f"; {', '.join(done)} finished; rerun with --model {','.join(left)}"
+                f"{' without --no-resume' if no_resume else ''} to resume {left[0]} {scored}")
+    return f"; {'rerun without --no-resume' if no_resume else 'rerun the same command'} to resume {scored}"
 
 
 def _abort_distributed(code: int) -> int:
-    """Under torchrun, a rank that stops with an error tears its process group down and exits at
-    once, so that the other ranks (on every node) fail in their next collective instead of waiting
-    for the backend's timeout.  Returns ``code`` outside torchrun."""
+    """Under torchrun, a rank that stops with an error tears its process group down and exits at once, so that the
+    other ranks (on every node) fail in their next collective instead of waiting for the backend's timeout."""
     if "torch.distributed" not in sys.modules:
         return code
     import torch.distributed as dist

@@ -1,11 +1,10 @@
-"""``panbench compare A B``: is B really better than A?  The paired image bootstrap of B - A on the
-same images, for the whole metrics and per class, from the runs' per-image analysis files.
+"""``panbench compare A B``: is B really better than A?  The paired image bootstrap of B - A on the same images,
+for the whole metrics and per class, from the runs' per-image analysis files.
 
-A and B are record JSON paths or model names.  A model name stands for the runs that ``panbench table`` shows
-for it (the latest of each post-processing, dataset and settings), those without settings (batch size, AMP,
+A model name stands for the runs ``panbench table`` shows for it, those without settings (batch size, AMP,
 ``--cfg-options``) unless ``--settings`` names others; of them, the latest that has a partner run on the same
 images (:func:`panbench.reporting.pairing.pick_pair`: the pairing rule of ``table --ci``), else the latest.
-Imports numpy, :mod:`panbench.analysis`, :mod:`panbench.records` and :mod:`panbench.reporting` only, never torch.
+Never imports torch.
 """
 
 from __future__ import annotations
@@ -48,9 +47,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def choose_settings(what: str, runs: list[RunRecord], wanted: str | None) -> list[RunRecord]:
-    """The runs a model name stands for, as ``panbench table`` shows them (its latest run of each post-processing,
-    dataset and settings), with the settings ``wanted`` (None: those without settings), and a note on stderr when
-    the model has runs with other settings; a record path stands for itself."""
+    """The runs a model name stands for, as ``panbench table`` shows them, with the settings ``wanted`` (None: none),
+    and a note on stderr when it has runs with other settings; a record path stands for itself."""
     from panbench.reporting.labels import settings, settings_match
     from panbench.reporting.tables import latest_runs
 
@@ -112,7 +110,7 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     return out
 
 
-def _who(rec: RunRecord) -> dict[str, Any]:
+def _who(rec: RunRecord) -> dict[str, Any]:  # a run in the JSON: its record's fields and settings
     from panbench.reporting.labels import settings
 
     return {**{k: getattr(rec, k) for k in ("model", "dataset", "postprocess", "record", "date")},

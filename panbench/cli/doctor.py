@@ -9,7 +9,7 @@ import platform
 import re
 import sys
 import warnings
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,8 @@ def pip_command() -> str:
 
 
 def install_fix() -> str:
-    """The fix for a missing or broken package of the stack: ``make setup`` in the checkout's venv, else pip
-    with the ``mmdet`` extra into this Python (it keeps the installed torch; docs/setup.md)."""
+    """The fix of a broken stack: ``make setup`` in the checkout's venv, else pip with the ``mmdet`` extra (it keeps
+    the installed torch; docs/setup.md)."""
     if in_setup_venv():
         return "run `make setup` from the repository root"
     if (REPO_ROOT / "pyproject.toml").is_file():  # a checkout installed into this Python
@@ -101,9 +101,8 @@ def fix_setuptools() -> str:
 
 
 def pkg_resources_check() -> Check:
-    """mmengine 0.10.7 imports ``pkg_resources`` to load any config; setuptools 82 does not ship it.
-    A package that needs ``setuptools>=77`` (torch 2.13 does) makes an unconstrained pip upgrade to
-    the newest setuptools, and every ``panbench eval`` then fails: detect that state."""
+    """mmengine 0.10.7 imports ``pkg_resources`` to load any config; setuptools 82 does not ship it. A package that
+    needs ``setuptools>=77`` (torch 2.13 does) makes pip upgrade to the newest, and every ``panbench eval`` fails."""
     try:
         import setuptools
 
@@ -138,7 +137,6 @@ def mmcv_ops_check(device: str) -> Check:
         from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
 
         announce(f"running nms, RoIAlign and MultiScaleDeformableAttention on {device}")
-
         boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], dtype=torch.float32, device=device)
         scores = torch.tensor([0.9, 0.8, 0.7], device=device)
         _, keep = nms(boxes, scores, iou_threshold=0.5)
@@ -186,9 +184,8 @@ def amp_checks(device: str) -> list[Check]:
 
 @dataclass(frozen=True)
 class Probes:
-    """What a model family's ``panbench doctor`` lines (``Family.doctor``) are made with: the state of torch
-    and the GPU, and the doctor's probes, each giving :class:`Check` lines."""
-
+    """What a family's ``panbench doctor`` lines (``Family.doctor``) are made with: torch's and the GPU's state, and
+    the doctor's probes, each giving :class:`Check` lines."""
     torch_ok: bool
     cuda: bool  # CUDA usable
     skip_amp: bool  # --skip-amp: no AMP probes
@@ -235,8 +232,7 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
         return True
     from panbench.evaluation.runtime import gpu_present, unusable_gpu_note
 
-    note = unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda)
-    if note:
+    if note := unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda):
         checks.append(Check("gpu", False, note.removeprefix("panbench: ").split(": running on")[0],
                             "install the torch build for the driver (docs/gpu.md)", False))
     else:
@@ -246,8 +242,8 @@ def _gpu_checks(torch_check: Check, checks: list[Check]) -> bool:
 
 
 def checkpoints_check() -> Check:
-    """How many zoo checkpoints the download cache holds (none is fine: they download on first use): mmengine's,
-    torch hub's ``checkpoints`` folder, shared with panbench."""
+    """How many zoo checkpoints torch hub's ``checkpoints`` folder (mmengine's and panbench's download cache) holds:
+    none is fine, they download on first use."""
     try:
         import torch.hub
 
@@ -260,8 +256,7 @@ def checkpoints_check() -> Check:
 
 
 def data_check(root: Path) -> Check:
-    """The COCO-layout dataset at ``root``: its annotation file read and checked as ``eval`` reads it, and how
-    many images it lists."""
+    """The COCO-layout dataset at ``root``: its annotation file read and checked as ``eval`` does, its images."""
     from panbench.data.datasets import load_dataset
 
     ann = root / "annotations" / "panoptic_val2017.json"
@@ -279,8 +274,7 @@ def data_check(root: Path) -> Check:
 
 
 def _dataset_name(root: Path) -> str:
-    """The dataset a root holds, as far as its folder says (data/demo, data/coco...): the doctor's words of
-    its row in :data:`panbench.data.catalog.DATASETS`."""
+    """The doctor's words of the :data:`panbench.data.catalog.DATASETS` row that ``root``'s folder names."""
     from panbench.data.catalog import DATASETS
 
     folders = {p.name for p in (root, root.parent)}
@@ -300,8 +294,7 @@ def _tiny_batch(size: int = 64) -> dict[str, Any]:
 
 
 def _modes(model: Any, device: str, name: str = "the model") -> dict[str, str]:
-    """``{mode: ""}`` for each mode in which ``test_step`` runs on ``device``, else the first line of its error
-    (``name``: the model's, in the line announcing each mode)."""
+    """:func:`amp_support`'s answer for one model (``name``: the model's, in the line announcing each mode)."""
     import torch
 
     from panbench.models.amp import MODES
@@ -363,18 +356,16 @@ def configs_check() -> Check:
 
 
 def torchvision_check() -> Check:
-    """A CUDA torch's torchvision: installed, built for this torch, its ops load (panbench's CUDA nms and RoIAlign
-    are torchvision's)."""
+    """A CUDA torch's torchvision (panbench's CUDA nms and RoIAlign): installed, built for this torch, ops load."""
     import importlib.metadata as md
 
     import torch
 
     from panbench.ops.pairing import install_command, pairing_problem
 
-    try:
-        have: str | None = md.version("torchvision")
-    except md.PackageNotFoundError:
-        have = None
+    have: str | None = None
+    with suppress(md.PackageNotFoundError):
+        have = md.version("torchvision")
     problem = pairing_problem(torch.__version__, have)
     if problem is None:
         try:
@@ -392,25 +383,20 @@ def _installed(name: str) -> tuple[str, str] | None:
     import importlib.metadata as md
 
     for dist in (name, *md.packages_distributions().get(name, [])):
-        try:
+        with suppress(md.PackageNotFoundError):
             return dist, md.version(dist)
-        except md.PackageNotFoundError:
-            continue
     return None
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """The release numbers of a version (``5.15.0`` -> (5, 15, 0); ``2.13.0+cpu`` -> (2, 13, 0); ``2.1rc1`` ->
-    (2, 1))."""
+    """The release numbers of a version (``2.13.0+cpu`` -> (2, 13, 0); ``2.1rc1`` -> (2, 1))."""
     found = re.match(r"\d+(\.\d+)*", version)
     return tuple(int(n) for n in found.group().split(".")) if found else ()
 
 
 def family_checks(pip: str, own_lines: set[str]) -> list[Check]:
-    """One line per model family (:data:`panbench.models.families.FAMILIES`): the installed versions of its
-    packages (``Family.packages``) against the tested ones (``Family.tested``); another version, or a package
-    missing, is a note with the pip command that installs the tested one (a missing package with a line of its
-    own, ``own_lines``, has its fix there)."""
+    """One line per model family: its installed ``packages`` against its ``tested`` versions; another version, or a
+    package missing, is a note with the pip command of the tested one (of a package not in ``own_lines``)."""
     from panbench.models.families import FAMILIES
 
     out = []
@@ -451,7 +437,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print every check; exit 1 when a required part is broken, else 0."""
     print(f"panbench {__version__}")
     checks = collect(dataset_root(args))
     for c in checks:

@@ -31,9 +31,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     others = [name for name in DATASETS if name != "coco"]
     p = sub.add_parser("eval", parents=[common.models, common.dataset, common.results, common.data_root,
                                         common.image_selection, common.checkpoint, common.device, common.run,
-                                        common.amp, common.seed,
-                                        common.progress, common.corruption, common.boundary, common.strict,
-                                        common.per_image, common.diagnosis],
+                                        common.amp, common.seed, common.progress, common.corruption,
+                                        common.boundary, common.strict, common.per_image, common.diagnosis],
                        help=f"evaluate models on COCO panoptic val (or {', '.join(others)})",
                        description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "
                        "under results/ and a row in results/runs.csv.")
@@ -107,11 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_settings(args: argparse.Namespace) -> None:
-    """Options that would have no effect in the run's settings, refused before anything loads: each names the
-    option it needs."""
+    """Options without effect in the run's settings, refused before anything loads, each naming the one it needs."""
     if args.postprocess != "maskwise":
-        given = [o for o in MASKWISE_OPTIONS if getattr(args, o[2:].replace("-", "_")) is not None]
-        if given:
+        if given := [o for o in MASKWISE_OPTIONS if getattr(args, o[2:].replace("-", "_")) is not None]:
             raise PanbenchError(f"{given[0]} sets Panoptic SegFormer's mask-wise merging, which runs with "
                                 f"--postprocess maskwise only; add --postprocess maskwise or leave out "
                                 f"{' and '.join(given)}")
@@ -138,8 +135,7 @@ def per_image_out(path: str, rec: RunRecord, results: str, several: bool) -> Pat
     return write_record_per_image(rec, results, p)
 
 
-def shared_note(rec: RunRecord) -> str | None:
-    """The line that says that the run's speed was measured while other panbench runs shared the machine."""
+def shared_note(rec: RunRecord) -> str | None:  # the run's speed measured while other panbench runs shared it
     from panbench.records.rows import measured_speed
 
     ctx = rec.speed_context or {}
@@ -153,8 +149,7 @@ def shared_note(rec: RunRecord) -> str | None:
             "~ in tables; rerun alone for a speed to compare")
 
 
-def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:
-    """``--images``: each model's predictions saved, nothing scored, no record."""
+def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:  # --images: predictions saved, no score
     from panbench.data.datasets import load_images
     from panbench.evaluation.options import check_models
     from panbench.evaluation.run import predict_images

@@ -1,7 +1,5 @@
-"""`panbench images`: the images where a run is worst, or loses most to another run.
-
-Read from the per-image analysis files the records point to (no model is run); ``--per-image``
-writes the whole per-image table (CSV or Parquet)."""
+"""`panbench images`: the images where a run is worst, or loses most to another run, from the per-image analysis
+files the records point to (no model is run); ``--per-image`` writes the whole per-image table (CSV or Parquet)."""
 
 from __future__ import annotations
 
@@ -31,9 +29,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def leading(runs: list[Any], results: Path, dataset: str | None) -> Any:
-    """Of a model's runs, the one `panbench table` leads with: the first of the table's rows (the latest run of
-    each post-processing, dataset fingerprint and settings, grouped by dataset, the best PQ first) that is one of
-    them; a record path (one run) is that run."""
+    """Of a model's runs, the one `panbench table` leads with (its first row of them: grouped by dataset, the best PQ
+    first); a record path (one run) is that run."""
     if len(runs) == 1:
         return runs[0]
     from panbench.records.io import load_records
@@ -44,15 +41,13 @@ def leading(runs: list[Any], results: Path, dataset: str | None) -> Any:
     return next((r for r in rows if r.record in mine), runs[-1])
 
 
-def _named(rec: Any, root: Path) -> str:
-    """The run in a few words: model, dataset, images and the record's path."""
+def _named(rec: Any, root: Path) -> str:  # the run in a few words
     from panbench.reporting.labels import images
 
     return f"{rec.model} on {rec.dataset} ({images(rec.n_images)}; {root / str(rec.record)})"
 
 
-def columns(rec: Any, aset: Any) -> dict[str, Any]:
-    """The run's per-image columns, file names from its ground truth's JSON."""
+def columns(rec: Any, aset: Any) -> dict[str, Any]:  # the run's per-image columns, with its images' file names
     from panbench.analysis.per_image import file_names_of, per_image_columns
 
     ann = ((rec.provenance or {}).get("dataset") or {}).get("ann_file")
@@ -91,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_rows(rows: list[dict[str, Any]], name_a: str, name_b: str | None) -> str:
-    """The terminal table of :func:`panbench.analysis.per_image.ranked`'s rows."""
+def format_rows(rows: list[dict[str, Any]], name_a: str, name_b: str | None) -> str:  # the terminal table
     def num(x: float | None) -> str:
         return "-" if x is None else f"{x:.2f}"
 

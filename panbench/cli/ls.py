@@ -1,7 +1,6 @@
-"""``panbench ls``: the registered models, their published PQ, and where their weights are: ``cached``
-(downloaded), ``download`` (fetched on first use), ``committed`` (the demo models' weights, in the
-repository under ``checkpoints/``); with ``--params``, parameters and GFLOPs counted on random weights, kept in
-the model facts cache (:mod:`panbench.evaluation.flops`)."""
+"""``panbench ls``: the registered models, their published PQ, and where their weights are: ``cached`` (downloaded),
+``download`` (fetched on first use), ``committed`` (the demo models', under ``checkpoints/``); with ``--params``,
+parameters and GFLOPs counted on random weights, kept in the model facts cache (:mod:`panbench.evaluation.flops`)."""
 
 from __future__ import annotations
 
@@ -63,26 +62,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _num(v: float | None, fmt: str = "{:.1f}") -> str:
-    """A published number, ``-`` when none is published."""
+def _num(v: float | None, fmt: str = "{:.1f}") -> str:  # a published number, - when none is
     return fmt.format(v) if v is not None else "-"
 
 
 def _sizes(spec, measure: bool, counted: Counter[str], step: str) -> tuple[str, str]:
-    """Parameters (the registry's count, else counted) and, with ``--params``, GFLOPs on one 640x480 image
-    (:func:`panbench.evaluation.flops.random_facts`, cached) of the model with random weights; ``-`` when its
-    family cannot build one without a download (a transformers model: its eval record has the counts).  With
-    ``--params``, a model counted now is said on stderr as it is (``ls: [step] name: counted in N s``)."""
+    """Parameters (the registry's, else counted) and, with ``--params``, GFLOPs on one 640x480 image, random weights
+    (cached; a model counted now said on stderr); ``-`` where its family needs a download (transformers)."""
     if spec.params is not None and not measure:
         return f"{spec.params / 1e6:.1f}M", "-"
     from panbench.evaluation.flops import random_facts
 
-    def say_counting() -> None:
-        if measure:
-            print(f"ls: [{step}] {spec.name}: counting ...", file=sys.stderr, flush=True)
-
     t = time.perf_counter()
-    facts = random_facts(spec, measure, on_count=say_counting)
+    facts = random_facts(spec, measure, on_count=(lambda: print(f"ls: [{step}] {spec.name}: counting ...",
+                                                                file=sys.stderr, flush=True)) if measure else None)
     if facts is None:
         return "-", "-"
     counted["cached" if facts["from_cache"] else "now"] += 1

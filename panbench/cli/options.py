@@ -1,8 +1,7 @@
 """What several commands share: the parent parsers of the common options, and value checks.
 
-Each option shared by several commands is defined once here and reaches a command through
-argparse's ``parents=``; a command module asks for the ones it takes.  The type functions turn a
-bad number into argparse's one-line usage error (exit code 2) before anything runs.
+Each option shared by several commands is defined once here and reaches a command through argparse's ``parents=``.
+The type functions turn a bad number into argparse's one-line usage error (exit code 2) before anything runs.
 """
 
 from __future__ import annotations
@@ -52,9 +51,8 @@ def model_name(text: str) -> str:
 
 
 class Common:
-    """Parent parsers of the shared options, one per group; pass the ones a command takes as ``parents=``.
-    A flag that two commands take is defined here, once, with one meaning (tests/test_architecture_cli.py).
-    Each is built on first use and kept: a command's parser imports what its own groups need, no more."""
+    """Parent parsers of the shared options, one per group: a flag two commands take is defined here, once, with one
+    meaning (tests/test_architecture_cli.py).  Each is built on first use: a command imports what its groups need."""
 
     results: argparse.ArgumentParser  # --results
     data_root: argparse.ArgumentParser  # --data-root
@@ -96,8 +94,8 @@ class Common:
 
 
 class DeprecatedAlias(argparse.Action):
-    """An old spelling of an option, kept for one version: it does what the new one does after a one-line
-    note on stderr, and ``--help`` does not list it."""
+    """An old spelling of an option, kept for one version: the new one's action after a one-line note on stderr;
+    ``--help`` does not list it."""
 
     def __init__(self, option_strings: list[str], dest: str, target: argparse.Action, **kwargs: object) -> None:
         super().__init__(option_strings, dest, nargs=target.nargs, const=target.const, type=cast(Any, target.type),
@@ -120,28 +118,24 @@ def deprecated_alias(p: argparse.ArgumentParser, old: str, new: str) -> None:
 
 
 def dataset_root(args: argparse.Namespace) -> str:
-    """``--data-root``, or the dataset's folder (``data/<dataset>``; ``data/coco`` for a command without
-    ``--dataset``)."""
+    """``--data-root``, or the dataset's folder (``data/<dataset>``; ``data/coco`` without ``--dataset``)."""
     from panbench.data.catalog import folder
 
     return args.data_root or folder(getattr(args, "dataset", None) or "coco")
 
 
 def check_writable(folder: str | Path, option: str) -> None:
-    """Refuse, before anything is computed or written, a folder that cannot be made or written
-    (:func:`panbench.records.io.unwritable`).  (Errors found only when writing, such as a full disk, are one line
-    too: :func:`panbench.cli.main`.)"""
+    """Refuse, before anything is computed or written, a folder that cannot be made or written (errors found only
+    when writing, such as a full disk, are one line too: :func:`panbench.cli.main`)."""
     from panbench.records.io import unwritable
 
-    why = unwritable(folder)
-    if why:
+    if why := unwritable(folder):
         fix = "fix its permissions or " if why.startswith("no write permission") else ""
         raise PanbenchError(f"{folder}: cannot be written ({why}); {fix}pass another {option} (nothing was run)")
 
 
 def check_file_writable(path: str | Path, option: str) -> None:
-    """Refuse, before anything is computed, a file that cannot be written: a folder in its place, or a folder
-    it cannot be made in (:func:`check_writable`)."""
+    """Refuse, before anything is computed, a file that cannot be written: a folder in its place, or in its way."""
     p = Path(path)
     if p.is_dir():
         raise PanbenchError(f"{option.split()[0]} {p}: a folder, not a file; pass a file name (e.g. {p / 'NAME'}) "
@@ -150,8 +144,7 @@ def check_file_writable(path: str | Path, option: str) -> None:
 
 
 def check_results(results: str | Path) -> None:
-    """The results folder a command reads records from (``table``, ``plot``, ``report``): a file, or a folder
-    that does not exist, is refused in one line, the same in each command."""
+    """The results folder a command reads records from: a file, or a folder that does not exist, refused."""
     path = Path(results)
     if path.exists() and not path.is_dir():
         raise PanbenchError(f"--results {path}: a file, not a folder; pass the results folder (where `panbench "
@@ -161,15 +154,23 @@ def check_results(results: str | Path) -> None:
                             f"into {path / 'runs'}), or pass the folder it wrote")
 
 
-# The groups: each flag's help and default written once; the defaults of a run are EvalOptions' and PostProcess'
-# (read here, so that ``--help`` shows them).  The datasets named in a help are the rows of
-# panbench.data.catalog.DATASETS.
+# The groups: each flag's help and default written once; a run's defaults are EvalOptions' (read here, so that
+# ``--help`` shows them).  The datasets named in a help are the rows of panbench.data.catalog.DATASETS.
+
+
+class _Eval(str):
+    """A ``default`` that is :class:`panbench.evaluation.options.EvalOptions`' field of this name (read when the
+    group is built; the help shows it as ``%(default)s``)."""
 
 
 def _flags(*flags: tuple[str, dict[str, Any]]) -> Callable[[argparse.ArgumentParser], None]:
-    """A group of plain options, each ``(flag, add_argument's keywords)``: nothing to import to define them."""
+    """A group of options, each ``(flag, add_argument's keywords)``."""
     def add(p: argparse.ArgumentParser) -> None:
         for flag, kwargs in flags:
+            if isinstance(field := kwargs.get("default"), _Eval):
+                from panbench.evaluation.options import EvalOptions
+
+                kwargs = {**kwargs, "default": getattr(EvalOptions, field)}
             p.add_argument(flag, **kwargs)
     return add
 
@@ -204,48 +205,6 @@ def _models(p: argparse.ArgumentParser) -> None:
                    help="a name or alias from `panbench ls`, a comma-separated list (or --model repeated), 'all' "
                    "(the MMDetection models of the dataset: the zoo's for coco, the three demo models with --dataset "
                    f"demo), a config path, or {model_help()}")
-
-
-def _device(p: argparse.ArgumentParser) -> None:
-    from panbench.evaluation.options import EvalOptions as D
-
-    p.add_argument("--device", default=D.device, help=f"{D.device} (default: cuda when available), cpu, cuda, cuda:1")
-
-
-def _run(p: argparse.ArgumentParser) -> None:
-    """What a command that runs models over images (eval, robustness) takes beside the device."""
-    from panbench.evaluation.options import EvalOptions as D
-
-    p.add_argument("--batch-size", type=positive_int, default=D.batch_size,
-                   help=f"images per forward pass (default {D.batch_size})")
-    p.add_argument("--workers", type=non_negative_int, default=D.workers,
-                   help=f"data-loading worker processes, where robustness corrupts the images (default {D.workers})")
-    p.add_argument("--cpu-procs", type=non_negative_int, default=D.cpu_procs,
-                   help="on the CPU: inference processes forked after the model is loaded, each with cores/N "
-                   f"threads and its own data loading (default {D.cpu_procs}: one per core; 1: a single process)")
-    p.add_argument("--warmup", type=non_negative_int, default=D.warmup,
-                   help=f"batches left out of the timings (default {D.warmup})")
-    p.add_argument("--no-resume", action="store_true", help="ignore per-image results cached by an earlier run")
-    p.add_argument("--cache-every", type=positive_int, default=D.flush_every,
-                   help=f"write the per-image results cache every N images (default {D.flush_every})")
-    p.add_argument("--launcher", choices=["torchrun", "slurm"], default="torchrun",
-                   help="where the ranks come from: torchrun (default; one process without it) or slurm (under srun)")
-    p.add_argument("--no-ap", action="store_true",
-                   help="PQ only: no COCO mask AP beside it (the models' instance outputs stay off; faster)")
-
-
-def _amp(p: argparse.ArgumentParser) -> None:
-    from panbench.evaluation.options import EvalOptions as D
-
-    p.add_argument("--amp", choices=["bf16", "fp16"], default=D.amp, help="mixed-precision inference (default: fp32)")
-
-
-def _seed(p: argparse.ArgumentParser) -> None:
-    from panbench.evaluation.options import EvalOptions as D
-
-    p.add_argument("--seed", type=seed_int, default=D.seed,
-                   help=f"seed of python's, numpy's and torch's random generators at the start of the run "
-                   f"(default {D.seed})")
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -285,7 +244,29 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
                                     "loading refuses"))),
     "image_selection": _flags(("--limit", dict(type=positive_int, help="use only the first N images")),
                               ("--subset", dict(help="file of image ids (one per line) to use"))),
-    "device": _device, "run": _run, "amp": _amp, "seed": _seed,
+    "device": _flags(("--device", dict(default=_Eval("device"), help="%(default)s (default: cuda when available), "
+                                       "cpu, cuda, cuda:1"))),
+    "run": _flags(
+        ("--batch-size", dict(type=positive_int, default=_Eval("batch_size"),
+                              help="images per forward pass (default %(default)s)")),
+        ("--workers", dict(type=non_negative_int, default=_Eval("workers"), help="data-loading worker processes, "
+                           "where robustness corrupts the images (default %(default)s)")),
+        ("--cpu-procs", dict(type=non_negative_int, default=_Eval("cpu_procs"), help="on the CPU: inference "
+                             "processes forked after the model is loaded, each with cores/N threads and its own data "
+                             "loading (default %(default)s: one per core; 1: a single process)")),
+        ("--warmup", dict(type=non_negative_int, default=_Eval("warmup"),
+                          help="batches left out of the timings (default %(default)s)")),
+        ("--no-resume", dict(_STORE_TRUE, help="ignore per-image results cached by an earlier run")),
+        ("--cache-every", dict(type=positive_int, default=_Eval("flush_every"),
+                               help="write the per-image results cache every N images (default %(default)s)")),
+        ("--launcher", dict(choices=["torchrun", "slurm"], default="torchrun", help="where the ranks come from: "
+                            "torchrun (default; one process without it) or slurm (under srun)")),
+        ("--no-ap", dict(_STORE_TRUE, help="PQ only: no COCO mask AP beside it (the models' instance outputs stay "
+                         "off; faster)"))),
+    "amp": _flags(("--amp", dict(choices=["bf16", "fp16"], default=_Eval("amp"),
+                                 help="mixed-precision inference (default: fp32)"))),
+    "seed": _flags(("--seed", dict(type=seed_int, default=_Eval("seed"), help="seed of python's, numpy's and torch's "
+                                   "random generators at the start of the run (default %(default)s)"))),
     "progress": _flags(("--no-progress", dict(_STORE_TRUE, help="no progress bar"))),
     "corruption": _flags(
         ("--corruption", dict(metavar="NAME", help="corrupt each image after loading (one of the 15 COCO-C "

@@ -1,7 +1,6 @@
-"""The records a command names, through the one finder (:func:`panbench.records.io.named_records`): a record path,
-a model name or a registry alias (``mask2former`` on the demo set is ``demo-mask2former``), the one-line hint when
-there is none, and a record's per-image analysis file.  ``compare``, ``images`` and ``table`` read records through
-it."""
+"""The records a command (``compare``, ``images``, ``table``) names through :func:`panbench.records.io.named_records`:
+a record path, a model name or a registry alias; the one-line hint when there is none; a record's per-image
+analysis file."""
 
 from __future__ import annotations
 
@@ -27,9 +26,8 @@ def alias_names(what: str, dataset: str | None) -> set[str]:
 
 
 def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[RunRecord], Path]:
-    """The records ``what`` may name, oldest first (a JSON path: that one; a model name or a registry alias: every
-    record of that model; :func:`panbench.records.io.named_records`), and their results folder; none is a one-line
-    error with the hint."""
+    """The records ``what`` may name, oldest first (a JSON path: that one; a model name or alias: every record of
+    that model), and their results folder; none is a one-line error with the hint."""
     from panbench.records.io import load_records, named_records
 
     runs, root, names = named_records(what, results, dataset, lambda w: alias_names(w, dataset))
@@ -57,8 +55,7 @@ def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: 
             on = sorted({r.dataset for r in every if r.model == near[0]})
             return f"{head}; records exist of {', '.join(near)} (on {', '.join(on)}): compare those, or {run}"
         return f"{head}; {run}"
-    hint = did_you_mean(what, recorded + registered_names())
-    if hint:
+    if hint := did_you_mean(what, recorded + registered_names()):
         return f"{head}; {hint}"
     return (f"{head}; record a system scored elsewhere with `panbench score ... --name {shlex.quote(what)}`, "
             "or pass a record JSON path (`panbench ls` lists the models `panbench eval` runs)")

@@ -16,9 +16,8 @@ from panbench.cli.running import finish_distributed, models_and_dataset, rank, s
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("robustness", parents=[common.models, common.dataset, common.results, common.data_root,
                                               common.image_selection, common.checkpoint, common.device, common.run,
-                                              common.amp, common.seed,
-                                              common.progress, common.format, common.corruptions,
-                                              common.figures],
+                                              common.amp, common.seed, common.progress, common.format,
+                                              common.corruptions, common.figures],
                        help="PQ under common corruptions (COCO-C style): clean, mPC, rPC per model",
                        description="Run each model on the clean images and on every corruption x severity "
                        "(resumable: a rerun takes the images already scored from the cache), then print and "
@@ -85,8 +84,8 @@ def sweep(spec, ds, opts, plan) -> dict:
 
 
 def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> None:
-    """Write each summary and the plots; print the table on stdout (alone: ``--format csv > f.csv`` is one
-    CSV) and the paths written (and, in CSV, the table's note) on stderr."""
+    """Write each summary and the plots; print the table on stdout (alone: ``--format csv > f.csv`` is one CSV),
+    the paths written (and, in CSV, the table's note) on stderr."""
     from panbench.reporting.colors import model_colors
     from panbench.reporting.formats import writer
     from panbench.reporting.robustness import NOTE, format_robustness_table, plots, summary_frame

@@ -10,9 +10,8 @@ from panbench.errors import PanbenchError
 
 
 def models_and_dataset(model: str, dataset: str | None) -> tuple[list[Any], str]:
-    """The models of ``--model`` and the dataset they run on: ``dataset`` (``--dataset``) when given (a model
-    whose classes do not map to it is refused by the class check), else the dataset they were trained on (the
-    demo models run on the demo set, zoo models on COCO).  Models of different datasets need ``--dataset``."""
+    """The models of ``--model`` and the dataset they run on: ``--dataset`` when given (a model whose classes do not
+    map to it is refused by the class check), else the one they were trained on (models of several: refused)."""
     from panbench.models.registry import resolve
 
     if dataset:

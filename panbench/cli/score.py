@@ -1,7 +1,4 @@
-"""``panbench score``: PQ of COCO-panoptic predictions (JSON + PNGs) from any framework.
-
-Imports numpy, :mod:`panbench.pq` and :mod:`panbench.analysis` only, never torch.
-"""
+"""``panbench score``: PQ of COCO-panoptic predictions (JSON + PNGs) from any framework (never imports torch)."""
 
 from __future__ import annotations
 
@@ -83,18 +80,15 @@ def _scored(args: argparse.Namespace) -> int:
 
         fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
     seconds = time.perf_counter() - t  # the scoring's, without a finding's second pass
-    findings = _diagnosis(args, res.pop("diagnosis", []))
-    if findings:
+    if findings := _diagnosis(args, res.pop("diagnosis", [])):
         fields["diagnosis"] = [f.to_json() for f in findings]
     from panbench.pq.stuff_rule import stuff_rule_warning
 
-    warning = stuff_rule_warning(args.gt_json)  # two segments of one stuff category in an image
-    if warning:
+    if warning := stuff_rule_warning(args.gt_json):  # two segments of one stuff category in an image
         print(warning, file=sys.stderr)
     from panbench.pq.score import json_ready, unlisted_note
 
-    note = unlisted_note(res)
-    if note:
+    if note := unlisted_note(res):
         print(note, file=sys.stderr)
     # the numbers on the screen before any file is written: a write that fails loses none of them
     print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields), flush=True)
@@ -138,8 +132,7 @@ def _check_options(args: argparse.Namespace) -> None:
 @contextmanager
 def _read_ahead(args: argparse.Namespace) -> Iterator[None]:
     """The JSONs the batch path reads (all but boundary PQ's), read and scanned on a thread while numpy and
-    panbench's modules import (:mod:`panbench.pq.ahead`); what was not taken (score stopped before it read them)
-    forgotten at the end."""
+    panbench's modules import (:mod:`panbench.pq.ahead`); forgotten at the end where score did not take them."""
     if args.boundary:
         yield
         return
@@ -180,8 +173,7 @@ def _reuse_freed_memory() -> None:
     1 GiB free at its top, and blocks under 32 MiB (its largest fixed threshold) from the heap instead of their own
     mappings, which are unmapped when freed.  Every page the OS hands out again costs a fault on its first touch
     (docs/benchmarks.md measures it), and score's arrays (the resamples' sums, the analyses' temporaries) are
-    freed and made again.  A setting of the whole process: a Python caller of ``panbench.cli.main(["score",
-    ...])`` keeps it.  Nothing where the C library is not glibc."""
+    freed and made again.  A setting of the whole process: a Python caller of ``main(["score", ...])`` keeps it."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes  # numpy has imported it
@@ -194,8 +186,7 @@ def _reuse_freed_memory() -> None:
     mallopt(M_MMAP_THRESHOLD, 32 << 20)
 
 
-def _refuse_folders(args: argparse.Namespace) -> None:
-    """A JSON option given a folder: one line that says so and names the JSON file(s) in it to pass."""
+def _refuse_folders(args: argparse.Namespace) -> None:  # a JSON option given a folder: the JSON file(s) to pass
     for option, path in (("--gt-json", args.gt_json), ("--pred-json", args.pred_json), ("--instances", args.instances)):
         if not (path and (folder := Path(path)).is_dir()):
             continue
@@ -212,8 +203,7 @@ def _refuse_folders(args: argparse.Namespace) -> None:
         raise InputError(f"{option} {folder}: a folder, not a JSON file; {fix}")
 
 
-def _per_image(args: argparse.Namespace, aset: Any) -> None:
-    """``--per-image``: without ``aset``, its path checked before any work; with it, the table written."""
+def _per_image(args: argparse.Namespace, aset: Any) -> None:  # without aset: its path checked before any work
     from panbench.analysis.per_image import check_table, file_names_of, write_per_image
 
     if aset is None:
@@ -225,8 +215,7 @@ def _per_image(args: argparse.Namespace, aset: Any) -> None:
     print(f"per-image table: {wrote}", file=sys.stderr)
 
 
-def _text(res: dict[str, object], fields: dict[str, object]) -> str:
-    """The terminal output: PQ's table, a line per analysis, the mask AP."""
+def _text(res: dict[str, object], fields: dict[str, object]) -> str:  # PQ's table, the analyses, the mask AP
     from panbench.reporting.text import diagnosis_lines, format_analyses, format_metrics
 
     analyses = format_analyses({**fields, "n_images": res["n_images"]})

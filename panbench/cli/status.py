@@ -44,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
             if c.state in ("failed", "unknown"):
                 line += f": {c.error}" + (f"  (log: {c.log})" if c.log else "")
             print(line)
-        missing = [c for c in states if c.state in ("failed", "missing")]
-        if missing:
+        if missing := [c for c in states if c.state in ("failed", "missing")]:
             models = ",".join(dict.fromkeys(c.cell.model for c in missing))
             print(f"  resubmit the {len(missing)} missing: panbench submit --results {shlex.quote(str(results))} "
                   f"--resubmit {m.sweep} --model {models}")

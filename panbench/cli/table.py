@@ -35,8 +35,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def _reference(args: argparse.Namespace) -> str | None:
-    """``--reference`` as a recorded model's name: a registry alias (``maskformer`` with ``--only-dataset demo``)
-    becomes the one model of the records it stands for, as ``compare`` and ``images`` read it."""
+    """``--reference`` as a recorded model's name: a registry alias becomes the one recorded model it stands for."""
     from panbench.records import load_records
 
     ref = args.reference

@@ -17,9 +17,8 @@ def _close(typed: str, names: Sequence[str]) -> str | None:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with usage errors on one line (``panbench eval: error: ...; see `panbench eval --help```),
-    exit code 2, no usage block; a misspelled command, option or choice answered with the one meant;
-    sub-command parsers inherit it."""
+    """argparse with usage errors on one line (``panbench eval: error: ...; see `panbench eval --help```), exit code
+    2, no usage block; a misspelled command, option or choice answered with the one meant; sub-commands inherit it."""
 
     _typed: list[str] = []  # the arguments this parser was last given
 
@@ -59,8 +58,7 @@ class Parser(argparse.ArgumentParser):
         return None
 
     def _command_parser(self, ns: argparse.Namespace) -> Parser:
-        """The parser of the (sub-)command ``ns`` ran (``panbench data demo``'s for ``data demo``): a Parser too,
-        as argparse makes a sub-command's parser of its parent's class."""
+        """The parser of the (sub-)command ``ns`` ran (``panbench data demo``'s for ``data demo``): a Parser too."""
         parser = self
         while True:
             sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)

@@ -76,9 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def out_format(out: str | None, fmt: str | None) -> str | None:
-    """The figure format of ``viz``: ``--figure-format``, else the suffix of ``--out`` where it is a figure
-    format's (``--out a.pdf`` writes a PDF); refused in one line where the two disagree or the suffix is not a
-    figure format's."""
+    """``--figure-format``, else the suffix of ``--out`` where it is a figure format's (``--out a.pdf`` writes a
+    PDF); refused where the two disagree or the suffix is not a figure format's."""
     from panbench.reporting.figure_files import FORMATS
 
     suffix = Path(out).suffix.lower().lstrip(".") if out else ""
