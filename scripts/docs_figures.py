@@ -76,7 +76,7 @@ def pq_vs_speed(results: Path, folder: Path, out: Path) -> Path:
     if not records:
         sys.exit(f"{results}/runs: no clean run to draw; pass a results folder of `panbench eval` runs")
     name, group = plot_groups(records)[0]
-    paths, _ = make_plots(group, folder / name, model_colors(results, records))
+    paths, _ = make_plots(group, folder / name, model_colors(results, records, keep=False))
     drawn = [p for p in paths if p.stem == "pq_vs_speed"]
     if not drawn:
         sys.exit(f"{results}: no run of {name} has a measured speed (`panbench eval` runs have one); no PQ-vs-FPS "
