@@ -6,8 +6,9 @@ itself (PYTHONDONTWRITEBYTECODE set: it then compiles each module it imports aga
 scripts/setup.sh runs it as its last step where PYTHONDONTWRITEBYTECODE is set (elsewhere Python writes each
 module's bytecode on its first import, and nothing is done). What is compiled is what ``sys.modules`` holds
 after: the whole command line's parser (``panbench --help``), the modules ``panbench score`` and ``panbench
-eval`` import before their work, and one build and forward pass of each demo architecture (random weights, one
-64x64 image: the modules building and running a model import). Not the whole venv: most of its files no command
+eval`` import before their work, the Python API's metrics with their hosts (:data:`COMMAND_MODULES`), and one
+build and forward pass of each demo architecture (random weights, one 64x64 image: the modules building and
+running a model import). Not the whole venv: most of its files no command
 imports. A module that does not import or compile is left out; the script says how many it compiled and
 exits 0."""
 
@@ -22,11 +23,14 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 #: what `score` and `eval` import in their run() (panbench/cli/score.py, panbench/cli/eval.py), with mask AP's
-#: hotcoco and the fusion a model's run imports
+#: hotcoco and the fusion a model's run imports; mmdet's model, dataset and metric modules (`eval --fusion mmdet`,
+#: PANBENCH_FULL_IMPORTS of docs/eval.md, MMDetection's own loop); the Python API and its hosts: panbench.metrics,
+#: the torchmetrics and MMEngine metrics, Lightning (docs/api.md)
 COMMAND_MODULES = ("panbench.pq.score", "panbench.pq.stuff_rule", "panbench.analysis.scoring",
                    "panbench.analysis.ap_files", "torch", "panbench.data.datasets", "panbench.evaluation.options",
                    "panbench.evaluation.run", "panbench.evaluation.storage", "panbench.reporting.text", "hotcoco",
-                   "panbench.models.mmdet.fast_fusion")
+                   "panbench.models.mmdet.fast_fusion", "mmdet.models", "mmdet.datasets", "mmdet.evaluation",
+                   "panbench.metrics", "panbench.integrations.torchmetrics", "panbench.integrations.mmdet", "lightning")
 
 
 def import_what_commands_import() -> list[str]:
