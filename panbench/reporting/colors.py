@@ -13,8 +13,6 @@ white (contrast >= 4.5:1).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,9 +98,9 @@ def _write(path: Path, colors: dict[str, str]) -> None:
     """Write the colours at once (a temporary file renamed): a run beside this one reads the old or the new."""
     text = json.dumps({"about": "each model's colour in panbench's figures; delete to assign them again",
                        "models": dict(sorted(colors.items()))}, indent=1)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".colors-", delete=False) as f:
-        f.write(text + "\n")
-    os.replace(f.name, path)
+    from panbench.records.io import atomic_write_text  # numpy: not at the import of --help's options
+
+    atomic_write_text(path, text + "\n")
 
 
 def luminance(color: Any) -> float:

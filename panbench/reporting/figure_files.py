@@ -123,7 +123,9 @@ def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Pat
     if names or folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         manifest = {"written_by": f"panbench {__version__}", **about, "files": sorted(names)}
-        (folder / FIGURES_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        from panbench.records.io import atomic_write_text  # numpy: not at the import of --help's options
+
+        atomic_write_text(folder / FIGURES_MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return removed
 
 
