@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "panbench"
@@ -37,10 +38,29 @@ def _targets(node: ast.AST, name: str, path: Path, mods: dict[str, Path]) -> lis
         pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
         base = ".".join(pkg.split(".")[: len(pkg.split(".")) - node.level + 1]) if node.level else ""
         mod = ".".join(p for p in (base, node.module or "") if p)
-        names = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in mods else mod for a in node.names]
+        lazy = _lazy_exports(mod, mods)
+        names = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in mods else lazy.get(a.name, mod) for a in node.names]
     else:
         return []
     return [t for n in names if n.startswith("panbench") and (t := _resolve(n, mods))]
+
+
+def _lazy_exports(package: str, mods: dict[str, Path]) -> dict[str, str]:
+    """The names a package's ``__getattr__`` imports on first use (PEP 562), by the module each comes from: those of
+    its ``if TYPE_CHECKING:`` imports (``from panbench.records import load_records`` runs ``panbench.records.io``)."""
+    path = mods.get(package)
+    return _package_lazy_exports(path) if path is not None and path.name == "__init__.py" else {}
+
+
+@cache
+def _package_lazy_exports(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    tree = ast.parse(path.read_text())
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body):
+        return {}
+    return {a.asname or a.name: node.module for block in tree.body if _is_type_checking_block(block)
+            for node in block.body if isinstance(node, ast.ImportFrom) and node.module for a in node.names}
 
 
 def import_graph() -> dict[str, set[str]]:

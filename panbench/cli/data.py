@@ -7,11 +7,10 @@ import argparse
 from pathlib import Path
 
 from panbench.cli.options import Common, deprecated_alias, seed_int
+from panbench.data.catalog import DATASETS
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    from panbench.data.catalog import DATASETS
-
     p = sub.add_parser("data", help="prepare datasets", description="Prepare datasets in the COCO panoptic layout.")
     dsub = p.add_subparsers(dest="data_command", metavar="DATASET", required=True)
     for ds in DATASETS.values():
@@ -26,8 +25,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     """Run the dataset's ``data_command`` on ``--root`` (default: its folder) and print its line."""
-    from panbench.data.catalog import DATASETS
-
     ds = DATASETS[args.data_command]
     args.root = args.root or ds.folder
     print(ds.run_command()(Path(args.root), args))

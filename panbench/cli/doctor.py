@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panbench import REPO_ROOT, __version__
+from panbench import REPO_ROOT, __version__, resources
 from panbench.announce import announce
 from panbench.cli.options import Common, dataset_root
+from panbench.data.catalog import DATASETS
 from panbench.errors import PanbenchError
+from panbench.models.amp import MODES, keep_ops_fp32
+from panbench.models.families import FAMILIES
+from panbench.models.registry import CONFIG_DIR, all_models
+from panbench.ops import install, kernels
+from panbench.ops.pairing import install_command, pairing_problem
 
 
 def in_setup_venv() -> bool:
@@ -130,8 +136,6 @@ def mmcv_ops_check(device: str) -> Check:
     try:
         import torch
 
-        from panbench.ops import install, kernels
-
         announce("importing mmcv.ops")
         backend = install()
         from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
@@ -164,8 +168,6 @@ def mmcv_ops_check(device: str) -> Check:
 
 def amp_checks(device: str) -> list[Check]:
     """Which of fp32/bf16/fp16 each architecture runs on ``device`` (its demo model, one image)."""
-    from panbench.models.amp import MODES
-
     try:
         support = amp_support(device)
     except Exception as e:  # the probe itself broke: say so, do not stop the doctor
@@ -205,7 +207,6 @@ def collect(data_root: str = "data/coco", skip_amp: bool = False) -> list[Check]
                     required=sys.version_info >= (3, 11)),
               _version("numpy"), torch_check := _version("torch", fix=FIX_TORCH if not in_setup_venv() else None)]
     cuda = _gpu_checks(torch_check, checks) if torch_check.ok else False
-    from panbench.models.families import FAMILIES
 
     probes = Probes(torch_check.ok, cuda, skip_amp, pip_command())
     for f in FAMILIES.values():  # each family's own lines (Family.doctor)
@@ -275,8 +276,6 @@ def data_check(root: Path) -> Check:
 
 def _dataset_name(root: Path) -> str:
     """The doctor's words of the :data:`panbench.data.catalog.DATASETS` row that ``root``'s folder names."""
-    from panbench.data.catalog import DATASETS
-
     folders = {p.name for p in (root, root.parent)}
     return next((d.doctor or d.display for d in DATASETS.values() if d.name in folders), "a")
 
@@ -297,8 +296,6 @@ def _modes(model: Any, device: str, name: str = "the model") -> dict[str, str]:
     """:func:`amp_support`'s answer for one model (``name``: the model's, in the line announcing each mode)."""
     import torch
 
-    from panbench.models.amp import MODES
-
     res: dict[str, str] = {}
     for mode in MODES:
         announce(f"running {name} in {mode} on {device}")
@@ -318,10 +315,8 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
     when ``test_step`` runs under that mode on ``device``, else the first line of its error."""
     import torch
 
-    from panbench.models.amp import keep_ops_fp32
     from panbench.models.mmdet import mm
     from panbench.models.mmdet.family import panoptic_only
-    from panbench.models.registry import CONFIG_DIR, all_models
 
     root = config_dir or CONFIG_DIR
     announce("importing mmdet's models")
@@ -344,11 +339,9 @@ def amp_support(device: str, config_dir: Path | None = None) -> dict[str, dict[s
 def configs_check() -> Check:
     """The model configs and the demo weights are there (a clone's folders, or a wheel's package data): without
     them ``panbench ls`` shows only the hf: models and no zoo or demo model runs."""
-    from panbench.resources import checkpoint_dir, config_dir
-
-    root = config_dir()
+    root = resources.config_dir()
     n_zoo, n_demo = len(list(root.glob("*.py"))), len(list(root.glob("demo/*.py")))
-    n_weights = len(list(checkpoint_dir("demo").glob("*.pth")))
+    n_weights = len(list(resources.checkpoint_dir("demo").glob("*.pth")))
     return Check("configs", n_zoo > 0 and n_demo > 0 and n_weights > 0,
                  f"{n_zoo} zoo and {n_demo} demo configs in {root}, {n_weights} demo weight files",
                  "reinstall panbench from a wheel (pip install \"panbench[mmdet]\", docs/setup.md) or from a clone "
@@ -360,8 +353,6 @@ def torchvision_check() -> Check:
     import importlib.metadata as md
 
     import torch
-
-    from panbench.ops.pairing import install_command, pairing_problem
 
     have: str | None = None
     with suppress(md.PackageNotFoundError):
@@ -397,8 +388,6 @@ def _release(version: str) -> tuple[int, ...]:
 def family_checks(pip: str, own_lines: set[str]) -> list[Check]:
     """One line per model family: its installed ``packages`` against its ``tested`` versions; another version, or a
     package missing, is a note with the pip command of the tested one (of a package not in ``own_lines``)."""
-    from panbench.models.families import FAMILIES
-
     out = []
     for f in FAMILIES.values():
         tested = dict(f.tested)

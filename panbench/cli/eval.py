@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from panbench.cli.options import Common, check_writable, dataset_root, fraction, non_negative_float, non_negative_int
 from panbench.cli.running import finish_distributed, models_and_dataset, rank, single_checkpoint
+from panbench.data.catalog import DATASETS
 from panbench.errors import PanbenchError
+from panbench.evaluation.options import EvalOptions, check_models
+from panbench.models.postprocess import FUSIONS, POSTPROCESSES, PostProcess
 
 if TYPE_CHECKING:
     from panbench.records.schema import RunRecord
@@ -24,10 +27,6 @@ MASKWISE_OPTIONS = {"--pp-alpha": ("alpha", non_negative_float, "exponent of the
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    from panbench.data.catalog import DATASETS
-    from panbench.evaluation.options import EvalOptions
-    from panbench.models.postprocess import FUSIONS, POSTPROCESSES, PostProcess
-
     others = [name for name in DATASETS if name != "coco"]
     p = sub.add_parser("eval", parents=[common.models, common.dataset, common.results, common.data_root,
                                         common.image_selection, common.checkpoint, common.device, common.run,
@@ -66,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
     from panbench.data.datasets import load_dataset
-    from panbench.evaluation.options import EvalOptions, check_models
     from panbench.evaluation.run import evaluate_model
     from panbench.pq.score import unlisted_note
     from panbench.reporting.text import format_comparison, format_record, record_line
@@ -151,7 +149,6 @@ def shared_note(rec: RunRecord) -> str | None:  # the run's speed measured while
 
 def _predict(args: argparse.Namespace, specs: list, opts: Any) -> int:  # --images: predictions saved, no score
     from panbench.data.datasets import load_images
-    from panbench.evaluation.options import check_models
     from panbench.evaluation.run import predict_images
     from panbench.evaluation.storage import claim_up_front
 

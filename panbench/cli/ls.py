@@ -11,6 +11,7 @@ from collections import Counter
 
 from panbench.cli.options import Common
 from panbench.errors import PanbenchError
+from panbench.models.registry import all_models
 
 HEAD = ("model", "architecture", "backbone", "dataset", "input", "pub. PQ", "PQ_th", "PQ_st", "FPS", "params",
         "GFLOPs", "weights", "aliases")
@@ -31,8 +32,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.models.registry import all_models
-
     specs = all_models()
     if args.only_dataset:
         known = sorted({s.dataset for s in specs})

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from panbench.announce import announce
 from panbench.cli.options import Common, check_results, check_writable
+from panbench.reporting.figure_files import figure_output
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -23,14 +25,12 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.announce import announce
     from panbench.records.io import load_records
 
     check_results(args.results)
     check_writable(Path(args.results) / "plots", "--results")
     announce("importing matplotlib and pandas")
     from panbench.reporting.colors import model_colors
-    from panbench.reporting.figure_files import figure_output
     from panbench.reporting.plots import FAILED, image_set_note, make_plots, plot_dir, plot_groups, retire_plot_folders
     from panbench.reporting.tables import latest_runs, no_records
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.errors import InputError, PanbenchError
+from panbench.models.registry import did_you_mean, registered_names, resolve
 
 if TYPE_CHECKING:
     from panbench.records.schema import RunRecord
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
 def alias_names(what: str, dataset: str | None) -> set[str]:
     """The models a registry alias stands for on ``dataset`` (``mask2former`` with ``--only-dataset demo`` is
     ``demo-mask2former``); none where ``what`` is no alias."""
-    from panbench.models.registry import resolve
-
     try:
         return {s.name for s in resolve(what, dataset=dataset or "coco")}
     except PanbenchError:
@@ -39,8 +38,6 @@ def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[Ru
 def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: str | None) -> str:
     """Why no record of ``what`` was found and the fix: the datasets its records are on, the names meant (a
     mistyped model), the ``eval`` of a registered model, or the ``score --name`` of an external system (quoted)."""
-    from panbench.models.registry import did_you_mean, registered_names
-
     where = f" on {dataset}" if dataset else ""
     head = f"no record of model '{what}'{where}"
     elsewhere = sorted({r.dataset for r in every if r.model == what or r.model in names})

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from panbench.announce import announce
 from panbench.cli.options import Common, check_file_writable, check_results
+from panbench.cluster.sweep import note_incomplete_sweeps
+from panbench.reporting.figure_files import figure_output
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -21,15 +24,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.announce import announce
-    from panbench.cluster.sweep import note_incomplete_sweeps
-
     check_results(args.results)
     note_incomplete_sweeps(args.results)  # one line on stderr
     out = Path(args.out) if args.out else None
     check_file_writable(out or Path(args.results) / "report.html", "--out" if out else "--results (or --out)")
     announce("importing matplotlib and pandas")
-    from panbench.reporting.figure_files import figure_output
     from panbench.reporting.report import write_report
 
     with figure_output(args.figure_format, args.dpi):

@@ -11,6 +11,10 @@ from typing import Any
 
 from panbench.cli.options import Common, check_writable, dataset_root
 from panbench.cli.running import finish_distributed, models_and_dataset, rank, single_checkpoint
+from panbench.cluster.sweep import note_incomplete_sweeps
+from panbench.evaluation.options import EvalOptions, check_models
+from panbench.reporting.figure_files import figure_output, replace_figures
+from panbench.reporting.formats import writer
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -30,7 +34,6 @@ def run(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
     from panbench.data.datasets import load_dataset
-    from panbench.evaluation.options import EvalOptions, check_models
     from panbench.robustness import corruptions as c
 
     names = c.parse_names(args.corruptions or "all")
@@ -52,9 +55,6 @@ def run(args: argparse.Namespace) -> int:
               f"{ds.name}; an interrupted sweep continues where it stopped", file=sys.stderr)
     summaries = [sweep(spec, ds, opts, plan) for spec in specs]
     if rank() == 0:
-        from panbench.cluster.sweep import note_incomplete_sweeps
-        from panbench.reporting.figure_files import figure_output
-
         note_incomplete_sweeps(args.results)
         with figure_output(args.figure_format, args.dpi):  # the plots' format and resolution
             report(summaries, Path(args.results), args.format, not args.no_plots)
@@ -87,7 +87,6 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
     """Write each summary and the plots; print the table on stdout (alone: ``--format csv > f.csv`` is one CSV),
     the paths written (and, in CSV, the table's note) on stderr."""
     from panbench.reporting.colors import model_colors
-    from panbench.reporting.formats import writer
     from panbench.reporting.robustness import NOTE, format_robustness_table, plots, summary_frame
     from panbench.robustness.summary import write_summary
 
@@ -98,8 +97,6 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
     for p in paths:
         print(f"summary: {p}", file=sys.stderr)
     if with_plots:
-        from panbench.reporting.figure_files import replace_figures
-
         colors = model_colors(results, [], [s["model"] for s in summaries])  # each model's colour, kept
         written = plots(summaries, results / "plots" / "robustness", colors)
         for p in written:

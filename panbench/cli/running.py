@@ -7,13 +7,12 @@ import os
 from typing import Any
 
 from panbench.errors import PanbenchError
+from panbench.models.registry import resolve
 
 
 def models_and_dataset(model: str, dataset: str | None) -> tuple[list[Any], str]:
     """The models of ``--model`` and the dataset they run on: ``--dataset`` when given (a model whose classes do not
     map to it is refused by the class check), else the one they were trained on (models of several: refused)."""
-    from panbench.models.registry import resolve
-
     if dataset:
         return resolve(model, dataset=dataset), dataset
     first = model.split(",")[0].strip()

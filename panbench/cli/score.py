@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from panbench.cli.options import Common, deprecated_alias, model_name, positive_int
+from panbench.analyses import ANALYSES
+from panbench.cli.options import Common, check_writable, deprecated_alias, model_name, positive_int
 from panbench.errors import InputError
+from panbench.pq import ahead
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -41,7 +43,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("--instances", metavar="FILE.json",
                    help="COCO instance results (RLE masks with scores, the dataset's category ids): also COCO mask AP "
                    "of the thing classes against the ground truth converted from the panoptic PNGs")
-    from panbench.analyses import ANALYSES
 
     titles = "; ".join(a.title.replace("%", "%%") for a in ANALYSES)
     p.add_argument("--no-analysis", action="store_true",
@@ -124,8 +125,6 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.per_image:
         _per_image(args, None)
     if args.name:
-        from panbench.cli.options import check_writable
-
         check_writable(Path(args.results) / "runs", "--results")
 
 
@@ -136,7 +135,6 @@ def _read_ahead(args: argparse.Namespace) -> Iterator[None]:
     if args.boundary:
         yield
         return
-    from panbench.pq import ahead
 
     ahead.start(args.gt_json, True)
     ahead.start(args.pred_json, False)

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from panbench.announce import announce
 from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
 from panbench.cli.running import models_and_dataset
 from panbench.errors import PanbenchError
+from panbench.records.speed import write_speed_record
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -38,14 +40,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.announce import announce
-
     announce("importing torch")
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.speed import SpeedOptions, measure
-    from panbench.records.speed import write_speed_record
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
     check_writable(args.results, "--results")

@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 
 from panbench.cli.options import Common
+from panbench.cluster.slurm import cell_states
+from panbench.cluster.sweep import load_manifest, manifests
 
 STATES = ("done", "running", "queued", "failed", "missing", "unknown")
 
@@ -23,9 +25,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.cluster.slurm import cell_states
-    from panbench.cluster.sweep import load_manifest, manifests
-
     results = Path(args.results)
     sweeps = [load_manifest(results, args.sweep)] if args.sweep else manifests(results)
     if not sweeps:

@@ -7,14 +7,12 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from panbench.cli.options import Common, check_writable, dataset_root, non_negative_int, positive_int
 from panbench.cli.running import models_and_dataset, single_checkpoint
+from panbench.cluster import slurm
+from panbench.cluster.sweep import CellJob, Manifest, cell_dicts, groups, load_manifest, new_id, plan, sweep_dir
 from panbench.errors import PanbenchError
-
-if TYPE_CHECKING:
-    from panbench.cluster.sweep import Manifest
 
 SLURM = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "qos", "account", "constraint", "max_parallel")
 # eval's options a sweep passes to every cell, as given (the defaults are eval's own)
@@ -66,7 +64,6 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
 
 
 def _new_sweep(args: argparse.Namespace) -> Manifest:
-    from panbench.cluster.sweep import Manifest, new_id, plan
     from panbench.robustness.corruptions import DEMO_SEVERITIES, parse_names, parse_severities
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
@@ -82,9 +79,6 @@ def _new_sweep(args: argparse.Namespace) -> Manifest:
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.cluster import slurm
-    from panbench.cluster.sweep import CellJob, cell_dicts, groups, load_manifest, sweep_dir
-
     if args.no_resume or args.launcher != "torchrun":
         raise PanbenchError("a sweep's jobs resume from their caches and choose their launcher: drop --no-resume "
                             "and --launcher (to start a cell afresh, remove its folder under RESULTS/cache)")

@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from panbench.analyses import ANALYSES
 from panbench.cli.options import Common, check_results, deprecated_alias
 from panbench.cli.records import alias_names
+from panbench.cluster.sweep import note_incomplete_sweeps
+from panbench.reporting.formats import writer
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    from panbench.analyses import ANALYSES
-
     p = sub.add_parser("table", parents=[common.results, common.only_dataset, common.format, common.reference],
                        help="compare the latest run of each model (pandas)",
                        description="The verdict first (per dataset, the ranking on PQ with each run's 95% paired "
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def _reference(args: argparse.Namespace) -> str | None:
     """``--reference`` as a recorded model's name: a registry alias becomes the one recorded model it stands for."""
-    from panbench.records import load_records
+    from panbench.records.io import load_records
 
     ref = args.reference
     if ref is None:
@@ -47,9 +48,7 @@ def _reference(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.cluster.sweep import note_incomplete_sweeps
     from panbench.reporting.columns import KEYS
-    from panbench.reporting.formats import writer
     from panbench.reporting.tables import table_with_notes
 
     check_results(args.results)

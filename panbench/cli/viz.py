@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from panbench.announce import announce
 from panbench.cli.options import Common, check_file_writable, check_writable, dataset_root
 from panbench.cli.running import models_and_dataset
 from panbench.errors import PanbenchError
+from panbench.models.registry import resolve
+from panbench.reporting.figure_files import FORMATS, figure_output
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -25,14 +28,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from panbench.announce import announce
     from panbench.data.datasets import load_dataset
 
     announce("importing torch and the models' packages")
     from panbench.evaluation.loading import load_model
     from panbench.evaluation.runtime import pick_device
-    from panbench.models.registry import resolve
-    from panbench.reporting.figure_files import figure_output
     from panbench.reporting.viz import draw_overlay, find_sample, predict
     from panbench.robustness.corruptions import corruption_of
 
@@ -78,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
 def out_format(out: str | None, fmt: str | None) -> str | None:
     """``--figure-format``, else the suffix of ``--out`` where it is a figure format's (``--out a.pdf`` writes a
     PDF); refused where the two disagree or the suffix is not a figure format's."""
-    from panbench.reporting.figure_files import FORMATS
-
     suffix = Path(out).suffix.lower().lstrip(".") if out else ""
     if suffix and suffix not in FORMATS:
         raise PanbenchError(f"--out {out}: .{suffix} is not a figure format viz writes; give it a "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import panbench.cli.options as options
+import panbench.cli.score as score
 from panbench.cli import main
 from panbench.records.io import load_records, unwritable
 
@@ -46,7 +46,7 @@ def test_score_prints_its_numbers_before_a_record_write_that_fails_is_one_line(d
                                                                                 capsys) -> None:
     assert main(["score", *_score_files(demo_root), "--name", "gt", "--results", str(UNMAKEABLE)]) == 2
     assert "nothing was run" in _one_line(capsys)[1]  # refused up front
-    monkeypatch.setattr(options, "check_writable", lambda folder, option: None)  # the check sees nothing wrong
+    monkeypatch.setattr(score, "check_writable", lambda folder, option: None)  # the check sees nothing wrong
     assert main(["score", *_score_files(demo_root), "--name", "gt", "--results", str(UNMAKEABLE), "--json"]) == 2
     out, err = _one_line(capsys)
     assert json.loads(out)["PQ"] == 100.0  # the numbers are on the screen
