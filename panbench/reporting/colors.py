@@ -57,9 +57,23 @@ def model_colors(results_dir: Path | str | None, records: list[RunRecord], label
     colors = assign(kept, wanted)
     if path is not None and keep and colors != kept:
         try:
-            _write(path, colors)
+            colors = _keep(path, wanted)
         except OSError:
             pass
+    return colors
+
+
+def _keep(path: Path, wanted: list[str]) -> Colors:
+    """Read ``path`` again, give the labels of ``wanted`` it lacks their colours and write it, under an exclusive
+    ``flock`` of ``colors.json.lock``: two commands adding models at one instant each keep the other's colours."""
+    import fcntl
+
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept = read_colors(path)
+        colors = assign(kept, wanted)
+        if colors != kept:
+            _write(path, colors)
     return colors
 
 

@@ -57,6 +57,26 @@ def test_a_new_model_takes_a_colour_no_model_drawn_beside_it_has(tmp_path) -> No
     assert model_colors(tmp_path, shown)["model-new"] == colors["model-05"]
 
 
+def test_two_commands_adding_models_at_one_instant_each_keep_the_others_colour(tmp_path, monkeypatch) -> None:
+    """Another command writes colors.json between this one's first read and its write: this one gives its model a
+    colour beside the other's, which keeps its own (the write reads the file again under a lock)."""
+    from panbench.reporting import colors as module
+
+    assign, raced = module.assign, {}
+
+    def other_command_meanwhile(kept, wanted):
+        if not raced:  # the first assignment, from the file as this command first read it
+            raced["other"] = None
+            raced.update(model_colors(tmp_path, [_rec("b-other")]))
+        return assign(kept, wanted)
+
+    monkeypatch.setattr(module, "assign", other_command_meanwhile)
+    mine = model_colors(tmp_path, [_rec("a-mine")])
+    kept = json.loads((tmp_path / COLORS_FILE).read_text())["models"]
+    assert kept == {"b-other": raced["b-other"], "a-mine": mine["a-mine"]}
+    assert mine["a-mine"] != kept["b-other"] and mine == kept
+
+
 def test_without_a_results_folder_the_colours_follow_the_palette() -> None:
     colors = model_colors(None, [_rec("b"), _rec("a")])
     assert (colors["a"], colors["b"]) == MODEL_PALETTE[:2]
