@@ -39,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
     records = latest_runs(every, args.only_dataset)
     if not records:
         raise no_records(args.results, args.only_dataset, every)
-    failed, colors, groups = 0, model_colors(args.results, records), plot_groups(records)  # a model's colour, kept
+    clean = [r for r in records if not r.corruption]  # a robustness sweep's corrupted runs: plots/robustness/
+    if len(clean) < len(records):
+        print(f"{len(records) - len(clean)} corrupted run(s) of a robustness sweep not drawn here: `panbench "
+              "robustness` and `panbench report` draw them (plots/robustness/)", file=sys.stderr)
+    failed, colors, groups = 0, model_colors(args.results, clean), plot_groups(clean)  # a model's colour, kept
     for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
         with figure_output(args.figure_format, args.dpi):
             paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors,

@@ -428,18 +428,21 @@ def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecor
                         every: list[RunRecord] | None = None) -> list[str]:
     """Remove the figures panbench wrote in a plot folder of the datasets of ``groups`` that none of
     ``groups`` is drawn in now (an image set that no longer has runs, or no longer leads its dataset), and, given
-    ``every`` (all the records of the results folder), in the folder of a dataset none of them is on: only the
-    files its manifest lists.  Returns one line per folder emptied so."""
+    ``every`` (all the records of the results folder), in the folder of a dataset none of them is on or only
+    corrupted runs are on (the robustness figures draw those): only the files its manifest lists.  Returns one line
+    per folder emptied so."""
     root, notes = Path(results_dir) / "plots", []
     drawn, datasets = {name for name, _ in groups}, {g[0].dataset for _, g in groups}
-    known = None if every is None else {r.dataset for r in every}
+    known = None if every is None else {r.dataset for r in every if not r.corruption}
+    corrupted = set() if every is None else {r.dataset for r in every if r.corruption}
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         shown = listed(folder).get("dataset")
         gone = known is not None and isinstance(shown, str) and shown not in known
         if folder.is_dir() and folder.name not in drawn and (shown in datasets or gone):
             removed = retire_folder(folder)
             if removed:
-                why = "no run of its dataset is left" if gone else "its runs are drawn in another folder now"
+                why = ("its runs are corrupted ones, drawn in plots/robustness/" if shown in corrupted else
+                       "no run of its dataset is left" if gone else "its runs are drawn in another folder now")
                 notes.append(f"{folder}: removed the {len(removed)} figure(s) panbench wrote there ({why})")
     return notes
 

@@ -205,3 +205,22 @@ def test_the_folder_of_a_dataset_whose_runs_are_all_gone_goes_with_panbench_s_fi
     assert main(["plot", "--results", str(res), "--only-dataset", "demo"]) == 0
     assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo", "robustness"]
     assert "other: removed the 3 figure(s) panbench wrote there" in capsys.readouterr().out
+
+
+def test_plot_draws_the_clean_runs_and_leaves_a_sweep_s_corrupted_runs_to_the_robustness_figures(tmp_path,
+                                                                                                  capsys) -> None:
+    """A corrupted run is no dataset of its own: `plot` draws no folder per corruption cell, says in one line where
+    those runs are drawn, and empties the folder an earlier panbench drew for one."""
+    res = tmp_path / "res"
+    _record(res, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
+    _record(res, "m-fog", "f" * 16, "2001-01-01T00:00:01+00:00", dataset="demo+fog-2",
+            corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
+    cell = res / "plots" / "demo+fog-2"
+    cell.mkdir(parents=True)
+    (cell / "pq_bars.png").write_bytes(b"x")
+    (cell / FIGURES_MANIFEST).write_text(json.dumps({"files": ["pq_bars.png"], "dataset": "demo+fog-2"}))
+    assert main(["plot", "--results", str(res)]) == 0
+    out, err = capsys.readouterr()
+    assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo"]
+    assert "1 corrupted run(s) of a robustness sweep not drawn here" in err
+    assert f"{cell}: removed the 1 figure(s) panbench wrote there (its runs are corrupted ones" in out
