@@ -257,7 +257,7 @@ def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tupl
         failed += more
     announce("the robustness, visualizations and provenance sections")
     robustness, removed = _robustness(page, robust)
-    parts = [_head(), *sections, robustness, *_visualizations(page.results), _provenances(records), "</body></html>"]
+    parts = [_head(), *sections, robustness, *_visualizations(page), _provenances(records), "</body></html>"]
     return "\n".join(parts), failed + removed
 
 
@@ -310,11 +310,22 @@ def _robustness(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:
             [f"{folder}: removed {', '.join(p.name for p in removed)} {REMOVED}"] if removed else [])
 
 
-def _visualizations(results: Path) -> list[str]:
-    """The figures of ``viz`` under ``results`` (PNG and SVG), a part of their own; none when there are none."""
-    viz = sorted(p for p in (results / "viz").glob("*") if p.suffix in (".png", ".svg")) \
-        if (results / "viz").is_dir() else []
-    return ["<h2>visualizations</h2>" + "".join(_img(p) for p in viz)] if viz else []
+def _visualizations(page: Page) -> list[str]:
+    """The figures of ``viz`` under ``RESULTS/viz``, a part of their own: each PNG and SVG shown; a PDF linked to
+    its file (a page shows no PDF), unless ``viz`` wrote a PNG or SVG of it too; none when there are none."""
+    folder = page.results / "viz"
+    figs = sorted(p for p in folder.glob("*") if p.suffix in (".png", ".svg", ".pdf")) if folder.is_dir() else []
+    twins = {p.with_suffix("") for p in figs if p.suffix != ".pdf"}
+    parts = [_img(p) if p.suffix != ".pdf" else _linked_pdf(page, p) for p in figs
+             if p.suffix != ".pdf" or p.with_suffix("") not in twins]
+    return ["<h2>visualizations</h2>" + "".join(parts)] if parts else []
+
+
+def _linked_pdf(page: Page, path: Path) -> str:
+    """A link to a PDF figure: relative to the page beside the results, else the file's own address."""
+    href = path.relative_to(page.results).as_posix() if page.plots == page.results else path.resolve().as_uri()
+    return (f'<p><a href="{html.escape(href)}">{html.escape(path.name)}</a> (PDF: a web page cannot show it; '
+            "open it from this link)</p>")
 
 
 def _provenances(records: list[RunRecord]) -> str:
