@@ -87,6 +87,7 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
     """Write each summary and the plots; print the table on stdout (alone: ``--format csv > f.csv`` is one CSV),
     the paths written (and, in CSV, the table's note) on stderr."""
     from panbench.reporting.colors import model_colors
+    from panbench.reporting.labels import summary_model
     from panbench.reporting.robustness import NOTE, format_robustness_table, plots, summary_frame
     from panbench.robustness.summary import write_summary
 
@@ -97,7 +98,7 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
     for p in paths:
         print(f"summary: {p}", file=sys.stderr)
     if with_plots:
-        colors = model_colors(results, [], [s["model"] for s in summaries])  # each model's colour, kept
+        colors = model_colors(results, [], [summary_model(s) for s in summaries])  # each model's colour, kept
         written = plots(summaries, results / "plots" / "robustness", colors)
         for p in written:
             print(f"plot: {p}", file=sys.stderr)

@@ -50,8 +50,11 @@ def selection(r: RunRecord) -> str:
 
 def cfg_words(r: RunRecord) -> list[str]:
     """The run's ``--cfg-options`` (``provenance.cfg_options``) as KEY=VALUE words, in key order."""
-    cfg = r.provenance.get("cfg_options") or {}
-    return [f"{k}={v}" for k, v in sorted(cfg.items())]
+    return _cfg_words(r.provenance.get("cfg_options"))
+
+
+def _cfg_words(cfg: dict[str, Any] | None) -> list[str]:
+    return [f"{k}={v}" for k, v in sorted((cfg or {}).items())]
 
 
 def settings(r: RunRecord) -> str:
@@ -59,10 +62,22 @@ def settings(r: RunRecord) -> str:
     label: a batch size above 1, AMP other than fp32 and the ``--cfg-options`` (:func:`cfg_words`); '' for
     a run with none.  Runs that differ in them are different rows of a table
     (:func:`panbench.reporting.tables.latest_runs`)."""
-    parts = [f"batch {b}"] if isinstance(b := r.batch_size, int) and b > 1 else []
-    if r.amp not in (None, "fp32"):
-        parts.append(f"amp {r.amp}")
-    return "; ".join(parts + cfg_words(r))
+    return _settings(r.batch_size, r.amp, r.provenance.get("cfg_options"))
+
+
+def _settings(batch_size: Any, amp: str | None, cfg: dict[str, Any] | None) -> str:
+    parts = [f"batch {batch_size}"] if isinstance(batch_size, int) and batch_size > 1 else []
+    if amp not in (None, "fp32"):
+        parts.append(f"amp {amp}")
+    return "; ".join(parts + _cfg_words(cfg))
+
+
+def summary_model(s: dict[str, Any]) -> str:
+    """A robustness summary's model as the figures of its clean run name it (and key its colour): the name with
+    the clean run's :func:`settings` (a summary written without them: the name alone)."""
+    st = s.get("settings") or {}
+    text = _settings(st.get("batch_size"), st.get("amp"), st.get("cfg_options"))
+    return f"{s['model']} ({text})" if text else str(s["model"])
 
 
 def settings_match(r: RunRecord, wanted: str | None) -> bool:

@@ -11,6 +11,7 @@ from panbench.errors import PanbenchError
 from panbench.records.io import load_records
 from panbench.reporting.colors import GROUP_COLORS, Colors, assign, text_color
 from panbench.reporting.formats import writer
+from panbench.reporting.labels import summary_model
 from panbench.reporting.plots import plt, save
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES, GROUP_OF
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
@@ -109,7 +110,7 @@ def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: Colors | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n in CORRUPTION_NAMES if any(n in s["corruptions"] for s in summaries)]
     labels = [_label(s, summaries) for s in summaries]
-    colors = assign(dict(colors or {}), list(dict.fromkeys(s["model"] for s in summaries)))
+    colors = assign(dict(colors or {}), list(dict.fromkeys(summary_model(s) for s in summaries)))
     return [_severity_plot(summaries, names, labels, out_dir / "robustness_severity.png", colors),
             _drop_plot(summaries, names, labels, out_dir / "robustness_drop.png")]
 
@@ -126,8 +127,8 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
     from matplotlib.lines import Line2D
 
     dashes: tuple[Any, ...] = ("-", "--", ":", "-.")
-    style = {id(s): dashes[[x["model"] for x in summaries[:k]].count(s["model"]) % len(dashes)]
-             for k, s in enumerate(summaries)}
+    keys = [summary_model(s) for s in summaries]  # each model's colour, as its clean run's figures key it
+    style = {id(s): dashes[keys[:k].count(keys[k]) % len(dashes)] for k, s in enumerate(summaries)}
 
     ncols = min(5, len(names))
     nrows = -(-len(names) // ncols)
@@ -137,11 +138,11 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
         ax.axis("off")
     top = 0.0
     for ax, name in zip(axes.ravel(), names):
-        for s, label in zip(summaries, labels):
+        for s, key, label in zip(summaries, keys, labels):
             pts = sorted((x["severity"], x["PQ"]) for x in s["runs"] if x["corruption"] == name)
             if pts:
                 xs, ys = zip(*[(0, s["clean"]["PQ"]), *pts])
-                ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colors[s["model"]],
+                ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colors[key],
                         linestyle=style[id(s)])
                 top = max(top, *ys)
         ax.set_title(f"{name} ({GROUP_OF[name]})", fontsize=8, color=GROUP_COLORS[GROUP_OF[name]])
@@ -152,8 +153,8 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
         ax.set_ylabel("PQ", fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("severity (0: clean)", fontsize=7)
-    handles = [Line2D([], [], marker="o", markersize=3, color=colors[s["model"]], linestyle=style[id(s)], label=label)
-               for s, label in zip(summaries, labels)]
+    handles = [Line2D([], [], marker="o", markersize=3, color=colors[key], linestyle=style[id(s)], label=label)
+               for s, key, label in zip(summaries, keys, labels)]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=7, frameon=False)
     fig.suptitle(f"{_datasets(summaries)}: PQ under corruption", fontsize=9)
     return save(fig, path, layout=False, dpi=110)
@@ -197,9 +198,10 @@ def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, An
 
 
 def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
-    """The model's name, with its dataset and post-processing where the summaries differ in them; the dataset with
-    its fingerprint's first 8 hex digits where the summaries hold two image sets of it."""
-    label = s["model"]
+    """The model's name with its clean run's settings (:func:`~panbench.reporting.labels.summary_model`), its dataset
+    and post-processing where the summaries differ in them; the dataset with its fingerprint's first 8 hex digits
+    where the summaries hold two image sets of it."""
+    label = summary_model(s)
     sets = {(x["dataset"], x.get("fingerprint")) for x in summaries}
     if len(sets) > 1:
         if len({f for d, f in sets if d == s["dataset"]}) > 1:  # two image sets of its dataset

@@ -75,6 +75,8 @@ def summary(clean: RunRecord, corrupted: list[RunRecord]) -> dict[str, Any]:
     implementations = sorted({str((r.corruption or {}).get("implementation")) for r in corrupted})
     return {
         "schema": SCHEMA, "model": clean.model, "postprocess": clean.postprocess,
+        "settings": {"batch_size": clean.batch_size, "amp": clean.amp,
+                     "cfg_options": dict(clean.provenance.get("cfg_options") or {})},
         "dataset": base_dataset(clean), "fingerprint": _fingerprint(clean), "n_images": clean.n_images,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
         "corruptions": sorted({x["corruption"] for x in runs}, key=CORRUPTION_NAMES.index),

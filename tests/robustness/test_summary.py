@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 
@@ -15,9 +16,9 @@ from panbench.robustness.summary import robustness_summaries
 
 
 def record(model: str, pq: float, th: float, st: float, corruption: tuple[str, int] | None = None,
-           fingerprint: str = "fp1", date: str = "2026-01-01T00:00:00+0000") -> RunRecord:
+           fingerprint: str = "fp1", date: str = "2026-01-01T00:00:00+0000", amp: str = "fp32") -> RunRecord:
     r = {"model": model, "postprocess": "default", "dataset": "demo", "n_images": 10, "date": date,
-         "batch_size": 1, "amp": "fp32", "metrics": {"PQ": pq, "PQ_th": th, "PQ_st": st},
+         "batch_size": 1, "amp": amp, "metrics": {"PQ": pq, "PQ_th": th, "PQ_st": st},
          "provenance": {"dataset": {"fingerprint": fingerprint}}, "record": f"runs/{model}-{corruption}.json"}
     if corruption:
         name, sev = corruption
@@ -150,3 +151,16 @@ def test_table_robustness_with_corrupted_runs_but_no_matching_clean_run_says_so(
     assert main(["table", "--robustness", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "the corrupted runs of a have no clean run on the same images" in err
+
+
+def test_a_model_with_settings_has_one_colour_in_plot_s_figures_and_the_robustness_figures(tmp_path) -> None:
+    """A sweep run in bf16: the robustness figures key the model's colour as `plot` keys its clean run's,
+    `a (amp bf16)`, not by its bare name (which took a colour of its own)."""
+    from panbench.cli.robustness import report
+    from panbench.reporting.colors import COLORS_FILE, model_colors
+
+    clean = record("a", 50.0, 40.0, 60.0, amp="bf16")
+    (summary,) = robustness_summaries([clean, record("a", 20.0, 10.0, 30.0, ("fog", 2), amp="bf16")])
+    report([summary], tmp_path, "md", with_plots=True)
+    kept = json.loads((tmp_path / COLORS_FILE).read_text())["models"]
+    assert kept == {"a (amp bf16)": model_colors(tmp_path, [clean])["a (amp bf16)"]}
