@@ -39,7 +39,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __getattr__ imports them on first use
-    from panbench.metrics import ClassPQ, CocoPanopticQuality, PanopticQuality, PQResult, PQValues
+    from panbench.metrics import (
+        ClassPQ,
+        CocoPanopticQuality,
+        DiagnosisWarning,
+        Finding,
+        PanopticQuality,
+        PQResult,
+        PQValues,
+    )
     from panbench.pq.score import pq_compute
 
 __version__ = "0.3.1"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from panbench.announce import announce
 from panbench.cli.options import Common, check_results, check_writable
+from panbench.errors import PanbenchError
 from panbench.reporting.figure_files import figure_output
 
 
@@ -40,9 +41,12 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise no_records(args.results, args.only_dataset, every)
     clean = [r for r in records if not r.corruption]  # a robustness sweep's corrupted runs: plots/robustness/
+    corrupted = (f"{len(records) - len(clean)} corrupted run(s) of a robustness sweep not drawn here: `panbench "
+                 "robustness` and `panbench report` draw them (plots/robustness/)")
+    if not clean:
+        raise PanbenchError(f"{args.results}/runs: {corrupted}; pass --only-dataset with a dataset of clean runs")
     if len(clean) < len(records):
-        print(f"{len(records) - len(clean)} corrupted run(s) of a robustness sweep not drawn here: `panbench "
-              "robustness` and `panbench report` draw them (plots/robustness/)", file=sys.stderr)
+        print(corrupted, file=sys.stderr)
     failed, colors, groups = 0, model_colors(args.results, clean), plot_groups(clean)  # a model's colour, kept
     for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
         with figure_output(args.figure_format, args.dpi):

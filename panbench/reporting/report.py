@@ -17,6 +17,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from panbench.analyses import ANALYSES
 from panbench.analysis.collect import AnalysisSet
@@ -199,7 +200,7 @@ class Page:
         """A figure embedded in the page, linked to its file where it stays under the results folder (beside
         the page, ``RESULTS/report.html``)."""
         kept = self.plots == self.results and path.is_relative_to(self.results)
-        return _img(path, path.relative_to(self.results).as_posix() if kept else None)
+        return _img(path, quote(path.relative_to(self.results).as_posix()) if kept else None)
 
     def img_kept(self, shown: list[Path]) -> Callable[[Path], str]:
         """:meth:`img`, each figure it embeds added to ``shown``."""
@@ -323,7 +324,7 @@ def _visualizations(page: Page) -> list[str]:
 
 def _linked_pdf(page: Page, path: Path) -> str:
     """A link to a PDF figure: relative to the page beside the results, else the file's own address."""
-    href = path.relative_to(page.results).as_posix() if page.plots == page.results else path.resolve().as_uri()
+    href = quote(path.relative_to(page.results).as_posix()) if page.plots == page.results else path.resolve().as_uri()
     return (f'<p><a href="{html.escape(href)}">{html.escape(path.name)}</a> (PDF: a web page cannot show it; '
             "open it from this link)</p>")
 

@@ -76,7 +76,7 @@ def summary(clean: RunRecord, corrupted: list[RunRecord]) -> dict[str, Any]:
     return {
         "schema": SCHEMA, "model": clean.model, "postprocess": clean.postprocess,
         "settings": {"batch_size": clean.batch_size, "amp": clean.amp,
-                     "cfg_options": dict(clean.provenance.get("cfg_options") or {})},
+                     "cfg_options": json.loads(json.dumps(clean.provenance.get("cfg_options") or {}, default=str))},
         "dataset": base_dataset(clean), "fingerprint": _fingerprint(clean), "n_images": clean.n_images,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
         "corruptions": sorted({x["corruption"] for x in runs}, key=CORRUPTION_NAMES.index),

@@ -224,20 +224,23 @@ def test_plot_draws_the_clean_runs_and_leaves_a_sweep_s_corrupted_runs_to_the_ro
     assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo"]
     assert "1 corrupted run(s) of a robustness sweep not drawn here" in err
     assert f"{cell}: removed the 1 figure(s) panbench wrote there (its runs are corrupted ones" in out
+    assert main(["plot", "--results", str(res), "--only-dataset", "demo+fog-2"]) == 2  # nothing to draw: refused
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.endswith("...")]
+    assert len(err) == 1 and "corrupted run(s) of a robustness sweep not drawn here" in err[0], err
 
 
 @pytest.mark.parametrize("out", [None, "elsewhere/page.html"])
 def test_the_report_links_a_viz_pdf_it_cannot_show(tmp_path, out) -> None:
-    """`viz --figure-format pdf` wrote a.pdf: the report links it (beside the results, by a relative link; written
+    """`viz --figure-format pdf` wrote `a #1.pdf`: the report links it (beside the results, by a relative link; written
     elsewhere, by the file's address); b's PNG is shown and b.pdf, its twin, not linked again."""
     res = tmp_path / "res"
     _record(res, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
     (res / "viz").mkdir()
-    (res / "viz" / "a.pdf").write_bytes(b"%PDF-1.4\n")
+    (res / "viz" / "a #1.pdf").write_bytes(b"%PDF-1.4\n")  # a name a link must quote
     (res / "viz" / "b.pdf").write_bytes(b"%PDF-1.4\n")
     (res / "viz" / "b.png").write_bytes(b"\x89PNG\r\n")
     page = tmp_path / out if out else res / "report.html"
     assert main(["report", "--results", str(res), *(["--out", str(page)] if out else [])]) == 0
     text = page.read_text()
-    href = (res / "viz" / "a.pdf").resolve().as_uri() if out else "viz/a.pdf"
-    assert f'<a href="{href}">a.pdf</a>' in text and 'alt="b.png"' in text and ">b.pdf<" not in text
+    href = (res / "viz" / "a #1.pdf").resolve().as_uri() if out else "viz/a%20%231.pdf"
+    assert f'<a href="{href}">a #1.pdf</a>' in text and 'alt="b.png"' in text and ">b.pdf<" not in text

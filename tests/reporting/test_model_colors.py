@@ -77,6 +77,24 @@ def test_two_commands_adding_models_at_one_instant_each_keep_the_others_colour(t
     assert mine["a-mine"] != kept["b-other"] and mine == kept
 
 
+def test_a_command_waits_for_the_colours_another_is_writing(tmp_path) -> None:
+    """While another command holds colors.json's lock, this one waits, then keeps what the other wrote."""
+    import fcntl
+    import threading
+
+    out: dict = {}
+    with open(tmp_path / (COLORS_FILE + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        mine = threading.Thread(target=lambda: out.update(model_colors(tmp_path, [_rec("a-mine")])))
+        mine.start()
+        mine.join(0.5)
+        assert mine.is_alive()  # waiting for the lock
+        (tmp_path / COLORS_FILE).write_text(json.dumps({"models": {"b-other": MODEL_PALETTE[0]}}))
+    mine.join(10)
+    kept = json.loads((tmp_path / COLORS_FILE).read_text())["models"]
+    assert kept == {"b-other": MODEL_PALETTE[0], "a-mine": out["a-mine"]} and out["a-mine"] != MODEL_PALETTE[0]
+
+
 def test_without_a_results_folder_the_colours_follow_the_palette() -> None:
     colors = model_colors(None, [_rec("b"), _rec("a")])
     assert (colors["a"], colors["b"]) == MODEL_PALETTE[:2]

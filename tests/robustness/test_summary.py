@@ -164,3 +164,16 @@ def test_a_model_with_settings_has_one_colour_in_plot_s_figures_and_the_robustne
     report([summary], tmp_path, "md", with_plots=True)
     kept = json.loads((tmp_path / COLORS_FILE).read_text())["models"]
     assert kept == {"a (amp bf16)": model_colors(tmp_path, [clean])["a (amp bf16)"]}
+
+
+def test_a_summary_names_the_settings_as_the_record_read_back_does() -> None:
+    """A sweep's summary is built from records in memory, where a `--cfg-options` value may be a tuple; `plot`
+    reads the record back from JSON (a list): both name the model alike, so it has one colour."""
+    from panbench.reporting.labels import model_label, summary_model
+
+    runs = [record("a", 50.0, 40.0, 60.0), record("a", 20.0, 10.0, 30.0, ("fog", 2))]
+    for r in runs:
+        r.provenance["cfg_options"] = {"model.test_cfg.x": (1, 2)}
+    (summary,) = robustness_summaries(runs)
+    read_back = RunRecord.from_json(json.loads(json.dumps(runs[0].to_json())))
+    assert summary_model(summary) == model_label(read_back, [read_back]) == "a (model.test_cfg.x=[1, 2])"
