@@ -44,8 +44,6 @@ class Analysis:
     paired: bool = False  # the table adds each row's paired PQ difference to the reference run
     kinds: str | None = None  # "module:function" () -> {column: (kind, the column it belongs to)} of the columns
     # that are not shown as they are (panbench.reporting.columns: an interval's ends, an error type's count and delta)
-    folds: tuple[str, ...] = ()  # "module:Class" of each Fold (panbench.analysis.collect) compute reads: score
-    # folds them while it scores the images
 
 
 ANALYSES: tuple[Analysis, ...] = (
@@ -54,25 +52,21 @@ ANALYSES: tuple[Analysis, ...] = (
              "to the reference run on the same images",
              "panbench.analysis.bootstrap:ci_fields", "panbench.analysis.bootstrap:ci_columns",
              "panbench.analysis.bootstrap:ci_text",
-             words=frozenset({"low", "high"}), paired=True, kinds="panbench.analysis.bootstrap:ci_kinds",
-             folds=("panbench.analysis.resample:ImageSums",)),
+             words=frozenset({"low", "high"}), paired=True, kinds="panbench.analysis.bootstrap:ci_kinds"),
     Analysis("by_size", ("by_size",), "PQ by object size (things)", "--by-size",
              "PQ/SQ/RQ of things by object size (small, medium, large: COCO's area limits)",
              "panbench.analysis.metrics:by_size_fields", "panbench.analysis.metrics:by_size_columns",
-             "panbench.analysis.metrics:by_size_text", words=frozenset({"small", "medium", "large", "segments"}),
-             folds=("panbench.analysis.metrics:SizeSums",)),
+             "panbench.analysis.metrics:by_size_text", words=frozenset({"small", "medium", "large", "segments"})),
     Analysis("dagger", ("pq_dagger",), "PQ-dagger", "--dagger", "PQ-dagger beside PQ",
              "panbench.analysis.metrics:dagger_fields", "panbench.analysis.metrics:dagger_columns",
-             "panbench.analysis.metrics:dagger_text", inline=True, headers={"PQ_dagger": "PQ-dagger"},
-             folds=("panbench.analysis.collect:Totals", "panbench.analysis.metrics:GtSums")),
+             "panbench.analysis.metrics:dagger_text", inline=True, headers={"PQ_dagger": "PQ-dagger"}),
     Analysis("errors", ("errors", "mask_quality"), "error breakdown (count and oracle delta PQ)", "--errors",
              "the error breakdown: count and oracle delta PQ per error type",
              "panbench.analysis.breakdown:errors_fields", "panbench.analysis.breakdown:errors_columns",
              "panbench.analysis.breakdown:errors_text",
              headers={"mask_quality_delta_PQ": "perfect masks: delta PQ"},
              words=frozenset({"count", "classification", "segmentation", "duplicate", "background", "missed",
-                              "other"}), kinds="panbench.analysis.breakdown:errors_kinds",
-             folds=("panbench.analysis.collect:Totals", "panbench.analysis.breakdown:ErrorSums")),
+                              "other"}), kinds="panbench.analysis.breakdown:errors_kinds"),
     Analysis("boundary", ("boundary",), "boundary PQ", "--boundary-pq", "boundary PQ (runs scored with --boundary)",
              "panbench.analysis.scoring:boundary_fields", "panbench.analysis.scoring:boundary_columns",
              "panbench.analysis.scoring:boundary_text", inline=True, words=frozenset({"boundary"}),

@@ -162,12 +162,10 @@ class AnalysisInputs:
     seed: int = 0
     category_ids: list[int] | None = None
     boundary: Any = None  # PQStats, or None
-    folded: Mapping[type, Fold] | None = None  # sums folded while the images were scored, by their class
 
     def sums(self, kind: type[F]) -> F:
-        """The run's sums ``kind``: folded while its images were scored, else now from :attr:`aset` (same bits)."""
-        got = self.folded.get(kind) if self.folded is not None else None
-        return got if isinstance(got, kind) else kind.of(self.aset)
+        """The run's sums ``kind``, of every image of :attr:`aset`."""
+        return kind.of(self.aset)
 
 
 def _opt(values: list[Any] | None, kind: type) -> list[Any] | None:

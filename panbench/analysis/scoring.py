@@ -6,15 +6,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from panbench.analyses import ANALYSES, function
 from panbench.analysis import compute_fields
 from panbench.analysis.bootstrap import N_RESAMPLES
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.pq.result import BOUNDARY_PREFIX
@@ -25,37 +22,10 @@ if TYPE_CHECKING:  # the record type only annotates the table's columns: score n
 
 
 def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None = None,
-               n_resamples: int = N_RESAMPLES, seed: int = 0, folded: RunFold | None = None) -> dict[str, Any]:
-    """The record fields of every analysis; boundary PQ's only with ``boundary`` (its sums); ``folded``: the sums
-    folded while the images were scored (the same bits as from ``aset``)."""
-    sums = None
-    if folded is not None:
-        if folded.n_images != aset.n_images:
-            raise PanbenchError(f"internal: sums folded over {folded.n_images} images for a run of {aset.n_images}; "
-                                "please report")
-        sums = folded.sums
+               n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """The record fields of every analysis; boundary PQ's only with ``boundary`` (its sums)."""
     return compute_fields(AnalysisInputs(aset, cats.isthing, n_resamples if aset.n_images else 0, seed, cats.ids,
-                                         boundary, sums))
-
-
-class RunFold:
-    """Every analysis's :class:`~panbench.analysis.collect.Fold` (each kind once), fed ``score``'s results in order."""
-
-    def __init__(self) -> None:
-        self.sums: dict[type[Fold], Fold] = {}
-        self.n_images = 0
-
-    def start(self, n_categories: int) -> Callable[[Mapping[str, np.ndarray], int], None]:
-        """Empty sums for ``n_categories`` categories, and the function that adds a part to them."""
-        kinds: dict[Any, None] = dict.fromkeys(function(ref) for a in ANALYSES for ref in a.folds)
-        self.sums, self.n_images = {kind: kind(n_categories) for kind in kinds}, 0
-        return self.add
-
-    def add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
-        """Fold the columns of the next ``n_images`` images into every sum."""
-        for s in self.sums.values():
-            s.add(cols, n_images)
-        self.n_images += n_images
+                                         boundary))
 
 
 def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
@@ -87,9 +57,8 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
     matches as an :class:`AnalysisSet` (the ground truth's image order) and :func:`run_fields`."""
     from panbench.pq.score import Scoring, metrics_with_diagnosis, score_stream
 
-    folded = RunFold()
     ev, pairs, cols = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
-                                   Scoring(strict=strict, boundary=boundary, keep_images=True), folded.start)
+                                   Scoring(strict=strict, boundary=boundary, keep_images=True))
     cats = ev.categories
     aset = AnalysisSet.from_columns(cols, len(cats), [gt["image_id"] for gt, _ in pairs], cats.ids, cats.isthing)
     bstats = None
@@ -99,4 +68,4 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
         bstats = PQStats.zeros(len(cats))
         bstats.add_columns(cols, len(pairs), BOUNDARY_PREFIX)
     res = metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
-    return res, aset, run_fields(aset, cats, bstats, folded=folded)
+    return res, aset, run_fields(aset, cats, bstats)

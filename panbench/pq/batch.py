@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,6 @@ _HEADER = 8  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, 
 # a chunk in flight: its pairs, what the calling thread keeps of each (None: the per-image path scores the chunk, the
 # call's value its results), the C call (or its status bytes), the position of each image handed to C
 _Chunk = tuple[Sequence[Pair], "list[_Prepared] | None", "Task[Any] | Any", list[int]]
-# what each part of the results (its columns, its number of images) is handed to, in the images' order
-PartFold = Callable[[Mapping[str, np.ndarray], int], None]
 
 
 def available() -> bool:
@@ -216,12 +214,11 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[Any]:
 
 class _Gathered:
     """What the calling thread has collected, in the images' order: every :data:`ADD_EVERY` images (or
-    :data:`ADD_BYTES` of ``res``) turned into columns (of :class:`ImageResult` s with ``per_image``), added to the
-    sums and handed to ``part``; with ``keep_images`` the columns kept."""
+    :data:`ADD_BYTES` of ``res``) turned into columns (of :class:`ImageResult` s with ``per_image``) and added to
+    the sums; with ``keep_images`` the columns kept."""
 
-    def __init__(self, n_categories: int, keep_images: bool, part: PartFold | None = None,
-                 per_image: bool = False) -> None:
-        self.stats, self.keep_images, self.part = PQStats.zeros(n_categories), keep_images, part
+    def __init__(self, n_categories: int, keep_images: bool, per_image: bool = False) -> None:
+        self.stats, self.keep_images = PQStats.zeros(n_categories), keep_images
         self.per_image, self.held = per_image, 0  # held: the bytes of the res buffers in done
         self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
         self.done: list[Any] = []
@@ -236,8 +233,6 @@ class _Gathered:
         if self.done:
             cols = results_to_columns(self.done) if self.per_image else res_columns(self.done)
             self.stats.add_columns(cols, len(self.done))
-            if self.part is not None:
-                self.part(cols, len(self.done))
             if self.keep_images:
                 self.parts.append((len(self.done), cols))
             self.done, self.held = [], 0
@@ -251,15 +246,15 @@ class _Gathered:
 
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 keep_images: bool, threads: int, per_image: Callable[[Pair], ImageResult],
-                part: PartFold | None = None, in_c: bool = True) -> tuple[PQStats, dict[str, np.ndarray]]:
+                in_c: bool = True) -> tuple[PQStats, dict[str, np.ndarray]]:
     """The sums of ``pairs`` and, with ``keep_images``, their results in order as columns (else empty), scored on
-    ``threads`` threads (1: the calling thread); ``part`` gets each part of the results as it is gathered.  Images
+    ``threads`` threads (1: the calling thread).  Images
     are read and counted in C where ``in_c`` (``per_image`` scores those the C path leaves), else by ``per_image``."""
     try:
         limit = max_pixels() if in_c else None
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
         limit = None
-    gathered = _Gathered(len(cats), keep_images, part, per_image=limit is None)
+    gathered = _Gathered(len(cats), keep_images, per_image=limit is None)
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = None
     try:

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from panbench import collector_paused
 from panbench.errors import InputError
 from panbench.pq import batch
 from panbench.pq.accumulator import PanopticAccumulator
-from panbench.pq.batch import Pair, PartFold
+from panbench.pq.batch import Pair
 from panbench.pq.coco_format import (
     UnknownCategoryError,
     parse_annotations,
@@ -126,13 +125,11 @@ def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, 
 
 
 def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
-                 pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring(),
-                 fold: Callable[[int], PartFold] | None = None,
+                 pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring()
                  ) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
     """Score every image: the accumulator holding the sums, the (ground truth, prediction) pairs in scoring order and,
-    with ``how.keep_images``, the per-image results in that order as columns (else empty); then ``fold(n_categories)``,
-    called once the categories are read, returns what gets every part of the results, in order, while the next images
-    are scored.  ``workers``: threads (``None``: :func:`default_workers`); every choice gives the same bits."""
+    with ``how.keep_images``, the per-image results in that order as columns (else empty).  ``workers``: threads
+    (``None``: :func:`default_workers`); every choice gives the same bits."""
     in_c = not how.boundary and batch.available()  # boundary PQ reads the id maps in Python: the per-image path
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
         cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
@@ -143,12 +140,10 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
         if not d.is_dir():
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
     ev = PanopticAccumulator(cats)
-    fold_part = fold(len(cats)) if fold is not None and how.keep_images else None
     try:
         with collector_paused():  # no cycles are made, and collections would walk the annotations
             part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
-                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), fold_part,
-                                              in_c)
+                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c)
     except UnknownCategoryError as err:
         used = (s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"]))
         found = index_ids(used, cats)

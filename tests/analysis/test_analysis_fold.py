@@ -1,6 +1,6 @@
-"""The analyses' sums folded part by part (``panbench.analysis.collect.Fold``) are the sums of all the columns at
-once, bit for bit, whatever the parts; ``score`` folds every sum its analyses read while it scores, and gives the
-fields the columns give, on the batch path, the per-image path and forked workers."""
+"""The analyses' sums (``panbench.analysis.collect.Fold``) added part by part are the sums of all the columns at
+once, bit for bit, whatever the parts; the bootstrap's fixed-point rows refuse what would overflow; ``score`` gives
+the fields the columns give, on the batch path, the per-image path and forked workers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from panbench.analysis.breakdown import ErrorSums
 from panbench.analysis.collect import AnalysisInputs, Fold, Totals
 from panbench.analysis.metrics import GtSums, SizeSums
 from panbench.analysis.resample import ImageSums, fixed_sums
-from panbench.analysis.scoring import RunFold, run_fields, score_files_analysis
+from panbench.analysis.scoring import run_fields, score_files_analysis
 from panbench.data.synth import perturb, random_image, write_panoptic
 from panbench.pq import batch
 from panbench.pq.evaluator import score_pair
@@ -109,22 +109,8 @@ def test_image_sums_refuse_what_the_fixed_point_refuses_and_the_fields_stay_thos
     assert fixed_sums(np.concatenate([iou_sums, tp, fp + fn], axis=1), [slice(0, a.n_categories)]) is None
     parts = fold_in_parts(ImageSums, a, [0, 1, 2, 12])
     assert parts.rows() is None and parts.refused == bool(np.isinf(iou))
-    folded = AnalysisInputs(a, cats.isthing, 200, 0, cats.ids, folded={ImageSums: parts})
-    assert fields_text(folded) == fields_text(AnalysisInputs(a, cats.isthing, 200, 0, cats.ids))
-    assert "ci" in json.loads(fields_text(folded).replace("NaN", "null"))
-
-
-def test_the_fields_of_folded_sums_are_the_fields_of_the_columns() -> None:
-    cats, a = scored_set(25)
-    run = RunFold()
-    add = run.start(len(cats))
-    for lo, hi in ((0, 4), (4, 5), (5, 25)):
-        add(part(a.cols, lo, hi), hi - lo)
-    assert set(run.sums) == set(KINDS)
-    folded = run_fields(a, cats, folded=run)
-    assert folded == run_fields(a, cats) and set(folded) >= {"ci", "by_size", "pq_dagger", "errors"}
-    with pytest.raises(Exception, match="folded over 25 images for a run of 24"):
-        run_fields(AnalysisSet.from_columns(part(a.cols, 0, 24), len(cats), list(range(24))), cats, folded=run)
+    assert ImageSums.of(a).rows() is None
+    assert "ci" in json.loads(fields_text(AnalysisInputs(a, cats.isthing, 200, 0, cats.ids)).replace("NaN", "null"))
 
 
 @pytest.fixture
@@ -139,18 +125,13 @@ def scored_files(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
 
 
 @pytest.mark.parametrize("path", ["batch", "per-image", "forked"])
-def test_score_folds_every_sum_while_scoring_and_gives_the_fields_of_the_columns(
-        scored_files, path: str, monkeypatch) -> None:
+def test_score_gives_the_fields_of_the_columns_on_every_path(scored_files, path: str, monkeypatch) -> None:
     if path == "batch" and not batch.available():
         pytest.skip("the batch path's C kernels are not built")
     monkeypatch.setattr(batch, "ADD_EVERY", 7)  # several parts
     if path != "batch":
         monkeypatch.setenv("PANBENCH_PER_IMAGE", "1")
-    unfolded = []
-    monkeypatch.setattr(Fold, "of", classmethod(lambda cls, a: unfolded.append(cls) or cls(0)))
     res, aset, fields = score_files_analysis(*scored_files, workers=2 if path == "forked" else 1)
-    assert unfolded == []  # every sum an analysis read was folded while scoring
-    monkeypatch.undo()
     cats = CategoryTable.from_coco(CATS)
     assert json.dumps(fields, sort_keys=True) == json.dumps(run_fields(aset, cats), sort_keys=True)
     assert set(fields) >= {"ci", "by_size", "pq_dagger", "errors"}
