@@ -23,7 +23,7 @@ from panbench.models.amp import MODES, keep_ops_fp32
 from panbench.models.families import FAMILIES
 from panbench.models.registry import CONFIG_DIR, all_models
 from panbench.ops import install, kernels
-from panbench.ops.pairing import install_command, pairing_problem
+from panbench.ops.pairing import install_command, installed_version, pairing_problem
 
 
 def in_setup_venv() -> bool:
@@ -350,13 +350,9 @@ def configs_check() -> Check:
 
 def torchvision_check() -> Check:
     """A CUDA torch's torchvision (panbench's CUDA nms and RoIAlign): installed, built for this torch, ops load."""
-    import importlib.metadata as md
-
     import torch
 
-    have: str | None = None
-    with suppress(md.PackageNotFoundError):
-        have = md.version("torchvision")
+    have = installed_version("torchvision")
     problem = pairing_problem(torch.__version__, have)
     if problem is None:
         try:
@@ -366,7 +362,7 @@ def torchvision_check() -> Check:
         except Exception as e:  # a torchvision whose compiled ops do not load with this torch
             problem = f"torchvision {have}: its ops do not load ({type(e).__name__}: {e})".splitlines()[0][:200]
     return Check("torchvision", problem is None, problem or f"{have} (for torch {torch.__version__})",
-                 install_command("torchvision", pip_command(), torch.__version__))
+                 install_command("torchvision", pip_command(), torch.__version__, have))
 
 
 def _installed(name: str) -> tuple[str, str] | None:

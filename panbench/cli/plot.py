@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise PanbenchError(f"{args.results}/runs: {corrupted}; pass --only-dataset with a dataset of clean runs")
     if len(clean) < len(records):
         print(corrupted, file=sys.stderr)
-    failed, colors, groups = 0, model_colors(args.results, clean), plot_groups(clean)  # a model's colour, kept
+    failed, colors, groups = 0, model_colors(args.results, clean), plot_groups(records)  # a model's colour, kept
     for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
         with figure_output(args.figure_format, args.dpi):
             paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors,

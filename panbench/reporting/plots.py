@@ -414,7 +414,9 @@ def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
     the dataset's name for the image set the table leads with on that dataset, ``<dataset>-<fingerprint's first
     8 hex digits>`` for each other image set of it (a ``--limit`` run beside a full one; ``<dataset>-no-fingerprint``
     for runs recorded without one), so that no plot mixes runs on other images and ``RESULTS/plots/<dataset>/``
-    stays where a dataset's leading figures are."""
+    stays where a dataset's leading figures are.  A robustness sweep's corrupted runs are in no group: the robustness
+    figures draw them."""
+    records = [r for r in records if not r.corruption]
     out: list[tuple[str, list[RunRecord]]] = []
     for key in dict.fromkeys(dataset_key(r) for r in records):
         group = [r for r in records if dataset_key(r) == key]

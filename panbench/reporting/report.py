@@ -235,7 +235,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
         page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
     if page.plots == results:  # the figures of another image set's folder that no section draws now
-        for note in retire_plot_folders(results, plot_groups([r for r in records if not r.corruption]), every):
+        for note in retire_plot_folders(results, plot_groups(records), every):
             print(note, file=sys.stderr)
     for note in failed:
         print(note, file=sys.stderr)
@@ -248,7 +248,7 @@ def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tupl
     """The page, its parts one after the other: the head, a section per dataset of the clean runs, robustness
     (``robust``: every latest run, clean and corrupted), the visualizations, the provenance of ``records``;
     and the notes for stderr: the plots that failed, the figures removed."""
-    groups = plot_groups([r for r in records if not r.corruption])
+    groups = plot_groups(records)
     sections, failed = [], []
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
         announce(f"the {ds} section: verdict, tables, figures, gallery")

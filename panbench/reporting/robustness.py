@@ -110,8 +110,9 @@ def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: Colors | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n in CORRUPTION_NAMES if any(n in s["corruptions"] for s in summaries)]
     labels = [_label(s, summaries) for s in summaries]
-    colors = assign(dict(colors or {}), list(dict.fromkeys(summary_model(s) for s in summaries)))
-    return [_severity_plot(summaries, names, labels, out_dir / "robustness_severity.png", colors),
+    keys = [summary_model(s) for s in summaries]  # each model's colour, as its clean run's figures key it
+    colors = assign(dict(colors or {}), list(dict.fromkeys(keys)))
+    return [_severity_plot(summaries, names, labels, keys, out_dir / "robustness_severity.png", colors),
             _drop_plot(summaries, names, labels, out_dir / "robustness_drop.png")]
 
 
@@ -119,15 +120,14 @@ def _datasets(summaries: list[dict[str, Any]]) -> str:
     return ", ".join(dict.fromkeys(str(s["dataset"]) for s in summaries))
 
 
-def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path,
-                   colors: Colors) -> Path:
+def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], keys: list[str],
+                   path: Path, colors: Colors) -> Path:
     """PQ against severity, one panel per corruption in ``names`` (its name in its group's colour), one line per
-    summary (the summaries of one model, in its one colour, each in a line style of its own); the shared PQ axis
-    from 0 to above the highest point of any panel; the legend under the panels."""
+    summary (the summaries of one model, ``keys``, in its one colour, each in a line style of its own); the shared
+    PQ axis from 0 to above the highest point of any panel; the legend under the panels."""
     from matplotlib.lines import Line2D
 
     dashes: tuple[Any, ...] = ("-", "--", ":", "-.")
-    keys = [summary_model(s) for s in summaries]  # each model's colour, as its clean run's figures key it
     style = {id(s): dashes[keys[:k].count(keys[k]) % len(dashes)] for k, s in enumerate(summaries)}
 
     ncols = min(5, len(names))

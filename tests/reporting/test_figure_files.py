@@ -29,6 +29,13 @@ def _record(results: Path, name: str, fingerprint: str, date: str, **fields) -> 
     (results / "runs" / f"{name}.json").write_text(json.dumps(rec))
 
 
+def _clean_and_fog_runs(results: Path) -> None:
+    """A robustness sweep's records: model m's clean run and its fog-2 run on the same images."""
+    _record(results, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
+    _record(results, "m-fog", "f" * 16, "2001-01-01T00:00:01+00:00", dataset="demo+fog-2",
+            corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
+
+
 @pytest.mark.parametrize("command", ["plot", "robustness --model m", "report", "viz --model m --image 1"])
 def test_the_commands_that_draw_take_the_figure_format_and_dpi(command) -> None:
     args = build_parser().parse_args([*command.split(), "--figure-format", "svg", "--dpi", "300"])
@@ -167,9 +174,7 @@ def test_the_report_says_which_robustness_figures_it_replaced(tmp_path, capsys) 
     """`robustness --figure-format svg` wrote its figures; a PNG report writes plots/robustness/ anew and says on
     stderr which of them it removed, as it does for a dataset's plots."""
     res = tmp_path / "res"
-    _record(res, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
-    _record(res, "m-fog", "f" * 16, "2001-01-01T00:00:01+00:00", dataset="demo+fog-2",
-            corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
+    _clean_and_fog_runs(res)
     folder = res / "plots" / "robustness"
     folder.mkdir(parents=True)
     (folder / "robustness_drop.svg").write_text("<svg/>")
@@ -212,9 +217,7 @@ def test_plot_draws_the_clean_runs_and_leaves_a_sweep_s_corrupted_runs_to_the_ro
     """A corrupted run is no dataset of its own: `plot` draws no folder per corruption cell, says in one line where
     those runs are drawn, and empties the folder an earlier panbench drew for one."""
     res = tmp_path / "res"
-    _record(res, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
-    _record(res, "m-fog", "f" * 16, "2001-01-01T00:00:01+00:00", dataset="demo+fog-2",
-            corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
+    _clean_and_fog_runs(res)
     cell = res / "plots" / "demo+fog-2"
     cell.mkdir(parents=True)
     (cell / "pq_bars.png").write_bytes(b"x")
