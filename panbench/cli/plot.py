@@ -9,7 +9,7 @@ from pathlib import Path
 from panbench.announce import announce
 from panbench.cli.options import Common, check_results, check_writable
 from panbench.errors import PanbenchError
-from panbench.reporting.figure_files import figure_output
+from panbench.reporting.figure_files import figure_output, writing_figures
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -18,8 +18,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                        description="Per dataset, under RESULTS/plots/<dataset>/ (where `panbench report` puts "
                        "them too; a dataset with runs on several image sets, which the table ranks apart: the "
                        "set the table leads with there, each other set in RESULTS/plots/<dataset>-<fingerprint>/; "
-                       "the figures an earlier run wrote there and this one does not are removed): grouped bars "
-                       "of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, per-class PQ where the "
+                       "the figures an earlier `plot` in the same --figure-format wrote there and this one does "
+                       "not are removed, every other file stays): grouped bars of PQ/SQ/RQ for All/Things/Stuff "
+                       "per model, PQ against images/s, per-class PQ where the "
                        "models differ most, and, for runs that have the analyses, PQ with its confidence interval, "
                        "PQ by object size and the errors by type.")
     return p
@@ -48,15 +49,17 @@ def run(args: argparse.Namespace) -> int:
     if len(clean) < len(records):
         print(corrupted, file=sys.stderr)
     failed, colors, groups = 0, model_colors(args.results, clean), plot_groups(records)  # a model's colour, kept
-    for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
-        with figure_output(args.figure_format, args.dpi):
+    # plot's figures in this format: those of an earlier `plot` in it replaced, every other file kept; one command
+    # at a time writes under plots/ (`report` run beside this one waits, and both keep all their files)
+    with figure_output(args.figure_format, args.dpi, command="plot"), writing_figures(Path(args.results) / "plots"):
+        for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
             paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors,
                                       image_set_note(group, records))
-        for p in paths:
-            print(p)
-        for n in notes:
-            print(n, file=sys.stderr if n.startswith(FAILED) else sys.stdout)
-            failed += n.startswith(FAILED)
-    for n in retire_plot_folders(Path(args.results), groups, every):
-        print(n)
+            for p in paths:
+                print(p)
+            for n in notes:
+                print(n, file=sys.stderr if n.startswith(FAILED) else sys.stdout)
+                failed += n.startswith(FAILED)
+        for n in retire_plot_folders(Path(args.results), groups, every):
+            print(n)
     return 1 if failed else 0

@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     announce("importing matplotlib and pandas")
     from panbench.reporting.report import write_report
 
-    with figure_output(args.figure_format, args.dpi):
+    with figure_output(args.figure_format, args.dpi, command="report"):
         print(write_report(Path(args.results), args.only_dataset, out, args.reference))
     return 0

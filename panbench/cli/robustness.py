@@ -13,7 +13,7 @@ from panbench.cli.options import Common, check_writable, dataset_root
 from panbench.cli.running import finish_distributed, models_and_dataset, rank, single_checkpoint
 from panbench.cluster.sweep import note_incomplete_sweeps
 from panbench.evaluation.options import EvalOptions, check_models
-from panbench.reporting.figure_files import figure_output, replace_figures
+from panbench.reporting.figure_files import figure_output, replace_figures, writing_figures
 from panbench.reporting.formats import writer
 
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     summaries = [sweep(spec, ds, opts, plan) for spec in specs]
     if rank() == 0:
         note_incomplete_sweeps(args.results)
-        with figure_output(args.figure_format, args.dpi):  # the plots' format and resolution
+        with figure_output(args.figure_format, args.dpi, command="robustness"):  # the plots' format, resolution
             report(summaries, Path(args.results), args.format, not args.no_plots)
     finish_distributed()
     return 0
@@ -99,8 +99,10 @@ def report(summaries: list[dict], results: Path, fmt: str, with_plots: bool) -> 
         print(f"summary: {p}", file=sys.stderr)
     if with_plots:
         colors = model_colors(results, [], [summary_model(s) for s in summaries])  # each model's colour, kept
-        written = plots(summaries, results / "plots" / "robustness", colors)
-        for p in written:
-            print(f"plot: {p}", file=sys.stderr)
-        for p in replace_figures(results / "plots" / "robustness", written):  # an earlier run's other format
-            print(f"removed: {p} (written there by an earlier run, not by this one)", file=sys.stderr)
+        with writing_figures(results / "plots"):  # one command at a time writes under plots/
+            written = plots(summaries, results / "plots" / "robustness", colors)
+            for p in written:
+                print(f"plot: {p}", file=sys.stderr)
+            for p in replace_figures(results / "plots" / "robustness", written):  # its own, no longer drawn
+                print(f"removed: {p} (written there by an earlier `robustness` in this format, not by this one)",
+                      file=sys.stderr)

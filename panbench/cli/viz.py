@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     tail = f"_{corruption.label}" if corruption else ""
     out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}{tail}.png")
     announce(f"drawing {out}")
-    with figure_output(args.figure_format, args.dpi):
+    with figure_output(args.figure_format, args.dpi, command="viz"):
         print(draw_overlay(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
                            if corruption else ""))
     return 0

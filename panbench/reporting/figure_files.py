@@ -1,17 +1,24 @@
 """Where and how figures are written: the format and resolution of a command's figures (``--figure-format``,
-``--dpi``, set for the command by :func:`figure_output`), and the manifest that lets a plots folder hold exactly
-the figures panbench wrote there last.
+``--dpi``, set for the command by :func:`figure_output`), and the manifest that says which command wrote which of
+a folder's figures.
 
 Every figure goes through :func:`write_figure`: PNG, or PDF or SVG with their text kept as text (TrueType fonts
-in a PDF, ``<text>`` elements in an SVG), so a paper's figure can be searched, copied and edited.  A folder
-whose figures are replaced as a set (a dataset's plots, a report's gallery, the robustness plots) keeps a
-manifest, :data:`FIGURES_MANIFEST`, of the files panbench wrote there; :func:`replace_figures` removes those of
-an earlier run that this one did not write, and nothing else.
+in a PDF, ``<text>`` elements in an SVG), so a paper's figure can be searched, copied and edited; a figure is
+written through a temporary file, so that a page or a reader never sees half of one.  A folder whose figures are
+replaced as a set (a dataset's plots, a report's gallery, the robustness plots) keeps a manifest,
+:data:`FIGURES_MANIFEST`, of the files each command wrote there in each format (``plot png``, ``report pdf``, ...):
+:func:`replace_figures` removes those that the same command, in the same format, wrote there before and does not
+write now, and nothing else: another format's figures, another command's and the user's own files stay.  The
+commands that write under a results folder's ``plots/`` do so one at a time (:func:`writing_figures`, a lock with
+a timeout), so that two of them run at once both end with all their files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,6 +32,8 @@ FORMATS = ("png", "pdf", "svg")
 FIGURES_MANIFEST = ".panbench-figures.json"  # in each folder of figures panbench replaces as a set
 TEXT_AS_TEXT: Any = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}  # matplotlib's rc settings
 MAX_DPI = 1200
+LOCK = ".panbench-figures.lock"  # in RESULTS/plots: held while a command writes the figures there
+LOCK_TIMEOUT_S = 600.0  # how long a command waits for another one writing the same plots folder
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,13 @@ class FigureOutput:
     format: str = "png"
     dpi: int | None = None
     beside: tuple[str, ...] = ()
+    command: str = "python"  # who writes: a command's name (plot, report, robustness), else the Python API
+    started: float = 0.0  # time.time() when the command set its output: a figure newer than that is not its own
+
+    @property
+    def key(self) -> str:
+        """The manifest's name for this command's figures in this format (``plot svg``)."""
+        return f"{self.command} {self.format}"
 
 
 _OUTPUT: ContextVar[FigureOutput | None] = ContextVar("figure_output", default=None)
@@ -47,12 +63,17 @@ def current() -> FigureOutput:
 
 
 @contextmanager
-def figure_output(fmt: str | None = None, dpi: int | None = None, beside: tuple[str, ...] = ()) -> Iterator[None]:
+def figure_output(fmt: str | None = None, dpi: int | None = None, beside: tuple[str, ...] = (),
+                  command: str | None = None) -> Iterator[None]:
     """Within it, figures are written as ``fmt`` (default png) at ``dpi`` (default: each figure's own), with a
-    copy in each of ``beside``."""
+    copy in each of ``beside``, by ``command`` (the name the manifests give its figures; default: the command in
+    effect, else ``python``)."""
     if (fmt or "png") not in FORMATS:
         raise ValueError(f"figure format {fmt!r}: one of {', '.join(FORMATS)}")
-    token = _OUTPUT.set(FigureOutput(fmt or "png", dpi, tuple(f for f in beside if f != (fmt or "png"))))
+    was = current()
+    token = _OUTPUT.set(FigureOutput(fmt or "png", dpi, tuple(f for f in beside if f != (fmt or "png")),
+                                     command or was.command, was.started if was.started and not command
+                                     else time.time()))
     try:
         yield
     finally:
@@ -86,59 +107,151 @@ def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(TEXT_AS_TEXT):
         for fmt in (out.format, *out.beside):
-            fig.savefig(path if fmt == out.format else path.with_suffix("." + fmt), format=fmt, dpi=out.dpi or dpi,
-                        **savefig)
+            final = path if fmt == out.format else path.with_suffix("." + fmt)
+            tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")  # hidden: no manifest or glob lists it
+            try:
+                fig.savefig(tmp, format=fmt, dpi=out.dpi or dpi, **savefig)
+                os.replace(tmp, final)  # a page or a reader sees the old figure or the new, never half of one
+            finally:
+                tmp.unlink(missing_ok=True)
     return path
 
 
 def listed(folder: Path) -> dict[str, Any]:
-    """The manifest of ``folder`` (empty where there is none or it cannot be read: then nothing there is
-    known to be panbench's)."""
+    """The manifest of ``folder``: ``files``, every figure panbench wrote there, and ``by``, those of each
+    command and format (``{"plot svg": [...], "report png": [...]}``); empty where there is none or it cannot be
+    read (then nothing there is known to be panbench's).  A manifest of an older panbench, without ``by``, gives
+    its files to ``any <format>``: the command that next writes that format there takes them as its own."""
     try:
         manifest = json.loads((Path(folder) / FIGURES_MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
-    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("files"), list) else {}
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        return {}
+    by = manifest.get("by")
+    if not isinstance(by, dict) or not all(isinstance(v, list) for v in by.values()):
+        by = {}
+        for name in _plain(manifest["files"]):
+            by.setdefault(f"any {Path(name).suffix[1:].lower()}", []).append(name)
+    by = {str(k): _plain(v) for k, v in by.items()}
+    return {**manifest, "by": by, "files": sorted({n for names in by.values() for n in names})}
 
 
-def _own_files(folder: Path, manifest: dict[str, Any]) -> list[Path]:
-    """The files a manifest lists that are in its folder (a plain name each: never a path out of it), each once."""
-    names = [n for n in dict.fromkeys(f for f in manifest.get("files", []) if isinstance(f, str))
-             if n and "/" not in n and "\\" not in n and not n.startswith(".")]
-    return [Path(folder) / n for n in names if (Path(folder) / n).is_file()]
+def _plain(names: list[Any]) -> list[str]:
+    """The plain file names of a manifest's list (never a path out of its folder, nor a hidden file), each once."""
+    return [n for n in dict.fromkeys(f for f in names if isinstance(f, str))
+            if n and "/" not in n and "\\" not in n and not n.startswith(".")]
+
+
+def _mine(by: dict[str, list[str]], out: FigureOutput) -> set[str]:
+    """The keys of ``by`` that are the figures of ``out``'s command in its format (an older manifest's ``any``
+    files of that format too)."""
+    return {k for k in by if k == out.key or k == f"any {out.format}"}
+
+
+def _stale(folder: Path, manifest: dict[str, Any], keep: set[str], out: FigureOutput) -> list[Path]:
+    """The files of ``out``'s own entries of ``manifest`` that are not in ``keep``, no other command's entry
+    lists and nobody wrote since the command started (a figure another command is writing now): the files this
+    command may remove."""
+    by = manifest.get("by", {})
+    mine = _mine(by, out)
+    others = {n for k, names in by.items() if k not in mine for n in names}
+    found = []
+    for name in sorted({n for k in mine for n in by[k]} - keep - others):
+        p = Path(folder) / name
+        try:
+            if p.is_file() and not (out.started and p.stat().st_mtime > out.started):
+                found.append(p)
+        except OSError:
+            continue
+    return found
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any], by: dict[str, list[str]], **about: Any) -> None:
+    from panbench.records.io import atomic_write_text  # numpy: not at the import of --help's options
+
+    by = {k: sorted(v) for k, v in sorted(by.items()) if v}
+    text = {"written_by": f"panbench {__version__}", **{k: v for k, v in manifest.items()
+                                                        if k not in ("written_by", "files", "by")}, **about,
+            "files": sorted({n for names in by.values() for n in names}), "by": by}
+    atomic_write_text(Path(folder) / FIGURES_MANIFEST, json.dumps(text, indent=1) + "\n")
 
 
 def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Path]:
-    """Make ``written`` (figures in ``folder``, and the copies of each in the formats beside) the figures
-    panbench keeps in ``folder``: remove those its manifest listed that are not among them (files panbench
-    wrote there earlier and no longer writes; nothing else), then write the manifest (with ``about``: the
-    dataset and image set the figures show).  Returns the paths removed."""
+    """Make ``written`` (figures in ``folder``, and the copies of each in the formats beside) the figures the
+    command in effect (:func:`figure_output`) keeps in ``folder`` in its format: remove those it wrote there
+    earlier in that format and does not write now (only those: another command's or format's figures and the
+    user's files stay), then write the manifest (with ``about``: the dataset and image set the figures show).
+    Returns the paths removed."""
     folder = Path(folder)
     out = current()
     names = {p.with_suffix("." + f).name for p in map(Path, written) if p.parent == folder
              for f in (p.suffix[1:], *out.beside)}
-    removed = [p for p in _own_files(folder, listed(folder)) if p.name not in names]
+    manifest = listed(folder)
+    removed = _stale(folder, manifest, names, out)
     for p in removed:
         p.unlink(missing_ok=True)  # another panbench run may have removed it a moment ago
     if names or folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
-        manifest = {"written_by": f"panbench {__version__}", **about, "files": sorted(names)}
-        from panbench.records.io import atomic_write_text  # numpy: not at the import of --help's options
-
-        atomic_write_text(folder / FIGURES_MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        by = {k: v for k, v in manifest.get("by", {}).items() if k not in _mine(manifest.get("by", {}), out)}
+        gone = {p.name for p in removed}
+        for k in _mine(manifest.get("by", {}), out) - {out.key}:  # an older manifest's files of no command yet
+            by[k] = [n for n in manifest["by"][k] if n not in names and n not in gone]
+        _write_manifest(folder, manifest, {**by, out.key: sorted(names)}, **about)
     return removed
 
 
 def retire_folder(folder: Path) -> list[Path]:
-    """Remove the figures panbench wrote in ``folder`` and its subfolders (each manifest's files and the
-    manifest), and each folder left empty; the files panbench did not write stay.  Returns the paths removed."""
+    """Remove the figures the command in effect wrote in its format in ``folder`` and its subfolders (those of its
+    manifest entries that no other entry lists), its entries, each manifest left with none and each folder left
+    empty; another command's or format's figures and the files panbench did not write stay.  Returns the paths
+    removed."""
+    out = current()
     removed: list[Path] = []
-    for manifest in sorted(Path(folder).rglob(FIGURES_MANIFEST), key=lambda m: -len(m.parts)):  # the innermost first
-        own = _own_files(manifest.parent, listed(manifest.parent))
+    for path in sorted(Path(folder).rglob(FIGURES_MANIFEST), key=lambda m: -len(m.parts)):  # the innermost first
+        here = path.parent
+        manifest = listed(here)
+        own = _stale(here, manifest, set(), out)
         for p in own:
             p.unlink(missing_ok=True)  # another panbench run may have removed it a moment ago
         removed += own
-        manifest.unlink(missing_ok=True)
-        if not any(manifest.parent.iterdir()):
-            manifest.parent.rmdir()
+        mine = _mine(manifest.get("by", {}), out)
+        left = {k: v for k, v in manifest.get("by", {}).items() if k not in mine}
+        if any(left.values()):
+            _write_manifest(here, manifest, left)
+        else:
+            path.unlink(missing_ok=True)
+            if not any(here.iterdir()):
+                here.rmdir()
     return removed
+
+
+@contextmanager
+def writing_figures(plots: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Within it, this process alone of the panbench commands writes figures under ``plots`` (a results folder's
+    ``plots/``): an exclusive ``flock`` of ``plots/.panbench-figures.lock``, waited for (said once, on stderr)
+    up to ``timeout`` seconds, then refused in one line.  A command that ends, however it ends, lets it go."""
+    from panbench.announce import announce
+    from panbench.errors import PanbenchError
+
+    plots = Path(plots)
+    plots.mkdir(parents=True, exist_ok=True)
+    with open(plots / LOCK, "a") as lock:
+        deadline, said = time.monotonic() + timeout, False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not said:
+                    announce(f"waiting for another panbench command writing the figures in {plots} (up to "
+                             f"{timeout:.0f} s)")
+                    said = True
+                if time.monotonic() > deadline:
+                    raise PanbenchError(f"{plots}: another panbench command has been writing its figures for over "
+                                        f"{timeout:.0f} s; run this one again when it has ended") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

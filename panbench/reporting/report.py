@@ -25,10 +25,10 @@ from panbench.analysis.per_image import file_names_of, per_image_columns, ranked
 from panbench.announce import announce
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.records.io import load_records
+from panbench.records.io import atomic_write_text, load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.colors import model_colors
-from panbench.reporting.figure_files import replace_figures, viewable_in_a_browser
+from panbench.reporting.figure_files import replace_figures, viewable_in_a_browser, writing_figures
 from panbench.reporting.labels import cfg_words, dataset_key, fingerprint, has_published, images, ops_backend, settings
 from panbench.reporting.plots import (
     FAILED,
@@ -230,17 +230,19 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     # the plots are embedded: a report written elsewhere (--out) leaves nothing under results/
     folder = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else nullcontext(str(results))
     colors = model_colors(results, records, keep=out is None)  # kept under results/ unless the page goes elsewhere
+    # under results/plots, one command at a time writes figures (a `plot` run beside this one waits): the page's
+    # links name files that are there when it is written, and no other command removes them
+    lock = writing_figures(results / "plots") if out is None else nullcontext()
     out = out or results / "report.html"
-    with folder as plots, viewable_in_a_browser():
+    with folder as plots, lock, viewable_in_a_browser():
         page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
-    if page.plots == results:  # the figures of another image set's folder that no section draws now
-        for note in retire_plot_folders(results, plot_groups(records), every):
+        if page.plots == results:  # the figures of another image set's folder that no section draws now
+            for note in retire_plot_folders(results, plot_groups(records), every):
+                print(note, file=sys.stderr)
+        for note in failed:
             print(note, file=sys.stderr)
-    for note in failed:
-        print(note, file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+        atomic_write_text(out, text)
     return out
 
 
