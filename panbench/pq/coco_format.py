@@ -29,6 +29,16 @@ class UnknownCategoryError(InputError):
         self.symptom = symptom
 
 
+class UnlistedIdError(InputError):
+    """A prediction PNG id that its segments_info does not list; ``symptom`` apart, so that a caller that sees the
+    other images can name the mistake behind it (:func:`panbench.pq.diagnosis.encoded_ids`); ``kind``: the kind of
+    the finding that one image shows (its fix in the message), or None."""
+
+    def __init__(self, symptom: str, fix: str, kind: str | None = None) -> None:
+        super().__init__(f"{symptom}; {fix}")
+        self.symptom, self.kind = symptom, kind
+
+
 class PackedSegments:
     """A segments_info array as :func:`read_json` keeps it where ``_match.scan`` read it (C): the document's bytes,
     the array's place in them and the integer fields of its ``n`` segments, for ``_match.packed``.  Every segment has

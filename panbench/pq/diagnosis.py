@@ -11,39 +11,62 @@ ground-truth category it covers most pixels of (masks alone decide); the predict
 * the moved categories hold at least :data:`MOVED_SHARE` of those pixels.
 
 A correct prediction maps to itself; labels drawn at random spread each predicted category over many ground-truth
-ones (the mapping explains little); a model confusing two similar classes moves two.
+ones (the mapping explains little); a model confusing two similar classes moves two.  The rule is applied to all
+categories, then to the thing classes alone and to the stuff classes alone where that group's PQ is near zero (below
+:data:`LOW_GROUP_PQ`) and its masks match: the mapping explains :data:`GROUP_SHARE` of the pixels of the
+categories it maps, on both sides (a few segments labelled at random can look mapped column by column, never row by
+row too).  So one group's class order is found where the other group holds most pixels.  A mapping is named
+by the simplest rule every placed category follows (indexes of the category list or of the ids in ascending order,
+0- or 1-based; a constant offset), else as another class order: the fix given is the one the masks show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from panbench.pq.matching import CategoryTable
-from panbench.pq.sums import PQStats
+from panbench.pq.sums import PQStats, group_average
 
 MIN_MAPPED_IMAGES = 2  # images the confusion must sum (one image's mislabelled regions are no class order)
 MIN_MOVED = 3  # predicted categories that must map elsewhere
 FOLLOW_SHARE = 0.8  # share of the pixels (both sides a category) the mapping must explain
 MOVED_SHARE = 0.5  # share of those pixels the moved categories must hold
+LOW_GROUP_PQ = 0.1  # a group (things or stuff) is looked at alone when its PQ is below this (near zero)
+GROUP_SHARE = 0.9  # a group alone: share of its mapped rows' and columns' pixels the mapping must explain
+ENCODING_IMAGES = 64  # prediction PNGs an id encoding is judged over (all of them when fewer)
 
 
 class DiagnosisWarning(UserWarning):
-    """What the Python API's ``compute()`` warns with when it finds a format mistake (once per call)."""
+    """What the Python API's ``compute()`` and ``pq_compute`` warn with when they find a format mistake: once per
+    call, on every call (:func:`warn_findings`)."""
 
 
 @dataclass(frozen=True)
 class Finding:
     """One diagnosed mistake: ``kind`` (a fixed word), ``message`` (what is wrong and the fix, one line) and
-    ``pq_if_fixed`` (the corrected prediction's PQ where the caller can score it: ``score`` re-scores the PNGs once with
-    ``remap``, each listed predicted category id to its replacement, not serialized; else None)."""
+    ``pq_if_fixed`` (the corrected prediction's PQ where the caller can score it: ``score`` and ``pq_compute`` score
+    the prediction once more with the fix applied; else None).  The fix, not serialized: ``remap`` (each listed
+    predicted category id to its replacement), ``images`` (each listed prediction's image_id to the ground-truth
+    image its file_name is) or ``decode`` (the id encoding of the PNGs: ``mmdet`` or ``detectron2``)."""
 
     kind: str
     message: str
     pq_if_fixed: float | None = None
     remap: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+    images: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    decode: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def fixable(self) -> bool:
+        """Whether the finding carries a fix that can be applied and scored."""
+        return bool(self.remap or self.images or self.decode)
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "message": self.message, "pq_if_fixed": self.pq_if_fixed}
@@ -51,65 +74,143 @@ class Finding:
 
 def diagnose(stats: PQStats, table: CategoryTable) -> list[Finding]:
     """The findings an accepted input's sums show, without ``pq_if_fixed`` (scoring the fix needs the files)."""
-    found = category_mapping(stats.conf, table, stats.n_images)
+    found = category_mapping(stats.conf, table, stats.n_images, group_pq(stats, table))
     return [found] if found else []
 
 
-def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int) -> Finding | None:
+def group_pq(stats: PQStats, table: CategoryTable) -> dict[bool, float]:
+    """The PQ (0-1) of the thing classes (True) and of the stuff classes (False), as panopticapi averages it (over
+    the categories with TP + FP + FN > 0; a group without any: 1.0, nothing to explain)."""
+    thing = np.asarray(table.isthing, bool)
+    out = {}
+    for kind in (True, False):
+        pq, _, _, n = group_average(stats.iou_sum, stats.tp, stats.fp, stats.fn, thing == kind, scale=1.0)
+        out[kind] = float(pq) if n else 1.0
+    return out
+
+
+def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int,
+                     groups: Mapping[bool, float] | None = None) -> Finding | None:
     """The ``category_mapping`` (or ``category_index``) finding of a confusion matrix (``PQStats.conf``: rows ground
-    truth, columns prediction, VOID last) summed over ``n_images``, or None (module docstring)."""
+    truth, columns prediction, VOID last) summed over ``n_images``, or None (module docstring).  ``groups``: each
+    group's PQ (:func:`group_pq`); a group is looked at alone when its PQ is below :data:`LOW_GROUP_PQ` (without
+    ``groups``: neither is)."""
     if n_images < MIN_MAPPED_IMAGES:
         return None
     n = len(table)
-    k = np.asarray(conf, np.int64)[:n, :n]
+    c = np.asarray(conf, np.int64)
+    found = _mapped(c[:n, :n], c[:, :n], table, np.arange(n), None)
+    if found is not None:
+        return found
+    thing = np.asarray(table.isthing, bool)
+    for kind in (True, False):
+        if groups is None or groups.get(kind, 1.0) >= LOW_GROUP_PQ:
+            continue
+        g = np.flatnonzero(thing == kind)
+        found = _mapped(c[np.ix_(g, g)], c[:, g], table, g, "thing" if kind else "stuff")
+        if found is not None:
+            return found
+    return None
+
+
+def _lead(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each predicted column of ``k`` (ground-truth rows) that has pixels mapped to the row it covers most, one
+    column per row (the one covering it most; the others are left out): (columns, rows, pixels)."""
     seen = np.flatnonzero(k.sum(axis=0))
-    total = int(k.sum())
-    if total == 0 or len(seen) < MIN_MOVED:
-        return None
-    to = k[:, seen].argmax(axis=0)  # the ground-truth category each predicted one covers most
+    if not len(seen):
+        return seen, seen, seen
+    to = k[:, seen].argmax(axis=0)
     follow = k[to, seen]
     # one predicted category per ground-truth one: the one that covers it most (others, e.g. a category seen
     # only where a model mislabelled, keep their ids and count as not following)
     order = np.lexsort((-follow, to))
     lead = order[np.r_[True, to[order][1:] != to[order][:-1]]]
-    seen, to, follow = seen[lead], to[lead], follow[lead]
+    return seen[lead], to[lead], follow[lead]
+
+
+def _mapped(k: np.ndarray, columns: np.ndarray, table: CategoryTable, idx: np.ndarray,
+            group: str | None) -> Finding | None:
+    """The mapping rule on ``k`` (the categories ``idx`` of ``table`` on both sides); ``columns``: every pixel of
+    those predicted categories (VOID and the other group's ground truth included), for the unplaced ones."""
+    total = int(k.sum())
+    seen, to, follow = _lead(k)
+    if total == 0 or len(seen) < MIN_MOVED:
+        return None
     moved = to != seen
     if moved.sum() < MIN_MOVED or follow.sum() < FOLLOW_SHARE * total or follow[moved].sum() < MOVED_SHARE * total:
         return None
-    ids = np.asarray(table.ids, np.int64)
-    unplaced = len(np.setdiff1d(np.flatnonzero(np.asarray(conf)[:, :n].sum(axis=0)), seen))
-    return _named(ids[seen], ids[to], to, follow, table, unplaced)
+    if group is not None and follow.sum() < GROUP_SHARE * (k[to].sum() + k[:, seen].sum() - follow.sum()):
+        return None  # the masks do not match: the mapped categories' pixels spread over others
+    ids = np.asarray(table.ids, np.int64)[idx]
+    unplaced = len(np.setdiff1d(np.flatnonzero(columns.sum(axis=0)), seen))
+    return _named(ids[seen], ids[to], follow, table, unplaced, group)
 
 
-def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, gt_index: np.ndarray, weight: np.ndarray,
-           table: CategoryTable, unplaced: int) -> Finding:
-    """The finding of a mapping from ``pred_ids`` to ``gt_ids``: the simplest rule all its pixels follow, with the
-    line of code that fixes it.  A rule (indexes, an offset) places every category; another class order only those
-    the masks show, so with ``unplaced`` predicted categories left over its fix has no ``remap``."""
-    remap = dict(zip(pred_ids.tolist(), gt_ids.tolist(), strict=True))
+def _rules(table: CategoryTable) -> list[tuple[str, str, dict[int, int]]]:
+    """The index rules a prediction's category ids may follow: (what the ids are, the fix, predicted id -> category
+    id), the category list's order first, then the ids in ascending order (where that order differs)."""
+    ids, asc = list(table.ids), sorted(table.ids)
+    out = []
+    for order, listed, name, pick in (
+            (ids, True, "the ground truth's category list", "categories[{}]['id']"),
+            (asc, False, "the ground truth's category ids in ascending order",
+             "sorted(c['id'] for c in categories)[{}]")):
+        if not listed and asc == ids:
+            continue
+        for base in (0, 1):
+            fix = pick.format("i" if base == 0 else "i - 1")
+            out.append((f"{base}-based indexes of {name}", f"write {fix} for index i",
+                        {k + base: cid for k, cid in enumerate(order)}))
+    return out
+
+
+def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, weight: np.ndarray, table: CategoryTable, unplaced: int,
+           group: str | None = None) -> Finding:
+    """The finding of a mapping from ``pred_ids`` to ``gt_ids`` (what the masks show): the simplest rule all of it
+    follows (:func:`_rules`, then a constant offset), with the line of code that fixes it.  A rule places every
+    category; another class order only those the masks show, so with ``unplaced`` predicted categories left over
+    its fix has no ``remap``.  ``group`` (``thing``, ``stuff``) names the classes whose order alone is wrong."""
+    pairs = dict(zip(pred_ids.tolist(), gt_ids.tolist(), strict=True))
     moved = np.flatnonzero(pred_ids != gt_ids)
     k = moved[np.argmax(weight[moved])]  # the moved category with most pixels
     gid = int(gt_ids[k])
     example = f"e.g. predicted {int(pred_ids[k])} covers '{table.names[table.index[gid]]}' (id {gid})"
-    for base in (0, 1):
-        if np.array_equal(pred_ids, gt_index + base):
-            fix = "categories[i]['id']" if base == 0 else "categories[i - 1]['id']"
-            rule = {i: table.ids[i - base] for i in range(base, len(table) + base)}
-            return Finding("category_index", f"predicted category ids are {base}-based indexes of the ground truth's "
-                           f"category list ({example}); write {fix} for index i", remap=rule)
+    for what, fix, rule in _rules(table):
+        if all(rule.get(p) == g for p, g in pairs.items()):
+            return Finding("category_index", f"predicted category ids are {what} ({example}); {fix}", remap=rule)
     offsets = np.unique(pred_ids - gt_ids)
     if len(offsets) == 1:
         d = int(offsets[0])
-        rule = {cid + d: cid for cid in table.ids}
         fix = f"subtract {d} from" if d > 0 else f"add {-d} to"
         return Finding("category_mapping", f"predicted category ids are the ground truth's {d:+d} ({example}); "
-                       f"{fix} each category_id", remap=rule)
-    n_moved = len(moved)
+                       f"{fix} each category_id", remap={cid + d: cid for cid in table.ids})
     left = f"; {unplaced} more predicted categories cover no ground truth of their own" if unplaced else ""
-    return Finding("category_mapping", f"predicted categories follow another class order: {n_moved} categories "
-                   f"are consistently another ground-truth category ({example}{left}); map the model's class names "
-                   "to the ground truth's category ids by name (a table from the model's classes to "
-                   "categories[...]['id']) instead of writing the model's label order", remap={} if unplaced else remap)
+    which, kinds = (f"the {group} classes' ", f"{group} categories") if group else ("", "categories")
+    other = {"thing": "; the stuff classes are right", "stuff": "; the thing classes are right"}.get(group or "", "")
+    return Finding("category_mapping", f"{which}predicted categories follow another class order: {len(moved)} "
+                   f"{kinds} are consistently another ground-truth category ({example}{left}{other}); map the "
+                   "model's class names to the ground truth's category ids by name (a table from the model's classes "
+                   "to categories[...]['id']) instead of writing the model's label order",
+                   remap={} if unplaced else pairs)
+
+
+def unknown_categories(k: np.ndarray, columns: np.ndarray, table: CategoryTable,
+                       pred_ids: Sequence[int]) -> Finding | None:
+    """The finding of a prediction refused for unknown category ids, from what its masks show: ``k`` the pixels of
+    each ground-truth category (rows, ``table``'s order) under each predicted id (columns: ``pred_ids``, the
+    ground truth's ids then the unknown ones), ``columns`` every pixel of each predicted id (VOID included).  None
+    unless the masks map the predicted ids to categories (:data:`FOLLOW_SHARE` of the pixels) and two or more
+    map elsewhere (one unknown id is a typo or a VOID segment written as category 0)."""
+    total = int(k.sum())
+    seen, to, follow = _lead(k)
+    if total == 0 or follow.sum() < FOLLOW_SHARE * total:
+        return None
+    pred = np.asarray(pred_ids, np.int64)[seen]
+    gt = np.asarray(table.ids, np.int64)[to]
+    if int((pred != gt).sum()) < 2:
+        return None
+    unplaced = len(np.setdiff1d(np.flatnonzero(columns.sum(axis=0)), seen))
+    return _named(pred, gt, follow, table, unplaced)
 
 
 def index_ids(pred_ids: Iterable[int], table: CategoryTable) -> Finding | None:
@@ -149,21 +250,101 @@ def channel_order(png_ids: Iterable[int], listed: Iterable[int]) -> Finding | No
 
 
 def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTable) -> Finding | None:
-    """The ``id_encoding`` finding of a prediction PNG whose absent ids encode a category and an instance
-    (detectron2's ``category_id * 1000 + instance``, mmdet's ``label + instance * 1000``): every absent id decodes to
-    a category (two ids or more for detectron2's; for mmdet's, whose test a random id passes one time in eight, three,
-    one of them 1000 or more: small ids are segments left out of segments_info)."""
-    listed_set = set(listed)
-    absent = sorted({i for i in png_ids if i and i not in listed_set})
+    """The ``id_encoding`` finding of one prediction PNG (:func:`encoded_ids` of that image alone)."""
+    return encoded_ids([(png_ids, listed)], table)
+
+
+def encoded_ids(images: Iterable[tuple[Iterable[int], Iterable[int]]], table: CategoryTable) -> Finding | None:
+    """The ``id_encoding`` finding of prediction PNGs whose ids absent from their segments_info (each image's PNG ids
+    and listed ids) encode a category and an instance (detectron2's ``category_id * 1000 + instance``, mmdet's
+    ``label + instance * 1000``, its VOID the label after the last): every absent id of the images decodes to a
+    category (two ids or more for detectron2's; for mmdet's, whose test a random id passes about one time in eight,
+    three, one of them 1000 or more: small ids are segments left out of segments_info).  ``score`` judges it over
+    :data:`ENCODING_IMAGES` images: a first image of two segments is not enough to tell."""
+    absent_set: set[int] = set()
+    n_images = 0
+    for png_ids, listed in images:
+        listed_set = set(listed)
+        absent_set.update(int(i) for i in png_ids if i and i not in listed_set)
+        n_images += 1
+    absent = sorted(absent_set)
     cat_ids = set(table.ids)
     if len(absent) >= 2 and all(i >= 1000 and i // 1000 in cat_ids for i in absent):
-        rule = "category_id * 1000 + instance (detectron2's label_divisor encoding)"
-    elif len(absent) >= 3 and all(i % 1000 < len(table) for i in absent) and any(i >= 1000 for i in absent):
-        rule = "label + instance * 1000 (mmdet's INSTANCE_OFFSET encoding of its sem_seg output)"
+        rule, decode = "category_id * 1000 + instance (detectron2's label_divisor encoding)", "detectron2"
+    elif len(absent) >= 3 and all(i % 1000 <= len(table) for i in absent) and any(i >= 1000 for i in absent):
+        rule, decode = "label + instance * 1000 (mmdet's INSTANCE_OFFSET encoding of its sem_seg output)", "mmdet"
     else:
         return None
-    return Finding("id_encoding", f"the PNG's ids ({', '.join(map(str, absent[:3]))}, ...) are {rule}, not segment "
-                   "ids: write each segment's pixels with its segments_info id, as RGB (id = R + 256 G + 256^2 B)")
+    over = f" over {n_images} images" if n_images > 1 else ""
+    return Finding("id_encoding", f"the PNG's ids ({', '.join(map(str, absent[:3]))}, ...{over}) are {rule}, not "
+                   "segment ids: write each segment's pixels with its segments_info id, as RGB (id = R + 256 G + "
+                   "256^2 B)", decode=decode)
+
+
+def decoded(ids: np.ndarray, how: str, table: CategoryTable) -> tuple[np.ndarray, list[dict[str, int]]]:
+    """An id map in an id encoding (``how``: ``mmdet``, ``detectron2``; :func:`encoded_ids`) as segment ids 1..n
+    with its segments_info: one segment per encoded id, its category decoded (ids of no category: VOID)."""
+    values, inverse = np.unique(ids, return_inverse=True)
+    seg = np.zeros(len(values), np.uint32)
+    segments: list[dict[str, int]] = []
+    for k, v in enumerate(values.tolist()):
+        if v == 0:
+            continue
+        if how == "mmdet":
+            cid = table.ids[v % 1000] if v % 1000 < len(table) else None
+        else:
+            cid = v // 1000 if v // 1000 in table.index else None
+        if cid is not None:
+            segments.append({"id": len(segments) + 1, "category_id": cid, "iscrowd": 0})
+            seg[k] = len(segments)
+    return seg[inverse.reshape(ids.shape)], segments
+
+
+def _stem(file_name: Any) -> str:
+    return os.path.splitext(os.path.basename(str(file_name)))[0]
+
+
+def image_pairing(gt: Mapping[Any, Mapping[str, Any]], pred: Mapping[Any, Mapping[str, Any]]) -> Finding | None:
+    """The ``image_ids`` finding of predictions (by image id) whose ``file_name`` is the file of another
+    ground-truth image (``gt``: the ground truth's annotations by image id; the names compared without folder and
+    extension), or None.  Its fix, ``images``: each such prediction's image_id to the image its file is."""
+    by_stem: dict[str, Any] = {}
+    for image_id, ann in gt.items():
+        by_stem.setdefault(_stem(ann.get("file_name", "")), image_id)
+    wrong = []
+    for image_id, ann in pred.items():
+        other = by_stem.get(_stem(ann.get("file_name", "")))
+        if other is not None and other != image_id and str(other) != str(image_id):  # "1" for 1: the id's type
+            wrong.append((image_id, ann["file_name"], other))
+    if not wrong:
+        return None
+    image_id, name, other = wrong[0]
+    more = f" ({len(wrong)} of the {len(pred)} predictions name another image's file)" if len(wrong) > 1 else ""
+    return Finding("image_ids", f"the prediction for image {image_id} names file {name}, which is image {other}"
+                   f"{more}; write each prediction's image_id as the ground-truth JSON pairs it with its file_name "
+                   "(the ids are shifted or taken from another list)", images={i: o for i, _, o in wrong})
+
+
+def with_pq(message: str, pq: float | None) -> str:
+    """A finding's one line with the PQ its fix gives (none when it could not be scored)."""
+    return message if pq is None else f"{message} (this prediction gives PQ {pq:.2f} once fixed)"
+
+
+def warn_findings(findings: Sequence[Finding], stacklevel: int = 2) -> None:
+    """One :class:`DiagnosisWarning` naming every finding, attributed to the caller ``stacklevel`` frames up, shown
+    on every call: the warning is issued with a registry of its own (Python's default filter shows a message once
+    per place through the module's registry), through the user's filters (``filterwarnings('ignore')`` silences
+    it; ``'once'`` shows it once)."""
+    if not findings:
+        return
+    text = "panbench: " + " | ".join(f"{f.kind}: {with_pq(f.message, f.pq_if_fixed)}" for f in findings)
+    try:
+        frame = sys._getframe(stacklevel)
+    except ValueError:  # pragma: no cover - called from the top of the stack
+        warnings.warn(text, DiagnosisWarning, stacklevel=2)
+        return
+    warnings.warn_explicit(DiagnosisWarning(text), DiagnosisWarning, frame.f_code.co_filename, frame.f_lineno,
+                           module=frame.f_globals.get("__name__"), registry={}, module_globals=frame.f_globals)
 
 
 def input_size(pred_hw: tuple[int, int], image_hw: tuple[int, int]) -> Finding | None:

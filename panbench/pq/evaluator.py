@@ -13,7 +13,7 @@ import numpy as np
 from panbench.errors import InputError
 from panbench.pq import kernels, native
 from panbench.pq.boundary import boundary_image_stats
-from panbench.pq.coco_format import parse_segments
+from panbench.pq.coco_format import UnlistedIdError, parse_segments
 from panbench.pq.diagnosis import Finding, channel_order, id_encoding, input_size
 from panbench.pq.kernels import MAX_ID
 from panbench.pq.matching import CategoryTable, ImageMatch, Segments, match_image
@@ -91,7 +91,7 @@ def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, p
         if bad[0] == 1:  # a mistake that explains ids absent from segments_info: swapped channels, encoded categories
             png_ids, listed = [bad[1], *np.unique(pred_ids).tolist()], pred.ids.tolist()
             found = channel_order(png_ids, listed) or (id_encoding(png_ids, listed, cats) if cats is not None else None)
-        raise _unknown_id(where, bad[0] == 0, bad[1], found.message if found else None)
+        raise _unknown_id(where, bad[0] == 0, bad[1], found)
     return inter
 
 
@@ -112,13 +112,14 @@ def _check_areas(inter: np.ndarray, gt: Segments, pred: Segments, where: str) ->
     pred.areas = areas
 
 
-def _unknown_id(where: str, gt_side: bool, seg_id: int, why: str | None = None) -> InputError:
+def _unknown_id(where: str, gt_side: bool, seg_id: int, why: Finding | None = None) -> InputError:
     if gt_side:
         return InputError(f"{where} (ground truth): PNG segment id {seg_id} is absent from segments_info; the "
                           "annotation PNG and JSON do not belong together (without --strict such pixels are scored "
                           "as panopticapi scores them)")
-    return InputError(f"{where} (prediction): PNG segment id {seg_id} is absent from segments_info; "
-                      + (why or "list every segment of the PNG in segments_info"))
+    return UnlistedIdError(f"{where} (prediction): PNG segment id {seg_id} is absent from segments_info",
+                           why.message if why else "list every segment of the PNG in segments_info",
+                           why.kind if why else None)
 
 
 def _as_u32(ids: np.ndarray, where: str, gt_side: bool) -> np.ndarray:

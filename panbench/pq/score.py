@@ -23,6 +23,7 @@ from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.batch import Pair
 from panbench.pq.coco_format import (
     UnknownCategoryError,
+    UnlistedIdError,
     parse_annotations,
     png_folder,
     read_ground_truth,
@@ -30,7 +31,17 @@ from panbench.pq.coco_format import (
     safe_join,
     segments_list,
 )
-from panbench.pq.diagnosis import Finding, index_ids
+from panbench.pq.diagnosis import (
+    ENCODING_IMAGES,
+    Finding,
+    decoded,
+    encoded_ids,
+    image_pairing,
+    index_ids,
+    unknown_categories,
+    warn_findings,
+    with_pq,
+)
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -70,6 +81,8 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     note_ground_truth(gt_json, truth.data)  # two segments of one stuff category, for `score`'s warning
     pred = parse_annotations(read_json(pred_json, "prediction JSON", scan=False if packed else None), pred_json,
                              gt=False)
+    if (shifted := image_pairing(gt, pred)) is not None:  # before any image is read: its size would be the symptom
+        raise Refused(f"{pred_json}: image_id and file_name disagree with the ground truth's pairing", shifted)
     pairs = []
     for image_id in truth.image_ids():
         gt_ann = gt[image_id]
@@ -87,6 +100,15 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
         raise InputError(f"{gt_json}: no image to score ('annotations' is empty); use a ground-truth JSON that "
                          "annotates the images you predicted")
     return cats, pairs
+
+
+class Refused(InputError):
+    """An input refused for a mistake that ``finding`` names (its fix in the finding); :func:`score_stream` adds the
+    PQ the fix gives to the one line."""
+
+    def __init__(self, symptom: str, finding: Finding) -> None:
+        super().__init__(f"{symptom}; {finding.message}")
+        self.symptom, self.finding = symptom, finding
 
 
 def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[Any, Any],
@@ -125,14 +147,20 @@ def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, 
 
 
 def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
-                 pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring()
-                 ) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
+                 pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring(),
+                 explain: bool = True) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
     """Score every image: the accumulator holding the sums, the (ground truth, prediction) pairs in scoring order and,
     with ``how.keep_images``, the per-image results in that order as columns (else empty).  ``workers``: threads
-    (``None``: :func:`default_workers`); every choice gives the same bits."""
+    (``None``: :func:`default_workers`); every choice gives the same bits.  A refused prediction whose mistake the
+    files show (image ids paired with other images' files, unknown category ids the masks map, ids in an encoding)
+    is refused with its fix and, with ``explain``, the PQ that fix gives (the prediction fixed and scored again)."""
+    files = (gt_json, gt_dir, pred_json, pred_dir)
     in_c = not how.boundary and batch.available()  # boundary PQ reads the id maps in Python: the per-image path
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
-        cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
+        try:
+            cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
+        except Refused as err:
+            raise _refused(err, files, workers, how.strict, explain) from err
     if workers is None:
         workers = default_workers(len(pairs))
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
@@ -145,21 +173,118 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
             part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
                                               lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c)
     except UnknownCategoryError as err:
-        used = (s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"]))
-        found = index_ids(used, cats)
+        found = _mapped_categories(cats, gt_dir, pred_dir, pairs, how, workers, in_c) if explain else None
+        if found is None:
+            used = (s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"]))
+            found = index_ids(used, cats)  # the ids alone: no fix to score
         if found is None:
             raise
-        raise InputError(f"{err.symptom}; {found.message}") from err
+        raise _refused(Refused(err.symptom, found), files, workers, how.strict, explain) from err
+    except UnlistedIdError as err:
+        found = _encoding(cats, pred_dir, pairs) if explain else None
+        if found is not None:
+            raise _refused(Refused(err.symptom, found), files, workers, how.strict, explain) from err
+        if err.kind == "id_encoding" and explain:  # one image's ids looked encoded; the others' do not
+            raise InputError(f"{err.symptom}; list every segment of the PNG in segments_info") from err
+        raise
     ev.add_sums(part)
     return ev, pairs, results
 
 
+def _refused(err: Refused, files: tuple[Any, Any, Any, Any], workers: int | None, strict: bool,
+             explain: bool) -> InputError:
+    """The one-line error of a refused input whose mistake a finding names, with the PQ its fix gives."""
+    pq = fixed_pq(err.finding, *files, workers, strict) if explain else None
+    return InputError(f"{err.symptom}; {with_pq(err.finding.message, pq)}")
+
+
+def _mapped_categories(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: list[Pair], how: Scoring,
+                       workers: int | None, in_c: bool) -> Finding | None:
+    """The finding of a prediction refused for unknown category ids, from its masks: the images scored once more
+    with the unknown ids as categories of their own, the pixels of each predicted id over the ground truth's
+    categories read off the confusion matrix (:func:`panbench.pq.diagnosis.unknown_categories`)."""
+    used = {s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"])}
+    extra = sorted(used - set(cats.ids))
+    if not extra:
+        return None
+    wide = CategoryTable(cats.ids + extra, cats.names + [str(i) for i in extra], cats.isthing + [False] * len(extra))
+    try:
+        with collector_paused():
+            part, _ = batch.score_batch(wide, gt_dir, pred_dir, pairs, how.strict, False, workers,
+                                        lambda pair: _score_one(wide, gt_dir, pred_dir, how, pair), in_c)
+    except InputError:  # another mistake: named once the category ids are right
+        return None
+    n, conf = len(cats), part.conf
+    return unknown_categories(conf[:n, :len(wide)], conf[:, :len(wide)], cats, wide.ids)
+
+
+def _encoding(cats: CategoryTable, pred_dir: Path, pairs: list[Pair]) -> Finding | None:
+    """The ``id_encoding`` finding of the prediction PNGs, judged over :data:`ENCODING_IMAGES` images (or all):
+    their ids against their segments_info (:func:`panbench.pq.diagnosis.encoded_ids`)."""
+    def ids_of(pair: Pair) -> tuple[list[int], list[int]] | None:
+        gt_ann, pred_ann = pair
+        where = f"image {gt_ann['image_id']}"
+        try:
+            ids = read_ids(safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)"), where)
+        except InputError:  # a PNG refused for another reason: not evidence either way
+            return None
+        return np.unique(ids).tolist(), [s["id"] for s in segments_list(pred_ann["segments_info"])]
+
+    seen = [found for pair in pairs[:ENCODING_IMAGES] if (found := ids_of(pair)) is not None]
+    return encoded_ids(seen, cats)
+
+
+def fixed_pq(finding: Finding, gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
+             pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int | None = None,
+             strict: bool = False) -> float | None:
+    """The PQ of the prediction with ``finding``'s fix applied (its category ids remapped, its image ids paired
+    with their files, its PNGs decoded: written to a temporary folder) and scored once more; None where the finding
+    has no fix or the fixed prediction is refused too."""
+    if not finding.fixable:
+        return None
+    pred = read_json(pred_json, "prediction JSON")
+    anns = [a for a in pred.get("annotations", []) if isinstance(a, dict)]
+    for ann in anns:
+        if finding.images and ann.get("image_id") in finding.images:
+            ann["image_id"] = finding.images[ann["image_id"]]
+        for seg in ann.get("segments_info", []):
+            if isinstance(seg, dict) and seg.get("category_id") in finding.remap:
+                seg["category_id"] = finding.remap[seg["category_id"]]
+    with tempfile.TemporaryDirectory(prefix="panbench-fix-") as tmp:
+        png_dir = Path(pred_dir)
+        try:
+            if finding.decode:
+                png_dir = _decoded_pngs(finding.decode, anns, read_ground_truth(gt_json).categories, png_dir,
+                                        Path(tmp) / "png")
+            fixed = Path(tmp) / "predictions.json"
+            fixed.write_text(json.dumps(pred))
+            return float(score_files(gt_json, gt_dir, fixed, png_dir, workers, strict, explain=False)["PQ"])
+        except InputError:
+            return None
+
+
+def _decoded_pngs(how: str, anns: list[dict[str, Any]], cats: CategoryTable, pred_dir: Path, out: Path) -> Path:
+    """The prediction's PNGs decoded from an id encoding into ``out`` (each annotation's segments_info replaced)."""
+    from PIL import Image
+
+    for ann in anns:
+        where = f"image {ann.get('image_id')}"
+        ids = read_ids(safe_join(pred_dir, ann["file_name"], f"{where} (prediction)"), where)
+        seg, ann["segments_info"] = decoded(ids, how, cats)
+        path = safe_join(out, ann["file_name"], f"{where} (prediction)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rgb = np.stack([seg & 255, (seg >> 8) & 255, (seg >> 16) & 255], axis=-1).astype(np.uint8)
+        Image.fromarray(rgb).save(path, compress_level=1)
+    return out
+
+
 def score_files(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                 pred_dir: str | os.PathLike[str], workers: int | None = None, strict: bool = False,
-                diagnose: bool = False) -> dict[str, Any]:
+                diagnose: bool = False, explain: bool = True) -> dict[str, Any]:
     """:func:`panbench.pq.sums.pq_summary` of the predictions, streamed (on every available core unless ``workers``
-    says otherwise); ``strict`` as :class:`Scoring`'s, ``diagnose``: :func:`metrics_with_diagnosis`."""
-    ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict))[0]
+    says otherwise); ``strict`` as :class:`Scoring`'s, ``diagnose``: :func:`metrics_with_diagnosis`, ``explain``
+    as :func:`score_stream`'s."""
+    ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict), explain)[0]
     return metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
 
 
@@ -175,23 +300,10 @@ def metrics_with_diagnosis(ev: PanopticAccumulator) -> dict[str, Any]:
 def with_pq_if_fixed(findings: list[Finding], gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
                      pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int | None = None,
                      strict: bool = False) -> list[Finding]:
-    """``findings`` with ``pq_if_fixed``: the PQ of the prediction with each finding's ``remap`` applied to its
-    category ids, the same PNGs scored once more."""
-    out = []
-    for found in findings:
-        if not found.remap:
-            out.append(found)
-            continue
-        pred = read_json(pred_json, "prediction JSON")
-        for ann in pred.get("annotations", []):
-            for seg in ann.get("segments_info", []):
-                seg["category_id"] = found.remap.get(seg["category_id"], seg["category_id"])
-        with tempfile.TemporaryDirectory(prefix="panbench-fix-") as tmp:
-            fixed = Path(tmp) / "predictions.json"
-            fixed.write_text(json.dumps(pred))
-            pq = score_files(gt_json, gt_dir, fixed, pred_dir, workers, strict)["PQ"]
-        out.append(replace(found, pq_if_fixed=pq))
-    return out
+    """``findings`` with ``pq_if_fixed``: the PQ of the prediction with each finding's fix applied
+    (:func:`fixed_pq`), the same PNGs scored once more."""
+    return [replace(f, pq_if_fixed=fixed_pq(f, gt_json, gt_dir, pred_json, pred_dir, workers, strict))
+            if f.fixable else f for f in findings]
 
 
 def json_ready(res: dict[str, Any]) -> dict[str, Any]:
@@ -221,11 +333,15 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
     the JSON paths without ``.json``), dict (:func:`panbench.pq.sums.panopticapi_summary`) and numbers (to 1e-9).
     It prints nothing, scores on every available core without holding the images, and a bad input raises
     :class:`panbench.errors.InputError` naming the file and the fix (panopticapi: a bare ``Exception`` or a
-    ``KeyError``).  Every ground-truth image needs a prediction (predictions of other images are ignored)."""
+    ``KeyError``).  Every ground-truth image needs a prediction (predictions of other images are ignored).  A
+    format mistake behind a low PQ (:mod:`panbench.pq.diagnosis`) is a ``DiagnosisWarning`` with the PQ its fix
+    gives, on every call, as the metrics' ``compute()`` warns."""
     gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
     pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
     for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
         if not os.path.isdir(folder):
             raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
     ev = score_stream(gt_json_file, gt_folder, pred_json_file, pred_folder)[0]
+    if found := ev.diagnosis():
+        warn_findings(with_pq_if_fixed(found, gt_json_file, gt_folder, pred_json_file, pred_folder), stacklevel=2)
     return panopticapi_summary(ev.stats, ev.categories.ids, ev.categories.isthing)
