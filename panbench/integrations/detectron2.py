@@ -18,6 +18,7 @@ of a group in any image), the group's numbers are 0 here.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from detectron2.utils.file_io import PathManager
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality
 from panbench.metrics.panoptic import id_map
+from panbench.pq.diagnosis import findings_text
 
 _NAME = "PanbenchPanopticEvaluator"
 _MAX_ID = 1 << 24  # a COCO PNG's ids, R + 256 G + 256^2 B (the core's limit; integrations import panbench.metrics only)
@@ -181,6 +183,9 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
                              f"{self._gt_json} have no prediction (image {missing[0]!r} first); process every "
                              f"image of dataset {self.dataset_name!r}, as COCOPanopticEvaluator (panopticapi) "
                              "requires")
-        pq = total.compute().to_panopticapi()
+        result = total.compute()  # warns (DiagnosisWarning) on a format mistake, every evaluation
+        if result.diagnosis:  # and into detectron2's log, beside the table
+            logging.getLogger(__name__).warning(findings_text(result.diagnosis))
+        pq = result.to_panopticapi()
         _print_panoptic_results(pq)
         return OrderedDict({"panoptic_seg": {key: 100 * pq[group][k] for key, group, k in _KEYS}})

@@ -30,6 +30,7 @@ from mmengine.logging import MMLogger
 
 from panbench.errors import InputError
 from panbench.metrics import CocoPanopticQuality, PanopticQuality
+from panbench.pq.diagnosis import findings_text
 from panbench.pq.png import read_ids
 
 _NAME = "PanbenchPanopticMetric"
@@ -211,7 +212,10 @@ class PanbenchPanopticMetric(BaseMetric):
             return self._writer.compute_metrics(results)
         total = PanopticQuality(self.categories())
         total.add(results)  # one chunk: the images' contributions added at once
-        pq = total.compute().to_panopticapi()
+        result = total.compute()  # warns (DiagnosisWarning) on a format mistake, every evaluation
+        if result.diagnosis:  # and into MMEngine's log, beside the table
+            MMLogger.get_current_instance().warning(findings_text(result.diagnosis))
+        pq = result.to_panopticapi()
         classwise = None
         if self.classwise:  # mmdet pairs the classes with the categories in the annotation file's order
             per_class = pq["per_class"]

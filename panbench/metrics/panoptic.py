@@ -19,7 +19,6 @@ nothing."""
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from panbench.analysis.scoring import run_fields
 from panbench.errors import InputError
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.coco_format import parse_categories, png_folder, read_ground_truth, read_json, safe_join
-from panbench.pq.diagnosis import DiagnosisWarning, Finding, diagnose
+from panbench.pq.diagnosis import Finding, diagnose, warn_findings
 from panbench.pq.evaluator import score_pair
 from panbench.pq.kernels import _SENTINEL, index_map, rgb2id
 from panbench.pq.matching import CategoryTable
@@ -363,18 +362,22 @@ class BasePanopticQuality:
         self._synced = True
 
     def compute(self) -> PQResult:
-        """PQ, SQ and RQ of the images so far (and the analyses, with ``analyses=True``)."""
+        """PQ, SQ and RQ of the images so far (and the analyses, with ``analyses=True``).  Where the sums show a
+        format mistake (``diagnosis``), one ``DiagnosisWarning`` naming it, on every call (through the warning
+        filters: ``filterwarnings('ignore', category=DiagnosisWarning)`` silences it)."""
+        result = self.result()
+        warn_findings(result.diagnosis, stacklevel=2)
+        return result
+
+    def result(self) -> PQResult:
+        """:meth:`compute` without the warning (the integrations log the diagnosis with their own logger)."""
         analyses: dict[str, Any] = {}
         if self.analyses and self.n_images:
             cats = self.categories
             aset = AnalysisSet.from_columns(self._pq.dense_columns(len(self._image_ids)), len(cats), self._image_ids,
                                             cats.ids, cats.isthing)
             analyses = run_fields(aset, cats)
-        result = PQResult.from_stats(self._pq.stats, self.categories, analyses)
-        if result.diagnosis:  # one warning per compute(), whatever the findings
-            warnings.warn("panbench: " + " | ".join(f"{f.kind}: {f.message}" for f in result.diagnosis),
-                          DiagnosisWarning, stacklevel=2)
-        return result
+        return PQResult.from_stats(self._pq.stats, self.categories, analyses)
 
 
 class PanopticQuality(BasePanopticQuality):

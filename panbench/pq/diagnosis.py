@@ -330,6 +330,11 @@ def with_pq(message: str, pq: float | None) -> str:
     return message if pq is None else f"{message} (this prediction gives PQ {pq:.2f} once fixed)"
 
 
+def findings_text(findings: Sequence[Finding]) -> str:
+    """The findings on one line, as the warning and the integrations' logs give them."""
+    return "panbench: " + " | ".join(f"{f.kind}: {with_pq(f.message, f.pq_if_fixed)}" for f in findings)
+
+
 def warn_findings(findings: Sequence[Finding], stacklevel: int = 2) -> None:
     """One :class:`DiagnosisWarning` naming every finding, attributed to the caller ``stacklevel`` frames up, shown
     on every call: the warning is issued with a registry of its own (Python's default filter shows a message once
@@ -337,7 +342,7 @@ def warn_findings(findings: Sequence[Finding], stacklevel: int = 2) -> None:
     it; ``'once'`` shows it once)."""
     if not findings:
         return
-    text = "panbench: " + " | ".join(f"{f.kind}: {with_pq(f.message, f.pq_if_fixed)}" for f in findings)
+    text = findings_text(findings)
     try:
         frame = sys._getframe(stacklevel)
     except ValueError:  # pragma: no cover - called from the top of the stack
