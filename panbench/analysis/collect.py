@@ -9,6 +9,8 @@ once from a set's columns (:meth:`Fold.of`); :class:`AnalysisInputs` hands an an
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,8 +100,8 @@ class AnalysisSet:
             known = "category_ids" in z.files and "isthing" in z.files
             return AnalysisSet(int(z["n_categories"]), z["image_ids"].tolist(), cols,
                                z["category_ids"].tolist() if known else None, z["isthing"].tolist() if known else None)
-        except (OSError, KeyError, ValueError) as e:
-            why = "it holds pickled objects" if "pickle" in str(e) else str(e)  # not numpy's hint to unpickle it
+        except (OSError, KeyError, IndexError, TypeError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            why = "it holds pickled objects" if "pickle" in str(e) else str(e) or type(e).__name__  # not numpy's hint
             raise InputError(f"{path}: not a panbench per-image analysis file ({why}); rerun the `panbench eval` "
                              "(or `score --name`) of its record to write it again") from None
 

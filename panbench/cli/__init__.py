@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.filterwarnings("ignore", category=category)
     if "panbench.evaluation.storage" in sys.modules:  # main() called again in one process (tests)
         sys.modules["panbench.evaluation.storage"]._OPENED.clear()
+    if "panbench.records.io" in sys.modules:  # the damaged files named once per command, each command anew
+        sys.modules["panbench.records.io"].forget_skipped()
     try:
         if getattr(args, "launcher", None) == "slurm":
             from panbench.cluster.launcher import apply_launcher

@@ -67,7 +67,9 @@ def load_run(rec: RunRecord, root: Path) -> Any:
     fix = ("rerun `panbench eval` (or `panbench score --name`) with this version of panbench, which writes "
            "the per-image analysis file beside the record")
     if not rec.analysis_file:
-        raise InputError(f"{name}: the record has no per-image analysis file (schema {rec.schema}); {fix}")
+        named = _named_analysis(root, rec)  # a damaged file, read as none (panbench.records.io.load_records)
+        raise InputError(f"{named}: the per-image analysis file of {name} is damaged; {fix}" if named else
+                         f"{name}: the record has no per-image analysis file (schema {rec.schema}); {fix}")
     path = analysis_path(root, rec)
     if path is None:
         raise InputError(f"{root / rec.analysis_file}: the per-image analysis file of {name} is missing; {fix}")
@@ -75,3 +77,15 @@ def load_run(rec: RunRecord, root: Path) -> Any:
     if aset.isthing is None or aset.category_ids is None:
         raise InputError(f"{path}: the analysis file lacks the category table; {fix}")
     return aset
+
+
+def _named_analysis(root: Path, rec: RunRecord) -> Path | None:
+    """The analysis file the record's JSON names, where it names one (the record as read may have none: its file
+    damaged)."""
+    import json
+
+    try:
+        named = json.loads((root / str(rec.record)).read_text()).get("analysis_file")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return root / named if isinstance(named, str) and named else None

@@ -352,9 +352,67 @@ def record_from_json(raw: dict[str, Any]) -> RunRecord:
 
 
 def load_records(results_dir: Path) -> list[RunRecord]:
-    """Every JSON record under ``results_dir/runs`` (:func:`load_record`), oldest first."""
-    out = [load_record(p) for p in sorted((results_dir / "runs").glob("*.json"))]
+    """Every JSON record under ``results_dir/runs`` (:func:`load_record`), oldest first.  A damaged file is left
+    out with one line on stderr naming it (:func:`note_skipped`), the others read: a file there that is no record
+    (truncated, emptied, another program's), and a run's per-image analysis file that is no zip of arrays (the run
+    is then read without it, as a run that has none)."""
+    out = []
+    for p in sorted((Path(results_dir) / "runs").glob("*.json")):
+        try:
+            rec = load_record(p)
+        except InputError as e:
+            note_skipped(str(e))
+            continue
+        out.append(_without_damaged_analysis(Path(results_dir), rec))
     return sorted(out, key=lambda r: r.date)
+
+
+_SKIPPED: set[str] = set()  # the lines note_skipped printed in this command
+
+
+def note_skipped(message: str) -> None:
+    """One line on stderr, ``panbench: skipped <message>`` (the message names the file and the fix), once per
+    command however many times its file is read (:func:`forget_skipped` starts a command anew)."""
+    import sys
+
+    if message not in _SKIPPED:
+        _SKIPPED.add(message)
+        print(f"panbench: skipped {message}", file=sys.stderr, flush=True)
+
+
+def forget_skipped() -> None:
+    """A new command: the damaged files it reads are named again."""
+    _SKIPPED.clear()
+
+
+def analysis_damage(path: Path) -> str | None:
+    """Why ``path`` (an existing file) is not a per-image analysis file as :meth:`AnalysisSet.save
+    <panbench.analysis.collect.AnalysisSet.save>` writes it (a zip of ``.npy`` arrays with the format and the image
+    ids), or None; the zip's table of contents alone is read (a damaged array inside is found when it is loaded)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+        return str(e) or type(e).__name__
+    missing = [n for n in ("format.npy", "n_categories.npy", "image_ids.npy") if n not in names]
+    return f"no {', '.join(m[:-4] for m in missing)} array" if missing else None
+
+
+def _without_damaged_analysis(results_dir: Path, rec: RunRecord) -> RunRecord:
+    """``rec``, or, when its per-image analysis file is damaged (:func:`analysis_damage`), ``rec`` without it (one
+    line on stderr): the readers of the analyses (``table --ci``, ``compare``, ``images``, the report) treat it as a
+    run that has none."""
+    if not rec.analysis_file or not (path := results_dir / rec.analysis_file).is_file():
+        return rec
+    if (why := analysis_damage(path)) is None:
+        return rec
+    note_skipped(f"{path}: not a panbench per-image analysis file ({why}); {rec.model}'s run is read without its "
+                 "per-image analyses; rerun its `panbench eval` (or `score --name`) to write it again")
+    import dataclasses
+
+    return dataclasses.replace(rec, analysis_file=None)
 
 
 def named_records(what: str, results: Path, dataset: str | None,

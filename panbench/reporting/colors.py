@@ -52,7 +52,13 @@ def model_colors(results_dir: Path | str | None, records: list[RunRecord], label
     model names), then kept there when ``keep`` (a folder that cannot be written keeps none: the colours of this
     run are still one per model).  ``results_dir`` None: no file, the colours assigned afresh."""
     path = Path(results_dir) / COLORS_FILE if results_dir is not None else None
-    kept = read_colors(path) if path is not None else {}
+    try:
+        kept = read_colors(path) if path is not None else {}
+    except InputError as e:  # damaged: named in one line, the colours of this run assigned afresh, the file left
+        from panbench.records.io import note_skipped  # numpy: not at the import of --help's options
+
+        note_skipped(str(e))
+        kept, keep = {}, False
     wanted = sorted(plot_labels(records) | set(labels))
     colors = assign(kept, wanted)
     if path is not None and keep and colors != kept:

@@ -122,11 +122,19 @@ def listed(folder: Path) -> dict[str, Any]:
     command and format (``{"plot svg": [...], "report png": [...]}``); empty where there is none or it cannot be
     read (then nothing there is known to be panbench's).  A manifest of an older panbench, without ``by``, gives
     its files to ``any <format>``: the command that next writes that format there takes them as its own."""
+    path = Path(folder) / FIGURES_MANIFEST
     try:
-        manifest = json.loads((Path(folder) / FIGURES_MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):  # no manifest, or no folder (a file in plots/)
         return {}
+    except (OSError, ValueError) as e:
+        manifest = e
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        from panbench.records.io import note_skipped  # numpy: not at the import of --help's options
+
+        why = manifest if isinstance(manifest, Exception) else "no list 'files'"
+        note_skipped(f"{path}: not panbench's list of the figures it wrote ({why}); the files there are kept, "
+                     "none known to be panbench's, and the list written anew")
         return {}
     by = manifest.get("by")
     if not isinstance(by, dict) or not all(isinstance(v, list) for v in by.values()):

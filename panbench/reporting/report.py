@@ -342,16 +342,24 @@ def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tupl
     """Per run A with a per-image analysis file: the best other run B (highest PQ) on the same images and the
     (at most ``n``) images of A's largest loss PQ(A) - PQ(B) < 0, best run first; an image where A does as well
     or better is no loss."""
+    from panbench.records.io import note_skipped
+
     groups: dict[str | None, list[RunRecord]] = {}
     for r in recs:
         if r.analysis_file and (results / r.analysis_file).is_file() and fingerprint(r):
             groups.setdefault(fingerprint(r), []).append(r)
     out = []
     for runs in groups.values():
+        cols = {}
+        for r in runs:
+            try:
+                cols[id(r)] = _columns(r, results)
+            except PanbenchError as e:  # a damaged analysis file: the run left out of the gallery, said in one line
+                note_skipped(str(e))
+        runs = [r for r in runs if id(r) in cols]
         if len(runs) < 2:
             continue
         runs = sorted(runs, key=lambda r: -r.metrics["PQ"])
-        cols = {id(r): _columns(r, results) for r in runs}
         for a in runs:
             b = next(r for r in runs if r is not a)  # the best other run
             rows = ranked(cols[id(a)], cols[id(b)], n)
