@@ -84,7 +84,7 @@ def figures(monkeypatch) -> Any:
 
     drawn: dict[str, Any] = {}
 
-    def keep(fig: Any, path: Path, layout: bool = True) -> Path:
+    def keep(fig: Any, path: Path, dpi: int = 100) -> Path:
         drawn[path.name] = fig
         return path
 

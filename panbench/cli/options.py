@@ -72,7 +72,7 @@ class Common:
     strict: argparse.ArgumentParser  # --strict
     diagnosis: argparse.ArgumentParser  # --no-diagnosis
     format: argparse.ArgumentParser  # --format (of the tables)
-    figures: argparse.ArgumentParser  # --figure-format, --dpi (of the figures)
+    figures: argparse.ArgumentParser  # --figure-format, --dpi, --figure-width (of the figures)
     reference: argparse.ArgumentParser  # --reference
     json: argparse.ArgumentParser  # --json
     out: argparse.ArgumentParser  # --out
@@ -216,6 +216,7 @@ def _format(p: argparse.ArgumentParser) -> None:
 
 def _figures(p: argparse.ArgumentParser) -> None:
     from panbench.reporting.figure_files import FORMATS, MAX_DPI  # (standard library only)
+    from panbench.reporting.figure_style import DEFAULT_WIDTH, WIDTHS
 
     p.add_argument("--figure-format", choices=FORMATS,
                    help="of the figures written: png (default), or pdf or svg for a paper (vector, the text kept as "
@@ -223,6 +224,20 @@ def _figures(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dpi", type=number_in(int, 1, MAX_DPI, " (dots per inch)"),
                    help="resolution of the figures (of a PNG; of the images inside a PDF or SVG); default 100 for "
                    "plot's and report's plots, 110 for the robustness plots and viz's overlays")
+    p.add_argument("--figure-width", type=figure_width_inches, metavar="single|double|INCHES",
+                   help=f"the width of every figure: single ({WIDTHS['single']} in, a journal's column), double "
+                   f"({WIDTHS['double']} in, its text width) or inches; default {DEFAULT_WIDTH}. The fonts keep "
+                   "their size (7-8 pt), so a figure printed at this width reads as the text")
+
+
+def figure_width_inches(text: str) -> float:
+    """An argparse ``type``: ``--figure-width`` in inches (:func:`panbench.reporting.figure_style.figure_inches`)."""
+    from panbench.reporting.figure_style import figure_inches  # (standard library only)
+
+    try:
+        return figure_inches(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _from_dir(p: argparse.ArgumentParser) -> None:

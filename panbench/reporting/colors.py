@@ -6,8 +6,8 @@ chooses black or white.
 
 Every palette is colour-blind safe: the models get Okabe and Ito's eight colours, then Paul Tol's nine "muted"
 ones; past seventeen models a colour is shared, by the models least often drawn together.  The error types get
-Tol's "light" colours (paler than any model's), the corruption groups four dark colours that read as text on
-white (contrast >= 4.5:1).
+six colours of Tol's that are far from every model's (:func:`lab_distance`), the corruption groups four dark
+colours that read as text on white (contrast >= 4.5:1).
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 TOL_MUTED = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499")
 MODEL_PALETTE = OKABE_ITO + TOL_MUTED
 
-#: the error types of ``errors.png`` (:data:`panbench.analysis.breakdown.ERROR_TYPES`), Tol's light palette
-ERROR_COLORS = {"classification": "#EE8866", "segmentation": "#77AADD", "duplicate": "#EEDD88",
-                "background": "#FFAABB", "missed": "#44BB99", "other": "#DDDDDD"}
+#: the error types of ``errors.png`` (:data:`panbench.analysis.breakdown.ERROR_TYPES`): Tol's colours that no model
+#: has and none is near (CIE L*a*b* distance at least :data:`ERROR_DISTANCE` from each of :data:`MODEL_PALETTE`, 25
+#: between two types): light orange and pink, pale green and grey, dark blue and red
+ERROR_COLORS = {"classification": "#EE8866", "segmentation": "#CCDDAA", "duplicate": "#FFAABB",
+                "background": "#222255", "missed": "#663333", "other": "#DDDDDD"}
+ERROR_DISTANCE = 20.0  # a colour this far from another (CIE76 delta E) is told apart at a glance
 #: the corruption groups (:data:`panbench.robustness.corruptions.CORRUPTION_GROUPS`), dark enough for text
 GROUP_COLORS = {"noise": "#004488", "blur": "#AA3377", "weather": "#225555", "digital": "#8A5A00"}
 
@@ -71,11 +74,11 @@ def model_colors(results_dir: Path | str | None, records: list[RunRecord], label
 
 def _keep(path: Path, wanted: list[str]) -> Colors:
     """Read ``path`` again, give the labels of ``wanted`` it lacks their colours and write it, under an exclusive
-    ``flock`` of ``colors.json.lock``: two commands adding models at one instant each keep the other's colours."""
-    import fcntl
+    ``flock`` of ``colors.json.lock`` (waited for 120 s at most): two commands adding models at one instant each keep
+    the other's colours."""
+    from panbench.locks import exclusive
 
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(path.with_name(path.name + ".lock"), 120.0, "adding model colours"):
         kept = read_colors(path)
         colors = assign(kept, wanted)
         if colors != kept:
@@ -121,6 +124,24 @@ def _write(path: Path, colors: dict[str, str]) -> None:
     from panbench.records.io import atomic_write_text  # numpy: not at the import of --help's options
 
     atomic_write_text(path, text + "\n")
+
+
+def lab_distance(a: Any, b: Any) -> float:
+    """How far apart two matplotlib colours look: the distance of their CIE L*a*b* coordinates (CIE76 delta E, sRGB
+    under D65; about 2.3 is the least a viewer notices)."""
+    import numpy as np
+
+    def lab(color: Any) -> Any:
+        from matplotlib.colors import to_rgb
+
+        rgb = np.array(to_rgb(color))
+        lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+        t = xyz / np.array([0.95047, 1.0, 1.08883])
+        f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+    return float(np.linalg.norm(lab(a) - lab(b)))
 
 
 def luminance(color: Any) -> float:

@@ -98,6 +98,24 @@ def dataset_key(r: RunRecord) -> str:
     return f"{r.dataset} {fp[:8]}" if fp else str(r.dataset)
 
 
+def corrupted_note(records: list[RunRecord]) -> str:
+    """The one line that says where a robustness sweep's corrupted runs among ``records`` are shown, since the
+    table, its verdict, the report's dataset sections and the plots rank and draw the clean runs alone; '' where
+    there are none."""
+    n = sum(1 for r in records if r.corruption)
+    if not n:
+        return ""
+    return (f"{n} corrupted run(s) of a robustness sweep not ranked nor drawn here: `panbench table --robustness`, "
+            "`panbench robustness` and the report's robustness section show them (figures in plots/robustness/)")
+
+
+def ranked_records(records: list[RunRecord]) -> list[RunRecord]:
+    """The records grouped by dataset (in first-seen order), the best PQ first within each (a stable sort): the
+    order of the table's rows, its verdict and every figure's runs."""
+    order = list(dict.fromkeys(dataset_key(r) for r in records))
+    return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r.metrics["PQ"]))
+
+
 def model_label(r: RunRecord, records: list[RunRecord]) -> str:
     """The model's name with its settings (batch size, AMP, ``--cfg-options``) when it has any, and its
     dataset where the model ran on several: what tells a run apart but its post-processing."""

@@ -30,6 +30,7 @@ from panbench.records.rows import (
 from panbench.records.schema import RunRecord
 from panbench.reporting.colors import ERROR_COLORS, Colors, model_colors
 from panbench.reporting.figure_files import figure_path, listed, replace_figures, retire_folder, write_figure
+from panbench.reporting.figure_style import MIN_TEXT_PT, current_width, styled
 from panbench.reporting.labels import (
     SIZES,
     absent,
@@ -37,9 +38,10 @@ from panbench.reporting.labels import (
     images,
     missing_why,
     model_label,
-    run_label,
+    ranked_records,
     short_label,
 )
+from panbench.reporting.pairing import isthing_of
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
@@ -89,46 +91,91 @@ def wrap(text: str, width: int = 60) -> str:
 
 def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
     """The legend under the axes, where it covers no bar: long labels wrapped, in as many columns as fit the
-    figure's width (measured with the renderer), the figure made taller by the legend's height so that the axes
-    keep theirs; ``note`` (a line such as what was left out) under the legend, wrapped to the width."""
+    figure's width (measured with the renderer); ``note`` (a line such as what was left out) under it, wrapped to
+    the width; then :func:`lay_out` makes the figure taller by their height, so that the axes keep theirs."""
     labels = [hd.get_label() for hd in handles]
-    w, h = fig.get_size_inches()
     renderer = fig.canvas.get_renderer()
     # narrower lines only where one column of them is still too wide; the last try (labels of unbreakable
     # 20-character words, one column) is kept whether it fits or not: as narrow as it gets
-    ncols = range(max(1, min(len(handles), int(w / 2.2))), 0, -1)
+    ncols = range(max(1, min(len(handles), int(fig.get_figwidth() / 1.6))), 0, -1)
     tries = [(width, ncol) for width in (60, 45, 30, 20) for ncol in ncols]
     for width, ncol in tries:
         for hd, label in zip(handles, labels):
             hd.set_label(wrap(label, width))
-        leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
-                         bbox_to_anchor=(0.5, 0.0))
-        if leg.get_window_extent(renderer).width <= 0.96 * fig.bbox.width or (width, ncol) == tries[-1]:
+        leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0),
+                         fontsize=MIN_TEXT_PT)
+        if leg.get_window_extent(renderer).width <= 0.98 * fig.bbox.width or (width, ncol) == tries[-1]:
             break
         leg.remove()
-    leg_h = leg.get_window_extent(renderer).height / fig.dpi
-    note_h = 0.0
-    txt = None
+    leg.set_in_layout(False)  # placed by lay_out, under the axes the layout engine fits
+    _bottom(fig).insert(0, leg)
     if note:
-        txt = fig.text(0.5, 0.02, wrap(note, int(w * 14)), ha="center", va="bottom", fontsize=8)
-        note_h = txt.get_window_extent(renderer).height / fig.dpi + 0.08
-    extra = leg_h + note_h + 0.15
-    H = h + extra
+        _bottom(fig).insert(1, _note(fig, note, "center"))
+    lay_out(fig)
+
+
+def _bottom(fig: Any) -> list[Any]:
+    """The artists under a figure's axes, top to bottom: its legend, its notes, its footnote."""
+    if not hasattr(fig, "_panbench_bottom"):
+        fig._panbench_bottom = []
+        fig._panbench_height = fig.get_figheight()  # of the axes' part: the bottom adds to it
+    return fig._panbench_bottom
+
+
+def _note(fig: Any, text: str, ha: str, **kw: Any) -> Any:
+    """A text under the figure's axes, wrapped to the figure's width (measured)."""
+    renderer = fig.canvas.get_renderer()
+    x = {"center": 0.5, "left": 0.01}[ha]
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.5 * MIN_TEXT_PT)))
+    txt = fig.text(x, 0.0, wrap(text, chars), ha=ha, va="bottom", fontsize=MIN_TEXT_PT, **kw)
+    while txt.get_window_extent(renderer).width > 0.98 * fig.bbox.width and chars > 20:
+        chars = int(chars * 0.9)
+        txt.set_text(wrap(text, chars))
+    txt.set_in_layout(False)
+    return txt
+
+
+def lay_out(fig: Any) -> None:
+    """Place what goes under the axes (:func:`legend_below`'s legend and note, :func:`footnote`), each under the
+    one before, make the figure taller by their height (its width stays) and let the constrained layout fit the
+    axes and their labels in the part above them."""
+    below = _bottom(fig)
+    renderer = fig.canvas.get_renderer()
+    gap = 0.06  # inches between two of them, and at the figure's lower edge
+    heights = [a.get_window_extent(renderer).height / fig.dpi for a in below]
+    extra = sum(heights) + gap * (len(below) + 1) if below else 0.0
+    H = fig._panbench_height + extra
     fig.set_figheight(H)
-    leg.set_bbox_to_anchor((0.5, (note_h + 0.04) / H), transform=fig.transFigure)
-    if txt is not None:
-        txt.set_position((0.5, 0.04 / H))
-    fig.tight_layout(rect=(0, extra / H, 1, 1))
+    y = gap
+    for a, h in reversed(list(zip(below, heights))):  # from the bottom up
+        if hasattr(a, "set_bbox_to_anchor"):
+            a.set_bbox_to_anchor((0.5, y / H), transform=fig.transFigure)
+        else:
+            a.set_position((a.get_position()[0], y / H))
+        y += h + gap
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):
+        engine.set(rect=(0, extra / H, 1, 1 - extra / H))
 
 
-def save(fig: Any, path: Path, layout: bool = True, dpi: int = 100) -> Path:
+def new_figure(height: float, nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Any, Any]:
+    """A figure of the width in effect (:func:`~.figure_style.current_width`: ``--figure-width``) and ``height``
+    inches for its axes, ``nrows`` x ``ncols`` of them (``plt.subplots``' other arguments in ``kw``), laid out by
+    matplotlib's constrained layout (the labels fitted inside the figure)."""
+    return plt().subplots(nrows, ncols, figsize=(current_width(), height), layout="constrained", **kw)
+
+
+def axes_height(ratio: float, low: float = 1.8, high: float = 4.0) -> float:
+    """A figure's height for its axes: ``ratio`` times the width in effect, within ``low`` and ``high`` inches."""
+    return min(high, max(low, ratio * current_width()))
+
+
+def save(fig: Any, path: Path, dpi: int = 100) -> Path:
     """Save ``fig`` at ``path`` in the figure format in effect (:func:`~panbench.reporting.figure_files.
     figure_output`: PNG at ``dpi`` unless the command's ``--figure-format``, ``--dpi`` say otherwise; the suffix of
-    ``path`` becomes the format's), its folder made, and close it; returns the path written.  The image holds
-    every text of the figure (``bbox_inches="tight"``): a label past the figure's edge widens it, never cut."""
-    if layout:
-        fig.tight_layout()
-    path = write_figure(fig, path, dpi, bbox_inches="tight", pad_inches=0.05)
+    ``path`` becomes the format's), its folder made, and close it; returns the path written.  The figure keeps its
+    size (no cropping: its width is the one asked for); the layout fitted its labels inside it."""
+    path = write_figure(fig, path, dpi)
     plt().close(fig)
     return path
 
@@ -151,10 +198,11 @@ def image_set_note(group: list[RunRecord], records: list[RunRecord]) -> str:
 
 
 def footnote(fig: Any, text: str) -> None:
-    """``text`` in small grey type under the figure's lower left corner (the saved image holds it:
-    ``bbox_inches="tight"``), clear of every axes and legend; nothing for ''."""
+    """``text`` in grey type at the figure's lower left corner, under its axes, legend and notes
+    (:func:`lay_out`); nothing for ''."""
     if text:
-        fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=7, color="0.3")
+        _bottom(fig).append(_note(fig, text, "left", color="0.3"))
+        lay_out(fig)
 
 
 def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], lines: tuple[Any, ...] = ()) -> None:
@@ -162,7 +210,7 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
     around its point where its box overlaps no label placed before and no point (``points``, data
     coordinates), and, where such a place is inside the axes, none of ``lines`` (Line2D, such as the Pareto
     front), measured with the renderer on the figure as it is laid out; a label moved off its point's side gets a
-    thin line to it.  Lay the figure out (``tight_layout``) before: the places are in pixels."""
+    thin line to it.  The figure is drawn first (its constrained layout done): the places are in pixels."""
     from matplotlib.text import Text
 
     fig = ax.figure
@@ -216,13 +264,15 @@ def _along(line: Any, every: float = 3.0) -> list[tuple[float, float]]:
 def _value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = None) -> None:
     """Values on the bars (``labels``, default each value with one decimal), turned upright when bars are narrow so
     that neighbours never overlap."""
-    style = {"fontsize": 7, "padding": 1} if n_bars <= 3 else {"fontsize": 6, "rotation": 90, "padding": 2}
+    style = {"fontsize": MIN_TEXT_PT, "padding": 1} if n_bars <= 3 else \
+        {"fontsize": MIN_TEXT_PT, "rotation": 90, "padding": 2}
     ax.bar_label(bars, labels=labels, fmt="%.1f", **style)
 
 
+@styled
 def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """Grouped bars: PQ, SQ, RQ for All / Things / Stuff, one bar per run."""
-    fig, axes = plt().subplots(1, 3, figsize=(13, 4.6), sharey=True)
+    fig, axes = new_figure(axes_height(0.4), 1, 3, sharey=True)
     width = 0.8 / max(len(records), 1)
     style, handles = styles(records, colors)
     for ax, (title, sfx, _) in zip(axes, PQ_GROUPS):
@@ -238,7 +288,7 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, n
     fig.suptitle(plot_title(records, "PQ / SQ / RQ"))
     footnote(fig, note)
     legend_below(fig, handles)
-    return save(fig, out / "pq_bars.png", layout=False)
+    return save(fig, out / "pq_bars.png")
 
 
 def speed_points(records: list[RunRecord]) -> tuple[list[tuple[RunRecord, float]], list[str]]:
@@ -251,6 +301,7 @@ def speed_points(records: list[RunRecord]) -> tuple[list[tuple[RunRecord, float]
 LOG_SPAN = 10.0  # the fastest run more than this many times the slowest: a logarithmic speed axis
 
 
+@styled
 def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ against images/s, the figure papers print: each run a point in its model's colour, named beside it
     (clear of the other names and points: :func:`place_labels`), the Pareto front (the runs no other run beats in
@@ -259,7 +310,7 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     (left out, never drawn at 0 images/s) are named under the axes; ``note``: the footnote."""
     from matplotlib.lines import Line2D
 
-    fig, ax = plt().subplots(figsize=(8, 4.5))
+    fig, ax = new_figure(axes_height(0.55, 2.4, 4.0))
     points, missing = speed_points(records)
     style, _ = styles(records, colors)
     color = {id(r): st["color"] for r, st in zip(records, style)}
@@ -271,7 +322,7 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no measured speed", ha="center", va="center", transform=ax.transAxes)
         legend_below(fig, [Line2D([], [], linestyle="none", label="")], left_out)
-        return save(fig, out / "pq_vs_speed.png", layout=False)
+        return save(fig, out / "pq_vs_speed.png")
     xs, ys = [x for _, x in points], [r.metrics["PQ"] for r, _ in points]
     for r, x in points:
         ax.scatter(x, r.metrics["PQ"], s=50, color=color[id(r)], edgecolor="white", linewidth=0.5, zorder=3)
@@ -280,14 +331,14 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     _speed_axis(ax, xs)
     ax.set_ylim(max(0.0, min(ys) - 5), min(100.0, max(ys) + 5) + 2)
     names = [ax.annotate(wrap(mark_shared_speed(short_label(r, records), r), 32), (x, r.metrics["PQ"]), xytext=(6, 0),
-                         textcoords="offset points", fontsize=7, va="center",
+                         textcoords="offset points", fontsize=MIN_TEXT_PT, va="center", in_layout=False,
                          arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}) for r, x in points]
     shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}" if any(speed_shared(r) for r, _ in points) else ""
     handles = [Line2D([], [], linestyle="--", color="0.45", label="Pareto front: no other run has a higher PQ and "
                       "more images/s")]
     legend_below(fig, handles, "\n".join(n for n in (_devices(points, records), left_out, shared) if n))
     place_labels(ax, names, [(x, r.metrics["PQ"]) for r, x in points], tuple(front))
-    return save(fig, out / "pq_vs_speed.png", layout=False)
+    return save(fig, out / "pq_vs_speed.png")
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -329,19 +380,20 @@ def _devices(points: list[tuple[RunRecord, float]], records: list[RunRecord]) ->
     return "measured on: " + "; ".join(f"{short_label(r, records)}: {r.device}" for r, _ in points)
 
 
+@styled
 def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ against GFLOPs per image (the papers' cost axis), each point labelled with its model; a model whose
     GFLOPs were not counted is left out (named under the plot)."""
-    fig, ax = plt().subplots(figsize=(7, 4.5))
+    fig, ax = new_figure(axes_height(0.55, 2.4, 4.0))
     points = [(r, g) for r in records if (g := gflops(r)) is not None]
-    missing = [r.model for r in records if gflops(r) is None]
+    missing = [short_label(r, records) for r in records if gflops(r) is None]
     style, _ = styles(records, colors)
     color = {id(r): st["color"] for r, st in zip(records, style)}
     labels = []
     for r, x in points:
         ax.scatter(x, r.metrics["PQ"], s=60, color=color[id(r)])
-        labels.append(ax.annotate(model_label(r, records), (x, r.metrics["PQ"]), xytext=(6, 0),
-                                  textcoords="offset points", fontsize=7, va="center",
+        labels.append(ax.annotate(short_label(r, records), (x, r.metrics["PQ"]), xytext=(6, 0),
+                                  textcoords="offset points", fontsize=MIN_TEXT_PT, va="center", in_layout=False,
                                   arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}))
     ax.set_ylabel("PQ")
     ax.set_title(plot_title(records, "PQ against GFLOPs per image"))
@@ -351,9 +403,8 @@ def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = No
         ax.grid(alpha=0.3)
     ax.set_xlabel("GFLOPs per image (1 multiply-add = 1 FLOP)"
                   + ("\nnot counted, left out: " + ", ".join(missing) if missing else ""))
-    fig.tight_layout()  # the final layout, then the labels placed apart in it (in pixels)
     place_labels(ax, labels, [(x, r.metrics["PQ"]) for r, x in points])
-    return save(fig, out / "pq_vs_gflops.png", layout=False)
+    return save(fig, out / "pq_vs_gflops.png")
 
 
 def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], Any, Any]:
@@ -367,25 +418,65 @@ def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], 
     return cids, table, ranked[np.argsort(-spread, kind="stable")[:top]]
 
 
+@styled
 def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "",
                           top: int = 15) -> Path:
-    """Per-class PQ of the runs for the classes where they differ most; a class absent from both ground
-    truth and predictions (PQ undefined) is not drawn and left out of the ranking."""
+    """Per-class PQ of the runs for the ``top`` classes where they differ most (one run: of highest PQ), the thing
+    classes first, then the stuff classes, each group named over its bars (:func:`class_kinds`); a class absent
+    from both ground truth and predictions (PQ undefined) is not drawn and left out of the ranking.  The title
+    says which classes the figure shows."""
     names = {k: v for r in records for k, v in r.provenance.get("category_names", {}).items()}
-    cids, table, order = ranked_classes(records, top)
-    fig, ax = plt().subplots(figsize=(max(7, 0.6 * len(order) + 2), 5))
+    cids, table, ranked = ranked_classes(records, top)
+    n_ranked = int((~np.isnan(table).any(0)).sum())
+    kinds = class_kinds(records)
+    groups = [(what, [i for i in ranked if kinds.get(cids[i]) is flag]) for what, flag in
+              (("things", True), ("stuff", False), ("thing or stuff unknown", None))]
+    groups = [(what, g) for what, g in groups if g]  # an empty group is not drawn
+    order = [i for _, g in groups for i in g]
+    fig, ax = new_figure(axes_height(0.42, 2.2, 3.6))
     width = 0.8 / max(len(records), 1)
     style, handles = styles(records, colors)
     for k in range(len(records)):
         ax.bar(np.arange(len(order)) + k * width, table[k, order], width, **style[k])
-    ax.set_xticks(np.arange(len(order)) + width * (len(records) - 1) / 2,
-                  [names.get(cids[i], cids[i]) for i in order], rotation=45, ha="right", fontsize=8)
+    centre = width * (len(records) - 1) / 2
+    ax.set_xticks(np.arange(len(order)) + centre, [names.get(cids[i], cids[i]) for i in order], rotation=45,
+                  ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.6 + centre, len(order) - 0.4 + centre)
+    start = 0
+    for what, g in groups if len(groups) > 1 or groups and groups[0][0] != "thing or stuff unknown" else ():
+        if start:  # a line between two groups
+            ax.axvline(start - 0.5 + centre, color="0.35", linestyle=":", linewidth=0.8)
+        ax.text(start + (len(g) - 1) / 2 + centre, 103, what, ha="center", va="bottom", fontsize=MIN_TEXT_PT + 1,
+                color="0.2")
+        start += len(g)
     ax.set_ylabel("PQ")
-    ax.set_ylim(0, 100)
-    ax.set_title(plot_title(records, "per-class PQ where the models differ most"))
+    ax.set_ylim(0, 112)  # room for the groups' names over bars at 100
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_title(plot_title(records, per_class_title(len(order), n_ranked, len(records))))
     footnote(fig, note)
     legend_below(fig, handles, only_common_classes(table, [names.get(c, c) for c in cids]))
-    return save(fig, out / "per_class_pq.png", layout=False)
+    return save(fig, out / "per_class_pq.png")
+
+
+def per_class_title(shown: int, ranked: int, runs: int) -> str:
+    """What the per-class figure shows, in its title: which classes (how many of how many, chosen how), and that
+    things and stuff are apart."""
+    chosen = "where the runs differ most" if runs > 1 else "of highest PQ"
+    which = (f"the {shown} of {ranked} classes {chosen}" if shown < ranked else
+             f"all {shown} classes, " + ("most different first" if runs > 1 else "highest first"))
+    return f"per-class PQ, {which}"
+
+
+def class_kinds(records: list[RunRecord]) -> dict[str, bool]:
+    """Whether each class of the runs (category id, as ``per_class`` keys it) is a thing (True) or stuff (False),
+    read from a run's annotation file (:func:`~panbench.reporting.pairing.isthing_of`); a class no run's file
+    names is absent."""
+    out: dict[str, bool] = {}
+    for r in records:
+        flags = isthing_of(r, len(r.per_class))
+        if flags is not None:
+            out.update({c: f for c, f in zip(r.per_class, flags) if c not in out})
+    return out
 
 
 def only_common_classes(table: Any, names: list[str]) -> str:
@@ -416,7 +507,7 @@ def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
     for runs recorded without one), so that no plot mixes runs on other images and ``RESULTS/plots/<dataset>/``
     stays where a dataset's leading figures are.  A robustness sweep's corrupted runs are in no group: the robustness
     figures draw them."""
-    records = [r for r in records if not r.corruption]
+    records = ranked_records([r for r in records if not r.corruption])  # each group as the table ranks it
     out: list[tuple[str, list[RunRecord]]] = []
     for key in dict.fromkeys(dataset_key(r) for r in records):
         group = [r for r in records if dataset_key(r) == key]
@@ -458,6 +549,7 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
     of ``score --name``), for each plot that failed (the others are still drawn; :data:`FAILED` starts that
     note), and for the figures an earlier run wrote in ``out`` that this one does not (removed:
     :func:`~panbench.reporting.figure_files.replace_figures`)."""
+    records = ranked_records(records)  # as the table ranks them: the best PQ first
     colors = colors or model_colors(None, records)
     drawn: list[tuple[str, Callable[[list[RunRecord], Path, Colors, str], Path]]] = [("pq_bars.png", pq_bars)]
     if any(measured_speed(r) is not None for r in records):
@@ -492,14 +584,15 @@ REMOVED = "(written there by an earlier run, not by this one)"  # ends the note 
 
 
 def _left_out(records: list[RunRecord], key: str) -> str:
-    return "; ".join(f"{why}, left out: {', '.join(run_label(r, records) for r in missing)}"
+    return "; ".join(f"{why}, left out: {', '.join(short_label(r, records) for r in missing)}"
                      for missing, why in missing_why(records, key, f"no `{key}` in the record"))
 
 
+@styled
 def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run)."""
     have = [r for r in records if r.ci]
-    fig, axes = plt().subplots(1, 3, figsize=(13, 1.6 + 0.45 * len(have)), sharey=True, squeeze=False)
+    fig, axes = new_figure(1.1 + 0.4 * len(have), 1, 3, sharey=True, squeeze=False)
     style, _ = styles(have, colors, records)
     y = np.arange(len(have))[::-1]
     for ax, key in zip(axes[0], ("PQ", "PQ_th", "PQ_st")):
@@ -510,72 +603,83 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
             err = [[max(0.0, x[k] - lo[k])], [max(0.0, hi[k] - x[k])]]
             ax.errorbar(x[k], y[k], xerr=err, fmt="o", color=style[k]["color"], capsize=4, ms=5)
             ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
-                        textcoords="offset points", ha="center", fontsize=7)
+                        textcoords="offset points", ha="center", fontsize=MIN_TEXT_PT)
         pad = max(1.0, 0.15 * float(hi.max() - lo.min()))
         ax.set_xlim(max(0.0, float(lo.min()) - pad), float(hi.max()) + pad)  # past 100: room for a label there
         ax.set_ylim(-0.7, len(have) - 0.3)
         ax.set_title(key)
         ax.grid(axis="x", alpha=0.3)
-    axes[0, 0].set_yticks(y, [run_label(r, records) for r in have], fontsize=8)
-    axes[0, 1].set_xlabel("PQ points; bars: 95% image-bootstrap interval" +
-                          (f"\n{left}" if (left := _left_out(records, "ci")) else ""), fontsize=8)
+    axes[0, 0].set_yticks(y, [wrap(short_label(r, records), 24) for r in have])
+    fig.supxlabel("PQ points; bars: 95% image-bootstrap interval")
     fig.suptitle(plot_title(records, "PQ with its 95% confidence interval"))
+    if left := _left_out(records, "ci"):
+        _bottom(fig).append(_note(fig, left, "center"))
     footnote(fig, note)
+    lay_out(fig)
     return save(fig, out / "pq_intervals.png")
 
 
+@styled
 def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category: its PQ
-    is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them."""
+    """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category in a run: its
+    PQ is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them.  A bucket no
+    run has a segment in is not drawn: a line under the axes names it."""
     have = [r for r in records if r.by_size]
-    fig, ax = plt().subplots(figsize=(max(7.0, 1.2 * len(have) + 5), 4.6))
+    sizes = [s for s in SIZES if any((r.by_size or {}).get(s, {}).get("n") for r in have)]
+    empty = [s for s in SIZES if s not in sizes]
+    fig, ax = new_figure(axes_height(0.4, 2.2, 3.4))
     width = 0.8 / max(len(have), 1)
     style, handles = styles(have, colors, records)
     for k, r in enumerate(have):
-        vals = [(r.by_size or {})[s]["PQ"] if (r.by_size or {})[s].get("n") else np.nan for s in SIZES]
-        bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
+        vals = [(r.by_size or {})[s]["PQ"] if (r.by_size or {})[s].get("n") else np.nan for s in sizes]
+        bars = ax.bar(np.arange(len(sizes)) + k * width, vals, width, **style[k])
         _value_labels(ax, bars, len(have), ["" if np.isnan(v) else f"{v:.1f}" for v in vals])
-    ticks = ["small\narea < 32²", "medium\n32² ≤ area < 96²", "large\narea ≥ 96²"]
-    for i, s in enumerate(SIZES):
+    limits = {"small": "area < 32²", "medium": "32² ≤ area < 96²", "large": "area ≥ 96²"}
+    ticks = [f"{s}\n{limits[s]}" for s in sizes]
+    for i, s in enumerate(sizes):
         segs = {(r.by_size or {})[s].get("segments") for r in have}
         if len(segs) == 1:
             ticks[i] += f"\n{segs.pop()} segments"
-    ax.set_xticks(np.arange(3) + width * (len(have) - 1) / 2, ticks, fontsize=8)
-    ax.set_xlim(-width, 2.8)  # the three buckets, an empty one too
+    ax.set_xticks(np.arange(len(sizes)) + width * (len(have) - 1) / 2, ticks)
+    ax.set_xlim(-width, len(sizes) - 0.2)
     ax.set_ylim(0, 112)
     ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("PQ of things (0-100)")
     ax.set_title(plot_title(records, "PQ by object size (things only)"))
     footnote(fig, note)
+    notes = [f"not drawn, no ground-truth segment of things in it: {', '.join(empty)}"] if empty else []
     if left := _left_out(records, "by_size"):
-        ax.set_xlabel(left, fontsize=8)
-    legend_below(fig, handles)
-    return save(fig, out / "pq_by_size.png", layout=False)
+        notes.append(left)
+    legend_below(fig, handles, "\n".join(notes))
+    return save(fig, out / "pq_by_size.png")
 
 
+@styled
 def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """One stacked bar per run: its errors (FPs + FNs) by type, counted (each FP or FN has one type, so the
     stack is the run's FP + FN total)."""
     from matplotlib.patches import Patch
 
     have = [r for r in records if r.errors]
-    fig, ax = plt().subplots(figsize=(max(7.0, 1.1 * len(have) + 4), 4.8))
+    fig, ax = new_figure(axes_height(0.4, 2.2, 3.4))
     bottom = np.zeros(len(have))
     for t in ERROR_TYPES:
         n = np.array([float(((r.errors or {}).get(t) or {}).get("count", 0)) for r in have])
         ax.bar(np.arange(len(have)), n, 0.6, bottom=bottom, color=ERROR_COLORS[t], edgecolor="white", linewidth=0.5)
         bottom += n
     for k, total in enumerate(bottom):
-        ax.annotate(f"{int(total)}", (k, total), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
-    ax.set_xticks(np.arange(len(have)), [run_label(r, records) for r in have], rotation=20, ha="right", fontsize=8)
+        ax.annotate(f"{int(total)}", (k, total), xytext=(0, 2), textcoords="offset points", ha="center",
+                    fontsize=MIN_TEXT_PT)
+    upright = len(have) <= 3  # few bars: their names fit level
+    ax.set_xticks(np.arange(len(have)), [wrap(short_label(r, records), 24) for r in have],
+                  rotation=0 if upright else 30, ha="center" if upright else "right", rotation_mode="anchor")
     ax.set_ylim(0, 1.12 * max(float(bottom.max()) if len(bottom) else 0.0, 1.0))
     ax.set_ylabel("errors (FP + FN count)")
-    ax.set_title(plot_title(records, "errors by type (count)") +
-                 (f"\n{left}" if (left := _left_out(records, "errors")) else ""), fontsize=10)
+    ax.set_title(plot_title(records, "errors by type (count)"))
     footnote(fig, note)
     handles = [Patch(color=ERROR_COLORS[t], label=t) for t in ERROR_TYPES]
-    legend_below(fig, handles)
-    return save(fig, out / "errors.png", layout=False)
+    legend_below(fig, handles, _left_out(records, "errors"))
+    return save(fig, out / "errors.png")
 
 
 # (the record field a plot needs, its file name, the function that draws it)

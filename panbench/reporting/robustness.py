@@ -10,9 +10,10 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.records.io import load_records
 from panbench.reporting.colors import GROUP_COLORS, Colors, assign, text_color
+from panbench.reporting.figure_style import MIN_TEXT_PT, current_width, styled
 from panbench.reporting.formats import writer
 from panbench.reporting.labels import summary_model
-from panbench.reporting.plots import plt, save
+from panbench.reporting.plots import legend_below, new_figure, save
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES, GROUP_OF
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
 
@@ -120,6 +121,7 @@ def _datasets(summaries: list[dict[str, Any]]) -> str:
     return ", ".join(dict.fromkeys(str(s["dataset"]) for s in summaries))
 
 
+@styled
 def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], keys: list[str],
                    path: Path, colors: Colors) -> Path:
     """PQ against severity, one panel per corruption in ``names`` (its name in its group's colour), one line per
@@ -130,12 +132,11 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
     dashes: tuple[Any, ...] = ("-", "--", ":", "-.")
     style = {id(s): dashes[keys[:k].count(keys[k]) % len(dashes)] for k, s in enumerate(summaries)}
 
-    ncols = min(5, len(names))
+    ncols = min(max(1, int(current_width() / 1.4)), 5, len(names))  # panels at least 1.4 in wide
     nrows = -(-len(names) // ncols)
-    fig, axes = plt().subplots(nrows, ncols, figsize=(2.6 * ncols, 2.2 * nrows + 0.9), squeeze=False,
-                               sharey=True, layout="constrained")
-    for ax in axes.ravel()[len(names):]:
-        ax.axis("off")
+    fig, axes = new_figure(1.6 * nrows + 0.9, nrows, ncols, squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(names):]:  # no empty panel
+        fig.delaxes(ax)
     top = 0.0
     for ax, name in zip(axes.ravel(), names):
         for s, key, label in zip(summaries, keys, labels):
@@ -145,21 +146,19 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
                 ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colors[key],
                         linestyle=style[id(s)])
                 top = max(top, *ys)
-        ax.set_title(f"{name} ({GROUP_OF[name]})", fontsize=8, color=GROUP_COLORS[GROUP_OF[name]])
+        ax.set_title(f"{name} ({GROUP_OF[name]})", color=GROUP_COLORS[GROUP_OF[name]])
         ax.set_xticks(range(6))
-        ax.tick_params(labelsize=7)
     axes[0, 0].set_ylim(0, min(100.0, top * 1.08) if top > 0 else 1.0)  # shared: every panel's lines inside
-    for ax in axes[:, 0]:
-        ax.set_ylabel("PQ", fontsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel("severity (0: clean)", fontsize=7)
+    fig.supylabel("PQ")
+    fig.supxlabel("severity (0: clean)")
     handles = [Line2D([], [], marker="o", markersize=3, color=colors[key], linestyle=style[id(s)], label=label)
                for s, key, label in zip(summaries, keys, labels)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=7, frameon=False)
-    fig.suptitle(f"{_datasets(summaries)}: PQ under corruption", fontsize=9)
-    return save(fig, path, layout=False, dpi=110)
+    fig.suptitle(f"{_datasets(summaries)}: PQ under corruption")
+    legend_below(fig, handles)
+    return save(fig, path, dpi=110)
 
 
+@styled
 def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], path: Path) -> Path:
     """Clean PQ minus the mean PQ over the severities, per corruption (rows) and summary (columns)."""
     import numpy as np
@@ -171,29 +170,36 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
             if vals:
                 drop[i, j] = s["clean"]["PQ"] - sum(vals) / len(vals)
     fig, ax = drop_figure(drop, names, labels)
-    ax.set_title(f"{_datasets(summaries)}: PQ drop per corruption", fontsize=9)
-    return save(fig, path, layout=False, dpi=110)
+    ax.set_title(f"{_datasets(summaries)}: PQ drop per corruption")
+    return save(fig, path, dpi=110)
 
 
 def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
     """The heatmap of the PQ drops (rows: corruptions, each named in its group's colour; columns: runs), each
     number black or white, whichever contrasts more with its cell (:func:`~panbench.reporting.colors.text_color`);
-    its colour bar labelled in two short lines so that the label fits beside a heatmap of few corruptions."""
+    its colour bar labelled in two short lines so that the label fits beside a heatmap of few corruptions; no
+    colour bar where there is one value (one corruption, one run): its number says it all."""
     import numpy as np
 
-    fig, ax = plt().subplots(figsize=(1.4 * len(labels) + 2.6, max(0.32 * len(names) + 1.4, 2.6)), layout="constrained")
+    from panbench.reporting.plots import wrap
+
+    fig, ax = new_figure(max(0.28 * len(names) + 1.5, 2.2))
     im = ax.imshow(drop, cmap="Reds", aspect="auto")
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xticks(range(len(labels)), [wrap(x, 24) for x in labels], rotation=30 if len(labels) > 1 else 0,
+                  ha="right" if len(labels) > 1 else "center", rotation_mode="anchor")
+    ax.set_yticks(range(len(names)), names)
     for tick, name in zip(ax.get_yticklabels(), names):
         tick.set_color(GROUP_COLORS[GROUP_OF[name]] if name in GROUP_OF else "black")
     for i in range(len(names)):
         for j in range(len(labels)):
             if not np.isnan(drop[i, j]):
-                ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=6,
+                ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=MIN_TEXT_PT,
                         color=text_color(im.cmap(im.norm(drop[i, j]))))
-    bar = fig.colorbar(im, ax=ax)
-    bar.set_label("PQ drop\n(clean − mean over severities)", fontsize=8)
+    if np.count_nonzero(~np.isnan(drop)) > 1:
+        bar = fig.colorbar(im, ax=ax)
+        bar.set_label("PQ drop\n(clean − mean over severities)")
+    else:
+        ax.set_xlabel("PQ drop: clean − mean over severities")
     return fig, ax
 
 

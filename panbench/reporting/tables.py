@@ -30,12 +30,14 @@ from panbench.reporting.formats import cells, header, writer
 from panbench.reporting.labels import (
     absent,
     cfg_words,
+    corrupted_note,
     dataset_key,
     fingerprint,
     has_published,
     images,
     ops_backend,
     published_label,
+    ranked_records,
     run_label,
     selection,
     settings,
@@ -197,12 +199,6 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
     return df
 
 
-def ranked_records(records: list[RunRecord]) -> list[RunRecord]:
-    """The records grouped by dataset (in first-seen order), the best PQ first within each (a stable sort)."""
-    order = list(dict.fromkeys(dataset_key(r) for r in records))
-    return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r.metrics["PQ"]))
-
-
 def per_class(records: list[RunRecord]) -> Any:
     """Per-class PQ: one row per category (id, name), one column per run labelled with its post-processing;
     a category absent from both ground truth and predictions is blank (NaN), not 0.  Runs on several datasets
@@ -235,12 +231,18 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
     records = latest_runs(every, dataset)
     if not records:
         raise no_records(results_dir, dataset, every)
+    corrupted = corrupted_note(records)  # a robustness sweep's corrupted runs: table --robustness shows them
+    records = [r for r in records if not r.corruption]
+    if not records:
+        raise PanbenchError(f"{results_dir}/runs: only corrupted runs{f' of {dataset}' if dataset else ''}; "
+                            f"{corrupted.split(': ', 1)[1]}; pass --robustness, or --only-dataset with a dataset "
+                            "of clean runs")
     if by_class and analyses:
         raise PanbenchError("--per-class: give it alone, not with " + ", ".join("--" + a.replace("_", "-")
                                                                                for a in analyses))
-    notes: list[str] = []
+    notes: list[str] = [corrupted] if corrupted else []
     if by_class:
-        return format_table(per_class(records), fmt), notes
+        return format_table(per_class(records), fmt, notes=notes), notes
     found, more = verdicts(ranked_records(records), results_dir, reference)
     head = verdict_text(found, fmt)
     df = comparison(records, vs_published, analyses, results_dir, notes, all_columns, reference)

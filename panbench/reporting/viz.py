@@ -14,7 +14,10 @@ from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import InputError
 from panbench.pq.png import read_ids
 from panbench.reporting.figure_files import write_figure
-from panbench.reporting.plots import plt
+from panbench.reporting.figure_style import MIN_TEXT_PT, TITLE_PT, current_width, styled
+from panbench.reporting.plots import plt, wrap
+
+PANEL_INCHES = 1.7  # the narrowest panel: its title and the segments' names legible in print
 
 
 @dataclass
@@ -97,7 +100,7 @@ def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dic
         mask = ids == s["id"]
         if mask.sum() > 0.002 * ids.size:
             x, y = label_point(mask)
-            ax.text(x, y, names.get(s["category_id"], str(s["category_id"])), fontsize=6,
+            ax.text(x, y, names.get(s["category_id"], str(s["category_id"])), fontsize=MIN_TEXT_PT,
                     ha="center", va="center", color="black",
                     bbox={"facecolor": "white", "alpha": 0.6, "pad": 0.5, "linewidth": 0})
 
@@ -105,17 +108,20 @@ def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dic
 def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path,
            image: np.ndarray | None = None, heading: str = "") -> Path:
     """Write the figure (:func:`figure`) at ``out`` in the figure format in effect (PNG at 110 dpi unless
-    :func:`~panbench.reporting.figure_files.figure_output` says otherwise); returns the path written."""
+    :func:`~panbench.reporting.figure_files.figure_output` says otherwise), as wide as the figures' width in effect
+    (:func:`~panbench.reporting.figure_style.figure_width`); returns the path written."""
     fig = figure(sample, dataset, preds, image, heading)
     out = write_figure(fig, out, 110)
     plt().close(fig)
     return out
 
 
+@styled
 def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], image: np.ndarray | None = None,
            heading: str = "") -> Any:
-    """Image, ground truth, each model; disagreement map; query mask maps in a second row. The layout engine
-    (constrained) keeps every title in the gap above its own image, never over the row above."""
+    """Image, ground truth, each model; disagreement map; the query mask maps: panels in rows of as many as fit
+    the figure's width at :data:`PANEL_INCHES` or more each, no empty panel (the last row's spare axes removed).
+    The layout engine (constrained) keeps every title in the gap above its own image, never over the row above."""
     import json
 
     from PIL import Image
@@ -128,29 +134,33 @@ def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], im
         image = np.asarray(Image.open(sample.image_path).convert("RGB"))
     segmented = [("ground truth", read_ids(sample.gt_png, f"image {sample.image_id}"), sample.gt_ann["segments_info"]),
                  *((p.model, p.ids, p.segments) for p in preds)]
-    panels = [("image", image, None),
-              *((title, overlay(image, ids, segs, colors, isthing), (ids, segs)) for title, ids, segs in segmented)]
+    panels: list[tuple[str, np.ndarray, Any, np.ndarray | None]] = [
+        ("image", image, None, None),
+        *((title, overlay(image, ids, segs, colors, isthing), (ids, segs), None) for title, ids, segs in segmented)]
     if len(preds) == 2:
         a, b = (semantic(p.ids, p.segments) for p in preds)
         dis = a != b
         gray = np.repeat(image.mean(-1, keepdims=True), 3, -1) * 0.6
         gray[dis] = [230, 30, 30]
-        panels.append((f"labels differ ({100 * dis.mean():.1f}% of pixels)", gray.astype(np.uint8), None))
-    maps = [(p.model, m) for p in preds for m in p.query_maps]
-    ncols = max(len(panels), len(maps), 1)
-    nrows = 2 if maps else 1
-    fig, axes = plt().subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows + 0.4), squeeze=False,
-                             layout="constrained")
-    for ax in axes.ravel():
+        panels.append((f"labels differ ({100 * dis.mean():.1f}% of pixels)", gray.astype(np.uint8), None, None))
+    panels += [(f"{p.model}\nquery '{label}' ({score:.2f})", image, None, m) for p in preds
+               for label, score, m in p.query_maps]
+    width = current_width()
+    ncols = max(1, min(len(panels), int(width // PANEL_INCHES)))
+    nrows = -(-len(panels) // ncols)
+    aspect = image.shape[0] / max(image.shape[1], 1)
+    chars = max(12, int(width / ncols * 72 / (0.6 * TITLE_PT)))  # a title's line as wide as its panel
+    fig, axes = plt().subplots(nrows, ncols, figsize=(width, nrows * (0.92 * width / ncols * aspect + 0.45) + 0.3),
+                               squeeze=False, layout="constrained")
+    for ax in axes.ravel()[len(panels):]:  # no empty panel
+        fig.delaxes(ax)
+    for ax, (title, img, seg, mask) in zip(axes.ravel(), panels):
         ax.axis("off")
-    for ax, (title, img, seg) in zip(axes[0], panels):
         ax.imshow(img)
-        ax.set_title(title, fontsize=8)
+        if mask is not None:
+            ax.imshow(mask, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        ax.set_title(wrap(title, chars))
         if seg is not None:
             _labels(ax, seg[0], seg[1], names)
-    for ax, (model, (label, score, m)) in zip(axes[1] if maps else [], maps):
-        ax.imshow(image)
-        ax.imshow(m, cmap="jet", alpha=0.5, vmin=0, vmax=1)
-        ax.set_title(f"{model}\nquery '{label}' ({score:.2f})", fontsize=7)
-    fig.suptitle(f"image {sample.image_id}{heading}", fontsize=9)
+    fig.suptitle(f"image {sample.image_id}{heading}")
     return fig

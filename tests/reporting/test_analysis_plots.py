@@ -40,14 +40,14 @@ def _drawn(fn, records, out):
     seen = {}
     orig = plots.save
 
-    def keep(fig, path, layout=True):
+    def keep(fig, path, dpi=100):
         fig.canvas.draw()
         seen["fig"] = fig
         seen["axes"] = fig.axes
         seen["texts"] = [t.get_text() for ax in fig.axes for t in [*ax.texts, ax.xaxis.label, ax.title]]
         seen["bars"] = [[(p.get_x(), p.get_y(), p.get_height()) for p in ax.patches] for ax in fig.axes]
         seen["lines"] = [[line.get_xydata().copy() for line in ax.lines] for ax in fig.axes]
-        return orig(fig, path, layout)
+        return orig(fig, path, dpi)
 
     plots.save = keep
     try:

@@ -53,9 +53,7 @@ def sweep(models: list[str]) -> list[dict[str, Any]]:
 def _lay_out(monkeypatch, drawn: dict[str, Any]) -> None:
     """``save`` keeps the figure, laid out as ``save`` lays it out, and draws it; nothing is written."""
 
-    def keep(fig: Any, path: Path, layout: bool = True, *args: Any, **kwargs: Any) -> Path:
-        if layout:
-            fig.tight_layout()
+    def keep(fig: Any, path: Path, *args: Any, **kwargs: Any) -> Path:
         fig.canvas.draw()
         drawn[path.name] = fig
         return path

@@ -98,11 +98,11 @@ def test_legend_below_the_bars(tmp_path) -> None:
     seen = {}
     orig = plots.save
 
-    def keep(fig, path, layout=True):
+    def keep(fig, path, dpi=100):
         fig.canvas.draw()
         seen["legend"] = fig.legends[0].get_window_extent()
         seen["axes"] = [ax.get_window_extent() for ax in fig.axes]
-        return orig(fig, path, layout)
+        return orig(fig, path, dpi)
 
     plots.save = keep
     try:
@@ -146,7 +146,7 @@ def _layout(monkeypatch, tmp_path, plot) -> dict:
     seen: dict = {}
     orig = plots.save
 
-    def keep(fig, path, layout=True):
+    def keep(fig, path, dpi=100):
         fig.canvas.draw()
         r = fig.canvas.get_renderer()
         seen["fig"] = fig.bbox
@@ -156,7 +156,7 @@ def _layout(monkeypatch, tmp_path, plot) -> dict:
         seen["fig_texts"] = [(t.get_text(), t.get_window_extent(r)) for t in fig.texts]
         seen["annotations"] = [t.get_window_extent(r) for ax in fig.axes for t in ax.texts]
         seen["drawn"] = fig.get_tightbbox(r).transformed(fig.dpi_scale_trans)  # all that is drawn, in pixels
-        return orig(fig, path, layout)
+        return orig(fig, path, dpi)
 
     monkeypatch.setattr(plots, "save", keep)
     plot(_eight(), tmp_path)

@@ -72,13 +72,16 @@ def _dataset(tmp_path) -> tuple[PanopticDataset, Sample]:
     return PanopticDataset("synth", tmp_path, CategoryTable.from_coco(cats), [sample], js), sample
 
 
-@pytest.mark.parametrize("second_has_queries", [False, True], ids=["mask2former+fpn", "two-query-models"])
-def test_second_row_titles_are_not_drawn_over_the_first_row(tmp_path, second_has_queries) -> None:
+@pytest.mark.parametrize(("second_has_queries", "width"), [(False, "double"), (True, "single"), (True, 5.0)],
+                         ids=["mask2former+fpn-double", "two-query-models-single", "two-query-models-5in"])
+def test_no_title_is_drawn_over_an_image_and_no_panel_is_empty(tmp_path, second_has_queries, width) -> None:
     """As `viz --model mask2former --model panoptic-fpn --dataset demo --image 2003` draws it (same image size,
-    four query maps), and with two query models (eight maps)."""
+    four query maps), and with two query models (eight maps), at each width: every panel holds an image, no title
+    covers an image, the figure's title covers no panel's title, and the figure is that wide."""
     import matplotlib.pyplot as plt
 
     from panbench.pq.png import read_ids
+    from panbench.reporting.figure_style import figure_inches, figure_width
 
     ds, sample = _dataset(tmp_path)
     ids = read_ids(sample.gt_png, "gt")
@@ -86,18 +89,20 @@ def test_second_row_titles_are_not_drawn_over_the_first_row(tmp_path, second_has
     preds = [viz.Prediction("demo-mask2former", ids, sample.gt_ann["segments_info"], maps),
              viz.Prediction("demo-panoptic-fpn", ids, sample.gt_ann["segments_info"], maps if second_has_queries
                             else [])]
-    fig = viz.figure(sample, ds, preds)
-    fig.canvas.draw()
-    axes = np.array(fig.axes).reshape(2, -1)
-    r = fig.canvas.get_renderer()
-    top_images = [ax.get_window_extent(r) for ax in axes[0] if ax.images]
-    titles = [ax.title.get_window_extent(r) for ax in axes[1] if ax.images]
-    assert len(titles) == (8 if second_has_queries else 4) and len(top_images) == 5
-    for t in titles:
-        for im in top_images:
-            assert not t.overlaps(im), (t, im)
-    first_titles = [ax.title.get_window_extent(r) for ax in axes[0] if ax.images]
-    assert not any(fig._suptitle.get_window_extent(r).overlaps(t) for t in first_titles)
-    viz.draw_overlay(sample, ds, preds, tmp_path / "out.png")
-    assert (tmp_path / "out.png").is_file()
+    with figure_width(width):
+        fig = viz.figure(sample, ds, preds)
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        assert len(fig.axes) == 5 + (8 if second_has_queries else 4) and all(ax.images for ax in fig.axes)
+        images = [ax.get_window_extent(r) for ax in fig.axes]
+        titles = [ax.title.get_window_extent(r) for ax in fig.axes]
+        for t in titles:
+            for im in images:
+                assert not t.overlaps(im), (t, im)
+        assert not any(fig._suptitle.get_window_extent(r).overlaps(t) for t in titles)
+        assert fig.get_figwidth() == figure_inches(width)
+        out = viz.draw_overlay(sample, ds, preds, tmp_path / "out.png")
+    from PIL import Image
+
+    assert Image.open(out).width == round(figure_inches(width) * 110)
     plt.close("all")
