@@ -337,9 +337,9 @@ def findings_text(findings: Sequence[Finding]) -> str:
 
 def warn_findings(findings: Sequence[Finding], stacklevel: int = 2) -> None:
     """One :class:`DiagnosisWarning` naming every finding, attributed to the caller ``stacklevel`` frames up, shown
-    on every call: the warning is issued with a registry of its own (Python's default filter shows a message once
-    per place through the module's registry), through the user's filters (``filterwarnings('ignore')`` silences
-    it; ``'once'`` shows it once)."""
+    on every call: it is issued without the module's registry (through which Python's default filter shows a
+    message once per place), through the user's filters (``filterwarnings('ignore')`` silences it, ``'once'``
+    shows it once)."""
     if not findings:
         return
     text = findings_text(findings)
@@ -349,7 +349,7 @@ def warn_findings(findings: Sequence[Finding], stacklevel: int = 2) -> None:
         warnings.warn(text, DiagnosisWarning, stacklevel=2)
         return
     warnings.warn_explicit(DiagnosisWarning(text), DiagnosisWarning, frame.f_code.co_filename, frame.f_lineno,
-                           module=frame.f_globals.get("__name__"), registry={}, module_globals=frame.f_globals)
+                           module=frame.f_globals.get("__name__"), registry=None, module_globals=frame.f_globals)
 
 
 def input_size(pred_hw: tuple[int, int], image_hw: tuple[int, int]) -> Finding | None:

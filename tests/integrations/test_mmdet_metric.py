@@ -297,3 +297,33 @@ def test_a_segment_of_value_zero_takes_the_void_pixels_as_mmdet_scores_it(case) 
     kw = dict(ann_file=case["ann_file"], seg_prefix=case["seg_dir"], nproc=1, outfile_prefix=None)
     ours, mmdet = run(PanbenchPanopticMetric(**kw), samples), run(CocoPanopticMetric(**kw), samples)
     assert_target(ours, mmdet)
+
+
+def test_every_evaluation_with_a_diagnosis_logs_it_and_warns(case, monkeypatch) -> None:
+    """A training loop's evaluations: each one puts the diagnosis in MMEngine's log and warns, not the first alone
+    (the finding stands in for one the sums show: this case's one image is too few for the mapping rule)."""
+    import logging
+    import warnings
+
+    from mmengine.logging import MMLogger
+
+    from panbench import DiagnosisWarning, Finding
+    from panbench.metrics import panoptic
+
+    monkeypatch.setattr(panoptic, "diagnose", lambda stats, cats: [Finding("category_mapping", "another order")])
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    metric = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            for _ in range(3):
+                assert_target(run(metric, case["samples"]))
+    finally:
+        logger.removeHandler(handler)
+    logged = [r.getMessage() for r in records if "category_mapping: another order" in r.getMessage()]
+    assert len(logged) == 3
+    assert len([w for w in caught if issubclass(w.category, DiagnosisWarning)]) == 3

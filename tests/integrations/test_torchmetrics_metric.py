@@ -392,3 +392,26 @@ def test_predictions_in_another_class_order_warn_and_keep_the_result_a_tensor() 
     with pytest.warns(DiagnosisWarning, match="category_mapping"):  # the target's VOID (UNKNOWN) copied along
         pq = run(PanbenchPanopticQuality(THINGS, STUFFS, allow_unknown_preds_category=True), data)
     assert isinstance(pq, torch.Tensor) and pq.shape == () and float(pq) < 0.05
+
+
+def test_every_evaluation_of_a_class_order_mistake_warns() -> None:
+    """A training loop's rounds (update, compute, reset): each compute warns, not the first alone."""
+    import warnings
+
+    from panbench import DiagnosisWarning
+
+    roll = {**dict(zip(THINGS, THINGS[1:] + THINGS[:1], strict=True)),
+            **dict(zip(STUFFS, STUFFS[1:] + STUFFS[:1], strict=True))}
+    data = []
+    for _, target in batches(seed=3, n=8):
+        preds = target.clone()
+        for a, b in roll.items():
+            preds[..., 0][target[..., 0] == a] = b
+        data.append((preds, target))
+    metric = PanbenchPanopticQuality(THINGS, STUFFS, allow_unknown_preds_category=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            run(metric, data)
+            metric.reset()
+    assert len([w for w in caught if issubclass(w.category, DiagnosisWarning)]) == 3

@@ -1,5 +1,6 @@
 """The Python API says why a PQ is low: ``compute()`` of predictions in another class order has a ``diagnosis``
-and warns once; a correct prediction and random labels give neither."""
+and warns once per call, on every call (through the user's filters); a correct prediction and random labels give
+neither."""
 
 from __future__ import annotations
 
@@ -48,3 +49,25 @@ def test_a_correct_prediction_and_random_labels_give_no_diagnosis_and_no_warning
         warnings.simplefilter("error", DiagnosisWarning)
         result = m.compute()
     assert result.diagnosis == ()
+
+
+def test_every_compute_of_a_training_loop_warns_again():
+    """Python's default filter shows a message once per place; the diagnosis is shown every round."""
+    m = metric(ORDER.__getitem__)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            m.compute()  # one line: the same place every round
+    found = [w for w in caught if issubclass(w.category, DiagnosisWarning)]
+    assert len(found) == 3 and all(w.filename == __file__ for w in found)
+
+
+@pytest.mark.parametrize("how", ["ignore", "once"])
+def test_the_users_warning_filters_still_rule_the_diagnosis(how):
+    m = metric(ORDER.__getitem__)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        warnings.filterwarnings(how, category=DiagnosisWarning)
+        for _ in range(3):
+            m.compute()
+    assert len([w for w in caught if issubclass(w.category, DiagnosisWarning)]) == (0 if how == "ignore" else 1)
