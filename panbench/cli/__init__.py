@@ -144,7 +144,7 @@ def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[s
     """The options that chose where the command writes; with ``filename``, those whose path holds it or lies under
     it: a missing file there is a failed write (a folder that cannot be made, as under /proc), not missing input."""
     f = str(filename)
-    return [o for o in ("--results", "--out", "--save-predictions", "--per-image")
+    return [o for o in ("--results", "--out", "--save-predictions", "--per-image", "--root")
             if (path := getattr(args, o[2:].replace("-", "_"), None)) is not None
             and (filename is None or f.startswith(str(path)) or str(path).startswith(f))]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panbench.cli.options import Common, deprecated_alias, seed_int
+from panbench.cli.options import Common, check_writable, deprecated_alias, seed_int
 from panbench.data.catalog import DATASETS
 
 
@@ -27,5 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the dataset's ``data_command`` on ``--root`` (default: its folder) and print its line."""
     ds = DATASETS[args.data_command]
     args.root = args.root or ds.folder
+    if not Path(args.root).is_dir():  # a folder to make: where it cannot be (/proc, a file in the way, read-only)
+        check_writable(args.root, "--root")
     print(ds.run_command()(Path(args.root), args))
     return 0

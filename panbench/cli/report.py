@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from panbench.announce import announce
-from panbench.cli.options import Common, check_file_writable, check_results
+from panbench.cli.options import Common, check_file_writable, check_results, check_writable
 from panbench.cluster.sweep import note_incomplete_sweeps
 from panbench.reporting.figure_files import figure_output
 
@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     note_incomplete_sweeps(args.results)  # one line on stderr
     out = Path(args.out) if args.out else None
     check_file_writable(out or Path(args.results) / "report.html", "--out" if out else "--results (or --out)")
+    if out is None:  # the figures go under RESULTS/plots too
+        check_writable(Path(args.results) / "plots", "--results (or --out)")
     announce("importing matplotlib and pandas")
     from panbench.reporting.report import write_report
 

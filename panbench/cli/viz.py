@@ -10,7 +10,7 @@ from panbench.cli.options import Common, check_file_writable, check_writable, da
 from panbench.cli.running import models_and_dataset
 from panbench.errors import PanbenchError
 from panbench.models.registry import resolve
-from panbench.reporting.figure_files import FORMATS, figure_output
+from panbench.reporting.figure_files import FORMATS, figure_output, figure_path
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         preds.append(predict(lm, spec.name, sample))
     tail = f"_{corruption.label}" if corruption else ""
     out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}{tail}.png")
-    announce(f"drawing {out}")
     with figure_output(args.figure_format, args.dpi, command="viz"):
+        announce(f"drawing {figure_path(out)}")  # the file of the format written (a.pdf with --figure-format pdf)
         print(draw_overlay(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
                            if corruption else ""))
     return 0

@@ -32,7 +32,11 @@ def find_sample(dataset: PanopticDataset, image_id: int) -> Sample:
     for s in dataset.samples:
         if s.image_id == image_id:
             return s
-    raise InputError(f"{dataset.ann_file}: image {image_id} is not in the dataset; pick an id from 'images'")
+    ids = sorted((s.image_id for s in dataset.samples),
+                 key=lambda i: (not isinstance(i, int), i if isinstance(i, int) else 0, str(i)))
+    some = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+    raise InputError(f"{dataset.ann_file}: image {image_id} is not in the dataset; its {len(ids)} image ids are "
+                     f"{some} (its 'images'); pass one of them to --image")
 
 
 def predict(lm: Any, spec_name: str, sample: Sample, top_queries: int = 4) -> Prediction:
