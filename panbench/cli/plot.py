@@ -10,6 +10,7 @@ from panbench.announce import announce
 from panbench.cli.options import Common, check_results, check_writable
 from panbench.errors import PanbenchError
 from panbench.reporting.figure_files import figure_output, writing_figures
+from panbench.reporting.figure_style import figure_width
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(Path(args.results) / "plots", "--results")
     announce("importing matplotlib and pandas")
     from panbench.reporting.colors import model_colors
+    from panbench.reporting.labels import corrupted_note
     from panbench.reporting.plots import FAILED, image_set_note, make_plots, plot_dir, plot_groups, retire_plot_folders
     from panbench.reporting.tables import latest_runs, no_records
 
@@ -42,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise no_records(args.results, args.only_dataset, every)
     clean = [r for r in records if not r.corruption]  # a robustness sweep's corrupted runs: plots/robustness/
-    corrupted = (f"{len(records) - len(clean)} corrupted run(s) of a robustness sweep not drawn here: `panbench "
-                 "robustness` and `panbench report` draw them (plots/robustness/)")
+    corrupted = corrupted_note(records)  # the line table and report say it in too
     if not clean:
         raise PanbenchError(f"{args.results}/runs: {corrupted}; pass --only-dataset with a dataset of clean runs")
     if len(clean) < len(records):
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     failed, colors, groups = 0, model_colors(args.results, clean), plot_groups(records)  # a model's colour, kept
     # plot's figures in this format: those of an earlier `plot` in it replaced, every other file kept; one command
     # at a time writes under plots/ (`report` run beside this one waits, and both keep all their files)
-    with figure_output(args.figure_format, args.dpi, command="plot"), writing_figures(Path(args.results) / "plots"):
+    with figure_output(args.figure_format, args.dpi, command="plot"), figure_width(args.figure_width), \
+            writing_figures(Path(args.results) / "plots"):
         for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
             paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors,
                                       image_set_note(group, records))

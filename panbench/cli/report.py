@@ -9,6 +9,7 @@ from panbench.announce import announce
 from panbench.cli.options import Common, check_file_writable, check_results, check_writable
 from panbench.cluster.sweep import note_incomplete_sweeps
 from panbench.reporting.figure_files import figure_output
+from panbench.reporting.figure_style import figure_width
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -33,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
     announce("importing matplotlib and pandas")
     from panbench.reporting.report import write_report
 
-    with figure_output(args.figure_format, args.dpi, command="report"):
+    with figure_output(args.figure_format, args.dpi, command="report"), figure_width(args.figure_width):
         print(write_report(Path(args.results), args.only_dataset, out, args.reference))
     return 0

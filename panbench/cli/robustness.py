@@ -14,6 +14,7 @@ from panbench.cli.running import finish_distributed, models_and_dataset, rank, s
 from panbench.cluster.sweep import note_incomplete_sweeps
 from panbench.evaluation.options import EvalOptions, check_models
 from panbench.reporting.figure_files import figure_output, replace_figures, writing_figures
+from panbench.reporting.figure_style import figure_width
 from panbench.reporting.formats import writer
 
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     summaries = [sweep(spec, ds, opts, plan) for spec in specs]
     if rank() == 0:
         note_incomplete_sweeps(args.results)
-        with figure_output(args.figure_format, args.dpi, command="robustness"):  # the plots' format, resolution
+        # the plots' format, resolution and width
+        with figure_output(args.figure_format, args.dpi, command="robustness"), figure_width(args.figure_width):
             report(summaries, Path(args.results), args.format, not args.no_plots)
     finish_distributed()
     return 0

@@ -11,6 +11,7 @@ from panbench.cli.running import models_and_dataset
 from panbench.errors import PanbenchError
 from panbench.models.registry import resolve
 from panbench.reporting.figure_files import FORMATS, figure_output, figure_path
+from panbench.reporting.figure_style import figure_width
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         preds.append(predict(lm, spec.name, sample))
     tail = f"_{corruption.label}" if corruption else ""
     out = Path(args.out or Path(args.results) / "viz" / f"{args.image}_{'_vs_'.join(p.model for p in preds)}{tail}.png")
-    with figure_output(args.figure_format, args.dpi, command="viz"):
+    with figure_output(args.figure_format, args.dpi, command="viz"), figure_width(args.figure_width):
         announce(f"drawing {figure_path(out)}")  # the file of the format written (a.pdf with --figure-format pdf)
         print(draw_overlay(sample, ds, preds, out, image, f" ({corruption.name}, severity {corruption.severity})"
                            if corruption else ""))

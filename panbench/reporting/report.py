@@ -29,7 +29,16 @@ from panbench.records.io import atomic_write_text, load_records
 from panbench.records.schema import RunRecord
 from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_files import replace_figures, viewable_in_a_browser, writing_figures
-from panbench.reporting.labels import cfg_words, dataset_key, fingerprint, has_published, images, ops_backend, settings
+from panbench.reporting.labels import (
+    cfg_words,
+    corrupted_note,
+    dataset_key,
+    fingerprint,
+    has_published,
+    images,
+    ops_backend,
+    settings,
+)
 from panbench.reporting.plots import (
     FAILED,
     REMOVED,
@@ -260,6 +269,8 @@ def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tupl
         failed += more
     announce("the robustness, visualizations and provenance sections")
     robustness, removed = _robustness(page, robust)
+    if corrupted := corrupted_note(records):  # the line table and plot say it in too
+        sections.insert(0, f"<p class='note'>{html.escape(corrupted)}</p>")
     parts = [_head(), *sections, robustness, *_visualizations(page), _provenances(records), "</body></html>"]
     return "\n".join(parts), failed + removed
 

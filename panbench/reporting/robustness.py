@@ -177,8 +177,8 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
 def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
     """The heatmap of the PQ drops (rows: corruptions, each named in its group's colour; columns: runs), each
     number black or white, whichever contrasts more with its cell (:func:`~panbench.reporting.colors.text_color`);
-    its colour bar labelled in two short lines so that the label fits beside a heatmap of few corruptions; no
-    colour bar where there is one value (one corruption, one run): its number says it all."""
+    what a drop is said under the axes, so that the colour bar's label is short enough for a heatmap of few
+    corruptions; no colour bar where there is one value (one corruption, one run): its number says it all."""
     import numpy as np
 
     from panbench.reporting.plots import wrap
@@ -195,11 +195,9 @@ def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, An
             if not np.isnan(drop[i, j]):
                 ax.text(j, i, f"{drop[i, j]:.1f}", ha="center", va="center", fontsize=MIN_TEXT_PT,
                         color=text_color(im.cmap(im.norm(drop[i, j]))))
-    if np.count_nonzero(~np.isnan(drop)) > 1:
-        bar = fig.colorbar(im, ax=ax)
-        bar.set_label("PQ drop\n(clean − mean over severities)")
-    else:
-        ax.set_xlabel("PQ drop: clean − mean over severities")
+    ax.set_xlabel("PQ drop: clean PQ − mean PQ over the severities")
+    if np.count_nonzero(~np.isnan(drop)) > 1:  # one value: its number says it all
+        fig.colorbar(im, ax=ax).set_label("PQ drop")
     return fig, ax
 
 

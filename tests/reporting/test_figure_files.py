@@ -225,11 +225,11 @@ def test_plot_draws_the_clean_runs_and_leaves_a_sweep_s_corrupted_runs_to_the_ro
     assert main(["plot", "--results", str(res)]) == 0
     out, err = capsys.readouterr()
     assert sorted(p.name for p in (res / "plots").iterdir()) == ["demo"]
-    assert "1 corrupted run(s) of a robustness sweep not drawn here" in err
+    assert "1 corrupted run(s) of a robustness sweep not ranked nor drawn here" in err
     assert f"{cell}: removed the 1 figure(s) panbench wrote there (its runs are corrupted ones" in out
     assert main(["plot", "--results", str(res), "--only-dataset", "demo+fog-2"]) == 2  # nothing to draw: refused
     err = [line for line in capsys.readouterr().err.splitlines() if not line.endswith("...")]
-    assert len(err) == 1 and "corrupted run(s) of a robustness sweep not drawn here" in err[0], err
+    assert len(err) == 1 and "corrupted run(s) of a robustness sweep not ranked nor drawn here" in err[0], err
 
 
 @pytest.mark.parametrize("out", [None, "elsewhere/page.html"])

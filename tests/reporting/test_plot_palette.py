@@ -41,7 +41,7 @@ def test_a_model_has_one_colour_in_every_plot(figures, tmp_path) -> None:
     names = [t.get_text() for t in intervals.get_yticklabels()]  # bottom to top: 'c', then 'b'
     points = [ln.get_color() for ln in intervals.lines if ln.get_marker() == "o"][::-1]  # drawn top to bottom
     drawn = dict(zip(reversed(names), points))
-    assert _same(drawn["b [default]"], colour["b"]) and _same(drawn["c [default]"], colour["c"])
+    assert _same(drawn["b"], colour["b"]) and _same(drawn["c"], colour["c"])
 
 
 def test_plot_titles_name_the_dataset(figures, tmp_path) -> None:

@@ -1,0 +1,107 @@
+"""One reading of the results: after a robustness sweep, `table` (md, LaTeX, CSV), `report` and `plot` rank and draw
+the same clean runs, in the same order, under the same names; the sweep's corrupted run is left out of each alike,
+and each says in one line where it is.  Records made for real (tests/reporting/analysis_records.py); the corrupted
+run is a copy of a clean record with its corruption fields set, as `eval --corruption` writes them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from analysis_records import add_run, ground_truth
+
+from panbench.cli import main
+from panbench.records.io import load_records
+from panbench.reporting import plots
+from panbench.reporting.labels import corrupted_note, short_label
+from panbench.reporting.tables import latest_runs, ranked_records
+
+MODELS = (("beta-net", 3), ("alpha-net", None), ("gamma-net", 1))  # written in this order; alpha-net is perfect
+NAMES = [m for m, _ in MODELS]
+NOTE = "corrupted run(s) of a robustness sweep not ranked nor drawn here"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """Three clean runs, written in an order other than their rank (PQ), and beta-net's gaussian_noise-3 run."""
+    root = tmp_path_factory.mktemp("one_reading")
+    gt_json, images = ground_truth(root / "data", n_images=6)
+    for k, (model, seed) in enumerate(MODELS, 1):
+        add_run(root, model, gt_json, images, pred_seed=seed, date=f"2001-01-01T00:00:0{k}+00:00")
+    clean = json.loads(next((root / "runs").glob("*_beta-net_synth.json")).read_text())
+    corrupted = {**clean, "dataset": "synth+gaussian_noise-3", "date": "2001-01-01T00:00:09+00:00",
+                 "record": "runs/x_beta-net_synth+gaussian_noise-3.json",
+                 "corruption": {"name": "gaussian_noise", "severity": 3, "group": "noise", "implementation": "test"},
+                 "metrics": {**clean["metrics"], "PQ": clean["metrics"]["PQ"] - 5}}
+    (root / "runs" / "x_beta-net_synth+gaussian_noise-3.json").write_text(json.dumps(corrupted))
+    return root
+
+
+def _ranked(results: Path) -> list[str]:
+    """The clean runs' names as the verdict gives them, best PQ first."""
+    recs = [r for r in latest_runs(load_records(results)) if not r.corruption]
+    return [short_label(r, recs) for r in ranked_records(recs)]
+
+
+def _rows(text: str, names: list[str]) -> list[str]:
+    """The names of ``names`` in the order ``text`` first gives each."""
+    found = {n: m.start() for n in names if (m := re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text))}
+    return sorted(found, key=found.get)
+
+
+def test_the_runs_rank_otherwise_than_they_were_written(results) -> None:
+    """Else a figure in the records' order would pass the tests of the order below."""
+    assert _ranked(results)[0] == "alpha-net" and _ranked(results) != NAMES
+
+
+@pytest.mark.parametrize("fmt", ["md", "latex", "csv"])
+def test_table_ranks_the_clean_runs_alone_and_says_where_the_corrupted_one_is(results, fmt, capsys) -> None:
+    assert main(["table", "--results", str(results), "--format", fmt]) == 0
+    out, err = capsys.readouterr()
+    assert "gaussian_noise" not in out and "noise" not in out.replace(NOTE, "")
+    assert _rows(out, NAMES) == _ranked(results)
+    said = out if fmt != "csv" else err  # CSV: stdout the table alone, the notes on stderr
+    assert sum(NOTE in line for line in said.splitlines()) == 1
+
+
+def _legends(monkeypatch) -> dict[str, list[str]]:
+    """The legend entries of each figure `save` writes (written as ever), by file name."""
+    seen: dict[str, list[str]] = {}
+    real = plots.save
+
+    def save(fig: Any, path: Path, *args: Any, **kwargs: Any) -> Path:
+        seen[path.name] = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+        return real(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "save", save)
+    return seen
+
+
+def test_the_report_ranks_and_draws_the_runs_the_table_ranks_in_its_order(results, capsys, monkeypatch) -> None:
+    legends = _legends(monkeypatch)
+    assert main(["report", "--results", str(results)]) == 0
+    capsys.readouterr()
+    page = (results / "report.html").read_text()
+    verdict = page[page.index("<h3>verdict</h3>"):page.index("<h3>PQ / SQ / RQ</h3>")]
+    assert "gaussian_noise" not in verdict and _rows(verdict, NAMES) == _ranked(results)
+    assert legends["pq_bars.png"] == _ranked(results)
+    assert page.count(NOTE) == 1
+    assert "<h2>robustness (common corruptions)</h2>" in page  # where the corrupted run is
+
+
+def test_plot_draws_the_runs_in_the_table_s_order_and_says_where_the_corrupted_one_is(results, figures,
+                                                                                     capsys) -> None:
+    assert main(["plot", "--results", str(results)]) == 0
+    err = capsys.readouterr().err
+    assert sum(NOTE in line for line in err.splitlines()) == 1
+    legend = [t.get_text() for t in figures["pq_bars.png"].legends[0].get_texts()]
+    assert legend == _ranked(results)
+
+
+def test_the_note_counts_the_corrupted_runs_and_is_empty_without_them(results) -> None:
+    recs = latest_runs(load_records(results))
+    assert corrupted_note(recs).startswith("1 " + NOTE)
+    assert corrupted_note([r for r in recs if not r.corruption]) == ""
