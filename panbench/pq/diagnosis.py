@@ -305,24 +305,27 @@ def _stem(file_name: Any) -> str:
 
 
 def image_pairing(gt: Mapping[Any, Mapping[str, Any]], pred: Mapping[Any, Mapping[str, Any]]) -> Finding | None:
-    """The ``image_ids`` finding of predictions (by image id) whose ``file_name`` is the file of another
-    ground-truth image (``gt``: the ground truth's annotations by image id; the names compared without folder and
-    extension), or None.  Its fix, ``images``: each such prediction's image_id to the image its file is."""
+    """The ``image_ids`` finding of predictions of ground-truth images (by image id) whose ``file_name`` is the file of
+    another ground-truth image (``gt``: the ground truth's annotations by image id; the names compared without folder
+    and extension), or None.  Its fix, ``images``: each such prediction's image_id to the image its file is."""
     by_stem: dict[str, Any] = {}
     for image_id, ann in gt.items():
         by_stem.setdefault(_stem(ann.get("file_name", "")), image_id)
-    wrong = []
+    wrong, pairing = [], {}
     for image_id, ann in pred.items():
         other = by_stem.get(_stem(ann.get("file_name", "")))
         if other is not None and other != image_id and str(other) != str(image_id):  # "1" for 1: the id's type
-            wrong.append((image_id, ann["file_name"], other))
+            pairing[image_id] = other  # the fix re-pairs every prediction, the ones of no ground-truth image too
+            if image_id in gt:  # scored with another image's ground truth (else: a prediction left out)
+                wrong.append((image_id, ann["file_name"], other))
     if not wrong:
         return None
     image_id, name, other = wrong[0]
-    more = f" ({len(wrong)} of the {len(pred)} predictions name another image's file)" if len(wrong) > 1 else ""
+    scored = sum(1 for i in pred if i in gt)
+    more = f" ({len(wrong)} of the {scored} predictions name another image's file)" if len(wrong) > 1 else ""
     return Finding("image_ids", f"the prediction for image {image_id} names file {name}, which is image {other}"
                    f"{more}; write each prediction's image_id as the ground-truth JSON pairs it with its file_name "
-                   "(the ids are shifted or taken from another list)", images={i: o for i, _, o in wrong})
+                   "(the ids are shifted or taken from another list)", images=pairing)
 
 
 def with_pq(message: str, pq: float | None) -> str:

@@ -199,7 +199,7 @@ def _refused(err: Refused, files: tuple[Any, Any, Any, Any], workers: int | None
 
 
 def _mapped_categories(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: list[Pair], how: Scoring,
-                       workers: int | None, in_c: bool) -> Finding | None:
+                       workers: int, in_c: bool) -> Finding | None:
     """The finding of a prediction refused for unknown category ids, from its masks: the images scored once more
     with the unknown ids as categories of their own, the pixels of each predicted id over the ground truth's
     categories read off the confusion matrix (:func:`panbench.pq.diagnosis.unknown_categories`)."""

@@ -241,3 +241,14 @@ def test_pq_compute_warns_on_every_call_and_a_users_ignore_filter_silences_it(de
         warnings.filterwarnings("ignore", category=DiagnosisWarning)
         pq_compute(demo / "gt.json", pred, demo / "gt", demo / "pred")
     assert not caught
+
+
+def test_image_ids_shifted_past_the_last_image_are_named_before_the_missing_prediction(demo, tmp_path, capsys):
+    """Each prediction's image_id the next image's, the last one's an id the ground truth lacks: the first image
+    then has no prediction, which is the symptom, not the mistake."""
+    pq = right_pq(demo, capsys)
+    ids = [a["image_id"] for a in json.loads((demo / "pred.json").read_text())["annotations"]]
+    nxt = ids[1:] + [max(ids) + 1]
+    code, _, err = run_score(demo, capsys, rewritten(demo, tmp_path, annotation=lambda k, a: a.update(image_id=nxt[k])))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"the prediction for image {ids[1]} names file" in err and f"gives PQ {pq:.2f} once fixed" in err
