@@ -171,3 +171,68 @@ def test_mapping_needs_min_images(images):
     n = len(t)
     found = category_mapping(conf_of([(k, (k + 1) % n, 500) for k in range(n)], n), t, images)
     assert (found is not None) == (images >= diagnosis.MIN_MAPPED_IMAGES)
+
+
+def group_case(thing_pixels: int, spread: int = 0) -> tuple[np.ndarray, CategoryTable]:
+    """The thing classes (ids < 20) written as the next thing class, ``thing_pixels`` each; the stuff classes right,
+    holding most pixels; with ``spread``, each thing class also predicted as the one after next."""
+    t = table()
+    n = len(t)
+    things = [k for k in range(n) if t.isthing[k]]
+    pairs = [(g, things[(i + 1) % len(things)], thing_pixels) for i, g in enumerate(things)]
+    pairs += [(g, things[(i + 2) % len(things)], spread) for i, g in enumerate(things) if spread]
+    pairs += [(k, k, 50_000) for k in range(n) if not t.isthing[k]]
+    return conf_of(pairs, n), t
+
+
+def test_one_groups_class_order_is_found_only_where_that_groups_pq_is_near_zero():
+    conf, t = group_case(1000)
+    assert category_mapping(conf, t, IMAGES) is None  # over all pixels the stuff classes, right, hold most
+    f = category_mapping(conf, t, IMAGES, {True: 0.0, False: 0.9})
+    assert f is not None and "the thing classes' predicted categories" in f.message and f.remap[2] == 1
+    assert category_mapping(conf, t, IMAGES, {True: diagnosis.LOW_GROUP_PQ, False: 0.9}) is None
+
+
+def test_one_groups_mapping_must_explain_the_group_share_on_both_sides():
+    """Each thing class also under a second predicted class: column by column the first still leads."""
+    ok = round(1000 * (1 - diagnosis.GROUP_SHARE) / 2)  # share within the rule on both sides
+    for spread, found in ((ok // 2, True), (3 * ok, False)):
+        conf, t = group_case(1000, spread)
+        assert (category_mapping(conf, t, IMAGES, {True: 0.0, False: 0.9}) is not None) == found
+
+
+def test_encoded_ids_are_judged_over_the_images_together():
+    t = table()
+    first, second = ([4, 1004], [0x112233]), ([2, 3002], [0x445566])  # mmdet's: two ids an image
+    assert diagnosis.encoded_ids([first], t) is None
+    f = diagnosis.encoded_ids([first, second], t)
+    assert f is not None and "INSTANCE_OFFSET" in f.message and "over 2 images" in f.message and f.decode == "mmdet"
+    ids, segs = diagnosis.decoded(np.array([[4, 1004], [0, 26]]), "mmdet", t)  # 26: mmdet's VOID (26 classes)
+    assert ids.tolist() == [[1, 2], [0, 0]] and [s["category_id"] for s in segs] == [t.ids[4], t.ids[4]]
+
+
+def test_a_prediction_naming_another_images_file_is_an_image_ids_finding():
+    gt = {1: {"file_name": "a.png"}, 2: {"file_name": "b.png"}, 3: {"file_name": "c.png"}}
+    shifted = {2: {"file_name": "a.png"}, 3: {"file_name": "b.png"}, 4: {"file_name": "c.png"}}
+    f = diagnosis.image_pairing(gt, shifted)
+    assert f is not None and f.kind == "image_ids" and f.images == {2: 1, 3: 2, 4: 3}
+    assert f.message.startswith("the prediction for image 2 names file a.png, which is image 1")
+    assert diagnosis.image_pairing(gt, {1: {"file_name": "x/a.jpg"}, 2: {"file_name": "b.png"}}) is None
+    assert diagnosis.image_pairing(gt, {"1": {"file_name": "a.png"}, 9: {"file_name": "a.png"}}) is None
+
+
+@pytest.mark.parametrize(("pred_of", "phrase"), [
+    (lambda k, ids: sorted(ids).index(ids[k]) + 1, "ids in ascending order"),
+    (lambda k, ids: ids[k] + 100, "ground truth's +100"),
+])
+def test_unknown_ids_are_named_by_the_rule_the_masks_follow(pred_of, phrase):
+    ids = [5, 2, 9, 1, 7]  # listed out of ascending order
+    t = table(ids)
+    used = sorted({pred_of(k, ids) for k in range(len(ids))} - set(ids))
+    wide = ids + used
+    k = np.zeros((len(ids), len(wide)), np.int64)
+    for g in range(len(ids)):
+        k[g, wide.index(pred_of(g, ids))] = 1000
+    f = diagnosis.unknown_categories(k, k, t, wide)
+    assert f is not None and phrase in f.message
+    assert all(f.remap[pred_of(g, ids)] == ids[g] for g in range(len(ids)))
