@@ -10,7 +10,7 @@ replaced as a set (a dataset's plots, a report's gallery, the robustness plots) 
 :func:`replace_figures` removes those that the same command, in the same format, wrote there before and does not
 write now, and nothing else: another format's figures, another command's and the user's own files stay.  The
 commands that write under a results folder's ``plots/`` do so one at a time (:func:`writing_figures`, a lock with
-a timeout), so that two of them run at once both end with all their files.
+a timeout, ``RESULTS/.plots.lock``), so that two of them run at once both end with all their files.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ FORMATS = ("png", "pdf", "svg")
 FIGURES_MANIFEST = ".panbench-figures.json"  # in each folder of figures panbench replaces as a set
 TEXT_AS_TEXT: Any = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}  # matplotlib's rc settings
 MAX_DPI = 1200
-LOCK = ".panbench-figures.lock"  # in RESULTS/plots: held while a command writes the figures there
 LOCK_TIMEOUT_S = 600.0  # how long a command waits for another one writing the same plots folder
 
 
@@ -237,14 +236,14 @@ def retire_folder(folder: Path) -> list[Path]:
 @contextmanager
 def writing_figures(plots: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Within it, this process alone of the panbench commands writes figures under ``plots`` (a results folder's
-    ``plots/``): an exclusive ``flock`` of ``plots/.panbench-figures.lock``, waited for (said once, on stderr)
-    up to ``timeout`` seconds, then refused in one line.  A command that ends, however it ends, lets it go."""
+    ``plots/``): an exclusive ``flock`` of ``.plots.lock`` beside it, waited for (said once, on stderr) up to
+    ``timeout`` seconds, then refused in one line.  A command that ends, however it ends, lets it go."""
     from panbench.announce import announce
     from panbench.errors import PanbenchError
 
     plots = Path(plots)
     plots.mkdir(parents=True, exist_ok=True)
-    with open(plots / LOCK, "a") as lock:
+    with open(plots.parent / f".{plots.name}.lock", "a") as lock:
         deadline, said = time.monotonic() + timeout, False
         while True:
             try:

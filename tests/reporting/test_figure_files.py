@@ -52,11 +52,10 @@ def test_a_dpi_that_is_no_positive_integer_is_a_one_line_usage_error(value, caps
     assert f"argument --dpi: must be an integer in 1..1200 (dots per inch), got {value}" in err
 
 
-def test_each_format_keeps_its_text_replaces_the_last_format_and_the_report_links_it(tmp_path, capsys) -> None:
+def test_each_format_keeps_its_text_and_its_files_and_the_report_links_its_pdf(tmp_path, capsys) -> None:
     """`plot --dpi 40`, then `plot --figure-format svg`, then `report --figure-format pdf` in one folder: the PNG is
-    the SVG's size at 40 dpi, the SVG's and the PDF's text is text, each run removes the files panbench wrote
-    there before (saying so; the report on stderr, not on its page), never the user's own file, and the page
-    shows each PDF as its PNG, linked to the PDF."""
+    the SVG's size at 40 dpi, the SVG's and the PDF's text is text, no command removes another format's figures
+    (nor the user's own file), and the page shows each PDF as its PNG, linked to the PDF."""
     from PIL import Image
 
     res = tmp_path / "res"
@@ -72,18 +71,19 @@ def test_each_format_keeps_its_text_replaces_the_last_format_and_the_report_link
     assert "PQ" in texts and any("demo" in t for t in texts), texts  # the text is text, the title names the data
     svg_width_pt = float(re.search(r'<svg [^>]*width="([0-9.]+)pt"', svg).group(1))
     assert png_width == pytest.approx(svg_width_pt / 72 * 40, abs=2)  # the same figure, in inches times 40 dpi
-    assert sorted(p.name for p in folder.iterdir()) == [FIGURES_MANIFEST, "mine.png", "per_class_pq.svg",
-                                                        "pq_bars.svg", "pq_vs_speed.svg"]  # the user's file stays
-    assert "removed per_class_pq.png, pq_bars.png, pq_vs_speed.png" in capsys.readouterr().out
+    figures = [f"{n}.{s}" for n in ("per_class_pq", "pq_bars", "pq_vs_speed") for s in ("png", "svg")]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([FIGURES_MANIFEST, "mine.png", *figures])
+    assert "removed" not in capsys.readouterr().out
     assert main(["report", "--results", str(res), "--figure-format", "pdf"]) == 0
-    assert "removed per_class_pq.svg, pq_bars.svg, pq_vs_speed.svg" in capsys.readouterr().err
+    assert "removed" not in capsys.readouterr().err
     pdf = (folder / "pq_bars.pdf").read_bytes()
     assert b"/Type3" not in pdf and b"/CIDFontType2" in pdf and b"/ToUnicode" in pdf  # TrueType: text stays text
     page = (res / "report.html").read_text()
     assert "removed" not in page
     assert page.count('<a href="plots/demo/pq_bars.pdf"><img alt="pq_bars.pdf" src="data:image/png;base64,') == 1
-    assert set(listed(folder)["files"]) == {f"{n}.{s}" for n in ("pq_bars", "pq_vs_speed", "per_class_pq")
-                                            for s in ("pdf", "png")}  # the PNGs the page shows, beside the PDFs
+    assert set(listed(folder)["by"]["report pdf"]) == {f"{n}.{s}" for n in ("pq_bars", "pq_vs_speed", "per_class_pq")
+                                                       for s in ("pdf", "png")}  # the PNGs the page shows too
+    assert set(figures) <= {p.name for p in folder.iterdir()}  # plot's PNGs and SVGs stay
 
 
 def test_the_table_s_leading_image_set_keeps_the_dataset_folder_and_stale_figures_go(tmp_path, capsys) -> None:
@@ -170,18 +170,22 @@ def test_a_figure_gone_before_its_removal_is_no_error(tmp_path) -> None:
     assert retire_folder(tmp_path / "b") == [tmp_path / "b" / "old.png"] and not (tmp_path / "b").exists()
 
 
-def test_the_report_says_which_robustness_figures_it_replaced(tmp_path, capsys) -> None:
-    """`robustness --figure-format svg` wrote its figures; a PNG report writes plots/robustness/ anew and says on
-    stderr which of them it removed, as it does for a dataset's plots."""
+def test_the_report_says_which_robustness_figures_of_its_own_it_replaced(tmp_path, capsys) -> None:
+    """`robustness --figure-format svg` wrote its figures: a PNG report keeps them beside its own; a figure an
+    earlier report wrote there in PNG and this one does not draw is removed, said on stderr as for a dataset's
+    plots."""
     res = tmp_path / "res"
     _clean_and_fog_runs(res)
     folder = res / "plots" / "robustness"
     folder.mkdir(parents=True)
     (folder / "robustness_drop.svg").write_text("<svg/>")
-    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": ["robustness_drop.svg"]}))
+    (folder / "old_figure.png").write_bytes(b"x")
+    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": [], "by": {
+        "robustness svg": ["robustness_drop.svg"], "report png": ["old_figure.png"]}}))
     assert main(["report", "--results", str(res)]) == 0
-    assert not (folder / "robustness_drop.svg").exists() and (folder / "robustness_drop.png").is_file()
-    assert f"{folder}: removed robustness_drop.svg (written there by an earlier run" in capsys.readouterr().err
+    assert (folder / "robustness_drop.svg").is_file() and (folder / "robustness_drop.png").is_file()
+    assert not (folder / "old_figure.png").exists()
+    assert f"{folder}: removed old_figure.png (written there by an earlier run" in capsys.readouterr().err
 
 
 def test_a_figure_keeps_the_name_it_was_given_when_its_suffix_is_the_format_s(tmp_path) -> None:

@@ -1,0 +1,109 @@
+"""Nothing a user made is removed by another command: a command removes only the figures it wrote itself, in the
+same format, and no longer writes; `plot` and `report` run at once on one results folder both end with all their
+files, and every link of report.html names a file that is there (docs/reporting.md, "Figures: format and folders")."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from panbench import REPO_ROOT
+from panbench.cli import main
+from panbench.errors import PanbenchError
+from panbench.reporting.figure_files import FIGURES_MANIFEST, figure_output, listed, replace_figures, writing_figures
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
+FIGURES = ("pq_bars", "per_class_pq", "pq_vs_speed")  # what `plot` draws of the fixture record
+
+
+def _results(tmp_path: Path) -> Path:
+    """A results folder with the fixture record as two models' runs on the dataset ``demo``."""
+    res = tmp_path / "res"
+    (res / "runs").mkdir(parents=True)
+    for k, model in enumerate(("a", "b")):
+        rec = json.loads(FIXTURE.read_text())
+        rec.update({"model": model, "dataset": "demo", "date": f"2001-01-01T00:00:0{k}+00:00"})
+        rec["metrics"]["PQ"] += k
+        rec.setdefault("provenance", {})["dataset"] = {"name": "demo", "fingerprint": "f" * 16}
+        (res / "runs" / f"{model}.json").write_text(json.dumps(rec))
+    return res
+
+
+def _links(page: Path) -> list[str]:
+    """The files report.html links or shows (every href and src but data: URIs)."""
+    found = re.findall(r'(?:href|src)="([^"]+)"', page.read_text())
+    return [unquote(x) for x in found if not x.startswith(("data:", "#", "http:", "https:"))]
+
+
+@pytest.mark.parametrize("fmt", ["svg", "pdf"])
+def test_plot_s_svg_or_pdf_figures_stay_when_report_writes_its_pngs(tmp_path, capsys, fmt) -> None:
+    """`plot --figure-format svg --dpi 300 && report`: every SVG stays (the same with PDF), the report writes its
+    PNGs beside them and removes nothing."""
+    res = _results(tmp_path)
+    folder = res / "plots" / "demo"
+    assert main(["plot", "--results", str(res), "--figure-format", fmt, "--dpi", "300"]) == 0
+    mine = {f"{n}.{fmt}" for n in FIGURES}
+    assert mine <= {p.name for p in folder.iterdir()}
+    capsys.readouterr()
+    assert main(["report", "--results", str(res)]) == 0
+    out, err = capsys.readouterr()
+    assert "removed" not in out + err
+    names = {p.name for p in folder.iterdir()}
+    assert mine | {f"{n}.png" for n in FIGURES} <= names, names
+    assert listed(folder)["by"] == {f"plot {fmt}": sorted(mine), "report png": sorted(f"{n}.png" for n in FIGURES)}
+    assert all((res / link).is_file() for link in _links(res / "report.html"))
+
+
+def test_a_command_removes_only_its_own_figures_of_its_format(tmp_path) -> None:
+    """Of a manifest's entries, `plot png` removes the PNG it wrote and no longer writes; the same name listed by
+    `report png`, `plot svg`'s file and the user's file stay, and a figure written since the command began (by
+    another command at work beside it) too."""
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    for name in ("old.png", "shared.png", "old.svg", "mine.png", "new.png"):
+        (folder / name).write_bytes(b"x")
+    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": [], "by": {
+        "plot png": ["old.png", "shared.png", "new.png"], "report png": ["shared.png"], "plot svg": ["old.svg"]}}))
+    with figure_output("png", command="plot"):
+        os.utime(folder / "new.png", (2e9, 2e9))  # written after this command began
+        assert replace_figures(folder, []) == [folder / "old.png"]
+    assert sorted(p.name for p in folder.iterdir()) == [FIGURES_MANIFEST, "mine.png", "new.png", "old.svg",
+                                                        "shared.png"]
+    assert listed(folder)["by"] == {"plot svg": ["old.svg"], "report png": ["shared.png"]}
+
+
+def test_plot_and_report_run_at_once_both_keep_all_their_files_and_every_link_resolves(tmp_path) -> None:
+    """`plot --figure-format pdf` and `report` started together on one results folder (two processes): every PDF
+    of plot and every PNG of the report is there at the end, and every link of report.html names a file."""
+    res = _results(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-m", "panbench", *cmd, "--results", str(res)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for cmd in (["plot", "--figure-format", "pdf"], ["report"])]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err and "removed" not in out + err
+    names = {p.name for p in (res / "plots" / "demo").iterdir()}
+    assert {f"{n}.{s}" for n in FIGURES for s in ("pdf", "png")} <= names, names
+    links = _links(res / "report.html")
+    assert links and all((res / link).is_file() for link in links), links
+
+
+def test_a_command_waits_for_another_writing_the_plots_folder_then_refuses_in_one_line(tmp_path) -> None:
+    """While one command writes under RESULTS/plots, another waits for it; past its timeout it is refused in one
+    line, and it goes on at once when the first has ended."""
+    plots = tmp_path / "plots"
+    with writing_figures(plots):
+        with pytest.raises(PanbenchError, match="another panbench command has been writing its figures"):
+            with writing_figures(plots, timeout=0.3):
+                pass
+    with writing_figures(plots, timeout=0.3):
+        pass
