@@ -6,8 +6,9 @@ COCO's own PNGs replicated by scripts/pq_bench_data.py (5000 images by default).
 In one process, each step timed ``--repeat`` times (medians), all on one core (``workers=1``):
 
 * score: ``score_files`` of the set (its prediction in the right class order: no finding, so no second pass);
-* check: the diagnosis itself, :func:`panbench.pq.diagnosis.category_mapping` of that run's confusion matrix (what
-  every score adds when there is nothing to find);
+* check: the diagnosis itself, :func:`panbench.pq.diagnosis.diagnose` of that run's sums (the class order over all
+  categories and, where a group's PQ is near zero, over each group) and :func:`panbench.pq.diagnosis.image_pairing`
+  of its annotations (what every score adds when there is nothing to find);
 * fix: :func:`panbench.pq.score.with_pq_if_fixed` of the same prediction written in another class order (each
   category as the next of its kind) with the finding's table, the second pass a finding costs.
 
@@ -30,7 +31,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from pq_bench_data import make_real_set  # noqa: E402
 
-from panbench.pq.diagnosis import Finding, category_mapping  # noqa: E402
+from panbench.pq.coco_format import parse_annotations, read_json  # noqa: E402
+from panbench.pq.diagnosis import Finding, category_mapping, diagnose, image_pairing  # noqa: E402
 from panbench.pq.score import Scoring, score_files, score_stream, with_pq_if_fixed  # noqa: E402
 
 
@@ -69,12 +71,14 @@ def main() -> int:
     gt, gd, pj, pd = (args.work / n for n in ("gt.json", "gt", "pred.json", "pred"))
     t_score, res = timed(lambda: score_files(gt, gd, pj, pd, workers=1), args.repeat)
     ev = score_stream(gt, gd, pj, pd, 1, Scoring())[0]
-    t_check, found = timed(lambda: category_mapping(ev.stats.conf, ev.categories, ev.stats.n_images),
+    gt_anns = parse_annotations(read_json(gt, "gt"), gt, gt=True)
+    pred_anns = parse_annotations(read_json(pj, "pred"), pj, gt=False)
+    t_check, found = timed(lambda: diagnose(ev.stats, ev.categories) or image_pairing(gt_anns, pred_anns),
                            max(args.repeat, 100))
     wrong, undo = class_order(args.work)
     ev_wrong = score_stream(gt, gd, wrong, pd, 1, Scoring())[0]
     finding = category_mapping(ev_wrong.stats.conf, ev_wrong.categories, ev_wrong.stats.n_images)
-    if found is not None or finding is None or finding.kind != "category_mapping":
+    if found or finding is None or finding.kind != "category_mapping":
         raise SystemExit(f"diagnosis: {found} on the right prediction, {finding} on the class order")
     t_fix, fixed = timed(lambda: with_pq_if_fixed([Finding(finding.kind, finding.message, remap=undo)], gt, gd, wrong,
                                                   pd, 1), args.repeat)
