@@ -1,0 +1,113 @@
+"""A damaged file under results/ (truncated, zeroed, garbage-filled) is left out with one line naming it by every
+reader, the other runs' output unchanged, exit 0: a record JSON, a per-image analysis file, colors.json, a figures
+manifest (docs/cli.md, "Damaged files under results/")."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import write_perturbed_sample
+
+from panbench.cli import main
+
+SYSTEMS = ("sys-a", "sys-b", "sys-c", "sys-d")  # predictions perturbed from the demo set's ground truth, seeds 0-3
+
+
+@pytest.fixture(scope="module")
+def scored(demo_root, tmp_path_factory) -> Path:
+    """Four `score --name` runs on the demo set's 60 images (each with its per-image analysis file), and `plot`'s
+    figures and colours."""
+    work = tmp_path_factory.mktemp("damaged")
+    res, ann = work / "res", demo_root / "annotations"
+    for seed, name in enumerate(SYSTEMS):
+        (work / name).mkdir()
+        pred_json, pred_dir = write_perturbed_sample(ann, work / name, seed)
+        assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir",
+                     str(ann / "panoptic_val2017"), "--pred-json", str(pred_json), "--pred-dir", str(pred_dir),
+                     "--name", name, "--results", str(res)]) == 0
+    assert main(["plot", "--results", str(res)]) == 0
+    return res
+
+
+def _damage(path: Path, how: str) -> None:
+    size = path.stat().st_size
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: size // 3], "zeroed": bytes(size),
+                      "garbage": np.random.default_rng(0).bytes(size)}[how])
+
+
+def _run(capsys, command: list[str], results: Path) -> tuple[int, str, list[str]]:
+    """Exit code, stdout and the stderr lines but the phase lines (panbench.announce: `...`)."""
+    code = main([*command, "--results", str(results)])
+    out, err = capsys.readouterr()
+    return code, out, [line for line in err.splitlines() if not line.endswith("...")]
+
+
+def _record(results: Path, name: str, suffix: str) -> Path:
+    return next(p for p in (results / "runs").glob(f"*_{name}_demo{suffix}"))
+
+
+COMMANDS = {  # what each reader reads of the damaged files: the records and analysis files; the report, the rest
+    "table": (["table"], False), "table --ci": (["table", "--ci"], False),
+    "compare": (["compare", "sys-a", "sys-c", "--resamples", "200"], False),
+    "images": (["images", "--run", "sys-a", "--vs", "sys-c"], False), "report": (["report"], True),
+}
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeroed", "garbage"])
+def test_a_damaged_file_under_results_is_skipped_in_one_line_by_every_reader(scored, tmp_path, capsys, how) -> None:
+    """sys-b's analysis file, sys-d's record, colors.json and the figures manifest damaged: table, table --ci,
+    compare, images and report exit 0, name each damaged file they read in one line, and print the other runs as
+    they did before (sys-b without its paired difference, sys-d not at all)."""
+    clean = {k: _run(capsys, cmd, scored) for k, (cmd, _) in COMMANDS.items() if k != "report"}
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    damaged = [_record(res, "sys-b", ".analysis.npz"), _record(res, "sys-d", ".json")]
+    figures = [res / "colors.json", res / "plots" / "demo" / ".panbench-figures.json"]
+    for path in damaged + figures:
+        _damage(path, how)
+    for key, (cmd, reads_figures) in COMMANDS.items():
+        code, out, err = _run(capsys, cmd, res)
+        assert code == 0, (key, err)
+        assert "Traceback" not in "\n".join(err), (key, err)
+        for path in damaged + (figures if reads_figures else []):
+            named = [line for line in err if str(path) in line]
+            assert len(named) == 1 and named[0].startswith(f"panbench: skipped {path}: "), (key, path, err)
+        if key in ("compare", "images"):
+            assert out == clean[key][1], key  # sys-a and sys-c: the same output
+        elif key != "report":
+            rows = [line for line in out.splitlines() if "sys-a" in line and line.startswith("|")]
+            assert rows and rows == [line for line in clean[key][1].splitlines() if "sys-a" in line
+                                     and line.startswith("|")], key
+            assert "sys-d" not in out and "sys-b" in out, key
+    assert "sys-b" in (res / "report.html").read_text()
+
+
+def test_compare_of_the_run_whose_analysis_file_is_damaged_says_so_in_one_line(scored, tmp_path, capsys) -> None:
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    npz = _record(res, "sys-b", ".analysis.npz")
+    _damage(npz, "truncated")
+    code, _, err = _run(capsys, ["compare", "sys-a", "sys-b"], res)
+    assert code == 2 and err[0].startswith(f"panbench: skipped {npz}: not a panbench per-image analysis file")
+    assert len(err) == 2 and err[1].startswith(f"panbench: error: {npz}: the per-image analysis file of ") and \
+        "is damaged" in err[1], err
+
+
+def test_an_analysis_file_damaged_inside_its_zip_is_a_one_line_error_of_its_own(scored, tmp_path) -> None:
+    """An array's bytes changed, the zip's table of contents whole: loading it is refused in one line (a reader
+    then leaves the run's analyses out, as `table --ci` does with the note)."""
+    from panbench.analysis import AnalysisSet
+    from panbench.errors import InputError
+
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    npz = _record(res, "sys-b", ".analysis.npz")
+    data = bytearray(npz.read_bytes())
+    data[200:260] = bytes(60)  # inside the first array
+    npz.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"not a panbench per-image analysis file \(.+\); rerun"):
+        AnalysisSet.load(npz)
