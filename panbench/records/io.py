@@ -270,7 +270,7 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        old = path.read_text() if path.exists() else ""
+        old = _csv_text(path)
         have = next(csv.reader([old.splitlines()[0]])) if old else []
         fields = CSV_FIELDS + [c for c in have if c not in CSV_FIELDS]
         buf = io.StringIO()
@@ -281,6 +281,27 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
             old = ""
         w.writerow(row)
         atomic_write_text(path, old + buf.getvalue())
+
+
+def _csv_text(path: Path) -> str:
+    """The text of the table ``path`` (``runs.csv``), '' where there is none; a damaged one (no text, or a first line
+    with none of :data:`CSV_FIELDS`) is moved aside as ``runs.csv.damaged``, said in one line, and '' returned: a new
+    table starts with the run's row (every run's numbers are in its record under runs/)."""
+    if not path.exists():
+        return ""
+    try:
+        text = path.read_text()
+        header = next(csv.reader([text.splitlines()[0]])) if text.strip() else list(CSV_FIELDS)
+        if not set(header) & set(CSV_FIELDS):
+            raise ValueError("its first line names none of panbench's columns")
+        return text if text.strip() else ""
+    except (UnicodeDecodeError, csv.Error, ValueError) as e:
+        names = (path.with_name(f"{path.name}.damaged{k or ''}") for k in itertools.count())
+        aside = next(p for p in names if not p.exists())
+        os.replace(path, aside)  # an earlier damaged one kept too
+        note_skipped(f"{path}: not panbench's table of runs ({e}); kept as {aside.name}, a new {path.name} begun with "
+                     "this run's row (each run's numbers are in its record under runs/)")
+        return ""
 
 
 def _command_selection(command: str, n_images: int) -> dict[str, Any]:

@@ -111,3 +111,24 @@ def test_an_analysis_file_damaged_inside_its_zip_is_a_one_line_error_of_its_own(
     npz.write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"not a panbench per-image analysis file \(.+\); rerun"):
         AnalysisSet.load(npz)
+
+
+@pytest.mark.parametrize("how", ["zeroed", "garbage"])
+def test_a_damaged_runs_csv_is_kept_aside_and_a_new_one_begun_by_the_next_record(scored, demo_root, tmp_path, capsys,
+                                                                                  how) -> None:
+    """`score --name` writing into a results folder whose runs.csv is no table: exit 0, one line naming it, the
+    damaged file kept as runs.csv.damaged, a new runs.csv with the header and the new run's row."""
+    import pandas as pd
+
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    _damage(res / "runs.csv", how)
+    ann, pred = demo_root / "annotations", scored.parent / "sys-a"
+    code, _, err = _run(capsys, ["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir",
+                                 str(ann / "panoptic_val2017"), "--pred-json", str(pred / "pred.json"), "--pred-dir",
+                                 str(pred / "pred"), "--name", "sys-e"], res)
+    assert code == 0 and [line for line in err if "runs.csv" in line] == [
+        line for line in err if line.startswith(f"panbench: skipped {res / 'runs.csv'}: not panbench's table of runs")]
+    assert len([line for line in err if "runs.csv" in line]) == 1, err
+    assert (res / "runs.csv.damaged").stat().st_size == (scored / "runs.csv").stat().st_size
+    assert pd.read_csv(res / "runs.csv")["model"].tolist() == ["sys-e"]
