@@ -308,6 +308,8 @@ def image_pairing(gt: Mapping[Any, Mapping[str, Any]], pred: Mapping[Any, Mappin
     """The ``image_ids`` finding of predictions of ground-truth images (by image id) whose ``file_name`` is the file of
     another ground-truth image (``gt``: the ground truth's annotations by image id; the names compared without folder
     and extension), or None.  Its fix, ``images``: each such prediction's image_id to the image its file is."""
+    if all(ann.get("file_name") == gt[i].get("file_name") for i, ann in pred.items() if i in gt):
+        return None  # the usual case, one look-up a prediction: each scored prediction names its image's file
     by_stem: dict[str, Any] = {}
     for image_id, ann in gt.items():
         by_stem.setdefault(_stem(ann.get("file_name", "")), image_id)
