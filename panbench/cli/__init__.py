@@ -16,6 +16,7 @@ import errno
 import gc
 import importlib
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -61,6 +62,33 @@ def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``panbench`` console script."""
+    _said["interrupted"] = False
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:  # before the command began (its parser, its imports): nothing to resume
+        print(_INTERRUPTED, file=sys.stderr)
+        _said["interrupted"], code = True, 130
+    if argv is None:  # the console script's: from here on the interpreter exits
+        signal.signal(signal.SIGINT, _interrupted_at_exit)
+    return code
+
+
+_INTERRUPTED = "panbench: interrupted"
+
+
+def _interrupted_at_exit(signum: int, frame: object) -> None:
+    """Ctrl-C while the interpreter exits (its last collection, atexit's work after torch and mmdet): no traceback
+    from the exit's code, the one line (unless the command said it already) and exit code 130 at once."""
+    if not _said["interrupted"]:
+        print(_INTERRUPTED, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)
+
+
+_said = {"interrupted": False}
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv, exits = list(sys.argv[1:] if argv is None else argv), argv is None  # exits: the console script's
     with collector_paused():  # the parser and the command's modules: long-lived objects, no garbage to collect
         parser = build_parser(_command_of(argv))
@@ -108,7 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PanbenchError as e:
         return _error(args, str(e), e.exit_code)
     except KeyboardInterrupt:
-        print(f"panbench: interrupted{_resume_hint(args)}", file=sys.stderr)
+        print(f"{_INTERRUPTED}{_resume_hint(args)}", file=sys.stderr)
+        _said["interrupted"] = True
+        if exits:  # as after a command: no last collection over torch's and mmdet's objects at exit (seconds)
+            gc.freeze()
         return _abort_distributed(130)
 
 
@@ -157,16 +188,19 @@ def _write_fix(args: argparse.Namespace, filename: str) -> str:
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
-    """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them."""
+    """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them.  The cache is
+    the running model's: one opened after ``args.caches_before`` (set as each model of ``eval`` starts); before it
+    is opened (the model loading), only the finished models are named."""
     cache = sys.modules.get("panbench.evaluation.storage")
+    done, left = getattr(args, "models_done", []), getattr(args, "models_left", [])
     try:
-        n = None if cache is None else cache.cached_images()
+        opened = cache is not None and cache.opened() > getattr(args, "caches_before", 0)
+        n = cache.cached_images() if cache is not None and opened else None
     except Exception:  # never let the hint hide the interrupt
         return ""
     if n is None:
-        return ""
+        return f"; {', '.join(done)} finished; rerun with --model {','.join(left)} to go on" if done and left else ""
     no_resume, scored = getattr(args, "no_resume", False), f"from the {n} image{'s' if n != 1 else ''} already scored"
-    done, left = getattr(args, "models_done", []), getattr(args, "models_left", [])
     if done and left:  # a multi-model run: the finished models are not run (nor recorded) again
         return (f"; {', '.join(done)} finished; rerun with --model {','.join(left)}"
                 f"{' without --no-resume' if no_resume else ''} to resume {left[0]} {scored}")
@@ -176,11 +210,11 @@ def _resume_hint(args: argparse.Namespace) -> str:
 def _abort_distributed(code: int) -> int:
     """Under torchrun, a rank that stops with an error tears its process group down and exits at once, so that the
     other ranks (on every node) fail in their next collective instead of waiting for the backend's timeout."""
-    if "torch.distributed" not in sys.modules:
-        return code
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
+    dist = sys.modules.get("torch.distributed")  # never imported here: torch's import may be what was interrupted
+    try:
+        if dist is None or not (dist.is_available() and dist.is_initialized()):
+            return code
+    except Exception:  # a torch half imported (Ctrl-C in its import) has no process group
         return code
     from panbench.evaluation.runtime import abort_distributed
 

@@ -84,9 +84,12 @@ def run(args: argparse.Namespace) -> int:
         from panbench.evaluation.storage import claim_up_front
 
         claim_up_front([s.name for s in specs], ds, opts.save_predictions)
+    from panbench.evaluation import storage
+
     records = []
     for k, spec in enumerate(specs):
         args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C
+        args.caches_before = storage.opened()  # the cache opened after these is this model's (the line's count)
         # the numbers on the screen before any file is written
         rec = evaluate_model(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True))
         records.append(rec)

@@ -11,7 +11,6 @@ regions drawn with one stuff class are written as one segment.  Everything follo
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import time
@@ -24,6 +23,7 @@ from panbench.announce import announce, steps
 from panbench.data import datasets
 from panbench.data.synth import bbox, merge_stuff, random_image, write_png
 from panbench.errors import InputError, PanbenchError
+from panbench.locks import exclusive
 from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
 # Listed things first, as COCO's panoptic JSON does: mmdet numbers a model's classes in the JSON's order
@@ -132,8 +132,7 @@ def make_demo(root: Path, seed: int = 0, force: bool = False) -> Path:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     # one writer at a time (parallel test workers, two `panbench data demo`): the others wait, then find it made
-    with open(root.parent / f".{root.name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(root.parent / f".{root.name}.lock", 600.0, f"making the demo set {root}"):
         found = stamped_seed(root)
         if found is not None and not force:
             if found == (str(seed), True):

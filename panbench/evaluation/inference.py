@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Container, Hashable, Iterable, Iterator
-from contextlib import nullcontext, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -237,13 +237,16 @@ class RunEvaluators:
 
 class Progress:
     """The eval progress bar: a tqdm bar with ETA over ``total`` images named ``desc`` (draws nothing when disabled)
-    that counts every image of the run, whichever process scored it.  Forked CPU processes add to a counter in shared
-    memory; torchrun ranks add under ``store_key`` (the same on every rank, unique per run) in the process group's
-    key-value store (torchrun's rendezvous store).  Only the process that made the bar (rank 0's) draws it: a forked
-    copy of a tqdm bar would write over the parent's."""
+    that counts every image of the run, whichever process scored it.  Forked CPU processes each add to a slot of
+    their own in shared memory (:meth:`fork_slots`; no lock between processes, which one killed while holding it
+    would leave held); torchrun ranks add under ``store_key`` (the same on every rank, unique per run) in the process
+    group's key-value store (torchrun's rendezvous store).  Only the process that made the bar (rank 0's) draws it: a
+    forked copy of a tqdm bar would write over the parent's."""
 
     def __init__(self, total: int, desc: str, enabled: bool = True, store_key: str | None = None) -> None:
-        self._count = mp.Value("q", 0)  # shared with processes forked later
+        self._counts: Any = mp.RawArray("q", 1)  # one slot per process; shared with processes forked later
+        self._slot = 0  # this process's
+        self._lock = threading.Lock()  # between the threads of one process
         self._owner = os.getpid()
         self._bar: Any = None
         self._store: Any = None
@@ -257,20 +260,31 @@ class Progress:
 
             self._bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, leave=False)
 
+    def fork_slots(self, n: int) -> None:
+        """Before forking processes 1 .. ``n - 1``: a slot for each (the count so far kept in slot 0, this
+        process's); each forked process then calls :meth:`use_slot` with its number."""
+        counts = mp.RawArray("q", max(1, n))
+        counts[0] = self.count
+        self._counts, self._slot = counts, 0
+
+    def use_slot(self, k: int) -> None:
+        """In forked process ``k``: add to slot ``k`` (its own) from now on."""
+        self._slot = k
+
     @property
     def count(self) -> int:
         """Images done so far, in all processes (all ranks under torchrun)."""
         if self._store is not None:
             return int(self._store.add(self._key, 0))
-        return int(self._count.value)
+        return int(sum(self._counts))
 
     def add(self, n: int) -> None:
         """``n`` more images done (in this process, a forked one or another rank)."""
         if self._store is not None:
             self._store.add(self._key, n)
         else:
-            with self._count.get_lock():
-                self._count.value += n
+            with self._lock:
+                self._counts[self._slot] += n
         self.refresh()
 
     def refresh(self) -> None:
@@ -386,6 +400,17 @@ class _PostProcessor(threading.Thread):
         self.predictions, self.progress = predictions, progress
         self.finish = family.finish if isinstance(family, DeferredFusion) else None
         self.error: BaseException | None = None
+        self.dropped = False  # set by abandon: the batches still queued are not processed
+
+    def abandon(self, timeout: float) -> None:
+        """After an interrupt or an error in the main thread: drop the batch waiting, let the one being processed
+        finish, and wait ``timeout`` seconds at most for the thread to end (a daemon: it never holds the exit)."""
+        self.dropped = True
+        with suppress(queue.Empty):
+            self.q.get_nowait()
+        with suppress(queue.Full):
+            self.q.put_nowait(None)
+        self.join(timeout)
 
     def run(self) -> None:
         import torch
@@ -398,7 +423,7 @@ class _PostProcessor(threading.Thread):
                 job = self.q.get()
                 if job is None:
                     return
-                if self.error is None:
+                if self.error is None and not self.dropped:
                     try:
                         self._batch(*job)
                     except BaseException as e:  # re-raised in the main thread
@@ -458,7 +483,10 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
     loader: Any = torch.utils.data.DataLoader(items, batch_size=1, shuffle=False, num_workers=opts.workers,
                                               collate_fn=list, persistent_workers=False,
-                                              prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None)
+                                              prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
+                                              worker_init_fn=_ignore_sigint if opts.workers > 0 else None)
+    with sigint_held():  # the workers start here: none meets a Ctrl-C before it ignores SIGINT
+        loaded = iter(loader)
     family = lm.family
     post = _PostProcessor(family, evaluators, dataset, timings, sync, shard.predictions, progress)
     post.start()
@@ -466,11 +494,15 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
     deferred = family.deferred() if isinstance(family, DeferredFusion) and defers_fusion(device) else nullcontext()
     try:
         with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
-            t_start = one.batches(same_shape_batches(loader, opts.batch_size, family.batch_key))
-    finally:
+            t_start = one.batches(same_shape_batches(loaded, opts.batch_size, family.batch_key))
+    except BaseException:  # Ctrl-C or an error: the batch waiting is dropped, the one in hand finishes (briefly)
+        post.abandon(STOP_S)
+        raise
+    else:
         post.q.put(None)
         post.join()
-        evaluators.flush()
+    finally:
+        evaluators.flush()  # the images scored so far, to resume from
     if post.error is not None:
         raise post.error
     timings.wall_s = time.perf_counter() - t_start if timings.timed_images else 0.0
@@ -550,13 +582,41 @@ def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> 
 
 
 _FORKED: dict[str, Any] = {}
+STOP_S = 2.0  # on an interrupt: how long the post-processing thread and forked processes get to end by themselves
 
 
-def _die_with_parent() -> None:
-    """Pool initializer: on Linux a forked process is killed when its parent dies (no orphans keep computing)."""
+@contextmanager
+def sigint_held() -> Iterator[None]:
+    """Within it, SIGINT is blocked in this thread, so that processes forked here start with it blocked (each then
+    ignores it, :func:`_ignore_sigint`, before it unblocks it); a Ctrl-C meanwhile is held for this process, not
+    lost: delivered as it ends.  Without signal masks (Windows), nothing."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _ignore_sigint(*_: object) -> None:
+    """In a process forked under :func:`sigint_held` (a forked CPU process, a DataLoader worker): Ctrl-C, which a
+    terminal sends to every process of the group, is ignored here; the parent alone answers it and ends the process
+    (kills a forked CPU process; shuts the DataLoader's workers down)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _die_with_parent(parent: int | None = None) -> None:
+    """In a forked process: on Linux it is killed when its parent dies (no orphans keep computing); gone at once
+    where the parent (pid ``parent``) died before."""
     if sys.platform.startswith("linux"):
         with suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def _forked_shard(k: int) -> tuple[RunPart, Timings]:
@@ -566,15 +626,36 @@ def _forked_shard(k: int) -> tuple[RunPart, Timings]:
 
     a = _FORKED
     torch.set_num_threads(a["threads"])
+    if a["progress"] is not None:
+        a["progress"].use_slot(k)
     evaluators = a["evaluators"].empty()
     t = run_inference(a["lm"], a["dataset"], evaluators, a["shards"][k], a["progress"])
     return evaluators.part(), t
 
 
+def _forked_main(k: int, conn: Any, parent: int) -> None:
+    """A forked process: Ctrl-C (SIGINT, which a terminal sends to every process of the group) is ignored here,
+    the parent alone answers it and ends its children; shard ``k``'s result, or the exception it raised, sent to
+    the parent through ``conn``."""
+    _ignore_sigint()
+    _die_with_parent(parent)
+    try:
+        out: tuple[str, Any] = ("ok", _forked_shard(k))
+    except BaseException as e:  # noqa: BLE001 - re-raised in the parent
+        out = ("error", e)
+    try:
+        conn.send(out)
+    except Exception as e:  # noqa: BLE001 - an exception that does not pickle: its words
+        conn.send(("error", PanbenchError(f"internal: forked inference process {k} failed: "
+                                          f"{type(out[1]).__name__}: {out[1]}; please report ({e})")))
+    conn.close()
+
+
 def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
                       procs: int, progress: Progress | None = None) -> Timings:
     """:func:`run_inference` on the CPU in ``procs`` forked processes (module docstring).  On small inputs this beats
-    one process with ``cores`` threads, whose intra-op parallelism has little to split."""
+    one process with ``cores`` threads, whose intra-op parallelism has little to split.  The forked processes ignore
+    SIGINT; on Ctrl-C (or any error) the parent kills them and goes on at once (:func:`_end_children`)."""
     import torch
 
     todo = shard.todo()
@@ -584,14 +665,21 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: Run
     threads = max(1, threads_before // procs)
     sub = replace(shard.opts, workers=0)
     shards = [replace(shard, indices=todo[k::procs], device="cpu", opts=sub) for k in range(procs)]
+    if progress is not None:
+        progress.fork_slots(procs)
     _FORKED.update(lm=lm, dataset=dataset, evaluators=evaluators, shards=shards, threads=threads, progress=progress)
     t0 = time.perf_counter()
+    children: list[tuple[Any, Any]] = []
     try:
-        with mp.get_context("fork").Pool(procs - 1, initializer=_die_with_parent) as pool:
-            pending = [pool.apply_async(_forked_shard, (k,)) for k in range(1, procs)]
-            torch.set_num_threads(threads)
-            own = run_inference(lm, dataset, evaluators, shards[0], progress)
-            parts = [_wait(p, progress) for p in pending]
+        children = _fork_children(procs)
+        torch.set_num_threads(threads)
+        own = run_inference(lm, dataset, evaluators, shards[0], progress)
+        parts = _gather(children, progress)
+    except BaseException:  # Ctrl-C or an error: the forked processes killed at once
+        _end_children(children, at_once=True)
+        raise
+    else:
+        _end_children(children)
     finally:
         torch.set_num_threads(threads_before)
         _FORKED.clear()
@@ -604,10 +692,73 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: Run
     return total
 
 
-def _wait(result: Any, progress: Progress | None) -> Any:
-    """A forked process's result, the progress bar redrawn meanwhile with the images of every process."""
-    while not result.ready():
-        result.wait(0.2)
+def _fork_children(procs: int) -> list[tuple[Any, Any]]:
+    """Processes 1 .. ``procs - 1`` forked (:func:`_forked_main`), each with the pipe its result comes back on.
+    SIGINT is blocked in this thread while they start, so that none meets a Ctrl-C before it ignores SIGINT (the
+    parent's own is held until then, not lost)."""
+    ctx = mp.get_context("fork")
+    children: list[tuple[Any, Any]] = []
+    try:
+        with sigint_held():
+            for k in range(1, procs):
+                reader, writer = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_forked_main, args=(k, writer, os.getpid()), name=f"panbench-cpu-{k}",
+                                daemon=True)
+                try:
+                    p.start()
+                finally:
+                    writer.close()
+                children.append((p, reader))
+    except BaseException:
+        _end_children(children, at_once=True)
+        raise
+    return children
+
+
+def _gather(children: list[tuple[Any, Any]], progress: Progress | None) -> list[Any]:
+    """Each forked process's result, in order, the progress bar redrawn meanwhile with the images of every process.
+    Waits on the pipes and the processes together, 0.2 s at a time: a process that dies without a result (killed,
+    out of memory) is an error, never a wait; Ctrl-C interrupts it."""
+    from multiprocessing.connection import wait
+
+    results: dict[int, Any] = {}
+    while len(results) < len(children):
+        waiting = {k: c for k, c in enumerate(children) if k not in results}
+        ready = wait([r for _, r in waiting.values()] + [p.sentinel for p, _ in waiting.values()], timeout=0.2)
+        for k, (p, reader) in waiting.items():
+            if reader in ready or p.sentinel in ready:
+                try:
+                    results[k] = reader.recv()  # ready: the whole message comes, or EOF where the process died
+                except (EOFError, OSError):
+                    p.join(STOP_S)
+                    how = (f"killed by signal {-p.exitcode}: out of memory?" if (p.exitcode or 0) < 0 else
+                           f"exit code {p.exitcode}")
+                    raise PanbenchError(f"forked inference process {k + 1} ended without its result ({how}); run "
+                                        "again with --cpu-procs 1") from None
         if progress is not None:
             progress.refresh()
-    return result.get()
+    out = []
+    for k in range(len(children)):
+        status, value = results[k]
+        if status == "error":
+            raise value
+        out.append(value)
+    return out
+
+
+def _end_children(children: list[tuple[Any, Any]], at_once: bool = False) -> None:
+    """The forked processes gone and reaped, their pipes closed: those that handed back their result given
+    :data:`STOP_S` seconds to exit, then killed; with ``at_once`` (an interrupt or an error in the parent), every one
+    still running killed first.  Waits :data:`STOP_S` seconds at most for them all to exit, as much again for the
+    killed ones to be reaped."""
+    deadline = time.monotonic() + STOP_S
+    for _ in range(2):
+        for p, _ in children:
+            if at_once and p.exitcode is None:
+                with suppress(OSError):
+                    p.kill()
+        for p, _ in children:
+            p.join(max(0.0, deadline - time.monotonic()))
+        at_once, deadline = True, time.monotonic() + STOP_S
+    for _, reader in children:
+        reader.close()

@@ -164,6 +164,11 @@ def clear(run_dir: Path) -> None:
 _OPENED: list[Path] = []  # the run folders of the caches opened in this process, in order
 
 
+def opened() -> int:
+    """How many caches this process has opened (the last one is the run now going)."""
+    return len(_OPENED)
+
+
 def cached_images() -> int | None:
     """How many images the cache opened last in this process (the run an interrupt stopped) holds on disk now
     (read afresh, so that the images that forked processes cached count too); None when no cache was opened.

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from panbench.downloads import download, sha256_file
 from panbench.errors import PanbenchError
+from panbench.locks import exclusive
 
 # The zoo's published names: <config stem>_<YYYYMMDD>_<HHMMSS>-<first 8 hex of sha256>.pth
 HASH_IN_NAME = re.compile(r"_(?:19|20)\d{6}_\d{6}-([0-9a-f]{8})\.pth$")
@@ -109,19 +110,11 @@ def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] 
 
 @contextmanager
 def _download_lock(dest: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``dest.lock`` (released when the process dies); a no-op without ``fcntl``."""
+    """An exclusive ``flock`` on ``dest.lock`` (released when the process dies), waited for an hour at most (another
+    process downloading the same checkpoint); a no-op without ``fcntl``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    with exclusive(dest.with_suffix(dest.suffix + ".lock"), 3600.0, f"downloading {dest.name}"):
         yield
-        return
-    with open(dest.with_suffix(dest.suffix + ".lock"), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _numpy_safe_globals() -> list[Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import fcntl
 import io
 import itertools
 import json
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from panbench.errors import InputError
+from panbench.locks import exclusive
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.provenance import git_commit, now_iso, versions
 from panbench.records.rows import CSV_FIELDS, SEMANTIC_KEYS, csv_row
@@ -185,6 +185,8 @@ def _candidates(first: Path) -> Iterator[Path]:
         yield first.with_name(f"{first.stem}~{k}.json")
 
 
+LOCK_TIMEOUT_S = 120.0  # a record's name or a row of runs.csv: milliseconds of work under the lock
+
 # os.link's errors on a file system without hard links (FAT, some network and FUSE file systems)
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
@@ -197,7 +199,8 @@ def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Cal
     content ``content(path)`` writes into ``json_tmp`` for the name being tried; when the record's name is taken,
     the analysis file just linked is removed and the next name tried: a record is only ever seen complete, its
     analysis file beside it.  Without hard links, the files are moved into place (``os.replace``) under an
-    exclusive ``flock`` of ``lock_path`` instead."""
+    exclusive ``flock`` of ``lock_path`` instead (waited for :data:`LOCK_TIMEOUT_S` at most,
+    :func:`panbench.locks.exclusive`)."""
     for path in _candidates(first):
         npz = _analysis_path(path)
         if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
@@ -217,8 +220,7 @@ def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Cal
             npz.unlink(missing_ok=True)
         if linked is None:
             break
-    with open(lock_path, "a") as lock:  # no hard links here
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(lock_path, LOCK_TIMEOUT_S, "naming a record"):  # no hard links here
         for path in _candidates(first):
             npz = _analysis_path(path)
             if path.exists() or (npz_tmp is not None and npz.exists()):
@@ -265,11 +267,10 @@ def _link(src: Path, dst: Path) -> bool | None:
 def append_csv(path: Path, row: dict[str, Any]) -> None:
     """Append one row atomically (the whole file rewritten through a temporary file).  A file written with other
     columns (an older panbench) is rewritten under today's columns plus its own others, a column its rows lack left
-    empty, so that every row stays under its own header.  Under an exclusive ``flock`` of ``<path>.lock``: jobs
-    sharing a results folder (``panbench submit``) each keep their row."""
+    empty, so that every row stays under its own header.  Under an exclusive ``flock`` of ``<path>.lock`` (waited
+    for :data:`LOCK_TIMEOUT_S` at most): jobs sharing a results folder (``panbench submit``) each keep their row."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(path.with_name(path.name + ".lock"), LOCK_TIMEOUT_S, f"adding a row to {path.name}"):
         old = _csv_text(path)
         have = next(csv.reader([old.splitlines()[0]])) if old else []
         fields = CSV_FIELDS + [c for c in have if c not in CSV_FIELDS]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.errors import InputError
+from panbench.locks import exclusive
 from panbench.reporting.labels import dataset_key, model_label
 
 if TYPE_CHECKING:
@@ -76,8 +77,6 @@ def _keep(path: Path, wanted: list[str]) -> Colors:
     """Read ``path`` again, give the labels of ``wanted`` it lacks their colours and write it, under an exclusive
     ``flock`` of ``colors.json.lock`` (waited for 120 s at most): two commands adding models at one instant each keep
     the other's colours."""
-    from panbench.locks import exclusive
-
     with exclusive(path.with_name(path.name + ".lock"), 120.0, "adding model colours"):
         kept = read_colors(path)
         colors = assign(kept, wanted)

@@ -15,12 +15,14 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fo
 
 
 def _add(progress: Progress, n: int) -> None:
+    progress.use_slot(1)
     progress.add(n)
 
 
 @linux_only
 def test_forked_processes_add_to_the_parents_count() -> None:
     progress = Progress(5, "eval test", enabled=False)
+    progress.fork_slots(2)
     child = mp.get_context("fork").Process(target=_add, args=(progress, 3))
     child.start()
     child.join()

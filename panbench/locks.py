@@ -1,0 +1,57 @@
+"""An exclusive lock between panbench processes that is waited for with a limit: :func:`exclusive`, an ``flock`` of
+a file taken without blocking and tried again every :data:`POLL_S` seconds, announced once when it is not free at
+once, refused in one line naming the lock file past its ``timeout``.  No process waits on another forever (a
+stopped or hung one holding the file), and Ctrl-C interrupts the wait at once.  The lock goes with the process
+(a kill too).  Standard library only: every package may import it."""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from panbench.announce import announce
+from panbench.errors import PanbenchError
+
+POLL_S = 0.05
+SAY_AFTER_S = 1.0  # a wait shorter than this is not announced
+
+
+@contextmanager
+def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
+    """Within it, this process alone of those taking :func:`exclusive` of ``path`` runs (``what`` says what the
+    holder does, for the wait's line and the refusal).  A file system without locks: no lock, the block runs."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(path)
+    with open(path, "a") as f:
+        start, said = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if waited > timeout:
+                    raise PanbenchError(f"{path}: held by another panbench process ({what}) for over {timeout:.0f} "
+                                        "s; end that process (or wait for it) and run this command again") from None
+                if not said and waited > SAY_AFTER_S:
+                    announce(f"waiting for another panbench process ({what}; lock {path}, up to {timeout:.0f} s)")
+                    said = True
+                time.sleep(POLL_S)
+            except OSError as e:
+                if e.errno in (errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    break
+                raise
+        try:
+            yield
+        finally:
+            try:
+                fcntl.flock(f, fcntl.LOCK_UN)
+            except OSError:
+                pass

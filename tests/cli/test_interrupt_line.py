@@ -1,0 +1,53 @@
+"""The line Ctrl-C leaves (panbench/cli/__init__.py): it names the images of the running model's own cache, never
+those of a cache opened before it; it comes even where the interrupt cut torch's import short; and an interrupt in
+the command line's parsing is the same one line, exit 130.  The real commands interrupted at random times are
+tests/cli/test_interrupt_system.py's."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+
+import pytest
+
+from panbench import cli
+from panbench.evaluation import storage
+
+
+def test_ctrl_c_while_the_next_model_loads_names_the_finished_models_not_the_cache_before(tmp_path,
+                                                                                         monkeypatch) -> None:
+    first = tmp_path / "cache" / "demo-mask2former-demo-0123"  # the first model's cache, 3 images in it
+    monkeypatch.setattr(storage, "_OPENED", [first])
+    monkeypatch.setattr(storage, "cached_images", lambda: 3)
+    args = argparse.Namespace(models_done=["demo-mask2former"], models_left=["demo-maskformer", "demo-panoptic-fpn"],
+                              caches_before=1, no_resume=False)
+    assert cli._resume_hint(args) == ("; demo-mask2former finished; rerun with --model demo-maskformer,"
+                                      "demo-panoptic-fpn to go on")
+    monkeypatch.setattr(storage, "_OPENED", [first, tmp_path / "cache" / "demo-maskformer-demo-4567"])
+    assert cli._resume_hint(args) == ("; demo-mask2former finished; rerun with --model demo-maskformer,"
+                                      "demo-panoptic-fpn to resume demo-maskformer from the 3 images already scored")
+
+
+def test_ctrl_c_in_torchs_import_still_ends_with_the_code(monkeypatch) -> None:
+    half = types.ModuleType("torch.distributed")  # what an interrupted `import torch` leaves in sys.modules
+
+    def broken() -> bool:
+        raise RuntimeError("duplicate registrations for aten.linspace.Tensor_Tensor")
+
+    half.is_available = broken  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.distributed", half)
+    assert cli._abort_distributed(130) == 130
+
+
+def test_ctrl_c_while_the_command_line_is_read_is_one_line(monkeypatch, capsys) -> None:
+    def interrupted(command: str | None = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    try:
+        code = cli.main(["table"])
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt left main() as a KeyboardInterrupt (a traceback)")
+    assert code == 130
+    assert capsys.readouterr().err == "panbench: interrupted\n"
