@@ -8,7 +8,10 @@ labels inside it, and saved without cropping (no ``bbox_inches="tight"``); its h
 shows.  Every text is at least :data:`MIN_TEXT_PT` points and every title :data:`TITLE_PT`, so a figure printed at
 its width reads as the paper's text does.
 
-Standard library only at import: the command line's options read :data:`WIDTHS` and :func:`figure_inches`.
+The layout helpers every figure is drawn with are here too (:func:`new_figure`, :func:`legend_below`,
+:func:`footnote`, :func:`lay_out`: what goes under the axes makes the figure taller, never wider).  Standard library
+only at import (matplotlib inside the functions): the command line's options read :data:`WIDTHS` and
+:func:`figure_inches`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ WIDTH_LIMITS = (2.0, 30.0)  # inches a --figure-width INCHES may take
 MIN_TEXT_PT = 7.0  # the smallest text of any figure (a caption's size in print)
 TITLE_PT = 8.0  # every title: a figure's and each panel's
 #: matplotlib's rc settings of every figure (:func:`styled`)
-FIGURE_STYLE: dict[str, Any] = {
+FIGURE_STYLE: Any = {
     "font.size": 8.0, "axes.titlesize": TITLE_PT, "figure.titlesize": TITLE_PT, "axes.labelsize": 8.0,
     "figure.labelsize": 8.0, "xtick.labelsize": MIN_TEXT_PT, "ytick.labelsize": MIN_TEXT_PT,
     "legend.fontsize": MIN_TEXT_PT, "legend.title_fontsize": MIN_TEXT_PT, "axes.titleweight": "normal",
@@ -35,7 +38,7 @@ FIGURE_STYLE: dict[str, Any] = {
 }
 
 _WIDTH: ContextVar[float | None] = ContextVar("figure_width", default=None)
-F = TypeVar("F", bound=Callable[..., Any])
+Drawing = TypeVar("Drawing", bound=Callable[..., Any])  # a function that draws a figure
 
 
 def figure_inches(value: str | float | None) -> float:
@@ -71,7 +74,7 @@ def current_width() -> float:
     return _WIDTH.get() or WIDTHS[DEFAULT_WIDTH]
 
 
-def styled(draw: F) -> F:
+def styled(draw: Drawing) -> Drawing:
     """``draw`` (a function that makes a figure) run with :data:`FIGURE_STYLE` in effect: its texts take their
     sizes from it."""
 
@@ -83,3 +86,110 @@ def styled(draw: F) -> F:
             return draw(*args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def plt() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def wrap(text: str, width: int = 60) -> str:
+    """A long legend label (a model with its --cfg-options) on lines of at most ``width`` characters, broken at
+    spaces where it can; a line break of ``text`` stays one."""
+    import textwrap
+
+    return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width)) or text
+
+
+def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
+    """The legend under the axes, where it covers no bar: long labels wrapped, in as many columns as fit the
+    figure's width (measured with the renderer); ``note`` (a line such as what was left out) under it, wrapped to
+    the width; then :func:`lay_out` makes the figure taller by their height, so that the axes keep theirs."""
+    labels = [hd.get_label() for hd in handles]
+    renderer = fig.canvas.get_renderer()
+    # narrower lines only where one column of them is still too wide; the last try (labels of unbreakable
+    # 20-character words, one column) is kept whether it fits or not: as narrow as it gets
+    ncols = range(max(1, min(len(handles), int(fig.get_figwidth() / 1.6))), 0, -1)
+    tries = [(width, ncol) for width in (60, 45, 30, 20) for ncol in ncols]
+    for width, ncol in tries:
+        for hd, label in zip(handles, labels):
+            hd.set_label(wrap(label, width))
+        leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0),
+                         fontsize=MIN_TEXT_PT)
+        if leg.get_window_extent(renderer).width <= 0.98 * fig.bbox.width or (width, ncol) == tries[-1]:
+            break
+        leg.remove()
+    leg.set_in_layout(False)  # placed by lay_out, under the axes the layout engine fits
+    under_axes(fig).insert(0, leg)
+    if note:
+        under_axes(fig).insert(1, note_under(fig, note, "center"))
+    lay_out(fig)
+
+
+def under_axes(fig: Any) -> list[Any]:
+    """The artists under a figure's axes, top to bottom: its legend, its notes, its footnote."""
+    if not hasattr(fig, "_panbench_bottom"):
+        fig._panbench_bottom = []
+        fig._panbench_height = fig.get_figheight()  # of the axes' part: the bottom adds to it
+    return fig._panbench_bottom
+
+
+def note_under(fig: Any, text: str, ha: str, **kw: Any) -> Any:
+    """A text under the figure's axes, wrapped to the figure's width (measured)."""
+    renderer = fig.canvas.get_renderer()
+    x = {"center": 0.5, "left": 0.01}[ha]
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.5 * MIN_TEXT_PT)))
+    txt = fig.text(x, 0.0, wrap(text, chars), ha=ha, va="bottom", fontsize=MIN_TEXT_PT, **kw)
+    while txt.get_window_extent(renderer).width > 0.98 * fig.bbox.width and chars > 20:
+        chars = int(chars * 0.9)
+        txt.set_text(wrap(text, chars))
+    txt.set_in_layout(False)
+    return txt
+
+
+def lay_out(fig: Any) -> None:
+    """Place what goes under the axes (:func:`legend_below`'s legend and note, :func:`footnote`), each under the
+    one before, make the figure taller by their height (its width stays) and let the constrained layout fit the
+    axes and their labels in the part above them."""
+    below = under_axes(fig)
+    renderer = fig.canvas.get_renderer()
+    gap = 0.06  # inches between two of them, and at the figure's lower edge
+    heights = [a.get_window_extent(renderer).height / fig.dpi for a in below]
+    extra = sum(heights) + gap * (len(below) + 1) if below else 0.0
+    H = fig._panbench_height + extra
+    fig.set_figheight(H)
+    y = gap
+    for a, h in reversed(list(zip(below, heights))):  # from the bottom up
+        if hasattr(a, "set_bbox_to_anchor"):
+            a.set_bbox_to_anchor((0.5, y / H), transform=fig.transFigure)
+        else:
+            a.set_position((a.get_position()[0], y / H))
+        y += h + gap
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):
+        engine.set(rect=(0, extra / H, 1, 1 - extra / H))
+
+
+def new_figure(height: float, nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Any, Any]:
+    """A figure of the width in effect (:func:`~.figure_style.current_width`: ``--figure-width``) and ``height``
+    inches for its axes, ``nrows`` x ``ncols`` of them (``plt.subplots``' other arguments in ``kw``), laid out by
+    matplotlib's constrained layout (the labels fitted inside the figure)."""
+    return plt().subplots(nrows, ncols, figsize=(current_width(), height), layout="constrained", **kw)
+
+
+def axes_height(ratio: float, low: float = 1.8, high: float = 4.0) -> float:
+    """A figure's height for its axes: ``ratio`` times the width in effect, within ``low`` and ``high`` inches."""
+    return min(high, max(low, ratio * current_width()))
+
+
+def footnote(fig: Any, text: str) -> None:
+    """``text`` in grey type at the figure's lower left corner, under its axes, legend and notes
+    (:func:`lay_out`); nothing for ''."""
+    if text:
+        under_axes(fig).append(note_under(fig, text, "left", color="0.3"))
+        lay_out(fig)

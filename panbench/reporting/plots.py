@@ -30,7 +30,19 @@ from panbench.records.rows import (
 from panbench.records.schema import RunRecord
 from panbench.reporting.colors import ERROR_COLORS, Colors, model_colors
 from panbench.reporting.figure_files import figure_path, listed, replace_figures, retire_folder, write_figure
-from panbench.reporting.figure_style import MIN_TEXT_PT, current_width, styled
+from panbench.reporting.figure_style import (
+    MIN_TEXT_PT,
+    axes_height,
+    footnote,
+    lay_out,
+    legend_below,
+    new_figure,
+    note_under,
+    plt,
+    styled,
+    under_axes,
+    wrap,
+)
 from panbench.reporting.labels import (
     SIZES,
     absent,
@@ -44,16 +56,6 @@ from panbench.reporting.labels import (
 from panbench.reporting.pairing import isthing_of
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
-
-
-def plt() -> Any:
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def styles(records: list[RunRecord], colors: Colors | None = None, context: list[RunRecord] | None = None
@@ -81,95 +83,6 @@ def styles(records: list[RunRecord], colors: Colors | None = None, context: list
     return out, handles
 
 
-def wrap(text: str, width: int = 60) -> str:
-    """A long legend label (a model with its --cfg-options) on lines of at most ``width`` characters, broken at
-    spaces where it can; a line break of ``text`` stays one."""
-    import textwrap
-
-    return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width)) or text
-
-
-def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
-    """The legend under the axes, where it covers no bar: long labels wrapped, in as many columns as fit the
-    figure's width (measured with the renderer); ``note`` (a line such as what was left out) under it, wrapped to
-    the width; then :func:`lay_out` makes the figure taller by their height, so that the axes keep theirs."""
-    labels = [hd.get_label() for hd in handles]
-    renderer = fig.canvas.get_renderer()
-    # narrower lines only where one column of them is still too wide; the last try (labels of unbreakable
-    # 20-character words, one column) is kept whether it fits or not: as narrow as it gets
-    ncols = range(max(1, min(len(handles), int(fig.get_figwidth() / 1.6))), 0, -1)
-    tries = [(width, ncol) for width in (60, 45, 30, 20) for ncol in ncols]
-    for width, ncol in tries:
-        for hd, label in zip(handles, labels):
-            hd.set_label(wrap(label, width))
-        leg = fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0),
-                         fontsize=MIN_TEXT_PT)
-        if leg.get_window_extent(renderer).width <= 0.98 * fig.bbox.width or (width, ncol) == tries[-1]:
-            break
-        leg.remove()
-    leg.set_in_layout(False)  # placed by lay_out, under the axes the layout engine fits
-    _bottom(fig).insert(0, leg)
-    if note:
-        _bottom(fig).insert(1, _note(fig, note, "center"))
-    lay_out(fig)
-
-
-def _bottom(fig: Any) -> list[Any]:
-    """The artists under a figure's axes, top to bottom: its legend, its notes, its footnote."""
-    if not hasattr(fig, "_panbench_bottom"):
-        fig._panbench_bottom = []
-        fig._panbench_height = fig.get_figheight()  # of the axes' part: the bottom adds to it
-    return fig._panbench_bottom
-
-
-def _note(fig: Any, text: str, ha: str, **kw: Any) -> Any:
-    """A text under the figure's axes, wrapped to the figure's width (measured)."""
-    renderer = fig.canvas.get_renderer()
-    x = {"center": 0.5, "left": 0.01}[ha]
-    chars = max(20, int(fig.get_figwidth() * 72 / (0.5 * MIN_TEXT_PT)))
-    txt = fig.text(x, 0.0, wrap(text, chars), ha=ha, va="bottom", fontsize=MIN_TEXT_PT, **kw)
-    while txt.get_window_extent(renderer).width > 0.98 * fig.bbox.width and chars > 20:
-        chars = int(chars * 0.9)
-        txt.set_text(wrap(text, chars))
-    txt.set_in_layout(False)
-    return txt
-
-
-def lay_out(fig: Any) -> None:
-    """Place what goes under the axes (:func:`legend_below`'s legend and note, :func:`footnote`), each under the
-    one before, make the figure taller by their height (its width stays) and let the constrained layout fit the
-    axes and their labels in the part above them."""
-    below = _bottom(fig)
-    renderer = fig.canvas.get_renderer()
-    gap = 0.06  # inches between two of them, and at the figure's lower edge
-    heights = [a.get_window_extent(renderer).height / fig.dpi for a in below]
-    extra = sum(heights) + gap * (len(below) + 1) if below else 0.0
-    H = fig._panbench_height + extra
-    fig.set_figheight(H)
-    y = gap
-    for a, h in reversed(list(zip(below, heights))):  # from the bottom up
-        if hasattr(a, "set_bbox_to_anchor"):
-            a.set_bbox_to_anchor((0.5, y / H), transform=fig.transFigure)
-        else:
-            a.set_position((a.get_position()[0], y / H))
-        y += h + gap
-    engine = fig.get_layout_engine()
-    if engine is not None and hasattr(engine, "set"):
-        engine.set(rect=(0, extra / H, 1, 1 - extra / H))
-
-
-def new_figure(height: float, nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Any, Any]:
-    """A figure of the width in effect (:func:`~.figure_style.current_width`: ``--figure-width``) and ``height``
-    inches for its axes, ``nrows`` x ``ncols`` of them (``plt.subplots``' other arguments in ``kw``), laid out by
-    matplotlib's constrained layout (the labels fitted inside the figure)."""
-    return plt().subplots(nrows, ncols, figsize=(current_width(), height), layout="constrained", **kw)
-
-
-def axes_height(ratio: float, low: float = 1.8, high: float = 4.0) -> float:
-    """A figure's height for its axes: ``ratio`` times the width in effect, within ``low`` and ``high`` inches."""
-    return min(high, max(low, ratio * current_width()))
-
-
 def save(fig: Any, path: Path, dpi: int = 100) -> Path:
     """Save ``fig`` at ``path`` in the figure format in effect (:func:`~panbench.reporting.figure_files.
     figure_output`: PNG at ``dpi`` unless the command's ``--figure-format``, ``--dpi`` say otherwise; the suffix of
@@ -195,14 +108,6 @@ def image_set_note(group: list[RunRecord], records: list[RunRecord]) -> str:
         return ""
     return (f"image set {dataset_key(group[0])} ({images(group[0].n_images)}), one of the {len(sets)} image sets of "
             f"{name} in these results")
-
-
-def footnote(fig: Any, text: str) -> None:
-    """``text`` in grey type at the figure's lower left corner, under its axes, legend and notes
-    (:func:`lay_out`); nothing for ''."""
-    if text:
-        _bottom(fig).append(_note(fig, text, "left", color="0.3"))
-        lay_out(fig)
 
 
 def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], lines: tuple[Any, ...] = ()) -> None:
@@ -613,7 +518,7 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     fig.supxlabel("PQ points; bars: 95% image-bootstrap interval")
     fig.suptitle(plot_title(records, "PQ with its 95% confidence interval"))
     if left := _left_out(records, "ci"):
-        _bottom(fig).append(_note(fig, left, "center"))
+        under_axes(fig).append(note_under(fig, left, "center"))
     footnote(fig, note)
     lay_out(fig)
     return save(fig, out / "pq_intervals.png")

@@ -10,10 +10,10 @@ from typing import Any
 from panbench.errors import PanbenchError
 from panbench.records.io import load_records
 from panbench.reporting.colors import GROUP_COLORS, Colors, assign, text_color
-from panbench.reporting.figure_style import MIN_TEXT_PT, current_width, styled
+from panbench.reporting.figure_style import MIN_TEXT_PT, current_width, legend_below, new_figure, styled, wrap
 from panbench.reporting.formats import writer
 from panbench.reporting.labels import summary_model
-from panbench.reporting.plots import legend_below, new_figure, save
+from panbench.reporting.plots import save
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES, GROUP_OF
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
 
@@ -180,8 +180,6 @@ def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, An
     what a drop is said under the axes, so that the colour bar's label is short enough for a heatmap of few
     corruptions; no colour bar where there is one value (one corruption, one run): its number says it all."""
     import numpy as np
-
-    from panbench.reporting.plots import wrap
 
     fig, ax = new_figure(max(0.28 * len(names) + 1.5, 2.2))
     im = ax.imshow(drop, cmap="Reds", aspect="auto")

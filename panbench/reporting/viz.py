@@ -14,8 +14,7 @@ from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import InputError
 from panbench.pq.png import read_ids
 from panbench.reporting.figure_files import write_figure
-from panbench.reporting.figure_style import MIN_TEXT_PT, TITLE_PT, current_width, styled
-from panbench.reporting.plots import plt, wrap
+from panbench.reporting.figure_style import MIN_TEXT_PT, TITLE_PT, current_width, plt, styled, wrap
 
 PANEL_INCHES = 1.7  # the narrowest panel: its title and the segments' names legible in print
 
