@@ -144,8 +144,17 @@ class Manifest:
 
 
 def manifests(results: Path) -> list[Manifest]:
-    """The sweeps of a results folder, oldest first."""
-    return [Manifest.load(p) for p in sorted((results / SWEEPS).glob("*.json"))]
+    """The sweeps of a results folder, oldest first; a file there that is no sweep manifest left out with one line
+    naming it (:func:`panbench.records.io.note_skipped`)."""
+    from panbench.records.io import note_skipped  # numpy: not at the import of --help's options
+
+    found = []
+    for p in sorted((results / SWEEPS).glob("*.json")):
+        try:
+            found.append(Manifest.load(p))
+        except PanbenchError as e:
+            note_skipped(str(e))
+    return found
 
 
 def load_manifest(results: Path, sweep_id: str) -> Manifest:

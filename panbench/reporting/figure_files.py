@@ -15,7 +15,6 @@ a timeout, ``RESULTS/.plots.lock``), so that two of them run at once both end wi
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -236,29 +235,11 @@ def retire_folder(folder: Path) -> list[Path]:
 @contextmanager
 def writing_figures(plots: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Within it, this process alone of the panbench commands writes figures under ``plots`` (a results folder's
-    ``plots/``): an exclusive ``flock`` of ``.plots.lock`` beside it, waited for (said once, on stderr) up to
-    ``timeout`` seconds, then refused in one line.  A command that ends, however it ends, lets it go."""
-    from panbench.announce import announce
-    from panbench.errors import PanbenchError
+    ``plots/``): an exclusive lock of ``.plots.lock`` beside it (:func:`panbench.locks.exclusive`: the wait said on
+    stderr, refused in one line past ``timeout`` seconds).  A command that ends, however it ends, lets it go."""
+    from panbench.locks import exclusive
 
     plots = Path(plots)
     plots.mkdir(parents=True, exist_ok=True)
-    with open(plots.parent / f".{plots.name}.lock", "a") as lock:
-        deadline, said = time.monotonic() + timeout, False
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not said:
-                    announce(f"waiting for another panbench command writing the figures in {plots} (up to "
-                             f"{timeout:.0f} s)")
-                    said = True
-                if time.monotonic() > deadline:
-                    raise PanbenchError(f"{plots}: another panbench command has been writing its figures for over "
-                                        f"{timeout:.0f} s; run this one again when it has ended") from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive(plots.parent / f".{plots.name}.lock", timeout, f"writing the figures in {plots}"):
+        yield
