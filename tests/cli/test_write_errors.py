@@ -66,3 +66,12 @@ def test_a_read_only_folder_is_one_line_and_exit_2(demo_root, tmp_path, capsys) 
             assert code == 2 and len(err) == 1 and "no write permission" in err[0], (option, err)
     finally:
         locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("bad", ["/proc/panbench-nope", "/proc/panbench-nope/deeper", "/dev/null/x"])
+def test_make_demo_where_no_folder_can_be_made_raises_the_one_line_through_the_api(bad) -> None:
+    from panbench.data.demo import make_demo
+    from panbench.errors import InputError
+
+    with pytest.raises(InputError, match=rf"^{bad}: cannot be written \(.+\); pass another root"):
+        make_demo(Path(bad))
