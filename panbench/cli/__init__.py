@@ -63,6 +63,7 @@ def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``panbench`` console script."""
     _said["interrupted"] = False
+    _fresh_state()
     try:
         code = _main(argv)
     except KeyboardInterrupt:  # before the command began (its parser, its imports): nothing to resume
@@ -103,10 +104,6 @@ def _main(argv: Sequence[str] | None) -> int:
     if not args.debug:  # library deprecation chatter hides panbench's own messages
         for category in (UserWarning, DeprecationWarning, FutureWarning):
             warnings.filterwarnings("ignore", category=category)
-    if "panbench.evaluation.storage" in sys.modules:  # main() called again in one process (tests)
-        sys.modules["panbench.evaluation.storage"]._OPENED.clear()
-    if "panbench.records.io" in sys.modules:  # the damaged files named once per command, each command anew
-        sys.modules["panbench.records.io"].forget_skipped()
     try:
         if getattr(args, "launcher", None) == "slurm":
             from panbench.cluster.launcher import apply_launcher
@@ -141,6 +138,15 @@ def _main(argv: Sequence[str] | None) -> int:
         if exits:  # as after a command: no last collection over torch's and mmdet's objects at exit (seconds)
             gc.freeze()
         return _abort_distributed(130)
+
+
+def _fresh_state() -> None:
+    """A command anew, where main() is called again in one process (tests): the cache folders it opened forgotten,
+    the damaged files under results/ named again (each once per command)."""
+    if "panbench.evaluation.storage" in sys.modules:
+        sys.modules["panbench.evaluation.storage"]._OPENED.clear()
+    if "panbench.records.io" in sys.modules:
+        sys.modules["panbench.records.io"].forget_skipped()
 
 
 def _command_of(argv: Sequence[str]) -> str | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench import __version__
+from panbench.locks import exclusive
 
 FORMATS = ("png", "pdf", "svg")
 FIGURES_MANIFEST = ".panbench-figures.json"  # in each folder of figures panbench replaces as a set
@@ -237,8 +238,6 @@ def writing_figures(plots: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[No
     """Within it, this process alone of the panbench commands writes figures under ``plots`` (a results folder's
     ``plots/``): an exclusive lock of ``.plots.lock`` beside it (:func:`panbench.locks.exclusive`: the wait said on
     stderr, refused in one line past ``timeout`` seconds).  A command that ends, however it ends, lets it go."""
-    from panbench.locks import exclusive
-
     plots = Path(plots)
     plots.mkdir(parents=True, exist_ok=True)
     with exclusive(plots.parent / f".{plots.name}.lock", timeout, f"writing the figures in {plots}"):

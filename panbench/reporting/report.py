@@ -25,7 +25,7 @@ from panbench.analysis.per_image import file_names_of, per_image_columns, ranked
 from panbench.announce import announce
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
-from panbench.records.io import atomic_write_text, load_records
+from panbench.records.io import atomic_write_text, load_records, note_skipped
 from panbench.records.schema import RunRecord
 from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_files import replace_figures, viewable_in_a_browser, writing_figures
@@ -353,8 +353,6 @@ def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tupl
     """Per run A with a per-image analysis file: the best other run B (highest PQ) on the same images and the
     (at most ``n``) images of A's largest loss PQ(A) - PQ(B) < 0, best run first; an image where A does as well
     or better is no loss."""
-    from panbench.records.io import note_skipped
-
     groups: dict[str | None, list[RunRecord]] = {}
     for r in recs:
         if r.analysis_file and (results / r.analysis_file).is_file() and fingerprint(r):
