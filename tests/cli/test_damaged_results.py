@@ -132,3 +132,15 @@ def test_a_damaged_runs_csv_is_kept_aside_and_a_new_one_begun_by_the_next_record
     assert len([line for line in err if "runs.csv" in line]) == 1, err
     assert (res / "runs.csv.damaged").stat().st_size == (scored / "runs.csv").stat().st_size
     assert pd.read_csv(res / "runs.csv")["model"].tolist() == ["sys-e"]
+
+
+@pytest.mark.parametrize("command", [["status"], ["table"]])
+def test_a_damaged_sweep_manifest_is_skipped_in_one_line(scored, tmp_path, capsys, command) -> None:
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    (res / "sweeps").mkdir()
+    (res / "sweeps" / "x.json").write_bytes(np.random.default_rng(0).bytes(40))
+    code, _, err = _run(capsys, command, res)
+    named = [line for line in err if "x.json" in line]
+    assert code == 0 and len(named) == 1 and named[0].startswith(f"panbench: skipped {res / 'sweeps' / 'x.json'}: "
+                                                                 "not a sweep manifest"), err
