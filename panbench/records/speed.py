@@ -96,15 +96,20 @@ def write_speed_record(results_dir: Path, rec: SpeedRecord) -> SpeedRecord:
 
 
 def load_speed_records(results_dir: Path) -> list[SpeedRecord]:
-    """Every speed record under ``results_dir/speed``, oldest first (a file that is not one is skipped)."""
+    """Every speed record under ``results_dir/speed``, oldest first (a file that is not one is left out, named in one
+    line: :func:`panbench.records.io.note_skipped`)."""
+    from panbench.records.io import note_skipped
+
     out = []
     for p in sorted((Path(results_dir) / "speed").glob("*.json")):
         try:
             raw = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(raw, dict) and "model" in raw and "forward" in raw:
+            if not (isinstance(raw, dict) and "model" in raw and "forward" in raw):
+                raise ValueError("no 'model' and 'forward'")
             out.append(SpeedRecord.from_json(raw))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+            note_skipped(f"{p}: not a panbench speed record ({e}); move it out of {p.parent} (it holds the records "
+                         "of `panbench speed` only)")
     return sorted(out, key=lambda r: r.date)
 
 

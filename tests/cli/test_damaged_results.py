@@ -144,3 +144,15 @@ def test_a_damaged_sweep_manifest_is_skipped_in_one_line(scored, tmp_path, capsy
     named = [line for line in err if "x.json" in line]
     assert code == 0 and len(named) == 1 and named[0].startswith(f"panbench: skipped {res / 'sweeps' / 'x.json'}: "
                                                                  "not a sweep manifest"), err
+
+
+def test_a_damaged_speed_record_is_skipped_in_one_line(scored, tmp_path, capsys) -> None:
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    (res / "speed").mkdir()
+    (res / "speed" / "x.json").write_bytes(np.random.default_rng(0).bytes(40))
+    clean = _run(capsys, ["table"], scored)[1]
+    code, out, err = _run(capsys, ["table"], res)
+    named = [line for line in err if "x.json" in line]
+    assert code == 0 and out == clean and len(named) == 1 and named[0].startswith(
+        f"panbench: skipped {res / 'speed' / 'x.json'}: not a panbench speed record"), err
