@@ -548,3 +548,26 @@ def test_a_refused_output_in_a_batch_keeps_the_images_scored_before_it(edge_set:
     assert ev._coco.scored == {1}
     ev.process([pairs[1][0]], [fresh(pairs[1][1])])
     assert_same(ev.evaluate() or {}, want)
+
+
+def test_every_evaluation_with_a_diagnosis_logs_it_and_warns(edge_set: Any, monkeypatch, caplog) -> None:
+    """Each evaluation of a training loop puts the diagnosis in detectron2's log and warns, not the first alone (the
+    finding stands in for one the sums show: two 6x8 images are too few for the mapping rule)."""
+    import logging
+    import warnings
+
+    from panbench import DiagnosisWarning, Finding
+    from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
+    from panbench.metrics import panoptic
+
+    monkeypatch.setattr(panoptic, "diagnose", lambda stats, cats: [Finding("category_mapping", "another order")])
+    dataset, preds = edge_set
+    pairs = [pair(i, ids, segs, dataset, "labels") for i, ids, segs in preds]
+    ev = PanbenchPanopticEvaluator(dataset)
+    with caplog.at_level(logging.WARNING, logger="panbench.integrations.detectron2"), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            assert set(run(ev, pairs)["panoptic_seg"]) == KEYS
+    assert len([r for r in caplog.records if "category_mapping: another order" in r.getMessage()]) == 3
+    assert len([w for w in caught if issubclass(w.category, DiagnosisWarning)]) == 3
