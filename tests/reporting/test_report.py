@@ -54,10 +54,13 @@ def test_plots_from_a_coco_record(tmp_path) -> None:
 
 
 def test_viz_two_demo_models_with_disagreement_and_query_maps(demo_results) -> None:
+    from PIL import Image
+
     assert main(["viz", "--model", "mask2former", "--model", "panoptic-fpn", "--dataset", "demo", "--image", "2003",
-                 "--results", str(demo_results)]) == 0
+                 "--results", str(demo_results), "--figure-width", "single"]) == 0
     out = demo_results / "viz" / "2003_demo-mask2former_vs_demo-panoptic-fpn.png"
-    assert_png(out, 900, 400)  # two rows: overlays + disagreement, then the top queries' mask maps
+    assert_png(out, 385, 400)  # rows of two panels: overlays, disagreement, the top queries' mask maps
+    assert Image.open(out).width == round(3.5 * 110)  # a column wide, at viz's 110 dpi
 
 
 def test_viz_on_the_coco_sample(coco_sample, tmp_path) -> None:
