@@ -14,10 +14,15 @@ A correct prediction maps to itself; labels drawn at random spread each predicte
 ones (the mapping explains little); a model confusing two similar classes moves two.  The rule is applied to all
 categories, then to the thing classes alone and to the stuff classes alone where that group's PQ is near zero (below
 :data:`LOW_GROUP_PQ`) and its masks match: the mapping explains :data:`GROUP_SHARE` of the pixels of the
-categories it maps, on both sides (a few segments labelled at random can look mapped column by column, never row by
-row too).  So one group's class order is found where the other group holds most pixels.  A mapping is named
+categories it maps, on both sides (a few segments labelled at random can look mapped column by column; row by row
+they spread).  So one group's class order is found where the other group holds most pixels.  A mapping is named
 by the simplest rule every placed category follows (indexes of the category list or of the ids in ascending order,
 0- or 1-based; a constant offset), else as another class order: the fix given is the one the masks show.
+
+The refused inputs' rules: :func:`image_pairing` (predictions naming other images' files, before any image is read),
+:func:`unknown_categories` (unknown category ids, from the masks), :func:`encoded_ids` (PNG ids in an id encoding,
+over many images), :func:`channel_order` and :func:`input_size`.  A finding's fix (``remap``, ``images``,
+``decode``) is what ``score`` applies to give ``pq_if_fixed``.
 """
 
 from __future__ import annotations
