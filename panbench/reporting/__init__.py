@@ -5,7 +5,8 @@ pandas; their columns' kinds, FPS and analysis columns in :mod:`.columns`), the 
 plain-text tables printed in the terminal (:mod:`.text`).
 
 Layering, imports pointing down only: :mod:`.labels` (how a run is named) and :mod:`.figure_files` (how and
-where figures are written: format, resolution, the manifest of a plots folder) are the leaves; :mod:`.pairing` (the
+where figures are written: format, resolution, the manifest of a plots folder) and :mod:`.figure_style` (the
+figures' width, style and layout helpers) are the leaves; :mod:`.pairing` (the
 paired difference of runs on the same images) and :mod:`.plots` sit on it; :mod:`.columns` and
 :mod:`.robustness` on those; :mod:`.tables`, :mod:`.text` and :mod:`.report` on top.  Below the package:
 :mod:`panbench.records`, :mod:`panbench.analysis`, :mod:`panbench.robustness` (summaries), :mod:`panbench.pq`.
