@@ -204,18 +204,44 @@ def unknown_categories(k: np.ndarray, columns: np.ndarray, table: CategoryTable,
     """The finding of a prediction refused for unknown category ids, from what its masks show: ``k`` the pixels of
     each ground-truth category (rows, ``table``'s order) under each predicted id (columns: ``pred_ids``, the
     ground truth's ids then the unknown ones), ``columns`` every pixel of each predicted id (VOID included).  None
-    unless the masks map the predicted ids to categories (:data:`FOLLOW_SHARE` of the pixels) and two or more
-    map elsewhere (one unknown id is a typo or a VOID segment written as category 0)."""
+    unless the masks map the predicted ids to categories (:data:`FOLLOW_SHARE` of the pixels; for a poorer model's
+    masks, an index or offset rule that places every id and explains :data:`MOVED_SHARE`: :func:`_best_rule`) and
+    two or more map elsewhere (one unknown id is a typo or a VOID segment written as category 0)."""
     total = int(k.sum())
     seen, to, follow = _lead(k)
-    if total == 0 or follow.sum() < FOLLOW_SHARE * total:
+    if total == 0:
         return None
+    if follow.sum() < FOLLOW_SHARE * total:  # a poorer model's masks: the rule of the ids that they follow most
+        return _best_rule(k, table, pred_ids)
     pred = np.asarray(pred_ids, np.int64)[seen]
     gt = np.asarray(table.ids, np.int64)[to]
     if int((pred != gt).sum()) < 2:
         return None
     unplaced = len(np.setdiff1d(np.flatnonzero(columns.sum(axis=0)), seen))
     return _named(pred, gt, follow, table, unplaced)
+
+
+def _best_rule(k: np.ndarray, table: CategoryTable, pred_ids: Sequence[int]) -> Finding | None:
+    """The rule (:func:`_rules`, a constant offset) that places every predicted id with pixels and explains the
+    most of ``k``'s pixels, named as :func:`_named` names it; None unless it explains :data:`MOVED_SHARE` of them
+    and moves two ids or more."""
+    cols = np.flatnonzero(k.sum(axis=0))
+    used = [int(pred_ids[j]) for j in cols]
+    rules = [rule for _, _, rule in _rules(table)]
+    top = used[int(np.argmax(k[:, cols].sum(axis=0)))]
+    for d in sorted({top - c for c in table.ids} - {0}):
+        if all(p - d in table.index for p in used):
+            rules.append({c + d: c for c in table.ids})
+    best, share = None, 0
+    for rule in rules:
+        if all(p in rule for p in used):
+            got = sum(int(k[table.index[rule[p]], j]) for p, j in zip(used, cols, strict=True))
+            if got > share:
+                best, share = rule, got
+    if best is None or share < MOVED_SHARE * k.sum() or sum(best[p] != p for p in used) < 2:
+        return None
+    gt = np.array([best[p] for p in used], np.int64)
+    return _named(np.array(used, np.int64), gt, k[:, cols].sum(axis=0), table, 0)
 
 
 def index_ids(pred_ids: Iterable[int], table: CategoryTable) -> Finding | None:

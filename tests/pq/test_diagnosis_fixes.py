@@ -252,3 +252,20 @@ def test_image_ids_shifted_past_the_last_image_are_named_before_the_missing_pred
     code, _, err = run_score(demo, capsys, rewritten(demo, tmp_path, annotation=lambda k, a: a.update(image_id=nxt[k])))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"the prediction for image {ids[1]} names file" in err and f"gives PQ {pq:.2f} once fixed" in err
+
+
+@pytest.mark.parametrize(("rule", "fix"), [
+    (lambda c, ids: c + 100, "subtract 100 from each category_id"),
+    (lambda c, ids: sorted(ids).index(c) + 1, "write sorted(c['id'] for c in categories)[i - 1] for index i"),
+])
+def test_a_poorer_models_offset_or_indexes_are_named_by_the_rule_its_masks_follow_most(demo, tmp_path, capsys,
+                                                                                        rule, fix):
+    """Two labels in five drawn at random: the masks follow no mapping closely, the rule still explains most."""
+    ids = [c["id"] for c in categories(demo)]
+    rng = np.random.default_rng(5)
+    poor = relabelled(demo, tmp_path / "poor", lambda c: int(rng.choice(ids)) if rng.random() < 0.4 else c)
+    code, res, _ = run_score(demo, capsys, poor)
+    assert code == 0 and res is not None
+    code, _, err = run_score(demo, capsys, relabelled(poor.parent, tmp_path / "broken", lambda c: rule(c, ids)))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert fix in err and f"gives PQ {res['PQ']:.2f} once fixed" in err
