@@ -62,31 +62,20 @@ def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``panbench`` console script."""
-    _said["interrupted"] = False
     _fresh_state()
     try:
         code = _main(argv)
     except KeyboardInterrupt:  # before the command began (its parser, its imports): nothing to resume
         print(_INTERRUPTED, file=sys.stderr)
-        _said["interrupted"], code = True, 130
-    if argv is None:  # the console script's: from here on the interpreter exits
-        signal.signal(signal.SIGINT, _interrupted_at_exit)
+        code = 130
+    if argv is None:
+        # the console script's command is over, the interpreter exits (a fraction of a second): a Ctrl-C now
+        # changes nothing, where it would kill the exit's teardown half way (Python's handler is gone by then)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return code
 
 
 _INTERRUPTED = "panbench: interrupted"
-
-
-def _interrupted_at_exit(signum: int, frame: object) -> None:
-    """Ctrl-C while the interpreter exits (its last collection, atexit's work after torch and mmdet): no traceback
-    from the exit's code, the one line (unless the command said it already) and exit code 130 at once."""
-    if not _said["interrupted"]:
-        print(_INTERRUPTED, file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(130)
-
-
-_said = {"interrupted": False}
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -134,7 +123,6 @@ def _main(argv: Sequence[str] | None) -> int:
         return _error(args, str(e), e.exit_code)
     except KeyboardInterrupt:
         print(f"{_INTERRUPTED}{_resume_hint(args)}", file=sys.stderr)
-        _said["interrupted"] = True
         if exits:  # as after a command: no last collection over torch's and mmdet's objects at exit (seconds)
             gc.freeze()
         return _abort_distributed(130)
@@ -199,6 +187,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
     is opened (the model loading), only the finished models are named."""
     cache = sys.modules.get("panbench.evaluation.storage")
     done, left = getattr(args, "models_done", []), getattr(args, "models_left", [])
+    if done and not left:  # every model finished, its record written: nothing to resume
+        return ""
     try:
         opened = cache is not None and cache.opened() > getattr(args, "caches_before", 0)
         n = cache.cached_images() if cache is not None and opened else None

@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         args.caches_before = storage.opened()  # the cache opened after these is this model's (the line's count)
         # the numbers on the screen before any file is written
         rec = evaluate_model(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True))
+        args.models_done, args.models_left = [s.name for s in specs[:k + 1]], [s.name for s in specs[k + 1:]]
         records.append(rec)
         if rank() == 0:
             print(record_line(rec, args.results))
