@@ -226,7 +226,7 @@ def _best_rule(k: np.ndarray, table: CategoryTable, pred_ids: Sequence[int]) -> 
     most of ``k``'s pixels, named as :func:`_named` names it; None unless it explains :data:`MOVED_SHARE` of them
     and moves two ids or more."""
     cols = np.flatnonzero(k.sum(axis=0))
-    used = [int(pred_ids[j]) for j in cols]
+    used = [int(pred_ids[j]) for j in cols.tolist()]
     rules = [rule for _, _, rule in _rules(table)]
     top = used[int(np.argmax(k[:, cols].sum(axis=0)))]
     for d in sorted({top - c for c in table.ids} - {0}):
