@@ -185,7 +185,7 @@ def _candidates(first: Path) -> Iterator[Path]:
         yield first.with_name(f"{first.stem}~{k}.json")
 
 
-LOCK_TIMEOUT_S = 120.0  # a record's name or a row of runs.csv: milliseconds of work under the lock
+RECORDS_LOCK_S = 120.0  # a record's name or a row of runs.csv: milliseconds of work under the lock
 
 # os.link's errors on a file system without hard links (FAT, some network and FUSE file systems)
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
@@ -199,7 +199,7 @@ def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Cal
     content ``content(path)`` writes into ``json_tmp`` for the name being tried; when the record's name is taken,
     the analysis file just linked is removed and the next name tried: a record is only ever seen complete, its
     analysis file beside it.  Without hard links, the files are moved into place (``os.replace``) under an
-    exclusive ``flock`` of ``lock_path`` instead (waited for :data:`LOCK_TIMEOUT_S` at most,
+    exclusive ``flock`` of ``lock_path`` instead (waited for :data:`RECORDS_LOCK_S` at most,
     :func:`panbench.locks.exclusive`)."""
     for path in _candidates(first):
         npz = _analysis_path(path)
@@ -220,7 +220,7 @@ def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Cal
             npz.unlink(missing_ok=True)
         if linked is None:
             break
-    with exclusive(lock_path, LOCK_TIMEOUT_S, "naming a record"):  # no hard links here
+    with exclusive(lock_path, RECORDS_LOCK_S, "naming a record"):  # no hard links here
         for path in _candidates(first):
             npz = _analysis_path(path)
             if path.exists() or (npz_tmp is not None and npz.exists()):
@@ -268,9 +268,9 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
     """Append one row atomically (the whole file rewritten through a temporary file).  A file written with other
     columns (an older panbench) is rewritten under today's columns plus its own others, a column its rows lack left
     empty, so that every row stays under its own header.  Under an exclusive ``flock`` of ``<path>.lock`` (waited
-    for :data:`LOCK_TIMEOUT_S` at most): jobs sharing a results folder (``panbench submit``) each keep their row."""
+    for :data:`RECORDS_LOCK_S` at most): jobs sharing a results folder (``panbench submit``) each keep their row."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path.with_name(path.name + ".lock"), LOCK_TIMEOUT_S, f"adding a row to {path.name}"):
+    with exclusive(path.with_name(path.name + ".lock"), RECORDS_LOCK_S, f"adding a row to {path.name}"):
         old = _csv_text(path)
         have = next(csv.reader([old.splitlines()[0]])) if old else []
         fields = CSV_FIELDS + [c for c in have if c not in CSV_FIELDS]

@@ -23,7 +23,7 @@ def _held(path: Path) -> object:
 
 
 def test_a_lock_held_past_its_limit_is_refused_in_one_line_naming_the_file(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(records_io, "LOCK_TIMEOUT_S", 0.3, raising=False)  # before: none
+    monkeypatch.setattr(records_io, "RECORDS_LOCK_S", 0.3, raising=False)  # before: none
     lock = tmp_path / "runs.csv.lock"
     held = _held(lock)
     release = threading.Timer(2.0, held.close)  # type: ignore[attr-defined]
