@@ -365,7 +365,12 @@ def _not_a_record(raw: dict[str, Any]) -> str:
     metrics = raw["metrics"]
     if not isinstance(metrics, dict) or not isinstance(metrics.get("PQ"), int | float):
         return "('metrics' without a number 'PQ')"
-    return ""
+    kinds = {"model": str, "dataset": str, "date": str, "n_images": int, "per_class": dict, "provenance": dict}
+    wrong = [k for k, kind in kinds.items() if raw.get(k) is not None and not isinstance(raw[k], kind)]
+    if wrong:
+        return f"({', '.join(repr(k) for k in wrong)} of another type than a record's)"
+    wrong = [k for k in METRIC_KEYS if k in metrics and not isinstance(metrics[k], int | float | None)]
+    return f"('metrics' with {', '.join(map(repr, wrong))} not a number)" if wrong else ""
 
 
 def record_from_json(raw: dict[str, Any]) -> RunRecord:

@@ -156,3 +156,17 @@ def test_a_damaged_speed_record_is_skipped_in_one_line(scored, tmp_path, capsys)
     named = [line for line in err if "x.json" in line]
     assert code == 0 and out == clean and len(named) == 1 and named[0].startswith(
         f"panbench: skipped {res / 'speed' / 'x.json'}: not a panbench speed record"), err
+
+
+@pytest.mark.parametrize("text", ['{"model": "x", "metrics": {"PQ": 1, "SQ": "high"}}',
+                                  '{"model": 5, "metrics": {"PQ": 1.0}}',
+                                  '{"model": "x", "metrics": {"PQ": 1}, "n_images": "many"}'])
+def test_a_record_of_the_wrong_shape_is_skipped_in_one_line(scored, tmp_path, capsys, text) -> None:
+    """Valid JSON with a record's keys but not its fields (a hand edit): named in one line, not a traceback."""
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    (res / "runs" / "zz.json").write_text(text)
+    code, out, err = _run(capsys, ["table"], res)
+    named = [line for line in err if "zz.json" in line]
+    assert code == 0 and out == _run(capsys, ["table"], scored)[1] and len(named) == 1, err
+    assert named[0].startswith(f"panbench: skipped {res / 'runs' / 'zz.json'}: not a panbench result record"), err
