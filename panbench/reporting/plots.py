@@ -114,8 +114,10 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
     """Move each label (an annotation placed in offset points from its point, in order) to the nearest place
     around its point where its box overlaps no label placed before and no point (``points``, data
     coordinates), and, where such a place is inside the axes, none of ``lines`` (Line2D, such as the Pareto
-    front), measured with the renderer on the figure as it is laid out; a label moved off its point's side gets a
-    thin line to it.  The figure is drawn first (its constrained layout done): the places are in pixels."""
+    front), measured with the renderer on the figure as it is laid out; where no place inside the axes is free, a
+    free place inside the figure (a figure of fixed width crops nothing back in); a label moved off its point's
+    side gets a thin line to it.  The figure is drawn first (its constrained layout done): the places are in
+    pixels."""
     from matplotlib.text import Text
 
     fig = ax.figure
@@ -129,7 +131,10 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
     # right of the point, then a line further up or down each time; then the same on the left
     spots = [(dx, dy, ha) for dx, ha in ((6.0, "left"), (-6.0, "right")) for k in range(12)
              for dy in ((0.0,) if k == 0 else (k * step, -k * step))]
-    inside = ax.get_window_extent(renderer)
+    inside, page = ax.get_window_extent(renderer), fig.bbox
+    shown = [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels(), *fig.legends,
+             *fig.texts]  # what a label placed outside the axes must not cover either
+    others = [(b.x0, b.y0, b.x1, b.y1) for t in shown if t.get_visible() and (b := t.get_window_extent(renderer))]
 
     def box(text: Any) -> Any:  # the text's own box (an annotation's extent also spans its line to the point)
         text.update_positions(renderer)
@@ -138,18 +143,25 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
     def free(b: Any, boxes: list[tuple[float, float, float, float]]) -> bool:
         return not any(b.x0 < x1 and x0 < b.x1 and b.y0 < y1 and y0 < b.y1 for x0, y0, x1, y1 in boxes)
 
-    def within(b: Any) -> bool:
-        return inside.x0 <= b.x0 and b.x1 <= inside.x1 and inside.y0 <= b.y0 and b.y1 <= inside.y1
+    def covered(b: Any, boxes: list[tuple[float, float, float, float]]) -> float:
+        return sum(max(0.0, min(b.x1, x1) - max(b.x0, x0)) * max(0.0, min(b.y1, y1) - max(b.y0, y0))
+                   for x0, y0, x1, y1 in boxes)
+
+    def within(b: Any, area: Any) -> bool:
+        return area.x0 <= b.x0 and b.x1 <= area.x1 and area.y0 <= b.y0 and b.y1 <= area.y1
 
     def move(text: Any, spot: tuple[float, float, str]) -> Any:
         text.xyann = spot[:2]
         text.set_horizontalalignment(spot[2])
         return box(text)
 
-    for text in labels:  # inside the axes clear of all, of the labels and points, else a free place, else the first
-        if not any(any(free(b := move(text, sp), clear) and (inner is False or within(b)) for sp in spots)
-                   for clear, inner in ((taken + crossed, True), (taken, True), (taken, False))):
-            move(text, spots[0])
+    # inside the axes clear of all, of the labels and points, else a free place in the figure
+    for text in labels:
+        if not any(any(free(b := move(text, sp), clear) and within(b, area) for sp in spots)
+                   for clear, area in ((taken + crossed, inside), (taken, inside), (taken + others, page))):
+            # no free place: the place in the figure that covers the least of the others, else the first
+            fits = [sp for sp in spots if within(move(text, sp), page)]
+            move(text, min(fits, key=lambda sp: covered(move(text, sp), taken + others)) if fits else spots[0])
         if text.arrow_patch is not None:  # the line to the point, where the label left its side
             text.arrow_patch.set_visible(abs(text.xyann[1]) > step / 2)
         b = box(text)
@@ -168,7 +180,13 @@ def _along(line: Any, every: float = 3.0) -> list[tuple[float, float]]:
 
 def _value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = None) -> None:
     """Values on the bars (``labels``, default each value with one decimal), turned upright when bars are narrow so
-    that neighbours never overlap."""
+    that neighbours never overlap; none where a bar is narrower than a line of text (many runs in a narrow
+    figure: the axis is read instead)."""
+    fig = ax.figure
+    span = float(np.diff(ax.get_xlim())[0]) or 1.0
+    points = bars[0].get_width() / span * ax.get_position().width * fig.get_figwidth() * 72 if len(bars) else 0.0
+    if points < 1.2 * MIN_TEXT_PT:
+        return
     style = {"fontsize": MIN_TEXT_PT, "padding": 1} if n_bars <= 3 else \
         {"fontsize": MIN_TEXT_PT, "rotation": 90, "padding": 2}
     ax.bar_label(bars, labels=labels, fmt="%.1f", **style)

@@ -168,11 +168,18 @@ def _inside(inner, outer, tol: float = 1.0) -> bool:
             and inner.y1 <= outer.y1 + tol)
 
 
+@pytest.mark.parametrize("width", ["double", "single"])
 @pytest.mark.parametrize("plot", [plots.pq_bars, plots.pq_vs_speed, plots.per_class_differences])
-def test_eight_runs_legend_and_every_text_inside_the_figure_and_off_the_axes(monkeypatch, tmp_path, plot) -> None:
-    seen = _layout(monkeypatch, tmp_path, plot)
+def test_eight_runs_legend_and_every_text_inside_the_figure_and_off_the_axes(monkeypatch, tmp_path, plot,
+                                                                            width) -> None:
+    """At a page's width and at a column's (a figure of fixed width: nothing may stick out of it)."""
+    from panbench.reporting.figure_style import figure_width
+
+    with figure_width(width):
+        seen = _layout(monkeypatch, tmp_path, plot)
     assert seen["legends"] and all(_inside(leg, seen["fig"]) for leg in seen["legends"])
     assert _inside(seen["drawn"], seen["fig"])  # no label, tick or legend entry cut at the figure's edges
+    assert all(_inside(a, seen["fig"]) for a in seen["annotations"])  # nor a name beside its point
     for leg in seen["legends"]:  # the legend covers no axes, tick or axis label
         assert not any(leg.overlaps(ax) for ax in seen["axes_full"])
     for _, t in seen["fig_texts"]:  # a note under the legend, not on it
