@@ -57,17 +57,16 @@ COMMANDS = {  # what each reader reads of the damaged files: the records and ana
 }
 
 
-@pytest.mark.parametrize("how", ["truncated", "zeroed", "garbage"])
-def test_a_damaged_file_under_results_is_skipped_in_one_line_by_every_reader(scored, tmp_path, capsys, how) -> None:
-    """sys-b's analysis file, sys-d's record, colors.json and the figures manifest damaged: table, table --ci,
-    compare, images and report exit 0, name each damaged file they read in one line, and print the other runs as
-    they did before (sys-b without its paired difference, sys-d not at all)."""
+def test_a_damaged_file_under_results_is_skipped_in_one_line_by_every_reader(scored, tmp_path, capsys) -> None:
+    """sys-b's analysis file (truncated), sys-d's record (zeroed), colors.json and the figures manifest (garbage):
+    table, table --ci, compare, images and report exit 0, name each damaged file they read in one line, and print
+    the other runs as they did before (sys-b without its paired difference, sys-d not at all)."""
     clean = {k: _run(capsys, cmd, scored) for k, (cmd, _) in COMMANDS.items() if k != "report"}
     res = tmp_path / "res"
     shutil.copytree(scored, res)
     damaged = [_record(res, "sys-b", ".analysis.npz"), _record(res, "sys-d", ".json")]
     figures = [res / "colors.json", res / "plots" / "demo" / ".panbench-figures.json"]
-    for path in damaged + figures:
+    for path, how in zip(damaged + figures, ("truncated", "zeroed", "garbage", "garbage")):
         _damage(path, how)
     for key, (cmd, reads_figures) in COMMANDS.items():
         code, out, err = _run(capsys, cmd, res)
@@ -84,6 +83,19 @@ def test_a_damaged_file_under_results_is_skipped_in_one_line_by_every_reader(sco
                                      and line.startswith("|")], key
             assert "sys-d" not in out and "sys-b" in out, key
     assert "sys-b" in (res / "report.html").read_text()
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeroed", "garbage"])
+def test_a_record_or_analysis_file_damaged_any_way_is_skipped_in_one_line(scored, tmp_path, capsys, how) -> None:
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    damaged = [_record(res, "sys-b", ".analysis.npz"), _record(res, "sys-d", ".json")]
+    for path in damaged:
+        _damage(path, how)
+    code, out, err = _run(capsys, ["table", "--ci"], res)
+    assert code == 0 and "sys-d" not in out and "sys-b" in out, err
+    for path in damaged:
+        assert len([line for line in err if line.startswith(f"panbench: skipped {path}: ")]) == 1, err
 
 
 def test_compare_of_the_run_whose_analysis_file_is_damaged_says_so_in_one_line(scored, tmp_path, capsys) -> None:

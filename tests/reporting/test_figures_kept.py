@@ -42,22 +42,23 @@ def _links(page: Path) -> list[str]:
     return [unquote(x) for x in found if not x.startswith(("data:", "#", "http:", "https:"))]
 
 
-@pytest.mark.parametrize("fmt", ["svg", "pdf"])
-def test_plot_s_svg_or_pdf_figures_stay_when_report_writes_its_pngs(tmp_path, capsys, fmt) -> None:
-    """`plot --figure-format svg --dpi 300 && report`: every SVG stays (the same with PDF), the report writes its
-    PNGs beside them and removes nothing."""
+def test_plot_s_svg_and_pdf_figures_stay_when_report_writes_its_pngs(tmp_path, capsys) -> None:
+    """`plot --figure-format svg --dpi 300`, `plot --figure-format pdf`, then `report`: every SVG and every PDF
+    stays, the report writes its PNGs beside them and removes nothing; every link of its page names a file."""
     res = _results(tmp_path)
     folder = res / "plots" / "demo"
-    assert main(["plot", "--results", str(res), "--figure-format", fmt, "--dpi", "300"]) == 0
-    mine = {f"{n}.{fmt}" for n in FIGURES}
-    assert mine <= {p.name for p in folder.iterdir()}
+    for fmt in ("svg", "pdf"):
+        assert main(["plot", "--results", str(res), "--figure-format", fmt, "--dpi", "300"]) == 0
+    plotted = {f"{n}.{fmt}" for n in FIGURES for fmt in ("svg", "pdf")}
+    assert plotted <= {p.name for p in folder.iterdir()}
     capsys.readouterr()
     assert main(["report", "--results", str(res)]) == 0
     out, err = capsys.readouterr()
     assert "removed" not in out + err
     names = {p.name for p in folder.iterdir()}
-    assert mine | {f"{n}.png" for n in FIGURES} <= names, names
-    assert listed(folder)["by"] == {f"plot {fmt}": sorted(mine), "report png": sorted(f"{n}.png" for n in FIGURES)}
+    assert plotted | {f"{n}.png" for n in FIGURES} <= names, names
+    assert listed(folder)["by"] == {f"plot {fmt}": sorted(f"{n}.{fmt}" for n in FIGURES) for fmt in ("pdf", "svg")} \
+        | {"report png": sorted(f"{n}.png" for n in FIGURES)}
     assert all((res / link).is_file() for link in _links(res / "report.html"))
 
 
