@@ -105,3 +105,10 @@ def test_the_note_counts_the_corrupted_runs_and_is_empty_without_them(results) -
     recs = latest_runs(load_records(results))
     assert corrupted_note(recs).startswith("1 " + NOTE)
     assert corrupted_note([r for r in recs if not r.corruption]) == ""
+
+
+def test_a_table_of_corrupted_runs_alone_is_refused_in_one_line_that_names_table_robustness(results, capsys) -> None:
+    assert main(["table", "--results", str(results), "--only-dataset", "synth+gaussian_noise-3"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.endswith("...")]
+    assert len(err) == 1 and "only corrupted runs of synth+gaussian_noise-3" in err[0], err
+    assert "`panbench table --robustness`" in err[0] and "Traceback" not in err[0]
