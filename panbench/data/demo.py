@@ -130,13 +130,15 @@ def make_demo(root: Path, seed: int = 0, force: bool = False) -> Path:
     root = Path(root)
     if not force and stamped_seed(root) == (str(seed), True):
         return root
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # /proc, a file in the way, a read-only folder: the one line, not a traceback
+    lock = root.parent / f".{root.name}.lock"
+    try:  # its folder and the lock beside the set: where neither can be made (/proc, a file in the way, read-only)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        open(lock, "a").close()
+    except OSError as e:  # the one line, not a traceback
         raise InputError(f"{root}: cannot be written ({e.strerror}: {e.filename}); pass another root (`panbench data "
                          "demo --root`)") from e
     # one writer at a time (parallel test workers, two `panbench data demo`): the others wait, then find it made
-    with exclusive(root.parent / f".{root.name}.lock", 600.0, f"making the demo set {root}"):
+    with exclusive(lock, 600.0, f"making the demo set {root}"):
         found = stamped_seed(root)
         if found is not None and not force:
             if found == (str(seed), True):
