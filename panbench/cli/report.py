@@ -8,7 +8,7 @@ from pathlib import Path
 from panbench.announce import announce
 from panbench.cli.options import Common, check_file_writable, check_results, check_writable
 from panbench.cluster.sweep import note_incomplete_sweeps
-from panbench.reporting.figure_files import figure_output
+from panbench.reporting.figure_files import REPORT_FILES, figure_output
 from panbench.reporting.figure_style import figure_width
 
 
@@ -19,9 +19,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                           description="Write RESULTS/report.html: per dataset the verdict (ranking on PQ with "
                           "paired differences), the comparison table, the details (every column, analyses, per-class "
                           "PQ, plots), then the images under RESULTS/viz and the provenance of each run, all embedded "
-                          "(--out: another file). The plots are written under RESULTS/plots/ as `panbench plot` "
-                          "writes them, each linked from the page (with --out: in a temporary folder, not linked); "
-                          "a PDF figure is shown as its PNG, written beside it.")
+                          "(--out: another file). The page's figures are written in a folder of its own beside it, "
+                          "RESULTS/report_files/ (per dataset, as `panbench plot` draws them, and robustness/), each "
+                          "linked from the page (with --out: in a temporary folder, not linked); the figures of "
+                          "`plot` and `robustness` under RESULTS/plots/ are never touched. A PDF figure is shown as "
+                          "its PNG, written beside it.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     note_incomplete_sweeps(args.results)  # one line on stderr
     out = Path(args.out) if args.out else None
     check_file_writable(out or Path(args.results) / "report.html", "--out" if out else "--results (or --out)")
-    if out is None:  # the figures go under RESULTS/plots too
-        check_writable(Path(args.results) / "plots", "--results (or --out)")
+    if out is None:  # the page's figures go beside it, in RESULTS/report_files
+        check_writable(Path(args.results) / REPORT_FILES, "--results (or --out)")
     announce("importing matplotlib and pandas")
     from panbench.reporting.report import write_report
 

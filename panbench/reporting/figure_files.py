@@ -10,7 +10,10 @@ replaced as a set (a dataset's plots, a report's gallery, the robustness plots) 
 :func:`replace_figures` removes those that the same command, in the same format, wrote there before and does not
 write now, and nothing else: another format's figures, another command's and the user's own files stay.  The
 commands that write under a results folder's ``plots/`` do so one at a time (:func:`writing_figures`, a lock with
-a timeout, ``RESULTS/.plots.lock``), so that two of them run at once both end with all their files.
+a timeout, ``RESULTS/.plots.lock``), so that two of them run at once both end with all their files.  `report`
+draws its figures in a folder of its own, :data:`REPORT_FILES` beside its page (``RESULTS/report_files/``, with
+the lock ``RESULTS/.report_files.lock``), so that it never replaces a figure `plot` or `robustness` drew, at
+whatever format, width or resolution.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from panbench.locks import exclusive
 
 FORMATS = ("png", "pdf", "svg")
 FIGURES_MANIFEST = ".panbench-figures.json"  # in each folder of figures panbench replaces as a set
+REPORT_FILES = "report_files"  # RESULTS/report_files/: the report's own figures, beside RESULTS/report.html
 TEXT_AS_TEXT: Any = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}  # matplotlib's rc settings
 MAX_DPI = 1200
 LOCK_TIMEOUT_S = 600.0  # how long a command waits for another one writing the same plots folder

@@ -33,6 +33,8 @@ from panbench.reporting.figure_files import figure_path, listed, replace_figures
 from panbench.reporting.figure_style import (
     MIN_TEXT_PT,
     axes_height,
+    current_width,
+    fit_texts,
     footnote,
     lay_out,
     legend_below,
@@ -87,7 +89,9 @@ def save(fig: Any, path: Path, dpi: int = 100) -> Path:
     """Save ``fig`` at ``path`` in the figure format in effect (:func:`~panbench.reporting.figure_files.
     figure_output`: PNG at ``dpi`` unless the command's ``--figure-format``, ``--dpi`` say otherwise; the suffix of
     ``path`` becomes the format's), its folder made, and close it; returns the path written.  The figure keeps its
-    size (no cropping: its width is the one asked for); the layout fitted its labels inside it."""
+    size (no cropping: its width is the one asked for); the layout fitted its labels inside it, and its titles and
+    tick labels are fitted to the width (:func:`~.figure_style.fit_texts`: wrapped, thinned out or turned)."""
+    fit_texts(fig)
     path = write_figure(fig, path, dpi)
     plt().close(fig)
     return path
@@ -179,15 +183,17 @@ def _along(line: Any, every: float = 3.0) -> list[tuple[float, float]]:
 
 
 def _value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = None) -> None:
-    """Values on the bars (``labels``, default each value with one decimal), turned upright when bars are narrow so
-    that neighbours never overlap; none where a bar is narrower than a line of text (many runs in a narrow
-    figure: the axis is read instead)."""
+    """Values on the bars (``labels``, default each value with one decimal), level where a bar is wider than its
+    label, else turned upright, so that neighbours never overlap; none where a bar is narrower than a line of text
+    (many runs in a narrow figure: the axis is read instead)."""
     fig = ax.figure
     span = float(np.diff(ax.get_xlim())[0]) or 1.0
     points = bars[0].get_width() / span * ax.get_position().width * fig.get_figwidth() * 72 if len(bars) else 0.0
     if points < 1.2 * MIN_TEXT_PT:
         return
-    style = {"fontsize": MIN_TEXT_PT, "padding": 1} if n_bars <= 3 else \
+    texts = labels if labels is not None else [f"{b.get_height():.1f}" for b in bars]
+    level = points >= 0.62 * MIN_TEXT_PT * max((len(t) for t in texts), default=0) + 2  # a digit: ~0.55 em
+    style = {"fontsize": MIN_TEXT_PT, "padding": 1} if level else \
         {"fontsize": MIN_TEXT_PT, "rotation": 90, "padding": 2}
     ax.bar_label(bars, labels=labels, fmt="%.1f", **style)
 
@@ -441,13 +447,14 @@ def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
 
 
 def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecord]]],
-                        every: list[RunRecord] | None = None) -> list[str]:
+                        every: list[RunRecord] | None = None, under: str = "plots") -> list[str]:
     """Remove the figures panbench wrote in a plot folder of the datasets of ``groups`` that none of
     ``groups`` is drawn in now (an image set that no longer has runs, or no longer leads its dataset), and, given
     ``every`` (all the records of the results folder), in the folder of a dataset none of them is on or only
     corrupted runs are on (the robustness figures draw those): only the files its manifest lists.  Returns one line
-    per folder emptied so."""
-    root, notes = Path(results_dir) / "plots", []
+    per folder emptied so.  ``under``: the folder of the plot folders under ``results_dir`` (``report_files``:
+    the report's)."""
+    root, notes = Path(results_dir) / under, []
     drawn, datasets = {name for name, _ in groups}, {g[0].dataset for _, g in groups}
     known = None if every is None else {r.dataset for r in every if not r.corruption}
     corrupted = set() if every is None else {r.dataset for r in every if r.corruption}
@@ -457,7 +464,7 @@ def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecor
         if folder.is_dir() and folder.name not in drawn and (shown in datasets or gone):
             removed = retire_folder(folder)
             if removed:
-                why = ("its runs are corrupted ones, drawn in plots/robustness/" if shown in corrupted else
+                why = (f"its runs are corrupted ones, drawn in {root.name}/robustness/" if shown in corrupted else
                        "no run of its dataset is left" if gone else "its runs are drawn in another folder now")
                 notes.append(f"{folder}: removed the {len(removed)} figure(s) panbench wrote there ({why})")
     return notes
@@ -511,35 +518,62 @@ def _left_out(records: list[RunRecord], key: str) -> str:
                      for missing, why in missing_why(records, key, f"no `{key}` in the record"))
 
 
+SIDE_BY_SIDE = 6.0  # inches: narrower figures stack the interval panels (PQ, PQ_th, PQ_st) one under the other
+
+
 @styled
 def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run)."""
+    """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run), its value
+    over it: three panels side by side, or one under the other in a figure narrower than :data:`SIDE_BY_SIDE`
+    (each panel as wide as the figure allows, the runs named in each); every value inside its panel."""
     have = [r for r in records if r.ci]
-    fig, axes = new_figure(1.1 + 0.4 * len(have), 1, 3, sharey=True, squeeze=False)
+    stacked = current_width() < SIDE_BY_SIDE
+    rows = 0.25 + 0.4 * len(have)  # a panel's height
+    shape = (3, 1) if stacked else (1, 3)
+    fig, axes = new_figure(0.9 + (3 * (rows + 0.25) if stacked else rows), *shape, sharey=True, squeeze=False)
     style, _ = styles(have, colors, records)
     y = np.arange(len(have))[::-1]
-    for ax, key in zip(axes[0], ("PQ", "PQ_th", "PQ_st")):
+    values = []
+    for ax, key in zip(axes.ravel(), ("PQ", "PQ_th", "PQ_st")):
         x = np.array([r.metrics[key] for r in have])
         lo, hi = (np.array([(r.ci or {})[key][end] for r in have]) for end in (0, 1))
         for k in range(len(have)):
             # an interval end can differ from the point by float rounding (one image: every resample is it)
             err = [[max(0.0, x[k] - lo[k])], [max(0.0, hi[k] - x[k])]]
             ax.errorbar(x[k], y[k], xerr=err, fmt="o", color=style[k]["color"], capsize=4, ms=5)
-            ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
-                        textcoords="offset points", ha="center", fontsize=MIN_TEXT_PT)
+            values.append(ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
+                                      textcoords="offset points", ha="center", fontsize=MIN_TEXT_PT,
+                                      in_layout=False))
         pad = max(1.0, 0.15 * float(hi.max() - lo.min()))
         ax.set_xlim(max(0.0, float(lo.min()) - pad), float(hi.max()) + pad)  # past 100: room for a label there
         ax.set_ylim(-0.7, len(have) - 0.3)
         ax.set_title(key)
         ax.grid(axis="x", alpha=0.3)
-    axes[0, 0].set_yticks(y, [wrap(short_label(r, records), 24) for r in have])
+        ax.set_yticks(y, [wrap(short_label(r, records), 24) for r in have])
     fig.supxlabel("PQ points; bars: 95% image-bootstrap interval")
     fig.suptitle(plot_title(records, "PQ with its 95% confidence interval"))
     if left := _left_out(records, "ci"):
         under_axes(fig).append(note_under(fig, left, "center"))
     footnote(fig, note)
     lay_out(fig)
+    fit_texts(fig)
+    keep_inside(values)
     return save(fig, out / "pq_intervals.png")
+
+
+def keep_inside(texts: list[Any]) -> None:
+    """Move each annotation (placed in offset points) sideways just enough that its box lies inside its axes, as
+    the figure was last drawn."""
+    from matplotlib.text import Text
+
+    for t in texts:
+        fig, ax = t.figure, t.axes
+        renderer = fig.canvas.get_renderer()
+        t.update_positions(renderer)
+        box, inside = Text.get_window_extent(t, renderer), ax.get_window_extent(renderer)
+        shift = max(0.0, inside.x0 - box.x0) - max(0.0, box.x1 - inside.x1)
+        if shift:
+            t.xyann = (t.xyann[0] + shift * 72 / fig.dpi, t.xyann[1])
 
 
 @styled

@@ -28,7 +28,7 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import atomic_write_text, load_records, note_skipped
 from panbench.records.schema import RunRecord
 from panbench.reporting.colors import model_colors
-from panbench.reporting.figure_files import replace_figures, viewable_in_a_browser, writing_figures
+from panbench.reporting.figure_files import REPORT_FILES, replace_figures, viewable_in_a_browser, writing_figures
 from panbench.reporting.labels import (
     cfg_words,
     corrupted_note,
@@ -44,7 +44,6 @@ from panbench.reporting.plots import (
     REMOVED,
     image_set_note,
     make_plots,
-    plot_dir,
     plot_groups,
     retire_plot_folders,
 )
@@ -152,12 +151,12 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
 def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, list[str]]:
     """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`: one per dataset
     fingerprint, as the tables rank them, so that no plot mixes images), each under its group's name where there
-    are several; drawn under ``page.plots``/plots.  Returns the part and the notes for stderr: the plots that
-    failed, the figures removed."""
+    are several; drawn in ``page.plots``/<group's folder>/.  Returns the part and the notes for stderr: the plots
+    that failed, the figures removed."""
     parts, galleries, failed = ["<h3>plots</h3>"], [], []
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
-        folder = plot_dir(page.plots, name)
+        folder = page.plots / name
         paths, notes = make_plots(group, folder, page.colors, image_set_note(group, [r for _, g in groups for r in g]))
         failed += [n for n in notes if n.startswith(FAILED) or n.endswith(REMOVED)]  # to stderr
         # the plot's name: its folder may be a temporary one
@@ -196,19 +195,25 @@ def _provenance(r: RunRecord) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """What the parts of a report page read: the results folder, the folder its plots are drawn under
-    (``results``, or a temporary one when the page goes elsewhere, ``--out``), the run the paired differences
-    are taken to and each model's colour (the same in every plot of the page)."""
+    """What the parts of a report page read: the results folder, the folder the page's own figures are drawn in
+    (``RESULTS/report_files/``, :data:`~panbench.reporting.figure_files.REPORT_FILES`, beside the page; a temporary
+    one when the page goes elsewhere, ``--out``), the run the paired differences are taken to and each model's
+    colour (the same in every plot of the page)."""
 
     results: Path
     plots: Path
     reference: str | None
     colors: Any
 
+    @property
+    def linked(self) -> bool:
+        """Whether the page is ``RESULTS/report.html``, its figures kept beside it (linked, relative to it)."""
+        return self.plots == self.results / REPORT_FILES
+
     def img(self, path: Path) -> str:
-        """A figure embedded in the page, linked to its file where it stays under the results folder (beside
-        the page, ``RESULTS/report.html``)."""
-        kept = self.plots == self.results and path.is_relative_to(self.results)
+        """A figure embedded in the page, linked to its file where it stays beside the page
+        (``RESULTS/report_files/...`` from ``RESULTS/report.html``)."""
+        kept = self.linked and path.is_relative_to(self.plots)
         return _img(path, quote(path.relative_to(self.results).as_posix()) if kept else None)
 
     def img_kept(self, shown: list[Path]) -> Callable[[Path], str]:
@@ -224,8 +229,10 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     """Per dataset: the verdict (ranking on PQ with the paired differences to ``reference``, by default the best
     PQ), the comparison table of the columns a reader compares, then the details: every column (folded), the
     comparison with published numbers, the analyses, the per-class table (folded), the plots and the gallery of
-    each dataset fingerprint's runs (written under ``results/plots/<folder>/``, :func:`plot_groups`, or in a
-    temporary folder when ``out`` is given); then the visualizations under
+    each dataset fingerprint's runs (written in the report's own folder, ``results/report_files/<folder>/``,
+    :func:`plot_groups`, and the robustness plots in ``results/report_files/robustness/``, or in a temporary folder
+    when ``out`` is given: the figures of `plot` and `robustness` under ``results/plots/`` are never touched);
+    then the visualizations under
     ``results/viz`` and each run's provenance, in one HTML file.  A plot that fails is a note on stderr (and
     on the page); the others are drawn."""
     import tempfile
@@ -237,17 +244,18 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
         raise no_records(results, dataset, every)
     robust = [r for r in latest_runs(every) if dataset is None or r.dataset.split("+")[0] == dataset]
     # the plots are embedded: a report written elsewhere (--out) leaves nothing under results/
-    folder = tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None else nullcontext(str(results))
+    folder = (tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None
+              else nullcontext(str(results / REPORT_FILES)))
     colors = model_colors(results, records, keep=out is None)  # kept under results/ unless the page goes elsewhere
-    # under results/plots, one command at a time writes figures (a `plot` run beside this one waits): the page's
-    # links name files that are there when it is written, and no other command removes them
-    lock = writing_figures(results / "plots") if out is None else nullcontext()
+    # under results/report_files, one report at a time writes figures (another report beside this one waits): the
+    # page's links name files that are there when it is written; `plot` and `robustness` write elsewhere (plots/)
+    lock = writing_figures(results / REPORT_FILES) if out is None else nullcontext()
     out = out or results / "report.html"
     with folder as plots, lock, viewable_in_a_browser():
         page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
-        if page.plots == results:  # the figures of another image set's folder that no section draws now
-            for note in retire_plot_folders(results, plot_groups(records), every):
+        if page.linked:  # the figures of another image set's folder that no section draws now
+            for note in retire_plot_folders(results, plot_groups(records), every, under=REPORT_FILES):
                 print(note, file=sys.stderr)
         for note in failed:
             print(note, file=sys.stderr)
@@ -314,7 +322,7 @@ def _robustness(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:
     summaries = robustness_summaries(records)
     if not summaries:
         return "", []
-    folder = page.plots / "plots" / "robustness"
+    folder = page.plots / "robustness"
     paths = robustness_plots(summaries, folder, page.colors)
     removed = replace_figures(folder, paths)
     return ("<h2>robustness (common corruptions)</h2>" + format_robustness_table(summary_frame(summaries), "html") +
@@ -337,7 +345,7 @@ def _visualizations(page: Page) -> list[str]:
 
 def _linked_pdf(page: Page, path: Path) -> str:
     """A link to a PDF figure: relative to the page beside the results, else the file's own address."""
-    href = quote(path.relative_to(page.results).as_posix()) if page.plots == page.results else path.resolve().as_uri()
+    href = quote(path.relative_to(page.results).as_posix()) if page.linked else path.resolve().as_uri()
     return (f'<p><a href="{html.escape(href)}">{html.escape(path.name)}</a> (PDF: a web page cannot show it; '
             "open it from this link)</p>")
 

@@ -65,7 +65,9 @@ def test_a_damaged_file_under_results_is_skipped_in_one_line_by_every_reader(sco
     res = tmp_path / "res"
     shutil.copytree(scored, res)
     damaged = [_record(res, "sys-b", ".analysis.npz"), _record(res, "sys-d", ".json")]
-    figures = [res / "colors.json", res / "plots" / "demo" / ".panbench-figures.json"]
+    figures = [res / "colors.json", res / "report_files" / "demo" / ".panbench-figures.json"]  # the report's own
+    figures[1].parent.mkdir(parents=True)
+    shutil.copy(res / "plots" / "demo" / figures[1].name, figures[1])
     for path, how in zip(damaged + figures, ("truncated", "zeroed", "garbage", "garbage")):
         _damage(path, how)
     for key, (cmd, reads_figures) in COMMANDS.items():

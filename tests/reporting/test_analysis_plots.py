@@ -96,8 +96,8 @@ def test_by_size_bars(results, tmp_path) -> None:
 
 
 def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_path, capsys) -> None:
-    """`plot` and `report` share RESULTS/plots/<dataset>/; a plot no record has the data for is skipped
-    with a note (the coco fixture record is schema 1: no analyses)."""
+    """`plot` draws in RESULTS/plots/<dataset>/, `report` in RESULTS/report_files/<dataset>/; a plot no record has
+    the data for is skipped with a note (the coco fixture record is schema 1: no analyses)."""
     res = tmp_path / "res"
     shutil.copytree(results, res)
     shutil.copy(FIXTURE, res / "runs" / FIXTURE.name)
@@ -114,6 +114,7 @@ def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_p
     assert any(str(res / "plots" / "synth" / "pq_vs_speed.png") in line for line in skipped)
     assert main(["report", "--results", str(res)]) == 0
     assert sorted(p.name for p in (res / "plots").iterdir()) == ["coco", "synth"]
+    assert sorted(p.name for p in (res / "report_files").iterdir()) == ["coco", "synth"]
 
 
 def test_plot_and_report_group_the_runs_by_dataset_fingerprint_as_the_table(results, tmp_path, monkeypatch,
@@ -142,8 +143,9 @@ def test_plot_and_report_group_the_runs_by_dataset_fingerprint_as_the_table(resu
     assert main(["report", "--results", str(res)]) == 0
     capsys.readouterr()
     assert drawn == [{"f1a2b3c4d5e6f7a8"}, {"3" * 16}] * 2  # one fingerprint per plot set, in the table's order
-    folders = sorted(p.name for p in (res / "plots").iterdir())
-    assert folders == ["synth", "synth-33333333"], folders
+    for under in ("plots", "report_files"):  # plot's and the report's
+        folders = sorted(p.name for p in (res / under).iterdir())
+        assert folders == ["synth", "synth-33333333"], (under, folders)
     page = (res / "report.html").read_text()
     assert "<h4>synth 33333333 (3 images)</h4>" in page and "where each model loses most · synth 33333333" in page
 

@@ -76,14 +76,16 @@ def test_each_format_keeps_its_text_and_its_files_and_the_report_links_its_pdf(t
     assert "removed" not in capsys.readouterr().out
     assert main(["report", "--results", str(res), "--figure-format", "pdf"]) == 0
     assert "removed" not in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == sorted([FIGURES_MANIFEST, "mine.png", *figures])  # plot's
+    folder = res / "report_files" / "demo"  # the report's own
     pdf = (folder / "pq_bars.pdf").read_bytes()
     assert b"/Type3" not in pdf and b"/CIDFontType2" in pdf and b"/ToUnicode" in pdf  # TrueType: text stays text
     page = (res / "report.html").read_text()
     assert "removed" not in page
-    assert page.count('<a href="plots/demo/pq_bars.pdf"><img alt="pq_bars.pdf" src="data:image/png;base64,') == 1
-    assert set(listed(folder)["by"]["report pdf"]) == {f"{n}.{s}" for n in ("pq_bars", "pq_vs_speed", "per_class_pq")
-                                                       for s in ("pdf", "png")}  # the PNGs the page shows too
-    assert set(figures) <= {p.name for p in folder.iterdir()}  # plot's PNGs and SVGs stay
+    assert page.count('<a href="report_files/demo/pq_bars.pdf"><img alt="pq_bars.pdf" src="data:image/png;base64,') \
+        == 1
+    assert listed(folder)["by"] == {"report pdf": sorted(f"{n}.{s}" for n in ("pq_bars", "pq_vs_speed", "per_class_pq")
+                                                         for s in ("pdf", "png"))}  # the PNGs the page shows too
 
 
 def test_the_table_s_leading_image_set_keeps_the_dataset_folder_and_stale_figures_go(tmp_path, capsys) -> None:
@@ -171,20 +173,21 @@ def test_a_figure_gone_before_its_removal_is_no_error(tmp_path) -> None:
 
 
 def test_the_report_says_which_robustness_figures_of_its_own_it_replaced(tmp_path, capsys) -> None:
-    """`robustness --figure-format svg` wrote its figures: a PNG report keeps them beside its own; a figure an
-    earlier report wrote there in PNG and this one does not draw is removed, said on stderr as for a dataset's
-    plots."""
+    """`robustness --figure-format svg` wrote its figures in plots/robustness/: the report leaves them and draws its
+    own in report_files/robustness/; a figure an earlier report wrote there in PNG and this one does not draw is
+    removed, said on stderr as for a dataset's plots."""
     res = tmp_path / "res"
     _clean_and_fog_runs(res)
-    folder = res / "plots" / "robustness"
-    folder.mkdir(parents=True)
-    (folder / "robustness_drop.svg").write_text("<svg/>")
+    theirs, folder = res / "plots" / "robustness", res / "report_files" / "robustness"
+    for f in (theirs, folder):
+        f.mkdir(parents=True)
+    (theirs / "robustness_drop.svg").write_text("<svg/>")
+    (theirs / FIGURES_MANIFEST).write_text(json.dumps({"files": [], "by": {"robustness svg": ["robustness_drop.svg"]}}))
     (folder / "old_figure.png").write_bytes(b"x")
-    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": [], "by": {
-        "robustness svg": ["robustness_drop.svg"], "report png": ["old_figure.png"]}}))
+    (folder / FIGURES_MANIFEST).write_text(json.dumps({"files": [], "by": {"report png": ["old_figure.png"]}}))
     assert main(["report", "--results", str(res)]) == 0
-    assert (folder / "robustness_drop.svg").is_file() and (folder / "robustness_drop.png").is_file()
-    assert not (folder / "old_figure.png").exists()
+    assert sorted(p.name for p in theirs.iterdir()) == [FIGURES_MANIFEST, "robustness_drop.svg"]
+    assert (folder / "robustness_drop.png").is_file() and not (folder / "old_figure.png").exists()
     assert f"{folder}: removed old_figure.png (written there by an earlier run" in capsys.readouterr().err
 
 

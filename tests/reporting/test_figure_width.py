@@ -71,7 +71,8 @@ def test_every_figure_of_the_report_is_the_width_asked_the_robustness_ones_too(r
     assert main(["report", "--results", str(res), "--figure-width", "single"]) == 0
     capsys.readouterr()
     plots_dpi, robustness_dpi = 100, 110  # each figure's own resolution
-    found = {**_widths(res / "plots" / "synth", plots_dpi), **_widths(res / "plots" / "robustness", robustness_dpi)}
+    found = {**_widths(res / "report_files" / "synth", plots_dpi),
+             **_widths(res / "report_files" / "robustness", robustness_dpi)}
     assert {"robustness_severity.png", "robustness_drop.png", "pq_bars.png"} <= set(found), found
     assert set(found.values()) == {WIDTHS["single"]}, found
 

@@ -4,6 +4,7 @@ files, and every link of report.html names a file that is there (docs/reporting.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,7 +18,14 @@ import pytest
 from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.errors import PanbenchError
-from panbench.reporting.figure_files import FIGURES_MANIFEST, figure_output, listed, replace_figures, writing_figures
+from panbench.reporting.figure_files import (
+    FIGURES_MANIFEST,
+    REPORT_FILES,
+    figure_output,
+    listed,
+    replace_figures,
+    writing_figures,
+)
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
 FIGURES = ("pq_bars", "per_class_pq", "pq_vs_speed")  # what `plot` draws of the fixture record
@@ -42,9 +50,48 @@ def _links(page: Path) -> list[str]:
     return [unquote(x) for x in found if not x.startswith(("data:", "#", "http:", "https:"))]
 
 
+def _hashes(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (its path in it) and the sha256 of its bytes."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_plot_s_and_robustness_s_figures_stay_byte_identical_when_report_draws_its_own(tmp_path, capsys) -> None:
+    """`plot --dpi 300 --figure-width single` and the robustness figures (as `robustness --dpi 300` writes them),
+    then `report`: every file under RESULTS/plots/ is byte-identical after the report, which draws its figures in
+    RESULTS/report_files/ (per dataset and robustness/), each link of its page naming a file that is there."""
+    from panbench.records.io import load_records
+    from panbench.reporting.colors import model_colors
+    from panbench.reporting.robustness import plots as robustness_plots
+    from panbench.robustness.summary import robustness_summaries
+
+    res = _results(tmp_path)
+    rec = json.loads((res / "runs" / "a.json").read_text())
+    rec.update({"dataset": "demo+fog-2", "date": "2001-01-01T00:00:05+00:00",
+                "corruption": {"name": "fog", "severity": 2, "group": "weather", "implementation": "x"}})
+    (res / "runs" / "a-fog.json").write_text(json.dumps(rec))
+    assert main(["plot", "--results", str(res), "--dpi", "300", "--figure-width", "single"]) == 0
+    records = load_records(res)
+    with figure_output("png", 300, command="robustness"):
+        written = robustness_plots(robustness_summaries(records), res / "plots" / "robustness",
+                                   model_colors(res, records))
+        replace_figures(res / "plots" / "robustness", written)
+    before = _hashes(res / "plots")
+    assert {"demo/pq_bars.png", "robustness/robustness_drop.png"} <= set(before), before
+    capsys.readouterr()
+    assert main(["report", "--results", str(res)]) == 0
+    assert _hashes(res / "plots") == before
+    drawn = _hashes(res / REPORT_FILES)
+    assert {"demo/pq_bars.png", "robustness/robustness_drop.png"} <= set(drawn), drawn
+    links = _links(res / "report.html")
+    assert f"{REPORT_FILES}/demo/pq_bars.png" in links and f"{REPORT_FILES}/robustness/robustness_drop.png" in links
+    assert all((res / link).is_file() for link in links), links
+
+
 def test_plot_s_svg_and_pdf_figures_stay_when_report_writes_its_pngs(tmp_path, capsys) -> None:
     """`plot --figure-format svg --dpi 300`, `plot --figure-format pdf`, then `report`: every SVG and every PDF
-    stays, the report writes its PNGs beside them and removes nothing; every link of its page names a file."""
+    stays, the report writes its PNGs in its own folder and removes nothing; every link of its page names a
+    file."""
     res = _results(tmp_path)
     folder = res / "plots" / "demo"
     for fmt in ("svg", "pdf"):
@@ -56,9 +103,9 @@ def test_plot_s_svg_and_pdf_figures_stay_when_report_writes_its_pngs(tmp_path, c
     out, err = capsys.readouterr()
     assert "removed" not in out + err
     names = {p.name for p in folder.iterdir()}
-    assert plotted | {f"{n}.png" for n in FIGURES} <= names, names
-    assert listed(folder)["by"] == {f"plot {fmt}": sorted(f"{n}.{fmt}" for n in FIGURES) for fmt in ("pdf", "svg")} \
-        | {"report png": sorted(f"{n}.png" for n in FIGURES)}
+    assert plotted <= names, names
+    assert listed(folder)["by"] == {f"plot {fmt}": sorted(f"{n}.{fmt}" for n in FIGURES) for fmt in ("pdf", "svg")}
+    assert listed(res / REPORT_FILES / "demo")["by"] == {"report png": sorted(f"{n}.png" for n in FIGURES)}
     assert all((res / link).is_file() for link in _links(res / "report.html"))
 
 
@@ -92,8 +139,8 @@ def test_plot_and_report_run_at_once_both_keep_all_their_files_and_every_link_re
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         assert "Traceback" not in err and "removed" not in out + err
-    names = {p.name for p in (res / "plots" / "demo").iterdir()}
-    assert {f"{n}.{s}" for n in FIGURES for s in ("pdf", "png")} <= names, names
+    assert {f"{n}.pdf" for n in FIGURES} <= {p.name for p in (res / "plots" / "demo").iterdir()}
+    assert {f"{n}.png" for n in FIGURES} <= {p.name for p in (res / REPORT_FILES / "demo").iterdir()}
     links = _links(res / "report.html")
     assert links and all((res / link).is_file() for link in links), links
 
