@@ -16,8 +16,8 @@ from panbench.reporting.figure_style import figure_width
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("plot", parents=[common.results, common.only_dataset, common.figures],
                        help="plots of the results (PNG, PDF or SVG; matplotlib)",
-                       description="Per dataset, under RESULTS/plots/<dataset>/ (where `panbench report` puts "
-                       "them too; a dataset with runs on several image sets, which the table ranks apart: the "
+                       description="Per dataset, under RESULTS/plots/<dataset>/ (`panbench report` draws its own "
+                       "in RESULTS/report_files/ and leaves these; a dataset with runs on several image sets, which the table ranks apart: the "
                        "set the table leads with there, each other set in RESULTS/plots/<dataset>-<fingerprint>/; "
                        "the figures an earlier `plot` in the same --figure-format wrote there and this one does "
                        "not are removed, every other file stays): grouped bars of PQ/SQ/RQ for All/Things/Stuff "
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(corrupted, file=sys.stderr)
     failed, colors, groups = 0, model_colors(args.results, clean), plot_groups(records)  # a model's colour, kept
     # plot's figures in this format: those of an earlier `plot` in it replaced, every other file kept; one command
-    # at a time writes under plots/ (`report` run beside this one waits, and both keep all their files)
+    # at a time writes under plots/ (`robustness` run beside this one waits, and both keep all their files)
     with figure_output(args.figure_format, args.dpi, command="plot"), figure_width(args.figure_width), \
             writing_figures(Path(args.results) / "plots"):
         for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
