@@ -193,3 +193,144 @@ def footnote(fig: Any, text: str) -> None:
     if text:
         under_axes(fig).append(note_under(fig, text, "left", color="0.3"))
         lay_out(fig)
+
+
+EDGE_PT = 2.0  # the least room between any text and the figure's edge, in points
+TICK_GAP_PT = MIN_TEXT_PT  # the least room between two tick labels of one axis, in points (an em: less reads as one)
+
+
+def fit_texts(fig: Any, passes: int = 4) -> None:
+    """Make every title and axis label fit the figure and every axis' tick labels stand apart, measured with the
+    renderer on the figure as it is laid out: a title or axis label that reaches past the figure (less than
+    :data:`EDGE_PT` from its edge) is wrapped to the figure's width; tick labels closer than :data:`TICK_GAP_PT`
+    (or past the figure) are thinned out where they are numbers, else wrapped onto more lines (at spaces and
+    hyphens) and, where that is not enough, turned upright.  The layout is redone after each change (at most
+    ``passes`` times)."""
+    for _ in range(passes):
+        fig.canvas.draw()  # the constrained layout done: the texts where they will be
+        changed = [_wrap_titles(fig), *[_fit_ticks(fig, axis) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)]]
+        if not any(changed):
+            return
+
+
+def _inside(fig: Any, box: Any) -> bool:
+    edge = EDGE_PT * fig.dpi / 72
+    page = fig.bbox
+    return bool(page.x0 + edge <= box.x0 and box.x1 <= page.x1 - edge and page.y0 + edge <= box.y0
+                and box.y1 <= page.y1 - edge)
+
+
+def _across(fig: Any, text: Any, renderer: Any) -> bool:
+    """Whether ``text`` lies inside the figure along its lines (across for a level text, up for an upright one):
+    where the layout places it the other way round is its business."""
+    edge, page, box = EDGE_PT * fig.dpi / 72, fig.bbox, text.get_window_extent(renderer)
+    if text.get_rotation() == 90:
+        return bool(page.y0 + edge <= box.y0 and box.y1 <= page.y1 - edge)
+    return bool(page.x0 + edge <= box.x0 and box.x1 <= page.x1 - edge)
+
+
+def _wrap_titles(fig: Any) -> bool:
+    """Each title and axis label that does not fit the figure wrapped on more lines until it does (or its lines
+    are 12 characters); whether any changed."""
+    renderer = fig.canvas.get_renderer()
+    texts = [getattr(fig, name, None) for name in ("_suptitle", "_supxlabel", "_supylabel")]
+    texts += [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
+                                             ax.yaxis.label)]
+    changed = False
+    for t in texts:
+        if t is None or not t.get_visible() or not t.get_text().strip() or _across(fig, t, renderer):
+            continue
+        text, before = t.get_text(), t.get_window_extent(renderer)
+        chars = max(len(line) for line in text.split("\n"))
+        while chars > 12:
+            chars = max(12, int(chars * 0.85))
+            t.set_text(wrap(" ".join(text.split("\n")) if "\n" not in text.strip() else text, chars))
+            if _across(fig, t, renderer):
+                break
+        after = t.get_window_extent(renderer)
+        grow(fig, (after.width - before.width if t.get_rotation() == 90 else after.height - before.height) / fig.dpi)
+        changed = True
+    return changed
+
+
+def grow(fig: Any, inches: float) -> None:
+    """The figure taller by ``inches`` (a text on more lines, tick labels turned upright), so that its axes keep
+    their height; what is under the axes is placed again (:func:`lay_out`)."""
+    if inches > 0:
+        under_axes(fig)
+        fig._panbench_height += inches
+        lay_out(fig)
+
+
+def _shown_tick_labels(axis: Any) -> list[Any]:
+    """The labels of an axis' major ticks inside its view, in order along it."""
+    return [t.label1 for t in axis._update_ticks() if t.label1.get_visible() and t.label1.get_text().strip()
+            and t in axis.get_major_ticks()]
+
+
+def crowded(fig: Any, labels: list[Any]) -> bool:
+    """Whether any two of ``labels`` (texts of one axis) are closer than :data:`TICK_GAP_PT`, or one of them is
+    past the figure's edge (measured with the renderer as the figure was last drawn)."""
+    renderer = fig.canvas.get_renderer()
+    gap = TICK_GAP_PT * fig.dpi / 72
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    return any(not _inside(fig, b) for b in boxes) or any(
+        a.x0 < b.x1 + gap and b.x0 < a.x1 + gap and a.y0 < b.y1 + gap and b.y0 < a.y1 + gap
+        for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def _words(text: str, width: int) -> str:
+    """``text`` on lines of at most ``width`` characters, broken at spaces and after hyphens only (a longer word
+    stays whole); its line breaks stay."""
+    import textwrap
+
+    return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width, break_long_words=False)
+                     ) or text
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text.replace("\N{MINUS SIGN}", "-"))
+    except ValueError:
+        return False
+    return True
+
+
+def _fit_ticks(fig: Any, axis: Any) -> bool:
+    """An axis' tick labels made to stand apart where they crowd (:func:`crowded`); whether they changed."""
+    from matplotlib.ticker import FixedLocator
+
+    labels = _shown_tick_labels(axis)
+    if len(labels) < 2 or not crowded(fig, labels):
+        return False
+    locator = axis.get_major_locator()
+    if not isinstance(locator, FixedLocator) or all(_number(t.get_text()) for t in labels):  # numbers: every other
+        locs = [t.get_loc() for t in axis._update_ticks() if t in axis.get_major_ticks()]
+        axis.set_major_locator(FixedLocator(locs[::2]))
+        return True
+    names = [str(x) for x in axis.get_major_formatter().format_ticks(list(locator.tick_values(0, 0)))]
+
+    renderer = fig.canvas.get_renderer()
+    before = max(t.get_window_extent(renderer).height for t in labels)
+
+    def name_ticks(seq: list[str]) -> None:  # the names of every tick (the labels' boxes measure them at once)
+        axis.set_ticklabels(seq)
+
+    def taller() -> bool:
+        grow(fig, (max(t.get_window_extent(renderer).height for t in labels) - before) / fig.dpi)
+        return True
+
+    vertical = axis.axis_name == "y"
+    if not vertical and all(t.get_rotation() == 0 for t in labels):  # names: on more lines first
+        longest = max(len(line) for x in names for line in x.split("\n"))
+        for chars in range(longest - 1, 5, -1):
+            name_ticks([_words(x, chars) for x in names])
+            if not crowded(fig, labels):
+                return taller()
+        name_ticks(names)
+    if vertical or all(t.get_rotation() == 90 for t in labels):  # nothing more to do: as they were
+        name_ticks(names)
+        return False
+    for t in axis.get_ticklabels():  # upright: the axis-aligned boxes of slanted names overlap before they do
+        t.set(rotation=90, ha="right", va="center", rotation_mode="anchor")
+    return taller()

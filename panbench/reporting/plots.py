@@ -206,9 +206,9 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, n
     style, handles = styles(records, colors)
     for ax, (title, sfx, _) in zip(axes, PQ_GROUPS):
         for k, r in enumerate(records):
-            vals = [r.metrics[m + sfx] for m in ("PQ", "SQ", "RQ")]
-            bars = ax.bar(np.arange(3) + k * width, vals, width, **style[k])
-            _value_labels(ax, bars, len(records))
+            vals = [r.metrics.get(m + sfx) for m in ("PQ", "SQ", "RQ")]  # one a record lacks: no bar, no label
+            bars = ax.bar(np.arange(3) + k * width, [np.nan if v is None else v for v in vals], width, **style[k])
+            _value_labels(ax, bars, len(records), ["" if v is None else f"{v:.1f}" for v in vals])
         ax.set_xticks(np.arange(3) + width * (len(records) - 1) / 2, ["PQ", "SQ", "RQ"])
         ax.set_title(title)
         ax.set_ylim(0, 112)  # room for the value labels above a bar at 100
@@ -528,7 +528,7 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     (each panel as wide as the figure allows, the runs named in each); every value inside its panel."""
     have = [r for r in records if r.ci]
     stacked = current_width() < SIDE_BY_SIDE
-    rows = 0.25 + 0.4 * len(have)  # a panel's height
+    rows = 0.2 + 0.3 * len(have)  # a panel's height
     shape = (3, 1) if stacked else (1, 3)
     fig, axes = new_figure(0.9 + (3 * (rows + 0.25) if stacked else rows), *shape, sharey=True, squeeze=False)
     style, _ = styles(have, colors, records)

@@ -33,14 +33,15 @@ def results(tmp_path_factory) -> Path:
     robustness sweep's cell of one of them (its clean run's copy with the corruption fields set)."""
     root = tmp_path_factory.mktemp("figure_width")
     gt_json, images = ground_truth(root / "data", n_images=10)  # enough for the intervals
-    for k, (model, seed) in enumerate((("beta-net", 3), ("alpha-net", None), ("gamma-net", 1)), 1):
+    models = (("beta-panoptic-fpn", 3), ("alpha-mask2former", None), ("gamma-maskformer", 1))  # names a column
+    for k, (model, seed) in enumerate(models, 1):  # cannot hold on one line
         add_run(root, model, gt_json, images, pred_seed=seed, date=f"2001-01-01T00:00:0{k}+00:00",
                 timings={"images_per_s": 2.0 * k}, flops={"gflops": 10.0 * k, "images": 10}, device="test device")
-    clean = json.loads(next((root / "runs").glob("*_beta-net_synth.json")).read_text())
+    clean = json.loads(next((root / "runs").glob("*_beta-panoptic-fpn_synth.json")).read_text())
     cell = {**clean, "dataset": "synth+fog-2", "date": "2001-01-01T00:00:09+00:00",
             "corruption": {"name": "fog", "severity": 2, "group": "weather", "implementation": "test"},
             "metrics": {**clean["metrics"], "PQ": clean["metrics"]["PQ"] - 4}}
-    (root / "runs" / "x_beta-net_synth+fog-2.json").write_text(json.dumps(cell))
+    (root / "runs" / "x_beta-panoptic-fpn_synth+fog-2.json").write_text(json.dumps(cell))
     return root
 
 
@@ -112,23 +113,25 @@ def drawn(results) -> Any:
     (written nowhere; the commands' tests above read the files of the other widths), by (width, file name)."""
     figs: dict[tuple[str, str], Any] = {}
     records = [r for r in load_records(results) if not r.corruption]
-    summaries = [{"model": "beta-net", "postprocess": "default", "dataset": "synth", "clean": {"PQ": 40.0},
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    summaries = [{"model": "beta-panoptic-fpn", "postprocess": "default", "dataset": "synth", "clean": {"PQ": 40.0},
                   "corruptions": ["fog", "gaussian_noise"],
                   "runs": [{"corruption": c, "severity": s, "PQ": 40.0 - s * k} for k, c in
                            enumerate(["fog", "gaussian_noise"], 1) for s in (1, 2, 3)]}]
     with pytest.MonkeyPatch.context() as mp:
         for width in ("single",):
             def keep(fig: Any, path: Path, *args: Any, width: str = width, **kwargs: Any) -> Path:
-                fig.canvas.draw()
-                figs[width, path.name] = fig
+                figs[width, path.name] = fig  # as it would be written: its texts fitted (plots.save)
                 return path
 
-            mp.setattr(plots, "save", keep)
-            mp.setattr(robustness, "save", keep)
+            mp.setattr(plots, "write_figure", keep)
             with figure_width(width):
                 paths, notes = plots.make_plots(records, Path("unused"))
                 assert not [n for n in notes if n.startswith(plots.FAILED)], notes
                 robustness.plots(summaries, Path("unused"))
+    for fig in figs.values():  # save closed them: a canvas to measure on again
+        FigureCanvasAgg(fig).draw()
     yield figs
     for fig in figs.values():
         plots.plt().close(fig)
@@ -170,17 +173,55 @@ def test_every_label_lies_inside_the_figure(drawn) -> None:
                 (width, name, t.get_text()[:40], b, page)
 
 
+def _apart(a: Any, b: Any, gap: float) -> bool:
+    return a.x1 + gap <= b.x0 or b.x1 + gap <= a.x0 or a.y1 + gap <= b.y0 or b.y1 + gap <= a.y0
+
+
+def test_no_text_reaches_past_the_figure_and_no_two_labels_of_an_axis_meet(drawn) -> None:
+    """At a column's width, with models of long names: every title, label and value inside the figure (2 pt from
+    its edge), the tick labels of an axis an em apart, the values of an axes on no other value and, where they are
+    values of bars or intervals, inside their axes."""
+    from matplotlib.text import Text
+
+    for (width, name), fig in drawn.items():
+        r = fig.canvas.get_renderer()
+        edge, em = 2 * fig.dpi / 72, MIN_TEXT_PT * fig.dpi / 72
+        page = fig.bbox
+        shown = _texts(fig)
+        for t in shown:
+            b = Text.get_window_extent(t, r)
+            assert page.x0 + edge <= b.x0 and b.x1 <= page.x1 - edge and page.y0 + edge <= b.y0 \
+                and b.y1 <= page.y1 - edge, (width, name, t.get_text()[:60], b.extents, page.extents)
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                ticks = [t for t in axis.get_ticklabels() if t in shown]
+                boxes = [t.get_window_extent(r) for t in ticks]
+                meet = [(ticks[i].get_text(), ticks[j].get_text()) for i in range(len(ticks))
+                        for j in range(i + 1, len(ticks)) if not _apart(boxes[i], boxes[j], em)]
+                assert not meet, (width, name, meet)
+            values = [t for t in ax.texts if t in shown]
+            boxes = [Text.get_window_extent(t, r) for t in values]
+            meet = [(values[i].get_text(), values[j].get_text()) for i in range(len(values))
+                    for j in range(i + 1, len(values)) if not _apart(boxes[i], boxes[j], 0)]
+            assert not meet, (width, name, meet)
+            if name not in ("pq_vs_speed.png", "pq_vs_gflops.png"):  # names beside points may leave the axes
+                inside = ax.get_window_extent(r)
+                out = [t.get_text() for t, b in zip(values, boxes) if b.x0 < inside.x0 - 1 or b.x1 > inside.x1 + 1]
+                assert not out, (width, name, out)
+
+
 def test_the_figures_order_and_name_the_runs_as_the_table_ranks_them(drawn, results) -> None:
     records = [r for r in load_records(results) if not r.corruption]
     ranked = [short_label(r, records) for r in ranked_records(records)]
-    assert ranked != ["beta-net", "alpha-net", "gamma-net"]  # the records' order is not the rank
+    assert ranked != ["beta-panoptic-fpn", "alpha-mask2former", "gamma-maskformer"]  # not the records' order
     figs = {name: fig for (width, name), fig in drawn.items() if width == "single"}
     assert [t.get_text() for t in figs["pq_bars.png"].legends[0].get_texts()] == ranked
     assert [t.get_text() for t in figs["per_class_pq.png"].legends[0].get_texts()] == ranked
     intervals = figs["pq_intervals.png"].axes[0]
     top_down = sorted(intervals.get_yticklabels(), key=lambda t: -t.get_position()[1])
     assert [t.get_text() for t in top_down] == ranked
-    assert [t.get_text() for t in figs["errors.png"].axes[0].get_xticklabels()] == ranked
+    names = [t.get_text().replace("-\n", "-") for t in figs["errors.png"].axes[0].get_xticklabels()]
+    assert names == ranked  # on more lines where they do not fit on one
     for name in ("pq_vs_speed.png", "pq_vs_gflops.png"):  # each point named as the verdict names it
         assert sorted(t.get_text() for t in figs[name].axes[0].texts) == sorted(ranked), name
     every = " ".join(t.get_text() for fig in figs.values() for t in _texts(fig))
