@@ -246,7 +246,7 @@ def ci_columns(r: RunRecord) -> dict[str, Any]:
     ci = r.ci or {}
     row: dict[str, Any] = {}
     for k in CI_METRICS:
-        row[k] = r.metrics[k]
+        row[k] = r.metrics.get(k)  # one a record lacks: blank
         row[f"{k}_low"], row[f"{k}_high"] = ci.get(k) or (None, None)
     return row
 

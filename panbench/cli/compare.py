@@ -96,7 +96,7 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     out: dict[str, Any] = {"a": _who(ra), "b": _who(rb), "difference": "B - A", "n_images": a.n_images,
                            "resamples": resamples, "seed": seed, "metrics": {}, "per_class": {}}
     for k in CI_METRICS:
-        out["metrics"][k] = {"a": ra.metrics[k], "b": rb.metrics[k], "interval": res["metrics"][k],
+        out["metrics"][k] = {"a": ra.metrics.get(k), "b": rb.metrics.get(k), "interval": res["metrics"][k],
                              "excludes_zero": res["excludes_zero"][k]}
     names = ra.provenance.get("category_names") or {}
     for cid, iv in res["per_class"].items():

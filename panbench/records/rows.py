@@ -62,7 +62,7 @@ def csv_row(record: RunRecord) -> dict[str, Any]:
     return {
         "model": record.model, "framework": record.framework, "architecture": record.architecture,
         "backbone": record.backbone, "dataset": record.dataset, "postprocess": record.postprocess,
-        **{k: round(m[k], 6) for k in METRIC_KEYS},
+        **{k: "" if m.get(k) is None else round(m[k], 6) for k in METRIC_KEYS},
         **{k: round(v, 6) for k, v in record.semantic.items()}, "n_images": record.n_images,
         "images_per_s": "" if (v := measured_speed(record)) is None else round(v, 4), "device": record.device,
         "params": record.params, "gflops": gflops(record), "date": record.date, "record": record.record,

@@ -137,7 +137,9 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
         notes.append(f"{label}: no paired difference ({e})")
         return None
     m, m_ref = r.metrics, records[ref_k].metrics
-    return {"vs": run_label(records[ref_k], records), "diff": {x: m[x] - m_ref[x] for x in res["metrics"]},
+    diff = {x: m[x] - m_ref[x] if m.get(x) is not None and m_ref.get(x) is not None else None  # one lacking: blank
+            for x in res["metrics"]}
+    return {"vs": run_label(records[ref_k], records), "diff": diff,
             "interval": res["metrics"], "excludes_zero": res["excludes_zero"]}
 
 

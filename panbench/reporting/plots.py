@@ -535,17 +535,21 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     y = np.arange(len(have))[::-1]
     values = []
     for ax, key in zip(axes.ravel(), ("PQ", "PQ_th", "PQ_st")):
-        x = np.array([r.metrics[key] for r in have])
-        lo, hi = (np.array([(r.ci or {})[key][end] for r in have]) for end in (0, 1))
+        x = np.array([r.metrics.get(key) for r in have], float)  # one a record lacks: nan, no point drawn
+        lo, hi = (np.array([((r.ci or {}).get(key) or (None, None))[end] for r in have], float) for end in (0, 1))
         for k in range(len(have)):
+            if np.isnan([x[k], lo[k], hi[k]]).any():
+                continue
             # an interval end can differ from the point by float rounding (one image: every resample is it)
             err = [[max(0.0, x[k] - lo[k])], [max(0.0, hi[k] - x[k])]]
             ax.errorbar(x[k], y[k], xerr=err, fmt="o", color=style[k]["color"], capsize=4, ms=5)
             values.append(ax.annotate(f"{x[k]:.1f} [{lo[k]:.1f}, {hi[k]:.1f}]", (x[k], y[k]), xytext=(0, 6),
                                       textcoords="offset points", ha="center", fontsize=MIN_TEXT_PT,
                                       in_layout=False))
-        pad = max(1.0, 0.15 * float(hi.max() - lo.min()))
-        ax.set_xlim(max(0.0, float(lo.min()) - pad), float(hi.max()) + pad)  # past 100: room for a label there
+        ends = np.concatenate([lo, hi])
+        ends = ends[~np.isnan(ends)] if not np.isnan(ends).all() else np.array([0.0, 100.0])
+        pad = max(1.0, 0.15 * float(ends.max() - ends.min()))
+        ax.set_xlim(max(0.0, float(ends.min()) - pad), float(ends.max()) + pad)  # past 100: room for a label there
         ax.set_ylim(-0.7, len(have) - 0.3)
         ax.set_title(key)
         ax.grid(axis="x", alpha=0.3)

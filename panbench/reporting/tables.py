@@ -132,7 +132,7 @@ def _metric_columns(r: RunRecord) -> dict[str, Any]:
     """The metrics, PQ's interval, the semantic metrics, category counts, speed, device, size and GFLOPs."""
     n = r.n_categories
     ci = (r.ci or {}).get("PQ") or (None, None)
-    row: dict[str, Any] = {k: r.metrics[k] for k in METRIC_KEYS}
+    row: dict[str, Any] = {k: r.metrics.get(k) for k in METRIC_KEYS}  # one a record lacks: blank
     row["PQ_low"], row["PQ_high"] = ci
     row.update(r.semantic)
     row.update(ap_miou_columns(r))  # mIoU: the semantic output's where the model has one

@@ -66,7 +66,7 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
     if any(v is not None for v in pub.values()):
         d = rec.delta_to_published
         parts = [f"{k} {rec.metrics[k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
-                 if pub.get(k) is not None]
+                 if pub.get(k) is not None and rec.metrics.get(k) is not None]
         lines.append(f"  published ({rec.published_source or 'zoo'}): " + "; ".join(parts))
         if (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"

@@ -184,3 +184,46 @@ def test_a_record_of_the_wrong_shape_is_skipped_in_one_line(scored, tmp_path, ca
     named = [line for line in err if "zz.json" in line]
     assert code == 0 and out == _run(capsys, ["table"], scored)[1] and len(named) == 1, err
     assert named[0].startswith(f"panbench: skipped {res / 'runs' / 'zz.json'}: not a panbench result record"), err
+
+
+PARTIAL = {  # a record's metrics reduced (a partial record, as the robustness tests write on purpose), each reader
+    "table": ["table"], "table --format latex": ["table", "--format", "latex"],
+    "table --format csv": ["table", "--format", "csv"], "table --ci": ["table", "--ci"],
+    "compare": ["compare", "sys-a", "sys-c", "--resamples", "200"], "plot": ["plot"], "report": ["report"],
+}
+
+
+def test_a_record_missing_metrics_shows_them_blank_in_every_reader(scored, tmp_path, capsys) -> None:
+    """sys-c's metrics reduced to PQ alone, sys-d's emptied: every reader exits 0 without a traceback, shows sys-c
+    with its PQ and the missing numbers blank (`-` in a table, empty in CSV), names sys-d (no PQ to rank) in one
+    line, and prints the other runs' rows as before."""
+    import json
+
+    clean = {k: _run(capsys, cmd, scored) for k, cmd in PARTIAL.items() if k.startswith("table")}
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    for name, keep in (("sys-c", ("PQ",)), ("sys-d", ())):
+        path = _record(res, name, ".json")
+        rec = json.loads(path.read_text())
+        rec["metrics"] = {k: v for k, v in rec["metrics"].items() if k in keep}
+        path.write_text(json.dumps(rec))
+    for key, cmd in PARTIAL.items():
+        code, out, err = _run(capsys, cmd, res)
+        assert code == 0 and "Traceback" not in "\n".join(err), (key, err)
+        assert len([line for line in err if str(_record(res, "sys-d", ".json")) in line]) == 1, (key, err)
+        if key in ("table", "table --format latex", "table --ci"):
+            row = next(line for line in out.splitlines() if line.startswith(("| sys-c ", "sys-c ")))
+            assert " - " in row, (key, row)  # SQ, RQ, PQ things, PQ stuff: blank
+            for other in ("sys-a", "sys-b"):
+                mine = [line for line in out.splitlines() if line.startswith((f"| {other} ", f"{other} "))
+                        and "|" in line or line.startswith(f"{other} &")]
+                assert mine and all(line in clean[key][1].splitlines() for line in mine), (key, other, mine)
+        elif key == "table --format csv":
+            row = next(line for line in out.splitlines() if line.startswith("sys-c,"))
+            assert ",," in row, row
+            for other in ("sys-a", "sys-b"):
+                assert next(line for line in out.splitlines() if line.startswith(f"{other},")) in clean[key][1]
+        elif key == "compare":
+            assert "sys-c" in out, out
+    assert "sys-c" in (res / "report.html").read_text()
+    assert (res / "plots" / "demo" / "pq_bars.png").is_file()
