@@ -240,7 +240,8 @@ def retire_folder(folder: Path) -> list[Path]:
 @contextmanager
 def writing_figures(plots: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Within it, this process alone of the panbench commands writes figures under ``plots`` (a results folder's
-    ``plots/``): an exclusive lock of ``.plots.lock`` beside it (:func:`panbench.locks.exclusive`: the wait said on
+    ``plots/``, or the report's ``report_files/``): an exclusive lock of ``.plots.lock`` (``.report_files.lock``)
+    beside it (:func:`panbench.locks.exclusive`: the wait said on
     stderr, refused in one line past ``timeout`` seconds).  A command that ends, however it ends, lets it go."""
     plots = Path(plots)
     plots.mkdir(parents=True, exist_ok=True)
