@@ -153,10 +153,15 @@ def note_under(fig: Any, text: str, ha: str, **kw: Any) -> Any:
 
 
 def lay_out(fig: Any) -> None:
-    """Place what goes under the axes (:func:`legend_below`'s legend and note, :func:`footnote`), each under the
-    one before, make the figure taller by their height (its width stays) and let the constrained layout fit the
-    axes and their labels in the part above them."""
+    """Place what goes under the axes (the figure's shared x label, :func:`legend_below`'s legend and note,
+    :func:`footnote`), each under the one before, make the figure taller by their height (its width stays) and
+    let the constrained layout fit the axes and their labels in the part above them."""
     below = under_axes(fig)
+    label = getattr(fig, "_supxlabel", None)  # the axes' shared label: right under them, above the legend
+    if below and label is not None and label not in below:
+        label.set_in_layout(False)
+        label._autopos = False  # placed here, not by the layout (which would put it at the figure's lower edge)
+        below.insert(0, label)
     renderer = fig.canvas.get_renderer()
     gap = 0.06  # inches between two of them, and at the figure's lower edge
     heights = [a.get_window_extent(renderer).height / fig.dpi for a in below]

@@ -528,9 +528,9 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     (each panel as wide as the figure allows, the runs named in each); every value inside its panel."""
     have = [r for r in records if r.ci]
     stacked = current_width() < SIDE_BY_SIDE
-    rows = 0.2 + 0.3 * len(have)  # a panel's height
     shape = (3, 1) if stacked else (1, 3)
-    fig, axes = new_figure(0.9 + (3 * (rows + 0.25) if stacked else rows), *shape, sharey=True, squeeze=False)
+    height = 0.9 + 3 * (0.45 + 0.3 * len(have)) if stacked else 1.1 + 0.4 * len(have)
+    fig, axes = new_figure(height, *shape, sharey=True, squeeze=False)
     style, _ = styles(have, colors, records)
     y = np.arange(len(have))[::-1]
     values = []

@@ -179,8 +179,8 @@ def _apart(a: Any, b: Any, gap: float) -> bool:
 
 def test_no_text_reaches_past_the_figure_and_no_two_labels_of_an_axis_meet(drawn) -> None:
     """At a column's width, with models of long names: every title, label and value inside the figure (2 pt from
-    its edge), the tick labels of an axis an em apart, the values of an axes on no other value and, where they are
-    values of bars or intervals, inside their axes."""
+    its edge) and on no other text, the tick labels of an axis an em apart, the values of an axes on no other
+    value and, where they are values of bars or intervals, inside their axes."""
     from matplotlib.text import Text
 
     for (width, name), fig in drawn.items():
@@ -188,10 +188,13 @@ def test_no_text_reaches_past_the_figure_and_no_two_labels_of_an_axis_meet(drawn
         edge, em = 2 * fig.dpi / 72, MIN_TEXT_PT * fig.dpi / 72
         page = fig.bbox
         shown = _texts(fig)
-        for t in shown:
-            b = Text.get_window_extent(t, r)
+        every = [Text.get_window_extent(t, r) for t in shown]
+        for t, b in zip(shown, every):
             assert page.x0 + edge <= b.x0 and b.x1 <= page.x1 - edge and page.y0 + edge <= b.y0 \
                 and b.y1 <= page.y1 - edge, (width, name, t.get_text()[:60], b.extents, page.extents)
+        meet = [(shown[i].get_text(), shown[j].get_text()) for i in range(len(shown)) for j in range(i + 1, len(shown))
+                if not _apart(every[i], every[j], 0)]
+        assert not meet, (width, name, meet)  # a legend on an axis label, a title on a tick label
         for ax in fig.axes:
             for axis in (ax.xaxis, ax.yaxis):
                 ticks = [t for t in axis.get_ticklabels() if t in shown]
