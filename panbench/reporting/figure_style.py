@@ -212,7 +212,7 @@ def fit_texts(fig: Any, passes: int = 4) -> None:
     hyphens) and, where that is not enough, turned upright.  The layout is redone after each change (at most
     ``passes`` times)."""
     for _ in range(passes):
-        fig.canvas.draw()  # the constrained layout done: the texts where they will be
+        fig.draw_without_rendering()  # the constrained layout done: the texts where they will be
         changed = [_wrap_titles(fig), *[_fit_ticks(fig, axis) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)]]
         if not any(changed):
             return
@@ -284,7 +284,7 @@ def crowded(fig: Any, labels: list[Any]) -> bool:
         for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
-def _words(text: str, width: int) -> str:
+def words(text: str, width: int) -> str:
     """``text`` on lines of at most ``width`` characters, broken at spaces and after hyphens only (a longer word
     stays whole); its line breaks stay."""
     import textwrap
@@ -329,7 +329,7 @@ def _fit_ticks(fig: Any, axis: Any) -> bool:
     if not vertical and all(t.get_rotation() == 0 for t in labels):  # names: on more lines first
         longest = max(len(line) for x in names for line in x.split("\n"))
         for chars in range(longest - 1, 5, -1):
-            name_ticks([_words(x, chars) for x in names])
+            name_ticks([words(x, chars) for x in names])
             if not crowded(fig, labels):
                 return taller()
         name_ticks(names)

@@ -43,6 +43,7 @@ from panbench.reporting.figure_style import (
     plt,
     styled,
     under_axes,
+    words,
     wrap,
 )
 from panbench.reporting.labels import (
@@ -160,12 +161,21 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
         return box(text)
 
     # inside the axes clear of all, of the labels and points, else a free place in the figure
+    def place(text: Any) -> bool:  # whether a place in the figure was found
+        if any(any(free(b := move(text, sp), clear) and within(b, area) for sp in spots)
+               for clear, area in ((taken + crossed, inside), (taken, inside), (taken + others, page))):
+            return True
+        # no free place: the place in the figure that covers the least of the others, else the first
+        fits = [sp for sp in spots if within(move(text, sp), page)]
+        move(text, min(fits, key=lambda sp: covered(move(text, sp), taken + others)) if fits else spots[0])
+        return bool(fits)
+
     for text in labels:
-        if not any(any(free(b := move(text, sp), clear) and within(b, area) for sp in spots)
-                   for clear, area in ((taken + crossed, inside), (taken, inside), (taken + others, page))):
-            # no free place: the place in the figure that covers the least of the others, else the first
-            fits = [sp for sp in spots if within(move(text, sp), page)]
-            move(text, min(fits, key=lambda sp: covered(move(text, sp), taken + others)) if fits else spots[0])
+        name = text.get_text()
+        chars = max(len(line) for line in name.split("\n"))
+        while not place(text) and chars > 6:  # too wide for any place in the figure: on more lines
+            chars -= 2
+            text.set_text(words(name, chars))
         if text.arrow_patch is not None:  # the line to the point, where the label left its side
             text.arrow_patch.set_visible(abs(text.xyann[1]) > step / 2)
         b = box(text)
