@@ -6,8 +6,9 @@ plain-text tables printed in the terminal (:mod:`.text`).
 
 Layering, imports pointing down only: :mod:`.labels` (how a run is named) and :mod:`.figure_files` (how and
 where figures are written: format, resolution, the manifest of a plots folder) and :mod:`.figure_style` (the
-figures' width, style and layout helpers) are the leaves; :mod:`.pairing` (the
-paired difference of runs on the same images) and :mod:`.plots` sit on it; :mod:`.columns` and
+figures' width, style and layout helpers) are the leaves; :mod:`.placing` (where the texts inside a figure go)
+sits on :mod:`.figure_style`; :mod:`.pairing` (the paired difference of runs on the same images) and
+:mod:`.plots` sit on them; :mod:`.columns` and
 :mod:`.robustness` on those; :mod:`.tables`, :mod:`.text` and :mod:`.report` on top.  Below the package:
 :mod:`panbench.records`, :mod:`panbench.analysis`, :mod:`panbench.robustness` (summaries), :mod:`panbench.pq`.
 """

@@ -43,7 +43,6 @@ from panbench.reporting.figure_style import (
     plt,
     styled,
     under_axes,
-    words,
     wrap,
 )
 from panbench.reporting.labels import (
@@ -57,6 +56,7 @@ from panbench.reporting.labels import (
     short_label,
 )
 from panbench.reporting.pairing import isthing_of
+from panbench.reporting.placing import keep_inside, place_labels, value_labels
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
@@ -115,99 +115,6 @@ def image_set_note(group: list[RunRecord], records: list[RunRecord]) -> str:
             f"{name} in these results")
 
 
-def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], lines: tuple[Any, ...] = ()) -> None:
-    """Move each label (an annotation placed in offset points from its point, in order) to the nearest place
-    around its point where its box overlaps no label placed before and no point (``points``, data
-    coordinates), and, where such a place is inside the axes, none of ``lines`` (Line2D, such as the Pareto
-    front), measured with the renderer on the figure as it is laid out; where no place inside the axes is free, a
-    free place inside the figure (a figure of fixed width crops nothing back in); a label moved off its point's
-    side gets a thin line to it.  The figure is drawn first (its constrained layout done): the places are in
-    pixels."""
-    from matplotlib.text import Text
-
-    fig = ax.figure
-    fig.canvas.draw()  # the axes' limits settled (autoscaling is lazy) and the layout done
-    renderer = fig.canvas.get_renderer()
-    half = 4.0 * fig.dpi / 72  # a marker's half width in pixels (a point of size 50-60)
-    marks = [ax.transData.transform(p) for p in points]
-    taken = [(x - half, y - half, x + half, y + half) for x, y in marks]
-    crossed = [(x - 1.5, y - 1.5, x + 1.5, y + 1.5) for line in lines for x, y in _along(line)]
-    step = max((Text.get_window_extent(t, renderer).height for t in labels), default=10.0) * 72 / fig.dpi + 1
-    # right of the point, then a line further up or down each time; then the same on the left
-    spots = [(dx, dy, ha) for dx, ha in ((6.0, "left"), (-6.0, "right")) for k in range(12)
-             for dy in ((0.0,) if k == 0 else (k * step, -k * step))]
-    inside, page = ax.get_window_extent(renderer), fig.bbox
-    shown = [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels(), *fig.legends,
-             *fig.texts]  # what a label placed outside the axes must not cover either
-    others = [(b.x0, b.y0, b.x1, b.y1) for t in shown if t.get_visible() and (b := t.get_window_extent(renderer))]
-
-    def box(text: Any) -> Any:  # the text's own box (an annotation's extent also spans its line to the point)
-        text.update_positions(renderer)
-        return Text.get_window_extent(text, renderer)
-
-    def free(b: Any, boxes: list[tuple[float, float, float, float]]) -> bool:
-        return not any(b.x0 < x1 and x0 < b.x1 and b.y0 < y1 and y0 < b.y1 for x0, y0, x1, y1 in boxes)
-
-    def covered(b: Any, boxes: list[tuple[float, float, float, float]]) -> float:
-        return sum(max(0.0, min(b.x1, x1) - max(b.x0, x0)) * max(0.0, min(b.y1, y1) - max(b.y0, y0))
-                   for x0, y0, x1, y1 in boxes)
-
-    def within(b: Any, area: Any) -> bool:
-        return area.x0 <= b.x0 and b.x1 <= area.x1 and area.y0 <= b.y0 and b.y1 <= area.y1
-
-    def move(text: Any, spot: tuple[float, float, str]) -> Any:
-        text.xyann = spot[:2]
-        text.set_horizontalalignment(spot[2])
-        return box(text)
-
-    # inside the axes clear of all, of the labels and points, else a free place in the figure
-    def place(text: Any) -> bool:  # whether a place in the figure was found
-        if any(any(free(b := move(text, sp), clear) and within(b, area) for sp in spots)
-               for clear, area in ((taken + crossed, inside), (taken, inside), (taken + others, page))):
-            return True
-        # no free place: the place in the figure that covers the least of the others, else the first
-        fits = [sp for sp in spots if within(move(text, sp), page)]
-        move(text, min(fits, key=lambda sp: covered(move(text, sp), taken + others)) if fits else spots[0])
-        return bool(fits)
-
-    for text in labels:
-        name = text.get_text()
-        chars = max(len(line) for line in name.split("\n"))
-        while not place(text) and chars > 6:  # too wide for any place in the figure: on more lines
-            chars -= 2
-            text.set_text(words(name, chars))
-        if text.arrow_patch is not None:  # the line to the point, where the label left its side
-            text.arrow_patch.set_visible(abs(text.xyann[1]) > step / 2)
-        b = box(text)
-        taken.append((b.x0, b.y0, b.x1, b.y1))
-
-
-def _along(line: Any, every: float = 3.0) -> list[tuple[float, float]]:
-    """Points every ``every`` pixels along a drawn line (its data through its transform)."""
-    xy = line.get_transform().transform(line.get_xydata())
-    out = []
-    for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:]):
-        n = max(1, int(np.hypot(x1 - x0, y1 - y0) / every))
-        out += [(x0 + (x1 - x0) * k / n, y0 + (y1 - y0) * k / n) for k in range(n + 1)]
-    return out
-
-
-def _value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = None) -> None:
-    """Values on the bars (``labels``, default each value with one decimal), level where a bar is wider than its
-    label, else turned upright, so that neighbours never overlap; none where a bar is narrower than a line of text
-    (many runs in a narrow figure: the axis is read instead)."""
-    fig = ax.figure
-    span = float(np.diff(ax.get_xlim())[0]) or 1.0
-    points = bars[0].get_width() / span * ax.get_position().width * fig.get_figwidth() * 72 if len(bars) else 0.0
-    if points < 1.2 * MIN_TEXT_PT:
-        return
-    texts = labels if labels is not None else [f"{b.get_height():.1f}" for b in bars]
-    level = points >= 0.62 * MIN_TEXT_PT * max((len(t) for t in texts), default=0) + 2  # a digit: ~0.55 em
-    style = {"fontsize": MIN_TEXT_PT, "padding": 1} if level else \
-        {"fontsize": MIN_TEXT_PT, "rotation": 90, "padding": 2}
-    ax.bar_label(bars, labels=labels, fmt="%.1f", **style)
-
-
 @styled
 def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """Grouped bars: PQ, SQ, RQ for All / Things / Stuff, one bar per run."""
@@ -218,7 +125,7 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, n
         for k, r in enumerate(records):
             vals = [r.metrics.get(m + sfx) for m in ("PQ", "SQ", "RQ")]  # one a record lacks: no bar, no label
             bars = ax.bar(np.arange(3) + k * width, [np.nan if v is None else v for v in vals], width, **style[k])
-            _value_labels(ax, bars, len(records), ["" if v is None else f"{v:.1f}" for v in vals])
+            value_labels(ax, bars, len(records), ["" if v is None else f"{v:.1f}" for v in vals])
         ax.set_xticks(np.arange(3) + width * (len(records) - 1) / 2, ["PQ", "SQ", "RQ"])
         ax.set_title(title)
         ax.set_ylim(0, 112)  # room for the value labels above a bar at 100
@@ -575,21 +482,6 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     return save(fig, out / "pq_intervals.png")
 
 
-def keep_inside(texts: list[Any]) -> None:
-    """Move each annotation (placed in offset points) sideways just enough that its box lies inside its axes, as
-    the figure was last drawn."""
-    from matplotlib.text import Text
-
-    for t in texts:
-        fig, ax = t.figure, t.axes
-        renderer = fig.canvas.get_renderer()
-        t.update_positions(renderer)
-        box, inside = Text.get_window_extent(t, renderer), ax.get_window_extent(renderer)
-        shift = max(0.0, inside.x0 - box.x0) - max(0.0, box.x1 - inside.x1)
-        if shift:
-            t.xyann = (t.xyann[0] + shift * 72 / fig.dpi, t.xyann[1])
-
-
 @styled
 def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category in a run: its
@@ -604,7 +496,7 @@ def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None =
     for k, r in enumerate(have):
         vals = [(r.by_size or {})[s]["PQ"] if (r.by_size or {})[s].get("n") else np.nan for s in sizes]
         bars = ax.bar(np.arange(len(sizes)) + k * width, vals, width, **style[k])
-        _value_labels(ax, bars, len(have), ["" if np.isnan(v) else f"{v:.1f}" for v in vals])
+        value_labels(ax, bars, len(have), ["" if np.isnan(v) else f"{v:.1f}" for v in vals])
     limits = {"small": "area < 32²", "medium": "32² ≤ area < 96²", "large": "area ≥ 96²"}
     ticks = [f"{s}\n{limits[s]}" for s in sizes]
     for i, s in enumerate(sizes):
