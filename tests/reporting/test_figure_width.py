@@ -108,9 +108,11 @@ def test_the_commands_that_draw_take_the_figure_width(command) -> None:
 
 
 @pytest.fixture(scope="module")
-def drawn(results) -> Any:
+def drawn(results, tmp_path_factory) -> Any:
     """Every figure of `plot` and the robustness figures of the sweep, drawn at a column's width, the narrowest
-    (written nowhere; the commands' tests above read the files of the other widths), by (width, file name)."""
+    (kept in memory, the manifest in a temporary folder; the commands' tests above read the files of the other
+    widths), by (width, file name)."""
+    out = tmp_path_factory.mktemp("drawn")
     figs: dict[tuple[str, str], Any] = {}
     records = [r for r in load_records(results) if not r.corruption]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -127,9 +129,9 @@ def drawn(results) -> Any:
 
             mp.setattr(plots, "write_figure", keep)
             with figure_width(width):
-                paths, notes = plots.make_plots(records, Path("unused"))
+                paths, notes = plots.make_plots(records, out)
                 assert not [n for n in notes if n.startswith(plots.FAILED)], notes
-                robustness.plots(summaries, Path("unused"))
+                robustness.plots(summaries, out)
     for fig in figs.values():  # save closed them: a canvas to measure on again
         FigureCanvasAgg(fig).draw()
     yield figs
