@@ -19,6 +19,11 @@ POLL_S = 0.05
 SAY_AFTER_S = 1.0  # a wait shorter than this is not announced
 
 
+def _seconds(limit: float) -> str:
+    """A limit in seconds as a line says it: whole seconds from 10 s, else two significant digits (0.3, 2, 9.5)."""
+    return f"{limit:.0f}" if limit >= 10 else f"{limit:.2g}"
+
+
 @contextmanager
 def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
     """Within it, this process alone of those taking :func:`exclusive` of ``path`` runs (``what`` says what the
@@ -38,10 +43,11 @@ def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
             except BlockingIOError:
                 waited = time.monotonic() - start
                 if waited > timeout:
-                    raise PanbenchError(f"{path}: held by another panbench process ({what}) for over {timeout:.0f} "
-                                        "s; end that process (or wait for it) and run this command again") from None
+                    raise PanbenchError(f"{path}: held by another panbench process ({what}) for over "
+                                        f"{_seconds(timeout)} s; end that process (or wait for it) and run this "
+                                        "command again") from None
                 if not said and waited > SAY_AFTER_S:
-                    announce(f"waiting for another panbench process ({what}; lock {path}, up to {timeout:.0f} s)")
+                    announce(f"waiting for another panbench process ({what}; lock {path}, up to {_seconds(timeout)} s)")
                     said = True
                 time.sleep(POLL_S)
             except OSError as e:
