@@ -29,6 +29,10 @@ class UnknownCategoryError(InputError):
         self.symptom = symptom
 
 
+class DuplicateImageError(InputError):
+    """Two annotations of one image id (``score`` first looks whether one names another image's file)."""
+
+
 class UnlistedIdError(InputError):
     """A prediction PNG id that its segments_info does not list; ``symptom`` apart, so that a caller that sees the
     other images can name the mistake behind it (:func:`panbench.pq.diagnosis.encoded_ids`); ``kind``: the kind of
@@ -228,7 +232,7 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
                         if gt:
                             _field(s, "area", f"{where} segment {s['id']}", int)
         if image_id in out:
-            raise InputError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
+            raise DuplicateImageError(f"{where}: duplicate image id in 'annotations'; each image must appear once")
         out[image_id] = ann
     return out
 

@@ -21,8 +21,9 @@ by the simplest rule every placed category follows (indexes of the category list
 
 The refused inputs' rules: :func:`image_pairing` (predictions naming other images' files, before any image is read),
 :func:`unknown_categories` (unknown category ids, from the masks), :func:`encoded_ids` (PNG ids in an id encoding,
-over many images), :func:`channel_order` and :func:`input_size`.  A finding's fix (``remap``, ``images``,
-``decode``) is what ``score`` applies to give ``pq_if_fixed``.
+over many images), :func:`channel_order` and :func:`input_size`.  A finding's fix (``remap``, ``images``, ``files``,
+``decode``) is what ``score`` applies to give ``pq_if_fixed``; an ``image_ids`` finding's two fixes
+(:func:`pairing_fixes`) are both scored, the one of the higher PQ given.
 """
 
 from __future__ import annotations
@@ -58,20 +59,22 @@ class Finding:
     """One diagnosed mistake: ``kind`` (a fixed word), ``message`` (what is wrong and the fix, one line) and
     ``pq_if_fixed`` (the corrected prediction's PQ where the caller can score it: ``score`` and ``pq_compute`` score
     the prediction once more with the fix applied; else None).  The fix, not serialized: ``remap`` (each listed
-    predicted category id to its replacement), ``images`` (each listed prediction's image_id to the ground-truth
-    image its file_name is) or ``decode`` (the id encoding of the PNGs: ``mmdet`` or ``detectron2``)."""
+    predicted category id to its replacement), ``images`` (each listed prediction's file_name to the ground-truth
+    image that file is: its new image_id), ``files`` (each listed image_id to the ground truth's file_name of that
+    image) or ``decode`` (the id encoding of the PNGs: ``mmdet`` or ``detectron2``)."""
 
     kind: str
     message: str
     pq_if_fixed: float | None = None
     remap: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
     images: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    files: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
     decode: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def fixable(self) -> bool:
         """Whether the finding carries a fix that can be applied and scored."""
-        return bool(self.remap or self.images or self.decode)
+        return bool(self.remap or self.images or self.files or self.decode)
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "message": self.message, "pq_if_fixed": self.pq_if_fixed}
@@ -335,30 +338,61 @@ def _stem(file_name: Any) -> str:
     return os.path.splitext(os.path.basename(str(file_name)))[0]
 
 
-def image_pairing(gt: Mapping[Any, Mapping[str, Any]], pred: Mapping[Any, Mapping[str, Any]]) -> Finding | None:
+def image_pairing(gt: Mapping[Any, Mapping[str, Any]],
+                  pred: Mapping[Any, Mapping[str, Any]] | Iterable[Any]) -> Finding | None:
     """The ``image_ids`` finding of predictions of ground-truth images (by image id) whose ``file_name`` is the file of
-    another ground-truth image (``gt``: the ground truth's annotations by image id; the names compared without folder
-    and extension), or None.  Its fix, ``images``: each such prediction's image_id to the image its file is."""
-    if all(ann.get("file_name") == gt[i].get("file_name") for i, ann in pred.items() if i in gt):
+    another ground-truth image (``gt``: the ground truth's annotations by image id; ``pred``: the predictions by image
+    id, or the raw list of annotations, where two may share an image id; the names compared without folder and
+    extension), or None.  It carries both fixes, which :func:`pairing_fixes` splits: ``images`` (each such
+    prediction's image_id to the image its file is, by file name) and ``files`` (each such prediction's file_name to
+    the ground truth's file of its image_id); its message names neither."""
+    if isinstance(pred, Mapping):
+        preds = list(pred.items())
+    else:  # the raw list: annotations of an unusable image id or file name are named by the format's checks
+        preds = [(a["image_id"], a) for a in pred if isinstance(a, dict) and type(a.get("image_id")) in (int, str)
+                 and type(a.get("file_name")) is str]
+    if all(ann.get("file_name") == gt[i].get("file_name") for i, ann in preds if i in gt):
         return None  # the usual case, one look-up a prediction: each scored prediction names its image's file
     by_stem: dict[str, Any] = {}
     for image_id, ann in gt.items():
         by_stem.setdefault(_stem(ann.get("file_name", "")), image_id)
-    wrong, pairing = [], {}
-    for image_id, ann in pred.items():
+    wrong, pairing, files = [], {}, {}
+    for image_id, ann in preds:
         other = by_stem.get(_stem(ann.get("file_name", "")))
         if other is not None and other != image_id and str(other) != str(image_id):  # "1" for 1: the id's type
-            pairing[image_id] = other  # the fix re-pairs every prediction, the ones of no ground-truth image too
+            pairing[ann["file_name"]] = other  # every prediction re-paired, the ones of no ground-truth image too
             if image_id in gt:  # scored with another image's ground truth (else: a prediction left out)
                 wrong.append((image_id, ann["file_name"], other))
+                files[image_id] = gt[image_id].get("file_name")
     if not wrong:
         return None
     image_id, name, other = wrong[0]
-    scored = sum(1 for i in pred if i in gt)
+    scored = sum(1 for i, _ in preds if i in gt)
     more = f" ({len(wrong)} of the {scored} predictions name another image's file)" if len(wrong) > 1 else ""
     return Finding("image_ids", f"the prediction for image {image_id} names file {name}, which is image {other}"
-                   f"{more}; write each prediction's image_id as the ground-truth JSON pairs it with its file_name "
-                   "(the ids are shifted or taken from another list)", images=pairing)
+                   f"{more}; pair each prediction's image_id and file_name as the ground-truth JSON does",
+                   images=pairing, files=files)
+
+
+def pairing_fixes(finding: Finding) -> list[Finding]:
+    """The two fixes of an ``image_ids`` finding, each a finding of its own to score: the image ids re-paired with
+    their files (the ids shifted: each PNG and its segments_info are the image its file name is) and the file names
+    re-paired with their image ids (the file names shifted: each PNG named ``file_name`` on disk holds the masks of
+    the image of its ``image_id``, as its segments_info do)."""
+    head = finding.message.split("; ", 1)[0]
+    return [Finding("image_ids", f"{head}; write each prediction's image_id as the ground-truth JSON pairs it with its "
+                    "file_name (the ids are shifted or taken from another list)", images=finding.images),
+            Finding("image_ids", f"{head}; write each prediction's file_name as the ground truth's file of its "
+                    "image_id (the file names are shifted or taken from another list)", files=finding.files)]
+
+
+def pairing_unfixed(finding: Finding) -> Finding:
+    """An ``image_ids`` finding neither of whose fixes (:func:`pairing_fixes`) is accepted: the mistake named, no fix
+    given."""
+    head = finding.message.split("; ", 1)[0]
+    return Finding("image_ids", f"{head}; neither re-pairing the image_ids with the file names nor the file names "
+                   "with the image_ids gives a prediction that scores: write each prediction's image_id, file_name, "
+                   "PNG and segments_info for one image")
 
 
 def with_pq(message: str, pq: float | None) -> str:

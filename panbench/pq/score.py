@@ -22,6 +22,7 @@ from panbench.pq import batch
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.batch import Pair
 from panbench.pq.coco_format import (
+    DuplicateImageError,
     UnknownCategoryError,
     UnlistedIdError,
     parse_annotations,
@@ -38,6 +39,8 @@ from panbench.pq.diagnosis import (
     encoded_ids,
     image_pairing,
     index_ids,
+    pairing_fixes,
+    pairing_unfixed,
     unknown_categories,
     warn_findings,
     with_pq,
@@ -79,8 +82,14 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
     truth = read_ground_truth(gt_json, scan=True if packed else None)
     cats, gt, sizes = truth.categories, truth.annotations, truth.sizes
     note_ground_truth(gt_json, truth.data)  # two segments of one stuff category, for `score`'s warning
-    pred = parse_annotations(read_json(pred_json, "prediction JSON", scan=False if packed else None), pred_json,
-                             gt=False)
+    pred_data = read_json(pred_json, "prediction JSON", scan=False if packed else None)
+    try:
+        pred = parse_annotations(pred_data, pred_json, gt=False)
+    except DuplicateImageError as err:  # two predictions of one image: one of them may name another image's file
+        if (shifted := image_pairing(gt, pred_data["annotations"])) is not None:
+            raise Refused(f"{pred_json}: image_id and file_name disagree with the ground truth's pairing",
+                          shifted) from err
+        raise
     if (shifted := image_pairing(gt, pred)) is not None:  # before any image is read: its size would be the symptom
         raise Refused(f"{pred_json}: image_id and file_name disagree with the ground truth's pairing", shifted)
     pairs = []
@@ -194,6 +203,13 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
 def _refused(err: Refused, files: tuple[Any, Any, Any, Any], workers: int | None, strict: bool,
              explain: bool) -> InputError:
     """The one-line error of a refused input whose mistake a finding names, with the PQ its fix gives."""
+    if explain and err.finding.kind == "image_ids":  # which of the two re-pairings scores, and higher
+        fixes = [(pq, f) for f in pairing_fixes(err.finding)
+                 if (pq := fixed_pq(f, *files, workers, strict)) is not None]
+        if not fixes:
+            return InputError(f"{err.symptom}; {pairing_unfixed(err.finding).message}")
+        pq, best = max(fixes, key=lambda fix: fix[0])
+        return InputError(f"{err.symptom}; {with_pq(best.message, pq)}")
     pq = fixed_pq(err.finding, *files, workers, strict) if explain else None
     return InputError(f"{err.symptom}; {with_pq(err.finding.message, pq)}")
 
@@ -245,8 +261,10 @@ def fixed_pq(finding: Finding, gt_json: str | os.PathLike[str], gt_dir: str | os
     pred = read_json(pred_json, "prediction JSON")
     anns = [a for a in pred.get("annotations", []) if isinstance(a, dict)]
     for ann in anns:
-        if finding.images and ann.get("image_id") in finding.images:
-            ann["image_id"] = finding.images[ann["image_id"]]
+        if finding.images and ann.get("file_name") in finding.images:
+            ann["image_id"] = finding.images[ann["file_name"]]
+        elif finding.files and ann.get("image_id") in finding.files:
+            ann["file_name"] = finding.files[ann["image_id"]]
         for seg in ann.get("segments_info", []):
             if isinstance(seg, dict) and seg.get("category_id") in finding.remap:
                 seg["category_id"] = finding.remap[seg["category_id"]]

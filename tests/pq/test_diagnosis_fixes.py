@@ -132,6 +132,48 @@ def test_image_ids_shifted_against_the_files_are_refused_naming_the_pairing_with
     assert "original image size" not in err and f"gives PQ {pq:.2f} once fixed" in err
 
 
+def test_file_names_shifted_against_the_image_ids_are_named_with_the_file_name_fix_and_its_pq(demo, tmp_path, capsys):
+    """Each prediction's image_id and segments_info its own image's, its file_name the next image's: re-pairing the
+    image ids by file name would put each image's segments_info on another image's PNG; the PNG of each image is on
+    disk under its own name, so naming each prediction's file as the ground truth does is the fix."""
+    pq = right_pq(demo, capsys)
+    names = [a["file_name"] for a in json.loads((demo / "pred.json").read_text())["annotations"]]
+    pred = rewritten(demo, tmp_path, annotation=lambda k, a: a.update(file_name=names[(k + 1) % len(names)]))
+    code, _, err = run_score(demo, capsys, pred)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"names file {names[1]}, which is image" in err
+    assert "write each prediction's file_name as the ground truth's file of its image_id" in err
+    assert "write each prediction's image_id" not in err and f"gives PQ {pq:.2f} once fixed" in err
+
+
+def test_a_prediction_given_another_predictions_image_id_is_named_by_its_file_not_as_a_duplicate(demo, tmp_path,
+                                                                                                   capsys):
+    """Prediction 5's image_id set to image 6's, its file its own: two predictions of image 6, none of image 5."""
+    pq = right_pq(demo, capsys)
+    anns = json.loads((demo / "pred.json").read_text())["annotations"]
+    ids, name = [a["image_id"] for a in anns], anns[5]["file_name"]
+    pred = rewritten(demo, tmp_path, annotation=lambda k, a: a.update(image_id=ids[6]) if k == 5 else None)
+    code, _, err = run_score(demo, capsys, pred)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"the prediction for image {ids[6]} names file {name}, which is image {ids[5]}" in err
+    assert "duplicate" not in err and "write each prediction's image_id as the ground-truth JSON pairs it" in err
+    assert f"gives PQ {pq:.2f} once fixed" in err
+
+
+def test_image_ids_and_file_names_shifted_both_ways_are_named_without_a_fix(demo, tmp_path, capsys):
+    """Each prediction's segments_info its own image's, its image_id the next image's, its file the previous
+    image's: neither re-pairing puts each segments_info on its own image's PNG, so no fix is given."""
+    anns = json.loads((demo / "pred.json").read_text())["annotations"]
+    ids, names = [a["image_id"] for a in anns], [a["file_name"] for a in anns]
+    pred = rewritten(demo, tmp_path, annotation=lambda k, a: a.update(image_id=ids[(k + 1) % len(ids)],
+                                                                      file_name=names[k - 1]))
+    code, _, err = run_score(demo, capsys, pred)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"the prediction for image {ids[1]} names file {names[-1]}, which is image {ids[-1]}" in err
+    assert "neither re-pairing" in err and "once fixed" not in err
+    assert "write each prediction's image_id as" not in err and "write each prediction's file_name as" not in err
+
+
 @pytest.mark.parametrize(("isthing", "group"), [(1, "thing"), (0, "stuff")])
 def test_one_groups_class_order_is_found_with_the_pq_of_the_fix(demo, tmp_path, capsys, isthing, group):
     """The thing classes' order rotated (stuff right): hidden from the rule over all pixels, where the stuff

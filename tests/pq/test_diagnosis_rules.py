@@ -215,8 +215,16 @@ def test_a_prediction_naming_another_images_file_is_an_image_ids_finding():
     gt = {1: {"file_name": "a.png"}, 2: {"file_name": "b.png"}, 3: {"file_name": "c.png"}}
     shifted = {2: {"file_name": "a.png"}, 3: {"file_name": "b.png"}, 4: {"file_name": "c.png"}}
     f = diagnosis.image_pairing(gt, shifted)
-    assert f is not None and f.kind == "image_ids" and f.images == {2: 1, 3: 2, 4: 3}
+    assert f is not None and f.kind == "image_ids" and f.images == {"a.png": 1, "b.png": 2, "c.png": 3}
+    assert f.files == {2: "b.png", 3: "c.png"}  # image 4 is no ground-truth image: its file is the only clue
     assert f.message.startswith("the prediction for image 2 names file a.png, which is image 1")
+    by_ids, by_files = diagnosis.pairing_fixes(f)
+    assert by_ids.images == f.images and not by_ids.files and "write each prediction's image_id" in by_ids.message
+    assert by_files.files == f.files and not by_files.images and "write each prediction's file_name" in by_files.message
+    assert "neither" in diagnosis.pairing_unfixed(f).message and not diagnosis.pairing_unfixed(f).fixable
+    twice = [{"image_id": 2, "file_name": "a.png"}, {"image_id": 2, "file_name": "b.png"}, {"image_id": [3]}]
+    g = diagnosis.image_pairing(gt, twice)  # the raw list: two predictions of image 2, one naming image 1's file
+    assert g is not None and g.images == {"a.png": 1} and g.message.startswith("the prediction for image 2 names")
     assert diagnosis.image_pairing(gt, {1: {"file_name": "x/a.jpg"}, 2: {"file_name": "b.png"}}) is None
     assert diagnosis.image_pairing(gt, {"1": {"file_name": "a.png"}, 9: {"file_name": "a.png"}}) is None
 
