@@ -93,7 +93,7 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
                          "nothing about other images")
     res = paired_difference(sb, sa, a.isthing, n_resamples=resamples, seed=seed, per_class=True,  # B - A
                             category_ids=a.category_ids)
-    out: dict[str, Any] = {"a": _who(ra), "b": _who(rb), "difference": "B - A", "n_images": a.n_images,
+    out: dict[str, Any] = {"a": _who(ra, [ra, rb]), "b": _who(rb, [ra, rb]), "difference": "B - A", "n_images": a.n_images,
                            "resamples": resamples, "seed": seed, "metrics": {}, "per_class": {}}
     for k in CI_METRICS:
         out["metrics"][k] = {"a": ra.metrics.get(k), "b": rb.metrics.get(k), "interval": res["metrics"][k],
@@ -110,11 +110,13 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     return out
 
 
-def _who(rec: RunRecord) -> dict[str, Any]:  # a run in the JSON: its record's fields and settings
-    from panbench.reporting.labels import settings
+def _who(rec: RunRecord, pair: list[RunRecord]) -> dict[str, Any]:
+    """A run in the JSON: its record's fields, settings and its name as the verdict, the tables and the figures
+    give it (``label``: :func:`~panbench.reporting.labels.short_label`)."""
+    from panbench.reporting.labels import settings, short_label
 
     return {**{k: getattr(rec, k) for k in ("model", "dataset", "postprocess", "record", "date")},
-            "settings": settings(rec)}
+            "settings": settings(rec), "label": short_label(rec, pair)}
 
 
 def run(args: argparse.Namespace) -> int:

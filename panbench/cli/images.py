@@ -41,10 +41,10 @@ def leading(runs: list[Any], results: Path, dataset: str | None) -> Any:
     return next((r for r in rows if r.record in mine), runs[-1])
 
 
-def _named(rec: Any, root: Path) -> str:  # the run in a few words
-    from panbench.reporting.labels import images
+def _named(rec: Any, root: Path, pair: list[Any]) -> str:  # the run in a few words, named as the verdict names it
+    from panbench.reporting.labels import images, short_label
 
-    return f"{rec.model} on {rec.dataset} ({images(rec.n_images)}; {root / str(rec.record)})"
+    return f"{short_label(rec, pair)} on {rec.dataset} ({images(rec.n_images)}; {root / str(rec.record)})"
 
 
 def columns(rec: Any, aset: Any) -> dict[str, Any]:  # the run's per-image columns, with its images' file names
@@ -56,6 +56,7 @@ def columns(rec: Any, aset: Any) -> dict[str, Any]:  # the run's per-image colum
 
 def run(args: argparse.Namespace) -> int:
     from panbench.analysis.per_image import check_table, ranked, write_record_per_image
+    from panbench.reporting.labels import short_label
     from panbench.reporting.pairing import ann_file, pick_pair
 
     if not args.run:
@@ -70,17 +71,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         rec_a = leading(runs_a, root_a, args.only_dataset)
     a = load_run(rec_a, root_a)
-    print(f"A: {_named(rec_a, root_a)}", file=sys.stderr)  # stdout: the table alone
+    pair = [rec_a] if rec_b is None else [rec_a, rec_b]
+    print(f"A: {_named(rec_a, root_a, pair)}", file=sys.stderr)  # stdout: the table alone
     b_cols, name_b = None, None
     if rec_b is not None:
         if ann_file(rec_a) != ann_file(rec_b):  # the same image ids of two annotation files are other images
             raise InputError(f"{rec_a.model} and {rec_b.model} were scored on different images ({ann_file(rec_a)}, "
                              f"{ann_file(rec_b)}), and no runs of the two share them; run both on the same "
                              "images, or pass two record JSONs")
-        b_cols, name_b = columns(rec_b, load_run(rec_b, root_b)), rec_b.model
-        print(f"B: {_named(rec_b, root_b)}", file=sys.stderr)
+        b_cols, name_b = columns(rec_b, load_run(rec_b, root_b)), short_label(rec_b, pair)
+        print(f"B: {_named(rec_b, root_b, pair)}", file=sys.stderr)
     rows = ranked(columns(rec_a, a), b_cols, args.worst)
-    print(format_rows(rows, rec_a.model, name_b), flush=True)  # the numbers before the file is written
+    print(format_rows(rows, short_label(rec_a, pair), name_b), flush=True)  # the numbers before the file is written
     if args.per_image:
         print(f"per-image table of {rec_a.model}: {write_record_per_image(rec_a, root_a, args.per_image)}")
     return 0

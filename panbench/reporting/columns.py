@@ -27,7 +27,7 @@ from panbench.pq.matching import METRIC_KEYS
 from panbench.records.rows import speed_shared
 from panbench.records.schema import RunRecord
 from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, latest_speed, load_speed_records
-from panbench.reporting.labels import missing_why, run_label
+from panbench.reporting.labels import missing_why, short_label
 from panbench.reporting.pairing import pair_key, paired_differences
 
 KEYS = tuple(a.key for a in ANALYSES)  # the table's analysis options, in the table's order
@@ -85,7 +85,7 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
             row.update({k: v for k, v in c.items() if k not in row})
         field = a.fields[0]
         for lacking, why in missing_why(records, field, f"no `{field}` in the record: {a.how}"):
-            notes.append(f"{a.option}: blank for {', '.join(run_label(r, records) for r in lacking)} ({why})")
+            notes.append(f"{a.option}: blank for {', '.join(short_label(r, records) for r in lacking)} ({why})")
     return rows, notes
 
 

@@ -16,7 +16,8 @@ from panbench.analysis.bootstrap import too_few
 from panbench.errors import PanbenchError
 from panbench.pq.matching import CategoryTable
 from panbench.records.schema import RunRecord
-from panbench.reporting.labels import fingerprint, model_label, run_label, settings
+from panbench.records.io import note_skipped
+from panbench.reporting.labels import fingerprint, model_label, run_label, settings, short_label
 
 
 def analysis_path(results_dir: Path, r: RunRecord) -> Path | None:
@@ -77,8 +78,9 @@ def paired_difference(x: Any, ref: Any, isthing: list[bool], n_resamples: int = 
 
 
 def is_reference(r: RunRecord, reference: str, records: list[RunRecord]) -> bool:
-    """Whether ``--reference`` names the run: its model name, or its label in the tables (with settings)."""
-    return reference in (r.model, model_label(r, records), run_label(r, records))
+    """Whether ``--reference`` names the run: its model name, or its label in the tables (with settings, and the
+    post-processing as the verdict gives it or always)."""
+    return reference in (r.model, model_label(r, records), short_label(r, records), run_label(r, records))
 
 
 def pick_reference(group: list[int], records: list[RunRecord], reference: str | None) -> int | None:
@@ -95,12 +97,13 @@ def pick_reference(group: list[int], records: list[RunRecord], reference: str | 
 def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
                  ) -> tuple[dict[int, tuple[Any, Any]], dict[tuple[str | None, int], list[int]]]:
     """Each record's analysis (AnalysisSet, RunSums) by index, and the indices grouped by :func:`pair_key`; a
-    record whose analysis file is missing or unreadable gets a note."""
+    record whose analysis file is missing gets a note, one whose file is damaged the one line of every reader
+    (:func:`~panbench.records.io.note_skipped`)."""
     loaded: dict[int, tuple[Any, Any]] = {}
     groups: dict[tuple[str | None, int], list[int]] = {}
     for k, r in enumerate(records):
         fp, path = fingerprint(r), analysis_path(results_dir, r)
-        label = run_label(r, records)
+        label = short_label(r, records)
         if fp is not None and path is None and r.analysis_file:
             notes.append(f"{label}: no paired difference (its analysis file {Path(results_dir) / r.analysis_file} "
                          "is missing; re-run it to write it again)")
@@ -108,8 +111,8 @@ def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
             continue
         try:
             a = AnalysisSet.load(path)
-        except PanbenchError as e:
-            notes.append(f"{label}: {e}")
+        except PanbenchError as e:  # "PATH: not a panbench per-image analysis file (why); rerun ..."
+            note_skipped(str(e) if str(e).startswith(str(path)) else f"{path}: {e}")
             continue
         loaded[k] = (a, RunSums.from_analysis(a, fingerprint=fp, name=label))
         groups.setdefault(pair_key(r), []).append(k)
@@ -121,7 +124,7 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
     """Run ``k`` minus the reference run ``ref_k``: vs, diff, interval, excludes_zero; None (and a note)
     when it cannot be computed."""
     r, (a, sums) = records[k], loaded[k]
-    label = run_label(r, records)
+    label = short_label(r, records)
     isthing = getattr(a, "isthing", None) or isthing_of(r, a.n_categories)  # newer analysis files carry it
     if isthing is None:
         notes.append(f"{label}: no paired difference (the annotation file {ann_file(r)} that gives the "
@@ -139,7 +142,7 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
     m, m_ref = r.metrics, records[ref_k].metrics
     diff = {x: m[x] - m_ref[x] if m.get(x) is not None and m_ref.get(x) is not None else None  # one lacking: blank
             for x in res["metrics"]}
-    return {"vs": run_label(records[ref_k], records), "diff": diff,
+    return {"vs": short_label(records[ref_k], records), "diff": diff,
             "interval": res["metrics"], "excludes_zero": res["excludes_zero"]}
 
 
@@ -163,7 +166,7 @@ def paired_differences(records: list[RunRecord], results_dir: Path, reference: s
         if ref_k is None:
             ref_k = pick_reference(group, records, None)
             notes.append(f"--reference {reference}: no run of it on the images of "
-                         f"{run_label(records[group[0]], records)}; that group's reference is the best PQ")
+                         f"{short_label(records[group[0]], records)}; that group's reference is the best PQ")
         assert ref_k is not None
         out[ref_k] = {"reference": True}
         for k in group:

@@ -38,6 +38,7 @@ from panbench.reporting.labels import (
     images,
     ops_backend,
     settings,
+    short_label,
 )
 from panbench.reporting.plots import (
     FAILED,
@@ -406,12 +407,13 @@ def gallery_section(recs: list[RunRecord], results: Path, out_dir: Path, img: Ca
              "PQ(model) - PQ(best other run) on the same images; each image is scored alone (panbench images "
              "--run A --vs B lists more). Overlays need the images and both runs' --save-predictions.</p>"]
     cache: dict[Any, Any] = {}  # datasets and saved prediction JSONs, each read once
-    for a, b, rows in found:
-        head = f"<h4>{html.escape(a.model)} vs {html.escape(b.model)}</h4>"
+    for a, b, rows in found:  # each run named as the verdict names it
+        name_a, name_b = short_label(a, recs), short_label(b, recs)
+        head = f"<h4>{html.escape(name_a)} vs {html.escape(name_b)}</h4>"
         if not rows:
-            parts.append(head + f"<p class='note'>no image where {html.escape(a.model)} has a lower PQ</p>")
+            parts.append(head + f"<p class='note'>no image where {html.escape(name_a)} has a lower PQ</p>")
             continue
-        parts.append(head + _table(rows, a.model, b.model))
+        parts.append(head + _table(rows, name_a, name_b))
         for k, row in enumerate(rows):
             path = _overlay(a, b, row, out_dir / f"{_safe(a.model)}-vs-{_safe(b.model)}-{k}.png", cache)
             if path is not None:

@@ -38,7 +38,6 @@ from panbench.reporting.labels import (
     ops_backend,
     published_label,
     ranked_records,
-    run_label,
     selection,
     settings,
     short_label,
@@ -200,17 +199,19 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
 
 
 def per_class(records: list[RunRecord]) -> Any:
-    """Per-class PQ: one row per category (id, name), one column per run labelled with its post-processing;
+    """Per-class PQ: one row per category (id, name), one column per run named as the verdict names it
+    (:func:`~panbench.reporting.labels.short_label`), in its order (the best PQ first);
     a category absent from both ground truth and predictions is blank (NaN), not 0.  Runs on several datasets
     get one block of rows per dataset (a ``dataset`` column): their category ids name different things."""
     import pandas as pd
 
-    datasets = list(dict.fromkeys(r.dataset for r in records))
+    ranked = ranked_records(records)  # the verdict's order: the best PQ first
+    datasets = list(dict.fromkeys(r.dataset for r in ranked))
     blocks = []
     for ds in datasets:
-        runs = [r for r in records if r.dataset == ds]
+        runs = [r for r in ranked if r.dataset == ds]
         names = {k: v for r in runs for k, v in r.provenance.get("category_names", {}).items()}
-        df = pd.DataFrame({run_label(r, records): {cid: (None if absent(v) else v["PQ"])
+        df = pd.DataFrame({short_label(r, records): {cid: (None if absent(v) else v["PQ"])
                                                    for cid, v in r.per_class.items()} for r in runs}).astype(float)
         df = df.loc[sorted(df.index, key=lambda c: int(c) if str(c).isdigit() else 0)]
         df.index.name = "category_id"

@@ -145,8 +145,7 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
     """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest
     difference first); ``*`` where the interval excludes 0."""
     a, b = result["a"], result["b"]
-    lines = [f"{k}: {r['model']} [{r.get('postprocess')}], settings: {r.get('settings') or 'default'} "
-             f"({r.get('record')})" for k, r in (("A", a), ("B", b))]
+    lines = [f"{k}: {r.get('label') or r['model']} ({r.get('record')})" for k, r in (("A", a), ("B", b))]
     lines += [f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
               f"{result['resamples']} resamples, seed {result['seed']}); * the interval excludes 0"]
     head = f"{'':24} {'A':>8} {'B':>8} {'B - A':>8}  {'interval':>20}"

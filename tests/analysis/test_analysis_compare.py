@@ -328,7 +328,7 @@ def test_compare_takes_the_default_settings_run_that_table_shows_with_the_same_i
     table_iv = _ci_row(capsys, d["results"], with_cfg=False)
     assert table_iv == pair["metrics"]["PQ"]["interval"]  # CSV: every digit
     text = compare(capsys, d["results"], "demo-maskformer", "demo-mask2former", "--only-dataset", "demo")[1]
-    assert text.splitlines()[1].startswith("B: demo-mask2former [default], settings: default (")
+    assert text.splitlines()[1].startswith("B: demo-mask2former (runs/")  # named as the verdict names it
 
 
 def test_compare_settings_choose_the_ablation_and_name_it(demo_ablation, capsys) -> None:

@@ -127,6 +127,24 @@ def test_an_analysis_file_damaged_inside_its_zip_is_a_one_line_error_of_its_own(
         AnalysisSet.load(npz)
 
 
+def test_table_ci_skips_an_analysis_file_damaged_inside_its_zip_in_the_line_of_every_reader(scored, tmp_path,
+                                                                                           capsys) -> None:
+    """The zip's table of contents whole, an array's bytes changed: `table --ci` names the file in the one line
+    every reader prints (`panbench: skipped PATH: why; fix`), not in a note of the run, and ranks sys-b without
+    its paired difference."""
+    res = tmp_path / "res"
+    shutil.copytree(scored, res)
+    npz = _record(res, "sys-b", ".analysis.npz")
+    data = bytearray(npz.read_bytes())
+    data[200:260] = bytes(60)  # inside the first array
+    npz.write_bytes(bytes(data))
+    code, out, err = _run(capsys, ["table", "--ci"], res)
+    assert code == 0 and "sys-b" in out, err
+    named = [line for line in (out + "\n".join(err)).splitlines() if str(npz) in line]
+    assert len(named) == 1 and named[0].startswith(f"panbench: skipped {npz}: not a panbench per-image analysis "
+                                                   "file (") and "; rerun" in named[0], named
+
+
 @pytest.mark.parametrize("how", ["zeroed", "garbage"])
 def test_a_damaged_runs_csv_is_kept_aside_and_a_new_one_begun_by_the_next_record(scored, demo_root, tmp_path, capsys,
                                                                                   how) -> None:

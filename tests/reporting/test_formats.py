@@ -133,7 +133,7 @@ def test_headers_in_words_but_a_run_label_as_it_is(tmp_path, capsys) -> None:
     assert [header(c) for c in ("images_per_s", "N_small", "PQ_diff_vs", "mask_quality_delta_PQ", "mPC PQ_th")] == [
         "images/s", "categories small", "paired difference to", "perfect masks: delta PQ", "mPC PQ things"]
     _write(tmp_path, "m", model="mask2former_swin-t")
-    assert " mask2former_swin-t [default] |" in _table(tmp_path, capsys, "--per-class")
+    assert " mask2former_swin-t |" in _table(tmp_path, capsys, "--per-class")
 
 
 def test_table_csv_keeps_every_digit_of_the_record(tmp_path, capsys) -> None:

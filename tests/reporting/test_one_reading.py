@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from analysis_records import add_run, ground_truth
+from analysis_records import TABLE, add_run, ground_truth
 
+from panbench.analysis import AnalysisSet
 from panbench.cli import main
 from panbench.records.io import load_records
 from panbench.reporting import plots
@@ -112,3 +113,62 @@ def test_a_table_of_corrupted_runs_alone_is_refused_in_one_line_that_names_table
     err = [line for line in capsys.readouterr().err.splitlines() if not line.endswith("...")]
     assert len(err) == 1 and "only corrupted runs of synth+gaussian_noise-3" in err[0], err
     assert "`panbench table --robustness`" in err[0] and "Traceback" not in err[0]
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory) -> Path:
+    """The three clean runs on 10 images (enough for a paired interval), and alpha-net's maskwise run."""
+    root = tmp_path_factory.mktemp("one_name")
+    gt_json, images = ground_truth(root / "data", n_images=10)
+    add_run(root, "alpha-net", gt_json, images, pred_seed=2, date="2001-01-01T00:00:00+00:00", postprocess="maskwise")
+    (root / "analysis" / "alpha-net.npz").rename(root / "analysis" / "alpha-net-maskwise.npz")
+    rec = next((root / "runs").glob("*.json"))
+    rec.write_text(json.dumps({**json.loads(rec.read_text()), "analysis_file": "analysis/alpha-net-maskwise.npz"}))
+    for k, (model, seed) in enumerate(MODELS, 1):
+        add_run(root, model, gt_json, images, pred_seed=seed, date=f"2001-01-01T00:00:0{k}+00:00")
+    for npz in (root / "analysis").glob("*.npz"):  # with the category table, as eval writes it: compare reads it
+        a = AnalysisSet.load(npz)
+        AnalysisSet(a.n_categories, a.image_ids, a.cols, TABLE.ids, TABLE.isthing).save(npz)
+    return root
+
+
+def _header(csv_text: str) -> list[str]:
+    return csv_text.splitlines()[0].split(",")
+
+
+def test_the_runs_are_named_by_post_processing_where_a_model_has_two(paired) -> None:
+    """Else the names below would pass with the post-processing left out of every label."""
+    assert _ranked(paired)[0] == "alpha-net" and "alpha-net [maskwise]" in _ranked(paired)
+
+
+def test_the_per_class_columns_name_the_runs_as_the_verdict_does_in_its_order(paired, capsys) -> None:
+    assert main(["table", "--results", str(paired), "--per-class", "--format", "csv"]) == 0
+    assert _header(capsys.readouterr().out)[2:] == _ranked(paired)  # category_id, name, then the runs
+    assert main(["report", "--results", str(paired)]) == 0
+    capsys.readouterr()
+    page = (paired / "report.html").read_text()
+    per_class = page[page.index("per-class PQ"):]
+    per_class = per_class[:per_class.index("</thead>")]
+    assert re.findall(r"<th>([^<]*-net[^<]*)</th>", per_class) == _ranked(paired)
+
+
+def test_the_reference_of_the_paired_differences_is_named_as_the_verdict_names_it(paired, capsys) -> None:
+    assert main(["table", "--results", str(paired), "--ci", "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    vs = _header("\n".join(out)).index("PQ_diff_vs")
+    assert {line.split(",")[vs] for line in out[1:] if line} == {"reference", _ranked(paired)[0]}
+    assert main(["report", "--results", str(paired)]) == 0
+    capsys.readouterr()
+    page = (paired / "report.html").read_text()
+    assert "[default]" not in page and f"<td><span class='t'>{_ranked(paired)[0]}</span></td>" in page
+
+
+def test_compare_names_a_and_b_as_the_verdict_does(paired, capsys) -> None:
+    assert main(["compare", "gamma-net", "beta-net", "--results", str(paired), "--resamples", "100"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("A: gamma-net (runs/") and lines[1].startswith("B: beta-net (runs/")
+    maskwise, default = (str(p) for p in sorted((paired / "runs").glob("*_alpha-net_*.json")))  # by date
+    assert main(["compare", maskwise, default, "--results", str(paired), "--resamples", "100"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("A: alpha-net [maskwise] (runs/") and lines[1].startswith("B: alpha-net (runs/")
+    assert {"gamma-net", "beta-net", "alpha-net", "alpha-net [maskwise]"} == set(_ranked(paired))
