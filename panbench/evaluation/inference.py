@@ -58,6 +58,7 @@ from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult, reorder_columns
+from panbench.pq.threads import ALIVE_CHECK_S, STOP_S, join_while_alive
 from panbench.robustness.pipeline import CorruptedPipeline
 
 
@@ -401,6 +402,8 @@ class _PostProcessor(threading.Thread):
         self.finish = family.finish if isinstance(family, DeferredFusion) else None
         self.error: BaseException | None = None
         self.dropped = False  # set by abandon: the batches still queued are not processed
+        self.ended = False  # set when the thread takes the end (None) off the queue
+        self.owner = threading.current_thread()  # the thread handing over the batches: once it is gone, none comes
 
     def abandon(self, timeout: float) -> None:
         """After an interrupt or an error in the main thread: drop the batch waiting, let the one being processed
@@ -420,8 +423,14 @@ class _PostProcessor(threading.Thread):
         # whose last bit may differ from its vector body's (a pixel of a near tie may flip with another count)
         with torch.inference_mode():  # grad mode is per thread
             while True:
-                job = self.q.get()
+                try:
+                    job = self.q.get(timeout=ALIVE_CHECK_S)
+                except queue.Empty:
+                    if not self.owner.is_alive():
+                        return
+                    continue
                 if job is None:
+                    self.ended = True
                     return
                 if self.error is None and not self.dropped:
                     try:
@@ -499,8 +508,13 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
         post.abandon(STOP_S)
         raise
     else:
-        post.q.put(None)
-        post.join()
+        while post.is_alive():  # the end, once the thread has room for it (a thread that died takes none)
+            with suppress(queue.Full):
+                post.q.put(None, timeout=ALIVE_CHECK_S)
+                break
+        join_while_alive(post)
+        if post.error is None and not post.ended:
+            raise RuntimeError("the post-processing thread ended before the last batch; rerun to resume")
     finally:
         evaluators.flush()  # the images scored so far, to resume from
     if post.error is not None:
@@ -560,11 +574,14 @@ class _Pass:
                 self.post.timings.corrupt_images += 1
 
     def _hand_over(self, batch: list[dict[str, Any]], outputs: list[Any], timed: bool) -> None:
-        """The batch to the post-processing thread (waits while one batch is already waiting there)."""
+        """The batch to the post-processing thread (waits while one batch is already waiting there); raises the
+        thread's error, or a one-line error if it ended without one."""
         post = self.post
         while True:
             if post.error is not None:
                 raise post.error
+            if not post.is_alive():
+                raise RuntimeError("the post-processing thread ended before the last batch; rerun to resume")
             try:
                 post.q.put((batch, outputs, timed), timeout=0.1)
                 return
@@ -582,7 +599,6 @@ def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> 
 
 
 _FORKED: dict[str, Any] = {}
-STOP_S = 2.0  # on an interrupt: how long the post-processing thread and forked processes get to end by themselves
 
 
 @contextmanager

@@ -64,7 +64,10 @@ def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | N
     job = _AHEAD.pop(str(Path(path)), None)
     if job is None:
         return None
-    job.thread.join()
+    if job.thread.is_alive():
+        from panbench.pq.threads import join_while_alive  # loaded by then (pq.batch); not before the read starts
+
+        join_while_alive(job.thread)
     if job.done is None:
         return None
     raw, found, ident = job.done

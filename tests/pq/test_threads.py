@@ -105,3 +105,70 @@ def test_leaving_the_block_on_an_error_drops_the_pending_calls() -> None:
             raise KeyError("stop")
     opener.join(10)
     assert ran == []
+
+
+def _in_thread(call) -> list:  # noqa: ANN001
+    """What ``call`` returned or raised, within 10 s (a list left empty: it still waits)."""
+    out: list = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            out.append(e)
+
+    waiter = threading.Thread(target=run, daemon=True)
+    waiter.start()
+    waiter.join(10)
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread dying
+def test_a_pool_thread_that_dies_holding_a_call_ends_its_result_with_a_one_line_error(monkeypatch) -> None:
+    def dies(self: Workers) -> None:  # takes a call, then ends as a thread killed in its loop would
+        self._calls.get()
+        raise SystemExit
+
+    monkeypatch.setattr(Workers, "_run", dies)
+    pool = Workers(1, "t")
+    task = pool.submit(lambda: 1)
+    out = _in_thread(task.result)
+    assert out and isinstance(out[0], RuntimeError), "result() still waits on a call no thread runs"
+    assert str(out[0]) == "thread every thread of its pool ended without a result for a submitted call"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread dying
+def test_a_thread_that_dies_inside_a_call_ends_its_result_while_the_others_run(monkeypatch) -> None:
+    real = Workers._run
+
+    def dies_in_the_first_call(self: Workers) -> None:
+        if threading.current_thread().name == "t_0":
+            task, _fn, _args = self._calls.get()
+            task._taker = threading.current_thread()
+            raise SystemExit  # a BaseException outside the call's own handler
+        real(self)
+
+    monkeypatch.setattr(Workers, "_run", dies_in_the_first_call)
+    pool = Workers(2, "t")
+    first = pool.submit(lambda: 1)
+    _until(lambda: not pool._threads[0].is_alive())
+    out = _in_thread(first.result)
+    assert out and isinstance(out[0], RuntimeError) and "thread t_0 ended without a result" in str(out[0])
+    assert pool.submit(lambda: 2).result() == 2
+    pool.shutdown()
+
+
+def test_shutdown_with_cancel_leaves_a_thread_stuck_in_a_call_behind_after_stop_s(monkeypatch) -> None:
+    from panbench.pq import threads
+
+    monkeypatch.setattr(threads, "STOP_S", 0.2)
+    started, gate = threading.Event(), threading.Event()
+    pool = Workers(1)
+    pool.submit(_held, started, gate)
+    assert started.wait(10)
+    t0 = time.monotonic()
+    try:
+        assert _in_thread(lambda: pool.shutdown(cancel=True)) == [None]
+        assert time.monotonic() - t0 < 2.0 and pool._threads[0].is_alive() and pool._threads[0].daemon
+    finally:
+        gate.set()
