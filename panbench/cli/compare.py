@@ -93,8 +93,8 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
                          "nothing about other images")
     res = paired_difference(sb, sa, a.isthing, n_resamples=resamples, seed=seed, per_class=True,  # B - A
                             category_ids=a.category_ids)
-    out: dict[str, Any] = {"a": _who(ra, [ra, rb]), "b": _who(rb, [ra, rb]), "difference": "B - A", "n_images": a.n_images,
-                           "resamples": resamples, "seed": seed, "metrics": {}, "per_class": {}}
+    out: dict[str, Any] = {"a": _who(ra, [ra, rb]), "b": _who(rb, [ra, rb]), "difference": "B - A",
+                           "n_images": a.n_images, "resamples": resamples, "seed": seed, "metrics": {}, "per_class": {}}
     for k in CI_METRICS:
         out["metrics"][k] = {"a": ra.metrics.get(k), "b": rb.metrics.get(k), "interval": res["metrics"][k],
                              "excludes_zero": res["excludes_zero"][k]}

@@ -15,8 +15,8 @@ from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
 from panbench.analysis.bootstrap import too_few
 from panbench.errors import PanbenchError
 from panbench.pq.matching import CategoryTable
-from panbench.records.schema import RunRecord
 from panbench.records.io import note_skipped
+from panbench.records.schema import RunRecord
 from panbench.reporting.labels import fingerprint, model_label, run_label, settings, short_label
 
 
