@@ -80,7 +80,8 @@ def external_fields(name: str, dataset: str, gt_json: str | Path, gt_dir: str | 
 
 def atomic_write(path: Path, data: bytes, tmp: Path | None = None) -> None:
     """Write ``data`` to ``path`` via a temporary file (``tmp``, in the same folder; default
-    ``<path>.tmp<PID>``), fsync and ``os.replace``: never half a file."""
+    ``<path>.tmp<PID>``), fsync and ``os.replace``: never half a file.  An error names ``path``, not the temporary
+    file; a folder at ``path`` is refused in one line (move it away)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp or path.with_name(path.name + f".tmp{os.getpid()}")
     try:
@@ -89,9 +90,20 @@ def atomic_write(path: Path, data: bytes, tmp: Path | None = None) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)  # a full disk or a folder in the way: no stray temporary file
+        if not isinstance(e, OSError):
+            raise
+        if path.is_dir():
+            raise folder_in_the_way(path) from e
+        if e.filename is not None and os.fspath(e.filename) == os.fspath(tmp):  # the file the user knows, not its tmp
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
+
+
+def folder_in_the_way(path: Path) -> InputError:
+    """The one-line refusal of a folder where panbench writes (or reads and rewrites) the file ``path``."""
+    return InputError(f"{path}: a folder where panbench writes a file; move it away and run this command again")
 
 
 def unwritable(folder: str | Path) -> str | None:
@@ -290,6 +302,8 @@ def _csv_text(path: Path) -> str:
     table starts with the run's row (every run's numbers are in its record under runs/)."""
     if not path.exists():
         return ""
+    if path.is_dir():
+        raise folder_in_the_way(path)
     try:
         text = path.read_text()
         header = next(csv.reader([text.splitlines()[0]])) if text.strip() else list(CSV_FIELDS)

@@ -135,6 +135,10 @@ def listed(folder: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         from panbench.records.io import note_skipped  # numpy: not at the import of --help's options
 
+        if path.exists() and not path.is_file():  # a folder in the way: no list can be written there either
+            note_skipped(f"{path}: a folder, not panbench's list of the figures it wrote; the files beside it are "
+                         "kept, none known to be panbench's; move it away")
+            return {}
         why = manifest if isinstance(manifest, Exception) else "no list 'files'"
         note_skipped(f"{path}: not panbench's list of the figures it wrote ({why}); the files there are kept, "
                      "none known to be panbench's, and the list written anew")

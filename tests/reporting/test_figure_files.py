@@ -254,3 +254,47 @@ def test_the_report_links_a_viz_pdf_it_cannot_show(tmp_path, out) -> None:
     text = page.read_text()
     href = (res / "viz" / "a #1.pdf").resolve().as_uri() if out else "viz/a%20%231.pdf"
     assert f'<a href="{href}">a #1.pdf</a>' in text and 'alt="b.png"' in text and ">b.pdf<" not in text
+
+
+def test_a_folder_where_the_figures_manifest_goes_is_named_with_move_it_away_and_nothing_promised(
+        tmp_path, capsys) -> None:
+    from panbench.reporting.figure_files import _write_manifest
+
+    (tmp_path / FIGURES_MANIFEST).mkdir()
+    assert listed(tmp_path) == {}
+    note = capsys.readouterr().err
+    assert f"{tmp_path / FIGURES_MANIFEST}: a folder" in note and "move it away" in note
+    assert "written anew" not in note
+    with pytest.raises(PanbenchError) as e:
+        _write_manifest(tmp_path, {}, {"plot png": ["a.png"]})
+    assert str(e.value) == (f"{tmp_path / FIGURES_MANIFEST}: a folder where panbench writes a file; move it away "
+                            "and run this command again")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FIGURES_MANIFEST]  # no temporary file left
+
+
+def test_colors_and_runs_csv_in_a_folders_place_are_refused_naming_the_file_not_a_temporary_one(tmp_path) -> None:
+    from panbench.records.io import append_csv
+    from panbench.records.rows import CSV_FIELDS
+    from panbench.reporting.colors import _write
+
+    for path, write in [(tmp_path / "colors.json", lambda p: _write(p, {"m": "#000000"})),
+                        (tmp_path / "runs.csv", lambda p: append_csv(p, {k: "" for k in CSV_FIELDS}))]:
+        path.mkdir()
+        with pytest.raises(PanbenchError, match=re.escape(f"{path}: a folder where panbench writes a file; move it "
+                                                          "away")):
+            write(path)
+
+
+def test_a_failed_atomic_write_names_the_file_not_its_temporary_one(tmp_path, monkeypatch) -> None:
+    import os
+
+    from panbench.records import io as records_io
+
+    def refused(src, dst) -> None:  # noqa: ANN001 - what a rename refused by the file system raises
+        raise PermissionError(13, "Permission denied", os.fspath(src))
+
+    monkeypatch.setattr(records_io.os, "replace", refused)
+    with pytest.raises(PermissionError) as e:
+        records_io.atomic_write_text(tmp_path / "report.html", "x")
+    assert e.value.filename == str(tmp_path / "report.html") and e.value.errno == 13
+    assert list(tmp_path.iterdir()) == []
