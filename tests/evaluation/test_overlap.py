@@ -154,3 +154,27 @@ def test_a_family_without_deferred_fusion_and_any_on_the_cpu_fuse_inside_the_for
     # the fusion is part of the forward here: wall time is forward + fusion, nothing to overlap
     assert t.forward_s >= 0.9 * (IMAGES - 1) * (FORWARD_S + POST_S)
     assert t.wall_s >= t.forward_s
+
+
+def test_a_post_processing_thread_that_died_is_an_error_not_a_hang_of_the_batch_handed_over() -> None:
+    import threading
+
+    from panbench.evaluation.inference import _Pass, _PostProcessor
+    from panbench.evaluation.timings import Timings
+
+    post = _PostProcessor(object(), None, None, Timings(), lambda: None)  # never started: as one that died
+    post.q.put_nowait("a batch it never took")
+    one = _Pass(None, post)  # type: ignore[arg-type]
+    out: list[BaseException] = []
+
+    def hand_over() -> None:
+        try:
+            one._hand_over([], [], False)
+        except RuntimeError as e:
+            out.append(e)
+
+    waiter = threading.Thread(target=hand_over, daemon=True)
+    waiter.start()
+    waiter.join(10)
+    assert out, "the batch still waits for a thread that is gone"
+    assert str(out[0]) == "the post-processing thread ended before the last batch; rerun to resume"
