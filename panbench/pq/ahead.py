@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.pq.extensions import load_extension
+from panbench.pq.threads import join_while_alive
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -65,8 +66,6 @@ def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | N
     if job is None:
         return None
     if job.thread.is_alive():
-        from panbench.pq.threads import join_while_alive  # loaded by then (pq.batch); not before the read starts
-
         join_while_alive(job.thread)
     if job.done is None:
         return None

@@ -140,12 +140,15 @@ def test_a_pool_thread_that_dies_holding_a_call_ends_its_result_with_a_one_line_
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread dying
 def test_a_thread_that_dies_inside_a_call_ends_its_result_while_the_others_run(monkeypatch) -> None:
     real = Workers._run
+    taken = threading.Event()  # the other thread waits until t_0 holds the first call
 
     def dies_in_the_first_call(self: Workers) -> None:
         if threading.current_thread().name == "t_0":
             task, _fn, _args = self._calls.get()
             task._taker = threading.current_thread()
+            taken.set()
             raise SystemExit  # a BaseException outside the call's own handler
+        assert taken.wait(10)
         real(self)
 
     monkeypatch.setattr(Workers, "_run", dies_in_the_first_call)
