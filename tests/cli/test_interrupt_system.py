@@ -238,6 +238,27 @@ def test_eval_interrupted_while_its_forked_processes_score_ends_at_once(demo_roo
     assert not failures, report(failures, n)
 
 
+REPLICAS = 12  # the demo set's 60 images scored in under half a second: each image 12 times, seconds of work
+
+
+def _replicated(json_path: Path, png_dir: Path, out: Path) -> tuple[Path, Path]:
+    """A COCO panoptic JSON and its PNG folder with each image :data:`REPLICAS` times (new ids and file names, the
+    PNGs linked), so that ``score`` runs long enough to be interrupted after Python's start-up."""
+    data = json.loads(json_path.read_text())
+    (out / "png").mkdir(parents=True)
+    step = 1 + max(a["image_id"] for a in data["annotations"])
+    anns, images = [], []
+    for k in range(REPLICAS):
+        for a in data["annotations"]:
+            name = f"{k}_{a['file_name']}"
+            (out / "png" / name).symlink_to(png_dir / a["file_name"])
+            anns.append({**a, "image_id": a["image_id"] + k * step, "file_name": name})
+        images += [{**im, "id": im["id"] + k * step, "file_name": f"{k}_{im['file_name']}"}
+                   for im in data.get("images", [])]
+    (out / "panoptic.json").write_text(json.dumps({**data, "annotations": anns, "images": images}))
+    return out / "panoptic.json", out / "png"
+
+
 def test_score_ends_at_once_on_ctrl_c(demo_root: Path, tmp_path: Path) -> None:
     """``score`` of a model's saved predictions on the demo set (--boundary: a second pass), interrupted 3 times
     (under a second in all: tries until 3 came before it ended, 20 at most); a rerun prints the numbers an
@@ -246,9 +267,11 @@ def test_score_ends_at_once_on_ctrl_c(demo_root: Path, tmp_path: Path) -> None:
     run(["eval", "--model", "demo-maskformer", "--dataset", "demo", "--data-root", str(demo_root), "--results",
          str(tmp_path / "r"), "--save-predictions", str(preds), "--no-progress"], tmp_path)
     (pred_json,) = preds.glob("*_results.json")
-    args = ["score", "--gt-json", str(demo_root / "annotations" / "panoptic_val2017.json"), "--gt-dir",
-            str(demo_root / "annotations" / "panoptic_val2017"), "--pred-json", str(pred_json), "--pred-dir",
-            str(pred_json.with_suffix("")), "--json", "--boundary"]
+    gt_json, gt_dir = _replicated(demo_root / "annotations" / "panoptic_val2017.json",
+                                  demo_root / "annotations" / "panoptic_val2017", tmp_path / "gt")
+    pred_json, pred_dir = _replicated(pred_json, pred_json.with_suffix(""), tmp_path / "pred")
+    args = ["score", "--gt-json", str(gt_json), "--gt-dir", str(gt_dir), "--pred-json", str(pred_json), "--pred-dir",
+            str(pred_dir), "--json", "--boundary"]
     t0 = time.monotonic()
     want = run(args, tmp_path).stdout
     took = time.monotonic() - t0
