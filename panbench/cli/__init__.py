@@ -72,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the console script's command is over, the interpreter exits (a fraction of a second): a Ctrl-C now
         # changes nothing, where it would kill the exit's teardown half way (Python's handler is gone by then)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if code == 130:  # interrupted: exit now with the line's code (an interrupt the import machinery noted as
+            sys.stdout.flush()  # unhandled would make the interpreter's exit kill itself with SIGINT, exit -2)
+            sys.stderr.flush()
+            os._exit(130)
     return code
 
 
