@@ -136,9 +136,12 @@ def mmcv_ops_check(device: str) -> Check:
     try:
         import torch
 
+        from panbench.models.mmdet.mm import inference_imports
+
         announce("importing mmcv.ops")
         backend = install()
-        from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
+        with inference_imports():  # mmcv.ops imports mmengine.model, which imports training-only modules
+            from mmcv.ops import MultiScaleDeformableAttention, RoIAlign, nms
 
         announce(f"running nms, RoIAlign and MultiScaleDeformableAttention on {device}")
         boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], dtype=torch.float32, device=device)

@@ -55,8 +55,9 @@ def _stand_in(module: str, name: str) -> Any:
 
 
 @contextmanager
-def _inference_imports() -> Iterator[None]:
-    """While mmdet is first imported, stand in for the modules above (``PANBENCH_FULL_IMPORTS=1``: off)."""
+def inference_imports() -> Iterator[None]:
+    """While mmdet (or mmengine, through mmcv.ops) is first imported, stand in for the modules above
+    (``PANBENCH_FULL_IMPORTS=1``: off)."""
     if os.environ.get("PANBENCH_FULL_IMPORTS") == "1" or "mmdet" in sys.modules:
         yield
         return
@@ -81,7 +82,7 @@ def init_mmdet() -> None:
     if not _READY:
         quiet_library_warnings()
         install()  # mmcv's compiled ops, or panbench's stand-in when mmcv has none (mmcv-lite)
-        with _inference_imports():
+        with inference_imports():
             from mmdet.utils import register_all_modules
 
             register_all_modules(init_default_scope=True)
