@@ -90,6 +90,7 @@ def test_the_sdist_carries_the_c_sources_and_the_wheel_their_builds(dist) -> Non
         sdist = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     sources = {str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "panbench").rglob("*.[ch]")}
     assert sources and sources <= sdist, sorted(sources - sdist)
+    assert "examples/evaluators/image_count.py" in sdist  # docs/api.md's evaluator of your own
     with zipfile.ZipFile(next(dist.glob("panbench-*.whl"))) as w:
         built = {n.split(".")[0].replace("/", ".") for n in w.namelist() if n.endswith(".so")}
     assert {"panbench.pq._native", "panbench.pq._match", "panbench.pq._boundary", "panbench.ops._cpu"} <= built

@@ -13,6 +13,7 @@ from panbench.cli.running import models_and_dataset, single_checkpoint
 from panbench.cluster import slurm
 from panbench.cluster.sweep import CellJob, Manifest, cell_dicts, groups, load_manifest, new_id, plan, sweep_dir
 from panbench.errors import PanbenchError
+from panbench.evaluation.options import checked_evaluators
 
 SLURM = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "qos", "account", "constraint", "max_parallel")
 # eval's options a sweep passes to every cell, as given (the defaults are eval's own)
@@ -60,6 +61,9 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
     for flag in FORWARDED:
         v = getattr(args, flag[2:].replace("-", "_"))
         out += [] if v is None else [flag, str(v)]
+    for spec in checked_evaluators(args.evaluator):  # a file's path made absolute, as the folders
+        where, _, cls = spec.rpartition(":")
+        out += ["--evaluator", f"{Path(where).resolve()}:{cls}" if where.endswith(".py") else spec]
     return out + [f for f in FLAGS if getattr(args, f[2:].replace("-", "_"))]
 
 

@@ -10,20 +10,14 @@ data_loader, evaluator)`` with its ``DatasetEvaluators``.
 * Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data, forward,
   post-processing and scoring apart (:mod:`panbench.evaluation.timings`); post-processing and scoring are the
   thread's seconds, so their sum with data and forward exceeding the wall time is the overlap.
-* Each scored image goes to the run's :class:`RunEvaluators` as it is made: PQ (the library's
-  :class:`~panbench.pq.accumulator.PanopticAccumulator` itself: the integer sums and the per-image results as
-  columns, for the analyses), :class:`APEvaluator` (COCO mask AP of the model's instances) and
-  :class:`SemanticEvaluator` (the pixel confusion of the model's semantic output, for its mIoU).  Each evaluator
-  takes one image (AP's and the confusion's ``image`` makes the image's share, checked, and ``add`` adds it, so that
-  an image refused by one changes none), ``merge``s the share of another process or rank (disjoint images), and is
-  the one writer of its state, which the run reads at the end.  Out of memory is survived by
+* Each scored image goes to the run's :class:`~panbench.evaluation.evaluators.RunEvaluators` as it is made (the
+  evaluator contract: PQ, AP, the semantic confusion and the user's evaluators).  Out of memory is survived by
   :func:`panbench.evaluation.runtime.forward_resilient`.
 * On the CPU, :func:`run_inference_cpu` forks processes after the model is loaded (weights shared copy-on-write),
   each with ``cores / procs`` torch threads and its own data loading; the integer sums make the metrics equal a
   single process's exactly.  Each returns its evaluators' :class:`RunPart` and its timings, which the parent adds
   up, and reports its images to the parent's :class:`Progress` bar.
 
-Over 600 lines: the loop and the evaluators it feeds are one concept, as in detectron2's ``evaluator.py``.
 """
 
 from __future__ import annotations
@@ -36,204 +30,23 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Container, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
-from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
-from panbench.analysis.semantic import SemanticConfusion
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError, PanbenchError
+from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.runtime import forward_resilient
-from panbench.evaluation.storage import PredictionWriter, StatsCache
+from panbench.evaluation.storage import PredictionWriter
 from panbench.evaluation.timings import Timings
 from panbench.models.protocol import DeferredFusion
-from panbench.pq.accumulator import PanopticAccumulator
-from panbench.pq.evaluator import score_pair
-from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
-from panbench.pq.result import ImageResult, reorder_columns
 from panbench.pq.threads import ALIVE_CHECK_S, STOP_S, join_while_alive
 from panbench.robustness.pipeline import CorruptedPipeline
-
-
-@dataclass(frozen=True)
-class APImage:
-    """One image's share of AP: its COCO id, size (height, width), converted ground truth and predictions."""
-
-    image_id: int
-    size: tuple[int, int]
-    gt: list[dict[str, Any]]
-    instances: Instances
-
-    def to_json(self) -> dict[str, Any]:
-        inst = self.instances
-        return {"image_id": self.image_id, "size": list(self.size), "gt": self.gt,
-                "dt": {"rles": inst.rles, "scores": inst.scores.tolist(), "category_ids": inst.category_ids.tolist()}}
-
-    @staticmethod
-    def from_json(a: dict[str, Any]) -> APImage:
-        dt = a["dt"]
-        return APImage(int(a["image_id"]), (int(a["size"][0]), int(a["size"][1])), a["gt"],
-                       Instances(dt["rles"], dt["scores"], dt["category_ids"]))
-
-
-@dataclass(frozen=True)
-class ConfusionImage:
-    """One image's semantic confusion, sparse: the flat cells of the (C + 1) x (C + 1) matrix and their pixels."""
-
-    cells: np.ndarray
-    pixels: np.ndarray
-
-    def to_json(self) -> dict[str, Any]:
-        return {"idx": self.cells.tolist(), "n": self.pixels.tolist()}
-
-    @staticmethod
-    def from_json(s: dict[str, Any]) -> ConfusionImage:
-        return ConfusionImage(np.asarray(s["idx"], np.int64), np.asarray(s["n"], np.int64))
-
-
-class APEvaluator:
-    """COCO mask AP of the thing categories from the model's instances."""
-
-    def __init__(self, categories: CategoryTable) -> None:
-        self.accumulator = APAccumulator.for_table(categories)
-
-    def image(self, index: int, image_id: Any, gt_ids: np.ndarray, gt_segments: list[dict[str, Any]],
-              instances: Instances | None) -> APImage:
-        """The share of image ``index`` (what :meth:`add` adds and the resume cache keeps); changes nothing."""
-        h, w = np.shape(gt_ids)[:2]
-        # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
-        coco_id = int(image_id) if isinstance(image_id, (int, np.integer)) else index + 1
-        if coco_id in self.accumulator.images:
-            raise PanbenchError(f"internal: image {coco_id} scored twice for AP; please report")
-        return APImage(coco_id, (int(h), int(w)), gt_annotations(coco_id, gt_ids, gt_segments,
-                                                                 self.accumulator.thing_ids),
-                       instances if instances is not None else Instances.empty())
-
-    def add(self, one: APImage) -> None:
-        self.accumulator.add(one.image_id, one.size, one.gt, one.instances)
-
-    def merge(self, other: APEvaluator) -> None:
-        self.accumulator = self.accumulator + other.accumulator
-
-
-class SemanticEvaluator:
-    """The pixel confusion of the model's semantic output (images without one add nothing)."""
-
-    def __init__(self, categories: CategoryTable) -> None:
-        self.confusion = SemanticConfusion([int(c) for c in categories.ids])
-
-    def image(self, gt_ids: np.ndarray, gt_segments: list[dict[str, Any]],
-              semantic: np.ndarray | None) -> ConfusionImage | None:
-        """The image's confusion, sparse (what :meth:`add` adds and the resume cache keeps), or None without a
-        semantic map; changes nothing."""
-        if semantic is None:
-            return None
-        one = SemanticConfusion(self.confusion.category_ids)
-        one.add_image(gt_ids, gt_segments, semantic)
-        flat = one.conf.ravel()
-        cells = np.flatnonzero(flat)
-        return ConfusionImage(cells.astype(np.int64), flat[cells])
-
-    def add(self, one: ConfusionImage) -> None:
-        np.add.at(self.confusion.conf.reshape(-1), one.cells, one.pixels)
-        self.confusion.n_images += 1
-
-    def merge(self, other: SemanticEvaluator) -> None:
-        self.confusion = self.confusion + other.confusion
-
-
-@dataclass(frozen=True)
-class RunPart:
-    """What one process or rank adds to a run (picklable): its evaluators' states."""
-
-    pq: PanopticAccumulator
-    ap: APEvaluator | None
-    semantic: SemanticEvaluator
-
-
-class RunEvaluators:
-    """The evaluators of one run (or of one process's share): PQ always, AP with ``ap``, the semantic confusion
-    (filled when the model gives a semantic map); with ``cache``, each image is written through to the resume cache
-    (:class:`~panbench.evaluation.storage.StatsCache`: the one place its AP data and confusion become JSON) and
-    :meth:`resume` takes images back from it."""
-
-    def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
-                 cache: StatsCache | None = None, ap: bool = False) -> None:
-        self.categories, self.boundary, self.strict = categories, boundary, strict
-        self.pq = PanopticAccumulator(categories, keep_images=True, boundary=boundary)
-        self.ap = APEvaluator(categories) if ap else None
-        self.semantic = SemanticEvaluator(categories)
-        self.cache = cache
-
-    def empty(self) -> RunEvaluators:
-        """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
-        return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None)
-
-    def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
-              where: str, image_id: Any = 0, instances: Instances | None = None,
-              semantic: np.ndarray | None = None) -> ImageResult:
-        """Score image ``index`` (COCO id ``image_id``) and hand it to every evaluator: ``instances`` to AP (when on),
-        ``semantic`` (a map of category ids) to the confusion.  Returns its result; bad input raises first."""
-        result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict, self.boundary)
-        ap = self.ap.image(index, image_id, gt_ids, gt_segs, instances) if self.ap is not None else None
-        confusion = self.semantic.image(gt_ids, gt_segs, semantic)  # both made (and checked) first
-        self.pq.add(result, index)
-        if self.ap is not None and ap is not None:
-            self.ap.add(ap)
-        if confusion is not None:
-            self.semantic.add(confusion)
-        if self.cache is not None:  # its result, and its AP share and confusion as JSON
-            extra = {**({"ap": ap.to_json()} if ap is not None else {}),
-                     **({"sem": confusion.to_json()} if confusion is not None else {})}
-            self.cache.add(index, result, extra or None)
-        return result
-
-    def resume(self, indices: Iterable[int], rerun: Container[int]) -> frozenset[int]:
-        """Take the images of ``indices`` that the cache holds and ``rerun`` lacks; returns them (need not run)."""
-        if self.cache is None:
-            return frozenset()
-        cached = self.cache.load()
-        where = cached.positions()
-        taken = [i for i in indices if i in where and i not in rerun  # AP on: only images with their AP data
-                 and (self.ap is None or "ap" in (cached.extras[where[i]] or {}))]
-        if not taken:
-            return frozenset()
-        pos = np.array([where[i] for i in taken], np.int64)
-        self.pq.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
-        for k in pos.tolist():
-            extra = cached.extras[k] or {}
-            if self.ap is not None:
-                self.ap.add(APImage.from_json(extra["ap"]))
-            if "sem" in extra:
-                self.semantic.add(ConfusionImage.from_json(extra["sem"]))
-        return frozenset(taken)
-
-    def flush(self) -> None:
-        if self.cache is not None:
-            self.cache.flush()
-
-    def part(self) -> RunPart:
-        """What these evaluators hold, to cross to another process or rank (:meth:`reduce` takes it)."""
-        return RunPart(self.pq, self.ap, self.semantic)
-
-    def reduce(self, parts: Iterable[RunPart]) -> None:
-        """Add the parts of the other processes or ranks (disjoint images)."""
-        for p in parts:
-            self.pq.merge(p.pq)
-            if self.ap is not None and p.ap is not None:
-                self.ap.merge(p.ap)
-            self.semantic.merge(p.semantic)
-
-    def evaluate(self) -> dict[str, Any]:
-        """The PQ metrics of the images held: the nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
-        return self.pq.evaluate()
 
 
 class Progress:
@@ -635,7 +448,7 @@ def _die_with_parent(parent: int | None = None) -> None:
         os._exit(1)
 
 
-def _forked_shard(k: int) -> tuple[RunPart, Timings]:
+def _forked_shard(k: int) -> tuple[list[Any], Timings]:
     """Body of a forked process: score shard ``k`` with the model inherited from the parent into evaluators
     of its own (this process's images only); returns what they hold and the timings."""
     import torch

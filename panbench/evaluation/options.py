@@ -49,6 +49,9 @@ class EvalOptions:
     fusion: str = "panbench"  # the model's own panoptic fusion: panbench's vectorized one, or mmdet's
     flops_images: int = 1  # images of the GFLOPs pass (panbench.evaluation.flops); 0: none
     ap: bool = True  # COCO mask AP beside PQ where the model gives instances (--no-ap: off); part of the key
+    # the user's evaluators (--evaluator): module:Class, path/to/file.py:Class, classes or instances
+    # (panbench.evaluation.evaluators); not part of the key: the cache keeps each one's shares by name@version
+    evaluators: tuple[Any, ...] = ()
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -80,7 +83,17 @@ class EvalOptions:
             fusion=given("fusion", cls.fusion), flops_images=given("flops_images", cls.flops_images),
             ap=not given("no_ap", not cls.ap), diagnosis=not given("no_diagnosis", not cls.diagnosis),
             corruption=corruption_of(given("corruption"), given("severity")),
+            evaluators=checked_evaluators(given("evaluator", ())),
         )
+
+
+def checked_evaluators(specs: Any) -> tuple[Any, ...]:
+    """``specs`` (``--evaluator``), each loaded once to refuse what cannot be, before any model loads."""
+    from panbench.evaluation.evaluators import check_names, load_evaluator
+
+    specs = tuple(specs or ())
+    check_names([load_evaluator(s) for s in specs])
+    return specs
 
 
 def _cuda_visible() -> bool:

@@ -28,7 +28,7 @@ from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import implementation
 
 if TYPE_CHECKING:
-    from panbench.evaluation.inference import RunEvaluators
+    from panbench.evaluation.evaluators import RunEvaluators
     from panbench.evaluation.storage import PredictionWriter
 
 OWN_WEIGHTS = "own checkpoint (--checkpoint): the published numbers are of other weights"

@@ -3,7 +3,7 @@
 :func:`evaluate_model` reads as the four steps of one :class:`Run`, the owner of the run's state: load (the
 model, the device and the ranks of :mod:`~panbench.evaluation.runtime`, the cache key), infer (through
 :mod:`~panbench.evaluation.inference`, in one process or forked CPU processes, into the run's
-:class:`~panbench.evaluation.inference.RunEvaluators`, resumed from and written through to the cache of
+:class:`~panbench.evaluation.evaluators.RunEvaluators`, resumed from and written through to the cache of
 :mod:`~panbench.evaluation.storage`, reduced over the ranks), conclude (metrics, analyses, FLOPs, speed)
 and record (:mod:`panbench.records`, with the fields of :mod:`~panbench.evaluation.record_fields`).
 """
@@ -24,10 +24,10 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
+from panbench.evaluation.evaluators import RunEvaluators, load_evaluator
 from panbench.evaluation.flops import run_gflops
 from panbench.evaluation.inference import (
     Progress,
-    RunEvaluators,
     Shard,
     cpu_procs_for,
     run_inference,
@@ -97,14 +97,19 @@ class Run:
         runtime.barrier()
         cache = storage.StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
         self.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
-                              ap=opts.ap and self.lm.family.instance_source is not None)
+                                        ap=opts.ap and self.lm.family.instance_source is not None,
+                                        extra=[load_evaluator(e) for e in opts.evaluators])
         indices = list(range(rank, len(self.dataset.samples), self.world))
         writer = self.writer  # a cached image whose prediction is to be saved and is not runs again
         rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
-        done = self.evaluators.resume(indices, rerun)
+        done, lacking = self.evaluators.resume(indices, rerun)
         if done and rank == 0:
             print(f"resuming {self.spec.name}: {len(done)} of {len(indices)} images already scored "
                   f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
+        if lacking and rank == 0:
+            said = ", ".join(f"{k} ({n} images)" for k, n in lacking.items())
+            print(f"resuming {self.spec.name}: the cache holds no share of {said} (an evaluator or version it "
+                  "was not made with): they run again", file=sys.stderr)
         elif opts.resume and rank == 0 and (old := storage.older_format(self.run_dir, self.key_parts)) is not None:
             print(f"note: {old}: cached by an older panbench (another cache format), not read; {self.spec.name} "
                   "runs every image again", file=sys.stderr)
@@ -203,6 +208,7 @@ class Run:
             **record_fields.corruption_fields(opts), **self.analyses,
             **record_fields.ap_miou_fields(self.evaluators, self.lm.family.instance_source, res),
             **({"diagnosis": [f.to_json() for f in found]} if found else {}),
+            **({"evaluators": fields} if (fields := self.evaluators.fields()) is not None else {}),
         )
         if self.rank == 0 and self.unsaved is not None and self.writer is not None:
             raise storage.unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))

@@ -139,7 +139,15 @@ def _metric_columns(r: RunRecord) -> dict[str, Any]:
                 "images_per_s": measured_speed(r), "device": r.device,
                 "images_per_s_shared": speed_shared(r) and measured_speed(r) is not None,  # a '~' to write
                 "params_M": r.params / 1e6 if r.params else None, "GFLOPs": gflops(r)})
+    row.update(evaluator_columns(r))
     return row
+
+
+def evaluator_columns(r: RunRecord) -> dict[str, Any]:
+    """The user's evaluators' fields (``--evaluator``), a column ``Name.field`` for each number or text (a list or
+    an object stays in the record)."""
+    return {f"{name}.{k}": v for name, fields in (r.evaluators or {}).items() for k, v in fields.items()
+            if isinstance(v, (int, float, str)) or v is None}
 
 
 def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:

@@ -22,13 +22,16 @@ PY = sys.executable
 VENV_BIN = Path(sys.executable).parent
 LIMIT = 10  # MIN_IMAGES: the runs get intervals
 FIELDS = ("metrics", "per_class", *analysis_fields(boundary=True))
-EVAL_FIELDS = ("ap", "ap_source", "miou", "miou_source")  # eval's only: AP (the instance output) and mIoU's source
+# eval's only: AP (the instance output), mIoU's source, and the fields of the user's evaluator every run adds
+# (examples/evaluators/image_count.py: it runs in each forked process and rank, and resumes from the cache)
+EVAL_FIELDS = ("ap", "ap_source", "miou", "miou_source", "evaluators")
+IMAGE_COUNT = f"{REPO_ROOT / 'examples' / 'evaluators' / 'image_count.py'}:ImageCount"
 
 
 def eval_args(demo_root: Path, results: Path, *extra: str) -> list[str]:
     return ["eval", "--model", "mask2former", "--dataset", "demo", "--data-root", str(demo_root), "--results",
             str(results), "--workers", "0", "--no-progress", "--device", "cpu", "--limit", str(LIMIT), "--boundary",
-            *extra]
+            "--evaluator", IMAGE_COUNT, *extra]
 
 
 def run(args: list[str], torchrun: bool = False) -> subprocess.CompletedProcess:
@@ -145,3 +148,11 @@ def test_torchrun_two_ranks_give_the_same_analyses(one_process, demo_root, tmp_p
     assert r.returncode == 0, r.stderr[-2000:]
     assert record(tmp_path)["world_size"] == 2 and len(list((tmp_path / "runs").glob("*.json"))) == 1
     same_run(tmp_path, one_process)
+
+
+def test_the_users_evaluator_sees_every_image_once(one_process, demo_root) -> None:
+    from panbench.data.datasets import load_dataset
+
+    ds = load_dataset(demo_root, name="demo", limit=LIMIT)
+    segments = sum(len(s.gt_ann["segments_info"]) for s in ds.samples)
+    assert record(one_process)["evaluators"] == {"ImageCount": {"images": LIMIT, "gt_segments": segments}}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from panbench.evaluation.inference import RunEvaluators
+from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.storage import StatsCache
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
 from panbench.pq.result import (
@@ -72,7 +72,7 @@ def test_resumed_evaluators_count_each_image_once(tmp_path) -> None:
     _score(first, range(N))
     first.flush()
     again = RunEvaluators(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
-    done = again.resume(range(N), rerun={2, 5})  # two images run again (their predictions are to be saved)
+    done, _ = again.resume(range(N), rerun={2, 5})  # two images run again (their predictions are to be saved)
     assert done == frozenset(range(N)) - {2, 5}
     _score(again, [2, 5])
     _same(again, whole)
@@ -83,7 +83,7 @@ def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) 
     _score(ev, range(N))
     ev.flush()
     cached = StatsCache(tmp_path).load()
-    assert sorted(cached.indices.tolist()) == list(range(N)) and cached.extras == [None] * N
+    assert sorted(cached.indices.tolist()) == list(range(N)) and cached.extras == [{"SemanticConfusion@1": None}] * N
     held = results_from_columns(ev.pq.dense_columns(N), N)
     back_all = results_from_columns(cached.columns, N)
     for i, result in zip(cached.indices.tolist(), back_all):

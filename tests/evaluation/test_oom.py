@@ -173,7 +173,8 @@ def test_retry_after_a_real_allocation_failure_finds_the_memory_freed(tmp_path) 
 def test_forked_cpu_processes_keep_every_process_oom_split_count(monkeypatch) -> None:
     """Each forked process's OOM splits reach the run's total (one merge rule for processes and ranks)."""
     from panbench.evaluation import inference as cpu_procs
-    from panbench.evaluation.inference import RunEvaluators, Shard
+    from panbench.evaluation.evaluators import RunEvaluators
+    from panbench.evaluation.inference import Shard
     from panbench.evaluation.options import EvalOptions
 
     def fake_inference(lm, dataset, evaluators, shard, progress=None) -> Timings:  # one split, one timed image each

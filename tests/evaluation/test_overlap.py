@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from panbench.data.datasets import load_dataset
-from panbench.evaluation.inference import RunEvaluators, Shard, run_inference
+from panbench.evaluation.evaluators import RunEvaluators
+from panbench.evaluation.inference import Shard, run_inference
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.models.protocol import DeferredFusion, PanopticModel, Weights

@@ -1,0 +1,394 @@
+"""The evaluator contract of a run, as detectron2's ``DatasetEvaluator``, with shares that add exactly.
+
+An evaluator (:class:`Evaluator`) is the one writer of its state:
+
+* ``reset()`` empties it;
+* ``process(image)`` reads one scored image (:class:`ImageData`: the ground truth, the prediction, its PQ result,
+  the model's instances and semantic map) and returns the image's *share*, changing nothing;
+* ``add(share)`` adds a share: one just made, or one read back from the resume cache (where it is kept as JSON);
+* ``merge(other)`` adds the state of the same evaluator in another process or rank (disjoint images);
+* ``evaluate()`` gives its fields: for an evaluator of the user's, a JSON object under its ``name`` in the
+  record's ``evaluators`` field.
+
+``name`` (default: the class's name) keys its fields and its shares in the resume cache, with ``version`` (default
+``"1"``): a cache made without an evaluator, or with another version of it, runs the images again for it.
+
+:class:`RunEvaluators` is the list of one run: PQ (:class:`~panbench.pq.accumulator.PanopticAccumulator`, whose
+shares the cache keeps as columns), AP with ``ap``, the semantic confusion, then the user's evaluators
+(``--evaluator``, :func:`load_evaluator`).  Every image goes through all of them: every share is made first, so an
+image that one refuses changes none, then each is added and the image written through to the cache.  The runner,
+the cache, the forked processes and the ranks see only the list.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
+from panbench.analysis.semantic import SemanticConfusion
+from panbench.errors import PanbenchError
+from panbench.evaluation.storage import StatsCache
+from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
+from panbench.pq.matching import CategoryTable
+from panbench.pq.result import ImageResult, reorder_columns
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """One scored image, as every evaluator reads it: its position in the dataset (``index``), COCO id, the
+    dataset's categories, the ground truth and the prediction (id maps and segments), the prediction's PQ result,
+    and the model's instances (with AP on) and semantic map (category ids), None when the run has none."""
+
+    index: int
+    image_id: Any
+    categories: CategoryTable
+    gt_ids: np.ndarray
+    gt_segments: list[dict[str, Any]]
+    pred_ids: np.ndarray
+    pred_segments: list[dict[str, Any]]
+    result: ImageResult
+    instances: Instances | None = None
+    semantic: np.ndarray | None = None
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """What an evaluator of a run does (module docstring); ``name`` and ``version`` are optional attributes."""
+
+    def reset(self) -> None: ...
+
+    def process(self, image: ImageData) -> Any: ...
+
+    def add(self, share: Any) -> None: ...
+
+    def merge(self, other: Any) -> None: ...
+
+    def evaluate(self) -> dict[str, Any]: ...
+
+
+def name_of(ev: Any) -> str:
+    """An evaluator's name: its ``name`` attribute, else its class's."""
+    return str(getattr(ev, "name", None) or type(ev).__name__)
+
+
+def cache_key_of(ev: Any) -> str:
+    """Where the resume cache keeps an evaluator's shares: ``name@version``."""
+    return f"{name_of(ev)}@{getattr(ev, 'version', None) or '1'}"
+
+
+@dataclass(frozen=True)
+class APImage:
+    """One image's share of AP: its COCO id, size (height, width), converted ground truth and predictions."""
+
+    image_id: int
+    size: tuple[int, int]
+    gt: list[dict[str, Any]]
+    instances: Instances
+
+    def to_json(self) -> dict[str, Any]:
+        inst = self.instances
+        return {"image_id": self.image_id, "size": list(self.size), "gt": self.gt,
+                "dt": {"rles": inst.rles, "scores": inst.scores.tolist(), "category_ids": inst.category_ids.tolist()}}
+
+    @staticmethod
+    def from_json(a: dict[str, Any]) -> APImage:
+        dt = a["dt"]
+        return APImage(int(a["image_id"]), (int(a["size"][0]), int(a["size"][1])), a["gt"],
+                       Instances(dt["rles"], dt["scores"], dt["category_ids"]))
+
+
+@dataclass(frozen=True)
+class ConfusionImage:
+    """One image's semantic confusion, sparse: the flat cells of the (C + 1) x (C + 1) matrix and their pixels."""
+
+    cells: np.ndarray
+    pixels: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        return {"idx": self.cells.tolist(), "n": self.pixels.tolist()}
+
+    @staticmethod
+    def from_json(s: dict[str, Any]) -> ConfusionImage:
+        return ConfusionImage(np.asarray(s["idx"], np.int64), np.asarray(s["n"], np.int64))
+
+
+class APEvaluator:
+    """COCO mask AP of the thing categories from the model's instances (the record's ``ap``)."""
+
+    name, version = "AP", "1"
+
+    def __init__(self, categories: CategoryTable) -> None:
+        self.categories = categories
+        self.reset()
+
+    def reset(self) -> None:
+        self.accumulator = APAccumulator.for_table(self.categories)
+
+    def process(self, image: ImageData) -> APImage:
+        h, w = np.shape(image.gt_ids)[:2]
+        # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
+        coco_id = int(image.image_id) if isinstance(image.image_id, (int, np.integer)) else image.index + 1
+        if coco_id in self.accumulator.images:
+            raise PanbenchError(f"internal: image {coco_id} scored twice for AP; please report")
+        return APImage(coco_id, (int(h), int(w)), gt_annotations(coco_id, image.gt_ids, image.gt_segments,
+                                                                 self.accumulator.thing_ids),
+                       image.instances if image.instances is not None else Instances.empty())
+
+    def add(self, share: APImage) -> None:
+        self.accumulator.add(share.image_id, share.size, share.gt, share.instances)
+
+    def merge(self, other: APEvaluator) -> None:
+        self.accumulator = self.accumulator + other.accumulator
+
+    def evaluate(self) -> dict[str, Any]:
+        return {}  # the record's ap fields (record_fields.ap_fields read the accumulator and the model's source)
+
+    encode, decode = staticmethod(APImage.to_json), staticmethod(APImage.from_json)
+
+
+class SemanticEvaluator:
+    """The pixel confusion of the model's semantic output (an image without one adds nothing): the record's mIoU."""
+
+    name, version = "SemanticConfusion", "1"
+
+    def __init__(self, categories: CategoryTable) -> None:
+        self.categories = categories
+        self.reset()
+
+    def reset(self) -> None:
+        self.confusion = SemanticConfusion([int(c) for c in self.categories.ids])
+
+    def process(self, image: ImageData) -> ConfusionImage | None:
+        if image.semantic is None:
+            return None
+        one = SemanticConfusion(self.confusion.category_ids)
+        one.add_image(image.gt_ids, image.gt_segments, image.semantic)
+        flat = one.conf.ravel()
+        cells = np.flatnonzero(flat)
+        return ConfusionImage(cells.astype(np.int64), flat[cells])
+
+    def add(self, share: ConfusionImage | None) -> None:
+        if share is not None:
+            np.add.at(self.confusion.conf.reshape(-1), share.cells, share.pixels)
+            self.confusion.n_images += 1
+
+    def merge(self, other: SemanticEvaluator) -> None:
+        self.confusion = self.confusion + other.confusion
+
+    def evaluate(self) -> dict[str, Any]:
+        return {}  # the record's semantic and miou fields (record_fields.miou_fields read the confusion)
+
+    @staticmethod
+    def encode(share: ConfusionImage | None) -> dict[str, Any] | None:
+        return None if share is None else share.to_json()
+
+    @staticmethod
+    def decode(j: dict[str, Any] | None) -> ConfusionImage | None:
+        return None if j is None else ConfusionImage.from_json(j)
+
+
+BUILT_IN = ("PQ", APEvaluator.name, SemanticEvaluator.name)  # names a user's evaluator cannot take
+
+
+class RunEvaluators:
+    """The evaluators of one run (or of one process's share), module docstring: PQ always, AP with ``ap``, the
+    semantic confusion, then ``extra`` (the user's); with ``cache``, each image is written through to the resume
+    cache (:class:`~panbench.evaluation.storage.StatsCache`) and :meth:`resume` takes images back from it."""
+
+    def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
+                 cache: StatsCache | None = None, ap: bool = False, extra: Sequence[Any] = ()) -> None:
+        self.categories, self.boundary, self.strict = categories, boundary, strict
+        self.pq = PanopticAccumulator(categories, keep_images=True, boundary=boundary)
+        self.ap = APEvaluator(categories) if ap else None
+        self.semantic = SemanticEvaluator(categories)
+        self.extra = list(extra)
+        check_names(self.extra)
+        self.cache = cache
+
+    @property
+    def members(self) -> list[Any]:
+        """Every evaluator but PQ, in order: AP (when on), the semantic confusion, the user's."""
+        return [*([self.ap] if self.ap is not None else []), self.semantic, *self.extra]
+
+    def empty(self) -> RunEvaluators:
+        """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
+        extra = [copy.deepcopy(ev) for ev in self.extra]
+        for ev in extra:
+            ev.reset()
+        return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None, extra)
+
+    def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
+              where: str, image_id: Any = 0, instances: Instances | None = None,
+              semantic: np.ndarray | None = None) -> ImageResult:
+        """Score image ``index`` (COCO id ``image_id``) and hand it to every evaluator.  Returns its result; bad
+        input raises before any evaluator changes."""
+        result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict, self.boundary)
+        image = ImageData(index, image_id, self.categories, gt_ids, gt_segs, pred_ids, pred_segs, result, instances,
+                          semantic)
+        members = self.members
+        shares = [ev.process(image) for ev in members]
+        encoded = [_encode(ev, s) for ev, s in zip(members, shares)]  # a share that is not JSON: refused here
+        self.pq.add(result, index)
+        for ev, s, e in zip(members, shares, encoded):
+            ev.add(s if hasattr(ev, "encode") else e)  # the user's: as it comes back from the cache
+        if self.cache is not None:
+            self.cache.add(index, result, {cache_key_of(ev): e for ev, e in zip(members, encoded)})
+        return result
+
+    def resume(self, indices: Iterable[int], rerun: Container[int]) -> tuple[frozenset[int], dict[str, int]]:
+        """Take the images of ``indices`` that the cache holds, with a share of every evaluator, and ``rerun``
+        lacks; returns them (need not run) and, for each evaluator, how many cached images lacked its share
+        (those run again)."""
+        if self.cache is None:
+            return frozenset(), {}
+        cached = self.cache.load()
+        where = cached.positions()
+        keys = [cache_key_of(ev) for ev in self.members]
+        held = [i for i in indices if i in where and i not in rerun]
+        missing = {k: sum(1 for i in held if k not in (cached.extras[where[i]] or {})) for k in keys}
+        taken = [i for i in held if all(k in (cached.extras[where[i]] or {}) for k in keys)]
+        if not taken:
+            return frozenset(), {k: n for k, n in missing.items() if n}
+        pos = np.array([where[i] for i in taken], np.int64)
+        self.pq.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
+        for ev, k in zip(self.members, keys):
+            decode = getattr(ev, "decode", None)
+            for p in pos.tolist():
+                j = cached.extras[p][k]
+                ev.add(decode(j) if decode is not None else j)
+        return frozenset(taken), {k: n for k, n in missing.items() if n}
+
+    def flush(self) -> None:
+        if self.cache is not None:
+            self.cache.flush()
+
+    def part(self) -> list[Any]:
+        """What these evaluators hold, to cross to another process or rank (:meth:`reduce` takes it)."""
+        return [self.pq, *self.members]
+
+    def reduce(self, parts: Iterable[list[Any]]) -> None:
+        """Add the parts of the other processes or ranks (disjoint images)."""
+        for p in parts:
+            self.pq.merge(p[0])
+            for mine, theirs in zip(self.members, p[1:]):
+                mine.merge(theirs)
+
+    def evaluate(self) -> dict[str, Any]:
+        """The PQ metrics of the images held: the nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
+        return self.pq.evaluate()
+
+    def fields(self) -> dict[str, dict[str, Any]] | None:
+        """The user's evaluators' fields by name (the record's ``evaluators``), None without any."""
+        if not self.extra:
+            return None
+        out = {}
+        for ev in self.extra:
+            got = ev.evaluate()
+            if not isinstance(got, dict):
+                raise PanbenchError(f"evaluator {name_of(ev)}: evaluate() returned {type(got).__name__}, not a dict "
+                                    "of fields; return {name: value}")
+            out[name_of(ev)] = json.loads(json.dumps(got, default=_plain))
+        return out
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"{type(v).__name__} is not JSON")
+
+
+def _encode(ev: Any, share: Any) -> Any:
+    """A share as the cache keeps it: the evaluator's ``encode``, else the share through JSON (refused in one line
+    when it is not JSON)."""
+    encode = getattr(ev, "encode", None)
+    if encode is not None:
+        return encode(share)
+    try:
+        return json.loads(json.dumps(share, default=_plain))
+    except (TypeError, ValueError) as e:
+        raise PanbenchError(f"evaluator {name_of(ev)}: process() returned a share that is not JSON ({e}); return "
+                            "numbers, strings, lists and dicts") from None
+
+
+def check_names(evaluators: Sequence[Any]) -> None:
+    """Refuse two evaluators of one name, or one named as a built-in."""
+    seen: set[str] = set()
+    for ev in evaluators:
+        n = name_of(ev)
+        if n in BUILT_IN:
+            raise PanbenchError(f"evaluator {n}: the name of a built-in evaluator; set the class's `name` to another")
+        if n in seen:
+            raise PanbenchError(f"evaluator {n}: given twice; give each once, or set `name` to tell them apart")
+        seen.add(n)
+
+
+_METHODS = ("reset", "process", "add", "merge", "evaluate")
+
+
+def load_evaluator(spec: str | type | Any) -> Any:
+    """A user's evaluator, reset: ``module:Class`` (importable), ``path/to/file.py:Class``, a class, or an instance.
+    A module or class that cannot be loaded, or that lacks a method of the contract, is refused in one line."""
+    if isinstance(spec, str):
+        where, _, cls_name = spec.rpartition(":")
+        if not where or not cls_name:
+            raise PanbenchError(f"--evaluator {spec}: give module:Class or path/to/file.py:Class")
+        module = _module(spec, where)
+        cls = getattr(module, cls_name, None)
+        if cls is None:
+            raise PanbenchError(f"--evaluator {spec}: {where} has no {cls_name}; name a class it defines")
+        spec = cls
+    label = spec if isinstance(spec, str) else getattr(spec, "__name__", type(spec).__name__)
+    if isinstance(spec, type):
+        try:
+            ev = spec()
+        except Exception as e:  # noqa: BLE001 - the user's code: its words, in one line
+            raise PanbenchError(f"evaluator {label}: {label}() failed ({type(e).__name__}: {e}); it must build with "
+                                "no arguments") from None
+    else:
+        ev = spec
+    lacking = [m for m in _METHODS if not callable(getattr(ev, m, None))]
+    if lacking:
+        raise PanbenchError(f"evaluator {name_of(ev)}: lacks {', '.join(lacking)}; an evaluator defines "
+                            f"{', '.join(_METHODS)} (docs/api.md#your-own-evaluator)")
+    ev.reset()
+    return ev
+
+
+def _module(spec: str, where: str) -> Any:
+    if where.endswith(".py"):
+        path = Path(where).expanduser().resolve()
+        if not path.is_file():
+            raise PanbenchError(f"--evaluator {spec}: {where} not found; give the path of a Python file")
+        name = "panbench_user_evaluator_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]  # the same in every rank
+        if name in sys.modules:
+            return sys.modules[name]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module  # its classes pickle by this name (forked processes, ranks)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as e:  # noqa: BLE001
+            del sys.modules[name]
+            raise PanbenchError(f"--evaluator {spec}: {where} failed to import ({type(e).__name__}: {e}); fix the "
+                                "file") from None
+        return module
+    try:
+        return importlib.import_module(where)
+    except Exception as e:  # noqa: BLE001
+        raise PanbenchError(f"--evaluator {spec}: module {where} cannot be imported ({type(e).__name__}: {e}); "
+                            "check the name, or give path/to/file.py:Class") from None

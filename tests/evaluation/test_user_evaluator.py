@@ -1,0 +1,139 @@
+"""``--evaluator``: a user's evaluator refused in one line before any model loads when it cannot be loaded or breaks
+the contract; its fields in the record and the table; a cache made without it runs the images again for it; a run
+killed part-way resumes to the numbers of one that was not (forked processes, torchrun ranks and a resume from
+chunks: tests/evaluation/test_eval_analysis.py, whose runs all add the example evaluator)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from panbench import REPO_ROOT
+from panbench.cli import main
+from panbench.errors import PanbenchError
+from panbench.evaluation.evaluators import RunEvaluators, load_evaluator
+from panbench.pq.matching import CategoryTable
+
+EXAMPLE = REPO_ROOT / "examples" / "evaluators" / "image_count.py"
+LIMIT = 8
+
+
+def _args(demo_root: Path, results: Path, *extra: str) -> list[str]:
+    return ["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root), "--results",
+            str(results), "--workers", "0", "--no-progress", "--device", "cpu", "--cpu-procs", "1", "--no-ap",
+            "--flops-images", "0", "--limit", str(LIMIT), *extra]
+
+
+def _record(results: Path) -> dict:
+    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+
+
+BROKEN = {
+    "no_method.py": "class E:\n    def reset(self): pass\n    def process(self, image): return 1\n",
+    "fails.py": "raise RuntimeError('boom')\n",
+    "bad_init.py": "class E:\n    def __init__(self, x): pass\n",
+}
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("nosuchmodule_xyz:E", "module nosuchmodule_xyz cannot be imported"),
+    ("{dir}/missing.py:E", "missing.py not found"),
+    ("{dir}/no_method.py:Other", "has no Other"),
+    ("{dir}/no_method.py:E", "lacks add, merge, evaluate"),
+    ("{dir}/fails.py:E", "failed to import (RuntimeError: boom)"),
+    ("{dir}/bad_init.py:E", "E() failed (TypeError"),
+    ("just_a_module", "give module:Class"),
+])
+def test_an_evaluator_that_cannot_be_loaded_is_refused_in_one_line_before_any_model(
+        spec: str, words: str, demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, text in BROKEN.items():
+        (tmp_path / name).write_text(text)
+    from panbench.evaluation import run
+
+    monkeypatch.setattr(run, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
+    capsys.readouterr()
+    assert main(_args(demo_root, tmp_path / "res", "--evaluator", spec.format(dir=tmp_path))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0] and err[0].startswith("panbench: error: "), err
+
+
+def test_two_evaluators_of_one_name_or_a_built_in_name_are_refused() -> None:
+    class AP:  # the built-in's name
+        def reset(self): ...
+        def process(self, image): ...
+        def add(self, share): ...
+        def merge(self, other): ...
+        def evaluate(self): return {}
+
+    cats = CategoryTable([1], ["a"], [True])
+    with pytest.raises(PanbenchError, match="the name of a built-in evaluator"):
+        RunEvaluators(cats, extra=[load_evaluator(AP)])
+    with pytest.raises(PanbenchError, match="given twice"):
+        RunEvaluators(cats, extra=[load_evaluator(f"{EXAMPLE}:ImageCount"), load_evaluator(f"{EXAMPLE}:ImageCount")])
+
+
+def test_a_share_that_is_not_json_is_refused_in_one_line(demo_root: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "obj.py").write_text(EXAMPLE.read_text().replace('return {"gt_segments": len(image.gt_segments)}',
+                                                                 "return object()"))
+    capsys.readouterr()
+    assert main(_args(demo_root, tmp_path / "res", "--evaluator", f"{tmp_path / 'obj.py'}:ImageCount")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "evaluator ImageCount: process() returned a share that is not JSON" in err[-1], err
+
+
+def test_its_fields_go_into_the_record_and_the_tables_every_column(demo_root: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_args(demo_root, tmp_path, "--evaluator", f"{EXAMPLE}:ImageCount")) == 0
+    fields = _record(tmp_path)["evaluators"]["ImageCount"]
+    assert fields["images"] == LIMIT and fields["gt_segments"] > LIMIT
+    capsys.readouterr()
+    assert main(["table", "--results", str(tmp_path), "--all-columns", "--format", "csv"]) == 0
+    head, row = list(csv.reader(io.StringIO(capsys.readouterr().out)))[:2]
+    at = dict(zip(head, row))
+    assert at["ImageCount.images"] == str(LIMIT) and at["ImageCount.gt_segments"] == str(fields["gt_segments"])
+
+
+def test_a_cache_made_without_it_runs_the_images_again_for_it(demo_root: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_args(demo_root, tmp_path)) == 0
+    without = _record(tmp_path)
+    capsys.readouterr()
+    assert main(_args(demo_root, tmp_path, "--evaluator", f"{EXAMPLE}:ImageCount")) == 0
+    err = capsys.readouterr().err
+    assert f"no share of ImageCount@1 ({LIMIT} images" in err, err
+    rec = _record(tmp_path)
+    assert rec["evaluators"]["ImageCount"]["images"] == LIMIT and rec["metrics"] == without["metrics"]
+
+
+@pytest.mark.slow
+def test_a_run_killed_part_way_resumes_to_the_same_fields(demo_root: Path, tmp_path: Path) -> None:
+    """A real SIGKILL once the cache holds some images (a chunk per image), then a resume."""
+    whole = tmp_path / "whole"
+    assert main(_args(demo_root, whole, "--evaluator", f"{EXAMPLE}:ImageCount")) == 0
+    killed = tmp_path / "killed"
+    args = _args(demo_root, killed, "--evaluator", f"{EXAMPLE}:ImageCount", "--cache-every", "1")
+    p = subprocess.Popen([sys.executable, "-m", "panbench", *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while len(list(killed.glob("cache/*/chunk-*.npz"))) < 2 and p.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    held = len(list(killed.glob("cache/*/chunk-*.npz")))
+    assert 2 <= held < LIMIT, held  # killed part-way
+    r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "already scored" in r.stderr, r.stderr
+    a, b = _record(whole), _record(killed)
+    assert a["evaluators"] == b["evaluators"] and a["metrics"] == b["metrics"] and a["per_class"] == b["per_class"]
