@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "of the thing classes against the ground truth converted from the panoptic PNGs")
 
     titles = "; ".join(a.title.replace("%", "%%") for a in ANALYSES)
+    p.add_argument("--evaluator", action="append", metavar="MODULE:CLASS", help="add your own evaluator: "
+                   "module:Class or path/to/file.py:Class (repeatable; a pass of its own over the PNGs; "
+                   "docs/api.md#your-own-evaluator)")
     p.add_argument("--no-analysis", action="store_true",
                    help=f"PQ only, none of the analyses ({titles}; the baseline of scripts/bench_pq.py)")
     # no reference cycles: the JSON, the arrays and the analyses' numbers (main() pauses the cyclic collector,
@@ -80,6 +83,11 @@ def _scored(args: argparse.Namespace) -> int:
         from panbench.analysis.ap_files import score_instances
 
         fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
+    if args.evaluator:
+        from panbench.evaluation.evaluators import evaluate_files
+
+        fields["evaluators"] = evaluate_files(args.evaluator, args.gt_json, args.gt_dir, args.pred_json,
+                                              args.pred_dir, strict=args.strict)
     seconds = time.perf_counter() - t  # the scoring's, without a finding's second pass
     if findings := _diagnosis(args, res.pop("diagnosis", [])):
         fields["diagnosis"] = [f.to_json() for f in findings]
@@ -120,6 +128,10 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.dataset_name is not None and not args.name:
         raise InputError(f"--dataset-name {args.dataset_name} files the record of --name: add --name SYSTEM to "
                          "store a record, or leave out --dataset-name")
+    if args.evaluator:  # refused in one line before any image is read
+        from panbench.evaluation.evaluators import check_names, load_evaluator
+
+        check_names([load_evaluator(e) for e in args.evaluator])
     if args.no_analysis and args.boundary:
         raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
     if args.per_image:
@@ -214,7 +226,7 @@ def _per_image(args: argparse.Namespace, aset: Any) -> None:  # without aset: it
 
 
 def _text(res: dict[str, object], fields: dict[str, object]) -> str:  # PQ's table, the analyses, the mask AP
-    from panbench.reporting.text import diagnosis_lines, format_analyses, format_metrics
+    from panbench.reporting.text import diagnosis_lines, evaluator_lines, format_analyses, format_metrics
 
     analyses = format_analyses({**fields, "n_images": res["n_images"]})
     lines = [format_metrics(res, f"{res['n_images']} images"), *analyses]
@@ -222,5 +234,6 @@ def _text(res: dict[str, object], fields: dict[str, object]) -> str:  # PQ's tab
         from panbench.analysis.ap import ap_line
 
         lines.append(ap_line(fields["ap"]))  # type: ignore[arg-type]
+    lines += evaluator_lines(fields.get("evaluators"))  # type: ignore[arg-type]
     lines += diagnosis_lines(fields.get("diagnosis", []))  # type: ignore[arg-type]
     return "\n".join(lines)

@@ -392,3 +392,19 @@ def _module(spec: str, where: str) -> Any:
     except Exception as e:  # noqa: BLE001
         raise PanbenchError(f"--evaluator {spec}: module {where} cannot be imported ({type(e).__name__}: {e}); "
                             "check the name, or give path/to/file.py:Class") from None
+
+
+def evaluate_files(specs: Sequence[Any], gt_json: str | Path, gt_dir: str | Path, pred_json: str | Path,
+                   pred_dir: str | Path, strict: bool = False) -> dict[str, dict[str, Any]] | None:
+    """``score --evaluator``: the user's evaluators over the image pairs of COCO panoptic files, each image's
+    :class:`ImageData` without model outputs (no instances, no semantic map); a pass of its own over the PNGs
+    after the scoring's (the maps of one image are valid while it is processed: an evaluator keeping one copies
+    it).  Their fields by name (:meth:`RunEvaluators.fields`)."""
+    from panbench.pq.score import load_pairs, read_pair
+
+    cats, pairs = load_pairs(gt_json, pred_json)
+    evaluators = RunEvaluators(cats, strict=strict, extra=[load_evaluator(s) for s in specs])
+    for k, pair in enumerate(pairs):
+        gt_ids, gt_segs, pred_ids, pred_segs, where = read_pair(Path(gt_dir), Path(pred_dir), pair)
+        evaluators.score(k, gt_ids, gt_segs, pred_ids, pred_segs, where, pair[0]["image_id"])
+    return evaluators.fields()

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from panbench.analyses import ANALYSES, function
+from panbench.analyses import ANALYSES
 from panbench.analysis.ap import ap_line
 from panbench.records.rows import (
     MIN_TIMED_IMAGES,
@@ -21,6 +21,7 @@ from panbench.records.rows import (
     measured_speed,
     speed_shared,
 )
+from panbench.reporting.analysis_views import text_of
 from panbench.reporting.labels import images, settings
 
 if TYPE_CHECKING:  # annotations only: score's terminal output never loads the schema
@@ -71,7 +72,8 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
         if (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
             lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
-    lines += ["  " + line for line in format_analyses(rec) + diagnosis_lines(rec.diagnosis or [])]
+    lines += ["  " + line for line in format_analyses(rec) + evaluator_lines(rec.evaluators)
+              + diagnosis_lines(rec.diagnosis or [])]
     if saved := (rec.provenance or {}).get("predictions"):  # --save-predictions: where they went
         lines.append(f"  predictions: {saved['json']} and {saved['dir']}/ (COCO panoptic format)")
     if rec.record is not None:  # a written record (a command prints the numbers before it writes it)
@@ -91,7 +93,7 @@ def format_analyses(res: Mapping[str, Any]) -> list[str]:
     inline: list[str] = []
     at = None  # where the inline line goes
     for a in ANALYSES:
-        got = function(a.text)(res)
+        got = text_of[a.key](res)
         if a.inline:
             at = len(lines) if at is None else at
             inline += got
@@ -174,6 +176,17 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
 
 def _diff(v: dict[str, Any]) -> float | None:
     return None if v["a"] is None or v["b"] is None else v["b"] - v["a"]
+
+
+def evaluator_lines(evaluators: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
+    """A line per evaluator of the user's (``--evaluator``): its name and fields (``evaluators`` of a record or of
+    ``score --json``)."""
+    return [f"{name}: " + ", ".join(f"{k} {_field(v)}" for k, v in fields.items())
+            for name, fields in (evaluators or {}).items()]
+
+
+def _field(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def diagnosis_lines(findings: list[dict[str, Any]]) -> list[str]:

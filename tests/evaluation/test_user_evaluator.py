@@ -137,3 +137,40 @@ def test_a_run_killed_part_way_resumes_to_the_same_fields(demo_root: Path, tmp_p
     assert r.returncode == 0 and "already scored" in r.stderr, r.stderr
     a, b = _record(whole), _record(killed)
     assert a["evaluators"] == b["evaluators"] and a["metrics"] == b["metrics"] and a["per_class"] == b["per_class"]
+
+
+def test_score_runs_it_over_the_files_into_its_output_and_the_record(coco_sample: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """COCO's own PNGs, the ground truth scored as its own prediction."""
+    gt_json = coco_sample / "annotations" / "panoptic_val2017.json"
+    gt_dir = coco_sample / "annotations" / "panoptic_val2017"
+    truth = json.loads(gt_json.read_text())["annotations"]
+    files = ["score", "--gt-json", str(gt_json), "--gt-dir", str(gt_dir), "--pred-json", str(gt_json),
+             "--pred-dir", str(gt_dir), "--evaluator", f"{EXAMPLE}:ImageCount"]
+    capsys.readouterr()
+    assert main([*files, "--json"]) == 0
+    want = {"ImageCount": {"images": len(truth), "gt_segments": sum(len(a["segments_info"]) for a in truth)}}
+    assert json.loads(capsys.readouterr().out)["evaluators"] == want
+    assert main([*files, "--name", "truth", "--results", str(tmp_path)]) == 0
+    assert f"ImageCount: images {len(truth)}, gt_segments" in capsys.readouterr().out
+    assert _record(tmp_path)["evaluators"] == want
+
+
+def test_the_python_api_takes_the_class_as_docs_api_md_shows(demo_root: Path, tmp_path: Path) -> None:
+    import importlib.util
+
+    from panbench.data.datasets import load_dataset
+    from panbench.evaluation.options import EvalOptions
+    from panbench.evaluation.run import evaluate_model
+    from panbench.models.registry import resolve
+
+    spec = importlib.util.spec_from_file_location("image_count_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ds = load_dataset(demo_root, name="demo", limit=3)
+    opts = EvalOptions(device="cpu", workers=0, progress=False, cpu_procs=1, flops_images=0, ap=False,
+                       results_dir=tmp_path, cache_root=tmp_path / "cache", evaluators=(module.ImageCount,))
+    record = evaluate_model(resolve("demo-mask2former", dataset="demo")[0], ds, opts)
+    assert record.evaluators == {"ImageCount": {"images": 3, "gt_segments": sum(len(s.gt_ann["segments_info"])
+                                                                                for s in ds.samples)}}
