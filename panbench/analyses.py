@@ -1,25 +1,29 @@
 """The table of analyses: one :class:`Analysis` row per analysis of the per-image results, holding what the
-other layers read instead of naming the analysis: the record fields it fills, how it is computed, its table
-columns and their headers, its terminal text, its report section and its ``panbench table`` option.
+other layers read instead of naming the analysis: the record fields it fills, its table columns' headers, its
+report section and its ``panbench table`` option.  Standard library only, so that ``panbench --help`` builds the
+options without numpy.
 
-An analysis is its module under ``panbench/analysis/`` (the functions a row names), its row here and its
-fields in :class:`panbench.records.schema.RunRecord` (which declares them; ``ANALYSIS_FIELDS`` reads them from
-here).  Standard library only, so that ``panbench --help`` builds the options without numpy; the row's
-functions are named ``"module:function"`` and imported when called (:func:`function`).
+An analysis is its row here, its fields in :class:`panbench.records.schema.RunRecord` (``ANALYSIS_FIELDS`` reads
+them from here) and its functions, each registered by its row's key where it is defined (a :class:`Registry`'s
+decorator):
 
-* ``compute(inputs: AnalysisInputs) -> dict``: the record fields it fills (empty when it does not apply);
-* ``columns(record) -> dict``: the table's columns of one record (blank when the record lacks the analysis);
-* ``text(fields) -> list[str]``: its terminal lines, of a record or ``score --json``'s dict; an ``inline``
-  row gives parts of one line shared with the other inline rows ("; " between them).
+* ``@computes(key)`` (:mod:`panbench.analysis.collect`), in a module that ``panbench/analysis/__init__.py``
+  imports: ``(inputs: AnalysisInputs) -> dict``, the record fields it fills (empty when it does not apply);
+* ``@columns_of(key)`` (:mod:`panbench.reporting.analysis_views`): ``(record) -> dict``, the table's columns of
+  one record (blank when the record lacks the analysis); ``@kinds_of(key)`` there, optional: ``() -> {column:
+  (kind, the column it belongs to)}`` of the columns that are not shown as they are (an interval's ends, an error
+  type's count and delta);
+* ``@text_of(key)`` there: ``(fields) -> list[str]``, its terminal lines, of a record or ``score --json``'s dict;
+  an ``inline`` row gives parts of one line shared with the other inline rows ("; " between them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from panbench import named
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 RERUN = "records written before schema 2, or runs without the analysis; re-run them"
 
@@ -33,50 +37,61 @@ class Analysis:
     title: str  # the report section's title
     option: str  # panbench table's option
     help: str  # its help (argparse: % written %%)
-    compute: str  # "module:function" (AnalysisInputs) -> the record fields
-    columns: str  # "module:function" (RunRecord) -> the table's columns
-    text: str  # "module:function" (Mapping) -> terminal lines (an inline row: parts of one line)
     inline: bool = False  # its text joins the line of the other inline rows
     headers: Mapping[str, str] = field(default_factory=dict)  # column -> header in words (reporting/formats.py)
     words: frozenset[str] = frozenset()  # the words of its column names that read as they are
     aliases: tuple[str, ...] = ()  # deprecated spellings of the option
     how: str = RERUN  # how to get it when a record lacks it (the table's note)
     paired: bool = False  # the table adds each row's paired PQ difference to the reference run
-    kinds: str | None = None  # "module:function" () -> {column: (kind, the column it belongs to)} of the columns
-    # that are not shown as they are (panbench.reporting.columns: an interval's ends, an error type's count and delta)
 
 
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("ci", ("ci",), "confidence intervals (95%, image bootstrap) and paired differences", "--ci",
              "PQ, SQ, RQ, PQ_th, PQ_st with their 95%% bootstrap intervals, and each row's paired PQ difference "
              "to the reference run on the same images",
-             "panbench.analysis.bootstrap:ci_fields", "panbench.analysis.bootstrap:ci_columns",
-             "panbench.analysis.bootstrap:ci_text",
-             words=frozenset({"low", "high"}), paired=True, kinds="panbench.analysis.bootstrap:ci_kinds"),
+             words=frozenset({"low", "high"}), paired=True),
     Analysis("by_size", ("by_size",), "PQ by object size (things)", "--by-size",
              "PQ/SQ/RQ of things by object size (small, medium, large: COCO's area limits)",
-             "panbench.analysis.metrics:by_size_fields", "panbench.analysis.metrics:by_size_columns",
-             "panbench.analysis.metrics:by_size_text", words=frozenset({"small", "medium", "large", "segments"})),
-    Analysis("dagger", ("pq_dagger",), "PQ-dagger", "--dagger", "PQ-dagger beside PQ",
-             "panbench.analysis.metrics:dagger_fields", "panbench.analysis.metrics:dagger_columns",
-             "panbench.analysis.metrics:dagger_text", inline=True, headers={"PQ_dagger": "PQ-dagger"}),
+             words=frozenset({"small", "medium", "large", "segments"})),
+    Analysis("dagger", ("pq_dagger",), "PQ-dagger", "--dagger", "PQ-dagger beside PQ", inline=True,
+             headers={"PQ_dagger": "PQ-dagger"}),
     Analysis("errors", ("errors", "mask_quality"), "error breakdown (count and oracle delta PQ)", "--errors",
              "the error breakdown: count and oracle delta PQ per error type",
-             "panbench.analysis.breakdown:errors_fields", "panbench.analysis.breakdown:errors_columns",
-             "panbench.analysis.breakdown:errors_text",
              headers={"mask_quality_delta_PQ": "perfect masks: delta PQ"},
              words=frozenset({"count", "classification", "segmentation", "duplicate", "background", "missed",
-                              "other"}), kinds="panbench.analysis.breakdown:errors_kinds"),
+                              "other"})),
     Analysis("boundary", ("boundary",), "boundary PQ", "--boundary-pq", "boundary PQ (runs scored with --boundary)",
-             "panbench.analysis.scoring:boundary_fields", "panbench.analysis.scoring:boundary_columns",
-             "panbench.analysis.scoring:boundary_text", inline=True, words=frozenset({"boundary"}),
+             inline=True, words=frozenset({"boundary"}),
              aliases=("--boundary",), how="re-run `panbench eval` or `panbench score` with --boundary"),
 )
 
 
-def function(ref: str) -> Callable[..., Any]:
-    """The function a row names as ``"module:function"`` (:func:`panbench.named`)."""
-    return named(ref)
+class Registry:
+    """One function per analysis, registered by its row's key where it is defined: ``@registry(key)``."""
+
+    def __init__(self, what: str, decorator: str) -> None:
+        self.what, self.decorator = what, decorator  # what the function gives; the decorator's import path
+        self.functions: dict[str, Callable[..., Any]] = {}
+
+    def __call__(self, key: str) -> Callable[[_Fn], _Fn]:
+        if key not in {a.key for a in ANALYSES}:
+            raise LookupError(f"@{self.decorator}({key!r}): no analysis {key!r} in panbench/analyses.py's ANALYSES; "
+                              "add its row there")
+
+        def register(fn: _Fn) -> _Fn:
+            name = f"{fn.__module__}.{fn.__qualname__}"
+            if (old := self.functions.get(key)) is not None and f"{old.__module__}.{old.__qualname__}" != name:
+                raise LookupError(f"two {self.what} functions for analysis {key!r}: {old.__module__}."
+                                  f"{old.__qualname__} and {name}; keep one")
+            self.functions[key] = fn
+            return fn
+        return register
+
+    def __getitem__(self, key: str) -> Callable[..., Any]:
+        if (fn := self.functions.get(key)) is None:
+            raise LookupError(f"analysis {key!r} of panbench/analyses.py has no {self.what} function; decorate "
+                              f"one with @{self.decorator}({key!r})")
+        return fn
 
 
 def by_key(key: str) -> Analysis:

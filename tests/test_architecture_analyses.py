@@ -1,12 +1,15 @@
-"""An analysis is at most 3 files: its module under panbench/analysis/ (the functions its row names), its row of
-``ANALYSES`` (panbench/analyses.py) and its fields of ``RunRecord`` (panbench/records/schema.py).
+"""An analysis is its row of ``ANALYSES`` (panbench/analyses.py: no function named there), its fields of
+``RunRecord`` (panbench/records/schema.py), its compute function registered by ``@computes(key)`` in its module
+under panbench/analysis/ (imported by the package's ``__init__``) and its table columns and terminal text registered
+by ``@columns_of(key)`` / ``@text_of(key)`` in panbench/reporting/analysis_views.py.
 
-* every row's functions resolve and its fields are record fields (``ANALYSIS_FIELDS`` reads them);
+* every row has its functions and its fields are record fields (``ANALYSIS_FIELDS`` reads them);
 * an analysis's record fields and column names are written nowhere else in the package but in the places
   :data:`BEYOND_THE_ROW` lists (what reads an analysis that its row does not hold: the plots, the default
   table's PQ interval, boundary PQ's own scoring pass);
-* a toy analysis written as those 3 files (a copy of the package with one module added and two files edited)
-  shows up in ``panbench score``'s text, JSON and record and in ``panbench table``.
+* a toy analysis written so (a copy of the package with one module added, its import line and its row, field and
+  views) shows up in ``panbench score``'s text, JSON and record and in ``panbench table``; without its decorator
+  ``score`` names the missing function.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from panbench import REPO_ROOT
-from panbench.analyses import ANALYSES, Analysis, function
+from panbench.analyses import ANALYSES, Analysis
+from panbench.analysis.collect import computes
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
 from panbench.records.schema import ANALYSIS_FIELDS, RECORD_FIELDS
+from panbench.reporting.analysis_views import columns_of, kinds_of, text_of
 
 PACKAGE = REPO_ROOT / "panbench"
 ROW_FILES = {"panbench/analyses.py", "panbench/records/schema.py", "panbench/analysis/__init__.py"}  # + exports
+REGISTRIES = (computes, columns_of, text_of)  # every row has one of each; kinds_of is optional
 # files that name an analysis beyond its 3: what reads it that its row does not hold, and why (an analysis not
 # listed is read nowhere else: a new one needs no entry)
 BEYOND_THE_ROW = {
@@ -46,9 +52,9 @@ BEYOND_THE_ROW = {
 
 
 def row_files(a: Analysis) -> set[str]:
-    """The files an analysis is: its row's, its record field's and its functions' modules."""
-    mods = {ref.split(":")[0] for ref in (a.compute, a.columns, a.text)}
-    return ROW_FILES | {m.replace(".", "/") + ".py" for m in mods}
+    """The files an analysis is: its row's, its record field's and its registered functions' modules."""
+    fns = [r[a.key] for r in REGISTRIES] + [f for f in [kinds_of.functions.get(a.key)] if f is not None]
+    return ROW_FILES | {f.__module__.replace(".", "/") + ".py" for f in fns}
 
 
 def names_outside(a: Analysis, allowed: set[str]) -> list[str]:
@@ -67,9 +73,10 @@ def names_outside(a: Analysis, allowed: set[str]) -> list[str]:
 
 def test_every_row_resolves_and_its_fields_are_the_records() -> None:
     for a in ANALYSES:
-        for ref in (a.compute, a.columns, a.text):
-            assert callable(function(ref)), ref
+        for registry in REGISTRIES:
+            assert callable(registry[a.key]), (registry.what, a.key)
         assert set(a.fields) <= set(RECORD_FIELDS), a.key
+    assert all(set(r.functions) <= {a.key for a in ANALYSES} for r in (*REGISTRIES, kinds_of))
     assert list(ANALYSIS_FIELDS[:-1]) == [f for a in ANALYSES for f in a.fields]
     assert len({a.key for a in ANALYSES}) == len(ANALYSES) and set(BEYOND_THE_ROW) <= {a.key for a in ANALYSES}
 
@@ -88,37 +95,46 @@ def test_the_name_check_finds_a_field_written_elsewhere() -> None:
 
 TOY_MODULE = '''
 """A toy analysis: the number of true positives."""
-from panbench.records.schema import RunRecord
+from panbench.analysis.collect import computes
 
 
+@computes("toy")
 def fields(inp):
     return {"toy_tp": int(len(inp.aset.tp_cats))}
+'''
+TOY_VIEWS = '''
 
-
-def columns(r: RunRecord):
+@columns_of("toy")
+def toy_columns(r: RunRecord) -> dict[str, Any]:
     return {"PQ": r.metrics["PQ"], "toy_tp": r.toy_tp}
 
 
-def text(res):
+@text_of("toy")
+def toy_text(res: Mapping[str, Any]) -> list[str]:
     return [f"toy TPs {res['toy_tp']}"] if res.get("toy_tp") is not None else []
 '''
 TOY_ROW = '''    Analysis("toy", ("toy_tp",), "toy: true positives", "--toy", "the toy's true positives",
-             "panbench.analysis.toy:fields", "panbench.analysis.toy:columns", "panbench.analysis.toy:text",
              headers={"toy_tp": "toy TPs"}),
 )
 
 
-def function('''
+class Registry:'''
+TOY_IMPORT = "from panbench.analysis import scoring, toy  # noqa: F401\n"
 TOY_FIELD = "    toy_tp: int | None = None  # the toy analysis: true positives\n"
 
 
-def toy_package(root: Path) -> Path:
-    """A copy of the package with the toy analysis: one module added, one row, one record field."""
+def toy_package(root: Path, decorated: bool = True) -> Path:
+    """A copy of the package with the toy analysis: one module added (``decorated``: its function registered) and
+    imported, one row, one record field, its columns and text."""
     pkg = root / "panbench"
     shutil.copytree(PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    (pkg / "analysis" / "toy.py").write_text(TOY_MODULE)
+    (pkg / "analysis" / "toy.py").write_text(TOY_MODULE if decorated else TOY_MODULE.replace('@computes("toy")', ""))
+    init = pkg / "analysis" / "__init__.py"
+    init.write_text(re.sub(r"from panbench.analysis import scoring .*\n", TOY_IMPORT, init.read_text(), count=1))
+    views = pkg / "reporting" / "analysis_views.py"
+    views.write_text(views.read_text() + TOY_VIEWS)
     rows = pkg / "analyses.py"
-    rows.write_text(rows.read_text().replace(")\n\n\ndef function(", TOY_ROW, 1))
+    rows.write_text(rows.read_text().replace(")\n\n\nclass Registry:", TOY_ROW, 1))
     schema = pkg / "records" / "schema.py"
     text = schema.read_text()
     at = text.index("    corruption: CorruptionBlock")
@@ -134,24 +150,34 @@ def changed_files(a: Path, b: Path) -> list[str]:
     return sorted(out)
 
 
-def test_a_toy_analysis_is_three_files_and_shows_in_score_and_table(tmp_path: Path) -> None:
-    pkg = toy_package(tmp_path / "copy")
-    assert changed_files(PACKAGE, pkg) == ["analyses.py", "analysis/toy.py", "records/schema.py"]
+def toy_files(tmp_path: Path) -> tuple[list[str], Path]:
+    """``score``'s arguments of 3 synthetic images, and the results folder."""
     cats = coco_like_categories()
     rng = np.random.default_rng(0)
     gt = [(i, random_image(rng, 40 + 3 * i, 50, cats)) for i in range(1, 4)]
     gj, gd = write_panoptic(tmp_path, "gt", gt, cats)
     pj, pd = write_panoptic(tmp_path, "pred", [(i, perturb(rng, g, cats)) for i, g in gt], cats)
+    return ["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir", str(pd)], \
+        tmp_path / "results"
+
+
+def run_copy(pkg: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(pkg.parent)}
-    results = tmp_path / "results"
+    return subprocess.run([sys.executable, "-m", "panbench", *args], env=env, cwd=cwd, text=True,
+                          capture_output=True)
+
+
+def test_a_toy_analysis_registered_where_it_is_defined_shows_in_score_and_table(tmp_path: Path) -> None:
+    pkg = toy_package(tmp_path / "copy")
+    assert changed_files(PACKAGE, pkg) == ["analyses.py", "analysis/__init__.py", "analysis/toy.py",
+                                           "records/schema.py", "reporting/analysis_views.py"]
+    score, results = toy_files(tmp_path)
 
     def panbench(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "panbench", *args], env=env, cwd=tmp_path, text=True,
-                              capture_output=True)
+        done = run_copy(pkg, tmp_path, *args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    score = ["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir", str(pd)]
     out = json.loads(panbench(*score, "--json", "--name", "toy run", "--results", str(results)))
     assert out["toy_tp"] > 0
     assert f"toy TPs {out['toy_tp']}" in panbench(*score)
@@ -162,3 +188,11 @@ def test_a_toy_analysis_is_three_files_and_shows_in_score_and_table(tmp_path: Pa
     assert "toy TPs" in panbench("table", "--results", str(results), "--toy")
     assert "--toy" in panbench("table", "--help")
 
+
+def test_a_toy_analysis_without_its_decorator_fails_naming_the_decorator(tmp_path: Path) -> None:
+    pkg = toy_package(tmp_path / "copy", decorated=False)
+    score, _ = toy_files(tmp_path)
+    done = run_copy(pkg, tmp_path, *score, "--json")
+    assert done.returncode != 0
+    assert "analysis 'toy' of panbench/analyses.py has no compute function; decorate one with " \
+           "@panbench.analysis.collect.computes('toy')" in done.stderr

@@ -3,13 +3,16 @@ breakdown, from the per-image matches of :mod:`panbench.pq.matching`.  Numpy onl
 (every image's matches as columns; save/load), :func:`analyze` (the rows of :data:`panbench.analyses.ANALYSES`, which
 :func:`compute_fields` runs, as one JSON-ready dict), :func:`bootstrap_ci`, :func:`paired_bootstrap`,
 :func:`pq_by_size`, :func:`pq_dagger`, :func:`error_breakdown`.  The rules: docs/analysis.md.
+
+The modules imported here register each analysis's compute function (``@computes(key)``, :mod:`.collect`) as they
+load: a new analysis's module is imported here too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from panbench.analyses import ANALYSES, function
+from panbench.analysis import scoring  # noqa: F401  (registers boundary PQ's compute function)
 from panbench.analysis.bootstrap import (
     N_RESAMPLES,
     RunSums,
@@ -18,16 +21,11 @@ from panbench.analysis.bootstrap import (
     paired_bootstrap,
 )
 from panbench.analysis.breakdown import error_breakdown
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, compute_fields
 from panbench.analysis.metrics import pq_by_size, pq_dagger
 
 __all__ = ["AnalysisInputs", "AnalysisSet", "RunSums", "analyze", "bootstrap_ci", "compute_fields",
            "check_paired", "error_breakdown", "paired_bootstrap", "pq_by_size", "pq_dagger"]
-
-
-def compute_fields(inp: AnalysisInputs) -> dict[str, Any]:
-    """The record fields of every analysis of :data:`panbench.analyses.ANALYSES`, in the table's order."""
-    return {k: v for a in ANALYSES for k, v in function(a.compute)(inp).items()}
 
 
 def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:

@@ -9,14 +9,13 @@ for both runs and takes the percentiles of A - B, so a run compared with itself 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from panbench.analyses import ANALYSES
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, computes
 from panbench.analysis.resample import (
     ImageSums,
     as_float,
@@ -27,9 +26,6 @@ from panbench.analysis.resample import (
 )
 from panbench.errors import InputError
 from panbench.pq.sums import category_pq
-
-if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
-    from panbench.records.schema import RunRecord
 
 CI_METRICS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
 N_RESAMPLES = 1000  # the default number of resamples of every interval (docs/analysis.md)
@@ -226,6 +222,7 @@ def _check_args(n_images: int, n_resamples: int, level: float) -> None:
         raise InputError(f"confidence level {level} is not between 0 and 1; use e.g. 0.95")
 
 
+@computes("ci")
 def ci_fields(inp: AnalysisInputs) -> dict[str, Any]:
     """``ci``: the 95% intervals of :data:`CI_METRICS`; none with ``n_resamples`` 0 or :func:`too_few`."""
     a = inp.aset
@@ -239,30 +236,3 @@ def ci_fields(inp: AnalysisInputs) -> dict[str, Any]:
         ci = bootstrap_ci(RunSums.from_analysis(a), inp.isthing, n_resamples=inp.n_resamples, seed=inp.seed,
                           threads=threads)
     return {"ci": ci}
-
-
-def ci_columns(r: RunRecord) -> dict[str, Any]:
-    """:data:`CI_METRICS` with their intervals as ``X_low`` / ``X_high`` (one ``X 95% CI`` column outside CSV)."""
-    ci = r.ci or {}
-    row: dict[str, Any] = {}
-    for k in CI_METRICS:
-        row[k] = r.metrics.get(k)  # one a record lacks: blank
-        row[f"{k}_low"], row[f"{k}_high"] = ci.get(k) or (None, None)
-    return row
-
-
-def ci_kinds() -> dict[str, tuple[str, str]]:
-    """The kinds of :func:`ci_columns` (``panbench.reporting.columns``): each metric's interval ends."""
-    return {f"{k}_{end}": (f"interval_{end}", k) for k in CI_METRICS for end in ("low", "high")}
-
-
-def ci_text(res: Mapping[str, Any]) -> list[str]:
-    """The intervals of PQ, PQ_th, PQ_st; for an analysed run without them, why."""
-    if ci := res.get("ci"):
-        return ["95% interval (image bootstrap): " + ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in
-                                                               ci.items() if k in ("PQ", "PQ_th", "PQ_st"))]
-
-    analysed = any(res.get(f) is not None for a in ANALYSES for f in a.fields if f != "ci")  # yet no interval
-    if analysed and (n := res.get("n_images")) is not None and (why := too_few(n)):
-        return [f"95% interval: none ({why})"]
-    return []

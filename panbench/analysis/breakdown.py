@@ -31,16 +31,13 @@ Oracle fixes (each type alone, then PQ recomputed from the fixed per-category su
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, Totals, counts
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, Totals, computes, counts
 from panbench.analysis.metrics import nine_metrics
 from panbench.pq.matching import MATCH_IOU
-
-if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
-    from panbench.records.schema import RunRecord
 
 ERROR_TYPES = ("classification", "segmentation", "duplicate", "background", "missed", "other")
 LOW, HIGH = 0.1, MATCH_IOU
@@ -126,37 +123,9 @@ def breakdown_of(t: Totals, e: ErrorSums, tp_ious: np.ndarray, isthing: list[boo
                              "delta_PQ": fixed - base}}
 
 
+@computes("errors")
 def errors_fields(inp: AnalysisInputs) -> dict[str, Any]:
     """``errors`` (type -> count, fp, fn, delta_PQ) and ``mask_quality``."""
     eb = breakdown_of(inp.sums(Totals), inp.sums(ErrorSums), inp.aset.tp_ious, inp.isthing)
     return {"errors": {k: {f: v[f] for f in ("count", "fp", "fn", "delta_PQ")} for k, v in eb["errors"].items()},
             "mask_quality": eb["mask_quality"]}
-
-
-def errors_columns(r: RunRecord) -> dict[str, Any]:
-    """Per error type: its FPs + FNs and oracle delta PQ (all its errors fixed); the delta for perfect TP masks."""
-    errs: dict[str, Any] = dict(r.errors or {})
-    row: dict[str, Any] = {"PQ": r.metrics["PQ"]}
-    for t in ERROR_TYPES:
-        e = errs.get(t) or {}
-        row[f"{t}_count"], row[f"{t}_delta_PQ"] = e.get("count"), e.get("delta_PQ")
-    row["mask_quality_delta_PQ"] = (r.mask_quality or {}).get("delta_PQ") if errs else None
-    return row
-
-
-def errors_kinds() -> dict[str, tuple[str, str]]:
-    """The kinds of :func:`errors_columns` (``panbench.reporting.columns``)."""
-    return {**{f"{t}_{part}": (kind, t) for t in ERROR_TYPES for part, kind in (("count", "count"),
-                                                                               ("delta_PQ", "delta"))},
-            "mask_quality_delta_PQ": ("delta", "mask_quality")}
-
-
-def errors_text(res: Mapping[str, Any]) -> list[str]:
-    """The error types by oracle delta PQ (largest first), then perfect masks'."""
-    if not (errs := res.get("errors")):
-        return []
-    order = sorted(errs.items(), key=lambda kv: -kv[1].get("delta_PQ", 0.0))
-    parts = [f"{k} {v.get('delta_PQ', 0.0):+.2f} ({v.get('count', 0)})" for k, v in order]
-    if (mq := res.get("mask_quality")) and mq.get("delta_PQ") is not None:
-        parts.append(f"mask quality {mq['delta_PQ']:+.2f}")
-    return ["oracle delta PQ by error type (errors): " + ", ".join(parts)]

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from panbench.analyses import ANALYSES, Registry
 from panbench.errors import InputError
 from panbench.pq.matching import MATCH_FIELDS, ImageMatch
 from panbench.pq.result import column_keys, to_columns
@@ -168,6 +169,15 @@ class AnalysisInputs:
     def sums(self, kind: type[F]) -> F:
         """The run's sums ``kind``, of every image of :attr:`aset`."""
         return kind.of(self.aset)
+
+
+# ``@computes(key)``: the function that computes the record fields of the analysis of row ``key`` of ANALYSES
+computes = Registry("compute", "panbench.analysis.collect.computes")
+
+
+def compute_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    """The record fields of every analysis of :data:`panbench.analyses.ANALYSES`, in the table's order."""
+    return {k: v for a in ANALYSES for k, v in computes[a.key](inp).items()}
 
 
 def _opt(values: list[Any] | None, kind: type) -> list[Any] | None:

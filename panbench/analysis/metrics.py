@@ -9,15 +9,12 @@ gets 0.0; docs/analysis.md).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, Totals, counts
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, Totals, computes, counts
 from panbench.pq.sums import PQ_GROUPS, group_average
-
-if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
-    from panbench.records.schema import RunRecord
 
 # COCO's area ranges: small < 32^2 <= medium < 96^2 <= large
 SIZE_LIMITS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.iinfo(np.int64).max))
@@ -102,37 +99,11 @@ def dagger_metrics(t: Totals, g: GtSums, isthing: list[bool]) -> dict[str, float
     return {"PQ_dagger" + sfx: float(m["PQ" + sfx]) for _, sfx, _ in PQ_GROUPS}
 
 
+@computes("by_size")
 def by_size_fields(inp: AnalysisInputs) -> dict[str, Any]:
     return {"by_size": inp.sums(SizeSums).metrics(inp.isthing)}
 
 
-def by_size_columns(r: RunRecord) -> dict[str, Any]:
-    """Things only: PQ/SQ/RQ per size bucket (blank where N = 0), N and ground-truth segments."""
-    bs: dict[str, Any] = dict(r.by_size or {})
-    row: dict[str, Any] = {}
-    for s, _, _ in SIZE_LIMITS:
-        b = bs.get(s) or {}
-        row.update({f"{k}_{s}": b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")})
-        row.update({f"N_{s}": b.get("n"), f"segments_{s}": b.get("segments")})
-    return row
-
-
-def by_size_text(res: Mapping[str, Any]) -> list[str]:
-    if not (bs := res.get("by_size")):
-        return []
-    return ["PQ by size (things): " + ", ".join(
-        f"{k} {v['PQ']:.2f} ({v.get('segments', 0)} segments)" if v.get("n") else f"{k} - (no segments)"
-        for k, v in bs.items())]
-
-
+@computes("dagger")
 def dagger_fields(inp: AnalysisInputs) -> dict[str, Any]:
     return {"pq_dagger": dagger_metrics(inp.sums(Totals), inp.sums(GtSums), inp.isthing)["PQ_dagger"]}
-
-
-def dagger_columns(r: RunRecord) -> dict[str, Any]:
-    """PQ beside PQ-dagger (stuff scored without the 0.5 IoU threshold)."""
-    return {"PQ": r.metrics["PQ"], "PQ_dagger": r.pq_dagger}
-
-
-def dagger_text(res: Mapping[str, Any]) -> list[str]:
-    return [f"PQ-dagger {res['pq_dagger']:.2f}"] if res.get("pq_dagger") is not None else []

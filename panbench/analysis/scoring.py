@@ -6,19 +6,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from panbench.analysis import compute_fields
 from panbench.analysis.bootstrap import N_RESAMPLES
-from panbench.analysis.collect import AnalysisInputs, AnalysisSet
+from panbench.analysis.collect import AnalysisInputs, AnalysisSet, compute_fields, computes
 from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.pq.result import BOUNDARY_PREFIX
 from panbench.pq.sums import PQStats, pq_summary
-
-if TYPE_CHECKING:  # the record type only annotates the table's columns: score never loads the schema
-    from panbench.records.schema import RunRecord
 
 
 def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None = None,
@@ -28,6 +23,7 @@ def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None 
                                          boundary))
 
 
+@computes("boundary")
 def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
     """``boundary``: the nine metrics of the boundary-PQ sums, 0-100 (none when boundary PQ was not scored)."""
     if inp.boundary is None:
@@ -35,16 +31,6 @@ def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
     ids = inp.category_ids if inp.category_ids is not None else list(range(len(inp.isthing)))  # only per_class's keys
     res = pq_summary(inp.boundary, ids, inp.isthing)
     return {"boundary": {k: res[k] for k in METRIC_KEYS}}
-
-
-def boundary_columns(r: RunRecord) -> dict[str, Any]:
-    """Mask PQ beside the nine boundary-PQ metrics (IoU = min(mask IoU, boundary IoU))."""
-    b = r.boundary or {}
-    return {"PQ": r.metrics["PQ"], **{f"boundary_{k}": b.get(k) for k in METRIC_KEYS}}
-
-
-def boundary_text(res: Mapping[str, Any]) -> list[str]:
-    return [f"boundary PQ {b['PQ']:.2f}"] if (b := res.get("boundary")) and b.get("PQ") is not None else []
 
 
 def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],

@@ -4,15 +4,16 @@
   tables (:mod:`panbench.reporting.tables`) make their frames of record field names (the data step); the
   presentation step (``format_table``, and the report's compact analysis tables) reads the kinds here to show a
   column, never its name's suffix.  The kinds of the tables' own columns are :data:`BUILT_IN`; an analysis declares
-  those of its columns in its row of :data:`panbench.analyses.ANALYSES` (``kinds``: a function of its module
-  returning column -> (kind, the column it belongs to)).
+  those of its columns with ``@kinds_of(key)`` (:mod:`panbench.reporting.analysis_views`: a function returning
+  column -> (kind, the column it belongs to)).
 * the FPS columns (:func:`fps_columns`): the latest ``panbench speed`` record of each row's model and dataset
   (:mod:`panbench.records.speed`), with its protocol named in the column and its footnote.
 * the analysis tables' (`panbench table`'s option of each analysis, :func:`analysis_columns`): each analysis's
-  columns function (its row of ``ANALYSES``) per record, from the record fields that ``score``/``eval`` write
-  (docs/analysis.md has the rules), with a note for the records that lack it; a ``paired`` analysis also gets each
-  row's paired PQ difference to the reference run.  Intervals are two columns ``X_low`` / ``X_high``;
-  :func:`panbench.reporting.tables.format_table` shows them as one ``X 95% CI`` column outside CSV.
+  columns function (``@columns_of(key)``, :mod:`panbench.reporting.analysis_views`) per record, from the record
+  fields that ``score``/``eval`` write (docs/analysis.md has the rules), with a note for the records that lack it; a
+  ``paired`` analysis also gets each row's paired PQ difference to the reference run.  Intervals are two columns
+  ``X_low`` / ``X_high``; :func:`panbench.reporting.tables.format_table` shows them as one ``X 95% CI`` column outside
+  CSV.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panbench.analyses import ANALYSES, by_key, function
+from panbench.analyses import ANALYSES, by_key
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.rows import speed_shared
 from panbench.records.schema import RunRecord
 from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, latest_speed, load_speed_records
+from panbench.reporting.analysis_views import columns_of, kinds_of
 from panbench.reporting.labels import missing_why, short_label
 from panbench.reporting.pairing import pair_key, paired_differences
 
@@ -76,7 +78,7 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
     rows: list[dict[str, Any]] = [{} for _ in records]
     notes: list[str] = []
     for a in map(by_key, analyses):
-        cols = [function(a.columns)(r) for r in records]
+        cols = [columns_of[a.key](r) for r in records]
         if a.paired:
             more, more_notes = paired_columns(records, results_dir, reference)
             cols = [{**c, **m} for c, m in zip(cols, more)]
@@ -143,8 +145,8 @@ def declared() -> dict[str, Column]:
     """Every declared column by name: :data:`BUILT_IN` and each analysis's (its row's ``kinds``)."""
     out = {c.name: c for c in BUILT_IN}
     for a in ANALYSES:
-        if a.kinds:
-            out.update({name: Column(name, kind, (of,)) for name, (kind, of) in function(a.kinds)().items()})
+        if (kinds := kinds_of.functions.get(a.key)) is not None:
+            out.update({name: Column(name, kind, (of,)) for name, (kind, of) in kinds().items()})
     return out
 
 

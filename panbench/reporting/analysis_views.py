@@ -1,0 +1,135 @@
+"""What the tables and the terminal show of each analysis, registered by the analysis's key (its row of
+:data:`panbench.analyses.ANALYSES`) where it is defined:
+
+* ``@columns_of(key)``: ``(record) -> dict``, the table's columns of one record (blank where the record lacks it);
+* ``@kinds_of(key)``, optional: ``() -> {column: (kind, the column it belongs to)}`` of its columns that are not
+  shown as they are (:mod:`panbench.reporting.columns`: an interval's ends, an error type's count and delta);
+* ``@text_of(key)``: ``(fields) -> list[str]``, its terminal lines, of a record or ``score --json``'s dict (an
+  ``inline`` row: parts of one line).
+
+The record type only annotates: ``score``'s terminal text never loads the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from panbench.analyses import ANALYSES, Registry
+from panbench.analysis.bootstrap import CI_METRICS, too_few
+from panbench.analysis.breakdown import ERROR_TYPES
+from panbench.analysis.metrics import SIZE_LIMITS
+from panbench.pq.matching import METRIC_KEYS
+
+if TYPE_CHECKING:
+    from panbench.records.schema import RunRecord
+
+columns_of = Registry("table columns", "panbench.reporting.analysis_views.columns_of")
+kinds_of = Registry("column kinds", "panbench.reporting.analysis_views.kinds_of")
+text_of = Registry("terminal text", "panbench.reporting.analysis_views.text_of")
+
+
+@columns_of("ci")
+def ci_columns(r: RunRecord) -> dict[str, Any]:
+    """:data:`CI_METRICS` with their intervals as ``X_low`` / ``X_high`` (one ``X 95% CI`` column outside CSV)."""
+    ci = r.ci or {}
+    row: dict[str, Any] = {}
+    for k in CI_METRICS:
+        row[k] = r.metrics.get(k)  # one a record lacks: blank
+        row[f"{k}_low"], row[f"{k}_high"] = ci.get(k) or (None, None)
+    return row
+
+
+@kinds_of("ci")
+def ci_kinds() -> dict[str, tuple[str, str]]:
+    """The kinds of :func:`ci_columns`: each metric's interval ends."""
+    return {f"{k}_{end}": (f"interval_{end}", k) for k in CI_METRICS for end in ("low", "high")}
+
+
+@text_of("ci")
+def ci_text(res: Mapping[str, Any]) -> list[str]:
+    """The intervals of PQ, PQ_th, PQ_st; for an analysed run without them, why."""
+    if ci := res.get("ci"):
+        return ["95% interval (image bootstrap): " + ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in
+                                                               ci.items() if k in ("PQ", "PQ_th", "PQ_st"))]
+
+    analysed = any(res.get(f) is not None for a in ANALYSES for f in a.fields if f != "ci")  # yet no interval
+    if analysed and (n := res.get("n_images")) is not None and (why := too_few(n)):
+        return [f"95% interval: none ({why})"]
+    return []
+
+
+@columns_of("by_size")
+def by_size_columns(r: RunRecord) -> dict[str, Any]:
+    """Things only: PQ/SQ/RQ per size bucket (blank where N = 0), N and ground-truth segments."""
+    bs: dict[str, Any] = dict(r.by_size or {})
+    row: dict[str, Any] = {}
+    for s, _, _ in SIZE_LIMITS:
+        b = bs.get(s) or {}
+        row.update({f"{k}_{s}": b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")})
+        row.update({f"N_{s}": b.get("n"), f"segments_{s}": b.get("segments")})
+    return row
+
+
+@text_of("by_size")
+def by_size_text(res: Mapping[str, Any]) -> list[str]:
+    if not (bs := res.get("by_size")):
+        return []
+    return ["PQ by size (things): " + ", ".join(
+        f"{k} {v['PQ']:.2f} ({v.get('segments', 0)} segments)" if v.get("n") else f"{k} - (no segments)"
+        for k, v in bs.items())]
+
+
+@columns_of("dagger")
+def dagger_columns(r: RunRecord) -> dict[str, Any]:
+    """PQ beside PQ-dagger (stuff scored without the 0.5 IoU threshold)."""
+    return {"PQ": r.metrics["PQ"], "PQ_dagger": r.pq_dagger}
+
+
+@text_of("dagger")
+def dagger_text(res: Mapping[str, Any]) -> list[str]:
+    return [f"PQ-dagger {res['pq_dagger']:.2f}"] if res.get("pq_dagger") is not None else []
+
+
+@columns_of("errors")
+def errors_columns(r: RunRecord) -> dict[str, Any]:
+    """Per error type: its FPs + FNs and oracle delta PQ (all its errors fixed); the delta for perfect TP masks."""
+    errs: dict[str, Any] = dict(r.errors or {})
+    row: dict[str, Any] = {"PQ": r.metrics["PQ"]}
+    for t in ERROR_TYPES:
+        e = errs.get(t) or {}
+        row[f"{t}_count"], row[f"{t}_delta_PQ"] = e.get("count"), e.get("delta_PQ")
+    row["mask_quality_delta_PQ"] = (r.mask_quality or {}).get("delta_PQ") if errs else None
+    return row
+
+
+@kinds_of("errors")
+def errors_kinds() -> dict[str, tuple[str, str]]:
+    """The kinds of :func:`errors_columns`."""
+    return {**{f"{t}_{part}": (kind, t) for t in ERROR_TYPES for part, kind in (("count", "count"),
+                                                                               ("delta_PQ", "delta"))},
+            "mask_quality_delta_PQ": ("delta", "mask_quality")}
+
+
+@text_of("errors")
+def errors_text(res: Mapping[str, Any]) -> list[str]:
+    """The error types by oracle delta PQ (largest first), then perfect masks'."""
+    if not (errs := res.get("errors")):
+        return []
+    order = sorted(errs.items(), key=lambda kv: -kv[1].get("delta_PQ", 0.0))
+    parts = [f"{k} {v.get('delta_PQ', 0.0):+.2f} ({v.get('count', 0)})" for k, v in order]
+    if (mq := res.get("mask_quality")) and mq.get("delta_PQ") is not None:
+        parts.append(f"mask quality {mq['delta_PQ']:+.2f}")
+    return ["oracle delta PQ by error type (errors): " + ", ".join(parts)]
+
+
+@columns_of("boundary")
+def boundary_columns(r: RunRecord) -> dict[str, Any]:
+    """Mask PQ beside the nine boundary-PQ metrics (IoU = min(mask IoU, boundary IoU))."""
+    b = r.boundary or {}
+    return {"PQ": r.metrics["PQ"], **{f"boundary_{k}": b.get(k) for k in METRIC_KEYS}}
+
+
+@text_of("boundary")
+def boundary_text(res: Mapping[str, Any]) -> list[str]:
+    return [f"boundary PQ {b['PQ']:.2f}"] if (b := res.get("boundary")) and b.get("PQ") is not None else []
