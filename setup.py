@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent
 PACKAGE_DATA = {"configs": "configs", "checkpoints/demo": "checkpoints/demo"}  # source -> panbench/_data/...
 COMMON = "panbench/pq/_common.h"  # the id table and AVX2 switch that _native.c and _boundary.c include
 MATCH_CORE = "panbench/pq/_match_core.h"  # the match that _match.c wraps and _native.c runs on its threads
+BOUNDARY_CORE = "panbench/pq/_boundary_core.h"  # boundary PQ's pass: _boundary.c wraps it, _native.c runs it
 HOOK = "panbench-mmcv-ext.pth"  # site-packages/<HOOK>: `import panbench.ops.hook` at start-up (cheap)
 
 
@@ -43,12 +44,12 @@ class BuildPyWithData(build_py):
 setup(
     cmdclass={"build_py": BuildPyWithData},
     ext_modules=[
-        Extension("panbench.pq._native", ["panbench/pq/_native.c"], depends=[COMMON, MATCH_CORE],
+        Extension("panbench.pq._native", ["panbench/pq/_native.c"], depends=[COMMON, MATCH_CORE, BOUNDARY_CORE],
                   extra_compile_args=["-O3"], optional=True),
         Extension("panbench.pq._match", ["panbench/pq/_match.c"], depends=[MATCH_CORE, "panbench/pq/_json_scan.h"],
                   extra_compile_args=["-O3"], optional=True),
-        Extension("panbench.pq._boundary", ["panbench/pq/_boundary.c"], depends=[COMMON], extra_compile_args=["-O3"],
-                  optional=True),
+        Extension("panbench.pq._boundary", ["panbench/pq/_boundary.c"], depends=[COMMON, BOUNDARY_CORE],
+                  extra_compile_args=["-O3"], optional=True),
         # the MaskFormer fusion's per-pixel argmax over the queries
         Extension("panbench.models.mmdet._fusion", ["panbench/models/mmdet/_fusion.c"], extra_compile_args=["-O3"],
                   optional=True),

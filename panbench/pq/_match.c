@@ -52,7 +52,7 @@ static PyObject *py_match(PyObject *self, PyObject *args) {
     pb_match_sizes n;
     int two;
     Py_BEGIN_ALLOW_THREADS
-    two = pb_match(inter, G, P, gc, ga, crowd, pc, pa, &s, &n);
+    two = pb_match(inter, G, P, gc, ga, crowd, pc, pa, NULL, &s, &n);
     Py_END_ALLOW_THREADS
     if (two) {
         result = Py_NewRef(Py_None);

@@ -12,6 +12,10 @@
  * The numbers are bit-identical to the numpy path (tests/pq/test_match_native.py): the same IoU formula
  * (int64 -> double, one division), first-index argmax, and gt_iou_sum added in numpy's pairwise order
  * (pairwise_sum in numpy's loops_utils.h: 8 accumulators, blocks of 128).
+ *
+ * Boundary PQ (pb_btab: the boundary tables of _boundary_core.h's pass) matches the same table with each pair's
+ * IoU min(mask IoU, boundary IoU), as panbench.pq.boundary.boundary_image_stats does in numpy; its contributions
+ * (tp_cats, tp_ious, fn_cats, fp_cats) come from pb_match_write_stats.
  */
 #ifndef PANBENCH_MATCH_CORE_H
 #define PANBENCH_MATCH_CORE_H
@@ -48,6 +52,20 @@ static double pairwise_sum(const double *a, Py_ssize_t n) {
     return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
 }
 
+/* Boundary PQ's tables of one image (pb_boundary_pass): bint (G + 2) x (P + 1), row 0 the predicted boundary
+ * pixels on ground-truth VOID; bga (G + 2) and bpa (P + 1) the boundary areas, index 0 VOID */
+typedef struct {
+    const int64_t *bint, *bga, *bpa;
+} pb_btab;
+
+/* boundary_image_stats' boundary IoU of ground truth g and prediction p (0 where their boundaries do not meet) */
+static inline double pb_boundary_iou(const pb_btab *b, Py_ssize_t g, Py_ssize_t p, Py_ssize_t cols) {
+    const int64_t i = b->bint[(g + 1) * cols + 1 + p];
+    if (i <= 0) return 0.0;
+    const int64_t u = b->bpa[1 + p] + b->bga[1 + g] - i - b->bint[1 + p];
+    return (double)i / (double)(u == 0 ? 1 : u);
+}
+
 typedef struct {
     /* per ground truth */
     double *best_same_g, *best_other_g, *iou_sum;
@@ -63,9 +81,11 @@ typedef struct {
     char *fp_flag; /* per prediction: a counted false positive */
 } scratch;
 
-/* the row pass: IoUs, matches, best overlaps both ways; returns n_tp or -1 (two matches of one segment) */
+/* the row pass: IoUs (with b, min(mask IoU, boundary IoU)), matches, best overlaps both ways; returns n_tp or -1
+ * (two matches of one segment) */
 static Py_ssize_t row_pass(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, const int64_t *gc, const int64_t *ga,
-                           const uint8_t *crowd, const int64_t *pc, const int64_t *pa, scratch *s) {
+                           const uint8_t *crowd, const int64_t *pc, const int64_t *pa, const pb_btab *b,
+                           scratch *s) {
     const Py_ssize_t cols = P + 1;
     Py_ssize_t n_tp = 0;
     for (Py_ssize_t p = 0; p < P; p++) {
@@ -85,6 +105,10 @@ static Py_ssize_t row_pass(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, con
             if (i > 0 && !crowd[g]) {
                 int64_t u = pa[p] + ga[g] - i - inter[1 + p];
                 double iou = (double)i / (double)(u == 0 ? 1 : u);
+                if (b) {
+                    const double bi = pb_boundary_iou(b, g, p, cols);
+                    if (bi < iou) iou = bi; /* np.minimum */
+                }
                 if (gc[g] == pc[p]) vs = iou; else vo = iou;
             }
             s->row[p] = vs;
@@ -143,11 +167,13 @@ typedef struct {
     Py_ssize_t tp, fn, fp, nc; /* true positives, false negatives, counted false positives, non-crowd gt */
 } pb_match_sizes;
 
-/* The match of one table into s and its sizes; returns 0, or -1: a ground truth or prediction with two
- * IoU > 0.5 matches, which a table counted from pixels cannot give (the numpy path handles any table). */
+/* The match of one table into s and its sizes (with b: boundary PQ's); returns 0, or -1: a ground truth or
+ * prediction with two IoU > 0.5 matches, which a table counted from pixels cannot give (the numpy path handles
+ * any table). */
 static int pb_match(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, const int64_t *gc, const int64_t *ga,
-                    const uint8_t *crowd, const int64_t *pc, const int64_t *pa, scratch *s, pb_match_sizes *n) {
-    Py_ssize_t n_tp = row_pass(inter, G, P, gc, ga, crowd, pc, pa, s);
+                    const uint8_t *crowd, const int64_t *pc, const int64_t *pa, const pb_btab *b, scratch *s,
+                    pb_match_sizes *n) {
+    Py_ssize_t n_tp = row_pass(inter, G, P, gc, ga, crowd, pc, pa, b, s);
     if (n_tp < 0) return -1;
     n->tp = n_tp, n->fn = n->fp = n->nc = 0;
     for (Py_ssize_t g = 0; g < G; g++) {
@@ -204,6 +230,23 @@ static void pb_match_write(const pb_match_sizes *n, Py_ssize_t G, Py_ssize_t P, 
         fp_other[f] = s->best_other_p[p];
         fp_matched[f++] = G && s->best_same_p[p] > 0 && s->gt_matched[s->best_g_of_p[p]];
     }
+}
+
+/* The PQ contributions of pb_match's s and sizes n (ImageMatch.to_stats: boundary PQ's): tp_cats and tp_ious
+ * [n_tp], fn_cats [n_fn], fp_cats [n_fp], in pb_match_write's order */
+static void pb_match_write_stats(const pb_match_sizes *n, Py_ssize_t G, Py_ssize_t P, const int64_t *gc,
+                                 const uint8_t *crowd, const int64_t *pc, const scratch *s, int64_t *tp_cats,
+                                 double *tp_ious, int64_t *fn_cats, int64_t *fp_cats) {
+    for (Py_ssize_t k = 0; k < n->tp; k++) {
+        tp_cats[k] = gc[s->tp_g[k]];
+        tp_ious[k] = s->tp_iou[k];
+    }
+    Py_ssize_t f = 0;
+    for (Py_ssize_t g = 0; g < G; g++)
+        if (!crowd[g] && !s->gt_matched[g]) fn_cats[f++] = gc[g];
+    f = 0;
+    for (Py_ssize_t p = 0; p < P; p++)
+        if (s->fp_flag[p]) fp_cats[f++] = pc[p];
 }
 
 /* The area checks of evaluator._check_areas: returns -1 when both pass (pa then holds the predictions'

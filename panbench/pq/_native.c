@@ -27,7 +27,10 @@
  *       (-1: any); the prediction must have the ground truth's.  One status byte per item: 0 counted (and
  *       matched), 1 not (a file missing or damaged, a PNG kind or size this path leaves to Python, an id in no
  *       segment, an area check that fails): the caller scores that image on the per-image path, which gives
- *       the numbers or the error.
+ *       the numbers or the error.  With boundary (the item's last entry, true), the prediction's whole id map
+ *       is kept and boundary PQ's pass (_boundary_core.h) counts the boundary tables of both maps, which the
+ *       match takes as well: boundary PQ's contributions (IoU = min(mask IoU, boundary IoU)) follow the fold in
+ *       `res`.
  *   decode_ids(paths, max_pixels) -> list
  *       Each file decoded as pair_tables decodes it, its ids summed (None: left to the per-image path).
  *
@@ -35,6 +38,8 @@
  */
 #include "_common.h" /* the id table and the AVX2 switch */
 #include "_match_core.h" /* the match, the area checks and the fold of a counted table */
+#include "_boundary_core.h" /* boundary PQ's one pass over both id maps */
+#include <math.h>
 #include <string.h>
 #ifndef _WIN32
 #include <fcntl.h>
@@ -651,23 +656,23 @@ static int decode_gt(const uint8_t *d, size_t n, long long exp_h, long long exp_
     return unfilter(wk->raw.p, *pw, *ph, ch, (const uint32_t *)wk->zero.p, (uint32_t *)wk->gt_ids.p) ? -1 : 0;
 }
 
-/* The prediction (h x w, the ground truth's size) unfiltered a row at a time into two rows of wk->pred_ids,
- * each row counted against the ground truth's as soon as it is out (the counts are sums of runs: a run cut at
- * the end of a row adds up to the same); the whole map is never held.  Returns 0 or -1 (count_pairs' code
+/* The prediction (h x w, the ground truth's size) unfiltered a row at a time into two rows of wk->pred_ids
+ * (keep: the whole map, for boundary PQ's pass), each row counted against the ground truth's as soon as it is out
+ * (the counts are sums of runs: a run cut at the end of a row adds up to the same).  Returns 0 or -1 (count_pairs' code
  * or a bad filter type: the caller leaves the image to the per-image path). */
 static int count_pred(const uint8_t *d, size_t n, Py_ssize_t h, Py_ssize_t w, unsigned long long max_px, void *dec,
                       pb_work *wk, const pb_idmap *gm, const pb_idmap *pm, int64_t *counts, Py_ssize_t cols,
-                      int strict, int32_t unlisted_row) {
+                      int strict, int32_t unlisted_row, int keep) {
     Py_ssize_t ph, pw;
     int ch;
     if (inflate_png(d, n, h, w, max_px, dec, wk, &ph, &pw, &ch)) return -1;
-    if (buf_reserve(&wk->pred_ids, (size_t)w * 8)) return -1;
+    if (buf_reserve(&wk->pred_ids, (size_t)w * (keep ? (size_t)h * 4 : 8))) return -1; /* keep: the whole map */
     uint32_t *rows[2] = {(uint32_t *)wk->pred_ids.p, (uint32_t *)wk->pred_ids.p + w};
     const uint32_t *g = (const uint32_t *)wk->gt_ids.p, *prev = (const uint32_t *)wk->zero.p;
     Py_ssize_t stride = w * ch + 1;
     for (Py_ssize_t y = 0; y < h; y++) {
         const uint8_t *src = wk->raw.p + y * stride;
-        uint32_t *out = rows[y & 1], bad = 0;
+        uint32_t *out = keep ? (uint32_t *)wk->pred_ids.p + y * w : rows[y & 1], bad = 0;
         int rc = ch == 3 ? unfilter_row(src[0], src + 1, prev, out, w, 3) : unfilter_row(src[0], src + 1, prev, out, w, 4);
         if (rc || count_pairs(g + y * w, out, w, gm, pm, counts, cols, &bad, strict, unlisted_row)) return -1;
         prev = out;
@@ -682,50 +687,66 @@ typedef struct {
     int strict, held;
     /* the match's inputs and its output (match: all five given) */
     Py_buffer gc, ga, crowd, pc, res;
-    int match;
+    int match, boundary; /* boundary: boundary PQ's contributions into res too */
 } pb_item;
 
 /* The header of an item's res, then the predictions' areas [P], the packed match (ints, floats: _match_core.h),
- * the semantic fold [3 m] and fp_matched [n_fp bytes], each right after the one before. */
-enum { PB_RES_TP, PB_RES_FN, PB_RES_FP, PB_RES_NC, PB_RES_FOLD, PB_RES_UNLISTED, PB_RES_USED, PB_RES_HEADER = 8 };
+ * the semantic fold [3 m], boundary PQ's contributions (b_tp_cats, b_tp_ious [b_tp], b_fn_cats [b_fn], b_fp_cats
+ * [b_fp]; none without boundary PQ) and fp_matched [n_fp bytes], each right after the one before. */
+enum { PB_RES_TP, PB_RES_FN, PB_RES_FP, PB_RES_NC, PB_RES_FOLD, PB_RES_UNLISTED, PB_RES_BTP, PB_RES_BFN, PB_RES_BFP,
+       PB_RES_USED, PB_RES_HEADER = 10 };
+
+/* boundary_pq.dilation: round(0.02 x the image diagonal), half to even (rint), at least 1; h^2 + w^2 exact in
+ * uint64 and made a double once, as numpy makes Python's int one */
+static int pb_dilation(Py_ssize_t h, Py_ssize_t w) {
+    double v = rint(0.02 * sqrt((double)((uint64_t)h * (uint64_t)h + (uint64_t)w * (uint64_t)w)));
+    return v < 1.0 ? 1 : (int)v;
+}
 
 /* One counted table matched as evaluator.table_result matches it (the area checks, the match, the fold) into
  * it->res; 0, or 1 for a table the per-image path handles (an area check fails: its error; two matches of one
  * segment: the numpy match; res too small) */
-static int match_one(pb_item *it) {
+static int match_one(pb_item *it, const pb_btab *b) {
     const Py_ssize_t G = it->gk.len / 8, P = it->pk.len / 8, cap = it->res.len / 8;
     const int64_t *t = it->counts.buf, *gc = it->gc.buf, *ga = it->ga.buf, *pc = it->pc.buf;
     const uint8_t *crowd = it->crowd.buf;
     int64_t *res = it->res.buf, *pa = res + PB_RES_HEADER;
     int side, rc = 1;
     if (cap < PB_RES_HEADER + P || pb_areas(t, G, P, ga, pa, &side) >= 0) return 1;
-    scratch s;
-    pb_match_sizes n;
-    void *mem = pb_scratch_init(&s, G, P);
-    if (mem && !pb_match(t, G, P, gc, ga, crowd, pc, pa, &s, &n)) {
+    scratch s, sb; /* the mask match, boundary PQ's */
+    pb_match_sizes n, nb = {0, 0, 0, 0};
+    void *mem = pb_scratch_init(&s, G, P), *memb = b ? pb_scratch_init(&sb, G, P) : NULL;
+    if (mem && (!b || memb) && !pb_match(t, G, P, gc, ga, crowd, pc, pa, NULL, &s, &n) &&
+        (!b || !pb_match(t, G, P, gc, ga, crowd, pc, pa, b, &sb, &nb))) {
         int64_t unlisted;
         const Py_ssize_t m = pb_fold_size(t, G, P, &unlisted), ni = pb_match_ints(&n), nf = pb_match_floats(&n);
-        int64_t *ints = pa + P, *fold = ints + ni + nf;
-        const Py_ssize_t used = (fold + 3 * m - res) + (n.fp + 7) / 8;
+        int64_t *ints = pa + P, *fold = ints + ni + nf, *bnd = fold + 3 * m, *end = bnd + 2 * nb.tp + nb.fn + nb.fp;
+        const Py_ssize_t used = (end - res) + (n.fp + 7) / 8;
         if (used <= cap) {
-            pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, &s, ints, (double *)(ints + ni), (uint8_t *)(fold + 3 * m));
+            pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, &s, ints, (double *)(ints + ni), (uint8_t *)end);
             pb_fold_write(t, G, P, gc, pc, m, fold);
+            if (b)
+                pb_match_write_stats(&nb, G, P, gc, crowd, pc, &sb, bnd, (double *)(bnd + nb.tp), bnd + 2 * nb.tp,
+                                     bnd + 2 * nb.tp + nb.fn);
             res[PB_RES_TP] = n.tp, res[PB_RES_FN] = n.fn, res[PB_RES_FP] = n.fp, res[PB_RES_NC] = n.nc;
             res[PB_RES_FOLD] = m, res[PB_RES_UNLISTED] = unlisted, res[PB_RES_USED] = used;
+            res[PB_RES_BTP] = nb.tp, res[PB_RES_BFN] = nb.fn, res[PB_RES_BFP] = nb.fp;
             rc = 0;
         }
     }
     free(mem);
+    free(memb);
     return rc;
 }
 
 /* The fields of a res after the predictions' areas, in the order match_one writes them (the ints, the floats, the
- * fold), each as the header entry that counts its rows; fp_matched's bytes follow them. */
+ * fold, boundary PQ's), each as the header entry that counts its rows; fp_matched's bytes follow them. */
 static const int pb_res_fields[] = {PB_RES_TP, PB_RES_TP, PB_RES_FN, PB_RES_FN, PB_RES_FP, PB_RES_FP, PB_RES_NC,
                                     PB_RES_TP, PB_RES_FN, PB_RES_FN, PB_RES_FN, PB_RES_FN, PB_RES_FP, PB_RES_FP,
-                                    PB_RES_NC, PB_RES_FOLD, PB_RES_FOLD, PB_RES_FOLD};
+                                    PB_RES_NC, PB_RES_FOLD, PB_RES_FOLD, PB_RES_FOLD, PB_RES_BTP, PB_RES_BTP,
+                                    PB_RES_BFN, PB_RES_BFP};
 #define PB_RES_NFIELDS ((int)(sizeof pb_res_fields / sizeof pb_res_fields[0]))
-#define PB_RES_COUNTS 6 /* n_tp, n_fn, n_fp, n_nc, m, unlisted: the header entries res_columns hands back */
+#define PB_RES_COUNTS 9 /* n_tp, n_fn, n_fp, n_nc, m, unlisted, b_tp, b_fn, b_fp: what res_columns hands back */
 
 /* One res (cap int64 words; its match after the header and p predictions' areas) checked against its buffer before
  * anything is read past its header: 0 with its PB_RES_COUNTS header entries in head, else -1.  Every row count and
@@ -736,9 +757,8 @@ static int res_check(const int64_t *r, Py_ssize_t cap, Py_ssize_t p, int64_t *he
     memcpy(&used, r + PB_RES_USED, 8); /* memcpy: a buffer export need not be aligned */
     if (used < 0 || used > cap) return -1;
     memcpy(head, r, PB_RES_COUNTS * 8);
-    for (int k = 0; k <= PB_RES_FOLD; k++)
-        if (head[k] < 0 || head[k] > cap) return -1;
-    if (head[PB_RES_UNLISTED] < 0) return -1;
+    for (int k = 0; k < PB_RES_COUNTS; k++)
+        if (head[k] < 0 || (k != PB_RES_UNLISTED && head[k] > cap)) return -1;
     int64_t end = PB_RES_HEADER + p;
     for (int f = 0; f < PB_RES_NFIELDS; f++)
         if ((end += head[pb_res_fields[f]]) > used) return -1;
@@ -825,6 +845,32 @@ done:
     return out;
 }
 
+/* boundary PQ of one counted image (both id maps whole): the boundary tables of boundary_pq.boundary_tables, then
+ * match_one with them; 0, or 1 (out of memory, a size the int32 streaks cannot hold: the per-image path) */
+static int boundary_one(pb_item *it, Py_ssize_t h, Py_ssize_t w, const pb_idmap *gm, const pb_idmap *pm,
+                        const uint32_t *g, const uint32_t *p) {
+    const Py_ssize_t G = it->gk.len / 8, P = it->pk.len / 8, cols = P + 1;
+    if (G == 0 || P == 0) return match_one(it, NULL); /* no pair: the match needs no IoU (numpy: zeros) */
+    if (h > INT32_MAX - 2) return 1;
+    const int d = pb_dilation(h, w);
+    int64_t *tab = calloc((size_t)((G + 2) * cols + G + 2 + cols), sizeof(int64_t));
+    pb_bwork k;
+    int rc = 1;
+    memset(&k, 0, sizeof k); /* pb_bwork_free needs it whether or not init ran */
+    if (tab && !pb_bwork_init(&k, w, h, d)) {
+        lookup lg = {gm, 0, 0, (int32_t)(G + 1)}, lp = {pm, 0, 0, -1};
+        uint32_t bad = 0;
+        int64_t *bga = tab + (G + 2) * cols, *bpa = bga + G + 2;
+        if (!pb_boundary_pass(g, p, w, h, d, &lg, &lp, tab, bga, bpa, cols, &k, &bad)) {
+            pb_btab b = {tab, bga, bpa};
+            rc = match_one(it, &b);
+        }
+    }
+    pb_bwork_free(&k);
+    free(tab);
+    return rc;
+}
+
 /* One image: 0 counted, 1 left to the per-image path */
 static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_work *wk) {
     Py_ssize_t gh, gw, n;
@@ -837,9 +883,12 @@ static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_
     if (!pb_idmap_init(&gm, it->gk.buf, n_gt) && !pb_idmap_init(&pm, it->pk.buf, n_pred)) {
         memset(it->counts.buf, 0, (size_t)it->counts.len);
         rc = count_pred(wk->file.p, (size_t)n, gh, gw, max_px, dec, wk, &gm, &pm, it->counts.buf, n_pred + 1,
-                        it->strict, (int32_t)(n_gt + 1)) ? 1 : 0;
+                        it->strict, (int32_t)(n_gt + 1), it->boundary) ? 1 : 0;
     }
-    if (rc == 0 && it->match) rc = match_one(it);
+    if (rc == 0 && it->boundary)
+        rc = boundary_one(it, gh, gw, &gm, &pm, (const uint32_t *)wk->gt_ids.p, (const uint32_t *)wk->pred_ids.p);
+    else if (rc == 0 && it->match)
+        rc = match_one(it, NULL);
     pb_idmap_free(&gm);
     pb_idmap_free(&pm);
     return rc;
@@ -924,8 +973,9 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
         pb_item *it = &its[k];
         PyObject *t = PyList_GET_ITEM(items, k);
         if (!PyTuple_Check(t) ||
-            !PyArg_ParseTuple(t, "SSLLy*y*w*p|y*y*y*y*w*", &it->gt_path, &it->pred_path, &it->h, &it->w, &it->gk,
-                              &it->pk, &it->counts, &it->strict, &it->gc, &it->ga, &it->crowd, &it->pc, &it->res)) {
+            !PyArg_ParseTuple(t, "SSLLy*y*w*p|y*y*y*y*w*p", &it->gt_path, &it->pred_path, &it->h, &it->w, &it->gk,
+                              &it->pk, &it->counts, &it->strict, &it->gc, &it->ga, &it->crowd, &it->pc, &it->res,
+                              &it->boundary)) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "pair_tables: items must be tuples");
             ok = 0;
             break;
@@ -939,7 +989,7 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "pair_tables: keys must be int64 and counts (n_gt + 2) x (n_pred + 1) "
                                               "int64");
             ok = 0;
-        } else if (it->gc.obj && (!it->match || it->gc.len != n_gt * 8 || it->ga.len != n_gt * 8 ||
+        } else if ((it->gc.obj || it->boundary) && (!it->match || it->gc.len != n_gt * 8 || it->ga.len != n_gt * 8 ||
                                   it->crowd.len != n_gt || it->pc.len != n_pred * 8 || it->res.len % 8)) {
             PyErr_SetString(PyExc_ValueError, "pair_tables: the match needs int64 gt cats and areas, one byte per "
                                               "crowd flag, int64 pred cats and an int64 res");

@@ -33,7 +33,7 @@ from panbench.pq.coco_format import PackedSegments, safe_path
 from panbench.pq.evaluator import image_segments
 from panbench.pq.matching import MATCH_FIELDS, CategoryTable
 from panbench.pq.png import max_pixels
-from panbench.pq.result import ImageResult, join_columns, results_to_columns
+from panbench.pq.result import BOUNDARY_PREFIX, ImageResult, join_columns, results_to_columns
 from panbench.pq.sums import PQStats
 from panbench.pq.threads import Task, Workers
 
@@ -46,7 +46,8 @@ Pair = tuple[dict[str, Any], dict[str, Any]]  # (ground-truth annotation, predic
 # an image kept by the calling thread while its chunk is in flight: its res and number of predictions, or None
 # (the per-image path scores it)
 _Prepared = tuple[np.ndarray, int] | None
-_HEADER = 8  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, used, (unused)
+_HEADER = 10  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, b_tp, b_fn, b_fp, used
+_COUNTS = 9  # the header entries res_columns hands back (all but used)
 # a chunk in flight: its pairs, what the calling thread keeps of each (None: the per-image path scores the chunk, the
 # call's value its results), the C call (or its status bytes), the position of each image handed to C
 _Chunk = tuple[Sequence[Pair], "list[_Prepared] | None", "Task[Any] | Any", list[int]]
@@ -67,9 +68,10 @@ def available() -> bool:
     return _READY[key]
 
 
-def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
-             strict: bool) -> tuple[_Prepared, tuple[Any, ...] | None]:
-    """One image for ``pair_tables``: what the calling thread keeps and the C item (None: the per-image path)."""
+def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair, strict: bool,
+             boundary: bool = False) -> tuple[_Prepared, tuple[Any, ...] | None]:
+    """One image for ``pair_tables``: what the calling thread keeps and the C item (None: the per-image path);
+    with ``boundary``, boundary PQ's contributions counted and matched in C too."""
     gt_ann, pred_ann = pair
     where = f"image {gt_ann['image_id']}"
     try:
@@ -89,9 +91,9 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair,
         h, w, pixels = jh, jw, jh * jw
     n_gt, n_pred = len(g_crowd), len(p_ids) // 8
     inter = np.empty((n_gt + 2, n_pred + 1), np.int64)
-    res = np.empty(res_words(n_gt, n_pred, pixels), np.int64)
+    res = np.empty(res_words(n_gt, n_pred, pixels, boundary), np.int64)
     return (res, n_pred), (gt_png, pred_png, h, w, g_ids, p_ids, inter, strict, g_cats, g_areas, g_crowd, p_cats,
-                           res)
+                           res, boundary)
 
 
 def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> tuple[Any, ...]:
@@ -109,15 +111,17 @@ def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> 
     return tuple(a.data.cast("B") for a in (gt.ids, gt.cats, gt.areas, gt.iscrowd, pred.ids, pred.cats))
 
 
-def res_words(n_gt: int, n_pred: int, pixels: int | None = None) -> int:
+def res_words(n_gt: int, n_pred: int, pixels: int | None = None, boundary: bool = False) -> int:
     """The int64 words of a ``res`` that holds any match of ``n_gt`` ground truths and ``n_pred`` predictions
-    (``match_one`` in ``_native.c``: header, predicted areas, packed match, fold, fp_matched bytes) on an image of
-    ``pixels`` pixels (None: not known), each cell of the fold holding at least one pixel."""
+    (``match_one`` in ``_native.c``: header, predicted areas, packed match, fold, boundary PQ's contributions with
+    ``boundary``, fp_matched bytes) on an image of ``pixels`` pixels (None: not known), each cell of the fold
+    holding at least one pixel."""
     t = min(n_gt, n_pred)  # true positives: at most one per segment
     ints = 2 * t + 2 * n_gt + 2 * n_pred + n_gt
     floats = t + 4 * n_gt + 2 * n_pred + n_gt
     cells = (n_gt + 1) * (n_pred + 1) if pixels is None else min((n_gt + 1) * (n_pred + 1), pixels)
-    return _HEADER + n_pred + ints + floats + 3 * cells + (n_pred + 7) // 8
+    bounds = 2 * t + n_gt + n_pred if boundary else 0  # b_tp_cats, b_tp_ious, b_fn_cats, b_fp_cats
+    return _HEADER + n_pred + ints + floats + 3 * cells + bounds + (n_pred + 7) // 8
 
 
 # the fields of a res after its header and the predictions' areas, in the order match_one (_native.c) writes them,
@@ -127,23 +131,27 @@ _INTS = (("tp_cats", 0), ("tp_area", 0), ("fn_cats", 1), ("fn_area", 1), ("fp_ca
 _FLOATS = (("tp_ious", 0), ("fn_same", 1), ("fn_other", 1), ("fn_pair", 1), ("fn_pair_other", 1), ("fp_same", 2),
            ("fp_other", 2), ("gt_iou_sum", 3))
 _FOLD = (("sem_gt", 4), ("sem_pred", 4), ("sem_px", 4))
+_BOUNDARY = ((BOUNDARY_PREFIX + "tp_cats", 6), (BOUNDARY_PREFIX + "tp_ious", 6), (BOUNDARY_PREFIX + "fn_cats", 7),
+             (BOUNDARY_PREFIX + "fp_cats", 8))  # boundary PQ's contributions (ImageResult.boundary)
 _GROUPS = (("tp", 0), ("fn", 1), ("fp", 2), ("gt", 3))  # each match group's row count, for its <group>_img
+_BOUNDARY_GROUPS = ((BOUNDARY_PREFIX + "tp", 6), (BOUNDARY_PREFIX + "fn", 7), (BOUNDARY_PREFIX + "fp", 8))
 
 
-def res_columns(kept: Sequence[tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
+def res_columns(kept: Sequence[tuple[np.ndarray, int]], boundary: bool = False) -> dict[str, np.ndarray]:
     """The results of images matched into their ``res`` (each with its number of predictions: where its match
-    starts) as :func:`~panbench.pq.result.results_to_columns` gives them: ``_native.res_columns`` copies every field
-    of every image into one buffer, field by field, then cut into the columns."""
+    starts) as :func:`~panbench.pq.result.results_to_columns` gives them (with ``boundary``, boundary PQ's ``b_``
+    columns too): ``_native.res_columns`` copies every field of every image into one buffer, field by field, then
+    cut into the columns."""
     n = len(kept)
     if n == 0:
         return results_to_columns([])
     values, heads, matched = native.pixels().res_columns([r for r, _ in kept], [p for _, p in kept])
-    counts = np.frombuffer(heads, np.int64).reshape(n, 6)  # n_tp, n_fn, n_fp, n_nc, m, unlisted of each image
-    layout = _INTS + _FLOATS + _FOLD
+    counts = np.frombuffer(heads, np.int64).reshape(n, _COUNTS)  # n_tp, n_fn, n_fp, n_nc, m, unlisted, b_tp, ...
+    layout = _INTS + _FLOATS + _FOLD + _BOUNDARY
     rows = counts.sum(axis=0)[[k for _, k in layout]]  # each field's rows, all images
     cols = dict(zip((name for name, _ in layout), np.split(np.frombuffer(values, np.int64), np.cumsum(rows)[:-1]),
                     strict=True))
-    for name, _ in _FLOATS:
+    for name in (*(name for name, _ in _FLOATS), BOUNDARY_PREFIX + "tp_ious"):
         cols[name] = cols[name].view(np.float64)
     cols["fp_matched"] = np.frombuffer(matched, np.bool_)
     images = np.arange(n, dtype=np.int64)
@@ -153,25 +161,32 @@ def res_columns(kept: Sequence[tuple[np.ndarray, int]]) -> dict[str, np.ndarray]
     listed = counts[:, 5] > 0  # unlisted pixels: one entry per image that has any
     out["unlisted_px"] = counts[listed, 5]
     out["sem_img"], out["unlisted_img"] = np.repeat(images, counts[:, 4]), images[listed]
+    if boundary:
+        out.update({name: cols[name] for name, _ in _BOUNDARY})
+        out.update({g + "_img": np.repeat(images, counts[:, k]) for g, k in _BOUNDARY_GROUPS})
     return out
 
 
 def packed(result: ImageResult) -> tuple[np.ndarray, int]:
     """An image's result as ``match_one`` writes a ``res`` (without the predictions' areas): what
     :func:`res_columns` reads, for an image the per-image path scored."""
-    m = result.match
+    m, b = result.match, result.boundary
     fields = [np.asarray(getattr(m, name), np.int64) for name, _ in _INTS]
     fields += [np.asarray(getattr(m, name), np.float64).view(np.int64) for name, _ in _FLOATS]
     fields += [np.asarray(getattr(result, name), np.int64) for name, _ in _FOLD]
+    if b is not None:
+        fields += [np.asarray(b.tp_cats, np.int64), np.asarray(b.tp_ious, np.float64).view(np.int64),
+                   np.asarray(b.fn_cats, np.int64), np.asarray(b.fp_cats, np.int64)]
     matched = np.zeros(-(-len(m.fp_matched) // 8) * 8, np.uint8)
     matched[:len(m.fp_matched)] = m.fp_matched
     body = np.concatenate([*fields, matched.view(np.int64)])
+    bounds = [len(b.tp_cats), len(b.fn_cats), len(b.fp_cats)] if b is not None else [0, 0, 0]
     head = [len(m.tp_cats), len(m.fn_cats), len(m.fp_cats), len(m.gt_cats), len(result.sem_px),
-            int(result.unlisted_px.sum()), _HEADER + len(body), 0]
+            int(result.unlisted_px.sum()), *bounds, _HEADER + len(body)]
     return np.concatenate([np.array(head, np.int64), body]), 0
 
 
-def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool,
+def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[Pair], strict: bool, boundary: bool,
             limit: int | None, pool: Workers | None, per_image: Callable[[Pair], ImageResult]) -> _Chunk:
     """Prepare a chunk in the calling thread and start its C call (on a thread, or here without a pool);
     ``limit`` None scores the whole chunk with ``per_image`` instead, on a thread all the same."""
@@ -183,7 +198,7 @@ def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[P
     else:
         prepared, items, slots = [], [], []
         for pair in chunk:
-            kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict)
+            kept_side, item = _prepare(cats, gt_dir, pred_dir, pair, strict, boundary)
             prepared.append(kept_side)
             if item is not None:
                 slots.append(len(prepared) - 1)
@@ -217,8 +232,8 @@ class _Gathered:
     :data:`ADD_BYTES` of ``res``) turned into columns (of :class:`ImageResult` s with ``per_image``) and added to
     the sums; with ``keep_images`` the columns kept."""
 
-    def __init__(self, n_categories: int, keep_images: bool, per_image: bool = False) -> None:
-        self.stats, self.keep_images = PQStats.zeros(n_categories), keep_images
+    def __init__(self, n_categories: int, keep_images: bool, per_image: bool = False, boundary: bool = False) -> None:
+        self.stats, self.keep_images, self.boundary = PQStats.zeros(n_categories), keep_images, boundary
         self.per_image, self.held = per_image, 0  # held: the bytes of the res buffers in done
         self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
         self.done: list[Any] = []
@@ -231,7 +246,7 @@ class _Gathered:
 
     def add(self) -> None:
         if self.done:
-            cols = results_to_columns(self.done) if self.per_image else res_columns(self.done)
+            cols = results_to_columns(self.done) if self.per_image else res_columns(self.done, self.boundary)
             self.stats.add_columns(cols, len(self.done))
             if self.keep_images:
                 self.parts.append((len(self.done), cols))
@@ -246,29 +261,30 @@ class _Gathered:
 
 def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 keep_images: bool, threads: int, per_image: Callable[[Pair], ImageResult],
-                in_c: bool = True) -> tuple[PQStats, dict[str, np.ndarray]]:
-    """The sums of ``pairs`` and, with ``keep_images``, their results in order as columns (else empty), scored on
-    ``threads`` threads (1: the calling thread).  Images
-    are read and counted in C where ``in_c`` (``per_image`` scores those the C path leaves), else by ``per_image``."""
+                in_c: bool = True, boundary: bool = False) -> tuple[PQStats, dict[str, np.ndarray]]:
+    """The sums of ``pairs`` and, with ``keep_images``, their results in order as columns (else empty; with
+    ``boundary`` boundary PQ's ``b_`` columns too, which ``per_image`` must give as well), scored on ``threads``
+    threads (1: the calling thread).  Images are read and counted in C where ``in_c`` (``per_image`` scores those
+    the C path leaves), else by ``per_image``."""
     try:
         limit = max_pixels() if in_c else None
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
         limit = None
-    gathered = _Gathered(len(cats), keep_images, per_image=limit is None)
+    gathered = _Gathered(len(cats), keep_images, per_image=limit is None, boundary=boundary)
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = None
     try:
         pool = Workers(threads, "panbench-score") if threads > 1 else None
         queue: deque[_Chunk] = deque()
         for chunk in chunks:
-            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, limit, pool, per_image))
+            queue.append(_submit(cats, gt_dir, pred_dir, chunk, strict, boundary, limit, pool, per_image))
             if len(queue) >= 2 * max(1, threads):  # two chunks in flight per thread: none waits for the next
                 break
         while queue:
             first = queue.popleft()
             nxt = next(chunks, None)
             if nxt is not None:  # the next chunk starts before this one is gathered
-                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, limit, pool, per_image))
+                queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, boundary, limit, pool, per_image))
             gathered.take(_results(first, per_image))
     finally:
         if pool is not None:

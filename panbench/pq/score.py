@@ -164,7 +164,7 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
     files show (image ids paired with other images' files, unknown category ids the masks map, ids in an encoding)
     is refused with its fix and, with ``explain``, the PQ that fix gives (the prediction fixed and scored again)."""
     files = (gt_json, gt_dir, pred_json, pred_dir)
-    in_c = not how.boundary and batch.available()  # boundary PQ reads the id maps in Python: the per-image path
+    in_c = batch.available()
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
         try:
             cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
@@ -180,7 +180,8 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
     try:
         with collector_paused():  # no cycles are made, and collections would walk the annotations
             part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
-                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c)
+                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c,
+                                              how.boundary)
     except UnknownCategoryError as err:
         found = _mapped_categories(cats, gt_dir, pred_dir, pairs, how, workers, in_c) if explain else None
         if found is None:

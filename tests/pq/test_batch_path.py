@@ -409,14 +409,16 @@ def test_doctor_names_a_deflate_without_libdeflates_entry_points(monkeypatch) ->
     assert "libdeflate's entry points in the deflate package (score's batch path)" in native.missing()
 
 
-def _c_results(c: dict[str, Path], res_words=batch.res_words) -> tuple[list, list, bytes]:  # noqa: ANN001
-    """Each image's (res, n_pred) and pair_tables' status, the match in C asked for; and its inputs."""
+def _c_results(c: dict[str, Path], res_words=batch.res_words,  # noqa: ANN001
+               boundary: bool = False) -> tuple[list, list, bytes]:
+    """Each image's (res, n_pred) and pair_tables' status, the match in C asked for (with boundary PQ's); and its
+    inputs."""
     cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
     kept, items, inputs = [], [], []
     for pair in pairs:
-        (res, n_pred), item = batch._prepare(cats, c["gt_dir"], c["pred_dir"], pair, False)
-        res = np.full(res_words(len(item[10]), n_pred), -3, np.int64)
-        items.append((*item[:-1], res))
+        (res, n_pred), item = batch._prepare(cats, c["gt_dir"], c["pred_dir"], pair, False, boundary)
+        res = np.full(res_words(len(item[10]), n_pred, None, boundary), -3, np.int64)
+        items.append((*item[:-2], res, item[-1]))
         kept.append((res, n_pred))
         inputs.append(item)
     return kept, inputs, native.pixels().pair_tables(items, 2**28)
@@ -463,7 +465,7 @@ def test_a_result_packed_as_c_writes_it_gives_its_columns(tmp_path: Path) -> Non
 
 
 def test_a_res_too_small_for_its_match_leaves_the_image_to_python(tmp_path: Path) -> None:
-    _, _, status = _c_results(_set(tmp_path, n=2), res_words=lambda g, p: 8 + p)
+    _, _, status = _c_results(_set(tmp_path, n=2), res_words=lambda g, p, *_: batch._HEADER + p)
     assert list(status) == [1, 1]
 
 
@@ -501,7 +503,9 @@ def test_res_columns_refuses_a_res_that_does_not_hold_its_header(tmp_path: Path)
     kept, _, status = _c_results(_set(tmp_path, n=2))
     assert list(status) == [0, 0]
     res, n_pred = kept[1]
-    for k, value in ((0, int(res[6])), (6, int(res[6]) - 1), (6, len(res) + 1), (1, -1)):  # rows, used
+    used = batch._HEADER - 1  # PB_RES_USED: the header's last entry
+    for k, value in ((0, int(res[used])), (used, int(res[used]) - 1), (used, len(res) + 1), (1, -1),
+                     (7, len(res) + 1)):  # rows, used, boundary PQ's rows
         bad = res.copy()
         bad[k] = value
         with pytest.raises(ValueError, match="res 1 does not hold the match its header describes"):

@@ -1,0 +1,122 @@
+"""Boundary PQ on score's batch path: both PNGs decoded, counted, banded (_boundary_core.h's one pass over the id
+maps) and matched with min(mask IoU, boundary IoU) in C on the threads.  Its columns equal, field for field, those
+of the per-image path in numpy (the numpy boundary kernel and the numpy matcher: no C shared with the batch path),
+and its sums equal the paper authors' reference (tests/reference/boundary_iou_api.py) on the COCO sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import write_perturbed_sample
+from panopticapi.evaluation import PQStat
+from panopticapi.utils import rgb2id as ref_rgb2id
+from PIL import Image
+from reference import boundary_iou_api as ref
+
+from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.pq import batch, boundary, matching, score
+from panbench.pq.matching import METRIC_KEYS
+from panbench.pq.result import BOUNDARY_PREFIX, results_to_columns
+from panbench.pq.score import Scoring, load_pairs, score_stream
+from panbench.pq.sums import PQStats, pq_summary
+
+pytestmark = pytest.mark.skipif(not batch.available(), reason="the batch path's C kernels are not built")
+
+CATS = coco_like_categories(8, 6)
+# (height, width): 0.02 x diagonal a half (1.5, 2.5 and 12.5 go to the even 2, 2 and 12; 0.5 to 0, then 1), the
+# COCO sample's 640x360 (d = 15), one-pixel-thin images, and an image smaller than its band
+SIZES = [(45, 60), (75, 100), (15, 20), (375, 500), (360, 640), (1, 40), (40, 1), (9, 7)]
+
+
+def _write(tmp_path: Path, shape: tuple[int, int], n: int = 3) -> tuple[Path, Path, Path, Path]:
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    gt = [(i, random_image(rng, *shape, CATS, n_things=(2, 10), crowd_prob=0.3, void_fraction=0.05))
+          for i in range(1, n + 1)]
+    pred = [(i, perturb(rng, g, CATS)) for i, g in gt]
+    gj, gd = write_panoptic(tmp_path, "gt", gt, CATS)
+    pj, pd = write_panoptic(tmp_path, "pred", pred, CATS)
+    return gj, gd, pj, pd
+
+
+def _scored(files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch, in_c: bool,
+            workers: int = 2) -> tuple[dict, dict[str, np.ndarray], list[str]]:
+    """score_stream with boundary PQ: its metrics, its columns and the images the per-image path scored.  Without
+    ``in_c``, the per-image path in numpy alone (boundary tables and match)."""
+    fallbacks: list[str] = []
+    with monkeypatch.context() as m:
+        if not in_c:
+            m.setattr(batch, "available", lambda: False)
+            m.setattr(boundary, "_native", None)
+            m.setattr(matching, "_native", None)
+        one = score._score_one
+
+        def noted(cats, gt_dir, pred_dir, how, pair):  # noqa: ANN001, ANN202
+            fallbacks.append(pair[0]["file_name"])
+            return one(cats, gt_dir, pred_dir, how, pair)
+
+        m.setattr(score, "_score_one", noted)
+        ev, _, cols = score_stream(*files, workers, Scoring(boundary=True, keep_images=True))
+    return ev.evaluate(), cols, fallbacks
+
+
+@pytest.mark.parametrize("shape", SIZES)
+def test_boundary_pq_in_c_equals_the_numpy_path_column_for_column(tmp_path: Path, monkeypatch, shape) -> None:
+    files = _write(tmp_path, shape)
+    got, cols, fallbacks = _scored(files, monkeypatch, True)
+    want, ref_cols, _ = _scored(files, monkeypatch, False, workers=1)
+    assert fallbacks == []  # every image banded and matched in C
+    assert got == want
+    assert list(cols) == list(ref_cols)
+    for k in cols:
+        assert cols[k].dtype == ref_cols[k].dtype and np.array_equal(cols[k], ref_cols[k]), k
+    assert sum(len(cols[BOUNDARY_PREFIX + k]) for k in ("tp_ious", "fn_cats", "fp_cats")) > 0
+
+
+def _boundary_summary(files: tuple[Path, ...], cols: dict[str, np.ndarray]) -> tuple[PQStats, dict]:
+    cats, pairs = load_pairs(files[0], files[2])
+    stats = PQStats.zeros(len(cats))
+    stats.add_columns(cols, len(pairs), BOUNDARY_PREFIX)
+    return stats, pq_summary(stats, cats.ids, cats.isthing)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_boundary_pq_in_c_equals_the_authors_reference(coco_sample: Path, tmp_path: Path, monkeypatch,
+                                                       seed: int) -> None:
+    a = coco_sample / "annotations"
+    pred_json, pred_dir = write_perturbed_sample(a, tmp_path, seed)
+    files = (a / "panoptic_val2017.json", a / "panoptic_val2017", pred_json, pred_dir)
+    _, cols, fallbacks = _scored(files, monkeypatch, True)
+    assert fallbacks == []
+    stats, ours = _boundary_summary(files, cols)
+    gt, pred = json.loads(files[0].read_text()), json.loads(pred_json.read_text())
+    categories = {c["id"]: c for c in gt["categories"]}
+    by_id = {p["image_id"]: p for p in pred["annotations"]}
+    stat = PQStat()
+    for g in gt["annotations"]:
+        p = by_id[g["image_id"]]
+        g_ids = ref_rgb2id(np.array(Image.open(files[1] / g["file_name"]), dtype=np.uint32))
+        p_ids = ref_rgb2id(np.array(Image.open(pred_dir / p["file_name"]), dtype=np.uint32))
+        ref.add_image(stat, g_ids, g["segments_info"], p_ids, p["segments_info"], categories, 0.02)
+    expected = ref.summary(stat, categories)
+    for k in METRIC_KEYS:
+        assert ours[k] == pytest.approx(expected[k], abs=1e-9), k
+    for k, cid in enumerate(categories):
+        r, o = stat.pq_per_cat[cid], ours["per_class"][str(cid)]
+        assert (o["TP"], o["FP"], o["FN"]) == (r.tp, r.fp, r.fn), cid
+        assert stats.iou_sum[k] == pytest.approx(r.iou, abs=1e-9), cid
+    assert 0 < ours["PQ"] < 100
+
+
+def test_a_boundary_result_packed_as_c_writes_it_gives_its_columns(tmp_path: Path) -> None:
+    """The per-image path's results (the fallbacks of a chunk) carry boundary PQ's columns as C's do."""
+    files = _write(tmp_path, (40, 50), n=4)
+    cats, pairs = load_pairs(files[0], files[2])
+    results = [score._score_one(cats, files[1], files[3], Scoring(boundary=True), p) for p in pairs]
+    cols = batch.res_columns([batch.packed(r) for r in results], boundary=True)
+    want = results_to_columns(results)
+    assert list(cols) == list(want)
+    for k in cols:
+        assert cols[k].dtype == want[k].dtype and np.array_equal(cols[k], want[k]), k
