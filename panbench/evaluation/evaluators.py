@@ -35,8 +35,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from panbench.analysis.ap import APAccumulator, Instances, gt_annotations
-from panbench.analysis.semantic import SemanticConfusion
+from panbench.analysis.ap import APAccumulator, Instances, ap_fields, gt_annotations
+from panbench.analysis.semantic import SemanticConfusion, miou_fields
 from panbench.errors import PanbenchError
 from panbench.evaluation.storage import StatsCache
 from panbench.pq.accumulator import PanopticAccumulator
@@ -125,12 +125,13 @@ class ConfusionImage:
 
 
 class APEvaluator:
-    """COCO mask AP of the thing categories from the model's instances (the record's ``ap``)."""
+    """COCO mask AP of the thing categories from the model's instances, which ``source`` (one of
+    :data:`~panbench.analysis.ap.AP_SOURCES`) gave: the record's ``ap`` and ``ap_source``."""
 
     name, version = "AP", "1"
 
-    def __init__(self, categories: CategoryTable) -> None:
-        self.categories = categories
+    def __init__(self, categories: CategoryTable, source: str | None = None) -> None:
+        self.categories, self.source = categories, source
         self.reset()
 
     def reset(self) -> None:
@@ -153,7 +154,7 @@ class APEvaluator:
         self.accumulator = self.accumulator + other.accumulator
 
     def evaluate(self) -> dict[str, Any]:
-        return {}  # the record's ap fields (record_fields.ap_fields read the accumulator and the model's source)
+        return ap_fields(self.accumulator, self.source) if self.source is not None else {}
 
     encode, decode = staticmethod(APImage.to_json), staticmethod(APImage.from_json)
 
@@ -188,7 +189,9 @@ class SemanticEvaluator:
         self.confusion = self.confusion + other.confusion
 
     def evaluate(self) -> dict[str, Any]:
-        return {}  # the record's semantic and miou fields (record_fields.miou_fields read the confusion)
+        """The record's ``miou`` and ``miou_source`` of the model's semantic output; none without one (the run
+        then reads the panoptic output's, :meth:`RunEvaluators.record_fields`)."""
+        return miou_fields({}, self.confusion) if self.confusion.n_images else {}
 
     @staticmethod
     def encode(share: ConfusionImage | None) -> dict[str, Any] | None:
@@ -208,10 +211,11 @@ class RunEvaluators:
     cache (:class:`~panbench.evaluation.storage.StatsCache`) and :meth:`resume` takes images back from it."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
-                 cache: StatsCache | None = None, ap: bool = False, extra: Sequence[Any] = ()) -> None:
+                 cache: StatsCache | None = None, ap: bool = False, extra: Sequence[Any] = (),
+                 ap_source: str | None = None) -> None:
         self.categories, self.boundary, self.strict = categories, boundary, strict
         self.pq = PanopticAccumulator(categories, keep_images=True, boundary=boundary)
-        self.ap = APEvaluator(categories) if ap else None
+        self.ap = APEvaluator(categories, ap_source) if ap else None
         self.semantic = SemanticEvaluator(categories)
         self.extra = list(extra)
         check_names(self.extra)
@@ -227,7 +231,8 @@ class RunEvaluators:
         extra = [copy.deepcopy(ev) for ev in self.extra]
         for ev in extra:
             ev.reset()
-        return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None, extra)
+        return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None, extra,
+                             self.ap.source if self.ap is not None else None)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
               where: str, image_id: Any = 0, instances: Instances | None = None,
@@ -288,6 +293,18 @@ class RunEvaluators:
     def evaluate(self) -> dict[str, Any]:
         """The PQ metrics of the images held: the nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
         return self.pq.evaluate()
+
+    def record_fields(self, res: dict[str, Any]) -> dict[str, Any]:
+        """What the evaluators but PQ give the record, ``res`` being PQ's (:meth:`evaluate`): AP's ``ap`` and
+        ``ap_source``, ``miou`` and ``miou_source`` (the semantic output's, else the panoptic output's in ``res``),
+        the user's ``evaluators``."""
+        out: dict[str, Any] = miou_fields(res)
+        builtins: list[Any] = [*([self.ap] if self.ap is not None else []), self.semantic]
+        for ev in builtins:
+            out.update(ev.evaluate())
+        if (fields := self.fields()) is not None:
+            out["evaluators"] = fields
+        return out
 
     def fields(self) -> dict[str, dict[str, Any]] | None:
         """The user's evaluators' fields by name (the record's ``evaluators``), None without any."""

@@ -10,8 +10,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from panbench.analysis.ap import ap_fields, write_results
-from panbench.analysis.semantic import miou_fields
+from panbench.analysis.ap import write_results
 from panbench.data.catalog import DATASETS
 from panbench.data.datasets import PanopticDataset, dataset_fingerprint
 from panbench.errors import InputError, PanbenchError
@@ -125,15 +124,6 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
 def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:
     """Measured minus published, per metric (None where the zoo publishes nothing)."""
     return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
-
-
-def ap_miou_fields(evaluators: RunEvaluators, instance_source: str | None, res: dict[str, Any]) -> dict[str, Any]:
-    """The record's ``ap`` and ``ap_source`` (with AP on and a model with instances) and
-    ``miou`` and ``miou_source`` (the model's semantic output where it gave one, else the panoptic one)."""
-    out = miou_fields(res, evaluators.semantic.confusion)
-    if evaluators.ap is not None and instance_source is not None:
-        out.update(ap_fields(evaluators.ap.accumulator, instance_source))
-    return out
 
 
 def save_instances(writer: PredictionWriter | None, evaluators: RunEvaluators) -> Path | None:

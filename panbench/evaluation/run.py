@@ -98,7 +98,8 @@ class Run:
         cache = storage.StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
         self.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
                                         ap=opts.ap and self.lm.family.instance_source is not None,
-                                        extra=[load_evaluator(e) for e in opts.evaluators])
+                                        extra=[load_evaluator(e) for e in opts.evaluators],
+                                        ap_source=self.lm.family.instance_source)
         indices = list(range(rank, len(self.dataset.samples), self.world))
         writer = self.writer  # a cached image whose prediction is to be saved and is not runs again
         rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
@@ -206,9 +207,8 @@ class Run:
                         "predictions": saved},
             selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
             **record_fields.corruption_fields(opts), **self.analyses,
-            **record_fields.ap_miou_fields(self.evaluators, self.lm.family.instance_source, res),
+            **self.evaluators.record_fields(res),
             **({"diagnosis": [f.to_json() for f in found]} if found else {}),
-            **({"evaluators": fields} if (fields := self.evaluators.fields()) is not None else {}),
         )
         if self.rank == 0 and self.unsaved is not None and self.writer is not None:
             raise storage.unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
