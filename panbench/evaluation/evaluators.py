@@ -243,11 +243,11 @@ class RunEvaluators:
         image = ImageData(index, image_id, self.categories, gt_ids, gt_segs, pred_ids, pred_segs, result, instances,
                           semantic)
         members = self.members
-        shares = [ev.process(image) for ev in members]
+        shares = [_call(ev, "process", where, image) for ev in members]
         encoded = [_encode(ev, s) for ev, s in zip(members, shares)]  # a share that is not JSON: refused here
         self.pq.add(result, index)
         for ev, s, e in zip(members, shares, encoded):
-            ev.add(s if hasattr(ev, "encode") else e)  # the user's: as it comes back from the cache
+            _call(ev, "add", where, s if hasattr(ev, "encode") else e)  # the user's: as the cache gives it back
         if self.cache is not None:
             self.cache.add(index, result, {cache_key_of(ev): e for ev, e in zip(members, encoded)})
         return result
@@ -288,7 +288,7 @@ class RunEvaluators:
         for p in parts:
             self.pq.merge(p[0])
             for mine, theirs in zip(self.members, p[1:]):
-                mine.merge(theirs)
+                _call(mine, "merge", "another process's or rank's state", theirs)
 
     def evaluate(self) -> dict[str, Any]:
         """The PQ metrics of the images held: the nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
@@ -312,12 +312,26 @@ class RunEvaluators:
             return None
         out = {}
         for ev in self.extra:
-            got = ev.evaluate()
+            got = _call(ev, "evaluate", "the run's images")
             if not isinstance(got, dict):
                 raise PanbenchError(f"evaluator {name_of(ev)}: evaluate() returned {type(got).__name__}, not a dict "
                                     "of fields; return {name: value}")
             out[name_of(ev)] = json.loads(json.dumps(got, default=_plain))
         return out
+
+
+def _call(ev: Any, method: str, where: str, *args: Any) -> Any:
+    """``ev.method(*args)``; an exception of an evaluator of the user's (not panbench's own) becomes one line naming
+    the evaluator, the method and the image (the traceback under ``--debug``)."""
+    try:
+        return getattr(ev, method)(*args)
+    except PanbenchError:
+        raise
+    except Exception as e:
+        if type(ev).__module__.startswith("panbench."):
+            raise
+        raise PanbenchError(f"evaluator {name_of(ev)}: {method}() failed on {where} ({type(e).__name__}: {e}); fix "
+                            "the evaluator (--debug shows where)") from e
 
 
 def _plain(v: Any) -> Any:

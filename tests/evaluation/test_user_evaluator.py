@@ -174,3 +174,15 @@ def test_the_python_api_takes_the_class_as_docs_api_md_shows(demo_root: Path, tm
     record = evaluate_model(resolve("demo-mask2former", dataset="demo")[0], ds, opts)
     assert record.evaluators == {"ImageCount": {"images": 3, "gt_segments": sum(len(s.gt_ann["segments_info"])
                                                                                 for s in ds.samples)}}
+
+
+def test_an_exception_in_its_code_is_one_line_naming_it_the_method_and_the_image(
+        demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "div.py").write_text(EXAMPLE.read_text().replace('return {"gt_segments": len(image.gt_segments)}',
+                                                                 "return 1 // 0"))
+    capsys.readouterr()
+    assert main(_args(demo_root, tmp_path / "res", "--evaluator", f"{tmp_path / 'div.py'}:ImageCount")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("panbench: error: evaluator ImageCount: process() failed on image ") and \
+        "(ZeroDivisionError: integer division or modulo by zero); fix the evaluator" in err[-1], err
+    assert not any("Traceback" in line for line in err)
