@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from panbench import REPO_ROOT
 from panbench.analyses import ANALYSES, Analysis
@@ -79,6 +80,15 @@ def test_every_row_resolves_and_its_fields_are_the_records() -> None:
     assert all(set(r.functions) <= {a.key for a in ANALYSES} for r in (*REGISTRIES, kinds_of))
     assert list(ANALYSIS_FIELDS[:-1]) == [f for a in ANALYSES for f in a.fields]
     assert len({a.key for a in ANALYSES}) == len(ANALYSES) and set(BEYOND_THE_ROW) <= {a.key for a in ANALYSES}
+
+
+def test_a_function_registered_for_no_row_or_a_second_time_is_refused() -> None:
+    with pytest.raises(LookupError, match="no analysis 'nope' in panbench/analyses.py's ANALYSES; add its row"):
+        computes("nope")
+    ci = computes["ci"]
+    with pytest.raises(LookupError, match="two compute functions for analysis 'ci': panbench.analysis.bootstrap"):
+        computes("ci")(lambda inp: {})
+    assert computes["ci"] is ci
 
 
 def test_an_analysis_is_named_only_in_its_files() -> None:
