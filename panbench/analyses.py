@@ -4,17 +4,10 @@ report section and its ``panbench table`` option.  Standard library only, so tha
 options without numpy.
 
 An analysis is its row here, its fields in :class:`panbench.records.schema.RunRecord` (``ANALYSIS_FIELDS`` reads
-them from here) and its functions, each registered by its row's key where it is defined (a :class:`Registry`'s
-decorator):
-
-* ``@computes(key)`` (:mod:`panbench.analysis.collect`), in a module that ``panbench/analysis/__init__.py``
-  imports: ``(inputs: AnalysisInputs) -> dict``, the record fields it fills (empty when it does not apply);
-* ``@columns_of(key)`` (:mod:`panbench.reporting.analysis_views`): ``(record) -> dict``, the table's columns of
-  one record (blank when the record lacks the analysis); ``@kinds_of(key)`` there, optional: ``() -> {column:
-  (kind, the column it belongs to)}`` of the columns that are not shown as they are (an interval's ends, an error
-  type's count and delta);
-* ``@text_of(key)`` there: ``(fields) -> list[str]``, its terminal lines, of a record or ``score --json``'s dict;
-  an ``inline`` row gives parts of one line shared with the other inline rows ("; " between them).
+them from here) and its functions, each registered under its row's key where it is defined by a :class:`Registry`'s
+decorator: ``@computes(key)`` (:mod:`panbench.analysis.collect`: ``AnalysisInputs -> record fields``) in a module
+that ``panbench/analysis/__init__.py`` imports, and its table columns, their kinds and its terminal text in
+:mod:`panbench.reporting.analysis_views`.
 """
 
 from __future__ import annotations
