@@ -20,6 +20,19 @@
 #include "_common.h"        /* the id table and the AVX2 switch */
 #include "_boundary_core.h" /* the one pass over the id maps */
 
+/* The whole pass over two id maps in memory (pb_boundary_row for every row); 0, or 1 with the id in *bad */
+static int pb_boundary_pass(const uint32_t *g, const uint32_t *p, Py_ssize_t w, Py_ssize_t h, int d, lookup *lg,
+                            lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, pb_bwork *k,
+                            uint32_t *bad) {
+    pb_bpass b = {w, h, cols, d, lg, lp, bint, bga, bpa, 0};
+    for (Py_ssize_t y = 0; y < h; y++)
+        if (pb_boundary_row(k, &b, g + y * w, p + y * w, y)) {
+            *bad = b.bad;
+            return 1;
+        }
+    return 0;
+}
+
 static PyObject *py_boundary_counts(PyObject *self, PyObject *args) {
     Py_buffer g, p, gk, pk, bi, ga, pa;
     Py_ssize_t w, h;

@@ -179,18 +179,19 @@ static inline int32_t look(lookup *l, uint32_t v) {
 
 static inline int tally_run(uint32_t gv, uint32_t pv, Py_ssize_t x, Py_ssize_t e, const uint64_t *bg,
                             const uint64_t *bp, lookup *lg, lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa,
-                            Py_ssize_t cols, uint32_t *bad) {
+                            Py_ssize_t cols, int64_t *inter, uint32_t *bad) {
     int64_t cg = e - x, cp = e - x;
     if (bg) {
         cg = count_bits(bg, NULL, x, e);
         cp = count_bits(bp, NULL, x, e);
     }
-    if (cg | cp) {
+    if (cg | cp || inter) {
         int32_t a = look(lg, gv), b = look(lp, pv);
         if (b < 0) {
             *bad = pv;
             return 1;
         }
+        if (inter) inter[a * cols + b] += e - x; /* the mask's pair counts, as pair_counts counts them */
         bga[a] += cg;
         bpa[b] += cp;
         if (a == 0) bint[b] += cp;
@@ -201,13 +202,14 @@ static inline int tally_run(uint32_t gv, uint32_t pv, Py_ssize_t x, Py_ssize_t e
 
 /* Tally a row given as its runs of gt ids and of pred ids: per run of equal (gt, pred) ids (the
  * runs merged), the counts of gt-boundary, pred-boundary and both-boundary pixels (bits: boundary
- * pixels of the row, NULL: the whole row is boundary). */
+ * pixels of the row, NULL: the whole row is boundary) and, with inter, of all its pixels. */
 static int tally_runs(const runs *rg, const runs *rp, const uint64_t *bg, const uint64_t *bp, lookup *lg,
-                      lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, uint32_t *bad) {
+                      lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, int64_t *inter,
+                      uint32_t *bad) {
     Py_ssize_t i = 0, j = 0, x = 0, w = rg->start[rg->n];
     while (x < w) {
         Py_ssize_t eg = rg->start[i + 1], ep = rp->start[j + 1], e = eg < ep ? eg : ep;
-        if (tally_run(rg->val[i], rp->val[j], x, e, bg, bp, lg, lp, bint, bga, bpa, cols, bad)) return 1;
+        if (tally_run(rg->val[i], rp->val[j], x, e, bg, bp, lg, lp, bint, bga, bpa, cols, inter, bad)) return 1;
         x = e;
         i += eg == e;
         j += ep == e;
@@ -222,6 +224,7 @@ typedef struct {
     uint64_t *bg, *bp;
     Py_ssize_t R;
     runs *rg, *rp;
+    int64_t *inter; /* NULL, or the (G + 2) x (P + 1) pair counts the pass adds too (zeroed by the caller) */
 } pb_bwork;
 
 static int pb_bwork_init(pb_bwork *k, Py_ssize_t w, Py_ssize_t h, int d) {
@@ -254,25 +257,38 @@ static void pb_bwork_free(pb_bwork *k) {
     free(k->rg);
 }
 
-static int pb_boundary_pass(const uint32_t *g, const uint32_t *p, Py_ssize_t w, Py_ssize_t h, int d, lookup *lg,
-                         lookup *lp, int64_t *bint, int64_t *bga, int64_t *bpa, Py_ssize_t cols, pb_bwork *k,
-                         uint32_t *bad) {
-    const Py_ssize_t R = k->R, D = d;
-    for (Py_ssize_t y = 0; y < h; y++) {
-        Py_ssize_t s = y % R, s1 = (y + R - 1) % R;
-        row_runs(g + y * w, w, &k->rg[s]);
-        row_runs(p + y * w, w, &k->rp[s]);
-        if (y < D || y >= h - D) { /* within d of the top or bottom border: the whole row is boundary */
-            if (tally_runs(&k->rg[s], &k->rp[s], NULL, NULL, lg, lp, bint, bga, bpa, cols, bad)) return 1;
-        }
-        streak_update(k->sg, &k->rg[s], &k->rg[s1], y == 0, d, (int32_t)y);
-        streak_update(k->sp, &k->rp[s], &k->rp[s1], y == 0, d, (int32_t)y);
-        if (y >= 2 * D && y - D < h - D) { /* row y - d is decided: interior iff its column window reaches row y */
-            Py_ssize_t t = (y - D) % R;
-            make_bits(k->sg, w, (int32_t)(y - 2 * D), k->bg);
-            make_bits(k->sp, w, (int32_t)(y - 2 * D), k->bp);
-            if (tally_runs(&k->rg[t], &k->rp[t], k->bg, k->bp, lg, lp, bint, bga, bpa, cols, bad)) return 1;
-        }
+/* The state of one pass (pb_boundary_start): the maps' size and d, the id lookups, the tables it adds to */
+typedef struct {
+    Py_ssize_t w, h, cols;
+    int d;
+    lookup *lg, *lp;
+    int64_t *bint, *bga, *bpa;
+    uint32_t bad; /* a predicted id in no segment, once a row returned 1 */
+} pb_bpass;
+
+/* Row y of both maps (rows 0, 1, ... in turn, each read once: the caller may overwrite it afterwards): its runs
+ * kept, the whole row tallied where it lies within d of the top or bottom, the column streaks updated, and row
+ * y - d tallied once it is decided.  Returns 0, or 1 for a predicted id in no segment (in b->bad). */
+static inline int pb_boundary_row(pb_bwork *k, pb_bpass *b, const uint32_t *grow, const uint32_t *prow,
+                                  Py_ssize_t y) {
+    const Py_ssize_t R = k->R, D = b->d, h = b->h, w = b->w;
+    Py_ssize_t s = y % R, s1 = (y + R - 1) % R;
+    row_runs(grow, w, &k->rg[s]);
+    row_runs(prow, w, &k->rp[s]);
+    if (y < D || y >= h - D) { /* within d of the top or bottom border: the whole row is boundary */
+        if (tally_runs(&k->rg[s], &k->rp[s], NULL, NULL, b->lg, b->lp, b->bint, b->bga, b->bpa, b->cols, k->inter,
+                       &b->bad))
+            return 1;
+    }
+    streak_update(k->sg, &k->rg[s], &k->rg[s1], y == 0, b->d, (int32_t)y);
+    streak_update(k->sp, &k->rp[s], &k->rp[s1], y == 0, b->d, (int32_t)y);
+    if (y >= 2 * D && y - D < h - D) { /* row y - d is decided: interior iff its column window reaches row y */
+        Py_ssize_t t = (y - D) % R;
+        make_bits(k->sg, w, (int32_t)(y - 2 * D), k->bg);
+        make_bits(k->sp, w, (int32_t)(y - 2 * D), k->bp);
+        if (tally_runs(&k->rg[t], &k->rp[t], k->bg, k->bp, b->lg, b->lp, b->bint, b->bga, b->bpa, b->cols, k->inter,
+                       &b->bad))
+            return 1;
     }
     return 0;
 }

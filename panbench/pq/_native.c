@@ -27,9 +27,9 @@
  *       (-1: any); the prediction must have the ground truth's.  One status byte per item: 0 counted (and
  *       matched), 1 not (a file missing or damaged, a PNG kind or size this path leaves to Python, an id in no
  *       segment, an area check that fails): the caller scores that image on the per-image path, which gives
- *       the numbers or the error.  With boundary (the item's last entry, true), the prediction's whole id map
- *       is kept and boundary PQ's pass (_boundary_core.h) counts the boundary tables of both maps, which the
- *       match takes as well: boundary PQ's contributions (IoU = min(mask IoU, boundary IoU)) follow the fold in
+ *       the numbers or the error.  With boundary (the item's last entry, true), boundary PQ's pass
+ *       (_boundary_core.h) runs over the rows of both maps as the prediction is decoded, and the match takes its
+ *       boundary tables as well: boundary PQ's contributions (IoU = min(mask IoU, boundary IoU)) follow the fold in
  *       `res`.
  *   decode_ids(paths, max_pixels) -> list
  *       Each file decoded as pair_tables decodes it, its ids summed (None: left to the per-image path).
@@ -656,25 +656,28 @@ static int decode_gt(const uint8_t *d, size_t n, long long exp_h, long long exp_
     return unfilter(wk->raw.p, *pw, *ph, ch, (const uint32_t *)wk->zero.p, (uint32_t *)wk->gt_ids.p) ? -1 : 0;
 }
 
-/* The prediction (h x w, the ground truth's size) unfiltered a row at a time into two rows of wk->pred_ids
- * (keep: the whole map, for boundary PQ's pass), each row counted against the ground truth's as soon as it is out
- * (the counts are sums of runs: a run cut at the end of a row adds up to the same).  Returns 0 or -1 (count_pairs' code
- * or a bad filter type: the caller leaves the image to the per-image path). */
+/* The prediction (h x w, the ground truth's size) unfiltered a row at a time into two rows of wk->pred_ids,
+ * each row counted against the ground truth's as soon as it is out (the counts are sums of runs: a run cut at
+ * the end of a row adds up to the same) unless count is 0, and handed to boundary PQ's pass where k is given
+ * (which counts the pairs from its runs where k->inter is set); the whole map is never held.  Returns 0 or -1
+ * (count_pairs' code, the pass's, or a bad filter type: the caller leaves the image to the per-image path). */
 static int count_pred(const uint8_t *d, size_t n, Py_ssize_t h, Py_ssize_t w, unsigned long long max_px, void *dec,
                       pb_work *wk, const pb_idmap *gm, const pb_idmap *pm, int64_t *counts, Py_ssize_t cols,
-                      int strict, int32_t unlisted_row, int keep) {
+                      int strict, int32_t unlisted_row, int count, pb_bwork *k, pb_bpass *b) {
     Py_ssize_t ph, pw;
     int ch;
     if (inflate_png(d, n, h, w, max_px, dec, wk, &ph, &pw, &ch)) return -1;
-    if (buf_reserve(&wk->pred_ids, (size_t)w * (keep ? (size_t)h * 4 : 8))) return -1; /* keep: the whole map */
+    if (buf_reserve(&wk->pred_ids, (size_t)w * 8)) return -1;
     uint32_t *rows[2] = {(uint32_t *)wk->pred_ids.p, (uint32_t *)wk->pred_ids.p + w};
     const uint32_t *g = (const uint32_t *)wk->gt_ids.p, *prev = (const uint32_t *)wk->zero.p;
     Py_ssize_t stride = w * ch + 1;
     for (Py_ssize_t y = 0; y < h; y++) {
         const uint8_t *src = wk->raw.p + y * stride;
-        uint32_t *out = keep ? (uint32_t *)wk->pred_ids.p + y * w : rows[y & 1], bad = 0;
+        uint32_t *out = rows[y & 1], bad = 0;
         int rc = ch == 3 ? unfilter_row(src[0], src + 1, prev, out, w, 3) : unfilter_row(src[0], src + 1, prev, out, w, 4);
-        if (rc || count_pairs(g + y * w, out, w, gm, pm, counts, cols, &bad, strict, unlisted_row)) return -1;
+        if (rc || (count && count_pairs(g + y * w, out, w, gm, pm, counts, cols, &bad, strict, unlisted_row)) ||
+            (k && pb_boundary_row(k, b, g + y * w, out, y)))
+            return -1;
         prev = out;
     }
     return 0;
@@ -845,50 +848,43 @@ done:
     return out;
 }
 
-/* boundary PQ of one counted image (both id maps whole): the boundary tables of boundary_pq.boundary_tables, then
- * match_one with them; 0, or 1 (out of memory, a size the int32 streaks cannot hold: the per-image path) */
-static int boundary_one(pb_item *it, Py_ssize_t h, Py_ssize_t w, const pb_idmap *gm, const pb_idmap *pm,
-                        const uint32_t *g, const uint32_t *p) {
-    const Py_ssize_t G = it->gk.len / 8, P = it->pk.len / 8, cols = P + 1;
-    if (G == 0 || P == 0) return match_one(it, NULL); /* no pair: the match needs no IoU (numpy: zeros) */
-    if (h > INT32_MAX - 2) return 1;
-    const int d = pb_dilation(h, w);
-    int64_t *tab = calloc((size_t)((G + 2) * cols + G + 2 + cols), sizeof(int64_t));
-    pb_bwork k;
-    int rc = 1;
-    memset(&k, 0, sizeof k); /* pb_bwork_free needs it whether or not init ran */
-    if (tab && !pb_bwork_init(&k, w, h, d)) {
-        lookup lg = {gm, 0, 0, (int32_t)(G + 1)}, lp = {pm, 0, 0, -1};
-        uint32_t bad = 0;
-        int64_t *bga = tab + (G + 2) * cols, *bpa = bga + G + 2;
-        if (!pb_boundary_pass(g, p, w, h, d, &lg, &lp, tab, bga, bpa, cols, &k, &bad)) {
-            pb_btab b = {tab, bga, bpa};
-            rc = match_one(it, &b);
-        }
-    }
-    pb_bwork_free(&k);
-    free(tab);
-    return rc;
-}
-
-/* One image: 0 counted, 1 left to the per-image path */
+/* One image: 0 counted, 1 left to the per-image path.  With boundary PQ (and a pair of segments to match), its
+ * pass runs over the rows as the prediction is decoded (boundary_pq.boundary_tables: the boundary tables and,
+ * without strict, the pair counts from its runs) and match_one takes its tables. */
 static int pair_table_one(pb_item *it, unsigned long long max_px, void *dec, pb_work *wk) {
     Py_ssize_t gh, gw, n;
     if ((n = read_file(PyBytes_AS_STRING(it->gt_path), &wk->file)) < 0) return 1;
     if (decode_gt(wk->file.p, (size_t)n, it->h, it->w, max_px, dec, wk, &gh, &gw)) return 1;
     if ((n = read_file(PyBytes_AS_STRING(it->pred_path), &wk->file)) < 0) return 1;
-    Py_ssize_t n_gt = it->gk.len / 8, n_pred = it->pk.len / 8;
+    const Py_ssize_t n_gt = it->gk.len / 8, n_pred = it->pk.len / 8, cols = n_pred + 1;
+    /* strict: the per-pixel count, which refuses unlisted ground-truth ids; the streaks are int32 row numbers */
+    const int banded = it->boundary && n_gt > 0 && n_pred > 0, fused = banded && !it->strict;
     pb_idmap gm = {0}, pm = {0};
+    pb_bwork k;
+    memset(&k, 0, sizeof k); /* pb_bwork_free needs it whether or not init ran */
+    lookup lg = {&gm, 0, 0, (int32_t)(n_gt + 1)}, lp = {&pm, 0, 0, -1};
+    pb_bpass b = {gw, gh, cols, 0, &lg, &lp, NULL, NULL, NULL, 0};
+    int64_t *tab = NULL;
     int rc = 1;
-    if (!pb_idmap_init(&gm, it->gk.buf, n_gt) && !pb_idmap_init(&pm, it->pk.buf, n_pred)) {
+    if (!pb_idmap_init(&gm, it->gk.buf, n_gt) && !pb_idmap_init(&pm, it->pk.buf, n_pred) &&
+        (!banded || (gh <= INT32_MAX - 2 && (tab = calloc((size_t)((n_gt + 3) * cols + n_gt + 2), 8)) &&
+                     !pb_bwork_init(&k, gw, gh, b.d = pb_dilation(gh, gw))))) {
         memset(it->counts.buf, 0, (size_t)it->counts.len);
-        rc = count_pred(wk->file.p, (size_t)n, gh, gw, max_px, dec, wk, &gm, &pm, it->counts.buf, n_pred + 1,
-                        it->strict, (int32_t)(n_gt + 1), it->boundary) ? 1 : 0;
+        if (banded) {
+            k.inter = fused ? it->counts.buf : NULL;
+            b.bint = tab, b.bga = tab + (n_gt + 2) * cols, b.bpa = b.bga + n_gt + 2;
+        }
+        rc = count_pred(wk->file.p, (size_t)n, gh, gw, max_px, dec, wk, &gm, &pm, it->counts.buf, cols, it->strict,
+                        (int32_t)(n_gt + 1), !fused, banded ? &k : NULL, &b) ? 1 : 0;
     }
-    if (rc == 0 && it->boundary)
-        rc = boundary_one(it, gh, gw, &gm, &pm, (const uint32_t *)wk->gt_ids.p, (const uint32_t *)wk->pred_ids.p);
-    else if (rc == 0 && it->match)
+    if (rc == 0 && it->boundary) {
+        pb_btab t = {b.bint, b.bga, b.bpa}; /* without a pair of segments the match reads no IoU (numpy: zeros) */
+        rc = match_one(it, &t);
+    } else if (rc == 0 && it->match) {
         rc = match_one(it, NULL);
+    }
+    pb_bwork_free(&k);
+    free(tab);
     pb_idmap_free(&gm);
     pb_idmap_free(&pm);
     return rc;

@@ -16,7 +16,7 @@ from panopticapi.utils import rgb2id as ref_rgb2id
 from PIL import Image
 from reference import boundary_iou_api as ref
 
-from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq import batch, boundary, matching, score
 from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.result import BOUNDARY_PREFIX, results_to_columns
@@ -31,18 +31,24 @@ CATS = coco_like_categories(8, 6)
 SIZES = [(45, 60), (75, 100), (15, 20), (375, 500), (360, 640), (1, 40), (40, 1), (9, 7)]
 
 
-def _write(tmp_path: Path, shape: tuple[int, int], n: int = 3) -> tuple[Path, Path, Path, Path]:
+def _write(tmp_path: Path, shape: tuple[int, int], n: int = 3,
+           empty: bool = False) -> tuple[Path, Path, Path, Path]:
+    """``n`` generated images and their perturbed predictions; with ``empty``, the first image's prediction and
+    the second image's ground truth have no segment (all VOID)."""
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
     gt = [(i, random_image(rng, *shape, CATS, n_things=(2, 10), crowd_prob=0.3, void_fraction=0.05))
           for i in range(1, n + 1)]
     pred = [(i, perturb(rng, g, CATS)) for i, g in gt]
+    if empty:
+        pred[0] = (1, PanopticImage(np.zeros(shape, np.uint32), []))
+        gt[1] = (2, PanopticImage(np.zeros(shape, np.uint32), []))
     gj, gd = write_panoptic(tmp_path, "gt", gt, CATS)
     pj, pd = write_panoptic(tmp_path, "pred", pred, CATS)
     return gj, gd, pj, pd
 
 
-def _scored(files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch, in_c: bool,
-            workers: int = 2) -> tuple[dict, dict[str, np.ndarray], list[str]]:
+def _scored(files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch, in_c: bool, workers: int = 2,
+            strict: bool = False) -> tuple[dict, dict[str, np.ndarray], list[str]]:
     """score_stream with boundary PQ: its metrics, its columns and the images the per-image path scored.  Without
     ``in_c``, the per-image path in numpy alone (boundary tables and match)."""
     fallbacks: list[str] = []
@@ -58,7 +64,7 @@ def _scored(files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch, in_c: bool
             return one(cats, gt_dir, pred_dir, how, pair)
 
         m.setattr(score, "_score_one", noted)
-        ev, _, cols = score_stream(*files, workers, Scoring(boundary=True, keep_images=True))
+        ev, _, cols = score_stream(*files, workers, Scoring(strict=strict, boundary=True, keep_images=True))
     return ev.evaluate(), cols, fallbacks
 
 
@@ -73,6 +79,22 @@ def test_boundary_pq_in_c_equals_the_numpy_path_column_for_column(tmp_path: Path
     for k in cols:
         assert cols[k].dtype == ref_cols[k].dtype and np.array_equal(cols[k], ref_cols[k]), k
     assert sum(len(cols[BOUNDARY_PREFIX + k]) for k in ("tp_ious", "fn_cats", "fp_cats")) > 0
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_boundary_pq_in_c_of_images_without_segments_and_under_strict(tmp_path: Path, monkeypatch,
+                                                                       strict: bool) -> None:
+    """An image without predictions (every ground truth a boundary FN) or without ground truth (its predictions on
+    VOID), and --strict (the pairs counted per pixel beside the pass), as the numpy path gives them."""
+    files = _write(tmp_path, (60, 80), n=4, empty=True)
+    got, cols, fallbacks = _scored(files, monkeypatch, True, strict=strict)
+    want, ref_cols, _ = _scored(files, monkeypatch, False, workers=1, strict=strict)
+    assert fallbacks == [] and got == want
+    for k in ref_cols:
+        assert cols[k].dtype == ref_cols[k].dtype and np.array_equal(cols[k], ref_cols[k]), k
+    # the empty prediction: every ground truth a boundary FN; the empty ground truth (all VOID): no TP, no FN
+    assert np.array_equal(cols["b_fn_cats"][cols["b_fn_img"] == 0], cols["fn_cats"][cols["fn_img"] == 0])
+    assert (cols["b_fn_img"] == 0).any() and not (cols["b_tp_img"] == 1).any() and not (cols["b_fn_img"] == 1).any()
 
 
 def _boundary_summary(files: tuple[Path, ...], cols: dict[str, np.ndarray]) -> tuple[PQStats, dict]:
