@@ -8,6 +8,12 @@
  * prediction with two IoU > 0.5 matches", which a table counted from pixels cannot give: the caller then takes
  * the numpy path, which handles any table.
  *
+ *   boundary_match(inter, n_gt, n_pred, gt_cats, gt_areas, gt_iscrowd, pred_cats, pred_areas, bint, bg_area,
+ *                  bp_area) -> (ints, ious, n_tp, n_fn, n_fp) or None
+ *       Boundary PQ's contributions (boundary.boundary_image_stats): the same match with each pair's IoU
+ *       min(mask IoU, boundary IoU), from boundary_tables' bint ((n_gt + 2) x (n_pred + 1)) and boundary areas
+ *       (n_gt and n_pred); ints holds tp_cats [n_tp], fn_cats [n_fn], fp_cats [n_fp], ious tp_ious [n_tp].
+ *
  *   areas(inter, n_gt, n_pred, gt_areas, pred_areas) -> None | (side, index)
  *   fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> (packed, m, unlisted)
  *       The area checks and the semantic fold of the same table (each documented at its function).
@@ -76,6 +82,61 @@ done:
     PyBuffer_Release(&bcr);
     PyBuffer_Release(&bpc);
     PyBuffer_Release(&bpa);
+    return result;
+}
+
+static PyObject *py_boundary_match(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer bi, bgc, bga, bcr, bpc, bpa, bb, bbg, bbp;
+    Py_ssize_t G, P;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*y*y*y*", &bi, &G, &P, &bgc, &bga, &bcr, &bpc, &bpa, &bb, &bbg, &bbp))
+        return NULL;
+    PyObject *result = NULL, *oi = NULL, *of = NULL;
+    void *mem = NULL;
+    int64_t *areas = NULL;
+    if (G < 0 || P < 0 || bi.len != (G + 2) * (P + 1) * 8 || bgc.len != G * 8 || bga.len != G * 8 ||
+        bcr.len != G || bpc.len != P * 8 || bpa.len != P * 8 || bb.len != bi.len || bbg.len != G * 8 ||
+        bbp.len != P * 8) {
+        PyErr_SetString(PyExc_ValueError, "boundary_match: expected two (n_gt + 2) x (n_pred + 1) int64 tables, "
+                                          "int64 cats/areas/boundary areas and one byte per crowd flag");
+        goto done;
+    }
+    scratch s;
+    mem = pb_scratch_init(&s, G, P);
+    areas = malloc((size_t)(G + P + 2) * 8); /* the boundary areas with index 0 (VOID) in front, as pb_btab has */
+    if (!mem || !areas) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    areas[0] = areas[G + 1] = 0;
+    memcpy(areas + 1, bbg.buf, (size_t)G * 8);
+    memcpy(areas + G + 2, bbp.buf, (size_t)P * 8);
+    const pb_btab b = {bb.buf, areas, areas + G + 1};
+    const int64_t *gc = bgc.buf, *pc = bpc.buf;
+    const uint8_t *crowd = bcr.buf;
+    pb_match_sizes n;
+    int two;
+    Py_BEGIN_ALLOW_THREADS
+    two = pb_match(bi.buf, G, P, gc, bga.buf, crowd, pc, bpa.buf, &b, &s, &n);
+    Py_END_ALLOW_THREADS
+    if (two) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    oi = PyByteArray_FromStringAndSize(NULL, (n.tp + n.fn + n.fp) * 8);
+    of = PyByteArray_FromStringAndSize(NULL, n.tp * 8);
+    if (!oi || !of) goto done;
+    int64_t *ints = (int64_t *)PyByteArray_AS_STRING(oi);
+    pb_match_write_stats(&n, G, P, gc, crowd, pc, &s, ints, (double *)PyByteArray_AS_STRING(of), ints + n.tp,
+                         ints + n.tp + n.fn);
+    result = Py_BuildValue("(OOnnn)", oi, of, n.tp, n.fn, n.fp);
+done:
+    free(mem);
+    free(areas);
+    Py_XDECREF(oi);
+    Py_XDECREF(of);
+    Py_buffer *all[] = {&bi, &bgc, &bga, &bcr, &bpc, &bpa, &bb, &bbg, &bbp};
+    for (int k = 0; k < 9; k++) PyBuffer_Release(all[k]);
     return result;
 }
 
@@ -415,6 +476,7 @@ static PyMethodDef methods[] = {
     {"scan", py_scan, METH_VARARGS, "A JSON document with its plain segments_info arrays read and cut out."},
     {"packed", py_packed, METH_VARARGS, "segments() for the fields of an array scan() read."},
     {"match", py_match, METH_VARARGS, "match_image of panbench.pq.matching, packed (see the module source)."},
+    {"boundary_match", py_boundary_match, METH_VARARGS, "Boundary PQ's contributions: the match with min(mask IoU, boundary IoU)."},
     {"areas", py_areas, METH_VARARGS, "The area checks of evaluator._match and the predictions' areas."},
     {"fold", py_fold, METH_VARARGS, "semantic_pairs and unlisted_pixels of one table, packed."},
     {NULL, NULL, 0, NULL},

@@ -1,12 +1,15 @@
-"""Boundary PQ (Cheng et al., CVPR 2021, "Boundary IoU"), per image, numpy.
+"""Boundary PQ (Cheng et al., CVPR 2021, "Boundary IoU") of one image from its id maps (the per-image path:
+``eval``'s evaluators, the images ``score``'s batch path leaves).
 
 * A segment's boundary: its pixels within Chebyshev distance ``d`` of a pixel with another id or of the image border,
   ``d = round(0.02 x image diagonal)``, at least 1: boundary-iou-api's ``mask_to_boundary`` (the mask minus its
   erosion by ``d`` iterations of a 3x3 square, with a one-pixel zero frame around the image).
 * Boundary IoU of a pair: ``|Bg & Bp| / (|Bp| + |Bg| - |Bg & Bp| - |Bp on ground-truth VOID|)``, boundary areas
   counted from the pixels (ground truth too).
-* The pair's IoU is ``min(mask IoU, boundary IoU)``; the match is the one matcher's
-  (:func:`panbench.pq.matching.match_image`), its VOID and crowd rules panopticapi's (by the mask pixels).
+* The pair's IoU is ``min(mask IoU, boundary IoU)``; the match is the one matcher's (in C, ``_match_core.h``, which
+  ``score``'s batch path runs on its threads beside the same pass over the pixels, ``_boundary_core.h``; else
+  :func:`panbench.pq.matching.match_image_numpy`, the reference), its VOID and crowd rules panopticapi's (by the
+  mask pixels).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from panbench.errors import InputError
-from panbench.pq import kernels
+from panbench.pq import kernels, matching
 from panbench.pq.extensions import load_extension
 from panbench.pq.matching import ImageStats, Segments, match_image, pair_ious
 
@@ -36,12 +39,32 @@ def boundary_image_stats(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray,
     if n_gt and n_pred:
         height, width = gt_ids.shape
         bint, bg_area, bp_area = boundary_tables(gt_ids, gt, pred_ids, pred, dilation(height, width, ratio))
+        if (found := _c_match(inter, gt, pred, bint, bg_area, bp_area)) is not None:
+            return found
         b_i = bint[1 : n_gt + 1, 1:]
         b_union = bp_area[None, :] + bg_area[:, None] - b_i - bint[0, 1:][None, :]  # as pair_ious, on boundaries
         with np.errstate(divide="ignore", invalid="ignore"):
             b_iou = np.where(b_i > 0, b_i / np.where(b_union == 0, 1, b_union), 0.0)
         iou = np.minimum(pair_ious(inter, gt, pred), b_iou)
     return match_image(inter, gt, pred, iou).to_stats()
+
+
+def _c_match(inter: np.ndarray, gt: Segments, pred: Segments, bint: np.ndarray, bg_area: np.ndarray,
+             bp_area: np.ndarray) -> ImageStats | None:
+    """The match of :func:`boundary_image_stats` in C (``_match.boundary_match``, the matcher of score's batch path),
+    or None where it was not built (or the table has a segment with two matches: the numpy matcher takes it)."""
+    c = matching._native
+    if c is None:
+        return None
+    i64 = [np.ascontiguousarray(a, np.int64) for a in (inter, gt.cats, gt.areas, pred.cats, pred.areas, bint,
+                                                        bg_area, bp_area)]
+    got = c.boundary_match(i64[0], len(gt), len(pred), i64[1], i64[2], np.ascontiguousarray(gt.iscrowd, np.bool_),
+                           *i64[3:])
+    if got is None:
+        return None
+    ints, ious, n_tp, n_fn, n_fp = got
+    a = np.frombuffer(ints, np.int64)
+    return ImageStats(a[:n_tp], np.frombuffer(ious, np.float64), a[n_tp : n_tp + n_fn], a[n_tp + n_fn :])
 
 
 def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, d: int,

@@ -97,6 +97,24 @@ def test_boundary_pq_in_c_of_images_without_segments_and_under_strict(tmp_path: 
     assert (cols["b_fn_img"] == 0).any() and not (cols["b_tp_img"] == 1).any() and not (cols["b_fn_img"] == 1).any()
 
 
+@pytest.mark.parametrize("shape", [(45, 60), (96, 128), (1, 40)])
+def test_the_per_image_boundary_match_in_c_equals_numpys(tmp_path: Path, monkeypatch, shape) -> None:
+    """boundary_image_stats (eval's evaluators) matches in C (_match.boundary_match) as the numpy matcher does."""
+    if matching._native is None:
+        pytest.skip("panbench.pq._match is not built")
+    files = _write(tmp_path, shape, n=4)
+    cats, pairs = load_pairs(files[0], files[2])
+    for pair in pairs:
+        got = score._score_one(cats, files[1], files[3], Scoring(boundary=True), pair).boundary
+        with monkeypatch.context() as m:
+            m.setattr(matching, "_native", None)
+            want = score._score_one(cats, files[1], files[3], Scoring(boundary=True), pair).boundary
+        assert got is not None and want is not None
+        for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats"):
+            a, b = getattr(got, name), getattr(want, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+
+
 def _boundary_summary(files: tuple[Path, ...], cols: dict[str, np.ndarray]) -> tuple[PQStats, dict]:
     cats, pairs = load_pairs(files[0], files[2])
     stats = PQStats.zeros(len(cats))
