@@ -32,9 +32,6 @@ Beside them: :mod:`panbench.errors` (the one error type the CLI prints in one li
 analyses) and :mod:`panbench.resources` (where the configs and demo weights are); standard library only.
 """
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,22 +68,6 @@ def named(ref: str) -> Any:
     if not sep or not name:
         raise ValueError(f"{ref!r} is no \"module:function\" reference")
     return getattr(importlib.import_module(module), name)
-
-
-@contextmanager
-def collector_paused(pause: bool = True) -> Iterator[None]:
-    """Python's cyclic garbage collector off (with ``pause``) for the block, then as it was: where a block makes
-    many objects that live on and no reference cycles (a JSON parse, imports, the command line's parse, a command
-    that declares ``no_cycles`` among its defaults), each collection its allocations trigger walks them all in vain.
-    Not part of the Python API."""
-    was = gc.isenabled()
-    if pause:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def __getattr__(name: str) -> object:

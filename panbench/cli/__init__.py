@@ -21,10 +21,11 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from panbench import __version__, collector_paused
+from panbench import __version__
 from panbench.announce import enable as announce_phases
 from panbench.cli.options import Common
 from panbench.cli.usage import Parser
+from panbench.collector import collector_paused
 from panbench.errors import PanbenchError
 
 # the modules of panbench.cli, one per command, in the order --help lists them

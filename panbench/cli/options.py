@@ -68,6 +68,7 @@ class Common:
     progress: argparse.ArgumentParser  # --no-progress
     corruption: argparse.ArgumentParser  # --corruption, --severity
     corruptions: argparse.ArgumentParser  # --corruptions, --severities: a sweep's corruption cells
+    evaluator: argparse.ArgumentParser  # --evaluator (eval, robustness, submit, score)
     boundary: argparse.ArgumentParser  # --boundary
     strict: argparse.ArgumentParser  # --strict
     diagnosis: argparse.ArgumentParser  # --no-diagnosis
@@ -277,9 +278,10 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
         ("--launcher", dict(choices=["torchrun", "slurm"], default="torchrun", help="where the ranks come from: "
                             "torchrun (default; one process without it) or slurm (under srun)")),
         ("--no-ap", dict(_STORE_TRUE, help="PQ only: no COCO mask AP beside it (the models' instance outputs stay "
-                         "off; faster)")),
-        ("--evaluator", dict(action="append", metavar="MODULE:CLASS", help="add your own evaluator to the run: "
-                             "module:Class or path/to/file.py:Class (repeatable; docs/api.md#your-own-evaluator)"))),
+                         "off; faster)"))),
+    "evaluator": _flags(("--evaluator", dict(action="append", metavar="MODULE:CLASS", help="add your own evaluator: "
+                                             "module:Class or path/to/file.py:Class (repeatable; "
+                                             "docs/api.md#your-own-evaluator)"))),
     "amp": _flags(("--amp", dict(choices=["bf16", "fp16"], default=_Eval("amp"),
                                  help="mixed-precision inference (default: fp32)"))),
     "seed": _flags(("--seed", dict(type=seed_int, default=_Eval("seed"), help="seed of python's, numpy's and torch's "

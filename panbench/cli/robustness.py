@@ -21,7 +21,7 @@ from panbench.reporting.formats import writer
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("robustness", parents=[common.models, common.dataset, common.results, common.data_root,
                                               common.image_selection, common.checkpoint, common.device, common.run,
-                                              common.amp, common.seed, common.progress, common.format,
+                                              common.evaluator, common.amp, common.seed, common.progress, common.format,
                                               common.corruptions, common.figures],
                        help="PQ under common corruptions (COCO-C style): clean, mPC, rPC per model",
                        description="Run each model on the clean images and on every corruption x severity "

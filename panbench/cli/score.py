@@ -21,7 +21,8 @@ from panbench.pq import ahead
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "score",
-        parents=[common.results, common.json, common.boundary, common.strict, common.per_image, common.diagnosis],
+        parents=[common.results, common.json, common.boundary, common.strict, common.per_image, common.diagnosis,
+                 common.evaluator],
         help="score COCO panoptic predictions (JSON + PNGs) against ground truth",
         description="Score predictions in the COCO panoptic format (from any framework) against ground "
         "truth; gives panopticapi's numbers exactly, streaming, optionally on several cores.",
@@ -45,9 +46,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "of the thing classes against the ground truth converted from the panoptic PNGs")
 
     titles = "; ".join(a.title.replace("%", "%%") for a in ANALYSES)
-    p.add_argument("--evaluator", action="append", metavar="MODULE:CLASS", help="add your own evaluator: "
-                   "module:Class or path/to/file.py:Class (repeatable; a pass of its own over the PNGs; "
-                   "docs/api.md#your-own-evaluator)")
     p.add_argument("--no-analysis", action="store_true",
                    help=f"PQ only, none of the analyses ({titles}; the baseline of scripts/bench_pq.py)")
     # no reference cycles: the JSON, the arrays and the analyses' numbers (main() pauses the cyclic collector,
@@ -129,9 +127,9 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError(f"--dataset-name {args.dataset_name} files the record of --name: add --name SYSTEM to "
                          "store a record, or leave out --dataset-name")
     if args.evaluator:  # refused in one line before any image is read
-        from panbench.evaluation.evaluators import check_names, load_evaluator
+        from panbench.evaluation.evaluators import load_evaluators
 
-        check_names([load_evaluator(e) for e in args.evaluator])
+        load_evaluators(args.evaluator)
     if args.no_analysis and args.boundary:
         raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
     if args.per_image:

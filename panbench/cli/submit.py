@@ -13,7 +13,6 @@ from panbench.cli.running import models_and_dataset, single_checkpoint
 from panbench.cluster import slurm
 from panbench.cluster.sweep import CellJob, Manifest, cell_dicts, groups, load_manifest, new_id, plan, sweep_dir
 from panbench.errors import PanbenchError
-from panbench.evaluation.options import checked_evaluators
 
 SLURM = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "qos", "account", "constraint", "max_parallel")
 # eval's options a sweep passes to every cell, as given (the defaults are eval's own)
@@ -24,7 +23,8 @@ FLAGS = ("--no-ap", "--boundary", "--trust-checkpoint")
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("submit", parents=[common.models, common.dataset, common.results, common.data_root,
                                           common.image_selection, common.corruptions, common.checkpoint,
-                                          common.device, common.run, common.amp, common.seed, common.boundary],
+                                          common.device, common.run, common.amp, common.seed, common.boundary,
+                                          common.evaluator],
                        help="a sweep (models x corruption cells) as Slurm jobs, one per cell (submitit)",
                        description="Submit one Slurm job per model, dataset and corruption cell (a job array, "
                        "through submitit); each job runs `panbench eval` for its cell into the shared --results "
@@ -61,7 +61,10 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
     for flag in FORWARDED:
         v = getattr(args, flag[2:].replace("-", "_"))
         out += [] if v is None else [flag, str(v)]
-    for spec in checked_evaluators(args.evaluator):  # a file's path made absolute, as the folders
+    from panbench.evaluation.evaluators import load_evaluators
+
+    load_evaluators(args.evaluator or ())  # refused in one line before any job is submitted
+    for spec in args.evaluator or ():  # a file's path made absolute, as the folders
         where, _, cls = spec.rpartition(":")
         out += ["--evaluator", f"{Path(where).resolve()}:{cls}" if where.endswith(".py") else spec]
     return out + [f for f in FLAGS if getattr(args, f[2:].replace("-", "_"))]

@@ -43,6 +43,7 @@ from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult, reorder_columns
+from panbench.pq.score import load_pairs, read_pair
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ class SemanticEvaluator:
         return None if j is None else ConfusionImage.from_json(j)
 
 
-BUILT_IN = ("PQ", APEvaluator.name, SemanticEvaluator.name)  # names a user's evaluator cannot take
+BUILT_IN_EVALUATORS = ("PQ", APEvaluator.name, SemanticEvaluator.name)  # names a user's evaluator cannot take
 
 
 class RunEvaluators:
@@ -360,11 +361,19 @@ def check_names(evaluators: Sequence[Any]) -> None:
     seen: set[str] = set()
     for ev in evaluators:
         n = name_of(ev)
-        if n in BUILT_IN:
+        if n in BUILT_IN_EVALUATORS:
             raise PanbenchError(f"evaluator {n}: the name of a built-in evaluator; set the class's `name` to another")
         if n in seen:
             raise PanbenchError(f"evaluator {n}: given twice; give each once, or set `name` to tell them apart")
         seen.add(n)
+
+
+def load_evaluators(specs: Sequence[Any]) -> list[Any]:
+    """The user's evaluators of ``specs`` (``--evaluator``, ``EvalOptions.evaluators``), each loaded and reset, their
+    names checked: what cannot be is refused in one line."""
+    evaluators = [load_evaluator(s) for s in specs]
+    check_names(evaluators)
+    return evaluators
 
 
 _METHODS = ("reset", "process", "add", "merge", "evaluate")
@@ -431,8 +440,6 @@ def evaluate_files(specs: Sequence[Any], gt_json: str | Path, gt_dir: str | Path
     :class:`ImageData` without model outputs (no instances, no semantic map); a pass of its own over the PNGs
     after the scoring's (the maps of one image are valid while it is processed: an evaluator keeping one copies
     it).  Their fields by name (:meth:`RunEvaluators.fields`)."""
-    from panbench.pq.score import load_pairs, read_pair
-
     cats, pairs = load_pairs(gt_json, pred_json)
     evaluators = RunEvaluators(cats, strict=strict, extra=[load_evaluator(s) for s in specs])
     for k, pair in enumerate(pairs):

@@ -24,7 +24,7 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
-from panbench.evaluation.evaluators import RunEvaluators, load_evaluator
+from panbench.evaluation.evaluators import RunEvaluators, load_evaluators
 from panbench.evaluation.flops import run_gflops
 from panbench.evaluation.inference import (
     Progress,
@@ -61,6 +61,7 @@ class Run:
         self.rank, self.world, self.device = runtime.dist_info(device)  # rank k on cuda:LOCAL_RANK
         runtime.use_device(self.device)  # current CUDA device and a fresh peak-memory counter for this model
         runtime.seed_everything(opts.seed)
+        self.extra = load_evaluators(opts.evaluators)  # the user's: refused in one line before the model loads
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
                              opts.cfg_options, ap=opts.ap)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
@@ -98,7 +99,7 @@ class Run:
         cache = storage.StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
         self.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
                                         ap=opts.ap and self.lm.family.instance_source is not None,
-                                        extra=[load_evaluator(e) for e in opts.evaluators],
+                                        extra=self.extra,
                                         ap_source=self.lm.family.instance_source)
         indices = list(range(rank, len(self.dataset.samples), self.world))
         writer = self.writer  # a cached image whose prediction is to be saved and is not runs again

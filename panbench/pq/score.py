@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench import collector_paused
+from panbench.collector import collector_paused
 from panbench.errors import InputError
 from panbench.pq import batch
 from panbench.pq.accumulator import PanopticAccumulator

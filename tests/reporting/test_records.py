@@ -34,16 +34,18 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     rec = _external("sys", args)
     # an external system has no AMP, precision, image selection (tables show its selection as "external") or
-    # speed context (its speed was not measured); a diagnosis only where a format mistake is found
+    # speed context (its speed was not measured); a diagnosis only where a format mistake is found, the user's
+    # evaluators' fields only with --evaluator
     declared = [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", "speed_context",
                                                                    "record", "corruption", "diagnosis", *AP_MIOU,
-                                                                   *ANALYSIS_FIELDS)]
+                                                                   *ANALYSIS_FIELDS, "evaluators")]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
     rec = _external("sys", args, "f" * 16, **analyses)
     assert list(rec) == [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", *AP_MIOU,
                                                                             "speed_context", "record", "corruption",
-                                                                            "analysis_file", "diagnosis")]
+                                                                            "analysis_file", "diagnosis",
+                                                                            "evaluators")]
     assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16
     assert rec["schema"] == SCHEMA_VERSION and rec["metrics"]["PQ"] == 50.0 and rec["semantic"]["mDice"] == 3.0
 
