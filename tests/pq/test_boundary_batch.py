@@ -81,6 +81,22 @@ def test_boundary_pq_in_c_equals_the_numpy_path_column_for_column(tmp_path: Path
     assert sum(len(cols[BOUNDARY_PREFIX + k]) for k in ("tp_ious", "fn_cats", "fp_cats")) > 0
 
 
+def test_boundary_pq_in_c_without_avx2_gives_the_same_columns(tmp_path: Path, monkeypatch) -> None:
+    """The portable row scan of the batch path's pass (the AVX2 one switched off) bands as the AVX2 one does."""
+    from panbench.pq import native
+
+    files = _write(tmp_path, (75, 100))
+    _, with_avx2, _ = _scored(files, monkeypatch, True)
+    try:
+        native.pixels().use_avx2(False)
+        _, without, fallbacks = _scored(files, monkeypatch, True)
+    finally:
+        native.pixels().use_avx2(True)
+    assert fallbacks == [] and list(with_avx2) == list(without)
+    for k in without:
+        assert np.array_equal(with_avx2[k], without[k]), k
+
+
 @pytest.mark.parametrize("strict", [False, True])
 def test_boundary_pq_in_c_of_images_without_segments_and_under_strict(tmp_path: Path, monkeypatch,
                                                                        strict: bool) -> None:
