@@ -214,7 +214,7 @@ ev = PanopticAccumulator(cats)
 for gt_ann, pred_ann in pairs:
     pred_ids = preds[pred_ann['file_name']] if mode == 'memory' else read_ids(Path(pd) / pred_ann['file_name'], 'pred')
     gt_ids = read_ids(Path(gd) / gt_ann['file_name'], 'gt', slot='gt')
-    ev.process(gt_ids, gt_ann['segments_info'], pred_ids, pred_ann['segments_info'])
+    ev.add(score_pair(ev.categories, gt_ids, gt_ann['segments_info'], pred_ids, pred_ann['segments_info']))
 pq = ev.evaluate()['PQ']
 dt = time.perf_counter() - t
 print(json.dumps({'PQ': pq, 'seconds': dt}))

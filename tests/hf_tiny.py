@@ -279,11 +279,13 @@ def predictions(d: Path, ds, kind: str, spelled: dict[str, str], backend: str | 
 def reference(d: Path, ds, kind: str, spelled: dict[str, str], backend: str | None = "pil") -> dict:
     """:func:`predictions` scored by panbench's evaluator (itself checked against panopticapi elsewhere)."""
     from panbench.pq.accumulator import PanopticAccumulator
+    from panbench.pq.evaluator import score_pair
     from panbench.pq.png import read_ids
 
     ev = PanopticAccumulator(ds.categories)
     for s, seg, segs in predictions(d, ds, kind, spelled, backend):
-        ev.process(read_ids(s.gt_png, "gt"), s.gt_ann["segments_info"], seg, segs, f"image {s.image_id}")
+        ev.add(score_pair(ev.categories, read_ids(s.gt_png, "gt"), s.gt_ann["segments_info"], seg, segs,
+                          f"image {s.image_id}"))
     return ev.evaluate()
 
 

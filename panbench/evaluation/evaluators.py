@@ -268,7 +268,7 @@ class RunEvaluators:
         if not taken:
             return frozenset(), {k: n for k, n in missing.items() if n}
         pos = np.array([where[i] for i in taken], np.int64)
-        self.pq.add_columns(np.array(taken, np.int64), reorder_columns(cached.columns, pos))
+        self.pq.add(reorder_columns(cached.columns, pos), np.array(taken, np.int64))
         for ev, k in zip(self.members, keys):
             decode = getattr(ev, "decode", None)
             for p in pos.tolist():

@@ -298,7 +298,7 @@ class BasePanopticQuality:
         self._check_open("add()")
         if not all(isinstance(r, ImageResult) for r in chunk):
             raise InputError("add(): pass the ImageResult objects update() returns (one, or a list of them)")
-        self._pq.add_results(chunk)  # after the images so far (a bad result leaves the state as it was)
+        self._pq.add(chunk)  # after the images so far (a bad result leaves the state as it was)
         if self.analyses:
             self._image_ids += range(len(self._image_ids), len(self._image_ids) + len(chunk))
 
@@ -317,7 +317,7 @@ class BasePanopticQuality:
         if len(stats.tp) != len(self.categories):
             raise InputError(f"add_sums(): a vector of {len(stats.tp)} categories added to a metric of "
                              f"{len(self.categories)}; add the sums of a metric of the same categories")
-        self._pq.add_sums(stats)
+        self._pq.merge(stats)
 
     def merge(self, other: BasePanopticQuality) -> None:
         """Add another metric's images (of other processes or ranks; its image ids must not repeat this one's)."""
@@ -357,7 +357,7 @@ class BasePanopticQuality:
             device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else "cpu"
             t = torch.from_numpy(self.sums()).to(device)
             dist.all_reduce(t, group=group)
-            total.add_sums(PQStats.from_array(t.cpu().numpy()))
+            total.merge(PQStats.from_array(t.cpu().numpy()))
         self._pq = total
         self._synced = True
 

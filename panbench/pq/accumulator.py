@@ -1,9 +1,10 @@
 """The one state of a panoptic evaluation, :class:`PanopticAccumulator`: the per-category integer sums
 (:class:`~panbench.pq.sums.PQStats`) and, with ``keep_images``, each image's result as the columns of
 :mod:`panbench.pq.result`, keyed by the image's position (its dataset index for ``eval``, the order of ``update``
-calls for the Python API).  Everything that scores images adds to one (``eval``'s evaluators, ``score``, the Python
-API's metrics).  States combine one way, :meth:`~PanopticAccumulator.merge` (forked processes, torchrun ranks, a
-resumed cache, two metrics); the sums are integers, so any split and order of the images gives the same bits, and
+calls for the Python API).  Everything that scores images adds to one (``eval``'s evaluators, ``score``'s batch
+path, the Python API's metrics), one way, :meth:`~PanopticAccumulator.add` (one result, many, or their columns).
+States combine one way, :meth:`~PanopticAccumulator.merge` (forked processes, torchrun ranks, a resumed cache, two
+metrics, sums made elsewhere); the sums are integers, so any split and order of the images gives the same bits, and
 the columns come back in position order whatever the order the images were added in.  numpy only.
 """
 
@@ -16,7 +17,6 @@ import numpy as np
 
 from panbench.errors import PanbenchError
 from panbench.pq.diagnosis import Finding, diagnose
-from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import BOUNDARY_PREFIX, ImageResult, join_columns, reorder_columns, results_to_columns
 from panbench.pq.sums import PQStats, pq_summary
@@ -47,8 +47,27 @@ class PanopticAccumulator:
     def n_images(self) -> int:
         return self._stats.n_images
 
-    def add(self, result: ImageResult, index: int | None = None) -> None:
-        """Add one scored image at position ``index`` (default: after the images kept so far)."""
+    def add(self, images: ImageResult | Sequence[ImageResult] | Mapping[str, np.ndarray],
+            at: int | np.ndarray | None = None) -> None:
+        """Add scored images, the one way in: one :class:`~panbench.pq.result.ImageResult` at position ``at``
+        (default: after the images kept so far), a sequence of them (after the images kept so far, the sums added at
+        once), or many as columns (:mod:`panbench.pq.result`) with ``at`` their positions, one per image (their
+        ``<group>_img`` counted from 0 in that order).  Bad input raises before anything changes."""
+        if isinstance(images, ImageResult):
+            self._add_one(images, at)
+        elif isinstance(images, Mapping):
+            if at is None or np.ndim(at) != 1:
+                raise PanbenchError("internal: columns added without their positions; please report")
+            self._add_columns(np.asarray(at, np.int64), images)
+        elif self.keep_images:
+            first = self.n_kept()
+            self._add_columns(np.arange(first, first + len(images), dtype=np.int64), results_to_columns(images))
+        else:
+            part = PQStats.zeros(len(self.categories))
+            part.add_images([r.stats for r in images])  # first: a bad result raises before anything changes
+            self._stats = self._stats + part
+
+    def _add_one(self, result: ImageResult, index: int | np.ndarray | None) -> None:
         n = len(self.categories)
         m = result.match
         if any(len(c) and (int(c.min()) < 0 or int(c.max()) >= n) for c in (m.tp_cats, m.fn_cats, m.fp_cats)):
@@ -60,28 +79,7 @@ class PanopticAccumulator:
             if len(self._pending) >= _CHUNK:
                 self._flush()
 
-    def add_results(self, results: Sequence[ImageResult]) -> None:
-        """:meth:`add` of each image scored elsewhere, the sums added at once."""
-        if self.keep_images:
-            first = self.n_kept()
-            self.add_columns(np.arange(first, first + len(results), dtype=np.int64), results_to_columns(results))
-            return
-        part = PQStats.zeros(len(self.categories))
-        part.add_images([r.stats for r in results])  # first: a bad result raises before anything changes
-        self._stats = self._stats + part
-
-    def process(self, gt_ids: np.ndarray, gt_segments_info: list[dict[str, Any]], pred_ids: np.ndarray,
-                pred_segments_info: list[dict[str, Any]], where: str = "image", strict: bool = False) -> ImageResult:
-        """Score one image (:func:`~panbench.pq.evaluator.score_pair`) and :meth:`add` it; returns its result."""
-        result = score_pair(self.categories, gt_ids, gt_segments_info, pred_ids, pred_segments_info, where, strict,
-                            self.boundary)
-        self.add(result)
-        return result
-
-    def add_columns(self, indices: np.ndarray, cols: Mapping[str, np.ndarray]) -> None:
-        """Add images scored as columns (``len(indices)`` images at those positions, their ``<group>_img`` counted from
-        0 in the order of ``indices``)."""
-        indices = np.asarray(indices, np.int64)
+    def _add_columns(self, indices: np.ndarray, cols: Mapping[str, np.ndarray]) -> None:
         part = PQStats.zeros(len(self.categories))
         part.add_columns(cols, len(indices))  # first: bad columns raise before anything changes
         self._stats = self._stats + part
@@ -89,15 +87,16 @@ class PanopticAccumulator:
             self._flush()
             self._chunks.append((indices, dict(cols)))
 
-    def add_sums(self, stats: PQStats) -> None:
-        """Add sums made elsewhere, without their images' results (refused when results are kept)."""
-        if self.keep_images and stats.n_images:
-            raise PanbenchError("internal: sums without their per-image results added to an accumulator that "
-                                "keeps them; please report")
-        self._stats = self._stats + stats
-
-    def merge(self, other: PanopticAccumulator, offset: int = 0) -> None:
-        """Add another accumulator's images (disjoint from these), their positions moved on by ``offset``."""
+    def merge(self, other: PanopticAccumulator | PQStats, offset: int = 0) -> None:
+        """Add another accumulator's images (disjoint from these), their positions moved on by ``offset``, or sums
+        made elsewhere without their images' results (:class:`~panbench.pq.sums.PQStats`: refused when results are
+        kept): the one way to combine states."""
+        if isinstance(other, PQStats):
+            if self.keep_images and other.n_images:
+                raise PanbenchError("internal: sums without their per-image results added to an accumulator that "
+                                    "keeps them; please report")
+            self._stats = self._stats + other
+            return
         if other is self or other.categories.ids != self.categories.ids or \
                 (self.keep_images and other.boundary != self.boundary):
             raise PanbenchError("internal: an accumulator merged with itself, or with one of other categories or "

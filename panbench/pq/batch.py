@@ -33,12 +33,12 @@ import numpy as np
 
 from panbench.errors import InputError
 from panbench.pq import native
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.coco_format import PackedSegments, safe_path
 from panbench.pq.evaluator import image_segments
 from panbench.pq.matching import MATCH_FIELDS, CategoryTable
 from panbench.pq.png import max_pixels
-from panbench.pq.result import BOUNDARY_PREFIX, ImageResult, join_columns, results_to_columns
-from panbench.pq.sums import PQStats
+from panbench.pq.result import BOUNDARY_PREFIX, ImageResult, results_to_columns
 from panbench.pq.threads import Task, Workers
 
 CHUNK = 8  # images per C call: a chunk's C work (8 images' decodes and counts) dwarfs the call's cost
@@ -231,50 +231,28 @@ def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[Any]:
             for pair, prep, ok in zip(chunk, prepared, counted)]
 
 
-class _Gathered:
-    """What the calling thread has collected, in the images' order: every :data:`ADD_EVERY` images (or
-    :data:`ADD_BYTES` of ``res``) turned into columns (of :class:`ImageResult` s with ``per_image``) and added to
-    the sums; with ``keep_images`` the columns kept."""
-
-    def __init__(self, n_categories: int, keep_images: bool, per_image: bool = False, boundary: bool = False) -> None:
-        self.stats, self.keep_images, self.boundary = PQStats.zeros(n_categories), keep_images, boundary
-        self.per_image, self.held = per_image, 0  # held: the bytes of the res buffers in done
-        self.parts: list[tuple[int, dict[str, np.ndarray]]] = []
-        self.done: list[Any] = []
-
-    def take(self, got: list[Any]) -> None:
-        self.done.extend(got)
-        self.held += 0 if self.per_image else sum(r.nbytes for r, _ in got)
-        if len(self.done) >= ADD_EVERY or self.held >= ADD_BYTES:
-            self.add()
-
-    def add(self) -> None:
-        if self.done:
-            cols = results_to_columns(self.done) if self.per_image else res_columns(self.done, self.boundary)
-            self.stats.add_columns(cols, len(self.done))
-            if self.keep_images:
-                self.parts.append((len(self.done), cols))
-            self.done, self.held = [], 0
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """Every image's results as one set of columns (empty without ``keep_images``)."""
-        if not self.keep_images:
-            return {}
-        return join_columns(self.parts) if self.parts else results_to_columns([])
+def _add(acc: PanopticAccumulator, done: list[Any], first: int, per_image: bool) -> int:
+    """Add the collected results (``res`` buffers, or :class:`ImageResult` s with ``per_image``) to ``acc`` as
+    columns, at positions ``first, first + 1, ...``; the position after them."""
+    if done:
+        cols = results_to_columns(done) if per_image else res_columns(done, acc.boundary)
+        acc.add(cols, np.arange(first, first + len(done), dtype=np.int64))
+    return first + len(done)
 
 
-def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
-                keep_images: bool, threads: int, per_image: Callable[[Pair], ImageResult],
-                in_c: bool = True, boundary: bool = False) -> tuple[PQStats, dict[str, np.ndarray]]:
-    """The sums of ``pairs`` and, with ``keep_images``, their results in order as columns (else empty; with
-    ``boundary`` boundary PQ's ``b_`` columns too, which ``per_image`` must give as well), scored on ``threads``
-    threads (1: the calling thread).  Images are read and counted in C where ``in_c`` (``per_image`` scores those
-    the C path leaves), else by ``per_image``."""
+def score_batch(acc: PanopticAccumulator, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
+                threads: int, per_image: Callable[[Pair], ImageResult], in_c: bool = True) -> None:
+    """Add the results of ``pairs`` to ``acc`` at positions 0, 1, ... in their order (with ``acc.boundary`` boundary
+    PQ's ``b_`` columns too, which ``per_image`` must give as well), scored on ``threads`` threads (1: the calling
+    thread).  Images are read and counted in C where ``in_c`` (``per_image`` scores those the C path leaves), else by
+    ``per_image``."""
+    cats, boundary = acc.categories, acc.boundary
     try:
         limit = max_pixels() if in_c else None
     except InputError:  # PANBENCH_MAX_PIXELS is not a number: the per-image path raises it at its turn
         limit = None
-    gathered = _Gathered(len(cats), keep_images, per_image=limit is None, boundary=boundary)
+    done: list[Any] = []  # collected in the images' order, not yet added
+    held = added = 0  # the bytes of the res buffers in done; the images added so far
     chunks = iter([pairs[lo:lo + CHUNK] for lo in range(0, len(pairs), CHUNK)])
     pool = None
     try:
@@ -289,9 +267,12 @@ def score_batch(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs: Sequen
             nxt = next(chunks, None)
             if nxt is not None:  # the next chunk starts before this one is gathered
                 queue.append(_submit(cats, gt_dir, pred_dir, nxt, strict, boundary, limit, pool, per_image))
-            gathered.take(_results(first, per_image))
+            got = _results(first, per_image)
+            done += got
+            held += 0 if limit is None else sum(r.nbytes for r, _ in got)
+            if len(done) >= ADD_EVERY or held >= ADD_BYTES:
+                added, done, held = _add(acc, done, added, limit is None), [], 0
     finally:
         if pool is not None:
             pool.shutdown(cancel=True)
-    gathered.add()
-    return gathered.stats, gathered.columns()
+    _add(acc, done, added, limit is None)

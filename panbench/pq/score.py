@@ -176,12 +176,11 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
     for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
         if not d.is_dir():
             raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
-    ev = PanopticAccumulator(cats)
+    ev = PanopticAccumulator(cats, keep_images=how.keep_images, boundary=how.boundary)
     try:
         with collector_paused():  # no cycles are made, and collections would walk the annotations
-            part, results = batch.score_batch(cats, gt_dir, pred_dir, pairs, how.strict, how.keep_images, workers,
-                                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c,
-                                              how.boundary)
+            batch.score_batch(ev, gt_dir, pred_dir, pairs, how.strict, workers,
+                              lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c)
     except UnknownCategoryError as err:
         found = _mapped_categories(cats, gt_dir, pred_dir, pairs, how, workers, in_c) if explain else None
         if found is None:
@@ -197,8 +196,7 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
         if err.kind == "id_encoding" and explain:  # one image's ids looked encoded; the others' do not
             raise InputError(f"{err.symptom}; list every segment of the PNG in segments_info") from err
         raise
-    ev.add_sums(part)
-    return ev, pairs, results
+    return ev, pairs, ev.columns()[1] if how.keep_images else {}
 
 
 def _refused(err: Refused, files: tuple[Any, Any, Any, Any], workers: int | None, strict: bool,
@@ -227,11 +225,12 @@ def _mapped_categories(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs:
     wide = CategoryTable(cats.ids + extra, cats.names + [str(i) for i in extra], cats.isthing + [False] * len(extra))
     try:
         with collector_paused():
-            part, _ = batch.score_batch(wide, gt_dir, pred_dir, pairs, how.strict, False, workers,
-                                        lambda pair: _score_one(wide, gt_dir, pred_dir, how, pair), in_c)
+            part = PanopticAccumulator(wide)
+            batch.score_batch(part, gt_dir, pred_dir, pairs, how.strict, workers,
+                              lambda pair: _score_one(wide, gt_dir, pred_dir, how, pair), in_c)
     except InputError:  # another mistake: named once the category ids are right
         return None
-    n, conf = len(cats), part.conf
+    n, conf = len(cats), part.stats.conf
     return unknown_categories(conf[:n, :len(wide)], conf[:, :len(wide)], cats, wide.ids)
 
 

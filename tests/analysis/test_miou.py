@@ -10,6 +10,7 @@ import pytest
 from panbench.analysis.semantic import SemanticConfusion, miou_fields
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 
 
@@ -92,7 +93,7 @@ def test_a_semantic_map_painted_from_the_panoptic_prediction_gives_the_panoptic_
         gt = random_image(rng, 60, 80, cats)
         pred = perturb(rng, gt, cats)
         gt.segments_info.pop()  # an id the ground truth's segments_info does not list: not counted
-        ev.process(gt.ids, gt.segments_info, pred.ids, pred.segments_info)
+        ev.add(score_pair(ev.categories, gt.ids, gt.segments_info, pred.ids, pred.segments_info))
         pred_cats = np.full(pred.ids.shape, -1)  # VOID: -1
         for s in pred.segments_info:
             pred_cats[pred.ids == s["id"]] = s["category_id"]

@@ -32,6 +32,7 @@ from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.models.hf import model as hf  # noqa: E402
 from panbench.pq.accumulator import PanopticAccumulator  # noqa: E402
+from panbench.pq.evaluator import score_pair  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 from panbench.pq.png import read_ids  # noqa: E402
 
@@ -137,7 +138,8 @@ def test_eval_runs_the_pil_processor_with_torchvision_installed_and_the_fast_one
     for name, preds in (("pil", pil), ("torchvision", fast)):
         ev = PanopticAccumulator(ds.categories)
         for s in ds.samples:
-            ev.process(read_ids(s.gt_png, "gt"), s.gt_ann["segments_info"], *preds[s.image_id], f"image {s.image_id}")
+            ev.add(score_pair(ev.categories, read_ids(s.gt_png, "gt"), s.gt_ann["segments_info"], *preds[s.image_id],
+                              f"image {s.image_id}"))
         scores[name] = ev.evaluate()
     assert rec["n_images"] == 60
     assert rec["metrics"] == {k: scores["pil"][k] for k in METRIC_KEYS}
@@ -145,7 +147,7 @@ def test_eval_runs_the_pil_processor_with_torchvision_installed_and_the_fast_one
     agree = PanopticAccumulator(ds.categories)  # the torchvision processor's segments against the PIL one's
     for i, (seg, segs) in pil.items():  # a ground truth's segments carry their area
         gt_segs = [{**x, "area": int((seg == x["id"]).sum())} for x in segs]
-        agree.process(seg, gt_segs, *fast[i], f"image {i}")
+        agree.add(score_pair(agree.categories, seg, gt_segs, *fast[i], f"image {i}"))
     same = sum(_segments(*pil[i]) == _segments(*fast[i]) for i in pil)
     pixels = sum(int((pil[i][0] != fast[i][0]).sum()) for i in pil)
     total = sum(v[0].size for v in pil.values())

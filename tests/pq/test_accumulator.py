@@ -35,12 +35,12 @@ def test_add_merge_and_reduced_sums_equal_one_accumulator() -> None:
     images = [_image(k) for k in range(4)]
     whole = PanopticAccumulator(CATS)
     for im in images:
-        whole.process(*im)
+        whole.add(score_pair(whole.categories, *im))
     a, b = PanopticAccumulator(CATS), PanopticAccumulator(CATS)
     a.add(score_pair(CATS, *images[0], "image 0"))  # scored elsewhere (the resume cache)
-    a.process(*images[1])
+    a.add(score_pair(a.categories, *images[1]))
     for im in images[2:]:
-        b.process(*im)
+        b.add(score_pair(b.categories, *im))
     a.merge(b)  # another process's
     assert a.evaluate() == whole.evaluate()
     assert PQStats.from_array(a.stats.to_array()) == whole.stats  # what crosses process boundaries
@@ -141,7 +141,7 @@ def test_columns_added_as_a_chunk_and_merged_with_an_offset_keep_their_positions
 
     table, results = _results(7, boundary=False)
     a = PanopticAccumulator(table, keep_images=True)
-    a.add_columns(np.arange(3, 7), results_to_columns(results[3:]))  # a cached chunk
+    a.add(results_to_columns(results[3:]), np.arange(3, 7))  # a cached chunk
     b = PanopticAccumulator(table, keep_images=True)
     for r in results[:3]:
         b.add(r)
@@ -166,7 +166,7 @@ def test_an_image_added_twice_or_missing_and_sums_without_results_are_internal_e
     with pytest.raises(PanbenchError, match="added twice"):
         acc.columns()
     with pytest.raises(PanbenchError, match="sums without their per-image results"):
-        acc.add_sums(_one(table, results[0]))
+        acc.merge(_one(table, results[0]))
 
 
 def _one(table: CategoryTable, result) -> PQStats:
@@ -191,7 +191,7 @@ def test_results_added_at_once_give_the_state_of_adding_each() -> None:
     once.add(results[0])
     for r in results[1:]:
         each.add(r)
-    once.add_results(results[1:])
+    once.add(results[1:])
     assert once.stats == each.stats and _equal(once.dense_columns(5), each.dense_columns(5))
 
 
@@ -243,3 +243,20 @@ def test_a_ground_truth_whose_images_is_no_list_is_refused_by_the_dataset_in_one
     assert truth.sizes == {} and truth.image_ids() == []
     with pytest.raises(InputError, match="missing field 'images'"):
         load_dataset(tmp_path)
+
+
+def test_images_enter_the_accumulator_one_way_and_states_combine_one_way() -> None:
+    """add (one result, many, or their columns) and merge (an accumulator, or sums) are its only writers."""
+    from panbench.pq.result import results_to_columns
+
+    public = {n for n in vars(PanopticAccumulator) if not n.startswith("_")}
+    assert public == {"reset", "stats", "n_images", "add", "merge", "n_kept", "columns", "dense_columns",
+                      "boundary_stats", "evaluate", "diagnosis"}
+    table, results = _results(4, boundary=False)
+    one, many, cols, sums = (PanopticAccumulator(table) for _ in range(4))
+    for r in results:
+        one.add(r)
+    many.add(results)
+    cols.add(results_to_columns(results), np.arange(4))
+    sums.merge(one.stats)
+    assert one.stats == many.stats == cols.stats == sums.stats and sums.n_images == 4

@@ -16,7 +16,7 @@ from PIL import Image
 
 from panbench.data.synth import coco_like_categories, id2rgb, perturb, random_image, write_panoptic
 from panbench.errors import InputError
-from panbench.pq import batch, native, score
+from panbench.pq import accumulator, batch, native, score
 from panbench.pq.coco_format import parse_segments
 from panbench.pq.png import read_ids
 from panbench.pq.result import join_columns, results_to_columns
@@ -171,8 +171,8 @@ def test_results_gathered_in_several_parts_are_the_per_image_numbers(tmp_path: P
         _rewrite(c, k, _palette)
     monkeypatch.setattr(batch, *limit)
     parts = []
-    join = batch.join_columns
-    monkeypatch.setattr(batch, "join_columns", lambda p: parts.append(len(p)) or join(p))
+    join = accumulator.join_columns  # the parts are added to score's accumulator and joined there
+    monkeypatch.setattr(accumulator, "join_columns", lambda p: parts.append(len(p)) or join(p))
     got = _score(c, True, monkeypatch, workers)
     joined = list(parts)
     assert FALLBACKS == ["000000000002.png", "000000000017.png"]

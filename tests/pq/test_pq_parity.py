@@ -18,6 +18,7 @@ from panbench.analysis.scoring import score_files_analysis
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
 from panbench.pq import evaluator, kernels, matching
 from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
 from panbench.pq.score import load_pairs, read_pair, score_files
 
@@ -35,7 +36,7 @@ def process_images(gt_json, gt_dir, pred_json, pred_dir) -> tuple[dict, dict[str
     cats, pairs = load_pairs(gt_json, pred_json)
     ev = PanopticAccumulator(cats)
     for pair in pairs:
-        ev.process(*read_pair(Path(gt_dir), Path(pred_dir), pair))
+        ev.add(score_pair(ev.categories, *read_pair(Path(gt_dir), Path(pred_dir), pair)))
     return ev.evaluate(), {str(cid): float(v) for cid, v in zip(cats.ids, ev.stats.iou_sum)}
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from test_pq_parity import assert_parity
 
 from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.sums import pq_summary
 
@@ -31,8 +32,8 @@ def test_sums_add_across_any_split(pairs, cut) -> None:
     cats = CategoryTable.from_coco(CATS)
     whole, a, b = PanopticAccumulator(cats), PanopticAccumulator(cats), PanopticAccumulator(cats)
     for k, (g, p) in enumerate(pairs):
-        whole.process(g.ids, g.segments_info, p.ids, p.segments_info)
-        (a if k < cut else b).process(g.ids, g.segments_info, p.ids, p.segments_info)
+        whole.add(score_pair(whole.categories, g.ids, g.segments_info, p.ids, p.segments_info))
+        (a if k < cut else b).add(score_pair(cats, g.ids, g.segments_info, p.ids, p.segments_info))
     merged = a.stats + b.stats
     assert np.array_equal(merged.tp, whole.stats.tp) and np.array_equal(merged.fp, whole.stats.fp)
     assert merged == whole.stats  # fixed-point sums: bit-identical whatever the split

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from panbench.data.synth import coco_like_categories, perturb, random_image
 from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 
 CATS = coco_like_categories(5, 4)
@@ -55,7 +56,7 @@ def test_semantic_metrics_match_the_reference(seed, n) -> None:
         pairs.append((g, perturb(rng, g, CATS)))
     ev = PanopticAccumulator(TABLE)
     for g, p in pairs:
-        ev.process(g.ids, g.segments_info, p.ids, p.segments_info)
+        ev.add(score_pair(ev.categories, g.ids, g.segments_info, p.ids, p.segments_info))
     ours, ref = ev.evaluate(), reference(pairs)
     for k in ("pixel_acc", "mIoU", "mDice"):
         assert ours[k] == pytest.approx(ref[k], abs=1e-9), k
@@ -64,6 +65,6 @@ def test_semantic_metrics_match_the_reference(seed, n) -> None:
 def test_perfect_prediction_scores_100() -> None:
     g = random_image(np.random.default_rng(1), 40, 50, CATS)
     ev = PanopticAccumulator(TABLE)
-    ev.process(g.ids, g.segments_info, g.ids, g.segments_info)
+    ev.add(score_pair(ev.categories, g.ids, g.segments_info, g.ids, g.segments_info))
     res = ev.evaluate()
     assert res["pixel_acc"] == res["mIoU"] == res["mDice"] == 100.0
