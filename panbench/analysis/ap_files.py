@@ -12,7 +12,7 @@ import numpy as np
 
 from panbench.analysis.ap import APAccumulator, Instances
 from panbench.errors import InputError
-from panbench.pq.coco_format import read_ground_truth, safe_join
+from panbench.pq.coco_format import read_ground_truth, safe_join, segments_list
 from panbench.pq.png import read_ids
 
 INSTANCES_FORMAT = "give COCO instance results: a list of {image_id, category_id, segmentation: {size, counts}, score}"
@@ -62,7 +62,8 @@ def score_instances(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[s
 
 def instance_accumulator(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
                          instances_json: str | os.PathLike[str]) -> APAccumulator:
-    """The ground truth (every annotated image, its PNG read once) and ``instances_json``'s predictions."""
+    """The ground truth (every annotated image, its PNG read once) and ``instances_json``'s predictions;
+    ``gt_json`` read already (a :class:`~panbench.pq.coco_format.GroundTruthJSON`) is not read again."""
     truth = read_ground_truth(gt_json)
     gt = truth.annotations
     acc = APAccumulator.for_categories(truth.data["categories"])
@@ -78,5 +79,5 @@ def instance_accumulator(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
         if wrong := ({tuple(r["size"]) for r in inst.rles} if inst is not None else set()) - {ids.shape}:
             raise InputError(f"{instances_json}: image {image_id} has masks of size {sorted(wrong)[0]} (height, "
                              f"width); the ground truth is {ids.shape}: give masks at the image's full size")
-        acc.add_image(image_id, ids, ann["segments_info"], inst)
+        acc.add_image(image_id, ids, segments_list(ann["segments_info"]), inst)
     return acc

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.errors import InputError
+
+if TYPE_CHECKING:
+    from panbench.pq.coco_format import GroundTruthJSON
 
 COUNTS = ("TP", "FP", "FN")
 COLUMNS = ("image_id", "file_name", "PQ", "SQ", "RQ", "PQ_th", "PQ_st", *COUNTS,
@@ -44,12 +47,14 @@ def per_image_columns(aset: AnalysisSet, file_names: Sequence[str] | None = None
     return out
 
 
-def file_names_of(ann_file: str | Path | None, image_ids: Sequence[Any]) -> list[str]:
-    """Each image id's ``file_name`` in the panoptic JSON ("" where the file or the id is missing)."""
+def file_names_of(ann_file: str | Path | GroundTruthJSON | None, image_ids: Sequence[Any]) -> list[str]:
+    """Each image id's ``file_name`` in the panoptic JSON ("" where the file or the id is missing; a
+    :class:`~panbench.pq.coco_format.GroundTruthJSON`: the document it holds)."""
     names: dict[str, str] = {}
     if ann_file is not None and Path(ann_file).is_file():
         try:
-            images = json.loads(Path(ann_file).read_text()).get("images", [])
+            doc = getattr(ann_file, "data", None) or json.loads(Path(ann_file).read_text())
+            images = doc.get("images", [])
             names = {str(im["id"]): str(im.get("file_name", "")) for im in images}
         except (OSError, ValueError, KeyError, AttributeError):
             names = {}

@@ -7,8 +7,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +53,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    with _read_ahead(args):
+    # the two JSONs read and scanned on a thread while numpy and panbench's modules import (panbench.pq.ahead);
+    # what score did not take is dropped at the block's end
+    with ahead.ReadAhead((args.gt_json, True), (args.pred_json, False)):
         return _scored(args)
 
 
@@ -66,35 +66,35 @@ def _scored(args: argparse.Namespace) -> int:
     _check_options(args)
     t = time.perf_counter()
     aset, fields = None, dict[str, object]()
+    from panbench.pq.score import json_ready, read_truth, unlisted_note
+    from panbench.pq.stuff_rule import stuff_rule_warning
+
+    truth = read_truth(args.gt_json)  # read once, then passed wherever a path to it goes
     if args.no_analysis:
         from panbench.pq.score import score_files
 
-        res = score_files(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, workers=args.procs,
+        res = score_files(truth, args.gt_dir, args.pred_json, args.pred_dir, workers=args.procs,
                           strict=args.strict, diagnose=not args.no_diagnosis)
     else:
         from panbench.analysis.scoring import score_files_analysis
 
-        res, aset, fields = score_files_analysis(args.gt_json, args.gt_dir, args.pred_json, args.pred_dir,
+        res, aset, fields = score_files_analysis(truth, args.gt_dir, args.pred_json, args.pred_dir,
                                                  workers=args.procs, boundary=args.boundary, strict=args.strict,
                                                  diagnose=not args.no_diagnosis)
     if args.instances:
         from panbench.analysis.ap_files import score_instances
 
-        fields.update(ap=score_instances(args.gt_json, args.gt_dir, args.instances), ap_source="instances JSON")
+        fields.update(ap=score_instances(truth, args.gt_dir, args.instances), ap_source="instances JSON")
     if args.evaluator:
         from panbench.evaluation.evaluators import evaluate_files
 
-        fields["evaluators"] = evaluate_files(args.evaluator, args.gt_json, args.gt_dir, args.pred_json,
+        fields["evaluators"] = evaluate_files(args.evaluator, truth, args.gt_dir, args.pred_json,
                                               args.pred_dir, strict=args.strict)
     seconds = time.perf_counter() - t  # the scoring's, without a finding's second pass
-    if findings := _diagnosis(args, res.pop("diagnosis", [])):
+    if findings := _diagnosis(args, truth, res.pop("diagnosis", [])):
         fields["diagnosis"] = [f.to_json() for f in findings]
-    from panbench.pq.stuff_rule import stuff_rule_warning
-
-    if warning := stuff_rule_warning(args.gt_json):  # two segments of one stuff category in an image
+    if warning := stuff_rule_warning(truth):  # two segments of one stuff category in an image
         print(warning, file=sys.stderr)
-    from panbench.pq.score import json_ready, unlisted_note
-
     if note := unlisted_note(res):
         print(note, file=sys.stderr)
     # the numbers on the screen before any file is written: a write that fails loses none of them
@@ -102,22 +102,22 @@ def _scored(args: argparse.Namespace) -> int:
     if args.name:
         from panbench.evaluation.record_fields import record_scored
 
-        files = {k: getattr(args, k) for k in ("gt_json", "gt_dir", "pred_json", "pred_dir")}
+        files = {"gt_json": truth, **{k: getattr(args, k) for k in ("gt_dir", "pred_json", "pred_dir")}}
         written = record_scored(Path(args.results), args.name, args.dataset_name, res, aset, fields, files, seconds)
         print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
     if args.per_image and aset is not None:
-        _per_image(args, aset)
+        _per_image(args, aset, truth)
     return 0
 
 
-def _diagnosis(args: argparse.Namespace, findings: list[Any]) -> list[Any]:
+def _diagnosis(args: argparse.Namespace, truth: Any, findings: list[Any]) -> list[Any]:
     """The format mistakes scoring found (none with ``--no-diagnosis``), each with the PQ its fix would give (the
     PNGs scored once more with the corrected ids: only when there is a finding)."""
     if args.no_diagnosis or not findings:
         return []
     from panbench.pq.score import with_pq_if_fixed
 
-    return with_pq_if_fixed(findings, args.gt_json, args.gt_dir, args.pred_json, args.pred_dir, args.procs,
+    return with_pq_if_fixed(findings, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs,
                             args.strict)
 
 
@@ -136,22 +136,6 @@ def _check_options(args: argparse.Namespace) -> None:
         _per_image(args, None)
     if args.name:
         check_writable(Path(args.results) / "runs", "--results")
-
-
-@contextmanager
-def _read_ahead(args: argparse.Namespace) -> Iterator[None]:
-    """The JSONs the batch path reads (all but boundary PQ's), read and scanned on a thread while numpy and
-    panbench's modules import (:mod:`panbench.pq.ahead`); forgotten at the end where score did not take them."""
-    if args.boundary:
-        yield
-        return
-
-    ahead.start(args.gt_json, True)
-    ahead.start(args.pred_json, False)
-    try:
-        yield
-    finally:
-        ahead.forget_all()
 
 
 # what OpenBLAS reads for its thread count, in its order
@@ -211,7 +195,7 @@ def _refuse_folders(args: argparse.Namespace) -> None:  # a JSON option given a 
         raise InputError(f"{option} {folder}: a folder, not a JSON file; {fix}")
 
 
-def _per_image(args: argparse.Namespace, aset: Any) -> None:  # without aset: its path checked before any work
+def _per_image(args: argparse.Namespace, aset: Any, truth: Any = None) -> None:  # no aset: its path checked
     from panbench.analysis.per_image import check_table, file_names_of, write_per_image
 
     if aset is None:
@@ -219,7 +203,7 @@ def _per_image(args: argparse.Namespace, aset: Any) -> None:  # without aset: it
             raise InputError("--per-image reads the per-image analysis: leave out --no-analysis to get it")
         check_table(args.per_image)
         return
-    wrote = write_per_image(aset, args.per_image, file_names_of(args.gt_json, aset.image_ids))
+    wrote = write_per_image(aset, args.per_image, file_names_of(truth, aset.image_ids))
     print(f"per-image table: {wrote}", file=sys.stderr)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from panbench.data.catalog import DATASETS
 from panbench.errors import InputError
-from panbench.pq.coco_format import parse_categories, read_ground_truth, read_json, safe_join
+from panbench.pq.coco_format import GroundTruthJSON, parse_categories, read_ground_truth, read_json, safe_join
 from panbench.pq.matching import CategoryTable
 from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
@@ -94,10 +94,11 @@ class PanopticDataset:
         return dataset_fingerprint(self.ann_file, self.image_ids)
 
 
-def dataset_fingerprint(ann_file: str | Path, image_ids: list[Any]) -> str:
-    """A short hash of the annotation file's bytes and the image ids in order (eval's datasets, score's files)."""
+def dataset_fingerprint(ann_file: str | Path | GroundTruthJSON, image_ids: list[Any]) -> str:
+    """A short hash of the annotation file's bytes (a :class:`GroundTruthJSON`'s, read already) and the image ids in
+    order (eval's datasets, score's files)."""
     h = hashlib.sha256()
-    h.update(Path(ann_file).read_bytes())
+    h.update(ann_file.raw if isinstance(ann_file, GroundTruthJSON) else Path(ann_file).read_bytes())
     h.update(repr(list(image_ids)).encode())
     return h.hexdigest()[:16]
 

@@ -27,6 +27,8 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
+import pickle
 import sys
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult, reorder_columns
-from panbench.pq.score import load_pairs, read_pair
+from panbench.pq.score import GroundTruthJSON, load_pairs, read_pair
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ def name_of(ev: Any) -> str:
 
 def cache_key_of(ev: Any) -> str:
     """Where the resume cache keeps an evaluator's shares: ``name@version``."""
-    return f"{name_of(ev)}@{getattr(ev, 'version', None) or '1'}"
+    version = getattr(ev, "version", None)
+    return f"{name_of(ev)}@{'1' if version is None else version}"
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,15 @@ class SemanticEvaluator:
 
 
 BUILT_IN_EVALUATORS = ("PQ", APEvaluator.name, SemanticEvaluator.name)  # names a user's evaluator cannot take
+_BUILT_IN = (APEvaluator, SemanticEvaluator)  # their shares cross the cache through their encode and decode
+
+
+def _state(ev: Any) -> bytes | None:
+    """An evaluator's state as bytes, to tell whether a call changed it (None where it does not pickle)."""
+    try:
+        return pickle.dumps(ev, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - refused when it is loaded
+        return None
 
 
 class RunEvaluators:
@@ -220,6 +232,7 @@ class RunEvaluators:
         self.semantic = SemanticEvaluator(categories)
         self.extra = list(extra)
         check_names(self.extra)
+        self._checked: set[int] = set()  # the user's evaluators whose process() was seen to leave the state alone
         self.cache = cache
 
     @property
@@ -229,9 +242,10 @@ class RunEvaluators:
 
     def empty(self) -> RunEvaluators:
         """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
-        extra = [copy.deepcopy(ev) for ev in self.extra]
+        extra = [_call(ev, "__deepcopy__", "a copy for a forked process", {}) if hasattr(ev, "__deepcopy__")
+                 else copy.deepcopy(ev) for ev in self.extra]
         for ev in extra:
-            ev.reset()
+            _call(ev, "reset", "a forked process")
         return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None, extra,
                              self.ap.source if self.ap is not None else None)
 
@@ -244,14 +258,27 @@ class RunEvaluators:
         image = ImageData(index, image_id, self.categories, gt_ids, gt_segs, pred_ids, pred_segs, result, instances,
                           semantic)
         members = self.members
-        shares = [_call(ev, "process", where, image) for ev in members]
+        shares = [self._process(ev, where, image) for ev in members]
         encoded = [_encode(ev, s) for ev, s in zip(members, shares)]  # a share that is not JSON: refused here
         self.pq.add(result, index)
         for ev, s, e in zip(members, shares, encoded):
-            _call(ev, "add", where, s if hasattr(ev, "encode") else e)  # the user's: as the cache gives it back
+            _call(ev, "add", where, s if isinstance(ev, _BUILT_IN) else e)  # the user's: as the cache gives it back
         if self.cache is not None:
             self.cache.add(index, result, {cache_key_of(ev): e for ev, e in zip(members, encoded)})
         return result
+
+    def _process(self, ev: Any, where: str, image: ImageData) -> Any:
+        """``ev.process(image)``; an evaluator of the user's that changes its state there (detectron2's habit) is
+        refused at its first image: a resume gives back only what :meth:`add` adds."""
+        if isinstance(ev, _BUILT_IN) or id(ev) in self._checked:
+            return _call(ev, "process", where, image)
+        before = _state(ev)
+        share = _call(ev, "process", where, image)
+        if _state(ev) != before:
+            raise PanbenchError(f"evaluator {name_of(ev)}: process() changed its state; return the image's share "
+                                "from process() and add it in add() (a resume gives back only the shares)")
+        self._checked.add(id(ev))
+        return share
 
     def resume(self, indices: Iterable[int], rerun: Container[int]) -> tuple[frozenset[int], dict[str, int]]:
         """Take the images of ``indices`` that the cache holds, with a share of every evaluator, and ``rerun``
@@ -270,10 +297,10 @@ class RunEvaluators:
         pos = np.array([where[i] for i in taken], np.int64)
         self.pq.add(reorder_columns(cached.columns, pos), np.array(taken, np.int64))
         for ev, k in zip(self.members, keys):
-            decode = getattr(ev, "decode", None)
             for p in pos.tolist():
                 j = cached.extras[p][k]
-                ev.add(decode(j) if decode is not None else j)
+                _call(ev, "add", f"the share of image {cached.indices[p]} in the resume cache (changed the share? "
+                      "bump the evaluator's version, or --no-resume)", ev.decode(j) if isinstance(ev, _BUILT_IN) else j)
         return frozenset(taken), {k: n for k, n in missing.items() if n}
 
     def flush(self) -> None:
@@ -317,7 +344,11 @@ class RunEvaluators:
             if not isinstance(got, dict):
                 raise PanbenchError(f"evaluator {name_of(ev)}: evaluate() returned {type(got).__name__}, not a dict "
                                     "of fields; return {name: value}")
-            out[name_of(ev)] = json.loads(json.dumps(got, default=_plain))
+            try:
+                out[name_of(ev)] = json.loads(json.dumps(got, default=_plain, allow_nan=False))
+            except (TypeError, ValueError) as e:
+                raise PanbenchError(f"evaluator {name_of(ev)}: evaluate() returned fields that are not JSON ({e}); "
+                                    "return numbers (None for one not defined), strings, lists and dicts") from None
         return out
 
 
@@ -346,11 +377,10 @@ def _plain(v: Any) -> Any:
 def _encode(ev: Any, share: Any) -> Any:
     """A share as the cache keeps it: the evaluator's ``encode``, else the share through JSON (refused in one line
     when it is not JSON)."""
-    encode = getattr(ev, "encode", None)
-    if encode is not None:
-        return encode(share)
+    if isinstance(ev, _BUILT_IN):
+        return ev.encode(share)
     try:
-        return json.loads(json.dumps(share, default=_plain))
+        return json.loads(json.dumps(share, default=_plain, allow_nan=False))
     except (TypeError, ValueError) as e:
         raise PanbenchError(f"evaluator {name_of(ev)}: process() returned a share that is not JSON ({e}); return "
                             "numbers, strings, lists and dicts") from None
@@ -404,7 +434,13 @@ def load_evaluator(spec: str | type | Any) -> Any:
     if lacking:
         raise PanbenchError(f"evaluator {name_of(ev)}: lacks {', '.join(lacking)}; an evaluator defines "
                             f"{', '.join(_METHODS)} (docs/api.md#your-own-evaluator)")
-    ev.reset()
+    _call(ev, "reset", "loading")
+    try:  # forked processes and ranks send it back (pickle): a class that does not pickle is refused now
+        pickle.loads(pickle.dumps(ev))
+    except Exception as e:  # noqa: BLE001
+        raise PanbenchError(f"evaluator {name_of(ev)}: its state does not pickle ({type(e).__name__}: {e}); forked "
+                            "processes and ranks send it: keep plain values in it, and define the class at the top "
+                            "of a module (give path/to/file.py:Class)") from None
     return ev
 
 
@@ -427,6 +463,8 @@ def _module(spec: str, where: str) -> Any:
             raise PanbenchError(f"--evaluator {spec}: {where} failed to import ({type(e).__name__}: {e}); fix the "
                                 "file") from None
         return module
+    if "" not in sys.path and os.getcwd() not in sys.path:  # the `panbench` script: the current folder, as -m
+        sys.path.append(os.getcwd())
     try:
         return importlib.import_module(where)
     except Exception as e:  # noqa: BLE001
@@ -434,7 +472,7 @@ def _module(spec: str, where: str) -> Any:
                             "check the name, or give path/to/file.py:Class") from None
 
 
-def evaluate_files(specs: Sequence[Any], gt_json: str | Path, gt_dir: str | Path, pred_json: str | Path,
+def evaluate_files(specs: Sequence[Any], gt_json: str | Path | GroundTruthJSON, gt_dir: str | Path, pred_json: str | Path,
                    pred_dir: str | Path, strict: bool = False) -> dict[str, dict[str, Any]] | None:
     """``score --evaluator``: the user's evaluators over the image pairs of COCO panoptic files, each image's
     :class:`ImageData` without model outputs (no instances, no semantic map); a pass of its own over the PNGs

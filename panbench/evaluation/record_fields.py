@@ -17,7 +17,7 @@ from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.models.registry import ModelSpec
-from panbench.pq.coco_format import read_json
+from panbench.pq.coco_format import GroundTruthJSON, read_json
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records import io as records_io
 from panbench.records.io import load_records
@@ -134,20 +134,22 @@ def save_instances(writer: PredictionWriter | None, evaluators: RunEvaluators) -
 
 
 def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[str, Any], analysis: Any,
-                  fields: dict[str, Any], files: dict[str, str], seconds: float) -> RunRecord:
+                  fields: dict[str, Any], files: dict[str, Any], seconds: float) -> RunRecord:
     """The written record of a ``score --name`` run: ``res`` and ``fields`` (the analyses, mask AP) scored from
     ``files`` (``gt_json``, ``gt_dir``, ``pred_json``, ``pred_dir``) in ``seconds``; ``analysis`` (an
     :class:`panbench.analysis.AnalysisSet`, None with ``--no-analysis``) saved beside it and giving the images'
-    fingerprint; filed under :func:`record_dataset` (``dataset_name``: ``--dataset-name``)."""
+    fingerprint; filed under :func:`record_dataset` (``dataset_name``: ``--dataset-name``).  ``files["gt_json"]``
+    read already (a :class:`~panbench.pq.coco_format.GroundTruthJSON`) is not read again."""
     fingerprint = None
     if analysis is not None:
         fingerprint = dataset_fingerprint(files["gt_json"], analysis.image_ids)
-    dataset = record_dataset(Path(files["gt_json"]), fingerprint, results, dataset_name)
+    dataset = record_dataset(files["gt_json"], fingerprint, results, dataset_name)
     about = records_io.external_fields(name, dataset, seconds=seconds, fingerprint=fingerprint, **files)
     return records_io.record_run(results, res, analysis=analysis, **about, **fields)
 
 
-def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given: str | None) -> str:
+def record_dataset(gt_json: Path | GroundTruthJSON, fingerprint: str | None, results: Path,
+                   given: str | None) -> str:
     """The dataset a ``score --name`` record is filed under: the one its ground truth is.  The dataset of the records in
     ``results`` scored on the same images (same fingerprint); else the known dataset (a row of
     :data:`panbench.data.catalog.DATASETS`) that the ground truth's root folder (``ROOT/annotations/FILE.json``) or file
@@ -167,19 +169,20 @@ def record_dataset(gt_json: Path, fingerprint: str | None, results: Path, given:
         return str(known)
     if given is not None:
         return given
-    gt_json = gt_json.resolve()
-    root = gt_json.parent.parent if gt_json.parent.name == "annotations" else gt_json.parent
+    path = Path(gt_json).resolve()
+    root = path.parent.parent if path.parent.name == "annotations" else path.parent
     if root.name in DATASETS:
         return root.name
-    stem = gt_json.stem.removesuffix("_panoptic_val")
+    stem = path.stem.removesuffix("_panoptic_val")
     if stem in DATASETS and DATASETS[stem].converted:
         return stem
-    if gt_json.name == "panoptic_val2017.json" and _n_categories(gt_json) == 133:
+    if path.name == "panoptic_val2017.json" and _n_categories(gt_json) == 133:
         return "coco"
     return root.name or "dataset"
 
 
-def _n_categories(path: Path) -> int | None:
+def _n_categories(gt_json: Path | GroundTruthJSON) -> int | None:
     with suppress(PanbenchError, AttributeError):
-        return len(read_json(path, "ground-truth JSON").get("categories") or [])
+        doc = gt_json.data if isinstance(gt_json, GroundTruthJSON) else read_json(gt_json, "ground-truth JSON")
+        return len(doc.get("categories") or [])
     return None

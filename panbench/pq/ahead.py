@@ -1,6 +1,8 @@
 """JSON documents read ahead: a file's bytes read, and scanned by ``_match.scan`` (without the GIL), on a thread
-while the process imports what scores them.  ``panbench score`` calls :func:`start` for its two JSON files before it
-imports numpy; :func:`~panbench.pq.coco_format.read_json` then :func:`take` s them instead of reading the file again.
+while the process imports what scores them.  ``panbench score`` opens a :class:`ReadAhead` for its two JSON files in
+a ``with`` block before it imports numpy; :func:`~panbench.pq.coco_format.read_json`, called inside that block, then
+:func:`take` s them instead of reading the file again.  The block owns the documents: what it did not take is
+dropped when it ends, and no document outlives it.
 A document is handed over only while the file is the one that was read (the same device, inode, size and
 modification time); anything that goes wrong on the thread leaves the file to ``read_json``, which reports what is
 wrong in its words.  Standard library only.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +51,34 @@ class _Ahead:
 
 
 NOT_SCANNED = object()  # take's second item for a document not scanned as asked
-_AHEAD: dict[str, _Ahead] = {}
 
 
-def start(path: str | os.PathLike[str], gt: bool) -> None:
-    """Read and scan ``path`` (as a ground truth with ``gt``, else as predictions) on a thread, replacing a document
-    of the same path read ahead before."""
-    key = str(Path(path))
-    _AHEAD[key] = _Ahead(key, gt)
+class ReadAhead:
+    """The documents one command reads ahead, for the length of its ``with`` block (inside it, :func:`take` and
+    :func:`forget` act on them; after it, nothing is read ahead)."""
+
+    def __init__(self, *files: tuple[str | os.PathLike[str], bool]) -> None:
+        self.jobs = {str(Path(path)): _Ahead(str(Path(path)), gt) for path, gt in files}  # each file: (path, gt)
+        self.token: Any = None
+
+    def __enter__(self) -> ReadAhead:
+        self.token = _OPEN.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _OPEN.reset(self.token)
+        self.jobs.clear()
+
+
+_OPEN: ContextVar[ReadAhead | None] = ContextVar("panbench_read_ahead", default=None)
 
 
 def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | None:
-    """The bytes of ``path`` read ahead (once) and what the scan found when it was scanned as ``gt`` asks (None: left
-    to ``json.loads``), else :data:`NOT_SCANNED`; None when it was not read ahead, the read failed or the file
-    changed since."""
-    job = _AHEAD.pop(str(Path(path)), None)
+    """The bytes of ``path`` read ahead in the open :class:`ReadAhead` (once) and what the scan found when it was
+    scanned as ``gt`` asks (None: left to ``json.loads``), else :data:`NOT_SCANNED`; None when it was not read ahead,
+    the read failed or the file changed since."""
+    docs = _OPEN.get()
+    job = docs.jobs.pop(str(Path(path)), None) if docs is not None else None
     if job is None:
         return None
     if job.thread.is_alive():
@@ -79,10 +95,6 @@ def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | N
 
 
 def forget(path: str | os.PathLike[str]) -> None:
-    """Forget what is read ahead of ``path``, without waiting for it."""
-    _AHEAD.pop(str(Path(path)), None)
-
-
-def forget_all() -> None:
-    """Forget every document read ahead and not taken (a command that stopped before it read them)."""
-    _AHEAD.clear()
+    """Forget what the open :class:`ReadAhead` read of ``path``, without waiting for it."""
+    if (docs := _OPEN.get()) is not None:
+        docs.jobs.pop(str(Path(path)), None)

@@ -71,6 +71,11 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
     """A JSON object, or an InputError that names the file.  ``scan`` (True for a ground truth, False for predictions)
     keeps the segments_info arrays that ``_match.scan`` reads as :class:`PackedSegments`.  A file read ahead
     (:mod:`panbench.pq.ahead`) is not read again."""
+    return _document(path, what, scan)[0]
+
+
+def _document(path: str | os.PathLike[str], what: str, scan: bool | None) -> tuple[dict[str, Any], bytes]:
+    """:func:`read_json`'s document and the file's bytes."""
     p = Path(path)
     if not p.is_file():
         forget(p)
@@ -91,7 +96,7 @@ def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None)
         raise InputError(f"{p}: {what} is not valid JSON ({e}); re-export or re-download it") from e
     if not isinstance(data, dict):
         raise InputError(f"{p}: {what} must be a JSON object with an 'annotations' list")
-    return data
+    return data, raw or b""
 
 
 def _read(p: Path, scan: bool | None) -> tuple[bytes, Any]:
@@ -132,13 +137,23 @@ def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class GroundTruthJSON:
     """A COCO panoptic ground truth's JSON, read and checked once: the document, its categories, its annotations by
-    image id and each image's (height, width) where its ``images`` entry gives both (its PNG must have it)."""
+    image id, each image's (height, width) where its ``images`` entry gives both (its PNG must have it) and the
+    file's bytes (the dataset fingerprint hashes them).  It stands for its file (``os.fspath``, ``str``): a reader
+    given it where a path goes takes what it holds (:func:`read_ground_truth` returns it) instead of reading the
+    file again, so that a command reads its ground truth once."""
 
     path: Path
     data: dict[str, Any]
     categories: CategoryTable
     annotations: dict[Any, dict[str, Any]]
     sizes: dict[Any, tuple[int, int]]
+    raw: bytes = b""
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def image_ids(self) -> list[Any]:
         """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results
@@ -158,13 +173,16 @@ def png_folder(json_file: str | os.PathLike[str]) -> Path:
 def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JSON",
                       scan: bool | None = None) -> GroundTruthJSON:
     """The one reader of a COCO panoptic ground truth (``score``, the Python API, the datasets and AP read it
-    here); ``what`` names the file in errors, ``scan`` as :func:`read_json`."""
-    data = read_json(path, what, scan=scan)
+    here); ``what`` names the file in errors, ``scan`` as :func:`read_json`.  ``path`` read already (a
+    :class:`GroundTruthJSON`) is returned as it is."""
+    if isinstance(path, GroundTruthJSON):
+        return path
+    data, raw = _document(path, what, scan)
     images = data.get("images")
     sizes = {im.get("id"): (im["height"], im["width"]) for im in (images if isinstance(images, list) else [])
              if isinstance(im, dict) and isinstance(im.get("height"), int) and isinstance(im.get("width"), int)}
     return GroundTruthJSON(Path(path), data, parse_categories(data, path), parse_annotations(data, path, gt=True),
-                           sizes)
+                           sizes, raw)
 
 
 def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:

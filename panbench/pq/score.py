@@ -23,6 +23,7 @@ from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.batch import Pair
 from panbench.pq.coco_format import (
     DuplicateImageError,
+    GroundTruthJSON,
     UnknownCategoryError,
     UnlistedIdError,
     parse_annotations,
@@ -49,7 +50,6 @@ from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
-from panbench.pq.stuff_rule import note_ground_truth
 from panbench.pq.sums import panopticapi_summary
 
 
@@ -75,13 +75,20 @@ class Scoring:
     keep_images: bool = False  # keep the per-image results (the analyses read them)
 
 
+def read_truth(gt_json: str | os.PathLike[str]) -> GroundTruthJSON:
+    """The ground truth as :func:`score_stream` reads it (segments_info packed where the batch path runs in C): a
+    command reads it here once, then passes it wherever a path to it goes."""
+    with collector_paused():  # the parse makes ~10^5 objects and no cycles
+        return read_ground_truth(gt_json, scan=True if batch.available() else None)
+
+
 def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                packed: bool = False) -> tuple[CategoryTable, list[Pair]]:
     """Categories and (ground truth, prediction) annotation pairs matched by image id.  With ``packed``, a
-    segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path reads it)."""
+    segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path reads it).
+    ``gt_json`` read already (a :class:`~panbench.pq.coco_format.GroundTruthJSON`) is not read again."""
     truth = read_ground_truth(gt_json, scan=True if packed else None)
     cats, gt, sizes = truth.categories, truth.annotations, truth.sizes
-    note_ground_truth(gt_json, truth.data)  # two segments of one stuff category, for `score`'s warning
     pred_data = read_json(pred_json, "prediction JSON", scan=False if packed else None)
     try:
         pred = parse_annotations(pred_data, pred_json, gt=False)

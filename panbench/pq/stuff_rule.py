@@ -2,20 +2,19 @@
 model predicts one segment per stuff class, so each further ground-truth segment of the class is a false negative
 whatever the model does.  :func:`repeated_stuff` finds the images that break the rule in a COCO panoptic document;
 ``panbench data`` refuses to write such a dataset (:func:`stuff_rule_message`) and ``panbench score`` warns when it
-scores against one (:func:`stuff_rule_warning`, from the document scoring parsed: :func:`note_ground_truth`).  Only
-numpy and :mod:`panbench.pq.coco_format`: ``score`` imports it.
+scores against one (:func:`stuff_rule_warning`, from the document it read).  Only numpy and
+:mod:`panbench.pq.coco_format`: ``score`` imports it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from panbench.pq.coco_format import PackedSegments
+from panbench.pq.coco_format import GroundTruthJSON, PackedSegments
 
 
 class Repeat(NamedTuple):
@@ -83,27 +82,13 @@ def stuff_rule_message(path: str | os.PathLike[str], repeats: list[Repeat], cate
             f"per image (first: {_named(repeats[0], _names(categories))}); {fix}")
 
 
-# the ground truth score parsed last (its path), what it holds: images, repeats, the stuff categories' names
-_SCORED: dict[str, tuple[int, list[Repeat], dict[Any, Any]]] = {}
-
-
-def note_ground_truth(gt_json: str | os.PathLike[str], data: dict[str, Any]) -> None:
-    """Keep what :func:`stuff_rule_warning` says of ``gt_json`` from ``data``, the document scoring parsed, so that
-    the file is not read again.  One document is kept, the last, and only its repeats."""
-    anns, cats = data.get("annotations"), data.get("categories")
-    _SCORED.clear()
-    if type(anns) is list and type(cats) is list:
-        repeats = repeated_stuff(anns, cats)
-        named = {r.category_id for r in repeats}
-        _SCORED[str(Path(gt_json))] = (len(anns), repeats, {k: v for k, v in _names(cats).items() if k in named})
-
-
-def stuff_rule_warning(gt_json: str | os.PathLike[str], first: int = 3) -> str | None:
-    """``panbench score``'s one-line warning when the ground truth ``gt_json`` it scored breaks the rule (else None):
-    how many images, the ``first`` ones named, from what :func:`note_ground_truth` kept (then forgotten)."""
-    n_images, repeats, names = _SCORED.pop(str(Path(gt_json)), (0, [], {}))
-    if not repeats:
+def stuff_rule_warning(truth: GroundTruthJSON, first: int = 3) -> str | None:
+    """``panbench score``'s one-line warning when the ground truth it scored (``truth``, the document it read) breaks
+    the rule (else None): how many images, the ``first`` ones named."""
+    anns, cats = truth.data.get("annotations"), truth.data.get("categories")
+    if type(anns) is not list or type(cats) is not list or not (repeats := repeated_stuff(anns, cats)):
         return None
+    n_images, names, gt_json = len(anns), _names(cats), truth.path
     images = list(dict.fromkeys(r.image_id for r in repeats))
     shown = [_named(next(r for r in repeats if r.image_id == i), names) for i in images[:first]]
     more = ", ..." if len(images) > first else ""

@@ -62,9 +62,11 @@ def external_fields(name: str, dataset: str, gt_json: str | Path, gt_dir: str | 
     """The record fields (all but the metrics and the analyses) of predictions made elsewhere and scored with
     ``panbench score --name``: ``name`` the system, its predictions ``pred_json``/``pred_dir`` scored against
     ``gt_json``/``gt_dir`` (``fingerprint``: of those images) in ``seconds``."""
-    from panbench.pq.coco_format import read_json
+    from panbench.pq.coco_format import GroundTruthJSON, read_json
 
-    cats = read_json(gt_json, "ground-truth JSON").get("categories", [])
+    # the ground truth read already (a GroundTruthJSON) is not read again
+    doc = gt_json.data if isinstance(gt_json, GroundTruthJSON) else read_json(gt_json, "ground-truth JSON")
+    cats = doc.get("categories", [])
     provenance = {
         "predictions": {"json": str(Path(pred_json).resolve()), "dir": str(Path(pred_dir).resolve())},
         "dataset": {"ann_file": str(Path(gt_json).resolve()), "png_dir": str(Path(gt_dir).resolve()),

@@ -18,9 +18,9 @@ from panbench.cli import main
 from panbench.data import demo
 from panbench.data.synth import PanopticImage, write_panoptic
 from panbench.errors import PanbenchError
-from panbench.pq.coco_format import PackedSegments, read_json
+from panbench.pq.coco_format import PackedSegments, read_ground_truth, read_json
 from panbench.pq.png import read_ids
-from panbench.pq.stuff_rule import Repeat, note_ground_truth, repeated_stuff, stuff_rule_warning
+from panbench.pq.stuff_rule import Repeat, repeated_stuff, stuff_rule_warning
 
 CATS = [{"id": 1, "name": "disk", "isthing": 1}, {"id": 2, "name": "sky", "isthing": 0},
         {"id": 5, "name": "sand", "isthing": 0}]
@@ -196,9 +196,9 @@ def test_score_says_nothing_of_a_ground_truth_that_keeps_the_rule(tmp_path: Path
 def test_the_warning_names_the_count_and_the_first_three_images(tmp_path: Path) -> None:
     two = [{"id": 1, "category_id": 5, "area": 1}, {"id": 2, "category_id": 5, "area": 1}]
     gt = tmp_path / "gt.json"
-    note_ground_truth(gt, {"annotations": [{"image_id": k, "file_name": f"{k}.png", "segments_info": two}
-                                           for k in range(5)], "categories": CATS})
-    line = stuff_rule_warning(gt)
+    gt.write_text(json.dumps({"annotations": [{"image_id": k, "file_name": f"{k}.png", "segments_info": two}
+                                              for k in range(5)], "categories": CATS}))
+    line = stuff_rule_warning(read_ground_truth(gt))
     assert line is not None and "5 of 5 ground-truth images" in line
     assert "(image 0 (2 segments of 5 sand), image 1 (2 segments of 5 sand), image 2 (2 segments of 5 sand), ...)" \
         in line
@@ -217,13 +217,10 @@ def test_the_check_reads_segments_info_read_in_c_as_json_load_gives_it(tmp_path:
     assert repeated_stuff(json.loads(gt.read_text())["annotations"], CATS) == want
 
 
-def test_the_warning_is_of_the_ground_truth_scored_last_and_said_once(tmp_path: Path) -> None:
-    """What score parsed is kept for its warning (one document, the last) and forgotten once said."""
-    gt = Path(_ground_truth(tmp_path, split_sky=True)[1])
-    data = json.loads(gt.read_text())
-    assert stuff_rule_warning(gt) is None  # not scored: nothing kept, nothing read
-    note_ground_truth(gt, data)
-    note_ground_truth(tmp_path / "other.json", data)
-    assert stuff_rule_warning(gt) is None
-    note_ground_truth(gt, data)
-    assert "1 of 2 ground-truth images" in (stuff_rule_warning(str(gt)) or "") and stuff_rule_warning(gt) is None
+def test_the_warning_is_of_the_ground_truth_given_and_said_each_time(tmp_path: Path) -> None:
+    """The warning comes from the document passed, nothing kept between calls."""
+    truth = read_ground_truth(Path(_ground_truth(tmp_path, split_sky=True)[1]))
+    kept = read_ground_truth(Path(_ground_truth(tmp_path / "keeps", split_sky=False)[1]))
+    assert stuff_rule_warning(kept) is None
+    assert "1 of 2 ground-truth images" in (stuff_rule_warning(truth) or "")
+    assert stuff_rule_warning(truth) == stuff_rule_warning(truth) and stuff_rule_warning(kept) is None
