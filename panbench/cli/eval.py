@@ -119,6 +119,8 @@ def check_settings(args: argparse.Namespace) -> None:
     if args.images and not args.save_predictions:
         raise PanbenchError("--images runs models without scoring them: pass --save-predictions DIR to keep "
                             "their predictions")
+    if args.evaluator and args.images:
+        raise PanbenchError("--evaluator reads scored images; --images has no ground truth: leave one out")
     if args.per_image and args.images:
         raise PanbenchError("--per-image needs scored runs; --images has no ground truth: leave one out")
     if args.per_image:  # a .csv or .parquet file (pyarrow present)

@@ -85,12 +85,12 @@ def _scored(args: argparse.Namespace) -> int:
         from panbench.analysis.ap_files import score_instances
 
         fields.update(ap=score_instances(truth, args.gt_dir, args.instances), ap_source="instances JSON")
+    seconds = time.perf_counter() - t  # the scoring's, without a finding's or the user's evaluators' pass
     if args.evaluator:
         from panbench.evaluation.evaluators import evaluate_files
 
         fields["evaluators"] = evaluate_files(args.evaluator, truth, args.gt_dir, args.pred_json,
-                                              args.pred_dir, strict=args.strict)
-    seconds = time.perf_counter() - t  # the scoring's, without a finding's second pass
+                                              args.pred_dir, strict=args.strict, boundary=args.boundary)
     if findings := _diagnosis(args, truth, res.pop("diagnosis", [])):
         fields["diagnosis"] = [f.to_json() for f in findings]
     if warning := stuff_rule_warning(truth):  # two segments of one stuff category in an image

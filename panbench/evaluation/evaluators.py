@@ -11,7 +11,9 @@ An evaluator (:class:`Evaluator`) is the one writer of its state:
   record's ``evaluators`` field.
 
 ``name`` (default: the class's name) keys its fields and its shares in the resume cache, with ``version`` (default
-``"1"``): a cache made without an evaluator, or with another version of it, runs the images again for it.
+``"1"``): the images of a cache made without an evaluator, or with another version of it, run through the model
+again (every evaluator's share of them written anew).  ``process`` must leave the state alone (checked at the
+first image): a resume gives back only the shares, through ``add``.
 
 :class:`RunEvaluators` is the list of one run: PQ (:class:`~panbench.pq.accumulator.PanopticAccumulator`, whose
 shares the cache keeps as columns), AP with ``ap``, the semantic confusion, then the user's evaluators
@@ -242,10 +244,15 @@ class RunEvaluators:
 
     def empty(self) -> RunEvaluators:
         """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
-        extra = [_call(ev, "__deepcopy__", "a copy for a forked process", {}) if hasattr(ev, "__deepcopy__")
-                 else copy.deepcopy(ev) for ev in self.extra]
-        for ev in extra:
-            _call(ev, "reset", "a forked process")
+        extra = []
+        for ev in self.extra:
+            try:
+                twin = copy.deepcopy(ev)
+            except Exception as e:  # noqa: BLE001 - the user's state
+                raise PanbenchError(f"evaluator {name_of(ev)}: it does not copy ({type(e).__name__}: {e}); keep plain "
+                                    "values in its state") from None
+            _call(twin, "reset", "a forked process")
+            extra.append(twin)
         return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None, extra,
                              self.ap.source if self.ap is not None else None)
 
@@ -472,14 +479,16 @@ def _module(spec: str, where: str) -> Any:
                             "check the name, or give path/to/file.py:Class") from None
 
 
-def evaluate_files(specs: Sequence[Any], gt_json: str | Path | GroundTruthJSON, gt_dir: str | Path, pred_json: str | Path,
-                   pred_dir: str | Path, strict: bool = False) -> dict[str, dict[str, Any]] | None:
+def evaluate_files(specs: Sequence[Any], gt_json: str | Path | GroundTruthJSON, gt_dir: str | Path,
+                   pred_json: str | Path, pred_dir: str | Path, strict: bool = False,
+                   boundary: bool = False) -> dict[str, dict[str, Any]] | None:
     """``score --evaluator``: the user's evaluators over the image pairs of COCO panoptic files, each image's
     :class:`ImageData` without model outputs (no instances, no semantic map); a pass of its own over the PNGs
     after the scoring's (the maps of one image are valid while it is processed: an evaluator keeping one copies
-    it).  Their fields by name (:meth:`RunEvaluators.fields`)."""
+    it); each image's PQ result with its boundary part where ``boundary``.  Their fields by name
+    (:meth:`RunEvaluators.fields`)."""
     cats, pairs = load_pairs(gt_json, pred_json)
-    evaluators = RunEvaluators(cats, strict=strict, extra=[load_evaluator(s) for s in specs])
+    evaluators = RunEvaluators(cats, boundary, strict, extra=[load_evaluator(s) for s in specs])
     for k, pair in enumerate(pairs):
         gt_ids, gt_segs, pred_ids, pred_segs, where = read_pair(Path(gt_dir), Path(pred_dir), pair)
         evaluators.score(k, gt_ids, gt_segs, pred_ids, pred_segs, where, pair[0]["image_id"])

@@ -105,13 +105,13 @@ class Run:
         writer = self.writer  # a cached image whose prediction is to be saved and is not runs again
         rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
         done, lacking = self.evaluators.resume(indices, rerun)
-        if done and rank == 0:
-            print(f"resuming {self.spec.name}: {len(done)} of {len(indices)} images already scored "
-                  f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
         if lacking and rank == 0:
             said = ", ".join(f"{k} ({n} images)" for k, n in lacking.items())
             print(f"resuming {self.spec.name}: the cache holds no share of {said} (an evaluator or version it "
                   "was not made with): they run again", file=sys.stderr)
+        if done and rank == 0:
+            print(f"resuming {self.spec.name}: {len(done)} of {len(indices)} images already scored "
+                  f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
         elif opts.resume and rank == 0 and (old := storage.older_format(self.run_dir, self.key_parts)) is not None:
             print(f"note: {old}: cached by an older panbench (another cache format), not read; {self.spec.name} "
                   "runs every image again", file=sys.stderr)

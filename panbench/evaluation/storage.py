@@ -197,7 +197,8 @@ class StatsCache:
 
     def load(self) -> Cached:
         """Every image the folder's chunks hold (an unreadable chunk holds none)."""
-        chunks = [c for f in sorted(self.dir.glob("chunk-*.npz")) if (c := _read_chunk(f)) is not None]
+        chunks = [c for f in sorted(self.dir.glob("chunk-*.npz"), key=_written_order)
+                  if (c := _read_chunk(f)) is not None]
         if chunks:  # one run's chunks share their columns (with boundary PQ or without): those most images have
             held = Counter[frozenset[str]]()
             for c in chunks:
@@ -224,6 +225,13 @@ class StatsCache:
             self._seq += 1
             name = self.dir / f"chunk-{self.tag}-{os.getpid()}-{self._seq:06d}.npz"
         _write_chunk(name, pending)
+
+
+def _written_order(f: Path) -> tuple[int, str]:
+    """A chunk's place among its folder's: by its number (a later run's are higher: an image cached again replaces
+    itself), then by name (chunks of processes that wrote at once)."""
+    seq = f.stem.rsplit("-", 1)[-1]
+    return (int(seq) if seq.isdigit() else -1, f.name)
 
 
 def _write_chunk(path: Path, items: list[tuple[int, Entry]]) -> None:

@@ -118,17 +118,18 @@ def test_forked_cpu_processes_give_the_same_analyses(one_process, demo_root, tmp
     same_run(tmp_path, one_process)
 
 
-def test_a_resumed_run_gives_the_same_analyses(one_process, demo_root, tmp_path, capsys) -> None:
+def test_a_resumed_run_gives_the_same_analyses(one_process, demo_root, tmp_path) -> None:
+    """Resumed into forked processes: each one's evaluators (the user's too) start empty beside the cached images."""
     shutil.copytree(one_process / "cache", tmp_path / "cache")
     chunks = sorted((tmp_path / "cache").glob("*/chunk-*.npz"))
     assert len(chunks) == LIMIT // 2
     for c in chunks[1::2]:  # every other chunk of two images is scored again
         c.unlink()
     kept = 2 * len(chunks[::2])
-    capsys.readouterr()
-    assert main(eval_args(demo_root, tmp_path, "--cpu-procs", "1")) == 0
-    err = capsys.readouterr().err
-    assert f"{kept} of {LIMIT} images already scored" in err, err
+    r = run(eval_args(demo_root, tmp_path, "--cpu-procs", "2"))
+    assert r.returncode == 0, r.stderr
+    assert f"{kept} of {LIMIT} images already scored" in r.stderr, r.stderr
+    assert record(tmp_path)["timings"]["cpu_procs"] == 2
     same_run(tmp_path, one_process)
 
 

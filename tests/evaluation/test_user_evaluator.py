@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from panbench import REPO_ROOT
@@ -41,6 +42,10 @@ BROKEN = {
     "no_method.py": "class E:\n    def reset(self): pass\n    def process(self, image): return 1\n",
     "fails.py": "raise RuntimeError('boom')\n",
     "bad_init.py": "class E:\n    def __init__(self, x): pass\n",
+    "lock.py": EXAMPLE.read_text().replace("self.images = self.gt_segments = 0",
+                                           "self.images = self.gt_segments = 0\n        import threading\n"
+                                           "        self.lock = threading.Lock()"),
+    "reset.py": EXAMPLE.read_text().replace("self.images = self.gt_segments = 0", "raise KeyError('r')"),
 }
 
 
@@ -52,6 +57,8 @@ BROKEN = {
     ("{dir}/fails.py:E", "failed to import (RuntimeError: boom)"),
     ("{dir}/bad_init.py:E", "E() failed (TypeError"),
     ("just_a_module", "give module:Class"),
+    ("{dir}/lock.py:ImageCount", "its state does not pickle (TypeError: cannot pickle '_thread.lock' object)"),
+    ("{dir}/reset.py:ImageCount", "reset() failed on loading (KeyError: 'r')"),
 ])
 def test_an_evaluator_that_cannot_be_loaded_is_refused_in_one_line_before_any_model(
         spec: str, words: str, demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -77,7 +84,7 @@ def test_two_evaluators_of_one_name_or_a_built_in_name_are_refused() -> None:
 
     cats = CategoryTable([1], ["a"], [True])
     with pytest.raises(PanbenchError, match="the name of a built-in evaluator"):
-        RunEvaluators(cats, extra=[load_evaluator(AP)])
+        RunEvaluators(cats, extra=[AP()])
     with pytest.raises(PanbenchError, match="given twice"):
         RunEvaluators(cats, extra=[load_evaluator(f"{EXAMPLE}:ImageCount"), load_evaluator(f"{EXAMPLE}:ImageCount")])
 
@@ -157,22 +164,17 @@ def test_score_runs_it_over_the_files_into_its_output_and_the_record(coco_sample
 
 
 def test_the_python_api_takes_the_class_as_docs_api_md_shows(demo_root: Path, tmp_path: Path) -> None:
-    import importlib.util
-
     from panbench.data.datasets import load_dataset
     from panbench.evaluation.options import EvalOptions
     from panbench.evaluation.run import evaluate_model
     from panbench.models.registry import resolve
 
-    spec = importlib.util.spec_from_file_location("image_count_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    ds = load_dataset(demo_root, name="demo", limit=3)
-    opts = EvalOptions(device="cpu", workers=0, progress=False, cpu_procs=1, flops_images=0, ap=False,
-                       results_dir=tmp_path, cache_root=tmp_path / "cache", evaluators=(module.ImageCount,))
+    ds = load_dataset(demo_root, name="demo", limit=4)
+    opts = EvalOptions(device="cpu", workers=0, progress=False, cpu_procs=2, flops_images=0, ap=False,
+                       results_dir=tmp_path, cache_root=tmp_path / "cache", evaluators=(f"{EXAMPLE}:ImageCount",))
     record = evaluate_model(resolve("demo-mask2former", dataset="demo")[0], ds, opts)
-    assert record.evaluators == {"ImageCount": {"images": 3, "gt_segments": sum(len(s.gt_ann["segments_info"])
+    assert record.timings["cpu_procs"] == 2  # forked processes send its state back
+    assert record.evaluators == {"ImageCount": {"images": 4, "gt_segments": sum(len(s.gt_ann["segments_info"])
                                                                                 for s in ds.samples)}}
 
 
@@ -186,3 +188,60 @@ def test_an_exception_in_its_code_is_one_line_naming_it_the_method_and_the_image
     assert err[-1].startswith("panbench: error: evaluator ImageCount: process() failed on image ") and \
         "(ZeroDivisionError: integer division or modulo by zero); fix the evaluator" in err[-1], err
     assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ((' # one image\'s share (JSON), computed without changing the state\n        return',
+      ' # one image\'s share (JSON), computed without changing the state\n        self.images += 1\n        return'),
+     "process() changed its state; return the image's share from process() and add it in add()"),
+    (('return {"images": self.images, "gt_segments": self.gt_segments}', 'return {"images": {1, 2}}'),
+     "evaluate() returned fields that are not JSON"),
+    (('return {"images": self.images, "gt_segments": self.gt_segments}', 'return {"images": float("nan")}'),
+     "evaluate() returned fields that are not JSON (Out of range float values"),
+])
+def test_a_broken_contract_is_one_line_naming_the_evaluator(change: tuple[str, str], words: str, coco_sample: Path,
+                                                            tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """detectron2's habit (state changed in process()), fields that are not JSON: ``score`` on COCO's sample."""
+    text = EXAMPLE.read_text()
+    assert change[0] in text
+    (tmp_path / "e.py").write_text(text.replace(*change))
+    gt_json = coco_sample / "annotations" / "panoptic_val2017.json"
+    gt_dir = coco_sample / "annotations" / "panoptic_val2017"
+    capsys.readouterr()
+    assert main(["score", "--gt-json", str(gt_json), "--gt-dir", str(gt_dir), "--pred-json", str(gt_json),
+                 "--pred-dir", str(gt_dir), "--evaluator", f"{tmp_path / 'e.py'}:ImageCount", "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+
+
+def test_a_version_of_zero_is_its_own_and_a_later_run_of_an_image_replaces_its_cached_share(tmp_path: Path) -> None:
+    """Chunks read in the order they were written, whatever the pids of their processes."""
+    from panbench.evaluation.evaluators import cache_key_of
+    from panbench.evaluation.storage import StatsCache
+
+    class Zero:
+        version = 0
+
+    assert cache_key_of(Zero()) == "Zero@0"
+    cats = CategoryTable([1], ["a"], [True])
+    gt = np.ones((4, 4), np.uint32)
+    segs = [{"id": 1, "category_id": 1, "iscrowd": 0, "area": 16}]
+    first = RunEvaluators(cats, cache=StatsCache(tmp_path, flush_every=1))
+    first.score(0, gt, segs, gt, segs, "image 0")
+    old = next(tmp_path.glob("chunk-*.npz"))
+    old.rename(tmp_path / "chunk-r0-99999-000001.npz")  # a pid that sorts after this process's
+    again = RunEvaluators(cats, cache=StatsCache(tmp_path, flush_every=1),
+                          extra=[load_evaluator(f"{EXAMPLE}:ImageCount")])
+    done, lacking = again.resume([0], set())
+    assert not done and lacking == {"ImageCount@1": 1}
+    again.score(0, gt, segs, gt, segs, "image 0")
+    third = RunEvaluators(cats, cache=StatsCache(tmp_path), extra=[load_evaluator(f"{EXAMPLE}:ImageCount")])
+    assert third.resume([0], set()) == (frozenset({0}), {})
+
+
+def test_eval_refuses_it_with_images_that_have_no_ground_truth(demo_root: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["eval", "--model", "demo-mask2former", "--images", str(demo_root / "val2017"), "--save-predictions",
+                 str(tmp_path / "p"), "--evaluator", f"{EXAMPLE}:ImageCount"]) == 2
+    assert "--evaluator reads scored images; --images has no ground truth" in capsys.readouterr().err
