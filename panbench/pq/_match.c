@@ -1,18 +1,18 @@
 /* panbench.pq._match: match_image (panbench/pq/matching.py) in C.
  *
- *   match(inter, n_gt, n_pred, gt_cats, gt_areas, gt_iscrowd, pred_cats, pred_areas)
- *       -> (ints, floats, bools, n_tp, n_fn, n_fp, n_nc)  or None
+ *   match(inter, n_gt, n_pred, gt_cats, gt_areas, gt_iscrowd, pred_cats, pred_areas) -> res or None
  *
- * The table, the packed layout (three bytearrays: ints, floats, bools) and the bit-for-bit rules are those of
- * _match_core.h, which holds the code (_native.c runs the same on its threads).  None means "a ground truth or
+ * The table, the res (a bytearray: the match alone, without areas, fold or boundary PQ) and the bit-for-bit rules
+ * are those of _match_core.h, which holds the code (_native.c runs the same on its threads).  None means "a ground truth or
  * prediction with two IoU > 0.5 matches", which a table counted from pixels cannot give: the caller then takes
  * the numpy path, which handles any table.
  *
  *   boundary_match(inter, n_gt, n_pred, gt_cats, gt_areas, gt_iscrowd, pred_cats, pred_areas, bint, bg_area,
- *                  bp_area) -> (ints, ious, n_tp, n_fn, n_fp) or None
+ *                  bp_area) -> res or None
  *       Boundary PQ's contributions (boundary.boundary_image_stats): the same match with each pair's IoU
  *       min(mask IoU, boundary IoU), from boundary_tables' bint ((n_gt + 2) x (n_pred + 1)) and boundary areas
- *       (n_gt and n_pred); ints holds tp_cats [n_tp], fn_cats [n_fn], fp_cats [n_fp], ious tp_ious [n_tp].
+ *       (n_gt and n_pred), as a res of _match_core.h's layout holding b_tp_cats, b_tp_ious, b_fn_cats and
+ *       b_fp_cats alone.
  *
  *   areas(inter, n_gt, n_pred, gt_areas, pred_areas) -> None | (side, index)
  *   fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> (packed, m, unlisted)
@@ -39,7 +39,7 @@ static PyObject *py_match(PyObject *self, PyObject *args) {
     Py_buffer bi, bgc, bga, bcr, bpc, bpa;
     Py_ssize_t G, P;
     if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*", &bi, &G, &P, &bgc, &bga, &bcr, &bpc, &bpa)) return NULL;
-    PyObject *result = NULL, *oi = NULL, *of = NULL, *ob = NULL;
+    PyObject *result = NULL, *res = NULL;
     void *mem = NULL;
     if (G < 0 || P < 0 || bi.len != (G + 2) * (P + 1) * 8 || bgc.len != G * 8 || bga.len != G * 8 ||
         bcr.len != G || bpc.len != P * 8 || bpa.len != P * 8) {
@@ -64,18 +64,18 @@ static PyObject *py_match(PyObject *self, PyObject *args) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    oi = PyByteArray_FromStringAndSize(NULL, pb_match_ints(&n) * 8);
-    of = PyByteArray_FromStringAndSize(NULL, pb_match_floats(&n) * 8);
-    ob = PyByteArray_FromStringAndSize(NULL, n.fp);
-    if (!oi || !of || !ob) goto done;
-    pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, &s, (int64_t *)PyByteArray_AS_STRING(oi),
-                   (double *)PyByteArray_AS_STRING(of), (uint8_t *)PyByteArray_AS_STRING(ob));
-    result = Py_BuildValue("(OOOnnnn)", oi, of, ob, n.tp, n.fn, n.fp, n.nc);
+    const Py_ssize_t ni = pb_match_ints(&n), nf = pb_match_floats(&n);
+    const Py_ssize_t used = PB_RES_HEADER + ni + nf + (n.fp + 7) / 8; /* the layout of _match_core.h */
+    res = PyByteArray_FromStringAndSize(NULL, used * 8);
+    if (!res) goto done;
+    int64_t *r = (int64_t *)PyByteArray_AS_STRING(res), *ints = r + PB_RES_HEADER;
+    memset(r, 0, (size_t)used * 8);
+    r[PB_RES_TP] = n.tp, r[PB_RES_FN] = n.fn, r[PB_RES_FP] = n.fp, r[PB_RES_NC] = n.nc, r[PB_RES_USED] = used;
+    pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, &s, ints, (double *)(ints + ni), (uint8_t *)(ints + ni + nf));
+    result = Py_NewRef(res);
 done:
     free(mem);
-    Py_XDECREF(oi);
-    Py_XDECREF(of);
-    Py_XDECREF(ob);
+    Py_XDECREF(res);
     PyBuffer_Release(&bi);
     PyBuffer_Release(&bgc);
     PyBuffer_Release(&bga);
@@ -91,7 +91,7 @@ static PyObject *py_boundary_match(PyObject *self, PyObject *args) {
     Py_ssize_t G, P;
     if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*y*y*y*", &bi, &G, &P, &bgc, &bga, &bcr, &bpc, &bpa, &bb, &bbg, &bbp))
         return NULL;
-    PyObject *result = NULL, *oi = NULL, *of = NULL;
+    PyObject *result = NULL, *res = NULL;
     void *mem = NULL;
     int64_t *areas = NULL;
     if (G < 0 || P < 0 || bi.len != (G + 2) * (P + 1) * 8 || bgc.len != G * 8 || bga.len != G * 8 ||
@@ -123,18 +123,19 @@ static PyObject *py_boundary_match(PyObject *self, PyObject *args) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    oi = PyByteArray_FromStringAndSize(NULL, (n.tp + n.fn + n.fp) * 8);
-    of = PyByteArray_FromStringAndSize(NULL, n.tp * 8);
-    if (!oi || !of) goto done;
-    int64_t *ints = (int64_t *)PyByteArray_AS_STRING(oi);
-    pb_match_write_stats(&n, G, P, gc, crowd, pc, &s, ints, (double *)PyByteArray_AS_STRING(of), ints + n.tp,
-                         ints + n.tp + n.fn);
-    result = Py_BuildValue("(OOnnn)", oi, of, n.tp, n.fn, n.fp);
+    const Py_ssize_t used = PB_RES_HEADER + 2 * n.tp + n.fn + n.fp; /* the layout of _match_core.h */
+    res = PyByteArray_FromStringAndSize(NULL, used * 8);
+    if (!res) goto done;
+    int64_t *r = (int64_t *)PyByteArray_AS_STRING(res), *bnd = r + PB_RES_HEADER;
+    memset(r, 0, PB_RES_HEADER * 8);
+    r[PB_RES_BTP] = n.tp, r[PB_RES_BFN] = n.fn, r[PB_RES_BFP] = n.fp, r[PB_RES_USED] = used;
+    pb_match_write_stats(&n, G, P, gc, crowd, pc, &s, bnd, (double *)(bnd + n.tp), bnd + 2 * n.tp,
+                         bnd + 2 * n.tp + n.fn);
+    result = Py_NewRef(res);
 done:
     free(mem);
     free(areas);
-    Py_XDECREF(oi);
-    Py_XDECREF(of);
+    Py_XDECREF(res);
     Py_buffer *all[] = {&bi, &bgc, &bga, &bcr, &bpc, &bpa, &bb, &bbg, &bbp};
     for (int k = 0; k < 9; k++) PyBuffer_Release(all[k]);
     return result;

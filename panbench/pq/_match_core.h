@@ -4,11 +4,17 @@
  *
  * inter is the (G + 2) x (P + 1) int64 intersection table of panbench.pq (row/column 0 = VOID, row G + 1 the
  * ground-truth pixels whose id is in no segment); cats and areas are int64, crowd one byte per ground truth.
- * The match comes packed, in exact sizes, in three arrays that matching.py cuts into the ImageMatch fields:
+ * An image's result has one layout, a "res" (int64 words), wherever C writes it (_match.match for the per-image
+ * path, _native.c's match_one for the batch path), and one decoder (matching.py's res_fields) turns it into the
+ * ImageMatch fields and columns:
+ *   header [PB_RES_HEADER]: n_tp, n_fn, n_fp, n_nc, m (fold rows), unlisted pixels, b_tp, b_fn, b_fp, used words
+ *   then (the batch path only) the predictions' areas [P], then each field right after the one before:
  *   ints   (int64):   tp_cats, tp_area [n_tp], fn_cats, fn_area [n_fn], fp_cats, fp_area [n_fp], gt_cats [n_nc]
  *   floats (float64): tp_ious [n_tp], fn_same, fn_other, fn_pair, fn_pair_other [n_fn], fp_same, fp_other
  *                     [n_fp], gt_iou_sum [n_nc]
- *   bools  (bool):    fp_matched [n_fp]
+ *   the semantic fold (int64): sem_gt, sem_pred, sem_px [m each]
+ *   boundary PQ's contributions: b_tp_cats, b_tp_ious [b_tp], b_fn_cats [b_fn], b_fp_cats [b_fp]
+ *   bools  (bool):    fp_matched [n_fp bytes]
  * The numbers are bit-identical to the numpy path (tests/pq/test_match_native.py): the same IoU formula
  * (int64 -> double, one division), first-index argmax, and gt_iou_sum added in numpy's pairwise order
  * (pairwise_sum in numpy's loops_utils.h: 8 accumulators, blocks of 128).
@@ -25,6 +31,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The header of a res (the layout above) */
+enum { PB_RES_TP, PB_RES_FN, PB_RES_FP, PB_RES_NC, PB_RES_FOLD, PB_RES_UNLISTED, PB_RES_BTP, PB_RES_BFN, PB_RES_BFP,
+       PB_RES_USED, PB_RES_HEADER = 10 };
 
 /* MATCH_IOU and IGNORED_SHARE of matching.py (tests/test_architecture_rules.py keeps them equal) */
 #define PB_MATCH_IOU 0.5
@@ -190,7 +200,7 @@ static int pb_match(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, const int6
 static inline Py_ssize_t pb_match_ints(const pb_match_sizes *n) { return 2 * n->tp + 2 * n->fn + 2 * n->fp + n->nc; }
 static inline Py_ssize_t pb_match_floats(const pb_match_sizes *n) { return n->tp + 4 * n->fn + 2 * n->fp + n->nc; }
 
-/* The packed match (the layout above) of pb_match's s and sizes n */
+/* The match's fields of a res (the layout above), ints then floats, and fp_matched, of pb_match's s and sizes n */
 static void pb_match_write(const pb_match_sizes *n, Py_ssize_t G, Py_ssize_t P, const int64_t *gc,
                            const int64_t *ga, const uint8_t *crowd, const int64_t *pc, const int64_t *pa,
                            const scratch *s, int64_t *ints, double *floats, uint8_t *fp_matched) {

@@ -693,11 +693,7 @@ typedef struct {
     int match, boundary; /* boundary: boundary PQ's contributions into res too */
 } pb_item;
 
-/* The header of an item's res, then the predictions' areas [P], the packed match (ints, floats: _match_core.h),
- * the semantic fold [3 m], boundary PQ's contributions (b_tp_cats, b_tp_ious [b_tp], b_fn_cats [b_fn], b_fp_cats
- * [b_fp]; none without boundary PQ) and fp_matched [n_fp bytes], each right after the one before. */
-enum { PB_RES_TP, PB_RES_FN, PB_RES_FP, PB_RES_NC, PB_RES_FOLD, PB_RES_UNLISTED, PB_RES_BTP, PB_RES_BFN, PB_RES_BFP,
-       PB_RES_USED, PB_RES_HEADER = 10 };
+/* An item's res: the layout of _match_core.h (PB_RES_*), its predictions' areas [P] after the header. */
 
 /* boundary_pq.dilation: round(0.02 x the image diagonal), half to even (rint), at least 1; h^2 + w^2 exact in
  * uint64 and made a double once, as numpy makes Python's int one */

@@ -36,9 +36,17 @@ from panbench.pq import native
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.coco_format import PackedSegments, safe_path
 from panbench.pq.evaluator import image_segments
-from panbench.pq.matching import MATCH_FIELDS, CategoryTable
+from panbench.pq.matching import (
+    MATCH_FIELDS,
+    RES_COUNTS,
+    RES_FIELDS,
+    RES_HEADER,
+    CategoryTable,
+    column_dtype,
+    res_fields,
+)
 from panbench.pq.png import max_pixels
-from panbench.pq.result import BOUNDARY_PREFIX, ImageResult, results_to_columns
+from panbench.pq.result import BOUNDARY_FIELDS, BOUNDARY_PREFIX, ImageResult, results_to_columns
 from panbench.pq.threads import Task, Workers
 
 CHUNK = 8  # images per C call: a chunk's C work (8 images' decodes and counts) dwarfs the call's cost
@@ -50,8 +58,6 @@ Pair = tuple[dict[str, Any], dict[str, Any]]  # (ground-truth annotation, predic
 # an image kept by the calling thread while its chunk is in flight: its res and number of predictions, or None
 # (the per-image path scores it)
 _Prepared = tuple[np.ndarray, int] | None
-_HEADER = 10  # PB_RES_HEADER of _native.c: n_tp, n_fn, n_fp, n_nc, m, unlisted, b_tp, b_fn, b_fp, used
-_COUNTS = 9  # the header entries res_columns hands back (all but used)
 # a chunk in flight: its pairs, what the calling thread keeps of each (None: the per-image path scores the chunk, the
 # call's value its results), the C call (or its status bytes), the position of each image handed to C
 _Chunk = tuple[Sequence[Pair], "list[_Prepared] | None", "Task[Any] | Any", list[int]]
@@ -117,56 +123,42 @@ def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> 
 
 def res_words(n_gt: int, n_pred: int, pixels: int | None = None, boundary: bool = False) -> int:
     """The int64 words of a ``res`` that holds any match of ``n_gt`` ground truths and ``n_pred`` predictions
-    (``match_one`` in ``_native.c``: header, predicted areas, packed match, fold, boundary PQ's contributions with
-    ``boundary``, fp_matched bytes) on an image of ``pixels`` pixels (None: not known), each cell of the fold
+    (``match_one`` in ``_native.c``: header, predicted areas, the match's fields, fold, boundary PQ's contributions
+    with ``boundary``, fp_matched bytes) on an image of ``pixels`` pixels (None: not known), each cell of the fold
     holding at least one pixel."""
     t = min(n_gt, n_pred)  # true positives: at most one per segment
     ints = 2 * t + 2 * n_gt + 2 * n_pred + n_gt
     floats = t + 4 * n_gt + 2 * n_pred + n_gt
     cells = (n_gt + 1) * (n_pred + 1) if pixels is None else min((n_gt + 1) * (n_pred + 1), pixels)
     bounds = 2 * t + n_gt + n_pred if boundary else 0  # b_tp_cats, b_tp_ious, b_fn_cats, b_fp_cats
-    return _HEADER + n_pred + ints + floats + 3 * cells + bounds + (n_pred + 7) // 8
+    return RES_HEADER + n_pred + ints + floats + 3 * cells + bounds + (n_pred + 7) // 8
 
 
-# the fields of a res after its header and the predictions' areas, in the order match_one (_native.c) writes them,
-# each with the header entry that counts its rows (n_tp, n_fn, n_fp, n_nc, m); then fp_matched, one byte per FP
-_INTS = (("tp_cats", 0), ("tp_area", 0), ("fn_cats", 1), ("fn_area", 1), ("fp_cats", 2), ("fp_area", 2),
-         ("gt_cats", 3))
-_FLOATS = (("tp_ious", 0), ("fn_same", 1), ("fn_other", 1), ("fn_pair", 1), ("fn_pair_other", 1), ("fp_same", 2),
-           ("fp_other", 2), ("gt_iou_sum", 3))
-_FOLD = (("sem_gt", 4), ("sem_pred", 4), ("sem_px", 4))
-_BOUNDARY = ((BOUNDARY_PREFIX + "tp_cats", 6), (BOUNDARY_PREFIX + "tp_ious", 6), (BOUNDARY_PREFIX + "fn_cats", 7),
-             (BOUNDARY_PREFIX + "fp_cats", 8))  # boundary PQ's contributions (ImageResult.boundary)
 _GROUPS = (("tp", 0), ("fn", 1), ("fp", 2), ("gt", 3))  # each match group's row count, for its <group>_img
 _BOUNDARY_GROUPS = ((BOUNDARY_PREFIX + "tp", 6), (BOUNDARY_PREFIX + "fn", 7), (BOUNDARY_PREFIX + "fp", 8))
+_FOLD = ("sem_gt", "sem_pred", "sem_px")
 
 
 def res_columns(kept: Sequence[tuple[np.ndarray, int]], boundary: bool = False) -> dict[str, np.ndarray]:
     """The results of images matched into their ``res`` (each with its number of predictions: where its match
     starts) as :func:`~panbench.pq.result.results_to_columns` gives them (with ``boundary``, boundary PQ's ``b_``
     columns too): ``_native.res_columns`` copies every field of every image into one buffer, field by field, then
-    cut into the columns."""
+    :func:`~panbench.pq.matching.res_fields` (the one decoder of the layout) cuts it into the columns."""
     n = len(kept)
     if n == 0:
         return results_to_columns([])
     values, heads, matched = native.pixels().res_columns([r for r, _ in kept], [p for _, p in kept])
-    counts = np.frombuffer(heads, np.int64).reshape(n, _COUNTS)  # n_tp, n_fn, n_fp, n_nc, m, unlisted, b_tp, ...
-    layout = _INTS + _FLOATS + _FOLD + _BOUNDARY
-    rows = counts.sum(axis=0)[[k for _, k in layout]]  # each field's rows, all images
-    cols = dict(zip((name for name, _ in layout), np.split(np.frombuffer(values, np.int64), np.cumsum(rows)[:-1]),
-                    strict=True))
-    for name in (*(name for name, _ in _FLOATS), BOUNDARY_PREFIX + "tp_ious"):
-        cols[name] = cols[name].view(np.float64)
-    cols["fp_matched"] = np.frombuffer(matched, np.bool_)
+    counts = np.frombuffer(heads, np.int64).reshape(n, RES_COUNTS)  # n_tp, n_fn, n_fp, n_nc, m, unlisted, b_tp, ...
+    cols = res_fields(np.frombuffer(values, np.int64), counts.sum(axis=0), np.frombuffer(matched, np.bool_))
     images = np.arange(n, dtype=np.int64)
     out = {name: cols[name] for name in MATCH_FIELDS}
     out.update({g + "_img": np.repeat(images, counts[:, k]) for g, k in _GROUPS})
-    out.update({name: cols[name] for name, _ in _FOLD})
+    out.update({name: cols[name] for name in _FOLD})
     listed = counts[:, 5] > 0  # unlisted pixels: one entry per image that has any
     out["unlisted_px"] = counts[listed, 5]
     out["sem_img"], out["unlisted_img"] = np.repeat(images, counts[:, 4]), images[listed]
     if boundary:
-        out.update({name: cols[name] for name, _ in _BOUNDARY})
+        out.update({BOUNDARY_PREFIX + name: cols[BOUNDARY_PREFIX + name] for name in BOUNDARY_FIELDS})
         out.update({g + "_img": np.repeat(images, counts[:, k]) for g, k in _BOUNDARY_GROUPS})
     return out
 
@@ -175,18 +167,21 @@ def packed(result: ImageResult) -> tuple[np.ndarray, int]:
     """An image's result as ``match_one`` writes a ``res`` (without the predictions' areas): what
     :func:`res_columns` reads, for an image the per-image path scored."""
     m, b = result.match, result.boundary
-    fields = [np.asarray(getattr(m, name), np.int64) for name, _ in _INTS]
-    fields += [np.asarray(getattr(m, name), np.float64).view(np.int64) for name, _ in _FLOATS]
-    fields += [np.asarray(getattr(result, name), np.int64) for name, _ in _FOLD]
-    if b is not None:
-        fields += [np.asarray(b.tp_cats, np.int64), np.asarray(b.tp_ious, np.float64).view(np.int64),
-                   np.asarray(b.fn_cats, np.int64), np.asarray(b.fp_cats, np.int64)]
+    fields = []
+    for name, _ in RES_FIELDS:  # the one layout, field by field
+        if name.startswith(BOUNDARY_PREFIX):
+            if b is None:
+                continue
+            v = getattr(b, name[len(BOUNDARY_PREFIX):])
+        else:
+            v = getattr(result if name in _FOLD else m, name)
+        fields.append(np.asarray(v, column_dtype(name.removeprefix(BOUNDARY_PREFIX))).view(np.int64))
     matched = np.zeros(-(-len(m.fp_matched) // 8) * 8, np.uint8)
     matched[:len(m.fp_matched)] = m.fp_matched
     body = np.concatenate([*fields, matched.view(np.int64)])
     bounds = [len(b.tp_cats), len(b.fn_cats), len(b.fp_cats)] if b is not None else [0, 0, 0]
     head = [len(m.tp_cats), len(m.fn_cats), len(m.fp_cats), len(m.gt_cats), len(result.sem_px),
-            int(result.unlisted_px.sum()), *bounds, _HEADER + len(body)]
+            int(result.unlisted_px.sum()), *bounds, RES_HEADER + len(body)]
     return np.concatenate([np.array(head, np.int64), body]), 0
 
 

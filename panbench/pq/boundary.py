@@ -62,9 +62,8 @@ def _c_match(inter: np.ndarray, gt: Segments, pred: Segments, bint: np.ndarray, 
                            *i64[3:])
     if got is None:
         return None
-    ints, ious, n_tp, n_fn, n_fp = got
-    a = np.frombuffer(ints, np.int64)
-    return ImageStats(a[:n_tp], np.frombuffer(ious, np.float64), a[n_tp : n_tp + n_fn], a[n_tp + n_fn :])
+    cols = matching.res_of(got)  # boundary PQ's fields alone
+    return ImageStats(cols["b_tp_cats"], cols["b_tp_ious"], cols["b_fn_cats"], cols["b_fp_cats"])
 
 
 def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, d: int,

@@ -25,6 +25,8 @@ They are read here because the intersection table exists only while the image is
 Crowd regions are never a "ground-truth segment" beyond the ignore rule.  Ties (equal best IoU) go to the lowest
 index in ``segments_info`` order.  C (``_match.c`` over ``_match_core.h``, which the batch path's ``_native.c`` runs
 too) computes the match where it was built, else :func:`match_image_numpy`, the reference, bit for bit the same.
+C writes an image's result in one layout, a ``res`` (:data:`RES_FIELDS`: the per-image path's match and boundary
+match, the batch path's whole result), and :func:`res_fields` is its one decoder, into the fields by name.
 """
 
 from __future__ import annotations
@@ -164,37 +166,48 @@ def match_image(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray
     n_gt, n_pred = len(gt), len(pred)
     if _native is None or iou is not None or (n_gt == 0 and n_pred == 0):
         return match_image_numpy(inter, gt, pred, iou)
-    packed = _native.match(np.ascontiguousarray(inter, np.int64), n_gt, n_pred,
-                           np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(gt.areas, np.int64),
-                           np.ascontiguousarray(gt.iscrowd, np.bool_), np.ascontiguousarray(pred.cats, np.int64),
-                           np.ascontiguousarray(pred.areas, np.int64))
-    if packed is None:  # a segment with two matches: no table counted from pixels has one
+    raw = _native.match(np.ascontiguousarray(inter, np.int64), n_gt, n_pred,
+                        np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(gt.areas, np.int64),
+                        np.ascontiguousarray(gt.iscrowd, np.bool_), np.ascontiguousarray(pred.cats, np.int64),
+                        np.ascontiguousarray(pred.areas, np.int64))
+    if raw is None:  # a segment with two matches: no table counted from pixels has one
         return match_image_numpy(inter, gt, pred)
-    ints, floats, bools, n_tp, n_fn, n_fp, n_nc = packed
-    return unpack_match(np.frombuffer(ints, np.int64), np.frombuffer(floats, np.float64),
-                        np.frombuffer(bools, np.bool_), n_tp, n_fn, n_fp, n_nc)
+    cols = res_of(raw)  # its res: the match alone (_match_core.h)
+    return ImageMatch(**{name: cols[name] for name in MATCH_FIELDS})
 
 
-def unpack_match(ints: np.ndarray, floats: np.ndarray, fp_matched: np.ndarray, n_tp: int, n_fn: int, n_fp: int,
-                 n_nc: int) -> ImageMatch:
-    """The :class:`ImageMatch` of a match packed in C (``_match_core.h`` documents the layout), as views."""
-    tp_cats, tp_area, fn_cats, fn_area, fp_cats, fp_area, gt_cats = _cut(ints, (n_tp, n_tp, n_fn, n_fn, n_fp, n_fp,
-                                                                                 n_nc))
-    tp_ious, fn_same, fn_other, fn_pair, fn_pair_other, fp_same, fp_other, gt_iou_sum = _cut(
-        floats, (n_tp, n_fn, n_fn, n_fn, n_fn, n_fp, n_fp, n_nc))
-    return ImageMatch(tp_cats=tp_cats, tp_ious=tp_ious, tp_area=tp_area, fn_cats=fn_cats, fn_area=fn_area,
-                      fn_same=fn_same, fn_other=fn_other, fn_pair=fn_pair, fn_pair_other=fn_pair_other,
-                      fp_cats=fp_cats, fp_area=fp_area, fp_same=fp_same, fp_other=fp_other,
-                      fp_matched=fp_matched, gt_cats=gt_cats, gt_iou_sum=gt_iou_sum)
+#: The header of a ``res``, the one layout of an image's result that C writes (``_match_core.h``): its entries
+#: n_tp, n_fn, n_fp, n_nc, m (semantic fold rows), unlisted pixels, b_tp, b_fn, b_fp, then the words used.
+RES_HEADER = 10
+RES_COUNTS = 9  # the header's row counts (all but the words used)
+#: The fields of a ``res`` after its header (and, on the batch path, its predictions' areas), in the order C writes
+#: them, each with the header entry that counts its rows; then ``fp_matched``, one byte per FP.
+RES_FIELDS = (("tp_cats", 0), ("tp_area", 0), ("fn_cats", 1), ("fn_area", 1), ("fp_cats", 2), ("fp_area", 2),
+              ("gt_cats", 3), ("tp_ious", 0), ("fn_same", 1), ("fn_other", 1), ("fn_pair", 1), ("fn_pair_other", 1),
+              ("fp_same", 2), ("fp_other", 2), ("gt_iou_sum", 3), ("sem_gt", 4), ("sem_pred", 4), ("sem_px", 4),
+              ("b_tp_cats", 6), ("b_tp_ious", 6), ("b_fn_cats", 7), ("b_fp_cats", 8))
+_RES_FLOATS = frozenset({*FLOAT_FIELDS, "b_tp_ious"})
 
 
-def _cut(a: np.ndarray, sizes: tuple[int, ...]) -> list[np.ndarray]:
-    """Consecutive views of ``a`` with the given sizes."""
-    out, o = [], 0
-    for n in sizes:
-        out.append(a[o : o + n])
-        o += n
-    return out
+def res_fields(values: np.ndarray, rows: np.ndarray, fp_matched: np.ndarray) -> dict[str, np.ndarray]:
+    """The one decoder of C's result layout: ``values`` (int64) holding the fields of :data:`RES_FIELDS` one after
+    the other, ``rows`` the header's :data:`RES_COUNTS` counts that size them (one image's, or summed over the
+    images whose fields were copied out field by field), cut into each field by name (views; IoUs as float64),
+    ``fp_matched`` beside them."""
+    sizes = np.asarray(rows, np.int64)[[k for _, k in RES_FIELDS]]
+    cols = dict(zip((name for name, _ in RES_FIELDS), np.split(values, np.cumsum(sizes)[:-1]), strict=True))
+    for name in _RES_FLOATS:
+        cols[name] = cols[name].view(np.float64)
+    cols["fp_matched"] = fp_matched
+    return cols
+
+
+def res_of(raw: Any) -> dict[str, np.ndarray]:
+    """One image's ``res`` as C wrote it (a buffer, without predicted areas) decoded by :func:`res_fields`."""
+    res = np.frombuffer(raw, np.int64)
+    n_fp = int(res[2])
+    end = int(res[RES_HEADER - 1]) - (n_fp + 7) // 8  # where fp_matched's bytes start
+    return res_fields(res[RES_HEADER:end], res[:RES_COUNTS], np.frombuffer(raw, np.bool_, n_fp, end * 8))
 
 
 def match_image_numpy(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray | None = None) -> ImageMatch:

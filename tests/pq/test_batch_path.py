@@ -18,6 +18,7 @@ from panbench.data.synth import coco_like_categories, id2rgb, perturb, random_im
 from panbench.errors import InputError
 from panbench.pq import accumulator, batch, native, score
 from panbench.pq.coco_format import parse_segments
+from panbench.pq.matching import RES_HEADER
 from panbench.pq.png import read_ids
 from panbench.pq.result import join_columns, results_to_columns
 from panbench.pq.score import Scoring, load_pairs, score_stream
@@ -465,7 +466,7 @@ def test_a_result_packed_as_c_writes_it_gives_its_columns(tmp_path: Path) -> Non
 
 
 def test_a_res_too_small_for_its_match_leaves_the_image_to_python(tmp_path: Path) -> None:
-    _, _, status = _c_results(_set(tmp_path, n=2), res_words=lambda g, p, *_: batch._HEADER + p)
+    _, _, status = _c_results(_set(tmp_path, n=2), res_words=lambda g, p, *_: RES_HEADER + p)
     assert list(status) == [1, 1]
 
 
@@ -503,7 +504,7 @@ def test_res_columns_refuses_a_res_that_does_not_hold_its_header(tmp_path: Path)
     kept, _, status = _c_results(_set(tmp_path, n=2))
     assert list(status) == [0, 0]
     res, n_pred = kept[1]
-    used = batch._HEADER - 1  # PB_RES_USED: the header's last entry
+    used = RES_HEADER - 1  # PB_RES_USED: the header's last entry
     for k, value in ((0, int(res[used])), (used, int(res[used]) - 1), (used, len(res) + 1), (1, -1),
                      (7, len(res) + 1)):  # rows, used, boundary PQ's rows
         bad = res.copy()

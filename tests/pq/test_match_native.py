@@ -190,3 +190,25 @@ def test_table_checks_and_semantic_fold_in_c_equal_the_numpy_path(seed: int) -> 
         return
     for x, y in zip(out[0], out[1]):
         assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+
+
+def test_the_per_image_match_is_written_in_the_batch_paths_result_layout() -> None:
+    """_match.match writes an image's res as the batch path's match_one does (one layout): the batch path's
+    decoder (_native.res_columns, then res_fields) reads it into the columns of the match it decodes to."""
+    from panbench.pq import native
+    from panbench.pq.batch import res_columns
+    from panbench.pq.result import ImageResult, results_to_columns
+
+    if native.pixels() is None:
+        pytest.skip("panbench.pq._native not built")
+    rng = np.random.default_rng(3)
+    for shape in [(0, 3), (3, 0), (5, 9), (12, 4)]:
+        inter, gt, pred = random_table(rng, *shape)
+        i64 = [np.ascontiguousarray(a, np.int64) for a in (inter, gt.cats, gt.areas, pred.cats, pred.areas)]
+        raw = matching._native.match(i64[0], len(gt), len(pred), i64[1], i64[2],
+                                     np.ascontiguousarray(gt.iscrowd, np.bool_), i64[3], i64[4])
+        cols = res_columns([(np.frombuffer(raw, np.int64).copy(), 0)])
+        want = results_to_columns([ImageResult(match_image(inter, gt, pred))])
+        assert cols.keys() == want.keys()
+        for k in want:
+            assert cols[k].dtype == want[k].dtype and np.array_equal(cols[k], want[k]), k
