@@ -156,13 +156,15 @@ def test_score_with_a_record_mask_ap_and_the_per_image_table_reads_its_ground_tr
     gt, png = root / "panoptic_val2017.json", root / "panoptic_val2017"
     (pred := tmp_path / "pred.json").write_bytes(gt.read_bytes())
     seen: list[str] = []
-    for module, name in ((builtins, "open"), (io, "open"), (os, "open")):
-        def counting(path, *args, real=getattr(module, name), **kwargs):
+    def counting(real):
+        def opens(path, *args, **kwargs):
             if isinstance(path, str | os.PathLike) and Path(path).name == gt.name:
                 seen.append(str(path))
             return real(path, *args, **kwargs)
+        return opens
 
-        monkeypatch.setattr(module, name, counting)
+    for module in (builtins, io, os):
+        monkeypatch.setattr(module, "open", counting(module.open))
     (tmp_path / "inst.json").write_text("[]")
     assert main(["score", "--gt-json", str(gt), "--gt-dir", str(png), "--pred-json", str(pred), "--pred-dir", str(png),
                  "--json", "--name", "Sys", "--results", str(tmp_path / "r"), "--instances",
