@@ -164,10 +164,11 @@ static PyObject *py_areas(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> (packed, m, unlisted)
+/* fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> res
  * matching.semantic_pairs and evaluator.unlisted_pixels on the same table: the m non-zero cells of rows
- * 0..n_gt in row-major order as (ground-truth category, predicted category, pixels), VOID = -1, packed as
- * int64 [m] x 3 in one bytearray; unlisted = the pixels of row n_gt + 1. */
+ * 0..n_gt in row-major order as (ground-truth category, predicted category, pixels), VOID = -1, as a res of
+ * _match_core.h's layout holding sem_gt, sem_pred, sem_px [m each] alone, its header's unlisted the pixels of
+ * row n_gt + 1. */
 static PyObject *py_fold(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer bi, bgc, bpc;
@@ -179,10 +180,12 @@ static PyObject *py_fold(PyObject *self, PyObject *args) {
     } else {
         int64_t unlisted;
         Py_ssize_t m = pb_fold_size(bi.buf, G, P, &unlisted);
-        PyObject *packed = PyByteArray_FromStringAndSize(NULL, 3 * m * 8);
-        if (packed) {
-            pb_fold_write(bi.buf, G, P, bgc.buf, bpc.buf, m, (int64_t *)PyByteArray_AS_STRING(packed));
-            result = Py_BuildValue("(NnL)", packed, m, (long long)unlisted);
+        result = PyByteArray_FromStringAndSize(NULL, (PB_RES_HEADER + 3 * m) * 8);
+        if (result) {
+            int64_t *r = (int64_t *)PyByteArray_AS_STRING(result);
+            memset(r, 0, PB_RES_HEADER * 8);
+            r[PB_RES_FOLD] = m, r[PB_RES_UNLISTED] = unlisted, r[PB_RES_USED] = PB_RES_HEADER + 3 * m;
+            pb_fold_write(bi.buf, G, P, bgc.buf, bpc.buf, m, r + PB_RES_HEADER);
         }
     }
     PyBuffer_Release(&bi);

@@ -16,7 +16,7 @@ from panbench.pq.boundary import boundary_image_stats
 from panbench.pq.coco_format import UnlistedIdError, parse_segments
 from panbench.pq.diagnosis import Finding, channel_order, id_encoding, input_size
 from panbench.pq.kernels import MAX_ID
-from panbench.pq.matching import CategoryTable, ImageMatch, Segments, match_image
+from panbench.pq.matching import RES_COUNTS, CategoryTable, ImageMatch, Segments, match_image, res_of
 from panbench.pq.result import ImageResult
 
 _NONE = np.zeros(0, np.int64)
@@ -72,11 +72,12 @@ def table_result(inter: np.ndarray, gt: Segments, pred: Segments, where: str = "
 
 def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageMatch) -> ImageResult:
     """The match with the semantic confusion pairs and unlisted ground-truth pixels of its table (``_match.fold``)."""
-    packed, m, n = (native.match() or kernels).fold(
+    raw = (native.match() or kernels).fold(
         np.ascontiguousarray(inter, np.int64), len(gt), len(pred), np.ascontiguousarray(gt.cats, np.int64),
         np.ascontiguousarray(pred.cats, np.int64))
-    a = np.frombuffer(packed, np.int64)
-    return ImageResult(match, a[:m], a[m : 2 * m], a[2 * m :], np.array([n], np.int64) if n else _NONE)
+    cols, n = res_of(raw), int(np.frombuffer(raw, np.int64, RES_COUNTS)[5])  # the fold alone; unlisted pixels
+    return ImageResult(match, cols["sem_gt"], cols["sem_pred"], cols["sem_px"],
+                       np.array([n], np.int64) if n else _NONE)
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,

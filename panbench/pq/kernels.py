@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from panbench.pq.extensions import load_extension
+from panbench.pq.matching import RES_HEADER
 
 _native = load_extension("panbench.pq._native")  # the C loops of this module
 _deflate: Any
@@ -124,16 +125,17 @@ def areas(inter: np.ndarray, n_gt: int, n_pred: int, gt_areas: np.ndarray, out: 
     return None
 
 
-def fold(inter: np.ndarray, n_gt: int, n_pred: int, gt_cats: np.ndarray,
-         pred_cats: np.ndarray) -> tuple[bytearray, int, int]:
-    """The table folded to categories, as int64 bytes: ``m`` ground-truth categories, ``m`` predicted ones
-    (VOID -1) and their ``m`` pixel counts, row by row; then ``m`` and the pixels of row G + 1 (ids in no
-    segment, which panopticapi ignores)."""
+def fold(inter: np.ndarray, n_gt: int, n_pred: int, gt_cats: np.ndarray, pred_cats: np.ndarray) -> bytearray:
+    """The table folded to categories, as a ``res`` (:data:`~panbench.pq.matching.RES_FIELDS`) holding the fold
+    alone: ``m`` ground-truth categories, ``m`` predicted ones (VOID -1) and their ``m`` pixel counts, row by row,
+    its header's ``m`` and unlisted pixels (row G + 1: ids in no segment, which panopticapi ignores)."""
     r, c = np.nonzero(inter[: n_gt + 1])
     row_cat = np.concatenate(([-1], gt_cats)).astype(np.int64, copy=False)
     col_cat = np.concatenate(([-1], pred_cats)).astype(np.int64, copy=False)
-    packed = np.concatenate([row_cat[r], col_cat[c], inter[r, c].astype(np.int64, copy=False)])
-    return bytearray(packed.tobytes()), len(r), int(inter[n_gt + 1].sum())
+    head = np.zeros(RES_HEADER, np.int64)  # its m, unlisted pixels and words used; no other rows
+    head[4], head[5], head[RES_HEADER - 1] = len(r), int(inter[n_gt + 1].sum()), RES_HEADER + 3 * len(r)
+    res = np.concatenate([head, row_cat[r], col_cat[c], inter[r, c].astype(np.int64, copy=False)])
+    return bytearray(res.tobytes())
 
 
 def _window_clean(breaks: np.ndarray, n: int, d: int, axis: int) -> np.ndarray:

@@ -212,3 +212,20 @@ def test_the_per_image_match_is_written_in_the_batch_paths_result_layout() -> No
         assert cols.keys() == want.keys()
         for k in want:
             assert cols[k].dtype == want[k].dtype and np.array_equal(cols[k], want[k]), k
+
+
+def test_the_semantic_fold_is_written_in_the_result_layout_by_c_and_numpy_alike() -> None:
+    """_match.fold and its numpy twin write the same res (the fold alone, its header's m and unlisted pixels)."""
+    from panbench.pq import kernels
+    from panbench.pq.matching import res_of
+
+    rng = np.random.default_rng(11)
+    for shape in [(0, 0), (0, 4), (6, 0), (7, 5)]:
+        inter, gt, pred = random_table(rng, *shape)
+        inter[-1, 0] += 5  # pixels whose id is in no segment
+        args = (inter, len(gt), len(pred), np.ascontiguousarray(gt.cats, np.int64),
+                np.ascontiguousarray(pred.cats, np.int64))
+        c, ref = matching._native.fold(*args), kernels.fold(*args)
+        assert bytes(c) == bytes(ref)
+        head = np.frombuffer(c, np.int64)[:10]
+        assert head[5] == inter[-1].sum() and len(res_of(c)["sem_px"]) == head[4] == np.count_nonzero(inter[:-1])
