@@ -15,7 +15,7 @@
  *       b_fp_cats alone.
  *
  *   areas(inter, n_gt, n_pred, gt_areas, pred_areas) -> None | (side, index)
- *   fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> (packed, m, unlisted)
+ *   fold(inter, n_gt, n_pred, gt_cats, pred_cats) -> res
  *       The area checks and the semantic fold of the same table (each documented at its function).
  *   segments(segments_info, category_index, gt) -> bytearray | None
  *   typed(segments_info, gt) -> bool
