@@ -186,7 +186,8 @@ RES_FIELDS = (("tp_cats", 0), ("tp_area", 0), ("fn_cats", 1), ("fn_area", 1), ("
               ("gt_cats", 3), ("tp_ious", 0), ("fn_same", 1), ("fn_other", 1), ("fn_pair", 1), ("fn_pair_other", 1),
               ("fp_same", 2), ("fp_other", 2), ("gt_iou_sum", 3), ("sem_gt", 4), ("sem_pred", 4), ("sem_px", 4),
               ("b_tp_cats", 6), ("b_tp_ious", 6), ("b_fn_cats", 7), ("b_fp_cats", 8))
-_RES_FLOATS = frozenset({*FLOAT_FIELDS, "b_tp_ious"})
+_RES_CUTS = tuple((name, k, name in FLOAT_FIELDS or name == "b_tp_ious") for name, k in RES_FIELDS)
+_EMPTY_I64, _EMPTY_F64 = np.zeros(0, np.int64), np.zeros(0, np.float64)
 
 
 def res_fields(values: np.ndarray, rows: Any, fp_matched: np.ndarray) -> dict[str, np.ndarray]:
@@ -195,10 +196,14 @@ def res_fields(values: np.ndarray, rows: Any, fp_matched: np.ndarray) -> dict[st
     images whose fields were copied out field by field), cut into each field by name (views; IoUs as float64),
     ``fp_matched`` beside them."""
     counts, at, cols = [int(r) for r in rows], 0, {}
-    for name, k in RES_FIELDS:  # slices of Python ints: a few microseconds an image (np.split takes ten times that)
-        v = values[at : at + counts[k]]
-        cols[name] = v.view(np.float64) if name in _RES_FLOATS else v
-        at += counts[k]
+    for name, k, is_float in _RES_CUTS:  # slices of Python ints: microseconds an image (np.split takes ten times that)
+        n = counts[k]
+        if n == 0:  # the fields of an image that has none: one shared empty array (nothing to write into)
+            cols[name] = _EMPTY_F64 if is_float else _EMPTY_I64
+            continue
+        v = values[at : at + n]
+        cols[name] = v.view(np.float64) if is_float else v
+        at += n
     if at != len(values):
         raise ValueError(f"res_fields: {len(values)} words for fields of {at}")
     cols["fp_matched"] = fp_matched
