@@ -19,8 +19,8 @@ from panbench.pq import kernels
 
 pytestmark = pytest.mark.skipif(kernels._native is None, reason="C extension not built (no compiler at install)")
 
-SOURCES = [Path(__file__).resolve().parents[2] / "panbench" / "pq" / name
-           for name in ("_native.c", "_common.h", "_match_core.h")]
+PQ = Path(__file__).resolve().parents[2] / "panbench" / "pq"
+SOURCES = [PQ / "_native.c", *sorted(PQ.glob("*.h"))]  # the extension and every header it may include
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def portable(tmp_path_factory: pytest.TempPathFactory):
              "ext_modules=[Extension('_native', ['_native.c'], extra_compile_args=['-O3'])])")
     r = subprocess.run([sys.executable, "-c", setup], cwd=d, capture_output=True, text=True)
     if r.returncode:
+        assert "fatal error" not in r.stderr, r.stderr[-600:]  # a compiler that ran: the sources do not build
         pytest.skip(f"no C compiler for the portable build: {r.stderr[-300:]}")
     so = next(d.glob("_native*.so"), None) or next(d.glob("_native*.pyd"))
     loader = importlib.machinery.ExtensionFileLoader("_native", str(so))
