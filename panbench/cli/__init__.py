@@ -18,8 +18,10 @@ import importlib
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from panbench import __version__
 from panbench.announce import enable as announce_phases
@@ -64,11 +66,22 @@ def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``panbench`` console script."""
     _fresh_state()
+    noted = _note_interrupts()
     try:
         code = _main(argv)
     except KeyboardInterrupt:  # before the command began (its parser, its imports): nothing to resume
         print(_INTERRUPTED, file=sys.stderr)
         code = 130
+    except Exception:
+        if not _SIGINT["seen"]:
+            raise
+        # a Ctrl-C inside a C extension's import (numpy's, under torch's) can surface as another error
+        # ("cannot load module more than once per process"): still the interrupt
+        print(_INTERRUPTED, file=sys.stderr)
+        code = 130
+    finally:
+        if noted is not None:
+            signal.signal(signal.SIGINT, noted)
     if argv is None:
         # the console script's command is over, the interpreter exits (a fraction of a second): a Ctrl-C now
         # changes nothing, where it would kill the exit's teardown half way (Python's handler is gone by then)
@@ -81,6 +94,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _INTERRUPTED = "panbench: interrupted"
+_SIGINT = {"seen": False}
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _SIGINT["seen"] = True
+    raise KeyboardInterrupt
+
+
+def _note_interrupts() -> Any:
+    """Python's SIGINT handler (KeyboardInterrupt) replaced by one that also notes the interrupt, in the main
+    thread where it is Python's; returns the handler to put back (None: left as it was)."""
+    _SIGINT["seen"] = False
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    old = signal.getsignal(signal.SIGINT)
+    if old is not signal.default_int_handler:
+        return None
+    signal.signal(signal.SIGINT, _on_sigint)
+    return old
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -51,3 +51,35 @@ def test_ctrl_c_while_the_command_line_is_read_is_one_line(monkeypatch, capsys) 
         pytest.fail("the interrupt left main() as a KeyboardInterrupt (a traceback)")
     assert code == 130
     assert capsys.readouterr().err == "panbench: interrupted\n"
+
+
+def test_ctrl_c_that_a_c_extensions_import_turns_into_another_error_is_one_line(monkeypatch, capsys) -> None:
+    """numpy's C module interrupted half way through its import under torch's: the import is retried and fails
+    with "cannot load module more than once per process", the KeyboardInterrupt lost on the way."""
+    import os
+    import signal
+
+    from panbench.cli import table
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as a terminal sends it
+        except KeyboardInterrupt:
+            pass  # what the import machinery did with it
+        raise ImportError("cannot load module more than once per process")
+
+    monkeypatch.setattr(table, "run", run)
+    assert cli.main(["table"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "panbench: interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_an_error_without_ctrl_c_is_still_raised(monkeypatch) -> None:
+    from panbench.cli import table
+
+    def run(args: argparse.Namespace) -> int:
+        raise ImportError("cannot load module more than once per process")
+
+    monkeypatch.setattr(table, "run", run)
+    with pytest.raises(ImportError):
+        cli.main(["table"])
