@@ -437,3 +437,45 @@ def zoo_pair_eval(request: pytest.FixtureRequest, coco_sample: Path, model: str,
     flops = "1" if model == "panoptic-fpn" else "0"
     return once_per_run(request, ("zoo pair eval", model),
                         lambda f: eval_run(model, root, "coco", f, *args, "--flops-images", flops))
+
+
+def boundary_reference(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path,
+                         ratio: float) -> tuple[Any, dict]:
+    """boundary-iou-api's per-category sums (tests/reference/boundary_iou_api.py), reading the PNGs with PIL and
+    panopticapi's rgb2id."""
+    from panopticapi.evaluation import PQStat
+    from panopticapi.utils import rgb2id as ref_rgb2id
+    from PIL import Image
+    from reference import boundary_iou_api as ref
+
+    gt, pred = json.loads(Path(gt_json).read_text()), json.loads(Path(pred_json).read_text())
+    categories = {c["id"]: c for c in gt["categories"]}
+    boundary_id = max(categories) + 1
+    pred_by_id = {a["image_id"]: a for a in pred["annotations"]}
+    stat = PQStat()
+    for g in gt["annotations"]:
+        p = pred_by_id[g["image_id"]]
+        for a in (g, p):
+            assert all(s["id"] != boundary_id for s in a["segments_info"]), "the reference's BOUNDARY_ID quirk"
+        g_ids = ref_rgb2id(np.array(Image.open(Path(gt_dir) / g["file_name"]), dtype=np.uint32))
+        p_ids = ref_rgb2id(np.array(Image.open(Path(pred_dir) / p["file_name"]), dtype=np.uint32))
+        ref.add_image(stat, g_ids, g["segments_info"], p_ids, p["segments_info"], categories, ratio)
+    return stat, categories
+
+
+def assert_boundary_reference_parity(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path, ratio: float,
+                                     stats: Any, ours: dict) -> None:
+    """panbench's boundary-PQ sums ``stats`` (a PQStats) and summary ``ours`` of these files equal the reference's
+    (:func:`boundary_reference`): the nine metrics to 1e-9, per-class TP/FP/FN exactly, per-class IoU sums."""
+    from reference import boundary_iou_api as ref
+
+    from panbench.pq.matching import METRIC_KEYS
+
+    stat, categories = boundary_reference(gt_json, gt_dir, pred_json, pred_dir, ratio)
+    expected = ref.summary(stat, categories)
+    for k in METRIC_KEYS:
+        assert ours[k] == pytest.approx(expected[k], abs=1e-9), k
+    for k, cid in enumerate(categories):
+        r, o = stat.pq_per_cat[cid], ours["per_class"][str(cid)]
+        assert (o["TP"], o["FP"], o["FN"]) == (r.tp, r.fp, r.fn), cid
+        assert stats.iou_sum[k] == pytest.approx(r.iou, abs=1e-9), cid

@@ -10,44 +10,22 @@ reference's ``BOUNDARY_ID`` (asserted; the last test shows what the reference do
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_perturbed_sample
+from helpers import assert_boundary_reference_parity, write_perturbed_sample
 from panopticapi.evaluation import PQStat
-from panopticapi.utils import rgb2id as ref_rgb2id
-from PIL import Image
 from reference import boundary_iou_api as ref
 
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.boundary import boundary_image_stats, dilation
 from panbench.pq.evaluator import pair_table
-from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.png import read_ids
 from panbench.pq.score import load_pairs
 from panbench.pq.sums import PQStats, pq_summary
 
 CATS = coco_like_categories(8, 6)
-
-
-def reference_from_files(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path,
-                         ratio: float) -> tuple[PQStat, dict]:
-    """The reference's per-category sums, reading the PNGs with PIL and panopticapi's rgb2id."""
-    gt, pred = json.loads(Path(gt_json).read_text()), json.loads(Path(pred_json).read_text())
-    categories = {c["id"]: c for c in gt["categories"]}
-    boundary_id = max(categories) + 1
-    pred_by_id = {a["image_id"]: a for a in pred["annotations"]}
-    stat = PQStat()
-    for g in gt["annotations"]:
-        p = pred_by_id[g["image_id"]]
-        for a in (g, p):
-            assert all(s["id"] != boundary_id for s in a["segments_info"]), "the reference's BOUNDARY_ID quirk"
-        g_ids = ref_rgb2id(np.array(Image.open(Path(gt_dir) / g["file_name"]), dtype=np.uint32))
-        p_ids = ref_rgb2id(np.array(Image.open(Path(pred_dir) / p["file_name"]), dtype=np.uint32))
-        ref.add_image(stat, g_ids, g["segments_info"], p_ids, p["segments_info"], categories, ratio)
-    return stat, categories
 
 
 def panbench_from_files(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path,
@@ -66,15 +44,8 @@ def panbench_from_files(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: 
 
 def assert_reference_parity(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path,
                             ratio: float = 0.02) -> dict:
-    stat, categories = reference_from_files(gt_json, gt_dir, pred_json, pred_dir, ratio)
     stats, ours = panbench_from_files(gt_json, gt_dir, pred_json, pred_dir, ratio)
-    expected = ref.summary(stat, categories)
-    for k in METRIC_KEYS:
-        assert ours[k] == pytest.approx(expected[k], abs=1e-9), k
-    for k, cid in enumerate(categories):
-        r, o = stat.pq_per_cat[cid], ours["per_class"][str(cid)]
-        assert (o["TP"], o["FP"], o["FN"]) == (r.tp, r.fp, r.fn), cid
-        assert stats.iou_sum[k] == pytest.approx(r.iou, abs=1e-9), cid
+    assert_boundary_reference_parity(gt_json, gt_dir, pred_json, pred_dir, ratio, stats, ours)
     return ours
 
 

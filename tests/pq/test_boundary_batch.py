@@ -5,20 +5,14 @@ and its sums equal the paper authors' reference (tests/reference/boundary_iou_ap
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_perturbed_sample
-from panopticapi.evaluation import PQStat
-from panopticapi.utils import rgb2id as ref_rgb2id
-from PIL import Image
-from reference import boundary_iou_api as ref
+from helpers import assert_boundary_reference_parity, write_perturbed_sample
 
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq import batch, boundary, matching, score
-from panbench.pq.matching import METRIC_KEYS
 from panbench.pq.result import BOUNDARY_PREFIX, results_to_columns
 from panbench.pq.score import Scoring, load_pairs, score_stream
 from panbench.pq.sums import PQStats, pq_summary
@@ -147,22 +141,7 @@ def test_boundary_pq_in_c_equals_the_authors_reference(coco_sample: Path, tmp_pa
     _, cols, fallbacks = _scored(files, monkeypatch, True)
     assert fallbacks == []
     stats, ours = _boundary_summary(files, cols)
-    gt, pred = json.loads(files[0].read_text()), json.loads(pred_json.read_text())
-    categories = {c["id"]: c for c in gt["categories"]}
-    by_id = {p["image_id"]: p for p in pred["annotations"]}
-    stat = PQStat()
-    for g in gt["annotations"]:
-        p = by_id[g["image_id"]]
-        g_ids = ref_rgb2id(np.array(Image.open(files[1] / g["file_name"]), dtype=np.uint32))
-        p_ids = ref_rgb2id(np.array(Image.open(pred_dir / p["file_name"]), dtype=np.uint32))
-        ref.add_image(stat, g_ids, g["segments_info"], p_ids, p["segments_info"], categories, 0.02)
-    expected = ref.summary(stat, categories)
-    for k in METRIC_KEYS:
-        assert ours[k] == pytest.approx(expected[k], abs=1e-9), k
-    for k, cid in enumerate(categories):
-        r, o = stat.pq_per_cat[cid], ours["per_class"][str(cid)]
-        assert (o["TP"], o["FP"], o["FN"]) == (r.tp, r.fp, r.fn), cid
-        assert stats.iou_sum[k] == pytest.approx(r.iou, abs=1e-9), cid
+    assert_boundary_reference_parity(*files, 0.02, stats, ours)
     assert 0 < ours["PQ"] < 100
 
 
