@@ -1,9 +1,6 @@
-"""``--launcher``: where a multi-process run learns its rank.  ``torchrun`` (the default) sets ``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` itself; under ``srun`` (``--launcher slurm``)
-they are derived from Slurm's variables as mmengine's ``_init_dist_slurm`` derives them: the rank from ``SLURM_PROCID``,
-the world size from ``SLURM_NTASKS``, the local rank from ``SLURM_LOCALID``, the master address from the first host of
-``SLURM_NODELIST`` (``scontrol show hostnames``), the port from ``MASTER_PORT`` when set.  Everything after that
-(:mod:`panbench.evaluation.runtime`) is the same code as under torchrun, so the sums and records are the same."""
+"""``--launcher``: where a multi-process run learns its rank.  ``torchrun`` (the default) sets torchrun's variables
+itself; under ``srun`` (``--launcher slurm``) they are derived from Slurm's as mmengine's ``_init_dist_slurm`` derives
+them (docs/cluster.md), and everything after that is the same code as under torchrun."""
 
 from __future__ import annotations
 

@@ -1,15 +1,8 @@
-"""A sweep: the cells of ``panbench submit`` (one model, dataset and corruption cell each), its manifest and the
-job that runs cells.
-
-The manifest ``RESULTS/sweeps/<id>.json`` (:class:`Manifest`, read and written by its ``load`` and ``save``) lists
-the cells, the ``panbench eval`` options they share, the Slurm options and every submission (job id -> its
-cells); only ``panbench submit`` writes it.  A job runs its cells one after the other, each as
-``python -m panbench eval ...`` (the local command, so the record is the local one), finds the cell's record by
-its name (:meth:`Cell.record`: the file ``write_record`` names after the cell's model and dataset, written since
-the cell started) and writes the cell's marker ``RESULTS/sweeps/<id>/cells/<cell>.json`` (the record's path):
-the one file of the sweep folder a job writes, and only for its own cells.  The eval's
-own resume cache (``RESULTS/cache/<model>-<dataset>-<key>``, a key per cell) makes a requeued or resubmitted
-job continue where it stopped.  Logs: ``RESULTS/sweeps/<id>/slurm/<job id>_0_log.{out,err}`` (submitit's)."""
+"""A sweep: the cells of ``panbench submit`` (one model, dataset and corruption cell each), its manifest
+(``RESULTS/sweeps/<id>.json``, :class:`Manifest`; only ``panbench submit`` writes it) and the job that runs cells, each
+as ``python -m panbench eval ...``, writing the cell's marker ``RESULTS/sweeps/<id>/cells/<cell>.json`` once its
+record is found (:meth:`Cell.record`).  The eval's own resume cache makes a requeued job continue where it stopped.
+docs/cluster.md says the files."""
 
 from __future__ import annotations
 

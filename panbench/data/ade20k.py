@@ -1,23 +1,7 @@
-"""``panbench data ade20k``: ADE20K panoptic val (ADEChallengeData2016 + its instance annotations).
-
-Follows MMDetection 3.3.0's converter (``tools/dataset_converters/ade20k2coco.py --task panoptic``),
-which defines the JSON that mmdet's ADE20K panoptic configs are trained and tested on:
-
-* 150 categories, ids 0-149 in mmdet's order: the 100 thing classes (the ADE20K instance
-  challenge's 100 categories, in that challenge's order), then the 50 stuff classes; colours from
-  mmdet's ADE palette by new id.  Mask2Former's ``prepare_ade20k_pan_seg.py`` has the same 150
-  names (its 'window ' and 'plane' aside) and the same thing/stuff split, but numbers them in the
-  semantic order (0 = wall); its segments are the same.
-* Stuff segments: one per stuff class in ``annotations/validation/<id>.png`` (value - 1, 0 becomes
-  VOID).  Thing pixels of the semantic map are left out: things come from
-  ``annotations_instance/validation/<id>.png`` (R = instance-challenge category, 1-based; G =
-  instance number, 0 = none), one segment per instance, category R - 1, pasted after the stuff.
-  No crowd regions (``iscrowd`` 0 everywhere); unlabelled pixels are VOID (segment id 0).
-* Segment ids and colours from panopticapi's ``IdGenerator``, seeded so that a re-run writes the same PNGs.
-  ``area`` is the mask's size before things are pasted (as the converter's).  Thing bounding boxes are computed
-  correctly (the converter's ``x = hor_idx[-1] - x + 1`` is a typo); PQ does not use them.
-* String image ids (``ADE_val_00000001``), images ``ROOT/val/<id>.jpg``.
-"""
+"""``panbench data ade20k``: ADE20K panoptic val (ADEChallengeData2016 + its instance annotations) converted as
+MMDetection 3.3.0's ``tools/dataset_converters/ade20k2coco.py --task panoptic`` converts it (150 categories, things
+first; stuff from the semantic PNG, things from the instance PNG pasted after it; panopticapi's ``IdGenerator``
+seeded; thing boxes computed correctly), with string image ids; docs/datasets.md, "ADE20K", says each rule."""
 
 from __future__ import annotations
 

@@ -1,17 +1,6 @@
-"""``panbench data cityscapes``: Cityscapes panoptic val from the official ``gtFine`` and ``leftImg8bit``.
-
-The conversion is cityscapesscripts' own ``createPanopticImgs`` (``convert2panoptic``, run on the
-``val`` split with the label ids, not the train ids), so the JSON and PNGs are those of every
-Cityscapes panoptic evaluation:
-
-* categories: the 19 labels evaluated (``ignoreInEval`` false) with their label ids (7-33); 8
-  things (``hasInstances``: person, rider, car, truck, bus, train, motorcycle, bicycle), 11 stuff.
-* segments from ``gtFine/val/<city>/*_gtFine_instanceIds.png``: a value >= 1000 is one instance
-  (id = value, category = value // 1000); a value < 1000 is a whole class region (id = label
-  id), a crowd region (``iscrowd`` 1) when the class has instances; ignored labels are VOID (0).
-* string image ids (``frankfurt_000000_000294``); the images go to ``ROOT/val/`` under the JSON's names
-  (``<id>_gtFine_leftImg8bit.png``) as hard links to the official ``leftImg8bit/val/<city>/<id>_leftImg8bit.png``.
-"""
+"""``panbench data cityscapes``: Cityscapes panoptic val from the official ``gtFine`` and ``leftImg8bit``, converted
+by cityscapesscripts' own ``createPanopticImgs`` (``val``, label ids), the images hard-linked under the JSON's names;
+docs/datasets.md, "Cityscapes", says what it writes."""
 
 from __future__ import annotations
 

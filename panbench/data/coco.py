@@ -1,15 +1,7 @@
-"""``panbench data coco``: COCO-2017 panoptic val, only what evaluation needs (about 1.6 GB of zips).
-
-* ``val2017.zip`` -> ``ROOT/val2017/*.jpg`` (5000 images)
-* ``panoptic_annotations_trainval2017.zip`` -> ``ROOT/annotations/panoptic_val2017.json`` and the PNGs
-  of its inner ``panoptic_val2017.zip`` -> ``ROOT/annotations/panoptic_val2017/``; the train parts
-  are never extracted.
-
-Downloads resume a partial ``.part`` file; ``--from DIR`` takes the official zips already on disk.  Every archive is
-checked before anything is extracted: every entry's CRC-32, a sha256 when pinned (``--checksums FILE``; the digests used
-go to ``ROOT/.panbench-checksums.json``), and every entry name (paths and links outside the root are refused).  Steps
-done are skipped on a re-run.  A stuff category with two or more segments in one image is kept, with a warning.
-"""
+"""``panbench data coco``: COCO-2017 panoptic val, only what evaluation needs (about 1.6 GB of zips): ``val2017/``,
+``annotations/panoptic_val2017.json`` and its PNGs; the train parts are never extracted.  Downloads resume, every
+archive is checked before extraction (CRC-32, a pinned sha256, entry names), steps done are skipped on a re-run
+(docs/data.md)."""
 
 from __future__ import annotations
 

@@ -1,20 +1,7 @@
-"""``PanbenchPanopticEvaluator``: detectron2's ``COCOPanopticEvaluator`` scored in memory by panbench (docs/api.md,
-"detectron2"): ``evaluator = PanbenchPanopticEvaluator("coco_2017_val_panoptic")``, then ``inference_on_dataset(model,
-data_loader, evaluator)`` gives ``{"panoptic_seg": {"PQ": ..., ...}}``.
-
-Same arguments, input, result dict (``PQ``, ``SQ``, ``RQ``, ``PQ_th``, ..., ``RQ_st``, 0-100; this detectron2 has no
-per-class result) and printed table as ``COCOPanopticEvaluator``, plus ``keep_ground_truth``.  ``process`` turns each
-output's ``panoptic_seg`` into a COCO id map and segments exactly as ``COCOPanopticEvaluator.process`` does before it
-writes its PNG (segments_info None: the map holds ``category * label_divisor + instance`` with -1 VOID, each value a
-segment ``value + 1``; ``isthing`` True / other / absent: the contiguous id through the metadata's thing map / stuff
-map / the id as the dataset's) and scores it at once against its ground truth (the metadata's ``panoptic_json`` and
-``panoptic_root``) with :class:`panbench.metrics.CocoPanopticQuality`.  ``evaluate`` gathers each rank's integer sums
-and image ids to the main process with ``detectron2.utils.comm`` and computes panopticapi's numbers there; the other
-ranks return None.  Nothing is written, and neither the output tensors nor their ``segments_info`` are modified
-(``COCOPanopticEvaluator`` adds 1 in place to a CPU map of segments_info None and pops ``isthing``).  As panopticapi,
-``evaluate`` refuses a round that lacks an image of ``panoptic_json``; where panopticapi divides by zero (no category
-of a group in any image), the group's numbers are 0 here.
-"""
+"""``PanbenchPanopticEvaluator``: detectron2's ``COCOPanopticEvaluator`` scored in memory by panbench
+(:class:`panbench.metrics.CocoPanopticQuality`): its arguments, input, result dict and printed table, each output's
+``panoptic_seg`` converted as ``COCOPanopticEvaluator.process`` converts it, nothing written and the outputs left
+as they are; docs/api.md, "detectron2", says the rules and what differs."""
 
 from __future__ import annotations
 
@@ -51,8 +38,7 @@ def present_values(flat: np.ndarray) -> np.ndarray:
 
 
 class PredictionSegments:
-    """detectron2's ``panoptic_seg`` -> a COCO id map (0 VOID) and its segments with the dataset's category ids (module
-    docstring)."""
+    """detectron2's ``panoptic_seg`` -> a COCO id map (0 VOID) and its segments with the dataset's category ids."""
 
     def __init__(self, dataset_name: str, meta: Any) -> None:
         self.dataset_name, self.meta = dataset_name, meta
@@ -120,10 +106,8 @@ class PredictionSegments:
 
 
 class PanbenchPanopticEvaluator(DatasetEvaluator):
-    """COCO panoptic PQ, SQ, RQ as ``COCOPanopticEvaluator``, scored in memory (module docstring).  ``dataset_name``
-    needs the metadata ``__init__`` checks (``label_divisor`` too for segments_info None); ``output_dir`` is created,
-    nothing written there; ``keep_ground_truth`` keeps each decoded ground-truth PNG for this evaluator's next round
-    (default False: detectron2's trainers build an evaluator per evaluation).  Call ``evaluate`` on every rank."""
+    """COCO panoptic PQ, SQ, RQ as ``COCOPanopticEvaluator``, scored in memory (docs/api.md, "detectron2", says its
+    arguments and ``keep_ground_truth``).  Call ``evaluate`` on every rank."""
 
     def __init__(self, dataset_name: str, output_dir: str | None = None, *, keep_ground_truth: bool = False) -> None:
         self.dataset_name = dataset_name

@@ -1,14 +1,7 @@
 """``PanbenchPanopticMetric``: MMDetection's ``CocoPanopticMetric`` (mmdet 3.x) scored in memory by panbench
-(docs/api.md, "MMDetection / MMEngine"; a config's ``custom_imports`` of ``panbench.integrations.mmdet`` registers it).
-
-Same arguments, result keys (``coco_panoptic/PQ``, ``PQ_th``, ...), printed tables and numbers as
-``CocoPanopticMetric``, plus ``keep_ground_truth``.  ``process`` turns each data sample's
-``pred_panoptic_seg.sem_seg`` into an id map and segments exactly as ``CocoPanopticMetric._parse_predictions`` does
-and scores it at once against its ground truth; ``self.results`` holds each image's small ``ImageResult``, which
-mmengine collects from the ranks as any metric's results, and ``compute_metrics`` adds them into a fresh
-``PanopticQuality``.  No PNG is written, except with ``format_only=True``: MMDetection's own metric writes the
-predictions as PNGs and a JSON under ``outfile_prefix``, and nothing is scored.
-"""
+(docs/api.md, "MMDetection / MMEngine"; a config's ``custom_imports`` of ``panbench.integrations.mmdet`` registers it):
+its arguments, result keys, tables and numbers; ``self.results`` holds each image's small ``ImageResult``.  With
+``format_only=True`` MMDetection's own metric writes the predictions, and nothing is scored."""
 
 from __future__ import annotations
 
@@ -89,10 +82,8 @@ def _remap(pan: np.ndarray, moved: dict[int, int], dense: bool) -> np.ndarray:
 
 @METRICS.register_module()
 class PanbenchPanopticMetric(BaseMetric):
-    """COCO panoptic PQ, SQ, RQ as ``CocoPanopticMetric``, scored in memory (module docstring): its arguments, and
-    keep_ground_truth (each decoded ground-truth PNG kept for the next validation round; default True).  nproc is
-    unused (each image is scored as ``process`` receives it); outfile_prefix is read only with format_only.  Without
-    ann_file the ground truth comes from the data samples, as ``CocoPanopticMetric`` reads it."""
+    """COCO panoptic PQ, SQ, RQ as ``CocoPanopticMetric``, scored in memory, with its arguments and
+    ``keep_ground_truth`` (docs/api.md, "MMDetection / MMEngine")."""
 
     default_prefix: str | None = "coco_panoptic"
 

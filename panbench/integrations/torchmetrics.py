@@ -1,24 +1,10 @@
 """panbench's PQ as a torchmetrics ``Metric``: torchmetrics' ``PanopticQuality`` input and options, panopticapi's
-numbers (docs/api.md, "torchmetrics / Lightning").
+numbers (docs/api.md, "torchmetrics / Lightning", which also lists where torchmetrics' own rules differ).
 
-:class:`PanbenchPanopticQuality` takes what ``torchmetrics.detection.PanopticQuality`` takes (``preds`` and ``target``
-of shape ``(B, *spatial, 2)``: per pixel (category id, instance id)) and returns what it returns (the PQ average;
-with ``return_sq_and_rq`` PQ, SQ, RQ; with ``return_per_class`` one value per category, things by id then stuff by
-id; float64).  Each image becomes a segment-id map and its ``segments_info`` (a thing: one segment per (category,
-instance); a stuff category: one segment, its instance ids ignored as torchmetrics ignores them; a target pixel of a
-category outside ``things`` and ``stuffs``: VOID; a prediction's: VOID with ``allow_unknown_preds_category``, else an
-error) scored by :class:`panbench.metrics.PanopticQuality`.  The state is that metric's integer sums (``sums``,
-``dist_reduce_fx="sum"``): a DDP sync adds them exactly, whatever the split of the images over processes.
-
-Where torchmetrics' own rules differ from panopticapi's (the result differs, not only its rounding):
-
-* a predicted VOID pixel (an unknown predicted category with ``allow_unknown_preds_category=True``): torchmetrics
-  takes it out of the target segment's area (a higher IoU) and does not count a target segment more than half
-  covered by it as a false negative; panopticapi counts it as a missed pixel of the target segment;
-* torchmetrics has no crowd regions, and neither has this metric's input (every target segment has ``iscrowd=0``);
-  score crowd regions with :class:`panbench.metrics.PanopticQuality` directly;
-* torchmetrics divides each IoU in float32 (about 1e-7 relative); panopticapi and panbench in float64.
-"""
+Each image of ``(B, *spatial, 2)`` (category id, instance id) becomes a segment-id map and its ``segments_info`` (a
+thing: one segment per (category, instance); a stuff category: one segment; an unknown category: VOID, or an error
+for a prediction without ``allow_unknown_preds_category``) scored by :class:`panbench.metrics.PanopticQuality`.  The
+state is that metric's integer sums (``dist_reduce_fx="sum"``): a DDP sync adds them exactly."""
 
 from __future__ import annotations
 
@@ -141,7 +127,7 @@ class TorchmetricsToSegments:
 
 
 class PanbenchPanopticQuality(Metric):
-    """torchmetrics' ``PanopticQuality`` with panopticapi's numbers (module docstring; docs/api.md)."""
+    """torchmetrics' ``PanopticQuality`` with panopticapi's numbers (docs/api.md)."""
 
     is_differentiable = False
     higher_is_better = True

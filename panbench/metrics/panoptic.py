@@ -1,20 +1,12 @@
-"""The streaming panoptic-quality metrics of the Python API (docs/api.md), their inputs and their result.
-
-:class:`PanopticQuality` takes one image at a time (a model's output and its ground truth, numpy arrays or torch
-tensors), :class:`CocoPanopticQuality` one prediction at a time against a COCO panoptic ground truth it reads itself
-(:class:`GroundTruth`).  Both are thin owners of a :class:`~panbench.pq.accumulator.PanopticAccumulator`, the state
-``eval`` and ``score`` add to: one scoring path (``score_pair``), integer sums that add across processes and ranks
-(``sums``, ``merge``, ``sync``) and, with ``analyses=True``, the per-image results the analyses read.  ``compute()``
-returns a :class:`PQResult`, with panopticapi's dict and the command line's metrics as views of it.  A refused update
-raises :class:`panbench.errors.InputError` (the command line's one-line message) and changes nothing.  torch is not
-imported at the top: a tensor is recognised by its methods and copied to the CPU (the map alone); ``sync`` imports it.
+"""The streaming panoptic-quality metrics of the Python API (docs/api.md), their inputs and their result: thin owners
+of a :class:`~panbench.pq.accumulator.PanopticAccumulator`.  A refused update raises
+:class:`panbench.errors.InputError` and changes nothing.  torch is imported by ``sync`` alone.
 
 A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel when it has fewer than 255 segments (its
 map is kept as the index of each pixel's segment, uint8: 0.3 MB for COCO's 640x480, about 1.5 GB for the 5000
 images of COCO val2017), two bytes up to 65534 segments, and four (the ids themselves) where the PNG holds ids its
 segments_info does not list.  It is scored as it is kept: the index map with its segments numbered 1..n in their
-order (the match reads which pixel belongs to which segment, never the ids themselves), so reading it back costs
-nothing."""
+order (the match reads which pixel belongs to which segment, never the ids themselves)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""Mixed precision (``--amp``): mmcv ops without reduced-precision kernels run in fp32.
-
-mmcv 2.1.0 compiles RoIAlign (``roi_align_cuda.cu``, ``cpu/roi_align.cpp``) and MultiScaleDeformableAttention
-(``ms_deform_attn_cuda.cu``) with ``AT_DISPATCH_FLOATING_TYPES_AND_HALF``: float64, float32 and float16, no bfloat16.
-Under ``torch.autocast(dtype=bfloat16)`` the features reaching them are bf16 (and mmdet casts the RoIs to the feature
-dtype), so PanopticFPN and Mask2Former would stop at their first image.  :func:`keep_ops_fp32` makes these modules of a
-model run with autocast disabled on float32 inputs, and casts their output back to the input's dtype; the rest of the
-model keeps running in reduced precision.  mmcv's ``nms`` reads ``float`` pointers: it gets the same treatment (a
-process-wide wrapper of ``mmcv.ops.nms.nms``, the name ``batched_nms`` looks up).  :func:`autocast_forward` runs a
-family's forward step under autocast; :func:`keep_autocast` lets a deferred fusion run under the same autocast.
+"""Mixed precision (``--amp``): the mmcv ops without a bfloat16 kernel (RoIAlign, MultiScaleDeformableAttention,
+``nms``) run in fp32 (:func:`keep_ops_fp32`; docs/gpu.md, "Mixed precision", says why); :func:`autocast_forward` runs
+a family's forward step under autocast; :func:`keep_autocast` lets a deferred fusion run under the same autocast.
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
-"""Panoptic post-processing for query-based models (MaskFormer, Mask2Former) on the same outputs.
-
-* ``default``: the model's own fusion (mmdet's ``MaskFormerFusionHead.panoptic_postprocess``).
-* ``maskwise``: Panoptic SegFormer's mask-wise merging.  Each query gets a confidence ``s = p^alpha * mean(m over pixels
-  where m > 0.5)^beta`` (``p`` its best class probability, ``m`` its sigmoid mask); masks are filled in descending order
-  of ``s``, queries below ``conf_thr`` are dropped, pixels already taken are removed from later masks, and a mask is
-  kept only when at least ``keep_thr`` of its binary area remains.
-* ``argmax``: every pixel goes to the query with the highest ``p * m`` among those not classified "no object".
-
-All return mmdet's panoptic encoding (stuff of one class merged, ``num_classes`` for VOID).
+"""Panoptic post-processing for query-based models (MaskFormer, Mask2Former) on the same outputs (docs/eval.md,
+"Post-processing"): ``default`` (the model's own fusion), ``maskwise`` (Panoptic SegFormer's mask-wise merging) and
+``argmax``.  All return mmdet's panoptic encoding (stuff of one class merged, ``num_classes`` for VOID).
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""What the evaluation needs from a model family (as detectron2's models hand ``panoptic_seg`` to its evaluator):
-:class:`PanopticModel` (with the optional :class:`Corruptible` and :class:`DeferredFusion`), and the functions of a
-family's subpackage, :class:`FamilyEntry`.  The eval loop, the out-of-memory retry, the FLOPs counter, ``panbench
-speed``, ``--postprocess`` / ``--fusion``, ``panbench viz`` and ``--corruption`` drive a model through these members
-only.  Implementations: :class:`panbench.models.mmdet.family.MMDetModel`, :class:`panbench.models.hf.model.HFPanoptic`.
-Adding a family is one subpackage with the functions of :class:`FamilyEntry`, one row in
-:data:`panbench.models.families.FAMILIES` and its models' rows in the registry; ``to_segments`` is the only reader of
-what ``forward`` returns, so a family keeps its own output format (docs/models.md, "Model families").
+"""What the evaluation needs from a model family (docs/models.md, "Model families"): :class:`PanopticModel` (with
+the optional :class:`Corruptible` and :class:`DeferredFusion`), and the functions of a family's subpackage,
+:class:`FamilyEntry`.  The evaluation drives a model through these members only; ``to_segments`` is the only reader
+of what ``forward`` returns, so a family keeps its own output format.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
-"""The compiled mmcv functions inference needs, without compiling mmcv.
-
-MMDetection's PanopticFPN, MaskFormer and Mask2Former reach exactly three functions of mmcv's compiled ``mmcv._ext``:
-``nms`` and ``roi_align_forward`` (PanopticFPN) and, on CUDA only, ``ms_deform_attn_forward`` (Mask2Former; on the CPU
-mmcv runs its own PyTorch function).  ``mmcv-lite`` (pure Python) has no ``mmcv._ext``, so ``import mmcv.ops`` fails
-there.  :func:`install` puts panbench's stand-in (:mod:`panbench.ops.ext`) into ``sys.modules["mmcv._ext"]`` before
-``mmcv.ops`` is imported, and mmcv's own Python wrappers then run unchanged on top of it (the kernels, bit-identical
-to compiled mmcv on the CPU: :mod:`panbench.ops.kernels`).  A compiled ``mmcv._ext`` that imports is used as it is
-(backend "mmcv"); ``PANBENCH_OPS=mmcv`` or ``=panbench`` forces one.  This module imports nothing heavy (the import
-hook, :mod:`panbench.ops.hook`, runs it at every interpreter's start).
+"""The compiled mmcv functions inference needs, without compiling mmcv (docs/ops.md): :func:`install` puts
+panbench's stand-in (:mod:`panbench.ops.ext`) into ``sys.modules["mmcv._ext"]`` before ``mmcv.ops`` is imported,
+unless a compiled ``mmcv._ext`` imports (``PANBENCH_OPS=mmcv`` or ``=panbench`` forces one).  This module imports
+nothing heavy (the import hook, :mod:`panbench.ops.hook`, runs it at every interpreter's start).
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
-"""nms and RoIAlign as mmcv 2.1.0 computes them, for the stand-in ``mmcv._ext`` (:mod:`panbench.ops.ext`):
-
-* CPU tensors: the C extension ``panbench.ops._cpu`` (mmcv's ``cpu/nms.cpp`` and ``cpu/roi_align.cpp`` ported
-  line for line), or, when it was not built or ``PANBENCH_NO_NATIVE=1``, :func:`nms_torch` and
-  :func:`roi_align_torch`: the same float operations in the same order with PyTorch tensors.  All
-  bit-identical to compiled mmcv's CPU ops.
-* CUDA tensors: torchvision's kernels (imported only then): :func:`nms_torchvision` (mmcv's order for tied
-  scores) for ``offset=0`` and ``torchvision.ops.roi_align`` for average pooling; ``offset=1`` and max pooling
-  take the PyTorch functions above.
-
-mmcv sorts the scores with ``scores.sort(0, descending=True)`` (not a stable sort); every path here sorts the same
-way, so boxes with tied scores are visited in mmcv's order.  The ops a training step of PanopticFPN, MaskFormer and
-Mask2Former reaches on CUDA are here too: mmdet's ``FocalLoss`` (mmcv's sigmoid focal loss, forward and backward) and
-the backward passes of RoIAlign (average pooling) and multi-scale deformable attention (PyTorch on any device;
-torchvision's RoIAlign backward kernel for CUDA tensors).
-"""
+"""nms and RoIAlign as mmcv 2.1.0 computes them, for the stand-in ``mmcv._ext`` (:mod:`panbench.ops.ext`), and the
+ops a training step reaches on CUDA (sigmoid focal loss, the backward passes of RoIAlign and deformable attention):
+CPU tensors through the C extension ``panbench.ops._cpu`` (mmcv's CPU code ported line for line) or the same float
+operations in PyTorch, bit-identical to compiled mmcv's CPU ops; CUDA tensors through torchvision's kernels.  Every
+path sorts scores as mmcv does (``scores.sort(0, descending=True)``), so tied boxes are visited in mmcv's order.
+docs/ops.md, "What runs where", says which path serves what."""
 
 from __future__ import annotations
 

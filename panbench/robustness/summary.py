@@ -1,14 +1,7 @@
 """Robustness summaries from result records (Michaelis et al. 2019, "Benchmarking Robustness in Object
-Detection", with PQ as the performance measure P):
-
-* clean: P on the clean images;
-* mPC (mean performance under corruption): the mean of P over every corruption and severity run;
-* rPC (relative performance under corruption): mPC / clean, as a percentage;
-* per group (noise, blur, weather, digital): the mean of P over the group's corruptions and severities.
-
-Each is given for PQ, PQ_th and PQ_st.  A summary groups the runs of one model and settings on one set of images (the
-dataset fingerprint); summaries compare only with the same corruptions, severities, implementation and images.
-"""
+Detection", with PQ as the performance measure P): clean, mPC, rPC and per group, for PQ, PQ_th and PQ_st
+(docs/robustness.md, "How to read mPC and rPC").  A summary groups the runs of one model and settings on one set of
+images (the dataset fingerprint)."""
 
 from __future__ import annotations
 
@@ -62,7 +55,7 @@ def robustness_summaries(records: list[RunRecord]) -> list[dict[str, Any]]:
 
 
 def summary(clean: RunRecord, corrupted: list[RunRecord]) -> dict[str, Any]:
-    """The summary of one model's clean record and its corrupted records (module docstring)."""
+    """The summary of one model's clean record and its corrupted records."""
     cm = clean.metrics
     runs = [_run(r) for r in corrupted]
     mpc = {k: mean([x[k] for x in runs]) for k in SUMMARY_METRICS}

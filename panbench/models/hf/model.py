@@ -1,13 +1,8 @@
 """Hugging Face ``transformers`` panoptic models (``--model hf:<hub id or directory>``) as the family's
-:class:`panbench.models.protocol.PanopticModel`, so both families run the same eval code.
-
-:func:`load_hf_model`: a local directory or a hub snapshot (:func:`resolve_dir`; its files' sha256, :func:`digest`, is
-recorded) loaded with ``AutoModelForUniversalSegmentation`` and its own processor, as its model type's description
-says (:data:`panbench.models.hf.types.TYPES`), its ``id2label`` mapped to the dataset's categories by name
-(:func:`map_labels`, docs/huggingface.md).  :class:`HFPanoptic`: the processor as the data pipeline, padding and the
-network as the forward, the processor's ``post_process_panoptic_segmentation`` (the original releases' settings) as
-the model's own fusion; ``--postprocess maskwise|argmax`` merges the query masks instead.  With AP on, each image's
-output keeps the network's outputs for it (:class:`HFOutput`) for the instance and semantic post-processing."""
+:class:`panbench.models.protocol.PanopticModel` (docs/huggingface.md): :func:`load_hf_model` loads a local directory
+or a hub snapshot with its own processor, its labels mapped to the dataset's categories by name (:func:`map_labels`);
+:class:`HFPanoptic` runs the processor as the pipeline, padding and the network as the forward, and the processor's
+``post_process_panoptic_segmentation`` (or ``--postprocess``) as the fusion."""
 
 from __future__ import annotations
 

@@ -1,17 +1,8 @@
 """The MMDetection family behind :class:`panbench.models.protocol.PanopticModel` (:class:`MMDetModel`): a detector
-built from a config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` (data preprocessing,
-network, panoptic fusion) and mmdet's panoptic encoding read back by
-:func:`panbench.models.encoding.panoptic_to_segments`.  Every change panbench makes to the model's
-``panoptic_fusion_head`` is here (its computation in :mod:`panbench.models.mmdet.fast_fusion`):
-
-* :func:`panoptic_only`: the config computes the panoptic output only.
-* :func:`install_postprocess`: ``--postprocess maskwise|argmax`` replaces the head's fusion.
-* :func:`install_fusion`: ``--fusion panbench`` runs the head's own fusion as :mod:`.fast_fusion` implements it;
-  with its ``defer`` on (:meth:`MMDetModel.deferred`, the eval loop), the forward leaves each image's fusion as a
-  job in the data sample (:data:`PENDING`) that :meth:`MMDetModel.finish` runs later, on the post-processing thread,
-  while the next batch's forward runs.
-* :func:`predict_inputs`: what the head's ``predict`` receives, read on the way (query logits for ``panbench viz``,
-  PanopticFPN's instances for AP).
+built from a config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` and mmdet's panoptic
+encoding read back.  Every change panbench makes to the model's ``panoptic_fusion_head`` is here (its computation in
+:mod:`panbench.models.mmdet.fast_fusion`): :func:`panoptic_only`, :func:`install_postprocess` (``--postprocess``),
+:func:`install_fusion` (``--fusion panbench``, deferrable to :meth:`MMDetModel.finish`) and :func:`predict_inputs`.
 """
 
 from __future__ import annotations

@@ -1,27 +1,13 @@
 """Each architecture's own panoptic fusion, with mmdet's rules and mmdet's output pixel for pixel, without
-its per-segment loops (``--fusion panbench``, the default; ``--fusion mmdet`` runs mmdet's).
+its per-segment loops (``--fusion panbench``, the default; docs/eval.md, "The fusion step", says how).
 
-* :func:`maskformer_fusion`: MaskFormer's and Mask2Former's (mmdet 3.3 ``MaskFormerFusionHead.predict`` with
-  ``panoptic_postprocess``).  A query survives when its class is not "no object" and its score is above
-  ``object_mask_thr``; every pixel goes to the surviving query with the highest ``score * sigmoid(mask)`` (the first on
-  ties, as ``argmax``); a query keeps its pixels when it has some, its binary mask (sigmoid >= 0.5) is not empty and
-  ``pixels / binary area >= iou_thr`` (the ratio in float64, as Python divides ints); things get instance ids 1, 2, ...
-  in query order, stuff of one class shares id 0; ``filter_low_score`` also drops pixels whose sigmoid is below 0.5.
-  The argmax gives each pixel to one query, so all of this is a per-query table looked up once per pixel; only the
-  surviving queries' masks are upsampled (mmdet upsamples all; bilinear interpolation is per mask: the same values).
-* :func:`heuristic_fusion`: PanopticFPN's (``HeuristicFusionHead._predict_single``).  Instances in descending score
-  order (mmdet's ``argsort``); one is laid when its mask is not empty and ``intersect / (area + 1e-5) <= mask_overlap``
-  with the pixels already laid (the same float32 tensor arithmetic), on the pixels not yet taken; the semantic head's
-  argmax elsewhere; stuff classes with fewer than ``stuff_area_limit`` pixels become VOID.  Each instance's test reads
-  its mask's bounding box only, and the decision stays on the device (no host round trip per instance).
+* :func:`maskformer_fusion`: MaskFormer's and Mask2Former's (mmdet 3.3 ``MaskFormerFusionHead.predict``): the
+  per-query decisions (the ``pixels / binary area`` ratio in float64, as Python divides ints) as one table looked up
+  once per pixel; :func:`maskformer_instances`, its instance output (``instance_postprocess``), bit for bit.
+* :func:`heuristic_fusion`: PanopticFPN's (``HeuristicFusionHead._predict_single``), with mmdet's float32 overlap
+  test on each mask's bounding box.
 
-Both return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_classes``).
-
-* :func:`maskformer_instances`: MaskFormer's and Mask2Former's instance output (``instance_postprocess``, what
-  AP reads): the same top-k over query x class scores (``topk(sorted=False)`` on the same tensor: the same order),
-  things only, each score times its mask's mean probability over its binary mask, boxes from the binary masks.  Only
-  the picked queries' masks are upsampled, once each; the mean probabilities over one mask per detection, in
-  mmdet's layout (the sigmoid's rounding depends on it); every value as mmdet's, bit for bit.
+The fusions return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_classes``).
 """
 
 from __future__ import annotations
