@@ -103,13 +103,8 @@ def dataset_fingerprint(ann_file: str | Path | GroundTruthJSON, image_ids: list[
     return h.hexdigest()[:16]
 
 
-def load_dataset(
-    root: str | Path,
-    name: str = "coco",
-    split: str = "val2017",
-    limit: int | None = None,
-    subset: str | Path | None = None,
-) -> PanopticDataset:
+def load_dataset(root: str | Path, name: str = "coco", split: str = "val2017", limit: int | None = None,
+                 subset: str | Path | None = None) -> PanopticDataset:
     """Read and check ``root``; select ``subset`` (a file of image ids) and/or the first ``limit``."""
     root = Path(root)
     ann_file, png_dir, img_dir = layout(root, name, split)

@@ -45,16 +45,9 @@ def unique_ids(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array(sorted(ids), np.int64)[rng.permutation(n)]
 
 
-def random_image(
-    rng: np.random.Generator,
-    height: int,
-    width: int,
-    categories: list[dict[str, Any]],
-    n_stuff: tuple[int, int] = (2, 4),
-    n_things: tuple[int, int] = (1, 8),
-    void_fraction: float = 0.02,
-    crowd_prob: float = 0.1,
-) -> PanopticImage:
+def random_image(rng: np.random.Generator, height: int, width: int, categories: list[dict[str, Any]],
+                 n_stuff: tuple[int, int] = (2, 4), n_things: tuple[int, int] = (1, 8), void_fraction: float = 0.02,
+                 crowd_prob: float = 0.1) -> PanopticImage:
     """A panoptic image: stuff regions split by random lines, thing ellipses painted over them (occluding each other,
     same-class neighbours touching), and a little VOID.  Two stuff regions may have one class, which COCO's panoptic
     format does not allow (a PQ test case, not a dataset; :func:`merge_stuff` makes them one segment)."""
@@ -217,9 +210,8 @@ def write_png(path: Path, ids: np.ndarray) -> None:
     Image.fromarray(id2rgb(ids)).save(path)
 
 
-def write_panoptic(
-    root: Path, name: str, images: list[tuple[int, PanopticImage]], categories: list[dict[str, Any]]
-) -> tuple[Path, Path]:
+def write_panoptic(root: Path, name: str, images: list[tuple[int, PanopticImage]],
+                   categories: list[dict[str, Any]]) -> tuple[Path, Path]:
     """Write ``root/name.json`` and ``root/name/*.png``; returns (json path, png folder).  The images are written
     as they are, two segments of one stuff class included (:func:`random_image`'s test cases hold some)."""
     png_dir = root / name

@@ -12,11 +12,7 @@ from typing import Any
 
 import numpy as np
 from mmdet.evaluation.functional import INSTANCE_OFFSET
-from mmdet.evaluation.metrics.coco_panoptic_metric import (
-    CocoPanopticMetric,
-    parse_pq_results,
-    print_panoptic_table,
-)
+from mmdet.evaluation.metrics.coco_panoptic_metric import CocoPanopticMetric, parse_pq_results, print_panoptic_table
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger

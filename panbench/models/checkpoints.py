@@ -60,15 +60,12 @@ def verify(path: Path, prefix: str | None) -> str:
     digest = sha256_file(path)
     if prefix and not digest.startswith(prefix):
         shown = prefix if len(prefix) <= 16 else prefix[:16] + "..."
-        raise PanbenchError(
-            f"{path}: sha256 {digest[:12]}... does not match the expected {shown}; the file is corrupt or "
-            "truncated: delete it and run again to re-download"
-        )
+        raise PanbenchError(f"{path}: sha256 {digest[:12]}... does not match the expected {shown}; the file is "
+                            "corrupt or truncated: delete it and run again to re-download")
     return digest
 
 
-def fetch(url: str, prefix: str | None = None,
-          any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str]:
+def fetch(url: str, prefix: str | None = None, any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str]:
     """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256.  Under torchrun local rank
     0 of each node (its own cache) downloads while the others wait in ``any_rank`` (:func:`on_local_rank0`), then
     verify the file; a lock file keeps two runs from writing the same ``.part`` file."""
@@ -160,10 +157,9 @@ def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], di
         first = str(e).strip().splitlines()[0][:200]
         if trust:
             raise PanbenchError(f"{path}: cannot be unpickled ({first}); the file is not a torch checkpoint") from e
-        raise PanbenchError(
-            f"{path}: refused by torch.load(weights_only=True): it holds pickled objects beyond tensors ({first}); "
-            "if you trust its source, pass --trust-checkpoint to load it with full unpickling"
-        ) from e
+        raise PanbenchError(f"{path}: refused by torch.load(weights_only=True): it holds pickled objects beyond "
+                            f"tensors ({first}); if you trust its source, pass --trust-checkpoint to load it with full "
+                            "unpickling") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise PanbenchError(f"{path}: not a readable checkpoint ({msg}); the file is truncated or corrupt") from e

@@ -121,8 +121,7 @@ class FamilyEntry(Protocol):
     """The functions of a family's subpackage (:data:`panbench.models.families.FAMILIES` names it)."""
 
     def load_model(self, spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
-                   cfg_options: dict[str, Any] | None, ap: bool,
-                   any_rank: Callable[[bool], bool] | None) -> Built:
+                   cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
         """The model on ``device``, weights checked, labels mapped, instance output on with ``ap``."""
 
     def check_options(self, spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None,

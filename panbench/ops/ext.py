@@ -29,8 +29,7 @@ def ms_deform_attn_forward(value: Any, value_spatial_shapes: Any, value_level_st
     return multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_locations, attention_weights)
 
 
-def sigmoid_focal_loss_forward(input: Any, target: Any, weight: Any, output: Any, gamma: float,
-                               alpha: float) -> None:
+def sigmoid_focal_loss_forward(input: Any, target: Any, weight: Any, output: Any, gamma: float, alpha: float) -> None:
     """mmcv's ``sigmoid_focal_loss_forward`` (mmdet's ``FocalLoss`` on CUDA tensors): fills ``output`` with each
     element's loss."""
     output.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=False))

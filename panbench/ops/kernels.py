@@ -157,8 +157,7 @@ def _writable(t: Any) -> tuple[Any, Any]:
 
 
 def roi_align_c(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any, aligned_height: int,
-                aligned_width: int, spatial_scale: float, sampling_ratio: int, pool_mode: int,
-                aligned: bool) -> None:
+                aligned_width: int, spatial_scale: float, sampling_ratio: int, pool_mode: int, aligned: bool) -> None:
     """mmcv's ``ROIAlignForward`` in C (CPU, float32 or float64)."""
     import torch
 

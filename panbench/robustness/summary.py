@@ -66,18 +66,16 @@ def summary(clean: RunRecord, corrupted: list[RunRecord]) -> dict[str, Any]:
         if vals:
             groups[g] = {k: mean([x[k] for x in vals]) for k in SUMMARY_METRICS}
     implementations = sorted({str((r.corruption or {}).get("implementation")) for r in corrupted})
-    return {
-        "schema": SCHEMA, "model": clean.model, "postprocess": clean.postprocess,
-        "settings": {"batch_size": clean.batch_size, "amp": clean.amp,
-                     "cfg_options": json.loads(json.dumps(clean.provenance.get("cfg_options") or {}, default=str))},
-        "dataset": base_dataset(clean), "fingerprint": _fingerprint(clean), "n_images": clean.n_images,
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
-        "corruptions": sorted({x["corruption"] for x in runs}, key=CORRUPTION_NAMES.index),
-        "severities": sorted({x["severity"] for x in runs}),
-        "n_runs": len(runs), "implementation": "; ".join(implementations),
-        "clean": {**{k: cm[k] for k in SUMMARY_METRICS}, "record": clean.record},
-        "mPC": mpc, "rPC": rpc, "groups": groups, "runs": runs,
-    }
+    return {"schema": SCHEMA, "model": clean.model, "postprocess": clean.postprocess,
+            "settings": {"batch_size": clean.batch_size, "amp": clean.amp,
+                         "cfg_options": json.loads(json.dumps(clean.provenance.get("cfg_options") or {}, default=str))},
+            "dataset": base_dataset(clean), "fingerprint": _fingerprint(clean), "n_images": clean.n_images,
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            "corruptions": sorted({x["corruption"] for x in runs}, key=CORRUPTION_NAMES.index),
+            "severities": sorted({x["severity"] for x in runs}), "n_runs": len(runs),
+            "implementation": "; ".join(implementations),
+            "clean": {**{k: cm[k] for k in SUMMARY_METRICS}, "record": clean.record},
+            "mPC": mpc, "rPC": rpc, "groups": groups, "runs": runs}
 
 
 def _run(r: RunRecord) -> dict[str, Any]:

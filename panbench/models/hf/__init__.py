@@ -18,8 +18,7 @@ if TYPE_CHECKING:
 
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
-               cfg_options: dict[str, Any] | None, ap: bool,
-               any_rank: Callable[[bool], bool] | None) -> Built:
+               cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
     """``hf:<ref>`` -> :func:`panbench.models.hf.model.load_hf_model` (unregistered: names from its config)."""
     from dataclasses import replace
 

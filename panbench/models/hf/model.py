@@ -433,8 +433,7 @@ def processor_backend(version: str) -> dict[str, Any]:
     return {"backend": "pil"} if _version(version) >= (5, 4) else {"use_fast": False}
 
 
-def load_hf_model(ref: str, categories: Any, device: str,
-                  any_rank: Callable[[bool], bool] | None = None) -> Built:
+def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool] | None = None) -> Built:
     """``hf:<ref>`` -> the model on ``device`` and its provenance."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"

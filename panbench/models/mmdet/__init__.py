@@ -18,8 +18,7 @@ from panbench.models.registry import ModelSpec
 from panbench.resources import committed_checkpoints
 
 
-def resolve_weights(spec: ModelSpec, checkpoint: str | None,
-                    any_rank: Callable[[bool], bool] | None = None) -> Weights:
+def resolve_weights(spec: ModelSpec, checkpoint: str | None, any_rank: Callable[[bool], bool] | None = None) -> Weights:
     """The user's ``--checkpoint``, else the zoo's download, else the committed demo weights, each verified."""
     if checkpoint:
         p = Path(checkpoint)
@@ -37,8 +36,7 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None,
 
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
-               cfg_options: dict[str, Any] | None, ap: bool,
-               any_rank: Callable[[bool], bool] | None) -> Built:
+               cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
     """Config (with ``--cfg-options``) -> model with checked weights on ``device``, class mapping, pipeline."""
     cfg = mm.load_config(spec.config, cfg_options)
     panoptic_only(cfg, keep_instances=ap)

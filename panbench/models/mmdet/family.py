@@ -259,8 +259,7 @@ class MaskFormerPredict(_Deferrable):
             out.append({"pan_results": self.pending(job)} if self.defer else job())
         return out
 
-    def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None
-                ) -> dict[str, Any]:
+    def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None) -> dict[str, Any]:
         """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``."""
         from mmengine.structures import InstanceData, PixelData
 

@@ -264,19 +264,15 @@ def label_to_category(names: list[str], categories: Any, where: str) -> list[int
     by_name = {n: cid for n, cid in zip(categories.names, categories.ids)}
     for n in names:
         if n not in by_name:
-            raise PanbenchError(
-                f"{where}: the model's class '{n}' is not a category of the dataset; evaluate on the dataset "
-                "the model was trained for (--dataset) or set metainfo.classes in the config"
-            )
+            raise PanbenchError(f"{where}: the model's class '{n}' is not a category of the dataset; evaluate on the "
+                                "dataset the model was trained for (--dataset) or set metainfo.classes in the config")
     wanted = set(names)
     json_order = [n for n in categories.names if n in wanted]
     if json_order != list(names):
         k = next(i for i, (a, b) in enumerate(zip(json_order, names)) if a != b)
-        raise PanbenchError(
-            f"{where}: class {k} is '{names[k]}' in the config but '{json_order[k]}' in the annotation file's "
-            "category order, which mmdet uses to number classes: predictions would be mislabelled; list "
-            "metainfo.classes in the annotation file's order"
-        )
+        raise PanbenchError(f"{where}: class {k} is '{names[k]}' in the config but '{json_order[k]}' in the annotation "
+                            "file's category order, which mmdet uses to number classes: predictions would be "
+                            "mislabelled; list metainfo.classes in the annotation file's order")
     return [by_name[n] for n in names]
 
 
@@ -289,11 +285,10 @@ def check_thing_split(model: Any, names: list[str], categories: Any, where: str)
     isthing = dict(zip(categories.names, categories.isthing))
     for k, n in enumerate(names):
         if isthing[n] != (k < n_th):
-            raise PanbenchError(
-                f"{where}: class {k} '{n}' is a {'thing' if isthing[n] else 'stuff'} category in the dataset but "
-                f"the model treats labels {'>=' if k >= n_th else '<'} {n_th} as {'stuff' if k >= n_th else 'things'}; "
-                "list things first in metainfo.classes and set num_things_classes to match"
-            )
+            raise PanbenchError(f"{where}: class {k} '{n}' is a {'thing' if isthing[n] else 'stuff'} category in the "
+                                f"dataset but the model treats labels {'>=' if k >= n_th else '<'} {n_th} as "
+                                f"{'stuff' if k >= n_th else 'things'}; list things first in metainfo.classes and set "
+                                "num_things_classes to match")
 
 
 def load_weights(model: Any, state: dict[str, Any], path: Path, names: list[str], meta: dict | None = None) -> None:
@@ -304,16 +299,13 @@ def load_weights(model: Any, state: dict[str, Any], path: Path, names: list[str]
     if missing or unexpected:
         parts = [f"{len(keys)} {what} keys (e.g. {keys[0]})" for what, keys in (("missing", missing),
                                                                                ("unexpected", unexpected)) if keys]
-        raise PanbenchError(
-            f"{path}: checkpoint does not fit the model ({'; '.join(parts)}); it is for another architecture "
-            "or mmdet version: pass the matching --model or convert the checkpoint"
-        )
+        raise PanbenchError(f"{path}: checkpoint does not fit the model ({'; '.join(parts)}); it is for another "
+                            "architecture or mmdet version: pass the matching --model or convert the checkpoint")
     for k, v in own.items():
         if tuple(state[k].shape) != tuple(v.shape):
-            raise PanbenchError(
-                f"{path}: '{k}' has shape {tuple(state[k].shape)} but the model expects {tuple(v.shape)}; "
-                "the checkpoint was trained for another number of classes or another architecture"
-            )
+            raise PanbenchError(f"{path}: '{k}' has shape {tuple(state[k].shape)} but the model expects "
+                                f"{tuple(v.shape)}; the checkpoint was trained for another number of classes or "
+                                "another architecture")
     ck_classes = _checkpoint_classes(meta or {})
     problem = compare_classes(ck_classes, list(names)) if ck_classes is not None else None
     if problem:
