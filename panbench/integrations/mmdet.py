@@ -29,11 +29,8 @@ _DENSE_IDS = 1 << 24  # ids below this are counted with bincount; COCO's RGB enc
 def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
                         label2cat: dict[int, int] | None) -> tuple[np.ndarray, list[dict[str, int]]]:
     """An mmdet panoptic map (``label + instance * INSTANCE_OFFSET``) -> a COCO id map (0 = VOID) and its segments, as
-    ``CocoPanopticMetric._parse_predictions`` makes them: the pixels whose label is ``num_classes`` or
-    ``ignore_index`` become VOID, every other value is a segment of category ``label2cat[label]`` (the label itself
-    without ``label2cat``).  A segment whose value is 0 (label 0, instance 0) gets an unused id (0 is COCO's VOID), and
-    so do the VOID pixels then: mmdet writes VOID as 0 into the map it scores, so it scores them as that segment's
-    pixels, and so does this.  ``pan`` is not modified."""
+    ``CocoPanopticMetric._parse_predictions`` makes them (docs/api.md): a segment of value 0 gets an unused id, and
+    so do the VOID pixels then, as mmdet scores them.  ``pan`` is not modified."""
     flat = pan.reshape(-1)
     top = int(flat.max()) if flat.size else 0
     counts = None

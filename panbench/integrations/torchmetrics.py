@@ -57,9 +57,8 @@ def _validate(preds: Any, target: Any) -> None:
 
 
 class TorchmetricsToSegments:
-    """torchmetrics' ``(B, *spatial, 2)`` tensors to panoptic id maps and COCO ``segments_info`` (module docstring).
-    Categories are given to panbench as ids ``1..C`` (``index + 1`` in torchmetrics' order: things sorted, then stuff
-    sorted), so that any int category id of torchmetrics (0 and negative ones included) is a valid COCO one."""
+    """torchmetrics' ``(B, *spatial, 2)`` tensors to panoptic id maps and COCO ``segments_info``, the categories given
+    to panbench as ids ``1..C`` (things sorted, then stuff sorted), so that any int category id is a valid COCO one."""
 
     def __init__(self, things: list[int], stuffs: list[int]) -> None:
         self.order = things + stuffs

@@ -67,11 +67,8 @@ class ClassPQ(NamedTuple):
 
 @dataclass(frozen=True)
 class PQResult:
-    """PQ/SQ/RQ for All/Things/Stuff and per class, as panopticapi computes them.  ``metrics`` is what ``panbench
-    score --json`` prints (0-100: ``PQ``, ..., ``per_class``, pixel accuracy, mIoU); ``analyses`` the analyses of
-    ``panbench eval`` (intervals, PQ by size, PQ-dagger, the error breakdown) with ``analyses=True``, else empty;
-    ``diagnosis`` the format mistakes the sums show (their ``pq_if_fixed`` None: the fix needs the predictions scored
-    again, which ``panbench score`` does)."""
+    """PQ/SQ/RQ for All/Things/Stuff and per class, as panopticapi computes them; ``metrics`` (what ``panbench score
+    --json`` prints), ``analyses`` (with ``analyses=True``) and ``diagnosis`` as docs/api.md describes them."""
 
     all: PQValues
     things: PQValues
@@ -148,9 +145,8 @@ def counted_areas(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[
 
 
 class GroundTruth:
-    """The ground truth of a COCO panoptic dataset, read image by image: ``gt_json`` and its PNGs, ``gt_folder``
-    (default: the JSON's path without ``.json``).  With ``keep`` each decoded image stays in memory (the module
-    docstring says its cost) until :meth:`clear`."""
+    """The ground truth of a COCO panoptic dataset, read image by image (``gt_folder``: the JSON's path without
+    ``.json`` by default); with ``keep`` each decoded image stays in memory (module docstring) until :meth:`clear`."""
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None,
                  keep: bool = False) -> None:
@@ -252,8 +248,7 @@ class BasePanopticQuality:
 
     @property
     def scored(self) -> frozenset[Any]:
-        """The image ids scored since the last :meth:`reset` (what a round's ranks gather to check that no image
-        was scored twice and none is missing)."""
+        """The image ids scored since the last :meth:`reset` (what a round's ranks gather and check)."""
         return frozenset(self._seen)
 
     def _score(self, image_id: Any, where: str, pred_ids: Any, pred_segments: Sequence[dict[str, Any]],
@@ -284,8 +279,8 @@ class BasePanopticQuality:
                              "scoring more images")
 
     def add(self, results: ImageResult | Sequence[ImageResult]) -> None:
-        """Add images scored elsewhere: one :class:`~panbench.pq.result.ImageResult` (what ``update`` returns)
-        or a chunk of them, added at once."""
+        """Add images scored elsewhere: one :class:`~panbench.pq.result.ImageResult` (what ``update`` returns) or a
+        chunk of them."""
         chunk = [results] if isinstance(results, ImageResult) else list(results)
         self._check_open("add()")
         if not all(isinstance(r, ImageResult) for r in chunk):
@@ -354,9 +349,8 @@ class BasePanopticQuality:
         self._synced = True
 
     def compute(self) -> PQResult:
-        """PQ, SQ and RQ of the images so far (and the analyses, with ``analyses=True``).  Where the sums show a
-        format mistake (``diagnosis``), one ``DiagnosisWarning`` naming it, on every call (through the warning
-        filters: ``filterwarnings('ignore', category=DiagnosisWarning)`` silences it)."""
+        """PQ, SQ and RQ of the images so far (and the analyses, with ``analyses=True``); one ``DiagnosisWarning``
+        per format mistake the sums show, on every call."""
         result = self.result()
         warn_findings(result.diagnosis, stacklevel=2)
         return result
@@ -373,18 +367,13 @@ class BasePanopticQuality:
 
 
 class PanopticQuality(BasePanopticQuality):
-    """PQ streamed image by image: ``update`` with a prediction and its ground truth, ``compute`` at the end.
-    ``categories`` as :func:`category_table` takes them; ``analyses``: keep each image's result (a few small arrays)
-    so that :meth:`compute` also gives the command line's analyses; ``strict``: refuse ground-truth pixels whose id
-    segments_info does not list (panopticapi scores them)."""
+    """PQ streamed image by image: ``update`` with a prediction and its ground truth, ``compute`` at the end
+    (docs/api.md says the options); ``categories`` as :func:`category_table` takes them."""
 
     def update(self, pred_ids: Any, pred_segments: Sequence[dict[str, Any]], gt_ids: Any,
                gt_segments: Sequence[dict[str, Any]], image_id: Any = None) -> ImageResult:
-        """Score one image and add it.  ``pred_ids``, ``gt_ids``: HxW integer id maps (``R + 256G + 256^2B``, 0
-        is VOID; numpy arrays or torch tensors on any one device); ``pred_segments``, ``gt_segments``: COCO
-        segments_info (``id``, ``category_id``; the ground truth's ``iscrowd``, and ``area``, counted from the
-        map when absent).  ``image_id`` names the image in errors and refuses a second update of it before
-        :meth:`reset`.  Returns the image's result (small and picklable: :meth:`add` takes it elsewhere)."""
+        """Score one image and add it: id maps (:func:`id_map`) and COCO segments_info of the prediction and the
+        ground truth (docs/api.md); returns the image's result (small and picklable: :meth:`add` takes it)."""
         image_id = _plain(image_id)
         where = f"image {image_id}" if image_id is not None else f"image #{self.n_images}"
         return self._score(image_id, where, pred_ids, pred_segments, gt_ids, gt_segments)
@@ -392,8 +381,7 @@ class PanopticQuality(BasePanopticQuality):
 
 class CocoPanopticQuality(BasePanopticQuality):
     """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) that the metric reads itself
-    (:class:`GroundTruth`); with ``keep_ground_truth`` the decoded images stay between rounds (:meth:`reset` keeps
-    them)."""
+    (:class:`GroundTruth`); with ``keep_ground_truth`` the decoded images stay between rounds."""
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None, *,
                  keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False) -> None:
@@ -405,8 +393,7 @@ class CocoPanopticQuality(BasePanopticQuality):
         return self.ground_truth.json_path
 
     def update(self, image_id: Any, pred_ids: Any, pred_segments: Sequence[dict[str, Any]]) -> ImageResult:
-        """Score the prediction of image ``image_id`` (an id of the ground-truth JSON) and add it; returns the
-        image's result as :meth:`PanopticQuality.update`."""
+        """Score the prediction of image ``image_id`` of the ground-truth JSON and add it; returns its result."""
         image_id = _plain(image_id)
         self._check_new(image_id, f"image {image_id}")  # before reading its PNG
         gt_ids, gt_segments, where, kept = self.ground_truth.image(image_id)

@@ -311,12 +311,8 @@ FLT_MIN = 1.1754943508222875e-38  # C's FLT_MIN, the floor mmcv's focal-loss ker
 
 def sigmoid_focal_loss(input: Any, target: Any, weight: Any, gamma: float, alpha: float, derivative: bool) -> Any:
     """mmcv's ``sigmoid_focal_loss_forward`` (``derivative`` False: each element's loss) or ``_backward`` (True: its
-    derivative by ``input``), element for element as mmcv's CUDA kernel (``sigmoid_focal_loss_cuda_kernel.cuh``)
-    writes them, on any device: ``p = 1 / (1 + exp(-x))``; where the target is the column's class
-    ``-alpha (1 - p)^gamma log p``, elsewhere ``-(1 - alpha) p^gamma log(1 - p)`` (each log of at least FLT_MIN),
-    times ``weight[target]`` when ``weight`` is not empty (mmdet passes none; a background row, for which mmcv's
-    kernel would read past the end of ``weight``, keeps its loss unweighted).  ``target`` is (N,) int64, a class or
-    ``num_classes`` (background)."""
+    derivative by ``input``), element for element as mmcv's CUDA kernel writes them, on any device; a background row
+    (``target`` = ``num_classes``), for which mmcv's kernel would read past the end of ``weight``, stays unweighted."""
     import torch
 
     p = 1.0 / (1.0 + torch.exp(-input))

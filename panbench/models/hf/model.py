@@ -372,10 +372,8 @@ def _few(items: list[str], k: int = 5) -> str:
 
 
 def map_labels(id2label: dict[int, str], categories: Any, where: str) -> tuple[list[int], list[int], list[int]]:
-    """The model's labels -> the dataset's categories by name: the exact name, else the one category of the same
-    :func:`_label_key`, else of the same :func:`_stem`; DETR's ``N/A`` skipped.  Returns (model label ids in
-    panbench's order: things, then stuff, each by id; their category ids; skipped ids).  Refuses labels that map to
-    no category and two labels mapping to one category."""
+    """The model's labels -> the dataset's categories by name (docs/huggingface.md, "Label mapping"): (model label ids
+    in panbench's order: things, then stuff, each by id; their category ids; skipped ids)."""
     exact = dict(zip(categories.names, categories.ids))
     by: dict[str, dict[str, list[int]]] = {"norm": {}, "stem": {}}
     for n, cid in zip(categories.names, categories.ids):
@@ -424,12 +422,8 @@ def backbone_name(cfg: Any) -> str | None:
 
 
 def processor_backend(version: str) -> dict[str, Any]:
-    """How ``from_pretrained`` is asked for the processor: its PIL backend whatever is installed, so that a model's
-    pre-processing, and with it its numbers, are the same with and without torchvision (transformers 5 otherwise picks
-    the torchvision processor whenever torchvision is installed, and the two resize images differently:
-    docs/huggingface.md, "Which processor").  transformers 5.4 and later say it ``backend="pil"`` (``use_fast`` is
-    deprecated there), earlier ones ``use_fast=False`` (5.0-5.3 have no ``backend``); a model type with no PIL processor
-    gets transformers' other one (the record's ``processor_class`` names the class that ran)."""
+    """How ``from_pretrained`` is asked for the processor's PIL backend whatever is installed (docs/huggingface.md,
+    "Which processor"): ``backend="pil"`` from transformers 5.4, ``use_fast=False`` before."""
     return {"backend": "pil"} if _version(version) >= (5, 4) else {"use_fast": False}
 
 
@@ -523,11 +517,9 @@ def _oneformer_resize_without_torchvision() -> None:
 
 
 def torchvision_resize_stand_in() -> Any:
-    """What ``compute_segments`` calls of ``torchvision.transforms.v2.functional`` (``resize`` with
-    ``InterpolationMode.BILINEAR``), without torchvision.  On a float tensor and a size of two numbers, torchvision's
-    bilinear ``resize_image`` is ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
-    antialias=True)`` (its default ``antialias``), and the input itself when the size is unchanged; this is that.
-    Compared with torchvision's own call, bit for bit, in tests/models/test_hf_vision.py."""
+    """What ``compute_segments`` calls of ``torchvision.transforms.v2.functional`` (bilinear ``resize``), without
+    torchvision: its ``interpolate(mode="bilinear", align_corners=False, antialias=True)``, the input itself when the
+    size is unchanged (compared bit for bit in tests/models/test_hf_vision.py)."""
 
     def resize(x: torch.Tensor, size: Any, interpolation: str = "bilinear", antialias: bool = True) -> torch.Tensor:
         size = [int(v) for v in size]
