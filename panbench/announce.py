@@ -1,12 +1,8 @@
-"""What a command is doing while the user waits: one line on stderr as each phase starts (``announce``), and
-the count of a loop's steps (``steps``): on a terminal one line rewritten in place, elsewhere a line at most
-once a second.  ``--no-progress`` (where a command has it) turns both off (``enable``).  Standard library only:
-every package may import it (it imports nothing of panbench).
-
-A phase line reads ``panbench: <what it does>...``; it goes to stderr, so that what a command prints on stdout
-(a table, a path) stays what a script reads.  Every wait of more than about 2 s in ``doctor``, ``speed``,
-``data demo``, ``viz``, ``report`` and ``plot`` starts with one (tests/test_announce.py reads the code for it;
-tests/cli/test_waits_system.py times the commands)."""
+"""What a command is doing while the user waits: one line on stderr as each phase starts (``announce``,
+``panbench: <what it does>...``), and the count of a loop's steps (``steps``): on a terminal one line rewritten in
+place, elsewhere a line at most once a second.  ``--no-progress`` turns both off (``enable``).  Standard library
+only: every package may import it (it imports nothing of panbench).  tests/test_announce.py reads the code for the
+waits that must start with one."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""An exclusive lock between panbench processes that is waited for with a limit: :func:`exclusive`, an ``flock`` of
-a file taken without blocking and tried again every :data:`POLL_S` seconds, announced once when it is not free at
-once, refused in one line naming the lock file past its ``timeout``.  No process waits on another forever (a
-stopped or hung one holding the file), and Ctrl-C interrupts the wait at once.  The lock goes with the process
-(a kill too).  Standard library only: every package may import it."""
+"""An exclusive lock between panbench processes that is waited for with a limit (:func:`exclusive`): a
+non-blocking ``flock`` tried again every :data:`POLL_S` seconds, announced once, refused in one line past its
+``timeout``; Ctrl-C interrupts the wait.  Standard library only: every package may import it."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """Where panbench's own files are: the model configs (``configs/``, ``configs/demo/``) and the demo models'
-weights (``checkpoints/demo/``); and where this user's panbench cache is (:func:`user_cache_dir`).
-
-In a clone (an editable install) they are read from the clone's top-level folders, the source of truth.
-A wheel carries copies of them as package data under ``panbench/_data/`` (``setup.py`` copies them at build
-time), read here with :mod:`importlib.resources`.  Data and results are not package files: they stay
-relative to the working directory.
+weights (``checkpoints/demo/``), read from the clone or from a wheel's copies under ``panbench/_data/``
+(``setup.py`` copies them at build time); and where this user's panbench cache is (:func:`user_cache_dir`).
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""A COCO-panoptic-format dataset on disk (COCO val2017, the demo set, or a user's own).
-
-Layout under the root::
-    val2017/*.jpg                        images
-    annotations/panoptic_val2017.json    images, annotations, categories
-    annotations/panoptic_val2017/*.png   ground-truth segment ids (R + 256G + 256^2B)
-
-A converted dataset (``converted`` in :data:`panbench.data.catalog.DATASETS`) keeps its converter's names
-(:func:`layout`); its image ids are strings.  Images without ground truth (``panbench eval --images``,
-:func:`load_images`): a folder of images, or an image-info JSON such as COCO's ``image_info_test-dev2017.json``;
-nothing is scored.  Their categories come from the JSON when its categories carry ``isthing``, else from the annotation
-file of ``--dataset`` (COCO's test-dev image info lists the 80 detection categories without ``isthing``).
+"""A COCO-panoptic-format dataset on disk (COCO val2017, the demo set, or a user's own): ``val2017/*.jpg``,
+``annotations/panoptic_val2017.json`` and its PNGs (``annotations/panoptic_val2017/``); a converted dataset keeps its
+converter's names (:func:`layout`) and string image ids.  Images without ground truth (``panbench eval --images``,
+:func:`load_images`; docs/eval.md): a folder of images, or an image-info JSON; nothing is scored.
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
-"""``panbench data demo``: a small synthetic panoptic dataset in COCO layout, made offline in seconds.
-
-Same layout as ``data/coco`` (``val2017/``, ``annotations/panoptic_val2017.json``,
-``annotations/panoptic_val2017/``) plus a ``train2017`` split.  Category ids are
-non-contiguous, thing and stuff ids interleaved, listed things first as in COCO.  Each image has 2-4 textured
-stuff regions, 1-8 thing instances of several classes from small to large that occlude each
-other (same-class instances touch), 1-3% VOID pixels, some crowd segments, and a size that
-varies and is not square.  A stuff class has at most one segment per image, as in COCO's panoptic format: the
-regions drawn with one stuff class are written as one segment.  Everything follows from the seed.
+"""``panbench data demo``: a small synthetic panoptic dataset in COCO layout (``val2017`` and ``train2017``), made
+offline in seconds from its seed (docs/demo.md says what it holds).  A stuff class has at most one segment per
+image, as in COCO's panoptic format: the regions drawn with one stuff class are written as one segment.
 """
 
 from __future__ import annotations

@@ -1,7 +1,4 @@
-"""panbench as a library: the Python API's streaming metrics (docs/api.md, :mod:`panbench.metrics.panoptic`).
-:class:`PanopticQuality` scores a prediction and its ground truth image by image, :class:`CocoPanopticQuality` a
-prediction against a COCO panoptic JSON + PNG folder it reads itself.  The training frameworks' metrics built on
-them are in :mod:`panbench.integrations`."""
+"""panbench as a library: the Python API's streaming metrics (docs/api.md, :mod:`panbench.metrics.panoptic`)."""
 
 from panbench.metrics.panoptic import (
     BasePanopticQuality,

@@ -1,9 +1,5 @@
-"""Checkpoints: download with progress and resume, sha256 verification, safe loading.
-
-The cache is torch hub's ``checkpoints`` folder, which mmengine's ``load_checkpoint`` uses too.  Zoo file names end in
-the first 8 hex digits of the file's sha256 (``..._20230118_125535-54df384a.pth``), checked after download and before
-every load (the full digest recorded); only names with that ``_YYYYMMDD_HHMMSS`` stamp carry one (a user's
-``model-deadbeef.pth`` does not).  The committed demo weights are checked against the ``MANIFEST.json`` beside them.
+"""Checkpoints: download with progress and resume, sha256 verification, safe loading.  The cache is torch hub's
+``checkpoints`` folder (mmengine's too); docs/checkpoints.md says which digest each file is checked against.
 """
 
 from __future__ import annotations

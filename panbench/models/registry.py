@@ -1,8 +1,6 @@
 """The model registry: one file per model under ``configs/``, found by name or alias, and the models a family lists in
-its subpackage (``Family.registered``: :func:`panbench.models.hf.types.models`, ``hf:<hub id>``).  Each config file
-inherits one MMDetection zoo config and carries a ``panbench = dict(...)`` block of metadata, read with ``ast`` (no
-mmengine, no torch).  A ``--model PREFIX:<ref>`` entry is a model of that prefix's family.  Unknown names answer "did
-you mean ...".  Specs are frozen: a run that learns more of its model makes its own copy (``dataclasses.replace``).
+its subpackage (``Family.registered``).  A config file's ``panbench = dict(...)`` block of metadata is read with
+``ast`` (no mmengine, no torch).  Specs are frozen: a run that learns more of its model makes its own copy.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""panbench's stand-in for ``mmcv._ext`` (what :func:`panbench.ops.install` puts into ``sys.modules``).
-
-mmcv 2.1.0's ``mmcv/utils/ext_loader.load_ext`` imports ``mmcv._ext`` and asserts that it has each name an
-``mmcv/ops/*.py`` module lists.  The functions inference and a training step on CUDA reach are real, with mmcv's
-signatures (``mmcv/ops/csrc/pytorch/pybind.cpp``); every other name is a function that raises a one-line
-:class:`~panbench.errors.PanbenchError` naming the op and how to get it, so that ``import mmcv.ops`` works and only
-a config that really calls another op stops, at that op.
+"""panbench's stand-in for ``mmcv._ext`` (what :func:`panbench.ops.install` puts into ``sys.modules``): the
+functions inference and a training step on CUDA reach, with mmcv's signatures; every other name is a function that
+raises a one-line :class:`~panbench.errors.PanbenchError` naming the op, so that ``import mmcv.ops`` works and only a
+config that really calls another op stops, at that op.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""An import hook that makes ``mmcv._ext`` importable in any Python panbench is installed in, so that MMDetection's
-own tools (``tools/test.py``, ``register_all_modules()``, a notebook building a model from a config) run with
-mmcv-lite without importing panbench first.  ``site-packages/panbench-mmcv-ext.pth`` imports this module at
-interpreter start-up: it adds a finder to ``sys.meta_path`` that answers for the one name ``mmcv._ext`` and imports
-nothing else; that import then runs :func:`panbench.ops.install`, which decides as for panbench's own runs.
+"""An import hook that makes ``mmcv._ext`` importable in any Python panbench is installed in (through
+``site-packages/panbench-mmcv-ext.pth``, at interpreter start-up), so that MMDetection's own tools run with mmcv-lite
+without importing panbench first: the import runs :func:`panbench.ops.install`.
 """
 
 from __future__ import annotations

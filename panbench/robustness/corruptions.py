@@ -1,25 +1,15 @@
-"""The 15 common corruptions of Hendrycks & Dietterich (2019) at severities 1-5, as the
-``imagecorruptions`` package (1.1.2, the implementation behind COCO-C and Cityscapes-C, Michaelis et
-al. 2019) computes them, seeded per image.
+"""The 15 common corruptions of Hendrycks & Dietterich (2019) at severities 1-5 as the ``imagecorruptions`` package
+(1.1.2, behind COCO-C and Cityscapes-C) computes them on an RGB ``uint8`` image, seeded per image (:func:`image_seed`,
+the global ``np.random`` state restored afterwards); docs/robustness.md.  Twelve call the package's own functions;
+three of them fail or lose their seed on the pinned stack (numpy 2, scikit-image >= 0.19) and are computed here, bit
+for bit the package's output where it runs (tests/robustness/test_corruptions.py):
 
-Twelve corruptions call the package's own functions.  Three of its functions fail or lose their seed
-on the pinned stack (numpy 2, scikit-image >= 0.19) and are computed here, following the package's
-code step by step; each gives the package's output bit for bit where the package runs
-(tests/robustness/test_corruptions.py runs the package's code beside them):
-
-* ``glass_blur``: the package passes ``multichannel=True`` to scikit-image's ``gaussian`` (``channel_axis`` since
-  0.19).  Here ``channel_axis=-1``; the pixel shuffle draws the same numbers and replays the package's assignments
-  (``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on numpy views, which copies (h', w') to (h, w) and leaves (h', w'))
-  on an index map in plain Python, then moves the pixels once: the same output in about a tenth of the time.
+* ``glass_blur``: ``channel_axis=-1`` for the package's ``multichannel=True``; the pixel shuffle draws the same
+  numbers and replays the package's swaps (``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on numpy views, which copies
+  (h', w') to (h, w) and leaves (h', w')) on an index map, then moves the pixels once (a tenth of the time).
 * ``fog``: the package's plasma fractal allocates ``np.float_``, removed in numpy 2; here ``np.float64``.
-* ``impulse_noise``: scikit-image's ``random_noise`` draws from the global ``np.random`` state up to 0.18 and from a
-  fresh unseeded generator since 0.19.  Here scikit-image 0.18's salt-and-pepper draws (two ``np.random.choice``
-  masks) from the seeded state: what the package computed when COCO-C was made.
-
-The image is an RGB ``uint8`` array (the package's input, from which COCO-C was made); MMDetection's ``Corrupt`` calls
-it on BGR, so its brightness, frost, snow and JPEG compression differ.  Every corruption runs under ``np.random`` seeded
-by :func:`image_seed` (image id, corruption, severity), the global state restored afterwards, so a rerun, a forked
-process and a torchrun rank corrupt an image identically.
+* ``impulse_noise``: scikit-image 0.18's salt-and-pepper draws (two ``np.random.choice`` masks) from the seeded
+  state, where 0.19 draws from a fresh unseeded generator: what the package computed when COCO-C was made.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """A model's test pipeline with a corruption applied to the decoded image, where the model's family applies an image
-step (:meth:`panbench.models.protocol.Corruptible.pipeline_with`); a family without that member is refused
-(:func:`check_corruptible`).  It runs wherever the pipeline runs (the DataLoader workers), so the corruption's cost is
-paid beside the forward pass, not in it; each call adds its seconds to the item (``corrupt_s``), summed into the run's
-timings.
-"""
+step (``pipeline_with``); a family without it is refused (:func:`check_corruptible`).  It runs in the DataLoader
+workers; each call adds its seconds to the item (``corrupt_s``)."""
 
 from __future__ import annotations
 

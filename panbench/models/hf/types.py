@@ -1,9 +1,7 @@
 """What the ``hf:`` family knows of each transformers panoptic model type, one :class:`ModelType` per
-``config.model_type`` (:data:`TYPES`, docs/huggingface.md "Model types"): :mod:`.model` reads these fields and
-compares no model-type string.  Another type is refused in one line (:func:`describe`; :data:`REFUSED` says why for
-transformers' panoptic types panbench does not run).  Also the family's registered models (:func:`models`): the COCO
-panoptic checkpoints on the hub with the published numbers of the original release each was converted from
-(docs/huggingface.md).  No torch: :func:`panbench.models.hf.check_options` reads this module before torch loads."""
+``config.model_type`` (:data:`TYPES`, docs/huggingface.md "Model types"; another type refused by :func:`describe`),
+and the family's registered models (:func:`models`).  No torch: :func:`panbench.models.hf.check_options` reads this
+module before torch loads."""
 
 from __future__ import annotations
 
