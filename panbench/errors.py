@@ -4,10 +4,8 @@ from __future__ import annotations
 
 
 class PanbenchError(Exception):
-    """Bad input or a refused operation; ``str(err)`` is the one-line message shown to the user.
-
-    The message names the file (or image) at fault and says how to fix it.
-    """
+    """Bad input or a refused operation; ``str(err)`` is the one-line message shown to the user: the file (or image)
+    at fault and how to fix it."""
 
     exit_code = 2
 

@@ -23,9 +23,8 @@ def data_root() -> Path:
 
 
 def user_cache_dir() -> Path:
-    """This user's panbench cache: ``$PANBENCH_CACHE``, else ``$XDG_CACHE_HOME/panbench``, else
-    ``~/.cache/panbench``: the model facts of ``panbench ls`` and of eval's FLOPs pass (``scripts/setup.sh`` keeps
-    uv and mmcv wheels in ``$PANBENCH_CACHE``, else ``~/.cache/panbench``)."""
+    """This user's panbench cache (the model facts of ``panbench ls`` and of eval's FLOPs pass):
+    ``$PANBENCH_CACHE``, else ``$XDG_CACHE_HOME/panbench``, else ``~/.cache/panbench``."""
     own = os.environ.get("PANBENCH_CACHE")
     if own:
         return Path(own).expanduser()

@@ -23,9 +23,8 @@ RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "ST
 
 
 def parameters(slurm: dict[str, Any], sweep_id: str) -> dict[str, Any]:
-    """submitit's SlurmExecutor parameters of the sweep's jobs.  One task per job, or one per GPU with
-    ``--gpus-per-job`` N > 1 (the eval then runs with ``--launcher slurm``); ``OMP_NUM_THREADS`` is the
-    job's CPUs; ``--requeue`` so that Slurm requeues a job whose node failed."""
+    """submitit's SlurmExecutor parameters of the sweep's jobs: one task per job, or one per GPU with
+    ``--gpus-per-job`` N > 1; ``OMP_NUM_THREADS`` the job's CPUs; ``--requeue`` (docs/cluster.md)."""
     gpus = int(slurm.get("gpus_per_job") or 0)
     cpus = int(slurm.get("cpus_per_job") or 1)
     p: dict[str, Any] = {"job_name": f"panbench-{sweep_id}", "time": minutes(str(slurm.get("time") or "60")),
@@ -80,9 +79,8 @@ def _expand(job: str) -> list[str]:
 
 
 def job_states(job_ids: list[str]) -> dict[str, str] | None:
-    """Job id -> Slurm state (``PENDING``, ``RUNNING``, ``COMPLETED``, ``CANCELLED``, ...): ``squeue``'s for the
-    jobs in the queue, ``sacct``'s (accounting) for the others; a job neither knows is absent.  None where
-    neither command answers (no Slurm here)."""
+    """Job id -> Slurm state: ``squeue``'s for the jobs in the queue, ``sacct``'s for the others; a job neither
+    knows is absent.  None where neither command answers (no Slurm here)."""
     masters = ",".join(sorted({j.split("_")[0] for j in job_ids}))
     if not masters:
         return {}

@@ -49,8 +49,8 @@ class Cell:
         return self.dataset if self.corruption is None else f"{self.dataset}+{self.label}"
 
     def record(self, results: Path, since: float) -> str | None:
-        """The path below ``results`` of this cell's newest record written since ``since`` (the cell's start): the
-        record files of its model on its dataset (:func:`panbench.records.io.record_files`), None without one."""
+        """The path below ``results`` of this cell's newest record written since ``since`` (the cell's start), None
+        without one."""
         from panbench.records.io import record_files
 
         found = [p for p in record_files(results, self.model, self.record_dataset) if p.stat().st_mtime >= since - 1]
@@ -102,9 +102,8 @@ class Submission:
 
 @dataclass
 class Manifest:
-    """A sweep, ``RESULTS/sweeps/<sweep>.json``: its cells, the ``panbench eval`` options they share (``eval_args``),
-    how they are grouped into jobs, the Slurm options and every submission.  :meth:`load` reads it (one line
-    naming the file when it is not a manifest), :meth:`save` writes it (atomically)."""
+    """A sweep, ``RESULTS/sweeps/<sweep>.json`` (docs/cluster.md): :meth:`load` reads it (one line naming the file
+    when it is not a manifest), :meth:`save` writes it (atomically)."""
 
     sweep: str  # its id
     created: str
@@ -199,9 +198,8 @@ def note_incomplete_sweeps(results: str | Path) -> None:
 
 
 class CellJob:
-    """What one Slurm job runs (pickled by submitit): its cells in sequence, each ``panbench eval``, skipping
-    the cells already recorded.  Checkpointable: on submitit's preemption/timeout signal the running eval is
-    stopped and the same job requeued; it resumes from the eval's cache."""
+    """What one Slurm job runs (pickled by submitit): its cells in sequence, each ``panbench eval``, skipping the
+    cells already recorded; on preemption or timeout, :meth:`checkpoint`."""
 
     def __init__(self, results: str, sweep_id: str, cells: list[dict[str, Any]], eval_args: list[str],
                  python: str | None = None) -> None:

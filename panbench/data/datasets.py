@@ -162,8 +162,7 @@ def read_subset(path: str | Path) -> list[int | str]:
 
 def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]) -> str:
     """``panbench data NAME`` of a converted dataset: ``convert(root, --from)`` unless its JSON is there (and no
-    --force), then the dataset read back and refused where a stuff category has two or more segments in one image
-    (:mod:`panbench.pq.stuff_rule`); the line to print."""
+    --force), then the dataset read back and checked (:mod:`panbench.pq.stuff_rule`); the line to print."""
     if not args.from_dir:
         raise InputError(f"--from is required: the folder of the official {name} files")
     src = Path(args.from_dir)

@@ -128,8 +128,7 @@ def _image_of(label: np.ndarray, segs: list[dict[str, Any]]) -> PanopticImage:
 
 def merge_stuff(img: PanopticImage, categories: list[dict[str, Any]]) -> PanopticImage:
     """``img`` with one segment per stuff category, as COCO's panoptic format has it: the first segment of each
-    stuff class takes the pixels of the others (its id in the id map) and their area; the others are dropped.
-    The segments keep their order; ``img`` is left as it is."""
+    stuff class takes the pixels and the area of the others, which are dropped; ``img`` is left as it is."""
     stuff = {c["id"] for c in categories if not c["isthing"]}
     first: dict[int, dict[str, Any]] = {}
     segs: list[dict[str, Any]] = []

@@ -62,9 +62,8 @@ def verify(path: Path, prefix: str | None) -> str:
 
 
 def fetch(url: str, prefix: str | None = None, any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str]:
-    """The cached checkpoint for ``url`` (downloaded if absent) and its verified sha256.  Under torchrun local rank
-    0 of each node (its own cache) downloads while the others wait in ``any_rank`` (:func:`on_local_rank0`), then
-    verify the file; a lock file keeps two runs from writing the same ``.part`` file."""
+    """The cached checkpoint for ``url`` (downloaded if absent, by local rank 0 of each node under torchrun:
+    :func:`on_local_rank0`; one run at a time: a lock file) and its verified sha256."""
     dest = cache_dir() / url.rsplit("/", 1)[-1]
     prefix = prefix or expected_prefix(url)
 

@@ -70,8 +70,7 @@ def model_help() -> str:
 
 
 def tested_versions() -> dict[str, str]:
-    """Every family's tested package versions (:attr:`Family.tested`), by import name: what scripts/setup.sh pins
-    (``python -c`` on this module: standard library only) and ``panbench doctor`` compares with the installed."""
+    """Every family's tested package versions (:attr:`Family.tested`), by import name: what scripts/setup.sh pins."""
     return {name: version for f in FAMILIES.values() for name, version in f.tested}
 
 

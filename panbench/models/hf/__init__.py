@@ -84,9 +84,7 @@ def random_model(spec: ModelSpec, device: str) -> None:
 
 def checks(probes: Any) -> list[Any]:
     """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`): timm, which
-    DETR's hub checkpoints build their backbone with (a note when missing, with the command that installs it
-    beside the installed torch, :func:`panbench.ops.pairing.install_command`); its packages' versions are the
-    doctor's ``versions/transformers`` line."""
+    DETR's hub checkpoints build their backbone with (a note when missing, with the command that installs it)."""
     timm = probes.version("timm", required=False, fix=f"{install_command('timm', probes.pip)}; DETR's hub "
                           "checkpoints, hf-detr_*, build their backbone with timm (docs/huggingface.md)")
     if timm.ok:

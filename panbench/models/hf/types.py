@@ -157,10 +157,8 @@ _EOMT_TABLE: list[tuple[str, str, str, str, float, float]] = [
     ("hf-eomt_g-1280", "tue-mps/coco_panoptic_eomt_giant_1280", "ViT-g (DINOv2)", "1280x1280", 59.2, 12),
 ]
 
-# EoMT-DINOv3's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov3.md at commit 7bd19dd): of the zoo's FPS
-# (torch.compile default / max-autotune, NVIDIA H100) the default one, the DINOv2 zoo's protocol.  The zoo's own
-# repositories hold the original code's weights relative to DINOv3's; transformers' convert_eomt_dinov3_to_hf.py
-# turns each into the hub id below, which is what hf: loads
+# EoMT-DINOv3's COCO panoptic checkpoints (tue-mps/eomt model_zoo/dinov3.md at commit 7bd19dd; the FPS of torch.compile
+# default, the DINOv2 zoo's protocol), as transformers' convert_eomt_dinov3_to_hf.py wrote them to the hub
 _EOMT_DINOV3 = ("tue-mps/eomt model_zoo/dinov3.md, COCO panoptic table (FPS: NVIDIA H100, torch.compile default; "
                 "the zoo's max-autotune FPS not recorded)")
 _EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [

@@ -22,9 +22,8 @@ from panbench.ops import install
 _READY = False
 
 
-# Modules that mmengine 0.10 / mmdet 3.3 import eagerly but inference never uses, with the names their importers read
-# from them (~1.6 s of a ~4.5 s start-up: DTensor, sympy, matplotlib.pyplot, scipy.optimize).  Functions become
-# forwarders that import the real module on first call; classes become placeholders that refuse to be used.
+# Modules that mmengine 0.10 / mmdet 3.3 import eagerly but inference never uses (~1.6 s of a ~4.5 s start-up), with
+# the names their importers read: functions forward to the real module, classes refuse to be used.
 _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "torch.distributed.optim": (),  # mmengine's ZeroRedundancyOptimizer import is guarded: falls back
     "torch.distributed.fsdp": (),  # mmengine's FSDPStrategy import is guarded: skipped
@@ -91,9 +90,8 @@ def init_mmdet() -> None:
 
 
 def quiet_library_warnings() -> None:
-    """Leave out the MMDetection stack's warnings that say nothing about a run: mmengine 0.10.7's pkg_resources import
-    (deprecated by setuptools 80.x), and Python 3.12+'s SyntaxWarning on mmdet 3.3's invalid escape sequences each
-    time it compiles them (where bytecode is not written)."""
+    """Leave out the MMDetection stack's warnings that say nothing about a run: mmengine 0.10.7's pkg_resources
+    import, and Python 3.12+'s SyntaxWarning on mmdet 3.3's invalid escape sequences."""
     import warnings
 
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -101,9 +99,8 @@ def quiet_library_warnings() -> None:
 
 
 def _name_cpu_ranks_by_local_rank() -> None:
-    """mmengine's logger (``_get_device_id``) names a rank's GPU as the ``LOCAL_RANK``-th visible one and raises
-    IndexError where a node runs more ranks than GPUs (CPU ranks under torchrun): there a rank is named by its local
-    rank, as mmengine names it without a GPU."""
+    """mmengine's logger (``_get_device_id``) raises IndexError where a node runs more ranks than GPUs (CPU ranks
+    under torchrun): there a rank is named by its local rank, as mmengine names it without a GPU."""
     from mmengine.logging import logger
 
     found = logger._get_device_id
@@ -139,9 +136,8 @@ def load_config(path: Path, options: dict[str, Any] | None = None) -> Any:
 
 
 def check_cfg_options(cfg: Any, options: dict[str, Any], path: Path | str) -> None:
-    """Each ``--cfg-options`` key names a setting of the config, or one a model class reads with a default (else
-    the closest is proposed: a mistyped key would add a setting nothing reads), and each value has the kind of the
-    value it replaces (the config's None values take anything)."""
+    """Each ``--cfg-options`` key names a setting of the config, or one a model class reads with a default (else the
+    closest is proposed), and each value has the kind of the value it replaces (None takes anything)."""
     import difflib
 
     for key, value in options.items():
