@@ -23,8 +23,7 @@ def data_root() -> Path:
 
 
 def user_cache_dir() -> Path:
-    """This user's panbench cache (the model facts of ``panbench ls`` and of eval's FLOPs pass):
-    ``$PANBENCH_CACHE``, else ``$XDG_CACHE_HOME/panbench``, else ``~/.cache/panbench``."""
+    """The user's panbench cache: ``$PANBENCH_CACHE``, else ``$XDG_CACHE_HOME/panbench``, else ``~/.cache/panbench``."""
     own = os.environ.get("PANBENCH_CACHE")
     if own:
         return Path(own).expanduser()

@@ -49,8 +49,7 @@ class Cell:
         return self.dataset if self.corruption is None else f"{self.dataset}+{self.label}"
 
     def record(self, results: Path, since: float) -> str | None:
-        """The path below ``results`` of this cell's newest record written since ``since`` (the cell's start), None
-        without one."""
+        """The path below ``results`` of this cell's newest record written since ``since``, None without one."""
         from panbench.records.io import record_files
 
         found = [p for p in record_files(results, self.model, self.record_dataset) if p.stat().st_mtime >= since - 1]
@@ -64,8 +63,7 @@ class Cell:
 
 
 def plan(models: list[str], dataset: str, corruptions: list[str], severities: list[int]) -> list[Cell]:
-    """Every model on the clean images and, with corruptions, under each corruption x severity (as
-    ``panbench robustness`` runs them), model by model."""
+    """Every model on the clean images and under each corruption x severity, model by model."""
     runs = [(None, None)] + [(c, s) for c in corruptions for s in severities]
     return [Cell(m, dataset, c, s) for m in models for c, s in runs]
 
@@ -102,8 +100,7 @@ class Submission:
 
 @dataclass
 class Manifest:
-    """A sweep, ``RESULTS/sweeps/<sweep>.json`` (docs/cluster.md): :meth:`load` reads it (one line naming the file
-    when it is not a manifest), :meth:`save` writes it (atomically)."""
+    """A sweep, ``RESULTS/sweeps/<sweep>.json`` (docs/cluster.md), read by :meth:`load` and written by :meth:`save`."""
 
     sweep: str  # its id
     created: str
@@ -136,8 +133,7 @@ class Manifest:
 
 
 def manifests(results: Path) -> list[Manifest]:
-    """The sweeps of a results folder, oldest first; a file there that is no sweep manifest left out with one line
-    naming it (:func:`panbench.records.io.note_skipped`)."""
+    """The sweeps of a results folder, oldest first; a file there that is no manifest noted and left out."""
     from panbench.records.io import note_skipped  # numpy: not at the import of --help's options
 
     found = []
@@ -176,8 +172,7 @@ def done(results: Path, manifest: Manifest) -> dict[str, dict[str, Any]]:
 
 
 def incomplete_note(results: Path) -> str | None:
-    """One line naming the sweeps of ``results`` whose cells are not all recorded (markers only: no Slurm
-    query); None when there is none."""
+    """One line naming the sweeps of ``results`` whose cells are not all recorded (markers only); None for none."""
     try:
         sweeps = manifests(results)
     except PanbenchError as e:
@@ -251,8 +246,7 @@ class CellJob:
         return recorded
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
-        """submitit's hook on preemption or timeout: stop the running eval (its cache keeps what it scored) and
-        requeue this job as it is."""
+        """submitit's hook on preemption or timeout: stop the running eval and requeue this job as it is."""
         from submitit.helpers import DelayedSubmission
 
         if self._proc is not None and self._proc.returncode is None:  # not reaped yet: its pid is still its own

@@ -87,8 +87,7 @@ class PanopticDataset:
 
 
 def dataset_fingerprint(ann_file: str | Path | GroundTruthJSON, image_ids: list[Any]) -> str:
-    """A short hash of the annotation file's bytes (a :class:`GroundTruthJSON`'s, read already) and the image ids in
-    order (eval's datasets, score's files)."""
+    """A short hash of the annotation file's bytes (a read :class:`GroundTruthJSON`'s) and the image ids in order."""
     h = hashlib.sha256()
     h.update(ann_file.raw if isinstance(ann_file, GroundTruthJSON) else Path(ann_file).read_bytes())
     h.update(repr(list(image_ids)).encode())
@@ -201,8 +200,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 @dataclass
 class ImageSet(PanopticDataset):
-    """A :class:`PanopticDataset` without ground truth (``gt_png``, ``gt_ann`` None; sizes 0 until read);
-    ``prefix`` names the saved predictions (``panoptic_test-dev2017``)."""
+    """A :class:`PanopticDataset` without ground truth; ``prefix`` names the saved predictions."""
 
     prefix: str = "panoptic_images"
 

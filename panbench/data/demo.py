@@ -55,8 +55,7 @@ def _texture(rng: np.random.Generator, cat: dict[str, Any], h: int, w: int) -> n
 
 
 def paint_label_map(rng: np.random.Generator, ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
-    """The RGB image of a panoptic label map: each segment filled with its category's texture, VOID gray noise,
-    things outlined dark."""
+    """The RGB image of a label map: each segment its category's texture, VOID gray noise, things outlined dark."""
     h, w = ids.shape
     img = rng.normal(128, 40, (h, w, 3)).clip(0, 255)  # VOID: gray noise
     by_id = {c["id"]: c for c in DEMO_CATEGORIES}
@@ -119,8 +118,7 @@ def stamped_seed(root: Path) -> tuple[str, bool] | None:
 
 
 def make_demo(root: Path, seed: int = 0, force: bool = False) -> Path:
-    """Generate the demo dataset under ``root`` (skipped when it exists with the same seed; another seed
-    needs ``force``)."""
+    """Generate the demo dataset under ``root`` (kept when there with the same seed; another seed needs ``force``)."""
     root = Path(root)
     if not force and stamped_seed(root) == (str(seed), True):
         return root
@@ -157,8 +155,7 @@ def tree_digest(root: Path) -> str:
 
 
 def data_command(root: Path, args: Any) -> str:
-    """``panbench data demo``: generate the demo set; the line to print, with its dataset fingerprint (the
-    hash tables show beside the dataset's name) and the checksum of its files."""
+    """``panbench data demo``: the line to print, with the set's fingerprint and the checksum of its files."""
     t = time.perf_counter()
     there = stamped_seed(root) == (str(args.data_seed), True) and not args.force  # kept as it is
     root = make_demo(root, seed=args.data_seed, force=args.force)

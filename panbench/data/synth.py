@@ -150,8 +150,7 @@ def merge_stuff(img: PanopticImage, categories: list[dict[str, Any]]) -> Panopti
 
 
 def perturb(rng: np.random.Generator, img: PanopticImage, categories: list[dict[str, Any]]) -> PanopticImage:
-    """A plausible prediction from a ground truth: shifted, dropped, relabelled, merged and extra
-    segments, some VOID; segment ids renumbered."""
+    """A plausible prediction from a ground truth: segments shifted, dropped, relabelled, merged and added."""
     ids = img.ids.copy()
     segs = [dict(s) for s in img.segments_info]
     h, w = ids.shape

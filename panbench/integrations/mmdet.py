@@ -61,8 +61,7 @@ def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
 
 
 def _remap(pan: np.ndarray, moved: dict[int, int], dense: bool) -> np.ndarray:
-    """``pan`` with the values of ``moved`` replaced; a uint32 map (what the scoring reads) through a lookup
-    table where the values are small and non-negative (``dense``)."""
+    """``pan`` with the values of ``moved`` replaced, through a uint32 lookup table where ``dense``."""
     if dense:
         lut = np.arange(max(int(pan.max()), *moved.values()) + 1, dtype=np.uint32)
         lut[list(moved)] = list(moved.values())

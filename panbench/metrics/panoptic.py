@@ -35,8 +35,7 @@ Categories = CategoryTable | Sequence[dict[str, Any]] | str | os.PathLike[str]
 
 
 def category_table(categories: Categories) -> CategoryTable:
-    """A :class:`CategoryTable` from COCO panoptic ``categories`` (dicts with ``id``, ``name``, ``isthing``), a
-    COCO panoptic JSON's path, or a table."""
+    """A :class:`CategoryTable` from COCO panoptic ``categories``, a COCO panoptic JSON's path, or a table."""
     if isinstance(categories, CategoryTable):
         return categories
     if isinstance(categories, (str, os.PathLike)):
@@ -45,8 +44,7 @@ def category_table(categories: Categories) -> CategoryTable:
 
 
 class PQValues(NamedTuple):
-    """PQ, SQ and RQ of a group of categories (fractions 0-1) and ``n``, the categories averaged (those with
-    TP + FP + FN > 0)."""
+    """PQ, SQ and RQ of a group of categories (fractions 0-1) and ``n``, the categories with TP + FP + FN > 0."""
 
     pq: float
     sq: float
@@ -279,8 +277,7 @@ class BasePanopticQuality:
                              "scoring more images")
 
     def add(self, results: ImageResult | Sequence[ImageResult]) -> None:
-        """Add images scored elsewhere: one :class:`~panbench.pq.result.ImageResult` (what ``update`` returns) or a
-        chunk of them."""
+        """Add images scored elsewhere: one :class:`~panbench.pq.result.ImageResult` (``update``'s) or a list."""
         chunk = [results] if isinstance(results, ImageResult) else list(results)
         self._check_open("add()")
         if not all(isinstance(r, ImageResult) for r in chunk):
@@ -290,8 +287,7 @@ class BasePanopticQuality:
             self._image_ids += range(len(self._image_ids), len(self._image_ids) + len(chunk))
 
     def sums(self) -> np.ndarray:
-        """The state as one int64 vector (:meth:`PQStats.to_array`): what crosses processes and ranks; the
-        element-wise sum of two is the state of both."""
+        """The state as one int64 vector: what crosses processes and ranks; the sum of two is the state of both."""
         return self._pq.stats.to_array()
 
     def add_sums(self, sums: np.ndarray) -> None:

@@ -16,8 +16,7 @@ BACKENDS = ("mmcv", "panbench")  # PANBENCH_OPS's values
 
 
 class Bypass:
-    """While ``Bypass.on``, panbench's ``mmcv._ext`` import hook (:mod:`panbench.ops.hook`) stands aside, so that
-    :func:`install`'s import finds only a compiled ``mmcv._ext``."""
+    """While ``Bypass.on``, the import hook (:mod:`panbench.ops.hook`) stands aside for a compiled ``mmcv._ext``."""
 
     on = False
 

@@ -27,15 +27,13 @@ def ms_deform_attn_forward(value: Any, value_spatial_shapes: Any, value_level_st
 
 
 def sigmoid_focal_loss_forward(input: Any, target: Any, weight: Any, output: Any, gamma: float, alpha: float) -> None:
-    """mmcv's ``sigmoid_focal_loss_forward`` (mmdet's ``FocalLoss`` on CUDA tensors): fills ``output`` with each
-    element's loss."""
+    """mmcv's ``sigmoid_focal_loss_forward`` (mmdet's ``FocalLoss`` on CUDA): fills ``output`` with each loss."""
     output.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=False))
 
 
 def sigmoid_focal_loss_backward(input: Any, target: Any, weight: Any, grad_input: Any, gamma: float,
                                 alpha: float) -> None:
-    """mmcv's ``sigmoid_focal_loss_backward``: fills ``grad_input`` with each element's derivative (mmcv's
-    autograd function multiplies it by the incoming gradient)."""
+    """mmcv's ``sigmoid_focal_loss_backward``: fills ``grad_input`` with each element's derivative."""
     grad_input.copy_(kernels.sigmoid_focal_loss(input, target, weight, gamma, alpha, derivative=True))
 
 

@@ -29,8 +29,7 @@ def path(device_type: str = "cpu") -> str:
 
 
 def _torchvision_serves(t: Any) -> bool:
-    """Whether torchvision's kernels serve tensor ``t`` (CUDA tensors; the tests of the torchvision tier make it true
-    for CPU tensors to run that path on the CPU)."""
+    """Whether torchvision's kernels serve tensor ``t`` (CUDA tensors; the torchvision tier's tests patch it)."""
     return bool(t.is_cuda)
 
 
@@ -109,8 +108,7 @@ def nms_torchvision(boxes: Any, scores: Any, iou_threshold: float) -> Any:
 def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any, aligned_height: int,
                       aligned_width: int, spatial_scale: float, sampling_ratio: int, pool_mode: int,
                       aligned: bool) -> None:
-    """mmcv's ``ext_module.roi_align_forward``: writes ``output`` (and, for ``pool_mode`` 0 (max),
-    ``argmax_y``/``argmax_x``) in place."""
+    """mmcv's ``ext_module.roi_align_forward``: writes ``output`` (and, for max pooling, ``argmax_y/x``) in place."""
     import torch
 
     if rois.shape[0] == 0:
@@ -136,8 +134,7 @@ def roi_align_forward(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_
 
 def roi_align_torchvision(input: Any, rois: Any, output: Any, aligned_height: int, aligned_width: int,
                           spatial_scale: float, sampling_ratio: int, aligned: bool) -> None:
-    """``torchvision.ops.roi_align`` (average pooling) into ``output``, the scale rounded to float32 as mmcv's
-    binding takes it."""
+    """``torchvision.ops.roi_align`` (average pooling) into ``output``, the scale rounded to float32 as mmcv's."""
     import torchvision
 
     output.copy_(torchvision.ops.roi_align(input, rois.to(input.dtype), (aligned_height, aligned_width),

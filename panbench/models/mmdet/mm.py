@@ -55,8 +55,7 @@ def _stand_in(module: str, name: str) -> Any:
 
 @contextmanager
 def inference_imports() -> Iterator[None]:
-    """While mmdet (or mmengine, through mmcv.ops) is first imported, stand in for the modules above
-    (``PANBENCH_FULL_IMPORTS=1``: off)."""
+    """While mmdet is first imported, stand in for the modules above (``PANBENCH_FULL_IMPORTS=1``: off)."""
     if os.environ.get("PANBENCH_FULL_IMPORTS") == "1" or "mmdet" in sys.modules:
         yield
         return
