@@ -31,8 +31,7 @@ def announce(what: str) -> None:
 
 
 def steps(what: str, items: Iterable[_Item], total: int | None = None) -> Iterator[_Item]:
-    """``items``, announcing ``what`` and counting them as they are taken: ``panbench: <what> k/N``, on a terminal
-    rewritten in place, elsewhere a line at most every :data:`EVERY_S` seconds and one for the last."""
+    """``items``, announcing ``what`` and counting them as they are taken (``panbench: <what> k/N``)."""
     if not _state["on"]:
         yield from items
         return

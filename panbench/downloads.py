@@ -25,8 +25,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def download(url: str, dest: Path, progress: bool = True, instead: str = "download it yourself") -> Path:
-    """Download ``url`` to ``dest`` with a progress bar, resuming a partial ``dest.part``; ``instead`` is what the
-    error suggests doing without the network (e.g. "download it yourself and pass --from DIR")."""
+    """Download ``url`` to ``dest``, resuming ``dest.part``; ``instead``: the error's fix without the network."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_suffix(dest.suffix + ".part")
     start = part.stat().st_size if part.exists() else 0

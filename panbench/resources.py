@@ -53,8 +53,7 @@ EXTRAS = {"pandas": "report", "matplotlib": "report", "pyarrow": "report", "skim
 
 
 def missing_extra_message(module: str | None, families: dict[str, str] | None = None) -> str | None:
-    """The one-line fix for a missing module that one of panbench's extras installs (None: not one of them);
-    ``families``: the model families' (import name -> extra), ``panbench.models.families.extras()``."""
+    """The one-line fix for a missing module that one of panbench's extras (or ``families``') installs, else None."""
     top = (module or "").partition(".")[0]
     extra = {**EXTRAS, **(families or {})}.get(top)
     if extra is None:

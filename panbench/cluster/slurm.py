@@ -23,8 +23,7 @@ RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "ST
 
 
 def parameters(slurm: dict[str, Any], sweep_id: str) -> dict[str, Any]:
-    """submitit's SlurmExecutor parameters of the sweep's jobs: one task per job, or one per GPU with
-    ``--gpus-per-job`` N > 1; ``OMP_NUM_THREADS`` the job's CPUs; ``--requeue`` (docs/cluster.md)."""
+    """submitit's SlurmExecutor parameters of the sweep's jobs (docs/cluster.md)."""
     gpus = int(slurm.get("gpus_per_job") or 0)
     cpus = int(slurm.get("cpus_per_job") or 1)
     p: dict[str, Any] = {"job_name": f"panbench-{sweep_id}", "time": minutes(str(slurm.get("time") or "60")),
@@ -79,8 +78,7 @@ def _expand(job: str) -> list[str]:
 
 
 def job_states(job_ids: list[str]) -> dict[str, str] | None:
-    """Job id -> Slurm state: ``squeue``'s for the jobs in the queue, ``sacct``'s for the others; a job neither
-    knows is absent.  None where neither command answers (no Slurm here)."""
+    """Job id -> Slurm state (``squeue``'s, else ``sacct``'s); None where neither command answers (no Slurm)."""
     masters = ",".join(sorted({j.split("_")[0] for j in job_ids}))
     if not masters:
         return {}
@@ -109,8 +107,7 @@ _ERROR_LINES = (r"^panbench: error:", r"^slurmstepd(-\S+)?: error: \*\*\* JOB", 
 
 
 def last_error(path: Path) -> str | None:
-    """The line of a job's log that says why it stopped: panbench's one-line error, Slurm's cancel/timeout
-    line (not a requeue's), the exception of a traceback, else the last line."""
+    """The line of a job's log that says why it stopped (panbench's error, Slurm's, an exception), else its last."""
     try:
         with open(path, "rb") as f:
             f.seek(max(0, f.seek(0, 2) - 65536))
@@ -143,8 +140,7 @@ class CellState:
 
 def cell_states(results: Path, manifest: Manifest, states: dict[str, str] | None = None,
                 ask: bool = True) -> list[CellState]:
-    """Each cell's state: done (its marker, whatever Slurm says), else its latest job's (``states``: job id ->
-    Slurm state, else asked of Slurm with ``ask`` (:func:`job_states`); None: unknown)."""
+    """Each cell's state: done (its marker), else its latest job's (``states``, else asked of Slurm with ``ask``)."""
     recorded = done(results, manifest)
     latest: dict[str, str] = {}
     recent: set[str] = set()  # submitted a minute ago or less: Slurm may not list them yet

@@ -17,11 +17,9 @@ from typing import Any
 from panbench.downloads import download, sha256_file
 from panbench.errors import InputError
 
-URLS = {
-    "val2017.zip": "http://images.cocodataset.org/zips/val2017.zip",
-    "panoptic_annotations_trainval2017.zip":
-        "http://images.cocodataset.org/annotations/panoptic_annotations_trainval2017.zip",
-}
+URLS = {"val2017.zip": "http://images.cocodataset.org/zips/val2017.zip",
+        "panoptic_annotations_trainval2017.zip":
+            "http://images.cocodataset.org/annotations/panoptic_annotations_trainval2017.zip"}
 
 
 def check_members(zf: zipfile.ZipFile, archive: Path) -> None:

@@ -160,8 +160,7 @@ def read_subset(path: str | Path) -> list[int | str]:
 
 
 def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]) -> str:
-    """``panbench data NAME`` of a converted dataset: ``convert(root, --from)`` unless its JSON is there (and no
-    --force), then the dataset read back and checked (:mod:`panbench.pq.stuff_rule`); the line to print."""
+    """``panbench data NAME`` of a converted dataset: ``convert(root, --from)``, checked; the line to print."""
     if not args.from_dir:
         raise InputError(f"--from is required: the folder of the official {name} files")
     src = Path(args.from_dir)

@@ -23,12 +23,10 @@ from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 # Listed things first, as COCO's panoptic JSON does: mmdet numbers a model's classes in the JSON's order
 # and treats the first num_things_classes as things.  The ids are non-contiguous and interleave.
 DEMO_CATEGORIES: list[dict[str, Any]] = [
-    {"id": i, "name": name, "isthing": thing, "color": color, "supercategory": "demo"}
-    for i, name, thing, color in (
+    {"id": i, "name": name, "isthing": thing, "color": color, "supercategory": "demo"} for i, name, thing, color in (
         (1, "disk", 1, [220, 20, 60]), (4, "tile", 1, [0, 160, 60]), (8, "ring", 1, [250, 170, 30]),
         (15, "blob", 1, [120, 40, 200]), (3, "sky", 0, [70, 130, 180]), (7, "grass", 0, [60, 170, 40]),
-        (12, "wall", 0, [150, 100, 100]), (21, "sand", 0, [210, 190, 140]))
-]
+        (12, "wall", 0, [150, 100, 100]), (21, "sand", 0, [210, 190, 140]))]
 
 SPLITS = {"train2017": (0, 480), "val2017": (1, 60)}  # split: (seed offset, number of images)
 # the generator's version, written in the stamp beside the seed: a set stamped by another version (or by none) is

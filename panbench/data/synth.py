@@ -127,8 +127,7 @@ def _image_of(label: np.ndarray, segs: list[dict[str, Any]]) -> PanopticImage:
 
 
 def merge_stuff(img: PanopticImage, categories: list[dict[str, Any]]) -> PanopticImage:
-    """``img`` with one segment per stuff category, as COCO's panoptic format has it: the first segment of each
-    stuff class takes the pixels and the area of the others, which are dropped; ``img`` is left as it is."""
+    """``img`` with one segment per stuff category: the first one of a class takes the others' pixels and area."""
     stuff = {c["id"] for c in categories if not c["isthing"]}
     first: dict[int, dict[str, Any]] = {}
     segs: list[dict[str, Any]] = []
@@ -210,8 +209,7 @@ def write_png(path: Path, ids: np.ndarray) -> None:
 
 def write_panoptic(root: Path, name: str, images: list[tuple[int, PanopticImage]],
                    categories: list[dict[str, Any]]) -> tuple[Path, Path]:
-    """Write ``root/name.json`` and ``root/name/*.png``; returns (json path, png folder).  The images are written
-    as they are, two segments of one stuff class included (:func:`random_image`'s test cases hold some)."""
+    """Write ``root/name.json`` and ``root/name/*.png`` as they are; returns (json path, png folder)."""
     png_dir = root / name
     png_dir.mkdir(parents=True, exist_ok=True)
     anns, imgs = [], []

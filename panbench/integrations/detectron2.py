@@ -55,9 +55,8 @@ class PredictionSegments:
         if segments_info is None:
             return self._labels(ids, where)
         if not isinstance(segments_info, Sequence) or isinstance(segments_info, (str, bytes)):
-            raise InputError(f"{where}: segments_info is {type(segments_info).__name__}; give a list of dicts "
-                             "('id', 'category_id', 'isthing'), or None for a map of category * label_divisor "
-                             "+ instance")
+            raise InputError(f"{where}: segments_info is {type(segments_info).__name__}; give a list of dicts ('id', "
+                             "'category_id', 'isthing'), or None for a map of category * label_divisor + instance")
         return ids, [self._segment(s, k, where) for k, s in enumerate(segments_info)]
 
     def _segment(self, s: Any, k: int, where: str) -> dict[str, Any]:
@@ -89,9 +88,8 @@ class PredictionSegments:
         lo, hi = (int(present[0]), int(present[-1])) if present.size else (0, 0)
         if lo < 0 or hi >= _MAX_ID:
             bad = lo - 1 if lo < 0 else hi - 1
-            raise InputError(f"{where}: panoptic_seg holds label {bad}; with segments_info None its values are "
-                             f"category * label_divisor + instance, -1 for VOID, below {_MAX_ID - 1} (a COCO PNG's "
-                             "ids)")
+            raise InputError(f"{where}: panoptic_seg holds label {bad}; with segments_info None its values are category"
+                             f" * label_divisor + instance, -1 for VOID, below {_MAX_ID - 1} (a COCO PNG's ids)")
         segments = []
         for value in present[present > 0].tolist():
             cls = (value - 1) // divisor
@@ -106,8 +104,7 @@ class PredictionSegments:
 
 
 class PanbenchPanopticEvaluator(DatasetEvaluator):
-    """COCO panoptic PQ, SQ, RQ as ``COCOPanopticEvaluator``, scored in memory (docs/api.md, "detectron2", says its
-    arguments and ``keep_ground_truth``).  Call ``evaluate`` on every rank."""
+    """COCO panoptic PQ, SQ, RQ as ``COCOPanopticEvaluator``, scored in memory (docs/api.md, "detectron2")."""
 
     def __init__(self, dataset_name: str, output_dir: str | None = None, *, keep_ground_truth: bool = False) -> None:
         self.dataset_name = dataset_name
@@ -116,8 +113,8 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
                     "panoptic_root"):
             if not hasattr(self._metadata, key):
                 raise InputError(f"{_NAME}: dataset {dataset_name!r} has no metadata {key!r}; register it with "
-                                 "detectron2.data.datasets.register_coco_panoptic (or set MetadataCatalog.get(name)."
-                                 f"{key})")
+                                 "detectron2.data.datasets.register_coco_panoptic (or set "
+                                 f"MetadataCatalog.get(name).{key})")
         self._convert = PredictionSegments(dataset_name, self._metadata)
         self._output_dir = output_dir
         if output_dir is not None:
@@ -131,8 +128,7 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
         self._coco.reset()
 
     def process(self, inputs: Sequence[dict[str, Any]], outputs: Sequence[dict[str, Any]]) -> None:
-        """Score each output's ``panoptic_seg`` against the ground truth of its input's ``image_id``; a refused image
-        raises :class:`panbench.errors.InputError` and adds nothing (the batch's images before it stay)."""
+        """Score each output's ``panoptic_seg`` against its input's ``image_id``; a refused image adds nothing."""
         if len(inputs) != len(outputs):
             raise InputError(f"{_NAME}.process: {len(inputs)} inputs and {len(outputs)} outputs; pass the batch "
                              "the model was given and its outputs, one each")
@@ -163,10 +159,9 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
             total.add_sums(sums)
         missing = [i for i in self._coco.ground_truth.annotations if i not in seen]
         if missing:
-            raise InputError(f"{_NAME}: {len(missing)} of the {len(self._coco.ground_truth)} images of "
-                             f"{self._gt_json} have no prediction (image {missing[0]!r} first); process every "
-                             f"image of dataset {self.dataset_name!r}, as COCOPanopticEvaluator (panopticapi) "
-                             "requires")
+            raise InputError(f"{_NAME}: {len(missing)} of the {len(self._coco.ground_truth)} images of {self._gt_json} "
+                             f"have no prediction (image {missing[0]!r} first); process every image of dataset "
+                             f"{self.dataset_name!r}, as COCOPanopticEvaluator (panopticapi) requires")
         result = total.compute()  # warns (DiagnosisWarning) on a format mistake, every evaluation
         if result.diagnosis:  # and into detectron2's log, beside the table
             logging.getLogger(__name__).warning(findings_text(result.diagnosis))

@@ -74,8 +74,7 @@ def _remap(pan: np.ndarray, moved: dict[int, int], dense: bool) -> np.ndarray:
 
 @METRICS.register_module()
 class PanbenchPanopticMetric(BaseMetric):
-    """COCO panoptic PQ, SQ, RQ as ``CocoPanopticMetric``, scored in memory, with its arguments and
-    ``keep_ground_truth`` (docs/api.md, "MMDetection / MMEngine")."""
+    """COCO panoptic PQ, SQ, RQ as ``CocoPanopticMetric``, scored in memory (docs/api.md, "MMDetection / MMEngine")."""
 
     default_prefix: str | None = "coco_panoptic"
 
@@ -135,8 +134,7 @@ class PanbenchPanopticMetric(BaseMetric):
         return self.dataset_meta
 
     def label_to_category(self) -> dict[int, int] | None:
-        """Label -> category id, as ``CocoPanopticMetric`` maps them (``get_cat_ids(cat_names=classes)``: the
-        annotation file's ids of the classes, in the file's order); None without ann_file (label = id)."""
+        """Label -> category id, as ``CocoPanopticMetric`` maps them; None without ann_file (label = id)."""
         if self._json_categories is None:
             return None
         if self._label2cat is None:

@@ -104,8 +104,7 @@ def check_one_device(where: str, **maps: Any) -> None:
 
 
 def id_map(x: Any, where: str, name: str) -> np.ndarray:
-    """An HxW integer id map (``R + 256 G + 256^2 B``, 0 is VOID) from a numpy array or a torch tensor (any device),
-    or an HxWx3 uint8 RGB array as a panoptic PNG holds it; floats, booleans and other shapes refused."""
+    """An HxW integer id map (0 is VOID) from a numpy array, a torch tensor or a panoptic PNG's HxWx3 uint8 RGB."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
         if x.is_floating_point() or x.is_complex():
             raise _float_error(where, name, str(x.dtype))
@@ -321,8 +320,7 @@ class BasePanopticQuality:
         self._seen |= other._seen
 
     def sync(self, group: Any = None) -> None:
-        """Sum the state over the ranks of ``torch.distributed`` (every rank then holds all images); nothing
-        when it is not initialised.  Call it on every rank, once per round, before :meth:`compute`."""
+        """Sum the state over the ranks of ``torch.distributed`` (nothing when not initialised), on every rank."""
         import torch
         import torch.distributed as dist
 
@@ -363,8 +361,7 @@ class BasePanopticQuality:
 
 
 class PanopticQuality(BasePanopticQuality):
-    """PQ streamed image by image: ``update`` with a prediction and its ground truth, ``compute`` at the end
-    (docs/api.md says the options); ``categories`` as :func:`category_table` takes them."""
+    """PQ streamed image by image: ``update`` with a prediction and its ground truth, ``compute`` at the end."""
 
     def update(self, pred_ids: Any, pred_segments: Sequence[dict[str, Any]], gt_ids: Any,
                gt_segments: Sequence[dict[str, Any]], image_id: Any = None) -> ImageResult:
@@ -376,8 +373,7 @@ class PanopticQuality(BasePanopticQuality):
 
 
 class CocoPanopticQuality(BasePanopticQuality):
-    """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) that the metric reads itself
-    (:class:`GroundTruth`); with ``keep_ground_truth`` the decoded images stay between rounds."""
+    """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) read by :class:`GroundTruth`."""
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None, *,
                  keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False) -> None:

@@ -62,8 +62,7 @@ def verify(path: Path, prefix: str | None) -> str:
 
 
 def fetch(url: str, prefix: str | None = None, any_rank: Callable[[bool], bool] | None = None) -> tuple[Path, str]:
-    """The cached checkpoint for ``url`` (downloaded if absent, by local rank 0 of each node under torchrun:
-    :func:`on_local_rank0`; one run at a time: a lock file) and its verified sha256."""
+    """The cached checkpoint for ``url`` (downloaded if absent: :func:`on_local_rank0`) and its verified sha256."""
     dest = cache_dir() / url.rsplit("/", 1)[-1]
     prefix = prefix or expected_prefix(url)
 
@@ -84,8 +83,7 @@ def fetch(url: str, prefix: str | None = None, any_rank: Callable[[bool], bool] 
 
 
 def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] | None, failed: str) -> _T | None:
-    """``download()`` on local rank 0 of each node only (None elsewhere); under torchrun (``any_rank``) every rank
-    waits for it and the others stop with ``failed`` when it failed there (rank 0 raises its own error)."""
+    """``download()`` on local rank 0 of each node only; under torchrun the others stop with ``failed`` if it failed."""
     error: PanbenchError | None = None
     result = None
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
@@ -102,8 +100,7 @@ def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] 
 
 @contextmanager
 def _download_lock(dest: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``dest.lock`` (released when the process dies), waited for an hour at most (another
-    process downloading the same checkpoint); a no-op without ``fcntl``."""
+    """An exclusive lock on ``dest.lock``, waited for an hour at most (another process downloading it)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(dest.with_suffix(dest.suffix + ".lock"), 3600.0, f"downloading {dest.name}"):
         yield
@@ -131,8 +128,7 @@ PICKLE_MAGIC = 0x80  # the legacy format (mmdet's publish_model writes it): a pi
 
 
 def load_checkpoint(path: Path, trust: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(state_dict, meta)`` loaded with ``weights_only=True`` (tensors, containers, numpy arrays); a file that
-    needs full unpickling is refused unless ``trust`` (``--trust-checkpoint``)."""
+    """``(state_dict, meta)`` loaded with ``weights_only=True``; full unpickling only with ``trust``."""
     import pickle
 
     import torch

@@ -28,8 +28,7 @@ class Bypass:
 
 
 def active() -> str | None:
-    """The backend installed in this process ("mmcv" or "panbench"; None when no mmcv op was reached: ``hf:`` models,
-    scoring), as result records store it, without importing anything."""
+    """The backend installed in this process ("mmcv", "panbench"; None: no mmcv op reached), importing nothing."""
     ext = sys.modules.get("mmcv._ext")
     if ext is None:
         return None

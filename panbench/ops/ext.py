@@ -40,8 +40,7 @@ def sigmoid_focal_loss_backward(input: Any, target: Any, weight: Any, grad_input
 def ms_deform_attn_backward(value: Any, value_spatial_shapes: Any, value_level_start_index: Any,
                             sampling_locations: Any, attention_weights: Any, grad_output: Any, grad_value: Any,
                             grad_sampling_loc: Any, grad_attn_weight: Any, im2col_step: int) -> None:
-    """mmcv's ``ms_deform_attn_backward`` (Mask2Former's pixel decoder training on CUDA): fills the three
-    gradients, those of mmcv's PyTorch function that :func:`ms_deform_attn_forward` runs."""
+    """mmcv's ``ms_deform_attn_backward``: fills the gradients of :func:`ms_deform_attn_forward`'s function."""
     grads = kernels.ms_deform_attn_grads(value, value_spatial_shapes, sampling_locations, attention_weights,
                                          grad_output)
     for dst, g in zip((grad_value, grad_sampling_loc, grad_attn_weight), grads):

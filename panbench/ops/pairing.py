@@ -19,8 +19,7 @@ def torchvision_for(torch_version: str) -> str:
 
 
 def pairing_problem(torch_version: str, torchvision_version: str | None) -> str | None:
-    """Why this torchvision does not fit this torch (None: it fits, or torch is not 2.x).  A missing torchvision
-    is a problem too: panbench's CUDA ops run nms and RoIAlign with torchvision's kernels."""
+    """Why this torchvision (None: not installed) does not fit this torch; None: it fits, or torch is not 2.x."""
     try:
         want = torchvision_for(torch_version)
     except ValueError:

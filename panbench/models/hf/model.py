@@ -43,8 +43,7 @@ INSTANCE_SOURCE = "transformers post_process_instance_segmentation"  # the recor
 
 @dataclass
 class HFOutput:
-    """One image's output: transformers' segments (with ``--postprocess``, a panoptic map in mmdet's encoding) and,
-    with AP on, the network's outputs for that image (float32) and its size (height, width)."""
+    """One image's output (``--postprocess``: a panoptic map) and, with AP on, the network's outputs and size."""
 
     result: HFSegments | torch.Tensor
     outputs: SimpleNamespace | None = None
@@ -508,8 +507,7 @@ def _step(fn: Callable[[], Any], d: Path, what: str) -> Any:
 
 
 def _oneformer_resize_without_torchvision() -> None:
-    """transformers 5.23-5.24's OneFormer PIL post-processing calls torchvision's ``tvF.resize`` even without
-    torchvision (a NameError): give the module :func:`torchvision_resize_stand_in` under that name."""
+    """transformers 5.23-5.24's OneFormer PIL post-processing calls torchvision's ``tvF.resize`` even without it."""
     from transformers.models.oneformer import image_processing_pil_oneformer as pil
 
     if not hasattr(pil, "tvF"):

@@ -127,8 +127,7 @@ class MMDetModel:
         return timed_calls(getattr(self.detector, "panoptic_fusion_head", None), "predict", seconds, sync)
 
     def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
-        """``--postprocess maskwise|argmax`` replaces the head's query merging (:func:`install_postprocess`); else
-        ``--fusion panbench`` runs panbench's implementation of it (:func:`install_fusion`)."""
+        """``--postprocess`` (:func:`install_postprocess`), else ``--fusion panbench`` (:func:`install_fusion`)."""
         install_postprocess(self.detector, postprocess, self.where)
         if install_fusion(self.detector, fusion):
             return "panbench"
@@ -245,8 +244,7 @@ class _Deferrable:
 
 
 class MaskFormerPredict(_Deferrable):
-    """A ``MaskFormerFusionHead``'s ``predict`` by :func:`~panbench.models.mmdet.fast_fusion.maskformer_fusion` and,
-    with ``instance_on`` (AP), :func:`~panbench.models.mmdet.fast_fusion.maskformer_instances`."""
+    """A ``MaskFormerFusionHead``'s ``predict`` by :mod:`.fast_fusion` (the instance output too, with AP)."""
 
     def __call__(self, mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
                  rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:

@@ -217,8 +217,7 @@ def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_cl
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """mmdet's ``mask2bbox`` without its loop over masks: (N, 4) float32 x1 y1 x2 y2 of each bool mask (N, H, W), the
-    first and one past the last row and column with a pixel; zeros for an empty mask."""
+    """mmdet's ``mask2bbox`` without its loop over masks: (N, 4) float32 x1 y1 x2 y2 boxes, zeros for an empty mask."""
     n, h, w = masks.shape
     if masks.numel() == 0:
         return torch.zeros((n, 4), dtype=torch.float32, device=masks.device)

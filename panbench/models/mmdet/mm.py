@@ -98,8 +98,7 @@ def quiet_library_warnings() -> None:
 
 
 def _name_cpu_ranks_by_local_rank() -> None:
-    """mmengine's logger (``_get_device_id``) raises IndexError where a node runs more ranks than GPUs (CPU ranks
-    under torchrun): there a rank is named by its local rank, as mmengine names it without a GPU."""
+    """mmengine's logger names a rank by its local rank where a node runs more ranks than GPUs (not IndexError)."""
     from mmengine.logging import logger
 
     found = logger._get_device_id
@@ -135,8 +134,7 @@ def load_config(path: Path, options: dict[str, Any] | None = None) -> Any:
 
 
 def check_cfg_options(cfg: Any, options: dict[str, Any], path: Path | str) -> None:
-    """Each ``--cfg-options`` key names a setting of the config, or one a model class reads with a default (else the
-    closest is proposed), and each value has the kind of the value it replaces (None takes anything)."""
+    """Each ``--cfg-options`` key names a setting (else the closest is proposed), each value its kind."""
     import difflib
 
     for key, value in options.items():
@@ -168,8 +166,7 @@ def check_cfg_options(cfg: Any, options: dict[str, Any], path: Path | str) -> No
 
 
 def keys_read_with_default(cfg: Any) -> dict[str, Any]:
-    """The settings the classes the config's ``model`` names read with ``cfg.get('key', default)`` (as
-    MaskFormerFusionHead's ``object_mask_thr``), with that default (None when not a literal), from their source."""
+    """The settings the config's ``model`` classes read with ``cfg.get('key', default)``, with that default."""
     import ast
     import inspect
     import re
@@ -254,8 +251,7 @@ def class_names(cfg: Any) -> list[str]:
 
 
 def label_to_category(names: list[str], categories: Any, where: str) -> list[int]:
-    """Model class index -> dataset category id.  mmdet numbers classes in the annotation file's category order
-    (``get_cat_ids``), not ``metainfo.classes``'s: a config where they differ is refused, not scored wrong."""
+    """Model class index -> dataset category id; a class order other than the annotation file's refused (mmdet's)."""
     by_name = {n: cid for n, cid in zip(categories.names, categories.ids)}
     for n in names:
         if n not in by_name:
