@@ -33,8 +33,7 @@ __all__ = ["ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "PQR
 
 
 def named(ref: str) -> Any:
-    """What a registry row names as ``"module:function"`` (the analyses', the model families' and the datasets'
-    tables: a function of a module imported only when it is used), imported now.  Not part of the Python API."""
+    """What a table's row names as ``"module:function"``, imported now.  Not part of the Python API."""
     import importlib
 
     module, sep, name = ref.partition(":")

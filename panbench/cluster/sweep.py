@@ -193,8 +193,7 @@ def note_incomplete_sweeps(results: str | Path) -> None:
 
 
 class CellJob:
-    """What one Slurm job runs (pickled by submitit): its cells in sequence, each ``panbench eval``, skipping the
-    cells already recorded; on preemption or timeout, :meth:`checkpoint`."""
+    """What one Slurm job runs (pickled by submitit): its cells not yet recorded, one ``panbench eval`` each."""
 
     def __init__(self, results: str, sweep_id: str, cells: list[dict[str, Any]], eval_args: list[str],
                  python: str | None = None) -> None:

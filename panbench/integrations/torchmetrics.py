@@ -57,8 +57,7 @@ def _validate(preds: Any, target: Any) -> None:
 
 
 class TorchmetricsToSegments:
-    """torchmetrics' ``(B, *spatial, 2)`` tensors to panoptic id maps and COCO ``segments_info``, the categories given
-    to panbench as ids ``1..C`` (things sorted, then stuff sorted), so that any int category id is a valid COCO one."""
+    """torchmetrics' ``(B, *spatial, 2)`` tensors to id maps and ``segments_info`` of categories ``1..C``."""
 
     def __init__(self, things: list[int], stuffs: list[int]) -> None:
         self.order = things + stuffs

@@ -142,8 +142,7 @@ def counted_areas(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[
 
 
 class GroundTruth:
-    """The ground truth of a COCO panoptic dataset, read image by image (``gt_folder``: the JSON's path without
-    ``.json`` by default); with ``keep`` each decoded image stays in memory (module docstring) until :meth:`clear`."""
+    """The ground truth of a COCO panoptic dataset, read image by image; with ``keep`` kept until :meth:`clear`."""
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None,
                  keep: bool = False) -> None:
@@ -189,8 +188,7 @@ class GroundTruth:
         return read_ids(png, where, shape=self.sizes.get(image_id), role="ground truth"), segments, where, False
 
     def hold(self, image_id: Any, ids: np.ndarray, segments: list[dict[str, Any]]) -> None:
-        """Keep image ``image_id``'s map as :meth:`image` read it, once scoring has checked it and its segments (the
-        compact copy relies on valid, unique ids)."""
+        """Keep image ``image_id``'s map as :meth:`image` read it, once scoring has checked its ids."""
         self._kept[image_id] = _compact(ids, segments)
 
 
@@ -343,8 +341,7 @@ class BasePanopticQuality:
         self._synced = True
 
     def compute(self) -> PQResult:
-        """PQ, SQ and RQ of the images so far (and the analyses, with ``analyses=True``); one ``DiagnosisWarning``
-        per format mistake the sums show, on every call."""
+        """PQ, SQ and RQ of the images so far, one ``DiagnosisWarning`` per format mistake the sums show."""
         result = self.result()
         warn_findings(result.diagnosis, stacklevel=2)
         return result

@@ -36,8 +36,7 @@ def active() -> str | None:
 
 
 def install() -> str:
-    """Make ``mmcv._ext`` importable (once per process), before ``mmcv.ops`` is imported, and return the backend that
-    serves it: "mmcv" when a compiled ``mmcv._ext`` imports, else "panbench" (``PANBENCH_OPS`` forces one)."""
+    """Make ``mmcv._ext`` importable before ``mmcv.ops`` is imported; returns the backend that serves it."""
     want = os.environ.get("PANBENCH_OPS", "").strip().lower()
     if want and want not in BACKENDS:
         raise PanbenchError(f"PANBENCH_OPS={want!r} is not a backend; set it to mmcv or panbench, or unset it")

@@ -19,8 +19,7 @@ PANBENCH_STAND_IN = True
 
 def ms_deform_attn_forward(value: Any, value_spatial_shapes: Any, value_level_start_index: Any,
                            sampling_locations: Any, attention_weights: Any, im2col_step: int) -> Any:
-    """mmcv's ``ms_deform_attn_forward`` (called for CUDA tensors): mmcv's own PyTorch function, the one mmcv
-    runs on the CPU.  ``value_level_start_index`` and ``im2col_step`` only organise the CUDA kernel's work."""
+    """mmcv's ``ms_deform_attn_forward`` (CUDA tensors): mmcv's own PyTorch function, the one it runs on the CPU."""
     from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 
     return multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_locations, attention_weights)
@@ -50,8 +49,7 @@ def ms_deform_attn_backward(value: Any, value_spatial_shapes: Any, value_level_s
 def roi_align_backward(grad_output: Any, rois: Any, argmax_y: Any, argmax_x: Any, grad_input: Any,
                        aligned_height: int, aligned_width: int, spatial_scale: float, sampling_ratio: int,
                        pool_mode: int, aligned: bool) -> None:
-    """mmcv's ``roi_align_backward`` for average pooling (PanopticFPN's RoI extractors): adds the gradient by the
-    feature map into ``grad_input``; max pooling stops with one line."""
+    """mmcv's ``roi_align_backward`` for average pooling: adds the gradient into ``grad_input``."""
     if pool_mode != 1:
         raise PanbenchError(f"mmcv op roi_align_backward: max pooling's backward is not in panbench's ops; for "
                             f"training with it install {COMPILED_FIX}")

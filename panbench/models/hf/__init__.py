@@ -83,8 +83,7 @@ def random_model(spec: ModelSpec, device: str) -> None:
 
 
 def checks(probes: Any) -> list[Any]:
-    """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`): timm, which
-    DETR's hub checkpoints build their backbone with (a note when missing, with the command that installs it)."""
+    """The family's lines of ``panbench doctor`` (:class:`panbench.cli.doctor.Probes`): timm, for DETR's backbone."""
     timm = probes.version("timm", required=False, fix=f"{install_command('timm', probes.pip)}; DETR's hub "
                           "checkpoints, hf-detr_*, build their backbone with timm (docs/huggingface.md)")
     if timm.ok:

@@ -371,8 +371,7 @@ def _few(items: list[str], k: int = 5) -> str:
 
 
 def map_labels(id2label: dict[int, str], categories: Any, where: str) -> tuple[list[int], list[int], list[int]]:
-    """The model's labels -> the dataset's categories by name (docs/huggingface.md, "Label mapping"): (model label ids
-    in panbench's order: things, then stuff, each by id; their category ids; skipped ids)."""
+    """The model's labels -> the dataset's categories by name (docs/huggingface.md): label ids, categories, skips."""
     exact = dict(zip(categories.names, categories.ids))
     by: dict[str, dict[str, list[int]]] = {"norm": {}, "stem": {}}
     for n, cid in zip(categories.names, categories.ids):
@@ -421,8 +420,7 @@ def backbone_name(cfg: Any) -> str | None:
 
 
 def processor_backend(version: str) -> dict[str, Any]:
-    """How ``from_pretrained`` is asked for the processor's PIL backend whatever is installed (docs/huggingface.md,
-    "Which processor"): ``backend="pil"`` from transformers 5.4, ``use_fast=False`` before."""
+    """How ``from_pretrained`` is asked for the PIL processor (docs/huggingface.md, "Which processor")."""
     return {"backend": "pil"} if _version(version) >= (5, 4) else {"use_fast": False}
 
 

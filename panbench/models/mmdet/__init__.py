@@ -133,8 +133,7 @@ def random_model(spec: ModelSpec, device: str) -> MMDetModel:
 
 
 def checks(probes: Any) -> list[Any]:
-    """The family's lines of ``panbench doctor`` (``probes``: :class:`panbench.cli.doctor.Probes`): mmcv, its ops on
-    each device, the AMP modes each architecture runs, pkg_resources (mmengine imports it), mmengine, mmdet."""
+    """The family's lines of ``panbench doctor`` (:class:`panbench.cli.doctor.Probes`): mmcv, its ops, AMP, mmdet."""
     out = [mmcv := probes.version("mmcv")]
     if mmcv.ok and probes.torch_ok:
         devices = ("cpu", "cuda") if probes.cuda else ("cpu",)

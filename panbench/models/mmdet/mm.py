@@ -89,8 +89,7 @@ def init_mmdet() -> None:
 
 
 def quiet_library_warnings() -> None:
-    """Leave out the MMDetection stack's warnings that say nothing about a run: mmengine 0.10.7's pkg_resources
-    import, and Python 3.12+'s SyntaxWarning on mmdet 3.3's invalid escape sequences."""
+    """Leave out mmengine 0.10.7's pkg_resources warning and mmdet 3.3's SyntaxWarnings (Python 3.12+)."""
     import warnings
 
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
