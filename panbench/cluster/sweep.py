@@ -254,9 +254,8 @@ class CellJob:
 
 
 def _stop(pid: int, timeout: float = 30.0) -> None:
-    """SIGTERM the eval ``pid``, SIGKILL it after ``timeout`` s, and reap it.  By pid, not through its Popen:
-    this runs in a signal handler that may have interrupted ``Popen.wait`` in ``__call__``, which holds the
-    Popen's wait lock (``Popen.wait(timeout=...)`` would spin on that lock for the whole timeout)."""
+    """SIGTERM the eval ``pid``, SIGKILL it after ``timeout`` s, and reap it, by pid: this runs in a signal handler
+    that may have interrupted ``Popen.wait``, which holds the Popen's wait lock."""
     try:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout

@@ -48,9 +48,8 @@ def unique_ids(rng: np.random.Generator, n: int) -> np.ndarray:
 def random_image(rng: np.random.Generator, height: int, width: int, categories: list[dict[str, Any]],
                  n_stuff: tuple[int, int] = (2, 4), n_things: tuple[int, int] = (1, 8), void_fraction: float = 0.02,
                  crowd_prob: float = 0.1) -> PanopticImage:
-    """A panoptic image: stuff regions split by random lines, thing ellipses painted over them (occluding each other,
-    same-class neighbours touching), and a little VOID.  Two stuff regions may have one class, which COCO's panoptic
-    format does not allow (a PQ test case, not a dataset; :func:`merge_stuff` makes them one segment)."""
+    """A panoptic image: stuff regions split by random lines, thing ellipses over them, a little VOID; two stuff regions
+    may have one class (a PQ test case: :func:`merge_stuff` makes them one segment)."""
     import cv2
 
     stuff = [c for c in categories if not c["isthing"]]

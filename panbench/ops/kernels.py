@@ -94,10 +94,8 @@ def nms_torch(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any
 
 
 def nms_torchvision(boxes: Any, scores: Any, iou_threshold: float) -> Any:
-    """``torchvision.ops.nms`` (offset 0) visiting boxes in mmcv's order: sorted as mmcv sorts, then given to
-    torchvision, whose stable sort keeps that order; its indices mapped back.  The threshold is rounded to float32
-    first, as mmcv's binding takes it: torchvision compares the float IoU with a double, and an IoU of exactly
-    0.3f is above 0.3 but not above 0.3f."""
+    """``torchvision.ops.nms`` (offset 0) visiting boxes in mmcv's order (its stable sort keeps it), the threshold
+    rounded to float32 as mmcv's binding takes it (an IoU of exactly 0.3f is above 0.3 but not above 0.3f)."""
     import torchvision
 
     order = scores.sort(0, descending=True)[1]
@@ -183,9 +181,8 @@ def roi_align_c(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any
 
 def roi_align_torch(input: Any, rois: Any, aligned_height: int, aligned_width: int, spatial_scale: float,
                     sampling_ratio: int, pool_mode: int, aligned: bool) -> tuple[Any, Any, Any]:
-    """mmcv's ``ROIAlignForward`` with PyTorch tensors (any device): ``(output, argmax_y, argmax_x)`` (the last
-    two None for average pooling).  The same float operations in the same order as the C loop: RoIs are
-    taken in groups with the same sampling grid, and each output sums its grid's samples one by one."""
+    """mmcv's ``ROIAlignForward`` with PyTorch tensors (any device), ``(output, argmax_y, argmax_x)``: the C loop's
+    float operations in its order, RoIs taken in groups with the same sampling grid."""
     import torch
 
     dt, dev = input.dtype, input.device
@@ -275,9 +272,8 @@ def _pool_rois(feat: Any, base: Any, boxes: tuple[Any, Any, Any, Any], grid: tup
 
 
 def _bilinear(feat: Any, base: Any, y: Any, x: Any, H: int, W: int) -> Any:
-    """The sample at (y, x) of each RoI's image, per channel: mmcv's ``pre_calc_for_bilinear_interpolate``
-    weights and positions, then ``w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4``.  ``y`` is (R, ph, 1), ``x``
-    (R, 1, pw); returns (R, ph, pw, C)."""
+    """The sample at (y, x) of each RoI's image, per channel, with mmcv's bilinear weights and positions: ``y`` is
+    (R, ph, 1), ``x`` (R, 1, pw); returns (R, ph, pw, C)."""
     import torch
 
     y, x = torch.broadcast_tensors(y, x)
@@ -332,8 +328,7 @@ def sigmoid_focal_loss(input: Any, target: Any, weight: Any, gamma: float, alpha
 def ms_deform_attn_grads(value: Any, spatial_shapes: Any, sampling_locations: Any, attention_weights: Any,
                          grad_output: Any) -> tuple[Any, Any, Any]:
     """The gradients of mmcv's multi-scale deformable attention by ``value``, ``sampling_locations`` and
-    ``attention_weights``: autograd through mmcv's own PyTorch function (bilinear sampling with zero padding, the
-    function mmcv's CUDA kernel computes), recomputed from the saved inputs."""
+    ``attention_weights``: autograd through mmcv's own PyTorch function."""
     import torch
     from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 
@@ -346,9 +341,8 @@ def ms_deform_attn_grads(value: Any, spatial_shapes: Any, sampling_locations: An
 
 def roi_align_grad(grad_output: Any, rois: Any, input_shape: tuple[int, int, int, int], aligned_height: int,
                    aligned_width: int, spatial_scale: float, sampling_ratio: int, aligned: bool) -> Any:
-    """The gradient of average-pooled RoIAlign by its input: torchvision's backward kernel for CUDA tensors (the
-    one its ``roi_align`` runs), else autograd through :func:`roi_align_torch` (RoIAlign is linear in its input, so
-    its gradient does not depend on the input's values, which mmcv's backward does not keep)."""
+    """The gradient of average-pooled RoIAlign by its input: torchvision's backward kernel for CUDA tensors, else
+    autograd through :func:`roi_align_torch` (linear in its input, so its values are not needed)."""
     import torch
 
     n, c, h, w = input_shape

@@ -58,12 +58,9 @@ def installed_version(dist: str) -> str | None:
 
 def install_command(package: str, pip: str = "pip", torch_version: str | None = None,
                     torchvision_version: str | None = None) -> str:
-    """The one command that installs ``package`` into this Python (``pip``: how to run its pip) and keeps it
-    loading: for torchvision and timm (which imports torchvision) the torchvision built for the installed torch
-    (``torch_version``, ``torchvision_version``: read from the metadata where not given). A CPU build of torch
-    gets torchvision's CPU build from PyTorch's index (PyPI's torchvision is a CUDA build, whose ops do not load
-    beside a CPU torch, and PyPI has no CPU build), a PyTorch-index CUDA build (``+cu130``) the same from its
-    index, PyPI's torch (a CUDA build) PyPI's torchvision; a torchvision that already fits is kept."""
+    """The one command that installs ``package`` into this Python (``pip``: how to run its pip) and keeps it loading:
+    for torchvision and timm the torchvision built for the installed torch, from PyTorch's index for its builds
+    (``+cpu``, ``+cu130``: PyPI has no CPU torchvision); a torchvision that already fits is kept."""
     if package not in NEEDS_TORCHVISION:
         return f"{pip} install {package}"
     torch_version = torch_version or installed_version("torch")

@@ -91,9 +91,8 @@ def corruption_of(name: str | None, severity: int | None) -> Corruption | None:
 
 
 def preload(names: list[str]) -> None:
-    """Load the modules the corruptions use before the workers fork, so no worker pays it on its first image (the
-    measured cost): scikit-image and scipy load lazily (half a second), so their functions run once on a tiny image.
-    No OpenCV here: its thread pool, once started, can hang a forked process."""
+    """Load the modules the corruptions use before the workers fork (scikit-image and scipy load lazily: half a
+    second); no OpenCV here: its thread pool, once started, can hang a forked process."""
     from skimage.color import rgb2hsv
     from skimage.filters import gaussian
 

@@ -172,9 +172,8 @@ class MMDetModel:
 
 @contextmanager
 def predict_inputs(model: Any) -> Iterator[list[tuple]]:
-    """While entered, the positional arguments of each call of the fusion head's ``predict`` go to the list yielded:
-    MaskFormer's class and mask logits (``panbench viz``), or the ``InstanceData`` per image that PanopticFPN's
-    ``roi_head`` hands its head (AP)."""
+    """While entered, the positional arguments of each call of the fusion head's ``predict`` go to the list yielded
+    (MaskFormer's logits for ``panbench viz``, PanopticFPN's instances for AP)."""
     head = getattr(model, "panoptic_fusion_head", None)
     calls: list[tuple] = []
     if head is None:
@@ -193,9 +192,8 @@ def predict_inputs(model: Any) -> Iterator[list[tuple]]:
 
 
 def panoptic_only(cfg: Any, keep_instances: bool = False) -> list[str]:
-    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the panoptic map, which
-    does not depend on them (the zoo's Mask2Former configs set ``instance_on=True``); ``keep_instances``: instance
-    output on (AP).  mmdet 3.3's fusion head asserts ``not semantic_on``.  Returns the keys changed."""
+    """Switch off the instance and semantic outputs MaskFormer-family heads compute beside the panoptic map (instance
+    output on with ``keep_instances``: AP); returns the keys changed."""
     test_cfg = cfg.model.get("test_cfg")
     changed = []
     if isinstance(test_cfg, dict) and "panoptic_on" in test_cfg:

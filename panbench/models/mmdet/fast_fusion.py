@@ -25,9 +25,8 @@ _fusion = load_extension("panbench.models.mmdet._fusion")  # None: torch compute
 
 
 class QueryMasks:
-    """One image's query mask logits (Q, h, w), upsampled to ``out_size`` (H, W) on demand (None: as they are).
-    :meth:`prepare` upsamples the queries both the fusion and the instance output read once, together; bilinear
-    interpolation is per mask, so every mask has the values it has upsampled alone."""
+    """One image's query mask logits (Q, h, w), upsampled to ``out_size`` (H, W) on demand (None: as they are), each
+    once; bilinear interpolation is per mask, so every mask has the values it has upsampled alone."""
 
     def __init__(self, mask_pred: torch.Tensor, out_size: tuple[int, int] | None = None) -> None:
         self.mask_pred, self.out_size = mask_pred, out_size
@@ -133,9 +132,7 @@ def _inner_run(t: torch.Tensor) -> int:
 
 def _scalar_positions(n: int, run: int, block: int) -> torch.Tensor:
     """The flat positions that torch's CPU sigmoid of ``n`` elements with inner loops of ``run`` computes with its
-    scalar code: with ``n >= _GRAIN`` and several threads ``at::parallel_for`` splits ``[0, n)`` into
-    ``ceil(n / T)``-long chunks (``T = min(threads, ceil(n / _GRAIN))``), each chunk's loops stop at every multiple
-    of ``run``, and each loop's last ``len % block`` elements are scalar."""
+    scalar code: each loop's last ``len % block`` elements, the loops cut at ``at::parallel_for``'s chunks too."""
     threads = torch.get_num_threads()
     starts = np.arange(0, n, run, dtype=np.int64)
     if n >= _GRAIN and threads > 1:
@@ -152,11 +149,8 @@ def _scalar_positions(n: int, run: int, block: int) -> torch.Tensor:
 
 def sigmoid_as_in(x: torch.Tensor, rows: torch.Tensor, total: int, run: int | None = None) -> torch.Tensor:
     """``x.sigmoid()`` of the masks ``x`` (k, H, W) of the queries ``rows`` (ascending) of a (``total``, H, W) tensor
-    that mmdet sigmoids whole (inner loops ``run`` long, :func:`_inner_run`; None: one, a contiguous tensor), each
-    element rounded as that call rounds it.  torch's CPU sigmoid rounds a value one ulp apart in its vector and
-    its scalar code, and which one an element gets depends on where it lies in the tensor sigmoided: two equal
-    masks can differ by an ulp and that decides an argmax tie.  The few elements whose code differs between the
-    two layouts are recomputed."""
+    that mmdet sigmoids whole (inner loops ``run`` long; None: contiguous), each element rounded as that call rounds
+    it: torch's CPU sigmoid rounds a value one ulp apart in its vector and scalar code, which decides argmax ties."""
     x = x.contiguous()
     out = x.sigmoid()
     block = _sigmoid_block() if x.device.type == "cpu" and x.dtype == torch.float32 else 0
@@ -184,9 +178,8 @@ def sigmoid_as_in(x: torch.Tensor, rows: torch.Tensor, total: int, run: int | No
 
 def instance_queries(mask_cls: torch.Tensor, num_classes: int, num_things: int, max_per_image: int = 100
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``instance_postprocess``'s detections: the top ``max_per_image`` query x class scores (``topk(sorted=False)``
-    as mmdet calls it), things only; returns their scores, labels, the queries they read (ascending, each once) and
-    each detection's position among those queries."""
+    """``instance_postprocess``'s detections (``topk(sorted=False)`` as mmdet calls it), things only: scores, labels,
+    the queries they read (ascending, each once) and each detection's position among them."""
     num_queries = mask_cls.shape[0]
     scores = F.softmax(mask_cls, dim=-1)[:, :-1]
     labels = torch.arange(num_classes, device=mask_cls.device).unsqueeze(0).repeat(num_queries, 1).flatten(0, 1)
@@ -202,10 +195,8 @@ def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_cl
                          max_per_image: int = 100, out_size: tuple[int, int] | None = None,
                          masks_of: QueryMasks | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One image's instance output: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits (padding
-    removed); ``out_size``: upsample the picked masks to it (mmdet's ``rescale``); ``masks_of`` as
-    :func:`maskformer_fusion` takes it.  Returns (scores, labels, bboxes (N, 4) x1 y1 x2 y2, binary masks
-    (N, H, W)), as mmdet's ``instance_postprocess``."""
+    """One image's instance output (scores, labels, x1 y1 x2 y2 boxes, binary masks) as mmdet's
+    ``instance_postprocess``; the arguments as :func:`maskformer_fusion` takes them."""
     top_scores, top_labels, picked, row = instance_queries(mask_cls, num_classes, num_things, max_per_image)
     masks = (masks_of or QueryMasks(mask_pred, out_size))(picked)
     binary = masks > 0
@@ -230,9 +221,8 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
 
 
 def first_argmax(x: torch.Tensor) -> torch.Tensor:
-    """``x.argmax(0)`` (the first index of the largest value on ties; a NaN counts as the largest).  On the CPU, where
-    a reduction over the first of three dimensions is slow: float32 in C (``_fusion.c``: pixel blocks that stay in
-    cache, each value read once, the GIL released), else a running maximum."""
+    """``x.argmax(0)`` (the first on ties; a NaN counts as the largest); on the CPU, float32 in C (``_fusion.c``), else
+    a running maximum, where torch's reduction over the first of three dimensions is slow."""
     if x.device.type != "cpu" or x.shape[0] < 2:
         return x.argmax(0)
     if _fusion is not None and x.dtype == torch.float32:
