@@ -1,6 +1,5 @@
-"""Downloads with a progress bar and resume, and file digests: used by the COCO download
-(:mod:`panbench.data.coco`) and the checkpoint cache (:mod:`panbench.models.checkpoints`).
-Standard library only, so that neither of them imports the other."""
+"""Downloads with a progress bar and resume, and file digests (the COCO download, the checkpoint cache).  Standard
+library only."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""What panbench asks of Slurm for a sweep: the submission through submitit (a job array, one task per job of
-cells), the sbatch script it submits (``--dry-run``), the jobs' states (``sacct``, else ``squeue``) and each
-cell's state for ``panbench status``, with a failed job's last error line from its log."""
+"""What panbench asks of Slurm for a sweep: the submission through submitit, the sbatch script (``--dry-run``), the
+jobs' states and each cell's state for ``panbench status``, with a failed job's last error line."""
 
 from __future__ import annotations
 

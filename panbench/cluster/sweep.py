@@ -1,8 +1,5 @@
-"""A sweep: the cells of ``panbench submit`` (one model, dataset and corruption cell each), its manifest
-(``RESULTS/sweeps/<id>.json``, :class:`Manifest`; only ``panbench submit`` writes it) and the job that runs cells, each
-as ``python -m panbench eval ...``, writing the cell's marker ``RESULTS/sweeps/<id>/cells/<cell>.json`` once its
-record is found (:meth:`Cell.record`).  The eval's own resume cache makes a requeued job continue where it stopped.
-docs/cluster.md says the files."""
+"""A sweep: the cells of ``panbench submit``, its manifest (``RESULTS/sweeps/<id>.json``, :class:`Manifest`) and the
+job that runs cells, each ``python -m panbench eval ...``, marking each recorded cell (docs/cluster.md)."""
 
 from __future__ import annotations
 

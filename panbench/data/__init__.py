@@ -1,3 +1,2 @@
-"""Datasets in the COCO panoptic layout: loading and checking them (:mod:`.datasets`), the COCO
-download (:mod:`.coco`), the synthetic demo set (:mod:`.demo`, drawn by :mod:`.synth`).
-numpy and :mod:`panbench.pq` only."""
+"""Datasets in the COCO panoptic layout: the table, loading and checking them, the COCO download, the converters, the
+synthetic demo set.  numpy and :mod:`panbench.pq` only."""

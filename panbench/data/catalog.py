@@ -1,6 +1,5 @@
-"""The datasets panbench knows, one row each in :data:`DATASETS`: everything the command line says of a dataset and
-does with it.  Adding a dataset is its module (``data/<name>.py``, with its ``data_command``) and its row here
-(tests/data/test_catalog.py).  Standard library only: ``panbench --help`` reads it."""
+"""The datasets panbench knows, one row each in :data:`DATASETS` (a dataset is its module ``data/<name>.py`` and its
+row: tests/data/test_catalog.py).  Standard library only: ``panbench --help`` reads it."""
 
 from __future__ import annotations
 

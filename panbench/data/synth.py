@@ -1,7 +1,4 @@
-"""Generated panoptic label maps: for tests, benchmarks and the demo dataset.
-
-Everything is driven by a ``numpy.random.Generator`` so that a seed fixes the output.
-"""
+"""Generated panoptic label maps for tests, benchmarks and the demo dataset, driven by a seeded generator."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """panbench's PQ as a torchmetrics ``Metric``: torchmetrics' ``PanopticQuality`` input and options, panopticapi's
-numbers (docs/api.md, "torchmetrics / Lightning", which also lists where torchmetrics' own rules differ).
-
-Each image of ``(B, *spatial, 2)`` (category id, instance id) becomes a segment-id map and its ``segments_info`` (a
-thing: one segment per (category, instance); a stuff category: one segment; an unknown category: VOID, or an error
-for a prediction without ``allow_unknown_preds_category``) scored by :class:`panbench.metrics.PanopticQuality`.  The
-state is that metric's integer sums (``dist_reduce_fx="sum"``): a DDP sync adds them exactly."""
+numbers (docs/api.md, "torchmetrics / Lightning", which lists where torchmetrics' own rules differ).  The state is
+the core metric's integer sums (``dist_reduce_fx="sum"``): a DDP sync adds them exactly."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The panoptic encoding the model families hand over (MMDetection's: ``label + instance * INSTANCE_OFFSET``
-per pixel, VOID = ``num_classes``) and its translation to what the evaluator scores: a uint32 id map with
-0 = VOID and COCO-panoptic ``segments_info``.  A leaf: imports nothing of panbench."""
+"""The panoptic encoding the model families hand over (``label + instance * INSTANCE_OFFSET``, VOID = ``num_classes``)
+as a uint32 id map (0 = VOID) and COCO ``segments_info``.  A leaf: imports nothing of panbench."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The model families, one row each in :data:`FAMILIES`, which the registry, the loader, the command line (``--model
-PREFIX:`` help, the extra that installs a missing package) and ``panbench doctor`` read.  A family is one subpackage
-whose ``__init__`` holds the functions of :class:`panbench.models.protocol.FamilyEntry`, imported only when one of its
-models is used."""
+"""The model families, one row each in :data:`FAMILIES`; a family is one subpackage whose ``__init__`` holds the
+functions of :class:`panbench.models.protocol.FamilyEntry`, imported only when one of its models is used."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """What the evaluation needs from a model family (docs/models.md, "Model families"): :class:`PanopticModel` (with
 the optional :class:`Corruptible` and :class:`DeferredFusion`), and the functions of a family's subpackage,
-:class:`FamilyEntry`.  The evaluation drives a model through these members only; ``to_segments`` is the only reader
-of what ``forward`` returns, so a family keeps its own output format.
-"""
+:class:`FamilyEntry`.  ``to_segments`` is the only reader of what ``forward`` returns."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """The compiled mmcv functions inference needs, without compiling mmcv (docs/ops.md): :func:`install` puts
-panbench's stand-in (:mod:`panbench.ops.ext`) into ``sys.modules["mmcv._ext"]`` before ``mmcv.ops`` is imported,
-unless a compiled ``mmcv._ext`` imports (``PANBENCH_OPS=mmcv`` or ``=panbench`` forces one).  This module imports
-nothing heavy (the import hook, :mod:`panbench.ops.hook`, runs it at every interpreter's start).
-"""
+panbench's stand-in (:mod:`panbench.ops.ext`) in ``sys.modules["mmcv._ext"]`` unless a compiled one imports.  Imports
+nothing heavy: the import hook (:mod:`panbench.ops.hook`) runs it at every interpreter's start."""
 
 from __future__ import annotations
 

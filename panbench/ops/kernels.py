@@ -1,9 +1,7 @@
 """nms and RoIAlign as mmcv 2.1.0 computes them, for the stand-in ``mmcv._ext`` (:mod:`panbench.ops.ext`), and the
-ops a training step reaches on CUDA (sigmoid focal loss, the backward passes of RoIAlign and deformable attention):
-CPU tensors through the C extension ``panbench.ops._cpu`` (mmcv's CPU code ported line for line) or the same float
-operations in PyTorch, bit-identical to compiled mmcv's CPU ops; CUDA tensors through torchvision's kernels.  Every
-path sorts scores as mmcv does (``scores.sort(0, descending=True)``), so tied boxes are visited in mmcv's order.
-docs/ops.md, "What runs where", says which path serves what."""
+ops a training step reaches on CUDA: CPU tensors through the C extension ``panbench.ops._cpu`` (mmcv's CPU code
+ported) or the same float operations in PyTorch, bit-identical to compiled mmcv's CPU ops; CUDA tensors through
+torchvision's kernels (docs/ops.md, "What runs where").  Every path sorts scores as mmcv does."""
 
 from __future__ import annotations
 

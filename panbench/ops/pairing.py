@@ -1,6 +1,5 @@
-"""Which torchvision a torch needs: panbench's CUDA ops run nms and RoIAlign with torchvision's kernels
-(:mod:`panbench.ops.kernels`), and a torchvision built for another torch (or another CUDA) does not load them.
-Standard library only: ``scripts/cuda_setup.py`` uses it before anything is installed, ``panbench doctor`` after."""
+"""Which torchvision a torch needs (panbench's CUDA ops run torchvision's kernels).  Standard library only:
+``scripts/cuda_setup.py`` uses it before anything is installed, ``panbench doctor`` after."""
 
 from __future__ import annotations
 

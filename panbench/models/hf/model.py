@@ -1,8 +1,6 @@
 """Hugging Face ``transformers`` panoptic models (``--model hf:<hub id or directory>``) as the family's
-:class:`panbench.models.protocol.PanopticModel` (docs/huggingface.md): :func:`load_hf_model` loads a local directory
-or a hub snapshot with its own processor, its labels mapped to the dataset's categories by name (:func:`map_labels`);
-:class:`HFPanoptic` runs the processor as the pipeline, padding and the network as the forward, and the processor's
-``post_process_panoptic_segmentation`` (or ``--postprocess``) as the fusion."""
+:class:`panbench.models.protocol.PanopticModel` (docs/huggingface.md): :func:`load_hf_model` loads one with its
+processor and its labels mapped (:func:`map_labels`), :class:`HFPanoptic` runs it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The MMDetection family: a detector built from a config (:mod:`.mm`) run as a
-:class:`panbench.models.protocol.PanopticModel` (:mod:`.family`, its fusion computed in :mod:`.fast_fusion`).  Here:
-the family's entry (:class:`panbench.models.protocol.FamilyEntry`) and its lines of ``panbench doctor``.  Imports
-torch and mmdet inside the functions that need them, except :mod:`.fast_fusion` (torch)."""
+"""The MMDetection family's entry (:class:`panbench.models.protocol.FamilyEntry`) and its lines of ``panbench doctor``;
+its model is :mod:`.family`'s, built by :mod:`.mm`.  torch and mmdet are imported inside the functions."""
 
 from __future__ import annotations
 

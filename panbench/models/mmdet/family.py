@@ -1,8 +1,6 @@
-"""The MMDetection family behind :class:`panbench.models.protocol.PanopticModel` (:class:`MMDetModel`): a detector
-built from a config (:mod:`panbench.models.mmdet.mm`), its test pipeline, mmdet's ``test_step`` and mmdet's panoptic
-encoding read back.  Every change panbench makes to the model's ``panoptic_fusion_head`` is here (its computation in
-:mod:`panbench.models.mmdet.fast_fusion`): :func:`panoptic_only`, :func:`install_postprocess` (``--postprocess``),
-:func:`install_fusion` (``--fusion panbench``, deferrable to :meth:`MMDetModel.finish`) and :func:`predict_inputs`.
+"""The MMDetection family behind :class:`panbench.models.protocol.PanopticModel` (:class:`MMDetModel`), and every
+change panbench makes to a model's ``panoptic_fusion_head`` (its computation in :mod:`.fast_fusion`):
+:func:`panoptic_only`, :func:`install_postprocess`, :func:`install_fusion` and :func:`predict_inputs`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
-"""Each architecture's own panoptic fusion, with mmdet's rules and mmdet's output pixel for pixel, without
-its per-segment loops (``--fusion panbench``, the default; docs/eval.md, "The fusion step", says how).
-
-* :func:`maskformer_fusion`: MaskFormer's and Mask2Former's (mmdet 3.3 ``MaskFormerFusionHead.predict``): the
-  per-query decisions (the ``pixels / binary area`` ratio in float64, as Python divides ints) as one table looked up
-  once per pixel; :func:`maskformer_instances`, its instance output (``instance_postprocess``), bit for bit.
-* :func:`heuristic_fusion`: PanopticFPN's (``HeuristicFusionHead._predict_single``), with mmdet's float32 overlap
-  test on each mask's bounding box.
-
-The fusions return mmdet's encoding (int32 ``label + instance * 1000``, VOID = ``num_classes``).
+"""Each architecture's own panoptic fusion, with mmdet's rules and mmdet's output pixel for pixel, without its
+per-segment loops (``--fusion panbench``, the default; docs/eval.md, "The fusion step"): :func:`maskformer_fusion`
+(and its instance output, :func:`maskformer_instances`, bit for bit) for MaskFormer and Mask2Former, the per-query
+decisions (the ``pixels / binary area`` ratio in float64, as Python divides ints) as one table looked up once per
+pixel; :func:`heuristic_fusion` for PanopticFPN.  The fusions return mmdet's encoding (int32 ``label + instance *
+1000``, VOID = ``num_classes``).
 """
 
 from __future__ import annotations

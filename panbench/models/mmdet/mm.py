@@ -1,7 +1,5 @@
-"""Everything that touches MMDetection: registries, configs (``--cfg-options`` checked against the config they
-change), models, weights, pipelines.  ``init_mmdet()`` is the one place where mmdet's modules are registered
-(explicitly, not as an import side effect).  Weights are checked on load: missing or unexpected keys, shape
-mismatches and a class order that differs from the dataset are refused with a clear message.
+"""Everything that touches MMDetection: registries (``init_mmdet()``, explicitly, once), configs (``--cfg-options``
+checked against the config they change), models, weights (checked on load), pipelines.
 """
 
 from __future__ import annotations
