@@ -1,9 +1,5 @@
-"""panbench: how panoptic segmentation models really compare.
-
-The package is layered by what each part may import: docs/architecture.md draws the data flow, and its table "The
-packages and what each may import" says what each package holds and its rules (``tests/test_architecture_layers.py``
-checks them).
-"""
+"""panbench: how panoptic segmentation models really compare.  docs/architecture.md says what each package holds
+and may import (``tests/test_architecture_layers.py`` checks it)."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

@@ -1,8 +1,6 @@
-"""What a command is doing while the user waits: one line on stderr as each phase starts (``announce``,
-``panbench: <what it does>...``), and the count of a loop's steps (``steps``): on a terminal one line rewritten in
-place, elsewhere a line at most once a second.  ``--no-progress`` turns both off (``enable``).  Standard library
-only: every package may import it (it imports nothing of panbench).  tests/test_announce.py reads the code for the
-waits that must start with one."""
+"""What a command is doing while the user waits, on stderr: a line as each phase starts (``announce``) and the count
+of a loop's steps (``steps``); ``--no-progress`` turns both off (``enable``).  Standard library only: every package
+may import it.  tests/test_announce.py reads the code for the waits that must start with one."""
 
 from __future__ import annotations
 

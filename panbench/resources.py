@@ -1,7 +1,5 @@
-"""Where panbench's own files are: the model configs (``configs/``, ``configs/demo/``) and the demo models'
-weights (``checkpoints/demo/``), read from the clone or from a wheel's copies under ``panbench/_data/``
-(``setup.py`` copies them at build time); and where this user's panbench cache is (:func:`user_cache_dir`).
-"""
+"""Where panbench's own files are (the model configs and the demo models' weights, from the clone or a wheel's
+``panbench/_data/``) and where this user's panbench cache is (:func:`user_cache_dir`)."""
 
 from __future__ import annotations
 

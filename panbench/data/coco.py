@@ -1,7 +1,5 @@
-"""``panbench data coco``: COCO-2017 panoptic val, only what evaluation needs (about 1.6 GB of zips): ``val2017/``,
-``annotations/panoptic_val2017.json`` and its PNGs; the train parts are never extracted.  Downloads resume, every
-archive is checked before extraction (CRC-32, a pinned sha256, entry names), steps done are skipped on a re-run
-(docs/data.md)."""
+"""``panbench data coco``: COCO-2017 panoptic val (about 1.6 GB of zips), downloads resumed and every archive checked
+before extraction (CRC-32, a pinned sha256, entry names), steps done skipped on a re-run (docs/data.md)."""
 
 from __future__ import annotations
 

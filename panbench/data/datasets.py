@@ -1,8 +1,6 @@
-"""A COCO-panoptic-format dataset on disk (COCO val2017, the demo set, or a user's own): ``val2017/*.jpg``,
-``annotations/panoptic_val2017.json`` and its PNGs (``annotations/panoptic_val2017/``); a converted dataset keeps its
-converter's names (:func:`layout`) and string image ids.  Images without ground truth (``panbench eval --images``,
-:func:`load_images`; docs/eval.md): a folder of images, or an image-info JSON; nothing is scored.
-"""
+"""A COCO-panoptic-format dataset on disk (COCO val2017, the demo set, or a user's own; a converted dataset keeps
+its converter's names, :func:`layout`), and images without ground truth (``panbench eval --images``,
+:func:`load_images`; docs/eval.md), which nothing scores."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""``panbench data demo``: a small synthetic panoptic dataset in COCO layout (``val2017`` and ``train2017``), made
-offline in seconds from its seed (docs/demo.md says what it holds).  A stuff class has at most one segment per
-image, as in COCO's panoptic format: the regions drawn with one stuff class are written as one segment.
-"""
+"""``panbench data demo``: a small synthetic panoptic dataset in COCO layout, made offline in seconds from its seed
+(docs/demo.md), one segment per stuff class and image as in COCO's panoptic format."""
 
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
-"""The streaming panoptic-quality metrics of the Python API (docs/api.md), their inputs and their result: thin owners
-of a :class:`~panbench.pq.accumulator.PanopticAccumulator`.  A refused update raises
-:class:`panbench.errors.InputError` and changes nothing.  torch is imported by ``sync`` alone.
+"""The streaming panoptic-quality metrics of the Python API (docs/api.md), thin owners of a
+:class:`~panbench.pq.accumulator.PanopticAccumulator`; a refused update raises :class:`panbench.errors.InputError`.
 
-A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel when it has fewer than 255 segments (its
-map is kept as the index of each pixel's segment, uint8: 0.3 MB for COCO's 640x480, about 1.5 GB for the 5000
-images of COCO val2017), two bytes up to 65534 segments, and four (the ids themselves) where the PNG holds ids its
-segments_info does not list.  It is scored as it is kept: the index map with its segments numbered 1..n in their
-order (the match reads which pixel belongs to which segment, never the ids themselves)."""
+A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel when it has fewer than 255 segments (each
+pixel's segment index, uint8: 0.3 MB for COCO's 640x480, about 1.5 GB for COCO val2017), two bytes up to 65534
+segments, four (the ids) where the PNG holds ids its segments_info does not list; it is scored as it is kept."""
 
 from __future__ import annotations
 

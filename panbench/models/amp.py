@@ -1,7 +1,5 @@
-"""Mixed precision (``--amp``): the mmcv ops without a bfloat16 kernel (RoIAlign, MultiScaleDeformableAttention,
-``nms``) run in fp32 (:func:`keep_ops_fp32`; docs/gpu.md, "Mixed precision", says why); :func:`autocast_forward` runs
-a family's forward step under autocast; :func:`keep_autocast` lets a deferred fusion run under the same autocast.
-"""
+"""Mixed precision (``--amp``; docs/gpu.md, "Mixed precision"): the mmcv ops without a bfloat16 kernel run in fp32
+(:func:`keep_ops_fp32`), a forward step under autocast, and a deferred fusion under the same autocast."""
 
 from __future__ import annotations
 

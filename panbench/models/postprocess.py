@@ -1,7 +1,5 @@
-"""Panoptic post-processing for query-based models (MaskFormer, Mask2Former) on the same outputs (docs/eval.md,
-"Post-processing"): ``default`` (the model's own fusion), ``maskwise`` (Panoptic SegFormer's mask-wise merging) and
-``argmax``.  All return mmdet's panoptic encoding (stuff of one class merged, ``num_classes`` for VOID).
-"""
+"""Panoptic post-processing for query-based models (docs/eval.md, "Post-processing"): ``default``, ``maskwise``
+and ``argmax``, each returning mmdet's panoptic encoding (stuff of one class merged, ``num_classes`` for VOID)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The model registry: one file per model under ``configs/``, found by name or alias, and the models a family lists in
-its subpackage (``Family.registered``).  A config file's ``panbench = dict(...)`` block of metadata is read with
-``ast`` (no mmengine, no torch).  Specs are frozen: a run that learns more of its model makes its own copy.
-"""
+"""The model registry: one config file per model under ``configs/`` (its ``panbench = dict(...)`` block read with
+``ast``), found by name or alias, and the models a family lists (``Family.registered``).  Specs are frozen."""
 
 from __future__ import annotations
 

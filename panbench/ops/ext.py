@@ -1,8 +1,5 @@
-"""panbench's stand-in for ``mmcv._ext`` (what :func:`panbench.ops.install` puts into ``sys.modules``): the
-functions inference and a training step on CUDA reach, with mmcv's signatures; every other name is a function that
-raises a one-line :class:`~panbench.errors.PanbenchError` naming the op, so that ``import mmcv.ops`` works and only a
-config that really calls another op stops, at that op.
-"""
+"""panbench's stand-in for ``mmcv._ext`` (:func:`panbench.ops.install`): the functions inference and a training
+step on CUDA reach, with mmcv's signatures; any other name a function that raises a one-line error naming the op."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""An import hook that makes ``mmcv._ext`` importable in any Python panbench is installed in (through
-``site-packages/panbench-mmcv-ext.pth``, at interpreter start-up), so that MMDetection's own tools run with mmcv-lite
-without importing panbench first: the import runs :func:`panbench.ops.install`.
-"""
+"""An import hook (installed by ``site-packages/panbench-mmcv-ext.pth``) that makes ``mmcv._ext`` importable in any
+Python panbench is in, so that MMDetection's own tools run with mmcv-lite: it runs :func:`panbench.ops.install`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Robustness summaries from result records (Michaelis et al. 2019, "Benchmarking Robustness in Object
-Detection", with PQ as the performance measure P): clean, mPC, rPC and per group, for PQ, PQ_th and PQ_st
-(docs/robustness.md, "How to read mPC and rPC").  A summary groups the runs of one model and settings on one set of
-images (the dataset fingerprint)."""
+"""Robustness summaries from result records (Michaelis et al. 2019, PQ as the performance measure): clean, mPC, rPC and
+per group for PQ, PQ_th and PQ_st (docs/robustness.md), of one model's runs on one set of images."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""What the ``hf:`` family knows of each transformers panoptic model type, one :class:`ModelType` per
-``config.model_type`` (:data:`TYPES`, docs/huggingface.md "Model types"; another type refused by :func:`describe`),
-and the family's registered models (:func:`models`).  No torch: :func:`panbench.models.hf.check_options` reads this
-module before torch loads."""
+"""What the ``hf:`` family knows of each transformers panoptic model type (:data:`TYPES`, docs/huggingface.md
+"Model types"), and its registered models (:func:`models`).  No torch: ``check_options`` reads it before torch."""
 
 from __future__ import annotations
 
