@@ -1,11 +1,8 @@
 """JSON documents read ahead: a file's bytes read, and scanned by ``_match.scan`` (without the GIL), on a thread
-while the process imports what scores them.  ``panbench score`` opens a :class:`ReadAhead` for its two JSON files in
-a ``with`` block before it imports numpy; :func:`~panbench.pq.coco_format.read_json`, called inside that block, then
-:func:`take` s them instead of reading the file again.  The block owns the documents: what it did not take is
-dropped when it ends, and no document outlives it.
-A document is handed over only while the file is the one that was read (the same device, inode, size and
-modification time); anything that goes wrong on the thread leaves the file to ``read_json``, which reports what is
-wrong in its words.  Standard library only.
+while the process imports what scores them (docs/pq-evaluator.md).  Inside a :class:`ReadAhead` block,
+:func:`~panbench.pq.coco_format.read_json` :func:`take` s a document instead of reading the file again, while the
+file is the one read (the same device, inode, size and modification time); what the block did not take is dropped
+when it ends.  Anything that goes wrong on the thread leaves the file to ``read_json``.  Standard library only.
 """
 
 from __future__ import annotations
@@ -74,9 +71,8 @@ _OPEN: ContextVar[ReadAhead | None] = ContextVar("panbench_read_ahead", default=
 
 
 def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | None:
-    """The bytes of ``path`` read ahead in the open :class:`ReadAhead` (once) and what the scan found when it was
-    scanned as ``gt`` asks (None: left to ``json.loads``), else :data:`NOT_SCANNED`; None when it was not read ahead,
-    the read failed or the file changed since."""
+    """The bytes of ``path`` read ahead (once) and the scan's result where it was scanned as ``gt`` asks, else
+    :data:`NOT_SCANNED`; None when it was not read ahead, the read failed or the file changed since."""
     docs = _OPEN.get()
     job = docs.jobs.pop(str(Path(path)), None) if docs is not None else None
     if job is None:

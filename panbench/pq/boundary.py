@@ -1,15 +1,7 @@
 """Boundary PQ (Cheng et al., CVPR 2021, "Boundary IoU") of one image from its id maps (the per-image path:
-``eval``'s evaluators, the images ``score``'s batch path leaves).
-
-* A segment's boundary: its pixels within Chebyshev distance ``d`` of a pixel with another id or of the image border,
-  ``d = round(0.02 x image diagonal)``, at least 1: boundary-iou-api's ``mask_to_boundary`` (the mask minus its
-  erosion by ``d`` iterations of a 3x3 square, with a one-pixel zero frame around the image).
-* Boundary IoU of a pair: ``|Bg & Bp| / (|Bp| + |Bg| - |Bg & Bp| - |Bp on ground-truth VOID|)``, boundary areas
-  counted from the pixels (ground truth too).
-* The pair's IoU is ``min(mask IoU, boundary IoU)``; the match is the one matcher's (in C, ``_match_core.h``, which
-  ``score``'s batch path runs on its threads beside the same pass over the pixels, ``_boundary_core.h``; else
-  :func:`panbench.pq.matching.match_image_numpy`, the reference), its VOID and crowd rules panopticapi's (by the
-  mask pixels).
+``eval``'s evaluators, the images ``score``'s batch path leaves); docs/analysis.md, "Boundary PQ", gives the
+definition.  The pair's IoU is ``min(mask IoU, boundary IoU)``, matched by the one matcher (in C, ``_match_core.h``,
+else :func:`panbench.pq.matching.match_image_numpy`, the reference) with panopticapi's VOID and crowd rules.
 """
 
 from __future__ import annotations
@@ -68,9 +60,8 @@ def _c_match(inter: np.ndarray, gt: Segments, pred: Segments, bint: np.ndarray, 
 
 def boundary_tables(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, d: int,
                     native: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth boundary, row 0: on
-    ground-truth VOID), the boundary areas of the G ground truths and of the P predictions; in C where it was built
-    (and ``native``), else :func:`panbench.pq.kernels.boundary_counts`."""
+    """``bint`` and the boundary areas of the G ground truths and of the P predictions
+    (:func:`panbench.pq.kernels.boundary_counts`, which counts them without C or ``native``)."""
     n_gt, n_pred = len(gt), len(pred)
     h, w = gt_ids.shape
     use_c = native and _native is not None and h <= 2**31 - 3  # the C streaks are int32 row numbers

@@ -1,7 +1,6 @@
 """Reading the COCO panoptic format's JSON side (categories, annotations, segments_info), validated: every problem
 is an :class:`InputError` whose one-line message names the file or image and the fix (the PNG side:
-:mod:`panbench.pq.png`).  Only numpy is imported here, so ``panbench score`` starts fast.
-"""
+:mod:`panbench.pq.png`).  Only numpy is imported here, so ``panbench score`` starts fast."""
 
 from __future__ import annotations
 
@@ -34,9 +33,8 @@ class DuplicateImageError(InputError):
 
 
 class UnlistedIdError(InputError):
-    """A prediction PNG id that its segments_info does not list; ``symptom`` apart, so that a caller that sees the
-    other images can name the mistake behind it (:func:`panbench.pq.diagnosis.encoded_ids`); ``kind``: the kind of
-    the finding that one image shows (its fix in the message), or None."""
+    """A prediction PNG id that its segments_info does not list; ``symptom`` and ``kind`` (of the finding that one
+    image shows, or None) apart, for a caller that sees the other images (:func:`panbench.pq.diagnosis.encoded_ids`)."""
 
     def __init__(self, symptom: str, fix: str, kind: str | None = None) -> None:
         super().__init__(f"{symptom}; {fix}")
@@ -45,8 +43,7 @@ class UnlistedIdError(InputError):
 
 class PackedSegments:
     """A segments_info array as :func:`read_json` keeps it where ``_match.scan`` read it (C): the document's bytes,
-    the array's place in them and the integer fields of its ``n`` segments, for ``_match.packed``.  Every segment has
-    an integer id, category_id (and, for a ground truth, ``gt``, area) and an integer iscrowd or none."""
+    the array's place in them and the integer fields of its ``n`` segments (of a ground truth: ``gt``)."""
 
     __slots__ = ("doc", "start", "stop", "n", "fields", "gt")
 
@@ -68,9 +65,8 @@ def segments_list(segments_info: Any) -> Any:
 
 
 def read_json(path: str | os.PathLike[str], what: str, scan: bool | None = None) -> dict[str, Any]:
-    """A JSON object, or an InputError that names the file.  ``scan`` (True for a ground truth, False for predictions)
-    keeps the segments_info arrays that ``_match.scan`` reads as :class:`PackedSegments`.  A file read ahead
-    (:mod:`panbench.pq.ahead`) is not read again."""
+    """A JSON object (a file read ahead, :mod:`panbench.pq.ahead`, is not read again), or an InputError naming the
+    file.  ``scan`` (True: a ground truth, False: predictions) keeps the arrays ``_match.scan`` reads packed."""
     return _document(path, what, scan)[0]
 
 
@@ -137,10 +133,8 @@ def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class GroundTruthJSON:
     """A COCO panoptic ground truth's JSON, read and checked once: the document, its categories, its annotations by
-    image id, each image's (height, width) where its ``images`` entry gives both (its PNG must have it) and the
-    file's bytes (the dataset fingerprint hashes them).  It stands for its file (``os.fspath``, ``str``): a reader
-    given it where a path goes takes what it holds (:func:`read_ground_truth` returns it) instead of reading the
-    file again, so that a command reads its ground truth once."""
+    image id, each image's (height, width) from its ``images`` entry and the file's bytes.  It stands for its file
+    (``os.fspath``, ``str``): :func:`read_ground_truth` returns it as it is (a command reads its ground truth once)."""
 
     path: Path
     data: dict[str, Any]
@@ -152,8 +146,7 @@ class GroundTruthJSON:
     def __fspath__(self) -> str:
         return str(self.path)
 
-    def __str__(self) -> str:
-        return str(self.path)
+    __str__ = __fspath__
 
     def image_ids(self) -> list[Any]:
         """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results
@@ -172,9 +165,8 @@ def png_folder(json_file: str | os.PathLike[str]) -> Path:
 
 def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JSON",
                       scan: bool | None = None) -> GroundTruthJSON:
-    """The one reader of a COCO panoptic ground truth (``score``, the Python API, the datasets and AP read it
-    here); ``what`` names the file in errors, ``scan`` as :func:`read_json`.  ``path`` read already (a
-    :class:`GroundTruthJSON`) is returned as it is."""
+    """The one reader of a COCO panoptic ground truth; ``what`` names the file in errors, ``scan`` as
+    :func:`read_json`.  ``path`` read already (a :class:`GroundTruthJSON`) is returned as it is."""
     if isinstance(path, GroundTruthJSON):
         return path
     data, raw = _document(path, what, scan)

@@ -2,28 +2,8 @@
 
 Each rule is a pure function of what scoring already has (the semantic confusion matrix ``PQStats.conf``, the
 prediction's category ids, one segment's PNG id) and returns a :class:`Finding` or None: silent unless it can explain
-a low number.  The mapping rule (docs/pq-evaluator.md, "Why is my PQ low?"): each predicted category is mapped to the
-ground-truth category it covers most pixels of (masks alone decide); the prediction uses another category order when
-
-* at least :data:`MIN_MOVED` predicted categories map to a category other than their own (where several map to one,
-  the one covering it most keeps it: the mapping is one-to-one) over at least :data:`MIN_MAPPED_IMAGES` images,
-* the mapping explains at least :data:`FOLLOW_SHARE` of the pixels where both sides have a category, and
-* the moved categories hold at least :data:`MOVED_SHARE` of those pixels.
-
-A correct prediction maps to itself; labels drawn at random spread each predicted category over many ground-truth
-ones (the mapping explains little); a model confusing two similar classes moves two.  The rule is applied to all
-categories, then to the thing classes alone and to the stuff classes alone where that group's PQ is near zero (below
-:data:`LOW_GROUP_PQ`) and its masks match: the mapping explains :data:`GROUP_SHARE` of the pixels of the
-categories it maps, on both sides (a few segments labelled at random can look mapped column by column; row by row
-they spread).  So one group's class order is found where the other group holds most pixels.  A mapping is named
-by the simplest rule every placed category follows (indexes of the category list or of the ids in ascending order,
-0- or 1-based; a constant offset), else as another class order: the fix given is the one the masks show.
-
-The refused inputs' rules: :func:`image_pairing` (predictions naming other images' files, before any image is read),
-:func:`unknown_categories` (unknown category ids, from the masks), :func:`encoded_ids` (PNG ids in an id encoding,
-over many images), :func:`channel_order` and :func:`input_size`.  A finding's fix (``remap``, ``images``, ``files``,
-``decode``) is what ``score`` applies to give ``pq_if_fixed``; an ``image_ids`` finding's two fixes
-(:func:`pairing_fixes`) are both scored, the one of the higher PQ given.
+a low number.  docs/pq-evaluator.md ("Why is my PQ low?") states each rule and its thresholds (the constants below).
+A finding's fix (``remap``, ``images``, ``files``, ``decode``) is what ``score`` applies to give ``pq_if_fixed``.
 """
 
 from __future__ import annotations
@@ -56,12 +36,10 @@ class DiagnosisWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Finding:
-    """One diagnosed mistake: ``kind`` (a fixed word), ``message`` (what is wrong and the fix, one line) and
-    ``pq_if_fixed`` (the corrected prediction's PQ where the caller can score it: ``score`` and ``pq_compute`` score
-    the prediction once more with the fix applied; else None).  The fix, not serialized: ``remap`` (each listed
-    predicted category id to its replacement), ``images`` (each listed prediction's file_name to the ground-truth
-    image that file is: its new image_id), ``files`` (each listed image_id to the ground truth's file_name of that
-    image) or ``decode`` (the id encoding of the PNGs: ``mmdet`` or ``detectron2``)."""
+    """One diagnosed mistake: ``kind``, ``message`` (what is wrong and the fix, one line) and ``pq_if_fixed`` (the
+    PQ of the prediction with the fix applied where the caller scored it, else None).  The fix, not serialized:
+    ``remap`` (predicted category id -> its replacement), ``images`` (prediction file_name -> its new image_id),
+    ``files`` (image_id -> the ground truth's file_name) or ``decode`` (the PNGs' id encoding: mmdet or detectron2)."""
 
     kind: str
     message: str
@@ -81,28 +59,22 @@ class Finding:
 
 
 def diagnose(stats: PQStats, table: CategoryTable) -> list[Finding]:
-    """The findings an accepted input's sums show, without ``pq_if_fixed`` (scoring the fix needs the files)."""
-    found = category_mapping(stats.conf, table, stats.n_images, group_pq(stats, table))
-    return [found] if found else []
-
-
-def group_pq(stats: PQStats, table: CategoryTable) -> dict[bool, float]:
-    """The PQ (0-1) of the thing classes (True) and of the stuff classes (False), as panopticapi averages it (over
-    the categories with TP + FP + FN > 0; a group without any: 1.0, nothing to explain)."""
+    """The findings an accepted input's sums show, without ``pq_if_fixed`` (scoring the fix needs the files).  The
+    groups' PQ (0-1; things True, stuff False) as panopticapi averages it; a group without a category: 1.0."""
     thing = np.asarray(table.isthing, bool)
-    out = {}
+    groups = {}
     for kind in (True, False):
         pq, _, _, n = group_average(stats.iou_sum, stats.tp, stats.fp, stats.fn, thing == kind, scale=1.0)
-        out[kind] = float(pq) if n else 1.0
-    return out
+        groups[kind] = float(pq) if n else 1.0
+    found = category_mapping(stats.conf, table, stats.n_images, groups)
+    return [found] if found else []
 
 
 def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int,
                      groups: Mapping[bool, float] | None = None) -> Finding | None:
     """The ``category_mapping`` (or ``category_index``) finding of a confusion matrix (``PQStats.conf``: rows ground
-    truth, columns prediction, VOID last) summed over ``n_images``, or None (module docstring).  ``groups``: each
-    group's PQ (:func:`group_pq`); a group is looked at alone when its PQ is below :data:`LOW_GROUP_PQ` (without
-    ``groups``: neither is)."""
+    truth, columns prediction, VOID last) summed over ``n_images``, or None.  ``groups``: each group's PQ, looked at
+    alone when below :data:`LOW_GROUP_PQ` (without ``groups``: neither is)."""
     if n_images < MIN_MAPPED_IMAGES:
         return None
     n = len(table)
@@ -158,26 +130,19 @@ def _rules(table: CategoryTable) -> list[tuple[str, str, dict[int, int]]]:
     """The index rules a prediction's category ids may follow: (what the ids are, the fix, predicted id -> category
     id), the category list's order first, then the ids in ascending order (where that order differs)."""
     ids, asc = list(table.ids), sorted(table.ids)
-    out = []
-    for order, listed, name, pick in (
-            (ids, True, "the ground truth's category list", "categories[{}]['id']"),
-            (asc, False, "the ground truth's category ids in ascending order",
-             "sorted(c['id'] for c in categories)[{}]")):
-        if not listed and asc == ids:
-            continue
-        for base in (0, 1):
-            fix = pick.format("i" if base == 0 else "i - 1")
-            out.append((f"{base}-based indexes of {name}", f"write {fix} for index i",
-                        {k + base: cid for k, cid in enumerate(order)}))
-    return out
+    orders = [(ids, "the ground truth's category list", "categories[{}]['id']")]
+    if asc != ids:
+        orders.append((asc, "the ground truth's category ids in ascending order",
+                       "sorted(c['id'] for c in categories)[{}]"))
+    return [(f"{base}-based indexes of {name}", f"write {pick.format('i - 1' if base else 'i')} for index i",
+             {k + base: cid for k, cid in enumerate(order)}) for order, name, pick in orders for base in (0, 1)]
 
 
 def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, weight: np.ndarray, table: CategoryTable, unplaced: int,
            group: str | None = None) -> Finding:
     """The finding of a mapping from ``pred_ids`` to ``gt_ids`` (what the masks show): the simplest rule all of it
-    follows (:func:`_rules`, then a constant offset), with the line of code that fixes it.  A rule places every
-    category; another class order only those the masks show, so with ``unplaced`` predicted categories left over
-    its fix has no ``remap``.  ``group`` (``thing``, ``stuff``) names the classes whose order alone is wrong."""
+    follows (:func:`_rules`, then a constant offset) and its fix.  Another class order places only what the masks
+    show: with ``unplaced`` predicted categories left over its fix has no ``remap``.  ``group``: thing or stuff."""
     pairs = dict(zip(pred_ids.tolist(), gt_ids.tolist(), strict=True))
     moved = np.flatnonzero(pred_ids != gt_ids)
     k = moved[np.argmax(weight[moved])]  # the moved category with most pixels
@@ -204,12 +169,10 @@ def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, weight: np.ndarray, table: 
 
 def unknown_categories(k: np.ndarray, columns: np.ndarray, table: CategoryTable,
                        pred_ids: Sequence[int]) -> Finding | None:
-    """The finding of a prediction refused for unknown category ids, from what its masks show: ``k`` the pixels of
-    each ground-truth category (rows, ``table``'s order) under each predicted id (columns: ``pred_ids``, the
-    ground truth's ids then the unknown ones), ``columns`` every pixel of each predicted id (VOID included).  None
-    unless the masks map the predicted ids to categories (:data:`FOLLOW_SHARE` of the pixels; for a poorer model's
-    masks, an index or offset rule that places every id and explains :data:`MOVED_SHARE`: :func:`_best_rule`) and
-    two or more map elsewhere (one unknown id is a typo or a VOID segment written as category 0)."""
+    """The finding of a prediction refused for unknown category ids, from its masks: ``k`` the pixels of each
+    ground-truth category (rows, ``table``'s order) under each predicted id (columns: ``pred_ids``, the ground
+    truth's ids then the unknown ones), ``columns`` every pixel of each predicted id (VOID included).  None unless
+    the masks map (:data:`FOLLOW_SHARE`, else :func:`_best_rule`) two or more ids elsewhere."""
     total = int(k.sum())
     seen, to, follow = _lead(k)
     if total == 0:
@@ -225,9 +188,8 @@ def unknown_categories(k: np.ndarray, columns: np.ndarray, table: CategoryTable,
 
 
 def _best_rule(k: np.ndarray, table: CategoryTable, pred_ids: Sequence[int]) -> Finding | None:
-    """The rule (:func:`_rules`, a constant offset) that places every predicted id with pixels and explains the
-    most of ``k``'s pixels, named as :func:`_named` names it; None unless it explains :data:`MOVED_SHARE` of them
-    and moves two ids or more."""
+    """The rule (:func:`_rules`, a constant offset) that places every predicted id with pixels and explains most of
+    ``k``'s pixels (at least :data:`MOVED_SHARE`), moving two ids or more; else None."""
     cols = np.flatnonzero(k.sum(axis=0))
     used = [int(pred_ids[j]) for j in cols.tolist()]
     rules = [rule for _, _, rule in _rules(table)]
@@ -289,12 +251,10 @@ def id_encoding(png_ids: Iterable[int], listed: Iterable[int], table: CategoryTa
 
 
 def encoded_ids(images: Iterable[tuple[Iterable[int], Iterable[int]]], table: CategoryTable) -> Finding | None:
-    """The ``id_encoding`` finding of prediction PNGs whose ids absent from their segments_info (each image's PNG ids
-    and listed ids) encode a category and an instance (detectron2's ``category_id * 1000 + instance``, mmdet's
-    ``label + instance * 1000``, its VOID the label after the last): every absent id of the images decodes to a
-    category (two ids or more for detectron2's; for mmdet's, whose test a random id passes about one time in eight,
-    three, one of them 1000 or more: small ids are segments left out of segments_info).  ``score`` judges it over
-    :data:`ENCODING_IMAGES` images: a first image of two segments is not enough to tell."""
+    """The ``id_encoding`` finding of prediction PNGs (each image's PNG ids and listed ids) whose ids absent from
+    their segments_info all encode a category and an instance (detectron2's ``category_id * 1000 + instance``: two
+    ids or more; mmdet's ``label + instance * 1000``, its VOID the label after the last, which a random id passes one
+    time in eight: three, one of them 1000 or more)."""
     absent_set: set[int] = set()
     n_images = 0
     for png_ids, listed in images:
@@ -340,12 +300,10 @@ def _stem(file_name: Any) -> str:
 
 def image_pairing(gt: Mapping[Any, Mapping[str, Any]],
                   pred: Mapping[Any, Mapping[str, Any]] | Iterable[Any]) -> Finding | None:
-    """The ``image_ids`` finding of predictions of ground-truth images (by image id) whose ``file_name`` is the file of
-    another ground-truth image (``gt``: the ground truth's annotations by image id; ``pred``: the predictions by image
-    id, or the raw list of annotations, where two may share an image id; the names compared without folder and
-    extension), or None.  It carries both fixes, which :func:`pairing_fixes` splits: ``images`` (each such
-    prediction's image_id to the image its file is, by file name) and ``files`` (each such prediction's file_name to
-    the ground truth's file of its image_id); its message names neither."""
+    """The ``image_ids`` finding of predictions of ground-truth images whose ``file_name`` is another ground-truth
+    image's file (without folder and extension), or None.  ``gt``, ``pred``: the annotations by image id (``pred``
+    also the raw list, where two may share an image id).  It carries both fixes, which :func:`pairing_fixes` splits;
+    its message names neither."""
     if isinstance(pred, Mapping):
         preds = list(pred.items())
     else:  # the raw list: annotations of an unusable image id or file name are named by the format's checks
@@ -376,9 +334,7 @@ def image_pairing(gt: Mapping[Any, Mapping[str, Any]],
 
 def pairing_fixes(finding: Finding) -> list[Finding]:
     """The two fixes of an ``image_ids`` finding, each a finding of its own to score: the image ids re-paired with
-    their files (the ids shifted: each PNG and its segments_info are the image its file name is) and the file names
-    re-paired with their image ids (the file names shifted: each PNG named ``file_name`` on disk holds the masks of
-    the image of its ``image_id``, as its segments_info do)."""
+    their files (``images``) and the file names re-paired with their image ids (``files``)."""
     head = finding.message.split("; ", 1)[0]
     return [Finding("image_ids", f"{head}; write each prediction's image_id as the ground-truth JSON pairs it with its "
                     "file_name (the ids are shifted or taken from another list)", images=finding.images),
@@ -387,8 +343,7 @@ def pairing_fixes(finding: Finding) -> list[Finding]:
 
 
 def pairing_unfixed(finding: Finding) -> Finding:
-    """An ``image_ids`` finding neither of whose fixes (:func:`pairing_fixes`) is accepted: the mistake named, no fix
-    given."""
+    """An ``image_ids`` finding neither of whose fixes (:func:`pairing_fixes`) is accepted: no fix given."""
     head = finding.message.split("; ", 1)[0]
     return Finding("image_ids", f"{head}; neither re-pairing the image_ids with the file names nor the file names "
                    "with the image_ids gives a prediction that scores: write each prediction's image_id, file_name, "
@@ -407,9 +362,7 @@ def findings_text(findings: Sequence[Finding]) -> str:
 
 def warn_findings(findings: Sequence[Finding], stacklevel: int = 2) -> None:
     """One :class:`DiagnosisWarning` naming every finding, attributed to the caller ``stacklevel`` frames up, shown
-    on every call: it is issued without the module's registry (through which Python's default filter shows a
-    message once per place), through the user's filters (``filterwarnings('ignore')`` silences it, ``'once'``
-    shows it once)."""
+    on every call: issued without the module's registry, through the user's filters (docs/pq-evaluator.md)."""
     if not findings:
         return
     text = findings_text(findings)

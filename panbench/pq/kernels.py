@@ -1,10 +1,7 @@
 """The pixel kernels of PQ (segment ids from RGB, ids to compact indices, the intersection table of two id maps),
-reused per-thread work buffers, and the numpy twins of the C kernels that score one image: the same functions,
-arguments and results as ``_native.pair_counts``, ``_match.areas``, ``_match.fold`` and ``_boundary.boundary_counts``.
-
-The twins serve an install without a C compiler (or with ``PANBENCH_NO_NATIVE=1``, which the tests and benchmarks set
-to compare the paths) and are the tests' reference: the callers take the C module where it was built and this one
-otherwise, through one name, so the scoring code has no second branch.  numpy only."""
+reused per-thread work buffers, and the numpy twins of the C kernels that score one image (the same arguments and
+results as ``_native.pair_counts``, ``_match.areas``, ``_match.fold`` and ``_boundary.boundary_counts``): the path
+without a C compiler or with ``PANBENCH_NO_NATIVE=1``, and the tests' reference.  numpy only."""
 
 from __future__ import annotations
 
@@ -32,9 +29,8 @@ _LOCAL = threading.local()
 
 def workspace(slot: str | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """A reusable array of this thread for ``slot`` (a fresh one when ``slot`` is None), valid until the thread's
-    next call with that slot, dtype and number of dimensions.  Reusing image-sized buffers avoids a page fault per 4
-    KiB of every fresh allocation, which costs as much as the arithmetic: one flat buffer per slot serves every shape
-    (COCO's images come in many sizes), grown when an image needs more."""
+    next call with that slot, dtype and number of dimensions: one flat buffer per slot, grown as needed, serves every
+    shape (a fresh image-sized allocation costs a page fault per 4 KiB, as much as the arithmetic)."""
     if slot is None:
         return np.empty(shape, dtype)
     dt = np.dtype(dtype)
@@ -77,9 +73,8 @@ def index_map(ids: np.ndarray, seg_ids: np.ndarray, step: int = 1, slot: str | N
 
 
 def intersections(gt_index: np.ndarray, n_gt: int, pred_index: np.ndarray, n_pred: int, gt_step: int = 1) -> np.ndarray:
-    """Pixel counts of (ground truth, prediction) index pairs, shape ``(n_gt + 2, n_pred + 1)``.  ``gt_index`` holds
-    ``g * gt_step`` for g in 0 (VOID), 1..n_gt; with ``gt_step == n_pred + 1`` (the fast path) the pair index is a
-    plain uint16 sum."""
+    """Pixel counts of (ground truth, prediction) index pairs, shape ``(n_gt + 2, n_pred + 1)``; ``gt_index`` holds
+    ``g * gt_step`` (with ``gt_step == n_pred + 1``, the fast path, the pair index is a plain uint16 sum)."""
     cols = n_pred + 1
     if gt_step == cols:
         flat = np.add(gt_index.ravel(), pred_index.ravel(), out=workspace("pairs", (gt_index.size,), np.intp))
@@ -91,9 +86,8 @@ def intersections(gt_index: np.ndarray, n_gt: int, pred_index: np.ndarray, n_pre
 def pair_counts(gt_ids: np.ndarray, pred_ids: np.ndarray, gt_keys: np.ndarray, pred_keys: np.ndarray,
                 inter: np.ndarray, strict: bool) -> tuple[int, int] | None:
     """Fill ``inter`` ((G + 2) x (P + 1)) with the pixel counts of (ground truth, prediction) index pairs of two
-    uint32 id maps, through 2^24-entry lookup tables; None, or ``(side, id)`` for the id in no segment at the
-    first such pixel in the maps' order, the ground truth's first where both are (side 0: the ground truth's,
-    refused only with ``strict``; its pixels otherwise count in row G + 1; side 1: the prediction's)."""
+    uint32 id maps; None, or ``(side, id)`` for the first id in no segment, the ground truth's first (side 0, refused
+    only with ``strict``: its pixels otherwise count in row G + 1; side 1: the prediction's)."""
     n_gt, n_pred = len(gt_keys), len(pred_keys)
     cols = n_pred + 1
     step = cols if (n_gt + 2) * cols < int(_SENTINEL) else 1  # fast path: one uint16 add per pixel
@@ -127,8 +121,7 @@ def areas(inter: np.ndarray, n_gt: int, n_pred: int, gt_areas: np.ndarray, out: 
 
 def fold(inter: np.ndarray, n_gt: int, n_pred: int, gt_cats: np.ndarray, pred_cats: np.ndarray) -> bytearray:
     """The table folded to categories, as a ``res`` (:data:`~panbench.pq.matching.RES_FIELDS`) holding the fold
-    alone: ``m`` ground-truth categories, ``m`` predicted ones (VOID -1) and their ``m`` pixel counts, row by row,
-    its header's ``m`` and unlisted pixels (row G + 1: ids in no segment, which panopticapi ignores)."""
+    alone (``sem_gt``, ``sem_pred``, ``sem_px``) and its header's ``m`` and unlisted pixels (row G + 1)."""
     r, c = np.nonzero(inter[: n_gt + 1])
     row_cat = np.concatenate(([-1], gt_cats)).astype(np.int64, copy=False)
     col_cat = np.concatenate(([-1], pred_cats)).astype(np.int64, copy=False)
@@ -177,8 +170,7 @@ def boundary_counts(gt_ids: np.ndarray, pred_ids: np.ndarray, width: int, height
                     pred_keys: np.ndarray, d: int, bint: np.ndarray, bg_area: np.ndarray,
                     bp_area: np.ndarray) -> tuple[int, int] | None:
     """Boundary PQ's counts into ``bint`` ((G + 2) x (P + 1): pixels on a predicted boundary and on a ground-truth
-    boundary or ground-truth VOID), ``bg_area`` (G + 2) and ``bp_area`` (P + 1): each segment's boundary pixels;
-    None, or ``(1, id)`` for a predicted id in no segment."""
+    boundary or VOID), ``bg_area`` and ``bp_area`` (each segment's boundary pixels); None, or ``(1, id)``."""
     n_gt, n_pred = len(gt_keys), len(pred_keys)
     gt_ids, pred_ids = gt_ids.reshape(height, width), pred_ids.reshape(height, width)
     bg, bp = boundary_mask(gt_ids, d), boundary_mask(pred_ids, d)

@@ -1,32 +1,15 @@
 """Panoptic matching of one image: the one rule, and every per-segment fact derived from it.
 
 :func:`match_image` takes an image's intersection table and returns its :class:`ImageMatch`, by the rules of
-panopticapi's ``pq_compute_single_core``, reproduced exactly:
-
-* a predicted and a ground-truth segment match when they share a category, the ground truth is not a crowd region and
-  IoU > 0.5, IoU being ``inter / (pred area + gt area - inter - pred pixels on VOID)``; the ground-truth area is its
-  ``segments_info`` entry's ``area``, the predicted area is counted from the pixels;
-* an unmatched non-crowd ground truth is a false negative; an unmatched prediction is a false positive unless more
-  than half of it lies on VOID or on its category's crowd region (the category's last crowd segment in JSON order).
-
-Beside the TP/FP/FN the match keeps per segment what the analyses read:
-
-* every TP: its category, IoU and ground-truth area;
-* every FN: category, area, best IoU with a prediction of the same category and of another category, the IoU of its
-  mutual-best unmatched prediction of the same category (0 when there is none) and, when that partner is a counted FP,
-  the partner's best IoU with a ground truth of another category (else 0: the error breakdown's oracle needs it);
-* every counted FP: category, pixel area, best IoU with a non-crowd ground truth of the same category and of another
-  category, and whether that best same-category ground truth is matched;
-* every non-crowd ground truth: category and the summed IoU of the same-category predictions overlapping it
-  (PQ-dagger).
-
-They are read here because the intersection table exists only while the image is scored (keeping it would store
-``n_gt x n_pred`` counts per image); each column is read by an analysis (``tests/test_architecture_rules.py``).
-Crowd regions are never a "ground-truth segment" beyond the ignore rule.  Ties (equal best IoU) go to the lowest
-index in ``segments_info`` order.  C (``_match.c`` over ``_match_core.h``, which the batch path's ``_native.c`` runs
-too) computes the match where it was built, else :func:`match_image_numpy`, the reference, bit for bit the same.
-C writes an image's result in one layout, a ``res`` (:data:`RES_FIELDS`: the per-image path's match and boundary
-match, the batch path's whole result), and :func:`res_fields` is its one decoder, into the fields by name.
+panopticapi's ``pq_compute_single_core``, reproduced exactly: a predicted and a ground-truth segment match when they
+share a category, the ground truth is not a crowd region and IoU > 0.5 (``inter / (pred area + gt area - inter - pred
+pixels on VOID)``, the ground-truth area its JSON ``area``); an unmatched prediction is a false positive unless more
+than half of it lies on VOID or on its category's (last) crowd region.  Beside the TP/FP/FN the match keeps per
+segment what the analyses read (:class:`ImageMatch`; docs/analysis.md, "The per-image match", says each fact and why
+it is read here, while the image's intersection table exists).  Ties go to the lowest index in ``segments_info``.
+C (``_match.c`` over ``_match_core.h``, which the batch path's ``_native.c`` runs too) computes the match where it
+was built, else :func:`match_image_numpy`, the reference, bit for bit the same.  C writes an image's result in one
+layout, a ``res`` (:data:`RES_FIELDS`), and :func:`res_fields` is its one decoder, into the fields by name.
 """
 
 from __future__ import annotations
@@ -47,6 +30,10 @@ IGNORED_SHARE = 0.5
 
 METRIC_KEYS = ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")
 _native = load_extension("panbench.pq._match")  # match_image in C, where it was built
+
+
+def empty_column() -> np.ndarray:  # the default of a per-image field that an image may lack
+    return np.zeros(0, np.int64)
 
 
 @dataclass
@@ -71,11 +58,11 @@ class ImageStats:
     fn_cats: np.ndarray
     fp_cats: np.ndarray
     # semantic confusion, sparse: pixels of (ground-truth category, predicted category); -1 is VOID
-    sem_gt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    sem_pred: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    sem_px: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sem_gt: np.ndarray = field(default_factory=empty_column)
+    sem_pred: np.ndarray = field(default_factory=empty_column)
+    sem_px: np.ndarray = field(default_factory=empty_column)
     # ground-truth pixels whose id segments_info does not list: [pixels], or empty when there are none
-    unlisted_px: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    unlisted_px: np.ndarray = field(default_factory=empty_column)
 
 
 @dataclass
@@ -191,10 +178,9 @@ _EMPTY_I64, _EMPTY_F64 = np.zeros(0, np.int64), np.zeros(0, np.float64)
 
 
 def res_fields(values: np.ndarray, rows: Any, fp_matched: np.ndarray) -> dict[str, np.ndarray]:
-    """The one decoder of C's result layout: ``values`` (int64) holding the fields of :data:`RES_FIELDS` one after
-    the other, ``rows`` the header's :data:`RES_COUNTS` counts that size them (one image's, or summed over the
-    images whose fields were copied out field by field), cut into each field by name (views; IoUs as float64),
-    ``fp_matched`` beside them."""
+    """The one decoder of C's result layout: ``values`` (int64, the fields of :data:`RES_FIELDS` one after the
+    other) cut by ``rows`` (the header's :data:`RES_COUNTS` counts: one image's, or summed over images copied out
+    field by field) into each field by name (views; IoUs as float64), ``fp_matched`` beside them."""
     counts, at, cols = [int(r) for r in rows], 0, {}
     for name, k, is_float in _RES_CUTS:  # slices of Python ints: microseconds an image (np.split takes ten times that)
         n = counts[k]

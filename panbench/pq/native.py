@@ -1,8 +1,7 @@
 """The C extensions of :mod:`panbench.pq`, read through one public place.  Each is optional: where one was not built
-or installed its accessor returns None and the caller takes the numpy twin (:mod:`panbench.pq.kernels`), which gives
-the same numbers.  The accessors read the module attribute at each call, so a test that sets ``kernels._native``,
-``matching._native`` or ``boundary._native`` to None sends every caller down the numpy path.
-"""
+its accessor returns None and the caller takes the numpy twin (:mod:`panbench.pq.kernels`: the same numbers).  The
+accessors read the module attribute at each call, so a test that sets ``kernels._native``, ``matching._native`` or
+``boundary._native`` to None sends every caller down the numpy path."""
 
 from __future__ import annotations
 

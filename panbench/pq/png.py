@@ -99,9 +99,8 @@ _SIZE_RULE = {"prediction": ("its ground truth is", "predict at the original ima
 
 def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None = None,
               role: str = "prediction") -> PngHeader:
-    """The PNG's header, checked before anything is inflated: the declared size against ``shape`` (a prediction's:
-    its ground truth's; a ground truth's: its image's) and :func:`max_pixels`, and the kind (8-bit RGB, RGBA or
-    palette; grey, grey+alpha and 16-bit carry no panoptic ids)."""
+    """The PNG's header, checked before anything is inflated: the declared size against ``shape`` (that of the PNG
+    of ``role``) and :func:`max_pixels`, and the kind (8-bit RGB, RGBA or palette: the others carry no ids)."""
     hdr = png_header(data, path, where)
     w, h = hdr.width, hdr.height
     if shape is not None and (h, w) != tuple(shape[:2]):
@@ -122,11 +121,9 @@ def check_png(data: bytes, path: Path, where: str, shape: tuple[int, ...] | None
 
 def read_ids(path: Path, where: str, slot: str | None = None, shape: tuple[int, ...] | None = None,
              role: str = "prediction") -> np.ndarray:
-    """Segment ids ``R + 256 G + 256^2 B`` (HxW uint32) of a panoptic PNG, its header (:func:`check_png`; ``shape``
-    is the size the PNG of ``role`` must have) and chunks (:func:`png_idat`) checked first on every path.  8-bit
-    RGB/RGBA PNGs take the fast path (libdeflate inflate, C unfilter straight to ids); palette or interlaced PNGs, or a
-    missing C extension, the general decoder.  With ``slot`` the result lives in a reused buffer, valid until this
-    thread's next call with that slot."""
+    """Segment ids ``R + 256 G + 256^2 B`` (HxW uint32) of a panoptic PNG, its header (:func:`check_png`) and chunks
+    (:func:`png_idat`) checked first.  8-bit RGB(A) PNGs are unfiltered straight to ids in C where it was built, the
+    others decoded (:func:`_decode`).  With ``slot``: in :func:`~panbench.pq.kernels.workspace` ``slot``'s buffer."""
     data = _read_png(path, where)
     hdr = check_png(data, path, where, shape, role)
     idat = png_idat(data, path, where)

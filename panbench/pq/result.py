@@ -1,14 +1,8 @@
-"""One image's scored result, and the one columnar form of many images' results.
-
-:class:`ImageResult` is what :func:`panbench.pq.evaluator.score_pair` gives for an image: its match
-(:class:`~panbench.pq.matching.ImageMatch`: the PQ contributions and the facts the analyses read), the semantic
-confusion pairs and unlisted ground-truth pixels of its intersection table and, when asked, its boundary-PQ
-contributions.  :func:`to_columns` / :func:`from_columns` are the one columnar codec: every field of many images
-concatenated (dtype by :func:`~panbench.pq.matching.column_dtype`) plus, per group of fields (the part of the name
-before its first ``_``: ``tp``, ``fn``, ``fp``, ``gt``, ``sem``, ``unlisted``), the image of each row
-(``<group>_img``).  The accumulator, the resume cache's chunks, ``score``'s results (from either path, any number of
-threads; the batch path copies the fields out of C's buffers straight into them) and the analyses' ``.npz`` files
-(:class:`~panbench.analysis.collect.AnalysisSet`) are these columns.
+"""One image's scored result (:class:`ImageResult`, what :func:`panbench.pq.evaluator.score_pair` gives), and the
+one columnar form of many images' results: every field of many images concatenated (dtype by
+:func:`~panbench.pq.matching.column_dtype`) plus, per group of fields (the part of the name before its first ``_``:
+``tp``, ``fn``, ``fp``, ``gt``, ``sem``, ``unlisted``), the image of each row (``<group>_img``): the accumulator's,
+the resume cache's, ``score``'s results' and the analyses' ``.npz`` files' (docs/architecture.md, "columns").
 """
 
 from __future__ import annotations
@@ -19,11 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.matching import MATCH_FIELDS, ImageMatch, ImageStats, column_dtype
-
-
-def _none() -> np.ndarray:
-    return np.zeros(0, np.int64)
+from panbench.pq.matching import MATCH_FIELDS, ImageMatch, ImageStats, column_dtype, empty_column
 
 
 @dataclass
@@ -31,10 +21,10 @@ class ImageResult:
     """One image scored (module docstring); 1-D arrays, small."""
 
     match: ImageMatch
-    sem_gt: np.ndarray = field(default_factory=_none)  # semantic confusion, sparse: ground-truth category, -1 VOID
-    sem_pred: np.ndarray = field(default_factory=_none)  # predicted category, -1 VOID
-    sem_px: np.ndarray = field(default_factory=_none)  # pixels of each (sem_gt, sem_pred)
-    unlisted_px: np.ndarray = field(default_factory=_none)  # [pixels] whose gt id segments_info lacks, or empty
+    sem_gt: np.ndarray = field(default_factory=empty_column)  # semantic confusion: ground-truth category, -1 VOID
+    sem_pred: np.ndarray = field(default_factory=empty_column)  # predicted category, -1 VOID
+    sem_px: np.ndarray = field(default_factory=empty_column)  # pixels of each (sem_gt, sem_pred)
+    unlisted_px: np.ndarray = field(default_factory=empty_column)  # [pixels] whose gt id segments_info lacks, or empty
     boundary: ImageStats | None = None  # boundary-PQ contributions (TP/FN/FP), with boundary PQ on
 
     @property

@@ -1,10 +1,7 @@
 """Per-category PQ sums that add across images, processes and ranks (:class:`PQStats`), and their summary
 (:func:`pq_summary`: PQ/SQ/RQ for All, Things and Stuff as panopticapi's ``pq_average``, pixel accuracy, mIoU, Dice).
-
-IoU sums are kept in fixed point (units of 2^-40): integer addition is associative, so any split of the images
-(workers, ranks, resumed runs) gives bit-identical metrics, while the rounding (< 2^-41 per match) stays far below
-panopticapi parity's 1e-9.  One int64 in those units would overflow after 2^23 (8.4 million) matches of one category,
-so each sum is two int64: whole units and a fraction in [0, 2^40) that carries into them after every addition.
+IoU sums are fixed point (units of 2^-40), each two int64 (whole units and a fraction in [0, 2^40) carried into them),
+so any split of the images gives bit-identical metrics (docs/pq-evaluator.md, "Sums that never overflow").
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.matching import ImageStats
+from panbench.pq.matching import ImageStats, empty_column
 
 #: The groups PQ is averaged over: (name, suffix of its keys, ``isthing`` of its categories or None for all).
 PQ_GROUPS = (("All", "", None), ("Things", "_th", True), ("Stuff", "_st", False))
@@ -34,25 +31,20 @@ _BATCH_MATCHES = 2**22
 _IMAGE_FIELDS = tuple(f.name for f in fields(ImageStats))  # what add_images concatenates
 
 
-def _unset() -> np.ndarray:
-    return np.zeros(0, np.int64)
-
-
 @dataclass
 class PQStats:
-    """Per-category sums; ``+`` adds two of them.  The IoU sum of category k is ``iou_int[k] + iou[k] /
-    IOU_SCALE`` (``iou``: the fraction, carried into ``iou_int`` whenever it reaches 1).  ``conf`` is the semantic
-    confusion matrix in pixels, ``(C + 1) x (C + 1)`` with VOID last (rows ground truth, columns prediction);
-    ``unlisted`` counts the ground-truth pixels whose id ``segments_info`` does not list, and their images."""
+    """Per-category sums; ``+`` adds two of them.  The IoU sum of category k is ``iou_int[k] + iou[k] / IOU_SCALE``.
+    ``conf``: the semantic confusion in pixels, ``(C + 1) x (C + 1)``, VOID last (rows ground truth); ``unlisted``:
+    the ground-truth pixels whose id ``segments_info`` does not list, and their images."""
 
     iou: np.ndarray
     tp: np.ndarray
     fp: np.ndarray
     fn: np.ndarray
     n_images: int = 0
-    conf: np.ndarray = field(default_factory=_unset)  # empty (the default): zeros of the right shape
-    iou_int: np.ndarray = field(default_factory=_unset)  # empty: zeros
-    unlisted: np.ndarray = field(default_factory=_unset)  # empty: zeros
+    conf: np.ndarray = field(default_factory=empty_column)  # empty (the default): zeros of the right shape
+    iou_int: np.ndarray = field(default_factory=empty_column)  # empty: zeros
+    unlisted: np.ndarray = field(default_factory=empty_column)  # empty: zeros
 
     def __post_init__(self) -> None:
         if self.unlisted.size == 0:
@@ -88,8 +80,7 @@ class PQStats:
 
     @staticmethod
     def zeros(n_categories: int) -> PQStats:
-        iou, tp, fp, fn = (np.zeros(n_categories, np.int64) for _ in range(4))
-        return PQStats(iou, tp, fp, fn)
+        return PQStats(*(np.zeros(n_categories, np.int64) for _ in range(4)))
 
     def add_image(self, s: ImageStats) -> None:
         """Accumulate one image's contributions in place (:meth:`add_images` of one image)."""
@@ -103,9 +94,8 @@ class PQStats:
         self.add_columns({name: cat([getattr(s, name) for s in images]) for name in _IMAGE_FIELDS}, len(images))
 
     def add_columns(self, cols: Mapping[str, np.ndarray], n_images: int, prefix: str = "") -> None:
-        """:meth:`add_images` of ``n_images`` images given as columns (the fields of
-        :class:`~panbench.pq.matching.ImageStats` concatenated, as :mod:`panbench.pq.result` keeps them; keys ``prefix
-        + field``, the semantic ones optional).  The IoU fraction is carried every :data:`_BATCH_MATCHES` matches."""
+        """:meth:`add_images` of ``n_images`` images as :mod:`panbench.pq.result`'s columns of
+        :class:`~panbench.pq.matching.ImageStats` (keys ``prefix + field``, the semantic ones optional)."""
         none = np.zeros(0, np.int64)
         tp_cats, tp_ious = cols[prefix + "tp_cats"], cols[prefix + "tp_ious"]
         for lo in range(0, len(tp_cats), _BATCH_MATCHES):
@@ -153,9 +143,8 @@ class PQStats:
 
 
 def semantic_metrics(conf: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Pixel accuracy, mIoU and mean Dice (0-100) from a confusion matrix with VOID last, and the per-category IoU
-    and Dice.  Ground-truth VOID pixels are ignored; a prediction of VOID on a labelled pixel counts as a miss.  Means
-    are over the categories present in the ground truth or the prediction."""
+    """Pixel accuracy, mIoU and mean Dice (0-100; means over the categories present on either side) from a confusion
+    matrix with VOID last (ground-truth VOID ignored, VOID predicted is a miss), and the per-category IoU and Dice."""
     c = conf[:-1].astype(np.float64)  # drop ground-truth VOID rows
     tp = np.diag(c[:, :-1])
     gt = c.sum(axis=1)
@@ -174,9 +163,8 @@ def semantic_metrics(conf: np.ndarray) -> tuple[dict[str, float], np.ndarray, np
 
 
 def category_pq(iou: Any, tp: Any, fp: Any, fn: Any, scale: float = 1.0) -> tuple[np.ndarray, ...]:
-    """The PQ formula, per category: ``PQ = scale IoU / (TP + FP/2 + FN/2)``, ``SQ = scale IoU / TP``,
-    ``RQ = scale TP / (TP + FP/2 + FN/2)``; 0.0 where a denominator is 0.  Any shape (a leading batch axis
-    too); float64.  ``scale`` multiplies the numerator (100: percentages, rounded as ``100 * iou / denom``)."""
+    """The PQ formula, per category (any shape, float64): ``PQ = scale IoU / (TP + FP/2 + FN/2)``, ``SQ = scale IoU
+    / TP``, ``RQ = scale TP / (TP + FP/2 + FN/2)``; 0.0 where a denominator is 0; ``scale`` multiplies the numerator."""
     iou, tp, fp, fn = (np.asarray(a, np.float64) for a in (iou, tp, fp, fn))
     denom = tp + 0.5 * fp + 0.5 * fn
     safe = np.where(denom > 0, denom, 1.0)
@@ -190,8 +178,7 @@ def group_average(iou: Any, tp: Any, fp: Any, fn: Any, mask: Any,
                   present: np.ndarray | None = None, scale: float = 100.0) -> tuple[np.ndarray, ...]:
     """PQ, SQ, RQ (``scale * sum / n``: 0-100 by default) and ``n``, the number of categories averaged: those
     in ``mask`` that are present (default: TP + FP + FN > 0, panopticapi's rule); a group with none gets 0.0.
-    Arrays ``(..., C)``; results ``(...)``.  The one average of the package: the summary, the analyses and
-    every bootstrap resample."""
+    Arrays ``(..., C)``; results ``(...)``.  The one average of the package."""
     tp_, fp_, fn_ = (np.asarray(a, np.float64) for a in (tp, fp, fn))
     if present is None:
         present = (tp_ + fp_ + fn_) > 0
@@ -203,9 +190,8 @@ def group_average(iou: Any, tp: Any, fp: Any, fn: Any, mask: Any,
 
 
 def pq_summary(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
-    """PQ/SQ/RQ (0-100) for All, Things, Stuff; pixel accuracy, mIoU, mean Dice; per class PQ/SQ/RQ/IoU/Dice
-    (0-100) and TP/FP/FN.  Categories with no TP, FP or FN are left out of the averages, as in panopticapi; a group
-    with none at all gets 0.0 (panopticapi divides by zero there)."""
+    """PQ/SQ/RQ (0-100) for All, Things, Stuff, averaged as panopticapi (a group without a category: 0.0); pixel
+    accuracy, mIoU, mean Dice; per class PQ/SQ/RQ/IoU/Dice (0-100) and TP/FP/FN."""
     things = np.asarray(isthing, bool)
     out: dict[str, Any] = {}
     counts: dict[str, int] = {}
@@ -229,9 +215,8 @@ def pq_summary(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> 
 
 def panopticapi_summary(stats: PQStats, category_ids: list[int], isthing: list[bool]) -> dict[str, Any]:
     """panopticapi's ``pq_compute`` result from the sums: ``All``, ``Things``, ``Stuff`` as ``{"pq", "sq", "rq",
-    "n"}`` (fractions 0-1, averaged over the categories with TP + FP + FN > 0) and ``per_class`` keyed by category
-    id (``{"pq": 0.0, "sq": 0.0, "rq": 0.0}`` for an absent category, as panopticapi).  A group without any
-    category gets 0.0 where panopticapi divides by zero."""
+    "n"}`` (fractions 0-1; a group without any category 0.0 where panopticapi divides by zero) and ``per_class``
+    keyed by category id (0.0 each for an absent category, as panopticapi)."""
     things = np.asarray(isthing, bool)
     out: dict[str, Any] = {}
     for name, _, th in PQ_GROUPS:

@@ -1,7 +1,6 @@
-"""A fixed set of threads that run submitted calls: what ``score``'s batch path and the bootstrap's sums need of a
-thread pool, on :mod:`threading` alone (``concurrent.futures`` loads :mod:`logging`, milliseconds of every ``panbench
-score`` start: docs/benchmarks.md).  The calls release the GIL (C decoding, counting, adding).  Standard library only.
-"""
+"""A fixed set of threads that run submitted calls (score's batch path, the bootstrap's sums), on :mod:`threading`
+alone: ``concurrent.futures`` loads :mod:`logging`, milliseconds of every ``panbench score`` start (docs/benchmarks.md).
+The calls release the GIL (C decoding, counting, adding).  Standard library only."""
 
 from __future__ import annotations
 
@@ -96,8 +95,7 @@ class Workers:
 
     def shutdown(self, cancel: bool = False) -> None:
         """Stop the threads once the calls before are done (``cancel``: dropped, each raising :class:`Cancelled`) and
-        wait for them to end (``cancel``: :data:`STOP_S` seconds at most, the daemon threads still in a call then left
-        behind).  Nothing can be submitted after."""
+        wait for them to end (``cancel``: :data:`STOP_S` seconds at most).  Nothing can be submitted after."""
         self._cancel = self._cancel or cancel
         if not self._shut:
             self._shut = True
