@@ -7,5 +7,4 @@ and :mod:`~panbench.pq.sums` (the additive per-category sums, :class:`PQStats`, 
 maps to an image's :class:`~panbench.pq.result.ImageResult`) and :mod:`~panbench.pq.result` (the one columnar codec);
 :mod:`~panbench.pq.accumulator` (:class:`PanopticAccumulator`, the one state of an evaluation);
 :mod:`~panbench.pq.boundary` (boundary PQ through the one matcher); :mod:`~panbench.pq.score` and
-:mod:`~panbench.pq.batch` (a whole prediction folder: chunks of images on threads).
-"""
+:mod:`~panbench.pq.batch` (a whole prediction folder: chunks of images on threads)."""

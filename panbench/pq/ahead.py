@@ -2,8 +2,7 @@
 while the process imports what scores them (docs/pq-evaluator.md).  Inside a :class:`ReadAhead` block,
 :func:`~panbench.pq.coco_format.read_json` :func:`take` s a document instead of reading the file again, while the
 file is the one read (the same device, inode, size and modification time); what the block did not take is dropped
-when it ends.  Anything that goes wrong on the thread leaves the file to ``read_json``.  Standard library only.
-"""
+when it ends.  Anything that goes wrong on the thread leaves the file to ``read_json``.  Standard library only."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Boundary PQ (Cheng et al., CVPR 2021, "Boundary IoU") of one image from its id maps (the per-image path:
 ``eval``'s evaluators, the images ``score``'s batch path leaves); docs/analysis.md, "Boundary PQ", gives the
 definition.  The pair's IoU is ``min(mask IoU, boundary IoU)``, matched by the one matcher (in C, ``_match_core.h``,
-else :func:`panbench.pq.matching.match_image_numpy`, the reference) with panopticapi's VOID and crowd rules.
-"""
+else :func:`panbench.pq.matching.match_image_numpy`, the reference) with panopticapi's VOID and crowd rules."""
 
 from __future__ import annotations
 

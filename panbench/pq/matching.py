@@ -9,8 +9,7 @@ segment what the analyses read (:class:`ImageMatch`; docs/analysis.md, "The per-
 it is read here, while the image's intersection table exists).  Ties go to the lowest index in ``segments_info``.
 C (``_match.c`` over ``_match_core.h``, which the batch path's ``_native.c`` runs too) computes the match where it
 was built, else :func:`match_image_numpy`, the reference, bit for bit the same.  C writes an image's result in one
-layout, a ``res`` (:data:`RES_FIELDS`), and :func:`res_fields` is its one decoder, into the fields by name.
-"""
+layout, a ``res`` (:data:`RES_FIELDS`), and :func:`res_fields` is its one decoder, into the fields by name."""
 
 from __future__ import annotations
 

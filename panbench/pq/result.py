@@ -2,8 +2,7 @@
 one columnar form of many images' results: every field of many images concatenated (dtype by
 :func:`~panbench.pq.matching.column_dtype`) plus, per group of fields (the part of the name before its first ``_``:
 ``tp``, ``fn``, ``fp``, ``gt``, ``sem``, ``unlisted``), the image of each row (``<group>_img``): the accumulator's,
-the resume cache's, ``score``'s results' and the analyses' ``.npz`` files' (docs/architecture.md, "columns").
-"""
+the resume cache's, ``score``'s results' and the analyses' ``.npz`` files' (docs/architecture.md, "columns")."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """COCO panoptic's rule for stuff: a stuff category has at most one segment per image (a model predicts one, so each
 further ground-truth segment is a false negative whatever the model does).  :func:`repeated_stuff` finds the images
 that break it; ``panbench data`` refuses such a dataset (:func:`stuff_rule_message`), ``panbench score`` warns
-(:func:`stuff_rule_warning`).  Only numpy and :mod:`panbench.pq.coco_format`: ``score`` imports it.
-"""
+(:func:`stuff_rule_warning`).  Only numpy and :mod:`panbench.pq.coco_format`: ``score`` imports it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Per-category PQ sums that add across images, processes and ranks (:class:`PQStats`), and their summary
 (:func:`pq_summary`: PQ/SQ/RQ for All, Things and Stuff as panopticapi's ``pq_average``, pixel accuracy, mIoU, Dice).
 IoU sums are fixed point (units of 2^-40), each two int64 (whole units and a fraction in [0, 2^40) carried into them),
-so any split of the images gives bit-identical metrics (docs/pq-evaluator.md, "Sums that never overflow").
-"""
+so any split of the images gives bit-identical metrics (docs/pq-evaluator.md, "Sums that never overflow")."""
 
 from __future__ import annotations
 
@@ -50,8 +49,7 @@ class PQStats:
         if self.unlisted.size == 0:
             self.unlisted = np.zeros(2, np.int64)
         if self.conf.size == 0:  # a confusion matrix has at least VOID's 1 x 1
-            n = len(self.iou) + 1
-            self.conf = np.zeros((n, n), np.int64)
+            self.conf = np.zeros((len(self.iou) + 1,) * 2, np.int64)
         if self.iou_int.size == 0:
             self.iou_int = np.zeros(len(self.iou), np.int64)
         self._carry()

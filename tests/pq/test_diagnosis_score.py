@@ -18,6 +18,7 @@ from panbench.cli import main
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import pq_bench_data  # noqa: E402
+from test_diagnosis_fixes import categories, relabelled  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not (pq_bench_data.SAMPLE / "panoptic_val2017.json").is_file(),
                                 reason=f"the COCO panoptic sample is not at {pq_bench_data.SAMPLE}")
@@ -73,18 +74,6 @@ def dropped(request, real: Path, tmp_path_factory) -> Path:
     return ground_truth_as_prediction(demo / "panoptic_val2017.json", demo / "panoptic_val2017", work)
 
 
-def with_json(real: Path, out: Path, relabel) -> Path:
-    """A copy of the prediction with each segment's category id rewritten by ``relabel(id)``; the PNGs shared."""
-    pred = json.loads((real / "pred.json").read_text())
-    for a in pred["annotations"]:
-        for s in a["segments_info"]:
-            s["category_id"] = relabel(s["category_id"])
-    out.mkdir(exist_ok=True)
-    path = out / "pred.json"
-    path.write_text(json.dumps(pred))
-    return path
-
-
 def run_score(real: Path, capsys, pred_json: Path | None = None, pred_dir: Path | None = None,
               *extra: str) -> tuple[int, str, str]:
     code = main(["score", "--gt-json", str(real / "gt.json"), "--gt-dir", str(real / "gt"),
@@ -92,10 +81,6 @@ def run_score(real: Path, capsys, pred_json: Path | None = None, pred_dir: Path 
                  "--no-analysis", *extra])
     out = capsys.readouterr()
     return code, out.out, out.err
-
-
-def categories(real: Path) -> list[dict]:
-    return json.loads((real / "gt.json").read_text())["categories"]
 
 
 def class_order(real: Path) -> dict[int, int]:
@@ -113,7 +98,7 @@ def test_another_class_order_is_found_with_the_pq_of_the_corrected_prediction(dr
     right = json.loads(out)
     assert code == 0 and "diagnosis" not in right and 20 < right["PQ"] < 90
     order = class_order(dropped)
-    code, out, _ = run_score(dropped, capsys, with_json(dropped, tmp_path, order.__getitem__), None, "--json")
+    code, out, _ = run_score(dropped, capsys, relabelled(dropped, tmp_path, order.__getitem__), None, "--json")
     wrong = json.loads(out)
     assert code == 0 and wrong["PQ"] < 5
     [finding] = wrong["diagnosis"]
@@ -124,7 +109,7 @@ def test_another_class_order_is_found_with_the_pq_of_the_corrected_prediction(dr
 def test_a_class_order_that_leaves_categories_unplaced_has_no_pq_if_fixed(real, tmp_path, capsys):
     """Predictions with hallucinated segments: a category seen only there covers no ground truth of its own, so
     the order cannot be read whole from the masks and no fix is applied."""
-    code, out, _ = run_score(real, capsys, with_json(real, tmp_path, class_order(real).__getitem__), None, "--json")
+    code, out, _ = run_score(real, capsys, relabelled(real, tmp_path, class_order(real).__getitem__), None, "--json")
     [finding] = json.loads(out)["diagnosis"]
     assert finding["kind"] == "category_mapping" and finding["pq_if_fixed"] is None
     assert "cover no ground truth of their own" in finding["message"]
@@ -133,7 +118,7 @@ def test_a_class_order_that_leaves_categories_unplaced_has_no_pq_if_fixed(real, 
 def test_the_terminal_prints_the_diagnosis_under_the_table_and_no_diagnosis_turns_it_off(dropped, tmp_path,
                                                                                        capsys):
     real = dropped
-    pred = with_json(real, tmp_path, class_order(real).__getitem__)
+    pred = relabelled(real, tmp_path, class_order(real).__getitem__)
     code, out, _ = run_score(real, capsys, pred)
     assert code == 0
     table_end = out.index("Stuff")
@@ -146,7 +131,7 @@ def test_the_terminal_prints_the_diagnosis_under_the_table_and_no_diagnosis_turn
 
 def test_a_record_of_score_name_carries_the_diagnosis(dropped, tmp_path, capsys):
     real = dropped
-    pred = with_json(real, tmp_path, class_order(real).__getitem__)
+    pred = relabelled(real, tmp_path, class_order(real).__getitem__)
     code, _, err = run_score(real, capsys, pred, None, "--name", "wrong-order", "--results", str(tmp_path / "r"))
     assert code == 0
     record = json.loads(Path(err.split("record: ")[1].strip()).read_text())
@@ -158,7 +143,7 @@ def test_labels_drawn_at_random_get_no_diagnosis(real, tmp_path, capsys):
     """A poor model in the right format: good masks, every label drawn at random."""
     ids = [c["id"] for c in categories(real)]
     rng = np.random.default_rng(0)
-    code, out, _ = run_score(real, capsys, with_json(real, tmp_path, lambda _: int(rng.choice(ids))), None, "--json")
+    code, out, _ = run_score(real, capsys, relabelled(real, tmp_path, lambda _: int(rng.choice(ids))), None, "--json")
     assert code == 0 and "diagnosis" not in json.loads(out)
 
 
@@ -170,7 +155,7 @@ def test_two_consistently_swapped_classes_get_no_diagnosis(real, tmp_path, capsy
             counts[s["category_id"]] = counts.get(s["category_id"], 0) + s["area"]
     a, b = sorted(counts, key=counts.get)[-2:]  # the two categories with most pixels
     swap = {a: b, b: a}
-    code, out, _ = run_score(real, capsys, with_json(real, tmp_path, lambda c: swap.get(c, c)), None, "--json")
+    code, out, _ = run_score(real, capsys, relabelled(real, tmp_path, lambda c: swap.get(c, c)), None, "--json")
     assert code == 0 and "diagnosis" not in json.loads(out)
 
 
@@ -178,7 +163,7 @@ def test_two_consistently_swapped_classes_get_no_diagnosis(real, tmp_path, capsy
 def test_indexes_of_the_category_list_are_refused_naming_the_fix(dropped, tmp_path, capsys, base, fix):
     real = dropped
     index = {c["id"]: k + base for k, c in enumerate(categories(real))}
-    code, _, err = run_score(real, capsys, with_json(real, tmp_path, index.__getitem__))
+    code, _, err = run_score(real, capsys, relabelled(real, tmp_path, index.__getitem__))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "indexes of the ground truth's category list" in err and fix in err
 
