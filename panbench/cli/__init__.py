@@ -1,13 +1,7 @@
-"""The ``panbench`` command line: one module per command.
-
-Each command module has ``add_parser(sub, common)``, which defines the command's options next to the code that uses
-them and returns its parser, and ``run(args) -> int``, which runs it.  Options shared by several commands come from
-the parent parsers in :mod:`panbench.cli.options`.  A command imports its heavy dependencies (torch, mmdet, pandas)
-only when it runs, so ``panbench score`` and ``panbench --help`` start in a fraction of a second and never import
-torch; :func:`main` builds the parser of the command it runs alone, the whole parser only for ``--help``,
-``--version`` or a misspelt command.  Errors in the input are one line on stderr with exit code 2; ``--debug`` shows
-the traceback.
-"""
+"""The ``panbench`` command line: one module per command, each with ``add_parser(sub, common)`` and ``run(args) ->
+int`` (docs/cli-design.md, docs/architecture.md).  :func:`main` builds the parser of the command it runs alone, the
+whole parser only for ``--help``, ``--version`` or a misspelt command.  Errors in the input are one line on stderr
+with exit code 2; ``--debug`` shows the traceback."""
 
 from __future__ import annotations
 
@@ -153,9 +147,9 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         return _error(args, fix, 2)
     except OSError as e:
-        if not _failed_write(args, e):
+        if (message := _write_error(args, e)) is None:
             raise
-        return _error(args, f"{e.filename}: {e.strerror}; {_write_fix(args, e.filename)}", 2)
+        return _error(args, message, 2)
     except PanbenchError as e:
         return _error(args, str(e), e.exit_code)
     except KeyboardInterrupt:
@@ -171,7 +165,7 @@ def _fresh_state() -> None:
     if "panbench.evaluation.storage" in sys.modules:
         sys.modules["panbench.evaluation.storage"]._OPENED.clear()
     if "panbench.records.io" in sys.modules:
-        sys.modules["panbench.records.io"].forget_skipped()
+        sys.modules["panbench.records.io"]._SKIPPED.clear()
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -196,10 +190,14 @@ _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQ
                  errno.EISDIR}
 
 
-def _failed_write(args: argparse.Namespace, e: OSError) -> bool:
-    """Whether ``e`` is a failed write: an error only writing gives, or a missing file where the command writes."""
-    return bool(e.filename) and (e.errno in _WRITE_ERRORS
-                                 or e.errno == errno.ENOENT and bool(_written_by(args, e.filename)))
+def _write_error(args: argparse.Namespace, e: OSError) -> str | None:
+    """The line of a failed write (an error only writing gives, or a missing file where the command writes) with its
+    fix, naming the options that chose where the command writes; None where ``e`` is no failed write."""
+    if not e.filename or not (e.errno in _WRITE_ERRORS or e.errno == errno.ENOENT and _written_by(args, e.filename)):
+        return None
+    options = _written_by(args, e.filename) or _written_by(args)
+    where = f" or pass another {' / '.join(options)}" if options else ""
+    return f"{e.filename}: {e.strerror}; make the folder writable (free space, permissions, a file in the way){where}"
 
 
 def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[str]:
@@ -209,13 +207,6 @@ def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[s
     return [o for o in ("--results", "--out", "--save-predictions", "--per-image", "--root")
             if (path := getattr(args, o[2:].replace("-", "_"), None)) is not None
             and (filename is None or f.startswith(str(path)) or str(path).startswith(f))]
-
-
-def _write_fix(args: argparse.Namespace, filename: str) -> str:
-    """The fix of a file that could not be written, naming the options that chose where the command writes."""
-    options = _written_by(args, filename) or _written_by(args)
-    where = f" or pass another {' / '.join(options)}" if options else ""
-    return f"make the folder writable (free space, permissions, a file in the way){where}"
 
 
 def _resume_hint(args: argparse.Namespace) -> str:

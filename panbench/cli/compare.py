@@ -1,11 +1,6 @@
 """``panbench compare A B``: is B really better than A?  The paired image bootstrap of B - A on the same images,
-for the whole metrics and per class, from the runs' per-image analysis files.
-
-A model name stands for the runs ``panbench table`` shows for it, those without settings (batch size, AMP,
-``--cfg-options``) unless ``--settings`` names others; of them, the latest that has a partner run on the same
-images (:func:`panbench.reporting.pairing.pick_pair`: the pairing rule of ``table --ci``), else the latest.
-Never imports torch.
-"""
+for the whole metrics and per class, from the runs' per-image analysis files (which runs a model name stands for:
+docs/analysis.md).  Never imports torch."""
 
 from __future__ import annotations
 

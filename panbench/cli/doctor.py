@@ -155,9 +155,8 @@ def mmcv_ops_check(device: str) -> Check:
         attn = MultiScaleDeformableAttention(embed_dims=32, num_heads=4, num_levels=1, num_points=2,
                                              batch_first=True).to(device)
         q = torch.rand(1, 16, 32, device=device)
-        shapes = torch.tensor([[4, 4]], device=device)
-        ref = torch.rand(1, 16, 1, 2, device=device)
-        res = attn(q, value=q, reference_points=ref, spatial_shapes=shapes,
+        res = attn(q, value=q, reference_points=torch.rand(1, 16, 1, 2, device=device),
+                   spatial_shapes=torch.tensor([[4, 4]], device=device),
                    level_start_index=torch.tensor([0], device=device))
         assert res.shape == (1, 16, 32)
         detail = "compiled mmcv" if backend == "mmcv" else f"panbench's ops: {kernels.path(device.split(':')[0])}"
@@ -356,8 +355,7 @@ def torchvision_check() -> Check:
     import torch
 
     have = installed_version("torchvision")
-    problem = pairing_problem(torch.__version__, have)
-    if problem is None:
+    if (problem := pairing_problem(torch.__version__, have)) is None:
         try:
             import torchvision.ops
 
@@ -429,8 +427,7 @@ def run(args: argparse.Namespace) -> int:
     checks = collect(dataset_root(args))
     for c in checks:
         print(c.line())
-    broken = [c for c in checks if c.required and not c.ok]
-    if broken:
+    if broken := [c for c in checks if c.required and not c.ok]:
         print(f"{len(broken)} required part(s) broken: {', '.join(c.name for c in broken)}")
         return 1
     print("all required parts work")

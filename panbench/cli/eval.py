@@ -98,9 +98,8 @@ def run(args: argparse.Namespace) -> int:
             print(record_line(rec, args.results))
             if args.per_image:
                 print(f"  per-image table: {per_image_out(args.per_image, rec, args.results, len(specs) > 1)}")
-            for note in (unlisted_note(rec.to_json()), shared_note(rec)):
-                if note:
-                    print(note, file=sys.stderr)
+            for note in filter(None, (unlisted_note(rec.to_json()), shared_note(rec))):
+                print(note, file=sys.stderr)
     if len(records) > 1 and rank() == 0:
         print(format_comparison(records, args.results))
     finish_distributed()

@@ -35,22 +35,19 @@ def run(args: argparse.Namespace) -> int:
     specs = all_models()
     if args.only_dataset:
         known = sorted({s.dataset for s in specs})
-        specs = [s for s in specs if s.dataset == args.only_dataset]
-        if not specs:
+        if not (specs := [s for s in specs if s.dataset == args.only_dataset]):
             raise PanbenchError(f"--only-dataset {args.only_dataset}: no registered model is for it; use one of: "
                                 f"{', '.join(known)}")
     rows, counted, t0 = [], Counter[str](), time.perf_counter()  # models counted "now", read from the cache "cached"
     for i, s in enumerate(specs):
-        pub = [_num(s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")]
-        params, gflops = _sizes(s, args.params, counted, f"{i + 1}/{len(specs)}")
-        rows.append((s.name, s.architecture, s.backbone, s.dataset, s.input_size or "-", *pub,
-                     _num(s.published_fps, "{:.0f}"), params, gflops, s.family.entry().weights_state(s),
+        rows.append((s.name, s.architecture, s.backbone, s.dataset, s.input_size or "-",
+                     *(_num(s.published.get(k)) for k in ("PQ", "PQ_th", "PQ_st")), _num(s.published_fps, "{:.0f}"),
+                     *_sizes(s, args.params, counted, f"{i + 1}/{len(specs)}"), s.family.entry().weights_state(s),
                      ", ".join(s.aliases)))
     widths = [max(len(str(r[i])) for r in [HEAD, *rows]) for i in range(len(HEAD))]
     for r in [HEAD, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-    notes = _footnotes(specs, rows, args.params)
-    if notes:  # under the table, after a blank line
+    if notes := _footnotes(specs, rows, args.params):  # under the table, after a blank line
         print("\n" + "\n".join(notes))
     if args.params and (counted["now"] or counted["cached"]):
         from panbench.evaluation.flops import NO_FACTS_CACHE, facts_cache_on, facts_dir

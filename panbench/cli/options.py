@@ -85,8 +85,7 @@ class Common:
     if not TYPE_CHECKING:  # the type checker sees the groups above, not any name
 
         def __getattr__(self, name: str) -> argparse.ArgumentParser:
-            add = _GROUPS.get(name)
-            if add is None:
+            if (add := _GROUPS.get(name)) is None:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
             parent = argparse.ArgumentParser(add_help=False)
             add(parent)

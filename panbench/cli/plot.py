@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     announce(f"reading the records in {args.results}")
     every = load_records(Path(args.results))
-    records = latest_runs(every, args.only_dataset)
-    if not records:
+    if not (records := latest_runs(every, args.only_dataset)):
         raise no_records(args.results, args.only_dataset, every)
     clean = [r for r in records if not r.corruption]  # a robustness sweep's corrupted runs: plots/robustness/
     corrupted = corrupted_note(records)  # the line table and report say it in too

@@ -1,9 +1,9 @@
-"""The records a command (``compare``, ``images``, ``table``) names through :func:`panbench.records.io.named_records`:
-a record path, a model name or a registry alias; the one-line hint when there is none; a record's per-image
-analysis file."""
+"""The records a command (``compare``, ``images``, ``table``) names: a record path, a model name or a registry alias;
+the one-line hint when there is none; a record's per-image analysis file."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,14 +25,32 @@ def alias_names(what: str, dataset: str | None) -> set[str]:
 
 
 def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[RunRecord], Path]:
-    """The records ``what`` may name, oldest first (a JSON path: that one; a model name or alias: every record of
-    that model), and their results folder; none is a one-line error with the hint."""
-    from panbench.records.io import load_records, named_records
+    """The records ``what`` names, oldest first, and their results folder: a record JSON's path (also ``runs/X.json``
+    below ``results``) names that record (its results folder read from its ``record`` field); a model name every
+    record of that model on ``dataset`` (None: any), else of the models it stands for as an alias.  None found, or a
+    JSON path that is no file: a one-line error with the hint."""
+    from panbench.records.io import load_record, load_records
 
-    runs, root, names = named_records(what, results, dataset, lambda w: alias_names(w, dataset))
+    path = Path(what)
+    if path.suffix == ".json" and not path.is_file() and (results / path).is_file():
+        path = results / path  # runs/X.json: the record's path below the results folder
+    if path.suffix == ".json" and path.is_file():
+        run = load_record(path, fix="pass a results/runs/*.json file")
+        rel = Path(run.record or Path("runs") / path.name)
+        root = path.resolve().parents[len(rel.parts) - 1] if path.resolve().parts[-len(rel.parts):] == rel.parts \
+            else results
+        return [run], root
+    if path.suffix == ".json":
+        raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
+    every = load_records(results)
+    records = [r for r in every if dataset is None or r.dataset == dataset]
+    names: set[str] = set()
+    if not (runs := [r for r in records if r.model == what]):
+        names = alias_names(what, dataset)
+        runs = [r for r in records if r.model in names]
     if not runs:
-        raise InputError(f"{results / 'runs'}: {no_record_hint(what, names, load_records(results), dataset)}")
-    return runs, root
+        raise InputError(f"{results / 'runs'}: {no_record_hint(what, names, every, dataset)}")
+    return runs, results
 
 
 def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: str | None) -> str:
@@ -40,8 +58,7 @@ def no_record_hint(what: str, names: set[str], every: list[RunRecord], dataset: 
     mistyped model), the ``eval`` of a registered model, or the ``score --name`` of an external system (quoted)."""
     where = f" on {dataset}" if dataset else ""
     head = f"no record of model '{what}'{where}"
-    elsewhere = sorted({r.dataset for r in every if r.model == what or r.model in names})
-    if elsewhere:
+    if elsewhere := sorted({r.dataset for r in every if r.model == what or r.model in names}):
         return f"{head}; its records are on {', '.join(elsewhere)}: pass --only-dataset {elsewhere[0]}"
     recorded = [r.model for r in every if dataset is None or r.dataset == dataset]
     if names:
@@ -66,26 +83,17 @@ def load_run(rec: RunRecord, root: Path) -> Any:
     name = rec.record or rec.model
     fix = ("rerun `panbench eval` (or `panbench score --name`) with this version of panbench, which writes "
            "the per-image analysis file beside the record")
-    if not rec.analysis_file:
-        named = _named_analysis(root, rec)  # a damaged file, read as none (panbench.records.io.load_records)
-        raise InputError(f"{named}: the per-image analysis file of {name} is damaged; {fix}" if named else
+    if not rec.analysis_file:  # none, or a damaged one that the record's JSON names (read as none: load_records)
+        try:
+            named = json.loads((root / str(rec.record)).read_text()).get("analysis_file")
+        except (OSError, ValueError, AttributeError):
+            named = None
+        raise InputError(f"{root / named}: the per-image analysis file of {name} is damaged; {fix}"
+                         if isinstance(named, str) and named else
                          f"{name}: the record has no per-image analysis file (schema {rec.schema}); {fix}")
-    path = analysis_path(root, rec)
-    if path is None:
+    if (path := analysis_path(root, rec)) is None:
         raise InputError(f"{root / rec.analysis_file}: the per-image analysis file of {name} is missing; {fix}")
     aset = AnalysisSet.load(path)
     if aset.isthing is None or aset.category_ids is None:
         raise InputError(f"{path}: the analysis file lacks the category table; {fix}")
     return aset
-
-
-def _named_analysis(root: Path, rec: RunRecord) -> Path | None:
-    """The analysis file the record's JSON names, where it names one (the record as read may have none: its file
-    damaged)."""
-    import json
-
-    try:
-        named = json.loads((root / str(rec.record)).read_text()).get("analysis_file")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return root / named if isinstance(named, str) and named else None

@@ -26,8 +26,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     results = Path(args.results)
-    sweeps = [load_manifest(results, args.sweep)] if args.sweep else manifests(results)
-    if not sweeps:
+    if not (sweeps := [load_manifest(results, args.sweep)] if args.sweep else manifests(results)):
         print(f"no sweep in {results / 'sweeps'} (`panbench submit` makes one)")
         return 0
     for m in sweeps:

@@ -39,8 +39,7 @@ def _reference(args: argparse.Namespace) -> str | None:
     """``--reference`` as a recorded model's name: a registry alias becomes the one recorded model it stands for."""
     from panbench.records.io import load_records
 
-    ref = args.reference
-    if ref is None:
+    if (ref := args.reference) is None:
         return None
     models = {r.model for r in load_records(Path(args.results))}
     names = alias_names(ref, args.only_dataset) & models if ref not in models else set()
@@ -56,13 +55,11 @@ def run(args: argparse.Namespace) -> int:
     if args.robustness:
         from panbench.reporting.robustness import NOTE, robustness_table
 
-        print(robustness_table(Path(args.results), args.only_dataset, args.format).rstrip("\n"))
-        if writer(args.format).notes_apart:  # CSV: stdout the table alone
-            print(NOTE, file=sys.stderr)
-        return 0
-    analyses = [a for a in KEYS if getattr(args, a)]
-    text, notes = table_with_notes(Path(args.results), args.only_dataset, args.format, args.vs_published,
-                                   args.per_class, analyses, _reference(args), args.all_columns)
+        text, notes = robustness_table(Path(args.results), args.only_dataset, args.format), [NOTE]
+    else:
+        text, notes = table_with_notes(Path(args.results), args.only_dataset, args.format, args.vs_published,
+                                       args.per_class, [a for a in KEYS if getattr(args, a)], _reference(args),
+                                       args.all_columns)
     print(text.rstrip("\n"))  # CSV ends with its last row's line break, no blank line after it
     if writer(args.format).notes_apart:  # a machine-readable format (CSV): the verdict and footnotes go to stderr
         for n in notes:

@@ -1,12 +1,7 @@
 """The result record of one run, declared once: its schema (:mod:`.schema`), how it is built, written and read
 (:mod:`.io`, the one place that migrates older records), its ``runs.csv`` row and speed (:mod:`.rows`) and the
-provenance helpers (:mod:`.provenance`).
-
-Layering: this package sits below :mod:`panbench.evaluation`, :mod:`panbench.analysis`, :mod:`panbench.robustness` and
-:mod:`panbench.reporting`; it imports only :mod:`panbench.pq`, :mod:`panbench.errors`, :mod:`panbench.analyses` (the
-analysis fields) and the standard library at module level.  The names below are imported on first use: a command that
-needs only :mod:`.provenance` (every command's ``command_line``) does not import the rest.
-"""
+provenance helpers (:mod:`.provenance`); its layer is docs/architecture.md's.  The names below are imported on first
+use: a command that needs only :mod:`.provenance` (every command's ``command_line``) does not import the rest."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ before a field was kept) into today's :class:`RunRecord`."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import errno
 import io
 import itertools
@@ -13,11 +14,12 @@ import json
 import os
 import re
 import shlex
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from panbench.errors import InputError
 from panbench.locks import exclusive
@@ -26,20 +28,15 @@ from panbench.records.provenance import git_commit, now_iso, versions
 from panbench.records.rows import CSV_FIELDS, SEMANTIC_KEYS, csv_row
 from panbench.records.schema import RECORD_FIELDS, SCHEMA_VERSION, RunRecord
 
-_Claimed = TypeVar("_Claimed")  # what _claim_names returns: a record, or a path
-
 
 def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
     """The record of a scored run: ``res`` (``PanopticAccumulator.evaluate()``) gives the metric
     fields, ``fields`` the others (every :class:`RunRecord` field but those and ``record``)."""
-    metric = {"n_images": res["n_images"], "metrics": {k: res[k] for k in METRIC_KEYS},
-              "semantic": {k: res[k] for k in SEMANTIC_KEYS}, "n_categories": res["n_categories"],
-              "per_class": res["per_class"]}
-    if "unlisted_gt" in res:
-        metric["unlisted_gt"] = res["unlisted_gt"]
-    given = {"schema": SCHEMA_VERSION, "date": now_iso(), **metric, **fields}
-    unknown = set(given) - set(RECORD_FIELDS)
-    if unknown:
+    given = {"schema": SCHEMA_VERSION, "date": now_iso(), "n_images": res["n_images"],
+             "metrics": {k: res[k] for k in METRIC_KEYS}, "semantic": {k: res[k] for k in SEMANTIC_KEYS},
+             "n_categories": res["n_categories"], "per_class": res["per_class"],
+             **({"unlisted_gt": res["unlisted_gt"]} if "unlisted_gt" in res else {}), **fields}
+    if unknown := set(given) - set(RECORD_FIELDS):
         raise TypeError(f"make_record: unknown record fields {sorted(unknown)}")
     return RunRecord(**given, written=frozenset(given))
 
@@ -66,13 +63,13 @@ def external_fields(name: str, dataset: str, gt_json: str | Path, gt_dir: str | 
 
     # the ground truth read already (a GroundTruthJSON) is not read again
     doc = gt_json.data if isinstance(gt_json, GroundTruthJSON) else read_json(gt_json, "ground-truth JSON")
-    cats = doc.get("categories", [])
     provenance = {
         "predictions": {"json": str(Path(pred_json).resolve()), "dir": str(Path(pred_dir).resolve())},
         "dataset": {"ann_file": str(Path(gt_json).resolve()), "png_dir": str(Path(gt_dir).resolve()),
                     **({"fingerprint": fingerprint} if fingerprint else {})},
         "versions": versions(()), "git_commit": git_commit(),  # scoring runs no model: no model stack
-        "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in cats if isinstance(c, dict)},
+        "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in doc.get("categories", [])
+                           if isinstance(c, dict)},
     }
     return dict(model=name, framework="external", architecture="external", backbone="?", dataset=dataset,
                 postprocess="external", fusion=None, published={}, delta_to_published={}, published_source=None,
@@ -158,29 +155,17 @@ def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> 
     :func:`record_path`'s, or its first ``~k`` twin (k = 1, 2, ...) not taken yet, claimed atomically
     (:func:`_claim_names`): runs writing into one results folder at once, stamped in the same second, each keep
     their own record, analysis file and row; no file is ever replaced, no reader sees a partial file."""
-    first = record_path(results_dir, record.model, record.dataset, record.date)
-    first.parent.mkdir(parents=True, exist_ok=True)
-    npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
-    json_tmp = _temp_beside(first, ".json")
-    try:
-        if analysis is not None:
-            analysis.save(npz_tmp)
+    def named(path: Path) -> RunRecord:  # the record as it reads under the name ``path``
+        npz = {"analysis_file": str(_analysis_path(path).relative_to(results_dir))} if analysis is not None else {}
+        return record.with_fields(**npz, record=str(path.relative_to(results_dir)))
 
-        def content(path: Path) -> RunRecord:  # the record as it reads under the name ``path``, in json_tmp
-            rec = record
-            if npz_tmp is not None:
-                rec = rec.with_fields(analysis_file=str(_analysis_path(path).relative_to(results_dir)))
-            rec = rec.with_fields(record=str(path.relative_to(results_dir)))
-            atomic_write_text(json_tmp, json.dumps(rec.to_json(), indent=1, sort_keys=False, default=str) + "\n")
-            return rec
+    def write(tmp: Path, path: Path) -> None:
+        atomic_write_text(tmp, json.dumps(named(path).to_json(), indent=1, default=str) + "\n")
 
-        record = _claim_names(first, npz_tmp, json_tmp, content, results_dir / "runs.csv.lock")
-    finally:
-        for tmp in (npz_tmp, json_tmp):
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-    append_csv(results_dir / "runs.csv", csv_row(record))
-    return record
+    written = named(_write_claimed(record_path(results_dir, record.model, record.dataset, record.date), write,
+                                   results_dir / "runs.csv.lock", analysis))
+    append_csv(results_dir / "runs.csv", csv_row(written))
+    return written
 
 
 def _analysis_path(record_file: Path) -> Path:
@@ -205,33 +190,30 @@ RECORDS_LOCK_S = 120.0  # a record's name or a row of runs.csv: milliseconds of 
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
-def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Callable[[Path], _Claimed],
-                 lock_path: Path) -> _Claimed:
+def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Callable[[Path], None],
+                 lock_path: Path) -> Path:
     """Put the written temporary files in place under the first free name of ``first`` and its ``~1``, ``~2``, ...
-    twins; returns what ``content`` returned for it (the record as written).  Each name is claimed with ``os.link``
-    (atomic, on NFS too, and it fails when the name exists): the analysis file first, then the record, whose
-    content ``content(path)`` writes into ``json_tmp`` for the name being tried; when the record's name is taken,
-    the analysis file just linked is removed and the next name tried: a record is only ever seen complete, its
-    analysis file beside it.  Without hard links, the files are moved into place (``os.replace``) under an
-    exclusive ``flock`` of ``lock_path`` instead (waited for :data:`RECORDS_LOCK_S` at most,
-    :func:`panbench.locks.exclusive`)."""
+    twins; returns that name.  Each name is claimed with ``os.link`` (atomic, on NFS too, and it fails when the name
+    exists): the analysis file first, then the record, whose content ``content(path)`` writes into ``json_tmp`` for
+    the name being tried; when the record's name is taken, the analysis file just linked is removed and the next name
+    tried: a record is only ever seen complete, its analysis file beside it.  Without hard links, the files are moved
+    into place (``os.replace``) under an exclusive ``flock`` of ``lock_path`` instead (waited for
+    :data:`RECORDS_LOCK_S` at most, :func:`panbench.locks.exclusive`)."""
     for path in _candidates(first):
         npz = _analysis_path(path)
         if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
             if linked is None:
                 break
             continue
+        linked = False
         try:
-            rec = content(path)
+            content(path)
             linked = _link(json_tmp, path)
-        except BaseException:
-            if npz_tmp is not None:
+        finally:
+            if npz_tmp is not None and not linked:
                 npz.unlink(missing_ok=True)
-            raise
         if linked:
-            return rec
-        if npz_tmp is not None:
-            npz.unlink(missing_ok=True)
+            return path
         if linked is None:
             break
     with exclusive(lock_path, RECORDS_LOCK_S, "naming a record"):  # no hard links here
@@ -239,11 +221,11 @@ def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Cal
             npz = _analysis_path(path)
             if path.exists() or (npz_tmp is not None and npz.exists()):
                 continue
-            rec = content(path)
+            content(path)
             if npz_tmp is not None:
                 os.replace(npz_tmp, npz)
             os.replace(json_tmp, path)
-            return rec
+            return path
     raise AssertionError("unreachable: the candidate names never run out")
 
 
@@ -251,17 +233,22 @@ def write_new(first: Path, content: Callable[[Path], bytes]) -> Path:
     """``content(path)`` written under ``first`` or its first ``~k`` twin not taken yet, claimed as a record's name
     is (:func:`_claim_names`, without an analysis file): never over another file, never half a file; returns the
     path written (the speed records and the robustness summaries)."""
+    return _write_claimed(first, lambda tmp, path: atomic_write(tmp, content(path)), first.parent / ".names.lock")
+
+
+def _write_claimed(first: Path, write: Callable[[Path, Path], None], lock: Path, analysis: Any = None) -> Path:
+    """:func:`_claim_names` with its temporary files: ``write(tmp, path)`` writes the file named ``path`` into
+    ``tmp``, ``analysis`` is saved beside it (None: none); the temporary files are removed in the end."""
     first.parent.mkdir(parents=True, exist_ok=True)
+    npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
     tmp = _temp_beside(first, first.suffix)
-
-    def written(path: Path) -> Path:
-        atomic_write(tmp, content(path))
-        return path
-
     try:
-        return _claim_names(first, None, tmp, written, first.parent / ".names.lock")
+        if analysis is not None:
+            analysis.save(npz_tmp)
+        return _claim_names(first, npz_tmp, tmp, lambda path: write(tmp, path), lock)
     finally:
-        tmp.unlink(missing_ok=True)
+        for t in filter(None, (npz_tmp, tmp)):
+            t.unlink(missing_ok=True)
 
 
 def _link(src: Path, dst: Path) -> bool | None:
@@ -375,15 +362,13 @@ def load_record(path: Path, fix: str | None = None) -> RunRecord:
 
 def _not_a_record(raw: dict[str, Any]) -> str:
     """Why a JSON object is not a result record ('' if it is one)."""
-    missing = [k for k in ("model", "metrics") if k not in raw]
-    if missing:
+    if missing := [k for k in ("model", "metrics") if k not in raw]:
         return f"(no {' and '.join(repr(k) for k in missing)})"
     metrics = raw["metrics"]
     if not isinstance(metrics, dict) or not isinstance(metrics.get("PQ"), int | float):
         return "('metrics' without a number 'PQ')"
     kinds = {"model": str, "dataset": str, "date": str, "n_images": int, "per_class": dict, "provenance": dict}
-    wrong = [k for k, kind in kinds.items() if raw.get(k) is not None and not isinstance(raw[k], kind)]
-    if wrong:
+    if wrong := [k for k, kind in kinds.items() if raw.get(k) is not None and not isinstance(raw[k], kind)]:
         return f"({', '.join(repr(k) for k in wrong)} of another type than a record's)"
     wrong = [k for k in METRIC_KEYS if k in metrics and not isinstance(metrics[k], int | float | None)]
     return f"('metrics' with {', '.join(map(repr, wrong))} not a number)" if wrong else ""
@@ -402,11 +387,9 @@ def load_records(results_dir: Path) -> list[RunRecord]:
     out = []
     for p in sorted((Path(results_dir) / "runs").glob("*.json")):
         try:
-            rec = load_record(p)
+            out.append(_without_damaged_analysis(Path(results_dir), load_record(p)))
         except InputError as e:
             note_skipped(str(e))
-            continue
-        out.append(_without_damaged_analysis(Path(results_dir), rec))
     return sorted(out, key=lambda r: r.date)
 
 
@@ -415,70 +398,31 @@ _SKIPPED: set[str] = set()  # the lines note_skipped printed in this command
 
 def note_skipped(message: str) -> None:
     """One line on stderr, ``panbench: skipped <message>`` (the message names the file and the fix), once per
-    command however many times its file is read (:func:`forget_skipped` starts a command anew)."""
-    import sys
-
+    command however many times its file is read (``panbench.cli.main`` empties :data:`_SKIPPED` for each)."""
     if message not in _SKIPPED:
         _SKIPPED.add(message)
         print(f"panbench: skipped {message}", file=sys.stderr, flush=True)
 
 
-def forget_skipped() -> None:
-    """A new command: the damaged files it reads are named again."""
-    _SKIPPED.clear()
-
-
-def analysis_damage(path: Path) -> str | None:
-    """Why ``path`` (an existing file) is not a per-image analysis file as :meth:`AnalysisSet.save
+def _without_damaged_analysis(results_dir: Path, rec: RunRecord) -> RunRecord:
+    """``rec``, or, when its per-image analysis file is not one as :meth:`AnalysisSet.save
     <panbench.analysis.collect.AnalysisSet.save>` writes it (a zip of ``.npy`` arrays with the format and the image
-    ids), or None; the zip's table of contents alone is read (a damaged array inside is found when it is loaded)."""
+    ids; only its table of contents is read), ``rec`` without it (one line on stderr): the readers of the analyses
+    (``table --ci``, ``compare``, ``images``, the report) treat it as a run that has none."""
     import zipfile
 
+    if not rec.analysis_file or not (path := results_dir / rec.analysis_file).is_file():
+        return rec
     try:
         with zipfile.ZipFile(path) as z:
             names = set(z.namelist())
+        missing = [n for n in ("format.npy", "n_categories.npy", "image_ids.npy") if n not in names]
+        why = f"no {', '.join(m[:-4] for m in missing)} array" if missing else None
     except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        return str(e) or type(e).__name__
-    missing = [n for n in ("format.npy", "n_categories.npy", "image_ids.npy") if n not in names]
-    return f"no {', '.join(m[:-4] for m in missing)} array" if missing else None
-
-
-def _without_damaged_analysis(results_dir: Path, rec: RunRecord) -> RunRecord:
-    """``rec``, or, when its per-image analysis file is damaged (:func:`analysis_damage`), ``rec`` without it (one
-    line on stderr): the readers of the analyses (``table --ci``, ``compare``, ``images``, the report) treat it as a
-    run that has none."""
-    if not rec.analysis_file or not (path := results_dir / rec.analysis_file).is_file():
-        return rec
-    if (why := analysis_damage(path)) is None:
+        why = str(e) or type(e).__name__
+    if why is None:
         return rec
     note_skipped(f"{path}: not a panbench per-image analysis file ({why}); {rec.model}'s run is read without its "
                  "per-image analyses; rerun its `panbench eval` (or `score --name`) to write it again")
-    import dataclasses
-
     return dataclasses.replace(rec, analysis_file=None)
 
-
-def named_records(what: str, results: Path, dataset: str | None,
-                  aliases: Callable[[str], set[str]]) -> tuple[list[RunRecord], Path, set[str]]:
-    """The one finder of the records a name stands for, oldest first, with their results folder and the alias names
-    tried: a record JSON's path (also ``runs/X.json`` below ``results``) names that record (its results folder read from
-    its ``record`` field); a model name every record of that model on ``dataset`` (None: any), else of the models
-    ``aliases(what)`` stands for.  None found: an empty list; a JSON path that is no file: a one-line error."""
-    path = Path(what)
-    if path.suffix == ".json" and not path.is_file() and (results / path).is_file():
-        path = results / path  # runs/X.json: the record's path below the results folder
-    if path.suffix == ".json" and path.is_file():
-        run = load_record(path, fix="pass a results/runs/*.json file")
-        rel = Path(run.record or Path("runs") / path.name)
-        root = path.resolve().parents[len(rel.parts) - 1] if path.resolve().parts[-len(rel.parts):] == rel.parts \
-            else results
-        return [run], root, set()
-    if path.suffix == ".json":
-        raise InputError(f"{path}: record not found; pass a results/runs/*.json file or a model name")
-    records = [r for r in load_records(results) if dataset is None or r.dataset == dataset]
-    runs = [r for r in records if r.model == what]
-    names: set[str] = set()
-    if not runs:
-        names = aliases(what)
-        runs = [r for r in records if r.model in names]
-    return runs, results, names

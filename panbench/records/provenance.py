@@ -54,12 +54,11 @@ def versions(packages: Sequence[str]) -> dict[str, str | None]:
     out: dict[str, str | None] = {"panbench": panbench.__version__, "python": platform.python_version(),
                                   **{mod: package_version(mod) for mod in (*packages, "numpy")}}
     if "torch" in packages:
-        try:
+        out["cuda"] = None
+        with suppress(Exception):
             import torch
 
             out["cuda"] = torch.version.cuda
-        except Exception:
-            out["cuda"] = None
     if "mmcv" in packages:
         out["mmcv_ops"] = active()  # "mmcv" (compiled) or "panbench" (panbench.ops); None: no mmcv op reached
     return out
