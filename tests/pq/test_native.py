@@ -60,6 +60,17 @@ def make_png(img: np.ndarray, filters: list[int], idat_parts: int = 1, interlace
     return png.PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"tEXt", b"k\0v") + idats + _chunk(b"IEND", b"")
 
 
+@pytest.fixture(params=[True, False])
+def avx2(request: pytest.FixtureRequest):
+    """With the AVX2 loops (skipped on a CPU without AVX2) and without; AVX2 back on after the test."""
+    c = kernels._native
+    if request.param and not c.use_avx2(True):
+        pytest.skip("this CPU has no AVX2")
+    assert c.use_avx2(request.param) is request.param
+    yield request.param
+    c.use_avx2(True)
+
+
 def _panoptic_like(rng: np.random.Generator, h: int, w: int, ch: int) -> np.ndarray:
     """Flat regions (what panoptic PNGs are) plus noise rows (every filter branch)."""
     colors = rng.integers(0, 256, (6, ch), dtype=np.uint8)
@@ -84,7 +95,6 @@ def test_every_filter_type_decodes_like_pil(tmp_path: Path, ch: int, filters: li
     assert np.array_equal(np.asarray(Image.open(p).convert("RGB")), img[..., :3])  # the PNG itself is valid
 
 
-@pytest.mark.parametrize("avx2", [True, False])
 @pytest.mark.parametrize("ch", [3, 4])
 @pytest.mark.parametrize("ft", [0, 1, 2, 3, 4])
 def test_every_filter_type_decodes_noise_and_flat_runs_at_every_width(tmp_path: Path, ch: int, ft: int,
@@ -93,16 +103,6 @@ def test_every_filter_type_decodes_noise_and_flat_runs_at_every_width(tmp_path: 
     reach the ids), rows of noise, flat rows and runs: each filter's flat-pixel shortcut and its exits, with
     the AVX2 loops and without."""
     rng = np.random.default_rng(100 * ch + ft)
-    if avx2 and not kernels._native.use_avx2(True):
-        pytest.skip("this CPU has no AVX2")
-    assert kernels._native.use_avx2(avx2) is avx2
-    try:
-        _decode_every_width(tmp_path, rng, ch, ft)
-    finally:
-        kernels._native.use_avx2(True)
-
-
-def _decode_every_width(tmp_path: Path, rng: np.random.Generator, ch: int, ft: int) -> None:
     for w in range(1, 41):
         h = int(rng.integers(1, 9))
         img = rng.integers(0, 256, (h, w, ch), dtype=np.uint8)  # rows 0, 4: noise
@@ -117,29 +117,22 @@ def _decode_every_width(tmp_path: Path, rng: np.random.Generator, ch: int, ft: i
         assert np.array_equal(read_ids(p, "t", slot="gt"), rgb2id(img[..., :3])), w
 
 
-@pytest.mark.parametrize("avx2", [True, False])
 @pytest.mark.parametrize("ch", [3, 4])
 def test_paeth_blocks_with_scattered_changed_pixels_decode_every_pixel(tmp_path: Path, ch: int, avx2: bool) -> None:
     """Flat regions with single pixels changed here and there: blocks of eight holding several pixels that are
     not flat between flat ones (each flat one repeats the changed pixel to its left), on Paeth rows."""
     rng = np.random.default_rng(40 + ch)
-    if avx2 and not kernels._native.use_avx2(True):
-        pytest.skip("this CPU has no AVX2")
-    assert kernels._native.use_avx2(avx2) is avx2
-    try:
-        for w in (9, 16, 23, 40, 67):
-            img = np.empty((14, w, ch), np.uint8)
-            img[:] = rng.integers(0, 256, ch, dtype=np.uint8)
-            img[:, w // 2 :] = rng.integers(0, 256, ch, dtype=np.uint8)
-            for y, x in zip(rng.integers(0, 14, w), rng.integers(0, w, w)):
-                img[y, x, :3] = rng.integers(0, 256, 3, dtype=np.uint8)
-                if rng.random() < 0.5 and x + 1 < w:  # two changed pixels side by side
-                    img[y, x + 1, :3] = rng.integers(0, 256, 3, dtype=np.uint8)
-            p = tmp_path / f"{w}.png"
-            p.write_bytes(make_png(img, [4]))
-            assert np.array_equal(read_ids(p, "t", slot="gt"), rgb2id(img[..., :3])), w
-    finally:
-        kernels._native.use_avx2(True)
+    for w in (9, 16, 23, 40, 67):
+        img = np.empty((14, w, ch), np.uint8)
+        img[:] = rng.integers(0, 256, ch, dtype=np.uint8)
+        img[:, w // 2 :] = rng.integers(0, 256, ch, dtype=np.uint8)
+        for y, x in zip(rng.integers(0, 14, w), rng.integers(0, w, w)):
+            img[y, x, :3] = rng.integers(0, 256, 3, dtype=np.uint8)
+            if rng.random() < 0.5 and x + 1 < w:  # two changed pixels side by side
+                img[y, x + 1, :3] = rng.integers(0, 256, 3, dtype=np.uint8)
+        p = tmp_path / f"{w}.png"
+        p.write_bytes(make_png(img, [4]))
+        assert np.array_equal(read_ids(p, "t", slot="gt"), rgb2id(img[..., :3])), w
 
 
 def test_pil_written_pngs_match_the_general_decoder(tmp_path: Path) -> None:
@@ -228,45 +221,38 @@ def _table(gt: np.ndarray, gsi: list, pred: np.ndarray, psi: list) -> np.ndarray
     return evaluator.intersection_table(gt, g, pred, p, "i")
 
 
-@pytest.mark.parametrize("avx2", [True, False])
 def test_native_counts_of_blocky_maps_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, avx2: bool) -> None:
     """Runs of every length across the 4- and 8-pixel blocks (the AVX2 and the SSE2 loop), and ids in no
     segment on either side at the first, a middle and the last pixel."""
     rng = np.random.default_rng(7)
     ids = rng.choice(np.arange(1, 2**24), 9, replace=False)
-    if avx2 and not kernels._native.use_avx2(True):
-        pytest.skip("this CPU has no AVX2")
-    try:
-        assert kernels._native.use_avx2(avx2) is avx2
-        for n in (1, 2, 7, 8, 9, 15, 16, 17, 33, 200, 1001):
-            runs = rng.integers(1, 12, n)
-            gt = np.repeat(rng.choice(np.concatenate([[0], ids[:4]]), n), runs)[:n].reshape(1, -1).astype(np.uint32)
-            pred = np.repeat(rng.choice(np.concatenate([[0], ids[4:8]]), n), runs[::-1])[:n].reshape(1, -1)
-            pred = pred.astype(np.uint32)
-            gsi = [{"id": int(s), "category_id": 1 + k % 3, "area": int((gt == s).sum())}
-                   for k, s in enumerate(ids[:4])]
-            psi = [{"id": int(s), "category_id": 1 + k % 3} for k, s in enumerate(ids[4:8]) if (pred == s).any()]
-            for where in (0, n // 2, n - 1):
-                for side, arr in (("gt", gt), ("pred", pred)):
-                    bad = arr.copy()
-                    bad[0, where] = ids[8]
-                    args = (bad, pred) if side == "gt" else (gt, bad)
-                    messages = []
-                    for native in (kernels._native, None):
-                        monkeypatch.setattr(kernels, "_native", native)
-                        with pytest.raises(InputError) as e:
-                            evaluator.score_pair(_cats(), args[0], gsi, args[1], psi, "i", strict=True)
-                        messages.append(str(e.value))
-                    monkeypatch.undo()
-                    assert messages[0] == messages[1] and str(ids[8]) in messages[0]
-            out = []
-            for native in (kernels._native, None):
-                monkeypatch.setattr(kernels, "_native", native)
-                out.append(_table(gt, gsi, pred, psi))
-            monkeypatch.undo()
-            assert np.array_equal(out[0], out[1]), n
-    finally:
-        kernels._native.use_avx2(True)
+    for n in (1, 2, 7, 8, 9, 15, 16, 17, 33, 200, 1001):
+        runs = rng.integers(1, 12, n)
+        gt = np.repeat(rng.choice(np.concatenate([[0], ids[:4]]), n), runs)[:n].reshape(1, -1).astype(np.uint32)
+        pred = np.repeat(rng.choice(np.concatenate([[0], ids[4:8]]), n), runs[::-1])[:n].reshape(1, -1)
+        pred = pred.astype(np.uint32)
+        gsi = [{"id": int(s), "category_id": 1 + k % 3, "area": int((gt == s).sum())}
+               for k, s in enumerate(ids[:4])]
+        psi = [{"id": int(s), "category_id": 1 + k % 3} for k, s in enumerate(ids[4:8]) if (pred == s).any()]
+        for where in (0, n // 2, n - 1):
+            for side, arr in (("gt", gt), ("pred", pred)):
+                bad = arr.copy()
+                bad[0, where] = ids[8]
+                args = (bad, pred) if side == "gt" else (gt, bad)
+                messages = []
+                for native in (kernels._native, None):
+                    monkeypatch.setattr(kernels, "_native", native)
+                    with pytest.raises(InputError) as e:
+                        evaluator.score_pair(_cats(), args[0], gsi, args[1], psi, "i", strict=True)
+                    messages.append(str(e.value))
+                monkeypatch.undo()
+                assert messages[0] == messages[1] and str(ids[8]) in messages[0]
+        out = []
+        for native in (kernels._native, None):
+            monkeypatch.setattr(kernels, "_native", native)
+            out.append(_table(gt, gsi, pred, psi))
+        monkeypatch.undo()
+        assert np.array_equal(out[0], out[1]), n
 
 
 @pytest.mark.parametrize("side", ["gt", "pred"])
