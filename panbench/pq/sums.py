@@ -78,7 +78,8 @@ class PQStats:
 
     @staticmethod
     def zeros(n_categories: int) -> PQStats:
-        return PQStats(*(np.zeros(n_categories, np.int64) for _ in range(4)))
+        iou, tp, fp, fn = (np.zeros(n_categories, np.int64) for _ in range(4))
+        return PQStats(iou, tp, fp, fn)
 
     def add_image(self, s: ImageStats) -> None:
         """Accumulate one image's contributions in place (:meth:`add_images` of one image)."""
