@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  (every model needs it: without it, one line naming the extra before any work)
 
     from panbench.data.datasets import load_dataset
+    from panbench.evaluation import storage
     from panbench.evaluation.run import evaluate_model
     from panbench.pq.score import unlisted_note
     from panbench.reporting.text import format_comparison, format_record, record_line
@@ -81,11 +82,7 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     check_models(specs, ds.categories, opts)  # every model and option, before any model runs
     if opts.save_predictions is not None:  # no other run saves these predictions into the folder now
-        from panbench.evaluation.storage import claim_up_front
-
-        claim_up_front([s.name for s in specs], ds, opts.save_predictions)
-    from panbench.evaluation import storage
-
+        storage.claim_up_front([s.name for s in specs], ds, opts.save_predictions)
     records = []
     for k, spec in enumerate(specs):
         args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C

@@ -43,11 +43,9 @@ def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:
 
 def record_run(results_dir: Path | None, res: dict[str, Any], analysis: Any = None,
                show: Callable[[RunRecord], None] | None = None, **fields: Any) -> RunRecord:
-    """The record of a scored run (:func:`make_record`), written under ``results_dir`` (its JSON, its ``runs.csv``
-    row and ``analysis``, an :class:`panbench.analysis.AnalysisSet`, beside it: :func:`write_record`) and
-    returned as written; ``results_dir`` None: built, not written (a rank other than 0 of a distributed run).
-    ``show`` is handed the record before it is written (its ``record`` still None): a command prints the numbers
-    first, so that a write that fails loses none of them."""
+    """The record of a scored run (:func:`make_record`), written with ``analysis`` beside it (:func:`write_record`;
+    ``results_dir`` None: not written, as on a rank other than 0) and returned as written; ``show`` is handed it
+    before it is written, so that a write that fails loses none of the numbers."""
     rec = make_record(res, **fields)
     if show is not None:
         show(rec)
@@ -149,12 +147,10 @@ def record_files(results_dir: Path, model: str, dataset: str) -> list[Path]:
 
 
 def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> RunRecord:
-    """Write the run's JSON record and append its row to ``runs.csv``; returns the written record (``record`` set
-    to its path below ``results_dir``).  ``analysis`` (a :class:`panbench.analysis.AnalysisSet`) is saved beside
-    the record as ``<record stem>.analysis.npz`` and named in its ``analysis_file``.  The name is
-    :func:`record_path`'s, or its first ``~k`` twin (k = 1, 2, ...) not taken yet, claimed atomically
-    (:func:`_claim_names`): runs writing into one results folder at once, stamped in the same second, each keep
-    their own record, analysis file and row; no file is ever replaced, no reader sees a partial file."""
+    """Write the run's JSON record under :func:`record_path`'s name or its first free ``~k`` twin
+    (:func:`_claim_names`; docs/eval.md, "The result record") and append its row to ``runs.csv``; returns it as
+    written.  ``analysis`` (an :class:`panbench.analysis.AnalysisSet`) is saved beside it, named in its
+    ``analysis_file``."""
     def named(path: Path) -> RunRecord:  # the record as it reads under the name ``path``
         npz = {"analysis_file": str(_analysis_path(path).relative_to(results_dir))} if analysis is not None else {}
         return record.with_fields(**npz, record=str(path.relative_to(results_dir)))
@@ -193,12 +189,9 @@ _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Callable[[Path], None],
                  lock_path: Path) -> Path:
     """Put the written temporary files in place under the first free name of ``first`` and its ``~1``, ``~2``, ...
-    twins; returns that name.  Each name is claimed with ``os.link`` (atomic, on NFS too, and it fails when the name
-    exists): the analysis file first, then the record, whose content ``content(path)`` writes into ``json_tmp`` for
-    the name being tried; when the record's name is taken, the analysis file just linked is removed and the next name
-    tried: a record is only ever seen complete, its analysis file beside it.  Without hard links, the files are moved
-    into place (``os.replace``) under an exclusive ``flock`` of ``lock_path`` instead (waited for
-    :data:`RECORDS_LOCK_S` at most, :func:`panbench.locks.exclusive`)."""
+    twins and return it: each name claimed with ``os.link`` (atomic, and it fails when the name exists), the
+    analysis file first, then the record (``content(path)`` writes it into ``json_tmp`` for the name tried).
+    Without hard links, ``os.replace`` under an exclusive ``flock`` of ``lock_path`` (:data:`RECORDS_LOCK_S`)."""
     for path in _candidates(first):
         npz = _analysis_path(path)
         if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
