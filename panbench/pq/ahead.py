@@ -76,8 +76,7 @@ def take(path: str | os.PathLike[str], gt: bool | None) -> tuple[bytes, Any] | N
     job = docs.jobs.pop(str(Path(path)), None) if docs is not None else None
     if job is None:
         return None
-    if job.thread.is_alive():
-        join_while_alive(job.thread)
+    join_while_alive(job.thread)
     if job.done is None:
         return None
     raw, found, ident = job.done
