@@ -1,14 +1,5 @@
-"""How runs are shown, from their result records (:mod:`panbench.records`): comparison tables (:mod:`.tables`,
-pandas; their columns' kinds, FPS and analysis columns in :mod:`.columns`), the verdict (in :mod:`.tables`), plots
-(:mod:`.plots`, matplotlib, with the figure helpers), robustness tables and plots
-(:mod:`.robustness`), panoptic overlays (:mod:`.viz`), the self-contained HTML page (:mod:`.report`) and the
-plain-text tables printed in the terminal (:mod:`.text`).
-
-Layering, imports pointing down only: :mod:`.labels` (how a run is named) and :mod:`.figure_files` (how and
-where figures are written: format, resolution, the manifest of a plots folder) and :mod:`.figure_style` (the
-figures' width, style and layout helpers) are the leaves; :mod:`.placing` (where the texts inside a figure go)
-sits on :mod:`.figure_style`; :mod:`.pairing` (the paired difference of runs on the same images) and
-:mod:`.plots` sit on them; :mod:`.columns` and
-:mod:`.robustness` on those; :mod:`.tables`, :mod:`.text` and :mod:`.report` on top.  Below the package:
-:mod:`panbench.records`, :mod:`panbench.analysis`, :mod:`panbench.robustness` (summaries), :mod:`panbench.pq`.
-"""
+"""How runs are shown, from their result records: tables (:mod:`.tables`, :mod:`.columns`, :mod:`.formats`), the
+verdict, plots (:mod:`.plots` with :mod:`.figure_style`, :mod:`.placing`, :mod:`.figure_files`), robustness
+(:mod:`.robustness`), overlays (:mod:`.viz`), the HTML report (:mod:`.report`) and terminal text (:mod:`.text`).
+Imports point down only: :mod:`.labels`, :mod:`.figure_files` and :mod:`.figure_style` are the leaves, the
+tables, text and report on top (docs/architecture.md)."""

@@ -1,14 +1,7 @@
-"""What the tables and the terminal show of each analysis, registered by the analysis's key (its row of
-:data:`panbench.analyses.ANALYSES`) where it is defined:
-
-* ``@columns_of(key)``: ``(record) -> dict``, the table's columns of one record (blank where the record lacks it);
-* ``@kinds_of(key)``, optional: ``() -> {column: (kind, the column it belongs to)}`` of its columns that are not
-  shown as they are (:mod:`panbench.reporting.columns`: an interval's ends, an error type's count and delta);
-* ``@text_of(key)``: ``(fields) -> list[str]``, its terminal lines, of a record or ``score --json``'s dict (an
-  ``inline`` row: parts of one line).
-
-The record type only annotates: ``score``'s terminal text never loads the schema.
-"""
+"""What the tables and the terminal show of each analysis, registered by its key (its row of
+:data:`panbench.analyses.ANALYSES`): ``@columns_of(key)``, ``(record) -> dict``, a record's table columns;
+``@kinds_of(key)``, optional, ``() -> {column: (kind, the column it belongs to)}`` (:mod:`.columns`);
+``@text_of(key)``, ``(fields) -> list[str]``, its terminal lines of a record or ``score --json``'s dict."""
 
 from __future__ import annotations
 
@@ -52,7 +45,6 @@ def ci_text(res: Mapping[str, Any]) -> list[str]:
     if ci := res.get("ci"):
         return ["95% interval (image bootstrap): " + ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in
                                                                ci.items() if k in ("PQ", "PQ_th", "PQ_st"))]
-
     analysed = any(res.get(f) is not None for a in ANALYSES for f in a.fields if f != "ci")  # yet no interval
     if analysed and (n := res.get("n_images")) is not None and (why := too_few(n)):
         return [f"95% interval: none ({why})"]

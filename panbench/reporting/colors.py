@@ -1,14 +1,6 @@
-"""The colours of the figures: each model's colour (:func:`model_colors`), assigned once per results folder and
-kept in ``RESULTS/colors.json`` so that a model keeps it in every figure, the report and the notebook as records
-of other models and datasets come and go; the error types' and the corruption groups' colours (palettes of their
-own, no model's); and the contrast of a text on its background (WCAG 2), by which a text on a coloured cell
-chooses black or white.
-
-Every palette is colour-blind safe: the models get Okabe and Ito's eight colours, then Paul Tol's nine "muted"
-ones; past seventeen models a colour is shared, by the models least often drawn together.  The error types get
-six colours of Tol's that are far from every model's (:func:`lab_distance`), the corruption groups four dark
-colours that read as text on white (contrast >= 4.5:1).
-"""
+"""The colours of the figures, all colour-blind safe: each model's (:func:`model_colors`: Okabe and Ito's eight,
+then Paul Tol's nine muted ones), kept in ``RESULTS/colors.json`` so that a model keeps it in every figure; the
+error types' and corruption groups' palettes of their own; and black or white text by contrast (WCAG 2)."""
 
 from __future__ import annotations
 
@@ -43,18 +35,16 @@ Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.mod
 
 
 def plot_labels(records: list[RunRecord]) -> set[str]:
-    """The labels the figures give the runs' models: each within its dataset's runs, and within the runs on its
-    dataset fingerprint (as the figures of one image set label them)."""
+    """The labels the figures give the runs' models: within their dataset's runs and within their image set's."""
     return ({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records} |
             {model_label(r, [x for x in records if dataset_key(x) == dataset_key(r)]) for r in records})
 
 
 def model_colors(results_dir: Path | str | None, records: list[RunRecord], labels: Iterable[str] = (),
                  keep: bool = True) -> Colors:
-    """Each model's colour (label -> ``#rrggbb``): the one ``RESULTS/colors.json`` keeps for it, else a new one
-    (:func:`assign`) for the labels of ``records`` (:func:`plot_labels`) and ``labels`` (a robustness summary's
-    model names), then kept there when ``keep`` (a folder that cannot be written keeps none: the colours of this
-    run are still one per model).  ``results_dir`` None: no file, the colours assigned afresh."""
+    """Each model's colour (label -> ``#rrggbb``): the one ``RESULTS/colors.json`` keeps, else a new one
+    (:func:`assign`) for the labels of ``records`` and ``labels``, kept there when ``keep`` (and writable).
+    ``results_dir`` None: no file."""
     path = Path(results_dir) / COLORS_FILE if results_dir is not None else None
     try:
         kept = read_colors(path) if path is not None else {}
@@ -74,9 +64,8 @@ def model_colors(results_dir: Path | str | None, records: list[RunRecord], label
 
 
 def _keep(path: Path, wanted: list[str]) -> Colors:
-    """Read ``path`` again, give the labels of ``wanted`` it lacks their colours and write it, under an exclusive
-    ``flock`` of ``colors.json.lock`` (waited for 120 s at most): two commands adding models at one instant each keep
-    the other's colours."""
+    """Read ``path`` again, add the colours of ``wanted`` it lacks and write it, under an exclusive lock (120 s at
+    most), so that two commands adding models at once keep each other's."""
     with exclusive(path.with_name(path.name + ".lock"), 120.0, "adding model colours"):
         kept = read_colors(path)
         colors = assign(kept, wanted)
@@ -86,9 +75,8 @@ def _keep(path: Path, wanted: list[str]) -> Colors:
 
 
 def assign(kept: Colors, wanted: list[str]) -> Colors:
-    """``kept`` and a colour for each label of ``wanted`` it lacks, in ``wanted``'s order: the first colour of
-    :data:`MODEL_PALETTE` that no label of ``wanted`` has, else the one fewest of them have (then the one fewest
-    labels have at all)."""
+    """``kept`` and a colour for each label of ``wanted`` it lacks: the first of :data:`MODEL_PALETTE` that no label
+    of ``wanted`` has, else the one fewest have."""
     out = dict(kept)
     for label in (w for w in wanted if w not in kept):
         near = [out[w] for w in wanted if w in out]
@@ -98,8 +86,7 @@ def assign(kept: Colors, wanted: list[str]) -> Colors:
 
 
 def read_colors(path: Path) -> dict[str, str]:
-    """The colours kept in ``path`` (none when there is no such file); a file that is not one refused in one
-    line."""
+    """The colours kept in ``path`` (none without the file); a file that is not one refused in one line."""
     if not path.is_file():
         return {}
     try:
@@ -117,7 +104,7 @@ def read_colors(path: Path) -> dict[str, str]:
 
 
 def _write(path: Path, colors: dict[str, str]) -> None:
-    """Write the colours at once (a temporary file renamed): a run beside this one reads the old or the new."""
+    """Write the colours at once (a temporary file renamed)."""
     text = json.dumps({"about": "each model's colour in panbench's figures; delete to assign them again",
                        "models": dict(sorted(colors.items()))}, indent=1)
     from panbench.records.io import atomic_write_text  # numpy: not at the import of --help's options
@@ -126,8 +113,7 @@ def _write(path: Path, colors: dict[str, str]) -> None:
 
 
 def lab_distance(a: Any, b: Any) -> float:
-    """How far apart two matplotlib colours look: the distance of their CIE L*a*b* coordinates (CIE76 delta E, sRGB
-    under D65; about 2.3 is the least a viewer notices)."""
+    """How far apart two colours look: CIE76 delta E of their CIE L*a*b* coordinates (about 2.3 is just noticeable)."""
     import numpy as np
 
     def lab(color: Any) -> Any:

@@ -1,20 +1,8 @@
-"""The tables' columns beyond a record's fields, and what each column is:
-
-* kinds, declared as data: a :class:`Column` names its kind (:data:`KINDS`) and the columns it belongs to.  The
-  tables (:mod:`panbench.reporting.tables`) make their frames of record field names (the data step); the
-  presentation step (``format_table``, and the report's compact analysis tables) reads the kinds here to show a
-  column, never its name's suffix.  The kinds of the tables' own columns are :data:`BUILT_IN`; an analysis declares
-  those of its columns with ``@kinds_of(key)`` (:mod:`panbench.reporting.analysis_views`: a function returning
-  column -> (kind, the column it belongs to)).
-* the FPS columns (:func:`fps_columns`): the latest ``panbench speed`` record of each row's model and dataset
-  (:mod:`panbench.records.speed`), with its protocol named in the column and its footnote.
-* the analysis tables' (`panbench table`'s option of each analysis, :func:`analysis_columns`): each analysis's
-  columns function (``@columns_of(key)``, :mod:`panbench.reporting.analysis_views`) per record, from the record
-  fields that ``score``/``eval`` write (docs/analysis.md has the rules), with a note for the records that lack it; a
-  ``paired`` analysis also gets each row's paired PQ difference to the reference run.  Intervals are two columns
-  ``X_low`` / ``X_high``; :func:`panbench.reporting.tables.format_table` shows them as one ``X 95% CI`` column outside
-  CSV.
-"""
+"""The tables' columns beyond a record's fields, and what each column is: the kinds of the columns not shown as they
+are (:class:`Column`; the tables' own in :data:`BUILT_IN`, an analysis's by ``@kinds_of(key)``), read by the
+presentation step (``format_table``) instead of a name's suffix; the FPS columns of ``panbench speed`` records
+(:func:`fps_columns`); and the analysis tables' columns (:func:`analysis_columns`, by ``@columns_of(key)``), with
+a ``paired`` analysis's paired PQ difference to the reference run."""
 
 from __future__ import annotations
 
@@ -43,8 +31,7 @@ PAIRED_NOTE = ("PQ difference (PQ_diff in CSV): PQ minus that of the run under '
 
 def paired_columns(records: list[RunRecord], results_dir: Path, reference: str | None = None
                    ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The paired difference of PQ to the reference run (``reference``, else the best PQ) of the group of rows
-    that share a dataset fingerprint, with its 95% paired-bootstrap interval."""
+    """The paired difference of PQ to the reference run of each group of rows on the same images, with its interval."""
     paired, notes = paired_differences(records, results_dir, reference)
     keys = [pair_key(r) for r in records]
     rows = []
@@ -62,9 +49,8 @@ def paired_columns(records: list[RunRecord], results_dir: Path, reference: str |
 
 
 def ap_miou_columns(r: RunRecord) -> dict[str, Any]:
-    """The default table's mask AP of the thing classes (blank where not computed) and mIoU with the output it
-    comes from: the model's semantic output (``miou``, ``miou_source`` "semantic") or the panoptic one (a record
-    without ``miou`` has the panoptic output's, ``semantic["mIoU"]``); ``mIoU_panoptic`` keeps the panoptic one."""
+    """The mask AP of the thing classes and mIoU with the output it comes from (the semantic one where the model has
+    it, else the panoptic one, also kept as ``mIoU_panoptic``)."""
     panoptic = r.semantic.get("mIoU")
     miou, source = (r.miou, r.miou_source) if r.miou is not None else (panoptic, "panoptic" if panoptic is not None
                                                                          else None)
@@ -73,8 +59,8 @@ def ap_miou_columns(r: RunRecord) -> dict[str, Any]:
 
 def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir: Path,
                      reference: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """The columns of every requested analysis (keys of :data:`panbench.analyses.ANALYSES`) for each record (in
-    the order of ``analyses``), and notes: the paired-difference footnote, and which rows lack which analysis."""
+    """The columns of each analysis of ``analyses`` for each record, and notes: the paired-difference footnote and
+    which rows lack which analysis."""
     rows: list[dict[str, Any]] = [{} for _ in records]
     notes: list[str] = []
     for a in map(by_key, analyses):
@@ -95,8 +81,7 @@ FPS = "FPS_fwd_b1"  # forward FPS at batch 1, by the protocol: the column's name
 
 
 def fps_columns(records: list[RunRecord], results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per record its FPS columns (empty without a speed record of its model on its dataset), and the footnote
-    that names the protocol (none when no row has a speed)."""
+    """Per record its FPS columns (from its model's latest speed record on its dataset), and the protocol's footnote."""
     latest = latest_speed(load_speed_records(results_dir))
     rows: list[dict[str, Any]] = [{} if (s := latest.get((r.model, r.dataset))) is None else {
         FPS: s.fps, "FPS_e2e_b1": (s.end_to_end or {}).get("fps"), "FPS_setup": s.setup(),
@@ -110,22 +95,12 @@ def fps_columns(records: list[RunRecord], results_dir: Path) -> tuple[list[dict[
     return rows, [note]
 
 
-KINDS = {
-    "interval_low": "the low end of the 95% interval of the column it belongs to (outside CSV: one 'X 95% CI' "
-                    "column with its interval_high)",
-    "interval_high": "the high end of that interval",
-    "count": "a number of errors of one type (the report's compact table: one column with its delta)",
-    "delta": "the oracle delta PQ of one error type; without a count, a column of its own, put last",
-    "shared": "whether the speeds it belongs to were measured beside other work (outside CSV: a mark after them)",
-    "mark": "the mark of a signed difference (outside CSV: after the difference, which is written signed)",
-    "published": "a published number or the difference to it (dropped when no row has one)",
-}
-
-
 @dataclass(frozen=True)
 class Column:
-    """A column of a table that is not shown as it is: its name (a record field's, as CSV writes it), its kind
-    (a key of :data:`KINDS`) and the columns it belongs to (an interval's metric, the speeds a mark is for)."""
+    """A column of a table that is not shown as it is: its name (a record field's), its kind and the columns it
+    belongs to.  Kinds: ``interval_low``/``interval_high`` (one 'X 95% CI' column outside CSV), ``count`` and
+    ``delta`` (an error type's; the report's compact table joins them), ``shared`` (speeds measured beside other
+    work: a mark), ``mark`` (after a signed difference), ``published`` (dropped where no row has one)."""
 
     name: str
     kind: str
@@ -142,7 +117,7 @@ BUILT_IN = (
 
 
 def declared() -> dict[str, Column]:
-    """Every declared column by name: :data:`BUILT_IN` and each analysis's (its row's ``kinds``)."""
+    """Every declared column by name: :data:`BUILT_IN` and each analysis's."""
     out = {c.name: c for c in BUILT_IN}
     for a in ANALYSES:
         if (kinds := kinds_of.functions.get(a.key)) is not None:
@@ -151,7 +126,6 @@ def declared() -> dict[str, Column]:
 
 
 def of_kind(names: Iterable[Any], kind: str, columns: dict[str, Column] | None = None) -> list[Column]:
-    """The declared columns among ``names`` (a frame's columns) of ``kind``, in their order (``columns``: the
-    declared ones, default :func:`declared`)."""
+    """The declared columns among ``names`` of ``kind``, in their order (``columns``: default :func:`declared`)."""
     columns = declared() if columns is None else columns
     return [columns[n] for n in names if n in columns and columns[n].kind == kind]

@@ -1,20 +1,9 @@
-"""Where and how figures are written: the format and resolution of a command's figures (``--figure-format``,
-``--dpi``, set for the command by :func:`figure_output`), and the manifest that says which command wrote which of
-a folder's figures.
-
-Every figure goes through :func:`write_figure`: PNG, or PDF or SVG with their text kept as text (TrueType fonts
-in a PDF, ``<text>`` elements in an SVG), so a paper's figure can be searched, copied and edited; a figure is
-written through a temporary file, so that a page or a reader never sees half of one.  A folder whose figures are
-replaced as a set (a dataset's plots, a report's gallery, the robustness plots) keeps a manifest,
-:data:`FIGURES_MANIFEST`, of the files each command wrote there in each format (``plot png``, ``report pdf``, ...):
-:func:`replace_figures` removes those that the same command, in the same format, wrote there before and does not
-write now, and nothing else: another format's figures, another command's and the user's own files stay.  The
-commands that write under a results folder's ``plots/`` do so one at a time (:func:`writing_figures`, a lock with
-a timeout, ``RESULTS/.plots.lock``), so that two of them run at once both end with all their files.  `report`
-draws its figures in a folder of its own, :data:`REPORT_FILES` beside its page (``RESULTS/report_files/``, with
-the lock ``RESULTS/.report_files.lock``), so that it never replaces a figure `plot` or `robustness` drew, at
-whatever format, width or resolution.
-"""
+"""Where and how figures are written: a command's format and resolution (``--figure-format``, ``--dpi``:
+:func:`figure_output`), each figure written whole through a temporary file, text kept as text in PDF and SVG
+(:func:`write_figure`); the manifest, :data:`FIGURES_MANIFEST`, of the figures each command wrote in a folder in
+each format, by which :func:`replace_figures` removes only a command's own stale figures; and the lock under which
+one command at a time writes a results folder's ``plots/`` (or the report's :data:`REPORT_FILES`):
+:func:`writing_figures`.  docs/reporting.md says the rules."""
 
 from __future__ import annotations
 
@@ -41,9 +30,8 @@ LOCK_TIMEOUT_S = 600.0  # how long a command waits for another one writing the s
 
 @dataclass(frozen=True)
 class FigureOutput:
-    """The figures' format (:data:`FORMATS`), their resolution (dots per inch; None: each figure's own, 100 for
-    the plots, 110 for the robustness plots and the overlays) and the formats written beside (a PNG for a page
-    that shows a PDF figure)."""
+    """The figures' format, resolution (None: each figure's own), the formats written beside, the command writing
+    them and when it started (a newer figure is not its own)."""
 
     format: str = "png"
     dpi: int | None = None
@@ -68,9 +56,8 @@ def current() -> FigureOutput:
 @contextmanager
 def figure_output(fmt: str | None = None, dpi: int | None = None, beside: tuple[str, ...] = (),
                   command: str | None = None) -> Iterator[None]:
-    """Within it, figures are written as ``fmt`` (default png) at ``dpi`` (default: each figure's own), with a
-    copy in each of ``beside``, by ``command`` (the name the manifests give its figures; default: the command in
-    effect, else ``python``)."""
+    """Within it, figures are written as ``fmt`` (default png) at ``dpi`` (default: each figure's own), with a copy
+    in each of ``beside``, by ``command`` (default: the command in effect, else ``python``)."""
     if (fmt or "png") not in FORMATS:
         raise ValueError(f"figure format {fmt!r}: one of {', '.join(FORMATS)}")
     was = current()
@@ -92,17 +79,14 @@ def viewable_in_a_browser() -> Iterator[None]:
 
 
 def figure_path(path: Path) -> Path:
-    """``path`` with the suffix of the figure format in effect (``pq_bars.png`` -> ``pq_bars.pdf``; ``A.SVG``
-    stays as it is for SVG)."""
+    """``path`` with the suffix of the figure format in effect."""
     path, suffix = Path(path), "." + current().format
     return path if path.suffix.lower() == suffix else path.with_suffix(suffix)
 
 
 def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
-    """Write ``fig`` at ``path`` in the format in effect (its suffix replaced by the format's; the formats
-    beside too), at the resolution in effect or else ``dpi``, text kept as text in PDF and SVG; the folder is
-    made.  ``savefig``: more of matplotlib's ``savefig`` arguments.  Returns the path of the figure in the
-    format in effect."""
+    """Write ``fig`` at ``path`` (its suffix the format's) in the format in effect and those beside, at the resolution
+    in effect or else ``dpi``, its folder made; ``savefig``: more of matplotlib's arguments.  Returns the path."""
     import matplotlib
 
     out = current()
@@ -121,10 +105,8 @@ def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
 
 
 def listed(folder: Path) -> dict[str, Any]:
-    """The manifest of ``folder``: ``files``, every figure panbench wrote there, and ``by``, those of each
-    command and format (``{"plot svg": [...], "report png": [...]}``); empty where there is none or it cannot be
-    read (then nothing there is known to be panbench's).  A manifest of an older panbench, without ``by``, gives
-    its files to ``any <format>``: the command that next writes that format there takes them as its own."""
+    """The manifest of ``folder``: ``files``, every figure panbench wrote there, and ``by``, those of each command and
+    format (an older manifest's files under ``any <format>``); empty where there is none or it cannot be read."""
     path = Path(folder) / FIGURES_MANIFEST
     try:
         manifest = json.loads(path.read_text())
@@ -164,10 +146,9 @@ def _mine(by: dict[str, list[str]], out: FigureOutput) -> set[str]:
     return {k for k in by if k == out.key or k == f"any {out.format}"}
 
 
-def _stale(folder: Path, manifest: dict[str, Any], keep: set[str], out: FigureOutput) -> list[Path]:
-    """The files of ``out``'s own entries of ``manifest`` that are not in ``keep``, no other command's entry
-    lists and nobody wrote since the command started (a figure another command is writing now): the files this
-    command may remove."""
+def _remove_stale(folder: Path, manifest: dict[str, Any], keep: set[str], out: FigureOutput) -> list[Path]:
+    """Remove the files of ``out``'s own entries of ``manifest`` not in ``keep``, listed by no other entry and not
+    written since the command started; returns them."""
     by = manifest.get("by", {})
     mine = _mine(by, out)
     others = {n for k, names in by.items() if k not in mine for n in names}
@@ -179,6 +160,8 @@ def _stale(folder: Path, manifest: dict[str, Any], keep: set[str], out: FigureOu
                 found.append(p)
         except OSError:
             continue
+    for p in found:
+        p.unlink(missing_ok=True)  # another panbench run may have removed it a moment ago
     return found
 
 
@@ -193,19 +176,15 @@ def _write_manifest(folder: Path, manifest: dict[str, Any], by: dict[str, list[s
 
 
 def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Path]:
-    """Make ``written`` (figures in ``folder``, and the copies of each in the formats beside) the figures the
-    command in effect (:func:`figure_output`) keeps in ``folder`` in its format: remove those it wrote there
-    earlier in that format and does not write now (only those: another command's or format's figures and the
-    user's files stay), then write the manifest (with ``about``: the dataset and image set the figures show).
+    """Make ``written`` (and their copies beside) the figures the command in effect keeps in ``folder`` in its format:
+    remove those it wrote there before and not now (nothing else), then write the manifest (with ``about``).
     Returns the paths removed."""
     folder = Path(folder)
     out = current()
     names = {p.with_suffix("." + f).name for p in map(Path, written) if p.parent == folder
              for f in (p.suffix[1:], *out.beside)}
     manifest = listed(folder)
-    removed = _stale(folder, manifest, names, out)
-    for p in removed:
-        p.unlink(missing_ok=True)  # another panbench run may have removed it a moment ago
+    removed = _remove_stale(folder, manifest, names, out)
     if names or folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         by = {k: v for k, v in manifest.get("by", {}).items() if k not in _mine(manifest.get("by", {}), out)}
@@ -217,19 +196,14 @@ def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Pat
 
 
 def retire_folder(folder: Path) -> list[Path]:
-    """Remove the figures the command in effect wrote in its format in ``folder`` and its subfolders (those of its
-    manifest entries that no other entry lists), its entries, each manifest left with none and each folder left
-    empty; another command's or format's figures and the files panbench did not write stay.  Returns the paths
-    removed."""
+    """Remove the figures the command in effect wrote in its format in ``folder`` and below, their manifest entries,
+    each manifest left empty and each folder left empty; returns the paths removed."""
     out = current()
     removed: list[Path] = []
     for path in sorted(Path(folder).rglob(FIGURES_MANIFEST), key=lambda m: -len(m.parts)):  # the innermost first
         here = path.parent
         manifest = listed(here)
-        own = _stale(here, manifest, set(), out)
-        for p in own:
-            p.unlink(missing_ok=True)  # another panbench run may have removed it a moment ago
-        removed += own
+        removed += _remove_stale(here, manifest, set(), out)
         mine = _mine(manifest.get("by", {}), out)
         left = {k: v for k, v in manifest.get("by", {}).items() if k not in mine}
         if any(left.values()):
@@ -243,10 +217,8 @@ def retire_folder(folder: Path) -> list[Path]:
 
 @contextmanager
 def writing_figures(plots: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Within it, this process alone of the panbench commands writes figures under ``plots`` (a results folder's
-    ``plots/``, or the report's ``report_files/``): an exclusive lock of ``.plots.lock`` (``.report_files.lock``)
-    beside it (:func:`panbench.locks.exclusive`: the wait said on
-    stderr, refused in one line past ``timeout`` seconds).  A command that ends, however it ends, lets it go."""
+    """Within it, this process alone of the panbench commands writes figures under ``plots``: an exclusive lock of
+    ``.<name>.lock`` beside it (:func:`panbench.locks.exclusive`), given up however the command ends."""
     plots = Path(plots)
     plots.mkdir(parents=True, exist_ok=True)
     with exclusive(plots.parent / f".{plots.name}.lock", timeout, f"writing the figures in {plots}"):

@@ -1,17 +1,8 @@
-"""The one look of every figure panbench draws (the plots, the robustness figures, the overlays of ``viz``): the
-width a command's figures have (``--figure-width``: a journal's single or double column, or inches;
-:func:`figure_width` sets it for a command), and the font sizes and line widths, one matplotlib rc dict
-(:data:`FIGURE_STYLE`) in effect while any figure is drawn (:func:`styled`).
-
-A figure is exactly that wide: it is made at that width with matplotlib's constrained layout, which fits the
-labels inside it, and saved without cropping (no ``bbox_inches="tight"``); its height follows from what it
-shows.  Every text is at least :data:`MIN_TEXT_PT` points and every title :data:`TITLE_PT`, so a figure printed at
-its width reads as the paper's text does.
-
-The layout helpers every figure is drawn with are here too (:func:`new_figure`, :func:`legend_below`,
-:func:`footnote`, :func:`lay_out`: what goes under the axes makes the figure taller, never wider).  Standard library
-only at import (matplotlib inside the functions): the command line's options read :data:`WIDTHS` and
-:func:`figure_inches`.
+"""The one look of every figure panbench draws: the width of a command's figures (``--figure-width``, set by
+:func:`figure_width`), the font sizes and line widths (:data:`FIGURE_STYLE`, in effect within :func:`styled`), and
+the layout helpers (:func:`new_figure`, :func:`legend_below`, :func:`footnote`, :func:`lay_out`, :func:`fit_texts`).
+A figure is exactly that wide (constrained layout, saved uncropped); what goes under its axes makes it taller.
+Standard library only at import: the command line's options read :data:`WIDTHS` and :func:`figure_inches`.
 """
 
 from __future__ import annotations
@@ -75,8 +66,7 @@ def current_width() -> float:
 
 
 def styled(draw: Drawing) -> Drawing:
-    """``draw`` (a function that makes a figure) run with :data:`FIGURE_STYLE` in effect: its texts take their
-    sizes from it."""
+    """``draw`` run with :data:`FIGURE_STYLE` in effect."""
 
     @functools.wraps(draw)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -98,18 +88,18 @@ def plt() -> Any:
     return plt
 
 
-def wrap(text: str, width: int = 60) -> str:
-    """A long legend label (a model with its --cfg-options) on lines of at most ``width`` characters, broken at
-    spaces where it can; a line break of ``text`` stays one."""
+def wrap(text: str, width: int = 60, long_words: bool = True) -> str:
+    """``text`` on lines of at most ``width`` characters, broken at spaces (and after hyphens) where it can, a
+    longer word broken too unless not ``long_words``; a line break of ``text`` stays one."""
     import textwrap
 
-    return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width)) or text
+    return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width, break_long_words=long_words)
+                     ) or text
 
 
 def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
-    """The legend under the axes, where it covers no bar: long labels wrapped, in as many columns as fit the
-    figure's width (measured with the renderer); ``note`` (a line such as what was left out) under it, wrapped to
-    the width; then :func:`lay_out` makes the figure taller by their height, so that the axes keep theirs."""
+    """The legend under the axes, in as many columns as fit the figure's width, ``note`` under it; the figure made
+    taller by their height (:func:`lay_out`)."""
     labels = [hd.get_label() for hd in handles]
     renderer = fig.canvas.get_renderer()
     # narrower lines only where one column of them is still too wide; the last try (labels of unbreakable
@@ -153,9 +143,8 @@ def note_under(fig: Any, text: str, ha: str, **kw: Any) -> Any:
 
 
 def lay_out(fig: Any) -> None:
-    """Place what goes under the axes (the figure's shared x label, :func:`legend_below`'s legend and note,
-    :func:`footnote`), each under the one before, make the figure taller by their height (its width stays) and
-    let the constrained layout fit the axes and their labels in the part above them."""
+    """Place what goes under the axes (shared x label, legend, notes, footnote) one under the other, make the figure
+    taller by their height and fit the axes in the part above them."""
     below = under_axes(fig)
     label = getattr(fig, "_supxlabel", None)  # the axes' shared label: right under them, above the legend
     if below and label is not None and label not in below:
@@ -181,9 +170,7 @@ def lay_out(fig: Any) -> None:
 
 
 def new_figure(height: float, nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Any, Any]:
-    """A figure of the width in effect (:func:`~.figure_style.current_width`: ``--figure-width``) and ``height``
-    inches for its axes, ``nrows`` x ``ncols`` of them (``plt.subplots``' other arguments in ``kw``), laid out by
-    matplotlib's constrained layout (the labels fitted inside the figure)."""
+    """A figure of the width in effect and ``height`` inches for its ``nrows`` x ``ncols`` axes, constrained layout."""
     return plt().subplots(nrows, ncols, figsize=(current_width(), height), layout="constrained", **kw)
 
 
@@ -193,8 +180,7 @@ def axes_height(ratio: float, low: float = 1.8, high: float = 4.0) -> float:
 
 
 def footnote(fig: Any, text: str) -> None:
-    """``text`` in grey type at the figure's lower left corner, under its axes, legend and notes
-    (:func:`lay_out`); nothing for ''."""
+    """``text`` in grey at the figure's lower left, under everything else (:func:`lay_out`); nothing for ''."""
     if text:
         under_axes(fig).append(note_under(fig, text, "left", color="0.3"))
         lay_out(fig)
@@ -205,12 +191,8 @@ TICK_GAP_PT = MIN_TEXT_PT  # the least room between two tick labels of one axis,
 
 
 def fit_texts(fig: Any, passes: int = 4) -> None:
-    """Make every title and axis label fit the figure and every axis' tick labels stand apart, measured with the
-    renderer on the figure as it is laid out: a title or axis label that reaches past the figure (less than
-    :data:`EDGE_PT` from its edge) is wrapped to the figure's width; tick labels closer than :data:`TICK_GAP_PT`
-    (or past the figure) are thinned out where they are numbers, else wrapped onto more lines (at spaces and
-    hyphens) and, where that is not enough, turned upright.  The layout is redone after each change (at most
-    ``passes`` times)."""
+    """Fit every title and axis label to the figure (wrapped) and make each axis' tick labels stand apart (thinned
+    out, wrapped or turned upright), measured on the laid-out figure, redoing the layout at most ``passes`` times."""
     for _ in range(passes):
         fig.draw_without_rendering()  # the constrained layout done: the texts where they will be
         changed = [_wrap_titles(fig), *[_fit_ticks(fig, axis) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)]]
@@ -218,25 +200,21 @@ def fit_texts(fig: Any, passes: int = 4) -> None:
             return
 
 
-def _inside(fig: Any, box: Any) -> bool:
-    edge = EDGE_PT * fig.dpi / 72
-    page = fig.bbox
-    return bool(page.x0 + edge <= box.x0 and box.x1 <= page.x1 - edge and page.y0 + edge <= box.y0
-                and box.y1 <= page.y1 - edge)
+def _inside(fig: Any, box: Any, axes: str = "xy") -> bool:
+    """Whether ``box`` lies at least :data:`EDGE_PT` inside the figure along ``axes``."""
+    edge, page = EDGE_PT * fig.dpi / 72, fig.bbox
+    return all(getattr(page, a + "0") + edge <= getattr(box, a + "0")
+               and getattr(box, a + "1") <= getattr(page, a + "1") - edge for a in axes)
 
 
 def _across(fig: Any, text: Any, renderer: Any) -> bool:
-    """Whether ``text`` lies inside the figure along its lines (across for a level text, up for an upright one):
-    where the layout places it the other way round is its business."""
-    edge, page, box = EDGE_PT * fig.dpi / 72, fig.bbox, text.get_window_extent(renderer)
-    if text.get_rotation() == 90:
-        return bool(page.y0 + edge <= box.y0 and box.y1 <= page.y1 - edge)
-    return bool(page.x0 + edge <= box.x0 and box.x1 <= page.x1 - edge)
+    """Whether ``text`` lies inside the figure along its lines (across for a level text, up for an upright one)."""
+    return _inside(fig, text.get_window_extent(renderer), "y" if text.get_rotation() == 90 else "x")
 
 
 def _wrap_titles(fig: Any) -> bool:
-    """Each title and axis label that does not fit the figure wrapped on more lines until it does (or its lines
-    are 12 characters); whether any changed."""
+    """Wrap each title and axis label that does not fit the figure (down to 12 characters a line); whether any
+    changed."""
     renderer = fig.canvas.get_renderer()
     texts = [getattr(fig, name, None) for name in ("_suptitle", "_supxlabel", "_supylabel")]
     texts += [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
@@ -259,8 +237,7 @@ def _wrap_titles(fig: Any) -> bool:
 
 
 def grow(fig: Any, inches: float) -> None:
-    """The figure taller by ``inches`` (a text on more lines, tick labels turned upright), so that its axes keep
-    their height; what is under the axes is placed again (:func:`lay_out`)."""
+    """The figure taller by ``inches``, its axes keeping their height (:func:`lay_out`)."""
     if inches > 0:
         under_axes(fig)
         fig._panbench_height += inches
@@ -274,23 +251,13 @@ def _shown_tick_labels(axis: Any) -> list[Any]:
 
 
 def crowded(fig: Any, labels: list[Any]) -> bool:
-    """Whether any two of ``labels`` (texts of one axis) are closer than :data:`TICK_GAP_PT`, or one of them is
-    past the figure's edge (measured with the renderer as the figure was last drawn)."""
+    """Whether two of ``labels`` are closer than :data:`TICK_GAP_PT`, or one is past the figure's edge."""
     renderer = fig.canvas.get_renderer()
     gap = TICK_GAP_PT * fig.dpi / 72
     boxes = [t.get_window_extent(renderer) for t in labels]
     return any(not _inside(fig, b) for b in boxes) or any(
         a.x0 < b.x1 + gap and b.x0 < a.x1 + gap and a.y0 < b.y1 + gap and b.y0 < a.y1 + gap
         for i, a in enumerate(boxes) for b in boxes[i + 1:])
-
-
-def words(text: str, width: int) -> str:
-    """``text`` on lines of at most ``width`` characters, broken at spaces and after hyphens only (a longer word
-    stays whole); its line breaks stay."""
-    import textwrap
-
-    return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width, break_long_words=False)
-                     ) or text
 
 
 def _number(text: str) -> bool:
@@ -314,12 +281,8 @@ def _fit_ticks(fig: Any, axis: Any) -> bool:
         axis.set_major_locator(FixedLocator(locs[::2]))
         return True
     names = [str(x) for x in axis.get_major_formatter().format_ticks(list(locator.tick_values(0, 0)))]
-
     renderer = fig.canvas.get_renderer()
     before = max(t.get_window_extent(renderer).height for t in labels)
-
-    def name_ticks(seq: list[str]) -> None:  # the names of every tick (the labels' boxes measure them at once)
-        axis.set_ticklabels(seq)
 
     def taller() -> bool:
         grow(fig, (max(t.get_window_extent(renderer).height for t in labels) - before) / fig.dpi)
@@ -329,12 +292,12 @@ def _fit_ticks(fig: Any, axis: Any) -> bool:
     if not vertical and all(t.get_rotation() == 0 for t in labels):  # names: on more lines first
         longest = max(len(line) for x in names for line in x.split("\n"))
         for chars in range(longest - 1, 5, -1):
-            name_ticks([words(x, chars) for x in names])
+            axis.set_ticklabels([wrap(x, chars, False) for x in names])
             if not crowded(fig, labels):
                 return taller()
-        name_ticks(names)
+        axis.set_ticklabels(names)
     if vertical or all(t.get_rotation() == 90 for t in labels):  # nothing more to do: as they were
-        name_ticks(names)
+        axis.set_ticklabels(names)
         return False
     for t in axis.get_ticklabels():  # upright: the axis-aligned boxes of slanted names overlap before they do
         t.set(rotation=90, ha="right", va="center", rotation_mode="anchor")

@@ -1,10 +1,6 @@
-"""The output formats of the tables (``--format``): one :class:`Writer` per format in :data:`WRITERS`, used by
-``panbench table``, ``table --robustness`` and the report.  A format is one writer function and its entry.
-
-Outside CSV (field names, full precision: for machines) a table is written for readers: column headers in
-words (:func:`header`), every number of a column with the same decimals, a missing value '-', and text escaped
-for the format (a ``|`` in Markdown, LaTeX's special characters, ``--`` that LaTeX would make an en dash).
-"""
+"""The output formats of the tables (``--format``): one :class:`Writer` per format in :data:`WRITERS`.  Outside CSV
+(field names, full precision) a table is for readers: headers in words (:func:`header`), a column's numbers with
+the same decimals, '-' where missing, text escaped for the format."""
 
 from __future__ import annotations
 
@@ -34,9 +30,8 @@ WORDS = {*PART, "PQ", "SQ", "RQ", "category", "id", "mIoU", "mDice", "diff", "ma
 
 
 def header(col: str) -> str:
-    """A column's header for readers: ``images_per_s`` "images/s", ``PQ_th`` "PQ things", ``N_small``
-    "categories small", ``boundary_PQ_st`` "boundary PQ stuff", ``PQ_diff 95% CI`` "PQ difference 95% CI",
-    ``mPC PQ_th`` "mPC PQ things"; a name that is not a field's (a run's label) as it is."""
+    """A column's header for readers (``images_per_s`` "images/s", ``PQ_th`` "PQ things", ``mPC PQ_th`` "mPC PQ
+    things"); a name that is not a field's (a run's label) as it is."""
     if col in HEADERS:
         return HEADERS[col]
     return " ".join(_words(w) for w in col.split(" "))
@@ -61,8 +56,8 @@ def is_number(text: str) -> bool:
 
 
 def cells(df: Any, digits: int, with_index: bool = False) -> Any:
-    """Every cell as text (None where missing): floats with ``digits`` decimals, so a column's numbers all have
-    the same; integers as integers; text as it is.  ``with_index``: a named index as the first column."""
+    """Every cell as text (None where missing): floats with ``digits`` decimals, integers as integers, text as it is;
+    ``with_index``: a named index as the first column."""
     import numbers
 
     import pandas as pd
@@ -86,8 +81,8 @@ def cells(df: Any, digits: int, with_index: bool = False) -> Any:
 
 @dataclass(frozen=True)
 class Writer:
-    """A format: ``table(df, digits, notes)`` writes a table (its footnotes after it, except where ``notes_apart``:
-    the caller prints them apart); ``block(heading, table, reading)`` writes a verdict (``None``: plain lines)."""
+    """A format: ``table(df, digits, notes)`` writes a table and its footnotes (unless ``notes_apart``),
+    ``block(heading, table, reading)`` a verdict (``None``: plain lines)."""
 
     table: Callable[[Any, int, Sequence[str]], str]
     block: Callable[[str, str, str], str] | None = None
@@ -117,8 +112,8 @@ def _md(df: Any, digits: int, notes: Sequence[str]) -> str:
 
 
 def latex_escape(text: str) -> str:
-    """Plain text for LaTeX: its special characters escaped, ``--`` kept as two hyphens (not an en dash), and the
-    few non-ASCII signs the tables use written as LaTeX."""
+    """Plain text for LaTeX: special characters escaped, ``--`` kept as two hyphens, the tables' non-ASCII signs as
+    LaTeX."""
     out = text.replace("\\", r"\textbackslash ")
     for ch in "&%$#_{}":
         out = out.replace(ch, "\\" + ch)
@@ -136,8 +131,7 @@ def latex_number(text: str) -> str:
 
 
 def latex_prose(text: str) -> str:
-    """Text for a LaTeX paragraph: escaped, minus signs as math minus, and a line break allowed after '_' (a model
-    name such as mask2former_swin-l-p4-w12-384-in21k_8xb2-lsj-100e_coco-panoptic would run off the margin)."""
+    """Text for a LaTeX paragraph: escaped, minus as math minus, a line break allowed after '_' (long model names)."""
     return latex_number(text).replace(r"\_", r"\_\allowbreak{}")
 
 
@@ -146,8 +140,7 @@ def latex_paragraph(text: str) -> str:
 
 
 def _latex_head(text: str, align: str) -> str:
-    """A header cell; a long one on two lines (before "95% CI", else at the space nearest its middle) so that a
-    header is no wider than its numbers."""
+    """A header cell; a long one on two lines (before "95% CI", else at the space nearest its middle)."""
     if (len(text) <= 9 and " 95% CI" not in text) or " " not in text:
         return latex_escape(text).replace(" - ", " $-$ ")
     spaces = [k for k, ch in enumerate(text) if ch == " "]
@@ -158,8 +151,7 @@ def _latex_head(text: str, align: str) -> str:
 
 
 def _latex_text(text: str) -> str:
-    """A text cell; a long one (a model name with its settings) a ragged paragraph 10em wide that may break
-    after '_', '-', '/', '.' or '='."""
+    """A text cell; a long one a ragged 10em paragraph that may break after '_', '-', '/', '.' or '='."""
     if len(text) <= 24:
         return latex_escape(text)
     broken = re.sub(r"(\\_|[-/.=,;])", r"\1\\allowbreak{}", latex_escape(text))
@@ -187,9 +179,8 @@ def _latex_cell(v: str) -> str:
 
 
 def _latex(df: Any, digits: int, notes: Sequence[str]) -> str:
-    """A tabular (booktabs) in a paragraph of its own, set in footnote size with narrow column gaps, long headers
-    on two lines and long names wrapped, so that a wide table (``table --ci``) fits a landscape page; the
-    footnotes as small paragraphs after it."""
+    """A booktabs tabular in footnote size with narrow gaps, long headers on two lines and long names wrapped (a wide
+    table fits a landscape page); the footnotes as small paragraphs after it."""
     c = _stack_intervals(cells(df, digits, with_index=True))
     numeric = [all(v is None or is_number(v) for v in c[k]) and c[k].notna().any() for k in c.columns]
     head = " & ".join(_latex_head(header(str(k)), "r" if n else "l") for k, n in zip(c.columns, numeric))
@@ -208,15 +199,13 @@ def _latex_block(heading: str, table: str, reading: str) -> str:
 
 
 def breakable(text: str) -> str:
-    """Escaped text that a browser may wrap after ``_``, ``.``, ``;`` or ``=`` (column names, --cfg-options):
-    a long name wraps in its cell instead of widening the table; numbers have none of these but the point."""
+    """Escaped text that a browser may wrap after ``_``, ``.``, ``;`` or ``=``."""
     return re.sub(r"([_;=]|\.(?=[A-Za-z]))", r"\1<wbr>", html.escape(text))
 
 
 def _html(df: Any, digits: int, notes: Sequence[str]) -> str:
-    """An HTML table in a ``<div class='wide'>`` (the report scrolls a table wider than the page in it): numbers
-    aligned right and never broken, text in ``<span class='t'>`` (the report aligns it left) and breakable
-    (:func:`breakable`); the footnotes as ``<p class='note'>``."""
+    """An HTML table in a ``<div class='wide'>``: numbers right-aligned and unbroken, text in ``<span class='t'>`` and
+    breakable; the footnotes as ``<p class='note'>``."""
     c = cells(df, digits, with_index=True)
 
     def cell(v: str | None) -> str:

@@ -1,9 +1,6 @@
-"""How tables, plots, the verdict and the report name a run and its settings: the labels of a record
-(:func:`run_label`, :func:`model_label`, :func:`short_label`, :func:`published_label`), the settings and
-dataset that tell runs apart, and the size classes of the analyses (:data:`SIZES`).
-
-A leaf of :mod:`panbench.reporting`: it imports no other reporting module.
-"""
+"""How tables, plots, the verdict and the report name a run (:func:`run_label`, :func:`model_label`,
+:func:`short_label`), its settings and dataset, and the size classes of the analyses (:data:`SIZES`).  A leaf of
+:mod:`panbench.reporting`: it imports no other reporting module."""
 
 from __future__ import annotations
 
@@ -21,10 +18,8 @@ SIZES = tuple(name for name, _, _ in SIZE_LIMITS)  # small, medium, large
 
 
 def ops_backend(r: RunRecord) -> str | None:
-    """What served mmcv's compiled ops in the run (``provenance.versions.mmcv_ops``): "mmcv" or "panbench"
-    (:mod:`panbench.ops`); None for a run that reached none (``hf:``, ``score``).  A record without the field
-    whose family runs on mmcv (``Family.packages``) ran compiled mmcv: there was no other backend before the field
-    was written."""
+    """What served mmcv's compiled ops in the run: "mmcv" or "panbench" (``provenance.versions.mmcv_ops``); None for a
+    run that reached none.  A record without the field ran compiled mmcv where its family runs on mmcv."""
     v = r.provenance.get("versions") or {}
     if "mmcv_ops" in v:
         return v["mmcv_ops"]
@@ -38,8 +33,7 @@ def fingerprint(r: RunRecord) -> str | None:
 
 
 def selection(r: RunRecord) -> str:
-    """How the run's images were chosen: 'all', 'limit N', 'subset FILE' (and both); 'external' for a
-    ``score --name`` record without the field."""
+    """How the run's images were chosen: 'all', 'limit N', 'subset FILE' (or both); 'external' without the field."""
     sel: Any = r.selection
     if isinstance(sel, dict):
         parts = [f"limit {sel['limit']}" if sel.get("limit") is not None else "",
@@ -58,10 +52,8 @@ def _cfg_words(cfg: dict[str, Any] | None) -> list[str]:
 
 
 def settings(r: RunRecord) -> str:
-    """The run's settings beyond model, post-processing and dataset that change its numbers or speed, as a
-    label: a batch size above 1, AMP other than fp32 and the ``--cfg-options`` (:func:`cfg_words`); '' for
-    a run with none.  Runs that differ in them are different rows of a table
-    (:func:`panbench.reporting.tables.latest_runs`)."""
+    """The run's settings that change its numbers or speed as a label: a batch size above 1, AMP other than fp32,
+    the ``--cfg-options``; '' for none."""
     return _settings(r.batch_size, r.amp, r.provenance.get("cfg_options"))
 
 
@@ -73,16 +65,15 @@ def _settings(batch_size: Any, amp: str | None, cfg: dict[str, Any] | None) -> s
 
 
 def summary_model(s: dict[str, Any]) -> str:
-    """A robustness summary's model as the figures of its clean run name it (and key its colour): the name with
-    the clean run's :func:`settings` (a summary written without them: the name alone)."""
+    """A robustness summary's model as its clean run's figures name it: the name with the clean run's settings."""
     st = s.get("settings") or {}
     text = _settings(st.get("batch_size"), st.get("amp"), st.get("cfg_options"))
     return f"{s['model']} ({text})" if text else str(s["model"])
 
 
 def settings_match(r: RunRecord, wanted: str | None) -> bool:
-    """Whether the run's :func:`settings` are ``wanted``: the same words in any order, separated by spaces or
-    ``;`` (``"batch 2; a.b=1"`` is ``"a.b=1 batch 2"``); ``default`` or ``''`` names a run without settings."""
+    """Whether the run's :func:`settings` are ``wanted``: the same words in any order, separated by spaces or ``;``;
+    ``default`` or ``''`` names a run without settings."""
 
     def words(text: str) -> list[str]:
         return sorted(w for w in re.split(r"[;\s]+", text) if w)
@@ -92,16 +83,14 @@ def settings_match(r: RunRecord, wanted: str | None) -> bool:
 
 
 def dataset_key(r: RunRecord) -> str:
-    """The dataset a run used: its name and the fingerprint of its annotation file and image ids (two demo
-    sets generated with different seeds, or a --limit run and a full run, are different datasets)."""
+    """The dataset a run used: its name and its fingerprint's first 8 hex digits (another image set, another key)."""
     fp = fingerprint(r)
     return f"{r.dataset} {fp[:8]}" if fp else str(r.dataset)
 
 
 def corrupted_note(records: list[RunRecord]) -> str:
-    """The one line that says where a robustness sweep's corrupted runs among ``records`` are shown, since the
-    table, its verdict, the report's dataset sections and the plots rank and draw the clean runs alone; '' where
-    there are none."""
+    """The line that says where the corrupted runs among ``records`` are shown (the clean runs' tables and plots leave
+    them out); '' where there are none."""
     n = sum(1 for r in records if r.corruption)
     if not n:
         return ""
@@ -110,15 +99,14 @@ def corrupted_note(records: list[RunRecord]) -> str:
 
 
 def ranked_records(records: list[RunRecord]) -> list[RunRecord]:
-    """The records grouped by dataset (in first-seen order), the best PQ first within each (a stable sort): the
-    order of the table's rows, its verdict and every figure's runs."""
+    """The records grouped by dataset (first-seen order), the best PQ first within each: every table's and figure's
+    order."""
     order = list(dict.fromkeys(dataset_key(r) for r in records))
     return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r.metrics["PQ"]))
 
 
 def model_label(r: RunRecord, records: list[RunRecord]) -> str:
-    """The model's name with its settings (batch size, AMP, ``--cfg-options``) when it has any, and its
-    dataset where the model ran on several: what tells a run apart but its post-processing."""
+    """The model's name with its settings, and its dataset where the model ran on several."""
     label = r.model
     if s := settings(r):
         label += f" ({s})"
@@ -154,8 +142,7 @@ def has_published(r: RunRecord) -> bool:
 
 
 def published_label(r: RunRecord) -> str:
-    """Where a row's published numbers come from, in a few words ("none for this model and dataset": e.g. an own
-    checkpoint's run)."""
+    """Where a row's published numbers come from, in a few words."""
     return r.published_source or "none for this model and dataset"
 
 
@@ -165,9 +152,8 @@ def absent(v: dict[str, Any]) -> bool:
 
 
 def missing_why(records: list[RunRecord], key: str, default: str) -> list[tuple[list[RunRecord], str]]:
-    """The records without the analysis ``key``, grouped by why: a run on fewer images than an interval needs
-    has no ``ci`` because of its images (:func:`panbench.analysis.bootstrap.too_few`, re-running does not help);
-    the others for the reason ``default``.  Empty groups are left out."""
+    """The records without the analysis ``key`` grouped by why: too few images for an interval (``ci``), else
+    ``default``; empty groups left out."""
     lacking = [r for r in records if getattr(r, key) is None or getattr(r, key) == {}]
     few = [r for r in lacking if key == "ci" and r.n_images < MIN_IMAGES]
     rest = [r for r in lacking if r not in few]

@@ -1,9 +1,7 @@
-"""The paired difference of runs on the same images: the one pairing rule behind ``table --ci``, the verdict
-and ``panbench compare`` (:func:`paired_difference`), the reference run of a group (:func:`pick_reference`)
-and each record's difference to it (:func:`paired_differences`), read from the runs' per-image analysis files.
-
-Every reader accepts old (schema 1) records and runs without the analysis: they get no paired difference.
-"""
+"""The paired difference of runs on the same images, read from their per-image analysis files: the one rule behind
+``table --ci``, the verdict and ``panbench compare`` (:func:`paired_difference`), a group's reference run
+(:func:`pick_reference`) and each record's difference to it (:func:`paired_differences`).  Old records and runs
+without the analysis get none."""
 
 from __future__ import annotations
 
@@ -21,8 +19,7 @@ from panbench.reporting.labels import fingerprint, model_label, run_label, setti
 
 
 def analysis_path(results_dir: Path, r: RunRecord) -> Path | None:
-    """The run's per-image analysis file (``analysis_file``, relative to the results folder), when the
-    record names one and it exists."""
+    """The run's per-image analysis file, where the record names one and it exists."""
     if not r.analysis_file:
         return None
     p = Path(results_dir) / r.analysis_file
@@ -35,8 +32,8 @@ def ann_file(r: RunRecord) -> str | None:
 
 
 def isthing_of(r: RunRecord, n_categories: int) -> list[bool] | None:
-    """The thing/stuff flag of every category in the order of the run's category table, read from the
-    run's annotation file; None when it cannot be read or does not have ``n_categories`` categories."""
+    """The thing/stuff flag of each category of the run's category table, from its annotation file; None when that
+    cannot be read or lacks ``n_categories`` categories."""
     ann = ann_file(r)
     flags = _isthing(str(ann)) if ann and Path(ann).is_file() else None
     return list(flags) if flags is not None and len(flags) == n_categories else None
@@ -53,14 +50,12 @@ def _isthing(ann: str) -> tuple[bool, ...] | None:
 
 
 def pair_key(r: RunRecord) -> tuple[str | None, int]:
-    """What two runs on the same images share: the dataset fingerprint (annotation file and image ids) and the
-    image count.  Runs with the same key are paired by :func:`paired_differences` and :func:`pick_pair`."""
+    """What two runs on the same images share: the dataset fingerprint and the image count."""
     return fingerprint(r), r.n_images
 
 
 def pick_pair(runs_a: list[RunRecord], runs_b: list[RunRecord]) -> tuple[RunRecord, RunRecord]:
-    """The latest A with a B on the same images (:func:`pair_key`), and the latest such B; else the latest of
-    each (the paired check then says, in one line, how they differ)."""
+    """The latest A with a B on the same images, and the latest such B; else the latest of each."""
     for ra in reversed(runs_a):
         same = [rb for rb in runs_b if pair_key(rb) == pair_key(ra)]
         if same:
@@ -70,23 +65,20 @@ def pick_pair(runs_a: list[RunRecord], runs_b: list[RunRecord]) -> tuple[RunReco
 
 def paired_difference(x: Any, ref: Any, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
                       per_class: bool = False, category_ids: list[int] | None = None) -> dict[str, Any]:
-    """The paired image bootstrap of run ``x`` minus run ``ref`` (:class:`panbench.analysis.RunSums`): the one
-    rule behind ``table --ci``, the verdict and ``compare`` (there B - A), so that they print the same
-    interval for the same pair.  Defaults: 1000 resamples, seed 0."""
+    """The paired image bootstrap of run ``x`` minus run ``ref`` (:func:`panbench.analysis.paired_bootstrap`), 1000
+    resamples and seed 0 by default: the same interval for the same pair everywhere."""
     return paired_bootstrap(x, ref, isthing, n_resamples=n_resamples, seed=seed, per_class=per_class,
                             category_ids=category_ids)
 
 
 def is_reference(r: RunRecord, reference: str, records: list[RunRecord]) -> bool:
-    """Whether ``--reference`` names the run: its model name, or its label in the tables (with settings, and the
-    post-processing as the verdict gives it or always)."""
+    """Whether ``--reference`` names the run: its model name or one of its labels."""
     return reference in (r.model, model_label(r, records), short_label(r, records), run_label(r, records))
 
 
 def pick_reference(group: list[int], records: list[RunRecord], reference: str | None) -> int | None:
-    """The reference run of a group of runs on the same images (indices into ``records``): the run that
-    ``reference`` names (of several, the one without settings, then the best PQ), else the run with the best
-    PQ (the first of equals); None when ``reference`` names no run of the group."""
+    """The reference run of a group (indices into ``records``): the one ``reference`` names (of several, the one
+    without settings, then the best PQ), else the best PQ; None when ``reference`` names none of the group."""
     cands = group
     if reference is not None:
         cands = [k for k in group if is_reference(records[k], reference, records)]
@@ -96,9 +88,8 @@ def pick_reference(group: list[int], records: list[RunRecord], reference: str | 
 
 def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
                  ) -> tuple[dict[int, tuple[Any, Any]], dict[tuple[str | None, int], list[int]]]:
-    """Each record's analysis (AnalysisSet, RunSums) by index, and the indices grouped by :func:`pair_key`; a
-    record whose analysis file is missing gets a note, one whose file is damaged the one line of every reader
-    (:func:`~panbench.records.io.note_skipped`)."""
+    """Each record's (AnalysisSet, RunSums) by index, and the indices grouped by :func:`pair_key`; a missing or
+    damaged analysis file gets a note."""
     loaded: dict[int, tuple[Any, Any]] = {}
     groups: dict[tuple[str | None, int], list[int]] = {}
     for k, r in enumerate(records):
@@ -121,8 +112,8 @@ def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
 
 def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, tuple[Any, Any]],
                 notes: list[str]) -> dict[str, Any] | None:
-    """Run ``k`` minus the reference run ``ref_k``: vs, diff, interval, excludes_zero; None (and a note)
-    when it cannot be computed."""
+    """Run ``k`` minus the reference run ``ref_k``: vs, diff, interval, excludes_zero; None and a note when it cannot
+    be computed."""
     r, (a, sums) = records[k], loaded[k]
     label = short_label(r, records)
     isthing = getattr(a, "isthing", None) or isthing_of(r, a.n_categories)  # newer analysis files carry it
@@ -130,7 +121,6 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
         notes.append(f"{label}: no paired difference (the annotation file {ann_file(r)} that gives the "
                      "thing/stuff classes cannot be read)")
         return None
-
     if (why := too_few(a.n_images)) is not None:
         notes.append(f"{label}: no paired difference ({why})")
         return None
@@ -148,13 +138,9 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
 
 def paired_differences(records: list[RunRecord], results_dir: Path, reference: str | None = None
                        ) -> tuple[list[dict[str, Any] | None], list[str]]:
-    """For each record: the paired bootstrap of (this run - the reference run of its group) or None, and notes.
-
-    A group is the records that share a :func:`pair_key` (same annotation file, same images) and have a
-    readable per-image analysis file.  Its reference (``{"reference": True}``) is the run ``reference`` names
-    (:func:`is_reference`) or, by default or where it names no run of the group, the run with the best PQ.
-    Each other record gets ``{"vs": label, "diff": {metric: point difference}, "interval": {metric: [low,
-    high]}, "excludes_zero": {metric: bool}}`` from :func:`paired_difference` (1000 resamples, seed 0)."""
+    """For each record: its paired bootstrap against the reference run of its group (records sharing a :func:`pair_key`
+    with a readable analysis file; the reference gets ``{"reference": True}``) or None, and the notes.  Each
+    difference is ``{"vs", "diff", "interval", "excludes_zero"}`` (docs/analysis.md)."""
     out: list[dict[str, Any] | None] = [None] * len(records)
     notes: list[str] = []
     loaded, groups = _load_groups(records, results_dir, notes)

@@ -1,6 +1,6 @@
-"""Where the texts inside a figure go, measured with the renderer on the figure as it is laid out: a name beside
-each point clear of the other names, the points and a line (:func:`place_labels`), the values on bars
-(:func:`value_labels`), and value labels kept inside their axes (:func:`keep_inside`).  Places are in pixels."""
+"""Where the texts inside a figure go, measured on the laid-out figure (in pixels): names beside points clear of
+each other, the points and lines (:func:`place_labels`), values on bars (:func:`value_labels`), and value labels
+kept inside their axes (:func:`keep_inside`)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from panbench.reporting.figure_style import MIN_TEXT_PT, words
+from panbench.reporting.figure_style import MIN_TEXT_PT, wrap
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
 
 def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], lines: tuple[Any, ...] = ()) -> None:
-    """Move each label (an annotation placed in offset points from its point, in order) to the nearest place
-    around its point where its box overlaps no label placed before and no point (``points``, data
-    coordinates), and, where such a place is inside the axes, none of ``lines`` (Line2D, such as the Pareto
-    front); where no place inside the axes is free, a free place inside the figure (a figure of fixed width crops
-    nothing back in); a label too wide for any place goes on more lines; a label moved off its point's side gets
-    a thin line to it.  The figure is drawn first (its constrained layout done)."""
+    """Move each label (an annotation in offset points from its point) to the nearest place around its point that
+    overlaps no label placed before, no point and, inside the axes, none of ``lines``; else a free place in the
+    figure; a label too wide for any goes on more lines, and one moved off its point's side gets a line to it."""
     from matplotlib.text import Text
 
     fig = ax.figure
@@ -44,7 +41,7 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
         chars = max(len(line) for line in name.split("\n"))
         while not _place(text, spots, taken, areas, renderer) and chars > 6:  # too wide for any place: more lines
             chars -= 2
-            text.set_text(words(name, chars))
+            text.set_text(wrap(name, chars, False))
         if text.arrow_patch is not None:  # the line to the point, where the label left its side
             text.arrow_patch.set_visible(abs(text.xyann[1]) > step / 2)
         b = _box(text, renderer)
@@ -53,10 +50,8 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
 
 def _place(text: Any, spots: list[tuple[float, float, str]], taken: list[Box],
            areas: tuple[tuple[list[Box], Any], ...], renderer: Any) -> bool:
-    """Put ``text`` at the first spot free of ``taken`` and of each area's boxes, inside that area, in the
-    areas' order (inside the axes clear of all, of the labels and points, then a free place in the figure);
-    else at the place in the figure that covers the least of the others, else the first spot.  Whether a place
-    inside the figure was found."""
+    """Put ``text`` at the first spot free of ``taken`` and of an area's boxes inside that area, in the areas' order;
+    else where it covers least inside the figure, else at the first spot.  Whether a place in the figure was found."""
     if any(any(_free(b := _move(text, sp, renderer), taken + clear) and _within(b, area) for sp in spots)
            for clear, area in areas):
         return True
@@ -104,25 +99,21 @@ def _along(line: Any, every: float = 3.0) -> list[tuple[float, float]]:
     return out
 
 
-def value_labels(ax: Any, bars: Any, n_bars: int, labels: list[str] | None = None) -> None:
-    """Values on the bars (``labels``, default each value with one decimal), level where a bar is wider than its
-    label, else turned upright, so that neighbours never overlap; none where a bar is narrower than a line of text
-    (many runs in a narrow figure: the axis is read instead)."""
+def value_labels(ax: Any, bars: Any, labels: list[str]) -> None:
+    """``labels`` on the bars, level where a bar is wider than its label, else upright; none where a bar is
+    narrower than a line of text (the axis is read instead)."""
     fig = ax.figure
     span = float(np.diff(ax.get_xlim())[0]) or 1.0
     points = bars[0].get_width() / span * ax.get_position().width * fig.get_figwidth() * 72 if len(bars) else 0.0
     if points < 1.2 * MIN_TEXT_PT:
         return
-    texts = labels if labels is not None else [f"{b.get_height():.1f}" for b in bars]
-    level = points >= 0.62 * MIN_TEXT_PT * max((len(t) for t in texts), default=0) + 2  # a digit: ~0.55 em
-    style = {"fontsize": MIN_TEXT_PT, "padding": 1} if level else \
-        {"fontsize": MIN_TEXT_PT, "rotation": 90, "padding": 2}
-    ax.bar_label(bars, labels=labels, fmt="%.1f", **style)
+    level = points >= 0.62 * MIN_TEXT_PT * max((len(t) for t in labels), default=0) + 2  # a digit: ~0.55 em
+    ax.bar_label(bars, labels=labels, fontsize=MIN_TEXT_PT, **({"padding": 1} if level else
+                                                                {"rotation": 90, "padding": 2}))
 
 
 def keep_inside(texts: list[Any]) -> None:
-    """Move each annotation (placed in offset points) sideways just enough that its box lies inside its axes, as
-    the figure was last drawn."""
+    """Move each annotation sideways just enough that it lies inside its axes."""
     from matplotlib.text import Text
 
     for t in texts:

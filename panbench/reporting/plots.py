@@ -1,12 +1,6 @@
-"""Plots of result records (matplotlib; files under ``results/plots/<dataset>/``, PNG, PDF or SVG as
-:mod:`.figure_files` says, which also keeps each folder's manifest): PQ/SQ/RQ bars, PQ against
-speed and GFLOPs, per-class PQ, and the plots of the analyses in the records (docs/analysis.md): PQ with its
-bootstrap interval, PQ by object size and the errors by type.  A run that lacks an analysis is left out of that
-plot and named under it; a plot no run has the data for is skipped (:func:`make_plots` says so in one line).
-
-The figure helpers of every plot (also :mod:`.robustness`'s) come first: matplotlib (headless), the bar styles
-and legend handles of a set of runs, the legend below the axes, and saving a figure (:func:`save`).
-"""
+"""Plots of result records (matplotlib; under ``results/plots/<dataset>/`` in the format :mod:`.figure_files` says):
+PQ/SQ/RQ bars, PQ against speed and GFLOPs, per-class PQ, and the analyses' plots (docs/analysis.md).  A run that
+lacks an analysis is left out of its plot and named under it; a plot no run has the data for is skipped."""
 
 from __future__ import annotations
 
@@ -63,10 +57,8 @@ HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
 def styles(records: list[RunRecord], colors: Colors | None = None, context: list[RunRecord] | None = None
            ) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Bar styles (colour by model from ``colors``, by default :func:`~.colors.model_colors` of ``context``, hatch by
-    post-processing) and legend handles that name each model and each post-processing once, never a model
-    twice; with runs of several frameworks, each model's framework.  ``context`` (default ``records``): the runs
-    the labels are told apart among (a plot of some of a dataset's runs labels them as the dataset's plots do)."""
+    """Bar styles (colour by model from ``colors``, hatch by post-processing) and legend handles naming each model
+    and post-processing once; ``context`` (default ``records``): the runs the labels are told apart among."""
     from matplotlib.patches import Patch
 
     context = context or records
@@ -87,11 +79,8 @@ def styles(records: list[RunRecord], colors: Colors | None = None, context: list
 
 
 def save(fig: Any, path: Path, dpi: int = 100) -> Path:
-    """Save ``fig`` at ``path`` in the figure format in effect (:func:`~panbench.reporting.figure_files.
-    figure_output`: PNG at ``dpi`` unless the command's ``--figure-format``, ``--dpi`` say otherwise; the suffix of
-    ``path`` becomes the format's), its folder made, and close it; returns the path written.  The figure keeps its
-    size (no cropping: its width is the one asked for); the layout fitted its labels inside it, and its titles and
-    tick labels are fitted to the width (:func:`~.figure_style.fit_texts`: wrapped, thinned out or turned)."""
+    """Save ``fig`` at ``path`` in the figure format in effect (:func:`~.figure_files.write_figure`, ``dpi`` unless
+    ``--dpi`` says), its texts fitted first (:func:`~.figure_style.fit_texts`), and close it; returns the path."""
     fit_texts(fig)
     path = write_figure(fig, path, dpi)
     plt().close(fig)
@@ -99,14 +88,12 @@ def save(fig: Any, path: Path, dpi: int = 100) -> Path:
 
 
 def plot_title(records: list[RunRecord], what: str) -> str:
-    """A figure's title: the dataset's name, then what the figure shows.  The fingerprint is no part of it: where
-    the results hold several image sets of the dataset, :func:`image_set_note` is the figure's footnote."""
+    """A figure's title: the dataset's name, then what the figure shows."""
     return f"{', '.join(dict.fromkeys(r.dataset for r in records))}: {what}"
 
 
 def image_set_note(group: list[RunRecord], records: list[RunRecord]) -> str:
-    """The footnote of the figures of ``group`` (runs on one image set) where ``records`` hold another image set
-    of its dataset (a ``--limit`` run beside a full one): which one they show; '' where there is none."""
+    """The footnote naming the image set of ``group`` where ``records`` hold several of its dataset; else ''."""
     name = group[0].dataset
     sets = list(dict.fromkeys(dataset_key(r) for r in records if r.dataset == name))
     if len(sets) < 2:
@@ -125,7 +112,7 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, n
         for k, r in enumerate(records):
             vals = [r.metrics.get(m + sfx) for m in ("PQ", "SQ", "RQ")]  # one a record lacks: no bar, no label
             bars = ax.bar(np.arange(3) + k * width, [np.nan if v is None else v for v in vals], width, **style[k])
-            value_labels(ax, bars, len(records), ["" if v is None else f"{v:.1f}" for v in vals])
+            value_labels(ax, bars, ["" if v is None else f"{v:.1f}" for v in vals])
         ax.set_xticks(np.arange(3) + width * (len(records) - 1) / 2, ["PQ", "SQ", "RQ"])
         ax.set_title(title)
         ax.set_ylim(0, 112)  # room for the value labels above a bar at 100
@@ -138,8 +125,7 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, n
 
 
 def speed_points(records: list[RunRecord]) -> tuple[list[tuple[RunRecord, float]], list[str]]:
-    """The records with a measured speed, each with its images/s, and the runs left out for want of one (each
-    named as the legend names it: model, settings, post-processing where not the default)."""
+    """The records with a measured speed, each with its images/s, and the labels of the runs without one."""
     points = [(r, v) for r in records if (v := measured_speed(r)) is not None]
     return points, [short_label(r, records) for r in records if measured_speed(r) is None]
 
@@ -149,17 +135,13 @@ LOG_SPAN = 10.0  # the fastest run more than this many times the slowest: a loga
 
 @styled
 def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ against images/s, the figure papers print: each run a point in its model's colour, named beside it
-    (clear of the other names and points: :func:`place_labels`), the Pareto front (the runs no other run beats in
-    both PQ and speed) a dashed staircase; the speed axis logarithmic where the fastest run is more than
-    :data:`LOG_SPAN` times the slowest, else linear from 0.  The devices and the runs whose speed was not measured
-    (left out, never drawn at 0 images/s) are named under the axes; ``note``: the footnote."""
+    """PQ against images/s: each run a named point in its model's colour, the Pareto front a dashed staircase, the
+    speed axis logarithmic past :data:`LOG_SPAN`; the devices and the runs without a measured speed named under it."""
     from matplotlib.lines import Line2D
 
     fig, ax = new_figure(axes_height(0.55, 2.4, 4.0))
     points, missing = speed_points(records)
-    style, _ = styles(records, colors)
-    color = {id(r): st["color"] for r, st in zip(records, style)}
+    color = _colors(records, colors)
     ax.set_ylabel("PQ")
     ax.set_title(plot_title(records, "PQ against speed"))
     footnote(fig, note)
@@ -176,9 +158,8 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
                     color="0.45", linewidth=1, zorder=2)
     _speed_axis(ax, xs)
     ax.set_ylim(max(0.0, min(ys) - 5), min(100.0, max(ys) + 5) + 2)
-    names = [ax.annotate(wrap(mark_shared_speed(short_label(r, records), r), 32), (x, r.metrics["PQ"]), xytext=(6, 0),
-                         textcoords="offset points", fontsize=MIN_TEXT_PT, va="center", in_layout=False,
-                         arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}) for r, x in points]
+    names = [_name(ax, wrap(mark_shared_speed(short_label(r, records), r), 32), (x, r.metrics["PQ"]))
+             for r, x in points]
     shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}" if any(speed_shared(r) for r, _ in points) else ""
     handles = [Line2D([], [], linestyle="--", color="0.45", label="Pareto front: no other run has a higher PQ and "
                       "more images/s")]
@@ -187,22 +168,30 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     return save(fig, out / "pq_vs_speed.png")
 
 
+def _colors(records: list[RunRecord], colors: Colors | None) -> dict[int, Any]:
+    """Each run's colour (by ``id``), as its bars have it (:func:`styles`)."""
+    return {id(r): st["color"] for r, st in zip(records, styles(records, colors)[0])}
+
+
+def _name(ax: Any, text: str, xy: tuple[float, float]) -> Any:
+    """A run's name beside its point, for :func:`~.placing.place_labels` to move."""
+    return ax.annotate(text, xy, xytext=(6, 0), textcoords="offset points", fontsize=MIN_TEXT_PT, va="center",
+                       in_layout=False, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The points (speed, PQ) that no other point beats in both (at least as high in each, higher in one), by
-    speed: the front of the trade-off."""
+    """The points (speed, PQ) that no other point beats in both, by speed."""
     unique = sorted(set(points))
     return [p for p in unique if not any(q != p and q[0] >= p[0] and q[1] >= p[1] for q in unique)]
 
 
 def staircase(front: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The front's points joined by steps: down from each point at its speed, then across to the next one's (the
-    edge of what the front's runs beat)."""
+    """The front's points joined by steps (down at each point's speed, then across to the next)."""
     return [front[0]] + [p for a, b in zip(front, front[1:]) for p in ((a[0], b[1]), b)]
 
 
 def _speed_axis(ax: Any, xs: list[float]) -> None:
-    """The images/s axis: logarithmic, its ticks plain numbers, where the speeds span more than :data:`LOG_SPAN`
-    times; else linear from 0 (one point, or points of equal speed, get a meaningful axis); room for names."""
+    """The images/s axis: logarithmic where the speeds span more than :data:`LOG_SPAN` times, else linear from 0."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     if max(xs) > LOG_SPAN * min(xs):
@@ -228,19 +217,15 @@ def _devices(points: list[tuple[RunRecord, float]], records: list[RunRecord]) ->
 
 @styled
 def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ against GFLOPs per image (the papers' cost axis), each point labelled with its model; a model whose
-    GFLOPs were not counted is left out (named under the plot)."""
+    """PQ against GFLOPs per image, each point named; a run without counted GFLOPs left out and named under it."""
     fig, ax = new_figure(axes_height(0.55, 2.4, 4.0))
     points = [(r, g) for r in records if (g := gflops(r)) is not None]
     missing = [short_label(r, records) for r in records if gflops(r) is None]
-    style, _ = styles(records, colors)
-    color = {id(r): st["color"] for r, st in zip(records, style)}
+    color = _colors(records, colors)
     labels = []
     for r, x in points:
         ax.scatter(x, r.metrics["PQ"], s=60, color=color[id(r)])
-        labels.append(ax.annotate(short_label(r, records), (x, r.metrics["PQ"]), xytext=(6, 0),
-                                  textcoords="offset points", fontsize=MIN_TEXT_PT, va="center", in_layout=False,
-                                  arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}))
+        labels.append(_name(ax, short_label(r, records), (x, r.metrics["PQ"])))
     ax.set_ylabel("PQ")
     ax.set_title(plot_title(records, "PQ against GFLOPs per image"))
     footnote(fig, note)
@@ -254,8 +239,8 @@ def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = No
 
 
 def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], Any, Any]:
-    """Category ids, the runs' PQ table (NaN where a class is absent from ground truth and predictions), and
-    the indices of the ``top`` classes where the runs differ most, among the classes defined for every run."""
+    """Category ids, the runs' PQ table (NaN where a class is absent) and the indices of the ``top`` classes where the
+    runs differ most, among those defined in every run."""
     cids = sorted({c for r in records for c in r.per_class}, key=lambda c: int(c) if c.isdigit() else c)
     table = np.array([[np.nan if (v := r.per_class.get(c)) is None or absent(v) else v["PQ"] for c in cids]
                       for r in records], float)
@@ -267,10 +252,8 @@ def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], 
 @styled
 def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "",
                           top: int = 15) -> Path:
-    """Per-class PQ of the runs for the ``top`` classes where they differ most (one run: of highest PQ), the thing
-    classes first, then the stuff classes, each group named over its bars (:func:`class_kinds`); a class absent
-    from both ground truth and predictions (PQ undefined) is not drawn and left out of the ranking.  The title
-    says which classes the figure shows."""
+    """Per-class PQ of the ``top`` classes where the runs differ most (one run: of highest PQ), things first, then
+    stuff (:func:`class_kinds`); a class with undefined PQ is not drawn nor ranked."""
     names = {k: v for r in records for k, v in r.provenance.get("category_names", {}).items()}
     cids, table, ranked = ranked_classes(records, top)
     n_ranked = int((~np.isnan(table).any(0)).sum())
@@ -305,8 +288,7 @@ def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | 
 
 
 def per_class_title(shown: int, ranked: int, runs: int) -> str:
-    """What the per-class figure shows, in its title: which classes (how many of how many, chosen how), and that
-    things and stuff are apart."""
+    """The per-class figure's title: which classes it shows, chosen how."""
     chosen = "where the runs differ most" if runs > 1 else "of highest PQ"
     which = (f"the {shown} of {ranked} classes {chosen}" if shown < ranked else
              f"all {shown} classes, " + ("most different first" if runs > 1 else "highest first"))
@@ -314,9 +296,7 @@ def per_class_title(shown: int, ranked: int, runs: int) -> str:
 
 
 def class_kinds(records: list[RunRecord]) -> dict[str, bool]:
-    """Whether each class of the runs (category id, as ``per_class`` keys it) is a thing (True) or stuff (False),
-    read from a run's annotation file (:func:`~panbench.reporting.pairing.isthing_of`); a class no run's file
-    names is absent."""
+    """Whether each class id of the runs is a thing (True) or stuff (False), from a run's annotation file."""
     out: dict[str, bool] = {}
     for r in records:
         flags = isthing_of(r, len(r.per_class))
@@ -326,9 +306,7 @@ def class_kinds(records: list[RunRecord]) -> dict[str, bool]:
 
 
 def only_common_classes(table: Any, names: list[str]) -> str:
-    """The note under the per-class plot when some classes have a PQ in some runs only (absent from the ground
-    truth and predictions of another run): only the classes present in every run are ranked; '' when none is
-    left out."""
+    """The note under the per-class plot naming the classes left out for lacking a PQ in some run; '' for none."""
     present = ~np.isnan(table)
     left = [n for n, some, every in zip(names, present.any(0), present.all(0)) if some and not every]
     if not left:
@@ -339,20 +317,14 @@ def only_common_classes(table: Any, names: list[str]) -> str:
 
 
 def plot_dir(results_dir: Path, dataset: str) -> Path:
-    """Where the plots of one dataset go: ``RESULTS/plots/<dataset>/`` (for `plot` and `report` alike);
-    ``dataset`` is a folder name of :func:`plot_groups`."""
+    """Where the plots of one dataset (a folder name of :func:`plot_groups`) go: ``RESULTS/plots/<dataset>/``."""
     return Path(results_dir) / "plots" / dataset
 
 
 def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
-    """The runs grouped as the table groups them (:func:`~panbench.reporting.labels.dataset_key`: the dataset
-    and its fingerprint), in the table's order (:func:`~panbench.reporting.tables.ranked_records`: ``records``
-    as :func:`~panbench.reporting.tables.latest_runs` orders them), each group with the name of its plot folder:
-    the dataset's name for the image set the table leads with on that dataset, ``<dataset>-<fingerprint's first
-    8 hex digits>`` for each other image set of it (a ``--limit`` run beside a full one; ``<dataset>-no-fingerprint``
-    for runs recorded without one), so that no plot mixes runs on other images and ``RESULTS/plots/<dataset>/``
-    stays where a dataset's leading figures are.  A robustness sweep's corrupted runs are in no group: the robustness
-    figures draw them."""
+    """The clean runs grouped and ordered as the table groups them (:func:`~.labels.dataset_key`), each with its plot
+    folder's name: the dataset's for the image set it leads with, ``<dataset>-<fingerprint[:8]>`` (or
+    ``<dataset>-no-fingerprint``) for each other."""
     records = ranked_records([r for r in records if not r.corruption])  # each group as the table ranks it
     out: list[tuple[str, list[RunRecord]]] = []
     for key in dict.fromkeys(dataset_key(r) for r in records):
@@ -365,12 +337,9 @@ def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
 
 def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecord]]],
                         every: list[RunRecord] | None = None, under: str = "plots") -> list[str]:
-    """Remove the figures panbench wrote in a plot folder of the datasets of ``groups`` that none of
-    ``groups`` is drawn in now (an image set that no longer has runs, or no longer leads its dataset), and, given
-    ``every`` (all the records of the results folder), in the folder of a dataset none of them is on or only
-    corrupted runs are on (the robustness figures draw those): only the files its manifest lists.  Returns one line
-    per folder emptied so.  ``under``: the folder of the plot folders under ``results_dir`` (``report_files``:
-    the report's)."""
+    """Remove the figures panbench wrote in the plot folders (under ``results_dir/under``) of ``groups``' datasets that
+    no group is drawn in now, and, given ``every`` (all records), of datasets with no clean run left; one line per
+    folder emptied."""
     root, notes = Path(results_dir) / under, []
     drawn, datasets = {name for name, _ in groups}, {g[0].dataset for _, g in groups}
     known = None if every is None else {r.dataset for r in every if not r.corruption}
@@ -389,23 +358,17 @@ def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecor
 
 def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = ""
                ) -> tuple[list[Path], list[str]]:
-    """All plots for ``records`` (the latest run of each model on one dataset) under ``out``, each model in its
-    colour of ``colors`` (default: :func:`~.colors.model_colors` of ``records``), ``note`` the footnote of each
-    (:func:`image_set_note`); and a one-line
-    note for each plot skipped because no record has its data (PQ against speed without a measured speed: runs
-    of ``score --name``), for each plot that failed (the others are still drawn; :data:`FAILED` starts that
-    note), and for the figures an earlier run wrote in ``out`` that this one does not (removed:
-    :func:`~panbench.reporting.figure_files.replace_figures`)."""
+    """All plots of ``records`` (one dataset's latest runs) under ``out``, in ``colors``, ``note`` their footnote;
+    and one line per plot skipped (no data), failed (starting with :data:`FAILED`) or removed (an earlier run's)."""
     records = ranked_records(records)  # as the table ranks them: the best PQ first
     colors = colors or model_colors(None, records)
-    drawn: list[tuple[str, Callable[[list[RunRecord], Path, Colors, str], Path]]] = [("pq_bars.png", pq_bars)]
-    if any(measured_speed(r) is not None for r in records):
-        drawn.append(("pq_vs_speed.png", pq_vs_speed))
-    drawn.append(("per_class_pq.png", per_class_differences))
-    if any(r.flops for r in records):
-        drawn.append(("pq_vs_gflops.png", pq_vs_gflops))
+    speed = any(measured_speed(r) is not None for r in records)
+    drawn: list[tuple[str, Callable[[list[RunRecord], Path, Colors, str], Path]]] = [
+        ("pq_bars.png", pq_bars), ("pq_vs_speed.png", pq_vs_speed), ("per_class_pq.png", per_class_differences),
+        ("pq_vs_gflops.png", pq_vs_gflops)]
+    drawn = [d for d, wanted in zip(drawn, (True, speed, True, any(r.flops for r in records))) if wanted]
     paths, notes = [], []
-    if not any(measured_speed(r) is not None for r in records):
+    if not speed:
         notes.append(f"{figure_path(out / 'pq_vs_speed.png')}: skipped, no run has a measured speed (a `score "
                      "--name` run has none, nor has an eval run of too few images to time)")
     for key, name, analysis_plot in PLOTS:
@@ -440,9 +403,8 @@ SIDE_BY_SIDE = 6.0  # inches: narrower figures stack the interval panels (PQ, PQ
 
 @styled
 def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ, PQ_th and PQ_st of each run as a point with its 95% bootstrap interval (one row per run), its value
-    over it: three panels side by side, or one under the other in a figure narrower than :data:`SIDE_BY_SIDE`
-    (each panel as wide as the figure allows, the runs named in each); every value inside its panel."""
+    """PQ, PQ_th and PQ_st of each run with its 95% bootstrap interval: three panels side by side, or stacked in a
+    figure narrower than :data:`SIDE_BY_SIDE`."""
     have = [r for r in records if r.ci]
     stacked = current_width() < SIDE_BY_SIDE
     shape = (3, 1) if stacked else (1, 3)
@@ -484,9 +446,8 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
 
 @styled
 def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ of things in each COCO size bucket, one bar per run (none where the bucket has no category in a run: its
-    PQ is undefined, not 0); the bucket's ground-truth segments under it when the runs agree on them.  A bucket no
-    run has a segment in is not drawn: a line under the axes names it."""
+    """PQ of things per COCO size bucket, one bar per run (none where undefined); a bucket without segments is named
+    under the axes instead."""
     have = [r for r in records if r.by_size]
     sizes = [s for s in SIZES if any((r.by_size or {}).get(s, {}).get("n") for r in have)]
     empty = [s for s in SIZES if s not in sizes]
@@ -496,7 +457,7 @@ def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None =
     for k, r in enumerate(have):
         vals = [(r.by_size or {})[s]["PQ"] if (r.by_size or {})[s].get("n") else np.nan for s in sizes]
         bars = ax.bar(np.arange(len(sizes)) + k * width, vals, width, **style[k])
-        value_labels(ax, bars, len(have), ["" if np.isnan(v) else f"{v:.1f}" for v in vals])
+        value_labels(ax, bars, ["" if np.isnan(v) else f"{v:.1f}" for v in vals])
     limits = {"small": "area < 32²", "medium": "32² ≤ area < 96²", "large": "area ≥ 96²"}
     ticks = [f"{s}\n{limits[s]}" for s in sizes]
     for i, s in enumerate(sizes):
@@ -519,8 +480,7 @@ def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None =
 
 @styled
 def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """One stacked bar per run: its errors (FPs + FNs) by type, counted (each FP or FN has one type, so the
-    stack is the run's FP + FN total)."""
+    """One stacked bar per run: its errors (FPs + FNs) by type, counted."""
     from matplotlib.patches import Patch
 
     have = [r for r in records if r.errors]

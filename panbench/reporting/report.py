@@ -1,10 +1,5 @@
-"""``panbench report``: one self-contained HTML page (images embedded as data URIs).
-
-Its gallery (:func:`gallery_section`): for a dataset with two or more runs on the same images, the images where
-each model loses most PQ to the best other run (:func:`panbench.analysis.per_image.ranked`), as
-:mod:`panbench.reporting.viz` overlays (image, ground truth, both models, where their labels differ) when the
-images and both runs' saved predictions (``--save-predictions``) are at hand, else as a table.
-"""
+"""``panbench report``: one self-contained HTML page (images embedded as data URIs), with a gallery per dataset of
+the images where each model loses most PQ to the best other run (:func:`gallery_section`)."""
 
 from __future__ import annotations
 
@@ -111,8 +106,7 @@ document.addEventListener('toggle', markWide, true);
 
 
 def _img(path: Path, href: str | None = None) -> str:
-    """A figure embedded in the page: a PNG or SVG as itself, a PDF as the PNG written beside it
-    (:func:`~panbench.reporting.figure_files.viewable_in_a_browser`); linked to ``href`` where given."""
+    """A figure embedded in the page (a PDF as the PNG beside it), linked to ``href`` where given."""
     shown = path.with_suffix(".png") if path.suffix == ".pdf" else path
     mime = "image/svg+xml" if shown.suffix == ".svg" else "image/png"
     data = base64.b64encode(shown.read_bytes()).decode()
@@ -150,10 +144,8 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
 
 
 def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, list[str]]:
-    """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`: one per dataset
-    fingerprint, as the tables rank them, so that no plot mixes images), each under its group's name where there
-    are several; drawn in ``page.plots``/<group's folder>/.  Returns the part and the notes for stderr: the plots
-    that failed, the figures removed."""
+    """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`), drawn in ``page.plots``;
+    and the notes for stderr (plots failed, figures removed)."""
     parts, galleries, failed = ["<h3>plots</h3>"], [], []
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
@@ -196,10 +188,8 @@ def _provenance(r: RunRecord) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """What the parts of a report page read: the results folder, the folder the page's own figures are drawn in
-    (``RESULTS/report_files/``, :data:`~panbench.reporting.figure_files.REPORT_FILES`, beside the page; a temporary
-    one when the page goes elsewhere, ``--out``), the run the paired differences are taken to and each model's
-    colour (the same in every plot of the page)."""
+    """What the parts of a report page read: the results folder, the folder its figures are drawn in, the reference
+    run of the paired differences and each model's colour."""
 
     results: Path
     plots: Path
@@ -208,12 +198,11 @@ class Page:
 
     @property
     def linked(self) -> bool:
-        """Whether the page is ``RESULTS/report.html``, its figures kept beside it (linked, relative to it)."""
+        """Whether the page is ``RESULTS/report.html``, its figures kept beside it."""
         return self.plots == self.results / REPORT_FILES
 
     def img(self, path: Path) -> str:
-        """A figure embedded in the page, linked to its file where it stays beside the page
-        (``RESULTS/report_files/...`` from ``RESULTS/report.html``)."""
+        """A figure embedded in the page, linked to its file where it stays beside the page."""
         kept = self.linked and path.is_relative_to(self.plots)
         return _img(path, quote(path.relative_to(self.results).as_posix()) if kept else None)
 
@@ -227,15 +216,9 @@ class Page:
 
 def write_report(results: Path, dataset: str | None = None, out: Path | None = None,
                  reference: str | None = None) -> Path:
-    """Per dataset: the verdict (ranking on PQ with the paired differences to ``reference``, by default the best
-    PQ), the comparison table of the columns a reader compares, then the details: every column (folded), the
-    comparison with published numbers, the analyses, the per-class table (folded), the plots and the gallery of
-    each dataset fingerprint's runs (written in the report's own folder, ``results/report_files/<folder>/``,
-    :func:`plot_groups`, and the robustness plots in ``results/report_files/robustness/``, or in a temporary folder
-    when ``out`` is given: the figures of `plot` and `robustness` under ``results/plots/`` are never touched);
-    then the visualizations under
-    ``results/viz`` and each run's provenance, in one HTML file.  A plot that fails is a note on stderr (and
-    on the page); the others are drawn."""
+    """Write the report of the runs in ``results`` (of ``dataset``) at ``out`` (default ``RESULTS/report.html``; its
+    figures under ``RESULTS/report_files/``, or a temporary folder with ``out``): per dataset the verdict, tables,
+    plots and gallery, then robustness, the visualizations and each run's provenance (docs/reporting.md)."""
     import tempfile
 
     announce(f"reading the records in {results}")
@@ -265,9 +248,8 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
 
 
 def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tuple[str, list[str]]:
-    """The page, its parts one after the other: the head, a section per dataset of the clean runs, robustness
-    (``robust``: every latest run, clean and corrupted), the visualizations, the provenance of ``records``;
-    and the notes for stderr: the plots that failed, the figures removed."""
+    """The page, part after part, and the notes for stderr (plots failed, figures removed); ``robust``: every latest
+    run, clean and corrupted."""
     groups = plot_groups(records)
     sections, failed = [], []
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
@@ -293,8 +275,7 @@ def _head() -> str:
 
 def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, list[RunRecord]]]
                      ) -> tuple[str, list[str]]:
-    """A dataset's section: the verdict, the compared columns, the details (every column, published numbers,
-    analyses, per-class PQ), the plots and galleries; and the notes of the plots that failed."""
+    """A dataset's section: verdict, tables, details, plots and galleries; and the notes for stderr."""
     plots, failed = _plots(page, groups)
     # the verdict (:func:`panbench.reporting.tables.verdicts`): per group of runs on the same images, the ranking
     # on PQ with the paired differences to the reference run, and the reading in one line
@@ -317,9 +298,8 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
 
 
 def _robustness(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:
-    """The robustness section (empty without a model that has a clean and a corrupted run): the summary table, the
-    corrupted runs in a fold, the two plots (:func:`panbench.reporting.robustness.plots`); and the note for stderr
-    of the figures an earlier run wrote there that this one does not (removed)."""
+    """The robustness section (empty without a clean and a corrupted run of a model) and the note for stderr of the
+    figures removed."""
     summaries = robustness_summaries(records)
     if not summaries:
         return "", []
@@ -334,8 +314,7 @@ def _robustness(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:
 
 
 def _visualizations(page: Page) -> list[str]:
-    """The figures of ``viz`` under ``RESULTS/viz``, a part of their own: each PNG and SVG shown; a PDF linked to
-    its file (a page shows no PDF), unless ``viz`` wrote a PNG or SVG of it too; none when there are none."""
+    """The figures of ``viz`` under ``RESULTS/viz``: PNGs and SVGs shown, a PDF without one linked; none without any."""
     folder = page.results / "viz"
     figs = sorted(p for p in folder.glob("*") if p.suffix in (".png", ".svg", ".pdf")) if folder.is_dir() else []
     twins = {p.with_suffix("") for p in figs if p.suffix != ".pdf"}
@@ -359,9 +338,8 @@ N_IMAGES = 3  # images per model
 
 
 def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tuple[RunRecord, RunRecord, list]]:
-    """Per run A with a per-image analysis file: the best other run B (highest PQ) on the same images and the
-    (at most ``n``) images of A's largest loss PQ(A) - PQ(B) < 0, best run first; an image where A does as well
-    or better is no loss."""
+    """Per run A with a per-image analysis file: the best other run B on the same images and A's (at most ``n``)
+    images of largest loss PQ(A) - PQ(B) < 0, best run first."""
     groups: dict[str | None, list[RunRecord]] = {}
     for r in recs:
         if r.analysis_file and (results / r.analysis_file).is_file() and fingerprint(r):
@@ -396,9 +374,8 @@ def _dataset(r: RunRecord) -> dict[str, Any]:
 
 def gallery_section(recs: list[RunRecord], results: Path, out_dir: Path, img: Callable[[Path], str],
                     n: int = N_IMAGES, where: str = "") -> str:
-    """The gallery's HTML (empty with fewer than two runs on the same images): per model, a table of its ``n``
-    largest losses to the best other run and, where available, their overlays (PNGs written under ``out_dir``);
-    ``where`` (the dataset and fingerprint of the runs, where a dataset has several) follows the heading."""
+    """The gallery's HTML (empty with fewer than two runs on the same images): per model, its ``n`` largest losses to
+    the best other run as a table and, where available, overlays written under ``out_dir``."""
     found = losses(recs, results, n)
     if not found:
         return ""
@@ -438,8 +415,7 @@ def _safe(name: str) -> str:
 
 
 def _overlay(a: RunRecord, b: RunRecord, row: dict[str, Any], out: Path, cache: dict[Any, Any]) -> Path | None:
-    """The viz figure of one image with both runs' saved predictions; None when the image, the dataset or a
-    run's saved predictions are not at hand (a moved folder, a run without --save-predictions)."""
+    """The viz figure of one image with both runs' saved predictions; None when any of them is not at hand."""
     try:
         ds = _load(_dataset(a), cache)
         sample = next((s for s in ds.samples if str(s.image_id) == str(row["image_id"])), None) if ds else None
@@ -455,7 +431,7 @@ def _overlay(a: RunRecord, b: RunRecord, row: dict[str, Any], out: Path, cache: 
 
 
 def _load(meta: dict[str, Any], cache: dict[Any, Any]) -> Any:
-    """The dataset a run's record names (root and name), loaded once per report; None when it is not known."""
+    """The dataset a run's record names, loaded once per report; None when it is not known."""
     if not meta.get("root") or not meta.get("name"):
         return None
     key = ("dataset", str(meta["root"]), str(meta["name"]))

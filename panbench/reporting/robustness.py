@@ -1,6 +1,5 @@
-"""Robustness tables and plots: clean PQ, mPC, rPC and the mean PQ per corruption group of each model
-(:mod:`panbench.robustness.summary`), PQ against severity per corruption, and the PQ drop per corruption
-and model as a heatmap.  Used by ``panbench robustness``, ``panbench table --robustness`` and the report."""
+"""Robustness tables and plots (``panbench robustness``, ``table --robustness``, the report): the summaries of
+:mod:`panbench.robustness.summary`, PQ against severity per corruption, and the PQ drop as a heatmap."""
 
 from __future__ import annotations
 
@@ -26,9 +25,8 @@ PARTS = ("clean", "mPC", "rPC", *CORRUPTION_GROUPS)  # the prefixes of the summa
 
 
 def summary_frame(summaries: list[dict[str, Any]]) -> Any:
-    """One row per summary, in field names: model, postprocess, dataset, n_images, n_corruptions and severities
-    (comma-separated), then clean, mPC, rPC and each group, with PQ_th and PQ_st beside PQ (``clean_PQ``,
-    ``mPC_PQ_th``, ``noise_PQ_st``, ...; 0-100, rPC in %)."""
+    """One row per summary in field names: model, postprocess, dataset, n_images, n_corruptions, severities, then
+    clean, mPC, rPC and each group with PQ, PQ_th and PQ_st (``clean_PQ``, ``mPC_PQ_th``, ...)."""
     import pandas as pd
 
     rows = []
@@ -52,8 +50,7 @@ def _sev(sev: list[int]) -> str:
 
 
 def _for_readers(df: Any) -> Any:
-    """The summary table as people read it: ``n_corruptions`` and ``severities`` as one ``runs`` column
-    (``15 x sev 1-5``), ``clean_PQ_th`` as ``clean PQ_th`` (whose header reads "clean PQ things")."""
+    """The summary table as people read it: one ``runs`` column (``15 x sev 1-5``), ``clean PQ_th`` headers."""
     df = df.copy()
     if "n_corruptions" in df.columns and "severities" in df.columns:
         runs = [f"{n} x sev {_sev([int(x) for x in str(sev).split(',')])}"
@@ -63,18 +60,14 @@ def _for_readers(df: Any) -> Any:
 
 
 def format_robustness_table(df: Any, fmt: str, digits: int = 2, notes: tuple[str, ...] = (NOTE,)) -> str:
-    """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`); '-' where a value is absent (empty in
-    csv).  CSV keeps the field names and every digit, and no note (the caller prints ``notes`` apart, on stderr:
-    :attr:`~panbench.reporting.formats.Writer.notes_apart`); the other formats round to ``digits``."""
+    """The table in ``fmt``, '-' where a value is absent; CSV keeps field names and every digit (``notes`` apart), the
+    other formats round to ``digits``."""
     w = writer(fmt)
-    if w.fields:
-        return w.table(df, digits, notes)
-    return w.table(_for_readers(df).round(digits), digits, notes)
+    return w.table(df if w.fields else _for_readers(df).round(digits), digits, notes)
 
 
 def runs_frame(summaries: list[dict[str, Any]]) -> Any:
-    """Every corrupted run of the summaries: model, corruption, severity, PQ, PQ_th, PQ_st, the PQ drop
-    from clean and the corruption's cost per image."""
+    """Every corrupted run of the summaries: model, corruption, severity, PQ, PQ_th, PQ_st, drop from clean, cost."""
     import pandas as pd
 
     rows = [{"model": s["model"], "dataset": s["dataset"], "corruption": x["corruption"], "severity": x["severity"],
@@ -101,11 +94,8 @@ def robustness_table(results_dir: Path, dataset: str | None, fmt: str) -> str:
 
 
 def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: Colors | None = None) -> list[Path]:
-    """``robustness_severity.png`` (PQ against severity, one panel per corruption, one line per model, the
-    clean PQ at severity 0) and ``robustness_drop.png`` (clean PQ minus the mean PQ over the severities, per
-    corruption and model), each model in its colour of ``colors`` (label -> colour:
-    :func:`~panbench.reporting.colors.model_colors`; a model it lacks gets a colour none of the others has), each
-    corruption's name in its group's colour.  Returns the paths written."""
+    """``robustness_severity.png`` and ``robustness_drop.png`` of the summaries under ``out_dir``, each model in its
+    colour of ``colors`` (one none has where it lacks it); returns the paths written."""
     if not summaries:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,9 +114,8 @@ def _datasets(summaries: list[dict[str, Any]]) -> str:
 @styled
 def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], keys: list[str],
                    path: Path, colors: Colors) -> Path:
-    """PQ against severity, one panel per corruption in ``names`` (its name in its group's colour), one line per
-    summary (the summaries of one model, ``keys``, in its one colour, each in a line style of its own); the shared
-    PQ axis from 0 to above the highest point of any panel; the legend under the panels."""
+    """PQ against severity, one panel per corruption (named in its group's colour), one line per summary (a model's in
+    its colour, each in a line style of its own), the PQ axis shared; the legend under the panels."""
     from matplotlib.lines import Line2D
 
     dashes: tuple[Any, ...] = ("-", "--", ":", "-.")
@@ -175,10 +164,8 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
 
 
 def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
-    """The heatmap of the PQ drops (rows: corruptions, each named in its group's colour; columns: runs), each
-    number black or white, whichever contrasts more with its cell (:func:`~panbench.reporting.colors.text_color`);
-    what a drop is said under the axes, so that the colour bar's label is short enough for a heatmap of few
-    corruptions; no colour bar where there is one value (one corruption, one run): its number says it all."""
+    """The heatmap of the PQ drops (rows: corruptions named in their group's colour; columns: runs), each number in
+    black or white as contrasts more; a colour bar unless there is one value."""
     import numpy as np
 
     fig, ax = new_figure(max(0.28 * len(names) + 1.5, 2.2))
@@ -200,9 +187,8 @@ def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, An
 
 
 def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
-    """The model's name with its clean run's settings (:func:`~panbench.reporting.labels.summary_model`), its dataset
-    and post-processing where the summaries differ in them; the dataset with its fingerprint's first 8 hex digits
-    where the summaries hold two image sets of it."""
+    """The model's name with its clean run's settings, and its dataset (with the fingerprint's first 8 hex digits
+    where two image sets of it) and post-processing where the summaries differ in them."""
     label = summary_model(s)
     sets = {(x["dataset"], x.get("fingerprint")) for x in summaries}
     if len(sets) > 1:

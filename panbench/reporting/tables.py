@@ -1,17 +1,8 @@
-"""Comparison tables (pandas) from result records, the latest run of each model side by side, in two steps:
-
-* the data step: frames whose columns are the record's field names (:func:`comparison`, :func:`per_class`), their
-  columns' kinds declared in :mod:`panbench.reporting.columns`;
-* the presentation step (:func:`format_table`): a frame written in a format by that format's writer
-  (:data:`panbench.reporting.formats.WRITERS`): CSV as it is; for readers, the columns that say the same in every
-  row folded into a note, each declared column shown by its kind, headers in words.
-
-The verdict (:func:`verdicts`) that opens ``table``, the summary of a multi-model ``eval`` and the report: per
-group of runs on the same images, the ranking on PQ with each run's paired bootstrap difference to a reference run
-(the best PQ, or ``--reference MODEL``), and one line that reads it ("a beats b by 5.8 PQ [2.6, 9.0] on these 60
-images; c vs a: not distinguishable").  The differences are
-:func:`panbench.reporting.pairing.paired_differences`, the same numbers as ``table --ci`` and ``panbench compare``.
-"""
+"""Comparison tables (pandas) from result records, the latest run of each model side by side: the data step makes
+frames whose columns are record field names (:func:`comparison`, :func:`per_class`; their kinds in
+:mod:`.columns`), the presentation step (:func:`format_table`) writes them in a format (:mod:`.formats`).  And the
+verdict (:func:`verdicts`): per group of runs on the same images, the ranking on PQ with each run's paired
+difference to a reference run (:func:`.pairing.paired_differences`), read in one line."""
 
 from __future__ import annotations
 
@@ -57,8 +48,8 @@ def no_records(results_dir: Any, dataset: str | None, every: list[RunRecord]) ->
 
 
 def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[RunRecord]:
-    """The newest record of each (model, post-processing, dataset fingerprint, settings: batch size, AMP and
-    ``--cfg-options``, backend of mmcv's ops), in first-seen order."""
+    """The newest record of each (model, post-processing, dataset fingerprint, settings, ops backend), in first-seen
+    order."""
     out: dict[tuple[str, str, str, str, str | None], RunRecord] = {}
     for r in sorted(records, key=lambda r: r.date):
         if dataset is None or r.dataset == dataset:
@@ -76,17 +67,10 @@ INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable int
 def comparison(records: list[RunRecord], vs_published: bool = False, analyses: list[str] | tuple = (),
                results_dir: Path | None = None, notes: list[str] | None = None, all_columns: bool = False,
                reference: str | None = None, compact: bool = False) -> Any:
-    """One row per run, the best PQ first within each dataset. Without ``analyses``: the columns a reader
-    compares (:data:`DEFAULT_COLUMNS`: post-processing where rows differ in it, settings where some row has
-    any, the backend of mmcv's ops where runs differ in it, dataset, images, PQ with its 95% interval, PQ_th,
-    PQ_st, SQ, RQ, AP where some run has it, mIoU, images/s, parameters, GFLOPs per image where counted); with
-    ``all_columns`` every column: framework, how its images were chosen, batch size and precision,
-    ``--cfg-options``, PQ/SQ/RQ for All/Things/Stuff, the semantic metrics, category counts, device and any
-    other field a row has. With ``analyses`` (keys of :data:`panbench.analyses.ANALYSES`): the
-    run's identity columns and those analyses' columns (``--ci``'s paired differences to ``reference``, by
-    default the best PQ); ``notes`` (when given) receives the footnotes.  ``compact`` (the report's analysis
-    tables, under a heading that names the dataset): the run's label (model, settings, post-processing where
-    not the default) and the analysis columns only."""
+    """One row per run, the best PQ first within each dataset: the columns a reader compares (:data:`DEFAULT_COLUMNS`,
+    those that say nothing for these rows dropped), every column with ``all_columns``, or the run's identity and the
+    columns of ``analyses`` (paired differences to ``reference``); ``compact``: the report's analysis tables (label
+    and analysis columns only).  ``notes`` (when given) receives the footnotes."""
     import pandas as pd
 
     records = ranked_records(records)
@@ -112,8 +96,7 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
 
 
 def _identity_row(r: RunRecord, with_cfg: bool, with_corruption: bool) -> dict[str, Any]:
-    """The columns that say which run a row is: model, post-processing, framework, settings, dataset, images,
-    selection, batch size and precision, ``--cfg-options`` (``with_cfg``), ops backend, corruption."""
+    """The columns that say which run a row is."""
     row: dict[str, Any] = {"model": r.model, "postprocess": r.postprocess, "framework": r.framework,
                            "settings": settings(r) or None, "dataset": dataset_key(r), "n_images": r.n_images,
                            "selection": selection(r), "batch": r.batch_size,
@@ -128,7 +111,7 @@ def _identity_row(r: RunRecord, with_cfg: bool, with_corruption: bool) -> dict[s
 
 
 def _metric_columns(r: RunRecord) -> dict[str, Any]:
-    """The metrics, PQ's interval, the semantic metrics, category counts, speed, device, size and GFLOPs."""
+    """The metrics, PQ's interval, semantic metrics, category counts, speed, device, size and GFLOPs."""
     n = r.n_categories
     ci = (r.ci or {}).get("PQ") or (None, None)
     row: dict[str, Any] = {k: r.metrics.get(k) for k in METRIC_KEYS}  # one a record lacks: blank
@@ -144,15 +127,13 @@ def _metric_columns(r: RunRecord) -> dict[str, Any]:
 
 
 def evaluator_columns(r: RunRecord) -> dict[str, Any]:
-    """The user's evaluators' fields (``--evaluator``), a column ``Name.field`` for each number or text (a list or
-    an object stays in the record)."""
+    """The user's evaluators' fields (``--evaluator``), a column ``Name.field`` for each number or text."""
     return {f"{name}.{k}": v for name, fields in (r.evaluators or {}).items() for k, v in fields.items()
             if isinstance(v, (int, float, str)) or v is None}
 
 
 def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
-    """Where the published numbers come from and, when some row has any (``published``), each metric's
-    published value and the difference to it."""
+    """Where the published numbers come from and, where some row has any, each metric's value and difference."""
     m, pub = r.metrics, r.published
     row: dict[str, Any] = {"published": published_label(r)}
     for k in METRIC_KEYS if published else ():
@@ -162,8 +143,7 @@ def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
 
 
 def _compact(df: Any, records: list[RunRecord]) -> Any:
-    """The report's analysis table: the run's short label and the analysis columns, an error type in one
-    column (count, delta PQ)."""
+    """The report's analysis table: the run's short label and the analysis columns, counts with their deltas."""
     import pandas as pd
 
     df.index = pd.Index([short_label(r, records) for r in records], name="model")
@@ -189,12 +169,9 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
     if marked and notes is not None:
         notes.append(f"{SHARED_SPEED_MARK} after {' and '.join(marked)}: {SHARED_SPEED_NOTE} (the record's "
                      "speed_context), so slower than alone")
-    if df["postprocess"].nunique() <= 1:
-        df = df.drop(columns="postprocess")
+    df = df.drop(columns=[c for c in ("postprocess", "ops") if df[c].nunique() <= 1])  # shown where runs differ
     if df["settings"].isna().all() or analyses or all_columns:  # the settings' own columns say it there
         df = df.drop(columns="settings")
-    if df["ops"].nunique() <= 1:  # shown only where runs used different backends of mmcv's ops
-        df = df.drop(columns="ops")
     if analyses:  # the analysis tables keep only the settings columns that tell their rows apart
         df = df.drop(columns=[c for c in ("selection", "batch", "amp") if df[c].nunique(dropna=False) <= 1])
     elif not all_columns:
@@ -207,10 +184,8 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
 
 
 def per_class(records: list[RunRecord]) -> Any:
-    """Per-class PQ: one row per category (id, name), one column per run named as the verdict names it
-    (:func:`~panbench.reporting.labels.short_label`), in its order (the best PQ first);
-    a category absent from both ground truth and predictions is blank (NaN), not 0.  Runs on several datasets
-    get one block of rows per dataset (a ``dataset`` column): their category ids name different things."""
+    """Per-class PQ: one row per category (id, name), one column per run (its :func:`~.labels.short_label`, best PQ
+    first), blank where absent from ground truth and predictions; one block of rows per dataset."""
     import pandas as pd
 
     ranked = ranked_records(records)  # the verdict's order: the best PQ first
@@ -233,9 +208,8 @@ def per_class(records: list[RunRecord]) -> Any:
 def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
                      analyses: list[str] | tuple = (), reference: str | None = None, all_columns: bool = False
                      ) -> tuple[str, list[str]]:
-    """The verdict (ranking on PQ with paired differences to the reference run) and the table of the latest
-    runs in ``results_dir`` with its footnotes (already in the text, except in CSV, where the caller prints
-    the verdict and the footnotes apart); ``--per-class`` has no verdict."""
+    """The verdict and the table of the latest runs in ``results_dir``, and the footnotes (in the text except in CSV,
+    where the caller prints the verdict and footnotes apart); ``--per-class`` has no verdict."""
     every = load_records(results_dir)
     records = latest_runs(every, dataset)
     if not records:
@@ -262,13 +236,9 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
 
 
 def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
-    """The table in ``fmt`` (:data:`panbench.reporting.formats.WRITERS`: md, csv, latex, html); a missing value
-    (unmeasured speed, unpublished number, absent category, missing analysis) is '-' (empty in csv).  CSV keeps
-    every digit (``digits`` rounds the other formats).
-    Outside CSV the columns of :mod:`panbench.reporting.columns` are shown by their kind (an interval one column
-    ``X 95% CI``, a difference with its mark, a speed with its mark) and the headers are words; ``notes`` follow
-    the table as footnotes (CSV has none: the caller prints them apart).  The presentation step: ``df`` is the
-    data step's frame (:func:`comparison`, :func:`per_class`), its columns named as the record's fields."""
+    """The table in ``fmt`` (:data:`.formats.WRITERS`), '-' where a value is missing.  CSV keeps every digit and
+    column; the other formats round to ``digits``, fold the columns the same in every row into a note, show the
+    declared columns by kind (:func:`_display`), and put ``notes`` after the table."""
     w = writer(fmt)
     if w.fields:  # CSV: every digit of the record, for machines
         return w.table(df, digits, notes)
@@ -284,9 +254,8 @@ FOLDED = ("postprocess", "framework", "settings", "dataset", "n_images", "select
 
 
 def _drop_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
-    """``df`` without the :data:`FOLDED` columns that have one value in every row (of two rows or more), and the
-    note that gives those values once ("In every row: dataset demo 8cda6b4f; images 12; mmcv ops panbench");
-    a column blank in every row goes without a word."""
+    """``df`` without the :data:`FOLDED` columns that have one value in every row (of two or more), and the note that
+    gives those values once."""
     if len(df) < 2:
         return df, []
     same = [c for c in df.columns if c in FOLDED and df[c].nunique(dropna=False) == 1]
@@ -298,8 +267,8 @@ def _drop_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
 
 
 def _display(df: Any, digits: int) -> Any:
-    """The columns of :mod:`panbench.reporting.columns` shown for readers: an interval as one '[low, high]' column
-    named 'X 95% CI'; a speed measured beside other work marked; a difference signed, with its mark."""
+    """The declared columns shown for readers: an interval as one 'X 95% CI' column, a speed with its mark, a
+    difference signed with its mark."""
     import pandas as pd
 
     df = df.copy()
@@ -322,9 +291,8 @@ def _display(df: Any, digits: int) -> Any:
 
 
 def verdict_text(verdicts: list[Any], fmt: str) -> str:
-    """The verdicts (:class:`Verdict`) in ``fmt``: per group its heading, the ranking as a
-    table and the one-line reading; plain text lines for a format without a verdict block (CSV: the caller
-    prints them apart)."""
+    """The verdicts in ``fmt``: per group its heading, the ranking table and the reading; plain lines without a verdict
+    block (CSV)."""
     block = writer(fmt).block
     if block is None:
         return "\n".join(line for v in verdicts for line in lines(v))
@@ -333,8 +301,7 @@ def verdict_text(verdicts: list[Any], fmt: str) -> str:
 
 
 def counts_with_deltas(df: Any) -> Any:
-    """Each count column with its delta column as one column "X: count, delta PQ" (half as wide), at the end; a
-    delta without a count after them (:mod:`panbench.reporting.columns`): the report's compact analysis tables."""
+    """Each error type's count and delta as one column "X: count, delta PQ" at the end, a lone delta after."""
     import pandas as pd
 
     kinds = declared()
@@ -367,8 +334,7 @@ class Verdict:
 
 def verdicts(records: list[RunRecord], results_dir: Path, reference: str | None = None
              ) -> tuple[list[Verdict], list[str]]:
-    """One :class:`Verdict` per group of runs that share a dataset fingerprint (in the records' order), and the
-    notes of :func:`panbench.reporting.pairing.paired_differences` (runs without a paired difference, and why)."""
+    """One :class:`Verdict` per group of runs sharing a dataset fingerprint, and the paired differences' notes."""
     paired, notes = paired_differences(records, Path(results_dir), reference)
     groups: dict[str, list[int]] = {}
     for k, r in enumerate(records):
@@ -395,8 +361,8 @@ def verdicts(records: list[RunRecord], results_dir: Path, reference: str | None 
 
 
 def reading(v: Verdict) -> str:
-    """The verdict in one line: who beats whom by how much (with the interval of the difference) where the
-    interval excludes 0, 'not distinguishable' where it does not, and the runs without a paired difference."""
+    """The verdict in one line: who beats whom by how much where the interval excludes 0, else 'not distinguishable',
+    and the runs without a paired difference."""
     if len(v.rows) == 1:
         return f"{v.rows[0]['label']}: the only run on {these_images(v.n_images)}, nothing to compare"
     if v.reference is None:
@@ -420,8 +386,8 @@ def reading(v: Verdict) -> str:
 
 
 def cell(row: dict[str, Any]) -> str:
-    """The difference column of the ranking: 'reference', '+1.23 [-0.40, +2.90]', with '*' where the interval
-    excludes 0, or '-' (no paired difference)."""
+    """The difference column of the ranking: 'reference', '+1.23 [-0.40, +2.90]' ('*' where the interval excludes 0)
+    or '-'."""
     if row["reference"]:
         return "reference"
     if row["diff"] is None:

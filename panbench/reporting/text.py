@@ -1,9 +1,5 @@
 """Results as plain text for the terminal: the All/Things/Stuff table, one run, several runs, and the paired
-intervals of ``panbench compare`` (:func:`format_compare`; how to read each number: docs/analysis.md).
-
-Pure functions of the metrics dict (``panbench score``) or the result record (``panbench eval``);
-no torch, no pandas.
-"""
+intervals of ``panbench compare`` (docs/analysis.md).  No torch, no pandas."""
 
 from __future__ import annotations
 
@@ -42,8 +38,8 @@ def format_metrics(m: dict[str, Any], title: str = "") -> str:
 
 
 def format_record(rec: RunRecord, results_dir: Any = None) -> str:
-    """The model's All/Things/Stuff table, timings, and the delta to the published numbers; the record's path
-    under ``results_dir`` (the folder it was written to), so that it can be opened or passed to `compare`."""
+    """The model's All/Things/Stuff table, timings, the delta to the published numbers, its analyses and the record's
+    path under ``results_dir``."""
     m = {**rec.metrics, **rec.semantic, "n_categories": rec.n_categories}
     if rec.miou is not None:  # one mIoU, named by its source, on its own line below
         m.pop("mIoU", None)
@@ -87,8 +83,8 @@ def record_line(rec: RunRecord, results_dir: Any = None) -> str:
 
 
 def format_analyses(res: Mapping[str, Any]) -> list[str]:
-    """The lines of each analysis that ``res`` (a record, or ``score --json``'s dict) has, in the order of
-    :data:`panbench.analyses.ANALYSES`; the parts of the inline analyses share one line, where the first is."""
+    """The lines of each analysis ``res`` (a record, or ``score --json``'s dict) has, in the order of
+    :data:`panbench.analyses.ANALYSES`; the inline ones share one line, where the first is."""
     lines: list[str] = []
     inline: list[str] = []
     at = None  # where the inline line goes
@@ -121,9 +117,8 @@ def _ms(t: dict[str, Any], key: str) -> str:
 
 
 def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
-    """One row per model: its post-processing, the nine metrics and speed; with ``results_dir`` (where the
-    records' per-image analysis files are) the verdict first: the ranking on PQ with each run's paired
-    difference to the best (:func:`panbench.reporting.tables.verdicts`)."""
+    """One row per model (post-processing, metrics, speed); with ``results_dir`` the verdict first
+    (:func:`panbench.reporting.tables.verdicts`)."""
     w = max([len("post-processing"), *(len(r.postprocess) for r in records)])
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     rows = []
@@ -144,8 +139,7 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
 
 
 def format_compare(result: dict[str, Any], top: int | None = None) -> str:
-    """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest
-    difference first); ``*`` where the interval excludes 0."""
+    """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest difference first)."""
     a, b = result["a"], result["b"]
     lines = [f"{k}: {r.get('label') or r['model']} ({r.get('record')})" for k, r in (("A", a), ("B", b))]
     lines += [f"B - A with its 95% paired image-bootstrap interval ({result['n_images']} images, "
@@ -179,8 +173,7 @@ def _diff(v: dict[str, Any]) -> float | None:
 
 
 def evaluator_lines(evaluators: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
-    """A line per evaluator of the user's (``--evaluator``): its name and fields (``evaluators`` of a record or of
-    ``score --json``)."""
+    """A line per evaluator of the user's (``--evaluator``): its name and fields."""
     return [f"{name}: " + ", ".join(f"{k} {_field(v)}" for k, v in fields.items())
             for name, fields in (evaluators or {}).items()]
 
@@ -190,8 +183,7 @@ def _field(v: Any) -> str:
 
 
 def diagnosis_lines(findings: list[dict[str, Any]]) -> list[str]:
-    """Each format mistake found (``diagnosis`` of ``score --json`` or a record: kind, message, pq_if_fixed 0-100)
-    as the lines under the table."""
+    """Each format mistake found (``diagnosis``) as a line under the table."""
     return [f"diagnosis ({f['kind']}): {f['message']}"
             + (f"; PQ with the fix: {f['pq_if_fixed']:.2f}" if f.get("pq_if_fixed") is not None else "")
             for f in findings]

@@ -14,7 +14,7 @@ from panbench.data.datasets import PanopticDataset, Sample
 from panbench.errors import InputError
 from panbench.pq.png import read_ids
 from panbench.reporting.figure_files import write_figure
-from panbench.reporting.figure_style import MIN_TEXT_PT, TITLE_PT, current_width, plt, styled, wrap
+from panbench.reporting.figure_style import MIN_TEXT_PT, TITLE_PT, current_width, new_figure, plt, styled, wrap
 
 PANEL_INCHES = 1.7  # the narrowest panel: its title and the segments' names legible in print
 
@@ -87,9 +87,8 @@ def semantic(ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
 
 
 def label_point(mask: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the segment pixel farthest from the segment's edge (the maximum of its distance transform;
-    the image border counts as edge): a pixel of the segment itself, also for a C or a ring, whose centre
-    of mass lies on another segment."""
+    """(x, y) of the segment's pixel farthest from its edge (the image border counts as edge): on the segment itself,
+    also for a C or a ring."""
     import cv2
 
     dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
@@ -110,9 +109,8 @@ def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dic
 
 def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path,
            image: np.ndarray | None = None, heading: str = "") -> Path:
-    """Write the figure (:func:`figure`) at ``out`` in the figure format in effect (PNG at 110 dpi unless
-    :func:`~panbench.reporting.figure_files.figure_output` says otherwise), as wide as the figures' width in effect
-    (:func:`~panbench.reporting.figure_style.figure_width`); returns the path written."""
+    """Write the figure (:func:`figure`) at ``out`` in the figure format in effect (110 dpi unless ``--dpi`` says),
+    as wide as the figures' width in effect; returns the path written."""
     fig = figure(sample, dataset, preds, image, heading)
     out = write_figure(fig, out, 110)
     plt().close(fig)
@@ -122,9 +120,8 @@ def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Predictio
 @styled
 def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], image: np.ndarray | None = None,
            heading: str = "") -> Any:
-    """Image, ground truth, each model; disagreement map; the query mask maps: panels in rows of as many as fit
-    the figure's width at :data:`PANEL_INCHES` or more each, no empty panel (the last row's spare axes removed).
-    The layout engine (constrained) keeps every title in the gap above its own image, never over the row above."""
+    """Image, ground truth, each model, their disagreement map and the query mask maps: panels in rows of as many as
+    fit the width at :data:`PANEL_INCHES` or more each, no empty panel."""
     import json
 
     from PIL import Image
@@ -153,8 +150,7 @@ def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], im
     nrows = -(-len(panels) // ncols)
     aspect = image.shape[0] / max(image.shape[1], 1)
     chars = max(12, int(width / ncols * 72 / (0.6 * TITLE_PT)))  # a title's line as wide as its panel
-    fig, axes = plt().subplots(nrows, ncols, figsize=(width, nrows * (0.92 * width / ncols * aspect + 0.45) + 0.3),
-                               squeeze=False, layout="constrained")
+    fig, axes = new_figure(nrows * (0.92 * width / ncols * aspect + 0.45) + 0.3, nrows, ncols, squeeze=False)
     for ax in axes.ravel()[len(panels):]:  # no empty panel
         fig.delaxes(ax)
     for ax, (title, img, seg, mask) in zip(axes.ravel(), panels):
