@@ -76,17 +76,13 @@ def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int,
     alone when below :data:`LOW_GROUP_PQ` (without ``groups``: neither is)."""
     if n_images < MIN_MAPPED_IMAGES:
         return None
-    n = len(table)
     c = np.asarray(conf, np.int64)
-    found = _mapped(c[:n, :n], c[:, :n], table, np.arange(n), None)
-    if found is not None:
-        return found
     thing = np.asarray(table.isthing, bool)
-    for kind in (True, False):
-        if groups is None or groups.get(kind, 1.0) >= LOW_GROUP_PQ:
+    for g, group in ((np.arange(len(table)), None), (np.flatnonzero(thing), "thing"),
+                     (np.flatnonzero(~thing), "stuff")):
+        if group is not None and (groups is None or groups.get(group == "thing", 1.0) >= LOW_GROUP_PQ):
             continue
-        g = np.flatnonzero(thing == kind)
-        found = _mapped(c[np.ix_(g, g)], c[:, g], table, g, "thing" if kind else "stuff")
+        found = _mapped(c[np.ix_(g, g)], c[:, g], table, g, group)
         if found is not None:
             return found
     return None
