@@ -77,6 +77,11 @@ def weights_state(spec: ModelSpec) -> str:
     return "cached" if isinstance(try_to_load_from_cache(str(spec.ref), "config.json"), str) else "download"
 
 
+def config_files(spec: ModelSpec) -> None:
+    """None: a transformers model is built from its hub download (:func:`random_model`)."""
+    return None
+
+
 def random_model(spec: ModelSpec, device: str) -> None:
     """None: a transformers model is counted once downloaded (its record has the count)."""
     return None
