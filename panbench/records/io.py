@@ -158,8 +158,8 @@ def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> 
     def write(tmp: Path, path: Path) -> None:
         atomic_write_text(tmp, json.dumps(named(path).to_json(), indent=1, default=str) + "\n")
 
-    written = named(_write_claimed(record_path(results_dir, record.model, record.dataset, record.date), write,
-                                   results_dir / "runs.csv.lock", analysis))
+    written = named(_claim_names(record_path(results_dir, record.model, record.dataset, record.date), write,
+                                 results_dir / "runs.csv.lock", analysis))
     append_csv(results_dir / "runs.csv", csv_row(written))
     return written
 
@@ -186,62 +186,55 @@ RECORDS_LOCK_S = 120.0  # a record's name or a row of runs.csv: milliseconds of 
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
-def _claim_names(first: Path, npz_tmp: Path | None, json_tmp: Path, content: Callable[[Path], None],
-                 lock_path: Path) -> Path:
-    """Put the written temporary files in place under the first free name of ``first`` and its ``~1``, ``~2``, ...
-    twins and return it: each name claimed with ``os.link`` (atomic, and it fails when the name exists), the
-    analysis file first, then the record (``content(path)`` writes it into ``json_tmp`` for the name tried).
+def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Path, analysis: Any = None) -> Path:
+    """Write a file under the first free name of ``first`` and its ``~1``, ``~2``, ... twins and return that name:
+    ``write(tmp, path)`` writes it for the name tried into a temporary file beside it (``analysis`` saved beside it
+    too), each name claimed with ``os.link`` (atomic, and it fails when the name exists), the analysis file first.
     Without hard links, ``os.replace`` under an exclusive ``flock`` of ``lock_path`` (:data:`RECORDS_LOCK_S`)."""
-    for path in _candidates(first):
-        npz = _analysis_path(path)
-        if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
-            if linked is None:
-                break
-            continue
-        linked = False
-        try:
-            content(path)
-            linked = _link(json_tmp, path)
-        finally:
-            if npz_tmp is not None and not linked:
-                npz.unlink(missing_ok=True)
-        if linked:
-            return path
-        if linked is None:
-            break
-    with exclusive(lock_path, RECORDS_LOCK_S, "naming a record"):  # no hard links here
-        for path in _candidates(first):
-            npz = _analysis_path(path)
-            if path.exists() or (npz_tmp is not None and npz.exists()):
-                continue
-            content(path)
-            if npz_tmp is not None:
-                os.replace(npz_tmp, npz)
-            os.replace(json_tmp, path)
-            return path
-    raise AssertionError("unreachable: the candidate names never run out")
-
-
-def write_new(first: Path, content: Callable[[Path], bytes]) -> Path:
-    """``content(path)`` written under ``first`` or its first ``~k`` twin not taken yet, claimed as a record's name
-    is (:func:`_claim_names`, without an analysis file): never over another file, never half a file; returns the
-    path written (the speed records and the robustness summaries)."""
-    return _write_claimed(first, lambda tmp, path: atomic_write(tmp, content(path)), first.parent / ".names.lock")
-
-
-def _write_claimed(first: Path, write: Callable[[Path, Path], None], lock: Path, analysis: Any = None) -> Path:
-    """:func:`_claim_names` with its temporary files: ``write(tmp, path)`` writes the file named ``path`` into
-    ``tmp``, ``analysis`` is saved beside it (None: none); the temporary files are removed in the end."""
     first.parent.mkdir(parents=True, exist_ok=True)
     npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
     tmp = _temp_beside(first, first.suffix)
     try:
         if analysis is not None:
             analysis.save(npz_tmp)
-        return _claim_names(first, npz_tmp, tmp, lambda path: write(tmp, path), lock)
+        for path in _candidates(first):
+            npz = _analysis_path(path)
+            if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
+                if linked is None:
+                    break
+                continue
+            linked = False
+            try:
+                write(tmp, path)
+                linked = _link(tmp, path)
+            finally:
+                if npz_tmp is not None and not linked:
+                    npz.unlink(missing_ok=True)
+            if linked:
+                return path
+            if linked is None:
+                break
+        with exclusive(lock_path, RECORDS_LOCK_S, "naming a record"):  # no hard links here
+            for path in _candidates(first):
+                npz = _analysis_path(path)
+                if path.exists() or (npz_tmp is not None and npz.exists()):
+                    continue
+                write(tmp, path)
+                if npz_tmp is not None:
+                    os.replace(npz_tmp, npz)
+                os.replace(tmp, path)
+                return path
+        raise AssertionError("unreachable: the candidate names never run out")
     finally:
         for t in filter(None, (npz_tmp, tmp)):
             t.unlink(missing_ok=True)
+
+
+def write_new(first: Path, content: Callable[[Path], bytes]) -> Path:
+    """``content(path)`` written under ``first`` or its first ``~k`` twin not taken yet, claimed as a record's name
+    is (:func:`_claim_names`, without an analysis file): never over another file, never half a file; returns the
+    path written (the speed records and the robustness summaries)."""
+    return _claim_names(first, lambda tmp, path: atomic_write(tmp, content(path)), first.parent / ".names.lock")
 
 
 def _link(src: Path, dst: Path) -> bool | None:
