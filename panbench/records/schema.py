@@ -132,9 +132,7 @@ class RunRecord(Mapping[str, Any]):
 
     def is_written(self, name: str) -> bool:
         """Whether the JSON holds field ``name``."""
-        if self.written:
-            return name in self.written
-        return name in RECORD_FIELDS and getattr(self, name) is not None
+        return name in self.written if self.written else name in RECORD_FIELDS and getattr(self, name) is not None
 
     def keys_written(self) -> list[str]:
         """The JSON's fields, in the order they are written."""

@@ -87,12 +87,11 @@ def write_speed_record(results_dir: Path, rec: SpeedRecord) -> SpeedRecord:
     ``record`` set."""
     from panbench.records.io import record_path, write_new
 
-    def content(path: Path) -> bytes:
-        named = dataclasses.replace(rec, record=str(path.relative_to(results_dir)))
-        return (json.dumps(named.to_json(), indent=1, default=str) + "\n").encode()
+    def named(path: Path) -> SpeedRecord:
+        return dataclasses.replace(rec, record=str(path.relative_to(results_dir)))
 
-    path = write_new(record_path(results_dir, rec.model, rec.dataset, rec.date, "speed"), content)
-    return dataclasses.replace(rec, record=str(path.relative_to(results_dir)))
+    return named(write_new(record_path(results_dir, rec.model, rec.dataset, rec.date, "speed"),
+                           lambda path: (json.dumps(named(path).to_json(), indent=1, default=str) + "\n").encode()))
 
 
 def load_speed_records(results_dir: Path) -> list[SpeedRecord]:
