@@ -1,7 +1,5 @@
-"""What the tables and the terminal show of each analysis, registered by its key (its row of
-:data:`panbench.analyses.ANALYSES`): ``@columns_of(key)``, ``(record) -> dict``, a record's table columns;
-``@kinds_of(key)``, optional, ``() -> {column: (kind, the column it belongs to)}`` (:mod:`.columns`);
-``@text_of(key)``, ``(fields) -> list[str]``, its terminal lines of a record or ``score --json``'s dict."""
+"""What the tables and the terminal show of each analysis, registered by its key: ``@columns_of`` (a record's table
+columns), ``@kinds_of`` (optional: the kinds of those columns, :mod:`.columns`) and ``@text_of`` (terminal lines)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The colours of the figures, all colour-blind safe: each model's (:func:`model_colors`: Okabe and Ito's eight,
-then Paul Tol's nine muted ones), kept in ``RESULTS/colors.json`` so that a model keeps it in every figure; the
-error types' and corruption groups' palettes of their own; and black or white text by contrast (WCAG 2)."""
+"""The figures' colour-blind safe colours: each model's (:func:`model_colors`, kept in ``RESULTS/colors.json``), the
+error types' and corruption groups', and black or white text by contrast (WCAG 2); docs/reporting.md."""
 
 from __future__ import annotations
 
@@ -20,9 +19,7 @@ OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 TOL_MUTED = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499")
 MODEL_PALETTE = OKABE_ITO + TOL_MUTED
 
-#: the error types of ``errors.png`` (:data:`panbench.analysis.breakdown.ERROR_TYPES`): Tol's colours that no model
-#: has and none is near (CIE L*a*b* distance at least :data:`ERROR_DISTANCE` from each of :data:`MODEL_PALETTE`, 25
-#: between two types): light orange and pink, pale green and grey, dark blue and red
+#: the error types of ``errors.png``: Tol's colours at least :data:`ERROR_DISTANCE` from every model's, 25 apart
 ERROR_COLORS = {"classification": "#EE8866", "segmentation": "#CCDDAA", "duplicate": "#FFAABB",
                 "background": "#222255", "missed": "#663333", "other": "#DDDDDD"}
 ERROR_DISTANCE = 20.0  # a colour this far from another (CIE76 delta E) is told apart at a glance
@@ -34,17 +31,10 @@ COLORS_FILE = "colors.json"  # under the results folder, beside runs/
 Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.model_label`) -> its colour
 
 
-def plot_labels(records: list[RunRecord]) -> set[str]:
-    """The labels the figures give the runs' models: within their dataset's runs and within their image set's."""
-    return ({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records} |
-            {model_label(r, [x for x in records if dataset_key(x) == dataset_key(r)]) for r in records})
-
-
 def model_colors(results_dir: Path | str | None, records: list[RunRecord], labels: Iterable[str] = (),
                  keep: bool = True) -> Colors:
     """Each model's colour (label -> ``#rrggbb``): the one ``RESULTS/colors.json`` keeps, else a new one
-    (:func:`assign`) for the labels of ``records`` and ``labels``, kept there when ``keep`` (and writable).
-    ``results_dir`` None: no file."""
+    (:func:`assign`), kept there when ``keep``; ``results_dir`` None: no file."""
     path = Path(results_dir) / COLORS_FILE if results_dir is not None else None
     try:
         kept = read_colors(path) if path is not None else {}
@@ -53,7 +43,10 @@ def model_colors(results_dir: Path | str | None, records: list[RunRecord], label
 
         note_skipped(str(e))
         kept, keep = {}, False
-    wanted = sorted(plot_labels(records) | set(labels))
+    # each model's label within its dataset's runs and within its image set's, as the figures label them
+    wanted = sorted({model_label(r, [x for x in records if x.dataset == r.dataset]) for r in records}
+                    | {model_label(r, [x for x in records if dataset_key(x) == dataset_key(r)]) for r in records}
+                    | set(labels))
     colors = assign(kept, wanted)
     if path is not None and keep and colors != kept:
         try:
@@ -64,8 +57,7 @@ def model_colors(results_dir: Path | str | None, records: list[RunRecord], label
 
 
 def _keep(path: Path, wanted: list[str]) -> Colors:
-    """Read ``path`` again, add the colours of ``wanted`` it lacks and write it, under an exclusive lock (120 s at
-    most), so that two commands adding models at once keep each other's."""
+    """Add the colours of ``wanted`` that ``path`` lacks, under an exclusive lock: commands adding models at once."""
     with exclusive(path.with_name(path.name + ".lock"), 120.0, "adding model colours"):
         kept = read_colors(path)
         colors = assign(kept, wanted)
@@ -75,8 +67,7 @@ def _keep(path: Path, wanted: list[str]) -> Colors:
 
 
 def assign(kept: Colors, wanted: list[str]) -> Colors:
-    """``kept`` and a colour for each label of ``wanted`` it lacks: the first of :data:`MODEL_PALETTE` that no label
-    of ``wanted`` has, else the one fewest have."""
+    """``kept`` and, for each label of ``wanted`` it lacks, the palette's colour fewest labels of ``wanted`` have."""
     out = dict(kept)
     for label in (w for w in wanted if w not in kept):
         near = [out[w] for w in wanted if w in out]

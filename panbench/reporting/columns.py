@@ -1,8 +1,5 @@
-"""The tables' columns beyond a record's fields, and what each column is: the kinds of the columns not shown as they
-are (:class:`Column`; the tables' own in :data:`BUILT_IN`, an analysis's by ``@kinds_of(key)``), read by the
-presentation step (``format_table``) instead of a name's suffix; the FPS columns of ``panbench speed`` records
-(:func:`fps_columns`); and the analysis tables' columns (:func:`analysis_columns`, by ``@columns_of(key)``), with
-a ``paired`` analysis's paired PQ difference to the reference run."""
+"""The tables' columns beyond a record's fields: the kinds of those not shown as they are (:class:`Column`), the
+FPS columns of ``panbench speed`` records (:func:`fps_columns`) and each analysis's (:func:`analysis_columns`)."""
 
 from __future__ import annotations
 
@@ -49,8 +46,7 @@ def paired_columns(records: list[RunRecord], results_dir: Path, reference: str |
 
 
 def ap_miou_columns(r: RunRecord) -> dict[str, Any]:
-    """The mask AP of the thing classes and mIoU with the output it comes from (the semantic one where the model has
-    it, else the panoptic one, also kept as ``mIoU_panoptic``)."""
+    """The mask AP of the things and mIoU with its source (semantic or panoptic output; the panoptic one kept too)."""
     panoptic = r.semantic.get("mIoU")
     miou, source = (r.miou, r.miou_source) if r.miou is not None else (panoptic, "panoptic" if panoptic is not None
                                                                          else None)
@@ -59,8 +55,7 @@ def ap_miou_columns(r: RunRecord) -> dict[str, Any]:
 
 def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir: Path,
                      reference: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """The columns of each analysis of ``analyses`` for each record, and notes: the paired-difference footnote and
-    which rows lack which analysis."""
+    """Each record's columns of the ``analyses``, and notes: the paired-difference footnote, the rows lacking one."""
     rows: list[dict[str, Any]] = [{} for _ in records]
     notes: list[str] = []
     for a in map(by_key, analyses):
@@ -97,10 +92,8 @@ def fps_columns(records: list[RunRecord], results_dir: Path) -> tuple[list[dict[
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a table that is not shown as it is: its name (a record field's), its kind and the columns it
-    belongs to.  Kinds: ``interval_low``/``interval_high`` (one 'X 95% CI' column outside CSV), ``count`` and
-    ``delta`` (an error type's; the report's compact table joins them), ``shared`` (speeds measured beside other
-    work: a mark), ``mark`` (after a signed difference), ``published`` (dropped where no row has one)."""
+    """A column not shown as it is: its name, kind (``interval_low``/``interval_high``, ``count``, ``delta``,
+    ``shared``, ``mark``, ``published``) and the columns it belongs to."""
 
     name: str
     kind: str

@@ -1,9 +1,7 @@
-"""Where and how figures are written: a command's format and resolution (``--figure-format``, ``--dpi``:
-:func:`figure_output`), each figure written whole through a temporary file, text kept as text in PDF and SVG
-(:func:`write_figure`); the manifest, :data:`FIGURES_MANIFEST`, of the figures each command wrote in a folder in
-each format, by which :func:`replace_figures` removes only a command's own stale figures; and the lock under which
-one command at a time writes a results folder's ``plots/`` (or the report's :data:`REPORT_FILES`):
-:func:`writing_figures`.  docs/reporting.md says the rules."""
+"""Where and how figures are written (docs/reporting.md): a command's format and resolution (:func:`figure_output`),
+each figure written whole with its text kept as text (:func:`write_figure`), the manifest of the figures each
+command wrote in a folder (:func:`replace_figures` removes only a command's own), and the lock of a folder of
+figures (:func:`writing_figures`)."""
 
 from __future__ import annotations
 
@@ -30,8 +28,7 @@ LOCK_TIMEOUT_S = 600.0  # how long a command waits for another one writing the s
 
 @dataclass(frozen=True)
 class FigureOutput:
-    """The figures' format, resolution (None: each figure's own), the formats written beside, the command writing
-    them and when it started (a newer figure is not its own)."""
+    """The figures' format, resolution (None: each figure's own), formats beside, command and its start time."""
 
     format: str = "png"
     dpi: int | None = None
@@ -56,8 +53,7 @@ def current() -> FigureOutput:
 @contextmanager
 def figure_output(fmt: str | None = None, dpi: int | None = None, beside: tuple[str, ...] = (),
                   command: str | None = None) -> Iterator[None]:
-    """Within it, figures are written as ``fmt`` (default png) at ``dpi`` (default: each figure's own), with a copy
-    in each of ``beside``, by ``command`` (default: the command in effect, else ``python``)."""
+    """Within it, figures are written as ``fmt`` at ``dpi``, a copy in each of ``beside``, by ``command``."""
     if (fmt or "png") not in FORMATS:
         raise ValueError(f"figure format {fmt!r}: one of {', '.join(FORMATS)}")
     was = current()
@@ -85,8 +81,7 @@ def figure_path(path: Path) -> Path:
 
 
 def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
-    """Write ``fig`` at ``path`` (its suffix the format's) in the format in effect and those beside, at the resolution
-    in effect or else ``dpi``, its folder made; ``savefig``: more of matplotlib's arguments.  Returns the path."""
+    """Write ``fig`` at ``path`` in the format in effect (and those beside), at its resolution or ``dpi``; the path."""
     import matplotlib
 
     out = current()
@@ -105,8 +100,7 @@ def write_figure(fig: Any, path: Path, dpi: int, **savefig: Any) -> Path:
 
 
 def listed(folder: Path) -> dict[str, Any]:
-    """The manifest of ``folder``: ``files``, every figure panbench wrote there, and ``by``, those of each command and
-    format (an older manifest's files under ``any <format>``); empty where there is none or it cannot be read."""
+    """The manifest of ``folder``: ``files`` and ``by`` (command and format); empty where none can be read."""
     path = Path(folder) / FIGURES_MANIFEST
     try:
         manifest = json.loads(path.read_text())
@@ -141,14 +135,12 @@ def _plain(names: list[Any]) -> list[str]:
 
 
 def _mine(by: dict[str, list[str]], out: FigureOutput) -> set[str]:
-    """The keys of ``by`` that are the figures of ``out``'s command in its format (an older manifest's ``any``
-    files of that format too)."""
+    """The keys of ``by`` of ``out``'s command in its format (an older manifest's ``any <format>`` too)."""
     return {k for k in by if k == out.key or k == f"any {out.format}"}
 
 
 def _remove_stale(folder: Path, manifest: dict[str, Any], keep: set[str], out: FigureOutput) -> list[Path]:
-    """Remove the files of ``out``'s own entries of ``manifest`` not in ``keep``, listed by no other entry and not
-    written since the command started; returns them."""
+    """Remove ``out``'s own files of ``manifest`` not in ``keep``, listed by no other entry, older than the command."""
     by = manifest.get("by", {})
     mine = _mine(by, out)
     others = {n for k, names in by.items() if k not in mine for n in names}
@@ -176,9 +168,8 @@ def _write_manifest(folder: Path, manifest: dict[str, Any], by: dict[str, list[s
 
 
 def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Path]:
-    """Make ``written`` (and their copies beside) the figures the command in effect keeps in ``folder`` in its format:
-    remove those it wrote there before and not now (nothing else), then write the manifest (with ``about``).
-    Returns the paths removed."""
+    """Make ``written`` the figures the command in effect keeps in ``folder`` in its format: remove its earlier ones
+    (nothing else) and write the manifest, with ``about``.  Returns the paths removed."""
     folder = Path(folder)
     out = current()
     names = {p.with_suffix("." + f).name for p in map(Path, written) if p.parent == folder
@@ -196,8 +187,7 @@ def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Pat
 
 
 def retire_folder(folder: Path) -> list[Path]:
-    """Remove the figures the command in effect wrote in its format in ``folder`` and below, their manifest entries,
-    each manifest left empty and each folder left empty; returns the paths removed."""
+    """Remove the figures the command in effect wrote in its format in ``folder`` and below, with their manifests."""
     out = current()
     removed: list[Path] = []
     for path in sorted(Path(folder).rglob(FIGURES_MANIFEST), key=lambda m: -len(m.parts)):  # the innermost first
@@ -217,8 +207,7 @@ def retire_folder(folder: Path) -> list[Path]:
 
 @contextmanager
 def writing_figures(plots: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Within it, this process alone of the panbench commands writes figures under ``plots``: an exclusive lock of
-    ``.<name>.lock`` beside it (:func:`panbench.locks.exclusive`), given up however the command ends."""
+    """Within it, this process alone of the panbench commands writes figures under ``plots`` (a lock beside it)."""
     plots = Path(plots)
     plots.mkdir(parents=True, exist_ok=True)
     with exclusive(plots.parent / f".{plots.name}.lock", timeout, f"writing the figures in {plots}"):

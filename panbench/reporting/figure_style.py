@@ -1,9 +1,6 @@
-"""The one look of every figure panbench draws: the width of a command's figures (``--figure-width``, set by
-:func:`figure_width`), the font sizes and line widths (:data:`FIGURE_STYLE`, in effect within :func:`styled`), and
-the layout helpers (:func:`new_figure`, :func:`legend_below`, :func:`footnote`, :func:`lay_out`, :func:`fit_texts`).
-A figure is exactly that wide (constrained layout, saved uncropped); what goes under its axes makes it taller.
-Standard library only at import: the command line's options read :data:`WIDTHS` and :func:`figure_inches`.
-"""
+"""The one look of every figure panbench draws (docs/reporting.md): its width (``--figure-width``:
+:func:`figure_width`), its style (:data:`FIGURE_STYLE`, :func:`styled`) and the layout helpers.  Standard library
+only at import: the command line's options read :data:`WIDTHS` and :func:`figure_inches`."""
 
 from __future__ import annotations
 
@@ -33,8 +30,7 @@ Drawing = TypeVar("Drawing", bound=Callable[..., Any])  # a function that draws 
 
 
 def figure_inches(value: str | float | None) -> float:
-    """The width ``value`` names, in inches: ``single`` (3.5), ``double`` (7.2), or a number of inches within
-    :data:`WIDTH_LIMITS`; None: the default (:data:`DEFAULT_WIDTH`).  Anything else: ValueError, in words."""
+    """The width ``value`` names, in inches: ``single``, ``double``, a number within :data:`WIDTH_LIMITS` or None."""
     if value is None:
         return WIDTHS[DEFAULT_WIDTH]
     if isinstance(value, str) and value.strip().lower() in WIDTHS:
@@ -89,8 +85,7 @@ def plt() -> Any:
 
 
 def wrap(text: str, width: int = 60, long_words: bool = True) -> str:
-    """``text`` on lines of at most ``width`` characters, broken at spaces (and after hyphens) where it can, a
-    longer word broken too unless not ``long_words``; a line break of ``text`` stays one."""
+    """``text`` on lines of at most ``width`` characters, a longer word broken unless not ``long_words``."""
     import textwrap
 
     return "\n".join(w for line in text.split("\n") for w in textwrap.wrap(line, width, break_long_words=long_words)
@@ -98,8 +93,7 @@ def wrap(text: str, width: int = 60, long_words: bool = True) -> str:
 
 
 def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
-    """The legend under the axes, in as many columns as fit the figure's width, ``note`` under it; the figure made
-    taller by their height (:func:`lay_out`)."""
+    """The legend under the axes in as many columns as fit, ``note`` under it; the figure taller by their height."""
     labels = [hd.get_label() for hd in handles]
     renderer = fig.canvas.get_renderer()
     # narrower lines only where one column of them is still too wide; the last try (labels of unbreakable
@@ -143,8 +137,7 @@ def note_under(fig: Any, text: str, ha: str, **kw: Any) -> Any:
 
 
 def lay_out(fig: Any) -> None:
-    """Place what goes under the axes (shared x label, legend, notes, footnote) one under the other, make the figure
-    taller by their height and fit the axes in the part above them."""
+    """Place what goes under the axes one under the other and make the figure taller by their height."""
     below = under_axes(fig)
     label = getattr(fig, "_supxlabel", None)  # the axes' shared label: right under them, above the legend
     if below and label is not None and label not in below:
@@ -191,8 +184,7 @@ TICK_GAP_PT = MIN_TEXT_PT  # the least room between two tick labels of one axis,
 
 
 def fit_texts(fig: Any, passes: int = 4) -> None:
-    """Fit every title and axis label to the figure (wrapped) and make each axis' tick labels stand apart (thinned
-    out, wrapped or turned upright), measured on the laid-out figure, redoing the layout at most ``passes`` times."""
+    """Fit titles and axis labels to the figure and make tick labels stand apart, at most ``passes`` times."""
     for _ in range(passes):
         fig.draw_without_rendering()  # the constrained layout done: the texts where they will be
         changed = [_wrap_titles(fig), *[_fit_ticks(fig, axis) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)]]
@@ -213,8 +205,7 @@ def _across(fig: Any, text: Any, renderer: Any) -> bool:
 
 
 def _wrap_titles(fig: Any) -> bool:
-    """Wrap each title and axis label that does not fit the figure (down to 12 characters a line); whether any
-    changed."""
+    """Wrap each title and axis label that does not fit the figure; whether any changed."""
     renderer = fig.canvas.get_renderer()
     texts = [getattr(fig, name, None) for name in ("_suptitle", "_supxlabel", "_supylabel")]
     texts += [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
@@ -244,12 +235,6 @@ def grow(fig: Any, inches: float) -> None:
         lay_out(fig)
 
 
-def _shown_tick_labels(axis: Any) -> list[Any]:
-    """The labels of an axis' major ticks inside its view, in order along it."""
-    return [t.label1 for t in axis._update_ticks() if t.label1.get_visible() and t.label1.get_text().strip()
-            and t in axis.get_major_ticks()]
-
-
 def crowded(fig: Any, labels: list[Any]) -> bool:
     """Whether two of ``labels`` are closer than :data:`TICK_GAP_PT`, or one is past the figure's edge."""
     renderer = fig.canvas.get_renderer()
@@ -272,7 +257,8 @@ def _fit_ticks(fig: Any, axis: Any) -> bool:
     """An axis' tick labels made to stand apart where they crowd (:func:`crowded`); whether they changed."""
     from matplotlib.ticker import FixedLocator
 
-    labels = _shown_tick_labels(axis)
+    labels = [t.label1 for t in axis._update_ticks() if t.label1.get_visible() and t.label1.get_text().strip()
+              and t in axis.get_major_ticks()]  # the shown labels of the major ticks, in order
     if len(labels) < 2 or not crowded(fig, labels):
         return False
     locator = axis.get_major_locator()

@@ -1,6 +1,5 @@
-"""The output formats of the tables (``--format``): one :class:`Writer` per format in :data:`WRITERS`.  Outside CSV
-(field names, full precision) a table is for readers: headers in words (:func:`header`), a column's numbers with
-the same decimals, '-' where missing, text escaped for the format."""
+"""The output formats of the tables (``--format``): one :class:`Writer` per format in :data:`WRITERS`.  Outside
+CSV a table is for readers: headers in words, aligned decimals, '-' where missing, text escaped for the format."""
 
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ WORDS = {*PART, "PQ", "SQ", "RQ", "category", "id", "mIoU", "mDice", "diff", "ma
 
 
 def header(col: str) -> str:
-    """A column's header for readers (``images_per_s`` "images/s", ``PQ_th`` "PQ things", ``mPC PQ_th`` "mPC PQ
-    things"); a name that is not a field's (a run's label) as it is."""
+    """A column's header for readers (``PQ_th`` "PQ things"); a name that is not a field's (a run's label) as it is."""
     if col in HEADERS:
         return HEADERS[col]
     return " ".join(_words(w) for w in col.split(" "))
@@ -56,8 +54,7 @@ def is_number(text: str) -> bool:
 
 
 def cells(df: Any, digits: int, with_index: bool = False) -> Any:
-    """Every cell as text (None where missing): floats with ``digits`` decimals, integers as integers, text as it is;
-    ``with_index``: a named index as the first column."""
+    """Every cell as text (None where missing), floats with ``digits`` decimals; ``with_index``: the index first."""
     import numbers
 
     import pandas as pd
@@ -81,8 +78,7 @@ def cells(df: Any, digits: int, with_index: bool = False) -> Any:
 
 @dataclass(frozen=True)
 class Writer:
-    """A format: ``table(df, digits, notes)`` writes a table and its footnotes (unless ``notes_apart``),
-    ``block(heading, table, reading)`` a verdict (``None``: plain lines)."""
+    """A format: its ``table(df, digits, notes)`` and verdict ``block(heading, table, reading)`` (None: plain lines)."""
 
     table: Callable[[Any, int, Sequence[str]], str]
     block: Callable[[str, str, str], str] | None = None
@@ -112,8 +108,7 @@ def _md(df: Any, digits: int, notes: Sequence[str]) -> str:
 
 
 def latex_escape(text: str) -> str:
-    """Plain text for LaTeX: special characters escaped, ``--`` kept as two hyphens, the tables' non-ASCII signs as
-    LaTeX."""
+    """Plain text for LaTeX: special characters escaped, ``--`` two hyphens, non-ASCII signs as LaTeX."""
     out = text.replace("\\", r"\textbackslash ")
     for ch in "&%$#_{}":
         out = out.replace(ch, "\\" + ch)
@@ -179,8 +174,7 @@ def _latex_cell(v: str) -> str:
 
 
 def _latex(df: Any, digits: int, notes: Sequence[str]) -> str:
-    """A booktabs tabular in footnote size with narrow gaps, long headers on two lines and long names wrapped (a wide
-    table fits a landscape page); the footnotes as small paragraphs after it."""
+    """A booktabs tabular in footnote size that fits a landscape page, the footnotes as small paragraphs after it."""
     c = _stack_intervals(cells(df, digits, with_index=True))
     numeric = [all(v is None or is_number(v) for v in c[k]) and c[k].notna().any() for k in c.columns]
     head = " & ".join(_latex_head(header(str(k)), "r" if n else "l") for k, n in zip(c.columns, numeric))
@@ -204,8 +198,7 @@ def breakable(text: str) -> str:
 
 
 def _html(df: Any, digits: int, notes: Sequence[str]) -> str:
-    """An HTML table in a ``<div class='wide'>``: numbers right-aligned and unbroken, text in ``<span class='t'>`` and
-    breakable; the footnotes as ``<p class='note'>``."""
+    """An HTML table in a ``<div class='wide'>``, text in ``<span class='t'>``, footnotes as ``<p class='note'>``."""
     c = cells(df, digits, with_index=True)
 
     def cell(v: str | None) -> str:

@@ -1,5 +1,4 @@
-"""How tables, plots, the verdict and the report name a run (:func:`run_label`, :func:`model_label`,
-:func:`short_label`), its settings and dataset, and the size classes of the analyses (:data:`SIZES`).  A leaf of
+"""How tables, plots, the verdict and the report name a run, its settings and dataset.  A leaf of
 :mod:`panbench.reporting`: it imports no other reporting module."""
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ SIZES = tuple(name for name, _, _ in SIZE_LIMITS)  # small, medium, large
 
 
 def ops_backend(r: RunRecord) -> str | None:
-    """What served mmcv's compiled ops in the run: "mmcv" or "panbench" (``provenance.versions.mmcv_ops``); None for a
-    run that reached none.  A record without the field ran compiled mmcv where its family runs on mmcv."""
+    """What served mmcv's compiled ops in the run: "mmcv", "panbench" or None (none reached)."""
     v = r.provenance.get("versions") or {}
     if "mmcv_ops" in v:
         return v["mmcv_ops"]
@@ -52,8 +50,7 @@ def _cfg_words(cfg: dict[str, Any] | None) -> list[str]:
 
 
 def settings(r: RunRecord) -> str:
-    """The run's settings that change its numbers or speed as a label: a batch size above 1, AMP other than fp32,
-    the ``--cfg-options``; '' for none."""
+    """The run's batch size above 1, AMP other than fp32 and ``--cfg-options`` as a label; '' for none."""
     return _settings(r.batch_size, r.amp, r.provenance.get("cfg_options"))
 
 
@@ -72,8 +69,7 @@ def summary_model(s: dict[str, Any]) -> str:
 
 
 def settings_match(r: RunRecord, wanted: str | None) -> bool:
-    """Whether the run's :func:`settings` are ``wanted``: the same words in any order, separated by spaces or ``;``;
-    ``default`` or ``''`` names a run without settings."""
+    """Whether the run's :func:`settings` are ``wanted``, in any order (``default`` or ``''``: none)."""
 
     def words(text: str) -> list[str]:
         return sorted(w for w in re.split(r"[;\s]+", text) if w)
@@ -89,8 +85,7 @@ def dataset_key(r: RunRecord) -> str:
 
 
 def corrupted_note(records: list[RunRecord]) -> str:
-    """The line that says where the corrupted runs among ``records`` are shown (the clean runs' tables and plots leave
-    them out); '' where there are none."""
+    """The line that says where the corrupted runs among ``records`` are shown; '' where there are none."""
     n = sum(1 for r in records if r.corruption)
     if not n:
         return ""
@@ -99,8 +94,7 @@ def corrupted_note(records: list[RunRecord]) -> str:
 
 
 def ranked_records(records: list[RunRecord]) -> list[RunRecord]:
-    """The records grouped by dataset (first-seen order), the best PQ first within each: every table's and figure's
-    order."""
+    """The records grouped by dataset (first-seen order), the best PQ first within each."""
     order = list(dict.fromkeys(dataset_key(r) for r in records))
     return sorted(records, key=lambda r: (order.index(dataset_key(r)), -r.metrics["PQ"]))
 
@@ -152,8 +146,7 @@ def absent(v: dict[str, Any]) -> bool:
 
 
 def missing_why(records: list[RunRecord], key: str, default: str) -> list[tuple[list[RunRecord], str]]:
-    """The records without the analysis ``key`` grouped by why: too few images for an interval (``ci``), else
-    ``default``; empty groups left out."""
+    """The records without the analysis ``key`` grouped by why (too few images for an interval, else ``default``)."""
     lacking = [r for r in records if getattr(r, key) is None or getattr(r, key) == {}]
     few = [r for r in lacking if key == "ci" and r.n_images < MIN_IMAGES]
     rest = [r for r in lacking if r not in few]

@@ -1,7 +1,5 @@
-"""The paired difference of runs on the same images, read from their per-image analysis files: the one rule behind
-``table --ci``, the verdict and ``panbench compare`` (:func:`paired_difference`), a group's reference run
-(:func:`pick_reference`) and each record's difference to it (:func:`paired_differences`).  Old records and runs
-without the analysis get none."""
+"""The paired difference of runs on the same images, from their per-image analysis files: the one rule behind
+``table --ci``, the verdict and ``panbench compare``."""
 
 from __future__ import annotations
 
@@ -32,8 +30,7 @@ def ann_file(r: RunRecord) -> str | None:
 
 
 def isthing_of(r: RunRecord, n_categories: int) -> list[bool] | None:
-    """The thing/stuff flag of each category of the run's category table, from its annotation file; None when that
-    cannot be read or lacks ``n_categories`` categories."""
+    """The thing flag of each of the run's ``n_categories`` categories, from its annotation file; else None."""
     ann = ann_file(r)
     flags = _isthing(str(ann)) if ann and Path(ann).is_file() else None
     return list(flags) if flags is not None and len(flags) == n_categories else None
@@ -65,8 +62,7 @@ def pick_pair(runs_a: list[RunRecord], runs_b: list[RunRecord]) -> tuple[RunReco
 
 def paired_difference(x: Any, ref: Any, isthing: list[bool], n_resamples: int = 1000, seed: int = 0,
                       per_class: bool = False, category_ids: list[int] | None = None) -> dict[str, Any]:
-    """The paired image bootstrap of run ``x`` minus run ``ref`` (:func:`panbench.analysis.paired_bootstrap`), 1000
-    resamples and seed 0 by default: the same interval for the same pair everywhere."""
+    """The paired image bootstrap of run ``x`` minus run ``ref`` (:func:`panbench.analysis.paired_bootstrap`)."""
     return paired_bootstrap(x, ref, isthing, n_resamples=n_resamples, seed=seed, per_class=per_class,
                             category_ids=category_ids)
 
@@ -77,8 +73,7 @@ def is_reference(r: RunRecord, reference: str, records: list[RunRecord]) -> bool
 
 
 def pick_reference(group: list[int], records: list[RunRecord], reference: str | None) -> int | None:
-    """The reference run of a group (indices into ``records``): the one ``reference`` names (of several, the one
-    without settings, then the best PQ), else the best PQ; None when ``reference`` names none of the group."""
+    """The reference run of a group (indices into ``records``): the one ``reference`` names, else the best PQ."""
     cands = group
     if reference is not None:
         cands = [k for k in group if is_reference(records[k], reference, records)]
@@ -88,8 +83,7 @@ def pick_reference(group: list[int], records: list[RunRecord], reference: str | 
 
 def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
                  ) -> tuple[dict[int, tuple[Any, Any]], dict[tuple[str | None, int], list[int]]]:
-    """Each record's (AnalysisSet, RunSums) by index, and the indices grouped by :func:`pair_key`; a missing or
-    damaged analysis file gets a note."""
+    """Each record's (AnalysisSet, RunSums) by index and the indices by :func:`pair_key`; a note for a missing file."""
     loaded: dict[int, tuple[Any, Any]] = {}
     groups: dict[tuple[str | None, int], list[int]] = {}
     for k, r in enumerate(records):
@@ -112,8 +106,7 @@ def _load_groups(records: list[RunRecord], results_dir: Path, notes: list[str]
 
 def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, tuple[Any, Any]],
                 notes: list[str]) -> dict[str, Any] | None:
-    """Run ``k`` minus the reference run ``ref_k``: vs, diff, interval, excludes_zero; None and a note when it cannot
-    be computed."""
+    """Run ``k`` minus the reference run ``ref_k``; None and a note when it cannot be computed."""
     r, (a, sums) = records[k], loaded[k]
     label = short_label(r, records)
     isthing = getattr(a, "isthing", None) or isthing_of(r, a.n_categories)  # newer analysis files carry it
@@ -138,9 +131,8 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
 
 def paired_differences(records: list[RunRecord], results_dir: Path, reference: str | None = None
                        ) -> tuple[list[dict[str, Any] | None], list[str]]:
-    """For each record: its paired bootstrap against the reference run of its group (records sharing a :func:`pair_key`
-    with a readable analysis file; the reference gets ``{"reference": True}``) or None, and the notes.  Each
-    difference is ``{"vs", "diff", "interval", "excludes_zero"}`` (docs/analysis.md)."""
+    """For each record its paired difference to the reference run of its group (``{"reference": True}`` for that run)
+    or None, and the notes (docs/analysis.md)."""
     out: list[dict[str, Any] | None] = [None] * len(records)
     notes: list[str] = []
     loaded, groups = _load_groups(records, results_dir, notes)

@@ -1,6 +1,4 @@
-"""Where the texts inside a figure go, measured on the laid-out figure (in pixels): names beside points clear of
-each other, the points and lines (:func:`place_labels`), values on bars (:func:`value_labels`), and value labels
-kept inside their axes (:func:`keep_inside`)."""
+"""Where the texts inside a figure go, measured on the laid-out figure (pixels): names beside points, values on bars."""
 
 from __future__ import annotations
 
@@ -14,9 +12,8 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
 
 def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], lines: tuple[Any, ...] = ()) -> None:
-    """Move each label (an annotation in offset points from its point) to the nearest place around its point that
-    overlaps no label placed before, no point and, inside the axes, none of ``lines``; else a free place in the
-    figure; a label too wide for any goes on more lines, and one moved off its point's side gets a line to it."""
+    """Move each label (an annotation beside its point) to the nearest place clear of the labels placed before, the
+    points and ``lines``, inside the axes where it can, else inside the figure; a label too wide goes on more lines."""
     from matplotlib.text import Text
 
     fig = ax.figure
@@ -50,8 +47,7 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
 
 def _place(text: Any, spots: list[tuple[float, float, str]], taken: list[Box],
            areas: tuple[tuple[list[Box], Any], ...], renderer: Any) -> bool:
-    """Put ``text`` at the first spot free of ``taken`` and of an area's boxes inside that area, in the areas' order;
-    else where it covers least inside the figure, else at the first spot.  Whether a place in the figure was found."""
+    """Put ``text`` at the first free spot of the areas, in order, else where it covers least; whether one was found."""
     if any(any(_free(b := _move(text, sp, renderer), taken + clear) and _within(b, area) for sp in spots)
            for clear, area in areas):
         return True
@@ -100,8 +96,7 @@ def _along(line: Any, every: float = 3.0) -> list[tuple[float, float]]:
 
 
 def value_labels(ax: Any, bars: Any, labels: list[str]) -> None:
-    """``labels`` on the bars, level where a bar is wider than its label, else upright; none where a bar is
-    narrower than a line of text (the axis is read instead)."""
+    """``labels`` on the bars, level where they fit, else upright; none on bars narrower than a line of text."""
     fig = ax.figure
     span = float(np.diff(ax.get_xlim())[0]) or 1.0
     points = bars[0].get_width() / span * ax.get_position().width * fig.get_figwidth() * 72 if len(bars) else 0.0

@@ -1,6 +1,5 @@
-"""Plots of result records (matplotlib; under ``results/plots/<dataset>/`` in the format :mod:`.figure_files` says):
-PQ/SQ/RQ bars, PQ against speed and GFLOPs, per-class PQ, and the analyses' plots (docs/analysis.md).  A run that
-lacks an analysis is left out of its plot and named under it; a plot no run has the data for is skipped."""
+"""Plots of result records (matplotlib, under ``results/plots/<dataset>/``): PQ/SQ/RQ bars, PQ against speed and
+GFLOPs, per-class PQ and the analyses' plots (docs/reporting.md)."""
 
 from __future__ import annotations
 
@@ -57,8 +56,7 @@ HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 
 def styles(records: list[RunRecord], colors: Colors | None = None, context: list[RunRecord] | None = None
            ) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Bar styles (colour by model from ``colors``, hatch by post-processing) and legend handles naming each model
-    and post-processing once; ``context`` (default ``records``): the runs the labels are told apart among."""
+    """Bar styles (colour by model, hatch by post-processing) and legend handles naming each once."""
     from matplotlib.patches import Patch
 
     context = context or records
@@ -79,8 +77,7 @@ def styles(records: list[RunRecord], colors: Colors | None = None, context: list
 
 
 def save(fig: Any, path: Path, dpi: int = 100) -> Path:
-    """Save ``fig`` at ``path`` in the figure format in effect (:func:`~.figure_files.write_figure`, ``dpi`` unless
-    ``--dpi`` says), its texts fitted first (:func:`~.figure_style.fit_texts`), and close it; returns the path."""
+    """Save ``fig`` at ``path`` in the figure format in effect, its texts fitted first, and close it; the path."""
     fit_texts(fig)
     path = write_figure(fig, path, dpi)
     plt().close(fig)
@@ -135,8 +132,7 @@ LOG_SPAN = 10.0  # the fastest run more than this many times the slowest: a loga
 
 @styled
 def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ against images/s: each run a named point in its model's colour, the Pareto front a dashed staircase, the
-    speed axis logarithmic past :data:`LOG_SPAN`; the devices and the runs without a measured speed named under it."""
+    """PQ against images/s: named points, the Pareto front dashed, the runs without a measured speed named under it."""
     from matplotlib.lines import Line2D
 
     fig, ax = new_figure(axes_height(0.55, 2.4, 4.0))
@@ -163,7 +159,10 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}" if any(speed_shared(r) for r, _ in points) else ""
     handles = [Line2D([], [], linestyle="--", color="0.45", label="Pareto front: no other run has a higher PQ and "
                       "more images/s")]
-    legend_below(fig, handles, "\n".join(n for n in (_devices(points, records), left_out, shared) if n))
+    devices = list(dict.fromkeys(r.device for r, _ in points))  # where the speeds were measured
+    measured = (f"measured on {devices[0]}" if len(devices) == 1 else
+                "measured on: " + "; ".join(f"{short_label(r, records)}: {r.device}" for r, _ in points))
+    legend_below(fig, handles, "\n".join(n for n in (measured, left_out, shared) if n))
     place_labels(ax, names, [(x, r.metrics["PQ"]) for r, x in points], tuple(front))
     return save(fig, out / "pq_vs_speed.png")
 
@@ -207,14 +206,6 @@ def _speed_axis(ax: Any, xs: list[float]) -> None:
     ax.grid(alpha=0.3)
 
 
-def _devices(points: list[tuple[RunRecord, float]], records: list[RunRecord]) -> str:
-    """The device the speeds were measured on, or each run's where they differ."""
-    devices = list(dict.fromkeys(r.device for r, _ in points))
-    if len(devices) == 1:
-        return f"measured on {devices[0]}"
-    return "measured on: " + "; ".join(f"{short_label(r, records)}: {r.device}" for r, _ in points)
-
-
 @styled
 def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ against GFLOPs per image, each point named; a run without counted GFLOPs left out and named under it."""
@@ -239,8 +230,7 @@ def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = No
 
 
 def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], Any, Any]:
-    """Category ids, the runs' PQ table (NaN where a class is absent) and the indices of the ``top`` classes where the
-    runs differ most, among those defined in every run."""
+    """Category ids, the runs' PQ table (NaN: absent) and the ``top`` classes where the runs differ most."""
     cids = sorted({c for r in records for c in r.per_class}, key=lambda c: int(c) if c.isdigit() else c)
     table = np.array([[np.nan if (v := r.per_class.get(c)) is None or absent(v) else v["PQ"] for c in cids]
                       for r in records], float)
@@ -252,8 +242,7 @@ def ranked_classes(records: list[RunRecord], top: int = 15) -> tuple[list[str], 
 @styled
 def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "",
                           top: int = 15) -> Path:
-    """Per-class PQ of the ``top`` classes where the runs differ most (one run: of highest PQ), things first, then
-    stuff (:func:`class_kinds`); a class with undefined PQ is not drawn nor ranked."""
+    """Per-class PQ of the ``top`` classes where the runs differ most, things first, then stuff."""
     names = {k: v for r in records for k, v in r.provenance.get("category_names", {}).items()}
     cids, table, ranked = ranked_classes(records, top)
     n_ranked = int((~np.isnan(table).any(0)).sum())
@@ -322,9 +311,8 @@ def plot_dir(results_dir: Path, dataset: str) -> Path:
 
 
 def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
-    """The clean runs grouped and ordered as the table groups them (:func:`~.labels.dataset_key`), each with its plot
-    folder's name: the dataset's for the image set it leads with, ``<dataset>-<fingerprint[:8]>`` (or
-    ``<dataset>-no-fingerprint``) for each other."""
+    """The clean runs grouped as the table groups them, each with its plot folder's name: the dataset's for the image
+    set it leads with, ``<dataset>-<fingerprint[:8]>`` for each other."""
     records = ranked_records([r for r in records if not r.corruption])  # each group as the table ranks it
     out: list[tuple[str, list[RunRecord]]] = []
     for key in dict.fromkeys(dataset_key(r) for r in records):
@@ -337,9 +325,7 @@ def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
 
 def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecord]]],
                         every: list[RunRecord] | None = None, under: str = "plots") -> list[str]:
-    """Remove the figures panbench wrote in the plot folders (under ``results_dir/under``) of ``groups``' datasets that
-    no group is drawn in now, and, given ``every`` (all records), of datasets with no clean run left; one line per
-    folder emptied."""
+    """Remove the figures panbench wrote in the plot folders of datasets no group is drawn in now; a line per folder."""
     root, notes = Path(results_dir) / under, []
     drawn, datasets = {name for name, _ in groups}, {g[0].dataset for _, g in groups}
     known = None if every is None else {r.dataset for r in every if not r.corruption}
@@ -358,8 +344,7 @@ def retire_plot_folders(results_dir: Path, groups: list[tuple[str, list[RunRecor
 
 def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = ""
                ) -> tuple[list[Path], list[str]]:
-    """All plots of ``records`` (one dataset's latest runs) under ``out``, in ``colors``, ``note`` their footnote;
-    and one line per plot skipped (no data), failed (starting with :data:`FAILED`) or removed (an earlier run's)."""
+    """All plots of ``records`` under ``out``, and a line per plot skipped, failed (:data:`FAILED`) or removed."""
     records = ranked_records(records)  # as the table ranks them: the best PQ first
     colors = colors or model_colors(None, records)
     speed = any(measured_speed(r) is not None for r in records)
@@ -403,8 +388,7 @@ SIDE_BY_SIDE = 6.0  # inches: narrower figures stack the interval panels (PQ, PQ
 
 @styled
 def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ, PQ_th and PQ_st of each run with its 95% bootstrap interval: three panels side by side, or stacked in a
-    figure narrower than :data:`SIDE_BY_SIDE`."""
+    """PQ, PQ_th and PQ_st of each run with its 95% interval: three panels, stacked below :data:`SIDE_BY_SIDE`."""
     have = [r for r in records if r.ci]
     stacked = current_width() < SIDE_BY_SIDE
     shape = (3, 1) if stacked else (1, 3)
@@ -446,8 +430,7 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
 
 @styled
 def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
-    """PQ of things per COCO size bucket, one bar per run (none where undefined); a bucket without segments is named
-    under the axes instead."""
+    """PQ of things per COCO size bucket, one bar per run; a bucket without segments named under the axes."""
     have = [r for r in records if r.by_size]
     sizes = [s for s in SIZES if any((r.by_size or {}).get(s, {}).get("n") for r in have)]
     empty = [s for s in SIZES if s not in sizes]

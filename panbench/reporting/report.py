@@ -1,5 +1,4 @@
-"""``panbench report``: one self-contained HTML page (images embedded as data URIs), with a gallery per dataset of
-the images where each model loses most PQ to the best other run (:func:`gallery_section`)."""
+"""``panbench report``: one self-contained HTML page (images embedded as data URIs), docs/reporting.md."""
 
 from __future__ import annotations
 
@@ -76,8 +75,7 @@ div.wide.overflows::before { content: "wide table: scroll sideways \\2192"; disp
 details { margin: 0.5em 0; } pre { font-size: 11px; background: #f8f8f8; padding: 0.5em; overflow-x: auto; }
 """
 
-# After loading, the page records how many tables and decoded images it has, its width and its wide tables
-# with their scroll cue (read by the browser tests).
+# After loading, the page records its tables, decoded images, width and wide tables (read by the browser tests).
 CHECK_SCRIPT = """
 window.addEventListener('load', () => {
   markWide();
@@ -144,8 +142,7 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
 
 
 def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, list[str]]:
-    """The plots, then the galleries, of a dataset's groups of runs (:func:`plot_groups`), drawn in ``page.plots``;
-    and the notes for stderr (plots failed, figures removed)."""
+    """The plots and galleries of a dataset's groups of runs, and the notes for stderr."""
     parts, galleries, failed = ["<h3>plots</h3>"], [], []
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
@@ -179,7 +176,6 @@ def _provenance(r: RunRecord) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
                    for k, v in rows.items())
     cfg = html.escape(p.get("config", ""))
-    # the title: model, post-processing, settings, dataset (name, fingerprint) and image count
     more = f" · {s}" if (s := settings(r)) else ""
     title = f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({images(r.n_images)})"
     return (f"<details><summary>{html.escape(title)}</summary><table>{body}</table>"
@@ -188,8 +184,7 @@ def _provenance(r: RunRecord) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """What the parts of a report page read: the results folder, the folder its figures are drawn in, the reference
-    run of the paired differences and each model's colour."""
+    """What the parts of a report page read: the results, the figures' folder, the reference run, the colours."""
 
     results: Path
     plots: Path
@@ -216,9 +211,8 @@ class Page:
 
 def write_report(results: Path, dataset: str | None = None, out: Path | None = None,
                  reference: str | None = None) -> Path:
-    """Write the report of the runs in ``results`` (of ``dataset``) at ``out`` (default ``RESULTS/report.html``; its
-    figures under ``RESULTS/report_files/``, or a temporary folder with ``out``): per dataset the verdict, tables,
-    plots and gallery, then robustness, the visualizations and each run's provenance (docs/reporting.md)."""
+    """Write the report of the runs in ``results`` (of ``dataset``) at ``out`` (default ``RESULTS/report.html``, its
+    figures under ``RESULTS/report_files/``; with ``out``, in a temporary folder); returns its path."""
     import tempfile
 
     announce(f"reading the records in {results}")
@@ -231,8 +225,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     folder = (tempfile.TemporaryDirectory(prefix="panbench-plots-") if out is not None
               else nullcontext(str(results / REPORT_FILES)))
     colors = model_colors(results, records, keep=out is None)  # kept under results/ unless the page goes elsewhere
-    # under results/report_files, one report at a time writes figures (another report beside this one waits): the
-    # page's links name files that are there when it is written; `plot` and `robustness` write elsewhere (plots/)
+    # one report at a time writes under results/report_files: the page's links name files that are there
     lock = writing_figures(results / REPORT_FILES) if out is None else nullcontext()
     out = out or results / "report.html"
     with folder as plots, lock, viewable_in_a_browser():
@@ -248,8 +241,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
 
 
 def _page(page: Page, records: list[RunRecord], robust: list[RunRecord]) -> tuple[str, list[str]]:
-    """The page, part after part, and the notes for stderr (plots failed, figures removed); ``robust``: every latest
-    run, clean and corrupted."""
+    """The page, part after part, and the notes for stderr; ``robust``: every latest run, clean and corrupted."""
     groups = plot_groups(records)
     sections, failed = [], []
     for ds in sorted({r.dataset for r in records if not r.corruption}):  # corrupted: the robustness part
@@ -277,8 +269,6 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
                      ) -> tuple[str, list[str]]:
     """A dataset's section: verdict, tables, details, plots and galleries; and the notes for stderr."""
     plots, failed = _plots(page, groups)
-    # the verdict (:func:`panbench.reporting.tables.verdicts`): per group of runs on the same images, the ranking
-    # on PQ with the paired differences to the reference run, and the reading in one line
     found, verdict_notes = verdicts(ranked_records(recs), page.results, page.reference)
     notes: list[str] = []
     compared = format_table(comparison(recs, notes=notes), "html", notes=notes)
@@ -298,8 +288,7 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
 
 
 def _robustness(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:
-    """The robustness section (empty without a clean and a corrupted run of a model) and the note for stderr of the
-    figures removed."""
+    """The robustness section (empty without corrupted runs) and the note for stderr of the figures removed."""
     summaries = robustness_summaries(records)
     if not summaries:
         return "", []
@@ -338,8 +327,7 @@ N_IMAGES = 3  # images per model
 
 
 def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tuple[RunRecord, RunRecord, list]]:
-    """Per run A with a per-image analysis file: the best other run B on the same images and A's (at most ``n``)
-    images of largest loss PQ(A) - PQ(B) < 0, best run first."""
+    """Per run A: the best other run B on the same images and A's (at most ``n``) images of largest loss to B."""
     groups: dict[str | None, list[RunRecord]] = {}
     for r in recs:
         if r.analysis_file and (results / r.analysis_file).is_file() and fingerprint(r):
@@ -349,7 +337,8 @@ def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tupl
         cols = {}
         for r in runs:
             try:
-                cols[id(r)] = _columns(r, results)
+                aset = AnalysisSet.load(results / str(r.analysis_file))
+                cols[id(r)] = per_image_columns(aset, file_names_of(_dataset(r).get("ann_file"), aset.image_ids))
             except PanbenchError as e:  # a damaged analysis file: the run left out of the gallery, said in one line
                 note_skipped(str(e))
         runs = [r for r in runs if id(r) in cols]
@@ -363,19 +352,13 @@ def losses(recs: list[RunRecord], results: Path, n: int = N_IMAGES) -> list[tupl
     return out
 
 
-def _columns(r: RunRecord, results: Path) -> dict[str, Any]:
-    aset = AnalysisSet.load(results / str(r.analysis_file))
-    return per_image_columns(aset, file_names_of(_dataset(r).get("ann_file"), aset.image_ids))
-
-
 def _dataset(r: RunRecord) -> dict[str, Any]:
     return (r.provenance or {}).get("dataset") or {}
 
 
 def gallery_section(recs: list[RunRecord], results: Path, out_dir: Path, img: Callable[[Path], str],
                     n: int = N_IMAGES, where: str = "") -> str:
-    """The gallery's HTML (empty with fewer than two runs on the same images): per model, its ``n`` largest losses to
-    the best other run as a table and, where available, overlays written under ``out_dir``."""
+    """The gallery's HTML: per model its ``n`` largest losses to the best other run, a table and overlays."""
     found = losses(recs, results, n)
     if not found:
         return ""

@@ -1,5 +1,4 @@
-"""Robustness tables and plots (``panbench robustness``, ``table --robustness``, the report): the summaries of
-:mod:`panbench.robustness.summary`, PQ against severity per corruption, and the PQ drop as a heatmap."""
+"""Robustness tables and plots (``panbench robustness``, ``table --robustness``, the report)."""
 
 from __future__ import annotations
 
@@ -25,8 +24,7 @@ PARTS = ("clean", "mPC", "rPC", *CORRUPTION_GROUPS)  # the prefixes of the summa
 
 
 def summary_frame(summaries: list[dict[str, Any]]) -> Any:
-    """One row per summary in field names: model, postprocess, dataset, n_images, n_corruptions, severities, then
-    clean, mPC, rPC and each group with PQ, PQ_th and PQ_st (``clean_PQ``, ``mPC_PQ_th``, ...)."""
+    """One row per summary in field names (``clean_PQ``, ``mPC_PQ_th``, ``noise_PQ_st``, ...)."""
     import pandas as pd
 
     rows = []
@@ -60,8 +58,7 @@ def _for_readers(df: Any) -> Any:
 
 
 def format_robustness_table(df: Any, fmt: str, digits: int = 2, notes: tuple[str, ...] = (NOTE,)) -> str:
-    """The table in ``fmt``, '-' where a value is absent; CSV keeps field names and every digit (``notes`` apart), the
-    other formats round to ``digits``."""
+    """The table in ``fmt``: CSV with field names and every digit, the other formats rounded to ``digits``."""
     w = writer(fmt)
     return w.table(df if w.fields else _for_readers(df).round(digits), digits, notes)
 
@@ -94,8 +91,7 @@ def robustness_table(results_dir: Path, dataset: str | None, fmt: str) -> str:
 
 
 def plots(summaries: list[dict[str, Any]], out_dir: Path, colors: Colors | None = None) -> list[Path]:
-    """``robustness_severity.png`` and ``robustness_drop.png`` of the summaries under ``out_dir``, each model in its
-    colour of ``colors`` (one none has where it lacks it); returns the paths written."""
+    """``robustness_severity.png`` and ``robustness_drop.png`` under ``out_dir``, each model in its colour."""
     if not summaries:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,8 +110,7 @@ def _datasets(summaries: list[dict[str, Any]]) -> str:
 @styled
 def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[str], keys: list[str],
                    path: Path, colors: Colors) -> Path:
-    """PQ against severity, one panel per corruption (named in its group's colour), one line per summary (a model's in
-    its colour, each in a line style of its own), the PQ axis shared; the legend under the panels."""
+    """PQ against severity, a panel per corruption, a line per summary (a model's in its colour), the legend under."""
     from matplotlib.lines import Line2D
 
     dashes: tuple[Any, ...] = ("-", "--", ":", "-.")
@@ -164,8 +159,7 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
 
 
 def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, Any]:
-    """The heatmap of the PQ drops (rows: corruptions named in their group's colour; columns: runs), each number in
-    black or white as contrasts more; a colour bar unless there is one value."""
+    """The heatmap of the PQ drops (rows: corruptions, columns: runs), each number in black or white by contrast."""
     import numpy as np
 
     fig, ax = new_figure(max(0.28 * len(names) + 1.5, 2.2))
@@ -187,8 +181,7 @@ def drop_figure(drop: Any, names: list[str], labels: list[str]) -> tuple[Any, An
 
 
 def _label(s: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
-    """The model's name with its clean run's settings, and its dataset (with the fingerprint's first 8 hex digits
-    where two image sets of it) and post-processing where the summaries differ in them."""
+    """The model's name with its clean run's settings, and dataset and post-processing where summaries differ."""
     label = summary_model(s)
     sets = {(x["dataset"], x.get("fingerprint")) for x in summaries}
     if len(sets) > 1:

@@ -1,8 +1,5 @@
-"""Comparison tables (pandas) from result records, the latest run of each model side by side: the data step makes
-frames whose columns are record field names (:func:`comparison`, :func:`per_class`; their kinds in
-:mod:`.columns`), the presentation step (:func:`format_table`) writes them in a format (:mod:`.formats`).  And the
-verdict (:func:`verdicts`): per group of runs on the same images, the ranking on PQ with each run's paired
-difference to a reference run (:func:`.pairing.paired_differences`), read in one line."""
+"""Comparison tables (pandas) from result records: the data step (:func:`comparison`, :func:`per_class`, columns
+named as record fields), the presentation step (:func:`format_table`) and the verdict (:func:`verdicts`)."""
 
 from __future__ import annotations
 
@@ -48,8 +45,7 @@ def no_records(results_dir: Any, dataset: str | None, every: list[RunRecord]) ->
 
 
 def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[RunRecord]:
-    """The newest record of each (model, post-processing, dataset fingerprint, settings, ops backend), in first-seen
-    order."""
+    """The newest record of each (model, post-processing, dataset, settings, ops backend), in first-seen order."""
     out: dict[tuple[str, str, str, str, str | None], RunRecord] = {}
     for r in sorted(records, key=lambda r: r.date):
         if dataset is None or r.dataset == dataset:
@@ -67,10 +63,8 @@ INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable int
 def comparison(records: list[RunRecord], vs_published: bool = False, analyses: list[str] | tuple = (),
                results_dir: Path | None = None, notes: list[str] | None = None, all_columns: bool = False,
                reference: str | None = None, compact: bool = False) -> Any:
-    """One row per run, the best PQ first within each dataset: the columns a reader compares (:data:`DEFAULT_COLUMNS`,
-    those that say nothing for these rows dropped), every column with ``all_columns``, or the run's identity and the
-    columns of ``analyses`` (paired differences to ``reference``); ``compact``: the report's analysis tables (label
-    and analysis columns only).  ``notes`` (when given) receives the footnotes."""
+    """One row per run, the best PQ first within each dataset: the columns a reader compares, every column
+    (``all_columns``) or the columns of ``analyses``; ``notes`` (when given) receives the footnotes."""
     import pandas as pd
 
     records = ranked_records(records)
@@ -122,14 +116,10 @@ def _metric_columns(r: RunRecord) -> dict[str, Any]:
                 "images_per_s": measured_speed(r), "device": r.device,
                 "images_per_s_shared": speed_shared(r) and measured_speed(r) is not None,  # a '~' to write
                 "params_M": r.params / 1e6 if r.params else None, "GFLOPs": gflops(r)})
-    row.update(evaluator_columns(r))
+    # the user's evaluators' fields (--evaluator), a column Name.field for each number or text
+    row.update({f"{name}.{k}": v for name, fields in (r.evaluators or {}).items() for k, v in fields.items()
+                if isinstance(v, (int, float, str)) or v is None})
     return row
-
-
-def evaluator_columns(r: RunRecord) -> dict[str, Any]:
-    """The user's evaluators' fields (``--evaluator``), a column ``Name.field`` for each number or text."""
-    return {f"{name}.{k}": v for name, fields in (r.evaluators or {}).items() for k, v in fields.items()
-            if isinstance(v, (int, float, str)) or v is None}
 
 
 def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
@@ -184,8 +174,7 @@ def _drop_columns(df: Any, notes: list[str] | None, analyses: list[str] | tuple,
 
 
 def per_class(records: list[RunRecord]) -> Any:
-    """Per-class PQ: one row per category (id, name), one column per run (its :func:`~.labels.short_label`, best PQ
-    first), blank where absent from ground truth and predictions; one block of rows per dataset."""
+    """Per-class PQ: one row per category, one column per run (best PQ first), blank where absent, by dataset."""
     import pandas as pd
 
     ranked = ranked_records(records)  # the verdict's order: the best PQ first
@@ -208,8 +197,7 @@ def per_class(records: list[RunRecord]) -> Any:
 def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_published: bool, by_class: bool,
                      analyses: list[str] | tuple = (), reference: str | None = None, all_columns: bool = False
                      ) -> tuple[str, list[str]]:
-    """The verdict and the table of the latest runs in ``results_dir``, and the footnotes (in the text except in CSV,
-    where the caller prints the verdict and footnotes apart); ``--per-class`` has no verdict."""
+    """The verdict and the table of the latest runs in ``results_dir``, and the footnotes (CSV: printed apart)."""
     every = load_records(results_dir)
     records = latest_runs(every, dataset)
     if not records:
@@ -236,9 +224,8 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
 
 
 def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
-    """The table in ``fmt`` (:data:`.formats.WRITERS`), '-' where a value is missing.  CSV keeps every digit and
-    column; the other formats round to ``digits``, fold the columns the same in every row into a note, show the
-    declared columns by kind (:func:`_display`), and put ``notes`` after the table."""
+    """The table in ``fmt`` (:data:`.formats.WRITERS`): CSV with every digit; for readers rounded to ``digits``, the
+    same-in-every-row columns a note, declared columns by kind, ``notes`` after it."""
     w = writer(fmt)
     if w.fields:  # CSV: every digit of the record, for machines
         return w.table(df, digits, notes)
@@ -254,8 +241,7 @@ FOLDED = ("postprocess", "framework", "settings", "dataset", "n_images", "select
 
 
 def _drop_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
-    """``df`` without the :data:`FOLDED` columns that have one value in every row (of two or more), and the note that
-    gives those values once."""
+    """``df`` without the :data:`FOLDED` columns the same in every row, and the note that gives them once."""
     if len(df) < 2:
         return df, []
     same = [c for c in df.columns if c in FOLDED and df[c].nunique(dropna=False) == 1]
@@ -267,8 +253,7 @@ def _drop_constant(df: Any, digits: int) -> tuple[Any, list[str]]:
 
 
 def _display(df: Any, digits: int) -> Any:
-    """The declared columns shown for readers: an interval as one 'X 95% CI' column, a speed with its mark, a
-    difference signed with its mark."""
+    """The declared columns for readers: an interval as 'X 95% CI', marks after speeds and differences."""
     import pandas as pd
 
     df = df.copy()
@@ -291,8 +276,7 @@ def _display(df: Any, digits: int) -> Any:
 
 
 def verdict_text(verdicts: list[Any], fmt: str) -> str:
-    """The verdicts in ``fmt``: per group its heading, the ranking table and the reading; plain lines without a verdict
-    block (CSV)."""
+    """The verdicts in ``fmt``: heading, ranking and reading per group; plain lines without a verdict block."""
     block = writer(fmt).block
     if block is None:
         return "\n".join(line for v in verdicts for line in lines(v))
@@ -361,8 +345,7 @@ def verdicts(records: list[RunRecord], results_dir: Path, reference: str | None 
 
 
 def reading(v: Verdict) -> str:
-    """The verdict in one line: who beats whom by how much where the interval excludes 0, else 'not distinguishable',
-    and the runs without a paired difference."""
+    """The verdict in one line: who beats whom by how much, or 'not distinguishable'."""
     if len(v.rows) == 1:
         return f"{v.rows[0]['label']}: the only run on {these_images(v.n_images)}, nothing to compare"
     if v.reference is None:
@@ -386,8 +369,7 @@ def reading(v: Verdict) -> str:
 
 
 def cell(row: dict[str, Any]) -> str:
-    """The difference column of the ranking: 'reference', '+1.23 [-0.40, +2.90]' ('*' where the interval excludes 0)
-    or '-'."""
+    """The ranking's difference column: 'reference', '+1.23 [-0.40, +2.90]' (with '*' where significant) or '-'."""
     if row["reference"]:
         return "reference"
     if row["diff"] is None:

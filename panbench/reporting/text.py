@@ -1,5 +1,4 @@
-"""Results as plain text for the terminal: the All/Things/Stuff table, one run, several runs, and the paired
-intervals of ``panbench compare`` (docs/analysis.md).  No torch, no pandas."""
+"""Results as plain text for the terminal (docs/analysis.md).  No torch, no pandas."""
 
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ def format_metrics(m: dict[str, Any], title: str = "") -> str:
 
 
 def format_record(rec: RunRecord, results_dir: Any = None) -> str:
-    """The model's All/Things/Stuff table, timings, the delta to the published numbers, its analyses and the record's
-    path under ``results_dir``."""
+    """The model's All/Things/Stuff table, timings, published deltas, analyses and the record's path."""
     m = {**rec.metrics, **rec.semantic, "n_categories": rec.n_categories}
     if rec.miou is not None:  # one mIoU, named by its source, on its own line below
         m.pop("mIoU", None)
@@ -83,8 +81,7 @@ def record_line(rec: RunRecord, results_dir: Any = None) -> str:
 
 
 def format_analyses(res: Mapping[str, Any]) -> list[str]:
-    """The lines of each analysis ``res`` (a record, or ``score --json``'s dict) has, in the order of
-    :data:`panbench.analyses.ANALYSES`; the inline ones share one line, where the first is."""
+    """The lines of each analysis ``res`` has, in :data:`panbench.analyses.ANALYSES`'s order, the inline ones joined."""
     lines: list[str] = []
     inline: list[str] = []
     at = None  # where the inline line goes
@@ -117,8 +114,7 @@ def _ms(t: dict[str, Any], key: str) -> str:
 
 
 def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
-    """One row per model (post-processing, metrics, speed); with ``results_dir`` the verdict first
-    (:func:`panbench.reporting.tables.verdicts`)."""
+    """One row per model; with ``results_dir`` the verdict first (:func:`panbench.reporting.tables.verdicts`)."""
     w = max([len("post-processing"), *(len(r.postprocess) for r in records)])
     head = f"{'model':24} {'post-processing':{w}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'img/s':>7}"
     rows = []
@@ -174,12 +170,9 @@ def _diff(v: dict[str, Any]) -> float | None:
 
 def evaluator_lines(evaluators: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
     """A line per evaluator of the user's (``--evaluator``): its name and fields."""
-    return [f"{name}: " + ", ".join(f"{k} {_field(v)}" for k, v in fields.items())
+    return [f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in fields.items())
             for name, fields in (evaluators or {}).items()]
-
-
-def _field(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def diagnosis_lines(findings: list[dict[str, Any]]) -> list[str]:

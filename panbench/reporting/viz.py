@@ -1,6 +1,4 @@
-"""``panbench viz``: one image with the panoptic overlays of one or two models beside the ground truth,
-a map of where two models' labels disagree, and, for MaskFormer and Mask2Former, the mask maps of
-their top queries."""
+"""``panbench viz``: one image with the panoptic overlays of one or two models beside the ground truth."""
 
 from __future__ import annotations
 
@@ -39,8 +37,7 @@ def find_sample(dataset: PanopticDataset, image_id: int) -> Sample:
 
 
 def predict(lm: Any, spec_name: str, sample: Sample, top_queries: int = 4) -> Prediction:
-    """Run a loaded model (``evaluation.loading.load_model``) on one image, with the masks of its best queries
-    when it has them (:meth:`panbench.models.protocol.PanopticModel.query_masks`)."""
+    """Run a loaded model on one image, with the masks of its best queries when it has them."""
     import torch
 
     data = lm.pipeline({"img_path": str(sample.image_path), "img_id": sample.image_id})
@@ -87,8 +84,7 @@ def semantic(ids: np.ndarray, segments: list[dict[str, Any]]) -> np.ndarray:
 
 
 def label_point(mask: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the segment's pixel farthest from its edge (the image border counts as edge): on the segment itself,
-    also for a C or a ring."""
+    """(x, y) of the segment's pixel farthest from its edge: on the segment itself, also for a C or a ring."""
     import cv2
 
     dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
@@ -109,8 +105,7 @@ def _labels(ax: Any, ids: np.ndarray, segments: list[dict[str, Any]], names: dic
 
 def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], out: Path,
            image: np.ndarray | None = None, heading: str = "") -> Path:
-    """Write the figure (:func:`figure`) at ``out`` in the figure format in effect (110 dpi unless ``--dpi`` says),
-    as wide as the figures' width in effect; returns the path written."""
+    """Write the figure (:func:`figure`) at ``out`` in the figure format in effect, 110 dpi by default; its path."""
     fig = figure(sample, dataset, preds, image, heading)
     out = write_figure(fig, out, 110)
     plt().close(fig)
@@ -120,8 +115,8 @@ def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Predictio
 @styled
 def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], image: np.ndarray | None = None,
            heading: str = "") -> Any:
-    """Image, ground truth, each model, their disagreement map and the query mask maps: panels in rows of as many as
-    fit the width at :data:`PANEL_INCHES` or more each, no empty panel."""
+    """Image, ground truth, each model, their disagreement map and the query masks, panels at least
+    :data:`PANEL_INCHES` wide."""
     import json
 
     from PIL import Image
