@@ -24,8 +24,7 @@ def _seconds(limit: float) -> str:
 
 @contextmanager
 def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
-    """Within it, this process alone of those taking :func:`exclusive` of ``path`` runs (``what`` says what the
-    holder does, for the wait's line and the refusal).  A file system without locks: no lock, the block runs."""
+    """Within it, this process alone runs of those taking :func:`exclusive` of ``path`` (``what``: for messages)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows

@@ -28,9 +28,8 @@ _DENSE_IDS = 1 << 24  # ids below this are counted with bincount; COCO's RGB enc
 
 def prediction_segments(pan: np.ndarray, num_classes: int, ignore_index: int,
                         label2cat: dict[int, int] | None) -> tuple[np.ndarray, list[dict[str, int]]]:
-    """An mmdet panoptic map (``label + instance * INSTANCE_OFFSET``) -> a COCO id map (0 = VOID) and its segments, as
-    ``CocoPanopticMetric._parse_predictions`` makes them (docs/api.md): a segment of value 0 gets an unused id, and
-    so do the VOID pixels then, as mmdet scores them.  ``pan`` is not modified."""
+    """An mmdet panoptic map -> a COCO id map (0 = VOID) and its segments, as ``CocoPanopticMetric._parse_predictions``
+    makes them (docs/api.md: a segment of value 0 takes the VOID pixels too); ``pan`` is not modified."""
     flat = pan.reshape(-1)
     top = int(flat.max()) if flat.size else 0
     counts = None

@@ -171,8 +171,7 @@ class GroundTruth:
         self._kept.clear()
 
     def image(self, image_id: Any) -> tuple[np.ndarray, list[dict[str, Any]], str, bool]:
-        """Image ``image_id``'s id map, its segments_info, its name for messages and whether it is a kept image
-        (then its index map and its segments numbered as the map numbers them)."""
+        """Image ``image_id``'s id map, segments_info, name for messages and whether it is kept (its index map then)."""
         ann = self.annotations.get(image_id)
         if ann is None:
             raise _unknown_image(self.json_path, image_id, self.annotations)
@@ -190,8 +189,7 @@ class GroundTruth:
 
 
 def _compact(ids: np.ndarray, segments: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """A map to keep and its segments: each pixel's segment index (uint8 or uint16, 0 VOID) with the segments
-    numbered 1..n, or the ids and segments as they are where some pixel's id is in no segment."""
+    """A map to keep and its segments: each pixel's segment index (segments numbered 1..n), else the ids as they are."""
     seg_ids = np.array([s["id"] for s in segments], np.int64)
     if len(seg_ids) + 1 >= int(_SENTINEL):
         return ids.copy(), segments

@@ -58,8 +58,7 @@ def installed_version(dist: str) -> str | None:
 def install_command(package: str, pip: str = "pip", torch_version: str | None = None,
                     torchvision_version: str | None = None) -> str:
     """The one command that installs ``package`` into this Python (``pip``: how to run its pip) and keeps it loading:
-    for torchvision and timm the torchvision built for the installed torch, from PyTorch's index for its builds
-    (``+cpu``, ``+cu130``: PyPI has no CPU torchvision); a torchvision that already fits is kept."""
+    for torchvision and timm the torchvision built for the installed torch (PyTorch's index for its builds)."""
     if package not in NEEDS_TORCHVISION:
         return f"{pip} install {package}"
     torch_version = torch_version or installed_version("torch")

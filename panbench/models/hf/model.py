@@ -96,8 +96,7 @@ class _Fusion:
 
 def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
                          label2cat: list[int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """transformers' segment-id map and ``segments_info`` -> a uint32 id map (0 = VOID), ids 1..n in ``info`` order
-    for the segments with pixels and a label that maps (``label_of``; DETR's N/A stays VOID)."""
+    """transformers' segment-id map and ``segments_info`` -> a uint32 id map (0 = VOID) of the segments that map."""
     u, inv = torch.unique(seg.to(torch.int64), return_inverse=True)
     where = {v: k for k, v in enumerate(u.tolist())}
     new_id = np.zeros(len(where), np.uint32)
@@ -511,9 +510,8 @@ def _oneformer_resize_without_torchvision() -> None:
 
 
 def torchvision_resize_stand_in() -> Any:
-    """What ``compute_segments`` calls of ``torchvision.transforms.v2.functional`` (bilinear ``resize``), without
-    torchvision: its ``interpolate(mode="bilinear", align_corners=False, antialias=True)``, the input itself when the
-    size is unchanged (compared bit for bit in tests/models/test_hf_vision.py)."""
+    """torchvision's bilinear ``resize`` (what ``compute_segments`` calls) without torchvision: ``F.interpolate``
+    with ``antialias=True``, bit for bit (tests/models/test_hf_vision.py)."""
 
     def resize(x: torch.Tensor, size: Any, interpolation: str = "bilinear", antialias: bool = True) -> torch.Tensor:
         size = [int(v) for v in size]

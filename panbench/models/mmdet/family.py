@@ -225,8 +225,7 @@ PENDING = "panbench_pending"  # metainfo key of a pred_panoptic_seg whose fusion
 
 
 class _Deferrable:
-    """A fusion head's method replaced by panbench's fusion: each image's fusion is a job run at once or, with
-    ``defer`` on, kept in a placeholder ``PixelData`` (``metainfo[PENDING]``) for :meth:`MMDetModel.finish`."""
+    """A fusion head's method replaced by panbench's fusion: run at once, or with ``defer`` left for ``finish``."""
 
     defer = False
 

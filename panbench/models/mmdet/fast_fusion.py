@@ -61,9 +61,8 @@ def fusion_queries(mask_cls: torch.Tensor, num_classes: int, object_mask_thr: fl
 def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
                       object_mask_thr: float = 0.8, iou_thr: float = 0.8, filter_low_score: bool = False,
                       out_size: tuple[int, int] | None = None, masks_of: QueryMasks | None = None) -> torch.Tensor:
-    """The panoptic map of one image: ``mask_cls`` (Q, C+1) logits, ``mask_pred`` (Q, h, w) mask logits
-    (padding removed); ``out_size`` (H, W): upsample the masks to it first (mmdet's ``rescale``); ``masks_of``:
-    the upsampled masks shared with the instance output (:class:`QueryMasks` of ``mask_pred`` and ``out_size``)."""
+    """The panoptic map of one image from ``mask_cls`` (Q, C+1) and ``mask_pred`` (Q, h, w, padding removed) logits,
+    the masks upsampled to ``out_size`` first (mmdet's ``rescale``), shared with the instance output by ``masks_of``."""
     idx, cur_scores, cur_classes = fusion_queries(mask_cls, num_classes, object_mask_thr)
     # mmdet sigmoids all the queries' masks at once: the upsampled (Q, H, W), else mask_pred as it is laid out
     run = None if out_size is not None else _inner_run(mask_pred)
@@ -92,9 +91,8 @@ _GRAIN = 32768  # at::internal::GRAIN_SIZE: a pointwise op on fewer elements run
 
 @functools.cache
 def _sigmoid_block() -> int:
-    """The elements torch's CPU float32 ``sigmoid`` takes per step of its vector code (2 x the SIMD width: 32 with
-    AVX512, 16 with AVX2); a run's last ``len % block`` elements go through its scalar code, which rounds some
-    values one ulp apart (another ``exp``).  0 where both codes give the same values (nothing to emulate)."""
+    """The elements torch's CPU float32 ``sigmoid`` takes per step of its vector code (32 with AVX512); a run's last
+    ``len % block`` go through its scalar code, which rounds some one ulp apart.  0: both codes agree."""
     x = torch.linspace(-9.0, 9.0, 8192)
     vector = x.sigmoid()  # 8192: a multiple of every block, under the grain: all vector code
     scalar = _scalar_sigmoid(x)
@@ -114,8 +112,7 @@ def _scalar_sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def _inner_run(t: torch.Tensor) -> int:
-    """The elements of ``t`` that lie one after the other in memory in its innermost dimensions, in order: the
-    length of the inner loop of a pointwise op over ``t`` (1: a strided last dimension, no vector code)."""
+    """The length of the inner loop of a pointwise op over ``t``: its contiguous innermost elements (1: strided)."""
     run, step = 1, 1
     for size, stride in zip(reversed(t.shape), reversed(t.stride())):
         if size == 1:
