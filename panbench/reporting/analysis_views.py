@@ -23,11 +23,10 @@ text_of = Registry("terminal text", "panbench.reporting.analysis_views.text_of")
 @columns_of("ci")
 def ci_columns(r: RunRecord) -> dict[str, Any]:
     """:data:`CI_METRICS` with their intervals as ``X_low`` / ``X_high`` (one ``X 95% CI`` column outside CSV)."""
-    ci = r.ci or {}
     row: dict[str, Any] = {}
     for k in CI_METRICS:
         row[k] = r.metrics.get(k)  # one a record lacks: blank
-        row[f"{k}_low"], row[f"{k}_high"] = ci.get(k) or (None, None)
+        row[f"{k}_low"], row[f"{k}_high"] = (r.ci or {}).get(k) or (None, None)
     return row
 
 
@@ -52,12 +51,11 @@ def ci_text(res: Mapping[str, Any]) -> list[str]:
 @columns_of("by_size")
 def by_size_columns(r: RunRecord) -> dict[str, Any]:
     """Things only: PQ/SQ/RQ per size bucket (blank where N = 0), N and ground-truth segments."""
-    bs: dict[str, Any] = dict(r.by_size or {})
     row: dict[str, Any] = {}
     for s, _, _ in SIZE_LIMITS:
-        b = bs.get(s) or {}
-        row.update({f"{k}_{s}": b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")})
-        row.update({f"N_{s}": b.get("n"), f"segments_{s}": b.get("segments")})
+        b = (r.by_size or {}).get(s) or {}
+        row.update({**{f"{k}_{s}": b.get(k) if b.get("n") else None for k in ("PQ", "SQ", "RQ")},
+                    f"N_{s}": b.get("n"), f"segments_{s}": b.get("segments")})
     return row
 
 

@@ -109,13 +109,10 @@ def value_labels(ax: Any, bars: Any, labels: list[str]) -> None:
 
 def keep_inside(texts: list[Any]) -> None:
     """Move each annotation sideways just enough that it lies inside its axes."""
-    from matplotlib.text import Text
-
     for t in texts:
         fig, ax = t.figure, t.axes
         renderer = fig.canvas.get_renderer()
-        t.update_positions(renderer)
-        box, inside = Text.get_window_extent(t, renderer), ax.get_window_extent(renderer)
+        box, inside = _box(t, renderer), ax.get_window_extent(renderer)
         shift = max(0.0, inside.x0 - box.x0) - max(0.0, box.x1 - inside.x1)
         if shift:
             t.xyann = (t.xyann[0] + shift * 72 / fig.dpi, t.xyann[1])

@@ -150,8 +150,7 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
                                                                          (_diff(v), "+8.2f")))
         return f"{label[:24]:24} {a} {b} {d}  [{lo:+8.2f}, {hi:+8.2f}] {mark}"
 
-    for k, v in result["metrics"].items():
-        lines.append(row(k, v))
+    lines += [row(k, v) for k, v in result["metrics"].items()]
     classes = result.get("per_class") or {}
     if classes:  # a class undefined in one run ('-': no TP, FP or FN there) ranks as no difference
         order = sorted(classes, key=lambda c: -abs(_diff(classes[c]) or 0.0))
@@ -159,8 +158,7 @@ def format_compare(result: dict[str, Any], top: int | None = None) -> str:
         lines.append(f"per class (PQ; {len(shown)} of {len(classes)} categories, largest difference first; * per "
                      f"class is not corrected for the {len(classes)} comparisons: where no class differs, about 1 in "
                      "20 would still get one)")
-        for c in shown:
-            lines.append(row(classes[c]["name"], classes[c]))
+        lines += [row(classes[c]["name"], classes[c]) for c in shown]
     return "\n".join(lines)
 
 

@@ -115,8 +115,7 @@ def draw_overlay(sample: Sample, dataset: PanopticDataset, preds: list[Predictio
 @styled
 def figure(sample: Sample, dataset: PanopticDataset, preds: list[Prediction], image: np.ndarray | None = None,
            heading: str = "") -> Any:
-    """Image, ground truth, each model, their disagreement map and the query masks, panels at least
-    :data:`PANEL_INCHES` wide."""
+    """Image, ground truth, each model, their disagreement and query masks, panels :data:`PANEL_INCHES` wide or more."""
     import json
 
     from PIL import Image
