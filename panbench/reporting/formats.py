@@ -30,9 +30,7 @@ WORDS = {*PART, "PQ", "SQ", "RQ", "category", "id", "mIoU", "mDice", "diff", "ma
 
 def header(col: str) -> str:
     """A column's header for readers (``PQ_th`` "PQ things"); a name that is not a field's (a run's label) as it is."""
-    if col in HEADERS:
-        return HEADERS[col]
-    return " ".join(_words(w) for w in col.split(" "))
+    return HEADERS[col] if col in HEADERS else " ".join(_words(w) for w in col.split(" "))
 
 
 def _words(name: str) -> str:

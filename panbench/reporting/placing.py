@@ -20,8 +20,7 @@ def place_labels(ax: Any, labels: list[Any], points: list[tuple[float, float]], 
     fig.canvas.draw()  # the axes' limits settled (autoscaling is lazy) and the layout done
     renderer = fig.canvas.get_renderer()
     half = 4.0 * fig.dpi / 72  # a marker's half width in pixels (a point of size 50-60)
-    marks = [ax.transData.transform(p) for p in points]
-    taken: list[Box] = [(x - half, y - half, x + half, y + half) for x, y in marks]
+    taken: list[Box] = [(x - half, y - half, x + half, y + half) for x, y in map(ax.transData.transform, points)]
     crossed: list[Box] = [(x - 1.5, y - 1.5, x + 1.5, y + 1.5) for line in lines for x, y in _along(line)]
     step = max((Text.get_window_extent(t, renderer).height for t in labels), default=10.0) * 72 / fig.dpi + 1
     # right of the point, then a line further up or down each time; then the same on the left

@@ -231,10 +231,9 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     with folder as plots, lock, viewable_in_a_browser():
         page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
-        if page.linked:  # the figures of another image set's folder that no section draws now
-            for note in retire_plot_folders(results, plot_groups(records), every, under=REPORT_FILES):
-                print(note, file=sys.stderr)
-        for note in failed:
+        # the figures of another image set's folder that no section draws now
+        retired = retire_plot_folders(results, plot_groups(records), every, under=REPORT_FILES) if page.linked else []
+        for note in retired + failed:
             print(note, file=sys.stderr)
         atomic_write_text(out, text)
     return out

@@ -37,9 +37,7 @@ def summary_frame(summaries: list[dict[str, Any]]) -> Any:
         row.update({f"{p}_{k}": part.get(k) for p, part in parts.items() for k in SUMMARY_METRICS})
         rows.append(row)
     df = pd.DataFrame(rows)
-    if len(df):
-        df = df.dropna(axis=1, how="all")  # a group no summary ran
-    return df
+    return df.dropna(axis=1, how="all") if len(df) else df  # without a group no summary ran
 
 
 def _sev(sev: list[int]) -> str:
