@@ -1,6 +1,7 @@
 """The analyses wired to whole runs: :func:`run_fields` computes the record fields of every analysis of
-:data:`panbench.analyses.ANALYSES` from the per-image results (boundary PQ's only when it was scored);
-:func:`score_files_analysis` is ``panbench score`` with the analyses.  Label maps are never kept.  Numpy only.
+:data:`panbench.analyses.ANALYSES` from the per-image results (boundary PQ's only when it was scored),
+:func:`analyses_of` from an accumulator's; :func:`score_files_analysis` is ``panbench score`` with the analyses.
+Label maps are never kept.  Numpy only.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from typing import Any
 
 from panbench.analysis.bootstrap import N_RESAMPLES
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet, compute_fields, computes
-from panbench.errors import PanbenchError
+from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
-from panbench.pq.result import BOUNDARY_PREFIX
 from panbench.pq.sums import PQStats, pq_summary
 
 
@@ -33,25 +33,29 @@ def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
     return {"boundary": {k: res[k] for k in METRIC_KEYS}}
 
 
+def analyses_of(acc: PanopticAccumulator, image_ids: list[Any], n_resamples: int = N_RESAMPLES,
+                seed: int = 0) -> tuple[AnalysisSet, dict[str, Any]]:
+    """The analyses of the images an accumulator kept (``keep_images``), at positions ``0 .. len(image_ids) - 1``:
+    their :class:`AnalysisSet` (the per-image export) and :func:`run_fields` (boundary PQ's where ``acc`` scored it).
+    ``eval``, ``score`` and the Python API's metrics all take this one path."""
+    cats, n = acc.categories, len(image_ids)
+    aset = AnalysisSet.from_columns(acc.dense_columns(n), len(cats), image_ids, cats.ids, cats.isthing)
+    return aset, run_fields(aset, cats, acc.boundary_stats(n), n_resamples, seed)
+
+
 def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
                          pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
                          workers: int | None = None,
                          boundary: bool = False,
                          strict: bool = False,
-                         diagnose: bool = False) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
+                         diagnose: bool = False,
+                         each: Any = None) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
     """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit), the
-    matches as an :class:`AnalysisSet` (the ground truth's image order) and :func:`run_fields`."""
+    matches as an :class:`AnalysisSet` (the ground truth's image order) and :func:`run_fields`; ``each`` as
+    :class:`~panbench.pq.score.Scoring`'s."""
     from panbench.pq.score import Scoring, metrics_with_diagnosis, score_stream
 
-    ev, pairs, cols = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
-                                   Scoring(strict=strict, boundary=boundary, keep_images=True))
-    cats = ev.categories
-    aset = AnalysisSet.from_columns(cols, len(cats), [gt["image_id"] for gt, _ in pairs], cats.ids, cats.isthing)
-    bstats = None
-    if boundary:  # the boundary-PQ sums of the columns' ``b_`` fields
-        if BOUNDARY_PREFIX + "tp_cats" not in cols:
-            raise PanbenchError("internal: an image has no boundary-PQ contributions; please report")
-        bstats = PQStats.zeros(len(cats))
-        bstats.add_columns(cols, len(pairs), BOUNDARY_PREFIX)
+    ev, pairs, _ = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
+                                Scoring(strict=strict, boundary=boundary, keep_images=True, each=each))
     res = metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
-    return res, aset, run_fields(aset, cats, bstats)
+    return (res, *analyses_of(ev, [gt["image_id"] for gt, _ in pairs]))

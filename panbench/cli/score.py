@@ -70,27 +70,26 @@ def _scored(args: argparse.Namespace) -> int:
     from panbench.pq.stuff_rule import stuff_rule_warning
 
     truth = read_truth(args.gt_json)  # read once, then passed wherever a path to it goes
+    more = None  # AP of --instances and the user's evaluators, fed by the scoring's one decode of each PNG
+    if args.instances or args.evaluator:
+        from panbench.evaluation.evaluators import ScoredFiles
+
+        more = ScoredFiles(args.evaluator or [], truth, args.instances, args.strict, args.boundary)
+    each = more.each if more is not None else None
     if args.no_analysis:
         from panbench.pq.score import score_files
 
         res = score_files(truth, args.gt_dir, args.pred_json, args.pred_dir, workers=args.procs,
-                          strict=args.strict, diagnose=not args.no_diagnosis)
+                          strict=args.strict, diagnose=not args.no_diagnosis, each=each)
     else:
         from panbench.analysis.scoring import score_files_analysis
 
         res, aset, fields = score_files_analysis(truth, args.gt_dir, args.pred_json, args.pred_dir,
                                                  workers=args.procs, boundary=args.boundary, strict=args.strict,
-                                                 diagnose=not args.no_diagnosis)
-    if args.instances:
-        from panbench.analysis.ap_files import score_instances
-
-        fields.update(ap=score_instances(truth, args.gt_dir, args.instances), ap_source="instances JSON")
-    seconds = time.perf_counter() - t  # the scoring's, without a finding's or the user's evaluators' pass
-    if args.evaluator:
-        from panbench.evaluation.evaluators import evaluate_files
-
-        fields["evaluators"] = evaluate_files(args.evaluator, truth, args.gt_dir, args.pred_json,
-                                              args.pred_dir, strict=args.strict, boundary=args.boundary)
+                                                 diagnose=not args.no_diagnosis, each=each)
+    if more is not None:
+        fields.update(more.fields())
+    seconds = time.perf_counter() - t  # the scoring's, without a finding's pass
     if findings := _diagnosis(args, truth, res.pop("diagnosis", [])):
         fields["diagnosis"] = [f.to_json() for f in findings]
     if warning := stuff_rule_warning(truth):  # two segments of one stuff category in an image

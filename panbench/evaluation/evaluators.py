@@ -15,11 +15,12 @@ An evaluator (:class:`Evaluator`) is the one writer of its state:
 again (every evaluator's share of them written anew).  ``process`` must leave the state alone (checked at the
 first image): a resume gives back only the shares, through ``add``.
 
-:class:`RunEvaluators` is the list of one run: PQ (:class:`~panbench.pq.accumulator.PanopticAccumulator`, whose
-shares the cache keeps as columns), AP with ``ap``, the semantic confusion, then the user's evaluators
-(``--evaluator``, :func:`load_evaluator`).  Every image goes through all of them: every share is made first, so an
-image that one refuses changes none, then each is added and the image written through to the cache.  The runner,
-the cache, the forked processes and the ranks see only the list.
+:class:`RunEvaluators` is the list of one run: PQ (:class:`PQEvaluator`, whose shares the cache keeps as columns), the
+analyses and the per-image export (:class:`AnalysesEvaluator`, which reads PQ's per-image results when it evaluates),
+AP with ``ap``, the semantic confusion, then the user's evaluators (``--evaluator``, :func:`load_evaluator`).  Every
+image goes through all of them: every share is made first, so an image that one refuses changes none, then each is
+added and the image written through to the cache.  The runner, the cache, the forked processes, the ranks and the
+record see only the list (:meth:`RunEvaluators.evaluate` gives the record's fields).
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from panbench.analysis.ap import APAccumulator, Instances, ap_fields, gt_annotations
+from panbench.analysis.ap_files import read_instances
+from panbench.analysis.scoring import analyses_of
 from panbench.analysis.semantic import SemanticConfusion, miou_fields
-from panbench.errors import PanbenchError
+from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.storage import StatsCache
 from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.coco_format import GroundTruthJSON
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult, reorder_columns
-from panbench.pq.score import GroundTruthJSON, load_pairs, read_pair
 
 
 @dataclass(frozen=True)
@@ -208,8 +211,74 @@ class SemanticEvaluator:
         return None if j is None else ConfusionImage.from_json(j)
 
 
-BUILT_IN_EVALUATORS = ("PQ", APEvaluator.name, SemanticEvaluator.name)  # names a user's evaluator cannot take
-_BUILT_IN = (APEvaluator, SemanticEvaluator)  # their shares cross the cache through their encode and decode
+class PQEvaluator:
+    """PQ: each image's result (with boundary PQ's part where ``boundary``) into a
+    :class:`~panbench.pq.accumulator.PanopticAccumulator` that keeps it whole for the analyses.  A share is
+    ``(position, result)``, or many images as columns with their positions (a resume); the cache keeps PQ's shares as
+    the columns of :mod:`panbench.pq.result`.  ``evaluate`` gives the nine metrics (0-100), per class,
+    ``n_images`` and ``unlisted_gt``."""
+
+    name, version = "PQ", "1"
+
+    def __init__(self, categories: CategoryTable, boundary: bool = False) -> None:
+        self.categories, self.boundary = categories, boundary
+        self.reset()
+
+    def reset(self) -> None:
+        self.accumulator = PanopticAccumulator(self.categories, keep_images=True, boundary=self.boundary)
+
+    def process(self, image: ImageData) -> tuple[int, ImageResult]:
+        return image.index, image.result
+
+    def add(self, share: tuple[int | np.ndarray, Any]) -> None:
+        at, images = share
+        self.accumulator.add(images, at)
+
+    def merge(self, other: PQEvaluator) -> None:
+        self.accumulator.merge(other.accumulator)
+
+    def evaluate(self) -> dict[str, Any]:
+        return self.accumulator.evaluate()
+
+
+class AnalysesEvaluator:
+    """The analyses of :data:`panbench.analyses.ANALYSES` and the per-image export (the record's
+    :class:`~panbench.analysis.AnalysisSet`, saved beside it) of the images of ``pq``, whose per-image results it
+    reads at :meth:`evaluate` (:func:`~panbench.analysis.scoring.analyses_of`, the path ``score`` and the Python
+    API take too); its own state is each image's COCO id by position, a share ``[position, image_id]``.
+    ``evaluate`` gives ``analysis`` (the set) and the analyses' record fields."""
+
+    name, version = "Analyses", "1"
+
+    def __init__(self, pq: PQEvaluator) -> None:
+        self.pq = pq
+        self.reset()
+
+    def reset(self) -> None:
+        self.image_ids: dict[int, Any] = {}
+
+    def process(self, image: ImageData) -> list[Any]:
+        image_id = image.image_id.item() if isinstance(image.image_id, np.generic) else image.image_id
+        return [int(image.index), image_id]
+
+    def add(self, share: list[Any]) -> None:
+        self.image_ids[int(share[0])] = share[1]
+
+    def merge(self, other: AnalysesEvaluator) -> None:
+        self.image_ids.update(other.image_ids)
+
+    def evaluate(self) -> dict[str, Any]:
+        aset, fields = analyses_of(self.pq.accumulator, [self.image_ids[i] for i in range(len(self.image_ids))])
+        return {"analysis": aset, **fields}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"image_ids": self.image_ids}  # what crosses processes: PQ's results cross as PQ's state
+
+    encode = decode = staticmethod(lambda share: share)
+
+
+BUILT_IN_EVALUATORS = ("PQ", AnalysesEvaluator.name, APEvaluator.name, SemanticEvaluator.name)  # not for the user's
+_BUILT_IN = (AnalysesEvaluator, APEvaluator, SemanticEvaluator)  # their shares cross the cache by encode and decode
 
 
 def _state(ev: Any) -> bytes | None:
@@ -221,26 +290,23 @@ def _state(ev: Any) -> bytes | None:
 
 
 class RunEvaluators:
-    """The evaluators of one run (or of one process's share), module docstring: PQ always, AP with ``ap``, the
-    semantic confusion, then ``extra`` (the user's); with ``cache``, each image is written through to the resume
-    cache (:class:`~panbench.evaluation.storage.StatsCache`) and :meth:`resume` takes images back from it."""
+    """The evaluators of one run (or of one process's share), module docstring: PQ, the analyses (unless
+    ``analyses`` is off), AP with ``ap``, the semantic confusion, then ``extra`` (the user's); with ``cache``, each
+    image is written through to the resume cache (:class:`~panbench.evaluation.storage.StatsCache`) and
+    :meth:`resume` takes images back from it."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
                  cache: StatsCache | None = None, ap: bool = False, extra: Sequence[Any] = (),
-                 ap_source: str | None = None) -> None:
-        self.categories, self.boundary, self.strict = categories, boundary, strict
-        self.pq = PanopticAccumulator(categories, keep_images=True, boundary=boundary)
+                 ap_source: str | None = None, analyses: bool = True) -> None:
+        self.categories, self.boundary, self.strict, self.cache = categories, boundary, strict, cache
+        self.pq = PQEvaluator(categories, boundary)
         self.ap = APEvaluator(categories, ap_source) if ap else None
-        self.semantic = SemanticEvaluator(categories)
         self.extra = list(extra)
         check_names(self.extra)
+        self.members: list[Any] = [*([AnalysesEvaluator(self.pq)] if analyses else []),
+                                   *([self.ap] if self.ap is not None else []), SemanticEvaluator(categories),
+                                   *self.extra]  # every evaluator but PQ, in order
         self._checked: set[int] = set()  # the user's evaluators whose process() was seen to leave the state alone
-        self.cache = cache
-
-    @property
-    def members(self) -> list[Any]:
-        """Every evaluator but PQ, in order: AP (when on), the semantic confusion, the user's."""
-        return [*([self.ap] if self.ap is not None else []), self.semantic, *self.extra]
 
     def empty(self) -> RunEvaluators:
         """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
@@ -254,25 +320,30 @@ class RunEvaluators:
             _call(twin, "reset", "a forked process")
             extra.append(twin)
         return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None, extra,
-                             self.ap.source if self.ap is not None else None)
+                             self.ap.source if self.ap is not None else None,
+                             any(isinstance(ev, AnalysesEvaluator) for ev in self.members))
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
               where: str, image_id: Any = 0, instances: Instances | None = None,
               semantic: np.ndarray | None = None) -> ImageResult:
-        """Score image ``index`` (COCO id ``image_id``) and hand it to every evaluator.  Returns its result; bad
-        input raises before any evaluator changes."""
+        """Score image ``index`` (COCO id ``image_id``) and hand it to every evaluator (:meth:`take`).  Returns its
+        result; bad input raises before any evaluator changes."""
         result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict, self.boundary)
-        image = ImageData(index, image_id, self.categories, gt_ids, gt_segs, pred_ids, pred_segs, result, instances,
-                          semantic)
+        self.take(ImageData(index, image_id, self.categories, gt_ids, gt_segs, pred_ids, pred_segs, result, instances,
+                            semantic), where)
+        return result
+
+    def take(self, image: ImageData, where: str) -> None:
+        """Hand one scored image to every evaluator: every share made first (an image one refuses changes none),
+        then each added, then the image written through to the cache."""
         members = self.members
         shares = [self._process(ev, where, image) for ev in members]
         encoded = [_encode(ev, s) for ev, s in zip(members, shares)]  # a share that is not JSON: refused here
-        self.pq.add(result, index)
+        self.pq.add(self.pq.process(image))
         for ev, s, e in zip(members, shares, encoded):
             _call(ev, "add", where, s if isinstance(ev, _BUILT_IN) else e)  # the user's: as the cache gives it back
         if self.cache is not None:
-            self.cache.add(index, result, {cache_key_of(ev): e for ev, e in zip(members, encoded)})
-        return result
+            self.cache.add(image.index, image.result, {cache_key_of(ev): e for ev, e in zip(members, encoded)})
 
     def _process(self, ev: Any, where: str, image: ImageData) -> Any:
         """``ev.process(image)``; an evaluator of the user's that changes its state there (detectron2's habit) is
@@ -302,7 +373,7 @@ class RunEvaluators:
         if not taken:
             return frozenset(), {k: n for k, n in missing.items() if n}
         pos = np.array([where[i] for i in taken], np.int64)
-        self.pq.add(reorder_columns(cached.columns, pos), np.array(taken, np.int64))
+        self.pq.add((np.array(taken, np.int64), reorder_columns(cached.columns, pos)))
         for ev, k in zip(self.members, keys):
             for p in pos.tolist():
                 j = cached.extras[p][k]
@@ -321,25 +392,24 @@ class RunEvaluators:
     def reduce(self, parts: Iterable[list[Any]]) -> None:
         """Add the parts of the other processes or ranks (disjoint images)."""
         for p in parts:
-            self.pq.merge(p[0])
-            for mine, theirs in zip(self.members, p[1:]):
+            for mine, theirs in zip([self.pq, *self.members], p):
                 _call(mine, "merge", "another process's or rank's state", theirs)
 
-    def evaluate(self) -> dict[str, Any]:
-        """The PQ metrics of the images held: the nine metrics (0-100), per class, ``n_images`` and ``unlisted_gt``."""
-        return self.pq.evaluate()
-
-    def record_fields(self, res: dict[str, Any]) -> dict[str, Any]:
-        """What the evaluators but PQ give the record, ``res`` being PQ's (:meth:`evaluate`): AP's ``ap`` and
-        ``ap_source``, ``miou`` and ``miou_source`` (the semantic output's, else the panoptic output's in ``res``),
-        the user's ``evaluators``."""
+    def evaluate(self, diagnose: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        """PQ's metrics (:meth:`PQEvaluator.evaluate`) and the record fields of the others: ``analysis`` (the
+        per-image export) and the analyses' fields, AP's ``ap`` and ``ap_source``, ``miou`` and ``miou_source``
+        (the semantic output's, else the panoptic output's), the user's ``evaluators``, and with ``diagnose`` the
+        ``diagnosis`` findings (the format mistakes PQ's sums show; :class:`~panbench.pq.diagnosis.Finding`)."""
+        res = self.pq.evaluate()
         out: dict[str, Any] = miou_fields(res)
-        builtins: list[Any] = [*([self.ap] if self.ap is not None else []), self.semantic]
-        for ev in builtins:
-            out.update(ev.evaluate())
+        for ev in self.members:
+            if isinstance(ev, _BUILT_IN):
+                out.update(ev.evaluate())
         if (fields := self.fields()) is not None:
             out["evaluators"] = fields
-        return out
+        if diagnose and (found := self.pq.accumulator.diagnosis()):
+            out["diagnosis"] = found
+        return res, out
 
     def fields(self) -> dict[str, dict[str, Any]] | None:
         """The user's evaluators' fields by name (the record's ``evaluators``), None without any."""
@@ -479,17 +549,36 @@ def _module(spec: str, where: str) -> Any:
                             "check the name, or give path/to/file.py:Class") from None
 
 
-def evaluate_files(specs: Sequence[Any], gt_json: str | Path | GroundTruthJSON, gt_dir: str | Path,
-                   pred_json: str | Path, pred_dir: str | Path, strict: bool = False,
-                   boundary: bool = False) -> dict[str, dict[str, Any]] | None:
-    """``score --evaluator``: the user's evaluators over the image pairs of COCO panoptic files, each image's
-    :class:`ImageData` without model outputs (no instances, no semantic map); a pass of its own over the PNGs
-    after the scoring's (the maps of one image are valid while it is processed: an evaluator keeping one copies
-    it); each image's PQ result with its boundary part where ``boundary``.  Their fields by name
-    (:meth:`RunEvaluators.fields`)."""
-    cats, pairs = load_pairs(gt_json, pred_json)
-    evaluators = RunEvaluators(cats, boundary, strict, extra=[load_evaluator(s) for s in specs])
-    for k, pair in enumerate(pairs):
-        gt_ids, gt_segs, pred_ids, pred_segs, where = read_pair(Path(gt_dir), Path(pred_dir), pair)
-        evaluators.score(k, gt_ids, gt_segs, pred_ids, pred_segs, where, pair[0]["image_id"])
-    return evaluators.fields()
+class ScoredFiles:
+    """``score --instances`` and ``score --evaluator``: the AP of a COCO instance results JSON (``instances``,
+    against the panoptic ground truth) and the user's evaluators (``specs``), fed by ``score``'s one pass over the
+    PNGs through :meth:`each` (:class:`~panbench.pq.score.Scoring`'s ``each``): each image's :class:`ImageData`
+    with its PQ result (and boundary part where ``boundary``), the instances of the JSON, no semantic map.  The
+    maps of one image are valid while it is processed: an evaluator keeping one copies it."""
+
+    def __init__(self, specs: Sequence[Any], truth: GroundTruthJSON, instances: str | Path | None = None,
+                 strict: bool = False, boundary: bool = False) -> None:
+        self.instances_json = instances
+        self.instances = None if instances is None else read_instances(instances, set(truth.annotations))
+        self.evaluators = RunEvaluators(truth.categories, boundary, strict, ap=instances is not None,
+                                        extra=[load_evaluator(s) for s in specs], ap_source="instances JSON",
+                                        analyses=False)
+
+    def each(self, pair: tuple[dict[str, Any], dict[str, Any]], read: tuple[np.ndarray, list, np.ndarray, list, str],
+             result: ImageResult) -> None:
+        gt_ids, gt_segs, pred_ids, pred_segs, where = read
+        image_id, inst = pair[0]["image_id"], None
+        if self.instances is not None:
+            inst = self.instances.get(image_id, Instances.empty())
+            if wrong := {tuple(r["size"]) for r in inst.rles} - {gt_ids.shape}:
+                raise InputError(f"{self.instances_json}: image {image_id} has masks of size {sorted(wrong)[0]} "
+                                 f"(height, width); the ground truth is {gt_ids.shape}: give masks at the image's "
+                                 "full size")
+        index = self.evaluators.pq.accumulator.n_images
+        self.evaluators.take(ImageData(index, image_id, self.evaluators.categories, gt_ids, gt_segs, pred_ids,
+                                       pred_segs, result, inst), where)
+
+    def fields(self) -> dict[str, Any]:
+        """The record's ``ap`` and ``ap_source`` (with instances) and ``evaluators`` (with the user's)."""
+        ap, user = self.evaluators.ap, self.evaluators.fields()
+        return {**(ap.evaluate() if ap is not None else {}), **({"evaluators": user} if user is not None else {})}

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from panbench.analysis.collect import AnalysisSet
-from panbench.analysis.scoring import run_fields
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation import record_fields, runtime, storage
@@ -50,8 +48,7 @@ class Run:
 
     evaluators: RunEvaluators  # every image of the job, after infer()
     metrics: dict[str, Any]  # the evaluators' PQ metrics, after conclude()
-    analysis_set: AnalysisSet
-    analyses: dict[str, Any]  # run_fields
+    fields: dict[str, Any]  # the other evaluators' record fields (RunEvaluators.evaluate), after conclude()
     speed: dict[str, Any]  # the timings with the speed over every measured image
     speed_device: str  # the label the speed describes
 
@@ -140,18 +137,13 @@ class Run:
                         **record_fields.corruption_fields(opts)}
             self.flops = run_gflops(self.lm, self.dataset, opts.flops_images, self.device, settings,
                                     self.spec.family.packages)
-        self.metrics = self.evaluators.evaluate()
+        self.metrics, self.fields = self.evaluators.evaluate(self.opts.diagnosis)
         n = len(self.dataset.samples)
         if self.metrics["n_images"] != n:
             raise PanbenchError(f"internal: scored {self.metrics['n_images']} images of {n}; please report")
         self._finish_predictions()
         if self.saved is not None:
             record_fields.save_instances(self.writer, self.evaluators)
-        cats = self.dataset.categories
-        acc = self.evaluators.pq
-        self.analysis_set = AnalysisSet.from_columns(acc.dense_columns(n), len(cats), self.dataset.image_ids, cats.ids,
-                                                     cats.isthing)
-        self.analyses = run_fields(self.analysis_set, cats, acc.boundary_stats(n))
         t_all = time.perf_counter() - self.t0
         self._speed()
         self.speed = {**self.speed, "total_s": t_all, "resumed_images": self.resumed}
@@ -181,7 +173,10 @@ class Run:
     def record(self, show: Callable[[RunRecord], None] | None = None) -> RunRecord:
         """The result record, written by rank 0 (``show``: handed it on rank 0 before it is written)."""
         spec, dataset, opts, res = self.spec, self.dataset, self.opts, self.metrics
-        found = self.evaluators.pq.diagnosis() if opts.diagnosis else []  # format mistakes: pq_if_fixed None
+        fields = dict(self.fields)
+        analysis = fields.pop("analysis", None)  # the per-image export, saved beside the record
+        if found := fields.pop("diagnosis", None):  # format mistakes: pq_if_fixed None
+            fields["diagnosis"] = [f.to_json() for f in found]
         # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
         own = record_fields.own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
         coco = dataset.name == "coco" and opts.corruption is None and not own
@@ -191,7 +186,7 @@ class Run:
         saved = None if self.saved is None or self.writer is None else {"json": str(self.saved),
                                                                          "dir": str(self.writer.png_dir)}
         rec = records_io.record_run(
-            results, res, analysis=self.analysis_set, show=show if self.rank == 0 else None,
+            results, res, analysis=analysis, show=show if self.rank == 0 else None,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=record_fields.dataset_label(dataset.name, opts),
             postprocess=opts.postprocess.label(), fusion=self.fusion,
@@ -207,9 +202,7 @@ class Run:
             provenance={**record_fields.provenance(spec, self.lm, dataset, self.fingerprint, opts),
                         "predictions": saved},
             selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
-            **record_fields.corruption_fields(opts), **self.analyses,
-            **self.evaluators.record_fields(res),
-            **({"diagnosis": [f.to_json() for f in found]} if found else {}),
+            **record_fields.corruption_fields(opts), **fields,
         )
         if self.rank == 0 and self.unsaved is not None and self.writer is not None:
             raise storage.unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))

@@ -232,11 +232,11 @@ def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> d
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:
         run = Run(spec, dataset, eval_options(opts, Path(tmp)))
         run.infer()
-        eager = run.evaluators.evaluate()["PQ"]
+        eager = run.evaluators.pq.evaluate()["PQ"]
         compile_model(run.lm.family, opts.compile_mode)
         run.key += "-compiled"  # a cache of its own
         run.infer()
-        compiled = run.evaluators.evaluate()["PQ"]
+        compiled = run.evaluators.pq.evaluate()["PQ"]
     delta = abs(compiled - eager)
     return {"eager": eager, "compiled": compiled, "delta": delta, "tolerance": PQ_TOLERANCE,
             "within": delta <= PQ_TOLERANCE, "images": len(dataset.samples), "amp": opts.amp or "fp32"}

@@ -15,8 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from panbench.analysis.collect import AnalysisSet
-from panbench.analysis.scoring import run_fields
+from panbench.analysis.scoring import analyses_of
 from panbench.errors import InputError
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.coco_format import parse_categories, png_folder, read_ground_truth, read_json, safe_join
@@ -345,10 +344,7 @@ class BasePanopticQuality:
         """:meth:`compute` without the warning (the integrations log the diagnosis with their own logger)."""
         analyses: dict[str, Any] = {}
         if self.analyses and self.n_images:
-            cats = self.categories
-            aset = AnalysisSet.from_columns(self._pq.dense_columns(len(self._image_ids)), len(cats), self._image_ids,
-                                            cats.ids, cats.isthing)
-            analyses = run_fields(aset, cats)
+            analyses = analyses_of(self._pq, list(self._image_ids))[1]
         return PQResult.from_stats(self._pq.stats, self.categories, analyses)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,10 @@ class Scoring:
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list
     boundary: bool = False  # boundary-PQ contributions too
     keep_images: bool = False  # keep the per-image results (the analyses read them)
+    # handed each image's pair, its decoded PNGs (read_pair's tuple) and its result, in the images' order: the
+    # evaluators that read the id maps (score --instances, --evaluator) take the one decode; the per-image path
+    # on the calling thread (the C path keeps no id map)
+    each: Callable[[Pair, tuple[np.ndarray, list, np.ndarray, list, str], ImageResult], None] | None = None
 
 
 def read_truth(gt_json: str | os.PathLike[str]) -> GroundTruthJSON:
@@ -158,8 +163,13 @@ def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, lis
 
 
 def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pair: Pair) -> ImageResult:
-    """One image on the per-image path (its PNGs decoded in Python's buffers, then :func:`score_pair`)."""
-    return score_pair(cats, *read_pair(gt_dir, pred_dir, pair), how.strict, how.boundary)
+    """One image on the per-image path (its PNGs decoded in Python's buffers, then :func:`score_pair`), handed to
+    ``how.each``."""
+    read = read_pair(gt_dir, pred_dir, pair)
+    result = score_pair(cats, *read, how.strict, how.boundary)
+    if how.each is not None:
+        how.each(pair, read, result)
+    return result
 
 
 def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
@@ -171,14 +181,14 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
     files show (image ids paired with other images' files, unknown category ids the masks map, ids in an encoding)
     is refused with its fix and, with ``explain``, the PQ that fix gives (the prediction fixed and scored again)."""
     files = (gt_json, gt_dir, pred_json, pred_dir)
-    in_c = batch.available()
+    in_c = batch.available() and how.each is None
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
         try:
             cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
         except Refused as err:
             raise _refused(err, files, workers, how.strict, explain) from err
-    if workers is None:
-        workers = default_workers(len(pairs))
+    if workers is None or how.each is not None:
+        workers = 1 if how.each is not None else default_workers(len(pairs))
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
         if not d.is_dir():
@@ -189,7 +199,8 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
             batch.score_batch(ev, gt_dir, pred_dir, pairs, how.strict, workers,
                               lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c)
     except UnknownCategoryError as err:
-        found = _mapped_categories(cats, gt_dir, pred_dir, pairs, how, workers, in_c) if explain else None
+        found = _mapped_categories(cats, gt_dir, pred_dir, pairs, replace(how, each=None), workers, in_c) \
+            if explain else None
         if found is None:
             used = (s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"]))
             found = index_ids(used, cats)  # the ids alone: no fix to score
@@ -305,11 +316,11 @@ def _decoded_pngs(how: str, anns: list[dict[str, Any]], cats: CategoryTable, pre
 
 def score_files(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                 pred_dir: str | os.PathLike[str], workers: int | None = None, strict: bool = False,
-                diagnose: bool = False, explain: bool = True) -> dict[str, Any]:
+                diagnose: bool = False, explain: bool = True, each: Any = None) -> dict[str, Any]:
     """:func:`panbench.pq.sums.pq_summary` of the predictions, streamed (on every available core unless ``workers``
-    says otherwise); ``strict`` as :class:`Scoring`'s, ``diagnose``: :func:`metrics_with_diagnosis`, ``explain``
-    as :func:`score_stream`'s."""
-    ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict), explain)[0]
+    says otherwise); ``strict`` and ``each`` as :class:`Scoring`'s, ``diagnose``: :func:`metrics_with_diagnosis`,
+    ``explain`` as :func:`score_stream`'s."""
+    ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict, each=each), explain)[0]
     return metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
 
 

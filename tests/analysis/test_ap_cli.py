@@ -80,3 +80,30 @@ def test_score_instances_never_imports_torch(coco_sample: Path, instances: Path)
             "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'mmdet', 'mmcv', 'mmengine')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.splitlines()[-1] == "0 []"
+
+
+def test_score_instances_and_evaluators_take_the_one_decode_of_each_png(coco_sample: Path, instances: Path,
+                                                                          monkeypatch, capsys) -> None:
+    """AP's ground truth and the user's evaluators read the id maps that PQ's scoring decodes: each PNG read once,
+    on the per-image path (the C batch path keeps no id map), with the numbers of the batch path."""
+    from panbench.pq import batch, score
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "evaluators" / "image_count.py"
+    reads: list[str] = []
+    in_c: list[bool] = []
+    read_ids, score_batch = score.read_ids, batch.score_batch
+    monkeypatch.setattr(score, "read_ids", lambda path, *a, **k: (reads.append(Path(path).name), read_ids(path, *a,
+                                                                                                          **k))[1])
+    monkeypatch.setattr(batch, "score_batch", lambda *a: (in_c.append(a[7]), score_batch(*a))[1])
+    assert main(score_args(coco_sample, "--json")) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert in_c == [batch.available()]  # alone: the batch path, in C where built
+    reads.clear()
+    in_c.clear()
+    assert main(score_args(coco_sample, "--instances", str(instances), "--evaluator", f"{example}:ImageCount",
+                           "--json")) == 0
+    out = json.loads(capsys.readouterr().out)
+    pngs = sorted(p.name for p in (coco_sample / "annotations" / "panoptic_val2017").glob("*.png"))
+    assert in_c == [False] and sorted(reads) == sorted(pngs * 2)  # each ground truth and each prediction once
+    assert out["evaluators"]["ImageCount"]["images"] == len(pngs) and out["ap_source"] == "instances JSON"
+    assert {k: v for k, v in out.items() if k not in ("ap", "ap_source", "evaluators")} == alone

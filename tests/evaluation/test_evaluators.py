@@ -3,6 +3,7 @@ and analyses of evaluators that scored every image, each image counted once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -44,14 +45,18 @@ def _image(k: int) -> tuple[np.ndarray, list, np.ndarray, list]:
 def _score(ev: RunEvaluators, indices) -> None:
     for i in indices:
         gt, segs, pred, pred_segs = _image(i)
-        ev.score(i, gt, segs, pred, pred_segs, f"image {i}")
+        ev.score(i, gt, segs, pred, pred_segs, f"image {i}", 100 + i)
 
 
 def _same(a: RunEvaluators, b: RunEvaluators) -> None:
-    assert a.evaluate() == b.evaluate()
-    sa, sb = a.pq.dense_columns(N), b.pq.dense_columns(N)
+    (res_a, fields_a), (res_b, fields_b) = a.evaluate(), b.evaluate()
+    ids = list(range(100, 100 + N))
+    assert res_a == res_b and fields_a["analysis"].image_ids == fields_b["analysis"].image_ids == ids
+    plain = [json.dumps({k: v for k, v in f.items() if k != "analysis"}, sort_keys=True) for f in (fields_a, fields_b)]
+    assert plain[0] == plain[1] and "pq_dagger" in fields_a and "boundary" in fields_a
+    sa, sb = a.pq.accumulator.dense_columns(N), b.pq.accumulator.dense_columns(N)
     assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) and sa[k].dtype == sb[k].dtype for k in sa)
-    assert a.pq.boundary_stats(N) == b.pq.boundary_stats(N)
+    assert a.pq.accumulator.boundary_stats(N) == b.pq.accumulator.boundary_stats(N)
 
 
 def test_parts_reduced_give_the_numbers_of_evaluators_that_scored_every_image() -> None:
@@ -61,7 +66,7 @@ def test_parts_reduced_give_the_numbers_of_evaluators_that_scored_every_image() 
     for k, ev in enumerate(parts):
         _score(ev, range(k, N, 3))
     parts[1].reduce([parts[0].part(), parts[2].part()])
-    assert whole.evaluate()["n_images"] == N
+    assert whole.evaluate()[0]["n_images"] == N
     _same(parts[1], whole)
 
 
@@ -83,8 +88,10 @@ def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) 
     _score(ev, range(N))
     ev.flush()
     cached = StatsCache(tmp_path).load()
-    assert sorted(cached.indices.tolist()) == list(range(N)) and cached.extras == [{"SemanticConfusion@1": None}] * N
-    held = results_from_columns(ev.pq.dense_columns(N), N)
+    assert sorted(cached.indices.tolist()) == list(range(N))
+    assert sorted(cached.extras, key=lambda e: e["Analyses@1"][0]) == [
+        {"Analyses@1": [i, 100 + i], "SemanticConfusion@1": None} for i in range(N)]
+    held = results_from_columns(ev.pq.accumulator.dense_columns(N), N)
     back_all = results_from_columns(cached.columns, N)
     for i, result in zip(cached.indices.tolist(), back_all):
         kept = held[i]
@@ -146,9 +153,9 @@ def test_an_image_refused_by_ap_changes_no_evaluator() -> None:
     gt, segs, pred, pred_segs = _image(0)
     boxed = [{**s, "bbox": [0, 0, 8, 8]} for s in segs]  # AP's ground truth reads each thing's box
     ev.score(0, gt, boxed, pred, pred_segs, "image 0", image_id=7)
-    before = ev.pq.stats.to_array().copy()
+    before = ev.pq.accumulator.stats.to_array().copy()
     gt, segs, pred, pred_segs = _image(1)
     segs = [{**s, "bbox": [0, 0, 8, 8]} for s in segs]
     with pytest.raises(PanbenchError, match="scored twice for AP"):
         ev.score(1, gt, segs, pred, pred_segs, "image 1", image_id=7)
-    assert np.array_equal(ev.pq.stats.to_array(), before) and ev.pq.n_kept() == 1
+    assert np.array_equal(ev.pq.accumulator.stats.to_array(), before) and ev.pq.accumulator.n_kept() == 1

@@ -122,7 +122,7 @@ def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_th
     assert isinstance(model, DeferredFusion)
     t, evaluators = _run(model, demo_root)
     timed = IMAGES - 1
-    assert t.timed_images == timed and evaluators.pq.n_kept() == IMAGES  # every image scored
+    assert t.timed_images == timed and evaluators.pq.accumulator.n_kept() == IMAGES  # every image scored
     assert t.forward_s == pytest.approx(timed * FORWARD_S, rel=0.5)
     assert t.postprocess_s >= 0.9 * timed * POST_S and t.fusion_s >= 0.9 * timed * POST_S  # ran, on the thread
     # overlapped: the wall clock is the forwards' and one last fusion, not forward + post-processing
@@ -151,7 +151,7 @@ def test_a_family_without_deferred_fusion_and_any_on_the_cpu_fuse_inside_the_for
 
     assert defers_fusion("cuda:0") and not defers_fusion("cpu")
     t, evaluators = _run(model([1]), demo_root)
-    assert evaluators.pq.n_kept() == IMAGES
+    assert evaluators.pq.accumulator.n_kept() == IMAGES
     # the fusion is part of the forward here: wall time is forward + fusion, nothing to overlap
     assert t.forward_s >= 0.9 * (IMAGES - 1) * (FORWARD_S + POST_S)
     assert t.wall_s >= t.forward_s
