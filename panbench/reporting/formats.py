@@ -85,10 +85,6 @@ class Writer:
     fields: bool = False  # the record's field names and columns (an interval as two columns): for machines
 
 
-def _csv(df: Any, digits: int, notes: Sequence[str]) -> str:
-    return df.to_csv(index=df.index.name is not None)
-
-
 def md_escape(text: str) -> str:
     """Text for a Markdown table cell: ``|`` escaped (it would end the cell), line breaks as spaces."""
     return text.replace("|", r"\|").replace("\n", " ")
@@ -217,7 +213,8 @@ def _html_block(heading: str, table: str, reading: str) -> str:
 
 WRITERS: dict[str, Writer] = {
     "md": Writer(_md, lambda heading, table, reading: f"**{heading}**\n\n{table}\n\n{reading}"),
-    "csv": Writer(_csv, None, notes_apart=True, fields=True),
+    "csv": Writer(lambda df, digits, notes: df.to_csv(index=df.index.name is not None), None, notes_apart=True,
+                  fields=True),
     "latex": Writer(_latex, _latex_block, max_digits=2),
     "html": Writer(_html, _html_block),
 }

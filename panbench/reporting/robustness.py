@@ -19,7 +19,6 @@ NOTE = ("mPC: mean PQ over the corruption x severity runs; rPC: mPC / clean PQ i
         "corruptions and severities. Comparable only across rows with the same corruptions, severities, "
         "corruption implementation and images.")
 
-
 PARTS = ("clean", "mPC", "rPC", *CORRUPTION_GROUPS)  # the prefixes of the summary's metric fields
 
 

@@ -109,8 +109,7 @@ def _speed(rec: RunRecord) -> str:
 
 
 def _ms(t: dict[str, Any], key: str) -> str:
-    n = max(t.get("timed_images", 0), 1)
-    return f"{1000 * t.get(key, 0.0) / n:.1f}"
+    return f"{1000 * t.get(key, 0.0) / max(t.get('timed_images', 0), 1):.1f}"
 
 
 def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
