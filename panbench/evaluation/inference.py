@@ -1,24 +1,7 @@
 """The images of a run through the model into its evaluators, as detectron2's ``inference_on_dataset(model,
-data_loader, evaluator)`` with its ``DatasetEvaluators``.
-
-* Data loading (image decode, resize, ground-truth PNG decode) runs in DataLoader workers.
-* The main thread runs the forward; each batch's outputs go through a bounded queue (one batch waiting) to a
-  post-processing thread that runs the family's deferred fusion on a GPU (:func:`defers_fusion`), reads segments,
-  instances (AP's RLEs) and the semantic map, and scores, while the next forward runs: where the forward is the
-  slower side, wall time ~ forward time.  The thread keeps the forward's torch thread count, so every number is
-  the one the forward's thread would compute.
-* Timings exclude warm-up batches, synchronize CUDA before reading clocks, and report data, forward,
-  post-processing and scoring apart (:mod:`panbench.evaluation.timings`); post-processing and scoring are the
-  thread's seconds, so their sum with data and forward exceeding the wall time is the overlap.
-* Each scored image goes to the run's :class:`~panbench.evaluation.evaluators.RunEvaluators` as it is made (the
-  evaluator contract: PQ, AP, the semantic confusion and the user's evaluators).  Out of memory is survived by
-  :func:`panbench.evaluation.runtime.forward_resilient`.
-* On the CPU, :func:`run_inference_cpu` forks processes after the model is loaded (weights shared copy-on-write),
-  each with ``cores / procs`` torch threads and its own data loading; the integer sums make the metrics equal a
-  single process's exactly.  Each returns its evaluators' :class:`RunPart` and its timings, which the parent adds
-  up, and reports its images to the parent's :class:`Progress` bar.
-
-"""
+data_loader, evaluator)``: the forward on the main thread, the post-processing and scoring on a thread beside it,
+forked processes on the CPU (docs/eval.md: "What one run does", "Post-processing beside the forward", "Forked CPU
+processes (`--cpu-procs`)", "Timings")."""
 
 from __future__ import annotations
 
@@ -50,12 +33,9 @@ from panbench.robustness.pipeline import CorruptedPipeline
 
 
 class Progress:
-    """The eval progress bar: a tqdm bar with ETA over ``total`` images named ``desc`` (draws nothing when disabled)
-    that counts every image of the run, whichever process scored it.  Forked CPU processes each add to a slot of
-    their own in shared memory (:meth:`fork_slots`; no lock between processes, which one killed while holding it
-    would leave held); torchrun ranks add under ``store_key`` (the same on every rank, unique per run) in the process
-    group's key-value store (torchrun's rendezvous store).  Only the process that made the bar (rank 0's) draws it: a
-    forked copy of a tqdm bar would write over the parent's."""
+    """The eval progress bar over every image of the run (docs/eval.md, "What one run does"): forked processes
+    each add to a slot of their own in shared memory (no lock a killed process could leave held), torchrun ranks
+    under ``store_key`` in the process group's store; only the process that made the bar draws it."""
 
     def __init__(self, total: int, desc: str, enabled: bool = True, store_key: str | None = None) -> None:
         self._counts: Any = mp.RawArray("q", 1)  # one slot per process; shared with processes forked later
@@ -169,13 +149,9 @@ class Items:
 
 def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Callable[[Any], Hashable],
                        hold: int | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Loaded items regrouped into batches of up to ``size`` images of one ``key`` (the family's
-    :meth:`~panbench.models.protocol.PanopticModel.batch_key`: the padded input shape), so that each image gets
-    in its batch exactly the input it gets alone and ``--batch-size`` changes no prediction.  A batch leaves as soon
-    as it is full; at most ``hold`` loaded images wait for a partner (default: 8 batches, at most 32 images, at COCO's
-    size about 12 MB each as float32, 3 MB as mmdet's uint8, never fewer than one batch), past that the oldest partial
-    batch runs as it is; the rest run at the end, in the order their first image came.  An item that failed to load
-    (``error``) runs alone at once (it raises)."""
+    """Loaded items regrouped into batches of up to ``size`` images of one ``key`` (the family's ``batch_key``)
+    as docs/eval.md, "Batch size", says; ``hold`` defaults to 8 batches, at most 32 images, never fewer than one
+    batch.  An item that failed to load (``error``) runs alone at once (it raises)."""
     if size <= 1:
         yield from ([it] for group in items for it in group)
         return
@@ -231,9 +207,7 @@ class _PostProcessor(threading.Thread):
     def run(self) -> None:
         import torch
 
-        # the thread keeps the forward's torch thread count (a new thread takes the one set last): the count
-        # decides how an elementwise kernel splits its range, and with it which elements its scalar tail computes,
-        # whose last bit may differ from its vector body's (a pixel of a near tie may flip with another count)
+        # keeps the forward's torch thread count (docs/eval.md, "Post-processing beside the forward")
         with torch.inference_mode():  # grad mode is per thread
             while True:
                 try:
@@ -281,9 +255,8 @@ class _PostProcessor(threading.Thread):
 
 
 def defers_fusion(device: str) -> bool:
-    """Whether the forward leaves the model's fusion to the post-processing thread: where the forward runs on a GPU.
-    On the CPU the fusion's torch work would take the cores the forward's threads use (which made bench_eval's runs
-    slower, docs/benchmarks.md): it stays in the forward, and the thread takes the conversion and the scoring."""
+    """Whether the forward leaves the model's fusion to the post-processing thread: on a GPU only (docs/eval.md,
+    "Post-processing beside the forward")."""
     return device.startswith("cuda")
 
 
@@ -463,9 +436,8 @@ def _forked_shard(k: int) -> tuple[list[Any], Timings]:
 
 
 def _forked_main(k: int, conn: Any, parent: int) -> None:
-    """A forked process: Ctrl-C (SIGINT, which a terminal sends to every process of the group) is ignored here,
-    the parent alone answers it and ends its children; shard ``k``'s result, or the exception it raised, sent to
-    the parent through ``conn``."""
+    """A forked process (SIGINT ignored, :func:`_ignore_sigint`): shard ``k``'s result, or the exception it raised,
+    sent to the parent through ``conn``."""
     _ignore_sigint()
     _die_with_parent(parent)
     try:
@@ -482,9 +454,8 @@ def _forked_main(k: int, conn: Any, parent: int) -> None:
 
 def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
                       procs: int, progress: Progress | None = None) -> Timings:
-    """:func:`run_inference` on the CPU in ``procs`` forked processes (module docstring).  On small inputs this beats
-    one process with ``cores`` threads, whose intra-op parallelism has little to split.  The forked processes ignore
-    SIGINT; on Ctrl-C (or any error) the parent kills them and goes on at once (:func:`_end_children`)."""
+    """:func:`run_inference` on the CPU in ``procs`` forked processes (docs/eval.md, "Forked CPU processes"); on
+    Ctrl-C (or any error) the parent kills them and goes on at once (:func:`_end_children`)."""
     import torch
 
     todo = shard.todo()
@@ -522,9 +493,8 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: Run
 
 
 def _fork_children(procs: int) -> list[tuple[Any, Any]]:
-    """Processes 1 .. ``procs - 1`` forked (:func:`_forked_main`), each with the pipe its result comes back on.
-    SIGINT is blocked in this thread while they start, so that none meets a Ctrl-C before it ignores SIGINT (the
-    parent's own is held until then, not lost)."""
+    """Processes 1 .. ``procs - 1`` forked (:func:`_forked_main`) under :func:`sigint_held`, each with the pipe its
+    result comes back on."""
     ctx = mp.get_context("fork")
     children: list[tuple[Any, Any]] = []
     try:

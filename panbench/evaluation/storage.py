@@ -1,31 +1,11 @@
-"""What a run writes beside its record: the resume cache and the ``--save-predictions`` files.
+"""What a run writes beside its record: the resume cache (docs/eval.md, "The resume cache") and the
+``--save-predictions`` files (docs/eval.md, "Saving predictions").
 
-The resume cache (:class:`StatsCache`) keeps per-image PQ statistics on disk as they are made, for resuming interrupted
-runs.  A run directory is named by a key that hashes everything a per-image result depends on
-(:func:`~panbench.evaluation.record_fields.cache_key_parts`), so a cache made with another setting is never reused.
-Each image's entry is its :class:`~panbench.pq.result.ImageResult` (the match, the semantic pairs and, with
-``--boundary``, the boundary-PQ contributions) as the columns of :mod:`panbench.pq.result`, and, with AP or a semantic
-output, its AP data and semantic confusion as JSON, all stored exactly (integers, float64), so a resumed run gives the
-same metrics and analyses, bit for bit.  A chunk of another :data:`CACHE_FORMAT` is not read (:func:`older_format` lets
-the run say why it starts afresh).  ``timing-<rank>.json`` keeps the speed measured for the cached images, for a resumed
-run to report.  Chunks are written atomically through ``<file>.tmp<PID>@<host>``: a kill loses at most the chunk being
-filled; its temporary file is removed when the cache is next opened (:func:`remove_stale_temps`).
-
-``eval --save-predictions DIR`` (:class:`PredictionWriter`) saves a model's predictions in the COCO panoptic format, as
-panopticapi, ``panbench score`` and COCO's test-dev server read them (mmdet's ``outfile_prefix``, detectron2's inference
-output).  For one model on a dataset whose annotation file is ``<stem>.json``
-(``panoptic_val2017``, or ``panoptic_test-dev2017`` for test-dev's image info), DIR gets, named as COCO asks::
-    <prefix>_<model>_results.json     images, annotations (segments_info: id, category_id, iscrowd 0,
-                                      area, bbox), categories of the dataset
-    <prefix>_<model>_results/*.png    one id map per image (R + 256 G + 256^2 B), named after the image
-
-Every process (forked CPU processes, torchrun ranks) writes the PNGs of its images and appends their ``segments_info``
-to its own part file under ``DIR/.panbench/<name>/``, beside ``key.json`` (the resume cache's key, so that predictions
-of another run are never mixed in); a resumed run re-runs only the images whose PNG is not saved yet.  Rank 0 assembles
-the JSON once every image is there (refusing one that lacks an image), then removes the staging folder
-(``DIR/.panbench`` too when empty); a rerun of the same run reads the JSON (``info.run_key``).  While it saves, a run
-holds the ``flock`` ``DIR/.panbench/<name>.lock`` (:meth:`PredictionWriter.claim`): a second run saving the same
-predictions into DIR is refused in one line; other models share DIR.
+:class:`StatsCache` stores each image's :class:`~panbench.pq.result.ImageResult` as the columns of
+:mod:`panbench.pq.result` and its evaluators' shares as JSON, exactly (integers, float64), in chunks under a key of
+:func:`~panbench.evaluation.record_fields.cache_key_parts`; a chunk of another :data:`CACHE_FORMAT` is not read
+(:func:`older_format` lets the run say why it starts afresh).  :class:`PredictionWriter` stages each process's PNGs
+and part file under ``DIR/.panbench/<name>/`` and rank 0 assembles the COCO panoptic JSON.
 """
 
 from __future__ import annotations
@@ -128,11 +108,9 @@ _TEMP = re.compile(r".+\.tmp(\d+)(?:@(.+))?")
 
 
 def remove_stale_temps(run_dir: Path) -> None:
-    """Remove the temporary files (``*.tmp<PID>@<host>``) that processes killed while writing left in ``run_dir``.
-    One of this machine is stale when no process of its PID is alive here.  The cache may be shared by several
-    machines (Slurm jobs, torchrun nodes) writing into one run folder at once, and their PIDs say nothing here: a
-    temporary file of another machine, or one without a host (an older panbench's), is stale only when it was not
-    modified for :data:`STALE_S` seconds."""
+    """Remove the temporary files (``*.tmp<PID>@<host>``) that processes killed while writing left in ``run_dir``:
+    of this machine once no process of its PID is alive, of another (or without a host) once untouched for
+    :data:`STALE_S` seconds (machines sharing one run folder)."""
     for f in Path(run_dir).glob("*.tmp*"):
         if (m := _TEMP.fullmatch(f.name)) is None:
             continue
@@ -171,9 +149,8 @@ def opened() -> int:
 
 
 def cached_images() -> int | None:
-    """How many images the cache opened last in this process (the run an interrupt stopped) holds on disk now
-    (read afresh, so that the images that forked processes cached count too); None when no cache was opened.
-    Said after an interrupt."""
+    """How many images the cache opened last in this process holds on disk now (forked processes' too), said after
+    an interrupt; None when no cache was opened."""
     if not _OPENED:
         return None
     return sum(len(c.indices) for f in sorted(_OPENED[-1].glob("chunk-*.npz")) if (c := _read_chunk(f)) is not None)
@@ -335,9 +312,8 @@ class PredictionWriter:
         return Path(sample.image_path.name).with_suffix(".png").name
 
     def claim(self) -> bool:
-        """Take :attr:`lock_file` (an exclusive ``flock``, non-blocking; once per process): False when another run
-        holds it.  Held until :meth:`release` or the end of this process and its forks (a kill too); not held on a
-        file system without locks, where the run goes on."""
+        """Take :attr:`lock_file` (an exclusive non-blocking ``flock``, once per process; docs/eval.md, "Saving
+        predictions"): False when another run holds it; True, unheld, on a file system without locks."""
         if self.lock_file in _HELD:
             return True
         self.lock_file.parent.mkdir(parents=True, exist_ok=True)
