@@ -1,25 +1,9 @@
 """COCO mask AP of the thing categories beside PQ (the model zoos' AP^Th_pan), from instance predictions with
-scores.
-
-The ground truth is the panoptic annotation as panopticapi's ``panoptic2detection_coco_format.py --things_only``
-turns it: one annotation per thing segment (``category_id``, ``iscrowd``, ``area``, ``bbox`` from the JSON, the PNG's
-pixels as an RLE mask); annotation ids count from 1 (panopticapi's from 0: pycocotools reads a match to id 0 as none).
-
-:class:`APAccumulator` collects, image by image, the ground-truth annotations and the predictions
-(:class:`Instances`: RLE masks, scores, dataset category ids); parts add (``+``) across processes and ranks, and
-:meth:`APAccumulator.evaluate` runs COCO's segm evaluation once at the end with hotcoco (pycocotools'
-``COCOeval`` numbers, tested to 1e-9).  The masks' RLEs are counted in C with the GIL released (``_rle.c``:
-pycocotools' ``mask.encode`` string for string, read from the row-major masks without a transposed copy); without
-the extension, hotcoco encodes them.  Numpy only here; hotcoco is imported inside the functions that use it.
-
-Each family's instance predictions become :class:`Instances` from the outputs the libraries document (tensors read
-through ``detach().cpu().numpy()``, duck-typed: torch is never imported): MMDetection's ``pred_instances`` of a
-``DetDataSample`` (``masks`` (N, H, W) bool, ``scores``, ``labels`` in model labels: MaskFormer's and Mask2Former's
-fusion head with ``test_cfg.instance_on``, PanopticFPN's ``roi_head.predict(..., rescale=True)``), and one image's
-dict of transformers' ``post_process_instance_segmentation`` (``segmentation`` an (H, W) map of segment ids, -1
-none, or with ``return_binary_maps=True`` an (N, H, W) stack; ``segments_info`` with ``id``, ``label_id``,
-``score``); a family's semantic output (``post_process_semantic_segmentation``'s label map) becomes a map of dataset
-category ids (:func:`semantic_categories`).
+scores: the ground truth as panopticapi's converter makes it, the predictions as each library gives them, the
+evaluation hotcoco's (docs/analysis.md, "AP and mIoU beside PQ").  The masks' RLEs are counted in C with the GIL
+released (``_rle.c``, read from the row-major masks without a transposed copy); without the extension, hotcoco
+encodes them.  Numpy only here; hotcoco is imported inside the functions that use it; torch is never imported
+(tensors are read duck-typed through ``detach().cpu().numpy()``).
 """
 
 from __future__ import annotations

@@ -1,31 +1,5 @@
-"""A panoptic error breakdown: every FN and every counted FP gets one error type, plus the
-mask-quality loss of the TPs and, per type, the oracle gain in PQ (TIDE's dAP carried over to PQ).
-
-Types, checked in this order (the first that applies wins; "overlap" is IoU with a non-crowd
-segment, ties of best IoU go to the first segment in segments_info order):
-
-FP (counted, unmatched prediction of category c)
-  classification  a ground truth of another category overlaps it with IoU > 0.5
-  duplicate       its best same-category ground truth has IoU > 0.1 and is matched (to another prediction)
-  segmentation    its best same-category ground truth has 0.1 < IoU <= 0.5 and is unmatched
-  background      no ground truth of any category overlaps it with IoU > 0.1
-  other           the rest (only another category's ground truth overlaps, 0.1 < IoU <= 0.5)
-FN (unmatched non-crowd ground truth of category c)
-  classification  a prediction of another category overlaps it with IoU > 0.5
-  segmentation    a prediction of category c overlaps it with 0.1 < IoU <= 0.5
-  missed          no prediction of any category overlaps it with IoU > 0.1
-  other           the rest
-
-Oracle fixes (each type alone, then PQ recomputed from the fixed per-category sums):
-  classification  its FPs disappear; its FNs become TPs with IoU = their overlap with the
-                  other-category prediction (that prediction got the right class)
-  segmentation    its FPs disappear; an FN whose best same-category prediction is unmatched and has
-                  it as its own best same-category ground truth becomes a TP with their current IoU,
-                  and that prediction leaves the FPs whatever its own type (it can be a classification
-                  FP: another category's ground truth overlaps it with IoU > 0.5); the other
-                  segmentation FNs disappear
-  duplicate, background, missed, other   those FPs / FNs disappear
-  mask quality    every TP's IoU becomes 1
+"""A panoptic error breakdown: every FN and every counted FP gets one error type, plus the mask-quality loss of the
+TPs and, per type, the oracle gain in PQ; the types and the oracle fixes: docs/analysis.md, "Error breakdown".
 """
 
 from __future__ import annotations

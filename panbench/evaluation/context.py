@@ -1,12 +1,6 @@
-"""What a speed was measured on and beside: the CPU model, the GPU, threads, processes and ranks, the machine's
-load average at the start and the end of the run, and whether another panbench run overlapped it.
-
-Each ``panbench eval`` process leaves a marker, ``<host>-<pid>.json``, in a folder shared by the runs of one user
-(``~/.cache/panbench/running``, or ``PANBENCH_RUNNING_DIR``): its pid, its job (the torchrun job id: the ranks of
-one job are not "other runs") and its start and end times.  The end time is written at exit, and the marker stays a
-day, so that a run that started and finished inside another is still seen by it.  Runs overlap when their
-intervals intersect; a marker without an end time whose process is gone (a killed run) is stale and ignored, as
-are other hosts' markers (they do not share this machine's cores).
+"""What a speed was measured on and beside (docs/eval.md, "Timings": ``speed_context``), and the markers in the
+running folder by which runs see each other: ``<host>-<pid>.json`` with its pid, its job (the torchrun job id: the
+ranks of one job are not "other runs") and its start and end times.
 """
 
 from __future__ import annotations

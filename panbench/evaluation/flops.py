@@ -1,26 +1,8 @@
-"""GFLOPs per image, as the papers report them (Mask2Former, Cheng et al. 2022: averaged over 100 COCO val images),
-counted in a pass of their own after the timed inference, and the model facts cache that keeps them.
-
-The counter is PyTorch's :class:`torch.utils.flop_counter.FlopCounterMode`: it sees every aten op that runs, whatever
-Python control flow the model has (mmdet's heads, the two-stage detector's proposals, masked attention), where a
-tracing counter (fvcore, ``mmengine.analysis``) needs a traceable ``forward``.  It counts matrix products and
-convolutions (``mm``, ``addmm``, ``bmm``, ``baddbmm``, convolutions, scaled dot-product attention) at 2 FLOPs per
-multiply-add; the papers count with fvcore, 1 per multiply-add, so the count is halved.  Not counted: element-wise
-ops, normalisations, interpolation, ``grid_sample`` (deformable attention's sampling) and mmcv's compiled ops
-(RoIAlign, NMS); fvcore counts a few of them (norms, upsampling), small beside the convolutions.  What is counted is
-one whole inference step (the family's ``forward``: for mmdet's ``test_step``, preprocessing, network, panoptic
-fusion) on each image after the model's own test pipeline.
-
-The model facts cache keeps what costs a model build or a forward pass to learn (parameters, GFLOPs) across commands,
-in ``model-facts/`` of :func:`panbench.resources.user_cache_dir` (``$PANBENCH_CACHE``, ``$XDG_CACHE_HOME/panbench``
-or ``~/.cache/panbench``): one JSON file per key, ``<sha256 of the key's parts, 32 hex>.json``, holding the parts,
-the facts and when they were counted.  The parts name everything the facts depend on, so that a change to any is a
-miss, never a stale hit: eval's pass (:func:`run_gflops`) under the model's resolved config, its weights, the images'
-content and ids, the post-processing, the device type and the package versions (PanopticFPN's mask head runs once
-per detection, so the count depends on weights and image); ``panbench ls``'s counts on random weights
-(:func:`random_facts`) under the config's files, the input size and the package versions; every key under
-:data:`FACTS_FORMAT`.  Entries are written atomically; one that does not read back (truncated, edited, another
-format, other parts) is counted again.  ``PANBENCH_NO_FACTS_CACHE=1`` neither reads nor writes the cache.
+"""GFLOPs per image, as the papers report them, counted in a pass of their own after the timed inference with
+PyTorch's ``FlopCounterMode`` (halved to fvcore's 1 FLOP per multiply-add), and the model facts cache that keeps them
+(docs/models.md, "GFLOPs" and "The model facts cache"): one JSON file per key, ``<sha256 of the key's parts, 32
+hex>.json``, holding the parts, the facts and when they were counted, every key under :data:`FACTS_FORMAT`, written
+atomically; one that does not read back (truncated, edited, another format, other parts) is counted again.
 """
 
 from __future__ import annotations

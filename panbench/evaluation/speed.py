@@ -1,13 +1,8 @@
-"""``panbench speed``: FPS by MMDetection's ``tools/analysis_tools/benchmark.py`` protocol.
-
-For each model: its test pipeline turns the first images of the dataset into model inputs (the model's test size),
-then ``warmup`` batch-1 forward passes run untimed and ``iters`` are timed, each alone, with device synchronisation
-(:class:`CudaEventTimer` on a GPU, :class:`PerfCounterTimer` on the CPU); FPS = iters / their summed seconds, as
-benchmark.py computes it.  The forward is the model family's (mmdet's ``test_step``: preprocessing on the device,
-network, panoptic fusion), its fusion timed apart.  Then the same count end to end: image file -> pipeline ->
-forward -> segments.  ``--compile`` compiles the network's modules in place (:func:`compile_model`) before the
-warm-up, which takes a pass per distinct input, so that compilation (once per input shape) is never timed; ``--amp``
-runs under autocast.  :func:`check_pq` scores the dataset eager and compiled through the eval loop.
+"""``panbench speed``: FPS by MMDetection's ``tools/analysis_tools/benchmark.py`` protocol (docs/benchmarks.md, "FPS
+by a stated protocol"), timed with :class:`CudaEventTimer` on a GPU and :class:`PerfCounterTimer` on the CPU.
+``--compile`` compiles the network's modules in place (:func:`compile_model`) before the warm-up, which takes a pass
+per distinct input, so that compilation is never timed; :func:`check_pq` scores the dataset eager and compiled
+through the eval loop.
 """
 
 from __future__ import annotations
