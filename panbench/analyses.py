@@ -1,13 +1,6 @@
 """The table of analyses: one :class:`Analysis` row per analysis of the per-image results, holding what the
-other layers read instead of naming the analysis: the record fields it fills, its table columns' headers, its
-report section and its ``panbench table`` option.  Standard library only, so that ``panbench --help`` builds the
-options without numpy.
-
-An analysis is its row here, its fields in :class:`panbench.records.schema.RunRecord` (``ANALYSIS_FIELDS`` reads
-them from here) and its functions, each registered under its row's key where it is defined by a :class:`Registry`'s
-decorator: ``@computes(key)`` (:mod:`panbench.analysis.collect`: ``AnalysisInputs -> record fields``) in a module
-that ``panbench/analysis/__init__.py`` imports, and its table columns, their kinds and its terminal text in
-:mod:`panbench.reporting.analysis_views`.
+other layers read instead of naming the analysis (docs/architecture.md, "Change -> files to touch": add an
+analysis).  Standard library only, so that ``panbench --help`` builds the options without numpy.
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
-"""``panbench eval``: one model on one dataset, from config to result record.
-
-:func:`evaluate_model` reads as the four steps of one :class:`Run`, the owner of the run's state: load (the
-model, the device and the ranks of :mod:`~panbench.evaluation.runtime`, the cache key), infer (through
-:mod:`~panbench.evaluation.inference`, in one process or forked CPU processes, into the run's
-:class:`~panbench.evaluation.evaluators.RunEvaluators`, resumed from and written through to the cache of
-:mod:`~panbench.evaluation.storage`, reduced over the ranks), conclude (metrics, analyses, FLOPs, speed)
-and record (:mod:`panbench.records`, with the fields of :mod:`~panbench.evaluation.record_fields`).
+"""``panbench eval``: one model on one dataset, from config to result record: :func:`evaluate_model` reads as the
+four steps of one :class:`Run` (load, infer, conclude, record; docs/eval.md, "What one run does").
 """
 
 from __future__ import annotations
