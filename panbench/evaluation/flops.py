@@ -159,10 +159,8 @@ def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: st
 
 def run_gflops(lm: Any, dataset: Any, n: int, device: str, settings: dict[str, Any],
                packages: tuple[str, ...]) -> dict[str, Any] | None:
-    """Eval's FLOPs pass (:func:`dataset_gflops`), served from the model facts cache when this model (config,
-    weights) counted these images (content and id) with the same ``settings`` (post-processing, fusion, AP output,
-    corruption) on this device type and these ``packages``' versions.  The record's ``flops`` is the count as made
-    (``seconds``: the counting pass's) with ``from_cache``: when it was counted; None for one counted now."""
+    """Eval's FLOPs pass (:func:`dataset_gflops`), served from the model facts cache under the key docs/models.md,
+    "The model facts cache", names (``settings``: post-processing, fusion, AP output, corruption)."""
     try:
         images = [[s.image_id, sha256_file(s.image_path)] for s in dataset.samples[:n]]
     except OSError:
@@ -182,11 +180,9 @@ def run_gflops(lm: Any, dataset: Any, n: int, device: str, settings: dict[str, A
 
 def random_facts(spec: ModelSpec, gflops: bool, image_hw: tuple[int, int] = (480, 640),
                  on_count: Callable[[], None] | None = None) -> dict[str, Any] | None:
-    """``panbench ls``: the parameters of ``spec``'s model with random weights (its family's ``random_model``) and,
-    with ``gflops``, its :func:`random_gflops` on one ``image_hw`` image, with ``seconds`` (building and counting)
-    and ``from_cache``; None when its family cannot build it without a download.  Cached under the config's files
-    (the family's ``config_files``), the input size and the package versions; ``on_count`` is called before a model
-    whose counts are not cached is built."""
+    """``panbench ls``: the parameters of ``spec``'s model with random weights and, with ``gflops``, its
+    :func:`random_gflops` on one ``image_hw`` image (docs/models.md, "The model facts cache"); None when its family
+    cannot build it without a download.  ``on_count`` is called before a model whose counts are not cached is built."""
     entry = spec.family.entry()
     files_of = getattr(entry, "config_files", None)  # optional in a family: without it, counted every time
     files: list[Path] | None = files_of(spec) if files_of is not None else None

@@ -65,12 +65,8 @@ def provenance(spec: ModelSpec, lm: LoadedModel, dataset: PanopticDataset, finge
 
 
 def cache_key_parts(lm: LoadedModel, fingerprint: str, opts: EvalOptions, device: str) -> dict[str, Any]:
-    """Everything that changes a per-image result, hashed into the cache's directory name: config, weights, dataset
-    and subset, post-processing, device type, AMP, batch size (it changes no panoptic prediction, batches holding
-    images of one padded shape, but the stored speed is that batch size's) and the versions of panbench and of the
-    packages the model runs on (``LoadedModel.packages``), with what served mmcv's ops.  Not the process layout
-    (ranks, ``--cpu-procs``, threads): an image gets the same input in any process, and another thread count
-    rounds scores as another batch does."""
+    """Everything that changes a per-image result, hashed into the cache's directory name (docs/eval.md, "The
+    resume cache"); the batch size for the stored speed, not the process layout (docs/eval.md, "Batch size")."""
     v = versions(lm.packages)
     parts: dict[str, Any] = {
         "config": lm.cfg_hash, "checkpoint": lm.weights.sha256, "dataset": fingerprint,
@@ -150,11 +146,8 @@ def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[
 
 def record_dataset(gt_json: Path | GroundTruthJSON, fingerprint: str | None, results: Path,
                    given: str | None) -> str:
-    """The dataset a ``score --name`` record is filed under: the one its ground truth is.  The dataset of the records in
-    ``results`` scored on the same images (same fingerprint); else the known dataset (a row of
-    :data:`panbench.data.catalog.DATASETS`) that the ground truth's root folder (``ROOT/annotations/FILE.json``) or file
-    names (``panoptic_val2017.json`` with COCO's 133 categories is coco); else the root folder's name.  ``given``
-    (``--dataset-name``) is taken unless records of the same images name another dataset (refused in one line)."""
+    """The dataset a ``score --name`` record is filed under: the one its ground truth is, by the rule of
+    docs/analysis.md, "From the command line"; ``given`` is ``--dataset-name``."""
     try:
         seen = {r.dataset for r in load_records(results)
                 if fingerprint and (r.provenance.get("dataset") or {}).get("fingerprint") == fingerprint}

@@ -291,11 +291,9 @@ _download_calls = itertools.count()
 
 
 def download_wait(failed: bool) -> bool:
-    """For a download made by local rank 0 of each node (a checkpoint, a hub model): local rank 0 posts whether it
-    failed in the process group's key-value store, and the node's other ranks wait for that post (up to
-    ``PANBENCH_DOWNLOAD_TIMEOUT_MIN``) on the store, so the collectives' timeout stays short; then every rank meets
-    in one short collective (:func:`dist_any`).  Returns whether a download failed (``failed`` outside torchrun).
-    Every rank calls it in the same order (the key counts the calls)."""
+    """For a download made by local rank 0 of each node: it posts whether it failed in the process group's store,
+    where the node's other ranks wait for it (:func:`dist_timeouts`), then every rank meets in :func:`dist_any`.
+    Returns whether a download failed; every rank calls it in the same order (the key counts the calls)."""
     if not _distributed():
         return failed
     import torch.distributed as dist
