@@ -1,10 +1,5 @@
-"""Image-level bootstrap confidence intervals for PQ, and the paired bootstrap of a difference.
-
-A resample draws N images with replacement from the N scored images; its metrics come from the per-category sums
-of the drawn images, exact integers (:mod:`panbench.analysis.resample`), so no order of additions changes a bit.  The
-interval is the percentile interval of the R resampled values (numpy's linear interpolation): same seed, same data,
-the same interval bit for bit on any machine and any number of threads.  The paired bootstrap draws the same images
-for both runs and takes the percentiles of A - B, so a run compared with itself gives exactly [0, 0].
+"""Image-level bootstrap confidence intervals for PQ, and the paired bootstrap of a difference, from the exact
+resampled sums of :mod:`panbench.analysis.resample` (docs/analysis.md, "Confidence intervals").
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Many images' matches (:class:`ImageMatch`) as columns, for the whole-dataset analyses.
-
-An :class:`AnalysisSet` keeps each field of every image concatenated, plus the image's position for every segment
-(``<group>_img``): the columns of :mod:`panbench.pq.result`, so every analysis is a few ``bincount`` calls; it saves to
-one exact ``.npz``.  A :class:`Fold` is the sums one analysis reads, added part by part as the images are scored or at
-once from a set's columns (:meth:`Fold.of`); :class:`AnalysisInputs` hands an analysis either.
+"""Many images' matches (:class:`ImageMatch`) as columns (:class:`AnalysisSet`, those of :mod:`panbench.pq.result`,
+saved to one exact ``.npz``), and the sums one analysis reads (:class:`Fold`; docs/analysis.md, "The sums of an
+analysis"); :class:`AnalysisInputs` hands an analysis either.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""PQ variants from per-category sums: the group averages, PQ by object size and PQ-dagger.
-
-The functions take per-category arrays, with a leading batch axis too (the bootstrap's ``R x C``), so one rule
-serves the point estimate and every resample: the summary's own :func:`panbench.pq.sums.category_pq` and
-:func:`~panbench.pq.sums.group_average` (a category enters an average when it has a TP, FP or FN; a group with none
-gets 0.0; docs/analysis.md).
+"""PQ variants from per-category sums: the group averages, PQ by object size and PQ-dagger (docs/analysis.md).
+The functions take per-category arrays with a leading batch axis too (the bootstrap's ``R x C``), so one rule,
+:func:`~panbench.pq.sums.group_average`, serves the point estimate and every resample.
 """
 
 from __future__ import annotations

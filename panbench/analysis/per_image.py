@@ -1,8 +1,5 @@
-"""Per-image PQ/SQ/RQ and TP/FP/FN of one run, from its per-image matches (:class:`AnalysisSet`).
-
-Each image is scored as a run of that image alone (PQ over the categories present in it; NaN, an empty CSV cell,
-where none is); the TP/FP/FN columns (all, ``_th``, ``_st``) and ``IoU_sum`` add up to the run's counts and sums.
-:func:`ranked` orders the images by PQ, or by the loss to another run (``panbench images``, the report's gallery).
+"""Per-image PQ/SQ/RQ and TP/FP/FN of one run, from its per-image matches (:class:`AnalysisSet`; docs/analysis.md,
+"Per image"); :func:`ranked` orders the images by PQ, or by the loss to another run.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""The bootstrap's resamples: the draws, their counts and each resample's per-category sums, exact.
-
-The per-image sums become integers (:func:`fixed_sums`: the IoU in units of 2^-40, each image's sum rounded once), so
-a resample's sums do not depend on the order of additions: C (``_resample.c``) adds each resample's drawn images from
-the sums kept sparse, on threads; without it, the product in exact float64 pieces (:func:`_blas_sums`) gives them.
+"""The bootstrap's resamples: the draws, their counts and each resample's per-category sums, exact: C
+(``_resample.c``) or, without it, :func:`_blas_sums` on the integers of :func:`fixed_sums` (docs/analysis.md,
+"Confidence intervals": exact sums, the draws).
 """
 
 from __future__ import annotations
