@@ -10,10 +10,8 @@ from contextlib import contextmanager
 
 @contextmanager
 def collector_paused(pause: bool = True) -> Iterator[None]:
-    """Python's cyclic garbage collector off (with ``pause``) for the block, then as it was: where a block makes
-    many objects that live on and no reference cycles (a JSON parse, imports, the command line's parse, a command
-    that declares ``no_cycles`` among its defaults), each collection its allocations trigger walks them all in vain.
-    Not part of the Python API."""
+    """The collector off (with ``pause``) for the block, then as it was: a JSON parse, imports, a command that
+    declares ``no_cycles``, where each collection walks the new objects in vain.  Not part of the Python API."""
     was = gc.isenabled()
     if pause:
         gc.disable()

@@ -1,11 +1,6 @@
-"""Analyses beyond one PQ number: bootstrap confidence intervals, PQ by object size, PQ-dagger and a panoptic error
-breakdown, from the per-image matches of :mod:`panbench.pq.matching`.  Numpy only.  Entry points: :class:`AnalysisSet`
-(every image's matches as columns; save/load), :func:`analyze` (the rows of :data:`panbench.analyses.ANALYSES`, which
-:func:`compute_fields` runs, as one JSON-ready dict), :func:`bootstrap_ci`, :func:`paired_bootstrap`,
-:func:`pq_by_size`, :func:`pq_dagger`, :func:`error_breakdown`.  The rules: docs/analysis.md.
-
-The modules imported here register each analysis's compute function (``@computes(key)``, :mod:`.collect`) as they
-load: a new analysis's module is imported here too.
+"""Analyses beyond one PQ number, from the per-image matches of :mod:`panbench.pq.matching` (numpy only; the entry
+points and rules: docs/analysis.md).  The modules imported here register each analysis's compute function
+(``@computes(key)``, :mod:`.collect`) as they load: a new analysis's module is imported here too.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The analyses wired to whole runs: :func:`run_fields` computes the record fields of every analysis of
-:data:`panbench.analyses.ANALYSES` from the per-image results (boundary PQ's only when it was scored),
-:func:`analyses_of` from an accumulator's; :func:`score_files_analysis` is ``panbench score`` with the analyses.
-Label maps are never kept.  Numpy only.
+"""The analyses wired to whole runs: :func:`run_fields` (every analysis of :data:`panbench.analyses.ANALYSES`),
+:func:`analyses_of` (from an accumulator) and :func:`score_files_analysis` (``panbench score``).  Numpy only.
 """
 
 from __future__ import annotations

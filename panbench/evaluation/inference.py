@@ -546,10 +546,8 @@ def _gather(children: list[tuple[Any, Any]], progress: Progress | None) -> list[
 
 
 def _end_children(children: list[tuple[Any, Any]], at_once: bool = False) -> None:
-    """The forked processes gone and reaped, their pipes closed: those that handed back their result given
-    :data:`STOP_S` seconds to exit, then killed; with ``at_once`` (an interrupt or an error in the parent), every one
-    still running killed first.  Waits :data:`STOP_S` seconds at most for them all to exit, as much again for the
-    killed ones to be reaped."""
+    """The forked processes gone and reaped, their pipes closed: given :data:`STOP_S` seconds to exit, then
+    killed (with ``at_once``, an interrupt or error in the parent, killed first), as much again to be reaped."""
     deadline = time.monotonic() + STOP_S
     for _ in range(2):
         for p, _ in children:

@@ -119,10 +119,8 @@ def free_memory(device: str) -> None:
 
 def forward_resilient(model: PanopticModel, items: list[dict[str, Any]], device: str, amp: str | None,
                       timings: Timings, dataset: PanopticDataset) -> list[Any]:
-    """``model.forward`` on the items' pipeline outputs (``item["data"]``), surviving out of memory: the batch is
-    split in halves, and a single image that still does not fit runs on the CPU in fp32; both are recorded in
-    ``timings``.  The retry runs after the ``except`` block is left: a live exception holds the failed step's
-    frames, and with them its activations, so memory could not be freed inside it."""
+    """``model.forward`` on the items' pipeline outputs, surviving out of memory (docs/eval.md, "Out of memory").
+    The retry runs after the ``except`` block is left: a live exception holds the failed step's frames."""
     try:
         return model.forward([it["data"] for it in items], device, amp)
     except Exception as e:
