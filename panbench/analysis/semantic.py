@@ -1,7 +1,6 @@
-"""mIoU beside PQ: from the model's semantic output where it has one, else from its panoptic output (the confusion
-matrix of :class:`panbench.pq.sums.PQStats`); one rule for both, :func:`panbench.pq.sums.semantic_metrics` (mmseg's).
-:class:`SemanticConfusion` is a semantic output's pixel confusion matrix, ``(C + 1) x (C + 1)`` int64 with VOID last
-(rows ground truth), as ``PQStats.conf``: integer sums, so any split of the images adds to the same matrix.  Numpy only.
+"""mIoU beside PQ from the model's semantic output (docs/analysis.md, "AP and mIoU beside PQ"):
+:class:`SemanticConfusion`, a ``(C + 1) x (C + 1)`` int64 pixel confusion matrix with VOID last (rows ground truth),
+as ``PQStats.conf``.  Numpy only.
 """
 
 from __future__ import annotations

@@ -176,9 +176,7 @@ def _own_seconds() -> float:
 
 def speed_context(device: str, procs: int, world: int, start: CpuClock, overlapped: list[dict[str, Any]],
                   overlapped_any_rank: bool) -> dict[str, Any]:
-    """The record's ``speed_context``: what the speed was measured on and beside, and how many cores other work
-    kept busy on average while it ran (``other_cores``: all busy core-seconds less this process tree's, over
-    the wall time; None off Linux)."""
+    """The record's ``speed_context`` (docs/eval.md, "Timings")."""
     import torch
 
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None

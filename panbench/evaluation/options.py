@@ -108,9 +108,8 @@ def cpu_procs_note(procs: int, cores: int | None = None) -> str | None:
 
 
 def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
-    """``--cfg-options KEY=VALUE ...`` parsed as mmengine's ``DictAction`` parses them (MMDetection's
-    ``tools/test.py``): ``a.b=1`` sets a nested key; values are int, float, bool, None, a string, or a
-    list/tuple of them (``[1,2]``, ``(a,b)``, ``1,2``).  None when no option is given."""
+    """``--cfg-options KEY=VALUE ...`` parsed as mmengine's ``DictAction`` parses them (docs/eval.md, "Config
+    overrides"); None when no option is given."""
     if not items:
         return None
     from mmengine.config import DictAction

@@ -52,9 +52,6 @@ from panbench.records.io import atomic_write
 from panbench.records.provenance import now_iso
 
 CACHE_FORMAT = 8  # part of every cache key and of every chunk: a cache written by another format is never read
-# (3: analyses, 4: the record's fn_pair_other, 5: AP data and semantic confusion per image, 6: the columns of
-# panbench.pq.result, the PQ contributions read from the match, 7: every evaluator's share keyed name@version,
-# 8: the analyses' share, each image's COCO id)
 # an image's result and its evaluators' shares as JSON by name@version (panbench.evaluation.evaluators)
 Entry = tuple[ImageResult, "dict[str, Any] | None"]
 
