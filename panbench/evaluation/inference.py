@@ -178,9 +178,8 @@ def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Ca
 
 
 class _PostProcessor(threading.Thread):
-    """The post-processing thread: each batch's outputs, from a bounded queue, through the family's deferred fusion
-    (``finish``), ``to_segments`` / ``to_instances`` / ``to_semantic`` and the evaluators (module docstring); its
-    seconds go to ``timings`` (timed batches only) and its images to ``progress``."""
+    """The post-processing thread (docs/eval.md, "Post-processing beside the forward"); its seconds go to
+    ``timings`` (timed batches only) and its images to ``progress``."""
 
     def __init__(self, family: Any, evaluators: RunEvaluators, dataset: PanopticDataset, timings: Timings, sync: Any,
                  predictions: PredictionWriter | None = None, progress: Progress | None = None) -> None:
@@ -389,9 +388,8 @@ _FORKED: dict[str, Any] = {}
 
 @contextmanager
 def sigint_held() -> Iterator[None]:
-    """Within it, SIGINT is blocked in this thread, so that processes forked here start with it blocked (each then
-    ignores it, :func:`_ignore_sigint`, before it unblocks it); a Ctrl-C meanwhile is held for this process, not
-    lost: delivered as it ends.  Without signal masks (Windows), nothing."""
+    """SIGINT blocked in this thread, so that processes forked here start with it blocked (until
+    :func:`_ignore_sigint`); a Ctrl-C meanwhile is delivered as it ends.  Without signal masks (Windows), nothing."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -403,9 +401,8 @@ def sigint_held() -> Iterator[None]:
 
 
 def _ignore_sigint(*_: object) -> None:
-    """In a process forked under :func:`sigint_held` (a forked CPU process, a DataLoader worker): Ctrl-C, which a
-    terminal sends to every process of the group, is ignored here; the parent alone answers it and ends the process
-    (kills a forked CPU process; shuts the DataLoader's workers down)."""
+    """In a process forked under :func:`sigint_held` (a forked CPU process, a DataLoader worker): Ctrl-C ignored,
+    the parent alone answers it (docs/cli.md, "Ctrl-C")."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -515,9 +512,8 @@ def _fork_children(procs: int) -> list[tuple[Any, Any]]:
 
 
 def _gather(children: list[tuple[Any, Any]], progress: Progress | None) -> list[Any]:
-    """Each forked process's result, in order, the progress bar redrawn meanwhile with the images of every process.
-    Waits on the pipes and the processes together, 0.2 s at a time: a process that dies without a result (killed,
-    out of memory) is an error, never a wait; Ctrl-C interrupts it."""
+    """Each forked process's result, in order, the progress bar redrawn meanwhile; a process that dies without a
+    result (killed, out of memory) is an error, never a wait."""
     from multiprocessing.connection import wait
 
     results: dict[int, Any] = {}

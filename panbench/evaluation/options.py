@@ -95,8 +95,7 @@ def _cuda_visible() -> bool:
 
 def cpu_procs_note(procs: int, cores: int | None = None) -> str | None:
     """The warning for ``--cpu-procs`` above the cores this process may use (``cores``; default: its CPU
-    affinity): the processes then share cores, the run goes on.  None under torchrun (one process per rank) and
-    on a rank other than 0."""
+    affinity; docs/eval.md, "Forked CPU processes"); None under torchrun."""
     if os.environ.get("RANK", "0") != "0" or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return None
     if cores is None:
@@ -128,8 +127,7 @@ def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
 
 
 def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
-    """Before any model runs: each model takes the options given (its family's ``check_options``: the config
-    loads with ``--cfg-options``, its classes map to the dataset's categories, it takes ``--postprocess``), so
-    that ``--model all`` does not stop at the fifth model."""
+    """Before any model runs: each model takes the options given (its family's ``check_options``), so that
+    ``--model all`` does not stop at the fifth model."""
     for spec in specs:
         spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)

@@ -102,8 +102,7 @@ def corruption_fields(opts: EvalOptions) -> dict[str, Any]:
 def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: str,
                   resumed: int) -> tuple[dict[str, Any], str]:
     """(the run's timings with ``images_per_s`` over every image whose speed was measured, the device they
-    describe): this run's timed images, plus those stored with the cache when measured on the same device and
-    layout; ``None`` below :data:`~panbench.records.rows.MIN_TIMED_IMAGES` images: a speed is never made up."""
+    describe), as docs/eval.md, "The resume cache", says."""
     n, wall = int(now.get("timed_images", 0)), float(now.get("wall_s", 0.0))
     if n == 0 or wall <= 0:
         n, wall = 0, 0.0
@@ -131,11 +130,9 @@ def save_instances(writer: PredictionWriter | None, evaluators: RunEvaluators) -
 
 def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[str, Any], analysis: Any,
                   fields: dict[str, Any], files: dict[str, Any], seconds: float) -> RunRecord:
-    """The written record of a ``score --name`` run: ``res`` and ``fields`` (the analyses, mask AP) scored from
-    ``files`` (``gt_json``, ``gt_dir``, ``pred_json``, ``pred_dir``) in ``seconds``; ``analysis`` (an
-    :class:`panbench.analysis.AnalysisSet`, None with ``--no-analysis``) saved beside it and giving the images'
-    fingerprint; filed under :func:`record_dataset` (``dataset_name``: ``--dataset-name``).  ``files["gt_json"]``
-    read already (a :class:`~panbench.pq.coco_format.GroundTruthJSON`) is not read again."""
+    """The written record of a ``score --name`` run: ``res`` and ``fields`` scored from ``files`` (``gt_json``,
+    ``gt_dir``, ``pred_json``, ``pred_dir``) in ``seconds``; ``analysis`` (None with ``--no-analysis``) saved beside
+    it and giving the images' fingerprint; filed under :func:`record_dataset`."""
     fingerprint = None
     if analysis is not None:
         fingerprint = dataset_fingerprint(files["gt_json"], analysis.image_ids)

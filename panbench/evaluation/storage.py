@@ -77,9 +77,8 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 def read_timing(run_dir: Path, tag: str) -> dict[str, Any] | None:
-    """The speed stored with the cached images of ``tag`` (``{"device", "timed_images", "wall_s", "overlapped"}``:
-    ``overlapped``, whether another panbench run shared the machine while it was measured, keeps a resumed run's
-    speed marked ``~``), if any."""
+    """The speed stored with the cached images of ``tag`` (``{"device", "timed_images", "wall_s", "overlapped"}``),
+    if any (docs/eval.md, "The resume cache")."""
     with suppress(OSError, ValueError, KeyError, TypeError):  # absent or unreadable: no stored speed, never a guess
         t = json.loads((Path(run_dir) / f"timing-{tag}.json").read_text())
         if int(t["timed_images"]) > 0 and float(t["wall_s"]) > 0 and isinstance(t.get("device"), str):
@@ -155,8 +154,7 @@ def cached_images() -> int | None:
 
 class StatsCache:
     """The resume cache of one run folder: :meth:`load` reads the images it holds (:class:`Cached`), :meth:`add`
-    writes one through (in chunks of ``flush_every``; nothing else is kept in memory).  Opening it removes the
-    temporary files that killed processes left (:func:`remove_stale_temps`)."""
+    writes one through (in chunks of ``flush_every``); opening it calls :func:`remove_stale_temps`."""
 
     def __init__(self, run_dir: Path, flush_every: int = 16, tag: str = "r0", key_parts: dict | None = None) -> None:
         self.dir = Path(run_dir)

@@ -56,9 +56,8 @@ class Timings:
 
 
 def precision_info(device: str, amp: str | None) -> dict[str, Any]:
-    """The arithmetic the run used: the autocast mode, and for fp32 matmuls and convolutions on
-    a GPU whether TF32 (10-bit mantissa) was allowed; PyTorch's defaults allow it for cuDNN
-    convolutions on Ampere and newer GPUs, so "fp32" alone would overstate the precision."""
+    """The arithmetic the run used: the autocast mode, and on a GPU whether TF32 was allowed for fp32 matmuls and
+    convolutions (PyTorch allows it for cuDNN's on Ampere and newer: "fp32" alone would overstate it)."""
     import torch
 
     out: dict[str, Any] = {"autocast": amp or "off",
