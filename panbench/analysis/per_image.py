@@ -97,9 +97,8 @@ def write_record_per_image(rec: Any, root: str | Path, path: str | Path) -> Path
 
 
 def ranked(a: dict[str, Any], b: dict[str, Any] | None = None, n: int = 10) -> list[dict[str, Any]]:
-    """The ``n`` images where run A (its :func:`per_image_columns`) has the lowest PQ, or the largest loss
-    PQ(A) - PQ(B) over the images both scored; rows of ``image_id``, ``file_name``, ``PQ``, ``PQ_vs`` (B's),
-    ``key`` (the order's) and A's TP/FP/FN.  Images where PQ is undefined come last."""
+    """The ``n`` images where run A (its :func:`per_image_columns`) has the lowest PQ, or with B the largest loss
+    (docs/analysis.md, "Per image"); ``key`` is the order's, ``PQ_vs`` B's PQ."""
     pq = np.asarray(a["PQ"], np.float64)
     other = np.full(len(pq), np.nan)
     if b is not None:

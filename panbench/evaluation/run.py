@@ -37,8 +37,7 @@ from panbench.robustness.pipeline import check_corruptible
 
 class Run:
     """One run of a model on a dataset, the one owner of its state (as mmengine's ``Runner``), its steps as
-    methods (module docstring): the constructor loads (also the post-processing and fusion, the predictions
-    writer), :meth:`infer`, :meth:`conclude`, :meth:`record`."""
+    methods: the constructor loads, :meth:`infer`, :meth:`conclude`, :meth:`record`."""
 
     evaluators: RunEvaluators  # every image of the job, after infer()
     metrics: dict[str, Any]  # the evaluators' PQ metrics, after conclude()
@@ -80,9 +79,8 @@ class Run:
         return self.opts.cache_root / f"{self.spec.name}-{self.dataset.name}-{self.key}"
 
     def open_evaluators(self) -> Shard:
-        """The run's :attr:`evaluators`, writing through to its resume cache (cleared first without ``--resume``; once
-        per node, each has its cache) and holding the cached images that need not run again; returns this
-        rank's shard."""
+        """The run's :attr:`evaluators`, writing through to its resume cache (cleared first without ``--resume``)
+        and holding the cached images that need not run again; returns this rank's shard."""
         opts, rank = self.opts, self.rank
         if not opts.resume and runtime.local_rank() == 0:
             storage.clear(self.run_dir)
@@ -203,9 +201,8 @@ class Run:
         return rec
 
     def predict(self) -> Path:
-        """``eval --images``: the model run on images without ground truth and its predictions saved
-        (``opts.save_predictions``); nothing is scored.  Returns the JSON's path (on rank 0; on the other ranks
-        the path rank 0 writes)."""
+        """``eval --images`` (:func:`predict_images`); returns the JSON's path (on every rank the one rank 0
+        writes)."""
         writer, rank, world, images = self.writer, self.rank, self.world, self.dataset
         if writer is None:
             raise PanbenchError("--images runs models without scoring them: pass --save-predictions DIR")
@@ -222,8 +219,7 @@ class Run:
 
     def _infer(self, evaluators: RunEvaluators, shard: Shard, then: Callable[[], None]) -> Timings:
         """Inference over the shard's images still to run into ``evaluators``, in one process or forked ones, then
-        ``then()``, under the job's progress bar (closed after it, once every rank is done): it names the model and
-        its post-processing and counts every image of the job, whichever process or rank ran it."""
+        ``then()``, under the job's progress bar (closed once every rank is done)."""
         opts = self.opts
         self.procs = cpu_procs_for(opts, self.device, self.world, len(shard.todo()))
         desc = (f"{'eval' if shard.scored else 'predict'} {self.spec.name} [{opts.postprocess.label()}] on "
@@ -246,8 +242,7 @@ class Run:
 def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
                    show: Callable[[RunRecord], None] | None = None) -> RunRecord:
     """Evaluate ``spec`` on ``dataset``: load, infer, conclude, record; returns the result record (written by
-    rank 0).  ``show`` is handed the record on rank 0 before it is written (its ``record`` still None): a command
-    prints the numbers first, so that a write that fails loses none of them."""
+    rank 0, after ``show`` was handed it: a write that fails loses none of the numbers printed)."""
     run = Run(spec, dataset, opts)
     run.infer()
     run.conclude()
