@@ -103,8 +103,7 @@ def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[
 
 def segment_rles(ids: np.ndarray, seg_ids: Sequence[int]) -> list[dict[str, Any]]:
     """The RLE of each segment of an id map (H x W), as ``encode_masks(ids == seg_id)`` gives it, from one pass over
-    the pixels: the runs of equal ids in column-major order, grouped by id (in C for a uint32 map of ids below
-    2^32 - 1, what panoptic PNGs decode to)."""
+    the pixels' column-major runs (in C for a uint32 map of ids below 2^32 - 1, what panoptic PNGs decode to)."""
     h, w = ids.shape
     if _rle is not None and ids.dtype == np.uint32 and all(0 <= int(s) < 0xFFFFFFFF for s in seg_ids):
         counts = _rle.segments(np.ascontiguousarray(ids), h, w, np.asarray(seg_ids, np.int64))
@@ -318,8 +317,7 @@ def from_mmdet(pred_instances: Any, label2cat: Sequence[int], max_dets: int | No
 
 def from_hf_instances(result: dict[str, Any], label2cat: Sequence[int], max_dets: int | None = MAX_DETS) -> Instances:
     """One image's dict of transformers' ``post_process_instance_segmentation``: an (N, H, W) stack of binary maps
-    (``return_binary_maps=True``, what COCO's instance AP reads) in the order of ``segments_info``, or an (H, W)
-    map of segment ids (each pixel given to one instance)."""
+    in the order of ``segments_info`` (``return_binary_maps=True``), or an (H, W) map of segment ids."""
     info = result["segments_info"]
     seg = result["segmentation"] if result["segmentation"] is not None else np.zeros((0, 0, 0))
     if not info:

@@ -81,14 +81,12 @@ class GtSums(Fold):
 
 
 def pq_dagger(a: AnalysisSet, isthing: list[bool]) -> dict[str, float]:
-    """PQ-dagger (Porzi et al. 2019), 0-100, for All, Things and Stuff.  A stuff category enters the
-    average only when it has a ground truth (torchmetrics' ModifiedPanopticQuality does the same)."""
+    """PQ-dagger (Porzi et al. 2019), 0-100, for All, Things and Stuff (docs/analysis.md, "PQ-dagger")."""
     return dagger_metrics(Totals.of(a), GtSums.of(a), isthing)
 
 
 def dagger_metrics(t: Totals, g: GtSums, isthing: list[bool]) -> dict[str, float]:
-    """:func:`pq_dagger` of a run's sums: things as in PQ; a stuff category's IoU is the summed IoU of every
-    same-category prediction overlapping each of its ground truths, TP their number, no FP or FN."""
+    """:func:`pq_dagger` of a run's sums (a stuff category's ``GtSums`` as its IoU and TP, no FP or FN)."""
     stuff = ~np.asarray(isthing, bool)
     iou, tp, fp, fn = t.as_float()
     m = nine_metrics(np.where(stuff, g.iou, iou), np.where(stuff, g.n.astype(np.float64), tp),

@@ -101,9 +101,8 @@ def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
 
 
 class _TotalOnly(nullcontext[None]):
-    """Stands in for FlopCounterMode's module tracker (entered and left doing nothing): only the total ("Global") is
-    read, and the tracker's hooks need a gradient function on every module input, which a parameter passed as an
-    input (OneFormer's task embeddings) lacks under ``inference_mode``."""
+    """Stands in for FlopCounterMode's module tracker, whose hooks need a gradient function on every module input
+    that OneFormer's task embeddings lack under ``inference_mode``: only the total ("Global") is read."""
 
     parents = {"Global"}
 
@@ -144,8 +143,7 @@ def dataset_gflops(lm: Any, dataset: Any, n: int, device: str) -> dict[str, Any]
 
 
 def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: str = "cpu") -> dict[str, Any]:
-    """GFLOPs of a model with random weights (a family's ``random_model``) on one synthetic ``image_hw`` image
-    through its pipeline (640x480: COCO val's most common size); what ``panbench ls --params`` shows."""
+    """GFLOPs of a model with random weights on one synthetic ``image_hw`` image (``panbench ls --params``)."""
     import numpy as np
     from PIL import Image
 
@@ -180,9 +178,8 @@ def run_gflops(lm: Any, dataset: Any, n: int, device: str, settings: dict[str, A
 
 def random_facts(spec: ModelSpec, gflops: bool, image_hw: tuple[int, int] = (480, 640),
                  on_count: Callable[[], None] | None = None) -> dict[str, Any] | None:
-    """``panbench ls``: the parameters of ``spec``'s model with random weights and, with ``gflops``, its
-    :func:`random_gflops` on one ``image_hw`` image (docs/models.md, "The model facts cache"); None when its family
-    cannot build it without a download.  ``on_count`` is called before a model whose counts are not cached is built."""
+    """``panbench ls``: the parameters and, with ``gflops``, :func:`random_gflops` of ``spec``'s model (None when its
+    family cannot build it without a download); ``on_count`` is called before a model not cached is built."""
     entry = spec.family.entry()
     files_of = getattr(entry, "config_files", None)  # optional in a family: without it, counted every time
     files: list[Path] | None = files_of(spec) if files_of is not None else None

@@ -33,9 +33,8 @@ from panbench.robustness.pipeline import CorruptedPipeline
 
 
 class Progress:
-    """The eval progress bar over every image of the run (docs/eval.md, "What one run does"): forked processes
-    each add to a slot of their own in shared memory (no lock a killed process could leave held), torchrun ranks
-    under ``store_key`` in the process group's store; only the process that made the bar draws it."""
+    """The eval progress bar over every image of the run (docs/eval.md, "What one run does"); no lock between
+    processes (a killed one would leave it held); only the process that made the bar draws it."""
 
     def __init__(self, total: int, desc: str, enabled: bool = True, store_key: str | None = None) -> None:
         self._counts: Any = mp.RawArray("q", 1)  # one slot per process; shared with processes forked later
@@ -149,9 +148,8 @@ class Items:
 
 def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Callable[[Any], Hashable],
                        hold: int | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Loaded items regrouped into batches of up to ``size`` images of one ``key`` (the family's ``batch_key``)
-    as docs/eval.md, "Batch size", says; ``hold`` defaults to 8 batches, at most 32 images, never fewer than one
-    batch.  An item that failed to load (``error``) runs alone at once (it raises)."""
+    """Loaded items in batches of up to ``size`` images of one ``key`` (docs/eval.md, "Batch size"); ``hold``: 8
+    batches, at most 32 images, never fewer than one batch.  An item that failed to load runs alone at once."""
     if size <= 1:
         yield from ([it] for group in items for it in group)
         return
@@ -309,8 +307,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
 
 
 class _Pass:
-    """One process's pass over its batches: its shard and the post-processing thread, whose model, dataset, clock
-    sync and timings it shares."""
+    """One process's pass over its batches: its shard and the post-processing thread, whose state it shares."""
 
     def __init__(self, shard: Shard, post: _PostProcessor) -> None:
         self.shard, self.post = shard, post
@@ -375,8 +372,7 @@ class _Pass:
 
 
 def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> int:
-    """How many CPU processes :func:`run_inference_cpu` uses: ``opts.cpu_procs`` or one per core; 1 on a GPU, under
-    torchrun (ranks already split the work) or off Linux."""
+    """How many CPU processes :func:`run_inference_cpu` uses: 1 on a GPU, under torchrun or off Linux."""
     if device != "cpu" or world > 1 or not sys.platform.startswith("linux"):  # fork after torch: Linux only
         return 1
     n = opts.cpu_procs if opts.cpu_procs > 0 else (os.cpu_count() or 1)
@@ -419,8 +415,7 @@ def _die_with_parent(parent: int | None = None) -> None:
 
 
 def _forked_shard(k: int) -> tuple[list[Any], Timings]:
-    """Body of a forked process: score shard ``k`` with the model inherited from the parent into evaluators
-    of its own (this process's images only); returns what they hold and the timings."""
+    """Body of a forked process: shard ``k`` into evaluators of its own; returns what they hold and the timings."""
     import torch
 
     a = _FORKED
@@ -490,8 +485,7 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: Run
 
 
 def _fork_children(procs: int) -> list[tuple[Any, Any]]:
-    """Processes 1 .. ``procs - 1`` forked (:func:`_forked_main`) under :func:`sigint_held`, each with the pipe its
-    result comes back on."""
+    """Processes 1 .. ``procs - 1`` forked (:func:`_forked_main`) under :func:`sigint_held`, with their pipes."""
     ctx = mp.get_context("fork")
     children: list[tuple[Any, Any]] = []
     try:

@@ -204,9 +204,8 @@ DOWNLOAD_TIMEOUT_MIN = 120  # the node's ranks wait this long for local rank 0's
 
 
 def dist_timeouts(env: Mapping[str, str]) -> tuple[timedelta, timedelta]:
-    """(the collectives' timeout, the wait for a download through the store), from ``PANBENCH_DIST_TIMEOUT_MIN``
-    and ``PANBENCH_DOWNLOAD_TIMEOUT_MIN`` (whole minutes).  The first is short so that a dead rank stops the others
-    within minutes; only a download is waited for long, on the store (:func:`download_wait`)."""
+    """(the collectives' timeout, short so that a dead rank stops the others; the wait for a download through the
+    store), from ``PANBENCH_DIST_TIMEOUT_MIN`` and ``PANBENCH_DOWNLOAD_TIMEOUT_MIN`` (whole minutes)."""
     out = []
     for var, default in (("PANBENCH_DIST_TIMEOUT_MIN", COLLECTIVE_TIMEOUT_MIN),
                          ("PANBENCH_DOWNLOAD_TIMEOUT_MIN", DOWNLOAD_TIMEOUT_MIN)):

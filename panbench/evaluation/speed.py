@@ -143,8 +143,7 @@ def time_forward(family: Any, inputs: list[Any], device: str, amp: str | None, w
 
 def time_end_to_end(family: Any, samples: list[Any], device: str, amp: str | None, warmup: int, iters: int,
                     timer: Timer) -> Stage:
-    """The same count of iterations from the image files of ``samples`` (cycled): decode and resize (the test
-    pipeline), forward, the panoptic map read back as segments (on the host)."""
+    """The same count of iterations from the image files of ``samples`` (cycled) to segments on the host."""
     import torch
 
     stage = Stage([], [], [], 0.0)
@@ -165,16 +164,14 @@ def time_end_to_end(family: Any, samples: list[Any], device: str, amp: str | Non
 
 
 def eval_options(opts: SpeedOptions, cache_root: Path | None = None) -> EvalOptions:
-    """The eval options that load the model (and, for :func:`check_pq`, run the eval loop): one process, no
-    workers, no AP, no FLOPs pass, no cache reuse."""
+    """The eval options that load the model (and, for :func:`check_pq`, run the eval loop)."""
     return EvalOptions(device=opts.device, amp=opts.amp, seed=opts.seed, workers=0, cpu_procs=1, progress=False,
                        resume=False, results_dir=opts.results_dir, ap=False, flops_images=0, warmup=0,
                        cache_root=cache_root or opts.results_dir / "cache", command=opts.command)
 
 
 def measure(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> SpeedRecord:
-    """Load ``spec``, measure its speed by the protocol (and with ``check_pq`` its PQ eager and compiled), and
-    return the record (not written)."""
+    """Load ``spec`` and measure its speed by the protocol (and :func:`check_pq`); the record, not written."""
     from panbench.evaluation.run import Run  # the record's schema: not for the speed record alone
 
     if opts.check_pq:

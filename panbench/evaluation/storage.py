@@ -104,9 +104,8 @@ _TEMP = re.compile(r".+\.tmp(\d+)(?:@(.+))?")
 
 
 def remove_stale_temps(run_dir: Path) -> None:
-    """Remove the temporary files (``*.tmp<PID>@<host>``) that processes killed while writing left in ``run_dir``:
-    of this machine once no process of its PID is alive, of another (or without a host) once untouched for
-    :data:`STALE_S` seconds (machines sharing one run folder)."""
+    """Remove the temporary files (``*.tmp<PID>@<host>``) that killed processes left in ``run_dir``: of this machine
+    once no process of its PID is alive, of another (or without a host) once untouched for :data:`STALE_S` s."""
     for f in Path(run_dir).glob("*.tmp*"):
         if (m := _TEMP.fullmatch(f.name)) is None:
             continue
@@ -239,9 +238,8 @@ _BOUNDARY_KEYS = frozenset(column_keys(BOUNDARY_FIELDS, BOUNDARY_PREFIX))
 
 
 def _well_formed(cols: dict[str, np.ndarray], n: int) -> bool:
-    """Whether a chunk's columns are those of ``n`` images' results: the keys of
-    :func:`~panbench.pq.result.results_to_columns` (with boundary PQ's or without), each field as long as its
-    group's image column, whose values run from 0 below ``n`` and never decrease."""
+    """Whether a chunk's columns are those of ``n`` images' results (:func:`~panbench.pq.result.results_to_columns`'
+    keys), each field as long as its group's image column, whose values run from 0 below ``n`` and never decrease."""
     if frozenset(cols) not in (_KEYS, _KEYS | _BOUNDARY_KEYS):
         return False
     for k, img in cols.items():
@@ -355,8 +353,7 @@ class PredictionWriter:
                              "was run)")
 
     def prepare(self, fresh: bool) -> None:
-        """Make the folders (once per node, before the other ranks read them).  Predictions of another
-        run (another key) are refused unless ``fresh`` (``--no-resume``), which starts afresh."""
+        """Make the folders; predictions of another run (another key) are refused unless ``fresh``."""
         key_file = self.state / "key.json"
         if key_file.is_file():
             other = json.loads(key_file.read_text()).get("key") != self.key
@@ -450,8 +447,7 @@ class PredictionWriter:
 
 def prediction_writer(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
                       key: str) -> PredictionWriter | None:
-    """The writer of ``--save-predictions`` (None without it), claimed by rank 0 (every rank stops in one line when
-    another run holds it), its folders made once per node, its ``saved`` set read."""
+    """The writer of ``--save-predictions`` (None without it), claimed, prepared and its ``saved`` set read."""
     if opts.save_predictions is None:
         return None
     writer = _writer(spec.name, dataset, opts.save_predictions, key)
@@ -483,8 +479,7 @@ def claim_up_front(models: list[str], dataset: PanopticDataset, root: Path) -> N
 
 
 def check_shared(writer: PredictionWriter) -> None:
-    """Under torchrun, before any image runs: every rank sees the folder of ``--save-predictions`` that
-    rank 0 sees (rank 0 assembles the JSON from every rank's files); else each rank stops in one line."""
+    """Under torchrun: every rank sees rank 0's ``--save-predictions`` folder, else each rank stops in one line."""
     if dist_info()[1] == 1:
         return
     mark = writer.state / f"seen-{uuid.uuid4().hex}"  # a fresh name: no stale mark of another job, no cached lookup
