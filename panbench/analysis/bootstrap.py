@@ -90,9 +90,8 @@ def _ci_values(s: np.ndarray, n_cat: int, things: np.ndarray) -> dict[str, np.nd
 def _resampled_sums(x: np.ndarray, iou_cols: list[slice], n_resamples: int, seed: int, chunk: int, threads: int,
                     factors: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]] | None = None
                     ) -> Iterator[np.ndarray]:
-    """Every resample's sums of the rows of ``x`` (float64, IoU in IoU units), in blocks: exact (module docstring)
-    or, where :func:`fixed_sums` refuses ``x``, the float64 :func:`_product` of ``chunk`` resamples' counts at a
-    time with ``factors(x)``."""
+    """Every resample's sums of the rows of ``x``, in blocks: exact, or where :func:`fixed_sums` refuses ``x`` the
+    float64 :func:`_product` of ``chunk`` resamples' counts at a time with ``factors(x)``."""
     if (fixed := fixed_sums(x, iou_cols)) is not None:
         yield as_float(resampled_sums(fixed, n_resamples, seed, threads), iou_cols)
         return
@@ -198,8 +197,7 @@ def paired_bootstrap(a: RunSums, b: RunSums, isthing: list[bool], n_resamples: i
 
 
 def too_few(n_images: int, n_resamples: int = N_RESAMPLES) -> str | None:
-    """Why no interval is shown for ``n_images`` images and ``n_resamples`` resamples (None: one is); a run's
-    ``ci``, ``table``'s paired differences, the verdict and ``compare`` ask this first."""
+    """Why no interval is shown for ``n_images`` images and ``n_resamples`` resamples (None: one is)."""
     if n_images < MIN_IMAGES:
         return f"{_images(n_images)}: too few for a bootstrap interval, which needs at least {MIN_IMAGES}"
     if n_resamples < MIN_RESAMPLES:

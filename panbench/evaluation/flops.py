@@ -86,8 +86,7 @@ def write_facts(parts: dict[str, Any], facts: dict[str, Any]) -> None:
 
 
 def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
-    """The installed versions of panbench, torch and ``packages`` as pip names them, from their metadata (nothing is
-    imported): part of every key."""
+    """The installed versions of panbench, torch and ``packages`` from their metadata: part of every key."""
     out: dict[str, str | None] = {"panbench": panbench.__version__}
     for name in sorted({"torch", *packages}):
         try:
@@ -120,8 +119,7 @@ def count_step(model: PanopticModel, data: dict[str, Any], device: str) -> int:
 
 
 def model_gflops(model: PanopticModel, datas: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
-    """The record's ``flops``: GFLOPs per image averaged over ``datas`` (pipeline outputs), with the counter, its
-    convention and the input sizes; None without images."""
+    """The record's ``flops`` (docs/models.md, "GFLOPs") over ``datas`` (pipeline outputs); None without any."""
     if not datas:
         return None
     t = time.perf_counter()

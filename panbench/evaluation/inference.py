@@ -314,8 +314,7 @@ class _Pass:
         self.fusion_times: list[float] = []  # each call of the model's own fusion inside the forward (timed_fusion)
 
     def batches(self, loader: Iterable[list[dict[str, Any]]]) -> float:
-        """The loop over batches: forward, then the outputs to the post-processing thread; timings.
-        Returns when the timed part's wall clock started (after the warm-up batches)."""
+        """The loop over batches; returns when the timed part's wall clock started (after the warm-up batches)."""
         post, fusion_times = self.post, self.fusion_times
         family, timings, sync = post.family, post.timings, post.sync
         n_batches = 0
@@ -405,8 +404,7 @@ def _ignore_sigint(*_: object) -> None:
 
 
 def _die_with_parent(parent: int | None = None) -> None:
-    """In a forked process: on Linux it is killed when its parent dies (no orphans keep computing); gone at once
-    where the parent (pid ``parent``) died before."""
+    """In a forked process: killed when its parent dies (Linux); gone at once where ``parent`` died before."""
     if sys.platform.startswith("linux"):
         with suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -108,8 +108,7 @@ def is_oom(e: BaseException) -> bool:
 
 
 def free_memory(device: str) -> None:
-    """Collect garbage (a failed step's traceback forms reference cycles) and hand cached GPU blocks back, so that
-    a retry finds the memory the failed attempt held."""
+    """Collect garbage (a failed step's traceback forms cycles) and hand cached GPU blocks back, for a retry."""
     import torch
 
     gc.collect()
@@ -169,8 +168,7 @@ def backend_for(device: str) -> str:
 
 
 def rank_device(device: str) -> str:
-    """The device of this rank under torchrun: ``cuda:LOCAL_RANK`` for CUDA, refused in one line when the node runs
-    more ranks than it has GPUs or names one GPU for every rank."""
+    """The device of this rank under torchrun: ``cuda:LOCAL_RANK`` for CUDA (too few GPUs refused in one line)."""
     import torch
 
     if not device.startswith("cuda"):
@@ -217,8 +215,7 @@ def dist_timeouts(env: Mapping[str, str]) -> tuple[timedelta, timedelta]:
 
 
 def dist_info(device: str = "cpu") -> tuple[int, int, str]:
-    """(rank, world size, this rank's device); initializes torch.distributed when started by torchrun, with the
-    backend that fits ``device`` (gloo for ``cpu``, NCCL bound to ``cuda:LOCAL_RANK`` for ``cuda``)."""
+    """(rank, world size, this rank's device); initializes torch.distributed under torchrun (:func:`backend_for`)."""
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -249,8 +246,7 @@ def _distributed() -> bool:
 
 @contextmanager
 def collective(what: str) -> Iterator[None]:
-    """A collective call: when another rank has died (its socket closed, the group aborted), stop with one line
-    instead of a backend traceback."""
+    """A collective call: when another rank has died, stop with one line instead of a backend traceback."""
     try:
         yield
     except (RuntimeError, OSError) as e:
@@ -336,8 +332,7 @@ def dist_others(obj: Any, what: str) -> list[Any]:
 
 
 def dist_gather(obj: Any, what: str = "waiting for the other ranks") -> list[Any]:
-    """Every rank's ``obj`` (picklable), in rank order, on every rank (``[obj]`` outside torchrun); under NCCL
-    through the current CUDA device (set by :func:`dist_info`)."""
+    """Every rank's ``obj`` (picklable), in rank order, on every rank (``[obj]`` outside torchrun)."""
     if not _distributed():
         return [obj]
     import torch.distributed as dist
@@ -349,8 +344,7 @@ def dist_gather(obj: Any, what: str = "waiting for the other ranks") -> list[Any
 
 
 def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[str, float]]:
-    """Timings and peak memory of the whole torchrun job: every rank's timings added by :meth:`Timings.merge`, peak
-    memory the maximum over the ranks; ``world_size`` beside them.  Unchanged outside torchrun."""
+    """Timings (:meth:`Timings.merge`) and peak memory (the maximum) of the whole torchrun job, with ``world_size``."""
     if not _distributed():
         return t, memory
     others = dist_others((t, memory), "collecting the timings of the ranks")
@@ -361,8 +355,7 @@ def reduce_timings(t: Timings, memory: dict[str, float]) -> tuple[Timings, dict[
 
 
 def abort_distributed() -> None:
-    """After a rank's error: tear its process group down without waiting for the other ranks (a collective that
-    they wait in then fails instead of hanging until the backend's timeout)."""
+    """After a rank's error: tear its process group down without waiting (the others' collective then fails)."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):

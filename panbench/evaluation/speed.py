@@ -87,8 +87,7 @@ class CudaEventTimer:
 
 
 def compile_model(family: Any, mode: str = "default") -> dict[str, Any]:
-    """Compile the model's ``compile_targets()`` (:class:`panbench.models.protocol.PanopticModel`) in place
-    (``nn.Module.compile``: the state dict keeps its keys); the record's ``compile`` block."""
+    """Compile the model's ``compile_targets()`` in place (``nn.Module.compile``); the record's ``compile`` block."""
     import torch
 
     names = []

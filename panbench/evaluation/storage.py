@@ -58,8 +58,7 @@ Entry = tuple[ImageResult, "dict[str, Any] | None"]
 
 @dataclass(frozen=True)
 class Cached:
-    """The images a run folder's chunks hold: their indices in the dataset, their results as the columns of
-    :mod:`panbench.pq.result` (in that order) and each one's AP data and semantic confusion as JSON (None without)."""
+    """The images a run folder's chunks hold: dataset indices, :mod:`panbench.pq.result`'s columns, JSON shares."""
 
     indices: np.ndarray
     columns: dict[str, np.ndarray]
@@ -116,8 +115,7 @@ def remove_stale_temps(run_dir: Path) -> None:
 
 
 def older_format(run_dir: Path, key_parts: dict[str, Any]) -> Path | None:
-    """A folder beside ``run_dir`` that caches the same run (its ``key.json`` says the same) in another
-    :data:`CACHE_FORMAT` (so under another key), with images in it; None when there is none."""
+    """A folder beside ``run_dir`` with images of the same run (same ``key.json``) in another :data:`CACHE_FORMAT`."""
     run_dir = Path(run_dir)
     same = json.dumps(key_parts, sort_keys=True, default=str, indent=1)
     prefix = run_dir.name.rsplit("-", 1)[0] + "-"
@@ -200,8 +198,7 @@ class StatsCache:
 
 
 def _written_order(f: Path) -> tuple[int, str]:
-    """A chunk's place among its folder's: by its number (a later run's are higher: an image cached again replaces
-    itself), then by name (chunks of processes that wrote at once)."""
+    """A chunk's place among its folder's: by its number (an image cached again replaces itself), then by name."""
     seq = f.stem.rsplit("-", 1)[-1]
     return (int(seq) if seq.isdigit() else -1, f.name)
 
@@ -258,8 +255,7 @@ def results_name(prefix: str, model: str) -> str:
 
 
 def segment_boxes(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``segments`` with ``area`` (pixels) and ``bbox`` ([x, y, width, height], COCO's, inclusive
-    pixel extents) of each segment's pixels in the id map ``ids``; ``iscrowd`` 0."""
+    """``segments`` with COCO's ``area``, ``bbox`` (inclusive pixel extents) and ``iscrowd`` 0 of their pixels."""
     h, w = ids.shape
     seg_ids = np.array([s["id"] for s in segments], np.int64)
     if not len(seg_ids):
@@ -386,8 +382,7 @@ class PredictionWriter:
                 for a in data.get("annotations", []) if a.get("image_id") in images}, self.key
 
     def _entries(self) -> dict[Any, dict[str, Any]]:
-        """Every saved image's entry, by image id: the assembled JSON's when it is this run's, then the part files'
-        (a line cut by a kill skipped)."""
+        """Every saved image's entry by image id: the assembled JSON's (this run's), then the part files'."""
         out = self._finished()[0]
         for part in sorted(self.state.glob("part-*.jsonl")):
             for line in part.read_text().splitlines():
@@ -406,8 +401,7 @@ class PredictionWriter:
         return self.saved
 
     def write(self, sample: Any, ids: np.ndarray, segments: list[dict[str, Any]]) -> None:
-        """Save one image: its PNG (atomically; ``id = R + 256 G + 256^2 B``, COCO's encoding), then its entry in
-        this process's part file."""
+        """Save one image: its PNG (atomically, COCO's id encoding), then its entry in this process's part file."""
         from PIL import Image
 
         name, png = self.png_name(sample), io.BytesIO()

@@ -33,8 +33,7 @@ class Timings:
               "oom_splits", "corrupt_s", "corrupt_images")
 
     def merge(self, other: Timings) -> None:
-        """Add ``other``'s measurements to these: :attr:`SUMMED` fields summed, wall time the maximum,
-        CPU-fallback image ids joined (sorted), batch counts added by size."""
+        """Add ``other``'s measurements: :attr:`SUMMED` fields summed, wall time the maximum, the rest joined."""
         for f in self.SUMMED:
             setattr(self, f, getattr(self, f) + getattr(other, f))
         self.wall_s = max(self.wall_s, other.wall_s)
