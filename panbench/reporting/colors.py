@@ -49,20 +49,14 @@ def model_colors(results_dir: Path | str | None, records: list[RunRecord], label
                     | set(labels))
     colors = assign(kept, wanted)
     if path is not None and keep and colors != kept:
-        try:
-            colors = _keep(path, wanted)
+        try:  # read again and add the colours it lacks under a lock: two commands adding models keep each other's
+            with exclusive(path.with_name(path.name + ".lock"), 120.0, "adding model colours"):
+                kept = read_colors(path)
+                if (fresh := assign(kept, wanted)) != kept:
+                    _write(path, fresh)
+            colors = fresh
         except OSError:
             pass
-    return colors
-
-
-def _keep(path: Path, wanted: list[str]) -> Colors:
-    """Add the colours of ``wanted`` that ``path`` lacks, under an exclusive lock: commands adding models at once."""
-    with exclusive(path.with_name(path.name + ".lock"), 120.0, "adding model colours"):
-        kept = read_colors(path)
-        colors = assign(kept, wanted)
-        if colors != kept:
-            _write(path, colors)
     return colors
 
 

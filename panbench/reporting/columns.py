@@ -19,11 +19,10 @@ from panbench.reporting.pairing import pair_key, paired_differences
 
 KEYS = tuple(a.key for a in ANALYSES)  # the table's analysis options, in the table's order
 PAIRED_NOTE = ("PQ difference (PQ_diff in CSV): PQ minus that of the run under 'paired difference to' (PQ_diff_vs), "
-               "the reference run of the same dataset (same fingerprint: "
-               "same annotation file and images): the best PQ among the runs with a per-image analysis file, or "
-               "the run --reference names; with its 95% paired-bootstrap "
-               "interval (1000 resamples of the images, seed 0); "
-               "'*' marks an interval that excludes 0: a difference that resampling the images does not explain.")
+               "the reference run of the same dataset (same fingerprint: same annotation file and images): the best "
+               "PQ among the runs with a per-image analysis file, or the run --reference names; with its 95% "
+               "paired-bootstrap interval (1000 resamples of the images, seed 0); '*' marks an interval that "
+               "excludes 0: a difference that resampling the images does not explain.")
 
 
 def paired_columns(records: list[RunRecord], results_dir: Path, reference: str | None = None

@@ -96,8 +96,7 @@ def legend_below(fig: Any, handles: list[Any], note: str = "") -> None:
     """The legend under the axes in as many columns as fit, ``note`` under it; the figure taller by their height."""
     labels = [hd.get_label() for hd in handles]
     renderer = fig.canvas.get_renderer()
-    # narrower lines only where one column of them is still too wide; the last try (labels of unbreakable
-    # 20-character words, one column) is kept whether it fits or not: as narrow as it gets
+    # narrower lines only where one column is still too wide; the last, narrowest try is kept whether it fits or not
     ncols = range(max(1, min(len(handles), int(fig.get_figwidth() / 1.6))), 0, -1)
     tries = [(width, ncol) for width in (60, 45, 30, 20) for ncol in ncols]
     for width, ncol in tries:

@@ -22,8 +22,7 @@ HEADERS = {
     **{k: v for a in ANALYSES for k, v in a.headers.items()},  # an analysis's own
 }
 PART = {"th": "things", "st": "stuff", "pub": "published", "delta": "minus published", "N": "categories"}
-# the words of the record's field names: a column name made of them is a field and reads as words; any other
-# name (a model, a run's label as the per-class table's columns) is left as it is
+# the words of the record's field names: a column name made of them reads as words, any other (a run's label) as is
 WORDS = {*PART, "PQ", "SQ", "RQ", "category", "id", "mIoU", "mDice", "diff", "mark",
          *(w for a in ANALYSES for w in a.words)}
 

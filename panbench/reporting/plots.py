@@ -246,7 +246,10 @@ def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | 
     names = {k: v for r in records for k, v in r.provenance.get("category_names", {}).items()}
     cids, table, ranked = ranked_classes(records, top)
     n_ranked = int((~np.isnan(table).any(0)).sum())
-    kinds = class_kinds(records)
+    kinds: dict[str, bool] = {}  # each class id a thing (True) or stuff (False), from a run's annotation file
+    for r in records:
+        if (flags := isthing_of(r, len(r.per_class))) is not None:
+            kinds.update({c: f for c, f in zip(r.per_class, flags) if c not in kinds})
     groups = [(what, [i for i in ranked if kinds.get(cids[i]) is flag]) for what, flag in
               (("things", True), ("stuff", False), ("thing or stuff unknown", None))]
     groups = [(what, g) for what, g in groups if g]  # an empty group is not drawn
@@ -270,28 +273,13 @@ def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | 
     ax.set_ylabel("PQ")
     ax.set_ylim(0, 112)  # room for the groups' names over bars at 100
     ax.set_yticks(range(0, 101, 20))
-    ax.set_title(plot_title(records, per_class_title(len(order), n_ranked, len(records))))
+    chosen = "where the runs differ most" if len(records) > 1 else "of highest PQ"  # the title says which classes
+    which = (f"the {len(order)} of {n_ranked} classes {chosen}" if len(order) < n_ranked else
+             f"all {len(order)} classes, " + ("most different first" if len(records) > 1 else "highest first"))
+    ax.set_title(plot_title(records, f"per-class PQ, {which}"))
     footnote(fig, note)
     legend_below(fig, handles, only_common_classes(table, [names.get(c, c) for c in cids]))
     return save(fig, out / "per_class_pq.png")
-
-
-def per_class_title(shown: int, ranked: int, runs: int) -> str:
-    """The per-class figure's title: which classes it shows, chosen how."""
-    chosen = "where the runs differ most" if runs > 1 else "of highest PQ"
-    which = (f"the {shown} of {ranked} classes {chosen}" if shown < ranked else
-             f"all {shown} classes, " + ("most different first" if runs > 1 else "highest first"))
-    return f"per-class PQ, {which}"
-
-
-def class_kinds(records: list[RunRecord]) -> dict[str, bool]:
-    """Whether each class id of the runs is a thing (True) or stuff (False), from a run's annotation file."""
-    out: dict[str, bool] = {}
-    for r in records:
-        flags = isthing_of(r, len(r.per_class))
-        if flags is not None:
-            out.update({c: f for c, f in zip(r.per_class, flags) if c not in out})
-    return out
 
 
 def only_common_classes(table: Any, names: list[str]) -> str:

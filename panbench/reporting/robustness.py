@@ -112,7 +112,6 @@ def _severity_plot(summaries: list[dict[str, Any]], names: list[str], labels: li
 
     dashes: tuple[Any, ...] = ("-", "--", ":", "-.")
     style = {id(s): dashes[keys[:k].count(keys[k]) % len(dashes)] for k, s in enumerate(summaries)}
-
     ncols = min(max(1, int(current_width() / 1.4)), 5, len(names))  # panels at least 1.4 in wide
     nrows = -(-len(names) // ncols)
     fig, axes = new_figure(1.6 * nrows + 0.9, nrows, ncols, squeeze=False, sharey=True)

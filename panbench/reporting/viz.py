@@ -47,32 +47,22 @@ def predict(lm: Any, spec_name: str, sample: Sample, top_queries: int = 4) -> Pr
     return Prediction(spec_name, ids, segs, [(lm.names[label], score, mask) for label, score, mask in queries])
 
 
-def colorize(ids: np.ndarray, segments: list[dict[str, Any]], colors: dict[int, list[int]],
-             isthing: dict[int, bool]) -> np.ndarray:
-    """Segment colors: the category color, jittered per thing instance (as panopticapi does)."""
-    rgb = np.zeros(ids.shape + (3,), np.uint8)
+def overlay(image: np.ndarray, ids: np.ndarray, segments: list[dict[str, Any]], colors, isthing) -> np.ndarray:
+    """The segments over ``image`` in their category's colour (jittered per thing, as panopticapi), edges white."""
+    col = np.zeros(ids.shape + (3,), np.uint8)
     rng = np.random.default_rng(0)
     for s in segments:
         base = np.array(colors.get(s["category_id"], [128, 128, 128]), np.int32)
         if isthing.get(s["category_id"], False):
             base = np.clip(base + rng.integers(-40, 41, 3), 0, 255)
-        rgb[ids == s["id"]] = base
-    return rgb
-
-
-def boundaries(ids: np.ndarray) -> np.ndarray:
-    b = np.zeros(ids.shape, bool)
-    b[:-1] |= ids[:-1] != ids[1:]
-    b[:, :-1] |= ids[:, :-1] != ids[:, 1:]
-    return b
-
-
-def overlay(image: np.ndarray, ids: np.ndarray, segments: list[dict[str, Any]], colors, isthing) -> np.ndarray:
-    col = colorize(ids, segments, colors, isthing)
+        col[ids == s["id"]] = base
     out = image.astype(np.float32)
     labelled = ids > 0
     out[labelled] = 0.45 * out[labelled] + 0.55 * col[labelled]
-    out[boundaries(ids)] = 255
+    edge = np.zeros(ids.shape, bool)
+    edge[:-1] |= ids[:-1] != ids[1:]
+    edge[:, :-1] |= ids[:, :-1] != ids[:, 1:]
+    out[edge] = 255
     return out.astype(np.uint8)
 
 
