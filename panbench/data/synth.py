@@ -81,22 +81,16 @@ def random_image(rng: np.random.Generator, height: int, width: int, categories: 
             crowd_cats.add(cat["id"])
         label[mask.astype(bool)] = len(segs)
         segs.append({"id": int(ids[k_stuff + t]), "category_id": cat["id"], "iscrowd": crowd})
-    _paint_void(rng, label, void_fraction)
-    return _image_of(label, segs)
-
-
-def _paint_void(rng: np.random.Generator, label: np.ndarray, void_fraction: float) -> None:
-    """Set three random discs of ``label`` to -1 (VOID), ``void_fraction`` of the image in all."""
-    import cv2
-
-    if void_fraction <= 0:
-        return
-    height, width = label.shape
-    void = np.zeros((height, width), np.uint8)
-    for _ in range(3):
-        r = max(1, int(np.sqrt(void_fraction * height * width / 3 / np.pi)))
-        cv2.circle(void, (int(rng.integers(0, width)), int(rng.integers(0, height))), r, 1, -1)
-    label[void.astype(bool)] = -1
+    if void_fraction > 0:  # three random discs of VOID, void_fraction of the image in all
+        void = np.zeros((height, width), np.uint8)
+        for _ in range(3):
+            r = max(1, int(np.sqrt(void_fraction * height * width / 3 / np.pi)))
+            cv2.circle(void, (int(rng.integers(0, width)), int(rng.integers(0, height))), r, 1, -1)
+        label[void.astype(bool)] = -1
+    # the id map, keeping the segments that have pixels
+    id_of = np.array([s["id"] for s in segs] + [0], np.uint32)
+    areas = np.bincount(label.ravel() + 1, minlength=len(segs) + 1)[1:]
+    return PanopticImage(id_of[label], [{**s, "area": int(a)} for s, a in zip(segs, areas) if a > 0])
 
 
 def _stuff_regions(rng: np.random.Generator, height: int, width: int, k_stuff: int, stuff: list[dict[str, Any]],
@@ -114,14 +108,6 @@ def _stuff_regions(rng: np.random.Generator, height: int, width: int, k_stuff: i
     return region
 
 
-def _image_of(label: np.ndarray, segs: list[dict[str, Any]]) -> PanopticImage:
-    """The id map of a label map (indices into ``segs``, -1 VOID), keeping the segments that have pixels."""
-    id_of = np.array([s["id"] for s in segs] + [0], np.uint32)
-    idmap = id_of[label]  # -1 picks the trailing 0 (VOID)
-    areas = np.bincount(label.ravel() + 1, minlength=len(segs) + 1)[1:]
-    return PanopticImage(idmap, [{**s, "area": int(a)} for s, a in zip(segs, areas) if a > 0])
-
-
 def merge_stuff(img: PanopticImage, categories: list[dict[str, Any]]) -> PanopticImage:
     """``img`` with one segment per stuff category: the first one of a class takes the others' pixels and area."""
     stuff = {c["id"] for c in categories if not c["isthing"]}
@@ -136,11 +122,9 @@ def merge_stuff(img: PanopticImage, categories: list[dict[str, Any]]) -> Panopti
         segs.append(dict(s))
         if s["category_id"] in stuff:
             first[s["category_id"]] = segs[-1]
-    ids = img.ids
-    if merged:
-        ids = ids.copy()
-        for old, new in merged.items():
-            ids[img.ids == old] = new
+    ids = img.ids.copy() if merged else img.ids
+    for old, new in merged.items():
+        ids[img.ids == old] = new
     return PanopticImage(ids, segs)
 
 
@@ -177,10 +161,8 @@ def perturb(rng: np.random.Generator, img: PanopticImage, categories: list[dict[
             seen.add(s["id"])
             out_segs.append({"id": remap[s["id"]], "category_id": s["category_id"], "iscrowd": 0,
                              "area": int(count_of[s["id"]])})
-    lut_from = present
     lut_to = np.array([remap[v] for v in present.tolist()], np.uint32)
-    new = lut_to[np.searchsorted(lut_from, ids)]
-    return PanopticImage(new.astype(np.uint32), out_segs)
+    return PanopticImage(lut_to[np.searchsorted(present, ids)].astype(np.uint32), out_segs)
 
 
 def bbox(mask: np.ndarray) -> list[int]:
