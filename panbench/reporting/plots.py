@@ -112,8 +112,7 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, n
             value_labels(ax, bars, ["" if v is None else f"{v:.1f}" for v in vals])
         ax.set_xticks(np.arange(3) + width * (len(records) - 1) / 2, ["PQ", "SQ", "RQ"])
         ax.set_title(title)
-        ax.set_ylim(0, 112)  # room for the value labels above a bar at 100
-        ax.set_yticks(range(0, 101, 20))
+        ax.set(ylim=(0, 112), yticks=range(0, 101, 20))  # room for the value labels above a bar at 100
     axes[0].set_ylabel("score (0-100)")
     fig.suptitle(plot_title(records, "PQ / SQ / RQ"))
     footnote(fig, note)
@@ -121,10 +120,11 @@ def pq_bars(records: list[RunRecord], out: Path, colors: Colors | None = None, n
     return save(fig, out / "pq_bars.png")
 
 
-def speed_points(records: list[RunRecord]) -> tuple[list[tuple[RunRecord, float]], list[str]]:
-    """The records with a measured speed, each with its images/s, and the labels of the runs without one."""
-    points = [(r, v) for r in records if (v := measured_speed(r)) is not None]
-    return points, [short_label(r, records) for r in records if measured_speed(r) is None]
+def speed_points(records: list[RunRecord], value: Callable[[RunRecord], float | None] = measured_speed
+                 ) -> tuple[list[tuple[RunRecord, float]], list[str]]:
+    """The records with a ``value`` (a measured speed), each with it, and the labels of the runs without one."""
+    points = [(r, v) for r in records if (v := value(r)) is not None]
+    return points, [short_label(r, records) for r in records if value(r) is None]
 
 
 LOG_SPAN = 10.0  # the fastest run more than this many times the slowest: a logarithmic speed axis
@@ -147,15 +147,14 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
         ax.text(0.5, 0.5, "no measured speed", ha="center", va="center", transform=ax.transAxes)
         legend_below(fig, [Line2D([], [], linestyle="none", label="")], left_out)
         return save(fig, out / "pq_vs_speed.png")
-    xs, ys = [x for _, x in points], [r.metrics["PQ"] for r, _ in points]
-    for r, x in points:
-        ax.scatter(x, r.metrics["PQ"], s=50, color=color[id(r)], edgecolor="white", linewidth=0.5, zorder=3)
-    front = ax.plot(*zip(*staircase(pareto_front([(x, r.metrics["PQ"]) for r, x in points]))), linestyle="--",
-                    color="0.45", linewidth=1, zorder=2)
+    xy = [(x, r.metrics["PQ"]) for r, x in points]
+    for (r, _), p in zip(points, xy):
+        ax.scatter(*p, s=50, color=color[id(r)], edgecolor="white", linewidth=0.5, zorder=3)
+    front = ax.plot(*zip(*staircase(pareto_front(xy))), linestyle="--", color="0.45", linewidth=1, zorder=2)
+    xs, ys = zip(*xy)
     _speed_axis(ax, xs)
     ax.set_ylim(max(0.0, min(ys) - 5), min(100.0, max(ys) + 5) + 2)
-    names = [_name(ax, wrap(mark_shared_speed(short_label(r, records), r), 32), (x, r.metrics["PQ"]))
-             for r, x in points]
+    names = [_name(ax, wrap(mark_shared_speed(short_label(r, records), r), 32), p) for (r, _), p in zip(points, xy)]
     shared = f"{SHARED_SPEED_MARK}: speed {SHARED_SPEED_NOTE}" if any(speed_shared(r) for r, _ in points) else ""
     handles = [Line2D([], [], linestyle="--", color="0.45", label="Pareto front: no other run has a higher PQ and "
                       "more images/s")]
@@ -163,7 +162,7 @@ def pq_vs_speed(records: list[RunRecord], out: Path, colors: Colors | None = Non
     measured = (f"measured on {devices[0]}" if len(devices) == 1 else
                 "measured on: " + "; ".join(f"{short_label(r, records)}: {r.device}" for r, _ in points))
     legend_below(fig, handles, "\n".join(n for n in (measured, left_out, shared) if n))
-    place_labels(ax, names, [(x, r.metrics["PQ"]) for r, x in points], tuple(front))
+    place_labels(ax, names, xy, tuple(front))
     return save(fig, out / "pq_vs_speed.png")
 
 
@@ -189,7 +188,7 @@ def staircase(front: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [front[0]] + [p for a, b in zip(front, front[1:]) for p in ((a[0], b[1]), b)]
 
 
-def _speed_axis(ax: Any, xs: list[float]) -> None:
+def _speed_axis(ax: Any, xs: tuple[float, ...]) -> None:
     """The images/s axis: logarithmic where the speeds span more than :data:`LOG_SPAN` times, else linear from 0."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -210,13 +209,12 @@ def _speed_axis(ax: Any, xs: list[float]) -> None:
 def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ against GFLOPs per image, each point named; a run without counted GFLOPs left out and named under it."""
     fig, ax = new_figure(axes_height(0.55, 2.4, 4.0))
-    points = [(r, g) for r in records if (g := gflops(r)) is not None]
-    missing = [short_label(r, records) for r in records if gflops(r) is None]
+    points, missing = speed_points(records, gflops)
     color = _colors(records, colors)
-    labels = []
-    for r, x in points:
-        ax.scatter(x, r.metrics["PQ"], s=60, color=color[id(r)])
-        labels.append(_name(ax, short_label(r, records), (x, r.metrics["PQ"])))
+    xy = [(x, r.metrics["PQ"]) for r, x in points]
+    for (r, _), p in zip(points, xy):
+        ax.scatter(*p, s=60, color=color[id(r)])
+    labels = [_name(ax, short_label(r, records), p) for (r, _), p in zip(points, xy)]
     ax.set_ylabel("PQ")
     ax.set_title(plot_title(records, "PQ against GFLOPs per image"))
     footnote(fig, note)
@@ -225,7 +223,7 @@ def pq_vs_gflops(records: list[RunRecord], out: Path, colors: Colors | None = No
         ax.grid(alpha=0.3)
     ax.set_xlabel("GFLOPs per image (1 multiply-add = 1 FLOP)"
                   + ("\nnot counted, left out: " + ", ".join(missing) if missing else ""))
-    place_labels(ax, labels, [(x, r.metrics["PQ"]) for r, x in points])
+    place_labels(ax, labels, xy)
     return save(fig, out / "pq_vs_gflops.png")
 
 
@@ -271,8 +269,7 @@ def per_class_differences(records: list[RunRecord], out: Path, colors: Colors | 
                 color="0.2")
         start += len(g)
     ax.set_ylabel("PQ")
-    ax.set_ylim(0, 112)  # room for the groups' names over bars at 100
-    ax.set_yticks(range(0, 101, 20))
+    ax.set(ylim=(0, 112), yticks=range(0, 101, 20))  # room for the groups' names over bars at 100
     chosen = "where the runs differ most" if len(records) > 1 else "of highest PQ"  # the title says which classes
     which = (f"the {len(order)} of {n_ranked} classes {chosen}" if len(order) < n_ranked else
              f"all {len(order)} classes, " + ("most different first" if len(records) > 1 else "highest first"))
@@ -437,8 +434,7 @@ def plot_pq_by_size(records: list[RunRecord], out: Path, colors: Colors | None =
             ticks[i] += f"\n{segs.pop()} segments"
     ax.set_xticks(np.arange(len(sizes)) + width * (len(have) - 1) / 2, ticks)
     ax.set_xlim(-width, len(sizes) - 0.2)
-    ax.set_ylim(0, 112)
-    ax.set_yticks(range(0, 101, 20))
+    ax.set(ylim=(0, 112), yticks=range(0, 101, 20))
     ax.set_ylabel("PQ of things (0-100)")
     ax.set_title(plot_title(records, "PQ by object size (things only)"))
     footnote(fig, note)
