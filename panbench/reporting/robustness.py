@@ -143,12 +143,9 @@ def _drop_plot(summaries: list[dict[str, Any]], names: list[str], labels: list[s
     """Clean PQ minus the mean PQ over the severities, per corruption (rows) and summary (columns)."""
     import numpy as np
 
-    drop = np.full((len(names), len(summaries)), np.nan)
-    for j, s in enumerate(summaries):
-        for i, name in enumerate(names):
-            vals = [x["PQ"] for x in s["runs"] if x["corruption"] == name]
-            if vals:
-                drop[i, j] = s["clean"]["PQ"] - sum(vals) / len(vals)
+    pqs = [[[x["PQ"] for x in s["runs"] if x["corruption"] == name] for s in summaries] for name in names]
+    drop = np.array([[s["clean"]["PQ"] - sum(v) / len(v) if v else np.nan for s, v in zip(summaries, row)]
+                     for row in pqs], float)
     fig, ax = drop_figure(drop, names, labels)
     ax.set_title(f"{_datasets(summaries)}: PQ drop per corruption")
     return save(fig, path, dpi=110)

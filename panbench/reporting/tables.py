@@ -1,5 +1,4 @@
-"""Comparison tables (pandas) from result records: the data step (:func:`comparison`, :func:`per_class`, columns
-named as record fields), the presentation step (:func:`format_table`) and the verdict (:func:`verdicts`)."""
+"""Comparison tables (pandas) from result records: the data, its presentation (:func:`format_table`), the verdict."""
 
 from __future__ import annotations
 
@@ -63,8 +62,7 @@ INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable int
 def comparison(records: list[RunRecord], vs_published: bool = False, analyses: list[str] | tuple = (),
                results_dir: Path | None = None, notes: list[str] | None = None, all_columns: bool = False,
                reference: str | None = None, compact: bool = False) -> Any:
-    """One row per run, the best PQ first within each dataset: the columns a reader compares, every column
-    (``all_columns``) or the columns of ``analyses``; ``notes`` (when given) receives the footnotes."""
+    """One row per run, the best PQ first within each dataset; ``notes`` (when given) receives the footnotes."""
     import pandas as pd
 
     records = ranked_records(records)
@@ -224,8 +222,7 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
 
 
 def format_table(df: Any, fmt: str, digits: int = 3, notes: list[str] | tuple = ()) -> str:
-    """The table in ``fmt`` (:data:`.formats.WRITERS`): CSV with every digit; for readers rounded to ``digits``, the
-    same-in-every-row columns a note, declared columns by kind, ``notes`` after it."""
+    """The table in ``fmt``: CSV with every digit; for readers rounded to ``digits``, ``notes`` after it."""
     w = writer(fmt)
     if w.fields:  # CSV: every digit of the record, for machines
         return w.table(df, digits, notes)
@@ -352,9 +349,7 @@ def reading(v: Verdict) -> str:
         why = too_few(v.n_images) or "no per-image analysis files to pair"
         return f"no paired difference on {these_images(v.n_images)} ({why})"
     parts = []
-    for row in v.rows:
-        if row["reference"]:
-            continue
+    for row in (row for row in v.rows if not row["reference"]):
         if row["diff"] is None:
             parts.append(f"{row['label']}: no paired difference (see the notes)")
             continue
