@@ -1,5 +1,4 @@
-"""The figures' colour-blind safe colours: each model's (:func:`model_colors`, kept in ``RESULTS/colors.json``), the
-error types' and corruption groups', and black or white text by contrast (WCAG 2); docs/reporting.md."""
+"""The figures' colour-blind safe colours and black or white text by contrast (WCAG 2); docs/reporting.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The tables' columns beyond a record's fields: the kinds of those not shown as they are (:class:`Column`), the
-FPS columns of ``panbench speed`` records (:func:`fps_columns`) and each analysis's (:func:`analysis_columns`)."""
+"""The tables' columns beyond a record's fields: their kinds (:class:`Column`), FPS and each analysis's columns."""
 
 from __future__ import annotations
 

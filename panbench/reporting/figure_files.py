@@ -1,7 +1,5 @@
-"""Where and how figures are written (docs/reporting.md): a command's format and resolution (:func:`figure_output`),
-each figure written whole with its text kept as text (:func:`write_figure`), the manifest of the figures each
-command wrote in a folder (:func:`replace_figures` removes only a command's own), and the lock of a folder of
-figures (:func:`writing_figures`)."""
+"""Where and how figures are written: format and resolution, the manifest of a command's own figures in a folder,
+the folder's lock (docs/reporting.md)."""
 
 from __future__ import annotations
 

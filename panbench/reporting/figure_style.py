@@ -1,6 +1,5 @@
-"""The one look of every figure panbench draws (docs/reporting.md): its width (``--figure-width``:
-:func:`figure_width`), its style (:data:`FIGURE_STYLE`, :func:`styled`) and the layout helpers.  Standard library
-only at import: the command line's options read :data:`WIDTHS` and :func:`figure_inches`."""
+"""The one look of every figure (docs/reporting.md): width, style and layout.  Standard library only at import: the
+command line's options read :data:`WIDTHS` and :func:`figure_inches`."""
 
 from __future__ import annotations
 

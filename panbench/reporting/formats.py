@@ -1,5 +1,4 @@
-"""The output formats of the tables (``--format``): one :class:`Writer` per format in :data:`WRITERS`.  Outside
-CSV a table is for readers: headers in words, aligned decimals, '-' where missing, text escaped for the format."""
+"""The output formats of the tables (``--format``): one :class:`Writer` per format in :data:`WRITERS`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""How tables, plots, the verdict and the report name a run, its settings and dataset.  A leaf of
-:mod:`panbench.reporting`: it imports no other reporting module."""
+"""How tables, plots, the verdict and the report name a run; a leaf: it imports no other reporting module."""
 
 from __future__ import annotations
 

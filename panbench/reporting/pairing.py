@@ -1,5 +1,4 @@
-"""The paired difference of runs on the same images, from their per-image analysis files: the one rule behind
-``table --ci``, the verdict and ``panbench compare``."""
+"""The paired difference of runs on the same images: the one rule of ``table --ci``, the verdict and ``compare``."""
 
 from __future__ import annotations
 
@@ -131,8 +130,7 @@ def _difference(k: int, ref_k: int, records: list[RunRecord], loaded: dict[int, 
 
 def paired_differences(records: list[RunRecord], results_dir: Path, reference: str | None = None
                        ) -> tuple[list[dict[str, Any] | None], list[str]]:
-    """For each record its paired difference to the reference run of its group (``{"reference": True}`` for that run)
-    or None, and the notes (docs/analysis.md)."""
+    """Each record's paired difference to its group's reference run (or None), and the notes (docs/analysis.md)."""
     out: list[dict[str, Any] | None] = [None] * len(records)
     notes: list[str] = []
     loaded, groups = _load_groups(records, results_dir, notes)

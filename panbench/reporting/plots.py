@@ -1,5 +1,4 @@
-"""Plots of result records (matplotlib, under ``results/plots/<dataset>/``): PQ/SQ/RQ bars, PQ against speed and
-GFLOPs, per-class PQ and the analyses' plots (docs/reporting.md)."""
+"""Plots of result records (matplotlib, under ``results/plots/<dataset>/``; docs/reporting.md)."""
 
 from __future__ import annotations
 
@@ -296,8 +295,7 @@ def plot_dir(results_dir: Path, dataset: str) -> Path:
 
 
 def plot_groups(records: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
-    """The clean runs grouped as the table groups them, each with its plot folder's name: the dataset's for the image
-    set it leads with, ``<dataset>-<fingerprint[:8]>`` for each other."""
+    """The clean runs grouped as the table groups them, each with its plot folder's name (docs/reporting.md)."""
     records = ranked_records([r for r in records if not r.corruption])  # each group as the table ranks it
     out: list[tuple[str, list[RunRecord]]] = []
     for key in dict.fromkeys(dataset_key(r) for r in records):

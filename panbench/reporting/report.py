@@ -160,11 +160,9 @@ def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, 
 
 
 def _provenance(r: RunRecord) -> str:
-    p = r.provenance
-    ck = p.get("checkpoint", {})
-    ds = p.get("dataset", {})
+    p, ck = r.provenance, r.provenance.get("checkpoint", {})
     rows = {
-        "date": r.date, "dataset": f"{r.dataset} ({images(r.n_images)}, fingerprint {ds.get('fingerprint')})",
+        "date": r.date, "dataset": f"{r.dataset} ({images(r.n_images)}, fingerprint {fingerprint(r)})",
         "device": r.device, "batch / amp": f"{r.batch_size} / {r.amp or 'fp32'}",
         "post-processing": r.postprocess, "--cfg-options": " ".join(cfg_words(r)) or "none",
         "config": f"{p.get('config_path')} (sha256 {p.get('config_sha256_16')})",
@@ -175,11 +173,10 @@ def _provenance(r: RunRecord) -> str:
     }
     body = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
                    for k, v in rows.items())
-    cfg = html.escape(p.get("config", ""))
     more = f" · {s}" if (s := settings(r)) else ""
     title = f"{r.model} · post-processing {r.postprocess}{more} · {dataset_key(r)} ({images(r.n_images)})"
-    return (f"<details><summary>{html.escape(title)}</summary><table>{body}</table>"
-            f"<details><summary>resolved config</summary><pre>{cfg}</pre></details></details>")
+    return (f"<details><summary>{html.escape(title)}</summary><table>{body}</table><details><summary>resolved "
+            f"config</summary><pre>{html.escape(p.get('config', ''))}</pre></details></details>")
 
 
 @dataclass(frozen=True)
@@ -211,8 +208,7 @@ class Page:
 
 def write_report(results: Path, dataset: str | None = None, out: Path | None = None,
                  reference: str | None = None) -> Path:
-    """Write the report of the runs in ``results`` (of ``dataset``) at ``out`` (default ``RESULTS/report.html``, its
-    figures under ``RESULTS/report_files/``; with ``out``, in a temporary folder); returns its path."""
+    """Write the report of the runs in ``results`` (of ``dataset``) at ``out`` (``RESULTS/report.html``); its path."""
     import tempfile
 
     announce(f"reading the records in {results}")
@@ -231,7 +227,6 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     with folder as plots, lock, viewable_in_a_browser():
         page = Page(results, Path(plots), reference, colors)
         text, failed = _page(page, records, robust)
-        # the figures of another image set's folder that no section draws now
         retired = retire_plot_folders(results, plot_groups(records), every, under=REPORT_FILES) if page.linked else []
         for note in retired + failed:
             print(note, file=sys.stderr)

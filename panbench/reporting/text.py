@@ -43,7 +43,6 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
         m.pop("mIoU", None)
     t = rec.timings
     extra = settings(rec)  # batch size, AMP, --cfg-options: what else changes the numbers
-    # [post-processing] as on the progress bar
     title = (f"{rec.model} [{rec.postprocess}]{f' ({extra})' if extra else ''} on "
              f"{rec.dataset} ({images(rec.n_images)}, {rec.device})")
     lines = [format_metrics(m, title)]

@@ -26,9 +26,8 @@ class Prediction:
 
 
 def find_sample(dataset: PanopticDataset, image_id: int) -> Sample:
-    for s in dataset.samples:
-        if s.image_id == image_id:
-            return s
+    if (found := next((s for s in dataset.samples if s.image_id == image_id), None)) is not None:
+        return found
     ids = sorted((s.image_id for s in dataset.samples),
                  key=lambda i: (not isinstance(i, int), i if isinstance(i, int) else 0, str(i)))
     some = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
