@@ -14,6 +14,7 @@ from panbench.pq.extensions import load_extension
 _cpu = load_extension("panbench.ops._cpu")
 COMPILED_FIX = "compiled mmcv (PANBENCH_MMCV=compiled make setup, docs/setup.md)"  # how to get mmcv's own ops
 ROI_CHUNK = 128  # RoIs gathered at once by roi_align_torch (bounds its temporary memory)
+NEGATIVE_ROI = "roi_align: an RoI has a negative width or height with aligned=True (mmcv refuses it too)"
 
 
 def path(device_type: str = "cpu") -> str:
@@ -79,12 +80,9 @@ def nms_torch(boxes: Any, scores: Any, iou_threshold: float, offset: int) -> Any
     for i in range(n - 1):
         if not bool(select[i]):
             continue
-        xx1 = torch.maximum(x1[i], x1[i + 1:])
-        yy1 = torch.maximum(y1[i], y1[i + 1:])
-        xx2 = torch.minimum(x2[i], x2[i + 1:])
-        yy2 = torch.minimum(y2[i], y2[i + 1:])
-        w = (xx2 - xx1 + offset).clamp_min(0)
-        h = (yy2 - yy1 + offset).clamp_min(0)
+        xx1, yy1 = torch.maximum(x1[i], x1[i + 1:]), torch.maximum(y1[i], y1[i + 1:])
+        xx2, yy2 = torch.minimum(x2[i], x2[i + 1:]), torch.minimum(y2[i], y2[i + 1:])
+        w, h = (xx2 - xx1 + offset).clamp_min(0), (yy2 - yy1 + offset).clamp_min(0)
         inter = w * h
         ovr = inter / (areas[i] + areas[i + 1:] - inter)
         select[i + 1:] &= ~(ovr > thr)
@@ -137,10 +135,6 @@ def roi_align_torchvision(input: Any, rois: Any, output: Any, aligned_height: in
                                            _f32(spatial_scale), sampling_ratio, bool(aligned)))
 
 
-def _negative_roi() -> RuntimeError:
-    return RuntimeError("roi_align: an RoI has a negative width or height with aligned=True (mmcv refuses it too)")
-
-
 def _writable(t: Any) -> tuple[Any, Any]:
     """A numpy view of tensor ``t`` to write into, and the tensor to copy back from (None: the view is ``t``)."""
     if t.is_contiguous():
@@ -161,12 +155,8 @@ def roi_align_c(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any
     if int(batch.min()) < 0 or int(batch.max()) >= x.shape[0]:
         raise IndexError(f"roi_align: an RoI's image index is outside 0..{x.shape[0] - 1}")
     out, out_t = _writable(output)
-    if pool_mode == 0:
-        ay, ay_t = _writable(argmax_y)
-        ax, ax_t = _writable(argmax_x)
-    else:
-        ay = ax = bytearray()
-        ay_t = ax_t = None
+    unused = (bytearray(), None)  # average pooling writes no argmax
+    (ay, ay_t), (ax, ax_t) = (_writable(argmax_y), _writable(argmax_x)) if pool_mode == 0 else (unused, unused)
     ok = _cpu.roi_align(kind, x.numpy(), r.numpy(), out, ay, ax, x.shape[1], x.shape[2], x.shape[3],
                         int(aligned_height), int(aligned_width), float(spatial_scale), int(sampling_ratio),
                         int(pool_mode), bool(aligned))
@@ -174,7 +164,7 @@ def roi_align_c(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any
         if tmp is not None:
             dst.copy_(tmp)
     if not ok:
-        raise _negative_roi()
+        raise RuntimeError(NEGATIVE_ROI)
 
 
 def roi_align_torch(input: Any, rois: Any, aligned_height: int, aligned_width: int, spatial_scale: float,
@@ -187,12 +177,14 @@ def roi_align_torch(input: Any, rois: Any, aligned_height: int, aligned_width: i
     n_img, C, H, W = input.shape
     K, ph_n, pw_n = rois.shape[0], int(aligned_height), int(aligned_width)
     out = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev)
-    amy = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev) if pool_mode == 0 else None
-    amx = torch.zeros((K, ph_n, pw_n, C), dtype=dt, device=dev) if pool_mode == 0 else None
+    amy, amx = (torch.zeros_like(out), torch.zeros_like(out)) if pool_mode == 0 else (None, None)
     # one row per pixel; kept in autograd's graph where grad mode is on and ``input`` requires grad (roi_align_grad)
     feat = input.permute(0, 2, 3, 1).reshape(n_img * H * W, C)
     batch, start_h, start_w, bin_h, bin_w = _roi_bins(rois.detach().to(dt), spatial_scale, aligned, ph_n, pw_n)
-    pairs = torch.stack(_sampling_grid(bin_h, bin_w, sampling_ratio), 1)
+    if sampling_ratio > 0:  # the number of samples per bin along y and x of each RoI
+        pairs = torch.full((bin_h.shape[0], 2), int(sampling_ratio), dtype=torch.int64, device=bin_h.device)
+    else:  # ceilf(roi_height / pooled_height): the quotient rounded to float32, then ceil
+        pairs = torch.stack([bin_h.to(torch.float32).ceil(), bin_w.to(torch.float32).ceil()], 1).to(torch.int64)
     for gh, gw in torch.unique(pairs, dim=0).tolist():
         members = torch.nonzero((pairs[:, 0] == gh) & (pairs[:, 1] == gw)).flatten()
         for chunk in members.split(ROI_CHUNK):
@@ -217,25 +209,13 @@ def _roi_bins(r: Any, spatial_scale: float, aligned: bool, ph_n: int, pw_n: int)
     start_w, start_h = r[:, 1] * scale - off, r[:, 2] * scale - off
     end_w, end_h = r[:, 3] * scale - off, r[:, 4] * scale - off
     roi_w, roi_h = end_w - start_w, end_h - start_h
-    if aligned:
-        if not bool(((roi_w >= 0) & (roi_h >= 0)).all()):
-            raise _negative_roi()
-    else:
+    if aligned and not bool(((roi_w >= 0) & (roi_h >= 0)).all()):
+        raise RuntimeError(NEGATIVE_ROI)
+    if not aligned:
         one = torch.ones((), dtype=r.dtype, device=r.device)
         roi_w = torch.where(roi_w < 1.0, one, roi_w)
         roi_h = torch.where(roi_h < 1.0, one, roi_h)
     return batch, start_h, start_w, roi_h / ph_n, roi_w / pw_n
-
-
-def _sampling_grid(bin_h: Any, bin_w: Any, sampling_ratio: int) -> tuple[Any, Any]:
-    """The number of samples per bin along y and x of each RoI (int64)."""
-    import torch
-
-    if sampling_ratio > 0:
-        grid_h = torch.full((bin_h.shape[0],), int(sampling_ratio), dtype=torch.int64, device=bin_h.device)
-        return grid_h, grid_h
-    # ceilf(roi_height / pooled_height): the quotient rounded to float32, then ceil
-    return bin_h.to(torch.float32).ceil().to(torch.int64), bin_w.to(torch.float32).ceil().to(torch.int64)
 
 
 def _pool_rois(feat: Any, base: Any, boxes: tuple[Any, Any, Any, Any], grid: tuple[int, int],
@@ -246,8 +226,7 @@ def _pool_rois(feat: Any, base: Any, boxes: tuple[Any, Any, Any, Any], grid: tup
 
     (sh, sw, bh, bw), (gh, gw), (ph_n, pw_n), (H, W) = boxes, grid, pooled, hw
     dt, dev = feat.dtype, feat.device
-    ph_i = torch.arange(ph_n, dtype=dt, device=dev)
-    pw_i = torch.arange(pw_n, dtype=dt, device=dev)
+    ph_i, pw_i = (torch.arange(n, dtype=dt, device=dev) for n in (ph_n, pw_n))
     acc = torch.zeros((sh.shape[0], ph_n, pw_n, feat.shape[1]), dtype=dt, device=dev)
     maxval = my = mx = acc
     if pool_mode == 0:
@@ -276,8 +255,7 @@ def _bilinear(feat: Any, base: Any, y: Any, x: Any, H: int, W: int) -> Any:
 
     y, x = torch.broadcast_tensors(y, x)
     empty = (y < -1.0) | (y > H) | (x < -1.0) | (x > W)
-    y = torch.where(y <= 0, torch.zeros_like(y), y)
-    x = torch.where(x <= 0, torch.zeros_like(x), x)
+    y, x = (torch.where(v <= 0, torch.zeros_like(v), v) for v in (y, x))
     y_low = torch.where(empty, 0, y.to(torch.int64).clamp(max=H - 1))
     x_low = torch.where(empty, 0, x.to(torch.int64).clamp(max=W - 1))
     top_y, top_x = y_low >= H - 1, x_low >= W - 1
@@ -285,13 +263,11 @@ def _bilinear(feat: Any, base: Any, y: Any, x: Any, H: int, W: int) -> Any:
     x = torch.where(top_x, x_low.to(x.dtype), x)
     y_high = torch.where(top_y, y_low, y_low + 1)
     x_high = torch.where(top_x, x_low, x_low + 1)
-    ly = y - y_low.to(y.dtype)
-    lx = x - x_low.to(x.dtype)
+    ly, lx = y - y_low.to(y.dtype), x - x_low.to(x.dtype)
     hy, hx = 1.0 - ly, 1.0 - lx
     zero = torch.zeros((), dtype=y.dtype, device=y.device)
     w1, w2, w3, w4 = (torch.where(empty, zero, a * b)[..., None] for a, b in ((hy, hx), (hy, lx), (ly, hx), (ly, lx)))
-    y_high = torch.where(empty, 0, y_high)
-    x_high = torch.where(empty, 0, x_high)
+    y_high, x_high = torch.where(empty, 0, y_high), torch.where(empty, 0, x_high)
     v1, v2, v3, v4 = (feat[base + a * W + b] for a, b in ((y_low, x_low), (y_low, x_high), (y_high, x_low),
                                                           (y_high, x_high)))
     return w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4
@@ -310,11 +286,9 @@ def sigmoid_focal_loss(input: Any, target: Any, weight: Any, gamma: float, alpha
     q = 1.0 - p
     log_p, log_q = torch.log(p.clamp_min(FLT_MIN)), torch.log(q.clamp_min(FLT_MIN))
     if derivative:
-        term_p = q.pow(gamma) * (q - gamma * p * log_p)
-        term_n = p.pow(gamma) * (gamma * q * log_q - p)
+        term_p, term_n = q.pow(gamma) * (q - gamma * p * log_p), p.pow(gamma) * (gamma * q * log_q - p)
     else:
-        term_p = q.pow(gamma) * log_p
-        term_n = p.pow(gamma) * log_q
+        term_p, term_n = q.pow(gamma) * log_p, p.pow(gamma) * log_q
     classes = torch.arange(input.shape[1], device=input.device)
     out = torch.where(target[:, None] == classes[None, :], -alpha * term_p, -(1.0 - alpha) * term_n)
     if weight.numel():
@@ -354,7 +328,6 @@ def roi_align_grad(grad_output: Any, rois: Any, input_shape: tuple[int, int, int
             int(aligned_width), n, c, h, w, int(sampling_ratio), bool(aligned))
     with torch.enable_grad():
         x = torch.zeros(input_shape, dtype=grad_output.dtype, device=grad_output.device, requires_grad=True)
-        out, _, _ = roi_align_torch(x, rois, aligned_height, aligned_width, spatial_scale, sampling_ratio, 1,
-                                            aligned)
+        out, _, _ = roi_align_torch(x, rois, aligned_height, aligned_width, spatial_scale, sampling_ratio, 1, aligned)
         (grad,) = torch.autograd.grad(out, x, grad_output)
     return grad
