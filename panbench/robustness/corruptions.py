@@ -1,16 +1,8 @@
 """The 15 common corruptions of Hendrycks & Dietterich (2019) at severities 1-5 as the ``imagecorruptions`` package
 (1.1.2, behind COCO-C and Cityscapes-C) computes them on an RGB ``uint8`` image, seeded per image (:func:`image_seed`,
-the global ``np.random`` state restored afterwards); docs/robustness.md.  Twelve call the package's own functions;
-three of them fail or lose their seed on the pinned stack (numpy 2, scikit-image >= 0.19) and are computed here, bit
-for bit the package's output where it runs (tests/robustness/test_corruptions.py):
-
-* ``glass_blur``: ``channel_axis=-1`` for the package's ``multichannel=True``; the pixel shuffle draws the same
-  numbers and replays the package's swaps (``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on numpy views, which copies
-  (h', w') to (h, w) and leaves (h', w')) on an index map, then moves the pixels once (a tenth of the time).
-* ``fog``: the package's plasma fractal allocates ``np.float_``, removed in numpy 2; here ``np.float64``.
-* ``impulse_noise``: scikit-image 0.18's salt-and-pepper draws (two ``np.random.choice`` masks) from the seeded
-  state, where 0.19 draws from a fresh unseeded generator: what the package computed when COCO-C was made.
-"""
+the global ``np.random`` state restored afterwards).  Twelve call the package's own functions; three (:data:`OWN`)
+fail or lose their seed on numpy 2 and scikit-image >= 0.19 and are computed here, bit for bit the package's output
+where it runs (docs/robustness.md, "The corruption implementation")."""
 
 from __future__ import annotations
 
@@ -39,7 +31,7 @@ SEVERITIES = (1, 2, 3, 4, 5)
 PACKAGE = "imagecorruptions"
 PACKAGE_VERSION = "1.1.2"
 INSTALL = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}"  # its other requirements are panbench's
-OWN = ("glass_blur", "fog", "impulse_noise")  # computed here (module docstring); the others by the package
+OWN = ("glass_blur", "fog", "impulse_noise")  # computed here; the others by the package
 
 
 def implementation(name: str) -> str:
@@ -132,8 +124,7 @@ def parse_names(text: str) -> list[str]:
         elif part:
             close = difflib.get_close_matches(part, list(named), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise InputError(f"--corruptions {part}: unknown corruption or group; {hint}choose from "
-                             f"{', '.join(named)}")
+            raise InputError(f"--corruptions {part}: unknown corruption or group; {hint}choose from {', '.join(named)}")
     if not chosen:
         raise InputError(f"--corruptions {text!r}: name at least one corruption or group (e.g. all, noise, fog)")
     return [n for n in CORRUPTION_NAMES if n in chosen]
@@ -203,7 +194,7 @@ def corrupt(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
 
 
 def glass_blur(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
-    """The package's ``glass_blur`` (module docstring: ``channel_axis``, the shuffle on an index map)."""
+    """The package's ``glass_blur`` with ``channel_axis``, its pixel swaps replayed on an index map."""
     from skimage.filters import gaussian
 
     sigma, delta, iterations = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][severity - 1]
@@ -267,7 +258,7 @@ def fog(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
 
 
 def impulse_noise(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
-    """The package's ``impulse_noise`` with scikit-image 0.18's salt-and-pepper draws (module docstring)."""
+    """The package's ``impulse_noise`` with scikit-image 0.18's salt-and-pepper draws from the seeded state."""
     amount = [.03, .06, .09, 0.17, 0.27][severity - 1]
     out = np.array(x) / 255.
     flipped = rng.choice([True, False], size=out.shape, p=[amount, 1 - amount])

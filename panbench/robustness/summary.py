@@ -58,11 +58,8 @@ def summary(clean: RunRecord, corrupted: list[RunRecord]) -> dict[str, Any]:
     runs = [_run(r) for r in corrupted]
     mpc = {k: mean([x[k] for x in runs]) for k in SUMMARY_METRICS}
     rpc = {k: 100 * v / cm[k] if cm[k] and (v := mpc[k]) is not None else None for k in SUMMARY_METRICS}
-    groups = {}
-    for g, names in CORRUPTION_GROUPS.items():
-        vals = [x for x in runs if x["corruption"] in names]
-        if vals:
-            groups[g] = {k: mean([x[k] for x in vals]) for k in SUMMARY_METRICS}
+    groups = {g: {k: mean([x[k] for x in runs if x["corruption"] in names]) for k in SUMMARY_METRICS}
+              for g, names in CORRUPTION_GROUPS.items() if any(x["corruption"] in names for x in runs)}
     implementations = sorted({str((r.corruption or {}).get("implementation")) for r in corrupted})
     return {"schema": SCHEMA, "model": clean.model, "postprocess": clean.postprocess,
             "settings": {"batch_size": clean.batch_size, "amp": clean.amp,
