@@ -1,7 +1,5 @@
 """``panbench data ade20k``: ADE20K panoptic val (ADEChallengeData2016 + its instance annotations) converted as
-MMDetection 3.3.0's ``tools/dataset_converters/ade20k2coco.py --task panoptic`` converts it (150 categories, things
-first; stuff from the semantic PNG, things from the instance PNG pasted after it; panopticapi's ``IdGenerator``
-seeded; thing boxes computed correctly), with string image ids; docs/datasets.md, "ADE20K", says each rule."""
+MMDetection 3.3.0's ``ade20k2coco.py --task panoptic`` converts it; docs/datasets.md, "ADE20K", says each rule."""
 
 from __future__ import annotations
 
@@ -114,9 +112,7 @@ def convert_image(image_id: str, sem: np.ndarray, ins: np.ndarray, cats: dict[in
         if sid >= 0 and not cats[SEMANTIC_TO_NEW[int(sid)]]["isthing"]:
             add(semantic == sid, SEMANTIC_TO_NEW[int(sid)])
     cat_ids, inst = ins[..., 0].astype(np.int64) - 1, ins[..., 1]
-    for k in np.unique(inst):
-        if k == 0:
-            continue
+    for k in np.unique(inst[inst != 0]):
         mask = inst == k
         cid = np.unique(cat_ids[mask])
         if len(cid) != 1 or not 0 <= cid[0] < len(THING_CLASSES):

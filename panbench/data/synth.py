@@ -56,7 +56,6 @@ def random_image(rng: np.random.Generator, height: int, width: int, categories: 
     ids = unique_ids(rng, k_stuff + k_things + 1)
     label = np.zeros((height, width), np.int32)  # index into `segs`, -1 for void
     segs: list[dict[str, Any]] = []
-
     if k_stuff:
         label = _stuff_regions(rng, height, width, k_stuff, stuff, ids, segs)
     prev = None
@@ -167,8 +166,7 @@ def perturb(rng: np.random.Generator, img: PanopticImage, categories: list[dict[
 
 def bbox(mask: np.ndarray) -> list[int]:
     """The COCO bounding box [x, y, width, height] of a non-empty mask."""
-    xs = np.nonzero(mask.any(axis=0))[0]
-    ys = np.nonzero(mask.any(axis=1))[0]
+    xs, ys = (np.nonzero(mask.any(axis=a))[0] for a in (0, 1))
     return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
 
 
