@@ -33,12 +33,10 @@ def fp32_forward(forward: Any) -> Any:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         ref = next((v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor) and v.is_floating_point()),
                    None)
-        if ref is None:
+        if ref is None or (ref.dtype in (torch.float32, torch.float64)
+                           and not torch.is_autocast_enabled(ref.device.type)):
             return forward(*args, **kwargs)
-        kind = ref.device.type
-        if ref.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled(kind):
-            return forward(*args, **kwargs)
-        with torch.autocast(kind, enabled=False):
+        with torch.autocast(ref.device.type, enabled=False):
             out = forward(*_cast(args, torch.float32), **_cast(kwargs, torch.float32))
         return _cast(out, ref.dtype) if ref.dtype != torch.float64 else out
 
@@ -89,10 +87,9 @@ def keep_autocast(job: Callable[[], Any]) -> Callable[[], Any]:
     """``job`` run, whenever and on whichever thread, under the autocast in force now (autocast is per thread)."""
     import torch
 
-    on = [kind for kind in ("cuda", "cpu") if torch.is_autocast_enabled(kind)]
-    if not on:
+    kind = next((k for k in ("cuda", "cpu") if torch.is_autocast_enabled(k)), None)
+    if kind is None:
         return job
-    kind = on[0]
     dtype = torch.get_autocast_dtype(kind)
 
     def run() -> Any:

@@ -1,6 +1,5 @@
 """Checkpoints: download with progress and resume, sha256 verification, safe loading.  The cache is torch hub's
-``checkpoints`` folder (mmengine's too); docs/checkpoints.md says which digest each file is checked against.
-"""
+``checkpoints`` folder (mmengine's too); docs/checkpoints.md says which digest each file is checked against."""
 
 from __future__ import annotations
 
@@ -8,8 +7,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,8 +66,9 @@ def fetch(url: str, prefix: str | None = None, any_rank: Callable[[bool], bool] 
     prefix = prefix or expected_prefix(url)
 
     def get() -> None:
-        if not dest.exists():
-            with _download_lock(dest):
+        if not dest.exists():  # one download at a time (an hour's wait at most)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with exclusive(dest.with_suffix(dest.suffix + ".lock"), 3600.0, f"downloading {dest.name}"):
                 if not dest.exists():  # another run may have finished it while this one waited
                     print(f"downloading {url}", file=sys.stderr)
                     download(url, dest, instead=f"download it elsewhere and put it at {dest} (checked against "
@@ -98,26 +98,16 @@ def on_local_rank0(download: Callable[[], _T], any_rank: Callable[[bool], bool] 
     return result
 
 
-@contextmanager
-def _download_lock(dest: Path) -> Iterator[None]:
-    """An exclusive lock on ``dest.lock``, waited for an hour at most (another process downloading it)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(dest.with_suffix(dest.suffix + ".lock"), 3600.0, f"downloading {dest.name}"):
-        yield
-
-
 def _numpy_safe_globals() -> list[Any]:
     """numpy array/scalar reconstruction: plain data that zoo checkpoints carry in their meta."""
     import numpy as np
 
     out: list[Any] = [np.ndarray, np.dtype]
     for mod in ("numpy._core.multiarray", "numpy.core.multiarray"):
-        try:
+        with suppress(ImportError, AttributeError):
             m = __import__(mod, fromlist=["_reconstruct", "scalar"])
             out += [m._reconstruct, m.scalar]
             break
-        except (ImportError, AttributeError):
-            continue
     out += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
                                         "bool", "str", "bytes")]
     return out

@@ -50,8 +50,7 @@ def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes
     import torch
     import torch.nn.functional as F
 
-    probs = F.softmax(mask_cls.float(), dim=-1)[:, :num_classes]
-    p, labels = probs.max(-1)
+    p, labels = F.softmax(mask_cls.float(), dim=-1)[:, :num_classes].max(-1)
     m = mask_pred.float().sigmoid()
     binary = m > pp.mask_thr
     area = binary.flatten(1).sum(1)
@@ -85,16 +84,14 @@ def pixel_argmax(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: i
     import torch
     import torch.nn.functional as F
 
-    probs = F.softmax(mask_cls.float(), dim=-1)
-    p, labels = probs.max(-1)
+    p, labels = F.softmax(mask_cls.float(), dim=-1).max(-1)
     keep = labels != num_classes
     h, w = mask_pred.shape[-2:]
     pan = torch.full((h, w), num_classes, dtype=torch.int32, device=mask_pred.device)
     if not keep.any():
         return pan
     qs = torch.nonzero(keep).flatten()
-    weighted = p[qs].view(-1, 1, 1) * mask_pred[qs].float().sigmoid()
-    winner = weighted.argmax(0)
+    winner = (p[qs].view(-1, 1, 1) * mask_pred[qs].float().sigmoid()).argmax(0)
     instance = 1
     for k, q in enumerate(qs.tolist()):
         mask = winner == k

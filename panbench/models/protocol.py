@@ -38,8 +38,7 @@ class PanopticModel(Protocol):
         """One model input -> the (height, width) of the network's input after the pipeline's resize (FLOPs, speed)."""
 
     def batch_key(self, item: Any) -> tuple[int, ...]:
-        """One model input -> the shape of the network's input when the image runs alone: the loop batches equal
-        keys only, so ``--batch-size`` never changes a prediction through padding."""
+        """One model input -> its network input's shape alone (the loop batches equal keys only)."""
 
     def forward(self, batch: list[Any], device: str, amp: str | None) -> list[Any]:
         """Model inputs -> one output per image, under ``torch.autocast`` when ``amp`` is ``bf16``/``fp16``."""
@@ -57,13 +56,10 @@ class PanopticModel(Protocol):
         """While entered, the seconds of each call of the model's own panoptic fusion go to ``seconds``."""
 
     def configure(self, postprocess: PostProcess, fusion: str) -> str | None:
-        """Apply ``--postprocess`` and ``--fusion``; returns what runs the model's own fusion (the record's
-        ``fusion``), None when it does not run or the family has one implementation.  Refuses (``PanbenchError``)
-        a post-processing the model cannot take."""
+        """Apply ``--postprocess`` and ``--fusion``; returns the record's ``fusion`` (None: not run, or one kind)."""
 
     def query_masks(self, item: Any, device: str, top: int) -> tuple[Any, list[tuple[int, float, np.ndarray]]]:
-        """One model input -> (its output, its ``top`` best queries as (label, score, mask probabilities at the
-        image's size)); no masks when the model has no queries (``panbench viz``)."""
+        """One model input -> (its output, its ``top`` best queries' (label, score, mask probabilities))."""
 
     def compile_targets(self) -> list[tuple[str, Any]]:
         """(name, module) of what ``panbench speed --compile`` compiles: the network, not the post-processing."""
@@ -74,8 +70,7 @@ class PanopticModel(Protocol):
 
 @runtime_checkable
 class Corruptible(Protocol):
-    """Where ``--corruption`` corrupts the image; a family without it is refused ``--corruption``
-    (:func:`panbench.robustness.pipeline.check_corruptible`), never scored on clean images in its place."""
+    """Where ``--corruption`` corrupts the image (a family without it is refused ``--corruption``)."""
 
     def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> Any:
         """``pipeline(item)`` with ``image_step`` on the decoded RGB uint8 image (where ``Corrupt`` goes)."""
@@ -83,8 +78,7 @@ class Corruptible(Protocol):
 
 @runtime_checkable
 class DeferredFusion(Protocol):
-    """Optional: the eval loop forwards under :meth:`deferred` and runs :meth:`finish` on its post-processing thread
-    while the next batch's forward runs.  A family without them fuses inside ``forward``."""
+    """Optional: the fusion run by :meth:`finish` on the eval loop's post-processing thread (docs/models.md)."""
 
     def deferred(self) -> AbstractContextManager[None]:
         """While entered, ``forward`` returns outputs whose fusion is left to :meth:`finish`."""
@@ -133,8 +127,7 @@ class FamilyEntry(Protocol):
         """The model with random weights and no dataset (parameters, FLOPs); None when that needs a download."""
 
     def config_files(self, spec: ModelSpec) -> list[Path] | None:
-        """The files that, with the family's package versions, fix :meth:`random_model`'s model (the key of its
-        cached counts); None: not known without building it.  Optional: without it, counted every time."""
+        """Optional: the files that fix :meth:`random_model`'s model (its counts' cache key); None: not known."""
 
 
 def count_parameters(module: Any) -> int:

@@ -357,10 +357,7 @@ def _label_key(name: str) -> str:
 
 def _stem(name: str) -> str:
     """:func:`_label_key` without ``-merged`` then ``-other`` suffixes (``wall-other-merged``: wall)."""
-    n = _label_key(name)
-    for suffix in ("-merged", "-other"):
-        n = n[: -len(suffix)] if n.endswith(suffix) else n
-    return n
+    return _label_key(name).removesuffix("-merged").removesuffix("-other")
 
 
 def _few(items: list[str], k: int = 5) -> str:
@@ -460,20 +457,15 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
                      sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
     names = [cfg.id2label[h] for h in order]
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
-    text = _record_text(cfg, model, image_processor, settings, sorted(fuse), skipped, transformers.__version__)
-    return Built(module, Weights(d, digest(d), hub_id), text, hashlib.sha256(text.encode()).hexdigest()[:16],
-                 named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg))
-
-
-def _record_text(cfg: Any, model: Any, image_processor: Any, settings: dict, fuse: list[int], skipped: list[int],
-                 version: str) -> str:
-    """What the run records as the model's resolved configuration (JSON; its sha256 is the config hash)."""
+    # the resolved configuration the run records (its sha256 is the config hash)
     meta = {k: v for k, v in cfg.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
-    return json.dumps({"framework": "transformers", "model_type": cfg.model_type, "model_class": type(model).__name__,
+    text = json.dumps({"framework": "transformers", "model_type": cfg.model_type, "model_class": type(model).__name__,
                        "processor_class": type(image_processor).__name__, "config": meta,
                        "processor": image_processor.to_dict(), "postprocess": settings,
-                       "label_ids_to_fuse": fuse, "skipped_labels": skipped,
-                       "transformers": version}, sort_keys=True, indent=1, default=str)
+                       "label_ids_to_fuse": sorted(fuse), "skipped_labels": skipped,
+                       "transformers": transformers.__version__}, sort_keys=True, indent=1, default=str)
+    return Built(module, Weights(d, digest(d), hub_id), text, hashlib.sha256(text.encode()).hexdigest()[:16],
+                 named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg))
 
 
 def _version(v: str) -> tuple[int, ...]:

@@ -58,8 +58,7 @@ _EOMT = ModelType(
                      "configs keep; the mask threshold is transformers' default"),
     stuff_keyword="stuff_classes", pad_square=True, pixel_mask=False,
     no_semantic=("its post_process_semantic_segmentation reads the sliding-window crops of EoMT's semantic "
-                 "set-up (patch_offsets), not the padded square of panoptic inference: mIoU is the panoptic "
-                 "output's"),
+                 "set-up (patch_offsets), not the padded square of panoptic inference: mIoU is the panoptic output's"),
     postprocess_refusal=("EoMT's query masks cover its padded square input, which panbench's maskwise and argmax "
                          "(the masks resized to the image) do not crop; its own post-processing is the default"))
 
@@ -127,8 +126,7 @@ _HF_TABLE: list[tuple[str, str, str, str, dict[str, float], str | None]] = [
     ("hf-mask2former_swin-s", "facebook/mask2former-swin-small-coco-panoptic", "Mask2Former", "Swin-S",
      {"PQ": 54.6}, _M2F),
     # the zoo has two Swin-B models (IN-1k: 55.1, IN-21k: 56.4); the model card does not say which one this is
-    ("hf-mask2former_swin-b", "facebook/mask2former-swin-base-coco-panoptic", "Mask2Former", "Swin-B",
-     {}, None),
+    ("hf-mask2former_swin-b", "facebook/mask2former-swin-base-coco-panoptic", "Mask2Former", "Swin-B", {}, None),
     ("hf-mask2former_swin-l", "facebook/mask2former-swin-large-coco-panoptic", "Mask2Former", "Swin-L (IN-21k)",
      {"PQ": 57.8}, _M2F),
     ("hf-maskformer_swin-t", "facebook/maskformer-swin-tiny-coco", "MaskFormer", "Swin-T", {"PQ": 47.7}, _MF),
@@ -164,8 +162,7 @@ _EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [
     ("hf-eomt_dinov3_s-2x-640", "tue-mps/eomt-dinov3-coco-panoptic-small-640", "ViT-S (DINOv3)", "640x640", 47.2, 246),
     ("hf-eomt_dinov3_b-2x-640", "tue-mps/eomt-dinov3-coco-panoptic-base-640", "ViT-B (DINOv3)", "640x640", 53.1, 240),
     ("hf-eomt_dinov3_l-640", "tue-mps/eomt-dinov3-coco-panoptic-large-640", "ViT-L (DINOv3)", "640x640", 56.8, 137),
-    ("hf-eomt_dinov3_l-1280", "tue-mps/eomt-dinov3-coco-panoptic-large-1280", "ViT-L (DINOv3)", "1280x1280", 58.9,
-     33),
+    ("hf-eomt_dinov3_l-1280", "tue-mps/eomt-dinov3-coco-panoptic-large-1280", "ViT-L (DINOv3)", "1280x1280", 58.9, 33),
 ]
 
 

@@ -78,9 +78,7 @@ def weights_state(spec: ModelSpec) -> str:
     """``cached``, ``download`` or ``committed`` (a model without a URL whose weights are in the repository)."""
     if spec.checkpoint_filename:
         return "cached" if (checkpoints.cache_dir() / spec.checkpoint_filename).exists() else "download"
-    if committed_checkpoints(spec.name, spec.dataset):
-        return "committed"
-    return "none"
+    return "committed" if committed_checkpoints(spec.name, spec.dataset) else "none"
 
 
 def config_files(spec: ModelSpec) -> list[Path] | None:
@@ -106,13 +104,11 @@ def config_files(spec: ModelSpec) -> list[Path] | None:
                     bases = ast.literal_eval(node.value)
                 except (ValueError, TypeError, SyntaxError):
                     return False
-                if not isinstance(bases, (str, list, tuple)):
+                bases = [bases] if isinstance(bases, str) else bases
+                if not isinstance(bases, (list, tuple)) or not all(isinstance(b, str) for b in bases):
                     return False
-                for base in [bases] if isinstance(bases, str) else bases:
-                    if not isinstance(base, str):
-                        return False
-                    if "::" not in base and not visit((path.parent / base).resolve()):
-                        return False
+                if not all(visit((path.parent / b).resolve()) for b in bases if "::" not in b):
+                    return False
         return True
 
     return found if visit(Path(spec.config).resolve()) else None

@@ -1,7 +1,5 @@
 """The MMDetection family behind :class:`panbench.models.protocol.PanopticModel` (:class:`MMDetModel`), and every
-change panbench makes to a model's ``panoptic_fusion_head`` (its computation in :mod:`.fast_fusion`):
-:func:`panoptic_only`, :func:`install_postprocess`, :func:`install_fusion` and :func:`predict_inputs`.
-"""
+change panbench makes to a model's ``panoptic_fusion_head`` (its computation in :mod:`.fast_fusion`)."""
 
 from __future__ import annotations
 
@@ -195,8 +193,7 @@ def panoptic_only(cfg: Any, keep_instances: bool = False) -> list[str]:
     test_cfg = cfg.model.get("test_cfg")
     changed = []
     if isinstance(test_cfg, dict) and "panoptic_on" in test_cfg:
-        want = {"instance_on": keep_instances, "semantic_on": False}
-        for key, on in want.items():
+        for key, on in (("instance_on", keep_instances), ("semantic_on", False)):
             if bool(test_cfg.get(key)) != on:
                 test_cfg[key] = on
                 changed.append(f"model.test_cfg.{key}")

@@ -1,10 +1,6 @@
-"""Each architecture's own panoptic fusion, with mmdet's rules and mmdet's output pixel for pixel, without its
-per-segment loops (``--fusion panbench``, the default; docs/eval.md, "The fusion step"): :func:`maskformer_fusion`
-(and its instance output, :func:`maskformer_instances`, bit for bit) for MaskFormer and Mask2Former, the per-query
-decisions (the ``pixels / binary area`` ratio in float64, as Python divides ints) as one table looked up once per
-pixel; :func:`heuristic_fusion` for PanopticFPN.  The fusions return mmdet's encoding (int32 ``label + instance *
-1000``, VOID = ``num_classes``).
-"""
+"""Each architecture's own panoptic fusion, mmdet's output pixel for pixel without its per-segment loops (``--fusion
+panbench``; docs/eval.md, "The fusion step"): :func:`maskformer_fusion` (and :func:`maskformer_instances`) for
+MaskFormer and Mask2Former, :func:`heuristic_fusion` for PanopticFPN, in mmdet's encoding (int32)."""
 
 from __future__ import annotations
 
@@ -67,8 +63,7 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     # mmdet sigmoids all the queries' masks at once: the upsampled (Q, H, W), else mask_pred as it is laid out
     run = None if out_size is not None else _inner_run(mask_pred)
     masks = sigmoid_as_in((masks_of or QueryMasks(mask_pred, out_size))(idx), idx, mask_pred.shape[0], run)
-    h, w = masks.shape[-2:]
-    k = masks.shape[0]
+    k, (h, w) = masks.shape[0], masks.shape[-2:]
     if k == 0:
         return torch.full((h, w), num_classes, dtype=torch.int32, device=masks.device)
     owner = first_argmax(cur_scores.view(-1, 1, 1) * masks)
@@ -133,9 +128,8 @@ def _scalar_positions(n: int, run: int, block: int) -> torch.Tensor:
         starts = np.union1d(starts, np.arange(0, n, -(-n // t), dtype=np.int64))
     ends = np.append(starts[1:], n)
     tail = (ends - starts) % block
-    first, tail = ends - tail, tail
     keep = tail > 0
-    first, tail = first[keep], tail[keep]
+    first, tail = (ends - tail)[keep], tail[keep]
     offset = np.arange(int(tail.sum()), dtype=np.int64) - np.repeat(np.cumsum(tail) - tail, tail)
     return torch.from_numpy(np.repeat(first, tail) + offset)
 

@@ -1,6 +1,5 @@
 """Everything that touches MMDetection: registries (``init_mmdet()``, explicitly, once), configs (``--cfg-options``
-checked against the config they change), models, weights (checked on load), pipelines.
-"""
+checked against the config they change), models, weights (checked on load), pipelines."""
 
 from __future__ import annotations
 
