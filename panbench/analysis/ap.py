@@ -93,8 +93,7 @@ def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[
                    thing_ids: Iterable[int]) -> list[dict[str, Any]]:
     """One image's thing segments as COCO detection annotations (module docstring), without ``id``."""
     things = set(thing_ids)
-    segs = [s for s in segments_info if s["category_id"] in things]
-    if not segs:
+    if not (segs := [s for s in segments_info if s["category_id"] in things]):
         return []
     rles = segment_rles(np.asarray(ids), [int(s["id"]) for s in segs])
     return [{"image_id": image_id, "category_id": int(s["category_id"]), "iscrowd": int(s.get("iscrowd", 0)),
@@ -148,8 +147,7 @@ class APAccumulator:
     @staticmethod
     def for_table(table: CategoryTable) -> APAccumulator:
         """For a dataset's :class:`~panbench.pq.matching.CategoryTable`: its thing categories."""
-        return APAccumulator([{"id": int(i), "name": n} for i, n, t in zip(table.ids, table.names, table.isthing)
-                              if t])
+        return APAccumulator([{"id": int(i), "name": n} for i, n, t in zip(table.ids, table.names, table.isthing) if t])
 
     @property
     def thing_ids(self) -> list[int]:
@@ -159,8 +157,7 @@ class APAccumulator:
                   instances: Instances | None) -> None:
         """One image: its ground-truth id map and ``segments_info`` and its predictions (None or empty: none)."""
         h, w = np.shape(ids)
-        self.add(image_id, (int(h), int(w)), gt_annotations(image_id, ids, segments_info, self.thing_ids),
-                 instances)
+        self.add(image_id, (int(h), int(w)), gt_annotations(image_id, ids, segments_info, self.thing_ids), instances)
 
     def add(self, image_id: int, size: tuple[int, int], gt: list[dict[str, Any]], instances: Instances | None) -> None:
         """One image from its size (height, width), converted ground truth and predictions."""
@@ -293,8 +290,7 @@ def from_arrays(masks: Any, scores: Any, labels: Any, label2cat: Sequence[int],
     in the order of decreasing score; the ``max_dets`` best kept (None: all), as the zoos' ``max_per_image``."""
     scores = as_numpy(scores).astype(np.float64).reshape(-1)
     order = np.argsort(-scores, kind="stable")[:max_dets] if max_dets else np.arange(len(scores))
-    device = getattr(getattr(masks, "device", None), "type", "cpu") != "cpu"  # a tensor on an accelerator
-    if not device:
+    if not (device := getattr(getattr(masks, "device", None), "type", "cpu") != "cpu"):  # a tensor on an accelerator
         masks = as_numpy(masks)
     if masks.ndim != 3 or len(masks) != len(scores):
         raise ValueError(f"masks of shape {tuple(masks.shape)} for {len(scores)} scores; give (N, H, W)")

@@ -110,8 +110,7 @@ def percentile(values: np.ndarray, q: list[float]) -> np.ndarray:
     (tens of milliseconds of every ``score`` run).  NaN-free input."""
     v = np.sort(values, axis=0)
     n = v.shape[0]
-    qs = np.true_divide(np.asarray(q, np.float64), 100)
-    virtual = (n - 1) * qs  # numpy's virtual index of the linear method
+    virtual = (n - 1) * np.true_divide(np.asarray(q, np.float64), 100)  # numpy's virtual index of the linear method
     prev = np.floor(virtual)
     nxt = prev + 1
     for idx in (prev, nxt):
@@ -224,8 +223,7 @@ def ci_fields(inp: AnalysisInputs) -> dict[str, Any]:
     from panbench.pq.score import available_cores
 
     threads = available_cores()
-    ci = folded_ci(inp.sums(ImageSums), inp.isthing, inp.n_resamples, inp.seed, threads)
-    if ci is None:
+    if (ci := folded_ci(inp.sums(ImageSums), inp.isthing, inp.n_resamples, inp.seed, threads)) is None:
         ci = bootstrap_ci(RunSums.from_analysis(a), inp.isthing, n_resamples=inp.n_resamples, seed=inp.seed,
                           threads=threads)
     return {"ci": ci}

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet, Fold, Totals, computes, counts
-from panbench.pq.sums import PQ_GROUPS, group_average
+from panbench.pq.sums import PQ_GROUPS, group_average, group_mask
 
 # COCO's area ranges: small < 32^2 <= medium < 96^2 <= large
 SIZE_LIMITS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.iinfo(np.int64).max))
@@ -22,8 +22,7 @@ def nine_metrics(iou, tp, fp, fn, isthing) -> dict[str, Any]:
     things = np.asarray(isthing, bool)
     out: dict[str, Any] = {}
     for _, sfx, th in PQ_GROUPS:
-        mask = np.ones_like(things) if th is None else things if th else ~things
-        out["PQ" + sfx], out["SQ" + sfx], out["RQ" + sfx], _ = group_average(iou, tp, fp, fn, mask)
+        out["PQ" + sfx], out["SQ" + sfx], out["RQ" + sfx], _ = group_average(iou, tp, fp, fn, group_mask(things, th))
     return out
 
 

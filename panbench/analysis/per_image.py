@@ -51,8 +51,7 @@ def file_names_of(ann_file: str | Path | GroundTruthJSON | None, image_ids: Sequ
     if ann_file is not None and Path(ann_file).is_file():
         try:
             doc = getattr(ann_file, "data", None) or json.loads(Path(ann_file).read_text())
-            images = doc.get("images", [])
-            names = {str(im["id"]): str(im.get("file_name", "")) for im in images}
+            names = {str(im["id"]): str(im.get("file_name", "")) for im in doc.get("images", [])}
         except (OSError, ValueError, KeyError, AttributeError):
             names = {}
     return [names.get(str(i), "") for i in image_ids]
@@ -103,8 +102,7 @@ def ranked(a: dict[str, Any], b: dict[str, Any] | None = None, n: int = 10) -> l
     other = np.full(len(pq), np.nan)
     if b is not None:
         where = {i: k for k, i in enumerate(b["image_id"])}
-        rows = [k for k, i in enumerate(a["image_id"]) if i in where]
-        if not rows:
+        if not (rows := [k for k, i in enumerate(a["image_id"]) if i in where]):
             raise InputError("the two runs share no image; pick two runs of the same dataset (--dataset)")
         other[rows] = np.asarray(b["PQ"], np.float64)[[where[a["image_id"][k]] for k in rows]]
         key = pq - other

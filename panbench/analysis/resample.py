@@ -22,8 +22,7 @@ _BLOCK = 32  # PB_BLOCK of _resample.c: the resamples C adds together
 
 def count_chunks(n_images: int, n_resamples: int, seed: int, chunk: int) -> Iterator[np.ndarray]:
     """``R x N`` float64 draw counts, ``chunk`` resamples at a time in one reused buffer (use it before the next)."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_images, size=(n_resamples, n_images))
+    draws = np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
     w = np.empty((min(chunk, n_resamples), n_images), np.float64)
     for lo in range(0, n_resamples, chunk):
         d = draws[lo:lo + chunk]
@@ -147,8 +146,7 @@ def resampled_sparse(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: 
 def _blas_sums(w: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     """``w @ fixed`` exactly through float64 BLAS: ``fixed`` in pieces of b bits, every partial sum (at most N times
     2^b) below 2^53, so exact in any order; the pieces' products joined in int64."""
-    n = max(1, w.shape[1])
-    b = 52 - int(np.ceil(np.log2(n + 1)))
+    b = 52 - int(np.ceil(np.log2(max(1, w.shape[1]) + 1)))
     rest = np.abs(fixed)
     sign = np.sign(fixed)
     out = np.zeros((w.shape[0], fixed.shape[1]), np.int64)

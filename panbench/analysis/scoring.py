@@ -43,9 +43,7 @@ def analyses_of(acc: PanopticAccumulator, image_ids: list[Any], n_resamples: int
 
 def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
                          pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
-                         workers: int | None = None,
-                         boundary: bool = False,
-                         strict: bool = False,
+                         workers: int | None = None, boundary: bool = False, strict: bool = False,
                          diagnose: bool = False,
                          each: Any = None) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
     """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit), the

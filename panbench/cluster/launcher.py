@@ -29,8 +29,7 @@ def first_hostname(nodelist: str) -> str:
 
 def slurm_torch_env(env: Mapping[str, str], first_host: Callable[[str], str] = first_hostname) -> dict[str, str]:
     """torchrun's variables for this srun task, from Slurm's; refused in one line outside srun."""
-    missing = [v for v in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST") if not env.get(v, "").strip()]
-    if missing:
+    if missing := [v for v in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST") if not env.get(v, "").strip()]:
         raise PanbenchError(f"--launcher slurm: {', '.join(missing)} not set (not inside srun); start it with "
                             "srun (srun -n 2 panbench eval ... --launcher slurm) or drop --launcher slurm")
     for v in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_JOB_ID"):

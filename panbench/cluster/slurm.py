@@ -66,8 +66,7 @@ def submit(folder: Path, params: dict[str, Any], jobs: list[CellJob]) -> list[st
 
 def _expand(job: str) -> list[str]:
     """``123_[0-3%2]`` / ``123_[1,4-5]`` -> the tasks' ids; ``123_4`` and ``123`` as they are."""
-    m = re.fullmatch(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]", job)
-    if not m:
+    if not (m := re.fullmatch(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]", job)):
         return [job]
     out = []
     for part in m.group(2).split(","):
@@ -78,8 +77,7 @@ def _expand(job: str) -> list[str]:
 
 def job_states(job_ids: list[str]) -> dict[str, str] | None:
     """Job id -> Slurm state (``squeue``'s, else ``sacct``'s); None where neither command answers (no Slurm)."""
-    masters = ",".join(sorted({j.split("_")[0] for j in job_ids}))
-    if not masters:
+    if not (masters := ",".join(sorted({j.split("_")[0] for j in job_ids}))):
         return {}
     out: dict[str, str] = {}
     answered = False
@@ -97,11 +95,6 @@ def job_states(job_ids: list[str]) -> dict[str, str] | None:
     return out if answered else None
 
 
-def log_path(results: Path, sweep_id: str, job: str) -> Path:
-    """submitit's stderr log of the job's first task."""
-    return sweep_dir(results, sweep_id) / "slurm" / f"{job}_0_log.err"
-
-
 _ERROR_LINES = (r"^panbench: error:", r"^slurmstepd(-\S+)?: error: \*\*\* JOB", r"^[\w.]*(Error|Exception|Interrupt)\b")
 
 
@@ -115,8 +108,7 @@ def last_error(path: Path) -> str | None:
     except OSError:
         return None
     for pattern in _ERROR_LINES:
-        hits = [x for x in lines if re.search(pattern, x)]
-        if hits:
+        if hits := [x for x in lines if re.search(pattern, x)]:
             return hits[-1]
     return lines[-1] if lines else None
 
@@ -145,8 +137,7 @@ def cell_states(results: Path, manifest: Manifest, states: dict[str, str] | None
     recent: set[str] = set()  # submitted a minute ago or less: Slurm may not list them yet
     for sub in manifest.submissions:
         for job_id, cells in sub.jobs.items():
-            for c in cells:
-                latest[c] = job_id
+            latest.update(dict.fromkeys(cells, job_id))
             if time.time() - _epoch(sub.date) < 60:
                 recent.add(job_id)
     if states is None and ask:
@@ -155,10 +146,9 @@ def cell_states(results: Path, manifest: Manifest, states: dict[str, str] | None
     def of(cell: Cell) -> CellState:
         if cell.id in recorded:
             return CellState(cell, "done", recorded[cell.id].get("job"))
-        job = latest.get(cell.id)
-        if job is None:
+        if (job := latest.get(cell.id)) is None:
             return CellState(cell, "missing")
-        log = log_path(results, manifest.sweep, job)
+        log = sweep_dir(results, manifest.sweep) / "slurm" / f"{job}_0_log.err"  # submitit's log of its first task
         if states is None:
             return CellState(cell, "unknown", job, "neither sacct nor squeue answered: run status where Slurm's "
                              "commands are", log if log.exists() else None)

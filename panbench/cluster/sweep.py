@@ -175,8 +175,7 @@ def incomplete_note(results: Path) -> str | None:
     except PanbenchError as e:
         return f"note: {e}"
     short = [(m.sweep, len(done(results, m)), len(m.cells)) for m in sweeps]
-    short = [s for s in short if s[1] < s[2]]
-    if not short:
+    if not (short := [s for s in short if s[1] < s[2]]):
         return None
     what = ", ".join(f"{i} ({d} of {n} cells recorded)" for i, d, n in short)
     return f"note: sweep{'s' if len(short) > 1 else ''} {what} incomplete; `panbench status --results {results}` " \
@@ -226,8 +225,7 @@ class CellJob:
                 continue
             if not rank0:
                 continue
-            record = cell.record(results, start)
-            if record is None:
+            if (record := cell.record(results, start)) is None:
                 print(f"cell {cell.id}: no record of it in {results / 'runs'}", file=sys.stderr, flush=True)
                 failed.append(cell.id)
                 continue
@@ -277,8 +275,7 @@ def _job_id() -> str:
 
 def minutes(text: str) -> int:
     """Slurm's time formats (``90``, ``1:30:00``, ``2-00:00:00``, ``30:00``) as whole minutes (at least 1)."""
-    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
-    if not m:
+    if not (m := re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())):
         raise PanbenchError(f"--time {text}: not a Slurm time; use minutes (90), HH:MM:SS (1:30:00) or "
                             "D-HH:MM:SS (2-00:00:00)")
     day, a, b, c = m.groups()

@@ -46,12 +46,10 @@ def pid_alive(pid: int) -> bool:
     """Whether a process of ``pid`` runs on this machine (one of another user counts)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # none, or not a PID at all
         return False
     except PermissionError:  # another user's
         return True
-    except (OverflowError, ValueError):  # not a PID at all
-        return False
     return True
 
 

@@ -369,8 +369,7 @@ class RunEvaluators:
         keys = [cache_key_of(ev) for ev in self.members]
         held = [i for i in indices if i in where and i not in rerun]
         missing = {k: sum(1 for i in held if k not in (cached.extras[where[i]] or {})) for k in keys}
-        taken = [i for i in held if all(k in (cached.extras[where[i]] or {}) for k in keys)]
-        if not taken:
+        if not (taken := [i for i in held if all(k in (cached.extras[where[i]] or {}) for k in keys)]):
             return frozenset(), {k: n for k, n in missing.items() if n}
         pos = np.array([where[i] for i in taken], np.int64)
         self.pq.add((np.array(taken, np.int64), reorder_columns(cached.columns, pos)))
@@ -421,11 +420,8 @@ class RunEvaluators:
             if not isinstance(got, dict):
                 raise PanbenchError(f"evaluator {name_of(ev)}: evaluate() returned {type(got).__name__}, not a dict "
                                     "of fields; return {name: value}")
-            try:
-                out[name_of(ev)] = json.loads(json.dumps(got, default=_plain, allow_nan=False))
-            except (TypeError, ValueError) as e:
-                raise PanbenchError(f"evaluator {name_of(ev)}: evaluate() returned fields that are not JSON ({e}); "
-                                    "return numbers (None for one not defined), strings, lists and dicts") from None
+            out[name_of(ev)] = _json(ev, got, "evaluate() returned fields that are",
+                                     "numbers (None for one not defined), strings, lists and dicts")
         return out
 
 
@@ -456,11 +452,15 @@ def _encode(ev: Any, share: Any) -> Any:
     when it is not JSON)."""
     if isinstance(ev, _BUILT_IN):
         return ev.encode(share)
+    return _json(ev, share, "process() returned a share that is", "numbers, strings, lists and dicts")
+
+
+def _json(ev: Any, value: Any, what: str, kinds: str) -> Any:
+    """``value`` through JSON; refused in one line naming the evaluator where it is not JSON."""
     try:
-        return json.loads(json.dumps(share, default=_plain, allow_nan=False))
+        return json.loads(json.dumps(value, default=_plain, allow_nan=False))
     except (TypeError, ValueError) as e:
-        raise PanbenchError(f"evaluator {name_of(ev)}: process() returned a share that is not JSON ({e}); return "
-                            "numbers, strings, lists and dicts") from None
+        raise PanbenchError(f"evaluator {name_of(ev)}: {what} not JSON ({e}); return {kinds}") from None
 
 
 def check_names(evaluators: Sequence[Any]) -> None:
@@ -493,9 +493,7 @@ def load_evaluator(spec: str | type | Any) -> Any:
         where, _, cls_name = spec.rpartition(":")
         if not where or not cls_name:
             raise PanbenchError(f"--evaluator {spec}: give module:Class or path/to/file.py:Class")
-        module = _module(spec, where)
-        cls = getattr(module, cls_name, None)
-        if cls is None:
+        if (cls := getattr(_module(spec, where), cls_name, None)) is None:
             raise PanbenchError(f"--evaluator {spec}: {where} has no {cls_name}; name a class it defines")
         spec = cls
     label = spec if isinstance(spec, str) else getattr(spec, "__name__", type(spec).__name__)
@@ -507,8 +505,7 @@ def load_evaluator(spec: str | type | Any) -> Any:
                                 "no arguments") from None
     else:
         ev = spec
-    lacking = [m for m in _METHODS if not callable(getattr(ev, m, None))]
-    if lacking:
+    if lacking := [m for m in _METHODS if not callable(getattr(ev, m, None))]:
         raise PanbenchError(f"evaluator {name_of(ev)}: lacks {', '.join(lacking)}; an evaluator defines "
                             f"{', '.join(_METHODS)} (docs/api.md#your-own-evaluator)")
     _call(ev, "reset", "loading")

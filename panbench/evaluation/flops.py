@@ -147,8 +147,7 @@ def random_gflops(model: Any, image_hw: tuple[int, int] = (480, 640), device: st
 
     with tempfile.TemporaryDirectory() as d:
         img = Path(d) / "image.jpg"
-        rng = np.random.default_rng(0)
-        Image.fromarray(rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8)).save(img)
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (*image_hw, 3), dtype=np.uint8)).save(img)
         data = model.pipeline({"img_path": str(img), "img_id": 0})
     return model_gflops(model, [data], device) or {}
 
@@ -184,16 +183,14 @@ def random_facts(spec: ModelSpec, gflops: bool, image_hw: tuple[int, int] = (480
     parts, cached = None, {}
     if files is not None:
         parts = {"fact": "random model", "framework": spec.framework, "config_files": [sha256_file(f) for f in files],
-                 "image_hw": list(image_hw), "device": "cpu",
-                 "versions": package_versions(spec.family.packages)}
+                 "image_hw": list(image_hw), "device": "cpu", "versions": package_versions(spec.family.packages)}
         cached = {k: v for k, v in (read_facts(parts) or {}).items() if k != "counted"}
         if isinstance(cached.get("params"), int) and (not gflops or _counted(cached.get("flops"))):
             return {**cached, "from_cache": True}
         if on_count is not None:
             on_count()
     t = time.perf_counter()
-    model = entry.random_model(spec, "cpu")
-    if model is None:
+    if (model := entry.random_model(spec, "cpu")) is None:
         return None
     facts = {**cached, "params": count_parameters(model.module)}
     if gflops:

@@ -265,8 +265,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
     device, opts = shard.device, shard.opts
     sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
     timings = Timings()
-    todo = shard.todo()
-    if not todo:
+    if not (todo := shard.todo()):
         return timings
     pipeline = lm.pipeline
     if opts.corruption is not None:  # corrupted in the workers, after the image is loaded
@@ -374,8 +373,7 @@ def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> 
     """How many CPU processes :func:`run_inference_cpu` uses: 1 on a GPU, under torchrun or off Linux."""
     if device != "cpu" or world > 1 or not sys.platform.startswith("linux"):  # fork after torch: Linux only
         return 1
-    n = opts.cpu_procs if opts.cpu_procs > 0 else (os.cpu_count() or 1)
-    return max(1, min(n, n_images // 2 or 1))
+    return max(1, min(opts.cpu_procs if opts.cpu_procs > 0 else (os.cpu_count() or 1), n_images // 2 or 1))
 
 
 _FORKED: dict[str, Any] = {}

@@ -50,8 +50,6 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
                cfg_options: dict[str, Any] | None = None, ap: bool = False) -> LoadedModel:
     """``spec``'s model on ``device`` through its family (:data:`panbench.models.families.FAMILIES`): weights
     checked, classes mapped to ``categories``, ``--cfg-options`` merged; ``ap``: its instance output on."""
-    built = spec.family.entry().load_model(spec, categories, checkpoint, trust, device, cfg_options, ap,
-                                           download_wait)
+    built = spec.family.entry().load_model(spec, categories, checkpoint, trust, device, cfg_options, ap, download_wait)
     packages = tuple(dict.fromkeys((*spec.family.packages, *built.packages)))
-    return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named,
-                       packages=packages)
+    return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named, packages=packages)

@@ -92,8 +92,7 @@ def dataset_label(name: str, opts: EvalOptions) -> str:
 
 def corruption_fields(opts: EvalOptions) -> dict[str, Any]:
     """The record's ``corruption`` (none for a clean run): name, severity, group and implementation."""
-    c = opts.corruption
-    if c is None:
+    if (c := opts.corruption) is None:
         return {}
     return {"corruption": {"name": c.name, "severity": c.severity, "group": c.group,
                            "implementation": implementation(c.name), "seed": "sha256(image_id|name|severity)[:4]"}}
@@ -133,9 +132,7 @@ def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[
     """The written record of a ``score --name`` run: ``res`` and ``fields`` scored from ``files`` (``gt_json``,
     ``gt_dir``, ``pred_json``, ``pred_dir``) in ``seconds``; ``analysis`` (None with ``--no-analysis``) saved beside
     it and giving the images' fingerprint; filed under :func:`record_dataset`."""
-    fingerprint = None
-    if analysis is not None:
-        fingerprint = dataset_fingerprint(files["gt_json"], analysis.image_ids)
+    fingerprint = None if analysis is None else dataset_fingerprint(files["gt_json"], analysis.image_ids)
     dataset = record_dataset(files["gt_json"], fingerprint, results, dataset_name)
     about = records_io.external_fields(name, dataset, seconds=seconds, fingerprint=fingerprint, **files)
     return records_io.record_run(results, res, analysis=analysis, **about, **fields)

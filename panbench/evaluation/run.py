@@ -88,8 +88,7 @@ class Run:
         cache = storage.StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
         self.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
                                         ap=opts.ap and self.lm.family.instance_source is not None,
-                                        extra=self.extra,
-                                        ap_source=self.lm.family.instance_source)
+                                        extra=self.extra, ap_source=self.lm.family.instance_source)
         indices = list(range(rank, len(self.dataset.samples), self.world))
         writer = self.writer  # a cached image whose prediction is to be saved and is not runs again
         rerun = set() if writer is None else {i for i in indices if i not in writer.saved}

@@ -40,8 +40,7 @@ def pick_device(device: str) -> str:
     if device == "auto":
         if torch.cuda.is_available():
             return "cuda"
-        note = unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda)
-        if note:
+        if note := unusable_gpu_note(gpu_present(), torch.__version__, torch.version.cuda):
             print(note, file=sys.stderr, flush=True)
         return "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -218,8 +217,7 @@ def dist_info(device: str = "cpu") -> tuple[int, int, str]:
     """(rank, world size, this rank's device); initializes torch.distributed under torchrun (:func:`backend_for`)."""
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = rank_device(device)
         if not dist.is_initialized():
             import torch

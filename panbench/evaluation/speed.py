@@ -201,7 +201,6 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
     sizes = Counter(f"{h}x{w}" for h, w in fwd.sizes)
     return SpeedRecord(
         model=spec.name, framework=spec.framework, architecture=spec.architecture, dataset=run.dataset.name,
-        date=now_iso(),
         protocol={"name": PROTOCOL, "text": PROTOCOL_TEXT, "warmup": opts.warmup, "iters": opts.iters, "batch": 1,
                   "images": n, "clock": timer.clock},
         input_size=sizes.most_common(1)[0][0] if sizes else None, input_sizes=dict(sizes),
@@ -209,7 +208,7 @@ def _record(run: Any, opts: SpeedOptions, timer: Timer, compiled: dict[str, Any]
         compile=compiled, forward=fwd.summary(), end_to_end=e2e.summary() if e2e else None,
         published_fps=spec.published_fps, published_fps_device=spec.published_fps_device,
         published_fps_source=spec.published_source if spec.published_fps is not None else None,
-        pq_check=pq, speed_context=context,
+        date=now_iso(), pq_check=pq, speed_context=context,
         provenance={"versions": versions(run.lm.packages), "git_commit": git_commit(),
                     "command": opts.command or command_line()},
     )

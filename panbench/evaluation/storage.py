@@ -332,8 +332,7 @@ class PredictionWriter:
 
     def release(self) -> None:
         """Let go of :attr:`lock_file` (removed first, so that nothing else is left in DIR/.panbench)."""
-        f = _HELD.pop(self.lock_file, None)
-        if f is not None:
+        if (f := _HELD.pop(self.lock_file, None)) is not None:
             self.lock_file.unlink(missing_ok=True)
             f.close()
 

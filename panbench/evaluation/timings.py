@@ -59,8 +59,7 @@ def precision_info(device: str, amp: str | None) -> dict[str, Any]:
     convolutions (PyTorch allows it for cuDNN's on Ampere and newer: "fp32" alone would overstate it)."""
     import torch
 
-    out: dict[str, Any] = {"autocast": amp or "off",
-                           "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    out: dict[str, Any] = {"autocast": amp or "off", "float32_matmul_precision": torch.get_float32_matmul_precision()}
     if device.startswith("cuda"):
         out["cuda_matmul_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
         out["cudnn_conv_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)

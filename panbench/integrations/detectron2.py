@@ -33,8 +33,7 @@ def present_values(flat: np.ndarray) -> np.ndarray:
     """The distinct values of a flat segment map, sorted: ``np.unique`` of the values that start a run (a few a row)."""
     if flat.size == 0:
         return flat[:0]
-    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    return np.unique(np.concatenate((flat[:1], flat[starts])))
+    return np.unique(np.concatenate((flat[:1], flat[np.flatnonzero(flat[1:] != flat[:-1]) + 1])))
 
 
 class PredictionSegments:
@@ -77,8 +76,7 @@ class PredictionSegments:
 
     def _labels(self, pan: np.ndarray, where: str) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """A map of ``category * label_divisor + instance`` (-1 VOID): each value its segment ``value + 1``."""
-        divisor = getattr(self.meta, "label_divisor", None)
-        if divisor is None:
+        if (divisor := getattr(self.meta, "label_divisor", None)) is None:
             raise InputError(f"{where}: segments_info is None but dataset {self.dataset_name!r} has no metadata "
                              "'label_divisor'; set MetadataCatalog.get(name).label_divisor or return segments_info")
         if pan.dtype.itemsize < 4 or pan.dtype.kind == "u":  # + 1 wraps neither -1 of a small type nor a maximum
@@ -151,14 +149,12 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
         total = PanopticQuality(self._coco.categories)
         seen: set[Any] = set()
         for ids, sums in parts:
-            again = seen.intersection(ids)
-            if again:
+            if again := seen.intersection(ids):
                 raise InputError(f"{_NAME}: image {sorted(again, key=str)[0]!r} was scored by two ranks; give each "
                                  "rank its own images (detectron2's InferenceSampler does)")
             seen.update(ids)
             total.add_sums(sums)
-        missing = [i for i in self._coco.ground_truth.annotations if i not in seen]
-        if missing:
+        if missing := [i for i in self._coco.ground_truth.annotations if i not in seen]:
             raise InputError(f"{_NAME}: {len(missing)} of the {len(self._coco.ground_truth)} images of {self._gt_json} "
                              f"have no prediction (image {missing[0]!r} first); process every image of dataset "
                              f"{self.dataset_name!r}, as COCOPanopticEvaluator (panopticapi) requires")

@@ -139,8 +139,7 @@ class PanbenchPanopticMetric(BaseMetric):
         if self._label2cat is None:
             classes = list(self._meta()["classes"])
             cat_ids = [c["id"] for c in self._json_categories if c["name"] in classes]
-            missing = sorted(set(classes) - {c["name"] for c in self._json_categories})
-            if missing:
+            if missing := sorted(set(classes) - {c["name"] for c in self._json_categories}):
                 raise InputError(f"{self.ann_file}: no category named {missing[0]!r} (one of dataset_meta's "
                                  "classes); pass the annotation file of the model's dataset as ann_file")
             self._label2cat = dict(enumerate(cat_ids))
@@ -173,8 +172,7 @@ class PanbenchPanopticMetric(BaseMetric):
         (else ``seg_map_path``), ``segments_info`` with labels as category ids; a thing not ``is_thing`` is a crowd."""
         segm_file = osp.basename(sample["img_path"]).replace(".jpg", ".png")
         path = osp.join(self.seg_prefix, segm_file) if self.seg_prefix else sample["seg_map_path"]
-        ids = self._gt_cache.get(path)
-        if ids is None:
+        if (ids := self._gt_cache.get(path)) is None:
             if not osp.isfile(path):
                 raise InputError(f"{path}: ground-truth PNG not found; check {_NAME}'s seg_prefix")
             ids = read_ids(Path(path), f"image {sample['img_id']} (ground truth)")  # as mmcv reads it

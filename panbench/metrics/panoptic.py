@@ -171,13 +171,11 @@ class GroundTruth:
 
     def image(self, image_id: Any) -> tuple[np.ndarray, list[dict[str, Any]], str, bool]:
         """Image ``image_id``'s id map, segments_info, name for messages and whether it is kept (its index map then)."""
-        ann = self.annotations.get(image_id)
-        if ann is None:
+        if (ann := self.annotations.get(image_id)) is None:
             raise _unknown_image(self.json_path, image_id, self.annotations)
         where = f"image {image_id}"
         segments = ann["segments_info"]
-        kept = self._kept.get(image_id)
-        if kept is not None:
+        if (kept := self._kept.get(image_id)) is not None:
             return kept[0], kept[1], where, True
         png = safe_join(self.folder, ann["file_name"], f"{where} (ground truth)")
         return read_ids(png, where, shape=self.sizes.get(image_id), role="ground truth"), segments, where, False
@@ -300,8 +298,7 @@ class BasePanopticQuality:
             raise InputError("merge(): a metric merged with itself would count its images twice; merge another one")
         if other.categories.ids != self.categories.ids:
             raise InputError("merge(): the metrics have different categories; merge metrics of one dataset")
-        common = self._seen & other._seen
-        if common:
+        if common := self._seen & other._seen:
             raise InputError(f"merge(): image {sorted(common, key=str)[0]!r} is in both metrics; merge the metrics "
                              "of disjoint images (one rank's each)")
         if self.analyses and (not other.analyses or len(other._image_ids) != other.n_images):
@@ -342,9 +339,7 @@ class BasePanopticQuality:
 
     def result(self) -> PQResult:
         """:meth:`compute` without the warning (the integrations log the diagnosis with their own logger)."""
-        analyses: dict[str, Any] = {}
-        if self.analyses and self.n_images:
-            analyses = analyses_of(self._pq, list(self._image_ids))[1]
+        analyses = analyses_of(self._pq, list(self._image_ids))[1] if self.analyses and self.n_images else {}
         return PQResult.from_stats(self._pq.stats, self.categories, analyses)
 
 

@@ -126,8 +126,7 @@ class PanopticAccumulator:
 
     def columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The kept images' positions, ascending, and their results as columns in that order."""
-        parts = self._parts()
-        if not parts:
+        if not (parts := self._parts()):
             return np.zeros(0, np.int64), results_to_columns([])
         idx = np.concatenate([i for i, _ in parts])
         cols = join_columns([(len(i), c) for i, c in parts])
@@ -145,8 +144,7 @@ class PanopticAccumulator:
         """:meth:`columns` of images at positions ``0 .. n_images - 1``, each once (the whole of a run)."""
         idx, cols = self.columns()
         if len(idx) != n_images or (n_images and (idx[0] != 0 or idx[-1] != n_images - 1)):
-            missing = sorted(set(range(n_images)) - set(idx.tolist()))
-            if not missing:
+            if not (missing := sorted(set(range(n_images)) - set(idx.tolist()))):
                 raise PanbenchError(f"internal: per-image results at positions beyond {n_images} images (first: "
                                     f"{int(idx[idx >= n_images][0])}); please report")
             raise PanbenchError(f"internal: no per-image result for {len(missing)} of {n_images} images "
@@ -167,9 +165,8 @@ class PanopticAccumulator:
     def evaluate(self) -> dict[str, Any]:
         """:func:`~panbench.pq.sums.pq_summary` and ``unlisted_gt`` (ground-truth pixels whose id segments_info does
         not list, and their images)."""
-        out = pq_summary(self._stats, self.categories.ids, self.categories.isthing)
-        out["unlisted_gt"] = {"pixels": int(self._stats.unlisted[0]), "images": int(self._stats.unlisted[1])}
-        return out
+        return {**pq_summary(self._stats, self.categories.ids, self.categories.isthing),
+                "unlisted_gt": {"pixels": int(self._stats.unlisted[0]), "images": int(self._stats.unlisted[1])}}
 
     def diagnosis(self) -> list[Finding]:
         """The format mistakes the sums show (:func:`panbench.pq.diagnosis.diagnose`)."""

@@ -44,8 +44,7 @@ def _c_match(inter: np.ndarray, gt: Segments, pred: Segments, bint: np.ndarray, 
              bp_area: np.ndarray) -> ImageStats | None:
     """The match of :func:`boundary_image_stats` in C (``_match.boundary_match``, the matcher of score's batch path),
     or None where it was not built (or the table has a segment with two matches: the numpy matcher takes it)."""
-    c = matching._native
-    if c is None:
+    if (c := matching._native) is None:
         return None
     i64 = [np.ascontiguousarray(a, np.int64) for a in (inter, gt.cats, gt.areas, pred.cats, pred.areas, bint,
                                                         bg_area, bp_area)]

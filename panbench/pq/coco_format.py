@@ -101,8 +101,7 @@ def _read(p: Path, scan: bool | None) -> tuple[bytes, Any]:
     c = native.match()
     if c is None or not hasattr(c, "scan"):
         scan = None
-    ahead = take(p, scan)
-    if ahead is None:
+    if (ahead := take(p, scan)) is None:
         with open(p, "rb") as f:
             raw, found = f.read(), NOT_SCANNED
     else:
@@ -213,8 +212,7 @@ def _segment_ok(s: Any, gt: bool) -> bool:
 
 def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bool) -> dict[int, dict[str, Any]]:
     """``annotations`` keyed by image id, with every field scoring needs checked."""
-    anns = data.get("annotations")
-    if anns is None:
+    if (anns := data.get("annotations")) is None:
         raise InputError(f"{path}: missing field 'annotations'; expected the COCO panoptic format")
     if not isinstance(anns, list):
         raise InputError(f"{path}: field 'annotations' is a {type(anns).__name__}, not a list; expected the COCO "
@@ -225,8 +223,7 @@ def parse_annotations(data: dict[str, Any], path: str | os.PathLike[str], gt: bo
             continue
         image_id = _field(ann, "image_id", f"{path}: annotation", (int, str))
         where = f"{path}: image {image_id}"
-        fname = _field(ann, "file_name", where, str)
-        if not fname:
+        if not _field(ann, "file_name", where, str):
             raise InputError(f"{where}: empty 'file_name'")
         segs = ann.get("segments_info") if type(ann) is dict else None
         if type(segs) is PackedSegments and segs.gt != gt:
@@ -295,8 +292,7 @@ def parse_segments(segments_info: list[dict[str, Any]], cats: CategoryTable, whe
     built; else on the Python lists: a few tens of segments, cheaper than numpy's per-call cost, no int64 overflow)."""
     c = native.match()  # its segments(): the checks below in C, where it was built
     if c is not None and type(segments_info) is PackedSegments:
-        packed = c.packed(segments_info.fields, segments_info.n, cats.index, gt)
-        if packed is not None:
+        if (packed := c.packed(segments_info.fields, segments_info.n, cats.index, gt)) is not None:
             return _unpacked(packed, segments_info.n)
     segments_info = segments_list(segments_info)  # the checks below name the problem
     if c is not None and type(segments_info) is list:

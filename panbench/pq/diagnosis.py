@@ -82,8 +82,7 @@ def category_mapping(conf: np.ndarray, table: CategoryTable, n_images: int,
                      (np.flatnonzero(~thing), "stuff")):
         if group is not None and (groups is None or groups.get(group == "thing", 1.0) >= LOW_GROUP_PQ):
             continue
-        found = _mapped(c[np.ix_(g, g)], c[:, g], table, g, group)
-        if found is not None:
+        if (found := _mapped(c[np.ix_(g, g)], c[:, g], table, g, group)) is not None:
             return found
     return None
 
@@ -178,8 +177,7 @@ def unknown_categories(k: np.ndarray, columns: np.ndarray, table: CategoryTable,
     gt = np.asarray(table.ids, np.int64)[to]
     if int((pred != gt).sum()) < 2:
         return None
-    unplaced = len(np.setdiff1d(np.flatnonzero(columns.sum(axis=0)), seen))
-    return _named(pred, gt, follow, table, unplaced)
+    return _named(pred, gt, follow, table, len(np.setdiff1d(np.flatnonzero(columns.sum(axis=0)), seen)))
 
 
 def _best_rule(k: np.ndarray, table: CategoryTable, pred_ids: Sequence[int]) -> Finding | None:

@@ -76,8 +76,7 @@ def _image_result(inter: np.ndarray, gt: Segments, pred: Segments, match: ImageM
         np.ascontiguousarray(inter, np.int64), len(gt), len(pred), np.ascontiguousarray(gt.cats, np.int64),
         np.ascontiguousarray(pred.cats, np.int64))
     cols, n = res_of(raw), int(np.frombuffer(raw, np.int64, RES_COUNTS)[5])  # the fold alone; unlisted pixels
-    return ImageResult(match, cols["sem_gt"], cols["sem_pred"], cols["sem_px"],
-                       np.array([n], np.int64) if n else _NONE)
+    return ImageResult(match, cols["sem_gt"], cols["sem_pred"], cols["sem_px"], np.array([n], np.int64) if n else _NONE)
 
 
 def intersection_table(gt_ids: np.ndarray, gt: Segments, pred_ids: np.ndarray, pred: Segments, where: str,
@@ -127,6 +126,5 @@ def _as_u32(ids: np.ndarray, where: str, gt_side: bool) -> np.ndarray:
     if ids.dtype == np.uint32:
         return np.ascontiguousarray(ids)
     if ids.size and (ids.min() < 0 or ids.max() >= MAX_ID):
-        bad = int(ids[(ids < 0) | (ids >= MAX_ID)].ravel()[0])
-        raise _unknown_id(where, gt_side, bad)
+        raise _unknown_id(where, gt_side, int(ids[(ids < 0) | (ids >= MAX_ID)].ravel()[0]))
     return np.ascontiguousarray(ids, np.uint32)

@@ -37,8 +37,7 @@ LIBDEFLATE_ENTRY_POINTS = ("libdeflate_alloc_decompressor", "libdeflate_free_dec
 
 def libdeflate_entry_points() -> tuple[int, int, int, int] | None:
     """The addresses of :data:`LIBDEFLATE_ENTRY_POINTS` in the ``deflate`` package's own libdeflate, or None."""
-    d = deflate()
-    if d is None:
+    if (d := deflate()) is None:
         return None
     try:
         import ctypes

@@ -60,8 +60,7 @@ class PngHeader(NamedTuple):
 
 def max_pixels() -> int:
     """:data:`MAX_PIXELS`, or the value of PANBENCH_MAX_PIXELS when set."""
-    env = os.environ.get("PANBENCH_MAX_PIXELS")
-    if env is None:
+    if (env := os.environ.get("PANBENCH_MAX_PIXELS")) is None:
         return MAX_PIXELS
     if not env.isdigit() or int(env) < 1:
         raise InputError(f"PANBENCH_MAX_PIXELS={env!r} is not a positive integer; unset it or set e.g. {MAX_PIXELS}")

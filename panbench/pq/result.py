@@ -66,13 +66,10 @@ def from_columns(cols: Any, names: Sequence[str], n_images: int, prefix: str = "
     """:func:`to_columns` inverted: per image, its fields by name (``cols``: a dict or an ``np.load`` file)."""
     if n_images == 0:
         return []
-    split: dict[str, list[np.ndarray]] = {}
-    cuts: dict[str, np.ndarray] = {}
-    for name in names:
-        g = _group(name)
-        if g not in cuts:
-            cuts[g] = np.searchsorted(cols[prefix + g + "_img"], np.arange(1, n_images))
-        split[name] = np.split(np.asarray(cols[prefix + name], column_dtype(name)), cuts[g])
+    cuts = {g: np.searchsorted(cols[prefix + g + "_img"], np.arange(1, n_images))
+            for g in dict.fromkeys(_group(n) for n in names)}
+    split: dict[str, list[np.ndarray]] = {
+        name: np.split(np.asarray(cols[prefix + name], column_dtype(name)), cuts[_group(name)]) for name in names}
     return [{name: split[name][k] for name in names} for k in range(n_images)]
 
 

@@ -109,12 +109,10 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
         gt_ann = gt[image_id]
         if image_id in sizes:  # the image's size beside its annotation, as COCO's 'images' entry names it
             gt_ann = {**gt_ann, "height": sizes[image_id][0], "width": sizes[image_id][1]}
-        pred_ann = pred.get(image_id)
-        if pred_ann is None:
+        if (pred_ann := pred.get(image_id)) is None:
             raise _no_prediction(pred_json, image_id, pred, gt)
         pairs.append((gt_ann, pred_ann))
-    extra = [i for i in pred if i not in gt]
-    if extra:
+    if extra := [i for i in pred if i not in gt]:
         print(f"note: {pred_json}: {len(extra)} prediction(s) for images the ground truth does not have (first: "
               f"image {extra[0]!r}) are not scored", file=sys.stderr)
     if not pairs:
@@ -140,8 +138,7 @@ def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[
     if other is not None and other in pred:  # "142238" where the ground truth has 142238, or the other way
         return InputError(f"{pred_json}: image_id {other!r} is written as a {type(other).__name__} but the ground "
                           f"truth has {image_id!r}; write the image ids as the ground-truth JSON does")
-    extra = [i for i in pred if i not in gt]
-    if extra:
+    if extra := [i for i in pred if i not in gt]:
         more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
         return InputError(f"{pred_json}: image {extra[0]!r}{more} is not an image of the ground truth, which has "
                           f"no prediction for its image {image_id!r}; write each prediction's image_id as the "
@@ -237,8 +234,7 @@ def _mapped_categories(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pairs:
     with the unknown ids as categories of their own, the pixels of each predicted id over the ground truth's
     categories read off the confusion matrix (:func:`panbench.pq.diagnosis.unknown_categories`)."""
     used = {s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"])}
-    extra = sorted(used - set(cats.ids))
-    if not extra:
+    if not (extra := sorted(used - set(cats.ids))):
         return None
     wide = CategoryTable(cats.ids + extra, cats.names + [str(i) for i in extra], cats.isthing + [False] * len(extra))
     try:
@@ -264,8 +260,7 @@ def _encoding(cats: CategoryTable, pred_dir: Path, pairs: list[Pair]) -> Finding
             return None
         return np.unique(ids).tolist(), [s["id"] for s in segments_list(pred_ann["segments_info"])]
 
-    seen = [found for pair in pairs[:ENCODING_IMAGES] if (found := ids_of(pair)) is not None]
-    return encoded_ids(seen, cats)
+    return encoded_ids([found for pair in pairs[:ENCODING_IMAGES] if (found := ids_of(pair)) is not None], cats)
 
 
 def fixed_pq(finding: Finding, gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],

@@ -153,12 +153,11 @@ def semantic_metrics(conf: np.ndarray) -> tuple[dict[str, float], np.ndarray, np
     iou = np.where(union > 0, tp / np.maximum(union, 1), 0.0)
     dice = np.where(gt + pred > 0, 2 * tp / np.maximum(gt + pred, 1), 0.0)
     total = gt.sum()
-    out = {
+    return {
         "pixel_acc": 100 * float(tp.sum() / total) if total else 0.0,
         "mIoU": 100 * float(iou[present].mean()) if present.any() else 0.0,
         "mDice": 100 * float(dice[present].mean()) if present.any() else 0.0,
-    }
-    return out, 100 * iou, 100 * dice
+    }, 100 * iou, 100 * dice
 
 
 def category_pq(iou: Any, tp: Any, fp: Any, fn: Any, scale: float = 1.0) -> tuple[np.ndarray, ...]:
@@ -169,8 +168,7 @@ def category_pq(iou: Any, tp: Any, fp: Any, fn: Any, scale: float = 1.0) -> tupl
     safe = np.where(denom > 0, denom, 1.0)
     pq = np.where(denom > 0, scale * iou / safe, 0.0)
     sq = np.where(tp > 0, scale * iou / np.where(tp > 0, tp, 1.0), 0.0)
-    rq = np.where(denom > 0, scale * tp / safe, 0.0)
-    return pq, sq, rq
+    return pq, sq, np.where(denom > 0, scale * tp / safe, 0.0)
 
 
 def group_average(iou: Any, tp: Any, fp: Any, fn: Any, mask: Any,
