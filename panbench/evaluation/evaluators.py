@@ -202,13 +202,8 @@ class SemanticEvaluator:
         then reads the panoptic output's, :meth:`RunEvaluators.record_fields`)."""
         return miou_fields({}, self.confusion) if self.confusion.n_images else {}
 
-    @staticmethod
-    def encode(share: ConfusionImage | None) -> dict[str, Any] | None:
-        return None if share is None else share.to_json()
-
-    @staticmethod
-    def decode(j: dict[str, Any] | None) -> ConfusionImage | None:
-        return None if j is None else ConfusionImage.from_json(j)
+    encode = staticmethod(lambda share: None if share is None else share.to_json())
+    decode = staticmethod(lambda j: None if j is None else ConfusionImage.from_json(j))
 
 
 class PQEvaluator:
