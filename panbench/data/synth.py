@@ -27,9 +27,8 @@ def coco_like_categories(n_things: int = 8, n_stuff: int = 6) -> list[dict[str, 
     for k in range(n_things + n_stuff):
         isthing = int((k % 2 == 0 and n_t < n_things) or n_s >= n_stuff)
         n_t, n_s = n_t + isthing, n_s + (1 - isthing)
-        color = [(37 * cid) % 256, (91 * cid) % 256, (151 * cid) % 256]
-        name = f"{'thing' if isthing else 'stuff'}{k}"
-        cats.append({"id": cid, "name": name, "isthing": isthing, "supercategory": "synthetic", "color": color})
+        cats.append({"id": cid, "name": f"{'thing' if isthing else 'stuff'}{k}", "isthing": isthing,
+                     "supercategory": "synthetic", "color": [(37 * cid) % 256, (91 * cid) % 256, (151 * cid) % 256]})
         cid += 1 + (k % 3 == 1) * 2  # gaps in the ids, as in COCO
     return cats
 

@@ -203,8 +203,7 @@ def _roi_bins(r: Any, spatial_scale: float, aligned: bool, ph_n: int, pw_n: int)
     """``(image index, start_h, start_w, bin_h, bin_w)`` of each RoI row ``(b, x1, y1, x2, y2)`` of ``r``."""
     import torch
 
-    scale = _f32(spatial_scale)
-    off = 0.5 if aligned else 0.0
+    scale, off = _f32(spatial_scale), (0.5 if aligned else 0.0)
     batch = r[:, 0].to(torch.int64)
     start_w, start_h = r[:, 1] * scale - off, r[:, 2] * scale - off
     end_w, end_h = r[:, 3] * scale - off, r[:, 4] * scale - off
@@ -213,8 +212,7 @@ def _roi_bins(r: Any, spatial_scale: float, aligned: bool, ph_n: int, pw_n: int)
         raise RuntimeError(NEGATIVE_ROI)
     if not aligned:
         one = torch.ones((), dtype=r.dtype, device=r.device)
-        roi_w = torch.where(roi_w < 1.0, one, roi_w)
-        roi_h = torch.where(roi_h < 1.0, one, roi_h)
+        roi_w, roi_h = torch.where(roi_w < 1.0, one, roi_w), torch.where(roi_h < 1.0, one, roi_h)
     return batch, start_h, start_w, roi_h / ph_n, roi_w / pw_n
 
 
@@ -259,10 +257,8 @@ def _bilinear(feat: Any, base: Any, y: Any, x: Any, H: int, W: int) -> Any:
     y_low = torch.where(empty, 0, y.to(torch.int64).clamp(max=H - 1))
     x_low = torch.where(empty, 0, x.to(torch.int64).clamp(max=W - 1))
     top_y, top_x = y_low >= H - 1, x_low >= W - 1
-    y = torch.where(top_y, y_low.to(y.dtype), y)
-    x = torch.where(top_x, x_low.to(x.dtype), x)
-    y_high = torch.where(top_y, y_low, y_low + 1)
-    x_high = torch.where(top_x, x_low, x_low + 1)
+    y, x = torch.where(top_y, y_low.to(y.dtype), y), torch.where(top_x, x_low.to(x.dtype), x)
+    y_high, x_high = torch.where(top_y, y_low, y_low + 1), torch.where(top_x, x_low, x_low + 1)
     ly, lx = y - y_low.to(y.dtype), x - x_low.to(x.dtype)
     hy, hx = 1.0 - ly, 1.0 - lx
     zero = torch.zeros((), dtype=y.dtype, device=y.device)
