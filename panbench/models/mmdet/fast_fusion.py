@@ -89,9 +89,8 @@ def _sigmoid_block() -> int:
     """The elements torch's CPU float32 ``sigmoid`` takes per step of its vector code (32 with AVX512); a run's last
     ``len % block`` go through its scalar code, which rounds some one ulp apart.  0: both codes agree."""
     x = torch.linspace(-9.0, 9.0, 8192)
-    vector = x.sigmoid()  # 8192: a multiple of every block, under the grain: all vector code
     scalar = _scalar_sigmoid(x)
-    differ = (vector != scalar).nonzero()
+    differ = (x.sigmoid() != scalar).nonzero()  # 8192: a multiple of every block, under the grain: all vector code
     if len(differ) == 0:
         return 0
     v, s = x[differ[0, 0]], scalar[differ[0, 0]]
@@ -242,8 +241,7 @@ def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Te
         for i, (a, b, c, d) in enumerate(boxes):
             if b <= a:  # an empty mask: mmdet skips it
                 continue
-            m = masks[i, a:b, c:d]
-            part = layer[a:b, c:d]
+            m, part = masks[i, a:b, c:d], layer[a:b, c:d]
             pasted = part > 0
             area, intersect = m.sum(), (m & pasted).sum()
             ok = ~((intersect / (area + 1e-5)) > mask_overlap)  # mmdet's expression, on the same tensors
