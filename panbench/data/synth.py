@@ -152,8 +152,7 @@ def perturb(rng: np.random.Generator, img: PanopticImage, categories: list[dict[
     new_ids = unique_ids(rng, len(present))
     remap = dict(zip(present.tolist(), new_ids.tolist()))
     remap[0] = 0
-    out_segs = []
-    seen = set()
+    out_segs, seen = [], set()
     for s in segs:
         if s["id"] in count_of and s["id"] != 0 and s["id"] not in seen:
             seen.add(s["id"])

@@ -149,8 +149,7 @@ def roi_align_c(input: Any, rois: Any, output: Any, argmax_y: Any, argmax_x: Any
     import torch
 
     kind = "f" if input.dtype == torch.float32 else "d"
-    x = input.detach().contiguous()
-    r = rois.detach().to(input.dtype).contiguous()
+    x, r = input.detach().contiguous(), rois.detach().to(input.dtype).contiguous()
     batch = r[:, 0].to(torch.int64)  # (int) in C: truncation
     if int(batch.min()) < 0 or int(batch.max()) >= x.shape[0]:
         raise IndexError(f"roi_align: an RoI's image index is outside 0..{x.shape[0] - 1}")

@@ -67,8 +67,7 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     if k == 0:
         return torch.full((h, w), num_classes, dtype=torch.int32, device=masks.device)
     owner = first_argmax(cur_scores.view(-1, 1, 1) * masks)
-    area = torch.bincount(owner.flatten(), minlength=k)
-    original = (masks >= 0.5).flatten(1).sum(1)
+    area, original = torch.bincount(owner.flatten(), minlength=k), (masks >= 0.5).flatten(1).sum(1)
     ratio = area.double() / original.double().clamp(min=1)
     kept = (area > 0) & (original > 0) & ~(ratio < iou_thr)
     thing = kept & (cur_classes < num_things)
@@ -218,8 +217,7 @@ def first_argmax(x: torch.Tensor) -> torch.Tensor:
         _fusion.first_argmax(x.numpy(), k, out.numel(), out.numpy())
         return out
     best = x[0].clone()
-    owner = torch.zeros(x.shape[1:], dtype=torch.long)
-    better = torch.empty(x.shape[1:], dtype=torch.bool)
+    owner, better = torch.zeros(x.shape[1:], dtype=torch.long), torch.empty(x.shape[1:], dtype=torch.bool)
     for k in range(1, x.shape[0]):
         torch.gt(x[k], best, out=better)
         owner.masked_fill_(better, k)
