@@ -1,5 +1,4 @@
-"""What the tables and the terminal show of each analysis, registered by its key: ``@columns_of`` (a record's table
-columns), ``@kinds_of`` (optional: the kinds of those columns, :mod:`.columns`) and ``@text_of`` (terminal lines)."""
+"""What tables and terminal show of each analysis: ``@columns_of``, ``@kinds_of`` (optional), ``@text_of``."""
 
 from __future__ import annotations
 

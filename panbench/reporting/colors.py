@@ -32,8 +32,7 @@ Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.mod
 
 def model_colors(results_dir: Path | str | None, records: list[RunRecord], labels: Iterable[str] = (),
                  keep: bool = True) -> Colors:
-    """Each model's colour (label -> ``#rrggbb``): the one ``RESULTS/colors.json`` keeps, else a new one
-    (:func:`assign`), kept there when ``keep``; ``results_dir`` None: no file."""
+    """Each model's colour: the one ``RESULTS/colors.json`` keeps, else a new one, kept there when ``keep``."""
     path = Path(results_dir) / COLORS_FILE if results_dir is not None else None
     try:
         kept = read_colors(path) if path is not None else {}

@@ -166,8 +166,7 @@ def _write_manifest(folder: Path, manifest: dict[str, Any], by: dict[str, list[s
 
 
 def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Path]:
-    """Make ``written`` the figures the command in effect keeps in ``folder`` in its format: remove its earlier ones
-    (nothing else) and write the manifest, with ``about``.  Returns the paths removed."""
+    """Make ``written`` the command's own figures in ``folder``, its earlier ones removed; returns the paths removed."""
     folder = Path(folder)
     out = current()
     names = {p.with_suffix("." + f).name for p in map(Path, written) if p.parent == folder

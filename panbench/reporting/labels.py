@@ -86,10 +86,9 @@ def dataset_key(r: RunRecord) -> str:
 def corrupted_note(records: list[RunRecord]) -> str:
     """The line that says where the corrupted runs among ``records`` are shown; '' where there are none."""
     n = sum(1 for r in records if r.corruption)
-    if not n:
-        return ""
     return (f"{n} corrupted run(s) of a robustness sweep not ranked nor drawn here: `panbench table --robustness`, "
-            "`panbench robustness` and the report's robustness section show them (figures in plots/robustness/)")
+            "`panbench robustness` and the report's robustness section show them (figures in plots/robustness/)"
+            ) if n else ""
 
 
 def ranked_records(records: list[RunRecord]) -> list[RunRecord]:

@@ -92,10 +92,8 @@ def image_set_note(group: list[RunRecord], records: list[RunRecord]) -> str:
     """The footnote naming the image set of ``group`` where ``records`` hold several of its dataset; else ''."""
     name = group[0].dataset
     sets = list(dict.fromkeys(dataset_key(r) for r in records if r.dataset == name))
-    if len(sets) < 2:
-        return ""
     return (f"image set {dataset_key(group[0])} ({images(group[0].n_images)}), one of the {len(sets)} image sets of "
-            f"{name} in these results")
+            f"{name} in these results") if len(sets) > 1 else ""
 
 
 @styled
@@ -282,11 +280,9 @@ def only_common_classes(table: Any, names: list[str]) -> str:
     """The note under the per-class plot naming the classes left out for lacking a PQ in some run; '' for none."""
     present = ~np.isnan(table)
     left = [n for n, some, every in zip(names, present.any(0), present.all(0)) if some and not every]
-    if not left:
-        return ""
     shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
     return (f"only classes present in every run are compared ({int(present.all(0).sum())} of "
-            f"{int(present.any(0).sum())}); left out, absent from some run: {shown}")
+            f"{int(present.any(0).sum())}); left out, absent from some run: {shown}") if left else ""
 
 
 def plot_dir(results_dir: Path, dataset: str) -> Path:
@@ -374,9 +370,8 @@ def pq_intervals(records: list[RunRecord], out: Path, colors: Colors | None = No
     """PQ, PQ_th and PQ_st of each run with its 95% interval: three panels, stacked below :data:`SIDE_BY_SIDE`."""
     have = [r for r in records if r.ci]
     stacked = current_width() < SIDE_BY_SIDE
-    shape = (3, 1) if stacked else (1, 3)
     height = 0.9 + 3 * (0.45 + 0.3 * len(have)) if stacked else 1.1 + 0.4 * len(have)
-    fig, axes = new_figure(height, *shape, sharey=True, squeeze=False)
+    fig, axes = new_figure(height, *((3, 1) if stacked else (1, 3)), sharey=True, squeeze=False)
     style, _ = styles(have, colors, records)
     y = np.arange(len(have))[::-1]
     values = []
