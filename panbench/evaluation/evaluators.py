@@ -97,42 +97,6 @@ def cache_key_of(ev: Any) -> str:
     return f"{name_of(ev)}@{'1' if version is None else version}"
 
 
-@dataclass(frozen=True)
-class APImage:
-    """One image's share of AP: its COCO id, size (height, width), converted ground truth and predictions."""
-
-    image_id: int
-    size: tuple[int, int]
-    gt: list[dict[str, Any]]
-    instances: Instances
-
-    def to_json(self) -> dict[str, Any]:
-        inst = self.instances
-        return {"image_id": self.image_id, "size": list(self.size), "gt": self.gt,
-                "dt": {"rles": inst.rles, "scores": inst.scores.tolist(), "category_ids": inst.category_ids.tolist()}}
-
-    @staticmethod
-    def from_json(a: dict[str, Any]) -> APImage:
-        dt = a["dt"]
-        return APImage(int(a["image_id"]), (int(a["size"][0]), int(a["size"][1])), a["gt"],
-                       Instances(dt["rles"], dt["scores"], dt["category_ids"]))
-
-
-@dataclass(frozen=True)
-class ConfusionImage:
-    """One image's semantic confusion, sparse: the flat cells of the (C + 1) x (C + 1) matrix and their pixels."""
-
-    cells: np.ndarray
-    pixels: np.ndarray
-
-    def to_json(self) -> dict[str, Any]:
-        return {"idx": self.cells.tolist(), "n": self.pixels.tolist()}
-
-    @staticmethod
-    def from_json(s: dict[str, Any]) -> ConfusionImage:
-        return ConfusionImage(np.asarray(s["idx"], np.int64), np.asarray(s["n"], np.int64))
-
-
 class APEvaluator:
     """COCO mask AP of the thing categories from the model's instances, which ``source`` (one of
     :data:`~panbench.analysis.ap.AP_SOURCES`) gave: the record's ``ap`` and ``ap_source``."""
@@ -146,26 +110,28 @@ class APEvaluator:
     def reset(self) -> None:
         self.accumulator = APAccumulator.for_table(self.categories)
 
-    def process(self, image: ImageData) -> APImage:
+    def process(self, image: ImageData) -> dict[str, Any]:
+        """The image's share, as the cache keeps it: COCO id, size, converted ground truth and predictions."""
         h, w = np.shape(image.gt_ids)[:2]
         # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
         coco_id = int(image.image_id) if isinstance(image.image_id, (int, np.integer)) else image.index + 1
         if coco_id in self.accumulator.images:
             raise PanbenchError(f"internal: image {coco_id} scored twice for AP; please report")
-        return APImage(coco_id, (int(h), int(w)), gt_annotations(coco_id, image.gt_ids, image.gt_segments,
-                                                                 self.accumulator.thing_ids),
-                       image.instances if image.instances is not None else Instances.empty())
+        inst = image.instances if image.instances is not None else Instances.empty()
+        return {"image_id": coco_id, "size": [int(h), int(w)],
+                "gt": gt_annotations(coco_id, image.gt_ids, image.gt_segments, self.accumulator.thing_ids),
+                "dt": {"rles": inst.rles, "scores": inst.scores.tolist(), "category_ids": inst.category_ids.tolist()}}
 
-    def add(self, share: APImage) -> None:
-        self.accumulator.add(share.image_id, share.size, share.gt, share.instances)
+    def add(self, share: dict[str, Any]) -> None:
+        dt, (h, w) = share["dt"], share["size"]
+        self.accumulator.add(int(share["image_id"]), (int(h), int(w)), share["gt"],
+                             Instances(dt["rles"], dt["scores"], dt["category_ids"]))
 
     def merge(self, other: APEvaluator) -> None:
         self.accumulator = self.accumulator + other.accumulator
 
     def evaluate(self) -> dict[str, Any]:
         return ap_fields(self.accumulator, self.source) if self.source is not None else {}
-
-    encode, decode = staticmethod(APImage.to_json), staticmethod(APImage.from_json)
 
 
 class SemanticEvaluator:
@@ -180,18 +146,20 @@ class SemanticEvaluator:
     def reset(self) -> None:
         self.confusion = SemanticConfusion([int(c) for c in self.categories.ids])
 
-    def process(self, image: ImageData) -> ConfusionImage | None:
+    def process(self, image: ImageData) -> dict[str, list[int]] | None:
+        """The image's confusion, sparse: the flat cells of the (C + 1) x (C + 1) matrix and their pixels."""
         if image.semantic is None:
             return None
         one = SemanticConfusion(self.confusion.category_ids)
         one.add_image(image.gt_ids, image.gt_segments, image.semantic)
         flat = one.conf.ravel()
         cells = np.flatnonzero(flat)
-        return ConfusionImage(cells.astype(np.int64), flat[cells])
+        return {"idx": cells.tolist(), "n": flat[cells].tolist()}
 
-    def add(self, share: ConfusionImage | None) -> None:
+    def add(self, share: dict[str, list[int]] | None) -> None:
         if share is not None:
-            np.add.at(self.confusion.conf.reshape(-1), share.cells, share.pixels)
+            np.add.at(self.confusion.conf.reshape(-1), np.asarray(share["idx"], np.int64),
+                      np.asarray(share["n"], np.int64))
             self.confusion.n_images += 1
 
     def merge(self, other: SemanticEvaluator) -> None:
@@ -201,9 +169,6 @@ class SemanticEvaluator:
         """The record's ``miou`` and ``miou_source`` of the model's semantic output; none without one (the run
         then reads the panoptic output's, :meth:`RunEvaluators.record_fields`)."""
         return miou_fields({}, self.confusion) if self.confusion.n_images else {}
-
-    encode = staticmethod(lambda share: None if share is None else share.to_json())
-    decode = staticmethod(lambda j: None if j is None else ConfusionImage.from_json(j))
 
 
 class PQEvaluator:
@@ -269,11 +234,9 @@ class AnalysesEvaluator:
     def __getstate__(self) -> dict[str, Any]:
         return {"image_ids": self.image_ids}  # what crosses processes: PQ's results cross as PQ's state
 
-    encode = decode = staticmethod(lambda share: share)
-
 
 BUILT_IN_EVALUATORS = ("PQ", AnalysesEvaluator.name, APEvaluator.name, SemanticEvaluator.name)  # not for the user's
-_BUILT_IN = (AnalysesEvaluator, APEvaluator, SemanticEvaluator)  # their shares cross the cache by encode and decode
+_BUILT_IN = (AnalysesEvaluator, APEvaluator, SemanticEvaluator)  # their shares are JSON as made
 
 
 def _state(ev: Any) -> bytes | None:
@@ -333,10 +296,13 @@ class RunEvaluators:
         then each added, then the image written through to the cache."""
         members = self.members
         shares = [self._process(ev, where, image) for ev in members]
-        encoded = [_encode(ev, s) for ev, s in zip(members, shares)]  # a share that is not JSON: refused here
+        # the user's through JSON, as the cache gives them back (a share that is not JSON: refused here)
+        encoded = [s if isinstance(ev, _BUILT_IN) else _json(ev, s, "process() returned a share that is",
+                                                               "numbers, strings, lists and dicts")
+                   for ev, s in zip(members, shares)]
         self.pq.add(self.pq.process(image))
-        for ev, s, e in zip(members, shares, encoded):
-            _call(ev, "add", where, s if isinstance(ev, _BUILT_IN) else e)  # the user's: as the cache gives it back
+        for ev, e in zip(members, encoded):
+            _call(ev, "add", where, e)
         if self.cache is not None:
             self.cache.add(image.index, image.result, {cache_key_of(ev): e for ev, e in zip(members, encoded)})
 
@@ -372,7 +338,7 @@ class RunEvaluators:
             for p in pos.tolist():
                 j = cached.extras[p][k]
                 _call(ev, "add", f"the share of image {cached.indices[p]} in the resume cache (changed the share? "
-                      "bump the evaluator's version, or --no-resume)", ev.decode(j) if isinstance(ev, _BUILT_IN) else j)
+                      "bump the evaluator's version, or --no-resume)", j)
         return frozenset(taken), {k: n for k, n in missing.items() if n}
 
     def flush(self) -> None:
@@ -440,14 +406,6 @@ def _plain(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return v.tolist()
     raise TypeError(f"{type(v).__name__} is not JSON")
-
-
-def _encode(ev: Any, share: Any) -> Any:
-    """A share as the cache keeps it: the evaluator's ``encode``, else the share through JSON (refused in one line
-    when it is not JSON)."""
-    if isinstance(ev, _BUILT_IN):
-        return ev.encode(share)
-    return _json(ev, share, "process() returned a share that is", "numbers, strings, lists and dicts")
 
 
 def _json(ev: Any, value: Any, what: str, kinds: str) -> Any:
