@@ -167,7 +167,7 @@ class SemanticEvaluator:
 
     def evaluate(self) -> dict[str, Any]:
         """The record's ``miou`` and ``miou_source`` of the model's semantic output; none without one (the run
-        then reads the panoptic output's, :meth:`RunEvaluators.record_fields`)."""
+        then reads the panoptic output's, :meth:`RunEvaluators.evaluate`)."""
         return miou_fields({}, self.confusion) if self.confusion.n_images else {}
 
 
