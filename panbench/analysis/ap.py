@@ -91,7 +91,8 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
 
 def gt_annotations(image_id: int, ids: np.ndarray, segments_info: Sequence[dict[str, Any]],
                    thing_ids: Iterable[int]) -> list[dict[str, Any]]:
-    """One image's thing segments as COCO detection annotations (module docstring), without ``id``."""
+    """One image's thing segments as COCO detection annotations, without ``id`` (docs/analysis.md, "AP and mIoU
+    beside PQ")."""
     things = set(thing_ids)
     if not (segs := [s for s in segments_info if s["category_id"] in things]):
         return []

@@ -180,12 +180,12 @@ class PQEvaluator:
 
     name, version = "PQ", "1"
 
-    def __init__(self, categories: CategoryTable, boundary: bool = False) -> None:
-        self.categories, self.boundary = categories, boundary
+    def __init__(self, categories: CategoryTable, boundary: bool = False, keep_images: bool = True) -> None:
+        self.categories, self.boundary, self.keep_images = categories, boundary, keep_images
         self.reset()
 
     def reset(self) -> None:
-        self.accumulator = PanopticAccumulator(self.categories, keep_images=True, boundary=self.boundary)
+        self.accumulator = PanopticAccumulator(self.categories, self.keep_images, self.boundary)
 
     def process(self, image: ImageData) -> tuple[int, ImageResult]:
         return image.index, image.result
@@ -228,7 +228,10 @@ class AnalysesEvaluator:
         self.image_ids.update(other.image_ids)
 
     def evaluate(self) -> dict[str, Any]:
-        aset, fields = analyses_of(self.pq.accumulator, [self.image_ids[i] for i in range(len(self.image_ids))])
+        if (n := len(self.image_ids)) and max(self.image_ids) != n - 1:
+            raise PanbenchError(f"internal: the analyses hold {n} images, the last at position {max(self.image_ids)}; "
+                                "please report")
+        aset, fields = analyses_of(self.pq.accumulator, [self.image_ids[i] for i in range(n)])
         return {"analysis": aset, **fields}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -257,7 +260,7 @@ class RunEvaluators:
                  cache: StatsCache | None = None, ap: bool = False, extra: Sequence[Any] = (),
                  ap_source: str | None = None, analyses: bool = True) -> None:
         self.categories, self.boundary, self.strict, self.cache = categories, boundary, strict, cache
-        self.pq = PQEvaluator(categories, boundary)
+        self.pq = PQEvaluator(categories, boundary, keep_images=analyses or cache is not None)
         self.ap = APEvaluator(categories, ap_source) if ap else None
         self.extra = list(extra)
         check_names(self.extra)

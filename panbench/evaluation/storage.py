@@ -279,7 +279,7 @@ def segment_boxes(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[
 
 
 class PredictionWriter:
-    """One model's predictions on one image set, saved under ``root`` (see the module docstring)."""
+    """One model's predictions on one image set, saved under ``root`` (docs/eval.md, "Saving predictions")."""
 
     def __init__(self, root: Path, prefix: str, model: str, key: str, samples: list[Any],
                  categories: list[dict[str, Any]]) -> None:

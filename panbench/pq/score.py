@@ -184,8 +184,8 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
             cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
         except Refused as err:
             raise _refused(err, files, workers, how.strict, explain) from err
-    if workers is None or how.each is not None:
-        workers = 1 if how.each is not None else default_workers(len(pairs))
+    if workers is None:
+        workers = default_workers(len(pairs))
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
         if not d.is_dir():
@@ -193,7 +193,7 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
     ev = PanopticAccumulator(cats, keep_images=how.keep_images, boundary=how.boundary)
     try:
         with collector_paused():  # no cycles are made, and collections would walk the annotations
-            batch.score_batch(ev, gt_dir, pred_dir, pairs, how.strict, workers,
+            batch.score_batch(ev, gt_dir, pred_dir, pairs, how.strict, 1 if how.each is not None else workers,
                               lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c)
     except UnknownCategoryError as err:
         found = _mapped_categories(cats, gt_dir, pred_dir, pairs, replace(how, each=None), workers, in_c) \
