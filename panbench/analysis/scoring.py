@@ -33,9 +33,8 @@ def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
 
 def analyses_of(acc: PanopticAccumulator, image_ids: list[Any], n_resamples: int = N_RESAMPLES,
                 seed: int = 0) -> tuple[AnalysisSet, dict[str, Any]]:
-    """The analyses of the images an accumulator kept (``keep_images``), at positions ``0 .. len(image_ids) - 1``:
-    their :class:`AnalysisSet` (the per-image export) and :func:`run_fields` (boundary PQ's where ``acc`` scored it).
-    ``eval``, ``score`` and the Python API's metrics all take this one path."""
+    """The :class:`AnalysisSet` (the per-image export) and :func:`run_fields` of the images ``acc`` kept, positions
+    ``0 .. len(image_ids) - 1``: the one path of ``eval``, ``score`` and the Python API's metrics."""
     cats, n = acc.categories, len(image_ids)
     aset = AnalysisSet.from_columns(acc.dense_columns(n), len(cats), image_ids, cats.ids, cats.isthing)
     return aset, run_fields(aset, cats, acc.boundary_stats(n), n_resamples, seed)
@@ -46,9 +45,8 @@ def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathL
                          workers: int | None = None, boundary: bool = False, strict: bool = False,
                          diagnose: bool = False,
                          each: Any = None) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
-    """``score`` with the analyses: the metrics (as :func:`panbench.pq.score.score_files`, bit for bit), the
-    matches as an :class:`AnalysisSet` (the ground truth's image order) and :func:`run_fields`; ``each`` as
-    :class:`~panbench.pq.score.Scoring`'s."""
+    """``score`` with the analyses: :func:`panbench.pq.score.score_files`' metrics and :func:`analyses_of` (the
+    ground truth's image order); ``each`` as :class:`~panbench.pq.score.Scoring`'s."""
     from panbench.pq.score import Scoring, metrics_with_diagnosis, score_stream
 
     ev, pairs, _ = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,

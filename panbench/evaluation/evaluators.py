@@ -1,26 +1,13 @@
-"""The evaluator contract of a run, as detectron2's ``DatasetEvaluator``, with shares that add exactly.
+"""The evaluator contract of a run, as detectron2's ``DatasetEvaluator``, with shares that add exactly (docs/api.md,
+"Your own evaluator"): ``reset``; ``process(image)`` gives one scored image's (:class:`ImageData`) share and changes
+nothing (checked at the first image); ``add(share)``, one just made or read back from the resume cache, kept there
+as JSON under ``name@version``; ``merge(other)``, another process's or rank's state; ``evaluate()``, its fields.
 
-An evaluator (:class:`Evaluator`) is the one writer of its state:
-
-* ``reset()`` empties it;
-* ``process(image)`` reads one scored image (:class:`ImageData`: the ground truth, the prediction, its PQ result,
-  the model's instances and semantic map) and returns the image's *share*, changing nothing;
-* ``add(share)`` adds a share: one just made, or one read back from the resume cache (where it is kept as JSON);
-* ``merge(other)`` adds the state of the same evaluator in another process or rank (disjoint images);
-* ``evaluate()`` gives its fields: for an evaluator of the user's, a JSON object under its ``name`` in the
-  record's ``evaluators`` field.
-
-``name`` (default: the class's name) keys its fields and its shares in the resume cache, with ``version`` (default
-``"1"``): the images of a cache made without an evaluator, or with another version of it, run through the model
-again (every evaluator's share of them written anew).  ``process`` must leave the state alone (checked at the
-first image): a resume gives back only the shares, through ``add``.
-
-:class:`RunEvaluators` is the list of one run: PQ (:class:`PQEvaluator`, whose shares the cache keeps as columns), the
-analyses and the per-image export (:class:`AnalysesEvaluator`, which reads PQ's per-image results when it evaluates),
-AP with ``ap``, the semantic confusion, then the user's evaluators (``--evaluator``, :func:`load_evaluator`).  Every
-image goes through all of them: every share is made first, so an image that one refuses changes none, then each is
-added and the image written through to the cache.  The runner, the cache, the forked processes, the ranks and the
-record see only the list (:meth:`RunEvaluators.evaluate` gives the record's fields).
+:class:`RunEvaluators` is one run's list: PQ (:class:`PQEvaluator`, its shares cached as columns), the analyses and
+the per-image export (:class:`AnalysesEvaluator`, reading PQ's per-image results), AP, the semantic confusion, then
+the user's (``--evaluator``, :func:`load_evaluator`).  Each image's shares are all made, then added, then written
+through to the cache; the runner, the cache, the forked processes, the ranks and the record see only the list
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -76,13 +63,9 @@ class Evaluator(Protocol):
     """What an evaluator of a run does (module docstring); ``name`` and ``version`` are optional attributes."""
 
     def reset(self) -> None: ...
-
     def process(self, image: ImageData) -> Any: ...
-
     def add(self, share: Any) -> None: ...
-
     def merge(self, other: Any) -> None: ...
-
     def evaluate(self) -> dict[str, Any]: ...
 
 
@@ -172,11 +155,8 @@ class SemanticEvaluator:
 
 
 class PQEvaluator:
-    """PQ: each image's result (with boundary PQ's part where ``boundary``) into a
-    :class:`~panbench.pq.accumulator.PanopticAccumulator` that keeps it whole for the analyses.  A share is
-    ``(position, result)``, or many images as columns with their positions (a resume); the cache keeps PQ's shares as
-    the columns of :mod:`panbench.pq.result`.  ``evaluate`` gives the nine metrics (0-100), per class,
-    ``n_images`` and ``unlisted_gt``."""
+    """PQ (with boundary PQ's part where ``boundary``) in a :class:`~panbench.pq.accumulator.PanopticAccumulator`;
+    a share is ``(position, result)``, or many images' columns with their positions (a resume)."""
 
     name, version = "PQ", "1"
 
@@ -202,11 +182,9 @@ class PQEvaluator:
 
 
 class AnalysesEvaluator:
-    """The analyses of :data:`panbench.analyses.ANALYSES` and the per-image export (the record's
-    :class:`~panbench.analysis.AnalysisSet`, saved beside it) of the images of ``pq``, whose per-image results it
-    reads at :meth:`evaluate` (:func:`~panbench.analysis.scoring.analyses_of`, the path ``score`` and the Python
-    API take too); its own state is each image's COCO id by position, a share ``[position, image_id]``.
-    ``evaluate`` gives ``analysis`` (the set) and the analyses' record fields."""
+    """The analyses and the per-image export (``analysis``, the :class:`~panbench.analysis.AnalysisSet` saved beside
+    the record) of ``pq``'s per-image results (:func:`~panbench.analysis.scoring.analyses_of`); its own state is each
+    image's COCO id by position, a share ``[position, image_id]``."""
 
     name, version = "Analyses", "1"
 
@@ -503,11 +481,9 @@ def _module(spec: str, where: str) -> Any:
 
 
 class ScoredFiles:
-    """``score --instances`` and ``score --evaluator``: the AP of a COCO instance results JSON (``instances``,
-    against the panoptic ground truth) and the user's evaluators (``specs``), fed by ``score``'s one pass over the
-    PNGs through :meth:`each` (:class:`~panbench.pq.score.Scoring`'s ``each``): each image's :class:`ImageData`
-    with its PQ result (and boundary part where ``boundary``), the instances of the JSON, no semantic map.  The
-    maps of one image are valid while it is processed: an evaluator keeping one copies it."""
+    """``score --instances`` and ``--evaluator``: AP of a COCO instance results JSON and the user's evaluators, fed
+    by the scoring's one decode of each PNG (:meth:`each`, :class:`~panbench.pq.score.Scoring`'s ``each``), without
+    a semantic map; an image's maps are valid while it is processed (an evaluator keeping one copies it)."""
 
     def __init__(self, specs: Sequence[Any], truth: GroundTruthJSON, instances: str | Path | None = None,
                  strict: bool = False, boundary: bool = False) -> None:

@@ -74,9 +74,8 @@ class Scoring:
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list
     boundary: bool = False  # boundary-PQ contributions too
     keep_images: bool = False  # keep the per-image results (the analyses read them)
-    # handed each image's pair, its decoded PNGs (read_pair's tuple) and its result, in the images' order: the
-    # evaluators that read the id maps (score --instances, --evaluator) take the one decode; the per-image path
-    # on the calling thread (the C path keeps no id map)
+    # handed each image's pair, decoded PNGs (read_pair's) and result, in order (score --instances, --evaluator):
+    # the per-image path on the calling thread, since the C path keeps no id map
     each: Callable[[Pair, tuple[np.ndarray, list, np.ndarray, list, str], ImageResult], None] | None = None
 
 
