@@ -69,8 +69,8 @@ def test_ctrl_c_that_a_c_extensions_import_turns_into_another_error_is_one_line(
         raise ImportError("cannot load module more than once per process")
 
     monkeypatch.setattr(table, "run", run)
-    # main() notes interrupts only where Python's own handler is in place, as in the console script; a library
-    # an earlier test imported in this process may have left its own
+    # main() notes interrupts only where Python's own handler is in place, as in the console script; pytest run in
+    # the background of a non-interactive shell starts with SIGINT ignored
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         assert cli.main(["table"]) == 130

@@ -63,8 +63,11 @@ def run_interrupted(args: list[str], at: float, cwd: Path, grace: float = 30.0,
     ``when``: once ``when(pid)`` is true, ``at`` seconds at most) when still running; what it printed (stdout and
     stderr together), its exit code and how long its group lived on."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # SIGINT as a terminal's command starts with it: a harness that runs the tests in the background of a
+    # non-interactive shell has it ignored, and an ignored signal is inherited
     p = subprocess.Popen([sys.executable, "-m", "panbench", *args], cwd=cwd, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                         stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: p.stdout.read1(65536), b"")),  # type: ignore[union-attr]
                               daemon=True)
