@@ -241,8 +241,8 @@ def test_eval_interrupted_while_its_forked_processes_score_ends_at_once(demo_roo
     assert not failures, report(failures, n)
 
 
-REPLICAS = 60  # the demo set's 60 images: each 60 times, so that score (0.34 s for 12 times with --boundary, start-up
-# included, on the 2-core machine) works for seconds after Python's start-up
+REPLICAS = 400  # the demo set's 60 images: each 400 times, so that score works for seconds after Python's start-up
+# (with --boundary on the 2-core machine, start-up included: 0.4-0.6 s for 60 times, 2.1-3.4 s for 400 times)
 
 
 def _replicated(json_path: Path, png_dir: Path, out: Path) -> tuple[Path, Path]:
