@@ -198,18 +198,25 @@ def test_runs_that_differ_in_cfg_options_amp_or_batch_stay_apart_and_labelled(re
                         "fixture-model (model.test_cfg.object_mask_thr=0.9)"]
 
 
-@pytest.mark.parametrize("text", ['{"note": "not a record"}', "[1, 2]", '{"model": "m", ',
-                                  '{"model": "x", "dataset": "demo", "metrics": {}}', '{"model": "x"}'])
+NOT_RECORDS = ['{"note": "not a record"}', "[1, 2]", '{"model": "m", ',
+               '{"model": "x", "dataset": "demo", "metrics": {}}', '{"model": "x"}']
+
+
 @pytest.mark.parametrize("command", ["table", "plot", "report"])
-def test_a_json_in_runs_that_is_not_a_record_is_skipped_in_one_line(results, capsys, text, command) -> None:
-    (results / "runs" / "notes.json").write_text(text)
+def test_a_json_in_runs_that_is_not_a_record_is_skipped_in_one_line(results, capsys, command) -> None:
+    """Each kind of JSON that is no record in one runs/ folder, read by one command: one line for each file."""
+    for k, text in enumerate(NOT_RECORDS):
+        (results / "runs" / f"notes-{k}.json").write_text(text)
     assert main([command, "--results", str(results)]) == 0  # the other records read
-    err = "".join(f"{line}\n" for line in capsys.readouterr().err.splitlines() if not line.endswith("..."))  # phases
-    err = "".join(f"{line}\n" for line in err.splitlines() if "notes.json" in line)
-    assert f"skipped {results / 'runs' / 'notes.json'}: not a panbench result record" in err and "move it out of" in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    if text == '{"model": "x"}':
-        assert "(no 'metrics')" in err  # what is missing, not what is there
+    said = "".join(f"{line}\n" for line in capsys.readouterr().err.splitlines() if not line.endswith("..."))  # phases
+    assert "Traceback" not in said
+    for k, text in enumerate(NOT_RECORDS):
+        path = results / "runs" / f"notes-{k}.json"
+        err = "".join(f"{line}\n" for line in said.splitlines() if path.name in line)
+        assert f"skipped {path}: not a panbench result record" in err and "move it out of" in err, (text, err)
+        assert len(err.strip().splitlines()) == 1, (text, err)
+        if text == '{"model": "x"}':
+            assert "(no 'metrics')" in err  # what is missing, not what is there
 
 
 def test_per_class_keeps_the_categories_of_each_dataset_apart(results, capsys) -> None:
