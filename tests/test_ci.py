@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from panbench import REPO_ROOT
 
 
@@ -67,21 +65,29 @@ def test_failed_pdflatex_install_fails_the_ci_run(tmp_path) -> None:
     assert r.returncode == 0 and "LaTeX table checks will be skipped" in r.stdout and "make test ran" in r.stdout
 
 
-def _child_pytest(test: str, empty_dir: Path, ci: str) -> subprocess.CompletedProcess:
-    """One test in a child pytest whose PATH is an empty folder (no chromium, no pdflatex)."""
-    env = {**os.environ, "PATH": str(empty_dir), "CI": ci}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+def _child_pytest(tests: list[str], empty_dir: Path, ci: str) -> subprocess.CompletedProcess:
+    """The tests in one child pytest whose PATH is an empty folder (no chromium, no pdflatex); ``-rA`` lists each
+    test's outcome on its own line, skip reasons included."""
+    env = {**os.environ, "PATH": str(empty_dir), "CI": ci, "COLUMNS": "1000"}  # summary lines not cut short
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", *tests],
                           capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
 
 
-@pytest.mark.parametrize("test,outcome,message", [
-    ("tests/reporting/test_tables.py::test_latex_escapes_and_compiles", "1 failed", "pdflatex not installed"),
-    # the browser test fails in its set-up (an error), before the demo evaluation that it needs
-    ("tests/reporting/test_report.py::test_report_renders_in_headless_chromium", "1 error",
-     "chromium is not installed"),
-])
-def test_a_tool_missing_on_ci_fails_the_test_instead_of_skipping(tmp_path, test, outcome, message) -> None:
-    r = _child_pytest(test, tmp_path, "true")
-    assert r.returncode == 1 and outcome in r.stdout and message in r.stdout, r.stdout[-2000:]
-    r = _child_pytest(test, tmp_path, "false")
-    assert r.returncode == 0 and "1 skipped" in r.stdout, r.stdout[-2000:]
+# each test with its outcome on CI and the message that says which tool is missing
+LATEX = "tests/reporting/test_tables.py::test_latex_escapes_and_compiles"
+# the browser test fails in its set-up (an error), before the demo evaluation that it needs
+BROWSER = "tests/reporting/test_report.py::test_report_renders_in_headless_chromium"
+TOOL_TESTS = {LATEX: ("FAILED", "pdflatex not installed"), BROWSER: ("ERROR", "chromium is not installed")}
+
+
+def test_a_tool_missing_on_ci_fails_the_test_instead_of_skipping(tmp_path) -> None:
+    """Both tool tests in one child pytest per CI value: each one's own summary line says how it ended and why."""
+    r = _child_pytest(list(TOOL_TESTS), tmp_path, "true")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 1 and "1 failed" in r.stdout and "1 error" in r.stdout, r.stdout[-2000:]
+    for test, (outcome, message) in TOOL_TESTS.items():
+        assert any(x.startswith(f"{outcome} {test} ") and message in x for x in lines), r.stdout[-2000:]
+    r = _child_pytest(list(TOOL_TESTS), tmp_path, "false")
+    assert r.returncode == 0 and "2 skipped" in r.stdout, r.stdout[-2000:]
+    for _, message in TOOL_TESTS.values():  # each test's skip line (where it skipped: the test or its helper)
+        assert any(x.startswith("SKIPPED [1] ") and message in x for x in r.stdout.splitlines()), r.stdout[-2000:]
