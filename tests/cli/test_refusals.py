@@ -335,9 +335,11 @@ def test_the_recorded_command_is_shell_quoted_and_runs_again_as_written(demo_roo
     assert _command_selection(command, 1)["limit"] == 1  # an old record's selection, read from its command
 
 
-def test_data_demo_prints_the_fingerprint_tables_show(tmp_path, capsys) -> None:
+def test_data_demo_prints_the_fingerprint_tables_show(tmp_path, capsys, monkeypatch) -> None:
+    from panbench.data import demo
     from panbench.data.datasets import load_dataset
 
+    monkeypatch.setattr(demo, "SPLITS", {"train2017": (0, 1), "val2017": (1, 2)})  # a few images of each split
     assert main(["data", "demo", "--root", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
     fp = load_dataset(tmp_path / "d", name="demo").fingerprint()[:8]
