@@ -132,6 +132,13 @@ def paired(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def paired_page(paired) -> str:
+    """The report of ``paired`` (drawn once: the per-class test and the reference test read it)."""
+    assert main(["report", "--results", str(paired)]) == 0
+    return (paired / "report.html").read_text()
+
+
 def _header(csv_text: str) -> list[str]:
     return csv_text.splitlines()[0].split(",")
 
@@ -141,25 +148,22 @@ def test_the_runs_are_named_by_post_processing_where_a_model_has_two(paired) -> 
     assert _ranked(paired)[0] == "alpha-net" and "alpha-net [maskwise]" in _ranked(paired)
 
 
-def test_the_per_class_columns_name_the_runs_as_the_verdict_does_in_its_order(paired, capsys) -> None:
+def test_the_per_class_columns_name_the_runs_as_the_verdict_does_in_its_order(paired, paired_page, capsys) -> None:
     assert main(["table", "--results", str(paired), "--per-class", "--format", "csv"]) == 0
     assert _header(capsys.readouterr().out)[2:] == _ranked(paired)  # category_id, name, then the runs
-    assert main(["report", "--results", str(paired)]) == 0
-    capsys.readouterr()
-    page = (paired / "report.html").read_text()
+    page = paired_page
     per_class = page[page.index("per-class PQ"):]
     per_class = per_class[:per_class.index("</thead>")]
     assert re.findall(r"<th>([^<]*-net[^<]*)</th>", per_class) == _ranked(paired)
 
 
-def test_the_reference_of_the_paired_differences_is_named_as_the_verdict_names_it(paired, capsys) -> None:
+def test_the_reference_of_the_paired_differences_is_named_as_the_verdict_names_it(paired, paired_page,
+                                                                                    capsys) -> None:
     assert main(["table", "--results", str(paired), "--ci", "--format", "csv"]) == 0
     out = capsys.readouterr().out.splitlines()
     vs = _header("\n".join(out)).index("PQ_diff_vs")
     assert {line.split(",")[vs] for line in out[1:] if line} == {"reference", _ranked(paired)[0]}
-    assert main(["report", "--results", str(paired)]) == 0
-    capsys.readouterr()
-    page = (paired / "report.html").read_text()
+    page = paired_page
     assert "[default]" not in page and f"<td><span class='t'>{_ranked(paired)[0]}</span></td>" in page
 
 
