@@ -40,8 +40,15 @@ def demo_results(tmp_path_factory) -> Path:
     return res
 
 
-def test_plots_from_demo_results(demo_results) -> None:
+@pytest.fixture(scope="module")
+def plotted(demo_results) -> Path:
+    """The demo results after `panbench plot` (run once: the figures test and the browser test read it)."""
     assert main(["plot", "--results", str(demo_results)]) == 0
+    return demo_results
+
+
+def test_plots_from_demo_results(plotted) -> None:
+    demo_results = plotted
     for name in ("pq_bars.png", "pq_vs_speed.png", "per_class_pq.png"):
         assert_png(demo_results / "plots" / "demo" / name)
 
@@ -83,8 +90,8 @@ def chromium() -> str:
     return path
 
 
-def test_report_renders_in_headless_chromium(chromium, demo_results) -> None:  # chromium first: checked first
-    assert main(["plot", "--results", str(demo_results)]) == 0
+def test_report_renders_in_headless_chromium(chromium, plotted) -> None:  # chromium first: checked first
+    demo_results = plotted
     assert main(["report", "--results", str(demo_results)]) == 0
     report = demo_results / "report.html"
     text = report.read_text()
