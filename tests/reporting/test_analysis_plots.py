@@ -95,12 +95,31 @@ def test_by_size_bars(results, tmp_path) -> None:
     assert "not drawn, no ground-truth segment of things in it: large" in seen["fig_texts"]
 
 
-def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_path, capsys) -> None:
+def test_plot_and_report_draw_one_folder_per_image_set_skip_in_one_line_and_group_as_the_table(
+        results, tmp_path, monkeypatch, capsys) -> None:
     """`plot` draws in RESULTS/plots/<dataset>/, `report` in RESULTS/report_files/<dataset>/; a plot no record has
-    the data for is skipped with a note (the coco fixture record is schema 1: no analyses)."""
+    the data for is skipped with a note (the coco fixture record is schema 1: no analyses).  A 3-image run of the
+    same dataset beside the 10-image runs: the table ranks it apart, and so do the plots and the gallery: one folder
+    each (the set the table leads with in synth/, the other in synth-<fingerprint>/), no plot drawing runs of both
+    image sets."""
+    from panbench.reporting import report
+
     res = tmp_path / "res"
     shutil.copytree(results, res)
     shutil.copy(FIXTURE, res / "runs" / FIXTURE.name)
+    gt_json, images = ground_truth(tmp_path / "data3", n_images=3)
+    for k, model in enumerate(("noisy", "three")):
+        add_run(res, model, gt_json, images, pred_seed=5 + k, fingerprint="3" * 16,
+                date=f"2001-01-01T00:00:1{k}+00:00")
+    drawn: list[set[str | None]] = []
+    real = plots.make_plots
+
+    def make_plots(records, out, colors=None, note=""):
+        drawn.append({(r.provenance.get("dataset") or {}).get("fingerprint") for r in records})
+        return real(records, out, colors, note)
+
+    monkeypatch.setattr(plots, "make_plots", make_plots)
+    monkeypatch.setattr(report, "make_plots", make_plots)
     assert main(["plot", "--results", str(res)]) == 0
     out = capsys.readouterr().out.splitlines()
     for name in ("pq_bars.png", "per_class_pq.png", "pq_intervals.png", "pq_by_size.png", "errors.png"):
@@ -110,42 +129,18 @@ def test_plot_writes_one_folder_per_dataset_and_skips_in_one_line(results, tmp_p
     assert not (res / "plots" / "pq_bars.png").exists()  # nothing at the top, where one dataset overwrote another
     assert not (res / "plots" / "coco" / "errors.png").exists()
     skipped = [line for line in out if "skipped" in line]
+    three = [line for line in skipped if str(res / "plots" / "synth-33333333") in line]  # the 3-image set's
+    skipped = [line for line in skipped if line not in three]
+    assert sorted(line.split(":")[0] for line in three) == [
+        str(res / "plots" / "synth-33333333" / n) for n in ("pq_intervals.png", "pq_vs_speed.png")]
     assert len(skipped) == 4 and sum(str(res / "plots" / "coco") in line for line in skipped) == 3
     assert any(str(res / "plots" / "synth" / "pq_vs_speed.png") in line for line in skipped)
     assert main(["report", "--results", str(res)]) == 0
-    assert sorted(p.name for p in (res / "plots").iterdir()) == ["coco", "synth"]
-    assert sorted(p.name for p in (res / "report_files").iterdir()) == ["coco", "synth"]
-
-
-def test_plot_and_report_group_the_runs_by_dataset_fingerprint_as_the_table(results, tmp_path, monkeypatch,
-                                                                            capsys) -> None:
-    """A 3-image run of the same dataset beside the 10-image runs: the table ranks it apart, and so do the plots
-    and the gallery: one folder each (the set the table leads with in synth/, the other in synth-<fingerprint>/),
-    no plot drawing runs of both image sets."""
-    from panbench.reporting import report
-
-    res = tmp_path / "res"
-    shutil.copytree(results, res)
-    gt_json, images = ground_truth(tmp_path / "data3", n_images=3)
-    for k, model in enumerate(("noisy", "three")):
-        add_run(res, model, gt_json, images, pred_seed=5 + k, fingerprint="3" * 16,
-                date=f"2001-01-01T00:00:1{k}+00:00")
-    drawn: list[set[str]] = []
-    real = plots.make_plots
-
-    def make_plots(records, out, colors=None, note=""):
-        drawn.append({r.provenance["dataset"]["fingerprint"] for r in records})
-        return real(records, out, colors, note)
-
-    monkeypatch.setattr(plots, "make_plots", make_plots)
-    monkeypatch.setattr(report, "make_plots", make_plots)
-    assert main(["plot", "--results", str(res)]) == 0
-    assert main(["report", "--results", str(res)]) == 0
     capsys.readouterr()
-    assert drawn == [{"f1a2b3c4d5e6f7a8"}, {"3" * 16}] * 2  # one fingerprint per plot set, in the table's order
+    assert drawn == [{None}, {"f1a2b3c4d5e6f7a8"}, {"3" * 16}] * 2  # one image set per plot set, as the table
     for under in ("plots", "report_files"):  # plot's and the report's
         folders = sorted(p.name for p in (res / under).iterdir())
-        assert folders == ["synth", "synth-33333333"], (under, folders)
+        assert folders == ["coco", "synth", "synth-33333333"], (under, folders)
     page = (res / "report.html").read_text()
     assert "<h4>synth 33333333 (3 images)</h4>" in page and "where each model loses most · synth 33333333" in page
 
@@ -161,18 +156,29 @@ def test_an_interval_end_past_its_point_by_rounding_draws(results, tmp_path) -> 
 
 
 def test_a_failing_plot_costs_neither_the_others_nor_the_report(results, tmp_path, monkeypatch, capsys) -> None:
+    """`plot` with one plot function broken exits 1, the others drawn and the failure told in one line (the paths and
+    notes of its make_plots call); the report is written all the same."""
     from panbench.reporting.report import write_report
 
     def broken(records, out, colors=None, note=""):
         raise ValueError("a plotting bug")
 
+    calls = []
+    real = plots.make_plots
+
+    def make_plots(records, out, colors=None, note=""):
+        calls.append((out, *real(records, out, colors, note)))
+        return calls[-1][1:]
+
     monkeypatch.setattr(plots, "pq_bars", broken)
-    paths, notes = plots.make_plots(load_records(results), tmp_path)
+    monkeypatch.setattr(plots, "make_plots", make_plots)
+    assert main(["plot", "--results", str(results)]) == 1
+    ((folder, paths, notes),) = calls
     assert "pq_bars.png" not in {p.name for p in paths} and {"per_class_pq.png", "pq_intervals.png"} <= {
         p.name for p in paths}
     assert [n for n in notes if n.startswith(plots.FAILED)] == [
-        f"error: {tmp_path / 'pq_bars.png'}: not drawn (ValueError: a plotting bug); the other plots are; please "
+        f"error: {folder / 'pq_bars.png'}: not drawn (ValueError: a plotting bug); the other plots are; please "
         "report it with the records"]
+    capsys.readouterr()
     out = write_report(results, out=tmp_path / "report.html")
     assert "per_class_pq" in out.read_text() and "a plotting bug" in capsys.readouterr().err
-    assert main(["plot", "--results", str(results)]) == 1
