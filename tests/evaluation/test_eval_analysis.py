@@ -1,6 +1,7 @@
 """The analyses through `panbench eval`: the record carries them and equals `score` (the library) on the
 same predicted maps; one process, forked CPU processes, a resumed run and torchrun (gloo, 2 ranks) give
-the same analyses, AP and mIoU and per-image file, bit for bit; --boundary is part of the resume-cache key."""
+the same metrics, analyses, AP and mIoU and per-image file, bit for bit (forked processes: every image in the
+resume cache; torchrun: one record with the whole job's timings); --boundary is part of the resume-cache key."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from panbench.cli import main
 pytestmark = pytest.mark.slow
 PY = sys.executable
 VENV_BIN = Path(sys.executable).parent
-LIMIT = 10  # MIN_IMAGES: the runs get intervals
+LIMIT = 12  # bootstrap MIN_IMAGES (10): the runs get intervals; torchrun: 10 timed images after a warm-up image per
+# rank (MIN_TIMED_IMAGES): the whole job's images/s
 FIELDS = ("metrics", "per_class", *analysis_fields(boundary=True))
 # eval's only: AP (the instance output), mIoU's source, and the fields of the user's evaluator every run adds
 # (examples/evaluators/image_count.py: it runs in each forked process and rank, and resumes from the cache)
@@ -111,11 +113,18 @@ def test_record_equals_score_of_the_same_maps(one_process, demo_root, tmp_path, 
     assert rec["errors"] and sum(v["count"] for v in rec["errors"].values()) > 0  # a real model makes errors
 
 
-def test_forked_cpu_processes_give_the_same_analyses(one_process, demo_root, tmp_path) -> None:
+def test_forked_cpu_processes_give_the_same_numbers_and_analyses_and_cache_every_image(
+        one_process, demo_root, tmp_path, capsys) -> None:
     r = run(eval_args(demo_root, tmp_path, "--no-resume", "--cpu-procs", "2"))
     assert r.returncode == 0, r.stderr
-    assert record(tmp_path)["timings"]["cpu_procs"] == 2
+    rec = record(tmp_path)
+    assert rec["timings"]["cpu_procs"] == 2 and rec["n_images"] == LIMIT
+    assert rec["timings"]["timed_images"] + rec["timings"]["warmup_images"] == LIMIT
     same_run(tmp_path, one_process)
+    # every image went into the resume cache, whichever process scored it
+    capsys.readouterr()
+    assert main(eval_args(demo_root, tmp_path, "--cpu-procs", "2")) == 0
+    assert f"{LIMIT} of {LIMIT} images already scored" in capsys.readouterr().err
 
 
 def test_a_resumed_run_gives_the_same_analyses(one_process, demo_root, tmp_path) -> None:
@@ -144,11 +153,17 @@ def test_boundary_is_part_of_the_cache_key(one_process, demo_root, tmp_path, cap
     assert rec["ci"] == record(one_process)["ci"]
 
 
-def test_torchrun_two_ranks_give_the_same_analyses(one_process, demo_root, tmp_path) -> None:
+def test_torchrun_two_ranks_give_the_same_numbers_and_analyses_and_the_whole_jobs_timings(
+        one_process, demo_root, tmp_path) -> None:
     r = run(eval_args(demo_root, tmp_path, "--no-resume"), torchrun=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert record(tmp_path)["world_size"] == 2 and len(list((tmp_path / "runs").glob("*.json"))) == 1
+    rec = record(tmp_path)
+    assert rec["world_size"] == 2 and len(list((tmp_path / "runs").glob("*.json"))) == 1
+    assert rec["n_images"] == LIMIT
     same_run(tmp_path, one_process)
+    t = rec["timings"]  # the whole job's timings, not rank 0's: every image counted once
+    assert t["timed_images"] + t["warmup_images"] == LIMIT and t["world_size"] == 2
+    assert t["images_per_s"] == pytest.approx(t["timed_images"] / t["wall_s"])
 
 
 def test_the_users_evaluator_sees_every_image_once(one_process, demo_root) -> None:

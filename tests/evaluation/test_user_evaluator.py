@@ -99,13 +99,20 @@ def test_a_share_that_is_not_json_is_refused_in_one_line(demo_root: Path, tmp_pa
     assert "evaluator ImageCount: process() returned a share that is not JSON" in err[-1], err
 
 
-def test_its_fields_go_into_the_record_and_the_tables_every_column(demo_root: Path, tmp_path: Path,
+@pytest.fixture(scope="module")
+def with_example(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The results folder of a run with the example evaluator, made once (its tests only read it)."""
+    results = tmp_path_factory.mktemp("with_example")
+    assert main(_args(demo_root, results, "--evaluator", f"{EXAMPLE}:ImageCount")) == 0
+    return results
+
+
+def test_its_fields_go_into_the_record_and_the_tables_every_column(with_example: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(_args(demo_root, tmp_path, "--evaluator", f"{EXAMPLE}:ImageCount")) == 0
-    fields = _record(tmp_path)["evaluators"]["ImageCount"]
+    fields = _record(with_example)["evaluators"]["ImageCount"]
     assert fields["images"] == LIMIT and fields["gt_segments"] > LIMIT
     capsys.readouterr()
-    assert main(["table", "--results", str(tmp_path), "--all-columns", "--format", "csv"]) == 0
+    assert main(["table", "--results", str(with_example), "--all-columns", "--format", "csv"]) == 0
     head, row = list(csv.reader(io.StringIO(capsys.readouterr().out)))[:2]
     at = dict(zip(head, row))
     assert at["ImageCount.images"] == str(LIMIT) and at["ImageCount.gt_segments"] == str(fields["gt_segments"])
@@ -124,26 +131,28 @@ def test_a_cache_made_without_it_runs_the_images_again_for_it(demo_root: Path, t
 
 
 @pytest.mark.slow
-def test_a_run_killed_part_way_resumes_to_the_same_fields(demo_root: Path, tmp_path: Path) -> None:
-    """A real SIGKILL once the cache holds some images (a chunk per image), then a resume."""
-    whole = tmp_path / "whole"
-    assert main(_args(demo_root, whole, "--evaluator", f"{EXAMPLE}:ImageCount")) == 0
+def test_a_run_killed_part_way_resumes_to_the_same_numbers_and_fields(with_example: Path, demo_root: Path,
+                                                                       tmp_path: Path) -> None:
+    """A real SIGKILL once the cache holds some images (a chunk per image), before any record, then a resume: the
+    metrics, per-class values, image count and the evaluator's fields of a run that was not killed."""
+    whole = with_example
     killed = tmp_path / "killed"
     args = _args(demo_root, killed, "--evaluator", f"{EXAMPLE}:ImageCount", "--cache-every", "1")
     p = subprocess.Popen([sys.executable, "-m", "panbench", *args], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 300
-    while len(list(killed.glob("cache/*/chunk-*.npz"))) < 2 and p.poll() is None:
+    while len(list(killed.glob("cache/*/chunk-*.npz"))) < 3 and p.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
     p.wait()
     held = len(list(killed.glob("cache/*/chunk-*.npz")))
-    assert 2 <= held < LIMIT, held  # killed part-way
+    assert 3 <= held < LIMIT and not (killed / "runs").exists(), held  # killed part-way
     r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "already scored" in r.stderr, r.stderr
+    assert r.returncode == 0 and "resuming" in r.stderr and "already scored" in r.stderr, r.stderr
     a, b = _record(whole), _record(killed)
     assert a["evaluators"] == b["evaluators"] and a["metrics"] == b["metrics"] and a["per_class"] == b["per_class"]
+    assert a["n_images"] == b["n_images"] == LIMIT
 
 
 def test_score_runs_it_over_the_files_into_its_output_and_the_record(coco_sample: Path, tmp_path: Path,
