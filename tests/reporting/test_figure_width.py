@@ -67,10 +67,31 @@ def test_every_figure_plot_writes_is_the_default_width_double(results, tmp_path,
     assert len(found) == 7 and set(found.values()) == {WIDTHS["double"]}, found
 
 
-def test_every_figure_of_the_report_is_the_width_asked_the_robustness_ones_too(results, tmp_path, capsys) -> None:
-    res = _results_copy(results, tmp_path)
-    assert main(["report", "--results", str(res), "--figure-width", "single"]) == 0
-    capsys.readouterr()
+@pytest.fixture(scope="module")
+def report_single(results, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """`report --figure-width single` of the results in a folder of its own, and the figures of the dataset's plots
+    it wrote (each kept as it was written: its texts fitted by plots.save), by file name.  make_plots is given the
+    report's runs in the reverse of the table's order: the figures' order is its own ranking."""
+    from panbench.reporting import report
+
+    res = _results_copy(results, tmp_path_factory.mktemp("report_single"))
+    kept: dict[str, Any] = {}
+    real, make_plots = plots.write_figure, report.make_plots
+
+    def keep(fig: Any, path: Path, *args: Any, **kwargs: Any) -> Path:
+        if path.parent.name == "synth":
+            kept[path.name] = fig
+        return real(fig, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "write_figure", keep)
+        mp.setattr(report, "make_plots", lambda records, *args: make_plots(records[::-1], *args))
+        assert main(["report", "--results", str(res), "--figure-width", "single"]) == 0
+    return res, kept
+
+
+def test_every_figure_of_the_report_is_the_width_asked_the_robustness_ones_too(report_single) -> None:
+    res, _ = report_single
     plots_dpi, robustness_dpi = 100, 110  # each figure's own resolution
     found = {**_widths(res / "report_files" / "synth", plots_dpi),
              **_widths(res / "report_files" / "robustness", robustness_dpi)}
@@ -108,13 +129,12 @@ def test_the_commands_that_draw_take_the_figure_width(command) -> None:
 
 
 @pytest.fixture(scope="module")
-def drawn(results, tmp_path_factory) -> Any:
-    """Every figure of `plot` and the robustness figures of the sweep, drawn at a column's width, the narrowest
-    (kept in memory, the manifest in a temporary folder; the commands' tests above read the files of the other
-    widths), by (width, file name)."""
+def drawn(report_single, tmp_path_factory) -> Any:
+    """Every figure of `plot` (those `report --figure-width single` drew of the dataset) and the robustness figures
+    of the sweep, drawn at a column's width, the narrowest (the sweep's kept in memory, the manifest in a temporary
+    folder; the commands' tests above read the files of the other widths), by (width, file name)."""
     out = tmp_path_factory.mktemp("drawn")
-    figs: dict[tuple[str, str], Any] = {}
-    records = [r for r in load_records(results) if not r.corruption]
+    figs: dict[tuple[str, str], Any] = {("single", name): fig for name, fig in report_single[1].items()}
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     summaries = [{"model": "beta-panoptic-fpn", "postprocess": "default", "dataset": "synth", "clean": {"PQ": 40.0},
@@ -129,8 +149,6 @@ def drawn(results, tmp_path_factory) -> Any:
 
             mp.setattr(plots, "write_figure", keep)
             with figure_width(width):
-                paths, notes = plots.make_plots(records, out)
-                assert not [n for n in notes if n.startswith(plots.FAILED)], notes
                 robustness.plots(summaries, out)
     for fig in figs.values():  # save closed them: a canvas to measure on again
         FigureCanvasAgg(fig).draw()
