@@ -1,12 +1,8 @@
 """The one state of a panoptic evaluation, :class:`PanopticAccumulator`: the per-category integer sums
 (:class:`~panbench.pq.sums.PQStats`) and, with ``keep_images``, each image's result as the columns of
 :mod:`panbench.pq.result`, keyed by the image's position (its dataset index for ``eval``, the order of ``update``
-calls for the Python API).  Everything that scores images adds to one (``eval``'s evaluators, ``score``'s batch
-path, the Python API's metrics), one way, :meth:`~PanopticAccumulator.add` (one result, many, or their columns).
-States combine one way, :meth:`~PanopticAccumulator.merge` (forked processes, torchrun ranks, a resumed cache, two
-metrics, sums made elsewhere); the sums are integers, so any split and order of the images gives the same bits, and
-the columns come back in position order whatever the order the images were added in.  numpy only.
-"""
+calls for the Python API); images enter one way, :meth:`~PanopticAccumulator.add`, and states combine one way,
+:meth:`~PanopticAccumulator.merge` (docs/pq-evaluator.md, "What it computes").  numpy only."""
 
 from __future__ import annotations
 

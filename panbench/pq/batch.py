@@ -1,25 +1,8 @@
-"""How ``panbench score`` scores a folder: chunks of images read, decoded, intersected and matched in C, on threads
-of one process (or each image on the per-image path, on the same threads).
-
-A chunk of :data:`CHUNK` images goes to ``_native.pair_tables`` at a time: for each image both PNGs are read, checked
-as :mod:`panbench.pq.png` checks them, inflated (libdeflate, through the ``deflate`` package's entry points),
-unfiltered to ids and counted into the image's intersection table, with the GIL released and one set of buffers per
-thread; the table is then checked, matched and folded there too (:func:`~panbench.pq.evaluator.table_result` in C:
-``_match_core.h``).  With boundary PQ, each row of both id maps also goes, as the prediction is decoded, through
-boundary PQ's one pass over the rows (``_boundary_core.h``: the boundary bands of every segment of both maps, their
-overlaps and, without ``--strict``, the pair counts too), and the match runs a second time with each pair's IoU
-``min(mask IoU, boundary IoU)`` (:func:`~panbench.pq.boundary.boundary_image_stats` in C), its contributions the
-``b_`` columns.  Up to two chunks per thread are in flight while the calling thread collects the chunk before, in
-the images' order; every :data:`ADD_EVERY` images (or :data:`ADD_BYTES` of their buffers) it copies their results
-out of their ``res`` into columns (:func:`res_columns`, the form the analyses read) and adds them to the sums.
-
-An image the C path does not count (a file missing or damaged, a palette, 16-bit or interlaced PNG, an id in no
-segment, a segments_info that does not parse, an area that does not add up) is scored again on the per-image path,
-so every image gets that path's numbers or error, bit for bit.  Where nothing is counted in C (an install without
-these kernels; ``PANBENCH_PER_IMAGE=1``, the reference) each chunk
-is a call of the per-image path on a thread; its decode and Python steps hold the GIL, so threads gain less there
-(docs/pq-evaluator.md).
-"""
+"""How ``panbench score`` scores a folder: chunks of :data:`CHUNK` images read, decoded, intersected and matched in C
+(``_native.pair_tables``, with boundary PQ's pass where asked) on threads of one process, their results added every
+:data:`ADD_EVERY` images (or :data:`ADD_BYTES`) in the images' order; an image the C path does not count, and every
+image where it is missing or ``PANBENCH_PER_IMAGE=1``, goes on the per-image path, so every image gets that path's
+numbers or error, bit for bit (docs/pq-evaluator.md, "Parallel paths")."""
 
 from __future__ import annotations
 

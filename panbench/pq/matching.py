@@ -1,15 +1,9 @@
-"""Panoptic matching of one image: the one rule, and every per-segment fact derived from it.
-
-:func:`match_image` takes an image's intersection table and returns its :class:`ImageMatch`, by the rules of
-panopticapi's ``pq_compute_single_core``, reproduced exactly: a predicted and a ground-truth segment match when they
-share a category, the ground truth is not a crowd region and IoU > 0.5 (``inter / (pred area + gt area - inter - pred
-pixels on VOID)``, the ground-truth area its JSON ``area``); an unmatched prediction is a false positive unless more
-than half of it lies on VOID or on its category's (last) crowd region.  Beside the TP/FP/FN the match keeps per
-segment what the analyses read (:class:`ImageMatch`; docs/analysis.md, "The per-image match", says each fact and why
-it is read here, while the image's intersection table exists).  Ties go to the lowest index in ``segments_info``.
-C (``_match.c`` over ``_match_core.h``, which the batch path's ``_native.c`` runs too) computes the match where it
-was built, else :func:`match_image_numpy`, the reference, bit for bit the same.  C writes an image's result in one
-layout, a ``res`` (:data:`RES_FIELDS`), and :func:`res_fields` is its one decoder, into the fields by name."""
+"""Panoptic matching of one image: the one rule, panopticapi's ``pq_compute_single_core`` reproduced exactly
+(docs/pq-evaluator.md, "What it computes"), and every per-segment fact derived from it (:class:`ImageMatch`;
+docs/analysis.md, "The per-image match").  Ties go to the lowest index in ``segments_info``.  C (``_match.c`` over
+``_match_core.h``, which the batch path's ``_native.c`` runs too) computes the match where it was built, else
+:func:`match_image_numpy`, the reference, bit for bit the same; C writes an image's result in one layout, a ``res``
+(:data:`RES_FIELDS`), and :func:`res_fields` is its one decoder."""
 
 from __future__ import annotations
 

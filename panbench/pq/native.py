@@ -48,12 +48,3 @@ def libdeflate_entry_points() -> tuple[int, int, int, int] | None:
         return None
     return out if all(out) else None  # type: ignore[return-value]
 
-
-def missing() -> list[str]:
-    """The names of the extensions this install lacks, each with why it matters."""
-    out = [name for name, module in (("panbench.pq._native (no C compiler at install)", pixels()),
-                                     ("deflate", deflate()), ("panbench.pq._match", match()),
-                                     ("panbench.pq._boundary", boundary_pq())) if module is None]
-    if pixels() is not None and deflate() is not None and libdeflate_entry_points() is None:
-        out.append("libdeflate's entry points in the deflate package (score's batch path)")
-    return out

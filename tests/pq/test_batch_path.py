@@ -404,12 +404,6 @@ def test_decode_ids_decodes_as_read_ids_and_leaves_the_rest(tmp_path: Path) -> N
         assert sums[k] == int(read_ids(files[k], "x").sum(dtype=np.uint64))
 
 
-def test_doctor_names_a_deflate_without_libdeflates_entry_points(monkeypatch) -> None:
-    assert not [m for m in native.missing() if "entry points" in m]
-    monkeypatch.setattr(native, "libdeflate_entry_points", lambda: None)
-    assert "libdeflate's entry points in the deflate package (score's batch path)" in native.missing()
-
-
 def _c_results(c: dict[str, Path], res_words=batch.res_words,  # noqa: ANN001
                boundary: bool = False) -> tuple[list, list, bytes]:
     """Each image's (res, n_pred) and pair_tables' status, the match in C asked for (with boundary PQ's); and its
