@@ -288,9 +288,13 @@ def test_table_reads_a_registry_alias_as_reference_as_compare_does(demo_results,
     assert "--reference nobody: no such run" in _one_line(capsys)
 
 
-def test_doctor_names_the_demo_set_as_the_demo_set(demo_root, capsys) -> None:
-    main(["doctor", "--data-root", str(demo_root)])
-    line = next(x for x in capsys.readouterr().out.splitlines() if " data " in x)
+def test_doctor_names_the_demo_set_as_the_demo_set(demo_root) -> None:
+    """The line `panbench doctor --data-root` prints for the data (its check alone: the whole doctor, which reads
+    --data-root into this check, runs in tests/test_setup_stack.py)."""
+    from panbench.cli.doctor import data_check
+
+    line = data_check(demo_root).line()
+    assert " data " in line
     assert "the demo set's panoptic val (COCO layout)" in line and "COCO panoptic val at" not in line
 
 
