@@ -1,10 +1,7 @@
 """COCO mask AP of the thing categories beside PQ (the model zoos' AP^Th_pan), from instance predictions with
-scores: the ground truth as panopticapi's converter makes it, the predictions as each library gives them, the
-evaluation hotcoco's (docs/analysis.md, "AP and mIoU beside PQ").  The masks' RLEs are counted in C with the GIL
-released (``_rle.c``, read from the row-major masks without a transposed copy); without the extension, hotcoco
-encodes them.  Numpy only here; hotcoco is imported inside the functions that use it; torch is never imported
-(tensors are read duck-typed through ``detach().cpu().numpy()``).
-"""
+scores, evaluated by hotcoco (docs/analysis.md, "AP and mIoU beside PQ"); the masks' RLEs counted in C (``_rle.c``)
+where it was built.  Numpy only here; hotcoco is imported inside functions, torch never (tensors are read
+duck-typed through ``detach().cpu().numpy()``)."""
 
 from __future__ import annotations
 

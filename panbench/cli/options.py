@@ -1,8 +1,5 @@
-"""What several commands share: the parent parsers of the common options, and value checks.
-
-Each option shared by several commands is defined once here and reaches a command through argparse's ``parents=``.
-The type functions turn a bad number into argparse's one-line usage error (exit code 2) before anything runs.
-"""
+"""What several commands share: the parent parsers of the common options (each option defined once, reaching a
+command through argparse's ``parents=``), and value checks that give argparse's one-line usage error (exit 2)."""
 
 from __future__ import annotations
 

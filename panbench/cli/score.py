@@ -142,11 +142,8 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def _numpy_without_blas_threads() -> None:
-    """Load numpy with OpenBLAS on one thread, unless numpy is loaded already or the environment sets a count.
-    ``score`` runs its own threads and has BLAS compute nothing large (the bootstrap adds its sums in C; a product
-    only where they could pass int64), while OpenBLAS starts workers (one fewer than the cores) that spin for about
-    0.1 s of CPU once loaded, time the decoding threads lack on a small machine (docs/benchmarks.md).  The
-    environment is as it was after the import: child processes see the user's."""
+    """Load numpy with OpenBLAS on one thread, unless numpy is loaded already or the environment sets a count; the
+    environment as it was after the import (docs/pq-evaluator.md, "Parallel paths")."""
     if "numpy" in sys.modules or any(k in os.environ for k in BLAS_THREADS):
         return
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -160,11 +157,8 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mallo
 
 
 def _reuse_freed_memory() -> None:
-    """glibc's malloc told to keep what this process frees for its next allocations: the heap trimmed only past
-    1 GiB free at its top, and blocks under 32 MiB (its largest fixed threshold) from the heap instead of their own
-    mappings, which are unmapped when freed.  Every page the OS hands out again costs a fault on its first touch
-    (docs/benchmarks.md measures it), and score's arrays (the resamples' sums, the analyses' temporaries) are
-    freed and made again.  A setting of the whole process: a Python caller of ``main(["score", ...])`` keeps it."""
+    """glibc's malloc told to keep what this process frees for its next allocations (docs/pq-evaluator.md, "Parallel
+    paths"); a setting of the whole process: a Python caller of ``main(["score", ...])`` keeps it."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes  # numpy has imported it

@@ -1,14 +1,8 @@
 """The evaluator contract of a run, as detectron2's ``DatasetEvaluator``, with shares that add exactly (docs/api.md,
-"Your own evaluator"): ``reset``; ``process(image)`` gives one scored image's (:class:`ImageData`) share and changes
-nothing (checked at the first image); ``add(share)``, one just made or read back from the resume cache, kept there
-as JSON under ``name@version``; ``merge(other)``, another process's or rank's state; ``evaluate()``, its fields.
-
-:class:`RunEvaluators` is one run's list: PQ (:class:`PQEvaluator`, its shares cached as columns), the analyses and
-the per-image export (:class:`AnalysesEvaluator`, reading PQ's per-image results), AP, the semantic confusion, then
-the user's (``--evaluator``, :func:`load_evaluator`).  Each image's shares are all made, then added, then written
-through to the cache; the runner, the cache, the forked processes, the ranks and the record see only the list
-(docs/architecture.md).
-"""
+"Your own evaluator"), and :class:`RunEvaluators`, one run's list: PQ (:class:`PQEvaluator`, its shares cached as
+columns), the analyses and the per-image export (:class:`AnalysesEvaluator`), AP, the semantic confusion, then the
+user's (``--evaluator``, :func:`load_evaluator`); the runner, the cache, the forked processes, the ranks and the
+record see only the list (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""GFLOPs per image, as the papers report them, counted in a pass of their own after the timed inference with
-PyTorch's ``FlopCounterMode`` (halved to fvcore's 1 FLOP per multiply-add), and the model facts cache that keeps them
-(docs/models.md, "GFLOPs" and "The model facts cache"): one JSON file per key, ``<sha256 of the key's parts, 32
-hex>.json``, holding the parts, the facts and when they were counted, every key under :data:`FACTS_FORMAT`, written
-atomically; one that does not read back (truncated, edited, another format, other parts) is counted again.
-"""
+"""GFLOPs per image, as the papers report them (PyTorch's ``FlopCounterMode``, halved to fvcore's 1 FLOP per
+multiply-add), counted in a pass of their own after the timed inference, and the model facts cache that keeps them
+(docs/models.md, "GFLOPs" and "The model facts cache")."""
 
 from __future__ import annotations
 

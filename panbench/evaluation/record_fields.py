@@ -1,8 +1,6 @@
-"""The fields of a run's record, and the parts of its resume-cache key, from what the run loaded and measured:
-provenance, the cache key's parts, the speed with what a resumed cache stored, the corruption, the published numbers,
-their source and the difference to them, the dataset's label.  Beside them, the record of predictions scored with
-``panbench score --name`` (:func:`record_scored`, filed under :func:`record_dataset`).  Both are made by the one maker
-of records, :func:`panbench.records.io.record_run`.  No torch here (``panbench score`` reads it)."""
+"""The fields of a run's record, and the parts of its resume-cache key, from what the run loaded and measured;
+beside them, the record of predictions scored with ``panbench score --name`` (:func:`record_scored`).  Both are made
+by :func:`panbench.records.io.record_run`.  No torch here (``panbench score`` reads it)."""
 
 from __future__ import annotations
 

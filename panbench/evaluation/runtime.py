@@ -1,8 +1,7 @@
-"""Where a run executes: the device (choice, seeding, its name in a record), the torchrun ranks (backend, init,
-the gathering of the other ranks' parts, the reduction of their timings, abort after an error; outside torchrun
-every function is a no-op or returns the single-process answer), and out of memory (recognised, the failed step's
-memory freed, the batch retried in halves, a single image that still does not fit run on the CPU in fp32) with the
-peak memory a run reports.  Imports :mod:`panbench.evaluation.timings` only of the evaluation."""
+"""Where a run executes: the device (choice, seeding, its name in a record), the torchrun ranks (a no-op or the
+single-process answer outside torchrun), and out of memory (recognised, the batch retried in halves, a single image
+that still does not fit run on the CPU in fp32) with the peak memory.  Imports :mod:`panbench.evaluation.timings`
+only of the evaluation."""
 
 from __future__ import annotations
 

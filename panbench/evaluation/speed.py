@@ -1,9 +1,6 @@
 """``panbench speed``: FPS by MMDetection's ``tools/analysis_tools/benchmark.py`` protocol (docs/benchmarks.md, "FPS
-by a stated protocol"), timed with :class:`CudaEventTimer` on a GPU and :class:`PerfCounterTimer` on the CPU.
-``--compile`` compiles the network's modules in place (:func:`compile_model`) before the warm-up, which takes a pass
-per distinct input, so that compilation is never timed; :func:`check_pq` scores the dataset eager and compiled
-through the eval loop.
-"""
+by a stated protocol"), timed with :class:`CudaEventTimer` on a GPU and :class:`PerfCounterTimer` on the CPU;
+``--compile`` compiles the network in place (:func:`compile_model`) before the warm-up, never timed."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""What a run writes beside its record: the resume cache (docs/eval.md, "The resume cache") and the
-``--save-predictions`` files (docs/eval.md, "Saving predictions").
-
-:class:`StatsCache` stores each image's :class:`~panbench.pq.result.ImageResult` as the columns of
-:mod:`panbench.pq.result` and its evaluators' shares as JSON, exactly (integers, float64), in chunks under a key of
-:func:`~panbench.evaluation.record_fields.cache_key_parts`; a chunk of another :data:`CACHE_FORMAT` is not read
-(:func:`older_format` lets the run say why it starts afresh).  :class:`PredictionWriter` stages each process's PNGs
-and part file under ``DIR/.panbench/<name>/`` and rank 0 assembles the COCO panoptic JSON.
-"""
+"""What a run writes beside its record: the resume cache (:class:`StatsCache`; docs/eval.md, "The resume cache")
+and the ``--save-predictions`` files (:class:`PredictionWriter`; docs/eval.md, "Saving predictions")."""
 
 from __future__ import annotations
 

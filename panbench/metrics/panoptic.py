@@ -1,9 +1,7 @@
 """The streaming panoptic-quality metrics of the Python API (docs/api.md), thin owners of a
 :class:`~panbench.pq.accumulator.PanopticAccumulator`; a refused update raises :class:`panbench.errors.InputError`.
-
-A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel when it has fewer than 255 segments (each
-pixel's segment index, uint8: 0.3 MB for COCO's 640x480, about 1.5 GB for COCO val2017), two bytes up to 65534
-segments, four (the ids) where the PNG holds ids its segments_info does not list; it is scored as it is kept."""
+A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel while it has fewer than 255 segments
+(docs/api.md, "CocoPanopticQuality")."""
 
 from __future__ import annotations
 

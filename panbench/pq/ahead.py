@@ -1,8 +1,6 @@
 """JSON documents read ahead: a file's bytes read, and scanned by ``_match.scan`` (without the GIL), on a thread
-while the process imports what scores them (docs/pq-evaluator.md).  Inside a :class:`ReadAhead` block,
-:func:`~panbench.pq.coco_format.read_json` :func:`take` s a document instead of reading the file again, while the
-file is the one read (the same device, inode, size and modification time); what the block did not take is dropped
-when it ends.  Anything that goes wrong on the thread leaves the file to ``read_json``.  Standard library only."""
+while the process imports what scores them; :func:`~panbench.pq.coco_format.read_json` :func:`take` s one inside a
+:class:`ReadAhead` block (docs/pq-evaluator.md, "Parallel paths").  Standard library only."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""Why is my PQ low?  The format mistakes that score a good model near zero, found from what scoring keeps.
-
-Each rule is a pure function of what scoring already has (the semantic confusion matrix ``PQStats.conf``, the
-prediction's category ids, one segment's PNG id) and returns a :class:`Finding` or None: silent unless it can explain
-a low number.  docs/pq-evaluator.md ("Why is my PQ low?") states each rule and its thresholds (the constants below).
-A finding's fix (``remap``, ``images``, ``files``, ``decode``) is what ``score`` applies to give ``pq_if_fixed``."""
+"""Why is my PQ low?  The format mistakes that score a good model near zero, found from what scoring keeps: each
+rule a pure function returning a :class:`Finding` or None, silent unless it can explain a low number
+(docs/pq-evaluator.md, "Why is my PQ low?", states each rule and its thresholds, the constants below).  A finding's
+fix (``remap``, ``images``, ``files``, ``decode``) is what ``score`` applies to give ``pq_if_fixed``."""
 
 from __future__ import annotations
 

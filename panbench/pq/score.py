@@ -359,13 +359,8 @@ def unlisted_note(res: dict[str, Any]) -> str | None:
 def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.PathLike[str],
                gt_folder: str | os.PathLike[str] | None = None,
                pred_folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """panopticapi's ``pq_compute`` (``from panbench import pq_compute``): the same arguments (the folders default to
-    the JSON paths without ``.json``), dict (:func:`panbench.pq.sums.panopticapi_summary`) and numbers (to 1e-9).
-    It prints nothing, scores on every available core without holding the images, and a bad input raises
-    :class:`panbench.errors.InputError` naming the file and the fix (panopticapi: a bare ``Exception`` or a
-    ``KeyError``).  Every ground-truth image needs a prediction (predictions of other images are ignored).  A
-    format mistake behind a low PQ (:mod:`panbench.pq.diagnosis`) is a ``DiagnosisWarning`` with the PQ its fix
-    gives, on every call, as the metrics' ``compute()`` warns."""
+    """panopticapi's ``pq_compute`` (``from panbench import pq_compute``): the same arguments, dict
+    (:func:`panbench.pq.sums.panopticapi_summary`) and numbers; what differs: docs/api.md, "pq_compute"."""
     gt_folder = png_folder(gt_json_file) if gt_folder is None else gt_folder
     pred_folder = png_folder(pred_json_file) if pred_folder is None else pred_folder
     for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):

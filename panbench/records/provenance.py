@@ -1,7 +1,5 @@
-"""Where a result came from: the versions of the stack, the git commit, the time of the run.
-
-``command_line`` is all that every command needs (``panbench.cli.main``): the rest imports its modules when called.
-"""
+"""Where a result came from: the versions of the stack, the git commit, the time of the run.  ``command_line`` is all
+that every command needs (``panbench.cli.main``): the rest imports its modules when called."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
 """The result record of one run (``results/runs/*.json``): :class:`RunRecord`, a frozen dataclass whose fields are
-declared in the order they are written, and the typed blocks it holds.
-
-A record also reads as a read-only mapping of the fields its JSON holds (``rec["metrics"]``, ``rec.get("ci")``, ``"ci"
-in rec``), for scripts and notebooks that take it as the JSON it is; panbench's own readers use the attributes.
-"""
+declared in the order they are written, and the typed blocks it holds.  It also reads as a read-only mapping of the
+fields its JSON holds (``rec["metrics"]``, ``rec.get("ci")``, ``"ci" in rec``), for scripts and notebooks."""
 
 from __future__ import annotations
 
