@@ -4,6 +4,7 @@ module of the package writes a dataset's name."""
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tokenize
@@ -105,10 +106,11 @@ def test_every_row_runs_a_function_of_its_module() -> None:
     assert catalog.names() == f"{', '.join(head)} or {tail}" and tail in catalog.names()
 
 
-def _words(text: str) -> list[tuple[int, str]]:
+@functools.cache  # a file's text tokenized once for the module's tests (each reads the whole package)
+def _words(text: str) -> tuple[tuple[int, str], ...]:
     """The code's names and strings (docstrings too; comments not), with their line."""
-    return [(t.start[0], t.string) for t in tokenize.generate_tokens(io.StringIO(text).readline)
-            if t.type in (tokenize.NAME, tokenize.STRING)]
+    return tuple((t.start[0], t.string) for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                 if t.type in (tokenize.NAME, tokenize.STRING))
 
 
 def named_outside(sources: dict[str, str], names: list[str]) -> list[str]:
