@@ -179,7 +179,8 @@ def server(tmp_path):
     root.mkdir()
     handler = lambda *a, **k: RangeHandler(*a, directory=str(root), **k)  # noqa: E731
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # polled every 50 ms for the shutdown (the default, 0.5 s, is waited out by each test's teardown)
+    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
