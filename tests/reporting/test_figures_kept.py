@@ -56,16 +56,20 @@ def _hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_plot_s_and_robustness_s_figures_stay_byte_identical_when_report_draws_its_own(tmp_path, capsys) -> None:
-    """`plot --dpi 300 --figure-width single` and the robustness figures (as `robustness --dpi 300` writes them),
-    then `report`: every file under RESULTS/plots/ is byte-identical after the report, which draws its figures in
-    RESULTS/report_files/ (per dataset and robustness/), each link of its page naming a file that is there."""
+def test_plot_s_and_robustness_s_figures_of_every_format_stay_byte_identical_when_report_draws_its_own(
+        tmp_path, capsys) -> None:
+    """`plot --dpi 300 --figure-width single`, the robustness figures (as `robustness --dpi 300` writes them),
+    `plot --figure-format svg --dpi 300` and `plot --figure-format pdf`, then `report`: every file under
+    RESULTS/plots/ (every SVG and every PDF too) is byte-identical after the report, which draws its PNGs in
+    RESULTS/report_files/ (per dataset and robustness/) and removes nothing, each link of its page naming a file
+    that is there."""
     from panbench.records.io import load_records
     from panbench.reporting.colors import model_colors
     from panbench.reporting.robustness import plots as robustness_plots
     from panbench.robustness.summary import robustness_summaries
 
     res = _results(tmp_path)
+    folder = res / "plots" / "demo"
     rec = json.loads((res / "runs" / "a.json").read_text())
     rec.update({"dataset": "demo+fog-2", "date": "2001-01-01T00:00:05+00:00",
                 "corruption": {"name": "fog", "severity": 2, "group": "weather", "implementation": "x"}})
@@ -76,37 +80,27 @@ def test_plot_s_and_robustness_s_figures_stay_byte_identical_when_report_draws_i
         written = robustness_plots(robustness_summaries(records), res / "plots" / "robustness",
                                    model_colors(res, records))
         replace_figures(res / "plots" / "robustness", written)
+    for fmt in ("svg", "pdf"):
+        assert main(["plot", "--results", str(res), "--figure-format", fmt, "--dpi", "300"]) == 0
+    plotted = {f"{n}.{fmt}" for n in FIGURES for fmt in ("svg", "pdf")}
+    assert plotted <= {p.name for p in folder.iterdir()}
     before = _hashes(res / "plots")
     assert {"demo/pq_bars.png", "robustness/robustness_drop.png"} <= set(before), before
     capsys.readouterr()
     assert main(["report", "--results", str(res)]) == 0
+    out, err = capsys.readouterr()
+    assert "removed" not in out + err
     assert _hashes(res / "plots") == before
+    names = {p.name for p in folder.iterdir()}
+    assert plotted <= names, names
+    assert listed(folder)["by"] == {f"plot {fmt}": sorted(f"{n}.{fmt}" for n in FIGURES) for fmt in ("pdf", "png",
+                                                                                                     "svg")}
+    assert listed(res / REPORT_FILES / "demo")["by"] == {"report png": sorted(f"{n}.png" for n in FIGURES)}
     drawn = _hashes(res / REPORT_FILES)
     assert {"demo/pq_bars.png", "robustness/robustness_drop.png"} <= set(drawn), drawn
     links = _links(res / "report.html")
     assert f"{REPORT_FILES}/demo/pq_bars.png" in links and f"{REPORT_FILES}/robustness/robustness_drop.png" in links
     assert all((res / link).is_file() for link in links), links
-
-
-def test_plot_s_svg_and_pdf_figures_stay_when_report_writes_its_pngs(tmp_path, capsys) -> None:
-    """`plot --figure-format svg --dpi 300`, `plot --figure-format pdf`, then `report`: every SVG and every PDF
-    stays, the report writes its PNGs in its own folder and removes nothing; every link of its page names a
-    file."""
-    res = _results(tmp_path)
-    folder = res / "plots" / "demo"
-    for fmt in ("svg", "pdf"):
-        assert main(["plot", "--results", str(res), "--figure-format", fmt, "--dpi", "300"]) == 0
-    plotted = {f"{n}.{fmt}" for n in FIGURES for fmt in ("svg", "pdf")}
-    assert plotted <= {p.name for p in folder.iterdir()}
-    capsys.readouterr()
-    assert main(["report", "--results", str(res)]) == 0
-    out, err = capsys.readouterr()
-    assert "removed" not in out + err
-    names = {p.name for p in folder.iterdir()}
-    assert plotted <= names, names
-    assert listed(folder)["by"] == {f"plot {fmt}": sorted(f"{n}.{fmt}" for n in FIGURES) for fmt in ("pdf", "svg")}
-    assert listed(res / REPORT_FILES / "demo")["by"] == {"report png": sorted(f"{n}.png" for n in FIGURES)}
-    assert all((res / link).is_file() for link in _links(res / "report.html"))
 
 
 def test_a_command_removes_only_its_own_figures_of_its_format(tmp_path) -> None:
