@@ -163,6 +163,22 @@ def _layout(monkeypatch, tmp_path, plot) -> dict:
     return seen
 
 
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    """``_layout`` of a plot at a width, each (plot, width) drawn once for the module's tests."""
+    from panbench.reporting.figure_style import figure_width
+
+    drawn: dict = {}
+
+    def layout(plot, width: str) -> dict:
+        if (plot, width) not in drawn:
+            with pytest.MonkeyPatch.context() as mp, figure_width(width):
+                drawn[plot, width] = _layout(mp, tmp_path_factory.mktemp("layout"), plot)
+        return drawn[plot, width]
+
+    return layout
+
+
 def _inside(inner, outer, tol: float = 1.0) -> bool:
     return (inner.x0 >= outer.x0 - tol and inner.y0 >= outer.y0 - tol and inner.x1 <= outer.x1 + tol
             and inner.y1 <= outer.y1 + tol)
@@ -170,13 +186,9 @@ def _inside(inner, outer, tol: float = 1.0) -> bool:
 
 @pytest.mark.parametrize("width", ["double", "single"])
 @pytest.mark.parametrize("plot", [plots.pq_bars, plots.pq_vs_speed, plots.per_class_differences])
-def test_eight_runs_legend_and_every_text_inside_the_figure_and_off_the_axes(monkeypatch, tmp_path, plot,
-                                                                            width) -> None:
+def test_eight_runs_legend_and_every_text_inside_the_figure_and_off_the_axes(layouts, plot, width) -> None:
     """At a page's width and at a column's (a figure of fixed width: nothing may stick out of it)."""
-    from panbench.reporting.figure_style import figure_width
-
-    with figure_width(width):
-        seen = _layout(monkeypatch, tmp_path, plot)
+    seen = layouts(plot, width)
     assert seen["legends"] and all(_inside(leg, seen["fig"]) for leg in seen["legends"])
     assert _inside(seen["drawn"], seen["fig"])  # no label, tick or legend entry cut at the figure's edges
     assert all(_inside(a, seen["fig"]) for a in seen["annotations"])  # nor a name beside its point
@@ -186,9 +198,8 @@ def test_eight_runs_legend_and_every_text_inside_the_figure_and_off_the_axes(mon
         assert not any(t.overlaps(leg) for leg in seen["legends"])
 
 
-def test_eight_runs_speed_names_stay_inside_the_axes_and_the_note_names_each_run_left_out(monkeypatch,
-                                                                                             tmp_path) -> None:
-    seen = _layout(monkeypatch, tmp_path, plots.pq_vs_speed)
+def test_eight_runs_speed_names_stay_inside_the_axes_and_the_note_names_each_run_left_out(layouts) -> None:
+    seen = layouts(plots.pq_vs_speed, "double")  # the default width
     (ax,) = seen["axes"]
     assert len(seen["annotations"]) == 6 and all(_inside(a, ax) for a in seen["annotations"])
     (note,) = [text for text, _ in seen["fig_texts"] if "left out" in text]
