@@ -1,17 +1,21 @@
 """``Trainer.validate`` of PanbenchPanopticQuality in a LightningModule (run by test_torchmetrics_metric.py).
 
-    python lightning_validate.py DATA.npz OUT.json DEVICES
+    python lightning_validate.py DATA.npz OUT_DIR DEVICES [DEVICES ...]
 
 DATA.npz holds ``preds`` and ``target`` (N, H, W, 2) and ``things``/``stuffs``; the images are the validation
-set (batches of 1, Lightning's DistributedSampler splits them over the processes).  DEVICES CPU processes (more
-than one: strategy ``ddp``, gloo); rank 0 writes OUT.json: the metrics' values after Lightning's sync, what
-``trainer.validate`` returned and how many images each process scored.
+set (batches of 1, Lightning's DistributedSampler splits them over the processes).  Per DEVICES, in the order
+given, a validation on that many CPU processes (more than one: strategy ``ddp``, gloo; give it last, as its process
+group stays); rank 0 writes OUT_DIR/out{DEVICES}.json: the metrics' values after Lightning's sync, what
+``trainer.validate`` returned and how many images each process scored.  The processes Lightning starts for the
+other ranks (``LOCAL_RANK`` set) run the ``ddp`` validation only.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -57,8 +61,7 @@ class PanopticScorer(L.LightningModule):
                        "seen_per_process": seen}
 
 
-def main(data_path: str, out_path: str, devices: int) -> None:
-    data = np.load(data_path)
+def validate(data: Any, out_path: Path, devices: int) -> None:
     model = PanopticScorer(data["things"].tolist(), data["stuffs"].tolist())
     trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
                         logger=False, enable_progress_bar=False, enable_model_summary=False,
@@ -69,5 +72,13 @@ def main(data_path: str, out_path: str, devices: int) -> None:
             json.dump({**model.values, "returned": returned, "world_size": trainer.world_size}, f)
 
 
+def main(data_path: str, out_dir: str, devices: list[int]) -> None:
+    data = np.load(data_path)
+    launched = os.environ.get("LOCAL_RANK", "0") != "0"  # a rank Lightning started for a ddp validation
+    for d in devices:
+        if d > 1 or not launched:
+            validate(data, Path(out_dir) / f"out{d}.json", d)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], [int(d) for d in sys.argv[3:]])

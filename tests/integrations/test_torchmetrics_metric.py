@@ -272,23 +272,23 @@ def score_cli(files: dict[str, Path]) -> dict[str, Any]:
     return json.loads(out.getvalue())
 
 
-def lightning_validate(tmp: Path, data: list[tuple[Any, Any]], devices: int) -> dict[str, Any]:
-    """``Trainer.validate`` (tests/integrations/lightning_validate.py) in a process of its own."""
+def lightning_validate(tmp: Path, data: list[tuple[Any, Any]], devices: tuple[int, ...]) -> dict[int, dict[str, Any]]:
+    """``Trainer.validate`` (tests/integrations/lightning_validate.py) on each of ``devices`` CPU processes, in order,
+    in one process of its own (and the ranks Lightning starts): device count -> what rank 0 wrote."""
     import os
     import subprocess
     import sys
 
     from helpers import free_port
 
-    npz, out = tmp / "data.npz", tmp / f"out{devices}.json"
-    if not npz.exists():
-        np.savez(npz, preds=torch.cat([p for p, _ in data]).numpy(), target=torch.cat([t for _, t in data]).numpy(),
-                 things=np.array(THINGS), stuffs=np.array(STUFFS))
+    npz = tmp / "data.npz"
+    np.savez(npz, preds=torch.cat([p for p, _ in data]).numpy(), target=torch.cat([t for _, t in data]).numpy(),
+             things=np.array(THINGS), stuffs=np.array(STUFFS))
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "PL_DISABLE_FORK": "1"}
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("lightning_validate.py")), str(npz),
-                           str(out), str(devices)], env=env, capture_output=True, text=True, timeout=600)
+                           str(tmp), *map(str, devices)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    return {d: json.loads((tmp / f"out{d}.json").read_text()) for d in devices}
 
 
 @pytest.mark.slow
@@ -297,7 +297,8 @@ def test_lightning_validate_on_two_ddp_cpu_processes_gives_one_process_pq_and_pa
     process's, and ``panbench score`` on the same images written as COCO panoptic PNG + JSON."""
     pytest.importorskip("lightning", reason="lightning is not installed (scripts/setup.sh installs it)")
     data = batches(seed=7, n=6, size=1)
-    two, one = lightning_validate(tmp_path, data, 2), lightning_validate(tmp_path, data, 1)
+    runs = lightning_validate(tmp_path, data, (1, 2))  # ddp last: its process group stays
+    two, one = runs[2], runs[1]
     assert two["world_size"] == 2 and two["seen_per_process"] == [3, 3] and one["seen_per_process"] == [6]
     score = score_cli(coco_files(tmp_path / "coco", data))
     for run_ in (two, one):
