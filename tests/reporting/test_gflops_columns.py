@@ -33,10 +33,13 @@ def test_table_has_a_gflops_column_blank_where_not_counted() -> None:
     assert csv_row(_records()[0])["gflops"] == 12.346 and csv_row(_records()[1])["gflops"] is None
 
 
-def test_pq_against_gflops_is_plotted_when_a_record_has_gflops(tmp_path) -> None:
+def test_pq_against_gflops_is_plotted_when_a_record_has_gflops(tmp_path, figures, monkeypatch) -> None:
+    """make_plots draws it for records of which one has GFLOPs, not for one without (its figures drawn, not
+    written: the conftest fixture ``figures``); pq_vs_gflops itself writes the figure."""
     recs = _records()
     paths, _ = make_plots(recs, tmp_path)
-    assert tmp_path / "pq_vs_gflops.png" in paths
+    assert tmp_path / "pq_vs_gflops.png" in paths and "pq_vs_gflops.png" in figures
     paths, _ = make_plots([recs[1]], tmp_path / "none")
     assert not any(p.name == "pq_vs_gflops.png" for p in paths)
+    monkeypatch.undo()  # the figures written again: pq_vs_gflops as a command draws it
     assert pq_vs_gflops(recs, tmp_path / "direct").stat().st_size > 0
