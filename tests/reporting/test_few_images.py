@@ -63,7 +63,8 @@ def test_the_interval_plot_says_too_few_images(results) -> None:
     assert "no `ci` in the record" not in note, note
 
 
-def test_the_skipped_interval_plot_says_too_few_images(results, tmp_path) -> None:
+def test_the_skipped_interval_plot_says_too_few_images(results, tmp_path, figures) -> None:
+    """make_plots's note (the figures it draws kept in memory, not written: the conftest fixture ``figures``)."""
     from panbench.reporting.plots import make_plots
 
     few = [r for r in load_records(results) if r.n_images < MIN_IMAGES]
