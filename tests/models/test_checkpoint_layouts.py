@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import helpers
 import pytest
 import torch
 from helpers import (
+    _random_model,
     mmcv1_checkpoint,
     publish_model,
     save_mmdet2_checkpoint,
@@ -22,6 +24,21 @@ from panbench.models.mmdet import mm
 from panbench.models.registry import resolve
 
 DEMO_MODELS = ["demo-panoptic-fpn", "demo-maskformer", "demo-mask2former"]
+
+
+@pytest.fixture(scope="module")
+def built():
+    """``built(name)``: the demo model's config and the model with random weights (seed 0, as the checkpoint writers
+    of tests/helpers.py build it), built once for the module's checkpoints, which read its weights, never change
+    them."""
+    cache: dict[str, tuple] = {}
+
+    def get(name: str) -> tuple:
+        if name not in cache:
+            cache[name] = _random_model(resolve(name, dataset="demo")[0], 0)
+        return cache[name]
+
+    return get
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +79,9 @@ def test_classes_are_read_from_either_meta_layout() -> None:
 
 @pytest.mark.parametrize("name", DEMO_MODELS)
 @pytest.mark.parametrize("layout", ["mmdet2", "mmdet3"])
-def test_published_checkpoint_loads(name, layout, tmp_path, categories) -> None:
+def test_published_checkpoint_loads(name, layout, tmp_path, categories, built, monkeypatch) -> None:
     spec = resolve(name, dataset="demo")[0]
+    monkeypatch.setattr(helpers, "_random_model", lambda spec, seed: built(spec.name) if seed == 0 else None)
     save = save_mmdet2_checkpoint if layout == "mmdet2" else save_mmdet3_checkpoint
     path = save(spec, tmp_path)
     assert checkpoints.expected_prefix(path.name) is not None  # a zoo name: its digest is checked
@@ -81,11 +99,10 @@ def test_published_checkpoint_loads(name, layout, tmp_path, categories) -> None:
     assert all(torch.equal(own[k], state[k]) for k in own)
 
 
-def test_mmdet2_names_with_a_leading_space_are_accepted(tmp_path, categories) -> None:
+def test_mmdet2_names_with_a_leading_space_are_accepted(tmp_path, categories, built) -> None:
     """What the issue reports for the PanopticFPN zoo files (' truck' vs 'truck'), with the demo's classes."""
     spec = resolve("demo-panoptic-fpn", dataset="demo")[0]
-    cfg = mm.load_config(spec.config)
-    model = mm.build_model(cfg, spec.config)
+    cfg, model = built(spec.name)
     odd = tuple(" " + n.upper() if k % 2 else n for k, n in enumerate(mm.class_names(cfg)))
     path = publish_model(mmcv1_checkpoint(model, cfg, odd), tmp_path, zoo_stem("odd"))
     load_model(spec, categories, str(path), trust=False, device="cpu")
@@ -102,37 +119,38 @@ def _refused(demo_root: Path, ckpt: Path, tmp_path: Path, capsys) -> str:
     return err
 
 
-def _edited(spec_name: str, tmp_path: Path, edit) -> Path:
-    spec = resolve(spec_name, dataset="demo")[0]
-    cfg = mm.load_config(spec.config)
-    ckpt = mmcv1_checkpoint(mm.build_model(cfg, spec.config), cfg, tuple(mm.class_names(cfg)))
+def _edited(spec_name: str, tmp_path: Path, edit, built) -> Path:
+    """``spec_name``'s checkpoint, its dict edited by ``edit`` (which replaces entries, never a tensor's values)."""
+    cfg, model = built(spec_name)
+    ckpt = mmcv1_checkpoint(model, cfg, tuple(mm.class_names(cfg)))
     edit(ckpt)
     return publish_model(ckpt, tmp_path, zoo_stem("edited"))
 
 
-def test_unexpected_keys_are_refused(demo_root, tmp_path, capsys) -> None:
-    path = _edited("demo-panoptic-fpn", tmp_path, lambda c: c["state_dict"].update({"extra.weight": torch.ones(3)}))
+def test_unexpected_keys_are_refused(demo_root, tmp_path, capsys, built) -> None:
+    path = _edited("demo-panoptic-fpn", tmp_path, lambda c: c["state_dict"].update({"extra.weight": torch.ones(3)}),
+                   built)
     err = _refused(demo_root, path, tmp_path, capsys)
     assert "1 unexpected keys (e.g. extra.weight)" in err and "missing" not in err
 
 
-def test_a_shape_mismatch_is_refused(demo_root, tmp_path, capsys) -> None:
+def test_a_shape_mismatch_is_refused(demo_root, tmp_path, capsys, built) -> None:
     def edit(c: dict) -> None:
         k = next(k for k, v in c["state_dict"].items() if v.ndim == 4)
         c["state_dict"][k] = torch.zeros(*c["state_dict"][k].shape[:-1], c["state_dict"][k].shape[-1] + 1)
         edit.key = k
 
-    path = _edited("demo-panoptic-fpn", tmp_path, edit)
+    path = _edited("demo-panoptic-fpn", tmp_path, edit, built)
     err = _refused(demo_root, path, tmp_path, capsys)
     assert f"'{edit.key}' has shape" in err and "the model expects" in err
 
 
-def test_a_real_class_order_difference_is_refused(demo_root, tmp_path, capsys) -> None:
+def test_a_real_class_order_difference_is_refused(demo_root, tmp_path, capsys, built) -> None:
     def edit(c: dict) -> None:
         names = list(c["meta"]["CLASSES"])
         names[4], names[5] = names[5], names[4]  # 'sky' and 'grass' swapped
         c["meta"]["CLASSES"] = tuple(names)
 
-    path = _edited("demo-panoptic-fpn", tmp_path, edit)
+    path = _edited("demo-panoptic-fpn", tmp_path, edit, built)
     err = _refused(demo_root, path, tmp_path, capsys)
     assert "class order differs from the config's at index 4 (checkpoint 'grass', config 'sky'" in err
