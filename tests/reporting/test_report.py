@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import save_zoo_style_checkpoint
+from helpers import zoo_checkpoint
 
 from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
-from panbench.models.registry import resolve
 
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # invented numbers (tests/fixtures/README.md)
@@ -70,8 +69,8 @@ def test_viz_two_demo_models_with_disagreement_and_query_maps(demo_results) -> N
     assert Image.open(out).width == round(3.5 * 110)  # a column wide, at viz's 110 dpi
 
 
-def test_viz_on_the_coco_sample(coco_sample, tmp_path) -> None:
-    ckpt = save_zoo_style_checkpoint(resolve("panoptic-fpn")[0], tmp_path / "ck")
+def test_viz_on_the_coco_sample(coco_sample, request, tmp_path) -> None:
+    ckpt = zoo_checkpoint(request, "panoptic-fpn")  # the run's shared zoo-style checkpoint (read only)
     out = tmp_path / "viz.png"
     assert main(["viz", "--model", "panoptic-fpn", "--image", "142238", "--data-root", str(coco_sample),
                  "--checkpoint", str(ckpt), "--out", str(out)]) == 0
