@@ -120,6 +120,7 @@ def test_forked_cpu_processes_give_the_same_numbers_and_analyses_and_cache_every
     rec = record(tmp_path)
     assert rec["timings"]["cpu_procs"] == 2 and rec["n_images"] == LIMIT
     assert rec["timings"]["timed_images"] + rec["timings"]["warmup_images"] == LIMIT
+    assert rec["ap"]["AP"] > 0 and rec["miou"] > 0  # AP and mIoU computed: same_run compares them
     same_run(tmp_path, one_process)
     # every image went into the resume cache, whichever process scored it
     capsys.readouterr()
