@@ -53,10 +53,10 @@ def test_missing_coco_names_panbench_data_coco(tmp_path, capsys) -> None:
                str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "panbench data coco" in err
-    from panbench.cli.doctor import collect
+    from panbench.cli.doctor import data_check
 
-    data = next(c for c in collect(str(tmp_path / "nothing"), skip_amp=True) if c.name == "data")
-    assert not data.ok and "panbench data coco" in data.line()
+    data = data_check(tmp_path / "nothing")  # doctor's data line (the whole doctor: tests/test_setup_stack.py)
+    assert data.name == "data" and not data.ok and "panbench data coco" in data.line()
 
 
 def test_ls_says_the_demo_weights_are_committed(capsys) -> None:
