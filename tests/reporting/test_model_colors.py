@@ -101,8 +101,9 @@ def test_without_a_results_folder_the_colours_follow_the_palette() -> None:
     assert (colors["a"], colors["b"]) == MODEL_PALETTE[:2]
 
 
-def test_a_damaged_colours_file_is_named_in_one_line_that_says_what_to_do_and_left_as_it_is(tmp_path,
-                                                                                          capsys) -> None:
+def test_a_damaged_colours_file_is_named_in_one_line_that_says_what_to_do_and_left_as_it_is(tmp_path, capsys,
+                                                                                          figures) -> None:
+    """The line `plot` prints (its figures drawn, not written: the conftest fixture ``figures``)."""
     damaged = '{"models": {"m": "not a colour"}}'
     (tmp_path / COLORS_FILE).write_text(damaged)
     with pytest.raises(InputError, match="delete it"):
