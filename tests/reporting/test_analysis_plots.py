@@ -36,12 +36,12 @@ def results(tmp_path_factory) -> Path:
 
 
 def _drawn(fn, records, out):
-    """Call a plot function and keep what its axes hold when it is saved."""
+    """Call a plot function and keep what its axes hold when it is saved (the artists' data and texts: saving
+    draws the figure, the tick labels read after it)."""
     seen = {}
     orig = plots.save
 
     def keep(fig, path, dpi=100):
-        fig.canvas.draw()
         seen["fig"] = fig
         seen["axes"] = fig.axes
         seen["texts"] = [t.get_text() for ax in fig.axes for t in [*ax.texts, ax.xaxis.label, ax.title]] + \
