@@ -29,10 +29,13 @@ def _record(results: Path, name: str, fingerprint: str, date: str, **fields) -> 
     (results / "runs" / f"{name}.json").write_text(json.dumps(rec))
 
 
+NO_SPEED = {"timings": {"images_per_s": None}}  # no PQ-against-speed figure: for tests of folders, not of figures
+
+
 def _clean_and_fog_runs(results: Path) -> None:
-    """A robustness sweep's records: model m's clean run and its fog-2 run on the same images."""
-    _record(results, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
-    _record(results, "m-fog", "f" * 16, "2001-01-01T00:00:01+00:00", dataset="demo+fog-2",
+    """A robustness sweep's records: model m's clean run and its fog-2 run on the same images (no measured speed)."""
+    _record(results, "m", "f" * 16, "2001-01-01T00:00:00+00:00", **NO_SPEED)
+    _record(results, "m-fog", "f" * 16, "2001-01-01T00:00:01+00:00", dataset="demo+fog-2", **NO_SPEED,
             corruption={"name": "fog", "severity": 2, "group": "weather", "implementation": "x"})
 
 
@@ -150,9 +153,9 @@ def test_runs_without_a_fingerprint_beside_a_leading_image_set_get_a_folder_of_t
     """A record from before the fingerprint (its image set is the dataset's name alone) beside a run on a
     fingerprinted set that the table leads with: each set its own folder, neither drawn over the other."""
     res = tmp_path / "res"
-    _record(res, "full", "a" * 16, "2001-01-01T00:00:00+00:00")
+    _record(res, "full", "a" * 16, "2001-01-01T00:00:00+00:00", **NO_SPEED)
     rec = json.loads(FIXTURE.read_text())
-    rec.update({"dataset": "demo", "date": "2001-01-02T00:00:00+00:00", "model": "old"})
+    rec.update({"dataset": "demo", "date": "2001-01-02T00:00:00+00:00", "model": "old", **NO_SPEED})
     (res / "runs" / "old.json").write_text(json.dumps(rec))
     assert main(["plot", "--results", str(res)]) == 0
     folders = {p.name: listed(p)["image_set"] for p in (res / "plots").iterdir()}
@@ -244,7 +247,7 @@ def test_the_report_links_a_viz_pdf_it_cannot_show(tmp_path, out) -> None:
     """`viz --figure-format pdf` wrote `a #1.pdf`: the report links it (beside the results, by a relative link; written
     elsewhere, by the file's address); b's PNG is shown and b.pdf, its twin, not linked again."""
     res = tmp_path / "res"
-    _record(res, "m", "f" * 16, "2001-01-01T00:00:00+00:00")
+    _record(res, "m", "f" * 16, "2001-01-01T00:00:00+00:00", **NO_SPEED)
     (res / "viz").mkdir()
     (res / "viz" / "a #1.pdf").write_bytes(b"%PDF-1.4\n")  # a name a link must quote
     (res / "viz" / "b.pdf").write_bytes(b"%PDF-1.4\n")
