@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from panbench import REPO_ROOT
 
 PROBE = """
@@ -26,22 +28,30 @@ print(json.dumps({"left": skipped, "heavy": heavy, "lsa": cols.tolist(),
 """
 
 
-def probe(**env: str) -> dict:
-    r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=REPO_ROOT,
-                       env={**os.environ, **env})
-    assert r.returncode == 0, r.stderr[-2000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+@pytest.fixture(scope="module")
+def probes() -> dict[str, dict]:
+    """The probe's answer with PANBENCH_FULL_IMPORTS=0 and =1: two processes started together (each imports mmdet
+    on its own), for the module's two tests."""
+    procs = {full: subprocess.Popen([sys.executable, "-c", PROBE], cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env={**os.environ, "PANBENCH_FULL_IMPORTS": full})
+             for full in ("0", "1")}
+    out = {}
+    for full, p in procs.items():
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, stderr[-2000:]
+        out[full] = json.loads(stdout.strip().splitlines()[-1])
+    return out
 
 
-def test_training_only_modules_are_skipped_then_real() -> None:
-    out = probe(PANBENCH_FULL_IMPORTS="0")
+def test_training_only_modules_are_skipped_then_real(probes) -> None:
+    out = probes["0"]
     assert out["left"] == [] and out["heavy"] == []  # no stand-in remains; nothing heavy was imported
     assert out["lsa"] == [0, 1]  # the forwarder reaches scipy's real linear_sum_assignment
     assert out["zero"].startswith("torch.distributed.optim")
     assert out["m2f"]
 
 
-def test_full_imports_switch() -> None:
-    out = probe(PANBENCH_FULL_IMPORTS="1")
+def test_full_imports_switch(probes) -> None:
+    out = probes["1"]
     assert "sympy" in out["heavy"] or "scipy.optimize" in out["heavy"]
     assert out["m2f"]
