@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from panbench.announce import announce
@@ -54,7 +54,5 @@ def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
         try:
             yield
         finally:
-            try:
+            with suppress(OSError):
                 fcntl.flock(f, fcntl.LOCK_UN)
-            except OSError:
-                pass

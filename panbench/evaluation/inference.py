@@ -362,11 +362,9 @@ class _Pass:
                 raise post.error
             if not post.is_alive():
                 raise RuntimeError("the post-processing thread ended before the last batch; rerun to resume")
-            try:
+            with suppress(queue.Full):
                 post.q.put((batch, outputs, timed), timeout=0.1)
                 return
-            except queue.Full:
-                continue
 
 
 def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> int:

@@ -378,11 +378,9 @@ class PredictionWriter:
         out = self._finished()[0]
         for part in sorted(self.state.glob("part-*.jsonl")):
             for line in part.read_text().splitlines():
-                try:
+                with suppress(ValueError):  # a line that does not parse: that image is run again
                     e = json.loads(line)
-                except ValueError:  # that image is run again
-                    continue
-                out[e["image_id"]] = e
+                    out[e["image_id"]] = e
         return out
 
     def load_saved(self) -> set[int]:

@@ -123,10 +123,8 @@ _FOLD = ("sem_gt", "sem_pred", "sem_px")
 
 
 def res_columns(kept: Sequence[tuple[np.ndarray, int]], boundary: bool = False) -> dict[str, np.ndarray]:
-    """The results of images matched into their ``res`` (each with its number of predictions: where its match
-    starts) as :func:`~panbench.pq.result.results_to_columns` gives them (with ``boundary``, boundary PQ's ``b_``
-    columns too): ``_native.res_columns`` copies every field of every image into one buffer, field by field, then
-    :func:`~panbench.pq.matching.res_fields` (the one decoder of the layout) cuts it into the columns."""
+    """The results of images matched into their ``res`` (each with its number of predictions) as
+    :func:`~panbench.pq.result.results_to_columns` gives them (``boundary``: the ``b_`` columns too), in one C pass."""
     n = len(kept)
     if n == 0:
         return results_to_columns([])
@@ -172,9 +170,9 @@ def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[P
             limit: int | None, pool: Workers | None, per_image: Callable[[Pair], ImageResult]) -> _Chunk:
     """Prepare a chunk in the calling thread and start its C call (on a thread, or here without a pool);
     ``limit`` None scores the whole chunk with ``per_image`` instead, on a thread all the same."""
-    if limit is None:
-        call: Any = _per_images
-        args: tuple[Any, ...] = (per_image, chunk)
+    if limit is None:  # list(map(...)): per_image runs where the call runs
+        call: Any = list
+        args: tuple[Any, ...] = (map(per_image, chunk),)
         prepared: list[_Prepared] | None = None
         slots: list[int] = []
     else:
@@ -189,10 +187,6 @@ def _submit(cats: CategoryTable, gt_dir: Path, pred_dir: Path, chunk: Sequence[P
             return chunk, prepared, b"", slots
         call, args = native.pixels().pair_tables, (items, limit)
     return chunk, prepared, pool.submit(call, *args) if pool is not None else call(*args), slots
-
-
-def _per_images(per_image: Callable[[Pair], ImageResult], chunk: Sequence[Pair]) -> list[ImageResult]:
-    return [per_image(pair) for pair in chunk]
 
 
 def _results(c: _Chunk, per_image: Callable[[Pair], ImageResult]) -> list[Any]:
@@ -220,10 +214,8 @@ def _add(acc: PanopticAccumulator, done: list[Any], first: int, per_image: bool)
 
 def score_batch(acc: PanopticAccumulator, gt_dir: Path, pred_dir: Path, pairs: Sequence[Pair], strict: bool,
                 threads: int, per_image: Callable[[Pair], ImageResult], in_c: bool = True) -> None:
-    """Add the results of ``pairs`` to ``acc`` at positions 0, 1, ... in their order (with ``acc.boundary`` boundary
-    PQ's ``b_`` columns too, which ``per_image`` must give as well), scored on ``threads`` threads (1: the calling
-    thread).  Images are read and counted in C where ``in_c`` (``per_image`` scores those the C path leaves), else by
-    ``per_image``."""
+    """Add the results of ``pairs`` to ``acc`` at positions 0, 1, ... in their order (``acc.boundary``: the ``b_``
+    columns too), on ``threads`` threads (1: the calling thread), counted in C where ``in_c``, else by ``per_image``."""
     cats, boundary = acc.categories, acc.boundary
     try:
         limit = max_pixels() if in_c else None

@@ -253,11 +253,8 @@ class CategoryTable:
 
     @staticmethod
     def from_coco(categories: list[dict[str, Any]]) -> CategoryTable:
-        return CategoryTable(
-            [int(c["id"]) for c in categories],
-            [str(c.get("name", c["id"])) for c in categories],
-            [bool(c.get("isthing", 0) == 1) for c in categories],
-        )
+        return CategoryTable([int(c["id"]) for c in categories], [str(c.get("name", c["id"])) for c in categories],
+                             [bool(c.get("isthing", 0) == 1) for c in categories])
 
     def __len__(self) -> int:
         return len(self.ids)
