@@ -8,13 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from panbench.analysis import scoring  # noqa: F401  (registers boundary PQ's compute function)
-from panbench.analysis.bootstrap import (
-    N_RESAMPLES,
-    RunSums,
-    bootstrap_ci,
-    check_paired,
-    paired_bootstrap,
-)
+from panbench.analysis.bootstrap import N_RESAMPLES, RunSums, bootstrap_ci, check_paired, paired_bootstrap
 from panbench.analysis.breakdown import error_breakdown
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet, compute_fields
 from panbench.analysis.metrics import pq_by_size, pq_dagger

@@ -33,10 +33,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of ``command`` alone (the other commands' modules are not imported)."""
     if command is not None and command not in COMMANDS:
         raise ValueError(f"no command {command!r}; one of {', '.join(COMMANDS)}")
-    parser = Parser(
-        prog="panbench",
-        description="Benchmark panoptic segmentation models from the MMDetection zoo on COCO panoptic.",
-    )
+    parser = Parser(prog="panbench",
+                    description="Benchmark panoptic segmentation models from the MMDetection zoo on COCO panoptic.")
     parser.add_argument("--version", action="version", version=f"panbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -417,9 +417,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     return sub.add_parser(
         "doctor", parents=[common.data_root],
         help="check the installation: versions, mmcv's ops (compiled or panbench's), GPU, data and checkpoints",
-        description="Print the versions of the stack and check that each part works; each problem on "
-        "one line with its fix. Exit 1 when a required part is broken.",
-    )
+        description="Print the versions of the stack and check that each part works; each problem on one line with "
+        "its fix. Exit 1 when a required part is broken.")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,9 +19,8 @@ HEAD = ("model", "architecture", "backbone", "dataset", "input", "pub. PQ", "PQ_
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser("ls", parents=[common.only_dataset], help="list the models panbench knows",
-                       description="Every registered model with "
-                       "architecture, backbone, published PQ and whether its weights are cached, to be "
-                       "downloaded or committed in the repository (the demo models).")
+                       description="Every registered model with architecture, backbone, published PQ and whether its "
+                       "weights are cached, to be downloaded or committed in the repository (the demo models).")
     p.add_argument("--params", action="store_true",
                    help="build each model (random weights) to count its parameters and its GFLOPs on one 640x480 "
                    "image (COCO val's most common size) through its test pipeline (COCO models: 800x1067 after "

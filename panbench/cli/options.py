@@ -207,8 +207,7 @@ def _models(p: argparse.ArgumentParser) -> None:
 def _format(p: argparse.ArgumentParser) -> None:
     from panbench.reporting.formats import WRITERS  # the formats: one writer each (standard library only)
 
-    p.add_argument("--format", default="md", choices=list(WRITERS),
-                   help="of the printed tables (default md: Markdown)")
+    p.add_argument("--format", default="md", choices=list(WRITERS), help="of the printed tables (default md: Markdown)")
 
 
 def _figures(p: argparse.ArgumentParser) -> None:
@@ -297,10 +296,9 @@ _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
                                            "pass over the pixels of each image)"))),
     "strict": _flags(("--strict", dict(_STORE_TRUE, help="refuse ground-truth PNG ids that segments_info does not "
                                        "list (default: score them as panopticapi does and say how many pixels)"))),
-    "diagnosis": _flags(("--no-diagnosis", dict(_STORE_TRUE, help="do not look for the format mistakes behind a low "
-                                                "PQ of an accepted input (another class order, ids as indexes; "
-                                                "a refused input's error names its mistake anyway; "
-                                                "docs/pq-evaluator.md)"))),
+    "diagnosis": _flags(("--no-diagnosis", dict(_STORE_TRUE, help="do not look for the format mistakes behind a low PQ "
+                                                "of an accepted input (another class order, ids as indexes; a refused "
+                                                "input's error names its mistake anyway; docs/pq-evaluator.md)"))),
     "format": _format, "figures": _figures,
     "reference": _flags(("--reference", dict(metavar="MODEL", help="the run the paired differences are taken to (a "
                                              "model name, or a label as the table prints it); default: the best PQ "

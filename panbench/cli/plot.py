@@ -14,18 +14,16 @@ from panbench.reporting.figure_style import figure_width
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
-    p = sub.add_parser("plot", parents=[common.results, common.only_dataset, common.figures],
-                       help="plots of the results (PNG, PDF or SVG; matplotlib)",
-                       description="Per dataset, under RESULTS/plots/<dataset>/ (`panbench report` draws its own "
-                       "in RESULTS/report_files/ and leaves these; a dataset with runs on several image sets, "
-                       "which the table ranks apart: the "
-                       "set the table leads with there, each other set in RESULTS/plots/<dataset>-<fingerprint>/; "
-                       "the figures an earlier `plot` in the same --figure-format wrote there and this one does "
-                       "not are removed, every other file stays): grouped bars of PQ/SQ/RQ for All/Things/Stuff "
-                       "per model, PQ against images/s, per-class PQ where the "
-                       "models differ most, and, for runs that have the analyses, PQ with its confidence interval, "
-                       "PQ by object size and the errors by type.")
-    return p
+    return sub.add_parser(
+        "plot", parents=[common.results, common.only_dataset, common.figures],
+        help="plots of the results (PNG, PDF or SVG; matplotlib)",
+        description="Per dataset, under RESULTS/plots/<dataset>/ (`panbench report` draws its own in "
+        "RESULTS/report_files/ and leaves these; a dataset with runs on several image sets, which the table ranks "
+        "apart: the set the table leads with there, each other set in RESULTS/plots/<dataset>-<fingerprint>/; the "
+        "figures an earlier `plot` in the same --figure-format wrote there and this one does not are removed, every "
+        "other file stays): grouped bars of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, per-class PQ "
+        "where the models differ most, and, for runs that have the analyses, PQ with its confidence interval, PQ by "
+        "object size and the errors by type.")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,9 +26,8 @@ def alias_names(what: str, dataset: str | None) -> set[str]:
 
 def find_records(what: str, results: Path, dataset: str | None) -> tuple[list[RunRecord], Path]:
     """The records ``what`` names, oldest first, and their results folder: a record JSON's path (also ``runs/X.json``
-    below ``results``) names that record (its results folder read from its ``record`` field); a model name every
-    record of that model on ``dataset`` (None: any), else of the models it stands for as an alias.  None found, or a
-    JSON path that is no file: a one-line error with the hint."""
+    below ``results``), else every record on ``dataset`` (None: any) of model ``what`` or of the models it is an alias
+    of; none found is a one-line error with the hint."""
     from panbench.records.io import load_record, load_records
 
     path = Path(what)

@@ -18,13 +18,11 @@ from panbench.pq import ahead
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "score",
-        parents=[common.results, common.json, common.boundary, common.strict, common.per_image, common.diagnosis,
-                 common.evaluator],
+        "score", parents=[common.results, common.json, common.boundary, common.strict, common.per_image,
+                          common.diagnosis, common.evaluator],
         help="score COCO panoptic predictions (JSON + PNGs) against ground truth",
-        description="Score predictions in the COCO panoptic format (from any framework) against ground "
-        "truth; gives panopticapi's numbers exactly, streaming, optionally on several cores.",
-    )
+        description="Score predictions in the COCO panoptic format (from any framework) against ground truth; gives "
+        "panopticapi's numbers exactly, streaming, optionally on several cores.")
     p.add_argument("--gt-json", required=True, help="ground-truth panoptic JSON (e.g. panoptic_val2017.json)")
     p.add_argument("--gt-dir", required=True, help="folder of ground-truth panoptic PNGs")
     p.add_argument("--pred-json", required=True, help="prediction JSON in the COCO panoptic format")
@@ -116,8 +114,7 @@ def _diagnosis(args: argparse.Namespace, truth: Any, findings: list[Any]) -> lis
         return []
     from panbench.pq.score import with_pq_if_fixed
 
-    return with_pq_if_fixed(findings, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs,
-                            args.strict)
+    return with_pq_if_fixed(findings, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs, args.strict)
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -223,10 +223,9 @@ def _state(ev: Any) -> bytes | None:
 
 
 class RunEvaluators:
-    """The evaluators of one run (or of one process's share), module docstring: PQ, the analyses (unless
-    ``analyses`` is off), AP with ``ap``, the semantic confusion, then ``extra`` (the user's); with ``cache``, each
-    image is written through to the resume cache (:class:`~panbench.evaluation.storage.StatsCache`) and
-    :meth:`resume` takes images back from it."""
+    """The evaluators of one run (or of one process's share), as the module docstring lists them; with ``cache``, each
+    image is written through to the resume cache (:class:`~panbench.evaluation.storage.StatsCache`), which
+    :meth:`resume` takes images back from."""
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
                  cache: StatsCache | None = None, ap: bool = False, extra: Sequence[Any] = (),
@@ -331,10 +330,8 @@ class RunEvaluators:
                 _call(mine, "merge", "another process's or rank's state", theirs)
 
     def evaluate(self, diagnose: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-        """PQ's metrics (:meth:`PQEvaluator.evaluate`) and the record fields of the others: ``analysis`` (the
-        per-image export) and the analyses' fields, AP's ``ap`` and ``ap_source``, ``miou`` and ``miou_source``
-        (the semantic output's, else the panoptic output's), the user's ``evaluators``, and with ``diagnose`` the
-        ``diagnosis`` findings (the format mistakes PQ's sums show; :class:`~panbench.pq.diagnosis.Finding`)."""
+        """PQ's metrics (:meth:`PQEvaluator.evaluate`) and the record fields of the others (the analyses', AP's, mIoU's,
+        the user's ``evaluators``) and, with ``diagnose``, the ``diagnosis`` findings PQ's sums show."""
         res = self.pq.evaluate()
         out: dict[str, Any] = miou_fields(res)
         for ev in self.members:

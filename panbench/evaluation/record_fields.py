@@ -136,8 +136,7 @@ def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[
     return records_io.record_run(results, res, analysis=analysis, **about, **fields)
 
 
-def record_dataset(gt_json: Path | GroundTruthJSON, fingerprint: str | None, results: Path,
-                   given: str | None) -> str:
+def record_dataset(gt_json: Path | GroundTruthJSON, fingerprint: str | None, results: Path, given: str | None) -> str:
     """The dataset a ``score --name`` record is filed under: the one its ground truth is, by the rule of
     docs/analysis.md, "From the command line"; ``given`` is ``--dataset-name``."""
     try:

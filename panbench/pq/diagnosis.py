@@ -162,9 +162,8 @@ def _named(pred_ids: np.ndarray, gt_ids: np.ndarray, weight: np.ndarray, table: 
 def unknown_categories(k: np.ndarray, columns: np.ndarray, table: CategoryTable,
                        pred_ids: Sequence[int]) -> Finding | None:
     """The finding of a prediction refused for unknown category ids, from its masks: ``k`` the pixels of each
-    ground-truth category (rows, ``table``'s order) under each predicted id (columns: ``pred_ids``, the ground
-    truth's ids then the unknown ones), ``columns`` every pixel of each predicted id (VOID included).  None unless
-    the masks map (:data:`FOLLOW_SHARE`, else :func:`_best_rule`) two or more ids elsewhere."""
+    ground-truth category (rows) under each predicted id (columns: ``pred_ids``), ``columns`` every pixel of each
+    predicted id.  None unless the masks map two ids or more elsewhere (:data:`FOLLOW_SHARE`, or :func:`_best_rule`)."""
     total = int(k.sum())
     seen, to, follow = _lead(k)
     if total == 0:
@@ -292,9 +291,8 @@ def _stem(file_name: Any) -> str:
 def image_pairing(gt: Mapping[Any, Mapping[str, Any]],
                   pred: Mapping[Any, Mapping[str, Any]] | Iterable[Any]) -> Finding | None:
     """The ``image_ids`` finding of predictions of ground-truth images whose ``file_name`` is another ground-truth
-    image's file (without folder and extension), or None.  ``gt``, ``pred``: the annotations by image id (``pred``
-    also the raw list, where two may share an image id).  It carries both fixes, which :func:`pairing_fixes` splits;
-    its message names neither."""
+    image's file (without folder and extension), or None; ``gt``, ``pred``: the annotations by image id (``pred`` also
+    the raw list).  It carries both fixes, which :func:`pairing_fixes` splits; its message names neither."""
     if isinstance(pred, Mapping):
         preds = list(pred.items())
     else:  # the raw list: annotations of an unusable image id or file name are named by the format's checks

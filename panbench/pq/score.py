@@ -172,10 +172,9 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
                  pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring(),
                  explain: bool = True) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
     """Score every image: the accumulator holding the sums, the (ground truth, prediction) pairs in scoring order and,
-    with ``how.keep_images``, the per-image results in that order as columns (else empty).  ``workers``: threads
-    (``None``: :func:`default_workers`); every choice gives the same bits.  A refused prediction whose mistake the
-    files show (image ids paired with other images' files, unknown category ids the masks map, ids in an encoding)
-    is refused with its fix and, with ``explain``, the PQ that fix gives (the prediction fixed and scored again)."""
+    with ``how.keep_images``, the per-image results in that order as columns (else empty), on ``workers`` threads
+    (``None``: :func:`default_workers`); a refused prediction whose mistake the files show is refused with its fix and,
+    with ``explain``, the PQ that fix gives."""
     files = (gt_json, gt_dir, pred_json, pred_dir)
     in_c = batch.available() and how.each is None
     with collector_paused():  # the parse makes ~10^5 objects and no cycles

@@ -12,8 +12,7 @@ if TYPE_CHECKING:
     from panbench.records.io import external_fields, load_record, load_records, make_record, record_run, write_record
     from panbench.records.schema import RunRecord
 
-__all__ = ["RunRecord", "external_fields", "load_record", "load_records", "make_record", "record_run",
-           "write_record"]
+__all__ = ["RunRecord", "external_fields", "load_record", "load_records", "make_record", "record_run", "write_record"]
 _WHERE = {name: "schema" if name == "RunRecord" else "io" for name in __all__}
 
 

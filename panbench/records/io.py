@@ -147,10 +147,8 @@ def record_files(results_dir: Path, model: str, dataset: str) -> list[Path]:
 
 
 def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> RunRecord:
-    """Write the run's JSON record under :func:`record_path`'s name or its first free ``~k`` twin
-    (:func:`_claim_names`; docs/eval.md, "The result record") and append its row to ``runs.csv``; returns it as
-    written.  ``analysis`` (an :class:`panbench.analysis.AnalysisSet`) is saved beside it, named in its
-    ``analysis_file``."""
+    """Write the run's JSON record under :func:`record_path`'s name or its first free ``~k`` twin (docs/eval.md, "The
+    result record"), ``analysis`` saved beside it, and append its row to ``runs.csv``; returns it as written."""
     def named(path: Path) -> RunRecord:  # the record as it reads under the name ``path``
         npz = {"analysis_file": str(_analysis_path(path).relative_to(results_dir))} if analysis is not None else {}
         return record.with_fields(**npz, record=str(path.relative_to(results_dir)))
@@ -188,9 +186,8 @@ _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Path, analysis: Any = None) -> Path:
     """Write a file under the first free name of ``first`` and its ``~1``, ``~2``, ... twins and return that name:
-    ``write(tmp, path)`` writes it for the name tried into a temporary file beside it (``analysis`` saved beside it
-    too), each name claimed with ``os.link`` (atomic, and it fails when the name exists), the analysis file first.
-    Without hard links, ``os.replace`` under an exclusive ``flock`` of ``lock_path`` (:data:`RECORDS_LOCK_S`)."""
+    ``write(tmp, path)`` writes it into a temporary file (``analysis`` saved beside it too), each name claimed with
+    ``os.link`` (atomic; fails where the name exists), else under an exclusive ``flock`` of ``lock_path``."""
     first.parent.mkdir(parents=True, exist_ok=True)
     npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
     tmp = _temp_beside(first, first.suffix)
@@ -252,10 +249,9 @@ def _link(src: Path, dst: Path) -> bool | None:
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
-    """Append one row atomically (the whole file rewritten through a temporary file).  A file written with other
-    columns (an older panbench) is rewritten under today's columns plus its own others, a column its rows lack left
-    empty, so that every row stays under its own header.  Under an exclusive ``flock`` of ``<path>.lock`` (waited
-    for :data:`RECORDS_LOCK_S` at most): jobs sharing a results folder (``panbench submit``) each keep their row."""
+    """Append one row atomically (the whole file rewritten through a temporary file), under an exclusive ``flock`` of
+    ``<path>.lock`` (:data:`RECORDS_LOCK_S`); a file written with other columns (an older panbench) is rewritten under
+    today's columns plus its own others, so that every row stays under its own header."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(path.with_name(path.name + ".lock"), RECORDS_LOCK_S, f"adding a row to {path.name}"):
         old = _csv_text(path)
@@ -366,10 +362,8 @@ def record_from_json(raw: dict[str, Any]) -> RunRecord:
 
 
 def load_records(results_dir: Path) -> list[RunRecord]:
-    """Every JSON record under ``results_dir/runs`` (:func:`load_record`), oldest first.  A damaged file is left
-    out with one line on stderr naming it (:func:`note_skipped`), the others read: a file there that is no record
-    (truncated, emptied, another program's), and a run's per-image analysis file that is no zip of arrays (the run
-    is then read without it, as a run that has none)."""
+    """Every JSON record under ``results_dir/runs`` (:func:`load_record`), oldest first; a damaged file, or a damaged
+    per-image analysis file of a run, left out with one line on stderr (:func:`note_skipped`)."""
     out = []
     for p in sorted((Path(results_dir) / "runs").glob("*.json")):
         try:
@@ -391,10 +385,8 @@ def note_skipped(message: str) -> None:
 
 
 def _without_damaged_analysis(results_dir: Path, rec: RunRecord) -> RunRecord:
-    """``rec``, or, when its per-image analysis file is not one as :meth:`AnalysisSet.save
-    <panbench.analysis.collect.AnalysisSet.save>` writes it (a zip of ``.npy`` arrays with the format and the image
-    ids; only its table of contents is read), ``rec`` without it (one line on stderr): the readers of the analyses
-    (``table --ci``, ``compare``, ``images``, the report) treat it as a run that has none."""
+    """``rec``, or ``rec`` without its per-image analysis file (one line on stderr) where that is not one as
+    :meth:`~panbench.analysis.collect.AnalysisSet.save` writes it (only its table of contents is read)."""
     import zipfile
 
     if not rec.analysis_file or not (path := results_dir / rec.analysis_file).is_file():
