@@ -14,9 +14,27 @@ from panbench.models.mmdet import mm
 from panbench.ops import active
 
 
-def test_doctor_runs_and_reports_every_part(tmp_path) -> None:
-    r = subprocess.run([sys.executable, "-m", "panbench", "doctor", "--data-root", str(tmp_path)],
-                       capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def doctors(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """`panbench doctor` as its own process twice, the two started together: "works" with --data-root an empty
+    folder; "broken" with a package named mmdet that fails to import first on the path."""
+    empty, shadow = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("shadow")
+    (shadow / "mmdet").mkdir()
+    (shadow / "mmdet" / "__init__.py").write_text("raise ImportError('broken on purpose')\n")
+    doctor = [sys.executable, "-m", "panbench", "doctor"]
+    runs = {"works": ([*doctor, "--data-root", str(empty)], None),
+            "broken": (doctor, {"PYTHONPATH": str(shadow), "PATH": "/usr/bin:/bin"})}
+    procs = {k: subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for k, (argv, env) in runs.items()}
+    out = {}
+    for k, p in procs.items():
+        stdout, stderr = p.communicate(timeout=600)
+        out[k] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+    return out
+
+
+def test_doctor_runs_and_reports_every_part(doctors) -> None:
+    r = doctors["works"]
     assert r.returncode == 0, r.stdout + r.stderr
     for part in ("python", "numpy", "torch", "mmcv", "mmcv ops/cpu", "mmengine", "mmdet", "panopticapi", "data",
                  "pq-fast-path", "analysis-fast-path", "versions/mmdet", "versions/transformers"):
@@ -24,12 +42,9 @@ def test_doctor_runs_and_reports_every_part(tmp_path) -> None:
     assert "no COCO-layout panoptic val" in r.stdout  # a missing dataset is a notice, not a failure
 
 
-def test_doctor_fails_when_a_required_part_is_broken(tmp_path) -> None:
+def test_doctor_fails_when_a_required_part_is_broken(doctors) -> None:
     # a package named mmdet that fails to import, first on the path: doctor reports it and exits 1
-    (tmp_path / "mmdet").mkdir()
-    (tmp_path / "mmdet" / "__init__.py").write_text("raise ImportError('broken on purpose')\n")
-    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-m", "panbench", "doctor"], capture_output=True, text=True, env=env)
+    r = doctors["broken"]
     assert r.returncode == 1
     assert "mmdet" in r.stdout and "fix:" in r.stdout
 
