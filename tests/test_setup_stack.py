@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -129,6 +130,8 @@ def test_doctor_lists_each_familys_versions_and_notes_another_transformers(monke
     from panbench.models.families import FAMILIES
 
     tested = dict(FAMILIES["transformers"].tested)["transformers"]
+    # the installed distributions' files, read once for the test's three calls (each reads them per package)
+    monkeypatch.setattr(md, "packages_distributions", functools.cache(md.packages_distributions))
     lines = {c.name: c for c in family_checks("pip", set())}
     assert all(c.ok for c in lines.values()) and set(lines) == {f"versions/{f}" for f in FAMILIES}
     assert lines["versions/mmdet"].detail.startswith("torch ")
