@@ -177,9 +177,8 @@ def run_converter(root: Path, args: Any, name: str, convert: Callable[..., Path]
                                      f"--from the official {DATASETS[name].display} files and convert again with "
                                      "--force"):
         raise InputError(refused)
-    n_things = sum(ds.categories.isthing)
     return (f"{name} panoptic val ready at {root}: {len(ds.samples)} images, {len(ds.categories.ids)} categories "
-            f"({n_things} things) ({time.perf_counter() - t:.1f} s); use --dataset {name}")
+            f"({sum(ds.categories.isthing)} things) ({time.perf_counter() - t:.1f} s); use --dataset {name}")
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
