@@ -370,7 +370,9 @@ def _installed(name: str) -> tuple[str, str] | None:
     """(distribution, version) of the package imported as ``name`` (mmcv: ``mmcv`` or ``mmcv-lite``), or None."""
     import importlib.metadata as md
 
-    for dist in (name, *md.packages_distributions().get(name, [])):
+    with suppress(md.PackageNotFoundError):
+        return name, md.version(name)
+    for dist in md.packages_distributions().get(name, []):  # a scan of every installed package: only when needed
         with suppress(md.PackageNotFoundError):
             return dist, md.version(dist)
     return None
