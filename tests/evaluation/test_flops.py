@@ -182,3 +182,30 @@ def test_zoo_gflops_match_the_papers_and_fusion_matches_mmdet(name, coco_sample,
 
 def _maps(out):
     return [o["pan_results"].sem_seg[0] if isinstance(o, dict) else o.sem_seg[0] for o in out]
+
+
+def test_ops_counted_as_zero_where_they_run_count_what_their_decompositions_count() -> None:
+    """Upsampling and ``grid_sample`` (Mask2Former's pixel decoder) are counted as 0 where they run rather than
+    decomposed by FlopCounterMode: the count of a forward through each of them beside a convolution equals the
+    count with them decomposed, so the shortcut hides no counted op."""
+    import torch.nn.functional as F  # noqa: N812
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from panbench.evaluation import flops
+
+    conv = torch.nn.Conv2d(3, 4, 3)
+    x, grid = torch.rand(1, 3, 9, 11), torch.rand(1, 5, 6, 2) * 2 - 1
+
+    def forward() -> None:
+        y = conv(x)
+        for mode in ("bilinear", "nearest", "bicubic"):
+            y = conv(F.interpolate(x, scale_factor=2, mode=mode)) + 0 * F.interpolate(y, size=(7, 9), mode=mode).sum()
+        conv(F.grid_sample(x, grid, align_corners=False))
+
+    counts = []
+    for mapping in ({}, dict.fromkeys(flops._uncounted_ops(torch), flops._no_flops)):
+        counter = FlopCounterMode(display=False, custom_mapping=mapping)
+        with torch.inference_mode(), counter:
+            forward()
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] > 0
