@@ -5,6 +5,7 @@ with exit code 2; ``--debug`` shows the traceback."""
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import errno
 import gc
@@ -13,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -73,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 130
     finally:
         if noted is not None:
-            signal.signal(signal.SIGINT, noted)
+            signal.signal(signal.SIGINT, noted[0])
+            sys.unraisablehook = noted[1]
     if argv is None:
         # the console script's command is over, the interpreter exits (a fraction of a second): a Ctrl-C now
         # changes nothing, where it would kill the exit's teardown half way (Python's handler is gone by then)
@@ -94,9 +97,31 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _note_interrupts() -> Any:
-    """Python's SIGINT handler (KeyboardInterrupt) replaced by one that also notes the interrupt, in the main
-    thread where it is Python's; returns the handler to put back (None: left as it was)."""
+def _interrupt_soon() -> None:
+    time.sleep(0.001)
+    _thread.interrupt_main(signal.SIGINT)
+
+
+class _RaisedAgain:
+    """A KeyboardInterrupt raised where Python ignores exceptions (a weakref callback such as the import
+    machinery's, a ``__del__``) raised again in the code that runs next, not printed and lost; any other
+    exception left to ``hook``."""
+
+    def __init__(self, hook: Any) -> None:
+        self.hook = hook
+
+    def __call__(self, unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            # from another thread, a millisecond later: the main thread takes it once this hook has returned
+            _thread.start_new_thread(_interrupt_soon, ())
+        else:
+            self.hook(unraisable)
+
+
+def _note_interrupts() -> tuple[Any, Any] | None:
+    """Python's SIGINT handler (KeyboardInterrupt) replaced by one that also notes the interrupt, and a Ctrl-C that
+    Python would ignore raised again (:class:`_RaisedAgain`), in the main thread where the handler is Python's;
+    returns the handler and the hook to put back (None: left as they were)."""
     _SIGINT["seen"] = False
     if threading.current_thread() is not threading.main_thread():
         return None
@@ -104,7 +129,8 @@ def _note_interrupts() -> Any:
     if old is not signal.default_int_handler:
         return None
     signal.signal(signal.SIGINT, _on_sigint)
-    return old
+    hook, sys.unraisablehook = sys.unraisablehook, _RaisedAgain(sys.unraisablehook)
+    return old, hook
 
 
 def _main(argv: Sequence[str] | None) -> int:

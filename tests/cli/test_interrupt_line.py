@@ -80,6 +80,41 @@ def test_ctrl_c_that_a_c_extensions_import_turns_into_another_error_is_one_line(
     assert capsys.readouterr().err.strip().splitlines()[-1] == "panbench: interrupted"
 
 
+def test_ctrl_c_inside_a_callback_whose_exceptions_python_ignores_still_ends_the_command(monkeypatch, capsys) -> None:
+    """The signal handled inside a weakref callback (the import machinery's module locks have one): Python prints
+    "Exception ignored in" with a traceback and goes on; the command ends with the one line all the same, at once."""
+    import gc
+    import os
+    import signal
+    import weakref
+
+    from panbench.cli import table
+
+    reached = []
+
+    def run(args: argparse.Namespace) -> int:
+        class Thing:
+            pass
+
+        thing = Thing()
+        ref = weakref.ref(thing, lambda _: os.kill(os.getpid(), signal.SIGINT))  # noqa: F841
+        del thing  # the callback runs here, the Ctrl-C inside it
+        gc.collect()
+        for _ in range(10**6):
+            pass
+        reached.append("the work after the interrupt")
+        return 0
+
+    monkeypatch.setattr(table, "run", run)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the console script (see above)
+    try:
+        assert cli.main(["table"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)
+    err = capsys.readouterr().err
+    assert not reached and "Traceback" not in err and err.strip().splitlines()[-1] == "panbench: interrupted"
+
+
 def test_an_error_without_ctrl_c_is_still_raised(monkeypatch) -> None:
     from panbench.cli import table
 
