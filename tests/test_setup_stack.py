@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,9 +17,9 @@ from panbench.ops import active
 
 
 @pytest.fixture(scope="module")
-def doctors(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+def doctors(tmp_path_factory) -> dict[str, Any]:
     """`panbench doctor` as its own process twice, the two started together: "works" with --data-root an empty
-    folder; "broken" with a package named mmdet that fails to import first on the path."""
+    folder (also given as "empty"); "broken" with a package named mmdet that fails to import first on the path."""
     empty, shadow = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("shadow")
     (shadow / "mmdet").mkdir()
     (shadow / "mmdet" / "__init__.py").write_text("raise ImportError('broken on purpose')\n")
@@ -27,10 +28,11 @@ def doctors(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
             "broken": (doctor, {"PYTHONPATH": str(shadow), "PATH": "/usr/bin:/bin"})}
     procs = {k: subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for k, (argv, env) in runs.items()}
-    out = {}
+    out: dict[str, Any] = {}
     for k, p in procs.items():
         stdout, stderr = p.communicate(timeout=600)
         out[k] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+    out["empty"] = empty
     return out
 
 
@@ -40,7 +42,8 @@ def test_doctor_runs_and_reports_every_part(doctors) -> None:
     for part in ("python", "numpy", "torch", "mmcv", "mmcv ops/cpu", "mmengine", "mmdet", "panopticapi", "data",
                  "pq-fast-path", "analysis-fast-path", "versions/mmdet", "versions/transformers"):
         assert f" {part}" in r.stdout, part
-    assert "no COCO-layout panoptic val" in r.stdout  # a missing dataset is a notice, not a failure
+    # a missing dataset is a notice, not a failure; the folder named is the one --data-root gave
+    assert f"no COCO-layout panoptic val at {doctors['empty']}" in r.stdout
 
 
 def test_doctor_fails_when_a_required_part_is_broken(doctors) -> None:

@@ -75,8 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 130
     finally:
         if noted is not None:
-            signal.signal(signal.SIGINT, noted[0])
+            _SIGINT["active"] = False  # an interrupt raised again from now on would land outside the command
             sys.unraisablehook = noted[1]
+            signal.signal(signal.SIGINT, noted[0])
     if argv is None:
         # the console script's command is over, the interpreter exits (a fraction of a second): a Ctrl-C now
         # changes nothing, where it would kill the exit's teardown half way (Python's handler is gone by then)
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _INTERRUPTED = "panbench: interrupted"
-_SIGINT = {"seen": False}
+_SIGINT = {"seen": False, "active": False}
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
@@ -99,7 +100,8 @@ def _on_sigint(signum: int, frame: Any) -> None:
 
 def _interrupt_soon() -> None:
     time.sleep(0.001)
-    _thread.interrupt_main(signal.SIGINT)
+    if _SIGINT["active"]:
+        _thread.interrupt_main(signal.SIGINT)
 
 
 class _RaisedAgain:
@@ -112,7 +114,8 @@ class _RaisedAgain:
 
     def __call__(self, unraisable: Any) -> None:
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-            # from another thread, a millisecond later: the main thread takes it once this hook has returned
+            # from another thread, a moment later (its start and sleep): the main thread takes it once this hook
+            # has returned, while main() runs
             _thread.start_new_thread(_interrupt_soon, ())
         else:
             self.hook(unraisable)
@@ -130,6 +133,7 @@ def _note_interrupts() -> tuple[Any, Any] | None:
         return None
     signal.signal(signal.SIGINT, _on_sigint)
     hook, sys.unraisablehook = sys.unraisablehook, _RaisedAgain(sys.unraisablehook)
+    _SIGINT["active"] = True
     return old, hook
 
 
