@@ -75,8 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 130
     finally:
         if noted is not None:
-            _SIGINT["active"] = False  # an interrupt raised again from now on would land outside the command
-            sys.unraisablehook = noted[1]
+            sys.unraisablehook = noted[1]  # first: an interrupt raised again from now on would land outside it
             signal.signal(signal.SIGINT, noted[0])
     if argv is None:
         # the console script's command is over, the interpreter exits (a fraction of a second): a Ctrl-C now
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _INTERRUPTED = "panbench: interrupted"
-_SIGINT = {"seen": False, "active": False}
+_SIGINT = {"seen": False}
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
@@ -100,7 +99,7 @@ def _on_sigint(signum: int, frame: Any) -> None:
 
 def _interrupt_soon() -> None:
     time.sleep(0.001)
-    if _SIGINT["active"]:
+    if isinstance(sys.unraisablehook, _RaisedAgain):  # main() still runs the command
         _thread.interrupt_main(signal.SIGINT)
 
 
@@ -115,7 +114,7 @@ class _RaisedAgain:
     def __call__(self, unraisable: Any) -> None:
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
             # from another thread, a moment later (its start and sleep): the main thread takes it once this hook
-            # has returned, while main() runs
+            # has returned
             _thread.start_new_thread(_interrupt_soon, ())
         else:
             self.hook(unraisable)
@@ -133,7 +132,6 @@ def _note_interrupts() -> tuple[Any, Any] | None:
         return None
     signal.signal(signal.SIGINT, _on_sigint)
     hook, sys.unraisablehook = sys.unraisablehook, _RaisedAgain(sys.unraisablehook)
-    _SIGINT["active"] = True
     return old, hook
 
 
