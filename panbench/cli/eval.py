@@ -54,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    help="GFLOPs per image averaged over the first N images, counted in a separate pass after the "
                    f"timed inference (default {EvalOptions.flops_images}; the Mask2Former paper uses 100; 0: not "
                    "counted)")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                   help="score every combination of these post-processing values from one forward (repeatable; "
+                   "e.g. object_mask_thr=0.6,0.7,0.8 or postprocess=default,maskwise,argmax): one record per "
+                   "setting, each equal to a separate run of it (docs/eval.md, \"Grids\")")
     for flag, (field, kind, what) in MASKWISE_OPTIONS.items():
         p.add_argument(flag, type=kind, help=f"maskwise (needs --postprocess maskwise): {what} (default "
                        f"{getattr(PostProcess, field)})")
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation import storage
-    from panbench.evaluation.run import evaluate_model
+    from panbench.evaluation.run import evaluate_settings
     from panbench.pq.score import unlisted_note
     from panbench.reporting.text import format_comparison, format_record, record_line
 
@@ -87,9 +91,16 @@ def run(args: argparse.Namespace) -> int:
     for k, spec in enumerate(specs):
         args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C
         args.caches_before = storage.opened()  # the cache opened after these is this model's (the line's count)
-        # the numbers on the screen before any file is written
-        rec = evaluate_model(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True))
+        # the numbers on the screen before any file is written (a grid's: one table once every record is written)
+        scored = evaluate_settings(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True)
+                                   if not opts.grid else None)
         args.models_done, args.models_left = [s.name for s in specs[:k + 1]], [s.name for s in specs[k + 1:]]
+        if scored[0][0] is not None:
+            records += [r for _, r in scored]
+            if rank() == 0:
+                print(grid_output(scored, spec.name, args.dataset, opts, Path(args.results)))
+            continue
+        rec = scored[0][1]
         records.append(rec)
         if rank() == 0:
             print(record_line(rec, args.results))
@@ -97,10 +108,22 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  per-image table: {per_image_out(args.per_image, rec, args.results, len(specs) > 1)}")
             for note in filter(None, (unlisted_note(rec.to_json()), shared_note(rec))):
                 print(note, file=sys.stderr)
-    if len(records) > 1 and rank() == 0:
+    if len(records) > 1 and not opts.grid and rank() == 0:
         print(format_comparison(records, args.results))
     finish_distributed()
     return 0
+
+
+def grid_output(scored: list[tuple[Any, RunRecord]], model: str, dataset: str, opts: EvalOptions,
+                results: Path) -> str:
+    """A grid's summary written (``RESULTS/grids/``) and its one table of the settings, as printed."""
+    from panbench.records.grids import GridRow, summary, write_summary
+    from panbench.reporting.text import format_grid
+
+    rows = [GridRow(s.label(), dict(s.values), s.default, str(r.record), r.metrics) for s, r in scored]
+    doc = summary(model, dataset, opts.grid or {}, rows, opts.command)
+    path = write_summary(results, doc)
+    return format_grid(doc, [r for _, r in scored]) + f"\n  grid: {path} ({len(rows)} records under {results}/runs)"
 
 
 def check_settings(args: argparse.Namespace) -> None:
@@ -110,6 +133,12 @@ def check_settings(args: argparse.Namespace) -> None:
             raise PanbenchError(f"{given[0]} sets Panoptic SegFormer's mask-wise merging, which runs with "
                                 f"--postprocess maskwise only; add --postprocess maskwise or leave out "
                                 f"{' and '.join(given)}")
+    if args.grid:
+        if args.images:
+            raise PanbenchError("--grid scores post-processing settings; --images has no ground truth: leave one out")
+        if args.fusion == "mmdet":
+            raise PanbenchError("--grid runs each setting through panbench's fusion (pixel-identical to mmdet's): "
+                                "leave --fusion mmdet out")
     if args.image_dir and not args.images:
         raise PanbenchError("--image-dir goes with --images FILE.json")
     if args.images and not args.save_predictions:

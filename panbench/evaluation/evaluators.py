@@ -242,15 +242,7 @@ class RunEvaluators:
 
     def empty(self) -> RunEvaluators:
         """Evaluators with nothing in them, scoring as these and writing to the same cache (a forked process's)."""
-        extra = []
-        for ev in self.extra:
-            try:
-                twin = copy.deepcopy(ev)
-            except Exception as e:  # noqa: BLE001 - the user's state
-                raise PanbenchError(f"evaluator {name_of(ev)}: it does not copy ({type(e).__name__}: {e}); keep plain "
-                                    "values in its state") from None
-            _call(twin, "reset", "a forked process")
-            extra.append(twin)
+        extra = [fresh_copy(ev) for ev in self.extra]
         return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None, extra,
                              self.ap.source if self.ap is not None else None,
                              any(isinstance(ev, AnalysesEvaluator) for ev in self.members))
@@ -356,6 +348,17 @@ class RunEvaluators:
             out[name_of(ev)] = _json(ev, got, "evaluate() returned fields that are",
                                      "numbers (None for one not defined), strings, lists and dicts")
         return out
+
+
+def fresh_copy(ev: Any) -> Any:
+    """A copy of the user's evaluator ``ev``, reset (a forked process's, a grid's other settings')."""
+    try:
+        twin = copy.deepcopy(ev)
+    except Exception as e:  # noqa: BLE001 - the user's state
+        raise PanbenchError(f"evaluator {name_of(ev)}: it does not copy ({type(e).__name__}: {e}); keep plain "
+                            "values in its state") from None
+    _call(twin, "reset", "a copy")
+    return twin
 
 
 def _call(ev: Any, method: str, where: str, *args: Any) -> Any:

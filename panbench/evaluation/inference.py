@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,6 +26,7 @@ from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.runtime import forward_resilient
 from panbench.evaluation.storage import PredictionWriter
 from panbench.evaluation.timings import Timings
+from panbench.models.grid import Setting
 from panbench.models.protocol import DeferredFusion
 from panbench.pq.png import read_ids
 from panbench.pq.threads import ALIVE_CHECK_S, STOP_S, join_while_alive
@@ -94,21 +95,37 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Outlet:
+    """Where one post-processing setting's outputs go (a run has one; a grid, one per setting, docs/eval.md,
+    "Grids"): the images it holds already and its predictions writer; its evaluators are passed beside it."""
+
+    done: frozenset[int] = frozenset()  # scored already (resumed from the cache): not scored again
+    predictions: PredictionWriter | None = None  # --save-predictions: saves each image's prediction
+    setting: Setting | None = None  # None: the run's own post-processing
+
+    def wants(self, i: int, scored: bool) -> bool:
+        """Whether image ``i`` is to be scored or its prediction saved here."""
+        return (self.predictions is not None and i not in self.predictions.saved) or (scored and i not in self.done)
+
+
+@dataclass(frozen=True)
 class Shard:
-    """The images one process runs and how (dataset indices, device, options, what is done already)."""
+    """The images one process runs and how (dataset indices, device, options, each setting's outlet)."""
 
     indices: list[int]
     device: str
     opts: EvalOptions
-    done: frozenset[int] = frozenset()  # scored already (resumed from the cache): not run again
-    predictions: PredictionWriter | None = None  # --save-predictions: saves each image's prediction
+    outlets: tuple[Outlet, ...] = (Outlet(),)
     scored: bool = True  # False for images without ground truth (--images): predictions only
 
     def todo(self) -> list[int]:
-        """The indices to run: not in the cache yet, or whose prediction is to be saved and is not."""
-        saving = self.predictions
-        return [i for i in self.indices
-                if (saving is not None and i not in saving.saved) or (self.scored and i not in self.done)]
+        """The indices to run: not in some setting's cache yet, or whose prediction is to be saved and is not."""
+        return [i for i in self.indices if any(o.wants(i, self.scored) for o in self.outlets)]
+
+    @property
+    def settings(self) -> list[Setting] | None:
+        """The grid's settings (None: one run, its own post-processing)."""
+        return None if self.outlets[0].setting is None else [o.setting for o in self.outlets if o.setting]
 
 
 class Items:
@@ -176,15 +193,17 @@ def same_shape_batches(items: Iterable[list[dict[str, Any]]], size: int, key: Ca
 
 
 class _PostProcessor(threading.Thread):
-    """The post-processing thread (docs/eval.md, "Post-processing beside the forward"); its seconds go to
-    ``timings`` (timed batches only) and its images to ``progress``."""
+    """The post-processing thread (docs/eval.md, "Post-processing beside the forward"): each batch's outputs (each
+    setting's, in a grid) converted and scored into that setting's evaluators; its seconds go to ``timings`` (timed
+    batches only; a grid's own seconds per setting in ``timings.settings``) and its images to ``progress``."""
 
-    def __init__(self, family: Any, evaluators: RunEvaluators, dataset: PanopticDataset, timings: Timings, sync: Any,
-                 predictions: PredictionWriter | None = None, progress: Progress | None = None) -> None:
+    def __init__(self, family: Any, evaluators: Sequence[RunEvaluators], dataset: PanopticDataset, timings: Timings,
+                 sync: Any, outlets: Sequence[Outlet] = (Outlet(),), progress: Progress | None = None) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=1)  # one batch waits while one is processed: bounded memory
         self.family, self.evaluators, self.dataset, self.timings, self.sync = family, evaluators, dataset, timings, sync
-        self.predictions, self.progress = predictions, progress
+        self.outlets, self.progress = list(outlets), progress
+        self.settings = [o.setting for o in self.outlets] if self.outlets and self.outlets[0].setting else None
         self.finish = family.finish if isinstance(family, DeferredFusion) else None
         self.error: BaseException | None = None
         self.dropped = False  # set by abandon: the batches still queued are not processed
@@ -223,30 +242,46 @@ class _PostProcessor(threading.Thread):
                         self.error = e
 
     def _batch(self, batch: list[dict[str, Any]], outputs: list[Any], timed: bool) -> None:
-        family, evaluators, sync = self.family, self.evaluators, self.sync
+        family, sync, timings = self.family, self.sync, self.timings
         t0 = time.perf_counter()
-        if self.finish is not None:
-            outputs = self.finish(outputs)
+        if self.settings is not None:  # each setting's outputs, one after another (the shared work done once)
+            each: Any = family.finish_grid(outputs, self.settings)
+        else:
+            if self.finish is not None:
+                outputs = self.finish(outputs)
+                sync()
+            each = iter([outputs])
+        own = timings.settings if self.settings is not None and timed else None
+        if own is not None and not own:
+            own.extend({"postprocess_s": 0.0, "fusion_s": 0.0, "scoring_s": 0.0} for _ in self.outlets)
+        for k, (outlet, evaluators) in enumerate(zip(self.outlets, self.evaluators)):
+            t1 = time.perf_counter()
+            outs = next(each)
             sync()
-        t1 = time.perf_counter()
-        ap = evaluators.ap is not None
-        converted = [(family.to_segments(out), family.to_instances(out) if ap else None, family.to_semantic(out))
-                     for out in outputs]
-        t2 = time.perf_counter()
-        scoring = 0.0
-        for it, ((pred_ids, segs), instances, semantic) in zip(batch, converted):
-            s = self.dataset.samples[it["index"]]
-            if self.predictions is not None:
-                self.predictions.write(s, pred_ids, segs)
+            t2 = time.perf_counter()
+            ap = evaluators.ap is not None
+            converted = [(family.to_segments(out), family.to_instances(out) if ap else None, family.to_semantic(out))
+                         for out in outs]
             t3 = time.perf_counter()
-            if it["gt_ids"] is not None:
-                evaluators.score(it["index"], it["gt_ids"], s.gt_ann["segments_info"], pred_ids, segs,
-                           f"image {s.image_id}", s.image_id, instances, semantic)
-            scoring += time.perf_counter() - t3
-        if timed:
-            self.timings.fusion_s += t1 - t0
-            self.timings.postprocess_s += t2 - t0
-            self.timings.scoring_s += scoring
+            scoring = 0.0
+            for it, ((pred_ids, segs), instances, semantic) in zip(batch, converted):
+                i, s = it["index"], self.dataset.samples[it["index"]]
+                if outlet.predictions is not None:
+                    outlet.predictions.write(s, pred_ids, segs)
+                t4 = time.perf_counter()
+                if it["gt_ids"] is not None and i not in outlet.done:
+                    evaluators.score(i, it["gt_ids"], s.gt_ann["segments_info"], pred_ids, segs,
+                                     f"image {s.image_id}", s.image_id, instances, semantic)
+                scoring += time.perf_counter() - t4
+            if timed:
+                fusion = t2 - (t0 if k == 0 else t1)  # the shared work of a grid: the first setting's
+                timings.fusion_s += fusion
+                timings.postprocess_s += fusion + t3 - t2
+                timings.scoring_s += scoring
+                if own is not None:
+                    own[k]["fusion_s"] += fusion
+                    own[k]["postprocess_s"] += fusion + t3 - t2
+                    own[k]["scoring_s"] += scoring
         if self.progress is not None:
             self.progress.add(len(batch))
 
@@ -257,9 +292,10 @@ def defers_fusion(device: str) -> bool:
     return device.startswith("cuda")
 
 
-def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
+def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequence[RunEvaluators], shard: Shard,
                   progress: Progress | None = None) -> Timings:
-    """The model over the images of ``shard`` still to run, into ``evaluators``, counted on ``progress``."""
+    """The model over the images of ``shard`` still to run, into ``evaluators`` (one per outlet of the shard),
+    counted on ``progress``."""
     import torch
 
     device, opts = shard.device, shard.opts
@@ -279,10 +315,12 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
     with sigint_held():  # the workers start here: none meets a Ctrl-C before it ignores SIGINT
         loaded = iter(loader)
     family = lm.family
-    post = _PostProcessor(family, evaluators, dataset, timings, sync, shard.predictions, progress)
+    post = _PostProcessor(family, evaluators, dataset, timings, sync, shard.outlets, progress)
     post.start()
     one = _Pass(shard, post)
-    deferred = family.deferred() if isinstance(family, DeferredFusion) and defers_fusion(device) else nullcontext()
+    # a grid's settings all come from the outputs the forward leaves unfused
+    defer = defers_fusion(device) or shard.settings is not None
+    deferred = family.deferred() if isinstance(family, DeferredFusion) and defer else nullcontext()
     try:
         with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
             t_start = one.batches(same_shape_batches(loaded, opts.batch_size, family.batch_key))
@@ -298,7 +336,8 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEval
         if post.error is None and not post.ended:
             raise RuntimeError("the post-processing thread ended before the last batch; rerun to resume")
     finally:
-        evaluators.flush()  # the images scored so far, to resume from
+        for ev in evaluators:
+            ev.flush()  # the images scored so far, to resume from
     if post.error is not None:
         raise post.error
     timings.wall_s = time.perf_counter() - t_start if timings.timed_images else 0.0
@@ -408,7 +447,7 @@ def _die_with_parent(parent: int | None = None) -> None:
         os._exit(1)
 
 
-def _forked_shard(k: int) -> tuple[list[Any], Timings]:
+def _forked_shard(k: int) -> tuple[list[list[Any]], Timings]:
     """Body of a forked process: shard ``k`` into evaluators of its own; returns what they hold and the timings."""
     import torch
 
@@ -416,9 +455,9 @@ def _forked_shard(k: int) -> tuple[list[Any], Timings]:
     torch.set_num_threads(a["threads"])
     if a["progress"] is not None:
         a["progress"].use_slot(k)
-    evaluators = a["evaluators"].empty()
+    evaluators = [e.empty() for e in a["evaluators"]]
     t = run_inference(a["lm"], a["dataset"], evaluators, a["shards"][k], a["progress"])
-    return evaluators.part(), t
+    return [e.part() for e in evaluators], t
 
 
 def _forked_main(k: int, conn: Any, parent: int) -> None:
@@ -438,7 +477,7 @@ def _forked_main(k: int, conn: Any, parent: int) -> None:
     conn.close()
 
 
-def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: RunEvaluators, shard: Shard,
+def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequence[RunEvaluators], shard: Shard,
                       procs: int, progress: Progress | None = None) -> Timings:
     """:func:`run_inference` on the CPU in ``procs`` forked processes (docs/eval.md, "Forked CPU processes"); on
     Ctrl-C (or any error) the parent kills them and goes on at once (:func:`_end_children`)."""
@@ -469,9 +508,10 @@ def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: Run
     finally:
         torch.set_num_threads(threads_before)
         _FORKED.clear()
-    total = Timings(**{**own.__dict__, "batches": dict(own.batches),
+    total = Timings(**{**own.__dict__, "batches": dict(own.batches), "settings": [dict(d) for d in own.settings],
                        "extra": {**own.extra, "cpu_procs": procs, "threads_per_proc": threads}})
-    evaluators.reduce(part for part, _ in parts)
+    for k, ev in enumerate(evaluators):
+        ev.reduce(part[k] for part, _ in parts)
     for _, t in parts:
         total.merge(t)
     total.extra["parallel_wall_s"] = time.perf_counter() - t0

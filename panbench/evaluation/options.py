@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
+from panbench.models.grid import parse_grid
 from panbench.models.postprocess import PostProcess
 from panbench.records.provenance import command_line
 
@@ -52,6 +53,8 @@ class EvalOptions:
     # the user's evaluators (--evaluator): module:Class, path/to/file.py:Class, classes or instances
     # (panbench.evaluation.evaluators); not part of the key: the cache keeps each one's shares by name@version
     evaluators: tuple[Any, ...] = ()
+    # --grid KEY=V1,V2 (docs/eval.md, "Grids"): {key: values}, every setting scored from one forward; None: one run
+    grid: dict[str, list[Any]] | None = None
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> EvalOptions:
@@ -84,6 +87,7 @@ class EvalOptions:
             ap=not given("no_ap", not cls.ap), diagnosis=not given("no_diagnosis", not cls.diagnosis),
             corruption=corruption_of(given("corruption"), given("severity")),
             evaluators=tuple(given("evaluator", ())),
+            grid=parse_grid(given("grid")) if given("grid") else None,
         )
 
 
@@ -131,3 +135,8 @@ def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
     ``--model all`` does not stop at the fifth model."""
     for spec in specs:
         spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)
+    if opts.grid:
+        from panbench.models.grid import check_grid
+
+        kinds = {s.name: (getattr(s.family.entry(), "grid_kind", None) or (lambda _: None))(s) for s in specs}
+        check_grid(opts.grid, kinds)

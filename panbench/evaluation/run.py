@@ -9,6 +9,7 @@ import itertools
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,14 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
-from panbench.evaluation.evaluators import RunEvaluators, load_evaluators
+from panbench.evaluation.evaluators import RunEvaluators, fresh_copy, load_evaluators
 from panbench.evaluation.flops import run_gflops
-from panbench.evaluation.inference import Progress, Shard, cpu_procs_for, run_inference, run_inference_cpu
+from panbench.evaluation.inference import Outlet, Progress, Shard, cpu_procs_for, run_inference, run_inference_cpu
 from panbench.evaluation.loading import load_model
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.timings import Timings, precision_info
+from panbench.models.grid import Setting, expand, has_key
+from panbench.models.postprocess import PostProcess
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
 from panbench.records import io as records_io
@@ -29,15 +32,32 @@ from panbench.records.schema import RunRecord
 from panbench.robustness.pipeline import check_corruptible
 
 
+@dataclass
+class Part:
+    """One post-processing setting's share of a run (a run has one; a grid, one per setting; docs/eval.md, "Grids"):
+    the options and the loaded model as a separate run of the setting names them, and what it scored."""
+
+    opts: EvalOptions  # what a separate run of the setting is given (--cfg-options, --postprocess)
+    lm: LoadedModel  # the run's model, its config text and hash as the setting's run records them
+    fusion: str | None  # the record's ``fusion``
+    key_parts: dict[str, Any]
+    key: str
+    setting: Setting | None = None  # None: the run's own post-processing, no grid
+    writer: storage.PredictionWriter | None = None
+    evaluators: RunEvaluators = dataclasses.field(init=False)  # every image of the job, after infer()
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)  # its PQ metrics, after conclude()
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # the other evaluators' record fields
+    done: frozenset[int] = frozenset()  # images taken from its resume cache
+    saved: Path | None = None  # the predictions JSON
+    unsaved: PanbenchError | OSError | None = None  # why the predictions JSON could not be written
+    speed: dict[str, Any] = dataclasses.field(default_factory=dict)  # its timings with the speed, after conclude()
+    speed_device: str = ""  # the label the speed describes
+
+
 class Run:
     """One run of a model on a dataset, the one owner of its state (as mmengine's ``Runner``), its steps as
-    methods: the constructor loads, :meth:`infer`, :meth:`conclude`, :meth:`record`."""
-
-    evaluators: RunEvaluators  # every image of the job, after infer()
-    metrics: dict[str, Any]  # the evaluators' PQ metrics, after conclude()
-    fields: dict[str, Any]  # the other evaluators' record fields (RunEvaluators.evaluate), after conclude()
-    speed: dict[str, Any]  # the timings with the speed over every measured image
-    speed_device: str  # the label the speed describes
+    methods: the constructor loads, :meth:`infer`, :meth:`conclude`, :meth:`record`.  Each post-processing setting
+    (one, or a grid's) is a :class:`Part` of it."""
 
     def __init__(self, spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> None:
         self.dataset, self.opts = dataset, opts
@@ -50,172 +70,216 @@ class Run:
                              opts.cfg_options, ap=opts.ap)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
             check_corruptible(self.lm.family, spec.framework)
-        self.fusion = self.lm.family.configure(opts.postprocess, opts.fusion)  # what ran the model's own fusion
+        family = self.lm.family
+        settings = grid_settings(spec, family, opts)
+        # a grid's settings come from the model's own fusion, run by panbench, on the forward's outputs
+        fusion = family.configure(PostProcess() if settings else opts.postprocess, opts.fusion)
         # the registry's spec stays as it is: the run's copy names what the model's config says
         named = self.lm.named
         self.spec = dataclasses.replace(spec, architecture=named[0], backbone=named[1]) if named else spec
         self.fingerprint = dataset.fingerprint()  # hashes the annotation file: once per run
-        self.key_parts = record_fields.cache_key_parts(self.lm, self.fingerprint, opts, self.device)
-        self.key = storage.cache_key(self.key_parts)
-        self.writer = storage.prediction_writer(self.spec, dataset, opts, self.key)
+        self.parts = [self._part(fusion)] if not settings else [self._part(fusion, s) for s in settings]
         self.timings, self.memory = Timings(), dict[str, float]()  # the job's, after infer()
-        self.procs, self.resumed = 1, 0  # forked CPU processes; images taken from the resume cache
+        self.procs = 1  # forked CPU processes
         self.t0, self.load0 = 0.0, cpu_clock()  # perf_counter after the resume; cpu_clock() as infer() starts
         self.beside: list = []  # the runs that overlapped this one on this machine
         self.shared = False  # another run shared any rank's machine
         self.flops: Any = None
-        self.saved: Path | None = None  # the predictions JSON
-        self.unsaved: PanbenchError | OSError | None = None  # why the predictions JSON could not be written
 
-    @property
-    def run_dir(self) -> Path:
-        """The resume cache's folder of this run."""
-        return self.opts.cache_root / f"{self.spec.name}-{self.dataset.name}-{self.key}"
+    def _part(self, fusion: str | None, setting: Setting | None = None) -> Part:
+        """The part of ``setting`` (None: the run's own), keyed, named and saved as a separate run of it."""
+        opts, lm = self.opts, self.lm
+        if setting is not None:
+            save = None if opts.save_predictions is None else opts.save_predictions / setting.slug()
+            opts = dataclasses.replace(opts, cfg_options=setting.cfg_options, postprocess=setting.postprocess,
+                                       save_predictions=save)
+            fusion = fusion if setting.postprocess.name == "default" else None
+            if setting.cfg_options != self.opts.cfg_options:
+                text, digest = self.spec.family.entry().config_text(self.spec, setting.cfg_options, opts.ap)
+                lm = dataclasses.replace(lm, cfg_text=text, cfg_hash=digest)
+        key_parts = record_fields.cache_key_parts(lm, self.fingerprint, opts, self.device)
+        key = storage.cache_key(key_parts)
+        return Part(opts, lm, fusion, key_parts, key, setting,
+                    storage.prediction_writer(self.spec, self.dataset, opts, key))
+
+    def run_dir(self, part: Part) -> Path:
+        """The resume cache's folder of ``part`` (a separate run of its setting has the same)."""
+        return self.opts.cache_root / f"{self.spec.name}-{self.dataset.name}-{part.key}"
 
     def open_evaluators(self) -> Shard:
-        """The run's :attr:`evaluators`, writing through to its resume cache (cleared first without ``--resume``)
-        and holding the cached images that need not run again; returns this rank's shard."""
+        """Each part's evaluators, writing through to its resume cache (cleared first without ``--resume``) and
+        holding the cached images that need not run again; returns this rank's shard."""
         opts, rank = self.opts, self.rank
         if not opts.resume and runtime.local_rank() == 0:
-            storage.clear(self.run_dir)
+            for part in self.parts:
+                storage.clear(self.run_dir(part))
         runtime.barrier()
-        cache = storage.StatsCache(self.run_dir, opts.flush_every, tag=f"r{rank}", key_parts=self.key_parts)
-        self.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
-                                        ap=opts.ap and self.lm.family.instance_source is not None,
-                                        extra=self.extra, ap_source=self.lm.family.instance_source)
         indices = list(range(rank, len(self.dataset.samples), self.world))
-        writer = self.writer  # a cached image whose prediction is to be saved and is not runs again
-        rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
-        done, lacking = self.evaluators.resume(indices, rerun)
-        if lacking and rank == 0:
+        outlets = []
+        for part in self.parts:
+            cache = storage.StatsCache(self.run_dir(part), opts.flush_every, tag=f"r{rank}", key_parts=part.key_parts)
+            part.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
+                                            ap=opts.ap and self.lm.family.instance_source is not None,
+                                            extra=self._extra(part), ap_source=self.lm.family.instance_source)
+            writer = part.writer  # a cached image whose prediction is to be saved and is not runs again
+            rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
+            part.done, lacking = part.evaluators.resume(indices, rerun)
+            self._say_resumed(part, cache, lacking, len(indices))
+            outlets.append(Outlet(part.done, writer, part.setting))
+        return Shard(indices, self.device, opts, outlets=tuple(outlets))
+
+    def _extra(self, part: Part) -> list[Any]:
+        """The user's evaluators of ``part``: the ones loaded for the first, a fresh copy of each for the others."""
+        return self.extra if not self.parts or part is self.parts[0] else [fresh_copy(ev) for ev in self.extra]
+
+    def _say_resumed(self, part: Part, cache: storage.StatsCache, lacking: dict[str, int], n: int) -> None:
+        if self.rank != 0:
+            return
+        name = self.spec.name + (f" [{part.setting.label()}]" if part.setting is not None else "")
+        if lacking:
             said = ", ".join(f"{k} ({n} images)" for k, n in lacking.items())
-            print(f"resuming {self.spec.name}: the cache holds no share of {said} (an evaluator or version it "
-                  "was not made with): they run again", file=sys.stderr)
-        if done and rank == 0:
-            print(f"resuming {self.spec.name}: {len(done)} of {len(indices)} images already scored "
-                  f"({cache.dir}); --no-resume starts afresh", file=sys.stderr)
-        elif opts.resume and rank == 0 and (old := storage.older_format(self.run_dir, self.key_parts)) is not None:
-            print(f"note: {old}: cached by an older panbench (another cache format), not read; {self.spec.name} "
-                  "runs every image again", file=sys.stderr)
-        return Shard(indices, self.device, opts, done=done, predictions=writer)
+            print(f"resuming {name}: the cache holds no share of {said} (an evaluator or version it was not made "
+                  "with): they run again", file=sys.stderr)
+        if part.done:
+            print(f"resuming {name}: {len(part.done)} of {n} images already scored ({cache.dir}); --no-resume "
+                  "starts afresh", file=sys.stderr)
+        elif self.opts.resume and (old := storage.older_format(self.run_dir(part), part.key_parts)) is not None:
+            print(f"note: {old}: cached by an older panbench (another cache format), not read; {name} runs every "
+                  "image again", file=sys.stderr)
 
     def infer(self) -> None:
-        """The shard's images into :attr:`evaluators`, reduced over the ranks, with the job's timings and memory."""
+        """The shard's images into each part's evaluators, reduced over the ranks, with the job's timings and
+        memory."""
         shard = self.open_evaluators()
         self.t0 = time.perf_counter()
         run_marker, wall0, self.load0 = marker(), time.time(), cpu_clock()  # the speed's context: who ran beside
         beside = run_marker.overlapping(wall0, wall0)
-        # then every rank's PQ sums (exact integers) and per-image matches, keyed by dataset index, so that the
-        # union does not depend on the split
-        timings = self._infer(self.evaluators, shard, lambda: self.evaluators.reduce(runtime.dist_others(
-            self.evaluators.part(), "collecting the per-image results of the ranks")))
+        evaluators = [part.evaluators for part in self.parts]
+
+        def reduce() -> None:  # every rank's PQ sums (exact integers) and per-image matches, keyed by dataset index,
+            # so that the union does not depend on the split
+            got = runtime.dist_others([ev.part() for ev in evaluators], "collecting the per-image results of the ranks")
+            for k, ev in enumerate(evaluators):
+                ev.reduce(other[k] for other in got)
+
+        timings = self._infer(evaluators, shard, reduce)
         self.beside = beside + [o for o in run_marker.overlapping(wall0, time.time()) if o not in beside]
         self.shared = runtime.dist_any(bool(self.beside))  # another run beside any rank shared that rank's machine
         self.timings, self.memory = runtime.reduce_timings(timings, runtime.peak_memory(self.device))  # the job's
-        self.resumed = len(shard.done)
 
     def conclude(self) -> None:
-        """The metrics and analyses of the evaluators, the FLOPs, the saved predictions, the speed."""
+        """The metrics and analyses of each part's evaluators, the FLOPs, the saved predictions, the speed."""
         if self.opts.flops_images and self.rank == 0:  # a pass of its own, after the timed inference (or cached)
-            opts = self.opts
+            opts = self.parts[0].opts  # the forward all the parts share
             settings = {"postprocess": opts.postprocess.label(), "fusion": opts.fusion, "ap": opts.ap,
                         **record_fields.corruption_fields(opts)}
-            self.flops = run_gflops(self.lm, self.dataset, opts.flops_images, self.device, settings,
+            self.flops = run_gflops(self.parts[0].lm, self.dataset, opts.flops_images, self.device, settings,
                                     self.spec.family.packages)
-        self.metrics, self.fields = self.evaluators.evaluate(self.opts.diagnosis)
         n = len(self.dataset.samples)
-        if self.metrics["n_images"] != n:
-            raise PanbenchError(f"internal: scored {self.metrics['n_images']} images of {n}; please report")
-        self._finish_predictions()
-        if self.saved is not None:
-            record_fields.save_instances(self.writer, self.evaluators)
-        t_all = time.perf_counter() - self.t0
-        self._speed()
-        self.speed = {**self.speed, "total_s": t_all, "resumed_images": self.resumed}
+        for k, part in enumerate(self.parts):
+            part.metrics, part.fields = part.evaluators.evaluate(self.opts.diagnosis)
+            if part.metrics["n_images"] != n:
+                raise PanbenchError(f"internal: scored {part.metrics['n_images']} images of {n}; please report")
+            self._finish_predictions(part)
+            if part.saved is not None:
+                record_fields.save_instances(part.writer, part.evaluators)
+            t_all = time.perf_counter() - self.t0
+            self._speed(part, self.timings.of_setting(k))
+            part.speed = {**part.speed, "total_s": t_all, "resumed_images": len(part.done)}
+            if len(self.parts) > 1:
+                part.speed["grid_settings"] = len(self.parts)
 
-    def _finish_predictions(self) -> None:
-        """On rank 0, the predictions JSON written (:attr:`saved`), or why it could not be (:attr:`unsaved`)."""
-        if self.writer is None or self.rank != 0:
+    def _finish_predictions(self, part: Part) -> None:
+        """On rank 0, ``part``'s predictions JSON written (``saved``), or why it could not be (``unsaved``)."""
+        if part.writer is None or self.rank != 0:
             return
         try:
-            self.saved = self.writer.finish(storage.predictions_info(self.spec, self.opts, self.key))
+            part.saved = part.writer.finish(storage.predictions_info(self.spec, part.opts, part.key))
         except (PanbenchError, OSError) as e:  # the scores are not lost with the JSON: the record is written first
-            self.unsaved = e
+            part.unsaved = e
 
-    def _speed(self) -> None:
-        """The timings with the speed over every measured image (this run's and the cache's), the device they
-        describe, whether another run shared the machine; this run's measurement stored for the next resume."""
-        tag = f"r{self.rank}"
+    def _speed(self, part: Part, timings: Timings) -> None:
+        """``part``'s timings with the speed over every measured image (this run's and the cache's), the device
+        they describe, whether another run shared the machine; this run's measurement stored for the next resume."""
+        tag, run_dir = f"r{self.rank}", self.run_dir(part)
         label = runtime.device_name(self.device, self.procs) + (f" x {self.world} ranks" if self.world > 1 else "")
-        stored = storage.read_timing(self.run_dir, tag)
-        self.speed, self.speed_device = record_fields.resumed_speed(self.timings.as_dict(), stored, label, self.resumed)
-        self.shared = self.shared or bool((self.speed["speed_from_cache"] or {}).get("overlapped"))
-        if self.timings.timed_images:  # what this run measured, with what the cache held, for the next resume
-            speed = self.speed
-            storage.write_timing(self.run_dir, tag, {"device": self.speed_device, "timed_images": speed["speed_images"],
-                                                     "wall_s": speed["speed_wall_s"], "overlapped": self.shared})
+        stored = storage.read_timing(run_dir, tag)
+        part.speed, part.speed_device = record_fields.resumed_speed(timings.as_dict(), stored, label, len(part.done))
+        shared = self.shared or bool((part.speed["speed_from_cache"] or {}).get("overlapped"))
+        part.speed["overlapped"] = shared
+        if timings.timed_images:  # what this run measured, with what the cache held, for the next resume
+            speed = part.speed
+            storage.write_timing(run_dir, tag, {"device": part.speed_device, "timed_images": speed["speed_images"],
+                                                "wall_s": speed["speed_wall_s"], "overlapped": shared})
 
-    def record(self, show: Callable[[RunRecord], None] | None = None) -> RunRecord:
-        """The result record, written by rank 0 (``show``: handed it on rank 0 before it is written)."""
-        spec, dataset, opts, res = self.spec, self.dataset, self.opts, self.metrics
-        fields = dict(self.fields)
+    def records(self, show: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
+        """Each part's result record, written by rank 0 (``show``: handed each on rank 0 before it is written)."""
+        return [self.record(part, show) for part in self.parts]
+
+    def record(self, part: Part, show: Callable[[RunRecord], None] | None = None) -> RunRecord:
+        """``part``'s result record, written by rank 0 (``show``: handed it on rank 0 before it is written)."""
+        spec, dataset, opts, res, lm = self.spec, self.dataset, part.opts, part.metrics, part.lm
+        fields = dict(part.fields)
         analysis = fields.pop("analysis", None)  # the per-image export, saved beside the record
         if found := fields.pop("diagnosis", None):  # format mistakes: pq_if_fixed None
             fields["diagnosis"] = [f.to_json() for f in found]
         # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
-        own = record_fields.own_weights(spec, opts.checkpoint, self.lm.weights.sha256)
+        own = record_fields.own_weights(spec, opts.checkpoint, lm.weights.sha256)
         coco = dataset.name == "coco" and opts.corruption is None and not own
 
         results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
         # provenance.predictions: the JSON and the PNG folder written
-        saved = None if self.saved is None or self.writer is None else {"json": str(self.saved),
-                                                                         "dir": str(self.writer.png_dir)}
+        saved = None if part.saved is None or part.writer is None else {"json": str(part.saved),
+                                                                         "dir": str(part.writer.png_dir)}
+        speed = {k: v for k, v in part.speed.items() if k != "overlapped"}
         rec = records_io.record_run(
             results, res, analysis=analysis, show=show if self.rank == 0 else None,
             model=spec.name, framework=spec.framework, architecture=spec.architecture, backbone=spec.backbone,
             dataset=record_fields.dataset_label(dataset.name, opts),
-            postprocess=opts.postprocess.label(), fusion=self.fusion,
+            postprocess=opts.postprocess.label(), fusion=part.fusion,
             published=spec.published if coco else {},
             delta_to_published=record_fields.delta(res, spec.published) if coco else {},
             published_source=(record_fields.published_source(spec) if coco else
                               record_fields.OWN_WEIGHTS if own else None),
-            params=count_parameters(self.lm.model), flops=self.flops, device=self.speed_device, world_size=self.world,
+            params=count_parameters(lm.model), flops=self.flops, device=part.speed_device, world_size=self.world,
             batch_size=opts.batch_size, largest_batch=max(self.timings.batches, default=None),
             amp=opts.amp or "fp32", precision=precision_info(self.device, opts.amp),
-            timings=self.speed, memory=self.memory,
-            speed_context=speed_context(self.device, self.procs, self.world, self.load0, self.beside, self.shared),
-            provenance={**record_fields.provenance(spec, self.lm, dataset, self.fingerprint, opts),
+            timings=speed, memory=self.memory,
+            speed_context=speed_context(self.device, self.procs, self.world, self.load0, self.beside,
+                                        part.speed["overlapped"]),
+            provenance={**record_fields.provenance(spec, lm, dataset, self.fingerprint, opts),
                         "predictions": saved},
             selection={"limit": opts.limit, "subset": opts.subset, "images": len(dataset.samples)},
             **record_fields.corruption_fields(opts), **fields,
         )
-        if self.rank == 0 and self.unsaved is not None and self.writer is not None:
-            raise storage.unsaved_error(self.writer, self.unsaved, opts.results_dir / str(rec.record))
+        if self.rank == 0 and part.unsaved is not None and part.writer is not None:
+            raise storage.unsaved_error(part.writer, part.unsaved, opts.results_dir / str(rec.record))
         return rec
 
     def predict(self) -> Path:
         """``eval --images`` (:func:`predict_images`); returns the JSON's path (on every rank the one rank 0
         writes)."""
-        writer, rank, world, images = self.writer, self.rank, self.world, self.dataset
-        if writer is None:
+        part, rank, world, images = self.parts[0], self.rank, self.world, self.dataset
+        if (writer := part.writer) is None:
             raise PanbenchError("--images runs models without scoring them: pass --save-predictions DIR")
-        shard = Shard(list(range(rank, len(images.samples), world)), self.device, self.opts, predictions=writer,
-                      scored=False)
+        shard = Shard(list(range(rank, len(images.samples), world)), self.device, self.opts,
+                      outlets=(Outlet(predictions=writer),), scored=False)
         done = len(shard.indices) - len(shard.todo())
         if done and rank == 0:
             print(f"resuming {self.spec.name}: {done} of {len(shard.indices)} predictions already saved in "
                   f"{writer.png_dir}; --no-resume starts afresh", file=sys.stderr)
-        self._infer(RunEvaluators(images.categories), shard, runtime.barrier)  # then every rank's predictions are saved
+        self._infer([RunEvaluators(images.categories)], shard, runtime.barrier)  # then every rank's are saved
         if rank == 0:
-            writer.finish(storage.predictions_info(self.spec, self.opts, self.key))
+            writer.finish(storage.predictions_info(self.spec, self.opts, part.key))
         return writer.json_path
 
-    def _infer(self, evaluators: RunEvaluators, shard: Shard, then: Callable[[], None]) -> Timings:
-        """Inference over the shard's images still to run into ``evaluators``, in one process or forked ones, then
-        ``then()``, under the job's progress bar (closed once every rank is done)."""
+    def _infer(self, evaluators: list[RunEvaluators], shard: Shard, then: Callable[[], None]) -> Timings:
+        """Inference over the shard's images still to run into ``evaluators`` (one per part), in one process or
+        forked ones, then ``then()``, under the job's progress bar (closed once every rank is done)."""
         opts = self.opts
         self.procs = cpu_procs_for(opts, self.device, self.world, len(shard.todo()))
-        desc = (f"{'eval' if shard.scored else 'predict'} {self.spec.name} [{opts.postprocess.label()}] on "
+        how = opts.postprocess.label() if len(self.parts) == 1 else f"{len(self.parts)} settings"
+        desc = (f"{'eval' if shard.scored else 'predict'} {self.spec.name} [{how}] on "
                 f"{record_fields.dataset_label(self.dataset.name, opts)}")
         total = runtime.dist_sum(len(shard.todo()))  # every rank's share
         progress = Progress(total, desc, enabled=opts.progress and self.rank == 0,  # one bar per job
@@ -236,10 +300,28 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
                    show: Callable[[RunRecord], None] | None = None) -> RunRecord:
     """Evaluate ``spec`` on ``dataset``: load, infer, conclude, record; returns the result record (written by
     rank 0, after ``show`` was handed it: a write that fails loses none of the numbers printed)."""
+    return evaluate_settings(spec, dataset, opts, show)[0][1]
+
+
+def evaluate_settings(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
+                      show: Callable[[RunRecord], None] | None = None) -> list[tuple[Setting | None, RunRecord]]:
+    """:func:`evaluate_model` with ``opts.grid`` (docs/eval.md, "Grids"): each setting with its record, equal to a
+    separate run's but for the run's own fields, all from one forward; without a grid, (None, the one record)."""
     run = Run(spec, dataset, opts)
     run.infer()
     run.conclude()
-    return run.record(show)
+    return list(zip([part.setting for part in run.parts], run.records(show)))
+
+
+def grid_settings(spec: ModelSpec, family: Any, opts: EvalOptions) -> list[Setting]:
+    """The settings of ``opts.grid`` for ``spec``'s model (its own keys; [] without a grid or without any of them)."""
+    if not opts.grid:
+        return []
+    kind = family.grid_kind() if hasattr(family, "grid_kind") else None
+    own = {k: v for k, v in opts.grid.items() if kind is not None and has_key(k, kind)}
+    if not own:
+        return []
+    return expand(own, kind, spec.name, opts.cfg_options, opts.postprocess, family.grid_own)
 
 
 def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) -> Path:

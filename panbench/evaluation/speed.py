@@ -219,11 +219,12 @@ def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> d
     with tempfile.TemporaryDirectory(prefix="panbench-pq-check-") as tmp:
         run = Run(spec, dataset, eval_options(opts, Path(tmp)))
         run.infer()
-        eager = run.evaluators.pq.evaluate()["PQ"]
+        part = run.parts[0]
+        eager = part.evaluators.pq.evaluate()["PQ"]
         compile_model(run.lm.family, opts.compile_mode)
-        run.key += "-compiled"  # a cache of its own
+        part.key += "-compiled"  # a cache of its own
         run.infer()
-        compiled = run.evaluators.pq.evaluate()["PQ"]
+        compiled = part.evaluators.pq.evaluate()["PQ"]
     delta = abs(compiled - eager)
     return {"eager": eager, "compiled": compiled, "delta": delta, "tolerance": PQ_TOLERANCE,
             "within": delta <= PQ_TOLERANCE, "images": len(dataset.samples), "amp": opts.amp or "fp32"}

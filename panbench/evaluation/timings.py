@@ -27,6 +27,8 @@ class Timings:
     corrupt_s: float = 0.0  # --corruption: seconds spent corrupting images (data-loading side), every image
     corrupt_images: int = 0  # the images those seconds are of
     batches: dict[int, int] = field(default_factory=dict)  # batch size -> forward passes run with that many images
+    # a grid's (docs/eval.md, "Grids"): each setting's own post-processing, fusion and scoring seconds, in order
+    settings: list[dict[str, float]] = field(default_factory=list)
 
     #: per-stage seconds and counts that add over processes (wall time takes the maximum)
     SUMMED = ("data_s", "forward_s", "postprocess_s", "fusion_s", "scoring_s", "timed_images", "warmup_images",
@@ -40,6 +42,16 @@ class Timings:
         self.cpu_fallback_images = sorted([*self.cpu_fallback_images, *other.cpu_fallback_images])
         for size, n in other.batches.items():
             self.batches[size] = self.batches.get(size, 0) + n
+        if not self.settings:
+            self.settings = [dict(d) for d in other.settings]
+        elif other.settings:
+            self.settings = [{k: a[k] + b[k] for k in a} for a, b in zip(self.settings, other.settings)]
+
+    def of_setting(self, k: int) -> Timings:
+        """These timings as a grid's setting ``k`` reads them: the shared forward, its own post-processing."""
+        from dataclasses import replace
+
+        return replace(self, **self.settings[k], settings=[]) if self.settings else self
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from panbench.errors import PanbenchError
@@ -81,6 +82,17 @@ def autocast_forward(step: Callable[[], Any], device: str, amp: str | None) -> A
                                 f"({str(e).splitlines()[0][:100]}); run without --amp (`panbench doctor` lists "
                                 "the modes each architecture runs)") from e
         raise
+
+
+def autocast_now() -> Callable[[], AbstractContextManager[Any]]:
+    """A context manager factory entering the autocast in force now (``nullcontext`` where none is)."""
+    import torch
+
+    kind = next((k for k in ("cuda", "cpu") if torch.is_autocast_enabled(k)), None)
+    if kind is None:
+        return nullcontext
+    dtype = torch.get_autocast_dtype(kind)
+    return lambda: torch.autocast(kind, dtype=dtype)
 
 
 def keep_autocast(job: Callable[[], Any]) -> Callable[[], Any]:

@@ -132,6 +132,31 @@ def format_comparison(records: list[RunRecord], results_dir: Any = None) -> str:
     return "\n".join(rows)
 
 
+def format_grid(doc: dict[str, Any], records: list[RunRecord]) -> str:
+    """A grid's settings in one table (:mod:`panbench.records.grids`' summary ``doc`` and the records, in order):
+    the headline metrics, AP where measured, each setting's own post-processing per image; the model's own
+    setting marked ``*``, the best on these images ``<- best``."""
+    rows = doc["settings"]
+    w = max(len("setting"), *(len(r["label"]) for r in rows)) + 2
+    ap = any(r.ap for r in records)
+    head = (f"{'setting':{w}} {'PQ':>7} {'SQ':>7} {'RQ':>7} {'PQ_th':>7} {'PQ_st':>7}" + (f" {'AP':>6}" if ap else "")
+            + f" {'post ms':>8}")
+    first = records[0]
+    lines = [f"{doc['model']} on {doc['dataset']}: {len(rows)} settings from one forward ({images(first.n_images)}; "
+             f"forward {_ms(first.timings, 'forward_s')} ms per image)", head, "-" * len(head)]
+    for k, (row, rec) in enumerate(zip(rows, records)):
+        m = row["metrics"]
+        mark = ("*" if row["default"] else " ") + " "
+        ap_text = f" {rec.ap['AP']:6.2f}" if ap and rec.ap and rec.ap.get("AP") is not None else (" " * 7 if ap else "")
+        best = "  <- best" if k == doc["best"] else ""
+        lines.append(f"{mark}{row['label']:{w - 2}} {m['PQ']:7.3f} {m['SQ']:7.3f} {m['RQ']:7.3f} {m['PQ_th']:7.3f} "
+                     f"{m['PQ_st']:7.3f}{ap_text} {_ms(rec.timings, 'postprocess_s'):>8}{best}")
+    if doc["default"] is not None:
+        lines.append("* the model's own setting")
+    lines.append(f"best: {doc['best_note']}")
+    return "\n".join(lines)
+
+
 def format_compare(result: dict[str, Any], top: int | None = None) -> str:
     """The paired intervals of ``compare`` (B - A): whole metrics, then the categories (largest difference first)."""
     a, b = result["a"], result["b"]

@@ -55,6 +55,24 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     return Built(family, weights, cfg_text, cfg_hash)
 
 
+def config_text(spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -> tuple[str, str]:
+    """The resolved config text and its hash as :func:`load_model` records them with ``cfg_options`` (a grid's
+    setting names what a separate run of it would)."""
+    cfg = mm.load_config(spec.config, cfg_options)
+    panoptic_only(cfg, keep_instances=ap)
+    return mm.config_text_and_hash(cfg)
+
+
+def grid_kind(spec: ModelSpec) -> str | None:
+    """The fusion whose keys a grid of ``spec`` may vary (:data:`panbench.models.grid.GRID_KEYS`), from its config."""
+    path = Path(spec.config)
+    if path.suffix != ".py" or not path.is_file():
+        return None
+    head = (mm.load_config(path).model.get("panoptic_fusion_head") or {}).get("type")
+    name = head if isinstance(head, str) else getattr(head, "__name__", "")
+    return {"MaskFormerFusionHead": "maskformer", "HeuristicFusionHead": "heuristic"}.get(name)
+
+
 def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:
     """The config loads, its classes map and it takes ``--postprocess`` (``--model all`` stops at none)."""
     path = Path(spec.config)

@@ -13,8 +13,9 @@ import numpy as np
 
 from panbench.analysis.ap import Instances, from_mmdet
 from panbench.errors import PanbenchError
-from panbench.models.amp import autocast_forward, keep_autocast, keep_ops_fp32
+from panbench.models.amp import autocast_forward, autocast_now, keep_autocast, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
+from panbench.models.grid import Setting
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import timed_calls, wrapped_method
 
@@ -91,6 +92,47 @@ class MMDetModel:
             yield
         finally:
             fusion.defer = False
+
+    def grid_kind(self) -> str | None:
+        """The fusion whose keys a grid may vary (:data:`panbench.models.grid.GRID_KEYS`): ``maskformer``,
+        ``heuristic``, or None (a head panbench does not run)."""
+        head = getattr(self.detector, "panoptic_fusion_head", None)
+        return {"MaskFormerFusionHead": "maskformer", "HeuristicFusionHead": "heuristic"}.get(type(head).__name__)
+
+    def grid_own(self, key: str) -> Any:
+        """The model's own value of config key ``key`` (a grid's default setting has it), None where not set."""
+        head = getattr(self.detector, "panoptic_fusion_head", None)
+        prefix = {"maskformer": "model.test_cfg.", "heuristic": "model.test_cfg.panoptic."}.get(self.grid_kind() or "")
+        if head is None or prefix is None or not key.startswith(prefix):
+            return None
+        return (head.test_cfg or {}).get(key[len(prefix):])
+
+    def finish_grid(self, outputs: list[Any], settings: list[Setting]) -> Iterator[list[Any]]:
+        """A deferred forward's outputs under each of ``settings`` in turn (docs/eval.md, "Grids"): a list of data
+        samples per setting, each what a separate run of it gives; the work the settings share done once."""
+        from mmdet.structures import DetDataSample
+
+        jobs = []
+        for sample in outputs:
+            pan = sample.get("pred_panoptic_seg")
+            job = pan.metainfo.get(PENDING) if pan is not None else None
+            if not isinstance(job, _Job):
+                raise PanbenchError(f"{self.where}: the forward ran its fusion; a grid needs panbench's (leave "
+                                    "--fusion mmdet out)")
+            jobs.append(job)
+        per_image = [job.func.__self__.grid(job, settings) for job in jobs]
+        for _ in settings:
+            out = []
+            for sample, results in zip(outputs, per_image):
+                result = next(results)
+                one = DetDataSample(metainfo=sample.metainfo)
+                if "pred_instances" in sample:  # PanopticFPN's roi_head instances: the same for every setting
+                    one.pred_instances = sample.pred_instances
+                one.pred_panoptic_seg = result["pan_results"]
+                if "ins_results" in result:
+                    one.pred_instances = result["ins_results"]
+                out.append(one)
+            yield out
 
     def finish(self, outputs: list[Any]) -> list[Any]:
         """A forward's data samples with their deferred fusion run in place (as ``add_pred_to_datasample``)."""
@@ -222,21 +264,41 @@ PENDING = "panbench_pending"  # metainfo key of a pred_panoptic_seg whose fusion
 
 
 class _Deferrable:
-    """A fusion head's method replaced by panbench's fusion: run at once, or with ``defer`` left for ``finish``."""
+    """A fusion head's method replaced by panbench's fusion: run at once, or with ``defer`` left for ``finish`` (or
+    ``finish_grid``, which runs :meth:`grid` on the job's arguments)."""
 
     defer = False
+    kind = ""  # its keys in panbench.models.grid.GRID_KEYS
 
     def __init__(self, head: Any) -> None:
         self.head = head
 
-    def pending(self, job: Callable[[], dict[str, Any]]) -> Any:
+    def pending(self, job: partial) -> Any:
         from mmengine.structures import PixelData
 
-        return PixelData(metainfo={PENDING: keep_autocast(job)})
+        return PixelData(metainfo={PENDING: _Job(job, keep_autocast(job))})
+
+    def grid(self, job: partial, settings: list[Setting]) -> Iterator[dict[str, Any]]:
+        """The results of ``job`` (as :meth:`pending` took it) under each setting in turn."""
+        raise NotImplementedError
+
+
+class _Job:
+    """A deferred fusion: called, it runs as the forward would have; ``func`` and ``args`` are the call's, ``under()``
+    the autocast the forward ran under (a grid's settings run in it too)."""
+
+    def __init__(self, job: partial, run: Callable[[], dict[str, Any]]) -> None:
+        self.func, self.args, self.keywords, self.run = job.func, job.args, job.keywords, run
+        self.under = autocast_now()
+
+    def __call__(self) -> dict[str, Any]:
+        return self.run()
 
 
 class MaskFormerPredict(_Deferrable):
     """A ``MaskFormerFusionHead``'s ``predict`` by :mod:`.fast_fusion` (the instance output too, with AP)."""
+
+    kind = "maskformer"
 
     def __call__(self, mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
                  rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
@@ -249,19 +311,22 @@ class MaskFormerPredict(_Deferrable):
             out.append({"pan_results": self.pending(job)} if self.defer else job())
         return out
 
-    def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None) -> dict[str, Any]:
-        """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``."""
+    def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None,
+                cfg: Any = None, masks: Any = None) -> dict[str, Any]:
+        """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``
+        under ``cfg`` (default: the head's ``test_cfg``); ``masks``: a grid's upsampled masks, prepared already."""
         from mmengine.structures import InstanceData, PixelData
 
         import panbench.models.mmdet.fast_fusion as ff
 
-        head, cfg = self.head, self.head.test_cfg
+        head, cfg = self.head, self.head.test_cfg if cfg is None else cfg
         n_cls, n_th, top = head.num_classes, head.num_things_classes, cfg.get("max_per_image", 100)
         instance_on = cfg.get("instance_on", False)
-        masks = ff.QueryMasks(mask_pred, size)
-        if instance_on:  # the queries both outputs read, upsampled once
-            masks.prepare(ff.fusion_queries(mask_cls, n_cls, cfg.get("object_mask_thr", 0.8))[0],
-                          ff.instance_queries(mask_cls, n_cls, n_th, top)[2])
+        if masks is None:
+            masks = ff.QueryMasks(mask_pred, size)
+            if instance_on:  # the queries both outputs read, upsampled once
+                masks.prepare(ff.fusion_queries(mask_cls, n_cls, cfg.get("object_mask_thr", 0.8))[0],
+                              ff.instance_queries(mask_cls, n_cls, n_th, top)[2])
         pan = ff.maskformer_fusion(mask_cls, mask_pred, n_cls, n_th, cfg.get("object_mask_thr", 0.8),
                                 cfg.get("iou_thr", 0.8), cfg.get("filter_low_score", False), size, masks)
         result = {"pan_results": PixelData(sem_seg=pan[None])}
@@ -271,23 +336,70 @@ class MaskFormerPredict(_Deferrable):
         return result
 
 
+    def grid(self, job: Any, settings: list[Setting]) -> Iterator[dict[str, Any]]:
+        """:meth:`results` under each setting (``--postprocess maskwise|argmax`` as mmdet's ``predict`` runs them);
+        the masks every setting reads upsampled once."""
+        import torch
+        from mmengine.structures import PixelData
+
+        import panbench.models.mmdet.fast_fusion as ff
+
+        mask_cls, mask_pred, size = job.args
+        head, base = self.head, self.head.test_cfg
+        n_cls, n_th = head.num_classes, head.num_things_classes
+        cfgs = [own_cfg(base, s, "model.test_cfg.") for s in settings]
+        instance_on = base.get("instance_on", False)
+        every = torch.arange(mask_pred.shape[0], device=mask_pred.device)
+        with job.under():
+            masks = ff.QueryMasks(mask_pred, size)
+            queries = [ff.fusion_queries(mask_cls, n_cls, c.get("object_mask_thr", 0.8))[0]
+                       if st.postprocess.name == "default" else every for st, c in zip(settings, cfgs)]
+            if instance_on:
+                queries.append(ff.instance_queries(mask_cls, n_cls, n_th, base.get("max_per_image", 100))[2])
+            masks.prepare(*queries)
+        for st, c in zip(settings, cfgs):
+            with job.under():
+                if st.postprocess.name == "default":
+                    yield self.results(mask_cls, mask_pred, size, c, masks)
+                    continue
+                up = masks(every) if size is not None else mask_pred  # mmdet's predict: every query upsampled
+                out = {"pan_results": PixelData(sem_seg=merge_queries(mask_cls, up, n_cls, n_th, st.postprocess)[None])}
+                if instance_on:
+                    out["ins_results"] = head.instance_postprocess(mask_cls, up)
+                yield out
+
+
 class HeuristicPredict(_Deferrable):
     """A ``HeuristicFusionHead``'s ``_predict_single`` by :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`"""
+
+    kind = "heuristic"
 
     def __call__(self, mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
         job = partial(self.results, mask_results, seg_preds)
         return self.pending(job) if self.defer else job()["pan_results"]
 
-    def results(self, mask_results: Any, seg_preds: torch.Tensor) -> dict[str, Any]:
+    def results(self, mask_results: Any, seg_preds: torch.Tensor, cfg: Any = None) -> dict[str, Any]:
+        """One image's panoptic map under ``cfg`` (default: the head's ``test_cfg``)."""
         from mmengine.structures import PixelData
 
         from panbench.models.mmdet.fast_fusion import heuristic_fusion
 
-        head = self.head
+        head, cfg = self.head, self.head.test_cfg if cfg is None else cfg
         pan = heuristic_fusion(mask_results.scores, mask_results.labels, mask_results.masks, seg_preds,
-                               head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
-                               head.test_cfg.stuff_area_limit)
+                               head.num_things_classes, head.num_classes, cfg["mask_overlap"],
+                               cfg["stuff_area_limit"])
         return {"pan_results": PixelData(sem_seg=pan[None])}
+
+    def grid(self, job: Any, settings: list[Setting]) -> Iterator[dict[str, Any]]:
+        for st in settings:
+            with job.under():
+                yield self.results(*job.args, own_cfg(self.head.test_cfg, st, "model.test_cfg.panoptic."))
+
+
+def own_cfg(base: Any, setting: Setting, prefix: str) -> dict[str, Any]:
+    """A fusion head's ``test_cfg`` (``base``, the config at ``prefix``) with ``setting``'s values of its keys."""
+    return {**base, **{k[len(prefix):]: v for k, v in (setting.cfg_options or {}).items()
+                       if k.startswith(prefix) and "." not in k[len(prefix):]}}
 
 
 def install_fusion(model: Any, name: str) -> str | None:

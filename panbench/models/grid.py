@@ -1,0 +1,205 @@
+"""Post-processing grids (``eval --grid KEY=V1,V2,...``; docs/eval.md, "Grids"): the keys each fusion takes, the
+values parsed and checked, and the :class:`Setting` s of a grid, each what a separate run would be given
+(``--cfg-options`` and ``--postprocess``).  No torch here: the grid is checked before any model loads."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from panbench.errors import PanbenchError
+from panbench.models.postprocess import POSTPROCESSES, PostProcess
+
+
+def _number(low: float, high: float | None, integer: bool = False) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            return f"a{'n integer' if integer else ' number'}"
+        if math.isnan(v) or v < low or (high is not None and v > high):
+            return f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        return None
+
+    return check
+
+
+def _boolean(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "True or False"
+
+
+def _choice(v: Any) -> str | None:
+    return None if v in POSTPROCESSES else f"one of {', '.join(POSTPROCESSES)}"
+
+
+@dataclass(frozen=True)
+class GridKey:
+    """A key a grid may vary: its full name (a config key, ``postprocess`` or a ``pp_*`` field of
+    :class:`PostProcess`), what it sets (``cfg``: ``--cfg-options``; ``pp``: ``--postprocess`` and ``--pp-*``), the
+    check of a value (None, or what the value must be), and the model's own value when the config does not say."""
+
+    name: str
+    sets: str
+    check: Callable[[Any], str | None]
+    default: Any = None
+
+    @property
+    def short(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+_PP = PostProcess()
+#: the keys of ``--postprocess`` and Panoptic SegFormer's mask-wise merging (``--pp-*``)
+POSTPROCESS_KEYS = (GridKey("postprocess", "pp", _choice, "default"),
+                    GridKey("pp_alpha", "pp", _number(0, None), _PP.alpha),
+                    GridKey("pp_beta", "pp", _number(0, None), _PP.beta),
+                    GridKey("pp_conf", "pp", _number(0, 1), _PP.conf_thr),
+                    GridKey("pp_keep", "pp", _number(0, 1), _PP.keep_thr))
+_PP_FIELD = {"pp_alpha": "alpha", "pp_beta": "beta", "pp_conf": "conf_thr", "pp_keep": "keep_thr"}
+
+#: each fusion's keys: MaskFormer's and Mask2Former's (mmdet's ``MaskFormerFusionHead``), PanopticFPN's
+#: (``HeuristicFusionHead``), and transformers' post-processing arguments
+GRID_KEYS: dict[str, tuple[GridKey, ...]] = {
+    "maskformer": (GridKey("model.test_cfg.object_mask_thr", "cfg", _number(0, 1), 0.8),
+                   GridKey("model.test_cfg.iou_thr", "cfg", _number(0, 1), 0.8),
+                   GridKey("model.test_cfg.filter_low_score", "cfg", _boolean, False), *POSTPROCESS_KEYS),
+    "heuristic": (GridKey("model.test_cfg.panoptic.mask_overlap", "cfg", _number(0, 1), 0.5),
+                  GridKey("model.test_cfg.panoptic.stuff_area_limit", "cfg", _number(0, None, integer=True), 4096)),
+}
+#: keys refused with the reason they cannot come from one forward
+NOT_FROM_ONE_FORWARD = {
+    "model.test_cfg.rcnn.score_thr": "PanopticFPN's mask head runs on the boxes the threshold keeps, as one batch "
+                                     "whose sums depend on its size: a higher threshold is not a filter of a lower "
+                                     "one's masks; run each value alone (--cfg-options)",
+    "model.test_cfg.max_per_image": "it sets how many instances AP reads, not the panoptic fusion; run each value "
+                                    "alone (--cfg-options)",
+}
+
+
+def parse_value(text: str) -> Any:
+    """A value as ``--cfg-options`` parses it (mmengine's ``DictAction``): ``0.7`` a float, ``1`` an int, ``True``
+    a bool, anything else a string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``--grid KEY=V1,V2 ...`` as {key as given: values}, in the order given; a malformed item, a key given twice or
+    a value given twice is refused in one line."""
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise PanbenchError(f"--grid {item!r}: expected KEY=V1,V2,... (e.g. --grid object_mask_thr=0.7,0.8,0.9)")
+        if key in out:
+            raise PanbenchError(f"--grid {key}: given twice; give its values once, comma-separated")
+        parsed = [parse_value(v.strip()) for v in values.split(",")]
+        if "" in parsed:
+            raise PanbenchError(f"--grid {item!r}: an empty value; separate the values by single commas")
+        if len(set(map(repr, parsed))) != len(parsed):
+            raise PanbenchError(f"--grid {item!r}: a value given twice; give each once")
+        out[key] = parsed
+    return out
+
+
+def has_key(key: str, kind: str) -> bool:
+    """Whether a fusion of ``kind`` takes ``key`` (full or short name)."""
+    return any(key in (k.name, k.short) for k in GRID_KEYS.get(kind, ()))
+
+
+def resolve_key(key: str, kind: str, model: str) -> GridKey:
+    """The :class:`GridKey` of ``key`` (full or short) for a fusion of ``kind``; refused in one line naming why."""
+    if key in NOT_FROM_ONE_FORWARD or any(k.endswith("." + key) for k in NOT_FROM_ONE_FORWARD):
+        why = NOT_FROM_ONE_FORWARD.get(key) or next(v for k, v in NOT_FROM_ONE_FORWARD.items() if k.endswith("." + key))
+        raise PanbenchError(f"--grid {key}: cannot come from one forward ({why})")
+    keys = GRID_KEYS.get(kind, ())
+    found = [k for k in keys if key in (k.name, k.short)]
+    if not found:
+        names = ", ".join(k.short for k in keys) or "none"
+        raise PanbenchError(f"--grid {key}: not a post-processing key of {model} (its keys: {names}); other "
+                            "settings change the forward: run each value alone (--cfg-options)")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a grid: the values of its keys (full names, in the grid's order), the ``--cfg-options`` and
+    post-processing a separate run of it is given, and whether every value is the model's own (``default``)."""
+
+    values: tuple[tuple[str, Any], ...]
+    cfg_options: dict[str, Any] | None
+    postprocess: PostProcess
+    default: bool = False
+
+    def label(self) -> str:
+        """``object_mask_thr=0.7 postprocess=maskwise``: the short name of each key and its value."""
+        return " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in self.values)
+
+    def slug(self) -> str:
+        """The label as a file name (``--save-predictions`` keeps each setting's predictions in a folder of it)."""
+        return "_".join(f"{k.rsplit('.', 1)[-1]}-{v}" for k, v in self.values).replace("/", "-")
+
+    def cfg(self, key: str) -> Any:
+        """The value of config key ``key`` in this setting (None: not set by it)."""
+        return (self.cfg_options or {}).get(key)
+
+
+def expand(grid: dict[str, list[Any]], kind: str, model: str, base_cfg: dict[str, Any] | None,
+           base_pp: PostProcess, own: Callable[[str], Any] | None = None) -> list[Setting]:
+    """The settings of ``grid`` for a model whose fusion is ``kind``: every combination of the values (keys in the
+    grid's order), each on top of the run's ``--cfg-options`` and post-processing; ``pp_*`` values go with
+    ``postprocess=maskwise`` settings only (mask-wise merging's).  ``own(key)``: the model's own value of a config
+    key (else :attr:`GridKey.default`), to mark the default setting."""
+    keys = [resolve_key(k, kind, model) for k in grid]
+    if len({k.name for k in keys}) != len(keys):
+        raise PanbenchError(f"--grid: {', '.join(grid)} name one key twice (a full and a short name); give it once")
+    for k, values in zip(keys, grid.values()):
+        for v in values:
+            if (want := k.check(v)) is not None:
+                raise PanbenchError(f"--grid {k.short}={v}: must be {want}")
+        if k.sets == "cfg" and base_cfg and k.name in base_cfg:
+            raise PanbenchError(f"--grid {k.short} and --cfg-options {k.name}: set it once (the grid's values)")
+    out: list[Setting] = []
+    seen: set[tuple] = set()
+    for combo in itertools.product(*grid.values()):
+        values = list(zip([k.name for k in keys], combo))
+        pp_name = next((v for k, v in values if k == "postprocess"), base_pp.name)
+        if pp_name != "maskwise":  # mask-wise merging's settings mean nothing to another rule
+            values = [(k, v) for k, v in values if k not in _PP_FIELD]
+        if (ident := tuple(values)) in seen:
+            continue
+        seen.add(ident)
+        cfg = {**(base_cfg or {}), **{k: v for k, v in values if k.startswith("model.")}}
+        pp_given = {_PP_FIELD[k]: float(v) for k, v in values if k in _PP_FIELD}
+        pp = replace(base_pp, name=pp_name, **pp_given)
+        if pp_name != "maskwise":
+            pp = PostProcess(pp_name)
+        default = all(v == _own(k, keys, own) for k, v in values)
+        out.append(Setting(tuple(values), cfg or None, pp, default and base_pp == PostProcess() and not base_cfg))
+    return out
+
+
+def _own(key: str, keys: list[GridKey], own: Callable[[str], Any] | None) -> Any:
+    """The model's own value of ``key``: its config's (``own``), else the key's default."""
+    mine = own(key) if own is not None and key.startswith("model.") else None
+    return next(g.default for g in keys if g.name == key) if mine is None else mine
+
+
+def check_grid(grid: dict[str, list[Any]], kinds: dict[str, str | None]) -> None:
+    """Before any model loads: each key of ``grid`` is one of some model's (``kinds``: model name -> its fusion's
+    kind), each value in range; else refused in one line."""
+    for key, values in grid.items():
+        takers = [(m, k) for m, k in kinds.items() if k is not None and has_key(key, k)]
+        if not takers:
+            model, kind = next(iter(kinds.items()))
+            resolve_key(key, kind or "", model if len(kinds) == 1 else "any model given")  # raises, naming why
+        grid_key = resolve_key(key, takers[0][1], takers[0][0])
+        for v in values:
+            if (want := grid_key.check(v)) is not None:
+                raise PanbenchError(f"--grid {grid_key.short}={v}: must be {want}")
