@@ -66,6 +66,9 @@ GRID_KEYS: dict[str, tuple[GridKey, ...]] = {
                    GridKey("model.test_cfg.filter_low_score", "cfg", _boolean, False), *POSTPROCESS_KEYS),
     "heuristic": (GridKey("model.test_cfg.panoptic.mask_overlap", "cfg", _number(0, 1), 0.5),
                   GridKey("model.test_cfg.panoptic.stuff_area_limit", "cfg", _number(0, None, integer=True), 4096)),
+    # transformers' post_process_panoptic_segmentation arguments (hf: models take them as --cfg-options too)
+    "hf": (GridKey("threshold", "cfg", _number(0, 1), 0.5), GridKey("mask_threshold", "cfg", _number(0, 1), 0.5),
+           GridKey("overlap_mask_area_threshold", "cfg", _number(0, 1), 0.8)),
 }
 #: keys refused with the reason they cannot come from one forward
 NOT_FROM_ONE_FORWARD = {
@@ -175,7 +178,8 @@ def expand(grid: dict[str, list[Any]], kind: str, model: str, base_cfg: dict[str
         if (ident := tuple(values)) in seen:
             continue
         seen.add(ident)
-        cfg = {**(base_cfg or {}), **{k: v for k, v in values if k.startswith("model.")}}
+        sets = {g.name: g.sets for g in keys}
+        cfg = {**(base_cfg or {}), **{k: v for k, v in values if sets[k] == "cfg"}}
         pp_given = {_PP_FIELD[k]: float(v) for k, v in values if k in _PP_FIELD}
         pp = replace(base_pp, name=pp_name, **pp_given)
         if pp_name != "maskwise":
@@ -187,8 +191,9 @@ def expand(grid: dict[str, list[Any]], kind: str, model: str, base_cfg: dict[str
 
 def _own(key: str, keys: list[GridKey], own: Callable[[str], Any] | None) -> Any:
     """The model's own value of ``key``: its config's (``own``), else the key's default."""
-    mine = own(key) if own is not None and key.startswith("model.") else None
-    return next(g.default for g in keys if g.name == key) if mine is None else mine
+    grid_key = next(g for g in keys if g.name == key)
+    mine = own(key) if own is not None and grid_key.sets == "cfg" else None
+    return grid_key.default if mine is None else mine
 
 
 def check_grid(grid: dict[str, list[Any]], kinds: dict[str, str | None]) -> None:

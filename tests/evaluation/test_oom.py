@@ -184,7 +184,7 @@ def test_forked_cpu_processes_keep_every_process_oom_split_count(monkeypatch) ->
     monkeypatch.setattr(cpu_procs, "run_inference", fake_inference)  # the forked children inherit it
     ds = _dataset(6)
     shard = Shard(indices=list(range(6)), device="cpu", opts=EvalOptions(progress=False))
-    t = cpu_procs.run_inference_cpu(None, ds, RunEvaluators(ds.categories), shard, procs=3)
+    t = cpu_procs.run_inference_cpu(None, ds, [RunEvaluators(ds.categories)], shard, procs=3)
     assert (t.timed_images, t.oom_splits, t.forward_s, t.wall_s) == (6, 6, 3.0, 1.0)
 
 

@@ -103,7 +103,7 @@ def _run(model: SlowModel, demo_root) -> tuple[Any, RunEvaluators]:
     assert isinstance(fam, PanopticModel)
     evaluators = RunEvaluators(ds.categories, ap=False)
     opts = EvalOptions(workers=0, warmup=1, progress=False, resume=False)
-    t = run_inference(LoadedModel(fam, Weights(None, None, None), "", ""), ds, evaluators,
+    t = run_inference(LoadedModel(fam, Weights(None, None, None), "", ""), ds, [evaluators],
                       Shard(list(range(len(ds.samples))), "cpu", opts))
     return t, evaluators
 
