@@ -20,7 +20,7 @@ from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.evaluators import RunEvaluators, fresh_copy, load_evaluators
 from panbench.evaluation.flops import run_gflops
 from panbench.evaluation.inference import Outlet, Progress, Shard, cpu_procs_for, run_inference, run_inference_cpu
-from panbench.evaluation.loading import load_model
+from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.timings import Timings, precision_info
 from panbench.models.grid import Setting, expand, has_key

@@ -1,0 +1,172 @@
+"""``eval --grid``: every post-processing setting scored from one forward, each setting's record, analysis arrays
+and saved PNGs equal to a separate run of it (but for the run's own fields), in forked processes and in one, after
+a SIGKILL mid-grid and a resume; a separate run takes a grid's cache; what cannot come from one forward refused in
+one line before any model loads.  The summary and its reading: tests/reporting; ``hf:`` models: tests/models."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panbench import REPO_ROOT
+from panbench.cli import main
+from panbench.errors import PanbenchError
+from panbench.models.grid import expand, parse_grid
+from panbench.models.postprocess import PostProcess
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from check_same_numbers import _comparable, _compare_npz, compare_predictions  # noqa: E402
+
+LIMIT = "4"  # images of a run; the killed grid runs KILLED
+KILLED = "10"
+
+
+def _eval(demo_root: Path, model: str, results: Path, preds: Path, *extra: str, limit: str = LIMIT) -> list[str]:
+    return ["eval", "--model", model, "--dataset", "demo", "--data-root", str(demo_root), "--results", str(results),
+            "--save-predictions", str(preds), "--limit", limit, "--workers", "0", "--no-progress",
+            *(["--flops-images", "0"] if limit == LIMIT else []), *extra]  # the killed grid's: FLOPs compared too
+
+
+def _separate(values: dict[str, Any]) -> list[str]:
+    """The options of a separate run of a grid's setting."""
+    cfg = [f"{k}={v}" for k, v in values.items() if k.startswith("model.")]
+    out = ["--cfg-options", *cfg] if cfg else []
+    for k, v in values.items():
+        if k == "postprocess":
+            out += ["--postprocess", str(v)]
+        elif k.startswith("pp_"):
+            out += ["--" + k.replace("_", "-"), str(v)]
+    return out
+
+
+def _summary(results: Path) -> dict[str, Any]:
+    return json.loads(next((results / "grids").glob("*.json")).read_text())
+
+
+def _check_equal_to_separate_runs(demo_root: Path, model: str, grid: Path, tmp: Path, *extra: str,
+                                  limit: str = LIMIT) -> int:
+    """Each setting of the grid in ``grid`` (results, predictions beside) against a separate run; returns how many."""
+    doc = _summary(grid / "res")
+    for k, st in enumerate(doc["settings"]):
+        res, preds = tmp / f"s{k}" / "res", tmp / f"s{k}" / "pred"
+        assert main(_eval(demo_root, model, res, preds, *extra, *_separate(st["values"]), limit=limit)) == 0
+        a_path = grid / "res" / st["record"]
+        b_path = next((res / "runs").glob("*.json"))
+        a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
+        ca, cb = _comparable(a), _comparable(b)
+        assert ca == cb, (st["label"], [f for f in sorted(set(ca) | set(cb)) if ca.get(f) != cb.get(f)])
+        assert not _compare_npz(a_path.with_suffix(".analysis.npz"), b_path.with_suffix(".analysis.npz"), model)
+        slug = "_".join(f"{key.rsplit('.', 1)[-1]}-{v}" for key, v in st["values"].items())
+        diffs, n = compare_predictions(grid / "pred" / slug, preds)
+        assert not diffs and n == int(limit), diffs[:3]
+    return len(doc["settings"])
+
+
+@pytest.mark.system  # a real process killed (make test-system)
+def test_a_grid_killed_mid_way_resumes_and_every_setting_equals_its_separate_run(demo_root, tmp_path) -> None:
+    """demo Mask2Former, forked processes: the threshold against the three merging rules and mask-wise merging's
+    keep fraction (pp_keep goes with maskwise only: 2 + 2 + 2 * 2 = 8 settings), killed once the caches hold
+    images, resumed; each setting against a run of its own (forked too: a process's thread count decides the last
+    bit of a float sum, such as an instance's mask score)."""
+    grid = tmp_path / "grid"
+    args = _eval(demo_root, "demo-mask2former", grid / "res", grid / "pred", "--cache-every", "1",
+                 "--grid", "object_mask_thr=0.5,0.8", "--grid", "postprocess=default,argmax,maskwise",
+                 "--grid", "pp_keep=0.4,0.6", limit=KILLED)
+    p = subprocess.Popen([sys.executable, "-m", "panbench", *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while len(list(grid.glob("res/cache/*/chunk-*.npz"))) < 8 and p.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (grid / "res" / "runs").exists()  # killed before any record
+    r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "already scored" in r.stderr, r.stderr
+    assert "8 settings from one forward" in r.stdout and r.stdout.count("<- best") == 1, r.stdout
+    assert _check_equal_to_separate_runs(demo_root, "demo-mask2former", grid, tmp_path, limit=KILLED) == 8
+    # a later separate run of one setting takes the grid's cache (its predictions saved already)
+    before = set((grid / "res" / "runs").glob("*.json"))
+    saved = grid / "pred" / "object_mask_thr-0.5_postprocess-argmax"
+    assert main(_eval(demo_root, "demo-mask2former", grid / "res", saved,
+                      *_separate({"model.test_cfg.object_mask_thr": 0.5, "postprocess": "argmax"}), limit=KILLED)) == 0
+    (new,) = set((grid / "res" / "runs").glob("*.json")) - before
+    assert json.loads(new.read_text())["timings"]["resumed_images"] == int(KILLED)
+
+
+def test_every_setting_of_a_forked_grid_equals_its_separate_run(demo_root, tmp_path) -> None:
+    """demo Mask2Former in forked processes: the threshold against pixel-wise argmax and mask-wise merging."""
+    out = tmp_path / "grid"
+    assert main(_eval(demo_root, "demo-mask2former", out / "res", out / "pred", "--cpu-procs", "2",
+                      "--grid", "object_mask_thr=0.5,0.9", "--grid", "postprocess=argmax,maskwise",
+                      "--grid", "pp_keep=0.4")) == 0
+    assert _check_equal_to_separate_runs(demo_root, "demo-mask2former", out, tmp_path, "--cpu-procs", "2") == 4
+
+
+@pytest.mark.parametrize(("model", "grid"), [
+    ("demo-maskformer", ["iou_thr=0.5,0.8", "filter_low_score=True,False"]),
+    ("demo-panoptic-fpn", ["mask_overlap=0.3,0.5", "stuff_area_limit=0,4096"]),
+])
+def test_every_setting_of_a_grid_in_one_process_equals_its_separate_run(demo_root, tmp_path, model, grid) -> None:
+    """MaskFormer's and PanopticFPN's own fusion keys, in one process."""
+    out = tmp_path / "grid"
+    assert main(_eval(demo_root, model, out / "res", out / "pred", "--cpu-procs", "1",
+                      *[a for g in grid for a in ("--grid", g)])) == 0
+    assert _check_equal_to_separate_runs(demo_root, model, out, tmp_path, "--cpu-procs", "1") == 4
+
+
+@pytest.mark.parametrize(("grid", "said"), [
+    (["object_mask_thr=0.5,1.5"], "object_mask_thr=1.5: must be in [0, 1]"),
+    (["filter_low_score=yes"], "filter_low_score=yes: must be True or False"),
+    (["postprocess=default,best"], "postprocess=best: must be one of default, maskwise, argmax"),
+    (["model.backbone.depth=18,50"], "not a post-processing key of demo-mask2former"),
+    (["mask_overlap=0.3"], "not a post-processing key of demo-mask2former"),
+    (["rcnn.score_thr=0.3,0.5"], "cannot come from one forward"),
+    (["object_mask_thr"], "expected KEY=V1,V2"),
+    (["object_mask_thr=0.5,0.5"], "a value given twice"),
+    (["object_mask_thr=0.5", "model.test_cfg.object_mask_thr=0.6"], "name one key twice"),
+])
+def test_a_grid_that_cannot_come_from_one_forward_is_one_line_exit_2(demo_root, tmp_path, capsys, grid,
+                                                                     said) -> None:
+    rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
+               "--results", str(tmp_path), *[a for g in grid for a in ("--grid", g)]])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and said in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    (["--fusion", "mmdet"], "leave --fusion mmdet out"),
+    (["--images", "x", "--save-predictions", "y"], "--images has no ground truth"),
+    (["--cfg-options", "model.test_cfg.object_mask_thr=0.7"], "set it once"),
+])
+def test_a_grid_with_an_option_it_cannot_take_is_refused(demo_root, tmp_path, capsys, extra, said) -> None:
+    rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
+               "--results", str(tmp_path), "--grid", "object_mask_thr=0.5,0.8", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and said in err, err
+
+
+def test_settings_are_every_combination_with_mask_wise_keys_on_mask_wise_merging_only() -> None:
+    grid = parse_grid(["postprocess=default,maskwise", "pp_keep=0.4,0.6", "object_mask_thr=0.8,0.9"])
+    settings = expand(grid, "maskformer", "m", None, PostProcess(), own=lambda key: None)
+    assert [s.label() for s in settings] == [
+        "postprocess=default object_mask_thr=0.8", "postprocess=default object_mask_thr=0.9",
+        "postprocess=maskwise pp_keep=0.4 object_mask_thr=0.8", "postprocess=maskwise pp_keep=0.4 object_mask_thr=0.9",
+        "postprocess=maskwise pp_keep=0.6 object_mask_thr=0.8", "postprocess=maskwise pp_keep=0.6 object_mask_thr=0.9"]
+    assert [s.default for s in settings] == [True, False, False, False, False, False]  # 0.8: Mask2Former's own
+    assert settings[2].postprocess == PostProcess("maskwise", keep_thr=0.4)
+    assert settings[1].cfg_options == {"model.test_cfg.object_mask_thr": 0.9}
+    # the config's own value marks the default, not the key's usual one
+    own = expand(grid, "maskformer", "m", None, PostProcess(), own=lambda key: 0.9)
+    assert [s.default for s in own][:2] == [False, True]
+    with pytest.raises(PanbenchError, match="not a post-processing key of m"):
+        expand({"iou": [0.5]}, "maskformer", "m", None, PostProcess())
