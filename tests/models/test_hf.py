@@ -212,7 +212,7 @@ def test_options_an_hf_model_refuses_stop_a_list_before_any_model_runs(demo_root
     m2f = hf_tiny.build("mask2former", names, tmp_path / "m2f")
     cases = [(f"demo-mask2former,hf:{detr}", ["--postprocess", "maskwise"], "is DETR"),
              (f"demo-mask2former,hf:{m2f}", ["--cfg-options", "model.test_cfg.object_mask_thr=0.9"],
-              "--cfg-options changes MMDetection configs")]
+              "takes only its post-processing's threshold, mask_threshold, overlap_mask_area_threshold")]
     for k, (models, extra, needle) in enumerate(cases):
         capsys.readouterr()
         rc, _ = _eval(models, demo_root, "demo", tmp_path / f"r{k}", "--limit", "2", *extra)

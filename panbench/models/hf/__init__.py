@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from panbench.errors import InputError, PanbenchError
-from panbench.models.hf.types import by_architecture, describe, postprocess_refusal
+from panbench.errors import PanbenchError
+from panbench.models.hf.types import by_architecture, cfg_settings, describe, postprocess_refusal
 from panbench.ops.pairing import install_command
 
 if TYPE_CHECKING:
@@ -19,25 +19,40 @@ if TYPE_CHECKING:
 
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
-    """``hf:<ref>`` -> :func:`panbench.models.hf.model.load_hf_model` (unregistered: names from its config)."""
+    """``hf:<ref>`` -> :func:`panbench.models.hf.model.load_hf_model` (unregistered: names from its config);
+    ``cfg_options``: its post-processing's settings (:func:`panbench.models.hf.types.cfg_settings`)."""
     from dataclasses import replace
 
     from panbench.models.hf.model import load_hf_model
 
-    _refuse_cfg_options(spec, cfg_options)
+    cfg_settings(spec.name, cfg_options)
     if checkpoint:
         raise PanbenchError(f"--checkpoint does not apply to hf:{spec.ref}; pass the model's directory as hf:DIR")
     assert spec.ref is not None
-    built = load_hf_model(spec.ref, categories, device, any_rank=any_rank)
+    built = load_hf_model(spec.ref, categories, device, any_rank=any_rank, cfg_options=cfg_options)
     if ap:  # AP from its instance post-processing, mIoU from its semantic one
         built.model.module.enable_instances()
     return built if spec.unregistered else replace(built, named=None)
 
 
+def config_text(spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -> tuple[str, str]:
+    """The configuration text and its hash :func:`load_model` records with ``cfg_options`` (a grid's setting names
+    what a separate run of it would), from the model's load in this process."""
+    from panbench.models.hf.model import recorded_config
+
+    return recorded_config(str(spec.ref), cfg_settings(spec.name, cfg_options))
+
+
+def grid_kind(spec: ModelSpec) -> str:
+    """``hf``: transformers' post-processing arguments (:data:`panbench.models.grid.GRID_KEYS`)."""
+    return "hf"
+
+
 def check_options(spec: ModelSpec, categories: Any, cfg_options: dict[str, Any] | None, postprocess: str) -> None:
-    """No ``--cfg-options``; a local directory's model type has a description, and ``--postprocess`` is one it
-    allows (the type from its config.json, or a registered checkpoint's architecture; other hub ids: the loader)."""
-    _refuse_cfg_options(spec, cfg_options)
+    """``--cfg-options`` are post-processing settings it takes; a local directory's model type has a description,
+    and ``--postprocess`` is one it allows (the type from its config.json, or a registered checkpoint's
+    architecture; other hub ids: the loader)."""
+    cfg_settings(spec.name, cfg_options)
     kind = _local_model_type(spec)
     mtype = by_architecture(spec.architecture) if kind is None else describe(kind, f"hf:{spec.ref}")
     refusal = None if mtype is None else postprocess_refusal(str(spec.ref), postprocess, spec.name, mtype)
@@ -57,13 +72,6 @@ def _local_model_type(spec: ModelSpec) -> str | None:
     except (ValueError, AttributeError):
         return None
     return kind if isinstance(kind, str) else None
-
-
-def _refuse_cfg_options(spec: ModelSpec, cfg_options: dict[str, Any] | None) -> None:
-    """``--cfg-options`` changes MMDetection configs: a transformers model has none."""
-    if cfg_options:
-        raise InputError(f"{spec.name}: --cfg-options changes MMDetection configs; a transformers model "
-                         "(hf:) has none: leave --cfg-options out")
 
 
 def weights_state(spec: ModelSpec) -> str:

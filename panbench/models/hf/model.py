@@ -24,10 +24,11 @@ import torch.nn.functional as F
 
 from panbench.analysis.ap import Instances, from_hf_instances, semantic_categories
 from panbench.errors import PanbenchError
-from panbench.models.amp import autocast_forward, keep_autocast
+from panbench.models.amp import autocast_forward, autocast_now, keep_autocast
 from panbench.models.checkpoints import on_local_rank0
 from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
-from panbench.models.hf.types import ModelType, describe, postprocess_refusal
+from panbench.models.grid import Setting
+from panbench.models.hf.types import ModelType, cfg_settings, describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.models.protocol import Built, Weights, timed_calls
 from panbench.ops.pairing import install_command
@@ -50,9 +51,13 @@ class HFOutput:
 
 @dataclass(frozen=True, eq=False)
 class _Pending:
-    """A batch's post-processing left by a forward under :meth:`HFPanoptic.deferred`."""
+    """A batch's post-processing left by a forward under :meth:`HFPanoptic.deferred`: ``job`` runs it as the forward
+    would have; ``args`` are its (the network's outputs, input sizes, padded size, image sizes), ``under()`` the
+    autocast the forward ran under (a grid's settings run in it too)."""
 
     job: Callable[[], list[HFOutput]]
+    args: tuple[Any, list[tuple[int, int]], tuple[int, int], list[tuple[int, int]]]
+    under: Callable[[], AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True)
@@ -80,18 +85,26 @@ class _Fusion:
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
                 targets: list[tuple[int, int]]) -> list[HFSegments | torch.Tensor]:
+        """:meth:`segments`, under the name the eval loop times inside the forward."""
+        return self.segments(outputs, sizes, padded, targets)
+
+    def segments(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
+                 targets: list[tuple[int, int]]) -> list[HFSegments | torch.Tensor]:
         """One output per image: :class:`HFSegments`, or with ``--postprocess`` the merged panoptic map."""
-        out: list[HFSegments | torch.Tensor] = []
-        for i, (size, target) in enumerate(zip(sizes, targets)):
-            one = _one_image(outputs, i, size, padded)
-            if self.postprocess is not None and self.columns is not None:
-                masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
-                out.append(merge_queries(one.class_queries_logits[0][:, self.columns], masks[0], self.num_classes,
-                                         self.num_things_classes, self.postprocess))
-            else:
-                r = self.post(one, target_sizes=[target], **self.stuff, **self.settings)[0]
-                out.append(HFSegments(r["segmentation"], r["segments_info"]))
-        return out
+        return [self.one(_one_image(outputs, i, size, padded), target)
+                for i, (size, target) in enumerate(zip(sizes, targets))]
+
+    def one(self, one: SimpleNamespace, target: tuple[int, int], settings: dict[str, float] | None = None,
+            postprocess: PostProcess | None = None) -> HFSegments | torch.Tensor:
+        """One image's output (:func:`_one_image`) under ``settings`` and ``postprocess`` (default: the model's)."""
+        settings = self.settings if settings is None else settings
+        pp = self.postprocess if postprocess is None else postprocess
+        if pp is not None and pp.name != "default" and self.columns is not None:
+            masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
+            return merge_queries(one.class_queries_logits[0][:, self.columns], masks[0], self.num_classes,
+                                 self.num_things_classes, pp)
+        r = self.post(one, target_sizes=[target], **self.stuff, **settings)[0]
+        return HFSegments(r["segmentation"], r["segments_info"])
 
 
 def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
@@ -199,14 +212,17 @@ class HFPanoptic(torch.nn.Module):
             inputs["task_inputs"] = torch.stack([b["task_inputs"] for b in batch]).to(dev)
         outputs = self.model(**inputs)
         targets = [(int(b["height"]), int(b["width"])) for b in batch]
-        if self.deferring:
-            return [_Pending(keep_autocast(partial(self._fuse, outputs, sizes, (h, w), targets)))] * len(batch)
+        if self.deferring:  # run on the post-processing thread, which times it itself (fusion.segments)
+            args = (outputs, sizes, (h, w), targets)
+            job = keep_autocast(partial(self._fuse, *args, timed=False))
+            return [_Pending(job, args, autocast_now())] * len(batch)
         return self._fuse(outputs, sizes, (h, w), targets)
 
     def _fuse(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
-              targets: list[tuple[int, int]]) -> list[HFOutput]:
-        """A batch's post-processing: the fusion stage and, with AP on, each image's share of the network's outputs."""
-        results = self.fusion.predict(outputs, sizes, padded, targets)
+              targets: list[tuple[int, int]], timed: bool = True) -> list[HFOutput]:
+        """A batch's post-processing: the fusion stage (``timed``: as ``fusion.predict``, which the eval loop times
+        inside the forward) and, with AP on, each image's share of the network's outputs."""
+        results = (self.fusion.predict if timed else self.fusion.segments)(outputs, sizes, padded, targets)
         if self.instance_source is None:
             return [HFOutput(r) for r in results]
         return [HFOutput(r, _one_image(outputs, i, size, padded), t)
@@ -228,6 +244,44 @@ class HFPanoptic(torch.nn.Module):
             o = outputs[len(out)]
             out += o.job() if isinstance(o, _Pending) else [o]
         return out
+
+    def grid_kind(self) -> str:
+        """``hf``: the keys a grid may vary are transformers' post-processing arguments
+        (:data:`panbench.models.grid.GRID_KEYS`)."""
+        return "hf"
+
+    def grid_own(self, key: str) -> float | None:
+        """The model type's own value of post-processing argument ``key`` (:attr:`ModelType.settings`), None for
+        another key."""
+        return self.mtype.settings.get(key)
+
+    def finish_grid(self, outputs: list[Any], settings: list[Setting]) -> Iterator[list[HFOutput]]:
+        """A deferred forward's outputs under each of ``settings`` in turn (docs/eval.md, "Grids"): per setting, one
+        output per image as a separate run of it gives; each image's share of the network's outputs taken once."""
+        pending: list[_Pending] = []
+        for o in outputs:
+            if not isinstance(o, _Pending):
+                raise PanbenchError(f"{self.where}: the forward ran its post-processing; a grid needs it deferred")
+            if not pending or pending[-1] is not o:
+                pending.append(o)
+        for st in settings:
+            if st.postprocess.name != "default":
+                self._check_postprocess(st.postprocess)
+        runs = [self._grid(p, settings) for p in pending]
+        for _ in settings:
+            yield [out for run in runs for out in next(run)]
+
+    def _grid(self, pending: _Pending, settings: list[Setting]) -> Iterator[list[HFOutput]]:
+        """One batch's outputs (``pending``) under each setting in turn."""
+        outputs, sizes, padded, targets = pending.args
+        with pending.under():
+            images = [_one_image(outputs, i, size, padded) for i, size in enumerate(sizes)]
+        keep = self.instance_source is not None  # AP and mIoU read the network's outputs: the same for every setting
+        for st in settings:
+            values = {**self.mtype.settings, **cfg_settings(self.where, st.cfg_options)}
+            with pending.under():
+                results = [self.fusion.one(one, t, values, st.postprocess) for one, t in zip(images, targets)]
+            yield [HFOutput(r, one, t) if keep else HFOutput(r) for r, one, t in zip(results, images, targets)]
 
     def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One image's segments: transformers' (:func:`to_panbench_segments`) or ``--postprocess``'s map."""
@@ -280,6 +334,11 @@ class HFPanoptic(torch.nn.Module):
         """``--postprocess maskwise|argmax`` in place of transformers' post-processing (``--fusion``: one choice)."""
         if postprocess.name == "default":
             return
+        self._check_postprocess(postprocess)
+        self.fusion.postprocess = postprocess
+
+    def _check_postprocess(self, postprocess: PostProcess) -> None:
+        """``--postprocess maskwise|argmax`` refused in one line where it does not apply."""
         refusal = postprocess_refusal(self.where, postprocess.name, "this model", self.mtype)
         if refusal is not None:
             raise PanbenchError(f"{refusal}; leave --postprocess out")
@@ -287,7 +346,6 @@ class HFPanoptic(torch.nn.Module):
             raise PanbenchError(f"{self.where}: --postprocess {postprocess.name} reads the class logits of every "
                                 "model label, and labels of this model map to no category (N/A); leave "
                                 "--postprocess out")
-        self.fusion.postprocess = postprocess
 
     def compile_targets(self) -> list[tuple[str, Any]]:
         """The network whole (post-processing stays eager), as EoMT's published FPS was measured."""
@@ -418,8 +476,14 @@ def processor_backend(version: str) -> dict[str, Any]:
     return {"backend": "pil"} if _version(version) >= (5, 4) else {"use_fast": False}
 
 
-def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool] | None = None) -> Built:
-    """``hf:<ref>`` -> the model on ``device`` and its provenance."""
+#: hf:<ref> -> what its latest load in this process records of it but the post-processing settings
+_RECORDED: dict[str, dict[str, Any]] = {}
+
+
+def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bool], bool] | None = None,
+                  cfg_options: dict[str, Any] | None = None) -> Built:
+    """``hf:<ref>`` -> the model on ``device`` and its provenance; ``cfg_options``: its post-processing's
+    settings in place of its type's own (:func:`panbench.models.hf.types.cfg_settings`)."""
     d, hub_id = resolve_dir(ref, any_rank)
     where = f"hf:{ref}"
     try:
@@ -451,7 +515,7 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
         raise PanbenchError(f"{where}: {len(order)} labels; panbench's panoptic encoding takes at most 999")
     isthing = dict(zip(categories.ids, categories.isthing))
     fuse = {h for h, c in zip(order, label2cat) if not isthing[c]}
-    settings = dict(mtype.settings)
+    settings = {**mtype.settings, **cfg_settings(where, cfg_options)}
     image_processor = getattr(processor, "image_processor", processor)
     fusion = _Fusion(mtype, image_processor.post_process_panoptic_segmentation, settings, order,
                      sum(bool(isthing[c]) for c in label2cat), fuse, len(cfg.id2label))
@@ -459,13 +523,24 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
     module = HFPanoptic(model, processor, mtype, fusion, names, label2cat, where).to(device)
     # the resolved configuration the run records (its sha256 is the config hash)
     meta = {k: v for k, v in cfg.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
-    text = json.dumps({"framework": "transformers", "model_type": cfg.model_type, "model_class": type(model).__name__,
-                       "processor_class": type(image_processor).__name__, "config": meta,
-                       "processor": image_processor.to_dict(), "postprocess": settings,
-                       "label_ids_to_fuse": sorted(fuse), "skipped_labels": skipped,
-                       "transformers": transformers.__version__}, sort_keys=True, indent=1, default=str)
-    return Built(module, Weights(d, digest(d), hub_id), text, hashlib.sha256(text.encode()).hexdigest()[:16],
+    _RECORDED[ref] = {"framework": "transformers", "model_type": cfg.model_type, "model_class": type(model).__name__,
+                      "processor_class": type(image_processor).__name__, "config": meta,
+                      "processor": image_processor.to_dict(), "label_ids_to_fuse": sorted(fuse),
+                      "skipped_labels": skipped, "transformers": transformers.__version__}
+    text, text_hash = recorded_config(ref, settings)
+    return Built(module, Weights(d, digest(d), hub_id), text, text_hash,
                  named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg))
+
+
+def recorded_config(ref: str, settings: dict[str, float]) -> tuple[str, str]:
+    """The configuration text a run of ``hf:<ref>`` (loaded in this process) records with post-processing
+    ``settings`` (over its type's own), and its sha256's first 16 hex digits (the config hash)."""
+    if ref not in _RECORDED:
+        raise PanbenchError(f"hf:{ref}: its configuration is read as it loads; load the model first")
+    described = _RECORDED[ref]
+    own = describe(described["model_type"], f"hf:{ref}").settings
+    text = json.dumps({**described, "postprocess": {**own, **settings}}, sort_keys=True, indent=1, default=str)
+    return text, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _version(v: str) -> tuple[int, ...]:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from panbench.errors import PanbenchError
+from panbench.errors import InputError, PanbenchError
+from panbench.models.grid import GRID_KEYS
 from panbench.models.registry import ModelSpec
 
 QUERY_MASK_MODES = ("default", "maskwise", "argmax")  # --postprocess of a mask-classification model
@@ -102,6 +103,22 @@ def describe(model_type: str, where: str) -> ModelType:
 def by_architecture(architecture: str) -> ModelType | None:
     """The description of a registered checkpoint's architecture (both EoMT types: EoMT's), None for none."""
     return next((t for t in TYPES.values() if t.architecture == architecture), None)
+
+
+def cfg_settings(where: str, cfg_options: dict[str, Any] | None) -> dict[str, float]:
+    """``--cfg-options`` as post_process_panoptic_segmentation arguments (docs/huggingface.md, "Post-processing
+    settings"): the keys of :data:`panbench.models.grid.GRID_KEYS` ``["hf"]``, each value in range; any other key or
+    value refused in one line."""
+    keys = {k.name: k for k in GRID_KEYS["hf"]}
+    out: dict[str, float] = {}
+    for key, value in (cfg_options or {}).items():
+        if key not in keys:
+            raise InputError(f"{where}: --cfg-options {key}: a transformers model (hf:) takes only its "
+                             f"post-processing's {', '.join(keys)}; leave the others out")
+        if (want := keys[key].check(value)) is not None:
+            raise InputError(f"{where}: --cfg-options {key}={value}: must be {want}")
+        out[key] = float(value)
+    return out
 
 
 def postprocess_refusal(where: str, postprocess: str, name: str, mtype: ModelType) -> str | None:

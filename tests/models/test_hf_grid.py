@@ -1,0 +1,114 @@
+"""``hf:`` models' post-processing settings (docs/huggingface.md, "Post-processing settings"): transformers'
+``threshold``, ``mask_threshold`` and ``overlap_mask_area_threshold`` taken as ``--cfg-options`` (recorded in the
+config and its hash), and ``eval --grid`` on them: each setting's record, analysis arrays and saved PNGs equal to a
+separate run of it given as ``--cfg-options`` (but for the run's own fields), in one process and in forked ones;
+any other ``--cfg-options`` key, or a value out of range, refused in one line before the model loads.  The grid of
+MMDetection models: tests/evaluation/test_grid.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+
+import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
+
+from panbench import REPO_ROOT  # noqa: E402
+from panbench.cli import main  # noqa: E402
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from check_same_numbers import _comparable, _compare_npz, compare_predictions  # noqa: E402
+
+LIMIT = "6"
+KIND = "mask2former"
+
+
+@pytest.fixture(scope="module")
+def tiny(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Mask2Former with the demo set's labels, saved once for the module (its scores are near 1:
+    thresholds of 0.9 and 0.9999 keep different queries)."""
+    names = [c["name"] for c in json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+             ["categories"]]
+    return hf_tiny.build(KIND, names, tmp_path_factory.mktemp("hf") / KIND)
+
+
+def _eval(demo_root: Path, model: Path, results: Path, preds: Path | None, *extra: str) -> list[str]:
+    save = ["--save-predictions", str(preds)] if preds is not None else []
+    return ["eval", "--model", f"hf:{model}", "--dataset", "demo", "--data-root", str(demo_root), "--device", "cpu",
+            "--results", str(results), *save, "--limit", LIMIT, "--workers", "0", "--no-progress", *extra]
+
+
+def _check_equal_to_separate_runs(demo_root: Path, model: Path, grid: Path, tmp: Path, *extra: str) -> list[Any]:
+    """Each setting of the grid under ``grid`` (results, predictions beside) against a separate run of it in one
+    process (``--cfg-options``); returns each setting's saved segments, in the grid's order."""
+    doc = json.loads(next((grid / "res" / "grids").glob("*.json")).read_text())
+    segments = []
+    for k, st in enumerate(doc["settings"]):
+        res, preds = tmp / f"s{k}" / "res", tmp / f"s{k}" / "pred"
+        cfg = [f"{key}={v}" for key, v in st["values"].items()]
+        assert main(_eval(demo_root, model, res, preds, "--cpu-procs", "1", *extra, "--cfg-options", *cfg)) == 0
+        a_path = grid / "res" / st["record"]
+        b_path = next((res / "runs").glob("*.json"))
+        a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
+        ca, cb = _comparable(a), _comparable(b)
+        assert ca == cb, (st["label"], [f for f in sorted(set(ca) | set(cb)) if ca.get(f) != cb.get(f)])
+        assert not _compare_npz(a_path.with_suffix(".analysis.npz"), b_path.with_suffix(".analysis.npz"), KIND)
+        # the setting's values reach the record: its config text (and hash) and its --cfg-options
+        assert json.loads(a["provenance"]["config"])["postprocess"] == {**hf_tiny.PUBLISHED[KIND], **st["values"]}
+        assert a["provenance"]["cfg_options"] == st["values"]
+        slug = "_".join(f"{key}-{v}" for key, v in st["values"].items())
+        diffs, n = compare_predictions(grid / "pred" / slug, preds)
+        assert not diffs and n == int(LIMIT), diffs[:3]
+        saved = json.loads(next((preds).glob("*_results.json")).read_text())
+        segments.append([a["segments_info"] for a in saved["annotations"]])
+    return segments
+
+
+def test_a_threshold_and_overlap_grid_with_ap_in_one_process_equals_separate_cfg_options_runs(demo_root, tiny,
+                                                                                              tmp_path) -> None:
+    """threshold x overlap_mask_area_threshold (4 settings; AP and mIoU read the same outputs in each),
+    one process; each setting differs from the others (the values reach transformers' post-processing) and its
+    config hash is its own."""
+    grid = tmp_path / "grid"
+    assert main(_eval(demo_root, tiny, grid / "res", grid / "pred", "--cpu-procs", "1",
+                      "--grid", "threshold=0.9,0.9999", "--grid", "overlap_mask_area_threshold=0.2,0.8")) == 0
+    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path)
+    assert len(segments) == 4 and len({json.dumps(s) for s in segments}) == 4
+    hashes = {json.loads(p.read_text())["provenance"]["config_sha256_16"] for p in (grid / "res" / "runs").glob("*")
+              if p.suffix == ".json"}
+    assert len(hashes) == 4
+
+
+def test_a_mask_threshold_grid_in_forked_processes_equals_separate_cfg_options_runs(demo_root, tiny,
+                                                                                   tmp_path) -> None:
+    """mask_threshold (2 settings) in two forked processes, each setting against a run of its own in one."""
+    grid = tmp_path / "grid"
+    assert main(_eval(demo_root, tiny, grid / "res", grid / "pred", "--cpu-procs", "2",
+                      "--grid", "mask_threshold=0.2,0.5")) == 0
+    rec = json.loads(next((grid / "res" / "runs").glob("*.json")).read_text())
+    assert rec["timings"]["cpu_procs"] == 2
+    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path)
+    assert len(segments) == 2 and segments[0] != segments[1]
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    (["--cfg-options", "model.test_cfg.object_mask_thr=0.9"],
+     "--cfg-options model.test_cfg.object_mask_thr: a transformers model (hf:) takes only its post-processing's "
+     "threshold, mask_threshold, overlap_mask_area_threshold"),
+    (["--cfg-options", "threshold=1.5"], "--cfg-options threshold=1.5: must be in [0, 1]"),
+    (["--cfg-options", "mask_threshold=high"], "--cfg-options mask_threshold=high: must be a number"),
+    (["--grid", "threshold=0.5,1.5"], "--grid threshold=1.5: must be in [0, 1]"),
+    (["--grid", "object_mask_thr=0.5,0.8"],
+     "not a post-processing key of hf-mask2former (its keys: threshold, mask_threshold, overlap_mask_area_threshold)"),
+])
+def test_other_cfg_options_and_values_out_of_range_are_refused_in_one_line(demo_root, tiny, tmp_path, capsys,
+                                                                           options, said) -> None:
+    rc = main(_eval(demo_root, tiny, tmp_path, None, *options))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and said in err, err
+    assert not (tmp_path / "runs").exists()
