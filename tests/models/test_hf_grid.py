@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("transformers")
 
 import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
+import numpy as np  # noqa: E402
 
 from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
@@ -71,13 +72,15 @@ def _check_equal_to_separate_runs(demo_root: Path, model: Path, grid: Path, tmp:
 
 def test_a_threshold_and_overlap_grid_with_ap_in_one_process_equals_separate_cfg_options_runs(demo_root, tiny,
                                                                                               tmp_path) -> None:
-    """threshold x overlap_mask_area_threshold (4 settings; AP and mIoU read the same outputs in each),
-    one process; each setting differs from the others (the values reach transformers' post-processing) and its
-    config hash is its own."""
+    """threshold x overlap_mask_area_threshold (4 settings; AP and mIoU read the same outputs in each), batches
+    of 2 images, one process; each setting differs from the others (the values reach transformers'
+    post-processing) and its config hash is its own."""
     grid = tmp_path / "grid"
-    assert main(_eval(demo_root, tiny, grid / "res", grid / "pred", "--cpu-procs", "1",
+    assert main(_eval(demo_root, tiny, grid / "res", grid / "pred", "--cpu-procs", "1", "--batch-size", "2",
                       "--grid", "threshold=0.9,0.9999", "--grid", "overlap_mask_area_threshold=0.2,0.8")) == 0
-    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path)
+    rec = json.loads(next((grid / "res" / "runs").glob("*.json")).read_text())
+    assert rec["timings"]["batches"] == {"2": 3} and rec["ap"] is not None
+    segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path, "--batch-size", "2")
     assert len(segments) == 4 and len({json.dumps(s) for s in segments}) == 4
     hashes = {json.loads(p.read_text())["provenance"]["config_sha256_16"] for p in (grid / "res" / "runs").glob("*")
               if p.suffix == ".json"}
@@ -94,6 +97,55 @@ def test_a_mask_threshold_grid_in_forked_processes_equals_separate_cfg_options_r
     assert rec["timings"]["cpu_procs"] == 2
     segments = _check_equal_to_separate_runs(demo_root, tiny, grid, tmp_path)
     assert len(segments) == 2 and segments[0] != segments[1]
+
+
+def test_finish_grid_gives_one_output_per_image_per_setting_the_own_one_as_finish(demo_root, tiny,
+                                                                                  monkeypatch) -> None:
+    """A deferred forward of a batch of 2 images: per setting, 2 outputs (one post-processing per image, not one
+    per output the batch left), the model's own setting's equal to :meth:`finish`'s, the others differing; the
+    instances and semantic map, which the settings do not change, converted once per image and handed to each
+    setting as a copy."""
+    import torch
+
+    from panbench.data.datasets import load_dataset
+    from panbench.models.grid import expand
+    from panbench.models.hf.model import load_hf_model
+    from panbench.models.postprocess import PostProcess
+
+    ds = load_dataset(demo_root, name="demo", limit=2)
+    model = load_hf_model(str(tiny), ds.categories, "cpu").model.module
+    model.enable_instances()
+    assert model.grid_kind() == "hf" and model.grid_own("threshold") == hf_tiny.PUBLISHED[KIND]["threshold"]
+    settings = expand({"threshold": [0.8, 0.9999]}, "hf", "m", None, PostProcess(), model.grid_own)
+    assert [s.default for s in settings] == [True, False]
+    batch = [model.pipeline({"img_path": str(s.image_path)}) for s in ds.samples]
+    calls: list[int] = []
+    post = model.fusion.post
+    model.fusion.post = lambda *a, **k: calls.append(1) or post(*a, **k)
+    converted: list[str] = []
+    for name in ("post_process_instance_segmentation", "post_process_semantic_segmentation"):
+        orig = getattr(model.processor, name)
+        monkeypatch.setattr(model.processor, name,
+                            lambda *a, _o=orig, _n=name, **k: converted.append(_n) or _o(*a, **k))
+    with torch.inference_mode(), model.deferred():
+        outputs = model.forward(batch, "cpu", None)
+    each = list(model.finish_grid(outputs, settings))
+    assert [len(outs) for outs in each] == [2, 2] and len(calls) == 4
+    own = model.finish(outputs)
+    for a, b in zip(each[0], own):
+        assert torch.equal(a.result.segmentation, b.result.segmentation) and a.result.info == b.result.info
+    assert any(a.result.info != b.result.info for a, b in zip(each[1], own))
+    converted.clear()
+    inst = [[model.to_instances(o) for o in outs] for outs in each]
+    sem = [[model.to_semantic(o) for o in outs] for outs in each]
+    assert sorted(converted) == ["post_process_instance_segmentation"] * 2 + ["post_process_semantic_segmentation"] * 2
+    for k, o in enumerate(own):
+        alone = model.to_instances(o)
+        for per_setting in inst:
+            assert per_setting[k].rles == alone.rles
+            assert np.array_equal(per_setting[k].scores, alone.scores)
+        assert np.array_equal(sem[0][k], model.to_semantic(o)) and sem[0][k] is not sem[1][k]
+        assert inst[0][k].rles is not inst[1][k].rles and inst[0][k].scores is not inst[1][k].scores
 
 
 @pytest.mark.parametrize(("options", "said"), [

@@ -42,11 +42,14 @@ INSTANCE_SOURCE = "transformers post_process_instance_segmentation"  # the recor
 
 @dataclass
 class HFOutput:
-    """One image's output (``--postprocess``: a panoptic map) and, with AP on, the network's outputs and size."""
+    """One image's output (``--postprocess``: a panoptic map) and, with AP on, the network's outputs and size;
+    ``shared``: in a grid, one dict for the image's outputs of every setting, holding the instances and semantic
+    map (which the settings do not change) once converted."""
 
     result: HFSegments | torch.Tensor
     outputs: SimpleNamespace | None = None
     target: tuple[int, int] | None = None
+    shared: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,12 +261,14 @@ class HFPanoptic(torch.nn.Module):
     def finish_grid(self, outputs: list[Any], settings: list[Setting]) -> Iterator[list[HFOutput]]:
         """A deferred forward's outputs under each of ``settings`` in turn (docs/eval.md, "Grids"): per setting, one
         output per image as a separate run of it gives; each image's share of the network's outputs taken once."""
-        pending: list[_Pending] = []
-        for o in outputs:
+        pending: list[_Pending] = []  # one job per batch the network ran, as finish() walks them
+        n = 0
+        while n < len(outputs):
+            o = outputs[n]
             if not isinstance(o, _Pending):
                 raise PanbenchError(f"{self.where}: the forward ran its post-processing; a grid needs it deferred")
-            if not pending or pending[-1] is not o:
-                pending.append(o)
+            pending.append(o)
+            n += len(o.args[1])
         for st in settings:
             if st.postprocess.name != "default":
                 self._check_postprocess(st.postprocess)
@@ -277,11 +282,13 @@ class HFPanoptic(torch.nn.Module):
         with pending.under():
             images = [_one_image(outputs, i, size, padded) for i, size in enumerate(sizes)]
         keep = self.instance_source is not None  # AP and mIoU read the network's outputs: the same for every setting
+        shared: list[dict[str, Any]] = [{} for _ in images]
         for st in settings:
             values = {**self.mtype.settings, **cfg_settings(self.where, st.cfg_options)}
             with pending.under():
                 results = [self.fusion.one(one, t, values, st.postprocess) for one, t in zip(images, targets)]
-            yield [HFOutput(r, one, t) if keep else HFOutput(r) for r, one, t in zip(results, images, targets)]
+            yield [HFOutput(r, one, t, sh) if keep else HFOutput(r)
+                   for r, one, t, sh in zip(results, images, targets, shared)]
 
     def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """One image's segments: transformers' (:func:`to_panbench_segments`) or ``--postprocess``'s map."""
@@ -295,9 +302,18 @@ class HFPanoptic(torch.nn.Module):
         self.instance_source = INSTANCE_SOURCE
 
     def to_instances(self, output: HFOutput) -> Instances | None:
-        """The processor's ``post_process_instance_segmentation`` (``instance_settings``): the thing segments."""
+        """The processor's ``post_process_instance_segmentation`` (``instance_settings``): the thing segments (a
+        grid's image: converted for its first setting, a copy for the others)."""
         if output.outputs is None or output.target is None:
             return None
+        if output.shared is None:
+            return self._instances(output)
+        if "instances" not in output.shared:
+            output.shared["instances"] = self._instances(output)
+        inst = output.shared["instances"]
+        return Instances([dict(r) for r in inst.rles], inst.scores.copy(), inst.category_ids.copy())
+
+    def _instances(self, output: HFOutput) -> Instances:
         processor = getattr(self.processor, "image_processor", self.processor)
         if getattr(processor, "class_info_file", "") is None:  # OneFormer's: transformers 5 tests
             processor = copy.copy(processor)  # `"ade20k" in class_info_file`, None without a file
@@ -314,9 +330,17 @@ class HFPanoptic(torch.nn.Module):
         return from_hf_instances({"segmentation": seg, "segments_info": [r["segments_info"][k] for k in keep]}, cats)
 
     def to_semantic(self, output: HFOutput) -> np.ndarray | None:
-        """``post_process_semantic_segmentation`` in dataset ids (-1: VOID); None with AP off or ``no_semantic``."""
+        """``post_process_semantic_segmentation`` in dataset ids (-1: VOID); None with AP off or ``no_semantic`` (a
+        grid's image: converted for its first setting, a copy for the others)."""
         if output.outputs is None or output.target is None or self.mtype.no_semantic is not None:
             return None
+        if output.shared is None:
+            return self._semantic(output)
+        if "semantic" not in output.shared:
+            output.shared["semantic"] = self._semantic(output)
+        return output.shared["semantic"].copy()
+
+    def _semantic(self, output: HFOutput) -> np.ndarray:
         processor = getattr(self.processor, "image_processor", self.processor)
         labels = processor.post_process_semantic_segmentation(output.outputs, target_sizes=[output.target])[0]
         return semantic_categories(labels, self._model_cats())
