@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p.add_argument("b", help="run B: a record JSON or a model name")
     p.add_argument("--settings", metavar="TEXT", help="with model names: the runs with these settings, as "
                    "`table` labels them (e.g. 'batch 2; amp bf16' or 'model.test_cfg.iou_thr=0.95'; words in any "
-                   "order); default: the runs without settings")
+                   "order; a word postprocess=NAME: that post-processing, else the model's own where a run has "
+                   "it); 'best': a grid's best setting (`eval --grid`); default: the runs without settings, else a "
+                   "grid's setting that is the model's own")
     p.add_argument("--settings-a", metavar="TEXT", help="--settings for A only (e.g. an ablation of one model)")
     p.add_argument("--settings-b", metavar="TEXT", help="--settings for B only")
     p.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
@@ -41,18 +43,38 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     return p
 
 
-def choose_settings(what: str, runs: list[RunRecord], wanted: str | None) -> list[RunRecord]:
-    """The runs a model name stands for, as ``panbench table`` shows them, with the settings ``wanted`` (None: none),
-    and a note on stderr when it has runs with other settings; a record path stands for itself."""
-    from panbench.reporting.labels import settings, settings_match
+SHOWN = 4  # the other settings a note names
+
+
+def choose_settings(what: str, runs: list[RunRecord], wanted: str | None,
+                    marked: dict[str, set[str]] | None = None) -> list[RunRecord]:
+    """The runs a model name stands for, as ``panbench table`` shows them, with the settings ``wanted`` (None: none;
+    a word ``postprocess=NAME``: that post-processing; ``best``: the best setting of a grid; ``default`` or none
+    where no run is without settings: a grid's setting that is the model's own), and a note on stderr when it has
+    runs with other settings; ``marked``: the record paths of the grids' settings by mark
+    (:func:`panbench.reporting.grids.marked_records`); a record path stands for itself."""
+    from panbench.reporting.labels import choice_label, settings_match
     from panbench.reporting.tables import latest_runs
 
     if len(runs) == 1 and Path(what).suffix == ".json":
         return runs
+    marked = marked or {}
     shown = sorted(latest_runs(runs), key=lambda r: r.date)  # oldest first, as pick_pair reads them
-    found = sorted({settings(r) for r in shown})
-    pick = [r for r in shown if settings_match(r, wanted)]
+    found = sorted({choice_label(r) for r in shown})
     listed = "; ".join(f"'{s}'" if s else "'default'" for s in found)
+    if wanted == "best":  # a grid's best on these images
+        if not (pick := [r for r in shown if r.record in marked.get("best", ())]):
+            raise InputError(f"--settings best: {what} has no grid (`eval --grid`) among these runs; its runs have: "
+                             f"{listed}")
+        print(f"{what}: best: the setting of highest PQ of its grid, {choice_label(pick[-1]) or 'default'} (chosen "
+              "on these images: a setting picked on val is not a test result)", file=sys.stderr)
+        return pick
+    pick = _own_postprocess([r for r in shown if settings_match(r, wanted)], wanted)
+    if not pick and wanted in (None, "default"):  # the model's own setting, run in a grid
+        if pick := [r for r in shown if r.record in marked.get("default", ())]:
+            print(f"{what}: default: the setting of its grid that is the model's own, {choice_label(pick[-1])}",
+                  file=sys.stderr)
+            return pick
     if wanted is not None and not pick:
         raise InputError(f"--settings {wanted}: {what} has no run with these settings; its runs have: {listed}")
     if not pick and len(found) == 1:  # one set of settings, not the default: that run, said so
@@ -61,11 +83,22 @@ def choose_settings(what: str, runs: list[RunRecord], wanted: str | None) -> lis
     if not pick:
         raise InputError(f"{what}: runs with several settings ({listed}) and none without; choose one with "
                          "--settings TEXT or pass a record path")
-    if others := [s for s in found if s != settings(pick[0])]:
+    if others := [s for s in found if s != choice_label(pick[0])]:
+        named = ", ".join(repr(s) if s else "default settings" for s in others[:SHOWN])
+        more = f" and {len(others) - SHOWN} more (`panbench table` lists them)" if len(others) > SHOWN else ""
         print(f"{what}: compared its run with {'default settings' if wanted is None else 'settings ' + wanted}; it "
-              f"also has runs with {', '.join(repr(s) if s else 'default settings' for s in others)} (choose with "
-              "--settings, --settings-a/-b or a record path)", file=sys.stderr)
+              f"also has runs with {named}{more} (choose with --settings, --settings-a/-b or a record path)",
+              file=sys.stderr)
     return pick
+
+
+def _own_postprocess(pick: list[RunRecord], wanted: str | None) -> list[RunRecord]:
+    """``pick``, of the model's own post-processing where it holds several and ``wanted`` names none."""
+    from panbench.reporting.labels import PP_WORD
+
+    if PP_WORD in (wanted or "") or len({r.postprocess for r in pick}) < 2:
+        return pick
+    return [r for r in pick if r.postprocess == "default"] or pick
 
 
 def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int) -> dict[str, Any]:
@@ -115,13 +148,15 @@ def _who(rec: RunRecord, pair: list[RunRecord]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from panbench.reporting.grids import marked_records
     from panbench.reporting.pairing import pick_pair
     from panbench.reporting.text import format_compare
 
     picked = []
     for what, own in ((args.a, args.settings_a), (args.b, args.settings_b)):
         runs, root = find_records(what, Path(args.results), args.only_dataset)
-        picked.append((choose_settings(what, runs, own if own is not None else args.settings), root))
+        picked.append((choose_settings(what, runs, own if own is not None else args.settings,
+                                       marked_records(root)), root))
     (runs_a, root_a), (runs_b, root_b) = picked
     ra, rb = pick_pair(runs_a, runs_b)  # model names: their runs that `table` shows, on the same images
     out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.bootstrap_seed)

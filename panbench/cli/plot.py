@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
         "figures an earlier `plot` in the same --figure-format wrote there and this one does not are removed, every "
         "other file stays): grouped bars of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, per-class PQ "
         "where the models differ most, and, for runs that have the analyses, PQ with its confidence interval, PQ by "
-        "object size and the errors by type.")
+        "object size and the errors by type; per grid of `eval --grid`, grid_<model>_<keys>.png: PQ, PQ things and PQ "
+        "stuff against each value it varies, with their 95% intervals, the model's own setting and the best marked.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(Path(args.results) / "plots", "--results")
     announce("importing matplotlib and pandas")
     from panbench.reporting.colors import model_colors
+    from panbench.reporting.grids import grids_of
     from panbench.reporting.labels import corrupted_note
     from panbench.reporting.plots import FAILED, image_set_note, make_plots, plot_dir, plot_groups, retire_plot_folders
     from panbench.reporting.tables import latest_runs, no_records
@@ -48,13 +50,14 @@ def run(args: argparse.Namespace) -> int:
     if len(clean) < len(records):
         print(corrupted, file=sys.stderr)
     failed, colors, groups = 0, model_colors(args.results, clean), plot_groups(records)  # a model's colour, kept
+    grids = grids_of(Path(args.results), clean, every)  # eval --grid's, drawn with the image set of their runs
     # plot's figures in this format: those of an earlier `plot` in it replaced, every other file kept; one command
     # at a time writes under plots/ (`robustness` run beside this one waits, and both keep all their files)
     with figure_output(args.figure_format, args.dpi, command="plot"), figure_width(args.figure_width), \
             writing_figures(Path(args.results) / "plots"):
         for folder, group in groups:  # the runs on one dataset fingerprint, as the table groups them
             paths, notes = make_plots(group, plot_dir(Path(args.results), folder), colors,
-                                      image_set_note(group, records))
+                                      image_set_note(group, records), **({"grids": grids} if grids else {}))
             for p in paths:
                 print(p)
             for n in notes:

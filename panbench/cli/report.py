@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                                              common.figures],
                           help="one self-contained HTML page: tables, plots, visualizations, provenance",
                           description="Write RESULTS/report.html: per dataset the verdict (ranking on PQ with "
-                          "paired differences), the comparison table, the details (every column, analyses, per-class "
+                          "paired differences), the comparison table, the grids of `eval --grid` (their settings, "
+                          "the model's own and the best marked), the details (every column, analyses, per-class "
                           "PQ, plots), then the images under RESULTS/viz and the provenance of each run, all embedded "
                           "(--out: another file). The page's figures are written in a folder of its own beside it, "
                           "RESULTS/report_files/ (per dataset, as `panbench plot` draws them, and robustness/), each "

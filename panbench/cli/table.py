@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                        "bootstrap difference to a reference run, and one line that reads it), then the latest "
                        "run of each model side by side: PQ with its interval, PQ things, PQ stuff, SQ, RQ, AP "
                        "and GFLOPs where some run has them, mIoU, images/s and parameters, with dataset and images "
-                       "in one line when every row shares them (--all-columns: every column); with an analysis option, "
+                       "in one line when every row shares them (--all-columns: every column), the settings of a "
+                       "grid of `eval --grid` marked default (the model's own) and best (on these images) in a "
+                       "column grid; with an analysis option, "
                        "that analysis instead (options combine; docs/reporting.md says how to read each).")
     p.add_argument("--all-columns", action="store_true", help="every column: framework, selection, batch, amp, "
                    "--cfg-options, PQ/SQ/RQ of things and stuff, semantic metrics, category counts, device")

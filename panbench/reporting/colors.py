@@ -25,6 +25,9 @@ ERROR_DISTANCE = 20.0  # a colour this far from another (CIE76 delta E) is told 
 #: the corruption groups (:data:`panbench.robustness.corruptions.CORRUPTION_GROUPS`), dark enough for text
 GROUP_COLORS = {"noise": "#004488", "blur": "#AA3377", "weather": "#225555", "digital": "#8A5A00"}
 
+#: the metrics of a grid's figure (``grid_*.png``): Okabe-Ito's black, blue and vermilion, a marker and a line each
+GRID_METRICS = {"PQ": ("#000000", "o", "-"), "PQ_th": ("#0072B2", "s", "--"), "PQ_st": ("#D55E00", "^", "-.")}
+
 COLORS_FILE = "colors.json"  # under the results folder, beside runs/
 
 Colors = dict[str, Any]  # a model's label (:func:`panbench.reporting.labels.model_label`) -> its colour

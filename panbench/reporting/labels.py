@@ -67,14 +67,32 @@ def summary_model(s: dict[str, Any]) -> str:
     return f"{s['model']} ({text})" if text else str(s["model"])
 
 
+PP_WORD = "postprocess="  # a word of --settings that names the post-processing
+
+
+def choice_label(r: RunRecord) -> str:
+    """:func:`settings` with the post-processing as a word ``postprocess=LABEL`` where it is not the model's own:
+    how ``compare --settings`` names a run of a model (''  for none)."""
+    pp = r.postprocess if r.postprocess not in ("default", "external") else ""
+    return "; ".join(p for p in (settings(r), f"{PP_WORD}{pp}" if pp else "") if p)
+
+
+def postprocess_match(label: str, wanted: str) -> bool:
+    """Whether the post-processing ``label`` (``maskwise(a=0.25,b=1,...)``) is ``wanted``: the label or its name."""
+    return label == wanted or label.split("(", 1)[0] == wanted
+
+
 def settings_match(r: RunRecord, wanted: str | None) -> bool:
-    """Whether the run's :func:`settings` are ``wanted``, in any order (``default`` or ``''``: none)."""
+    """Whether the run's :func:`settings` are ``wanted``, in any order (``default`` or ``''``: none); a word
+    ``postprocess=NAME`` of ``wanted`` asks for that post-processing too (:func:`postprocess_match`)."""
 
     def words(text: str) -> list[str]:
         return sorted(w for w in re.split(r"[;\s]+", text) if w)
 
-    want = "" if wanted in (None, "default") else str(wanted)
-    return words(settings(r)) == words(want)
+    want = words("" if wanted in (None, "default") else str(wanted))
+    pps = [w[len(PP_WORD):] for w in want if w.startswith(PP_WORD)]
+    return (words(settings(r)) == [w for w in want if not w.startswith(PP_WORD)]
+            and all(postprocess_match(r.postprocess, p) for p in pps))
 
 
 def dataset_key(r: RunRecord) -> str:

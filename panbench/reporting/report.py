@@ -23,6 +23,7 @@ from panbench.records.io import atomic_write_text, load_records, note_skipped
 from panbench.records.schema import RunRecord
 from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_files import REPORT_FILES, replace_figures, viewable_in_a_browser, writing_figures
+from panbench.reporting.grids import GRID_NOTE, Grid, grid_frame, grid_marks, grids_of
 from panbench.reporting.labels import (
     cfg_words,
     corrupted_note,
@@ -147,7 +148,8 @@ def _plots(page: Page, groups: list[tuple[str, list[RunRecord]]]) -> tuple[str, 
     for name, group in groups:
         where = f"{dataset_key(group[0])} ({images(group[0].n_images)})" if len(groups) > 1 else ""
         folder = page.plots / name
-        paths, notes = make_plots(group, folder, page.colors, image_set_note(group, [r for _, g in groups for r in g]))
+        paths, notes = make_plots(group, folder, page.colors, image_set_note(group, [r for _, g in groups for r in g]),
+                                  **({"grids": page.grids} if page.grids else {}))
         failed += [n for n in notes if n.startswith(FAILED) or n.endswith(REMOVED)]  # to stderr
         # the plot's name: its folder may be a temporary one
         notes = [n.replace(f"{folder}/", "") for n in notes if not n.endswith(REMOVED)]
@@ -187,6 +189,7 @@ class Page:
     plots: Path
     reference: str | None
     colors: Any
+    grids: tuple[Grid, ...] = ()  # the grids of `eval --grid` with a setting among the page's runs
 
     @property
     def linked(self) -> bool:
@@ -225,7 +228,7 @@ def write_report(results: Path, dataset: str | None = None, out: Path | None = N
     lock = writing_figures(results / REPORT_FILES) if out is None else nullcontext()
     out = out or results / "report.html"
     with folder as plots, lock, viewable_in_a_browser():
-        page = Page(results, Path(plots), reference, colors)
+        page = Page(results, Path(plots), reference, colors, tuple(grids_of(results, records, every)))
         text, failed = _page(page, records, robust)
         retired = retire_plot_folders(results, plot_groups(records), every, under=REPORT_FILES) if page.linked else []
         for note in retired + failed:
@@ -265,11 +268,15 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
     plots, failed = _plots(page, groups)
     found, verdict_notes = verdicts(ranked_records(recs), page.results, page.reference)
     notes: list[str] = []
-    compared = format_table(comparison(recs, notes=notes), "html", notes=notes)
+    paths = {r.record for r in recs}
+    grids = [g for g in page.grids if any(s.get("record") in paths for s in g.settings)]
+    marks = grid_marks(grids)
+    compared = format_table(comparison(recs, notes=notes, marks=marks), "html",
+                            notes=notes + ([GRID_NOTE] if marks else []))
     parts = [f"<h2>{html.escape(recs[0].dataset)}</h2>",
              "<h3>verdict</h3>" + verdict_text(found, "html")
              + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in verdict_notes),
-             "<h3>PQ / SQ / RQ</h3>" + compared,
+             "<h3>PQ / SQ / RQ</h3>" + compared, _grids(grids),
              "<h3>details</h3><details><summary>every column (framework, selection, batch, amp, "
              "--cfg-options, things and stuff, semantic metrics, category counts, device)</summary>"
              + format_table(comparison(recs, all_columns=True), "html") + "</details>",
@@ -279,6 +286,20 @@ def _dataset_section(page: Page, recs: list[RunRecord], groups: list[tuple[str, 
              "absent from ground truth and predictions)</summary>" + format_table(per_class(recs), "html")
              + "</details>", plots]
     return "\n".join(parts), failed
+
+
+def _grids(grids: list[Grid]) -> str:
+    """The grids' section: per grid of ``eval --grid``, its settings with the model's own and the best marked, and
+    the note that a setting chosen on these images is not a test result; '' without grids."""
+    if not grids:
+        return ""
+    parts = ["<h3>grids</h3><p class='note'>Each setting of a grid (<code>panbench eval --grid</code>) is scored "
+             "from one forward pass and recorded as a run of its own (the tables above show each); its figure is with "
+             "the plots. Compare two settings with <code>panbench compare MODEL MODEL --settings-a TEXT --settings-b "
+             "best</code>.</p>"]
+    for g in grids:
+        parts.append(f"<h4>{html.escape(g.label())}</h4>" + format_table(grid_frame(g), "html", notes=[GRID_NOTE]))
+    return "".join(parts)
 
 
 def _robustness(page: Page, records: list[RunRecord]) -> tuple[str, list[str]]:

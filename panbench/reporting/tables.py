@@ -14,6 +14,7 @@ from panbench.records.rows import SHARED_SPEED_MARK, SHARED_SPEED_NOTE, gflops, 
 from panbench.records.schema import RunRecord
 from panbench.reporting.columns import FPS, analysis_columns, ap_miou_columns, declared, fps_columns, of_kind
 from panbench.reporting.formats import cells, header, writer
+from panbench.reporting.grids import GRID_NOTE, grid_marks, grids_of
 from panbench.reporting.labels import (
     absent,
     cfg_words,
@@ -53,7 +54,7 @@ def latest_runs(records: list[RunRecord], dataset: str | None = None) -> list[Ru
 
 
 # the columns a reader compares, in the default table (`--all-columns` and the report's details: every column)
-DEFAULT_COLUMNS = ("postprocess", "settings", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
+DEFAULT_COLUMNS = ("postprocess", "settings", "grid", "ops", "dataset", "n_images", "PQ", "PQ_low", "PQ_high", "PQ_th",
                    "PQ_st", "SQ", "RQ", "AP", "mIoU", "mIoU_from", "images_per_s", "images_per_s_shared", "FPS_fwd_b1",
                    "FPS_shared", "FPS_setup", "FPS_pub", "params_M", "GFLOPs")
 INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable integers: blank, never 1.000
@@ -61,8 +62,10 @@ INTEGER_COLUMNS = ("n_images", "batch", "N_all", "N_th", "N_st")  # nullable int
 
 def comparison(records: list[RunRecord], vs_published: bool = False, analyses: list[str] | tuple = (),
                results_dir: Path | None = None, notes: list[str] | None = None, all_columns: bool = False,
-               reference: str | None = None, compact: bool = False) -> Any:
-    """One row per run, the best PQ first within each dataset; ``notes`` (when given) receives the footnotes."""
+               reference: str | None = None, compact: bool = False, marks: dict[str, str] | None = None) -> Any:
+    """One row per run, the best PQ first within each dataset; ``notes`` (when given) receives the footnotes;
+    ``marks`` (a record's path -> its marks in a grid, :func:`panbench.reporting.grids.grid_marks`): a column
+    ``grid``."""
     import pandas as pd
 
     records = ranked_records(records)
@@ -77,6 +80,8 @@ def comparison(records: list[RunRecord], vs_published: bool = False, analyses: l
     rows = []
     for i, r in enumerate(records):
         row = _identity_row(r, with_cfg, with_corruption)
+        if marks:
+            row["grid"] = marks.get(str(r.record)) or None
         row.update(extra[i] if analyses else {**_metric_columns(r), **(fps[i] if fps else {})})
         if vs_published:
             row.update(_published_columns(r, published))
@@ -214,7 +219,10 @@ def table_with_notes(results_dir: Path, dataset: str | None, fmt: str, vs_publis
         return format_table(per_class(records), fmt, notes=notes), notes
     found, more = verdicts(ranked_records(records), results_dir, reference)
     head = verdict_text(found, fmt)
-    df = comparison(records, vs_published, analyses, results_dir, notes, all_columns, reference)
+    marks = grid_marks(grids_of(results_dir, records, every)) if not analyses else {}
+    df = comparison(records, vs_published, analyses, results_dir, notes, all_columns, reference, marks=marks)
+    if marks:
+        notes.append(GRID_NOTE)
     notes += [n for n in more if n not in notes]
     if writer(fmt).notes_apart:
         return format_table(df, fmt), [head, *notes]

@@ -1,0 +1,189 @@
+"""A grid of ``eval --grid`` as the reading commands read it (panbench/reporting/grids.py): ``table`` marks the
+model's own setting and the best on these images and says a setting chosen on val is not a test result;
+``compare`` picks two settings of one model, the post-processing too, and pairs them as it pairs two models;
+``plot`` draws PQ, PQ things and PQ stuff against each varied key with their intervals as bands, the default
+marked; ``report`` has a section of the grids.  One grid of the demo model, made once (in-process, 20 images)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_figures_read_back import lines_outside, low_contrast
+
+from panbench.cli import main
+from panbench.records.io import load_records
+from panbench.reporting import plots
+from panbench.reporting.colors import GRID_METRICS
+from panbench.reporting.figure_style import WIDTHS, figure_width
+from panbench.reporting.grids import grids_of
+
+pytestmark = pytest.mark.slow
+MODEL = "demo-mask2former"
+THR = "model.test_cfg.object_mask_thr"
+
+
+@pytest.fixture(scope="module")
+def grid(demo_root, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """The results folder of one eval of three thresholds by two post-processings (six records) and its summary."""
+    res = tmp_path_factory.mktemp("grid")
+    assert main(["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(demo_root), "--results", str(res),
+                 "--limit", "20", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--no-ap",
+                 "--grid", "object_mask_thr=0.6,0.8,0.9", "--grid", "postprocess=default,maskwise"]) == 0
+    (summary,) = (res / "grids").glob("*.json")
+    return res, json.loads(summary.read_text())
+
+
+def _record(res: Path, setting: dict[str, Any]) -> dict[str, Any]:
+    return json.loads((res / setting["record"]).read_text())
+
+
+def _where(doc: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """The setting of the summary with these values (keys: ``thr``, ``postprocess``)."""
+    return next(s for s in doc["settings"] if s["values"][THR] == values["thr"]
+                and s["values"]["postprocess"] == values["postprocess"])
+
+
+def test_table_marks_the_grids_default_and_best_rows_and_says_a_setting_chosen_on_val_is_no_test_result(
+        grid, capsys) -> None:
+    import pandas as pd
+
+    res, doc = grid
+    assert main(["table", "--results", str(res), "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    df = pd.read_csv(io.StringIO(out))
+    assert len(df) == 6
+    marks = {}
+    for k, s in enumerate(doc["settings"]):
+        rec = _record(res, s)
+        (row,) = df[(df["settings"] == f"{THR}={s['values'][THR]}") & (df["postprocess"] == rec["postprocess"])].index
+        marks[k] = "" if pd.isna(df.loc[row, "grid"]) else df.loc[row, "grid"]
+    assert doc["default"] != doc["best"] and doc["settings"][doc["default"]]["values"][THR] == 0.8
+    assert marks[doc["default"]] == "default" and marks[doc["best"]] == "best"
+    assert not [k for k, m in marks.items() if m and k not in (doc["default"], doc["best"])]
+    assert "a setting picked on val is not a test result" in err  # CSV: the notes on stderr
+
+
+def test_compare_picks_two_settings_of_one_model_by_post_processing_default_and_best(grid, capsys) -> None:
+    res, doc = grid
+    maskwise, own = _where(doc, thr=0.6, postprocess="maskwise"), doc["settings"][doc["default"]]
+    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", f"postprocess=maskwise {THR}=0.6",
+                 "--settings-b", "default", "--json"]) == 0
+    picked = json.loads(capsys.readouterr().out)
+    assert (picked["a"]["record"], picked["b"]["record"]) == (maskwise["record"], own["record"])
+    assert picked["a"]["postprocess"].startswith("maskwise(") and picked["b"]["postprocess"] == "default"
+    # the same paired bootstrap as the two records named by their paths
+    assert main(["compare", str(res / maskwise["record"]), str(res / own["record"]), "--results", str(res),
+                 "--json"]) == 0
+    by_path = json.loads(capsys.readouterr().out)
+    assert picked["metrics"] == by_path["metrics"] and picked["n_images"] == 20
+    assert picked["metrics"]["PQ"]["a"] == pytest.approx(maskwise["metrics"]["PQ"])
+    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", f"{THR}=0.9 postprocess=default",
+                 "--settings-b", f"postprocess=maskwise(a=0.25,b=1,conf=0.25,keep=0.6) {THR}=0.9", "--json"]) == 0
+    picked = json.loads(capsys.readouterr().out)  # a post-processing by its name or its whole label
+    assert picked["a"]["record"] == _where(doc, thr=0.9, postprocess="default")["record"]
+    assert picked["b"]["record"] == _where(doc, thr=0.9, postprocess="maskwise")["record"]
+    # without a postprocess word: the model's own post-processing; 'best': the grid's best
+    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", f"{THR}=0.9", "--settings-b",
+                 "best", "--json"]) == 0
+    out, err = capsys.readouterr()
+    picked = json.loads(out)
+    assert picked["a"]["record"] == _where(doc, thr=0.9, postprocess="default")["record"]
+    assert picked["b"]["record"] == doc["settings"][doc["best"]]["record"]
+    assert "best: the setting of highest PQ of its grid" in err and "not a test result" in err
+
+
+@pytest.fixture(scope="module")
+def figures(grid) -> dict[str, Any]:
+    """The grid's figure at the default width (side by side) and at a single column's (stacked), each laid out
+    as ``save`` lays it out and drawn, by width; nothing written."""
+    res, _ = grid
+    records = load_records(res)
+    grids = grids_of(res, records)
+    figs: dict[str, Any] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for width in ("double", "single"):
+            def keep(fig: Any, path: Path, *args: Any, width: str = width, **kwargs: Any) -> Path:
+                if path.name.startswith("grid_"):
+                    fig.canvas.draw()
+                    figs[width] = fig
+                return path
+
+            mp.setattr(plots, "save", keep)
+            with figure_width(width):
+                drawn = plots.grid_plots(grids, records)
+                assert [name for name, _ in drawn] == [f"grid_{MODEL}_object_mask_thr+postprocess.png"]
+                drawn[0][1](records, res, {}, "")
+    yield figs
+    for fig in figs.values():
+        plots.plt().close(fig)
+
+
+def test_the_grid_figure_draws_each_metric_against_each_varied_key_with_its_interval_band_and_the_default(
+        grid, figures) -> None:
+    res, doc = grid
+    fig = figures["double"]
+    own = doc["settings"][doc["default"]]
+    axes = [ax for ax in fig.axes if ax.lines]
+    assert [ax.get_xlabel() for ax in axes] == ["object_mask_thr", "postprocess"]
+    assert axes[0].get_title() == "object_mask_thr (postprocess=default)"
+    assert axes[1].get_title() == "postprocess (object_mask_thr=0.8)"
+    panels = {"object_mask_thr": [_where(doc, thr=t, postprocess="default") for t in (0.6, 0.8, 0.9)],
+              "postprocess": [_where(doc, thr=0.8, postprocess=p) for p in ("default", "maskwise")]}
+    for ax in axes:
+        shown = panels[ax.get_xlabel()]
+        lines = {ln.get_label(): ln for ln in ax.lines}
+        assert set(GRID_METRICS) <= set(lines)
+        for metric, (color, _, _) in GRID_METRICS.items():
+            assert np.allclose(lines[metric].get_ydata(), [s["metrics"][metric] for s in shown])
+            assert lines[metric].get_color() == color
+        bands = ax.collections[:len(GRID_METRICS)]  # one band per metric, drawn before its line
+        for band, metric in zip(bands, GRID_METRICS):
+            ys = band.get_paths()[0].vertices[:, 1]
+            cis = [_record(res, s)["ci"][metric] for s in shown]
+            assert np.isclose(ys.min(), min(lo for lo, _ in cis)) and np.isclose(ys.max(), max(hi for _, hi in cis))
+        dotted = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+        x_own = own["values"][THR] if ax.get_xlabel() == "object_mask_thr" else 0  # 'default', the first value
+        assert len(dotted) == 1 and dotted[0].get_xdata()[0] == x_own
+    assert not lines_outside(fig) and not low_contrast(fig)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "the model's own setting" in legend and "95% image-bootstrap interval" in legend
+
+
+def test_the_grid_figure_stacks_its_panels_in_a_single_column(figures) -> None:
+    double, single = ([ax for ax in figures[w].axes if ax.lines] for w in ("double", "single"))
+    assert double[0].get_position().y0 == pytest.approx(double[1].get_position().y0)  # side by side
+    assert single[0].get_position().x0 == pytest.approx(single[1].get_position().x0)  # one under the other
+    assert single[0].get_position().y0 > single[1].get_position().y0
+    assert figures["single"].get_figwidth() == WIDTHS["single"]
+
+
+def test_plot_writes_the_grid_figure_beside_the_others_at_the_width_asked(grid, tmp_path, capsys) -> None:
+    res, _ = grid
+    assert main(["plot", "--results", str(res), "--dpi", "80"]) == 0
+    written = [Path(p) for p in capsys.readouterr().out.split() if p.endswith(".png")]
+    (path,) = [p for p in written if p.name.startswith("grid_")]
+    assert path.parent == res / "plots" / "demo" and len(written) > 1
+    assert Image.open(path).width / 80 == WIDTHS["double"]
+
+
+def test_report_has_a_grids_section_with_its_settings_marked_and_the_note(grid, tmp_path) -> None:
+    res, doc = grid
+    assert main(["report", "--results", str(res), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    section = page[page.index("<h3>grids</h3>"):page.index("<h3>details</h3>")]
+    rows = section[section.index("<tbody>"):].split("<tr>")[1:]
+    assert len(rows) == 6
+    cells = [[re.sub("<[^>]+>", "", c) for c in re.findall("<td>(.*?)</td>", row)] for row in rows]
+    assert [c[0] for c in cells] == [s["label"] for s in doc["settings"]]
+    for k, row in enumerate(cells):  # the column 'grid'
+        assert row[1] == ", ".join(m for m in ("default", "best") if doc[m] == k) or "-", (k, row)
+    assert cells[doc["best"]][2] == f"{doc['settings'][doc['best']]['metrics']['PQ']:.3f}"
+    assert "a setting picked on val is not a test result" in section
+    assert f'alt="grid_{MODEL}_object_mask_thr+postprocess.png"' in page
