@@ -187,3 +187,32 @@ def test_report_has_a_grids_section_with_its_settings_marked_and_the_note(grid, 
     assert cells[doc["best"]][2] == f"{doc['settings'][doc['best']]['metrics']['PQ']:.3f}"
     assert "a setting picked on val is not a test result" in section
     assert f'alt="grid_{MODEL}_object_mask_thr+postprocess.png"' in page
+
+
+def test_a_grid_without_the_models_own_setting_holds_the_other_keys_at_the_best_and_stars_it(grid, figures,
+                                                                                           monkeypatch) -> None:
+    """The demo grid's best (a maskwise setting) lies in no panel of the default's: named under that figure; with
+    the summary's default taken away, the panels go through the best, starred, and no line marks a default."""
+    from matplotlib.text import Text
+
+    from panbench.reporting.grids import Grid
+
+    res, doc = grid
+    best = doc["settings"][doc["best"]]
+    under = " ".join(t.get_text().replace("\n", " ") for t in figures["double"].findobj(Text))
+    assert f"the best, {best['label']} (PQ {best['metrics']['PQ']:.2f}), lies in no panel" in under
+    (g,) = grids_of(res, load_records(res))
+    drawn: list[Any] = []
+    monkeypatch.setattr(plots, "save", lambda fig, path, *a, **k: drawn.append(fig) or path)
+    plots.grid_lines(Grid({**g.doc, "default": None}, g.records), res)
+    (fig,) = drawn
+    axes = [ax for ax in fig.axes if ax.lines]
+    assert [ax.get_title() for ax in axes] == [f"object_mask_thr (postprocess={best['values']['postprocess']})",
+                                               f"postprocess (object_mask_thr={best['values'][THR]})"]
+    for ax in axes:
+        assert not [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+        (star,) = [ln for ln in ax.lines if ln.get_marker() == "*"]
+        assert star.get_ydata()[0] == pytest.approx(best["metrics"]["PQ"])
+    texts = " ".join(t.get_text().replace("\n", " ") for t in fig.findobj(Text))
+    assert "the best setting's values" in texts and "best PQ on these images" in texts
+    plots.plt().close(fig)
