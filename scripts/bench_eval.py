@@ -28,6 +28,12 @@ on a GPU; on the CPU it runs in the forward), so forward + post + scoring can ex
 Their PQ metrics are checked against mmdet's stock run, their AP (``--fusion mmdet`` and panbench's) against
 each other.
 
+The grid table (``--skip-grid`` leaves it out) runs, per model and round, ``panbench eval`` (forked, defaults)
+and the same with a 4-setting ``--grid`` of its own thresholds (GRID below: every setting from one forward,
+docs/eval.md, "Grids"), in turn, the order reversed every other round, and prints their medians and ratio
+(target: at most 1.5x for demo-mask2former); the grid's record of the model's own setting must have the single
+run's nine metrics exactly, else the script exits 1.
+
 So, per model: stock / pan-only is what the config costs, pan-only / 1proc what the loop costs
 (same config, same layout), 1proc / forked what the process layout gains, stock / forked all of it.
 The rows are run ``--repeat`` times; in every round each model's four runs go in turn, and the
@@ -77,9 +83,9 @@ LAST_TIMINGS: dict[str, float] = {}  # the record's timings (and its AP) of the 
 
 def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, workers: int, cpu_procs: int,
                   batch_size: int = 1, amp: str | None = None, fusion: str = "panbench",
-                  extra: tuple[str, ...] = ()) -> tuple[dict[str, float], float]:
+                  extra: tuple[str, ...] = (), results: Path | None = None) -> tuple[dict[str, float], float]:
     """Nine metrics and whole-process wall seconds of ``panbench eval`` (its timings in LAST_TIMINGS)."""
-    res = Path(tempfile.mkdtemp(prefix="bench_eval_pb_"))
+    res = results or Path(tempfile.mkdtemp(prefix="bench_eval_pb_"))
     cmd = [sys.executable, "-m", "panbench", "eval", "--model", name, "--dataset", "demo", "--data-root",
            str(data_root), "--checkpoint", str(ckpt), "--workers", str(workers), "--batch-size", str(batch_size),
            "--results", str(res), "--no-progress", "--no-resume", "--device", "cpu", "--cpu-procs", str(cpu_procs),
@@ -96,11 +102,48 @@ def panbench_eval(name: str, ckpt: Path, data_root: Path, limit: int | None, wor
         from panbench.errors import PanbenchError
 
         raise PanbenchError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "panbench eval failed")
-    rec = json.loads(next((res / "runs").glob("*.json")).read_text())
+    rec = json.loads(sorted((res / "runs").glob("*.json"))[0].read_text())
     LAST_TIMINGS.clear()
     LAST_TIMINGS.update(rec["timings"])
     LAST_TIMINGS["ap"] = (rec.get("ap") or {}).get("AP", math.nan)
     return {k: rec["metrics"][k] for k in METRIC_KEYS}, wall
+
+
+GRID = {"demo-mask2former": ("object_mask_thr=0.6,0.7,0.8,0.9",),
+        "demo-maskformer": ("object_mask_thr=0.6,0.7,0.8,0.9",),
+        "demo-panoptic-fpn": ("mask_overlap=0.3,0.5", "stuff_area_limit=0,256")}
+
+
+def grid_table(models: list, data_root: Path, limit: int | None, workers: int, repeat: int) -> None:
+    """One run against a 4-setting grid of each model (module docstring), whole-process wall seconds."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for rep in range(repeat):
+        for spec, ckpt, _ in models:
+            grid = tuple(a for g in GRID[spec.name] for a in ("--grid", g))
+            for side in (("one", "grid") if rep % 2 == 0 else ("grid", "one")):
+                res = Path(tempfile.mkdtemp(prefix="bench_eval_grid_"))
+                metrics, wall = panbench_eval(spec.name, ckpt, data_root, limit, workers, 0, results=res,
+                                              extra=grid if side == "grid" else ())
+                if side == "grid":
+                    doc = json.loads(next((res / "grids").glob("*.json")).read_text())
+                    own = json.loads((res / doc["settings"][doc["default"]]["record"]).read_text())["metrics"]
+                    times.setdefault((spec.name, "own"), []).append(own)
+                else:
+                    times.setdefault((spec.name, "metrics"), []).append(metrics)
+                times.setdefault((spec.name, side), []).append(wall)
+    print(f"\n--grid: whole-process wall seconds of one run and of a 4-setting grid (forked), median of {repeat}")
+    print(f"{'model':20} {'grid':>38} {'one':>7} {'grid s':>7} {'ratio':>6}")
+    bad = []
+    for spec, _, _ in models:
+        one, grid = statistics.median(times[(spec.name, "one")]), statistics.median(times[(spec.name, "grid")])
+        if any(worst_difference(m, {k: o[k] for k in METRIC_KEYS}) != 0
+               for m, o in zip(times[(spec.name, "metrics")], times[(spec.name, "own")])):
+            bad.append(spec.name)
+        print(f"{spec.name:20} {' '.join(GRID[spec.name]):>38} {one:7.2f} {grid:7.2f} {grid / one:5.2f}x")
+    if bad:
+        print(f"the grid's own setting differs from the single run: {', '.join(bad)}")
+        raise SystemExit(1)
+    print("the grid's record of each model's own setting: the single run's nine metrics exactly")
 
 
 def worst_difference(a: dict[str, float], b: dict[str, float]) -> float:
@@ -150,6 +193,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="rounds; medians are compared")
     ap.add_argument("--limit", type=int, help="the first N demo val images (default: all 60)")
     ap.add_argument("--skip-batch-amp", action="store_true", help="leave out the batch/AMP table")
+    ap.add_argument("--skip-grid", action="store_true", help="leave out the grid table")
     ap.add_argument("--skip-fusion", action="store_true",
                     help="leave out the fusion table (panbench 1proc with --fusion mmdet against its default)")
     a = ap.parse_args()
@@ -235,6 +279,8 @@ def main() -> None:
 
     if not a.skip_fusion:
         post_table(models, shares, a.repeat)
+    if not a.skip_grid:
+        grid_table(models, data_root, a.limit, a.workers, a.repeat)
 
     if a.skip_batch_amp:
         return

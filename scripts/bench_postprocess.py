@@ -22,6 +22,13 @@ eval loop's post-processing thread uses):
   floor         reading the mask logits the fusion head receives once (``mask_pred.sum()`` over the Q maps of
                 the resized image, float32): no post-processing can read less
   forward       the network (for scale), timed once after one untimed pass
+  grid          a grid of four settings of the architecture's own thresholds (``finish_grid``, then each setting's
+                ``to_segments`` and ``to_instances``; docs/eval.md, "Grids"): MaskFormer's and Mask2Former's
+                ``object_mask_thr`` 0, 0.004, 0.006, 0.008 (random weights score near 1/134 = 0.0075: 100 queries
+                down to a few), PanopticFPN's ``mask_overlap`` 0.3, 0.5 by ``stuff_area_limit`` 0, 4096
+  +/setting     what each setting after the first adds, as a share of one setting's ``post`` (segments,
+                instances and the fusion; the target is at most 25%)
+  rules         the same for ``postprocess=default,maskwise,argmax`` (three rules: each its own computation)
 
     .venv/bin/python scripts/bench_postprocess.py [--models mask2former,maskformer,panoptic-fpn] [--repeat 5]
         [--data-root ../shared/data/coco-panoptic-val2017-sample] [--device cpu|cuda]
@@ -82,7 +89,8 @@ def main() -> None:
     print(f"{len(ds.samples)} COCO images ({a.data_root}), torch {torch.__version__} on {a.device} ({where}); "
           f"ms per image, median of {a.repeat}")
     print(f"{'model':20} {'image':>18} {'queries':>7} {'dets':>5} {'fusion+inst':>11} {'segments':>8} "
-          f"{'instances':>9} {'via host':>8} {'gt RLE':>7} {'post':>7} {'floor':>7} {'post/floor':>10} {'forward':>8}")
+          f"{'instances':>9} {'via host':>8} {'gt RLE':>7} {'post':>7} {'floor':>7} {'post/floor':>10} {'forward':>8} "
+          f"{'grid':>7} {'+/setting':>9} {'rules':>7} {'+/rule':>7}")
     for name in a.models.split(","):
         spec = resolve(name)[0]
         fam = random_model(spec, a.device)
@@ -101,6 +109,7 @@ def main() -> None:
 def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) -> str:
     """One image's line: its forward once (the fusion deferred), then each post-processing stage timed."""
     import torch
+    from mmdet.structures import DetDataSample
 
     from panbench.analysis.ap import gt_annotations
     from panbench.models.mmdet.family import PENDING, MaskFormerPredict
@@ -119,6 +128,10 @@ def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) ->
         forward = 1000 * (time.perf_counter() - t)
         job = out.pred_panoptic_seg.metainfo[PENDING]
         fused, _ = clock(job, repeat)
+        held = DetDataSample(metainfo=out.metainfo)  # the deferred output, for the grid
+        held.pred_panoptic_seg = out.pred_panoptic_seg
+        if "pred_instances" in out:
+            held.pred_instances = out.pred_instances
         fam.finish([out])
         seg_ms, _ = clock(lambda: fam.to_segments(out), repeat)
         ins_ms, inst = clock(lambda: fam.to_instances(out), repeat)
@@ -132,9 +145,37 @@ def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) ->
             q, ratio = f"{mask_pred.shape[0]}", f"{post / floor:9.2f}x"
         else:
             floor, q, ratio = float("nan"), "-", "-"
+        one = fused + seg_ms + ins_ms
+        kind = fam.grid_kind()
+        grid_ms, _ = clock(lambda: run_grid(fam, held, grid_settings(kind)), repeat)
+        if kind == "maskformer":
+            rules_ms, _ = clock(lambda: run_grid(fam, held, grid_settings("rules")), repeat)
+            rules, per_rule = f"{rules_ms:7.1f}", f"{(rules_ms - one) / 2 / one:7.0%}"
+        else:
+            rules, per_rule = f"{'-':>7}", f"{'-':>7}"
     h, w = fam.input_hw(data)
     return (f"{name:20} {f'{s.width}x{s.height}->{w}x{h}':>18} {q:>7} {len(inst):5d} {fused:11.1f} {seg_ms:8.1f} "
-            f"{ins_ms:9.1f} {host_ms:8.1f} {gt_ms:7.1f} {post:7.1f} {floor:7.1f} {ratio:>10} {forward:8.0f}")
+            f"{ins_ms:9.1f} {host_ms:8.1f} {gt_ms:7.1f} {post:7.1f} {floor:7.1f} {ratio:>10} {forward:8.0f} "
+            f"{grid_ms:7.1f} {(grid_ms - one) / 3 / one:9.0%} {rules} {per_rule}")
+
+
+def grid_settings(kind: str):
+    """The four settings of the ``grid`` column (``rules``: the three merging rules)."""
+    from panbench.models.grid import expand, parse_grid
+    from panbench.models.postprocess import PostProcess
+
+    grid = {"maskformer": ["object_mask_thr=0,0.004,0.006,0.008"],
+            "heuristic": ["mask_overlap=0.3,0.5", "stuff_area_limit=0,4096"],
+            "rules": ["object_mask_thr=0", "postprocess=default,maskwise,argmax"]}[kind]
+    return expand(parse_grid(grid), "maskformer" if kind == "rules" else kind, "bench", None, PostProcess())
+
+
+def run_grid(fam, out, settings) -> None:
+    """What the eval loop's post-processing thread does with a forward's output under a grid: each setting's
+    outputs, converted."""
+    for (one,) in fam.finish_grid([out], settings):
+        fam.to_segments(one)
+        fam.to_instances(one)
 
 
 def host_instances(out, label2cat):

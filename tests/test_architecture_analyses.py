@@ -41,7 +41,8 @@ REGISTRIES = (computes, columns_of, text_of)  # every row has one of each; kinds
 BEYOND_THE_ROW = {
     "ci": {"panbench/reporting/plots.py",  # its plot
            "panbench/reporting/tables.py",  # the default table's PQ interval; the paired difference's cell
-           "panbench/reporting/labels.py"},  # a run too small for an interval: re-running does not help
+           "panbench/reporting/labels.py",  # a run too small for an interval: re-running does not help
+           "panbench/reporting/grids.py"},  # a grid's PQ bands against each value, its settings' intervals
     "by_size": {"panbench/reporting/plots.py"},  # its plot
     "errors": {"panbench/reporting/plots.py"},  # its plot
     # boundary PQ is also a scoring pass over the pixels (the image result's boundary part), asked by --boundary

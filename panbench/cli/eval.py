@@ -117,12 +117,12 @@ def run(args: argparse.Namespace) -> int:
 def grid_output(scored: list[tuple[Any, RunRecord]], model: str, dataset: str, opts: EvalOptions,
                 results: Path) -> str:
     """A grid's summary written (``RESULTS/grids/``) and its one table of the settings, as printed."""
-    from panbench.records.grids import GridRow, summary, write_summary
+    from panbench.records.grids import GridRow, grid_summary, write_grid_summary
     from panbench.reporting.text import format_grid
 
     rows = [GridRow(s.label(), dict(s.values), s.default, str(r.record), r.metrics) for s, r in scored]
-    doc = summary(model, dataset, opts.grid or {}, rows, opts.command)
-    path = write_summary(results, doc)
+    doc = grid_summary(model, dataset, opts.grid or {}, rows, opts.command)
+    path = write_grid_summary(results, doc)
     return format_grid(doc, [r for _, r in scored]) + f"\n  grid: {path} ({len(rows)} records under {results}/runs)"
 
 

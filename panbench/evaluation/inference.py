@@ -303,10 +303,9 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequenc
     timings = Timings()
     if not (todo := shard.todo()):
         return timings
-    pipeline = lm.pipeline
-    if opts.corruption is not None:  # corrupted in the workers, after the image is loaded
-        pipeline = CorruptedPipeline(lm.family, opts.corruption)
-    items: Any = Items(dataset, todo, pipeline)  # a map-style dataset (__len__, __getitem__)
+    # a map-style dataset (__len__, __getitem__); --corruption corrupts in the workers, after the image is loaded
+    pipeline = lm.pipeline if opts.corruption is None else CorruptedPipeline(lm.family, opts.corruption)
+    items: Any = Items(dataset, todo, pipeline)
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
     loader: Any = torch.utils.data.DataLoader(items, batch_size=1, shuffle=False, num_workers=opts.workers,
                                               collate_fn=list, persistent_workers=False,
@@ -319,8 +318,8 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequenc
     post.start()
     one = _Pass(shard, post)
     # a grid's settings all come from the outputs the forward leaves unfused
-    defer = defers_fusion(device) or shard.settings is not None
-    deferred = family.deferred() if isinstance(family, DeferredFusion) and defer else nullcontext()
+    defer = isinstance(family, DeferredFusion) and (defers_fusion(device) or shard.settings is not None)
+    deferred = family.deferred() if defer else nullcontext()
     try:
         with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
             t_start = one.batches(same_shape_batches(loaded, opts.batch_size, family.batch_key))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from panbench.errors import PanbenchError
-from panbench.models.grid import parse_grid
+from panbench.models.grid import check_grid, parse_grid
 from panbench.models.postprocess import PostProcess
 from panbench.records.provenance import command_line
 
@@ -136,7 +136,5 @@ def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
     for spec in specs:
         spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)
     if opts.grid:
-        from panbench.models.grid import check_grid
-
         kinds = {s.name: (getattr(s.family.entry(), "grid_kind", None) or (lambda _: None))(s) for s in specs}
         check_grid(opts.grid, kinds)

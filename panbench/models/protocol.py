@@ -129,6 +129,14 @@ class FamilyEntry(Protocol):
     def config_files(self, spec: ModelSpec) -> list[Path] | None:
         """Optional: the files that fix :meth:`random_model`'s model (its counts' cache key); None: not known."""
 
+    def grid_kind(self, spec: ModelSpec) -> str | None:
+        """Optional: the fusion whose keys ``eval --grid`` may vary (:data:`panbench.models.grid.GRID_KEYS`), read
+        before the model loads; None: none."""
+
+    def config_text(self, spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -> tuple[str, str]:
+        """Optional (with :meth:`grid_kind`): the config text and hash ``load_model`` records with ``cfg_options``,
+        a grid setting's (docs/eval.md, "Grids")."""
+
 
 def count_parameters(module: Any) -> int:
     """The number of parameters of a torch module (the record's ``params``)."""

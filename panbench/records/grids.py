@@ -28,7 +28,7 @@ class GridRow:
     metrics: dict[str, float]
 
 
-def summary(model: str, dataset: str, grid: dict[str, list[Any]], rows: list[GridRow],
+def grid_summary(model: str, dataset: str, grid: dict[str, list[Any]], rows: list[GridRow],
             command: str | None) -> dict[str, Any]:
     """A grid's summary document: its settings in order, the default's and the best's positions (best: highest PQ,
     the first of equals)."""
@@ -40,7 +40,7 @@ def summary(model: str, dataset: str, grid: dict[str, list[Any]], rows: list[Gri
                           "metrics": {k: r.metrics[k] for k in HEADLINE}} for r in rows]}
 
 
-def write_summary(results_dir: Path, doc: dict[str, Any]) -> Path:
+def write_grid_summary(results_dir: Path, doc: dict[str, Any]) -> Path:
     """``doc`` written as ``RESULTS/grids/<date>_<model>_<dataset>.json`` (a free ``~k`` twin if taken)."""
     first = record_path(Path(results_dir), doc["model"], doc["dataset"], doc["date"], folder=GRIDS)
     first.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,9 @@
 """Hugging Face ``transformers`` panoptic models (``--model hf:<hub id or directory>``) as the family's
 :class:`panbench.models.protocol.PanopticModel` (docs/huggingface.md): :func:`load_hf_model` loads one with its
-processor and its labels mapped (:func:`map_labels`), :class:`HFPanoptic` runs it."""
+processor and its labels mapped (:func:`map_labels`), :class:`HFPanoptic` runs it.
+
+Over 600 lines: the model, the loading that makes it and the post-processing settings its record names are read
+together (each names what the others keep); the model types' table is :mod:`.types`."""
 
 from __future__ import annotations
 
@@ -551,8 +554,7 @@ def load_hf_model(ref: str, categories: Any, device: str, any_rank: Callable[[bo
                       "processor_class": type(image_processor).__name__, "config": meta,
                       "processor": image_processor.to_dict(), "label_ids_to_fuse": sorted(fuse),
                       "skipped_labels": skipped, "transformers": transformers.__version__}
-    text, text_hash = recorded_config(ref, settings)
-    return Built(module, Weights(d, digest(d), hub_id), text, text_hash,
+    return Built(module, Weights(d, digest(d), hub_id), *recorded_config(ref, settings),
                  named=(mtype.architecture, backbone_name(cfg) or mtype.backbone), packages=backbone_packages(cfg))
 
 

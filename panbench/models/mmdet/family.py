@@ -34,6 +34,7 @@ class MMDetModel:
     fp32_ops: bool = False  # the mmcv ops without a reduced-precision kernel are wrapped (``--amp``)
     instance_source: str | None = None  # "mmdet instance_on" when the fusion head's instance output is on
     where: str = "model"  # the config file, for messages
+    _converted: dict[int, tuple[Any, Instances | None]] | None = None  # a grid's batch: to_instances once per output
 
     @property
     def module(self) -> Any:
@@ -112,6 +113,7 @@ class MMDetModel:
         samples per setting, each what a separate run of it gives; the work the settings share done once."""
         from mmdet.structures import DetDataSample
 
+        self._converted = {}  # the instance outputs of this batch converted (to_instances)
         jobs = []
         for sample in outputs:
             pan = sample.get("pred_panoptic_seg")
@@ -151,10 +153,16 @@ class MMDetModel:
         return panoptic_to_segments(output.pred_panoptic_seg.sem_seg[0], len(self.names), self.label2cat)
 
     def to_instances(self, output: Any) -> Instances | None:
-        """The data sample's ``pred_instances`` (the fusion head's ``instance_on`` output) in dataset ids."""
+        """The data sample's ``pred_instances`` (the fusion head's ``instance_on`` output) in dataset ids (a grid's
+        settings that share one output convert it once)."""
         if self.instance_source is None or "pred_instances" not in output:
             return None
-        return from_mmdet(output.pred_instances, self.label2cat)
+        inst, shared = output.pred_instances, self._converted
+        if shared is None:
+            return from_mmdet(inst, self.label2cat)
+        if id(inst) not in shared:
+            shared[id(inst)] = (inst, from_mmdet(inst, self.label2cat))
+        return shared[id(inst)][1]
 
     def to_semantic(self, output: Any) -> np.ndarray | None:
         """None: mmdet 3.3's MaskFormer fusion head asserts ``not semantic_on``, so mIoU is the panoptic one."""
@@ -311,29 +319,37 @@ class MaskFormerPredict(_Deferrable):
             out.append({"pan_results": self.pending(job)} if self.defer else job())
         return out
 
-    def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None,
-                cfg: Any = None, masks: Any = None) -> dict[str, Any]:
-        """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``
-        under ``cfg`` (default: the head's ``test_cfg``); ``masks``: a grid's upsampled masks, prepared already."""
-        from mmengine.structures import InstanceData, PixelData
+    def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None) -> dict[str, Any]:
+        """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``."""
+        from mmengine.structures import PixelData
 
         import panbench.models.mmdet.fast_fusion as ff
 
-        head, cfg = self.head, self.head.test_cfg if cfg is None else cfg
+        head, cfg = self.head, self.head.test_cfg
         n_cls, n_th, top = head.num_classes, head.num_things_classes, cfg.get("max_per_image", 100)
         instance_on = cfg.get("instance_on", False)
-        if masks is None:
-            masks = ff.QueryMasks(mask_pred, size)
-            if instance_on:  # the queries both outputs read, upsampled once
-                masks.prepare(ff.fusion_queries(mask_cls, n_cls, cfg.get("object_mask_thr", 0.8))[0],
-                              ff.instance_queries(mask_cls, n_cls, n_th, top)[2])
+        masks = ff.QueryMasks(mask_pred, size)
+        if instance_on:  # the queries both outputs read, upsampled once
+            masks.prepare(ff.fusion_queries(mask_cls, n_cls, cfg.get("object_mask_thr", 0.8))[0],
+                          ff.instance_queries(mask_cls, n_cls, n_th, top)[2])
         pan = ff.maskformer_fusion(mask_cls, mask_pred, n_cls, n_th, cfg.get("object_mask_thr", 0.8),
                                 cfg.get("iou_thr", 0.8), cfg.get("filter_low_score", False), size, masks)
         result = {"pan_results": PixelData(sem_seg=pan[None])}
         if instance_on:
-            scores, labels, boxes, inst = ff.maskformer_instances(mask_cls, mask_pred, n_cls, n_th, top, size, masks)
-            result["ins_results"] = InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=inst)
+            result["ins_results"] = self.instances(mask_cls, mask_pred, size, top, masks)
         return result
+
+    def instances(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None, top: int,
+                  masks: Any) -> Any:
+        """The instance output (AP's detections) as mmdet's ``instance_postprocess`` gives it."""
+        from mmengine.structures import InstanceData
+
+        import panbench.models.mmdet.fast_fusion as ff
+
+        head = self.head
+        scores, labels, boxes, inst = ff.maskformer_instances(mask_cls, mask_pred, head.num_classes,
+                                                              head.num_things_classes, top, size, masks)
+        return InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=inst)
 
 
     def grid(self, job: Any, settings: list[Setting]) -> Iterator[dict[str, Any]]:
@@ -346,26 +362,37 @@ class MaskFormerPredict(_Deferrable):
 
         mask_cls, mask_pred, size = job.args
         head, base = self.head, self.head.test_cfg
-        n_cls, n_th = head.num_classes, head.num_things_classes
+        n_cls, n_th, top = head.num_classes, head.num_things_classes, base.get("max_per_image", 100)
         cfgs = [own_cfg(base, s, "model.test_cfg.") for s in settings]
         instance_on = base.get("instance_on", False)
         every = torch.arange(mask_pred.shape[0], device=mask_pred.device)
+        own = [st.postprocess.name == "default" for st in settings]  # the model's fusion, else a merging rule
         with job.under():
             masks = ff.QueryMasks(mask_pred, size)
-            queries = [ff.fusion_queries(mask_cls, n_cls, c.get("object_mask_thr", 0.8))[0]
-                       if st.postprocess.name == "default" else every for st, c in zip(settings, cfgs)]
-            if instance_on:
-                queries.append(ff.instance_queries(mask_cls, n_cls, n_th, base.get("max_per_image", 100))[2])
-            masks.prepare(*queries)
-        for st, c in zip(settings, cfgs):
+            fused = [ff.fusion_queries(mask_cls, n_cls, c.get("object_mask_thr", 0.8))[0]
+                     for c, mine in zip(cfgs, own) if mine]
+            inst = [ff.instance_queries(mask_cls, n_cls, n_th, top)[2]] if instance_on else []
+            masks.prepare(*fused, *inst, *([every] if not all(own) else []))
+            probs = ff.QueryProbs(masks, mask_pred.shape[0], None if size is not None else ff._inner_run(mask_pred))
+            if fused:
+                probs.prepare(*fused)
+        instances: dict[bool, Any] = {}  # the instance output: one for the model's fusion, one for mmdet's rules
+        for st, c, mine in zip(settings, cfgs, own):
             with job.under():
-                if st.postprocess.name == "default":
-                    yield self.results(mask_cls, mask_pred, size, c, masks)
-                    continue
-                up = masks(every) if size is not None else mask_pred  # mmdet's predict: every query upsampled
-                out = {"pan_results": PixelData(sem_seg=merge_queries(mask_cls, up, n_cls, n_th, st.postprocess)[None])}
+                # mmdet's predict under a merging rule: every query upsampled
+                up = mask_pred if mine or size is None else masks(every)
+                if mine:
+                    pan = ff.maskformer_fusion(mask_cls, mask_pred, n_cls, n_th, c.get("object_mask_thr", 0.8),
+                                               c.get("iou_thr", 0.8), c.get("filter_low_score", False), size, masks,
+                                               probs)
+                else:
+                    pan = merge_queries(mask_cls, up, n_cls, n_th, st.postprocess)
+                out = {"pan_results": PixelData(sem_seg=pan[None])}
                 if instance_on:
-                    out["ins_results"] = head.instance_postprocess(mask_cls, up)
+                    if mine not in instances:
+                        instances[mine] = (self.instances(mask_cls, mask_pred, size, top, masks) if mine else
+                                           head.instance_postprocess(mask_cls, up))
+                    out["ins_results"] = instances[mine]
                 yield out
 
 
@@ -378,22 +405,37 @@ class HeuristicPredict(_Deferrable):
         job = partial(self.results, mask_results, seg_preds)
         return self.pending(job) if self.defer else job()["pan_results"]
 
-    def results(self, mask_results: Any, seg_preds: torch.Tensor, cfg: Any = None) -> dict[str, Any]:
-        """One image's panoptic map under ``cfg`` (default: the head's ``test_cfg``)."""
+    def results(self, mask_results: Any, seg_preds: torch.Tensor) -> dict[str, Any]:
         from mmengine.structures import PixelData
 
         from panbench.models.mmdet.fast_fusion import heuristic_fusion
 
-        head, cfg = self.head, self.head.test_cfg if cfg is None else cfg
+        head = self.head
         pan = heuristic_fusion(mask_results.scores, mask_results.labels, mask_results.masks, seg_preds,
-                               head.num_things_classes, head.num_classes, cfg["mask_overlap"],
-                               cfg["stuff_area_limit"])
+                               head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
+                               head.test_cfg.stuff_area_limit)
         return {"pan_results": PixelData(sem_seg=pan[None])}
 
     def grid(self, job: Any, settings: list[Setting]) -> Iterator[dict[str, Any]]:
+        """:meth:`results` under each setting: the semantic labels once, the instances laid once per overlap."""
+        from mmengine.structures import PixelData
+
+        import panbench.models.mmdet.fast_fusion as ff
+
+        (res, seg_preds), head = job.args, self.head
+        n_th = head.num_things_classes
+        with job.under():
+            sem = ff.semantic_labels(seg_preds, n_th)
+        layers: dict[float, Any] = {}
         for st in settings:
+            cfg = own_cfg(head.test_cfg, st, "model.test_cfg.panoptic.")
             with job.under():
-                yield self.results(*job.args, own_cfg(self.head.test_cfg, st, "model.test_cfg.panoptic."))
+                if (overlap := cfg["mask_overlap"]) not in layers:
+                    labels, layer = ff.instance_layer(res.scores, res.labels, res.masks, overlap)
+                    layers[overlap] = (labels, layer, ff.stuff_areas(sem, layer, head.num_classes))
+                labels, layer, areas = layers[overlap]
+                pan = ff.heuristic_map(sem, labels, layer, n_th, head.num_classes, cfg["stuff_area_limit"], areas)
+                yield {"pan_results": PixelData(sem_seg=pan[None])}
 
 
 def own_cfg(base: Any, setting: Setting, prefix: str) -> dict[str, Any]:

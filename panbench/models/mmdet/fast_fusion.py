@@ -45,6 +45,39 @@ class QueryMasks:
         return self.up[torch.searchsorted(self.rows, idx)]
 
 
+class QueryProbs:
+    """A grid's (docs/eval.md, "Grids"): the mask probabilities of one image's queries as :func:`maskformer_fusion`
+    computes them (:func:`sigmoid_as_in`, each element rounded as mmdet's sigmoid of every query rounds it) and each
+    query's pixels at 0.5 or more, computed once for the union of the settings' queries (``prepare``)."""
+
+    def __init__(self, masks: QueryMasks, total: int, run: int | None) -> None:
+        self.masks, self.total, self.run = masks, total, run
+        self.rows: torch.Tensor | None = None
+        self.probs: torch.Tensor | None = None
+        self.counts: torch.Tensor | None = None
+
+    def prepare(self, *queries: torch.Tensor) -> None:
+        self.rows = torch.unique(torch.cat(queries))
+        self.probs = sigmoid_as_in(self.masks(self.rows), self.rows, self.total, self.run)
+        self.counts = (self.probs >= 0.5).flatten(1).sum(1)
+
+    def _at(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """Where ``idx`` (ascending, among the prepared rows) lie; None: they are all the rows."""
+        assert self.rows is not None
+        return None if len(idx) == len(self.rows) else torch.searchsorted(self.rows, idx)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        assert self.probs is not None
+        at = self._at(idx)
+        return self.probs if at is None else self.probs.index_select(0, at)
+
+    def above_half(self, idx: torch.Tensor) -> torch.Tensor:
+        """Each query's pixels with a probability of 0.5 or more."""
+        assert self.counts is not None
+        at = self._at(idx)
+        return self.counts if at is None else self.counts[at]
+
+
 def fusion_queries(mask_cls: torch.Tensor, num_classes: int, object_mask_thr: float = 0.8
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The queries kept (not "no object", score above ``object_mask_thr``), ascending, their scores, classes."""
@@ -56,18 +89,23 @@ def fusion_queries(mask_cls: torch.Tensor, num_classes: int, object_mask_thr: fl
 
 def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
                       object_mask_thr: float = 0.8, iou_thr: float = 0.8, filter_low_score: bool = False,
-                      out_size: tuple[int, int] | None = None, masks_of: QueryMasks | None = None) -> torch.Tensor:
+                      out_size: tuple[int, int] | None = None, masks_of: QueryMasks | None = None,
+                      probs_of: QueryProbs | None = None) -> torch.Tensor:
     """The panoptic map of one image from ``mask_cls`` (Q, C+1) and ``mask_pred`` (Q, h, w, padding removed) logits,
-    the masks upsampled to ``out_size`` first (mmdet's ``rescale``), shared with the instance output by ``masks_of``."""
+    the masks upsampled to ``out_size`` first (mmdet's ``rescale``), shared with the instance output by ``masks_of``
+    (a grid's settings share their probabilities too: ``probs_of``, prepared with these queries among its own)."""
     idx, cur_scores, cur_classes = fusion_queries(mask_cls, num_classes, object_mask_thr)
-    # mmdet sigmoids all the queries' masks at once: the upsampled (Q, H, W), else mask_pred as it is laid out
-    run = None if out_size is not None else _inner_run(mask_pred)
-    masks = sigmoid_as_in((masks_of or QueryMasks(mask_pred, out_size))(idx), idx, mask_pred.shape[0], run)
+    if probs_of is not None:
+        masks, original = probs_of(idx), probs_of.above_half(idx)
+    else:  # mmdet sigmoids all the queries' masks at once: the upsampled (Q, H, W), else mask_pred as laid out
+        run = None if out_size is not None else _inner_run(mask_pred)
+        masks = sigmoid_as_in((masks_of or QueryMasks(mask_pred, out_size))(idx), idx, mask_pred.shape[0], run)
+        original = (masks >= 0.5).flatten(1).sum(1)
     k, (h, w) = masks.shape[0], masks.shape[-2:]
     if k == 0:
         return torch.full((h, w), num_classes, dtype=torch.int32, device=masks.device)
     owner = first_argmax(cur_scores.view(-1, 1, 1) * masks)
-    area, original = torch.bincount(owner.flatten(), minlength=k), (masks >= 0.5).flatten(1).sum(1)
+    area = torch.bincount(owner.flatten(), minlength=k)
     ratio = area.double() / original.double().clamp(min=1)
     kept = (area > 0) & (original > 0) & ~(ratio < iou_thr)
     thing = kept & (cur_classes < num_things)
@@ -228,31 +266,54 @@ def first_argmax(x: torch.Tensor) -> torch.Tensor:
 def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, seg_preds: torch.Tensor,
                      num_things: int, num_classes: int, mask_overlap: float, stuff_area_limit: int) -> torch.Tensor:
     """One image's panoptic map from its instances (N,) / (N, H, W) and semantic logits ``seg_preds``."""
-    sem = first_argmax(seg_preds) + num_things
-    n = masks.shape[0]
-    layer = None
-    if n:
-        order = torch.argsort(-scores)
-        labels, masks = labels[order], masks[order].bool()
-        boxes = mask_boxes(masks)[:, [1, 3, 0, 2]].long().tolist()  # y0 y1 x0 x1 of each, to the host at once
-        layer = torch.zeros(masks.shape[-2:], dtype=torch.long, device=masks.device)  # 1 + order position, 0 free
-        for i, (a, b, c, d) in enumerate(boxes):
-            if b <= a:  # an empty mask: mmdet skips it
-                continue
-            m, part = masks[i, a:b, c:d], layer[a:b, c:d]
-            pasted = part > 0
-            area, intersect = m.sum(), (m & pasted).sum()
-            ok = ~((intersect / (area + 1e-5)) > mask_overlap)  # mmdet's expression, on the same tensors
-            part.masked_fill_(m & ~pasted & ok, i + 1)
-    # stuff areas: the semantic map's pixels that no instance took (a thing's label is below num_things)
-    counts = torch.bincount((sem if layer is None else torch.where(layer > 0, 0, sem)).flatten(),
-                            minlength=num_classes + 1)
+    return heuristic_map(semantic_labels(seg_preds, num_things), *instance_layer(scores, labels, masks, mask_overlap),
+                         num_things, num_classes, stuff_area_limit)
+
+
+def semantic_labels(seg_preds: torch.Tensor, num_things: int) -> torch.Tensor:
+    """The semantic head's label of each pixel (stuff labels follow the things')."""
+    return first_argmax(seg_preds) + num_things
+
+
+def instance_layer(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, mask_overlap: float
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The instances laid by score, each where it overlaps those before by at most ``mask_overlap``: their labels in
+    that order and the layer (1 + order position, 0 free; None without instances)."""
+    if not masks.shape[0]:
+        return labels, None
+    order = torch.argsort(-scores)
+    labels, masks = labels[order], masks[order].bool()
+    boxes = mask_boxes(masks)[:, [1, 3, 0, 2]].long().tolist()  # y0 y1 x0 x1 of each, to the host at once
+    layer = torch.zeros(masks.shape[-2:], dtype=torch.long, device=masks.device)
+    for i, (a, b, c, d) in enumerate(boxes):
+        if b <= a:  # an empty mask: mmdet skips it
+            continue
+        m, part = masks[i, a:b, c:d], layer[a:b, c:d]
+        pasted = part > 0
+        area, intersect = m.sum(), (m & pasted).sum()
+        ok = ~((intersect / (area + 1e-5)) > mask_overlap)  # mmdet's expression, on the same tensors
+        part.masked_fill_(m & ~pasted & ok, i + 1)
+    return labels, layer
+
+
+def stuff_areas(sem: torch.Tensor, layer: torch.Tensor | None, num_classes: int) -> torch.Tensor:
+    """Each label's pixels that no instance took (a thing's label is below ``num_things``)."""
+    return torch.bincount((sem if layer is None else torch.where(layer > 0, 0, sem)).flatten(),
+                          minlength=num_classes + 1)
+
+
+def heuristic_map(sem: torch.Tensor, labels: torch.Tensor, layer: torch.Tensor | None, num_things: int,
+                  num_classes: int, stuff_area_limit: int, areas: torch.Tensor | None = None) -> torch.Tensor:
+    """The panoptic map of the semantic labels ``sem`` and the instances' ``layer`` (:func:`instance_layer`);
+    ``areas``: :func:`stuff_areas`, computed already."""
+    counts = stuff_areas(sem, layer, num_classes) if areas is None else areas
     small = counts < stuff_area_limit
     small[:num_things] = False
-    pan = torch.where(small[sem], num_classes, sem)
+    # a stuff label below the area limit is VOID: one lookup per pixel
+    pan = torch.where(small, num_classes, torch.arange(len(small), device=sem.device))[sem]
     if layer is not None:
         # mmdet numbers the laid instances 1, 2, ... and then the non-empty ones among them again
-        filled = torch.bincount(layer.flatten(), minlength=n + 1)[1:] > 0
+        filled = torch.bincount(layer.flatten(), minlength=len(labels) + 1)[1:] > 0
         instance = torch.cumsum(filled.long(), 0)
         table = torch.cat([torch.zeros(1, dtype=torch.long, device=sem.device), labels + instance * INSTANCE_OFFSET])
         pan = torch.where(layer > 0, table[layer], pan)
