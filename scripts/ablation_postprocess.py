@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Post-processing ablation on the demo models: PQ and mIoU of MaskFormer and Mask2Former with the
-model's own fusion, Panoptic SegFormer's mask-wise merging and pixel-wise argmax (same outputs).
+model's own fusion, Panoptic SegFormer's mask-wise merging and pixel-wise argmax, all three scored from one
+forward per model (``eval --grid postprocess=default,maskwise,argmax``; docs/eval.md, "Grids").
 
     .venv/bin/python scripts/ablation_postprocess.py [--results /tmp/panbench-ablation]
 """
@@ -20,10 +21,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=Path("/tmp/panbench-ablation"))
     a = ap.parse_args()
-    for pp in ("default", "maskwise", "argmax"):
-        subprocess.run([sys.executable, "-m", "panbench", "eval", "--model", "maskformer,mask2former", "--dataset",
-                        "demo", "--postprocess", pp, "--results", str(a.results), "--no-progress", "--no-resume"],
-                       check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "panbench", "eval", "--model", "maskformer,mask2former", "--dataset", "demo",
+                    "--grid", "postprocess=default,maskwise,argmax", "--results", str(a.results), "--no-progress",
+                    "--no-resume"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     from panbench.records.io import load_records
     from panbench.reporting.tables import latest_runs
 
