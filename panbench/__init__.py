@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __get
         PQResult,
         PQValues,
     )
+    from panbench.models.grid import GridResult, postprocess_grid
     from panbench.pq.score import pq_compute
 
 __version__ = "0.3.1"
@@ -23,9 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: configs/, check
 # The Python API (docs/api.md), imported on first use so that ``import panbench`` stays light.
 _API = {"pq_compute": "panbench.pq.score", "PanopticQuality": "panbench.metrics",
         "CocoPanopticQuality": "panbench.metrics", "PQResult": "panbench.metrics", "PQValues": "panbench.metrics",
-        "ClassPQ": "panbench.metrics", "Finding": "panbench.metrics", "DiagnosisWarning": "panbench.metrics"}
-__all__ = ["ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "PQResult", "PQValues", "PanopticQuality",
-           "__version__", "pq_compute"]
+        "ClassPQ": "panbench.metrics", "Finding": "panbench.metrics", "DiagnosisWarning": "panbench.metrics",
+        "postprocess_grid": "panbench.models.grid", "GridResult": "panbench.models.grid"}
+__all__ = ["ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "GridResult", "PQResult", "PQValues",
+           "PanopticQuality", "__version__", "postprocess_grid", "pq_compute"]
 
 
 def named(ref: str) -> Any:

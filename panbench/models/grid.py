@@ -208,3 +208,41 @@ def check_grid(grid: dict[str, list[Any]], kinds: dict[str, str | None]) -> None
         for v in values:
             if (want := grid_key.check(v)) is not None:
                 raise PanbenchError(f"--grid {grid_key.short}={v}: must be {want}")
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """One setting's panoptic prediction (:func:`postprocess_grid`): the id map (uint32, 0 = VOID) and its COCO
+    ``segments_info`` (``id``, ``category_id``, ``iscrowd``)."""
+
+    setting: Setting
+    ids: Any
+    segments: list[dict[str, Any]]
+
+
+def postprocess_grid(mask_cls: Any, mask_pred: Any, grid: dict[str, list[Any]] | Sequence[str], num_things: int,
+                     size: tuple[int, int] | None = None, label2cat: Sequence[int] | None = None) -> list[GridResult]:
+    """One image's MaskFormer or Mask2Former outputs (``mask_cls`` (Q, C+1) class logits, ``mask_pred`` (Q, h, w)
+    mask logits, padding removed; ``size``: the image's (H, W) to upsample to) post-processed under every setting
+    of ``grid`` (``{"object_mask_thr": [0.6, 0.8], "postprocess": ["default", "maskwise"]}`` or ``eval --grid``'s
+    ``["object_mask_thr=0.6,0.8", ...]``): one result per setting, each what the model's own fusion (mmdet's
+    ``MaskFormerFusionHead``) or the merging rule gives under it alone, the shared work done once (docs/api.md,
+    "Post-processing grids").  Category ids are ``label2cat[label]`` (default: the labels)."""
+    import torch
+
+    from panbench.models.encoding import panoptic_to_segments
+    from panbench.models.mmdet.fast_fusion import GridFusion
+
+    grid = parse_grid(list(grid)) if not isinstance(grid, dict) else grid
+    settings = expand(grid, "maskformer", "postprocess_grid", None, PostProcess())
+    num_classes = int(mask_cls.shape[-1]) - 1
+    cats = list(label2cat) if label2cat is not None else list(range(num_classes))
+    cfgs = [{k.rsplit(".", 1)[-1]: v for k, v in (s.cfg_options or {}).items()} for s in settings]
+    with torch.inference_mode():
+        fusion = GridFusion(torch.as_tensor(mask_cls), torch.as_tensor(mask_pred), num_classes, num_things, cfgs,
+                            [s.postprocess for s in settings], None if size is None else (int(size[0]), int(size[1])))
+        out = []
+        for k, s in enumerate(settings):
+            ids, segments = panoptic_to_segments(fusion.panoptic(k), num_classes, cats)
+            out.append(GridResult(s, ids, segments))
+    return out

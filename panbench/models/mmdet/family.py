@@ -353,45 +353,30 @@ class MaskFormerPredict(_Deferrable):
 
 
     def grid(self, job: Any, settings: list[Setting]) -> Iterator[dict[str, Any]]:
-        """:meth:`results` under each setting (``--postprocess maskwise|argmax`` as mmdet's ``predict`` runs them);
-        the masks every setting reads upsampled once."""
-        import torch
+        """:meth:`results` under each setting (``--postprocess maskwise|argmax`` as mmdet's ``predict`` runs them:
+        its instance output too); the masks every setting reads upsampled once (:class:`.fast_fusion.GridFusion`)."""
         from mmengine.structures import PixelData
 
         import panbench.models.mmdet.fast_fusion as ff
 
         mask_cls, mask_pred, size = job.args
         head, base = self.head, self.head.test_cfg
-        n_cls, n_th, top = head.num_classes, head.num_things_classes, base.get("max_per_image", 100)
-        cfgs = [own_cfg(base, s, "model.test_cfg.") for s in settings]
+        top = base.get("max_per_image", 100)
         instance_on = base.get("instance_on", False)
-        every = torch.arange(mask_pred.shape[0], device=mask_pred.device)
-        own = [st.postprocess.name == "default" for st in settings]  # the model's fusion, else a merging rule
         with job.under():
-            masks = ff.QueryMasks(mask_pred, size)
-            fused = [ff.fusion_queries(mask_cls, n_cls, c.get("object_mask_thr", 0.8))[0]
-                     for c, mine in zip(cfgs, own) if mine]
-            inst = [ff.instance_queries(mask_cls, n_cls, n_th, top)[2]] if instance_on else []
-            masks.prepare(*fused, *inst, *([every] if not all(own) else []))
-            probs = ff.QueryProbs(masks, mask_pred.shape[0], None if size is not None else ff._inner_run(mask_pred))
-            if fused:
-                probs.prepare(*fused)
+            extra = [ff.instance_queries(mask_cls, head.num_classes, head.num_things_classes, top)[2]] \
+                if instance_on else []
+            fusion = ff.GridFusion(mask_cls, mask_pred, head.num_classes, head.num_things_classes,
+                                   [own_cfg(base, s, "model.test_cfg.") for s in settings],
+                                   [s.postprocess for s in settings], size, extra)
         instances: dict[bool, Any] = {}  # the instance output: one for the model's fusion, one for mmdet's rules
-        for st, c, mine in zip(settings, cfgs, own):
+        for k, st in enumerate(settings):
             with job.under():
-                # mmdet's predict under a merging rule: every query upsampled
-                up = mask_pred if mine or size is None else masks(every)
-                if mine:
-                    pan = ff.maskformer_fusion(mask_cls, mask_pred, n_cls, n_th, c.get("object_mask_thr", 0.8),
-                                               c.get("iou_thr", 0.8), c.get("filter_low_score", False), size, masks,
-                                               probs)
-                else:
-                    pan = merge_queries(mask_cls, up, n_cls, n_th, st.postprocess)
-                out = {"pan_results": PixelData(sem_seg=pan[None])}
+                out = {"pan_results": PixelData(sem_seg=fusion.panoptic(k)[None])}
                 if instance_on:
-                    if mine not in instances:
-                        instances[mine] = (self.instances(mask_cls, mask_pred, size, top, masks) if mine else
-                                           head.instance_postprocess(mask_cls, up))
+                    if (mine := st.postprocess.name == "default") not in instances:
+                        instances[mine] = (self.instances(mask_cls, mask_pred, size, top, fusion.masks) if mine else
+                                           head.instance_postprocess(mask_cls, fusion.upsampled()))
                     out["ins_results"] = instances[mine]
                 yield out
 

@@ -5,12 +5,15 @@ MaskFormer and Mask2Former, :func:`heuristic_fusion` for PanopticFPN, in mmdet's
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from panbench.models.encoding import INSTANCE_OFFSET
+from panbench.models.postprocess import PostProcess, merge_queries
 from panbench.pq.extensions import load_extension
 
 _fusion = load_extension("panbench.models.mmdet._fusion")  # None: torch computes the argmax (the same indices)
@@ -76,6 +79,41 @@ class QueryProbs:
         assert self.counts is not None
         at = self._at(idx)
         return self.counts if at is None else self.counts[at]
+
+
+class GridFusion:
+    """One image's panoptic maps under several settings (docs/eval.md, "Grids"), each the map a separate run of it
+    makes: the model's own fusion (:func:`maskformer_fusion`) under each ``cfgs[k]`` (``object_mask_thr``,
+    ``iou_thr``, ``filter_low_score``) where ``pps[k]`` is ``default``, else that merging rule on every query's mask
+    as mmdet's ``predict`` upsamples them (:func:`~panbench.models.postprocess.merge_queries`).  The masks of the
+    union of the settings' queries (and ``extra``'s) are upsampled once, their probabilities computed once."""
+
+    def __init__(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
+                 cfgs: list[dict[str, Any]], pps: list[PostProcess], out_size: tuple[int, int] | None = None,
+                 extra: Sequence[torch.Tensor] = ()) -> None:
+        self.mask_cls, self.mask_pred, self.num_classes, self.num_things = mask_cls, mask_pred, num_classes, num_things
+        self.cfgs, self.pps, self.out_size = cfgs, pps, out_size
+        self.every = torch.arange(mask_pred.shape[0], device=mask_pred.device)
+        own = [fusion_queries(mask_cls, num_classes, c.get("object_mask_thr", 0.8))[0]
+               for c, pp in zip(cfgs, pps) if pp.name == "default"]
+        self.masks = QueryMasks(mask_pred, out_size)
+        self.masks.prepare(*own, *extra, *([self.every] if len(own) < len(pps) else []))
+        self.probs = QueryProbs(self.masks, mask_pred.shape[0], None if out_size is not None else _inner_run(mask_pred))
+        if own:
+            self.probs.prepare(*own)
+
+    def upsampled(self) -> torch.Tensor:
+        """Every query's mask logits as mmdet's ``predict`` hands them to a merging rule."""
+        return self.mask_pred if self.out_size is None else self.masks(self.every)
+
+    def panoptic(self, k: int) -> torch.Tensor:
+        """Setting ``k``'s panoptic map in mmdet's encoding (int32)."""
+        c, pp = self.cfgs[k], self.pps[k]
+        if pp.name != "default":
+            return merge_queries(self.mask_cls, self.upsampled(), self.num_classes, self.num_things, pp)
+        return maskformer_fusion(self.mask_cls, self.mask_pred, self.num_classes, self.num_things,
+                                 c.get("object_mask_thr", 0.8), c.get("iou_thr", 0.8),
+                                 c.get("filter_low_score", False), self.out_size, self.masks, self.probs)
 
 
 def fusion_queries(mask_cls: torch.Tensor, num_classes: int, object_mask_thr: float = 0.8

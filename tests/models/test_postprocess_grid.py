@@ -1,0 +1,68 @@
+"""``panbench.postprocess_grid`` (docs/api.md, "Post-processing grids"): one image's query outputs under every
+setting of a grid, each equal to the model's own fusion or the merging rule run under that setting alone (nothing
+shared), in the ids and segments a run writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import panbench
+from panbench.errors import PanbenchError
+from panbench.models.encoding import panoptic_to_segments
+from panbench.models.mmdet.fast_fusion import maskformer_fusion
+from panbench.models.postprocess import PostProcess, merge_queries
+
+NUM_CLASSES, NUM_THINGS, Q = 9, 5, 24
+
+
+def _outputs(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class logits whose top scores spread over (0, 1) and mask logits of a padded-away size."""
+    g = torch.Generator().manual_seed(seed)
+    mask_cls = torch.randn(Q, NUM_CLASSES + 1, generator=g) * torch.linspace(0.5, 6.0, Q)[:, None]
+    return mask_cls, torch.randn(Q, 24, 32, generator=g) * 4
+
+
+def _alone(mask_cls: torch.Tensor, mask_pred: torch.Tensor, values: dict, size: tuple[int, int] | None,
+           cats: list[int]) -> tuple[np.ndarray, list[dict]]:
+    """A setting run by itself, as a separate run's fusion head runs it."""
+    pp_name = values.get("postprocess", "default")
+    if pp_name == "default":
+        pan = maskformer_fusion(mask_cls, mask_pred, NUM_CLASSES, NUM_THINGS,
+                                values.get("model.test_cfg.object_mask_thr", 0.8),
+                                values.get("model.test_cfg.iou_thr", 0.8),
+                                values.get("model.test_cfg.filter_low_score", False), size)
+    else:
+        up = mask_pred if size is None else F.interpolate(mask_pred[:, None], size=size, mode="bilinear",
+                                                          align_corners=False)[:, 0]
+        pp = PostProcess(pp_name, keep_thr=values.get("pp_keep", PostProcess.keep_thr))
+        pan = merge_queries(mask_cls, up, NUM_CLASSES, NUM_THINGS, pp)
+    return panoptic_to_segments(pan, NUM_CLASSES, cats)
+
+
+@pytest.mark.parametrize("size", [None, (50, 70)])
+def test_every_setting_equals_the_fusion_run_alone(size) -> None:
+    cats = [10 * (k + 1) for k in range(NUM_CLASSES)]
+    grid = ["object_mask_thr=0.2,0.5,0.8", "iou_thr=0.3,0.8", "filter_low_score=False,True",
+            "postprocess=default,maskwise,argmax", "pp_keep=0.3,0.6"]
+    mask_cls, mask_pred = _outputs(0)
+    got = panbench.postprocess_grid(mask_cls, mask_pred, grid, NUM_THINGS, size=size, label2cat=cats)
+    assert len(got) == 3 * 2 * 2 * (1 + 2 + 1)  # pp_keep goes with maskwise only
+    kinds = set()
+    for r in got:
+        values = dict(r.setting.values)
+        ids, segments = _alone(mask_cls, mask_pred, values, size, cats)
+        assert np.array_equal(r.ids, ids) and r.segments == segments, r.setting.label()
+        kinds.add((values["postprocess"], len(segments)))
+    assert len({n for _, n in kinds}) > 3  # the settings made different maps
+
+
+def test_a_grid_given_as_a_dict_and_a_bad_key_refused() -> None:
+    mask_cls, mask_pred = _outputs(1)
+    got = panbench.postprocess_grid(mask_cls, mask_pred, {"object_mask_thr": [0.3, 0.9]}, NUM_THINGS)
+    assert [r.setting.label() for r in got] == ["object_mask_thr=0.3", "object_mask_thr=0.9"]
+    assert got[0].ids.dtype == np.uint32 and got[0].ids.shape == (24, 32)
+    with pytest.raises(PanbenchError, match="not a post-processing key"):
+        panbench.postprocess_grid(mask_cls, mask_pred, {"mask_overlap": [0.5]}, NUM_THINGS)
