@@ -92,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
         args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C
         args.caches_before = storage.opened()  # the cache opened after these is this model's (the line's count)
         # the numbers on the screen before any file is written (a grid's: one table once every record is written)
-        scored = evaluate_settings(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True)
-                                   if not opts.grid else None)
+        scored = evaluate_settings(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True))
         args.models_done, args.models_left = [s.name for s in specs[:k + 1]], [s.name for s in specs[k + 1:]]
         if scored[0][0] is not None:
             records += [r for _, r in scored]

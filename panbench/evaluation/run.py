@@ -213,8 +213,9 @@ class Run:
                                                 "wall_s": speed["speed_wall_s"], "overlapped": shared})
 
     def records(self, show: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
-        """Each part's result record, written by rank 0 (``show``: handed each on rank 0 before it is written)."""
-        return [self.record(part, show) for part in self.parts]
+        """Each part's result record, written by rank 0 (``show``: handed a run's one record on rank 0 before it is
+        written; a grid's are shown together once written)."""
+        return [self.record(part, show if part.setting is None else None) for part in self.parts]
 
     def record(self, part: Part, show: Callable[[RunRecord], None] | None = None) -> RunRecord:
         """``part``'s result record, written by rank 0 (``show``: handed it on rank 0 before it is written)."""

@@ -123,6 +123,43 @@ def test_every_setting_of_a_grid_in_one_process_equals_its_separate_run(demo_roo
     assert _check_equal_to_separate_runs(demo_root, model, out, tmp_path, "--cpu-procs", "1") == 4
 
 
+@pytest.mark.system  # torchrun's processes (make test-system)
+def test_a_grid_under_torchrun_equals_separate_runs_under_torchrun(demo_root, tmp_path) -> None:
+    """Two gloo ranks on the CPU: the grid's settings, the ranks' images reduced per setting, against separate
+    runs with the same ranks."""
+    from helpers import free_port
+
+    def torchrun(args: list[str]) -> None:
+        r = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", "2", "--master-port",
+                            str(free_port()), "-m", "panbench", *args, "--device", "cpu"], capture_output=True,
+                           text=True, cwd=REPO_ROOT, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    out = tmp_path / "grid"
+    torchrun(_eval(demo_root, "demo-mask2former", out / "res", out / "pred", "--grid", "object_mask_thr=0.5,0.8",
+                   "--grid", "postprocess=default,argmax"))
+    doc = _summary(out / "res")
+    assert len(doc["settings"]) == 4
+    for k, st in enumerate(doc["settings"]):
+        res = tmp_path / f"s{k}"
+        torchrun(_eval(demo_root, "demo-mask2former", res / "res", res / "pred", *_separate(st["values"])))
+        a = json.loads((out / "res" / st["record"]).read_text())
+        b = json.loads(next((res / "res" / "runs").glob("*.json")).read_text())
+        assert a["world_size"] == 2 and _comparable(a) == _comparable(b), st["label"]
+        slug = "_".join(f"{key.rsplit('.', 1)[-1]}-{v}" for key, v in st["values"].items())
+        assert compare_predictions(out / "pred" / slug, res / "pred") == ([], int(LIMIT))
+
+
+def test_a_grid_over_every_model_varies_each_over_its_own_keys(demo_root, tmp_path, capsys) -> None:
+    """``--model all``: Mask2Former and MaskFormer over the threshold, PanopticFPN (none of its keys) once."""
+    assert main(_eval(demo_root, "all", tmp_path / "res", tmp_path / "pred", "--limit", "2", "--no-ap",
+                      "--grid", "object_mask_thr=0.5,0.8")) == 0
+    out = capsys.readouterr().out
+    assert out.count("2 settings from one forward") == 2 and "demo-panoptic-fpn [default] on demo" in out, out
+    assert len(list((tmp_path / "res" / "grids").glob("*.json"))) == 2
+    assert len(list((tmp_path / "res" / "runs").glob("*.json"))) == 5
+
+
 @pytest.mark.parametrize(("grid", "said"), [
     (["object_mask_thr=0.5,1.5"], "object_mask_thr=1.5: must be in [0, 1]"),
     (["filter_low_score=yes"], "filter_low_score=yes: must be True or False"),
