@@ -69,7 +69,7 @@ def choose_settings(what: str, runs: list[RunRecord], wanted: str | None,
         print(f"{what}: best: the setting of highest PQ of its grid, {choice_label(pick[-1]) or 'default'} (chosen "
               "on these images: a setting picked on val is not a test result)", file=sys.stderr)
         return pick
-    pick = _own_postprocess([r for r in shown if settings_match(r, wanted)], wanted)
+    pick = _own_postprocess([r for r in shown if settings_match(r, wanted)], wanted, shown)
     if not pick and wanted in (None, "default"):  # the model's own setting, run in a grid
         if pick := [r for r in shown if r.record in marked.get("default", ())]:
             print(f"{what}: default: the setting of its grid that is the model's own, {choice_label(pick[-1])}",
@@ -92,13 +92,14 @@ def choose_settings(what: str, runs: list[RunRecord], wanted: str | None,
     return pick
 
 
-def _own_postprocess(pick: list[RunRecord], wanted: str | None) -> list[RunRecord]:
-    """``pick``, of the model's own post-processing where it holds several and ``wanted`` names none."""
+def _own_postprocess(pick: list[RunRecord], wanted: str | None, shown: list[RunRecord]) -> list[RunRecord]:
+    """``pick``, of the model's own post-processing where ``wanted`` names none and some of the model's runs
+    (``shown``) have it (else as it is)."""
     from panbench.reporting.labels import PP_WORD
 
-    if PP_WORD in (wanted or "") or len({r.postprocess for r in pick}) < 2:
+    if PP_WORD in (wanted or "") or not any(r.postprocess == "default" for r in shown):
         return pick
-    return [r for r in pick if r.postprocess == "default"] or pick
+    return [r for r in pick if r.postprocess == "default"]
 
 
 def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int) -> dict[str, Any]:

@@ -57,6 +57,9 @@ POSTPROCESS_KEYS = (GridKey("postprocess", "pp", _choice, "default"),
                     GridKey("pp_conf", "pp", _number(0, 1), _PP.conf_thr),
                     GridKey("pp_keep", "pp", _number(0, 1), _PP.keep_thr))
 _PP_FIELD = {"pp_alpha": "alpha", "pp_beta": "beta", "pp_conf": "conf_thr", "pp_keep": "keep_thr"}
+#: the keys that mean something to one merging rule only: the model's own fusion's, mask-wise merging's
+_RULE_OF = {**{f"model.test_cfg.{k}": "default" for k in ("object_mask_thr", "iou_thr", "filter_low_score")},
+            **dict.fromkeys(_PP_FIELD, "maskwise")}
 
 #: each fusion's keys: MaskFormer's and Mask2Former's (mmdet's ``MaskFormerFusionHead``), PanopticFPN's
 #: (``HeuristicFusionHead``), and transformers' post-processing arguments
@@ -156,9 +159,10 @@ class Setting:
 def expand(grid: dict[str, list[Any]], kind: str, model: str, base_cfg: dict[str, Any] | None,
            base_pp: PostProcess, own: Callable[[str], Any] | None = None) -> list[Setting]:
     """The settings of ``grid`` for a model whose fusion is ``kind``: every combination of the values (keys in the
-    grid's order), each on top of the run's ``--cfg-options`` and post-processing; ``pp_*`` values go with
-    ``postprocess=maskwise`` settings only (mask-wise merging's).  ``own(key)``: the model's own value of a config
-    key (else :attr:`GridKey.default`), to mark the default setting."""
+    grid's order), each on top of the run's ``--cfg-options`` and post-processing; a merging rule's own keys go
+    with its settings only (``pp_*`` with ``postprocess=maskwise``; ``object_mask_thr``, ``iou_thr`` and
+    ``filter_low_score`` with the model's own fusion, ``default``), the combinations that then repeat given once.
+    ``own(key)``: the model's own value of a config key (else :attr:`GridKey.default`), to mark the default."""
     keys = [resolve_key(k, kind, model) for k in grid]
     if len({k.name for k in keys}) != len(keys):
         raise PanbenchError(f"--grid: {', '.join(grid)} name one key twice (a full and a short name); give it once")
@@ -173,8 +177,8 @@ def expand(grid: dict[str, list[Any]], kind: str, model: str, base_cfg: dict[str
     for combo in itertools.product(*grid.values()):
         values = list(zip([k.name for k in keys], combo))
         pp_name = next((v for k, v in values if k == "postprocess"), base_pp.name)
-        if pp_name != "maskwise":  # mask-wise merging's settings mean nothing to another rule
-            values = [(k, v) for k, v in values if k not in _PP_FIELD]
+        # a rule's own keys mean nothing to another (mask-wise merging reads no object_mask_thr): left out of it
+        values = [(k, v) for k, v in values if _RULE_OF.get(k, pp_name) == pp_name]
         if (ident := tuple(values)) in seen:
             continue
         seen.add(ident)

@@ -83,15 +83,22 @@ def postprocess_match(label: str, wanted: str) -> bool:
 
 
 def settings_match(r: RunRecord, wanted: str | None) -> bool:
-    """Whether the run's :func:`settings` are ``wanted``, in any order (``default`` or ``''``: none); a word
-    ``postprocess=NAME`` of ``wanted`` asks for that post-processing too (:func:`postprocess_match`)."""
+    """Whether the run's :func:`settings` are ``wanted``, in any order (``default`` or ``''``: none); a key may be
+    given by its short name (``object_mask_thr=0.6`` for ``model.test_cfg.object_mask_thr=0.6``, as ``eval --grid``
+    takes it); a word ``postprocess=NAME`` of ``wanted`` asks for that post-processing too
+    (:func:`postprocess_match`)."""
 
     def words(text: str) -> list[str]:
         return sorted(w for w in re.split(r"[;\s]+", text) if w)
 
+    def short(word: str) -> str:
+        key, sep, value = word.partition("=")
+        return f"{key.rsplit('.', 1)[-1]}{sep}{value}"
+
     want = words("" if wanted in (None, "default") else str(wanted))
     pps = [w[len(PP_WORD):] for w in want if w.startswith(PP_WORD)]
-    return (words(settings(r)) == [w for w in want if not w.startswith(PP_WORD)]
+    have, want = words(settings(r)), [w for w in want if not w.startswith(PP_WORD)]
+    return ((have == want or sorted(map(short, have)) == sorted(map(short, want)))
             and all(postprocess_match(r.postprocess, p) for p in pps))
 
 

@@ -507,16 +507,24 @@ def _best_note(g: Grid, best: int | None, starred: bool) -> str:
 
 
 def _grid_panel(ax: Any, g: Grid, key: str, anchor: int | None) -> tuple[list[float], bool]:
-    """One panel of :func:`grid_lines`: each metric against ``key``'s values, the other keys at setting ``anchor``'s;
-    the values drawn and whether the best setting is among them (starred)."""
+    """One panel of :func:`grid_lines`: each metric against ``key``'s values, the other keys at setting ``anchor``'s
+    (a rule that reads no such key goes with any value); the values drawn and whether the best is among them."""
     default, best = g.at("default"), g.at("best")
     others = [o for o in g.keys if o != key]
-    ks = [k for k in range(len(g.settings)) if anchor is None
-          or all(_same(g.value(k, o), g.value(anchor, o)) for o in others)]
+    having = [k for k in range(len(g.settings)) if g.value(k, key) is not None]
+    if anchor is not None and anchor not in having:  # its rule reads no such key: the best setting that has it
+        anchor = max(having, key=lambda k: (g.settings[k].get("metrics") or {}).get("PQ", float("-inf")))
+
+    def along(k: int, o: str) -> bool:  # a key a setting (or the anchor) lacks goes with any value of it
+        return g.value(k, o) is None or g.value(anchor, o) is None or _same(g.value(k, o), g.value(anchor, o))
+
+    ks = [k for k in having if anchor is None or all(along(k, o) for o in others)]
     values = [g.value(k, key) for k in ks]
     numeric = _numeric(values)
-    if numeric:  # by value along a number axis; else in the grid's order, evenly spaced
-        order = sorted(range(len(ks)), key=lambda i: values[i])
+    given = [str(v) for v in (g.doc.get("grid") or {}).get(key, [])]
+    if numeric or given:  # by value along a number axis; else in the order the grid gives them, evenly spaced
+        order = sorted(range(len(ks)), key=lambda i: values[i] if numeric else
+                       (given.index(str(values[i])) if str(values[i]) in given else len(given)))
         ks, values = [ks[i] for i in order], [values[i] for i in order]
     xs = np.array(values if numeric else range(len(ks)), float)
     ends: list[float] = []
@@ -537,7 +545,7 @@ def _grid_panel(ax: Any, g: Grid, key: str, anchor: int | None) -> tuple[list[fl
     span = float(xs.max() - xs.min()) if len(xs) > 1 else 1.0
     ax.set_xlim(float(xs.min()) - 0.12 * span, float(xs.max()) + 0.12 * span)
     ax.set_xlabel(key)
-    fixed = ", ".join(f"{o}={g.value(anchor, o)}" for o in others) if anchor is not None else ""
+    fixed = ", ".join(f"{o}={v}" for o in others if (v := None if anchor is None else g.value(anchor, o)) is not None)
     ax.set_title(key + (f" ({fixed})" if fixed else ""))
     ax.grid(alpha=0.3)
     return ends, best in ks

@@ -142,8 +142,13 @@ def format_grid(doc: dict[str, Any], records: list[RunRecord]) -> str:
     head = (f"{'setting':{w}} {'PQ':>7} {'SQ':>7} {'RQ':>7} {'PQ_th':>7} {'PQ_st':>7}" + (f" {'AP':>6}" if ap else "")
             + f" {'post ms':>8}")
     first = records[0]
+    timed = first.timings.get("timed_images") or 0
+    forward = (f"forward {_ms(first.timings, 'forward_s')} ms per image" if timed else
+               "no image timed: every image from the resume caches" if first.timings.get("resumed_images") else
+               "no image timed past the warm-up")
     lines = [f"{doc['model']} on {doc['dataset']}: {len(rows)} settings from one forward ({images(first.n_images)}; "
-             f"forward {_ms(first.timings, 'forward_s')} ms per image)", head, "-" * len(head)]
+             f"{forward}; post ms: each setting's own, the first's with the work they share)", head,
+             "-" * len(head)]
     for k, (row, rec) in enumerate(zip(rows, records)):
         m = row["metrics"]
         mark = ("*" if row["default"] else " ") + " "

@@ -393,7 +393,7 @@ def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root,
                                                                       capsys) -> None:
     from panbench.evaluation import run as run_mod
 
-    real, calls = run_mod.evaluate_model, []
+    real, calls = run_mod.evaluate_settings, []
 
     def second_interrupted(spec, ds, opts, show=None):
         calls.append(spec.name)
@@ -402,7 +402,7 @@ def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root,
             raise KeyboardInterrupt
         return real(spec, ds, opts, show)
 
-    monkeypatch.setattr("panbench.evaluation.run.evaluate_model", second_interrupted)
+    monkeypatch.setattr("panbench.evaluation.run.evaluate_settings", second_interrupted)
     assert main(["eval", "--model", "demo-mask2former,demo-maskformer,demo-panoptic-fpn", "--data-root",
                  str(demo_root), "--results", str(tmp_path), "--limit", "3", *FAST]) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]

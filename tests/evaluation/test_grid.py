@@ -73,9 +73,9 @@ def _check_equal_to_separate_runs(demo_root: Path, model: str, grid: Path, tmp: 
 @pytest.mark.system  # a real process killed (make test-system)
 def test_a_grid_killed_mid_way_resumes_and_every_setting_equals_its_separate_run(demo_root, tmp_path) -> None:
     """demo Mask2Former, forked processes: the threshold against the three merging rules and mask-wise merging's
-    keep fraction (pp_keep goes with maskwise only: 2 + 2 + 2 * 2 = 8 settings), killed once the caches hold
-    images, resumed; each setting against a run of its own (forked too: a process's thread count decides the last
-    bit of a float sum, such as an instance's mask score)."""
+    keep fraction (the threshold goes with the model's fusion only, pp_keep with maskwise: 2 + 1 + 2 = 5
+    settings), killed once the caches hold images, resumed; each setting against a run of its own (forked too: a
+    process's thread count decides the last bit of a float sum, such as an instance's mask score)."""
     grid = tmp_path / "grid"
     args = _eval(demo_root, "demo-mask2former", grid / "res", grid / "pred", "--cache-every", "1",
                  "--grid", "object_mask_thr=0.5,0.8", "--grid", "postprocess=default,argmax,maskwise",
@@ -83,7 +83,7 @@ def test_a_grid_killed_mid_way_resumes_and_every_setting_equals_its_separate_run
     p = subprocess.Popen([sys.executable, "-m", "panbench", *args], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 300
-    while len(list(grid.glob("res/cache/*/chunk-*.npz"))) < 8 and p.poll() is None:
+    while len(list(grid.glob("res/cache/*/chunk-*.npz"))) < 5 and p.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
@@ -91,22 +91,22 @@ def test_a_grid_killed_mid_way_resumes_and_every_setting_equals_its_separate_run
     assert not (grid / "res" / "runs").exists()  # killed before any record
     r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "already scored" in r.stderr, r.stderr
-    assert "8 settings from one forward" in r.stdout and r.stdout.count("<- best") == 1, r.stdout
-    assert _check_equal_to_separate_runs(demo_root, "demo-mask2former", grid, tmp_path, limit=KILLED) == 8
+    assert "5 settings from one forward" in r.stdout and r.stdout.count("<- best") == 1, r.stdout
+    assert _check_equal_to_separate_runs(demo_root, "demo-mask2former", grid, tmp_path, limit=KILLED) == 5
     # a later separate run of one setting takes the grid's cache (its predictions saved already)
     before = set((grid / "res" / "runs").glob("*.json"))
-    saved = grid / "pred" / "object_mask_thr-0.5_postprocess-argmax"
-    assert main(_eval(demo_root, "demo-mask2former", grid / "res", saved,
-                      *_separate({"model.test_cfg.object_mask_thr": 0.5, "postprocess": "argmax"}), limit=KILLED)) == 0
+    saved = grid / "pred" / "postprocess-argmax"
+    assert main(_eval(demo_root, "demo-mask2former", grid / "res", saved, *_separate({"postprocess": "argmax"}),
+                      limit=KILLED)) == 0
     (new,) = set((grid / "res" / "runs").glob("*.json")) - before
     assert json.loads(new.read_text())["timings"]["resumed_images"] == int(KILLED)
 
 
 def test_every_setting_of_a_forked_grid_equals_its_separate_run(demo_root, tmp_path) -> None:
-    """demo Mask2Former in forked processes: the threshold against pixel-wise argmax and mask-wise merging."""
+    """demo Mask2Former in forked processes: two thresholds of its fusion, pixel-wise argmax and mask-wise merging."""
     out = tmp_path / "grid"
     assert main(_eval(demo_root, "demo-mask2former", out / "res", out / "pred", "--cpu-procs", "2",
-                      "--grid", "object_mask_thr=0.5,0.9", "--grid", "postprocess=argmax,maskwise",
+                      "--grid", "object_mask_thr=0.5,0.9", "--grid", "postprocess=default,argmax,maskwise",
                       "--grid", "pp_keep=0.4")) == 0
     assert _check_equal_to_separate_runs(demo_root, "demo-mask2former", out, tmp_path, "--cpu-procs", "2") == 4
 
@@ -139,7 +139,7 @@ def test_a_grid_under_torchrun_equals_separate_runs_under_torchrun(demo_root, tm
     torchrun(_eval(demo_root, "demo-mask2former", out / "res", out / "pred", "--grid", "object_mask_thr=0.5,0.8",
                    "--grid", "postprocess=default,argmax"))
     doc = _summary(out / "res")
-    assert len(doc["settings"]) == 4
+    assert len(doc["settings"]) == 3  # the threshold goes with the model's own fusion only
     for k, st in enumerate(doc["settings"]):
         res = tmp_path / f"s{k}"
         torchrun(_eval(demo_root, "demo-mask2former", res / "res", res / "pred", *_separate(st["values"])))
@@ -192,18 +192,20 @@ def test_a_grid_with_an_option_it_cannot_take_is_refused(demo_root, tmp_path, ca
     assert rc == 2 and err.count("\n") == 1 and said in err, err
 
 
-def test_settings_are_every_combination_with_mask_wise_keys_on_mask_wise_merging_only() -> None:
+def test_settings_are_every_combination_each_rule_with_its_own_keys_only() -> None:
     grid = parse_grid(["postprocess=default,maskwise", "pp_keep=0.4,0.6", "object_mask_thr=0.8,0.9"])
     settings = expand(grid, "maskformer", "m", None, PostProcess(), own=lambda key: None)
     assert [s.label() for s in settings] == [
         "postprocess=default object_mask_thr=0.8", "postprocess=default object_mask_thr=0.9",
-        "postprocess=maskwise pp_keep=0.4 object_mask_thr=0.8", "postprocess=maskwise pp_keep=0.4 object_mask_thr=0.9",
-        "postprocess=maskwise pp_keep=0.6 object_mask_thr=0.8", "postprocess=maskwise pp_keep=0.6 object_mask_thr=0.9"]
-    assert [s.default for s in settings] == [True, False, False, False, False, False]  # 0.8: Mask2Former's own
-    assert settings[2].postprocess == PostProcess("maskwise", keep_thr=0.4)
+        "postprocess=maskwise pp_keep=0.4", "postprocess=maskwise pp_keep=0.6"]  # each rule with its own keys
+    assert [s.default for s in settings] == [True, False, False, False]  # 0.8: Mask2Former's own
+    assert settings[2].postprocess == PostProcess("maskwise", keep_thr=0.4) and settings[2].cfg_options is None
     assert settings[1].cfg_options == {"model.test_cfg.object_mask_thr": 0.9}
     # the config's own value marks the default, not the key's usual one
     own = expand(grid, "maskformer", "m", None, PostProcess(), own=lambda key: 0.9)
     assert [s.default for s in own][:2] == [False, True]
+    # a rule reading none of the keys varied: one setting
+    assert [s.label() for s in expand(parse_grid(["object_mask_thr=0.5,0.9", "postprocess=argmax"]), "maskformer",
+                                      "m", None, PostProcess())] == ["postprocess=argmax"]
     with pytest.raises(PanbenchError, match="not a post-processing key of m"):
         expand({"iou": [0.5]}, "maskformer", "m", None, PostProcess())

@@ -49,7 +49,7 @@ def test_every_setting_equals_the_fusion_run_alone(size) -> None:
             "postprocess=default,maskwise,argmax", "pp_keep=0.3,0.6"]
     mask_cls, mask_pred = _outputs(0)
     got = panbench.postprocess_grid(mask_cls, mask_pred, grid, NUM_THINGS, size=size, label2cat=cats)
-    assert len(got) == 3 * 2 * 2 * (1 + 2 + 1)  # pp_keep goes with maskwise only
+    assert len(got) == 3 * 2 * 2 + 2 + 1  # the thresholds go with the model's fusion, pp_keep with maskwise
     kinds = set()
     for r in got:
         values = dict(r.setting.values)

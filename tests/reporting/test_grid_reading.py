@@ -31,7 +31,8 @@ THR = "model.test_cfg.object_mask_thr"
 
 @pytest.fixture(scope="module")
 def grid(demo_root, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
-    """The results folder of one eval of three thresholds by two post-processings (six records) and its summary."""
+    """The results folder of one eval of three thresholds of the model's fusion and mask-wise merging (which reads
+    no threshold: four records) and its summary."""
     res = tmp_path_factory.mktemp("grid")
     assert main(["eval", "--model", MODEL, "--dataset", "demo", "--data-root", str(demo_root), "--results", str(res),
                  "--limit", "20", "--workers", "0", "--cpu-procs", "1", "--no-progress", "--no-ap",
@@ -45,8 +46,9 @@ def _record(res: Path, setting: dict[str, Any]) -> dict[str, Any]:
 
 
 def _where(doc: dict[str, Any], **values: Any) -> dict[str, Any]:
-    """The setting of the summary with these values (keys: ``thr``, ``postprocess``)."""
-    return next(s for s in doc["settings"] if s["values"][THR] == values["thr"]
+    """The setting of the summary with these values (keys: ``thr``, None where the setting has none, and
+    ``postprocess``)."""
+    return next(s for s in doc["settings"] if s["values"].get(THR) == values["thr"]
                 and s["values"]["postprocess"] == values["postprocess"])
 
 
@@ -58,11 +60,12 @@ def test_table_marks_the_grids_default_and_best_rows_and_says_a_setting_chosen_o
     assert main(["table", "--results", str(res), "--format", "csv"]) == 0
     out, err = capsys.readouterr()
     df = pd.read_csv(io.StringIO(out))
-    assert len(df) == 6
+    assert len(df) == 4
     marks = {}
     for k, s in enumerate(doc["settings"]):
         rec = _record(res, s)
-        (row,) = df[(df["settings"] == f"{THR}={s['values'][THR]}") & (df["postprocess"] == rec["postprocess"])].index
+        words = f"{THR}={s['values'][THR]}" if THR in s["values"] else None
+        (row,) = df[(df["settings"].fillna("").eq(words or "")) & (df["postprocess"] == rec["postprocess"])].index
         marks[k] = "" if pd.isna(df.loc[row, "grid"]) else df.loc[row, "grid"]
     assert doc["default"] != doc["best"] and doc["settings"][doc["default"]]["values"][THR] == 0.8
     assert marks[doc["default"]] == "default" and marks[doc["best"]] == "best"
@@ -72,8 +75,8 @@ def test_table_marks_the_grids_default_and_best_rows_and_says_a_setting_chosen_o
 
 def test_compare_picks_two_settings_of_one_model_by_post_processing_default_and_best(grid, capsys) -> None:
     res, doc = grid
-    maskwise, own = _where(doc, thr=0.6, postprocess="maskwise"), doc["settings"][doc["default"]]
-    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", f"postprocess=maskwise {THR}=0.6",
+    maskwise, own = _where(doc, thr=None, postprocess="maskwise"), doc["settings"][doc["default"]]
+    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", "postprocess=maskwise",
                  "--settings-b", "default", "--json"]) == 0
     picked = json.loads(capsys.readouterr().out)
     assert (picked["a"]["record"], picked["b"]["record"]) == (maskwise["record"], own["record"])
@@ -85,10 +88,16 @@ def test_compare_picks_two_settings_of_one_model_by_post_processing_default_and_
     assert picked["metrics"] == by_path["metrics"] and picked["n_images"] == 20
     assert picked["metrics"]["PQ"]["a"] == pytest.approx(maskwise["metrics"]["PQ"])
     assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", f"{THR}=0.9 postprocess=default",
-                 "--settings-b", f"postprocess=maskwise(a=0.25,b=1,conf=0.25,keep=0.6) {THR}=0.9", "--json"]) == 0
+                 "--settings-b", "postprocess=maskwise(a=0.25,b=1,conf=0.25,keep=0.6)", "--json"]) == 0
     picked = json.loads(capsys.readouterr().out)  # a post-processing by its name or its whole label
     assert picked["a"]["record"] == _where(doc, thr=0.9, postprocess="default")["record"]
-    assert picked["b"]["record"] == _where(doc, thr=0.9, postprocess="maskwise")["record"]
+    assert picked["b"]["record"] == maskwise["record"]
+    # a key by its short name, as eval --grid takes it
+    assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", "object_mask_thr=0.9",
+                 "--settings-b", "object_mask_thr=0.6", "--json"]) == 0
+    picked = json.loads(capsys.readouterr().out)
+    assert picked["a"]["record"] == _where(doc, thr=0.9, postprocess="default")["record"]
+    assert picked["b"]["record"] == _where(doc, thr=0.6, postprocess="default")["record"]
     # without a postprocess word: the model's own post-processing; 'best': the grid's best
     assert main(["compare", MODEL, MODEL, "--results", str(res), "--settings-a", f"{THR}=0.9", "--settings-b",
                  "best", "--json"]) == 0
@@ -135,7 +144,8 @@ def test_the_grid_figure_draws_each_metric_against_each_varied_key_with_its_inte
     assert axes[0].get_title() == "object_mask_thr (postprocess=default)"
     assert axes[1].get_title() == "postprocess (object_mask_thr=0.8)"
     panels = {"object_mask_thr": [_where(doc, thr=t, postprocess="default") for t in (0.6, 0.8, 0.9)],
-              "postprocess": [_where(doc, thr=0.8, postprocess=p) for p in ("default", "maskwise")]}
+              "postprocess": [_where(doc, thr=0.8, postprocess="default"),
+                              _where(doc, thr=None, postprocess="maskwise")]}  # maskwise reads no threshold
     for ax in axes:
         shown = panels[ax.get_xlabel()]
         lines = {ln.get_label(): ln for ln in ax.lines}
@@ -179,7 +189,7 @@ def test_report_has_a_grids_section_with_its_settings_marked_and_the_note(grid, 
     page = (tmp_path / "r.html").read_text()
     section = page[page.index("<h3>grids</h3>"):page.index("<h3>details</h3>")]
     rows = section[section.index("<tbody>"):].split("<tr>")[1:]
-    assert len(rows) == 6
+    assert len(rows) == 4
     cells = [[re.sub("<[^>]+>", "", c) for c in re.findall("<td>(.*?)</td>", row)] for row in rows]
     assert [c[0] for c in cells] == [s["label"] for s in doc["settings"]]
     for k, row in enumerate(cells):  # the column 'grid'
@@ -191,28 +201,36 @@ def test_report_has_a_grids_section_with_its_settings_marked_and_the_note(grid, 
 
 def test_a_grid_without_the_models_own_setting_holds_the_other_keys_at_the_best_and_stars_it(grid, figures,
                                                                                            monkeypatch) -> None:
-    """The demo grid's best (a maskwise setting) lies in no panel of the default's: named under that figure; with
-    the summary's default taken away, the panels go through the best, starred, and no line marks a default."""
+    """The demo grid's best (the maskwise setting, which reads no threshold) is starred in the default's
+    post-processing panel; with the summary's default taken away, each panel goes through the best setting that
+    has its key (the threshold's: the best of the model's own fusion), no line marks a default, and the best is
+    starred where it is."""
     from matplotlib.text import Text
 
     from panbench.reporting.grids import Grid
 
     res, doc = grid
     best = doc["settings"][doc["best"]]
+    assert THR not in best["values"] and best["values"]["postprocess"] == "maskwise"
     under = " ".join(t.get_text().replace("\n", " ") for t in figures["double"].findobj(Text))
-    assert f"the best, {best['label']} (PQ {best['metrics']['PQ']:.2f}), lies in no panel" in under
+    assert "lies in no panel" not in under
+    (pp_panel,) = [ax for ax in figures["double"].axes if ax.get_xlabel() == "postprocess"]
+    (star,) = [ln for ln in pp_panel.lines if ln.get_marker() == "*"]
+    assert star.get_ydata()[0] == pytest.approx(best["metrics"]["PQ"])
     (g,) = grids_of(res, load_records(res))
     drawn: list[Any] = []
     monkeypatch.setattr(plots, "save", lambda fig, path, *a, **k: drawn.append(fig) or path)
     plots.grid_lines(Grid({**g.doc, "default": None}, g.records), res)
     (fig,) = drawn
     axes = [ax for ax in fig.axes if ax.lines]
-    assert [ax.get_title() for ax in axes] == [f"object_mask_thr (postprocess={best['values']['postprocess']})",
-                                               f"postprocess (object_mask_thr={best['values'][THR]})"]
+    own_best = max((s for s in doc["settings"] if THR in s["values"]), key=lambda s: s["metrics"]["PQ"])
+    assert [ax.get_title() for ax in axes] == ["object_mask_thr (postprocess=default)", "postprocess"]
     for ax in axes:
         assert not [ln for ln in ax.lines if ln.get_linestyle() == ":"]
-        (star,) = [ln for ln in ax.lines if ln.get_marker() == "*"]
-        assert star.get_ydata()[0] == pytest.approx(best["metrics"]["PQ"])
+    (star,) = [ln for ln in axes[1].lines if ln.get_marker() == "*"]
+    assert star.get_ydata()[0] == pytest.approx(best["metrics"]["PQ"])
+    assert not [ln for ln in axes[0].lines if ln.get_marker() == "*"] and own_best["metrics"]["PQ"] < best[
+        "metrics"]["PQ"]
     texts = " ".join(t.get_text().replace("\n", " ") for t in fig.findobj(Text))
     assert "the best setting's values" in texts and "best PQ on these images" in texts
     plots.plt().close(fig)
