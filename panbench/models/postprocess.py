@@ -90,14 +90,16 @@ def pixel_argmax(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: i
     pan = torch.full((h, w), num_classes, dtype=torch.int32, device=mask_pred.device)
     if not keep.any():
         return pan
+    from panbench.models.encoding import INSTANCE_OFFSET
+
     qs = torch.nonzero(keep).flatten()
     winner = (p[qs].view(-1, 1, 1) * mask_pred[qs].float().sigmoid()).argmax(0)
-    instance = 1
-    for k, q in enumerate(qs.tolist()):
-        mask = winner == k
-        if mask.any():
-            instance = _paint(pan, mask, int(labels[q]), num_things, instance)
-    return pan
+    # each query painted where it wins, in query order: a thing that wins a pixel takes the next instance id
+    won = torch.bincount(winner.flatten(), minlength=len(qs)) > 0
+    label = labels[qs]
+    thing = won & (label < num_things)
+    table = torch.where(thing, label + torch.cumsum(thing.long(), 0) * INSTANCE_OFFSET, label)
+    return table[winner].int()
 
 
 def merge_queries(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,

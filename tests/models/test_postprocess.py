@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from panbench.models.postprocess import PostProcess, mask_wise_merge, pixel_argmax
@@ -65,3 +66,35 @@ def test_pixel_argmax_assigns_each_pixel_to_the_best_query() -> None:
 
 def test_pixel_argmax_with_only_no_object_is_void() -> None:
     assert pixel_argmax(CLS[3:], M[3:], 3, 2).tolist() == [[3] * 4] * 3
+
+
+def _argmax_painted_one_query_at_a_time(mask_cls, mask_pred, num_classes, num_things):
+    """pixel-wise argmax as a loop: each query painted where it wins, in order (the rule's definition)."""
+    import torch.nn.functional as F
+
+    from panbench.models.postprocess import _paint
+
+    p, labels = F.softmax(mask_cls.float(), dim=-1).max(-1)
+    pan = torch.full(mask_pred.shape[-2:], num_classes, dtype=torch.int32)
+    qs = torch.nonzero(labels != num_classes).flatten()
+    if len(qs) == 0:
+        return pan
+    winner = (p[qs].view(-1, 1, 1) * mask_pred[qs].float().sigmoid()).argmax(0)
+    instance = 1
+    for k, q in enumerate(qs.tolist()):
+        if (mask := winner == k).any():
+            instance = _paint(pan, mask, int(labels[q]), num_things, instance)
+    return pan
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pixel_argmax_paints_as_the_query_by_query_loop(seed) -> None:
+    from panbench.models.postprocess import pixel_argmax
+
+    g = torch.Generator().manual_seed(seed)
+    mask_cls = torch.randn(30, 8, generator=g) * 3  # 7 classes, 4 of them things; some queries "no object"
+    mask_pred = torch.randn(30, 40, 50, generator=g) * 3
+    got = pixel_argmax(mask_cls, mask_pred, 7, 4)
+    want = _argmax_painted_one_query_at_a_time(mask_cls, mask_pred, 7, 4)
+    assert got.dtype == want.dtype and torch.equal(got, want)
+    assert len(torch.unique(got)) > 4  # things and stuff painted
