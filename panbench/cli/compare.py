@@ -69,7 +69,10 @@ def choose_settings(what: str, runs: list[RunRecord], wanted: str | None,
         print(f"{what}: best: the setting of highest PQ of its grid, {choice_label(pick[-1]) or 'default'} (chosen "
               "on these images: a setting picked on val is not a test result)", file=sys.stderr)
         return pick
-    pick = _own_postprocess([r for r in shown if settings_match(r, wanted)], wanted, shown)
+    # where grids are among the runs, the model's own post-processing among all its runs (a grid's rule without keys
+    # of its own has no settings words); else among those matched
+    pick = [r for r in shown if settings_match(r, wanted)]
+    pick = _own_postprocess(pick, wanted, shown if any(marked.values()) else pick)
     if not pick and wanted in (None, "default"):  # the model's own setting, run in a grid
         if pick := [r for r in shown if r.record in marked.get("default", ())]:
             print(f"{what}: default: the setting of its grid that is the model's own, {choice_label(pick[-1])}",

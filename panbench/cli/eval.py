@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         return _predict(args, specs, opts)
     ds = load_dataset(dataset_root(args), name=args.dataset, limit=args.limit, subset=args.subset)
     check_models(specs, ds.categories, opts)  # every model and option, before any model runs
-    if opts.save_predictions is not None:  # no other run saves these predictions into the folder now
+    if opts.save_predictions is not None and not opts.grid:  # no other run saves these predictions there now
+        # (a grid's settings save into folders of their own, each claimed as its run starts)
         storage.claim_up_front([s.name for s in specs], ds, opts.save_predictions)
     records = []
     for k, spec in enumerate(specs):
@@ -94,19 +95,18 @@ def run(args: argparse.Namespace) -> int:
         # the numbers on the screen before any file is written (a grid's: one table once every record is written)
         scored = evaluate_settings(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True))
         args.models_done, args.models_left = [s.name for s in specs[:k + 1]], [s.name for s in specs[k + 1:]]
-        if scored[0][0] is not None:
-            records += [r for _, r in scored]
-            if rank() == 0:
-                print(grid_output(scored, spec.name, args.dataset, opts, Path(args.results)))
+        records += [r for _, r in scored]
+        if rank() != 0:
             continue
-        rec = scored[0][1]
-        records.append(rec)
-        if rank() == 0:
-            print(record_line(rec, args.results))
+        if scored[0][0] is not None:
+            print(grid_output(scored, spec.name, args.dataset, opts, Path(args.results)))
+        else:
+            print(record_line(rec := scored[0][1], args.results))
             if args.per_image:
                 print(f"  per-image table: {per_image_out(args.per_image, rec, args.results, len(specs) > 1)}")
-            for note in filter(None, (unlisted_note(rec.to_json()), shared_note(rec))):
-                print(note, file=sys.stderr)
+        notes = [n for _, r in scored for n in (unlisted_note(r.to_json()), shared_note(r)) if n]
+        for note in dict.fromkeys(notes):  # a grid's settings (one forward) share their notes
+            print(note, file=sys.stderr)
     if len(records) > 1 and not opts.grid and rank() == 0:
         print(format_comparison(records, args.results))
     finish_distributed()
@@ -120,7 +120,9 @@ def grid_output(scored: list[tuple[Any, RunRecord]], model: str, dataset: str, o
     from panbench.reporting.text import format_grid
 
     rows = [GridRow(s.label(), dict(s.values), s.default, str(r.record), r.metrics) for s, r in scored]
-    doc = grid_summary(model, dataset, opts.grid or {}, rows, opts.command)
+    used = {k for s, _ in scored for k in dict(s.values)}  # the model's own keys (full names) of the grid given
+    grid = {k: v for k, v in (opts.grid or {}).items() if any(u == k or u.endswith("." + k) for u in used)}
+    doc = grid_summary(model, dataset, grid, rows, opts.command)
     path = write_grid_summary(results, doc)
     return format_grid(doc, [r for _, r in scored]) + f"\n  grid: {path} ({len(rows)} records under {results}/runs)"
 
@@ -138,6 +140,9 @@ def check_settings(args: argparse.Namespace) -> None:
         if args.fusion == "mmdet":
             raise PanbenchError("--grid runs each setting through panbench's fusion (pixel-identical to mmdet's): "
                                 "leave --fusion mmdet out")
+        if args.per_image:
+            raise PanbenchError("--per-image writes one run's table; a grid has a record per setting: leave it out "
+                                "and write a setting's with `panbench images --run RECORD.json --per-image FILE`")
     if args.image_dir and not args.images:
         raise PanbenchError("--image-dir goes with --images FILE.json")
     if args.images and not args.save_predictions:

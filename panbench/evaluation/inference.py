@@ -125,7 +125,11 @@ class Shard:
     @property
     def settings(self) -> list[Setting] | None:
         """The grid's settings (None: one run, its own post-processing)."""
-        return None if self.outlets[0].setting is None else [o.setting for o in self.outlets if o.setting]
+        return self.settings_of(self.outlets)
+
+    @staticmethod
+    def settings_of(outlets: Sequence[Outlet]) -> list[Setting] | None:
+        return [o.setting for o in outlets if o.setting] or None
 
 
 class Items:
@@ -203,7 +207,7 @@ class _PostProcessor(threading.Thread):
         self.q: queue.Queue = queue.Queue(maxsize=1)  # one batch waits while one is processed: bounded memory
         self.family, self.evaluators, self.dataset, self.timings, self.sync = family, evaluators, dataset, timings, sync
         self.outlets, self.progress = list(outlets), progress
-        self.settings = [o.setting for o in self.outlets] if self.outlets and self.outlets[0].setting else None
+        self.settings = Shard.settings_of(self.outlets)
         self.finish = family.finish if isinstance(family, DeferredFusion) else None
         self.error: BaseException | None = None
         self.dropped = False  # set by abandon: the batches still queued are not processed
@@ -242,29 +246,32 @@ class _PostProcessor(threading.Thread):
                         self.error = e
 
     def _batch(self, batch: list[dict[str, Any]], outputs: list[Any], timed: bool) -> None:
-        family, sync, timings = self.family, self.sync, self.timings
+        family, sync, timings, grid = self.family, self.sync, self.timings, self.settings is not None
         t0 = time.perf_counter()
-        if self.settings is not None:  # each setting's outputs, one after another (the shared work done once)
+        if grid:  # each setting's outputs, one after another (the shared work done once)
             each: Any = family.finish_grid(outputs, self.settings)
         else:
             if self.finish is not None:
                 outputs = self.finish(outputs)
                 sync()
             each = iter([outputs])
-        own = timings.settings if self.settings is not None and timed else None
+        own = timings.settings if grid and timed else None
         if own is not None and not own:
-            own.extend({"postprocess_s": 0.0, "fusion_s": 0.0, "scoring_s": 0.0} for _ in self.outlets)
+            own.extend(dict.fromkeys(("postprocess_s", "fusion_s", "scoring_s"), 0.0) for _ in self.outlets)
         for k, (outlet, evaluators) in enumerate(zip(self.outlets, self.evaluators)):
             t1 = time.perf_counter()
             outs = next(each)
-            sync()
+            if grid:
+                sync()
             t2 = time.perf_counter()
             ap = evaluators.ap is not None
+            # a setting whose resume cache holds an image and its prediction takes nothing of it again
+            mine = [(it, out) for it, out in zip(batch, outs) if outlet.wants(it["index"], True)]
             converted = [(family.to_segments(out), family.to_instances(out) if ap else None, family.to_semantic(out))
-                         for out in outs]
+                         for _, out in mine]
             t3 = time.perf_counter()
             scoring = 0.0
-            for it, ((pred_ids, segs), instances, semantic) in zip(batch, converted):
+            for (it, _), ((pred_ids, segs), instances, semantic) in zip(mine, converted):
                 i, s = it["index"], self.dataset.samples[it["index"]]
                 if outlet.predictions is not None:
                     outlet.predictions.write(s, pred_ids, segs)
@@ -279,9 +286,8 @@ class _PostProcessor(threading.Thread):
                 timings.postprocess_s += fusion + t3 - t2
                 timings.scoring_s += scoring
                 if own is not None:
-                    own[k]["fusion_s"] += fusion
-                    own[k]["postprocess_s"] += fusion + t3 - t2
-                    own[k]["scoring_s"] += scoring
+                    for key, v in (("fusion_s", fusion), ("postprocess_s", fusion + t3 - t2), ("scoring_s", scoring)):
+                        own[k][key] += v
         if self.progress is not None:
             self.progress.add(len(batch))
 
@@ -319,7 +325,7 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequenc
     one = _Pass(shard, post)
     # a grid's settings all come from the outputs the forward leaves unfused
     defer = isinstance(family, DeferredFusion) and (defers_fusion(device) or shard.settings is not None)
-    deferred = family.deferred() if defer else nullcontext()
+    deferred = family.deferred() if defer else nullcontext()  # type: ignore[attr-defined]
     try:
         with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
             t_start = one.batches(same_shape_batches(loaded, opts.batch_size, family.batch_key))

@@ -137,4 +137,4 @@ def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
         spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)
     if opts.grid:
         kinds = {s.name: (getattr(s.family.entry(), "grid_kind", None) or (lambda _: None))(s) for s in specs}
-        check_grid(opts.grid, kinds)
+        check_grid(opts.grid, kinds, opts.cfg_options, opts.postprocess.name)

@@ -56,7 +56,7 @@ class Part:
 
 class Run:
     """One run of a model on a dataset, the one owner of its state (as mmengine's ``Runner``), its steps as
-    methods: the constructor loads, :meth:`infer`, :meth:`conclude`, :meth:`record`.  Each post-processing setting
+    methods: the constructor loads, :meth:`infer`, :meth:`conclude`, :meth:`records`.  Each post-processing setting
     (one, or a grid's) is a :class:`Part` of it."""
 
     def __init__(self, spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions) -> None:
@@ -74,6 +74,9 @@ class Run:
         settings = grid_settings(spec, family, opts)
         # a grid's settings come from the model's own fusion, run by panbench, on the forward's outputs
         fusion = family.configure(PostProcess() if settings else opts.postprocess, opts.fusion)
+        if settings and not getattr(family, "grid_ready", lambda: True)():
+            raise PanbenchError(f"{spec.config}: its fusion head runs mmdet's own code (panoptic_on off or "
+                                "semantic_on on), which a grid cannot share: run each setting alone (--cfg-options)")
         # the registry's spec stays as it is: the run's copy names what the model's config says
         named = self.lm.named
         self.spec = dataclasses.replace(spec, architecture=named[0], backbone=named[1]) if named else spec
@@ -130,7 +133,7 @@ class Run:
 
     def _extra(self, part: Part) -> list[Any]:
         """The user's evaluators of ``part``: the ones loaded for the first, a fresh copy of each for the others."""
-        return self.extra if not self.parts or part is self.parts[0] else [fresh_copy(ev) for ev in self.extra]
+        return self.extra if part is self.parts[0] else [fresh_copy(ev) for ev in self.extra]
 
     def _say_resumed(self, part: Part, cache: storage.StatsCache, lacking: dict[str, int], n: int) -> None:
         if self.rank != 0:
@@ -204,7 +207,9 @@ class Run:
         tag, run_dir = f"r{self.rank}", self.run_dir(part)
         label = runtime.device_name(self.device, self.procs) + (f" x {self.world} ranks" if self.world > 1 else "")
         stored = storage.read_timing(run_dir, tag)
-        part.speed, part.speed_device = record_fields.resumed_speed(timings.as_dict(), stored, label, len(part.done))
+        # a grid times every image it runs, the cached ones of a setting too: its speed is this run's alone
+        resumed = 0 if part.setting is not None and timings.timed_images else len(part.done)
+        part.speed, part.speed_device = record_fields.resumed_speed(timings.as_dict(), stored, label, resumed)
         shared = self.shared or bool((part.speed["speed_from_cache"] or {}).get("overlapped"))
         part.speed["overlapped"] = shared
         if timings.timed_images:  # what this run measured, with what the cache held, for the next resume
@@ -301,6 +306,9 @@ def evaluate_model(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptions,
                    show: Callable[[RunRecord], None] | None = None) -> RunRecord:
     """Evaluate ``spec`` on ``dataset``: load, infer, conclude, record; returns the result record (written by
     rank 0, after ``show`` was handed it: a write that fails loses none of the numbers printed)."""
+    if opts.grid:
+        raise PanbenchError("evaluate_model gives one record; with a grid (EvalOptions.grid) call evaluate_settings, "
+                            "which gives each setting's")
     return evaluate_settings(spec, dataset, opts, show)[0][1]
 
 
@@ -320,7 +328,7 @@ def grid_settings(spec: ModelSpec, family: Any, opts: EvalOptions) -> list[Setti
         return []
     kind = family.grid_kind() if hasattr(family, "grid_kind") else None
     own = {k: v for k, v in opts.grid.items() if kind is not None and has_key(k, kind)}
-    if not own:
+    if not own or kind is None:
         return []
     return expand(own, kind, spec.name, opts.cfg_options, opts.postprocess, family.grid_own)
 

@@ -97,15 +97,12 @@ def autocast_now() -> Callable[[], AbstractContextManager[Any]]:
 
 def keep_autocast(job: Callable[[], Any]) -> Callable[[], Any]:
     """``job`` run, whenever and on whichever thread, under the autocast in force now (autocast is per thread)."""
-    import torch
-
-    kind = next((k for k in ("cuda", "cpu") if torch.is_autocast_enabled(k)), None)
-    if kind is None:
+    under = autocast_now()
+    if under is nullcontext:
         return job
-    dtype = torch.get_autocast_dtype(kind)
 
     def run() -> Any:
-        with torch.autocast(kind, dtype=dtype):
+        with under():
             return job()
 
     return run

@@ -108,10 +108,16 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         parsed = [parse_value(v.strip()) for v in values.split(",")]
         if "" in parsed:
             raise PanbenchError(f"--grid {item!r}: an empty value; separate the values by single commas")
-        if len(set(map(repr, parsed))) != len(parsed):
+        if len({(type(v) is bool, v) for v in parsed}) != len(parsed):  # 1 and 1.0 are one value, True is not 1
             raise PanbenchError(f"--grid {item!r}: a value given twice; give each once")
         out[key] = parsed
     return out
+
+
+def refuse_other_forwards(key: str) -> None:
+    """A key of :data:`NOT_FROM_ONE_FORWARD` (full or short name) refused, saying why."""
+    if why := next((v for k, v in NOT_FROM_ONE_FORWARD.items() if key == k or k.endswith("." + key)), None):
+        raise PanbenchError(f"--grid {key}: cannot come from one forward ({why})")
 
 
 def has_key(key: str, kind: str) -> bool:
@@ -121,9 +127,7 @@ def has_key(key: str, kind: str) -> bool:
 
 def resolve_key(key: str, kind: str, model: str) -> GridKey:
     """The :class:`GridKey` of ``key`` (full or short) for a fusion of ``kind``; refused in one line naming why."""
-    if key in NOT_FROM_ONE_FORWARD or any(k.endswith("." + key) for k in NOT_FROM_ONE_FORWARD):
-        why = NOT_FROM_ONE_FORWARD.get(key) or next(v for k, v in NOT_FROM_ONE_FORWARD.items() if k.endswith("." + key))
-        raise PanbenchError(f"--grid {key}: cannot come from one forward ({why})")
+    refuse_other_forwards(key)
     keys = GRID_KEYS.get(kind, ())
     found = [k for k in keys if key in (k.name, k.short)]
     if not found:
@@ -164,14 +168,11 @@ def expand(grid: dict[str, list[Any]], kind: str, model: str, base_cfg: dict[str
     ``filter_low_score`` with the model's own fusion, ``default``), the combinations that then repeat given once.
     ``own(key)``: the model's own value of a config key (else :attr:`GridKey.default`), to mark the default."""
     keys = [resolve_key(k, kind, model) for k in grid]
-    if len({k.name for k in keys}) != len(keys):
-        raise PanbenchError(f"--grid: {', '.join(grid)} name one key twice (a full and a short name); give it once")
     for k, values in zip(keys, grid.values()):
         for v in values:
             if (want := k.check(v)) is not None:
                 raise PanbenchError(f"--grid {k.short}={v}: must be {want}")
-        if k.sets == "cfg" and base_cfg and k.name in base_cfg:
-            raise PanbenchError(f"--grid {k.short} and --cfg-options {k.name}: set it once (the grid's values)")
+    check_combined(grid, keys, base_cfg, base_pp.name)
     out: list[Setting] = []
     seen: set[tuple] = set()
     for combo in itertools.product(*grid.values()):
@@ -193,6 +194,22 @@ def expand(grid: dict[str, list[Any]], kind: str, model: str, base_cfg: dict[str
     return out
 
 
+def check_combined(grid: dict[str, list[Any]], keys: list[GridKey], base_cfg: dict[str, Any] | None,
+                   base_rule: str = "default") -> None:
+    """The keys of one model's grid together: none named twice (a full and a short name), none also set by
+    ``--cfg-options``, each read by a merging rule the grid runs (``base_rule``: the run's ``--postprocess``)."""
+    if len({k.name for k in keys}) != len(keys):
+        raise PanbenchError(f"--grid: {', '.join(grid)} name one key twice (a full and a short name); give it once")
+    rules = {str(v) for k, vs in zip(keys, grid.values()) if k.name == "postprocess" for v in vs} or {base_rule}
+    for k in keys:
+        if k.sets == "cfg" and base_cfg and k.name in base_cfg:
+            raise PanbenchError(f"--grid {k.short} and --cfg-options {k.name}: set it once (the grid's values)")
+        if (rule := _RULE_OF.get(k.name)) is not None and rule not in rules:
+            raise PanbenchError(f"--grid {k.short}: read by postprocess={rule} only, which the grid does not run "
+                                f"(it runs {', '.join(sorted(rules))}): add postprocess={rule} to the grid or leave "
+                                f"{k.short} out")
+
+
 def _own(key: str, keys: list[GridKey], own: Callable[[str], Any] | None) -> Any:
     """The model's own value of ``key``: its config's (``own``), else the key's default."""
     grid_key = next(g for g in keys if g.name == key)
@@ -200,18 +217,29 @@ def _own(key: str, keys: list[GridKey], own: Callable[[str], Any] | None) -> Any
     return grid_key.default if mine is None else mine
 
 
-def check_grid(grid: dict[str, list[Any]], kinds: dict[str, str | None]) -> None:
+def check_grid(grid: dict[str, list[Any]], kinds: dict[str, str | None], base_cfg: dict[str, Any] | None = None,
+               base_rule: str = "default") -> None:
     """Before any model loads: each key of ``grid`` is one of some model's (``kinds``: model name -> its fusion's
-    kind), each value in range; else refused in one line."""
+    kind), each value in range, and each model's keys go together (:func:`check_combined`); else refused in one
+    line."""
     for key, values in grid.items():
         takers = [(m, k) for m, k in kinds.items() if k is not None and has_key(key, k)]
-        if not takers:
+        if not takers and len(kinds) == 1:
             model, kind = next(iter(kinds.items()))
-            resolve_key(key, kind or "", model if len(kinds) == 1 else "any model given")  # raises, naming why
+            resolve_key(key, kind or "", model)  # raises, naming why
+        if not takers:
+            known = sorted({g.short for k in kinds.values() for g in GRID_KEYS.get(k or "", ())})
+            refuse_other_forwards(key)
+            raise PanbenchError(f"--grid {key}: not a post-processing key of any model given (their keys: "
+                                f"{', '.join(known) or 'none'}); run each value alone (--cfg-options)")
         grid_key = resolve_key(key, takers[0][1], takers[0][0])
         for v in values:
             if (want := grid_key.check(v)) is not None:
                 raise PanbenchError(f"--grid {grid_key.short}={v}: must be {want}")
+    for model, kind in kinds.items():
+        mine = {k: v for k, v in grid.items() if kind is not None and has_key(k, kind)}
+        if mine and kind is not None:
+            check_combined(mine, [resolve_key(k, kind, model) for k in mine], base_cfg, base_rule)
 
 
 @dataclass(frozen=True)

@@ -481,11 +481,10 @@ def grid_name(g: Grid) -> str:
 
 def grid_plots(grids: list[Grid] | tuple[Grid, ...], records: list[RunRecord]
                ) -> list[tuple[str, Callable[[list[RunRecord], Path, Colors, str], Path]]]:
-    """The figures to draw of the ``grids`` with a setting among ``records`` and a key of several values, the latest
-    grid of each file name."""
+    """The figures of the ``grids`` with a setting among ``records`` and a key of several values, each file's last."""
     paths = {r.record for r in records if r.record}
     mine = {grid_name(g): g for g in grids if g.varied() and any(s.get("record") in paths for s in g.settings)}
-    return [(name, lambda _r, out, _c, note, g=g: grid_lines(g, out, note)) for name, g in mine.items()]
+    return [(n, lambda _r, out, _c, note, g=g: grid_lines(g, out, note)) for n, g in mine.items()]  # type: ignore
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -516,7 +515,8 @@ def _grid_panel(ax: Any, g: Grid, key: str, anchor: int | None) -> tuple[list[fl
         anchor = max(having, key=lambda k: (g.settings[k].get("metrics") or {}).get("PQ", float("-inf")))
 
     def along(k: int, o: str) -> bool:  # a key a setting (or the anchor) lacks goes with any value of it
-        return g.value(k, o) is None or g.value(anchor, o) is None or _same(g.value(k, o), g.value(anchor, o))
+        theirs = None if anchor is None else g.value(anchor, o)
+        return g.value(k, o) is None or theirs is None or _same(g.value(k, o), theirs)
 
     ks = [k for k in having if anchor is None or all(along(k, o) for o in others)]
     values = [g.value(k, key) for k in ks]
@@ -557,7 +557,8 @@ def _grid_legend(fig: Any, g: Grid, starred: bool) -> None:
     from matplotlib.patches import Patch
 
     default, best = g.at("default"), g.at("best")
-    handles = [Line2D([], [], color=c, marker=m, linestyle=st, ms=4, label=k) for k, (c, m, st) in GRID_METRICS.items()]
+    handles: list[Any] = [Line2D([], [], color=c, marker=m, linestyle=st, ms=4, label=k)  # type: ignore
+                          for k, (c, m, st) in GRID_METRICS.items()]
     handles.append(Patch(color="0.5", alpha=0.35, label="95% image-bootstrap interval"))
     if default is not None:
         handles.append(Line2D([], [], color="0.3", linestyle=":", label="the model's own setting"))

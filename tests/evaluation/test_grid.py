@@ -169,6 +169,8 @@ def test_a_grid_over_every_model_varies_each_over_its_own_keys(demo_root, tmp_pa
     (["rcnn.score_thr=0.3,0.5"], "cannot come from one forward"),
     (["object_mask_thr"], "expected KEY=V1,V2"),
     (["object_mask_thr=0.5,0.5"], "a value given twice"),
+    (["object_mask_thr=1,1.0"], "a value given twice"),
+    (["pp_keep=0.4,0.6"], "pp_keep: read by postprocess=maskwise only"),
     (["object_mask_thr=0.5", "model.test_cfg.object_mask_thr=0.6"], "name one key twice"),
 ])
 def test_a_grid_that_cannot_come_from_one_forward_is_one_line_exit_2(demo_root, tmp_path, capsys, grid,
@@ -184,6 +186,8 @@ def test_a_grid_that_cannot_come_from_one_forward_is_one_line_exit_2(demo_root, 
     (["--fusion", "mmdet"], "leave --fusion mmdet out"),
     (["--images", "x", "--save-predictions", "y"], "--images has no ground truth"),
     (["--cfg-options", "model.test_cfg.object_mask_thr=0.7"], "set it once"),
+    (["--postprocess", "maskwise"], "object_mask_thr: read by postprocess=default only"),
+    (["--per-image", "x.csv"], "--per-image"),
 ])
 def test_a_grid_with_an_option_it_cannot_take_is_refused(demo_root, tmp_path, capsys, extra, said) -> None:
     rc = main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(demo_root),
@@ -204,8 +208,9 @@ def test_settings_are_every_combination_each_rule_with_its_own_keys_only() -> No
     # the config's own value marks the default, not the key's usual one
     own = expand(grid, "maskformer", "m", None, PostProcess(), own=lambda key: 0.9)
     assert [s.default for s in own][:2] == [False, True]
-    # a rule reading none of the keys varied: one setting
-    assert [s.label() for s in expand(parse_grid(["object_mask_thr=0.5,0.9", "postprocess=argmax"]), "maskformer",
-                                      "m", None, PostProcess())] == ["postprocess=argmax"]
+    # a key no rule of the grid reads: refused, not a grid of one unnamed setting
+    with pytest.raises(PanbenchError, match="object_mask_thr: read by postprocess=default only, which the grid does "
+                                            "not run"):
+        expand(parse_grid(["object_mask_thr=0.5,0.9", "postprocess=argmax"]), "maskformer", "m", None, PostProcess())
     with pytest.raises(PanbenchError, match="not a post-processing key of m"):
         expand({"iou": [0.5]}, "maskformer", "m", None, PostProcess())

@@ -13,7 +13,7 @@ import numpy as np
 
 from panbench.analysis.ap import Instances, from_mmdet
 from panbench.errors import PanbenchError
-from panbench.models.amp import autocast_forward, autocast_now, keep_autocast, keep_ops_fp32
+from panbench.models.amp import autocast_forward, autocast_now, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
 from panbench.models.grid import Setting
 from panbench.models.postprocess import PostProcess, merge_queries
@@ -100,6 +100,12 @@ class MMDetModel:
         head = getattr(self.detector, "panoptic_fusion_head", None)
         return {"MaskFormerFusionHead": "maskformer", "HeuristicFusionHead": "heuristic"}.get(type(head).__name__)
 
+    def grid_ready(self) -> bool:
+        """Whether panbench's fusion runs the head (``configure`` installed it), which a grid's settings share."""
+        head = getattr(self.detector, "panoptic_fusion_head", None)
+        return any(isinstance(vars(head).get(n), _Deferrable) for n in ("predict", "_predict_single")) \
+            if head is not None else False
+
     def grid_own(self, key: str) -> Any:
         """The model's own value of config key ``key`` (a grid's default setting has it), None where not set."""
         head = getattr(self.detector, "panoptic_fusion_head", None)
@@ -122,7 +128,7 @@ class MMDetModel:
                 raise PanbenchError(f"{self.where}: the forward ran its fusion; a grid needs panbench's (leave "
                                     "--fusion mmdet out)")
             jobs.append(job)
-        per_image = [job.func.__self__.grid(job, settings) for job in jobs]
+        per_image = [job.func.__self__.grid(job, settings) for job in jobs]  # type: ignore[attr-defined]
         for _ in settings:
             out = []
             for sample, results in zip(outputs, per_image):
@@ -276,7 +282,6 @@ class _Deferrable:
     ``finish_grid``, which runs :meth:`grid` on the job's arguments)."""
 
     defer = False
-    kind = ""  # its keys in panbench.models.grid.GRID_KEYS
 
     def __init__(self, head: Any) -> None:
         self.head = head
@@ -284,7 +289,7 @@ class _Deferrable:
     def pending(self, job: partial) -> Any:
         from mmengine.structures import PixelData
 
-        return PixelData(metainfo={PENDING: _Job(job, keep_autocast(job))})
+        return PixelData(metainfo={PENDING: _Job(job)})
 
     def grid(self, job: partial, settings: list[Setting]) -> Iterator[dict[str, Any]]:
         """The results of ``job`` (as :meth:`pending` took it) under each setting in turn."""
@@ -295,18 +300,17 @@ class _Job:
     """A deferred fusion: called, it runs as the forward would have; ``func`` and ``args`` are the call's, ``under()``
     the autocast the forward ran under (a grid's settings run in it too)."""
 
-    def __init__(self, job: partial, run: Callable[[], dict[str, Any]]) -> None:
-        self.func, self.args, self.keywords, self.run = job.func, job.args, job.keywords, run
+    def __init__(self, job: partial) -> None:
+        self.func, self.args, self.keywords = job.func, job.args, job.keywords
         self.under = autocast_now()
 
     def __call__(self) -> dict[str, Any]:
-        return self.run()
+        with self.under():
+            return self.func(*self.args, **self.keywords)
 
 
 class MaskFormerPredict(_Deferrable):
     """A ``MaskFormerFusionHead``'s ``predict`` by :mod:`.fast_fusion` (the instance output too, with AP)."""
-
-    kind = "maskformer"
 
     def __call__(self, mask_cls_results: torch.Tensor, mask_pred_results: torch.Tensor, batch_data_samples: Any,
                  rescale: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
@@ -351,7 +355,6 @@ class MaskFormerPredict(_Deferrable):
                                                               head.num_things_classes, top, size, masks)
         return InstanceData(bboxes=boxes, labels=labels, scores=scores, masks=inst)
 
-
     def grid(self, job: Any, settings: list[Setting]) -> Iterator[dict[str, Any]]:
         """:meth:`results` under each setting (``--postprocess maskwise|argmax`` as mmdet's ``predict`` runs them:
         its instance output too); the masks every setting reads upsampled once (:class:`.fast_fusion.GridFusion`)."""
@@ -383,8 +386,6 @@ class MaskFormerPredict(_Deferrable):
 
 class HeuristicPredict(_Deferrable):
     """A ``HeuristicFusionHead``'s ``_predict_single`` by :func:`~panbench.models.mmdet.fast_fusion.heuristic_fusion`"""
-
-    kind = "heuristic"
 
     def __call__(self, mask_results: Any, seg_preds: torch.Tensor, **kwargs: Any) -> Any:
         job = partial(self.results, mask_results, seg_preds)
