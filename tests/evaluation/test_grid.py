@@ -25,7 +25,7 @@ from panbench.models.postprocess import PostProcess
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from check_same_numbers import _comparable, _compare_npz, compare_predictions  # noqa: E402
 
-LIMIT = "4"  # images of a run; the killed grid runs KILLED
+LIMIT = "2"  # images of a run; the killed grid runs KILLED
 KILLED = "10"
 
 
