@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from panbench.evaluation.inference import Outlet, Progress, Shard, cpu_procs_for
 from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.timings import Timings, precision_info
-from panbench.models.grid import Setting, expand, has_key
+from panbench.models.grid import Setting, expand, forward_options, has_key
 from panbench.models.postprocess import PostProcess
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
@@ -66,8 +67,10 @@ class Run:
         runtime.use_device(self.device)  # current CUDA device and a fresh peak-memory counter for this model
         runtime.seed_everything(opts.seed)
         self.extra = load_evaluators(opts.evaluators)  # the user's: refused in one line before the model loads
+        # a grid's forward runs at the lowest value of each key the forward reads (PanopticFPN's box threshold)
+        forward = forward_options(opts.grid, entry_grid_kind(spec)) if opts.grid else {}
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
-                             opts.cfg_options, ap=opts.ap)
+                             {**(opts.cfg_options or {}), **forward} or None, ap=opts.ap)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
             check_corruptible(self.lm.family, spec.framework)
         family = self.lm.family
@@ -330,7 +333,24 @@ def grid_settings(spec: ModelSpec, family: Any, opts: EvalOptions) -> list[Setti
     own = {k: v for k, v in opts.grid.items() if kind is not None and has_key(k, kind)}
     if not own or kind is None:
         return []
-    return expand(own, kind, spec.name, opts.cfg_options, opts.postprocess, family.grid_own)
+    forward = forward_options(own, kind)
+    config = json.loads(spec.family.entry().config_text(spec, opts.cfg_options, opts.ap)[0]) if forward else {}
+
+    def own_value(key: str) -> Any:  # a key the forward ran at the grid's lowest value: the config's
+        if key not in forward:
+            return family.grid_own(key)
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    return expand(own, kind, spec.name, opts.cfg_options, opts.postprocess, own_value)
+
+
+def entry_grid_kind(spec: ModelSpec) -> str | None:
+    """The fusion whose keys a grid of ``spec`` may vary, from its config (None: the family has no grids)."""
+    kind = getattr(spec.family.entry(), "grid_kind", None)
+    return kind(spec) if kind is not None else None
 
 
 def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) -> Path:

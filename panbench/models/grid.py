@@ -37,12 +37,15 @@ def _choice(v: Any) -> str | None:
 class GridKey:
     """A key a grid may vary: its full name (a config key, ``postprocess`` or a ``pp_*`` field of
     :class:`PostProcess`), what it sets (``cfg``: ``--cfg-options``; ``pp``: ``--postprocess`` and ``--pp-*``), the
-    check of a value (None, or what the value must be), and the model's own value when the config does not say."""
+    check of a value (None, or what the value must be), the model's own value when the config does not say, and
+    whether the forward reads it (``forward``: the forward runs at the grid's lowest value and each setting keeps
+    the detections above its own, which is what a forward at that value keeps)."""
 
     name: str
     sets: str
     check: Callable[[Any], str | None]
     default: Any = None
+    forward: bool = False
 
     @property
     def short(self) -> str:
@@ -68,16 +71,16 @@ GRID_KEYS: dict[str, tuple[GridKey, ...]] = {
                    GridKey("model.test_cfg.iou_thr", "cfg", _number(0, 1), 0.8),
                    GridKey("model.test_cfg.filter_low_score", "cfg", _boolean, False), *POSTPROCESS_KEYS),
     "heuristic": (GridKey("model.test_cfg.panoptic.mask_overlap", "cfg", _number(0, 1), 0.5),
-                  GridKey("model.test_cfg.panoptic.stuff_area_limit", "cfg", _number(0, None, integer=True), 4096)),
+                  GridKey("model.test_cfg.panoptic.stuff_area_limit", "cfg", _number(0, None, integer=True), 4096),
+                  # the box head keeps scores above it (mmdet's multiclass_nms: NMS among those, then the best
+                  # max_per_img): a box above a higher value is suppressed only by one above it too, in both runs
+                  GridKey("model.test_cfg.rcnn.score_thr", "cfg", _number(0, 1), 0.05, forward=True)),
     # transformers' post_process_panoptic_segmentation arguments (hf: models take them as --cfg-options too)
     "hf": (GridKey("threshold", "cfg", _number(0, 1), 0.5), GridKey("mask_threshold", "cfg", _number(0, 1), 0.5),
            GridKey("overlap_mask_area_threshold", "cfg", _number(0, 1), 0.8)),
 }
 #: keys refused with the reason they cannot come from one forward
 NOT_FROM_ONE_FORWARD = {
-    "model.test_cfg.rcnn.score_thr": "PanopticFPN's mask head runs on the boxes the threshold keeps, as one batch "
-                                     "whose sums depend on its size: a higher threshold is not a filter of a lower "
-                                     "one's masks; run each value alone (--cfg-options)",
     "model.test_cfg.max_per_image": "it sets how many instances AP reads, not the panoptic fusion; run each value "
                                     "alone (--cfg-options)",
 }
@@ -118,6 +121,17 @@ def refuse_other_forwards(key: str) -> None:
     """A key of :data:`NOT_FROM_ONE_FORWARD` (full or short name) refused, saying why."""
     if why := next((v for k, v in NOT_FROM_ONE_FORWARD.items() if key == k or k.endswith("." + key)), None):
         raise PanbenchError(f"--grid {key}: cannot come from one forward ({why})")
+
+
+def forward_options(grid: dict[str, list[Any]], kind: str | None) -> dict[str, Any]:
+    """The ``--cfg-options`` the forward of a grid runs with: each key the forward reads at the grid's lowest value
+    (a fusion of ``kind``)."""
+    out = {}
+    for key, values in grid.items():
+        found = [k for k in GRID_KEYS.get(kind or "", ()) if key in (k.name, k.short) and k.forward]
+        if found:
+            out[found[0].name] = min(values)
+    return out
 
 
 def has_key(key: str, kind: str) -> bool:

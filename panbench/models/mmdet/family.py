@@ -412,16 +412,23 @@ class HeuristicPredict(_Deferrable):
         n_th = head.num_things_classes
         with job.under():
             sem = ff.semantic_labels(seg_preds, n_th)
-        layers: dict[float, Any] = {}
+        layers: dict[tuple[Any, float], Any] = {}
+        kept: dict[Any, Any] = {}  # the detections above each box threshold (the forward ran at the lowest)
         for st in settings:
             cfg = own_cfg(head.test_cfg, st, "model.test_cfg.panoptic.")
+            thr = st.cfg("model.test_cfg.rcnn.score_thr")
             with job.under():
-                if (overlap := cfg["mask_overlap"]) not in layers:
-                    labels, layer = ff.instance_layer(res.scores, res.labels, res.masks, overlap)
-                    layers[overlap] = (labels, layer, ff.stuff_areas(sem, layer, head.num_classes))
-                labels, layer, areas = layers[overlap]
+                if thr not in kept:  # mmdet's multiclass_nms keeps the scores above its threshold
+                    kept[thr] = res if thr is None else res[res.scores > thr]
+                mine = kept[thr]
+                if (at := (thr, cfg["mask_overlap"])) not in layers:
+                    labels, layer = ff.instance_layer(mine.scores, mine.labels, mine.masks, at[1])
+                    layers[at] = (labels, layer, ff.stuff_areas(sem, layer, head.num_classes))
+                labels, layer, areas = layers[at]
                 pan = ff.heuristic_map(sem, labels, layer, n_th, head.num_classes, cfg["stuff_area_limit"], areas)
-                yield {"pan_results": PixelData(sem_seg=pan[None])}
+                # AP's instances (the roi head's, the fusion's input): those the setting's threshold keeps
+                out = {"pan_results": PixelData(sem_seg=pan[None])}
+                yield out if thr is None else {**out, "ins_results": mine}
 
 
 def own_cfg(base: Any, setting: Setting, prefix: str) -> dict[str, Any]:
