@@ -31,7 +31,8 @@ each other.
 The grid table (``--skip-grid`` leaves it out) runs, per model and round, ``panbench eval`` (forked, defaults)
 and the same with a 4-setting ``--grid`` of its own thresholds (GRID below: every setting from one forward,
 docs/eval.md, "Grids"), in turn, the order reversed every other round, and prints their medians and ratio
-(target: at most 1.5x for demo-mask2former); the grid's record of the model's own setting must have the single
+(target: at most 1.5x for demo-mask2former) and the peak resident memory of a process (the records' larger of
+``cpu_peak_mib`` and ``cpu_children_peak_mib``); the grid's record of the model's own setting must have the single
 run's nine metrics exactly, else the script exits 1.
 
 So, per model: stock / pan-only is what the config costs, pan-only / 1proc what the loop costs
@@ -124,6 +125,9 @@ def grid_table(models: list, data_root: Path, limit: int | None, workers: int, r
                 res = Path(tempfile.mkdtemp(prefix="bench_eval_grid_"))
                 metrics, wall = panbench_eval(spec.name, ckpt, data_root, limit, workers, 0, results=res,
                                               extra=grid if side == "grid" else ())
+                memory = json.loads(sorted((res / "runs").glob("*.json"))[0].read_text())["memory"]
+                times.setdefault((spec.name, side + " MiB"), []).append(
+                    max(memory.get("cpu_peak_mib") or 0, memory.get("cpu_children_peak_mib") or 0))
                 if side == "grid":
                     doc = json.loads(next((res / "grids").glob("*.json")).read_text())
                     own = json.loads((res / doc["settings"][doc["default"]]["record"]).read_text())["metrics"]
@@ -132,14 +136,16 @@ def grid_table(models: list, data_root: Path, limit: int | None, workers: int, r
                     times.setdefault((spec.name, "metrics"), []).append(metrics)
                 times.setdefault((spec.name, side), []).append(wall)
     print(f"\n--grid: whole-process wall seconds of one run and of a 4-setting grid (forked), median of {repeat}")
-    print(f"{'model':20} {'grid':>38} {'one':>7} {'grid s':>7} {'ratio':>6}")
+    print(f"{'model':20} {'grid':>38} {'one':>7} {'grid s':>7} {'ratio':>6} {'one MiB':>8} {'grid MiB':>8}")
     bad = []
     for spec, _, _ in models:
         one, grid = statistics.median(times[(spec.name, "one")]), statistics.median(times[(spec.name, "grid")])
         if any(worst_difference(m, {k: o[k] for k in METRIC_KEYS}) != 0
                for m, o in zip(times[(spec.name, "metrics")], times[(spec.name, "own")])):
             bad.append(spec.name)
-        print(f"{spec.name:20} {' '.join(GRID[spec.name]):>38} {one:7.2f} {grid:7.2f} {grid / one:5.2f}x")
+        mib = [statistics.median(times[(spec.name, f"{side} MiB")]) for side in ("one", "grid")]
+        print(f"{spec.name:20} {' '.join(GRID[spec.name]):>38} {one:7.2f} {grid:7.2f} {grid / one:5.2f}x "
+              f"{mib[0]:8.0f} {mib[1]:8.0f}")
     if bad:
         print(f"the grid's own setting differs from the single run: {', '.join(bad)}")
         raise SystemExit(1)
