@@ -43,7 +43,7 @@ nine metrics of every run must agree with MMDetection's stock run to 1e-9 (a NaN
 fails), else the script exits 1 before printing any ratio.
 
     .venv/bin/python scripts/bench_eval.py [--models mask2former,maskformer,panoptic-fpn] [--limit N]
-        [--workers 1] [--repeat 3] [--skip-batch-amp]
+        [--workers 1] [--repeat 3] [--skip-batch-amp] [--skip-grid | --grid-only]
 """
 
 from __future__ import annotations
@@ -200,6 +200,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="the first N demo val images (default: all 60)")
     ap.add_argument("--skip-batch-amp", action="store_true", help="leave out the batch/AMP table")
     ap.add_argument("--skip-grid", action="store_true", help="leave out the grid table")
+    ap.add_argument("--grid-only", action="store_true", help="the grid table alone (no MMDetection runs)")
     ap.add_argument("--skip-fusion", action="store_true",
                     help="leave out the fusion table (panbench 1proc with --fusion mmdet against its default)")
     a = ap.parse_args()
@@ -217,8 +218,12 @@ def main() -> None:
         ckpt = sorted((ROOT / "checkpoints" / "demo").glob(f"{spec.name}-*.pth"))[-1]
         changed = panoptic_only(load_config(spec.config))
         models.append((spec, ckpt, changed))
-        print(f"{spec.name}: panbench's config changes {', '.join(changed) or 'nothing'} "
-              f"({'mmdet pan-only is run' if changed else 'mmdet pan-only repeats mmdet stock'})")
+        if not a.grid_only:
+            print(f"{spec.name}: panbench's config changes {', '.join(changed) or 'nothing'} "
+                  f"({'mmdet pan-only is run' if changed else 'mmdet pan-only repeats mmdet stock'})")
+    if a.grid_only:
+        grid_table(models, data_root, a.limit, a.workers, a.repeat)
+        return
 
     runs: dict[tuple[str, str], list[tuple[dict[str, float], float]]] = {}
     shares: dict[tuple[str, str], list[dict[str, float]]] = {}

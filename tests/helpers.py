@@ -479,3 +479,26 @@ def assert_boundary_reference_parity(gt_json: Path, gt_dir: Path, pred_json: Pat
         r, o = stat.pq_per_cat[cid], ours["per_class"][str(cid)]
         assert (o["TP"], o["FP"], o["FN"]) == (r.tp, r.fp, r.fn), cid
         assert stats.iou_sum[k] == pytest.approx(r.iou, abs=1e-9), cid
+
+
+def assert_same_as_separate_run(grid_res: Path, setting: dict[str, Any], grid_preds: Path, res: Path, preds: Path,
+                                images: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A grid's ``setting`` (its summary entry; results under ``grid_res``, predictions under ``grid_preds``) against
+    a separate run of it (``res``, ``preds``): every record field but the run's own, the analysis arrays, the PNGs
+    and predictions JSON (scripts/check_same_numbers.py's rules).  Returns the two records."""
+    import sys
+
+    from panbench import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from check_same_numbers import _comparable, _compare_npz, compare_predictions
+
+    a_path, b_path = grid_res / setting["record"], next((res / "runs").glob("*.json"))
+    a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
+    ca, cb = _comparable(a), _comparable(b)
+    assert ca == cb, (setting["label"], [f for f in sorted(set(ca) | set(cb)) if ca.get(f) != cb.get(f)])
+    assert not _compare_npz(a_path.with_suffix(".analysis.npz"), b_path.with_suffix(".analysis.npz"), a["model"])
+    slug = "_".join(f"{key.rsplit('.', 1)[-1]}-{v}" for key, v in setting["values"].items())
+    diffs, n = compare_predictions(grid_preds / slug, preds)
+    assert not diffs and n == images, diffs[:3]
+    return a, b

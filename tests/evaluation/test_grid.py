@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import assert_same_as_separate_run
 
 from panbench import REPO_ROOT
 from panbench.cli import main
@@ -23,7 +24,7 @@ from panbench.models.grid import expand, parse_grid
 from panbench.models.postprocess import PostProcess
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
-from check_same_numbers import _comparable, _compare_npz, compare_predictions  # noqa: E402
+from check_same_numbers import _comparable, compare_predictions  # noqa: E402
 
 LIMIT = "2"  # images of a run; the killed grid runs KILLED
 KILLED = "10"
@@ -58,15 +59,7 @@ def _check_equal_to_separate_runs(demo_root: Path, model: str, grid: Path, tmp: 
     for k, st in enumerate(doc["settings"]):
         res, preds = tmp / f"s{k}" / "res", tmp / f"s{k}" / "pred"
         assert main(_eval(demo_root, model, res, preds, *extra, *_separate(st["values"]), limit=limit)) == 0
-        a_path = grid / "res" / st["record"]
-        b_path = next((res / "runs").glob("*.json"))
-        a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
-        ca, cb = _comparable(a), _comparable(b)
-        assert ca == cb, (st["label"], [f for f in sorted(set(ca) | set(cb)) if ca.get(f) != cb.get(f)])
-        assert not _compare_npz(a_path.with_suffix(".analysis.npz"), b_path.with_suffix(".analysis.npz"), model)
-        slug = "_".join(f"{key.rsplit('.', 1)[-1]}-{v}" for key, v in st["values"].items())
-        diffs, n = compare_predictions(grid / "pred" / slug, preds)
-        assert not diffs and n == int(limit), diffs[:3]
+        assert_same_as_separate_run(grid / "res", st, grid / "pred", res, preds, int(limit))
     return len(doc["settings"])
 
 

@@ -323,3 +323,23 @@ def test_mask_boxes_are_mmdets_mask2bbox() -> None:
     m[4, -1, -1] = True  # the last pixel only
     for masks in (m, m[:0], torch.zeros((2, 0, 5), dtype=torch.bool)):
         assert torch.equal(mask_boxes(masks), mask2bbox(masks)), masks.shape
+
+
+def test_the_scaled_argmax_equals_the_argmax_of_the_scaled_rows_nans_and_ties_included() -> None:
+    """``first_argmax_scaled`` (a grid's: no product tensor made) against ``first_argmax`` of the product."""
+    from panbench.models.mmdet import fast_fusion as ff
+
+    if ff._fusion is None:
+        pytest.skip("the C extension is not built")
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(12, 37, 29, generator=g).round(decimals=1)  # ties
+    x[3, :5, :5] = float("nan")
+    rows = torch.tensor([1, 3, 4, 7, 8, 11])
+    scores = torch.tensor([0.5, 2.0, 1.0, 1.0, 0.25, 3.0])
+    out = torch.empty((37, 29), dtype=torch.long)
+    ff._fusion.first_argmax_scaled(x.numpy(), rows.numpy(), scores.numpy(), out.numel(), out.numpy())
+    want = ff.first_argmax(scores.view(-1, 1, 1) * x[rows])
+    assert torch.equal(out, want) and (out == 1).any()  # the NaN rows' pixels go to it
+    with pytest.raises(ValueError, match="rows below r"):
+        ff._fusion.first_argmax_scaled(x.numpy(), torch.tensor([12]).numpy(), scores[:1].numpy(), out.numel(),
+                                       out.numpy())

@@ -8,7 +8,6 @@ MMDetection models: tests/evaluation/test_grid.py."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,9 @@ pytest.importorskip("transformers")
 
 import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
 import numpy as np  # noqa: E402
+from helpers import assert_same_as_separate_run  # noqa: E402
 
-from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
-
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-from check_same_numbers import _comparable, _compare_npz, compare_predictions  # noqa: E402
 
 LIMIT = "6"
 KIND = "mask2former"
@@ -53,18 +49,10 @@ def _check_equal_to_separate_runs(demo_root: Path, model: Path, grid: Path, tmp:
         res, preds = tmp / f"s{k}" / "res", tmp / f"s{k}" / "pred"
         cfg = [f"{key}={v}" for key, v in st["values"].items()]
         assert main(_eval(demo_root, model, res, preds, "--cpu-procs", "1", *extra, "--cfg-options", *cfg)) == 0
-        a_path = grid / "res" / st["record"]
-        b_path = next((res / "runs").glob("*.json"))
-        a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
-        ca, cb = _comparable(a), _comparable(b)
-        assert ca == cb, (st["label"], [f for f in sorted(set(ca) | set(cb)) if ca.get(f) != cb.get(f)])
-        assert not _compare_npz(a_path.with_suffix(".analysis.npz"), b_path.with_suffix(".analysis.npz"), KIND)
+        a, _ = assert_same_as_separate_run(grid / "res", st, grid / "pred", res, preds, int(LIMIT))
         # the setting's values reach the record: its config text (and hash) and its --cfg-options
         assert json.loads(a["provenance"]["config"])["postprocess"] == {**hf_tiny.PUBLISHED[KIND], **st["values"]}
         assert a["provenance"]["cfg_options"] == st["values"]
-        slug = "_".join(f"{key}-{v}" for key, v in st["values"].items())
-        diffs, n = compare_predictions(grid / "pred" / slug, preds)
-        assert not diffs and n == int(LIMIT), diffs[:3]
         saved = json.loads(next((preds).glob("*_results.json")).read_text())
         segments.append([a["segments_info"] for a in saved["annotations"]])
     return segments

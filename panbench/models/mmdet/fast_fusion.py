@@ -74,6 +74,19 @@ class QueryProbs:
         at = self._at(idx)
         return self.probs if at is None else self.probs.index_select(0, at)
 
+    def owner(self, idx: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """:func:`first_argmax` of ``scores[:, None, None] * self(idx)``, on the CPU without making either tensor."""
+        assert self.probs is not None and self.rows is not None
+        probs = self.probs
+        if _fusion is None or probs.device.type != "cpu" or probs.dtype != torch.float32 or len(idx) < 2 \
+                or scores.dtype != torch.float32:
+            return first_argmax(scores.view(-1, 1, 1) * self(idx))
+        at = torch.searchsorted(self.rows, idx)
+        out = torch.empty(probs.shape[1:], dtype=torch.long)
+        _fusion.first_argmax_scaled(probs.numpy(), at.contiguous().numpy(), scores.contiguous().numpy(), out.numel(),
+                                    out.numpy())
+        return out
+
     def above_half(self, idx: torch.Tensor) -> torch.Tensor:
         """Each query's pixels with a probability of 0.5 or more."""
         assert self.counts is not None
@@ -133,16 +146,21 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     the masks upsampled to ``out_size`` first (mmdet's ``rescale``), shared with the instance output by ``masks_of``
     (a grid's settings share their probabilities too: ``probs_of``, prepared with these queries among its own)."""
     idx, cur_scores, cur_classes = fusion_queries(mask_cls, num_classes, object_mask_thr)
-    if probs_of is not None:
-        masks, original = probs_of(idx), probs_of.above_half(idx)
+    k = len(idx)
+    if probs_of is not None:  # a grid's: the probabilities of its queries, computed once
+        assert probs_of.probs is not None
+        (h, w), device = probs_of.probs.shape[-2:], probs_of.probs.device
+        if k == 0:
+            return torch.full((h, w), num_classes, dtype=torch.int32, device=device)
+        owner, original = probs_of.owner(idx, cur_scores), probs_of.above_half(idx)
     else:  # mmdet sigmoids all the queries' masks at once: the upsampled (Q, H, W), else mask_pred as laid out
         run = None if out_size is not None else _inner_run(mask_pred)
         masks = sigmoid_as_in((masks_of or QueryMasks(mask_pred, out_size))(idx), idx, mask_pred.shape[0], run)
+        (h, w), device = masks.shape[-2:], masks.device
+        if k == 0:
+            return torch.full((h, w), num_classes, dtype=torch.int32, device=device)
         original = (masks >= 0.5).flatten(1).sum(1)
-    k, (h, w) = masks.shape[0], masks.shape[-2:]
-    if k == 0:
-        return torch.full((h, w), num_classes, dtype=torch.int32, device=masks.device)
-    owner = first_argmax(cur_scores.view(-1, 1, 1) * masks)
+        owner = first_argmax(cur_scores.view(-1, 1, 1) * masks)
     area = torch.bincount(owner.flatten(), minlength=k)
     ratio = area.double() / original.double().clamp(min=1)
     kept = (area > 0) & (original > 0) & ~(ratio < iou_thr)
@@ -152,6 +170,7 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     table = torch.where(kept, table, torch.full_like(table, num_classes)).int()
     pan = table[owner]
     if filter_low_score:
+        masks = probs_of(idx) if probs_of is not None else masks
         pan = torch.where(masks.gather(0, owner[None])[0] >= 0.5, pan, torch.full_like(pan, num_classes))
     return pan
 
