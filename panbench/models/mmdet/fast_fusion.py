@@ -366,12 +366,12 @@ def heuristic_map(sem: torch.Tensor, labels: torch.Tensor, layer: torch.Tensor |
     counts = stuff_areas(sem, layer, num_classes) if areas is None else areas
     small = counts < stuff_area_limit
     small[:num_things] = False
-    # a stuff label below the area limit is VOID: one lookup per pixel
-    pan = torch.where(small, num_classes, torch.arange(len(small), device=sem.device))[sem]
+    # a stuff label below the area limit is VOID: one lookup per pixel, into int32 (the map's type)
+    pan = torch.where(small, num_classes, torch.arange(len(small), device=sem.device)).int()[sem]
     if layer is not None:
         # mmdet numbers the laid instances 1, 2, ... and then the non-empty ones among them again
         filled = torch.bincount(layer.flatten(), minlength=len(labels) + 1)[1:] > 0
         instance = torch.cumsum(filled.long(), 0)
         table = torch.cat([torch.zeros(1, dtype=torch.long, device=sem.device), labels + instance * INSTANCE_OFFSET])
-        pan = torch.where(layer > 0, table[layer], pan)
-    return pan.int()
+        pan = torch.where(layer > 0, table.int()[layer], pan)
+    return pan
