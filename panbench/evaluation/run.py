@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class Part:
     unsaved: PanbenchError | OSError | None = None  # why the predictions JSON could not be written
     speed: dict[str, Any] = dataclasses.field(default_factory=dict)  # its timings with the speed, after conclude()
     speed_device: str = ""  # the label the speed describes
+    flops: Any = None  # the GFLOPs pass's, after conclude()
 
 
 class Run:
@@ -69,6 +71,7 @@ class Run:
         self.extra = load_evaluators(opts.evaluators)  # the user's: refused in one line before the model loads
         # a grid's forward runs at the lowest value of each key the forward reads (PanopticFPN's box threshold)
         forward = forward_options(opts.grid, entry_grid_kind(spec)) if opts.grid else {}
+        self.forward_keys = sorted(forward)
         self.lm = load_model(spec, dataset.categories, opts.checkpoint, opts.trust_checkpoint, self.device,
                              {**(opts.cfg_options or {}), **forward} or None, ap=opts.ap)
         if opts.corruption is not None:  # before a run: a family that cannot take it is refused, not scored clean
@@ -90,7 +93,6 @@ class Run:
         self.t0, self.load0 = 0.0, cpu_clock()  # perf_counter after the resume; cpu_clock() as infer() starts
         self.beside: list = []  # the runs that overlapped this one on this machine
         self.shared = False  # another run shared any rank's machine
-        self.flops: Any = None
 
     def _part(self, fusion: str | None, setting: Setting | None = None) -> Part:
         """The part of ``setting`` (None: the run's own), keyed, named and saved as a separate run of it."""
@@ -176,11 +178,17 @@ class Run:
     def conclude(self) -> None:
         """The metrics and analyses of each part's evaluators, the FLOPs, the saved predictions, the speed."""
         if self.opts.flops_images and self.rank == 0:  # a pass of its own, after the timed inference (or cached)
-            opts = self.parts[0].opts  # the forward all the parts share
-            settings = {"postprocess": opts.postprocess.label(), "fusion": opts.fusion, "ap": opts.ap,
-                        **record_fields.corruption_fields(opts)}
-            self.flops = run_gflops(self.parts[0].lm, self.dataset, opts.flops_images, self.device, settings,
-                                    self.spec.family.packages)
+            counted: dict[tuple, Any] = {}  # by the values the forward reads: a grid's parts share one count
+            for part in self.parts:
+                reads = tuple((k, part.setting.cfg(k)) for k in self.forward_keys) if part.setting else ()
+                if reads not in counted:
+                    opts = part.opts
+                    settings = {"postprocess": opts.postprocess.label(), "fusion": opts.fusion, "ap": opts.ap,
+                                **record_fields.corruption_fields(opts)}
+                    with self.lm.family.forward_values(dict(reads)) if reads else nullcontext():  # type: ignore
+                        counted[reads] = run_gflops(part.lm, self.dataset, opts.flops_images, self.device, settings,
+                                                    self.spec.family.packages)
+                part.flops = counted[reads]
         n = len(self.dataset.samples)
         for k, part in enumerate(self.parts):
             part.metrics, part.fields = part.evaluators.evaluate(self.opts.diagnosis)
@@ -250,7 +258,7 @@ class Run:
             delta_to_published=record_fields.delta(res, spec.published) if coco else {},
             published_source=(record_fields.published_source(spec) if coco else
                               record_fields.OWN_WEIGHTS if own else None),
-            params=count_parameters(lm.model), flops=self.flops, device=part.speed_device, world_size=self.world,
+            params=count_parameters(lm.model), flops=part.flops, device=part.speed_device, world_size=self.world,
             batch_size=opts.batch_size, largest_batch=max(self.timings.batches, default=None),
             amp=opts.amp or "fp32", precision=precision_info(self.device, opts.amp),
             timings=speed, memory=self.memory,

@@ -106,6 +106,21 @@ class MMDetModel:
         return any(isinstance(vars(head).get(n), _Deferrable) for n in ("predict", "_predict_single")) \
             if head is not None else False
 
+    @contextmanager
+    def forward_values(self, values: dict[str, Any]) -> Iterator[None]:
+        """While entered, the forward reads these values of a grid's keys the forward reads (PanopticFPN's
+        ``model.test_cfg.rcnn.*``: its box head's), as a separate run of that setting is built with."""
+        cfg = getattr(getattr(self.detector, "roi_head", None), "test_cfg", None)
+        old = dict(cfg) if cfg is not None else {}
+        try:
+            for key, v in values.items():
+                if cfg is not None and key.startswith("model.test_cfg.rcnn."):
+                    cfg[key[len("model.test_cfg.rcnn."):]] = v
+            yield
+        finally:
+            if cfg is not None:
+                cfg.update(old)
+
     def grid_own(self, key: str) -> Any:
         """The model's own value of config key ``key`` (a grid's default setting has it), None where not set."""
         head = getattr(self.detector, "panoptic_fusion_head", None)
