@@ -502,3 +502,22 @@ def assert_same_as_separate_run(grid_res: Path, setting: dict[str, Any], grid_pr
     diffs, n = compare_predictions(grid_preds / slug, preds)
     assert not diffs and n == images, diffs[:3]
     return a, b
+
+
+def killed_part_way(args: list[str], results: Path, chunks: int) -> int:
+    """``panbench *args`` in a process of its own, SIGKILLed once ``results``' resume caches hold ``chunks`` chunks
+    (or it ended; 300 s at most); returns the chunks held then."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "panbench", *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while len(list(results.glob("cache/*/chunk-*.npz"))) < chunks and p.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    return len(list(results.glob("cache/*/chunk-*.npz")))

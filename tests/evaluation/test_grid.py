@@ -6,16 +6,13 @@ one line before any model loads.  The summary and its reading: tests/reporting; 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import assert_same_as_separate_run
+from helpers import assert_same_as_separate_run, killed_part_way
 
 from panbench import REPO_ROOT
 from panbench.cli import main
@@ -73,14 +70,7 @@ def test_a_grid_killed_mid_way_resumes_and_every_setting_equals_its_separate_run
     args = _eval(demo_root, "demo-mask2former", grid / "res", grid / "pred", "--cache-every", "1",
                  "--grid", "object_mask_thr=0.5,0.8", "--grid", "postprocess=default,argmax,maskwise",
                  "--grid", "pp_keep=0.4,0.6", limit=KILLED)
-    p = subprocess.Popen([sys.executable, "-m", "panbench", *args], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 300
-    while len(list(grid.glob("res/cache/*/chunk-*.npz"))) < 5 and p.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    killed_part_way(args, grid / "res", 5)
     assert not (grid / "res" / "runs").exists()  # killed before any record
     r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "already scored" in r.stderr, r.stderr

@@ -8,15 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import killed_part_way
 
 from panbench import REPO_ROOT
 from panbench.cli import main
@@ -138,15 +136,7 @@ def test_a_run_killed_part_way_resumes_to_the_same_numbers_and_fields(with_examp
     whole = with_example
     killed = tmp_path / "killed"
     args = _args(demo_root, killed, "--evaluator", f"{EXAMPLE}:ImageCount", "--cache-every", "1")
-    p = subprocess.Popen([sys.executable, "-m", "panbench", *args], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 300
-    while len(list(killed.glob("cache/*/chunk-*.npz"))) < 3 and p.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    held = len(list(killed.glob("cache/*/chunk-*.npz")))
+    held = killed_part_way(args, killed, 3)
     assert 3 <= held < LIMIT and not (killed / "runs").exists(), held  # killed part-way
     r = subprocess.run([sys.executable, "-m", "panbench", *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "resuming" in r.stderr and "already scored" in r.stderr, r.stderr

@@ -36,8 +36,7 @@ def resolve_weights(spec: ModelSpec, checkpoint: str | None, any_rank: Callable[
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None, ap: bool, any_rank: Callable[[bool], bool] | None) -> Built:
     """Config (with ``--cfg-options``) -> model with checked weights on ``device``, class mapping, pipeline."""
-    cfg = mm.load_config(spec.config, cfg_options)
-    panoptic_only(cfg, keep_instances=ap)
+    cfg = run_config(spec, cfg_options, ap)
     cfg_text, cfg_hash = mm.config_text_and_hash(cfg)
     names = mm.class_names(cfg)
     label2cat = mm.label_to_category(names, categories, str(spec.config))
@@ -55,12 +54,18 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     return Built(family, weights, cfg_text, cfg_hash)
 
 
+def run_config(spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -> Any:
+    """The config a run builds: ``--cfg-options`` merged, the outputs beside the panoptic one off (AP's on with
+    ``ap``)."""
+    cfg = mm.load_config(spec.config, cfg_options)
+    panoptic_only(cfg, keep_instances=ap)
+    return cfg
+
+
 def config_text(spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -> tuple[str, str]:
     """The resolved config text and its hash as :func:`load_model` records them with ``cfg_options`` (a grid's
     setting names what a separate run of it would)."""
-    cfg = mm.load_config(spec.config, cfg_options)
-    panoptic_only(cfg, keep_instances=ap)
-    return mm.config_text_and_hash(cfg)
+    return mm.config_text_and_hash(run_config(spec, cfg_options, ap))
 
 
 def grid_kind(spec: ModelSpec) -> str | None:
