@@ -3,6 +3,7 @@ as a uint32 id map (0 = VOID) and COCO ``segments_info``.  A leaf: imports nothi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,8 +11,10 @@ import numpy as np
 INSTANCE_OFFSET = 1000  # mmdet's panoptic label encoding: label + instance * INSTANCE_OFFSET
 
 
-def panoptic_to_segments(pan: Any, num_classes: int, label2cat: list[int]) -> tuple[np.ndarray, list[dict]]:
-    """mmdet's panoptic map to an id map and segments_info with compact ids 1..n (0 = VOID)."""
+def panoptic_to_segments(pan: Any, num_classes: int, label2cat: list[int],
+                         scores: Mapping[int, float] | None = None) -> tuple[np.ndarray, list[dict]]:
+    """mmdet's panoptic map to an id map and segments_info with compact ids 1..n (0 = VOID).  ``scores`` maps a code
+    of the map to its segment's score: a segment whose code is in it carries ``"score": float(value)``, others none."""
     import torch
 
     if isinstance(pan, torch.Tensor) and pan.device.type != "cpu":
@@ -23,8 +26,14 @@ def panoptic_to_segments(pan: Any, num_classes: int, label2cat: list[int]) -> tu
     keep = labels != num_classes
     new_id = np.zeros(len(u), np.uint32)
     new_id[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-    segs = [{"id": int(new_id[k]), "category_id": int(label2cat[int(labels[k])]), "iscrowd": 0}
-            for k in np.nonzero(keep)[0]]
+    kept = np.nonzero(keep)[0]
+    segs: list[dict[str, Any]] = [
+        {"id": int(new_id[k]), "category_id": int(label2cat[int(labels[k])]), "iscrowd": 0} for k in kept]
+    if scores:
+        for k, seg in zip(kept, segs):
+            code = int(u[k])
+            if code in scores:
+                seg["score"] = float(scores[code])
     return new_id[inv], segs
 
 
