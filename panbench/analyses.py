@@ -49,6 +49,19 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("boundary", ("boundary",), "boundary PQ", "--boundary-pq", "boundary PQ (runs scored with --boundary)",
              inline=True, words=frozenset({"boundary"}),
              aliases=("--boundary",), how="re-run `panbench eval` or `panbench score` with --boundary"),
+    Analysis("score_threshold", ("score_threshold",), "PQ against the segment score threshold", "--score-threshold",
+             "PQ with the predicted segments scoring below a threshold removed: the best threshold (chosen on these "
+             "images) and the model's own",
+             headers={"best_threshold": "best threshold", "PQ_at_best": "PQ at best threshold",
+                      "own_threshold": "own threshold", "PQ_at_own": "PQ at own threshold",
+                      "PQ_gain": "PQ gain (best - own)", "scored_segments": "scored segments"},
+             how="re-run `panbench eval` or `panbench score` with predictions that keep each segment's \"score\""),
+    Analysis("calibration", ("calibration",), "calibration of the segment scores (ECE)", "--calibration",
+             "the expected calibration error (ECE, 0-1) of the predicted segments' scores, with its 95%% bootstrap "
+             "interval; equal-width and equal-mass bins",
+             headers={"ece": "ECE", "ece_th": "ECE things", "ece_st": "ECE stuff", "ece_mass": "ECE (equal mass)",
+                      "ece_mass_th": "ECE things (equal mass)", "ece_mass_st": "ECE stuff (equal mass)"},
+             how="re-run `panbench eval` or `panbench score` with predictions that keep each segment's \"score\""),
 )
 
 

@@ -12,9 +12,11 @@ from panbench.analysis.bootstrap import N_RESAMPLES, RunSums, bootstrap_ci, chec
 from panbench.analysis.breakdown import error_breakdown
 from panbench.analysis.collect import AnalysisInputs, AnalysisSet, compute_fields
 from panbench.analysis.metrics import pq_by_size, pq_dagger
+from panbench.analysis.scores import ScoreSums, calibration, score_threshold
 
 __all__ = ["AnalysisInputs", "AnalysisSet", "RunSums", "analyze", "bootstrap_ci", "compute_fields",
-           "check_paired", "error_breakdown", "paired_bootstrap", "pq_by_size", "pq_dagger"]
+           "calibration", "check_paired", "error_breakdown", "paired_bootstrap", "pq_by_size", "pq_dagger",
+           "score_threshold", "ScoreSums"]
 
 
 def analyze(a: AnalysisSet, isthing: list[bool], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:

@@ -162,6 +162,7 @@ class AnalysisInputs:
     seed: int = 0
     category_ids: list[int] | None = None
     boundary: Any = None  # PQStats, or None
+    own_threshold: float | None = None  # the model's own score threshold (score_threshold's "own"); None: unknown
 
     def sums(self, kind: type[F]) -> F:
         """The run's sums ``kind``, of every image of :attr:`aset`."""

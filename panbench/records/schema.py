@@ -103,6 +103,12 @@ class RunRecord(Mapping[str, Any]):
     errors: dict[str, ErrorBlock] | None = None  # error type -> count, fp, fn, delta_PQ
     mask_quality: dict[str, float] | None = None  # TPs: loss (summed 1 - IoU), mean_loss, delta_PQ
     boundary: dict[str, float] | None = None  # boundary PQ: the nine METRIC_KEYS, 0-100; only with --boundary
+    # PQ against the segment score threshold (panbench.analysis.scores): thresholds, the curves PQ, PQ_th, PQ_st, SQ,
+    # RQ (0-100), best, own, gain, segments, unscored; None: no predicted segment has a score
+    score_threshold: dict[str, Any] | None = None
+    # the calibration of the segment scores: ece, ece_th, ece_st, ece_mass(_th, _st) (0-1), low/high (95% image
+    # bootstrap), bins, bins_th, bins_st, n_bins, segments; None: no predicted segment has a score
+    calibration: dict[str, Any] | None = None
     corruption: CorruptionBlock | None = None  # a --corruption run's corruption; None for a clean run
     # COCO mask AP of the thing classes (panbench.analysis.ap): AP, AP50, AP75, APs, APm, APl, 0-100 (-1: no
     # ground truth of that size); None: not computed

@@ -9,6 +9,7 @@ from panbench.analyses import ANALYSES, Registry
 from panbench.analysis.bootstrap import CI_METRICS, too_few
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.analysis.metrics import SIZE_LIMITS
+from panbench.analysis.scores import NO_SCORE
 from panbench.pq.matching import METRIC_KEYS
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 columns_of = Registry("table columns", "panbench.reporting.analysis_views.columns_of")
 kinds_of = Registry("column kinds", "panbench.reporting.analysis_views.kinds_of")
 text_of = Registry("terminal text", "panbench.reporting.analysis_views.text_of")
+SCORE_ANALYSES = ("score_threshold", "calibration")  # absent together: no predicted segment has a score
 
 
 @columns_of("ci")
@@ -120,3 +122,67 @@ def boundary_columns(r: RunRecord) -> dict[str, Any]:
 @text_of("boundary")
 def boundary_text(res: Mapping[str, Any]) -> list[str]:
     return [f"boundary PQ {b['PQ']:.2f}"] if (b := res.get("boundary")) and b.get("PQ") is not None else []
+
+
+@columns_of("score_threshold")
+def score_threshold_columns(r: RunRecord) -> dict[str, Any]:
+    """PQ beside the best threshold's (chosen on these images), the model's own threshold's and the gain."""
+    st = r.score_threshold or {}
+    best, own = st.get("best") or {}, st.get("own") or {}
+    return {"PQ": r.metrics["PQ"], "best_threshold": best.get("threshold"), "PQ_at_best": best.get("PQ"),
+            "own_threshold": own.get("threshold"), "PQ_at_own": own.get("PQ"), "PQ_gain": st.get("gain"),
+            "scored_segments": st.get("segments")}
+
+
+def _no_score(res: Mapping[str, Any]) -> bool:
+    """Whether ``res`` was analysed (another analysis's field is there) yet has no segment score analyses."""
+    mine = {f for a in ANALYSES if a.key in SCORE_ANALYSES for f in a.fields}
+    return (all(res.get(f) is None for f in mine)
+            and any(res.get(f) is not None for a in ANALYSES for f in a.fields if f not in mine))
+
+
+@text_of("score_threshold")
+def score_threshold_text(res: Mapping[str, Any]) -> list[str]:
+    """The best threshold's PQ and the own one's; for an analysed run without scores, why there is none."""
+    if not (st := res.get("score_threshold")):
+        return [f"score threshold and calibration: none ({NO_SCORE})"] if _no_score(res) else []
+    b, own = st["best"], st.get("own")
+    line = f"PQ by score threshold: best {b['PQ']:.2f} at {b['threshold']:g}"
+    if own is not None:
+        line += f", own {own['PQ']:.2f} at {own['threshold']:g} (gain {st['gain']:+.2f})"
+    unscored = f", {st['unscored']} without a score" if st.get("unscored") else ""
+    return [f"{line} ({st['segments']} scored segments{unscored}; the best is chosen on these images)"]
+
+
+@columns_of("calibration")
+def calibration_columns(r: RunRecord) -> dict[str, Any]:
+    """ECE (0-1) of all, thing and stuff segments with the intervals, equal-mass ECEs and the segments."""
+    c = r.calibration or {}
+    row: dict[str, Any] = {}
+    for sfx in ("", "_th", "_st"):
+        row["ece" + sfx] = c.get("ece" + sfx)
+        row[f"ece{sfx}_low"], row[f"ece{sfx}_high"] = ((c.get(end) or {}).get("ece" + sfx) for end in ("low", "high"))
+    return {**row, **{f"ece_mass{sfx}": c.get(f"ece_mass{sfx}") for sfx in ("", "_th", "_st")},
+            "scored_segments": c.get("segments")}
+
+
+@kinds_of("calibration")
+def calibration_kinds() -> dict[str, tuple[str, str]]:
+    """The kinds of :func:`calibration_columns`: each ECE's interval ends."""
+    return {f"ece{sfx}_{end}": (f"interval_{end}", "ece" + sfx) for sfx in ("", "_th", "_st")
+            for end in ("low", "high")}
+
+
+@text_of("calibration")
+def calibration_text(res: Mapping[str, Any]) -> list[str]:
+    """ECE of all segments with its interval, of things and stuff, and the equal-mass ECE."""
+    if not (c := res.get("calibration")):
+        return []
+
+    def value(key: str) -> str:
+        return "-" if c.get(key) is None else f"{c[key]:.3f}"
+
+    lo, hi = ((c.get(end) or {}).get("ece") for end in ("low", "high"))
+    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    return [f"calibration of segment scores: ECE {value('ece')}{ci} (things {value('ece_th')}, stuff "
+            f"{value('ece_st')}; equal-mass {value('ece_mass')}; {c['segments']} segments, {c['n_bins']} bins)"]

@@ -1,0 +1,266 @@
+"""The analyses of the predicted segments' own scores (docs/analysis.md, "Segment scores"): PQ against a score
+threshold (``score_threshold``) and the calibration of the segment scores (``calibration``).  Both read the scores
+of the matched and counted-unmatched predictions, the columns ``tp_score`` and ``fp_score`` (NaN: no score), folded
+by :class:`ScoreSums`; a run without any score gets neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.bootstrap import percentile, too_few
+from panbench.analysis.collect import AnalysisInputs, Fold, computes, counts
+from panbench.analysis.resample import count_chunks, fits, resampled_sparse, row_starts
+from panbench.errors import InputError
+from panbench.pq.sums import IOU_BITS, IOU_SCALE, PQ_GROUPS, category_pq, group_mask
+
+THRESHOLDS = tuple(k / 100 for k in range(101))  # 0.0, 0.01, ..., 1.0: the grid of every score_threshold
+N_BINS = 10  # the calibration's bins
+CURVES = ("PQ", "PQ_th", "PQ_st", "SQ", "RQ")  # score_threshold's curves, 0-100
+ECE_GROUPS = (("", None), ("_th", True), ("_st", False))  # all, things, stuff: key suffix, isthing
+NO_SCORE = ("no predicted segment has a score: write each segment's model score as \"score\" in the predictions' "
+            "segments_info (a float in [0, 1]) to get them")
+
+
+class ScoreSums(Fold):
+    """Per category the PQ sums of the segments without a score (TP, IoU in :data:`IOU_SCALE` units, FP) and every
+    FN, and the scored TPs (category, score, IoU, image) and counted FPs (category, score, image) as rows."""
+
+    def __init__(self, n_categories: int) -> None:
+        super().__init__(n_categories)
+        self.tp, self.iou, self.fp, self.fn = (np.zeros(n_categories, np.int64) for _ in range(4))
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
+        c = self.n_categories
+        tp_cats, fp_cats = cols["tp_cats"], cols["fp_cats"]
+        tp_s = cols.get("tp_score", np.full(len(tp_cats), np.nan))  # columns of a run before scores: none
+        fp_s = cols.get("fp_score", np.full(len(fp_cats), np.nan))
+        ts, fs = ~np.isnan(tp_s), ~np.isnan(fp_s)
+        fixed = np.rint(cols["tp_ious"] * IOU_SCALE).astype(np.int64)  # PQStats' fixed point
+        np.add.at(self.iou, tp_cats[~ts], fixed[~ts])
+        self.tp += counts(tp_cats[~ts], c)
+        self.fp += counts(fp_cats[~fs], c)
+        self.fn += counts(cols["fn_cats"], c)
+        at = self.n_images
+        self.parts.append((tp_cats[ts], tp_s[ts], fixed[ts], cols["tp_img"][ts] + at,
+                           fp_cats[fs], fp_s[fs], cols["fp_img"][fs] + at))
+
+    def rows(self) -> tuple[np.ndarray, ...]:
+        """The scored rows: TP category, score, fixed-point IoU, image; FP category, score, image."""
+        kinds = (np.int64, np.float64, np.int64, np.int64, np.int64, np.float64, np.int64)
+        return tuple(np.concatenate([np.zeros(0, k)] + [p[i] for p in self.parts]) for i, k in enumerate(kinds))
+
+    @property
+    def scored(self) -> int:
+        return sum(len(p[1]) + len(p[5]) for p in self.parts)
+
+    @property
+    def unscored(self) -> int:
+        return int(self.tp.sum() + self.fp.sum())
+
+
+def thresholds_with(own: float | None) -> np.ndarray:
+    """:data:`THRESHOLDS` with the model's own threshold ``own`` inserted in order (when given and not there)."""
+    t = list(THRESHOLDS)
+    if own is not None:
+        if not (np.isfinite(own) and 0.0 <= own <= 1.0):
+            raise InputError(f"the model's own score threshold {own!r} is not a number in [0, 1]")
+        t.append(float(own))
+    return np.unique(np.array(t, np.float64))
+
+
+def kept_below(cats: np.ndarray, scores: np.ndarray, values: np.ndarray, t: np.ndarray, c: int) -> np.ndarray:
+    """``C x K``: per category the sum of ``values`` of the rows kept at each threshold of ``t`` (score >= t)."""
+    grid = np.zeros((c, len(t) + 1), np.int64)
+    np.add.at(grid, (cats, np.searchsorted(t, scores, side="right")), values)  # kept at thresholds below that index
+    return np.cumsum(grid[:, ::-1], axis=1)[:, ::-1][:, 1:]
+
+
+def threshold_sums(s: ScoreSums, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``K x C`` TP, IoU sum (float64, as :attr:`~panbench.pq.sums.PQStats.iou_sum` rounds it), FP and FN at each
+    threshold of ``t``: a segment scoring below it removed (a TP's ground truth then an FN, an FP gone)."""
+    tp_c, tp_s, tp_iou, _, fp_c, fp_s, _ = s.rows()
+    c = s.n_categories
+    kept_tp = kept_below(tp_c, tp_s, np.ones(len(tp_c), np.int64), t, c).T
+    kept_iou = kept_below(tp_c, tp_s, tp_iou, t, c).T
+    kept_fp = kept_below(fp_c, fp_s, np.ones(len(fp_c), np.int64), t, c).T
+    iou_fixed = s.iou + kept_iou
+    iou = (iou_fixed >> IOU_BITS) + (iou_fixed & ((1 << IOU_BITS) - 1)) / IOU_SCALE
+    scored_tp = counts(tp_c, c)
+    return s.tp + kept_tp, iou, s.fp + kept_fp, s.fn + scored_tp - kept_tp
+
+
+def curves(tp: np.ndarray, iou: np.ndarray, fp: np.ndarray, fn: np.ndarray, isthing: list[bool]) -> dict[str, list]:
+    """:data:`CURVES` of ``K x C`` sums, each threshold's as :func:`~panbench.pq.sums.pq_summary` averages one run's
+    (the categories with a TP, FP or FN, summed in that order): bit for bit the run's PQ at a threshold that
+    removes nothing."""
+    things = np.asarray(isthing, bool)
+    pq, sq, rq = category_pq(iou, tp, fp, fn)
+    present = (tp + fp + fn) > 0
+    out: dict[str, list] = {k: [] for k in CURVES}
+    for k in range(len(tp)):
+        for _, sfx, th in PQ_GROUPS:
+            use = present[k] & group_mask(things, th)
+            n = int(use.sum())
+            div = n if n > 0 else 1
+            out["PQ" + sfx].append(100 * float(pq[k][use].sum() / div))
+            if not sfx:
+                out["SQ"].append(100 * float(sq[k][use].sum() / div))
+                out["RQ"].append(100 * float(rq[k][use].sum() / div))
+    return out
+
+
+def score_threshold(s: ScoreSums, isthing: list[bool], own: float | None = None) -> dict[str, Any]:
+    """The ``score_threshold`` record field (docs/analysis.md): the curves over :func:`thresholds_with` ``own``, the
+    best threshold (the lowest reaching the highest PQ), the own one's PQ and the gain."""
+    t = thresholds_with(own)
+    tp, iou, fp, fn = threshold_sums(s, t)
+    out: dict[str, Any] = {"thresholds": [float(v) for v in t], **curves(tp, iou, fp, fn, isthing)}
+    pq = out["PQ"]
+    best = int(np.argmax(pq))
+    out["best"] = {"threshold": float(t[best]), "PQ": pq[best]}
+    at = None if own is None else int(np.searchsorted(t, own))
+    out["own"] = None if at is None else {"threshold": float(t[at]), "PQ": pq[at]}
+    out["gain"] = None if at is None else pq[best] - pq[at]
+    out["segments"], out["unscored"] = s.scored, s.unscored
+    return out
+
+
+def scored_segments(s: ScoreSums, isthing: list[bool]) -> tuple[np.ndarray, ...]:
+    """Every scored segment, TPs then FPs: score, correct (1.0 for a TP), is a thing, image."""
+    tp_c, tp_s, _, tp_img, fp_c, fp_s, fp_img = s.rows()
+    things = np.asarray(isthing, bool)
+    return (np.concatenate([tp_s, fp_s]), np.concatenate([np.ones(len(tp_s)), np.zeros(len(fp_s))]),
+            things[np.concatenate([tp_c, fp_c])], np.concatenate([tp_img, fp_img]))
+
+
+def score_bin(scores: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """The equal-width bin of each score: ``min(floor(n_bins * s), n_bins - 1)``."""
+    return np.minimum(np.floor(n_bins * scores), n_bins - 1).astype(np.int64)
+
+
+def reliability(scores: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> dict[str, Any]:
+    """Equal-width bins: edges, count, mean score and fraction correct (None where a bin is empty)."""
+    b = score_bin(scores, n_bins)
+    n = np.bincount(b, minlength=n_bins)
+    conf = np.bincount(b, scores, minlength=n_bins)
+    acc = np.bincount(b, correct, minlength=n_bins)
+    return {"edges": [k / n_bins for k in range(n_bins + 1)], "count": [int(v) for v in n],
+            "score": [float(conf[k] / n[k]) if n[k] else None for k in range(n_bins)],
+            "accuracy": [float(acc[k] / n[k]) if n[k] else None for k in range(n_bins)]}
+
+
+def ece(bins: Mapping[str, Any]) -> float | None:
+    """ECE of :func:`reliability`'s bins: sum over bins of (n_b / N) |accuracy_b - mean score_b|."""
+    n = sum(bins["count"])
+    if not n:
+        return None
+    return float(sum(m / n * abs(a - c) for m, a, c in zip(bins["count"], bins["accuracy"], bins["score"]) if m))
+
+
+def ece_mass(scores: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> float | None:
+    """ECE over equal-mass bins: the segments sorted by score (stable), cut into ``n_bins`` nearly equal runs."""
+    if not len(scores):
+        return None
+    order = np.argsort(scores, kind="stable")
+    n = len(scores)
+    return float(sum(len(g) / n * abs(float(np.mean(correct[g])) - float(np.mean(scores[g])))
+                     for g in np.array_split(order, n_bins) if len(g)))
+
+
+def calibration(s: ScoreSums, isthing: list[bool], n_resamples: int, seed: int = 0,
+                threads: int = 1) -> dict[str, Any]:
+    """The ``calibration`` record field (docs/analysis.md): ECE (equal-width and equal-mass) of all, thing and stuff
+    segments, their bins and, where :func:`~panbench.analysis.bootstrap.too_few` allows, 95% image-bootstrap
+    bounds of the equal-width ECEs."""
+    scores, correct, thing, img = scored_segments(s, isthing)
+    out: dict[str, Any] = {}
+    bins: dict[str, Any] = {}
+    for sfx, th in ECE_GROUPS:
+        sel = slice(None) if th is None else thing == th
+        bins["bins" + sfx] = reliability(scores[sel], correct[sel])
+        out["ece" + sfx] = ece(bins["bins" + sfx])
+    for sfx, th in ECE_GROUPS:
+        sel = slice(None) if th is None else thing == th
+        out["ece_mass" + sfx] = ece_mass(scores[sel], correct[sel])
+    if n_resamples and too_few(s.n_images, n_resamples) is None:
+        low, high = ece_interval(scores, correct, thing, img, s.n_images, n_resamples, seed, threads)
+        out["low"], out["high"] = ({"ece" + sfx: v[k] if out["ece" + sfx] is not None else None
+                                    for k, (sfx, _) in enumerate(ECE_GROUPS)} for v in (low, high))
+    return {**out, **bins, "n_bins": N_BINS, "segments": len(scores)}
+
+
+def image_bin_sums(scores: np.ndarray, correct: np.ndarray, thing: np.ndarray, img: np.ndarray,
+                   n_images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per image, sparse (CSR rows as :func:`~panbench.analysis.resample.sparse_rows`): for things then stuff, each
+    bin's correct minus score summed (in :data:`IOU_SCALE` units, exact), then the two groups' segment counts."""
+    k = 2 * N_BINS + 2
+    col = np.where(thing, 0, N_BINS) + score_bin(scores)
+    cols = np.concatenate([col, np.where(thing, 2 * N_BINS, 2 * N_BINS + 1)])
+    vals = np.concatenate([np.rint(correct * IOU_SCALE).astype(np.int64) - np.rint(scores * IOU_SCALE).astype(np.int64),
+                           np.ones(len(scores), np.int64)])
+    keys = np.concatenate([img, img]) * k + cols
+    order = np.argsort(keys, kind="stable")
+    uniq, starts = np.unique(keys[order], return_index=True)
+    sums = np.add.reduceat(vals[order], starts) if len(uniq) else np.zeros(0, np.int64)
+    return row_starts(uniq // k, n_images), uniq % k, sums
+
+
+def resampled_bins(rows: tuple[np.ndarray, np.ndarray, np.ndarray], n_images: int, n_resamples: int, seed: int,
+                   threads: int) -> np.ndarray:
+    """``R x (2 n_bins + 2)`` float64: each resample's sums of :func:`image_bin_sums`' rows, the PQ interval's
+    draws; exact (int64) where they fit, else the float64 products of the draw counts."""
+    indptr, cols, vals = rows
+    k = 2 * N_BINS + 2
+    largest = np.zeros(k, np.float64)
+    np.maximum.at(largest, cols, np.abs(vals).astype(np.float64))
+    if fits(largest, [], n_images):
+        return resampled_sparse(indptr, cols, vals, k, n_resamples, seed, threads).astype(np.float64)
+    dense = np.zeros((n_images, k), np.float64)
+    dense[np.repeat(np.arange(n_images), np.diff(indptr)), cols] = vals
+    return np.concatenate([w @ dense for w in count_chunks(n_images, n_resamples, seed, 250)])
+
+
+def ece_interval(scores: np.ndarray, correct: np.ndarray, thing: np.ndarray, img: np.ndarray, n_images: int,
+                 n_resamples: int, seed: int, threads: int) -> tuple[list[float | None], list[float | None]]:
+    """95% image-bootstrap bounds of the equal-width ECE of all, thing and stuff segments (ECE = sum over bins of
+    |correct - score| / N); a resample without a segment of a group leaves that resample out of its interval."""
+    s = resampled_bins(image_bin_sums(scores, correct, thing, img, n_images), n_images, n_resamples, seed, threads)
+    th, st = s[:, :N_BINS], s[:, N_BINS:2 * N_BINS]
+    n_th, n_st = s[:, 2 * N_BINS], s[:, 2 * N_BINS + 1]
+    low: list[float | None] = []
+    high: list[float | None] = []
+    a = (1 - 0.95) / 2  # as bootstrap_ci's
+    for diff, n in ((th + st, n_th + n_st), (th, n_th), (st, n_st)):
+        ok = n > 0
+        if not ok.any():
+            low.append(None)
+            high.append(None)
+            continue
+        e = np.abs(diff[ok]).sum(axis=1) / IOU_SCALE / n[ok]
+        lo, hi = percentile(e, [100 * a, 100 * (1 - a)])
+        low.append(float(lo))
+        high.append(float(hi))
+    return low, high
+
+
+@computes("score_threshold")
+def score_threshold_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    """``score_threshold``: none when no predicted segment has a score."""
+    s = inp.sums(ScoreSums)
+    return {"score_threshold": score_threshold(s, inp.isthing, inp.own_threshold)} if s.scored else {}
+
+
+@computes("calibration")
+def calibration_fields(inp: AnalysisInputs) -> dict[str, Any]:
+    """``calibration``: none when no predicted segment has a score."""
+    s = inp.sums(ScoreSums)
+    if not s.scored:
+        return {}
+    from panbench.pq.score import available_cores
+
+    return {"calibration": calibration(s, inp.isthing, inp.n_resamples, inp.seed, available_cores())}
