@@ -2,9 +2,11 @@
  *
  * It walks the document's structure, and in the one "annotations" array of the top-level object reads each
  * annotation's "segments_info" array in full: every byte of it checked against JSON's grammar, and of each
- * segment the integer fields scoring reads (id, category_id, area, iscrowd) kept as int64.  An array whose
- * segments all have them as plain integers is cut out of the text (replaced by []), so that Python's json
- * parses only the rest; any other array stays in the text, which json.loads parses.
+ * segment the integer fields scoring reads (id, category_id, area, iscrowd) kept as int64, and where its "score"
+ * is a number, where that number starts (_match.c's scan_result reads it as json.loads does, with the GIL).  An
+ * array whose segments all have them as plain integers (and, in predictions, a score absent or a number) is cut
+ * out of the text (replaced by []), so that Python's json parses only the rest; any other array stays in the
+ * text, which json.loads parses.
  *
  * What the scan does not take on it leaves to json.load, whole: a document whose top level is not an object, an
  * "annotations" key written twice, an annotation that is not an object or has no (or two) "segments_info", a
@@ -25,10 +27,13 @@ typedef struct {
 } pb_cur;
 
 /* one segment's fields as the scan reads them */
-enum { PB_ABSENT = 0, PB_INT = 1, PB_OTHER = 2 };
+enum { PB_ABSENT = 0, PB_INT = 1, PB_OTHER = 2, PB_NUMBER = 3 };
+enum { PB_NFIELDS = 5, PB_SCORE = 4 };
 typedef struct {
-    int state[4]; /* id, category_id, area, iscrowd: PB_ABSENT, PB_INT or PB_OTHER (the last value written wins) */
-    int64_t v[4];
+    /* id, category_id, area, iscrowd, score: PB_ABSENT, PB_INT (a score: PB_NUMBER) or PB_OTHER (the last value
+     * written wins) */
+    int state[PB_NFIELDS];
+    int64_t v[PB_NFIELDS]; /* a score: the offset of its number in the document */
 } pb_seg;
 
 static void pb_ws(pb_cur *c) {
@@ -198,16 +203,16 @@ static int pb_value(pb_cur *c, int depth) {
     }
 }
 
-static const char *const PB_FIELDS[4] = {"id", "category_id", "area", "iscrowd"};
+static const char *const PB_FIELDS[PB_NFIELDS] = {"id", "category_id", "area", "iscrowd", "score"};
 
-/* one element of a segments_info array: an object's fields into *g (all PB_OTHER for an element that is not an
- * object); 0, or -1 as pb_value */
-static int pb_segment(pb_cur *c, pb_seg *g) {
+/* one element of a segments_info array (base: the document's first byte): an object's fields into *g (all
+ * PB_OTHER for an element that is not an object); 0, or -1 as pb_value */
+static int pb_segment(pb_cur *c, const unsigned char *base, pb_seg *g) {
     const unsigned char *s, *e;
     int esc;
     memset(g, 0, sizeof *g);
     if (c->p >= c->end || *c->p != '{') {
-        for (int f = 0; f < 4; f++) g->state[f] = PB_OTHER;
+        for (int f = 0; f < PB_NFIELDS; f++) g->state[f] = PB_OTHER;
         return pb_value(c, 1);
     }
     c->p++;
@@ -220,14 +225,22 @@ static int pb_segment(pb_cur *c, pb_seg *g) {
         if (c->p >= c->end || *c->p++ != ':') return -1;
         pb_ws(c);
         int f = 0;
-        while (f < 4 && !((size_t)(e - s) == strlen(PB_FIELDS[f]) && !memcmp(s, PB_FIELDS[f], (size_t)(e - s)))) f++;
-        if (f < 4 && c->p < c->end && (*c->p == '-' || (*c->p >= '0' && *c->p <= '9'))) {
+        while (f < PB_NFIELDS &&
+               !((size_t)(e - s) == strlen(PB_FIELDS[f]) && !memcmp(s, PB_FIELDS[f], (size_t)(e - s))))
+            f++;
+        if (f < PB_NFIELDS && c->p < c->end && (*c->p == '-' || (*c->p >= '0' && *c->p <= '9'))) {
+            const int64_t at = c->p - base;
             int r = pb_number(c, &g->v[f]);
             if (r < 0) return -1;
-            g->state[f] = r == 0 ? PB_INT : PB_OTHER;
+            if (f == PB_SCORE) {
+                g->state[f] = PB_NUMBER;
+                g->v[f] = at;
+            } else {
+                g->state[f] = r == 0 ? PB_INT : PB_OTHER;
+            }
         } else {
             if (pb_value(c, 2)) return -1;
-            if (f < 4) g->state[f] = PB_OTHER;
+            if (f < PB_NFIELDS) g->state[f] = PB_OTHER;
         }
         pb_ws(c);
         if (c->p >= c->end) return -1;
@@ -253,11 +266,12 @@ static int pb_push(pb_vec *b, int64_t x) {
     return 0;
 }
 
-/* a segments_info array (c->p at its '['): 1 when every element is a segment with plain integers where scoring
- * reads them (id and category_id, area with gt, iscrowd absent or an integer), its fields appended to *out as
- * id, category_id, area (0 when absent), crowd (iscrowd == 1) per segment; 0 for another valid array; -1 as
- * pb_value.  *n: its elements. */
-static int pb_segments(pb_cur *c, int gt, pb_vec *out, Py_ssize_t *n) {
+/* a segments_info array (c->p at its '['; base: the document's first byte): 1 when every element is a segment with
+ * plain integers where scoring reads them (id and category_id, area with gt, iscrowd absent or an integer) and,
+ * without gt, a score absent or a number, its fields appended to *out as id, category_id, area (0 when absent),
+ * crowd (iscrowd == 1), score (its number's offset in the document; -1 when absent or with gt) per segment; 0 for
+ * another valid array; -1 as pb_value.  *n: its elements. */
+static int pb_segments(pb_cur *c, const unsigned char *base, int gt, pb_vec *out, Py_ssize_t *n) {
     int plain = 1;
     pb_seg g;
     *n = 0;
@@ -266,14 +280,15 @@ static int pb_segments(pb_cur *c, int gt, pb_vec *out, Py_ssize_t *n) {
     if (c->p < c->end && *c->p == ']') return c->p++, 1;
     for (;;) {
         pb_ws(c);
-        if (pb_segment(c, &g)) return -1;
+        if (pb_segment(c, base, &g)) return -1;
         ++*n;
         if (plain) {
             plain = g.state[0] == PB_INT && g.state[1] == PB_INT && (gt ? g.state[2] == PB_INT : g.state[2] != PB_OTHER)
-                    && g.state[3] != PB_OTHER;
+                    && g.state[3] != PB_OTHER && (gt || g.state[PB_SCORE] != PB_OTHER);
             if (plain && (pb_push(out, g.v[0]) || pb_push(out, g.v[1]) ||
                           pb_push(out, g.state[2] == PB_INT ? g.v[2] : 0) ||
-                          pb_push(out, g.state[3] == PB_INT && g.v[3] == 1)))
+                          pb_push(out, g.state[3] == PB_INT && g.v[3] == 1) ||
+                          pb_push(out, !gt && g.state[PB_SCORE] == PB_NUMBER ? g.v[PB_SCORE] : -1)))
                 return -2;
         }
         pb_ws(c);

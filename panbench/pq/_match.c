@@ -1,6 +1,6 @@
 /* panbench.pq._match: match_image (panbench/pq/matching.py) in C.
  *
- *   match(inter, n_gt, n_pred, gt_cats, gt_areas, gt_iscrowd, pred_cats, pred_areas) -> res or None
+ *   match(inter, n_gt, n_pred, gt_cats, gt_areas, gt_iscrowd, pred_cats, pred_areas[, pred_scores]) -> res or None
  *
  * The table, the res (a bytearray: the match alone, without areas, fold or boundary PQ) and the bit-for-bit rules
  * are those of _match_core.h, which holds the code (_native.c runs the same on its threads).  None means "a ground truth or
@@ -30,21 +30,22 @@
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
+#include <math.h>
 
 #include "_match_core.h"
 #include "_json_scan.h"
 
 static PyObject *py_match(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer bi, bgc, bga, bcr, bpc, bpa;
+    Py_buffer bi, bgc, bga, bcr, bpc, bpa, bps = {0};
     Py_ssize_t G, P;
-    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*", &bi, &G, &P, &bgc, &bga, &bcr, &bpc, &bpa)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*|y*", &bi, &G, &P, &bgc, &bga, &bcr, &bpc, &bpa, &bps)) return NULL;
     PyObject *result = NULL, *res = NULL;
     void *mem = NULL;
     if (G < 0 || P < 0 || bi.len != (G + 2) * (P + 1) * 8 || bgc.len != G * 8 || bga.len != G * 8 ||
-        bcr.len != G || bpc.len != P * 8 || bpa.len != P * 8) {
+        bcr.len != G || bpc.len != P * 8 || bpa.len != P * 8 || (bps.obj && bps.len != P * 8)) {
         PyErr_SetString(PyExc_ValueError, "match: expected an (n_gt + 2) x (n_pred + 1) int64 table, int64 "
-                                          "cats/areas and one byte per crowd flag");
+                                          "cats/areas, one byte per crowd flag and float64 scores");
         goto done;
     }
     const int64_t *inter = bi.buf, *gc = bgc.buf, *ga = bga.buf, *pc = bpc.buf, *pa = bpa.buf;
@@ -71,7 +72,8 @@ static PyObject *py_match(PyObject *self, PyObject *args) {
     int64_t *r = (int64_t *)PyByteArray_AS_STRING(res), *ints = r + PB_RES_HEADER;
     memset(r, 0, (size_t)used * 8);
     r[PB_RES_TP] = n.tp, r[PB_RES_FN] = n.fn, r[PB_RES_FP] = n.fp, r[PB_RES_NC] = n.nc, r[PB_RES_USED] = used;
-    pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, &s, ints, (double *)(ints + ni), (uint8_t *)(ints + ni + nf));
+    pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, bps.obj ? (const double *)bps.buf : NULL, &s, ints,
+                   (double *)(ints + ni), (uint8_t *)(ints + ni + nf));
     result = Py_NewRef(res);
 done:
     free(mem);
@@ -82,6 +84,7 @@ done:
     PyBuffer_Release(&bcr);
     PyBuffer_Release(&bpc);
     PyBuffer_Release(&bpa);
+    if (bps.obj) PyBuffer_Release(&bps);
     return result;
 }
 
@@ -207,7 +210,24 @@ static int exact_int(PyObject *o, long long lo, long long hi, long long *v) {
 }
 
 /* the keys of a segment, made once (PyDict_GetItemString would make and hash a new str at each lookup) */
-static PyObject *k_id, *k_category_id, *k_area, *k_iscrowd;
+static PyObject *k_id, *k_category_id, *k_area, *k_iscrowd, *k_score;
+
+/* a score as parse_segments takes it: absent (NaN), an exact float in [0, 1] or an exact int 0 or 1, into *v;
+ * 0 for anything else (parse_segments names it) */
+static int score_of(PyObject *o, double *v) {
+    if (!o) {
+        *v = NAN;
+        return 1;
+    }
+    if (PyFloat_CheckExact(o)) {
+        *v = PyFloat_AS_DOUBLE(o);
+        return *v >= 0.0 && *v <= 1.0;
+    }
+    long long i;
+    if (!exact_int(o, 0, 2, &i)) return 0;
+    *v = (double)i;
+    return 1;
+}
 
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -235,8 +255,9 @@ static PyObject *unique_ids(PyObject *out, const int64_t *ids, Py_ssize_t n) {
 /* segments(segments_info, category_index, gt) -> bytearray | None
  * parse_segments' arrays for a segments_info whose every entry is a dict with an exact int id in 1..2^24-1
  * (unique), an exact int category_id that category_index (COCO id -> index) holds, an iscrowd absent or an
- * exact int, and, with gt, an exact int area in 0..2^62-1: ids, category indices, areas (0 without gt) as
- * int64 [n] each, then the crowd flags [n bytes]; None for anything else. */
+ * exact int, with gt an exact int area in 0..2^62-1, and without gt a score that score_of takes: ids, category
+ * indices, areas (0 without gt) as int64 [n] each, the scores as float64 [n] (NaN: none; with gt all NaN), then
+ * the crowd flags [n bytes]; None for anything else. */
 static PyObject *py_segments(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *segs, *index;
@@ -244,22 +265,25 @@ static PyObject *py_segments(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!p", &PyList_Type, &segs, &PyDict_Type, &index, &gt)) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(segs);
     if (n >= PB_MAX_SEGMENTS) Py_RETURN_NONE;
-    PyObject *out = PyByteArray_FromStringAndSize(NULL, n * 25);
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, n * 33);
     if (!out) return NULL;
     int64_t *ids = (int64_t *)PyByteArray_AS_STRING(out), *cats = ids + n, *areas = cats + n;
-    uint8_t *crowd = (uint8_t *)(areas + n);
+    double *scores = (double *)(areas + n);
+    uint8_t *crowd = (uint8_t *)(scores + n);
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *s = PyList_GET_ITEM(segs, k), *v;
-        long long id, cat, area = 0, c;
+        long long id, cat, area = 0, c = 0;
+        double score = NAN;
         if (!PyDict_CheckExact(s) || !exact_int(PyDict_GetItem(s, k_id), 1, PB_MAX_ID, &id)) goto other;
         v = PyDict_GetItem(s, k_category_id);
         if (!v || !PyLong_CheckExact(v) || !(v = PyDict_GetItemWithError(index, v)) ||
             !exact_int(v, 0, PY_SSIZE_T_MAX, &cat))
             goto other;
         if (gt && !exact_int(PyDict_GetItem(s, k_area), 0, PB_MAX_AREA, &area)) goto other;
+        if (!gt && !score_of(PyDict_GetItem(s, k_score), &score)) goto other;
         v = PyDict_GetItem(s, k_iscrowd);
         if (v && !exact_int(v, LLONG_MIN, LLONG_MAX, &c)) goto other;
-        ids[k] = id, cats[k] = cat, areas[k] = area, crowd[k] = v && c == 1;
+        ids[k] = id, cats[k] = cat, areas[k] = area, scores[k] = score, crowd[k] = v && c == 1;
     }
     return unique_ids(out, ids, n);
 other:
@@ -269,8 +293,9 @@ other:
 }
 
 /* packed(fields, n, category_index, gt) -> bytearray | None
- * segments() for a segments_info that scan() read: fields holds its n ids, category ids, areas (int64 each) and
- * crowd flags (a byte each), every one a plain integer in the JSON; the same checks, the same bytearray. */
+ * segments() for a segments_info that scan() read: fields holds its n ids, category ids, areas (int64 each), crowd
+ * flags (a byte each) and scores (float64 each, unaligned; NaN: none), every integer a plain integer in the JSON
+ * and every score a number; the same checks, the same bytearray. */
 static PyObject *py_packed(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer bf;
@@ -279,17 +304,28 @@ static PyObject *py_packed(PyObject *self, PyObject *args) {
     int gt;
     if (!PyArg_ParseTuple(args, "y*nO!p", &bf, &n, &PyDict_Type, &index, &gt)) return NULL;
     PyObject *out = NULL;
-    if (n < 0 || n > PY_SSIZE_T_MAX / 25 || bf.len != n * 25) {
-        PyErr_SetString(PyExc_ValueError, "packed: expected n int64 ids, category ids and areas, n crowd bytes");
+    if (n < 0 || n > PY_SSIZE_T_MAX / 33 || bf.len != n * 33) {
+        PyErr_SetString(PyExc_ValueError, "packed: expected n int64 ids, category ids and areas, n crowd bytes, "
+                                          "n float64 scores");
         goto done;
     }
     if (n >= PB_MAX_SEGMENTS) {
         out = Py_NewRef(Py_None);
         goto done;
     }
-    if (!(out = PyByteArray_FromStringAndSize(bf.buf, n * 25))) goto done;
+    if (!(out = PyByteArray_FromStringAndSize(NULL, n * 33))) goto done;
     int64_t *ids = (int64_t *)PyByteArray_AS_STRING(out), *cats = ids + n, *areas = cats + n;
+    double *scores = (double *)(areas + n);
+    const char *in = bf.buf;
+    memcpy(ids, in, (size_t)n * 24); /* ids, category ids, areas */
+    memcpy(scores, in + 25 * n, (size_t)n * 8);
+    memcpy(scores + n, in + 24 * n, (size_t)n); /* the crowd flags */
     for (Py_ssize_t k = 0; k < n; k++) {
+        if (gt) {
+            scores[k] = NAN;
+        } else if (!isnan(scores[k]) && !(scores[k] >= 0.0 && scores[k] <= 1.0)) {
+            goto fail;
+        }
         long long cat;
         PyObject *key = PyLong_FromLongLong(cats[k]), *v;
         if (!key) goto fail;
@@ -340,7 +376,7 @@ static int scan_annotations(pb_cur *c, const unsigned char *base, int gt, pb_vec
             if (is_segs) {
                 Py_ssize_t n, start = c->p - base, at = fields->n;
                 if (seen++ || c->p >= c->end || *c->p != '[') return -1;
-                int r = pb_segments(c, gt, fields, &n);
+                int r = pb_segments(c, base, gt, fields, &n);
                 if (r < 0) return r;
                 if (!r) fields->n = at;
                 if (pb_push(spans, start) || pb_push(spans, c->p - base) || pb_push(spans, r) || pb_push(spans, n) ||
@@ -363,8 +399,27 @@ static int scan_annotations(pb_cur *c, const unsigned char *base, int gt, pb_vec
     }
 }
 
+/* the number the scan found at p (a score), as json.loads reads it: an integer as Python's float() of it (0 for
+ * -0), else PyOS_string_to_double (what float() of its text runs); 0, or -1 with an exception set */
+static int score_text(const unsigned char *p, const unsigned char *end, double *v) {
+    pb_cur c = {p, end};
+    int64_t i;
+    int r = pb_number(&c, &i);
+    if (r == 0) {
+        *v = (double)i;
+        return 0;
+    }
+    if (r < 0) {
+        PyErr_SetString(PyExc_ValueError, "scan: a score that is not a number");
+        return -1;
+    }
+    char *stop;
+    *v = PyOS_string_to_double((const char *)p, &stop, NULL); /* up to the number's end */
+    return *v == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
 static PyObject *scan_result(const unsigned char *base, Py_ssize_t len, pb_vec *spans, pb_vec *fields) {
-    Py_ssize_t m = spans->n / 5, cut = 0;
+    Py_ssize_t m = spans->n / 5, cut = 0; /* spans: start, stop, plain, n, where its fields start */
     for (Py_ssize_t a = 0; a < m; a++)
         if (spans->a[5 * a + 2]) cut += spans->a[5 * a + 1] - spans->a[5 * a] - 2;
     PyObject *text = PyBytes_FromStringAndSize(NULL, len - cut), *segs = PyList_New(m), *res = NULL;
@@ -381,12 +436,19 @@ static PyObject *scan_result(const unsigned char *base, Py_ssize_t len, pb_vec *
         t += sp[0] - from;
         *t++ = '[', *t++ = ']';
         from = sp[1];
-        PyObject *f = PyBytes_FromStringAndSize(NULL, 25 * n);
+        PyObject *f = PyBytes_FromStringAndSize(NULL, 33 * n);
         if (!f) goto done;
         int64_t *col = (int64_t *)PyBytes_AS_STRING(f), *row = fields->a + sp[4];
-        uint8_t *crowd = (uint8_t *)(col + 3 * n);
-        for (int64_t k = 0; k < n; k++, row += 4)
+        uint8_t *crowd = (uint8_t *)(col + 3 * n), *scores = crowd + n; /* scores: float64, unaligned */
+        for (int64_t k = 0; k < n; k++, row += PB_NFIELDS) {
             col[k] = row[0], col[n + k] = row[1], col[2 * n + k] = row[2], crowd[k] = (uint8_t)row[3];
+            double score = NAN;
+            if (row[PB_SCORE] >= 0 && score_text(base + row[PB_SCORE], base + len, &score)) {
+                Py_DECREF(f);
+                goto done;
+            }
+            memcpy(scores + 8 * k, &score, 8);
+        }
         PyObject *item = Py_BuildValue("(LLLN)", (long long)sp[0], (long long)sp[1], (long long)n, f);
         if (!item) goto done;
         PyList_SET_ITEM(segs, a, item);
@@ -494,8 +556,9 @@ PyMODINIT_FUNC PyInit__match(void) {
         k_category_id = PyUnicode_InternFromString("category_id");
         k_area = PyUnicode_InternFromString("area");
         k_iscrowd = PyUnicode_InternFromString("iscrowd");
+        k_score = PyUnicode_InternFromString("score");
         k_id = PyUnicode_InternFromString("id");
-        if (!k_id || !k_category_id || !k_area || !k_iscrowd) return NULL;
+        if (!k_id || !k_category_id || !k_area || !k_iscrowd || !k_score) return NULL;
     }
     return PyModule_Create(&module);
 }

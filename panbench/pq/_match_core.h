@@ -3,7 +3,8 @@
  * threads (pair_tables, the GIL released).
  *
  * inter is the (G + 2) x (P + 1) int64 intersection table of panbench.pq (row/column 0 = VOID, row G + 1 the
- * ground-truth pixels whose id is in no segment); cats and areas are int64, crowd one byte per ground truth.
+ * ground-truth pixels whose id is in no segment); cats and areas are int64, crowd one byte per ground truth, the
+ * predictions' scores float64 (NaN: none; no array: all NaN).
  * An image's result has one layout, a "res" (int64 words), wherever C writes it (_match.match for the per-image
  * path, _native.c's match_one for the batch path), and one decoder (matching.py's res_fields) turns it into the
  * ImageMatch fields and columns:
@@ -11,7 +12,7 @@
  *   then (the batch path only) the predictions' areas [P], then each field right after the one before:
  *   ints   (int64):   tp_cats, tp_area [n_tp], fn_cats, fn_area [n_fn], fp_cats, fp_area [n_fp], gt_cats [n_nc]
  *   floats (float64): tp_ious [n_tp], fn_same, fn_other, fn_pair, fn_pair_other [n_fn], fp_same, fp_other
- *                     [n_fp], gt_iou_sum [n_nc]
+ *                     [n_fp], gt_iou_sum [n_nc], tp_score [n_tp], fp_score [n_fp]
  *   the semantic fold (int64): sem_gt, sem_pred, sem_px [m each]
  *   boundary PQ's contributions: b_tp_cats, b_tp_ious [b_tp], b_fn_cats [b_fn], b_fp_cats [b_fp]
  *   bools  (bool):    fp_matched [n_fp bytes]
@@ -31,6 +32,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 /* The header of a res (the layout above) */
 enum { PB_RES_TP, PB_RES_FN, PB_RES_FP, PB_RES_NC, PB_RES_FOLD, PB_RES_UNLISTED, PB_RES_BTP, PB_RES_BFN, PB_RES_BFP,
@@ -85,8 +87,8 @@ typedef struct {
     double *best_same_p, *best_other_p, *row;
     Py_ssize_t *best_g_of_p;
     char *pred_matched;
-    /* true positives (at most one per ground truth) */
-    Py_ssize_t *tp_g;
+    /* true positives (at most one per ground truth): ground truth, prediction, IoU */
+    Py_ssize_t *tp_g, *tp_p;
     double *tp_iou;
     char *fp_flag; /* per prediction: a counted false positive */
 } scratch;
@@ -130,6 +132,7 @@ static Py_ssize_t row_pass(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, con
                 if (s->gt_matched[g] || s->pred_matched[p]) return -1;
                 s->gt_matched[g] = s->pred_matched[p] = 1;
                 s->tp_g[n_tp] = g;
+                s->tp_p[n_tp] = p;
                 s->tp_iou[n_tp++] = vs;
             }
         }
@@ -162,14 +165,14 @@ static int ignored(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, const int64
  * out of memory */
 static void *pb_scratch_init(scratch *s, Py_ssize_t G, Py_ssize_t P) {
     const Py_ssize_t M = (G > P ? G : P) + 1;
-    void *mem = malloc((size_t)M * (7 * sizeof(double) + 3 * sizeof(Py_ssize_t) + 3));
+    void *mem = malloc((size_t)M * (7 * sizeof(double) + 4 * sizeof(Py_ssize_t) + 3));
     if (!mem) return NULL;
     double *d = mem;
     s->best_same_g = d, s->best_other_g = d + M, s->iou_sum = d + 2 * M, s->best_same_p = d + 3 * M;
     s->best_other_p = d + 4 * M, s->row = d + 5 * M, s->tp_iou = d + 6 * M;
     Py_ssize_t *z = (Py_ssize_t *)(d + 7 * M);
-    s->best_p_of_g = z, s->best_g_of_p = z + M, s->tp_g = z + 2 * M;
-    s->gt_matched = (char *)(z + 3 * M), s->pred_matched = s->gt_matched + M, s->fp_flag = s->pred_matched + M;
+    s->best_p_of_g = z, s->best_g_of_p = z + M, s->tp_g = z + 2 * M, s->tp_p = z + 3 * M;
+    s->gt_matched = (char *)(z + 4 * M), s->pred_matched = s->gt_matched + M, s->fp_flag = s->pred_matched + M;
     return mem;
 }
 
@@ -198,22 +201,24 @@ static int pb_match(const int64_t *inter, Py_ssize_t G, Py_ssize_t P, const int6
 }
 
 static inline Py_ssize_t pb_match_ints(const pb_match_sizes *n) { return 2 * n->tp + 2 * n->fn + 2 * n->fp + n->nc; }
-static inline Py_ssize_t pb_match_floats(const pb_match_sizes *n) { return n->tp + 4 * n->fn + 2 * n->fp + n->nc; }
+static inline Py_ssize_t pb_match_floats(const pb_match_sizes *n) { return 2 * n->tp + 4 * n->fn + 3 * n->fp + n->nc; }
 
-/* The match's fields of a res (the layout above), ints then floats, and fp_matched, of pb_match's s and sizes n */
+/* The match's fields of a res (the layout above), ints then floats, and fp_matched, of pb_match's s and sizes n;
+ * ps: the predictions' scores (NULL: none, NaN) */
 static void pb_match_write(const pb_match_sizes *n, Py_ssize_t G, Py_ssize_t P, const int64_t *gc,
                            const int64_t *ga, const uint8_t *crowd, const int64_t *pc, const int64_t *pa,
-                           const scratch *s, int64_t *ints, double *floats, uint8_t *fp_matched) {
+                           const double *ps, const scratch *s, int64_t *ints, double *floats, uint8_t *fp_matched) {
     const Py_ssize_t n_tp = n->tp, n_fn = n->fn, n_fp = n->fp;
     int64_t *tp_cats = ints, *tp_area = tp_cats + n_tp, *fn_cats = tp_area + n_tp, *fn_area = fn_cats + n_fn,
             *fp_cats = fn_area + n_fn, *fp_area = fp_cats + n_fp, *gt_cats = fp_area + n_fp;
     double *tp_ious = floats, *fn_same = tp_ious + n_tp, *fn_other = fn_same + n_fn, *fn_pair = fn_other + n_fn,
            *fn_pair_other = fn_pair + n_fn, *fp_same = fn_pair_other + n_fn, *fp_other = fp_same + n_fp,
-           *gt_iou_sum = fp_other + n_fp;
+           *gt_iou_sum = fp_other + n_fp, *tp_score = gt_iou_sum + n->nc, *fp_score = tp_score + n_tp;
     for (Py_ssize_t k = 0; k < n_tp; k++) {
         tp_cats[k] = gc[s->tp_g[k]];
         tp_area[k] = ga[s->tp_g[k]];
         tp_ious[k] = s->tp_iou[k];
+        tp_score[k] = ps ? ps[s->tp_p[k]] : NAN;
     }
     Py_ssize_t f = 0, c = 0;
     for (Py_ssize_t g = 0; g < G; g++) {
@@ -238,6 +243,7 @@ static void pb_match_write(const pb_match_sizes *n, Py_ssize_t G, Py_ssize_t P, 
         fp_area[f] = pa[p];
         fp_same[f] = s->best_same_p[p];
         fp_other[f] = s->best_other_p[p];
+        fp_score[f] = ps ? ps[p] : NAN;
         fp_matched[f++] = G && s->best_same_p[p] > 0 && s->gt_matched[s->best_g_of_p[p]];
     }
 }

@@ -19,7 +19,8 @@
  *       needs them.  panbench.pq.batch hands them over.
  *   pair_tables(items, max_pixels) -> bytes
  *       The batch path of `panbench score`: for each item (gt_path, pred_path, height, width, gt_keys,
- *       pred_keys, counts, strict_gt[, gt_cats, gt_areas, gt_crowd, pred_cats, res]) both PNG files read, checked
+ *       pred_keys, counts, strict_gt[, gt_cats, gt_areas, gt_crowd, pred_cats, res, boundary, pred_scores])
+ *       both PNG files read, checked
  *       as panbench.pq.png checks them, inflated, unfiltered to ids and counted into `counts` as pair_counts
  *       counts them and, with the five last, the table matched as _match matches it (the area checks, the
  *       match, the semantic fold: _match_core.h) into `res` (int64; its layout at match_one), all with the GIL
@@ -688,8 +689,8 @@ typedef struct {
     long long h, w;
     Py_buffer gk, pk, counts;
     int strict, held;
-    /* the match's inputs and its output (match: all five given) */
-    Py_buffer gc, ga, crowd, pc, res;
+    /* the match's inputs and its output (match: all five given); the predictions' scores (float64; absent: NaN) */
+    Py_buffer gc, ga, crowd, pc, res, ps;
     int match, boundary; /* boundary: boundary PQ's contributions into res too */
 } pb_item;
 
@@ -722,7 +723,8 @@ static int match_one(pb_item *it, const pb_btab *b) {
         int64_t *ints = pa + P, *fold = ints + ni + nf, *bnd = fold + 3 * m, *end = bnd + 2 * nb.tp + nb.fn + nb.fp;
         const Py_ssize_t used = (end - res) + (n.fp + 7) / 8;
         if (used <= cap) {
-            pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, &s, ints, (double *)(ints + ni), (uint8_t *)end);
+            pb_match_write(&n, G, P, gc, ga, crowd, pc, pa, it->ps.obj ? (const double *)it->ps.buf : NULL, &s, ints,
+                           (double *)(ints + ni), (uint8_t *)end);
             pb_fold_write(t, G, P, gc, pc, m, fold);
             if (b)
                 pb_match_write_stats(&nb, G, P, gc, crowd, pc, &sb, bnd, (double *)(bnd + nb.tp), bnd + 2 * nb.tp,
@@ -742,7 +744,7 @@ static int match_one(pb_item *it, const pb_btab *b) {
  * fold, boundary PQ's), each as the header entry that counts its rows; fp_matched's bytes follow them. */
 static const int pb_res_fields[] = {PB_RES_TP, PB_RES_TP, PB_RES_FN, PB_RES_FN, PB_RES_FP, PB_RES_FP, PB_RES_NC,
                                     PB_RES_TP, PB_RES_FN, PB_RES_FN, PB_RES_FN, PB_RES_FN, PB_RES_FP, PB_RES_FP,
-                                    PB_RES_NC, PB_RES_FOLD, PB_RES_FOLD, PB_RES_FOLD, PB_RES_BTP, PB_RES_BTP,
+                                    PB_RES_NC, PB_RES_TP, PB_RES_FP, PB_RES_FOLD, PB_RES_FOLD, PB_RES_FOLD, PB_RES_BTP, PB_RES_BTP,
                                     PB_RES_BFN, PB_RES_BFP};
 #define PB_RES_NFIELDS ((int)(sizeof pb_res_fields / sizeof pb_res_fields[0]))
 #define PB_RES_COUNTS 9 /* n_tp, n_fn, n_fp, n_nc, m, unlisted, b_tp, b_fn, b_fp: what res_columns hands back */
@@ -965,9 +967,9 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
         pb_item *it = &its[k];
         PyObject *t = PyList_GET_ITEM(items, k);
         if (!PyTuple_Check(t) ||
-            !PyArg_ParseTuple(t, "SSLLy*y*w*p|y*y*y*y*w*p", &it->gt_path, &it->pred_path, &it->h, &it->w, &it->gk,
-                              &it->pk, &it->counts, &it->strict, &it->gc, &it->ga, &it->crowd, &it->pc, &it->res,
-                              &it->boundary)) {
+            !PyArg_ParseTuple(t, "SSLLy*y*w*p|y*y*y*y*w*py*", &it->gt_path, &it->pred_path, &it->h, &it->w,
+                              &it->gk, &it->pk, &it->counts, &it->strict, &it->gc, &it->ga, &it->crowd, &it->pc,
+                              &it->res, &it->boundary, &it->ps)) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "pair_tables: items must be tuples");
             ok = 0;
             break;
@@ -982,9 +984,10 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
                                               "int64");
             ok = 0;
         } else if ((it->gc.obj || it->boundary) && (!it->match || it->gc.len != n_gt * 8 || it->ga.len != n_gt * 8 ||
-                                  it->crowd.len != n_gt || it->pc.len != n_pred * 8 || it->res.len % 8)) {
+                                  it->crowd.len != n_gt || it->pc.len != n_pred * 8 || it->res.len % 8 ||
+                                  (it->ps.obj && it->ps.len != n_pred * 8))) {
             PyErr_SetString(PyExc_ValueError, "pair_tables: the match needs int64 gt cats and areas, one byte per "
-                                              "crowd flag, int64 pred cats and an int64 res");
+                                              "crowd flag, int64 pred cats, an int64 res and float64 pred scores");
             ok = 0;
         }
     }
@@ -1005,8 +1008,8 @@ static PyObject *py_pair_tables(PyObject *self, PyObject *args) {
             PyBuffer_Release(&its[k].gk);
             PyBuffer_Release(&its[k].pk);
             PyBuffer_Release(&its[k].counts);
-            Py_buffer *opt[] = {&its[k].gc, &its[k].ga, &its[k].crowd, &its[k].pc, &its[k].res};
-            for (int j = 0; j < 5; j++)
+            Py_buffer *opt[] = {&its[k].gc, &its[k].ga, &its[k].crowd, &its[k].pc, &its[k].res, &its[k].ps};
+            for (int j = 0; j < 6; j++)
                 if (opt[j]->obj) PyBuffer_Release(opt[j]);
         }
     free(its);

@@ -70,8 +70,8 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair, stri
     try:
         gt_png = os.fsencode(safe_path(gt_dir, gt_ann["file_name"], f"{where} (ground truth)"))
         pred_png = os.fsencode(safe_path(pred_dir, pred_ann["file_name"], f"{where} (prediction)"))
-        g_ids, g_cats, g_areas, g_crowd, p_ids, p_cats = _segments(cats, gt_ann["segments_info"],
-                                                                  pred_ann["segments_info"], where)
+        g_ids, g_cats, g_areas, g_crowd, p_ids, p_cats, p_scores = _segments(cats, gt_ann["segments_info"],
+                                                                            pred_ann["segments_info"], where)
     except (InputError, KeyError, TypeError, ValueError):  # the per-image path raises it in its order
         return None, None
     if b"\0" in gt_png or b"\0" in pred_png:
@@ -86,12 +86,12 @@ def _prepare(cats: CategoryTable, gt_dir: Path, pred_dir: Path, pair: Pair, stri
     inter = np.empty((n_gt + 2, n_pred + 1), np.int64)
     res = np.empty(res_words(n_gt, n_pred, pixels, boundary), np.int64)
     return (res, n_pred), (gt_png, pred_png, h, w, g_ids, p_ids, inter, strict, g_cats, g_areas, g_crowd, p_cats,
-                           res, boundary)
+                           res, boundary, p_scores)
 
 
 def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> tuple[Any, ...]:
     """Both sides' segments_info checked, as the memoryviews ``pair_tables`` reads (the ground truth's int64 ids,
-    category indices, areas and one-byte crowd flags, the predictions' ids and category indices): of
+    category indices, areas and one-byte crowd flags, the predictions' ids, category indices and float64 scores): of
     ``_match.packed``'s bytes where C read both arrays, else of :func:`image_segments`' arrays (which raises)."""
     c = native.match()
     if c is not None and type(gt_info) is PackedSegments and type(pred_info) is PackedSegments:
@@ -99,9 +99,9 @@ def _segments(cats: CategoryTable, gt_info: Any, pred_info: Any, where: str) -> 
         p = c.packed(pred_info.fields, pred_info.n, cats.index, False)
         if g is not None and p is not None:  # the layout of coco_format._unpacked
             n, m, g, p = 8 * gt_info.n, 8 * pred_info.n, memoryview(g), memoryview(p)
-            return g[:n], g[n:2 * n], g[2 * n:3 * n], g[3 * n:3 * n + gt_info.n], p[:m], p[m:2 * m]
+            return g[:n], g[n:2 * n], g[2 * n:3 * n], g[4 * n:4 * n + gt_info.n], p[:m], p[m:2 * m], p[3 * m:4 * m]
     gt, pred = image_segments(cats, gt_info, pred_info, where)
-    return tuple(a.data.cast("B") for a in (gt.ids, gt.cats, gt.areas, gt.iscrowd, pred.ids, pred.cats))
+    return tuple(a.data.cast("B") for a in (gt.ids, gt.cats, gt.areas, gt.iscrowd, pred.ids, pred.cats, pred.scores))
 
 
 def res_words(n_gt: int, n_pred: int, pixels: int | None = None, boundary: bool = False) -> int:
@@ -111,7 +111,7 @@ def res_words(n_gt: int, n_pred: int, pixels: int | None = None, boundary: bool 
     holding at least one pixel."""
     t = min(n_gt, n_pred)  # true positives: at most one per segment
     ints = 2 * t + 2 * n_gt + 2 * n_pred + n_gt
-    floats = t + 4 * n_gt + 2 * n_pred + n_gt
+    floats = 2 * t + 4 * n_gt + 3 * n_pred + n_gt  # with tp_score and fp_score
     cells = (n_gt + 1) * (n_pred + 1) if pixels is None else min((n_gt + 1) * (n_pred + 1), pixels)
     bounds = 2 * t + n_gt + n_pred if boundary else 0  # b_tp_cats, b_tp_ious, b_fn_cats, b_fp_cats
     return RES_HEADER + n_pred + ints + floats + 3 * cells + bounds + (n_pred + 7) // 8

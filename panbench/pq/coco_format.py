@@ -43,7 +43,8 @@ class UnlistedIdError(InputError):
 
 class PackedSegments:
     """A segments_info array as :func:`read_json` keeps it where ``_match.scan`` read it (C): the document's bytes,
-    the array's place in them and the integer fields of its ``n`` segments (of a ground truth: ``gt``)."""
+    the array's place in them and the fields of its ``n`` segments (of a ground truth: ``gt``): int64 ids, category
+    ids and areas, a crowd byte each, then float64 scores (NaN: none)."""
 
     __slots__ = ("doc", "start", "stop", "n", "fields", "gt")
 
@@ -282,14 +283,33 @@ def _range_error(segments_info: list[dict[str, Any]], where: str) -> NoReturn:
 
 
 def _unpacked(packed: bytearray, n: int) -> Segments:
-    """The Segments of ``_match.segments``' (or ``packed``'s) bytes: ids, category indices, areas, crowd flags."""
+    """The Segments of ``_match.segments``' (or ``packed``'s) bytes: ids, category indices, areas, scores, crowd
+    flags."""
     a = np.frombuffer(packed, np.int64, 3 * n)
-    return Segments(a[:n], a[n:2 * n], np.frombuffer(packed, np.bool_, n, 24 * n), a[2 * n:])
+    return Segments(a[:n], a[n:2 * n], np.frombuffer(packed, np.bool_, n, 32 * n), a[2 * n:],
+                    np.frombuffer(packed, np.float64, n, 24 * n))
+
+
+def _score(s: dict[str, Any], where: str) -> float:
+    """A predicted segment's own ``score`` (NaN without one): a number in [0, 1], else an InputError naming it."""
+    v = s.get("score")
+    if v is None and "score" not in s:
+        return float("nan")
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+        f = float(v)
+        if 0.0 <= f <= 1.0:
+            return f
+        why = f"{f}" if np.isfinite(f) else f"{f}, not a finite number"
+    else:
+        why = f"{v!r}, a {type(v).__name__}, not a number"
+    raise InputError(f"{where}: segment {s.get('id')} has score {why}; a score is the model's confidence in [0, 1] "
+                     "(leave 'score' out where the segment has none)")
 
 
 def parse_segments(segments_info: list[dict[str, Any]], cats: CategoryTable, where: str, gt: bool) -> Segments:
-    """``segments_info`` as arrays, its ids (unique, 1..2^24-1), areas and category ids checked (in C where it was
-    built; else on the Python lists: a few tens of segments, cheaper than numpy's per-call cost, no int64 overflow)."""
+    """``segments_info`` as arrays, its ids (unique, 1..2^24-1), areas, category ids and, of a prediction, scores
+    (:func:`_score`) checked (in C where it was built; else on the Python lists: a few tens of segments, cheaper than
+    numpy's per-call cost, no int64 overflow).  A ground truth's ``score`` is not read (its scores are NaN)."""
     c = native.match()  # its segments(): the checks below in C, where it was built
     if c is not None and type(segments_info) is PackedSegments:
         if (packed := c.packed(segments_info.fields, segments_info.n, cats.index, gt)) is not None:
@@ -319,5 +339,6 @@ def parse_segments(segments_info: list[dict[str, Any]], cats: CategoryTable, whe
             if gt:
                 raise InputError(f"{symptom}; add the category to its 'categories' or correct the segment")
             raise UnknownCategoryError(symptom, "use the category ids of the ground-truth JSON")
+    scores = np.full(n, np.nan) if gt else np.array([_score(s, where) for s in segments_info], np.float64)
     return Segments(np.array(ids, np.int64), np.array(cat_idx, np.int64), np.array(crowd, bool),
-                    np.array(areas, np.int64) if areas is not None else np.zeros(n, np.int64))
+                    np.array(areas, np.int64) if areas is not None else np.zeros(n, np.int64), scores)

@@ -29,6 +29,10 @@ def empty_column() -> np.ndarray:  # the default of a per-image field that an im
     return np.zeros(0, np.int64)
 
 
+def _no_scores() -> np.ndarray:  # Segments.scores left out: every segment without a score (NaN)
+    return np.zeros(0, np.float64)
+
+
 @dataclass
 class Segments:
     """The ``segments_info`` of one image as parallel arrays (index 0..n-1 in JSON order)."""
@@ -37,6 +41,15 @@ class Segments:
     cats: np.ndarray  # int64 index into the category table (not the COCO id)
     iscrowd: np.ndarray  # bool
     areas: np.ndarray  # int64, from JSON (ground truth) or counted (prediction)
+    # float64, a prediction's own "score" in [0, 1], NaN where it has none (a ground truth's: all NaN); left out,
+    # all NaN
+    scores: np.ndarray = field(default_factory=_no_scores)
+
+    def __post_init__(self) -> None:
+        if len(self.scores) != len(self.ids):
+            if len(self.scores):
+                raise ValueError(f"Segments: {len(self.scores)} scores for {len(self.ids)} segments")
+            self.scores = np.full(len(self.ids), np.nan)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,6 +78,7 @@ class ImageMatch:
     tp_cats: np.ndarray
     tp_ious: np.ndarray
     tp_area: np.ndarray  # ground-truth area from the JSON
+    tp_score: np.ndarray  # the matched prediction's score, NaN where it has none
     fn_cats: np.ndarray
     fn_area: np.ndarray  # ground-truth area from the JSON
     fn_same: np.ndarray  # best IoU with a prediction of the same category
@@ -76,6 +90,7 @@ class ImageMatch:
     fp_same: np.ndarray  # best IoU with a non-crowd ground truth of the same category
     fp_other: np.ndarray  # best IoU with a non-crowd ground truth of another category
     fp_matched: np.ndarray  # bool: that best same-category ground truth is matched (and fp_same > 0)
+    fp_score: np.ndarray  # the prediction's score, NaN where it has none
     gt_cats: np.ndarray  # every non-crowd ground truth
     gt_iou_sum: np.ndarray  # summed IoU of the same-category predictions overlapping it
 
@@ -90,12 +105,13 @@ class ImageMatch:
 
 MATCH_FIELDS = tuple(f.name for f in fields(ImageMatch))
 FLOAT_FIELDS = frozenset({"tp_ious", "fn_same", "fn_other", "fn_pair", "fn_pair_other", "fp_same", "fp_other",
-                          "gt_iou_sum"})
+                          "gt_iou_sum", "tp_score", "fp_score"})
 BOOL_FIELDS = frozenset({"fp_matched"})
 
 
 def column_dtype(name: str) -> type:
-    """The dtype of a per-image field wherever it is stored: IoUs float64, ``fp_matched`` bool, else int64."""
+    """The dtype of a per-image field wherever it is stored: IoUs and scores float64, ``fp_matched`` bool, else
+    int64."""
     return bool if name in BOOL_FIELDS else np.float64 if name in FLOAT_FIELDS else np.int64
 
 
@@ -149,7 +165,7 @@ def match_image(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.ndarray
     raw = _native.match(np.ascontiguousarray(inter, np.int64), n_gt, n_pred,
                         np.ascontiguousarray(gt.cats, np.int64), np.ascontiguousarray(gt.areas, np.int64),
                         np.ascontiguousarray(gt.iscrowd, np.bool_), np.ascontiguousarray(pred.cats, np.int64),
-                        np.ascontiguousarray(pred.areas, np.int64))
+                        np.ascontiguousarray(pred.areas, np.int64), np.ascontiguousarray(pred.scores, np.float64))
     if raw is None:  # a segment with two matches: no table counted from pixels has one
         return match_image_numpy(inter, gt, pred)
     cols = res_of(raw)  # its res: the match alone (_match_core.h)
@@ -164,8 +180,8 @@ RES_COUNTS = 9  # the header's row counts (all but the words used)
 #: them, each with the header entry that counts its rows; then ``fp_matched``, one byte per FP.
 RES_FIELDS = (("tp_cats", 0), ("tp_area", 0), ("fn_cats", 1), ("fn_area", 1), ("fp_cats", 2), ("fp_area", 2),
               ("gt_cats", 3), ("tp_ious", 0), ("fn_same", 1), ("fn_other", 1), ("fn_pair", 1), ("fn_pair_other", 1),
-              ("fp_same", 2), ("fp_other", 2), ("gt_iou_sum", 3), ("sem_gt", 4), ("sem_pred", 4), ("sem_px", 4),
-              ("b_tp_cats", 6), ("b_tp_ious", 6), ("b_fn_cats", 7), ("b_fp_cats", 8))
+              ("fp_same", 2), ("fp_other", 2), ("gt_iou_sum", 3), ("tp_score", 0), ("fp_score", 2), ("sem_gt", 4),
+              ("sem_pred", 4), ("sem_px", 4), ("b_tp_cats", 6), ("b_tp_ious", 6), ("b_fn_cats", 7), ("b_fp_cats", 8))
 _RES_CUTS = tuple((name, k, name in FLOAT_FIELDS or name == "b_tp_ious") for name, k in RES_FIELDS)
 _EMPTY_I64, _EMPTY_F64 = np.zeros(0, np.int64), np.zeros(0, np.float64)
 
@@ -173,7 +189,7 @@ _EMPTY_I64, _EMPTY_F64 = np.zeros(0, np.int64), np.zeros(0, np.float64)
 def res_fields(values: np.ndarray, rows: Any, fp_matched: np.ndarray) -> dict[str, np.ndarray]:
     """The one decoder of C's result layout: ``values`` (int64, the fields of :data:`RES_FIELDS` one after the
     other) cut by ``rows`` (the header's :data:`RES_COUNTS` counts: one image's, or summed over images copied out
-    field by field) into each field by name (views; IoUs as float64), ``fp_matched`` beside them."""
+    field by field) into each field by name (views; IoUs and scores as float64), ``fp_matched`` beside them."""
     counts, at, cols = [int(r) for r in rows], 0, {}
     for name, k, is_float in _RES_CUTS:  # slices of Python ints: microseconds an image (np.split takes ten times that)
         n = counts[k]
@@ -235,6 +251,8 @@ def match_image_numpy(inter: np.ndarray, gt: Segments, pred: Segments, iou: np.n
         fn_same=best_same_g[fn], fn_other=_max(iou_other, 1)[fn], fn_pair=fn_pair, fn_pair_other=fn_pair_other,
         fp_cats=pred.cats[fp], fp_area=pred.areas[fp].astype(np.int64, copy=False),
         fp_same=best_same_p[fp], fp_other=best_other_p[fp], fp_matched=fp_matched,
+        tp_score=pred.scores[p_idx].astype(np.float64, copy=False),
+        fp_score=pred.scores[fp].astype(np.float64, copy=False),
         gt_cats=gt.cats[nc], gt_iou_sum=iou_same[nc].sum(axis=1) if n_pred else np.zeros(len(nc)),
     )
 

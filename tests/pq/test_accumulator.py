@@ -106,7 +106,8 @@ def _results(n: int, boundary: bool = True) -> list:
 
 
 def _equal(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k], equal_nan=True)
+                                        for k in a)
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 256])

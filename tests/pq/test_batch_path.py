@@ -64,7 +64,7 @@ def _same(a: tuple[dict, dict[str, np.ndarray]], b: tuple[dict, dict[str, np.nda
     assert a[0] == b[0]
     assert a[1].keys() == b[1].keys()
     for k in a[1]:
-        assert a[1][k].dtype == b[1][k].dtype and np.array_equal(a[1][k], b[1][k]), k
+        assert a[1][k].dtype == b[1][k].dtype and np.array_equal(a[1][k], b[1][k], equal_nan=True), k
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
@@ -413,7 +413,7 @@ def _c_results(c: dict[str, Path], res_words=batch.res_words,  # noqa: ANN001
     for pair in pairs:
         (res, n_pred), item = batch._prepare(cats, c["gt_dir"], c["pred_dir"], pair, False, boundary)
         res = np.full(res_words(len(item[10]), n_pred, None, boundary), -3, np.int64)
-        items.append((*item[:-2], res, item[-1]))
+        items.append((*item[:12], res, *item[13:]))  # its res in place of the one _prepare sized
         kept.append((res, n_pred))
         inputs.append(item)
     return kept, inputs, native.pixels().pair_tables(items, 2**28)
@@ -446,7 +446,7 @@ def test_the_match_in_the_threads_is_table_results_field_for_field(tmp_path: Pat
 def _same_columns(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
     assert list(a) == list(b)
     for k in a:
-        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k], equal_nan=True), k
 
 
 def test_a_result_packed_as_c_writes_it_gives_its_columns(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def test_boundary_pq_in_c_equals_the_numpy_path_column_for_column(tmp_path: Path
     assert got == want
     assert list(cols) == list(ref_cols)
     for k in cols:
-        assert cols[k].dtype == ref_cols[k].dtype and np.array_equal(cols[k], ref_cols[k]), k
+        assert cols[k].dtype == ref_cols[k].dtype and np.array_equal(cols[k], ref_cols[k], equal_nan=True), k
     assert sum(len(cols[BOUNDARY_PREFIX + k]) for k in ("tp_ious", "fn_cats", "fp_cats")) > 0
 
 
@@ -88,7 +88,7 @@ def test_boundary_pq_in_c_without_avx2_gives_the_same_columns(tmp_path: Path, mo
         native.pixels().use_avx2(True)
     assert fallbacks == [] and list(with_avx2) == list(without)
     for k in without:
-        assert np.array_equal(with_avx2[k], without[k]), k
+        assert np.array_equal(with_avx2[k], without[k], equal_nan=True), k
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -101,7 +101,7 @@ def test_boundary_pq_in_c_of_images_without_segments_and_under_strict(tmp_path: 
     want, ref_cols, _ = _scored(files, monkeypatch, False, workers=1, strict=strict)
     assert fallbacks == [] and got == want
     for k in ref_cols:
-        assert cols[k].dtype == ref_cols[k].dtype and np.array_equal(cols[k], ref_cols[k]), k
+        assert cols[k].dtype == ref_cols[k].dtype and np.array_equal(cols[k], ref_cols[k], equal_nan=True), k
     # the empty prediction: every ground truth a boundary FN; the empty ground truth (all VOID): no TP, no FN
     assert np.array_equal(cols["b_fn_cats"][cols["b_fn_img"] == 0], cols["fn_cats"][cols["fn_img"] == 0])
     assert (cols["b_fn_img"] == 0).any() and not (cols["b_tp_img"] == 1).any() and not (cols["b_fn_img"] == 1).any()
@@ -122,7 +122,7 @@ def test_the_per_image_boundary_match_in_c_equals_numpys(tmp_path: Path, monkeyp
         assert got is not None and want is not None
         for name in ("tp_cats", "tp_ious", "fn_cats", "fp_cats"):
             a, b = getattr(got, name), getattr(want, name)
-            assert a.dtype == b.dtype and np.array_equal(a, b), name
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
 
 
 def _boundary_summary(files: tuple[Path, ...], cols: dict[str, np.ndarray]) -> tuple[PQStats, dict]:
@@ -154,4 +154,4 @@ def test_a_boundary_result_packed_as_c_writes_it_gives_its_columns(tmp_path: Pat
     want = results_to_columns(results)
     assert list(cols) == list(want)
     for k in cols:
-        assert cols[k].dtype == want[k].dtype and np.array_equal(cols[k], want[k]), k
+        assert cols[k].dtype == want[k].dtype and np.array_equal(cols[k], want[k], equal_nan=True), k

@@ -211,7 +211,7 @@ def test_the_per_image_match_is_written_in_the_batch_paths_result_layout() -> No
         want = results_to_columns([ImageResult(match_image(inter, gt, pred))])
         assert cols.keys() == want.keys()
         for k in want:
-            assert cols[k].dtype == want[k].dtype and np.array_equal(cols[k], want[k]), k
+            assert cols[k].dtype == want[k].dtype and np.array_equal(cols[k], want[k], equal_nan=True), k
 
 
 def test_the_semantic_fold_is_written_in_the_result_layout_by_c_and_numpy_alike() -> None:

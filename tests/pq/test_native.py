@@ -210,7 +210,7 @@ def test_native_counts_equal_the_numpy_path(monkeypatch: pytest.MonkeyPatch, see
     monkeypatch.setattr(kernels, "_native", None)
     slow = evaluator.score_pair(_cats(), gt, gsi, pred, psi, "t").stats
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px"):
-        assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
+        assert np.array_equal(getattr(fast, f), getattr(slow, f), equal_nan=True), f
 
 
 def _table(gt: np.ndarray, gsi: list, pred: np.ndarray, psi: list) -> np.ndarray:
@@ -305,7 +305,7 @@ def test_native_unlisted_ground_truth_ids_score_as_the_numpy_path(monkeypatch: p
         monkeypatch.setattr(kernels, "_native", native)
         out.append(evaluator.score_pair(_cats(), gt, gsi, pred, psi, "image 3").stats)
     for f in ("tp_cats", "tp_ious", "fn_cats", "fp_cats", "sem_gt", "sem_pred", "sem_px", "unlisted_px"):
-        assert np.array_equal(getattr(out[0], f), getattr(out[1], f)), f
+        assert np.array_equal(getattr(out[0], f), getattr(out[1], f), equal_nan=True), f
     assert out[0].unlisted_px.tolist() == [3] and out[0].tp_ious.tolist() == [2 / 3]  # union 3: id 9's pixel stays
 
 

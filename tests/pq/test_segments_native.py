@@ -60,7 +60,7 @@ def _same_segments(a: Any, b: Any) -> None:
         return
     for name in ("ids", "cats", "iscrowd", "areas"):
         x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype and np.array_equal(x, y), name
+        assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True), name
 
 
 @settings(max_examples=400, deadline=None)
