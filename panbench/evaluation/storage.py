@@ -248,7 +248,8 @@ def results_name(prefix: str, model: str) -> str:
 
 
 def segment_boxes(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``segments`` with COCO's ``area``, ``bbox`` (inclusive pixel extents) and ``iscrowd`` 0 of their pixels."""
+    """``segments`` with COCO's ``area``, ``bbox`` (inclusive pixel extents) and ``iscrowd`` 0 of their pixels, and
+    the model's ``score`` where a segment has one."""
     h, w = ids.shape
     seg_ids = np.array([s["id"] for s in segments], np.int64)
     if not len(seg_ids):
@@ -268,6 +269,8 @@ def segment_boxes(ids: np.ndarray, segments: list[dict[str, Any]]) -> list[dict[
         y1, x1 = h - 1 - int(rows[j][::-1].argmax()), w - 1 - int(cols[j][::-1].argmax())
         out.append({"id": int(s["id"]), "category_id": int(s["category_id"]), "iscrowd": 0,
                     "area": int(area[j]), "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1]})
+        if "score" in s:
+            out[-1]["score"] = float(s["score"])
     return out
 
 

@@ -115,21 +115,26 @@ class _Fusion:
 
 def to_panbench_segments(seg: torch.Tensor, info: list[dict[str, Any]], label_of: dict[int, int],
                          label2cat: list[int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """transformers' segment-id map and ``segments_info`` -> a uint32 id map (0 = VOID) of the segments that map."""
+    """transformers' segment-id map and ``segments_info`` -> a uint32 id map (0 = VOID) of the segments that map,
+    each with transformers' ``score`` (a fused stuff segment: the highest of its queries' scores)."""
     u, inv = torch.unique(seg.to(torch.int64), return_inverse=True)
     where = {v: k for k, v in enumerate(u.tolist())}
     new_id = np.zeros(len(where), np.uint32)
-    segs: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    for s in info:  # a fused stuff class lists one entry per query, all with one id
+    first: dict[int, dict[str, Any]] = {}  # a fused stuff class lists one entry per query, all with one id
+    best: dict[int, float] = {}
+    for s in info:
         sid = int(s["id"])
-        if sid in seen:
-            continue
-        seen.add(sid)
+        first.setdefault(sid, s)
+        if "score" in s:
+            best[sid] = max(best.get(sid, -math.inf), float(s["score"]))
+    segs: list[dict[str, Any]] = []
+    for sid, s in first.items():
         label = label_of.get(int(s["label_id"]))
         if label is not None and sid in where:
             new_id[where[sid]] = len(segs) + 1
             segs.append({"id": len(segs) + 1, "category_id": int(label2cat[label]), "iscrowd": 0})
+            if sid in best:
+                segs[-1]["score"] = best[sid]
     return new_id[inv.cpu().numpy()], segs
 
 
