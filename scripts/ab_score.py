@@ -8,7 +8,8 @@ place) against this one, on the same data: the same numbers first, then whole-pr
 A set is a folder with ``gt.json``, ``gt/``, ``pred.json`` and ``pred/`` (what ``scripts/bench_pq.py`` writes),
 or four paths joined by commas (ground-truth JSON, its PNG folder, prediction JSON, its PNG folder).  Both sides
 run as ``python -S`` with this venv's site-packages after their own checkout, so each imports its own panbench;
-``--extra`` adds options to both (``--extra=--no-analysis``).
+``--extra`` adds options to both (``--extra=--no-analysis``).  ``--ignore-key`` leaves a key of ``score --json`` out of
+the comparison (an analysis only this side computes, against a checkout with it turned off).
 
 Same numbers: ``score --json`` of every ``--set`` must print the same bytes on both sides, or the script exits 1
 before any timing.  Timing (on the first ``--set``): ``--pairs`` pairs of whole processes, the side that goes
@@ -62,15 +63,26 @@ def run(cmd: list[str]) -> tuple[tuple[float, float, int], str]:
     return (dt, cpu, after.ru_minflt - before.ru_minflt), r.stdout
 
 
+def without(out: str, keys: list[str]) -> str:
+    """``score --json``'s output ``out`` without ``keys`` (as it is when there are none)."""
+    if not keys:
+        return out
+    import json
+
+    return json.dumps({k: v for k, v in json.loads(out).items() if k not in keys})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--other", type=Path, required=True, help="the other checkout (its extensions built in place)")
     ap.add_argument("--set", dest="sets", action="append", required=True, help="a data set (repeatable)")
     ap.add_argument("--pairs", type=int, default=9, help="timed pairs on the first set (0: numbers only)")
     ap.add_argument("--extra", action="append", default=[], help="an option for both sides' score")
+    ap.add_argument("--ignore-key", action="append", default=[], help="a key of score --json not compared")
     a = ap.parse_args()
     for spec in a.sets:
-        (_, mine), (_, other) = (run(command(root, spec, [*a.extra, "--json"])) for root in (HERE, a.other))
+        mine, other = (without(run(command(root, spec, [*a.extra, "--json"]))[1], a.ignore_key)
+                       for root in (HERE, a.other))
         if mine != other:
             raise SystemExit(f"{spec}: score --json differs between {a.other} and {HERE}")
         print(f"same numbers: {spec}: score --json identical ({len(mine.encode())} bytes)")
