@@ -53,6 +53,8 @@ setup(
         # the MaskFormer fusion's per-pixel argmax over the queries
         Extension("panbench.models.mmdet._fusion", ["panbench/models/mmdet/_fusion.c"], extra_compile_args=["-O3"],
                   optional=True),
+        # mask-wise merging's passes over the pixels (--postprocess maskwise)
+        Extension("panbench.models._merge", ["panbench/models/_merge.c"], extra_compile_args=["-O3"], optional=True),
         # the bootstrap's exact resampled sums
         Extension("panbench.analysis._resample", ["panbench/analysis/_resample.c"], depends=[COMMON],
                   include_dirs=["panbench/pq"], extra_compile_args=["-O3"], optional=True),

@@ -289,6 +289,7 @@ def postprocess_grid(mask_cls: Any, mask_pred: Any, grid: dict[str, list[Any]] |
                             [s.postprocess for s in settings], None if size is None else (int(size[0]), int(size[1])))
         out = []
         for k, s in enumerate(settings):
-            ids, segments = panoptic_to_segments(fusion.panoptic(k), num_classes, cats)
+            scores: dict[int, float] = {}
+            ids, segments = panoptic_to_segments(fusion.panoptic(k, scores), num_classes, cats, scores)
             out.append(GridResult(s, ids, segments))
     return out

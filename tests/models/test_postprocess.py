@@ -83,7 +83,7 @@ def _argmax_painted_one_query_at_a_time(mask_cls, mask_pred, num_classes, num_th
     instance = 1
     for k, q in enumerate(qs.tolist()):
         if (mask := winner == k).any():
-            instance = _paint(pan, mask, int(labels[q]), num_things, instance)
+            _, instance = _paint(pan, mask, int(labels[q]), num_things, instance)
     return pan
 
 

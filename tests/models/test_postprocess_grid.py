@@ -28,18 +28,18 @@ def _outputs(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _alone(mask_cls: torch.Tensor, mask_pred: torch.Tensor, values: dict, size: tuple[int, int] | None,
            cats: list[int]) -> tuple[np.ndarray, list[dict]]:
     """A setting run by itself, as a separate run's fusion head runs it."""
-    pp_name = values.get("postprocess", "default")
+    pp_name, scores = values.get("postprocess", "default"), {}
     if pp_name == "default":
         pan = maskformer_fusion(mask_cls, mask_pred, NUM_CLASSES, NUM_THINGS,
                                 values.get("model.test_cfg.object_mask_thr", 0.8),
                                 values.get("model.test_cfg.iou_thr", 0.8),
-                                values.get("model.test_cfg.filter_low_score", False), size)
+                                values.get("model.test_cfg.filter_low_score", False), size, scores=scores)
     else:
         up = mask_pred if size is None else F.interpolate(mask_pred[:, None], size=size, mode="bilinear",
                                                           align_corners=False)[:, 0]
         pp = PostProcess(pp_name, keep_thr=values.get("pp_keep", PostProcess.keep_thr))
-        pan = merge_queries(mask_cls, up, NUM_CLASSES, NUM_THINGS, pp)
-    return panoptic_to_segments(pan, NUM_CLASSES, cats)
+        pan = merge_queries(mask_cls, up, NUM_CLASSES, NUM_THINGS, pp, scores)
+    return panoptic_to_segments(pan, NUM_CLASSES, cats, scores)
 
 
 @pytest.mark.parametrize("size", [None, (50, 70)])
@@ -55,6 +55,7 @@ def test_every_setting_equals_the_fusion_run_alone(size) -> None:
         values = dict(r.setting.values)
         ids, segments = _alone(mask_cls, mask_pred, values, size, cats)
         assert np.array_equal(r.ids, ids) and r.segments == segments, r.setting.label()
+        assert all(0 < s["score"] <= 1 for s in segments)  # every segment of these rules has its query's score
         kinds.add((values["postprocess"], len(segments)))
     assert len({n for _, n in kinds}) > 3  # the settings made different maps
 
@@ -66,3 +67,29 @@ def test_a_grid_given_as_a_dict_and_a_bad_key_refused() -> None:
     assert got[0].ids.dtype == np.uint32 and got[0].ids.shape == (24, 32)
     with pytest.raises(PanbenchError, match="not a post-processing key"):
         panbench.postprocess_grid(mask_cls, mask_pred, {"mask_overlap": [0.5]}, NUM_THINGS)
+
+
+def test_argmax_in_a_grid_decides_again_the_pixels_its_own_sigmoid_rounds_apart_from_the_shared_one() -> None:
+    """Every query alike (one class row, one mask): each pixel is a tie that the rounding of its elements decides,
+    and pixel-wise argmax sigmoids its queries as a tensor of their own, rounded by place apart from the shared
+    probabilities (fast_fusion.sigmoid_as_in); the grid's argmax still equals the rule run alone."""
+    from panbench.models.mmdet.fast_fusion import GridFusion, _sigmoid_block
+    from panbench.models.postprocess import argmax_queries
+
+    g = torch.Generator().manual_seed(3)
+    q, size = 40, (90, 120)  # 40 x 90 x 120 elements: above a thread's grain, so torch splits the sigmoid
+    row = torch.randn(NUM_CLASSES + 1, generator=g)
+    row[-1] = -9.0  # not "no object"
+    mask_cls = row.repeat(q, 1)
+    mask_cls[:7, -1] = 9.0  # seven queries "no object": the rule's tensor is not the shared one
+    mask_pred = (torch.randn(45, 60, generator=g) * 6).repeat(q, 1, 1)
+    up = F.interpolate(mask_pred[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    want = merge_queries(mask_cls, up, NUM_CLASSES, NUM_THINGS, PostProcess("argmax"))
+    fusion = GridFusion(mask_cls, mask_pred, NUM_CLASSES, NUM_THINGS, [{"object_mask_thr": 0.0}] * 2,
+                        [PostProcess(), PostProcess("argmax")], size)
+    assert torch.equal(fusion.panoptic(1), want)
+    if _sigmoid_block():  # this CPU's sigmoid rounds apart by place: the shared owner alone is wrong somewhere
+        qs, p, _ = argmax_queries(mask_cls, NUM_CLASSES)
+        plain = (p.view(-1, 1, 1) * up[qs].sigmoid()).argmax(0)
+        assert not torch.equal(fusion.probs.owner(qs, p), plain)
+        assert torch.equal(fusion.argmax_owner(qs, p), plain)

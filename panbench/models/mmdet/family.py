@@ -170,8 +170,11 @@ class MMDetModel:
         return list(outputs)
 
     def to_segments(self, output: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """The data sample's ``pred_panoptic_seg`` (mmdet's encoding, VOID = number of classes) as segments."""
-        return panoptic_to_segments(output.pred_panoptic_seg.sem_seg[0], len(self.names), self.label2cat)
+        """The data sample's ``pred_panoptic_seg`` (mmdet's encoding, VOID = number of classes) as segments, each with
+        its score where panbench's fusion or ``--postprocess`` gave one (mmdet's own fusion, ``--fusion mmdet``, gives
+        none)."""
+        pan = output.pred_panoptic_seg
+        return panoptic_to_segments(pan.sem_seg[0], len(self.names), self.label2cat, pan.metainfo.get(SCORES))
 
     def to_instances(self, output: Any) -> Instances | None:
         """The data sample's ``pred_instances`` (the fusion head's ``instance_on`` output) in dataset ids (a grid's
@@ -275,7 +278,6 @@ def install_postprocess(model: Any, pp: PostProcess, where: str) -> None:
     """Make ``model``'s fusion head use ``pp`` (explicitly, on this instance only)."""
     if pp.name == "default":
         return
-    from mmengine.structures import PixelData
 
     head = getattr(model, "panoptic_fusion_head", None)
     if head is None or not hasattr(head, "panoptic_postprocess"):
@@ -283,13 +285,22 @@ def install_postprocess(model: Any, pp: PostProcess, where: str) -> None:
                             "(query masks); PanopticFPN and DETR have their own fusion only")
 
     def run(mask_cls: Any, mask_pred: Any) -> Any:
-        pan = merge_queries(mask_cls, mask_pred, head.num_classes, head.num_things_classes, pp)
-        return PixelData(sem_seg=pan[None])
+        scores: dict[int, float] = {}
+        pan = merge_queries(mask_cls, mask_pred, head.num_classes, head.num_things_classes, pp, scores)
+        return panoptic_data(pan, scores)
 
     head.panoptic_postprocess = run
 
 
 PENDING = "panbench_pending"  # metainfo key of a pred_panoptic_seg whose fusion is deferred: the job that runs it
+SCORES = "panbench_scores"  # metainfo key of a pred_panoptic_seg's segment scores: a code of its map -> its score
+
+
+def panoptic_data(pan: torch.Tensor, scores: dict[int, float]) -> Any:
+    """mmdet's ``pan_results`` of the map ``pan`` (mmdet's encoding), carrying each segment's score by its code."""
+    from mmengine.structures import PixelData
+
+    return PixelData(sem_seg=pan[None], metainfo={SCORES: scores})
 
 
 class _Deferrable:
@@ -340,7 +351,6 @@ class MaskFormerPredict(_Deferrable):
 
     def results(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, size: tuple[int, int] | None) -> dict[str, Any]:
         """One image's outputs (``mask_pred`` without padding; ``size``: upsample to it), as mmdet's ``predict``."""
-        from mmengine.structures import PixelData
 
         import panbench.models.mmdet.fast_fusion as ff
 
@@ -351,9 +361,11 @@ class MaskFormerPredict(_Deferrable):
         if instance_on:  # the queries both outputs read, upsampled once
             masks.prepare(ff.fusion_queries(mask_cls, n_cls, cfg.get("object_mask_thr", 0.8))[0],
                           ff.instance_queries(mask_cls, n_cls, n_th, top)[2])
+        scores: dict[int, float] = {}
         pan = ff.maskformer_fusion(mask_cls, mask_pred, n_cls, n_th, cfg.get("object_mask_thr", 0.8),
-                                cfg.get("iou_thr", 0.8), cfg.get("filter_low_score", False), size, masks)
-        result = {"pan_results": PixelData(sem_seg=pan[None])}
+                                   cfg.get("iou_thr", 0.8), cfg.get("filter_low_score", False), size, masks,
+                                   scores=scores)
+        result = {"pan_results": panoptic_data(pan, scores)}
         if instance_on:
             result["ins_results"] = self.instances(mask_cls, mask_pred, size, top, masks)
         return result
@@ -373,7 +385,6 @@ class MaskFormerPredict(_Deferrable):
     def grid(self, job: Any, settings: list[Setting]) -> Iterator[dict[str, Any]]:
         """:meth:`results` under each setting (``--postprocess maskwise|argmax`` as mmdet's ``predict`` runs them:
         its instance output too); the masks every setting reads upsampled once (:class:`.fast_fusion.GridFusion`)."""
-        from mmengine.structures import PixelData
 
         import panbench.models.mmdet.fast_fusion as ff
 
@@ -390,7 +401,8 @@ class MaskFormerPredict(_Deferrable):
         instances: dict[bool, Any] = {}  # the instance output: one for the model's fusion, one for mmdet's rules
         for k, st in enumerate(settings):
             with job.under():
-                out = {"pan_results": PixelData(sem_seg=fusion.panoptic(k)[None])}
+                scores: dict[int, float] = {}
+                out = {"pan_results": panoptic_data(fusion.panoptic(k, scores), scores)}
                 if instance_on:
                     if (mine := st.postprocess.name == "default") not in instances:
                         instances[mine] = (self.instances(mask_cls, mask_pred, size, top, fusion.masks) if mine else
@@ -407,19 +419,17 @@ class HeuristicPredict(_Deferrable):
         return self.pending(job) if self.defer else job()["pan_results"]
 
     def results(self, mask_results: Any, seg_preds: torch.Tensor) -> dict[str, Any]:
-        from mmengine.structures import PixelData
 
         from panbench.models.mmdet.fast_fusion import heuristic_fusion
 
-        head = self.head
+        head, scores = self.head, dict[int, float]()
         pan = heuristic_fusion(mask_results.scores, mask_results.labels, mask_results.masks, seg_preds,
                                head.num_things_classes, head.num_classes, head.test_cfg.mask_overlap,
-                               head.test_cfg.stuff_area_limit)
-        return {"pan_results": PixelData(sem_seg=pan[None])}
+                               head.test_cfg.stuff_area_limit, scores)
+        return {"pan_results": panoptic_data(pan, scores)}
 
     def grid(self, job: Any, settings: list[Setting]) -> Iterator[dict[str, Any]]:
         """:meth:`results` under each setting: the semantic labels once, the instances laid once per overlap."""
-        from mmengine.structures import PixelData
 
         import panbench.models.mmdet.fast_fusion as ff
 
@@ -437,12 +447,14 @@ class HeuristicPredict(_Deferrable):
                     kept[thr] = res if thr is None else res[res.scores > thr]
                 mine = kept[thr]
                 if (at := (thr, cfg["mask_overlap"])) not in layers:
-                    labels, layer = ff.instance_layer(mine.scores, mine.labels, mine.masks, at[1])
-                    layers[at] = (labels, layer, ff.stuff_areas(sem, layer, head.num_classes))
-                labels, layer, areas = layers[at]
-                pan = ff.heuristic_map(sem, labels, layer, n_th, head.num_classes, cfg["stuff_area_limit"], areas)
+                    labels, layer, ranked = ff.instance_layer(mine.scores, mine.labels, mine.masks, at[1])
+                    layers[at] = (labels, layer, ranked, ff.stuff_areas(sem, layer, head.num_classes))
+                labels, layer, ranked, areas = layers[at]
+                scores: dict[int, float] = {}
+                pan = ff.heuristic_map(sem, labels, layer, ranked, n_th, head.num_classes, cfg["stuff_area_limit"],
+                                       areas, scores)
                 # AP's instances (the roi head's, the fusion's input): those the setting's threshold keeps
-                out = {"pan_results": PixelData(sem_seg=pan[None])}
+                out = {"pan_results": panoptic_data(pan, scores)}
                 yield out if thr is None else {**out, "ins_results": mine}
 
 

@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from panbench.models.encoding import INSTANCE_OFFSET
-from panbench.models.postprocess import PostProcess, merge_queries
+from panbench.models.postprocess import (
+    MaskStats,
+    PostProcess,
+    argmax_map,
+    argmax_queries,
+    keep_score,
+    mask_wise_merge,
+    merge_queries,
+)
 from panbench.pq.extensions import load_extension
 
 _fusion = load_extension("panbench.models.mmdet._fusion")  # None: torch computes the argmax (the same indices)
@@ -58,6 +66,7 @@ class QueryProbs:
         self.rows: torch.Tensor | None = None
         self.probs: torch.Tensor | None = None
         self.counts: torch.Tensor | None = None
+        self.last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # owner's last (idx, scores, result)
 
     def prepare(self, *queries: torch.Tensor) -> None:
         self.rows = torch.unique(torch.cat(queries))
@@ -75,7 +84,17 @@ class QueryProbs:
         return self.probs if at is None else self.probs.index_select(0, at)
 
     def owner(self, idx: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """:func:`first_argmax` of ``scores[:, None, None] * self(idx)``, on the CPU without making either tensor."""
+        """:func:`first_argmax` of ``scores[:, None, None] * self(idx)``, on the CPU without making either tensor (the
+        last call's answer again for the same queries and scores: settings that rank the same queries alike)."""
+        assert self.probs is not None and self.rows is not None
+        last = self.last
+        if last is not None and torch.equal(last[0], idx) and torch.equal(last[1], scores):
+            return last[2]
+        out = self._owner(idx, scores)
+        self.last = (idx, scores, out)
+        return out
+
+    def _owner(self, idx: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         assert self.probs is not None and self.rows is not None
         probs = self.probs
         if _fusion is None or probs.device.type != "cpu" or probs.dtype != torch.float32 or len(idx) < 2 \
@@ -99,7 +118,9 @@ class GridFusion:
     makes: the model's own fusion (:func:`maskformer_fusion`) under each ``cfgs[k]`` (``object_mask_thr``,
     ``iou_thr``, ``filter_low_score``) where ``pps[k]`` is ``default``, else that merging rule on every query's mask
     as mmdet's ``predict`` upsamples them (:func:`~panbench.models.postprocess.merge_queries`).  The masks of the
-    union of the settings' queries (and ``extra``'s) are upsampled once, their probabilities computed once."""
+    union of the settings' queries (and ``extra``'s) are upsampled once, their probabilities computed once, shared by
+    the rules too (mask-wise merging's per-query pixel counts once, pixel-wise argmax's owners with the model's own
+    where they rank the same queries alike)."""
 
     def __init__(self, mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
                  cfgs: list[dict[str, Any]], pps: list[PostProcess], out_size: tuple[int, int] | None = None,
@@ -109,24 +130,71 @@ class GridFusion:
         self.every = torch.arange(mask_pred.shape[0], device=mask_pred.device)
         own = [fusion_queries(mask_cls, num_classes, c.get("object_mask_thr", 0.8))[0]
                for c, pp in zip(cfgs, pps) if pp.name == "default"]
+        rules = {pp.name for pp in pps} - {"default"}
+        self.argmax = argmax_queries(mask_cls, num_classes) if "argmax" in rules else None
         self.masks = QueryMasks(mask_pred, out_size)
-        self.masks.prepare(*own, *extra, *([self.every] if len(own) < len(pps) else []))
+        self.masks.prepare(*own, *extra, *([self.every] if rules else []))
         self.probs = QueryProbs(self.masks, mask_pred.shape[0], None if out_size is not None else _inner_run(mask_pred))
-        if own:
-            self.probs.prepare(*own)
+        shared = [*own, *([self.every] if "maskwise" in rules else []),
+                  *([self.argmax[0]] if self.argmax is not None and len(self.argmax[0]) else [])]
+        if shared:
+            self.probs.prepare(*shared)
+        self.stats: MaskStats | None = None
 
     def upsampled(self) -> torch.Tensor:
         """Every query's mask logits as mmdet's ``predict`` hands them to a merging rule."""
         return self.mask_pred if self.out_size is None else self.masks(self.every)
 
-    def panoptic(self, k: int) -> torch.Tensor:
-        """Setting ``k``'s panoptic map in mmdet's encoding (int32)."""
+    def panoptic(self, k: int, scores: dict[int, float] | None = None) -> torch.Tensor:
+        """Setting ``k``'s panoptic map in mmdet's encoding (int32); each segment's score into ``scores``."""
         c, pp = self.cfgs[k], self.pps[k]
-        if pp.name != "default":
-            return merge_queries(self.mask_cls, self.upsampled(), self.num_classes, self.num_things, pp)
+        if pp.name == "maskwise":
+            probs = self.probs(self.every)
+            if self.stats is None:
+                self.stats = MaskStats.of(probs, pp.mask_thr)
+            return mask_wise_merge(self.mask_cls, self.mask_pred, self.num_classes, self.num_things, pp, scores,
+                                   probs, self.stats)
+        if pp.name == "argmax":
+            assert self.argmax is not None
+            qs, p, label = self.argmax
+            if not len(qs):
+                return merge_queries(self.mask_cls, self.upsampled(), self.num_classes, self.num_things, pp, scores)
+            return argmax_map(self.argmax_owner(qs, p), p, label, self.num_things, scores)
         return maskformer_fusion(self.mask_cls, self.mask_pred, self.num_classes, self.num_things,
                                  c.get("object_mask_thr", 0.8), c.get("iou_thr", 0.8),
-                                 c.get("filter_low_score", False), self.out_size, self.masks, self.probs)
+                                 c.get("filter_low_score", False), self.out_size, self.masks, self.probs, scores)
+
+    def argmax_owner(self, qs: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """:func:`~panbench.models.postprocess.pixel_argmax`'s winner of each pixel from the shared probabilities:
+        that rule sigmoids its queries' masks as a tensor of their own, whose elements torch's CPU sigmoid rounds by
+        their place in it (:func:`sigmoid_as_in`), so the pixels of the few elements rounded apart from the shared
+        ones are decided again from their values as that tensor has them."""
+        owner = self.probs.owner(qs, p)
+        probs, rows = self.probs.probs, self.probs.rows
+        assert probs is not None and rows is not None
+        block = _sigmoid_block() if probs.device.type == "cpu" and probs.dtype == torch.float32 else 0
+        if not block or self.masks.up is None or self.masks.rows is None:
+            return owner if block == 0 else first_argmax(p.view(-1, 1, 1) * self.upsampled()[qs].float().sigmoid())
+        k, hw = len(qs), probs[0].numel()
+        mine = _scalar_positions(k * hw, k * hw, block)  # the rule's own tensor: one loop over it
+        ref = _scalar_positions(self.probs.total * hw, self.probs.run or self.probs.total * hw, block)
+        where = torch.full((self.probs.total,), -1, dtype=torch.long)
+        where[qs.cpu()] = torch.arange(k)
+        j = where[ref // hw]
+        shared = (j * hw + ref % hw)[j >= 0]  # the positions the shared probabilities rounded by the scalar code
+        apart = torch.cat([mine[~torch.isin(mine, shared)], shared[~torch.isin(shared, mine)]])
+        if not len(apart):
+            return owner
+        pix = torch.unique(apart % hw)
+        logits = self.masks.up.flatten(1)[torch.searchsorted(self.masks.rows, qs)][:, pix]  # (k, len(pix))
+        own = _vector_sigmoid(logits.reshape(-1))  # then the rule's scalar-code elements among them
+        scalar = mine[torch.isin(mine % hw, pix)]
+        if len(scalar):
+            at = (scalar // hw) * len(pix) + torch.searchsorted(pix, scalar % hw)
+            own[at] = _scalar_sigmoid(logits.reshape(-1)[at])
+        owner = owner.clone()
+        owner.view(-1)[pix] = first_argmax(p.view(-1, 1) * own.view(k, len(pix)))
+        return owner
 
 
 def fusion_queries(mask_cls: torch.Tensor, num_classes: int, object_mask_thr: float = 0.8
@@ -141,10 +209,12 @@ def fusion_queries(mask_cls: torch.Tensor, num_classes: int, object_mask_thr: fl
 def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
                       object_mask_thr: float = 0.8, iou_thr: float = 0.8, filter_low_score: bool = False,
                       out_size: tuple[int, int] | None = None, masks_of: QueryMasks | None = None,
-                      probs_of: QueryProbs | None = None) -> torch.Tensor:
+                      probs_of: QueryProbs | None = None, scores: dict[int, float] | None = None) -> torch.Tensor:
     """The panoptic map of one image from ``mask_cls`` (Q, C+1) and ``mask_pred`` (Q, h, w, padding removed) logits,
     the masks upsampled to ``out_size`` first (mmdet's ``rescale``), shared with the instance output by ``masks_of``
-    (a grid's settings share their probabilities too: ``probs_of``, prepared with these queries among its own)."""
+    (a grid's settings share their probabilities too: ``probs_of``, prepared with these queries among its own).
+    Each segment's score goes into ``scores`` by its code, when given: its query's class probability, the highest
+    of them for the queries of one stuff class."""
     idx, cur_scores, cur_classes = fusion_queries(mask_cls, num_classes, object_mask_thr)
     k = len(idx)
     if probs_of is not None:  # a grid's: the probabilities of its queries, computed once
@@ -172,6 +242,11 @@ def maskformer_fusion(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_class
     if filter_low_score:
         masks = probs_of(idx) if probs_of is not None else masks
         pan = torch.where(masks.gather(0, owner[None])[0] >= 0.5, pan, torch.full_like(pan, num_classes))
+        if scores is not None:  # a kept query whose pixels the filter all took is in no segment
+            kept = kept & (torch.bincount(owner[pan != num_classes], minlength=k) > 0)
+    if scores is not None:
+        for code, score in zip(table[kept].tolist(), cur_scores[kept].tolist()):
+            keep_score(scores, code, score)
     return pan
 
 
@@ -197,6 +272,19 @@ def _scalar_sigmoid(x: torch.Tensor) -> torch.Tensor:
     buf = torch.empty(2 * len(x), dtype=x.dtype)
     buf[::2] = x
     return buf[::2].sigmoid()
+
+
+def _vector_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``sigmoid`` of the 1-D ``x`` with every element through torch's vector code: pieces of fewer elements than a
+    thread's grain, each padded to a multiple of the block."""
+    block = _sigmoid_block() or 1
+    out = torch.empty_like(x)
+    for k in range(0, len(x), _GRAIN - block):
+        piece = x[k: k + _GRAIN - block]
+        pad = torch.zeros(-(-len(piece) // block) * block, dtype=x.dtype)
+        pad[: len(piece)] = piece
+        out[k: k + len(piece)] = pad.sigmoid()[: len(piece)]
+    return out
 
 
 def _inner_run(t: torch.Tensor) -> int:
@@ -248,11 +336,8 @@ def sigmoid_as_in(x: torch.Tensor, rows: torch.Tensor, total: int, run: int | No
     if len(to_scalar):
         flat[to_scalar] = _scalar_sigmoid(xf[to_scalar])
     to_vector = mine[~torch.isin(mine, want)]
-    for k in range(0, len(to_vector), _GRAIN - block):  # each piece padded to a multiple of block: vector code
-        pos = to_vector[k: k + _GRAIN - block]
-        pad = torch.zeros(-(-len(pos) // block) * block, dtype=x.dtype)
-        pad[: len(pos)] = xf[pos]
-        flat[pos] = pad.sigmoid()[: len(pos)]
+    if len(to_vector):
+        flat[to_vector] = _vector_sigmoid(xf[to_vector])
     return out
 
 
@@ -321,10 +406,12 @@ def first_argmax(x: torch.Tensor) -> torch.Tensor:
 
 
 def heuristic_fusion(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, seg_preds: torch.Tensor,
-                     num_things: int, num_classes: int, mask_overlap: float, stuff_area_limit: int) -> torch.Tensor:
-    """One image's panoptic map from its instances (N,) / (N, H, W) and semantic logits ``seg_preds``."""
+                     num_things: int, num_classes: int, mask_overlap: float, stuff_area_limit: int,
+                     segment_scores: dict[int, float] | None = None) -> torch.Tensor:
+    """One image's panoptic map from its instances (N,) / (N, H, W) and semantic logits ``seg_preds``; each thing
+    segment's score (its instance's) into ``segment_scores`` by its code, when given (stuff segments have none)."""
     return heuristic_map(semantic_labels(seg_preds, num_things), *instance_layer(scores, labels, masks, mask_overlap),
-                         num_things, num_classes, stuff_area_limit)
+                         num_things, num_classes, stuff_area_limit, scores=segment_scores)
 
 
 def semantic_labels(seg_preds: torch.Tensor, num_things: int) -> torch.Tensor:
@@ -333,13 +420,13 @@ def semantic_labels(seg_preds: torch.Tensor, num_things: int) -> torch.Tensor:
 
 
 def instance_layer(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, mask_overlap: float
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """The instances laid by score, each where it overlaps those before by at most ``mask_overlap``: their labels in
-    that order and the layer (1 + order position, 0 free; None without instances)."""
+    that order, the layer (1 + order position, 0 free; None without instances) and their scores in that order."""
     if not masks.shape[0]:
-        return labels, None
+        return labels, None, scores
     order = torch.argsort(-scores)
-    labels, masks = labels[order], masks[order].bool()
+    labels, masks, scores = labels[order], masks[order].bool(), scores[order]
     boxes = mask_boxes(masks)[:, [1, 3, 0, 2]].long().tolist()  # y0 y1 x0 x1 of each, to the host at once
     layer = torch.zeros(masks.shape[-2:], dtype=torch.long, device=masks.device)
     for i, (a, b, c, d) in enumerate(boxes):
@@ -350,7 +437,7 @@ def instance_layer(scores: torch.Tensor, labels: torch.Tensor, masks: torch.Tens
         area, intersect = m.sum(), (m & pasted).sum()
         ok = ~((intersect / (area + 1e-5)) > mask_overlap)  # mmdet's expression, on the same tensors
         part.masked_fill_(m & ~pasted & ok, i + 1)
-    return labels, layer
+    return labels, layer, scores
 
 
 def stuff_areas(sem: torch.Tensor, layer: torch.Tensor | None, num_classes: int) -> torch.Tensor:
@@ -359,10 +446,12 @@ def stuff_areas(sem: torch.Tensor, layer: torch.Tensor | None, num_classes: int)
                           minlength=num_classes + 1)
 
 
-def heuristic_map(sem: torch.Tensor, labels: torch.Tensor, layer: torch.Tensor | None, num_things: int,
-                  num_classes: int, stuff_area_limit: int, areas: torch.Tensor | None = None) -> torch.Tensor:
-    """The panoptic map of the semantic labels ``sem`` and the instances' ``layer`` (:func:`instance_layer`);
-    ``areas``: :func:`stuff_areas`, computed already."""
+def heuristic_map(sem: torch.Tensor, labels: torch.Tensor, layer: torch.Tensor | None, ranked: torch.Tensor | None,
+                  num_things: int, num_classes: int, stuff_area_limit: int, areas: torch.Tensor | None = None,
+                  scores: dict[int, float] | None = None) -> torch.Tensor:
+    """The panoptic map of the semantic labels ``sem`` and the instances' ``layer`` (:func:`instance_layer`, with
+    their scores ``ranked`` in its order); ``areas``: :func:`stuff_areas`, computed already.  Each thing segment's
+    score (its instance's) into ``scores`` by its code, when given."""
     counts = stuff_areas(sem, layer, num_classes) if areas is None else areas
     small = counts < stuff_area_limit
     small[:num_things] = False
@@ -374,4 +463,7 @@ def heuristic_map(sem: torch.Tensor, labels: torch.Tensor, layer: torch.Tensor |
         instance = torch.cumsum(filled.long(), 0)
         table = torch.cat([torch.zeros(1, dtype=torch.long, device=sem.device), labels + instance * INSTANCE_OFFSET])
         pan = torch.where(layer > 0, table.int()[layer], pan)
+        if scores is not None and ranked is not None:
+            for code, score in zip(table[1:][filled].tolist(), ranked[filled].tolist()):
+                scores[code] = score
     return pan
