@@ -7,9 +7,11 @@ segments' areas counted again, and re-encoded with PIL at a compression level dr
 ground-truth files (and no two predictions) hold the same bytes and a scorer that skipped a decode by content
 would gain nothing. Each one's prediction is perturbed the ways a model errs: shifted, eroded at the segment
 borders, two things of a category merged, a segment split in two, relabelled, dropped, and hallucinated
-segments; written with PIL like panopticapi's converters.  ``make_coco_set`` does the same for every
-ground-truth PNG of a COCO download (val2017's 5000 with ``bench_pq.py --coco DIR``), whose files are kept
-byte for byte (they are distinct already).
+segments; written with PIL like panopticapi's converters.  Each predicted segment carries a model's ``score``
+(:func:`segment_score`: high for a segment kept as it was, lower for one split, merged or relabelled, low for a
+hallucinated one, with noise), so that the analyses that read scores have data to time on.  ``make_coco_set``
+does the same for every ground-truth PNG of a COCO download (val2017's 5000 with ``bench_pq.py --coco DIR``),
+whose files are kept byte for byte (they are distinct already).
 
 Both write ``gt.json``, ``gt/``, ``pred.json``, ``pred/`` under the work folder and a stamp, so a second
 call with the same arguments returns at once.
@@ -36,6 +38,14 @@ from panbench.pq.kernels import rgb2id  # noqa: E402
 SAMPLE = ROOT.parent / "shared" / "data" / "coco-panoptic-val2017-sample" / "annotations"
 # the kinds of error a prediction gets, each with the probability that it hits one segment
 PERTURBATIONS = {"drop": 0.08, "relabel": 0.08, "split": 0.06, "erode": 0.3}
+# a predicted segment's mean score by what happened to it (segment_score adds noise)
+SCORE_MEAN = {"kept": 0.85, "split": 0.55, "merged": 0.6, "relabelled": 0.45, "hallucinated": 0.3}
+
+
+def segment_score(rng: np.random.Generator, kind: str) -> float:
+    """A model's score for a predicted segment of ``kind`` (:data:`SCORE_MEAN`): its mean plus normal noise (sd 0.15),
+    clipped to [0, 1] and rounded to 4 decimals."""
+    return round(float(np.clip(SCORE_MEAN[kind] + 0.15 * rng.standard_normal(), 0.0, 1.0)), 4)
 
 
 def _read_rgb_ids(path: Path) -> np.ndarray:
@@ -61,7 +71,8 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
 def perturb_real(rng: np.random.Generator, ids: np.ndarray, segs: list[dict[str, Any]],
                  things: list[int], stuff: list[int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """A prediction from a real ground truth: a shift of 0-5 px, then per segment erosion, splits,
-    relabels and drops, a merge of two things of one category, and 0-3 hallucinated things."""
+    relabels and drops, a merge of two things of one category, and 0-3 hallucinated things; each predicted segment
+    with a score (:func:`segment_score`, drawn after the map, which the scores leave as it was)."""
     h, w = ids.shape
     dy, dx = (int(v) for v in rng.integers(-5, 6, 2))
     out = np.zeros_like(ids)
@@ -76,6 +87,7 @@ def perturb_real(rng: np.random.Generator, ids: np.ndarray, segs: list[dict[str,
 
     next_id = int(ids.max()) + 1
     thing_set = set(things)
+    kind = {s["id"]: "kept" for s in segs}
     for s in segs:
         sid, u = s["id"], rng.random()
         mask = out == sid
@@ -86,11 +98,13 @@ def perturb_real(rng: np.random.Generator, ids: np.ndarray, segs: list[dict[str,
         elif u < PERTURBATIONS["drop"] + PERTURBATIONS["relabel"]:
             pool = things if s["category_id"] in thing_set else stuff
             cat_of[sid] = pick(pool, s["category_id"])
+            kind[sid] = "relabelled"
         elif u < PERTURBATIONS["drop"] + PERTURBATIONS["relabel"] + PERTURBATIONS["split"]:
             ys, xs = np.nonzero(mask)
             cut = mask & (np.arange(w)[None, :] > int(np.median(xs)))
             out[cut] = next_id
             cat_of[next_id] = s["category_id"]
+            kind[sid] = kind[next_id] = "split"
             next_id += 1
         if rng.random() < PERTURBATIONS["erode"]:
             out[(out == sid) & ~_erode(out == sid, int(rng.integers(1, 4)))] = 0
@@ -102,16 +116,18 @@ def perturb_real(rng: np.random.Generator, ids: np.ndarray, segs: list[dict[str,
     if pairs and rng.random() < 0.5:
         a, b = pairs[int(rng.integers(len(pairs)))][:2]
         out[out == b] = a
+        kind[a] = "merged"
     for _ in range(int(rng.integers(0, 4))):
         cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
         ry, rx = int(rng.integers(8, 60)), int(rng.integers(8, 60))
         yy, xx = np.ogrid[:h, :w]
         out[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = next_id
         cat_of[next_id] = pick(things, -1)
+        kind[next_id] = "hallucinated"
         next_id += 1
     present, counts = np.unique(out, return_counts=True)
-    info = [{"id": int(i), "category_id": int(cat_of[int(i)]), "iscrowd": 0, "area": int(c)}
-            for i, c in zip(present.tolist(), counts.tolist()) if i != 0]
+    info = [{"id": int(i), "category_id": int(cat_of[int(i)]), "iscrowd": 0, "area": int(c),
+             "score": segment_score(rng, kind[int(i)])} for i, c in zip(present.tolist(), counts.tolist()) if i != 0]
     return out, info
 
 
@@ -188,7 +204,7 @@ def _sources(ann_json: Path, png_dir: Path) -> tuple[list[tuple[Path, dict, dict
 def make_real_set(work: Path, n: int, sample: Path = SAMPLE, seed: int = 0) -> str:
     """``n`` distinct ground-truth PNGs made from the real ones under ``sample`` (:func:`reshape_real`) and their
     perturbed predictions."""
-    stamp = work / f"done-real2-{n}-{seed}"
+    stamp = work / f"done-real3-{n}-{seed}"  # 3: predictions with scores
     if not stamp.exists():
         t = time.perf_counter()
         sources, cats = _sources(sample / "panoptic_val2017.json", sample / "panoptic_val2017")
@@ -202,7 +218,7 @@ def make_coco_set(work: Path, coco: Path, seed: int = 0) -> str:
     """Every ground-truth PNG of a COCO panoptic val download (``coco/annotations``) and its prediction."""
     ann = coco / "annotations"
     sources, cats = _sources(ann / "panoptic_val2017.json", ann / "panoptic_val2017")
-    stamp = work / f"done-coco2-{len(sources)}-{seed}"
+    stamp = work / f"done-coco3-{len(sources)}-{seed}"  # 3: predictions with scores
     if not stamp.exists():
         _write(work, sources, len(sources), cats, seed, keep=True)
         stamp.write_text("ok")
