@@ -37,8 +37,8 @@ class ScoreSums(Fold):
     def _add(self, cols: Mapping[str, np.ndarray], n_images: int) -> None:
         c = self.n_categories
         tp_cats, fp_cats = cols["tp_cats"], cols["fp_cats"]
-        tp_s = cols.get("tp_score", np.full(len(tp_cats), np.nan))  # columns of a run before scores: none
-        fp_s = cols.get("fp_score", np.full(len(fp_cats), np.nan))
+        tp_s = cols["tp_score"] if "tp_score" in cols else np.full(len(tp_cats), np.nan)  # a run before scores
+        fp_s = cols["fp_score"] if "fp_score" in cols else np.full(len(fp_cats), np.nan)
         ts, fs = ~np.isnan(tp_s), ~np.isnan(fp_s)
         fixed = np.rint(cols["tp_ious"] * IOU_SCALE).astype(np.int64)  # PQStats' fixed point
         np.add.at(self.iou, tp_cats[~ts], fixed[~ts])
@@ -73,7 +73,7 @@ def thresholds_with(own: float | None) -> np.ndarray:
     return np.unique(np.array(t, np.float64))
 
 
-def kept_below(cats: np.ndarray, scores: np.ndarray, values: np.ndarray, t: np.ndarray, c: int) -> np.ndarray:
+def kept_sums(cats: np.ndarray, scores: np.ndarray, values: np.ndarray, t: np.ndarray, c: int) -> np.ndarray:
     """``C x K``: per category the sum of ``values`` of the rows kept at each threshold of ``t`` (score >= t)."""
     grid = np.zeros((c, len(t) + 1), np.int64)
     np.add.at(grid, (cats, np.searchsorted(t, scores, side="right")), values)  # kept at thresholds below that index
@@ -85,9 +85,9 @@ def threshold_sums(s: ScoreSums, t: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     threshold of ``t``: a segment scoring below it removed (a TP's ground truth then an FN, an FP gone)."""
     tp_c, tp_s, tp_iou, _, fp_c, fp_s, _ = s.rows()
     c = s.n_categories
-    kept_tp = kept_below(tp_c, tp_s, np.ones(len(tp_c), np.int64), t, c).T
-    kept_iou = kept_below(tp_c, tp_s, tp_iou, t, c).T
-    kept_fp = kept_below(fp_c, fp_s, np.ones(len(fp_c), np.int64), t, c).T
+    kept_tp = kept_sums(tp_c, tp_s, np.ones(len(tp_c), np.int64), t, c).T
+    kept_iou = kept_sums(tp_c, tp_s, tp_iou, t, c).T
+    kept_fp = kept_sums(fp_c, fp_s, np.ones(len(fp_c), np.int64), t, c).T
     iou_fixed = s.iou + kept_iou
     iou = (iou_fixed >> IOU_BITS) + (iou_fixed & ((1 << IOU_BITS) - 1)) / IOU_SCALE
     scored_tp = counts(tp_c, c)

@@ -13,7 +13,7 @@ import pytest
 
 from panbench.analysis import AnalysisInputs, AnalysisSet, ScoreSums, calibration, score_threshold
 from panbench.analysis.collect import computes
-from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image
+from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -244,3 +244,25 @@ def test_a_run_without_scores_has_neither_analysis_and_says_why(synthetic) -> No
     (line,) = [x for x in format_analyses(analysed) if "score" in x]
     assert line.startswith("score threshold and calibration: none (no predicted segment has a score")
     assert not any("score" in x for x in format_analyses({"n_images": 3}))  # no analysis ran: nothing to say
+
+
+def test_score_writes_both_analyses_of_scored_predictions_and_no_analysis_leaves_them_out(synthetic, tmp_path,
+                                                                                          capsys) -> None:
+    from panbench.cli import main
+
+    pairs, cats = synthetic
+    categories = coco_like_categories()
+    gj, gd = write_panoptic(tmp_path, "gt", [(i, g) for i, (g, _) in enumerate(pairs, 1)], categories)
+    pj, pd = write_panoptic(tmp_path, "pred", [(i, p) for i, (_, p) in enumerate(pairs, 1)], categories)
+    args = ["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir", str(pd)]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    s = ScoreSums.of(scored_set(pairs, cats)[0])
+    assert out["score_threshold"] == json.loads(json.dumps(score_threshold(s, cats.isthing)))
+    assert out["calibration"] == json.loads(json.dumps(calibration(s, cats.isthing, 1000)))
+    assert out["score_threshold"]["own"] is None and set(out["calibration"]["low"]) == {"ece", "ece_th", "ece_st"}
+    assert main([*args, "--json", "--no-analysis"]) == 0
+    assert not {"score_threshold", "calibration"} & set(json.loads(capsys.readouterr().out))
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "PQ by score threshold: best" in text and "calibration of segment scores: ECE" in text
