@@ -72,6 +72,25 @@ def theirs(tiny: Path, demo_root: Path) -> Any:
     return SimpleNamespace(ds=ds, post=post, samples=ds.samples)
 
 
+@pytest.fixture(scope="module")
+def loaded(tiny: Path, theirs: Any) -> hf.HFPanoptic:
+    """The tiny model as panbench loads it, once for the module."""
+    return hf.load_hf_model(str(tiny), theirs.ds.categories, "cpu").model.module
+
+
+def _queries() -> SimpleNamespace:
+    """Four queries' outputs, each query's mask a band of columns: three of label 4 (sky, stuff) with scores low,
+    high, middle, and one of label 0 (disk, a thing).  A label's logit v over 8 others of 0 scores
+    e^v / (e^v + 8), over transformers' threshold 0.8."""
+    logits = torch.zeros((1, 4, 9))
+    for q, (label, v) in enumerate([(4, 4.0), (4, 6.0), (4, 5.0), (0, 7.0)]):
+        logits[0, q, label] = v
+    masks = torch.full((1, 4, 16, 16), -20.0)
+    for q in range(4):
+        masks[0, q, :, 4 * q: 4 * q + 4] = 20.0
+    return SimpleNamespace(class_queries_logits=logits, masks_queries_logits=masks)
+
+
 def _ours(ids: np.ndarray, segs: list[dict[str, Any]]) -> dict[tuple[int, bytes], float]:
     """panbench's segments as {(category id, pixels): score}; every segment has a float score."""
     assert segs and all(type(c["score"]) is float for c in segs)
@@ -95,19 +114,12 @@ def test_saved_predictions_carry_transformers_scores_segment_by_segment(demo_roo
         assert _ours(ids, ann["segments_info"]) == theirs.post(k)[0], s.image_id
 
 
-def test_a_fused_stuff_segment_scores_the_highest_of_its_queries(tiny, theirs) -> None:
+def test_a_fused_stuff_segment_scores_the_highest_of_its_queries(loaded, theirs) -> None:
     """Three queries of one stuff label (scores low, high, middle) fused by transformers into one segment, and a
     thing: panbench's stuff segment has the middle query's score (the highest), the thing its own."""
-    model = hf.load_hf_model(str(tiny), theirs.ds.categories, "cpu").model.module
-    logits = torch.zeros((1, 4, 9))  # a label's logit v over 8 others of 0: its score e^v / (e^v + 8), over 0.8
-    for q, (label, v) in enumerate([(4, 4.0), (4, 6.0), (4, 5.0), (0, 7.0)]):  # label 4: sky (stuff), 0: disk
-        logits[0, q, label] = v
-    masks = torch.full((1, 4, 16, 16), -20.0)
-    for q in range(4):
-        masks[0, q, :, 4 * q: 4 * q + 4] = 20.0  # four bands of columns
-    out = SimpleNamespace(class_queries_logits=logits, masks_queries_logits=masks)
+    out = _queries()
     h, w = theirs.samples[0].height, theirs.samples[0].width
-    ids, segs = model.to_segments(hf.HFOutput(model.fusion.one(out, (h, w))))
+    ids, segs = loaded.to_segments(hf.HFOutput(loaded.fusion.one(out, (h, w))))
     ref, info = theirs.post(0, out)
     sky = [i["score"] for i in info if i["label_id"] == 4]
     assert len(sky) == 3 and len({i["id"] for i in info if i["label_id"] == 4}) == 1  # one fused segment
@@ -116,13 +128,13 @@ def test_a_fused_stuff_segment_scores_the_highest_of_its_queries(tiny, theirs) -
     assert sorted(c["score"] for c in segs) == sorted([max(sky), *(i["score"] for i in info if i["label_id"] == 0)])
 
 
-def test_each_grid_setting_keeps_the_scores_of_its_own_post_processing(tiny, theirs) -> None:
+def test_each_grid_setting_keeps_the_scores_of_its_own_post_processing(loaded, theirs) -> None:
     """A deferred forward under a threshold grid: each setting's segments (a different set per setting) carry the
     scores transformers' post-processing gives with that setting's threshold."""
     from panbench.models.grid import expand
     from panbench.models.postprocess import PostProcess
 
-    model = hf.load_hf_model(str(tiny), theirs.ds.categories, "cpu").model.module
+    model = loaded
     values = [0.8, 0.99]
     settings = expand({"threshold": values}, "hf", "m", None, PostProcess(), model.grid_own)
     with torch.inference_mode(), model.deferred():
@@ -135,6 +147,31 @@ def test_each_grid_setting_keeps_the_scores_of_its_own_post_processing(tiny, the
             assert ours == theirs.post(k, threshold=v)[0]
             seen.append(ours)
     assert seen[:LIMIT] != seen[LIMIT:]  # the settings keep different segments
+
+
+@pytest.mark.parametrize("rule", ["maskwise", "argmax"])
+def test_postprocess_segments_score_their_rules_confidence(loaded, theirs, rule) -> None:
+    """``--postprocess maskwise|argmax`` on :func:`_queries` (disjoint bands: every query painted): the disk its
+    query's confidence, the sky segment the highest of its three queries' (maskwise: class probability ** alpha *
+    mask quality ** beta, quality the mean probability of the mask's pixels over the mask threshold; argmax: the
+    class probability)."""
+    import torch.nn.functional as F
+
+    from panbench.models.postprocess import PostProcess
+
+    pp = PostProcess(name=rule)
+    out = _queries()
+    h, w = theirs.samples[0].height, theirs.samples[0].width
+    ids, segs = loaded.to_segments(hf.HFOutput(loaded.fusion.one(out, (h, w), postprocess=pp)))
+    p = torch.softmax(out.class_queries_logits[0].double(), -1)[:, :8].max(-1).values
+    m = F.interpolate(out.masks_queries_logits, size=(h, w), mode="bilinear", align_corners=False)[0].sigmoid()
+    binary = m > pp.mask_thr
+    quality = (m * binary).flatten(1).sum(1).double() / binary.flatten(1).sum(1)
+    conf = (p ** pp.alpha * quality ** pp.beta if rule == "maskwise" else p).tolist()
+    got = _ours(ids, segs)
+    assert sorted(cat for cat, _ in got) == [1, 3]  # disk, sky: one segment each
+    assert {cat: v for (cat, _), v in got.items()} == pytest.approx({1: conf[3], 3: max(conf[:3])}, rel=1e-6)
+    assert len(set(conf[:3])) == 3 and conf.index(max(conf[:3])) == 1
 
 
 def test_panoptic_to_segments_keeps_the_score_of_each_code_given() -> None:

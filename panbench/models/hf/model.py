@@ -45,11 +45,11 @@ INSTANCE_SOURCE = "transformers post_process_instance_segmentation"  # the recor
 
 @dataclass
 class HFOutput:
-    """One image's output (``--postprocess``: a panoptic map) and, with AP on, the network's outputs and size;
+    """One image's output (``--postprocess``: its map and scores) and, with AP on, the network's outputs and size;
     ``shared``: in a grid, one dict for the image's outputs of every setting, holding the instances and semantic
     map (which the settings do not change) once converted."""
 
-    result: HFSegments | torch.Tensor
+    result: HFSegments | HFMerged
     outputs: SimpleNamespace | None = None
     target: tuple[int, int] | None = None
     shared: dict[str, Any] | None = None
@@ -74,6 +74,14 @@ class HFSegments:
     info: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class HFMerged:
+    """``--postprocess maskwise|argmax`` of one image: mmdet's panoptic map and each segment's score by its code."""
+
+    pan: torch.Tensor
+    scores: dict[int, float]
+
+
 class _Fusion:
     """The stage the eval loop times (``predict``): the processor's panoptic post-processing, or ``--postprocess``."""
 
@@ -90,25 +98,27 @@ class _Fusion:
         self.postprocess: PostProcess | None = None  # --postprocess maskwise|argmax
 
     def predict(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
-                targets: list[tuple[int, int]]) -> list[HFSegments | torch.Tensor]:
+                targets: list[tuple[int, int]]) -> list[HFSegments | HFMerged]:
         """:meth:`segments`, under the name the eval loop times inside the forward."""
         return self.segments(outputs, sizes, padded, targets)
 
     def segments(self, outputs: Any, sizes: list[tuple[int, int]], padded: tuple[int, int],
-                 targets: list[tuple[int, int]]) -> list[HFSegments | torch.Tensor]:
-        """One output per image: :class:`HFSegments`, or with ``--postprocess`` the merged panoptic map."""
+                 targets: list[tuple[int, int]]) -> list[HFSegments | HFMerged]:
+        """One output per image: :class:`HFSegments`, or with ``--postprocess`` :class:`HFMerged`."""
         return [self.one(_one_image(outputs, i, size, padded), target)
                 for i, (size, target) in enumerate(zip(sizes, targets))]
 
     def one(self, one: SimpleNamespace, target: tuple[int, int], settings: dict[str, float] | None = None,
-            postprocess: PostProcess | None = None) -> HFSegments | torch.Tensor:
+            postprocess: PostProcess | None = None) -> HFSegments | HFMerged:
         """One image's output (:func:`_one_image`) under ``settings`` and ``postprocess`` (default: the model's)."""
         settings = self.settings if settings is None else settings
         pp = self.postprocess if postprocess is None else postprocess
         if pp is not None and pp.name != "default" and self.columns is not None:
             masks = F.interpolate(one.masks_queries_logits, size=target, mode="bilinear", align_corners=False)
-            return merge_queries(one.class_queries_logits[0][:, self.columns], masks[0], self.num_classes,
-                                 self.num_things_classes, pp)
+            scores: dict[int, float] = {}
+            pan = merge_queries(one.class_queries_logits[0][:, self.columns], masks[0], self.num_classes,
+                                self.num_things_classes, pp, scores)
+            return HFMerged(pan, scores)
         r = self.post(one, target_sizes=[target], **self.stuff, **settings)[0]
         return HFSegments(r["segmentation"], r["segments_info"])
 
@@ -299,11 +309,12 @@ class HFPanoptic(torch.nn.Module):
                    for r, one, t, sh in zip(results, images, targets, shared)]
 
     def to_segments(self, output: HFOutput) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """One image's segments: transformers' (:func:`to_panbench_segments`) or ``--postprocess``'s map."""
+        """One image's segments: transformers' (:func:`to_panbench_segments`) or ``--postprocess``'s map, each with
+        its score."""
         r = output.result
         if isinstance(r, HFSegments):
             return to_panbench_segments(r.segmentation, r.info, self.fusion.label_of, self.label2cat)
-        return panoptic_to_segments(r, len(self.names), self.label2cat)
+        return panoptic_to_segments(r.pan, len(self.names), self.label2cat, r.scores)
 
     def enable_instances(self) -> None:
         """AP and the semantic output on: each image's output keeps what their post-processing reads."""
