@@ -73,25 +73,25 @@ def thresholds_with(own: float | None) -> np.ndarray:
     return np.unique(np.array(t, np.float64))
 
 
-def kept_sums(cats: np.ndarray, scores: np.ndarray, values: np.ndarray, t: np.ndarray, c: int) -> np.ndarray:
-    """``C x K``: per category the sum of ``values`` of the rows kept at each threshold of ``t`` (score >= t)."""
-    grid = np.zeros((c, len(t) + 1), np.int64)
-    np.add.at(grid, (cats, np.searchsorted(t, scores, side="right")), values)  # kept at thresholds below that index
-    return np.cumsum(grid[:, ::-1], axis=1)[:, ::-1][:, 1:]
+def kept(grid: np.ndarray, c: int) -> np.ndarray:
+    """``K x C`` from a flat ``C x (K + 1)`` grid of rows counted at their first threshold above their score: per
+    threshold the sum over the rows it keeps (score >= threshold), the grid's suffix sums."""
+    g = grid.reshape(c, -1)
+    return np.cumsum(g[:, ::-1], axis=1)[:, ::-1][:, 1:].T
 
 
 def threshold_sums(s: ScoreSums, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``K x C`` TP, IoU sum (float64, as :attr:`~panbench.pq.sums.PQStats.iou_sum` rounds it), FP and FN at each
     threshold of ``t``: a segment scoring below it removed (a TP's ground truth then an FN, an FP gone)."""
     tp_c, tp_s, tp_iou, _, fp_c, fp_s, _ = s.rows()
-    c = s.n_categories
-    kept_tp = kept_sums(tp_c, tp_s, np.ones(len(tp_c), np.int64), t, c).T
-    kept_iou = kept_sums(tp_c, tp_s, tp_iou, t, c).T
-    kept_fp = kept_sums(fp_c, fp_s, np.ones(len(fp_c), np.int64), t, c).T
-    iou_fixed = s.iou + kept_iou
+    c, k = s.n_categories, len(t) + 1
+    tp_at = tp_c * k + np.searchsorted(t, tp_s, side="right")  # kept at the thresholds before that index
+    fp_at = fp_c * k + np.searchsorted(t, fp_s, side="right")
+    kept_tp = kept(np.bincount(tp_at, minlength=c * k), c)
+    kept_fp = kept(np.bincount(fp_at, minlength=c * k), c)
+    iou_fixed = s.iou + kept(exact_bincount(tp_at, tp_iou, c * k), c)
     iou = (iou_fixed >> IOU_BITS) + (iou_fixed & ((1 << IOU_BITS) - 1)) / IOU_SCALE
-    scored_tp = counts(tp_c, c)
-    return s.tp + kept_tp, iou, s.fp + kept_fp, s.fn + scored_tp - kept_tp
+    return s.tp + kept_tp, iou, s.fp + kept_fp, s.fn + counts(tp_c, c) - kept_tp
 
 
 def curves(tp: np.ndarray, iou: np.ndarray, fp: np.ndarray, fn: np.ndarray, isthing: list[bool]) -> dict[str, list]:
@@ -162,13 +162,12 @@ def ece(bins: Mapping[str, Any]) -> float | None:
     return float(sum(m / n * abs(a - c) for m, a, c in zip(bins["count"], bins["accuracy"], bins["score"]) if m))
 
 
-def ece_mass(scores: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> float | None:
-    """ECE over equal-mass bins: the segments sorted by score (stable), cut into ``n_bins`` nearly equal runs as
-    ``np.array_split`` cuts them (the first ``N % n_bins`` one longer)."""
-    n = len(scores)
+def ece_mass(scores: np.ndarray, correct: np.ndarray, order: np.ndarray, n_bins: int = N_BINS) -> float | None:
+    """ECE over equal-mass bins: the segments in ``order`` (theirs sorted by score, stable) cut into ``n_bins`` nearly
+    equal runs as ``np.array_split`` cuts them (the first ``N % n_bins`` one longer)."""
+    n = len(order)
     if not n:
         return None
-    order = np.argsort(scores, kind="stable")
     sizes = np.full(n_bins, n // n_bins) + (np.arange(n_bins) < n % n_bins)
     sizes = sizes[sizes > 0]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -188,9 +187,9 @@ def calibration(s: ScoreSums, isthing: list[bool], n_resamples: int, seed: int =
         sel = slice(None) if th is None else thing == th
         bins["bins" + sfx] = reliability(scores[sel], correct[sel])
         out["ece" + sfx] = ece(bins["bins" + sfx])
+    order = np.argsort(scores, kind="stable")  # each group's sorted order is its part of it (stable)
     for sfx, th in ECE_GROUPS:
-        sel = slice(None) if th is None else thing == th
-        out["ece_mass" + sfx] = ece_mass(scores[sel], correct[sel])
+        out["ece_mass" + sfx] = ece_mass(scores, correct, order if th is None else order[thing[order] == th])
     if n_resamples and too_few(s.n_images, n_resamples) is None:
         low, high = ece_interval(scores, correct, thing, img, s.n_images, n_resamples, seed, threads)
         out["low"], out["high"] = ({"ece" + sfx: v[k] if out["ece" + sfx] is not None else None
@@ -208,10 +207,17 @@ def image_bin_sums(scores: np.ndarray, correct: np.ndarray, thing: np.ndarray, i
     vals = np.concatenate([np.rint(correct * IOU_SCALE).astype(np.int64) - np.rint(scores * IOU_SCALE).astype(np.int64),
                            np.ones(len(scores), np.int64)])
     keys = np.concatenate([img, img]) * k + cols
-    order = np.argsort(keys, kind="stable")
-    uniq, starts = np.unique(keys[order], return_index=True)
-    sums = np.add.reduceat(vals[order], starts) if len(uniq) else np.zeros(0, np.int64)
-    return row_starts(uniq // k, n_images), uniq % k, sums
+    sums = exact_bincount(keys, vals, n_images * k)
+    at = np.flatnonzero(sums)
+    return row_starts(at // k, n_images), at % k, sums[at]
+
+
+def exact_bincount(keys: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
+    """``np.bincount(keys, vals, n)`` of int64 ``vals`` below 2^41 in magnitude, exact (int64): their high and low
+    21 bits counted apart, each float64 sum below 2^53 for fewer than 2^32 rows."""
+    hi = np.bincount(keys, (vals >> 21).astype(np.float64), n)
+    lo = np.bincount(keys, (vals & ((1 << 21) - 1)).astype(np.float64), n)
+    return (hi.astype(np.int64) << 21) + lo.astype(np.int64)
 
 
 def resampled_bins(rows: tuple[np.ndarray, np.ndarray, np.ndarray], n_images: int, n_resamples: int, seed: int,
