@@ -2,8 +2,8 @@
  *
  *   mask_stats(m, q, n, thr, area, total, bits)
  *       One pass over q masks of n probabilities each (m: q * n contiguous float32): each mask's pixels above thr
- *       (area: q int64), the sum of their probabilities (total: q float64, summed in float64 in pixel order; exact,
- *       so in any order, when thr >= 0.5 and n < 2^29: every term is then a multiple of 2^-24 below 1) and those
+ *       (area: q int64), the sum of their probabilities (total: q float64; exact when thr >= 0.5 and n < 2^29,
+ *       every term then a multiple of 2^-24 below 1, so in any order) and those
  *       pixels as bits (bits: q rows of ceil(n / 64) uint64 words, bit p % 64 of word p / 64).  Releases the GIL.
  *   mask_paint(bits, q, n, order, need, codes, pan)
  *       The queries ``order`` (int64, in merging order) painted into pan (n int32) where their bits lie and no
@@ -17,8 +17,41 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define INSTANCE_OFFSET 1000
+
+/* The bits of the len (<= 64) values x above thr, and the sum of those values in float64 (exact: see mask_stats) */
+static double word_stats(const float *x, Py_ssize_t len, float thr, uint64_t *bits) {
+    uint64_t word = 0;
+    double sum = 0.0;
+    Py_ssize_t p = 0;
+#ifdef __SSE2__
+    if (len == 64) {
+        const __m128 t = _mm_set1_ps(thr);
+        __m128d a0 = _mm_setzero_pd(), a1 = _mm_setzero_pd();
+        for (int j = 0; j < 16; j++) {
+            __m128 v = _mm_loadu_ps(x + 4 * j), c = _mm_cmpgt_ps(v, t), on = _mm_and_ps(v, c);
+            word |= (uint64_t)_mm_movemask_ps(c) << (4 * j);
+            a0 = _mm_add_pd(a0, _mm_cvtps_pd(on));
+            a1 = _mm_add_pd(a1, _mm_cvtps_pd(_mm_movehl_ps(on, on)));
+        }
+        double lanes[2];
+        _mm_storeu_pd(lanes, _mm_add_pd(a0, a1));
+        *bits = word;
+        return lanes[0] + lanes[1];
+    }
+#endif
+    for (; p < len; p++) {
+        int on = x[p] > thr;
+        word |= (uint64_t)on << p;
+        sum += on ? (double)x[p] : 0.0;
+    }
+    *bits = word;
+    return sum;
+}
 
 static PyObject *py_mask_stats(PyObject *self, PyObject *args) {
     Py_buffer mb, ab, tb, bb;
@@ -45,19 +78,15 @@ static PyObject *py_mask_stats(PyObject *self, PyObject *args) {
         int64_t count = 0;
         double sum = 0.0;
         for (Py_ssize_t w = 0; w < words; w++) {
-            Py_ssize_t p0 = w * 64, len = n - p0 < 64 ? n - p0 : 64;
+            const float *x = row + w * 64;
+            Py_ssize_t len = n - w * 64 < 64 ? n - w * 64 : 64;
             uint64_t word = 0;
-            for (Py_ssize_t p = 0; p < len; p++) {
-                float v = row[p0 + p];
-                uint64_t on = v > thr;
-                word |= on << p;
-                sum += on ? (double)v : 0.0;
-            }
+            sum += word_stats(x, len, thr, &word);
             out[w] = word;
             count += __builtin_popcountll(word);
         }
-        ((int64_t *)ab.buf)[k] = count;
         ((double *)tb.buf)[k] = sum;
+        ((int64_t *)ab.buf)[k] = count;
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&mb);
