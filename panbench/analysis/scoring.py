@@ -15,10 +15,11 @@ from panbench.pq.sums import PQStats, pq_summary
 
 
 def run_fields(aset: AnalysisSet, cats: CategoryTable, boundary: PQStats | None = None,
-               n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """The record fields of every analysis; boundary PQ's only with ``boundary`` (its sums)."""
+               n_resamples: int = N_RESAMPLES, seed: int = 0, own_threshold: float | None = None) -> dict[str, Any]:
+    """The record fields of every analysis; boundary PQ's only with ``boundary`` (its sums); ``own_threshold``: the
+    model's own score threshold (None: unknown)."""
     return compute_fields(AnalysisInputs(aset, cats.isthing, n_resamples if aset.n_images else 0, seed, cats.ids,
-                                         boundary))
+                                         boundary, own_threshold))
 
 
 @computes("boundary")
@@ -32,12 +33,12 @@ def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
 
 
 def analyses_of(acc: PanopticAccumulator, image_ids: list[Any], n_resamples: int = N_RESAMPLES,
-                seed: int = 0) -> tuple[AnalysisSet, dict[str, Any]]:
+                seed: int = 0, own_threshold: float | None = None) -> tuple[AnalysisSet, dict[str, Any]]:
     """The :class:`AnalysisSet` (the per-image export) and :func:`run_fields` of the images ``acc`` kept, positions
     ``0 .. len(image_ids) - 1``: the one path of ``eval``, ``score`` and the Python API's metrics."""
     cats, n = acc.categories, len(image_ids)
     aset = AnalysisSet.from_columns(acc.dense_columns(n), len(cats), image_ids, cats.ids, cats.isthing)
-    return aset, run_fields(aset, cats, acc.boundary_stats(n), n_resamples, seed)
+    return aset, run_fields(aset, cats, acc.boundary_stats(n), n_resamples, seed, own_threshold)
 
 
 def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],

@@ -177,13 +177,14 @@ class PQEvaluator:
 
 class AnalysesEvaluator:
     """The analyses and the per-image export (``analysis``, the :class:`~panbench.analysis.AnalysisSet` saved beside
-    the record) of ``pq``'s per-image results (:func:`~panbench.analysis.scoring.analyses_of`); its own state is each
-    image's COCO id by position, a share ``[position, image_id]``."""
+    the record) of ``pq``'s per-image results (:func:`~panbench.analysis.scoring.analyses_of`; ``own_threshold``: the
+    model's own score threshold); its own state is each image's COCO id by position, a share
+    ``[position, image_id]``."""
 
     name, version = "Analyses", "1"
 
-    def __init__(self, pq: PQEvaluator) -> None:
-        self.pq = pq
+    def __init__(self, pq: PQEvaluator, own_threshold: float | None = None) -> None:
+        self.pq, self.own_threshold = pq, own_threshold
         self.reset()
 
     def reset(self) -> None:
@@ -203,11 +204,12 @@ class AnalysesEvaluator:
         if (n := len(self.image_ids)) and max(self.image_ids) != n - 1:
             raise PanbenchError(f"internal: the analyses hold {n} images, the last at position {max(self.image_ids)}; "
                                 "please report")
-        aset, fields = analyses_of(self.pq.accumulator, [self.image_ids[i] for i in range(n)])
+        aset, fields = analyses_of(self.pq.accumulator, [self.image_ids[i] for i in range(n)],
+                                   own_threshold=self.own_threshold)
         return {"analysis": aset, **fields}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"image_ids": self.image_ids}  # what crosses processes: PQ's results cross as PQ's state
+        return {"image_ids": self.image_ids, "own_threshold": self.own_threshold}  # PQ's results cross as PQ's state
 
 
 BUILT_IN_EVALUATORS = ("PQ", AnalysesEvaluator.name, APEvaluator.name, SemanticEvaluator.name)  # not for the user's
@@ -229,13 +231,14 @@ class RunEvaluators:
 
     def __init__(self, categories: CategoryTable, boundary: bool = False, strict: bool = False,
                  cache: StatsCache | None = None, ap: bool = False, extra: Sequence[Any] = (),
-                 ap_source: str | None = None, analyses: bool = True) -> None:
+                 ap_source: str | None = None, analyses: bool = True, own_threshold: float | None = None) -> None:
         self.categories, self.boundary, self.strict, self.cache = categories, boundary, strict, cache
+        self.own_threshold = own_threshold
         self.pq = PQEvaluator(categories, boundary, keep_images=analyses or cache is not None)
         self.ap = APEvaluator(categories, ap_source) if ap else None
         self.extra = list(extra)
         check_names(self.extra)
-        self.members: list[Any] = [*([AnalysesEvaluator(self.pq)] if analyses else []),
+        self.members: list[Any] = [*([AnalysesEvaluator(self.pq, own_threshold)] if analyses else []),
                                    *([self.ap] if self.ap is not None else []), SemanticEvaluator(categories),
                                    *self.extra]  # every evaluator but PQ, in order
         self._checked: set[int] = set()  # the user's evaluators whose process() was seen to leave the state alone
@@ -245,7 +248,7 @@ class RunEvaluators:
         extra = [fresh_copy(ev) for ev in self.extra]
         return RunEvaluators(self.categories, self.boundary, self.strict, self.cache, self.ap is not None, extra,
                              self.ap.source if self.ap is not None else None,
-                             any(isinstance(ev, AnalysesEvaluator) for ev in self.members))
+                             any(isinstance(ev, AnalysesEvaluator) for ev in self.members), self.own_threshold)
 
     def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
               where: str, image_id: Any = 0, instances: Instances | None = None,

@@ -18,11 +18,17 @@ def test_mmdets_fusion_gives_the_same_numbers_under_another_cache_key(demo_root,
     assert theirs["timings"]["resumed_images"] == 0  # not served from panbench's fusion's cache
     assert len(list((res / "cache").iterdir())) == 2
     assert ours["flops"] is None and 0 <= ours["timings"]["fusion_s"] <= ours["timings"]["postprocess_s"]
+    # panbench's fusion keeps each segment's score, with the model's own threshold (its object_mask_thr)
+    assert ours["score_threshold"]["own"]["threshold"] == 0.8 and ours["calibration"]["segments"] > 0
+    assert theirs.get("score_threshold") is None and theirs.get("calibration") is None
+    err = capsys.readouterr().err
+    assert err.count("--fusion mmdet runs mmdet's own fusion, which gives its segments no scores") == 1
 
 
 def test_postprocess_maskwise_records_no_fusion(demo_root, tmp_path, capsys) -> None:
     rec = eval_demo_record(demo_root, tmp_path / "res", "--postprocess", "maskwise", "--flops-images", "0")
     assert rec["fusion"] is None
+    assert rec["score_threshold"]["own"]["threshold"] == 0.25  # the rule's confidence threshold, --pp-conf
 
 
 def test_flops_images_counts_gflops_per_image_and_a_second_eval_takes_them_from_the_cache(demo_root, tmp_path,

@@ -271,6 +271,14 @@ class HFPanoptic(torch.nn.Module):
         (:data:`panbench.models.grid.GRID_KEYS`)."""
         return "hf"
 
+    def score_threshold(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
+        """The score below which the post-processing drops a segment under these options (the analyses' "own"
+        threshold, docs/analysis.md): ``--postprocess``'s confidence threshold, else transformers' ``threshold``."""
+        if postprocess.name != "default":
+            return postprocess.conf_thr if postprocess.name == "maskwise" else 0.0
+        value = (cfg_options or {}).get("threshold", self.grid_own("threshold"))
+        return None if value is None else float(value)
+
     def grid_own(self, key: str) -> float | None:
         """The model type's own value of post-processing argument ``key`` (:attr:`ModelType.settings`), None for
         another key."""

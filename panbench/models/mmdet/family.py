@@ -121,6 +121,24 @@ class MMDetModel:
             if cfg is not None:
                 cfg.update(old)
 
+    def score_threshold(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
+        """The score below which the fusion drops a segment under these options (the analyses' "own" threshold,
+        docs/analysis.md): ``--postprocess``'s confidence threshold, MaskFormer's ``object_mask_thr``, PanopticFPN's
+        box threshold ``rcnn.score_thr``; None for a head panbench does not run."""
+        if postprocess.name != "default":
+            return postprocess.conf_thr if postprocess.name == "maskwise" else 0.0
+        kind = self.grid_kind()
+        key = {"maskformer": "model.test_cfg.object_mask_thr", "heuristic": "model.test_cfg.rcnn.score_thr"}.get(
+            kind or "")
+        if key is None:
+            return None
+        if cfg_options and key in cfg_options:
+            return float(cfg_options[key])
+        if kind == "maskformer":
+            return float(self.detector.panoptic_fusion_head.test_cfg.get("object_mask_thr", 0.8))
+        value = (getattr(getattr(self.detector, "roi_head", None), "test_cfg", None) or {}).get("score_thr")
+        return None if value is None else float(value)
+
     def grid_own(self, key: str) -> Any:
         """The model's own value of config key ``key`` (a grid's default setting has it), None where not set."""
         head = getattr(self.detector, "panoptic_fusion_head", None)
