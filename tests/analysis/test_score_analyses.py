@@ -14,6 +14,7 @@ import pytest
 from panbench.analysis import AnalysisInputs, AnalysisSet, ScoreSums, calibration, score_threshold
 from panbench.analysis.collect import computes
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
+from panbench.errors import InputError
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
@@ -142,8 +143,13 @@ def test_pq_against_threshold_equals_rescoring_without_the_removed_segments(synt
     assert st["gain"] == best - st["own"]["PQ"] >= 0
     scores = [s.get("score") for _, p in pairs for s in p.segments_info]
     assert 0 < st["unscored"] < st["segments"] + st["unscored"] <= len(scores)
-    assert score_threshold(ScoreSums.of(scored_set(pairs, cats)[0]), cats.isthing, 0.5)["thresholds"] == \
+    aset = scored_set(pairs, cats)[0]
+    assert score_threshold(ScoreSums.of(aset), cats.isthing, 0.5)["thresholds"] == \
         [k / 100 for k in range(101)]  # the own threshold already on the grid: not twice
+    assert computes["score_threshold"](AnalysisInputs(aset, cats.isthing, 0, own_threshold=0.375)) == \
+        {"score_threshold": st}  # the run's own threshold reaches the analysis
+    with pytest.raises(InputError, match=r"own score threshold 1.5 is not a number in \[0, 1\]"):
+        score_threshold(ScoreSums.of(aset), cats.isthing, 1.5)
 
 
 def test_pq_against_threshold_on_the_coco_sample_equals_rescoring(coco_sample: Path) -> None:
@@ -218,6 +224,16 @@ def test_calibration_equals_a_loop_over_the_segments_and_its_interval_the_resamp
         assert [got["low"]["ece" + sfx], got["high"]["ece" + sfx]] == pytest.approx(
             np.percentile(ece, [2.5, 97.5]), abs=1e-9)
         assert got["low"]["ece" + sfx] <= got["ece" + sfx] <= got["high"]["ece" + sfx]
+
+
+def test_a_group_without_scored_segments_has_null_values() -> None:
+    rng = np.random.default_rng(2)
+    a = segment_columns(rng, rng.random(40), (rng.random(40) < 0.5).astype(np.float64), 12)
+    a.isthing = [True] * a.n_categories  # no stuff category
+    got = calibration(ScoreSums.of(a), a.isthing, 100)
+    assert got["ece_st"] is None and got["ece_mass_st"] is None and got["low"]["ece_st"] is None
+    assert got["bins_st"]["count"] == [0] * 10 and got["bins_st"]["score"] == [None] * 10
+    assert got["ece_th"] == got["ece"] is not None and got["low"]["ece_th"] == got["low"]["ece"] is not None
 
 
 @pytest.mark.parametrize(("accuracy", "score_high", "ece"), [
