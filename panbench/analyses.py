@@ -52,8 +52,8 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("score_threshold", ("score_threshold",), "PQ against the segment score threshold", "--score-threshold",
              "PQ with the predicted segments scoring below a threshold removed: the best threshold (chosen on these "
              "images) and the model's own",
-             headers={"best_threshold": "best threshold", "PQ_at_best": "PQ at best threshold",
-                      "own_threshold": "own threshold", "PQ_at_own": "PQ at own threshold",
+             headers={"threshold_best": "best threshold", "PQ_best": "PQ at best threshold",
+                      "threshold_own": "own threshold", "PQ_own": "PQ at own threshold",
                       "PQ_gain": "PQ gain (best - own)", "scored_segments": "scored segments"},
              how="re-run `panbench eval` or `panbench score` with predictions that keep each segment's \"score\""),
     Analysis("calibration", ("calibration",), "calibration of the segment scores (ECE)", "--calibration",

@@ -129,8 +129,8 @@ def score_threshold_columns(r: RunRecord) -> dict[str, Any]:
     """PQ beside the best threshold's (chosen on these images), the model's own threshold's and the gain."""
     st = r.score_threshold or {}
     best, own = st.get("best") or {}, st.get("own") or {}
-    return {"PQ": r.metrics["PQ"], "best_threshold": best.get("threshold"), "PQ_at_best": best.get("PQ"),
-            "own_threshold": own.get("threshold"), "PQ_at_own": own.get("PQ"), "PQ_gain": st.get("gain"),
+    return {"PQ": r.metrics["PQ"], "threshold_best": best.get("threshold"), "PQ_best": best.get("PQ"),
+            "threshold_own": own.get("threshold"), "PQ_own": own.get("PQ"), "PQ_gain": st.get("gain"),
             "scored_segments": st.get("segments")}
 
 
