@@ -399,8 +399,14 @@ static int scan_annotations(pb_cur *c, const unsigned char *base, int gt, pb_vec
     }
 }
 
+/* 10^k, k = 0..22: each exact in a double */
+static const double pb_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
 /* the number the scan found at p (a score), as json.loads reads it: an integer as Python's float() of it (0 for
- * -0), else PyOS_string_to_double (what float() of its text runs); 0, or -1 with an exception set */
+ * -0); a decimal without exponent whose digits make an integer m <= 2^53 and that has k <= 22 digits after its
+ * point as m / 10^k (both exact doubles, so the one division rounds the decimal's exact value correctly, as
+ * float() does); else PyOS_string_to_double (what float() of its text runs); 0, or -1 with an exception set */
 static int score_text(const unsigned char *p, const unsigned char *end, double *v) {
     pb_cur c = {p, end};
     int64_t i;
@@ -412,6 +418,26 @@ static int score_text(const unsigned char *p, const unsigned char *end, double *
     if (r < 0) {
         PyErr_SetString(PyExc_ValueError, "scan: a score that is not a number");
         return -1;
+    }
+    const unsigned char *q = p;
+    const int neg = *q == '-';
+    uint64_t m = 0;
+    int digits = 0, frac = -1; /* frac: digits after the point (-1 before it) */
+    for (q += neg; q < c.p && digits <= 16; q++) {
+        if (*q == '.') {
+            frac = 0;
+        } else if (*q >= '0' && *q <= '9') {
+            m = 10 * m + (uint64_t)(*q - '0');
+            digits += m > 0; /* leading zeros are no digits of m */
+            frac += frac >= 0;
+        } else {
+            break; /* an exponent */
+        }
+    }
+    if (q == c.p && frac >= 0 && frac <= 22 && m <= (1ULL << 53)) {
+        *v = (double)m / pb_pow10[frac];
+        if (neg) *v = -*v;
+        return 0;
     }
     char *stop;
     *v = PyOS_string_to_double((const char *)p, &stop, NULL); /* up to the number's end */

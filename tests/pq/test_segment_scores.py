@@ -215,9 +215,17 @@ def test_ground_truth_scores_are_not_read(tmp_path: Path, monkeypatch: pytest.Mo
                                        gt=True).scores).all()
 
 
-# how a score may be written in JSON, each read as json.loads reads it (the scan's numbers, bit for bit)
-NUMBERS = ["0.1", "1e-1", "1E-1", "0.30000000000000004", "1", "0", "-0", "-0.0", "1.0", "5e-324", "0.5e0",
-           "2.2250738585072014e-308", "0.99999999999999999", "1e0", "0.0000000000000000000000001"]
+def _numbers() -> list[str]:
+    """How a score may be written in JSON: each form a number takes, and random decimals of 1 to 20 digits and
+    floats as Python writes them (shortest repr: up to 17 digits, an exponent below 1e-4)."""
+    rng = np.random.default_rng(5)
+    forms = ["0.1", "1e-1", "1E-1", "0.30000000000000004", "1", "0", "-0", "-0.0", "1.0", "5e-324", "0.5e0",
+             "2.2250738585072014e-308", "0.99999999999999999", "1e0", "0.0000000000000000000000001",
+             "0.9007199254740993", "0.00000000000000000000009007199254740992",
+             "0.000000000000000000000009007199254740992"]
+    decimals = ["0." + "".join(map(str, rng.integers(0, 10, int(n)))) for n in rng.integers(1, 21, 1500)]
+    floats = [repr(float(x)) for x in rng.random(1500) ** rng.integers(1, 40, 1500)]
+    return forms + decimals + floats
 
 
 def test_scores_read_by_the_json_scan_are_json_loads_numbers(tmp_path: Path) -> None:
@@ -225,16 +233,17 @@ def test_scores_read_by_the_json_scan_are_json_loads_numbers(tmp_path: Path) -> 
     all (-0.0 kept, the integer -0 as 0); without a score NaN."""
     if native.match() is None or not hasattr(native.match(), "scan"):
         pytest.skip("the C scan is not built")
+    NUMBERS = _numbers()
     segs = ", ".join(f'{{"id": {k + 1}, "category_id": {A}, "score": {v}}}' for k, v in enumerate(NUMBERS))
     p = tmp_path / "pred.json"
     p.write_text(f'{{"annotations": [{{"image_id": 1, "file_name": "a.png", "segments_info": [{segs}, '
-                 f'{{"id": 99, "category_id": {A}}}]}}]}}')
+                 f'{{"id": 99999, "category_id": {A}}}]}}]}}')
     packed = read_json(p, "predictions", scan=False)["annotations"][0]["segments_info"]
     assert type(packed) is PackedSegments
     cats = CategoryTable.from_coco(CATS)
     got = parse_segments(packed, cats, "image 1", gt=False).scores  # type: ignore[arg-type]
     want = np.array([float(v) for v in json.loads(f"[{', '.join(NUMBERS)}]")] + [math.nan])
-    assert got.tobytes() == want.tobytes()
+    assert got.tobytes() == want.tobytes(), [n for n, x, y in zip(NUMBERS, got, want) if x != y]
     assert parse_segments(packed.to_list(), cats, "image 1", gt=False).scores.tobytes() == want.tobytes()
     with pytest.MonkeyPatch.context() as m:  # the Python path, without C's segments()
         m.setattr(native, "match", lambda: None)
