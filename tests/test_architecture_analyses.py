@@ -50,6 +50,9 @@ BEYOND_THE_ROW = {
                  "panbench/pq/result.py",  # the image result's boundary part
                  "panbench/evaluation/record_fields.py"},  # a resume cache made without it lacks its sums
     "dagger": set(),
+    "score_threshold": {"panbench/reporting/plots.py",  # its figure
+                        "panbench/cli/compare.py"},  # B - A at each run's best threshold
+    "calibration": {"panbench/reporting/plots.py"},  # its figure
 }
 
 

@@ -130,6 +130,7 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     for k in CI_METRICS:
         out["metrics"][k] = {"a": ra.metrics.get(k), "b": rb.metrics.get(k), "interval": res["metrics"][k],
                              "excludes_zero": res["excludes_zero"][k]}
+    out["at_best_threshold"] = at_best_thresholds(ra, a, rb, b, resamples, seed)
     names = ra.provenance.get("category_names") or {}
     for cid, iv in res["per_class"].items():
         ca, cb = ra.per_class.get(cid, {}), rb.per_class.get(cid, {})
@@ -142,6 +143,54 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     return out
 
 
+THRESHOLD_NOTE = "each best threshold chosen on these images: a threshold picked on val is not a test result"
+
+
+def at_best_thresholds(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int
+                       ) -> dict[str, Any] | None:
+    """B - A in PQ at each run's own best segment score threshold (its record's ``score_threshold``) beside B - A at
+    the defaults, whether the sign holds, and the paired interval at those thresholds (the per-image sums with the
+    segments below each run's threshold removed); None where neither run has the analysis, the reason where one
+    lacks it."""
+    from panbench.reporting.pairing import paired_difference, sums_at_threshold
+
+    sa, sb = ra.score_threshold, rb.score_threshold
+    if not sa and not sb:
+        return None
+    if not sa or not sb:
+        return {"none": f"{'A' if not sa else 'B'} has no PQ against the segment score threshold (no predicted "
+                        "segment with a score, or a record written before segment scores)"}
+    ta, tb = sa["best"]["threshold"], sb["best"]["threshold"]
+    at_default, at_best = rb.metrics["PQ"] - ra.metrics["PQ"], sb["best"]["PQ"] - sa["best"]["PQ"]
+    res = paired_difference(sums_at_threshold(b, tb, name="B"), sums_at_threshold(a, ta, name="A"), a.isthing,
+                            n_resamples=resamples, seed=seed)
+    return {"threshold_a": ta, "threshold_b": tb, "a": sa["best"]["PQ"], "b": sb["best"]["PQ"],
+            "difference": at_best, "at_default": at_default, "sign_holds": _sign(at_best) == _sign(at_default),
+            "interval": res["metrics"]["PQ"], "excludes_zero": res["excludes_zero"]["PQ"], "note": THRESHOLD_NOTE}
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+def threshold_lines(out: dict[str, Any]) -> list[str]:
+    """``compare``'s lines on the best thresholds: B - A in PQ there, its interval, whether the sign of B - A at the
+    defaults holds; none without the analysis."""
+    t = out.get("at_best_threshold")
+    if t is None:
+        return []
+    if "none" in t:
+        return [f"PQ at each run's best score threshold: none ({t['none']})"]
+    lo, hi = t["interval"]
+    held = ("the sign holds" if t["sign_holds"] else
+            "no difference at one of them" if 0 in (_sign(t["difference"]), _sign(t["at_default"])) else
+            "the sign flips")
+    return [f"PQ at each run's best score threshold (A {t['threshold_a']:.2f}, B {t['threshold_b']:.2f}): A "
+            f"{t['a']:.2f}, B {t['b']:.2f}, B - A {t['difference']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            f"{' *' if t['excludes_zero'] else ''}; at the defaults {t['at_default']:+.2f}: {held}",
+            f"({t['note']})"]
+
+
 def _who(rec: RunRecord, pair: list[RunRecord]) -> dict[str, Any]:
     """A run in the JSON: its record's fields, settings and its name as the verdict, the tables and the figures
     give it (``label``: :func:`~panbench.reporting.labels.short_label`)."""
@@ -149,6 +198,13 @@ def _who(rec: RunRecord, pair: list[RunRecord]) -> dict[str, Any]:
 
     return {**{k: getattr(rec, k) for k in ("model", "dataset", "postprocess", "record", "date")},
             "settings": settings(rec), "label": short_label(rec, pair)}
+
+
+def with_threshold_lines(text: str, out: dict[str, Any]) -> str:
+    """``compare``'s text with :func:`threshold_lines` after the whole metrics (before the classes)."""
+    lines = text.split("\n")
+    at = next((k for k, line in enumerate(lines) if line.startswith("per class (")), len(lines))
+    return "\n".join(lines[:at] + threshold_lines(out) + lines[at:])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,5 +220,5 @@ def run(args: argparse.Namespace) -> int:
     (runs_a, root_a), (runs_b, root_b) = picked
     ra, rb = pick_pair(runs_a, runs_b)  # model names: their runs that `table` shows, on the same images
     out = compare(ra, load_run(ra, root_a), rb, load_run(rb, root_b), args.resamples, args.bootstrap_seed)
-    print(json.dumps(out) if args.json else format_compare(out, top=args.top or None))
+    print(json.dumps(out) if args.json else with_threshold_lines(format_compare(out, top=args.top or None), out))
     return 0

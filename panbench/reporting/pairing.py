@@ -6,8 +6,11 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from panbench.analysis import AnalysisSet, RunSums, paired_bootstrap
+import numpy as np
+
+from panbench.analysis import AnalysisSet, RunSums, ScoreSums, paired_bootstrap
 from panbench.analysis.bootstrap import too_few
+from panbench.analysis.scores import threshold_sums
 from panbench.errors import PanbenchError
 from panbench.pq.matching import CategoryTable
 from panbench.records.io import note_skipped
@@ -64,6 +67,19 @@ def paired_difference(x: Any, ref: Any, isthing: list[bool], n_resamples: int = 
     """The paired image bootstrap of run ``x`` minus run ``ref`` (:func:`panbench.analysis.paired_bootstrap`)."""
     return paired_bootstrap(x, ref, isthing, n_resamples=n_resamples, seed=seed, per_class=per_class,
                             category_ids=category_ids)
+
+
+def sums_at_threshold(a: AnalysisSet, threshold: float, run_fingerprint: str | None = None, name: str = "run"
+                      ) -> RunSums:
+    """Per-image sums of run ``a`` with its segments scoring below ``threshold`` removed: ``score_threshold``'s rule
+    (:func:`panbench.analysis.scores.threshold_sums`) with each image's categories counted apart."""
+    n, c = a.n_images, a.n_categories
+    cols = {**a.cols, **{g + "_cats": a.cols[g + "_img"] * c + a.cols[g + "_cats"] for g in ("tp", "fp", "fn")}}
+    s = ScoreSums(n * c)
+    s.add(cols, n)
+    tp, iou, fp, fn = (np.asarray(v, np.float64)[0].reshape(n, c)
+                       for v in threshold_sums(s, np.array([threshold], np.float64)))
+    return RunSums(iou, tp, fp, fn, image_ids=list(a.image_ids), fingerprint=run_fingerprint, name=name)
 
 
 def is_reference(r: RunRecord, reference: str, records: list[RunRecord]) -> bool:

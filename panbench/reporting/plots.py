@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from panbench.analysis.breakdown import ERROR_TYPES
+from panbench.analysis.scores import NO_SCORE
 from panbench.announce import steps
 from panbench.pq.sums import PQ_GROUPS
 from panbench.records.rows import (
@@ -341,7 +342,8 @@ def make_plots(records: list[RunRecord], out: Path, colors: Colors | None = None
         if any(getattr(r, key) for r in records):
             drawn.append((name, analysis_plot))
         else:
-            why = missing_why(records, key, "records written before schema 2, or runs without the analysis")
+            why = missing_why(records, key, WHY_NONE.get(key, "records written before schema 2, or runs without "
+                                                          "the analysis"))
             notes.append(f"{figure_path(out / name)}: skipped, no record has `{key}` ({'; '.join(w for _, w in why)})")
     drawn += grid_plots(grids, records)
     for name, fn in steps(f"drawing the figures of {out}", drawn):
@@ -468,9 +470,159 @@ def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None
     return save(fig, out / "errors.png")
 
 
+LINE_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.")  # a line style per post-processing where the lines show several
+THRESHOLD_NOTE = "chosen on these images: a threshold picked on val is not a test result"
+
+
+def _panels() -> tuple[Any, Any, bool]:
+    """The figure and axes of three panels (All, Things, Stuff; PQ_GROUPS) sharing a PQ axis: side by side from
+    :data:`SIDE_BY_SIDE` wide, else stacked; whether stacked."""
+    stacked = current_width() < SIDE_BY_SIDE
+    height = axes_height(0.36, 1.7, 2.8)
+    fig, axes = new_figure(height * (3 if stacked else 1), *((3, 1) if stacked else (1, 3)), sharey=True,
+                           squeeze=False)
+    return fig, axes.ravel(), stacked
+
+
+@styled
+def score_threshold_lines(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
+    """PQ, PQ things and PQ stuff against the segment score threshold (``score_threshold``), a line per run in its
+    colour, the model's own threshold an open circle and the best (highest PQ) a star on each line."""
+    from matplotlib.lines import Line2D
+
+    have = [r for r in records if r.score_threshold]
+    style, patches = styles(have, colors, records)
+    pps = list(dict.fromkeys(r.postprocess for r in have))  # a line style each where several
+    dash = [LINE_STYLES[pps.index(r.postprocess) % len(LINE_STYLES)] for r in have]
+    handles: list[Any] = [Line2D([], [], color=p.get_facecolor(), linewidth=1.2, label=p.get_label())
+                          for p in patches if not p.get_label().startswith("post-processing: ")]
+    if len(pps) > 1:
+        handles += [Line2D([], [], color="0.35", linestyle=LINE_STYLES[k % len(LINE_STYLES)],
+                           label=f"post-processing: {p}") for k, p in enumerate(pps)]
+    fig, axes, stacked = _panels()
+    ends: list[float] = []
+    own_known = False
+    for ax, (title, sfx, _) in zip(axes, PQ_GROUPS):
+        for k, r in enumerate(have):
+            st = r.score_threshold or {}
+            t, y = np.array(st["thresholds"], float), np.array(st["PQ" + sfx], float)
+            color = style[k]["color"]
+            ax.plot(t, y, color=color, linewidth=1.2, linestyle=dash[k], zorder=2)
+            ends += [float(v) for v in y if not np.isnan(v)]
+            for mark, at in (("own", (st.get("own") or {}).get("threshold")), ("best", st["best"]["threshold"])):
+                if at is None:
+                    continue
+                i = int(np.argmin(np.abs(t - at)))
+                own_known = own_known or mark == "own"
+                ax.plot([t[i]], [y[i]], linestyle="none", zorder=4, color=color,
+                        **({"marker": "o", "ms": 6, "markerfacecolor": "white", "markeredgecolor": color,
+                            "markeredgewidth": 1.2} if mark == "own" else
+                           {"marker": "*", "ms": 11, "markeredgecolor": "white", "markeredgewidth": 0.5}))
+        ax.set_title(f"{title} (PQ{sfx})")
+        ax.set_xlim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    low, high = (min(ends), max(ends)) if ends else (0.0, 100.0)
+    pad = max(1.0, 0.08 * (high - low))
+    axes[0].set_ylim(max(0.0, low - pad), min(100.0, high + pad))
+    for ax in axes if stacked else axes[:1]:
+        ax.set_ylabel("PQ (0-100)")
+    fig.supxlabel("score threshold (the segments scoring below it removed)")
+    fig.suptitle(plot_title(records, "PQ against the segment score threshold"))
+    grey = "0.35"
+    if own_known:
+        handles.append(Line2D([], [], color=grey, marker="o", markerfacecolor="white", linestyle="none",
+                              label="the model's own threshold"))
+    handles.append(Line2D([], [], color=grey, marker="*", ms=9, linestyle="none", label="best PQ on these images"))
+    said = ["the model's own threshold unknown (a `score` run), not marked: "
+            + ", ".join(short_label(r, records) for r in have if not (r.score_threshold or {}).get("own"))
+            if any(not (r.score_threshold or {}).get("own") for r in have) else "",
+            f"best: {THRESHOLD_NOTE}", _left_out(records, "score_threshold")]
+    legend_below(fig, handles, "; ".join(s for s in said if s))
+    footnote(fig, note)
+    return save(fig, out / "pq_score_threshold.png")
+
+
+def _reliability_panel(ax: Any, hist: Any, bins: dict[str, Any], color: Any) -> None:
+    """One run's reliability diagram on ``ax`` (fraction of TPs per bin against the bin's mean score, the diagonal)
+    and its segments per bin as bars on ``hist``."""
+    edges = np.array(bins["edges"], float)
+    count = np.array(bins["count"], float)
+    full = [k for k, n in enumerate(count) if n and bins["score"][k] is not None]
+    ax.plot([0, 1], [0, 1], color="0.45", linestyle="--", linewidth=0.8, zorder=1)
+    x = np.array([bins["score"][k] for k in full], float)
+    y = np.array([bins["accuracy"][k] for k in full], float)
+    ax.plot(x, y, color=color, marker="o", ms=4, linewidth=1.2, zorder=3)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xticks=[0, 0.5, 1], yticks=[0, 0.5, 1])
+    ax.set_aspect("auto")
+    ax.grid(alpha=0.3)
+    hist.bar(edges[:-1], count, np.diff(edges), align="edge", color=color, edgecolor="white", linewidth=0.5)
+    hist.set(xlim=(0, 1), ylim=(0, max(1.0, float(count.max()) * 1.15)), xticks=[0, 0.5, 1])
+    hist.set_xlabel("segment score")
+
+
+def _ece_words(c: dict[str, Any]) -> str:
+    """ECE of all segments with its interval where the record has one, then things' and stuff's."""
+    def v(key: str) -> str:
+        return "-" if c.get(key) is None else f"{c[key]:.3f}"
+
+    lo, hi = ((c.get(end) or {}).get("ece") for end in ("low", "high"))
+    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    return f"ECE {v('ece')}{ci}\nthings {v('ece_th')}, stuff {v('ece_st')}"
+
+
+RELIABILITY_PANEL_IN = 1.7  # the least width of a run's reliability panel: as many a row as fit the figure's width
+
+
+@styled
+def reliability_diagrams(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
+    """A reliability diagram per run (``calibration``): the fraction of segments that match (TP) per score bin
+    against the bin's mean score, the diagonal a calibrated model follows, the segments per bin as bars under it,
+    the run's ECE in its panel's title."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    have = [r for r in records if r.calibration]
+    style, _ = styles(have, colors, records)
+    ncols = max(1, min(len(have), int(current_width() // RELIABILITY_PANEL_IN)))
+    nrows = -(-len(have) // ncols)
+    panel = current_width() / ncols
+    fig, axes = new_figure(nrows * min(3.2, 1.25 * panel), 2 * nrows, ncols, squeeze=False,
+                           gridspec_kw={"height_ratios": [3, 1] * nrows})
+    for k in range(nrows * ncols):
+        ax, hist = axes[2 * (k // ncols), k % ncols], axes[2 * (k // ncols) + 1, k % ncols]
+        if k >= len(have):
+            ax.set_axis_off()
+            hist.set_axis_off()
+            continue
+        c = have[k].calibration or {}
+        _reliability_panel(ax, hist, c["bins"], style[k]["color"])
+        ax.set_title(f"{wrap(short_label(have[k], records), 28)}\n{_ece_words(c)}")
+        ax.tick_params(labelbottom=False)
+        if k % ncols == 0:
+            ax.set_ylabel("fraction TP")
+            hist.set_ylabel("segments")
+    fig.suptitle(plot_title(records, f"reliability of the segment scores ({(have[0].calibration or {})['n_bins']} "
+                                     "bins)"))
+    handles = [Line2D([], [], color="0.3", marker="o", ms=4, label="fraction of a bin's segments that match (TP), "
+                      "at the bin's mean score"),
+               Line2D([], [], color="0.45", linestyle="--", label="calibrated: fraction TP = score"),
+               Patch(color="0.6", label="segments per bin")]
+    said = ["ECE: the segments' mean |fraction TP - score| over the bins, weighted by their segments; 0 is "
+            "calibrated", _left_out(records, "calibration")]
+    legend_below(fig, handles, "; ".join(s for s in said if s))
+    footnote(fig, note)
+    return save(fig, out / "reliability.png")
+
+
 # (the record field a plot needs, its file name, the function that draws it)
 PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", plot_pq_by_size),
-         ("errors", "errors.png", error_bars))
+         ("errors", "errors.png", error_bars), ("score_threshold", "pq_score_threshold.png", score_threshold_lines),
+         ("calibration", "reliability.png", reliability_diagrams))
+#: what the report says under the table of an analysis of :data:`PLOTS` (by its record field) beside its figure
+FIGURE_NOTES = {"score_threshold": f"the best threshold is {THRESHOLD_NOTE}"}
+#: why a plot of :data:`PLOTS` is skipped when no record has its field (else: no analysis or an older record)
+WHY_NONE = {"score_threshold": f"{NO_SCORE}; or records written before segment scores",
+            "calibration": f"{NO_SCORE}; or records written before segment scores"}
 
 
 def grid_name(g: Grid) -> str:

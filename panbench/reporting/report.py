@@ -37,6 +37,8 @@ from panbench.reporting.labels import (
 )
 from panbench.reporting.plots import (
     FAILED,
+    FIGURE_NOTES,
+    PLOTS,
     REMOVED,
     image_set_note,
     make_plots,
@@ -131,10 +133,14 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
     """One table per analysis that some run has; a line for those none has."""
     parts = []
     absent = [a for a in ANALYSES if not any(getattr(r, a.fields[0]) is not None for r in recs)]
+    figures = {key: (name, note) for key, name, _ in PLOTS for note in [FIGURE_NOTES.get(key, "")]}
     for a in (a for a in ANALYSES if a not in absent):
         notes: list[str] = []
         df = comparison(recs, analyses=[a.key], results_dir=results, notes=notes, reference=reference, compact=True)
-        parts.append(f"<h4>{html.escape(a.title)}</h4>" + format_table(df, "html", notes=notes))
+        name, note = figures.get(a.fields[0], ("", ""))
+        said = [note, f"its figure, {Path(name).stem}, is with the plots below" if name else ""]
+        parts.append(f"<h4>{html.escape(a.title)}</h4>" + format_table(df, "html", notes=notes)
+                     + "".join(f"<p class='note'>{html.escape(n[0].upper() + n[1:])}.</p>" for n in said if n))
     if absent:
         hows = "; ".join(dict.fromkeys(a.how for a in absent))
         parts.append(f"<p class='note'>Not in these records ({html.escape(hows)}): "
