@@ -533,7 +533,7 @@ def score_threshold_lines(records: list[RunRecord], out: Path, colors: Colors | 
         handles.append(Line2D([], [], color=grey, marker="o", markerfacecolor="white", linestyle="none",
                               label="the model's own threshold"))
     handles.append(Line2D([], [], color=grey, marker="*", ms=9, linestyle="none", label="best PQ on these images"))
-    said = ["the model's own threshold unknown (a `score` run), not marked: "
+    said = ["the model's own threshold unknown (a run of panbench score), not marked: "
             + ", ".join(short_label(r, records) for r in have if not (r.score_threshold or {}).get("own"))
             if any(not (r.score_threshold or {}).get("own") for r in have) else "",
             f"best: {THRESHOLD_NOTE}", _left_out(records, "score_threshold")]
@@ -586,7 +586,7 @@ def reliability_diagrams(records: list[RunRecord], out: Path, colors: Colors | N
     ncols = max(1, min(len(have), int(current_width() // RELIABILITY_PANEL_IN)))
     nrows = -(-len(have) // ncols)
     panel = current_width() / ncols
-    fig, axes = new_figure(nrows * min(3.2, 1.25 * panel), 2 * nrows, ncols, squeeze=False,
+    fig, axes = new_figure(nrows * min(3.2, max(2.4, 1.25 * panel)), 2 * nrows, ncols, squeeze=False,
                            gridspec_kw={"height_ratios": [3, 1] * nrows})
     for k in range(nrows * ncols):
         ax, hist = axes[2 * (k // ncols), k % ncols], axes[2 * (k // ncols) + 1, k % ncols]
