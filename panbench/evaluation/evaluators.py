@@ -209,7 +209,7 @@ class AnalysesEvaluator:
         return {"analysis": aset, **fields}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"image_ids": self.image_ids, "own_threshold": self.own_threshold}  # PQ's results cross as PQ's state
+        return {k: v for k, v in vars(self).items() if k != "pq"}  # PQ's results cross as PQ's state
 
 
 BUILT_IN_EVALUATORS = ("PQ", AnalysesEvaluator.name, APEvaluator.name, SemanticEvaluator.name)  # not for the user's

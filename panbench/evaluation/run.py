@@ -129,7 +129,7 @@ class Run:
             part.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
                                             ap=opts.ap and self.lm.family.instance_source is not None,
                                             extra=self._extra(part), ap_source=self.lm.family.instance_source,
-                                            own_threshold=self._score_threshold(part))
+                                            own_threshold=self._score_cutoff(part))
             writer = part.writer  # a cached image whose prediction is to be saved and is not runs again
             rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
             part.done, lacking = part.evaluators.resume(indices, rerun)
@@ -137,9 +137,9 @@ class Run:
             outlets.append(Outlet(part.done, writer, part.setting))
         return Shard(indices, self.device, opts, outlets=tuple(outlets))
 
-    def _score_threshold(self, part: Part) -> float | None:
-        """The model's own score threshold under ``part``'s options (a family's optional ``score_threshold``)."""
-        read = getattr(self.lm.family, "score_threshold", None)
+    def _score_cutoff(self, part: Part) -> float | None:
+        """The model's own score threshold under ``part``'s options (a family's optional ``score_cutoff``)."""
+        read = getattr(self.lm.family, "score_cutoff", None)
         return None if read is None else read(part.opts.cfg_options, part.opts.postprocess)
 
     def _extra(self, part: Part) -> list[Any]:

@@ -241,6 +241,12 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     capsys.readouterr()
     ev, sc = (next(r for r in load_records(res) if r["model"] == m) for m in ("demo-mask2former", "saved"))
     assert ev["provenance"]["dataset"]["fingerprint"] == sc["provenance"]["dataset"]["fingerprint"]
+    # the segment scores read back from the saved JSON: both score analyses equal, but for the model's own
+    # threshold, which eval knows (object_mask_thr) and score of saved files does not
+    own = ev["score_threshold"].pop("own"), ev["score_threshold"].pop("gain")
+    assert own[0]["threshold"] == 0.8 and sc["score_threshold"].pop("own") is None
+    assert sc["score_threshold"].pop("gain") is None
+    assert ev["calibration"]["segments"] > 0
     assert {k: ev[k] for k in ANALYSIS_KEYS} == {k: sc[k] for k in ANALYSIS_KEYS}
     code, text, err = compare(capsys, res, "demo-mask2former", "saved", "--only-dataset", "demo", "--json")
     assert code == 0, err

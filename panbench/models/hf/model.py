@@ -271,7 +271,7 @@ class HFPanoptic(torch.nn.Module):
         (:data:`panbench.models.grid.GRID_KEYS`)."""
         return "hf"
 
-    def score_threshold(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
+    def score_cutoff(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
         """The score below which the post-processing drops a segment under these options (the analyses' "own"
         threshold, docs/analysis.md): ``--postprocess``'s confidence threshold, else transformers' ``threshold``."""
         if postprocess.name != "default":

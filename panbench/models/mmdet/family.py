@@ -121,7 +121,7 @@ class MMDetModel:
             if cfg is not None:
                 cfg.update(old)
 
-    def score_threshold(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
+    def score_cutoff(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
         """The score below which the fusion drops a segment under these options (the analyses' "own" threshold,
         docs/analysis.md): ``--postprocess``'s confidence threshold, MaskFormer's ``object_mask_thr``, PanopticFPN's
         box threshold ``rcnn.score_thr``; None for a head panbench does not run."""
