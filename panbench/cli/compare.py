@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
         description="Compare two runs (record JSON paths or model names: the run `panbench table` shows for "
         "the model, with default settings unless --settings names others, on the same images as the other run) "
         "scored on the same images: the 95% paired image-bootstrap interval of B - A for PQ, SQ, RQ, PQ_th, "
-        "PQ_st and per class; * marks an interval that excludes 0 (docs/analysis.md).")
+        "PQ_st and per class; * marks an interval that excludes 0 (docs/analysis.md). Where both runs' segments "
+        "have scores, the same for PQ at each run's best score threshold, and whether the sign of the difference "
+        "holds there (a threshold chosen on these images is not a test result).")
     p.add_argument("a", help="run A: a record JSON (results/runs/*.json) or a model name")
     p.add_argument("b", help="run B: a record JSON or a model name")
     p.add_argument("--settings", metavar="TEXT", help="with model names: the runs with these settings, as "

@@ -23,7 +23,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
         "figures an earlier `plot` in the same --figure-format wrote there and this one does not are removed, every "
         "other file stays): grouped bars of PQ/SQ/RQ for All/Things/Stuff per model, PQ against images/s, per-class PQ "
         "where the models differ most, and, for runs that have the analyses, PQ with its confidence interval, PQ by "
-        "object size and the errors by type; per grid of `eval --grid`, grid_<model>_<keys>.png: PQ, PQ things and PQ "
+        "object size and the errors by type, and for runs whose segments have scores, PQ against the score threshold "
+        "(pq_score_threshold.png: the model's own threshold and the best marked) and a reliability diagram per run "
+        "(reliability.png); per grid of `eval --grid`, grid_<model>_<keys>.png: PQ, PQ things and PQ "
         "stuff against each value it varies, with their 95% intervals, the model's own setting and the best marked.")
 
 
