@@ -19,16 +19,16 @@
  *       needs them.  panbench.pq.batch hands them over.
  *   pair_tables(items, max_pixels) -> bytes
  *       The batch path of `panbench score`: for each item (gt_path, pred_path, height, width, gt_keys,
- *       pred_keys, counts, strict_gt[, gt_cats, gt_areas, gt_crowd, pred_cats, res, boundary, pred_scores])
- *       both PNG files read, checked
- *       as panbench.pq.png checks them, inflated, unfiltered to ids and counted into `counts` as pair_counts
- *       counts them and, with the five last, the table matched as _match matches it (the area checks, the
- *       match, the semantic fold: _match_core.h) into `res` (int64; its layout at match_one), all with the GIL
+ *       pred_keys, counts, strict_gt[, gt_cats, gt_areas, gt_crowd, pred_cats, res[, boundary[, pred_scores]]])
+ *       both PNG files read, checked as panbench.pq.png checks them, inflated, unfiltered to ids and counted into
+ *       `counts` as pair_counts counts them and, with gt_cats to res, the table matched as _match matches it (the
+ *       area checks, the match with pred_scores' float64 scores (absent: NaN), the semantic fold: _match_core.h)
+ *       into `res` (int64; its layout at match_one), all with the GIL
  *       released, reusing one set of buffers per thread.  height/width: the size the ground truth must have
  *       (-1: any); the prediction must have the ground truth's.  One status byte per item: 0 counted (and
  *       matched), 1 not (a file missing or damaged, a PNG kind or size this path leaves to Python, an id in no
  *       segment, an area check that fails): the caller scores that image on the per-image path, which gives
- *       the numbers or the error.  With boundary (the item's last entry, true), boundary PQ's pass
+ *       the numbers or the error.  With boundary (true), boundary PQ's pass
  *       (_boundary_core.h) runs over the rows of both maps as the prediction is decoded, and the match takes its
  *       boundary tables as well: boundary PQ's contributions (IoU = min(mask IoU, boundary IoU)) follow the fold in
  *       `res`.
