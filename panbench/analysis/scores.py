@@ -96,22 +96,19 @@ def threshold_sums(s: ScoreSums, t: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 def curves(tp: np.ndarray, iou: np.ndarray, fp: np.ndarray, fn: np.ndarray, isthing: list[bool]) -> dict[str, list]:
     """:data:`CURVES` of ``K x C`` sums, each threshold's as :func:`~panbench.pq.sums.pq_summary` averages one run's
-    (the categories with a TP, FP or FN, summed in that order): bit for bit the run's PQ at a threshold that
-    removes nothing."""
+    (the sum of the categories with a TP, FP or FN, each row's own contiguous array, over their number): bit for
+    bit the run's PQ at a threshold that removes nothing."""
     things = np.asarray(isthing, bool)
     pq, sq, rq = category_pq(iou, tp, fp, fn)
     present = (tp + fp + fn) > 0
-    out: dict[str, list] = {k: [] for k in CURVES}
-    for k in range(len(tp)):
-        for _, sfx, th in PQ_GROUPS:
-            use = present[k] & group_mask(things, th)
-            n = int(use.sum())
-            div = n if n > 0 else 1
-            out["PQ" + sfx].append(100 * float(pq[k][use].sum() / div))
-            if not sfx:
-                out["SQ"].append(100 * float(sq[k][use].sum() / div))
-                out["RQ"].append(100 * float(rq[k][use].sum() / div))
-    return out
+    out: dict[str, list] = {}
+    for _, sfx, th in PQ_GROUPS:
+        use = present & group_mask(things, th)
+        n = use.sum(axis=1)
+        cuts, div = np.cumsum(n)[:-1], np.where(n > 0, n, 1)
+        for key, v in (("PQ", pq), ("SQ", sq), ("RQ", rq)) if not sfx else (("PQ", pq),):
+            out[key + sfx] = [100 * float(part.sum() / d) for part, d in zip(np.split(v[use], cuts), div)]
+    return {k: out[k] for k in CURVES}
 
 
 def score_threshold(s: ScoreSums, isthing: list[bool], own: float | None = None) -> dict[str, Any]:
