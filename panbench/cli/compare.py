@@ -145,7 +145,6 @@ def compare(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: 
     return out
 
 
-THRESHOLD_NOTE = "each best threshold chosen on these images: a threshold picked on val is not a test result"
 
 
 def at_best_thresholds(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: int, seed: int
@@ -154,6 +153,7 @@ def at_best_thresholds(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: 
     the defaults, whether the sign holds, and the paired interval at those thresholds (the per-image sums with the
     segments below each run's threshold removed); None where neither run has the analysis, the reason where one
     lacks it."""
+    from panbench.reporting.labels import THRESHOLD_NOTE
     from panbench.reporting.pairing import paired_difference, sums_at_threshold
 
     sa, sb = ra.score_threshold, rb.score_threshold
@@ -168,7 +168,8 @@ def at_best_thresholds(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: 
                             n_resamples=resamples, seed=seed)
     return {"threshold_a": ta, "threshold_b": tb, "a": sa["best"]["PQ"], "b": sb["best"]["PQ"],
             "difference": at_best, "at_default": at_default, "sign_holds": _sign(at_best) == _sign(at_default),
-            "interval": res["metrics"]["PQ"], "excludes_zero": res["excludes_zero"]["PQ"], "note": THRESHOLD_NOTE}
+            "interval": res["metrics"]["PQ"], "excludes_zero": res["excludes_zero"]["PQ"],
+            "note": f"each best threshold {THRESHOLD_NOTE}"}
 
 
 def _sign(x: float) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from panbench.pq.extensions import load_extension
+
 if TYPE_CHECKING:
     import torch
 
@@ -66,8 +68,6 @@ class MaskStats:
         import numpy as np
         import torch
 
-        from panbench.pq.extensions import load_extension
-
         merge = load_extension("panbench.models._merge")
         if merge is not None and m.device.type == "cpu" and m.dtype == torch.float32:
             m = m.contiguous()
@@ -78,6 +78,27 @@ class MaskStats:
             return MaskStats(area, total, bits)
         binary = m > thr
         return MaskStats(binary.flatten(1).sum(1), (m.double() * binary).flatten(1).sum(1), None, binary)
+
+
+def _paint_bits(pan: torch.Tensor, bits: Any, order: list[int], need: Any, labels: list[int], score: list[float],
+                num_things: int, scores: dict[int, float] | None) -> None:
+    """Mask-wise merging's painting in C (``_merge.c``, :class:`MaskStats`' bits) of the queries ``order``; each
+    painted segment's score into ``scores``."""
+    import numpy as np
+
+    from panbench.models.encoding import INSTANCE_OFFSET
+
+    codes = np.array([lab if lab >= num_things else -lab - 1 for lab in labels], np.int32)
+    h, w = pan.shape
+    painted = load_extension("panbench.models._merge").mask_paint(
+        bits, len(labels), h * w, np.array(order, np.int64), need, codes, pan.view(-1).numpy())
+    instance = 1
+    for q in np.frombuffer(painted, np.int64).tolist():
+        if labels[q] < num_things:
+            keep_score(scores, labels[q] + instance * INSTANCE_OFFSET, score[q])
+            instance += 1
+        else:
+            keep_score(scores, labels[q], score[q])
 
 
 def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes: int, num_things: int,
@@ -107,20 +128,7 @@ def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes
     order_l = [q for q in order_l[: next((j for j, q in enumerate(order_l) if score_l[q] < conf_f), len(order_l))]
                if area_l[q]]  # merging stops at the first query below the confidence; an empty mask is skipped
     if st.bits is not None:
-        from panbench.models.encoding import INSTANCE_OFFSET
-        from panbench.pq.extensions import load_extension
-
-        codes = np.array([lab if lab >= num_things else -lab - 1 for lab in labels_l], np.int32)
-        painted = load_extension("panbench.models._merge").mask_paint(
-            st.bits, len(labels_l), h * w, np.array(order_l, np.int64), need.float().numpy(), codes,
-            pan.view(-1).numpy())
-        instance = 1
-        for q in np.frombuffer(painted, np.int64).tolist():
-            if labels_l[q] < num_things:
-                keep_score(scores, labels_l[q] + instance * INSTANCE_OFFSET, score_l[q])
-                instance += 1
-            else:
-                keep_score(scores, labels_l[q], score_l[q])
+        _paint_bits(pan, st.bits, order_l, need.float().numpy(), labels_l, score_l, num_things, scores)
         return pan
     assert st.binary is not None
     taken = torch.zeros((h, w), dtype=torch.bool, device=m.device)

@@ -1,4 +1,7 @@
-"""Plots of result records (matplotlib, under ``results/plots/<dataset>/``; docs/reporting.md)."""
+"""Plots of result records (matplotlib, under ``results/plots/<dataset>/``; docs/reporting.md).
+
+Over 600 lines: every figure of ``plot`` and ``report`` (each one function, with its panels' helpers beside it) and
+the styles, notes and file handling they share."""
 
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from panbench.reporting.figure_style import (
 from panbench.reporting.grids import Grid
 from panbench.reporting.labels import (
     SIZES,
+    THRESHOLD_NOTE,
     absent,
     dataset_key,
     images,
@@ -471,7 +475,6 @@ def error_bars(records: list[RunRecord], out: Path, colors: Colors | None = None
 
 
 LINE_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.")  # a line style per post-processing where the lines show several
-THRESHOLD_NOTE = "chosen on these images: a threshold picked on val is not a test result"
 
 
 def _panels() -> tuple[Any, Any, bool]:
@@ -485,6 +488,21 @@ def _panels() -> tuple[Any, Any, bool]:
 
 
 @styled
+def _threshold_marks(ax: Any, t: np.ndarray, y: np.ndarray, st: dict[str, Any], color: Any) -> bool:
+    """On a run's line, its own threshold (an open circle, where known) and its best (a star); whether the own one
+    was known."""
+    own = (st.get("own") or {}).get("threshold")
+    for mark, at in (("own", own), ("best", st["best"]["threshold"])):
+        if at is None:
+            continue
+        i = int(np.argmin(np.abs(t - at)))
+        ax.plot([t[i]], [y[i]], linestyle="none", zorder=4, color=color,
+                **({"marker": "o", "ms": 6, "markerfacecolor": "white", "markeredgecolor": color,
+                    "markeredgewidth": 1.2} if mark == "own" else
+                   {"marker": "*", "ms": 11, "markeredgecolor": "white", "markeredgewidth": 0.5}))
+    return own is not None
+
+
 def score_threshold_lines(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ, PQ things and PQ stuff against the segment score threshold (``score_threshold``), a line per run in its
     colour, the model's own threshold an open circle and the best (highest PQ) a star on each line."""
@@ -509,15 +527,7 @@ def score_threshold_lines(records: list[RunRecord], out: Path, colors: Colors | 
             color = style[k]["color"]
             ax.plot(t, y, color=color, linewidth=1.2, linestyle=dash[k], zorder=2)
             ends += [float(v) for v in y if not np.isnan(v)]
-            for mark, at in (("own", (st.get("own") or {}).get("threshold")), ("best", st["best"]["threshold"])):
-                if at is None:
-                    continue
-                i = int(np.argmin(np.abs(t - at)))
-                own_known = own_known or mark == "own"
-                ax.plot([t[i]], [y[i]], linestyle="none", zorder=4, color=color,
-                        **({"marker": "o", "ms": 6, "markerfacecolor": "white", "markeredgecolor": color,
-                            "markeredgewidth": 1.2} if mark == "own" else
-                           {"marker": "*", "ms": 11, "markeredgecolor": "white", "markeredgewidth": 0.5}))
+            own_known = _threshold_marks(ax, t, y, st, color) or own_known
         ax.set_title(f"{title} (PQ{sfx})")
         ax.set_xlim(-0.02, 1.02)
         ax.grid(alpha=0.3)
