@@ -133,12 +133,12 @@ def test_set_roundtrip_and_per_image_sums(tmp_path) -> None:
     assert len(matches_of(a)) == 5
     for r0, r1 in zip(matches, matches_of(a)):
         for name in r0.__dataclass_fields__:
-            assert np.array_equal(getattr(r0, name), getattr(r1, name)), name
+            assert np.array_equal(getattr(r0, name), getattr(r1, name), equal_nan=True), name
     a.save(tmp_path / "a.npz")
     b = AnalysisSet.load(tmp_path / "a.npz")
     assert b.n_categories == a.n_categories and b.image_ids == ["10", "11", "12", "13", "14"]
     for k, v in a.cols.items():
-        assert np.array_equal(v, b.cols[k]) and v.dtype == b.cols[k].dtype, k
+        assert np.array_equal(v, b.cols[k], equal_nan=True) and v.dtype == b.cols[k].dtype, k
 
 
 def test_a_set_from_the_results_columns_is_the_set_of_their_matches() -> None:
@@ -155,7 +155,7 @@ def test_a_set_from_the_results_columns_is_the_set_of_their_matches() -> None:
     got = AnalysisSet.from_columns(results_to_columns(results), len(cats), [7, 8, 9, 10], cats.ids, cats.isthing)
     assert list(got.cols) == list(want.cols) and got.image_ids == want.image_ids
     for k, v in want.cols.items():
-        assert np.array_equal(v, got.cols[k]) and v.dtype == got.cols[k].dtype, k
+        assert np.array_equal(v, got.cols[k], equal_nan=True) and v.dtype == got.cols[k].dtype, k
     with pytest.raises(ValueError, match="one image id per image"):
         AnalysisSet.from_columns(results_to_columns(results), len(cats), [7, 8, 9])
 

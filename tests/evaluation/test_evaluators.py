@@ -55,7 +55,8 @@ def _same(a: RunEvaluators, b: RunEvaluators) -> None:
     plain = [json.dumps({k: v for k, v in f.items() if k != "analysis"}, sort_keys=True) for f in (fields_a, fields_b)]
     assert plain[0] == plain[1] and "pq_dagger" in fields_a and "boundary" in fields_a
     sa, sb = a.pq.accumulator.dense_columns(N), b.pq.accumulator.dense_columns(N)
-    assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) and sa[k].dtype == sb[k].dtype for k in sa)
+    assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k], equal_nan=True) and sa[k].dtype == sb[k].dtype
+                                          for k in sa)
     assert a.pq.accumulator.boundary_stats(N) == b.pq.accumulator.boundary_stats(N)
 
 
