@@ -26,9 +26,11 @@ eval loop's post-processing thread uses):
                 ``to_segments`` and ``to_instances``; docs/eval.md, "Grids"): MaskFormer's and Mask2Former's
                 ``object_mask_thr`` 0, 0.004, 0.006, 0.008 (random weights score near 1/134 = 0.0075: 100 queries
                 down to a few), PanopticFPN's ``mask_overlap`` 0.3, 0.5 by ``stuff_area_limit`` 0, 4096
-  +/setting     what each setting after the first adds, as a share of one setting's ``post`` (segments,
-                instances and the fusion; the target is at most 25%)
-  rules         the same for ``postprocess=default,maskwise,argmax`` (three rules: each its own computation)
+  +/setting     what each setting after the first adds, as a share of the first setting run alone the same
+                way (its fusion, segments and instances; the target is at most 25%); the setting alone, the grid
+                and the rules are timed in turn within each round, so that the load of the moment falls on each
+  rules         the same for ``postprocess=default,maskwise,argmax`` (``object_mask_thr`` 0: the model's own
+                fusion of every query, then mask-wise merging and pixel-wise argmax of the same outputs)
 
     .venv/bin/python scripts/bench_postprocess.py [--models mask2former,maskformer,panoptic-fpn] [--repeat 5]
         [--data-root ../shared/data/coco-panoptic-val2017-sample] [--device cpu|cuda]
@@ -145,18 +147,33 @@ def image_row(fam, name: str, s, things: list[int], repeat: int, device: str) ->
             q, ratio = f"{mask_pred.shape[0]}", f"{post / floor:9.2f}x"
         else:
             floor, q, ratio = float("nan"), "-", "-"
-        one = fused + seg_ms + ins_ms
         kind = fam.grid_kind()
-        grid_ms, _ = clock(lambda: run_grid(fam, held, grid_settings(kind)), repeat)
-        if kind == "maskformer":
-            rules_ms, _ = clock(lambda: run_grid(fam, held, grid_settings("rules")), repeat)
-            rules, per_rule = f"{rules_ms:7.1f}", f"{(rules_ms - one) / 2 / one:7.0%}"
+        grid = grid_settings(kind)
+        runs = [grid[:1], grid] + ([grid_settings("rules")] if kind == "maskformer" else [])
+        # the first setting alone, the grid and the rules, timed in turn in each round: load that comes and goes
+        # falls on each alike
+        one, grid_ms, *rest = interleaved([lambda g=g: run_grid(fam, held, g) for g in runs], repeat)
+        if rest:
+            rules, per_rule = f"{rest[0]:7.1f}", f"{(rest[0] - one) / 2 / one:7.0%}"
         else:
             rules, per_rule = f"{'-':>7}", f"{'-':>7}"
     h, w = fam.input_hw(data)
     return (f"{name:20} {f'{s.width}x{s.height}->{w}x{h}':>18} {q:>7} {len(inst):5d} {fused:11.1f} {seg_ms:8.1f} "
             f"{ins_ms:9.1f} {host_ms:8.1f} {gt_ms:7.1f} {post:7.1f} {floor:7.1f} {ratio:>10} {forward:8.0f} "
             f"{grid_ms:7.1f} {(grid_ms - one) / 3 / one:9.0%} {rules} {per_rule}")
+
+
+def interleaved(fns, repeat: int) -> list[float]:
+    """Median milliseconds of each of ``fns``, called in turn ``repeat`` times (the device synchronised)."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for k, fn in enumerate(fns):
+            SYNC[0]()
+            t = time.perf_counter()
+            fn()
+            SYNC[0]()
+            times[k].append(1000 * (time.perf_counter() - t))
+    return [statistics.median(t) for t in times]
 
 
 def grid_settings(kind: str):
