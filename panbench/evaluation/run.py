@@ -138,9 +138,11 @@ class Run:
         return Shard(indices, self.device, opts, outlets=tuple(outlets))
 
     def _score_cutoff(self, part: Part) -> float | None:
-        """The model's own score threshold under ``part``'s options (a family's optional ``score_cutoff``)."""
+        """The model's own score threshold under ``part``'s options (a family's optional ``score_cutoff``), within
+        [0, 1]: a threshold below 0 (``object_mask_thr=-0.1``: every query kept) removes what 0 removes, none."""
         read = getattr(self.lm.family, "score_cutoff", None)
-        return None if read is None else read(part.opts.cfg_options, part.opts.postprocess)
+        own = None if read is None else read(part.opts.cfg_options, part.opts.postprocess)
+        return None if own is None else min(max(own, 0.0), 1.0)
 
     def _extra(self, part: Part) -> list[Any]:
         """The user's evaluators of ``part``: the ones loaded for the first, a fresh copy of each for the others."""

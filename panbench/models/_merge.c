@@ -7,7 +7,7 @@
  *       pixels as bits (bits: q rows of ceil(n / 64) uint64 words, bit p % 64 of word p / 64).  Releases the GIL.
  *   mask_paint(bits, q, n, order, need, codes, pan)
  *       The queries ``order`` (int64, in merging order) painted into pan (n int32) where their bits lie and no
- *       earlier painted query's do, each only when that count, rounded to float32, is at least need[query]
+ *       earlier painted query's do, each only when that count is not 0 and, rounded to float32, at least need[query]
  *       (float32); codes[query] (int32) is what a painted pixel gets, with codes[query] < 0 meaning a thing of
  *       label -codes[query] - 1: that label + (its rank among the painted things, from 1) * 1000.  Returns the queries painted, in order,
  *       as a bytes object of int64.  Releases the GIL.
@@ -107,6 +107,7 @@ static PyObject *py_mask_paint(PyObject *self, PyObject *args) {
              PyBuffer_IsContiguous(&nb, 'C') && PyBuffer_IsContiguous(&cb, 'C') && PyBuffer_IsContiguous(&pb, 'C');
     for (Py_ssize_t j = 0; ok && j < k; j++) ok = ((const int64_t *)ob.buf)[j] >= 0 && ((const int64_t *)ob.buf)[j] < q;
     uint64_t *taken = ok ? calloc(words ? words : 1, sizeof(uint64_t)) : NULL;
+    if (taken && n % 64) taken[words - 1] = ~(uint64_t)0 << (n % 64);  /* the last word's bits past n: never free */
     int64_t *painted = ok ? malloc((k ? k : 1) * sizeof(int64_t)) : NULL;
     if (!ok || !taken || !painted) {
         free(taken);
@@ -133,7 +134,7 @@ static PyObject *py_mask_paint(PyObject *self, PyObject *args) {
         const uint64_t *row = (const uint64_t *)bb.buf + qq * words;
         int64_t count = 0;
         for (Py_ssize_t w = 0; w < words; w++) count += __builtin_popcountll(row[w] & ~taken[w]);
-        if ((float)count < need[qq]) continue;
+        if (count == 0 || (float)count < need[qq]) continue;  /* a mask with no pixel left is no segment */
         int32_t code = codes[qq];
         if (code < 0) code = (int32_t)(-(int64_t)code - 1 + instance++ * INSTANCE_OFFSET);
         for (Py_ssize_t w = 0; w < words; w++) {

@@ -135,7 +135,8 @@ def mask_wise_merge(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_classes
     instance = 1
     for q in order_l:
         mask = st.binary[q] & ~taken
-        if float(np.float32(int(mask.sum()))) < need_l[q]:  # one sync per candidate query
+        count = int(mask.sum())  # one sync per candidate query
+        if count == 0 or float(np.float32(count)) < need_l[q]:  # a mask with no pixel left is no segment
             continue
         code, instance = _paint(pan, mask, labels_l[q], num_things, instance)
         keep_score(scores, code, score_l[q])

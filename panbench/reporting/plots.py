@@ -487,7 +487,6 @@ def _panels() -> tuple[Any, Any, bool]:
     return fig, axes.ravel(), stacked
 
 
-@styled
 def _threshold_marks(ax: Any, t: np.ndarray, y: np.ndarray, st: dict[str, Any], color: Any) -> bool:
     """On a run's line, its own threshold (an open circle, where known) and its best (a star); whether the own one
     was known."""
@@ -503,6 +502,7 @@ def _threshold_marks(ax: Any, t: np.ndarray, y: np.ndarray, st: dict[str, Any], 
     return own is not None
 
 
+@styled
 def score_threshold_lines(records: list[RunRecord], out: Path, colors: Colors | None = None, note: str = "") -> Path:
     """PQ, PQ things and PQ stuff against the segment score threshold (``score_threshold``), a line per run in its
     colour, the model's own threshold an open circle and the best (highest PQ) a star on each line."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 from helpers import eval_demo_record
 
@@ -26,9 +27,12 @@ def test_mmdets_fusion_gives_the_same_numbers_under_another_cache_key(demo_root,
 
 
 def test_postprocess_maskwise_records_no_fusion(demo_root, tmp_path, capsys) -> None:
-    rec = eval_demo_record(demo_root, tmp_path / "res", "--postprocess", "maskwise", "--flops-images", "0")
+    rec = eval_demo_record(demo_root, tmp_path / "res", "--postprocess", "maskwise", "--pp-conf", "0.7",
+                           "--flops-images", "0")
     assert rec["fusion"] is None
-    assert rec["score_threshold"]["own"]["threshold"] == 0.25  # the rule's confidence threshold, --pp-conf
+    # the rule's confidence threshold (--pp-conf) as it compares it, in float32: PQ there is the run's own
+    st = rec["score_threshold"]
+    assert st["own"]["threshold"] == float(np.float32(0.7)) != 0.7 and st["own"]["PQ"] == rec["metrics"]["PQ"]
 
 
 def test_flops_images_counts_gflops_per_image_and_a_second_eval_takes_them_from_the_cache(demo_root, tmp_path,

@@ -98,3 +98,25 @@ def test_pixel_argmax_paints_as_the_query_by_query_loop(seed) -> None:
     want = _argmax_painted_one_query_at_a_time(mask_cls, mask_pred, 7, 4)
     assert got.dtype == want.dtype and torch.equal(got, want)
     assert len(torch.unique(got)) > 4  # things and stuff painted
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.6])
+def test_maskwise_gives_a_stuff_segment_the_score_of_a_query_that_painted_pixels(keep) -> None:
+    """With --pp-keep 0 a query whose mask is all taken has nothing left to paint: it is no part of its class's
+    segment and does not lend it its score (in C and on the torch path alike)."""
+    from panbench.models.postprocess import MaskStats, PostProcess, mask_wise_merge
+
+    cls = torch.full((3, 9), -10.0)
+    cls[0, 7], cls[1, 5], cls[2, 5] = 10.0, 5.0, 3.0  # stuff 7 first; then two queries of stuff 5
+    pred = torch.full((3, 4, 4), -10.0)
+    pred[0, :2], pred[1, :1], pred[2, 3:] = 10.0, 10.0, 10.0  # query 1 lies inside query 0's mask
+    pp = PostProcess("maskwise", keep_thr=keep)
+    m = pred.sigmoid()
+    binary = m > 0.5
+    torch_path = MaskStats(binary.flatten(1).sum(1), (m.double() * binary).flatten(1).sum(1), None, binary)
+    for stats in (None, torch_path):
+        scores: dict[int, float] = {}
+        pan = mask_wise_merge(cls, pred, 8, 4, pp, scores, m, stats)
+        assert sorted(torch.unique(pan).tolist()) == [5, 7, 8]
+        p = torch.softmax(cls, -1)[2, 5].item() ** 0.25 * m[2, 3, 0].item()  # query 2's confidence
+        assert scores[5] == pytest.approx(p, rel=1e-6) and scores[5] < torch.softmax(cls, -1)[1, 5].item() ** 0.25

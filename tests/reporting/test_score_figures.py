@@ -193,3 +193,17 @@ def test_runs_without_scores_skip_both_figures_in_one_line_each(results, tmp_pat
     for key, name in (("score_threshold", "pq_score_threshold.png"), ("calibration", "reliability.png")):
         assert [n for n in notes if name in n] == [f"{tmp_path / name}: skipped, no record has `{key}` ({why})"]
     assert not (tmp_path / "pq_score_threshold.png").exists() and not (tmp_path / "reliability.png").exists()
+
+
+def test_the_score_figures_have_the_project_style_text_sizes(reported) -> None:
+    """The figure style (styled) applies: every title at TITLE_PT, no text under MIN_TEXT_PT."""
+    from test_figure_width import _texts, _titles
+
+    from panbench.reporting.figure_style import MIN_TEXT_PT, TITLE_PT
+
+    _, figs = reported
+    assert {"pq_score_threshold.png", "reliability.png"} <= set(figs)
+    for name in ("pq_score_threshold.png", "reliability.png"):
+        fig = _drawn(figs[name])
+        assert {t.get_fontsize() for t in _titles(fig)} == {TITLE_PT}, name
+        assert not [t.get_text() for t in _texts(fig) if t.get_fontsize() < MIN_TEXT_PT], name

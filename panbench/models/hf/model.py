@@ -275,7 +275,8 @@ class HFPanoptic(torch.nn.Module):
         """The score below which the post-processing drops a segment under these options (the analyses' "own"
         threshold, docs/analysis.md): ``--postprocess``'s confidence threshold, else transformers' ``threshold``."""
         if postprocess.name != "default":
-            return postprocess.conf_thr if postprocess.name == "maskwise" else 0.0
+            # maskwise keeps the confidences of at least conf_thr in float32, as the rule compares them
+            return float(np.float32(postprocess.conf_thr)) if postprocess.name == "maskwise" else 0.0
         value = (cfg_options or {}).get("threshold", self.grid_own("threshold"))
         return None if value is None else float(value)
 

@@ -126,7 +126,8 @@ class MMDetModel:
         docs/analysis.md): ``--postprocess``'s confidence threshold, MaskFormer's ``object_mask_thr``, PanopticFPN's
         box threshold ``rcnn.score_thr``; None for a head panbench does not run."""
         if postprocess.name != "default":
-            return postprocess.conf_thr if postprocess.name == "maskwise" else 0.0
+            # maskwise keeps the confidences of at least conf_thr in float32, as the rule compares them
+            return float(np.float32(postprocess.conf_thr)) if postprocess.name == "maskwise" else 0.0
         kind = self.grid_kind()
         key = {"maskformer": "model.test_cfg.object_mask_thr", "heuristic": "model.test_cfg.rcnn.score_thr"}.get(
             kind or "")
