@@ -184,7 +184,9 @@ def calibration(s: ScoreSums, isthing: list[bool], n_resamples: int, seed: int =
         sel = slice(None) if th is None else thing == th
         bins["bins" + sfx] = reliability(scores[sel], correct[sel])
         out["ece" + sfx] = ece(bins["bins" + sfx])
-    order = np.argsort(scores, kind="stable")  # each group's sorted order is its part of it (stable)
+    # each group's sorted order is its part of the whole's (stable); scores in [0, 1] sort as their bits, an int64 sort
+    # 1.5x as fast as a float64 one (+ 0.0: -0.0 is 0.0)
+    order = np.argsort((scores + 0.0).view(np.int64), kind="stable")
     for sfx, th in ECE_GROUPS:
         out["ece_mass" + sfx] = ece_mass(scores, correct, order if th is None else order[thing[order] == th])
     if n_resamples and too_few(s.n_images, n_resamples) is None:
