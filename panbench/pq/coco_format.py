@@ -296,7 +296,10 @@ def _score(s: dict[str, Any], where: str) -> float:
     if v is None and "score" not in s:
         return float("nan")
     if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
-        f = float(v) if not isinstance(v, int) or abs(v) <= 1 else float("inf")  # a long JSON integer: no float
+        try:
+            f = float(v)
+        except OverflowError:  # a JSON integer of hundreds of digits
+            f = float("inf")
         if 0.0 <= f <= 1.0:
             return f
         why = f"{f}" if np.isfinite(f) else f"{f}, not a finite number"
