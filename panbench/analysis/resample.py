@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import struct
 from collections.abc import Iterator, Mapping
@@ -67,13 +68,16 @@ def pcg64_state(seed: int) -> bytes:
     return struct.pack("<8I", *words)  # 8 uint32 read as 4 little-endian uint64
 
 
+@functools.lru_cache(maxsize=1)  # a run's intervals all resample its images alike: drawn once
 def draws(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
-    """``R x N`` int64: ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))``, drawn
-    in C where it was built (without importing numpy.random), else by numpy; the same numbers."""
+    """``R x N`` int64, read-only: ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples,
+    n_images))``, drawn in C where it was built (without importing numpy.random), else by numpy; the same
+    numbers."""
     out = np.empty((n_resamples, n_images), np.int64)
-    if _c is not None and 0 < n_images < 2**32 and out.size and _c.draws(pcg64_state(seed), n_images, out):
-        return out
-    return np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
+    if not (_c is not None and 0 < n_images < 2**32 and out.size and _c.draws(pcg64_state(seed), n_images, out)):
+        out = np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
+    out.flags.writeable = False
+    return out
 
 
 def fixed_sums(x: np.ndarray, iou_cols: list[slice]) -> np.ndarray | None:
