@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             print(record_line(rec := scored[0][1], args.results))
             if args.per_image:
                 print(f"  per-image table: {per_image_out(args.per_image, rec, args.results, len(specs) > 1)}")
-        notes = [n for _, r in scored for n in (unlisted_note(r.to_json()), shared_note(r), unscored_note(r)) if n]
+        notes = [n for _, r in scored for n in (unlisted_note(r.to_json()), shared_note(r)) if n]
         for note in dict.fromkeys(notes):  # a grid's settings (one forward) share their notes
             print(note, file=sys.stderr)
     if len(records) > 1 and not opts.grid and rank() == 0:
@@ -125,14 +125,6 @@ def grid_output(scored: list[tuple[Any, RunRecord]], model: str, dataset: str, o
     doc = grid_summary(model, dataset, grid, rows, opts.command)
     path = write_grid_summary(results, doc)
     return format_grid(doc, [r for _, r in scored]) + f"\n  grid: {path} ({len(rows)} records under {results}/runs)"
-
-
-def unscored_note(r: RunRecord) -> str | None:
-    """The line saying that ``r``'s segments have no scores because mmdet's own fusion made them, else None."""
-    if r.fusion != "mmdet":
-        return None
-    return ("note: --fusion mmdet runs mmdet's own fusion, which gives its segments no scores: PQ by score threshold "
-            "and calibration are left out (leave --fusion mmdet out to have them)")
 
 
 def check_settings(args: argparse.Namespace) -> None:

@@ -22,8 +22,9 @@ def test_mmdets_fusion_gives_the_same_numbers_under_another_cache_key(demo_root,
     # panbench's fusion keeps each segment's score, with the model's own threshold (its object_mask_thr)
     assert ours["score_threshold"]["own"]["threshold"] == 0.8 and ours["calibration"]["segments"] > 0
     assert theirs.get("score_threshold") is None and theirs.get("calibration") is None
-    err = capsys.readouterr().err
-    assert err.count("--fusion mmdet runs mmdet's own fusion, which gives its segments no scores") == 1
+    out = capsys.readouterr().out  # one line says why mmdet's fusion's run has neither analysis
+    assert out.count("score threshold and calibration: none (no predicted segment has a score: the model's "
+                     "post-processing gives none (--fusion mmdet: leave it out)") == 1
 
 
 def test_postprocess_maskwise_records_no_fusion(demo_root, tmp_path, capsys) -> None:

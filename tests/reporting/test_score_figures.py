@@ -188,8 +188,9 @@ def test_runs_without_scores_skip_both_figures_in_one_line_each(results, tmp_pat
     _only_score_figures(monkeypatch)
     paths, notes = plots.make_plots(recs, tmp_path)
     assert not {p.name for p in paths} & {"pq_score_threshold.png", "reliability.png"}
-    why = ("no predicted segment has a score: write each segment's model score as \"score\" in the predictions' "
-           "segments_info (a float in [0, 1]) to get them; or records written before segment scores")
+    why = ("no predicted segment has a score: the model's post-processing gives none (--fusion mmdet: leave it out), "
+           "or the predictions' segments_info lack them (write each segment's model score as \"score\", a float in "
+           "[0, 1]); or records written before segment scores")
     for key, name in (("score_threshold", "pq_score_threshold.png"), ("calibration", "reliability.png")):
         assert [n for n in notes if name in n] == [f"{tmp_path / name}: skipped, no record has `{key}` ({why})"]
     assert not (tmp_path / "pq_score_threshold.png").exists() and not (tmp_path / "reliability.png").exists()
