@@ -253,6 +253,27 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     pair = json.loads(text)
     ivs = [v["interval"] for v in pair["metrics"].values()] + [v["interval"] for v in pair["per_class"].values()]
     assert pair["n_images"] == 10 and all(iv == [0.0, 0.0] for iv in ivs)
+    # the curve at 0.95 is the score of the saved predictions with every segment scoring below it removed (VOID)
+    from panbench.data.synth import write_png
+    from panbench.pq.png import read_ids
+
+    doc, cut, removed = json.loads((out / f"{name}.json").read_text()), tmp_path / "cut", 0
+    cut.mkdir()
+    for a in doc["annotations"]:
+        ids = read_ids(out / name / a["file_name"], a["file_name"])
+        low = [s for s in a["segments_info"] if s["score"] < 0.95]
+        ids[np.isin(ids, [s["id"] for s in low])] = 0
+        write_png(cut / a["file_name"], ids)
+        a["segments_info"] = [s for s in a["segments_info"] if s["score"] >= 0.95]
+        removed += len(low)
+    (tmp_path / "cut.json").write_text(json.dumps(doc))
+    assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
+                 "--pred-json", str(tmp_path / "cut.json"), "--pred-dir", str(cut), "--json", "--no-analysis"]) == 0
+    rescored, st = json.loads(capsys.readouterr().out), ev["score_threshold"]
+    at = st["thresholds"].index(0.95)
+    assert removed and all(st[k][at] == pytest.approx(rescored[k], abs=1e-9) for k in ("PQ", "PQ_th", "PQ_st", "SQ",
+                                                                                          "RQ"))
+    assert st["PQ"][at] != st["PQ"][0]  # the removal changed PQ
 
 
 def test_compare_refuses_a_negative_seed_without_a_traceback(two_runs, capsys) -> None:
