@@ -29,6 +29,7 @@ class Analysis:
     aliases: tuple[str, ...] = ()  # deprecated spellings of the option
     how: str = RERUN  # how to get it when a record lacks it (the table's note)
     paired: bool = False  # the table adds each row's paired PQ difference to the reference run
+    note: str = ""  # a footnote wherever its table or figure shows it
 
 
 ANALYSES: tuple[Analysis, ...] = (
@@ -55,7 +56,8 @@ ANALYSES: tuple[Analysis, ...] = (
              headers={"threshold_best": "best threshold", "PQ_best": "PQ at best threshold",
                       "threshold_own": "own threshold", "PQ_own": "PQ at own threshold",
                       "PQ_gain": "PQ gain (best - own)", "scored_segments": "scored segments"},
-             how="re-run `panbench eval` or `panbench score` with predictions that keep each segment's \"score\""),
+             how="re-run `panbench eval` or `panbench score` with predictions that keep each segment's \"score\"",
+             note="the best threshold is chosen on these images: a threshold picked on val is not a test result"),
     Analysis("calibration", ("calibration",), "calibration of the segment scores (ECE)", "--calibration",
              "the expected calibration error (ECE, 0-1) of the predicted segments' scores, with its 95%% bootstrap "
              "interval; equal-width and equal-mass bins",

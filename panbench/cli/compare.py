@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from panbench.analyses import by_key
 from panbench.cli.options import Common, deprecated_alias, non_negative_int, positive_int, seed_int
 from panbench.cli.records import find_records, load_run
 from panbench.errors import InputError
@@ -153,7 +154,6 @@ def at_best_thresholds(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: 
     the defaults, whether the sign holds, and the paired interval at those thresholds (the per-image sums with the
     segments below each run's threshold removed); None where neither run has the analysis, the reason where one
     lacks it."""
-    from panbench.reporting.labels import THRESHOLD_NOTE
     from panbench.reporting.pairing import paired_difference, sums_at_threshold
 
     sa, sb = ra.score_threshold, rb.score_threshold
@@ -169,7 +169,7 @@ def at_best_thresholds(ra: RunRecord, a: Any, rb: RunRecord, b: Any, resamples: 
     return {"threshold_a": ta, "threshold_b": tb, "a": sa["best"]["PQ"], "b": sb["best"]["PQ"],
             "difference": at_best, "at_default": at_default, "sign_holds": _sign(at_best) == _sign(at_default),
             "interval": res["metrics"]["PQ"], "excludes_zero": res["excludes_zero"]["PQ"],
-            "note": f"each best threshold {THRESHOLD_NOTE}"}
+            "note": by_key("score_threshold").note}
 
 
 def _sign(x: float) -> int:

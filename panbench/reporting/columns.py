@@ -64,6 +64,8 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
             notes += more_notes
         for row, c in zip(rows, cols):
             row.update({k: v for k, v in c.items() if k not in row})
+        if a.note and any(c for c in cols):
+            notes.append(a.note)
         field = a.fields[0]
         for lacking, why in missing_why(records, field, f"no `{field}` in the record: {a.how}"):
             notes.append(f"{a.option}: blank for {', '.join(short_label(r, records) for r in lacking)} ({why})")

@@ -175,7 +175,3 @@ def missing_why(records: list[RunRecord], key: str, default: str) -> list[tuple[
     rest = [r for r in lacking if r not in few]
     out = [(few, f"fewer than {MIN_IMAGES} images, too few for a bootstrap interval")] if few else []
     return out + ([(rest, default)] if rest else [])
-
-
-#: What a best score threshold is worth: chosen on the images it is scored on (plots, report and compare say it).
-THRESHOLD_NOTE = "chosen on these images: a threshold picked on val is not a test result"

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from panbench.analyses import by_key
 from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.analysis.scores import NO_SCORE
 from panbench.announce import steps
@@ -44,7 +45,6 @@ from panbench.reporting.figure_style import (
 from panbench.reporting.grids import Grid
 from panbench.reporting.labels import (
     SIZES,
-    THRESHOLD_NOTE,
     absent,
     dataset_key,
     images,
@@ -546,7 +546,7 @@ def score_threshold_lines(records: list[RunRecord], out: Path, colors: Colors | 
     said = ["the model's own threshold unknown (a run of panbench score), not marked: "
             + ", ".join(short_label(r, records) for r in have if not (r.score_threshold or {}).get("own"))
             if any(not (r.score_threshold or {}).get("own") for r in have) else "",
-            f"best: {THRESHOLD_NOTE}", _left_out(records, "score_threshold")]
+            by_key("score_threshold").note, _left_out(records, "score_threshold")]
     legend_below(fig, handles, "; ".join(s for s in said if s))
     footnote(fig, note)
     return save(fig, out / "pq_score_threshold.png")
@@ -629,7 +629,6 @@ PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png",
          ("errors", "errors.png", error_bars), ("score_threshold", "pq_score_threshold.png", score_threshold_lines),
          ("calibration", "reliability.png", reliability_diagrams))
 #: what the report says under the table of an analysis of :data:`PLOTS` (by its record field) beside its figure
-FIGURE_NOTES = {"score_threshold": f"the best threshold is {THRESHOLD_NOTE}"}
 #: why a plot of :data:`PLOTS` is skipped when no record has its field (else: no analysis or an older record)
 WHY_NONE = {"score_threshold": f"{NO_SCORE}; or records written before segment scores",
             "calibration": f"{NO_SCORE}; or records written before segment scores"}

@@ -37,7 +37,6 @@ from panbench.reporting.labels import (
 )
 from panbench.reporting.plots import (
     FAILED,
-    FIGURE_NOTES,
     PLOTS,
     REMOVED,
     image_set_note,
@@ -133,12 +132,12 @@ def _analyses(recs: list[RunRecord], results: Path, reference: str | None = None
     """One table per analysis that some run has; a line for those none has."""
     parts = []
     absent = [a for a in ANALYSES if not any(getattr(r, a.fields[0]) is not None for r in recs)]
-    figures = {key: (name, note) for key, name, _ in PLOTS for note in [FIGURE_NOTES.get(key, "")]}
+    figures = {key: name for key, name, _ in PLOTS}
     for a in (a for a in ANALYSES if a not in absent):
         notes: list[str] = []
         df = comparison(recs, analyses=[a.key], results_dir=results, notes=notes, reference=reference, compact=True)
-        name, note = figures.get(a.fields[0], ("", ""))
-        said = [note, f"its figure, {Path(name).stem}, is with the plots below" if name else ""]
+        name = figures.get(a.fields[0], "")
+        said = [f"its figure, {Path(name).stem}, is with the plots below" if name else ""]
         parts.append(f"<h4>{html.escape(a.title)}</h4>" + format_table(df, "html", notes=notes)
                      + "".join(f"<p class='note'>{html.escape(n[0].upper() + n[1:])}.</p>" for n in said if n))
     if absent:

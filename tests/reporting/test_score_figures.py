@@ -177,7 +177,8 @@ def test_report_has_a_section_of_each_with_its_figure_and_the_note(reported) -> 
     page, _ = reported
     section = page[page.index("<h4>PQ against the segment score threshold</h4>"):page.index("<h3>per-class PQ")]
     assert "<h4>calibration of the segment scores (ECE)</h4>" in section
-    assert "The best threshold is chosen on these images: a threshold picked on val is not a test result." in section
+    assert "<p class='note'>the best threshold is chosen on these images: a threshold picked on val is not a test " \
+        "result</p>" in section  # the table's footnote (its row's note), as `table --score-threshold` gives it
     assert "Its figure, pq_score_threshold, is with the plots below." in section
     assert "Its figure, reliability, is with the plots below." in section
     assert 'alt="pq_score_threshold.png"' in page and 'alt="reliability.png"' in page
