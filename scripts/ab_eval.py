@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """``panbench eval`` of another checkout (``--other``: a worktree of another commit, its C extensions built in place)
-against this one: whole processes in alternating pairs, the side that goes first turned every pair; prints each
-side's median wall seconds and the median of the pairs' ratios (this / other).
+against this one: first the two sides' nine metrics checked equal (exit 1 if not), then whole processes in
+alternating pairs, the side that goes first turned every pair; prints each side's median wall seconds and the median
+of the pairs' ratios (this / other).
 
     git worktree add /tmp/old 10407fd
     (here=$PWD; cd /tmp/old && "$here"/.venv/bin/python setup.py build_ext --inplace -q)
@@ -14,6 +15,7 @@ Each run: ``eval --dataset demo --no-resume --no-progress --flops-images 0`` int
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -27,10 +29,17 @@ HERE = Path(__file__).resolve().parents[1]
 def run(root: Path, model: str, results: Path, data: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(root), "PANBENCH_NO_FACTS_CACHE": "1"}
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "panbench", "eval", "--model", model, "--dataset", "demo", "--data-root",
-                    str(data), "--results", str(results), "--no-resume", "--no-progress", "--flops-images", "0"],
-                   cwd=root, env=env, check=True, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "panbench", "eval", "--model", model, "--dataset", "demo", "--data-root",
+                        str(data), "--results", str(results), "--no-resume", "--no-progress", "--flops-images", "0"],
+                       cwd=root, env=env, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"{root}: eval failed ({r.returncode}):\n{r.stderr[-2000:]}")
     return time.perf_counter() - t
+
+
+def metrics(results: Path) -> dict:
+    """The nine metrics of the latest record under ``results``."""
+    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())["metrics"]
 
 
 def main() -> None:
@@ -42,6 +51,10 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=Path("/tmp/ab_eval"))
     a = p.parse_args()
     this, other, ratios = [], [], []
+    for root in (HERE, a.other):  # once each, untimed: the same numbers first
+        run(root, a.model, a.results / ("this" if root == HERE else "other"), a.data_root)
+    if metrics(a.results / "this") != metrics(a.results / "other"):
+        sys.exit(f"{a.model}: the two sides' metrics differ; no timing")
     for k in range(a.pairs):
         sides = [(HERE, this), (a.other, other)]
         for root, times in sides[::-1] if k % 2 else sides:

@@ -68,7 +68,7 @@ def pcg64_state(seed: int) -> bytes:
     return struct.pack("<8I", *words)  # 8 uint32 read as 4 little-endian uint64
 
 
-@functools.lru_cache(maxsize=1)  # a run's intervals all resample its images alike: drawn once
+@functools.lru_cache(maxsize=1)  # a run's intervals resample its images alike: drawn once (run_fields clears it)
 def draws(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
     """``R x N`` int64, read-only: ``np.random.default_rng(seed).integers(0, n_images, size=(n_resamples,
     n_images))``, drawn in C where it was built (without importing numpy.random), else by numpy; the same

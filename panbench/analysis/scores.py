@@ -21,9 +21,8 @@ THRESHOLDS = tuple(k / 100 for k in range(101))  # 0.0, 0.01, ..., 1.0: the grid
 N_BINS = 10  # the calibration's bins
 CURVES = ("PQ", "PQ_th", "PQ_st", "SQ", "RQ")  # score_threshold's curves, 0-100
 ECE_GROUPS = (("", None), ("_th", True), ("_st", False))  # all, things, stuff: key suffix, isthing
-NO_SCORE = ("no predicted segment has a score: the model's post-processing gives none (--fusion mmdet: leave it out), "
-            "or the predictions' segments_info lack them (write each segment's model score as \"score\", a float "
-            "in [0, 1])")
+NO_SCORE = ("no predicted segment has a score: mmdet's own fusion (--fusion mmdet) gives none, and predictions get "
+            "them as a \"score\" per segment in segments_info, the model's, a float in [0, 1]")
 
 
 class ScoreSums(Fold):

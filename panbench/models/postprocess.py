@@ -28,6 +28,15 @@ class PostProcess:
     keep_thr: float = 0.6
     mask_thr: float = 0.5
 
+    def cutoff(self) -> float | None:
+        """The score below which this merging rule drops a segment (None: the model's own fusion decides): mask-wise
+        merging's ``conf_thr`` as it compares it, in float32; 0 for pixel-wise argmax, which keeps every query."""
+        if self.name == "maskwise":
+            import numpy as np
+
+            return float(np.float32(self.conf_thr))
+        return 0.0 if self.name == "argmax" else None
+
     def label(self) -> str:
         if self.name == "maskwise":
             return f"maskwise(a={self.alpha:g},b={self.beta:g},conf={self.conf_thr:g},keep={self.keep_thr:g})"

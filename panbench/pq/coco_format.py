@@ -299,7 +299,7 @@ def _score(s: dict[str, Any], where: str) -> float:
         try:
             f = float(v)
         except OverflowError:  # a JSON integer of hundreds of digits
-            f = float("inf")
+            f = float("inf") if v > 0 else float("-inf")
         if 0.0 <= f <= 1.0:
             return f
         why = f"{f}" if np.isfinite(f) else f"{f}, not a finite number"

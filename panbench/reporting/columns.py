@@ -64,7 +64,7 @@ def analysis_columns(records: list[RunRecord], analyses: list[str], results_dir:
             notes += more_notes
         for row, c in zip(rows, cols):
             row.update({k: v for k, v in c.items() if k not in row})
-        if a.note and any(c for c in cols):
+        if a.note and any(getattr(r, a.fields[0]) is not None for r in records):
             notes.append(a.note)
         field = a.fields[0]
         for lacking, why in missing_why(records, field, f"no `{field}` in the record: {a.how}"):

@@ -628,7 +628,6 @@ def reliability_diagrams(records: list[RunRecord], out: Path, colors: Colors | N
 PLOTS = (("ci", "pq_intervals.png", pq_intervals), ("by_size", "pq_by_size.png", plot_pq_by_size),
          ("errors", "errors.png", error_bars), ("score_threshold", "pq_score_threshold.png", score_threshold_lines),
          ("calibration", "reliability.png", reliability_diagrams))
-#: what the report says under the table of an analysis of :data:`PLOTS` (by its record field) beside its figure
 #: why a plot of :data:`PLOTS` is skipped when no record has its field (else: no analysis or an older record)
 WHY_NONE = {"score_threshold": f"{NO_SCORE}; or records written before segment scores",
             "calibration": f"{NO_SCORE}; or records written before segment scores"}

@@ -22,9 +22,13 @@ def test_mmdets_fusion_gives_the_same_numbers_under_another_cache_key(demo_root,
     # panbench's fusion keeps each segment's score, with the model's own threshold (its object_mask_thr)
     assert ours["score_threshold"]["own"]["threshold"] == 0.8 and ours["calibration"]["segments"] > 0
     assert theirs.get("score_threshold") is None and theirs.get("calibration") is None
+    # object_mask_thr below 0 keeps every query: the own threshold is 0, what removes as much (none)
+    every = eval_demo_record(demo_root, res, "--cfg-options", "model.test_cfg.object_mask_thr=-0.1",
+                             "--flops-images", "0")
+    assert every["score_threshold"]["own"] == {"threshold": 0.0, "PQ": every["metrics"]["PQ"]}
     out = capsys.readouterr().out  # one line says why mmdet's fusion's run has neither analysis
-    assert out.count("score threshold and calibration: none (no predicted segment has a score: the model's "
-                     "post-processing gives none (--fusion mmdet: leave it out)") == 1
+    assert out.count("score threshold and calibration: none (no predicted segment has a score: mmdet's own fusion "
+                     "(--fusion mmdet) gives none") == 1
 
 
 def test_postprocess_maskwise_records_no_fusion(demo_root, tmp_path, capsys) -> None:

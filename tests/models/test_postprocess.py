@@ -107,7 +107,7 @@ def test_maskwise_gives_a_stuff_segment_the_score_of_a_query_that_painted_pixels
     from panbench.models.postprocess import MaskStats, PostProcess, mask_wise_merge
 
     cls = torch.full((3, 9), -10.0)
-    cls[0, 7], cls[1, 5], cls[2, 5] = 10.0, 5.0, 3.0  # stuff 7 first; then two queries of stuff 5
+    cls[0, 7], cls[1, 5], cls[2, 5] = 10.0, 5.0, 0.0  # stuff 7 first; then two queries of stuff 5
     pred = torch.full((3, 4, 4), -10.0)
     pred[0, :2], pred[1, :1], pred[2, 3:] = 10.0, 10.0, 10.0  # query 1 lies inside query 0's mask
     pp = PostProcess("maskwise", keep_thr=keep)
@@ -120,3 +120,25 @@ def test_maskwise_gives_a_stuff_segment_the_score_of_a_query_that_painted_pixels
         assert sorted(torch.unique(pan).tolist()) == [5, 7, 8]
         p = torch.softmax(cls, -1)[2, 5].item() ** 0.25 * m[2, 3, 0].item()  # query 2's confidence
         assert scores[5] == pytest.approx(p, rel=1e-6) and scores[5] < torch.softmax(cls, -1)[1, 5].item() ** 0.25
+
+
+def test_mask_paint_never_counts_or_paints_the_last_words_bits_past_the_pixels() -> None:
+    """A mask's bits past its n pixels (the last word's) are never free: a query set only there paints nothing and
+    nothing is written past the map's end."""
+    import numpy as np
+
+    from panbench.pq.extensions import load_extension
+
+    merge = load_extension("panbench.models._merge")
+    if merge is None:
+        pytest.skip("panbench.models._merge is not built")
+    n = 70  # two words, the second with 6 pixels
+    bits = np.zeros((2, 2), np.uint64)
+    bits[0, 1] = np.uint64(0xFF) << np.uint64(6)  # query 0: only bits past the pixels
+    bits[1, 0] = np.uint64(0b1011)  # query 1: pixels 0, 1 and 3
+    room = np.full(n + 64, -7, np.int32)  # the map and room after it, to see a write past its end
+    painted = merge.mask_paint(bits, 2, n, np.array([0, 1], np.int64), np.ones(2, np.float32),
+                               np.array([5, -3], np.int32), room[:n])
+    assert np.frombuffer(painted, np.int64).tolist() == [1]
+    assert (room[n:] == -7).all() and np.flatnonzero(room[:n] != -7).tolist() == [0, 1, 3]
+    assert (room[[0, 1, 3]] == 2 + 1000).all()  # a thing of label 2, the first painted

@@ -189,9 +189,9 @@ def test_runs_without_scores_skip_both_figures_in_one_line_each(results, tmp_pat
     _only_score_figures(monkeypatch)
     paths, notes = plots.make_plots(recs, tmp_path)
     assert not {p.name for p in paths} & {"pq_score_threshold.png", "reliability.png"}
-    why = ("no predicted segment has a score: the model's post-processing gives none (--fusion mmdet: leave it out), "
-           "or the predictions' segments_info lack them (write each segment's model score as \"score\", a float in "
-           "[0, 1]); or records written before segment scores")
+    why = ("no predicted segment has a score: mmdet's own fusion (--fusion mmdet) gives none, and predictions get them "
+           "as a \"score\" per segment in segments_info, the model's, a float in [0, 1]; or records written before "
+           "segment scores")
     for key, name in (("score_threshold", "pq_score_threshold.png"), ("calibration", "reliability.png")):
         assert [n for n in notes if name in n] == [f"{tmp_path / name}: skipped, no record has `{key}` ({why})"]
     assert not (tmp_path / "pq_score_threshold.png").exists() and not (tmp_path / "reliability.png").exists()
@@ -209,3 +209,15 @@ def test_the_score_figures_have_the_project_style_text_sizes(reported) -> None:
         fig = _drawn(figs[name])
         assert {t.get_fontsize() for t in _titles(fig)} == {TITLE_PT}, name
         assert not [t.get_text() for t in _texts(fig) if t.get_fontsize() < MIN_TEXT_PT], name
+
+
+def test_the_score_threshold_table_notes_the_best_threshold_only_where_a_run_has_it(results) -> None:
+    from panbench.analyses import by_key
+    from panbench.reporting.tables import comparison
+
+    with_it = load_records(results)
+    without = [dataclasses.replace(r, score_threshold=None, calibration=None) for r in with_it]
+    for recs, noted in ((with_it, True), (without, False)):
+        notes: list[str] = []
+        comparison(recs, analyses=["score_threshold"], results_dir=results, notes=notes)
+        assert (by_key("score_threshold").note in notes) is noted

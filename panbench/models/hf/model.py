@@ -274,9 +274,8 @@ class HFPanoptic(torch.nn.Module):
     def score_cutoff(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
         """The score below which the post-processing drops a segment under these options (the analyses' "own"
         threshold, docs/analysis.md): ``--postprocess``'s confidence threshold, else transformers' ``threshold``."""
-        if postprocess.name != "default":
-            # maskwise keeps the confidences of at least conf_thr in float32, as the rule compares them
-            return float(np.float32(postprocess.conf_thr)) if postprocess.name == "maskwise" else 0.0
+        if (rule := postprocess.cutoff()) is not None:
+            return rule
         value = (cfg_options or {}).get("threshold", self.grid_own("threshold"))
         return None if value is None else float(value)
 

@@ -125,9 +125,8 @@ class MMDetModel:
         """The score below which the fusion drops a segment under these options (the analyses' "own" threshold,
         docs/analysis.md): ``--postprocess``'s confidence threshold, MaskFormer's ``object_mask_thr``, PanopticFPN's
         box threshold ``rcnn.score_thr``; None for a head panbench does not run."""
-        if postprocess.name != "default":
-            # maskwise keeps the confidences of at least conf_thr in float32, as the rule compares them
-            return float(np.float32(postprocess.conf_thr)) if postprocess.name == "maskwise" else 0.0
+        if (rule := postprocess.cutoff()) is not None:
+            return rule
         kind = self.grid_kind()
         key = {"maskformer": "model.test_cfg.object_mask_thr", "heuristic": "model.test_cfg.rcnn.score_thr"}.get(
             kind or "")
