@@ -521,3 +521,27 @@ def killed_part_way(args: list[str], results: Path, chunks: int) -> int:
     p.send_signal(signal.SIGKILL)
     p.wait()
     return len(list(results.glob("cache/*/chunk-*.npz")))
+
+
+def scored_runs(root: Path) -> Path:
+    """Two `panbench score --name` runs (sys-a, sys-b) of 12 generated images whose predicted segments carry scores
+    (seeded), under ``root``; returns their results folder."""
+    import numpy as np
+
+    from panbench.cli import main
+    from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
+
+    cats = coco_like_categories()
+    rng = np.random.default_rng(0)
+    gt = [(i, random_image(rng, 48, 64, cats)) for i in range(1, 13)]
+    gj, gd = write_panoptic(root, "gt", gt, cats)
+    for k, name in enumerate(("sys-a", "sys-b")):
+        preds = []
+        for i, g in gt:
+            p = perturb(rng, g, cats)
+            preds.append((i, PanopticImage(p.ids, [{**s, "score": round(float(rng.random()), 4)}
+                                                   for s in p.segments_info])))
+        pj, pd = write_panoptic(root, f"pred{k}", preds, cats)
+        assert main(["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir",
+                     str(pd), "--name", name, "--dataset-name", "syn", "--results", str(root / "res")]) == 0
+    return root / "res"

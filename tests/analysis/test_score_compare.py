@@ -11,35 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import scored_runs
 
 from panbench.analysis import AnalysisSet, ScoreSums, paired_bootstrap
 from panbench.analysis.scores import threshold_sums
 from panbench.cli import main
 from panbench.cli.compare import threshold_lines
-from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.records.io import load_records
 from panbench.reporting.pairing import sums_at_threshold
-
-CATS = coco_like_categories()
 
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory) -> Path:
     """The results folder of two `score --name` runs (sys-a, sys-b) of predictions whose segments carry scores."""
-    root = tmp_path_factory.mktemp("score_compare")
-    rng = np.random.default_rng(0)
-    gt = [(i, random_image(rng, 48, 64, CATS)) for i in range(1, 13)]
-    gj, gd = write_panoptic(root, "gt", gt, CATS)
-    for k, name in enumerate(("sys-a", "sys-b")):
-        preds = []
-        for i, g in gt:
-            p = perturb(rng, g, CATS)
-            preds.append((i, PanopticImage(p.ids, [{**s, "score": round(float(rng.random()), 4)}
-                                                   for s in p.segments_info])))
-        pj, pd = write_panoptic(root, f"pred{k}", preds, CATS)
-        assert main(["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir",
-                     str(pd), "--name", name, "--dataset-name", "syn", "--results", str(root / "res")]) == 0
-    return root / "res"
+    return scored_runs(tmp_path_factory.mktemp("score_compare"))
 
 
 def _runs(results: Path) -> dict[str, tuple[dict, AnalysisSet]]:

@@ -14,18 +14,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import scored_runs
 from PIL import Image
 from test_figures_read_back import lines_outside, low_contrast
 
 from panbench.analysis import AnalysisSet, ScoreSums, score_threshold
 from panbench.cli import main
-from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.records.io import load_records
 from panbench.reporting import plots
 from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_style import WIDTHS
 
-CATS = coco_like_categories()
 OWN = 0.5  # sys-b's own threshold
 SCORE_PLOTS = ("score_threshold", "calibration")
 
@@ -34,20 +33,7 @@ SCORE_PLOTS = ("score_threshold", "calibration")
 def results(tmp_path_factory) -> Path:
     """Two `score --name` runs (sys-a, sys-b) of predictions whose segments carry scores; sys-b's record has its
     model's own threshold."""
-    root = tmp_path_factory.mktemp("score_figures")
-    rng = np.random.default_rng(0)
-    gt = [(i, random_image(rng, 48, 64, CATS)) for i in range(1, 13)]
-    gj, gd = write_panoptic(root, "gt", gt, CATS)
-    for k, name in enumerate(("sys-a", "sys-b")):
-        preds = []
-        for i, g in gt:
-            p = perturb(rng, g, CATS)
-            preds.append((i, PanopticImage(p.ids, [{**s, "score": round(float(rng.random()), 4)}
-                                                   for s in p.segments_info])))
-        pj, pd = write_panoptic(root, f"pred{k}", preds, CATS)
-        assert main(["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir",
-                     str(pd), "--name", name, "--dataset-name", "syn", "--results", str(root / "res")]) == 0
-    res = root / "res"
+    res = scored_runs(tmp_path_factory.mktemp("score_figures"))
     (path,) = (res / "runs").glob("*_sys-b_*.json")
     rec = json.loads(path.read_text())
     a = AnalysisSet.load(res / rec["analysis_file"])
