@@ -109,18 +109,15 @@ static PyObject *py_mask_paint(PyObject *self, PyObject *args) {
     uint64_t *taken = ok ? calloc(words ? words : 1, sizeof(uint64_t)) : NULL;
     if (taken && n % 64) taken[words - 1] = ~(uint64_t)0 << (n % 64);  /* the last word's bits past n: never free */
     int64_t *painted = ok ? malloc((k ? k : 1) * sizeof(int64_t)) : NULL;
-    if (!ok || !taken || !painted) {
-        free(taken);
-        free(painted);
-        PyBuffer_Release(&bb);
-        PyBuffer_Release(&ob);
-        PyBuffer_Release(&nb);
-        PyBuffer_Release(&cb);
-        PyBuffer_Release(&pb);
-        if (ok) return PyErr_NoMemory();
+    PyObject *res = NULL;
+    if (!ok) {
         PyErr_SetString(PyExc_ValueError, "mask_paint: give q * ceil(n / 64) uint64 words, int64 queries below q, q "
                                           "float32 needs, q int32 codes and n int32 outputs, contiguous");
-        return NULL;
+        goto done;
+    }
+    if (!taken || !painted) {
+        PyErr_NoMemory();
+        goto done;
     }
     Py_ssize_t n_painted = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -148,7 +145,8 @@ static PyObject *py_mask_paint(PyObject *self, PyObject *args) {
         painted[n_painted++] = qq;
     }
     Py_END_ALLOW_THREADS
-    PyObject *res = PyBytes_FromStringAndSize((const char *)painted, n_painted * (Py_ssize_t)sizeof(int64_t));
+    res = PyBytes_FromStringAndSize((const char *)painted, n_painted * (Py_ssize_t)sizeof(int64_t));
+done:  /* the one way out: the buffers released, the memory freed */
     free(taken);
     free(painted);
     PyBuffer_Release(&bb);
