@@ -9,8 +9,9 @@ from test_architecture import import_graph
 from panbench import REPO_ROOT
 
 # the package root (__version__, REPO_ROOT); where the data is; the phase lines of a command that waits; the lock
-# between processes that waits with a limit; the garbage collector paused around a block
-ALWAYS = {"panbench", "panbench.resources", "panbench.announce", "panbench.locks", "panbench.collector"}
+# between processes that waits with a limit; the garbage collector paused around a block; Ctrl-C held off
+ALWAYS = {"panbench", "panbench.resources", "panbench.announce", "panbench.locks", "panbench.collector",
+          "panbench.interrupts"}
 _LIBRARY = {"panbench.pq", "panbench.analysis", "panbench.errors"}
 
 #: package -> the panbench packages it may import (besides :data:`ALWAYS`), from the bottom up

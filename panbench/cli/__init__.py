@@ -238,13 +238,19 @@ def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[s
 def _resume_hint(args: argparse.Namespace) -> str:
     """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them.  The cache is
     the running model's: one opened after ``args.caches_before`` (set as each model of ``eval`` starts); before it
-    is opened (the model loading), only the finished models are named."""
-    cache = sys.modules.get("panbench.evaluation.storage")
+    is opened (the model loading), only the finished models are named.  A model is finished once this process has
+    written ``args.records_due`` records (its own included)."""
+    cache, io = sys.modules.get("panbench.evaluation.storage"), sys.modules.get("panbench.records.io")
     done, left = getattr(args, "models_done", []), getattr(args, "models_left", [])
+    # the running model's records all written (each counted as its name is claimed): it is done, its cache no
+    # longer the one to resume from
+    recorded = bool(left) and io is not None and io.records_written() >= getattr(args, "records_due", float("inf"))
+    if recorded:
+        done, left = [*done, left[0]], left[1:]
     if done and not left:  # every model finished, its record written: nothing to resume
         return ""
     try:
-        opened = cache is not None and cache.opened() > getattr(args, "caches_before", 0)
+        opened = not recorded and cache is not None and cache.opened() > getattr(args, "caches_before", 0)
         n = cache.cached_images() if cache is not None and opened else None
     except Exception:  # never let the hint hide the interrupt
         return ""

@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
     from panbench.data.datasets import load_dataset
     from panbench.evaluation import storage
-    from panbench.evaluation.run import evaluate_settings
+    from panbench.evaluation.run import Run
     from panbench.pq.score import unlisted_note
+    from panbench.records.io import records_written
     from panbench.reporting.text import format_comparison, format_record, record_line
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
@@ -90,10 +91,13 @@ def run(args: argparse.Namespace) -> int:
         storage.claim_up_front([s.name for s in specs], ds, opts.save_predictions)
     records = []
     for k, spec in enumerate(specs):
-        args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]  # for Ctrl-C
+        # for Ctrl-C: the models done, the model running (done once its records are written) and those after it
+        args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]
         args.caches_before = storage.opened()  # the cache opened after these is this model's (the line's count)
+        run = Run(spec, ds, opts)
+        args.records_due = records_written() + len(run.parts)
         # the numbers on the screen before any file is written (a grid's: one table once every record is written)
-        scored = evaluate_settings(spec, ds, opts, show=lambda r: print(format_record(r, args.results), flush=True))
+        scored = run.evaluate(show=lambda r: print(format_record(r, args.results), flush=True))
         args.models_done, args.models_left = [s.name for s in specs[:k + 1]], [s.name for s in specs[k + 1:]]
         records += [r for _, r in scored]
         if rank() != 0:

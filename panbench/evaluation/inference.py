@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +26,7 @@ from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.runtime import forward_resilient
 from panbench.evaluation.storage import PredictionWriter
 from panbench.evaluation.timings import Timings
+from panbench.interrupts import sigint_held
 from panbench.models.grid import Setting
 from panbench.models.protocol import DeferredFusion
 from panbench.pq.png import read_ids
@@ -419,20 +420,6 @@ def cpu_procs_for(opts: EvalOptions, device: str, world: int, n_images: int) -> 
 
 
 _FORKED: dict[str, Any] = {}
-
-
-@contextmanager
-def sigint_held() -> Iterator[None]:
-    """SIGINT blocked in this thread, so that processes forked here start with it blocked (until
-    :func:`_ignore_sigint`); a Ctrl-C meanwhile is delivered as it ends.  Without signal masks (Windows), nothing."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _ignore_sigint(*_: object) -> None:

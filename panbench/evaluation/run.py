@@ -236,6 +236,12 @@ class Run:
             storage.write_timing(run_dir, tag, {"device": part.speed_device, "timed_images": speed["speed_images"],
                                                 "wall_s": speed["speed_wall_s"], "overlapped": shared})
 
+    def evaluate(self, show: Callable[[RunRecord], None] | None = None) -> list[tuple[Setting | None, RunRecord]]:
+        """Every step after loading: each part's setting (None: the run's own) with its record."""
+        self.infer()
+        self.conclude()
+        return list(zip([part.setting for part in self.parts], self.records(show)))
+
     def records(self, show: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
         """Each part's result record, written by rank 0 (``show``: handed a run's one record on rank 0 before it is
         written; a grid's are shown together once written)."""
@@ -335,10 +341,7 @@ def evaluate_settings(spec: ModelSpec, dataset: PanopticDataset, opts: EvalOptio
                       show: Callable[[RunRecord], None] | None = None) -> list[tuple[Setting | None, RunRecord]]:
     """:func:`evaluate_model` with ``opts.grid`` (docs/eval.md, "Grids"): each setting with its record, equal to a
     separate run's but for the run's own fields, all from one forward; without a grid, (None, the one record)."""
-    run = Run(spec, dataset, opts)
-    run.infer()
-    run.conclude()
-    return list(zip([part.setting for part in run.parts], run.records(show)))
+    return Run(spec, dataset, opts).evaluate(show)
 
 
 def grid_settings(spec: ModelSpec, family: Any, opts: EvalOptions) -> list[Setting]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError
+from panbench.interrupts import sigint_held
 from panbench.locks import exclusive
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.provenance import git_commit, now_iso, versions
@@ -157,9 +158,18 @@ def write_record(results_dir: Path, record: RunRecord, analysis: Any = None) -> 
         atomic_write_text(tmp, json.dumps(named(path).to_json(), indent=1, default=str) + "\n")
 
     written = named(_claim_names(record_path(results_dir, record.model, record.dataset, record.date), write,
-                                 results_dir / "runs.csv.lock", analysis))
+                                 results_dir / "runs.csv.lock", analysis, claimed=_WRITTEN.append))
     append_csv(results_dir / "runs.csv", csv_row(written))
     return written
+
+
+_WRITTEN: list[Path] = []  # the records this process wrote, in order: each noted as its name is claimed
+
+
+def records_written() -> int:
+    """How many records this process has written: a Ctrl-C line's count of the models finished (a record whose
+    name is claimed is counted before a Ctrl-C can land, :func:`_claim_names`)."""
+    return len(_WRITTEN)
 
 
 def _analysis_path(record_file: Path) -> Path:
@@ -184,10 +194,19 @@ RECORDS_LOCK_S = 120.0  # a record's name or a row of runs.csv: milliseconds of 
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
-def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Path, analysis: Any = None) -> Path:
+def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Path, analysis: Any = None,
+                 claimed: Callable[[Path], None] | None = None) -> Path:
     """Write a file under the first free name of ``first`` and its ``~1``, ``~2``, ... twins and return that name:
     ``write(tmp, path)`` writes it into a temporary file (``analysis`` saved beside it too), each name claimed with
-    ``os.link`` (atomic; fails where the name exists), else under an exclusive ``flock`` of ``lock_path``."""
+    ``os.link`` (atomic; fails where the name exists), else under an exclusive ``flock`` of ``lock_path``.
+    ``claimed(path)`` runs with the claim, under one held SIGINT: a Ctrl-C finds both done or neither."""
+    def claim(path: Path, link: Callable[[Path, Path], bool | None]) -> bool | None:
+        with sigint_held():
+            done = link(tmp, path)
+            if done and claimed is not None:
+                claimed(path)
+            return done
+
     first.parent.mkdir(parents=True, exist_ok=True)
     npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
     tmp = _temp_beside(first, first.suffix)
@@ -203,7 +222,7 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
             linked = False
             try:
                 write(tmp, path)
-                linked = _link(tmp, path)
+                linked = claim(path, _link)
             finally:
                 if npz_tmp is not None and not linked:
                     npz.unlink(missing_ok=True)
@@ -219,7 +238,7 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
                 write(tmp, path)
                 if npz_tmp is not None:
                     os.replace(npz_tmp, npz)
-                os.replace(tmp, path)
+                claim(path, _replace)
                 return path
         raise AssertionError("unreachable: the candidate names never run out")
     finally:
@@ -232,6 +251,11 @@ def write_new(first: Path, content: Callable[[Path], bytes]) -> Path:
     is (:func:`_claim_names`, without an analysis file): never over another file, never half a file; returns the
     path written (the speed records and the robustness summaries)."""
     return _claim_names(first, lambda tmp, path: atomic_write(tmp, content(path)), first.parent / ".names.lock")
+
+
+def _replace(src: Path, dst: Path) -> bool:
+    os.replace(src, dst)
+    return True
 
 
 def _link(src: Path, dst: Path) -> bool | None:

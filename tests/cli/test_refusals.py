@@ -389,22 +389,42 @@ def test_saved_predictions_leave_no_staging_folder_and_a_rerun_reads_them(demo_r
     assert again["annotations"] == json.loads(first)["annotations"]
 
 
-def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root, tmp_path, monkeypatch,
-                                                                      capsys) -> None:
+def _second_model_interrupted(monkeypatch, recorded: bool) -> None:
+    """Ctrl-C in ``eval``'s second model, once its images are scored and cached: before its record is written, or
+    (``recorded``) just after its record's name is claimed, before anything else runs."""
     from panbench.evaluation import run as run_mod
+    from panbench.records import io as records_io
 
-    real, calls = run_mod.evaluate_settings, []
+    real, calls = run_mod.Run.evaluate, []
 
-    def second_interrupted(spec, ds, opts, show=None):
-        calls.append(spec.name)
-        if len(calls) == 2:  # Ctrl-C as the second model ends, its images cached
-            real(spec, ds, opts)
-            raise KeyboardInterrupt
-        return real(spec, ds, opts, show)
+    def second_interrupted(self, show=None):
+        calls.append(self.spec.name)
+        if len(calls) != 2:
+            return real(self, show)
+        if not recorded:
+            self.infer()
+            self.conclude()
+        else:
+            monkeypatch.setattr(records_io, "append_csv", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+            real(self, show)
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr("panbench.evaluation.run.evaluate_settings", second_interrupted)
+    monkeypatch.setattr(run_mod.Run, "evaluate", second_interrupted)
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["scored", "recorded"])
+def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root, tmp_path, monkeypatch, capsys,
+                                                                      recorded) -> None:
+    _second_model_interrupted(monkeypatch, recorded)
     assert main(["eval", "--model", "demo-mask2former,demo-maskformer,demo-panoptic-fpn", "--data-root",
                  str(demo_root), "--results", str(tmp_path), "--limit", "3", *FAST]) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == ("panbench: interrupted; demo-mask2former finished; rerun with --model demo-maskformer,"
-                   "demo-panoptic-fpn to resume demo-maskformer from the 3 images already scored")
+    models = sorted(f.name.split("_")[1] for f in (tmp_path / "runs").glob("*.json"))
+    if recorded:  # its record is there: rerun the third alone
+        assert models == ["demo-mask2former", "demo-maskformer"]
+        assert err == ("panbench: interrupted; demo-mask2former, demo-maskformer finished; rerun with --model "
+                       "demo-panoptic-fpn to go on")
+    else:
+        assert models == ["demo-mask2former"]
+        assert err == ("panbench: interrupted; demo-mask2former finished; rerun with --model demo-maskformer,"
+                       "demo-panoptic-fpn to resume demo-maskformer from the 3 images already scored")

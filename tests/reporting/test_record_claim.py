@@ -166,3 +166,36 @@ def test_robustness_summaries_and_speed_records_of_one_second_each_keep_their_fi
     assert [p.name for p in written] == ["a.json", "a~1.json", "a~2.json"]
     assert [p.read_text() for p in written] == ["a.json", "a~1.json", "a~2.json"]
     assert sorted(p.name for p in first.parent.iterdir()) == ["a.json", "a~1.json", "a~2.json"]  # no temporary
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard-link", "no-hard-links"])
+def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted(tmp_path, monkeypatch, links) -> None:
+    """SIGINT sent the instant the record's name is claimed (its hard link, or its ``os.replace`` under the lock):
+    the KeyboardInterrupt comes once the record is counted (``records_written``, which the Ctrl-C line reads),
+    never between the two."""
+    import signal
+
+    from panbench.records import io as records_io
+
+    real_link, real_replace = records_io._link, records_io._replace
+
+    def interrupted(claim):
+        def claimed(src, dst):
+            done = claim(src, dst)
+            os.kill(os.getpid(), signal.SIGINT)  # handled at the next instruction unless SIGINT is held
+            return done
+        return claimed
+
+    if links:
+        monkeypatch.setattr(records_io, "_link", interrupted(real_link))
+    else:
+        monkeypatch.setattr(records_io, "_link", lambda src, dst: None)  # no hard links: claimed under the lock
+        monkeypatch.setattr(records_io, "_replace", interrupted(real_replace))
+    before, handler = records_io.records_written(), signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_record(tmp_path, _record(0))
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert records_io.records_written() == before + 1
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
