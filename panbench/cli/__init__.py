@@ -238,13 +238,13 @@ def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[s
 def _resume_hint(args: argparse.Namespace) -> str:
     """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them.  The cache is
     the running model's: one opened after ``args.caches_before`` (set as each model of ``eval`` starts); before it
-    is opened (the model loading), only the finished models are named.  A model is finished once this process has
-    written ``args.records_due`` records (its own included)."""
+    is opened (the model loading), only the finished models are named.  ``args.models``: the models finished, those
+    left, and the count of records this process has written at which the first of those left is finished too."""
     cache, io = sys.modules.get("panbench.evaluation.storage"), sys.modules.get("panbench.records.io")
-    done, left = getattr(args, "models_done", []), getattr(args, "models_left", [])
+    done, left, due = getattr(args, "models", ([], [], None))
     # the running model's records all written (each counted as its name is claimed): it is done, its cache no
     # longer the one to resume from
-    recorded = bool(left) and io is not None and io.records_written() >= getattr(args, "records_due", float("inf"))
+    recorded = bool(left) and due is not None and io is not None and io.records_written() >= due
     if recorded:
         done, left = [*done, left[0]], left[1:]
     if done and not left:  # every model finished, its record written: nothing to resume

@@ -90,15 +90,17 @@ def run(args: argparse.Namespace) -> int:
         # (a grid's settings save into folders of their own, each claimed as its run starts)
         storage.claim_up_front([s.name for s in specs], ds, opts.save_predictions)
     records = []
+    names = [s.name for s in specs]
     for k, spec in enumerate(specs):
-        # for Ctrl-C: the models done, the model running (done once its records are written) and those after it
-        args.models_done, args.models_left = [s.name for s in specs[:k]], [s.name for s in specs[k:]]
+        # for Ctrl-C's line, set in one step: the models finished, those left (the running one first) and the count
+        # of records written at which the running one is finished too (None while it loads)
+        args.models = (names[:k], names[k:], None)
         args.caches_before = storage.opened()  # the cache opened after these is this model's (the line's count)
         run = Run(spec, ds, opts)
-        args.records_due = records_written() + len(run.parts)
+        args.models = (names[:k], names[k:], records_written() + len(run.parts))
         # the numbers on the screen before any file is written (a grid's: one table once every record is written)
         scored = run.evaluate(show=lambda r: print(format_record(r, args.results), flush=True))
-        args.models_done, args.models_left = [s.name for s in specs[:k + 1]], [s.name for s in specs[k + 1:]]
+        args.models = (names[:k + 1], names[k + 1:], None)
         records += [r for _, r in scored]
         if rank() != 0:
             continue

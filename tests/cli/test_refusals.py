@@ -389,19 +389,24 @@ def test_saved_predictions_leave_no_staging_folder_and_a_rerun_reads_them(demo_r
     assert again["annotations"] == json.loads(first)["annotations"]
 
 
-def _second_model_interrupted(monkeypatch, recorded: bool) -> None:
-    """Ctrl-C in ``eval``'s second model, once its images are scored and cached: before its record is written, or
-    (``recorded``) just after its record's name is claimed, before anything else runs."""
+def _second_model_interrupted(monkeypatch, when: str) -> None:
+    """Ctrl-C in ``eval``'s second model: as it loads (the first model's record written), once its images are
+    scored and cached (before its record is written), or just after its record's name is claimed."""
     from panbench.evaluation import run as run_mod
     from panbench.records import io as records_io
 
-    real, calls = run_mod.Run.evaluate, []
+    real_init, real, calls = run_mod.Run.__init__, run_mod.Run.evaluate, []
+
+    def init(self, spec, *a, **k):
+        calls.append(spec.name)
+        if when == "loading" and len(calls) == 2:
+            raise KeyboardInterrupt
+        real_init(self, spec, *a, **k)
 
     def second_interrupted(self, show=None):
-        calls.append(self.spec.name)
         if len(calls) != 2:
             return real(self, show)
-        if not recorded:
+        if when == "scored":
             self.infer()
             self.conclude()
         else:
@@ -409,22 +414,24 @@ def _second_model_interrupted(monkeypatch, recorded: bool) -> None:
             real(self, show)
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(run_mod.Run, "__init__", init)
     monkeypatch.setattr(run_mod.Run, "evaluate", second_interrupted)
 
 
-@pytest.mark.parametrize("recorded", [False, True], ids=["scored", "recorded"])
+@pytest.mark.parametrize(("when", "recorded", "line"), [
+    ("loading", ["demo-mask2former"], "demo-mask2former finished; rerun with --model demo-maskformer,"
+     "demo-panoptic-fpn to go on"),
+    ("scored", ["demo-mask2former"], "demo-mask2former finished; rerun with --model demo-maskformer,"
+     "demo-panoptic-fpn to resume demo-maskformer from the 3 images already scored"),
+    ("recorded", ["demo-mask2former", "demo-maskformer"], "demo-mask2former, demo-maskformer finished; rerun with "
+     "--model demo-panoptic-fpn to go on"),
+], ids=["loading", "scored", "recorded"])
 def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root, tmp_path, monkeypatch, capsys,
-                                                                      recorded) -> None:
-    _second_model_interrupted(monkeypatch, recorded)
+                                                                      when, recorded, line) -> None:
+    """The line names as finished exactly the models whose records are written."""
+    _second_model_interrupted(monkeypatch, when)
     assert main(["eval", "--model", "demo-mask2former,demo-maskformer,demo-panoptic-fpn", "--data-root",
                  str(demo_root), "--results", str(tmp_path), "--limit", "3", *FAST]) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    models = sorted(f.name.split("_")[1] for f in (tmp_path / "runs").glob("*.json"))
-    if recorded:  # its record is there: rerun the third alone
-        assert models == ["demo-mask2former", "demo-maskformer"]
-        assert err == ("panbench: interrupted; demo-mask2former, demo-maskformer finished; rerun with --model "
-                       "demo-panoptic-fpn to go on")
-    else:
-        assert models == ["demo-mask2former"]
-        assert err == ("panbench: interrupted; demo-mask2former finished; rerun with --model demo-maskformer,"
-                       "demo-panoptic-fpn to resume demo-maskformer from the 3 images already scored")
+    assert sorted(f.name.split("_")[1] for f in (tmp_path / "runs").glob("*.json")) == recorded
+    assert err == f"panbench: interrupted; {line}"

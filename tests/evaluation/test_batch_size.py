@@ -111,7 +111,9 @@ def test_batch_size_changes_no_number_of_the_tiny_hf_models(demo_root, tmp_path,
 
 
 # Mask2Former's random queries, every one kept, tie at some pixels: its head's kernels round a batch of two otherwise
-# (its logits by 2e-5) and flip one pixel of the two images' 375,760
+# (its logits by 2e-5) and flip one pixel of the two images' 375,760; three full-size models twice each (~55 s): a
+# system test (docs/testing.md), the demo models' batches above are make test's
+@pytest.mark.system
 @pytest.mark.slow
 @pytest.mark.parametrize(("model", "max_pixels"), [("panoptic-fpn", 0.0), ("maskformer", 0.0), ("mask2former", 1e-4)])
 def test_batch_size_changes_no_prediction_of_the_zoo_architectures_at_coco_size(coco_sample, request, tmp_path, model,
