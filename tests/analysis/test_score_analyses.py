@@ -1,6 +1,6 @@
 """The segment-score analyses (panbench/analysis/scores.py): PQ against the score threshold equals re-scoring with the
-low-scoring segments removed, and the calibration (ECE) equals a plain loop over the segments and recovers a known
-miscalibration."""
+low-scoring segments removed, and the calibration (ECE) equals a plain loop over the segments and torchmetrics'
+calibration error, and recovers a known miscalibration."""
 
 from __future__ import annotations
 
@@ -224,6 +224,29 @@ def test_calibration_equals_a_loop_over_the_segments_and_its_interval_the_resamp
         assert [got["low"]["ece" + sfx], got["high"]["ece" + sfx]] == pytest.approx(
             np.percentile(ece, [2.5, 97.5]), abs=1e-9)
         assert got["low"]["ece" + sfx] <= got["ece" + sfx] <= got["high"]["ece" + sfx]
+
+
+def test_calibration_equals_torchmetrics_binary_calibration_error() -> None:
+    """An outside implementation on the same arrays: torchmetrics' ``binary_calibration_error`` (10 equal-width bins,
+    l1) in float64.  Its bins are ``bucketize(s, linspace(0, 1, 11), right=True) - 1``, a 1.0 in a bin of its own: no
+    score here lies on an edge or at 1.0, where the two binnings part."""
+    torch = pytest.importorskip("torch")
+    tm = pytest.importorskip("torchmetrics.functional.classification")
+    rng = np.random.default_rng(5)
+    scores = rng.random(4000)
+    scores = scores[np.abs(10 * scores - np.round(10 * scores)) > 1e-6]
+    # over- and under-confident by turns along the scores: bins of both signs, so that the ECE depends on the
+    # binning (where every bin errs one way, it is the mean gap whatever the bins)
+    correct = (rng.random(len(scores)) < np.clip(scores + 0.3 * np.sin(7.3 * np.pi * scores), 0, 1)).astype(float)
+    a = segment_columns(rng, scores, correct, 40)
+    got = calibration(ScoreSums.of(a), a.isthing, 0)
+    s = np.concatenate([a.tp_score, a.fp_score])
+    c = np.concatenate([np.ones(len(a.tp_score), np.int64), np.zeros(len(a.fp_score), np.int64)])
+    thing = np.array(a.isthing)[np.concatenate([a.tp_cats, a.fp_cats])]
+    for sfx, sel in (("", np.ones(len(s), bool)), ("_th", thing), ("_st", ~thing)):
+        want = tm.binary_calibration_error(torch.tensor(s[sel], dtype=torch.float64), torch.tensor(c[sel]),
+                                           n_bins=10, norm="l1")
+        assert want.dtype == torch.float64 and got["ece" + sfx] == pytest.approx(float(want), abs=1e-9), sfx
 
 
 def test_a_group_without_scored_segments_has_null_values() -> None:
