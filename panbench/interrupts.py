@@ -1,17 +1,23 @@
-"""Ctrl-C held off for a few instructions: the steps that must happen together or not at all as a terminal's
-SIGINT comes (a forked process that must ignore it from its first instruction, a record's name claimed and noted)."""
+"""Ctrl-C held off for a few instructions: steps that must happen together or not at all as a terminal's SIGINT
+comes.  Two ways, for two jobs: :func:`sigint_held` blocks the signal in the calling thread, so that a process forked
+there starts with it blocked; :func:`sigint_deferred` defers Python's handler, which runs in the main thread whichever
+thread the signal reached, so that a record's name is claimed and noted together."""
 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
 def sigint_held() -> Iterator[None]:
-    """SIGINT blocked in this thread, so that processes forked here start with it blocked and the steps inside
-    happen together; a Ctrl-C meanwhile is delivered as it ends.  Without signal masks (Windows), nothing."""
+    """SIGINT blocked in this thread, so that processes forked here start with it blocked; a Ctrl-C meanwhile is
+    delivered as it ends.  Other threads of the process may still take the signal (the kernel gives a process's signal
+    to any thread that does not block it): for steps that must not be split, :func:`sigint_deferred`.  Without signal
+    masks (Windows), nothing."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -20,3 +26,22 @@ def sigint_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """In the main thread: a Ctrl-C during the block noted, not acted on, and handed to the handler that was in place
+    as the block ends (Python's: the KeyboardInterrupt then).  The steps inside must be short: they cannot be
+    interrupted.  In another thread (where Python runs no handler) or where SIGINT has no Python handler, nothing."""
+    old = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if not callable(old):
+        yield
+        return
+    noted: list[tuple[int, Any]] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: noted.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if noted:
+            old(*noted[0])

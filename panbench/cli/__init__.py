@@ -236,12 +236,13 @@ def _written_by(args: argparse.Namespace, filename: str | None = None) -> list[s
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
-    """After Ctrl-C in ``eval``: how many images the resume cache holds and how to resume from them.  The cache is
-    the running model's: one opened after ``args.caches_before`` (set as each model of ``eval`` starts); before it
-    is opened (the model loading), only the finished models are named.  ``args.models``: the models finished, those
-    left, and the count of records this process has written at which the first of those left is finished too."""
+    """After Ctrl-C in ``eval`` (and ``robustness``): how many images the resume cache holds and how to resume from
+    them.  ``args.models`` (``eval``'s, set as each model starts and ends): the models finished, those left, the count
+    of records this process has written at which the first of those left is finished too, and the count of caches
+    opened before its own.  The cache is the running model's, one opened after those; before it is opened (the model
+    loading), only the finished models are named."""
     cache, io = sys.modules.get("panbench.evaluation.storage"), sys.modules.get("panbench.records.io")
-    done, left, due = getattr(args, "models", ([], [], None))
+    done, left, due, caches_before = getattr(args, "models", ([], [], None, 0))
     # the running model's records all written (each counted as its name is claimed): it is done, its cache no
     # longer the one to resume from
     recorded = bool(left) and due is not None and io is not None and io.records_written() >= due
@@ -250,7 +251,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
     if done and not left:  # every model finished, its record written: nothing to resume
         return ""
     try:
-        opened = not recorded and cache is not None and cache.opened() > getattr(args, "caches_before", 0)
+        opened = not recorded and cache is not None and cache.opened() > caches_before
         n = cache.cached_images() if cache is not None and opened else None
     except Exception:  # never let the hint hide the interrupt
         return ""

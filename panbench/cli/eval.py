@@ -92,15 +92,15 @@ def run(args: argparse.Namespace) -> int:
     records = []
     names = [s.name for s in specs]
     for k, spec in enumerate(specs):
-        # for Ctrl-C's line, set in one step: the models finished, those left (the running one first) and the count
-        # of records written at which the running one is finished too (None while it loads)
-        args.models = (names[:k], names[k:], None)
-        args.caches_before = storage.opened()  # the cache opened after these is this model's (the line's count)
+        # for Ctrl-C's line, set in one step: the models finished, those left (the running one first), the count of
+        # records written at which the running one is finished too (None while it loads) and the count of caches
+        # opened before the running one's (a cache opened after them is its own, the line's images)
+        args.models = (names[:k], names[k:], None, storage.opened())
         run = Run(spec, ds, opts)
-        args.models = (names[:k], names[k:], records_written() + len(run.parts))
+        args.models = (names[:k], names[k:], records_written() + len(run.parts), args.models[3])
         # the numbers on the screen before any file is written (a grid's: one table once every record is written)
         scored = run.evaluate(show=lambda r: print(format_record(r, args.results), flush=True))
-        args.models = (names[:k + 1], names[k + 1:], None)
+        args.models = (names[:k + 1], names[k + 1:], None, storage.opened())
         records += [r for _, r in scored]
         if rank() != 0:
             continue

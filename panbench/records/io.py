@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from panbench.errors import InputError
-from panbench.interrupts import sigint_held
+from panbench.interrupts import sigint_deferred
 from panbench.locks import exclusive
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.provenance import git_commit, now_iso, versions
@@ -199,13 +199,18 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
     """Write a file under the first free name of ``first`` and its ``~1``, ``~2``, ... twins and return that name:
     ``write(tmp, path)`` writes it into a temporary file (``analysis`` saved beside it too), each name claimed with
     ``os.link`` (atomic; fails where the name exists), else under an exclusive ``flock`` of ``lock_path``.
-    ``claimed(path)`` runs with the claim, under one held SIGINT: a Ctrl-C finds both done or neither."""
+    ``claimed(path)`` runs with the claim, Ctrl-C deferred over both: an interrupt finds both done or neither, and
+    the analysis file of a name claimed stays."""
+    won: list[Path] = []  # the name claimed, noted with the claim: a Ctrl-C raised as the claim ends keeps its files
+
     def claim(path: Path, link: Callable[[Path, Path], bool | None]) -> bool | None:
-        with sigint_held():
+        with sigint_deferred():
             done = link(tmp, path)
-            if done and claimed is not None:
-                claimed(path)
-            return done
+            if done:
+                won.append(path)
+                if claimed is not None:
+                    claimed(path)
+        return done
 
     first.parent.mkdir(parents=True, exist_ok=True)
     npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
@@ -219,12 +224,11 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
                 if linked is None:
                     break
                 continue
-            linked = False
             try:
                 write(tmp, path)
                 linked = claim(path, _link)
             finally:
-                if npz_tmp is not None and not linked:
+                if npz_tmp is not None and path not in won:
                     npz.unlink(missing_ok=True)
             if linked:
                 return path

@@ -20,8 +20,8 @@ def test_ctrl_c_while_the_next_model_loads_names_the_finished_models_not_the_cac
     first = tmp_path / "cache" / "demo-mask2former-demo-0123"  # the first model's cache, 3 images in it
     monkeypatch.setattr(storage, "_OPENED", [first])
     monkeypatch.setattr(storage, "cached_images", lambda: 3)
-    args = argparse.Namespace(models=(["demo-mask2former"], ["demo-maskformer", "demo-panoptic-fpn"], None),
-                              caches_before=1, no_resume=False)
+    args = argparse.Namespace(models=(["demo-mask2former"], ["demo-maskformer", "demo-panoptic-fpn"], None, 1),
+                              no_resume=False)
     assert cli._resume_hint(args) == ("; demo-mask2former finished; rerun with --model demo-maskformer,"
                                       "demo-panoptic-fpn to go on")
     monkeypatch.setattr(storage, "_OPENED", [first, tmp_path / "cache" / "demo-maskformer-demo-4567"])

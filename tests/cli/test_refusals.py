@@ -390,8 +390,8 @@ def test_saved_predictions_leave_no_staging_folder_and_a_rerun_reads_them(demo_r
 
 
 def _second_model_interrupted(monkeypatch, when: str) -> None:
-    """Ctrl-C in ``eval``'s second model: as it loads (the first model's record written), once its images are
-    scored and cached (before its record is written), or just after its record's name is claimed."""
+    """Ctrl-C in ``eval``: as the first model's line is printed, as the second model loads, once the second's images
+    are scored and cached (before its record is written), or just after its record's name is claimed."""
     from panbench.evaluation import run as run_mod
     from panbench.records import io as records_io
 
@@ -416,16 +416,22 @@ def _second_model_interrupted(monkeypatch, when: str) -> None:
 
     monkeypatch.setattr(run_mod.Run, "__init__", init)
     monkeypatch.setattr(run_mod.Run, "evaluate", second_interrupted)
+    if when == "printed":  # the first model's line printed, its loop step over: the second not begun
+        import panbench.reporting.text as text
+
+        monkeypatch.setattr(text, "record_line", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
 
 
 @pytest.mark.parametrize(("when", "recorded", "line"), [
+    ("printed", ["demo-mask2former"], "demo-mask2former finished; rerun with --model demo-maskformer,"
+     "demo-panoptic-fpn to go on"),
     ("loading", ["demo-mask2former"], "demo-mask2former finished; rerun with --model demo-maskformer,"
      "demo-panoptic-fpn to go on"),
     ("scored", ["demo-mask2former"], "demo-mask2former finished; rerun with --model demo-maskformer,"
      "demo-panoptic-fpn to resume demo-maskformer from the 3 images already scored"),
     ("recorded", ["demo-mask2former", "demo-maskformer"], "demo-mask2former, demo-maskformer finished; rerun with "
      "--model demo-panoptic-fpn to go on"),
-], ids=["loading", "scored", "recorded"])
+], ids=["printed", "loading", "scored", "recorded"])
 def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root, tmp_path, monkeypatch, capsys,
                                                                       when, recorded, line) -> None:
     """The line names as finished exactly the models whose records are written."""
@@ -435,3 +441,16 @@ def test_an_interrupted_multi_model_eval_resumes_only_the_models_left(demo_root,
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert sorted(f.name.split("_")[1] for f in (tmp_path / "runs").glob("*.json")) == recorded
     assert err == f"panbench: interrupted; {line}"
+
+
+def test_a_grid_interrupted_between_its_records_is_not_finished(demo_root, tmp_path, monkeypatch, capsys) -> None:
+    """A model's grid writes a record per setting: a Ctrl-C after the first of two leaves the model to run again."""
+    from panbench.records import io as records_io
+
+    real = records_io.append_csv
+    monkeypatch.setattr(records_io, "append_csv", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["eval", "--model", "demo-mask2former,demo-maskformer", "--grid", "object_mask_thr=0.7,0.8",
+                 "--data-root", str(demo_root), "--results", str(tmp_path), "--limit", "3", *FAST]) == 130
+    assert real is not records_io.append_csv and len(list((tmp_path / "runs").glob("*.json"))) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("panbench: interrupted; rerun the same command to resume from "), err

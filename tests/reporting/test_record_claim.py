@@ -169,11 +169,13 @@ def test_robustness_summaries_and_speed_records_of_one_second_each_keep_their_fi
 
 
 @pytest.mark.parametrize("links", [True, False], ids=["hard-link", "no-hard-links"])
-def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted(tmp_path, monkeypatch, links) -> None:
-    """SIGINT sent the instant the record's name is claimed (its hard link, or its ``os.replace`` under the lock):
-    the KeyboardInterrupt comes once the record is counted (``records_written``, which the Ctrl-C line reads),
-    never between the two."""
+def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted_with_its_analysis(tmp_path, monkeypatch, links) -> None:
+    """SIGINT sent the instant the record's name is claimed (its hard link, or its ``os.replace`` under the lock),
+    with another thread alive that the kernel may hand the signal to: the KeyboardInterrupt comes once the record is
+    counted (``records_written``, which the Ctrl-C line reads), never between the two, and the record's analysis
+    file stays."""
     import signal
+    import threading
 
     from panbench.records import io as records_io
 
@@ -182,7 +184,8 @@ def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted(tmp_path, monkeypatch,
     def interrupted(claim):
         def claimed(src, dst):
             done = claim(src, dst)
-            os.kill(os.getpid(), signal.SIGINT)  # handled at the next instruction unless SIGINT is held
+            if Path(dst).suffix == ".json":
+                os.kill(os.getpid(), signal.SIGINT)  # handled at the next instruction unless deferred
             return done
         return claimed
 
@@ -191,11 +194,17 @@ def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted(tmp_path, monkeypatch,
     else:
         monkeypatch.setattr(records_io, "_link", lambda src, dst: None)  # no hard links: claimed under the lock
         monkeypatch.setattr(records_io, "_replace", interrupted(real_replace))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
     before, handler = records_io.records_written(), signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            write_record(tmp_path, _record(0))
+            write_record(tmp_path, _record(0), analysis=_Analysis(0))
     finally:
         signal.signal(signal.SIGINT, handler)
+        stop.set()
     assert records_io.records_written() == before + 1
-    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
+    [record] = (tmp_path / "runs").glob("*.json")
+    analysis = tmp_path / json.loads(record.read_text())["analysis_file"]
+    assert analysis.read_text() == "analysis of worker 0"
