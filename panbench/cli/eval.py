@@ -71,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from panbench.data.datasets import load_dataset
     from panbench.evaluation import storage
     from panbench.evaluation.run import Run
-    from panbench.pq.score import unlisted_note
     from panbench.records.io import records_written
-    from panbench.reporting.text import format_comparison, format_record, record_line
+    from panbench.reporting.text import format_comparison, format_record
 
     specs, args.dataset = models_and_dataset(args.model, args.dataset)
     args.checkpoint = single_checkpoint(args.checkpoint, specs)
@@ -102,21 +101,29 @@ def run(args: argparse.Namespace) -> int:
         scored = run.evaluate(show=lambda r: print(format_record(r, args.results), flush=True))
         args.models = (names[:k + 1], names[k + 1:], None, storage.opened())
         records += [r for _, r in scored]
-        if rank() != 0:
-            continue
-        if scored[0][0] is not None:
-            print(grid_output(scored, spec.name, args.dataset, opts, Path(args.results)))
-        else:
-            print(record_line(rec := scored[0][1], args.results))
-            if args.per_image:
-                print(f"  per-image table: {per_image_out(args.per_image, rec, args.results, len(specs) > 1)}")
-        notes = [n for _, r in scored for n in (unlisted_note(r.to_json()), shared_note(r)) if n]
-        for note in dict.fromkeys(notes):  # a grid's settings (one forward) share their notes
-            print(note, file=sys.stderr)
+        if rank() == 0:
+            _model_done(args, spec.name, scored, opts, len(specs) > 1)
     if len(records) > 1 and not opts.grid and rank() == 0:
         print(format_comparison(records, args.results))
     finish_distributed()
     return 0
+
+
+def _model_done(args: argparse.Namespace, model: str, scored: list[tuple[Any, RunRecord]], opts: EvalOptions,
+                several: bool) -> None:
+    """A model's lines once its records are written (rank 0): the record's, or a grid's table; its notes."""
+    from panbench.pq.score import unlisted_note
+    from panbench.reporting.text import record_line
+
+    if scored[0][0] is not None:
+        print(grid_output(scored, model, args.dataset, opts, Path(args.results)))
+    else:
+        print(record_line(rec := scored[0][1], args.results))
+        if args.per_image:
+            print(f"  per-image table: {per_image_out(args.per_image, rec, args.results, several)}")
+    notes = [n for _, r in scored for n in (unlisted_note(r.to_json()), shared_note(r)) if n]
+    for note in dict.fromkeys(notes):  # a grid's settings (one forward) share their notes
+        print(note, file=sys.stderr)
 
 
 def grid_output(scored: list[tuple[Any, RunRecord]], model: str, dataset: str, opts: EvalOptions,

@@ -202,16 +202,6 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
     ``claimed(path)`` runs with the claim, Ctrl-C deferred over both: an interrupt finds both done or neither, and
     the analysis file of a name claimed stays."""
     won: list[Path] = []  # the name claimed, noted with the claim: a Ctrl-C raised as the claim ends keeps its files
-
-    def claim(path: Path, link: Callable[[Path, Path], bool | None]) -> bool | None:
-        with sigint_deferred():
-            done = link(tmp, path)
-            if done:
-                won.append(path)
-                if claimed is not None:
-                    claimed(path)
-        return done
-
     first.parent.mkdir(parents=True, exist_ok=True)
     npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
     tmp = _temp_beside(first, first.suffix)
@@ -226,7 +216,7 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
                 continue
             try:
                 write(tmp, path)
-                linked = claim(path, _link)
+                linked = _claim(_link, tmp, path, won, claimed)
             finally:
                 if npz_tmp is not None and path not in won:
                     npz.unlink(missing_ok=True)
@@ -242,12 +232,25 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
                 write(tmp, path)
                 if npz_tmp is not None:
                     os.replace(npz_tmp, npz)
-                claim(path, _replace)
+                _claim(_replace, tmp, path, won, claimed)
                 return path
         raise AssertionError("unreachable: the candidate names never run out")
     finally:
         for t in filter(None, (npz_tmp, tmp)):
             t.unlink(missing_ok=True)
+
+
+def _claim(link: Callable[[Path, Path], bool | None], tmp: Path, path: Path, won: list[Path],
+           claimed: Callable[[Path], None] | None) -> bool | None:
+    """``link(tmp, path)`` (the name claimed: True; taken: False; no hard links: None), with ``path`` added to
+    ``won`` and handed to ``claimed`` where it is claimed, Ctrl-C deferred over all three."""
+    with sigint_deferred():
+        done = link(tmp, path)
+        if done:
+            won.append(path)
+            if claimed is not None:
+                claimed(path)
+    return done
 
 
 def write_new(first: Path, content: Callable[[Path], bytes]) -> Path:
