@@ -71,6 +71,7 @@ def fresh(dist, tmp_path_factory) -> dict[str, Path]:
     return {"py": py, "bin": venv / "bin", "site": site, "work": work}
 
 
+@pytest.mark.system
 def test_build_makes_an_sdist_and_a_wheel_that_pass_twine_check(dist) -> None:
     files = sorted(p.name for p in dist.iterdir())
     assert any(f.endswith(".tar.gz") for f in files) and any(f.endswith(".whl") for f in files), files
@@ -80,6 +81,7 @@ def test_build_makes_an_sdist_and_a_wheel_that_pass_twine_check(dist) -> None:
     assert out.count("PASSED") == 2, out
 
 
+@pytest.mark.system
 def test_the_sdist_carries_the_c_sources_and_the_wheel_their_builds(dist) -> None:
     """The extensions are optional (a missing header would build a wheel without them, silently): the sdist
     holds every .c and .h of the package and the wheel every extension built from them."""

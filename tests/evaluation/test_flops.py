@@ -119,6 +119,7 @@ def test_the_count_with_the_backbone_on_meta_equals_the_whole_forwards(tmp_path)
     assert whole > 0 and _split_gflops(model, family, typical)["gflops"] == whole
 
 
+@pytest.mark.system  # the zoo's full-size models, Swin-L among them, one forward each (~30 s)
 @pytest.mark.parametrize("name", list(PUBLISHED))
 def test_zoo_gflops_match_the_papers_and_fusion_matches_mmdet(name, coco_sample, tmp_path) -> None:
     import numpy as np
