@@ -240,7 +240,10 @@ def _resume_hint(args: argparse.Namespace) -> str:
     them.  ``args.models`` (``eval``'s, set as each model starts and ends): the models finished, those left, the count
     of records this process has written at which the first of those left is finished too, and the count of caches
     opened before its own.  The cache is the running model's, one opened after those; before it is opened (the model
-    loading), only the finished models are named."""
+    loading), only the finished models are named.  Under torchrun, rank 0's line alone (the rank that writes the
+    records) says how to resume; the others' end at ``panbench: interrupted``."""
+    if os.environ.get("RANK", "0") != "0":
+        return ""
     cache, io = sys.modules.get("panbench.evaluation.storage"), sys.modules.get("panbench.records.io")
     done, left, due, caches_before = getattr(args, "models", ([], [], None, 0))
     # the running model's records all written (each counted as its name is claimed): it is done, its cache no

@@ -29,6 +29,18 @@ def test_ctrl_c_while_the_next_model_loads_names_the_finished_models_not_the_cac
                                       "demo-panoptic-fpn to resume demo-maskformer from the 3 images already scored")
 
 
+def test_under_torchrun_only_rank_0_says_how_to_resume(tmp_path, monkeypatch) -> None:
+    """Rank 0 writes the records (and counts them): another rank's line would name a recorded model to rerun."""
+    monkeypatch.setattr(storage, "_OPENED", [tmp_path / "cache" / "demo-maskformer-demo-4567"])
+    monkeypatch.setattr(storage, "cached_images", lambda: 3)
+    args = argparse.Namespace(models=(["demo-mask2former"], ["demo-maskformer"], None, 0), no_resume=False)
+    monkeypatch.setenv("RANK", "0")
+    assert cli._resume_hint(args) == ("; demo-mask2former finished; rerun with --model demo-maskformer to resume "
+                                      "demo-maskformer from the 3 images already scored")
+    monkeypatch.setenv("RANK", "1")
+    assert cli._resume_hint(args) == ""
+
+
 def test_ctrl_c_in_torchs_import_still_ends_with_the_code(monkeypatch) -> None:
     half = types.ModuleType("torch.distributed")  # what an interrupted `import torch` leaves in sys.modules
 
