@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,20 +28,40 @@ def sigint_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+class _Noting:
+    """The SIGINT handler of :func:`sigint_deferred`: notes the signal while active, else hands it to ``old`` (where
+    putting ``old`` back failed, a Ctrl-C still ends the command)."""
+
+    def __init__(self, old: Callable[[int, Any], Any]) -> None:
+        self.old, self.active, self.noted = old, True, list[tuple[int, Any]]()
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.active:
+            self.noted.append((signum, frame))
+        else:
+            self.old(signum, frame)
+
+
 @contextmanager
 def sigint_deferred() -> Iterator[None]:
     """In the main thread: a Ctrl-C during the block noted, not acted on, and handed to the handler that was in place
     as the block ends (Python's: the KeyboardInterrupt then).  The steps inside must be short: they cannot be
-    interrupted.  In another thread (where Python runs no handler) or where SIGINT has no Python handler, nothing."""
+    interrupted.  In another thread (where Python runs no handler), in a sub-interpreter, or where SIGINT has no
+    Python handler, nothing."""
     old = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
     if not callable(old):
         yield
         return
-    noted: list[tuple[int, Any]] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: noted.append((signum, frame)))
+    noting = _Noting(old)
+    try:
+        signal.signal(signal.SIGINT, noting)
+    except ValueError:  # not the main interpreter's main thread: Python runs no handler here
+        yield
+        return
     try:
         yield
     finally:
+        noting.active = False
         signal.signal(signal.SIGINT, old)
-        if noted:
-            old(*noted[0])
+        if noting.noted:
+            old(*noting.noted[0])

@@ -199,9 +199,8 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
     """Write a file under the first free name of ``first`` and its ``~1``, ``~2``, ... twins and return that name:
     ``write(tmp, path)`` writes it into a temporary file (``analysis`` saved beside it too), each name claimed with
     ``os.link`` (atomic; fails where the name exists), else under an exclusive ``flock`` of ``lock_path``.
-    ``claimed(path)`` runs with the claim, Ctrl-C deferred over both: an interrupt finds both done or neither, and
-    the analysis file of a name claimed stays."""
-    won: list[Path] = []  # the name claimed, noted with the claim: a Ctrl-C raised as the claim ends keeps its files
+    The analysis file, the record and ``claimed(path)`` are claimed in one step (:func:`_claim`): a Ctrl-C finds all
+    three done or none."""
     first.parent.mkdir(parents=True, exist_ok=True)
     npz_tmp = _temp_beside(first, ".analysis.npz") if analysis is not None else None
     tmp = _temp_beside(first, first.suffix)
@@ -209,18 +208,8 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
         if analysis is not None:
             analysis.save(npz_tmp)
         for path in _candidates(first):
-            npz = _analysis_path(path)
-            if npz_tmp is not None and not (linked := _link(npz_tmp, npz)):
-                if linked is None:
-                    break
-                continue
-            try:
-                write(tmp, path)
-                linked = _claim(_link, tmp, path, won, claimed)
-            finally:
-                if npz_tmp is not None and path not in won:
-                    npz.unlink(missing_ok=True)
-            if linked:
+            write(tmp, path)
+            if linked := _claim(_link, tmp, path, npz_tmp, claimed):
                 return path
             if linked is None:
                 break
@@ -230,9 +219,7 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
                 if path.exists() or (npz_tmp is not None and npz.exists()):
                     continue
                 write(tmp, path)
-                if npz_tmp is not None:
-                    os.replace(npz_tmp, npz)
-                _claim(_replace, tmp, path, won, claimed)
+                _claim(_replace, tmp, path, npz_tmp, claimed)
                 return path
         raise AssertionError("unreachable: the candidate names never run out")
     finally:
@@ -240,16 +227,23 @@ def _claim_names(first: Path, write: Callable[[Path, Path], None], lock_path: Pa
             t.unlink(missing_ok=True)
 
 
-def _claim(link: Callable[[Path, Path], bool | None], tmp: Path, path: Path, won: list[Path],
+def _claim(link: Callable[[Path, Path], bool | None], tmp: Path, path: Path, npz_tmp: Path | None,
            claimed: Callable[[Path], None] | None) -> bool | None:
-    """``link(tmp, path)`` (the name claimed: True; taken: False; no hard links: None), with ``path`` added to
-    ``won`` and handed to ``claimed`` where it is claimed, Ctrl-C deferred over all three."""
+    """``path``'s analysis file (from ``npz_tmp``), then ``path`` itself (from ``tmp``) claimed with ``link`` (True:
+    claimed; False: taken; None: no hard links here), the analysis file taken back where the record is not claimed,
+    and ``claimed(path)`` where it is: one step, Ctrl-C deferred over it."""
     with sigint_deferred():
-        done = link(tmp, path)
-        if done:
-            won.append(path)
-            if claimed is not None:
-                claimed(path)
+        npz = _analysis_path(path)
+        if npz_tmp is not None and not (done := link(npz_tmp, npz)):
+            return done
+        done = False
+        try:
+            done = link(tmp, path)
+        finally:
+            if npz_tmp is not None and not done:
+                npz.unlink(missing_ok=True)
+        if done and claimed is not None:
+            claimed(path)
     return done
 
 

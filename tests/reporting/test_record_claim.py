@@ -168,12 +168,14 @@ def test_robustness_summaries_and_speed_records_of_one_second_each_keep_their_fi
     assert sorted(p.name for p in first.parent.iterdir()) == ["a.json", "a~1.json", "a~2.json"]  # no temporary
 
 
+@pytest.mark.parametrize("at", [".npz", ".json"], ids=["analysis-claimed", "record-claimed"])
 @pytest.mark.parametrize("links", [True, False], ids=["hard-link", "no-hard-links"])
-def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted_with_its_analysis(tmp_path, monkeypatch, links) -> None:
-    """SIGINT sent the instant the record's name is claimed (its hard link, or its ``os.replace`` under the lock),
-    with another thread alive that the kernel may hand the signal to: the KeyboardInterrupt comes once the record is
-    counted (``records_written``, which the Ctrl-C line reads), never between the two, and the record's analysis
-    file stays."""
+def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted_with_its_analysis(tmp_path, monkeypatch, links,
+                                                                           at) -> None:
+    """SIGINT sent the instant the analysis file's or the record's name is claimed (a hard link, or ``os.replace``
+    under the lock), with another thread alive that the kernel may hand the signal to: the KeyboardInterrupt comes
+    once both are in place and the record counted (``records_written``, which the Ctrl-C line reads), never between:
+    no record without its analysis file, no analysis file without its record."""
     import signal
     import threading
 
@@ -184,7 +186,7 @@ def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted_with_its_analysis(tmp_
     def interrupted(claim):
         def claimed(src, dst):
             done = claim(src, dst)
-            if Path(dst).suffix == ".json":
+            if Path(dst).suffix == at:
                 os.kill(os.getpid(), signal.SIGINT)  # handled at the next instruction unless deferred
             return done
         return claimed
@@ -205,6 +207,7 @@ def test_a_ctrl_c_as_a_record_is_claimed_finds_it_counted_with_its_analysis(tmp_
         signal.signal(signal.SIGINT, handler)
         stop.set()
     assert records_io.records_written() == before + 1
+    assert len(list((tmp_path / "runs").iterdir())) == 2  # the record, its analysis file, no temporary file
     [record] = (tmp_path / "runs").glob("*.json")
     analysis = tmp_path / json.loads(record.read_text())["analysis_file"]
     assert analysis.read_text() == "analysis of worker 0"
