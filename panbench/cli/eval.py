@@ -90,11 +90,11 @@ def run(args: argparse.Namespace) -> int:
         storage.claim_up_front([s.name for s in specs], ds, opts.save_predictions)
     records = []
     names = [s.name for s in specs]
+    # for Ctrl-C's line, each time set in one step: the models finished, those left (the running one first), the
+    # count of records written at which the running one is finished too (None while it loads) and the count of
+    # caches opened before the running one's (a cache opened after them is its own, the line's images)
+    args.models = ([], names, None, storage.opened())
     for k, spec in enumerate(specs):
-        # for Ctrl-C's line, set in one step: the models finished, those left (the running one first), the count of
-        # records written at which the running one is finished too (None while it loads) and the count of caches
-        # opened before the running one's (a cache opened after them is its own, the line's images)
-        args.models = (names[:k], names[k:], None, storage.opened())
         run = Run(spec, ds, opts)
         args.models = (names[:k], names[k:], records_written() + len(run.parts), args.models[3])
         # the numbers on the screen before any file is written (a grid's: one table once every record is written)
