@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 
+# MKL's strict reproducible mode for the whole session, before anything calls MKL: panbench sets it as a model loads
+# (panbench.models.numerics), which in a test process would come after other tests' products
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 ROOT = Path(__file__).resolve().parents[1]
 COCO_SAMPLE = Path(
     os.environ.get("PANBENCH_COCO_SAMPLE", ROOT.parent / "shared" / "data" / "coco-panoptic-val2017-sample")

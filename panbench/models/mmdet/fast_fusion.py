@@ -174,9 +174,12 @@ class GridFusion:
         assert probs is not None and rows is not None
         block = _sigmoid_block() if probs.device.type == "cpu" and probs.dtype == torch.float32 else 0
         if not block or self.masks.up is None or self.masks.rows is None:
-            return owner if block == 0 else first_argmax(p.view(-1, 1, 1) * self.upsampled()[qs].float().sigmoid())
+            if block == 0:
+                return owner
+            own = self.upsampled()[qs].float()
+            return first_argmax(p.view(-1, 1, 1) * sigmoid_as_in(own, torch.arange(len(qs)), len(qs)))
         k, hw = len(qs), probs[0].numel()
-        mine = _scalar_positions(k * hw, k * hw, block)  # the rule's own tensor: one loop over it
+        mine = _scalar_positions(k * hw, k * hw, block)  # the rule's own tensor: one loop over it, on one thread
         ref = _scalar_positions(self.probs.total * hw, self.probs.run or self.probs.total * hw, block)
         where = torch.full((self.probs.total,), -1, dtype=torch.long)
         where[qs.cpu()] = torch.arange(k)
@@ -299,10 +302,10 @@ def _inner_run(t: torch.Tensor) -> int:
     return run
 
 
-def _scalar_positions(n: int, run: int, block: int) -> torch.Tensor:
+def _scalar_positions(n: int, run: int, block: int, threads: int = 1) -> torch.Tensor:
     """The flat positions that torch's CPU sigmoid of ``n`` elements with inner loops of ``run`` computes with its
-    scalar code: each loop's last ``len % block`` elements, the loops cut at ``at::parallel_for``'s chunks too."""
-    threads = torch.get_num_threads()
+    scalar code on ``threads`` threads: each loop's last ``len % block`` elements, the loops cut at
+    ``at::parallel_for``'s chunks too.  One thread (the default) is the rounding panbench defines for every layout."""
     starts = np.arange(0, n, run, dtype=np.int64)
     if n >= _GRAIN and threads > 1:
         t = min(threads, -(-n // _GRAIN))
@@ -325,8 +328,8 @@ def sigmoid_as_in(x: torch.Tensor, rows: torch.Tensor, total: int, run: int | No
     if not block or x.numel() == 0:
         return out
     hw = x[0].numel()
-    mine = _scalar_positions(x.numel(), x.numel(), block)  # x is contiguous: one loop
-    ref = _scalar_positions(total * hw, run or total * hw, block)
+    mine = _scalar_positions(x.numel(), x.numel(), block, torch.get_num_threads())  # as computed: contiguous, one loop
+    ref = _scalar_positions(total * hw, run or total * hw, block)  # as mmdet's call rounds it on one thread
     where = torch.full((total,), -1, dtype=torch.long)
     where[rows.cpu()] = torch.arange(len(rows))
     j = where[ref // hw]
