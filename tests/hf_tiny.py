@@ -248,10 +248,15 @@ def predictions(d: Path, ds, kind: str, spelled: dict[str, str], backend: str | 
     from PIL import Image
     from transformers import AutoImageProcessor, AutoModelForUniversalSegmentation, AutoProcessor
 
+    from panbench.models.numerics import layout_free
+
     proc = (AutoProcessor if kind == "oneformer" else AutoImageProcessor).from_pretrained(
         d, **({} if backend is None else {"backend": backend}))
     task = {"task_inputs": ["panoptic"]} if kind == "oneformer" else {}
     model = AutoModelForUniversalSegmentation.from_pretrained(d).eval()
+    # the forward's convolutions as panbench computes them on the CPU (panbench.models.numerics), so that the two sides
+    # differ in their post-processing alone
+    layout_free(model)
     cat = dict(zip(ds.categories.names, ds.categories.ids))
     thing = dict(zip(ds.categories.ids, ds.categories.isthing))
     label_cat = {i: cat[spelled[n]] for i, n in model.config.id2label.items() if n in spelled}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from panbench.evaluation.runtime import download_wait
-from panbench.models.numerics import layout_free_convolutions, reproducible_blas
+from panbench.models.numerics import layout_free, reproducible_blas
 from panbench.models.protocol import PanopticModel, Weights
 from panbench.models.registry import ModelSpec
 
@@ -54,6 +54,6 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     forward gives the same bits on any process layout (:mod:`panbench.models.numerics`)."""
     reproducible_blas()
     built = spec.family.entry().load_model(spec, categories, checkpoint, trust, device, cfg_options, ap, download_wait)
-    layout_free_convolutions(built.model.module)
+    layout_free(built.model.module)
     packages = tuple(dict.fromkeys((*spec.family.packages, *built.packages)))
     return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named, packages=packages)

@@ -283,10 +283,11 @@ def test_first_argmax_is_torch_argmax_with_ties_and_nans(path, monkeypatch) -> N
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_sigmoid_as_in_rounds_each_element_as_the_whole_tensors_sigmoid(threads, monkeypatch) -> None:
-    """Some queries' masks sigmoided as torch sigmoids all of them (contiguous, or a view with padding cut off as
-    mmdet's ``predict`` without ``rescale`` gives it), bit for bit: below and above the size where torch splits the
-    work over its threads, every element a logit whose vector and scalar roundings differ where there is one."""
+def test_sigmoid_as_in_rounds_each_element_as_the_whole_tensors_sigmoid_on_one_thread(threads, monkeypatch) -> None:
+    """Some queries' masks sigmoided, on any thread count, as torch sigmoids all of them on one thread (contiguous,
+    or a view with padding cut off as mmdet's ``predict`` without ``rescale`` gives it), bit for bit: below and above
+    the size where torch splits the work over its threads, every element a logit whose vector and scalar roundings
+    differ where there is one."""
     from panbench.models.mmdet.fast_fusion import _inner_run, _scalar_sigmoid, sigmoid_as_in
 
     x = torch.linspace(0.0, 9.0, 8192)  # positive: the masks cover their pixels
@@ -300,7 +301,9 @@ def test_sigmoid_as_in_rounds_each_element_as_the_whole_tensors_sigmoid(threads,
             full = torch.full((q, h, w), logit)
             full[:, ::3] = 0.5  # other values beside
             ref_in = full if crop is None else full[:, : crop[0], : crop[1]]
+            torch.set_num_threads(1)
             ref = ref_in.sigmoid()
+            torch.set_num_threads(threads)
             for rows in (torch.arange(q), torch.tensor([0, q - 1]), torch.tensor([q // 2]), torch.arange(1, q)):
                 rows = rows.unique()
                 run = None if crop is None else _inner_run(ref_in)

@@ -110,6 +110,8 @@ def by_hand(d: Path, root: Path, kind: str, limit: int | None = None) -> tuple[l
     instances and the mIoU (None for EoMT)."""
     from transformers import AutoImageProcessor, AutoModelForUniversalSegmentation, AutoProcessor
 
+    from panbench.models.numerics import layout_free
+
     if kind == "oneformer":  # its post-processing calls torchvision's resize, absent here: panbench's stand-in
         from panbench.models.hf.model import _oneformer_resize_without_torchvision
 
@@ -120,6 +122,9 @@ def by_hand(d: Path, root: Path, kind: str, limit: int | None = None) -> tuple[l
     if kind == "oneformer" and ip.class_info_file is None:
         ip.class_info_file = ""  # transformers 5.23 tests `"ade20k" in class_info_file`
     model = AutoModelForUniversalSegmentation.from_pretrained(d).eval()
+    # the forward's convolutions as panbench computes them on the CPU (panbench.models.numerics), so that the two sides
+    # differ in their post-processing alone
+    layout_free(model)
     cat = dict(zip(ds.categories.names, ds.categories.ids))
     thing = dict(zip(ds.categories.ids, ds.categories.isthing))
     label_cat = {int(i): cat[n] for i, n in model.config.id2label.items()}

@@ -318,6 +318,12 @@ def _scalar_positions(n: int, run: int, block: int, threads: int = 1) -> torch.T
     return torch.from_numpy(np.repeat(first, tail) + offset)
 
 
+def row_sums(x: torch.Tensor) -> torch.Tensor:
+    """``x.sum(1)`` of a 2-D ``x`` as torch sums it on one thread, on any thread count: torch splits the sum of a
+    single row over its threads (each thread's part added in the end), the sums of two rows or more by row."""
+    return torch.cat([x, x]).sum(1)[:1] if x.shape[0] == 1 else x.sum(1)
+
+
 def sigmoid_as_in(x: torch.Tensor, rows: torch.Tensor, total: int, run: int | None = None) -> torch.Tensor:
     """``x.sigmoid()`` of the masks ``x`` (k, H, W) of the queries ``rows`` (ascending) of a (``total``, H, W) tensor
     that mmdet sigmoids whole (inner loops ``run`` long; None: contiguous), each element rounded as that call rounds
@@ -368,10 +374,12 @@ def maskformer_instances(mask_cls: torch.Tensor, mask_pred: torch.Tensor, num_cl
     top_scores, top_labels, picked, row = instance_queries(mask_cls, num_classes, num_things, max_per_image)
     masks = (masks_of or QueryMasks(mask_pred, out_size))(picked)
     binary = masks > 0
-    # the mask scores over one mask per detection, as mmdet lays them out: torch's CPU sigmoid rounds an element
-    # one ulp apart by its place in the tensor (:func:`sigmoid_as_in`), and a query picked twice has two places
+    # the mask scores over one mask per detection, as mmdet lays them out and as it computes them on one thread, on
+    # any thread count: each sigmoid rounded by its place (:func:`sigmoid_as_in`; a query picked twice has two) and
+    # each row summed in torch's order for one thread (:func:`row_sums`)
     per_row, binary_rows = masks[row], binary[row].float()
-    mask_scores = (per_row.sigmoid() * binary_rows).flatten(1).sum(1) / (binary_rows.flatten(1).sum(1) + 1e-6)
+    probs = sigmoid_as_in(per_row, torch.arange(len(row)), len(row)) * binary_rows
+    mask_scores = row_sums(probs.flatten(1)) / (binary_rows.flatten(1).sum(1) + 1e-6)
     return top_scores * mask_scores, top_labels, mask_boxes(binary)[row], binary[row]
 
 
