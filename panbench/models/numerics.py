@@ -135,9 +135,9 @@ def layout_free(module: Any) -> int:
     for m in module.modules():
         if onednn and isinstance(m, torch.nn.Conv2d) and m.padding_mode == "zeros" \
                 and not isinstance(m.padding, str) and "_conv_forward" not in vars(m):
-            m._conv_forward = _onednn(m)
+            vars(m)["_conv_forward"] = _onednn(m)  # this instance's, over the class's method
             n += 1
         elif type(m).__name__ in _ELEMENTWISE.get(type(m).__module__, ()) and "forward" not in vars(m):
-            m.forward = _vectorized(m)
+            vars(m)["forward"] = _vectorized(m)
             n += 1
     return n

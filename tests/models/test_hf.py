@@ -377,7 +377,8 @@ def test_a_loaded_model_runs_on_its_family_packages_and_its_backbone(monkeypatch
     from panbench.models.registry import ref_spec
 
     spec = ref_spec(FAMILIES["transformers"], "facebook/detr-resnet-50-panoptic")
-    built = Built(SimpleNamespace(pipeline=None, module=SimpleNamespace(modules=list)), Weights(None, None, None), "", "", packages=("timm",))
+    family = SimpleNamespace(pipeline=None, module=SimpleNamespace(modules=list))
+    built = Built(family, Weights(None, None, None), "", "", packages=("timm",))
     monkeypatch.setattr(type(FAMILIES["transformers"]), "entry", lambda f: SimpleNamespace(load_model=lambda *a: built))
     lm = loading.load_model(spec, None, None, False, "cpu")
     assert lm.packages == (*FAMILIES["transformers"].packages, "timm")
