@@ -119,12 +119,21 @@ def _uncounted_ops(torch: Any) -> list[Any]:
     return [*packets, *(getattr(p, o) for p in packets for o in p.overloads())]
 
 
+def _onednn_conv_flops(x_shape: Any, w_shape: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """``aten.mkldnn_convolution``'s FLOPs (the CPU forward's convolutions, :mod:`panbench.models.numerics`): those
+    of the convolution it computes, as the counter counts ``aten.convolution``."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
+
 def count_step(model: PanopticModel, data: dict[str, Any], device: str) -> int:
     """Multiply-adds of one ``forward`` on one pipeline output ``data``."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False, custom_mapping=dict.fromkeys(_uncounted_ops(torch), _no_flops))
+    mapping = {**dict.fromkeys(_uncounted_ops(torch), _no_flops), torch.ops.aten.mkldnn_convolution: _onednn_conv_flops}
+    counter = FlopCounterMode(display=False, custom_mapping=mapping)
     counter.mod_tracker = _TotalOnly()  # type: ignore[assignment]  # the total only: no per-module hooks
     with torch.inference_mode(), counter:
         model.forward([data], device, None)

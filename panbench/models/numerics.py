@@ -15,7 +15,8 @@ Three things in torch's CPU forward change the last bits of a result with the la
   thread count and the batch.  :func:`layout_free` computes each such activation module of a model with every
   element through the vector code: pieces under torch's grain (one thread each), the last one padded.
 
-The fusion's own sigmoid, which mmdet's output is matched against, is rounded as on one thread whatever the count
+A forward under ``torch.compile`` (``--compile``) is inductor's and left as it compiles it.  The fusion's own sigmoid,
+which mmdet's output is matched against, is rounded as on one thread whatever the count
 (:func:`panbench.models.mmdet.fast_fusion.sigmoid_as_in`).
 """
 
@@ -98,7 +99,7 @@ def _vectorized(module: Any) -> Any:
     base = module.forward
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and x.dtype == torch.float32:
+        if x.device.type == "cpu" and x.dtype == torch.float32 and not torch.compiler.is_compiling():
             return vector_code(base, x)
         return base(x)
 
@@ -115,7 +116,7 @@ def _onednn(conv: Any) -> Any:
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32 and x.dim() == 4
                 and x.numel() and not (torch.is_grad_enabled() and weight.requires_grad)
-                and torch.backends.mkldnn.enabled):
+                and torch.backends.mkldnn.enabled and not torch.compiler.is_compiling()):
             return torch.mkldnn_convolution(x.contiguous(), weight.contiguous(),
                                             None if bias is None else bias.contiguous(),
                                             padding, stride, dilation, conv.groups)
