@@ -48,17 +48,16 @@ def _scores(files: dict[str, bytes]) -> list[float]:
 
 
 def test_saved_scores_are_bit_identical_across_thread_counts_and_batch_compositions(demo_root, tmp_path) -> None:
-    """The same 8 images through the three demo models on 1 thread one image a batch, on 2 threads one image a batch
-    and on 2 threads two images a batch: every saved PNG and instance file equal byte for byte, the segments of the
-    COCO JSON equal (the scores' floats printed exactly) but for the run's date and command in its header."""
+    """The same 8 images through the three demo models on 1 thread one image a batch and on 2 threads two images a
+    batch (each process with MKL as it starts: panbench sets its mode): every saved PNG and instance file equal byte
+    for byte, the segments of the COCO JSON equal (the scores' floats printed exactly) but for the run's date and
+    command in its header.  Two processes of three models each (~8 s): the subject is a fresh process's numerics."""
     one = _predict(demo_root, tmp_path / "a", threads=1, batch=1)
     scores = _scores(one)
     assert len(scores) > 100 and len(set(scores)) > 50  # many segments, scored apart
-    for threads, batch in ((2, 1), (2, 2)):
-        other = _predict(demo_root, tmp_path / f"t{threads}b{batch}", threads=threads, batch=batch)
-        assert other.keys() == one.keys()
-        differ = [n for n in one if one[n] != other[n]]
-        assert not differ, (threads, batch, differ)
+    other = _predict(demo_root, tmp_path / "b", threads=2, batch=2)
+    assert other.keys() == one.keys()
+    assert not [n for n in one if one[n] != other[n]]
 
 
 @pytest.mark.parametrize("shape, kernel", [((128, 5, 7), 3), ((256, 25, 34), 1), ((64, 13, 19), 3)])
