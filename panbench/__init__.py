@@ -1,8 +1,9 @@
 """panbench: how panoptic segmentation models really compare.  docs/architecture.md says what each package holds
 and may import (``tests/test_architecture_layers.py`` checks it)."""
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from panbench.package import __version__
 
 if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __getattr__ imports them on first use
     from panbench.metrics import (
@@ -17,10 +18,6 @@ if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __get
     from panbench.models.grid import GridResult, postprocess_grid
     from panbench.pq.score import pq_compute
 
-__version__ = "0.3.1"
-
-REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: configs/, checkpoints/, results/
-
 # The Python API (docs/api.md), imported on first use so that ``import panbench`` stays light.
 _API = {"pq_compute": "panbench.pq.score", "PanopticQuality": "panbench.metrics",
         "CocoPanopticQuality": "panbench.metrics", "PQResult": "panbench.metrics", "PQValues": "panbench.metrics",
@@ -30,18 +27,10 @@ __all__ = ["ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "Gri
            "PanopticQuality", "__version__", "postprocess_grid", "pq_compute"]
 
 
-def named(ref: str) -> Any:
-    """What a table's row names as ``"module:function"``, imported now.  Not part of the Python API."""
-    import importlib
-
-    module, sep, name = ref.partition(":")
-    if not sep or not name:
-        raise ValueError(f"{ref!r} is no \"module:function\" reference")
-    return getattr(importlib.import_module(module), name)
-
-
 def __getattr__(name: str) -> object:
     if name in _API:
+        from panbench.package import named
+
         return named(f"{_API[name]}:{name}")
     raise AttributeError(f"module 'panbench' has no attribute {name!r}")
 

@@ -7,8 +7,8 @@ import os
 from importlib.resources import as_file, files
 from pathlib import Path
 
-from panbench import REPO_ROOT
 from panbench.ops.pairing import NEEDS_TORCHVISION, install_command
+from panbench.package import REPO_ROOT
 
 
 def data_root() -> Path:

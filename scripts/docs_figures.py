@@ -53,8 +53,8 @@ def shoot(chromium: str, report: Path, width: int, height: int, out: Path, colou
 
 def demo_results(folder: Path, limit: int | None) -> Path:
     """The demo set's three models evaluated into ``folder`` (the demo set generated first when missing)."""
-    from panbench import REPO_ROOT
     from panbench.cli import main
+    from panbench.package import REPO_ROOT
 
     if not (REPO_ROOT / "data" / "demo" / "annotations").is_dir() and main(["data", "demo"]) != 0:
         sys.exit("panbench data demo failed")
@@ -89,7 +89,7 @@ def pq_vs_speed(results: Path, folder: Path, out: Path) -> Path:
 def report_top(results: Path, out: Path) -> Path:
     """The report's heading and header table (the verdict and the PQ / SQ / RQ table, in `panbench table`'s
     Markdown) as monospaced text in a PNG: the top of the report where no browser can shoot it."""
-    from panbench.reporting.plots import plt
+    from panbench.reporting.figure_style import plt
     from panbench.reporting.tables import table_with_notes
 
     text, _ = table_with_notes(results, None, "md", False, False)

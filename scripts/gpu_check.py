@@ -269,8 +269,8 @@ def train(device: str, repeat: int) -> None:
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
-    from panbench import REPO_ROOT
     from panbench.ops import install
+    from panbench.package import REPO_ROOT
 
     install()
     demo = REPO_ROOT / "data" / "demo"

@@ -83,8 +83,8 @@ def _own_cache_dir(tmp_path_factory) -> None:
 @pytest.fixture
 def figures(monkeypatch) -> Any:
     """The figures the plot functions draw, by file name (saved nowhere; closed after the test)."""
-    from panbench.reporting import plots
-    from panbench.reporting.plots import plt
+    from panbench.reporting import plot_parts
+    from panbench.reporting.figure_style import plt
 
     drawn: dict[str, Any] = {}
 
@@ -92,7 +92,7 @@ def figures(monkeypatch) -> Any:
         drawn[path.name] = fig
         return path
 
-    monkeypatch.setattr(plots, "save", keep)
+    monkeypatch.setattr(plot_parts, "save", keep)
     yield drawn
     for fig in drawn.values():
         plt().close(fig)

@@ -488,7 +488,7 @@ def assert_same_as_separate_run(grid_res: Path, setting: dict[str, Any], grid_pr
     and predictions JSON (scripts/check_same_numbers.py's rules).  Returns the two records."""
     import sys
 
-    from panbench import REPO_ROOT
+    from panbench.package import REPO_ROOT
 
     sys.path.insert(0, str(REPO_ROOT / "scripts"))
     from check_same_numbers import _comparable, _compare_npz, compare_predictions

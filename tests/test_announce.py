@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from panbench import REPO_ROOT, announce
+from panbench import announce
+from panbench.package import REPO_ROOT
 
 #: (module under panbench/, function) -> the waits in it, as the start of the call's or import's source text
 WAITS: dict[tuple[str, str], tuple[str, ...]] = {

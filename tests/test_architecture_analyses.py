@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.analyses import ANALYSES, Analysis
 from panbench.analysis.collect import computes
 from panbench.data.synth import coco_like_categories, perturb, random_image, write_panoptic
+from panbench.package import REPO_ROOT
 from panbench.records.schema import ANALYSIS_FIELDS, RECORD_FIELDS
 from panbench.reporting.analysis_views import columns_of, kinds_of, text_of
 
@@ -39,20 +39,21 @@ REGISTRIES = (computes, columns_of, text_of)  # every row has one of each; kinds
 # files that name an analysis beyond its 3: what reads it that its row does not hold, and why (an analysis not
 # listed is read nowhere else: a new one needs no entry)
 BEYOND_THE_ROW = {
-    "ci": {"panbench/reporting/plots.py",  # its plot
+    "ci": {"panbench/reporting/analysis_plots.py",  # its plot
+           "panbench/reporting/grid_plots.py",  # a grid figure's interval bands
            "panbench/reporting/tables.py",  # the default table's PQ interval; the paired difference's cell
            "panbench/reporting/labels.py",  # a run too small for an interval: re-running does not help
            "panbench/reporting/grids.py"},  # a grid's PQ bands against each value, its settings' intervals
-    "by_size": {"panbench/reporting/plots.py"},  # its plot
-    "errors": {"panbench/reporting/plots.py"},  # its plot
+    "by_size": {"panbench/reporting/analysis_plots.py"},  # its plot
+    "errors": {"panbench/reporting/analysis_plots.py"},  # its plot
     # boundary PQ is also a scoring pass over the pixels (the image result's boundary part), asked by --boundary
     "boundary": {"panbench/cli/options.py", "panbench/evaluation/options.py",  # --boundary of score and eval
                  "panbench/pq/result.py",  # the image result's boundary part
                  "panbench/evaluation/record_fields.py"},  # a resume cache made without it lacks its sums
     "dagger": set(),
-    "score_threshold": {"panbench/reporting/plots.py",  # its figure
+    "score_threshold": {"panbench/reporting/analysis_plots.py",  # its figure
                         "panbench/cli/compare.py"},  # B - A at each run's best threshold
-    "calibration": {"panbench/reporting/plots.py"},  # its figure
+    "calibration": {"panbench/reporting/analysis_plots.py"},  # its figure
 }
 
 

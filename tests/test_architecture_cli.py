@@ -108,7 +108,7 @@ def test_no_command_imports_another() -> None:
     what two commands share lives in a module of its own (``options.py``, ``running.py``, ``records.py``, ...)."""
     import ast
 
-    from panbench import REPO_ROOT
+    from panbench.package import REPO_ROOT
 
     cli = REPO_ROOT / "panbench" / "cli"
     commands = {p.stem for p in cli.glob("*.py")

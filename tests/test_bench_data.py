@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from pq_bench_data import SAMPLE, make_real_set, perturb_real  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 _spec = importlib.util.spec_from_file_location("check_same_numbers", REPO_ROOT / "scripts" / "check_same_numbers.py")
 assert _spec is not None and _spec.loader is not None

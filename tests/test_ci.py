@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 
 def _fake_path(tmp_path: Path) -> Path:

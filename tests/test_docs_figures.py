@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from panbench import REPO_ROOT
 from panbench.cli import main
+from panbench.package import REPO_ROOT
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fixture_record.json"  # schema 1, invented numbers, a measured speed
 

@@ -9,9 +9,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from panbench import REPO_ROOT
 from panbench.analyses import ANALYSES
 from panbench.data.catalog import DATASETS
+from panbench.package import REPO_ROOT
 from panbench.reporting.formats import WRITERS
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]

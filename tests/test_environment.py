@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli.doctor import SETUPTOOLS_PIN
+from panbench.package import REPO_ROOT
 
 SHADOW = "import sys\nsys.modules['pkg_resources'] = None  # as if setuptools >= 82 were installed\n"
 

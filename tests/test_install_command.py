@@ -8,8 +8,8 @@ import importlib
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.ops.pairing import install_command, installed_version
+from panbench.package import REPO_ROOT
 
 
 @pytest.mark.parametrize(("torch", "want"), [

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 SCRIPTS = ["ablation_postprocess", "bench_analysis", "bench_ap", "bench_eval", "bench_mmdet_metric", "bench_ops",
            "bench_pq", "profile_pq", "bench_eval_ap", "record_mmcv_ops", "train_demo_models", "bench_compile",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.system  # the set-up's mmcv step run for real, with the mmcv wheel this machine cached
 

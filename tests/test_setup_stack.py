@@ -104,8 +104,8 @@ def test_zoo_r50_configs_build_on_cpu_from_the_mmdet_package(zoo_config, tmp_pat
 
 
 def test_doctor_fix_outside_the_setup_venv_is_pip_with_the_mmdet_extra(monkeypatch) -> None:
-    from panbench import REPO_ROOT
     from panbench.cli import doctor
+    from panbench.package import REPO_ROOT
 
     assert doctor.in_setup_venv() == (Path(sys.prefix).resolve() == (REPO_ROOT / ".venv").resolve())
     monkeypatch.setattr(doctor, "in_setup_venv", lambda: False)  # as after `pip install .[mmdet]` on Colab
@@ -150,7 +150,7 @@ def test_doctor_lists_each_familys_versions_and_notes_another_transformers(monke
 
 def _bytecode_block() -> str:
     """The lines of step 7 that compile bytecode: from the ``if`` that guards them to its ``fi``."""
-    from panbench import REPO_ROOT
+    from panbench.package import REPO_ROOT
 
     script = (REPO_ROOT / "scripts" / "setup.sh").read_text().splitlines()
     step7 = next(i for i, line in enumerate(script) if line.startswith("step 7 "))
@@ -189,7 +189,7 @@ def test_compile_imports_writes_the_bytecode_of_imported_modules_under_dont_writ
     import importlib
     import importlib.util
 
-    from panbench import REPO_ROOT
+    from panbench.package import REPO_ROOT
 
     monkeypatch.syspath_prepend(str(REPO_ROOT / "scripts"))
     monkeypatch.syspath_prepend(str(tmp_path))

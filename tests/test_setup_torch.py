@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 
 def _cuda_setup():

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli.doctor import configs_check
 from panbench.ops.pairing import pairing_problem, torchvision_for
+from panbench.package import REPO_ROOT
 
 
 @pytest.mark.parametrize("torch_version, torchvision", [

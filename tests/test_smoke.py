@@ -8,9 +8,9 @@ import json
 import pytest
 from helpers import zoo_checkpoint
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -19,12 +19,12 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from panbench import __version__
 from panbench.announce import enable as announce_phases
 from panbench.cli.options import Common
 from panbench.cli.usage import Parser
 from panbench.collector import collector_paused
 from panbench.errors import PanbenchError
+from panbench.package import __version__
 
 # the modules of panbench.cli, one per command, in the order --help lists them
 COMMANDS = ("doctor", "ls", "eval", "speed", "robustness", "submit", "status", "table", "compare", "images", "plot",

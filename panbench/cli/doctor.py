@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panbench import REPO_ROOT, __version__, resources
+from panbench import resources
 from panbench.announce import announce
 from panbench.cli.options import Common, dataset_root
 from panbench.data.catalog import DATASETS
@@ -24,6 +24,7 @@ from panbench.models.families import FAMILIES
 from panbench.models.registry import CONFIG_DIR, all_models
 from panbench.ops import install, kernels
 from panbench.ops.pairing import install_command, installed_version, pairing_problem
+from panbench.package import REPO_ROOT, __version__
 
 
 def in_setup_venv() -> bool:

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from panbench.reporting.colors import model_colors
     from panbench.reporting.grids import grids_of
     from panbench.reporting.labels import corrupted_note
-    from panbench.reporting.plots import FAILED, image_set_note, make_plots, plot_dir, plot_groups, retire_plot_folders
+    from panbench.reporting.plot_parts import image_set_note
+    from panbench.reporting.plots import FAILED, make_plots, plot_dir, plot_groups, retire_plot_folders
     from panbench.reporting.tables import latest_runs, no_records
 
     announce(f"reading the records in {args.results}")

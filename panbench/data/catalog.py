@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from panbench import named
+from panbench.package import named
 
 
 @dataclass(frozen=True)

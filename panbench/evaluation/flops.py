@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import panbench
+from panbench import package
 from panbench.downloads import sha256_file
 from panbench.errors import InputError
 from panbench.models.protocol import PanopticModel, count_parameters
@@ -84,7 +84,7 @@ def write_facts(parts: dict[str, Any], facts: dict[str, Any]) -> None:
 
 def package_versions(packages: Sequence[str]) -> dict[str, str | None]:
     """The installed versions of panbench, torch and ``packages`` from their metadata: part of every key."""
-    out: dict[str, str | None] = {"panbench": panbench.__version__}
+    out: dict[str, str | None] = {"panbench": package.__version__}
     for name in sorted({"torch", *packages}):
         try:
             out[name] = metadata.version(name)
@@ -200,8 +200,7 @@ def random_facts(spec: ModelSpec, gflops: bool, image_hw: tuple[int, int] = (480
     """``panbench ls``: the parameters and, with ``gflops``, :func:`random_gflops` of ``spec``'s model (None when its
     family cannot build it without a download); ``on_count`` is called before a model not cached is built."""
     entry = spec.family.entry()
-    files_of = getattr(entry, "config_files", None)  # optional in a family: without it, counted every time
-    files: list[Path] | None = files_of(spec) if files_of is not None else None
+    files: list[Path] | None = entry.config_files(spec)  # None: counted every time
     parts, cached = None, {}
     if files is not None:
         parts = {"fact": "random model", "framework": spec.framework, "config_files": [sha256_file(f) for f in files],

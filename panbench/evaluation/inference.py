@@ -28,7 +28,6 @@ from panbench.evaluation.storage import PredictionWriter
 from panbench.evaluation.timings import Timings
 from panbench.interrupts import sigint_held
 from panbench.models.grid import Setting
-from panbench.models.protocol import DeferredFusion
 from panbench.pq.png import read_ids
 from panbench.pq.threads import ALIVE_CHECK_S, STOP_S, join_while_alive
 from panbench.robustness.pipeline import CorruptedPipeline
@@ -209,7 +208,7 @@ class _PostProcessor(threading.Thread):
         self.family, self.evaluators, self.dataset, self.timings, self.sync = family, evaluators, dataset, timings, sync
         self.outlets, self.progress = list(outlets), progress
         self.settings = Shard.settings_of(self.outlets)
-        self.finish = family.finish if isinstance(family, DeferredFusion) else None
+        self.finish = family.finish
         self.error: BaseException | None = None
         self.dropped = False  # set by abandon: the batches still queued are not processed
         self.ended = False  # set when the thread takes the end (None) off the queue
@@ -252,9 +251,8 @@ class _PostProcessor(threading.Thread):
         if grid:  # each setting's outputs, one after another (the shared work done once)
             each: Any = family.finish_grid(outputs, self.settings)
         else:
-            if self.finish is not None:
-                outputs = self.finish(outputs)
-                sync()
+            outputs = self.finish(outputs)
+            sync()
             each = iter([outputs])
         own = timings.settings if grid and timed else None
         if own is not None and not own:
@@ -325,8 +323,8 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequenc
     post.start()
     one = _Pass(shard, post)
     # a grid's settings all come from the outputs the forward leaves unfused
-    defer = isinstance(family, DeferredFusion) and (defers_fusion(device) or shard.settings is not None)
-    deferred = family.deferred() if defer else nullcontext()  # type: ignore[attr-defined]
+    defer = defers_fusion(device) or shard.settings is not None
+    deferred = family.deferred() if defer else nullcontext()
     try:
         with torch.inference_mode(), deferred, family.timed_fusion(one.fusion_times, sync):
             t_start = one.batches(same_shape_batches(loaded, opts.batch_size, family.batch_key))

@@ -9,7 +9,7 @@ from typing import Any
 
 from panbench.evaluation.runtime import download_wait
 from panbench.models.numerics import layout_free, reproducible_blas
-from panbench.models.protocol import PanopticModel, Weights
+from panbench.models.protocol import PanopticModel, Weights, check_model
 from panbench.models.registry import ModelSpec
 
 __all__ = ["LoadedModel", "Weights", "load_model"]
@@ -54,6 +54,7 @@ def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: 
     forward gives the same bits on any process layout (:mod:`panbench.models.numerics`)."""
     reproducible_blas()
     built = spec.family.entry().load_model(spec, categories, checkpoint, trust, device, cfg_options, ap, download_wait)
+    check_model(built.model, spec.family.name)
     layout_free(built.model.module)
     packages = tuple(dict.fromkeys((*spec.family.packages, *built.packages)))
     return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named, packages=packages)

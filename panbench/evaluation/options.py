@@ -136,5 +136,5 @@ def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:
     for spec in specs:
         spec.family.entry().check_options(spec, categories, opts.cfg_options, opts.postprocess.name)
     if opts.grid:
-        kinds = {s.name: (getattr(s.family.entry(), "grid_kind", None) or (lambda _: None))(s) for s in specs}
+        kinds = {s.name: s.family.entry().grid_kind(s) for s in specs}
         check_grid(opts.grid, kinds, opts.cfg_options, opts.postprocess.name)

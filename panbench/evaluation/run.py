@@ -10,7 +10,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +79,7 @@ class Run:
         settings = grid_settings(spec, family, opts)
         # a grid's settings come from the model's own fusion, run by panbench, on the forward's outputs
         fusion = family.configure(PostProcess() if settings else opts.postprocess, opts.fusion)
-        if settings and not getattr(family, "grid_ready", lambda: True)():
+        if settings and not family.grid_ready():
             raise PanbenchError(f"{spec.config}: its fusion head runs mmdet's own code (panoptic_on off or "
                                 "semantic_on on), which a grid cannot share: run each setting alone (--cfg-options)")
         # the registry's spec stays as it is: the run's copy names what the model's config says
@@ -138,10 +137,9 @@ class Run:
         return Shard(indices, self.device, opts, outlets=tuple(outlets))
 
     def _score_cutoff(self, part: Part) -> float | None:
-        """The model's own score threshold under ``part``'s options (a family's optional ``score_cutoff``), within
-        [0, 1]: a threshold below 0 (``object_mask_thr=-0.1``: every query kept) removes what 0 removes, none."""
-        read = getattr(self.lm.family, "score_cutoff", None)
-        own = None if read is None else read(part.opts.cfg_options, part.opts.postprocess)
+        """The model's own score threshold under ``part``'s options (its family's ``score_cutoff``), within [0, 1]: a
+        threshold below 0 (``object_mask_thr=-0.1``: every query kept) removes what 0 removes, none."""
+        own = self.lm.family.score_cutoff(part.opts.cfg_options, part.opts.postprocess)
         return None if own is None else min(max(own, 0.0), 1.0)
 
     def _extra(self, part: Part) -> list[Any]:
@@ -193,7 +191,7 @@ class Run:
                     opts = part.opts
                     settings = {"postprocess": opts.postprocess.label(), "fusion": opts.fusion, "ap": opts.ap,
                                 **record_fields.corruption_fields(opts)}
-                    with self.lm.family.forward_values(dict(reads)) if reads else nullcontext():  # type: ignore
+                    with self.lm.family.forward_values(dict(reads)):
                         counted[reads] = run_gflops(part.lm, self.dataset, opts.flops_images, self.device, settings,
                                                     self.spec.family.packages)
                 part.flops = counted[reads]
@@ -348,7 +346,7 @@ def grid_settings(spec: ModelSpec, family: Any, opts: EvalOptions) -> list[Setti
     """The settings of ``opts.grid`` for ``spec``'s model (its own keys; [] without a grid or without any of them)."""
     if not opts.grid:
         return []
-    kind = family.grid_kind() if hasattr(family, "grid_kind") else None
+    kind = family.grid_kind()
     own = {k: v for k, v in opts.grid.items() if kind is not None and has_key(k, kind)}
     if not own or kind is None:
         return []
@@ -368,8 +366,7 @@ def grid_settings(spec: ModelSpec, family: Any, opts: EvalOptions) -> list[Setti
 
 def entry_grid_kind(spec: ModelSpec) -> str | None:
     """The fusion whose keys a grid of ``spec`` may vary, from its config (None: the family has no grids)."""
-    kind = getattr(spec.family.entry(), "grid_kind", None)
-    return kind(spec) if kind is not None else None
+    return spec.family.entry().grid_kind(spec)
 
 
 def predict_images(spec: ModelSpec, images: PanopticDataset, opts: EvalOptions) -> Path:

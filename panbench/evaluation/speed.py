@@ -21,6 +21,7 @@ from panbench.evaluation.context import cpu_clock, marker, speed_context
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.runtime import device_name
 from panbench.evaluation.timings import precision_info
+from panbench.models.numerics import torch_own
 from panbench.models.registry import ModelSpec
 from panbench.records.provenance import command_line, git_commit, now_iso, versions
 from panbench.records.speed import PROTOCOL, PROTOCOL_TEXT, SpeedRecord
@@ -89,6 +90,7 @@ def compile_model(family: Any, mode: str = "default") -> dict[str, Any]:
 
     names = []
     for name, m in family.compile_targets():
+        torch_own(m)  # inductor compiles torch's own modules
         m.compile(mode=mode)
         names.append(name)
     return {"on": True, "modules": names, "backend": "inductor", "mode": mode, "torch": torch.__version__}

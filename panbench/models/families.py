@@ -5,10 +5,34 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from panbench import named
 from panbench.errors import PanbenchError
+from panbench.package import named
+
+
+class FamilyModule:
+    """A family's subpackage as :class:`panbench.models.protocol.FamilyEntry`: its functions, with the defaults of the
+    ones a family may leave out written here, once (``config_files`` and ``grid_kind``: None, not known)."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+    def _own(self, name: str) -> Any:
+        return vars(self.module).get(name)
+
+    def config_files(self, spec: Any) -> list[Path] | None:
+        own = self._own("config_files")
+        return own(spec) if own is not None else None
+
+    def grid_kind(self, spec: Any) -> str | None:
+        own = self._own("grid_kind")
+        return own(spec) if own is not None else None
 
 
 @dataclass(frozen=True)
@@ -30,9 +54,9 @@ class Family:
     # "module:function": (the doctor's probes, panbench.cli.doctor.Probes) -> its lines of `panbench doctor`
     doctor: str | None = None
 
-    def entry(self) -> ModuleType:
-        """Its subpackage, imported now (:class:`panbench.models.protocol.FamilyEntry`)."""
-        return importlib.import_module(self.package)
+    def entry(self) -> FamilyModule:
+        """Its subpackage, imported now (:class:`panbench.models.protocol.FamilyEntry`, :class:`FamilyModule`)."""
+        return FamilyModule(importlib.import_module(self.package))
 
     def registered_models(self) -> list:
         """The ``ModelSpec`` rows its subpackage lists (:attr:`registered`)."""

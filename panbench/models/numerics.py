@@ -15,7 +15,8 @@ Three things in torch's CPU forward change the last bits of a result with the la
   thread count and the batch.  :func:`layout_free` computes each such activation module of a model with every
   element through the vector code: pieces under torch's grain (one thread each), the last one padded.
 
-A forward under ``torch.compile`` (``--compile``) is inductor's and left as it compiles it.  The fusion's own sigmoid,
+A forward under ``torch.compile`` (``--compile``) is inductor's: :func:`torch_own` gives the modules back their own
+methods before they compile.  The fusion's own sigmoid,
 which mmdet's output is matched against, is rounded as on one thread whatever the count
 (:func:`panbench.models.mmdet.fast_fusion.sigmoid_as_in`).
 """
@@ -27,7 +28,7 @@ import os
 import warnings
 from typing import Any
 
-__all__ = ["MKL_STRICT", "layout_free", "reproducible_blas", "vector_code"]
+__all__ = ["MKL_STRICT", "layout_free", "reproducible_blas", "torch_own", "vector_code"]
 
 MKL_STRICT = "AUTO,STRICT"  # MKL_CBWR's value: the CPU's own code path, sums in an order free of the thread count
 _AUTO, _STRICT, _ALL = 2, 0x10000, -1  # mkl_service.h: MKL_CBWR_AUTO, MKL_CBWR_STRICT, MKL_CBWR_ALL
@@ -141,4 +142,16 @@ def layout_free(module: Any) -> int:
         elif type(m).__name__ in _ELEMENTWISE.get(type(m).__module__, ()) and "forward" not in vars(m):
             vars(m)["forward"] = _vectorized(m)
             n += 1
+    return n
+
+
+def torch_own(module: Any) -> int:
+    """Undo :func:`layout_free` on ``module``: each routed module's own methods again (what ``torch.compile``
+    traces); the number of modules given back."""
+    n = 0
+    for m in module.modules():
+        for name in ("_conv_forward", "forward"):
+            if name in vars(m) and getattr(vars(m)[name], "__qualname__", "").startswith(("_onednn.", "_vectorized.")):
+                del vars(m)[name]
+                n += 1
     return n

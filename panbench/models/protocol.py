@@ -1,20 +1,24 @@
 """What the evaluation needs from a model family (docs/models.md, "Model families"): :class:`PanopticModel` (with
-the optional :class:`Corruptible` and :class:`DeferredFusion`), and the functions of a family's subpackage,
-:class:`FamilyEntry`.  ``to_segments`` is the only reader of what ``forward`` returns."""
+the optional :class:`Corruptible`), the defaults of the abilities a family may lack (:class:`Abilities`, the one
+place they are written), and the functions of a family's subpackage, :class:`FamilyEntry`.  ``to_segments`` is the
+only reader of what ``forward`` returns."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from panbench.errors import PanbenchError
+
 if TYPE_CHECKING:
     from panbench.analysis.ap import Instances
+    from panbench.models.grid import Setting
     from panbench.models.postprocess import PostProcess
     from panbench.models.registry import ModelSpec
 
@@ -67,6 +71,73 @@ class PanopticModel(Protocol):
     def to(self, device: str) -> Any:
         """Move the model to ``device`` (the out-of-memory fallback runs one image on the CPU)."""
 
+    # the abilities a family may lack: :class:`Abilities` has their defaults
+    def deferred(self) -> AbstractContextManager[None]:
+        """While entered, ``forward`` returns outputs whose fusion is left to :meth:`finish` (a GPU run's, a grid's:
+        the fusion then runs on the eval loop's post-processing thread)."""
+
+    def finish(self, outputs: list[Any]) -> list[Any]:
+        """One forward's outputs with their deferred fusion run (others as they are)."""
+
+    def grid_kind(self) -> str | None:
+        """The fusion whose keys ``eval --grid`` may vary (:data:`panbench.models.grid.GRID_KEYS`); None: none."""
+
+    def grid_ready(self) -> bool:
+        """Whether the fusion a grid's settings share runs (``configure`` installed panbench's)."""
+
+    def grid_own(self, key: str) -> Any:
+        """The model's own value of config key ``key`` (a grid's default setting has it); None where not set."""
+
+    def finish_grid(self, outputs: list[Any], settings: list[Setting]) -> Iterator[list[Any]]:
+        """A deferred forward's outputs under each of ``settings`` in turn, the work they share done once."""
+
+    def forward_values(self, values: dict[str, Any]) -> AbstractContextManager[None]:
+        """While entered, the forward reads these values of a grid's keys that the forward itself reads."""
+
+    def score_cutoff(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
+        """The score below which the fusion drops a segment under these options (the analyses' own threshold);
+        None: not known."""
+
+
+def check_model(model: Any, family: str) -> None:
+    """Refuse, in one line, a family's model that lacks a member of :class:`PanopticModel` (a family written before
+    the abilities were declared: its class derives from :class:`Abilities` to get their defaults)."""
+    members = {*PanopticModel.__annotations__, *(m for m in vars(PanopticModel) if not m.startswith("_"))}
+    if lacking := sorted(m for m in members if not hasattr(model, m)):
+        raise PanbenchError(f"model family {family}: its model ({type(model).__name__}) lacks {', '.join(lacking)}; "
+                            "derive its class from panbench.models.protocol.Abilities (docs/models.md, \"Model "
+                            "families\") and define the rest")
+
+
+class Abilities:
+    """The defaults of :class:`PanopticModel`'s abilities a family may lack, written once: no deferred fusion (it
+    runs in the forward), no grid, no score cutoff.  A family's model class derives from it and overrides what it
+    can do."""
+
+    def deferred(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def finish(self, outputs: list[Any]) -> list[Any]:
+        return outputs
+
+    def grid_kind(self) -> str | None:
+        return None
+
+    def grid_ready(self) -> bool:
+        return True  # nothing to share: a family without grids is refused ``--grid`` by its kind, before
+
+    def grid_own(self, key: str) -> Any:
+        return None
+
+    def finish_grid(self, outputs: list[Any], settings: list[Setting]) -> Iterator[list[Any]]:
+        raise PanbenchError("internal: a grid of a family without grids; please report")
+
+    def forward_values(self, values: dict[str, Any]) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def score_cutoff(self, cfg_options: dict[str, Any] | None, postprocess: PostProcess) -> float | None:
+        return None
+
 
 @runtime_checkable
 class Corruptible(Protocol):
@@ -74,17 +145,6 @@ class Corruptible(Protocol):
 
     def pipeline_with(self, item: dict[str, Any], image_step: Callable[[np.ndarray], np.ndarray]) -> Any:
         """``pipeline(item)`` with ``image_step`` on the decoded RGB uint8 image (where ``Corrupt`` goes)."""
-
-
-@runtime_checkable
-class DeferredFusion(Protocol):
-    """Optional: the fusion run by :meth:`finish` on the eval loop's post-processing thread (docs/models.md)."""
-
-    def deferred(self) -> AbstractContextManager[None]:
-        """While entered, ``forward`` returns outputs whose fusion is left to :meth:`finish`."""
-
-    def finish(self, outputs: list[Any]) -> list[Any]:
-        """One forward's outputs with their deferred fusion run (others as they are)."""
 
 
 @dataclass(frozen=True)
@@ -127,15 +187,15 @@ class FamilyEntry(Protocol):
         """The model with random weights and no dataset (parameters, FLOPs); None when that needs a download."""
 
     def config_files(self, spec: ModelSpec) -> list[Path] | None:
-        """Optional: the files that fix :meth:`random_model`'s model (its counts' cache key); None: not known."""
+        """The files that fix :meth:`random_model`'s model (its counts' cache key); None: not known."""
 
     def grid_kind(self, spec: ModelSpec) -> str | None:
-        """Optional: the fusion whose keys ``eval --grid`` may vary (:data:`panbench.models.grid.GRID_KEYS`), read
-        before the model loads; None: none."""
+        """The fusion whose keys ``eval --grid`` may vary (:data:`panbench.models.grid.GRID_KEYS`), read before the
+        model loads; None: none."""
 
     def config_text(self, spec: ModelSpec, cfg_options: dict[str, Any] | None, ap: bool) -> tuple[str, str]:
-        """Optional (with :meth:`grid_kind`): the config text and hash ``load_model`` records with ``cfg_options``,
-        a grid setting's (docs/eval.md, "Grids")."""
+        """The config text and hash ``load_model`` records with ``cfg_options``, a grid setting's (docs/eval.md,
+        "Grids")."""
 
 
 def count_parameters(module: Any) -> int:

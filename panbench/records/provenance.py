@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 from contextlib import suppress
 
-import panbench
-from panbench import REPO_ROOT
+from panbench import package
 from panbench.ops import active
+from panbench.package import REPO_ROOT
 
 
 def git_commit() -> str | None:
@@ -49,7 +49,7 @@ def versions(packages: Sequence[str]) -> dict[str, str | None]:
     with mmcv, what served mmcv's compiled ops."""
     import platform
 
-    out: dict[str, str | None] = {"panbench": panbench.__version__, "python": platform.python_version(),
+    out: dict[str, str | None] = {"panbench": package.__version__, "python": platform.python_version(),
                                   **{mod: package_version(mod) for mod in (*packages, "numpy")}}
     if "torch" in packages:
         out["cuda"] = None

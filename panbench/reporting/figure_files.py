@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panbench import __version__
 from panbench.locks import exclusive
+from panbench.package import __version__
 
 FORMATS = ("png", "pdf", "svg")
 FIGURES_MANIFEST = ".panbench-figures.json"  # in each folder of figures panbench replaces as a set

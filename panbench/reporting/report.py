@@ -21,6 +21,7 @@ from panbench.errors import PanbenchError
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records.io import atomic_write_text, load_records, note_skipped
 from panbench.records.schema import RunRecord
+from panbench.reporting.analysis_plots import PLOTS
 from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_files import REPORT_FILES, replace_figures, viewable_in_a_browser, writing_figures
 from panbench.reporting.grids import GRID_NOTE, Grid, grid_frame, grid_marks, grids_of
@@ -35,15 +36,8 @@ from panbench.reporting.labels import (
     settings,
     short_label,
 )
-from panbench.reporting.plots import (
-    FAILED,
-    PLOTS,
-    REMOVED,
-    image_set_note,
-    make_plots,
-    plot_groups,
-    retire_plot_folders,
-)
+from panbench.reporting.plot_parts import image_set_note
+from panbench.reporting.plots import FAILED, REMOVED, make_plots, plot_groups, retire_plot_folders
 from panbench.reporting.robustness import format_robustness_table, runs_frame, summary_frame
 from panbench.reporting.robustness import plots as robustness_plots
 from panbench.reporting.tables import (

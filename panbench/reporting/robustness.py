@@ -11,7 +11,7 @@ from panbench.reporting.colors import GROUP_COLORS, Colors, assign, text_color
 from panbench.reporting.figure_style import MIN_TEXT_PT, current_width, legend_below, new_figure, styled, wrap
 from panbench.reporting.formats import writer
 from panbench.reporting.labels import summary_model
-from panbench.reporting.plots import save
+from panbench.reporting.plot_parts import save
 from panbench.robustness.corruptions import CORRUPTION_GROUPS, CORRUPTION_NAMES, GROUP_OF
 from panbench.robustness.summary import SUMMARY_METRICS, base_dataset, robustness_summaries
 

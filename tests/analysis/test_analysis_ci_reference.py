@@ -157,7 +157,7 @@ def test_the_bootstrap_does_not_import_numpy_random() -> None:
     import subprocess
     import sys
 
-    from panbench import REPO_ROOT
+    from panbench.package import REPO_ROOT
 
     code = ("import sys, numpy as np\n"
             "from panbench.analysis.bootstrap import RunSums, bootstrap_ci\n"

@@ -8,8 +8,8 @@ import importlib.util
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import build_parser
+from panbench.package import REPO_ROOT
 
 
 def _script():

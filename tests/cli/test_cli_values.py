@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import build_parser, main
+from panbench.package import REPO_ROOT
 
 # option, the smallest value it accepts
 COUNTS = [("--batch-size", 1), ("--limit", 1), ("--cache-every", 1),

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_split
+from panbench.package import REPO_ROOT
 
 
 def _records(results: Path) -> list[dict]:

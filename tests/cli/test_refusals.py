@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
+from panbench.package import REPO_ROOT
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"
 FAST = ["--workers", "0", "--cpu-procs", "1", "--no-progress"]

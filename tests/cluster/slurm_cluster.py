@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ import pytest
 from helpers import free_port
 from slurm_cluster import slurm  # noqa: F401  (the fixture)
 
-from panbench import REPO_ROOT
 from panbench.cluster.launcher import slurm_torch_env
 from panbench.errors import PanbenchError
+from panbench.package import REPO_ROOT
 
 PY = sys.executable
 VENV_BIN = Path(sys.executable).parent

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from slurm_cluster import slurm  # noqa: F401  (the fixture)
 
-from panbench import REPO_ROOT
 from panbench.cluster.slurm import cell_states
 from panbench.cluster.sweep import Manifest, manifests
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.system  # every test here runs jobs on the one-node Slurm cluster
 

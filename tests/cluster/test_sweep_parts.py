@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cluster.slurm import _expand, cell_states, last_error, parameters, script
 from panbench.cluster.sweep import Cell, Manifest, Submission, cell_marker, groups, incomplete_note, minutes, plan
 from panbench.errors import PanbenchError
+from panbench.package import REPO_ROOT
 from panbench.records.io import append_csv
 
 MODELS = ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn"]

@@ -11,10 +11,10 @@ import tokenize
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data import catalog
 from panbench.data.catalog import DATASETS, Dataset, Option
+from panbench.package import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "panbench"
 # coco and demo are built in, not added: coco is the default dataset and COCO's panoptic format the layout of

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.datasets import load_dataset
+from panbench.package import REPO_ROOT
 
 H, W = 12, 16
 CITY_IDS = ["frankfurt_000000_000294", "lindau_000001_000019"]

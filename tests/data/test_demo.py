@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data import demo
 from panbench.data.demo import DEMO_CATEGORIES, make_demo, tree_digest
 from panbench.errors import InputError
+from panbench.package import REPO_ROOT
 
 # PQ of each committed demo model on the demo val split, +-0.5: measured by `panbench eval --model all
 # --dataset demo` on the val set `panbench data demo` generates (at most one crowd segment per category, one segment

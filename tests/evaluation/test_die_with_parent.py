@@ -15,8 +15,8 @@ import time
 import psutil
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.data.demo import make_demo
+from panbench.package import REPO_ROOT
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked CPU processes: Linux only")]

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from helpers import analysis_fields, free_port
 
-from panbench import REPO_ROOT
 from panbench.cli import main
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 PY = sys.executable

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import eval_demo_record, rolled_checkpoint
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 
 def demo_checkpoint() -> Path:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from helpers import free_port
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 PY = sys.executable
 

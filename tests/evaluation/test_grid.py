@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from helpers import assert_same_as_separate_run, killed_part_way
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.errors import PanbenchError
 from panbench.models.grid import expand, parse_grid
 from panbench.models.postprocess import PostProcess
+from panbench.package import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from check_same_numbers import _comparable, compare_predictions  # noqa: E402

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
 from panbench.models.registry import resolve
+from panbench.package import REPO_ROOT
 from panbench.pq.matching import METRIC_KEYS
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))  # MMDetection's own loop is a reference, not part of the package

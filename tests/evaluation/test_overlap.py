@@ -18,12 +18,12 @@ from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.inference import Shard, run_inference
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
-from panbench.models.protocol import DeferredFusion, PanopticModel, Weights
+from panbench.models.protocol import Abilities, PanopticModel, Weights
 
 FORWARD_S, POST_S, IMAGES = 0.10, 0.08, 9  # per batch of one; the first batch is the warm-up
 
 
-class SlowModel:
+class SlowModel(Abilities):
     """A stand-in whose forward takes FORWARD_S and whose fusion takes POST_S (sleeps: the GIL is free, as in a
     CUDA forward or a C kernel); its prediction is the ground truth's first category everywhere."""
 
@@ -49,11 +49,14 @@ class SlowModel:
         self.in_forward += 1
         try:
             time.sleep(FORWARD_S)
-            return [{"hw": b["hw"], "fused": False} for b in batch] if self.deferring else self.finish(batch)
+            return [{"hw": b["hw"], "fused": False} for b in batch] if self.deferring else self._fuse(batch)
         finally:
             self.in_forward -= 1
 
     def finish(self, outputs: list[Any]) -> list[Any]:
+        return outputs if all(o["fused"] for o in outputs) else self._fuse(outputs)
+
+    def _fuse(self, outputs: list[Any]) -> list[Any]:
         self.threads.add(torch.get_num_threads())
         time.sleep(POST_S)
         return [{"hw": o["hw"], "fused": True} for o in outputs]
@@ -86,7 +89,7 @@ class SlowModel:
 
 
 class DeferringSlowModel(SlowModel):
-    """The same model with :class:`DeferredFusion`'s members: the loop runs ``finish`` on its thread."""
+    """The same model deferring its fusion (``deferred``): the loop runs ``finish`` on its thread."""
 
     @contextmanager
     def deferred(self) -> Any:
@@ -119,7 +122,7 @@ def deferring(monkeypatch):
 def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_the_forwards(demo_root,
                                                                                            deferring) -> None:
     model = DeferringSlowModel([1])
-    assert isinstance(model, DeferredFusion)
+    assert isinstance(model, PanopticModel)
     t, evaluators = _run(model, demo_root)
     timed = IMAGES - 1
     assert t.timed_images == timed and evaluators.pq.accumulator.n_kept() == IMAGES  # every image scored
@@ -163,7 +166,7 @@ def test_a_post_processing_thread_that_died_is_an_error_not_a_hang_of_the_batch_
     from panbench.evaluation.inference import _Pass, _PostProcessor
     from panbench.evaluation.timings import Timings
 
-    post = _PostProcessor(object(), None, None, Timings(), lambda: None)  # never started: as one that died
+    post = _PostProcessor(Abilities(), None, None, Timings(), lambda: None)  # never started: as one that died
     post.q.put_nowait("a batch it never took")
     one = _Pass(None, post)  # type: ignore[arg-type]
     out: list[BaseException] = []

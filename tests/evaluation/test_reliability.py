@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from helpers import save_zoo_style_checkpoint
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_split
 from panbench.models.registry import resolve
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 PY = sys.executable

@@ -198,7 +198,7 @@ def test_a_new_version_of_any_package_a_model_runs_on_changes_the_cache_key(runs
     for pkg in ("panbench", *packages):
         monkeypatch.setattr(provenance, "package_version", lambda m, pkg=pkg: "0.0.0-other" if m == pkg else real(m))
         if pkg == "panbench":
-            monkeypatch.setattr("panbench.__version__", "0.0.0-other")
+            monkeypatch.setattr("panbench.package.__version__", "0.0.0-other")
         assert _key(packages=packages) != base, pkg
         monkeypatch.undo()
     assert _key(packages=packages) == base

@@ -14,9 +14,9 @@ import time
 import pytest
 from helpers import free_port, save_zoo_style_checkpoint
 
-from panbench import REPO_ROOT
 from panbench.data.demo import make_demo, make_split
 from panbench.models.registry import resolve
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 PY = sys.executable

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from helpers import killed_part_way
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.errors import PanbenchError
 from panbench.evaluation.evaluators import RunEvaluators, load_evaluator
+from panbench.package import REPO_ROOT
 from panbench.pq.matching import CategoryTable
 
 EXAMPLE = REPO_ROOT / "examples" / "evaluators" / "image_count.py"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 pytest.importorskip("mmdet")
 pytest.importorskip("panopticapi")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 pytest.importorskip("torchvision", reason="torchvision is not installed (make setup-vision; make test-vision)")
 for _dep in ("panopticapi", "fvcore", "iopath", "tabulate", "omegaconf"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 pytest.importorskip("mmdet")
 pytest.importorskip("panopticapi")

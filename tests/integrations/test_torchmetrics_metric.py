@@ -316,7 +316,7 @@ def test_setup_and_the_test_extra_install_the_lightning_the_ddp_test_runs_with()
 
     import tomllib
 
-    from panbench import REPO_ROOT
+    from panbench.package import REPO_ROOT
 
     test_extra = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
     assert "lightning==2.6.6" in test_extra
@@ -341,7 +341,7 @@ def test_bench_torchmetrics_checks_panbench_against_score_and_panopticapi_before
     import subprocess
     import sys
 
-    from panbench import REPO_ROOT
+    from panbench.package import REPO_ROOT
 
     r = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_torchmetrics.py"), "--set", "real",
                         "--real-images", "2", "--tm-images", "1", "--workdir", str(tmp_path),

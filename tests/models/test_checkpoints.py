@@ -87,7 +87,7 @@ def test_committed_demo_weights_are_checked_against_their_manifest(tmp_path) -> 
     import json
     import shutil
 
-    from panbench import REPO_ROOT
+    from panbench.package import REPO_ROOT
 
     demo = REPO_ROOT / "checkpoints" / "demo"
     manifest = json.loads((demo / "MANIFEST.json").read_text())

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from panbench.models.protocol import Built, Weights, timed_calls
+from panbench.models.protocol import Abilities, Built, Weights, timed_calls
 
 __version__ = "1.0"
 STEPS = []  # per image the corruption reached: whether it changed the decoded image
 
 
-class Const(torch.nn.Module):
+class Const(Abilities, torch.nn.Module):
     def __init__(self, names, label2cat):
         super().__init__()
         self.conv = torch.nn.Conv2d(3, 1, 1)
@@ -86,6 +86,9 @@ class Const(torch.nn.Module):
 
     def query_masks(self, item, device, top):
         return self.forward([item], device, None)[0], []
+
+    def compile_targets(self):
+        return [("conv", self.conv)]
 
 
 def load_model(spec, categories, checkpoint, trust, device, cfg_options, ap, any_rank):
@@ -181,6 +184,20 @@ def test_a_family_that_does_not_say_where_a_corruption_goes_is_refused(tmp_path,
     assert "--corruption: the toy model family does not say where a corruption is applied" in err
     assert not (tmp_path / "results" / "runs.csv").exists()  # nothing scored on clean images
 
+
+def test_a_family_whose_model_lacks_the_abilities_defaults_is_refused_in_one_line(tmp_path, monkeypatch, demo_root,
+                                                                                 capsys) -> None:
+    """A family written before its model class derived from ``Abilities`` (no grid, score cutoff or deferred
+    fusion members): refused as it loads, naming what it lacks and the class that gives their defaults."""
+    old = TOY.replace("class Const(Abilities, torch.nn.Module):", "class Const(torch.nn.Module):")
+    add_toy(tmp_path, monkeypatch, old)
+    rc = main(["eval", "--model", "toy:const", "--dataset", "demo", "--data-root", str(demo_root), "--results",
+               str(tmp_path / "results"), "--limit", "3", "--device", "cpu", "--workers", "0", "--cpu-procs", "1",
+               "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "model family toy: its model (Const) lacks deferred, finish, finish_grid, forward_values, grid_kind" in err
+    assert "derive its class from panbench.models.protocol.Abilities" in err
 
 
 def test_the_doctor_asks_each_family_for_its_checks(toy_family, tmp_path, monkeypatch) -> None:

@@ -124,12 +124,12 @@ def _panoptic_maps(model, datas):
 def test_demo_models_give_mmdets_maps_with_panbench_fusion(name) -> None:
     """The first 20 demo val images (scripts/bench_eval.py compares all 60 through the metrics), each demo model
     with its committed weights: the same map with either fusion."""
-    from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
     from panbench.evaluation.inference import Items
     from panbench.evaluation.loading import load_model
     from panbench.models.registry import resolve
+    from panbench.package import REPO_ROOT
 
     root = make_demo(REPO_ROOT / "data" / "demo")
     ds = load_dataset(root, name="demo")
@@ -211,13 +211,13 @@ def _instances(model, datas):
 def test_demo_models_give_mmdets_instances_with_panbench_fusion(name, monkeypatch) -> None:
     """With AP on (``instance_on``), panbench's fusion runs (the record's ``fusion`` says so) and its instance
     output equals mmdet's bit for bit on the first 12 demo images."""
-    from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
     from panbench.evaluation.inference import Items
     from panbench.evaluation.loading import load_model
     from panbench.models.postprocess import PostProcess
     from panbench.models.registry import resolve
+    from panbench.package import REPO_ROOT
 
     root = make_demo(REPO_ROOT / "data" / "demo")
     ds = load_dataset(root, name="demo")

@@ -22,7 +22,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForUniversalSegmentation as AutoModel  # noqa: E402
 
-from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
@@ -30,6 +29,7 @@ from panbench.models.families import FAMILIES  # noqa: E402
 from panbench.models.hf import model as hf  # noqa: E402
 from panbench.models.hf.types import TYPES  # noqa: E402
 from panbench.models.registry import all_models, ref_spec, resolve  # noqa: E402
+from panbench.package import REPO_ROOT  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
 

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
+from panbench.package import REPO_ROOT  # noqa: E402
 
 
 def _recipe() -> str:

@@ -19,13 +19,13 @@ pytest.importorskip("transformers")
 import hf_tiny  # noqa: E402  (tests/hf_tiny.py)
 import numpy as np  # noqa: E402
 
-from panbench import REPO_ROOT  # noqa: E402
 from panbench.cli import main  # noqa: E402
 from panbench.data.datasets import load_dataset  # noqa: E402
 from panbench.errors import PanbenchError  # noqa: E402
 from panbench.models.hf.model import load_hf_model  # noqa: E402
 from panbench.models.hf.types import REFUSED, TYPES  # noqa: E402
 from panbench.models.registry import all_models, resolve  # noqa: E402
+from panbench.package import REPO_ROOT  # noqa: E402
 from panbench.pq.matching import METRIC_KEYS  # noqa: E402
 
 DINOV3 = "eomt_dinov3"

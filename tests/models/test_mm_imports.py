@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from panbench import REPO_ROOT
+from panbench.package import REPO_ROOT
 
 PROBE = """
 import json, sys

@@ -57,11 +57,11 @@ def test_the_panoptic_encoding_imports_nothing_of_panbench() -> None:
 
 
 def test_the_mmdetection_family_implements_the_protocol() -> None:
-    from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
     from panbench.evaluation.loading import load_model
     from panbench.models.registry import resolve
+    from panbench.package import REPO_ROOT
 
     ds = load_dataset(make_demo(REPO_ROOT / "data" / "demo"), name="demo")
     lm = load_model(resolve("demo-panoptic-fpn", dataset="demo")[0], ds.categories, None, False, "cpu")
@@ -82,11 +82,11 @@ def test_the_mmdetection_family_implements_the_protocol() -> None:
 
 
 def _demo(name: str):
-    from panbench import REPO_ROOT
     from panbench.data.datasets import load_dataset
     from panbench.data.demo import make_demo
     from panbench.evaluation.loading import load_model
     from panbench.models.registry import resolve
+    from panbench.package import REPO_ROOT
 
     ds = load_dataset(make_demo(REPO_ROOT / "data" / "demo"), name="demo")
     return ds, load_model(resolve(name, dataset="demo")[0], ds.categories, None, False, "cpu")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.errors import PanbenchError
 from panbench.ops import active, compiled_mmcv, ext
+from panbench.package import REPO_ROOT
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:

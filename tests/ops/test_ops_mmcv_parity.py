@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from panbench import REPO_ROOT
 from panbench.ops import ext, install, kernels
+from panbench.package import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "mmcv_ops"
 NMS = np.load(FIXTURES / "nms.npz")

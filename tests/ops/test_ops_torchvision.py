@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from panbench import REPO_ROOT
 from panbench.ops import install, kernels
+from panbench.package import REPO_ROOT
 
 tv = pytest.importorskip("torchvision", reason="torchvision is not installed (make setup-vision; make test-vision)")
 pytestmark = pytest.mark.torchvision

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panbench import REPO_ROOT
 from panbench.cli import main
+from panbench.package import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import pq_bench_data  # noqa: E402

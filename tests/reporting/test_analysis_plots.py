@@ -15,7 +15,7 @@ from panbench.analysis.breakdown import ERROR_TYPES
 from panbench.cli import main
 from panbench.records.io import load_records
 from panbench.records.schema import ANALYSIS_FIELDS
-from panbench.reporting import plots
+from panbench.reporting import analysis_plots, plot_parts, plots
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # schema 1, invented numbers
 
@@ -39,7 +39,7 @@ def _drawn(fn, records, out):
     """Call a plot function and keep what its axes hold when it is saved (the artists' data and texts: saving
     draws the figure, the tick labels read after it)."""
     seen = {}
-    orig = plots.save
+    orig = plot_parts.save
 
     def keep(fig, path, dpi=100):
         seen["fig"] = fig
@@ -51,17 +51,17 @@ def _drawn(fn, records, out):
         seen["lines"] = [[line.get_xydata().copy() for line in ax.lines] for ax in fig.axes]
         return orig(fig, path, dpi)
 
-    plots.save = keep
+    plot_parts.save = keep
     try:
         path = fn(records, out)
     finally:
-        plots.save = orig
+        plot_parts.save = orig
     return path, seen
 
 
 def test_intervals_are_the_records_ci(results, tmp_path) -> None:
     recs = load_records(results)
-    path, seen = _drawn(plots.pq_intervals, recs, tmp_path)
+    path, seen = _drawn(analysis_plots.pq_intervals, recs, tmp_path)
     assert path.name == "pq_intervals.png" and path.is_file()
     have = [r for r in recs if r.get("ci")]
     for ax, key in zip(seen["axes"], ("PQ", "PQ_th", "PQ_st")):
@@ -74,7 +74,7 @@ def test_intervals_are_the_records_ci(results, tmp_path) -> None:
 
 def test_stacked_error_bars_are_the_counts_by_type(results, tmp_path) -> None:
     recs = [r for r in load_records(results) if r.get("errors")]
-    _, seen = _drawn(plots.error_bars, recs, tmp_path)
+    _, seen = _drawn(analysis_plots.error_bars, recs, tmp_path)
     bars = seen["bars"][0]  # type by type, run by run
     for k, r in enumerate(recs):
         heights = [bars[t * len(recs) + k][2] for t in range(len(ERROR_TYPES))]
@@ -85,7 +85,7 @@ def test_stacked_error_bars_are_the_counts_by_type(results, tmp_path) -> None:
 
 def test_by_size_bars(results, tmp_path) -> None:
     recs = [r for r in load_records(results) if r.get("by_size")]
-    _, seen = _drawn(plots.plot_pq_by_size, recs, tmp_path)
+    _, seen = _drawn(analysis_plots.plot_pq_by_size, recs, tmp_path)
     heights = [p[2] for p in seen["bars"][0]]
     assert not any(r["by_size"]["large"]["n"] for r in recs)  # the generated images have no large things
     want = [r["by_size"][s]["PQ"] if r["by_size"][s]["n"] else np.nan for r in recs for s in ("small", "medium")]
@@ -153,7 +153,7 @@ def test_an_interval_end_past_its_point_by_rounding_draws(results, tmp_path) -> 
     for r in recs:
         pq = r.metrics["PQ"]
         r.ci["PQ"] = [pq + 4.4e-12, pq - 4.4e-12]
-    path, seen = _drawn(plots.pq_intervals, recs, tmp_path)
+    path, seen = _drawn(analysis_plots.pq_intervals, recs, tmp_path)
     assert path.is_file()
 
 

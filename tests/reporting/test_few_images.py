@@ -55,7 +55,7 @@ def test_a_run_alone_on_its_images_is_not_a_reference(results, capsys) -> None:
 
 
 def test_the_interval_plot_says_too_few_images(results) -> None:
-    from panbench.reporting.plots import _left_out
+    from panbench.reporting.analysis_plots import _left_out
 
     records = load_records(results)
     note = _left_out(records, "ci")

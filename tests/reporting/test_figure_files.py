@@ -197,7 +197,7 @@ def test_the_report_says_which_robustness_figures_of_its_own_it_replaced(tmp_pat
 def test_a_figure_keeps_the_name_it_was_given_when_its_suffix_is_the_format_s(tmp_path) -> None:
     """`viz --out A.SVG` writes A.SVG (the format its suffix names, in any case), not a.svg beside it."""
     from panbench.reporting.figure_files import figure_output, write_figure
-    from panbench.reporting.plots import plt
+    from panbench.reporting.figure_style import plt
 
     fig = plt().figure(figsize=(1, 1))
     with figure_output("svg"):

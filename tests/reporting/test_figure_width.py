@@ -18,7 +18,7 @@ from PIL import Image
 
 from panbench.cli import main
 from panbench.records.io import load_records
-from panbench.reporting import plots, robustness
+from panbench.reporting import figure_style, plot_parts, robustness
 from panbench.reporting.colors import ERROR_COLORS, ERROR_DISTANCE, MODEL_PALETTE, lab_distance
 from panbench.reporting.figure_style import MIN_TEXT_PT, TITLE_PT, WIDTHS, figure_width
 from panbench.reporting.labels import short_label
@@ -70,13 +70,13 @@ def test_every_figure_plot_writes_is_the_default_width_double(results, tmp_path,
 @pytest.fixture(scope="module")
 def report_single(results, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     """`report --figure-width single` of the results in a folder of its own, and the figures of the dataset's plots
-    it wrote (each kept as it was written: its texts fitted by plots.save), by file name.  make_plots is given the
+    it wrote (each kept as it was written: its texts fitted by plot_parts.save), by file name.  make_plots is given the
     report's runs in the reverse of the table's order: the figures' order is its own ranking."""
     from panbench.reporting import report
 
     res = _results_copy(results, tmp_path_factory.mktemp("report_single"))
     kept: dict[str, Any] = {}
-    real, make_plots = plots.write_figure, report.make_plots
+    real, make_plots = plot_parts.write_figure, report.make_plots
 
     def keep(fig: Any, path: Path, *args: Any, **kwargs: Any) -> Path:
         if path.parent.name == "synth":
@@ -84,7 +84,7 @@ def report_single(results, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
         return real(fig, path, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plots, "write_figure", keep)
+        mp.setattr(plot_parts, "write_figure", keep)
         mp.setattr(report, "make_plots", lambda records, *args: make_plots(records[::-1], *args))
         assert main(["report", "--results", str(res), "--figure-width", "single"]) == 0
     return res, kept
@@ -144,17 +144,17 @@ def drawn(report_single, tmp_path_factory) -> Any:
     with pytest.MonkeyPatch.context() as mp:
         for width in ("single",):
             def keep(fig: Any, path: Path, *args: Any, width: str = width, **kwargs: Any) -> Path:
-                figs[width, path.name] = fig  # as it would be written: its texts fitted (plots.save)
+                figs[width, path.name] = fig  # as it would be written: its texts fitted (plot_parts.save)
                 return path
 
-            mp.setattr(plots, "write_figure", keep)
+            mp.setattr(plot_parts, "write_figure", keep)
             with figure_width(width):
                 robustness.plots(summaries, out)
     for fig in figs.values():  # save closed them: a canvas to measure on again
         FigureCanvasAgg(fig).draw()
     yield figs
     for fig in figs.values():
-        plots.plt().close(fig)
+        figure_style.plt().close(fig)
 
 
 def _texts(fig: Any) -> list[Any]:
@@ -285,5 +285,5 @@ def test_a_heatmap_of_one_value_has_no_colour_bar_and_of_two_has_one() -> None:
         one, _ = robustness.drop_figure(np.array([[6.2]]), ["gaussian_noise"], ["demo-mask2former"])
         two, _ = robustness.drop_figure(np.array([[6.2], [3.0]]), ["gaussian_noise", "fog"], ["demo-mask2former"])
     assert len(one.axes) == 1 and len(two.axes) == 2
-    plots.plt().close(one)
-    plots.plt().close(two)
+    figure_style.plt().close(one)
+    figure_style.plt().close(two)

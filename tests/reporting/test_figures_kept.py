@@ -15,9 +15,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.errors import PanbenchError
+from panbench.package import REPO_ROOT
 from panbench.reporting.figure_files import (
     FIGURES_MANIFEST,
     REPORT_FILES,

@@ -14,7 +14,7 @@ import pytest
 from analysis_records import add_run, ground_truth
 
 from panbench.records.io import load_records
-from panbench.reporting import plots, robustness
+from panbench.reporting import analysis_plots, figure_style, plot_parts, plots, robustness
 from panbench.reporting.colors import contrast, model_colors
 from panbench.robustness.corruptions import GROUP_OF
 
@@ -58,7 +58,7 @@ def _lay_out(monkeypatch, drawn: dict[str, Any]) -> None:
         drawn[path.name] = fig
         return path
 
-    monkeypatch.setattr(plots, "save", keep)
+    monkeypatch.setattr(plot_parts, "save", keep)
     monkeypatch.setattr(robustness, "save", keep)
 
 
@@ -76,7 +76,7 @@ def drawn(results, tmp_path_factory) -> Any:
         robustness.plots(sweep([m for m, _, _ in MODELS]), out, colors)
     yield figs
     for fig in figs.values():
-        plots.plt().close(fig)
+        figure_style.plt().close(fig)
 
 
 FIGURES = ("pq_bars.png", "pq_vs_speed.png", "per_class_pq.png", "pq_vs_gflops.png", "pq_intervals.png",
@@ -196,7 +196,7 @@ def test_every_heatmap_number_reads_on_its_cell_whatever_its_shade() -> None:
     fig, _ = robustness.drop_figure(np.arange(12, dtype=float).reshape(6, 2) * 3, list(SWEPT), ["a", "b"])
     fig.canvas.draw()
     assert not low_contrast(fig)
-    plots.plt().close(fig)
+    figure_style.plt().close(fig)
 
 
 def _titles(fig: Any) -> list[str]:
@@ -218,9 +218,10 @@ def test_the_fingerprint_is_a_footnote_where_the_results_hold_two_image_sets_of_
     records = load_records(results)
     other = [r.with_fields(provenance={**r.provenance, "dataset": {**r.provenance["dataset"],
                                                                    "fingerprint": "0badc0de" * 2}}) for r in records]
-    note = plots.image_set_note(records, records + other)
-    assert plots.image_set_note(records, records) == "" and note.startswith("image set synth f1a2b3c4 (10 images)")
-    for plot in (plots.pq_bars, plots.pq_intervals, plots.plot_pq_by_size, plots.error_bars):  # titles 2 ways
+    note = plot_parts.image_set_note(records, records + other)
+    assert plot_parts.image_set_note(records, records) == "" and note.startswith("image set synth f1a2b3c4 (10 images)")
+    ap = analysis_plots
+    for plot in (plots.pq_bars, ap.pq_intervals, ap.plot_pq_by_size, ap.error_bars):  # titles 2 ways
         plot(records, tmp_path, note=note)
     for name, fig in figures.items():
         assert "f1a2b3c4" not in _titles(fig)[0] and [t for t in fig.texts if t.get_text() == note], name
@@ -280,7 +281,7 @@ def test_two_lines_of_one_model_in_the_sweep_are_told_apart_by_their_style(monke
     assert len(styles) == 2 and len({s for _, s in styles}) == 2, styles
     legend = {(h.get_label(), h.get_linestyle()) for h in fig.legends[0].get_lines()}
     assert legend == styles
-    plots.plt().close(fig)
+    figure_style.plt().close(fig)
 
 
 def test_a_sweep_recorded_without_a_fingerprint_is_named_so_beside_one_with() -> None:

@@ -19,7 +19,7 @@ from test_figures_read_back import lines_outside, low_contrast
 
 from panbench.cli import main
 from panbench.records.io import load_records
-from panbench.reporting import plots
+from panbench.reporting import figure_style, grid_plots, plot_parts
 from panbench.reporting.colors import GRID_METRICS
 from panbench.reporting.figure_style import WIDTHS, figure_width
 from panbench.reporting.grids import grids_of
@@ -124,14 +124,14 @@ def figures(grid) -> dict[str, Any]:
                     figs[width] = fig
                 return path
 
-            mp.setattr(plots, "save", keep)
+            mp.setattr(plot_parts, "save", keep)
             with figure_width(width):
-                drawn = plots.grid_plots(grids, records)
+                drawn = grid_plots.grid_plots(grids, records)
                 assert [name for name, _ in drawn] == [f"grid_{MODEL}_object_mask_thr+postprocess.png"]
                 drawn[0][1](records, res, {}, "")
     yield figs
     for fig in figs.values():
-        plots.plt().close(fig)
+        figure_style.plt().close(fig)
 
 
 def test_the_grid_figure_draws_each_metric_against_each_varied_key_with_its_interval_band_and_the_default(
@@ -219,8 +219,8 @@ def test_a_grid_without_the_models_own_setting_holds_the_other_keys_at_the_best_
     assert star.get_ydata()[0] == pytest.approx(best["metrics"]["PQ"])
     (g,) = grids_of(res, load_records(res))
     drawn: list[Any] = []
-    monkeypatch.setattr(plots, "save", lambda fig, path, *a, **k: drawn.append(fig) or path)
-    plots.grid_lines(Grid({**g.doc, "default": None}, g.records), res)
+    monkeypatch.setattr(plot_parts, "save", lambda fig, path, *a, **k: drawn.append(fig) or path)
+    grid_plots.grid_lines(Grid({**g.doc, "default": None}, g.records), res)
     (fig,) = drawn
     axes = [ax for ax in fig.axes if ax.lines]
     own_best = max((s for s in doc["settings"] if THR in s["values"]), key=lambda s: s["metrics"]["PQ"])
@@ -233,4 +233,4 @@ def test_a_grid_without_the_models_own_setting_holds_the_other_keys_at_the_best_
         "metrics"]["PQ"]
     texts = " ".join(t.get_text().replace("\n", " ") for t in fig.findobj(Text))
     assert "the best setting's values" in texts and "best PQ on these images" in texts
-    plots.plt().close(fig)
+    figure_style.plt().close(fig)

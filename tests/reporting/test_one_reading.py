@@ -16,7 +16,7 @@ from analysis_records import TABLE, add_run, ground_truth
 from panbench.analysis import AnalysisSet
 from panbench.cli import main
 from panbench.records.io import load_records
-from panbench.reporting import plots
+from panbench.reporting import plot_parts
 from panbench.reporting.labels import corrupted_note, short_label
 from panbench.reporting.tables import latest_runs, ranked_records
 
@@ -71,13 +71,13 @@ def test_table_ranks_the_clean_runs_alone_and_says_where_the_corrupted_one_is(re
 def _legends(monkeypatch) -> dict[str, list[str]]:
     """The legend entries of each figure `save` writes (written as ever), by file name."""
     seen: dict[str, list[str]] = {}
-    real = plots.save
+    real = plot_parts.save
 
     def save(fig: Any, path: Path, *args: Any, **kwargs: Any) -> Path:
         seen[path.name] = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
         return real(fig, path, *args, **kwargs)
 
-    monkeypatch.setattr(plots, "save", save)
+    monkeypatch.setattr(plot_parts, "save", save)
     return seen
 
 

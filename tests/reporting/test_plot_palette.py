@@ -65,7 +65,7 @@ def test_robustness_heatmap_colour_bar_label_inside_the_figure() -> None:
     """Two corruptions (a short heatmap): the colour bar's label lies inside the figure, not cut at its edge."""
     import numpy as np
 
-    from panbench.reporting.plots import plt
+    from panbench.reporting.figure_style import plt
     from panbench.reporting.robustness import drop_figure
 
     fig, _ = drop_figure(np.array([[3.0, 5.0], [1.0, 2.0]]), ["gaussian_noise", "defocus_blur"],

@@ -10,7 +10,7 @@ import pytest
 
 from panbench.records.io import record_from_json
 from panbench.records.schema import RunRecord
-from panbench.reporting import plots
+from panbench.reporting import plot_parts, plots
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"
 
@@ -96,7 +96,7 @@ def test_speeds_within_ten_times_get_a_linear_axis_from_zero_and_names_apart(fig
 def test_legend_below_the_bars(tmp_path) -> None:
     recs = [_rec(), _rec(postprocess="maskwise"), _rec(model="other")]
     seen = {}
-    orig = plots.save
+    orig = plot_parts.save
 
     def keep(fig, path, dpi=100):
         fig.canvas.draw()
@@ -104,14 +104,14 @@ def test_legend_below_the_bars(tmp_path) -> None:
         seen["axes"] = [ax.get_window_extent() for ax in fig.axes]
         return orig(fig, path, dpi)
 
-    plots.save = keep
+    plot_parts.save = keep
     try:
         plots.pq_bars(recs, tmp_path)
         assert all(not seen["legend"].overlaps(ax) for ax in seen["axes"])
         plots.per_class_differences(recs, tmp_path)
         assert all(not seen["legend"].overlaps(ax) for ax in seen["axes"])
     finally:
-        plots.save = orig
+        plot_parts.save = orig
 
 
 EIGHT = ["demo-mask2former", "demo-maskformer", "demo-panoptic-fpn",
@@ -144,7 +144,7 @@ def _eight() -> list[RunRecord]:
 def _layout(monkeypatch, tmp_path, plot) -> dict:
     """Draw one plot and keep the window extents (pixels) of the figure, its legends, axes and every text."""
     seen: dict = {}
-    orig = plots.save
+    orig = plot_parts.save
 
     def keep(fig, path, dpi=100):
         fig.canvas.draw()
@@ -158,7 +158,7 @@ def _layout(monkeypatch, tmp_path, plot) -> dict:
         seen["drawn"] = fig.get_tightbbox(r).transformed(fig.dpi_scale_trans)  # all that is drawn, in pixels
         return orig(fig, path, dpi)
 
-    monkeypatch.setattr(plots, "save", keep)
+    monkeypatch.setattr(plot_parts, "save", keep)
     plot(_eight(), tmp_path)
     return seen
 

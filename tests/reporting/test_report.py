@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from helpers import zoo_checkpoint
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "fixture_record.json"  # invented numbers (tests/fixtures/README.md)

@@ -1,5 +1,5 @@
-"""The figures of the segment-score analyses (panbench/reporting/plots.py): PQ against the score threshold, a line
-per run with the model's own threshold and the best marked, and a reliability diagram per run with its ECE, read
+"""The figures of the segment-score analyses (panbench/reporting/analysis_plots.py): PQ against the score threshold,
+a line per run with the model's own threshold and the best marked, and a reliability diagram per run with its ECE, read
 back from the PNGs `panbench report` writes (width, the marks' colours where they are drawn); the report's sections
 of both analyses; a run without scores skips both figures in one line each.  Two `score --name` runs of 12 small
 generated images whose segments carry scores, one given the model's own threshold as `eval` gives it; the report is
@@ -21,7 +21,7 @@ from test_figures_read_back import lines_outside, low_contrast
 from panbench.analysis import AnalysisSet, ScoreSums, score_threshold
 from panbench.cli import main
 from panbench.records.io import load_records
-from panbench.reporting import plots
+from panbench.reporting import plot_parts, plots
 from panbench.reporting.colors import model_colors
 from panbench.reporting.figure_style import WIDTHS
 
@@ -60,7 +60,7 @@ def _only_score_figures(mp: pytest.MonkeyPatch) -> None:
 def reported(results) -> tuple[str, dict[str, Any]]:
     """`panbench report`'s page and its score figures: each file's figure, as saved (its axes' transforms)."""
     figs: dict[str, Any] = {}
-    real = plots.save
+    real = plot_parts.save
 
     def keep(fig: Any, path: Path, dpi: int = 100) -> Path:
         figs[Path(path).name] = fig
@@ -68,7 +68,7 @@ def reported(results) -> tuple[str, dict[str, Any]]:
 
     with pytest.MonkeyPatch.context() as mp:
         _only_score_figures(mp)
-        mp.setattr(plots, "save", keep)
+        mp.setattr(plot_parts, "save", keep)
         assert main(["report", "--results", str(results)]) == 0
     return (results / "report.html").read_text(), figs
 

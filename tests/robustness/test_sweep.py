@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 
-from panbench import REPO_ROOT
 from panbench.cli import main
 from panbench.data.demo import make_demo
+from panbench.package import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 PY = sys.executable

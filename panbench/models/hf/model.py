@@ -33,7 +33,7 @@ from panbench.models.encoding import INSTANCE_OFFSET, panoptic_to_segments
 from panbench.models.grid import Setting
 from panbench.models.hf.types import ModelType, cfg_settings, describe, postprocess_refusal
 from panbench.models.postprocess import PostProcess, merge_queries
-from panbench.models.protocol import Built, Weights, timed_calls
+from panbench.models.protocol import Abilities, Built, Weights, timed_calls
 from panbench.ops.pairing import install_command
 
 MASK_FIELDS = ("masks_queries_logits", "pred_masks")  # per-query mask logits, at a fraction of the padded input
@@ -161,7 +161,7 @@ def _one_image(outputs: Any, i: int, size: tuple[int, int], padded: tuple[int, i
     return SimpleNamespace(**fields)
 
 
-class HFPanoptic(torch.nn.Module):
+class HFPanoptic(Abilities, torch.nn.Module):
     """A transformers model and its processor as a ``PanopticModel``; its fusion stage is :class:`_Fusion`."""
 
     def __init__(self, model: Any, processor: Any, mtype: ModelType, fusion: _Fusion, names: list[str],

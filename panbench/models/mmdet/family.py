@@ -17,14 +17,14 @@ from panbench.models.amp import autocast_forward, autocast_now, keep_ops_fp32
 from panbench.models.encoding import panoptic_to_segments
 from panbench.models.grid import Setting
 from panbench.models.postprocess import PostProcess, merge_queries
-from panbench.models.protocol import timed_calls, wrapped_method
+from panbench.models.protocol import Abilities, timed_calls, wrapped_method
 
 if TYPE_CHECKING:
     import torch
 
 
 @dataclass
-class MMDetModel:
+class MMDetModel(Abilities):
     """An mmdet detector with checked weights, its class mapping and its test pipeline."""
 
     detector: Any  # the mmdet model on its device
