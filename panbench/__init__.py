@@ -3,8 +3,6 @@ and may import (``tests/test_architecture_layers.py`` checks it)."""
 
 from typing import TYPE_CHECKING
 
-from panbench.package import __version__
-
 if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __getattr__ imports them on first use
     from panbench.metrics import (
         ClassPQ,
@@ -16,10 +14,11 @@ if TYPE_CHECKING:  # the Python API's names for type checkers; at run time __get
         PQValues,
     )
     from panbench.models.grid import GridResult, postprocess_grid
+    from panbench.package import __version__
     from panbench.pq.score import pq_compute
 
 # The Python API (docs/api.md), imported on first use so that ``import panbench`` stays light.
-_API = {"pq_compute": "panbench.pq.score", "PanopticQuality": "panbench.metrics",
+_API = {"__version__": "panbench.package", "pq_compute": "panbench.pq.score", "PanopticQuality": "panbench.metrics",
         "CocoPanopticQuality": "panbench.metrics", "PQResult": "panbench.metrics", "PQValues": "panbench.metrics",
         "ClassPQ": "panbench.metrics", "Finding": "panbench.metrics", "DiagnosisWarning": "panbench.metrics",
         "postprocess_grid": "panbench.models.grid", "GridResult": "panbench.models.grid"}

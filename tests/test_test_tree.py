@@ -72,8 +72,20 @@ def collected(request, tmp_path_factory) -> list[dict]:
 def make_targets() -> dict[str, str]:
     """The ``-m`` expression of each Makefile target that runs pytest over tests/ (test, test-system, test-vision)."""
     text = (ROOT / "Makefile").read_text()
-    return {m[1]: m[2] or m[3] for m in
-            re.finditer(r'^([\w-]+):.*\n\t.*-m pytest -q -m (?:"([^"]+)"|(\w+)) tests$', text, re.M)}
+    return {m[1]: m[2] or m[3] for m in  # the target's last recipe line that runs pytest over tests/
+            re.finditer(r'^([\w-]+):.*\n(?:\t.*\n)*?\t.*-m pytest -q -m (?:"([^"]+)"|(\w+))(?: [^\n]*)? tests$', text,
+                        re.M)}
+
+
+def test_make_test_runs_its_parallel_folders_on_workers_and_the_rest_after_them() -> None:
+    """``make test``'s two steps: the folders of ``PARALLEL`` on pytest-xdist's workers, then every other folder
+    (the same ``-m`` expression both times): together every test of ``make test`` once."""
+    text = (ROOT / "Makefile").read_text()
+    folders = re.search(r"^PARALLEL := (.+)$", text, re.M)[1].split()
+    assert folders and all((ROOT / f).is_dir() for f in folders)
+    recipe = re.search(r"^test: setup\n((?:\t.*\n)+)", text, re.M)[1].splitlines()
+    assert recipe == ['\t$(PY) -m pytest -q -m "not system" -n auto --dist loadfile $(PARALLEL)',
+                      '\t$(PY) -m pytest -q -m "not system" $(addprefix --ignore=,$(PARALLEL)) tests']
 
 
 def selects(expression: str, marks: list[str]) -> bool:
