@@ -50,11 +50,12 @@ class LoadedModel:
 def load_model(spec: ModelSpec, categories: Any, checkpoint: str | None, trust: bool, device: str,
                cfg_options: dict[str, Any] | None = None, ap: bool = False) -> LoadedModel:
     """``spec``'s model on ``device`` through its family (:data:`panbench.models.families.FAMILIES`): weights
-    checked, classes mapped to ``categories``, ``--cfg-options`` merged; ``ap``: its instance output on.  Its CPU
-    forward gives the same bits on any process layout (:mod:`panbench.models.numerics`)."""
+    checked, classes mapped to ``categories``, ``--cfg-options`` merged; ``ap``: its instance output on.  On the
+    CPU its forward gives the same bits on any process layout (:mod:`panbench.models.numerics`)."""
     reproducible_blas()
     built = spec.family.entry().load_model(spec, categories, checkpoint, trust, device, cfg_options, ap, download_wait)
     check_model(built.model, spec.family.name)
-    layout_free(built.model.module)
+    if device.split(":")[0] == "cpu":  # a GPU's kernels are the same on every rank: nothing to route or pay for
+        layout_free(built.model.module)
     packages = tuple(dict.fromkeys((*spec.family.packages, *built.packages)))
     return LoadedModel(built.model, built.weights, built.cfg_text, built.cfg_hash, named=built.named, packages=packages)
