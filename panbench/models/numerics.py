@@ -16,9 +16,8 @@ Three things in torch's CPU forward change the last bits of a result with the la
   element through the vector code: pieces under torch's grain (one thread each), the last one padded.
 
 A forward under ``torch.compile`` (``--compile``) is inductor's: :func:`torch_own` gives the modules back their own
-methods before they compile.  The fusion's own sigmoid,
-which mmdet's output is matched against, is rounded as on one thread whatever the count
-(:func:`panbench.models.mmdet.fast_fusion.sigmoid_as_in`).
+methods before they compile.  The fusion's own sigmoid, which mmdet's output is matched against, is rounded as on
+one thread whatever the count (:func:`panbench.models.mmdet.fast_fusion.sigmoid_as_in`).
 """
 
 from __future__ import annotations
