@@ -8,9 +8,9 @@ synthetic, not a model's output, the count Mask2Former's ``instance_on`` gives (
 
 Printed (medians of interleaved repeats, one process):
   PQ only               ``score_files`` (workers=1, no analyses): both JSONs, both PNG folders, the sums
-  PQ + AP               ``score --instances --no-analysis`` on one thread (``ScoredFiles``): PQ on the per-image
-                        path (the C path keeps no id map), the ground truth's thing segments as RLEs from the
-                        same decode of its PNGs, the instance JSON read, COCO's segm evaluation
+  PQ + AP               ``score --instances --no-analysis`` on one thread (the AP evaluator needs the id maps):
+                        PQ on the per-image path, the ground truth's thing segments as RLEs from the same decode
+                        of its PNGs, the instance JSON read, COCO's segm evaluation
   eval's RLEs           what ``eval`` adds per image (not in the two rows above, whose instances come as RLEs
                         in a JSON): the ground truth's thing segments and 100 prediction masks to RLE
   COCOeval (hotcoco)    hotcoco's evaluate + accumulate + summarize, the end of both ``score`` and ``eval``
@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from panbench.analysis.ap import APAccumulator, Instances, coco_segm_ap, gt_annotations  # noqa: E402
-from panbench.evaluation.evaluators import ScoredFiles  # noqa: E402
+from panbench.evaluators import Evaluators  # noqa: E402
+from panbench.evaluators.files import score_folder  # noqa: E402
 from panbench.pq.png import read_ids  # noqa: E402
 from panbench.pq.score import read_truth, score_files  # noqa: E402
 
@@ -108,11 +109,12 @@ def per_image_encoding(gt_json: Path, png: Path, results: list[dict[str, Any]]) 
     return run
 
 
-def pq_and_ap(gt_json: Path, png: Path, inst: Path) -> ScoredFiles:
+def pq_and_ap(gt_json: Path, png: Path, inst: Path) -> Evaluators:
     """``score --instances --no-analysis`` on one thread: PQ and the AP evaluator fed by one decode of each PNG."""
     truth = read_truth(gt_json)
-    scored = ScoredFiles([], truth, inst)
-    score_files(truth, png, gt_json, png, workers=1, each=scored.each)
+    scored = Evaluators.for_run(truth.categories, analyses=False, ap=True, ap_source="instances JSON",
+                                semantic=False)
+    score_folder(scored, truth, png, gt_json, png, workers=1, instances=inst)
     return scored
 
 
@@ -135,10 +137,10 @@ def main() -> int:
         results = predictions(gt_json, png)
         inst = Path(tmp) / "instances.json"
         inst.write_text(json.dumps(results))
-        acc = pq_and_ap(gt_json, png, inst).evaluators.ap.accumulator
-        gt_ds, res = acc.gt_dataset(), acc.results()
+        ap = next(m for m in pq_and_ap(gt_json, png, inst).members if m.name == "AP")
+        gt_ds, res = ap.accumulator.gt_dataset(), ap.accumulator.results()
         rows = {"PQ only": lambda: score_files(gt_json, png, gt_json, png, workers=1),
-                "PQ + AP": lambda: pq_and_ap(gt_json, png, inst).fields(),
+                "PQ + AP": lambda: pq_and_ap(gt_json, png, inst).evaluate(),
                 "eval's RLEs (GT things + 100 masks)": per_image_encoding(gt_json, png, results),
                 "COCOeval (hotcoco)": lambda: coco_segm_ap(gt_ds, res)}
         rows.update(_pycocotools_row(gt_ds, res))

@@ -545,3 +545,23 @@ def scored_runs(root: Path) -> Path:
         assert main(["score", "--gt-json", str(gj), "--gt-dir", str(gd), "--pred-json", str(pj), "--pred-dir",
                      str(pd), "--name", name, "--dataset-name", "syn", "--results", str(root / "res")]) == 0
     return root / "res"
+
+
+def score_with_analyses(gt_json: Any, gt_dir: Any, pred_json: Any, pred_dir: Any, workers: int | None = None,
+                        boundary: bool = False, **members: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """``panbench score``'s metrics, analysis set and analyses' fields, through the one composite that the command
+    drives (``members``: :meth:`panbench.evaluators.Evaluators.for_run`'s other options)."""
+    from panbench.evaluators import Evaluators
+    from panbench.evaluators.files import score_folder
+    from panbench.pq.score import read_truth
+
+    truth = read_truth(gt_json)
+    evaluators = Evaluators.for_run(truth.categories, boundary=boundary, semantic=False, **members)
+    score_folder(evaluators, truth, gt_dir, pred_json, pred_dir, workers)
+    res, fields = evaluators.evaluate()
+    return res, fields.pop("analysis"), fields
+
+
+def pq_columns(evaluators: Any) -> Any:
+    """The PQ member's accumulator of a composite (:class:`panbench.evaluators.Evaluators`): its sums and columns."""
+    return next(m for m in evaluators.members if m.name == "PQ").columns()

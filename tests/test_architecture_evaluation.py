@@ -14,7 +14,7 @@ FLOORS: dict[str, int] = {
     "runtime": 2,  # where it executes: device, ranks, memory
     "storage": 3,  # what it writes beside the record: the resume cache, the saved predictions
     "loading": 4,  # the loaded model
-    "evaluators": 5, "inference": 5,  # the evaluator contract and a run's list; the images through the model into it
+    "inference": 5,  # the images through the model into the run's evaluators (panbench.evaluators)
     "run": 6, "record_fields": 6, "flops": 6, "speed": 6,  # the run and what it records
 }
 

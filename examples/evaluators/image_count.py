@@ -7,6 +7,7 @@ Its fields land in the record as ``"evaluators": {"ImageCount": {"images": ..., 
 
 class ImageCount:
     name, version = "ImageCount", "1"  # the record's key; the resume cache keeps its shares by both
+    needs = {"segments"}  # what it reads of an image: score keeps its C path (no id maps decoded for it)
 
     def reset(self) -> None:
         self.images = self.gt_segments = 0

@@ -1,6 +1,6 @@
 """A COCO instance results JSON from any system (``panbench score --instances FILE.json``) read by image; its AP
 against the panoptic ground truth, converted as :mod:`panbench.analysis.ap` converts it, comes from ``score``'s one
-pass over the PNGs (:class:`panbench.evaluation.evaluators.ScoredFiles`)."""
+pass over the PNGs (``score --instances``: panbench.evaluators.files)."""
 
 from __future__ import annotations
 

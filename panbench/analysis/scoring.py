@@ -1,10 +1,10 @@
-"""The analyses wired to whole runs: :func:`run_fields` (every analysis of :data:`panbench.analyses.ANALYSES`),
-:func:`analyses_of` (from an accumulator) and :func:`score_files_analysis` (``panbench score``).  Numpy only.
+"""The analyses wired to whole runs: :func:`run_fields` (every analysis of :data:`panbench.analyses.ANALYSES`) and
+:func:`analyses_of` (from an accumulator's per-image columns: the analyses' evaluator, panbench.evaluators).  Numpy
+only.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from panbench.analysis.bootstrap import N_RESAMPLES
@@ -39,22 +39,8 @@ def boundary_fields(inp: AnalysisInputs) -> dict[str, Any]:
 def analyses_of(acc: PanopticAccumulator, image_ids: list[Any], n_resamples: int = N_RESAMPLES,
                 seed: int = 0, own_threshold: float | None = None) -> tuple[AnalysisSet, dict[str, Any]]:
     """The :class:`AnalysisSet` (the per-image export) and :func:`run_fields` of the images ``acc`` kept, positions
-    ``0 .. len(image_ids) - 1``: the one path of ``eval``, ``score`` and the Python API's metrics."""
+    ``0 .. len(image_ids) - 1``."""
     cats, n = acc.categories, len(image_ids)
     aset = AnalysisSet.from_columns(acc.dense_columns(n), len(cats), image_ids, cats.ids, cats.isthing)
     return aset, run_fields(aset, cats, acc.boundary_stats(n), n_resamples, seed, own_threshold)
 
-
-def score_files_analysis(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
-                         pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
-                         workers: int | None = None, boundary: bool = False, strict: bool = False,
-                         diagnose: bool = False,
-                         each: Any = None) -> tuple[dict[str, Any], AnalysisSet, dict[str, Any]]:
-    """``score`` with the analyses: :func:`panbench.pq.score.score_files`' metrics and :func:`analyses_of` (the
-    ground truth's image order); ``each`` as :class:`~panbench.pq.score.Scoring`'s."""
-    from panbench.pq.score import Scoring, metrics_with_diagnosis, score_stream
-
-    ev, pairs, _ = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers,
-                                Scoring(strict=strict, boundary=boundary, keep_images=True, each=each))
-    res = metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
-    return (res, *analyses_of(ev, [gt["image_id"] for gt, _ in pairs]))

@@ -63,32 +63,21 @@ def _scored(args: argparse.Namespace) -> int:
     _refuse_folders(args)
     _check_options(args)
     t = time.perf_counter()
-    aset, fields = None, dict[str, object]()
+    from panbench.evaluators import Evaluators, load_evaluators
+    from panbench.evaluators.files import score_folder
     from panbench.pq.score import json_ready, read_truth, unlisted_note
     from panbench.pq.stuff_rule import stuff_rule_warning
 
     truth = read_truth(args.gt_json)  # read once, then passed wherever a path to it goes
-    more = None  # AP of --instances and the user's evaluators, fed by the scoring's one decode of each PNG
-    if args.instances or args.evaluator:
-        from panbench.evaluation.evaluators import ScoredFiles
-
-        more = ScoredFiles(args.evaluator or [], truth, args.instances, args.strict, args.boundary)
-    each = more.each if more is not None else None
-    if args.no_analysis:
-        from panbench.pq.score import score_files
-
-        res = score_files(truth, args.gt_dir, args.pred_json, args.pred_dir, workers=args.procs,
-                          strict=args.strict, diagnose=not args.no_diagnosis, each=each)
-    else:
-        from panbench.analysis.scoring import score_files_analysis
-
-        res, aset, fields = score_files_analysis(truth, args.gt_dir, args.pred_json, args.pred_dir,
-                                                 workers=args.procs, boundary=args.boundary, strict=args.strict,
-                                                 diagnose=not args.no_diagnosis, each=each)
-    if more is not None:
-        fields.update(more.fields())
+    evaluators = Evaluators.for_run(truth.categories, boundary=args.boundary, strict=args.strict,
+                                    analyses=not args.no_analysis, ap=bool(args.instances),
+                                    ap_source="instances JSON", semantic=False, diagnose=not args.no_diagnosis,
+                                    extra=load_evaluators(args.evaluator or []))
+    score_folder(evaluators, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs, args.instances)
+    res, fields = evaluators.evaluate()
+    aset = fields.pop("analysis", None)
     seconds = time.perf_counter() - t  # the scoring's, without a finding's pass
-    if findings := _diagnosis(args, truth, res.pop("diagnosis", [])):
+    if findings := _diagnosis(args, truth, fields.pop("diagnosis", [])):
         fields["diagnosis"] = [f.to_json() for f in findings]
     if warning := stuff_rule_warning(truth):  # two segments of one stuff category in an image
         print(warning, file=sys.stderr)
@@ -123,7 +112,7 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError(f"--dataset-name {args.dataset_name} files the record of --name: add --name SYSTEM to "
                          "store a record, or leave out --dataset-name")
     if args.evaluator:  # refused in one line before any image is read
-        from panbench.evaluation.evaluators import load_evaluators
+        from panbench.evaluators import load_evaluators
 
         load_evaluators(args.evaluator)
     if args.no_analysis and args.boundary:

@@ -61,7 +61,7 @@ def _eval_args(args: argparse.Namespace, checkpoint: str | None) -> list[str]:
     for flag in FORWARDED:
         v = getattr(args, flag[2:].replace("-", "_"))
         out += [] if v is None else [flag, str(v)]
-    from panbench.evaluation.evaluators import load_evaluators
+    from panbench.evaluators import load_evaluators
 
     load_evaluators(args.evaluator or ())  # refused in one line before any job is submitted
     for spec in args.evaluator or ():  # a file's path made absolute, as the folders

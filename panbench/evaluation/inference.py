@@ -20,12 +20,12 @@ from typing import Any
 
 from panbench.data.datasets import PanopticDataset
 from panbench.errors import InputError, PanbenchError
-from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.runtime import forward_resilient
 from panbench.evaluation.storage import PredictionWriter
 from panbench.evaluation.timings import Timings
+from panbench.evaluators import Evaluators
 from panbench.interrupts import sigint_held
 from panbench.models.grid import Setting
 from panbench.pq.png import read_ids
@@ -201,7 +201,7 @@ class _PostProcessor(threading.Thread):
     setting's, in a grid) converted and scored into that setting's evaluators; its seconds go to ``timings`` (timed
     batches only; a grid's own seconds per setting in ``timings.settings``) and its images to ``progress``."""
 
-    def __init__(self, family: Any, evaluators: Sequence[RunEvaluators], dataset: PanopticDataset, timings: Timings,
+    def __init__(self, family: Any, evaluators: Sequence[Evaluators], dataset: PanopticDataset, timings: Timings,
                  sync: Any, outlets: Sequence[Outlet] = (Outlet(),), progress: Progress | None = None) -> None:
         super().__init__(daemon=True)
         self.q: queue.Queue = queue.Queue(maxsize=1)  # one batch waits while one is processed: bounded memory
@@ -263,10 +263,11 @@ class _PostProcessor(threading.Thread):
             if grid:
                 sync()
             t2 = time.perf_counter()
-            ap = evaluators.ap is not None
+            ap, sem = "instances" in evaluators.needs, "semantic" in evaluators.needs
             # a setting whose resume cache holds an image and its prediction takes nothing of it again
             mine = [(it, out) for it, out in zip(batch, outs) if outlet.wants(it["index"], True)]
-            converted = [(family.to_segments(out), family.to_instances(out) if ap else None, family.to_semantic(out))
+            converted = [(family.to_segments(out), family.to_instances(out) if ap else None,
+                          family.to_semantic(out) if sem else None)
                          for _, out in mine]
             t3 = time.perf_counter()
             scoring = 0.0
@@ -297,7 +298,7 @@ def defers_fusion(device: str) -> bool:
     return device.startswith("cuda")
 
 
-def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequence[RunEvaluators], shard: Shard,
+def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequence[Evaluators], shard: Shard,
                   progress: Progress | None = None) -> Timings:
     """The model over the images of ``shard`` still to run, into ``evaluators`` (one per outlet of the shard),
     counted on ``progress``."""
@@ -467,7 +468,7 @@ def _forked_main(k: int, conn: Any, parent: int) -> None:
     conn.close()
 
 
-def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequence[RunEvaluators], shard: Shard,
+def run_inference_cpu(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequence[Evaluators], shard: Shard,
                       procs: int, progress: Progress | None = None) -> Timings:
     """:func:`run_inference` on the CPU in ``procs`` forked processes (docs/eval.md, "Forked CPU processes"); on
     Ctrl-C (or any error) the parent kills them and goes on at once (:func:`_end_children`)."""

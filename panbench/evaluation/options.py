@@ -51,7 +51,7 @@ class EvalOptions:
     flops_images: int = 1  # images of the GFLOPs pass (panbench.evaluation.flops); 0: none
     ap: bool = True  # COCO mask AP beside PQ where the model gives instances (--no-ap: off); part of the key
     # the user's evaluators (--evaluator): module:Class, path/to/file.py:Class, classes or instances
-    # (panbench.evaluation.evaluators); not part of the key: the cache keeps each one's shares by name@version
+    # (panbench.evaluators); not part of the key: the cache keeps each one's shares by name@version
     evaluators: tuple[Any, ...] = ()
     # --grid KEY=V1,V2 (docs/eval.md, "Grids"): {key: values}, every setting scored from one forward; None: one run
     grid: dict[str, list[Any]] | None = None

@@ -25,8 +25,8 @@ from panbench.records.schema import RunRecord
 from panbench.robustness.corruptions import implementation
 
 if TYPE_CHECKING:
-    from panbench.evaluation.evaluators import RunEvaluators
     from panbench.evaluation.storage import PredictionWriter
+    from panbench.evaluators import Evaluators
 
 OWN_WEIGHTS = "own checkpoint (--checkpoint): the published numbers are of other weights"
 
@@ -118,11 +118,11 @@ def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, 
     return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
 
 
-def save_instances(writer: PredictionWriter | None, evaluators: RunEvaluators) -> Path | None:
+def save_instances(writer: PredictionWriter | None, evaluators: Evaluators) -> Path | None:
     """The run's instance predictions as COCO instance results (``loadRes``), with ``--save-predictions`` and AP."""
-    if writer is None or evaluators.ap is None:
+    if writer is None or (results := evaluators.instance_results()) is None:
         return None
-    return write_results(writer.root / f"{writer.name}_instances.json", evaluators.ap.accumulator.results())
+    return write_results(writer.root / f"{writer.name}_instances.json", results)
 
 
 def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[str, Any], analysis: Any,

@@ -18,12 +18,13 @@ from panbench.data.datasets import PanopticDataset
 from panbench.errors import PanbenchError
 from panbench.evaluation import record_fields, runtime, storage
 from panbench.evaluation.context import cpu_clock, marker, speed_context
-from panbench.evaluation.evaluators import RunEvaluators, fresh_copy, load_evaluators
 from panbench.evaluation.flops import run_gflops
 from panbench.evaluation.inference import Outlet, Progress, Shard, cpu_procs_for, run_inference, run_inference_cpu
 from panbench.evaluation.loading import LoadedModel, load_model
 from panbench.evaluation.options import EvalOptions
 from panbench.evaluation.timings import Timings, precision_info
+from panbench.evaluators import Evaluators
+from panbench.evaluators.contract import fresh_copy, load_evaluators
 from panbench.models.grid import Setting, expand, forward_options, has_key
 from panbench.models.postprocess import PostProcess
 from panbench.models.protocol import count_parameters
@@ -45,7 +46,7 @@ class Part:
     key: str
     setting: Setting | None = None  # None: the run's own post-processing, no grid
     writer: storage.PredictionWriter | None = None
-    evaluators: RunEvaluators = dataclasses.field(init=False)  # every image of the job, after infer()
+    evaluators: Evaluators = dataclasses.field(init=False)  # every image of the job, after infer()
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)  # its PQ metrics, after conclude()
     fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # the other evaluators' record fields
     done: frozenset[int] = frozenset()  # images taken from its resume cache
@@ -125,13 +126,13 @@ class Run:
         outlets = []
         for part in self.parts:
             cache = storage.StatsCache(self.run_dir(part), opts.flush_every, tag=f"r{rank}", key_parts=part.key_parts)
-            part.evaluators = RunEvaluators(self.dataset.categories, opts.boundary, opts.strict, cache,
-                                            ap=opts.ap and self.lm.family.instance_source is not None,
-                                            extra=self._extra(part), ap_source=self.lm.family.instance_source,
-                                            own_threshold=self._score_cutoff(part))
+            part.evaluators = Evaluators.for_run(
+                self.dataset.categories, boundary=opts.boundary, strict=opts.strict, observer=cache,
+                ap=opts.ap and self.lm.family.instance_source is not None, ap_source=self.lm.family.instance_source,
+                own_threshold=self._score_cutoff(part), diagnose=opts.diagnosis, extra=self._extra(part))
             writer = part.writer  # a cached image whose prediction is to be saved and is not runs again
             rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
-            part.done, lacking = part.evaluators.resume(indices, rerun)
+            part.done, lacking = part.evaluators.resume(cache.load(), indices, rerun)
             self._say_resumed(part, cache, lacking, len(indices))
             outlets.append(Outlet(part.done, writer, part.setting))
         return Shard(indices, self.device, opts, outlets=tuple(outlets))
@@ -197,7 +198,7 @@ class Run:
                 part.flops = counted[reads]
         n = len(self.dataset.samples)
         for k, part in enumerate(self.parts):
-            part.metrics, part.fields = part.evaluators.evaluate(self.opts.diagnosis)
+            part.metrics, part.fields = part.evaluators.evaluate()
             if part.metrics["n_images"] != n:
                 raise PanbenchError(f"internal: scored {part.metrics['n_images']} images of {n}; please report")
             self._finish_predictions(part)
@@ -297,12 +298,12 @@ class Run:
         if done and rank == 0:
             print(f"resuming {self.spec.name}: {done} of {len(shard.indices)} predictions already saved in "
                   f"{writer.png_dir}; --no-resume starts afresh", file=sys.stderr)
-        self._infer([RunEvaluators(images.categories)], shard, runtime.barrier)  # then every rank's are saved
+        self._infer([Evaluators(images.categories, [])], shard, runtime.barrier)  # then every rank's are saved
         if rank == 0:
             writer.finish(storage.predictions_info(self.spec, self.opts, part.key))
         return writer.json_path
 
-    def _infer(self, evaluators: list[RunEvaluators], shard: Shard, then: Callable[[], None]) -> Timings:
+    def _infer(self, evaluators: list[Evaluators], shard: Shard, then: Callable[[], None]) -> Timings:
         """Inference over the shard's images still to run into ``evaluators`` (one per part), in one process or
         forked ones, then ``then()``, under the job's progress bar (closed once every rank is done)."""
         opts = self.opts

@@ -45,7 +45,7 @@ from panbench.records.io import atomic_write
 from panbench.records.provenance import now_iso
 
 CACHE_FORMAT = 9  # part of every cache key and of every chunk: a cache written by another format is never read
-# an image's result and its evaluators' shares as JSON by name@version (panbench.evaluation.evaluators)
+# an image's result and its evaluators' shares as JSON by name@version (panbench.evaluators)
 Entry = tuple[ImageResult, "dict[str, Any] | None"]
 
 

@@ -1,5 +1,6 @@
-"""The streaming panoptic-quality metrics of the Python API (docs/api.md), thin owners of a
-:class:`~panbench.pq.accumulator.PanopticAccumulator`; a refused update raises :class:`panbench.errors.InputError`.
+"""The streaming panoptic-quality metrics of the Python API (docs/api.md), thin owners of the one composite of
+evaluators (:class:`~panbench.evaluators.Evaluators`: PQ, the analyses with ``analyses=True``, the user's
+``evaluators``); a refused update raises :class:`panbench.errors.InputError`.
 A kept ground-truth image (``keep_ground_truth``) costs one byte per pixel while it has fewer than 255 segments
 (docs/api.md, "CocoPanopticQuality")."""
 
@@ -13,9 +14,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from panbench.analysis.scoring import analyses_of
-from panbench.errors import InputError
-from panbench.pq.accumulator import PanopticAccumulator
+from panbench.errors import InputError, PanbenchError
+from panbench.evaluators import Evaluators, ImageData, load_evaluators
+from panbench.evaluators.contract import fresh_copy, name_of
 from panbench.pq.coco_format import parse_categories, png_folder, read_ground_truth, read_json, safe_join
 from panbench.pq.diagnosis import Finding, diagnose, warn_findings
 from panbench.pq.evaluator import score_pair
@@ -60,7 +61,9 @@ class ClassPQ(NamedTuple):
 @dataclass(frozen=True)
 class PQResult:
     """PQ/SQ/RQ for All/Things/Stuff and per class, as panopticapi computes them; ``metrics`` (what ``panbench score
-    --json`` prints), ``analyses`` (with ``analyses=True``) and ``diagnosis`` as docs/api.md describes them."""
+    --json`` prints), ``analyses`` (with ``analyses=True``), ``diagnosis`` and ``evaluators`` (the fields of the
+    metric's ``evaluators``, by name: a record's and ``score --json``'s ``evaluators``) as docs/api.md describes
+    them."""
 
     all: PQValues
     things: PQValues
@@ -70,15 +73,17 @@ class PQResult:
     metrics: dict[str, Any] = field(repr=False)
     analyses: dict[str, Any] = field(default_factory=dict, repr=False)
     diagnosis: tuple[Finding, ...] = field(default=(), repr=False)
+    evaluators: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @staticmethod
-    def from_stats(stats: PQStats, categories: CategoryTable, analyses: dict[str, Any] | None = None) -> PQResult:
+    def from_stats(stats: PQStats, categories: CategoryTable, analyses: dict[str, Any] | None = None,
+                   evaluators: dict[str, dict[str, Any]] | None = None) -> PQResult:
         api = panopticapi_summary(stats, categories.ids, categories.isthing)
         per_class = {cid: ClassPQ(v["pq"], v["sq"], v["rq"], int(stats.tp[k]), int(stats.fp[k]), int(stats.fn[k]))
                      for k, (cid, v) in enumerate(api["per_class"].items())}
         return PQResult(PQValues(**api["All"]), PQValues(**api["Things"]), PQValues(**api["Stuff"]), per_class,
                         stats.n_images, pq_summary(stats, categories.ids, categories.isthing), analyses or {},
-                        tuple(diagnose(stats, categories)))
+                        tuple(diagnose(stats, categories)), evaluators or {})
 
     def to_panopticapi(self) -> dict[str, Any]:
         """panopticapi's ``pq_compute`` dict (:func:`panbench.pq.sums.panopticapi_summary`)."""
@@ -211,25 +216,32 @@ def _plain(image_id: Any) -> Any:
 
 
 class BasePanopticQuality:
-    """What both metrics share: their state and everything but ``update``."""
+    """What both metrics share: their state (one composite of evaluators) and everything but ``update``.
+    ``evaluators``: the user's (docs/api.md, "Your own evaluator": instances, classes, ``module:Class`` or
+    ``path/to/file.py:Class``), each image handed to them as ``eval`` and ``score`` hand it."""
 
-    def __init__(self, categories: Categories, *, analyses: bool = False, strict: bool = False) -> None:
+    def __init__(self, categories: Categories, *, analyses: bool = False, strict: bool = False,
+                 evaluators: Sequence[Any] = ()) -> None:
         self.categories = category_table(categories)
         self.analyses = analyses  # keep each image's result for the analyses of compute()
         self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
+        try:
+            self._user = load_evaluators(list(evaluators))  # a fresh copy of each for every round
+        except PanbenchError as e:
+            raise InputError(str(e)) from None
         self.reset()
 
     def reset(self) -> None:
         """Forget every image (a new evaluation round)."""
-        self._pq = PanopticAccumulator(self.categories, keep_images=self.analyses)
-        self._image_ids: list[Any] = []  # in the order of the per-image results (with analyses)
+        self._evaluators = Evaluators.for_run(self.categories, strict=self.strict, analyses=self.analyses,
+                                              semantic=False, extra=[fresh_copy(ev) for ev in self._user])
         self._seen: set[Any] = set()  # the image ids given since the last reset
         self._synced = False
 
     @property
     def n_images(self) -> int:
         """The images added since the last :meth:`reset`."""
-        return self._pq.n_images
+        return self._evaluators.n_images()
 
     @property
     def scored(self) -> frozenset[Any]:
@@ -242,13 +254,13 @@ class BasePanopticQuality:
         check_one_device(where, pred_ids=pred_ids, gt_ids=gt_ids)
         pred = id_map(pred_ids, where, "pred_ids")
         gt = id_map(gt_ids, where, "gt_ids")
-        result = score_pair(self.categories, gt, counted_areas(gt, list(gt_segments)), pred, list(pred_segments),
-                            where, self.strict)
-        self._pq.add(result)
+        gt_segs, pred_segs = counted_areas(gt, list(gt_segments)), list(pred_segments)
+        result = score_pair(self.categories, gt, gt_segs, pred, pred_segs, where, self.strict)
+        index = self.n_images
+        self._evaluators.take(ImageData(index, image_id if image_id is not None else index, self.categories, gt,
+                                        gt_segs, pred, pred_segs, result), where)
         if image_id is not None:
             self._seen.add(image_id)
-        if self.analyses:
-            self._image_ids.append(image_id if image_id is not None else len(self._image_ids))
         return result
 
     def _check_new(self, image_id: Any, where: str) -> None:
@@ -269,25 +281,34 @@ class BasePanopticQuality:
         self._check_open("add()")
         if not all(isinstance(r, ImageResult) for r in chunk):
             raise InputError("add(): pass the ImageResult objects update() returns (one, or a list of them)")
-        self._pq.add(chunk)  # after the images so far (a bad result leaves the state as it was)
-        if self.analyses:
-            self._image_ids += range(len(self._image_ids), len(self._image_ids) + len(chunk))
+        if self._user:
+            raise InputError("add(): a result alone carries no image for the metric's evaluators; score each image "
+                             "with update(), or build the metric without evaluators")
+        n = len(self.categories)
+        if any(len(c) and (int(c.min()) < 0 or int(c.max()) >= n)  # first: a bad result changes nothing
+               for r in chunk for c in (r.match.tp_cats, r.match.fn_cats, r.match.fp_cats)):
+            raise InputError(f"add(): a result of another metric's categories added to a metric of {n}; add the "
+                             "results of a metric of the same categories")
+        first = self.n_images
+        for k, result in enumerate(chunk):  # after the images so far
+            self._evaluators.take(ImageData(first + k, first + k, self.categories, None, None, None, None, result),
+                                  "add()")
 
     def sums(self) -> np.ndarray:
         """The state as one int64 vector: what crosses processes and ranks; the sum of two is the state of both."""
-        return self._pq.stats.to_array()
+        return self._evaluators.columns().stats.to_array()
 
     def add_sums(self, sums: np.ndarray) -> None:
         """Add a :meth:`sums` vector of another metric (a rank's, a process's)."""
         self._check_open("add_sums()")
-        if self.analyses:
-            raise InputError("add_sums(): the analyses need each image's result; merge() the other metric or "
-                             "add() its results instead, or build both with analyses=False")
+        if self.analyses or self._user:
+            raise InputError("add_sums(): the analyses and the evaluators need each image; merge() the other metric "
+                             "or add() its results instead, or build both with analyses=False and no evaluators")
         stats = PQStats.from_array(np.asarray(sums, np.int64))
         if len(stats.tp) != len(self.categories):
             raise InputError(f"add_sums(): a vector of {len(stats.tp)} categories added to a metric of "
                              f"{len(self.categories)}; add the sums of a metric of the same categories")
-        self._pq.merge(stats)
+        self._evaluators.add_sums(stats)
 
     def merge(self, other: BasePanopticQuality) -> None:
         """Add another metric's images (of other processes or ranks; its image ids must not repeat this one's)."""
@@ -299,11 +320,11 @@ class BasePanopticQuality:
         if common := self._seen & other._seen:
             raise InputError(f"merge(): image {sorted(common, key=str)[0]!r} is in both metrics; merge the metrics "
                              "of disjoint images (one rank's each)")
-        if self.analyses and (not other.analyses or len(other._image_ids) != other.n_images):
+        if self.analyses and not other.analyses:
             raise InputError("merge(): the other metric kept no per-image results; build it with analyses=True")
-        self._pq.merge(other._pq, offset=len(self._image_ids))  # without analyses: its sums alone
-        if self.analyses:
-            self._image_ids += other._image_ids
+        if [name_of(ev) for ev in self._user] != [name_of(ev) for ev in other._user]:
+            raise InputError("merge(): the metrics have different evaluators; merge metrics built alike")
+        self._evaluators.reduce([other._evaluators.part()], offset=self.n_images)  # after this one's images
         self._seen |= other._seen
 
     def sync(self, group: Any = None) -> None:
@@ -313,20 +334,18 @@ class BasePanopticQuality:
 
         if not (dist.is_available() and dist.is_initialized()) or self._synced:
             return
-        total = PanopticAccumulator(self.categories, keep_images=self.analyses)
-        if self.analyses:  # the per-image results too: every rank's accumulator, gathered
+        total = self._evaluators.empty()
+        if self.analyses or self._user:  # the per-image results and shares too: every rank's members, gathered
             everyone: list[Any] = [None] * dist.get_world_size(group)
-            dist.all_gather_object(everyone, (self._image_ids, self._pq), group=group)
-            self._image_ids = []
-            for ids, part in everyone:  # rank order: every rank ends with the same images in the same order
-                total.merge(part, offset=len(self._image_ids))
-                self._image_ids += ids
+            dist.all_gather_object(everyone, self._evaluators.part(), group=group)
+            for part in everyone:  # rank order: every rank ends with the same images in the same order
+                total.reduce([part], offset=total.n_images())
         else:  # the sums alone: one all-reduce of the integer vector
             device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else "cpu"
             t = torch.from_numpy(self.sums()).to(device)
             dist.all_reduce(t, group=group)
-            total.merge(PQStats.from_array(t.cpu().numpy()))
-        self._pq = total
+            total.add_sums(PQStats.from_array(t.cpu().numpy()))
+        self._evaluators = total
         self._synced = True
 
     def compute(self) -> PQResult:
@@ -337,8 +356,11 @@ class BasePanopticQuality:
 
     def result(self) -> PQResult:
         """:meth:`compute` without the warning (the integrations log the diagnosis with their own logger)."""
-        analyses = analyses_of(self._pq, list(self._image_ids))[1] if self.analyses and self.n_images else {}
-        return PQResult.from_stats(self._pq.stats, self.categories, analyses)
+        _, fields = self._evaluators.evaluate()
+        user = fields.pop("evaluators", {})
+        fields.pop("analysis", None)  # the per-image export: the files of eval and score
+        analyses = fields if self.analyses and self.n_images else {}
+        return PQResult.from_stats(self._evaluators.columns().stats, self.categories, analyses, user)
 
 
 class PanopticQuality(BasePanopticQuality):
@@ -357,9 +379,10 @@ class CocoPanopticQuality(BasePanopticQuality):
     """PQ of predictions against a COCO panoptic ground truth (JSON + PNG folder) read by :class:`GroundTruth`."""
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None, *,
-                 keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False) -> None:
+                 keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False,
+                 evaluators: Sequence[Any] = ()) -> None:
         self.ground_truth = GroundTruth(gt_json, gt_folder, keep_ground_truth)
-        super().__init__(self.ground_truth.categories, analyses=analyses, strict=strict)
+        super().__init__(self.ground_truth.categories, analyses=analyses, strict=strict, evaluators=evaluators)
 
     @property
     def gt_json(self) -> Path:

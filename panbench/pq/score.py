@@ -10,8 +10,10 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
 from panbench.pq.sums import panopticapi_summary
+from panbench.pq.threads import Task, Workers
 
 
 def available_cores() -> int:
@@ -74,9 +77,10 @@ class Scoring:
     strict: bool = False  # refuse ground-truth PNG ids that segments_info does not list
     boundary: bool = False  # boundary-PQ contributions too
     keep_images: bool = False  # keep the per-image results (the analyses read them)
-    # handed each image's pair, decoded PNGs (read_pair's) and result, in order (score --instances, --evaluator):
-    # the per-image path on the calling thread, since the C path keeps no id map
-    each: Callable[[Pair, tuple[np.ndarray, list, np.ndarray, list, str], ImageResult], None] | None = None
+
+
+Read = tuple[np.ndarray, list, np.ndarray, list, str]  # one image's decoded PNGs: read_pair's
+Scored = tuple[Pair, Read, ImageResult]  # one image as score_images hands it out
 
 
 def read_truth(gt_json: str | os.PathLike[str]) -> GroundTruthJSON:
@@ -146,26 +150,22 @@ def _no_prediction(pred_json: str | os.PathLike[str], image_id: Any, pred: dict[
                       "restrict the ground-truth JSON to the images you predicted")
 
 
-def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair) -> tuple[np.ndarray, list, np.ndarray, list, str]:
-    """One pair of PNGs decoded: ground-truth ids and segments, predicted ids and segments, the image's name."""
+def read_pair(gt_dir: Path, pred_dir: Path, pair: Pair, reuse: bool = True) -> Read:
+    """One pair of PNGs decoded: ground-truth ids and segments, predicted ids and segments, the image's name; with
+    ``reuse``, the id maps in this thread's buffers (valid until its next image), else arrays of their own."""
     gt_ann, pred_ann = pair
     where = f"image {gt_ann['image_id']}"
     gt_png = safe_join(gt_dir, gt_ann["file_name"], f"{where} (ground truth)")
     pred_png = safe_join(pred_dir, pred_ann["file_name"], f"{where} (prediction)")
     size = (gt_ann["height"], gt_ann["width"]) if "height" in gt_ann else None
-    gt_ids = read_ids(gt_png, where, "gt", shape=size, role="ground truth")  # reused buffers
-    pred_ids = read_ids(pred_png, where, "pred", shape=gt_ids.shape)  # size checked before inflating
+    gt_ids = read_ids(gt_png, where, "gt" if reuse else None, shape=size, role="ground truth")
+    pred_ids = read_ids(pred_png, where, "pred" if reuse else None, shape=gt_ids.shape)  # size checked first
     return gt_ids, segments_list(gt_ann["segments_info"]), pred_ids, segments_list(pred_ann["segments_info"]), where
 
 
 def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, pair: Pair) -> ImageResult:
-    """One image on the per-image path (its PNGs decoded in Python's buffers, then :func:`score_pair`), handed to
-    ``how.each``."""
-    read = read_pair(gt_dir, pred_dir, pair)
-    result = score_pair(cats, *read, how.strict, how.boundary)
-    if how.each is not None:
-        how.each(pair, read, result)
-    return result
+    """One image on the per-image path: its PNGs decoded in Python's buffers, then :func:`score_pair`."""
+    return score_pair(cats, *read_pair(gt_dir, pred_dir, pair), how.strict, how.boundary)
 
 
 def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
@@ -176,7 +176,7 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
     (``None``: :func:`default_workers`); a refused prediction whose mistake the files show is refused with its fix and,
     with ``explain``, the PQ that fix gives."""
     files = (gt_json, gt_dir, pred_json, pred_dir)
-    in_c = batch.available() and how.each is None
+    in_c = batch.available()
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
         try:
             cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
@@ -184,18 +184,14 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
             raise _refused(err, files, workers, how.strict, explain) from err
     if workers is None:
         workers = default_workers(len(pairs))
-    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
-    for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
-        if not d.is_dir():
-            raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
+    gt_dir, pred_dir = _folders(gt_dir, pred_dir)
     ev = PanopticAccumulator(cats, keep_images=how.keep_images, boundary=how.boundary)
     try:
         with collector_paused():  # no cycles are made, and collections would walk the annotations
-            batch.score_batch(ev, gt_dir, pred_dir, pairs, how.strict, 1 if how.each is not None else workers,
+            batch.score_batch(ev, gt_dir, pred_dir, pairs, how.strict, workers,
                               lambda pair: _score_one(cats, gt_dir, pred_dir, how, pair), in_c)
     except UnknownCategoryError as err:
-        found = _mapped_categories(cats, gt_dir, pred_dir, pairs, replace(how, each=None), workers, in_c) \
-            if explain else None
+        found = _mapped_categories(cats, gt_dir, pred_dir, pairs, how, workers, in_c) if explain else None
         if found is None:
             used = (s["category_id"] for _, p in pairs for s in segments_list(p["segments_info"]))
             found = index_ids(used, cats)  # the ids alone: no fix to score
@@ -211,6 +207,57 @@ def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
         raise
     return ev, pairs, ev.columns()[1] if how.keep_images else {}
 
+
+
+def _folders(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
+    for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
+        if not d.is_dir():
+            raise InputError(f"{d}: {what} is not a folder; point it at the folder of panoptic PNGs")
+    return gt_dir, pred_dir
+
+
+def score_images(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
+                 pred_dir: str | os.PathLike[str], workers: int | None = None,
+                 how: Scoring = Scoring()) -> tuple[CategoryTable, list[Pair], Iterator[Scored]]:
+    """Categories, pairs and each image in order with its decoded PNGs (arrays of its own, the caller's to keep) and
+    result, decoded and scored on the per-image path on ``workers`` threads (``None``: :func:`default_workers`),
+    each image's work ahead of the caller's by two images a thread at most; an input refused as :func:`score_stream`
+    refuses it, with its fix."""
+    files = (gt_json, gt_dir, pred_json, pred_dir)
+    with collector_paused():
+        try:
+            cats, pairs = load_pairs(gt_json, pred_json)
+        except Refused as err:
+            raise _refused(err, files, workers, how.strict, True) from err
+    gt, pred = _folders(gt_dir, pred_dir)
+
+    def one(pair: Pair) -> tuple[Read, ImageResult]:
+        read = read_pair(gt, pred, pair, reuse=False)
+        return read, score_pair(cats, *read, how.strict, how.boundary)
+
+    def images() -> Iterator[Scored]:
+        threads = default_workers(len(pairs)) if workers is None else workers
+        try:
+            if threads == 1:
+                for pair in pairs:
+                    yield (pair, *one(pair))
+                return
+            with Workers(threads, "panbench-score") as pool:
+                ahead: deque[tuple[Pair, Task[tuple[Read, ImageResult]]]] = deque()
+                rest = iter(pairs)
+                for pair in islice(rest, 2 * threads):
+                    ahead.append((pair, pool.submit(one, pair)))
+                while ahead:
+                    pair, task = ahead.popleft()
+                    if (nxt := next(rest, None)) is not None:
+                        ahead.append((nxt, pool.submit(one, nxt)))
+                    yield (pair, *task.result())
+        except (UnknownCategoryError, UnlistedIdError):
+            score_stream(*files, workers, replace(how, keep_images=False))  # the same refusal, with its fix
+            raise
+
+    return cats, pairs, images()
 
 def _refused(err: Refused, files: tuple[Any, Any, Any, Any], workers: int | None, strict: bool,
              explain: bool) -> InputError:
@@ -309,11 +356,11 @@ def _decoded_pngs(how: str, anns: list[dict[str, Any]], cats: CategoryTable, pre
 
 def score_files(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                 pred_dir: str | os.PathLike[str], workers: int | None = None, strict: bool = False,
-                diagnose: bool = False, explain: bool = True, each: Any = None) -> dict[str, Any]:
+                diagnose: bool = False, explain: bool = True) -> dict[str, Any]:
     """:func:`panbench.pq.sums.pq_summary` of the predictions, streamed (on every available core unless ``workers``
-    says otherwise); ``strict`` and ``each`` as :class:`Scoring`'s, ``diagnose``: :func:`metrics_with_diagnosis`,
-    ``explain`` as :func:`score_stream`'s."""
-    ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict, each=each), explain)[0]
+    says otherwise); ``strict`` as :class:`Scoring`'s, ``diagnose``: :func:`metrics_with_diagnosis`, ``explain`` as
+    :func:`score_stream`'s."""
+    ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict), explain)[0]
     return metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
 
 

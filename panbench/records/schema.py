@@ -119,7 +119,7 @@ class RunRecord(Mapping[str, Any]):
     # the format mistakes behind a low PQ (panbench.pq.diagnosis): [{"kind", "message", "pq_if_fixed"}], written
     # only when one is found
     diagnosis: list[dict[str, Any]] | None = None
-    # the user's evaluators' fields (--evaluator, panbench.evaluation.evaluators) by evaluator name; None: none ran
+    # the user's evaluators' fields (--evaluator, panbench.evaluators) by evaluator name; None: none ran
     evaluators: dict[str, dict[str, Any]] | None = None
     analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder (io.write_record)
     record: str | None = None  # path of the JSON below the results folder (set by io.write_record)

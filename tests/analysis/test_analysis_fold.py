@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import GENERATED_CATS as CATS
+from helpers import score_with_analyses
 
 from panbench.analysis import AnalysisSet, compute_fields
 from panbench.analysis.breakdown import ErrorSums
 from panbench.analysis.collect import AnalysisInputs, Fold, Totals
 from panbench.analysis.metrics import GtSums, SizeSums
 from panbench.analysis.resample import ImageSums, fixed_sums
-from panbench.analysis.scoring import run_fields, score_files_analysis
+from panbench.analysis.scoring import run_fields
 from panbench.data.synth import perturb, random_image, write_panoptic
 from panbench.pq import batch
 from panbench.pq.evaluator import score_pair
@@ -131,7 +132,7 @@ def test_score_gives_the_fields_of_the_columns_on_every_path(scored_files, path:
     monkeypatch.setattr(batch, "ADD_EVERY", 7)  # several parts
     if path != "batch":
         monkeypatch.setenv("PANBENCH_PER_IMAGE", "1")
-    res, aset, fields = score_files_analysis(*scored_files, workers=2 if path == "forked" else 1)
+    res, aset, fields = score_with_analyses(*scored_files, workers=2 if path == "forked" else 1)
     cats = CategoryTable.from_coco(CATS)
     assert json.dumps(fields, sort_keys=True) == json.dumps(run_fields(aset, cats), sort_keys=True)
     assert set(fields) >= {"ci", "by_size", "pq_dagger", "errors"}

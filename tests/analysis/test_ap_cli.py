@@ -83,9 +83,10 @@ def test_score_instances_never_imports_torch(coco_sample: Path, instances: Path)
 
 
 def test_score_instances_and_evaluators_take_the_one_decode_of_each_png(coco_sample: Path, instances: Path,
-                                                                          monkeypatch, capsys) -> None:
-    """AP's ground truth and the user's evaluators read the id maps that PQ's scoring decodes: each PNG read once,
-    on the per-image path (the C batch path keeps no id map), with the numbers of the batch path."""
+                                                                          tmp_path: Path, monkeypatch, capsys) -> None:
+    """An evaluator that needs only the segments (the example declares ``needs = {"segments"}``) keeps the C batch
+    path; AP's ground truth and an evaluator that declares nothing read the id maps that PQ's scoring decodes: each
+    PNG read once, on the per-image path, with the numbers of the batch path."""
     from panbench.pq import batch, score
 
     example = Path(__file__).resolve().parents[2] / "examples" / "evaluators" / "image_count.py"
@@ -100,10 +101,18 @@ def test_score_instances_and_evaluators_take_the_one_decode_of_each_png(coco_sam
     assert in_c == [batch.available()]  # alone: the batch path, in C where built
     reads.clear()
     in_c.clear()
-    assert main(score_args(coco_sample, "--instances", str(instances), "--evaluator", f"{example}:ImageCount",
+    assert main(score_args(coco_sample, "--evaluator", f"{example}:ImageCount", "--json")) == 0
+    counted = json.loads(capsys.readouterr().out)
+    pngs = sorted(p.name for p in (coco_sample / "annotations" / "panoptic_val2017").glob("*.png"))
+    assert in_c == [batch.available()] and counted["evaluators"]["ImageCount"]["images"] == len(pngs)
+    reads.clear()
+    in_c.clear()
+    everything = tmp_path / "everything.py"  # the example declaring nothing: it gets the id maps too
+    everything.write_text(example.read_text().replace("    needs = {\"segments\"}", ""))
+    assert main(score_args(coco_sample, "--instances", str(instances), "--evaluator", f"{everything}:ImageCount",
                            "--json")) == 0
     out = json.loads(capsys.readouterr().out)
-    pngs = sorted(p.name for p in (coco_sample / "annotations" / "panoptic_val2017").glob("*.png"))
-    assert in_c == [False] and sorted(reads) == sorted(pngs * 2)  # each ground truth and each prediction once
-    assert out["evaluators"]["ImageCount"]["images"] == len(pngs) and out["ap_source"] == "instances JSON"
-    assert {k: v for k, v in out.items() if k not in ("ap", "ap_source", "evaluators")} == alone
+    assert in_c == [] and sorted(reads) == sorted(pngs * 2)  # no batch: each ground truth and each prediction once
+    assert out["evaluators"] == counted["evaluators"] and out["ap_source"] == "instances JSON"
+    for got in (counted, out):
+        assert {k: v for k, v in got.items() if k not in ("ap", "ap_source", "evaluators")} == alone

@@ -64,7 +64,7 @@ def one_process(demo_root, tmp_path_factory) -> Path:
 
     results = tmp_path_factory.mktemp("one")
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(run_mod, "RunEvaluators", _Capture.make(run_mod.RunEvaluators))
+        m.setattr(run_mod, "Evaluators", _Capture.make(run_mod.Evaluators))
         assert main(eval_args(demo_root, results, "--no-resume", "--cpu-procs", "1", "--cache-every", "2")) == 0
     return results
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import pq_columns
 
-from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.storage import StatsCache
+from panbench.evaluators import Evaluators
 from panbench.pq.matching import CategoryTable, ImageMatch, ImageStats
 from panbench.pq.result import (
     BOUNDARY_FIELDS,
@@ -42,28 +43,28 @@ def _image(k: int) -> tuple[np.ndarray, list, np.ndarray, list]:
     return gt, segs, pred, pred_segs
 
 
-def _score(ev: RunEvaluators, indices) -> None:
+def _score(ev: Evaluators, indices) -> None:
     for i in indices:
         gt, segs, pred, pred_segs = _image(i)
         ev.score(i, gt, segs, pred, pred_segs, f"image {i}", 100 + i)
 
 
-def _same(a: RunEvaluators, b: RunEvaluators) -> None:
+def _same(a: Evaluators, b: Evaluators) -> None:
     (res_a, fields_a), (res_b, fields_b) = a.evaluate(), b.evaluate()
     ids = list(range(100, 100 + N))
     assert res_a == res_b and fields_a["analysis"].image_ids == fields_b["analysis"].image_ids == ids
     plain = [json.dumps({k: v for k, v in f.items() if k != "analysis"}, sort_keys=True) for f in (fields_a, fields_b)]
     assert plain[0] == plain[1] and "pq_dagger" in fields_a and "boundary" in fields_a
-    sa, sb = a.pq.accumulator.dense_columns(N), b.pq.accumulator.dense_columns(N)
+    sa, sb = pq_columns(a).dense_columns(N), pq_columns(b).dense_columns(N)
     assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k], equal_nan=True) and sa[k].dtype == sb[k].dtype
                                           for k in sa)
-    assert a.pq.accumulator.boundary_stats(N) == b.pq.accumulator.boundary_stats(N)
+    assert pq_columns(a).boundary_stats(N) == pq_columns(b).boundary_stats(N)
 
 
 def test_parts_reduced_give_the_numbers_of_evaluators_that_scored_every_image() -> None:
-    whole = RunEvaluators(CATS, boundary=True)
+    whole = Evaluators.for_run(CATS, boundary=True)
     _score(whole, range(N))
-    parts = [RunEvaluators(CATS, boundary=True) for _ in range(3)]
+    parts = [Evaluators.for_run(CATS, boundary=True) for _ in range(3)]
     for k, ev in enumerate(parts):
         _score(ev, range(k, N, 3))
     parts[1].reduce([parts[0].part(), parts[2].part()])
@@ -72,27 +73,28 @@ def test_parts_reduced_give_the_numbers_of_evaluators_that_scored_every_image() 
 
 
 def test_resumed_evaluators_count_each_image_once(tmp_path) -> None:
-    whole = RunEvaluators(CATS, boundary=True)
+    whole = Evaluators.for_run(CATS, boundary=True)
     _score(whole, range(N))
-    first = RunEvaluators(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
+    first = Evaluators.for_run(CATS, boundary=True, observer=StatsCache(tmp_path, flush_every=3))
     _score(first, range(N))
     first.flush()
-    again = RunEvaluators(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
-    done, _ = again.resume(range(N), rerun={2, 5})  # two images run again (their predictions are to be saved)
+    again = Evaluators.for_run(CATS, boundary=True, observer=StatsCache(tmp_path, flush_every=3))
+    # two images run again (their predictions are to be saved)
+    done, _ = again.resume(again.observer.load(), range(N), rerun={2, 5})
     assert done == frozenset(range(N)) - {2, 5}
     _score(again, [2, 5])
     _same(again, whole)
 
 
 def test_the_cache_gives_back_every_field_of_every_result_bit_for_bit(tmp_path) -> None:
-    ev = RunEvaluators(CATS, boundary=True, cache=StatsCache(tmp_path, flush_every=3))
+    ev = Evaluators.for_run(CATS, boundary=True, observer=StatsCache(tmp_path, flush_every=3))
     _score(ev, range(N))
     ev.flush()
     cached = StatsCache(tmp_path).load()
     assert sorted(cached.indices.tolist()) == list(range(N))
     assert sorted(cached.extras, key=lambda e: e["Analyses@1"][0]) == [
         {"Analyses@1": [i, 100 + i], "SemanticConfusion@1": None} for i in range(N)]
-    held = results_from_columns(ev.pq.accumulator.dense_columns(N), N)
+    held = results_from_columns(pq_columns(ev).dense_columns(N), N)
     back_all = results_from_columns(cached.columns, N)
     for i, result in zip(cached.indices.tolist(), back_all):
         kept = held[i]
@@ -107,7 +109,7 @@ def test_a_chunk_of_another_cache_format_is_not_read_and_its_folder_is_named(tmp
 
     parts = {"model": "m", "dataset": "d"}
     old = tmp_path / f"m-d-{'0' * 16}"
-    ev = RunEvaluators(CATS, cache=StatsCache(old, flush_every=2, key_parts=parts))
+    ev = Evaluators.for_run(CATS, observer=StatsCache(old, flush_every=2, key_parts=parts))
     _score(ev, range(4))
     ev.flush()
     here = tmp_path / f"m-d-{cache.cache_key(parts)}"
@@ -131,7 +133,7 @@ def results_from_columns(cols: Any, n_images: int) -> list[ImageResult]:
 def test_a_malformed_chunk_is_never_trusted_and_an_odd_one_drops_no_good_chunk(tmp_path) -> None:
     import io
 
-    ev = RunEvaluators(CATS, cache=StatsCache(tmp_path, flush_every=4))
+    ev = Evaluators.for_run(CATS, observer=StatsCache(tmp_path, flush_every=4))
     _score(ev, range(8))
     ev.flush()
     good = sorted(tmp_path.glob("chunk-*.npz"))
@@ -150,13 +152,13 @@ def test_a_malformed_chunk_is_never_trusted_and_an_odd_one_drops_no_good_chunk(t
 def test_an_image_refused_by_ap_changes_no_evaluator() -> None:
     from panbench.errors import PanbenchError
 
-    ev = RunEvaluators(CATS, ap=True)
+    ev = Evaluators.for_run(CATS, ap=True)
     gt, segs, pred, pred_segs = _image(0)
     boxed = [{**s, "bbox": [0, 0, 8, 8]} for s in segs]  # AP's ground truth reads each thing's box
     ev.score(0, gt, boxed, pred, pred_segs, "image 0", image_id=7)
-    before = ev.pq.accumulator.stats.to_array().copy()
+    before = pq_columns(ev).stats.to_array().copy()
     gt, segs, pred, pred_segs = _image(1)
     segs = [{**s, "bbox": [0, 0, 8, 8]} for s in segs]
     with pytest.raises(PanbenchError, match="scored twice for AP"):
         ev.score(1, gt, segs, pred, pred_segs, "image 1", image_id=7)
-    assert np.array_equal(ev.pq.accumulator.stats.to_array(), before) and ev.pq.accumulator.n_kept() == 1
+    assert np.array_equal(pq_columns(ev).stats.to_array(), before) and pq_columns(ev).n_kept() == 1

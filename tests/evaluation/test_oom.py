@@ -173,9 +173,9 @@ def test_retry_after_a_real_allocation_failure_finds_the_memory_freed(tmp_path) 
 def test_forked_cpu_processes_keep_every_process_oom_split_count(monkeypatch) -> None:
     """Each forked process's OOM splits reach the run's total (one merge rule for processes and ranks)."""
     from panbench.evaluation import inference as cpu_procs
-    from panbench.evaluation.evaluators import RunEvaluators
     from panbench.evaluation.inference import Shard
     from panbench.evaluation.options import EvalOptions
+    from panbench.evaluators import Evaluators
 
     def fake_inference(lm, dataset, evaluators, shard, progress=None) -> Timings:  # one split, one timed image each
         n = len(shard.indices)
@@ -184,7 +184,7 @@ def test_forked_cpu_processes_keep_every_process_oom_split_count(monkeypatch) ->
     monkeypatch.setattr(cpu_procs, "run_inference", fake_inference)  # the forked children inherit it
     ds = _dataset(6)
     shard = Shard(indices=list(range(6)), device="cpu", opts=EvalOptions(progress=False))
-    t = cpu_procs.run_inference_cpu(None, ds, [RunEvaluators(ds.categories)], shard, procs=3)
+    t = cpu_procs.run_inference_cpu(None, ds, [Evaluators.for_run(ds.categories)], shard, procs=3)
     assert (t.timed_images, t.oom_splits, t.forward_s, t.wall_s) == (6, 6, 3.0, 1.0)
 
 

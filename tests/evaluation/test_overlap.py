@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import pq_columns
 from PIL import Image
 
 from panbench.data.datasets import load_dataset
-from panbench.evaluation.evaluators import RunEvaluators
 from panbench.evaluation.inference import Shard, run_inference
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
+from panbench.evaluators import Evaluators
 from panbench.models.protocol import Abilities, PanopticModel, Weights
 
 FORWARD_S, POST_S, IMAGES = 0.10, 0.08, 9  # per batch of one; the first batch is the warm-up
@@ -100,11 +101,11 @@ class DeferringSlowModel(SlowModel):
             self.deferring = False
 
 
-def _run(model: SlowModel, demo_root) -> tuple[Any, RunEvaluators]:
+def _run(model: SlowModel, demo_root) -> tuple[Any, Evaluators]:
     ds = load_dataset(demo_root, name="demo", limit=IMAGES)
     fam = model
     assert isinstance(fam, PanopticModel)
-    evaluators = RunEvaluators(ds.categories, ap=False)
+    evaluators = Evaluators.for_run(ds.categories, ap=False)
     opts = EvalOptions(workers=0, warmup=1, progress=False, resume=False)
     t = run_inference(LoadedModel(fam, Weights(None, None, None), "", ""), ds, [evaluators],
                       Shard(list(range(len(ds.samples))), "cpu", opts))
@@ -125,7 +126,7 @@ def test_the_deferred_fusion_runs_while_the_next_forward_runs_so_wall_time_is_th
     assert isinstance(model, PanopticModel)
     t, evaluators = _run(model, demo_root)
     timed = IMAGES - 1
-    assert t.timed_images == timed and evaluators.pq.accumulator.n_kept() == IMAGES  # every image scored
+    assert t.timed_images == timed and pq_columns(evaluators).n_kept() == IMAGES  # every image scored
     assert t.forward_s == pytest.approx(timed * FORWARD_S, rel=0.5)
     assert t.postprocess_s >= 0.9 * timed * POST_S and t.fusion_s >= 0.9 * timed * POST_S  # ran, on the thread
     # overlapped: the wall clock is the forwards' and one last fusion, not forward + post-processing
@@ -154,7 +155,7 @@ def test_a_family_without_deferred_fusion_and_any_on_the_cpu_fuse_inside_the_for
 
     assert defers_fusion("cuda:0") and not defers_fusion("cpu")
     t, evaluators = _run(model([1]), demo_root)
-    assert evaluators.pq.accumulator.n_kept() == IMAGES
+    assert pq_columns(evaluators).n_kept() == IMAGES
     # the fusion is part of the forward here: wall time is forward + fusion, nothing to overlap
     assert t.forward_s >= 0.9 * (IMAGES - 1) * (FORWARD_S + POST_S)
     assert t.wall_s >= t.forward_s

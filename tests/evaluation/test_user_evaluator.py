@@ -18,7 +18,8 @@ from helpers import killed_part_way
 
 from panbench.cli import main
 from panbench.errors import PanbenchError
-from panbench.evaluation.evaluators import RunEvaluators, load_evaluator
+from panbench.evaluators import Evaluators
+from panbench.evaluators.contract import load_evaluator
 from panbench.package import REPO_ROOT
 from panbench.pq.matching import CategoryTable
 
@@ -82,9 +83,9 @@ def test_two_evaluators_of_one_name_or_a_built_in_name_are_refused() -> None:
 
     cats = CategoryTable([1], ["a"], [True])
     with pytest.raises(PanbenchError, match="the name of a built-in evaluator"):
-        RunEvaluators(cats, extra=[AP()])
+        Evaluators.for_run(cats, extra=[AP()])
     with pytest.raises(PanbenchError, match="given twice"):
-        RunEvaluators(cats, extra=[load_evaluator(f"{EXAMPLE}:ImageCount"), load_evaluator(f"{EXAMPLE}:ImageCount")])
+        Evaluators.for_run(cats, extra=[load_evaluator(f"{EXAMPLE}:ImageCount") for _ in range(2)])
 
 
 def test_a_share_that_is_not_json_is_refused_in_one_line(demo_root: Path, tmp_path: Path,
@@ -215,8 +216,8 @@ def test_a_broken_contract_is_one_line_naming_the_evaluator(change: tuple[str, s
 
 def test_a_version_of_zero_is_its_own_and_a_later_run_of_an_image_replaces_its_cached_share(tmp_path: Path) -> None:
     """Chunks read in the order they were written, whatever the pids of their processes."""
-    from panbench.evaluation.evaluators import cache_key_of
     from panbench.evaluation.storage import StatsCache
+    from panbench.evaluators.contract import cache_key_of
 
     class Zero:
         version = 0
@@ -225,17 +226,17 @@ def test_a_version_of_zero_is_its_own_and_a_later_run_of_an_image_replaces_its_c
     cats = CategoryTable([1], ["a"], [True])
     gt = np.ones((4, 4), np.uint32)
     segs = [{"id": 1, "category_id": 1, "iscrowd": 0, "area": 16}]
-    first = RunEvaluators(cats, cache=StatsCache(tmp_path, flush_every=1))
+    first = Evaluators.for_run(cats, observer=StatsCache(tmp_path, flush_every=1))
     first.score(0, gt, segs, gt, segs, "image 0")
     old = next(tmp_path.glob("chunk-*.npz"))
     old.rename(tmp_path / "chunk-r0-99999-000001.npz")  # a pid that sorts after this process's
-    again = RunEvaluators(cats, cache=StatsCache(tmp_path, flush_every=1),
-                          extra=[load_evaluator(f"{EXAMPLE}:ImageCount")])
-    done, lacking = again.resume([0], set())
+    again = Evaluators.for_run(cats, observer=StatsCache(tmp_path, flush_every=1),
+                               extra=[load_evaluator(f"{EXAMPLE}:ImageCount")])
+    done, lacking = again.resume(again.observer.load(), [0], set())
     assert not done and lacking == {"ImageCount@1": 1}
     again.score(0, gt, segs, gt, segs, "image 0")
-    third = RunEvaluators(cats, cache=StatsCache(tmp_path), extra=[load_evaluator(f"{EXAMPLE}:ImageCount")])
-    assert third.resume([0], set()) == (frozenset({0}), {})
+    third = Evaluators.for_run(cats, observer=StatsCache(tmp_path), extra=[load_evaluator(f"{EXAMPLE}:ImageCount")])
+    assert third.resume(third.observer.load(), [0], set()) == (frozenset({0}), {})
 
 
 def test_eval_refuses_it_with_images_that_have_no_ground_truth(demo_root: Path, tmp_path: Path,
@@ -244,3 +245,46 @@ def test_eval_refuses_it_with_images_that_have_no_ground_truth(demo_root: Path, 
     assert main(["eval", "--model", "demo-mask2former", "--images", str(demo_root / "val2017"), "--save-predictions",
                  str(tmp_path / "p"), "--evaluator", f"{EXAMPLE}:ImageCount"]) == 2
     assert "--evaluator reads scored images; --images has no ground truth" in capsys.readouterr().err
+
+
+def test_eval_score_and_the_python_api_give_it_the_same_fields_through_the_one_composite(
+        demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One user evaluator (the example, and the example declaring nothing, which gets the id maps) driven by ``eval``
+    (two forked processes; torchrun's ranks and a resume after SIGKILL: test_eval_analysis.py and the test above),
+    ``score`` (two threads) on the predictions eval saved, and ``PanopticQuality(evaluators=...)`` on the same maps:
+    the same fields each way."""
+    from panbench.metrics import PanopticQuality
+    from panbench.pq.png import read_ids
+
+    everything = tmp_path / "everything.py"
+    everything.write_text(EXAMPLE.read_text().replace('    needs = {"segments"}', ""))
+    specs = [f"{EXAMPLE}:ImageCount", f"{everything}:ImageCount"]
+    fields = []
+    for spec in specs:
+        out = tmp_path / f"pred-{len(fields)}"
+        assert main(_args(demo_root, tmp_path / "res", "--cpu-procs", "2", "--evaluator", spec, "--save-predictions",
+                          str(out), "--no-resume")) == 0
+        fields.append(_record(tmp_path / "res")["evaluators"])
+    pred_json = next(out.glob("*.json"))
+    pred = json.loads(pred_json.read_text())
+    gt = json.loads((demo_root / "annotations" / "panoptic_val2017.json").read_text())
+    ids = {a["image_id"] for a in pred["annotations"]}
+    assert len(ids) == LIMIT
+    subset = tmp_path / "gt.json"  # the ground truth of the images eval ran
+    subset.write_text(json.dumps({**gt, "images": [i for i in gt["images"] if i["id"] in ids],
+                                  "annotations": [a for a in gt["annotations"] if a["image_id"] in ids]}))
+    gt_dir = demo_root / "annotations" / "panoptic_val2017"
+    for spec in specs:
+        capsys.readouterr()
+        assert main(["score", "--gt-json", str(subset), "--gt-dir", str(gt_dir), "--pred-json", str(pred_json),
+                     "--pred-dir", str(pred_json.with_suffix("")), "--procs", "2", "--evaluator", spec,
+                     "--json"]) == 0
+        fields.append(json.loads(capsys.readouterr().out)["evaluators"])
+        metric = PanopticQuality(json.loads(subset.read_text())["categories"], evaluators=[spec])
+        by_id = {a["image_id"]: a for a in pred["annotations"]}
+        for a in json.loads(subset.read_text())["annotations"]:
+            p = by_id[a["image_id"]]
+            metric.update(read_ids(pred_json.with_suffix("") / p["file_name"], "pred").copy(), p["segments_info"],
+                          read_ids(gt_dir / a["file_name"], "gt").copy(), a["segments_info"], image_id=a["image_id"])
+        fields.append(metric.compute().evaluators)
+    assert fields[0]["ImageCount"]["images"] == LIMIT and all(f == fields[0] for f in fields), fields

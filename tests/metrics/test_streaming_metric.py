@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import GENERATED_CATS as CATS
+from helpers import score_with_analyses
 
 from panbench import PanopticQuality, PQResult, pq_compute
-from panbench.analysis.scoring import score_files_analysis
 from panbench.data.synth import perturb, random_image, write_panoptic
 
 
@@ -80,7 +80,7 @@ def test_ground_truth_areas_absent_from_segments_info_are_counted_from_the_map(t
 def test_analyses_equal_those_of_panbench_score(tmp_path: Path) -> None:
     imgs = images(12, seed=1)
     gt_json, gt_dir, pred_json, pred_dir = files(tmp_path, imgs)
-    _, _, fields = score_files_analysis(gt_json, gt_dir, pred_json, pred_dir, workers=1)
+    _, _, fields = score_with_analyses(gt_json, gt_dir, pred_json, pred_dir, workers=1)
     res = streamed(imgs, analyses=True).compute()
     assert set(fields) - {"boundary"} <= set(res.analyses) and "pq_dagger" in res.analyses
     for k in fields:

@@ -1,7 +1,7 @@
 """panbench's PQ equals panopticapi's pq_compute to 1e-9, with exact per-class TP/FP/FN and per-class
 IoU sums and PQ/SQ/RQ to 1e-9, on the C path and on the numpy path (for every table size), through the
 paths score and eval use: ``score_files`` (score_stream without the per-image results, i.e. score_pair),
-``score_files_analysis`` (score_stream keeping the per-image results) and ``PanopticAccumulator.process``."""
+``score``'s composite (score_stream keeping the per-image results) and ``PanopticAccumulator.process``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from conftest import panopticapi_reference
 from helpers import GENERATED_CATS as CATS
-from helpers import write_perturbed_sample
+from helpers import score_with_analyses, write_perturbed_sample
 
-from panbench.analysis.scoring import score_files_analysis
 from panbench.data.synth import PanopticImage, perturb, random_image, write_panoptic
 from panbench.pq import evaluator, kernels, matching
 from panbench.pq.accumulator import PanopticAccumulator
@@ -44,7 +43,7 @@ def assert_parity_files(gt_json, gt_dir, pred_json, pred_dir) -> dict:
     ours = score_files(gt_json, gt_dir, pred_json, pred_dir)
     ref = panopticapi_reference(gt_json, gt_dir, pred_json, pred_dir)
     processed, iou = process_images(gt_json, gt_dir, pred_json, pred_dir)
-    with_analyses = score_files_analysis(gt_json, gt_dir, pred_json, pred_dir)[0]
+    with_analyses = score_with_analyses(gt_json, gt_dir, pred_json, pred_dir)[0]
     assert json.dumps(processed, sort_keys=True) == json.dumps(ours, sort_keys=True)  # bit for bit
     assert json.dumps(with_analyses, sort_keys=True) == json.dumps(ours, sort_keys=True)
     for k in METRIC_KEYS:

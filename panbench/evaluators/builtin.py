@@ -1,0 +1,202 @@
+"""The built-in evaluators, ordinary members of a run's :class:`~panbench.evaluators.composite.Evaluators`: PQ (its
+share the image's result, kept by the resume cache as columns), the analyses and the per-image export, COCO mask
+AP, the semantic confusion. Each declares what it reads of an image (``needs``); a member that reads the run's
+per-image PQ columns at the end (``uses = "columns"``) gets them from the composite, from the member that
+``provides`` them; members of ``needs = {"result"}`` take many scored images at once (``add_scored``: a resume,
+``score``'s C path)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from panbench.analysis.ap import APAccumulator, Instances, ap_fields, gt_annotations
+from panbench.analysis.scoring import analyses_of
+from panbench.analysis.semantic import SemanticConfusion, miou_fields
+from panbench.errors import PanbenchError
+from panbench.evaluators.contract import ImageData
+from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.matching import CategoryTable
+from panbench.pq.result import ImageResult
+from panbench.pq.sums import PQStats
+
+
+class PQEvaluator:
+    """PQ (with boundary PQ's part where ``boundary``) in a :class:`~panbench.pq.accumulator.PanopticAccumulator`,
+    the per-image results kept as columns where ``keep_images``; a share is ``(position, result)``, or many images'
+    columns with their positions (a resume). Its fields: ``metrics`` and, with ``diagnose``, the ``diagnosis``
+    findings its sums show."""
+
+    name, version, built_in, provides = "PQ", "1", True, "columns"
+    needs = frozenset({"result"})
+    share_is_result = True  # the resume cache keeps the image's result as columns, not this share
+
+    def __init__(self, categories: CategoryTable, boundary: bool = False, keep_images: bool = True,
+                 diagnose: bool = False) -> None:
+        self.categories, self.boundary, self.keep_images, self.diagnose = categories, boundary, keep_images, diagnose
+        self.reset()
+
+    def fresh(self) -> PQEvaluator:
+        return PQEvaluator(self.categories, self.boundary, self.keep_images, self.diagnose)
+
+    def reset(self) -> None:
+        self.accumulator = PanopticAccumulator(self.categories, self.keep_images, self.boundary)
+
+    def process(self, image: ImageData) -> tuple[int, ImageResult | None]:
+        return image.index, image.result
+
+    def add(self, share: tuple[int | np.ndarray, Any]) -> None:
+        at, images = share
+        self.accumulator.add(images, at)
+
+    def add_scored(self, scored: PanopticAccumulator, image_ids: Mapping[int, Any]) -> None:
+        """Images scored elsewhere at their final positions (``score``'s batch path, a resume)."""
+        self.accumulator.merge(scored)
+
+    def merge(self, other: PQEvaluator, offset: int = 0) -> None:
+        self.accumulator.merge(other.accumulator, offset)
+
+    def add_sums(self, sums: PQStats) -> None:
+        """Sums made elsewhere without their images' results (the Python API's ``add_sums``, ``sync``)."""
+        self.accumulator.merge(sums)
+
+    def columns(self) -> PanopticAccumulator:
+        """The run's per-image results (read; the analyses' input)."""
+        return self.accumulator
+
+    def evaluate(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"metrics": self.accumulator.evaluate()}
+        if self.diagnose and (found := self.accumulator.diagnosis()):
+            out["diagnosis"] = found
+        return out
+
+
+class AnalysesEvaluator:
+    """The analyses and the per-image export (``analysis``, the :class:`~panbench.analysis.AnalysisSet` saved beside
+    the record) of the run's per-image PQ columns (:func:`~panbench.analysis.scoring.analyses_of`;
+    ``own_threshold``: the model's own score threshold); its own state is each image's COCO id by position, a share
+    ``[position, image_id]``."""
+
+    name, version, built_in, uses = "Analyses", "1", True, "columns"
+    needs = frozenset({"result"})
+
+    def __init__(self, own_threshold: float | None = None) -> None:
+        self.own_threshold = own_threshold
+        self.reset()
+
+    def fresh(self) -> AnalysesEvaluator:
+        return AnalysesEvaluator(self.own_threshold)
+
+    def reset(self) -> None:
+        self.image_ids: dict[int, Any] = {}
+
+    def process(self, image: ImageData) -> list[Any]:
+        image_id = image.image_id.item() if isinstance(image.image_id, np.generic) else image.image_id
+        return [int(image.index), image_id]
+
+    def add(self, share: list[Any]) -> None:
+        self.image_ids[int(share[0])] = share[1]
+
+    def add_scored(self, scored: PanopticAccumulator, image_ids: Mapping[int, Any]) -> None:
+        self.image_ids.update(image_ids)
+
+    def merge(self, other: AnalysesEvaluator, offset: int = 0) -> None:
+        self.image_ids.update({i + offset: image_id for i, image_id in other.image_ids.items()})
+
+    def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
+        if (n := len(self.image_ids)) and max(self.image_ids) != n - 1:
+            raise PanbenchError(f"internal: the analyses hold {n} images, the last at position {max(self.image_ids)}; "
+                                "please report")
+        aset, fields = analyses_of(columns, [self.image_ids[i] for i in range(n)], own_threshold=self.own_threshold)
+        return {"analysis": aset, **fields}
+
+
+class APEvaluator:
+    """COCO mask AP of the thing categories from the model's instances, which ``source`` (one of
+    :data:`~panbench.analysis.ap.AP_SOURCES`) gave: the record's ``ap`` and ``ap_source``."""
+
+    name, version, built_in = "AP", "1", True
+    needs = frozenset({"id_maps", "segments", "instances"})
+
+    def __init__(self, categories: CategoryTable, source: str | None = None) -> None:
+        self.categories, self.source = categories, source
+        self.reset()
+
+    def fresh(self) -> APEvaluator:
+        return APEvaluator(self.categories, self.source)
+
+    def reset(self) -> None:
+        self.accumulator = APAccumulator.for_table(self.categories)
+
+    def process(self, image: ImageData) -> dict[str, Any]:
+        """The image's share, as the cache keeps it: COCO id, size, converted ground truth and predictions."""
+        assert image.gt_ids is not None and image.gt_segments is not None  # declared in needs
+        h, w = np.shape(image.gt_ids)[:2]
+        # COCO's evaluation numbers images; a string id (Cityscapes, ADE20K) is its position, from 1
+        coco_id = int(image.image_id) if isinstance(image.image_id, (int, np.integer)) else image.index + 1
+        if coco_id in self.accumulator.images:
+            raise PanbenchError(f"internal: image {coco_id} scored twice for AP; please report")
+        inst = image.instances if image.instances is not None else Instances.empty()
+        return {"image_id": coco_id, "size": [int(h), int(w)],
+                "gt": gt_annotations(coco_id, image.gt_ids, image.gt_segments, self.accumulator.thing_ids),
+                "dt": {"rles": inst.rles, "scores": inst.scores.tolist(), "category_ids": inst.category_ids.tolist()}}
+
+    def add(self, share: dict[str, Any]) -> None:
+        dt, (h, w) = share["dt"], share["size"]
+        self.accumulator.add(int(share["image_id"]), (int(h), int(w)), share["gt"],
+                             Instances(dt["rles"], dt["scores"], dt["category_ids"]))
+
+    def merge(self, other: APEvaluator, offset: int = 0) -> None:  # COCO ids: no positions
+        self.accumulator = self.accumulator + other.accumulator
+
+    def instance_results(self) -> list[dict[str, Any]]:
+        """The instances scored, as COCO's results JSON lists them."""
+        return self.accumulator.results()
+
+    def evaluate(self) -> dict[str, Any]:
+        return ap_fields(self.accumulator, self.source) if self.source is not None else {}
+
+
+class SemanticEvaluator:
+    """The pixel confusion of the model's semantic output (an image without one adds nothing): the record's mIoU,
+    the panoptic output's (from PQ's sums, ``uses = "sums"``) where the model has none."""
+
+    name, version, built_in, uses = "SemanticConfusion", "1", True, "sums"
+    needs = frozenset({"id_maps", "segments", "semantic"})
+
+    def __init__(self, categories: CategoryTable) -> None:
+        self.categories = categories
+        self.reset()
+
+    def fresh(self) -> SemanticEvaluator:
+        return SemanticEvaluator(self.categories)
+
+    def reset(self) -> None:
+        self.confusion = SemanticConfusion([int(c) for c in self.categories.ids])
+
+    def process(self, image: ImageData) -> dict[str, list[int]] | None:
+        """The image's confusion, sparse: the flat cells of the (C + 1) x (C + 1) matrix and their pixels."""
+        if image.semantic is None:
+            return None
+        assert image.gt_ids is not None and image.gt_segments is not None  # declared in needs
+        one = SemanticConfusion(self.confusion.category_ids)
+        one.add_image(image.gt_ids, image.gt_segments, image.semantic)
+        flat = one.conf.ravel()
+        cells = np.flatnonzero(flat)
+        return {"idx": cells.tolist(), "n": flat[cells].tolist()}
+
+    def add(self, share: dict[str, list[int]] | None) -> None:
+        if share is not None:
+            np.add.at(self.confusion.conf.reshape(-1), np.asarray(share["idx"], np.int64),
+                      np.asarray(share["n"], np.int64))
+            self.confusion.n_images += 1
+
+    def merge(self, other: SemanticEvaluator, offset: int = 0) -> None:
+        self.confusion = self.confusion + other.confusion
+
+    def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
+        """The record's ``miou`` and ``miou_source``: of the model's semantic output, else of the panoptic output
+        (the pixel confusion of PQ's sums)."""
+        return miou_fields(columns.evaluate(), self.confusion)

@@ -1,0 +1,255 @@
+""":class:`Evaluators`, the one composite of a run's evaluators (``eval``'s, ``score``'s, the Python API's): the
+members in order (PQ, the analyses, AP, the semantic confusion, the user's), none privileged; each image goes to
+every member (every share made first, then each added) and then to the observer (the resume cache), which is not a
+member. A member's ``needs`` (panbench.evaluators.contract.NEEDS) say what the image must carry: the composite's
+:attr:`~Evaluators.needs` tell the driver what to decode and convert."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from panbench.analysis.ap import Instances
+from panbench.errors import PanbenchError
+from panbench.evaluators.builtin import AnalysesEvaluator, APEvaluator, PQEvaluator, SemanticEvaluator
+from panbench.evaluators.contract import (
+    ImageData,
+    as_json,
+    cache_key_of,
+    call,
+    check_names,
+    fresh_copy,
+    name_of,
+    needs_of,
+    state_bytes,
+)
+from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import score_pair
+from panbench.pq.matching import CategoryTable
+from panbench.pq.result import ImageResult, reorder_columns
+from panbench.pq.sums import PQStats
+
+
+class Observer(Protocol):
+    """What sees each image after the members took it (the resume cache, ``evaluation.storage.StatsCache``)."""
+
+    def add(self, index: int, result: ImageResult, shares: dict[str, Any]) -> None: ...
+    def flush(self) -> None: ...
+
+
+class CachedImages(Protocol):
+    """What a resume reads back of an observer's images (``evaluation.storage.Cached``)."""
+
+    @property
+    def indices(self) -> Any: ...
+    @property
+    def columns(self) -> dict[str, np.ndarray]: ...
+    @property
+    def extras(self) -> list[Any]: ...
+
+    def positions(self) -> dict[int, int]: ...
+
+
+class Evaluators:
+    """The members of one run (or of one process's share of it), as the module docstring says; ``strict`` and
+    ``boundary`` as :func:`~panbench.pq.evaluator.score_pair`'s, ``observer`` (the resume cache) sees every image
+    taken."""
+
+    def __init__(self, categories: CategoryTable, members: Sequence[Any], strict: bool = False,
+                 boundary: bool = False, observer: Observer | None = None) -> None:
+        check_names(members)
+        self.categories, self.members, self.strict, self.boundary = categories, list(members), strict, boundary
+        self.observer = observer
+        self.needs = frozenset().union(*(needs_of(m) for m in self.members))
+        self._checked: set[int] = set()  # the user's evaluators whose process() was seen to leave the state alone
+
+    @classmethod
+    def for_run(cls, categories: CategoryTable, *, boundary: bool = False, strict: bool = False,
+                observer: Observer | None = None, analyses: bool = True, ap: bool = False,
+                ap_source: str | None = None, semantic: bool = True, own_threshold: float | None = None,
+                diagnose: bool = False, extra: Sequence[Any] = ()) -> Evaluators:
+        """A run's members: PQ (per-image results kept for the analyses and the observer), the analyses (with
+        ``analyses``; ``own_threshold``: the model's own score threshold), AP (with ``ap``, of ``ap_source``'s
+        instances), the semantic confusion (with ``semantic``), then the user's (``extra``, loaded)."""
+        members: list[Any] = [PQEvaluator(categories, boundary, analyses or observer is not None, diagnose),
+                              *([AnalysesEvaluator(own_threshold)] if analyses else []),
+                              *([APEvaluator(categories, ap_source)] if ap else []),
+                              *([SemanticEvaluator(categories)] if semantic else []), *extra]
+        return cls(categories, members, strict, boundary, observer)
+
+    def empty(self) -> Evaluators:
+        """Members with nothing in them, scoring as these and writing to the same observer (a forked process's)."""
+        return type(self)(self.categories, [fresh_copy(m) for m in self.members], self.strict, self.boundary,
+                          self.observer)
+
+    @property
+    def keeps_columns(self) -> bool:
+        """Whether a member reads the run's per-image PQ columns at the end (the analyses; ``uses = "sums"``: the
+        sums alone)."""
+        return any(getattr(m, "uses", None) == "columns" for m in self.members)
+
+    @property
+    def takes_columns(self) -> bool:
+        """Whether every member takes images scored in bulk (:meth:`add_scored`): no member needs the id maps, the
+        model's outputs, or each image's result object."""
+        return all(callable(getattr(m, "add_scored", None)) or needs_of(m) <= {"segments"} for m in self.members)
+
+    def score(self, index: int, gt_ids: np.ndarray, gt_segs: list, pred_ids: np.ndarray, pred_segs: list,
+              where: str, image_id: Any = 0, instances: Instances | None = None,
+              semantic: np.ndarray | None = None) -> ImageResult:
+        """Score image ``index`` (COCO id ``image_id``) and hand it to every member (:meth:`take`).  Returns its
+        result; bad input raises before any member changes."""
+        result = score_pair(self.categories, gt_ids, gt_segs, pred_ids, pred_segs, where, self.strict, self.boundary)
+        self.take(ImageData(index, image_id, self.categories, gt_ids, gt_segs, pred_ids, pred_segs, result, instances,
+                            semantic), where)
+        return result
+
+    def take(self, image: ImageData, where: str) -> None:
+        """Hand one scored image to every member: every share made first (an image one refuses changes none), then
+        each added, then the image handed to the observer."""
+        shares = [self._process(m, where, image) for m in self.members]
+        for m, s in zip(self.members, shares):
+            call(m, "add", where, s)
+        if self.observer is not None:
+            assert image.result is not None
+            self.observer.add(image.index, image.result, self._kept(shares))
+
+    def _kept(self, shares: list[Any]) -> dict[str, Any]:
+        """The shares the observer keeps, by ``name@version`` (a member whose share is the image's result: the
+        observer keeps that as columns)."""
+        return {cache_key_of(m): s for m, s in zip(self.members, shares) if not getattr(m, "share_is_result", False)}
+
+    def _process(self, m: Any, where: str, image: ImageData) -> Any:
+        """``m.process(image)``; the user's share through JSON, as the cache gives it back (one that is not JSON:
+        refused here), and an evaluator of the user's that changes its state there (detectron2's habit) refused at
+        its first image: a resume gives back only what :meth:`add` adds."""
+        if getattr(m, "built_in", False):
+            return m.process(image)
+        if id(m) in self._checked:
+            share = call(m, "process", where, image)
+        else:
+            before = state_bytes(m)
+            share = call(m, "process", where, image)
+            if state_bytes(m) != before:
+                raise PanbenchError(f"evaluator {name_of(m)}: process() changed its state; return the image's share "
+                                    "from process() and add it in add() (a resume gives back only the shares)")
+            self._checked.add(id(m))
+        return as_json(m, share, "process() returned a share that is", "numbers, strings, lists and dicts")
+
+    def add_scored(self, scored: PanopticAccumulator, image_ids: Sequence[Any],
+                   segments: Callable[[int], tuple[list, list]] | None = None) -> None:
+        """Images scored in bulk (``score``'s batch path: ``scored`` holds their sums and, where a member reads
+        them, their per-image results) at positions ``0 .. len(image_ids) - 1``: members that take them so get them
+        at once, the others (whose ``needs`` are at most ``segments``) image by image, with ``segments(i)`` (the
+        ground truth's and the prediction's segments of image ``i``). The observer sees none of them."""
+        if not self.takes_columns:
+            raise PanbenchError("internal: images scored in bulk handed to members that need each image; please "
+                                "report")
+        per_image = [m for m in self.members if not callable(getattr(m, "add_scored", None))]
+        ids = dict(enumerate(image_ids))
+        for m in self.members:
+            if m not in per_image:
+                m.add_scored(scored, ids)
+        for i, image_id in enumerate(image_ids if per_image else ()):
+            gt_segs, pred_segs = segments(i) if segments is not None else (None, None)
+            image = ImageData(i, image_id, self.categories, None, gt_segs, None, pred_segs, None)
+            where = f"image {image_id}"
+            shares = [self._process(m, where, image) for m in per_image]
+            for m, s in zip(per_image, shares):
+                call(m, "add", where, s)
+
+    def resume(self, cached: CachedImages, indices: Iterable[int],
+               rerun: Container[int]) -> tuple[frozenset[int], dict[str, int]]:
+        """Take the images of ``indices`` that ``cached`` (the observer's, read back) holds, with a share of every
+        member, and ``rerun`` lacks; returns them (need not run) and, for each member, how many cached images
+        lacked its share (those run again)."""
+        where = cached.positions()
+        keyed = [(m, cache_key_of(m)) for m in self.members if not getattr(m, "share_is_result", False)]
+        held = [i for i in indices if i in where and i not in rerun]
+        missing = {k: sum(1 for i in held if k not in (cached.extras[where[i]] or {})) for _, k in keyed}
+        if not (taken := [i for i in held if all(k in (cached.extras[where[i]] or {}) for _, k in keyed)]):
+            return frozenset(), {k: n for k, n in missing.items() if n}
+        pos = np.array([where[i] for i in taken], np.int64)
+        results = (np.array(taken, np.int64), reorder_columns(cached.columns, pos))
+        for m in self.members:
+            if getattr(m, "share_is_result", False):
+                m.add(results)
+        for m, k in keyed:
+            for p in pos.tolist():
+                call(m, "add", f"the share of image {cached.indices[p]} in the resume cache (changed the share? "
+                     "bump the evaluator's version, or --no-resume)", cached.extras[p][k])
+        return frozenset(taken), {k: n for k, n in missing.items() if n}
+
+    def flush(self) -> None:
+        if self.observer is not None:
+            self.observer.flush()
+
+    def part(self) -> list[Any]:
+        """What the members hold, to cross to another process or rank (:meth:`reduce` takes it)."""
+        return list(self.members)
+
+    def reduce(self, parts: Iterable[list[Any]], offset: int = 0) -> None:
+        """Add the parts of the other processes or ranks (disjoint images), their positions moved on by ``offset``
+        (the Python API's, which number images in the order they came; a run's are its dataset's indices)."""
+        for p in parts:
+            for mine, theirs in zip(self.members, p):
+                if getattr(mine, "built_in", False):
+                    mine.merge(theirs, offset)
+                else:
+                    call(mine, "merge", "another process's or rank's state", theirs)
+
+    def add_sums(self, sums: PQStats) -> None:
+        """PQ sums made elsewhere without their images (the Python API's ``add_sums``): refused where another member
+        needs each image."""
+        if len(self.members) > 1:
+            raise PanbenchError("internal: sums alone added to evaluators that need each image; please report")
+        self.columns_member().add_sums(sums)
+
+    def evaluate(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """PQ's ``metrics`` and the record fields of the others (mIoU's, the analyses', AP's, ``diagnosis``, and the
+        user's under ``evaluators``, by name)."""
+        provider = next((m for m in self.members if getattr(m, "provides", None) == "columns"), None)
+        fields: dict[str, Any] = {}  # the built-ins' record fields
+        user: dict[str, dict[str, Any]] = {}
+        for m in self.members:
+            kwargs = {}
+            if getattr(m, "uses", None) in ("columns", "sums"):
+                if provider is None:
+                    raise PanbenchError(f"internal: {name_of(m)} reads the per-image columns no member keeps; "
+                                        "please report")
+                kwargs["columns"] = provider.columns()
+            got = call(m, "evaluate", "the run's images", **kwargs)
+            if getattr(m, "built_in", False):
+                fields.update(got)
+                continue
+            if not isinstance(got, dict):
+                raise PanbenchError(f"evaluator {name_of(m)}: evaluate() returned {type(got).__name__}, not a dict "
+                                    "of fields; return {name: value}")
+            user[name_of(m)] = as_json(m, got, "evaluate() returned fields that are",
+                                       "numbers (None for one not defined), strings, lists and dicts")
+        if user:
+            fields["evaluators"] = user
+        return fields.pop("metrics", {}), fields
+
+    def instance_results(self) -> list[dict[str, Any]] | None:
+        """The instances AP scored, as COCO's results JSON lists them (None without AP)."""
+        return next((m.instance_results() for m in self.members if callable(getattr(m, "instance_results", None))),
+                    None)
+
+    def columns_member(self) -> Any:
+        """The member that keeps the run's PQ sums and per-image columns (``provides = "columns"``: PQ)."""
+        provider = next((m for m in self.members if getattr(m, "provides", None) == "columns"), None)
+        if provider is None:
+            raise PanbenchError("internal: no member keeps the PQ sums; please report")
+        return provider
+
+    def columns(self) -> PanopticAccumulator:
+        """The run's PQ sums and per-image columns (read them; images enter through :meth:`take`)."""
+        return self.columns_member().columns()
+
+    def n_images(self) -> int:
+        """The images the members hold (PQ's count)."""
+        return self.columns().n_images if self.members else 0
+

@@ -1,0 +1,52 @@
+"""``score``'s driver: a folder of COCO-panoptic predictions (JSON + PNGs) into one
+:class:`~panbench.evaluators.composite.Evaluators`. Where every member takes images scored in bulk (PQ, the analyses,
+an evaluator of the user's that needs at most the segments), the images are scored on the C batch path
+(:func:`~panbench.pq.score.score_stream`); where a member needs the id maps or the model's instances (AP of
+``--instances``, a user's evaluator that declares nothing), each image is decoded once on the per-image path, still
+on ``workers`` threads (:func:`~panbench.pq.score.score_images`), and handed to the members in order."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from panbench.analysis.ap import Instances
+from panbench.analysis.ap_files import read_instances
+from panbench.errors import InputError
+from panbench.evaluators.composite import Evaluators
+from panbench.evaluators.contract import ImageData
+from panbench.pq.coco_format import GroundTruthJSON, segments_list
+from panbench.pq.score import Pair, Scoring, score_images, score_stream
+
+
+def score_folder(evaluators: Evaluators, truth: GroundTruthJSON, gt_dir: str | os.PathLike[str],
+                 pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int | None = None,
+                 instances: str | os.PathLike[str] | None = None) -> list[Pair]:
+    """Every image of ``pred_json`` scored against ``truth`` into ``evaluators`` (module docstring), with the
+    model's instances from the COCO instance results JSON ``instances`` where given; the (ground truth, prediction)
+    pairs in the order scored."""
+    how = Scoring(strict=evaluators.strict, boundary=evaluators.boundary, keep_images=evaluators.keeps_columns)
+    if evaluators.takes_columns and instances is None:
+        scored, pairs, _ = score_stream(truth, gt_dir, pred_json, pred_dir, workers, how)
+        evaluators.add_scored(scored, [gt["image_id"] for gt, _ in pairs],
+                              lambda i: (segments_list(pairs[i][0]["segments_info"]),
+                                         segments_list(pairs[i][1]["segments_info"])))
+        return pairs
+    by_image = None if instances is None else read_instances(instances, set(truth.annotations))
+    cats, pairs, images = score_images(truth, gt_dir, pred_json, pred_dir, workers, how)
+    for index, ((gt_ann, _), (gt_ids, gt_segs, pred_ids, pred_segs, where), result) in enumerate(images):
+        image_id = gt_ann["image_id"]
+        inst = None if by_image is None else _instances(by_image, image_id, gt_ids.shape, instances)
+        evaluators.take(ImageData(index, image_id, cats, gt_ids, gt_segs, pred_ids, pred_segs, result, inst), where)
+    return pairs
+
+
+def _instances(by_image: dict[Any, Instances], image_id: Any, shape: tuple[int, ...],
+               path: str | os.PathLike[str] | None) -> Instances:
+    """Image ``image_id``'s instances (none listed: none), their masks at the image's size."""
+    inst = by_image.get(image_id, Instances.empty())
+    if wrong := {tuple(r["size"]) for r in inst.rles} - {shape}:
+        raise InputError(f"{Path(str(path))}: image {image_id} has masks of size {sorted(wrong)[0]} (height, width); "
+                         f"the ground truth is {shape}: give masks at the image's full size")
+    return inst
