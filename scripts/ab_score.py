@@ -8,8 +8,14 @@ place) against this one, on the same data: the same numbers first, then whole-pr
 A set is a folder with ``gt.json``, ``gt/``, ``pred.json`` and ``pred/`` (what ``scripts/bench_pq.py`` writes),
 or four paths joined by commas (ground-truth JSON, its PNG folder, prediction JSON, its PNG folder).  Both sides
 run as ``python -S`` with this venv's site-packages after their own checkout, so each imports its own panbench;
-``--extra`` adds options to both (``--extra=--no-analysis``).  ``--ignore-key`` leaves a key of ``score --json`` out of
-the comparison (an analysis only this side computes, against a checkout with it turned off).
+``--extra`` adds options to both (``--extra=--no-analysis``), ``--this-extra`` to this side only: with ``--other .``
+(this checkout), the cost of an option, e.g. an evaluator of the user's against ``score`` alone::
+
+    .venv/bin/python scripts/ab_score.py --other . --set /tmp/pb/real1000 --pairs 11 --ignore-key evaluators \
+        --this-extra=--evaluator --this-extra=examples/evaluators/image_count.py:ImageCount
+
+``--ignore-key`` leaves a key of ``score --json`` out of the comparison (an analysis only this side computes,
+against a checkout with it turned off).
 
 Same numbers: ``score --json`` of every ``--set`` must print the same bytes on both sides, or the script exits 1
 before any timing.  Timing (on the first ``--set``): ``--pairs`` pairs of whole processes, the side that goes
@@ -78,19 +84,20 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", required=True, help="a data set (repeatable)")
     ap.add_argument("--pairs", type=int, default=9, help="timed pairs on the first set (0: numbers only)")
     ap.add_argument("--extra", action="append", default=[], help="an option for both sides' score")
+    ap.add_argument("--this-extra", action="append", default=[], help="an option for this side's score only")
     ap.add_argument("--ignore-key", action="append", default=[], help="a key of score --json not compared")
     a = ap.parse_args()
     for spec in a.sets:
-        mine, other = (without(run(command(root, spec, [*a.extra, "--json"]))[1], a.ignore_key)
-                       for root in (HERE, a.other))
+        mine, other = (without(run(command(root, spec, [*a.extra, *more, "--json"]))[1], a.ignore_key)
+                       for root, more in ((HERE, a.this_extra), (a.other, [])))
         if mine != other:
             raise SystemExit(f"{spec}: score --json differs between {a.other} and {HERE}")
         print(f"same numbers: {spec}: score --json identical ({len(mine.encode())} bytes)")
     runs: dict[str, list[tuple[float, float, int]]] = {"other": [], "this": []}
     for k in range(a.pairs):
-        order = [("other", a.other), ("this", HERE)]
-        for side, root in order if k % 2 == 0 else order[::-1]:
-            runs[side].append(run(command(root, a.sets[0], a.extra))[0])
+        order = [("other", a.other, a.extra), ("this", HERE, [*a.extra, *a.this_extra])]
+        for side, root, options in order if k % 2 == 0 else order[::-1]:
+            runs[side].append(run(command(root, a.sets[0], options))[0])
         print(f"pair {k + 1}: other {runs['other'][-1][0]:.3f} s, this {runs['this'][-1][0]:.3f} s")
     if a.pairs:
         summary(runs, a.pairs)

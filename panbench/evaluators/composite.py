@@ -139,7 +139,7 @@ class Evaluators:
         return as_json(m, share, "process() returned a share that is", "numbers, strings, lists and dicts")
 
     def add_scored(self, scored: PanopticAccumulator, image_ids: Sequence[Any],
-                   segments: Callable[[int], tuple[list, list]] | None = None) -> None:
+                   segments: Callable[[int], tuple[Sequence, Sequence]] | None = None) -> None:
         """Images scored in bulk (``score``'s batch path: ``scored`` holds their sums and, where a member reads
         them, their per-image results) at positions ``0 .. len(image_ids) - 1``: members that take them so get them
         at once, the others (whose ``needs`` are at most ``segments``) image by image, with ``segments(i)`` (the

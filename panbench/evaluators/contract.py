@@ -42,9 +42,9 @@ class ImageData:
     image_id: Any
     categories: CategoryTable
     gt_ids: np.ndarray | None
-    gt_segments: list[dict[str, Any]] | None
+    gt_segments: Sequence[dict[str, Any]] | None
     pred_ids: np.ndarray | None
-    pred_segments: list[dict[str, Any]] | None
+    pred_segments: Sequence[dict[str, Any]] | None
     result: ImageResult | None
     instances: Instances | None = None
     semantic: np.ndarray | None = None

@@ -8,8 +8,9 @@ on ``workers`` threads (:func:`~panbench.pq.score.score_images`), and handed to 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from panbench.analysis.ap import Instances
 from panbench.analysis.ap_files import read_instances
@@ -30,8 +31,8 @@ def score_folder(evaluators: Evaluators, truth: GroundTruthJSON, gt_dir: str | o
     if evaluators.takes_columns and instances is None:
         scored, pairs, _ = score_stream(truth, gt_dir, pred_json, pred_dir, workers, how)
         evaluators.add_scored(scored, [gt["image_id"] for gt, _ in pairs],
-                              lambda i: (segments_list(pairs[i][0]["segments_info"]),
-                                         segments_list(pairs[i][1]["segments_info"])))
+                              lambda i: (Segments(pairs[i][0]["segments_info"]),
+                                         Segments(pairs[i][1]["segments_info"])))
         return pairs
     by_image = None if instances is None else read_instances(instances, set(truth.annotations))
     cats, pairs, images = score_images(truth, gt_dir, pred_json, pred_dir, workers, how)
@@ -40,6 +41,45 @@ def score_folder(evaluators: Evaluators, truth: GroundTruthJSON, gt_dir: str | o
         inst = None if by_image is None else _instances(by_image, image_id, gt_ids.shape, instances)
         evaluators.take(ImageData(index, image_id, cats, gt_ids, gt_segs, pred_ids, pred_segs, result, inst), where)
     return pairs
+
+
+class Segments(Sequence[dict[str, Any]]):
+    """An image's segments_info as the JSON lists them, parsed from the document's bytes when first read (the C path
+    keeps them packed, :class:`~panbench.pq.coco_format.PackedSegments`): an evaluator that only counts them parses
+    nothing."""
+
+    __slots__ = ("_info", "_list")
+
+    def __init__(self, info: Any) -> None:
+        self._info = info
+        self._list: list[dict[str, Any]] | None = None
+
+    def _parsed(self) -> list[dict[str, Any]]:
+        if self._list is None:
+            self._list = segments_list(self._info)
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self._info)
+
+    @overload
+    def __getitem__(self, k: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, k: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return self._parsed()[k]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._parsed())
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, Sequence) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._parsed())
 
 
 def _instances(by_image: dict[Any, Instances], image_id: Any, shape: tuple[int, ...],
