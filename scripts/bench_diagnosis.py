@@ -33,7 +33,7 @@ from pq_bench_data import make_real_set  # noqa: E402
 
 from panbench.pq.coco_format import parse_annotations, read_json  # noqa: E402
 from panbench.pq.diagnosis import Finding, category_mapping, diagnose, image_pairing  # noqa: E402
-from panbench.pq.score import Scoring, score_files, score_stream, with_pq_if_fixed  # noqa: E402
+from panbench.pq.score import Scoring, read_truth, score_files, score_stream, with_pq_if_fixed  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
@@ -70,7 +70,7 @@ def main() -> int:
     print(make_real_set(args.work, args.images))
     gt, gd, pj, pd = (args.work / n for n in ("gt.json", "gt", "pred.json", "pred"))
     t_score, res = timed(lambda: score_files(gt, gd, pj, pd, workers=1), args.repeat)
-    ev = score_stream(gt, gd, pj, pd, 1, Scoring())[0]
+    ev = score_stream(read_truth(gt), gd, pj, pd, 1, Scoring())[0]
     gt_anns = parse_annotations(read_json(gt, "gt"), gt, gt=True)
     pred_anns = parse_annotations(read_json(pj, "pred"), pj, gt=False)
     t_check, found = timed(lambda: diagnose(ev.stats, ev.categories) or image_pairing(gt_anns, pred_anns),
@@ -78,12 +78,13 @@ def main() -> int:
     t_rules = timed(lambda: diagnose(ev.stats, ev.categories), max(args.repeat, 100))[0]
     t_pairing = timed(lambda: image_pairing(gt_anns, pred_anns), max(args.repeat, 100))[0]
     wrong, undo = class_order(args.work)
-    ev_wrong = score_stream(gt, gd, wrong, pd, 1, Scoring())[0]
+    ev_wrong = score_stream(read_truth(gt), gd, wrong, pd, 1, Scoring())[0]
     finding = category_mapping(ev_wrong.stats.conf, ev_wrong.categories, ev_wrong.stats.n_images)
     if found or finding is None or finding.kind != "category_mapping":
         raise SystemExit(f"diagnosis: {found} on the right prediction, {finding} on the class order")
-    t_fix, fixed = timed(lambda: with_pq_if_fixed([Finding(finding.kind, finding.message, remap=undo)], gt, gd, wrong,
-                                                  pd, 1), args.repeat)
+    truth = read_truth(gt)
+    t_fix, fixed = timed(lambda: with_pq_if_fixed([Finding(finding.kind, finding.message, remap=undo)], truth, gd,
+                                                  wrong, pd, 1), args.repeat)
     if fixed[0].pq_if_fixed != res["PQ"]:
         raise SystemExit(f"pq_if_fixed {fixed[0].pq_if_fixed} != the right prediction's PQ {res['PQ']}")
     print(f"PQ {res['PQ']:.4f}; class order: PQ {ev_wrong.evaluate()['PQ']:.4f}, found {finding.kind}, "

@@ -197,7 +197,7 @@ import json, sys, time
 from pathlib import Path
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.png import read_ids
-from panbench.pq.score import load_pairs
+from panbench.pq.score import load_pairs, read_truth
 gj, gd, pj, pd, mode = sys.argv[1:6]
 preds = {}
 if mode == 'memory':  # the predictions stand for a model's output: decoded before the timer starts
@@ -209,7 +209,7 @@ if mode == 'files':  # score's own path (the batch path where it is installed), 
     pq = score_files(gj, gd, pj, pd, workers=1)['PQ']
     print(json.dumps({'PQ': pq, 'seconds': time.perf_counter() - t}))
     sys.exit(0)
-cats, pairs = load_pairs(Path(gj), Path(pj))
+cats, pairs = load_pairs(read_truth(Path(gj)), Path(pj))
 ev = PanopticAccumulator(cats)
 for gt_ann, pred_ann in pairs:
     pred_ids = preds[pred_ann['file_name']] if mode == 'memory' else read_ids(Path(pd) / pred_ann['file_name'], 'pred')

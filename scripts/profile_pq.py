@@ -63,13 +63,14 @@ def in_process(work: Path) -> tuple[dict[str, float], int]:
     from panbench.pq.coco_format import parse_segments
     from panbench.pq.kernels import _native as ext
     from panbench.pq.kernels import workspace
-    from panbench.pq.score import load_pairs
+    from panbench.pq.score import load_pairs, read_truth
     from panbench.pq.sums import PQStats
 
     t: dict[str, int] = dict.fromkeys(STAGES, 0)
     clock = time.perf_counter_ns
     c0 = clock()
-    cats, pairs = load_pairs(work / "gt.json", work / "pred.json", packed=True)  # as score's batch path reads them
+    # as score's batch path reads them
+    cats, pairs = load_pairs(read_truth(work / "gt.json"), work / "pred.json", packed=True)
     t["json"] = clock() - c0
     sums, matches = PQStats.zeros(len(cats)), []
     ids = {}
@@ -203,7 +204,7 @@ class Timed:
 kernels._native = Timed()
 gj, gd, pj, pd = sys.argv[1:5]
 t = time.perf_counter()
-ev, pairs, _ = score_stream(gj, gd, pj, pd, 1, Scoring(keep_images=True))
+ev, pairs, _ = score_stream(read_truth(gj), gd, pj, pd, 1, Scoring(keep_images=True))
 print(json.dumps({'c': spent[0], 'all': time.perf_counter() - t, 'n': len(pairs)}))
 """
 

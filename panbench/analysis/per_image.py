@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from panbench.analysis.collect import AnalysisSet
 from panbench.analysis.metrics import nine_metrics
 from panbench.errors import InputError
-
-if TYPE_CHECKING:
-    from panbench.pq.coco_format import GroundTruthJSON
 
 COUNTS = ("TP", "FP", "FN")
 COLUMNS = ("image_id", "file_name", "PQ", "SQ", "RQ", "PQ_th", "PQ_st", *COUNTS,
@@ -44,16 +42,21 @@ def per_image_columns(aset: AnalysisSet, file_names: Sequence[str] | None = None
     return out
 
 
-def file_names_of(ann_file: str | Path | GroundTruthJSON | None, image_ids: Sequence[Any]) -> list[str]:
-    """Each image id's ``file_name`` in the panoptic JSON ("" where the file or the id is missing; a
-    :class:`~panbench.pq.coco_format.GroundTruthJSON`: the document it holds)."""
-    names: dict[str, str] = {}
+def file_names_of(ann_file: str | Path | None, image_ids: Sequence[Any]) -> list[str]:
+    """Each image id's ``file_name`` in the panoptic JSON ``ann_file`` ("" where the file or the id is missing)."""
+    doc = None
     if ann_file is not None and Path(ann_file).is_file():
-        try:
-            doc = getattr(ann_file, "data", None) or json.loads(Path(ann_file).read_text())
-            names = {str(im["id"]): str(im.get("file_name", "")) for im in doc.get("images", [])}
-        except (OSError, ValueError, KeyError, AttributeError):
-            names = {}
+        with suppress(OSError, ValueError):
+            doc = json.loads(Path(ann_file).read_text())
+    return file_names(doc, image_ids)
+
+
+def file_names(doc: Any, image_ids: Sequence[Any]) -> list[str]:
+    """Each image id's ``file_name`` in the ``images`` of a panoptic JSON's document ("" where it has none)."""
+    try:
+        names = {str(im["id"]): str(im.get("file_name", "")) for im in doc.get("images", [])}
+    except (KeyError, AttributeError, TypeError):
+        names = {}
     return [names.get(str(i), "") for i in image_ids]
 
 

@@ -88,7 +88,7 @@ def _scored(args: argparse.Namespace) -> int:
     if args.name:
         from panbench.evaluation.record_fields import record_scored
 
-        files = {"gt_json": truth, **{k: getattr(args, k) for k in ("gt_dir", "pred_json", "pred_dir")}}
+        files = {"truth": truth, **{k: getattr(args, k) for k in ("gt_dir", "pred_json", "pred_dir")}}
         written = record_scored(Path(args.results), args.name, args.dataset_name, res, aset, fields, files, seconds)
         print(f"record: {Path(args.results) / str(written.record)}", file=sys.stderr)
     if args.per_image and aset is not None:
@@ -175,14 +175,14 @@ def _refuse_folders(args: argparse.Namespace) -> None:  # a JSON option given a 
 
 
 def _per_image(args: argparse.Namespace, aset: Any, truth: Any = None) -> None:  # no aset: its path checked
-    from panbench.analysis.per_image import check_table, file_names_of, write_per_image
+    from panbench.analysis.per_image import check_table, file_names, write_per_image
 
     if aset is None:
         if args.no_analysis:
             raise InputError("--per-image reads the per-image analysis: leave out --no-analysis to get it")
         check_table(args.per_image)
         return
-    wrote = write_per_image(aset, args.per_image, file_names_of(truth, aset.image_ids))
+    wrote = write_per_image(aset, args.per_image, file_names(truth.data, aset.image_ids))
     print(f"per-image table: {wrote}", file=sys.stderr)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from panbench.data.catalog import DATASETS
 from panbench.errors import InputError
-from panbench.pq.coco_format import GroundTruthJSON, parse_categories, read_ground_truth, read_json, safe_join
+from panbench.pq.coco_format import parse_categories, read_ground_truth, read_json, safe_join
 from panbench.pq.matching import CategoryTable
 from panbench.pq.stuff_rule import repeated_stuff, stuff_rule_message
 
@@ -81,13 +81,13 @@ class PanopticDataset:
 
     def fingerprint(self) -> str:
         """A short hash of the annotation file and the selected image ids (keys caches and results)."""
-        return dataset_fingerprint(self.ann_file, self.image_ids)
+        return dataset_fingerprint(self.ann_file.read_bytes(), self.image_ids)
 
 
-def dataset_fingerprint(ann_file: str | Path | GroundTruthJSON, image_ids: list[Any]) -> str:
-    """A short hash of the annotation file's bytes (a read :class:`GroundTruthJSON`'s) and the image ids in order."""
+def dataset_fingerprint(ann_bytes: bytes, image_ids: list[Any]) -> str:
+    """A short hash of the annotation file's bytes (a read ground truth's ``raw``) and the image ids in order."""
     h = hashlib.sha256()
-    h.update(ann_file.raw if isinstance(ann_file, GroundTruthJSON) else Path(ann_file).read_bytes())
+    h.update(ann_bytes)
     h.update(repr(list(image_ids)).encode())
     return h.hexdigest()[:16]
 

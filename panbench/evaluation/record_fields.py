@@ -4,7 +4,6 @@ by :func:`panbench.records.io.record_run`.  No torch here (``panbench score`` re
 
 from __future__ import annotations
 
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from panbench.errors import InputError, PanbenchError
 from panbench.evaluation.loading import LoadedModel
 from panbench.evaluation.options import EvalOptions
 from panbench.models.registry import ModelSpec
-from panbench.pq.coco_format import GroundTruthJSON, read_json
+from panbench.pq.coco_format import GroundTruthJSON
 from panbench.pq.matching import METRIC_KEYS
 from panbench.records import io as records_io
 from panbench.records.io import load_records
@@ -127,16 +126,16 @@ def save_instances(writer: PredictionWriter | None, evaluators: Evaluators) -> P
 
 def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[str, Any], analysis: Any,
                   fields: dict[str, Any], files: dict[str, Any], seconds: float) -> RunRecord:
-    """The written record of a ``score --name`` run: ``res`` and ``fields`` scored from ``files`` (``gt_json``,
-    ``gt_dir``, ``pred_json``, ``pred_dir``) in ``seconds``; ``analysis`` (None with ``--no-analysis``) saved beside
-    it and giving the images' fingerprint; filed under :func:`record_dataset`."""
-    fingerprint = None if analysis is None else dataset_fingerprint(files["gt_json"], analysis.image_ids)
-    dataset = record_dataset(files["gt_json"], fingerprint, results, dataset_name)
+    """The written record of a ``score --name`` run: ``res`` and ``fields`` scored from ``files`` (``truth``, the
+    ground truth read, ``gt_dir``, ``pred_json``, ``pred_dir``) in ``seconds``; ``analysis`` (None with
+    ``--no-analysis``) saved beside it and giving the images' fingerprint; filed under :func:`record_dataset`."""
+    fingerprint = None if analysis is None else dataset_fingerprint(files["truth"].raw, analysis.image_ids)
+    dataset = record_dataset(files["truth"], fingerprint, results, dataset_name)
     about = records_io.external_fields(name, dataset, seconds=seconds, fingerprint=fingerprint, **files)
     return records_io.record_run(results, res, analysis=analysis, **about, **fields)
 
 
-def record_dataset(gt_json: Path | GroundTruthJSON, fingerprint: str | None, results: Path, given: str | None) -> str:
+def record_dataset(truth: GroundTruthJSON, fingerprint: str | None, results: Path, given: str | None) -> str:
     """The dataset a ``score --name`` record is filed under: the one its ground truth is, by the rule of
     docs/analysis.md, "From the command line"; ``given`` is ``--dataset-name``."""
     try:
@@ -147,26 +146,19 @@ def record_dataset(gt_json: Path | GroundTruthJSON, fingerprint: str | None, res
     if len(seen) == 1:
         (known,) = seen
         if given is not None and given != known:
-            raise InputError(f"--dataset-name {given}: {gt_json} is the ground truth of the '{known}' records in "
+            raise InputError(f"--dataset-name {given}: {truth.path} is the ground truth of the '{known}' records in "
                              f"{results / 'runs'} (same fingerprint {fingerprint}); leave out --dataset-name or "
                              f"pass --dataset-name {known}")
         return str(known)
     if given is not None:
         return given
-    path = Path(gt_json).resolve()
+    path = truth.path.resolve()
     root = path.parent.parent if path.parent.name == "annotations" else path.parent
     if root.name in DATASETS:
         return root.name
     stem = path.stem.removesuffix("_panoptic_val")
     if stem in DATASETS and DATASETS[stem].converted:
         return stem
-    if path.name == "panoptic_val2017.json" and _n_categories(gt_json) == 133:
+    if path.name == "panoptic_val2017.json" and len(truth.categories) == 133:
         return "coco"
     return root.name or "dataset"
-
-
-def _n_categories(gt_json: Path | GroundTruthJSON) -> int | None:
-    with suppress(PanbenchError, AttributeError):
-        doc = gt_json.data if isinstance(gt_json, GroundTruthJSON) else read_json(gt_json, "ground-truth JSON")
-        return len(doc.get("categories") or [])
-    return None

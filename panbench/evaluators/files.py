@@ -31,8 +31,8 @@ def score_folder(evaluators: Evaluators, truth: GroundTruthJSON, gt_dir: str | o
     if evaluators.takes_columns and instances is None:
         scored, pairs, _ = score_stream(truth, gt_dir, pred_json, pred_dir, workers, how)
         evaluators.add_scored(scored, [gt["image_id"] for gt, _ in pairs],
-                              lambda i: (Segments(pairs[i][0]["segments_info"]),
-                                         Segments(pairs[i][1]["segments_info"])))
+                              lambda i: (SegmentsInfo(pairs[i][0]["segments_info"]),
+                                         SegmentsInfo(pairs[i][1]["segments_info"])))
         return pairs
     by_image = None if instances is None else read_instances(instances, set(truth.annotations))
     cats, pairs, images = score_images(truth, gt_dir, pred_json, pred_dir, workers, how)
@@ -43,7 +43,7 @@ def score_folder(evaluators: Evaluators, truth: GroundTruthJSON, gt_dir: str | o
     return pairs
 
 
-class Segments(Sequence[dict[str, Any]]):
+class SegmentsInfo(Sequence[dict[str, Any]]):
     """An image's segments_info as the JSON lists them, parsed from the document's bytes when first read (the C path
     keeps them packed, :class:`~panbench.pq.coco_format.PackedSegments`): an evaluator that only counts them parses
     nothing."""

@@ -132,9 +132,9 @@ def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class GroundTruthJSON:
-    """A COCO panoptic ground truth's JSON, read and checked once: the document, its categories, its annotations by
-    image id, each image's (height, width) from its ``images`` entry and the file's bytes.  It stands for its file
-    (``os.fspath``, ``str``): :func:`read_ground_truth` returns it as it is (a command reads its ground truth once)."""
+    """A COCO panoptic ground truth's JSON, read and checked once by :func:`read_ground_truth`: the file's ``path``,
+    the document, its categories, its annotations by image id, each image's (height, width) from its ``images`` entry
+    and the file's bytes.  A command reads its ground truth once and hands this value to everything that reads it."""
 
     path: Path
     data: dict[str, Any]
@@ -142,11 +142,6 @@ class GroundTruthJSON:
     annotations: dict[Any, dict[str, Any]]
     sizes: dict[Any, tuple[int, int]]
     raw: bytes = b""
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    __str__ = __fspath__
 
     def image_ids(self) -> list[Any]:
         """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results
@@ -166,9 +161,7 @@ def png_folder(json_file: str | os.PathLike[str]) -> Path:
 def read_ground_truth(path: str | os.PathLike[str], what: str = "ground-truth JSON",
                       scan: bool | None = None) -> GroundTruthJSON:
     """The one reader of a COCO panoptic ground truth; ``what`` names the file in errors, ``scan`` as
-    :func:`read_json`.  ``path`` read already (a :class:`GroundTruthJSON`) is returned as it is."""
-    if isinstance(path, GroundTruthJSON):
-        return path
+    :func:`read_json`."""
     data, raw = _document(path, what, scan)
     images = data.get("images")
     sizes = {im.get("id"): (im["height"], im["width"]) for im in (images if isinstance(images, list) else [])

@@ -85,17 +85,16 @@ Scored = tuple[Pair, Read, ImageResult]  # one image as score_images hands it ou
 
 def read_truth(gt_json: str | os.PathLike[str]) -> GroundTruthJSON:
     """The ground truth as :func:`score_stream` reads it (segments_info packed where the batch path runs in C): a
-    command reads it here once, then passes it wherever a path to it goes."""
+    command reads it here once, then passes it to everything that reads the ground truth."""
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
         return read_ground_truth(gt_json, scan=True if batch.available() else None)
 
 
-def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str],
+def load_pairs(truth: GroundTruthJSON, pred_json: str | os.PathLike[str],
                packed: bool = False) -> tuple[CategoryTable, list[Pair]]:
     """Categories and (ground truth, prediction) annotation pairs matched by image id.  With ``packed``, a
-    segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path reads it).
-    ``gt_json`` read already (a :class:`~panbench.pq.coco_format.GroundTruthJSON`) is not read again."""
-    truth = read_ground_truth(gt_json, scan=True if packed else None)
+    prediction's segments_info that C read is a :class:`~panbench.pq.coco_format.PackedSegments` (the batch path
+    reads it; the ground truth's are packed where :func:`read_truth` read it)."""
     cats, gt, sizes = truth.categories, truth.annotations, truth.sizes
     pred_data = read_json(pred_json, "prediction JSON", scan=False if packed else None)
     try:
@@ -119,7 +118,7 @@ def load_pairs(gt_json: str | os.PathLike[str], pred_json: str | os.PathLike[str
         print(f"note: {pred_json}: {len(extra)} prediction(s) for images the ground truth does not have (first: "
               f"image {extra[0]!r}) are not scored", file=sys.stderr)
     if not pairs:
-        raise InputError(f"{gt_json}: no image to score ('annotations' is empty); use a ground-truth JSON that "
+        raise InputError(f"{truth.path}: no image to score ('annotations' is empty); use a ground-truth JSON that "
                          "annotates the images you predicted")
     return cats, pairs
 
@@ -168,18 +167,18 @@ def _score_one(cats: CategoryTable, gt_dir: Path, pred_dir: Path, how: Scoring, 
     return score_pair(cats, *read_pair(gt_dir, pred_dir, pair), how.strict, how.boundary)
 
 
-def score_stream(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
+def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                  pred_dir: str | os.PathLike[str], workers: int | None = None, how: Scoring = Scoring(),
                  explain: bool = True) -> tuple[PanopticAccumulator, list[Pair], dict[str, np.ndarray]]:
     """Score every image: the accumulator holding the sums, the (ground truth, prediction) pairs in scoring order and,
     with ``how.keep_images``, the per-image results in that order as columns (else empty), on ``workers`` threads
     (``None``: :func:`default_workers`); a refused prediction whose mistake the files show is refused with its fix and,
     with ``explain``, the PQ that fix gives."""
-    files = (gt_json, gt_dir, pred_json, pred_dir)
+    files = (truth, gt_dir, pred_json, pred_dir)
     in_c = batch.available()
     with collector_paused():  # the parse makes ~10^5 objects and no cycles
         try:
-            cats, pairs = load_pairs(gt_json, pred_json, packed=in_c)
+            cats, pairs = load_pairs(truth, pred_json, packed=in_c)
         except Refused as err:
             raise _refused(err, files, workers, how.strict, explain) from err
     if workers is None:
@@ -217,17 +216,17 @@ def _folders(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str]) -
     return gt_dir, pred_dir
 
 
-def score_images(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
+def score_images(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                  pred_dir: str | os.PathLike[str], workers: int | None = None,
                  how: Scoring = Scoring()) -> tuple[CategoryTable, list[Pair], Iterator[Scored]]:
     """Categories, pairs and each image in order with its decoded PNGs (arrays of its own, the caller's to keep) and
     result, decoded and scored on the per-image path on ``workers`` threads (``None``: :func:`default_workers`),
     each image's work ahead of the caller's by two images a thread at most; an input refused as :func:`score_stream`
     refuses it, with its fix."""
-    files = (gt_json, gt_dir, pred_json, pred_dir)
+    files = (truth, gt_dir, pred_json, pred_dir)
     with collector_paused():
         try:
-            cats, pairs = load_pairs(gt_json, pred_json)
+            cats, pairs = load_pairs(truth, pred_json)
         except Refused as err:
             raise _refused(err, files, workers, how.strict, True) from err
     gt, pred = _folders(gt_dir, pred_dir)
@@ -259,7 +258,7 @@ def score_images(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
 
     return cats, pairs, images()
 
-def _refused(err: Refused, files: tuple[Any, Any, Any, Any], workers: int | None, strict: bool,
+def _refused(err: Refused, files: tuple[GroundTruthJSON, Any, Any, Any], workers: int | None, strict: bool,
              explain: bool) -> InputError:
     """The one-line error of a refused input whose mistake a finding names, with the PQ its fix gives."""
     if explain and err.finding.kind == "image_ids":  # which of the two re-pairings scores, and higher
@@ -308,7 +307,7 @@ def _encoding(cats: CategoryTable, pred_dir: Path, pairs: list[Pair]) -> Finding
     return encoded_ids([found for pair in pairs[:ENCODING_IMAGES] if (found := ids_of(pair)) is not None], cats)
 
 
-def fixed_pq(finding: Finding, gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
+def fixed_pq(finding: Finding, truth: GroundTruthJSON, gt_dir: str | os.PathLike[str],
              pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int | None = None,
              strict: bool = False) -> float | None:
     """The PQ of the prediction with ``finding``'s fix applied (its category ids remapped, its image ids paired
@@ -330,11 +329,12 @@ def fixed_pq(finding: Finding, gt_json: str | os.PathLike[str], gt_dir: str | os
         png_dir = Path(pred_dir)
         try:
             if finding.decode:
-                png_dir = _decoded_pngs(finding.decode, anns, read_ground_truth(gt_json).categories, png_dir,
+                png_dir = _decoded_pngs(finding.decode, anns, truth.categories, png_dir,
                                         Path(tmp) / "png")
             fixed = Path(tmp) / "predictions.json"
             fixed.write_text(json.dumps(pred))
-            return float(score_files(gt_json, gt_dir, fixed, png_dir, workers, strict, explain=False)["PQ"])
+            scored = score_stream(truth, gt_dir, fixed, png_dir, workers, Scoring(strict=strict), explain=False)[0]
+            return float(scored.evaluate()["PQ"])
         except InputError:
             return None
 
@@ -359,8 +359,8 @@ def score_files(gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
                 diagnose: bool = False, explain: bool = True) -> dict[str, Any]:
     """:func:`panbench.pq.sums.pq_summary` of the predictions, streamed (on every available core unless ``workers``
     says otherwise); ``strict`` as :class:`Scoring`'s, ``diagnose``: :func:`metrics_with_diagnosis`, ``explain`` as
-    :func:`score_stream`'s."""
-    ev = score_stream(gt_json, gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict), explain)[0]
+    :func:`score_stream`'s; the ground truth read here (:func:`read_truth`)."""
+    ev = score_stream(read_truth(gt_json), gt_dir, pred_json, pred_dir, workers, Scoring(strict=strict), explain)[0]
     return metrics_with_diagnosis(ev) if diagnose else ev.evaluate()
 
 
@@ -373,12 +373,12 @@ def metrics_with_diagnosis(ev: PanopticAccumulator) -> dict[str, Any]:
     return out
 
 
-def with_pq_if_fixed(findings: list[Finding], gt_json: str | os.PathLike[str], gt_dir: str | os.PathLike[str],
+def with_pq_if_fixed(findings: list[Finding], truth: GroundTruthJSON, gt_dir: str | os.PathLike[str],
                      pred_json: str | os.PathLike[str], pred_dir: str | os.PathLike[str], workers: int | None = None,
                      strict: bool = False) -> list[Finding]:
     """``findings`` with ``pq_if_fixed``: the PQ of the prediction with each finding's fix applied
     (:func:`fixed_pq`), the same PNGs scored once more."""
-    return [replace(f, pq_if_fixed=fixed_pq(f, gt_json, gt_dir, pred_json, pred_dir, workers, strict))
+    return [replace(f, pq_if_fixed=fixed_pq(f, truth, gt_dir, pred_json, pred_dir, workers, strict))
             if f.fixable else f for f in findings]
 
 
@@ -412,7 +412,8 @@ def pq_compute(gt_json_file: str | os.PathLike[str], pred_json_file: str | os.Pa
     for folder, name, js in ((gt_folder, "gt_folder", gt_json_file), (pred_folder, "pred_folder", pred_json_file)):
         if not os.path.isdir(folder):
             raise InputError(f"{folder}: no such folder of panoptic PNGs; pass {name} (the PNGs of {js})")
-    ev = score_stream(gt_json_file, gt_folder, pred_json_file, pred_folder)[0]
+    truth = read_truth(gt_json_file)
+    ev = score_stream(truth, gt_folder, pred_json_file, pred_folder)[0]
     if found := ev.diagnosis():
-        warn_findings(with_pq_if_fixed(found, gt_json_file, gt_folder, pred_json_file, pred_folder), stacklevel=2)
+        warn_findings(with_pq_if_fixed(found, truth, gt_folder, pred_json_file, pred_folder), stacklevel=2)
     return panopticapi_summary(ev.stats, ev.categories.ids, ev.categories.isthing)

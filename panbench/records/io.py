@@ -19,12 +19,15 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panbench.errors import InputError
 from panbench.interrupts import sigint_deferred
 from panbench.locks import exclusive
 from panbench.pq.matching import METRIC_KEYS
+
+if TYPE_CHECKING:  # the ground truth score --name read (its reader: panbench.pq.coco_format)
+    from panbench.pq.coco_format import GroundTruthJSON
 from panbench.records.provenance import git_commit, now_iso, versions
 from panbench.records.rows import CSV_FIELDS, SEMANTIC_KEYS, csv_row
 from panbench.records.schema import RECORD_FIELDS, SCHEMA_VERSION, RunRecord
@@ -53,18 +56,15 @@ def record_run(results_dir: Path | None, res: dict[str, Any], analysis: Any = No
     return rec if results_dir is None else write_record(results_dir, rec, analysis=analysis)
 
 
-def external_fields(name: str, dataset: str, gt_json: str | Path, gt_dir: str | Path, pred_json: str | Path,
+def external_fields(name: str, dataset: str, truth: GroundTruthJSON, gt_dir: str | Path, pred_json: str | Path,
                     pred_dir: str | Path, seconds: float, fingerprint: str | None = None) -> dict[str, Any]:
     """The record fields (all but the metrics and the analyses) of predictions made elsewhere and scored with
-    ``panbench score --name``: ``name`` the system, its predictions ``pred_json``/``pred_dir`` scored against
-    ``gt_json``/``gt_dir`` (``fingerprint``: of those images) in ``seconds``."""
-    from panbench.pq.coco_format import GroundTruthJSON, read_json
-
-    # the ground truth read already (a GroundTruthJSON) is not read again
-    doc = gt_json.data if isinstance(gt_json, GroundTruthJSON) else read_json(gt_json, "ground-truth JSON")
+    ``panbench score --name``: ``name`` the system, its predictions ``pred_json``/``pred_dir`` scored against the
+    ground truth ``truth`` (its PNGs in ``gt_dir``; ``fingerprint``: of those images) in ``seconds``."""
+    doc = truth.data
     provenance = {
         "predictions": {"json": str(Path(pred_json).resolve()), "dir": str(Path(pred_dir).resolve())},
-        "dataset": {"ann_file": str(Path(gt_json).resolve()), "png_dir": str(Path(gt_dir).resolve()),
+        "dataset": {"ann_file": str(truth.path.resolve()), "png_dir": str(Path(gt_dir).resolve()),
                     **({"fingerprint": fingerprint} if fingerprint else {})},
         "versions": versions(()), "git_commit": git_commit(),  # scoring runs no model: no model stack
         "category_names": {str(c["id"]): c.get("name", str(c["id"])) for c in doc.get("categories", [])

@@ -22,7 +22,7 @@ from panbench.data.synth import PanopticImage, coco_like_categories, perturb, ra
 from panbench.pq.boundary import boundary_image_stats, dilation
 from panbench.pq.evaluator import pair_table
 from panbench.pq.png import read_ids
-from panbench.pq.score import load_pairs
+from panbench.pq.score import load_pairs, read_truth
 from panbench.pq.sums import PQStats, pq_summary
 
 CATS = coco_like_categories(8, 6)
@@ -31,7 +31,7 @@ CATS = coco_like_categories(8, 6)
 def panbench_from_files(gt_json: Path, gt_dir: Path, pred_json: Path, pred_dir: Path,
                         ratio: float) -> tuple[PQStats, dict]:
     """panbench's boundary-PQ sums: score's reader, pair_table and boundary_image_stats (score_pair's boundary part)."""
-    cats, pairs = load_pairs(gt_json, pred_json)
+    cats, pairs = load_pairs(read_truth(gt_json), pred_json)
     stats = PQStats.zeros(len(cats))
     for g, p in pairs:
         where = f"image {g['image_id']}"

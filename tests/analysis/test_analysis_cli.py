@@ -16,7 +16,7 @@ from panbench.data.synth import coco_like_categories, perturb, random_image, wri
 from panbench.pq.coco_format import parse_categories, read_json
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import METRIC_KEYS
-from panbench.pq.score import load_pairs, read_pair
+from panbench.pq.score import load_pairs, read_pair, read_truth
 from panbench.pq.sums import PQStats, pq_summary
 from panbench.records.io import load_records
 
@@ -54,7 +54,7 @@ def score_json(capsys, f, k: int = 0, *extra: str) -> dict:
 def library(f: dict[str, Path], k: int = 0) -> tuple[dict, dict]:
     """The analyses computed with the library, image by image, from the same files."""
     cats = parse_categories(read_json(f["gt_json"], "gt"), f["gt_json"])
-    _, pairs = load_pairs(f["gt_json"], f[f"pred{k}_json"])
+    _, pairs = load_pairs(read_truth(f["gt_json"]), f[f"pred{k}_json"])
     recs, bstats = [], PQStats.zeros(len(cats))
     for pair in pairs:
         result = score_pair(cats, *read_pair(f["gt_dir"], f[f"pred{k}_dir"], pair), boundary=True)

@@ -300,7 +300,8 @@ def test_score_orders_images_as_eval_does_when_annotations_are_in_another_order(
     ids = [im["id"] for im in gt["images"]]
     assert ids != [a["image_id"] for a in gt["annotations"]]
     assert AnalysisSet.load(tmp_path / "r" / rec["analysis_file"]).image_ids == [str(i) for i in ids]
-    assert dataset_fingerprint(shuffled, ids) == rec["provenance"]["dataset"]["fingerprint"]  # eval's, same images
+    # eval's fingerprint of the same images
+    assert dataset_fingerprint(shuffled.read_bytes(), ids) == rec["provenance"]["dataset"]["fingerprint"]
 
 
 # ---- compare picks the run `table` shows; score --name files its record under its ground truth's dataset ----

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import re
 import tokenize
 
@@ -84,12 +85,17 @@ def test_a_dataset_is_one_module_and_one_row(toy, tmp_path, monkeypatch, capsys)
 
     from panbench.data.datasets import layout
     from panbench.evaluation.record_fields import record_dataset
+    from panbench.pq.coco_format import read_ground_truth
 
+    truths = []
     for gt_json in (tmp_path / "toy" / "annotations" / "x.json", tmp_path / "a" / "toy_panoptic_val.json"):
+        gt_json.parent.mkdir(parents=True, exist_ok=True)
+        gt_json.write_text(json.dumps({"categories": [{"id": 1, "name": "a", "isthing": 1}], "annotations": []}))
+        truths.append(read_ground_truth(gt_json))
         monkeypatch.setitem(DATASETS, "toy", replace(toy, converted=True))
-        assert record_dataset(gt_json, None, tmp_path / "r", None) == "toy"  # score --name's dataset: its row
+        assert record_dataset(truths[-1], None, tmp_path / "r", None) == "toy"  # score --name's dataset: its row
     monkeypatch.setitem(DATASETS, "toy", replace(toy, converted=False))
-    assert record_dataset(tmp_path / "a" / "toy_panoptic_val.json", None, tmp_path / "r", None) == "a"
+    assert record_dataset(truths[-1], None, tmp_path / "r", None) == "a"
     root = tmp_path / "t"
     assert layout(root, "toy", "val2017")[0] == root / "annotations" / "panoptic_val2017.json"
     monkeypatch.setitem(DATASETS, "toy", replace(toy, converted=True))  # a converter's file names, from its row

@@ -21,7 +21,7 @@ from panbench.pq.coco_format import parse_segments
 from panbench.pq.matching import RES_HEADER
 from panbench.pq.png import read_ids
 from panbench.pq.result import join_columns, results_to_columns
-from panbench.pq.score import Scoring, load_pairs, score_stream
+from panbench.pq.score import Scoring, load_pairs, read_truth, score_stream
 from tests.pq.test_hostile_files import HOSTILE, _chunk
 
 pytestmark = pytest.mark.skipif(not batch.available(), reason="the C kernels or libdeflate are not installed")
@@ -55,7 +55,7 @@ def _score(c: dict[str, Path], batch_path: bool, monkeypatch: pytest.MonkeyPatch
             return one(cats, gt_dir, pred_dir, how, pair)
 
         m.setattr(score, "_score_one", counted_one)
-        ev, _, results = score_stream(c["gt_json"], c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
+        ev, _, results = score_stream(read_truth(c["gt_json"]), c["gt_dir"], c["pred_json"], c["pred_dir"], workers,
                                       Scoring(strict=strict, keep_images=True))
     return ev.evaluate(), results
 
@@ -240,7 +240,7 @@ def test_a_prediction_of_another_size_gets_the_per_image_error(tmp_path: Path, m
 
 def test_pair_tables_counts_what_pair_counts_counts_and_leaves_the_rest(tmp_path: Path) -> None:
     c = _set(tmp_path, n=3)
-    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    cats, pairs = load_pairs(read_truth(c["gt_json"]), c["pred_json"])
     _rewrite(c, 2, _palette)
     (c["gt_dir"] / "000000000003.png").unlink()
     items, tables, want = [], [], []
@@ -337,7 +337,7 @@ def test_a_folder_where_a_png_should_be_gets_the_per_image_error(tmp_path: Path,
 
 def _status(c: dict[str, Path], k: int = 1) -> int:
     """pair_tables' status for image k of the set as it is on disk."""
-    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    cats, pairs = load_pairs(read_truth(c["gt_json"]), c["pred_json"])
     gt_ann, pred_ann = pairs[k - 1]
     gt = parse_segments(gt_ann["segments_info"], cats, "x", gt=True)
     pred = parse_segments(pred_ann["segments_info"], cats, "x", gt=False)
@@ -408,7 +408,7 @@ def _c_results(c: dict[str, Path], res_words=batch.res_words,  # noqa: ANN001
                boundary: bool = False) -> tuple[list, list, bytes]:
     """Each image's (res, n_pred) and pair_tables' status, the match in C asked for (with boundary PQ's); and its
     inputs."""
-    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    cats, pairs = load_pairs(read_truth(c["gt_json"]), c["pred_json"])
     kept, items, inputs = [], [], []
     for pair in pairs:
         (res, n_pred), item = batch._prepare(cats, c["gt_dir"], c["pred_dir"], pair, False, boundary)
@@ -452,7 +452,7 @@ def _same_columns(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
 def test_a_result_packed_as_c_writes_it_gives_its_columns(tmp_path: Path) -> None:
     """The per-image path's results (the fallbacks of a chunk) go through the same columns as C's."""
     c = _set(tmp_path, n=4)
-    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    cats, pairs = load_pairs(read_truth(c["gt_json"]), c["pred_json"])
     results = [score._score_one(cats, c["gt_dir"], c["pred_dir"], score.Scoring(), p) for p in pairs]
     results[1].unlisted_px = np.array([7], np.int64)  # an image with unlisted ground-truth pixels
     results[2].match.fp_matched[:] = True
@@ -466,7 +466,7 @@ def test_a_res_too_small_for_its_match_leaves_the_image_to_python(tmp_path: Path
 
 def test_pair_tables_refuses_match_inputs_of_the_wrong_size(tmp_path: Path) -> None:
     c = _set(tmp_path, n=1)
-    cats, pairs = load_pairs(c["gt_json"], c["pred_json"])
+    cats, pairs = load_pairs(read_truth(c["gt_json"]), c["pred_json"])
     item = batch._prepare(cats, c["gt_dir"], c["pred_dir"], pairs[0], False)[1]
     with pytest.raises(ValueError, match="the match needs"):
         native.pixels().pair_tables([(*item[:8], item[8][:-1], *item[9:])], 2**28)

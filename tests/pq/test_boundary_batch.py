@@ -14,7 +14,7 @@ from helpers import assert_boundary_reference_parity, write_perturbed_sample
 from panbench.data.synth import PanopticImage, coco_like_categories, perturb, random_image, write_panoptic
 from panbench.pq import batch, boundary, matching, score
 from panbench.pq.result import BOUNDARY_PREFIX, results_to_columns
-from panbench.pq.score import Scoring, load_pairs, score_stream
+from panbench.pq.score import Scoring, load_pairs, read_truth, score_stream
 from panbench.pq.sums import PQStats, pq_summary
 
 pytestmark = pytest.mark.skipif(not batch.available(), reason="the batch path's C kernels are not built")
@@ -58,7 +58,8 @@ def _scored(files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch, in_c: bool
             return one(cats, gt_dir, pred_dir, how, pair)
 
         m.setattr(score, "_score_one", noted)
-        ev, _, cols = score_stream(*files, workers, Scoring(strict=strict, boundary=True, keep_images=True))
+        ev, _, cols = score_stream(read_truth(files[0]), *files[1:], workers,
+                                   Scoring(strict=strict, boundary=True, keep_images=True))
     return ev.evaluate(), cols, fallbacks
 
 
@@ -113,7 +114,7 @@ def test_the_per_image_boundary_match_in_c_equals_numpys(tmp_path: Path, monkeyp
     if matching._native is None:
         pytest.skip("panbench.pq._match is not built")
     files = _write(tmp_path, shape, n=4)
-    cats, pairs = load_pairs(files[0], files[2])
+    cats, pairs = load_pairs(read_truth(files[0]), files[2])
     for pair in pairs:
         got = score._score_one(cats, files[1], files[3], Scoring(boundary=True), pair).boundary
         with monkeypatch.context() as m:
@@ -126,7 +127,7 @@ def test_the_per_image_boundary_match_in_c_equals_numpys(tmp_path: Path, monkeyp
 
 
 def _boundary_summary(files: tuple[Path, ...], cols: dict[str, np.ndarray]) -> tuple[PQStats, dict]:
-    cats, pairs = load_pairs(files[0], files[2])
+    cats, pairs = load_pairs(read_truth(files[0]), files[2])
     stats = PQStats.zeros(len(cats))
     stats.add_columns(cols, len(pairs), BOUNDARY_PREFIX)
     return stats, pq_summary(stats, cats.ids, cats.isthing)
@@ -148,7 +149,7 @@ def test_boundary_pq_in_c_equals_the_authors_reference(coco_sample: Path, tmp_pa
 def test_a_boundary_result_packed_as_c_writes_it_gives_its_columns(tmp_path: Path) -> None:
     """The per-image path's results (the fallbacks of a chunk) carry boundary PQ's columns as C's do."""
     files = _write(tmp_path, (40, 50), n=4)
-    cats, pairs = load_pairs(files[0], files[2])
+    cats, pairs = load_pairs(read_truth(files[0]), files[2])
     results = [score._score_one(cats, files[1], files[3], Scoring(boundary=True), p) for p in pairs]
     cols = batch.res_columns([batch.packed(r) for r in results], boundary=True)
     want = results_to_columns(results)

@@ -19,7 +19,7 @@ from panbench.pq import evaluator, kernels, matching
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import METRIC_KEYS, CategoryTable
-from panbench.pq.score import load_pairs, read_pair, score_files
+from panbench.pq.score import load_pairs, read_pair, read_truth, score_files
 
 
 def assert_parity(tmp_path: Path, gt: list[tuple[int, PanopticImage]], pred: list[tuple[int, PanopticImage]],
@@ -32,7 +32,7 @@ def assert_parity(tmp_path: Path, gt: list[tuple[int, PanopticImage]], pred: lis
 def process_images(gt_json, gt_dir, pred_json, pred_dir) -> tuple[dict, dict[str, float]]:
     """The metrics and per-category IoU sums (the fixed-point sums, as float) of eval's evaluator, fed one
     image at a time through :meth:`PanopticAccumulator.process`."""
-    cats, pairs = load_pairs(gt_json, pred_json)
+    cats, pairs = load_pairs(read_truth(gt_json), pred_json)
     ev = PanopticAccumulator(cats)
     for pair in pairs:
         ev.add(score_pair(ev.categories, *read_pair(Path(gt_dir), Path(pred_dir), pair)))

@@ -22,7 +22,7 @@ from panbench.pq.evaluator import score_pair
 from panbench.pq.matching import CategoryTable, ImageMatch
 from panbench.pq.png import read_ids
 from panbench.pq.result import to_columns
-from panbench.pq.score import Scoring, load_pairs, score_stream
+from panbench.pq.score import Scoring, load_pairs, read_truth, score_stream
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-panoptic-val2017-sample" / "annotations"
 CATS = coco_like_categories()
@@ -141,7 +141,7 @@ def _from_files(c: dict[str, Any], monkeypatch: pytest.MonkeyPatch, batch_path: 
             m.setattr(score, "_score_one", counted)
         else:
             m.setattr(batch, "available", lambda: False)
-        _, _, cols = score_stream(c["gt_json"], c["gt_dir"], c["pred_json"], c["pred_dir"], 1,
+        _, _, cols = score_stream(read_truth(c["gt_json"]), c["gt_dir"], c["pred_json"], c["pred_dir"], 1,
                                   Scoring(keep_images=True))
     assert per_image == []
     return cols
@@ -297,7 +297,7 @@ def test_load_pairs_keeps_scores_in_the_packed_segments(coco_set: dict[str, Any]
     """The batch path's reading of the predictions: the scores are in what C packed, not lost to the cut text."""
     if not batch.available():
         pytest.skip("the batch path is not built")
-    cats, pairs = load_pairs(coco_set["gt_json"], coco_set["pred_json"], packed=True)
+    cats, pairs = load_pairs(read_truth(coco_set["gt_json"]), coco_set["pred_json"], packed=True)
     pred = pairs[0][1]["segments_info"]
     assert type(pred) is PackedSegments
     scores = parse_segments(pred, cats, "image", gt=False).scores  # type: ignore[arg-type]

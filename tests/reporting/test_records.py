@@ -20,7 +20,10 @@ RES = {**{k: 50.0 for k in METRIC_KEYS}, "pixel_acc": 1.0, "mIoU": 2.0, "mDice":
 
 def _external(name: str, args: Namespace, fingerprint: str | None = None, **analyses: object) -> RunRecord:
     """The record ``score --name`` makes (before it is written)."""
-    files = {k: getattr(args, k) for k in ("gt_json", "gt_dir", "pred_json", "pred_dir")}
+    from panbench.pq.coco_format import read_ground_truth
+
+    files = {"truth": read_ground_truth(args.gt_json), **{k: getattr(args, k) for k in ("gt_dir", "pred_json",
+                                                                                      "pred_dir")}}
     return make_record(RES, **external_fields(name, "coco", seconds=1.5, fingerprint=fingerprint, **files),
                        **analyses)
 
@@ -30,7 +33,7 @@ AP_MIOU = ("ap", "ap_source", "miou", "miou_source")  # written when computed (s
 
 def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     gt = tmp_path / "gt.json"
-    gt.write_text('{"categories": [{"id": 1, "name": "a"}]}')
+    gt.write_text('{"categories": [{"id": 1, "name": "a", "isthing": 1}], "annotations": []}')
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     rec = _external("sys", args)
     # an external system has no AMP, precision, image selection (tables show its selection as "external") or
@@ -66,7 +69,7 @@ def test_runs_csv_has_the_framework_and_an_older_file_keeps_every_row_under_its_
     import pandas as pd
 
     gt = tmp_path / "gt.json"
-    gt.write_text('{"categories": [{"id": 1, "name": "a"}]}')
+    gt.write_text('{"categories": [{"id": 1, "name": "a", "isthing": 1}], "annotations": []}')
     args = Namespace(gt_json=str(gt), gt_dir=str(tmp_path), pred_json=str(gt), pred_dir=str(tmp_path))
     old_row = "old,Mask2Former,R-50,coco,default," + ",".join(["40.0"] * 12) + ",60,1.5,cpu,44,2001-01-01,runs/o.json"
     (tmp_path / "runs.csv").write_text(OLD_HEADER + "\n" + old_row + "\n" + old_row.replace("old,", "old2,") + "\n")
