@@ -18,7 +18,7 @@ _LIBRARY = {"panbench.pq", "panbench.analysis", "panbench.errors"}
 #: package -> the panbench packages it may import (besides :data:`ALWAYS`), from the bottom up
 MAY_IMPORT: dict[str, set[str]] = {
     "panbench.pq": {"panbench.errors"},
-    "panbench.records": {"panbench.analyses", "panbench.errors", "panbench.ops", "panbench.pq"},
+    "panbench.records": {"panbench.analyses", "panbench.data", "panbench.errors", "panbench.ops", "panbench.pq"},
     "panbench.analysis": {"panbench.analyses", "panbench.errors", "panbench.pq", "panbench.records"},
     "panbench.data": {"panbench.downloads", "panbench.errors", "panbench.pq"},
     "panbench.ops": {"panbench.errors", "panbench.pq"},

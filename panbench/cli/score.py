@@ -86,7 +86,7 @@ def _scored(args: argparse.Namespace) -> int:
     # the numbers on the screen before any file is written: a write that fails loses none of them
     print(json.dumps(json_ready({**res, **fields})) if args.json else _text(res, fields), flush=True)
     if args.name:
-        from panbench.evaluation.record_fields import record_scored
+        from panbench.records.scored import record_scored
 
         files = {"truth": truth, **{k: getattr(args, k) for k in ("gt_dir", "pred_json", "pred_dir")}}
         written = record_scored(Path(args.results), args.name, args.dataset_name, res, aset, fields, files, seconds)

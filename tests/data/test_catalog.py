@@ -84,8 +84,8 @@ def test_a_dataset_is_one_module_and_one_row(toy, tmp_path, monkeypatch, capsys)
     from dataclasses import replace
 
     from panbench.data.datasets import layout
-    from panbench.evaluation.record_fields import record_dataset
     from panbench.pq.coco_format import read_ground_truth
+    from panbench.records.scored import record_dataset
 
     truths = []
     for gt_json in (tmp_path / "toy" / "annotations" / "x.json", tmp_path / "a" / "toy_panoptic_val.json"):
