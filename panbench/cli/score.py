@@ -68,7 +68,7 @@ def _scored(args: argparse.Namespace) -> int:
     from panbench.pq.score import json_ready, read_truth, unlisted_note
     from panbench.pq.stuff_rule import stuff_rule_warning
 
-    truth = read_truth(args.gt_json)  # read once, then passed wherever a path to it goes
+    truth = read_truth(args.gt_json)  # read once, then passed to everything that reads it
     evaluators = Evaluators.for_run(truth.categories, boundary=args.boundary, strict=args.strict,
                                     analyses=not args.no_analysis, ap=bool(args.instances),
                                     ap_source="instances JSON", semantic=False, diagnose=not args.no_diagnosis,

@@ -222,11 +222,11 @@ def check_pq(spec: ModelSpec, dataset: PanopticDataset, opts: SpeedOptions) -> d
         run = Run(spec, dataset, eval_options(opts, Path(tmp)))
         run.infer()
         part = run.parts[0]
-        eager = part.evaluators.evaluate()[0]["PQ"]
+        eager = part.evaluators.columns().evaluate()["PQ"]
         compile_model(run.lm.family, opts.compile_mode)
         part.key += "-compiled"  # a cache of its own
         run.infer()
-        compiled = part.evaluators.evaluate()[0]["PQ"]
+        compiled = part.evaluators.columns().evaluate()["PQ"]
     delta = abs(compiled - eager)
     return {"eager": eager, "compiled": compiled, "delta": delta, "tolerance": PQ_TOLERANCE,
             "within": delta <= PQ_TOLERANCE, "images": len(dataset.samples), "amp": opts.amp or "fp32"}

@@ -192,9 +192,16 @@ class Evaluators:
 
     def reduce(self, parts: Iterable[list[Any]], offset: int = 0) -> None:
         """Add the parts of the other processes or ranks (disjoint images), their positions moved on by ``offset``
-        (the Python API's, which number images in the order they came; a run's are its dataset's indices)."""
+        (the Python API's, which number images in the order they came; a run's are its dataset's indices). Members
+        pair by ``name@version``; a member of a part that these lack adds nothing (a metric without the analyses
+        merging one with them takes its sums), one these hold that a part lacks is refused."""
         for p in parts:
-            for mine, theirs in zip(self.members, p):
+            by_key = {cache_key_of(t): t for t in p}
+            if lacking := [cache_key_of(m) for m in self.members if cache_key_of(m) not in by_key]:
+                raise PanbenchError(f"internal: the state of {', '.join(lacking)} is missing from another process's "
+                                    "or rank's evaluators; please report")
+            for mine in self.members:
+                theirs = by_key[cache_key_of(mine)]
                 if getattr(mine, "built_in", False):
                     mine.merge(theirs, offset)
                 else:

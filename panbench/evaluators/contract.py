@@ -35,8 +35,8 @@ NEEDS = frozenset({"result", "segments", "id_maps", "instances", "semantic"})
 class ImageData:
     """One scored image, as every evaluator reads it: its position in the dataset (``index``), COCO id, the
     dataset's categories, the ground truth and the prediction (id maps and segments), the prediction's PQ result,
-    and the model's instances (with AP on) and semantic map (category ids); None where the run has none, or where
-    no evaluator of the run declared that it needs it (:data:`NEEDS`)."""
+    and the model's instances (with AP on) and semantic map (category ids); None where the run has none, and may be
+    None where no evaluator of the run declared that it needs it (:data:`NEEDS`)."""
 
     index: int
     image_id: Any

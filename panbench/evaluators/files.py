@@ -1,14 +1,15 @@
 """``score``'s driver: a folder of COCO-panoptic predictions (JSON + PNGs) into one
 :class:`~panbench.evaluators.composite.Evaluators`. Where every member takes images scored in bulk (PQ, the analyses,
 an evaluator of the user's that needs at most the segments), the images are scored on the C batch path
-(:func:`~panbench.pq.score.score_stream`); where a member needs the id maps or the model's instances (AP of
-``--instances``, a user's evaluator that declares nothing), each image is decoded once on the per-image path, still
+(:func:`~panbench.pq.score.score_stream`); where a member needs more (the id maps and the model's instances of AP
+of ``--instances``, a user's evaluator that declares nothing), each image is decoded once on the per-image path, still
 on ``workers`` threads (:func:`~panbench.pq.score.score_images`), and handed to the members in order."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any, overload
 
@@ -36,10 +37,12 @@ def score_folder(evaluators: Evaluators, truth: GroundTruthJSON, gt_dir: str | o
         return pairs
     by_image = None if instances is None else read_instances(instances, set(truth.annotations))
     cats, pairs, images = score_images(truth, gt_dir, pred_json, pred_dir, workers, how)
-    for index, ((gt_ann, _), (gt_ids, gt_segs, pred_ids, pred_segs, where), result) in enumerate(images):
-        image_id = gt_ann["image_id"]
-        inst = None if by_image is None else _instances(by_image, image_id, gt_ids.shape, instances)
-        evaluators.take(ImageData(index, image_id, cats, gt_ids, gt_segs, pred_ids, pred_segs, result, inst), where)
+    with closing(images):  # a member's error stops the threads decoding ahead
+        for index, ((gt_ann, _), (gt_ids, gt_segs, pred_ids, pred_segs, where), result) in enumerate(images):
+            image_id = gt_ann["image_id"]
+            inst = None if by_image is None else _instances(by_image, image_id, gt_ids.shape, instances)
+            evaluators.take(ImageData(index, image_id, cats, gt_ids, gt_segs, pred_ids, pred_segs, result, inst),
+                            where)
     return pairs
 
 

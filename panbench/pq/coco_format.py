@@ -130,7 +130,7 @@ def _from_scan(raw: bytes, found: Any, gt: bool) -> dict[str, Any] | None:
     return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)
 class GroundTruthJSON:
     """A COCO panoptic ground truth's JSON, read and checked once by :func:`read_ground_truth`: the file's ``path``,
     the document, its categories, its annotations by image id, each image's (height, width) from its ``images`` entry
@@ -142,6 +142,9 @@ class GroundTruthJSON:
     annotations: dict[Any, dict[str, Any]]
     sizes: dict[Any, tuple[int, int]]
     raw: bytes = b""
+
+    def __repr__(self) -> str:  # the document and its bytes are too long to show
+        return f"GroundTruthJSON({str(self.path)!r}, {len(self.annotations)} images)"
 
     def image_ids(self) -> list[Any]:
         """The annotated images in the order of the ``images`` list, as ``eval`` orders them (the per-image results

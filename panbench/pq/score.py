@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -207,7 +207,6 @@ def score_stream(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
     return ev, pairs, ev.columns()[1] if how.keep_images else {}
 
 
-
 def _folders(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     for d, what in ((gt_dir, "--gt-dir"), (pred_dir, "--pred-dir")):
@@ -218,7 +217,7 @@ def _folders(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str]) -
 
 def score_images(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_json: str | os.PathLike[str],
                  pred_dir: str | os.PathLike[str], workers: int | None = None,
-                 how: Scoring = Scoring()) -> tuple[CategoryTable, list[Pair], Iterator[Scored]]:
+                 how: Scoring = Scoring()) -> tuple[CategoryTable, list[Pair], Generator[Scored, None, None]]:
     """Categories, pairs and each image in order with its decoded PNGs (arrays of its own, the caller's to keep) and
     result, decoded and scored on the per-image path on ``workers`` threads (``None``: :func:`default_workers`),
     each image's work ahead of the caller's by two images a thread at most; an input refused as :func:`score_stream`
@@ -235,7 +234,7 @@ def score_images(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
         read = read_pair(gt, pred, pair, reuse=False)
         return read, score_pair(cats, *read, how.strict, how.boundary)
 
-    def images() -> Iterator[Scored]:
+    def images() -> Generator[Scored, None, None]:
         threads = default_workers(len(pairs)) if workers is None else workers
         try:
             if threads == 1:
@@ -257,6 +256,7 @@ def score_images(truth: GroundTruthJSON, gt_dir: str | os.PathLike[str], pred_js
             raise
 
     return cats, pairs, images()
+
 
 def _refused(err: Refused, files: tuple[GroundTruthJSON, Any, Any, Any], workers: int | None, strict: bool,
              explain: bool) -> InputError:

@@ -25,12 +25,12 @@ from panbench.errors import InputError
 from panbench.interrupts import sigint_deferred
 from panbench.locks import exclusive
 from panbench.pq.matching import METRIC_KEYS
-
-if TYPE_CHECKING:  # the ground truth score --name read (its reader: panbench.pq.coco_format)
-    from panbench.pq.coco_format import GroundTruthJSON
 from panbench.records.provenance import git_commit, now_iso, versions
 from panbench.records.rows import CSV_FIELDS, SEMANTIC_KEYS, csv_row
 from panbench.records.schema import RECORD_FIELDS, SCHEMA_VERSION, RunRecord
+
+if TYPE_CHECKING:  # the ground truth score --name read (its reader: panbench.pq.coco_format)
+    from panbench.pq.coco_format import GroundTruthJSON
 
 
 def make_record(res: dict[str, Any], **fields: Any) -> RunRecord:

@@ -10,6 +10,7 @@ from helpers import GENERATED_CATS as CATS
 from panbench import PanopticQuality
 from panbench.data.synth import random_image
 from panbench.errors import InputError
+from panbench.package import REPO_ROOT
 
 THING = next(c["id"] for c in CATS if c["isthing"])
 
@@ -135,3 +136,17 @@ def test_a_bad_result_added_or_a_metric_merged_with_itself_changes_nothing() -> 
     assert np.array_equal(m.sums(), before) and m.n_images == 1 and "pq_dagger" in m.compute().analyses
     m.add([good])
     assert m.n_images == 2 and m.compute().n_images == 2
+
+
+def test_a_metric_without_analyses_merges_one_with_them_and_their_evaluators_pair_by_name() -> None:
+    """The other metric's analyses add nothing to one that keeps no per-image results; the user's evaluator of each
+    meets its own kind (a pairing by position would hand it the other's analyses)."""
+    example = REPO_ROOT / "examples" / "evaluators" / "image_count.py"
+    plain = PanopticQuality(CATS, evaluators=[f"{example}:ImageCount"])
+    rich = PanopticQuality(CATS, analyses=True, evaluators=[f"{example}:ImageCount"])
+    ids, segs = image()
+    plain.update(ids, segs, ids, segs, image_id=1)
+    rich.update(ids, segs, ids, segs, image_id=2)
+    plain.merge(rich)
+    res = plain.compute()
+    assert res.n_images == 2 and res.evaluators == {"ImageCount": {"images": 2, "gt_segments": 2 * len(segs)}}
