@@ -228,10 +228,13 @@ def test_without_slurm_to_ask_a_submitted_cell_is_unknown(tmp_path: Path) -> Non
     assert s.state == "unknown" and "neither sacct nor squeue answered" in (s.error or "")
 
 
-def test_resubmit_names_models_of_the_sweep_and_leaves_recorded_cells(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture) -> None:
+def test_resubmit_names_models_of_the_sweep_and_leaves_recorded_cells(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a PATH without Slurm's commands: a recorded cell is done whatever Slurm says of its job (this machine's
+    squeue and sacct, their controller down, take 9 s each to give up)."""
     from panbench.cli import main
 
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm"))
     cells = plan(MODELS[:1], "demo", [], [])
     _manifest(tmp_path, cells, {"7": [cells[0].id]})
     assert main(["submit", "--results", str(tmp_path), "--resubmit", "sw", "--model", "demo-maskformer"]) == 2
