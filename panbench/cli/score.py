@@ -14,6 +14,15 @@ from panbench.analyses import ANALYSES
 from panbench.cli.options import Common, check_writable, deprecated_alias, model_name, positive_int
 from panbench.errors import InputError
 from panbench.pq import ahead
+from panbench.pq.rule_names import RULES, check_rules
+
+
+def rule_names(text: str) -> tuple[str, ...]:
+    """An argparse ``type``, ``--rules a,b``: the rules named, checked (an unknown one refused in one line)."""
+    try:
+        return check_rules([n.strip() for n in text.split(",") if n.strip()], "rule")
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("rule: ")) from None
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
@@ -37,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "the dataset of the ground truth: the name of earlier records of the same images, else the "
                    "dataset its folder names, e.g. demo for data/demo/annotations/...)")
     deprecated_alias(p, "--dataset", "--dataset-name")
+    p.add_argument("--rules", metavar="NAME[,NAME...]", type=rule_names,
+                   help="PQ also under other implementations' rules, beside panbench's (panopticapi's): "
+                   f"{', '.join(RULES)} (docs/pq-rules.md); in --json and the record as `rules`")
     p.add_argument("--instances", metavar="FILE.json",
                    help="COCO instance results (RLE masks with scores, the dataset's category ids): also COCO mask AP "
                    "of the thing classes against the ground truth converted from the panoptic PNGs")
@@ -72,7 +84,7 @@ def _scored(args: argparse.Namespace) -> int:
     evaluators = Evaluators.for_run(truth.categories, boundary=args.boundary, strict=args.strict,
                                     analyses=not args.no_analysis, ap=bool(args.instances),
                                     ap_source="instances JSON", semantic=False, diagnose=not args.no_diagnosis,
-                                    extra=load_evaluators(args.evaluator or []))
+                                    rules=args.rules or (), extra=load_evaluators(args.evaluator or []))
     score_folder(evaluators, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs, args.instances)
     res, fields = evaluators.evaluate()
     aset = fields.pop("analysis", None)
@@ -187,7 +199,7 @@ def _per_image(args: argparse.Namespace, aset: Any, truth: Any = None) -> None: 
 
 
 def _text(res: dict[str, object], fields: dict[str, object]) -> str:  # PQ's table, the analyses, the mask AP
-    from panbench.reporting.text import diagnosis_lines, evaluator_lines, format_analyses, format_metrics
+    from panbench.reporting.text import diagnosis_lines, evaluator_lines, format_analyses, format_metrics, rules_lines
 
     analyses = format_analyses({**fields, "n_images": res["n_images"]})
     lines = [format_metrics(res, f"{res['n_images']} images"), *analyses]
@@ -195,6 +207,7 @@ def _text(res: dict[str, object], fields: dict[str, object]) -> str:  # PQ's tab
         from panbench.analysis.ap import ap_line
 
         lines.append(ap_line(fields["ap"]))  # type: ignore[arg-type]
+    lines += rules_lines(fields.get("rules"))  # type: ignore[arg-type]
     lines += evaluator_lines(fields.get("evaluators"))  # type: ignore[arg-type]
     lines += diagnosis_lines(fields.get("diagnosis", []))  # type: ignore[arg-type]
     return "\n".join(lines)

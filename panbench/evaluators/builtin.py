@@ -18,9 +18,11 @@ from panbench.analysis.semantic import SemanticConfusion, miou_fields
 from panbench.errors import PanbenchError
 from panbench.evaluators.contract import ImageData
 from panbench.pq.accumulator import PanopticAccumulator
+from panbench.pq.evaluator import pair_table
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult
-from panbench.pq.sums import PQStats
+from panbench.pq.rules import TABLE_RULES, RuleSums, rule_summary
+from panbench.pq.sums import PQStats, pq_summary
 
 
 class PQEvaluator:
@@ -200,3 +202,51 @@ class SemanticEvaluator:
         """The record's ``miou`` and ``miou_source``: of the model's semantic output, else of the panoptic output
         (the pixel confusion of PQ's sums)."""
         return miou_fields(columns.evaluate(), self.confusion)
+
+
+class RulesEvaluator:
+    """PQ under other implementations' rules (``--rules``; :mod:`panbench.pq.rules`): the record's ``rules``, each
+    rule's PQ, SQ and RQ for All, Things and Stuff and per class. ``panopticapi`` reads PQ's sums (``uses =
+    "sums"``); another rule reads the image's id maps and segments, its intersection table counted once more."""
+
+    name, version, built_in, uses = "Rules", "1", True, "sums"
+
+    def __init__(self, categories: CategoryTable, rules: tuple[str, ...]) -> None:
+        self.categories, self.rules = categories, tuple(rules)
+        self.tabled = tuple(r for r in self.rules if r != "panopticapi")  # the rules read from the table
+        self.needs = frozenset({"id_maps", "segments"}) if self.tabled else frozenset()
+        self.reset()
+
+    def fresh(self) -> RulesEvaluator:
+        return RulesEvaluator(self.categories, self.rules)
+
+    def reset(self) -> None:
+        self.sums = {r: RuleSums.zeros(len(self.categories)) for r in self.tabled}
+
+    def process(self, image: ImageData) -> dict[str, Any]:
+        if not self.tabled:
+            return {}
+        assert image.gt_ids is not None and image.pred_ids is not None  # declared in needs
+        inter, gt, pred = pair_table(self.categories, image.gt_ids, list(image.gt_segments or []), image.pred_ids,
+                                     list(image.pred_segments or []), f"image {image.image_id}")
+        return {r: TABLE_RULES[r](inter, gt, pred, self.categories).to_share() for r in self.tabled}
+
+    def add(self, share: dict[str, Any]) -> None:
+        for r in self.tabled:
+            self.sums[r].add_share(share[r])
+
+    def merge(self, other: RulesEvaluator, offset: int = 0) -> None:
+        for r in self.tabled:
+            self.sums[r].add(other.sums[r])
+
+    def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for r in self.rules:
+            if r == "panopticapi":  # panbench's own numbers, as the record's metrics give them
+                res = pq_summary(columns.stats, self.categories.ids, self.categories.isthing)
+                out[r] = {k: res[k] for k in ("PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st")}
+                out[r]["per_class"] = {cid: {k: c[k] for k in ("PQ", "SQ", "RQ", "TP", "FP", "FN")}
+                                       for cid, c in res["per_class"].items()}
+            else:
+                out[r] = rule_summary(r, self.sums[r], self.categories)
+        return {"rules": out}

@@ -13,7 +13,7 @@ import numpy as np
 
 from panbench.analysis.ap import Instances
 from panbench.errors import PanbenchError
-from panbench.evaluators.builtin import AnalysesEvaluator, APEvaluator, PQEvaluator, SemanticEvaluator
+from panbench.evaluators.builtin import AnalysesEvaluator, APEvaluator, PQEvaluator, RulesEvaluator, SemanticEvaluator
 from panbench.evaluators.contract import (
     ImageData,
     as_json,
@@ -69,14 +69,16 @@ class Evaluators:
     def for_run(cls, categories: CategoryTable, *, boundary: bool = False, strict: bool = False,
                 observer: Observer | None = None, analyses: bool = True, ap: bool = False,
                 ap_source: str | None = None, semantic: bool = True, own_threshold: float | None = None,
-                diagnose: bool = False, extra: Sequence[Any] = ()) -> Evaluators:
+                diagnose: bool = False, rules: Sequence[str] = (), extra: Sequence[Any] = ()) -> Evaluators:
         """A run's members: PQ (per-image results kept for the analyses and the observer), the analyses (with
         ``analyses``; ``own_threshold``: the model's own score threshold), AP (with ``ap``, of ``ap_source``'s
-        instances), the semantic confusion (with ``semantic``), then the user's (``extra``, loaded)."""
+        instances), the semantic confusion (with ``semantic``), PQ under other implementations' ``rules``
+        (:data:`panbench.pq.rules.RULES`), then the user's (``extra``, loaded)."""
         members: list[Any] = [PQEvaluator(categories, boundary, analyses or observer is not None, diagnose),
                               *([AnalysesEvaluator(own_threshold)] if analyses else []),
                               *([APEvaluator(categories, ap_source)] if ap else []),
-                              *([SemanticEvaluator(categories)] if semantic else []), *extra]
+                              *([SemanticEvaluator(categories)] if semantic else []),
+                              *([RulesEvaluator(categories, tuple(rules))] if rules else []), *extra]
         return cls(categories, members, strict, boundary, observer)
 
     def empty(self) -> Evaluators:

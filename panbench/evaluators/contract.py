@@ -126,7 +126,7 @@ def state_bytes(ev: Any) -> bytes | None:
 
 
 #: the built-in evaluators' names (panbench.evaluators.builtin), which no evaluator of the user's may take
-BUILT_IN_NAMES = ("PQ", "Analyses", "AP", "SemanticConfusion")
+BUILT_IN_NAMES = ("PQ", "Analyses", "AP", "SemanticConfusion", "Rules")
 
 
 def check_names(evaluators: Sequence[Any]) -> None:

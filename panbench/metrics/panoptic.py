@@ -24,6 +24,7 @@ from panbench.pq.kernels import _SENTINEL, index_map, rgb2id
 from panbench.pq.matching import CategoryTable
 from panbench.pq.png import read_ids
 from panbench.pq.result import ImageResult
+from panbench.pq.rule_names import check_rules
 from panbench.pq.sums import PQStats, panopticapi_summary, pq_summary
 
 Categories = CategoryTable | Sequence[dict[str, Any]] | str | os.PathLike[str]
@@ -74,16 +75,18 @@ class PQResult:
     analyses: dict[str, Any] = field(default_factory=dict, repr=False)
     diagnosis: tuple[Finding, ...] = field(default=(), repr=False)
     evaluators: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @staticmethod
     def from_stats(stats: PQStats, categories: CategoryTable, analyses: dict[str, Any] | None = None,
-                   evaluators: dict[str, dict[str, Any]] | None = None) -> PQResult:
+                   evaluators: dict[str, dict[str, Any]] | None = None,
+                   rules: dict[str, dict[str, Any]] | None = None) -> PQResult:
         api = panopticapi_summary(stats, categories.ids, categories.isthing)
         per_class = {cid: ClassPQ(v["pq"], v["sq"], v["rq"], int(stats.tp[k]), int(stats.fp[k]), int(stats.fn[k]))
                      for k, (cid, v) in enumerate(api["per_class"].items())}
         return PQResult(PQValues(**api["All"]), PQValues(**api["Things"]), PQValues(**api["Stuff"]), per_class,
                         stats.n_images, pq_summary(stats, categories.ids, categories.isthing), analyses or {},
-                        tuple(diagnose(stats, categories)), evaluators or {})
+                        tuple(diagnose(stats, categories)), evaluators or {}, rules or {})
 
     def to_panopticapi(self) -> dict[str, Any]:
         """panopticapi's ``pq_compute`` dict (:func:`panbench.pq.sums.panopticapi_summary`)."""
@@ -221,8 +224,9 @@ class BasePanopticQuality:
     ``path/to/file.py:Class``), each image handed to them as ``eval`` and ``score`` hand it."""
 
     def __init__(self, categories: Categories, *, analyses: bool = False, strict: bool = False,
-                 evaluators: Sequence[Any] = ()) -> None:
+                 evaluators: Sequence[Any] = (), rules: Sequence[str] = ()) -> None:
         self.categories = category_table(categories)
+        self.rules = check_rules(list(rules), "rules") if rules else ()  # PQ under other rules: PQResult.rules
         self.analyses = analyses  # keep each image's result for the analyses of compute()
         self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
         try:
@@ -234,7 +238,8 @@ class BasePanopticQuality:
     def reset(self) -> None:
         """Forget every image (a new evaluation round)."""
         self._evaluators = Evaluators.for_run(self.categories, strict=self.strict, analyses=self.analyses,
-                                              semantic=False, extra=[fresh_copy(ev) for ev in self._user])
+                                              semantic=False, rules=self.rules,
+                                              extra=[fresh_copy(ev) for ev in self._user])
         self._seen: set[Any] = set()  # the image ids given since the last reset
         self._synced = False
 
@@ -357,10 +362,10 @@ class BasePanopticQuality:
     def result(self) -> PQResult:
         """:meth:`compute` without the warning (the integrations log the diagnosis with their own logger)."""
         _, fields = self._evaluators.evaluate()
-        user = fields.pop("evaluators", {})
+        user, rules = fields.pop("evaluators", {}), fields.pop("rules", {})
         fields.pop("analysis", None)  # the per-image export: the files of eval and score
         analyses = fields if self.analyses and self.n_images else {}
-        return PQResult.from_stats(self._evaluators.columns().stats, self.categories, analyses, user)
+        return PQResult.from_stats(self._evaluators.columns().stats, self.categories, analyses, user, rules)
 
 
 class PanopticQuality(BasePanopticQuality):
@@ -380,9 +385,10 @@ class CocoPanopticQuality(BasePanopticQuality):
 
     def __init__(self, gt_json: str | os.PathLike[str], gt_folder: str | os.PathLike[str] | None = None, *,
                  keep_ground_truth: bool = False, analyses: bool = False, strict: bool = False,
-                 evaluators: Sequence[Any] = ()) -> None:
+                 evaluators: Sequence[Any] = (), rules: Sequence[str] = ()) -> None:
         self.ground_truth = GroundTruth(gt_json, gt_folder, keep_ground_truth)
-        super().__init__(self.ground_truth.categories, analyses=analyses, strict=strict, evaluators=evaluators)
+        super().__init__(self.ground_truth.categories, analyses=analyses, strict=strict, evaluators=evaluators,
+                         rules=rules)
 
     @property
     def gt_json(self) -> Path:

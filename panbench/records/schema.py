@@ -121,6 +121,9 @@ class RunRecord(Mapping[str, Any]):
     diagnosis: list[dict[str, Any]] | None = None
     # the user's evaluators' fields (--evaluator, panbench.evaluators) by evaluator name; None: none ran
     evaluators: dict[str, dict[str, Any]] | None = None
+    # PQ under other implementations' rules (--rules, panbench.pq.rules) by rule: PQ/SQ/RQ (0-100) for All, Things
+    # and Stuff and per class; None: none asked for
+    rules: dict[str, dict[str, Any]] | None = None
     analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder (io.write_record)
     record: str | None = None  # path of the JSON below the results folder (set by io.write_record)
     # the fields the JSON holds (the others were absent); empty: every field that is not None

@@ -201,6 +201,16 @@ def evaluator_lines(evaluators: Mapping[str, Mapping[str, Any]] | None) -> list[
             for name, fields in (evaluators or {}).items()]
 
 
+def rules_lines(rules: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
+    """PQ, SQ and RQ (All, Things, Stuff) under each rule of ``--rules`` (docs/pq-rules.md), one line each."""
+    if not rules:
+        return []
+    width = max(len(r) for r in rules)
+    return ["PQ under each rule (docs/pq-rules.md):   PQ     SQ     RQ   PQ_th  PQ_st"] + [
+        f"  {r:<{width}}  " + " ".join(f"{v[k]:6.2f}" for k in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st"))
+        for r, v in rules.items()]
+
+
 def diagnosis_lines(findings: list[dict[str, Any]]) -> list[str]:
     """Each format mistake found (``diagnosis``) as a line under the table."""
     return [f"diagnosis ({f['kind']}): {f['message']}"
