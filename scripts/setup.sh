@@ -312,7 +312,7 @@ step 6 "panopticapi (panopticapi-lite, no deps: its numpy<2 pin is stale), image
 pkg_install --no-deps panopticapi-lite==0.2.0 imagecorruptions==1.1.2 \
   || fail 6 "pip install panopticapi-lite imagecorruptions failed" "check network access to PyPI and rerun make setup"
 pkg_install pyspng deflate pycocotools scikit-image scipy pandas pyarrow matplotlib tqdm tabulate pytest pytest-xdist hypothesis ruff mypy hotcoco \
-  torchmetrics lightning==2.6.6 nbclient nbformat ipykernel cityscapesscripts "transformers==${TESTED[transformers]}" submitit build twine \
+  torchmetrics==1.9.0 vernier==0.5.4 lightning==2.6.6 nbclient nbformat ipykernel cityscapesscripts "transformers==${TESTED[transformers]}" submitit build twine \
   || fail 6 "installing the test tools failed" "check network access to PyPI and rerun make setup"
 
 # timm (DETR's hub checkpoints build their backbone with it) requires torchvision: only beside one that fits this

@@ -6,7 +6,7 @@ from __future__ import annotations
 from panbench.errors import InputError
 
 #: the rules, panbench's own (panopticapi's) first
-RULES = ("panopticapi", "torchmetrics")
+RULES = ("panopticapi", "torchmetrics", "vernier-corrected")
 
 
 def check_rules(names: list[str] | tuple[str, ...], where: str = "--rules") -> tuple[str, ...]:

@@ -11,6 +11,9 @@ is panbench's own numbers (:mod:`panbench.pq.matching`); the others:
   (``_filter_false_negatives``, ``_filter_false_positives``), the IoU in float32 (integer tensors divided), classes
   with no TP, FP or FN left out of the mean. Ground-truth pixels whose id no segment lists are VOID, as a converter
   from the PNG gives them.
+- ``vernier-corrected``: vernier 0.5.4's panoptic evaluator in its default ``parity_mode="corrected"`` (its
+  ADR-0025): panopticapi's matching, but an unmatched prediction's overlap with crowd summed over every crowd
+  segment of its category (panopticapi takes the last one listed); areas, VOID and the mean as panopticapi's.
 
 numpy only."""
 
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from panbench.pq.matching import MATCH_IOU, CategoryTable, Segments
+from panbench.pq.matching import IGNORED_SHARE, MATCH_IOU, CategoryTable, Segments, pair_ious
 
 
 @dataclass
@@ -109,8 +112,27 @@ def torchmetrics_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: Cat
     return out
 
 
+def vernier_corrected_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable) -> RuleSums:
+    """One image's sums under vernier's corrected rules (module docstring): panopticapi's match (ground-truth areas
+    from the JSON, predicted ones counted), an unmatched prediction ignored when more than half of it lies on VOID
+    and on every crowd segment of its category together."""
+    n_gt = len(gt)
+    iou = pair_ious(inter, gt, pred)
+    same = gt.cats[:, None] == pred.cats[None, :]
+    hit = ~gt.iscrowd[:, None] & same & (iou > MATCH_IOU)
+    out = RuleSums.zeros(len(cats))
+    g_hit, p_hit = np.nonzero(hit)
+    np.add.at(out.tp, gt.cats[g_hit], 1)
+    np.add.at(out.iou, gt.cats[g_hit], iou[g_hit, p_hit])
+    np.add.at(out.fn, gt.cats[~hit.any(1) & ~gt.iscrowd], 1)
+    on_crowd = (inter[1:n_gt + 1, 1:] * (gt.iscrowd[:, None] & same)).sum(0)  # every crowd of its category
+    ignored = (inter[0, 1:] + on_crowd) / np.maximum(pred.areas, 1) > IGNORED_SHARE
+    np.add.at(out.fp, pred.cats[~hit.any(0) & ~ignored], 1)
+    return out
+
+
 #: the rules counted from each image's table (panopticapi's are the PQ sums themselves)
-TABLE_RULES = {"torchmetrics": torchmetrics_sums}
+TABLE_RULES = {"torchmetrics": torchmetrics_sums, "vernier-corrected": vernier_corrected_sums}
 
 
 def rule_summary(rule: str, sums: RuleSums, cats: CategoryTable) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""``rules=["torchmetrics"]`` (``score --rules torchmetrics``) equals torchmetrics 1.9's ``PanopticQuality`` fed the
-same images as (category, segment) per pixel: crowd segments as ordinary ones, VOID as its void colour, things and
-stuffs from ``isthing``. The set holds crowd segments, VOID on both sides, two segments of one stuff category in an
-image, a class only predicted, predictions more than half over VOID, and an image without segments."""
+"""PQ under other implementations' rules equals each implementation on the same images: ``torchmetrics`` equals
+torchmetrics 1.9's ``PanopticQuality`` fed (category, segment) per pixel (crowd segments as ordinary ones, VOID as its
+void colour, things and stuffs from ``isthing``), ``vernier-corrected`` vernier 0.5.4's corrected evaluator. The set
+holds crowd segments (two of one category under one prediction), VOID on both sides, two segments of one stuff
+category in an image, a JSON area larger than its pixels, a class only predicted, predictions more than half over
+VOID, and an image without segments."""
 
 from __future__ import annotations
 
@@ -69,10 +71,29 @@ def _images() -> list[tuple[np.ndarray, list[dict], np.ndarray, list[dict]]]:
             p_segs.append({"id": 777, "category_id": min(THINGS), "iscrowd": 0, "area": int((p_ids == 777).sum())})
             imgs.append((gt_ids, segs, p_ids, p_segs))
             continue
+        if k == 3:  # a ground-truth area in the JSON larger than its pixels
+            segs[-1] = {**segs[-1], "area": segs[-1]["area"] + 10}
         imgs.append((g.ids, segs, p_ids, p_segs))
+    imgs.append(_crowd_pair())
     empty = np.zeros((16, 16), np.uint32)
     imgs.append((empty, [], empty.copy(), []))
     return imgs
+
+
+def _crowd_pair() -> tuple[np.ndarray, list[dict], np.ndarray, list[dict]]:
+    """Two crowd segments of one category and a prediction of it lying on both, on neither more than half of it but
+    on the two together: panopticapi (the last crowd) counts it a false positive, vernier (every crowd) does not."""
+    cat, stuff = min(THINGS), min(STUFFS)
+    gt = np.full((20, 40), 3, np.uint32)
+    gt[:, :10], gt[:, 30:] = 1, 2
+    segs = [{"id": 1, "category_id": cat, "iscrowd": 1, "area": 200}, {"id": 2, "category_id": cat, "iscrowd": 1,
+            "area": 200}, {"id": 3, "category_id": stuff, "iscrowd": 0, "area": 400}]
+    pred = gt.copy()
+    pred[pred != 3] = 0
+    pred[:, 4:10], pred[:, 30:36], pred[:2, 10:30] = 5, 5, 5  # 120 pixels on the crowds, 40 beside them
+    p_segs = [{"id": 3, "category_id": stuff, "iscrowd": 0, "area": int((pred == 3).sum())},
+              {"id": 5, "category_id": cat, "iscrowd": 0, "area": int((pred == 5).sum())}]
+    return gt, segs, pred, p_segs
 
 
 def _pixels(ids: np.ndarray, segs: list[dict]) -> torch.Tensor:
@@ -149,3 +170,27 @@ def test_score_rules_prints_each_rule_and_panopticapi_s_is_the_record_s(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2
     assert len(err) == 1 and "--rules: no rule 'nosuch'; name one or more of panopticapi, torchmetrics" in err[0], err
+
+
+def test_the_vernier_corrected_rule_equals_vernier_and_differs_from_panopticapi_on_the_crowd_pair() -> None:
+    vp = pytest.importorskip("vernier.panoptic")
+    imgs = _images()
+    gt = vp.Dataset.from_arrays({i: g.astype(np.uint32) for i, (g, _, _, _) in enumerate(imgs)},
+                                json.dumps({str(i): s for i, (_, s, _, _) in enumerate(imgs)}).encode(),
+                                json.dumps(CATS).encode())
+    dt = vp.Predictions.from_arrays({i: p.astype(np.uint32) for i, (_, _, p, _) in enumerate(imgs)},
+                                    json.dumps({str(i): s for i, (_, _, _, s) in enumerate(imgs)}).encode())
+    ref = vp.Evaluator(parity_mode="corrected").evaluate(gt, dt)
+    ours = PanopticQuality(CATS, rules=["vernier-corrected"])
+    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(imgs):
+        ours.update(p_ids, p_segs, gt_ids, segs, image_id=i)
+    res = ours.compute()
+    got = res.rules["vernier-corrected"]
+    for cid, c in ref.per_class().items():
+        mine = got["per_class"][str(cid)]
+        assert (mine["TP"], mine["FP"], mine["FN"]) == (c.n_tp, c.n_fp, c.n_fn), cid
+    for key, want in (("PQ", ref.pq), ("SQ", ref.sq), ("RQ", ref.rq), ("PQ_th", ref.pq_things),
+                      ("PQ_st", ref.pq_stuff)):
+        assert abs(got[key] - 100 * want) <= 1e-7, (key, got[key], 100 * want)  # 1e-9 on the 0-1 scale
+    cat = str(min(THINGS))  # the crowd pair's prediction: no FP here, one under panopticapi's last crowd
+    assert res.metrics["per_class"][cat]["FP"] == got["per_class"][cat]["FP"] + 1
