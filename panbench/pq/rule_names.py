@@ -6,7 +6,7 @@ from __future__ import annotations
 from panbench.errors import InputError
 
 #: the rules, panbench's own (panopticapi's) first
-RULES = ("panopticapi", "torchmetrics", "vernier-corrected")
+RULES = ("panopticapi", "torchmetrics", "vernier-corrected", "eomt")
 
 
 def check_rules(names: list[str] | tuple[str, ...], where: str = "--rules") -> tuple[str, ...]:

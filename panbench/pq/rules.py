@@ -14,6 +14,15 @@ is panbench's own numbers (:mod:`panbench.pq.matching`); the others:
 - ``vernier-corrected``: vernier 0.5.4's panoptic evaluator in its default ``parity_mode="corrected"`` (its
   ADR-0025): panopticapi's matching, but an unmatched prediction's overlap with crowd summed over every crowd
   segment of its category (panopticapi takes the last one listed); areas, VOID and the mean as panopticapi's.
+- ``eomt``: EoMT's evaluation (tue-mps/eomt, ``training/lightning_module.py``: ``update_metrics_panoptic`` on
+  torchmetrics' functions, ``_on_eval_epoch_end_panoptic``), on its input: a target's instance is the segment's
+  index among the image's segments in the PNG sorted by id (its dataset's ``target.unique()``), a stuff target's is
+  0 (torchmetrics zeroes it), so the crowd flag of the image's first segment stands for every stuff target; a
+  predicted VOID pixel is class ``num_classes``, a stuff class of its own, not VOID. Its rules are torchmetrics' with
+  a crowd patch: a pair whose target is crowd is never matched, an unmatched crowd target is no false negative, and
+  an unmatched prediction is no false positive when its pixels on ground-truth VOID and on its category's crowd
+  target (one per category: the last met in the set of unmatched targets) exceed half of it. PQ, SQ and RQ are
+  means over every class, an absent class counting 0; the class ``num_classes`` is left out.
 
 numpy only."""
 
@@ -131,14 +140,83 @@ def vernier_corrected_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats
     return out
 
 
+Color = tuple[int, int]  # (class, instance), as torchmetrics' _get_color_areas keys them
+
+
+def eomt_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable) -> RuleSums:
+    """One image's sums under EoMT's rules (module docstring), from its intersection table: the colours' areas and
+    overlaps as torchmetrics counts them, then EoMT's loops, in Python over the few colours (the unmatched targets'
+    set iterated as EoMT's is, which decides the crowd that stands for a category)."""
+    n, isthing = len(cats), cats.isthing
+    void: Color = (n + 1, 0)  # torchmetrics' void colour: 1 + the largest class (num_classes, a stuff class)
+    n_gt = len(gt)
+    present = np.flatnonzero(inter[1:n_gt + 1].sum(1) > 0)
+    order = present[np.argsort(gt.ids[present], kind="stable")]  # the dataset's target.unique(): by segment id
+    crowd = [bool(gt.iscrowd[g]) for g in order.tolist()]
+    t_color: dict[int, Color] = {0: void, n_gt + 1: void}  # table row -> colour (VOID and unlisted ids: VOID)
+    for i, g in enumerate(order.tolist()):
+        c = int(gt.cats[g])
+        t_color[g + 1] = (c, i if isthing[c] else 0)
+    p_color: dict[int, Color] = {0: (n, 0)}  # predicted VOID: class num_classes (stuff)
+    for j in range(len(pred)):
+        c = int(pred.cats[j])
+        p_color[j + 1] = (c, j + 1 if isthing[c] else 0)
+    pairs: dict[tuple[Color, Color], int] = {}
+    for r, tc in t_color.items():
+        for k, pc in p_color.items():
+            if (v := int(inter[r, k])) > 0:
+                pairs[(pc, tc)] = pairs.get((pc, tc), 0) + v
+    pred_areas: dict[Color, int] = {}
+    target_areas: dict[Color, int] = {}
+    for (pc, tc), v in sorted(pairs.items()):
+        pred_areas[pc] = pred_areas.get(pc, 0) + v
+        target_areas[tc] = target_areas.get(tc, 0) + v
+    target_areas = dict(sorted(target_areas.items()))  # torch.unique's order, which EoMT's set is built in
+    out = RuleSums.zeros(n)
+
+    def is_crowd(color: Color) -> bool:
+        return bool(crowd[color[1]]) if color[1] < len(crowd) else False
+
+    pred_matched: set[Color] = set()
+    target_matched: set[Color] = set()
+    for (pc, tc), v in pairs.items():
+        if is_crowd(tc) or tc == void or pc[0] != tc[0]:
+            continue
+        union = pred_areas[pc] - pairs.get((pc, void), 0) + target_areas[tc] - pairs.get((void, tc), 0) - v
+        iou = np.float32(v) / np.float32(union)  # float32, as torch divides integer tensors
+        if iou > 0.5:
+            pred_matched.add(pc)
+            target_matched.add(tc)
+            out.tp[tc[0]] += 1
+            out.iou[tc[0]] += float(iou)
+    missed = set(target_areas) - target_matched
+    missed.discard(void)
+    for tc in list(missed):
+        if np.float32(pairs.get((void, tc), 0)) / np.float32(target_areas[tc]) > 0.5:
+            missed.discard(tc)
+    crowd_of: dict[int, int] = {}
+    for tc in missed:  # EoMT's order: the last crowd met stands for its category
+        if is_crowd(tc):
+            crowd_of[tc[0]] = tc[1]
+        else:
+            out.fn[tc[0]] += 1
+    spare = set(pred_areas) - pred_matched
+    spare.discard(void)
+    for pc in spare:
+        covered = pairs.get((pc, void), 0) + (pairs.get((pc, (pc[0], crowd_of[pc[0]])), 0) if pc[0] in crowd_of else 0)
+        if np.float32(covered) / np.float32(pred_areas[pc]) <= 0.5 and pc[0] < n:  # class num_classes: left out
+            out.fp[pc[0]] += 1
+    return out
+
+
 #: the rules counted from each image's table (panopticapi's are the PQ sums themselves)
-TABLE_RULES = {"torchmetrics": torchmetrics_sums, "vernier-corrected": vernier_corrected_sums}
+TABLE_RULES = {"torchmetrics": torchmetrics_sums, "vernier-corrected": vernier_corrected_sums, "eomt": eomt_sums}
 
 
 def rule_summary(rule: str, sums: RuleSums, cats: CategoryTable) -> dict[str, Any]:
     """PQ, SQ and RQ (0-100) for All, Things and Stuff and per class under ``rule``: each class's SQ the mean IoU
     of its matches (0 without one), RQ ``TP / (TP + FP/2 + FN/2)``, PQ their product; a group's the mean over its
-    classes with a TP, FP or FN (torchmetrics', panopticapi's)."""
+    classes with a TP, FP or FN (torchmetrics', vernier's), over all its classes under ``eomt``."""
     denom = sums.tp + 0.5 * sums.fp + 0.5 * sums.fn
     sq = np.where(sums.tp > 0, sums.iou / np.maximum(sums.tp, 1), 0.0)
     rq = np.where(denom > 0, sums.tp / np.where(denom > 0, denom, 1.0), 0.0)
@@ -146,7 +224,7 @@ def rule_summary(rule: str, sums: RuleSums, cats: CategoryTable) -> dict[str, An
     things = np.asarray(cats.isthing, bool)
     out: dict[str, Any] = {}
     for suffix, group in (("", np.ones(len(things), bool)), ("_th", things), ("_st", ~things)):
-        use = group & (denom > 0)
+        use = group if rule == "eomt" else group & (denom > 0)
         for key, v in (("PQ", pq), ("SQ", sq), ("RQ", rq)):
             out[key + suffix] = 100 * float(v[use].mean()) if use.any() else 0.0
     out["per_class"] = {str(cid): {"PQ": 100 * float(pq[k]), "SQ": 100 * float(sq[k]), "RQ": 100 * float(rq[k]),

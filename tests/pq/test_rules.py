@@ -1,6 +1,7 @@
 """PQ under other implementations' rules equals each implementation on the same images: ``torchmetrics`` equals
 torchmetrics 1.9's ``PanopticQuality`` fed (category, segment) per pixel (crowd segments as ordinary ones, VOID as its
-void colour, things and stuffs from ``isthing``), ``vernier-corrected`` vernier 0.5.4's corrected evaluator. The set
+void colour, things and stuffs from ``isthing``), ``vernier-corrected`` vernier 0.5.4's corrected evaluator, ``eomt``
+EoMT's own evaluation recorded on these images (tests/fixtures/eomt_rules.json). The set
 holds crowd segments (two of one category under one prediction), VOID on both sides, two segments of one stuff
 category in an image, a JSON area larger than its pixels, a class only predicted, predictions more than half over
 VOID, and an image without segments."""
@@ -194,3 +195,27 @@ def test_the_vernier_corrected_rule_equals_vernier_and_differs_from_panopticapi_
         assert abs(got[key] - 100 * want) <= 1e-7, (key, got[key], 100 * want)  # 1e-9 on the 0-1 scale
     cat = str(min(THINGS))  # the crowd pair's prediction: no FP here, one under panopticapi's last crowd
     assert res.metrics["per_class"][cat]["FP"] == got["per_class"][cat]["FP"] + 1
+
+
+def test_the_eomt_rule_equals_eomt_s_own_evaluation_recorded_on_the_same_images() -> None:
+    """tests/fixtures/eomt_rules.json: EoMT's functions run as written on these images (scripts/
+    record_eomt_fixture.py); the image without segments left out, as EoMT cannot evaluate it."""
+    ref = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "eomt_rules.json").read_text())
+    imgs = _images()
+    ours = PanopticQuality(CATS, rules=["eomt"])
+    for i in ref["images"]:
+        gt_ids, segs, p_ids, p_segs = imgs[i]
+        ours.update(p_ids, p_segs, gt_ids, segs, image_id=i)
+    got = ours.compute().rules["eomt"]
+    logged, state = ref["logged"], ref["state"]
+    things = [cid for cid in ref["class_ids"] if cid in THINGS]
+    order = [*things, *(cid for cid in ref["class_ids"] if cid in STUFFS)]  # torchmetrics' continuous ids
+    for k, cid in enumerate(order):
+        c = got["per_class"][str(cid)]
+        assert (c["TP"], c["FP"], c["FN"]) == (state["true_positives"][k], state["false_positives"][k],
+                                               state["false_negatives"][k]), cid
+    for ours_key, theirs in (("PQ", "pq_all"), ("SQ", "sq_all"), ("RQ", "rq_all"), ("PQ_th", "pq_things"),
+                             ("SQ_th", "sq_things"), ("PQ_st", "pq_stuff"), ("RQ_st", "rq_stuff")):
+        assert abs(got[ours_key] - 100 * logged[f"metrics/val_{theirs}"]) <= 1e-4, ours_key  # 1e-6 on 0-1
+    for k, cid in enumerate(order):  # EoMT logs per class by torchmetrics' continuous id
+        assert abs(got["per_class"][str(cid)]["PQ"] - 100 * logged[f"metrics/val_pq_class_{k}"]) <= 1e-4, cid
