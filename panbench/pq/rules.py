@@ -145,11 +145,53 @@ Color = tuple[int, int]  # (class, instance), as torchmetrics' _get_color_areas 
 
 def eomt_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable) -> RuleSums:
     """One image's sums under EoMT's rules (module docstring), from its intersection table: the colours' areas and
-    overlaps as torchmetrics counts them, then EoMT's loops, in Python over the few colours (the unmatched targets'
-    set iterated as EoMT's is, which decides the crowd that stands for a category)."""
-    n, isthing = len(cats), cats.isthing
+    overlaps as torchmetrics counts them (:func:`_eomt_colors`), then EoMT's loops, in Python over the few colours
+    (the unmatched targets' set iterated as EoMT's is, which decides the crowd that stands for a category)."""
+    n = len(cats)
     void: Color = (n + 1, 0)  # torchmetrics' void colour: 1 + the largest class (num_classes, a stuff class)
-    n_gt = len(gt)
+    pairs, pred_areas, target_areas, crowd = _eomt_colors(inter, gt, pred, cats, void)
+    out = RuleSums.zeros(n)
+
+    def is_crowd(color: Color) -> bool:
+        return bool(crowd[color[1]]) if color[1] < len(crowd) else False
+
+    pred_matched: set[Color] = set()
+    target_matched: set[Color] = set()
+    for (pc, tc), v in pairs.items():
+        if is_crowd(tc) or tc == void or pc[0] != tc[0]:
+            continue
+        union = pred_areas[pc] - pairs.get((pc, void), 0) + target_areas[tc] - pairs.get((void, tc), 0) - v
+        iou = np.float32(v) / np.float32(union)  # float32, as torch divides integer tensors
+        if iou > MATCH_IOU:
+            pred_matched.add(pc)
+            target_matched.add(tc)
+            out.tp[tc[0]] += 1
+            out.iou[tc[0]] += float(iou)
+    missed = set(target_areas) - target_matched
+    missed.discard(void)
+    for tc in list(missed):
+        if np.float32(pairs.get((void, tc), 0)) / np.float32(target_areas[tc]) > IGNORED_SHARE:
+            missed.discard(tc)
+    crowd_of: dict[int, int] = {}
+    for tc in missed:  # EoMT's order: the last crowd met stands for its category
+        if is_crowd(tc):
+            crowd_of[tc[0]] = tc[1]
+        else:
+            out.fn[tc[0]] += 1
+    spare = set(pred_areas) - pred_matched
+    spare.discard(void)
+    for pc in spare:
+        covered = pairs.get((pc, void), 0) + (pairs.get((pc, (pc[0], crowd_of[pc[0]])), 0) if pc[0] in crowd_of else 0)
+        if np.float32(covered) / np.float32(pred_areas[pc]) <= IGNORED_SHARE and pc[0] < n:  # num_classes: left out
+            out.fp[pc[0]] += 1
+    return out
+
+
+def _eomt_colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable,
+                 void: Color) -> tuple[dict[tuple[Color, Color], int], dict[Color, int], dict[Color, int], list[bool]]:
+    """EoMT's input as torchmetrics sees it, from the table: each (prediction, target) colour pair's pixels, each
+    colour's area (the targets' in ``torch.unique``'s order) and the targets' crowd flags by instance."""
+    n_gt, isthing = len(gt), cats.isthing
     present = np.flatnonzero(inter[1:n_gt + 1].sum(1) > 0)
     order = present[np.argsort(gt.ids[present], kind="stable")]  # the dataset's target.unique(): by segment id
     crowd = [bool(gt.iscrowd[g]) for g in order.tolist()]
@@ -157,7 +199,7 @@ def eomt_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTab
     for i, g in enumerate(order.tolist()):
         c = int(gt.cats[g])
         t_color[g + 1] = (c, i if isthing[c] else 0)
-    p_color: dict[int, Color] = {0: (n, 0)}  # predicted VOID: class num_classes (stuff)
+    p_color: dict[int, Color] = {0: (len(cats), 0)}  # predicted VOID: class num_classes (stuff)
     for j in range(len(pred)):
         c = int(pred.cats[j])
         p_color[j + 1] = (c, j + 1 if isthing[c] else 0)
@@ -171,42 +213,7 @@ def eomt_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTab
     for (pc, tc), v in sorted(pairs.items()):
         pred_areas[pc] = pred_areas.get(pc, 0) + v
         target_areas[tc] = target_areas.get(tc, 0) + v
-    target_areas = dict(sorted(target_areas.items()))  # torch.unique's order, which EoMT's set is built in
-    out = RuleSums.zeros(n)
-
-    def is_crowd(color: Color) -> bool:
-        return bool(crowd[color[1]]) if color[1] < len(crowd) else False
-
-    pred_matched: set[Color] = set()
-    target_matched: set[Color] = set()
-    for (pc, tc), v in pairs.items():
-        if is_crowd(tc) or tc == void or pc[0] != tc[0]:
-            continue
-        union = pred_areas[pc] - pairs.get((pc, void), 0) + target_areas[tc] - pairs.get((void, tc), 0) - v
-        iou = np.float32(v) / np.float32(union)  # float32, as torch divides integer tensors
-        if iou > 0.5:
-            pred_matched.add(pc)
-            target_matched.add(tc)
-            out.tp[tc[0]] += 1
-            out.iou[tc[0]] += float(iou)
-    missed = set(target_areas) - target_matched
-    missed.discard(void)
-    for tc in list(missed):
-        if np.float32(pairs.get((void, tc), 0)) / np.float32(target_areas[tc]) > 0.5:
-            missed.discard(tc)
-    crowd_of: dict[int, int] = {}
-    for tc in missed:  # EoMT's order: the last crowd met stands for its category
-        if is_crowd(tc):
-            crowd_of[tc[0]] = tc[1]
-        else:
-            out.fn[tc[0]] += 1
-    spare = set(pred_areas) - pred_matched
-    spare.discard(void)
-    for pc in spare:
-        covered = pairs.get((pc, void), 0) + (pairs.get((pc, (pc[0], crowd_of[pc[0]])), 0) if pc[0] in crowd_of else 0)
-        if np.float32(covered) / np.float32(pred_areas[pc]) <= 0.5 and pc[0] < n:  # class num_classes: left out
-            out.fp[pc[0]] += 1
-    return out
+    return pairs, pred_areas, dict(sorted(target_areas.items())), crowd
 
 
 #: the rules counted from each image's table (panopticapi's are the PQ sums themselves)
