@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
     p = sub.add_parser("eval", parents=[common.models, common.dataset, common.results, common.data_root,
                                         common.image_selection, common.checkpoint, common.device, common.run,
                                         common.evaluator, common.amp, common.seed, common.progress, common.corruption,
-                                        common.boundary, common.strict, common.per_image, common.diagnosis],
+                                        common.boundary, common.strict, common.per_image, common.diagnosis,
+                                        common.rules],
                        help=f"evaluate models on COCO panoptic val (or {', '.join(others)})",
                        description="Run a model over a panoptic dataset, score PQ/SQ/RQ, write a result record "
                        "under results/ and a row in results/runs.csv.")

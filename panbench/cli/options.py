@@ -66,6 +66,7 @@ class Common:
     corruption: argparse.ArgumentParser  # --corruption, --severity
     corruptions: argparse.ArgumentParser  # --corruptions, --severities: a sweep's corruption cells
     evaluator: argparse.ArgumentParser  # --evaluator (eval, robustness, submit, score)
+    rules: argparse.ArgumentParser  # --rules (eval, score)
     boundary: argparse.ArgumentParser  # --boundary
     strict: argparse.ArgumentParser  # --strict
     diagnosis: argparse.ArgumentParser  # --no-diagnosis
@@ -243,11 +244,29 @@ def _from_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="from_dir", metavar="DIR", help=f"the folder of the official files ({held})")
 
 
+def rule_names(text: str) -> tuple[str, ...]:
+    """An argparse ``type``, ``--rules a,b``: the PQ rules named, checked (an unknown one refused in one line)."""
+    from panbench.pq.rule_names import check_rules  # (standard library only)
+
+    try:
+        return check_rules([n.strip() for n in text.split(",") if n.strip()], "rule")
+    except PanbenchError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("rule: ")) from None
+
+
+def _rules(p: argparse.ArgumentParser) -> None:
+    from panbench.pq.rule_names import RULES
+
+    p.add_argument("--rules", metavar="NAME[,NAME...]", type=rule_names,
+                   help="PQ also under other implementations' rules, beside panbench's (panopticapi's): "
+                   f"{', '.join(RULES)} (docs/pq-rules.md); in --json and the record as `rules`")
+
+
 _STORE_TRUE = {"action": "store_true"}
 _GROUPS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "results": _flags(("--results", dict(default="results", help="results folder (default results/)"))),
     "data_root": _flags(("--data-root", dict(help="dataset root (default data/<dataset>, e.g. data/coco)"))),
-    "dataset": _dataset, "only_dataset": _only_dataset, "models": _models,
+    "dataset": _dataset, "only_dataset": _only_dataset, "models": _models, "rules": _rules,
     "checkpoint": _flags(
         ("--checkpoint", dict(action="append", metavar="FILE", help="your own weights instead of the zoo's, one per "
                               "--model in the same order (repeat it for the second model of viz)")),

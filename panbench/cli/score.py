@@ -14,21 +14,12 @@ from panbench.analyses import ANALYSES
 from panbench.cli.options import Common, check_writable, deprecated_alias, model_name, positive_int
 from panbench.errors import InputError
 from panbench.pq import ahead
-from panbench.pq.rule_names import RULES, check_rules
-
-
-def rule_names(text: str) -> tuple[str, ...]:
-    """An argparse ``type``, ``--rules a,b``: the rules named, checked (an unknown one refused in one line)."""
-    try:
-        return check_rules([n.strip() for n in text.split(",") if n.strip()], "rule")
-    except InputError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("rule: ")) from None
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "score", parents=[common.results, common.json, common.boundary, common.strict, common.per_image,
-                          common.diagnosis, common.evaluator],
+                          common.diagnosis, common.evaluator, common.rules],
         help="score COCO panoptic predictions (JSON + PNGs) against ground truth",
         description="Score predictions in the COCO panoptic format (from any framework) against ground truth; gives "
         "panopticapi's numbers exactly, streaming, optionally on several cores.")
@@ -46,9 +37,6 @@ def add_parser(sub: argparse._SubParsersAction, common: Common) -> argparse.Argu
                    "the dataset of the ground truth: the name of earlier records of the same images, else the "
                    "dataset its folder names, e.g. demo for data/demo/annotations/...)")
     deprecated_alias(p, "--dataset", "--dataset-name")
-    p.add_argument("--rules", metavar="NAME[,NAME...]", type=rule_names,
-                   help="PQ also under other implementations' rules, beside panbench's (panopticapi's): "
-                   f"{', '.join(RULES)} (docs/pq-rules.md); in --json and the record as `rules`")
     p.add_argument("--instances", metavar="FILE.json",
                    help="COCO instance results (RLE masks with scores, the dataset's category ids): also COCO mask AP "
                    "of the thing classes against the ground truth converted from the panoptic PNGs")

@@ -53,6 +53,9 @@ class EvalOptions:
     # the user's evaluators (--evaluator): module:Class, path/to/file.py:Class, classes or instances
     # (panbench.evaluators); not part of the key: the cache keeps each one's shares by name@version
     evaluators: tuple[Any, ...] = ()
+    # --rules: PQ also under other implementations' rules (panbench.pq.rules); the published numbers' rule is added
+    # where it is not panopticapi's. Not part of the key: the cache keeps the rules' shares by their names
+    rules: tuple[str, ...] = ()
     # --grid KEY=V1,V2 (docs/eval.md, "Grids"): {key: values}, every setting scored from one forward; None: one run
     grid: dict[str, list[Any]] | None = None
 
@@ -86,7 +89,7 @@ class EvalOptions:
             fusion=given("fusion", cls.fusion), flops_images=given("flops_images", cls.flops_images),
             ap=not given("no_ap", not cls.ap), diagnosis=not given("no_diagnosis", not cls.diagnosis),
             corruption=corruption_of(given("corruption"), given("severity")),
-            evaluators=tuple(given("evaluator", ())),
+            evaluators=tuple(given("evaluator", ())), rules=tuple(given("rules", ())),
             grid=parse_grid(given("grid")) if given("grid") else None,
         )
 

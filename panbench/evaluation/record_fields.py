@@ -110,6 +110,12 @@ def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, 
     return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
 
 
+def under_rules(res: dict[str, Any], fields: dict[str, Any], rule: str | None) -> dict[str, Any]:
+    """The metrics under ``rule`` (the published numbers'): the run's ``rules`` entry, or ``res`` (panopticapi's, or
+    a rule the run did not compute)."""
+    return (fields.get("rules") or {}).get(rule or "", res)
+
+
 def save_instances(writer: PredictionWriter | None, evaluators: Evaluators) -> Path | None:
     """The run's instance predictions as COCO instance results (``loadRes``), with ``--save-predictions`` and AP."""
     if writer is None or (results := evaluators.instance_results()) is None:

@@ -129,13 +129,22 @@ class Run:
             part.evaluators = Evaluators.for_run(
                 self.dataset.categories, boundary=opts.boundary, strict=opts.strict, observer=cache,
                 ap=opts.ap and self.lm.family.instance_source is not None, ap_source=self.lm.family.instance_source,
-                own_threshold=self._score_cutoff(part), diagnose=opts.diagnosis, extra=self._extra(part))
+                own_threshold=self._score_cutoff(part), diagnose=opts.diagnosis, rules=self._rules(),
+                extra=self._extra(part))
             writer = part.writer  # a cached image whose prediction is to be saved and is not runs again
             rerun = set() if writer is None else {i for i in indices if i not in writer.saved}
             part.done, lacking = part.evaluators.resume(cache.load(), indices, rerun)
             self._say_resumed(part, cache, lacking, len(indices))
             outlets.append(Outlet(part.done, writer, part.setting))
         return Shard(indices, self.device, opts, outlets=tuple(outlets))
+
+    def _rules(self) -> tuple[str, ...]:
+        """``--rules`` and, where the published numbers were computed under other rules than panopticapi's, those."""
+        from panbench.pq.rule_names import RULES
+
+        published = self.spec.published_rules
+        extra = (published,) if published in RULES and published != "panopticapi" else ()
+        return tuple(r for r in RULES if r in (*self.opts.rules, *extra))
 
     def _score_cutoff(self, part: Part) -> float | None:
         """The model's own score threshold under ``part``'s options (its family's ``score_cutoff``), within [0, 1]: a
@@ -268,7 +277,9 @@ class Run:
             dataset=record_fields.dataset_label(dataset.name, opts),
             postprocess=opts.postprocess.label(), fusion=part.fusion,
             published=spec.published if coco else {},
-            delta_to_published=record_fields.delta(res, spec.published) if coco else {},
+            delta_to_published=record_fields.delta(record_fields.under_rules(res, fields, spec.published_rules),
+                                                   spec.published) if coco else {},
+            published_rules=spec.published_rules if coco else None,
             published_source=(record_fields.published_source(spec) if coco else
                               record_fields.OWN_WEIGHTS if own else None),
             params=count_parameters(lm.model), flops=part.flops, device=part.speed_device, world_size=self.world,

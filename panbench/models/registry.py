@@ -37,6 +37,9 @@ class ModelSpec:
     input_size: str | None = None  # the published test input, e.g. "640x640" (None: the config's own pipeline)
     published_fps: float | None = None  # the published images per second, on the device ``published_source`` names
     published_fps_device: str | None = None  # that device (``panbench speed`` shows the FPS beside its own there)
+    # the PQ rules ``published`` was computed under (panbench.pq.rule_names.RULES: "panopticapi" for the MMDetection
+    # zoo and detectron2-trained models, "eomt" for EoMT's checkpoints); None: unknown
+    published_rules: str | None = None
 
     @property
     def family(self) -> Family:
@@ -80,6 +83,8 @@ def load_spec(path: Path) -> ModelSpec:
     fields["name"] = meta.get("name", path.stem)
     if fields.get("published"):  # a config's published numbers are the zoo's unless it names another source
         fields.setdefault("published_source", MMDET_ZOO)
+        if fields["published_source"] == MMDET_ZOO:  # CocoPanopticMetric: panopticapi's pq_compute
+            fields.setdefault("published_rules", "panopticapi")
     return ModelSpec(config=path, **fields)
 
 

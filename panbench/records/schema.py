@@ -124,6 +124,8 @@ class RunRecord(Mapping[str, Any]):
     # PQ under other implementations' rules (--rules, panbench.pq.rules) by rule: PQ/SQ/RQ (0-100) for All, Things
     # and Stuff and per class; None: none asked for
     rules: dict[str, dict[str, Any]] | None = None
+    # the rules of ``published`` (a key of ``rules``, "panopticapi": the metrics'); None: unknown or nothing published
+    published_rules: str | None = None
     analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder (io.write_record)
     record: str | None = None  # path of the JSON below the results folder (set by io.write_record)
     # the fields the JSON holds (the others were absent); empty: every field that is not None

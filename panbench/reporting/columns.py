@@ -106,6 +106,8 @@ BUILT_IN = (
     Column("PQ_diff_mark", "mark", ("PQ_diff",)),  # the paired difference (paired_columns)
     Column("images_per_s_shared", "shared", ("images_per_s",)), Column("FPS_shared", "shared", (FPS, "FPS_e2e_b1")),
     *(Column(f"{k}_{part}", "published", (k,)) for k in METRIC_KEYS for part in ("pub", "delta")),  # --vs-published
+    # the rules the published numbers were computed under, and PQ under them (where they are not panopticapi's)
+    Column("published_rules", "published", ("PQ",)), Column("PQ_under_rules", "published", ("PQ",)),
 )
 
 

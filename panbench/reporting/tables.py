@@ -126,12 +126,20 @@ def _metric_columns(r: RunRecord) -> dict[str, Any]:
 
 
 def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
-    """Where the published numbers come from and, where some row has any, each metric's value and difference."""
-    m, pub = r.metrics, r.published
+    """Where the published numbers come from and, where some row has any, each metric's value and its difference
+    from this run's under the rules they were computed under (docs/pq-rules.md): panopticapi's are the metrics;
+    another rule's the run's ``rules`` entry (PQ under it in ``PQ_under_rules``); unknown rules or a rule the run
+    did not compute: no difference (``published_rules`` says which)."""
+    pub, rule = r.published, r.published_rules
+    m: dict[str, Any] | None = r.metrics if rule == "panopticapi" else (r.rules or {}).get(rule or "")
     row: dict[str, Any] = {"published": published_label(r)}
+    if published:
+        row["published_rules"] = rule if rule and (m is not None or not any(pub.values())) else (
+            f"{rule} (not computed)" if rule else "unknown")
+        row["PQ_under_rules"] = m.get("PQ") if m is not None and rule != "panopticapi" else None
     for k in METRIC_KEYS if published else ():
         row[f"{k}_pub"] = p = pub.get(k)
-        row[f"{k}_delta"] = m[k] - p if p is not None else None
+        row[f"{k}_delta"] = m[k] - p if p is not None and m is not None and m.get(k) is not None else None
     return row
 
 

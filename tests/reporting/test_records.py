@@ -38,17 +38,19 @@ def test_external_record_has_the_declared_fields_in_order(tmp_path) -> None:
     rec = _external("sys", args)
     # an external system has no AMP, precision, image selection (tables show its selection as "external") or
     # speed context (its speed was not measured); a diagnosis only where a format mistake is found, the user's
-    # evaluators' fields only with --evaluator
+    # evaluators' fields only with --evaluator, other rules' numbers only with --rules, no published numbers' rules
     declared = [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", "speed_context",
                                                                    "record", "corruption", "diagnosis", *AP_MIOU,
-                                                                   *ANALYSIS_FIELDS, "evaluators")]
+                                                                   *ANALYSIS_FIELDS, "evaluators", "rules",
+                                                                   "published_rules")]
     assert list(rec) == declared  # scored with --no-analysis: no analysis fields
     analyses = {k: {} for k in ANALYSIS_FIELDS if k != "analysis_file"}
     rec = _external("sys", args, "f" * 16, **analyses)
     assert list(rec) == [k for k in RECORD_FIELDS if k not in ("amp", "precision", "selection", *AP_MIOU,
                                                                             "speed_context", "record", "corruption",
                                                                             "analysis_file", "diagnosis",
-                                                                            "evaluators")]
+                                                                            "evaluators", "rules",
+                                                                            "published_rules")]
     assert rec["provenance"]["dataset"]["fingerprint"] == "f" * 16
     assert rec["schema"] == SCHEMA_VERSION and rec["metrics"]["PQ"] == 50.0 and rec["semantic"]["mDice"] == 3.0
 

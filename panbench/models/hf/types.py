@@ -186,12 +186,14 @@ _EOMT_DINOV3_TABLE: list[tuple[str, str, str, str, float, float]] = [
 def models() -> list[ModelSpec]:
     """The registered transformers checkpoints, in table order."""
     hf = "transformers"
+    # detectron2's COCOPanopticEvaluator (Mask2Former, MaskFormer, OneFormer) and DETR's evaluation run panopticapi
     specs = [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture=arch, backbone=backbone, ref=ref,
-                       published=dict(published), published_source=source, framework=hf)
+                       published=dict(published), published_source=source, framework=hf,
+                       published_rules="panopticapi" if published else None)
              for name, ref, arch, backbone, published, source in _HF_TABLE]
     return specs + [ModelSpec(name=name, config=Path(f"hf:{ref}"), architecture="EoMT", backbone=backbone, ref=ref,
                               published={"PQ": pq, "PQ_th": None, "PQ_st": None}, published_source=source,
                               input_size=size, published_fps=fps, published_fps_device="NVIDIA H100",
-                              framework=hf)
+                              framework=hf, published_rules="eomt")  # EoMT's own evaluation (docs/pq-rules.md)
                     for table, source in ((_EOMT_TABLE, _EOMT_ZOO), (_EOMT_DINOV3_TABLE, _EOMT_DINOV3))
                     for name, ref, backbone, size, pq, fps in table]
