@@ -187,7 +187,14 @@ def _per_image(args: argparse.Namespace, aset: Any, truth: Any = None) -> None: 
 
 
 def _text(res: dict[str, object], fields: dict[str, object]) -> str:  # PQ's table, the analyses, the mask AP
-    from panbench.reporting.text import diagnosis_lines, evaluator_lines, format_analyses, format_metrics, rules_lines
+    from panbench.reporting.text import (
+        attribution_lines,
+        diagnosis_lines,
+        evaluator_lines,
+        format_analyses,
+        format_metrics,
+        rules_lines,
+    )
 
     analyses = format_analyses({**fields, "n_images": res["n_images"]})
     lines = [format_metrics(res, f"{res['n_images']} images"), *analyses]
@@ -196,6 +203,7 @@ def _text(res: dict[str, object], fields: dict[str, object]) -> str:  # PQ's tab
 
         lines.append(ap_line(fields["ap"]))  # type: ignore[arg-type]
     lines += rules_lines(fields.get("rules"))  # type: ignore[arg-type]
+    lines += attribution_lines(fields.get("rules_attribution"))  # type: ignore[arg-type]
     lines += evaluator_lines(fields.get("evaluators"))  # type: ignore[arg-type]
     lines += diagnosis_lines(fields.get("diagnosis", []))  # type: ignore[arg-type]
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from panbench.evaluators.contract import ImageData
 from panbench.pq.accumulator import PanopticAccumulator
 from panbench.pq.evaluator import pair_table
 from panbench.pq.matching import CategoryTable
+from panbench.pq.quirks import attribution, quirk_sums, states
 from panbench.pq.result import ImageResult
 from panbench.pq.rules import TABLE_RULES, RuleSums, rule_summary
 from panbench.pq.sums import PQStats, pq_summary
@@ -206,8 +207,9 @@ class SemanticEvaluator:
 
 class RulesEvaluator:
     """PQ under other implementations' rules (``--rules``; :mod:`panbench.pq.rules`): the record's ``rules``, each
-    rule's PQ, SQ and RQ for All, Things and Stuff and per class. ``panopticapi`` reads PQ's sums (``uses =
-    "sums"``); another rule reads the image's id maps and segments, its intersection table counted once more."""
+    rule's PQ, SQ and RQ for All, Things and Stuff and per class, and ``rules_attribution``, the PQ each of its
+    quirks adds (:mod:`panbench.pq.quirks`). ``panopticapi`` reads PQ's sums (``uses = "sums"``); another rule reads
+    the image's id maps and segments, its intersection table counted once more."""
 
     name, version, built_in, uses = "Rules", "1", True, "sums"
 
@@ -222,7 +224,9 @@ class RulesEvaluator:
         return RulesEvaluator(self.categories, self.rules)
 
     def reset(self) -> None:
-        self.sums = {r: RuleSums.zeros(len(self.categories)) for r in self.tabled}
+        n = len(self.categories)
+        self.sums = {r: RuleSums.zeros(n) for r in self.tabled}
+        self.states = {r: [RuleSums.zeros(n) for _ in states(r)] for r in self.tabled}  # each quirk switched on
 
     def process(self, image: ImageData) -> dict[str, Any]:
         if not self.tabled:
@@ -230,15 +234,22 @@ class RulesEvaluator:
         assert image.gt_ids is not None and image.pred_ids is not None  # declared in needs
         inter, gt, pred = pair_table(self.categories, image.gt_ids, list(image.gt_segments or []), image.pred_ids,
                                      list(image.pred_segments or []), f"image {image.image_id}")
-        return {r: TABLE_RULES[r](inter, gt, pred, self.categories).to_share() for r in self.tabled}
+        cats = self.categories
+        return {r: {"sums": TABLE_RULES[r](inter, gt, pred, cats).to_share(),
+                    "states": [quirk_sums(inter, gt, pred, cats, q).to_share() for _, q in states(r)]}
+                for r in self.tabled}
 
     def add(self, share: dict[str, Any]) -> None:
         for r in self.tabled:
-            self.sums[r].add_share(share[r])
+            self.sums[r].add_share(share[r]["sums"])
+            for mine, part in zip(self.states[r], share[r]["states"], strict=True):
+                mine.add_share(part)
 
     def merge(self, other: RulesEvaluator, offset: int = 0) -> None:
         for r in self.tabled:
             self.sums[r].add(other.sums[r])
+            for mine, theirs in zip(self.states[r], other.states[r], strict=True):
+                mine.add(theirs)
 
     def evaluate(self, columns: PanopticAccumulator) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -250,4 +261,7 @@ class RulesEvaluator:
                                        for cid, c in res["per_class"].items()}
             else:
                 out[r] = rule_summary(r, self.sums[r], self.categories)
-        return {"rules": out}
+        stats = columns.stats
+        base = RuleSums(stats.tp, stats.fp, stats.fn, stats.iou_sum)
+        rows = {r: attribution(r, self.states[r], base, self.categories) for r in self.tabled}
+        return {"rules": out, **({"rules_attribution": rows} if rows else {})}

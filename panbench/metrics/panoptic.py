@@ -76,17 +76,19 @@ class PQResult:
     diagnosis: tuple[Finding, ...] = field(default=(), repr=False)
     evaluators: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    rules_attribution: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     @staticmethod
     def from_stats(stats: PQStats, categories: CategoryTable, analyses: dict[str, Any] | None = None,
                    evaluators: dict[str, dict[str, Any]] | None = None,
-                   rules: dict[str, dict[str, Any]] | None = None) -> PQResult:
+                   rules: dict[str, dict[str, Any]] | None = None,
+                   rules_attribution: dict[str, list[dict[str, Any]]] | None = None) -> PQResult:
         api = panopticapi_summary(stats, categories.ids, categories.isthing)
         per_class = {cid: ClassPQ(v["pq"], v["sq"], v["rq"], int(stats.tp[k]), int(stats.fp[k]), int(stats.fn[k]))
                      for k, (cid, v) in enumerate(api["per_class"].items())}
         return PQResult(PQValues(**api["All"]), PQValues(**api["Things"]), PQValues(**api["Stuff"]), per_class,
                         stats.n_images, pq_summary(stats, categories.ids, categories.isthing), analyses or {},
-                        tuple(diagnose(stats, categories)), evaluators or {}, rules or {})
+                        tuple(diagnose(stats, categories)), evaluators or {}, rules or {}, rules_attribution or {})
 
     def to_panopticapi(self) -> dict[str, Any]:
         """panopticapi's ``pq_compute`` dict (:func:`panbench.pq.sums.panopticapi_summary`)."""
@@ -362,10 +364,10 @@ class BasePanopticQuality:
     def result(self) -> PQResult:
         """:meth:`compute` without the warning (the integrations log the diagnosis with their own logger)."""
         _, fields = self._evaluators.evaluate()
-        user, rules = fields.pop("evaluators", {}), fields.pop("rules", {})
+        user, rules, why = fields.pop("evaluators", {}), fields.pop("rules", {}), fields.pop("rules_attribution", {})
         fields.pop("analysis", None)  # the per-image export: the files of eval and score
         analyses = fields if self.analyses and self.n_images else {}
-        return PQResult.from_stats(self._evaluators.columns().stats, self.categories, analyses, user, rules)
+        return PQResult.from_stats(self._evaluators.columns().stats, self.categories, analyses, user, rules, why)
 
 
 class PanopticQuality(BasePanopticQuality):

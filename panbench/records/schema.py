@@ -124,6 +124,8 @@ class RunRecord(Mapping[str, Any]):
     # PQ under other implementations' rules (--rules, panbench.pq.rules) by rule: PQ/SQ/RQ (0-100) for All, Things
     # and Stuff and per class; None: none asked for
     rules: dict[str, dict[str, Any]] | None = None
+    # each rule's difference from panopticapi's PQ, split by quirk (panbench.pq.quirks): [{quirk, PQ, PQ_th, PQ_st}]
+    rules_attribution: dict[str, list[dict[str, Any]]] | None = None
     # the rules of ``published`` (a key of ``rules``, "panopticapi": the metrics'); None: unknown or nothing published
     published_rules: str | None = None
     analysis_file: str | None = None  # the per-image AnalysisSet (.npz) below the results folder (io.write_record)

@@ -211,6 +211,17 @@ def rules_lines(rules: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
         for r, v in rules.items()]
 
 
+def attribution_lines(rows: Mapping[str, list[Mapping[str, Any]]] | None) -> list[str]:
+    """Each rule's difference from panopticapi's PQ, quirk by quirk in the order they are switched on."""
+    out = []
+    for rule, quirks in (rows or {}).items():
+        out.append(f"{rule} minus panopticapi, by quirk (docs/pq-rules.md):    PQ   PQ_th   PQ_st")
+        width = max((len(q["quirk"]) for q in quirks), default=0)
+        out += [f"  {q['quirk']:<{width}}  " + " ".join(f"{q[k]:+7.2f}" for k in ("PQ", "PQ_th", "PQ_st"))
+                for q in quirks]
+    return out
+
+
 def diagnosis_lines(findings: list[dict[str, Any]]) -> list[str]:
     """Each format mistake found (``diagnosis``) as a line under the table."""
     return [f"diagnosis ({f['kind']}): {f['message']}"

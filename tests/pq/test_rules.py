@@ -163,9 +163,12 @@ def test_score_rules_prints_each_rule_and_panopticapi_s_is_the_record_s(tmp_path
     for i, (gt_ids, segs, p_ids, p_segs) in enumerate(imgs):
         metric.update(p_ids, p_segs, gt_ids, segs, image_id=i)
     assert out["rules"]["torchmetrics"] == json.loads(json.dumps(metric.compute().rules["torchmetrics"]))
+    assert [r["quirk"] for r in out["rules_attribution"]["torchmetrics"]][:2] == [
+        "crowd segments as ordinary segments", "ground-truth areas from the pixels"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "PQ under each rule" in text and "  torchmetrics " in text
+    assert "torchmetrics minus panopticapi, by quirk" in text and "  one segment per stuff category " in text
     with pytest.raises(SystemExit) as e:
         main([*args[:-1], "nosuch"])
     err = capsys.readouterr().err.strip().splitlines()

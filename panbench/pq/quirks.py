@@ -1,0 +1,177 @@
+"""Where a gap between two PQ rules comes from (docs/pq-rules.md, "Attribution"): one matcher whose every difference
+from panopticapi's rules is a named switch (:class:`Quirks`), and for each rule the order its switches are turned on
+(:data:`ORDER`). With the first k of a rule's quirks on, the matcher is a rule of its own; the rows of the
+attribution are the PQ each one adds, so that they sum to the rule's PQ minus panopticapi's. With none on it gives
+panopticapi's numbers, with all of a rule's on that rule's (``tests/pq/test_quirks.py`` checks both on every image of
+its set). numpy only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from panbench.pq.matching import IGNORED_SHARE, MATCH_IOU, CategoryTable, Segments
+from panbench.pq.rules import RuleSums, rule_summary
+
+Color = tuple[int, int]  # (class, instance)
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """The switches, all off: panopticapi's rules."""
+
+    crowd: str = "last"  # crowd targets: "last" (panopticapi: never matched, no FN; a prediction's pixels on its
+    # category's last crowd count towards ignoring it), "all" (vernier: on every crowd of its category), "none"
+    # (torchmetrics: ordinary segments), "eomt" (EoMT's patch: the crowd flag by instance, a stuff target's the
+    # image's first segment's, the last unmatched crowd met standing for its category)
+    pixel_areas: bool = False  # a ground-truth segment's area counted from the pixels, not the JSON's
+    unlisted_void: bool = False  # ground-truth pixels of an id no segment lists are VOID (not left in the union)
+    stuff_merge: bool = False  # the segments of one stuff category in an image are one
+    void_union: bool = False  # predicted VOID over a target leaves the target's area in the union
+    fn_void: bool = False  # an unmatched target more than half under predicted VOID is no false negative
+    float32: bool = False  # the IoU and the VOID shares divided in float32
+    void_class: bool = False  # a predicted VOID pixel is a class of its own (EoMT's num_classes), not VOID
+    mean_all: bool = False  # every class in the mean, an absent one counting 0
+
+
+#: each rule's quirks in the order the attribution turns them on: (its row's name, the switch and its value)
+ORDER: dict[str, list[tuple[str, str, Any]]] = {
+    "torchmetrics": [("crowd segments as ordinary segments", "crowd", "none"),
+                     ("ground-truth areas from the pixels", "pixel_areas", True),
+                     ("unlisted ground-truth ids as VOID", "unlisted_void", True),
+                     ("one segment per stuff category", "stuff_merge", True),
+                     ("predicted VOID out of the union", "void_union", True),
+                     ("no FN for targets under predicted VOID", "fn_void", True),
+                     ("float32 divisions", "float32", True)],
+    "vernier-corrected": [("every crowd of a category ignores", "crowd", "all")],
+    "eomt": [("ground-truth areas from the pixels", "pixel_areas", True),
+             ("unlisted ground-truth ids as VOID", "unlisted_void", True),
+             ("one segment per stuff category", "stuff_merge", True),
+             ("predicted VOID out of the union", "void_union", True),
+             ("no FN for targets under predicted VOID", "fn_void", True),
+             ("float32 divisions", "float32", True),
+             ("EoMT's crowd patch", "crowd", "eomt"),
+             ("predicted VOID as a class", "void_class", True),
+             ("absent classes count 0 in the mean", "mean_all", True)],
+}
+
+
+def states(rule: str) -> list[tuple[str, Quirks]]:
+    """The rule's intermediate rules: panopticapi's with its first 1, 2, ... quirks on, each with its row's name."""
+    q, out = Quirks(), []
+    for name, switch, value in ORDER[rule]:
+        q = replace(q, **{switch: value})
+        out.append((name, q))
+    return out
+
+
+def quirk_sums(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable, q: Quirks) -> RuleSums:
+    """One image's sums under panopticapi's rules with the quirks ``q`` on, from its intersection table."""
+    n = len(cats)
+    void: Color = (n + 1, 0)
+    pairs, p_area, t_area, crowd_rows, t_crowd = _colors(inter, gt, pred, cats, q, void)
+    out = RuleSums.zeros(n)
+    p_matched: set[Color] = set()
+    t_matched: set[Color] = set()
+    for (pc, tc), v in pairs.items():
+        if tc == void or tc in t_crowd or pc[0] != tc[0] or (pc == void):
+            continue
+        union = p_area[pc] - pairs.get((pc, void), 0) + t_area[tc] - v
+        if q.void_union:
+            union -= pairs.get((void, tc), 0)
+        iou = _div(v, union, q)
+        if iou > MATCH_IOU:
+            p_matched.add(pc)
+            t_matched.add(tc)
+            out.tp[tc[0]] += 1
+            out.iou[tc[0]] += iou
+    missed = set(t_area) - t_matched  # built and thinned as EoMT's set is: its order decides a category's crowd
+    missed.discard(void)
+    for tc in list(missed):
+        if tc[0] >= n or q.fn_void and _div(pairs.get((void, tc), 0), t_area[tc], q) > IGNORED_SHARE:
+            missed.discard(tc)
+    crowd_of: dict[int, int] = {}
+    for tc in (missed if q.crowd == "eomt" else sorted(missed)):  # EoMT's: the last crowd met stands for its class
+        if tc in t_crowd:
+            crowd_of[tc[0]] = tc[1]
+        else:
+            out.fn[tc[0]] += 1
+    for pc in set(p_area) - p_matched - {void}:
+        covered = pairs.get((pc, void), 0) + _on_crowd(pc, pairs, crowd_rows, crowd_of, q)
+        if _div(covered, p_area[pc], q) <= IGNORED_SHARE and pc[0] < n:
+            out.fp[pc[0]] += 1
+    return out
+
+
+def _div(a: int, b: int, q: Quirks) -> float:
+    """``a / b``: in float32 with ``q.float32`` (torch's division of integer tensors), else in float64."""
+    return float(np.float32(a) / np.float32(b)) if q.float32 else a / b
+
+
+def _on_crowd(pc: Color, pairs: dict[tuple[Color, Color], int], crowd_rows: dict[int, list[Color]],
+              crowd_of: dict[int, int], q: Quirks) -> int:
+    """A prediction's pixels on the crowd targets its rules let ignore it."""
+    if q.crowd == "eomt":
+        return pairs.get((pc, (pc[0], crowd_of[pc[0]])), 0) if pc[0] in crowd_of else 0
+    colors = crowd_rows.get(pc[0], [])
+    if q.crowd == "last":
+        colors = colors[-1:]
+    return sum(pairs.get((pc, tc), 0) for tc in colors) if q.crowd != "none" else 0
+
+
+def _colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable, q: Quirks, void: Color) -> tuple[
+        dict[tuple[Color, Color], int], dict[Color, int], dict[Color, int], dict[int, list[Color]], set[Color]]:
+    """The image as colours: each (prediction, target) pair's pixels, each colour's area (a target's from the JSON
+    or the pixels), the crowd targets of each category in segments_info order, and the crowd targets."""
+    n_gt, isthing = len(gt), cats.isthing
+    rows = np.flatnonzero(inter[1:n_gt + 1].sum(1) > 0) if q.crowd == "eomt" else np.arange(n_gt)
+    if q.crowd == "eomt":  # EoMT's input: the segments in the PNG, by id
+        rows = rows[np.argsort(gt.ids[rows], kind="stable")]
+    flags = [bool(gt.iscrowd[g]) for g in rows.tolist()]
+    unlisted: Color = void if q.unlisted_void else (len(cats) + 2, 0)  # else a target of no class: in no match
+    t_color: dict[int, Color] = {0: void, n_gt + 1: unlisted}
+    json_area: dict[Color, int] = {}
+    crowd_rows: dict[int, list[Color]] = {}
+    t_crowd: set[Color] = set()
+    for i, g in enumerate(rows.tolist()):
+        c = int(gt.cats[g])
+        tc = (c, 0) if q.stuff_merge and not isthing[c] else (c, i + (0 if q.crowd == "eomt" else 1))
+        t_color[g + 1] = tc
+        json_area[tc] = json_area.get(tc, 0) + int(gt.areas[g])
+        crowd = (flags[0] if flags else False) if q.crowd == "eomt" and tc[1] == 0 and q.stuff_merge else (
+            flags[i] if q.crowd == "eomt" else bool(gt.iscrowd[g]))
+        if crowd and q.crowd != "none":
+            t_crowd.add(tc)
+            crowd_rows.setdefault(c, []).append(tc)
+    p_color: dict[int, Color] = {0: (len(cats), 0) if q.void_class else void}
+    for j in range(len(pred)):
+        c = int(pred.cats[j])
+        p_color[j + 1] = (c, 0) if q.stuff_merge and not isthing[c] else (c, j + 1)
+    pairs: dict[tuple[Color, Color], int] = {}
+    for r, tc in t_color.items():
+        for k, pc in p_color.items():
+            if (v := int(inter[r, k])) > 0:
+                pairs[(pc, tc)] = pairs.get((pc, tc), 0) + v
+    p_area: dict[Color, int] = {}
+    t_area: dict[Color, int] = {}
+    for (pc, tc), v in sorted(pairs.items()):
+        p_area[pc] = p_area.get(pc, 0) + v
+        t_area[tc] = t_area.get(tc, 0) + v
+    if not q.pixel_areas:
+        t_area.update({tc: a for tc, a in json_area.items() if tc in t_area})
+    return pairs, p_area, dict(sorted(t_area.items())), crowd_rows, t_crowd
+
+
+def attribution(rule: str, sums: list[RuleSums], base: RuleSums, cats: CategoryTable) -> list[dict[str, Any]]:
+    """The rows of ``rule``'s attribution from the sums of its states (:func:`states`, in order) and panopticapi's
+    (``base``): each quirk's name and the PQ, PQ_th and PQ_st it adds (0-100)."""
+    keys = ("PQ", "PQ_th", "PQ_st")
+    before = rule_summary("panopticapi", base, cats)
+    rows = []
+    for (name, q), s in zip(states(rule), sums, strict=True):
+        now = rule_summary("eomt" if q.mean_all else "panopticapi", s, cats)
+        rows.append({"quirk": name, **{k: now[k] - before[k] for k in keys}})
+        before = now
+    return rows
