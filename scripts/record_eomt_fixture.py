@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Record EoMT's own panoptic evaluation on the images of ``tests/pq/test_rules.py`` (``_images``), the reference
+"""Record EoMT's own panoptic evaluation on the image sets of ``tests/pq/rule_sets.py`` (``images``, the synthetic
+set, and ``coco_images``, the COCO sample with predictions made from it), the reference
 that ``rules=["eomt"]`` is checked against (``tests/fixtures/eomt_rules.json``).
 
 EoMT's functions are run as EoMT wrote them: ``init_metrics_panoptic``, ``update_metrics_panoptic``,
@@ -66,28 +67,21 @@ def eomt_module(source: Path) -> type:
     return cast(type, namespace["EoMT"])
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("lightning_module", type=Path, help="EoMT's training/lightning_module.py")
-    ap.add_argument("out", type=Path, help="the fixture to write")
-    ap.add_argument("--commit", help="EoMT's commit the file is from (default: git's, where it is in a checkout)")
-    a = ap.parse_args()
-    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "pq")]
-    from test_rules import CATS, _images  # the test's images
-
-    cls = eomt_module(a.lightning_module)
-    ids = sorted(c["id"] for c in CATS)
+def record(cls: type, imgs: list, cats: list[dict]) -> dict[str, Any]:
+    """EoMT's evaluation of ``imgs`` (ground truth and prediction) over ``cats``: the images used, the class ids,
+    its metric's per-class counts and what it logs."""
+    ids = sorted(c["id"] for c in cats)
     class_of = {cid: k for k, cid in enumerate(ids)}
-    things = [class_of[c["id"]] for c in CATS if c["isthing"]]
-    stuffs = [class_of[c["id"]] for c in CATS if not c["isthing"]]
+    things = [class_of[c["id"]] for c in cats if c["isthing"]]
+    stuffs = [class_of[c["id"]] for c in cats if not c["isthing"]]
     logged: dict[str, float] = {}
     eomt = cls()
-    eomt.num_classes = len(CATS)
+    eomt.num_classes = len(cats)
     eomt.log = lambda name, value: logged.__setitem__(name, float(value))
     eomt.block_postfix = lambda i: ""
     eomt.init_metrics_panoptic(things, stuffs, 1)
     used = []
-    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(_images()):
+    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(imgs):
         by_id = {s["id"]: s for s in segs}
         listed = [int(v) for v in np.unique(gt_ids) if int(v) in by_id]
         if not listed:  # EoMT indexes the image's crowd flags: an image without segments raises
@@ -107,15 +101,29 @@ def main() -> int:
     state = {k: getattr(metric, k).tolist() for k in ("true_positives", "false_positives", "false_negatives",
                                                        "iou_sum")}
     eomt._on_eval_epoch_end_panoptic("val", log_per_class=True)
+    return {"images": used, "class_ids": ids, "state": state, "logged": logged}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("lightning_module", type=Path, help="EoMT's training/lightning_module.py")
+    ap.add_argument("out", type=Path, help="the fixture to write")
+    ap.add_argument("--commit", help="EoMT's commit the file is from (default: git's, where it is in a checkout)")
+    a = ap.parse_args()
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "pq")]
+    from rule_sets import CATS, coco_images, images  # the tests' image sets
+
+    cls = eomt_module(a.lightning_module)
+    sets = {"synthetic": record(cls, images(), CATS), "coco_sample": record(cls, *coco_images())}
     commit = a.commit or subprocess.run(["git", "-C", str(a.lightning_module.parent), "rev-parse", "--short", "HEAD"],
                                         capture_output=True, text=True).stdout.strip() or None
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({
-        "what": "EoMT's own panoptic evaluation of tests/pq/test_rules.py's images, recorded by "
+        "what": "EoMT's own panoptic evaluation of tests/pq/test_rules.py's image sets, recorded by "
                 "scripts/record_eomt_fixture.py (a reference output, not a measurement)",
-        "eomt_commit": commit, "torchmetrics": torchmetrics.__version__, "images": used,
-        "class_ids": ids, "state": state, "logged": logged}, indent=1) + "\n")
-    print(f"wrote {a.out}: {len(used)} images, PQ {logged['metrics/val_pq_all']:.6f}")
+        "eomt_commit": commit, "torchmetrics": torchmetrics.__version__, **sets}, indent=1) + "\n")
+    for name, got in sets.items():
+        print(f"{a.out}: {name}, {len(got['images'])} images, PQ {got['logged']['metrics/val_pq_all']:.6f}")
     return 0
 
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_rules import CATS, _images
+from rule_sets import CATS, image_set_fixture, images  # noqa: F401 - the fixture
 
 from panbench.metrics import PanopticQuality
 from panbench.pq.evaluator import pair_table, table_result
 from panbench.pq.matching import CategoryTable
 from panbench.pq.quirks import Quirks, quirk_sums, states
 from panbench.pq.rules import TABLE_RULES
-
-TABLE = CategoryTable.from_coco(CATS)
 
 
 def _same(a, b, where) -> None:
@@ -24,17 +22,20 @@ def _same(a, b, where) -> None:
 
 
 @pytest.mark.parametrize("rule", [None, *TABLE_RULES])
-def test_the_matcher_is_panopticapi_with_no_quirk_and_each_rule_with_all_of_its_own(rule: str | None) -> None:
-    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(_images()):
-        inter, gt, pred = pair_table(TABLE, gt_ids, segs, p_ids, p_segs, f"image {i}")
+def test_the_matcher_is_panopticapi_with_no_quirk_and_each_rule_with_all_of_its_own(rule: str | None,
+                                                                                   image_set) -> None:
+    _, imgs, cats = image_set
+    table = CategoryTable.from_coco(cats)
+    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(imgs):
+        inter, gt, pred = pair_table(table, gt_ids, segs, p_ids, p_segs, f"image {i}")
         if rule is None:
             s = table_result(inter, gt, pred).stats
-            want = type(quirk_sums(inter, gt, pred, TABLE, Quirks()))(
-                *(np.bincount(c, minlength=len(TABLE)).astype(np.int64) for c in (s.tp_cats, s.fp_cats, s.fn_cats)),
-                np.bincount(s.tp_cats, weights=s.tp_ious, minlength=len(TABLE)))
-            _same(quirk_sums(inter, gt, pred, TABLE, Quirks()), want, i)
+            want = type(quirk_sums(inter, gt, pred, table, Quirks()))(
+                *(np.bincount(c, minlength=len(table)).astype(np.int64) for c in (s.tp_cats, s.fp_cats, s.fn_cats)),
+                np.bincount(s.tp_cats, weights=s.tp_ious, minlength=len(table)))
+            _same(quirk_sums(inter, gt, pred, table, Quirks()), want, i)
         else:
-            _same(quirk_sums(inter, gt, pred, TABLE, states(rule)[-1][1]), TABLE_RULES[rule](inter, gt, pred, TABLE),
+            _same(quirk_sums(inter, gt, pred, table, states(rule)[-1][1]), TABLE_RULES[rule](inter, gt, pred, table),
                   (rule, i))
 
 
@@ -99,7 +100,7 @@ def test_an_absent_class_is_eomt_s_mean_row() -> None:
 
 def test_the_rows_of_each_rule_sum_to_its_difference_from_panopticapi_for_all_things_and_stuff() -> None:
     m = PanopticQuality(CATS, rules=list(TABLE_RULES))
-    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(_images()):
+    for i, (gt_ids, segs, p_ids, p_segs) in enumerate(images()):
         m.update(p_ids, p_segs, gt_ids, segs, image_id=i)
     res = m.compute()
     for rule, rows in res.rules_attribution.items():
