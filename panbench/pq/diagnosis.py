@@ -360,8 +360,12 @@ def warn_findings(findings: Sequence[Finding], stacklevel: int = 2) -> None:
     except ValueError:  # pragma: no cover - called from the top of the stack
         warnings.warn(text, DiagnosisWarning, stacklevel=2)
         return
-    warnings.warn_explicit(DiagnosisWarning(text), DiagnosisWarning, frame.f_code.co_filename, frame.f_lineno,
-                           module=frame.f_globals.get("__name__"), registry=None, module_globals=frame.f_globals)
+    where = (DiagnosisWarning(text), DiagnosisWarning, frame.f_code.co_filename, frame.f_lineno)
+    try:
+        warnings.warn_explicit(*where, module=frame.f_globals.get("__name__"), registry=None,
+                               module_globals=frame.f_globals)
+    except ImportError:  # code that is no file (python -c, stdin): its loader has no source to show
+        warnings.warn_explicit(*where, module=frame.f_globals.get("__name__"), registry=None)
 
 
 def input_size(pred_hw: tuple[int, int], image_hw: tuple[int, int]) -> Finding | None:

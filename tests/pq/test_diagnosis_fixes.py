@@ -285,6 +285,23 @@ def test_pq_compute_warns_on_every_call_and_a_users_ignore_filter_silences_it(de
     assert not caught
 
 
+@pytest.mark.parametrize("how", ["-c", "stdin"])
+def test_pq_compute_called_from_python_c_or_stdin_returns_its_numbers_with_the_warning(demo, tmp_path, how):
+    """Code that is not a file (``python -c``, a script read from stdin): the warning names ``<string>`` or
+    ``<stdin>``, and the numbers come back (the warning machinery cannot read that code's lines)."""
+    import subprocess
+    import sys
+
+    order = rotated(demo, 1)
+    pred = relabelled(demo, tmp_path, lambda c: order.get(c, c))
+    code = (f"from panbench import pq_compute; r = pq_compute({str(demo / 'gt.json')!r}, {str(pred)!r}, "
+            f"{str(demo / 'gt')!r}, {str(demo / 'pred')!r}); print('PQ', r['All']['pq'])")
+    args, stdin = ([sys.executable, "-c", code], None) if how == "-c" else ([sys.executable, "-"], code)
+    r = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("PQ "), r.stderr[-2000:]
+    assert "DiagnosisWarning" in r.stderr and "category_mapping" in r.stderr, r.stderr[-2000:]
+
+
 def test_image_ids_shifted_past_the_last_image_are_named_before_the_missing_prediction(demo, tmp_path, capsys):
     """Each prediction's image_id the next image's, the last one's an id the ground truth lacks: the first image
     then has no prediction, which is the symptom, not the mistake."""
