@@ -130,7 +130,21 @@ def parse_cfg_options(items: list[str] | None) -> dict[str, Any] | None:
         except AssertionError as e:  # mmengine asserts on unbalanced brackets
             raise PanbenchError(f"--cfg-options {kv!r}: {e}; balance the brackets of the value (e.g. "
                                 "model.test_cfg.x=[1,2])") from e
+        if (big := _beyond_int64(out[key])) is not None:  # torch would wrap it or refuse it with a traceback
+            raise PanbenchError(f"--cfg-options {kv!r}: {big} does not fit a 64-bit integer; give at most "
+                                f"{INT64_MAX} (a config's integers are torch's int64)")
     return out
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _beyond_int64(value: Any) -> int | None:
+    """The first integer in ``value`` (a number, or a list, tuple or dict of them) outside int64, else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if not -INT64_MAX - 1 <= value <= INT64_MAX else None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return next((b for v in items if (b := _beyond_int64(v)) is not None), None)
 
 
 def check_models(specs: list[Any], categories: Any, opts: EvalOptions) -> None:

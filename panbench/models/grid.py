@@ -20,6 +20,8 @@ def _number(low: float, high: float | None, integer: bool = False) -> Callable[[
             return f"a{'n integer' if integer else ' number'}"
         if math.isnan(v) or v < low or (high is not None and v > high):
             return f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        if integer and abs(v) > 2**63 - 1:  # torch's int64: a larger one wraps (a wrong number) or raises
+            return f"an integer up to {2**63 - 1}"
         return None
 
     return check

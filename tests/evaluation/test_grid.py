@@ -199,3 +199,20 @@ def test_settings_are_every_combination_each_rule_with_its_own_keys_only() -> No
         expand(parse_grid(["object_mask_thr=0.5,0.9", "postprocess=argmax"]), "maskformer", "m", None, PostProcess())
     with pytest.raises(PanbenchError, match="not a post-processing key of m"):
         expand({"iou": [0.5]}, "maskformer", "m", None, PostProcess())
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--grid", "stuff_area_limit=0,9223372036854775808"], "an integer up to 9223372036854775807"),
+    (["--grid", "stuff_area_limit=0,99999999999999999999"], "an integer up to 9223372036854775807"),
+    (["--cfg-options", "model.test_cfg.panoptic.stuff_area_limit=9223372036854775808"], "does not fit a 64-bit"),
+    (["--cfg-options", "model.test_cfg.panoptic.stuff_area_limit=99999999999999999999", "--fusion", "mmdet"],
+     "does not fit a 64-bit"),
+])
+def test_an_integer_beyond_int64_is_refused_before_torch_wraps_it(demo_root, tmp_path, capsys, args, said) -> None:
+    """torch compares an int64 tensor with 2^63 as with a wrapped value (the limit read as 0: another PQ) and raises
+    OverflowError on a larger one: both refused in one line, exit 2, before any model runs."""
+    rc = main(["eval", "--model", "demo-panoptic-fpn", "--dataset", "demo", "--data-root", str(demo_root),
+               "--results", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and said in err, err
+    assert not (tmp_path / "runs").exists()
