@@ -57,7 +57,7 @@ def columns(rec: Any, aset: Any) -> dict[str, Any]:  # the run's per-image colum
 def run(args: argparse.Namespace) -> int:
     from panbench.analysis.per_image import check_table, ranked, write_record_per_image
     from panbench.reporting.labels import short_label
-    from panbench.reporting.pairing import ann_file, pick_pair
+    from panbench.reporting.pairing import ann_file, pick_pair, same_images
 
     if not args.run:
         raise InputError("--run is required: run A, a model name or a record JSON (results/runs/*.json)")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"A: {_named(rec_a, root_a, pair)}", file=sys.stderr)  # stdout: the table alone
     b_cols, name_b = None, None
     if rec_b is not None:
-        if ann_file(rec_a) != ann_file(rec_b):  # the same image ids of two annotation files are other images
+        if not same_images(rec_a, rec_b):  # the same image ids of two annotation files are other images
             raise InputError(f"{rec_a.model} and {rec_b.model} were scored on different images ({ann_file(rec_a)}, "
                              f"{ann_file(rec_b)}), and no runs of the two share them; run both on the same "
                              "images, or pass two record JSONs")

@@ -3,6 +3,7 @@ the folder's lock (docs/reporting.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -123,7 +124,10 @@ def listed(folder: Path) -> dict[str, Any]:
         for name in _plain(manifest["files"]):
             by.setdefault(f"any {Path(name).suffix[1:].lower()}", []).append(name)
     by = {str(k): _plain(v) for k, v in by.items()}
-    return {**manifest, "by": by, "files": sorted({n for names in by.values() for n in names})}
+    held = manifest.get("digests")
+    digests = {k: v for k, v in held.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(held, dict) else {}
+    return {**manifest, "by": by, "files": sorted({n for names in by.values() for n in names}), "digests": digests}
 
 
 def _plain(names: list[Any]) -> list[str]:
@@ -137,16 +141,26 @@ def _mine(by: dict[str, list[str]], out: FigureOutput) -> set[str]:
     return {k for k in by if k == out.key or k == f"any {out.format}"}
 
 
+def _digest(path: Path) -> str | None:
+    """What a file holds, as a manifest keeps it (the first 16 hex digits of its sha256); None where it is unread."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
 def _remove_stale(folder: Path, manifest: dict[str, Any], keep: set[str], out: FigureOutput) -> list[Path]:
-    """Remove ``out``'s own files of ``manifest`` not in ``keep``, listed by no other entry, older than the command."""
-    by = manifest.get("by", {})
+    """Remove ``out``'s own files of ``manifest`` not in ``keep``, listed by no other entry, older than the command,
+    and holding what panbench wrote there (a file of that name that someone overwrote is theirs: kept)."""
+    by, digests = manifest.get("by", {}), manifest.get("digests") or {}
     mine = _mine(by, out)
     others = {n for k, names in by.items() if k not in mine for n in names}
     found = []
     for name in sorted({n for k in mine for n in by[k]} - keep - others):
         p = Path(folder) / name
         try:
-            if p.is_file() and not (out.started and p.stat().st_mtime > out.started):
+            if p.is_file() and not (out.started and p.stat().st_mtime > out.started) and \
+                    digests.get(name, _digest(p)) == _digest(p):  # an older manifest, without digests: by name
                 found.append(p)
         except OSError:
             continue
@@ -155,13 +169,18 @@ def _remove_stale(folder: Path, manifest: dict[str, Any], keep: set[str], out: F
     return found
 
 
-def _write_manifest(folder: Path, manifest: dict[str, Any], by: dict[str, list[str]], **about: Any) -> None:
+def _write_manifest(folder: Path, manifest: dict[str, Any], by: dict[str, list[str]],
+                    digests: dict[str, str | None] | None = None, **about: Any) -> None:
+    """The manifest of ``folder``: the files each command wrote (``by``) and what each held when written
+    (``digests``: these, and the older manifest's for the files it keeps)."""
     from panbench.records.io import atomic_write_text  # numpy: not at the import of --help's options
 
     by = {k: sorted(v) for k, v in sorted(by.items()) if v}
+    files = sorted({n for names in by.values() for n in names})
+    held = {**(manifest.get("digests") or {}), **(digests or {})}
     text = {"written_by": f"panbench {__version__}", **{k: v for k, v in manifest.items()
-                                                        if k not in ("written_by", "files", "by")}, **about,
-            "files": sorted({n for names in by.values() for n in names}), "by": by}
+                                                        if k not in ("written_by", "files", "by", "digests")},
+            **about, "files": files, "by": by, "digests": {n: held[n] for n in files if held.get(n)}}
     atomic_write_text(Path(folder) / FIGURES_MANIFEST, json.dumps(text, indent=1) + "\n")
 
 
@@ -179,7 +198,8 @@ def replace_figures(folder: Path, written: list[Path], **about: Any) -> list[Pat
         gone = {p.name for p in removed}
         for k in _mine(manifest.get("by", {}), out) - {out.key}:  # an older manifest's files of no command yet
             by[k] = [n for n in manifest["by"][k] if n not in names and n not in gone]
-        _write_manifest(folder, manifest, {**by, out.key: sorted(names)}, **about)
+        _write_manifest(folder, manifest, {**by, out.key: sorted(names)},
+                        {n: _digest(folder / n) for n in names}, **about)
     return removed
 
 

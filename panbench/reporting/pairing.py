@@ -53,6 +53,15 @@ def pair_key(r: RunRecord) -> tuple[str | None, int]:
     return fingerprint(r), r.n_images
 
 
+def same_images(a: RunRecord, b: RunRecord) -> bool:
+    """Whether two runs scored the same images: the same dataset fingerprint and image count (as :func:`pick_pair`
+    and ``compare`` pair them; an annotation file's path, relative or absolute, says nothing), or, for records
+    without a fingerprint, the same annotation file."""
+    if fingerprint(a) and fingerprint(b):
+        return pair_key(a) == pair_key(b)
+    return ann_file(a) is not None and ann_file(a) == ann_file(b)
+
+
 def pick_pair(runs_a: list[RunRecord], runs_b: list[RunRecord]) -> tuple[RunRecord, RunRecord]:
     """The latest A with a B on the same images, and the latest such B; else the latest of each."""
     for ra in reversed(runs_a):

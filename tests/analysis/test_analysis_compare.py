@@ -223,16 +223,19 @@ def test_compare_finds_a_model_by_its_registry_alias(two_runs, capsys) -> None:
     assert "no record of model 'mask2former'" in one_line(*compare(capsys, r, "sys-a", "mask2former")[::2])
 
 
-def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_predictions(tmp_path, capsys) -> None:
+def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_predictions(tmp_path, capsys,
+                                                                                  monkeypatch) -> None:
     """eval --save-predictions, then score --name on those files: the two records share the dataset fingerprint
-    and image ids (score computes them as eval does), so compare pairs them, gives [0, 0] everywhere, and the
-    analyses of the two records are equal."""
+    and image ids (score computes them as eval does), so compare and images pair them (eval's annotation file named
+    relative to the current folder, score's absolute), compare gives [0, 0] everywhere, and the analyses of the two
+    records are equal."""
     from panbench.data.demo import make_split
     from panbench.evaluation.storage import results_name
 
     root, res, out = tmp_path / "demo", tmp_path / "res", tmp_path / "preds"
     make_split(root, "val2017", 10, seed=7)  # MIN_IMAGES: fewer images get no interval
-    assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", str(root), "--results",
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "--model", "demo-mask2former", "--dataset", "demo", "--data-root", "demo", "--results",
                  str(res), "--workers", "0", "--no-progress", "--save-predictions", str(out)]) == 0
     ann, name = root / "annotations", results_name("panoptic_val2017", "demo-mask2former")
     assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
@@ -274,6 +277,10 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     assert removed and all(st[k][at] == pytest.approx(rescored[k], abs=1e-9) for k in ("PQ", "PQ_th", "PQ_st", "SQ",
                                                                                           "RQ"))
     assert st["PQ"][at] != st["PQ"][0]  # the removal changed PQ
+    capsys.readouterr()
+    code = main(["images", "--run", "saved", "--vs", "demo-mask2former", "--results", str(res), "--only-dataset",
+                 "demo"])
+    assert code == 0, capsys.readouterr().err
 
 
 def test_compare_refuses_a_negative_seed_without_a_traceback(two_runs, capsys) -> None:

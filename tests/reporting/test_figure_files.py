@@ -301,3 +301,18 @@ def test_a_failed_atomic_write_names_the_file_not_its_temporary_one(tmp_path, mo
         records_io.atomic_write_text(tmp_path / "report.html", "x")
     assert e.value.filename == str(tmp_path / "report.html") and e.value.errno == 13
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_figure_the_user_overwrote_is_kept_when_panbench_no_longer_draws_it(tmp_path, capsys) -> None:
+    """The manifest keeps what each figure held when panbench wrote it: a file of that name holding something else
+    now (the user's own image saved over it) is the user's, and stays when its plot is no longer drawn."""
+    res = tmp_path / "res"
+    _record(res, "full", "e767dc51" * 2, "2001-01-01T00:00:00+00:00")
+    assert main(["plot", "--results", str(res)]) == 0
+    demo = res / "plots" / "demo"
+    (demo / "pq_vs_speed.png").write_bytes(b"the user's own figure")
+    _record(res, "full-again", "e767dc51" * 2, "2001-01-02T00:00:00+00:00", timings={"images_per_s": None})
+    capsys.readouterr()
+    assert main(["plot", "--results", str(res)]) == 0
+    assert (demo / "pq_vs_speed.png").read_bytes() == b"the user's own figure"
+    assert "removed pq_vs_speed.png" not in capsys.readouterr().out
