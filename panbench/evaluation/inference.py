@@ -6,6 +6,7 @@ processes (`--cpu-procs`)", "Timings")."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing as mp
 import os
 import queue
@@ -316,7 +317,8 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequenc
     loader: Any = torch.utils.data.DataLoader(items, batch_size=1, shuffle=False, num_workers=opts.workers,
                                               collate_fn=list, persistent_workers=False,
                                               prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
-                                              worker_init_fn=_ignore_sigint if opts.workers > 0 else None)
+                                              worker_init_fn=functools.partial(_data_worker, os.getpid())
+                                              if opts.workers > 0 else None)
     with sigint_held():  # the workers start here: none meets a Ctrl-C before it ignores SIGINT
         loaded = iter(loader)
     family = lm.family
@@ -427,6 +429,13 @@ def _ignore_sigint(*_: object) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _data_worker(parent: int, worker_id: int) -> None:
+    """A DataLoader worker's start: Ctrl-C left to the parent, and gone when the parent is (a SIGKILLed eval, an
+    evaluator's ``os._exit``), so that no worker holds the output's pipe."""
+    _ignore_sigint()
+    _die_with_parent(parent)
 
 
 def _die_with_parent(parent: int | None = None) -> None:

@@ -19,8 +19,9 @@ def record_scored(results: Path, name: str, dataset_name: str | None, res: dict[
                   fields: dict[str, Any], files: dict[str, Any], seconds: float) -> RunRecord:
     """The written record of a ``score --name`` run: ``res`` and ``fields`` scored from ``files`` (``truth``, the
     ground truth read, ``gt_dir``, ``pred_json``, ``pred_dir``) in ``seconds``; ``analysis`` (None with
-    ``--no-analysis``) saved beside it and giving the images' fingerprint; filed under :func:`record_dataset`."""
-    fingerprint = None if analysis is None else dataset_fingerprint(files["truth"].raw, analysis.image_ids)
+    ``--no-analysis``) saved beside it; its images' fingerprint is eval's of the same images (with or without the
+    analyses); filed under :func:`record_dataset`."""
+    fingerprint = dataset_fingerprint(files["truth"].raw, files["truth"].image_ids())  # eval's, of the same images
     dataset = record_dataset(files["truth"], fingerprint, results, dataset_name)
     about = records_io.external_fields(name, dataset, seconds=seconds, fingerprint=fingerprint, **files)
     return records_io.record_run(results, res, analysis=analysis, **about, **fields)

@@ -281,6 +281,12 @@ def test_an_eval_record_pairs_with_the_score_name_record_of_its_saved_prediction
     code = main(["images", "--run", "saved", "--vs", "demo-mask2former", "--results", str(res), "--only-dataset",
                  "demo"])
     assert code == 0, capsys.readouterr().err
+    # score --name --no-analysis: the same fingerprint (the ground truth's images), so it pairs too
+    assert main(["score", "--gt-json", str(ann / "panoptic_val2017.json"), "--gt-dir", str(ann / "panoptic_val2017"),
+                 "--pred-json", str(out / f"{name}.json"), "--pred-dir", str(out / name), "--name", "plain",
+                 "--dataset-name", "demo", "--results", str(res), "--no-analysis"]) == 0
+    plain = next(r for r in load_records(res) if r["model"] == "plain")
+    assert plain["provenance"]["dataset"]["fingerprint"] == ev["provenance"]["dataset"]["fingerprint"]
 
 
 def test_compare_refuses_a_negative_seed_without_a_traceback(two_runs, capsys) -> None:

@@ -60,10 +60,14 @@ def _forked(parent: psutil.Process) -> list[psutil.Process]:
     return found
 
 
-def test_forked_processes_die_with_a_sigkilled_eval(tmp_path) -> None:
+@pytest.mark.parametrize(("layout", "busy"), [(["--cpu-procs", "2"], BUSY_S),
+                                            (["--cpu-procs", "1", "--workers", "2"], 0.0)])
+def test_forked_processes_die_with_a_sigkilled_eval(tmp_path, layout: list[str], busy: float) -> None:
+    """Forked evaluation processes, and DataLoader workers (one process, ``--workers 2``: they load ahead and may
+    sit idle, so no CPU time is waited for)."""
     root = make_demo(REPO_ROOT / "data" / "demo")
     cmd = [sys.executable, "-m", "panbench", "eval", "--model", "panoptic-fpn", "--dataset", "demo", "--data-root",
-           str(root), "--cpu-procs", "2", "--no-resume", "--no-progress", "--results", str(tmp_path)]
+           str(root), *layout, "--no-resume", "--no-progress", "--results", str(tmp_path)]
     parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     children: list[psutil.Process] = []
     try:
@@ -72,7 +76,7 @@ def test_forked_processes_die_with_a_sigkilled_eval(tmp_path) -> None:
             children = _forked(psutil.Process(parent.pid))
             time.sleep(0.01)
         assert children, "eval never forked (or finished before it could be killed)"
-        while _cpu_seconds(children) < BUSY_S and parent.poll() is None and time.monotonic() < deadline:
+        while _cpu_seconds(children) < busy and parent.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)  # until the forked process is scoring its shard (an idle one exits on EOF anyway)
         assert parent.poll() is None, "eval finished before it could be killed"
         os.kill(parent.pid, signal.SIGKILL)
