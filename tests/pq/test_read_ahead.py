@@ -195,7 +195,8 @@ def test_the_scan_lets_other_threads_run_while_it_walks_a_document() -> None:
     t0 = time.perf_counter()
     scan(raw, True)
     alone = time.perf_counter() - t0
-    # holding the GIL, a scan would stop this thread for its whole length; the best of three tries allows for a
-    # busy machine that does not run this thread at once
-    pauses = [longest_pause_while(lambda: scan(raw, True)) for _ in range(3)]
-    assert min(pauses) < alone / 3, (alone, pauses)
+    # holding the GIL, a scan would stop this thread for its whole length; it holds it only to make its result, a
+    # third of the walk here (0.36 of it measured under make test's load): half allows for that, the best of five
+    # tries for a busy machine that does not run this thread at once
+    pauses = [longest_pause_while(lambda: scan(raw, True)) for _ in range(5)]
+    assert min(pauses) < alone / 2, (alone, pauses)

@@ -204,6 +204,16 @@ def test_score_with_name_stores_a_record_for_the_table(case, tmp_path, capsys) -
     assert "Mask DINO (detectron2)" in out and f"{scored['PQ']:.3f}"[:5] in out
 
 
+@pytest.mark.parametrize("name", ["demo-maskformer", "mask2former"])
+def test_score_name_of_a_registered_model_is_refused_in_one_line(case, tmp_path, capsys, name) -> None:
+    """A registered model's name (or alias) as --name would file a run beside that model's own and the table would
+    rank two rows of one name: refused before any image is read."""
+    assert main(args(case, "--name", name, "--results", str(tmp_path))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--name {name}: the name of a registered model" in err[0], err
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("named", [False, True], ids=["plain", "with --name"])
 def test_score_never_imports_torch(case, tmp_path, named) -> None:
     code = ("import sys\nfrom panbench.cli import main\nassert main(sys.argv[1:]) == 0\n"
