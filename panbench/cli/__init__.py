@@ -261,6 +261,10 @@ def _resume_hint(args: argparse.Namespace) -> str:
     if n is None:
         return f"; {', '.join(done)} finished; rerun with --model {','.join(left)} to go on" if done and left else ""
     no_resume, scored = getattr(args, "no_resume", False), f"from the {n} image{'s' if n != 1 else ''} already scored"
+    if n == 0:  # interrupted before its first image was cached: nothing to resume from
+        if done and left:
+            return f"; {', '.join(done)} finished; rerun with --model {','.join(left)} to run the others"
+        return "; no image was scored yet: rerun the same command to start"
     if done and left:  # a multi-model run: the finished models are not run (nor recorded) again
         return (f"; {', '.join(done)} finished; rerun with --model {','.join(left)}"
                 f"{' without --no-resume' if no_resume else ''} to resume {left[0]} {scored}")

@@ -138,7 +138,8 @@ def grid_output(scored: list[tuple[Any, RunRecord]], model: str, dataset: str, o
     grid = {k: v for k, v in (opts.grid or {}).items() if any(u == k or u.endswith("." + k) for u in used)}
     doc = grid_summary(model, dataset, grid, rows, opts.command)
     path = write_grid_summary(results, doc)
-    return format_grid(doc, [r for _, r in scored]) + f"\n  grid: {path} ({len(rows)} records under {results}/runs)"
+    said = f"{len(rows)} record{'s' if len(rows) != 1 else ''}"
+    return format_grid(doc, [r for _, r in scored]) + f"\n  grid: {path} ({said} under {results}/runs)"
 
 
 def check_settings(args: argparse.Namespace) -> None:

@@ -41,10 +41,17 @@ non_negative_float = number_in(float, 0.0)  # exponents
 
 
 def model_name(text: str) -> str:
-    """An argparse ``type``: a name a record is filed and shown under (not empty, not only spaces; trimmed)."""
+    """An argparse ``type``: a name a record is filed and shown under (not empty, not only spaces; trimmed), not a
+    registered model's (a model's own runs are ``eval``'s: a table would rank two rows of one name)."""
+    from panbench.models.registry import all_models  # the configs read only where a name is given
+
     if not text.strip():
         raise argparse.ArgumentTypeError(f"needs a name to show the system under in tables, got {text!r}")
-    return text.strip()
+    name = text.strip()
+    if any(name == s.name or name in s.aliases for s in all_models()):
+        raise argparse.ArgumentTypeError(f"{name}: the name of a registered model (a model's own runs are `panbench "
+                                         f"eval`'s); name the system another way, e.g. --name '{name} (scored)'")
+    return name
 
 
 class Common:

@@ -120,18 +120,7 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.per_image:
         _per_image(args, None)
     if args.name:
-        _not_a_registered_model(args.name)
         check_writable(Path(args.results) / "runs", "--results")
-
-
-def _not_a_registered_model(name: str) -> None:
-    """``--name`` of a registered model refused: its runs are ``eval``'s, and a table would rank two rows of one name
-    as two runs of that model."""
-    from panbench.models.registry import all_models
-
-    if any(name == s.name or name in s.aliases for s in all_models()):
-        raise InputError(f"--name {name}: the name of a registered model (a model's own runs are `panbench eval`'s); "
-                         f"name the system another way, e.g. --name '{name} (scored)'")
 
 
 # what OpenBLAS reads for its thread count, in its order

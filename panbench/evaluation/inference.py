@@ -314,11 +314,10 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequenc
     pipeline = lm.pipeline if opts.corruption is None else CorruptedPipeline(lm.family, opts.corruption)
     items: Any = Items(dataset, todo, pipeline)
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
+    start = functools.partial(_data_worker, os.getpid()) if opts.workers > 0 else None
     loader: Any = torch.utils.data.DataLoader(items, batch_size=1, shuffle=False, num_workers=opts.workers,
-                                              collate_fn=list, persistent_workers=False,
-                                              prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None,
-                                              worker_init_fn=functools.partial(_data_worker, os.getpid())
-                                              if opts.workers > 0 else None)
+                                              collate_fn=list, persistent_workers=False, worker_init_fn=start,
+                                              prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None)
     with sigint_held():  # the workers start here: none meets a Ctrl-C before it ignores SIGINT
         loaded = iter(loader)
     family = lm.family

@@ -29,6 +29,7 @@ from panbench.models.grid import Setting, expand, forward_options, has_key
 from panbench.models.postprocess import PostProcess
 from panbench.models.protocol import count_parameters
 from panbench.models.registry import ModelSpec
+from panbench.pq.rule_names import RULES
 from panbench.records import io as records_io
 from panbench.records.schema import RunRecord
 from panbench.robustness.pipeline import check_corruptible
@@ -140,8 +141,6 @@ class Run:
 
     def _rules(self) -> tuple[str, ...]:
         """``--rules`` and, where the published numbers were computed under other rules than panopticapi's, those."""
-        from panbench.pq.rule_names import RULES
-
         published = self.spec.published_rules
         extra = (published,) if published in RULES and published != "panopticapi" else ()
         return tuple(r for r in RULES if r in (*self.opts.rules, *extra))

@@ -4,6 +4,7 @@ share that adds exactly (reset / process / add / merge / evaluate), what a membe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import importlib
@@ -89,14 +90,19 @@ def needs_of(ev: Any) -> frozenset[str]:
 
 def call(ev: Any, method: str, where: str, *args: Any, **kwargs: Any) -> Any:
     """``ev.method(*args)``; an exception of an evaluator of the user's (not panbench's own) becomes one line naming
-    the evaluator, the method and the image (the traceback under ``--debug``)."""
-    try:
+    the evaluator, the method and the image (the traceback under ``--debug``), and so does its ``sys.exit``; what it
+    prints goes to stderr (stdout is panbench's: ``score --json``'s JSON)."""
+    if type(ev).__module__.startswith("panbench."):
         return getattr(ev, method)(*args, **kwargs)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return getattr(ev, method)(*args, **kwargs)
     except PanbenchError:
         raise
+    except SystemExit as e:
+        raise PanbenchError(f"evaluator {name_of(ev)}: {method}() called sys.exit({e.code!r}) on {where}; an "
+                            "evaluator returns its share or fields, or raises (--debug shows where)") from None
     except Exception as e:
-        if type(ev).__module__.startswith("panbench."):
-            raise
         raise PanbenchError(f"evaluator {name_of(ev)}: {method}() failed on {where} ({type(e).__name__}: {e}); fix "
                             "the evaluator (--debug shows where)") from e
 

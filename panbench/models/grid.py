@@ -217,6 +217,9 @@ def check_combined(grid: dict[str, list[Any]], keys: list[GridKey], base_cfg: di
     if len({k.name for k in keys}) != len(keys):
         raise PanbenchError(f"--grid: {', '.join(grid)} name one key twice (a full and a short name); give it once")
     rules = {str(v) for k, vs in zip(keys, grid.values()) if k.name == "postprocess" for v in vs} or {base_rule}
+    if base_rule != "default" and any(k.name == "postprocess" for k in keys):  # the grid's would win, unsaid
+        raise PanbenchError(f"--grid postprocess and --postprocess {base_rule}: set it once (the grid's values, or "
+                            "--postprocess alone)")
     for k in keys:
         if k.sets == "cfg" and base_cfg and k.name in base_cfg:
             raise PanbenchError(f"--grid {k.short} and --cfg-options {k.name}: set it once (the grid's values)")

@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from panbench.pq.matching import IGNORED_SHARE, MATCH_IOU, CategoryTable, Segments
-from panbench.pq.rules import RuleSums, rule_summary
-
-Color = tuple[int, int]  # (class, instance)
+from panbench.pq.rules import Color, RuleSums, rule_summary
 
 
 @dataclass(frozen=True)

@@ -325,6 +325,20 @@ def test_an_interrupted_eval_says_how_many_images_a_rerun_resumes_from(demo_root
     assert rec["timings"]["resumed_images"] == 3  # what the message promised
 
 
+def test_an_eval_interrupted_before_its_first_image_says_there_is_nothing_to_resume(demo_root, tmp_path,
+                                                                                    monkeypatch, capsys) -> None:
+    from panbench.evaluators import Evaluators
+
+    def interrupt(self, image, where):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Evaluators, "take", interrupt)  # Ctrl-C as the first image is handed to the evaluators
+    assert main(["eval", "--model", "demo-mask2former", "--data-root", str(demo_root), "--results",
+                 str(tmp_path), "--limit", "3", *FAST]) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "panbench: interrupted; no image was scored yet: rerun the same command to start"
+
+
 def test_the_recorded_command_is_shell_quoted_and_runs_again_as_written(demo_root, tmp_path) -> None:
     import shlex
 

@@ -172,6 +172,8 @@ def test_a_grid_that_cannot_come_from_one_forward_is_one_line_exit_2(demo_root, 
     (["--images", "x", "--save-predictions", "y"], "--images has no ground truth"),
     (["--cfg-options", "model.test_cfg.object_mask_thr=0.7"], "set it once"),
     (["--postprocess", "maskwise"], "object_mask_thr: read by postprocess=default only"),
+    (["--postprocess", "argmax", "--grid", "postprocess=default,maskwise"],
+     "--grid postprocess and --postprocess argmax: set it once"),
     (["--per-image", "x.csv"], "--per-image"),
 ])
 def test_a_grid_with_an_option_it_cannot_take_is_refused(demo_root, tmp_path, capsys, extra, said) -> None:

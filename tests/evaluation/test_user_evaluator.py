@@ -198,6 +198,8 @@ def test_an_exception_in_its_code_is_one_line_naming_it_the_method_and_the_image
      "evaluate() returned fields that are not JSON"),
     (('return {"images": self.images, "gt_segments": self.gt_segments}', 'return {"images": float("nan")}'),
      "evaluate() returned fields that are not JSON (Out of range float values"),
+    (('return {"gt_segments": len(image.gt_segments)}', 'import sys; sys.exit(3)'),
+     "process() called sys.exit(3) on image"),
 ])
 def test_a_broken_contract_is_one_line_naming_the_evaluator(change: tuple[str, str], words: str, coco_sample: Path,
                                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -212,6 +214,20 @@ def test_a_broken_contract_is_one_line_naming_the_evaluator(change: tuple[str, s
                  "--pred-dir", str(gt_dir), "--evaluator", f"{tmp_path / 'e.py'}:ImageCount", "--json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+def test_what_an_evaluator_prints_goes_to_stderr_and_score_json_stays_json(coco_sample: Path, tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    text = EXAMPLE.read_text().replace('return {"gt_segments": len(image.gt_segments)}',
+                                       'print("seen", image.image_id); return {"gt_segments": len(image.gt_segments)}')
+    (tmp_path / "e.py").write_text(text)
+    gt_json = coco_sample / "annotations" / "panoptic_val2017.json"
+    gt_dir = coco_sample / "annotations" / "panoptic_val2017"
+    capsys.readouterr()
+    assert main(["score", "--gt-json", str(gt_json), "--gt-dir", str(gt_dir), "--pred-json", str(gt_json),
+                 "--pred-dir", str(gt_dir), "--evaluator", f"{tmp_path / 'e.py'}:ImageCount", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["evaluators"]["ImageCount"]["images"] == 2 and err.count("seen ") == 2, (out, err)
 
 
 def test_a_version_of_zero_is_its_own_and_a_later_run_of_an_image_replaces_its_cached_share(tmp_path: Path) -> None:

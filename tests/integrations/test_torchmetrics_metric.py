@@ -320,7 +320,8 @@ def test_setup_and_the_test_extra_install_the_lightning_the_ddp_test_runs_with()
 
     test_extra = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
     assert "lightning==2.6.6" in test_extra
-    assert re.search(r"\btorchmetrics lightning==2\.6\.6\b", (REPO_ROOT / "scripts" / "setup.sh").read_text())
+    assert re.search(r"\btorchmetrics==1\.9\.0 vernier==0\.5\.4 lightning==2\.6\.6\b",
+                     (REPO_ROOT / "scripts" / "setup.sh").read_text())
 
 
 def test_with_no_category_present_every_value_is_nan_as_in_torchmetrics() -> None:

