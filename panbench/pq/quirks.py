@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from panbench.pq.matching import IGNORED_SHARE, MATCH_IOU, CategoryTable, Segments
-from panbench.pq.rules import Color, RuleSums, rule_summary
+from panbench.pq.rules import Color, RuleSums, color_table, rule_summary
 
 
 @dataclass(frozen=True)
@@ -147,19 +147,10 @@ def _colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: CategoryTable
     for j in range(len(pred)):
         c = int(pred.cats[j])
         p_color[j + 1] = (c, 0) if q.stuff_merge and not isthing[c] else (c, j + 1)
-    pairs: dict[tuple[Color, Color], int] = {}
-    for r, tc in t_color.items():
-        for k, pc in p_color.items():
-            if (v := int(inter[r, k])) > 0:
-                pairs[(pc, tc)] = pairs.get((pc, tc), 0) + v
-    p_area: dict[Color, int] = {}
-    t_area: dict[Color, int] = {}
-    for (pc, tc), v in sorted(pairs.items()):
-        p_area[pc] = p_area.get(pc, 0) + v
-        t_area[tc] = t_area.get(tc, 0) + v
+    pairs, p_area, t_area = color_table(inter, t_color, p_color)
     if not q.pixel_areas:
         t_area.update({tc: a for tc, a in json_area.items() if tc in t_area})
-    return pairs, p_area, dict(sorted(t_area.items())), crowd_rows, t_crowd
+    return pairs, p_area, t_area, crowd_rows, t_crowd
 
 
 def attribution(rule: str, sums: list[RuleSums], base: RuleSums, cats: CategoryTable) -> list[dict[str, Any]]:

@@ -203,6 +203,14 @@ def _eomt_colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: Category
     for j in range(len(pred)):
         c = int(pred.cats[j])
         p_color[j + 1] = (c, j + 1 if isthing[c] else 0)
+    return (*color_table(inter, t_color, p_color), crowd)
+
+
+def color_table(inter: np.ndarray, t_color: dict[int, Color], p_color: dict[int, Color]) -> tuple[
+        dict[tuple[Color, Color], int], dict[Color, int], dict[Color, int]]:
+    """An intersection table by colours (a table row's target colour, a column's prediction colour): each
+    (prediction, target) pair's pixels, each prediction's and each target's area counted from them, the targets in
+    ``torch.unique``'s order (sorted), as torchmetrics' ``_get_color_areas`` gives them."""
     pairs: dict[tuple[Color, Color], int] = {}
     for r, tc in t_color.items():
         for k, pc in p_color.items():
@@ -213,7 +221,7 @@ def _eomt_colors(inter: np.ndarray, gt: Segments, pred: Segments, cats: Category
     for (pc, tc), v in sorted(pairs.items()):
         pred_areas[pc] = pred_areas.get(pc, 0) + v
         target_areas[tc] = target_areas.get(tc, 0) + v
-    return pairs, pred_areas, dict(sorted(target_areas.items())), crowd
+    return pairs, pred_areas, dict(sorted(target_areas.items()))
 
 
 #: the rules counted from each image's table (panopticapi's are the PQ sums themselves)
