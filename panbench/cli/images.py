@@ -56,7 +56,7 @@ def columns(rec: Any, aset: Any) -> dict[str, Any]:  # the run's per-image colum
 
 def run(args: argparse.Namespace) -> int:
     from panbench.analysis.per_image import check_table, ranked, write_record_per_image
-    from panbench.reporting.labels import short_label
+    from panbench.reporting.labels import fingerprint, short_label
     from panbench.reporting.pairing import ann_file, pick_pair, same_images
 
     if not args.run:
@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if rec_b is not None:
         if not same_images(rec_a, rec_b):  # the same image ids of two annotation files are other images
             raise InputError(f"{rec_a.model} and {rec_b.model} were scored on different images ({ann_file(rec_a)}, "
-                             f"{ann_file(rec_b)}), and no runs of the two share them; run both on the same "
+                             f"{rec_a.n_images} images; {ann_file(rec_b)}, {rec_b.n_images} images; fingerprints "
+                             f"{fingerprint(rec_a)}, {fingerprint(rec_b)}), and no runs of the two share them; run "
+                             "both on the same "
                              "images, or pass two record JSONs")
         b_cols, name_b = columns(rec_b, load_run(rec_b, root_b)), short_label(rec_b, pair)
         print(f"B: {_named(rec_b, root_b, pair)}", file=sys.stderr)

@@ -266,7 +266,7 @@ def _rules(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--rules", metavar="NAME[,NAME...]", type=rule_names,
                    help="PQ also under other implementations' rules, beside panbench's (panopticapi's): "
-                   f"{', '.join(RULES)} (docs/pq-rules.md); in --json and the record as `rules`")
+                   f"{', '.join(RULES)} (docs/pq-rules.md); printed, and in the record as `rules` (score: --json too)")
 
 
 _STORE_TRUE = {"action": "store_true"}

@@ -314,9 +314,9 @@ def run_inference(lm: LoadedModel, dataset: PanopticDataset, evaluators: Sequenc
     pipeline = lm.pipeline if opts.corruption is None else CorruptedPipeline(lm.family, opts.corruption)
     items: Any = Items(dataset, todo, pipeline)
     # images load one by one and meet in batches of one padded shape (same_shape_batches)
-    start = functools.partial(_data_worker, os.getpid()) if opts.workers > 0 else None
     loader: Any = torch.utils.data.DataLoader(items, batch_size=1, shuffle=False, num_workers=opts.workers,
-                                              collate_fn=list, persistent_workers=False, worker_init_fn=start,
+                                              collate_fn=list, persistent_workers=False,
+                                              worker_init_fn=_worker_start() if opts.workers > 0 else None,
                                               prefetch_factor=4 * opts.batch_size if opts.workers > 0 else None)
     with sigint_held():  # the workers start here: none meets a Ctrl-C before it ignores SIGINT
         loaded = iter(loader)
@@ -430,7 +430,14 @@ def _ignore_sigint(*_: object) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-def _data_worker(parent: int, worker_id: int) -> None:
+def _worker_start() -> Callable[[int], None]:
+    """The DataLoader workers' start (:func:`_data_worker`), with this process as their parent where they are forked
+    (elsewhere a worker's parent is a server process)."""
+    forked = mp.get_start_method(allow_none=True) in (None, "fork")
+    return functools.partial(_data_worker, os.getpid() if forked else None)
+
+
+def _data_worker(parent: int | None, worker_id: int) -> None:
     """A DataLoader worker's start: Ctrl-C left to the parent, and gone when the parent is (a SIGKILLed eval, an
     evaluator's ``os._exit``), so that no worker holds the output's pipe."""
     _ignore_sigint()

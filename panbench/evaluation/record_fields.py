@@ -105,15 +105,18 @@ def resumed_speed(now: dict[str, Any], stored: dict[str, Any] | None, device: st
     return out, device
 
 
-def delta(res: dict[str, Any], published: dict[str, float | None]) -> dict[str, float | None]:
-    """Measured minus published, per metric (None where the zoo publishes nothing)."""
+def delta(res: dict[str, Any] | None, published: dict[str, float | None]) -> dict[str, float | None]:
+    """Measured minus published, per metric (None where the zoo publishes nothing); none without measured numbers
+    under the published ones' rules (``res`` None)."""
+    if res is None:
+        return {}
     return {k: (res[k] - published[k]) if published.get(k) is not None else None for k in METRIC_KEYS}
 
 
-def under_rules(res: dict[str, Any], fields: dict[str, Any], rule: str | None) -> dict[str, Any]:
-    """The metrics under ``rule`` (the published numbers'): the run's ``rules`` entry, or ``res`` (panopticapi's, or
-    a rule the run did not compute)."""
-    return (fields.get("rules") or {}).get(rule or "", res)
+def under_rules(res: dict[str, Any], fields: dict[str, Any], rule: str | None) -> dict[str, Any] | None:
+    """The metrics under ``rule`` (the published numbers'): ``res`` for panopticapi's, the run's ``rules`` entry for
+    another; None where the rules are unknown or the run did not compute them (no difference across rules)."""
+    return res if rule == "panopticapi" else (fields.get("rules") or {}).get(rule or "")
 
 
 def save_instances(writer: PredictionWriter | None, evaluators: Evaluators) -> Path | None:

@@ -142,8 +142,15 @@ class Run:
     def _rules(self) -> tuple[str, ...]:
         """``--rules`` and, where the published numbers were computed under other rules than panopticapi's, those."""
         published = self.spec.published_rules
-        extra = (published,) if published in RULES and published != "panopticapi" else ()
+        compared = self.compares_published(self.opts, self.lm)  # as the record's delta
+        extra = (published,) if compared and published in RULES and published != "panopticapi" else ()
         return tuple(r for r in RULES if r in (*self.opts.rules, *extra))
+
+    def compares_published(self, opts: EvalOptions, lm: LoadedModel) -> bool:
+        """Whether the run is comparable with the published numbers: the zoo publishes clean COCO numbers of its own
+        weights, none to compare a corrupted run or other weights with."""
+        own = record_fields.own_weights(self.spec, opts.checkpoint, lm.weights.sha256)
+        return self.dataset.name == "coco" and opts.corruption is None and not own
 
     def _score_cutoff(self, part: Part) -> float | None:
         """The model's own score threshold under ``part``'s options (its family's ``score_cutoff``), within [0, 1]: a
@@ -261,9 +268,8 @@ class Run:
         analysis = fields.pop("analysis", None)  # the per-image export, saved beside the record
         if found := fields.pop("diagnosis", None):  # format mistakes: pq_if_fixed None
             fields["diagnosis"] = [f.to_json() for f in found]
-        # the zoo publishes clean COCO numbers of its own weights: none to compare a corrupted run or other weights with
         own = record_fields.own_weights(spec, opts.checkpoint, lm.weights.sha256)
-        coco = dataset.name == "coco" and opts.corruption is None and not own
+        coco = self.compares_published(opts, lm)
 
         results = opts.results_dir if self.rank == 0 else None  # rank 0 writes it
         # provenance.predictions: the JSON and the PNG folder written

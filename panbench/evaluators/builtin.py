@@ -216,7 +216,8 @@ class RulesEvaluator:
     def __init__(self, categories: CategoryTable, rules: tuple[str, ...]) -> None:
         self.categories, self.rules = categories, tuple(rules)
         self.tabled = tuple(r for r in self.rules if r != "panopticapi")  # the rules read from the table
-        self.version = "1:" + ",".join(self.tabled)  # a cache of other rules holds other shares: run again
+        # a cache of other rules (or of another attribution order) holds other shares: run again
+        self.version = "1:" + ",".join(f"{r}/{len(states(r))}" for r in self.tabled)
         self.needs = frozenset({"id_maps", "segments"}) if self.tabled else frozenset()
         self.reset()
 

@@ -228,7 +228,8 @@ class BasePanopticQuality:
     def __init__(self, categories: Categories, *, analyses: bool = False, strict: bool = False,
                  evaluators: Sequence[Any] = (), rules: Sequence[str] = ()) -> None:
         self.categories = category_table(categories)
-        self.rules = check_rules(list(rules), "rules") if rules else ()  # PQ under other rules: PQResult.rules
+        names = [rules] if isinstance(rules, str) else list(rules)
+        self.rules = check_rules(names, "rules") if names else ()  # PQ under other rules: PQResult.rules
         self.analyses = analyses  # keep each image's result for the analyses of compute()
         self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
         try:
@@ -308,9 +309,10 @@ class BasePanopticQuality:
     def add_sums(self, sums: np.ndarray) -> None:
         """Add a :meth:`sums` vector of another metric (a rank's, a process's)."""
         self._check_open("add_sums()")
-        if self.analyses or self._user:
-            raise InputError("add_sums(): the analyses and the evaluators need each image; merge() the other metric "
-                             "or add() its results instead, or build both with analyses=False and no evaluators")
+        if self.analyses or self._user or self.rules:
+            raise InputError("add_sums(): the analyses, the evaluators and the rules need each image; merge() the "
+                             "other metric or add() its results instead, or build both with analyses=False, no "
+                             "evaluators and no rules")
         stats = PQStats.from_array(np.asarray(sums, np.int64))
         if len(stats.tp) != len(self.categories):
             raise InputError(f"add_sums(): a vector of {len(stats.tp)} categories added to a metric of "
@@ -342,7 +344,7 @@ class BasePanopticQuality:
         if not (dist.is_available() and dist.is_initialized()) or self._synced:
             return
         total = self._evaluators.empty()
-        if self.analyses or self._user:  # the per-image results and shares too: every rank's members, gathered
+        if self.analyses or self._user or self.rules:  # the per-image results and shares too: every rank's members
             everyone: list[Any] = [None] * dist.get_world_size(group)
             dist.all_gather_object(everyone, self._evaluators.part(), group=group)
             for part in everyone:  # rank order: every rank ends with the same images in the same order

@@ -332,12 +332,24 @@ BLOCKS = ("metrics", "semantic", "n_categories", "per_class", "published", "delt
           "provenance")
 
 
+#: the sources of the registered models' published numbers and the rules each computed them under (the MMDetection
+#: zoo's CocoPanopticMetric and detectron2's and DETR's evaluations run panopticapi)
+_SOURCE_RULES = (("tue-mps/eomt", "eomt"), ("MMDetection model zoo", "panopticapi"),
+                 ("facebookresearch/", "panopticapi"), ("SHI-Labs/", "panopticapi"),
+                 ("original release", "panopticapi"))
+
+
+def _rules_of_source(source: str) -> str | None:
+    """The rules of a published number by its source (None: a source panbench does not register)."""
+    return next((rule for part, rule in _SOURCE_RULES if part in source), None)
+
+
 def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """The fields of a record as today's schema holds them: a record without ``framework`` ran ``mmdet``
     (``external`` for ``score --name``), one without ``selection`` ran what its command line says, one without
     ``published_source`` has the model zoo's numbers (an mmdet model) or the original release's (an hf: model), one
-    with published numbers and no ``published_rules`` has them under EoMT's rules where its source is EoMT's zoo and
-    under panopticapi's otherwise (every registered model's but EoMT's), and a speed of 0 was not measured."""
+    with published numbers and no ``published_rules`` has those of its source (:data:`_SOURCE_RULES`; unknown for a
+    source panbench does not register), and a speed of 0 was not measured."""
     rec = {k: ({} if v is None and k in BLOCKS else v) for k, v in raw.items()}
     external = rec.get("architecture") == "external"
     if not rec.get("framework"):
@@ -349,7 +361,7 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
         rec["published_source"] = ("MMDetection model zoo" if rec["framework"] == "mmdet"
                                    else "original release (docs/huggingface.md)")
     if "published_rules" not in rec and any(v is not None for v in (rec.get("published") or {}).values()):
-        rec["published_rules"] = "eomt" if "tue-mps/eomt" in str(rec.get("published_source")) else "panopticapi"
+        rec["published_rules"] = _rules_of_source(str(rec.get("published_source")))
     timings = rec.get("timings") or {}
     if isinstance(timings.get("images_per_s"), int | float) and not timings["images_per_s"] > 0:
         rec["timings"] = {**timings, "images_per_s": None}

@@ -134,8 +134,8 @@ def _published_columns(r: RunRecord, published: bool) -> dict[str, Any]:
     m: dict[str, Any] | None = r.metrics if rule == "panopticapi" else (r.rules or {}).get(rule or "")
     row: dict[str, Any] = {"published": published_label(r)}
     if published:
-        row["published_rules"] = rule if rule and (m is not None or not any(pub.values())) else (
-            f"{rule} (not computed)" if rule else "unknown")
+        row["published_rules"] = None if not any(v is not None for v in pub.values()) else (
+            rule if rule and m is not None else f"{rule} (not computed)" if rule else "unknown")
         row["PQ_under_rules"] = m.get("PQ") if m is not None and rule != "panopticapi" else None
     for k in METRIC_KEYS if published else ():
         row[f"{k}_pub"] = p = pub.get(k)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,15 +56,18 @@ def format_record(rec: RunRecord, results_dir: Any = None) -> str:
         lines.append(f"  {ap_line(rec.ap)} ({rec.ap_source})")
     if rec.miou is not None:
         lines.append(f"  mIoU {rec.miou:.3f} (from the {rec.miou_source} output)")
-    pub = rec.published
+    pub, rule = rec.published, rec.published_rules
     if any(v is not None for v in pub.values()):
         d = rec.delta_to_published
-        parts = [f"{k} {rec.metrics[k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
-                 if pub.get(k) is not None and rec.metrics.get(k) is not None]
-        lines.append(f"  published ({rec.published_source or 'zoo'}): " + "; ".join(parts))
+        ruled = rec.metrics if rule == "panopticapi" else (rec.rules or {}).get(rule or "") or {}
+        parts = [f"{k} {ruled[k]:.1f} vs {pub[k]:.1f} ({d[k]:+.1f})" for k in ("PQ", "PQ_th", "PQ_st")
+                 if pub.get(k) is not None and ruled.get(k) is not None and d.get(k) is not None]
+        under = f"under {rule}'s rules" if rule else "under rules it does not say: no difference shown"
+        lines.append(f"  published ({rec.published_source or 'zoo'}; {under}): " + ("; ".join(parts) or "-"))
         if (dpq := d.get("PQ")) is not None and abs(dpq) > 1.0:
             note = "on a subset, a gap is expected" if rec.n_images < 5000 else "check checkpoint and class order"
             lines.append(f"  WARNING: PQ differs from the published value by {dpq:+.1f} ({note})")
+    lines += ["  " + line for line in rules_lines(rec.rules) + attribution_lines(rec.rules_attribution)]
     lines += ["  " + line for line in format_analyses(rec) + evaluator_lines(rec.evaluators)
               + diagnosis_lines(rec.diagnosis or [])]
     if saved := (rec.provenance or {}).get("predictions"):  # --save-predictions: where they went
@@ -211,7 +214,7 @@ def rules_lines(rules: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
         for r, v in rules.items()]
 
 
-def attribution_lines(rows: Mapping[str, list[Mapping[str, Any]]] | None) -> list[str]:
+def attribution_lines(rows: Mapping[str, Sequence[Mapping[str, Any]]] | None) -> list[str]:
     """Each rule's difference from panopticapi's PQ, quirk by quirk in the order they are switched on."""
     out = []
     for rule, quirks in (rows or {}).items():

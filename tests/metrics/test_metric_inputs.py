@@ -150,3 +150,11 @@ def test_a_metric_without_analyses_merges_one_with_them_and_their_evaluators_pai
     plain.merge(rich)
     res = plain.compute()
     assert res.n_images == 2 and res.evaluators == {"ImageCount": {"images": 2, "gt_segments": 2 * len(segs)}}
+
+
+def test_a_metric_with_rules_takes_one_name_as_a_string_and_refuses_sums_alone() -> None:
+    """The rules count each image: sums alone cannot carry them (add_sums, and sync takes the gathered path)."""
+    m = PanopticQuality(CATS, rules="torchmetrics")
+    assert m.rules == ("torchmetrics",)
+    with pytest.raises(InputError, match="the analyses, the evaluators and the rules need each image"):
+        m.add_sums(PanopticQuality(CATS).sums())
