@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from panbench.analysis.ap import Instances
-from panbench.errors import PanbenchError
+from panbench.errors import InputError, PanbenchError
 from panbench.pq.matching import CategoryTable
 from panbench.pq.result import ImageResult
 
@@ -162,9 +162,15 @@ def fresh_copy(ev: Any) -> Any:
 
 def load_evaluators(specs: Sequence[Any]) -> list[Any]:
     """The user's evaluators of ``specs`` (``--evaluator``, ``EvalOptions.evaluators``, ``evaluators=`` of the
-    metrics), each loaded and reset, their names checked: what cannot be is refused in one line."""
-    evaluators = [load_evaluator(s) for s in specs]
-    check_names(evaluators)
+    metrics and the integrations), each loaded and reset, their names checked: what cannot be is refused in one
+    line (an :class:`~panbench.errors.InputError`)."""
+    try:
+        evaluators = [load_evaluator(s) for s in specs]
+        check_names(evaluators)
+    except InputError:
+        raise
+    except PanbenchError as e:
+        raise InputError(str(e)) from None
     return evaluators
 
 

@@ -104,7 +104,8 @@ class PredictionSegments:
 class PanbenchPanopticEvaluator(DatasetEvaluator):
     """COCO panoptic PQ, SQ, RQ as ``COCOPanopticEvaluator``, scored in memory (docs/api.md, "detectron2")."""
 
-    def __init__(self, dataset_name: str, output_dir: str | None = None, *, keep_ground_truth: bool = False) -> None:
+    def __init__(self, dataset_name: str, output_dir: str | None = None, *, keep_ground_truth: bool = False,
+                 evaluators: Sequence[Any] = ()) -> None:
         self.dataset_name = dataset_name
         self._metadata = MetadataCatalog.get(dataset_name)
         for key in ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id", "panoptic_json",
@@ -119,7 +120,11 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
             PathManager.mkdirs(output_dir)
         self._gt_json = PathManager.get_local_path(self._metadata.panoptic_json)
         self._coco = CocoPanopticQuality(self._gt_json, PathManager.get_local_path(self._metadata.panoptic_root),
-                                         keep_ground_truth=keep_ground_truth)
+                                         keep_ground_truth=keep_ground_truth, evaluators=evaluators)
+        if "panoptic_seg" in (names := self._coco.part().evaluators):
+            raise InputError(f"{_NAME}: an evaluator is named 'panoptic_seg', the task of the PQ numbers; give it "
+                             f"another name (its class attribute 'name')")
+        self._names = names
 
     def reset(self) -> None:
         """A new round: no image scored (kept ground truth stays)."""
@@ -140,20 +145,21 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
             ids, segments = self._convert(out["panoptic_seg"], f"image {image_id}")
             self._coco.update(image_id, ids, segments)
 
-    def evaluate(self) -> OrderedDict[str, dict[str, float]] | None:
-        """The nine numbers (0-100) of every rank's images on the main process, printed as detectron2 prints them."""
+    def evaluate(self) -> OrderedDict[str, dict[str, Any]] | None:
+        """The nine numbers (0-100) of every rank's images on the main process, printed as detectron2 prints them;
+        each of ``evaluators`` adds its fields as a task of its name."""
         comm.synchronize()
-        parts = comm.gather((self._coco.scored, self._coco.sums()))
+        parts = comm.gather(self._coco.part())
         if not comm.is_main_process():
             return None
-        total = PanopticQuality(self._coco.categories)
+        total = PanopticQuality(self._coco.categories, evaluators=self._coco.evaluators)
         seen: set[Any] = set()
-        for ids, sums in parts:
-            if again := seen.intersection(ids):
+        for part in parts:
+            if again := seen.intersection(part.scored):
                 raise InputError(f"{_NAME}: image {sorted(again, key=str)[0]!r} was scored by two ranks; give each "
                                  "rank its own images (detectron2's InferenceSampler does)")
-            seen.update(ids)
-            total.add_sums(sums)
+            seen.update(part.scored)
+            total.merge(part)
         if missing := [i for i in self._coco.ground_truth.annotations if i not in seen]:
             raise InputError(f"{_NAME}: {len(missing)} of the {len(self._coco.ground_truth)} images of {self._gt_json} "
                              f"have no prediction (image {missing[0]!r} first); process every image of dataset "
@@ -163,4 +169,6 @@ class PanbenchPanopticEvaluator(DatasetEvaluator):
             logging.getLogger(__name__).warning(findings_text(result.diagnosis))
         pq = result.to_panopticapi()
         _print_panoptic_results(pq)
-        return OrderedDict({"panoptic_seg": {key: 100 * pq[group][k] for key, group, k in _KEYS}})
+        out = OrderedDict({"panoptic_seg": {key: 100 * pq[group][k] for key, group, k in _KEYS}})
+        out.update((name, result.evaluators[name]) for name in self._names)  # each evaluator a task of its own
+        return out

@@ -18,7 +18,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from panbench.errors import InputError
-from panbench.metrics import CocoPanopticQuality, PanopticQuality
+from panbench.metrics import CocoPanopticQuality, PanopticQuality, load_evaluators
 from panbench.pq.diagnosis import findings_text
 from panbench.pq.png import read_ids
 
@@ -80,7 +80,8 @@ class PanbenchPanopticMetric(BaseMetric):
     def __init__(self, ann_file: str | None = None, seg_prefix: str | None = None, classwise: bool = False,
                  format_only: bool = False, outfile_prefix: str | None = None, nproc: int = 32,
                  file_client_args: dict | None = None, backend_args: dict | None = None,
-                 collect_device: str = "cpu", prefix: str | None = None, keep_ground_truth: bool = True) -> None:
+                 collect_device: str = "cpu", prefix: str | None = None, keep_ground_truth: bool = True,
+                 evaluators: Sequence[Any] = ()) -> None:
         if file_client_args is not None:
             raise InputError(f"{_NAME}: file_client_args is deprecated in mmdet 3.x; pass backend_args instead")
         if backend_args and backend_args.get("backend", "local") != "local":
@@ -98,8 +99,10 @@ class PanbenchPanopticMetric(BaseMetric):
                                               None, backend_args, collect_device, prefix)
         self._coco: CocoPanopticQuality | None = None
         self._json_categories: list[dict[str, Any]] | None = None
+        self._evaluators = load_evaluators(evaluators)  # loaded and checked once; each image a fresh copy
         if ann_file and not format_only:
-            self._coco = CocoPanopticQuality(ann_file, seg_prefix, keep_ground_truth=keep_ground_truth)
+            self._coco = CocoPanopticQuality(ann_file, seg_prefix, keep_ground_truth=keep_ground_truth,
+                                             evaluators=self._evaluators)
             table = self._coco.categories  # the annotation file's categories, in its order
             self._json_categories = [{"id": i, "name": n, "isthing": int(t)}
                                      for i, n, t in zip(table.ids, table.names, table.isthing)]
@@ -158,14 +161,20 @@ class PanbenchPanopticMetric(BaseMetric):
             pred = sample["pred_panoptic_seg"]
             pan = pred["sem_seg"].cpu().numpy()[0]
             ids, segments = prediction_segments(pan, num_classes, pred.get("ignore_index", num_classes), label2cat)
+            scorer: CocoPanopticQuality | PanopticQuality
             if self._coco is not None:
-                self.results.append(self._coco.update(sample["img_id"], ids, segments))
+                scorer = self._coco
+                if self._evaluators:
+                    scorer.reset()  # one image's part each: mmengine's collect keeps one result per sample
+                result = scorer.update(sample["img_id"], ids, segments)
             else:
                 gt_ids, gt_segments = self._sample_ground_truth(sample)
-                if self._meta_scorer is None:
-                    self._meta_scorer = PanopticQuality(self.categories())
-                self.results.append(self._meta_scorer.update(ids, segments, gt_ids, gt_segments,
-                                                             image_id=sample["img_id"]))
+                scorer = self._meta_scorer = self._meta_scorer or PanopticQuality(self.categories(),
+                                                                                  evaluators=self._evaluators)
+                if self._evaluators:
+                    scorer.reset()
+                result = scorer.update(ids, segments, gt_ids, gt_segments, image_id=sample["img_id"])
+            self.results.append(scorer.part() if self._evaluators else result)
 
     def _sample_ground_truth(self, sample: dict) -> tuple[np.ndarray, list[dict[str, int]]]:
         """The ground truth of a data sample (no ann_file), as ``CocoPanopticMetric`` reads it: the PNG under seg_prefix
@@ -184,12 +193,17 @@ class PanbenchPanopticMetric(BaseMetric):
                     for s in sample["segments_info"]]
         return ids, segments
 
-    def compute_metrics(self, results: list) -> dict[str, float]:
-        """The nine metrics (0-100) from the images' results of every rank, printed as mmdet prints them."""
+    def compute_metrics(self, results: list) -> dict[str, Any]:
+        """The nine metrics (0-100) from the images' results of every rank, printed as mmdet prints them, and the
+        ``evaluators``' fields by name."""
         if self._writer is not None:
             return self._writer.compute_metrics(results)
-        total = PanopticQuality(self.categories())
-        total.add(results)  # one chunk: the images' contributions added at once
+        total = PanopticQuality(self.categories(), evaluators=self._evaluators)
+        if self._evaluators:  # each image's part: its PQ and its evaluators' state
+            for part in results:
+                total.merge(part)
+        else:
+            total.add(results)  # one chunk: the images' contributions added at once
         result = total.compute()  # warns (DiagnosisWarning) on a format mistake, every evaluation
         if result.diagnosis:  # and into MMEngine's log, beside the table
             MMLogger.get_current_instance().warning(findings_text(result.diagnosis))
@@ -201,7 +215,10 @@ class PanbenchPanopticMetric(BaseMetric):
             rows = [per_class.get(c["id"], zero) for c in self.categories()]
             classwise = dict(zip(self._meta()["classes"], rows))
         print_panoptic_table(pq, classwise, logger=MMLogger.get_current_instance())
-        return parse_pq_results(pq)
+        metrics: dict[str, Any] = parse_pq_results(pq)
+        if result.evaluators:  # by name, as a record's; mmengine keeps a value that is not a number as run info
+            metrics["evaluators"] = result.evaluators
+        return metrics
 
     def evaluate(self, size: int) -> dict:
         """mmengine's evaluate; then the running sums of this rank start again (kept ground truth stays)."""

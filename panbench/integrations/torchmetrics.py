@@ -4,7 +4,9 @@ the core metric's integer sums (``dist_reduce_fx="sum"``): a DDP sync adds them 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import io
+import pickle
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ import torch
 from torchmetrics import Metric
 
 from panbench.errors import InputError
+from panbench.metrics import MetricPart, PanopticQuality, PQResult
 
 # (category id, instance id) keys beyond this many per image are renumbered with np.unique instead of a table
 _MAX_TABLE = 1 << 22
@@ -130,22 +133,26 @@ class PanbenchPanopticQuality(Metric):
     plot_upper_bound = 1.0
 
     sums: torch.Tensor
+    parts: list[torch.Tensor] | torch.Tensor
 
     def __init__(self, things: Collection[int], stuffs: Collection[int], allow_unknown_preds_category: bool = False,
-                 return_sq_and_rq: bool = False, return_per_class: bool = False, **kwargs: Any) -> None:
+                 return_sq_and_rq: bool = False, return_per_class: bool = False, evaluators: Sequence[Any] = (),
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         t, s = _parse_categories(things, stuffs)
         self.things, self.stuffs = set(t), set(s)
         self.allow_unknown_preds_category = allow_unknown_preds_category
         self.return_sq_and_rq, self.return_per_class = return_sq_and_rq, return_per_class
         self._convert = TorchmetricsToSegments(t, s)
-        n = len(self._core().sums())
-        self.add_state("sums", default=torch.zeros(n, dtype=torch.int64), dist_reduce_fx="sum")
+        self._scorer = PanopticQuality(self._convert.categories(), evaluators=evaluators)  # evaluators loaded once
+        self.add_state("sums", default=torch.zeros(len(self._scorer.sums()), dtype=torch.int64),
+                       dist_reduce_fx="sum")
+        if self._scorer.evaluators:  # their state: one pickled MetricPart a rank, concatenated over the ranks
+            self.add_state("parts", default=[], dist_reduce_fx="cat")
 
-    def _core(self) -> Any:
-        from panbench.metrics import PanopticQuality
-
-        return PanopticQuality(self._convert.categories())
+    def _core(self) -> PanopticQuality:
+        self._scorer.reset()
+        return self._scorer
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Score each image of the batch (``(B, *spatial, 2)`` tensors of (category id, instance id))."""
@@ -153,13 +160,33 @@ class PanbenchPanopticQuality(Metric):
         pred = self._convert.batch(preds, self.allow_unknown_preds_category, "preds")
         gt = self._convert.batch(target, True, "target")
         core = self._core()
+        if core.evaluators:  # the images so far first: one part, so the state stays one part a rank
+            for part in _unpickled(self.parts):
+                core.merge(part)
+            before = core.sums()
         for (pred_ids, pred_segs), (gt_ids, gt_segs) in zip(pred, gt, strict=True):
             core.update(pred_ids, pred_segs, gt_ids, gt_segs)
-        self.sums += torch.from_numpy(np.asarray(core.sums(), np.int64)).to(self.sums.device)
+        added = core.sums() - before if core.evaluators else core.sums()
+        self.sums += torch.from_numpy(np.asarray(added, np.int64)).to(self.sums.device)
+        if core.evaluators:  # the bytes as the metric's float type: what torchmetrics gives a rank without images
+            pickled = torch.frombuffer(bytearray(pickle.dumps(core.part())), dtype=torch.uint8)
+            self.parts = [pickled.to(self.sums.device, self.dtype)]
+
+    def result(self) -> PQResult:
+        """panbench's result of every image so far, synced over the ranks as :meth:`compute` is: PQ, SQ, RQ, per
+        class, the diagnosis and ``evaluators`` (the fields of the metric's evaluators, by name)."""
+        with self.sync_context(should_sync=self._to_sync, should_unsync=self._should_unsync):
+            total = PanopticQuality(self._convert.categories(), evaluators=self._scorer.evaluators)
+            if total.evaluators:
+                for part in _unpickled(self.parts):
+                    total.merge(part)
+            else:
+                total.add_sums(self.sums.detach().cpu().numpy().astype(np.int64))
+            return total.result()
 
     def compute(self) -> torch.Tensor:
         """PQ (the average over the categories present), or what ``return_sq_and_rq``/``return_per_class`` ask."""
-        core = self._core()
+        core = PanopticQuality(self._convert.categories())
         core.add_sums(self.sums.detach().cpu().numpy().astype(np.int64))
         r = core.compute()
         dev = self.sums.device
@@ -171,3 +198,15 @@ class PanbenchPanopticQuality(Metric):
         avg = [a.pq, a.sq, a.rq] if a.n else [float("nan")] * 3  # torchmetrics: the mean of no category is NaN
         out = torch.tensor(avg, dtype=torch.float64, device=dev)
         return out if self.return_sq_and_rq else out[0]
+
+
+def _unpickled(parts: list[torch.Tensor] | torch.Tensor) -> list[MetricPart]:
+    """The parts of :attr:`PanbenchPanopticQuality.parts`: a list of pickles (bytes 0-255 held exactly by any float
+    type), or, synced, one tensor of them all."""
+    if isinstance(parts, list):
+        parts = torch.cat(parts) if parts else torch.zeros(0)
+    buf = io.BytesIO(parts.detach().to("cpu", torch.uint8).numpy().tobytes())
+    out = []
+    while buf.tell() < len(buf.getbuffer()):
+        out.append(pickle.load(buf))
+    return out

@@ -4,12 +4,15 @@ from panbench.metrics.panoptic import (
     BasePanopticQuality,
     ClassPQ,
     CocoPanopticQuality,
+    MetricPart,
     PanopticQuality,
     PQResult,
     PQValues,
     category_table,
+    load_evaluators,
 )
 from panbench.pq.diagnosis import DiagnosisWarning, Finding
 
-__all__ = ["BasePanopticQuality", "ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "PQResult",
-           "PQValues", "PanopticQuality", "category_table"]
+__all__ = ["BasePanopticQuality", "ClassPQ", "CocoPanopticQuality", "DiagnosisWarning", "Finding", "MetricPart",
+           "PQResult", "PQValues", "PanopticQuality", "category_table",
+           "load_evaluators"]

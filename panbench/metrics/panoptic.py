@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from panbench.errors import InputError, PanbenchError
+from panbench.errors import InputError
 from panbench.evaluators import Evaluators, ImageData, load_evaluators
 from panbench.evaluators.contract import fresh_copy, name_of
 from panbench.pq.coco_format import parse_categories, png_folder, read_ground_truth, read_json, safe_join
@@ -220,6 +220,18 @@ def _plain(image_id: Any) -> Any:
     return image_id.item() if hasattr(image_id, "item") and not isinstance(image_id, (str, bytes)) else image_id
 
 
+@dataclass(frozen=True)
+class MetricPart:
+    """A metric's images as one picklable value (:meth:`BasePanopticQuality.part`; :meth:`~BasePanopticQuality.merge`
+    takes it): what a rank or process sends where the evaluators need more than the PQ sums."""
+
+    category_ids: tuple[int, ...]
+    scored: frozenset[Any]  # the image ids given
+    analyses: bool
+    evaluators: tuple[str, ...]  # the user's evaluators' names
+    members: list[Any] = field(repr=False)  # the composite's members (panbench.evaluators.Evaluators.part)
+
+
 class BasePanopticQuality:
     """What both metrics share: their state (one composite of evaluators) and everything but ``update``.
     ``evaluators``: the user's (docs/api.md, "Your own evaluator": instances, classes, ``module:Class`` or
@@ -232,10 +244,7 @@ class BasePanopticQuality:
         self.rules = check_rules(names, "rules") if names else ()  # PQ under other rules: PQResult.rules
         self.analyses = analyses  # keep each image's result for the analyses of compute()
         self.strict = strict  # refuse ground-truth PNG ids that segments_info does not list
-        try:
-            self._user = load_evaluators(list(evaluators))  # a fresh copy of each for every round
-        except PanbenchError as e:
-            raise InputError(str(e)) from None
+        self._user = load_evaluators(list(evaluators))  # a fresh copy of each for every round
         self.reset()
 
     def reset(self) -> None:
@@ -245,6 +254,11 @@ class BasePanopticQuality:
                                               extra=[fresh_copy(ev) for ev in self._user])
         self._seen: set[Any] = set()  # the image ids given since the last reset
         self._synced = False
+
+    @property
+    def evaluators(self) -> tuple[Any, ...]:
+        """The user's evaluators as loaded (each round scores with a fresh copy): what a metric built alike takes."""
+        return tuple(self._user)
 
     @property
     def n_images(self) -> int:
@@ -319,22 +333,31 @@ class BasePanopticQuality:
                              f"{len(self.categories)}; add the sums of a metric of the same categories")
         self._evaluators.add_sums(stats)
 
-    def merge(self, other: BasePanopticQuality) -> None:
-        """Add another metric's images (of other processes or ranks; its image ids must not repeat this one's)."""
+    def part(self) -> MetricPart:
+        """This metric's images as one picklable value, for another process or rank to :meth:`merge`."""
+        return MetricPart(tuple(self.categories.ids), frozenset(self._seen), self.analyses,
+                          tuple(name_of(ev) for ev in self._user), self._evaluators.part())
+
+    def merge(self, other: BasePanopticQuality | MetricPart) -> None:
+        """Add another metric's images (of other processes or ranks; its image ids must not repeat this one's): the
+        metric, or its :meth:`part`."""
         self._check_open("merge()")
         if other is self:
             raise InputError("merge(): a metric merged with itself would count its images twice; merge another one")
-        if other.categories.ids != self.categories.ids:
+        part = other.part() if isinstance(other, BasePanopticQuality) else other
+        if not isinstance(part, MetricPart):
+            raise InputError(f"merge(): got {type(part).__name__}; merge a metric or the part() of one")
+        if part.category_ids != tuple(self.categories.ids):
             raise InputError("merge(): the metrics have different categories; merge metrics of one dataset")
-        if common := self._seen & other._seen:
+        if common := self._seen & part.scored:
             raise InputError(f"merge(): image {sorted(common, key=str)[0]!r} is in both metrics; merge the metrics "
                              "of disjoint images (one rank's each)")
-        if self.analyses and not other.analyses:
+        if self.analyses and not part.analyses:
             raise InputError("merge(): the other metric kept no per-image results; build it with analyses=True")
-        if [name_of(ev) for ev in self._user] != [name_of(ev) for ev in other._user]:
+        if tuple(name_of(ev) for ev in self._user) != part.evaluators:
             raise InputError("merge(): the metrics have different evaluators; merge metrics built alike")
-        self._evaluators.reduce([other._evaluators.part()], offset=self.n_images)  # after this one's images
-        self._seen |= other._seen
+        self._evaluators.reduce([part.members], offset=self.n_images)  # after this one's images
+        self._seen |= part.scored
 
     def sync(self, group: Any = None) -> None:
         """Sum the state over the ranks of ``torch.distributed`` (nothing when not initialised), on every rank."""

@@ -355,7 +355,7 @@ def test_inference_on_dataset_with_both_evaluators_gives_equal_numbers(coco_samp
     assert_same({"panoptic_seg": res["panbench"]}, {"panoptic_seg": res["d2"]})
 
 
-def _rank(rank: int, port: int, gt: tuple[str, str], pairs: list, out: Path) -> None:
+def _rank(rank: int, port: int, gt: tuple[str, str], pairs: list, out: Path, evaluators: tuple = ()) -> None:
     import os
 
     import torch.distributed as dist
@@ -366,7 +366,7 @@ def _rank(rank: int, port: int, gt: tuple[str, str], pairs: list, out: Path) -> 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        ev = PanbenchPanopticEvaluator(register(Path(gt[0]), Path(gt[1])))  # this process's MetadataCatalog
+        ev = PanbenchPanopticEvaluator(register(Path(gt[0]), Path(gt[1])), evaluators=evaluators)  # its catalog
         got = run(ev, pairs, batch=1)
         (out / f"rank{rank}.json").write_text(json.dumps(got))
     finally:
@@ -394,6 +394,48 @@ def test_two_gloo_ranks_give_the_numbers_of_one_process(coco_sample: Path, tmp_p
     assert spawn_ranks(_rank, [(r, port, gt, pairs[r::2], tmp_path) for r in range(2)]) == [0, 0]
     assert json.loads((tmp_path / "rank1.json").read_text()) is None
     assert_same(json.loads((tmp_path / "rank0.json").read_text()), theirs)
+
+
+IMAGE_COUNT = f"{REPO_ROOT / 'examples' / 'evaluators' / 'image_count.py'}:ImageCount"
+
+
+def test_a_user_evaluators_fields_are_a_task_of_its_name_in_one_process_and_over_two_gloo_ranks(
+        coco_sample: Path, tmp_path: Path) -> None:
+    """``evaluators=[...]``: detectron2's result dict gains the evaluator's task (``print_csv_format`` prints it),
+    the PQ numbers stay COCOPanopticEvaluator's; two ranks give it every image once."""
+    from detectron2.evaluation.testing import print_csv_format
+    from helpers import free_port, spawn_ranks
+
+    from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
+
+    ann = coco_sample / "annotations"
+    gt = (str(ann / "panoptic_val2017.json"), str(ann / "panoptic_val2017"))
+    want = {"images": 2, "gt_segments": sum(len(a["segments_info"])
+                                            for a in json.loads(Path(gt[0]).read_text())["annotations"])}
+    pred_json, pred_dir = write_perturbed_sample(ann, tmp_path, 3)
+    dataset = register(Path(gt[0]), Path(gt[1]))
+    pairs = pairs_from_pngs(pred_json, pred_dir, dataset, "segments")
+    theirs = both(dataset, pairs)[0]
+    got = run(PanbenchPanopticEvaluator(dataset, evaluators=[IMAGE_COUNT]), pairs, batch=1)
+    assert got.pop("ImageCount") == want
+    assert_same(got, theirs)
+    print_csv_format({**got, "ImageCount": want})
+    port = free_port()
+    assert spawn_ranks(_rank, [(r, port, gt, pairs[r::2], tmp_path, (IMAGE_COUNT,)) for r in range(2)]) == [0, 0]
+    assert json.loads((tmp_path / "rank1.json").read_text()) is None
+    got = json.loads((tmp_path / "rank0.json").read_text())
+    assert got.pop("ImageCount") == want
+    assert_same(got, theirs)
+
+
+def test_an_evaluator_named_as_the_pq_task_is_refused_in_one_line(edge_set: Any, tmp_path: Path) -> None:
+    from panbench.integrations.detectron2 import PanbenchPanopticEvaluator
+
+    clash = tmp_path / "clash.py"
+    example = Path(IMAGE_COUNT.rpartition(":")[0]).read_text()
+    clash.write_text(example.replace('"ImageCount", "1"', '"panoptic_seg", "1"'))
+    with pytest.raises(InputError, match="named 'panoptic_seg', the task of the PQ numbers; give it another name"):
+        PanbenchPanopticEvaluator(edge_set[0], evaluators=[f"{clash}:ImageCount"])
 
 
 def _bad_outputs(dataset: str, preds: list) -> dict[str, tuple[Any, str]]:

@@ -183,7 +183,7 @@ def test_the_results_of_two_ranks_add_up_as_one_metric(case) -> None:
     assert want != TARGET
 
 
-def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path) -> None:
+def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path, evaluators: tuple = ()) -> None:
     import os
 
     import torch.distributed as dist
@@ -192,7 +192,7 @@ def _rank(rank: int, port: int, case: dict, samples: list[dict], out: Path) -> N
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        metric = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"])
+        metric = PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"], evaluators=evaluators)
         got = run(metric, samples, size=2)
         (out / f"rank{rank}.json").write_text(json.dumps({"metrics": got, "n_results": len(metric.results)}))
     finally:
@@ -213,6 +213,46 @@ def test_two_gloo_ranks_give_one_metric_through_mmengines_collect(case) -> None:
         got = json.loads((case["tmp"] / f"rank{r}.json").read_text())
         assert got["n_results"] == 0  # cleared after evaluate, on every rank
         assert_target(got["metrics"], want)
+
+
+IMAGE_COUNT = f"{Path(__file__).parents[2] / 'examples' / 'evaluators' / 'image_count.py'}:ImageCount"
+
+
+@pytest.mark.parametrize("ann_file", [True, False], ids=["ann_file", "dataset_meta"])
+def test_a_user_evaluator_gets_each_image_once_and_its_fields_come_back_under_evaluators(case, ann_file) -> None:
+    """``evaluators=[...]``: each sample's part kept as its result (mmengine's collect keeps one per sample), two
+    ranks' results added as one; the nine numbers are those without it."""
+    parts = two_images(case)
+    kwargs = {"ann_file": case["ann_file"], "seg_prefix": case["seg_dir"]} if ann_file else {}
+    ranks = [PanbenchPanopticMetric(**kwargs, evaluators=[IMAGE_COUNT]) for _ in range(2)]
+    for metric, samples in zip(ranks, parts):
+        metric.dataset_meta = META
+        metric.process({}, deepcopy(samples))
+    got = ranks[0].compute_metrics(pickle.loads(pickle.dumps(ranks[0].results + ranks[1].results)))
+    assert got.pop("evaluators") == {"ImageCount": {"images": 2, "gt_segments": 8}}
+    want = PanbenchPanopticMetric(**kwargs)
+    want.dataset_meta = META
+    want.process({}, deepcopy(parts[0] + parts[1]))
+    assert got == want.compute_metrics(want.results)
+
+
+def test_two_gloo_ranks_give_a_user_evaluator_every_image_through_mmengines_collect(case) -> None:
+    from helpers import free_port, spawn_ranks
+
+    parts = two_images(case)
+    port = free_port()
+    args = [(r, port, case, parts[r], case["tmp"], (IMAGE_COUNT,)) for r in range(2)]
+    assert spawn_ranks(_rank, args) == [0, 0]
+    for r in range(2):
+        got = json.loads((case["tmp"] / f"rank{r}.json").read_text())["metrics"]
+        assert got.pop("coco_panoptic/evaluators") == {"ImageCount": {"images": 2, "gt_segments": 8}}
+        assert_target(got, run(CocoPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"]),
+                               parts[0] + parts[1], 2))
+
+
+def test_an_evaluator_that_cannot_be_loaded_is_refused_when_the_metric_is_built(case) -> None:
+    with pytest.raises(InputError, match="--evaluator nowhere.py:Nothing"):
+        PanbenchPanopticMetric(ann_file=case["ann_file"], seg_prefix=case["seg_dir"], evaluators=["nowhere.py:Nothing"])
 
 
 def test_a_second_round_scores_from_the_kept_ground_truth(case) -> None:

@@ -418,3 +418,60 @@ def test_every_evaluation_of_a_class_order_mistake_warns() -> None:
             run(metric, data)
             metric.reset()
     assert len([w for w in caught if issubclass(w.category, DiagnosisWarning)]) == 3
+
+
+IMAGE_COUNT = f"{Path(__file__).parents[2] / 'examples' / 'evaluators' / 'image_count.py'}:ImageCount"
+
+
+def _image_count(data: list[tuple[Any, Any]]) -> dict[str, int]:
+    """The example evaluator's fields on ``data``, from the independent conversion of :func:`to_coco`."""
+    targets = [t for _, target in data for t in target.numpy()]
+    return {"images": len(targets), "gt_segments": sum(len(to_coco(t, set(THINGS + STUFFS)).segments_info)
+                                                       for t in targets)}
+
+
+def test_a_user_evaluator_sees_every_image_and_result_carries_its_fields_beside_computes_numbers() -> None:
+    data = batches(seed=8, n=6)
+    metric = PanbenchPanopticQuality(THINGS, STUFFS, return_sq_and_rq=True, evaluators=[IMAGE_COUNT])
+    pq, sq, rq = run(metric, data).tolist()
+    result = metric.result()
+    assert result.evaluators == {"ImageCount": _image_count(data)}
+    assert (result.all.pq, result.all.sq, result.all.rq) == (pq, sq, rq) and result.n_images == 6
+    metric.reset()
+    assert run(metric, data[:1]).shape == (3,) and metric.result().evaluators["ImageCount"]["images"] == 2
+
+
+def _rank(rank: int, port: int, data: list[tuple[Any, Any]], out: Path) -> None:
+    import os
+
+    import torch.distributed as dist
+    from helpers import close_ranks, end_rank
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        metric = PanbenchPanopticQuality(THINGS, STUFFS, evaluators=[IMAGE_COUNT])
+        pq = run(metric, data).item()
+        result = metric.result()
+        (out / f"rank{rank}.json").write_text(json.dumps({"pq": pq, "result_pq": result.all.pq,
+                                                          "evaluators": result.evaluators}))
+    finally:
+        close_ranks()
+    end_rank()
+
+
+@pytest.mark.parametrize("split", ["halves", "one rank without images"])
+def test_two_gloo_ranks_give_a_user_evaluator_every_image_once(tmp_path: Path, split: str) -> None:
+    """The evaluators' parts cross ranks as torchmetrics' concatenated state (a rank without images adds an empty
+    float tensor): on every rank, the fields and PQ of one process with all the images."""
+    from helpers import free_port, spawn_ranks
+
+    data = batches(seed=9, n=6)
+    whole = PanbenchPanopticQuality(THINGS, STUFFS)
+    want = run(whole, data).item()
+    shares = [data[::2], data[1::2]] if split == "halves" else [data, []]
+    port = free_port()
+    assert spawn_ranks(_rank, [(r, port, shares[r], tmp_path) for r in range(2)]) == [0, 0]
+    for r in range(2):
+        got = json.loads((tmp_path / f"rank{r}.json").read_text())
+        assert got == {"pq": want, "result_pq": want, "evaluators": {"ImageCount": _image_count(data)}}, r
