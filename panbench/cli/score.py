@@ -61,9 +61,9 @@ def _scored(args: argparse.Namespace) -> int:
     _numpy_without_blas_threads()
     _reuse_freed_memory()
     _refuse_folders(args)
-    _check_options(args)
+    extra = _check_options(args)
     t = time.perf_counter()
-    from panbench.evaluators import Evaluators, load_evaluators
+    from panbench.evaluators import Evaluators
     from panbench.evaluators.files import score_folder
     from panbench.pq.score import json_ready, read_truth, unlisted_note
     from panbench.pq.stuff_rule import stuff_rule_warning
@@ -72,7 +72,7 @@ def _scored(args: argparse.Namespace) -> int:
     evaluators = Evaluators.for_run(truth.categories, boundary=args.boundary, strict=args.strict,
                                     analyses=not args.no_analysis, ap=bool(args.instances),
                                     ap_source="instances JSON", semantic=False, diagnose=not args.no_diagnosis,
-                                    rules=args.rules or (), extra=load_evaluators(args.evaluator or []))
+                                    rules=args.rules or (), extra=extra)
     score_folder(evaluators, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs, args.instances)
     res, fields = evaluators.evaluate()
     aset = fields.pop("analysis", None)
@@ -106,21 +106,24 @@ def _diagnosis(args: argparse.Namespace, truth: Any, findings: list[Any]) -> lis
     return with_pq_if_fixed(findings, truth, args.gt_dir, args.pred_json, args.pred_dir, args.procs, args.strict)
 
 
-def _check_options(args: argparse.Namespace) -> None:
-    """Options without effect in the run's settings, and the files the run writes, refused before any work."""
+def _check_options(args: argparse.Namespace) -> list[Any]:
+    """Options without effect in the run's settings, and the files the run writes, refused before any work; the
+    user's evaluators, loaded."""
     if args.dataset_name is not None and not args.name:
         raise InputError(f"--dataset-name {args.dataset_name} files the record of --name: add --name SYSTEM to "
                          "store a record, or leave out --dataset-name")
+    extra: list[Any] = []
     if args.evaluator:  # refused in one line before any image is read
         from panbench.evaluators import load_evaluators
 
-        load_evaluators(args.evaluator)
+        extra = load_evaluators(args.evaluator)
     if args.no_analysis and args.boundary:
         raise InputError("--boundary is an analysis: leave out --no-analysis to get it")
     if args.per_image:
         _per_image(args, None)
     if args.name:
         check_writable(Path(args.results) / "runs", "--results")
+    return extra
 
 
 # what OpenBLAS reads for its thread count, in its order
